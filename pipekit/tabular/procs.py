@@ -1,0 +1,362 @@
+"""Tabular preprocessing procs as Polars expressions fitted on the training rows.
+
+A proc learns its state (vocabularies, fill values, means/stds) from the training rows only, keeps it
+as plain data (lists, dicts of floats) and turns it into Polars expressions. The same expressions run
+on an eager ``pl.DataFrame`` or on a ``pl.LazyFrame`` with the streaming engine, which is how tables
+larger than memory are processed.
+
+Example:
+    >>> import polars as pl
+    >>> from pipekit.tabular.procs import Categorify, ColumnNames
+    >>> df = pl.DataFrame({"color": ["red", "blue", None, "red"]})
+    >>> names = ColumnNames(cat_names=["color"], cont_names=[])
+    >>> cat = Categorify()
+    >>> cat.setup(df, pl.lit(True), names)
+    >>> cat.classes_["color"]
+    ['#na#', 'blue', 'red']
+    >>> df.with_columns(cat.expressions())["color"].to_list()
+    [2, 1, 0, 2]
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import polars as pl
+
+NA_TOKEN = "#na#"
+_STRATEGIES = ("median", "mode", "constant")
+
+Frame = pl.DataFrame | pl.LazyFrame
+
+
+@dataclass
+class ColumnNames:
+    """The roles of the columns; procs may add columns (``FillMissing`` adds ``<col>_na`` categories)."""
+
+    cat_names: list[str] = field(default_factory=list)
+    cont_names: list[str] = field(default_factory=list)
+
+
+def _collect(frame: Frame) -> pl.DataFrame:
+    """Run an aggregation query; lazy queries use the streaming engine so they need not fit in memory."""
+    if isinstance(frame, pl.LazyFrame):
+        return frame.collect(engine="streaming")
+    return frame
+
+
+def code_dtype(n_classes: int) -> pl.DataType:
+    """The smallest signed integer type that holds codes ``0..n_classes-1`` (keeps 10M-row tables small)."""
+    if n_classes <= 127:
+        return pl.Int8()
+    if n_classes <= 32767:
+        return pl.Int16()
+    return pl.Int32()
+
+
+_REGISTRY: dict[str, type[TabularProc]] = {}
+
+
+class TabularProc:
+    """Base class: ``setup`` on the training rows, ``expressions`` to apply, state as plain data.
+
+    Subclasses store every ``__init__`` parameter under the same attribute name (``config()`` returns
+    them) and list their fitted attributes (ending in ``_``) in ``_state``; they register by class name
+    so a processor can be rebuilt from its exported state without pickle.
+    """
+
+    order: ClassVar[int] = 0
+    _params: ClassVar[tuple[str, ...]] = ()
+    _state: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
+        """Learn the state from the rows of ``frame`` where the boolean expression ``train`` holds."""
+        raise NotImplementedError
+
+    def expressions(self, schema: Mapping[str, pl.DataType] | None = None) -> list[pl.Expr]:
+        """Polars expressions applying the fitted state (use with ``frame.with_columns``)."""
+        raise NotImplementedError
+
+    def check_new(self, frame: pl.DataFrame) -> None:
+        """Inspect new data before it is processed (warn about what will be filled); default: nothing."""
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(getattr(self, s, None) is not None for s in self._state)
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call setup() first (Tabular does this on the training rows).")
+
+    def config(self) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self._params}
+
+    def state(self) -> dict[str, Any]:
+        return {s: getattr(self, s) for s in self._state}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        missing = [s for s in self._state if s not in state]
+        if missing:
+            raise ValueError(f"{type(self).__name__}.load_state: state lacks {missing}; expected keys {list(self._state)}.")
+        for s in self._state:
+            setattr(self, s, state[s])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": type(self).__name__, "config": self.config(), "state": self.state()}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> TabularProc:
+        name = d.get("name")
+        if name not in _REGISTRY:
+            raise ValueError(f"unknown tabular proc {name!r}; known procs: {sorted(_REGISTRY)}.")
+        proc = _REGISTRY[name](**d.get("config", {}))
+        proc.load_state(d["state"])
+        return proc
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class FillMissing(TabularProc):
+    """Fill missing continuous values with a train statistic and flag them in ``<col>_na`` columns.
+
+    Columns with missing values in the training rows get a boolean ``<col>_na`` column, which is added
+    to the categorical columns. A column that had no missing values in training but has some later is
+    filled all the same, with a warning.
+
+    Example:
+        >>> import polars as pl
+        >>> df = pl.DataFrame({"age": [20.0, None, 40.0]})
+        >>> fm = FillMissing()
+        >>> names = ColumnNames([], ["age"])
+        >>> fm.setup(df, pl.lit(True), names)
+        >>> (fm.fill_values_, names.cat_names)
+        ({'age': 30.0}, ['age_na'])
+    """
+
+    order = 0
+    _params = ("strategy", "fill_value", "add_col")
+    _state = ("columns_", "fill_values_", "na_columns_")
+
+    def __init__(self, strategy: str = "median", fill_value: float = 0.0, add_col: bool = True) -> None:
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"FillMissing: strategy={strategy!r} is not supported; use one of {_STRATEGIES}.")
+        self.strategy = strategy
+        self.fill_value = float(fill_value)
+        self.add_col = bool(add_col)
+        self.columns_: list[str] | None = None
+        self.fill_values_: dict[str, float] | None = None
+        self.na_columns_: list[str] | None = None
+
+    def _stat(self, c: str, train: pl.Expr) -> pl.Expr:
+        x = pl.col(c).filter(train)
+        if self.strategy == "median":
+            return x.median().alias(c)
+        if self.strategy == "mode":
+            # Ties broken by the smallest value so the result is deterministic.
+            return x.drop_nulls().mode().min().alias(c)
+        return pl.lit(self.fill_value, dtype=pl.Float64).alias(c)
+
+    def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
+        cols = list(names.cont_names)
+        self.columns_ = cols
+        if not cols:
+            self.fill_values_, self.na_columns_ = {}, []
+            return
+        stats = _collect(frame.select([self._stat(c, train) for c in cols]
+                                      + [pl.col(c).filter(train).null_count().alias(f"{c}\x00n") for c in cols]))
+        fills: dict[str, float] = {}
+        for c in cols:
+            v = stats[c][0]
+            if v is None:
+                raise ValueError(f"FillMissing: continuous column {c!r} has no values in the training rows "
+                                 "(all null); drop it from cont_names.")
+            fills[c] = float(v)
+        self.fill_values_ = fills
+        self.na_columns_ = [c for c in cols if stats[f"{c}\x00n"][0] > 0]
+        if self.add_col:
+            for c in self.na_columns_:
+                if f"{c}_na" not in names.cat_names:
+                    names.cat_names.append(f"{c}_na")
+
+    def expressions(self, schema: Mapping[str, pl.DataType] | None = None) -> list[pl.Expr]:
+        self._require_fitted()
+        exprs: list[pl.Expr] = []
+        if self.add_col:
+            exprs += [pl.col(c).is_null().alias(f"{c}_na") for c in self.na_columns_]
+        exprs += [pl.col(c).fill_null(self.fill_values_[c]) for c in self.columns_]
+        return exprs
+
+    def check_new(self, frame: pl.DataFrame) -> None:
+        self._require_fitted()
+        cols = [c for c in self.columns_ if c not in self.na_columns_ and c in frame.columns]
+        if not cols:
+            return
+        counts = frame.select([pl.col(c).null_count() for c in cols]).row(0)
+        for c, n in zip(cols, counts):
+            if n:
+                warnings.warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
+                              f"filled with {self.fill_values_[c]!r} (training {self.strategy}).", stacklevel=3)
+
+
+class Categorify(TabularProc):
+    """Map each categorical column to codes of a vocabulary learned on the training rows.
+
+    Index 0 is ``#na#``: missing values and values never seen in training both map to it. Codes are
+    looked up by value, so incoming pandas/Polars category codes are never trusted. ``ordered`` fixes
+    the vocabulary order of some columns (e.g. ``{"ProductSize": ["Mini", "Small", "Medium", "Large"]}``);
+    Polars ``Enum`` columns keep their declared order.
+
+    Example:
+        >>> import polars as pl
+        >>> df = pl.DataFrame({"size": ["Small", "Large", "Small"]})
+        >>> cat = Categorify(ordered={"size": ["Small", "Medium", "Large"]})
+        >>> cat.setup(df, pl.lit(True), ColumnNames(["size"], []))
+        >>> cat.classes_["size"]
+        ['#na#', 'Small', 'Medium', 'Large']
+    """
+
+    order = 1
+    _params = ("ordered",)
+    _state = ("classes_",)
+
+    def __init__(self, ordered: Mapping[str, Sequence[Any]] | None = None) -> None:
+        if ordered is not None and not isinstance(ordered, Mapping):
+            raise TypeError(f"Categorify: ordered must be a dict column -> list of values, got {type(ordered).__name__}.")
+        self.ordered = {k: [str(v) for v in vs] for k, vs in (ordered or {}).items()}
+        self.classes_: dict[str, list[str]] | None = None
+
+    def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
+        cols = list(names.cat_names)
+        schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+        # One query for all columns: the distinct training values of each, as a list.
+        uniq = _collect(frame.select([pl.col(c).filter(train).drop_nulls().unique().implode().alias(c)
+                                      for c in cols]))
+        classes: dict[str, list[str]] = {}
+        for c in cols:
+            dtype = schema[c]
+            values = uniq[c][0]
+            if not isinstance(values, pl.Series):
+                values = pl.Series(c, list(values), dtype=dtype)
+            if isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String:
+                values = values.cast(pl.String)
+            # Sort by the native value (numbers numerically), then store as strings cast the same way
+            # the encoder casts incoming values, so lookups match.
+            values = values.sort().cast(pl.String).to_list()
+            if c in self.ordered:
+                order = self.ordered[c]
+                extra = sorted(set(values) - set(order))
+                if extra:
+                    raise ValueError(f"Categorify: column {c!r} has training values {extra[:5]} missing from "
+                                     f"ordered[{c!r}]; add them to the order.")
+                vocab = list(order)
+            elif isinstance(dtype, pl.Enum):
+                vocab = [str(v) for v in dtype.categories.to_list()]
+            else:
+                vocab = values
+            if not vocab:
+                raise ValueError(f"Categorify: categorical column {c!r} has no values in the training rows "
+                                 "(all null); drop it from cat_names.")
+            if NA_TOKEN in vocab:
+                vocab.remove(NA_TOKEN)
+            classes[c] = [NA_TOKEN] + vocab
+        self.classes_ = classes
+
+    def expressions(self, schema: Mapping[str, pl.DataType] | None = None) -> list[pl.Expr]:
+        """Encoding expressions; with the input ``schema`` known, Categorical columns skip the string cast."""
+        self._require_fitted()
+        exprs = []
+        for c, vocab in self.classes_.items():
+            # A non-strict cast to an Enum of the training values looks codes up by value: unseen -> null.
+            src = pl.col(c)
+            dtype = schema.get(c) if schema is not None else None
+            if not (dtype is not None and (isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String)):
+                src = src.cast(pl.String)
+            as_enum = src.cast(pl.Enum(vocab[1:]), strict=False)
+            dt = code_dtype(len(vocab))
+            exprs.append((as_enum.to_physical().cast(dt) + pl.lit(1, dtype=dt)).fill_null(0).alias(c))
+        return exprs
+
+    def check_new(self, frame: pl.DataFrame) -> None:
+        self._require_fitted()
+        cols = [c for c in self.classes_ if c in frame.columns]
+        if not cols:
+            return
+        counts = frame.select([
+            (pl.col(c).is_not_null() & ~pl.col(c).cast(pl.String).is_in(self.classes_[c][1:])).sum().alias(c)
+            for c in cols]).row(0)
+        unseen = {c: n for c, n in zip(cols, counts) if n}
+        if unseen:
+            warnings.warn(f"Categorify: values never seen in training were mapped to {NA_TOKEN!r} "
+                          f"(count per column: {unseen}).", stacklevel=3)
+
+    def decode(self, column: str, codes: Sequence[int]) -> list[str]:
+        """Turn codes of ``column`` back into their values."""
+        self._require_fitted()
+        vocab = self.classes_[column]
+        return [vocab[int(i)] for i in codes]
+
+
+class Normalize(TabularProc):
+    """Scale continuous columns to zero mean and unit standard deviation of the training rows.
+
+    A constant column keeps std 1 so it becomes zeros instead of infinities.
+
+    Example:
+        >>> import polars as pl
+        >>> df = pl.DataFrame({"x": [1.0, 2.0, 3.0]})
+        >>> norm = Normalize()
+        >>> norm.setup(df, pl.lit(True), ColumnNames([], ["x"]))
+        >>> df.with_columns(norm.expressions())["x"].to_list()
+        [-1.0, 0.0, 1.0]
+    """
+
+    order = 2
+    _state = ("means_", "stds_")
+
+    def __init__(self) -> None:
+        self.means_: dict[str, float] | None = None
+        self.stds_: dict[str, float] | None = None
+
+    def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
+        cols = list(names.cont_names)
+        if not cols:
+            self.means_, self.stds_ = {}, {}
+            return
+        stats = _collect(frame.select([pl.col(c).filter(train).mean().alias(f"{c}\x00m") for c in cols]
+                                      + [pl.col(c).filter(train).std().alias(f"{c}\x00s") for c in cols]))
+        self.means_, self.stds_ = {}, {}
+        for c in cols:
+            m, s = stats[f"{c}\x00m"][0], stats[f"{c}\x00s"][0]
+            if m is None:
+                raise ValueError(f"Normalize: continuous column {c!r} has no values in the training rows (all null); "
+                                 "drop it from cont_names or put FillMissing before Normalize.")
+            self.means_[c] = float(m)
+            self.stds_[c] = float(s) if s is not None and s > 0 else 1.0
+
+    def expressions(self, schema: Mapping[str, pl.DataType] | None = None) -> list[pl.Expr]:
+        self._require_fitted()
+        return [((pl.col(c) - self.means_[c]) / self.stds_[c]).cast(pl.Float32).alias(c) for c in self.means_]
+
+
+def make_procs(procs: Sequence[Any] | None) -> list[TabularProc]:
+    """Instantiate procs given as classes or instances, sorted by their ``order`` (fill, categorify, normalize)."""
+    if procs is None:
+        return []
+    out: list[TabularProc] = []
+    for p in procs:
+        if isinstance(p, type) and issubclass(p, TabularProc):
+            out.append(p())
+        elif isinstance(p, TabularProc):
+            out.append(p)
+        else:
+            raise TypeError(f"procs: expected TabularProc classes or instances (Categorify, FillMissing, Normalize), got {p!r}.")
+    return sorted(out, key=lambda p: p.order)
