@@ -1,0 +1,24 @@
+"""pipekit: the fastai book's workflows on a fast columnar data pipeline.
+
+>>> import pipekit
+>>> pipekit.set_seed(0)
+"""
+from pipekit.data.seed import set_seed
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # heavy sub-packages load on first use, so `import pipekit` stays quick
+    if name == "load_learner":
+        from pipekit.learn import load_learner
+
+        return load_learner
+    if name in ("data", "datasets", "vision", "text", "tabular", "learn", "models", "ensemble"):
+        import importlib
+
+        return importlib.import_module(f"pipekit.{name}")
+    raise AttributeError(f"module 'pipekit' has no attribute {name!r}")
+
+
+__all__ = ["set_seed", "load_learner", "__version__"]

@@ -1,0 +1,95 @@
+"""Any supported source becomes one Polars DataFrame with a row per item."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc",
+                  ".feather": "ipc", ".ipc": "ipc"}
+
+
+def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
+    """Read a CSV/TSV/Parquet/Arrow file into Polars, with an error naming the file when it fails."""
+    path = Path(path)
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{path}: unsupported table format {path.suffix!r}; use one of {sorted(TABLE_SUFFIXES)}")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        if kind == "csv":
+            opts = {"infer_schema_length": 10_000, "separator": "\t" if path.suffix.lower() == ".tsv" else ","}
+            opts.update(kwargs)
+            return pl.read_csv(path, **opts)
+        if kind == "parquet":
+            return pl.read_parquet(path, **kwargs)
+        return pl.read_ipc(path, **kwargs)
+    except pl.exceptions.PolarsError as e:
+        raise ValueError(f"could not read {path}: {e}") from e
+
+
+def to_items(source: Any) -> pl.DataFrame:
+    """Turn a source into the items DataFrame.
+
+    Accepts a Polars DataFrame/LazyFrame, pandas DataFrame, Arrow table, Hugging Face ``datasets.Dataset``,
+    a CSV/TSV/Parquet/Arrow file path, or a sequence (paths become a ``path`` column, anything else an
+    ``item`` column).
+
+    >>> to_items(["a.png", Path("b.png")]).columns
+    ['path']
+    >>> to_items(pl.DataFrame({"x": [1, 2]})).shape
+    (2, 1)
+    """
+    if isinstance(source, pl.DataFrame):
+        df = source
+    elif isinstance(source, pl.LazyFrame):
+        df = source.collect()
+    elif isinstance(source, pa.Table):
+        df = pl.from_arrow(source)  # type: ignore[assignment]
+    elif type(source).__module__.startswith("pandas"):
+        import pandas as pd
+
+        if isinstance(source, pd.Series):
+            source = source.to_frame()
+        df = pl.from_pandas(source)
+    elif type(source).__module__.startswith("datasets"):
+        df = _from_hf(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            raise ValueError(f"the source {path} is a folder: pass get_items= (e.g. get_image_files) to find "
+                             "its items, or pass a list of files")
+        if path.suffix.lower() in TABLE_SUFFIXES:
+            df = read_table(path)
+        else:
+            df = pl.DataFrame({"path": [str(path)]})
+    elif isinstance(source, (Sequence, np.ndarray)) or hasattr(source, "__iter__"):
+        values = list(source)
+        if values and all(isinstance(v, os.PathLike) for v in values):
+            df = pl.DataFrame({"path": [str(v) for v in values]})
+        elif values and all(isinstance(v, dict) for v in values):
+            df = pl.DataFrame(values)
+        else:
+            try:
+                df = pl.DataFrame({"item": values}, strict=True) if values else pl.DataFrame({"item": []})
+            except (TypeError, pl.exceptions.PolarsError) as e:
+                types = sorted({type(v).__name__ for v in values})
+                raise TypeError(f"the items mix types {types}; give one type per source") from e
+    else:
+        raise TypeError(f"unsupported source {type(source).__name__}; give a Polars/pandas DataFrame, an Arrow "
+                        "table, a datasets.Dataset, a CSV/Parquet path or a list of items")
+    return df
+
+
+def _from_hf(ds: Any) -> pl.DataFrame:
+    if hasattr(ds, "to_polars"):
+        return ds.to_polars()
+    # a Dataset with an indices mapping (after select/shuffle) must be flattened before its table is read
+    ds = ds.flatten_indices() if getattr(ds, "_indices", None) is not None else ds
+    return pl.from_arrow(ds.data.table)  # type: ignore[return-value]

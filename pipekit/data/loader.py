@@ -1,0 +1,235 @@
+"""The DataLoader: seeded index batches, gathered whole from stores, prefetched in threads.
+
+Work per batch is a gather from each store (zero-copy where the store allows) and the batch
+transforms; nothing is done per item in Python. Threads are enough because gathers, OpenCV and torch
+release the GIL.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipekit.data.transform import BatchContext, BatchPipeline
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _to(batch: Any, device: torch.device, non_blocking: bool) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to(b, device, non_blocking) for b in batch)
+    return batch
+
+
+class DataLoader:
+    """Batches of a dataset (or subset): a tuple of tensors per batch, on ``device``.
+
+    ``seed`` fixes the shuffling and the per-batch RNG handed to batch transforms, so the same seed
+    gives the same batches and the same augmentation, epoch by epoch.
+
+    >>> from pipekit.data.store import TensorStore
+    >>> ds = ArrayDataset([TensorStore(np.arange(10)), TensorStore(np.arange(10) % 2)], kinds=("x", "y"))
+    >>> dl = DataLoader(ds, bs=4, shuffle=True, seed=0)
+    >>> len(dl), [b[0].shape[0] for b in dl]
+    (3, [4, 4, 2])
+    """
+
+    def __init__(self, dataset: Any, bs: int = 64, shuffle: bool = False, drop_last: bool = False,
+                 seed: int | None = None, device: str | torch.device | None = None,
+                 batch_tfms: BatchPipeline | Sequence | None = None, num_workers: int | None = None,
+                 augment: bool | None = None, pin_memory: bool | None = None):
+        if not isinstance(bs, (int, np.integer)) or isinstance(bs, bool) or bs <= 0:
+            raise ValueError(f"DataLoader: bs must be a positive integer, got {bs!r}")
+        if len(dataset) == 0:
+            raise ValueError("DataLoader: the dataset is empty; check the items and the split")
+        self.dataset = dataset
+        self.bs = int(bs)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
+        self.device = torch.device(device) if device is not None else default_device()
+        if batch_tfms is None or isinstance(batch_tfms, BatchPipeline):
+            self.batch_tfms = batch_tfms or BatchPipeline([])
+        else:
+            self.batch_tfms = BatchPipeline(batch_tfms)
+        self.num_workers = min(2, os.cpu_count() or 1) if num_workers is None else int(num_workers)
+        if self.num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
+        self.augment = bool(shuffle) if augment is None else augment
+        self.pin_memory = (self.device.type == "cuda") if pin_memory is None else pin_memory
+        self.epoch = 0
+
+    # ------------------------------------------------------------------ what a batch is
+    @property
+    def n(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def n_inp(self) -> int:
+        return self.dataset.n_inp
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self.dataset.kinds)
+
+    @property
+    def blocks(self) -> tuple:
+        return tuple(getattr(self.dataset, "blocks", ()))
+
+    def __len__(self) -> int:
+        return self.n // self.bs if self.drop_last else -(-self.n // self.bs)
+
+    def batch_plan(self, epoch: int) -> list[Any]:
+        """What each batch of an epoch is made of (here: arrays of row positions in the dataset)."""
+        order = (np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle
+                 else np.arange(self.n))
+        stop = (self.n // self.bs) * self.bs if self.drop_last else self.n
+        return [order[i:i + self.bs] for i in range(0, stop, self.bs)]
+
+    def create_batch(self, entry: Any) -> tuple:
+        """Gather one batch (CPU tensors) for a plan entry."""
+        return self.dataset.gather(entry)
+
+    def batch_rng(self, epoch: int, i: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch, i, 7])
+
+    def context(self, epoch: int, i: int) -> BatchContext:
+        return BatchContext(kinds=self.kinds, n_inp=self.n_inp, train=self.augment,
+                            rng=self.batch_rng(epoch, i), device=self.device)
+
+    # ------------------------------------------------------------------ producing batches
+    def _produce(self, epoch: int, i: int, entry: Any) -> tuple:
+        b = self.create_batch(entry)
+        if self.device.type == "cpu":
+            return self.batch_tfms.encode(tuple(b), self.context(epoch, i)) if len(self.batch_tfms) else tuple(b)
+        if self.pin_memory:
+            b = tuple(t.pin_memory() if isinstance(t, torch.Tensor) else t for t in b)
+        return tuple(b)
+
+    def _finish(self, epoch: int, i: int, b: tuple) -> tuple:
+        if self.device.type == "cpu":
+            return b
+        b = _to(b, self.device, non_blocking=self.pin_memory)
+        return self.batch_tfms.encode(b, self.context(epoch, i)) if len(self.batch_tfms) else b
+
+    def iter_epoch(self, epoch: int) -> Iterator[tuple]:
+        plan = self.batch_plan(epoch)
+        if self.num_workers == 0 or len(plan) <= 1:
+            for i, entry in enumerate(plan):
+                yield self._finish(epoch, i, self._produce(epoch, i, entry))
+            return
+        depth = self.num_workers + 1
+        with ThreadPoolExecutor(self.num_workers, thread_name_prefix="pipekit-prefetch") as pool:
+            pending: deque = deque()
+            it = iter(enumerate(plan))
+            for i, entry in it:
+                pending.append((i, pool.submit(self._produce, epoch, i, entry)))
+                if len(pending) >= depth:
+                    break
+            while pending:
+                i, fut = pending.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append((nxt[0], pool.submit(self._produce, epoch, nxt[0], nxt[1])))
+                yield self._finish(epoch, i, fut.result())
+
+    def __iter__(self) -> Iterator[tuple]:
+        epoch = self.epoch
+        self.epoch += 1
+        yield from self.iter_epoch(epoch)
+
+    def one_batch(self) -> tuple:
+        """The first batch of the current epoch, without advancing the epoch."""
+        plan = self.batch_plan(self.epoch)
+        return self._finish(self.epoch, 0, self._produce(self.epoch, 0, plan[0]))
+
+    # ------------------------------------------------------------------ helpers
+    def new(self, dataset: Any = None, **kwargs: Any) -> DataLoader:
+        """A copy with some settings changed (e.g. ``shuffle=False`` for predictions)."""
+        dl = copy.copy(self)
+        if dataset is not None:
+            dl.dataset = dataset
+        for k, v in kwargs.items():
+            if k == "device":
+                v = torch.device(v)
+            if k == "bs" and (not isinstance(v, int) or v <= 0):
+                raise ValueError(f"DataLoader: bs must be a positive integer, got {v!r}")
+            if not hasattr(dl, k):
+                raise TypeError(f"DataLoader.new: unknown setting {k!r}")
+            setattr(dl, k, v)
+        if "shuffle" in kwargs and "augment" not in kwargs:
+            dl.augment = bool(kwargs["shuffle"]) and self.augment
+        dl.epoch = 0
+        return dl
+
+    def to(self, device: str | torch.device) -> DataLoader:
+        self.device = torch.device(device)
+        self.pin_memory = self.device.type == "cuda"
+        return self
+
+    def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
+        """A batch back into human values: batch transforms undone, then each block's decode."""
+        ctx = self.context(self.epoch, 0)
+        batch = self.batch_tfms.decode(tuple(batch), ctx) if len(self.batch_tfms) else tuple(batch)
+        blocks = self.blocks
+        n = len(batch[0]) if max_n is None else min(max_n, len(batch[0]))
+        cols = [blocks[j].decode_batch(batch[j][:n]) if j < len(blocks) else list(batch[j][:n])
+                for j in range(len(batch))]
+        return list(zip(*cols))
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(n={self.n}, bs={self.bs}, batches={len(self)}, shuffle={self.shuffle}, "
+                f"device={self.device}, batch_tfms={self.batch_tfms!r})")
+
+
+class ArrayDataset:
+    """Stores side by side (the model inputs first), optionally restricted to rows ``idxs``."""
+
+    def __init__(self, stores: Sequence[Any], kinds: Sequence[str] | None = None, n_inp: int | None = None,
+                 idxs: np.ndarray | None = None, blocks: Sequence[Any] = (), split_idx: int | None = None):
+        if not stores:
+            raise ValueError("ArrayDataset needs at least one store")
+        lens = {len(s) for s in stores}
+        if len(lens) != 1:
+            raise ValueError(f"ArrayDataset: the stores have different lengths {sorted(lens)}")
+        self.stores = tuple(stores)
+        self.kinds = tuple(kinds) if kinds is not None else tuple(getattr(b, "kind", "generic") for b in blocks)
+        if len(self.kinds) != len(self.stores):
+            self.kinds = tuple(["generic"] * len(self.stores))
+        self.n_inp = n_inp if n_inp is not None else max(1, len(self.stores) - 1)
+        self.idxs = np.arange(lens.pop(), dtype=np.int64) if idxs is None else np.asarray(idxs, dtype=np.int64)
+        self.blocks = tuple(blocks)
+        self.split_idx = split_idx
+
+    def __len__(self) -> int:
+        return len(self.idxs)
+
+    def gather(self, positions: np.ndarray) -> tuple:
+        rows = self.idxs[np.asarray(positions, dtype=np.int64)]
+        return tuple(s.gather(rows) for s in self.stores)
+
+    def __getitem__(self, i: int) -> tuple:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} items")
+        row = int(self.idxs[i])
+        return tuple(s.item(row) for s in self.stores)
+
+    def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ArrayDataset:
+        return ArrayDataset(self.stores, self.kinds, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
+                            self.blocks, split_idx)
+
+    def decode(self, item: tuple) -> tuple:
+        return tuple(b.decode(v) for b, v in zip(self.blocks, item)) if self.blocks else item
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n={len(self)}, kinds={self.kinds})"

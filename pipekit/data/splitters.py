@@ -1,0 +1,201 @@
+"""Splitters turn the items DataFrame into (train indices, valid indices). Same seed, same split."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipekit.data.getters import iter_items, path_column
+from pipekit.data.transform import init_config, registered
+
+SPLITTERS: dict[str, type[Splitter]] = {}
+Split = tuple[np.ndarray, np.ndarray]
+
+
+class Splitter:
+    """Base class: ``splitter(items) -> (train_idx, valid_idx)`` as sorted or seeded int64 arrays."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        SPLITTERS[cls.__name__] = cls
+
+    def split(self, items: pl.DataFrame) -> Split:
+        raise NotImplementedError
+
+    def __call__(self, items: pl.DataFrame) -> Split:
+        if len(items) == 0:
+            raise ValueError(f"{self!r}: there are no items to split")
+        train, valid = self.split(items)
+        return np.asarray(train, dtype=np.int64), np.asarray(valid, dtype=np.int64)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"name": type(self).__name__, "config": init_config(self)}
+
+    @staticmethod
+    def from_record(record: dict[str, Any]) -> Splitter:
+        return registered(record["name"], SPLITTERS)(**record.get("config", {}))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(
+            f"{k}={v!r}" for k, v in init_config(self).items() if not callable(v)) + ")"
+
+
+def _mask_split(valid_mask: np.ndarray) -> Split:
+    valid_mask = np.asarray(valid_mask, dtype=bool)
+    return np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask)
+
+
+class RandomSplitter(Splitter):
+    """A random ``valid_pct`` of the items is the validation set; the same ``seed`` gives the same split.
+
+    >>> RandomSplitter(0.5, seed=0)(pl.DataFrame({"x": range(4)}))[1].tolist()
+    [2, 3]
+    """
+
+    def __init__(self, valid_pct: float = 0.2, seed: int | None = None):
+        if not 0 < valid_pct < 1:
+            raise ValueError(f"RandomSplitter: valid_pct must be in (0, 1), got {valid_pct}")
+        self.valid_pct = valid_pct
+        self.seed = seed
+
+    def split(self, items: pl.DataFrame) -> Split:
+        n = len(items)
+        perm = np.random.default_rng(self.seed).permutation(n)
+        cut = int(round(self.valid_pct * n))
+        return np.sort(perm[cut:]), np.sort(perm[:cut])
+
+
+class GrandparentSplitter(Splitter):
+    """Split by the folder two levels above each file: ``train/3/x.png`` is in 'train'.
+
+    ``col`` names the column with the paths (default: the items' ``path`` column).
+    """
+
+    def __init__(self, train_name: str = "train", valid_name: str = "valid", col: str | None = None):
+        self.train_name = train_name
+        self.valid_name = valid_name
+        self.col = col
+
+    def split(self, items: pl.DataFrame) -> Split:
+        paths = items[self.col].cast(pl.Utf8) if self.col else path_column(items, "GrandparentSplitter")
+        parts = paths.str.replace_all(r"\\", "/").str.split("/")
+        gp = parts.list.get(-3, null_on_oob=True).to_numpy()
+        train, valid = np.flatnonzero(gp == self.train_name), np.flatnonzero(gp == self.valid_name)
+        if len(train) == 0 or len(valid) == 0:
+            seen = sorted({str(g) for g in gp[:1000]})
+            raise ValueError(f"GrandparentSplitter: no items under '{self.train_name if len(train) == 0 else self.valid_name}'"
+                             f" folders; grandparent folders found: {seen}. Set train_name/valid_name.")
+        return train, valid
+
+
+class ColSplitter(Splitter):
+    """Items whose ``col`` is true (or equals ``valid_value``) are the validation set."""
+
+    def __init__(self, col: str = "is_valid", valid_value: Any = True):
+        self.col = col
+        self.valid_value = valid_value
+
+    def split(self, items: pl.DataFrame) -> Split:
+        if self.col not in items.columns:
+            raise KeyError(f"ColSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
+        s = items[self.col]
+        if s.null_count():
+            raise ValueError(f"ColSplitter: column {self.col!r} has {s.null_count()} null(s), first at row "
+                             f"{int(s.is_null().arg_true()[0])}; fill them so each row is train or valid")
+        if s.dtype == pl.Boolean and self.valid_value is True:
+            mask = s.to_numpy()
+        elif s.dtype == pl.Utf8 and self.valid_value is True:
+            mask = s.str.to_lowercase().is_in(["true", "1", "yes", "valid"]).to_numpy()
+        else:
+            mask = (s == self.valid_value).to_numpy()
+        return _mask_split(mask)
+
+
+class FuncSplitter(Splitter):
+    """``fn(item) -> bool`` marks validation items (a user function; not exportable)."""
+
+    def __init__(self, fn: Callable[[Any], bool]):
+        if not callable(fn):
+            raise TypeError(f"FuncSplitter: fn must be callable, got {fn!r}")
+        self.fn = fn
+
+    def split(self, items: pl.DataFrame) -> Split:
+        return _mask_split(np.fromiter((bool(self.fn(o)) for o in iter_items(items)), dtype=bool, count=len(items)))
+
+
+class IndexSplitter(Splitter):
+    """The items at ``idxs`` are the validation set."""
+
+    def __init__(self, idxs: Sequence[int]):
+        self.idxs = [int(i) for i in idxs]
+
+    def split(self, items: pl.DataFrame) -> Split:
+        n = len(items)
+        idx = np.asarray(self.idxs, dtype=np.int64)
+        if len(idx) and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"IndexSplitter: index out of range for {n} items")
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = True
+        return _mask_split(mask)
+
+
+class TimeSplitter(Splitter):
+    """Train on rows before ``cutoff`` in column ``col``, validate on rows from the cutoff on.
+
+    ``cutoff`` may be a date/datetime, an ISO string, a number, or a float in (0, 1) meaning "the last
+    that share of the time range".
+    """
+
+    def __init__(self, col: str, cutoff: Any):
+        self.col = col
+        self.cutoff = cutoff.isoformat() if isinstance(cutoff, (dt.date, dt.datetime)) else cutoff
+
+    def split(self, items: pl.DataFrame) -> Split:
+        if self.col not in items.columns:
+            raise KeyError(f"TimeSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
+        s = items[self.col]
+        if s.dtype == pl.Utf8:
+            try:
+                s = s.str.to_datetime(strict=True)
+            except pl.exceptions.PolarsError as e:
+                raise ValueError(f"TimeSplitter: column {self.col!r} is text that does not parse as dates: {e}") from e
+        if s.null_count():
+            raise ValueError(f"TimeSplitter: column {self.col!r} has {s.null_count()} null(s) "
+                             f"(first at row {int(s.is_null().arg_true()[0])}); a row with no time has no side")
+        cut = self.cutoff
+        if isinstance(cut, float) and 0 < cut < 1:
+            lo, hi = s.min(), s.max()
+            cut = lo + (hi - lo) * (1 - cut)  # type: ignore[operator]
+        elif isinstance(cut, str) and s.dtype in (pl.Date, pl.Datetime):
+            cut = dt.datetime.fromisoformat(cut)
+            if s.dtype == pl.Date:
+                cut = cut.date()
+        elif isinstance(cut, str):
+            raise TypeError(f"TimeSplitter: cutoff {cut!r} is text but column {self.col!r} is {s.dtype}")
+        mask = (s >= cut).to_numpy()
+        return _mask_split(mask)
+
+
+class TrainTestSplitter(Splitter):
+    """A stratified random split (``stratify_col`` keeps class proportions in both subsets)."""
+
+    def __init__(self, valid_pct: float = 0.2, seed: int | None = None, stratify_col: str | None = None):
+        if not 0 < valid_pct < 1:
+            raise ValueError(f"TrainTestSplitter: valid_pct must be in (0, 1), got {valid_pct}")
+        self.valid_pct, self.seed, self.stratify_col = valid_pct, seed, stratify_col
+
+    def split(self, items: pl.DataFrame) -> Split:
+        if self.stratify_col is None:
+            return RandomSplitter(self.valid_pct, self.seed).split(items)
+        rng = np.random.default_rng(self.seed)
+        codes = items[self.stratify_col].cast(pl.Utf8).fill_null("#na#").to_numpy()
+        valid = []
+        for v in np.unique(codes):
+            idx = rng.permutation(np.flatnonzero(codes == v))
+            valid.append(idx[: int(round(self.valid_pct * len(idx)))])
+        mask = np.zeros(len(items), dtype=bool)
+        mask[np.concatenate(valid)] = True
+        return _mask_split(mask)

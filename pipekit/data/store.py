@@ -1,0 +1,65 @@
+"""Stores: a materialised column that whole batches are gathered from without per-item Python work."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class Store:
+    """A column of encoded items. ``gather(idx)`` returns the batch for those item indices as a CPU tensor.
+
+    ``gather`` is called from prefetch threads: it must be thread-safe and should release the GIL
+    (torch indexing, NumPy take, OpenCV do).
+    """
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def gather(self, idx: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def item(self, i: int) -> Any:
+        """One encoded item (the batch of one, unbatched)."""
+        return self.gather(np.asarray([i], dtype=np.int64))[0]
+
+    def subset(self, idx: np.ndarray) -> Store:
+        """A store holding only the items at ``idx`` (used to build smaller loaders)."""
+        return TensorStore(self.gather(np.asarray(idx, dtype=np.int64)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n={len(self)})"
+
+
+class TensorStore(Store):
+    """Items as rows of one contiguous tensor (labels, one-hot targets, numeric features).
+
+    >>> s = TensorStore(np.arange(10) * 2)
+    >>> s.gather(np.array([3, 1])).tolist()
+    [6, 2]
+    """
+
+    def __init__(self, data: np.ndarray | torch.Tensor):
+        if isinstance(data, np.ndarray):
+            if data.dtype == object:
+                raise TypeError("TensorStore needs a numeric array, got dtype=object")
+            data = np.ascontiguousarray(data)
+            if not data.flags.writeable:  # Polars/Arrow hand out read-only views; torch needs its own buffer
+                data = data.copy()
+            data = torch.from_numpy(data)
+        if not isinstance(data, torch.Tensor):
+            raise TypeError(f"TensorStore takes a NumPy array or a tensor, got {type(data).__name__}")
+        self.data = data
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def gather(self, idx: np.ndarray) -> torch.Tensor:
+        return self.data.index_select(0, torch.from_numpy(np.asarray(idx, dtype=np.int64)))
+
+    def item(self, i: int) -> torch.Tensor:
+        return self.data[i]
+
+    def __repr__(self) -> str:
+        return f"TensorStore(n={len(self)}, shape={tuple(self.data.shape[1:])}, dtype={self.data.dtype})"

@@ -1,0 +1,97 @@
+"""The callback system: events of the training loop, cancel exceptions, and the base ``Callback``.
+
+The Learner calls, in order::
+
+    before_fit
+      before_epoch
+        before_train
+          before_batch  after_pred  after_loss  before_backward  after_backward
+          before_step  after_step  after_batch            (per training batch)
+        after_train
+        before_validate
+          before_batch  after_pred  after_loss  after_batch   (per validation batch)
+        after_validate
+      after_epoch
+    after_fit
+
+A callback overrides the methods for the events it cares about and reads or changes the Learner's
+state through ``self.learn`` (``xb``, ``yb``, ``pred``, ``loss``, ``epoch``, ``iter``, ``pct_train``,
+``training``, ``opt``, ``model``...). Raising a ``Cancel*Exception`` skips the rest of that stage;
+the matching ``after_cancel_*`` event runs, then the stage's ``after_*`` event.
+
+>>> class CountBatches(Callback):
+...     def before_fit(self): self.n = 0
+...     def after_batch(self): self.n += 1
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "Callback", "EVENTS", "CancelFitException", "CancelEpochException", "CancelTrainException",
+    "CancelValidException", "CancelBatchException", "CancelBackwardException", "CancelStepException",
+]
+
+EVENTS: tuple[str, ...] = (
+    "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
+    "before_backward", "after_backward", "before_step", "after_step", "after_cancel_batch", "after_batch",
+    "after_cancel_train", "after_train", "before_validate", "after_cancel_validate", "after_validate",
+    "after_cancel_epoch", "after_epoch", "after_cancel_fit", "after_fit",
+)
+
+
+class CancelFitException(Exception):
+    """Stop training now (``after_cancel_fit`` then ``after_fit`` still run)."""
+
+
+class CancelEpochException(Exception):
+    """Skip the rest of this epoch."""
+
+
+class CancelTrainException(Exception):
+    """Skip the rest of this epoch's training phase."""
+
+
+class CancelValidException(Exception):
+    """Skip this epoch's validation phase."""
+
+
+class CancelBatchException(Exception):
+    """Skip the rest of this batch (e.g. no loss/backward/step)."""
+
+
+class CancelBackwardException(Exception):
+    """Skip the backward pass for this batch."""
+
+
+class CancelStepException(Exception):
+    """Skip the optimiser step for this batch."""
+
+
+def _snake(name: str) -> str:
+    name = re.sub(r"Callback$", "", name) or name
+    s1 = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s1).lower()
+
+
+class Callback:
+    """Base class for callbacks.
+
+    ``order`` sorts callbacks (lower runs first); ``run_train``/``run_valid`` say in which phases the
+    per-batch and phase events run. After ``learn.add_cb(cb)``, the callback is reachable as
+    ``learn.<name>`` where ``name`` is the snake-case class name without "Callback"
+    (``SaveModelCallback`` -> ``learn.save_model``).
+    """
+
+    order: int = 0
+    run_train: bool = True
+    run_valid: bool = True
+    learn: Any = None
+
+    @property
+    def name(self) -> str:
+        return _snake(type(self).__name__)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,85 @@
+"""Small plain models: an MLP and a small CNN, both registered so learners using them export safely.
+
+>>> import torch
+>>> m = simple_cnn(n_in=1, n_out=10, channels=(8, 16))
+>>> m(torch.zeros(2, 1, 28, 28)).shape
+torch.Size([2, 10])
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from pipekit.learn.registry import register_arch
+
+__all__ = ["MLP", "simple_cnn", "ConvBlock", "body_head_splitter", "params"]
+
+
+def params(module: nn.Module) -> list[nn.Parameter]:
+    """All parameters of ``module`` (a convenience for splitters)."""
+    return list(module.parameters())
+
+
+def body_head_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Splitter for ``nn.Sequential(body, head)``: two parameter groups, body first.
+
+    ``freeze()`` then trains only the head (plus batch-norm layers), as in transfer learning.
+    """
+    if not (isinstance(model, nn.Sequential) and len(model) == 2):
+        raise ValueError("body_head_splitter expects nn.Sequential(body, head); "
+                         f"got {type(model).__name__} with {len(list(model.children()))} children")
+    return [params(model[0]), params(model[1])]
+
+
+@register_arch("mlp")
+class MLP(nn.Module):
+    """Fully connected net: ``n_in -> layers... -> n_out`` with ReLU, optional batch-norm and dropout.
+
+    Inputs with more than two dimensions are flattened, so images work too.
+    """
+
+    def __init__(self, n_in: int, n_out: int, layers: Sequence[int] = (200, 100), ps: float = 0.0,
+                 use_bn: bool = False):
+        super().__init__()
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"MLP: n_in and n_out must be >= 1, got n_in={n_in}, n_out={n_out}")
+        if not 0.0 <= ps < 1.0:
+            raise ValueError(f"MLP: ps (dropout) must be in [0, 1), got {ps}")
+        mods: list[nn.Module] = [nn.Flatten()]
+        sizes = [n_in, *layers]
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            mods.append(nn.Linear(a, b, bias=not use_bn))
+            if use_bn:
+                mods.append(nn.BatchNorm1d(b))
+            mods.append(nn.ReLU(inplace=True))
+            if ps > 0:
+                mods.append(nn.Dropout(ps))
+        mods.append(nn.Linear(sizes[-1], n_out))
+        self.layers = nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.float())
+
+
+class ConvBlock(nn.Sequential):
+    """conv(stride 2) -> batch-norm -> ReLU: halves the spatial size."""
+
+    def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 2):
+        super().__init__(nn.Conv2d(ni, nf, ks, stride=stride, padding=ks // 2, bias=False),
+                         nn.BatchNorm2d(nf), nn.ReLU(inplace=True))
+
+
+@register_arch("simple_cnn")
+def simple_cnn(n_in: int = 3, n_out: int = 10, channels: Sequence[int] = (16, 32, 64)) -> nn.Sequential:
+    """A small CNN as ``nn.Sequential(body, head)``: stride-2 conv blocks, then pool + linear head.
+
+    Use ``body_head_splitter`` as the Learner's splitter to freeze the body.
+    """
+    if not channels:
+        raise ValueError("simple_cnn: `channels` must list at least one layer width, e.g. (16, 32)")
+    sizes = [n_in, *channels]
+    body = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(sizes[:-1], sizes[1:])])
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(sizes[-1], n_out))
+    return nn.Sequential(body, head)

@@ -1,0 +1,212 @@
+"""Optimisers with per-layer-group hyper-parameters (lr, mom, wd) over torch's own optimisers.
+
+``opt_func(param_groups, lr) -> torch.optim.Optimizer`` builds the torch optimiser; ``OptimWrapper``
+adds what the Learner needs on top: layer groups from a splitter, ``set_hyper('lr', value)`` with a
+scalar, a list (one per group) or a ``slice`` (discriminative rates), freezing of the first groups,
+and no weight decay on biases and normalisation layers.
+
+>>> import torch
+>>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+>>> opt = OptimWrapper(model, Adam, lr=1e-3, splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
+>>> opt.set_hyper("lr", slice(1e-4, 1e-2)); [round(h["lr"], 6) for h in opt.hypers]
+[0.0001, 0.01]
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["Adam", "SGD", "RMSProp", "OptimWrapper", "lr_range", "even_mults", "norm_params"]
+
+_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
+               nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.SyncBatchNorm)
+
+
+def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,
+         wd: float = 0.01) -> torch.optim.Optimizer:  # noqa: N802 - reads like fastai's opt_func names
+    """AdamW (decoupled weight decay) with the defaults that suit one-cycle training."""
+    return torch.optim.AdamW(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd)
+
+
+def SGD(params: list[dict[str, Any]], lr: float, mom: float = 0.9, wd: float = 0.0) -> torch.optim.Optimizer:  # noqa: N802
+    """SGD with momentum (``wd`` is L2 regularisation, as in torch)."""
+    return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
+
+
+def RMSProp(params: list[dict[str, Any]], lr: float, sqr_mom: float = 0.99, mom: float = 0.0,
+            eps: float = 1e-8, wd: float = 0.0) -> torch.optim.Optimizer:  # noqa: N802
+    """RMSprop."""
+    return torch.optim.RMSprop(params, lr=lr, alpha=sqr_mom, momentum=mom, eps=eps, weight_decay=wd)
+
+
+def even_mults(start: float, stop: float, n: int) -> np.ndarray:
+    """``n`` values spaced geometrically from ``start`` to ``stop``."""
+    if n == 1:
+        return np.array([stop], dtype=float)
+    return start * (stop / start) ** (np.arange(n) / (n - 1))
+
+
+def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int) -> np.ndarray:
+    """Expand ``lr`` to one value per layer group.
+
+    ``slice(hi)`` gives ``hi/10`` to every group but the last; ``slice(lo, hi)`` spaces values
+    geometrically from ``lo`` (first group) to ``hi`` (last group).
+    """
+    if isinstance(lr, slice):
+        if lr.stop is None:
+            raise ValueError("a learning-rate slice needs a stop value, e.g. slice(1e-3) or slice(1e-5, 1e-3)")
+        if lr.start is None:
+            return np.array([lr.stop / 10] * (n_groups - 1) + [lr.stop], dtype=float)
+        return even_mults(lr.start, lr.stop, n_groups)
+    arr = np.atleast_1d(np.asarray(lr, dtype=float))
+    if arr.size == 1:
+        return np.full(n_groups, float(arr[0]))
+    if arr.size != n_groups:
+        raise ValueError(f"got {arr.size} learning rates for {n_groups} parameter groups; pass one value, "
+                         f"a slice, or exactly {n_groups} values")
+    return arr
+
+
+def norm_params(model: nn.Module) -> set[int]:
+    """ids of the parameters of normalisation layers (BatchNorm, LayerNorm, ...)."""
+    return {id(p) for m in model.modules() if isinstance(m, _NORM_TYPES) for p in m.parameters(recurse=False)}
+
+
+# hyper-parameter name -> how it is stored in a torch param group
+def _set_group(group: dict[str, Any], name: str, value: float) -> None:
+    if name == "lr":
+        group["lr"] = value
+    elif name == "mom":
+        if "betas" in group:
+            group["betas"] = (value, group["betas"][1])
+        elif "momentum" in group:
+            group["momentum"] = value
+    elif name == "sqr_mom":
+        if "betas" in group:
+            group["betas"] = (group["betas"][0], value)
+        elif "alpha" in group:
+            group["alpha"] = value
+    elif name == "wd":
+        group["weight_decay"] = value
+    else:
+        group[name] = value
+
+
+def _get_group(group: dict[str, Any], name: str) -> Any:
+    if name == "mom":
+        return group["betas"][0] if "betas" in group else group.get("momentum")
+    if name == "wd":
+        return group.get("weight_decay")
+    return group.get(name)
+
+
+class OptimWrapper:
+    """A torch optimiser over a model's layer groups, with hyper-parameters settable per group.
+
+    ``splitter(model) -> list[list[Parameter]]`` gives the layer groups (default: one group).
+    ``wd_bn_bias=False`` keeps weight decay off biases and normalisation parameters;
+    ``train_bn=True`` keeps normalisation layers trainable when their group is frozen.
+    """
+
+    def __init__(self, model: nn.Module, opt_func: Callable[..., torch.optim.Optimizer], lr: float = 1e-3,
+                 splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
+                 wd_bn_bias: bool = False, train_bn: bool = True):
+        groups = splitter(model) if splitter is not None else [list(model.parameters())]
+        groups = [list(g) for g in groups]
+        if not groups or not any(groups):
+            raise ValueError("the splitter returned no parameters; it must return a list of parameter lists")
+        seen: dict[int, int] = {}
+        for gi, g in enumerate(groups):
+            for p in g:
+                if id(p) in seen:
+                    raise ValueError(f"splitter: a parameter appears in groups {seen[id(p)]} and {gi}; "
+                                     "each parameter must be in exactly one group")
+                seen[id(p)] = gi
+        missing = [n for n, p in model.named_parameters() if id(p) not in seen]
+        if missing:
+            raise ValueError(f"splitter left {len(missing)} model parameters out of every group "
+                             f"(e.g. {missing[:3]}); they would never train. Return all parameters.")
+        names = {id(p): n for n, p in model.named_parameters()}
+        norm = norm_params(model)
+        self.norm_ids = norm
+        self.layer_groups = groups
+        self.train_bn = train_bn
+        torch_groups: list[dict[str, Any]] = []
+        self._owner: list[int] = []  # layer-group index of each torch param group
+        self._no_wd: list[bool] = []
+        for gi, g in enumerate(groups):
+            if wd_bn_bias:
+                parts = [(g, False)]
+            else:
+                no_decay = [p for p in g if id(p) in norm or names.get(id(p), "").endswith("bias")]
+                nd_ids = {id(p) for p in no_decay}
+                parts = [([p for p in g if id(p) not in nd_ids], False), (no_decay, True)]
+            for ps, no_wd in parts:
+                if ps:
+                    torch_groups.append({"params": ps})
+                    self._owner.append(gi)
+                    self._no_wd.append(no_wd)
+        self.opt = opt_func(torch_groups, lr=lr)
+        for g, no_wd in zip(self.opt.param_groups, self._no_wd):
+            if no_wd:
+                g["weight_decay"] = 0.0
+        self.frozen_to = 0
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.layer_groups)
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.opt.param_groups
+
+    @property
+    def hypers(self) -> list[dict[str, Any]]:
+        """One dict per layer group: lr, mom, wd (read from its first torch group)."""
+        out: list[dict[str, Any]] = [{} for _ in range(self.n_groups)]
+        done: set[int] = set()
+        for g, owner, no_wd in zip(self.opt.param_groups, self._owner, self._no_wd):
+            if owner in done and no_wd:
+                continue
+            out[owner] = {k: _get_group(g, k) for k in ("lr", "mom", "wd")}
+            done.add(owner)
+        return out
+
+    def set_hyper(self, name: str, value: Any) -> None:
+        """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups."""
+        vals = lr_range(value, self.n_groups) if name == "lr" or isinstance(value, (slice, list, tuple, np.ndarray)) \
+            else np.full(self.n_groups, value)
+        for g, owner, no_wd in zip(self.opt.param_groups, self._owner, self._no_wd):
+            if name == "wd" and no_wd:
+                continue
+            _set_group(g, name, float(vals[owner]))
+
+    def freeze_to(self, n: int) -> None:
+        """Freeze layer groups ``[:n]`` (negative counts from the end); normalisation stays trainable."""
+        n = n if n >= 0 else self.n_groups + n
+        n = max(0, min(n, self.n_groups))
+        self.frozen_to = n
+        for gi, g in enumerate(self.layer_groups):
+            for p in g:
+                trainable = gi >= n or (self.train_bn and id(p) in self.norm_ids)
+                p.requires_grad_(trainable)
+                if not trainable:
+                    p.grad = None
+
+    def zero_grad(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.opt.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"opt": self.opt.state_dict(), "frozen_to": self.frozen_to}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.opt.load_state_dict(sd["opt"])
+        self.freeze_to(int(sd.get("frozen_to", 0)))
+

@@ -1,0 +1,119 @@
+"""Image decoding with OpenCV into uint8 HWC arrays, and a checker for unreadable files.
+
+Example:
+    >>> from pipekit.vision.decode import decode_image
+    >>> import pipekit.datasets as D                                   # doctest: +SKIP
+    >>> img = decode_image(D.path("mnist_tiny") / "train/3/7463.png", mode="L")  # doctest: +SKIP
+    >>> img.shape, img.dtype                                           # doctest: +SKIP
+    ((28, 28, 1), dtype('uint8'))
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MODES = ("RGB", "L", "mask")
+
+
+class ImageDecodeError(ValueError):
+    """Raised when an image file cannot be read or decoded; the message names the file."""
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not supported; use one of {MODES}")
+
+
+def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, BMP, TIFF, WebP) into a uint8 HWC array.
+
+    `mode="RGB"` gives 3 channels in RGB order, `"L"` one grey channel, `"mask"` the stored
+    values unchanged (palette/grey PNG label maps), always as (H, W, C).
+    """
+    _check_mode(mode)
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if buf.size == 0:
+        raise ImageDecodeError(f"{name}: the file is empty (0 bytes); remove it or re-download it")
+    # EXIF orientation is ignored so that sizes agree with every other reader of the header.
+    if mode == "RGB":
+        flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    elif mode == "L":
+        flags = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION
+    else:
+        flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
+    img = cv2.imdecode(buf, flags)
+    if img is None:
+        raise ImageDecodeError(
+            f"{name}: not a readable image (corrupt, truncated or unsupported format); "
+            "find such files with pipekit.vision.verify_images(files) and remove them"
+        )
+    if img.dtype != np.uint8:
+        if mode == "mask" and img.max() < 256:
+            img = img.astype(np.uint8)
+        elif mode == "mask":
+            raise ImageDecodeError(f"{name}: mask values go up to {int(img.max())}; at most 255 classes are supported")
+        else:  # 16-bit images: keep the top 8 bits
+            img = (img >> 8).astype(np.uint8) if img.dtype == np.uint16 else np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if mode == "RGB":
+        if img.shape[2] == 4:
+            img = img[:, :, :3]
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif mode == "mask" and img.shape[2] > 1:
+        # A colour-coded mask cannot be mapped to classes without a palette: refuse rather than guess.
+        if not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])):
+            raise ImageDecodeError(
+                f"{name}: mask has {img.shape[2]} different colour channels; masks must hold one class "
+                "index per pixel (a grey or palette PNG)"
+            )
+        img = img[:, :, :1]
+    return np.ascontiguousarray(img)
+
+
+def decode_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
+    """Read and decode one image file into a uint8 HWC array (see `decode_bytes` for modes).
+
+    Example:
+        >>> img = decode_image("photo.jpg")           # doctest: +SKIP
+        >>> img.shape                                 # doctest: +SKIP
+        (200, 200, 3)
+    """
+    _check_mode(mode)
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{p}: file not found; check the path or the getter that produced it") from None
+    except OSError as e:
+        raise ImageDecodeError(f"{p}: cannot be read ({e.strerror or e})") from None
+    return decode_bytes(data, mode=mode, name=str(p))
+
+
+def _bad(path: Path, mode: str) -> str | None:
+    try:
+        decode_image(path, mode=mode)
+    except ImageDecodeError as e:
+        return str(e)
+    return None
+
+
+def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_workers: int = 2) -> list[Path]:
+    """Return the files that cannot be decoded (empty list when all are fine).
+
+    Run it before training, then delete or fix what it lists, as in:
+        >>> bad = verify_images(get_image_files(path))   # doctest: +SKIP
+        >>> for f in bad: f.unlink()                      # doctest: +SKIP
+    """
+    _check_mode(mode)
+    if num_workers < 1:
+        raise ValueError(f"num_workers={num_workers} must be >= 1")
+    paths = [Path(f) for f in files]
+    with ThreadPoolExecutor(num_workers) as ex:
+        errors = list(ex.map(lambda p: _bad(p, mode), paths))
+    return [p for p, e in zip(paths, errors) if e is not None]

@@ -1,0 +1,189 @@
+"""Item transforms for images: the deterministic resize done once per file before caching.
+
+Every transform here maps a decoded uint8 HWC array to a fixed output size and can say where a point
+of the source image lands (``point_matrix``), so masks and keypoints follow their image exactly.
+Random cropping is not done per item: it is part of the per-batch augmentation plan, which resamples
+each image once (see :mod:`pipekit.vision.augment`).
+
+Example:
+    >>> import numpy as np
+    >>> Resize(64, method="pad")(np.zeros((100, 50, 3), np.uint8)).shape
+    (64, 64, 3)
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from pipekit.data.transform import Transform
+
+METHODS = ("crop", "pad", "squish")
+PAD_MODES = ("reflection", "zeros", "border")
+_CV_BORDER = {"reflection": cv2.BORDER_REFLECT_101, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
+
+
+def _size2(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
+    """An int or (height, width) -> (height, width), validated."""
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        hw = (int(size), int(size))
+    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, (int, np.integer)) for s in size):
+        hw = (int(size[0]), int(size[1]))
+    else:
+        raise ValueError(f"{name}={size!r} must be an int or a (height, width) pair of ints")
+    if min(hw) < 1:
+        raise ValueError(f"{name}={size!r} must be positive")
+    return hw
+
+
+def _check(value: str, name: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not supported; use one of {allowed}")
+    return value
+
+
+def resize_to(img: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray:
+    """Resize an HWC array to (h, w): area averaging when shrinking (no aliasing), bilinear when growing."""
+    h, w = hw
+    if img.shape[0] == h and img.shape[1] == w:
+        return img
+    if nearest:
+        interp = cv2.INTER_NEAREST
+    else:
+        interp = cv2.INTER_AREA if (h < img.shape[0] and w < img.shape[1]) else cv2.INTER_LINEAR
+    out = cv2.resize(img, (w, h), interpolation=interp)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+class ItemTransform(Transform):
+    """Base of the image item transforms: a fixed output size and a known geometry."""
+
+    order: ClassVar[int] = 10
+    kinds: ClassVar[tuple[str, ...] | None] = ("image", "mask", "points")
+
+    def output_size(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def geometry(self, h: int, w: int) -> tuple[tuple[int, int, int, int], tuple[int, int], tuple[int, int, int, int]]:
+        """(crop box y0,x0,y1,x1 in the source, resized size, padding top,bottom,left,right)."""
+        raise NotImplementedError
+
+    def point_matrix(self, h: int, w: int) -> np.ndarray:
+        """3x3 matrix taking source coordinates (x, y in pixels, edges at 0 and w) to output coordinates."""
+        (y0, x0, y1, x1), (rh, rw), (pt, _pb, pl, _pr) = self.geometry(h, w)
+        sx, sy = rw / (x1 - x0), rh / (y1 - y0)
+        return np.array([[sx, 0, pl - x0 * sx], [0, sy, pt - y0 * sy], [0, 0, 1]], dtype=np.float64)
+
+    def apply(self, img: np.ndarray, nearest: bool = False) -> np.ndarray:
+        """Transform one uint8 HWC image (``nearest=True`` for masks)."""
+        if img.ndim == 2:
+            img = img[:, :, None]
+        h, w = img.shape[:2]
+        (y0, x0, y1, x1), rhw, (pt, pb, pl, pr) = self.geometry(h, w)
+        out = resize_to(img[y0:y1, x0:x1], rhw, nearest)
+        if pt or pb or pl or pr:
+            mode = getattr(self, "pad_mode", "zeros")
+            out = cv2.copyMakeBorder(out, pt, pb, pl, pr, _CV_BORDER[mode], value=0)
+            out = out[:, :, None] if out.ndim == 2 else out
+        return np.ascontiguousarray(out)
+
+    def encode(self, values: Any) -> Any:
+        return self.apply(values)
+
+    def cache_key(self) -> str:
+        """What identifies this transform's output in the on-disk cache."""
+        return f"{type(self).__name__}{sorted(self.config().items())}"
+
+
+class Resize(ItemTransform):
+    """Resize to ``size`` by center-cropping (``crop``), padding (``pad``) or stretching (``squish``).
+
+    >>> Resize((32, 48), method="squish")(np.zeros((10, 10, 1), np.uint8)).shape
+    (32, 48, 1)
+    """
+
+    def __init__(self, size: int | Sequence[int], method: str = "crop", pad_mode: str = "reflection"):
+        _size2(size)
+        self.size = size
+        self.method = _check(method, "method", METHODS)
+        self.pad_mode = _check(pad_mode, "pad_mode", PAD_MODES)
+
+    def output_size(self) -> tuple[int, int]:
+        return _size2(self.size)
+
+    def geometry(self, h: int, w: int):
+        th, tw = self.output_size()
+        if self.method == "squish":
+            return (0, 0, h, w), (th, tw), (0, 0, 0, 0)
+        if self.method == "crop":
+            # largest centred box with the target aspect ratio
+            scale = min(h / th, w / tw)
+            ch, cw = max(1, round(th * scale)), max(1, round(tw * scale))
+            y0, x0 = (h - ch) // 2, (w - cw) // 2
+            return (y0, x0, y0 + ch, x0 + cw), (th, tw), (0, 0, 0, 0)
+        scale = min(th / h, tw / w)
+        rh, rw = min(th, max(1, round(h * scale))), min(tw, max(1, round(w * scale)))
+        pt, pl = (th - rh) // 2, (tw - rw) // 2
+        return (0, 0, h, w), (rh, rw), (pt, th - rh - pt, pl, tw - rw - pl)
+
+
+class CropPad(ItemTransform):
+    """Center-crop or pad to ``size`` without rescaling.
+
+    >>> CropPad(4)(np.ones((2, 6, 1), np.uint8))[:, :, 0].shape
+    (4, 4)
+    """
+
+    def __init__(self, size: int | Sequence[int], pad_mode: str = "zeros"):
+        _size2(size)
+        self.size = size
+        self.pad_mode = _check(pad_mode, "pad_mode", PAD_MODES)
+
+    def output_size(self) -> tuple[int, int]:
+        return _size2(self.size)
+
+    def geometry(self, h: int, w: int):
+        th, tw = self.output_size()
+        ch, cw = min(h, th), min(w, tw)
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        pt, pl = (th - ch) // 2, (tw - cw) // 2
+        return (y0, x0, y0 + ch, x0 + cw), (ch, cw), (pt, th - ch - pt, pl, tw - cw - pl)
+
+
+class RandomResizedCrop(ItemTransform):
+    """A random crop of ``min_scale``..1 of the area with aspect in ``ratio``, resized to ``size``.
+
+    The file is decoded and cached once at ``size`` (center crop, as the validation set sees it);
+    the random crop itself is drawn per epoch for the training set by the batch augmentation plan
+    that the image block adds, so it costs one resample per image and no decoding.
+
+    >>> RandomResizedCrop(64, min_scale=0.35).output_size()
+    (64, 64)
+    """
+
+    def __init__(self, size: int | Sequence[int], min_scale: float = 0.08,
+                 ratio: Sequence[float] = (3 / 4, 4 / 3)):
+        _size2(size)
+        if not 0 < min_scale <= 1:
+            raise ValueError(f"min_scale={min_scale} must be in (0, 1]")
+        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"ratio={ratio!r} must be (low, high) with 0 < low <= high")
+        self.size = size
+        self.min_scale = float(min_scale)
+        self.ratio = tuple(float(r) for r in ratio)
+
+    def output_size(self) -> tuple[int, int]:
+        return _size2(self.size)
+
+    def geometry(self, h: int, w: int):
+        return Resize(self.size, method="crop").geometry(h, w)
+
+
+def find_item_transform(tfms: Sequence[Transform]) -> ItemTransform | None:
+    """The image item transform among ``tfms`` (at most one is allowed: the cache holds one size)."""
+    found = [t for t in tfms if isinstance(t, ItemTransform)]
+    if len(found) > 1:
+        raise ValueError(f"give at most one image item transform (Resize, CropPad, RandomResizedCrop); got {found}")
+    return found[0] if found else None
