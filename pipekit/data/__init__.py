@@ -9,7 +9,7 @@ from pipekit.data.loader import ArrayDataset, DataLoader, default_device
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitter, IndexSplitter, RandomSplitter,
                                     Splitter, TimeSplitter, TrainTestSplitter)
-from pipekit.data.store import Store, TensorStore
+from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, Transform
 
 __all__ = [
@@ -17,7 +17,7 @@ __all__ = [
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataLoader", "DataLoaders", "Datasets",
     "FuncSplitter", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
-    "Store", "TensorStore", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
+    "ListStore", "Store", "TensorStore", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "get_files", "get_image_files", "get_text_files", "parent_label", "read_table",
     "register_recipe", "set_seed", "to_items",
 ]

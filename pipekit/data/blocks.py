@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.data.store import Store, TensorStore
+from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.transform import BatchTransform, Pipeline, Transform, init_config, registered
 
 BLOCKS: dict[str, type[TransformBlock]] = {}
@@ -80,6 +80,8 @@ class TransformBlock:
         if isinstance(values, Store):
             return values
         if isinstance(values, pl.Series):
+            if not (values.dtype.is_numeric() or values.dtype == pl.Boolean):
+                return ListStore(values)
             values = values.to_numpy()
         return TensorStore(values)
 

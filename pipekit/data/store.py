@@ -63,3 +63,29 @@ class TensorStore(Store):
 
     def __repr__(self) -> str:
         return f"TensorStore(n={len(self)}, shape={tuple(self.data.shape[1:])}, dtype={self.data.dtype})"
+
+
+class ListStore(Store):
+    """Non-numeric items (paths, raw strings) kept in an Arrow-backed Series; a batch is a Python list.
+
+    >>> import polars as pl
+    >>> ListStore(pl.Series(["a", "b", "c"])).gather(np.array([2, 0]))
+    ['c', 'a']
+    """
+
+    def __init__(self, values: Any):
+        import polars as pl
+
+        self.values = values if isinstance(values, pl.Series) else pl.Series(list(values))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def gather(self, idx: np.ndarray) -> list:
+        return self.values.gather(np.asarray(idx, dtype=np.int64)).to_list()
+
+    def item(self, i: int) -> Any:
+        return self.values[int(i)]
+
+    def subset(self, idx: np.ndarray) -> Store:
+        return ListStore(self.values.gather(np.asarray(idx, dtype=np.int64)))
