@@ -50,7 +50,8 @@ class TabularProcessor:
 
     def __init__(self, procs: Sequence[TabularProc], cat_names: Sequence[str], cont_names: Sequence[str],
                  y_names: Sequence[str] = (), y_block: Any = None) -> None:
-        self.procs = list(procs)
+        # Dependency order whatever the order given: fill (adds _na columns), categorify, normalise.
+        self.procs = sorted(procs, key=lambda p: p.order)
         self.cat_names, self.cont_names, self.y_names = list(cat_names), list(cont_names), list(y_names)
         both = set(self.cat_names) & set(self.cont_names)
         if both:

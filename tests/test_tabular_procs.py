@@ -1,0 +1,235 @@
+"""Procs and Tabular on the real adult_sample table, plus edge cases and bad input."""
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipekit.data.splitters import RandomSplitter
+from pipekit.tabular import Categorify, ColumnNames, FillMissing, Normalize, Tabular, TabularProcessor
+
+CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+CONT = ["age", "fnlwgt", "education-num"]
+
+
+def data_path(name: str) -> Path:
+    try:
+        from pipekit.datasets import path
+        return Path(path(name))
+    except ImportError:
+        return Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data")) / name
+
+
+ADULT = data_path("adult_sample") / "adult.csv"
+
+
+@pytest.fixture(scope="module")
+def adult_df() -> pl.DataFrame:
+    return pl.read_csv(ADULT)
+
+
+@pytest.fixture(scope="module")
+def tab(adult_df) -> Tabular:
+    return Tabular(adult_df, procs=[Categorify, FillMissing, Normalize], cat_names=CAT, cont_names=CONT,
+                   y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+
+
+def test_adult_splits_and_names(tab, adult_df):
+    assert len(tab.train) + len(tab.valid) == len(adult_df) == 32561
+    assert len(tab.valid) == 6512
+    assert not set(tab.train.idxs) & set(tab.valid.idxs)
+    # education-num has missing values in adult: FillMissing adds a flag column as a category.
+    assert tab.cat_names == CAT + ["education-num_na"]
+    assert tab.cont_names == CONT
+    assert tab.y_vocab == ["<50k", ">=50k"] and tab.c == 2
+    assert tab.train.xs.columns == tab.cat_names + tab.cont_names
+    assert tab.train.xs.shape == (26049, 10)
+    assert tab.classes["education-num_na"] == ["#na#", "false", "true"]
+
+
+def test_categorify_codes_align_with_values(tab, adult_df):
+    vocab = tab.classes["occupation"]
+    assert vocab[0] == "#na#" and vocab[1:] == sorted(vocab[1:])
+    raw = adult_df["occupation"].gather(tab.valid.idxs).to_list()
+    codes = tab.valid.cats["occupation"].to_list()
+    for r, code in zip(raw, codes):
+        assert vocab[code] == (r if r is not None else "#na#")
+    # occupation has nulls in adult: they map to 0
+    assert 0 in codes
+
+
+def test_stats_fitted_on_train_only(tab, adult_df):
+    train = adult_df[tab.train.idxs]
+    norm = [p for p in tab.procs if isinstance(p, Normalize)][0]
+    fill = [p for p in tab.procs if isinstance(p, FillMissing)][0]
+    assert fill.fill_values_["education-num"] == pytest.approx(float(np.nanmedian(train["education-num"].to_numpy())))
+    assert norm.means_["age"] == pytest.approx(train["age"].mean(), rel=1e-6)
+    conts = tab.train.conts.to_numpy()
+    assert np.allclose(conts.mean(0), 0, atol=1e-4) and np.allclose(conts.std(0, ddof=1), 1, atol=1e-3)
+    # the validation rows use the training statistics, so their mean is not exactly 0
+    assert abs(tab.valid.conts["age"].mean()) > 1e-5
+
+
+def test_to_numpy_and_torch(tab):
+    xs, y = tab.valid.to_numpy()
+    assert xs.shape == (6512, 10) and xs.dtype == np.float32 and y.dtype == np.int64
+    assert set(np.unique(y)) == {0, 1}
+    cats, conts, yt = tab.train.to_torch()
+    assert cats.shape == (26049, 7) and conts.shape == (26049, 3) and yt.shape == (26049,)
+    assert str(cats.dtype) == "torch.int64" and str(conts.dtype) == "torch.float32"
+    assert int(cats.max()) < max(len(v) for v in tab.classes.values())
+
+
+def test_sources_agree(tab, adult_df, tmp_path):
+    pq = tmp_path / "adult.parquet"
+    adult_df.write_parquet(pq)
+    kw = dict(cat_names=CAT, cont_names=CONT, y_names="salary", splits=RandomSplitter(0.2, seed=42))
+    for source in (ADULT, pq, adult_df.to_pandas(), adult_df.to_arrow()):
+        other = Tabular(source, **kw)
+        assert other.train.xs.equals(tab.train.xs), type(source)
+        assert other.classes == tab.classes
+
+
+def test_new_matches_valid_and_state_roundtrip(tab, adult_df):
+    valid_raw = adult_df[tab.valid.idxs]
+    new = tab.new(valid_raw)
+    assert new.xs.equals(tab.valid.xs) and new.ys.equals(tab.valid.ys)
+    state = json.loads(json.dumps(tab.state()))
+    proc = TabularProcessor.from_state(state)
+    assert proc.transform(valid_raw).equals(tab.valid.frame)
+    # lazily, too
+    assert proc.transform(valid_raw.lazy()).collect().equals(tab.valid.frame)
+
+
+def test_new_unseen_categories_and_new_nans_are_handled(tab, adult_df):
+    rows = adult_df.head(4).with_columns(
+        pl.Series("workclass", ["Astronaut", None, " Private", " Private"]),
+        pl.Series("age", [None, 30, 40, 50], dtype=pl.Int64),  # age had no nulls in training
+    )
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = tab.new(rows)
+    msgs = " ".join(str(x.message) for x in w)
+    assert "'age'" in msgs and "no missing values in training" in msgs
+    assert "never seen in training" in msgs
+    assert out.cats["workclass"].to_list()[:2] == [0, 0]
+    fill = [p for p in tab.procs if isinstance(p, FillMissing)][0]
+    norm = [p for p in tab.procs if isinstance(p, Normalize)][0]
+    expected = (fill.fill_values_["age"] - norm.means_["age"]) / norm.stds_["age"]
+    assert out.conts["age"][0] == pytest.approx(expected, rel=1e-5)
+    assert "age_na" not in out.xs.columns  # the model's inputs do not change shape at inference
+
+
+def test_new_without_target_and_missing_column(tab, adult_df):
+    out = tab.new(adult_df.head(5).drop("salary"))
+    assert out.ys is None and out.xs.shape == (5, 10)
+    with pytest.raises(KeyError, match="'fnlwgt'.*cont_names"):
+        tab.new(adult_df.head(5).drop("fnlwgt"))
+
+
+def test_wrong_dtype_in_continuous_column(adult_df):
+    bad = adult_df.head(50).with_columns(pl.col("age").cast(pl.String))
+    bad = bad.with_columns(pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("forty")).otherwise(pl.col("age")).alias("age"))
+    with pytest.raises(TypeError, match=r"'age'.*'forty' at row 7"):
+        Tabular(bad, cat_names=CAT, cont_names=CONT, y_names="salary")
+    # numbers stored as text are accepted
+    ok = adult_df.head(50).with_columns(pl.col("age").cast(pl.String))
+    assert Tabular(ok, cat_names=CAT, cont_names=CONT, y_names="salary").train.conts["age"].dtype == pl.Float32
+
+
+def test_all_null_columns_rejected(adult_df):
+    df = adult_df.head(100).with_columns(pl.lit(None, dtype=pl.Float64).alias("empty"))
+    with pytest.raises(ValueError, match="'empty'.*all null"):
+        Tabular(df, cat_names=CAT, cont_names=CONT + ["empty"], y_names="salary")
+    df = adult_df.head(100).with_columns(pl.lit(None, dtype=pl.String).alias("empty"))
+    with pytest.raises(ValueError, match="'empty'.*all null"):
+        Tabular(df, cat_names=CAT + ["empty"], cont_names=CONT, y_names="salary")
+
+
+def test_target_with_nulls_rejected(adult_df):
+    df = adult_df.head(100).with_columns(
+        pl.when(pl.int_range(pl.len()) == 42).then(None).otherwise(pl.col("salary")).alias("salary"))
+    with pytest.raises(ValueError, match=r"'salary'.*1 null.*row 42"):
+        Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary")
+
+
+def test_empty_splits_and_bad_params(adult_df):
+    df = adult_df.head(100)
+    with pytest.raises(ValueError, match="validation set empty"):
+        Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=(np.arange(100), []))
+    with pytest.raises(ValueError, match="training set empty"):
+        Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=([], np.arange(100)))
+    with pytest.raises(ValueError, match="strategy='mean'"):
+        FillMissing(strategy="mean")
+    with pytest.raises(ValueError, match="both cat_names and cont_names"):
+        Tabular(df, cat_names=["age"], cont_names=["age"], y_names="salary")
+    with pytest.raises(ValueError, match="also listed as inputs"):
+        Tabular(df, cat_names=["salary"], cont_names=CONT, y_names="salary")
+    with pytest.raises(KeyError, match="'workklass'"):
+        Tabular(df, cat_names=["workklass"], cont_names=CONT, y_names="salary")
+    with pytest.raises(ValueError, match="y_block"):
+        Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", y_block="ranking")
+    # no splitter: every row trains, there is no validation set
+    tab = Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary")
+    assert len(tab.train) == 100 and len(tab.valid) == 0
+
+
+def test_unseen_label_in_valid_rejected(adult_df):
+    df = adult_df.head(60).with_columns(pl.when(pl.int_range(pl.len()) == 55).then(pl.lit("unknown"))
+                                        .otherwise(pl.col("salary")).alias("salary"))
+    with pytest.raises(ValueError, match="'unknown' at row 55"):
+        Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=(np.arange(50), np.arange(50, 60)))
+
+
+def test_categorify_trusts_values_not_incoming_codes():
+    a = pl.DataFrame({"c": pl.Series(["b", "a", "c"], dtype=pl.Categorical)})
+    cat = Categorify()
+    cat.setup(a, pl.lit(True), ColumnNames(["c"], []))
+    # the same values arriving as an Enum with another code order, and as pandas categoricals
+    b = pl.DataFrame({"c": pl.Series(["a", "c", "zz"], dtype=pl.Enum(["zz", "c", "a"]))})
+    assert b.with_columns(cat.expressions(b.schema))["c"].to_list() == [1, 3, 0]
+    import pandas as pd
+    p = pl.from_pandas(pd.DataFrame({"c": pd.Categorical(["c", "a"], categories=["c", "a"])}))
+    assert p.with_columns(cat.expressions(p.schema))["c"].to_list() == [3, 1]
+
+
+def test_ordered_categories_and_enum_order():
+    df = pl.DataFrame({"size": ["Large", "Small", "Medium", None]})
+    cat = Categorify(ordered={"size": ["Small", "Medium", "Large", "Huge"]})
+    cat.setup(df, pl.lit(True), ColumnNames(["size"], []))
+    assert cat.classes_["size"] == ["#na#", "Small", "Medium", "Large", "Huge"]
+    assert df.with_columns(cat.expressions())["size"].to_list() == [3, 1, 2, 0]
+    with pytest.raises(ValueError, match="'size'.*missing from ordered"):
+        c2 = Categorify(ordered={"size": ["Small"]})
+        c2.setup(df, pl.lit(True), ColumnNames(["size"], []))
+    e = df.with_columns(pl.col("size").cast(pl.Enum(["Small", "Medium", "Large"])))
+    c3 = Categorify()
+    c3.setup(e, pl.lit(True), ColumnNames(["size"], []))
+    assert c3.classes_["size"] == ["#na#", "Small", "Medium", "Large"]
+
+
+def test_fill_strategies_and_constant_column():
+    df = pl.DataFrame({"x": [1.0, 1.0, 5.0, None, float("nan")], "k": [3.0] * 5})
+    for strategy, expected in (("median", 1.0), ("mode", 1.0), ("constant", -1.0)):
+        fm = FillMissing(strategy=strategy, fill_value=-1.0)
+        proc = TabularProcessor([fm, Normalize()], [], ["x", "k"])
+        out = proc.fit_transform(df, np.ones(5, dtype=bool))
+        assert fm.fill_values_["x"] == expected
+        assert fm.na_columns_ == ["x"]  # NaN counts as missing, like null
+        assert out["k"].to_list() == [0.0] * 5  # constant column: zeros, not inf
+
+
+def test_regression_target_and_lazy_fit(adult_df):
+    kw = dict(cat_names=CAT[:3], cont_names=["fnlwgt", "education-num"], y_names="age")
+    tab = Tabular(adult_df, splits=RandomSplitter(0.2, seed=1), **kw)
+    assert tab.y_kind == "regression" and tab.c == 1 and tab.y_vocab is None
+    assert tab.train.y_array().dtype == np.float32
+    proc = TabularProcessor([Categorify(), FillMissing(), Normalize()], kw["cat_names"], kw["cont_names"], ["age"])
+    mask = np.zeros(len(adult_df), dtype=bool)
+    mask[tab.train_idx] = True
+    lazy = proc.fit_lazy(adult_df.with_columns(pl.Series("is_train", mask)).lazy(), pl.col("is_train"))
+    assert lazy.collect(engine="streaming").equals(tab.frame)
