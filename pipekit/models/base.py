@@ -447,7 +447,7 @@ class Backend:
         idx = np.clip(idx, 0, len(self.classes_) - 1)
         bad = self.classes_[idx] != y
         if bad.any():
-            raise ValueError(f"label {y[bad][0]!r} (row {int(np.flatnonzero(bad)[0])}) was not seen in training; "
+            raise ValueError(f"label {y[bad][0].item()!r} (row {int(np.flatnonzero(bad)[0])}) was not seen in training; "
                              f"known classes: {self.classes_.tolist()}")
         return idx.astype(np.int64)
 

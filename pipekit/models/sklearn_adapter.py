@@ -85,7 +85,7 @@ class SklearnModel(Backend):
             raise TypeError(f"only scikit-learn estimators can be exported; {cls.__module__}.{cls.__name__} "
                             "is not")
         params = est.get_params(deep=False)
-        bad = [k for k, v in params.items() if v is not None and not isinstance(v, (int, float, str, bool, list, tuple))]
+        bad = [k for k, v in params.items() if not _plain(v)]
         if bad:
             raise TypeError(f"{cls.__name__} parameters {bad} are not plain values and cannot be exported "
                             "without pickling")
@@ -123,3 +123,14 @@ class SklearnModel(Backend):
         obj.model_ = est
         obj.valid_score_ = None
         return obj
+
+
+def _plain(v: Any) -> bool:
+    """JSON-able without custom objects (so the parameters can be stored as data)."""
+    if v is None or isinstance(v, (int, float, str, bool, np.generic)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
+    return False

@@ -1,0 +1,169 @@
+"""RandomForest / GBM / SklearnModel on processed adult: the one interface, export without pickle, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from test_models_helpers import adult
+
+from pipekit.models import GBM, RandomForest, SklearnModel, as_data, load_model
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return adult()
+
+
+@pytest.fixture(scope="module")
+def rf(splits):
+    tr, va = splits
+    return RandomForest("classification", n_estimators=30, n_jobs=1, seed=0).fit(tr, va)
+
+
+@pytest.fixture(scope="module")
+def gbm(splits):
+    tr, va = splits
+    return GBM("classification", n_estimators=300, learning_rate=0.1, n_jobs=1).fit(tr, va)
+
+
+def test_rf_scores_and_oob(rf, splits):
+    _, va = splits
+    p = rf.predict(va)
+    assert p.shape == (len(va.xs), 2) and np.allclose(p.sum(1), 1)
+    assert rf.valid_score_ == pytest.approx(rf.score(va)) and rf.valid_score_ > 0.8
+    # OOB accuracy estimates the valid accuracy (the book's point): within a few points
+    assert abs(rf.oob_score_ - rf.valid_score_) < 0.04
+    assert list(rf.classes_) == sorted(va.y_vocab)
+    assert set(rf.predict_labels(va)) <= set(va.y_vocab)
+
+
+def test_rf_tree_predictions_and_contributions(rf, splits):
+    _, va = splits
+    mean, std = rf.tree_predictions(va)
+    assert np.allclose(mean, rf.predict(va))
+    assert (std >= 0).all() and std.max() > 0.05
+    c = rf.contributions(va.xs[:300])
+    # tree interpreter: bias + per-feature contributions reproduce the prediction exactly
+    assert np.allclose(c.bias + c.values.sum(1), rf.predict(va.xs[:300]), atol=1e-9)
+    assert c.values.shape == (300, len(rf.feature_names_), 2)
+    assert c.frame(0)["feature"].len() == len(rf.feature_names_)
+
+
+def test_rf_feature_importance_names_real_signal(rf):
+    imp = rf.feature_importance()
+    assert imp.columns == ["feature", "importance"]
+    assert imp["importance"].sum() == pytest.approx(1.0)
+    # relationship / marital status / education-num / age carry the salary signal in adult
+    assert set(imp["feature"][:4]) & {"relationship", "marital-status", "education-num", "age"}
+
+
+def test_rf_export_load_roundtrip(rf, splits, tmp_path):
+    _, va = splits
+    path = rf.export(tmp_path / "rf")
+    assert path.suffix == ".npz"
+    with np.load(path, allow_pickle=False) as z:  # nothing in the file needs unpickling
+        assert "tree_threshold" in z.files
+    back = load_model(path)
+    assert isinstance(back, RandomForest)
+    assert np.array_equal(back.predict(va), rf.predict(va))
+    assert back.feature_importance().equals(rf.feature_importance())
+    assert np.allclose(back.contributions(va.xs[:20]).values, rf.contributions(va.xs[:20]).values)
+    with pytest.raises(TypeError, match="not a GBM"):
+        GBM.load(path)
+
+
+def test_rf_regression_and_max_samples(splits):
+    tr, va = splits
+    X = tr.xs.drop("education-num")
+    data = as_data(X, y=tr.xs["education-num"].to_numpy(), cat_names=tr.cat_names)
+    m = RandomForest("regression", n_estimators=20, max_samples=2000, n_jobs=1).fit(data)
+    assert m.model_.max_samples == 2000
+    vd = as_data(va.xs.drop("education-num"), y=va.xs["education-num"].to_numpy(), cat_names=va.cat_names)
+    # education (a category) determines education-num except where it was missing and filled
+    assert m.score(vd) < 0.35 * np.std(vd.y)
+    c = m.contributions(vd.xs[:50])
+    assert np.allclose(c.bias + c.values.sum(1), m.predict(vd.xs[:50]))
+    assert m.oob_score_ < 0.35
+
+
+def test_gbm_early_stopping_categorical_and_contributions(gbm, splits):
+    _, va = splits
+    assert gbm.best_iteration_ < 300
+    assert 0.83 < gbm.score(va)
+    dump = gbm.booster_.dump_model()
+    assert dump["feature_names"] == [f"f{i}" for i in range(len(gbm.feature_names_))]
+    cat_splits = str(dump["tree_info"]).count("'decision_type': '=='")
+    assert cat_splits > 0, "Categorify codes must reach LightGBM as native categorical features"
+    c = gbm.contributions(va.xs[:200])
+    assert np.allclose(c.bias + c.values.sum(1), c.prediction, atol=1e-8)
+    prob = 1 / (1 + np.exp(-c.prediction))
+    assert np.allclose(prob, gbm.predict(va.xs[:200])[:, 1])
+    gain, split = gbm.feature_importance("gain"), gbm.feature_importance("split")
+    assert gain["feature"][0] in {"relationship", "marital-status", "education-num", "age"}
+    assert split["importance"].dtype == pl.Float64 and split["importance"].sum() > 0
+    with pytest.raises(ValueError, match="kind must be"):
+        gbm.feature_importance("cover")
+
+
+def test_gbm_export_load_and_multiclass(gbm, splits, tmp_path):
+    tr, va = splits
+    back = GBM.load(gbm.export(tmp_path / "gbm.npz"))
+    assert np.allclose(back.predict(va), gbm.predict(va))
+    # multiclass: predict the race category from the other inputs
+    y = tr.xs["race"].to_numpy()
+    m = GBM("classification", n_estimators=30, n_jobs=1).fit(as_data(tr.xs.drop("race"), y=y))
+    p = m.predict(va.xs)
+    assert p.shape == (len(va.xs), len(np.unique(y)))
+    c = m.contributions(va.xs[:10])
+    assert c.values.shape == (10, len(m.feature_names_), p.shape[1])
+    assert np.allclose(c.bias + c.values.sum(1), c.prediction)
+
+
+def test_same_seed_same_model(splits):
+    tr, va = splits
+    a = RandomForest("classification", n_estimators=5, n_jobs=1, seed=3, oob_score=False).fit(tr).predict(va)
+    b = RandomForest("classification", n_estimators=5, n_jobs=1, seed=3, oob_score=False).fit(tr).predict(va)
+    assert np.array_equal(a, b)
+
+
+def test_sklearn_adapter_roundtrip(splits, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    tr, va = splits
+    m = SklearnModel(LogisticRegression(max_iter=300), "classification").fit(tr, va)
+    assert m.valid_score_ > 0.78
+    back = load_model(m.export(tmp_path / "lr.npz"))
+    assert np.allclose(back.predict(va), m.predict(va))
+    assert m.feature_importance().height == len(m.feature_names_)
+    piped = SklearnModel(make_pipeline(StandardScaler(), LogisticRegression()), "classification").fit(tr)
+    with pytest.raises(TypeError, match="cannot be exported"):
+        piped.export(tmp_path / "p.npz")
+
+
+def test_bad_input_messages(rf, splits, tmp_path):
+    tr, va = splits
+    with pytest.raises(KeyError, match="'age'.*tab.new"):
+        rf.predict(va.xs.drop("age"))
+    with pytest.raises(TypeError, match="column 'age' holds String"):
+        rf.predict(va.xs.with_columns(pl.col("age").cast(pl.String)))
+    with pytest.raises(ValueError, match="task='classify'"):
+        RandomForest("classify")
+    with pytest.raises(ValueError, match="max_features"):
+        RandomForest("classification", max_features=2.0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        GBM("regression", learning_rate=0)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        GBM("regression").predict(va)
+    with pytest.raises(ValueError, match="label 'maybe'"):
+        rf.score(as_data(va.xs[:3], y=np.array(["maybe", "<50k", "<50k"])))
+    with pytest.raises(ValueError, match="xs has 10 rows but ys has 9"):
+        as_data(va.xs[:10], y=np.zeros(9))
+    with pytest.raises(ValueError, match="no targets"):
+        RandomForest("classification").fit(va.xs)
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a pipekit model file"):
+        load_model(bad)
