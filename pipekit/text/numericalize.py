@@ -1,0 +1,132 @@
+"""Tokens -> integer ids with a vocabulary learned on the training split only.
+
+The result is an Arrow ``list<int32>`` column (one list of ids per text): language-model streams and
+padded classifier batches are slices of its flat value buffer, never Python lists.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from pipekit.data.transform import Transform
+from pipekit.text.tokenize import SPECIAL_TOKENS, UNK, TokenizedTexts
+
+FAKE = "xxfake"
+
+
+def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TOKENS) -> list[str]:
+    """Validate a user-given vocabulary: strings, no duplicates, every special token present."""
+    vocab = list(vocab)
+    bad = [i for i, t in enumerate(vocab) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"vocab must hold strings; entry {bad[0]} is {vocab[bad[0]]!r}")
+    missing = [t for t in special_tokens if t not in set(vocab)]
+    if missing:
+        raise ValueError(f"vocab is missing the special tokens {missing}; put them first, e.g. "
+                         f"vocab = SPECIAL_TOKENS + [t for t in vocab if t not in SPECIAL_TOKENS]")
+    if len(set(vocab)) != len(vocab):
+        seen: set[str] = set()
+        dup = next(t for t in vocab if t in seen or seen.add(t))
+        raise ValueError(f"vocab has duplicate entries (first: {dup!r}); each token must appear once")
+    return vocab
+
+
+class Numericalize(Transform):
+    """Map tokens to ids: special tokens first, then tokens seen at least ``min_freq`` times in the
+    training texts, most frequent first (ties alphabetical), at most ``max_vocab`` entries, padded with
+    ``xxfake`` to a multiple of 8 (faster matrix products). Unknown tokens map to ``xxunk`` (id 0).
+
+    >>> from pipekit.text.tokenize import Tokenizer
+    >>> tt = Tokenizer().encode(["a film", "a good film", "a bad film"])
+    >>> num = Numericalize(min_freq=2)
+    >>> num.setup(tt)
+    >>> num.vocab_[:11], len(num.vocab_)
+    (['xxunk', 'xxpad', 'xxbos', 'xxeos', 'xxfld', 'xxrep', 'xxwrep', 'xxup', 'xxmaj', 'a', 'film'], 16)
+    >>> num.encode(tt).to_pylist()
+    [[2, 9, 10], [2, 9, 0, 10], [2, 9, 0, 10]]
+    """
+
+    _state: ClassVar[tuple[str, ...]] = ("vocab_",)
+
+    def __init__(self, min_freq: int = 3, max_vocab: int = 60000, vocab: Sequence[str] | None = None,
+                 special_tokens: Sequence[str] | None = None):
+        if not isinstance(min_freq, (int, np.integer)) or min_freq < 1:
+            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
+        specials = list(SPECIAL_TOKENS if special_tokens is None else special_tokens)
+        if not isinstance(max_vocab, (int, np.integer)) or max_vocab <= len(specials):
+            raise ValueError(f"max_vocab must be an int > {len(specials)} (the special tokens), got {max_vocab!r}")
+        if UNK not in specials:
+            raise ValueError(f"special_tokens must include {UNK!r} (unknown tokens map to it)")
+        self.min_freq, self.max_vocab = int(min_freq), int(max_vocab)
+        self.special_tokens = special_tokens
+        self.vocab = check_vocab(vocab, specials) if vocab is not None else None
+        self.vocab_: list[str] | None = list(self.vocab) if self.vocab is not None else None
+        self._lookup_cache: tuple[int, dict[str, int]] | None = None
+
+    @property
+    def specials(self) -> list[str]:
+        return list(SPECIAL_TOKENS if self.special_tokens is None else self.special_tokens)
+
+    def setup(self, tokens: TokenizedTexts, idx: np.ndarray | None = None) -> None:
+        """Learn the vocabulary from the texts at ``idx`` (the training split; all when None).
+
+        A vocabulary given to ``__init__`` is kept as is (it belongs to a pretrained model)."""
+        if self.vocab is not None:
+            self.vocab_ = list(self.vocab)
+            return
+        if not isinstance(tokens, TokenizedTexts):
+            raise TypeError(f"Numericalize.setup takes a TokenizedTexts (Tokenizer.encode output), "
+                            f"got {type(tokens).__name__}")
+        counts = tokens.counts(idx)
+        specials = self.specials
+        cand = [(-int(c), t) for t, c in zip(tokens.vocab, counts) if c >= self.min_freq and t not in specials]
+        cand.sort()
+        vocab = specials + [t for _, t in cand[: self.max_vocab - len(specials)]]
+        vocab += [FAKE] * (-len(vocab) % 8)
+        self.vocab_ = vocab
+
+    def _lookup(self) -> dict[str, int]:
+        if self.vocab_ is None:
+            raise RuntimeError("Numericalize is not fitted; call setup(tokens, train_idx) or pass vocab=...")
+        key = id(self.vocab_)
+        if self._lookup_cache is None or self._lookup_cache[0] != key:
+            self._lookup_cache = (key, {t: i for i, t in enumerate(self.vocab_) if t != FAKE})
+        return self._lookup_cache[1]
+
+    def encode_flat(self, tokens: TokenizedTexts) -> np.ndarray:
+        """Flat int32 ids for ``tokens.ids`` (same layout, offsets unchanged)."""
+        lookup = self._lookup()
+        unk = lookup[UNK]
+        table = np.fromiter((lookup.get(t, unk) for t in tokens.vocab), dtype=np.int32, count=len(tokens.vocab))
+        return table[tokens.ids] if len(tokens.ids) else np.zeros(0, np.int32)
+
+    def encode(self, tokens: Any) -> pa.ListArray:
+        """Ids as an Arrow ``list<int32>`` array, one list per text."""
+        if isinstance(tokens, (list, tuple)) and all(isinstance(t, str) for t in tokens):
+            tokens = _single(tokens)
+        if not isinstance(tokens, TokenizedTexts):
+            raise TypeError(f"Numericalize.encode takes a TokenizedTexts or a list of tokens, "
+                            f"got {type(tokens).__name__}")
+        if tokens.offsets[-1] >= 2**31:
+            raise ValueError("more than 2**31 tokens in one column; split the corpus into several blocks")
+        flat = self.encode_flat(tokens)
+        return pa.ListArray.from_arrays(pa.array(tokens.offsets.astype(np.int32)), pa.array(flat, pa.int32()))
+
+    def decode(self, ids: Any) -> list[str]:
+        """Ids (a list, array or 1-d tensor) -> token strings."""
+        if self.vocab_ is None:
+            raise RuntimeError("Numericalize is not fitted; call setup(...) first")
+        arr = np.asarray(ids.tolist() if hasattr(ids, "tolist") else ids, dtype=np.int64).reshape(-1)
+        if len(arr) and (arr.min() < 0 or arr.max() >= len(self.vocab_)):
+            raise ValueError(f"ids must be in [0, {len(self.vocab_)}); got min {arr.min()} max {arr.max()}")
+        return [self.vocab_[i] for i in arr]
+
+
+def _single(tokens: Sequence[str]) -> TokenizedTexts:
+    vocab = list(dict.fromkeys(tokens))
+    index = {t: i for i, t in enumerate(vocab)}
+    ids = np.fromiter((index[t] for t in tokens), dtype=np.int32, count=len(tokens))
+    return TokenizedTexts(vocab, ids, np.array([0, len(tokens)], dtype=np.int64))

@@ -1,0 +1,427 @@
+"""Word and subword tokenization with the book's rules and special tokens.
+
+How a corpus is tokenized (all heavy work in Rust, none per text in Python):
+
+1. HTML fixes (``<br />`` -> newline, ``&amp;`` -> ``&`` ...) in one Aho-Corasick pass (Polars).
+2. Split every text into whitespace-delimited chunks (Polars regex, Rust) and find the distinct chunks.
+3. Each *distinct* chunk is pre-tokenized once by the ``tokenizers`` library (an Oniguruma regex that
+   splits words, punctuation, contractions such as ``do n't`` and runs of repeated punctuation) and the
+   rules run on its pieces: ``xxmaj``/``xxup`` case markers, lower-casing, ``xxrep n c`` for characters
+   repeated three times or more. A corpus has far fewer distinct chunks than chunks, so this is cheap.
+4. Runs of the same word (three or more) become ``xxwrep n w``; every text starts with ``xxbos``.
+5. The per-chunk token lists are expanded over the whole corpus with vectorised NumPy gathers.
+
+In subword mode (``"bpe"`` / ``"unigram"``) a ``tokenizers`` model is trained on the word-level tokens
+of the training texts and applied, again once per distinct word, in parallel in Rust.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer as _HFTokenizer
+
+from pipekit.data.transform import Transform
+
+UNK, PAD, BOS, EOS, FLD = "xxunk", "xxpad", "xxbos", "xxeos", "xxfld"
+TK_REP, TK_WREP, TK_UP, TK_MAJ = "xxrep", "xxwrep", "xxup", "xxmaj"
+#: special tokens, always the first ids of a vocabulary (xxunk = 0, xxpad = 1)
+SPECIAL_TOKENS: list[str] = [UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ]
+
+# HTML left in scraped reviews and the wikitext escapes, fixed before anything else.
+HTML_FIXES: list[tuple[str, str]] = [
+    ("<br />", "\n"), ("<br/>", "\n"), ("<br>", "\n"), ("&amp;", "&"), ("&quot;", '"'), ("&#39;", "'"),
+    ("&lt;", "<"), ("&gt;", ">"), ("&nbsp;", " "), ("#39;", "'"), ("#146;", "'"), ("#36;", "$"),
+    ("\\n", "\n"), ('\\"', '"'), ("<unk>", UNK), (" @.@ ", "."), (" @-@ ", "-"), (" @,@ ", ","),
+    ("\u2019", "'"),
+]
+# pieces of one chunk: runs of >= 3 equal punctuation marks (-> xxrep), contractions the way spaCy splits
+# them ("do n't", "it 's"), words, single punctuation marks.
+_PIECE_PATTERN = (r"([^\w\s])\1{2,}|(?i:n't)(?!\w)|'(?i:s|m|re|ve|ll|d)(?!\w)|\w+(?=(?i:n't)(?!\w))"
+                  r"|\w+|[^\w\s]")
+_CHUNK_PATTERN = r"\n+|\S+"
+_RE_REP = re.compile(r"(\S)\1{2,}")
+_RE_WORD = re.compile(r"^\w+$")
+_MODES = ("word", "bpe", "unigram")
+_NO_SPACE_BEFORE = set(".,!?;:)]}%") | {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
+_NO_SPACE_AFTER = set("([{$#")
+
+
+class TokenizedTexts:
+    """A tokenized corpus: distinct token strings plus a flat id array with per-text offsets.
+
+    ``vocab`` is the inventory of tokens that occur (not the model vocabulary: :class:`Numericalize`
+    builds that); text ``i`` is ``[vocab[j] for j in ids[offsets[i]:offsets[i+1]]]``.
+
+    >>> tt = Tokenizer().encode(["Hello world!", ""])
+    >>> tt[0], tt[1], len(tt)
+    (['xxbos', 'xxmaj', 'hello', 'world', '!'], ['xxbos'], 2)
+    """
+
+    def __init__(self, vocab: list[str], ids: np.ndarray, offsets: np.ndarray):
+        self.vocab, self.ids, self.offsets = vocab, ids, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> list[str]:
+        return [self.vocab[j] for j in self.ids[self.offsets[i]:self.offsets[i + 1]]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset_ids(self, idx: np.ndarray | None) -> np.ndarray:
+        """The flat ids of the texts at ``idx`` (all texts when None), gathered without a Python loop."""
+        if idx is None:
+            return self.ids
+        idx = np.asarray(idx, dtype=np.int64)
+        return self.ids[ragged_positions(self.offsets[idx], self.lengths[idx])]
+
+    def counts(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """How often each token of ``vocab`` occurs in the texts at ``idx``."""
+        return np.bincount(self.subset_ids(idx), minlength=len(self.vocab))
+
+
+def ragged_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Flat positions ``starts[k] + 0..lengths[k]-1`` for all k, concatenated (vectorised).
+
+    >>> ragged_positions(np.array([10, 0]), np.array([2, 3])).tolist()
+    [10, 11, 0, 1, 2]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    seg_start = np.cumsum(lengths) - lengths
+    return np.repeat(np.asarray(starts, dtype=np.int64) - seg_start, lengths) + np.arange(total, dtype=np.int64)
+
+
+def as_text_series(texts: Any, name: str = "text") -> pl.Series:
+    """Texts as a Polars string Series; nulls and non-strings fail with the row number."""
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a sequence of strings, got one str; wrap it in a list: [{texts[:30]!r}]")
+    s = texts if isinstance(texts, pl.Series) else pl.Series(name, list(texts) if not isinstance(texts, np.ndarray)
+                                                            else texts.tolist())
+    if len(s) and s.dtype != pl.String:
+        if s.dtype == pl.Null:
+            s = s.cast(pl.String)
+        else:
+            raise TypeError(f"{name} must hold strings, got dtype {s.dtype}; convert the column with "
+                            f".cast(pl.String) or pick the text column")
+    if s.null_count():
+        row = int(s.is_null().arg_true()[0])
+        raise ValueError(f"{name}: text at row {row} is missing (null); fill it (e.g. .fill_null('')) or drop "
+                         f"the row ({s.null_count()} missing in total)")
+    return s
+
+
+def read_text_file(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Read a text file; bytes that are not valid ``encoding`` fail with the file name and byte offset.
+
+    ``errors`` is Python's codec policy: "strict" (raise), "replace" (U+FFFD) or "ignore" (drop bytes).
+
+    >>> _ = Path("/tmp/pk_read.txt").write_bytes(b"caf\\xc3\\xa9")
+    >>> read_text_file("/tmp/pk_read.txt")
+    'café'
+    """
+    if errors not in ("strict", "replace", "ignore"):
+        raise ValueError(f"errors={errors!r} is not supported; use 'strict', 'replace' or 'ignore'")
+    data = Path(path).read_bytes()
+    try:
+        return data.decode(encoding, errors=errors)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not valid {encoding} at byte {e.start} ({data[e.start:e.start + 4]!r}); "
+                         f"fix the file, pass encoding=... if it uses another one, or errors='replace' "
+                         f"to substitute U+FFFD for bad bytes") from None
+
+
+def _split_reps(tok: str) -> list[str]:
+    """'soooo' -> ['s', 'xxrep', '4', 'o'] (the book's rule for characters repeated 3+ times)."""
+    out, pos = [], 0
+    for m in _RE_REP.finditer(tok):
+        if m.start() > pos:
+            out.append(tok[pos:m.start()])
+        out += [TK_REP, str(m.end() - m.start()), m.group(1)]
+        pos = m.end()
+    if pos < len(tok):
+        out.append(tok[pos:])
+    return out
+
+
+def apply_rules(piece: str) -> list[str]:
+    """Case markers, lower-casing and repetition for one pre-token.
+
+    >>> apply_rules("Hello"), apply_rules("WOW"), apply_rules("!!!!"), apply_rules("I")
+    (['xxmaj', 'hello'], ['xxup', 'wow'], ['xxrep', '4', '!'], ['i'])
+    """
+    out = []
+    if len(piece) > 1 and piece[0].isalpha():
+        if piece.isupper():
+            out.append(TK_UP)
+        elif piece[0].isupper() and piece[1:] == piece[1:].lower():
+            out.append(TK_MAJ)
+    return out + _split_reps(piece.lower())
+
+
+class Tokenizer(Transform):
+    """Texts -> tokens with the book's rules (``xxbos``, ``xxmaj``, ``xxup``, ``xxrep``, ``xxwrep`` ...).
+
+    ``mode``: "word" (rules + word pieces, nothing to fit), "bpe" or "unigram" (a subword model with
+    ``vocab_sz`` entries trained by ``setup`` on the training texts). ``rules=False`` keeps the raw
+    pieces (no case markers, no lower-casing, no repetition tokens, no HTML fixes).
+
+    >>> tok = Tokenizer()
+    >>> tok.tokenize("I don't like it!!! SO boring.")
+    ['xxbos', 'i', 'do', "n't", 'like', 'it', 'xxrep', '3', '!', 'xxup', 'so', 'boring', '.']
+    >>> tok.decode(tok.tokenize("It's GREAT, isn't it?"))
+    "It's GREAT, isn't it?"
+    """
+
+    _state: ClassVar[tuple[str, ...]] = ("subword_",)
+
+    def __init__(self, mode: str = "word", vocab_sz: int | None = None, rules: bool = True,
+                 add_bos: bool = True, add_eos: bool = False):
+        if mode not in _MODES:
+            raise ValueError(f"mode={mode!r} is not supported; use one of {_MODES}")
+        if vocab_sz is not None and (not isinstance(vocab_sz, (int, np.integer)) or vocab_sz < len(SPECIAL_TOKENS) + 1):
+            raise ValueError(f"vocab_sz must be an int > {len(SPECIAL_TOKENS)} (room for the special tokens), "
+                             f"got {vocab_sz!r}")
+        if mode == "word" and vocab_sz is not None:
+            raise ValueError("vocab_sz is only used by subword modes ('bpe', 'unigram'); for mode='word' limit "
+                             "the vocabulary with Numericalize(max_vocab=...)")
+        self.mode, self.vocab_sz, self.rules = mode, vocab_sz, bool(rules)
+        self.add_bos, self.add_eos = bool(add_bos), bool(add_eos)
+        self.subword_: str | None = None
+        self._pre = pre_tokenizers.Split(Regex(_PIECE_PATTERN), behavior="isolated")
+        self._memo: dict[str, list[str]] = {}
+        self._sub: _HFTokenizer | None = None
+
+    # -- fitting ---------------------------------------------------------------------------------------
+    def setup(self, texts: Any) -> None:
+        """Train the subword model on ``texts`` (the training split); nothing to learn in word mode."""
+        if self.mode == "word":
+            return
+        words = self._encode_words(as_text_series(texts))
+        counts = words.counts()
+        keep = [(w, int(c)) for w, c in zip(words.vocab, counts) if c > 0 and w not in SPECIAL_TOKENS]
+        if not keep:
+            raise ValueError("cannot train a subword model: the training texts contain no words")
+        vocab_sz = self.vocab_sz or 8000
+        tk = _HFTokenizer(models.BPE(unk_token=UNK) if self.mode == "bpe" else models.Unigram())
+        tk.pre_tokenizer = pre_tokenizers.Metaspace()
+        tk.decoder = decoders.Metaspace()
+        if self.mode == "bpe":
+            trainer = trainers.BpeTrainer(vocab_size=vocab_sz, special_tokens=SPECIAL_TOKENS, show_progress=False)
+        else:
+            trainer = trainers.UnigramTrainer(vocab_size=vocab_sz, special_tokens=SPECIAL_TOKENS, unk_token=UNK,
+                                              show_progress=False)
+        # each word repeated by its count: the trainer sees the corpus statistics without one string per text
+        tk.train_from_iterator(((w + " ") * c for w, c in keep), trainer, length=len(keep))
+        self.load_state({"subword_": tk.to_str()})
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._sub = _HFTokenizer.from_str(self.subword_) if self.subword_ else None
+        self._memo = {}
+
+    # -- encoding --------------------------------------------------------------------------------------
+    def _chunk_tokens(self, chunk: str) -> list[str]:
+        toks = self._memo.get(chunk)
+        if toks is None:
+            if chunk[0] == "\n":
+                toks = [chunk]
+            else:
+                pieces = [p for p, _ in self._pre.pre_tokenize_str(chunk)]
+                toks = [t for p in pieces for t in apply_rules(p)] if self.rules else pieces
+            self._memo[chunk] = toks
+        return toks
+
+    def _encode_words(self, s: pl.Series) -> TokenizedTexts:
+        if self.rules:
+            s = s.str.replace_many([a for a, _ in HTML_FIXES], [b for _, b in HTML_FIXES])
+        chunks = s.str.extract_all(_CHUNK_PATTERN)
+        n_chunks = chunks.list.len().fill_null(0).to_numpy().astype(np.int64)
+        flat = chunks.explode().drop_nulls()
+        uniq = flat.unique(maintain_order=True)
+        codes = flat.replace_strict(uniq, pl.int_range(len(uniq), eager=True, dtype=pl.Int64),
+                                    return_dtype=pl.Int64).to_numpy() if len(flat) else np.zeros(0, np.int64)
+        chunk_strs = uniq.to_list()
+        doc_of = np.repeat(np.arange(len(s), dtype=np.int64), n_chunks)
+        if self.rules:
+            codes, doc_of, chunk_strs = self._word_repeats(codes, doc_of, chunk_strs)
+        # distinct chunk -> token list, then expand over the corpus with one gather
+        tok_index: dict[str, int] = {}
+        lens = np.empty(len(chunk_strs), dtype=np.int64)
+        flat_tok: list[int] = []
+        for k, ch in enumerate(chunk_strs):
+            toks = self._chunk_tokens(ch)
+            lens[k] = len(toks)
+            flat_tok += [tok_index.setdefault(t, len(tok_index)) for t in toks]
+        flat_tok_arr = np.asarray(flat_tok, dtype=np.int64)
+        starts = np.cumsum(lens) - lens
+        ids = flat_tok_arr[ragged_positions(starts[codes], lens[codes])]
+        per_doc = np.bincount(doc_of, weights=lens[codes], minlength=len(s)).astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(per_doc)])
+        vocab = list(tok_index)
+        extra = ([BOS] if self.add_bos else []) + ([EOS] if self.add_eos else [])
+        for t in extra:
+            tok_index.setdefault(t, len(tok_index))
+        vocab = list(tok_index)
+        if self.add_bos:
+            ids = np.insert(ids, offsets[:-1], tok_index[BOS])
+            offsets = offsets + np.arange(len(offsets))
+        if self.add_eos:
+            ids = np.insert(ids, offsets[1:], tok_index[EOS])
+            offsets = offsets + np.arange(len(offsets))
+        return TokenizedTexts(vocab, ids.astype(np.int32), offsets.astype(np.int64))
+
+    def _word_repeats(self, codes: np.ndarray, doc_of: np.ndarray, chunk_strs: list[str]):
+        """Runs of the same word chunk (3+) -> ``xxwrep n word`` (vectorised; the book's replace_wrep)."""
+        if len(codes) < 3:
+            return codes, doc_of, chunk_strs
+        same = (codes[1:] == codes[:-1]) & (doc_of[1:] == doc_of[:-1])
+        starts = np.flatnonzero(np.concatenate([[True], ~same]))
+        run_len = np.diff(np.concatenate([starts, [len(codes)]]))
+        is_word = np.fromiter((bool(_RE_WORD.match(c)) for c in chunk_strs), dtype=bool, count=len(chunk_strs))
+        long = (run_len >= 3) & is_word[codes[starts]]
+        if not long.any():
+            return codes, doc_of, chunk_strs
+        chunk_strs = list(chunk_strs)
+        index = {c: i for i, c in enumerate(chunk_strs)}
+        def code_of(c: str) -> int:
+            if c not in index:
+                index[c] = len(chunk_strs)
+                chunk_strs.append(c)
+            return index[c]
+        keep = np.ones(len(codes), dtype=bool)
+        codes = codes.copy()
+        wrep = code_of(TK_WREP)
+        for st, n in zip(starts[long], run_len[long]):
+            word = codes[st]
+            codes[st], codes[st + 1], codes[st + 2] = wrep, code_of(str(int(n))), word
+            keep[st + 3:st + n] = False
+        return codes[keep], doc_of[keep], chunk_strs
+
+    def encode(self, texts: Any) -> TokenizedTexts:
+        """Tokenize a sequence of texts (list, NumPy array or Polars Series) into a :class:`TokenizedTexts`."""
+        s = as_text_series(texts)
+        words = self._encode_words(s)
+        if self.mode == "word":
+            return words
+        if self._sub is None:
+            raise RuntimeError(f"Tokenizer(mode={self.mode!r}) is not fitted; call setup(train_texts) first "
+                               "(TextBlock does this on the training split)")
+        # subword pieces per distinct word, computed in parallel by the tokenizers library
+        plain = [w for w in words.vocab if w not in SPECIAL_TOKENS]
+        encs = self._sub.encode_batch(plain, add_special_tokens=False) if plain else []
+        piece_lists = dict(zip(plain, (e.tokens for e in encs)))
+        piece_index: dict[str, int] = {}
+        lens = np.empty(len(words.vocab), dtype=np.int64)
+        flat: list[int] = []
+        for k, w in enumerate(words.vocab):
+            pieces = [w] if w in SPECIAL_TOKENS else piece_lists[w]
+            lens[k] = len(pieces)
+            flat += [piece_index.setdefault(p, len(piece_index)) for p in pieces]
+        starts = np.cumsum(lens) - lens
+        ids = np.asarray(flat, dtype=np.int64)[ragged_positions(starts[words.ids], lens[words.ids])]
+        tok_lens = lens[words.ids]
+        csum = np.concatenate([[0], np.cumsum(tok_lens)])
+        return TokenizedTexts(list(piece_index), ids.astype(np.int32), csum[words.offsets].astype(np.int64))
+
+    def tokenize(self, text: str) -> list[str]:
+        """Tokens of one text."""
+        if not isinstance(text, str):
+            raise TypeError(f"tokenize takes one str, got {type(text).__name__}; use encode() for many texts")
+        return self.encode([text])[0]
+
+    # -- decoding --------------------------------------------------------------------------------------
+    def decode(self, tokens: Sequence[str]) -> str:
+        """Readable text from tokens: case markers applied, repetitions expanded, spacing restored."""
+        words = _merge_subwords(tokens) if self.mode != "word" else list(tokens)
+        return decode_words(words)
+
+    def __repr__(self) -> str:
+        return (f"Tokenizer(mode={self.mode!r}, vocab_sz={self.vocab_sz}, rules={self.rules}, "
+                f"add_bos={self.add_bos}, add_eos={self.add_eos})")
+
+
+def _merge_subwords(pieces: Iterable[str]) -> list[str]:
+    """Subword pieces ('▁hel', 'lo') -> words; a leading '▁' starts a word, special tokens stand alone."""
+    words: list[str] = []
+    cur: str | None = None
+    for p in pieces:
+        if p in SPECIAL_TOKENS:
+            if cur is not None:
+                words.append(cur)
+                cur = None
+            words.append(p)
+        elif p.startswith("\u2581") or cur is None:
+            if cur is not None:
+                words.append(cur)
+            cur = p.lstrip("\u2581")
+        else:
+            cur += p
+    if cur is not None:
+        words.append(cur)
+    return [w for w in words if w != ""]
+
+
+def decode_words(tokens: Sequence[str]) -> str:
+    """Word-level tokens -> text.
+
+    >>> decode_words(['xxbos', 'xxmaj', 'it', "'s", 'xxup', 'so', 'good', 'xxrep', '3', '!'])
+    "It's SO good!!!"
+    """
+    out: list[str] = []
+    case = None
+    glue = True  # no space before the next word
+    i, n = 0, len(tokens)
+    while i < n:
+        t = tokens[i]
+        i += 1
+        if t in (BOS, EOS, PAD, "xxfake"):
+            continue
+        if t in (TK_MAJ, TK_UP):
+            case = t
+            continue
+        if t == FLD:
+            i += 1 if i < n and tokens[i].isdigit() else 0
+            out.append("\n")
+            glue = True
+            continue
+        if t in (TK_REP, TK_WREP) and i + 1 < n and tokens[i].isdigit():
+            count, what = int(tokens[i]), tokens[i + 1]
+            i += 2
+            if t == TK_REP:
+                word = what * count
+                attach = not what.isalnum() or (out and out[-1][-1:].isalnum())
+            else:
+                word = " ".join([_cased(what, case)] * count)
+                case, attach = None, False
+            out.append(word if (attach or glue) else " " + word)
+            glue = False
+            continue
+        word = _cased(t, case)
+        case = None
+        if t.startswith("\n"):
+            out.append(t)
+            glue = True
+            continue
+        attach = glue or t in _NO_SPACE_BEFORE
+        out.append(word if attach else " " + word)
+        glue = t in _NO_SPACE_AFTER
+    return "".join(out).strip(" ")
+
+
+def _cased(word: str, case: str | None) -> str:
+    if case == TK_UP:
+        return word.upper()
+    if case == TK_MAJ:
+        return word[:1].upper() + word[1:]
+    return word
