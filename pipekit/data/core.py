@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ def register_recipe(cls: type) -> type:
     return cls
 
 
-class PipelineStepError(RuntimeError):
+class PipelineStepError(ValueError):
     """A step of the data pipeline failed; the message names the step and its input."""
 
 
@@ -159,6 +160,17 @@ class DataBlock:
         if np.intersect1d(train, valid).size:
             raise ValueError(f"the split {self.splitter!r} puts {np.intersect1d(train, valid).size} item(s) in both "
                              "the training and the validation set")
+        in_split = len(train) + len(valid)
+        if in_split < len(items):
+            # items that belong to no subset are left out, and said so: nothing disappears silently
+            keep = np.sort(np.concatenate([train, valid]))
+            left = np.setdiff1d(np.arange(len(items)), keep)
+            warnings.warn(f"{len(left)} of {len(items)} items are in neither the training nor the validation set "
+                          f"and are left out (first: {item_at(items, int(left[0]))!r})", stacklevel=3)
+            remap = np.full(len(items), -1, dtype=np.int64)
+            remap[keep] = np.arange(len(keep))
+            items = items[keep]
+            train, valid = remap[train], remap[valid]
         stores = []
         for j, (block, getter) in enumerate(zip(self.blocks, self.getters)):
             role = f"{'x' if j < self.n_inp else 'y'}{j if j < self.n_inp else j - self.n_inp}"

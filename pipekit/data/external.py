@@ -234,6 +234,9 @@ def _content_root(staging: Path, info: DatasetInfo) -> Path:
     for sub in sorted(staging.iterdir()):
         if sub.is_dir() and is_complete(sub, info):
             return sub
+    entries = list(staging.iterdir())
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
     return staging
 
 

@@ -1,0 +1,17 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# tests read the real data sets; the Makefile points PIPEKIT_DATA at ../shared/data
+_default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if not os.environ.get("PIPEKIT_DATA") and _default.exists():
+    os.environ["PIPEKIT_DATA"] = str(_default)
+os.environ.setdefault("PIPEKIT_QUIET", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _plots_to_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPEKIT_PLOTS", str(tmp_path / "plots"))
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))

@@ -1,0 +1,274 @@
+"""The DataBlock engine on real data (adult, mnist_tiny) and on bad input."""
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+import torch
+
+import pipekit.datasets as D
+from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoader, FuncSplitter,
+                          GrandparentSplitter, IndexSplitter, MultiCategoryBlock, Pipe, PipelineStepError,
+                          RandomSplitter, RegexLabeller, RegressionBlock, TensorStore, TimeSplitter,
+                          TransformBlock, get_image_files, parent_label)
+from pipekit.data.loader import ArrayDataset
+
+ADULT = D.path("adult_sample") / "adult.csv"
+MNIST = D.path("mnist_tiny")
+
+
+def adult_block(seed=42):
+    return DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"), get_y=ColReader("salary"),
+                     splitter=RandomSplitter(valid_pct=0.2, seed=seed))
+
+
+def mnist_block():
+    return DataBlock(blocks=(TransformBlock, CategoryBlock), get_x=ColReader("name", pref=MNIST),
+                     get_y=ColReader("label"), splitter=GrandparentSplitter(col="name"))
+
+
+def test_adult_full_epochs_counts_and_labels():
+    dls = adult_block().dataloaders(ADULT, bs=256, seed=0)
+    assert dls.vocab == ["<50k", ">=50k"] and dls.c == 2 and dls.loss_kind == "cross_entropy"
+    n_rows = pl.read_csv(ADULT).height
+    assert len(dls.train.dataset) + len(dls.valid.dataset) == n_rows == 32561
+    assert len(dls.valid.dataset) == round(0.2 * n_rows)
+    # the training loader drops the last partial batch, the validation loader keeps everything
+    seen_valid = sum(len(y) for _, y in dls.valid)
+    assert seen_valid == len(dls.valid.dataset)
+    seen_train = sum(len(y) for _, y in dls.train)
+    assert seen_train == (len(dls.train.dataset) // 256) * 256
+    # decoded labels are the CSV's labels for the same rows
+    raw = pl.read_csv(ADULT)
+    valid_idx = dls.datasets.splits[1]
+    x, y = next(iter(dls.valid))
+    decoded = [r[1] for r in dls.valid.decode_batch((x, y))]
+    assert decoded == raw["salary"].gather(valid_idx[:len(y)]).to_list()
+    assert torch.allclose(x[:, 0], torch.tensor(raw["age"].gather(valid_idx[:len(y)]).to_numpy(), dtype=torch.float32))
+
+
+def test_mnist_tiny_grandparent_split_counts():
+    dls = mnist_block().dataloaders(MNIST / "labels.csv", bs=64, seed=0)
+    assert len(dls.train.dataset) == 709 and len(dls.valid.dataset) == 699
+    assert dls.vocab == [3, 7]
+    paths, labels = [], []
+    for xb, yb in dls.valid:
+        paths += xb
+        labels += [dls.vocab[i] for i in yb.tolist()]
+    assert len(paths) == 699
+    # every label decodes to the digit folder the file is in
+    assert all(p.split("/")[-2] == str(lab) for p, lab in zip(paths, labels))
+    assert all("/valid/" in p for p in paths)
+
+
+def test_folder_source_with_get_items_and_parent_label():
+    dblock = DataBlock(blocks=(TransformBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=GrandparentSplitter())
+    with pytest.warns(UserWarning, match="20 of 1428 items are in neither"):
+        dsets = dblock.datasets(MNIST)  # test/ holds 20 unlabelled images in no split
+    assert [len(s) for s in dsets.splits] == [709, 699] and len(dsets.items) == 1408
+    assert dsets.vocab == ["3", "7"]
+
+
+def test_same_seed_same_batches_different_seed_differs():
+    def first_batches(seed):
+        dls = adult_block().dataloaders(ADULT, bs=128, seed=seed)
+        return [torch.cat([b[0].flatten(), b[1].float()]) for _, b in zip(range(3), dls.train)]
+
+    a, b, c = first_batches(1), first_batches(1), first_batches(2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+def test_epochs_reshuffle_but_are_repeatable():
+    dls = adult_block().dataloaders(ADULT, bs=512, seed=3)
+    e1 = next(iter(dls.train))[0]
+    e2 = next(iter(dls.train))[0]
+    assert not torch.equal(e1, e2)
+    dls2 = adult_block().dataloaders(ADULT, bs=512, seed=3)
+    assert torch.equal(next(iter(dls2.train))[0], e1)
+
+
+def test_random_splitter_same_seed_same_split():
+    items = pl.DataFrame({"x": range(1000)})
+    a, b = RandomSplitter(0.25, seed=7)(items), RandomSplitter(0.25, seed=7)(items)
+    assert np.array_equal(a[1], b[1]) and len(a[1]) == 250
+    assert not np.array_equal(a[1], RandomSplitter(0.25, seed=8)(items)[1])
+    assert len(np.intersect1d(*a)) == 0 and len(a[0]) + len(a[1]) == 1000
+
+
+def test_other_splitters():
+    df = pl.DataFrame({"t": ["2015-01-01", "2015-02-01", "2015-03-01", "2015-04-01"], "v": [0, 1, 0, 1],
+                       "name": ["a", "b", "c", "d"]})
+    assert TimeSplitter("t", "2015-03-01")(df)[1].tolist() == [2, 3]
+    assert ColSplitter("v", valid_value=1)(df)[1].tolist() == [1, 3]
+    assert IndexSplitter([0])(df)[1].tolist() == [0]
+    assert FuncSplitter(lambda r: r["name"] in ("a", "c"))(df)[1].tolist() == [0, 2]
+
+
+def test_sources_pandas_arrow_parquet_hf(tmp_path):
+    raw = pl.read_csv(ADULT).head(500)
+    raw.write_parquet(tmp_path / "a.parquet")
+    import datasets as hf
+
+    sources = [raw, raw.to_pandas(), raw.to_arrow(), tmp_path / "a.parquet", hf.Dataset.from_polars(raw)]
+    vocabs = set()
+    for src in sources:
+        dsets = adult_block().datasets(src)
+        assert len(dsets) == 500
+        vocabs.add(tuple(dsets.vocab))
+    assert vocabs == {("<50k", ">=50k")}
+
+
+def test_multicategory_and_regex():
+    df = pl.DataFrame({"path": [f"img/{c}_{i}.jpg" for i, c in enumerate("aabbc" * 4)],
+                       "tags": ["x y", "y", "", "x", "z"] * 4})
+    dblock = DataBlock(blocks=(CategoryBlock, MultiCategoryBlock), get_x=RegexLabeller(r"/(\w)_\d+\.jpg$"),
+                       get_y=ColReader("tags", label_delim=" "), splitter=IndexSplitter([0, 1, 2, 3, 4]))
+    dsets = dblock.datasets(df)
+    assert dsets.blocks[1].vocab == ["x", "y", "z"]
+    x, y = dsets[0]
+    assert y.tolist() == [1.0, 1.0, 0.0] and dsets.decode(dsets[0]) == ("a", ["x", "y"])
+    assert dsets.decode(dsets[2])[1] == []
+
+
+def test_test_dl_reuses_fitted_state():
+    dblock = adult_block()
+    dls = dblock.dataloaders(ADULT, bs=64, seed=0)
+    new = pl.DataFrame({"age": [30, 60], "salary": [">=50k", "<50k"]})
+    dl = dls.test_dl(new, with_labels=True)
+    x, y = next(iter(dl))
+    assert x[:, 0].tolist() == [30.0, 60.0] and y.tolist() == [1, 0]
+    (x_only,) = next(iter(dls.test_dl(new)))
+    assert x_only.shape == (2, 1)
+
+
+def test_state_roundtrip_rebuilds_recipe_without_data():
+    import json
+
+    dls = adult_block().dataloaders(ADULT, bs=64, seed=0)
+    state = json.loads(json.dumps(dls.state()))  # plain data
+    from pipekit.data import DataLoaders
+
+    fresh = DataLoaders.from_state(state)
+    assert fresh.vocab == ["<50k", ">=50k"]
+    (x,) = next(iter(fresh.test_dl(pl.DataFrame({"age": [41]}))))
+    assert x.tolist() == [[41.0]]
+
+
+def test_summary_walks_every_step(capsys):
+    text = mnist_block().summary(MNIST / "labels.csv")
+    assert "Collecting items: 1408 rows" in text
+    assert "709 train, 699 valid" in text
+    assert "Categorize(vocab=[3, 7]" in text
+    assert "Collating a batch of 4" in text
+    assert text in capsys.readouterr().out
+
+
+def test_summary_names_failing_step():
+    bad = DataBlock(blocks=(TransformBlock, CategoryBlock), get_x=ColReader("name"), get_y=ColReader("nope"),
+                    splitter=GrandparentSplitter(col="name"))
+    with pytest.raises(PipelineStepError, match=r"CategoryBlock \[y0\] getter.*\['nope'\] not in the items"):
+        bad.summary(MNIST / "labels.csv", show=False)
+
+
+def test_show_batch_writes_png(tmp_path):
+    dls = adult_block().dataloaders(ADULT, bs=16, seed=0)
+    out = dls.show_batch(max_n=4, path=tmp_path / "batch.png")
+    assert out.exists() and out.stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------------------- bad input
+def test_empty_source(tmp_path):
+    with pytest.raises(ValueError, match="found no items"):
+        DataBlock(blocks=(TransformBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label).datasets(tmp_path)
+    with pytest.raises(ValueError, match="no rows"):
+        adult_block().datasets(pl.DataFrame({"age": [], "salary": []}))
+
+
+def test_getter_failure_names_item():
+    def boom(item):
+        if item["age"] == 49:
+            raise ValueError("cannot read")
+        return item["age"]
+
+    dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=boom, get_y=ColReader("salary"),
+                       splitter=RandomSplitter(seed=0))
+    with pytest.raises(PipelineStepError, match=r"getter boom failed on item 0 .*'age': 49"):
+        dblock.datasets(pl.read_csv(ADULT).head(50))
+
+
+def test_labels_with_nulls_named():
+    df = pl.read_csv(ADULT).head(100).with_columns(
+        pl.when(pl.int_range(pl.len()) == 7).then(None).otherwise(pl.col("salary")).alias("salary"))
+    with pytest.raises(PipelineStepError, match=r"null value\(s\) at rows \[7\]"):
+        adult_block().datasets(df)
+
+
+def test_split_leaving_valid_empty():
+    dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"), get_y=ColReader("salary"),
+                       splitter=IndexSplitter([]))
+    with pytest.raises(ValueError, match="validation set empty"):
+        dblock.datasets(pl.read_csv(ADULT).head(20))
+
+
+@pytest.mark.parametrize("bs", [0, -3, 2.5])
+def test_bad_batch_size(bs):
+    with pytest.raises(ValueError, match="bs must be a positive integer"):
+        adult_block().dataloaders(pl.read_csv(ADULT).head(50), bs=bs)
+
+
+def test_given_vocab_missing_a_label():
+    dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock(vocab=["<50k"])), get_x=ColReader("age"),
+                       get_y=ColReader("salary"), splitter=RandomSplitter(seed=0))
+    with pytest.raises(PipelineStepError, match=r"label\(s\) \['>=50k'\] at rows .* not in the vocab you gave"):
+        dblock.datasets(pl.read_csv(ADULT).head(200))
+
+
+def test_unseen_valid_label_is_an_error_not_a_silent_drop():
+    df = pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": ["a", "b", "a", "c"]})
+    dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("x"), get_y=ColReader("y"),
+                       splitter=IndexSplitter([3]))
+    with pytest.raises(PipelineStepError, match=r"\['c'\] at rows \[3\] are not in the training labels"):
+        dblock.datasets(df)
+
+
+def test_mixed_types_in_label_column():
+    def label(item):
+        return 3 if item["age"] > 40 else "young"
+
+    dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"), get_y=label,
+                       splitter=RandomSplitter(seed=0))
+    with pytest.raises(PipelineStepError, match=r"mixed types \['int', 'str'\]"):
+        dblock.datasets(pl.read_csv(ADULT).head(50))
+
+
+def test_missing_column_named():
+    dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("agee"), get_y=ColReader("salary"))
+    with pytest.raises(PipelineStepError, match=r"\['agee'\] not in the items"):
+        dblock.datasets(ADULT)
+
+
+def test_regression_target_with_text_names_row():
+    df = pl.DataFrame({"x": ["1", "2", "3", "x"], "y": ["a", "b", "a", "b"]})
+    dblock = DataBlock(blocks=(CategoryBlock, RegressionBlock), get_x=ColReader("y"), get_y=ColReader("x"),
+                       splitter=IndexSplitter([0]))
+    with pytest.raises(PipelineStepError, match="RegressionBlock needs numbers"):
+        dblock.datasets(df)
+
+
+def test_loader_prefetch_matches_synchronous():
+    ds = ArrayDataset([TensorStore(np.arange(1000)), TensorStore(np.arange(1000) % 3)], kinds=("x", "y"))
+    a = [b[0] for b in DataLoader(ds, bs=37, shuffle=True, seed=5, num_workers=0)]
+    b = [b[0] for b in DataLoader(ds, bs=37, shuffle=True, seed=5, num_workers=2)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and len(a) == 28
+    assert sorted(torch.cat(a).tolist()) == list(range(1000))
+
+
+def test_pipe_getter_and_pandas_items():
+    df = pd.DataFrame({"name": ["train/3/1.png", "valid/7/2.png", "train/7/3.png"]})
+    dblock = DataBlock(blocks=(TransformBlock, CategoryBlock), get_x=ColReader("name"),
+                       get_y=Pipe(ColReader("name"), parent_label), splitter=GrandparentSplitter(col="name"))
+    dsets = dblock.datasets(df)
+    assert dsets.vocab == ["3", "7"] and [len(s) for s in dsets.splits] == [2, 1]
+    assert isinstance(pa.table({"a": [1]}), pa.Table)
