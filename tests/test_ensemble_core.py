@@ -1,0 +1,169 @@
+"""Mean / weighted (Caruana) / stacking ensembles on adult: selection guarantees, export, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_models_helpers import adult
+
+from pipekit.ensemble import MeanEnsemble, StackingEnsemble, WeightedEnsemble
+from pipekit.models import GBM, RandomForest, SklearnModel, as_data, load_model
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return adult()
+
+
+@pytest.fixture(scope="module")
+def members(splits):
+    from sklearn.linear_model import LogisticRegression
+
+    tr, va = splits
+    rf = RandomForest("classification", n_estimators=30, n_jobs=1).fit(tr, va)
+    gbm = GBM("classification", learning_rate=0.1, n_jobs=1).fit(tr, va)
+    lr = SklearnModel(LogisticRegression(max_iter=500), "classification").fit(tr)
+    return [rf, gbm, lr]
+
+
+class Wrapped:
+    """A member that changes what another member returns (label order, rows, NaNs), as a foreign model might."""
+
+    task = "classification"
+
+    def __init__(self, inner, name, reverse=False, drop_rows=0, nan_row=None):
+        self.inner, self.name, self.reverse, self.drop_rows, self.nan_row = inner, name, reverse, drop_rows, nan_row
+        self.classes_ = inner.classes_[::-1] if reverse else inner.classes_
+
+    def predict(self, data):
+        p = self.inner.predict(data)
+        p = p[:, ::-1] if self.reverse else p.copy()
+        if self.nan_row is not None:
+            p[self.nan_row] = np.nan
+        return p[: len(p) - self.drop_rows]
+
+
+def test_weighted_never_below_best_member_on_selection_set(members, splits):
+    _, va = splits
+    ens = WeightedEnsemble(members, n_iter=30).fit(va)
+    assert ens.weights_.shape == (3,) and ens.weights_.sum() == pytest.approx(1.0)
+    scores = [m.score(va) for m in members]
+    assert ens.score(va) >= max(scores)
+    assert ens.best_member_ == int(np.argmax(scores))
+    assert ens.selection_[0] == ens.best_member_  # the greedy walk starts from the best member
+    rep = ens.report_
+    assert rep["model"].to_list()[-1] == "WeightedEnsemble"
+    assert rep["accuracy"][-1] == pytest.approx(ens.score(va))
+    again = WeightedEnsemble(members, n_iter=30).fit(va)
+    assert np.array_equal(again.weights_, ens.weights_)
+
+
+def test_weighted_with_log_loss_and_fit_predictions(members, splits):
+    _, va = splits
+    preds = [m.predict(va) for m in members]
+    ens = WeightedEnsemble(members, metric="log_loss", n_iter=20).fit_predictions(preds, as_data(va).y)
+    losses = [m.score(va, "log_loss") for m in members]
+    assert ens.score(va) <= min(losses) + 1e-12
+    assert ens.scores_[0] == pytest.approx(min(losses))
+    with pytest.raises(ValueError, match="member 2:SklearnModel returned 5 predictions for"):
+        ens.fit_predictions([preds[0], preds[1], preds[2][:5]], as_data(va).y)
+    with pytest.raises(ValueError, match="predictions for 2 members"):
+        ens.fit_predictions(preds[:2], as_data(va).y)
+
+
+def test_mean_ensemble_and_report(members, splits, capsys):
+    _, va = splits
+    ens = MeanEnsemble(members).fit(va)
+    expected = np.mean([m.predict(va) for m in members], axis=0)
+    assert np.allclose(ens.predict(va), expected)
+    frame = ens.report(va)
+    assert frame.height == 4 and "MeanEnsemble" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="weights must be 3"):
+        MeanEnsemble(members, weights=[1, 2])
+
+
+def test_class_order_aligned_by_label(members, splits):
+    _, va = splits
+    rf = members[0]
+    flipped = Wrapped(rf, "flipped", reverse=True)
+    assert list(flipped.classes_) != list(rf.classes_)
+    ens = MeanEnsemble([rf, flipped])
+    assert np.allclose(ens.predict(va), rf.predict(va))
+
+
+def test_nan_and_row_mismatch_name_the_member(members, splits):
+    _, va = splits
+    with pytest.raises(ValueError, match=r"member 1:nanny predicted 2 NaN/inf values \(first at row 7\)"):
+        MeanEnsemble([members[0], Wrapped(members[1], "nanny", nan_row=7)]).predict(va)
+    with pytest.raises(ValueError, match="member 1:short returned"):
+        WeightedEnsemble([members[0], Wrapped(members[1], "short", drop_rows=3)]).fit(va)
+
+
+def test_members_on_different_columns_or_procs(members, splits):
+    tr, va = splits
+    no_age = RandomForest("classification", n_estimators=5, n_jobs=1).fit(
+        as_data(tr.xs.drop("age"), y=as_data(tr).y, cat_names=tr.cat_names))
+    with pytest.raises(ValueError, match=r"different columns: 0:RandomForest has \['age'\]"):
+        WeightedEnsemble([members[0], no_age])
+    other = RandomForest("classification", n_estimators=5, n_jobs=1).fit(tr)
+    other.procs_signature_ = "another-tabular"
+    with pytest.raises(ValueError, match="different procs"):
+        MeanEnsemble([members[0], other])
+    with pytest.raises(KeyError, match="member 0:RandomForest.*'age'"):
+        MeanEnsemble(members).predict(va.xs.drop("age"))
+    reg = RandomForest("regression", n_estimators=5, n_jobs=1).fit(as_data(tr.xs, y=np.arange(len(tr.xs)) * 1.0))
+    with pytest.raises(ValueError, match="members mix tasks"):
+        MeanEnsemble([members[0], reg])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        WeightedEnsemble([members[0], RandomForest("classification")])
+    with pytest.raises(ValueError, match="n_iter"):
+        WeightedEnsemble(members, n_iter=0)
+    with pytest.raises(ValueError, match="metric='rmse' is a regression metric"):
+        WeightedEnsemble(members, metric="rmse")
+
+
+def test_export_load_whole_ensemble(members, splits, tmp_path):
+    _, va = splits
+    ens = WeightedEnsemble(members, n_iter=10).fit(va)
+    back = load_model(ens.export(tmp_path / "ens.npz"))
+    assert isinstance(back, WeightedEnsemble)
+    assert np.array_equal(back.weights_, ens.weights_)
+    assert np.allclose(back.predict(va), ens.predict(va))
+    mean = MeanEnsemble(members[:2])
+    assert np.allclose(load_model(mean.export(tmp_path / "m.npz")).predict(va), mean.predict(va))
+
+
+def test_regression_weighted_ensemble(splits):
+    tr, va = splits
+    target = "education-num"
+    mk = lambda s: as_data(s.xs.drop(target), y=s.xs[target].to_numpy(), cat_names=s.cat_names)  # noqa: E731
+    dtr, dva = mk(tr), mk(va)
+    rf = RandomForest("regression", n_estimators=20, n_jobs=1).fit(dtr)
+    gbm = GBM("regression", learning_rate=0.1, n_jobs=1).fit(dtr, dva)
+    ens = WeightedEnsemble([rf, gbm], n_iter=20).fit(dva)
+    assert ens.score(dva) <= min(rf.score(dva), gbm.score(dva))
+    assert ens.report_.columns == ["model", "rmse", "weight"]
+
+
+def test_stacking_fits_members_and_is_reproducible(splits, tmp_path):
+    tr, va = splits
+    tr_small = as_data(tr).take(np.arange(5000))
+
+    def make():
+        return StackingEnsemble([RandomForest("classification", n_estimators=15, n_jobs=1, oob_score=False),
+                                 GBM("classification", learning_rate=0.15, n_estimators=200, n_jobs=1)],
+                                n_folds=3, seed=1)
+
+    ens = make().fit(tr_small, va)
+    assert ens.oob_predictions_.shape == (2, 5000, 2)
+    assert np.allclose(ens.oob_predictions_.sum(2), 1)  # every training row got an out-of-fold prediction
+    acc = ens.score(va)
+    assert acc > 0.8 and ens.report_["model"][-1] == "StackingEnsemble"
+    assert np.array_equal(make().fit(tr_small, va).predict(va), ens.predict(va))
+    back = load_model(ens.export(tmp_path / "stack.npz"))
+    assert np.allclose(back.predict(va), ens.predict(va))
+    passthrough = StackingEnsemble([GBM("classification", learning_rate=0.15, n_estimators=100, n_jobs=1)],
+                                   n_folds=2, passthrough=True).fit(tr_small)
+    assert passthrough.meta_model_.feature_names_ == [f"m{j}" for j in range(1 + len(tr.xs.columns))]
+    with pytest.raises(ValueError, match="n_folds must be"):
+        StackingEnsemble([RandomForest("classification")], n_folds=1)
