@@ -41,7 +41,7 @@ def to_items(source: Any) -> pl.DataFrame:
     a CSV/TSV/Parquet/Arrow file path, or a sequence (paths become a ``path`` column, anything else an
     ``item`` column).
 
-    >>> to_items(["a.png", Path("b.png")]).columns
+    >>> to_items([Path("a.png"), Path("b.png")]).columns
     ['path']
     >>> to_items(pl.DataFrame({"x": [1, 2]})).shape
     (2, 1)

@@ -52,7 +52,7 @@ class RandomSplitter(Splitter):
     """A random ``valid_pct`` of the items is the validation set; the same ``seed`` gives the same split.
 
     >>> RandomSplitter(0.5, seed=0)(pl.DataFrame({"x": range(4)}))[1].tolist()
-    [2, 3]
+    [0, 2]
     """
 
     def __init__(self, valid_pct: float = 0.2, seed: int | None = None):

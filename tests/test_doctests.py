@@ -1,0 +1,17 @@
+"""The examples in the docstrings of the core modules run and give what they show."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["pipekit.data.blocks", "pipekit.data.core", "pipekit.data.getters", "pipekit.data.items",
+           "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.data.serialize",
+           "pipekit.data.splitters", "pipekit.data.store", "pipekit.data.transform", "pipekit.data.external",
+           "pipekit.data.seed", "pipekit.datasets"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
