@@ -420,6 +420,8 @@ def decode_words(tokens: Sequence[str]) -> str:
 
 
 def _cased(word: str, case: str | None) -> str:
+    if word in SPECIAL_TOKENS:
+        return word
     if case == TK_UP:
         return word.upper()
     if case == TK_MAJ:

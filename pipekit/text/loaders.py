@@ -1,0 +1,141 @@
+"""Loaders for text: language-model streams and length-sorted, padded classifier batches.
+
+Both are :class:`~pipekit.data.DataLoader` subclasses that a :class:`~pipekit.text.TextBlock` installs
+as its ``dl_type``; they only change which rows make a batch (``batch_plan``) and how a batch is cut
+(``create_batch``), so seeding, prefetching and device transfer are the base loader's.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipekit.data.loader import DataLoader
+from pipekit.text.store import TextStore
+
+
+def _text_store(dataset: Any) -> TextStore:
+    for s in getattr(dataset, "stores", ()):
+        if isinstance(s, TextStore):
+            return s
+    raise TypeError(f"this loader needs a dataset with a TextStore (built by a TextBlock), got {dataset!r}")
+
+
+class SortedDataLoader(DataLoader):
+    """Classifier batches of texts with similar lengths, padded (pad first) to the batch's longest.
+
+    Training: the shuffled items are cut into chunks of ``bs * chunk_mult``, sorted by length inside each
+    chunk, batched, and the batches shuffled (the one holding the longest text first, so running out of
+    memory shows at once). Validation: sorted by length, longest first. Same seed -> same batches.
+    """
+
+    def __init__(self, dataset: Any, bs: int = 64, shuffle: bool = False, drop_last: bool = False,
+                 seed: int | None = None, device: Any = None, batch_tfms: Any = None,
+                 num_workers: int | None = None, augment: bool | None = None, pin_memory: bool | None = None,
+                 chunk_mult: int = 50):
+        super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device,
+                         batch_tfms=batch_tfms, num_workers=num_workers, augment=augment, pin_memory=pin_memory)
+        if not isinstance(chunk_mult, int) or chunk_mult < 1:
+            raise ValueError(f"chunk_mult must be an int >= 1, got {chunk_mult!r}")
+        self.chunk_mult = chunk_mult
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Token count of each item of the dataset, in dataset order."""
+        return _text_store(self.dataset).lengths[self.dataset.idxs]
+
+    def batch_plan(self, epoch: int) -> list[np.ndarray]:
+        lens = self.lengths
+        n, bs = self.n, self.bs
+        if not self.shuffle:
+            order = np.argsort(-lens, kind="stable")
+            return [order[i:i + bs] for i in range(0, n, bs)]
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(n)
+        chunk_id = np.arange(n) // (bs * self.chunk_mult)
+        order = perm[np.lexsort((-lens[perm], chunk_id))]
+        stop = (n // bs) * bs if self.drop_last else n
+        batches = [order[i:i + bs] for i in range(0, stop, bs)]
+        if len(batches) > 1:
+            longest = int(np.argmax([lens[b].max() for b in batches]))
+            rest = [b for k, b in enumerate(batches) if k != longest]
+            batches = [batches[longest]] + [rest[k] for k in rng.permutation(len(rest))]
+        return batches
+
+    def padding_fraction(self, epoch: int = 0) -> float:
+        """Share of padding tokens over an epoch's batches (what sorting saves)."""
+        lens = self.lengths
+        plan = self.batch_plan(epoch)
+        real = sum(int(lens[b].sum()) for b in plan)
+        padded = sum(int(lens[b].max()) * len(b) for b in plan)
+        return 1.0 - real / max(padded, 1)
+
+
+class LMDataLoader(DataLoader):
+    """Language-model batches: (x, y) windows of ``seq_len`` tokens, y shifted by one.
+
+    Each epoch the texts are shuffled (training) and concatenated into one stream, cut into ``bs``
+    contiguous streams; batch ``i`` is columns ``i*seq_len .. (i+1)*seq_len`` of every stream, so row
+    ``r`` of a batch continues row ``r`` of the previous one and a model may keep its hidden state.
+
+    >>> from pipekit.data import ArrayDataset
+    >>> import pyarrow as pa
+    >>> ids = pa.array([list(range(0, 10)), list(range(10, 25))], pa.list_(pa.int32()))
+    >>> dl = LMDataLoader(ArrayDataset([TextStore(ids)]), bs=2, seq_len=5, device="cpu", num_workers=0)
+    >>> x, y = dl.one_batch()
+    >>> x.tolist(), y.tolist(), len(dl)
+    ([[0, 1, 2, 3, 4], [12, 13, 14, 15, 16]], [[1, 2, 3, 4, 5], [13, 14, 15, 16, 17]], 3)
+    """
+
+    def __init__(self, dataset: Any, bs: int = 64, shuffle: bool = False, drop_last: bool = False,
+                 seed: int | None = None, device: Any = None, batch_tfms: Any = None,
+                 num_workers: int | None = None, augment: bool | None = None, pin_memory: bool | None = None,
+                 seq_len: int | None = None):
+        super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device,
+                         batch_tfms=batch_tfms, num_workers=num_workers, augment=augment, pin_memory=pin_memory)
+        if seq_len is None:
+            seq_len = next((b.seq_len for b in self.blocks if hasattr(b, "seq_len")), 72)
+        if not isinstance(seq_len, (int, np.integer)) or seq_len < 1:
+            raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
+        self.seq_len = int(seq_len)
+        self._check_size()
+
+    @property
+    def n_tokens(self) -> int:
+        return int(_text_store(self.dataset).lengths[self.dataset.idxs].sum())
+
+    @property
+    def stream_len(self) -> int:
+        """Tokens per stream (each of the ``bs`` rows)."""
+        return (self.n_tokens - 1) // self.bs
+
+    def _check_size(self) -> None:
+        if self.stream_len < 2:
+            raise ValueError(f"LMDataLoader: {self.n_tokens} tokens cannot make {self.bs} streams of at least 2 "
+                             f"tokens; lower bs (at most {max((self.n_tokens - 1) // 2, 1)}) or add texts")
+
+    def __len__(self) -> int:
+        bl = self.stream_len
+        return bl // self.seq_len if self.drop_last and bl >= self.seq_len else -(-bl // self.seq_len)
+
+    def batch_plan(self, epoch: int) -> list[tuple]:
+        self._check_size()
+        store = _text_store(self.dataset)
+        idxs = self.dataset.idxs
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(idxs)) if self.shuffle else \
+            np.arange(len(idxs))
+        stream = torch.from_numpy(store.stream(idxs[order]).astype(np.int64))
+        bl = self.stream_len
+        x = stream[: self.bs * bl].view(self.bs, bl)
+        y = stream[1: self.bs * bl + 1].view(self.bs, bl)
+        return [(x, y, i, min(i + self.seq_len, bl)) for i in range(0, bl, self.seq_len)][: len(self)]
+
+    def create_batch(self, entry: tuple) -> tuple:
+        x, y, a, b = entry
+        return x[:, a:b].contiguous(), y[:, a:b].contiguous()
+
+    def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
+        block = self.blocks[0]
+        n = len(batch[0]) if max_n is None else min(max_n, len(batch[0]))
+        return [(block.decode(batch[0][k]), block.decode(batch[1][k])) for k in range(n)]
