@@ -1,0 +1,19 @@
+"""pipekit.vision: decode, presize cache, batch augmentation (plan + executors), image blocks, models.
+
+>>> from pipekit.vision import ImageBlock, Resize, aug_transforms, Normalize, imagenet_stats
+>>> tfms = aug_transforms(size=224, min_scale=0.75) + [Normalize.from_stats(*imagenet_stats)]
+"""
+from pipekit.vision.augment import AugmentPlan, map_points, sample_plan, warp_cv2, warp_torch
+from pipekit.vision.blocks import ImageBlock, MaskBlock, PointBlock, image_paths_with
+from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
+from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, verify_images
+from pipekit.vision.presize import CropPad, RandomResizedCrop, Resize
+from pipekit.vision.transforms import (BatchAugment, IntToFloat, Normalize, aug_transforms, imagenet_stats,
+                                       mnist_stats)
+
+__all__ = [
+    "AugmentPlan", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
+    "MaskBlock", "Normalize", "PointBlock", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
+    "clear_image_cache", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
+    "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
+]

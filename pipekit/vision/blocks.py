@@ -1,0 +1,290 @@
+"""Image, mask and keypoint blocks for DataBlock.
+
+A block turns a column of file paths (or point lists) into a Store once: images are decoded and
+presized into the memory-mapped cache, masks likewise with nearest-neighbour resizing, keypoints are
+moved through the same item transform and kept in -1..1 coordinates. Batch augmentation then moves
+masks and points together with their image.
+
+Example:
+    >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    >>> dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+    ...                    get_y=parent_label, splitter=GrandparentSplitter())
+    >>> dls = dblock.dataloaders(D.path("mnist_tiny"), bs=64)           # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from pipekit.data.blocks import TransformBlock
+from pipekit.data.store import Store, TensorStore
+from pipekit.data.transform import Transform
+from pipekit.vision.cache import ImageStore, build_image_store
+from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform
+from pipekit.vision.transforms import BatchAugment, IntToFloat
+
+IMAGE_CLASSES = ("RGB", "L")
+
+
+def _paths(raw: pl.Series, who: str) -> list[str]:
+    if raw.dtype == pl.Utf8:
+        return raw.to_list()
+    if raw.dtype == pl.Object or raw.dtype == pl.Null:
+        return [os.fspath(p) for p in raw.to_list()]
+    raise TypeError(f"{who} needs file paths (str or pathlib.Path), got a column of {raw.dtype}; "
+                    "use a getter that returns the image file of each item")
+
+
+def _to_display(value: Any) -> np.ndarray:
+    """A float (C,H,W) or uint8 (H,W,C) image as an (H,W,C) array matplotlib can draw."""
+    v = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if v.dtype == torch.uint8:
+        arr = v.numpy()
+        return arr if arr.ndim == 3 else arr[:, :, None]
+    arr = v.float().clamp(0, 1).numpy()
+    return np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 else arr[:, :, None]
+
+
+class _PixelBlock(TransformBlock):
+    mode = "RGB"
+
+    def __init__(self, cache_dir: str | os.PathLike | bool | None = None):
+        super().__init__(batch_tfms=[IntToFloat()])
+        self.cache_dir = cache_dir
+
+    def item_transform(self, item_tfms: Sequence[Transform]) -> ItemTransform | None:
+        extra = [t for t in item_tfms if t.applies_to(self.kind) and t not in self.item_tfms]
+        self.item_tfms = self.item_tfms + extra
+        return find_item_transform(self.item_tfms)
+
+    def _store(self, raw: pl.Series, what: str) -> ImageStore:
+        tfm = find_item_transform(self.item_tfms)
+        return build_image_store(_paths(raw, type(self).__name__), tfm, mode=self.mode,
+                                 cache_dir=False if self.cache_dir is False else self.cache_dir,
+                                 description=what)
+
+    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
+              trace: Any = None) -> Store:
+        tfm = self.item_transform(item_tfms)
+        store = self._store(raw, f"presizing {len(raw)} {self.kind}s")
+        if trace is not None:
+            trace(f"decode + {tfm!r}" if tfm is not None else "decode", store)
+        self.check_store(store, raw)
+        return store
+
+    def encode_new(self, raw: pl.Series) -> Store:
+        store = self._store(raw, f"presizing {len(raw)} new {self.kind}s")
+        self.check_store(store, raw)
+        return store
+
+    def check_store(self, store: ImageStore, raw: pl.Series) -> None:
+        """Hook for blocks that validate pixel values (masks)."""
+
+    def config(self) -> dict[str, Any]:
+        return {"cache_dir": self.cache_dir if isinstance(self.cache_dir, bool) or self.cache_dir is None
+                else str(self.cache_dir)}
+
+
+class ImageBlock(_PixelBlock):
+    """Images from files, decoded once into the presize cache; ``cls`` is ``'RGB'`` or ``'L'`` (grey).
+
+    The item transform (``Resize``, ``CropPad`` or ``RandomResizedCrop``; needed when the files differ
+    in size) sets the cached size. ``RandomResizedCrop`` adds the per-epoch random crop as a batch plan.
+
+    >>> ImageBlock(cls="L").kind
+    'image'
+    """
+
+    kind = "image"
+
+    def __init__(self, cls: str = "RGB", cache_dir: str | os.PathLike | bool | None = None):
+        if cls not in IMAGE_CLASSES:
+            raise ValueError(f"cls={cls!r} is not supported; use one of {IMAGE_CLASSES}")
+        super().__init__(cache_dir)
+        self.cls = cls
+        self.mode = cls
+
+    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
+              trace: Any = None) -> Store:
+        store = super().build(raw, train_idx, item_tfms, trace)
+        tfm = find_item_transform(self.item_tfms)
+        if isinstance(tfm, RandomResizedCrop) and not any(isinstance(t, BatchAugment) for t in self.batch_tfms):
+            # The random part of the crop is drawn per batch, from the cached centre crop.
+            self.batch_tfms.append(BatchAugment(size=tfm.size, do_flip=False, max_rotate=0.0, max_zoom=1.0,
+                                                max_lighting=0.0, max_warp=0.0, min_scale=tfm.min_scale,
+                                                ratio=tfm.ratio))
+        return store
+
+    def decode(self, value: Any) -> np.ndarray:
+        return _to_display(value)
+
+    def decode_batch(self, batch: Any) -> list[Any]:
+        return [self.decode(v) for v in batch]
+
+    def show(self, ax: Any, value: Any, title: str | None = None) -> None:
+        img = value if isinstance(value, np.ndarray) else _to_display(value)
+        ax.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None)
+        ax.axis("off")
+        if title:
+            ax.set_title(title)
+
+    def config(self) -> dict[str, Any]:
+        return {"cls": self.cls, **super().config()}
+
+
+class MaskBlock(_PixelBlock):
+    """Segmentation masks (one class index per pixel, grey or palette PNG) for ``codes`` classes.
+
+    >>> MaskBlock(codes=["road", "sky"]).c
+    2
+    """
+
+    kind = "mask"
+    loss_kind = "cross_entropy"
+    mode = "mask"
+
+    def __init__(self, codes: Sequence[str] | None = None, cache_dir: str | os.PathLike | bool | None = None):
+        super().__init__(cache_dir)
+        if codes is not None:
+            codes = [str(c) for c in codes]
+            if not codes:
+                raise ValueError("MaskBlock: codes is empty; give the class names, one per mask value")
+        self.codes = codes
+
+    @property
+    def vocab(self) -> list | None:
+        return self.codes
+
+    @property
+    def c(self) -> int | None:
+        return len(self.codes) if self.codes is not None else None
+
+    def check_store(self, store: ImageStore, raw: pl.Series) -> None:
+        if self.codes is None:
+            return
+        maxes = store.pixels.reshape(len(store), -1).max(axis=1)
+        bad = np.flatnonzero(maxes >= len(self.codes))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{_paths(raw, 'MaskBlock')[i]}: mask value {int(maxes[i])} but only "
+                             f"{len(self.codes)} codes were given ({bad.size} mask(s) affected); "
+                             "give all class names in codes")
+
+    def decode(self, value: Any) -> np.ndarray:
+        return (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)).astype(np.int64)
+
+    def show(self, ax: Any, value: Any, title: str | None = None) -> None:
+        m = self.decode(value)
+        n = self.c or int(m.max()) + 1
+        ax.imshow(m, cmap="tab20", alpha=0.5, vmin=0, vmax=max(1, n - 1), interpolation="nearest")
+        ax.axis("off")
+        if title:
+            ax.set_title(title)
+
+    def config(self) -> dict[str, Any]:
+        return {"codes": self.codes, **super().config()}
+
+
+class PointBlock(TransformBlock):
+    """Keypoints: each item is a list of (x, y) pixel coordinates in its source image.
+
+    The source size comes from ``img_size`` (h, w) when all images share one, or from each value when
+    the getter returns ``{"points": [[x, y], ...], "size": [h, w]}``. Points go through the same item
+    transform as the image and are stored in -1..1 coordinates (the frame augmentation works in).
+
+    >>> PointBlock(img_size=(480, 640)).loss_kind
+    'mse'
+    """
+
+    kind = "points"
+    loss_kind = "mse"
+
+    def __init__(self, img_size: Sequence[int] | None = None):
+        if img_size is not None and (len(img_size) != 2 or min(img_size) < 1):
+            raise ValueError(f"img_size={img_size!r} must be (height, width)")
+        super().__init__()
+        self.img_size = list(img_size) if img_size is not None else None
+        self.n_points: int | None = None
+
+    def _encode(self, raw: pl.Series) -> TensorStore:
+        values = raw.to_list()
+        pts, sizes = [], []
+        for i, v in enumerate(values):
+            if isinstance(v, dict):
+                if "points" not in v or "size" not in v:
+                    raise ValueError(f"PointBlock item {i}: a dict value needs 'points' and 'size' keys, got {list(v)}")
+                p, s = v["points"], v["size"]
+            elif self.img_size is not None:
+                p, s = v, self.img_size
+            else:
+                raise ValueError("PointBlock needs the source image size: give img_size=(h, w) or a getter "
+                                 "returning {'points': [[x, y], ...], 'size': [h, w]}")
+            arr = np.asarray(p, dtype=np.float64).reshape(-1, 2)
+            if self.n_points is not None and len(arr) != self.n_points:
+                raise ValueError(f"PointBlock item {i} has {len(arr)} points, others have {self.n_points}; "
+                                 "every item needs the same number of points")
+            self.n_points = len(arr)
+            if not np.isfinite(arr).all():
+                raise ValueError(f"PointBlock item {i}: points contain NaN or inf: {arr.tolist()[:4]}")
+            pts.append(arr)
+            sizes.append((int(s[0]), int(s[1])))
+        tfm = find_item_transform(self.item_tfms)
+        out = np.empty((len(pts), self.n_points or 0, 2), dtype=np.float32)
+        for i, (arr, (h, w)) in enumerate(zip(pts, sizes)):
+            if tfm is not None:
+                m = tfm.point_matrix(h, w)
+                arr = arr @ m[:2, :2].T + m[:2, 2]
+                h, w = tfm.output_size()
+            out[i] = arr / np.array([w, h]) * 2 - 1
+        return TensorStore(out)
+
+    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
+              trace: Any = None) -> Store:
+        self.item_tfms = self.item_tfms + [t for t in item_tfms if t.applies_to(self.kind) and t not in self.item_tfms]
+        self.n_points = None
+        return self._encode(raw)
+
+    def encode_new(self, raw: pl.Series) -> Store:
+        return self._encode(raw)
+
+    @property
+    def c(self) -> int | None:
+        return 2 * self.n_points if self.n_points is not None else None
+
+    def decode(self, value: Any) -> np.ndarray:
+        """Points in -1..1 coordinates as an (N, 2) array."""
+        return (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)).reshape(-1, 2)
+
+    def show(self, ax: Any, value: Any, title: str | None = None) -> None:
+        p = self.decode(value)
+        if ax.images:
+            h, w = ax.images[0].get_array().shape[:2]
+            ax.scatter((p[:, 0] + 1) * w / 2 - 0.5, (p[:, 1] + 1) * h / 2 - 0.5, s=20, c="red", marker="x")
+        else:
+            ax.scatter(p[:, 0], -p[:, 1], s=20, c="red", marker="x")
+        if title:
+            ax.set_title(title)
+
+    def config(self) -> dict[str, Any]:
+        return {"img_size": self.img_size}
+
+
+def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
+    """A getter mapping an image path to another file under ``path`` (e.g. its mask).
+
+    >>> get_mask = image_paths_with("/data/camvid/labels", lambda p: f"{p.stem}_P{p.suffix}")
+    """
+    root = Path(path)
+
+    def getter(item: Any) -> str:
+        p = Path(item["path"]) if isinstance(item, dict) else Path(item)
+        return str(root / name_fn(p))
+
+    getter.__name__ = f"image_paths_with({root.name})"
+    return getter
