@@ -219,7 +219,7 @@ class ProgressCallback(Callback):
             return
         from rich.console import Console
 
-        console = Console(highlight=False)
+        console = Console(highlight=False, soft_wrap=True)
         names = rec.metric_names
         widths = [max(len(n), 10) for n in names]
         if not self._header_done:

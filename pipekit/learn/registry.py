@@ -189,9 +189,20 @@ def build_arch(name: str, config: dict[str, Any] | None = None) -> nn.Module:
     """
     if name not in _ARCHS:
         raise UnknownArchError(_unknown_msg(name))
+    fn = _ARCHS[name]
     config = dict(config or {})
-    args = config.pop("*args", [])
-    return _ARCHS[name](*args, **config)
+    args = list(config.pop("*args", []))
+    params = inspect.signature(fn).parameters.values()
+    P = inspect.Parameter
+    # positional-only parameters, and every parameter before a used *args, must be passed by position
+    lead: list[Any] = []
+    if args or any(p.kind is P.POSITIONAL_ONLY for p in params):
+        for p in params:
+            if p.kind is P.VAR_POSITIONAL or (not args and p.kind is not P.POSITIONAL_ONLY):
+                break
+            if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD) and p.name in config:
+                lead.append(config.pop(p.name))
+    return fn(*lead, *args, **config)
 
 
 # ---------------------------------------------------------------- JSON encoding of configs

@@ -1,0 +1,238 @@
+"""Safe export (``learn.export`` / ``load_learner``) and training checkpoints (``learn.save`` / ``learn.load``).
+
+An export is ONE zip file (or a folder with the same files):
+
+- ``recipe.json``: format version, the architecture's registered name and constructor arguments, the
+  loss and metric names, and ``dls.state()`` (the data recipe with every fitted transform state);
+- ``arrays.npz``: any arrays in that state (loaded with ``allow_pickle=False``);
+- ``model.safetensors``: the weights.
+
+Loading reads JSON, NumPy arrays without pickle and safetensors: nothing in the file can run code.
+Checkpoints (``learn.save``) are torch files loaded with ``weights_only=True`` (torch's restricted
+loader that only accepts tensors and plain containers).
+
+>>> # learn.export("model.pipekit"); learn2 = load_learner("model.pipekit"); learn2.predict(item)
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+
+from pipekit.learn.losses import loss_from_json, loss_from_kind, loss_to_json
+from pipekit.learn.metrics import metric_from_json, metric_to_json
+from pipekit.learn.registry import (UnknownArchError, arch_config_from_json, arch_config_to_json, arch_spec,
+                                    build_arch)
+
+__all__ = ["export_learner", "load_learner", "save_checkpoint", "load_checkpoint", "ExportError"]
+
+FORMAT = "pipekit-learner"
+VERSION = 1
+
+
+class ExportError(ValueError):
+    """The learner cannot be exported, or a file is not a loadable pipekit export."""
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
+
+
+def export_learner(learn: Any, fname: str | os.PathLike = "export.pipekit") -> Path:
+    """See ``Learner.export``. A path ending in ``/`` or naming an existing folder writes a folder."""
+    from pipekit.data.serialize import dumps
+
+    model = _unwrap(learn.model)
+    spec = arch_spec(model)
+    if spec is None:
+        raise ExportError(
+            f"cannot export: the model ({type(model).__name__}) was not built by a registered architecture, so it "
+            "could not be rebuilt without unpickling code. Decorate its class or factory with "
+            "@pipekit.learn.register_arch('name') and build the model through it (or call "
+            "pipekit.learn.set_arch_spec(model, name, config)).")
+    name, config = spec
+    try:
+        config_json = arch_config_to_json(config, where=f"argument of arch {name!r}")
+    except TypeError as e:
+        raise ExportError(f"cannot export: {e}") from e
+    if not hasattr(learn.dls, "state"):
+        raise ExportError("cannot export: the DataLoaders have no state(); build them with a DataBlock or a "
+                          "domain helper so new items can be encoded at inference time")
+    try:
+        dls_state = learn.dls.state()
+    except RuntimeError as e:
+        raise ExportError(f"cannot export: {e}. Build the DataLoaders from a DataBlock (or a domain recipe) "
+                          "instead of raw stores") from e
+    dls_json, arrays = dumps(dls_state)
+    metrics = [metric_to_json(m) for m in learn.metrics]
+    recipe = {
+        "format": FORMAT, "version": VERSION,
+        "arch": {"name": name, "config": config_json},
+        "loss": loss_to_json(learn.loss_func),
+        "metrics": [m for m in metrics if m is not None],
+        "dls": json.loads(dls_json),
+        "torch_version": torch.__version__,
+    }
+    path = Path(fname)
+    with tempfile.TemporaryDirectory() as tmp:
+        wfile = Path(tmp) / "model.safetensors"
+        was_training = model.training
+        save_model(model, str(wfile), metadata={"format": FORMAT})
+        model.train(was_training)
+        files: dict[str, bytes] = {"recipe.json": json.dumps(recipe, indent=1).encode(),
+                                   "model.safetensors": wfile.read_bytes()}
+        if arrays:
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)
+            files["arrays.npz"] = buf.getvalue()
+    if str(fname).endswith(("/", os.sep)) or path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        for k, v in files.items():
+            (path / k).write_bytes(v)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as z:
+        for k, v in files.items():
+            z.writestr(k, v, compress_type=zipfile.ZIP_STORED if k.endswith(".safetensors") else zipfile.ZIP_DEFLATED)
+    return path
+
+
+def _read_export(path: Path) -> dict[str, bytes]:
+    wanted = ("recipe.json", "model.safetensors", "arrays.npz")
+    if path.is_dir():
+        return {k: (path / k).read_bytes() for k in wanted if (path / k).exists()}
+    if not path.exists():
+        raise FileNotFoundError(f"load_learner: no such file {path}")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(2)
+        kind = " (it looks like a pickle / torch.save file)" if head[:1] == b"\x80" else ""
+        raise ExportError(f"load_learner: {path} is not a pipekit export{kind}. A pipekit export is a zip with "
+                          "recipe.json and model.safetensors written by learn.export(); pickled files are refused "
+                          "because loading them could run arbitrary code.")
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        # only the known members are read; anything else in the archive (e.g. a .pkl) is ignored
+        return {k: z.read(k) for k in wanted if k in names}
+
+
+def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") -> Any:
+    """Rebuild an exported Learner for inference, without the training data and without unpickling.
+
+    >>> # learn = load_learner("model.pipekit"); label, idx, probs = learn.predict(item)
+    """
+    from pipekit.data import DataLoaders
+    from pipekit.data.serialize import loads
+    from pipekit.learn.learner import Learner
+
+    path = Path(path)
+    files = _read_export(path)
+    for need in ("recipe.json", "model.safetensors"):
+        if need not in files:
+            raise ExportError(f"load_learner: {path} has no {need}; it is not a complete pipekit export")
+    try:
+        recipe = json.loads(files["recipe.json"])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ExportError(f"load_learner: recipe.json in {path} is not valid JSON ({e})") from e
+    if recipe.get("format") != FORMAT:
+        raise ExportError(f"load_learner: {path} has format {recipe.get('format')!r}, expected {FORMAT!r}")
+    if int(recipe.get("version", 0)) > VERSION:
+        raise ExportError(f"load_learner: {path} was written by a newer pipekit (format version "
+                          f"{recipe['version']} > {VERSION}); upgrade pipekit")
+    arrays = None
+    if "arrays.npz" in files:
+        with np.load(io.BytesIO(files["arrays.npz"]), allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    dls_state = loads(json.dumps(recipe["dls"]), arrays)
+    dls = DataLoaders.from_state(dls_state, device=device)
+    arch = recipe["arch"]
+    try:
+        model = build_arch(arch["name"], arch_config_from_json(arch["config"]))
+    except UnknownArchError as e:
+        raise ExportError(f"load_learner: {e}") from e
+    with tempfile.TemporaryDirectory() as tmp:
+        wfile = Path(tmp) / "model.safetensors"
+        wfile.write_bytes(files["model.safetensors"])
+        missing, unexpected = load_model(model, str(wfile), strict=True, device=str(device))
+    if recipe.get("loss"):
+        loss = loss_from_json(recipe["loss"])
+    else:
+        loss = loss_from_kind(getattr(getattr(dls, "y_block", None), "loss_kind", None))
+    metrics = []
+    for m in recipe.get("metrics", []):
+        try:
+            metrics.append(metric_from_json(m))
+        except (KeyError, TypeError):  # metrics are only needed to keep training, never for predictions
+            continue
+    learn = Learner(dls, model, loss_func=loss, metrics=metrics, device=device)
+    learn.model.eval()
+    return learn
+
+
+# ---------------------------------------------------------------- checkpoints
+def _has_loaders(dls: Any) -> bool:
+    loaders = getattr(dls, "loaders", None)
+    return bool(loaders) if loaders is not None else hasattr(dls, "train")
+
+
+def _ckpt_path(learn: Any, name: str | os.PathLike) -> Path:
+    p = Path(name)
+    if p.suffix == ".pth" or p.is_absolute() or len(p.parts) > 1:
+        return p if p.suffix else p.with_suffix(".pth")
+    return Path(learn.path) / learn.model_dir / f"{name}.pth"
+
+
+def save_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True) -> Path:
+    """See ``Learner.save``."""
+    path = _ckpt_path(learn, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = {
+        "format": "pipekit-checkpoint",
+        "model": _unwrap(learn.model).state_dict(),
+        # epochs finished when saved; fit(..., start_epoch=this) resumes after them
+        "next_epoch": int(learn.epoch) + 1 if getattr(learn, "_epoch_done", False) else int(learn.epoch),
+        "n_epoch": int(learn.n_epoch),
+        "torch_rng": torch.get_rng_state(),
+    }
+    dl_epoch = getattr(learn.dls.train, "epoch", None) if _has_loaders(learn.dls) else None
+    if dl_epoch is not None:
+        state["dl_epoch"] = int(dl_epoch)
+    if with_opt and learn.opt is not None:
+        state["opt"] = learn.opt.state_dict()
+    torch.save(state, path)
+    return path
+
+
+def load_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True, strict: bool = True) -> None:
+    """See ``Learner.load``."""
+    path = _ckpt_path(learn, name)
+    if not path.exists():
+        raise FileNotFoundError(f"Learner.load: no checkpoint at {path} (saved with learn.save({Path(name).stem!r}) "
+                                f"under path/model_dir = {Path(learn.path) / learn.model_dir})")
+    try:
+        state = torch.load(path, map_location=learn.device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError) as e:
+        raise ExportError(f"Learner.load: {path} holds objects other than tensors and plain data, so it is refused "
+                          f"(loading it could run code). Details: {e}") from e
+    if not isinstance(state, dict) or state.get("format") != "pipekit-checkpoint":
+        raise ExportError(f"Learner.load: {path} is not a pipekit checkpoint (written by learn.save)")
+    _unwrap(learn.model).load_state_dict(state["model"], strict=strict)
+    if with_opt and "opt" in state:
+        if learn.opt is None:
+            learn.create_opt()
+        learn.opt.load_state_dict(state["opt"])
+    learn.resume_epoch = int(state.get("next_epoch", 0))
+    if "dl_epoch" in state and _has_loaders(learn.dls) and hasattr(learn.dls.train, "epoch"):
+        learn.dls.train.epoch = int(state["dl_epoch"])
+    if "torch_rng" in state:
+        torch.set_rng_state(state["torch_rng"].cpu())
