@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
-from test_models_helpers import adult
+from test_models_helpers import adult, adult_tab
 
+from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, StackingEnsemble, WeightedEnsemble
 from pipekit.models import GBM, RandomForest, SklearnModel, as_data, load_model
+from pipekit.tabular import Categorify, FillMissing
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +108,14 @@ def test_members_on_different_columns_or_procs(members, splits):
         as_data(tr.xs.drop("age"), y=as_data(tr).y, cat_names=tr.cat_names))
     with pytest.raises(ValueError, match=r"different columns: 0:RandomForest has \['age'\]"):
         WeightedEnsemble([members[0], no_age])
-    other = RandomForest("classification", n_estimators=5, n_jobs=1).fit(tr)
-    other.procs_signature_ = "another-tabular"
+    # same columns, but processed by another Tabular (no Normalize): the procs signature differs
+    unnormalised = adult_tab(12000, (Categorify, FillMissing))
+    assert unnormalised.train.xs.columns == tr.xs.columns
+    other = RandomForest("classification", n_estimators=5, n_jobs=1).fit(unnormalised.train)
     with pytest.raises(ValueError, match="different procs"):
         MeanEnsemble([members[0], other])
+    with pytest.raises(ValueError, match="different procs"):
+        MeanEnsemble(members).predict(unnormalised.valid)
     with pytest.raises(KeyError, match="member 0:RandomForest.*'age'"):
         MeanEnsemble(members).predict(va.xs.drop("age"))
     reg = RandomForest("regression", n_estimators=5, n_jobs=1).fit(as_data(tr.xs, y=np.arange(len(tr.xs)) * 1.0))
@@ -127,6 +134,10 @@ def test_export_load_whole_ensemble(members, splits, tmp_path):
     ens = WeightedEnsemble(members, n_iter=10).fit(va)
     back = load_model(ens.export(tmp_path / "ens.npz"))
     assert isinstance(back, WeightedEnsemble)
+    # the procs travel with the ensemble: raw rows -> processed inputs -> same predictions
+    raw = pl.read_csv(path("adult_sample") / "adult.csv").head(12000)[va.idxs[:50]]
+    processed = back.processor().transform(raw)
+    assert np.allclose(back.predict(processed), ens.predict(va.xs[:50]))
     assert np.array_equal(back.weights_, ens.weights_)
     assert np.allclose(back.predict(va), ens.predict(va))
     mean = MeanEnsemble(members[:2])
