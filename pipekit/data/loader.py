@@ -62,7 +62,12 @@ class DataLoader:
             self.batch_tfms = batch_tfms or BatchPipeline([])
         else:
             self.batch_tfms = BatchPipeline(batch_tfms)
-        self.num_workers = min(2, os.cpu_count() or 1) if num_workers is None else int(num_workers)
+        if num_workers is None:
+            # a thread hand-off costs ~30us: only worth it when gathering or batch transforms do real work
+            stores = getattr(dataset, "stores", ())
+            busy = len(self.batch_tfms) > 0 or any(getattr(s, "prefetch_worthy", True) for s in stores) or not stores
+            num_workers = min(2, os.cpu_count() or 1) if busy else 0
+        self.num_workers = int(num_workers)
         if self.num_workers < 0:
             raise ValueError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
         self.augment = bool(shuffle) if augment is None else augment

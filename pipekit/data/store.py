@@ -40,6 +40,8 @@ class TensorStore(Store):
     [6, 2]
     """
 
+    prefetch_worthy = False
+
     def __init__(self, data: np.ndarray | torch.Tensor):
         if isinstance(data, np.ndarray):
             if data.dtype == object:
@@ -72,6 +74,8 @@ class ListStore(Store):
     >>> ListStore(pl.Series(["a", "b", "c"])).gather(np.array([2, 0]))
     ['c', 'a']
     """
+
+    prefetch_worthy = False
 
     def __init__(self, values: Any):
         import polars as pl
