@@ -177,7 +177,7 @@ class DataBlock:
             name = f"{type(block).__name__} [{role}]"
             raw = step(f"{name} getter {getattr(getter, '__name__', repr(getter))}",
                        lambda g=getter: apply_getter(g, items), item_at(items, int(train[0])))
-            step(f"{name} check", lambda b=block, r=raw: b.check_raw(r, role))
+            step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))
 
             def sub(label: str, value: Any, n=name) -> None:
                 if trace is not None:
