@@ -1,0 +1,198 @@
+"""Which columns matter, which are redundant, and which give away the split: Spearman column clusters,
+``drop_redundant``, adversarial validation (``out_of_domain``) and ``prune_features``.
+
+Example:
+    >>> # clusters = cluster_columns(tab.train, path="dendrogram.png"); clusters.pairs(0.8)
+    >>> # drop_redundant(RandomForest("regression"), tab.train, tab.valid, ["saleYear", "saleElapsed"])
+    >>> # ood = out_of_domain(tab.train, tab.valid); ood.auc, ood.importance.head()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+
+from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.models.base import TabularData, as_data, get_metric
+from pipekit.models.forest import RandomForest
+
+
+@dataclass
+class ColumnClusters:
+    """Spearman rank correlations between input columns and their average-linkage clustering."""
+
+    columns: list[str]
+    correlation: np.ndarray
+    linkage: np.ndarray
+
+    def pairs(self, threshold: float = 0.8) -> pl.DataFrame:
+        """Column pairs whose absolute rank correlation is at least ``threshold`` (candidates to drop)."""
+        i, j = np.triu_indices(len(self.columns), k=1)
+        r = np.abs(self.correlation[i, j])
+        keep = r >= threshold
+        return pl.DataFrame({"column_a": [self.columns[k] for k in i[keep]],
+                             "column_b": [self.columns[k] for k in j[keep]],
+                             "spearman": self.correlation[i[keep], j[keep]]}).sort(
+            pl.col("spearman").abs(), descending=True)
+
+
+def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str | Path | None = None,
+                    plot: bool = True) -> ColumnClusters:
+    """Spearman rank-correlation dendrogram of the input columns (columns that merge near the right edge
+    hold the same information). Uses up to ``max_rows`` sampled rows; the plot is written to ``path`` (PNG
+    when headless)."""
+    from scipy.cluster import hierarchy
+    from scipy.spatial.distance import squareform
+    from scipy.stats import spearmanr
+
+    d = as_data(data)
+    if d.xs.width < 2:
+        raise ValueError(f"cluster_columns needs at least 2 columns, got {d.feature_names}")
+    if len(d) > max_rows:
+        d = d.take(np.sort(np.random.default_rng(seed).choice(len(d), max_rows, replace=False)))
+    X = d.matrix(d.feature_names, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.atleast_2d(spearmanr(X, nan_policy="omit").statistic)
+    corr = np.where(np.isnan(corr), 0.0, corr)  # a constant column correlates with nothing
+    np.fill_diagonal(corr, 1.0)
+    corr = (corr + corr.T) / 2
+    dist = squareform(np.clip(1 - np.abs(corr), 0, None), checks=False)
+    z = hierarchy.linkage(dist, method="average")
+    if plot:
+        plt = get_pyplot()
+        fig, ax = plt.subplots(figsize=(8, 0.3 * d.xs.width + 1.5))
+        hierarchy.dendrogram(z, labels=d.feature_names, orientation="left", ax=ax, leaf_font_size=9)
+        ax.set_xlabel("1 - |Spearman rank correlation|")
+        ax.set_title("column clusters")
+        savefig_or_show(fig, path, name="cluster_columns")
+    return ColumnClusters(columns=d.feature_names, correlation=corr, linkage=z)
+
+
+def _score(model: Any, valid: TabularData | None, metric: Any) -> float:
+    if valid is None:
+        oob = getattr(model, "oob_score_", None)
+        if oob is None:
+            raise ValueError("no valid split given and the model has no oob_score_; pass valid=")
+        return float(oob)
+    return model.score(valid, metric)
+
+
+def _without(d: TabularData, cols: Sequence[str]) -> TabularData:
+    return TabularData(xs=d.xs.drop(list(cols)), y=d.y, cat_names=tuple(c for c in d.cat_names if c not in cols),
+                       y_name=d.y_name, procs_signature=d.procs_signature, source=None)
+
+
+def drop_redundant(model: Any, train: Any, valid: Any = None, columns: Sequence[str] | None = None,
+                   metric: Any = None) -> pl.DataFrame:
+    """Refit an unfitted copy of ``model`` without each of ``columns`` in turn (and without all of them),
+    reporting the score (on ``valid``, or the OOB score of a forest when ``valid`` is None) and its change
+    from keeping everything. A column whose removal does not hurt is redundant.
+
+    Returns a frame with columns ``dropped``, ``score``, ``change`` (positive = better without it).
+    """
+    tr = as_data(train)
+    va = as_data(valid) if valid is not None else None
+    if not columns:
+        raise ValueError("columns must name at least one column to try dropping")
+    missing = [c for c in columns if c not in tr.xs.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are not inputs of the training data; available: {tr.feature_names}")
+    m = get_metric(metric, model.task)
+    sign = 1.0 if m.greater_is_better else -1.0
+    base = _score(model.clone().fit(tr), va, metric)
+    rows = [("(none)", base)]
+    for c in columns:
+        rows.append((c, _score(model.clone().fit(_without(tr, [c])), va, metric)))
+    if len(columns) > 1:
+        rows.append(("+".join(columns), _score(model.clone().fit(_without(tr, columns)), va, metric)))
+    return pl.DataFrame({"dropped": [r[0] for r in rows], "score": [float(r[1]) for r in rows],
+                         "change": [sign * (float(r[1]) - base) for r in rows]})
+
+
+@dataclass
+class OutOfDomain:
+    """Adversarial validation result: ``auc`` of a forest telling valid rows from train rows (0.5 = the
+    sets look alike; near 1 = something, often time, separates them), the columns it leaned on most
+    (``importance``), and the fitted forest."""
+
+    auc: float
+    importance: pl.DataFrame
+    model: RandomForest
+
+    def separating(self, top: int = 5) -> list[str]:
+        return self.importance["feature"].head(top).to_list()
+
+
+def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_leaf: int = 15,
+                  max_rows: int | None = 50000, seed: int = 0, n_jobs: int | None = -1) -> OutOfDomain:
+    """Adversarial validation: can a random forest tell whether a row comes from ``valid``? The AUC is
+    computed on out-of-bag predictions (honest, no extra split); the importance names the columns that
+    differ between the sets (the book's saleElapsed / SalesID finding)."""
+    from sklearn.metrics import roc_auc_score
+
+    tr, va = as_data(train), as_data(valid)
+    if len(tr) == 0 or len(va) == 0:
+        raise ValueError(f"out_of_domain needs rows in both sets; got {len(tr)} train and {len(va)} valid")
+    missing = [c for c in tr.feature_names if c not in va.xs.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are in train but missing from valid")
+    rng = np.random.default_rng(seed)
+    if max_rows is not None:
+        if len(tr) > max_rows:
+            tr = tr.take(np.sort(rng.choice(len(tr), max_rows, replace=False)))
+        if len(va) > max_rows:
+            va = va.take(np.sort(rng.choice(len(va), max_rows, replace=False)))
+    xs = pl.concat([tr.xs, va.xs.select(tr.feature_names)], how="vertical_relaxed")
+    is_valid = np.r_[np.zeros(len(tr), bool), np.ones(len(va), bool)]
+    both = TabularData(xs=xs, y=is_valid, cat_names=tr.cat_names)
+    rf = RandomForest("classification", n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
+                      oob_score=True, n_jobs=n_jobs, seed=seed).fit(both)
+    oob = rf.oob_predictions_
+    keep = ~np.isnan(oob).any(1)
+    auc = float(roc_auc_score(is_valid[keep], oob[keep, 1]))
+    return OutOfDomain(auc=auc, importance=rf.feature_importance(), model=rf)
+
+
+@dataclass
+class PrunedFeatures:
+    """Result of :func:`prune_features`: ``model`` refitted on ``kept``; scores before/after on valid."""
+
+    kept: list[str]
+    dropped: list[str]
+    score_before: float
+    score_after: float
+    model: Any
+
+    def __str__(self) -> str:
+        return (f"kept {len(self.kept)} / dropped {len(self.dropped)} columns {self.dropped}: score "
+                f"{self.score_before:.4f} -> {self.score_after:.4f}")
+
+
+def prune_features(model: Any, train: Any, valid: Any, threshold: float = 0.005, metric: Any = None,
+                   importance: pl.DataFrame | None = None) -> PrunedFeatures:
+    """Drop the columns whose importance share (importance / total) is below ``threshold``, refit a copy of
+    the fitted ``model`` on the rest and report the valid score before and after (the book keeps columns
+    with importance > 0.005 and sees the score hold). ``importance`` defaults to the model's own
+    ``feature_importance()``; pass a ``permutation_importance`` frame for models without one."""
+    if not (isinstance(threshold, (int, float)) and 0 <= threshold < 1):
+        raise ValueError(f"threshold must be a share in [0, 1), got {threshold!r}")
+    tr, va = as_data(train), as_data(valid)
+    imp = importance if importance is not None else model.feature_importance()
+    values = np.clip(imp["importance"].to_numpy().astype(np.float64), 0, None)
+    total = values.sum()
+    if total <= 0:
+        raise ValueError("every importance is zero or negative; nothing to rank columns by")
+    share = values / total
+    feats = imp["feature"].to_list()
+    kept = [f for f, s in zip(feats, share) if s >= threshold]
+    dropped = [f for f, s in zip(feats, share) if s < threshold]
+    if not kept:
+        raise ValueError(f"threshold={threshold} drops every column; lower it")
+    before = model.score(va, metric)
+    refit = model.clone().fit(_without(tr, dropped), _without(va, dropped) if dropped else va)
+    return PrunedFeatures(kept=kept, dropped=dropped, score_before=before, score_after=refit.score(va, metric),
+                          model=refit)

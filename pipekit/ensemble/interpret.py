@@ -1,0 +1,259 @@
+"""What did the model learn? Permutation importance, partial dependence (1-D / 2-D, average and
+individual curves) and per-row contribution waterfalls, for any backend or ensemble.
+
+Example:
+    >>> # imp = permutation_importance(gbm, tab.valid, n_repeats=5, seed=0); plot_importance(imp)
+    >>> # pd = partial_dependence(rf, tab.valid, "age", kind="both"); plot_partial_dependence(pd, "age.png")
+    >>> # waterfall_plot(rf.contributions(tab.valid.xs[:1]), row=0, path="row0.png")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+
+from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.models.base import Contributions, TabularData, as_data, get_metric
+
+KINDS = ("average", "individual", "both")
+
+
+def _targets(model: Any, d: TabularData) -> np.ndarray:
+    if d.y is None:
+        raise ValueError("this needs a labelled split (with ys) to score the model")
+    return model.encode_y(d.y)
+
+
+def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats: int = 5, seed: int | None = None,
+                           features: Sequence[str] | None = None) -> pl.DataFrame:
+    """Score drop when one input column is shuffled (its link to the target broken), per column.
+
+    ``importance`` is the mean drop over ``n_repeats`` shuffles, oriented so that positive means the column
+    helps whatever the metric's direction; ``std`` is across repeats and ``ci_low``/``ci_high`` a 95%
+    t-interval of the mean. Sorted by importance, descending. Works for backends and ensembles.
+
+    Example:
+        >>> # permutation_importance(rf, tab.valid, n_repeats=5, seed=0).head()
+    """
+    if not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
+        raise ValueError(f"n_repeats must be an int >= 1, got {n_repeats!r}")
+    d = as_data(data)
+    m = get_metric(metric, model.task)
+    y = _targets(model, d)
+    base = m.loss(m(y, model.predict(d)))
+    cols = list(features) if features is not None else list(getattr(model, "feature_names_", d.feature_names))
+    missing = [c for c in cols if c not in d.xs.columns]
+    if missing:
+        raise KeyError(f"features {missing} are not columns of the data; available: {d.feature_names}")
+    rng = np.random.default_rng(seed)
+    drops = np.zeros((len(cols), n_repeats))
+    for j, c in enumerate(cols):
+        for r in range(n_repeats):
+            shuffled = d.xs.get_column(c).gather(rng.permutation(len(d)))
+            dd = d.with_xs(d.xs.with_columns(shuffled.alias(c)))
+            drops[j, r] = m.loss(m(y, model.predict(dd))) - base
+    mean = drops.mean(1)
+    std = drops.std(1, ddof=1) if n_repeats > 1 else np.zeros(len(cols))
+    if n_repeats > 1:
+        from scipy.stats import t
+
+        half = t.ppf(0.975, n_repeats - 1) * std / np.sqrt(n_repeats)
+    else:
+        half = np.zeros(len(cols))
+    return pl.DataFrame({"feature": cols, "importance": mean, "std": std, "ci_low": mean - half,
+                         "ci_high": mean + half}).sort("importance", descending=True)
+
+
+def plot_importance(importance: pl.DataFrame | Any, top: int = 20, path: str | Path | None = None,
+                    title: str | None = None) -> Path | None:
+    """Horizontal bars of a ``feature``/``importance`` frame (from ``permutation_importance`` or a model's
+    ``feature_importance()``; a fitted model is accepted too), with error bars when ``std`` is present."""
+    if not isinstance(importance, pl.DataFrame):
+        importance = importance.feature_importance()
+    for c in ("feature", "importance"):
+        if c not in importance.columns:
+            raise ValueError(f"importance frame needs columns 'feature' and 'importance'; got {importance.columns}")
+    f = importance.sort("importance", descending=True).head(top).reverse()
+    plt = get_pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.3 * f.height + 1.2))
+    xerr = f["std"].to_numpy() if "std" in f.columns else None
+    ax.barh(f["feature"].to_list(), f["importance"].to_numpy(), xerr=xerr, color="tab:blue", alpha=0.8)
+    ax.set_xlabel("importance")
+    ax.set_title(title or "feature importance")
+    return savefig_or_show(fig, path, name="importance")
+
+
+# ------------------------------------------------------------------------------------ partial dependence
+@dataclass
+class PartialDependence:
+    """Result of :func:`partial_dependence`. ``grid`` holds one array of (processed) values per feature and
+    ``grid_labels`` their human-readable form (category names, de-normalised numbers); ``average`` has
+    shape (g,) or (g1, g2); ``individual`` (n_rows, g) for 1-D when requested."""
+
+    features: tuple[str, ...]
+    grid: list[np.ndarray]
+    grid_labels: list[list]
+    average: np.ndarray
+    individual: np.ndarray | None
+    categorical: tuple[bool, ...]
+    output: str
+
+
+def _display(source: Any, col: str, values: np.ndarray) -> list:
+    """Processed values -> what a person reads: vocab entries for codes, de-normalised continuous values."""
+    classes = getattr(source, "classes", None)
+    if isinstance(classes, dict) and col in classes:
+        vocab = list(classes[col])
+        return [str(vocab[int(v)]) if 0 <= int(v) < len(vocab) else str(v) for v in values]
+    processor = getattr(source, "processor", None)
+    for proc in getattr(processor, "procs", []) or []:
+        means, stds = getattr(proc, "means_", None), getattr(proc, "stds_", None)
+        if isinstance(means, dict) and col in means:
+            return [float(v) * stds[col] + means[col] for v in values]
+    return [float(v) for v in values]
+
+
+def _grid(d: TabularData, col: str, grid: Any) -> np.ndarray:
+    s = d.xs.get_column(col)
+    if isinstance(grid, dict):
+        grid = grid.get(col, 20)
+    if not isinstance(grid, (int, np.integer)):
+        return np.asarray(list(grid))
+    if col in d.cat_names:
+        return np.sort(s.unique().to_numpy())
+    vals = s.drop_nulls().to_numpy().astype(np.float64)
+    return np.unique(np.quantile(vals, np.linspace(0.05, 0.95, int(grid))))
+
+
+def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kind: str = "average",
+                       grid: int | Sequence | dict = 20, target_class: Any = None, n_rows: int | None = 1000,
+                       seed: int = 0) -> PartialDependence:
+    """Average (and/or per-row, ``kind="individual"``/``"both"``) prediction when ``features`` (one name, or
+    two for a 2-D surface) are set to each grid value for every row (the book's YearMade analysis).
+
+    ``grid``: number of quantile points for continuous columns (categories use every code present), explicit
+    values, or a dict per feature. Classification uses the probability of ``target_class`` (default: the last
+    class, the positive one for binary). ``n_rows`` rows are sampled (seeded) to keep it fast.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    feats = (features,) if isinstance(features, str) else tuple(features)
+    if len(feats) not in (1, 2):
+        raise ValueError(f"features must be one column name or a pair, got {features!r}")
+    if len(feats) == 2 and kind != "average":
+        raise ValueError("2-D partial dependence supports kind='average' only")
+    d = as_data(data)
+    missing = [f for f in feats if f not in d.xs.columns]
+    if missing:
+        raise KeyError(f"features {missing} are not columns of the data; available: {d.feature_names}")
+    if n_rows is not None and len(d) > n_rows:
+        d = TabularData(xs=d.xs[np.sort(np.random.default_rng(seed).choice(len(d), n_rows, replace=False))],
+                        y=None, cat_names=d.cat_names, procs_signature=d.procs_signature, source=d.source)
+    col_out, output = 0, "value"
+    if model.task == "classification":
+        classes = list(np.asarray(model.classes_).tolist())
+        target = classes[-1] if target_class is None else target_class
+        if target not in classes:
+            raise ValueError(f"target_class={target_class!r} is not one of {classes}")
+        col_out, output = classes.index(target), f"P({target})"
+    grids = [_grid(d, f, grid) for f in feats]
+    n = len(d)
+    mesh = np.meshgrid(*grids, indexing="ij")
+    combos = [m.ravel() for m in mesh]
+    dtypes = [d.xs.schema[f] for f in feats]
+    # one predict call on all grid copies of the rows: fast for every backend
+    rep = pl.concat([d.xs] * len(combos[0]))
+    rep = rep.with_columns([pl.Series(f, np.repeat(c, n)).cast(t) for f, c, t in zip(feats, combos, dtypes)])
+    pred = np.asarray(model.predict(TabularData(xs=rep, cat_names=d.cat_names, procs_signature=d.procs_signature)))
+    if pred.ndim == 2:
+        pred = pred[:, col_out]
+    pred = pred.reshape(len(combos[0]), n)  # (grid points, rows)
+    average = pred.mean(1).reshape([len(g) for g in grids])
+    individual = pred.T.copy() if kind in ("individual", "both") else None
+    return PartialDependence(features=feats, grid=grids, grid_labels=[_display(d.source, f, g) for f, g in
+                                                                      zip(feats, grids)],
+                             average=average, individual=individual,
+                             categorical=tuple(f in d.cat_names for f in feats), output=output)
+
+
+def plot_partial_dependence(pd: PartialDependence, path: str | Path | None = None, max_lines: int = 50) -> Path | None:
+    """Line (continuous) or points (categorical) plot for 1-D, with up to ``max_lines`` individual curves;
+    heat map for 2-D."""
+    plt = get_pyplot()
+    if len(pd.features) == 2:
+        fig, ax = plt.subplots(figsize=(7, 5))
+        im = ax.imshow(pd.average.T, origin="lower", aspect="auto", cmap="viridis")
+        for axis, labels, setter in ((0, pd.grid_labels[0], ax.set_xticks), (1, pd.grid_labels[1], ax.set_yticks)):
+            step = max(1, len(labels) // 10)
+            ticks = np.arange(0, len(labels), step)
+            setter(ticks, [_fmt(labels[i]) for i in ticks], **({"rotation": 45} if axis == 0 else {}))
+        ax.set_xlabel(pd.features[0])
+        ax.set_ylabel(pd.features[1])
+        fig.colorbar(im, ax=ax, label=pd.output)
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        x = np.arange(len(pd.grid[0])) if pd.categorical[0] else np.asarray(pd.grid_labels[0], dtype=np.float64)
+        if pd.individual is not None:
+            for row in pd.individual[:max_lines]:
+                ax.plot(x, row, color="gray", alpha=0.2, lw=0.8)
+        ax.plot(x, pd.average, color="tab:orange", lw=2.5, marker="o" if pd.categorical[0] else None,
+                label="average")
+        if pd.categorical[0]:
+            ax.set_xticks(x, [_fmt(v) for v in pd.grid_labels[0]], rotation=45, ha="right")
+        ax.set_xlabel(pd.features[0])
+        ax.set_ylabel(pd.output)
+        ax.legend()
+    ax.set_title("partial dependence")
+    return savefig_or_show(fig, path, name="partial_dependence")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+# --------------------------------------------------------------------------------------------- waterfall
+def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, top: int = 10,
+                   path: str | Path | None = None) -> Path | None:
+    """Bias, then each feature's contribution (largest ``top``, the rest summed as "other"), ending at the
+    prediction of one row: the book's tree-interpreter waterfall. ``cls`` picks the class (label) for
+    classification (default: the last class)."""
+    c = contributions
+    if not 0 <= row < len(c.values):
+        raise IndexError(f"row={row} is out of range for {len(c.values)} rows")
+    values, bias, pred = c.values[row], c.bias[row], c.prediction[row]
+    title = c.space
+    if values.ndim == 2 or np.ndim(bias) == 1 and np.size(bias) > 1:
+        labels = list(np.asarray(c.classes).tolist()) if c.classes is not None else list(range(values.shape[-1]))
+        k = len(labels) - 1 if cls is None else labels.index(cls)
+        title = f"{c.space} of class {labels[k]!r}"
+        values, bias = values[:, k], bias[k]
+        if np.ndim(pred) > 0 and np.size(pred) > 1:
+            pred = pred[k]
+    elif c.space == "raw_score" and c.classes is not None:
+        title = f"raw score (log-odds) of class {np.asarray(c.classes)[-1]!r}"
+    order = np.argsort(-np.abs(values))
+    shown = order[:top]
+    names = [c.feature_names[i] for i in shown]
+    steps = list(values[shown])
+    if len(order) > top:
+        names.append("other")
+        steps.append(float(values[order[top:]].sum()))
+    plt = get_pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(steps) + 1.5))
+    start = float(bias)
+    ax.barh(0, start, color="lightgray")
+    ylabels = ["bias"]
+    for i, (nme, v) in enumerate(zip(names, steps), start=1):
+        ax.barh(i, v, left=start, color="tab:green" if v >= 0 else "tab:red")
+        ylabels.append(nme)
+        start += v
+    ax.barh(len(steps) + 1, start, color="tab:blue")
+    ylabels.append(f"prediction {float(np.ravel(pred)[0]) if np.ndim(pred) else float(pred):.3g}")
+    ax.set_yticks(range(len(ylabels)), ylabels)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    return savefig_or_show(fig, path, name="waterfall")

@@ -1,0 +1,176 @@
+"""Interpretation tools on processed adult: permutation importance, partial dependence, waterfalls,
+column clusters, drop_redundant, adversarial validation and pruning."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from test_models_helpers import adult
+
+from pipekit.ensemble import (MeanEnsemble, cluster_columns, drop_redundant, out_of_domain, partial_dependence,
+                              permutation_importance, plot_importance, plot_partial_dependence, prune_features,
+                              waterfall_plot)
+from pipekit.models import GBM, RandomForest, as_data
+
+SIGNAL = {"relationship", "marital-status", "education-num", "age", "education", "occupation"}
+
+
+def with_noise(split, seed):
+    d = as_data(split)
+    rng = np.random.default_rng(seed)
+    xs = d.xs.with_columns(pl.Series("noise", rng.normal(size=len(d)).astype(np.float32)),
+                           (pl.col("age") * 2 + 1).alias("age_copy"))
+    return as_data(xs, y=d.y, cat_names=d.cat_names)
+
+
+@pytest.fixture(scope="module")
+def data():
+    tr, va = adult()
+    return tr, va, with_noise(tr, 0), with_noise(va, 1)
+
+
+@pytest.fixture(scope="module")
+def rf(data):
+    _, _, ntr, _ = data
+    return RandomForest("classification", n_estimators=30, n_jobs=1).fit(ntr)
+
+
+def test_permutation_importance_ranks_signal_over_noise(rf, data, tmp_path):
+    _, _, _, nva = data
+    imp = permutation_importance(rf, nva, n_repeats=3, seed=0)
+    assert imp.columns == ["feature", "importance", "std", "ci_low", "ci_high"]
+    assert imp["importance"].is_sorted(descending=True)
+    assert imp["feature"][0] in SIGNAL
+    noise = imp.filter(pl.col("feature") == "noise").row(0, named=True)
+    assert abs(noise["importance"]) < 0.01 < imp["importance"][0]
+    assert (imp["ci_low"] <= imp["importance"]).all() and (imp["importance"] <= imp["ci_high"]).all()
+    assert imp.equals(permutation_importance(rf, nva, n_repeats=3, seed=0))  # seeded -> reproducible
+    out = plot_importance(imp, path=tmp_path / "imp.png")
+    assert out.exists() and out.stat().st_size > 1000
+    assert plot_importance(rf, path=tmp_path / "mdi.png").exists()
+    with pytest.raises(ValueError, match="n_repeats"):
+        permutation_importance(rf, nva, n_repeats=0)
+    with pytest.raises(KeyError, match="'nope'"):
+        permutation_importance(rf, nva, features=["nope"])
+
+
+def test_permutation_importance_for_ensemble_and_regression(data):
+    tr, va, _, _ = data
+    rf = RandomForest("classification", n_estimators=10, n_jobs=1).fit(tr)
+    gbm = GBM("classification", n_estimators=60, learning_rate=0.1, n_jobs=1).fit(tr)
+    imp = permutation_importance(MeanEnsemble([rf, gbm]), va, n_repeats=1, seed=0, features=["relationship", "fnlwgt"])
+    assert imp["feature"].to_list() == ["relationship", "fnlwgt"]
+    target = "education-num"
+    d = lambda s: as_data(s.xs.drop(target), y=s.xs[target].to_numpy(), cat_names=s.cat_names)  # noqa: E731
+    reg = GBM("regression", n_estimators=60, learning_rate=0.1, n_jobs=1).fit(d(tr))
+    rimp = permutation_importance(reg, d(va), metric="rmse", n_repeats=2, seed=0)
+    # rmse is lower-is-better: a helpful column still gets a positive importance
+    assert rimp["feature"][0] == "education" and rimp["importance"][0] > 0.5
+
+
+def test_partial_dependence_1d_matches_manual_and_plots(rf, data, tmp_path):
+    tr, va, _, nva = data
+    pd = partial_dependence(rf, nva, "age", kind="both", grid=8, n_rows=400)
+    g = len(pd.grid[0])
+    assert pd.average.shape == (g,) and pd.individual.shape == (400, g)
+    assert np.allclose(pd.individual.mean(0), pd.average)
+    labels = np.asarray(pd.grid_labels[0])
+    assert pd.output == "P(>=50k)"
+    # the manual computation on the same sampled rows for the first grid value
+    rows = np.sort(np.random.default_rng(0).choice(len(nva), 400, replace=False))
+    xs = nva.xs[rows].with_columns(pl.lit(pd.grid[0][0]).cast(pl.Float32).alias("age"))
+    assert rf.predict(xs)[:, 1].mean() == pytest.approx(pd.average[0])
+    assert plot_partial_dependence(pd, tmp_path / "age.png").exists()
+    # grid labels are real ages when the split knows its Normalize state
+    pd_real = partial_dependence(rf, _with_source(nva, va), "age", grid=8, n_rows=400)
+    ages = np.asarray(pd_real.grid_labels[0])
+    assert 17 <= ages.min() < ages.max() <= 90
+    assert pd_real.average[np.argmin(np.abs(ages - 45))] > pd_real.average[0]  # 45-year-olds earn more than 20s
+    assert labels.shape == ages.shape
+
+
+def _with_source(d, split):
+    from dataclasses import replace
+
+    return replace(d, source=split)
+
+
+def test_partial_dependence_categorical_and_2d(data, tmp_path):
+    tr, va, _, _ = data
+    gbm = GBM("classification", n_estimators=80, learning_rate=0.1, n_jobs=1).fit(tr)
+    pd = partial_dependence(gbm, va, "education", n_rows=300)
+    labels = [str(v).strip() for v in pd.grid_labels[0]]  # adult.csv values carry a leading space
+    assert pd.categorical == (True,) and "Doctorate" in labels and "HS-grad" in labels
+    assert pd.average[labels.index("Doctorate")] > pd.average[labels.index("HS-grad")]
+    assert plot_partial_dependence(pd, tmp_path / "edu.png").exists()
+    pd2 = partial_dependence(gbm, va, ("age", "education-num"), grid=5, n_rows=200)
+    assert pd2.average.shape == (len(pd2.grid[0]), len(pd2.grid[1]))
+    assert plot_partial_dependence(pd2, tmp_path / "two.png").exists()
+    with pytest.raises(ValueError, match="kind must be one of"):
+        partial_dependence(gbm, va, "age", kind="mean")
+    with pytest.raises(ValueError, match="2-D partial dependence"):
+        partial_dependence(gbm, va, ("age", "fnlwgt"), kind="both")
+    with pytest.raises(KeyError, match="'salary'"):
+        partial_dependence(gbm, va, "salary")
+    with pytest.raises(ValueError, match="target_class"):
+        partial_dependence(gbm, va, "age", target_class="rich")
+
+
+def test_waterfall_plots(rf, data, tmp_path):
+    tr, _, _, nva = data
+    c = rf.contributions(nva.xs[:3])
+    assert waterfall_plot(c, row=1, top=5, path=tmp_path / "rf.png").stat().st_size > 1000
+    gbm = GBM("classification", n_estimators=40, learning_rate=0.1, n_jobs=1).fit(tr)
+    assert waterfall_plot(gbm.contributions(nva.xs[:3]), row=0, path=tmp_path / "gbm.png").exists()
+    with pytest.raises(IndexError, match="row=5"):
+        waterfall_plot(c, row=5)
+
+
+def test_cluster_columns_finds_the_duplicate(data, tmp_path):
+    _, _, ntr, _ = data
+    xs = ntr.xs.with_columns(pl.lit(1.0).alias("constant"))
+    cl = cluster_columns(as_data(xs, cat_names=ntr.cat_names), path=tmp_path / "dendro.png")
+    assert (tmp_path / "dendro.png").exists()
+    pairs = cl.pairs(0.95)
+    assert pairs.row(0)[:2] in (("age", "age_copy"), ("age_copy", "age"))
+    assert pairs["spearman"][0] == pytest.approx(1.0)
+    assert not pairs.filter((pl.col("column_a") == "constant") | (pl.col("column_b") == "constant")).height
+    assert cl.linkage.shape == (xs.width - 1, 4)
+
+
+def test_drop_redundant_reports_changes(data):
+    _, _, ntr, nva = data
+    template = RandomForest("classification", n_estimators=15, n_jobs=1)
+    rep = drop_redundant(template, ntr, nva, ["age_copy", "relationship"])
+    assert rep["dropped"].to_list() == ["(none)", "age_copy", "relationship", "age_copy+relationship"]
+    assert rep["change"][0] == 0
+    assert abs(rep["change"][1]) < 0.015  # its twin 'age' carries the same information
+    oob = drop_redundant(template, ntr, None, ["age_copy"])
+    assert 0.75 < oob["score"][0] < 0.9
+    with pytest.raises(KeyError, match="'ghost'"):
+        drop_redundant(template, ntr, nva, ["ghost"])
+
+
+def test_out_of_domain(data):
+    tr, va, _, _ = data
+    same = out_of_domain(tr, va, n_estimators=20, n_jobs=1)
+    assert 0.35 < same.auc < 0.6  # a random split: the forest cannot tell the sets apart
+    d = as_data(tr)
+    order = np.argsort(d.xs["age"].to_numpy(), kind="stable")
+    young, old = d.take(order[:4000]), d.take(order[-2000:])
+    shifted = out_of_domain(young, old, n_estimators=20, n_jobs=1)
+    assert shifted.auc > 0.95 and shifted.separating(1) == ["age"]
+    with pytest.raises(ValueError, match="rows in both sets"):
+        out_of_domain(tr, d.take(np.arange(0)))
+
+
+def test_prune_features(rf, data):
+    _, _, ntr, nva = data
+    res = prune_features(rf, ntr, nva, threshold=0.05)
+    assert set(res.kept) | set(res.dropped) == set(rf.feature_names_)
+    assert res.dropped and set(res.model.feature_names_) == set(res.kept)
+    assert abs(res.score_after - res.score_before) < 0.03
+    assert "dropped" in str(res)
+    with pytest.raises(ValueError, match="threshold"):
+        prune_features(rf, ntr, nva, threshold=1.5)
