@@ -146,8 +146,8 @@ def sample_plan(n: int, in_size: tuple[int, int], rng: np.random.Generator, trai
     pl = rng.uniform(size=(n, 2)) < p_lighting
     bright = rng.uniform(0.5 - max_lighting, 0.5 + max_lighting, n)
     brightness = np.where(pl[:, 0], np.log(bright / (1 - bright)), 0.0)
-    lo = math.log(1 - max_lighting) if max_lighting < 1 else -1.0
-    contrast = np.where(pl[:, 1], np.exp(rng.uniform(lo, -lo, n)), 1.0)
+    span = -math.log(1 - max_lighting)  # contrast factors are log-uniform in [1 - max, 1 / (1 - max)]
+    contrast = np.where(pl[:, 1], np.exp(rng.uniform(-1.0, 1.0, n) * span), 1.0)
 
     # Rotations act in square pixel units of the output, hence the aspect scaling around them.
     to_px, from_px = np.diag([wo / 2, ho / 2, 1.0]), np.diag([2 / wo, 2 / ho, 1.0])
@@ -203,6 +203,7 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     """Apply ``plan`` to uint8 images (B, H, W, C) or masks (B, H, W) with OpenCV; returns uint8, same layout.
 
     Runs per image in the shared thread pool (OpenCV releases the GIL), ``num_threads`` chunks at a time.
+    Lighting is never applied to masks (3-D input).
     """
     _check(mode, "mode", INTERP_MODES)
     _check(pad_mode, "pad_mode", PAD_MODES)
@@ -219,7 +220,7 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     out = np.empty((b, ho, wo, c), dtype=np.uint8)
     flags = (cv2.INTER_NEAREST if mode == "nearest" else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
     border = _CV_BORDER[pad_mode]
-    luts = plan.luts() if (lighting and plan.has_lighting) else None
+    luts = plan.luts() if (lighting and plan.has_lighting and not squeeze) else None
     same = plan.geometry_identity
 
     def one(i: int) -> None:

@@ -103,8 +103,8 @@ class BatchAugment(BatchTransform):
                 use_cv2 = self.executor == "cv2" or (self.executor == "auto" and x.device.type == "cpu"
                                                      and x.dtype == torch.uint8)
                 if kind == "mask":
-                    out[j] = (warp_cv2(x.to(torch.uint8), plan, "nearest", self.pad_mode).to(x.dtype)
-                              if use_cv2 and x.device.type == "cpu" else warp_torch(x, plan, "nearest", self.pad_mode))
+                    out[j] = (warp_cv2(x.to(torch.uint8), plan, "nearest", self.pad_mode, lighting=False).to(x.dtype)
+                              if use_cv2 and x.device.type == "cpu" else warp_torch(x, plan, "nearest", self.pad_mode, lighting=False))
                 elif use_cv2:
                     if x.dtype != torch.uint8:
                         raise TypeError("executor='cv2' needs uint8 images; put BatchAugment before IntToFloat")
@@ -126,9 +126,11 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     >>> aug_transforms(size=128, min_scale=0.5)[0].size
     128
     """
+    if mult <= 0:
+        raise ValueError(f"mult={mult} must be positive")
     return [BatchAugment(size=size, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
                          min_zoom=min_zoom, max_zoom=1 + (max_zoom - 1) * mult,
-                         max_lighting=min(0.49, max_lighting * mult), max_warp=max_warp * mult,
+                         max_lighting=max_lighting * mult, max_warp=max_warp * mult,
                          p_affine=p_affine, p_lighting=p_lighting, mode=mode, pad_mode=pad_mode,
                          min_scale=min_scale, executor=executor)]
 

@@ -1,0 +1,153 @@
+"""The augmentation plan and its two executors, on real images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pipekit.datasets as D
+from pipekit.data import BatchContext
+from pipekit.vision import (BatchAugment, Resize, aug_transforms, build_image_store, map_points, sample_plan,
+                            warp_cv2, warp_torch)
+from pipekit.vision.augment import AugmentPlan
+
+
+@pytest.fixture(scope="module")
+def dog_batch():
+    files = sorted((D.path("dogscats") / "train" / "dogs").glob("*.jpg"))[:12]
+    return build_image_store(files, Resize(96), cache_dir=False).gather(np.arange(12))
+
+
+@pytest.fixture(scope="module")
+def camvid():
+    p = D.path("camvid_tiny")
+    imgs = sorted((p / "images").glob("*.png"))[:6]
+    masks = [p / "labels" / f"{f.stem}_P{f.suffix}" for f in imgs]
+    x = build_image_store(imgs, Resize((72, 96)), cache_dir=False).gather(np.arange(6))
+    y = build_image_store(masks, Resize((72, 96)), mode="mask", cache_dir=False).gather(np.arange(6))
+    return x, y
+
+
+def _full_plan(n, in_size, seed, **kw):
+    args = dict(size=80, min_scale=0.6, max_rotate=25, max_zoom=1.3, max_warp=0.2, max_lighting=0.3,
+                p_affine=1.0, p_lighting=1.0)
+    args.update(kw)
+    return sample_plan(n, in_size, np.random.default_rng(seed), train=True, **args)
+
+
+@pytest.mark.parametrize("pad_mode", ["reflection", "zeros", "border"])
+def test_executors_agree_on_the_same_plan(dog_batch, pad_mode):
+    plan = _full_plan(len(dog_batch), (96, 96), 0)
+    a = warp_cv2(dog_batch, plan, pad_mode=pad_mode).permute(0, 3, 1, 2).float()
+    b = warp_torch(dog_batch, plan, pad_mode=pad_mode) * 255
+    diff = (a - b).abs()
+    assert a.shape == b.shape == (12, 3, 80, 80)
+    assert diff.mean() < 1.0, diff.mean()
+    assert torch.quantile(diff.flatten()[::7], 0.999) < 8
+    # the plan really changed the pictures (a test against the unaugmented centre crop)
+    centre = warp_torch(dog_batch, sample_plan(12, (96, 96), np.random.default_rng(0), train=False, size=80)) * 255
+    assert (a - centre).abs().mean() > 10
+
+
+def test_executors_agree_for_nearest_masks(camvid):
+    _, masks = camvid
+    plan = _full_plan(len(masks), (72, 96), 3, size=(64, 80))
+    a = warp_cv2(masks, plan, mode="nearest")
+    b = warp_torch(masks, plan, mode="nearest")
+    assert a.dtype == b.dtype == torch.uint8 and a.shape == (6, 64, 80)
+    assert (a == b).float().mean() > 0.99
+    assert set(torch.unique(a).tolist()) <= set(torch.unique(masks).tolist())  # no blended class values
+
+
+def test_masks_follow_their_images_under_rotation_and_flip(camvid):
+    _, masks = camvid
+    palette = np.random.default_rng(0).integers(0, 256, (256, 3)).astype(np.uint8)
+    palette[:32] = np.array([[(i * 37) % 256, (i * 91) % 256, (i * 53) % 256] for i in range(32)], np.uint8)
+    images = torch.from_numpy(palette[masks.numpy()])  # an image painted with its own mask's classes
+    plan = _full_plan(len(masks), (72, 96), 5, max_rotate=40, max_warp=0.0, max_lighting=0.0)
+    assert np.any(plan.matrices[:, 0, 0] < 0) or np.any(plan.matrices[:, 0, 1] != 0)
+    aug = BatchAugment(size=(64, 80), max_rotate=40, max_zoom=1.3, max_warp=0.0, max_lighting=0.0, p_affine=1.0,
+                       mode="nearest", min_scale=0.6)
+    ctx = BatchContext(kinds=("image", "mask"), n_inp=1, train=True, rng=np.random.default_rng(5),
+                       device=torch.device("cpu"))
+    img, mask = aug.encode((images, masks), ctx)
+    recovered = np.argmin(((img.numpy()[..., None, :].astype(int) - palette[None, None, None, :32]) ** 2).sum(-1), -1)
+    agree = (recovered == mask.numpy()).mean()
+    assert agree > 0.97, agree
+    # a mask that does not follow (unaugmented centre crop) disagrees badly
+    centre = warp_cv2(masks, sample_plan(6, (72, 96), np.random.default_rng(0), train=False, size=(64, 80)), "nearest")
+    assert (recovered == centre.numpy()).mean() < 0.8
+
+
+def test_points_follow_their_images(dog_batch):
+    n, size = 8, 96
+    rng = np.random.default_rng(1)
+    pix = rng.uniform(25, 70, (n, 2))
+    images = np.zeros((n, size, size, 3), np.uint8)
+    for i, (x, y) in enumerate(pix.astype(int)):
+        images[i, y - 1:y + 2, x - 1:x + 2] = 255  # a 3x3 dot centred on pixel (x, y)
+    points = torch.tensor((pix.astype(int) + 0.5) / size * 2 - 1, dtype=torch.float32)[:, None, :]
+    aug = BatchAugment(size=80, max_rotate=45, max_zoom=1.2, max_warp=0.1, max_lighting=0.0, p_affine=1.0, min_scale=0.8)
+    ctx = BatchContext(kinds=("image", "points"), n_inp=1, train=True, rng=np.random.default_rng(2),
+                       device=torch.device("cpu"))
+    img, pts = aug.encode((torch.from_numpy(images), points), ctx)
+    flipped = 0
+    for i in range(n):
+        w = img[i, :, :, 0].numpy().astype(float)
+        ys, xs = np.mgrid[:80, :80]
+        cx, cy = (w * xs).sum() / w.sum() + 0.5, (w * ys).sum() / w.sum() + 0.5
+        px, py = (pts[i, 0, 0].item() + 1) * 40, (pts[i, 0, 1].item() + 1) * 40
+        assert abs(cx - px) < 1.0 and abs(cy - py) < 1.0, (i, cx, cy, px, py)
+    plan = aug.plan(n, (size, size), np.random.default_rng(2), True)
+    flipped = int((np.linalg.det(plan.matrices[:, :2, :2]) < 0).sum())
+    assert flipped > 0  # some images were mirrored, and their points went with them
+    back = map_points(pts, AugmentPlan(np.linalg.inv(plan.matrices), (80, 80), (96, 96), np.zeros(n), np.ones(n)))
+    assert torch.allclose(back, points, atol=1e-4)
+
+
+def test_same_seed_same_plan_and_pixels(dog_batch):
+    p1 = _full_plan(12, (96, 96), 7)
+    p2 = _full_plan(12, (96, 96), 7)
+    p3 = _full_plan(12, (96, 96), 8)
+    assert np.array_equal(p1.matrices, p2.matrices) and np.array_equal(p1.brightness, p2.brightness)
+    assert not np.allclose(p1.matrices, p3.matrices)
+    assert torch.equal(warp_cv2(dog_batch, p1), warp_cv2(dog_batch, p2))
+    assert torch.equal(warp_torch(dog_batch, p1), warp_torch(dog_batch, p2))
+
+
+def test_validation_plan_is_deterministic_and_plain(dog_batch):
+    a = sample_plan(12, (96, 96), np.random.default_rng(0), train=False, size=64)
+    b = sample_plan(12, (96, 96), np.random.default_rng(99), train=False, size=64)
+    assert np.array_equal(a.matrices, b.matrices) and not a.has_lighting
+    assert np.allclose(a.matrices[0], np.diag([1.0, 1.0, 1.0]))  # square in, square out: a pure resize
+    assert sample_plan(3, (96, 96), np.random.default_rng(0), train=False).identity
+    out = BatchAugment(size=None).encode((dog_batch, torch.zeros(12)), BatchContext(
+        ("image", "category"), 1, False, np.random.default_rng(0), torch.device("cpu")))
+    assert out[0] is dog_batch  # validation without resizing leaves the batch untouched
+
+
+def test_lighting_lut_matches_float_formula():
+    plan = AugmentPlan(np.eye(3)[None].repeat(2, 0), (4, 4), (4, 4), np.array([0.4, -0.7]), np.array([1.3, 0.8]))
+    x = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16, 1).repeat(2, 1, 1, 1)
+    a = warp_cv2(x.reshape(2, 16, 16, 1), AugmentPlan(plan.matrices, (16, 16), (16, 16), plan.brightness, plan.contrast))
+    b = warp_torch(x, AugmentPlan(plan.matrices, (16, 16), (16, 16), plan.brightness, plan.contrast)) * 255
+    assert (a.permute(0, 3, 1, 2).float() - b).abs().max() <= 1.0
+    assert a[0].float().mean() > x[0].float().mean() and a[1].float().mean() < x[1].float().mean()
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(max_lighting=0.7), "max_lighting"), (dict(min_scale=0.0), "min_scale"), (dict(p_affine=2), "p_affine"),
+    (dict(mode="cubic"), "mode"), (dict(pad_mode="wrap"), "pad_mode"), (dict(executor="gpu"), "executor"),
+    (dict(min_zoom=2.0, max_zoom=1.0), "min_zoom"),
+])
+def test_bad_parameters_are_named(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        aug_transforms(**kwargs)
+
+
+def test_plan_size_mismatch_is_explained(dog_batch):
+    plan = _full_plan(3, (50, 50), 0)
+    with pytest.raises(ValueError, match="plan is for 3 images"):
+        warp_cv2(dog_batch, plan)
+    with pytest.raises(TypeError, match="uint8"):
+        warp_cv2(dog_batch.float(), _full_plan(12, (96, 96), 0))

@@ -1,0 +1,137 @@
+"""Image, mask and point blocks inside DataBlock, on the real data sets."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+import pipekit.datasets as D
+from pipekit.data import (CategoryBlock, DataBlock, DataLoaders, GrandparentSplitter, RandomSplitter,
+                          get_image_files, parent_label)
+from pipekit.vision import (ImageBlock, MaskBlock, Normalize, PointBlock, RandomResizedCrop, Resize, aug_transforms,
+                            image_paths_with, imagenet_stats, mnist_stats)
+
+
+def _mnist_dblock(**kw):
+    return DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                     splitter=GrandparentSplitter(), **kw)
+
+
+@pytest.mark.filterwarnings("ignore:.*neither the training")
+def test_mnist_tiny_grandparent_split_and_batches():
+    dls = _mnist_dblock(batch_tfms=aug_transforms(max_warp=0) + [Normalize.from_stats(*mnist_stats)]).dataloaders(
+        D.path("mnist_tiny"), bs=32, seed=0, device="cpu")
+    assert dls.vocab == ["3", "7"] and dls.c == 2
+    assert len(dls.train.dataset) == 709 and len(dls.valid.dataset) == 699
+    x, y = dls.one_batch()
+    assert x.shape == (32, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert abs(x.mean().item()) < 0.5 and 0.6 < x.std().item() < 1.4  # normalised
+    xv, _ = next(iter(dls.valid))
+    raw = dls.valid.dataset.gather(np.arange(32))[0]
+    # validation: no augmentation, only the conversion and normalisation
+    assert torch.allclose(xv, (raw.permute(0, 3, 1, 2).float() / 255 - 0.131) / 0.308, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:.*neither the training")
+def test_same_seed_same_augmented_batches_and_epochs_differ():
+    def first(seed):
+        dls = _mnist_dblock(batch_tfms=aug_transforms()).dataloaders(D.path("mnist_tiny"), bs=16, seed=seed,
+                                                                     device="cpu")
+        it = iter(dls.train)
+        a = next(it)[0]
+        return a, next(iter(dls.train))[0]
+
+    a1, e2 = first(3)
+    a2, _ = first(3)
+    b, _ = first(4)
+    assert torch.equal(a1, a2)
+    assert not torch.equal(a1, b)
+    assert not torch.equal(a1, e2)  # the next epoch is shuffled and augmented differently
+
+
+def test_dogscats_presize_then_augment_and_export_roundtrip(tmp_path):
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=GrandparentSplitter(), item_tfms=[Resize(64)],
+                       batch_tfms=aug_transforms(size=48, min_scale=0.75) + [Normalize.from_stats(*imagenet_stats)])
+    dls = dblock.dataloaders(D.path("dogscats"), bs=32, seed=1, device="cpu")
+    assert dls.vocab == ["cats", "dogs"]
+    assert len(dls.train.dataset) == 3000 and len(dls.valid.dataset) == 1000
+    x, y = dls.one_batch()
+    assert x.shape == (32, 3, 48, 48) and x.dtype == torch.float32
+    xv, _ = next(iter(dls.valid))
+    assert xv.shape == (32, 3, 48, 48)
+    files = get_image_files(D.path("dogscats") / "valid" / "cats")[:5]
+    tdl = dls.test_dl(files)
+    (xt,) = next(iter(tdl))
+    assert torch.allclose(xt, xv[:5], atol=1e-5)  # test_dl sees exactly the validation-time pipeline
+    restored = DataLoaders.from_state(dls.state())
+    (xr,) = next(iter(restored.test_dl(files)))
+    assert torch.allclose(xr, xt, atol=1e-5)
+    png = dls.show_batch(max_n=4, path=str(tmp_path / "b.png"))
+    assert png.exists() and png.stat().st_size > 1000
+
+
+def test_random_resized_crop_item_transform_crops_per_epoch():
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[:64],
+                       get_y=parent_label, splitter=RandomSplitter(0.25, seed=0),
+                       item_tfms=[RandomResizedCrop(40, min_scale=0.3)])
+    dls = dblock.dataloaders(D.path("dogscats") / "train", bs=16, seed=0, device="cpu")
+    it1 = next(iter(dls.train.new(shuffle=False, augment=True)))[0]
+    it2 = next(iter(dls.train.new(shuffle=False, augment=True, seed=9)))[0]
+    assert it1.shape == (16, 3, 40, 40) and not torch.equal(it1, it2)
+    v1, v2 = next(iter(dls.valid))[0], next(iter(dls.valid))[0]
+    assert torch.equal(v1, v2)
+
+
+def _camvid_dblock(codes, **kw):
+    path = D.path("camvid_tiny")
+    return DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=lambda p: get_image_files(p / "images"),
+                     get_y=image_paths_with(path / "labels", lambda p: f"{p.stem}_P{p.suffix}"),
+                     splitter=RandomSplitter(0.2, seed=0), **kw), path
+
+
+def test_camvid_masks_travel_with_images(tmp_path):
+    codes = (D.path("camvid_tiny") / "codes.txt").read_text().split()
+    dblock, path = _camvid_dblock(codes, item_tfms=[Resize((48, 64))],
+                                  batch_tfms=aug_transforms(size=(40, 56), max_rotate=20))
+    dls = dblock.dataloaders(path, bs=8, seed=0, device="cpu")
+    assert dls.c == 32 and dls.vocab[0] == "Animal"
+    x, y = dls.one_batch()
+    assert x.shape == (8, 3, 40, 56) and y.shape == (8, 40, 56) and y.dtype == torch.int64
+    assert int(y.max()) < 32
+    png = dls.show_batch(max_n=4, path=str(tmp_path / "seg.png"))
+    assert png.exists()
+
+
+def test_mask_values_beyond_codes_name_the_file():
+    dblock, path = _camvid_dblock(["road", "sky"], item_tfms=[Resize(32)])
+    with pytest.raises(ValueError, match=r"_P\.png: mask value \d+ but only 2 codes"):
+        dblock.dataloaders(path, bs=8, seed=0, device="cpu")
+
+
+def test_image_block_rejects_bad_settings_and_non_paths():
+    with pytest.raises(ValueError, match="cls"):
+        ImageBlock(cls="CMYK")
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=lambda r: 3, get_y=lambda r: "a",
+                       splitter=RandomSplitter(0.5, seed=0))
+    with pytest.raises(Exception, match="file paths"):
+        dblock.dataloaders(pl.DataFrame({"a": [1, 2, 3, 4]}), bs=2)
+
+
+def test_point_block_follows_the_item_transform():
+    files = get_image_files(D.path("dogscats") / "valid" / "cats")[:8]
+    items = pl.DataFrame({"path": [str(f) for f in files]})
+    # one keypoint per image at the image centre and one at the top-left quarter point (200x200 sources)
+    pts = [[[100.0, 100.0], [50.0, 50.0]]] * 8
+    dblock = DataBlock(blocks=(ImageBlock, PointBlock(img_size=(200, 200))), getters=[None, lambda r: pts[0]],
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(64)],
+                       batch_tfms=aug_transforms(size=56, max_rotate=30, p_affine=1.0))
+    dls = dblock.dataloaders(items, bs=6, seed=0, device="cpu")
+    xv, pv = next(iter(dls.valid))
+    assert pv.shape == (2, 2, 2) and torch.allclose(pv[0], torch.tensor([[0.0, 0.0], [-0.5, -0.5]]), atol=1e-5)
+    x, p = dls.one_batch()
+    assert p.shape == (6, 2, 2) and not torch.allclose(p[:, 1], torch.tensor([-0.5, -0.5]))
+    with pytest.raises(ValueError, match="img_size"):
+        DataBlock(blocks=(ImageBlock, PointBlock()), getters=[None, lambda r: pts[0]],
+                  splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(64)]).dataloaders(items, bs=4)

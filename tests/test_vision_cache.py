@@ -1,0 +1,109 @@
+"""Decoding, presizing and the on-disk cache, on real files."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import pipekit.datasets as D
+from pipekit.vision import (CropPad, ImageDecodeError, RandomResizedCrop, Resize, build_image_store, decode_image,
+                            verify_images)
+
+
+@pytest.fixture
+def dog_files(tmp_path):
+    src = sorted((D.path("dogscats") / "valid" / "dogs").glob("*.jpg"))[:10]
+    out = tmp_path / "imgs"
+    out.mkdir()
+    for f in src:
+        shutil.copy(f, out / f.name)
+    return sorted(out.glob("*.jpg"))
+
+
+def test_decode_gives_uint8_hwc_rgb_and_grey():
+    f = D.path("mnist_tiny") / "train" / "3" / "7463.png"
+    g = decode_image(f, mode="L")
+    c = decode_image(f, mode="RGB")
+    assert g.shape == (28, 28, 1) and c.shape == (28, 28, 3) and g.dtype == np.uint8
+    assert np.array_equal(c[..., 0], g[..., 0])
+    dog = decode_image(sorted((D.path("dogscats") / "train" / "dogs").glob("*.jpg"))[0])
+    assert dog.shape[2] == 3 and dog.mean() > 20
+
+
+def test_cache_hit_then_invalidation_of_one_changed_file(dog_files, tmp_path):
+    cache = tmp_path / "cache"
+    first = build_image_store(dog_files, Resize(48), cache_dir=cache)
+    assert first.n_decoded_ == 10 and first.path_ is not None
+    pixels = first.gather(np.arange(10)).clone()
+    again = build_image_store(dog_files, Resize(48), cache_dir=cache)
+    assert again.n_decoded_ == 0 and again.n_reused_ == 10
+    assert np.array_equal(again.gather(np.arange(10)).numpy(), pixels.numpy())
+    # another presize setting is another cache entry
+    assert build_image_store(dog_files, Resize(40), cache_dir=cache).n_decoded_ == 10
+    # change one file: only that one is decoded again, and its pixels change
+    shutil.copy(sorted((D.path("dogscats") / "valid" / "cats").glob("*.jpg"))[0], dog_files[3])
+    changed = build_image_store(dog_files, Resize(48), cache_dir=cache)
+    assert changed.n_decoded_ == 1 and changed.n_reused_ == 9
+    now = changed.gather(np.arange(10)).numpy()
+    assert not np.array_equal(now[3], pixels[3].numpy())
+    assert np.array_equal(np.delete(now, 3, 0), np.delete(pixels.numpy(), 3, 0))
+
+
+def test_cached_pixels_equal_direct_decode_and_in_memory(dog_files, tmp_path):
+    store = build_image_store(dog_files, Resize(32, method="squish"), cache_dir=tmp_path / "c")
+    mem = build_image_store(dog_files, Resize(32, method="squish"), cache_dir=False)
+    direct = Resize(32, method="squish").apply(decode_image(dog_files[2]))
+    assert np.array_equal(store.item(2).numpy(), direct)
+    assert np.array_equal(mem.gather(np.arange(10)).numpy(), store.gather(np.arange(10)).numpy())
+    assert store.orig_sizes[2].tolist() == list(decode_image(dog_files[2]).shape[:2])
+
+
+def test_corrupt_empty_and_missing_files_are_named(dog_files, tmp_path):
+    bad = dog_files[4]
+    bad.write_bytes(b"this is not a jpeg" * 10)
+    empty = dog_files[6]
+    empty.write_bytes(b"")
+    assert verify_images(dog_files) == [bad, empty]
+    with pytest.raises(ImageDecodeError, match=bad.name) as e:
+        build_image_store(dog_files, Resize(32), cache_dir=tmp_path / "c")
+    assert "verify_images" in str(e.value)
+    with pytest.raises(ImageDecodeError, match="empty"):
+        decode_image(empty)
+    with pytest.raises(ImageDecodeError, match="not found"):
+        build_image_store([tmp_path / "nope.jpg"], Resize(32), cache_dir=False)
+    assert not list((tmp_path / "c").rglob("*.tmp.npy"))  # a failed build leaves no half-written pack
+
+
+def test_different_sizes_without_item_transform_say_what_to_do(tmp_path):
+    files = [D.path("mnist_tiny") / "train" / "3" / "7463.png", sorted((D.path("dogscats") / "train" / "cats").glob("*.jpg"))[0]]
+    with pytest.raises(ValueError, match="Resize"):
+        build_image_store(files, None, mode="L", cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("tfm, shape", [(Resize(40), (40, 40)), (Resize((30, 50), method="pad"), (30, 50)),
+                                        (Resize((30, 50), method="squish"), (30, 50)), (CropPad(24), (24, 24)),
+                                        (CropPad((40, 20)), (40, 20)), (RandomResizedCrop(36, min_scale=0.5), (36, 36))])
+def test_item_transforms_sizes_and_point_geometry(tfm, shape):
+    h, w = 27, 33
+    img = np.zeros((h, w, 1), np.uint8)
+    px, py = 14, 11
+    img[py, px] = 255
+    out = tfm.apply(img, nearest=False)
+    assert out.shape == shape + (1,)
+    m = tfm.point_matrix(h, w)
+    qx, qy = m[:2, :2] @ np.array([px + 0.5, py + 0.5]) + m[:2, 2]
+    ys, xs = np.mgrid[: shape[0], : shape[1]]
+    wgt = out[..., 0].astype(float)
+    assert abs((wgt * xs).sum() / wgt.sum() + 0.5 - qx) < 0.6 and abs((wgt * ys).sum() / wgt.sum() + 0.5 - qy) < 0.6
+
+
+def test_item_transform_parameters_are_validated():
+    with pytest.raises(ValueError, match="method"):
+        Resize(10, method="stretch")
+    with pytest.raises(ValueError, match="size"):
+        Resize(0)
+    with pytest.raises(ValueError, match="pad_mode"):
+        CropPad(10, pad_mode="mirror")
+    with pytest.raises(ValueError, match="min_scale"):
+        RandomResizedCrop(10, min_scale=1.5)
