@@ -272,3 +272,15 @@ def test_pipe_getter_and_pandas_items():
     dsets = dblock.datasets(df)
     assert dsets.vocab == ["3", "7"] and [len(s) for s in dsets.splits] == [2, 1]
     assert isinstance(pa.table({"a": [1]}), pa.Table)
+
+
+def test_shards_partition_an_epoch():
+    ds = ArrayDataset([TensorStore(np.arange(100))], kinds=("x",), n_inp=1)
+    dl = DataLoader(ds, bs=8, shuffle=True, seed=4)
+    full = [b[0] for b in dl.new()]
+    s0, s1 = [b[0] for b in dl.shard(0, 2)], [b[0] for b in dl.shard(1, 2)]
+    assert len(s0) == len(s1) == 7 == len(dl.shard(0, 2))
+    # together the shards cover the epoch; the odd batch out is repeated, never dropped
+    assert sorted(torch.cat(s0 + s1).tolist()) == sorted(torch.cat(full + [full[0]]).tolist())
+    with pytest.raises(ValueError, match="rank must be in"):
+        dl.shard(2, 2)

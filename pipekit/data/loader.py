@@ -73,6 +73,7 @@ class DataLoader:
         self.augment = bool(shuffle) if augment is None else augment
         self.pin_memory = (self.device.type == "cuda") if pin_memory is None else pin_memory
         self.epoch = 0
+        self.rank, self.world_size = 0, 1
 
     # ------------------------------------------------------------------ what a batch is
     @property
@@ -92,14 +93,41 @@ class DataLoader:
         return tuple(getattr(self.dataset, "blocks", ()))
 
     def __len__(self) -> int:
-        return self.n // self.bs if self.drop_last else -(-self.n // self.bs)
+        n_batches = self.n // self.bs if self.drop_last else -(-self.n // self.bs)
+        return -(-n_batches // self.world_size)
 
     def batch_plan(self, epoch: int) -> list[Any]:
         """What each batch of an epoch is made of (here: arrays of row positions in the dataset)."""
         order = (np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle
                  else np.arange(self.n))
         stop = (self.n // self.bs) * self.bs if self.drop_last else self.n
-        return [order[i:i + self.bs] for i in range(0, stop, self.bs)]
+        return self.shard_plan([order[i:i + self.bs] for i in range(0, stop, self.bs)])
+
+    def shard_plan(self, plan: list[Any]) -> list[Any]:
+        """This process's share of an epoch's batches: every ``world_size``-th batch from ``rank``.
+
+        Every process gets the same number of batches (the first ones repeat when they do not divide
+        evenly), which is what DistributedDataParallel's collective steps need.
+        """
+        if self.world_size == 1:
+            return plan
+        per = -(-len(plan) // self.world_size)
+        padded = plan + plan[: per * self.world_size - len(plan)]
+        return padded[self.rank::self.world_size]
+
+    def shard(self, rank: int, world_size: int) -> DataLoader:
+        """A copy that yields only process ``rank``'s batches out of ``world_size`` (same seed, same order).
+
+        >>> from pipekit.data.store import TensorStore
+        >>> ds = ArrayDataset([TensorStore(np.arange(10))], kinds=("x",), n_inp=1)
+        >>> [b[0].tolist() for b in DataLoader(ds, bs=3).shard(1, 2)]
+        [[3, 4, 5], [9]]
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"shard: rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+        dl = self.new()
+        dl.rank, dl.world_size = int(rank), int(world_size)
+        return dl
 
     def create_batch(self, entry: Any) -> tuple:
         """Gather one batch (CPU tensors) for a plan entry."""
