@@ -247,11 +247,14 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
     start = float(bias)
     ax.barh(0, start, color="lightgray")
     ylabels = ["bias"]
+    ax.text(start, 0, f" {start:.3g}", va="center", fontsize=8)
     for i, (nme, v) in enumerate(zip(names, steps), start=1):
         ax.barh(i, v, left=start, color="tab:green" if v >= 0 else "tab:red")
+        ax.text(max(start, start + v), i, f" {v:+.3g}", va="center", fontsize=8)
         ylabels.append(nme)
         start += v
     ax.barh(len(steps) + 1, start, color="tab:blue")
+    ax.axvline(0, color="black", lw=0.5)
     ylabels.append(f"prediction {float(np.ravel(pred)[0]) if np.ndim(pred) else float(pred):.3g}")
     ax.set_yticks(range(len(ylabels)), ylabels)
     ax.invert_yaxis()

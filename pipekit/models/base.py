@@ -159,6 +159,7 @@ class TabularData:
     y_name: str | None = None
     procs_signature: str | None = None
     source: Any = field(default=None, repr=False)
+    processor: Any = field(default=None, repr=False)  # the fitted procs (kept by take/with_xs, unlike source)
 
     def __len__(self) -> int:
         return self.xs.height
@@ -288,7 +289,8 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
     y_names = getattr(split, "y_names", None) if split is not None else None
     y_name = y_names[0] if isinstance(y_names, (list, tuple)) and y_names else (y_names or None)
     return TabularData(xs=xs, y=yarr, cat_names=tuple(cats), y_name=y_name,
-                       procs_signature=_signature(split) if split is not None else None, source=split)
+                       procs_signature=_signature(split) if split is not None else None, source=split,
+                       processor=getattr(split, "processor", None))
 
 
 # -------------------------------------------------------------------------------------- serialisation

@@ -1,0 +1,75 @@
+"""TorchTabular (the tabular net behind the backend interface) and embeddings_as_features on adult."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_models_helpers import adult
+
+from pipekit.ensemble import TorchTabular, WeightedEnsemble, embeddings_as_features
+from pipekit.models import GBM, RandomForest, as_data, load_model
+
+
+@pytest.fixture(scope="module")
+def splits():
+    torch.set_num_threads(1)
+    return adult()
+
+
+@pytest.fixture(scope="module")
+def net(splits):
+    tr, va = splits
+    return TorchTabular("classification", epochs=2, bs=256, seed=0).fit(tr, va)
+
+
+def test_net_is_a_backend(net, splits, tmp_path):
+    tr, va = splits
+    p = net.predict(va)
+    assert p.shape == (len(va), 2) and np.allclose(p.sum(1), 1)
+    assert net.valid_score_ > 0.8 and net.valid_score_ == pytest.approx(net.score(va))
+    assert list(net.classes_) == ["<50k", ">=50k"]
+    back = load_model(net.export(tmp_path / "net.npz"))
+    assert isinstance(back, TorchTabular)
+    assert np.allclose(back.predict(va), p, atol=1e-6)
+    # a net and a forest ensemble together, classes aligned by label
+    rf = RandomForest("classification", n_estimators=20, n_jobs=1).fit(tr)
+    ens = WeightedEnsemble([net, rf], n_iter=10).fit(va)
+    assert ens.score(va) >= max(net.score(va), rf.score(va))
+    assert np.allclose(load_model(ens.export(tmp_path / "ens.npz")).predict(va), ens.predict(va), atol=1e-6)
+
+
+def test_same_seed_same_net(splits):
+    tr, va = splits
+    small = as_data(tr).take(np.arange(2000))
+    a = TorchTabular("classification", epochs=1, seed=3).fit(small).predict(va.xs[:50])
+    b = TorchTabular("classification", epochs=1, seed=3).fit(small).predict(va.xs[:50])
+    assert np.allclose(a, b)
+
+
+def test_embeddings_as_features(net, splits):
+    tr, va = splits
+    embs = net.embeddings()
+    assert embs["education"].shape[0] == len(tr.classes["education"])
+    e_tr = embeddings_as_features(net, tr)
+    width = embs["workclass"].shape[1]
+    assert [f"workclass_emb{j}" for j in range(width)] == [c for c in e_tr.xs.columns if c.startswith("workclass_")]
+    assert "workclass" not in e_tr.xs.columns and "workclass" not in e_tr.cat_names
+    row_code = int(tr.xs["workclass"][0])
+    assert np.allclose([e_tr.xs[f"workclass_emb{j}"][0] for j in range(width)], embs["workclass"][row_code])
+    gbm = GBM("classification", learning_rate=0.1, n_jobs=1).fit(e_tr, embeddings_as_features(net, va))
+    assert gbm.score(embeddings_as_features(net, va)) > 0.8
+    kept = embeddings_as_features(net, va, columns=["education"], keep_codes=True)
+    assert "education" in kept.xs.columns and "education_emb0" in kept.xs.columns
+    with pytest.raises(KeyError, match="'age'"):
+        embeddings_as_features(net, va, columns=["age"])
+
+
+def test_net_bad_input(splits):
+    tr, va = splits
+    with pytest.raises(TypeError, match="splits of a Tabular"):
+        TorchTabular("classification", epochs=1).fit(as_data(tr.xs, y=as_data(tr).y))
+    with pytest.raises(ValueError, match="target kind is 'category'"):
+        TorchTabular("regression", epochs=1).fit(tr)
+    with pytest.raises(ValueError, match="epochs"):
+        TorchTabular("classification", epochs=0)
