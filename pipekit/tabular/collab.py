@@ -1,0 +1,246 @@
+"""Collaborative filtering: users x items ratings, dot-product and neural models, and their inspection.
+
+Example:
+    >>> import polars as pl
+    >>> from pipekit.datasets import path
+    >>> from pipekit.learn.metrics import rmse
+    >>> ratings = pl.read_csv(path("movie_lens_sample") / "ratings.csv")
+    >>> dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
+    >>> learn = collab_learner(dls, n_factors=50, y_range=(0, 5.5), metrics=rmse())
+    >>> learn.fit_one_cycle(5, 5e-3, wd=0.1)                                    # doctest: +SKIP
+    >>> learn.model.most_similar("1097", n=3)                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from pipekit.learn.registry import register_arch
+from pipekit.tabular.core import Tabular, read_table
+from pipekit.tabular.model import TabularModel, get_emb_sz, sigmoid_range
+from pipekit.tabular.procs import Categorify
+
+
+class CollabDataLoaders:
+    """Build tabular DataLoaders for ratings: the inputs are (user, item) codes, the target the rating."""
+
+    @staticmethod
+    def from_df(ratings: Any, user_name: str | None = None, item_name: str | None = None,
+                rating_name: str | None = None, valid_pct: float = 0.2, seed: int | None = None, bs: int = 64,
+                val_bs: int | None = None, device: Any = None, num_workers: int | None = None) -> Any:
+        """Ratings (DataFrame or path) -> DataLoaders; columns default to the first three (user, item, rating).
+
+        Users and items get a vocabulary from the training rows; index 0 (``#na#``) stands for a user or
+        item never seen in training, so predictions for them fall back to the learned biases.
+        """
+        from pipekit.data.splitters import RandomSplitter
+
+        df = read_table(ratings)
+        cols = df.columns
+        if len(cols) < 3 and (user_name is None or item_name is None or rating_name is None):
+            raise ValueError(f"CollabDataLoaders.from_df: expected user, item and rating columns, got {cols}.")
+        user_name = user_name or cols[0]
+        item_name = item_name or cols[1]
+        rating_name = rating_name or cols[2]
+        for param, c in (("user_name", user_name), ("item_name", item_name), ("rating_name", rating_name)):
+            if c not in cols:
+                raise KeyError(f"CollabDataLoaders.from_df: {param}={c!r} is not a column; the columns are {cols}.")
+        if not 0 < valid_pct < 1:
+            raise ValueError(f"CollabDataLoaders.from_df: valid_pct must be in (0, 1), got {valid_pct}.")
+        tab = Tabular(df, procs=[Categorify], cat_names=[user_name, item_name], cont_names=[],
+                      y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
+        dls = tab.dataloaders(bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers)
+        dls.tabular = tab
+        return dls
+
+
+class _CollabInspect:
+    """Inspection shared by the collab models: look items/users up by value."""
+
+    classes: dict[str, list[str]] | None
+    user_name: str | None
+    item_name: str | None
+
+    def set_classes(self, classes: dict[str, list[str]], user_name: str, item_name: str) -> None:
+        self.classes, self.user_name, self.item_name = classes, user_name, item_name
+
+    def _codes(self, values: Sequence[Any], is_item: bool) -> torch.Tensor:
+        if not getattr(self, "classes", None):
+            raise RuntimeError("this model has no vocabularies; build it with collab_learner(dls) to look items up.")
+        name = self.item_name if is_item else self.user_name
+        vocab = self.classes[name]
+        lookup = {v: i for i, v in enumerate(vocab)}
+        codes, unknown = [], []
+        for v in values:
+            code = lookup.get(str(v))
+            if code is None or code == 0:
+                unknown.append(v)
+            codes.append(code or 0)
+        if unknown:
+            raise KeyError(f"{name!r}: {unknown[:5]} never seen in training ({len(unknown)} unknown); "
+                           f"known values look like {vocab[1:4]}.")
+        return torch.tensor(codes, dtype=torch.long)
+
+    def _tables(self, is_item: bool) -> tuple[nn.Embedding, nn.Embedding | None]:
+        raise NotImplementedError
+
+    def weight(self, values: Sequence[Any], is_item: bool = True) -> torch.Tensor:
+        """The embedding vectors of some items (or users, ``is_item=False``), looked up by value."""
+        emb, _ = self._tables(is_item)
+        with torch.no_grad():
+            return emb.weight[self._codes(values, is_item).to(emb.weight.device)].detach().cpu()
+
+    def bias(self, values: Sequence[Any], is_item: bool = True) -> torch.Tensor:
+        """The learned bias of some items (or users): how much better or worse they are rated overall."""
+        _, b = self._tables(is_item)
+        if b is None:
+            raise AttributeError(f"{type(self).__name__} has no bias terms; use EmbeddingDotBias.")
+        with torch.no_grad():
+            return b.weight[self._codes(values, is_item).to(b.weight.device), 0].detach().cpu()
+
+    def all_values(self, is_item: bool = True) -> list[str]:
+        """Every known item (or user) value, in code order (without ``#na#``)."""
+        self._codes([], is_item)
+        return list(self.classes[self.item_name if is_item else self.user_name][1:])
+
+    def most_similar(self, value: Any, n: int = 5, is_item: bool = True) -> list[tuple[str, float]]:
+        """The ``n`` items closest to ``value`` by cosine similarity of their embeddings."""
+        emb, _ = self._tables(is_item)
+        code = int(self._codes([value], is_item)[0])
+        w = emb.weight.detach().cpu()[1:]  # row 0 is #na#
+        sims = nn.functional.cosine_similarity(w, w[code - 1][None], dim=1)
+        sims[code - 1] = -2.0  # never itself
+        top = torch.topk(sims, min(n, len(sims) - 1)).indices.tolist()
+        names = self.all_values(is_item)
+        return [(names[i], float(sims[i])) for i in top]
+
+    def pca(self, n_components: int = 3, is_item: bool = True) -> np.ndarray:
+        """Principal components of the item (or user) embeddings, one row per known value."""
+        emb, _ = self._tables(is_item)
+        w = emb.weight.detach().cpu().double().numpy()[1:]
+        w = w - w.mean(0)
+        _, _, vt = np.linalg.svd(w, full_matrices=False)
+        return w @ vt[:n_components].T
+
+    def plot_pca(self, values: Sequence[Any] | None = None, n: int = 50, is_item: bool = True,
+                 path: str | Path | None = None) -> Path | None:
+        """Scatter the first two principal components of the item factors, labelled (PNG when headless)."""
+        from pipekit.data.plotting import get_pyplot, savefig_or_show
+
+        comps = self.pca(2, is_item)
+        names = self.all_values(is_item)
+        if values is None:
+            idx = list(range(min(n, len(names))))
+        else:
+            idx = (self._codes(values, is_item) - 1).tolist()
+        plt = get_pyplot()
+        fig, ax = plt.subplots(figsize=(8, 8))
+        ax.scatter(comps[idx, 0], comps[idx, 1], s=8)
+        for i in idx:
+            ax.annotate(str(names[i]), (comps[i, 0], comps[i, 1]), fontsize=7)
+        ax.set_xlabel("component 1")
+        ax.set_ylabel("component 2")
+        ax.set_title(f"PCA of {'item' if is_item else 'user'} factors")
+        return savefig_or_show(fig, path, name="collab_pca")
+
+
+@register_arch("EmbeddingDotBias")
+class EmbeddingDotBias(_CollabInspect, nn.Module):
+    """rating = user . item + user_bias + item_bias, squashed into ``y_range`` when given.
+
+    Example:
+        >>> m = EmbeddingDotBias(4, n_users=3, n_items=5, y_range=(0, 5.5))
+        >>> m(torch.tensor([[1, 2], [2, 4]])).shape
+        torch.Size([2])
+    """
+
+    def __init__(self, n_factors: int, n_users: int, n_items: int, y_range: Sequence[float] | None = None) -> None:
+        nn.Module.__init__(self)
+        for name, v in (("n_factors", n_factors), ("n_users", n_users), ("n_items", n_items)):
+            if int(v) < 1:
+                raise ValueError(f"EmbeddingDotBias: {name} must be >= 1, got {v}.")
+        self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
+        self.u_weight, self.i_weight = nn.Embedding(n_users, n_factors), nn.Embedding(n_items, n_factors)
+        self.u_bias, self.i_bias = nn.Embedding(n_users, 1), nn.Embedding(n_items, 1)
+        with torch.no_grad():
+            for e in (self.u_weight, self.i_weight):
+                nn.init.trunc_normal_(e.weight, std=0.01)
+                e.weight[0].zero_()  # #na#: an unseen user/item contributes nothing but the other side's bias
+            for e in (self.u_bias, self.i_bias):
+                e.weight.zero_()
+        self.classes, self.user_name, self.item_name = None, None, None
+
+    def _tables(self, is_item: bool) -> tuple[nn.Embedding, nn.Embedding | None]:
+        return (self.i_weight, self.i_bias) if is_item else (self.u_weight, self.u_bias)
+
+    def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
+        users, items = x_cat[:, 0], x_cat[:, 1]
+        dot = (self.u_weight(users) * self.i_weight(items)).sum(1)
+        res = dot + self.u_bias(users)[:, 0] + self.i_bias(items)[:, 0]
+        return res if self.y_range is None else sigmoid_range(res, *self.y_range)
+
+
+@register_arch("EmbeddingNN")
+class EmbeddingNN(_CollabInspect, TabularModel):
+    """A neural collaborative filter: user and item embeddings concatenated, then an MLP (one output)."""
+
+    def __init__(self, emb_szs: Sequence[Sequence[int]], layers: Sequence[int] = (100,),
+                 ps: float | Sequence[float] | None = None, embed_p: float = 0.0,
+                 y_range: Sequence[float] | None = None, use_bn: bool = True) -> None:
+        TabularModel.__init__(self, emb_szs, n_cont=0, out_sz=1, layers=layers, ps=ps, embed_p=embed_p,
+                              y_range=y_range, use_bn=use_bn)
+        self.classes, self.user_name, self.item_name = None, None, None
+
+    def _tables(self, is_item: bool) -> tuple[nn.Embedding, nn.Embedding | None]:
+        return (self.embeds[1] if is_item else self.embeds[0]), None
+
+    def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
+        return TabularModel.forward(self, x_cat, x_cont)[:, 0]
+
+
+def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs: dict[str, int] | None = None,
+                   layers: Sequence[int] | None = None, config: dict[str, Any] | None = None,
+                   y_range: Sequence[float] | None = None, **kwargs: Any) -> Any:
+    """A Learner with ``EmbeddingDotBias`` (or ``EmbeddingNN`` when ``use_nn``) sized from the data.
+
+    ``y_range`` (e.g. ``(0, 5.5)`` for 5-star ratings) squashes predictions; other keyword arguments
+    (``metrics``, ``wd``, ...) go to ``Learner``.
+    """
+    from pipekit.learn.learner import Learner
+
+    processor = getattr(getattr(dls, "recipe", None), "processor", None)
+    if processor is None or len(processor.cat_names_) < 2:
+        raise TypeError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")
+    if n_factors < 1:
+        raise ValueError(f"collab_learner: n_factors must be >= 1, got {n_factors}.")
+    user, item = processor.cat_names_[:2]
+    classes = processor.classes_
+    yr = None if y_range is None else [float(y_range[0]), float(y_range[1])]
+    if use_nn:
+        model: Any = EmbeddingNN(get_emb_sz([user, item], classes, emb_szs), layers=list(layers or [100]),
+                                 y_range=yr, **(config or {}))
+    else:
+        model = EmbeddingDotBias(n_factors, len(classes[user]), len(classes[item]), y_range=yr)
+    model.set_classes({user: classes[user], item: classes[item]}, user, item)
+    return Learner(dls, model, **kwargs)
+
+
+def unseen_report(dls: Any, ratings: Any) -> dict[str, int]:
+    """How many rows of ``ratings`` have a user or item never seen in training (they predict from biases)."""
+    processor = dls.recipe.processor
+    df = read_table(ratings)
+    out = {}
+    for c in processor.cat_names_[:2]:
+        known = processor.classes_[c][1:]
+        out[c] = int((~df[c].cast(pl.String).is_in(known)).sum())
+    return out
+
+
+__all__ = ["CollabDataLoaders", "EmbeddingDotBias", "EmbeddingNN", "collab_learner", "unseen_report"]
