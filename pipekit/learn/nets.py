@@ -14,7 +14,7 @@ from torch import nn
 
 from pipekit.learn.registry import register_arch
 
-__all__ = ["MLP", "simple_cnn", "ConvBlock", "body_head_splitter", "params"]
+__all__ = ["MLP", "simple_cnn", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params"]
 
 
 def params(module: nn.Module) -> list[nn.Parameter]:
@@ -71,9 +71,16 @@ class ConvBlock(nn.Sequential):
                          nn.BatchNorm2d(nf), nn.ReLU(inplace=True))
 
 
+class ConcatPool2d(nn.Module):
+    """Global average and max pooling side by side: ``[bs, c, h, w] -> [bs, 2c]`` for any image size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)
+
+
 @register_arch("simple_cnn")
 def simple_cnn(n_in: int = 3, n_out: int = 10, channels: Sequence[int] = (16, 32, 64)) -> nn.Sequential:
-    """A small CNN as ``nn.Sequential(body, head)``: stride-2 conv blocks, then pool + linear head.
+    """A small CNN as ``nn.Sequential(body, head)``: stride-2 conv blocks, then avg+max pooling and a linear head.
 
     Use ``body_head_splitter`` as the Learner's splitter to freeze the body.
     """
@@ -81,5 +88,5 @@ def simple_cnn(n_in: int = 3, n_out: int = 10, channels: Sequence[int] = (16, 32
         raise ValueError("simple_cnn: `channels` must list at least one layer width, e.g. (16, 32)")
     sizes = [n_in, *channels]
     body = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(sizes[:-1], sizes[1:])])
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(sizes[-1], n_out))
+    head = nn.Sequential(ConcatPool2d(), nn.Linear(2 * sizes[-1], n_out))
     return nn.Sequential(body, head)
