@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipekit.vision.buffers import pooled_empty
+
 INTERP_MODES = ("bilinear", "nearest")
 PAD_MODES = ("reflection", "zeros", "border")
 # grid_sample's reflection (align_corners=False) reflects about the pixel edges, like BORDER_REFLECT.
@@ -217,7 +219,7 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     if (hi, wi) != plan.in_size or b != len(plan.matrices):
         raise ValueError(f"plan is for {len(plan.matrices)} images of {plan.in_size}, got {b} of {(hi, wi)}")
     ho, wo = plan.out_size
-    out = np.empty((b, ho, wo, c), dtype=np.uint8)
+    out = pooled_empty((b, ho, wo, c), np.uint8)
     flags = (cv2.INTER_NEAREST if mode == "nearest" else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
     border = _CV_BORDER[pad_mode]
     luts = plan.luts() if (lighting and plan.has_lighting and not squeeze) else None

@@ -28,6 +28,7 @@ import torch
 
 from pipekit.data.progress import progress_bar
 from pipekit.data.store import Store
+from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image
 from pipekit.vision.presize import ItemTransform
 
@@ -93,7 +94,7 @@ class ImageStore(Store):
 
     def gather(self, idx: np.ndarray) -> torch.Tensor:
         idx = np.asarray(idx, dtype=np.int64)
-        out = np.empty((len(idx),) + self.pixels.shape[1:], dtype=np.uint8)
+        out = pooled_empty((len(idx),) + self.pixels.shape[1:], np.uint8)
         np.take(self.pixels, idx, axis=0, out=out)  # releases the GIL; reads straight from the mapped pages
         t = torch.from_numpy(out)
         return t[..., 0] if self.squeeze else t
@@ -204,8 +205,7 @@ def build_image_store(paths: Sequence[str | os.PathLike], tfm: ItemTransform | N
     try:
         with ThreadPoolExecutor(workers) as ex:
             flags = list(progress_bar(ex.map(fill, range(len(paths))), total=len(paths), description=description))
-        pixels.flush()
-        del pixels
+        # No msync: the pages reach the disk in the background, and readers see them through the page cache.
         os.replace(tmp, pack)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+import cv2
 import numpy as np
 import torch
 
 from pipekit.data.transform import BatchContext, BatchTransform
+from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.augment import (INTERP_MODES, PAD_MODES, map_points, sample_plan, thread_pool, warp_cv2,
                                     warp_torch)
 
@@ -143,14 +145,16 @@ def _uint8_to_float_nchw(x: torch.Tensor, scale: Sequence[float], shift: Sequenc
         return x.permute(0, 3, 1, 2).float().mul_(s).add_(t)
     arr = x.numpy()
     b, h, w, c = arr.shape
-    out = np.empty((b, c, h, w), dtype=np.float32)  # NumPy memory: reused by the allocator, no page faults
+    out = pooled_empty((b, c, h, w), np.float32)
+    # One float lookup table per channel does the conversion and the normalisation in a single pass.
+    luts = [(np.arange(256, dtype=np.float64) * scale[ch] + shift[ch]).astype(np.float32).reshape(1, 256)
+            for ch in range(c)]
 
     def chunk(lo: int, hi: int) -> None:
         for i in range(lo, hi):
+            planes = cv2.split(arr[i]) if c > 1 else [arr[i, :, :, 0]]
             for ch in range(c):
-                o = out[i, ch]
-                np.multiply(arr[i, :, :, ch], np.float32(scale[ch]), out=o, casting="unsafe")
-                o += np.float32(shift[ch])
+                cv2.LUT(planes[ch], luts[ch], dst=out[i, ch])
 
     n = min(thread_pool()._max_workers, b)
     if n <= 1:
