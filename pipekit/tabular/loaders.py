@@ -69,6 +69,22 @@ def _stores(frame: pl.DataFrame, processor: Any, with_y: bool) -> list[TensorSto
     return stores
 
 
+def _rows_to_frame(items: Any) -> Any:
+    """``learn.predict(row)`` hands over ``[row]``: accept dict rows, one-row frames and pandas Series."""
+    if isinstance(items, dict):
+        return pl.DataFrame([items])
+    if type(items).__name__ == "Series" and type(items).__module__.startswith("pandas"):
+        return pl.DataFrame([items.to_dict()])
+    if isinstance(items, (list, tuple)):
+        if items and all(isinstance(r, dict) for r in items):
+            return pl.DataFrame(list(items))
+        if len(items) == 1:
+            return _rows_to_frame(items[0])
+        raise TypeError("tabular new data: give a DataFrame, a path, a dict row or a list of dict rows, "
+                        f"got a list of {type(items[0]).__name__ if items else 'nothing'}.")
+    return items
+
+
 @register_recipe
 class TabularRecipe:
     """How tabular batches are made: the fitted ``TabularProcessor`` (plain data, exportable)."""
@@ -92,7 +108,7 @@ class TabularRecipe:
         """Encode new rows (a DataFrame or a path) with the fitted procs."""
         from pipekit.tabular.core import read_table
 
-        frame = self.processor.transform(read_table(items, self.processor.cat_names))
+        frame = self.processor.transform(read_table(_rows_to_frame(items), self.processor.cat_names))
         has_y = bool(self.processor.y_names) and all(c in frame.columns for c in self.processor.y_names)
         if with_labels and not has_y:
             raise ValueError(f"test_dl(with_labels=True): the new data lacks the target column(s) {self.processor.y_names}.")

@@ -1,0 +1,119 @@
+"""Collaborative filtering on the real movie_lens_sample ratings."""
+
+import os
+import warnings
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+
+from pipekit.data.seed import set_seed
+from pipekit.learn.metrics import rmse
+from pipekit.tabular import CollabDataLoaders, EmbeddingDotBias, EmbeddingNN, collab_learner, unseen_report
+from pipekit.tabular.model import sigmoid_range
+
+
+def data_path(name: str) -> Path:
+    try:
+        from pipekit.datasets import path
+        return Path(path(name))
+    except ImportError:
+        return Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data")) / name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def ratings() -> pl.DataFrame:
+    return pl.read_csv(data_path("movie_lens_sample") / "ratings.csv")
+
+
+@pytest.fixture(scope="module")
+def learn(ratings):
+    set_seed(0)
+    dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
+    learn = collab_learner(dls, n_factors=20, y_range=(0, 5.5), metrics=rmse())
+    learn.fit_one_cycle(3, 5e-3, wd=0.1)
+    return learn
+
+
+def test_from_df_columns_and_split(ratings):
+    dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
+    proc = dls.recipe.processor
+    assert proc.cat_names_ == ["userId", "movieId"] and proc.y_names == ["rating"]
+    assert len(dls.train_ds) + len(dls.valid_ds) == len(ratings) == 6031
+    assert len(dls.valid_ds) == round(0.2 * 6031)
+    assert dls.loss_kind == "mse"
+    cats, conts, y = dls.one_batch()
+    assert cats.shape == (64, 2) and conts.shape == (64, 0) and y.dtype == torch.float32
+    same = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
+    assert (same.valid_ds.idxs == dls.valid_ds.idxs).all()
+
+
+def test_from_df_bad_input(ratings):
+    with pytest.raises(KeyError, match="item_name='movie'"):
+        CollabDataLoaders.from_df(ratings, item_name="movie")
+    with pytest.raises(ValueError, match="valid_pct"):
+        CollabDataLoaders.from_df(ratings, valid_pct=0.0)
+    with pytest.raises(ValueError, match="'rating'.*null"):
+        CollabDataLoaders.from_df(ratings.with_columns(pl.when(pl.col("userId") == 73).then(None)
+                                                       .otherwise(pl.col("rating")).alias("rating")))
+
+
+def test_training_beats_the_mean(learn):
+    loss, err = learn.validate()[:2]
+    targs = learn.get_preds()[1]
+    mean_rmse = float(((targs - targs.mean()) ** 2).mean().sqrt())
+    assert err < mean_rmse - 0.05, (err, mean_rmse)
+
+
+def test_inspection(learn, ratings, tmp_path):
+    m = learn.model
+    movies = ratings["movieId"].unique().sort().head(3).to_list()
+    assert m.bias(movies).shape == (3,) and m.weight(movies).shape == (3, 20)
+    assert m.weight([ratings["userId"][0]], is_item=False).shape == (1, 20)
+    sim = m.most_similar(movies[0], n=4)
+    assert len(sim) == 4 and str(movies[0]) not in [s for s, _ in sim]
+    assert all(-1.0 <= s <= 1.0 for _, s in sim) and sim == sorted(sim, key=lambda t: -t[1])
+    assert m.pca(3).shape == (100, 3)
+    out = m.plot_pca(n=20, path=tmp_path / "pca.png")
+    assert out.exists() and out.stat().st_size > 1000
+    with pytest.raises(KeyError, match="never seen in training"):
+        m.bias([999999])
+
+
+def test_unseen_users_and_items_predict_from_biases(learn, ratings):
+    new = pl.DataFrame({"userId": [999999, ratings["userId"][0]], "movieId": [ratings["movieId"][0], 888888],
+                        "rating": [4.0, 3.0], "timestamp": [0, 0]})
+    assert unseen_report(learn.dls, new) == {"userId": 1, "movieId": 1}
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        dl = learn.dls.test_dl(new)
+    assert any("never seen in training" in str(x.message) for x in w)
+    preds = learn.get_preds(dl=dl)[0]
+    m = learn.model
+    # an unknown user contributes nothing: the prediction is the movie's bias through the range
+    expected = sigmoid_range(m.bias([ratings["movieId"][0]]), 0, 5.5)
+    assert preds[0].item() == pytest.approx(expected.item(), abs=1e-5)
+    expected_u = sigmoid_range(m.bias([ratings["userId"][0]], is_item=False), 0, 5.5)
+    assert preds[1].item() == pytest.approx(expected_u.item(), abs=1e-5)
+
+
+def test_embedding_nn_and_dot_bias_shapes(ratings):
+    dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=1, bs=64)
+    learn = collab_learner(dls, use_nn=True, layers=[16], y_range=(0, 5.5))
+    out = learn.model(*dls.one_batch()[:2])
+    assert out.shape == (64,) and bool(((out > 0) & (out < 5.5)).all())
+    assert learn.model.weight([ratings["movieId"][0]]).shape[1] == learn.model.embeds[1].embedding_dim
+    with pytest.raises(ValueError, match="n_factors"):
+        EmbeddingDotBias(0, 3, 3)
+    assert isinstance(learn.model, EmbeddingNN)
+    with pytest.raises(TypeError, match="CollabDataLoaders"):
+        collab_learner(object())

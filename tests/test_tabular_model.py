@@ -1,0 +1,155 @@
+"""TabularModel, tabular DataLoaders and tabular_learner on a subset of adult_sample (short trainings)."""
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from pipekit.data.seed import set_seed
+from pipekit.data.splitters import RandomSplitter
+from pipekit.learn.metrics import accuracy
+from pipekit.tabular import Tabular, TabularModel, emb_sz_rule, get_emb_sz, tabular_learner
+
+CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+CONT = ["age", "fnlwgt", "education-num"]
+
+
+def data_path(name: str) -> Path:
+    try:
+        from pipekit.datasets import path
+        return Path(path(name))
+    except ImportError:
+        return Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data")) / name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def adult() -> pl.DataFrame:
+    return pl.read_csv(data_path("adult_sample") / "adult.csv").head(6000)
+
+
+@pytest.fixture(scope="module")
+def tab(adult) -> Tabular:
+    return Tabular(adult, cat_names=CAT, cont_names=CONT, y_names="salary", splits=RandomSplitter(0.2, seed=42))
+
+
+def test_emb_sz_rule():
+    assert emb_sz_rule(10) == 6 and emb_sz_rule(3) == 3 and emb_sz_rule(2) == 2
+    assert emb_sz_rule(10**7) == 600
+    with pytest.raises(ValueError, match="n_cat"):
+        emb_sz_rule(0)
+    szs = get_emb_sz(["a", "b"], {"a": list("xyz"), "b": list(range(10))}, {"b": 4})
+    assert szs == [(3, 3), (10, 4)]
+    with pytest.raises(ValueError, match="'c'"):
+        get_emb_sz(["a"], {"a": list("xy")}, {"c": 3})
+
+
+def test_tabular_model_shapes_and_range():
+    torch.manual_seed(0)
+    m = TabularModel([(5, 3), (7, 4)], n_cont=2, out_sz=1, layers=[8, 4], ps=0.1, y_range=(1.0, 2.0))
+    x_cat, x_cont = torch.tensor([[1, 2], [4, 6], [0, 0]]), torch.randn(3, 2) * 100
+    out = m(x_cat, x_cont)
+    assert out.shape == (3, 1) and bool(((out > 1.0) & (out < 2.0)).all())
+    only_cats = TabularModel([(5, 3)], n_cont=0, out_sz=3, layers=[4])
+    assert only_cats(torch.tensor([[1], [2]]), torch.zeros(2, 0)).shape == (2, 3)
+    only_conts = TabularModel([], n_cont=2, out_sz=2, layers=[4])
+    assert only_conts(torch.zeros(2, 0, dtype=torch.long), torch.randn(2, 2)).shape == (2, 2)
+    with pytest.raises(ValueError, match="ps has 1 values for 2 layers"):
+        TabularModel([(5, 3)], n_cont=0, out_sz=1, layers=[4, 4], ps=[0.1])
+
+
+def test_dataloaders_batches(tab):
+    dls = tab.dataloaders(bs=128, seed=0)
+    cats, conts, y = dls.one_batch()
+    assert cats.shape == (128, 7) and conts.shape == (128, 3) and y.shape == (128,)
+    assert cats.dtype == torch.int64 and conts.dtype == torch.float32 and y.dtype == torch.int64
+    assert dls.c == 2 and dls.vocab == ["<50k", ">=50k"] and dls.loss_kind == "cross_entropy"
+    assert len(dls.valid) == -(-len(tab.valid) // 128)
+    # the valid loader walks the valid rows in order: its first batch equals the processed valid rows
+    vc, vn, vy = next(iter(dls.valid))
+    exp_c, exp_n, exp_y = tab.valid.to_torch()
+    assert torch.equal(vc, exp_c[:128]) and torch.equal(vn, exp_n[:128]) and torch.equal(vy, exp_y[:128])
+    # same seed -> same shuffled batches
+    a = tab.dataloaders(bs=128, seed=3).one_batch()[0]
+    b = tab.dataloaders(bs=128, seed=3).one_batch()[0]
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="bs"):
+        tab.dataloaders(bs=0)
+
+
+def test_dataloaders_need_valid_rows_and_target(adult):
+    no_valid = Tabular(adult.head(200), cat_names=CAT, cont_names=CONT, y_names="salary")
+    with pytest.raises(ValueError, match="no validation rows"):
+        no_valid.dataloaders(bs=32)
+
+
+def _fit(tab, seed):
+    set_seed(seed)
+    learn = tabular_learner(tab.dataloaders(bs=256, seed=seed), layers=[64, 32], metrics=accuracy)
+    learn.fit_one_cycle(2, 1e-2)
+    return learn
+
+
+def test_tabular_learner_trains_and_is_deterministic(tab):
+    learn = _fit(tab, 0)
+    loss, acc = learn.validate()[:2]
+    majority = float(np.bincount(tab.valid.y_array()).max() / len(tab.valid))
+    assert acc > majority + 0.03, (acc, majority)
+    loss2, acc2 = _fit(tab, 0).validate()[:2]
+    assert loss2 == pytest.approx(loss, rel=1e-6) and acc2 == acc
+
+
+def test_test_dl_and_predict_with_unseen_values(tab, adult):
+    learn = _fit(tab, 1)
+    rows = adult.tail(5).with_columns(pl.lit("Astronaut").alias("occupation"), pl.lit(None, dtype=pl.Int64).alias("age"))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        dl = learn.dls.test_dl(rows.drop("salary"))
+    assert any("never seen in training" in str(x.message) for x in w)
+    preds = learn.get_preds(dl=dl)[0]
+    assert preds.shape == (5, 2) and torch.isfinite(preds).all()
+    assert torch.allclose(preds.sum(1), torch.ones(5), atol=1e-5)
+    label, _, probs = learn.predict(adult.row(0, named=True))
+    assert label in ("<50k", ">=50k") and probs.shape == (2,)
+
+
+def test_regression_learner_with_y_range(adult):
+    tab = Tabular(adult, cat_names=CAT, cont_names=["fnlwgt", "education-num"], y_names="age",
+                  splits=RandomSplitter(0.2, seed=0))
+    dls = tab.dataloaders(bs=256, seed=0)
+    assert dls.loss_kind == "mse" and dls.c == 1
+    set_seed(0)
+    learn = tabular_learner(dls, layers=[32], y_range=(15.0, 95.0))
+    learn.fit_one_cycle(2, 1e-2)
+    preds, targs = learn.get_preds()[:2]
+    assert preds.shape == (len(tab.valid), 1) and float(preds.min()) > 15.0 and float(preds.max()) < 95.0
+    baseline = float(((targs - targs.mean()) ** 2).mean())
+    assert float(((preds[:, 0] - targs) ** 2).mean()) < baseline
+
+
+def test_tabular_learner_rejects_other_dls():
+    with pytest.raises(TypeError, match="Tabular.dataloaders"):
+        tabular_learner(object())
+
+
+def test_export_and_load_roundtrip(tab, adult, tmp_path):
+    from pipekit.learn.export import load_learner
+
+    learn = _fit(tab, 2)
+    fname = learn.export(tmp_path / "adult.pipekit")
+    loaded = load_learner(fname)
+    rows = adult.tail(50).drop("salary")
+    p1 = learn.get_preds(dl=learn.dls.test_dl(rows))[0]
+    p2 = loaded.get_preds(dl=loaded.dls.test_dl(rows))[0]
+    assert torch.allclose(p1, p2, atol=1e-6)
