@@ -49,7 +49,7 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def export_learner(learn: Any, fname: str | os.PathLike = "export.pipekit") -> Path:
-    """See ``Learner.export``. A path ending in ``/`` or naming an existing folder writes a folder."""
+    """See ``Learner.export``. A path without a file extension (or an existing folder) gets a folder."""
     from pipekit.data.serialize import dumps
 
     model = _unwrap(learn.model)
@@ -95,7 +95,7 @@ def export_learner(learn: Any, fname: str | os.PathLike = "export.pipekit") -> P
             buf = io.BytesIO()
             np.savez(buf, **arrays)
             files["arrays.npz"] = buf.getvalue()
-    if str(fname).endswith(("/", os.sep)) or path.is_dir():
+    if path.is_dir() or not path.suffix:
         path.mkdir(parents=True, exist_ok=True)
         for k, v in files.items():
             (path / k).write_bytes(v)
@@ -163,7 +163,12 @@ def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     with tempfile.TemporaryDirectory() as tmp:
         wfile = Path(tmp) / "model.safetensors"
         wfile.write_bytes(files["model.safetensors"])
-        missing, unexpected = load_model(model, str(wfile), strict=True, device=str(device))
+        try:
+            load_model(model, str(wfile), strict=True, device=str(device))
+        except Exception as e:  # safetensors raises its own error type for a bad header
+            raise ExportError(f"load_learner: the weights in {path} could not be read as safetensors for arch "
+                              f"{arch['name']!r} ({type(e).__name__}: {e}); the file is damaged or was "
+                              "not written by learn.export()") from e
     if recipe.get("loss"):
         loss = loss_from_json(recipe["loss"])
     else:

@@ -414,7 +414,8 @@ class Learner:
         return self
 
     def export(self, fname: str | os.PathLike = "export.pipekit") -> Path:
-        """Write a single file with weights (safetensors), architecture spec and data recipe (JSON).
+        """Write a single zip file with weights (safetensors), architecture spec and data recipe (JSON);
+        a path without an extension gets a folder holding the same files.
 
         ``pipekit.load_learner(path)`` rebuilds the learner for inference without the training data."""
         from pipekit.learn.export import export_learner

@@ -1,0 +1,160 @@
+"""Export -> load in a fresh process -> identical predictions; loading never unpickles."""
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from torch import nn
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, RegressionBlock
+from pipekit.data.external import read_idx
+from pipekit.learn import MLP, ExportError, Learner, accuracy, load_learner
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def frame(images: np.ndarray, labels: np.ndarray | None = None) -> pl.DataFrame:
+    cols = {"pixels": pl.Series("pixels", images.reshape(len(images), -1).astype(np.float32) / 255.0)}
+    if labels is not None:
+        cols["label"] = pl.Series("label", [CLASSES[i] for i in labels])
+    return pl.DataFrame(cols)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = D.path("fashion_mnist")
+    x = read_idx(root / "train-images-idx3-ubyte.gz")[:1500]
+    y = read_idx(root / "train-labels-idx1-ubyte.gz")[:1500]
+    dblock = DataBlock(blocks=(RegressionBlock(n_out=784), CategoryBlock), get_x=ColReader("pixels"),
+                       get_y=ColReader("label"), splitter=RandomSplitter(0.2, seed=0))
+    dls = dblock.dataloaders(frame(x, y), bs=64, seed=0, device="cpu", num_workers=0)
+    pipekit.set_seed(0)
+    learn = Learner(dls, MLP(784, 10, layers=[64], use_bn=True), metrics=accuracy)
+    learn.fit_one_cycle(2, 3e-3)
+    test_x = read_idx(root / "t10k-images-idx3-ubyte.gz")[:64]
+    test_y = read_idx(root / "t10k-labels-idx1-ubyte.gz")[:64]
+    out = tmp_path_factory.mktemp("export")
+    return learn, frame(test_x), test_y, out
+
+
+def test_batch_and_item_predictions_agree(trained):
+    learn, items, test_y, _ = trained
+    preds, targs, dec = learn.get_preds(dl=learn.dls.test_dl(items), with_decoded=True)
+    assert targs is None and preds.shape == (64, 10)
+    names = np.array(learn.dls.vocab)[dec.numpy()]  # codes index the (sorted) vocab
+    assert float((names == np.array(CLASSES)[test_y]).mean()) > 0.6  # it learned something
+    label, idx, probs = learn.predict(items.row(3, named=True))
+    assert label == learn.dls.vocab[int(idx)] and int(idx) == int(dec[3])
+    torch.testing.assert_close(probs, preds[3], rtol=1e-5, atol=1e-6)
+
+
+def test_export_then_load_in_fresh_process_gives_identical_predictions(trained):
+    learn, items, _, out = trained
+    path = learn.export(out / "fmnist.pipekit")
+    assert zipfile.is_zipfile(path)
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        recipe = json.loads(z.read("recipe.json"))
+    assert {"recipe.json", "model.safetensors"} <= names and not any(n.endswith((".pkl", ".pth")) for n in names)
+    assert recipe["arch"]["name"] == "mlp" and recipe["loss"]["name"] == "CrossEntropyLossFlat"
+    preds = learn.get_preds(dl=learn.dls.test_dl(items))[0]
+    items.write_parquet(out / "items.parquet")
+    script = (
+        "import sys, json, numpy as np, polars as pl, torch\n"
+        "import pipekit\n"
+        f"learn = pipekit.load_learner({str(path)!r})\n"
+        f"items = pl.read_parquet({str(out / 'items.parquet')!r})\n"
+        "preds = learn.get_preds(dl=learn.dls.test_dl(items))[0]\n"
+        f"np.save({str(out / 'preds.npy')!r}, preds.numpy())\n"
+        "label, idx, probs = learn.predict(items.row(3, named=True))\n"
+        "print(json.dumps({'label': label, 'idx': int(idx), 'modules': sorted(m for m in sys.modules if m.startswith('pipekit.'))}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    fresh = np.load(out / "preds.npy")
+    np.testing.assert_array_equal(fresh, preds.numpy())
+    label, idx, _ = learn.predict(items.row(3, named=True))
+    assert info["label"] == label and info["idx"] == int(idx)
+    # the loaded learner needed no training data and no domain package
+    assert not any(m.startswith(("pipekit.vision", "pipekit.text", "pipekit.tabular")) for m in info["modules"])
+
+
+def test_export_to_folder_and_load_in_process(trained):
+    learn, items, _, out = trained
+    folder = learn.export(out / "as_folder")
+    assert (folder / "model.safetensors").exists()
+    loaded = load_learner(folder)
+    a = learn.get_preds(dl=learn.dls.test_dl(items))[0]
+    b = loaded.get_preds(dl=loaded.dls.test_dl(items))[0]
+    assert torch.equal(a, b)
+
+
+class _Evil:
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_loader_refuses_a_crafted_pickle_payload(trained, tmp_path):
+    learn, _, _, out = trained
+    marker = tmp_path / "pwned"
+    evil = _Evil()
+    evil.marker = str(marker)
+    # 1. a plain pickle / torch.save file posing as an export
+    bad = tmp_path / "evil.pipekit"
+    with open(bad, "wb") as f:
+        pickle.dump({"model": evil}, f)
+    with pytest.raises(ExportError, match="pickle"):
+        load_learner(bad)
+    torch.save({"model": evil}, tmp_path / "evil_torch.pipekit")
+    with pytest.raises(ExportError):
+        load_learner(tmp_path / "evil_torch.pipekit")
+    # 2. a real export whose weights were swapped for a pickle, plus an extra .pkl member
+    good = learn.export(out / "to_tamper.pipekit")
+    tampered = tmp_path / "tampered.pipekit"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(tampered, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            zout.writestr(name, pickle.dumps(evil) if name == "model.safetensors" else data)
+        zout.writestr("learner.pkl", pickle.dumps(evil))
+    with pytest.raises(ExportError, match="safetensors"):
+        load_learner(tampered)
+    # 3. a checkpoint holding arbitrary objects
+    torch.save({"format": "pipekit-checkpoint", "model": evil}, tmp_path / "evil.pth")
+    with pytest.raises(ExportError, match="refused"):
+        learn.load(tmp_path / "evil.pth")
+    assert not marker.exists(), "a payload ran during loading"
+
+
+def test_unregistered_architecture_errors_say_what_to_register(trained, tmp_path):
+    learn, _, _, out = trained
+    plain = Learner(learn.dls, nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
+    with pytest.raises(ExportError, match="register_arch"):
+        plain.export(tmp_path / "x.pipekit")
+    # an export naming an architecture this process does not know
+    good = learn.export(out / "renamed.pipekit")
+    renamed = tmp_path / "renamed.pipekit"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(renamed, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "recipe.json":
+                rec = json.loads(data)
+                rec["arch"]["name"] = "my_custom_net"
+                data = json.dumps(rec).encode()
+            zout.writestr(name, data)
+    with pytest.raises(ExportError, match=r"register_arch\('my_custom_net'\)"):
+        load_learner(renamed)
+    with pytest.raises(FileNotFoundError):
+        load_learner(tmp_path / "missing.pipekit")
