@@ -27,9 +27,10 @@ def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TO
     if missing:
         raise ValueError(f"vocab is missing the special tokens {missing}; put them first, e.g. "
                          f"vocab = SPECIAL_TOKENS + [t for t in vocab if t not in SPECIAL_TOKENS]")
-    if len(set(vocab)) != len(vocab):
+    real = [t for t in vocab if t != FAKE]  # padding entries may repeat
+    if len(set(real)) != len(real):
         seen: set[str] = set()
-        dup = next(t for t in vocab if t in seen or seen.add(t))
+        dup = next(t for t in real if t in seen or seen.add(t))
         raise ValueError(f"vocab has duplicate entries (first: {dup!r}); each token must appear once")
     return vocab
 

@@ -1,0 +1,249 @@
+"""AWD-LSTM (Merity et al.): an embedding, a stack of LSTMs with DropConnect on the hidden-to-hidden
+weights, and dropout everywhere, plus the language-model decoder and the concat-pooling classifier.
+
+>>> enc = AWD_LSTM(vocab_sz=100, emb_sz=16, n_hid=32, n_layers=2)
+>>> lm = get_language_model(enc)
+>>> logits, raw, out = lm(torch.randint(0, 100, (4, 10)))
+>>> tuple(logits.shape), tuple(raw.shape)
+((4, 10, 100), (4, 10, 16))
+>>> clf = get_text_classifier(AWD_LSTM(vocab_sz=100, emb_sz=16, n_hid=32, n_layers=2), n_class=3, seq_len=8)
+>>> tuple(clf(torch.randint(2, 100, (5, 20))).shape)
+(5, 3)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+#: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all
+DROPOUTS = {"input_p": 0.4, "hidden_p": 0.3, "embed_p": 0.05, "weight_p": 0.5, "output_p": 0.1}
+
+
+class RNNDropout(nn.Module):
+    """Dropout with one mask per sequence (the same units dropped at every time step)."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        mask = x.new_empty(x.size(0), 1, *x.shape[2:]).bernoulli_(1 - self.p).div_(1 - self.p)
+        return x * mask
+
+
+class WeightDropLSTM(nn.Module):
+    """One LSTM layer whose hidden-to-hidden weights are dropped (DropConnect) at each forward in training."""
+
+    def __init__(self, n_in: int, n_out: int, weight_p: float = 0.5):
+        super().__init__()
+        self.lstm = nn.LSTM(n_in, n_out, 1, batch_first=True)
+        self.weight_p = weight_p
+
+    def forward(self, x: torch.Tensor, h: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+        if self.training and self.weight_p > 0:
+            w = F.dropout(self.lstm.weight_hh_l0, self.weight_p, training=True)
+            # a functional call swaps the dropped weight in for this forward only; gradients reach the raw weight
+            return functional_call(self.lstm, {"weight_hh_l0": w}, (x, h))
+        return self.lstm(x, h)
+
+
+class AWD_LSTM(nn.Module):  # noqa: N801 - the architecture's published name
+    """Embedding (with word-level embedding dropout) -> ``n_layers`` weight-dropped LSTMs.
+
+    Keeps its hidden state between calls (language models read a stream batch after batch);
+    ``reset()`` clears it. Returns the last layer's output ``(bs, seq_len, emb_sz)``.
+    """
+
+    def __init__(self, vocab_sz: int, emb_sz: int = 400, n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1,
+                 hidden_p: float = 0.3, input_p: float = 0.4, embed_p: float = 0.05, weight_p: float = 0.5):
+        super().__init__()
+        for name, v in (("vocab_sz", vocab_sz), ("emb_sz", emb_sz), ("n_hid", n_hid), ("n_layers", n_layers)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"AWD_LSTM: {name} must be a positive int, got {v!r}")
+        for name, p in (("hidden_p", hidden_p), ("input_p", input_p), ("embed_p", embed_p), ("weight_p", weight_p)):
+            if not 0 <= p < 1:
+                raise ValueError(f"AWD_LSTM: {name} must be in [0, 1), got {p!r}")
+        self.vocab_sz, self.emb_sz, self.n_hid, self.n_layers = vocab_sz, emb_sz, n_hid, n_layers
+        self.pad_token, self.embed_p = pad_token, embed_p
+        self.encoder = nn.Embedding(vocab_sz, emb_sz, padding_idx=pad_token)
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        with torch.no_grad():
+            self.encoder.weight[pad_token].zero_()
+        self.rnns = nn.ModuleList([WeightDropLSTM(emb_sz if i == 0 else n_hid, emb_sz if i == n_layers - 1 else n_hid,
+                                                  weight_p) for i in range(n_layers)])
+        self.input_dp = RNNDropout(input_p)
+        self.hidden_dps = nn.ModuleList([RNNDropout(hidden_p) for _ in range(n_layers)])
+        self.hidden: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def embed(self, inp: torch.Tensor) -> torch.Tensor:
+        w = self.encoder.weight
+        if self.training and self.embed_p > 0:
+            # drop whole words: one mask row per vocabulary entry
+            mask = w.new_empty(w.size(0), 1).bernoulli_(1 - self.embed_p).div_(1 - self.embed_p)
+            w = w * mask
+        return F.embedding(inp, w, self.pad_token)
+
+    def reset(self) -> None:
+        self.hidden = None
+
+    def _init_hidden(self, bs: int, ref: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(ref.new_zeros(1, bs, r.lstm.hidden_size), ref.new_zeros(1, bs, r.lstm.hidden_size)) for r in self.rnns]
+
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        if inp.ndim != 2:
+            raise ValueError(f"AWD_LSTM expects token ids of shape (bs, seq_len), got {tuple(inp.shape)}")
+        bs = inp.size(0)
+        emb = self.embed(inp)
+        hidden = self.hidden
+        if hidden is None:
+            hidden = self._init_hidden(bs, emb)
+        elif hidden[0][0].size(1) != bs:
+            # fewer rows: keep the first ones (sorted batches drop finished rows); more rows: new ones start at zero
+            old = hidden[0][0].size(1)
+            hidden = [(h[:, :bs], c[:, :bs]) if bs < old else
+                      (torch.cat([h, h.new_zeros(1, bs - old, h.size(2))], 1),
+                       torch.cat([c, c.new_zeros(1, bs - old, c.size(2))], 1)) for h, c in hidden]
+        output = self.input_dp(emb)
+        new_hidden = []
+        for i, (rnn, dp) in enumerate(zip(self.rnns, self.hidden_dps)):
+            output, h = rnn(output, hidden[i])
+            new_hidden.append((h[0].detach(), h[1].detach()))  # truncated backpropagation through time
+            if i != self.n_layers - 1:
+                output = dp(output)
+        self.hidden = new_hidden
+        return output
+
+
+class LinearDecoder(nn.Module):
+    """Last LSTM output -> vocabulary logits, with output dropout and (optionally) the embedding's weights.
+
+    Returns ``(logits, raw_output, dropped_output)``: the regularizer callback needs the last two."""
+
+    def __init__(self, n_out: int, n_hid: int, output_p: float = 0.1, tie_encoder: nn.Embedding | None = None):
+        super().__init__()
+        self.decoder = nn.Linear(n_hid, n_out)
+        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+        self.output_dp = RNNDropout(output_p)
+        if tie_encoder is not None:
+            self.decoder.weight = tie_encoder.weight  # weight tying: one matrix for input and output words
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dp = self.output_dp(x)
+        return self.decoder(dp), x, dp
+
+
+class SequentialRNN(nn.Sequential):
+    """A Sequential whose ``reset()`` clears the hidden state of its recurrent parts."""
+
+    def reset(self) -> None:
+        for m in self.children():
+            if hasattr(m, "reset"):
+                m.reset()
+
+
+def get_language_model(encoder: AWD_LSTM, output_p: float = 0.1, tie_weights: bool = True) -> SequentialRNN:
+    """Encoder + tied linear decoder."""
+    dec = LinearDecoder(encoder.vocab_sz, encoder.emb_sz, output_p, encoder.encoder if tie_weights else None)
+    return SequentialRNN(encoder, dec)
+
+
+class SentenceEncoder(nn.Module):
+    """Runs the encoder over a padded (pad first) batch in windows of ``seq_len``, keeping the outputs of
+    the last ``max_len`` tokens. Rows still in their padding are not fed, so their state starts clean."""
+
+    def __init__(self, module: AWD_LSTM, seq_len: int = 72, pad_idx: int = 1, max_len: int | None = 72 * 20):
+        super().__init__()
+        self.module, self.seq_len, self.pad_idx, self.max_len = module, seq_len, pad_idx, max_len
+
+    def reset(self) -> None:
+        self.module.reset()
+
+    def forward(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        bs, sl = inp.shape
+        lengths = (inp != self.pad_idx).sum(1)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        x = inp[order]
+        self.module.reset()
+        outs, masks = [], []
+        for i in range(0, sl, self.seq_len):
+            real_bs = int((x[:, i:i + self.seq_len] != self.pad_idx).any(1).sum())
+            stop = min(i + self.seq_len, sl)
+            if real_bs == 0:
+                o = x.new_zeros(bs, stop - i, self.module.emb_sz, dtype=torch.float32)
+                self.module.reset()
+            else:
+                o = self.module(x[:real_bs, i:stop])
+                if real_bs < bs:
+                    o = torch.cat([o, o.new_zeros(bs - real_bs, o.size(1), o.size(2))], 0)
+            if self.max_len is None or sl - i <= self.max_len:
+                outs.append(o)
+                masks.append(x[:, i:stop] == self.pad_idx)
+        out, mask = torch.cat(outs, 1), torch.cat(masks, 1)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(bs, device=order.device)
+        return out[inverse], mask[inverse]
+
+
+def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[last real output, max over real tokens, mean over real tokens] (padding comes first)."""
+    m = mask.unsqueeze(-1)
+    lens = (~mask).sum(1, keepdim=True).clamp(min=1).to(output.dtype)
+    avg = output.masked_fill(m, 0).sum(1) / lens
+    mx = output.masked_fill(m, float("-inf")).max(1).values
+    mx = torch.where(torch.isinf(mx), torch.zeros_like(mx), mx)  # a row with no real token
+    return torch.cat([output[:, -1], mx, avg], 1)
+
+
+class PoolingLinearClassifier(nn.Module):
+    """Concat pooling, then BatchNorm/Dropout/Linear blocks: ``layers`` sizes, ``ps`` dropouts."""
+
+    def __init__(self, layers: list[int], ps: list[float]):
+        super().__init__()
+        if len(ps) != len(layers) - 1:
+            raise ValueError(f"PoolingLinearClassifier: {len(layers) - 1} linear layers need as many dropouts, "
+                             f"got ps={ps}")
+        mods: list[nn.Module] = []
+        for i, (n_in, n_out, p) in enumerate(zip(layers[:-1], layers[1:], ps)):
+            mods += [nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, n_out)]
+            if i < len(ps) - 1:
+                mods.append(nn.ReLU(inplace=True))
+        self.layers = nn.Sequential(*mods)
+
+    def forward(self, inp: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        out, mask = inp
+        return self.layers(masked_concat_pool(out, mask))
+
+
+def get_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_len: int = 72 * 20,
+                        lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
+                        output_p: float = 0.4, drop_mult: float = 1.0) -> SequentialRNN:
+    """Encoder read in windows + concat-pooling head with ``lin_ftrs`` hidden sizes."""
+    if not isinstance(n_class, int) or n_class < 1:
+        raise ValueError(f"n_class must be a positive int, got {n_class!r}")
+    lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
+    ps = [0.1] * len(lin_ftrs) if ps is None else list(ps)
+    layers = [encoder.emb_sz * 3] + lin_ftrs + [n_class]
+    head = PoolingLinearClassifier(layers, [output_p * drop_mult] + [p * drop_mult for p in ps])
+    return SequentialRNN(SentenceEncoder(encoder, seq_len, encoder.pad_token, max_len), head)
+
+
+def awd_lstm_lm_split(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Layer groups of a language model: each LSTM, then embedding + decoder (tied)."""
+    enc = model[0]
+    groups = [list(r.parameters()) for r in enc.rnns]
+    seen = {id(p) for g in groups for p in g}
+    last = [p for p in list(enc.encoder.parameters()) + list(model[1].parameters()) if id(p) not in seen]
+    return groups + [list({id(p): p for p in last}.values())]
+
+
+def awd_lstm_clas_split(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Layer groups of a classifier: embedding, each LSTM, the head (what ``freeze_to`` counts)."""
+    enc = model[0].module
+    return [list(enc.encoder.parameters())] + [list(r.parameters()) for r in enc.rnns] + [list(model[1].parameters())]
