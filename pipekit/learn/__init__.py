@@ -2,12 +2,16 @@
 
 >>> from pipekit.learn import Learner, simple_cnn, body_head_splitter, accuracy, register_arch, load_learner
 """
+from pipekit.learn.builtin_callbacks import (
+    ActivationStats, EarlyStoppingCallback, GradientClip, MixedPrecision, MixUp, SaveModelCallback, TrackerCallback,
+)
 from pipekit.learn.callbacks import (
     EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
     CancelStepException, CancelTrainException, CancelValidException,
 )
 from pipekit.learn.export import ExportError, load_learner
 from pipekit.learn.inference import GatherPreds
+from pipekit.learn.interpret import ClassificationInterpretation, Interpretation
 from pipekit.learn.learner import Learner
 from pipekit.learn.losses import (
     LOSSES, BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, L1LossFlat, LabelSmoothingCrossEntropy,
@@ -29,9 +33,11 @@ from pipekit.learn.schedule import (
 )
 
 __all__ = [
+    "ActivationStats", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
+    "TrackerCallback",
     "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidException",
-    "ExportError", "load_learner", "GatherPreds", "Learner",
+    "ExportError", "load_learner", "GatherPreds", "Learner", "ClassificationInterpretation", "Interpretation",
     "LOSSES", "BaseLoss", "BCEWithLogitsLossFlat", "CrossEntropyLossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind", "register_loss",
     "AccumMetric", "AvgMetric", "F1Score", "Metric", "Perplexity", "R2Score", "RocAuc", "RocAucBinary", "ValueMetric",

@@ -218,8 +218,10 @@ def save_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True) 
     return path
 
 
-def load_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True, strict: bool = True) -> None:
-    """See ``Learner.load``."""
+def load_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True, strict: bool = True,
+                    restore_state: bool = True) -> None:
+    """See ``Learner.load``. ``restore_state=False`` loads weights (and optimiser) only, leaving the
+    epoch counters and RNG state alone (used to reload the best model at the end of a fit)."""
     path = _ckpt_path(learn, name)
     if not path.exists():
         raise FileNotFoundError(f"Learner.load: no checkpoint at {path} (saved with learn.save({Path(name).stem!r}) "
@@ -236,6 +238,8 @@ def load_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True, 
         if learn.opt is None:
             learn.create_opt()
         learn.opt.load_state_dict(state["opt"])
+    if not restore_state:
+        return
     learn.resume_epoch = int(state.get("next_epoch", 0))
     if "dl_epoch" in state and _has_loaders(learn.dls) and hasattr(learn.dls.train, "epoch"):
         learn.dls.train.epoch = int(state["dl_epoch"])

@@ -155,6 +155,8 @@ class OptimWrapper:
             if no_wd:
                 g["weight_decay"] = 0.0
         self.frozen_to = 0
+        #: a torch.amp.GradScaler while fp16 mixed precision is on (set by MixedPrecision)
+        self.scaler: Any = None
 
     @property
     def n_groups(self) -> int:
@@ -201,7 +203,11 @@ class OptimWrapper:
         self.opt.zero_grad(set_to_none=True)
 
     def step(self) -> None:
-        self.opt.step()
+        if self.scaler is not None:  # skips the step when fp16 gradients overflowed
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
 
     def state_dict(self) -> dict[str, Any]:
         return {"opt": self.opt.state_dict(), "frozen_to": self.frozen_to}

@@ -1,0 +1,155 @@
+"""Where a classifier goes wrong: confusion matrix, most confused pairs, top losses, classification report.
+
+>>> # interp = ClassificationInterpretation.from_learner(learn)
+>>> # interp.most_confused(min_val=2); interp.plot_confusion_matrix(); interp.plot_top_losses(9)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["Interpretation", "ClassificationInterpretation"]
+
+
+class Interpretation:
+    """Inputs, predictions, targets, decoded predictions and per-item losses over one set."""
+
+    def __init__(self, learn: Any, dl: Any, inputs: Any, preds: torch.Tensor, targs: torch.Tensor,
+                 decoded: torch.Tensor, losses: torch.Tensor):
+        self.learn, self.dl, self.inputs, self.preds = learn, dl, inputs, preds
+        self.targs, self.decoded, self.losses = targs, decoded, losses
+
+    @classmethod
+    def from_learner(cls, learn: Any, ds_idx: int = 1, dl: Any = None, act: Any = None) -> Interpretation:
+        """Run ``learn.get_preds`` over a labelled set (default: validation) and keep everything needed."""
+        dl = learn._get_dl(ds_idx, dl)
+        inputs, preds, targs, decoded, losses = learn.get_preds(dl=dl, with_input=True, with_decoded=True,
+                                                                with_loss=True, act=act)
+        if targs is None:
+            raise ValueError("Interpretation needs labelled data; the loader has no targets "
+                             "(use dls.test_dl(items, with_labels=True))")
+        return cls(learn, dl, inputs, preds, targs, decoded, losses)
+
+    def top_losses(self, k: int | None = None, largest: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` largest (or smallest) per-item losses and the item indices, sorted."""
+        n = len(self.losses)
+        k = n if k is None else k
+        if not 1 <= k <= n:
+            raise ValueError(f"top_losses: k must be between 1 and {n}, got {k}")
+        return self.losses.topk(k, largest=largest)
+
+    def _show_input(self, ax: Any, i: int, title: str) -> None:
+        x = self.inputs[i] if isinstance(self.inputs, torch.Tensor) else self.inputs[0][i]
+        blocks = getattr(self.dl, "blocks", ()) or getattr(self.learn.dls, "blocks", ())
+        block = blocks[0] if blocks else None
+        try:
+            decoded = self.dl.decode_batch((x[None],), max_n=1)[0][0]
+            if block is None or type(block).show is _base_show():
+                raise TypeError("no picture for this block")
+            block.show(ax, decoded, title=title)
+            return
+        except Exception:  # fall back to drawing the tensor itself
+            pass
+        ax.axis("off")
+        arr = x.detach().float().cpu()
+        if arr.ndim == 3 and arr.shape[0] in (1, 3):
+            arr = arr.permute(1, 2, 0)
+        if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (1, 3)):
+            a = arr.numpy()
+            a = (a - a.min()) / (a.max() - a.min() + 1e-8)
+            ax.imshow(a.squeeze(-1) if a.ndim == 3 and a.shape[-1] == 1 else a, cmap="gray")
+        elif arr.ndim == 1 and int(np.sqrt(arr.numel())) ** 2 == arr.numel():  # flattened square image
+            side = int(np.sqrt(arr.numel()))
+            ax.imshow(arr.reshape(side, side).numpy(), cmap="gray")
+        else:
+            ax.text(0.5, 0.5, str(arr.tolist())[:120], ha="center", va="center", wrap=True)
+        ax.set_title(title, fontsize=8)
+
+
+def _base_show() -> Any:
+    from pipekit.data.blocks import TransformBlock
+
+    return TransformBlock.show
+
+
+class ClassificationInterpretation(Interpretation):
+    """Interpretation for single-label classifiers; class names come from ``dls.vocab``."""
+
+    @property
+    def vocab(self) -> list:
+        v = getattr(self.learn.dls, "vocab", None)
+        n = self.preds.shape[-1]
+        return list(v) if v is not None and len(v) == n else [str(i) for i in range(n)]
+
+    def confusion_matrix(self) -> np.ndarray:
+        """Counts ``[actual, predicted]`` over the set."""
+        n = len(self.vocab)
+        t = self.targs.reshape(-1).long().numpy()
+        d = self.decoded.reshape(-1).long().numpy()
+        return np.bincount(t * n + d, minlength=n * n).reshape(n, n)
+
+    def most_confused(self, min_val: int = 1) -> list[tuple[str, str, int]]:
+        """(actual, predicted, count) for off-diagonal cells with at least ``min_val`` items, most first."""
+        cm = self.confusion_matrix()
+        v = self.vocab
+        pairs = [(v[i], v[j], int(cm[i, j])) for i in range(len(v)) for j in range(len(v))
+                 if i != j and cm[i, j] >= min_val]
+        return sorted(pairs, key=lambda p: -p[2])
+
+    def plot_confusion_matrix(self, normalize: bool = False, path: str | os.PathLike | None = None,
+                              cmap: str = "Blues") -> Path | None:
+        """Draw the confusion matrix (PNG when headless)."""
+        from pipekit.data.plotting import get_pyplot, savefig_or_show
+
+        cm = self.confusion_matrix().astype(float)
+        if normalize:
+            cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        v = self.vocab
+        plt = get_pyplot()
+        size = max(4, 0.6 * len(v))
+        fig, ax = plt.subplots(figsize=(size, size))
+        ax.imshow(cm, cmap=cmap)
+        ax.set_xticks(range(len(v)), v, rotation=90)
+        ax.set_yticks(range(len(v)), v)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        thresh = cm.max() / 2 if cm.size else 0
+        for i in range(len(v)):
+            for j in range(len(v)):
+                ax.text(j, i, f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}", ha="center", va="center",
+                        color="white" if cm[i, j] > thresh else "black", fontsize=8)
+        ax.set_title("Confusion matrix")
+        return savefig_or_show(fig, path, name="confusion_matrix")
+
+    def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True) -> Path | None:
+        """The items with the largest losses, titled predicted / actual / loss / probability of the actual class."""
+        from pipekit.data.plotting import get_pyplot, savefig_or_show
+
+        losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
+        v = self.vocab
+        plt = get_pyplot()
+        ncols = int(np.ceil(np.sqrt(len(idxs))))
+        nrows = int(np.ceil(len(idxs) / ncols))
+        fig, axs = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False)
+        for ax in axs.flat[len(idxs):]:
+            ax.axis("off")
+        for ax, loss, i in zip(axs.flat, losses.tolist(), idxs.tolist()):
+            actual = int(self.targs[i])
+            title = f"{v[int(self.decoded[i])]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, actual]):.2f}"
+            self._show_input(ax, i, title)
+        fig.suptitle("predicted / actual / loss / probability")
+        return savefig_or_show(fig, path, name="top_losses")
+
+    def print_classification_report(self) -> str:
+        """Precision, recall and F1 per class (sklearn's report); printed and returned."""
+        from sklearn.metrics import classification_report
+
+        v = self.vocab
+        report = classification_report(self.targs.reshape(-1).numpy(), self.decoded.reshape(-1).numpy(),
+                                       labels=list(range(len(v))), target_names=[str(c) for c in v], zero_division=0)
+        print(report)
+        return report

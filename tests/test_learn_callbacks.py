@@ -1,0 +1,151 @@
+"""Built-in callbacks and interpretation on a Fashion-MNIST subset."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.data import CategoryBlock, DataLoaders, TensorStore
+from pipekit.data.external import read_idx
+from pipekit.learn import (
+    ActivationStats, ClassificationInterpretation, CrossEntropyLossFlat, EarlyStoppingCallback, GradientClip, Learner,
+    MixedPrecision, MixUp, SaveModelCallback, accuracy, body_head_splitter, simple_cnn,
+)
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+@pytest.fixture(scope="module")
+def dls():
+    torch.set_num_threads(1)
+    root = D.path("fashion_mnist")
+    x = read_idx(root / "train-images-idx3-ubyte.gz")[:1400, None].astype(np.float32) / 255.0
+    y = read_idx(root / "train-labels-idx1-ubyte.gz")[:1400].astype(np.int64)
+    return DataLoaders.from_stores([TensorStore(x[:1024]), TensorStore(y[:1024])],
+                                   [TensorStore(x[1024:]), TensorStore(y[1024:])],
+                                   blocks=(CategoryBlock(), CategoryBlock(vocab=CLASSES)), bs=64, seed=0,
+                                   device="cpu", num_workers=0)
+
+
+def learner(dls, **kw):
+    pipekit.set_seed(0)
+    return Learner(dls, simple_cnn(1, 10, (8, 16)), splitter=body_head_splitter, metrics=accuracy, **kw)
+
+
+def test_save_model_keeps_best_and_reloads_it(dls, tmp_path):
+    learn = learner(dls, path=tmp_path)
+    cb = SaveModelCallback(monitor="accuracy", fname="best")
+    learn.fit(3, 1e-2, cbs=[cb])
+    accs = [r[learn.recorder.metric_names.index("accuracy")] for r in learn.recorder.values]
+    assert cb.best == pytest.approx(max(accs)) and (tmp_path / "models" / "best.pth").exists()
+    # the best epoch's weights are back in the model
+    assert learn.validate()[1] == pytest.approx(max(accs))
+    every = SaveModelCallback(every_epoch=True, fname="ep")
+    learn.fit(2, 1e-3, cbs=[every])
+    assert [p.name for p in every.saved] == ["ep_0.pth", "ep_1.pth"]
+    with pytest.raises(ValueError, match="cannot monitor 'f1'"):
+        learn.fit(1, cbs=[SaveModelCallback(monitor="f1")])
+
+
+def test_early_stopping_stops_when_no_improvement(dls):
+    learn = learner(dls)
+    # a huge min_delta means no epoch counts as an improvement after the first
+    cb = EarlyStoppingCallback(monitor="valid_loss", min_delta=100.0, patience=2)
+    learn.fit(10, 1e-3, cbs=[cb])
+    assert len(learn.recorder.values) == 3 and cb.stopped_epoch == 2  # epoch 0 sets the best, 2 more fail
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStoppingCallback(patience=0)
+
+
+def test_gradient_clip_bounds_the_norm(dls):
+    learn = learner(dls)
+    norms = []
+
+    class After(GradientClip):
+        order = 21
+
+        def before_step(self):
+            norms.append(float(torch.nn.utils.clip_grad_norm_(self.learn.model.parameters(), 1e9)))
+
+    clip = GradientClip(max_norm=0.05)
+    learn.fit(1, 1e-2, cbs=[clip, After(1e9)])
+    assert max(norms) <= 0.05 + 1e-4 and float(clip.last_norm) > 0.05  # it really had to clip
+
+
+def test_mixed_precision_noop_on_cpu_and_bf16_when_asked(dls):
+    dtypes = []
+    learn = learner(dls)
+    mp = MixedPrecision()
+    learn.fit(1, 1e-3, cbs=[mp])
+    assert mp.active is False and mp.scaler is None  # a no-op on the CPU unless asked
+    learn = learner(dls)
+
+    def hook(m, i, o):
+        dtypes.append(o.dtype)
+
+    h = learn.model[0][0][0].register_forward_hook(hook)
+    learn.fit(1, 1e-3, cbs=[MixedPrecision(cpu=True)])
+    h.remove()
+    assert torch.bfloat16 in dtypes
+    assert np.isfinite(learn.recorder.values[-1][1])
+    preds, _ = learn.get_preds()
+    assert preds.dtype == torch.float32
+    with pytest.raises(ValueError, match="bf16"):
+        learner(dls).fit(1, cbs=[MixedPrecision(dtype="fp16", cpu=True)])
+
+
+def test_mixup_mixes_inputs_and_keeps_validation_clean(dls):
+    learn = learner(dls)
+    seen = {}
+
+    class Spy(MixUp):
+        def before_batch(self):
+            x0 = self.learn.xb[0].clone()
+            super().before_batch()
+            seen.setdefault("changed", not torch.equal(x0, self.learn.xb[0]))
+            seen.setdefault("lam_min", float(self.lam.min()))
+
+    learn.fit_one_cycle(2, 1e-2, cbs=[Spy(alpha=0.4)])
+    assert seen["changed"] and seen["lam_min"] >= 0.5
+    assert isinstance(learn.loss_func, CrossEntropyLossFlat)  # restored after training
+    assert learn.recorder.value("accuracy") > 0.2  # clearly above chance (0.1) after 32 mixed batches
+
+
+def test_activation_stats_records_each_layer(dls, tmp_path):
+    learn = learner(dls)
+    stats = ActivationStats()
+    learn.fit(1, 1e-2, cbs=[stats])
+    assert len(stats.stats) >= 5  # convs, batch-norms and the linear head
+    for name, arr in stats.stats.items():
+        assert arr.shape == (len(dls.train), 3), name
+        assert np.all((arr[:, 2] >= 0) & (arr[:, 2] <= 1))
+    bn = [n for n in stats.stats if n.endswith(".1")][0]
+    assert abs(stats.stats[bn][:, 0].mean()) < 0.5  # batch-norm output is roughly centred
+    assert stats.plot_layer_stats(0, tmp_path / "act.png").exists()
+
+
+def test_classification_interpretation(dls, tmp_path):
+    learn = learner(dls)
+    learn.fit_one_cycle(2, 1e-2)
+    interp = ClassificationInterpretation.from_learner(learn)
+    cm = interp.confusion_matrix()
+    n_valid = len(dls.valid.dataset)
+    assert cm.shape == (10, 10) and cm.sum() == n_valid
+    acc = learn.recorder.value("accuracy")
+    assert np.trace(cm) / n_valid == pytest.approx(acc)
+    mc = interp.most_confused(min_val=2)
+    assert mc and all(a != p and c >= 2 for a, p, c in mc) and mc[0][2] == max(c for _, _, c in mc)
+    assert mc[0][2] == cm[CLASSES.index(mc[0][0]), CLASSES.index(mc[0][1])]
+    losses, idxs = interp.top_losses(5)
+    assert torch.all(losses[:-1] >= losses[1:]) and float(losses[0]) == pytest.approx(float(interp.losses.max()))
+    # the per-item losses are the real cross-entropies of those items
+    i = int(idxs[0])
+    assert float(losses[0]) == pytest.approx(-float(interp.preds[i, int(interp.targs[i])].log()), rel=1e-4)
+    assert interp.plot_confusion_matrix(path=tmp_path / "cm.png").stat().st_size > 1000
+    assert interp.plot_top_losses(4, path=tmp_path / "tl.png").stat().st_size > 1000
+    report = interp.print_classification_report()
+    assert "Ankle boot" in report and "precision" in report
+    with pytest.raises(ValueError, match="k must be"):
+        interp.top_losses(0)
