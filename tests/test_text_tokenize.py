@@ -1,0 +1,173 @@
+"""Tokenizer and Numericalize: the book's rules, subword modes, vocab building, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pipekit.datasets as D
+from pipekit.text import SPECIAL_TOKENS, Numericalize, Tokenizer, read_text_file
+from pipekit.text.tokenize import apply_rules, decode_words
+
+
+@pytest.fixture(scope="module")
+def imdb() -> pl.DataFrame:
+    return pl.read_csv(D.path("imdb_sample") / "texts.csv")
+
+
+def test_rules_special_tokens():
+    tok = Tokenizer()
+    assert tok.tokenize("Hello World") == ["xxbos", "xxmaj", "hello", "xxmaj", "world"]
+    assert tok.tokenize("This is GREAT") == ["xxbos", "xxmaj", "this", "is", "xxup", "great"]
+    assert tok.tokenize("soooo good!!!!") == ["xxbos", "s", "xxrep", "4", "o", "good", "xxrep", "4", "!"]
+    assert tok.tokenize("it was very very very very bad") == ["xxbos", "it", "was", "xxwrep", "4", "very", "bad"]
+    # two repeats are not a run; a single capital letter gets no marker (as in the book)
+    assert tok.tokenize("no no I") == ["xxbos", "no", "no", "i"]
+    assert tok.tokenize("I don't know, it's fine") == ["xxbos", "i", "do", "n't", "know", ",", "it", "'s", "fine"]
+
+
+def test_html_fixes_and_newlines():
+    tok = Tokenizer()
+    toks = tok.tokenize("Good.<br /><br />Bad &amp; ugly")
+    assert toks == ["xxbos", "xxmaj", "good", ".", "\n\n", "xxmaj", "bad", "&", "ugly"]
+    assert "<" not in "".join(tok.tokenize("a<br />b"))
+
+
+def test_rules_off_keeps_raw_pieces():
+    tok = Tokenizer(rules=False, add_bos=False)
+    assert tok.tokenize("Hello WORLD!!!") == ["Hello", "WORLD", "!!!"]
+
+
+def test_bos_eos_and_empty_texts():
+    tok = Tokenizer(add_eos=True)
+    tt = tok.encode(["", "   ", "Hi"])
+    assert tt[0] == ["xxbos", "xxeos"] and tt[1] == ["xxbos", "xxeos"]
+    assert tt[2] == ["xxbos", "xxmaj", "hi", "xxeos"]
+    assert tt.lengths.tolist() == [2, 2, 4]
+
+
+def test_decode_is_readable():
+    tok = Tokenizer()
+    text = "It's GREAT, isn't it? Soooo good!!!"
+    assert tok.decode(tok.tokenize(text)) == text
+    assert decode_words(["xxbos", "xxmaj", "a", "xxwrep", "3", "very", "long", "film", "."]) == "A very very very long film."
+
+
+def test_apply_rules_units():
+    assert apply_rules("McDonald") == ["mcdonald"]  # mixed case: lowered, no marker
+    assert apply_rules("TV") == ["xxup", "tv"]
+    assert apply_rules("...") == ["xxrep", "3", "."]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(alphabet="aAbB .!'\n<>br/", max_size=40), min_size=1, max_size=6))
+def test_batch_equals_one_by_one(texts):
+    # the corpus path (distinct chunks, vectorised expansion) must give what tokenizing each text alone gives
+    tok = Tokenizer()
+    tt = tok.encode(texts)
+    assert len(tt) == len(texts)
+    assert [tt[i] for i in range(len(texts))] == [Tokenizer().tokenize(t) for t in texts]
+
+
+def test_real_corpus(imdb):
+    tok = Tokenizer()
+    tt = tok.encode(imdb["text"])
+    assert len(tt) == 1000
+    first = tt.ids[tt.offsets[:-1]]
+    assert {tt.vocab[i] for i in first} == {"xxbos"}
+    assert not any(" " in t or "\t" in t for t in tt.vocab)
+    assert all(t == t.lower() for t in tt.vocab)
+    counts = dict(zip(tt.vocab, tt.counts()))
+    assert counts["xxmaj"] > 5000 and counts["xxup"] > 100 and counts["xxrep"] > 10
+    assert "<br" not in tt.vocab and "br" not in tt.vocab
+
+
+def test_bad_text_input():
+    tok = Tokenizer()
+    with pytest.raises(ValueError, match="row 1 is missing"):
+        tok.encode(pl.Series(["ok", None]))
+    with pytest.raises(TypeError, match="must hold strings"):
+        tok.encode(pl.Series([1, 2]))
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        tok.encode("just one text")
+    with pytest.raises(ValueError, match="mode="):
+        Tokenizer(mode="spacy")
+    with pytest.raises(ValueError, match="vocab_sz is only used"):
+        Tokenizer(vocab_sz=100)
+
+
+def test_non_utf8_file(tmp_path):
+    f = tmp_path / "bad review.txt"
+    f.write_bytes(b"great film \xff\xfe end")
+    with pytest.raises(ValueError, match=r"bad review\.txt.*not valid utf-8 at byte 11.*errors='replace'"):
+        read_text_file(f)
+    assert read_text_file(f, errors="replace") == "great film \ufffd\ufffd end"
+    assert read_text_file(f, errors="ignore") == "great film  end"
+    assert read_text_file(f, encoding="latin-1").endswith("end")
+    with pytest.raises(ValueError, match="errors="):
+        read_text_file(f, errors="skip")
+
+
+@pytest.mark.parametrize("mode", ["bpe", "unigram"])
+def test_subword_modes(imdb, mode):
+    texts = imdb["text"]
+    train = texts[:150]
+    tok = Tokenizer(mode, vocab_sz=400)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        tok.encode(train[:2])
+    tok.setup(train)
+    tt = tok.encode(texts[:50])
+    assert len(tt.vocab) <= 400
+    assert tt[0][0] == "xxbos" and any(p.startswith("\u2581") for p in tt[0])
+    # pieces decode to the same text as the word-level tokens
+    word = Tokenizer()
+    for i in range(5):
+        assert tok.decode(tt[i]) == word.decode(word.tokenize(texts[i]))
+    # deterministic training: same texts, same model
+    tok2 = Tokenizer(mode, vocab_sz=400)
+    tok2.setup(train)
+    assert tok2.encode(texts[:50])[7] == tt[7]
+    # fitted state is plain data and restores the same tokenizer
+    tok3 = Tokenizer.from_record(tok.to_record())
+    assert tok3.encode(texts[:3])[2] == tt[2]
+
+
+def test_numericalize_vocab_rules():
+    tok = Tokenizer()
+    texts = ["a film a film a film", "good film good film", "bad", "only in valid and valid"]
+    tt = tok.encode(texts)
+    num = Numericalize(min_freq=2)
+    num.setup(tt, np.array([0, 1, 2]))  # the last text is the validation split
+    v = num.vocab_
+    assert v[: len(SPECIAL_TOKENS)] == SPECIAL_TOKENS
+    assert v[len(SPECIAL_TOKENS):len(SPECIAL_TOKENS) + 3] == ["film", "a", "good"]  # by count, ties alphabetical
+    assert "valid" not in v and "bad" not in v  # validation-only token, and a token below min_freq
+    assert len(v) % 8 == 0 and v[-1] == "xxfake"
+    ids = num.encode(tt)
+    assert ids.type == pa.list_(pa.int32())
+    assert ids.to_pylist()[3][1:] == [0] * 5  # unknown tokens -> xxunk (0)
+    assert num.decode(ids.to_pylist()[0]) == tt[0]
+    small = Numericalize(min_freq=1, max_vocab=11)
+    small.setup(tt)
+    assert [t for t in small.vocab_ if t != "xxfake"] == SPECIAL_TOKENS + ["film", "a"]
+
+
+def test_numericalize_bad_vocab_and_params():
+    with pytest.raises(ValueError, match=r"missing the special tokens \['xxpad', 'xxbos'"):
+        Numericalize(vocab=["xxunk", "the", "a"])
+    with pytest.raises(ValueError, match="duplicate"):
+        Numericalize(vocab=SPECIAL_TOKENS + ["a", "a"])
+    with pytest.raises(ValueError, match="min_freq"):
+        Numericalize(min_freq=0)
+    with pytest.raises(ValueError, match="max_vocab"):
+        Numericalize(max_vocab=5)
+    num = Numericalize(vocab=SPECIAL_TOKENS + ["film"])
+    num.setup(Tokenizer().encode(["a film"]))
+    assert num.encode(["xxbos", "a", "film"]).to_pylist() == [[2, 0, 9]]
+    with pytest.raises(ValueError, match=r"ids must be in \[0, 10\)"):
+        num.decode([3, 10])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Numericalize().encode(["a"])
