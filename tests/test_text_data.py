@@ -1,0 +1,198 @@
+"""TextBlock through DataBlock on real data: classifier and language-model loaders, cache, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+import torch
+
+import pipekit.datasets as D
+from pipekit.data import (ArrayDataset, CategoryBlock, ColReader, ColSplitter, DataBlock, PipelineStepError,
+                          RandomSplitter, get_text_files, parent_label)
+from pipekit.data.splitters import GrandparentSplitter
+from pipekit.text import SPECIAL_TOKENS, LMDataLoader, SortedDataLoader, TextBlock, TextStore
+
+
+@pytest.fixture(scope="module")
+def imdb() -> pl.DataFrame:
+    return pl.read_csv(D.path("imdb_sample") / "texts.csv")
+
+
+def clas_block(tmp, **kw) -> DataBlock:
+    return DataBlock(blocks=(TextBlock.from_df("text", cache_dir=tmp, **kw), CategoryBlock), get_x=ColReader("text"),
+                     get_y=ColReader("label"), splitter=ColSplitter("is_valid"))
+
+
+def test_classifier_dataloaders(imdb, tmp_path):
+    dls = clas_block(tmp_path).dataloaders(imdb, bs=64, seed=0, num_workers=0)
+    assert dls.vocab == ["negative", "positive"]
+    tb = dls.blocks[0]
+    vocab = tb.vocab
+    assert vocab[: len(SPECIAL_TOKENS)] == SPECIAL_TOKENS and len(vocab) % 8 == 0 and tb.pad_idx == 1
+    assert len(dls.train.dataset) == 800 and len(dls.valid.dataset) == 200
+    x, y = dls.one_batch()
+    assert x.dtype == torch.int64 and x.shape[0] == 64 and y.shape == (64,)
+    lens = (x != 1).sum(1)
+    # pad first: every row ends with real tokens, and starts with xxbos right after its padding
+    assert (x[:, -1] != 1).all()
+    assert all(int(x[r, x.shape[1] - lens[r]]) == 2 for r in range(64))
+    assert x.shape[1] == int(lens.max())
+    # sorting keeps padding far below what random batches of the same size would have
+    store = dls.train.dataset.stores[0]
+    all_lens = store.lengths[dls.train.dataset.idxs]
+    rng = np.random.default_rng(0)
+    rand_pad = np.mean([1 - all_lens[b].sum() / (all_lens[b].max() * len(b))
+                        for b in np.array_split(rng.permutation(800), 12)])
+    assert dls.train.padding_fraction() < rand_pad / 2
+    # validation: sorted by length, longest first
+    vl = dls.valid.lengths
+    order = np.concatenate(dls.valid.batch_plan(0))
+    assert (np.diff(vl[order]) <= 0).all()
+    # decoding gives the text back
+    text, label = dls.valid.decode_batch(dls.valid.one_batch(), max_n=1)[0]
+    assert label in ("negative", "positive") and len(text) > 100
+
+
+def test_train_batches_shuffle_deterministically(imdb, tmp_path):
+    dls = clas_block(tmp_path).dataloaders(imdb, bs=32, seed=3, num_workers=0)
+    p0, p0b, p1 = dls.train.batch_plan(0), dls.train.batch_plan(0), dls.train.batch_plan(1)
+    assert all(np.array_equal(a, b) for a, b in zip(p0, p0b))
+    assert not all(np.array_equal(a, b) for a, b in zip(p0, p1))
+    flat = np.sort(np.concatenate(p0))
+    assert len(flat) == 800 and len(np.unique(flat)) == 800  # drop_last: 25 full batches cover all items
+    lens = dls.train.lengths
+    assert lens[p0[0]].max() == lens.max()  # the longest batch first
+
+
+def test_cache_hit_miss_and_corruption(imdb, tmp_path):
+    db = clas_block(tmp_path)
+    dls1 = db.dataloaders(imdb, bs=16, seed=0, num_workers=0)
+    assert dls1.blocks[0].from_cache_ is False
+    dls2 = clas_block(tmp_path).dataloaders(imdb, bs=16, seed=0, num_workers=0)
+    assert dls2.blocks[0].from_cache_ is True
+    s1, s2 = dls1.train.dataset.stores[0], dls2.train.dataset.stores[0]
+    assert s1.ids.equals(s2.ids) and dls1.blocks[0].vocab == dls2.blocks[0].vocab
+    # another setting, another entry
+    dls3 = clas_block(tmp_path, min_freq=5).dataloaders(imdb, bs=16, seed=0, num_workers=0)
+    assert dls3.blocks[0].from_cache_ is False and len(dls3.blocks[0].vocab) < len(dls1.blocks[0].vocab)
+    # changed texts, another entry
+    dls4 = clas_block(tmp_path).dataloaders(imdb.with_columns(pl.col("text") + " extra"), bs=16, seed=0,
+                                            num_workers=0)
+    assert dls4.blocks[0].from_cache_ is False
+    # a corrupt file is rebuilt, never trusted
+    for f in tmp_path.rglob("ids.arrow"):
+        f.write_bytes(b"garbage")
+    dls5 = clas_block(tmp_path).dataloaders(imdb, bs=16, seed=0, num_workers=0)
+    assert dls5.blocks[0].from_cache_ is False
+    assert dls5.train.dataset.stores[0].ids.equals(s1.ids)
+
+
+def test_lm_loader_streams(imdb, tmp_path):
+    db = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, seq_len=40, cache_dir=tmp_path),
+                   get_x=ColReader("text"), splitter=RandomSplitter(0.1, seed=42))
+    dls = db.dataloaders(imdb, bs=16, seed=0, num_workers=0)
+    dl = dls.valid
+    batches = list(dl)
+    assert len(batches) == len(dl)
+    x0, y0 = batches[0]
+    assert x0.shape == (16, 40) and torch.equal(x0[:, 1:], y0[:, :-1])
+    # row r of batch i+1 continues row r of batch i
+    x1, _ = batches[1]
+    assert torch.equal(x1[:, 0], y0[:, -1])
+    stream = torch.cat([b[0] for b in batches], 1)
+    store = dl.dataset.stores[0]
+    total = int(store.lengths[dl.dataset.idxs].sum())
+    assert stream.numel() == (total - 1) // 16 * 16
+    assert torch.equal(stream.reshape(-1)[: 200], torch.from_numpy(store.stream(dl.dataset.idxs)[:200]).long())
+    # training order changes per epoch, deterministically
+    tr = dls.train
+    a = tr.create_batch(tr.batch_plan(0)[0])[0]
+    assert torch.equal(a, tr.create_batch(tr.batch_plan(0)[0])[0])
+    assert not torch.equal(a, tr.create_batch(tr.batch_plan(1)[0])[0])
+    assert dls.blocks[0].kind == "text_lm"
+    text_x, text_y = dl.decode_batch(batches[0], max_n=1)[0]
+    assert isinstance(text_x, str) and len(text_x) > 20
+
+
+def test_text_longer_than_any_batch(tmp_path):
+    ids = pa.array([list(range(2, 1002)), [2, 5, 6]], pa.list_(pa.int32()))
+    dl = LMDataLoader(ArrayDataset([TextStore(ids)]), bs=4, seq_len=50, device="cpu", num_workers=0)
+    xs = [b[0] for b in dl]
+    assert len(xs) == len(dl) == 5 and xs[0].shape == (4, 50)
+    with pytest.raises(ValueError, match="lower bs"):
+        LMDataLoader(ArrayDataset([TextStore(pa.array([[2, 3, 4]], pa.list_(pa.int32())))]), bs=4, device="cpu")
+    # the classifier keeps the end of a text longer than max_len
+    store = TextStore(ids, pad_idx=1, max_len=10)
+    batch = store.gather(np.array([0, 1]))
+    assert batch.shape == (2, 10) and batch[0].tolist() == list(range(992, 1002))
+    assert batch[1].tolist() == [1] * 7 + [2, 5, 6]
+
+
+def test_reuse_vocab_test_dl_and_unknowns(imdb, tmp_path):
+    lm = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, cache_dir=tmp_path), get_x=ColReader("text"),
+                   splitter=RandomSplitter(0.1, seed=1)).dataloaders(imdb, bs=16, seed=0, num_workers=0)
+    lm_vocab = lm.blocks[0].vocab
+    dls = clas_block(tmp_path, vocab=lm_vocab).dataloaders(imdb, bs=16, seed=0, num_workers=0)
+    assert dls.blocks[0].vocab == lm_vocab
+    tdl = dls.test_dl(pl.DataFrame({"text": ["Zxqwv blorfs the movie", ""]}))
+    (x,) = tdl.one_batch()
+    row = x[0][x[0] != 1].tolist()
+    assert row[:4] == [2, 8, 0, 0] and lm_vocab[row[-1]] == "movie"
+    assert x[1][x[1] != 1].tolist() == [2]  # an empty text is just xxbos
+
+
+def test_unseen_label_and_null_text(imdb, tmp_path):
+    bad = imdb.with_columns(pl.when(pl.col("is_valid") & (pl.int_range(pl.len()) % 50 == 0))
+                            .then(pl.lit("neutral")).otherwise(pl.col("label")).alias("label"))
+    with pytest.raises(PipelineStepError, match="neutral.*not in the training labels"):
+        clas_block(tmp_path).dataloaders(bad, bs=16, seed=0)
+    nulls = imdb.with_columns(pl.when(pl.int_range(pl.len()) == 7).then(None).otherwise(pl.col("text")).alias("text"))
+    with pytest.raises((PipelineStepError, ValueError), match="7"):
+        clas_block(tmp_path).dataloaders(nulls, bs=16, seed=0)
+
+
+def test_several_text_columns(tmp_path):
+    df = pl.DataFrame({"title": ["Great", "Awful"] * 8, "body": ["loved it", "hated it"] * 8,
+                       "label": ["pos", "neg"] * 8, "is_valid": [False] * 12 + [True] * 4})
+    db = DataBlock(blocks=(TextBlock.from_df(["title", "body"], min_freq=1, cache_dir=False), CategoryBlock),
+                   get_x=ColReader(["title", "body"]), get_y=ColReader("label"), splitter=ColSplitter("is_valid"))
+    dls = db.dataloaders(df, bs=4, seed=0, num_workers=0)
+    v = dls.blocks[0].vocab
+    x = dls.train.dataset.stores[0].item(0).tolist()
+    assert [v[i] for i in x] == ["xxbos", "xxfld", "1", "xxmaj", "great", "xxfld", "2", "loved", "it"]
+
+
+def test_from_folder_and_bad_file(tmp_path):
+    for split in ("train", "valid"):
+        for label, words in (("pos", "wonderful lovely"), ("neg", "awful boring")):
+            d = tmp_path / split / label
+            d.mkdir(parents=True)
+            for i in range(3):
+                (d / f"{i}.txt").write_text(f"A {words} film number {i}.")
+    db = DataBlock(blocks=(TextBlock.from_folder(tmp_path, min_freq=1, cache_dir=False), CategoryBlock),
+                   get_items=get_text_files, get_y=parent_label, splitter=GrandparentSplitter())
+    dls = db.dataloaders(tmp_path, bs=2, seed=0, num_workers=0)
+    assert dls.vocab == ["neg", "pos"] and "wonderful" in dls.blocks[0].vocab
+    (tmp_path / "train" / "pos" / "broken.txt").write_bytes(b"caf\xe9 ok")
+    with pytest.raises(PipelineStepError, match=r"broken\.txt: not valid utf-8 at byte 3"):
+        db.dataloaders(tmp_path, bs=2, seed=0)
+    db_replace = DataBlock(blocks=(TextBlock.from_folder(tmp_path, min_freq=1, errors="replace", cache_dir=False),
+                                   CategoryBlock), get_items=get_text_files, get_y=parent_label,
+                           splitter=GrandparentSplitter())
+    assert len(db_replace.dataloaders(tmp_path, bs=2, seed=0, num_workers=0).train.dataset) == 7
+
+
+def test_block_parameter_validation():
+    with pytest.raises(ValueError, match="seq_len"):
+        TextBlock.from_df("text", seq_len=1)
+    with pytest.raises(ValueError, match="errors="):
+        TextBlock.from_folder(errors="skip")
+    with pytest.raises(ValueError, match="text_cols"):
+        TextBlock.from_df([])
+    with pytest.raises(TypeError, match="Tokenizer"):
+        TextBlock.from_df("text", tok="spacy")
+    with pytest.raises(ValueError, match="missing the special tokens"):
+        TextBlock.from_df("text", vocab=["the", "a"])
+    with pytest.raises(ValueError, match="chunk_mult"):
+        SortedDataLoader(ArrayDataset([TextStore(pa.array([[2]], pa.list_(pa.int32())))]), chunk_mult=0)
