@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -79,7 +81,10 @@ def test_export_then_load_in_fresh_process_gives_identical_predictions(trained):
         "label, idx, probs = learn.predict(items.row(3, named=True))\n"
         "print(json.dumps({'label': label, 'idx': int(idx), 'modules': sorted(m for m in sys.modules if m.startswith('pipekit.'))}))\n"
     )
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    repo = str(Path(__file__).resolve().parents[1])  # this checkout, whatever the installed copy is
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
+                         cwd=str(out))
     assert res.returncode == 0, res.stderr[-3000:]
     info = json.loads(res.stdout.strip().splitlines()[-1])
     fresh = np.load(out / "preds.npy")

@@ -198,8 +198,12 @@ def _ckpt_path(learn: Any, name: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True) -> Path:
-    """See ``Learner.save``."""
+    """See ``Learner.save``. Under torchrun only rank 0 writes (the others return the path)."""
+    from pipekit.learn.distributed import is_main_process
+
     path = _ckpt_path(learn, name)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {
         "format": "pipekit-checkpoint",

@@ -399,6 +399,17 @@ class Learner:
 
         return tta(self, ds_idx, dl, n, beta, use_max)
 
+    # ------------------------------------------------------------------ several processes
+    def distributed(self, backend: str | None = None, sync_bn: bool = True,
+                    find_unused_parameters: bool = False) -> contextlib.AbstractContextManager:
+        """Context for ``torchrun``: DDP model, each process reading its own shard of training batches.
+
+        ``with learn.distributed(): learn.fit_one_cycle(5, 1e-3)``; does nothing outside torchrun.
+        Backend: 'nccl' on CUDA, 'gloo' on CPU. ``sync_bn`` syncs batch-norm statistics on CUDA."""
+        from pipekit.learn.distributed import distributed_context
+
+        return distributed_context(self, backend, sync_bn, find_unused_parameters)
+
     # ------------------------------------------------------------------ persistence (see export.py)
     def save(self, name: str, with_opt: bool = True) -> Path:
         """Checkpoint to ``path/model_dir/name.pth``: weights, optimiser state, epoch and RNG state."""

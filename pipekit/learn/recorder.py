@@ -207,7 +207,10 @@ class ProgressCallback(Callback):
         from pipekit.data.progress import progress_bar
 
         self._header_done = False
-        self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table
+        from pipekit.learn.distributed import is_main_process
+
+        # one table for the job, not one per process
+        self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table or not is_main_process()
         learn = self.learn
         learn.batch_wrapper = lambda dl: progress_bar(dl, total=len(dl),
                                                       description=f"epoch {learn.epoch + 1}/{learn.n_epoch} "
