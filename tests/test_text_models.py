@@ -1,0 +1,161 @@
+"""AWD_LSTM, the ULMFiT learners, encoder transfer with vocab alignment, generation (small and fast)."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+import pipekit.datasets as D
+from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, RandomSplitter, set_seed
+from pipekit.learn import accuracy, perplexity
+from pipekit.text import TextBlock
+from pipekit.text.learner import language_model_learner, match_embeddings, text_classifier_learner
+from pipekit.text.models import AWD_LSTM, get_language_model, get_text_classifier
+
+SMALL = dict(emb_sz=24, n_hid=48, n_layers=2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # the test machine is shared: one thread avoids oversubscription stalls
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def imdb() -> pl.DataFrame:
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
+    return pl.concat([df.filter(~pl.col("is_valid")).head(160), df.filter(pl.col("is_valid")).head(40)])
+
+
+@pytest.fixture(scope="module")
+def dls_lm(imdb, tmp_path_factory):
+    db = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, seq_len=36,
+                                            cache_dir=tmp_path_factory.mktemp("cache")),
+                   get_x=ColReader("text"), splitter=RandomSplitter(0.1, seed=0))
+    return db.dataloaders(imdb, bs=16, seed=0, num_workers=0)
+
+
+def clas_dls(imdb, vocab=None, min_freq=3):
+    db = DataBlock(blocks=(TextBlock.from_df("text", vocab=vocab, min_freq=min_freq, cache_dir=False), CategoryBlock),
+                   get_x=ColReader("text"), get_y=ColReader("label"), splitter=ColSplitter("is_valid"))
+    return db.dataloaders(imdb, bs=32, seed=0, num_workers=0)
+
+
+def test_awd_lstm_state_dropout_and_tying():
+    torch.manual_seed(0)
+    enc = AWD_LSTM(50, 8, 16, 2)
+    lm = get_language_model(enc)
+    assert lm[1].decoder.weight is enc.encoder.weight
+    x = torch.randint(2, 50, (3, 12))
+    lm.eval()
+    full = lm(x)[0]
+    lm.reset()
+    first, second = lm(x[:, :5])[0], lm(x[:, 5:])[0]  # the hidden state carries over between calls
+    assert torch.allclose(torch.cat([first, second], 1), full, atol=1e-5)
+    lm.reset()
+    assert torch.allclose(lm(x)[0], full, atol=1e-6)
+    lm.train()
+    lm.reset()
+    a = lm(x)[0]
+    lm.reset()
+    assert not torch.allclose(a, lm(x)[0])  # dropouts (incl. the dropped hidden weights) act in training
+    a.sum().backward()
+    assert enc.rnns[0].lstm.weight_hh_l0.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="emb_sz"):
+        AWD_LSTM(50, emb_sz=0)
+    with pytest.raises(ValueError, match="weight_p"):
+        AWD_LSTM(50, weight_p=1.0)
+
+
+def test_classifier_ignores_batch_order_and_padding():
+    torch.manual_seed(0)
+    clf = get_text_classifier(AWD_LSTM(60, 8, 16, 2), n_class=3, seq_len=4).eval()
+    x = torch.tensor([[1, 1, 1, 1, 1, 1, 2, 7, 9], [2, 3, 4, 5, 6, 7, 8, 9, 10], [1, 1, 1, 2, 5, 6, 7, 8, 9]])
+    out = clf(x)
+    assert torch.allclose(clf(x[[2, 0, 1]]), out[[2, 0, 1]], atol=1e-6)
+    # a text alone gives what it gives inside a padded batch when its start lines up with a window
+    assert torch.allclose(clf(x[1:2]), out[1:2], atol=1e-5)
+    assert torch.isfinite(clf(torch.ones(2, 5, dtype=torch.long))).all()  # all-padding rows do not give NaN
+
+
+def test_match_embeddings_alignment():
+    w = torch.arange(6.0).reshape(3, 2)
+    new = match_embeddings(w, ["a", "b", "c"], ["c", "z", "a"])
+    assert new[0].tolist() == [4.0, 5.0] and new[2].tolist() == [0.0, 1.0]
+    assert new[1].tolist() == w.mean(0).tolist()
+    with pytest.raises(ValueError, match="rows"):
+        match_embeddings(w, ["a"], ["a"])
+
+
+def test_language_model_learner_fit_predict_and_encoder_transfer(dls_lm, imdb, tmp_path):
+    set_seed(0)
+    learn = language_model_learner(dls_lm, AWD_LSTM, config=SMALL, drop_mult=0.3,
+                                   metrics=[accuracy, perplexity], path=tmp_path)
+    before = learn.validate()[0]
+    learn.fit_one_cycle(1, 3e-2)
+    after = learn.validate()[0]
+    assert after < before  # the LM learned something in one epoch
+    names = [m.name for m in learn.metrics]
+    assert names == ["accuracy", "perplexity"]
+    gen = learn.predict("This movie was", n_words=8, temperature=0.7, seed=1)
+    assert gen.startswith("This movie was") and len(gen.split()) > 3
+    assert gen == learn.predict("This movie was", n_words=8, temperature=0.7, seed=1)
+    f = learn.save_encoder("enc")
+    assert f.exists() and f.suffix == ".safetensors"
+
+    # a classifier with its own (different) vocab: shared tokens keep their trained rows
+    dls = clas_dls(imdb, min_freq=2)
+    assert dls.blocks[0].vocab != dls_lm.blocks[0].vocab
+    clf = text_classifier_learner(dls, AWD_LSTM, config=SMALL, drop_mult=0.5, metrics=accuracy, path=tmp_path)
+    clf.load_encoder("enc")
+    lm_w, clf_w = learn.encoder.encoder.weight, clf.encoder.encoder.weight
+    lm_v, clf_v = dls_lm.blocks[0].vocab, dls.blocks[0].vocab
+    tok = next(t for t in clf_v[20:] if t in lm_v)
+    assert torch.equal(clf_w[clf_v.index(tok)], lm_w[lm_v.index(tok)])
+    assert torch.equal(clf.encoder.rnns[1].lstm.weight_ih_l0, learn.encoder.rnns[1].lstm.weight_ih_l0)
+    # load_encoder froze all but the head; gradual unfreezing opens one more group at a time
+    groups = clf.splitter(clf.model)
+    assert len(groups) == SMALL["n_layers"] + 2
+
+    def trainable():
+        return [all(p.requires_grad for p in g) for g in groups]
+
+    assert trainable() == [False, False, False, True]
+    clf.fit_one_cycle(1, 2e-2)
+    clf.freeze_to(-2)
+    assert trainable() == [False, False, True, True]
+    clf.fit_one_cycle(1, slice(1e-2 / (2.6**4), 1e-2))
+    clf.unfreeze()
+    assert trainable() == [True, True, True, True]
+    label, idx, probs = clf.predict("An awful, boring movie. I hated it.")
+    assert label in ("negative", "positive") and probs.shape == (2,) and abs(float(probs.sum()) - 1) < 1e-5
+    preds, targs = clf.get_preds()
+    assert preds.shape == (40, 2) and targs.shape == (40,)
+    # an encoder of another size is refused with the saved config in the message
+    other = text_classifier_learner(dls, AWD_LSTM, config=dict(emb_sz=24, n_hid=32, n_layers=2), path=tmp_path)
+    with pytest.raises(ValueError, match="do not match"):
+        other.load_encoder("enc")
+    with pytest.raises(FileNotFoundError, match="save_encoder"):
+        other.load_encoder("missing")
+
+
+def test_learner_bad_input(dls_lm, imdb):
+    dls = clas_dls(imdb)
+    with pytest.raises(ValueError, match="language-model data"):
+        language_model_learner(dls, AWD_LSTM)
+    with pytest.raises(ValueError, match="classification data"):
+        text_classifier_learner(dls_lm, AWD_LSTM)
+    with pytest.raises(ValueError, match="arch="):
+        language_model_learner(dls_lm, "GPT2")
+    with pytest.raises(ValueError, match="unknown keys"):
+        text_classifier_learner(dls, AWD_LSTM, config=dict(emb=10))
+    with pytest.raises(ValueError, match="drop_mult"):
+        text_classifier_learner(dls, AWD_LSTM, drop_mult=-1)
+    learn = language_model_learner(dls_lm, AWD_LSTM, config=SMALL)
+    with pytest.raises(ValueError, match="temperature"):
+        learn.predict("a", temperature=0)
+    assert np.isfinite(learn.validate()[0])
