@@ -7,6 +7,9 @@ from pipekit.vision.augment import AugmentPlan, map_points, sample_plan, warp_cv
 from pipekit.vision.blocks import ImageBlock, MaskBlock, PointBlock, image_paths_with
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, verify_images
+from pipekit.vision.learner import PixelAccuracy, load_body_weights, pixel_accuracy, unet_learner, vision_learner
+from pipekit.vision.models import (UNet, XResNet, create_head, simple_cnn, unet, vision_model, xresnet18, xresnet34,
+                                   xresnet50)
 from pipekit.vision.presize import CropPad, RandomResizedCrop, Resize
 from pipekit.vision.transforms import (BatchAugment, IntToFloat, Normalize, aug_transforms, imagenet_stats,
                                        mnist_stats)
@@ -16,4 +19,6 @@ __all__ = [
     "MaskBlock", "Normalize", "PointBlock", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
     "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
+    "PixelAccuracy", "UNet", "XResNet", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
+    "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
 ]
