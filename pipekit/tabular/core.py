@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -246,10 +247,35 @@ class Tabular:
         train_idx, valid_idx, self.has_valid = _resolve_splits(splits, items)
         mask = np.zeros(len(items), dtype=bool)
         mask[train_idx] = True
-        self.frame = self.processor.fit_transform(items, mask)
+        self._attach(self.processor.fit_transform(items, mask), train_idx, valid_idx)
+
+    def _attach(self, frame: pl.DataFrame, train_idx: np.ndarray, valid_idx: np.ndarray) -> None:
+        self.frame = frame
         self.train_idx, self.valid_idx = train_idx, valid_idx
         self.train = TabularSplit(self.frame, self.processor, train_idx, "train")
         self.valid = TabularSplit(self.frame, self.processor, valid_idx, "valid")
+
+    @classmethod
+    def from_processed(cls, path: str | os.PathLike, processor: TabularProcessor | None = None) -> Tabular:
+        """Load a table written by ``process_to_parquet`` (already processed; split by its ``is_valid`` column).
+
+        The fitted state is read from ``<path>.state.json`` unless ``processor`` is given.
+        """
+        p = Path(path)
+        if processor is None:
+            sp = p.with_suffix(".state.json")
+            if not sp.exists():
+                raise FileNotFoundError(f"Tabular.from_processed: no state file {str(sp)!r}; pass processor=.")
+            processor = TabularProcessor.from_state(json.loads(sp.read_text()))
+        frame = pl.read_parquet(p)
+        if "is_valid" not in frame.columns:
+            raise KeyError(f"Tabular.from_processed: {str(p)!r} has no 'is_valid' column; write it with process_to_parquet.")
+        valid = frame["is_valid"].to_numpy()
+        obj = cls.__new__(cls)
+        obj.processor = processor
+        obj.has_valid = bool(valid.any())
+        obj._attach(frame.drop("is_valid"), np.flatnonzero(~valid), np.flatnonzero(valid))
+        return obj
 
     # Names and fitted vocabularies, as the models and ensembles read them.
     @property

@@ -179,13 +179,15 @@ class TabularProcessor:
         self._check_unseen_labels(items, out)
         return out
 
-    def fit_lazy(self, frame: pl.LazyFrame, train: pl.Expr | None = None) -> pl.LazyFrame:
-        """Fit on a lazy scan (each statistic is a streaming aggregation); return the processing query."""
+    def fit_lazy(self, frame: pl.LazyFrame, train: pl.Expr | None = None, keep: Sequence[str] = ()) -> pl.LazyFrame:
+        """Fit on a lazy scan (each statistic is a streaming aggregation); return the processing query.
+
+        ``keep`` names extra raw columns to pass through (e.g. a split flag)."""
         if not isinstance(frame, pl.LazyFrame):
             raise TypeError(f"fit_lazy: expected a polars LazyFrame, got {type(frame).__name__}.")
         self.check_columns(frame.collect_schema().names(), where="fit_lazy")
         out = self._fit(frame, pl.lit(True) if train is None else train)
-        return out.select(self._out_columns(out.collect_schema().names()))
+        return out.select(self._out_columns(out.collect_schema().names()) + list(keep))
 
     def _out_columns(self, available: Sequence[str]) -> list[str]:
         return self.cat_names_ + self.cont_names_ + [c for c in self.y_names if c in available]

@@ -1,0 +1,132 @@
+"""Date parts, cont/cat splitting, dtype shrinking and the out-of-core Parquet path, on real data."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from pipekit.data.splitters import RandomSplitter, TimeSplitter
+from pipekit.tabular import Tabular
+from pipekit.tabular.dates import add_datepart, cont_cat_split, df_shrink
+from pipekit.tabular.stream import process_to_parquet
+
+CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+CONT = ["age", "fnlwgt", "education-num"]
+
+
+def data_path(name: str) -> Path:
+    try:
+        from pipekit.datasets import path
+        return Path(path(name))
+    except ImportError:
+        return Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data")) / name
+
+
+@pytest.fixture(scope="module")
+def rossmann() -> pl.DataFrame:
+    return pl.read_csv(data_path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.String})
+
+
+def test_add_datepart_matches_pandas_calendar(rossmann):
+    out = add_datepart(rossmann, "Date", drop=False)
+    s = pd.to_datetime(pd.Series(rossmann["Date"].to_list()))
+    assert out["Year"].to_list() == s.dt.year.tolist()
+    assert out["Week"].to_list() == s.dt.isocalendar().week.astype(int).tolist()
+    assert out["Dayofweek"].to_list() == s.dt.day_of_week.tolist()
+    assert out["Dayofyear"].to_list() == s.dt.day_of_year.tolist()
+    for ours, theirs in (("Is_month_end", "is_month_end"), ("Is_month_start", "is_month_start"),
+                         ("Is_quarter_end", "is_quarter_end"), ("Is_quarter_start", "is_quarter_start"),
+                         ("Is_year_end", "is_year_end"), ("Is_year_start", "is_year_start")):
+        assert out[ours].to_list() == getattr(s.dt, theirs).tolist(), ours
+    secs = (s - pd.Timestamp("1970-01-01")).dt.total_seconds().astype("int64")
+    assert out["Elapsed"].to_list() == secs.tolist()
+    assert "Date" not in add_datepart(rossmann.head(5), "Date").columns
+
+
+def test_add_datepart_prefix_time_nulls_and_errors():
+    df = pl.DataFrame({"saledate": ["2020-02-29 13:45:10", None]})
+    out = add_datepart(df, "saledate", time=True)
+    assert out.columns[:2] == ["saleYear", "saleMonth"] and "saleHour" in out.columns
+    assert out.row(0, named=True)["saleHour"] == 13 and out.row(0, named=True)["saleSecond"] == 10
+    assert out["saleYear"].to_list() == [2020, None]
+    with pytest.raises(ValueError, match=r"'when'.*'soon' at row 1"):
+        add_datepart(pl.DataFrame({"when": ["2020-01-01", "soon"]}), "when")
+    with pytest.raises(KeyError, match="'Datum'"):
+        add_datepart(df, "Datum")
+    with pytest.raises(TypeError, match="expected a date"):
+        add_datepart(pl.DataFrame({"d": [1.5]}), "d")
+    pdf = pd.DataFrame({"Date": pd.to_datetime(["2021-12-31"])})
+    assert add_datepart(pdf, "Date")["Is_year_end"].to_list() == [True]
+
+
+def test_cont_cat_split_and_df_shrink(rossmann):
+    df = add_datepart(rossmann.with_columns(pl.col("Date").str.to_date()), "Date", drop=False)
+    cont, cat = cont_cat_split(df, max_card=20, dep_var="Sales")
+    assert "Sales" not in cont + cat and "Date" not in cont + cat
+    assert {"Customers", "Elapsed", "Store"} <= set(cont)  # 100 stores > max_card
+    assert {"DayOfWeek", "StateHoliday", "Promo", "Is_month_end", "Month"} <= set(cat)
+    assert "Store" in cont_cat_split(df, max_card=200, dep_var="Sales")[1]
+    small = df_shrink(df)
+    assert small["Store"].dtype == pl.Int16 and small["DayOfWeek"].dtype == pl.Int8
+    assert small["StateHoliday"].dtype == pl.Categorical and small["Sales"].dtype == pl.Int32
+    assert df_shrink(df, int2uint=True)["DayOfWeek"].dtype == pl.UInt8
+    assert small.estimated_size() < df.estimated_size() / 2
+    assert small["Sales"].cast(pl.Int64).equals(df["Sales"])
+    with pytest.raises(ValueError, match="max_card"):
+        cont_cat_split(df, max_card=0)
+
+
+def test_tabular_with_time_split(rossmann):
+    df = add_datepart(rossmann.head(20000), "Date", drop=False)
+    tab = Tabular(df, cat_names=["Store", "DayOfWeek", "StateHoliday", "Month"], cont_names=["Elapsed"],
+                  y_names="Sales", splits=TimeSplitter("Date", "2015-07-01"))
+    dates = df["Date"].to_numpy()
+    assert (dates[tab.valid_idx] >= "2015-07-01").all() and (dates[tab.train_idx] < "2015-07-01").all()
+    assert tab.y_kind == "regression"
+
+
+def test_process_to_parquet_matches_in_memory(tmp_path):
+    src = data_path("adult_sample") / "adult.csv"
+    out = tmp_path / "adult_processed.parquet"
+    proc = process_to_parquet(src, out, cat_names=CAT, cont_names=CONT, y_names="salary", valid_pct=0.2, seed=42)
+    assert (tmp_path / "adult_processed.state.json").exists()
+    tab = Tabular.from_processed(out)
+    n = len(tab.train) + len(tab.valid)
+    assert n == 32561 and 0.18 < len(tab.valid) / n < 0.22
+    assert proc.cat_names_ == tab.cat_names == CAT + ["education-num_na"]
+    # the same split in memory gives exactly the same processed table
+    ref = Tabular(src, cat_names=CAT, cont_names=CONT, y_names="salary", splits=(tab.train_idx, tab.valid_idx))
+    assert ref.frame.equals(tab.frame)
+    assert ref.classes == tab.classes
+    # and the loaded processor handles new data like the in-memory one
+    new = pl.read_csv(src).head(20)
+    assert tab.new(new).xs.equals(ref.new(new).xs)
+    # the same seed gives the same split
+    process_to_parquet(src, tmp_path / "again.parquet", cat_names=CAT, cont_names=CONT, y_names="salary",
+                       valid_pct=0.2, seed=42)
+    assert (Tabular.from_processed(tmp_path / "again.parquet").valid_idx == tab.valid_idx).all()
+
+
+def test_process_to_parquet_expression_split_and_errors(tmp_path, rossmann):
+    src = tmp_path / "ross.parquet"
+    add_datepart(rossmann, "Date", drop=False).write_parquet(src)
+    out = tmp_path / "ross_proc.parquet"
+    process_to_parquet(src, out, cat_names=["Store", "StateHoliday"], cont_names=["Elapsed"], y_names="Sales",
+                       valid=pl.col("Date") >= "2015-07-01")
+    tab = Tabular.from_processed(out)
+    assert len(tab.valid) == int((rossmann["Date"] >= "2015-07-01").sum())
+    with pytest.raises(ValueError, match="out_path must end in .parquet"):
+        process_to_parquet(src, tmp_path / "x.csv", cat_names=["Store"], y_names="Sales")
+    with pytest.raises(ValueError, match="either valid= .* or valid_pct"):
+        process_to_parquet(src, out, cat_names=["Store"], y_names="Sales", valid=pl.lit(True), valid_pct=0.2)
+    with pytest.raises(KeyError, match="'Shop'"):
+        process_to_parquet(src, out, cat_names=["Shop"], y_names="Sales")
+    nulls = tmp_path / "nulls.parquet"
+    rossmann.with_columns(pl.when(pl.col("Store") == 11).then(None).otherwise(pl.col("Sales")).alias("Sales")) \
+        .write_parquet(nulls)
+    with pytest.raises(ValueError, match="'Sales'"):
+        process_to_parquet(nulls, out, cat_names=["Store"], y_names="Sales")
+    assert np.isfinite(tab.train.conts.to_numpy()).all()
