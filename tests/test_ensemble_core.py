@@ -178,3 +178,15 @@ def test_stacking_fits_members_and_is_reproducible(splits, tmp_path):
     assert passthrough.meta_model_.feature_names_ == [f"m{j}" for j in range(1 + len(tr.xs.columns))]
     with pytest.raises(ValueError, match="n_folds must be"):
         StackingEnsemble([RandomForest("classification")], n_folds=1)
+
+
+def test_members_named_by_dict(splits, tmp_path):
+    tr, va = splits
+    forest = RandomForest("classification", n_estimators=5, n_jobs=1, oob_score=False).fit(tr)
+    boost = GBM("classification", n_estimators=30, learning_rate=0.2, n_jobs=1).fit(tr)
+    ens = WeightedEnsemble({"forest": forest, "boost": boost}, n_iter=5).fit(va)
+    assert ens.report_["model"].to_list()[:2] == ["0:forest", "1:boost"]
+    back = load_model(ens.export(tmp_path / "named.npz"))
+    assert [m.name for m in back.members] == ["forest", "boost"]
+    with pytest.raises(ValueError, match="non-empty list of models or a dict"):
+        MeanEnsemble(forest)

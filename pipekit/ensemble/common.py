@@ -17,6 +17,20 @@ def member_name(member: Any, i: int) -> str:
     return f"{i}:{getattr(member, 'name', None) or type(member).__name__}"
 
 
+def as_member_list(members: Any) -> list:
+    """Members as a list; a dict ``{name: model}`` names its models for reports and error messages."""
+    if isinstance(members, dict):
+        for name, m in members.items():
+            try:
+                m.name = str(name)
+            except AttributeError as e:  # a model class that refuses new attributes keeps its class name
+                raise TypeError(f"member {name!r} ({type(m).__name__}) cannot take a name") from e
+        return list(members.values())
+    if isinstance(members, (str, bytes)) or not isinstance(members, Sequence):
+        raise ValueError("members must be a non-empty list of models or a dict {name: model}")
+    return list(members)
+
+
 def check_members(members: Sequence[Any], check_columns: bool = True, fitted: bool = True) -> tuple[str, Any]:
     """Validate that ``members`` can be combined; returns ``(task, classes)`` (classes sorted by label)."""
     if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or len(members) == 0:

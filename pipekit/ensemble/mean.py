@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.ensemble.common import EnsembleBase, check_members, encode_targets, member_predictions
+from pipekit.ensemble.common import EnsembleBase, as_member_list, check_members, encode_targets, member_predictions
 from pipekit.models.base import TabularData, register
 
 
@@ -19,9 +19,9 @@ class MeanEnsemble(EnsembleBase):
     """Plain (or fixed-weight) average of fitted members. ``fit(data)`` checks the members against the data
     and records the report; prediction needs no fitting beyond that."""
 
-    def __init__(self, members: Sequence[Any], weights: Sequence[float] | None = None, metric: Any = None,
+    def __init__(self, members: Sequence[Any] | dict[str, Any], weights: Sequence[float] | None = None, metric: Any = None,
                  check_columns: bool = True):
-        self.members = list(members)
+        self.members = as_member_list(members)
         self.task, self.classes_ = check_members(self.members, check_columns=check_columns)
         if weights is None:
             w = np.full(len(self.members), 1.0 / len(self.members))

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.common import (EnsembleBase, align_classes, check_members, encode_targets, member_name,
+from pipekit.ensemble.common import (EnsembleBase, align_classes, as_member_list, check_members, encode_targets, member_name,
                                      member_predictions, validate_prediction)
 from pipekit.models.base import TabularData, as_data, object_from_state, register, state_to_file, unnest
 from pipekit.models.sklearn_adapter import SklearnModel
@@ -36,9 +36,9 @@ class StackingEnsemble(EnsembleBase):
     Fitted: ``members_`` (refitted members), ``meta_model_``, ``oob_predictions_``, ``report_`` (on valid).
     """
 
-    def __init__(self, members: Sequence[Any], meta: Any = None, n_folds: int = 5, passthrough: bool = False,
+    def __init__(self, members: Sequence[Any] | dict[str, Any], meta: Any = None, n_folds: int = 5, passthrough: bool = False,
                  metric: Any = None, seed: int = 0):
-        self.templates = list(members)
+        self.templates = as_member_list(members)
         self.task, _ = check_members(self.templates, fitted=False)
         for i, m in enumerate(self.templates):
             if not hasattr(m, "clone"):
@@ -100,12 +100,13 @@ class StackingEnsemble(EnsembleBase):
         for i, f in progress_bar(jobs, total=len(jobs), description="stacking folds"):
             tr_idx, va_idx = folds[f]
             m = self.templates[i].clone().fit(d.take(tr_idx), d.take(va_idx))
+            m.name = getattr(self.templates[i], "name", None)
             p = np.asarray(m.predict(d.take(va_idx)), dtype=np.float64)
             if k:
                 p = align_classes(p, m.classes_, self.classes_)
             oof[i, va_idx] = validate_prediction(p, len(va_idx), member_name(m, i), self.task, k)
         self.oob_predictions_ = oof
-        self.members = [t.clone().fit(d, v) for t in self.templates]
+        self.members = [_named(t.clone().fit(d, v), t) for t in self.templates]
         self.members_ = self.members
         check_members(self.members)
         meta = SklearnModel(self.meta if self.meta is not None else _default_meta(self.task), self.task)
@@ -150,3 +151,8 @@ def _frame(feats: np.ndarray):
     import polars as pl
 
     return pl.DataFrame({f"m{j}": feats[:, j] for j in range(feats.shape[1])})
+
+
+def _named(model: Any, template: Any) -> Any:
+    model.name = getattr(template, "name", None)
+    return model

@@ -68,7 +68,6 @@ class TorchTabular(Backend):
         return frame.with_columns(pl.Series(p.y_names[0], y))
 
     def fit(self, train: Any, valid: Any = None) -> "TorchTabular":
-        import torch
 
         from pipekit.data.seed import set_seed
         from pipekit.tabular.loaders import tabular_dataloaders

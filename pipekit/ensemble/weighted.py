@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.ensemble.common import (EnsembleBase, check_members, encode_targets, member_name, member_predictions,
+from pipekit.ensemble.common import (EnsembleBase, as_member_list, check_members, encode_targets, member_name, member_predictions,
                                      validate_prediction)
 from pipekit.models.base import TabularData, get_metric, register
 from pipekit.models.base import _log_loss as log_loss
@@ -31,8 +31,8 @@ class WeightedEnsemble(EnsembleBase):
     ``scores_`` (score after each step), ``best_member_``, ``report_``.
     """
 
-    def __init__(self, members: Sequence[Any], metric: Any = None, n_iter: int = 50, check_columns: bool = True):
-        self.members = list(members)
+    def __init__(self, members: Sequence[Any] | dict[str, Any], metric: Any = None, n_iter: int = 50, check_columns: bool = True):
+        self.members = as_member_list(members)
         self.task, self.classes_ = check_members(self.members, check_columns=check_columns)
         if not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
             raise ValueError(f"n_iter must be an int >= 1, got {n_iter!r}")

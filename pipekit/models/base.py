@@ -397,6 +397,7 @@ class Backend:
 
     _param_names: tuple[str, ...] = ()
     task: str
+    name: str | None = None  # display name in ensemble reports and error messages (set freely)
 
     # -- params ---------------------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -509,7 +510,7 @@ class Backend:
         self._check_fitted()
         meta = {"params": to_jsonable(self.get_params()), "feature_names": self.feature_names_,
                 "cat_features": self.cat_features_, "procs_signature": self.procs_signature_,
-                "y_name": self.y_name_}
+                "y_name": self.y_name_, "name": self.name}
         if self.task == "classification":
             meta["classes"] = to_jsonable(self.classes_)
         return meta
@@ -519,6 +520,8 @@ class Backend:
         self.cat_features_ = list(meta["cat_features"])
         self.procs_signature_ = meta.get("procs_signature")
         self.y_name_ = meta.get("y_name")
+        if meta.get("name"):
+            self.name = meta["name"]
         if "classes" in meta:
             self.classes_ = np.asarray(meta["classes"])
 
