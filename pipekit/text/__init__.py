@@ -1,9 +1,19 @@
-"""pipekit.text: tokenization, numericalization, text blocks and loaders, LSTM models, ULMFiT learners."""
+"""pipekit.text: tokenization, numericalization, text blocks and loaders, AWD-LSTM models, ULMFiT learners.
+
+>>> from pipekit.text import TextBlock, Tokenizer, language_model_learner, text_classifier_learner, AWD_LSTM
+"""
 from pipekit.text.blocks import TextBlock
+from pipekit.text.learner import (LMLearner, ModelResetter, RNNRegularizer, TextLearner, language_model_learner,
+                                  match_embeddings, text_classifier_learner)
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
+from pipekit.text.models import (AWD_LSTM, LinearDecoder, PoolingLinearClassifier, SentenceEncoder, SequentialRNN,
+                                 get_language_model, get_text_classifier)
 from pipekit.text.numericalize import Numericalize, check_vocab
 from pipekit.text.store import TextStore
-from pipekit.text.tokenize import (SPECIAL_TOKENS, TokenizedTexts, Tokenizer, decode_words, read_text_file)
+from pipekit.text.tokenize import SPECIAL_TOKENS, TokenizedTexts, Tokenizer, decode_words, read_text_file
 
-__all__ = ["LMDataLoader", "Numericalize", "SPECIAL_TOKENS", "SortedDataLoader", "TextBlock", "TextStore",
-           "TokenizedTexts", "Tokenizer", "check_vocab", "decode_words", "read_text_file"]
+__all__ = ["AWD_LSTM", "LMDataLoader", "LMLearner", "LinearDecoder", "ModelResetter", "Numericalize",
+           "PoolingLinearClassifier", "RNNRegularizer", "SPECIAL_TOKENS", "SentenceEncoder", "SequentialRNN",
+           "SortedDataLoader", "TextBlock", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
+           "decode_words", "get_language_model", "get_text_classifier", "language_model_learner",
+           "match_embeddings", "read_text_file", "text_classifier_learner"]

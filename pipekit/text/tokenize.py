@@ -48,6 +48,7 @@ _CHUNK_PATTERN = r"\n+|\S+"
 _RE_REP = re.compile(r"(\S)\1{2,}")
 _RE_WORD = re.compile(r"^\w+$")
 _MODES = ("word", "bpe", "unigram")
+_MEMO_MAX = 2_000_000
 _NO_SPACE_BEFORE = set(".,!?;:)]}%") | {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
 _NO_SPACE_AFTER = set("([{$#")
 
@@ -239,6 +240,8 @@ class Tokenizer(Transform):
             else:
                 pieces = [p for p, _ in self._pre.pre_tokenize_str(chunk)]
                 toks = [t for p in pieces for t in apply_rules(p)] if self.rules else pieces
+            if len(self._memo) >= _MEMO_MAX:  # bound memory on endless streams of new text
+                self._memo.clear()
             self._memo[chunk] = toks
         return toks
 
@@ -268,7 +271,6 @@ class Tokenizer(Transform):
         ids = flat_tok_arr[ragged_positions(starts[codes], lens[codes])]
         per_doc = np.bincount(doc_of, weights=lens[codes], minlength=len(s)).astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(per_doc)])
-        vocab = list(tok_index)
         extra = ([BOS] if self.add_bos else []) + ([EOS] if self.add_eos else [])
         for t in extra:
             tok_index.setdefault(t, len(tok_index))

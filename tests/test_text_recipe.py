@@ -1,0 +1,34 @@
+"""The ULMFiT recipe end to end (quick mode): every stage runs and the figures are sane."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "imdb_sample.py"
+
+
+@pytest.fixture()
+def recipe():
+    spec = importlib.util.spec_from_file_location("imdb_sample_recipe", RECIPE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_imdb_sample_quick(recipe, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIPEKIT_QUIET", "1")
+    n_threads = torch.get_num_threads()
+    try:
+        res = recipe.main(["--quick", "--out", str(tmp_path / "r.json")])
+    finally:
+        torch.set_num_threads(n_threads)
+    out = capsys.readouterr().out
+    assert "result: classifier accuracy" in out.splitlines()[-1]
+    assert 0.6 < res["tfidf_logreg_accuracy"] <= 1.0
+    assert 0.0 <= res["classifier_accuracy"] <= 1.0 and 0.0 <= res["ensemble_accuracy"] <= 1.0
+    assert 0.0 < res["lm_accuracy"] < 1.0 and res["lm_perplexity"] > 1.0
+    assert (tmp_path / "r.json").exists()
