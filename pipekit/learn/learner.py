@@ -37,6 +37,8 @@ _EXC = {"fit": CancelFitException, "epoch": CancelEpochException, "train": Cance
         "validate": CancelValidException, "batch": CancelBatchException, "backward": CancelBackwardException,
         "step": CancelStepException}
 
+# event names per stage, built once: the loop runs them for every batch
+_STAGE = {k: (f"before_{k}", f"after_cancel_{k}", f"after_{k}", e) for k, e in _EXC.items()}
 _INNER = frozenset({"before_batch", "after_pred", "after_loss", "before_backward", "after_backward", "before_step",
                     "after_step", "after_cancel_batch", "after_batch"})
 
@@ -201,15 +203,14 @@ class Learner:
             if run_train if training else run_valid:
                 fn()
 
-    def _with_events(self, f: Callable[[], None], name: str, final: Callable[[], None] | None = None) -> None:
+    def _with_events(self, f: Callable[[], None], name: str) -> None:
+        before, cancel, after, exc = _STAGE[name]
         try:
-            self(f"before_{name}")
+            self(before)
             f()
-        except _EXC[name]:
-            self(f"after_cancel_{name}")
-        self(f"after_{name}")
-        if final is not None:
-            final()
+        except exc:
+            self(cancel)
+        self(after)
 
     # ------------------------------------------------------------------ optimiser and groups
     def create_opt(self) -> None:

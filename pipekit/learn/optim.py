@@ -150,6 +150,10 @@ class OptimWrapper:
                     torch_groups.append({"params": ps})
                     self._owner.append(gi)
                     self._no_wd.append(no_wd)
+        self._first = [self._owner.index(gi) for gi in range(len(groups)) if gi in self._owner]
+        if len(self._first) != len(groups):
+            raise ValueError("splitter: every parameter group must hold at least one parameter; "
+                             f"got group sizes {[len(g) for g in groups]}")
         self.opt = opt_func(torch_groups, lr=lr)
         for g, no_wd in zip(self.opt.param_groups, self._no_wd):
             if no_wd:
@@ -165,6 +169,18 @@ class OptimWrapper:
     @property
     def param_groups(self) -> list[dict[str, Any]]:
         return self.opt.param_groups
+
+    @property
+    def lrs(self) -> list[float]:
+        """Learning rate of each layer group (cheap: read once per batch by the Recorder)."""
+        groups = self.opt.param_groups
+        return [groups[i]["lr"] for i in self._first]
+
+    @property
+    def moms(self) -> list[float | None]:
+        """Momentum of each layer group (Adam's beta1, SGD's momentum)."""
+        groups = self.opt.param_groups
+        return [_get_group(groups[i], "mom") for i in self._first]
 
     @property
     def hypers(self) -> list[dict[str, Any]]:

@@ -65,52 +65,55 @@ class Recorder(Callback):
         self.iters: list[int] = []
         self.valid_losses_at: list[tuple[int, float]] = []
 
-    # smoothed loss as a device tensor: no host sync per batch
-    def _reset_smooth(self) -> None:
-        self._smooth: Any = None
-        self._count = 0
-
+    # per batch only the detached loss is kept (no tensor op, no host sync); smoothing and sums are
+    # computed once per training phase
     def before_fit(self) -> None:
-        self._reset_smooth()
-        self._batch_losses: list[torch.Tensor] = []
+        self._ema, self._count = 0.0, 0
         self.metrics: list[Metric] = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + [m.name for m in self.metrics] + ["time"]
         self.values = []
         self.losses, self.lrs, self.moms, self.iters = [], [], [], []
         self.valid_losses_at = []
+        self._raw: list[torch.Tensor] = []
+        self._bs: list[int] = []
 
     def before_epoch(self) -> None:
         self._epoch_start = time.perf_counter()
-        self._train_total: Any = 0.0
-        self._train_count = 0
+        self._train_total, self._train_count = 0.0, 0
 
     def after_batch(self) -> None:
         learn = self.learn
-        if learn.loss is None:
+        loss = learn.loss
+        if loss is None:
             return
-        loss = learn.loss.detach().float()
         bs = _batch_size(learn)
         if learn.training:
-            self._count += 1
-            self._smooth = loss if self._smooth is None else torch.lerp(loss, self._smooth, self.beta)
-            # debias like an EMA started at zero, so early values are not pulled towards 0
-            self._batch_losses.append(self._smooth / (1 - self.beta ** self._count) if self._smooth is not None
-                                      else loss)
-            self._train_total = self._train_total + loss * bs
-            self._train_count += bs
-            hp = learn.opt.hypers
-            self.lrs.append([h["lr"] for h in hp])
-            self.moms.append([h["mom"] for h in hp])
+            self._raw.append(loss)
+            self._bs.append(bs)
+            opt = learn.opt
+            self.lrs.append(opt.lrs)
+            self.moms.append(opt.moms)
         else:
+            loss = loss.float()
             self._valid_total = self._valid_total + loss * bs
             self._valid_count += bs
             for m in self.metrics:
                 m.accumulate(learn.pred, learn.yb[0] if len(learn.yb) == 1 else learn.yb, loss, bs)
 
     def after_train(self) -> None:
-        if self._batch_losses:
-            self.losses.extend(torch.stack(self._batch_losses).cpu().tolist())
-            self._batch_losses = []
+        if not self._raw:
+            return
+        raw = torch.stack([r.float().reshape(()) for r in self._raw]).cpu().numpy().astype(np.float64)
+        bs = np.asarray(self._bs, dtype=np.float64)
+        self._train_total += float((raw * bs).sum())
+        self._train_count += int(bs.sum())
+        ema, count, beta = self._ema, self._count, self.beta
+        for v in raw:  # exponential moving average, debiased like an EMA started at zero
+            count += 1
+            ema = beta * ema + (1 - beta) * float(v)
+            self.losses.append(ema / (1 - beta ** count))
+        self._ema, self._count = ema, count
+        self._raw, self._bs = [], []
 
     def before_validate(self) -> None:
         self._valid_total: Any = 0.0
@@ -120,9 +123,8 @@ class Recorder(Callback):
 
     @property
     def smooth_loss(self) -> float | None:
-        if self._smooth is None:
-            return None
-        return float(self._smooth) / (1 - self.beta ** self._count)
+        """The smoothed training loss at the end of the last training phase."""
+        return self.losses[-1] if self.losses else None
 
     def after_epoch(self) -> None:
         learn = self.learn
