@@ -49,9 +49,10 @@ class BaseLoss(nn.Module):
         if self.floatify and targ.dtype != inp.dtype:
             targ = targ.to(inp.dtype)
         if inp.ndim > 1 and self.axis not in (-1, inp.ndim - 1):
-            inp = inp.transpose(self.axis, -1)
+            # movedim keeps the other axes in order (a transpose would swap h and w of a mask)
+            inp = inp.movedim(self.axis, -1)
             if self.floatify and targ.ndim == inp.ndim:
-                targ = targ.transpose(self.axis, -1)
+                targ = targ.movedim(self.axis, -1)
         if self.flatten:
             inp = inp.reshape(-1, inp.shape[-1]) if self.is_2d else inp.reshape(-1)
             targ = targ.reshape(-1, targ.shape[-1]) if (self.is_2d and self.floatify and targ.ndim > 1) \
@@ -117,7 +118,7 @@ class BCEWithLogitsLossFlat(BaseLoss):
         if self.pos_weight is None:
             inp, targ = inp.reshape(-1), targ.reshape(-1)
         elif self.axis not in (-1, inp.ndim - 1):  # pos_weight broadcasts over the last axis
-            inp, targ = inp.transpose(self.axis, -1), targ.transpose(self.axis, -1)
+            inp, targ = inp.movedim(self.axis, -1), targ.movedim(self.axis, -1)
         return F.binary_cross_entropy_with_logits(inp, targ, pos_weight=self.pos_weight, reduction=self.reduction)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:

@@ -196,7 +196,7 @@ def R2Score() -> Metric:  # noqa: N802
     """Coefficient of determination over the whole set (sklearn's ``r2_score``)."""
     from sklearn.metrics import r2_score
 
-    return AccumMetric(r2_score, "r2_score")
+    return AccumMetric(lambda p, t: r2_score(t, p), "r2_score")
 
 
 def F1Score(average: str = "binary") -> Metric:  # noqa: N802

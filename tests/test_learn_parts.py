@@ -1,0 +1,165 @@
+"""Losses, metrics, schedules, optimiser groups, get_preds options and TTA."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.data import BatchTransform, CategoryBlock, DataLoaders, TensorStore
+from pipekit.data.external import read_idx
+from pipekit.learn import (
+    MLP, BCEWithLogitsLossFlat, CrossEntropyLossFlat, F1Score, LabelSmoothingCrossEntropy, Learner, MSELossFlat,
+    OptimWrapper, Perplexity, R2Score, RocAuc, SGD, accuracy, accuracy_multi, combine_scheds, mae, rmse, sched_cos,
+    sched_lin,
+)
+from pipekit.learn.metrics import as_metric
+
+
+# ---------------------------------------------------------------- losses
+def test_flat_losses_accept_sequence_outputs():
+    torch.manual_seed(0)
+    pred3, targ3 = torch.randn(4, 7, 5), torch.randint(0, 5, (4, 7))
+    ce = CrossEntropyLossFlat()
+    assert float(ce(pred3, targ3)) == pytest.approx(float(F.cross_entropy(pred3.reshape(-1, 5), targ3.reshape(-1))))
+    # class axis 1 (segmentation-style [bs, n, h, w])
+    seg, segt = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+    assert float(CrossEntropyLossFlat(axis=1)(seg, segt)) == pytest.approx(float(F.cross_entropy(seg, segt)), rel=1e-5)
+    assert CrossEntropyLossFlat(axis=1).decodes(seg).shape == (2, 4, 4)
+    bce = BCEWithLogitsLossFlat(thresh=0.3)
+    p, t = torch.randn(6, 4), torch.randint(0, 2, (6, 4))
+    assert float(bce(p, t)) == pytest.approx(float(F.binary_cross_entropy_with_logits(p, t.float())))
+    assert torch.equal(bce.decodes(bce.activation(p)), torch.sigmoid(p) > 0.3)
+    mse = MSELossFlat()
+    assert float(mse(torch.ones(5, 1), torch.zeros(5))) == pytest.approx(1.0)
+    ls = LabelSmoothingCrossEntropy(eps=0.1)
+    x, y = torch.randn(8, 5), torch.randint(0, 5, (8,))
+    assert float(ls(x, y)) == pytest.approx(float(F.cross_entropy(x, y, label_smoothing=0.1 * 5 / 5)), rel=1e-5)
+    with pytest.raises(ValueError, match="eps"):
+        LabelSmoothingCrossEntropy(eps=1.5)
+    with pytest.raises(ValueError, match="reduction"):
+        CrossEntropyLossFlat(reduction="avg")
+
+
+# ---------------------------------------------------------------- metrics
+def _accumulate(metric, batches):
+    m = as_metric(metric)
+    m.reset()
+    for p, t, loss in batches:
+        m.accumulate(p, t, loss, len(t))
+    return m.value
+
+
+def test_metrics_pool_the_whole_set_not_batch_means():
+    rng = torch.Generator().manual_seed(0)
+    p1, t1 = torch.randn(10, 1, generator=rng), torch.randn(10, generator=rng)
+    p2, t2 = torch.randn(3, 1, generator=rng) * 5, torch.randn(3, generator=rng)
+    allp, allt = torch.cat([p1, p2]).reshape(-1), torch.cat([t1, t2])
+    batches = [(p1, t1, None), (p2, t2, None)]
+    assert _accumulate(rmse, batches) == pytest.approx(float(((allp - allt) ** 2).mean().sqrt()), rel=1e-6)
+    assert _accumulate(mae, batches) == pytest.approx(float((allp - allt).abs().mean()), rel=1e-6)
+    from sklearn.metrics import f1_score, r2_score, roc_auc_score
+
+    assert _accumulate(R2Score(), batches) == pytest.approx(r2_score(allt.numpy(), allp.numpy()), rel=1e-6)
+    c1, y1 = torch.randn(9, 3, generator=rng), torch.randint(0, 3, (9,), generator=rng)
+    c2, y2 = torch.randn(4, 3, generator=rng), torch.randint(0, 3, (4,), generator=rng)
+    cb = [(c1, y1, None), (c2, y2, None)]
+    allc, ally = torch.cat([c1, c2]), torch.cat([y1, y2])
+    assert _accumulate(accuracy, cb) == pytest.approx(float((allc.argmax(1) == ally).float().mean()))
+    assert _accumulate(F1Score("macro"), cb) == pytest.approx(f1_score(ally, allc.argmax(1), average="macro"))
+    assert _accumulate(RocAuc(), cb) == pytest.approx(roc_auc_score(ally, allc.softmax(1).numpy(), multi_class="ovr"))
+    # perplexity: exp of the item-weighted mean loss
+    pp = _accumulate(Perplexity, [(c1, y1, torch.tensor(1.0)), (c2, y2, torch.tensor(2.0))])
+    assert pp == pytest.approx(float(np.exp((9 * 1.0 + 4 * 2.0) / 13)))
+    ml = [(torch.tensor([[3.0, -3.0]]), torch.tensor([[1, 1]]), None)]
+    assert _accumulate(accuracy_multi(thresh=0.5), ml) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="thresh"):
+        accuracy_multi(thresh=2)
+    with pytest.raises(TypeError, match="metrics"):
+        as_metric(3)
+
+
+# ---------------------------------------------------------------- schedules and groups
+def test_schedules_and_param_groups():
+    f = combine_scheds([0.3, 0.7], [sched_lin(1.0, 2.0), sched_cos(2.0, 0.0)])
+    assert float(f(0.0)) == pytest.approx(1.0) and float(f(0.3)) == pytest.approx(2.0)
+    assert float(f(0.65)) == pytest.approx(1.0) and float(f(1.0)) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="sum to 1"):
+        combine_scheds([0.5, 0.6], [sched_lin(0, 1), sched_lin(0, 1)])
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    opt = OptimWrapper(model, SGD, lr=0.1, splitter=lambda m: [list(m[:2].parameters()), list(m[2].parameters())])
+    opt.set_hyper("lr", slice(1e-3, 1e-1))
+    opt.set_hyper("wd", 0.5)
+    opt.set_hyper("mom", 0.8)
+    assert opt.lrs == pytest.approx([1e-3, 1e-1]) and opt.moms == [0.8, 0.8]
+    # biases and batch-norm get no weight decay
+    for g in opt.param_groups:
+        names = {id(p) for p in g["params"]}
+        no_decay = {id(model[0].bias), id(model[1].weight), id(model[1].bias), id(model[2].bias)}
+        assert g["weight_decay"] == (0.0 if names <= no_decay else 0.5)
+    opt.freeze_to(1)
+    assert not model[0].weight.requires_grad and model[1].weight.requires_grad and model[2].weight.requires_grad
+    opt.freeze_to(0)
+    assert model[0].weight.requires_grad
+
+
+# ---------------------------------------------------------------- get_preds options and TTA on real data
+class Jitter(BatchTransform):
+    """Adds noise to the images when augmenting (training and TTA only)."""
+
+    def __init__(self, scale: float = 0.5):
+        self.scale = scale
+
+    def encode(self, batch, ctx):
+        if not ctx.train:
+            return batch
+        x = batch[0]
+        noise = torch.from_numpy(ctx.rng.normal(0, self.scale, size=tuple(x.shape)).astype(np.float32))
+        return (x + noise, *batch[1:])
+
+
+@pytest.fixture(scope="module")
+def learn():
+    torch.set_num_threads(1)
+    root = D.path("fashion_mnist")
+    x = read_idx(root / "train-images-idx3-ubyte.gz")[:1300].reshape(1300, -1).astype(np.float32) / 255.0
+    y = read_idx(root / "train-labels-idx1-ubyte.gz")[:1300].astype(np.int64)
+    dls = DataLoaders.from_stores([TensorStore(x[:1024]), TensorStore(y[:1024])],
+                                  [TensorStore(x[1024:]), TensorStore(y[1024:])],
+                                  blocks=(CategoryBlock(), CategoryBlock()), bs=64, seed=0, device="cpu",
+                                  num_workers=0, batch_tfms=[Jitter(0.5)])
+    pipekit.set_seed(0)
+    learn = Learner(dls, MLP(784, 10, layers=[32]), metrics=accuracy)
+    learn.fit_one_cycle(2, 1e-2)
+    return learn
+
+
+def test_get_preds_options(learn):
+    inp, preds, targs, dec, losses = learn.get_preds(with_input=True, with_decoded=True, with_loss=True)
+    n = len(learn.dls.valid.dataset)
+    assert inp.shape == (n, 784) and preds.shape == (n, 10) and targs.shape == (n,)
+    assert torch.equal(dec, preds.argmax(1))
+    torch.testing.assert_close(losses, F.nll_loss(preds.log(), targs, reduction="none"), rtol=1e-4, atol=1e-5)
+    raw = learn.get_preds(act=lambda t: t)[0]  # raw logits when the activation is overridden
+    torch.testing.assert_close(raw.softmax(1), preds)
+    assert learn.loss_func.reduction == "mean"  # restored after with_loss
+    train_preds, train_targs = learn.get_preds(ds_idx=0)
+    assert len(train_preds) == 1024 and torch.equal(train_targs, torch.arange(1024).new_tensor(
+        learn.dls.train.dataset.stores[1].data.numpy()))
+    with pytest.raises(ValueError, match="ds_idx"):
+        learn.get_preds(ds_idx=2)
+
+
+def test_tta_uses_training_augmentation(learn):
+    plain, targs = learn.get_preds()
+    aug_only, t2 = learn.tta(n=3, beta=None)
+    assert torch.equal(targs, t2) and aug_only.shape == plain.shape
+    assert not torch.allclose(aug_only, plain, atol=1e-3)  # the jitter was applied
+    mixed, _ = learn.tta(n=3, beta=0.25)
+    torch.testing.assert_close(mixed, 0.25 * plain + 0.75 * aug_only, rtol=1e-5, atol=1e-6)
+    same, _ = learn.tta(n=3, beta=1.0)
+    torch.testing.assert_close(same, plain)
+    with pytest.raises(ValueError, match="beta"):
+        learn.tta(beta=2)
