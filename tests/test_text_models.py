@@ -8,7 +8,7 @@ import torch
 
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, RandomSplitter, set_seed
-from pipekit.learn import accuracy, perplexity
+from pipekit.learn import accuracy, load_learner, perplexity
 from pipekit.text import TextBlock
 from pipekit.text.learner import language_model_learner, match_embeddings, text_classifier_learner
 from pipekit.text.models import AWD_LSTM, get_language_model, get_text_classifier
@@ -135,6 +135,12 @@ def test_language_model_learner_fit_predict_and_encoder_transfer(dls_lm, imdb, t
     assert label in ("negative", "positive") and probs.shape == (2,) and abs(float(probs.sum()) - 1) < 1e-5
     preds, targs = clf.get_preds()
     assert preds.shape == (40, 2) and targs.shape == (40,)
+    # export -> load_learner (no pickle) predicts the same on new texts
+    loaded = load_learner(clf.export(tmp_path / "clf.pipekit"))
+    new = pl.DataFrame({"text": ["An awful, boring movie.", "A wonderful film, I loved it. Zzqx!"]})
+    a = clf.get_preds(dl=clf.dls.test_dl(new))[0]
+    b = loaded.get_preds(dl=loaded.dls.test_dl(new))[0]
+    assert a.shape == (2, 2) and torch.allclose(a, b, atol=1e-5)
     # an encoder of another size is refused with the saved config in the message
     other = text_classifier_learner(dls, AWD_LSTM, config=dict(emb_sz=24, n_hid=32, n_layers=2), path=tmp_path)
     with pytest.raises(ValueError, match="do not match"):
