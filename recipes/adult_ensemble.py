@@ -34,7 +34,7 @@ CONT_NAMES = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", 
 def make_members(args: argparse.Namespace) -> dict[str, object]:
     """A small, diverse library: one forest, three differently-biased GBMs (native categorical splits;
     smaller bagged trees; category codes as ordered numbers) and the tabular net."""
-    n_gbm = 300 if args.quick else 2000
+    n_gbm = 100 if args.quick else 2000
     kw = {"n_jobs": args.n_jobs}
     return {
         "rf": RandomForest("classification", n_estimators=20 if args.quick else 100, seed=args.seed, **kw),
@@ -50,7 +50,7 @@ def make_members(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="first 8000 rows, small models (for tests)")
+    ap.add_argument("--quick", action="store_true", help="first 5000 rows, small models (for tests)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     df = pl.read_csv(path("adult_sample") / "adult.csv")
     if args.quick:
-        df = df.head(8000)
+        df = df.head(5000)
     tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=CAT_NAMES, cont_names=CONT_NAMES,
                   y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
 

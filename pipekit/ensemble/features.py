@@ -110,7 +110,7 @@ def drop_redundant(model: Any, train: Any, valid: Any = None, columns: Sequence[
     if len(columns) > 1:
         rows.append(("+".join(columns), _score(model.clone().fit(_without(tr, columns)), va, metric)))
     return pl.DataFrame({"dropped": [r[0] for r in rows], "score": [float(r[1]) for r in rows],
-                         "change": [sign * (float(r[1]) - base) for r in rows]})
+                         "change": [sign * (float(r[1]) - base) + 0.0 for r in rows]})
 
 
 @dataclass
