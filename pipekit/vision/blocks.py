@@ -288,3 +288,35 @@ def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
 
     getter.__name__ = f"image_paths_with({root.name})"
     return getter
+
+
+def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
+                            vocab: Sequence[Any], bs: int = 64, batch_tfms: Sequence[Any] = (),
+                            seed: int | None = None, device: Any = None, num_workers: int | None = None) -> Any:
+    """DataLoaders over images already in memory as uint8 arrays (N, H, W) or (N, H, W, C) and integer labels.
+
+    For data sets shipped as arrays (e.g. Fashion-MNIST's IDX files, read with ``pipekit.datasets.read_idx``):
+    no decoding or caching is needed, and augmentation works as for files.
+
+    >>> dls = dataloaders_from_arrays(xt, yt, xv, yv, vocab=list("0123456789"))   # doctest: +SKIP
+    """
+    from pipekit.data import CategoryBlock, DataLoaders
+
+    stores = []
+    for name, x, y in (("train", x_train, y_train), ("valid", x_valid, y_valid)):
+        x = np.asarray(x)
+        if x.dtype != np.uint8 or x.ndim not in (3, 4):
+            raise ValueError(f"x_{name} must be uint8 images (N, H, W) or (N, H, W, C), got {x.dtype} {x.shape}")
+        x = x[..., None] if x.ndim == 3 else x
+        y = np.asarray(y).astype(np.int64).reshape(-1)
+        if len(y) != len(x):
+            raise ValueError(f"x_{name} has {len(x)} images but y_{name} has {len(y)} labels")
+        if len(y) and (y.min() < 0 or y.max() >= len(vocab)):
+            raise ValueError(f"y_{name} holds labels outside 0..{len(vocab) - 1} (vocab has {len(vocab)} entries)")
+        sizes = np.tile(np.array(x.shape[1:3]), (len(x), 1))
+        stores.append([ImageStore(np.ascontiguousarray(x), sizes), TensorStore(y)])
+    img_block = ImageBlock(cls="L" if stores[0][0].pixels.shape[3] == 1 else "RGB", cache_dir=False)
+    blocks = [img_block, CategoryBlock(vocab=list(vocab))]
+    return DataLoaders.from_stores(stores[0], stores[1], blocks=blocks, kinds=("image", "category"), n_inp=1,
+                                   bs=bs, seed=seed, device=device,
+                                   batch_tfms=[*img_block.batch_tfms, *batch_tfms], num_workers=num_workers)

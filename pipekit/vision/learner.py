@@ -90,8 +90,9 @@ def _add_normalize(dls: Any, n_in: int) -> None:
         return
     flat = raw.reshape(-1, raw.shape[-1]).float() / 255
     norm = Normalize(flat.mean(0).tolist(), flat.std(0).clamp_min(1e-3).tolist())
-    for d in loaders:
-        d.batch_tfms.tfms = sorted([*d.batch_tfms.tfms, norm], key=lambda t: t.order)
+    pipelines = {id(d.batch_tfms): d.batch_tfms for d in loaders}  # loaders often share one pipeline
+    for pipe in pipelines.values():
+        pipe.tfms = sorted([*pipe.tfms, norm], key=lambda t: t.order)
     recipe = getattr(dls, "recipe", None)
     if recipe is not None and isinstance(getattr(recipe, "batch_tfms", None), list):
         recipe.batch_tfms.append(norm)  # so export and test_dl normalise the same way
