@@ -63,11 +63,12 @@ class _PixelBlock(TransformBlock):
         self.item_tfms = self.item_tfms + extra
         return find_item_transform(self.item_tfms)
 
-    def _store(self, raw: pl.Series, what: str) -> ImageStore:
+    def _store(self, raw: pl.Series, what: str, small_in_memory: bool = False) -> ImageStore:
         tfm = find_item_transform(self.item_tfms)
+        # a handful of new files (predict, a small test set) is decoded in memory rather than cached
+        in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
         return build_image_store(_paths(raw, type(self).__name__), tfm, mode=self.mode,
-                                 cache_dir=False if self.cache_dir is False else self.cache_dir,
-                                 description=what)
+                                 cache_dir=False if in_memory else self.cache_dir, description=what)
 
     def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
               trace: Any = None) -> Store:
@@ -79,7 +80,7 @@ class _PixelBlock(TransformBlock):
         return store
 
     def encode_new(self, raw: pl.Series) -> Store:
-        store = self._store(raw, f"presizing {len(raw)} new {self.kind}s")
+        store = self._store(raw, f"presizing {len(raw)} new {self.kind}s", small_in_memory=True)
         self.check_store(store, raw)
         return store
 
