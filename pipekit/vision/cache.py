@@ -221,8 +221,11 @@ def build_image_store(paths: Sequence[str | os.PathLike], tfm: ItemTransform | N
             f.unlink(missing_ok=True)
             f.with_suffix(".json").unlink(missing_ok=True)
     n_decoded = int(sum(flags))
-    return ImageStore(np.load(pack, mmap_mode="r"), sizes, squeeze, n_decoded=n_decoded,
-                      n_reused=len(paths) - n_decoded, path=pack)
+    # Keep the mapping that was just written (its pages are already mapped: no faults in the first epoch),
+    # read-only from here on. It stays valid after the rename: same file.
+    view = pixels.view(np.ndarray)
+    view.flags.writeable = False
+    return ImageStore(view, sizes, squeeze, n_decoded=n_decoded, n_reused=len(paths) - n_decoded, path=pack)
 
 
 def _build_in_memory(paths: list[str], tfm: ItemTransform | None, mode: str, channels: int, squeeze: bool,
