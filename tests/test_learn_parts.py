@@ -163,3 +163,13 @@ def test_tta_uses_training_augmentation(learn):
     torch.testing.assert_close(same, plain)
     with pytest.raises(ValueError, match="beta"):
         learn.tta(beta=2)
+
+
+def test_fit_flat_cos_holds_then_anneals(learn):
+    learn.fit_flat_cos(1, lr=3e-3, pct_start=0.5)
+    lrs = np.array([g[-1] for g in learn.recorder.lrs])
+    half = len(lrs) // 2
+    assert np.allclose(lrs[:half], 3e-3) and lrs[-1] < 3e-3 / 10  # the last batch is at pct 15/16
+    assert np.all(np.diff(lrs[half:]) <= 1e-12)  # non-increasing after the flat part
+    with pytest.raises(ValueError, match="pct_start"):
+        learn.fit_flat_cos(1, pct_start=1.5)

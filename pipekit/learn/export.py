@@ -51,6 +51,7 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def export_learner(learn: Any, fname: str | os.PathLike = "export.pipekit") -> Path:
     """See ``Learner.export``. A path without a file extension (or an existing folder) gets a folder."""
     from pipekit.data.serialize import dumps
+    from pipekit.learn.distributed import is_main_process
 
     model = _unwrap(learn.model)
     spec = arch_spec(model)
@@ -84,6 +85,8 @@ def export_learner(learn: Any, fname: str | os.PathLike = "export.pipekit") -> P
         "torch_version": torch.__version__,
     }
     path = Path(fname)
+    if not is_main_process():  # under torchrun one process writes the file
+        return path
     with tempfile.TemporaryDirectory() as tmp:
         wfile = Path(tmp) / "model.safetensors"
         was_training = model.training
