@@ -254,7 +254,13 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
         ylabels.append(nme)
         start += v
     ax.barh(len(steps) + 1, start, color="tab:blue")
-    ax.axvline(0, color="black", lw=0.5)
+    path_values = float(bias) + np.concatenate([[0.0], np.cumsum(steps)])
+    lo, hi = float(path_values.min()), float(path_values.max())
+    pad = 0.25 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 1e-3)
+    # zoom on where the contributions happen; a large bias would otherwise squash them to slivers
+    ax.set_xlim(min(lo - pad, 0.0) if lo - pad < 0 < hi + pad else lo - pad, hi + pad)
+    if ax.get_xlim()[0] <= 0 <= ax.get_xlim()[1]:
+        ax.axvline(0, color="black", lw=0.5)
     ylabels.append(f"prediction {float(np.ravel(pred)[0]) if np.ndim(pred) else float(pred):.3g}")
     ax.set_yticks(range(len(ylabels)), ylabels)
     ax.invert_yaxis()
