@@ -135,3 +135,11 @@ def test_point_block_follows_the_item_transform():
     with pytest.raises(ValueError, match="img_size"):
         DataBlock(blocks=(ImageBlock, PointBlock()), getters=[None, lambda r: pts[0]],
                   splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(64)]).dataloaders(items, bs=4)
+
+
+@pytest.mark.filterwarnings("ignore:.*neither the training")
+def test_summary_walks_images_through_every_step():
+    text = _mnist_dblock(batch_tfms=aug_transforms(size=24) + [Normalize.from_stats(*mnist_stats)]).summary(
+        D.path("mnist_tiny"), bs=4, show=False)
+    assert "ImageStore(n=1408, size=(28, 28), channels=1" in text
+    assert "BatchAugment" in text and "Tensor(4, 1, 24, 24) float32" in text
