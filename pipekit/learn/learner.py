@@ -4,7 +4,8 @@
 >>> from pipekit.data import DataLoaders, TensorStore
 >>> from pipekit.learn import CrossEntropyLossFlat, Learner, MLP, accuracy
 >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32"); y = (x[:, 0] > 0).astype("int64")
->>> dls = DataLoaders.from_stores([TensorStore(x), TensorStore(y)], valid_pct=0.25, bs=16, seed=0)
+>>> dls = DataLoaders.from_stores([TensorStore(x[:48]), TensorStore(y[:48])], [TensorStore(x[48:]), TensorStore(y[48:])],
+...                               bs=16, seed=0, device="cpu")
 >>> learn = Learner(dls, MLP(4, 2, layers=[8]), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
 >>> learn.fit(1, 1e-2)
 >>> len(learn.recorder.values)
