@@ -129,6 +129,28 @@ def _read_export(path: Path) -> dict[str, bytes]:
         return {k: z.read(k) for k in wanted if k in names}
 
 
+_DOMAINS = ("pipekit.vision", "pipekit.text", "pipekit.tabular")
+
+
+def _import_domains() -> bool:
+    """Import pipekit's domain packages (they register their blocks, transforms and archs).
+
+    Only pipekit's own modules are imported, never a name read from the file. Returns True if any was new.
+    """
+    import importlib
+    import sys
+
+    new = False
+    for mod in _DOMAINS:
+        if mod not in sys.modules:
+            try:
+                importlib.import_module(mod)
+                new = True
+            except ImportError:  # a domain whose optional dependencies are missing
+                continue
+    return new
+
+
 def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") -> Any:
     """Rebuild an exported Learner for inference, without the training data and without unpickling.
 
@@ -157,10 +179,21 @@ def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         with np.load(io.BytesIO(files["arrays.npz"]), allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     dls_state = loads(json.dumps(recipe["dls"]), arrays)
-    dls = DataLoaders.from_state(dls_state, device=device)
+    try:
+        dls = DataLoaders.from_state(dls_state, device=device)
+    except KeyError:
+        # a block/transform of a pipekit domain package that is not imported yet: import them and retry
+        if not _import_domains():
+            raise
+        dls = DataLoaders.from_state(dls_state, device=device)
     arch = recipe["arch"]
     try:
-        model = build_arch(arch["name"], arch_config_from_json(arch["config"]))
+        try:
+            model = build_arch(arch["name"], arch_config_from_json(arch["config"]))
+        except UnknownArchError:
+            if not _import_domains():
+                raise
+            model = build_arch(arch["name"], arch_config_from_json(arch["config"]))
     except UnknownArchError as e:
         raise ExportError(f"load_learner: {e}") from e
     with tempfile.TemporaryDirectory() as tmp:
