@@ -60,6 +60,14 @@ def test_batch_and_item_predictions_agree(trained):
     torch.testing.assert_close(probs, preds[3], rtol=1e-5, atol=1e-6)
 
 
+def test_show_results_draws_actual_and_predicted(trained, tmp_path):
+    learn = trained[0]
+    out = learn.show_results(max_n=4, path=tmp_path / "results.png")
+    assert out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="max_n"):
+        learn.show_results(max_n=0)
+
+
 def test_export_then_load_in_fresh_process_gives_identical_predictions(trained):
     learn, items, _, out = trained
     path = learn.export(out / "fmnist.pipekit")

@@ -401,6 +401,13 @@ class Learner:
 
         return tta(self, ds_idx, dl, n, beta, use_max)
 
+    def show_results(self, ds_idx: int = 1, dl: Any = None, max_n: int = 9,
+                     path: str | os.PathLike | None = None) -> Any:
+        """Draw ``max_n`` items of a batch titled "actual / predicted" (PNG when headless)."""
+        from pipekit.learn.inference import show_results
+
+        return show_results(self, ds_idx, dl, max_n, path)
+
     # ------------------------------------------------------------------ several processes
     def distributed(self, backend: str | None = None, sync_bn: bool = True,
                     find_unused_parameters: bool = False) -> contextlib.AbstractContextManager:
