@@ -173,3 +173,21 @@ def test_fit_flat_cos_holds_then_anneals(learn):
     assert np.all(np.diff(lrs[half:]) <= 1e-12)  # non-increasing after the flat part
     with pytest.raises(ValueError, match="pct_start"):
         learn.fit_flat_cos(1, pct_start=1.5)
+
+
+def test_get_preds_restores_item_order_of_a_reordering_loader(learn):
+    from pipekit.data import DataLoader
+
+    class Reversed(DataLoader):  # like a length-sorted text loader: batches not in item order
+        def batch_plan(self, epoch):
+            order = np.arange(self.n)[::-1].copy()
+            return [order[i:i + self.bs] for i in range(0, self.n, self.bs)]
+
+    plain, targs = learn.get_preds()
+    v = learn.dls.valid
+    rev = Reversed(v.dataset, bs=v.bs, shuffle=False, device="cpu", num_workers=0)
+    p2, t2 = learn.get_preds(dl=rev)
+    assert torch.equal(t2, targs)
+    torch.testing.assert_close(p2, plain)
+    p3, t3 = learn.get_preds(dl=rev, reorder=False)
+    assert torch.equal(t3, targs.flip(0))
