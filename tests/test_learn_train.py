@@ -231,6 +231,21 @@ def test_bad_arguments_are_named(fmnist):
         learn.fit(1, lr=[1e-3, 1e-3, 1e-3])
     with pytest.raises(ValueError, match=r"left 4 model parameters out of every group"):
         Learner(dls, simple_cnn(1, 10, (4,)), splitter=lambda m: [list(m[0].parameters())[:1]]).fit(1)
+    with pytest.raises(ValueError, match=r"freeze_to: n must be an integer in \[-1, 1\]"):
+        learn.freeze_to(3)
     with pytest.raises(ValueError, match="loss_func"):
         Learner(DataLoaders.from_stores([TensorStore(np.zeros((8, 2), np.float32))] * 2,
                                         [TensorStore(np.zeros((8, 2), np.float32))] * 2, bs=4), nn.Linear(2, 2))
+
+
+def test_non_finite_loss_is_reported(fmnist):
+    x_tr, y_tr, x_va, y_va = fmnist
+    x = (x_tr[:256, None].astype(np.float32) / 255.0).copy()
+    x[3] = np.nan  # one corrupt image
+    dls = DataLoaders.from_stores([TensorStore(x), TensorStore(y_tr[:256].astype(np.int64))],
+                                  [TensorStore(x[:64]), TensorStore(y_tr[:64].astype(np.int64))],
+                                  blocks=(CategoryBlock(), CategoryBlock()), bs=64, seed=0, device="cpu",
+                                  num_workers=0)
+    learn = Learner(dls, simple_cnn(1, 10, (4,)))
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        learn.fit(1, 1e-3)

@@ -205,8 +205,10 @@ class OptimWrapper:
 
     def freeze_to(self, n: int) -> None:
         """Freeze layer groups ``[:n]`` (negative counts from the end); normalisation stays trainable."""
-        n = n if n >= 0 else self.n_groups + n
-        n = max(0, min(n, self.n_groups))
+        if not isinstance(n, (int, np.integer)) or not -self.n_groups <= n <= self.n_groups:
+            raise ValueError(f"freeze_to: n must be an integer in [-{self.n_groups}, {self.n_groups}] "
+                             f"(there are {self.n_groups} parameter groups), got {n!r}")
+        n = int(n) if n >= 0 else self.n_groups + int(n)
         self.frozen_to = n
         for gi, g in enumerate(self.layer_groups):
             for p in g:

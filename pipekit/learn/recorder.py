@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,11 @@ class Recorder(Callback):
             return
         raw = torch.stack([r.float().reshape(()) for r in self._raw]).cpu().numpy().astype(np.float64)
         bs = np.asarray(self._bs, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(raw))
+        if len(bad):
+            warnings.warn(f"the training loss was not finite in {len(bad)} batch(es) of epoch {self.learn.epoch} "
+                          f"(first: batch {int(bad[0])}); lower the learning rate, add GradientClip, or check the "
+                          "inputs for NaN/inf", RuntimeWarning, stacklevel=2)
         self._train_total += float((raw * bs).sum())
         self._train_count += int(bs.sum())
         ema, count, beta = self._ema, self._count, self.beta
