@@ -171,3 +171,16 @@ def test_unregistered_architecture_errors_say_what_to_register(trained, tmp_path
         load_learner(renamed)
     with pytest.raises(FileNotFoundError):
         load_learner(tmp_path / "missing.pipekit")
+
+
+def test_export_needs_a_recipe_to_encode_new_items(trained, tmp_path):
+    from pipekit.data import DataLoaders, TensorStore
+
+    x = np.zeros((32, 784), np.float32)
+    y = np.zeros(32, np.int64)
+    dls = DataLoaders.from_stores([TensorStore(x), TensorStore(y)], [TensorStore(x), TensorStore(y)],
+                                  blocks=(CategoryBlock(), CategoryBlock()), bs=16, device="cpu")
+    learn = Learner(dls, MLP(784, 2, layers=[4]))
+    with pytest.raises(ExportError, match="DataBlock"):
+        learn.export(tmp_path / "no_recipe.pipekit")
+    assert not (tmp_path / "no_recipe.pipekit").exists()
