@@ -39,20 +39,29 @@ def _as_list(names: str | Sequence[str] | None, param: str) -> list[str]:
     return list(names)
 
 
-def read_table(source: Any, cat_names: Sequence[str] = (), lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+def read_table(source: Any, cat_names: Sequence[str] = (), lazy: bool = False,
+               columns: Sequence[str] | None = None, text_names: Sequence[str] = (),
+               cont_names: Sequence[str] = ()) -> pl.DataFrame | pl.LazyFrame:
     """Read a Polars/pandas DataFrame, Arrow table, Polars LazyFrame or a CSV/Parquet path into Polars.
 
-    Paths are scanned lazily; categorical columns of a CSV are read as ``pl.Categorical`` so 10M-row
-    tables stay small (their codes are not trusted: ``Categorify`` looks values up by value).
+    Paths are scanned lazily and only ``columns`` (all when None) are read. In a CSV, ``cat_names``
+    (and ``text_names`` whose values are text) are read as ``pl.Categorical`` and numeric ``cont_names``
+    as Float32, so 10M-row tables stay small; category codes are never trusted (``Categorify`` looks
+    values up by value).
 
     Example:
         >>> from pipekit.datasets import path
         >>> read_table(path("adult_sample") / "adult.csv").shape
         (32561, 15)
     """
+    # Columns that are missing are left for the caller to report, with the roles they were given.
     if isinstance(source, pl.DataFrame):
-        return source.lazy() if lazy else source
+        frame = source if columns is None else source.select([c for c in columns if c in source.columns])
+        return frame.lazy() if lazy else frame
     if isinstance(source, pl.LazyFrame):
+        if columns is not None:
+            have = source.collect_schema().names()
+            source = source.select([c for c in columns if c in have])
         return source if lazy else source.collect(engine="streaming")
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
@@ -60,16 +69,21 @@ def read_table(source: Any, cat_names: Sequence[str] = (), lazy: bool = False) -
             raise FileNotFoundError(f"Tabular: file {str(p)!r} does not exist.")
         suffix = p.suffix.lower()
         if suffix in (".csv", ".tsv", ".txt"):
-            header = pl.read_csv(p, n_rows=0, separator="\t" if suffix == ".tsv" else ",")
-            overrides = {c: pl.Categorical for c in cat_names if c in header.columns}
-            lf = pl.scan_csv(p, schema_overrides=overrides, separator="\t" if suffix == ".tsv" else ",",
-                             infer_schema_length=10000)
+            sep = "\t" if suffix == ".tsv" else ","
+            head = pl.read_csv(p, n_rows=1000, separator=sep, infer_schema_length=1000)
+            overrides = {c: pl.Categorical for c in cat_names if c in head.columns}
+            overrides.update({c: pl.Categorical for c in text_names if c in head.columns and head[c].dtype == pl.String})
+            overrides.update({c: pl.Float32 for c in cont_names if c in head.columns and head[c].dtype.is_numeric()})
+            lf = pl.scan_csv(p, schema_overrides=overrides, separator=sep, infer_schema_length=10000)
         elif suffix in (".parquet", ".pq"):
             lf = pl.scan_parquet(p)
         elif suffix in (".arrow", ".ipc", ".feather"):
             lf = pl.scan_ipc(p)
         else:
             raise ValueError(f"Tabular: cannot read {str(p)!r}; supported files are .csv, .tsv, .parquet, .arrow/.ipc/.feather.")
+        if columns is not None:
+            have = lf.collect_schema().names()
+            lf = lf.select([c for c in columns if c in have])
         return lf if lazy else lf.collect(engine="streaming")
     type_name = f"{type(source).__module__}.{type(source).__name__}"
     if type_name.startswith("pandas.") and type(source).__name__ == "DataFrame":
@@ -80,6 +94,23 @@ def read_table(source: Any, cat_names: Sequence[str] = (), lazy: bool = False) -
         return df.lazy() if lazy else df
     raise TypeError(f"Tabular: source must be a Polars/pandas DataFrame, a pyarrow Table, a Polars LazyFrame "
                     f"or a CSV/Parquet path, got {type_name}.")
+
+
+def _columns_for(splits: Any, model_columns: list[str]) -> list[str] | None:
+    """The columns to read from a file: the model's plus what a known splitter looks at (None = all)."""
+    from pipekit.data.splitters import (ColSplitter, IndexSplitter, RandomSplitter, TimeSplitter,
+                                        TrainTestSplitter)
+
+    extra: list[str | None]
+    if splits is None or isinstance(splits, (tuple, list)) or isinstance(splits, (RandomSplitter, IndexSplitter)):
+        extra = []
+    elif isinstance(splits, (ColSplitter, TimeSplitter)):
+        extra = [splits.col]
+    elif isinstance(splits, TrainTestSplitter):
+        extra = [splits.stratify_col]
+    else:
+        return None  # a user function may look at any column
+    return list(dict.fromkeys(model_columns + [c for c in extra if c]))
 
 
 def _resolve_splits(splits: Any, items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -242,8 +273,9 @@ class Tabular:
         ys = _as_list(y_names, "y_names")
         self.processor = TabularProcessor(procs=make_procs(procs), cat_names=cats, cont_names=conts,
                                           y_names=ys, y_block=y_block)
-        items = read_table(source, cats)
-        self.processor.check_columns(items.columns, where="Tabular")
+        lazy = read_table(source, cats, lazy=True, text_names=ys, cont_names=conts)
+        self.processor.check_columns(lazy.collect_schema().names(), where="Tabular")
+        items = read_table(lazy, columns=_columns_for(splits, cats + conts + ys))
         train_idx, valid_idx, self.has_valid = _resolve_splits(splits, items)
         mask = np.zeros(len(items), dtype=bool)
         mask[train_idx] = True

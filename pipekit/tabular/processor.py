@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.tabular.procs import ColumnNames, TabularProc, _collect
+from pipekit.tabular.procs import ColumnNames, TabularProc, _collect, code_dtype
 
 _SPLIT_COL = "__pipekit_train__"
 _Y_KINDS = ("category", "regression")
@@ -148,11 +148,13 @@ class TabularProcessor:
                                     "classify, or cast it to numbers.")
             self.c_ = len(self.y_names)
 
-    def _target_exprs(self) -> list[pl.Expr]:
+    def _target_exprs(self, frame: pl.DataFrame | pl.LazyFrame) -> list[pl.Expr]:
         if self.y_kind_ == "category":
             c = self.y_names[0]
-            return [pl.col(c).cast(pl.String).cast(pl.Enum(self.y_vocab_), strict=False).to_physical()
-                    .cast(pl.Int64).alias(c)]
+            schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+            col = pl.col(c) if _is_text(schema[c]) else pl.col(c).cast(pl.String)
+            return [col.cast(pl.Enum(self.y_vocab_), strict=False).to_physical().cast(code_dtype(len(self.y_vocab_)))
+                    .alias(c)]
         if self.y_kind_ == "regression":
             return [pl.col(c).cast(pl.Float32).alias(c) for c in self.y_names]
         return []
@@ -163,11 +165,11 @@ class TabularProcessor:
         for proc in self.procs:
             proc.setup(frame, train, names)
             schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
-            frame = frame.with_columns(proc.expressions(schema))
+            frame = frame.with_columns(proc.expressions(schema, eager=isinstance(frame, pl.DataFrame)))
         self.cat_names_, self.cont_names_ = names.cat_names, names.cont_names
         self._fit_targets(frame, train)
         self.fitted_ = True
-        return frame.with_columns(self._target_exprs())
+        return frame.with_columns(self._target_exprs(frame))
 
     def fit_transform(self, items: pl.DataFrame, train_mask: np.ndarray) -> pl.DataFrame:
         """Fit on the rows where ``train_mask`` is true, return every row processed (inputs and targets)."""
@@ -222,9 +224,9 @@ class TabularProcessor:
         frame = self._prepare(frame)
         for proc in self.procs:
             schema = frame.collect_schema() if lazy else frame.schema
-            frame = frame.with_columns(proc.expressions(schema))
+            frame = frame.with_columns(proc.expressions(schema, eager=not lazy))
         if y_present:
-            frame = frame.with_columns(self._target_exprs())
+            frame = frame.with_columns(self._target_exprs(frame))
         out_cols = self.cat_names_ + self.cont_names_ + (self.y_names if y_present else [])
         frame = frame.select(out_cols)
         if y_present and not lazy:

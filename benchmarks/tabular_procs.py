@@ -1,0 +1,187 @@
+"""Categorify + FillMissing + Normalize on adult.csv replicated to about 10M rows: time and peak memory.
+
+The 32,561 real rows of adult_sample are repeated (``--copies``, default 300 -> 9,768,300 rows) into a
+CSV in a temporary folder: a replication of the real rows, not new data. Each contender runs in its
+own process that reads the CSV, splits it 80/20 (seeded) and fits the three procs on the training rows;
+the process reports its wall time (read, procs) and its peak RSS (``ru_maxrss``), so the whole process
+is measured the same way for every contender:
+
+  pipekit   Tabular(path, procs=[Categorify, FillMissing, Normalize], ...)
+  fastai    pd.read_csv + TabularPandas(..., procs=[Categorify, FillMissing, Normalize])  ($FASTAI_PYTHON)
+  pandas    pd.read_csv + a plain pandas implementation of the same three procs
+  stream    pipekit process_to_parquet from a Parquet copy (out-of-core, streaming engine)
+
+Ratios are printed against fastai measured in the same run; a JSON record goes to
+bench_results/tabular_procs.json. Heavy (about 4 GB for fastai): run it once, not in tests.
+
+    FASTAI_PYTHON=/path/to/python python benchmarks/tabular_procs.py [--copies 300] [--skip-fastai]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+CONT = ["age", "fnlwgt", "education-num"]
+
+_REPORT = """
+import json, resource, sys
+def report(**kw):
+    kw["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(kw))
+"""
+
+PIPEKIT = _REPORT + """
+import time
+from pipekit.data.splitters import RandomSplitter
+from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, read_table
+path, cat, cont = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+t0 = time.perf_counter()
+# the same read Tabular(path, ...) does: model columns only, text as Categorical, numbers as Float32
+df = read_table(path, cat, columns=cat + cont + ["salary"], text_names=["salary"], cont_names=cont)
+t1 = time.perf_counter()
+tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=cat, cont_names=cont, y_names="salary",
+              splits=RandomSplitter(valid_pct=0.2, seed=42))
+xs = tab.train.xs  # materialise the training inputs like TabularPandas does
+t2 = time.perf_counter()
+report(rows=len(df), read_s=t1 - t0, procs_s=t2 - t1, total_s=t2 - t0, n_train=len(tab.train))
+"""
+
+FASTAI = _REPORT + """
+import time
+import pandas as pd
+from fastai.tabular.all import Categorify, FillMissing, Normalize, RandomSplitter, TabularPandas, range_of
+path, cat, cont = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+t0 = time.perf_counter()
+df = pd.read_csv(path)
+t1 = time.perf_counter()
+to = TabularPandas(df, procs=[Categorify, FillMissing, Normalize], cat_names=cat, cont_names=cont,
+                   y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42)(range_of(df)))
+xs = to.train.xs
+t2 = time.perf_counter()
+report(rows=len(df), read_s=t1 - t0, procs_s=t2 - t1, total_s=t2 - t0, n_train=len(to.train))
+"""
+
+PANDAS = _REPORT + """
+import time
+import numpy as np
+import pandas as pd
+path, cat, cont = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+t0 = time.perf_counter()
+df = pd.read_csv(path)
+t1 = time.perf_counter()
+perm = np.random.default_rng(42).permutation(len(df))
+train = np.zeros(len(df), dtype=bool)
+train[perm[int(round(0.2 * len(df))):]] = True
+out = {}
+for c in cont:  # FillMissing (median of train) + flag, then Normalize (train mean/std)
+    col = df[c].astype("float32")
+    na = col.isna()
+    if na[train].any():
+        out[c + "_na"] = na.astype("int8") + 1
+    col = col.fillna(col[train].median())
+    out[c] = ((col - col[train].mean()) / col[train].std()).astype("float32")
+for c in cat:  # Categorify: vocab from train values, 0 = missing/unseen
+    vocab = pd.Index(sorted(df.loc[train, c].dropna().unique()))
+    out[c] = (vocab.get_indexer(df[c]) + 1).astype("int16")
+res = pd.DataFrame(out)
+t2 = time.perf_counter()
+report(rows=len(df), read_s=t1 - t0, procs_s=t2 - t1, total_s=t2 - t0, n_train=int(train.sum()))
+"""
+
+STREAM = _REPORT + """
+import time
+from pipekit.tabular.stream import process_to_parquet
+src, out, cat, cont = sys.argv[1], sys.argv[4], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+t0 = time.perf_counter()
+proc = process_to_parquet(src, out, cat_names=cat, cont_names=cont, y_names="salary", valid_pct=0.2, seed=42)
+t1 = time.perf_counter()
+report(read_s=0.0, procs_s=t1 - t0, total_s=t1 - t0)
+"""
+
+
+def replicate(src: Path, dst: Path, copies: int) -> int:
+    """Write the header once and the real rows ``copies`` times (streamed, no table in memory)."""
+    text = src.read_bytes()
+    header, body = text.split(b"\n", 1)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    with open(dst, "wb") as f:
+        f.write(header + b"\n")
+        for _ in range(copies):
+            f.write(body)
+    return body.count(b"\n") * copies
+
+
+def run(python: str, code: str, *args: str, env: dict | None = None) -> dict:
+    proc = subprocess.run([python, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})})
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"benchmark process failed ({python}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--copies", type=int, default=300, help="times the real adult rows are repeated")
+    ap.add_argument("--skip-fastai", action="store_true")
+    ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument("--skip-stream", action="store_true")
+    args = ap.parse_args()
+    import pipekit.datasets as D
+
+    src = Path(D.path("adult_sample")) / "adult.csv"
+    fastai_py = None if args.skip_fastai else os.environ.get("FASTAI_PYTHON")
+    if not args.skip_fastai and not fastai_py:
+        print("note: FASTAI_PYTHON is not set; the fastai anchor is skipped")
+    cat, cont = json.dumps(CAT), json.dumps(CONT)
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="pipekit_bench_") as tmp:
+        big = Path(tmp) / "adult_replicated.csv"
+        rows = replicate(src, big, args.copies)
+        print(f"data: adult.csv real rows replicated x{args.copies} = {rows:,} rows, "
+              f"{big.stat().st_size / 1e9:.2f} GB CSV (replication, not new data)")
+        quiet = {"PIPEKIT_QUIET": "1"}
+        results["pipekit"] = run(sys.executable, PIPEKIT, str(big), cat, cont, env=quiet)
+        if fastai_py:
+            results["fastai"] = run(fastai_py, FASTAI, str(big), cat, cont)
+        if not args.skip_pandas:
+            results["pandas"] = run(sys.executable, PANDAS, str(big), cat, cont)
+        if not args.skip_stream:
+            pq = Path(tmp) / "adult_replicated.parquet"
+            import polars as pl
+
+            pl.scan_csv(big).sink_parquet(pq)
+            results["stream_parquet"] = run(sys.executable, STREAM, str(pq), cat, cont,
+                                            str(Path(tmp) / "processed.parquet"), env=quiet)
+            results["stream_csv"] = run(sys.executable, STREAM, str(big), cat, cont,
+                                        str(Path(tmp) / "processed2.parquet"), env=quiet)
+    anchor = results.get("fastai")
+    for name, r in results.items():
+        line = (f"{name:15s} read {r['read_s']:6.2f} s  procs {r['procs_s']:6.2f} s  total {r['total_s']:6.2f} s  "
+                f"peak RSS {r['peak_rss_mb']:7.0f} MB")
+        if anchor and name != "fastai":
+            line += (f"  | vs fastai: procs {anchor['procs_s'] / r['procs_s']:.1f}x faster, total "
+                     f"{anchor['total_s'] / r['total_s']:.1f}x faster, memory {r['peak_rss_mb'] / anchor['peak_rss_mb']:.2f}x")
+        print(line)
+    out = ROOT / "bench_results"
+    out.mkdir(exist_ok=True)
+    record = {"benchmark": "tabular_procs", "rows": rows, "copies": args.copies, "time": time.time(),
+              "note": "adult.csv real rows replicated; each contender in its own process; peak RSS = ru_maxrss",
+              "results": results}
+    (out / "tabular_procs.json").write_text(json.dumps(record, indent=1))
+    print(f"record: {out / 'tabular_procs.json'}")
+
+
+if __name__ == "__main__":
+    main()
