@@ -19,7 +19,7 @@ import numpy as np
 from pipekit.ensemble.common import (EnsembleBase, as_member_list, check_members, encode_targets, member_name, member_predictions,
                                      validate_prediction)
 from pipekit.models.base import TabularData, get_metric, register
-from pipekit.models.base import _log_loss as log_loss
+from pipekit.models.metrics import _log_loss as log_loss
 
 
 @register

@@ -8,7 +8,8 @@ Example:
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "c": rng.integers(0, 4, 400)})
     >>> data = as_data(xs, y=xs["a"].to_numpy() * 2 + xs["c"].to_numpy(), cat_names=["c"])
-    >>> gbm = GBM("regression", n_estimators=50, n_jobs=1).fit(data.take(np.arange(300)), data.take(np.arange(300, 400)))
+    >>> gbm = GBM("regression", n_estimators=300, learning_rate=0.2, min_child_samples=5, n_jobs=1)
+    >>> gbm = gbm.fit(data.take(np.arange(300)), data.take(np.arange(300, 400)))
     >>> gbm.score(data) < 0.5
     True
 """
