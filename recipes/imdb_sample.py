@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> dict:
         dict(emb_sz=args.emb, n_hid=args.hid, n_layers=args.layers)
     lm_epochs = args.lm_epochs or (1 if args.quick else 3)
     clf_epochs = args.clf_epochs or (1 if args.quick else 3)
-    work = Path(tempfile.mkdtemp(prefix="pk_imdb_"))
+    with tempfile.TemporaryDirectory(prefix="pk_imdb_") as work:
+        return run(args, df, cfg, lm_epochs, clf_epochs, Path(work), base_acc, base_proba, t0)
+
+
+def run(args: argparse.Namespace, df: pl.DataFrame, cfg: dict, lm_epochs: int, clf_epochs: int, work: Path,
+        base_acc: float, base_proba: np.ndarray, t0: float) -> dict:
+    """Language model -> encoder -> classifier; the models are written under ``work``."""
 
     # 1. language model on all 1000 reviews (their labels unused)
     dls_lm = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, max_vocab=args.max_vocab), get_x=ColReader("text"),

@@ -409,7 +409,8 @@ def decode_words(tokens: Sequence[str]) -> str:
             out.append(word if (attach or glue) else " " + word)
             glue = False
             continue
-        word = _cased(t, case)
+        # the rules lower-case a lone "I" without a marker (one letter); English wants it back
+        word = "I" if t == "i" and case is None else _cased(t, case)
         case = None
         if t.startswith("\n"):
             out.append(t)
