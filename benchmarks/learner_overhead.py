@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default=str(ROOT / "bench_results" / "learner_overhead.json"))
     args = p.parse_args(argv)
     os.environ.setdefault("PIPEKIT_QUIET", "1")
-    n, reps = (1024, 2) if args.quick else (8192, 5)
+    n, reps = (1024, 2) if args.quick else (8192, 7)
     records = []
     for kind, bs in (("cnn", 128), ("mlp", 64)):
         r = bench_pipekit(kind, n, bs, reps)
