@@ -118,6 +118,9 @@ def test_lr_find_suggestions_finite_and_plotted(fmnist, tmp_path):
     for v in (sug.valley, sug.steep, sug.minimum):
         assert math.isfinite(v) and 1e-7 <= v <= 10
     assert 1e-5 < sug.valley < 1.0  # a usable rate for this model and data
+    # the valley sits where the loss is already falling, before the minimum
+    at_valley = float(np.interp(np.log(sug.valley), np.log(sug.lrs), sug.losses))
+    assert at_valley < sug.losses[:10].mean() and sug.valley < sug.lrs[int(np.argmin(sug.losses))]
     assert (tmp_path / "lr_find.png").stat().st_size > 1000
     assert len(sug.lrs) >= 30 and np.all(np.diff(sug.lrs) > 0)
     # the model is restored after the search

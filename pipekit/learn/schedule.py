@@ -218,8 +218,9 @@ def steep(lrs: np.ndarray, losses: np.ndarray) -> float:
 def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
     """An lr inside the longest stretch over which the loss keeps going down.
 
-    The stretch is the longest decreasing subsequence of the smoothed losses; the suggestion sits a
-    little past its first third, where the loss is falling steadily and still far from diverging.
+    The stretch is the longest decreasing subsequence of the smoothed losses. Its start often lies in
+    the flat part of the curve, so the suggestion is the first lr of the stretch by which the loss has
+    made 30% of the stretch's total drop: the loss is clearly falling there and still far from diverging.
     """
     lrs, losses = _trim(lrs, losses)
     n = len(losses)
@@ -234,9 +235,11 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
             length[i], start[i] = length[j] + 1, start[j]
     end = int(np.argmax(length))
     first = int(start[end])
-    third = (end - first) / 3
-    idx = min(end, first + int(third + third / 2))
-    return float(lrs[idx])
+    drop = losses[first] - losses[end]
+    if drop <= 0:
+        return float(lrs[first])
+    reached = np.nonzero(losses[first:end + 1] <= losses[first] - 0.3 * drop)[0]
+    return float(lrs[first + int(reached[0])]) if len(reached) else float(lrs[end])
 
 
 @dataclass
