@@ -149,8 +149,8 @@ def test_regression_weighted_ensemble(splits):
     target = "education-num"
     mk = lambda s: as_data(s.xs.drop(target), y=s.xs[target].to_numpy(), cat_names=s.cat_names)  # noqa: E731
     dtr, dva = mk(tr), mk(va)
-    rf = RandomForest("regression", n_estimators=20, n_jobs=1).fit(dtr)
-    gbm = GBM("regression", learning_rate=0.1, n_jobs=1).fit(dtr, dva)
+    rf = RandomForest("regression", n_estimators=10, max_samples=4000, n_jobs=1).fit(dtr)
+    gbm = GBM("regression", learning_rate=0.2, n_estimators=150, n_jobs=1).fit(dtr, dva)
     ens = WeightedEnsemble([rf, gbm], n_iter=20).fit(dva)
     assert ens.score(dva) <= min(rf.score(dva), gbm.score(dva))
     assert ens.report_.columns == ["model", "rmse", "weight"]
@@ -158,22 +158,22 @@ def test_regression_weighted_ensemble(splits):
 
 def test_stacking_fits_members_and_is_reproducible(splits, tmp_path):
     tr, va = splits
-    tr_small = as_data(tr).take(np.arange(5000))
+    tr_small = as_data(tr).take(np.arange(3000))
 
     def make():
-        return StackingEnsemble([RandomForest("classification", n_estimators=15, n_jobs=1, oob_score=False),
-                                 GBM("classification", learning_rate=0.15, n_estimators=200, n_jobs=1)],
+        return StackingEnsemble([RandomForest("classification", n_estimators=8, n_jobs=1, oob_score=False),
+                                 GBM("classification", learning_rate=0.2, n_estimators=60, n_jobs=1)],
                                 n_folds=3, seed=1)
 
     ens = make().fit(tr_small, va)
-    assert ens.oob_predictions_.shape == (2, 5000, 2)
+    assert ens.oob_predictions_.shape == (2, 3000, 2)
     assert np.allclose(ens.oob_predictions_.sum(2), 1)  # every training row got an out-of-fold prediction
     acc = ens.score(va)
     assert acc > 0.8 and ens.report_["model"][-1] == "StackingEnsemble"
     assert np.array_equal(make().fit(tr_small, va).predict(va), ens.predict(va))
     back = load_model(ens.export(tmp_path / "stack.npz"))
     assert np.allclose(back.predict(va), ens.predict(va))
-    passthrough = StackingEnsemble([GBM("classification", learning_rate=0.15, n_estimators=100, n_jobs=1)],
+    passthrough = StackingEnsemble([GBM("classification", learning_rate=0.2, n_estimators=40, n_jobs=1)],
                                    n_folds=2, passthrough=True).fit(tr_small)
     assert passthrough.meta_model_.feature_names_ == [f"m{j}" for j in range(1 + len(tr.xs.columns))]
     with pytest.raises(ValueError, match="n_folds must be"):

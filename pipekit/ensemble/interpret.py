@@ -49,9 +49,10 @@ def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats:
     missing = [c for c in cols if c not in d.xs.columns]
     if missing:
         raise KeyError(f"features {missing} are not columns of the data; available: {d.feature_names}")
-    rng = np.random.default_rng(seed)
     drops = np.zeros((len(cols), n_repeats))
     for j, c in enumerate(cols):
+        # one stream per column: a column's result does not depend on which other columns are asked for
+        rng = np.random.default_rng(None if seed is None else [seed, d.feature_names.index(c)])
         for r in range(n_repeats):
             shuffled = d.xs.get_column(c).gather(rng.permutation(len(d)))
             dd = d.with_xs(d.xs.with_columns(shuffled.alias(c)))
