@@ -32,7 +32,7 @@ import json, sys, time
 import pandas as pd, torch
 from fastai.text.all import tokenize_df, make_vocab, Numericalize, LMDataLoader
 torch.set_num_threads(1)
-texts = pd.read_parquet(sys.argv[1])["text"]
+texts = json.load(open(sys.argv[1]))
 df = pd.DataFrame({"text": texts})
 t = time.perf_counter()
 tok_df, count = tokenize_df(df, "text", n_workers=2)
@@ -104,11 +104,9 @@ def fastai_run(texts: list[str]) -> dict | None:
     if not py:
         print("note: FASTAI_PYTHON is unset; the fastai anchor is skipped")
         return None
-    import polars as pl
-
     with tempfile.TemporaryDirectory() as d:
-        f = Path(d) / "texts.parquet"
-        pl.DataFrame({"text": texts}).write_parquet(f)
+        f = Path(d) / "texts.json"
+        f.write_text(json.dumps(texts))
         script = Path(d) / "fa.py"
         script.write_text(FASTAI_SCRIPT)
         out = subprocess.run([py, str(script), str(f)], capture_output=True, text=True, timeout=1800)

@@ -237,6 +237,8 @@ class Tokenizer(Transform):
         if toks is None:
             if chunk[0] == "\n":
                 toks = [chunk]
+            elif chunk.isalpha() and chunk.islower() and not _RE_REP.search(chunk):
+                toks = [chunk]  # the common case (a plain lower-case word): nothing to split or mark
             else:
                 pieces = [p for p, _ in self._pre.pre_tokenize_str(chunk)]
                 toks = [t for p in pieces for t in apply_rules(p)] if self.rules else pieces
