@@ -7,7 +7,7 @@ import pytest
 MODULES = ["pipekit.learn.registry", "pipekit.learn.nets", "pipekit.learn.losses", "pipekit.learn.metrics",
            "pipekit.learn.optim", "pipekit.learn.callbacks", "pipekit.learn.schedule", "pipekit.learn.learner",
            "pipekit.learn.builtin_callbacks", "pipekit.learn.export", "pipekit.learn.interpret",
-           "pipekit.learn.distributed", "pipekit.learn.inference", "pipekit.learn.recorder"]
+           "pipekit.learn.distributed", "pipekit.learn.inference", "pipekit.learn.recorder", "pipekit.learn.summary"]
 
 
 @pytest.mark.parametrize("name", MODULES)

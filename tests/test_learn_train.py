@@ -161,6 +161,16 @@ def test_fine_tune_freezes_body_then_unfreezes(fmnist):
     assert peak[-1] == pytest.approx(5e-3, rel=1e-2) and peak[-1] / peak[0] == pytest.approx(100)
 
 
+def test_summary_lists_layers_and_frozen_parameters(fmnist):
+    learn = make_learner(make_dls(fmnist, n_train=256), channels=(4, 8))
+    learn.freeze()
+    text = learn.summary(show=False)
+    assert "Conv2d" in text and "64x4x14x14" in text and "BatchNorm2d" in text
+    body_conv = sum(p.numel() for n, p in learn.model.named_parameters() if n.startswith("0.") and n.endswith("0.weight"))
+    total = sum(p.numel() for p in learn.model.parameters())
+    assert f"Total params: {total:,}  trainable: {total - body_conv:,}  frozen: {body_conv:,}" in text
+
+
 def test_fine_tune_needs_two_groups(fmnist):
     learn = Learner(make_dls(fmnist, n_train=256), simple_cnn(1, 10, (4,)))
     with pytest.raises(ValueError, match="splitter"):

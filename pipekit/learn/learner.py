@@ -401,6 +401,15 @@ class Learner:
 
         return tta(self, ds_idx, dl, n, beta, use_max)
 
+    def summary(self, show: bool = True) -> str:
+        """Each layer's output shape and parameter count on one training batch, and what is frozen."""
+        from pipekit.learn.summary import model_summary
+
+        text = model_summary(self)
+        if show:
+            print(text)
+        return text
+
     def show_results(self, ds_idx: int = 1, dl: Any = None, max_n: int = 9,
                      path: str | os.PathLike | None = None) -> Any:
         """Draw ``max_n`` items of a batch titled "actual / predicted" (PNG when headless)."""

@@ -1,0 +1,61 @@
+"""``learn.summary()``: each layer's output shape and parameter count for one batch, and what trains."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["model_summary"]
+
+
+def _shape(out: Any) -> str:
+    if isinstance(out, torch.Tensor):
+        return "x".join(str(d) for d in out.shape)
+    if isinstance(out, (tuple, list)) and out:
+        return _shape(out[0]) + (f" (+{len(out) - 1})" if len(out) > 1 else "")
+    return "-"
+
+
+def model_summary(learn: Any, max_rows: int = 200) -> str:
+    """See ``Learner.summary``."""
+    model: nn.Module = learn.model
+    xb = learn.dls.train.one_batch()[: int(getattr(learn.dls, "n_inp", 1))]
+    xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in xb)
+    rows: list[tuple[str, str, str, int, bool]] = []
+    hooks = []
+
+    def hook(name: str) -> Any:
+        def fn(module: nn.Module, inp: Any, out: Any) -> None:
+            ps = list(module.parameters(recurse=False))
+            n = sum(p.numel() for p in ps)
+            rows.append((name, type(module).__name__, _shape(out), n, any(p.requires_grad for p in ps)))
+        return fn
+
+    for name, m in model.named_modules():
+        if not list(m.children()):
+            hooks.append(m.register_forward_hook(hook(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*xb)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    lines = [f"{type(model).__name__} (input {', '.join(_shape(x) for x in xb)})",
+             f"{'layer':<28}{'type':<18}{'output':<20}{'params':>10}  trainable"]
+    for name, kind, shape, n, tr in rows[:max_rows]:
+        lines.append(f"{name[:27]:<28}{kind[:17]:<18}{shape[:19]:<20}{n:>10,}  {'yes' if tr else ('no' if n else '')}")
+    if len(rows) > max_rows:
+        lines.append(f"... {len(rows) - max_rows} more layers")
+    lines.append(f"Total params: {total:,}  trainable: {trainable:,}  frozen: {total - trainable:,}")
+    opt = learn.opt
+    if opt is not None:
+        lines.append(f"Optimiser: {type(opt.opt).__name__}, {opt.n_groups} parameter group(s), first "
+                     f"{opt.frozen_to} frozen")
+    lines.append(f"Loss: {getattr(learn.loss_func, '__name__', type(learn.loss_func).__name__)}")
+    return "\n".join(lines)
