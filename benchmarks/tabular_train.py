@@ -1,0 +1,135 @@
+"""One epoch of the same tabular net on adult_sample: pipekit vs fastai ``tabular_learner``, bs 64 and 1024.
+
+Both sides: the book's chapter-1 columns, Categorify/FillMissing/Normalize, RandomSplitter(0.2, seed=42),
+``tabular_learner(dls, layers=[200, 100], metrics=accuracy)``, Adam at lr 1e-3, CPU, 1 torch thread,
+no progress bars. Each (library, batch size) runs in its own process and fits ``--epochs`` single
+epochs; the fastest epoch (train + validation pass) is reported, so start-up is not counted. It also
+times one pass over the training DataLoader alone (no model), the data side of an epoch.
+Ratios are against fastai measured in the same run; a JSON record goes to bench_results/tabular_train.json.
+
+    FASTAI_PYTHON=/path/to/python python benchmarks/tabular_train.py [--epochs 2] [--bs 64 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PIPEKIT = """
+import json, sys, time
+import torch
+torch.set_num_threads(1)
+from pipekit.data.seed import set_seed
+from pipekit.data.splitters import RandomSplitter
+from pipekit.learn.metrics import accuracy
+from pipekit.tabular import Tabular, tabular_learner
+path, bs, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cat = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+cont = ["age", "fnlwgt", "education-num"]
+set_seed(0)
+tab = Tabular(path, cat_names=cat, cont_names=cont, y_names="salary", splits=RandomSplitter(0.2, seed=42))
+dls = tab.dataloaders(bs=bs, seed=0)
+learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy)
+loader = []
+for _ in range(2):  # one pass over the training loader alone (no model): the data side of an epoch
+    t = time.perf_counter()
+    for _b in dls.train:
+        pass
+    loader.append(time.perf_counter() - t)
+times = []
+for _ in range(epochs):
+    t = time.perf_counter()
+    learn.fit(1, 1e-3)
+    times.append(time.perf_counter() - t)
+print("RESULT " + json.dumps({"epoch_s": min(times), "all_s": times, "accuracy": float(learn.validate()[1]),
+                               "batches": len(dls.train), "loader_s": min(loader)}))
+"""
+
+FASTAI = """
+import json, sys, time
+import torch
+torch.set_num_threads(1)
+import pandas as pd
+from fastai.tabular.all import (Categorify, FillMissing, Normalize, RandomSplitter, TabularPandas, accuracy,
+                                range_of, set_seed, tabular_learner)
+path, bs, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cat = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+cont = ["age", "fnlwgt", "education-num"]
+set_seed(0)
+df = pd.read_csv(path)
+to = TabularPandas(df, procs=[Categorify, FillMissing, Normalize], cat_names=cat, cont_names=cont,
+                   y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42)(range_of(df)))
+dls = to.dataloaders(bs=bs)
+learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy)
+loader = []
+for _ in range(2):
+    t = time.perf_counter()
+    for _b in dls.train:
+        pass
+    loader.append(time.perf_counter() - t)
+times = []
+with learn.no_bar(), learn.no_logging():
+    for _ in range(epochs):
+        t = time.perf_counter()
+        learn.fit(1, 1e-3)
+        times.append(time.perf_counter() - t)
+    acc = float(learn.validate()[1])
+print("RESULT " + json.dumps({"epoch_s": min(times), "all_s": times, "accuracy": acc, "batches": len(dls.train),
+                               "loader_s": min(loader)}))
+"""
+
+
+def run(python: str, code: str, *args: str) -> dict:
+    env = {**os.environ, "PIPEKIT_QUIET": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([python, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"benchmark process failed ({python}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--bs", type=int, nargs="+", default=[64, 1024])
+    ap.add_argument("--skip-fastai", action="store_true")
+    args = ap.parse_args()
+    import pipekit.datasets as D
+
+    path = str(Path(D.path("adult_sample")) / "adult.csv")
+    fastai_py = None if args.skip_fastai else os.environ.get("FASTAI_PYTHON")
+    if not args.skip_fastai and not fastai_py:
+        print("note: FASTAI_PYTHON is not set; the fastai anchor is skipped")
+    results: dict[str, dict] = {}
+    for bs in args.bs:
+        results[f"pipekit_bs{bs}"] = run(sys.executable, PIPEKIT, path, str(bs), str(args.epochs))
+        if fastai_py:
+            results[f"fastai_bs{bs}"] = run(fastai_py, FASTAI, path, str(bs), str(args.epochs))
+        p = results[f"pipekit_bs{bs}"]
+        line = (f"bs {bs:5d}: pipekit {p['epoch_s']:.2f} s/epoch ({p['batches']} batches, loader alone "
+                f"{p['loader_s']:.3f} s, valid acc {p['accuracy']:.4f})")
+        f = results.get(f"fastai_bs{bs}")
+        if f:
+            line += (f" | fastai {f['epoch_s']:.2f} s/epoch (loader alone {f['loader_s']:.3f} s, valid acc "
+                     f"{f['accuracy']:.4f}) | epoch {f['epoch_s'] / p['epoch_s']:.1f}x faster, loader "
+                     f"{f['loader_s'] / p['loader_s']:.0f}x faster")
+        print(line, flush=True)
+    out = ROOT / "bench_results"
+    out.mkdir(exist_ok=True)
+    record = {"benchmark": "tabular_train", "time": time.time(), "epochs": args.epochs,
+              "note": "adult_sample, book columns, layers [200,100], 1 torch thread, fastest epoch", "results": results}
+    (out / "tabular_train.json").write_text(json.dumps(record, indent=1))
+    print(f"record: {out / 'tabular_train.json'}")
+
+
+if __name__ == "__main__":
+    main()
