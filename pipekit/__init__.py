@@ -10,10 +10,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # heavy sub-packages load on first use, so `import pipekit` stays quick
-    if name == "load_learner":
-        from pipekit.learn import load_learner
+    if name in ("load_learner", "Learner"):
+        import pipekit.learn
 
-        return load_learner
+        return getattr(pipekit.learn, name)
     if name in ("data", "datasets", "vision", "text", "tabular", "learn", "models", "ensemble"):
         import importlib
 
@@ -21,4 +21,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pipekit' has no attribute {name!r}")
 
 
-__all__ = ["set_seed", "load_learner", "__version__"]
+__all__ = ["set_seed", "load_learner", "Learner", "__version__"]
