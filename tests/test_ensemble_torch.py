@@ -73,3 +73,16 @@ def test_net_bad_input(splits):
         TorchTabular("regression", epochs=1).fit(tr)
     with pytest.raises(ValueError, match="epochs"):
         TorchTabular("classification", epochs=0)
+
+
+def test_stacking_with_a_net(splits):
+    from pipekit.ensemble import StackingEnsemble
+
+    tr, va = splits
+    small = as_data(tr).take(np.arange(1500))
+    st = StackingEnsemble({"net": TorchTabular("classification", epochs=1, seed=0),
+                           "gbm": GBM("classification", n_estimators=40, learning_rate=0.2, n_jobs=1)},
+                          n_folds=2).fit(small, va)
+    assert st.oob_predictions_.shape == (2, 1500, 2)
+    assert st.report_["model"].to_list() == ["0:net", "1:gbm", "StackingEnsemble"]
+    assert st.score(va) > 0.75
