@@ -17,7 +17,7 @@ from pipekit.learn import accuracy
 from pipekit.vision import ImageBlock, Normalize, Resize, aug_transforms, imagenet_stats, vision_learner
 
 
-def main(quick: bool = False, size: int = 64, epochs: int = 6, arch: str = "xresnet18") -> dict:
+def main(quick: bool = False, size: int = 64, epochs: int = 4, arch: str = "xresnet18") -> dict:
     set_seed(42)
     t0 = time.perf_counter()
     # quick runs take every 40th file (75 train, 25 valid) so that only those are decoded
@@ -39,7 +39,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="train a few batches only (for tests)")
     p.add_argument("--size", type=int, default=64, help="training image size")
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--arch", default="xresnet18", help="xresnet18, xresnet34, xresnet50 or simple_cnn")
     a = p.parse_args()
     main(a.quick, a.size, a.epochs, a.arch)

@@ -48,7 +48,7 @@ def mnist_dls(quick: bool):
     return dls
 
 
-def main(quick: bool = False, n_pretrain: int = 6000, epochs: int = 4, arch: str = "xresnet18") -> dict:
+def main(quick: bool = False, n_pretrain: int = 4000, epochs: int = 4, arch: str = "xresnet18") -> dict:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         set_seed(0)
@@ -78,7 +78,7 @@ def main(quick: bool = False, n_pretrain: int = 6000, epochs: int = 4, arch: str
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="train a few batches only (for tests)")
-    ap.add_argument("--n-pretrain", type=int, default=6000)
+    ap.add_argument("--n-pretrain", type=int, default=4000)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--arch", default="xresnet18", help="xresnet18, xresnet34, xresnet50 or simple_cnn")
     a = ap.parse_args()
