@@ -349,6 +349,8 @@ class Backend:
     def _data(self, data: Any) -> TabularData:
         self._check_fitted()
         d = as_data(data, cat_names=self.cat_features_ if isinstance(data, pl.DataFrame) else None)
+        if len(d) == 0:
+            raise ValueError(f"the data passed to {type(self).__name__} has no rows")
         self.check_compatible(d)
         return d
 

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -90,7 +91,10 @@ class RandomForest(Backend):
         self._setup(d)
         X = self.matrix(d, order="C")  # float32 C-contiguous: exactly what sklearn trees consume, no 2nd copy
         y = self.encode_y(d.y)
-        self.model_ = self._make_sklearn(len(d)).fit(X, y)
+        with warnings.catch_warnings():
+            # rows that no tree left out get NaN OOB predictions; they are excluded from oob_score_ below
+            warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
+            self.model_ = self._make_sklearn(len(d)).fit(X, y)
         self.oob_score_ = None
         self.oob_predictions_ = None
         if self.oob_score:
