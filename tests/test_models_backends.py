@@ -169,3 +169,16 @@ def test_bad_input_messages(rf, splits, tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a pipekit model file"):
         load_model(bad)
+
+
+def test_inputs_reach_the_libraries_without_a_second_copy(rf, gbm, splits):
+    _, va = splits
+    d = as_data(va)
+    X = rf.matrix(d, order="C")
+    # sklearn trees want float32 C-contiguous: asarray with those demands must hand back the same buffer
+    assert X.dtype == np.float32 and np.asarray(X, dtype=np.float32, order="C") is X
+    F = gbm.matrix(d, order="F")
+    # LightGBM reads column-major float32 as is (it only ravels in F order)
+    assert F.flags["F_CONTIGUOUS"] and np.shares_memory(F.ravel(order="F"), F)
+    assert np.array_equal(X, F) and X.shape == (len(va), len(rf.feature_names_))
+    assert np.array_equal(X[:, 0], va.xs[rf.feature_names_[0]].to_numpy().astype(np.float32))
