@@ -171,6 +171,9 @@ def test_stacking_fits_members_and_is_reproducible(splits, tmp_path):
     acc = ens.score(va)
     assert acc > 0.8 and ens.report_["model"][-1] == "StackingEnsemble"
     assert np.array_equal(make().fit(tr_small, va).predict(va), ens.predict(va))
+    # Caruana selection over the out-of-fold predictions instead of a validation split
+    oof_selected = WeightedEnsemble(ens.members, n_iter=10).fit_predictions(list(ens.oob_predictions_), tr_small.y)
+    assert oof_selected.weights_.sum() == pytest.approx(1.0) and oof_selected.score(va) > 0.8
     back = load_model(ens.export(tmp_path / "stack.npz"))
     assert np.allclose(back.predict(va), ens.predict(va))
     passthrough = StackingEnsemble([GBM("classification", learning_rate=0.2, n_estimators=40, n_jobs=1)],
