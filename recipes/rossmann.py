@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--bs", type=int, default=512)
+    ap.add_argument("--layers", type=int, nargs="+", default=[500, 250])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> float:
                   y_names="LogSales", y_block="regression", splits=TimeSplitter("Date", CUTOFF))
     dls = tab.dataloaders(bs=args.bs, seed=args.seed)
     max_log = float(df["LogSales"].max())
-    learn = tabular_learner(dls, layers=[1000, 500], y_range=(0.0, max_log * 1.2),
+    learn = tabular_learner(dls, layers=args.layers, y_range=(0.0, max_log * 1.2),
                             config=dict(ps=[0.001, 0.01], embed_p=0.04), wd=0.1)
     epochs = 1 if args.quick else args.epochs
     learn.fit_one_cycle(epochs, args.lr)
