@@ -2,9 +2,17 @@
 ``drop_redundant``, adversarial validation (``out_of_domain``) and ``prune_features``.
 
 Example:
-    >>> # clusters = cluster_columns(tab.train, path="dendrogram.png"); clusters.pairs(0.8)
-    >>> # drop_redundant(RandomForest("regression"), tab.train, tab.valid, ["saleYear", "saleElapsed"])
-    >>> # ood = out_of_domain(tab.train, tab.valid); ood.auc, ood.importance.head()
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> rng = np.random.default_rng(0)
+    >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
+    >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
+    >>> train, valid = data.take(np.arange(300)), data.take(np.arange(300, 400))
+    >>> cluster_columns(train, plot=False).pairs(0.5).height
+    0
+    >>> ood = out_of_domain(train, valid, n_estimators=20, n_jobs=1)
+    >>> bool(0.3 < ood.auc < 0.7)
+    True
 """
 
 from __future__ import annotations

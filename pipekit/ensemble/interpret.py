@@ -2,9 +2,19 @@
 individual curves) and per-row contribution waterfalls, for any backend or ensemble.
 
 Example:
-    >>> # imp = permutation_importance(gbm, tab.valid, n_repeats=5, seed=0); plot_importance(imp)
-    >>> # pd = partial_dependence(rf, tab.valid, "age", kind="both"); plot_partial_dependence(pd, "age.png")
-    >>> # waterfall_plot(rf.contributions(tab.valid.xs[:1]), row=0, path="row0.png")
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> rng = np.random.default_rng(0)
+    >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
+    >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
+    >>> train, valid = data.take(np.arange(300)), data.take(np.arange(300, 400))
+    >>> rf = RandomForest("classification", n_estimators=20, n_jobs=1).fit(train)
+    >>> imp = permutation_importance(rf, valid, n_repeats=3, seed=0)
+    >>> imp["feature"][-1]
+    'noise'
+    >>> pd = partial_dependence(rf, valid, "a", grid=5)
+    >>> bool(pd.average[-1] > pd.average[0])
+    True
 """
 
 from __future__ import annotations

@@ -1,7 +1,17 @@
 """``MeanEnsemble``: average the members' probabilities / values (optionally with fixed weights).
 
 Example:
-    >>> # ens = MeanEnsemble([rf, gbm, net]).fit(tab.valid); ens.report(); ens.predict(tab.valid)
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> rng = np.random.default_rng(0)
+    >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
+    >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
+    >>> train, valid = data.take(np.arange(300)), data.take(np.arange(300, 400))
+    >>> rf = RandomForest("classification", n_estimators=20, n_jobs=1).fit(train)
+    >>> gbm = GBM("classification", n_estimators=50, n_jobs=1).fit(train)
+    >>> ens = MeanEnsemble([rf, gbm])
+    >>> bool(np.allclose(ens.predict(valid), (rf.predict(valid) + gbm.predict(valid)) / 2))
+    True
 """
 
 from __future__ import annotations

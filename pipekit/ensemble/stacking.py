@@ -1,8 +1,16 @@
 """``StackingEnsemble``: k-fold out-of-fold predictions of each base model feed a meta-model.
 
 Example:
-    >>> # ens = StackingEnsemble([RandomForest("classification"), GBM("classification")], n_folds=5)
-    >>> # ens.fit(tab.train, tab.valid).report()
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> rng = np.random.default_rng(0)
+    >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
+    >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
+    >>> train, valid = data.take(np.arange(300)), data.take(np.arange(300, 400))
+    >>> ens = StackingEnsemble([RandomForest("classification", n_estimators=10, n_jobs=1),
+    ...                         GBM("classification", n_estimators=40, n_jobs=1)], n_folds=3).fit(train)
+    >>> ens.oob_predictions_.shape, ens.score(valid) > 0.8
+    ((2, 300, 2), True)
 """
 
 from __future__ import annotations
