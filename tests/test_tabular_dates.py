@@ -8,7 +8,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from pipekit.data.splitters import RandomSplitter, TimeSplitter
+from pipekit.data.splitters import TimeSplitter
 from pipekit.tabular import Tabular
 from pipekit.tabular.dates import add_datepart, cont_cat_split, df_shrink
 from pipekit.tabular.stream import process_to_parquet
