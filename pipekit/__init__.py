@@ -14,6 +14,10 @@ def __getattr__(name: str):
         import pipekit.learn
 
         return getattr(pipekit.learn, name)
+    if name == "load_model":
+        from pipekit.models import load_model
+
+        return load_model
     if name in ("data", "datasets", "vision", "text", "tabular", "learn", "models", "ensemble"):
         import importlib
 
@@ -21,4 +25,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pipekit' has no attribute {name!r}")
 
 
-__all__ = ["set_seed", "load_learner", "Learner", "__version__"]
+__all__ = ["set_seed", "load_learner", "load_model", "Learner", "__version__"]
