@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--emb", type=int, default=64)
     ap.add_argument("--hid", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--max-vocab", type=int, default=60000)
+    ap.add_argument("--max-vocab", type=int, default=3000,
+                    help="a small vocab keeps the LM softmax cheap on a CPU")
     ap.add_argument("--out", type=str, default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -66,8 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     cfg = dict(emb_sz=24, n_hid=48, n_layers=2) if args.quick else \
         dict(emb_sz=args.emb, n_hid=args.hid, n_layers=args.layers)
-    lm_epochs = args.lm_epochs or (1 if args.quick else 3)
-    clf_epochs = args.clf_epochs or (1 if args.quick else 3)
+    lm_epochs = args.lm_epochs or (1 if args.quick else 6)
+    clf_epochs = args.clf_epochs or (1 if args.quick else 8)
     with tempfile.TemporaryDirectory(prefix="pk_imdb_") as work:
         return run(args, df, cfg, lm_epochs, clf_epochs, Path(work), base_acc, base_proba, t0)
 
@@ -112,8 +113,9 @@ def run(args: argparse.Namespace, df: pl.DataFrame, cfg: dict, lm_epochs: int, c
     res = {"lm_accuracy": float(lm_acc), "lm_perplexity": float(lm_ppl), "classifier_accuracy": nn_acc,
            "ensemble_accuracy": ens_acc, "tfidf_logreg_accuracy": base_acc, "minutes": minutes,
            "quick": args.quick, "config": cfg, "lm_epochs": lm_epochs, "clf_epochs": clf_epochs}
-    if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=2))
+    if args.out:  # the per-review probabilities go with the figures, for later analysis
+        Path(args.out).write_text(json.dumps({**res, "classifier_p_positive": p_pos.round(4).tolist(),
+                                              "baseline_p_positive": base_proba.round(4).tolist()}, indent=1))
     print(f"result: classifier accuracy {nn_acc:.4f}, ensemble with TF-IDF+LR {ens_acc:.4f}, "
           f"TF-IDF+LR baseline {base_acc:.4f} (LM accuracy {lm_acc:.3f}, perplexity {lm_ppl:.1f}; "
           f"{minutes:.1f} min)")

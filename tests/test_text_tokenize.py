@@ -62,7 +62,7 @@ def test_apply_rules_units():
     assert apply_rules("...") == ["xxrep", "3", "."]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.text(alphabet="aAbB .!'\n<>br/", max_size=40), min_size=1, max_size=6))
 def test_batch_equals_one_by_one(texts):
     # the corpus path (distinct chunks, vectorised expansion) must give what tokenizing each text alone gives
