@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.tabular.procs import ColumnNames, TabularProc, _collect, code_dtype
+from pipekit.tabular.procs import ColumnNames, TabularProc, code_dtype, distinct_train_values
 
 _SPLIT_COL = "__pipekit_train__"
 _Y_KINDS = ("category", "regression")
@@ -131,9 +131,7 @@ class TabularProcessor:
                 raise ValueError(f"a classification target is one column, got y_names={self.y_names}.")
             if self.y_vocab_ is None:
                 c = self.y_names[0]
-                vals = _collect(frame.select(pl.col(c).filter(train).drop_nulls().unique().implode()))[c][0]
-                if not isinstance(vals, pl.Series):
-                    vals = pl.Series(c, list(vals))
+                vals = distinct_train_values(frame, c, train)
                 if _is_text(vals.dtype):
                     vals = vals.cast(pl.String)
                 self.y_vocab_ = vals.sort().cast(pl.String).to_list()

@@ -48,6 +48,18 @@ def _collect(frame: Frame) -> pl.DataFrame:
     return frame
 
 
+def distinct_train_values(frame: Frame, c: str, train: pl.Expr) -> pl.Series:
+    """The distinct non-null values of column ``c`` in the training rows.
+
+    On a lazy scan this is a streaming ``unique`` of one column (a few MB), where an aggregation
+    inside ``select`` would hold the whole column in memory.
+    """
+    if isinstance(frame, pl.LazyFrame):
+        out = frame.filter(train).select(pl.col(c)).drop_nulls().unique().collect(engine="streaming")
+        return out.to_series()
+    return frame.select(pl.col(c).filter(train).drop_nulls().unique()).to_series()
+
+
 def code_dtype(n_classes: int) -> pl.DataType:
     """The smallest signed integer type that holds codes ``0..n_classes-1`` (keeps 10M-row tables small)."""
     if n_classes <= 127:
@@ -240,15 +252,10 @@ class Categorify(TabularProc):
     def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
         cols = list(names.cat_names)
         schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
-        # One query for all columns: the distinct training values of each, as a list.
-        uniq = _collect(frame.select([pl.col(c).filter(train).drop_nulls().unique().implode().alias(c)
-                                      for c in cols]))
         classes: dict[str, list[str]] = {}
         for c in cols:
             dtype = schema[c]
-            values = uniq[c][0]
-            if not isinstance(values, pl.Series):
-                values = pl.Series(c, list(values), dtype=dtype)
+            values = distinct_train_values(frame, c, train)
             if isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String:
                 values = values.cast(pl.String)
             # Sort by the native value (numbers numerically), then store as strings cast the same way
