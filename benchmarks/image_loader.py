@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,7 @@ def part_pipekit(limit: int | None) -> dict:
     dls2 = dblock().dataloaders(data_path(), bs=BS, seed=1, device="cpu", num_workers=2)
     n4 = epoch(dls2.train)
     t_warm = time.perf_counter() - t1
+    shutil.rmtree(os.environ["PIPEKIT_CACHE"], ignore_errors=True)
     return {"first_epoch_img_s": n1 / t_first, "presize_build_s": t_build,
             "cached_epoch_img_s": max(n2 / t_cached, n3 / t_cached2), "later_run_first_epoch_img_s": n4 / t_warm,
             "n_images": n1, "peak_rss_mb": peak_rss_mb()}
