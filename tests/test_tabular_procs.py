@@ -233,3 +233,13 @@ def test_regression_target_and_lazy_fit(adult_df):
     mask[tab.train_idx] = True
     lazy = proc.fit_lazy(adult_df.with_columns(pl.Series("is_train", mask)).lazy(), pl.col("is_train"))
     assert lazy.collect(engine="streaming").equals(tab.frame)
+
+
+def test_fast_random_split_is_random_splitter():
+    from pipekit.tabular.core import _random_split
+
+    for n, pct, seed in ((10, 0.2, 0), (32561, 0.2, 42), (1001, 0.37, 7)):
+        items = pl.DataFrame({"x": np.arange(n)})
+        ref_train, ref_valid = RandomSplitter(pct, seed=seed)(items)
+        train, valid = _random_split(n, pct, seed)
+        assert np.array_equal(train, ref_train) and np.array_equal(valid, ref_valid)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipekit.data.splitters import RandomSplitter
 from pipekit.tabular.procs import Categorify, FillMissing, Normalize, TabularProc, make_procs
 from pipekit.tabular.processor import TabularProcessor
 
@@ -113,12 +114,22 @@ def _columns_for(splits: Any, model_columns: list[str]) -> list[str] | None:
     return list(dict.fromkeys(model_columns + [c for c in extra if c]))
 
 
+def _random_split(n: int, valid_pct: float, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly ``RandomSplitter(valid_pct, seed)``'s split, in O(n): a mask instead of sorting 10M indices."""
+    perm = np.random.default_rng(seed).permutation(n)
+    valid = np.zeros(n, dtype=bool)
+    valid[perm[: int(round(valid_pct * n))]] = True
+    return np.flatnonzero(~valid), np.flatnonzero(valid)
+
+
 def _resolve_splits(splits: Any, items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, bool]:
     """Return (train_idx, valid_idx, explicit) where explicit says a validation set was asked for."""
     n = len(items)
     if splits is None:
         return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64), False
-    if callable(splits):
+    if type(splits) is RandomSplitter:
+        train, valid = _random_split(n, splits.valid_pct, splits.seed)
+    elif callable(splits):
         train, valid = splits(items)
     elif isinstance(splits, (tuple, list)) and len(splits) == 2:
         train, valid = splits
@@ -273,9 +284,14 @@ class Tabular:
         ys = _as_list(y_names, "y_names")
         self.processor = TabularProcessor(procs=make_procs(procs), cat_names=cats, cont_names=conts,
                                           y_names=ys, y_block=y_block)
-        lazy = read_table(source, cats, lazy=True, text_names=ys, cont_names=conts)
-        self.processor.check_columns(lazy.collect_schema().names(), where="Tabular")
-        items = read_table(lazy, columns=_columns_for(splits, cats + conts + ys))
+        wanted = _columns_for(splits, cats + conts + ys)
+        if isinstance(source, pl.DataFrame):  # already in memory: select, never copy
+            self.processor.check_columns(source.columns, where="Tabular")
+            items = read_table(source, columns=wanted)
+        else:
+            lazy = read_table(source, cats, lazy=True, text_names=ys, cont_names=conts)
+            self.processor.check_columns(lazy.collect_schema().names(), where="Tabular")
+            items = read_table(lazy, columns=wanted)
         train_idx, valid_idx, self.has_valid = _resolve_splits(splits, items)
         mask = np.zeros(len(items), dtype=bool)
         mask[train_idx] = True

@@ -100,6 +100,8 @@ class TabularProcessor:
                                         f"row {i} ({len(bad)} such rows); clean the column or list it in cat_names.")
                 exprs.append(pl.col(c).cast(pl.String).str.strip_chars().replace("", None)
                              .cast(pl.Float32, strict=False).alias(c))
+            elif dt == pl.Float32 and isinstance(frame, pl.DataFrame) and not frame[c].is_nan().any():
+                continue  # already what the procs need
             elif dt.is_numeric() or dt == pl.Boolean:
                 exprs.append(pl.col(c).cast(pl.Float32).fill_nan(None).alias(c))
             elif dt == pl.Null:
@@ -150,6 +152,12 @@ class TabularProcessor:
         if self.y_kind_ == "category":
             c = self.y_names[0]
             schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+            dt = code_dtype(len(self.y_vocab_))
+            if isinstance(frame, pl.DataFrame) and isinstance(schema[c], pl.Categorical):
+                # As in Categorify: look the distinct strings up once, gather by physical code.
+                strings = schema[c].categories.to_series()
+                lut = strings.cast(pl.Enum(self.y_vocab_), strict=False).to_physical().cast(dt)
+                return [pl.lit(lut).gather(pl.col(c).to_physical()).alias(c)]
             col = pl.col(c) if _is_text(schema[c]) else pl.col(c).cast(pl.String)
             return [col.cast(pl.Enum(self.y_vocab_), strict=False).to_physical().cast(code_dtype(len(self.y_vocab_)))
                     .alias(c)]
