@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _HFTokenizer
 
@@ -49,6 +50,7 @@ _RE_REP = re.compile(r"(\S)\1{2,}")
 _RE_WORD = re.compile(r"^\w+$")
 _MODES = ("word", "bpe", "unigram")
 _MEMO_MAX = 2_000_000
+_ASCII_TRIPLES = "|".join(ch * 3 for ch in "abcdefghijklmnopqrstuvwxyz")
 _NO_SPACE_BEFORE = set(".,!?;:)]}%") | {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
 _NO_SPACE_AFTER = set("([{$#")
 
@@ -247,6 +249,35 @@ class Tokenizer(Transform):
             self._memo[chunk] = toks
         return toks
 
+    def _tokens_of_chunks(self, chunk_strs: list[str]) -> pl.Series:
+        """Token lists of distinct chunks. Plain words, Capitalised words and either with one trailing
+        punctuation mark (most chunks) are done by Polars expressions; the rest go through the
+        ``tokenizers`` pre-tokenizer and the rules, once each."""
+        df = pl.DataFrame({"c": pl.Series(chunk_strs, dtype=pl.String)})
+        if self.rules and len(df):
+            c, low = pl.col("c"), pl.col("c").str.to_lowercase()
+            plain = ~low.str.contains(_ASCII_TRIPLES)  # no xxrep inside
+            word, last = low.str.slice(0, low.str.len_chars() - 1), c.str.slice(-1)
+            fast = (pl.when(c.str.contains(r"^[a-z]+$") & plain).then(pl.concat_list([c]))
+                    .when(c.str.contains(r"^[A-Z][a-z]+$") & plain).then(pl.concat_list([pl.lit(TK_MAJ), low]))
+                    .when(c.str.contains(r"^[a-z]+[.,!?;:]$") & plain).then(pl.concat_list([word, last]))
+                    .when(c.str.contains(r"^[A-Z][a-z]+[.,!?;:]$") & plain)
+                    .then(pl.concat_list([pl.lit(TK_MAJ), word, last])).otherwise(None))
+            toks = df.select(fast.alias("t")).to_series()
+        else:
+            toks = pl.Series("t", [None] * len(df), dtype=pl.List(pl.String))
+        rest = toks.is_null().arg_true()
+        if len(rest):
+            lists = [self._chunk_tokens(chunk_strs[i]) for i in rest.to_list()]
+            offs = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int32)
+            # via Arrow offsets: building a list Series from Python lists element by element is slow
+            slow = pl.Series("t", pa.ListArray.from_arrays(pa.array(offs), pa.array(
+                [t for x in lists for t in x], pa.string()))).cast(pl.List(pl.String))
+            done = pl.DataFrame({"i": pl.int_range(len(toks), eager=True, dtype=pl.UInt32), "t": toks})
+            toks = (pl.concat([done.filter(pl.col("t").is_not_null()), pl.DataFrame({"i": rest, "t": slow})])
+                    .sort("i").get_column("t"))
+        return toks
+
     def _encode_words(self, s: pl.Series) -> TokenizedTexts:
         if self.rules:
             s = s.str.replace_many([a for a, _ in HTML_FIXES], [b for _, b in HTML_FIXES])
@@ -261,14 +292,14 @@ class Tokenizer(Transform):
         if self.rules:
             codes, doc_of, chunk_strs = self._word_repeats(codes, doc_of, chunk_strs)
         # distinct chunk -> token list, then expand over the corpus with one gather
-        tok_index: dict[str, int] = {}
-        lens = np.empty(len(chunk_strs), dtype=np.int64)
-        flat_tok: list[int] = []
-        for k, ch in enumerate(chunk_strs):
-            toks = self._chunk_tokens(ch)
-            lens[k] = len(toks)
-            flat_tok += [tok_index.setdefault(t, len(tok_index)) for t in toks]
-        flat_tok_arr = np.asarray(flat_tok, dtype=np.int64)
+        per_chunk = self._tokens_of_chunks(chunk_strs)
+        lens = per_chunk.list.len().to_numpy().astype(np.int64)
+        flat_tokens = per_chunk.explode()
+        tok_vocab = flat_tokens.unique(maintain_order=True)
+        flat_tok_arr = flat_tokens.replace_strict(tok_vocab, pl.int_range(len(tok_vocab), eager=True, dtype=pl.Int64),
+                                                  return_dtype=pl.Int64).to_numpy() if len(flat_tokens) else \
+            np.zeros(0, np.int64)
+        tok_index = {t: i for i, t in enumerate(tok_vocab.to_list())}
         starts = np.cumsum(lens) - lens
         ids = flat_tok_arr[ragged_positions(starts[codes], lens[codes])]
         per_doc = np.bincount(doc_of, weights=lens[codes], minlength=len(s)).astype(np.int64)
