@@ -117,3 +117,15 @@ def test_embedding_nn_and_dot_bias_shapes(ratings):
     assert isinstance(learn.model, EmbeddingNN)
     with pytest.raises(TypeError, match="CollabDataLoaders"):
         collab_learner(object())
+
+
+def test_export_load_keeps_lookups(learn, ratings, tmp_path):
+    from pipekit.learn.export import load_learner
+
+    loaded = load_learner(learn.export(tmp_path / "collab.pipekit"))
+    movies = ratings["movieId"].unique().sort().head(3).to_list()
+    assert torch.allclose(loaded.model.bias(movies), learn.model.bias(movies))
+    new = ratings.head(30)
+    p1 = learn.get_preds(dl=learn.dls.test_dl(new))[0]
+    p2 = loaded.get_preds(dl=loaded.dls.test_dl(new))[0]
+    assert torch.allclose(p1, p2, atol=1e-6)

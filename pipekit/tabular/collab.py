@@ -161,7 +161,9 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
         torch.Size([2])
     """
 
-    def __init__(self, n_factors: int, n_users: int, n_items: int, y_range: Sequence[float] | None = None) -> None:
+    def __init__(self, n_factors: int, n_users: int, n_items: int, y_range: Sequence[float] | None = None,
+                 classes: dict[str, list[str]] | None = None, user_name: str | None = None,
+                 item_name: str | None = None) -> None:
         nn.Module.__init__(self)
         for name, v in (("n_factors", n_factors), ("n_users", n_users), ("n_items", n_items)):
             if int(v) < 1:
@@ -175,7 +177,9 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
                 e.weight[0].zero_()  # #na#: an unseen user/item contributes nothing but the other side's bias
             for e in (self.u_bias, self.i_bias):
                 e.weight.zero_()
-        self.classes, self.user_name, self.item_name = None, None, None
+        # The vocabularies ride along as constructor arguments so an exported model can still look
+        # items up by value after load_learner.
+        self.classes, self.user_name, self.item_name = classes, user_name, item_name
 
     def _tables(self, is_item: bool) -> tuple[nn.Embedding, nn.Embedding | None]:
         return (self.i_weight, self.i_bias) if is_item else (self.u_weight, self.u_bias)
@@ -193,10 +197,12 @@ class EmbeddingNN(_CollabInspect, TabularModel):
 
     def __init__(self, emb_szs: Sequence[Sequence[int]], layers: Sequence[int] = (100,),
                  ps: float | Sequence[float] | None = None, embed_p: float = 0.0,
-                 y_range: Sequence[float] | None = None, use_bn: bool = True) -> None:
+                 y_range: Sequence[float] | None = None, use_bn: bool = True,
+                 classes: dict[str, list[str]] | None = None, user_name: str | None = None,
+                 item_name: str | None = None) -> None:
         TabularModel.__init__(self, emb_szs, n_cont=0, out_sz=1, layers=layers, ps=ps, embed_p=embed_p,
                               y_range=y_range, use_bn=use_bn)
-        self.classes, self.user_name, self.item_name = None, None, None
+        self.classes, self.user_name, self.item_name = classes, user_name, item_name
 
     def _tables(self, is_item: bool) -> tuple[nn.Embedding, nn.Embedding | None]:
         return (self.embeds[1] if is_item else self.embeds[0]), None
@@ -223,12 +229,12 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     user, item = processor.cat_names_[:2]
     classes = processor.classes_
     yr = None if y_range is None else [float(y_range[0]), float(y_range[1])]
+    names = dict(classes={user: list(classes[user]), item: list(classes[item])}, user_name=user, item_name=item)
     if use_nn:
         model: Any = EmbeddingNN(get_emb_sz([user, item], classes, emb_szs), layers=list(layers or [100]),
-                                 y_range=yr, **(config or {}))
+                                 y_range=yr, **(config or {}), **names)
     else:
-        model = EmbeddingDotBias(n_factors, len(classes[user]), len(classes[item]), y_range=yr)
-    model.set_classes({user: classes[user], item: classes[item]}, user, item)
+        model = EmbeddingDotBias(n_factors, len(classes[user]), len(classes[item]), y_range=yr, **names)
     return Learner(dls, model, **kwargs)
 
 
