@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,24 +67,28 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
     if out.suffix.lower() not in (".parquet", ".pq"):
         raise ValueError(f"process_to_parquet: out_path must end in .parquet, got {str(out)!r}.")
     cats, conts, ys = _as_list(cat_names, "cat_names"), _as_list(cont_names, "cont_names"), _as_list(y_names, "y_names")
-    lf = read_table(source, cats, lazy=True)
+    processor = TabularProcessor(make_procs(procs), cats, conts, ys, y_block=y_block)
+    lf = read_table(source, cats, lazy=True, text_names=ys, cont_names=conts)
     assert isinstance(lf, pl.LazyFrame)
+    processor.check_columns(lf.collect_schema().names(), where="process_to_parquet")
     vexpr = _valid_expr(valid, valid_pct, seed)
     if valid_pct is not None:
         lf = lf.with_row_index(_ROW)
-    if vexpr is not None:
-        lf = lf.with_columns(vexpr.alias(VALID_COL))
-    else:
-        lf = lf.with_columns(pl.lit(False).alias(VALID_COL))
-    processor = TabularProcessor(make_procs(procs), cats, conts, ys, y_block=y_block)
-    if ys:
-        nulls = lf.select([pl.col(c).null_count() for c in ys]).collect(engine="streaming").row(0)
-        bad = {c: n for c, n in zip(ys, nulls) if n}
-        if bad:
-            raise ValueError(f"process_to_parquet: target column(s) have nulls {bad}; filter those rows first.")
-    query = processor.fit_lazy(lf, ~pl.col(VALID_COL), keep=[VALID_COL])
+    lf = lf.with_columns((vexpr if vexpr is not None else pl.lit(False)).alias(VALID_COL))
     out.parent.mkdir(parents=True, exist_ok=True)
-    query.sink_parquet(out, engine="streaming")
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".pipekit_stage_") as tmp:
+        # One pass over the source writes the model's columns and the split flag to a Parquet file;
+        # the several statistics passes then read only the columns they need (a CSV is parsed once).
+        staged = Path(tmp) / "staged.parquet"
+        lf.select(list(dict.fromkeys(cats + conts + ys)) + [VALID_COL]).sink_parquet(staged, engine="streaming")
+        lf = pl.scan_parquet(staged)
+        if ys:
+            nulls = lf.select([pl.col(c).null_count() for c in ys]).collect(engine="streaming").row(0)
+            bad = {c: n for c, n in zip(ys, nulls) if n}
+            if bad:
+                raise ValueError(f"process_to_parquet: target column(s) have nulls {bad}; filter those rows first.")
+        query = processor.fit_lazy(lf, ~pl.col(VALID_COL), keep=[VALID_COL])
+        query.sink_parquet(out, engine="streaming")
     sp = Path(state_path) if state_path is not None else out.with_suffix(".state.json")
     sp.write_text(json.dumps(processor.state()))
     return processor
