@@ -64,7 +64,10 @@ def test_corrupt_empty_and_missing_files_are_named(dog_files, tmp_path):
     bad.write_bytes(b"this is not a jpeg" * 10)
     empty = dog_files[6]
     empty.write_bytes(b"")
-    assert verify_images(dog_files) == [bad, empty]
+    cut = dog_files[8]
+    cut.write_bytes(cut.read_bytes()[:-2])  # the end marker is gone: it decodes, but the file is cut short
+    assert decode_image(cut).shape[2] == 3
+    assert verify_images(dog_files) == [bad, empty, cut]
     with pytest.raises(ImageDecodeError, match=bad.name) as e:
         build_image_store(dog_files, Resize(32), cache_dir=tmp_path / "c")
     assert "verify_images" in str(e.value)

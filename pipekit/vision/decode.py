@@ -95,16 +95,29 @@ def decode_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
     return decode_bytes(data, mode=mode, name=str(p))
 
 
-def _bad(path: Path, mode: str) -> str | None:
-    try:
-        decode_image(path, mode=mode)
-    except ImageDecodeError as e:
-        return str(e)
+def truncation_error(data: bytes, name: str) -> str | None:
+    """Why ``data`` looks cut short (a JPEG without its end marker, a PNG without IEND), else None.
+
+    Decoders fill a truncated image with grey and carry on, so this is checked separately.
+    """
+    tail = data[-65536:]
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in tail:
+        return f"{name}: JPEG is truncated (no end-of-image marker); re-download or remove it"
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
+        return f"{name}: PNG is truncated (no IEND chunk); re-download or remove it"
     return None
 
 
+def _bad(path: Path, mode: str) -> str | None:
+    try:
+        decode_image(path, mode=mode)
+        return truncation_error(path.read_bytes(), str(path))
+    except ImageDecodeError as e:
+        return str(e)
+
+
 def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_workers: int = 2) -> list[Path]:
-    """Return the files that cannot be decoded (empty list when all are fine).
+    """Return the files that cannot be decoded or are truncated (empty list when all are fine).
 
     Run it before training, then delete or fix what it lists, as in:
         >>> bad = verify_images(get_image_files(path))   # doctest: +SKIP
