@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
                     help="torch CPU threads (1 is fastest on a busy shared machine)")
     ap.add_argument("--lm-epochs", type=int, default=None)
     ap.add_argument("--clf-epochs", type=int, default=None, help="epochs of the last, fully unfrozen stage")
+    ap.add_argument("--final-lr", type=float, default=4e-3, help="peak lr of the last, fully unfrozen stage")
     ap.add_argument("--emb", type=int, default=64)
     ap.add_argument("--hid", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = dict(emb_sz=24, n_hid=48, n_layers=2) if args.quick else \
         dict(emb_sz=args.emb, n_hid=args.hid, n_layers=args.layers)
     lm_epochs = args.lm_epochs or (1 if args.quick else 6)
-    clf_epochs = args.clf_epochs or (1 if args.quick else 8)
+    clf_epochs = args.clf_epochs or (1 if args.quick else 10)
     with tempfile.TemporaryDirectory(prefix="pk_imdb_") as work:
         return run(args, df, cfg, lm_epochs, clf_epochs, Path(work), base_acc, base_proba, t0)
 
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace, df: pl.DataFrame, cfg: dict, lm_epochs: int, c
     clf.freeze_to(-3)
     clf.fit_one_cycle(1, slice(lr / 4 / (2.6**4), lr / 4))
     clf.unfreeze()
-    clf.fit_one_cycle(clf_epochs, slice(lr / 10 / (2.6**4), lr / 10))
+    clf.fit_one_cycle(clf_epochs, slice(args.final_lr / (2.6**4), args.final_lr))
 
     probs, targs = clf.get_preds()
     valid = df.filter(pl.col("is_valid"))
