@@ -80,19 +80,19 @@ def pipekit_lm_loader(texts: list[str]) -> dict:
 
     from pipekit.data import ColReader, DataBlock, RandomSplitter
 
-    df = pl.DataFrame({"text": texts})
-    cache = tempfile.mkdtemp(prefix="pk_bench_text_")
     from pipekit.text import TextBlock
 
-    def build():
-        return DataBlock(blocks=TextBlock.from_df("text", is_lm=True, cache_dir=cache), get_x=ColReader("text"),
-                         splitter=RandomSplitter(0.05, seed=0)).dataloaders(df, bs=64, seed=0, device="cpu")
+    df = pl.DataFrame({"text": texts})
+    with tempfile.TemporaryDirectory(prefix="pk_bench_text_") as cache:
+        def build():
+            return DataBlock(blocks=TextBlock.from_df("text", is_lm=True, cache_dir=cache), get_x=ColReader("text"),
+                             splitter=RandomSplitter(0.05, seed=0)).dataloaders(df, bs=64, seed=0, device="cpu")
 
-    dls = build()
-    t = time.perf_counter()
-    dls2 = build()
-    cached = time.perf_counter() - t
-    assert dls2.blocks[0].from_cache_
+        dls = build()
+        t = time.perf_counter()
+        dls2 = build()
+        cached = time.perf_counter() - t
+        assert dls2.blocks[0].from_cache_
     t = time.perf_counter()
     nb = sum(1 for _ in dls.train)
     dt = time.perf_counter() - t
