@@ -3,7 +3,8 @@
 >>> from pipekit.vision import ImageBlock, Resize, aug_transforms, Normalize, imagenet_stats
 >>> tfms = aug_transforms(size=224, min_scale=0.75) + [Normalize.from_stats(*imagenet_stats)]
 """
-from pipekit.vision.augment import AugmentPlan, map_points, sample_plan, warp_cv2, warp_torch
+from pipekit.vision.augment import AugmentPlan, map_boxes, map_points, sample_plan, warp_cv2, warp_torch
+from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock
 from pipekit.vision.blocks import ImageBlock, MaskBlock, PointBlock, dataloaders_from_arrays, image_paths_with
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, verify_images
@@ -16,10 +17,10 @@ from pipekit.vision.transforms import (BatchAugment, IntToFloat, Normalize, aug_
                                        mnist_stats)
 
 __all__ = [
-    "AugmentPlan", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
+    "AugmentPlan", "BBoxBlock", "BBoxLblBlock", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
     "MaskBlock", "Normalize", "PointBlock", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
-    "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
+    "map_boxes", "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
     "PixelAccuracy", "UNet", "XResNet", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
     "show_batch", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
 ]

@@ -305,3 +305,15 @@ def map_points(points: torch.Tensor, plan: AugmentPlan) -> torch.Tensor:
     p = points.to(torch.float64)
     homo = torch.cat([p, torch.ones_like(p[..., :1])], -1) @ inv.transpose(1, 2)
     return (homo[..., :2] / homo[..., 2:3]).to(points.dtype)
+
+
+def map_boxes(boxes: torch.Tensor, plan: AugmentPlan) -> torch.Tensor:
+    """Move boxes (B, M, 4) as normalised (x0, y0, x1, y1) to the output frame: the box around the moved
+    corners, clipped to the image. Padding rows (NaN) stay NaN.
+    """
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    corners = torch.stack([torch.stack(c, -1) for c in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))], 2)  # B,M,4,2
+    b, m = boxes.shape[:2]
+    moved = map_points(corners.reshape(b, m * 4, 2), plan).reshape(b, m, 4, 2)
+    lo, hi = moved.amin(2), moved.amax(2)
+    return torch.cat([lo, hi], -1).clamp(-1, 1)

@@ -61,7 +61,7 @@ class ItemTransform(Transform):
     """Base of the image item transforms: a fixed output size and a known geometry."""
 
     order: ClassVar[int] = 10
-    kinds: ClassVar[tuple[str, ...] | None] = ("image", "mask", "points")
+    kinds: ClassVar[tuple[str, ...] | None] = ("image", "mask", "points", "bbox")
 
     def output_size(self) -> tuple[int, int]:
         raise NotImplementedError

@@ -20,8 +20,8 @@ import torch
 
 from pipekit.data.transform import BatchContext, BatchTransform
 from pipekit.vision.buffers import pooled_empty
-from pipekit.vision.augment import (INTERP_MODES, PAD_MODES, map_points, sample_plan, thread_pool, warp_cv2,
-                                    warp_torch)
+from pipekit.vision.augment import (INTERP_MODES, PAD_MODES, map_boxes, map_points, sample_plan, thread_pool,
+                                    warp_cv2, warp_torch)
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 mnist_stats = ([0.131], [0.308])
@@ -45,7 +45,7 @@ class BatchAugment(BatchTransform):
     """
 
     order: ClassVar[int] = 20
-    kinds: ClassVar[tuple[str, ...] | None] = ("image", "mask", "points")
+    kinds: ClassVar[tuple[str, ...] | None] = ("image", "mask", "points", "bbox")
 
     def __init__(self, size: int | Sequence[int] | None = None, do_flip: bool = True, flip_vert: bool = False,
                  max_rotate: float = 10.0, min_zoom: float = 1.0, max_zoom: float = 1.1,
@@ -115,6 +115,8 @@ class BatchAugment(BatchTransform):
                     out[j] = warp_torch(x, plan, self.mode, self.pad_mode)
             elif kind == "points":
                 out[j] = map_points(x, plan)
+            elif kind == "bbox":
+                out[j] = map_boxes(x, plan)
         return tuple(out)
 
 

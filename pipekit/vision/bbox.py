@@ -1,0 +1,146 @@
+"""Bounding boxes: ``BBoxBlock`` (boxes per image) and ``BBoxLblBlock`` (their labels), for detection data.
+
+Boxes are (x0, y0, x1, y1) in source pixels (left/top edges at 0); they go through the item transform
+and are stored padded to the largest count per image, in -1..1 coordinates (padding rows are NaN).
+Augmentation moves each box with its image (the box around its moved corners, clipped). Labels are
+padded with index 0, ``'#na#'``.
+
+>>> BBoxBlock(img_size=(128, 128)).kind, BBoxLblBlock().kind
+('bbox', 'bbox_label')
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from pipekit.data.blocks import TransformBlock
+from pipekit.data.store import Store, TensorStore
+from pipekit.data.transform import Transform
+from pipekit.vision.presize import find_item_transform
+
+PAD_LABEL = "#na#"
+
+
+class BBoxBlock(TransformBlock):
+    """Boxes per item: a list of [x0, y0, x1, y1] in pixels of the source image.
+
+    The source size is ``img_size`` (h, w) or comes with each value as
+    ``{"boxes": [[x0, y0, x1, y1], ...], "size": [h, w]}``.
+    """
+
+    kind = "bbox"
+    loss_kind = None
+
+    def __init__(self, img_size: Sequence[int] | None = None):
+        if img_size is not None and (len(img_size) != 2 or min(img_size) < 1):
+            raise ValueError(f"img_size={img_size!r} must be (height, width)")
+        super().__init__()
+        self.img_size = list(img_size) if img_size is not None else None
+
+    def _encode(self, raw: pl.Series) -> TensorStore:
+        boxes, sizes = [], []
+        for i, v in enumerate(raw.to_list()):
+            if isinstance(v, dict):
+                if "boxes" not in v or "size" not in v:
+                    raise ValueError(f"BBoxBlock item {i}: a dict value needs 'boxes' and 'size' keys, got {list(v)}")
+                b, s = v["boxes"], v["size"]
+            elif self.img_size is not None:
+                b, s = v, self.img_size
+            else:
+                raise ValueError("BBoxBlock needs the source image size: give img_size=(h, w) or a getter "
+                                 "returning {'boxes': [[x0, y0, x1, y1], ...], 'size': [h, w]}")
+            arr = np.asarray(b if b is not None else [], dtype=np.float64).reshape(-1, 4)
+            if not np.isfinite(arr).all() or (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():
+                raise ValueError(f"BBoxBlock item {i}: boxes must be finite [x0, y0, x1, y1] with x0 <= x1 and "
+                                 f"y0 <= y1, got {arr.tolist()[:4]}")
+            boxes.append(arr)
+            sizes.append((int(s[0]), int(s[1])))
+        tfm = find_item_transform(self.item_tfms)
+        m = max(1, max(len(b) for b in boxes))
+        out = np.full((len(boxes), m, 4), np.nan, dtype=np.float32)
+        for i, (arr, (h, w)) in enumerate(zip(boxes, sizes)):
+            if not len(arr):
+                continue
+            if tfm is not None:
+                mat = tfm.point_matrix(h, w)
+                pts = arr.reshape(-1, 2) @ mat[:2, :2].T + mat[:2, 2]
+                arr = pts.reshape(-1, 4)
+                h, w = tfm.output_size()
+            out[i, : len(arr)] = np.clip(arr / np.array([w, h, w, h]) * 2 - 1, -1, 1)
+        return TensorStore(out)
+
+    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
+              trace: Any = None) -> Store:
+        self.item_tfms = self.item_tfms + [t for t in item_tfms if t.applies_to(self.kind) and t not in self.item_tfms]
+        return self._encode(raw)
+
+    def encode_new(self, raw: pl.Series) -> Store:
+        return self._encode(raw)
+
+    def decode(self, value: Any) -> np.ndarray:
+        """Boxes in -1..1 coordinates as an (n, 4) array, padding removed."""
+        v = (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)).reshape(-1, 4)
+        return v[~np.isnan(v).any(1)]
+
+    def show(self, ax: Any, value: Any, title: str | None = None) -> None:
+        from matplotlib.patches import Rectangle
+
+        b = self.decode(value)
+        h, w = ax.images[0].get_array().shape[:2] if ax.images else (2, 2)
+        for x0, y0, x1, y1 in b:
+            px0, py0 = (x0 + 1) * w / 2 - 0.5, (y0 + 1) * h / 2 - 0.5
+            ax.add_patch(Rectangle((px0, py0), (x1 - x0) * w / 2, (y1 - y0) * h / 2, fill=False, lw=2, color="yellow"))
+        if title:
+            ax.set_title(title)
+
+    def config(self) -> dict[str, Any]:
+        return {"img_size": self.img_size}
+
+
+class BoxLabels(Transform):
+    """Lists of labels -> padded index rows; index 0 is the padding label ``#na#``."""
+
+    order = 1
+    _state = ("vocab",)
+
+    def __init__(self, vocab: Sequence[str] | None = None):
+        self.vocab = [PAD_LABEL, *[v for v in vocab if v != PAD_LABEL]] if vocab is not None else None
+
+    def setup(self, values: pl.Series) -> None:
+        if self.vocab is None:
+            self.vocab = [PAD_LABEL, *sorted({str(x) for v in values.to_list() for x in (v or [])})]
+
+    def encode(self, values: pl.Series) -> np.ndarray:
+        assert self.vocab is not None, "BoxLabels.encode before setup"
+        index = {v: i for i, v in enumerate(self.vocab)}
+        lists = [list(v or []) for v in values.to_list()]
+        out = np.zeros((len(lists), max(1, max(len(v) for v in lists))), dtype=np.int64)
+        for i, labels in enumerate(lists):
+            for j, lab in enumerate(labels):
+                if str(lab) not in index:
+                    raise ValueError(f"box label {lab!r} (item {i}) is not in the training labels {self.vocab[1:20]}")
+                out[i, j] = index[str(lab)]
+        return out
+
+    def decode(self, value: Any) -> list[str]:
+        assert self.vocab is not None
+        v = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        return [self.vocab[int(i)] for i in v.reshape(-1) if int(i) != 0]
+
+
+class BBoxLblBlock(TransformBlock):
+    """The label of each box of a ``BBoxBlock`` (same order), padded with ``#na#``."""
+
+    kind = "bbox_label"
+    loss_kind = None
+
+    def __init__(self, vocab: Sequence[str] | None = None):
+        self.vocab_arg = list(vocab) if vocab is not None else None
+        super().__init__(type_tfms=[BoxLabels(vocab)])
+
+    def config(self) -> dict[str, Any]:
+        return {"vocab": self.vocab_arg}

@@ -1,0 +1,74 @@
+"""Bounding boxes follow their images, on coco_tiny."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+import pipekit.datasets as D
+from pipekit.data import BatchContext, ColReader, DataBlock, RandomSplitter
+from pipekit.vision import BatchAugment, BBoxBlock, BBoxLblBlock, ImageBlock, Resize, aug_transforms
+
+
+def coco_items(n: int = 24) -> pl.DataFrame:
+    path = D.path("coco_tiny")
+    meta = json.loads((path / "train.json").read_text())
+    names = {c["id"]: c["name"] for c in meta["categories"]}
+    rows = {im["id"]: {"path": str(path / "train" / im["file_name"]), "boxes": [], "labels": []}
+            for im in meta["images"]}
+    for a in meta["annotations"]:
+        x, y, w, h = a["bbox"]
+        rows[a["image_id"]]["boxes"].append([x, y, x + w, y + h])
+        rows[a["image_id"]]["labels"].append(names[a["category_id"]])
+    return pl.DataFrame(list(rows.values())[:n])
+
+
+def test_coco_boxes_and_labels_through_datablock(tmp_path):
+    df = coco_items()
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock(img_size=(128, 128)), BBoxLblBlock), n_inp=1,
+                       getters=[ColReader("path"), ColReader("boxes"), ColReader("labels")],
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(64)], batch_tfms=aug_transforms())
+    dls = dblock.dataloaders(df, bs=6, seed=0, device="cpu")
+    vocab = dls.blocks[2].vocab
+    assert vocab[0] == "#na#" and set(vocab[1:]) <= {"chair", "couch", "tv", "remote", "book", "vase"}
+    x, b, lab = next(iter(dls.valid))
+    i0 = int(dls.valid.dataset.idxs[0])
+    first = np.asarray(df["boxes"][i0].to_list(), dtype=np.float32) / 64 - 1  # 128 -> 64 px, then -1..1
+    assert torch.allclose(b[0, : len(first)], torch.from_numpy(first), atol=1e-5)
+    assert torch.isnan(b[0, len(first):]).all() and (lab[0, len(first):] == 0).all()
+    assert [vocab[int(k)] for k in lab[0, : len(first)]] == df["labels"][i0].to_list()
+    png = dls.show_batch(max_n=4, path=str(tmp_path / "boxes.png"))
+    assert png.exists()
+
+
+def test_boxes_follow_rotation_and_flip():
+    n, s = 6, 64
+    rng = np.random.default_rng(3)
+    boxes = np.zeros((n, 1, 4), np.float32)
+    imgs = np.zeros((n, s, s, 1), np.uint8)
+    for i in range(n):
+        x0, y0 = rng.integers(14, 26, 2)
+        x1, y1 = x0 + rng.integers(10, 20), y0 + rng.integers(8, 18)
+        imgs[i, y0:y1, x0:x1] = 255
+        boxes[i, 0] = np.array([x0, y0, x1, y1]) / s * 2 - 1
+    aug = BatchAugment(max_rotate=30, max_warp=0.0, max_lighting=0.0, p_affine=1.0, max_zoom=1.2)
+    ctx = BatchContext(("image", "bbox"), 1, True, np.random.default_rng(4), torch.device("cpu"))
+    out, moved = aug.encode((torch.from_numpy(imgs), torch.from_numpy(boxes)), ctx)
+    for i in range(n):
+        ys, xs = np.nonzero(out[i, :, :, 0].numpy() > 127)
+        got = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]) / s * 2 - 1
+        assert np.abs(got - moved[i, 0].numpy()).max() < 3 / s * 2, (i, got, moved[i, 0])
+    pad = torch.full((1, 2, 4), float("nan"))
+    ctx1 = BatchContext(("image", "bbox"), 1, True, np.random.default_rng(0), torch.device("cpu"))
+    assert torch.isnan(aug.encode((torch.from_numpy(imgs[:1]), pad), ctx1)[1]).all()
+
+
+def test_bad_boxes_are_named():
+    df = pl.DataFrame({"path": coco_items(4)["path"], "boxes": [[[5.0, 5.0, 2.0, 9.0]]] * 4})
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock(img_size=(128, 128))), getters=[ColReader("path"),
+                       ColReader("boxes")], splitter=RandomSplitter(0.5, seed=0), item_tfms=[Resize(32)])
+    with pytest.raises(Exception, match="x0 <= x1"):
+        dblock.dataloaders(df, bs=2)
