@@ -76,12 +76,14 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
         lf = lf.with_row_index(_ROW)
     lf = lf.with_columns((vexpr if vexpr is not None else pl.lit(False)).alias(VALID_COL))
     out.parent.mkdir(parents=True, exist_ok=True)
+    is_text_file = isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in (".csv", ".tsv", ".txt")
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".pipekit_stage_") as tmp:
-        # One pass over the source writes the model's columns and the split flag to a Parquet file;
-        # the several statistics passes then read only the columns they need (a CSV is parsed once).
-        staged = Path(tmp) / "staged.parquet"
-        lf.select(list(dict.fromkeys(cats + conts + ys)) + [VALID_COL]).sink_parquet(staged, engine="streaming")
-        lf = pl.scan_parquet(staged)
+        if is_text_file:
+            # One pass over the CSV writes the model's columns and the split flag to Parquet; the several
+            # statistics passes then read only the columns they need instead of parsing the text again.
+            staged = Path(tmp) / "staged.parquet"
+            lf.select(list(dict.fromkeys(cats + conts + ys)) + [VALID_COL]).sink_parquet(staged, engine="streaming")
+            lf = pl.scan_parquet(staged)
         if ys:
             nulls = lf.select([pl.col(c).null_count() for c in ys]).collect(engine="streaming").row(0)
             bad = {c: n for c, n in zip(ys, nulls) if n}
