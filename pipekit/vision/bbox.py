@@ -25,6 +25,13 @@ from pipekit.vision.presize import find_item_transform
 PAD_LABEL = "#na#"
 
 
+class Boxes(np.ndarray):
+    """An (n, 4) array of boxes whose text form is short (it is used in plot titles)."""
+
+    def __str__(self) -> str:
+        return f"{len(self)} box{'es' if len(self) != 1 else ''}"
+
+
 class BBoxBlock(TransformBlock):
     """Boxes per item: a list of [x0, y0, x1, y1] in pixels of the source image.
 
@@ -84,7 +91,7 @@ class BBoxBlock(TransformBlock):
     def decode(self, value: Any) -> np.ndarray:
         """Boxes in -1..1 coordinates as an (n, 4) array, padding removed."""
         v = (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)).reshape(-1, 4)
-        return v[~np.isnan(v).any(1)]
+        return np.ascontiguousarray(v[~np.isnan(v).any(1)]).view(Boxes)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         from matplotlib.patches import Rectangle
