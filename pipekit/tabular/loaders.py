@@ -146,8 +146,9 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
     kinds = [b.kind for b in blocks]
     tr = ArrayDataset(stores, kinds, n_inp=2, idxs=tab.train_idx, blocks=blocks, split_idx=0)
     va = ArrayDataset(stores, kinds, n_inp=2, idxs=tab.valid_idx, blocks=blocks, split_idx=1)
-    # Batches are cheap index_selects: one prefetch thread is plenty and leaves cores to the model.
-    nw = 1 if num_workers is None else num_workers
+    # A batch is three index_selects (microseconds): prefetch threads would only fight the training
+    # loop for the GIL, so batches are made in the main thread unless asked otherwise.
+    nw = 0 if num_workers is None else num_workers
     train = DataLoader(tr, bs=bs, shuffle=shuffle, drop_last=shuffle and len(tr) > bs, seed=seed, device=device,
                        num_workers=nw, augment=False)
     valid = DataLoader(va, bs=val_bs or bs, shuffle=False, seed=seed + 1, device=device, num_workers=nw,
