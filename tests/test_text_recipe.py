@@ -29,6 +29,8 @@ def test_imdb_sample_quick(recipe, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "result: classifier accuracy" in out.splitlines()[-1]
     assert 0.6 < res["tfidf_logreg_accuracy"] <= 1.0
-    assert 0.0 <= res["classifier_accuracy"] <= 1.0 and 0.0 <= res["ensemble_accuracy"] <= 1.0
+    for k in ("classifier_accuracy", "ensemble_mean_accuracy", "ensemble_weighted_accuracy", "ensemble_weight"):
+        assert 0.0 <= res[k] <= 1.0, k
+    assert "chosen on training reviews" in out
     assert 0.0 < res["lm_accuracy"] < 1.0 and res["lm_perplexity"] > 1.0
     assert (tmp_path / "r.json").exists()
