@@ -64,8 +64,10 @@ class RandomSplitter(Splitter):
     def split(self, items: pl.DataFrame) -> Split:
         n = len(items)
         perm = np.random.default_rng(self.seed).permutation(n)
-        cut = int(round(self.valid_pct * n))
-        return np.sort(perm[cut:]), np.sort(perm[:cut])
+        # a mask gives both subsets in row order in O(n), where sorting would cost O(n log n)
+        mask = np.zeros(n, dtype=bool)
+        mask[perm[: int(round(self.valid_pct * n))]] = True
+        return _mask_split(mask)
 
 
 class GrandparentSplitter(Splitter):
