@@ -52,7 +52,8 @@ def train_classifier(df: pl.DataFrame, valid_col: str, vocab: list[str], args: a
     set_seed(args.seed)
     dls = DataBlock(blocks=(TextBlock.from_df("text", vocab=vocab), CategoryBlock), get_x=ColReader("text"),
                     get_y=ColReader("label"), splitter=ColSplitter(valid_col)).dataloaders(df, bs=32, seed=args.seed)
-    clf = text_classifier_learner(dls, AWD_LSTM, config=cfg, drop_mult=0.5, metrics=accuracy, path=work)
+    clf = text_classifier_learner(dls, AWD_LSTM, config=cfg, drop_mult=args.drop_mult, metrics=accuracy,
+                                  path=work)
     clf.load_encoder("imdb_enc")  # also freezes everything but the head
     lr = 2e-2
     clf.fit_one_cycle(1, lr)
@@ -88,6 +89,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lm-epochs", type=int, default=6)
     ap.add_argument("--clf-epochs", type=int, default=10, help="epochs of the last, fully unfrozen stage")
     ap.add_argument("--final-lr", type=float, default=4e-3, help="peak lr of the last, fully unfrozen stage")
+    ap.add_argument("--drop-mult", type=float, default=0.5, help="scales the classifier's dropouts")
     ap.add_argument("--emb", type=int, default=64)
     ap.add_argument("--hid", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
