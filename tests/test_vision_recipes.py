@@ -1,12 +1,11 @@
 """The vision recipes run end to end (quick mode: a few batches) and print their result line.
 
-By default each recipe runs with its light architecture option (same code path, smaller net); the
-`slow` tests (PIPEKIT_SLOW=1) run the recipes' own default architectures.
+Each recipe runs with its light architecture option (same code path, smaller net), and the ones
+whose default is an xresnet18 run once more with it (marked `slow`: deselect with -m "not slow").
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,6 @@ def test_recipe_runs(name, kwargs, expect, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("PIPEKIT_SLOW") != "1", reason="trains xresnet18 models; set PIPEKIT_SLOW=1")
 @pytest.mark.parametrize("name", ["camvid_tiny", "coco_tiny", "dogscats", "transfer"])
 def test_recipe_runs_with_its_default_arch(name, capsys):
     assert "xresnet18" in run_recipe(name, capsys)

@@ -463,8 +463,11 @@ class DataLoaders:
         for ax in axs.flat[n:]:
             ax.axis("off")
         n_inp = dl.n_inp
+        # spatial targets (masks, points, boxes) are drawn on the image, not written in the title
+        drawn = {"mask", "points", "bbox", "bbox_label"}
         for ax, row in zip(axs.flat, rows):
-            title = " / ".join(str(v) for v in row[n_inp:]) or None
+            title = " / ".join(str(v) for j, v in enumerate(row[n_inp:], n_inp)
+                               if not (j < len(blocks) and getattr(blocks[j], "kind", "") in drawn)) or None
             if blocks:
                 blocks[0].show(ax, row[0], title=title)
                 for b, v in zip(blocks[n_inp:], row[n_inp:]):
