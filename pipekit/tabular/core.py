@@ -149,7 +149,33 @@ def _resolve_splits(splits: Any, items: pl.DataFrame) -> tuple[np.ndarray, np.nd
     return train, valid, True
 
 
-class TabularSplit:
+class _FittedNames:
+    """Column names and fitted vocabularies, read from the processor (what models and ensembles use)."""
+
+    processor: TabularProcessor
+
+    @property
+    def cat_names(self) -> list[str]:
+        return self.processor.cat_names_
+
+    @property
+    def cont_names(self) -> list[str]:
+        return self.processor.cont_names_
+
+    @property
+    def y_names(self) -> list[str]:
+        return self.processor.y_names
+
+    @property
+    def classes(self) -> dict[str, list[str]]:
+        return self.processor.classes_
+
+    @property
+    def y_vocab(self) -> list[str] | None:
+        return self.processor.y_vocab_
+
+
+class TabularSplit(_FittedNames):
     """Processed rows of one subset: ``.xs`` (Polars), ``.ys``, ``.cats``, ``.conts``, ``to_numpy()``, ``to_torch()``.
 
     Example:
@@ -172,26 +198,6 @@ class TabularSplit:
 
     def __len__(self) -> int:
         return len(self._full) if self.idxs is None else len(self.idxs)
-
-    @property
-    def cat_names(self) -> list[str]:
-        return self.processor.cat_names_
-
-    @property
-    def cont_names(self) -> list[str]:
-        return self.processor.cont_names_
-
-    @property
-    def y_names(self) -> list[str]:
-        return self.processor.y_names
-
-    @property
-    def classes(self) -> dict[str, list[str]]:
-        return self.processor.classes_
-
-    @property
-    def y_vocab(self) -> list[str] | None:
-        return self.processor.y_vocab_
 
     @property
     def has_targets(self) -> bool:
@@ -253,7 +259,7 @@ class TabularSplit:
                 f"{len(self.cont_names)} continuous, y={self.y_names})")
 
 
-class Tabular:
+class Tabular(_FittedNames):
     """A table processed by procs fitted on its training rows, split into ``.train`` and ``.valid``.
 
     Args:
@@ -329,26 +335,6 @@ class Tabular:
     @property
     def procs(self) -> list[TabularProc]:
         return self.processor.procs
-
-    @property
-    def cat_names(self) -> list[str]:
-        return self.processor.cat_names_
-
-    @property
-    def cont_names(self) -> list[str]:
-        return self.processor.cont_names_
-
-    @property
-    def y_names(self) -> list[str]:
-        return self.processor.y_names
-
-    @property
-    def classes(self) -> dict[str, list[str]]:
-        return self.processor.classes_
-
-    @property
-    def y_vocab(self) -> list[str] | None:
-        return self.processor.y_vocab_
 
     @property
     def y_kind(self) -> str:
