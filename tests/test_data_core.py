@@ -284,3 +284,9 @@ def test_shards_partition_an_epoch():
     assert sorted(torch.cat(s0 + s1).tolist()) == sorted(torch.cat(full + [full[0]]).tolist())
     with pytest.raises(ValueError, match="rank must be in"):
         dl.shard(2, 2)
+
+
+def test_test_dl_takes_bare_values_for_a_column_reader():
+    dls = adult_block().dataloaders(ADULT, bs=64, seed=0)
+    (x,) = next(iter(dls.test_dl([33, 71])))  # values, not rows: ColReader('age') reads them as the column
+    assert x[:, 0].tolist() == [33.0, 71.0]

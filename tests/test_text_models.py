@@ -141,6 +141,10 @@ def test_language_model_learner_fit_predict_and_encoder_transfer(dls_lm, imdb, t
     a = clf.get_preds(dl=clf.dls.test_dl(new))[0]
     b = loaded.get_preds(dl=loaded.dls.test_dl(new))[0]
     assert a.shape == (2, 2) and torch.allclose(a, b, atol=1e-5)
+    # the loaded learner is a text learner again and predicts from a raw string
+    assert type(loaded).__name__ == type(clf).__name__
+    text = "An awful, boring movie. I hated it."
+    assert loaded.predict(text)[0] == label and torch.allclose(loaded.predict(text)[2], probs, atol=1e-5)
     # an encoder of another size is refused with the saved config in the message
     other = text_classifier_learner(dls, AWD_LSTM, config=dict(emb_sz=24, n_hid=32, n_layers=2), path=tmp_path)
     with pytest.raises(ValueError, match="do not match"):

@@ -11,7 +11,7 @@ import polars as pl
 import torch
 
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.getters import Getter, apply_getter, getter_from_record, getter_record, item_at
+from pipekit.data.getters import ColReader, Getter, apply_getter, getter_from_record, getter_record, item_at
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
 from pipekit.data.plotting import get_pyplot, savefig_or_show
@@ -227,12 +227,19 @@ class DataBlock:
         n = len(self.blocks) if with_labels else self.n_inp
         stores = []
         for block, getter in zip(self.blocks[:n], self.getters[:n]):
-            g = getter
-            # exported recipes may have lost a user function: then the items are the x values themselves
-            raw = apply_getter(g, items)
+            raw = apply_getter(self._raw_value_getter(getter, items), items)
             block.check_raw(raw, "new data")
             stores.append(block.encode_new(raw))
         return ArrayDataset(stores, n_inp=self.n_inp, blocks=self.blocks[:n], split_idx=1)
+
+    @staticmethod
+    def _raw_value_getter(getter: Any, items: pl.DataFrame) -> Any:
+        """New data given as bare values (``test_dl(["a text"])``) rather than rows: a one-column
+        ColReader without prefix/suffix then reads those values directly."""
+        if (isinstance(getter, ColReader) and isinstance(getter.cols, str) and getter.cols not in items.columns
+                and items.columns == ["item"] and not getter.pref and not getter.suffix):
+            return None
+        return getter
 
     def to_record(self) -> dict[str, Any]:
         return {"name": "DataBlock", "blocks": [b.to_record() for b in self.blocks],
@@ -418,8 +425,11 @@ class DataLoaders:
 
     @property
     def vocab(self) -> list | None:
+        """The target's vocab; for data with no target (a language model) the input's vocab."""
         yb = self.y_block
-        return getattr(yb, "vocab", None) if yb is not None else None
+        if yb is not None:
+            return getattr(yb, "vocab", None)
+        return getattr(self.blocks[0], "vocab", None) if self.blocks else None
 
     @property
     def c(self) -> int | None:

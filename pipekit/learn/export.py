@@ -82,6 +82,7 @@ def export_learner(learn: Any, fname: str | os.PathLike = "export.pipekit") -> P
         "loss": loss_to_json(learn.loss_func),
         "metrics": [m for m in metrics if m is not None],
         "dls": json.loads(dls_json),
+        "learner": type(learn).__name__,
         "torch_version": torch.__version__,
     }
     path = Path(fname)
@@ -215,9 +216,31 @@ def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") ->
             metrics.append(metric_from_json(m))
         except (KeyError, TypeError):  # metrics are only needed to keep training, never for predictions
             continue
-    learn = Learner(dls, model, loss_func=loss, metrics=metrics, device=device)
+    learner_cls = _learner_class(recipe.get("learner", "Learner"), Learner)
+    learn = learner_cls(dls, model, loss_func=loss, metrics=metrics, device=device)
     learn.model.eval()
     return learn
+
+
+def _learner_class(name: str, base: type) -> type:
+    """The Learner subclass an export was made with (e.g. a text learner keeps its text ``predict``).
+
+    Only subclasses already defined by imported pipekit modules are candidates: a name read from the file
+    never causes an import of its own.
+    """
+    def find() -> type | None:
+        todo = [base]
+        while todo:
+            cls = todo.pop()
+            if cls.__name__ == name:
+                return cls
+            todo.extend(cls.__subclasses__())
+        return None
+
+    found = find()
+    if found is None and _import_domains():
+        found = find()
+    return found or base
 
 
 # ---------------------------------------------------------------- checkpoints
