@@ -26,10 +26,29 @@ _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.
                nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.SyncBatchNorm)
 
 
+_FUSED_DEVICES = ("cpu", "cuda")
+
+
+def _fusable(params: list[dict[str, Any]]) -> bool:
+    """Whether torch's fused (one kernel per step) AdamW can take these parameters."""
+    ts = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+    return bool(ts) and all(isinstance(p, torch.Tensor) and p.is_floating_point() and not p.is_sparse
+                            and p.device.type in _FUSED_DEVICES for p in ts)
+
+
 def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,
-         wd: float = 0.01) -> torch.optim.Optimizer:  # noqa: N802 - reads like fastai's opt_func names
-    """AdamW (decoupled weight decay) with the defaults that suit one-cycle training."""
-    return torch.optim.AdamW(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd)
+         wd: float = 0.01, fused: bool | None = None) -> torch.optim.Optimizer:  # noqa: N802 - fastai's opt_func names
+    """AdamW (decoupled weight decay) with the defaults that suit one-cycle training.
+
+    ``fused=None`` uses torch's fused kernel when every parameter is a dense float tensor on CPU or CUDA:
+    one call updates all parameters instead of a handful of tensor operations per parameter, which is most
+    of the optimiser's time for small models (the results agree to float rounding).
+    """
+    params = list(params)
+    if fused is None:
+        fused = _fusable(params)
+    return torch.optim.AdamW(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd,
+                             **({"fused": True} if fused else {}))
 
 
 def SGD(params: list[dict[str, Any]], lr: float, mom: float = 0.9, wd: float = 0.0) -> torch.optim.Optimizer:  # noqa: N802

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pipekit.learn.registry import register_arch
@@ -42,6 +44,108 @@ def get_emb_sz(cat_names: Sequence[str], classes: Mapping[str, Sequence[Any]],
 def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """Squash ``x`` into ``(low, high)``."""
     return torch.sigmoid(x) * (high - low) + low
+
+
+class ColumnEmbedding:
+    """One categorical column's table inside ``TabularEmbeddings``, used like an ``nn.Embedding``.
+
+    ``weight`` is a ``(num_embeddings, embedding_dim)`` view of the shared parameter: reading it, copying
+    into it (``weight.data.copy_``) and gradients all go to that column's rows.
+    """
+
+    def __init__(self, parent: TabularEmbeddings, i: int) -> None:
+        self._parent, self._i = parent, i
+        self.num_embeddings, self.embedding_dim = parent.emb_szs[i]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self._parent.column_weight(self._i)
+
+    def __call__(self, codes: torch.Tensor) -> torch.Tensor:
+        return F.embedding(codes, self.weight)
+
+    def __repr__(self) -> str:
+        return f"ColumnEmbedding({self.num_embeddings}, {self.embedding_dim})"
+
+
+class TabularEmbeddings(nn.Module):
+    """The embedding tables of all categorical columns in one parameter, looked up with one gather.
+
+    The output is the concatenation of each column's embedding of its code, exactly what one
+    ``nn.Embedding`` per column gives (same widths, same N(0, 1) initialisation drawn column by column),
+    but a batch costs one index computation and one ``take`` instead of a lookup, a slice and a
+    concatenation per column (and their backward passes), and the optimiser updates one tensor.
+    ``embeds[i]`` is column ``i``'s table (``.weight``, ``.num_embeddings``, ``.embedding_dim``).
+
+    Example:
+        >>> embeds = TabularEmbeddings([(10, 6), (3, 3)])
+        >>> embeds(torch.tensor([[1, 2], [9, 0]])).shape, embeds[1].weight.shape
+        (torch.Size([2, 9]), torch.Size([3, 3]))
+    """
+
+    def __init__(self, emb_szs: Sequence[Sequence[int]]) -> None:
+        super().__init__()
+        self.emb_szs = [(int(ni), int(nf)) for ni, nf in emb_szs]
+        for i, (ni, nf) in enumerate(self.emb_szs):
+            if ni < 1 or nf < 1:
+                raise ValueError(f"TabularModel: emb_szs[{i}] must be (n_classes >= 1, width >= 1), got {(ni, nf)}.")
+        # drawn table by table in column order: the same random numbers as one nn.Embedding per column
+        tables = [torch.empty(ni, nf).normal_() for ni, nf in self.emb_szs]
+        if tables:
+            self.weight = nn.Parameter(torch.cat([t.reshape(-1) for t in tables]))
+        else:
+            self.register_parameter("weight", None)
+        starts = np.cumsum([0] + [ni * nf for ni, nf in self.emb_szs]).tolist()
+        self._starts = starts
+        # output position k (column c, component j) reads weight[code_c * width_c + start_c + j]
+        cols = [c for c, (_, nf) in enumerate(self.emb_szs) for _ in range(nf)]
+        mult = [nf for _, nf in self.emb_szs for _ in range(nf)]
+        add = [starts[c] + j for c, (_, nf) in enumerate(self.emb_szs) for j in range(nf)]
+        self.register_buffer("_cols", torch.tensor(cols, dtype=torch.long), persistent=False)
+        self.register_buffer("_mult", torch.tensor(mult, dtype=torch.long), persistent=False)
+        self.register_buffer("_add", torch.tensor(add, dtype=torch.long), persistent=False)
+        self.register_buffer("_n", torch.tensor([ni for ni, _ in self.emb_szs], dtype=torch.long), persistent=False)
+
+    def __len__(self) -> int:
+        return len(self.emb_szs)
+
+    def __getitem__(self, i: int) -> ColumnEmbedding:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"embeds[{i}]: there are {len(self)} categorical columns.")
+        return ColumnEmbedding(self, i % len(self))
+
+    def __iter__(self):  # type: ignore[override]
+        return (ColumnEmbedding(self, i) for i in range(len(self)))
+
+    def column_weight(self, i: int) -> torch.Tensor:
+        """Column ``i``'s table as a ``(num_embeddings, embedding_dim)`` view of the shared parameter."""
+        ni, nf = self.emb_szs[i]
+        return self.weight[self._starts[i]:self._starts[i + 1]].view(ni, nf)
+
+    def forward(self, x_cat: torch.Tensor) -> torch.Tensor:
+        if x_cat.ndim != 2 or x_cat.shape[1] != len(self):
+            raise ValueError(f"TabularModel: x_cat must be (batch, {len(self)}) category codes, "
+                             f"got shape {tuple(x_cat.shape)}.")
+        # a code outside its column's table would silently read a neighbouring table: refuse it
+        if x_cat.numel() and bool(((x_cat < 0) | (x_cat >= self._n)).any()):
+            bad = ((x_cat < 0) | (x_cat >= self._n)).any(0).nonzero()[0, 0].item()
+            col = x_cat[:, bad]
+            raise IndexError(f"TabularModel: categorical input {bad} has codes in [{int(col.min())}, "
+                             f"{int(col.max())}] but its embedding has {self.emb_szs[bad][0]} rows "
+                             f"(codes 0..{self.emb_szs[bad][0] - 1}); encode new data with the fitted procs.")
+        idx = x_cat.index_select(1, self._cols).mul_(self._mult).add_(self._add)
+        return self.weight.take(idx)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # weights saved with one nn.Embedding per column (keys "<prefix>0.weight", ...) load into the
+        # shared table column by column
+        old = [f"{prefix}{i}.weight" for i in range(len(self))]
+        if old and f"{prefix}weight" not in state_dict and all(k in state_dict for k in old):
+            state_dict[f"{prefix}weight"] = torch.cat([state_dict.pop(k).reshape(-1) for k in old])
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{ni}x{nf}" for ni, nf in self.emb_szs)
 
 
 @register_arch("TabularModel")
@@ -74,7 +178,7 @@ class TabularModel(nn.Module):
         if y_range is not None and len(y_range) != 2:
             raise ValueError(f"TabularModel: y_range must be (low, high), got {y_range!r}.")
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
-        self.embeds = nn.ModuleList([nn.Embedding(int(ni), int(nf)) for ni, nf in emb_szs])
+        self.embeds = TabularEmbeddings(emb_szs)
         self.emb_drop = nn.Dropout(embed_p)
         self.bn_cont = nn.BatchNorm1d(n_cont) if (bn_cont and n_cont) else None
         self.n_emb = sum(int(nf) for _, nf in emb_szs)
@@ -94,14 +198,58 @@ class TabularModel(nn.Module):
         self.layers = nn.Sequential(*blocks)
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> torch.Tensor:
+        # with hooks set (e.g. learn.summary) every layer is called as a module so the hooks see it
+        call = _module_call if _hooked(self) else _call
         parts = []
-        if self.embeds:
-            x = torch.cat([e(x_cat[:, i]) for i, e in enumerate(self.embeds)], 1)
-            parts.append(self.emb_drop(x))
+        if len(self.embeds):
+            x = self.embeds(x_cat)
+            # dropout with p=0 is the identity: skip its call (it runs every batch)
+            parts.append(call(self.emb_drop, x) if (self.emb_drop.p or call is _module_call) else x)
         if self.n_cont:
-            parts.append(self.bn_cont(x_cont) if self.bn_cont is not None else x_cont)
-        out = self.layers(torch.cat(parts, 1) if len(parts) > 1 else parts[0])
-        return out if self.y_range is None else sigmoid_range(out, *self.y_range)
+            parts.append(call(self.bn_cont, x_cont) if self.bn_cont is not None else x_cont)
+        x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+        for m in self.layers._modules.values():
+            x = call(m, x)
+        return x if self.y_range is None else sigmoid_range(x, *self.y_range)
+
+
+def _hooked(m: nn.Module) -> bool:
+    """Whether ``m`` or its children have hooks (or global hooks are set): then modules are called as usual."""
+    from torch.nn.modules import module as _mod
+
+    if (_mod._global_forward_hooks or _mod._global_forward_pre_hooks or _mod._global_backward_hooks
+            or _mod._global_backward_pre_hooks):
+        return True
+    return any(c._forward_hooks or c._forward_pre_hooks or c._backward_hooks or c._backward_pre_hooks
+               for c in m.modules())
+
+
+def _module_call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return m(x)
+
+
+def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``m(x)`` for the layers of a tabular net, calling the torch op directly for the plain cases.
+
+    A batch of a small tabular net is dominated by per-call Python, and ``BatchNorm1d.forward`` is the
+    heaviest; the direct calls compute exactly what the modules do (running statistics and
+    ``num_batches_tracked`` included). Anything else (other momentum settings, batches of one row,
+    subclasses) goes through the module.
+    """
+    t = type(m)
+    if t is nn.Linear:
+        return F.linear(x, m.weight, m.bias)
+    if t is nn.ReLU:
+        return torch.relu_(x) if m.inplace else torch.relu(x)
+    if t is nn.BatchNorm1d and m.track_running_stats and m.momentum is not None and m.running_mean is not None \
+            and x.ndim == 2 and (x.shape[0] > 1 or not m.training):
+        if m.training:
+            m.num_batches_tracked.add_(1)
+        return torch.batch_norm(x, m.weight, m.bias, m.running_mean, m.running_var, m.training, m.momentum,
+                                m.eps, torch.backends.cudnn.enabled)
+    if t is nn.Dropout and not m.inplace:
+        return torch.dropout(x, m.p, m.training) if m.p else x
+    return m(x)
 
 
 def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapping[str, int] | None = None,
