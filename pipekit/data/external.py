@@ -87,8 +87,18 @@ def data_root() -> Path | None:
     return Path(v) if v else None
 
 
+def pipekit_cache_dir(sub: str = "") -> Path:
+    """pipekit's cache folder (``$PIPEKIT_CACHE``, default ``~/.cache/pipekit``), or its sub-folder ``sub``.
+
+    Downloads, presized images and token ids all live below it, so one variable moves them all.
+    """
+    root = Path(os.environ.get("PIPEKIT_CACHE", Path.home() / ".cache" / "pipekit"))
+    return root / sub if sub else root
+
+
 def cache_root() -> Path:
-    return Path(os.environ.get("PIPEKIT_CACHE", Path.home() / ".cache" / "pipekit")) / "data"
+    """Where downloaded data sets go."""
+    return pipekit_cache_dir("data")
 
 
 def is_complete(folder: Path, info: DatasetInfo) -> bool:

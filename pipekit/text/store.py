@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 import torch
 
+from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.store import Store
 from pipekit.text.tokenize import ragged_positions
 
@@ -81,7 +82,7 @@ class TextStore(Store):
 # ---------------------------------------------------------------------------------------------- cache
 def default_cache_dir() -> Path:
     """$PIPEKIT_CACHE/text or ~/.cache/pipekit/text."""
-    return Path(os.environ.get("PIPEKIT_CACHE", Path.home() / ".cache" / "pipekit")) / "text"
+    return pipekit_cache_dir("text")
 
 
 def cache_key(texts: pl.Series, settings: dict[str, Any], train_idx: np.ndarray | None) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.progress import progress_bar
 from pipekit.data.store import Store
 from pipekit.vision.buffers import pooled_empty
@@ -37,7 +38,7 @@ CACHE_VERSION = "pk-img-1"
 
 def default_cache_dir() -> Path:
     """$PIPEKIT_CACHE or ~/.cache/pipekit."""
-    return Path(os.environ.get("PIPEKIT_CACHE", Path.home() / ".cache" / "pipekit"))
+    return pipekit_cache_dir()
 
 
 def clear_image_cache(cache_dir: str | os.PathLike | None = None) -> None:
