@@ -85,3 +85,15 @@ def test_cli_lists_local_sets(capsys):
     assert main(["datasets", "list"]) == 0
     out = capsys.readouterr().out
     assert "adult_sample" in out and "local" in out
+
+
+def test_cli_summary_and_run(capsys):
+    from pipekit.cli import main
+
+    assert main(["summary", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "Collecting items: 1428 rows" in out and "709 train, 699 valid" in out
+    assert main(["run", "mnist_tiny", "--quick"]) == 0
+    assert "result: mnist_tiny" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no recipe named 'nope'"):
+        main(["run", "nope"])
