@@ -135,6 +135,36 @@ def test_lighting_lut_matches_float_formula():
     assert a[0].float().mean() > x[0].float().mean() and a[1].float().mean() < x[1].float().mean()
 
 
+def test_unchanged_lighting_table_is_the_identity():
+    # warp_cv2 skips the lookup for images whose lighting is unchanged: that must be exact.
+    plan = AugmentPlan(np.eye(3)[None].repeat(2, 0), (4, 4), (4, 4), np.array([0.0, 0.3]), np.array([1.0, 1.0]))
+    luts = plan.luts()
+    assert np.array_equal(luts[0], np.arange(256)) and not np.array_equal(luts[1], np.arange(256))
+
+
+def test_cv2_executor_matches_a_plain_per_image_reference(dog_batch):
+    """The batch executor (in-place writes, skipped identity lookups) gives exactly the plain OpenCV result."""
+    import cv2
+
+    from pipekit.vision.augment import pixel_matrix
+
+    plan = _full_plan(len(dog_batch), (96, 96), 3, p_lighting=0.5, p_affine=0.5)
+    got = warp_cv2(dog_batch, plan).numpy()
+    luts = plan.luts()
+    assert ((plan.brightness == 0) & (plan.contrast == 1)).any() and (plan.brightness != 0).any()
+    for i, img in enumerate(dog_batch.numpy()):
+        pm = pixel_matrix(plan.matrices[i], (96, 96), (80, 80))
+        ref = cv2.warpPerspective(img, pm, (80, 80), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_REFLECT)
+        if abs(pm[2, 0]) < 1e-12 and abs(pm[2, 1]) < 1e-12:
+            ref = cv2.warpAffine(img, pm[:2] / pm[2, 2], (80, 80), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REFLECT)
+        assert np.array_equal(got[i], cv2.LUT(ref, luts[i])), f"image {i} differs"
+    grey = warp_cv2(dog_batch[..., :1], plan).numpy()  # one channel goes through the 2-D path
+    assert grey.shape == (len(dog_batch), 80, 80, 1)
+    assert np.abs(grey[..., 0].astype(int) - got[..., 0]).max() == 0
+
+
 @pytest.mark.parametrize("kwargs, word", [
     (dict(max_lighting=0.7), "max_lighting"), (dict(min_scale=0.0), "min_scale"), (dict(p_affine=2), "p_affine"),
     (dict(mode="cubic"), "mode"), (dict(pad_mode="wrap"), "pad_mode"), (dict(executor="gpu"), "executor"),

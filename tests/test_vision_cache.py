@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
@@ -27,8 +28,11 @@ def test_decode_gives_uint8_hwc_rgb_and_grey():
     c = decode_image(f, mode="RGB")
     assert g.shape == (28, 28, 1) and c.shape == (28, 28, 3) and g.dtype == np.uint8
     assert np.array_equal(c[..., 0], g[..., 0])
-    dog = decode_image(sorted((D.path("dogscats") / "train" / "dogs").glob("*.jpg"))[0])
+    dog_file = sorted((D.path("dogscats") / "train" / "dogs").glob("*.jpg"))[0]
+    dog = decode_image(dog_file)
     assert dog.shape[2] == 3 and dog.mean() > 20
+    # RGB order, whichever OpenCV path decodes it: the reverse of OpenCV's own BGR
+    assert np.array_equal(dog, cv2.imread(str(dog_file), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)[..., ::-1])
 
 
 def test_cache_hit_then_invalidation_of_one_changed_file(dog_files, tmp_path):

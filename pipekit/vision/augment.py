@@ -186,6 +186,15 @@ def pixel_matrix(m: np.ndarray, in_hw: tuple[int, int], out_hw: tuple[int, int])
     return b_in @ m @ a_out
 
 
+def pixel_matrices(m: np.ndarray, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """:func:`pixel_matrix` for a stack of matrices (B, 3, 3) at once."""
+    hi, wi = in_hw
+    ho, wo = out_hw
+    a_out = np.array([[2 / wo, 0, 1 / wo - 1], [0, 2 / ho, 1 / ho - 1], [0, 0, 1]])
+    b_in = np.array([[wi / 2, 0, (wi - 1) / 2], [0, hi / 2, (hi - 1) / 2], [0, 0, 1]])
+    return b_in @ np.asarray(m, dtype=np.float64) @ a_out
+
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -223,21 +232,25 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     flags = (cv2.INTER_NEAREST if mode == "nearest" else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
     border = _CV_BORDER[pad_mode]
     luts = plan.luts() if (lighting and plan.has_lighting and not squeeze) else None
+    # The unchanged-lighting table is the identity (checked in the tests): those images skip the lookup.
+    lit = None if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
     same = plan.geometry_identity
+    pms = None if same else pixel_matrices(plan.matrices, (hi, wi), (ho, wo))
+    affine = None if same else (np.abs(pms[:, 2, :2]).max(1) < 1e-12)
+    # Every result is written straight into its slot of the batch buffer (dst=): no per-image copies.
+    flat = out.reshape(b, ho, wo * c) if c > 1 else out[..., 0]
 
     def one(i: int) -> None:
-        src = arr[i]
+        dst = out[i] if c > 1 else flat[i]
+        src = arr[i] if c > 1 else arr[i, :, :, 0]
         if same:
-            res = src
+            np.copyto(dst, src)
+        elif affine[i]:
+            cv2.warpAffine(src, pms[i, :2] / pms[i, 2, 2], (wo, ho), dst=dst, flags=flags, borderMode=border)
         else:
-            pm = pixel_matrix(plan.matrices[i], (hi, wi), (ho, wo))
-            if abs(pm[2, 0]) < 1e-12 and abs(pm[2, 1]) < 1e-12:
-                res = cv2.warpAffine(src, pm[:2] / pm[2, 2], (wo, ho), flags=flags, borderMode=border)
-            else:
-                res = cv2.warpPerspective(src, pm, (wo, ho), flags=flags, borderMode=border)
-        if luts is not None:
-            res = cv2.LUT(res, luts[i])
-        out[i] = res.reshape(ho, wo, c)
+            cv2.warpPerspective(src, pms[i], (wo, ho), dst=dst, flags=flags, borderMode=border)
+        if luts is not None and lit[i]:
+            cv2.LUT(flat[i], luts[i], dst=flat[i])  # in place, while the image is still in cache
 
     def chunk(lo: int, hi_: int) -> None:
         for i in range(lo, hi_):

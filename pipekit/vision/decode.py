@@ -24,6 +24,10 @@ class ImageDecodeError(ValueError):
     """Raised when an image file cannot be read or decoded; the message names the file."""
 
 
+# OpenCV >= 4.11 decodes straight to RGB (same pixels, no separate BGR->RGB pass over the full image).
+_RGB_FLAG = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
+
+
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not supported; use one of {MODES}")
@@ -41,7 +45,7 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes); remove it or re-download it")
     # EXIF orientation is ignored so that sizes agree with every other reader of the header.
     if mode == "RGB":
-        flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        flags = _RGB_FLAG | cv2.IMREAD_IGNORE_ORIENTATION
     elif mode == "L":
         flags = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION
     else:
@@ -64,7 +68,8 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
     if mode == "RGB":
         if img.shape[2] == 4:
             img = img[:, :, :3]
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if _RGB_FLAG == cv2.IMREAD_COLOR:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif mode == "mask" and img.shape[2] > 1:
         # A colour-coded mask cannot be mapped to classes without a palette: refuse rather than guess.
         if not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])):
