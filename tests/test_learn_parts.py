@@ -191,3 +191,29 @@ def test_get_preds_restores_item_order_of_a_reordering_loader(learn):
     torch.testing.assert_close(p2, plain)
     p3, t3 = learn.get_preds(dl=rev, reorder=False)
     assert torch.equal(t3, targs.flip(0))
+
+
+def test_adam_uses_the_fused_kernel_and_matches_the_loop():
+    from pipekit.learn.optim import Adam
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.BatchNorm1d(7), torch.nn.Linear(7, 2))
+            for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [OptimWrapper(n, lambda ps, lr, f=f: Adam(ps, lr, fused=f), lr=1e-2) for n, f in zip(nets, (None, False))]
+    assert opts[0].opt.defaults["fused"] is True and not opts[1].opt.defaults["fused"]
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        x, y = torch.randn(16, 5, generator=gen), torch.randint(0, 2, (16,), generator=gen)
+        for net, opt in zip(nets, opts):
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):  # the same update, up to float rounding
+        assert torch.allclose(a, b, atol=5e-4) and not torch.equal(a, torch.zeros_like(a))
+    # what the fused kernel cannot take (non-float or sparse tensors, nothing at all) gets the loop
+    from pipekit.learn.optim import _fusable
+
+    assert _fusable([{"params": [torch.zeros(3, dtype=torch.float64)]}])
+    assert not _fusable([{"params": [torch.zeros(3), torch.zeros(3, dtype=torch.long)]}])
+    assert not _fusable([{"params": [torch.zeros(3, 3).to_sparse()]}]) and not _fusable([])

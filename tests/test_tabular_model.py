@@ -153,3 +153,84 @@ def test_export_and_load_roundtrip(tab, adult, tmp_path):
     p1 = learn.get_preds(dl=learn.dls.test_dl(rows))[0]
     p2 = loaded.get_preds(dl=loaded.dls.test_dl(rows))[0]
     assert torch.allclose(p1, p2, atol=1e-6)
+
+
+SZS = [(10, 6), (17, 8), (8, 5), (3, 3)]
+
+
+def _codes(n: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.stack([torch.randint(0, ni, (n,), generator=gen) for ni, _ in SZS], 1)
+
+
+def test_shared_embedding_table_matches_one_embedding_per_column():
+    torch.manual_seed(0)
+    m = TabularModel(SZS, n_cont=2, out_sz=2, layers=[8])
+    torch.manual_seed(0)
+    ref = [torch.nn.Embedding(ni, nf) for ni, nf in SZS]  # the same initial draws, column by column
+    assert len(m.embeds) == 4 and m.embeds.weight.shape == (sum(ni * nf for ni, nf in SZS),)
+    for e, r in zip(m.embeds, ref):
+        assert (e.num_embeddings, e.embedding_dim) == (r.num_embeddings, r.embedding_dim)
+        assert torch.equal(e.weight, r.weight)
+    x = _codes(32, torch.Generator().manual_seed(1))
+    out = m.embeds(x)
+    exp = torch.cat([r(x[:, i]) for i, r in enumerate(ref)], 1)
+    assert torch.equal(out, exp) and torch.equal(m.embeds[-1](x[:, 3]), ref[3](x[:, 3]))
+    (out * torch.arange(out.shape[1])).sum().backward()
+    (exp * torch.arange(exp.shape[1])).sum().backward()
+    for i, r in enumerate(ref):  # each column's gradient lands in its own slice of the shared table
+        assert torch.equal(m.embeds.weight.grad[m.embeds._starts[i]:m.embeds._starts[i + 1]].view_as(r.weight),
+                           r.weight.grad)
+    # int32 codes work; a code outside its column's table is refused, naming the column
+    assert torch.equal(m.embeds(x.int()), out)
+    bad = x.clone()
+    bad[5, 2] = 8
+    with pytest.raises(IndexError, match="categorical input 2 has codes in \\[0, 8\\].*8 rows"):
+        m(bad, torch.zeros(32, 2))
+    bad[5, 2] = -1
+    with pytest.raises(IndexError, match="categorical input 2"):
+        m(bad, torch.zeros(32, 2))
+    with pytest.raises(IndexError, match="4 categorical columns"):
+        m.embeds[4]
+
+
+def test_direct_layer_calls_equal_module_calls():
+    """The forward that calls the torch ops directly trains exactly like calling every module."""
+    torch.manual_seed(0)
+    fast = TabularModel(SZS, n_cont=2, out_sz=2, layers=[16, 8], ps=[0.2, 0.1], embed_p=0.1, bn_final=True)
+    slow = TabularModel(SZS, n_cont=2, out_sz=2, layers=[16, 8], ps=[0.2, 0.1], embed_p=0.1, bn_final=True)
+    slow.load_state_dict(fast.state_dict())
+    seen: list[str] = []
+    for name, mod in slow.named_modules():  # a hook on every layer forces the module calls
+        if name:
+            mod.register_forward_hook(lambda mod, i, o, name=name: seen.append(name))
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (fast, slow)]
+    gen = torch.Generator().manual_seed(2)
+    for step in range(6):
+        x, xc, y = _codes(16, gen), torch.randn(16, 2, generator=gen), torch.randint(0, 2, (16,), generator=gen)
+        outs = []
+        for m, opt in zip((fast, slow), opts):
+            m.train(step != 5)
+            torch.manual_seed(step)  # same dropout masks
+            out = m(x, xc)
+            if m.training:
+                torch.nn.functional.cross_entropy(out, y).backward()
+                opt.step()
+                opt.zero_grad()
+            outs.append(out.detach())
+        assert torch.equal(outs[0], outs[1]), step
+    assert "layers.2" in seen and "bn_cont" in seen and "emb_drop" in seen
+    sf, ss = fast.state_dict(), slow.state_dict()
+    assert sf.keys() == ss.keys() and all(torch.equal(sf[k], ss[k]) for k in sf)
+    assert int(sf["layers.2.num_batches_tracked"]) == 5
+
+
+def test_state_dict_with_one_embedding_per_column_still_loads():
+    torch.manual_seed(0)
+    m = TabularModel(SZS, n_cont=2, out_sz=2, layers=[8]).eval()
+    sd = {k: v for k, v in m.state_dict().items() if k != "embeds.weight"}
+    for i, e in enumerate(m.embeds):  # the layout of models saved before the shared table
+        sd[f"embeds.{i}.weight"] = e.weight.detach().clone()
+    other = TabularModel(SZS, n_cont=2, out_sz=2, layers=[8]).eval()
+    other.load_state_dict(sd)
+    x, xc = _codes(8, torch.Generator().manual_seed(3)), torch.randn(8, 2)
+    assert torch.equal(other(x, xc), m(x, xc))

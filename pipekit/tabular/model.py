@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as _mod
 
 from pipekit.learn.registry import register_arch
 
@@ -104,7 +105,9 @@ class TabularEmbeddings(nn.Module):
         self.register_buffer("_cols", torch.tensor(cols, dtype=torch.long), persistent=False)
         self.register_buffer("_mult", torch.tensor(mult, dtype=torch.long), persistent=False)
         self.register_buffer("_add", torch.tensor(add, dtype=torch.long), persistent=False)
-        self.register_buffer("_n", torch.tensor([ni for ni, _ in self.emb_szs], dtype=torch.long), persistent=False)
+        self.register_buffer("_lo", torch.zeros(len(self.emb_szs), dtype=torch.long), persistent=False)
+        self.register_buffer("_hi", torch.tensor([ni - 1 for ni, _ in self.emb_szs], dtype=torch.long),
+                             persistent=False)
 
     def __len__(self) -> int:
         return len(self.emb_szs)
@@ -127,8 +130,10 @@ class TabularEmbeddings(nn.Module):
             raise ValueError(f"TabularModel: x_cat must be (batch, {len(self)}) category codes, "
                              f"got shape {tuple(x_cat.shape)}.")
         # a code outside its column's table would silently read a neighbouring table: refuse it
-        if x_cat.numel() and bool(((x_cat < 0) | (x_cat >= self._n)).any()):
-            bad = ((x_cat < 0) | (x_cat >= self._n)).any(0).nonzero()[0, 0].item()
+        if x_cat.dtype != torch.long:
+            x_cat = x_cat.long()
+        if not torch.equal(torch.clamp(x_cat, self._lo, self._hi), x_cat):  # cheapest full range check
+            bad = ((x_cat < self._lo) | (x_cat > self._hi)).any(0).nonzero()[0, 0].item()
             col = x_cat[:, bad]
             raise IndexError(f"TabularModel: categorical input {bad} has codes in [{int(col.min())}, "
                              f"{int(col.max())}] but its embedding has {self.emb_szs[bad][0]} rows "
@@ -198,13 +203,14 @@ class TabularModel(nn.Module):
         self.layers = nn.Sequential(*blocks)
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> torch.Tensor:
-        # with hooks set (e.g. learn.summary) every layer is called as a module so the hooks see it
-        call = _module_call if _hooked(self) else _call
+        # with hooks set (e.g. by learn.summary) a layer is called as a module so its hooks run
+        call = _module_call if _global_hooks() else _call
         parts = []
         if len(self.embeds):
             x = self.embeds(x_cat)
             # dropout with p=0 is the identity: skip its call (it runs every batch)
-            parts.append(call(self.emb_drop, x) if (self.emb_drop.p or call is _module_call) else x)
+            parts.append(call(self.emb_drop, x) if (self.emb_drop.p or self.emb_drop._forward_hooks
+                                                    or call is _module_call) else x)
         if self.n_cont:
             parts.append(call(self.bn_cont, x_cont) if self.bn_cont is not None else x_cont)
         x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
@@ -213,15 +219,10 @@ class TabularModel(nn.Module):
         return x if self.y_range is None else sigmoid_range(x, *self.y_range)
 
 
-def _hooked(m: nn.Module) -> bool:
-    """Whether ``m`` or its children have hooks (or global hooks are set): then modules are called as usual."""
-    from torch.nn.modules import module as _mod
-
-    if (_mod._global_forward_hooks or _mod._global_forward_pre_hooks or _mod._global_backward_hooks
-            or _mod._global_backward_pre_hooks):
-        return True
-    return any(c._forward_hooks or c._forward_pre_hooks or c._backward_hooks or c._backward_pre_hooks
-               for c in m.modules())
+def _global_hooks() -> bool:
+    """Whether module hooks are registered globally: then every layer is called as a module."""
+    return bool(_mod._global_forward_hooks or _mod._global_forward_pre_hooks or _mod._global_backward_hooks
+                or _mod._global_backward_pre_hooks)
 
 
 def _module_call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -234,8 +235,10 @@ def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     A batch of a small tabular net is dominated by per-call Python, and ``BatchNorm1d.forward`` is the
     heaviest; the direct calls compute exactly what the modules do (running statistics and
     ``num_batches_tracked`` included). Anything else (other momentum settings, batches of one row,
-    subclasses) goes through the module.
+    subclasses, layers with hooks) goes through the module.
     """
+    if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
+        return m(x)
     t = type(m)
     if t is nn.Linear:
         return F.linear(x, m.weight, m.bias)
