@@ -42,6 +42,7 @@ def test_cache_hit_then_invalidation_of_one_changed_file(dog_files, tmp_path):
     pixels = first.gather(np.arange(10)).clone()
     again = build_image_store(dog_files, Resize(48), cache_dir=cache)
     assert again.n_decoded_ == 0 and again.n_reused_ == 10
+    assert again.path_ == first.path_  # the single-pass cold build names its pack as a warm lookup does
     assert np.array_equal(again.gather(np.arange(10)).numpy(), pixels.numpy())
     # another presize setting is another cache entry
     assert build_image_store(dog_files, Resize(40), cache_dir=cache).n_decoded_ == 10
@@ -79,6 +80,8 @@ def test_corrupt_empty_and_missing_files_are_named(dog_files, tmp_path):
         decode_image(empty)
     with pytest.raises(ImageDecodeError, match="not found"):
         build_image_store([tmp_path / "nope.jpg"], Resize(32), cache_dir=False)
+    with pytest.raises(ImageDecodeError, match="nope2.jpg: file not found"):
+        build_image_store(dog_files[:2] + [tmp_path / "nope2.jpg"], Resize(32), cache_dir=tmp_path / "cold")
     assert not list((tmp_path / "c").rglob("*.tmp.npy"))  # a failed build leaves no half-written pack
 
 

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,14 +52,21 @@ def _default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def _content_key(path: str) -> str:
+def _read_bytes(path: str) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise ImageDecodeError(f"{path}: file not found; check the path or the getter that produced it") from None
     except OSError as e:
         raise ImageDecodeError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def _hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _content_key(path: str) -> str:
+    return _hash(_read_bytes(path))
 
 
 def _atomic_write_json(path: Path, obj: object) -> None:
@@ -112,8 +120,9 @@ class ImageStore(Store):
         return f"ImageStore(n={len(self)}, size={self.size}, channels={self.pixels.shape[3]}{where})"
 
 
-def _decode_one(path: str, mode: str, tfm: ItemTransform | None) -> tuple[np.ndarray, tuple[int, int]]:
-    img = decode_image(path, mode=mode)
+def _decode_one(path: str, mode: str, tfm: ItemTransform | None,
+                data: bytes | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    img = decode_image(path, mode=mode) if data is None else decode_bytes(data, mode=mode, name=str(Path(path)))
     hw = (img.shape[0], img.shape[1])
     if tfm is not None:
         img = tfm.apply(img, nearest=(mode == "mask"))
@@ -145,11 +154,21 @@ def build_image_store(paths: Sequence[str | os.PathLike], tfm: ItemTransform | N
     root = (default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)) / "images"
     cdir = root / hashlib.blake2b(config.encode(), digest_size=8).hexdigest()
     cdir.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(workers) as ex:
-        keys = list(ex.map(_content_key, paths, chunksize=64))
+    index_path = cdir / "index.json"
+    try:
+        index: dict[str, list] = json.loads(index_path.read_text()) if index_path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        index = {}
+    # A cold cache (nothing indexed, no pack) cannot hold any of these files: each file is then read once,
+    # hashed and decoded from the same bytes, instead of a hashing pass followed by a decoding pass.
+    cold = not index and not any(cdir.glob("*.npy"))
+    keys: list[str] = [""] * len(paths)
+    if not cold:
+        with ThreadPoolExecutor(workers) as ex:
+            keys = list(ex.map(_content_key, paths, chunksize=64))
     pack_id = hashlib.blake2b(("\n".join(keys) + config).encode(), digest_size=12).hexdigest()
     pack, meta = cdir / f"{pack_id}.npy", cdir / f"{pack_id}.json"
-    if pack.exists() and meta.exists():
+    if not cold and pack.exists() and meta.exists():
         try:
             pixels = np.load(pack, mmap_mode="r")
             sizes = np.asarray(json.loads(meta.read_text())["orig_sizes"], dtype=np.int64)
@@ -158,11 +177,6 @@ def build_image_store(paths: Sequence[str | os.PathLike], tfm: ItemTransform | N
         except (ValueError, OSError, KeyError, json.JSONDecodeError):
             pass  # a damaged pack is rebuilt below
 
-    index_path = cdir / "index.json"
-    try:
-        index: dict[str, list] = json.loads(index_path.read_text()) if index_path.exists() else {}
-    except (OSError, json.JSONDecodeError):
-        index = {}
     old_packs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def old_entry(key: str) -> tuple[np.ndarray, tuple[int, int]] | None:
@@ -182,10 +196,11 @@ def build_image_store(paths: Sequence[str | os.PathLike], tfm: ItemTransform | N
         return np.asarray(arr[slot]), (int(sizes[slot][0]), int(sizes[slot][1]))
 
     # The output shape: the transform's size, or the first image's own size.
-    first = old_entry(keys[0])
+    first = None if cold else old_entry(keys[0])
     first_img = first[0] if first is not None else _decode_one(paths[0], mode, tfm)[0]
     h, w = first_img.shape[:2]
-    tmp = cdir / f"{pack_id}.{os.getpid()}.tmp.npy"
+    # The pack's name depends on every key, which a cold build only knows at the end.
+    tmp = cdir / f"{pack_id}.{os.getpid()}.{threading.get_ident()}.tmp.npy"
     header = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), h, w, channels))
     data_offset, item_bytes = header.offset, h * w * channels
     del header
@@ -194,13 +209,19 @@ def build_image_store(paths: Sequence[str | os.PathLike], tfm: ItemTransform | N
     fd = os.open(tmp, os.O_WRONLY)
     sizes = np.zeros((len(paths), 2), dtype=np.int64)
     # Load the old packs in this thread so the workers only read them.
-    for k in set(keys):
-        old_entry(k)
+    if not cold:
+        for k in set(keys):
+            old_entry(k)
 
     def fill(i: int) -> bool:
-        entry = old_entry(keys[i])
+        if cold:
+            data = _read_bytes(paths[i])
+            keys[i] = _hash(data)
+            entry = None
+        else:
+            data, entry = None, old_entry(keys[i])
         decoded = entry is None
-        img, hw = _decode_one(paths[i], mode, tfm) if decoded else entry
+        img, hw = _decode_one(paths[i], mode, tfm, data) if decoded else entry
         if img.shape[:2] != (h, w):
             raise ValueError(f"{paths[i]}: image is {img.shape[1]}x{img.shape[0]} but {paths[0]} is {w}x{h}; "
                              "images of different sizes need an item transform such as Resize(224)")
@@ -215,6 +236,9 @@ def build_image_store(paths: Sequence[str | os.PathLike], tfm: ItemTransform | N
                                           description=description))
         finally:
             os.close(fd)
+        if cold:
+            pack_id = hashlib.blake2b(("\n".join(keys) + config).encode(), digest_size=12).hexdigest()
+            pack, meta = cdir / f"{pack_id}.npy", cdir / f"{pack_id}.json"
         # No fsync: the pages reach the disk in the background, and readers see them through the page cache.
         os.replace(tmp, pack)
     except BaseException:
