@@ -138,7 +138,8 @@ class TabularEmbeddings(nn.Module):
             raise IndexError(f"TabularModel: categorical input {bad} has codes in [{int(col.min())}, "
                              f"{int(col.max())}] but its embedding has {self.emb_szs[bad][0]} rows "
                              f"(codes 0..{self.emb_szs[bad][0] - 1}); encode new data with the fitted procs.")
-        idx = x_cat.index_select(1, self._cols).mul_(self._mult).add_(self._add)
+        # gather along the columns (index_select on dim 1 is several times slower on CPU at large batches)
+        idx = torch.gather(x_cat, 1, self._cols.expand(x_cat.shape[0], -1)).mul_(self._mult).add_(self._add)
         return self.weight.take(idx)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
