@@ -153,10 +153,12 @@ def _uint8_to_float_nchw(x: torch.Tensor, scale: Sequence[float], shift: Sequenc
             for ch in range(c)]
 
     def chunk(lo: int, hi: int) -> None:
+        # one set of uint8 planes per chunk, reused for every image of it (no allocation per image)
+        planes = [np.empty((h, w), np.uint8) for _ in range(c)] if c > 1 else None
         for i in range(lo, hi):
-            planes = cv2.split(arr[i]) if c > 1 else [arr[i, :, :, 0]]
+            src = cv2.split(arr[i], planes) if c > 1 else [arr[i, :, :, 0]]
             for ch in range(c):
-                cv2.LUT(planes[ch], luts[ch], dst=out[i, ch])
+                cv2.LUT(src[ch], luts[ch], dst=out[i, ch])
 
     n = min(thread_pool()._max_workers, b)
     if n <= 1:
