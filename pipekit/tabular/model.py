@@ -241,16 +241,21 @@ def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
         return m(x)
     t = type(m)
+    # exact types only (a parametrized or subclassed layer is another type): their tensors can be read
+    # from _parameters/_buffers directly, skipping Module.__getattr__
     if t is nn.Linear:
-        return F.linear(x, m.weight, m.bias)
+        ps = m._parameters
+        return F.linear(x, ps["weight"], ps["bias"])
     if t is nn.ReLU:
         return torch.relu_(x) if m.inplace else torch.relu(x)
-    if t is nn.BatchNorm1d and m.track_running_stats and m.momentum is not None and m.running_mean is not None \
-            and x.ndim == 2 and (x.shape[0] > 1 or not m.training):
-        if m.training:
-            m.num_batches_tracked.add_(1)
-        return torch.batch_norm(x, m.weight, m.bias, m.running_mean, m.running_var, m.training, m.momentum,
-                                m.eps, torch.backends.cudnn.enabled)
+    if t is nn.BatchNorm1d and m.track_running_stats and m.momentum is not None and x.ndim == 2 \
+            and (x.shape[0] > 1 or not m.training):
+        ps, bs = m._parameters, m._buffers
+        if bs["running_mean"] is not None:
+            if m.training:
+                bs["num_batches_tracked"].add_(1)
+            return torch.batch_norm(x, ps["weight"], ps["bias"], bs["running_mean"], bs["running_var"], m.training,
+                                    m.momentum, m.eps, torch.backends.cudnn.enabled)
     if t is nn.Dropout and not m.inplace:
         return torch.dropout(x, m.p, m.training) if m.p else x
     return m(x)
