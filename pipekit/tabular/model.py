@@ -132,7 +132,12 @@ class TabularEmbeddings(nn.Module):
         # a code outside its column's table would silently read a neighbouring table: refuse it
         if x_cat.dtype != torch.long:
             x_cat = x_cat.long()
-        if not torch.equal(torch.clamp(x_cat, self._lo, self._hi), x_cat):  # cheapest full range check
+        clamped = torch.clamp(x_cat, self._lo, self._hi)
+        if x_cat.device.type != "cpu" and hasattr(torch, "_assert_async"):
+            # on an accelerator, checked on the device: no host sync per batch
+            torch._assert_async(torch.eq(clamped, x_cat).all(),
+                                "TabularModel: a categorical code is outside its column's embedding table")
+        elif not torch.equal(clamped, x_cat):  # the cheapest full range check on CPU
             bad = ((x_cat < self._lo) | (x_cat > self._hi)).any(0).nonzero()[0, 0].item()
             col = x_cat[:, bad]
             raise IndexError(f"TabularModel: categorical input {bad} has codes in [{int(col.min())}, "
