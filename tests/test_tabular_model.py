@@ -222,6 +222,14 @@ def test_direct_layer_calls_equal_module_calls():
     sf, ss = fast.state_dict(), slow.state_dict()
     assert sf.keys() == ss.keys() and all(torch.equal(sf[k], ss[k]) for k in sf)
     assert int(sf["layers.2.num_batches_tracked"]) == 5
+    # a global module hook sees every layer too
+    kinds: list[str] = []
+    h = torch.nn.modules.module.register_module_forward_hook(lambda mod, i, o: kinds.append(type(mod).__name__))
+    try:
+        fast.eval()(x, xc)
+    finally:
+        h.remove()
+    assert kinds.count("Linear") == 3 and kinds.count("BatchNorm1d") == 4 and "TabularEmbeddings" in kinds
 
 
 def test_state_dict_with_one_embedding_per_column_still_loads():

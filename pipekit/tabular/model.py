@@ -225,10 +225,13 @@ class TabularModel(nn.Module):
         return x if self.y_range is None else sigmoid_range(x, *self.y_range)
 
 
+_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                 "_global_backward_pre_hooks")
+
+
 def _global_hooks() -> bool:
     """Whether module hooks are registered globally: then every layer is called as a module."""
-    return bool(_mod._global_forward_hooks or _mod._global_forward_pre_hooks or _mod._global_backward_hooks
-                or _mod._global_backward_pre_hooks)
+    return any(getattr(_mod, name, None) for name in _GLOBAL_HOOKS)
 
 
 def _module_call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
