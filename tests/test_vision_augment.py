@@ -165,6 +165,38 @@ def test_cv2_executor_matches_a_plain_per_image_reference(dog_batch):
     assert np.abs(grey[..., 0].astype(int) - got[..., 0]).max() == 0
 
 
+def test_batched_plan_equals_composing_each_image_alone():
+    """sample_plan builds the matrices as stacks; they must equal the per-image composition exactly."""
+    import math
+
+    from pipekit.vision.augment import _crop_matrix, _perspective
+
+    n, (ho, wo) = 32, (60, 90)
+    kw = dict(size=(ho, wo), min_scale=0.3, ratio=(0.75, 1.33), max_rotate=30, max_zoom=1.5, max_warp=0.3,
+              flip_vert=True, p_affine=0.6)
+    plan = sample_plan(n, (80, 120), np.random.default_rng(5), **kw)
+    rng = np.random.default_rng(5)  # the same draws, in sample_plan's order
+    scale, log_r, uv = rng.uniform(0.3, 1.0, n), rng.uniform(math.log(0.75), math.log(1.33), n), rng.uniform(0, 1, (n, 2))
+    flip, p = rng.uniform(size=(n, 3)) < 0.5, rng.uniform(size=(n, 3)) < 0.6
+    angle = np.deg2rad(rng.uniform(-30, 30, n)) * p[:, 0]
+    zoom = np.where(p[:, 1], rng.uniform(1.0, 1.5, n), 1.0)
+    zc, warp = rng.uniform(-1, 1, (n, 2)), rng.uniform(-0.3, 0.3, (n, 2)) * p[:, 2:3]
+    to_px, from_px = np.diag([wo / 2, ho / 2, 1.0]), np.diag([2 / wo, 2 / ho, 1.0])
+    for i in range(n):
+        m = _crop_matrix((80, 120), (ho, wo), scale[i], math.exp(log_r[i]), uv[i, 0], uv[i, 1])
+        if zoom[i] != 1:
+            s = 1 / zoom[i]
+            m = m @ np.array([[s, 0, zc[i, 0] * (1 - s)], [0, s, zc[i, 1] * (1 - s)], [0, 0, 1]])
+        if angle[i] != 0:
+            c, s = math.cos(angle[i]), math.sin(angle[i])
+            m = m @ from_px @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ to_px
+        if warp[i].any():
+            m = m @ _perspective(warp[i, 0], warp[i, 1])
+        m = m @ np.diag([-1.0 if flip[i, 0] else 1.0, -1.0 if flip[i, 1] else 1.0, 1.0])
+        assert np.array_equal(plan.matrices[i], m), f"image {i}"
+    assert (zoom != 1).any() and (angle != 0).any() and warp.any() and flip[:, 0].any()
+
+
 @pytest.mark.parametrize("kwargs, word", [
     (dict(max_lighting=0.7), "max_lighting"), (dict(min_scale=0.0), "min_scale"), (dict(p_affine=2), "p_affine"),
     (dict(mode="cubic"), "mode"), (dict(pad_mode="wrap"), "pad_mode"), (dict(executor="gpu"), "executor"),

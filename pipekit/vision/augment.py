@@ -110,6 +110,25 @@ def _crop_matrix(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: float, 
     return np.array([[sx, 0, tx], [0, sy, ty], [0, 0, 1]], dtype=np.float64)
 
 
+def _crop_matrices(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: np.ndarray, ratio: np.ndarray,
+                   uv: np.ndarray) -> np.ndarray:
+    """:func:`_crop_matrix` for a batch (same arithmetic, elementwise)."""
+    hi, wi = in_hw
+    ho, wo = out_hw
+    aspect = (wo / ho) * ratio
+    cw = np.sqrt(scale * hi * wi * aspect)
+    ch = cw / aspect
+    wide = cw > wi
+    cw, ch = np.where(wide, wi, cw), np.where(wide, wi / aspect, ch)
+    tall = ch > hi
+    ch, cw = np.where(tall, hi, ch), np.where(tall, hi * aspect, cw)
+    sx, sy = cw / wi, ch / hi
+    m = np.zeros((len(scale), 3, 3))
+    m[:, 0, 0], m[:, 1, 1], m[:, 2, 2] = sx, sy, 1.0
+    m[:, 0, 2], m[:, 1, 2] = (2 * uv[:, 0] - 1) * (1 - sx), (2 * uv[:, 1] - 1) * (1 - sy)
+    return m
+
+
 def _perspective(dx: float, dy: float) -> np.ndarray:
     """Homography moving the corners of the -1..1 square in a keystone pattern (magnitudes dx, dy)."""
     src = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float32)
@@ -153,26 +172,36 @@ def sample_plan(n: int, in_size: tuple[int, int], rng: np.random.Generator, trai
 
     # Rotations act in square pixel units of the output, hence the aspect scaling around them.
     to_px, from_px = np.diag([wo / 2, ho / 2, 1.0]), np.diag([2 / wo, 2 / ho, 1.0])
-    mats = np.empty((n, 3, 3))
-    for i in range(n):
-        m = _crop_matrix(in_hw, out_hw, float(scale[i]), math.exp(log_r[i]), float(uv[i, 0]), float(uv[i, 1]))
-        z = zoom[i]
-        if z != 1.0:
-            s = 1 / z
-            m = m @ np.array([[s, 0, zc[i, 0] * (1 - s)], [0, s, zc[i, 1] * (1 - s)], [0, 0, 1]])
-        if angle[i] != 0:
-            c, s = math.cos(angle[i]), math.sin(angle[i])
-            m = m @ from_px @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ to_px
-        if warp[i, 0] != 0 or warp[i, 1] != 0:
-            m = m @ _perspective(float(warp[i, 0]), float(warp[i, 1]))
-        if do_flip and flip[i, 0]:
-            m = m @ np.diag([-1.0, 1.0, 1.0])
-        if flip_vert:
-            if flip[i, 1]:
-                m = m @ np.diag([1.0, -1.0, 1.0])
-            if flip[i, 2] and ho == wo:  # the transposes complete the 8 dihedral symmetries
-                m = m @ np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]])
-        mats[i] = m
+    # The factors are built for the whole batch and multiplied as stacks (an unused factor is the
+    # identity, which leaves the product exact); scalar math.* keeps the values bit-identical to
+    # composing the same matrices one image at a time.
+    mats = _crop_matrices(in_hw, out_hw, scale, np.array([math.exp(v) for v in log_r]), uv)
+    eye3 = np.broadcast_to(np.eye(3), (n, 3, 3))
+    if np.any(zoom != 1.0):
+        s = 1 / zoom
+        zm = eye3.copy()
+        zm[:, 0, 0] = zm[:, 1, 1] = s
+        zm[:, 0, 2], zm[:, 1, 2] = zc[:, 0] * (1 - s), zc[:, 1] * (1 - s)
+        zm[zoom == 1.0] = np.eye(3)
+        mats = mats @ zm
+    if np.any(angle != 0):
+        rot = eye3.copy()
+        for i in np.flatnonzero(angle != 0):
+            c, s_ = math.cos(angle[i]), math.sin(angle[i])
+            rot[i, :2, :2] = [[c, -s_], [s_, c]]
+        on = angle != 0
+        mats[on] = mats[on] @ from_px @ rot[on] @ to_px
+    if np.any(warp != 0):
+        per = eye3.copy()
+        for i in np.flatnonzero((warp[:, 0] != 0) | (warp[:, 1] != 0)):
+            per[i] = _perspective(float(warp[i, 0]), float(warp[i, 1]))
+        mats = mats @ per
+    if do_flip:
+        mats[flip[:, 0]] = mats[flip[:, 0]] @ np.diag([-1.0, 1.0, 1.0])
+    if flip_vert:
+        mats[flip[:, 1]] = mats[flip[:, 1]] @ np.diag([1.0, -1.0, 1.0])
+        if ho == wo:  # the transposes complete the 8 dihedral symmetries
+            mats[flip[:, 2]] = mats[flip[:, 2]] @ np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]])
     return AugmentPlan(mats, in_hw, out_hw, brightness, contrast)
 
 
