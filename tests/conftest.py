@@ -15,3 +15,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 def _plots_to_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPEKIT_PLOTS", str(tmp_path / "plots"))
     monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Modules that time or compare training runs use one torch thread (repeatable, and fair on 2 cores)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

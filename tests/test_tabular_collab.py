@@ -1,8 +1,6 @@
 """Collaborative filtering on the real movie_lens_sample ratings."""
 
-import os
 import warnings
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -12,27 +10,18 @@ from pipekit.data.seed import set_seed
 from pipekit.learn.metrics import rmse
 from pipekit.tabular import CollabDataLoaders, EmbeddingDotBias, EmbeddingNN, collab_learner, unseen_report
 from pipekit.tabular.model import sigmoid_range
+from pipekit.datasets import path
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def data_path(name: str) -> Path:
-    try:
-        from pipekit.datasets import path
-        return Path(path(name))
-    except ImportError:
-        return Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data")) / name
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
 def ratings() -> pl.DataFrame:
-    return pl.read_csv(data_path("movie_lens_sample") / "ratings.csv")
+    return pl.read_csv(path("movie_lens_sample") / "ratings.csv")
 
 
 @pytest.fixture(scope="module")

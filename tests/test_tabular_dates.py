@@ -1,7 +1,5 @@
 """Date parts, cont/cat splitting, dtype shrinking and the out-of-core Parquet path, on real data."""
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,22 +10,17 @@ from pipekit.data.splitters import TimeSplitter
 from pipekit.tabular import Tabular
 from pipekit.tabular.dates import add_datepart, cont_cat_split, df_shrink
 from pipekit.tabular.stream import process_to_parquet
+from pipekit.datasets import path
 
 CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
 CONT = ["age", "fnlwgt", "education-num"]
 
 
-def data_path(name: str) -> Path:
-    try:
-        from pipekit.datasets import path
-        return Path(path(name))
-    except ImportError:
-        return Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data")) / name
 
 
 @pytest.fixture(scope="module")
 def rossmann() -> pl.DataFrame:
-    return pl.read_csv(data_path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.String})
+    return pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.String})
 
 
 def test_add_datepart_matches_pandas_calendar(rossmann):
@@ -89,7 +82,7 @@ def test_tabular_with_time_split(rossmann):
 
 
 def test_process_to_parquet_matches_in_memory(tmp_path):
-    src = data_path("adult_sample") / "adult.csv"
+    src = path("adult_sample") / "adult.csv"
     out = tmp_path / "adult_processed.parquet"
     proc = process_to_parquet(src, out, cat_names=CAT, cont_names=CONT, y_names="salary", valid_pct=0.2, seed=42)
     assert (tmp_path / "adult_processed.state.json").exists()

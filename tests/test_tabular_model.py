@@ -1,8 +1,6 @@
 """TabularModel, tabular DataLoaders and tabular_learner on a subset of adult_sample (short trainings)."""
 
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -13,30 +11,21 @@ from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.learn.metrics import accuracy
 from pipekit.tabular import Tabular, TabularModel, emb_sz_rule, get_emb_sz, tabular_learner
+from pipekit.datasets import path
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
 CONT = ["age", "fnlwgt", "education-num"]
 
 
-def data_path(name: str) -> Path:
-    try:
-        from pipekit.datasets import path
-        return Path(path(name))
-    except ImportError:
-        return Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data")) / name
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
 def adult() -> pl.DataFrame:
-    return pl.read_csv(data_path("adult_sample") / "adult.csv").head(6000)
+    return pl.read_csv(path("adult_sample") / "adult.csv").head(6000)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,7 @@
 """Procs and Tabular on the real adult_sample table, plus edge cases and bad input."""
 
 import json
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -11,20 +9,15 @@ import pytest
 
 from pipekit.data.splitters import RandomSplitter
 from pipekit.tabular import Categorify, ColumnNames, FillMissing, Normalize, Tabular, TabularProcessor
+from pipekit.datasets import path
 
 CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
 CONT = ["age", "fnlwgt", "education-num"]
 
 
-def data_path(name: str) -> Path:
-    try:
-        from pipekit.datasets import path
-        return Path(path(name))
-    except ImportError:
-        return Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data")) / name
 
 
-ADULT = data_path("adult_sample") / "adult.csv"
+ADULT = path("adult_sample") / "adult.csv"
 
 
 @pytest.fixture(scope="module")
