@@ -261,8 +261,12 @@ def main() -> None:
           f"{ex['torch_executor_cpu_img_s']:.0f} img/s"
           + (f", torch executor (CUDA) {ex['torch_executor_cuda_img_s']:.0f} img/s" if "torch_executor_cuda_img_s" in ex else ""))
     print(f"    pipekit peak RSS {pk['peak_rss_mb']:.0f} MB (memory-mapped cache pages included)")
+    with open("/proc/loadavg") as f:
+        load_end = f.read().split()[0]
+    # Every figure shares the 2 cores with whatever else runs: the load says how comparable a run is.
+    print(f"    load average at start {load}, at end {load_end}")
     record = {"benchmark": "image_loader", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "load_average": float(load), "settings": {"presize": PRESIZE, "size": SIZE, "bs": BS,
+              "load_average": float(load), "load_average_end": float(load_end), "settings": {"presize": PRESIZE, "size": SIZE, "bs": BS,
                                                          "min_scale": MIN_SCALE, "limit": a.limit},
               "pipekit": pk, "executors": ex, "fastai": fa, "albumentations": al, "decode_limit": de,
               "ratios_vs_fastai": ({"first_epoch": pk["first_epoch_img_s"] / anchor,
