@@ -200,7 +200,7 @@ def test_adam_uses_the_fused_kernel_and_matches_the_loop():
     nets = [torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.BatchNorm1d(7), torch.nn.Linear(7, 2))
             for _ in range(2)]
     nets[1].load_state_dict(nets[0].state_dict())
-    opts = [OptimWrapper(n, lambda ps, lr, f=f: Adam(ps, lr, fused=f), lr=1e-2) for n, f in zip(nets, (None, False))]
+    opts = [OptimWrapper(n, lambda ps, lr, f=f: Adam(ps, lr, fused=f), lr=1e-2) for n, f in zip(nets, (True, False))]
     assert opts[0].opt.defaults["fused"] is True and not opts[1].opt.defaults["fused"]
     gen = torch.Generator().manual_seed(1)
     for _ in range(20):
@@ -214,6 +214,13 @@ def test_adam_uses_the_fused_kernel_and_matches_the_loop():
     # what the fused kernel cannot take (non-float or sparse tensors, nothing at all) gets the loop
     from pipekit.learn.optim import _fusable
 
-    assert _fusable([{"params": [torch.zeros(3, dtype=torch.float64)]}])
+    old_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert _fusable([{"params": [torch.zeros(3, dtype=torch.float64)]}])
+        torch.set_num_threads(2)  # on CPU with several threads the loop is kept
+        assert not _fusable([{"params": [torch.zeros(3, dtype=torch.float64)]}])
+    finally:
+        torch.set_num_threads(old_threads)
     assert not _fusable([{"params": [torch.zeros(3), torch.zeros(3, dtype=torch.long)]}])
     assert not _fusable([{"params": [torch.zeros(3, 3).to_sparse()]}]) and not _fusable([])

@@ -30,19 +30,25 @@ _FUSED_DEVICES = ("cpu", "cuda")
 
 
 def _fusable(params: list[dict[str, Any]]) -> bool:
-    """Whether torch's fused (one kernel per step) AdamW can take these parameters."""
+    """Whether torch's fused (one kernel per step) AdamW can take these parameters, and pays off.
+
+    On CPU only with one torch thread: with several, the fused kernel splits even small tensors across
+    threads, and on a busy machine waiting for them costs far more than the kernel saves.
+    """
     ts = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
-    return bool(ts) and all(isinstance(p, torch.Tensor) and p.is_floating_point() and not p.is_sparse
-                            and p.device.type in _FUSED_DEVICES for p in ts)
+    if not ts or not all(isinstance(p, torch.Tensor) and p.is_floating_point() and not p.is_sparse
+                         and p.device.type in _FUSED_DEVICES for p in ts):
+        return False
+    return all(p.device.type != "cpu" for p in ts) or torch.get_num_threads() == 1
 
 
 def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,
          wd: float = 0.01, fused: bool | None = None) -> torch.optim.Optimizer:  # noqa: N802 - fastai's opt_func names
     """AdamW (decoupled weight decay) with the defaults that suit one-cycle training.
 
-    ``fused=None`` uses torch's fused kernel when every parameter is a dense float tensor on CPU or CUDA:
-    one call updates all parameters instead of a handful of tensor operations per parameter, which is most
-    of the optimiser's time for small models (the results agree to float rounding).
+    ``fused=None`` uses torch's fused kernel when every parameter is a dense float tensor on CUDA, or on
+    CPU with one torch thread: one call updates all parameters instead of a handful of tensor operations
+    per parameter, which is most of the optimiser's time for small models (results agree to float rounding).
     """
     params = list(params)
     if fused is None:
