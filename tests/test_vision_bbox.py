@@ -72,3 +72,14 @@ def test_bad_boxes_are_named():
                        ColReader("boxes")], splitter=RandomSplitter(0.5, seed=0), item_tfms=[Resize(32)])
     with pytest.raises(Exception, match="x0 <= x1"):
         dblock.dataloaders(df, bs=2)
+
+
+def test_points_and_boxes_without_image_size_say_how_to_fix():
+    import polars as pl
+
+    from pipekit.vision import BBoxBlock, PointBlock
+
+    with pytest.raises(ValueError, match=r"PointBlock needs the source image size: give img_size"):
+        PointBlock()._encode(pl.Series([[[1.0, 2.0]]]))
+    with pytest.raises(ValueError, match=r"BBoxBlock item 0: a dict value needs 'boxes' and 'size' keys"):
+        BBoxBlock()._encode(pl.Series([{"boxes": [[0.0, 0.0, 1.0, 1.0]]}]))

@@ -20,7 +20,7 @@ import torch
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform
-from pipekit.vision.presize import find_item_transform
+from pipekit.vision.presize import find_item_transform, spatial_value
 
 PAD_LABEL = "#na#"
 
@@ -51,15 +51,7 @@ class BBoxBlock(TransformBlock):
     def _encode(self, raw: pl.Series) -> TensorStore:
         boxes, sizes = [], []
         for i, v in enumerate(raw.to_list()):
-            if isinstance(v, dict):
-                if "boxes" not in v or "size" not in v:
-                    raise ValueError(f"BBoxBlock item {i}: a dict value needs 'boxes' and 'size' keys, got {list(v)}")
-                b, s = v["boxes"], v["size"]
-            elif self.img_size is not None:
-                b, s = v, self.img_size
-            else:
-                raise ValueError("BBoxBlock needs the source image size: give img_size=(h, w) or a getter "
-                                 "returning {'boxes': [[x0, y0, x1, y1], ...], 'size': [h, w]}")
+            b, s = spatial_value(v, i, "boxes", self.img_size, "BBoxBlock", "[[x0, y0, x1, y1], ...]")
             arr = np.asarray(b if b is not None else [], dtype=np.float64).reshape(-1, 4)
             if not np.isfinite(arr).all() or (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():
                 raise ValueError(f"BBoxBlock item {i}: boxes must be finite [x0, y0, x1, y1] with x0 <= x1 and "

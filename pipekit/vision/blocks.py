@@ -26,7 +26,7 @@ from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform
 from pipekit.vision.cache import ImageStore, build_image_store
-from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform
+from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform, spatial_value
 from pipekit.vision.transforms import BatchAugment, IntToFloat
 
 IMAGE_CLASSES = ("RGB", "L")
@@ -217,15 +217,7 @@ class PointBlock(TransformBlock):
         values = raw.to_list()
         pts, sizes = [], []
         for i, v in enumerate(values):
-            if isinstance(v, dict):
-                if "points" not in v or "size" not in v:
-                    raise ValueError(f"PointBlock item {i}: a dict value needs 'points' and 'size' keys, got {list(v)}")
-                p, s = v["points"], v["size"]
-            elif self.img_size is not None:
-                p, s = v, self.img_size
-            else:
-                raise ValueError("PointBlock needs the source image size: give img_size=(h, w) or a getter "
-                                 "returning {'points': [[x, y], ...], 'size': [h, w]}")
+            p, s = spatial_value(v, i, "points", self.img_size, "PointBlock", "[[x, y], ...]")
             arr = np.asarray(p, dtype=np.float64).reshape(-1, 2)
             if self.n_points is not None and len(arr) != self.n_points:
                 raise ValueError(f"PointBlock item {i} has {len(arr)} points, others have {self.n_points}; "

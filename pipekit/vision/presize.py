@@ -187,3 +187,19 @@ def find_item_transform(tfms: Sequence[Transform]) -> ItemTransform | None:
     if len(found) > 1:
         raise ValueError(f"give at most one image item transform (Resize, CropPad, RandomResizedCrop); got {found}")
     return found[0] if found else None
+
+
+def spatial_value(v: Any, i: int, key: str, img_size: Any, block: str, example: str) -> tuple[Any, Any]:
+    """Split one point/box target into (coordinates, source image size).
+
+    A target is either ``{key: coords, "size": [h, w]}`` or bare coordinates with the block's ``img_size``;
+    coordinates are in source-image pixels, so the size is needed to follow the image through resizing.
+    """
+    if isinstance(v, dict):
+        if key not in v or "size" not in v:
+            raise ValueError(f"{block} item {i}: a dict value needs '{key}' and 'size' keys, got {list(v)}")
+        return v[key], v["size"]
+    if img_size is not None:
+        return v, img_size
+    raise ValueError(f"{block} needs the source image size: give img_size=(h, w) or a getter "
+                     f"returning {{'{key}': {example}, 'size': [h, w]}}")
