@@ -7,7 +7,7 @@ import pytest
 MODULES = ["pipekit.data.blocks", "pipekit.data.core", "pipekit.data.getters", "pipekit.data.items",
            "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.data.serialize",
            "pipekit.data.splitters", "pipekit.data.store", "pipekit.data.transform", "pipekit.data.external",
-           "pipekit.data.seed", "pipekit.datasets"]
+           "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -190,6 +190,23 @@ def test_categorify_trusts_values_not_incoming_codes():
     assert p.with_columns(cat.expressions(p.schema))["c"].to_list() == [3, 1]
 
 
+def test_integer_valued_categories_from_csv_sort_by_number(tmp_path):
+    # A CSV's integer-valued category column is read as text; its vocab still goes 2, 9, 10, 100.
+    csv = tmp_path / "stores.csv"
+    csv.write_text("store,sales\n10,1.0\n2,2.0\n100,3.0\n9,4.0\n10,5.0\n")
+    tab = Tabular(str(csv), procs=[Categorify], cat_names=["store"], y_names="sales", splits=None)
+    assert tab.classes["store"] == ["#na#", "2", "9", "10", "100"]
+    assert tab.train.xs["store"].to_list() == [3, 1, 4, 2, 3]
+    # the same table from memory, as integers, gives the same vocab and codes
+    mem = Tabular(pl.read_csv(csv), procs=[Categorify], cat_names=["store"], y_names="sales", splits=None)
+    assert mem.classes["store"] == tab.classes["store"]
+    assert mem.train.xs["store"].to_list() == [3, 1, 4, 2, 3]
+    # mixed text keeps the plain text order
+    cat = Categorify()
+    cat.setup(pl.DataFrame({"c": ["b", "10", "a", "9"]}), pl.lit(True), ColumnNames(["c"], []))
+    assert cat.classes_["c"] == ["#na#", "10", "9", "a", "b"]
+
+
 def test_ordered_categories_and_enum_order():
     df = pl.DataFrame({"size": ["Large", "Small", "Medium", None]})
     cat = Categorify(ordered={"size": ["Small", "Medium", "Large", "Huge"]})

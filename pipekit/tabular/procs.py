@@ -60,6 +60,22 @@ def distinct_train_values(frame: Frame, c: str, train: pl.Expr) -> pl.Series:
     return frame.select(pl.col(c).filter(train).drop_nulls().unique()).to_series()
 
 
+def sort_values(values: pl.Series) -> pl.Series:
+    """Distinct values sorted by their natural order; text values that all read as integers sort by number.
+
+    Example:
+        >>> sort_values(pl.Series(["10", "2", "-1"])).to_list()
+        ['-1', '2', '10']
+        >>> sort_values(pl.Series(["b", "10", "a"])).to_list()
+        ['10', 'a', 'b']
+    """
+    if values.dtype == pl.String and len(values):
+        as_int = values.str.strip_chars().cast(pl.Int64, strict=False)
+        if as_int.null_count() == 0:
+            return values.gather(as_int.arg_sort())
+    return values.sort()
+
+
 def code_dtype(n_classes: int) -> pl.DataType:
     """The smallest signed integer type that holds codes ``0..n_classes-1`` (keeps 10M-row tables small)."""
     if n_classes <= 127:
@@ -259,8 +275,9 @@ class Categorify(TabularProc):
             if isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String:
                 values = values.cast(pl.String)
             # Sort by the native value (numbers numerically), then store as strings cast the same way
-            # the encoder casts incoming values, so lookups match.
-            values = values.sort().cast(pl.String).to_list()
+            # the encoder casts incoming values, so lookups match. Text that is all integers (a CSV's
+            # integer-valued category column is read as text) sorts numerically too: 2 before 10.
+            values = sort_values(values).cast(pl.String).to_list()
             if c in self.ordered:
                 order = self.ordered[c]
                 extra = sorted(set(values) - set(order))
