@@ -9,7 +9,10 @@ is measured the same way for every contender:
   pipekit   Tabular(path, procs=[Categorify, FillMissing, Normalize], ...)
   fastai    pd.read_csv + TabularPandas(..., procs=[Categorify, FillMissing, Normalize])  ($FASTAI_PYTHON)
   pandas    pd.read_csv + a plain pandas implementation of the same three procs
-  stream    pipekit process_to_parquet from a Parquet copy (out-of-core, streaming engine)
+  stream    pipekit process_to_parquet from a Parquet copy and from the CSV (out-of-core, streaming
+            engine), each under an enforced memory cap (``--memory-cap-mb``, default 1024: the kernel's
+            RLIMIT_DATA, so an allocation past it fails and the run fails); the in-memory pipekit path is
+            also tried under the same cap, to show the cap is below what the table needs in memory
 
 Ratios are printed against fastai measured in the same run; a JSON record goes to
 bench_results/tabular_procs.json. Heavy (about 4 GB for fastai): run it once, not in tests.
@@ -122,12 +125,25 @@ def replicate(src: Path, dst: Path, copies: int) -> int:
     return body.count(b"\n") * copies
 
 
-def run(python: str, code: str, *args: str, env: dict | None = None) -> dict:
+def run(python: str, code: str, *args: str, env: dict | None = None, cap_mb: int | None = None,
+        allow_fail: bool = False) -> dict:
+    """Run one contender in its own process; ``cap_mb`` enforces a memory cap on it (RLIMIT_DATA)."""
+
+    def limit() -> None:
+        if cap_mb:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_DATA, (cap_mb * 2**20, cap_mb * 2**20))
+
     proc = subprocess.run([python, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, **(env or {})})
+                          cwd=ROOT, env={**os.environ, **(env or {})}, preexec_fn=limit if cap_mb else None)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:])
+            return {**json.loads(line[7:]), **({"memory_cap_mb": cap_mb} if cap_mb else {})}
+    if allow_fail:
+        lines = proc.stderr.strip().splitlines() or ["(no message)"]
+        why = next((ln for ln in lines if "memory" in ln.lower() or "alloc" in ln.lower()), lines[-1])
+        return {"failed": why.strip()[:300], "memory_cap_mb": cap_mb}
     raise RuntimeError(f"benchmark process failed ({python}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
 
 
@@ -137,6 +153,8 @@ def main() -> None:
     ap.add_argument("--skip-fastai", action="store_true")
     ap.add_argument("--skip-pandas", action="store_true")
     ap.add_argument("--skip-stream", action="store_true")
+    ap.add_argument("--memory-cap-mb", type=int, default=1024,
+                    help="enforced memory cap (RLIMIT_DATA) for the out-of-core runs; 0 = none")
     args = ap.parse_args()
     import pipekit.datasets as D
 
@@ -162,14 +180,23 @@ def main() -> None:
             import polars as pl
 
             pl.scan_csv(big).sink_parquet(pq)
+            cap = args.memory_cap_mb or None
             results["stream_parquet"] = run(sys.executable, STREAM, str(pq), cat, cont,
-                                            str(Path(tmp) / "processed.parquet"), env=quiet)
+                                            str(Path(tmp) / "processed.parquet"), env=quiet, cap_mb=cap)
             results["stream_csv"] = run(sys.executable, STREAM, str(big), cat, cont,
-                                        str(Path(tmp) / "processed2.parquet"), env=quiet)
+                                        str(Path(tmp) / "processed2.parquet"), env=quiet, cap_mb=cap)
+            if cap:
+                results["pipekit_in_memory_capped"] = run(sys.executable, PIPEKIT, str(big), cat, cont, env=quiet,
+                                                          cap_mb=cap, allow_fail=True)
     anchor = results.get("fastai")
     for name, r in results.items():
+        if "failed" in r:
+            print(f"{name:15s} failed under the {r['memory_cap_mb']} MB cap: {r['failed']}")
+            continue
         line = (f"{name:15s} read {r['read_s']:6.2f} s  procs {r['procs_s']:6.2f} s  total {r['total_s']:6.2f} s  "
                 f"peak RSS {r['peak_rss_mb']:7.0f} MB")
+        if r.get("memory_cap_mb"):
+            line += f" (under an enforced {r['memory_cap_mb']} MB cap)"
         if anchor and name != "fastai":
             line += (f"  | vs fastai: procs {anchor['procs_s'] / r['procs_s']:.1f}x faster, total "
                      f"{anchor['total_s'] / r['total_s']:.1f}x faster, memory {r['peak_rss_mb'] / anchor['peak_rss_mb']:.2f}x")
