@@ -29,8 +29,14 @@ def test_imdb_sample_quick(recipe, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "result: classifier accuracy" in out.splitlines()[-1]
     assert 0.6 < res["tfidf_logreg_accuracy"] <= 1.0
-    for k in ("classifier_accuracy", "ensemble_mean_accuracy", "ensemble_weighted_accuracy", "ensemble_weight"):
+    for k in ("classifier_accuracy", "ensemble_mean_accuracy", "ensemble_stacked_accuracy",
+              "oof_classifier_accuracy", "oof_tfidf_logreg_accuracy"):
         assert 0.0 <= res[k] <= 1.0, k
-    assert "chosen on training reviews" in out
+    # two fold classifiers (quick mode), each scored on the validation reviews; the stacking model is
+    # fitted on the out-of-fold predictions of the training reviews, never the validation ones
+    assert len(res["single_classifier_accuracies"]) == res["folds"] == 2
+    assert "out-of-fold predictions of 120 training reviews" in out
+    assert set(res["stacking_coefs"]) == {"baseline", "classifier", "intercept"}
+    assert 0.0 <= res["tfidf_logreg_recalibrated_accuracy"] <= 1.0
     assert 0.0 < res["lm_accuracy"] < 1.0 and res["lm_perplexity"] > 1.0
     assert (tmp_path / "r.json").exists()
