@@ -188,9 +188,8 @@ def main(argv: list[str] | None = None) -> dict:
                                               "stacked_p_positive": p_stack.round(4).tolist()}, indent=1))
     print(f"result: classifier accuracy {nn_acc:.4f} (mean of {args.folds} fold classifiers; single ones "
           f"{min(single):.3f}-{max(single):.3f}); ensembles with TF-IDF+LR: mean {mean_acc:.4f}, stacked (fitted on "
-          f"out-of-fold predictions of training reviews) {stack_acc:.4f}; TF-IDF+LR baseline {base_acc:.4f} "
-          f"(recalibrated the same way without the net {solo_acc:.4f}) "
-          f"(LM accuracy {lm_acc:.3f}, perplexity {lm_ppl:.1f}; {minutes:.1f} min)")
+          f"out-of-fold predictions of training reviews) {stack_acc:.4f}; TF-IDF+LR baseline {base_acc:.4f}, "
+          f"stacked alone {solo_acc:.4f} (LM accuracy {lm_acc:.3f}, perplexity {lm_ppl:.1f}; {minutes:.1f} min)")
     return res
 
 
