@@ -10,7 +10,7 @@ is measured the same way for every contender:
   fastai    pd.read_csv + TabularPandas(..., procs=[Categorify, FillMissing, Normalize])  ($FASTAI_PYTHON)
   pandas    pd.read_csv + a plain pandas implementation of the same three procs
   stream    pipekit process_to_parquet from a Parquet copy and from the CSV (out-of-core, streaming
-            engine), each under an enforced memory cap (``--memory-cap-mb``, default 1024: the kernel's
+            engine), each under an enforced memory cap (``--memory-cap-mb``, default 1280: the kernel's
             RLIMIT_DATA, so an allocation past it fails and the run fails); the in-memory pipekit path is
             also tried under the same cap, to show the cap is below what the table needs in memory
 
@@ -153,7 +153,7 @@ def main() -> None:
     ap.add_argument("--skip-fastai", action="store_true")
     ap.add_argument("--skip-pandas", action="store_true")
     ap.add_argument("--skip-stream", action="store_true")
-    ap.add_argument("--memory-cap-mb", type=int, default=1024,
+    ap.add_argument("--memory-cap-mb", type=int, default=1280,
                     help="enforced memory cap (RLIMIT_DATA) for the out-of-core runs; 0 = none")
     args = ap.parse_args()
     import pipekit.datasets as D
