@@ -185,7 +185,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.out:  # the per-review probabilities go with the figures, for later analysis
         Path(args.out).write_text(json.dumps({**res, "classifier_p_positive": p_nn.round(4).tolist(),
                                               "baseline_p_positive": base_proba.round(4).tolist(),
-                                              "stacked_p_positive": p_stack.round(4).tolist()}, indent=1))
+                                              "stacked_p_positive": p_stack.tolist(), "fold": fold.tolist(),
+                                              "oof_classifier_p_positive": oof_nn.tolist(),
+                                              "oof_baseline_p_positive": oof_lin.tolist(),
+                                              "baseline_p_positive_full": base_proba.tolist(),
+                                              "classifier_p_positive_full": p_nn.tolist()}, indent=1))
     print(f"result: classifier accuracy {nn_acc:.4f} (mean of {args.folds} fold classifiers; single ones "
           f"{min(single):.3f}-{max(single):.3f}); ensembles with TF-IDF+LR: mean {mean_acc:.4f}, stacked (fitted on "
           f"out-of-fold predictions of training reviews) {stack_acc:.4f}; TF-IDF+LR baseline {base_acc:.4f}, "

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -39,4 +41,18 @@ def test_imdb_sample_quick(recipe, tmp_path, capsys, monkeypatch):
     assert set(res["stacking_coefs"]) == {"baseline", "classifier", "intercept"}
     assert 0.0 <= res["tfidf_logreg_recalibrated_accuracy"] <= 1.0
     assert 0.0 < res["lm_accuracy"] < 1.0 and res["lm_perplexity"] > 1.0
-    assert (tmp_path / "r.json").exists()
+    # every training review is held out by exactly one fold, and the stacking model refitted on the
+    # out-of-fold predictions alone gives the reported validation probabilities: the validation reviews
+    # chose nothing
+    rec = json.loads((tmp_path / "r.json").read_text())
+    fold = np.array(rec["fold"])
+    assert len(fold) == 120 and sorted(np.bincount(fold)) == [60, 60]
+    texts = recipe.pl.read_csv(recipe.D.path("imdb_sample") / "texts.csv")
+    train_labels = texts.filter(~recipe.pl.col("is_valid")).head(120)["label"]
+    valid_labels = texts.filter(recipe.pl.col("is_valid")).head(40)["label"]
+    meta = recipe.stack([np.array(rec["oof_baseline_p_positive"]), np.array(rec["oof_classifier_p_positive"])],
+                        train_labels)
+    x = np.stack([recipe.logit(np.array(rec["baseline_p_positive_full"])),
+                  recipe.logit(np.array(rec["classifier_p_positive_full"]))], 1)
+    np.testing.assert_allclose(meta.predict_proba(x)[:, 1], rec["stacked_p_positive"], atol=1e-9)
+    assert res["ensemble_stacked_accuracy"] == recipe.accuracy_of(np.array(rec["stacked_p_positive"]), valid_labels)
