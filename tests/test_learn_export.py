@@ -82,6 +82,8 @@ def test_export_then_load_in_fresh_process_gives_identical_predictions(trained):
     script = (
         "import sys, json, numpy as np, polars as pl, torch\n"
         "import pipekit\n"
+        # the same thread count as this process: a matmul split differently rounds differently
+        f"torch.set_num_threads({torch.get_num_threads()})\n"
         f"learn = pipekit.load_learner({str(path)!r})\n"
         f"items = pl.read_parquet({str(out / 'items.parquet')!r})\n"
         "preds = learn.get_preds(dl=learn.dls.test_dl(items))[0]\n"
