@@ -160,7 +160,7 @@ def test_summary_walks_every_step(capsys):
     text = mnist_block().summary(MNIST / "labels.csv")
     assert "Collecting items: 1408 rows" in text
     assert "709 train, 699 valid" in text
-    assert "Categorize(vocab=[3, 7]" in text
+    assert "Categorize learned vocab_=[3, 7]" in text
     assert "Collating a batch of 4" in text
     assert text in capsys.readouterr().out
 
@@ -258,7 +258,7 @@ def test_regression_target_with_text_names_row():
 
 
 def test_loader_prefetch_matches_synchronous():
-    ds = ArrayDataset([TensorStore(np.arange(1000)), TensorStore(np.arange(1000) % 3)], kinds=("x", "y"))
+    ds = ArrayDataset([TensorStore(np.arange(1000)), TensorStore(np.arange(1000) % 3)])
     a = [b[0] for b in DataLoader(ds, bs=37, shuffle=True, seed=5, num_workers=0)]
     b = [b[0] for b in DataLoader(ds, bs=37, shuffle=True, seed=5, num_workers=2)]
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and len(a) == 28
@@ -275,7 +275,7 @@ def test_pipe_getter_and_pandas_items():
 
 
 def test_shards_partition_an_epoch():
-    ds = ArrayDataset([TensorStore(np.arange(100))], kinds=("x",), n_inp=1)
+    ds = ArrayDataset([TensorStore(np.arange(100))], n_inp=1)
     dl = DataLoader(ds, bs=8, shuffle=True, seed=4)
     full = [b[0] for b in dl.new()]
     s0, s1 = [b[0] for b in dl.shard(0, 2)], [b[0] for b in dl.shard(1, 2)]

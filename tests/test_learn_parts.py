@@ -116,7 +116,7 @@ class Jitter(BatchTransform):
         if not ctx.train:
             return batch
         x = batch[0]
-        noise = torch.from_numpy(ctx.rng.normal(0, self.scale, size=tuple(x.shape)).astype(np.float32))
+        noise = torch.from_numpy(ctx.rng("noise").normal(0, self.scale, size=tuple(x.shape)).astype(np.float32))
         return (x + noise, *batch[1:])
 
 

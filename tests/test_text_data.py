@@ -110,7 +110,7 @@ def test_lm_loader_streams(imdb, tmp_path):
     a = tr.create_batch(tr.batch_plan(0)[0])[0]
     assert torch.equal(a, tr.create_batch(tr.batch_plan(0)[0])[0])
     assert not torch.equal(a, tr.create_batch(tr.batch_plan(1)[0])[0])
-    assert dls.blocks[0].kind == "text_lm"
+    assert dls.blocks[0].is_lm
     text_x, text_y = dl.decode_batch(batches[0], max_n=1)[0]
     assert isinstance(text_x, str) and len(text_x) > 20
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pipekit.datasets as D
+from pipekit.core import NotFittedError
 from pipekit.text import SPECIAL_TOKENS, Numericalize, Tokenizer, read_text_file
 from pipekit.text.tokenize import apply_rules, decode_words
 
@@ -116,7 +117,7 @@ def test_subword_modes(imdb, mode):
     texts = imdb["text"]
     train = texts[:150]
     tok = Tokenizer(mode, vocab_sz=400)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         tok.encode(train[:2])
     tok.setup(train)
     tt = tok.encode(texts[:50])
@@ -169,5 +170,5 @@ def test_numericalize_bad_vocab_and_params():
     assert num.encode(["xxbos", "a", "film"]).to_pylist() == [[2, 0, 9]]
     with pytest.raises(ValueError, match=r"ids must be in \[0, 10\)"):
         num.decode([3, 10])
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         Numericalize().encode(["a"])

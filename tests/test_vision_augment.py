@@ -68,8 +68,7 @@ def test_masks_follow_their_images_under_rotation_and_flip(camvid):
     assert np.any(plan.matrices[:, 0, 0] < 0) or np.any(plan.matrices[:, 0, 1] != 0)
     aug = BatchAugment(size=(64, 80), max_rotate=40, max_zoom=1.3, max_warp=0.0, max_lighting=0.0, p_affine=1.0,
                        mode="nearest", min_scale=0.6)
-    ctx = BatchContext(kinds=("image", "mask"), n_inp=1, train=True, rng=np.random.default_rng(5),
-                       device=torch.device("cpu"))
+    ctx = BatchContext(geometry=("image", "mask"), n_inp=1, train=True, device=torch.device("cpu"), key=(5,))
     img, mask = aug.encode((images, masks), ctx)
     recovered = np.argmin(((img.numpy()[..., None, :].astype(int) - palette[None, None, None, :32]) ** 2).sum(-1), -1)
     agree = (recovered == mask.numpy()).mean()
@@ -88,8 +87,7 @@ def test_points_follow_their_images(dog_batch):
         images[i, y - 1:y + 2, x - 1:x + 2] = 255  # a 3x3 dot centred on pixel (x, y)
     points = torch.tensor((pix.astype(int) + 0.5) / size * 2 - 1, dtype=torch.float32)[:, None, :]
     aug = BatchAugment(size=80, max_rotate=45, max_zoom=1.2, max_warp=0.1, max_lighting=0.0, p_affine=1.0, min_scale=0.8)
-    ctx = BatchContext(kinds=("image", "points"), n_inp=1, train=True, rng=np.random.default_rng(2),
-                       device=torch.device("cpu"))
+    ctx = BatchContext(geometry=("image", "points"), n_inp=1, train=True, device=torch.device("cpu"), key=(2,))
     img, pts = aug.encode((torch.from_numpy(images), points), ctx)
     flipped = 0
     for i in range(n):
@@ -98,7 +96,7 @@ def test_points_follow_their_images(dog_batch):
         cx, cy = (w * xs).sum() / w.sum() + 0.5, (w * ys).sum() / w.sum() + 0.5
         px, py = (pts[i, 0, 0].item() + 1) * 40, (pts[i, 0, 1].item() + 1) * 40
         assert abs(cx - px) < 1.0 and abs(cy - py) < 1.0, (i, cx, cy, px, py)
-    plan = aug.plan(n, (size, size), np.random.default_rng(2), True)
+    plan = aug.plan(n, (size, size), ctx.rng("augment"), True)
     flipped = int((np.linalg.det(plan.matrices[:, :2, :2]) < 0).sum())
     assert flipped > 0  # some images were mirrored, and their points went with them
     back = map_points(pts, AugmentPlan(np.linalg.inv(plan.matrices), (80, 80), (96, 96), np.zeros(n), np.ones(n)))
@@ -122,7 +120,7 @@ def test_validation_plan_is_deterministic_and_plain(dog_batch):
     assert np.allclose(a.matrices[0], np.diag([1.0, 1.0, 1.0]))  # square in, square out: a pure resize
     assert sample_plan(3, (96, 96), np.random.default_rng(0), train=False).identity
     out = BatchAugment(size=None).encode((dog_batch, torch.zeros(12)), BatchContext(
-        ("image", "category"), 1, False, np.random.default_rng(0), torch.device("cpu")))
+        ("image", None), 1, False, torch.device("cpu")))
     assert out[0] is dog_batch  # validation without resizing leaves the batch untouched
 
 

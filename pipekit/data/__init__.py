@@ -1,7 +1,9 @@
 """pipekit.data: items, splitters, transforms, blocks, DataBlock, DataLoader(s), stores, data sets."""
-from pipekit.data.blocks import (BLOCKS, Categorize, CategoryBlock, MultiCategorize, MultiCategoryBlock,
-                                 RegressionBlock, ToFloat, TransformBlock)
-from pipekit.data.core import (RECIPES, DataBlock, DataLoaders, Datasets, PipelineStepError, register_recipe)
+from pipekit.core.errors import PipelineStepError
+from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, MultiCategoryBlock, RegressionBlock,
+                                 ToFloat, TransformBlock)
+from pipekit.data.datablock import DataBlock
+from pipekit.data.dataloaders import DataLoaders, Datasets, show_items
 from pipekit.data.getters import (ColReader, Getter, Pipe, RegexLabeller, get_files, get_image_files,
                                   get_text_files, parent_label)
 from pipekit.data.items import read_table, to_items
@@ -13,11 +15,11 @@ from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, Transform
 
 __all__ = [
-    "BLOCKS", "RECIPES", "ArrayDataset", "BatchContext", "BatchPipeline", "BatchTransform", "Categorize",
+    "ArrayDataset", "BatchContext", "BatchPipeline", "BatchTransform", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataLoader", "DataLoaders", "Datasets",
     "FuncSplitter", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "get_files", "get_image_files", "get_text_files", "parent_label", "read_table",
-    "register_recipe", "set_seed", "to_items",
+    "set_seed", "show_items", "to_items",
 ]

@@ -13,10 +13,11 @@ import numpy as np
 import polars as pl
 import torch
 
+from pipekit.core.component import Component
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.data.store import ListStore, Store, TensorStore
-from pipekit.data.transform import BatchTransform, Pipeline, Transform, init_config, registered
+from pipekit.data.transform import BatchTransform, Transform, as_list
 
-BLOCKS: dict[str, type[TransformBlock]] = {}
 Trace = Callable[[str, Any], None]
 
 
@@ -25,36 +26,60 @@ def _describe_nulls(values: pl.Series, what: str) -> str:
     return f"{what} has {len(rows)} null value(s) at rows {rows[:10]}{' ...' if len(rows) > 10 else ''}"
 
 
-class TransformBlock:
-    """The base block: ``type_tfms`` encode a column, ``item_tfms``/``batch_tfms`` come along with it."""
+class TransformBlock(Component):
+    """The base block: ``type_tfms`` encode a column, ``item_tfms``/``batch_tfms`` come along with it.
 
-    kind: ClassVar[str] = "generic"
-    #: what loss a Learner picks when this block is the target: 'cross_entropy', 'bce', 'mse' or None
+    A block declares what it is through capabilities instead of a name other packages match on:
+    ``loss_kind`` (the default loss when it is the target), ``geometry`` (how augmentation moves it:
+    None, "image", "mask", "points" or "bbox") and ``draws_on_input`` (``show`` draws it on the input's
+    picture rather than writing it in the title). What ``setup`` learns: ``tfms_`` (its fitted
+    transforms) and ``batch_tfms_`` (the batch transforms it brings).
+    """
+
+    registry_kind = "block"
     loss_kind: ClassVar[str | None] = None
+    geometry: ClassVar[str | None] = None
+    draws_on_input: ClassVar[bool] = False
+    # what a subclass with its own parameters brings (the base class takes them as parameters)
+    type_tfms: Any = ()
+    item_tfms: Any = ()
+    batch_tfms: Any = ()
+    dl_type: Any = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        BLOCKS[cls.__name__] = cls
+    def __init__(self, type_tfms: Sequence[Transform] | Transform = (), item_tfms: Sequence[Transform] | Transform = (),
+                 batch_tfms: Sequence[BatchTransform] | BatchTransform = (), dl_type: type | None = None):
+        self.type_tfms, self.item_tfms, self.batch_tfms, self.dl_type = type_tfms, item_tfms, batch_tfms, dl_type
 
-    def __init__(self, type_tfms: Sequence[Transform] = (), item_tfms: Sequence[Transform] = (),
-                 batch_tfms: Sequence[BatchTransform] = (), dl_type: type | None = None):
-        self.type_tfms = Pipeline(type_tfms)
-        self.item_tfms = list(item_tfms)
-        self.batch_tfms = list(batch_tfms)
-        self.dl_type = dl_type
+    # ------------------------------------------------------------------ what the block is made of
+    def type_transforms(self) -> list[Transform]:
+        """Fresh, unfitted column transforms this block encodes with (subclasses build their own)."""
+        return [t.clone() for t in as_list(self.type_tfms)]
+
+    def block_batch_tfms(self) -> list[BatchTransform]:
+        """The batch transforms this block brings along (decided once its item transforms are known)."""
+        return [t.clone() for t in as_list(self.batch_tfms)]
+
+    def loader_type(self) -> type | None:
+        """The DataLoader class this block's data needs (None: the default loader)."""
+        return self.dl_type
 
     # ------------------------------------------------------------------ building the store
     def check_raw(self, raw: pl.Series, role: str) -> None:
         """Refuse null values (a label with no value, a missing file name) before any work is done."""
         if raw.null_count():
-            raise ValueError(_describe_nulls(raw, f"{type(self).__name__} ({role})") +
-                             "; fill or drop those rows before building the data")
+            raise DataError(_describe_nulls(raw, f"{type(self).__name__} ({role})") +
+                            "; fill or drop those rows before building the data")
 
-    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
+    def fit_tfms(self, item_tfms: Sequence[Transform] = ()) -> list[Transform]:
+        """Set ``tfms_``: the type transforms plus the item transforms that apply to this block, in order."""
+        extra = [t.clone() for t in as_list(self.item_tfms) + list(item_tfms) if t.applies_to(self)]
+        self.tfms_ = sorted(self.type_transforms() + extra, key=lambda t: t.order)
+        return self.tfms_
+
+    def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
               trace: Trace | None = None) -> Store:
         """Fit the column transforms on the training rows, then encode the whole column once."""
-        self.item_tfms = self.item_tfms + [t for t in item_tfms if t.applies_to(self.kind) and t not in self.item_tfms]
-        tfms = self.all_tfms()
+        tfms = self.fit_tfms(item_tfms)
         values_train = raw.gather(train_idx) if isinstance(raw, pl.Series) else raw[train_idx]
         for t in tfms:
             t.setup(values_train)
@@ -63,16 +88,15 @@ class TransformBlock:
         for t in tfms:
             values = t.encode(values)
             if trace is not None:
-                trace(f"{t!r}", values)
+                trace(repr(t), values)
+        self.batch_tfms_ = self.block_batch_tfms()
         return self.to_store(values)
-
-    def all_tfms(self) -> list[Transform]:
-        return sorted(list(self.type_tfms) + self.item_tfms, key=lambda t: t.order)
 
     def encode_new(self, raw: pl.Series) -> Store:
         """Encode new data with the fitted state (test sets, inference)."""
+        self.check_is_fitted("setup (build the data)")
         values = raw
-        for t in self.all_tfms():
+        for t in self.tfms_:
             values = t.encode(values)
         return self.to_store(values)
 
@@ -88,7 +112,7 @@ class TransformBlock:
     # ------------------------------------------------------------------ decoding for people
     def decode(self, value: Any) -> Any:
         """One encoded item -> the human value (label, list of labels, number)."""
-        for t in reversed(self.all_tfms()):
+        for t in reversed(getattr(self, "tfms_", [])):
             value = t.decode(value)
         return value
 
@@ -104,10 +128,12 @@ class TransformBlock:
 
     @property
     def vocab(self) -> list | None:
-        for t in self.type_tfms:
-            if getattr(t, "vocab", None) is not None:
-                return t.vocab
-        return None
+        """The fitted vocabulary (or, before fitting, the one given as a parameter)."""
+        for t in getattr(self, "tfms_", []):
+            if getattr(t, "vocab_", None) is not None:
+                return t.vocab_  # type: ignore[attr-defined]
+        given = getattr(self, "vocab_arg", None)
+        return list(given) if given is not None else None
 
     @property
     def c(self) -> int | None:
@@ -115,81 +141,61 @@ class TransformBlock:
         v = self.vocab
         return len(v) if v is not None else None
 
-    # ------------------------------------------------------------------ export
-    def to_record(self) -> dict[str, Any]:
-        return {"name": type(self).__name__, "config": self.config(),
-                "type_tfms": self.type_tfms.to_records(), "item_tfms": [t.to_record() for t in self.item_tfms]}
-
-    def config(self) -> dict[str, Any]:
-        return {k: v for k, v in init_config(self).items()
-                if k not in ("type_tfms", "item_tfms", "batch_tfms", "dl_type")}
-
-    @staticmethod
-    def from_record(record: dict[str, Any]) -> TransformBlock:
-        block = registered(record["name"], BLOCKS)(**record.get("config", {}))
-        block.type_tfms = Pipeline.from_records(record.get("type_tfms", []))
-        block.item_tfms = [Transform.from_record(r) for r in record.get("item_tfms", [])]
-        return block
-
-    def __repr__(self) -> str:
-        cfg = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if v is not None)
-        return f"{type(self).__name__}({cfg})"
-
 
 # ---------------------------------------------------------------------------------------- categories
-class Categorize(Transform):
-    """Labels -> integer codes with a vocab learned on the training labels (sorted).
+def _check_vocab(owner: str, vocab: Sequence[Any] | None) -> None:
+    if vocab is not None and len(set(vocab)) != len(list(vocab)):
+        raise ParameterError(f"{owner}: the vocab has duplicates: {list(vocab)}")
 
-    >>> t = Categorize(); t.setup(pl.Series(["dog", "cat", "dog"])); t.vocab
+
+class Categorize(Transform):
+    """Labels -> integer codes with a vocab learned on the training labels (sorted), or the one given.
+
+    >>> t = Categorize(); t.setup(pl.Series(["dog", "cat", "dog"])); t.vocab_
     ['cat', 'dog']
     >>> t.encode(pl.Series(["dog", "cat"])).tolist()
     [1, 0]
     """
 
     order = 1
-    _state = ("vocab",)
 
     def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True):
-        if vocab is not None:
-            vocab = list(vocab)
-            if len(set(vocab)) != len(vocab):
-                raise ValueError(f"Categorize: the vocab has duplicates: {vocab}")
-        self.vocab = vocab
-        self.sort = sort
+        _check_vocab("Categorize", vocab)
+        self.vocab, self.sort = vocab, sort
 
     def setup(self, values: pl.Series) -> None:
         if self.vocab is not None:
-            self._check_known(values, "the vocab you gave")
+            self.vocab_ = list(self.vocab)
+            self._codes(values, "the vocab you gave")
             return
         uniq = values.unique(maintain_order=True)
-        self.vocab = sorted(uniq.to_list()) if self.sort else uniq.to_list()
+        self.vocab_ = sorted(uniq.to_list()) if self.sort else uniq.to_list()
 
-    def _check_known(self, values: pl.Series, where: str) -> np.ndarray:
-        assert self.vocab is not None
-        codes = values.replace_strict(self.vocab, list(range(len(self.vocab))), default=None, return_dtype=pl.Int64)
+    def _codes(self, values: pl.Series, where: str) -> np.ndarray:
+        try:
+            codes = values.replace_strict(self.vocab_, list(range(len(self.vocab_))), default=None,
+                                          return_dtype=pl.Int64)
+        except pl.exceptions.InvalidOperationError as e:
+            raise DataError(f"labels of type {values.dtype} cannot be matched to a vocab of "
+                            f"{type(self.vocab_[0]).__name__}: {e}") from e
         unknown = codes.is_null() & values.is_not_null()
         if unknown.any():
             rows = unknown.arg_true().to_list()
             labels = sorted({str(v) for v in values.gather(rows[:50]).to_list()})
-            raise ValueError(f"label(s) {labels[:10]} at rows {rows[:10]} are not in {where} "
-                             f"(vocab: {self.vocab[:20]}{' ...' if len(self.vocab) > 20 else ''}); "
-                             "add them to the vocab or to the training set")
+            raise DataError(f"label(s) {labels[:10]} at rows {rows[:10]} are not in {where} "
+                            f"(vocab: {self.vocab_[:20]}{' ...' if len(self.vocab_) > 20 else ''}); "
+                            "add them to the vocab or to the training set")
         return codes.to_numpy()
 
     def encode(self, values: pl.Series) -> np.ndarray:
-        if self.vocab is None:
-            raise RuntimeError("Categorize.encode before setup: build the data first")
-        try:
-            return self._check_known(values, "the training labels")
-        except pl.exceptions.InvalidOperationError as e:
-            raise TypeError(f"labels of type {values.dtype} cannot be matched to a vocab of "
-                            f"{type(self.vocab[0]).__name__}: {e}") from e
+        self.check_is_fitted("setup")
+        return self._codes(values, "the training labels")
 
     def decode(self, value: Any) -> Any:
-        assert self.vocab is not None
+        self.check_is_fitted("setup")
         if isinstance(value, torch.Tensor):
             value = value.item() if value.ndim == 0 else value.argmax(-1).item()
-        return self.vocab[int(value)]
+        return self.vocab_[int(value)]
 
 
 class CategoryBlock(TransformBlock):
@@ -199,93 +205,90 @@ class CategoryBlock(TransformBlock):
     'cross_entropy'
     """
 
-    kind = "category"
     loss_kind = "cross_entropy"
+    param_attrs = {"vocab": "vocab_arg"}
 
     def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True):
-        self.vocab_arg = vocab
-        super().__init__(type_tfms=[Categorize(vocab, sort=sort)])
-        self.sort = sort
+        _check_vocab("CategoryBlock", vocab)
+        self.vocab_arg, self.sort = vocab, sort
 
-    def config(self) -> dict[str, Any]:
-        return {"vocab": self.vocab_arg, "sort": self.sort}
+    def type_transforms(self) -> list[Transform]:
+        return [Categorize(self.vocab_arg, sort=self.sort)]
 
 
 class MultiCategorize(Transform):
-    """Lists of labels -> one-hot float rows, vocab learned on the training labels."""
+    """Lists of labels -> one-hot float rows, vocab learned on the training labels (or the one given)."""
 
     order = 1
-    _state = ("vocab",)
 
     def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None):
-        self.vocab = list(vocab) if vocab is not None else None
-        self.label_delim = label_delim
+        _check_vocab("MultiCategorize", vocab)
+        self.vocab, self.label_delim = vocab, label_delim
 
     def _lists(self, values: pl.Series) -> pl.Series:
         if values.dtype == pl.Utf8:
             if self.label_delim is None:
-                raise TypeError("MultiCategoryBlock got text labels: give label_delim (e.g. ' ') to split them, "
+                raise DataError("MultiCategoryBlock got text labels: give label_delim (e.g. ' ') to split them, "
                                 "or a getter that returns lists")
             values = values.str.split(self.label_delim).list.eval(pl.element().filter(pl.element() != ""))
         if not isinstance(values.dtype, pl.List):
-            raise TypeError(f"MultiCategoryBlock needs a list of labels per item, got {values.dtype}")
+            raise DataError(f"MultiCategoryBlock needs a list of labels per item, got {values.dtype}")
         return values
 
     def setup(self, values: pl.Series) -> None:
         flat = self._lists(values).explode().drop_nulls()
         if self.vocab is None:
-            self.vocab = sorted(flat.unique().to_list())
+            self.vocab_ = sorted(flat.unique().to_list())
             return
         missing = sorted(set(flat.unique().to_list()) - set(self.vocab))
         if missing:
-            raise ValueError(f"label(s) {missing[:10]} are not in the vocab you gave ({self.vocab[:20]})")
+            raise DataError(f"label(s) {missing[:10]} are not in the vocab you gave ({list(self.vocab)[:20]})")
+        self.vocab_ = list(self.vocab)
 
     def encode(self, values: pl.Series) -> np.ndarray:
-        assert self.vocab is not None, "MultiCategorize.encode before setup"
+        self.check_is_fitted("setup")
         lists = self._lists(values)
         lens = lists.list.len().fill_null(0).to_numpy()
         rows = np.repeat(np.arange(len(lists)), lens)
         flat = lists.explode()
         flat = flat.filter(flat.is_not_null()) if len(flat) != lens.sum() else flat
-        codes = flat.replace_strict(self.vocab, list(range(len(self.vocab))), default=None, return_dtype=pl.Int64)
+        codes = flat.replace_strict(self.vocab_, list(range(len(self.vocab_))), default=None, return_dtype=pl.Int64)
         if codes.null_count():
             i = int(codes.is_null().arg_true()[0])
-            raise ValueError(f"label {flat[i]!r} (item {rows[i]}) is not in the training labels {self.vocab[:20]}")
-        out = np.zeros((len(lists), len(self.vocab)), dtype=np.float32)
+            raise DataError(f"label {flat[i]!r} (item {rows[i]}) is not in the training labels {self.vocab_[:20]}")
+        out = np.zeros((len(lists), len(self.vocab_)), dtype=np.float32)
         out[rows, codes.to_numpy()] = 1.0
         return out
 
     def decode(self, value: Any) -> list:
-        assert self.vocab is not None
+        self.check_is_fitted("setup")
         v = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
-        return [self.vocab[i] for i in np.flatnonzero(v > 0.5)]
+        return [self.vocab_[i] for i in np.flatnonzero(v > 0.5)]
 
 
 class MultiCategoryBlock(TransformBlock):
     """A multi-label target: each item has zero or more labels, encoded one-hot."""
 
-    kind = "multicategory"
     loss_kind = "bce"
+    param_attrs = {"vocab": "vocab_arg"}
 
     def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None):
-        self.vocab_arg = vocab
-        self.label_delim = label_delim
-        super().__init__(type_tfms=[MultiCategorize(vocab, label_delim)])
+        _check_vocab("MultiCategoryBlock", vocab)
+        self.vocab_arg, self.label_delim = vocab, label_delim
 
-    def config(self) -> dict[str, Any]:
-        return {"vocab": self.vocab_arg, "label_delim": self.label_delim}
+    def type_transforms(self) -> list[Transform]:
+        return [MultiCategorize(self.vocab_arg, self.label_delim)]
 
 
 class ToFloat(Transform):
-    """Numbers (or lists of numbers) -> a float32 matrix of ``n_out`` columns."""
+    """Numbers (or lists of numbers) -> a float32 matrix of ``n_out`` columns (learned when not given)."""
 
     order = 1
-    _state = ("n_out",)
 
     def __init__(self, n_out: int | None = None):
         self.n_out = n_out
 
-    def encode(self, values: pl.Series) -> np.ndarray:
+    def _matrix(self, values: pl.Series) -> np.ndarray:
         if isinstance(values.dtype, (pl.List, pl.Array)):
             arr = np.asarray(values.to_list(), dtype=np.float32)
         elif values.dtype.is_numeric() or values.dtype == pl.Boolean:
@@ -293,17 +296,23 @@ class ToFloat(Transform):
         else:
             bad = values.cast(pl.Float32, strict=False).is_null() & values.is_not_null()
             i = int(bad.arg_true()[0]) if bad.any() else 0
-            raise TypeError(f"RegressionBlock needs numbers, got {values.dtype} (row {i}: {values[i]!r}); "
+            raise DataError(f"RegressionBlock needs numbers, got {values.dtype} (row {i}: {values[i]!r}); "
                             "convert the column to numbers first")
         if arr.ndim != 2:
-            raise ValueError(f"RegressionBlock: items have different numbers of values (shape {arr.shape})")
-        if np.isnan(arr).any():
-            i = int(np.flatnonzero(np.isnan(arr).any(1))[0])
-            raise ValueError(f"RegressionBlock: NaN target at row {i}; fill or drop it")
-        if self.n_out is None:
-            self.n_out = arr.shape[1]
-        elif arr.shape[1] != self.n_out:
-            raise ValueError(f"RegressionBlock(n_out={self.n_out}) got {arr.shape[1]} value(s) per item")
+            raise DataError(f"RegressionBlock: items have different numbers of values (shape {arr.shape})")
+        if not np.isfinite(arr).all():
+            i = int(np.flatnonzero(~np.isfinite(arr).all(1))[0])
+            raise DataError(f"RegressionBlock: non-finite target ({arr[i].tolist()}) at row {i}; fill or drop it")
+        return arr
+
+    def setup(self, values: pl.Series) -> None:
+        self.n_out_ = self.n_out if self.n_out is not None else self._matrix(values).shape[1]
+
+    def encode(self, values: pl.Series) -> np.ndarray:
+        arr = self._matrix(values)
+        n_out = getattr(self, "n_out_", self.n_out)
+        if n_out is not None and arr.shape[1] != n_out:
+            raise DataError(f"RegressionBlock(n_out={n_out}) got {arr.shape[1]} value(s) per item")
         return arr
 
     def decode(self, value: Any) -> Any:
@@ -314,16 +323,15 @@ class ToFloat(Transform):
 class RegressionBlock(TransformBlock):
     """A continuous target with ``n_out`` values per item."""
 
-    kind = "regression"
     loss_kind = "mse"
 
     def __init__(self, n_out: int | None = None):
         self.n_out = n_out
-        super().__init__(type_tfms=[ToFloat(n_out)])
+
+    def type_transforms(self) -> list[Transform]:
+        return [ToFloat(self.n_out)]
 
     @property
     def c(self) -> int | None:
-        return self.type_tfms.tfms[0].n_out  # type: ignore[attr-defined]
-
-    def config(self) -> dict[str, Any]:
-        return {"n_out": self.n_out}
+        tfms = getattr(self, "tfms_", None)
+        return tfms[0].n_out_ if tfms else self.n_out  # type: ignore[attr-defined]

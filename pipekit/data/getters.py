@@ -15,9 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from pipekit.data.transform import init_config, registered
-
-GETTERS: dict[str, type[Getter]] = {}
+from pipekit.core.component import Component
+from pipekit.core.errors import DataError, ParameterError
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"})
@@ -82,7 +81,7 @@ def path_column(items: pl.DataFrame, who: str) -> pl.Series:
         return items["path"].cast(pl.Utf8)
     if items.width == 1:
         return items.to_series(0).cast(pl.Utf8)
-    raise ValueError(f"{who}: the items have no 'path' column (columns: {items.columns}); "
+    raise DataError(f"{who}: the items have no 'path' column (columns: {items.columns}); "
                      f"read the path first, e.g. get_y=Pipe(ColReader('name'), {who})")
 
 
@@ -103,12 +102,11 @@ def iter_items(items: pl.DataFrame) -> Iterable[Any]:
     return items.iter_rows(named=True)
 
 
-class Getter:
-    """Base class for vectorised getters; subclasses register by name so recipes can be exported."""
+class Getter(Component):
+    """Base class for vectorised getters: ``column(items)`` reads a whole column; calling one on a single
+    item works too, for users who compose getters in their own functions."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        GETTERS[cls.__name__] = cls
+    registry_kind = "getter"
 
     def column(self, items: pl.DataFrame) -> pl.Series:
         raise NotImplementedError
@@ -116,16 +114,6 @@ class Getter:
     def __call__(self, item: Any) -> Any:
         df = pl.DataFrame({"path": [str(item)]}) if isinstance(item, (str, os.PathLike)) else pl.DataFrame([item])
         return self.column(df)[0]
-
-    def to_record(self) -> dict[str, Any]:
-        return {"name": type(self).__name__, "config": init_config(self)}
-
-    @staticmethod
-    def from_record(record: dict[str, Any]) -> Getter:
-        return registered(record["name"], GETTERS)(**record.get("config", {}))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in init_config(self).items()) + ")"
 
 
 class ColReader(Getter):
@@ -142,12 +130,12 @@ class ColReader(Getter):
                  label_delim: str | None = None):
         if isinstance(cols, (list, tuple)):
             if not cols:
-                raise ValueError("ColReader: cols is empty; name at least one column")
+                raise ParameterError("ColReader: cols is empty; name at least one column")
             self.cols: str | list[str] = list(cols)
         elif isinstance(cols, str):
             self.cols = cols
         else:
-            raise TypeError(f"ColReader: cols must be a column name or a list of names, got {cols!r}")
+            raise ParameterError(f"ColReader: cols must be a column name or a list of names, got {cols!r}")
         # a folder prefix joins with a separator, as a path would
         self.pref = (str(pref).rstrip("/") + "/") if isinstance(pref, os.PathLike) else str(pref)
         self.suffix = suffix
@@ -157,7 +145,7 @@ class ColReader(Getter):
         names = self.cols if isinstance(self.cols, list) else [self.cols]
         missing = [c for c in names if c not in items.columns]
         if missing:
-            raise KeyError(f"ColReader: column(s) {missing} not in the items; the columns are {items.columns}")
+            raise DataError(f"ColReader: column(s) {missing} not in the items; the columns are {items.columns}")
         if isinstance(self.cols, list) and len(self.cols) > 1:
             return items.select(pl.struct(self.cols).alias("_".join(self.cols))).to_series()
         s = items[names[0]]
@@ -198,9 +186,9 @@ class RegexLabeller(Getter):
         try:
             rx = re.compile(pat)
         except re.error as e:
-            raise ValueError(f"RegexLabeller: invalid pattern {pat!r}: {e}") from None
+            raise ParameterError(f"RegexLabeller: invalid pattern {pat!r}: {e}") from None
         if rx.groups < 1:
-            raise ValueError(f"RegexLabeller: pattern {pat!r} has no group; put the label in parentheses")
+            raise ParameterError(f"RegexLabeller: pattern {pat!r} has no group; put the label in parentheses")
         self.pat = pat
         self.match = match
 
@@ -217,7 +205,7 @@ class RegexLabeller(Getter):
         bad = out.is_null()
         if bad.any():
             i = int(bad.arg_true()[0])
-            raise ValueError(f"RegexLabeller: pattern {self.pat!r} does not match item {i} ({p[i]!r}) "
+            raise DataError(f"RegexLabeller: pattern {self.pat!r} does not match item {i} ({p[i]!r}) "
                              f"nor {int(bad.sum()) - 1} other item(s); fix the pattern or filter the items")
         return out.alias("label")
 
@@ -235,7 +223,7 @@ class Pipe(Getter):
 
     def __init__(self, *getters: Getter | Callable):
         if not getters:
-            raise ValueError("Pipe needs at least one getter")
+            raise ParameterError("Pipe needs at least one getter")
         self.getters = list(getters)
 
     def column(self, items: pl.DataFrame) -> pl.Series:
@@ -243,24 +231,6 @@ class Pipe(Getter):
         for g in self.getters[1:]:
             s = apply_getter(g, pl.DataFrame({"path": s}) if s.dtype == pl.Utf8 else s.to_frame())
         return s
-
-    def to_record(self) -> dict[str, Any]:
-        return {"name": "Pipe", "getters": [getter_record(g) for g in self.getters]}
-
-
-def getter_record(g: Any) -> dict[str, Any] | None:
-    """A getter as data when it can be rebuilt (a Getter), else None (a user function is not exported)."""
-    return g.to_record() if isinstance(g, Getter) else None
-
-
-def getter_from_record(rec: dict[str, Any] | None) -> Getter | None:
-    if rec is None:
-        return None
-    if rec["name"] == "Pipe":
-        return Pipe(*[getter_from_record(r) for r in rec["getters"]])
-    if rec["name"] == "ParentLabel":
-        return parent_label
-    return Getter.from_record(rec)
 
 
 def apply_getter(getter: Getter | Callable | None, items: pl.DataFrame) -> pl.Series:
@@ -270,12 +240,12 @@ def apply_getter(getter: Getter | Callable | None, items: pl.DataFrame) -> pl.Se
             return items["path"]
         if items.width == 1:
             return items.to_series(0)
-        raise ValueError(f"no getter given and the items have several columns {items.columns}; "
+        raise DataError(f"no getter given and the items have several columns {items.columns}; "
                          "pass get_x=ColReader('col') / get_y=ColReader('col')")
     if isinstance(getter, Getter):
         return getter.column(items)
     if not callable(getter):
-        raise TypeError(f"a getter must be callable or a Getter, got {getter!r}")
+        raise ParameterError(f"a getter must be callable or a Getter, got {getter!r}")
     values = []
     for i, item in enumerate(iter_items(items)):
         try:
@@ -288,5 +258,5 @@ def apply_getter(getter: Getter | Callable | None, items: pl.DataFrame) -> pl.Se
     except (TypeError, pl.exceptions.PolarsError) as e:
         types = sorted({type(v).__name__ for v in values})
         first = {t: next(i for i, v in enumerate(values) if type(v).__name__ == t) for t in types}
-        raise TypeError(f"getter {getattr(getter, '__name__', getter)!r} returned mixed types {types} "
+        raise DataError(f"getter {getattr(getter, '__name__', getter)!r} returned mixed types {types} "
                         f"(first at items {first}); make it return one type") from e

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import check_positive_int
 from pipekit.data.transform import BatchContext, BatchPipeline
 
 
@@ -38,7 +40,7 @@ class DataLoader:
     gives the same batches and the same augmentation, epoch by epoch.
 
     >>> from pipekit.data.store import TensorStore
-    >>> ds = ArrayDataset([TensorStore(np.arange(10)), TensorStore(np.arange(10) % 2)], kinds=("x", "y"))
+    >>> ds = ArrayDataset([TensorStore(np.arange(10)), TensorStore(np.arange(10) % 2)])
     >>> dl = DataLoader(ds, bs=4, shuffle=True, seed=0)
     >>> len(dl), [b[0].shape[0] for b in dl]
     (3, [4, 4, 2])
@@ -48,10 +50,9 @@ class DataLoader:
                  seed: int | None = None, device: str | torch.device | None = None,
                  batch_tfms: BatchPipeline | Sequence | None = None, num_workers: int | None = None,
                  augment: bool | None = None, pin_memory: bool | None = None):
-        if not isinstance(bs, (int, np.integer)) or isinstance(bs, bool) or bs <= 0:
-            raise ValueError(f"DataLoader: bs must be a positive integer, got {bs!r}")
+        check_positive_int("DataLoader", "bs", bs)
         if len(dataset) == 0:
-            raise ValueError("DataLoader: the dataset is empty; check the items and the split")
+            raise ParameterError("DataLoader: the dataset is empty; check the items and the split")
         self.dataset = dataset
         self.bs = int(bs)
         self.shuffle = shuffle
@@ -69,7 +70,7 @@ class DataLoader:
             num_workers = min(2, os.cpu_count() or 1) if busy else 0
         self.num_workers = int(num_workers)
         if self.num_workers < 0:
-            raise ValueError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
+            raise ParameterError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
         self.augment = bool(shuffle) if augment is None else augment
         self.pin_memory = (self.device.type == "cuda") if pin_memory is None else pin_memory
         self.epoch = 0
@@ -85,8 +86,9 @@ class DataLoader:
         return self.dataset.n_inp
 
     @property
-    def kinds(self) -> tuple[str, ...]:
-        return tuple(self.dataset.kinds)
+    def geometry(self) -> tuple[str | None, ...]:
+        """What each batch element carries spatially (see ``TransformBlock.geometry``)."""
+        return tuple(self.dataset.geometry)
 
     @property
     def blocks(self) -> tuple:
@@ -119,12 +121,12 @@ class DataLoader:
         """A copy that yields only process ``rank``'s batches out of ``world_size`` (same seed, same order).
 
         >>> from pipekit.data.store import TensorStore
-        >>> ds = ArrayDataset([TensorStore(np.arange(10))], kinds=("x",), n_inp=1)
+        >>> ds = ArrayDataset([TensorStore(np.arange(10))], n_inp=1)
         >>> [b[0].tolist() for b in DataLoader(ds, bs=3).shard(1, 2)]
         [[3, 4, 5], [9]]
         """
         if not 0 <= rank < world_size:
-            raise ValueError(f"shard: rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+            raise ParameterError(f"shard: rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
         dl = self.new()
         dl.rank, dl.world_size = int(rank), int(world_size)
         return dl
@@ -133,12 +135,9 @@ class DataLoader:
         """Gather one batch (CPU tensors) for a plan entry."""
         return self.dataset.gather(entry)
 
-    def batch_rng(self, epoch: int, i: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, epoch, i, 7])
-
     def context(self, epoch: int, i: int) -> BatchContext:
-        return BatchContext(kinds=self.kinds, n_inp=self.n_inp, train=self.augment,
-                            rng=self.batch_rng(epoch, i), device=self.device)
+        return BatchContext(geometry=self.geometry, n_inp=self.n_inp, train=self.augment, device=self.device,
+                            key=(self.seed, epoch, i))
 
     # ------------------------------------------------------------------ producing batches
     def _produce(self, epoch: int, i: int, entry: Any) -> tuple:
@@ -195,10 +194,10 @@ class DataLoader:
         for k, v in kwargs.items():
             if k == "device":
                 v = torch.device(v)
-            if k == "bs" and (not isinstance(v, int) or v <= 0):
-                raise ValueError(f"DataLoader: bs must be a positive integer, got {v!r}")
+            if k == "bs":
+                check_positive_int("DataLoader", "bs", v)
             if not hasattr(dl, k):
-                raise TypeError(f"DataLoader.new: unknown setting {k!r}")
+                raise ParameterError(f"DataLoader.new: unknown setting {k!r}")
             setattr(dl, k, v)
         if "shuffle" in kwargs and "augment" not in kwargs:
             dl.augment = bool(kwargs["shuffle"]) and self.augment
@@ -226,23 +225,26 @@ class DataLoader:
 
 
 class ArrayDataset:
-    """Stores side by side (the model inputs first), optionally restricted to rows ``idxs``."""
+    """Stores side by side (the model inputs first), optionally restricted to rows ``idxs``; ``blocks``
+    say what each store holds (how to decode and show it, what geometry it carries)."""
 
-    def __init__(self, stores: Sequence[Any], kinds: Sequence[str] | None = None, n_inp: int | None = None,
-                 idxs: np.ndarray | None = None, blocks: Sequence[Any] = (), split_idx: int | None = None):
+    def __init__(self, stores: Sequence[Any], blocks: Sequence[Any] = (), n_inp: int | None = None,
+                 idxs: np.ndarray | None = None, split_idx: int | None = None):
         if not stores:
-            raise ValueError("ArrayDataset needs at least one store")
+            raise ParameterError("ArrayDataset needs at least one store")
         lens = {len(s) for s in stores}
         if len(lens) != 1:
-            raise ValueError(f"ArrayDataset: the stores have different lengths {sorted(lens)}")
+            raise ParameterError(f"ArrayDataset: the stores have different lengths {sorted(lens)}")
         self.stores = tuple(stores)
-        self.kinds = tuple(kinds) if kinds is not None else tuple(getattr(b, "kind", "generic") for b in blocks)
-        if len(self.kinds) != len(self.stores):
-            self.kinds = tuple(["generic"] * len(self.stores))
+        self.blocks = tuple(blocks)
         self.n_inp = n_inp if n_inp is not None else max(1, len(self.stores) - 1)
         self.idxs = np.arange(lens.pop(), dtype=np.int64) if idxs is None else np.asarray(idxs, dtype=np.int64)
-        self.blocks = tuple(blocks)
         self.split_idx = split_idx
+
+    @property
+    def geometry(self) -> tuple[str | None, ...]:
+        geo = tuple(b.geometry for b in self.blocks)
+        return geo + (None,) * (len(self.stores) - len(geo))
 
     def __len__(self) -> int:
         return len(self.idxs)
@@ -258,11 +260,11 @@ class ArrayDataset:
         return tuple(s.item(row) for s in self.stores)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ArrayDataset:
-        return ArrayDataset(self.stores, self.kinds, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
-                            self.blocks, split_idx)
+        return ArrayDataset(self.stores, self.blocks, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
+                            split_idx)
 
     def decode(self, item: tuple) -> tuple:
         return tuple(b.decode(v) for b, v in zip(self.blocks, item)) if self.blocks else item
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(n={len(self)}, kinds={self.kinds})"
+        return f"{type(self).__name__}(n={len(self)}, blocks={[type(b).__name__ for b in self.blocks]})"

@@ -8,39 +8,31 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipekit.core.component import Component
+from pipekit.core.errors import DataError
+from pipekit.core.validate import Interval, Is, check
 from pipekit.data.getters import iter_items, path_column
-from pipekit.data.transform import init_config, registered
 
-SPLITTERS: dict[str, type[Splitter]] = {}
 Split = tuple[np.ndarray, np.ndarray]
 
 
-class Splitter:
+class Splitter(Component):
     """Base class: ``splitter(items) -> (train_idx, valid_idx)`` as sorted or seeded int64 arrays."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        SPLITTERS[cls.__name__] = cls
+    registry_kind = "splitter"
 
     def split(self, items: pl.DataFrame) -> Split:
         raise NotImplementedError
 
     def __call__(self, items: pl.DataFrame) -> Split:
         if len(items) == 0:
-            raise ValueError(f"{self!r}: there are no items to split")
+            raise DataError(f"{self!r}: there are no items to split")
         train, valid = self.split(items)
         return np.asarray(train, dtype=np.int64), np.asarray(valid, dtype=np.int64)
 
-    def to_record(self) -> dict[str, Any]:
-        return {"name": type(self).__name__, "config": init_config(self)}
 
-    @staticmethod
-    def from_record(record: dict[str, Any]) -> Splitter:
-        return registered(record["name"], SPLITTERS)(**record.get("config", {}))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(" + ", ".join(
-            f"{k}={v!r}" for k, v in init_config(self).items() if not callable(v)) + ")"
+_PCT = Interval(0, 1, closed="neither")
+_SEED = Interval(None, None, integer=True, none_ok=True)
 
 
 def _mask_split(valid_mask: np.ndarray) -> Split:
@@ -56,10 +48,8 @@ class RandomSplitter(Splitter):
     """
 
     def __init__(self, valid_pct: float = 0.2, seed: int | None = None):
-        if not 0 < valid_pct < 1:
-            raise ValueError(f"RandomSplitter: valid_pct must be in (0, 1), got {valid_pct}")
-        self.valid_pct = valid_pct
-        self.seed = seed
+        check("RandomSplitter", valid_pct=(valid_pct, _PCT), seed=(seed, _SEED))
+        self.valid_pct, self.seed = valid_pct, seed
 
     def split(self, items: pl.DataFrame) -> Split:
         n = len(items)
@@ -88,7 +78,7 @@ class GrandparentSplitter(Splitter):
         train, valid = np.flatnonzero(gp == self.train_name), np.flatnonzero(gp == self.valid_name)
         if len(train) == 0 or len(valid) == 0:
             seen = sorted({str(g) for g in gp[:1000]})
-            raise ValueError(f"GrandparentSplitter: no items under '{self.train_name if len(train) == 0 else self.valid_name}'"
+            raise DataError(f"GrandparentSplitter: no items under '{self.train_name if len(train) == 0 else self.valid_name}'"
                              f" folders; grandparent folders found: {seen}. Set train_name/valid_name.")
         return train, valid
 
@@ -102,10 +92,10 @@ class ColSplitter(Splitter):
 
     def split(self, items: pl.DataFrame) -> Split:
         if self.col not in items.columns:
-            raise KeyError(f"ColSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
+            raise DataError(f"ColSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
         s = items[self.col]
         if s.null_count():
-            raise ValueError(f"ColSplitter: column {self.col!r} has {s.null_count()} null(s), first at row "
+            raise DataError(f"ColSplitter: column {self.col!r} has {s.null_count()} null(s), first at row "
                              f"{int(s.is_null().arg_true()[0])}; fill them so each row is train or valid")
         if s.dtype == pl.Boolean and self.valid_value is True:
             mask = s.to_numpy()
@@ -120,8 +110,7 @@ class FuncSplitter(Splitter):
     """``fn(item) -> bool`` marks validation items (a user function; not exportable)."""
 
     def __init__(self, fn: Callable[[Any], bool]):
-        if not callable(fn):
-            raise TypeError(f"FuncSplitter: fn must be callable, got {fn!r}")
+        check("FuncSplitter", fn=(fn, Is(callable, "a function item -> bool")))
         self.fn = fn
 
     def split(self, items: pl.DataFrame) -> Split:
@@ -138,7 +127,7 @@ class IndexSplitter(Splitter):
         n = len(items)
         idx = np.asarray(self.idxs, dtype=np.int64)
         if len(idx) and (idx.min() < -n or idx.max() >= n):
-            raise IndexError(f"IndexSplitter: index out of range for {n} items")
+            raise DataError(f"IndexSplitter: index out of range for {n} items")
         mask = np.zeros(n, dtype=bool)
         mask[idx] = True
         return _mask_split(mask)
@@ -157,15 +146,15 @@ class TimeSplitter(Splitter):
 
     def split(self, items: pl.DataFrame) -> Split:
         if self.col not in items.columns:
-            raise KeyError(f"TimeSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
+            raise DataError(f"TimeSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
         s = items[self.col]
         if s.dtype == pl.Utf8:
             try:
                 s = s.str.to_datetime(strict=True)
             except pl.exceptions.PolarsError as e:
-                raise ValueError(f"TimeSplitter: column {self.col!r} is text that does not parse as dates: {e}") from e
+                raise DataError(f"TimeSplitter: column {self.col!r} is text that does not parse as dates: {e}") from e
         if s.null_count():
-            raise ValueError(f"TimeSplitter: column {self.col!r} has {s.null_count()} null(s) "
+            raise DataError(f"TimeSplitter: column {self.col!r} has {s.null_count()} null(s) "
                              f"(first at row {int(s.is_null().arg_true()[0])}); a row with no time has no side")
         cut = self.cutoff
         if isinstance(cut, float) and 0 < cut < 1:
@@ -176,7 +165,7 @@ class TimeSplitter(Splitter):
             if s.dtype == pl.Date:
                 cut = cut.date()
         elif isinstance(cut, str):
-            raise TypeError(f"TimeSplitter: cutoff {cut!r} is text but column {self.col!r} is {s.dtype}")
+            raise DataError(f"TimeSplitter: cutoff {cut!r} is text but column {self.col!r} is {s.dtype}")
         mask = (s >= cut).to_numpy()
         return _mask_split(mask)
 
@@ -185,8 +174,7 @@ class TrainTestSplitter(Splitter):
     """A stratified random split (``stratify_col`` keeps class proportions in both subsets)."""
 
     def __init__(self, valid_pct: float = 0.2, seed: int | None = None, stratify_col: str | None = None):
-        if not 0 < valid_pct < 1:
-            raise ValueError(f"TrainTestSplitter: valid_pct must be in (0, 1), got {valid_pct}")
+        check("TrainTestSplitter", valid_pct=(valid_pct, _PCT), seed=(seed, _SEED))
         self.valid_pct, self.seed, self.stratify_col = valid_pct, seed, stratify_col
 
     def split(self, items: pl.DataFrame) -> Split:

@@ -1,14 +1,13 @@
 """Transforms: fitted on the training subset, state kept as plain data, composed by order.
 
 A :class:`Transform` works on whole columns (a Polars Series, a NumPy array, a batch tensor), never on
-one Python object at a time. Every ``__init__`` parameter is stored as an attribute of the same name,
-so :meth:`Transform.config` can rebuild the object; attributes named in ``_state`` are what ``setup``
-learns and are saved as JSON/arrays. Subclasses register themselves by class name, which is how an
-exported recipe is rebuilt without unpickling code.
+one Python object at a time. It is a :class:`~pipekit.core.Component`: its parameters are its
+``__init__`` arguments and what ``setup`` learns lives in attributes ending in ``_``, so a fitted
+transform is saved as a record and rebuilt from the registry without unpickling code.
 """
 from __future__ import annotations
 
-import inspect
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -16,30 +15,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-TRANSFORMS: dict[str, type[Transform]] = {}
+from pipekit.core.component import Component, from_data, to_data
+from pipekit.core.errors import ParameterError
 
 
-def registered(name: str, registry: dict[str, type]) -> type:
-    """Look a class up by name with an error that says how to make it known."""
-    try:
-        return registry[name]
-    except KeyError:
-        raise KeyError(f"'{name}' is not a registered class; import the module that defines it (or define it "
-                       f"as a subclass so it registers itself) before loading. Known: {sorted(registry)}") from None
-
-
-def init_config(obj: Any) -> dict[str, Any]:
-    """The ``__init__`` arguments of ``obj``, read back from attributes of the same name."""
-    cfg = {}
-    for name, p in inspect.signature(type(obj).__init__).parameters.items():
-        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if hasattr(obj, name):
-            cfg[name] = getattr(obj, name)
-    return cfg
-
-
-class Transform:
+class Transform(Component):
     """Base class: ``setup`` on training values, ``encode`` any values, ``decode`` for display.
 
     >>> class AddOne(Transform):
@@ -49,15 +29,8 @@ class Transform:
     [0, 1, 2]
     """
 
+    registry_kind = "transform"
     order: ClassVar[int] = 0
-    #: block kinds this transform applies to when given as a DataBlock item/batch transform (None: all)
-    kinds: ClassVar[tuple[str, ...] | None] = None
-    #: names of the attributes ``setup`` learns
-    _state: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        TRANSFORMS[cls.__name__] = cls
 
     def setup(self, values: Any) -> None:
         """Learn state from the training subset (default: nothing to learn)."""
@@ -71,34 +44,16 @@ class Transform:
     def __call__(self, values: Any) -> Any:
         return self.encode(values)
 
-    def applies_to(self, kind: str) -> bool:
-        return self.kinds is None or kind in self.kinds
+    def applies_to(self, block: Any) -> bool:
+        """Whether this item/batch transform acts on ``block``'s data (default: every block)."""
+        return True
 
-    def config(self) -> dict[str, Any]:
-        return init_config(self)
 
-    def state(self) -> dict[str, Any]:
-        return {k: getattr(self, k, None) for k in self._state}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        for k in self._state:
-            if k in state:
-                setattr(self, k, state[k])
-
-    def to_record(self) -> dict[str, Any]:
-        """Everything needed to rebuild this fitted transform: class name, config, state."""
-        return {"name": type(self).__name__, "config": self.config(), "state": self.state()}
-
-    @staticmethod
-    def from_record(record: dict[str, Any]) -> Transform:
-        cls = registered(record["name"], TRANSFORMS)
-        tfm = cls(**record.get("config", {}))
-        tfm.load_state(record.get("state", {}))
-        return tfm
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if not callable(v))
-        return f"{type(self).__name__}({args})"
+def as_list(value: Any) -> list:
+    """One object or a list/tuple of them as a list (``item_tfms=Resize(224)`` and ``[Resize(224)]`` alike)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 class Pipeline:
@@ -108,11 +63,12 @@ class Pipeline:
     [1, 2]
     """
 
-    def __init__(self, tfms: Iterable[Transform] | None = None):
-        tfms = list(tfms or [])
+    def __init__(self, tfms: Iterable[Transform] | Transform | None = None):
+        tfms = list(tfms) if tfms is not None and not isinstance(tfms, Transform) else as_list(tfms)
         for t in tfms:
             if not isinstance(t, Transform):
-                raise TypeError(f"Pipeline takes Transform objects, got {t!r}; wrap a function in a Transform subclass")
+                raise ParameterError(f"Pipeline takes Transform objects, got {t!r}; wrap a function in a "
+                                     "Transform subclass")
         self.tfms: list[Transform] = sorted(tfms, key=lambda t: t.order)
 
     def setup(self, values: Any) -> Any:
@@ -139,33 +95,41 @@ class Pipeline:
     def __iter__(self):
         return iter(self.tfms)
 
-    def to_records(self) -> list[dict[str, Any]]:
-        return [t.to_record() for t in self.tfms]
+    def to_records(self, arrays: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
+        return to_data(self.tfms, arrays, "pipeline")
 
     @classmethod
-    def from_records(cls, records: Sequence[dict[str, Any]]) -> Pipeline:
-        return cls([Transform.from_record(r) for r in records])
+    def from_records(cls, records: Sequence[dict[str, Any]], arrays: dict[str, np.ndarray] | None = None) -> Pipeline:
+        tfms = from_data(list(records), arrays)
+        return cls([t for t in tfms if isinstance(t, Transform)])
 
     def __repr__(self) -> str:
-        return "Pipeline(" + " -> ".join(repr(t) for t in self.tfms) + ")"
+        return f"{type(self).__name__}(" + " -> ".join(repr(t) for t in self.tfms) + ")"
 
 
 @dataclass
 class BatchContext:
-    """What a batch transform may know: the kind of each batch element, train or not, and its RNG."""
+    """What a batch transform may know: each batch element's geometry (``None``, ``"image"``,
+    ``"mask"``, ``"points"``, ``"bbox"``), how many are inputs, train or not, the device, and where the
+    batch is in the run (``key`` = seed, epoch, batch) from which its random streams are derived."""
 
-    kinds: tuple[str, ...]
+    geometry: tuple[str | None, ...]
     n_inp: int
     train: bool
-    rng: np.random.Generator
     device: torch.device
+    key: tuple[int, ...] = (0,)
+
+    def rng(self, stream: str = "") -> np.random.Generator:
+        """The random generator of ``stream`` for this batch: the same (seed, epoch, batch, stream) always
+        gives the same draws, whatever other streams exist or in what order they are used."""
+        return np.random.default_rng([*self.key, zlib.crc32(stream.encode())])
 
 
 class BatchTransform(Transform):
     """A transform over a whole collated batch (a tuple of tensors), run after the device transfer.
 
-    ``encode(batch, ctx)`` must draw randomness only from ``ctx.rng``, which the DataLoader seeds per
-    (seed, epoch, batch): that is what makes augmentation repeatable and thread-safe.
+    ``encode(batch, ctx)`` must draw randomness only from ``ctx.rng(stream)``, which depends on
+    (seed, epoch, batch, stream) only: that is what makes augmentation repeatable and thread-safe.
     """
 
     order: ClassVar[int] = 50
@@ -178,7 +142,7 @@ class BatchTransform(Transform):
 
 
 class BatchPipeline(Pipeline):
-    """Batch transforms in order; they all see the whole batch tuple and act on the kinds they handle."""
+    """Batch transforms in order; they all see the whole batch tuple and act on the elements they handle."""
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         for t in self.tfms:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
+from pipekit.core.errors import ExportError
 from pipekit.learn.losses import loss_from_json, loss_from_kind, loss_to_json
 from pipekit.learn.metrics import metric_from_json, metric_to_json
 from pipekit.learn.registry import (UnknownArchError, arch_config_from_json, arch_config_to_json, arch_spec,
@@ -39,10 +40,6 @@ FORMAT = "pipekit-learner"
 VERSION = 1
 
 
-class ExportError(ValueError):
-    """The learner cannot be exported, or a file is not a loadable pipekit export."""
-
-
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     inner = getattr(model, "module", None)
     return inner if isinstance(inner, torch.nn.Module) else model
@@ -50,7 +47,6 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def export_learner(learn: Any, fname: str | os.PathLike = "export.pipekit") -> Path:
     """See ``Learner.export``. A path without a file extension (or an existing folder) gets a folder."""
-    from pipekit.data.serialize import dumps
     from pipekit.learn.distributed import is_main_process
 
     model = _unwrap(learn.model)
@@ -69,12 +65,13 @@ def export_learner(learn: Any, fname: str | os.PathLike = "export.pipekit") -> P
     if not hasattr(learn.dls, "state"):
         raise ExportError("cannot export: the DataLoaders have no state(); build them with a DataBlock or a "
                           "domain helper so new items can be encoded at inference time")
+    arrays: dict[str, np.ndarray] = {}
     try:
-        dls_state = learn.dls.state()
-    except RuntimeError as e:
+        dls_state = learn.dls.state(arrays)
+    except (RuntimeError, ExportError) as e:
         raise ExportError(f"cannot export: {e}. Build the DataLoaders from a DataBlock (or a domain recipe) "
                           "instead of raw stores") from e
-    dls_json, arrays = dumps(dls_state)
+    dls_json = json.dumps(dls_state)
     metrics = [metric_to_json(m) for m in learn.metrics]
     recipe = {
         "format": FORMAT, "version": VERSION,
@@ -158,7 +155,6 @@ def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     >>> # learn = load_learner("model.pipekit"); label, idx, probs = learn.predict(item)
     """
     from pipekit.data import DataLoaders
-    from pipekit.data.serialize import loads
     from pipekit.learn.learner import Learner
 
     path = Path(path)
@@ -179,14 +175,7 @@ def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if "arrays.npz" in files:
         with np.load(io.BytesIO(files["arrays.npz"]), allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    dls_state = loads(json.dumps(recipe["dls"]), arrays)
-    try:
-        dls = DataLoaders.from_state(dls_state, device=device)
-    except KeyError:
-        # a block/transform of a pipekit domain package that is not imported yet: import them and retry
-        if not _import_domains():
-            raise
-        dls = DataLoaders.from_state(dls_state, device=device)
+    dls = DataLoaders.from_state(recipe["dls"], arrays, device=device)
     arch = recipe["arch"]
     try:
         try:

@@ -182,8 +182,8 @@ def tta(learn: Any, ds_idx: int = 1, dl: Any = None, n: int = 4, beta: float | N
 
 
 def show_results(learn: Any, ds_idx: int = 1, dl: Any = None, max_n: int = 9, path: Any = None) -> Any:
-    """See ``Learner.show_results``: one batch of items titled with their target and prediction."""
-    from pipekit.data.plotting import get_pyplot, savefig_or_show
+    """See ``Learner.show_results``: one batch of items with their target and prediction."""
+    from pipekit.data.dataloaders import show_items
 
     dl = learn._get_dl(ds_idx, dl)
     if not hasattr(dl, "one_batch") or not hasattr(dl, "decode_batch"):
@@ -196,38 +196,12 @@ def show_results(learn: Any, ds_idx: int = 1, dl: Any = None, max_n: int = 9, pa
     batch = tuple(b[:n] for b in batch)
     learn.model.eval()
     with torch.no_grad():
-        xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in batch[:n_inp])
-        pred = learn.model(*xb)
+        pred = learn.model(*(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in batch[:n_inp]))
     act = getattr(learn.loss_func, "activation", None)
     dec_fn = getattr(learn.loss_func, "decodes", None)
     pred = pred.float()
     dec = dec_fn(act(pred) if act is not None else pred) if dec_fn is not None else pred
-    rows = dl.decode_batch(batch, max_n=n)
     blocks = getattr(dl, "blocks", ()) or getattr(learn.dls, "blocks", ())
     y_block = blocks[n_inp] if len(blocks) > n_inp else None
     preds = [y_block.decode(d) if y_block is not None else d for d in dec.cpu()]
-    plt = get_pyplot()
-    ncols = int(np.ceil(np.sqrt(n)))
-    nrows = int(np.ceil(n / ncols))
-    fig, axs = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False)
-    for ax in axs.flat[n:]:
-        ax.axis("off")
-    for ax, row, p in zip(axs.flat, rows, preds):
-        actual = row[n_inp] if len(row) > n_inp else None
-        title = f"{_short_label(actual)} / {_short_label(p)}"
-        if blocks:
-            blocks[0].show(ax, row[0], title=title)
-            if y_block is not None and getattr(y_block, "kind", "") in ("mask", "points", "bbox"):
-                y_block.show(ax, p)
-        else:
-            ax.axis("off")
-            ax.set_title(title)
-    fig.suptitle("actual / predicted")
-    return savefig_or_show(fig, path, name="show_results")
-
-
-def _short_label(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    s = str(v)
-    return s if len(s) <= 24 else s[:21] + "..."
+    return show_items(dl.decode_batch(batch, max_n=n), blocks, n_inp, preds=preds, path=path, name="show_results")

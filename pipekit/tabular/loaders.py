@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipekit.core.component import Component
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
-from pipekit.data.core import DataLoaders, register_recipe
+from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.store import TensorStore
 
@@ -26,12 +27,10 @@ from pipekit.data.store import TensorStore
 class TabularCatBlock(TransformBlock):
     """The categorical inputs of a tabular batch: codes into ``classes`` (decodes to the values)."""
 
-    kind = "tabular_cat"
-
     def __init__(self, cat_names: list[str] | None = None, classes: dict[str, list[str]] | None = None) -> None:
-        super().__init__()
         self.cat_names = list(cat_names or [])
         self.classes = dict(classes or {})
+        self.tfms_: list = []
 
     def decode(self, value: Any) -> dict[str, str]:
         codes = value.tolist() if hasattr(value, "tolist") else list(value)
@@ -41,11 +40,9 @@ class TabularCatBlock(TransformBlock):
 class TabularContBlock(TransformBlock):
     """The continuous inputs of a tabular batch (normalised floats)."""
 
-    kind = "tabular_cont"
-
     def __init__(self, cont_names: list[str] | None = None) -> None:
-        super().__init__()
         self.cont_names = list(cont_names or [])
+        self.tfms_: list = []
 
     def decode(self, value: Any) -> dict[str, float]:
         vals = value.tolist() if hasattr(value, "tolist") else list(value)
@@ -85,24 +82,48 @@ def _rows_to_frame(items: Any) -> Any:
     return items
 
 
-@register_recipe
-class TabularRecipe:
+class TabularRecipe(Component):
     """How tabular batches are made: the fitted ``TabularProcessor`` (plain data, exportable)."""
 
-    n_inp = 2
+    registry_kind = "recipe"
+    n_inp_ = 2
 
     def __init__(self, processor: Any) -> None:
-        self.processor = processor
+        from pipekit.tabular.processor import TabularProcessor
+
+        self.processor = TabularProcessor.from_state(processor) if isinstance(processor, dict) else processor
+
+    def params_to_data(self) -> dict[str, Any]:
+        return {"processor": self.processor.state()}
+
+    def state_to_data(self) -> dict[str, Any]:
+        return {}
+
+    def dl_type(self) -> type:
+        return DataLoader
+
+    def batch_pipeline(self) -> Any:
+        from pipekit.data.transform import BatchPipeline
+
+        return BatchPipeline([])
+
+    @property
+    def fitted_blocks(self) -> tuple[TransformBlock, ...]:
+        return self.blocks
 
     @property
     def blocks(self) -> tuple[TransformBlock, ...]:
         p = self.processor
         ins: tuple[TransformBlock, ...] = (TabularCatBlock(p.cat_names_, p.classes_), TabularContBlock(p.cont_names_))
         if p.y_kind_ == "category":
-            return ins + (CategoryBlock(vocab=p.y_vocab_),)
-        if p.y_kind_ == "regression":
-            return ins + (RegressionBlock(n_out=len(p.y_names)),)
-        return ins
+            y: TransformBlock = CategoryBlock(vocab=p.y_vocab_)
+        elif p.y_kind_ == "regression":
+            y = RegressionBlock(n_out=len(p.y_names))
+        else:
+            return ins
+        y.fit_tfms()
+        y.tfms_[0].setup(pl.Series(list(p.y_vocab_)) if p.y_kind_ == "category" else pl.Series([[0.0] * len(p.y_names)]))
+        return ins + (y,)
 
     def new_datasets(self, items: Any, with_labels: bool = False) -> ArrayDataset:
         """Encode new rows (a DataFrame or a path) with the fitted procs."""
@@ -114,16 +135,7 @@ class TabularRecipe:
             raise ValueError(f"test_dl(with_labels=True): the new data lacks the target column(s) {self.processor.y_names}.")
         stores = _stores(frame, self.processor, with_y=with_labels)
         blocks = self.blocks
-        return ArrayDataset(stores, [b.kind for b in blocks[:len(stores)]], n_inp=2, blocks=blocks[:len(stores)])
-
-    def to_record(self) -> dict[str, Any]:
-        return {"name": type(self).__name__, "processor": self.processor.state()}
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> TabularRecipe:
-        from pipekit.tabular.processor import TabularProcessor
-
-        return cls(TabularProcessor.from_state(record["processor"]))
+        return ArrayDataset(stores, blocks=blocks[:len(stores)], n_inp=2)
 
     def __repr__(self) -> str:
         p = self.processor
@@ -143,9 +155,8 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
     recipe = TabularRecipe(tab.processor)
     blocks = recipe.blocks
     stores = _stores(tab.frame, tab.processor, with_y=True)
-    kinds = [b.kind for b in blocks]
-    tr = ArrayDataset(stores, kinds, n_inp=2, idxs=tab.train_idx, blocks=blocks, split_idx=0)
-    va = ArrayDataset(stores, kinds, n_inp=2, idxs=tab.valid_idx, blocks=blocks, split_idx=1)
+    tr = ArrayDataset(stores, blocks=blocks, n_inp=2, idxs=tab.train_idx, split_idx=0)
+    va = ArrayDataset(stores, blocks=blocks, n_inp=2, idxs=tab.valid_idx, split_idx=1)
     # A batch is three index_selects (microseconds): prefetch threads would only fight the training
     # loop for the GIL, so batches are made in the main thread unless asked otherwise.
     nw = 0 if num_workers is None else num_workers

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
@@ -40,39 +41,36 @@ class TextBlock(TransformBlock):
     ``cache_dir=False`` switches the cache off; None uses ``$PIPEKIT_CACHE/text``.
     """
 
-    kind = "text"
-    loss_kind = None
+    param_attrs = {"vocab": "vocab_arg", "tok": "tok_arg"}
 
     def __init__(self, tok: Tokenizer | None = None, is_lm: bool = False, seq_len: int = 72,
                  vocab: Sequence[str] | None = None, min_freq: int = 3, max_vocab: int = 60000,
                  max_len: int | None = None, read_files: bool = False, encoding: str = "utf-8",
                  errors: str = "strict", cache_dir: str | os.PathLike | bool | None = None):
-        if not isinstance(seq_len, (int, np.integer)) or seq_len < 2:
-            raise ValueError(f"seq_len must be an int >= 2, got {seq_len!r}")
-        if max_len is not None and (not isinstance(max_len, (int, np.integer)) or max_len < 1):
-            raise ValueError(f"max_len must be None or an int >= 1, got {max_len!r}")
-        if errors not in ("strict", "replace", "ignore"):
-            raise ValueError(f"errors={errors!r} is not supported; use 'strict', 'replace' or 'ignore'")
-        if tok is not None and not isinstance(tok, Tokenizer):
-            raise TypeError(f"tok must be a pipekit.text.Tokenizer, got {type(tok).__name__}")
-        super().__init__(type_tfms=[tok if tok is not None else Tokenizer(),
-                                    Numericalize(min_freq=min_freq, max_vocab=max_vocab, vocab=vocab)],
-                         dl_type=LMDataLoader if is_lm else SortedDataLoader)
-        self.is_lm, self.seq_len, self.max_len = bool(is_lm), int(seq_len), max_len
-        self.min_freq, self.max_vocab = min_freq, max_vocab
+        check("TextBlock", seq_len=(seq_len, Interval(2, None, integer=True)),
+              max_len=(max_len, Interval(1, None, integer=True, none_ok=True)),
+              errors=(errors, Options("strict", "replace", "ignore")),
+              tok=(tok, Is(lambda t: t is None or isinstance(t, Tokenizer), "a pipekit.text.Tokenizer or None")))
+        self.tok_arg, self.is_lm, self.seq_len, self.vocab_arg = tok, bool(is_lm), int(seq_len), vocab
+        self.min_freq, self.max_vocab, self.max_len = min_freq, max_vocab, max_len
         self.read_files, self.encoding, self.errors = bool(read_files), encoding, errors
         self.cache_dir = cache_dir
-        self.from_cache_: bool | None = None
-        if self.is_lm:
-            self.kind = "text_lm"
+        self.type_transforms()  # validates min_freq, max_vocab and vocab now
+
+    def type_transforms(self) -> list[Any]:
+        return [self.tok_arg.clone() if self.tok_arg is not None else Tokenizer(),
+                Numericalize(min_freq=self.min_freq, max_vocab=self.max_vocab, vocab=self.vocab_arg)]
+
+    def loader_type(self) -> type:
+        return LMDataLoader if self.is_lm else SortedDataLoader
 
     @property
     def tok(self) -> Tokenizer:
-        return self.type_tfms.tfms[0]  # type: ignore[return-value]
+        return self.tfms_[0] if hasattr(self, "tfms_") else self.type_transforms()[0]
 
     @property
     def num(self) -> Numericalize:
-        return self.type_tfms.tfms[1]  # type: ignore[return-value]
+        return self.tfms_[1] if hasattr(self, "tfms_") else self.type_transforms()[1]
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -84,9 +82,7 @@ class TextBlock(TransformBlock):
             text_cols = [text_cols]
         if not text_cols or not all(isinstance(c, str) for c in text_cols):
             raise ValueError(f"text_cols must be a column name or a list of names, got {text_cols!r}")
-        block = cls(tok=tok, is_lm=is_lm, seq_len=seq_len, vocab=vocab, **kwargs)
-        block.text_cols = list(text_cols)
-        return block
+        return cls(tok=tok, is_lm=is_lm, seq_len=seq_len, vocab=vocab, **kwargs)
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike | None = None, vocab: Sequence[str] | None = None,
@@ -117,44 +113,47 @@ class TextBlock(TransformBlock):
         return as_text_series(raw, "TextBlock values")
 
     # ------------------------------------------------------------------ building
-    def _settings(self) -> dict[str, Any]:
-        return {"tok": self.tok.config(), "min_freq": self.num.min_freq, "max_vocab": self.num.max_vocab,
-                "vocab": self.num.vocab}
+    def _settings(self, tok: Tokenizer) -> dict[str, Any]:
+        return {"tok": tok.get_params(), "min_freq": self.min_freq, "max_vocab": self.max_vocab,
+                "vocab": list(self.vocab_arg) if self.vocab_arg is not None else None}
 
     def _cache_folder(self) -> Path | None:
         if self.cache_dir is False:
             return None
         return Path(self.cache_dir) if self.cache_dir not in (None, True) else default_cache_dir()
 
-    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Any] = (), trace: Any = None) -> TextStore:
+    def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Any] = (), trace: Any = None) -> TextStore:
         """Tokenize all texts once, learn the vocab on ``train_idx``, store ids as list<int32> (cached)."""
+        tok, num = self.fit_tfms()
+        self.batch_tfms_ = []
         texts = self.texts(raw)
         train_idx = np.asarray(train_idx, dtype=np.int64)
         root = self._cache_folder()
-        folder = root / cache_key(texts, self._settings(), train_idx) if root is not None else None
+        folder = root / cache_key(texts, self._settings(tok), train_idx) if root is not None else None
         hit = load_cached(folder) if folder is not None else None
         if hit is not None:
             ids, meta = hit
-            self.tok.load_state(meta["tok_state"])
-            self.num.load_state({"vocab_": meta["vocab"]})
+            tok.state_from_data(meta["tok_state"])
+            num.vocab_ = meta["vocab"]
             self.from_cache_ = True
         else:
-            self.tok.setup(texts.gather(train_idx))
-            tokens = self.tok.encode(texts)
-            self.num.setup(tokens, train_idx)
-            ids = self.num.encode(tokens)
+            tok.setup(texts.gather(train_idx))
+            tokens = tok.encode(texts)
+            num.setup(tokens, train_idx)
+            ids = num.encode(tokens)
             if trace is not None:
-                trace(repr(self.tok), f"{len(tokens.ids)} tokens, {len(tokens.vocab)} distinct")
+                trace(repr(tok), f"{len(tokens.ids)} tokens, {len(tokens.vocab)} distinct")
             if folder is not None:
-                save_cached(folder, ids, {"vocab": self.num.vocab_, "tok_state": self.tok.state(),
-                                          "settings": self._settings()})
+                save_cached(folder, ids, {"vocab": num.vocab_, "tok_state": tok.fitted_state(),
+                                          "settings": self._settings(tok)})
             self.from_cache_ = False
         if trace is not None:
-            trace(repr(self.num), f"vocab of {len(self.num.vocab_)}")
+            trace(repr(num), f"vocab of {len(num.vocab_)}")
         return TextStore(ids, pad_idx=self.pad_idx, max_len=self.max_len)
 
     def encode_new(self, raw: pl.Series) -> TextStore:
         """Encode new texts with the fitted tokenizer and vocab (unknown words -> xxunk)."""
+        self.check_is_fitted("setup (build the data)")
         tokens = self.tok.encode(self.texts(raw))
         return TextStore(self.num.encode(tokens), pad_idx=self.pad_idx, max_len=self.max_len)
 
@@ -164,17 +163,9 @@ class TextBlock(TransformBlock):
 
     # ------------------------------------------------------------------ vocab, decoding, showing
     @property
-    def vocab(self) -> list[str] | None:
-        return self.num.vocab_
-
-    @property
     def pad_idx(self) -> int:
-        v = self.num.vocab_
+        v = self.vocab
         return v.index(PAD) if v is not None and PAD in v else 1
-
-    @property
-    def c(self) -> int | None:
-        return len(self.num.vocab_) if self.num.vocab_ is not None else None
 
     def decode(self, value: Any) -> str:
         """Ids (padding dropped) -> readable text."""
@@ -188,10 +179,4 @@ class TextBlock(TransformBlock):
         ax.text(0, 1, textwrap.fill(str(value)[:600], 60), ha="left", va="top", fontsize=7, wrap=True)
         if title:
             ax.set_title(title)
-
-    def config(self) -> dict[str, Any]:
-        return {"is_lm": self.is_lm, "seq_len": self.seq_len, "vocab": self.num.vocab,
-                "min_freq": self.min_freq, "max_vocab": self.max_vocab, "max_len": self.max_len,
-                "read_files": self.read_files, "encoding": self.encoding, "errors": self.errors,
-                "cache_dir": str(self.cache_dir) if isinstance(self.cache_dir, (str, os.PathLike)) else self.cache_dir}
 

@@ -94,8 +94,10 @@ class RNNRegularizer(Callback):
 
 def text_block_of(dls: Any) -> Any:
     """The TextBlock of ``dls`` (its vocab is the token list)."""
+    from pipekit.text.blocks import TextBlock
+
     for b in getattr(dls, "blocks", ()):
-        if getattr(b, "kind", None) in ("text", "text_lm"):
+        if isinstance(b, TextBlock):
             return b
     raise TypeError("these DataLoaders have no TextBlock; build them with DataBlock(blocks=(TextBlock.from_df(...), ...))")
 

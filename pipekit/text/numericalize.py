@@ -6,7 +6,7 @@ padded classifier batches are slices of its flat value buffer, never Python list
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,8 +50,6 @@ class Numericalize(Transform):
     [[2, 9, 10], [2, 9, 0, 10], [2, 9, 0, 10]]
     """
 
-    _state: ClassVar[tuple[str, ...]] = ("vocab_",)
-
     def __init__(self, min_freq: int = 3, max_vocab: int = 60000, vocab: Sequence[str] | None = None,
                  special_tokens: Sequence[str] | None = None):
         if not isinstance(min_freq, (int, np.integer)) or min_freq < 1:
@@ -64,7 +62,6 @@ class Numericalize(Transform):
         self.min_freq, self.max_vocab = int(min_freq), int(max_vocab)
         self.special_tokens = special_tokens
         self.vocab = check_vocab(vocab, specials) if vocab is not None else None
-        self.vocab_: list[str] | None = list(self.vocab) if self.vocab is not None else None
         self._lookup_cache: tuple[int, dict[str, int]] | None = None
 
     @property
@@ -90,8 +87,7 @@ class Numericalize(Transform):
         self.vocab_ = vocab
 
     def _lookup(self) -> dict[str, int]:
-        if self.vocab_ is None:
-            raise RuntimeError("Numericalize is not fitted; call setup(tokens, train_idx) or pass vocab=...")
+        self.check_is_fitted("setup(tokens, train_idx)")
         key = id(self.vocab_)
         if self._lookup_cache is None or self._lookup_cache[0] != key:
             self._lookup_cache = (key, {t: i for i, t in enumerate(self.vocab_) if t != FAKE})
@@ -118,8 +114,7 @@ class Numericalize(Transform):
 
     def decode(self, ids: Any) -> list[str]:
         """Ids (a list, array or 1-d tensor) -> token strings."""
-        if self.vocab_ is None:
-            raise RuntimeError("Numericalize is not fitted; call setup(...) first")
+        self.check_is_fitted("setup(tokens, train_idx)")
         arr = np.asarray(ids.tolist() if hasattr(ids, "tolist") else ids, dtype=np.int64).reshape(-1)
         if len(arr) and (arr.min() < 0 or arr.max() >= len(self.vocab_)):
             raise ValueError(f"ids must be in [0, {len(self.vocab_)}); got min {arr.min()} max {arr.max()}")

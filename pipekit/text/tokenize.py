@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -27,6 +27,7 @@ import pyarrow as pa
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _HFTokenizer
 
+from pipekit.core.errors import NotFittedError
 from pipekit.data.transform import Transform
 
 UNK, PAD, BOS, EOS, FLD = "xxunk", "xxpad", "xxbos", "xxeos", "xxfld"
@@ -186,8 +187,6 @@ class Tokenizer(Transform):
     "It's GREAT, isn't it?"
     """
 
-    _state: ClassVar[tuple[str, ...]] = ("subword_",)
-
     def __init__(self, mode: str = "word", vocab_sz: int | None = None, rules: bool = True,
                  add_bos: bool = True, add_eos: bool = False):
         if mode not in _MODES:
@@ -200,7 +199,6 @@ class Tokenizer(Transform):
                              "the vocabulary with Numericalize(max_vocab=...)")
         self.mode, self.vocab_sz, self.rules = mode, vocab_sz, bool(rules)
         self.add_bos, self.add_eos = bool(add_bos), bool(add_eos)
-        self.subword_: str | None = None
         self._pre = pre_tokenizers.Split(Regex(_PIECE_PATTERN), behavior="isolated")
         self._memo: dict[str, list[str]] = {}
         self._sub: _HFTokenizer | None = None
@@ -226,11 +224,12 @@ class Tokenizer(Transform):
                                               show_progress=False)
         # each word repeated by its count: the trainer sees the corpus statistics without one string per text
         tk.train_from_iterator(((w + " ") * c for w, c in keep), trainer, length=len(keep))
-        self.load_state({"subword_": tk.to_str()})
+        self.state_from_data({"subword_": tk.to_str()})
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        super().load_state(state)
-        self._sub = _HFTokenizer.from_str(self.subword_) if self.subword_ else None
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        super().state_from_data(state)
+        subword = getattr(self, "subword_", None)
+        self._sub = _HFTokenizer.from_str(subword) if subword else None
         self._memo = {}
 
     # -- encoding --------------------------------------------------------------------------------------
@@ -350,7 +349,7 @@ class Tokenizer(Transform):
         if self.mode == "word":
             return words
         if self._sub is None:
-            raise RuntimeError(f"Tokenizer(mode={self.mode!r}) is not fitted; call setup(train_texts) first "
+            raise NotFittedError(f"Tokenizer(mode={self.mode!r}) is not fitted; call setup(train_texts) first "
                                "(TextBlock does this on the training split)")
         # subword pieces per distinct word, computed in parallel by the tokenizers library
         plain = [w for w in words.vocab if w not in SPECIAL_TOKENS]

@@ -5,8 +5,8 @@ and are stored padded to the largest count per image, in -1..1 coordinates (padd
 Augmentation moves each box with its image (the box around its moved corners, clipped). Labels are
 padded with index 0, ``'#na#'``.
 
->>> BBoxBlock(img_size=(128, 128)).kind, BBoxLblBlock().kind
-('bbox', 'bbox_label')
+>>> BBoxBlock(img_size=(128, 128)).geometry, BBoxLblBlock().draws_on_input
+('bbox', True)
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform
@@ -39,13 +40,11 @@ class BBoxBlock(TransformBlock):
     ``{"boxes": [[x0, y0, x1, y1], ...], "size": [h, w]}``.
     """
 
-    kind = "bbox"
-    loss_kind = None
+    geometry, draws_on_input = "bbox", True
 
     def __init__(self, img_size: Sequence[int] | None = None):
         if img_size is not None and (len(img_size) != 2 or min(img_size) < 1):
-            raise ValueError(f"img_size={img_size!r} must be (height, width)")
-        super().__init__()
+            raise ParameterError(f"BBoxBlock: img_size={img_size!r} must be (height, width)")
         self.img_size = list(img_size) if img_size is not None else None
 
     def _encode(self, raw: pl.Series) -> TensorStore:
@@ -54,11 +53,11 @@ class BBoxBlock(TransformBlock):
             b, s = spatial_value(v, i, "boxes", self.img_size, "BBoxBlock", "[[x0, y0, x1, y1], ...]")
             arr = np.asarray(b if b is not None else [], dtype=np.float64).reshape(-1, 4)
             if not np.isfinite(arr).all() or (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():
-                raise ValueError(f"BBoxBlock item {i}: boxes must be finite [x0, y0, x1, y1] with x0 <= x1 and "
+                raise DataError(f"BBoxBlock item {i}: boxes must be finite [x0, y0, x1, y1] with x0 <= x1 and "
                                  f"y0 <= y1, got {arr.tolist()[:4]}")
             boxes.append(arr)
             sizes.append((int(s[0]), int(s[1])))
-        tfm = find_item_transform(self.item_tfms)
+        tfm = find_item_transform(self.tfms_)
         m = max(1, max(len(b) for b in boxes))
         out = np.full((len(boxes), m, 4), np.nan, dtype=np.float32)
         for i, (arr, (h, w)) in enumerate(zip(boxes, sizes)):
@@ -72,12 +71,14 @@ class BBoxBlock(TransformBlock):
             out[i, : len(arr)] = np.clip(arr / np.array([w, h, w, h]) * 2 - 1, -1, 1)
         return TensorStore(out)
 
-    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
+    def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
               trace: Any = None) -> Store:
-        self.item_tfms = self.item_tfms + [t for t in item_tfms if t.applies_to(self.kind) and t not in self.item_tfms]
+        self.fit_tfms(item_tfms)
+        self.batch_tfms_ = []
         return self._encode(raw)
 
     def encode_new(self, raw: pl.Series) -> Store:
+        self.check_is_fitted("setup (build the data)")
         return self._encode(raw)
 
     def decode(self, value: Any) -> np.ndarray:
@@ -96,50 +97,50 @@ class BBoxBlock(TransformBlock):
         if title:
             ax.set_title(title)
 
-    def config(self) -> dict[str, Any]:
-        return {"img_size": self.img_size}
-
 
 class BoxLabels(Transform):
     """Lists of labels -> padded index rows; index 0 is the padding label ``#na#``."""
 
     order = 1
-    _state = ("vocab",)
 
     def __init__(self, vocab: Sequence[str] | None = None):
-        self.vocab = [PAD_LABEL, *[v for v in vocab if v != PAD_LABEL]] if vocab is not None else None
+        self.vocab = vocab
 
     def setup(self, values: pl.Series) -> None:
-        if self.vocab is None:
-            self.vocab = [PAD_LABEL, *sorted({str(x) for v in values.to_list() for x in (v or [])})]
+        given = self.vocab if self.vocab is not None else sorted({str(x) for v in values.to_list() for x in (v or [])})
+        self.vocab_ = [PAD_LABEL, *[v for v in given if v != PAD_LABEL]]
 
     def encode(self, values: pl.Series) -> np.ndarray:
-        assert self.vocab is not None, "BoxLabels.encode before setup"
-        index = {v: i for i, v in enumerate(self.vocab)}
+        self.check_is_fitted("setup")
+        index = {v: i for i, v in enumerate(self.vocab_)}
         lists = [list(v or []) for v in values.to_list()]
         out = np.zeros((len(lists), max(1, max(len(v) for v in lists))), dtype=np.int64)
         for i, labels in enumerate(lists):
             for j, lab in enumerate(labels):
                 if str(lab) not in index:
-                    raise ValueError(f"box label {lab!r} (item {i}) is not in the training labels {self.vocab[1:20]}")
+                    raise DataError(f"box label {lab!r} (item {i}) is not in the training labels {self.vocab_[1:20]}")
                 out[i, j] = index[str(lab)]
         return out
 
     def decode(self, value: Any) -> list[str]:
-        assert self.vocab is not None
+        self.check_is_fitted("setup")
         v = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-        return [self.vocab[int(i)] for i in v.reshape(-1) if int(i) != 0]
+        return [self.vocab_[int(i)] for i in v.reshape(-1) if int(i) != 0]
 
 
 class BBoxLblBlock(TransformBlock):
-    """The label of each box of a ``BBoxBlock`` (same order), padded with ``#na#``."""
+    """The label of each box of a ``BBoxBlock`` (same order), padded with ``#na#``; drawn with its boxes,
+    never written in a title."""
 
-    kind = "bbox_label"
-    loss_kind = None
+    draws_on_input = True
+    param_attrs = {"vocab": "vocab_arg"}
 
     def __init__(self, vocab: Sequence[str] | None = None):
         self.vocab_arg = list(vocab) if vocab is not None else None
-        super().__init__(type_tfms=[BoxLabels(vocab)])
 
-    def config(self) -> dict[str, Any]:
-        return {"vocab": self.vocab_arg}
+    def type_transforms(self) -> list[Transform]:
+        return [BoxLabels(self.vocab_arg)]
+
+    def show(self, ax: Any, value: Any, title: str | None = None) -> None:
+        if title:
+            ax.set_title(title)

@@ -22,11 +22,13 @@ import numpy as np
 import polars as pl
 import torch
 
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Options, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform
 from pipekit.vision.cache import ImageStore, build_image_store
-from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform, spatial_value
+from pipekit.vision.presize import RandomResizedCrop, find_item_transform, spatial_value
 from pipekit.vision.transforms import BatchAugment, IntToFloat
 
 IMAGE_CLASSES = ("RGB", "L")
@@ -55,41 +57,37 @@ class _PixelBlock(TransformBlock):
     mode = "RGB"
 
     def __init__(self, cache_dir: str | os.PathLike | bool | None = None):
-        super().__init__(batch_tfms=[IntToFloat()])
         self.cache_dir = cache_dir
 
-    def item_transform(self, item_tfms: Sequence[Transform]) -> ItemTransform | None:
-        extra = [t for t in item_tfms if t.applies_to(self.kind) and t not in self.item_tfms]
-        self.item_tfms = self.item_tfms + extra
-        return find_item_transform(self.item_tfms)
+    def block_batch_tfms(self) -> list[Any]:
+        return [IntToFloat()]
 
     def _store(self, raw: pl.Series, what: str, small_in_memory: bool = False) -> ImageStore:
-        tfm = find_item_transform(self.item_tfms)
+        tfm = find_item_transform(self.tfms_)
         # a handful of new files (predict, a small test set) is decoded in memory rather than cached
         in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
         return build_image_store(_paths(raw, type(self).__name__), tfm, mode=self.mode,
                                  cache_dir=False if in_memory else self.cache_dir, description=what)
 
-    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
+    def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
               trace: Any = None) -> Store:
-        tfm = self.item_transform(item_tfms)
-        store = self._store(raw, f"presizing {len(raw)} {self.kind}s")
+        self.fit_tfms(item_tfms)
+        tfm = find_item_transform(self.tfms_)
+        store = self._store(raw, f"presizing {len(raw)} {type(self).__name__[:-5].lower()}s")
         if trace is not None:
             trace(f"decode + {tfm!r}" if tfm is not None else "decode", store)
         self.check_store(store, raw)
+        self.batch_tfms_ = self.block_batch_tfms()
         return store
 
     def encode_new(self, raw: pl.Series) -> Store:
-        store = self._store(raw, f"presizing {len(raw)} new {self.kind}s", small_in_memory=True)
+        self.check_is_fitted("setup (build the data)")
+        store = self._store(raw, f"presizing {len(raw)} new files", small_in_memory=True)
         self.check_store(store, raw)
         return store
 
     def check_store(self, store: ImageStore, raw: pl.Series) -> None:
         """Hook for blocks that validate pixel values (masks)."""
-
-    def config(self) -> dict[str, Any]:
-        return {"cache_dir": self.cache_dir if isinstance(self.cache_dir, bool) or self.cache_dir is None
-                else str(self.cache_dir)}
 
 
 class ImageBlock(_PixelBlock):
@@ -98,35 +96,28 @@ class ImageBlock(_PixelBlock):
     The item transform (``Resize``, ``CropPad`` or ``RandomResizedCrop``; needed when the files differ
     in size) sets the cached size. ``RandomResizedCrop`` adds the per-epoch random crop as a batch plan.
 
-    >>> ImageBlock(cls="L").kind
+    >>> ImageBlock(cls="L").geometry
     'image'
     """
 
-    kind = "image"
+    geometry = "image"
 
     def __init__(self, cls: str = "RGB", cache_dir: str | os.PathLike | bool | None = None):
-        if cls not in IMAGE_CLASSES:
-            raise ValueError(f"cls={cls!r} is not supported; use one of {IMAGE_CLASSES}")
+        check("ImageBlock", cls=(cls, Options(*IMAGE_CLASSES)))
         super().__init__(cache_dir)
         self.cls = cls
         self.mode = cls
 
-    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
-              trace: Any = None) -> Store:
-        store = super().build(raw, train_idx, item_tfms, trace)
-        tfm = find_item_transform(self.item_tfms)
-        if isinstance(tfm, RandomResizedCrop) and not any(isinstance(t, BatchAugment) for t in self.batch_tfms):
+    def block_batch_tfms(self) -> list[Any]:
+        tfm = find_item_transform(self.tfms_)
+        if isinstance(tfm, RandomResizedCrop):
             # The random part of the crop is drawn per batch, from the cached centre crop.
-            self.batch_tfms.append(BatchAugment(size=tfm.size, do_flip=False, max_rotate=0.0, max_zoom=1.0,
-                                                max_lighting=0.0, max_warp=0.0, min_scale=tfm.min_scale,
-                                                ratio=tfm.ratio))
-        return store
+            return [BatchAugment(size=tfm.size, do_flip=False, max_rotate=0.0, max_zoom=1.0, max_lighting=0.0,
+                                 max_warp=0.0, min_scale=tfm.min_scale, ratio=tfm.ratio), IntToFloat()]
+        return [IntToFloat()]
 
     def decode(self, value: Any) -> np.ndarray:
         return _to_display(value)
-
-    def decode_batch(self, batch: Any) -> list[Any]:
-        return [self.decode(v) for v in batch]
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         img = value if isinstance(value, np.ndarray) else _to_display(value)
@@ -134,9 +125,6 @@ class ImageBlock(_PixelBlock):
         ax.axis("off")
         if title:
             ax.set_title(title)
-
-    def config(self) -> dict[str, Any]:
-        return {"cls": self.cls, **super().config()}
 
 
 class MaskBlock(_PixelBlock):
@@ -146,8 +134,7 @@ class MaskBlock(_PixelBlock):
     2
     """
 
-    kind = "mask"
-    loss_kind = "cross_entropy"
+    geometry, loss_kind, draws_on_input = "mask", "cross_entropy", True
     mode = "mask"
 
     def __init__(self, codes: Sequence[str] | None = None, cache_dir: str | os.PathLike | bool | None = None):
@@ -155,7 +142,7 @@ class MaskBlock(_PixelBlock):
         if codes is not None:
             codes = [str(c) for c in codes]
             if not codes:
-                raise ValueError("MaskBlock: codes is empty; give the class names, one per mask value")
+                raise ParameterError("MaskBlock: codes is empty; give the class names, one per mask value")
         self.codes = codes
 
     @property
@@ -173,7 +160,7 @@ class MaskBlock(_PixelBlock):
         bad = np.flatnonzero(maxes >= len(self.codes))
         if bad.size:
             i = int(bad[0])
-            raise ValueError(f"{_paths(raw, 'MaskBlock')[i]}: mask value {int(maxes[i])} but only "
+            raise DataError(f"{_paths(raw, 'MaskBlock')[i]}: mask value {int(maxes[i])} but only "
                              f"{len(self.codes)} codes were given ({bad.size} mask(s) affected); "
                              "give all class names in codes")
 
@@ -188,9 +175,6 @@ class MaskBlock(_PixelBlock):
         if title:
             ax.set_title(title)
 
-    def config(self) -> dict[str, Any]:
-        return {"codes": self.codes, **super().config()}
-
 
 class PointBlock(TransformBlock):
     """Keypoints: each item is a list of (x, y) pixel coordinates in its source image.
@@ -203,32 +187,30 @@ class PointBlock(TransformBlock):
     'mse'
     """
 
-    kind = "points"
-    loss_kind = "mse"
+    geometry, loss_kind, draws_on_input = "points", "mse", True
 
     def __init__(self, img_size: Sequence[int] | None = None):
         if img_size is not None and (len(img_size) != 2 or min(img_size) < 1):
-            raise ValueError(f"img_size={img_size!r} must be (height, width)")
-        super().__init__()
+            raise ParameterError(f"PointBlock: img_size={img_size!r} must be (height, width)")
         self.img_size = list(img_size) if img_size is not None else None
-        self.n_points: int | None = None
 
     def _encode(self, raw: pl.Series) -> TensorStore:
-        values = raw.to_list()
+        n_points = getattr(self, "n_points_", None)
         pts, sizes = [], []
-        for i, v in enumerate(values):
+        for i, v in enumerate(raw.to_list()):
             p, s = spatial_value(v, i, "points", self.img_size, "PointBlock", "[[x, y], ...]")
             arr = np.asarray(p, dtype=np.float64).reshape(-1, 2)
-            if self.n_points is not None and len(arr) != self.n_points:
-                raise ValueError(f"PointBlock item {i} has {len(arr)} points, others have {self.n_points}; "
-                                 "every item needs the same number of points")
-            self.n_points = len(arr)
+            if n_points is not None and len(arr) != n_points:
+                raise DataError(f"PointBlock item {i} has {len(arr)} points, others have {n_points}; "
+                                "every item needs the same number of points")
+            n_points = len(arr)
             if not np.isfinite(arr).all():
-                raise ValueError(f"PointBlock item {i}: points contain NaN or inf: {arr.tolist()[:4]}")
+                raise DataError(f"PointBlock item {i}: points contain NaN or inf: {arr.tolist()[:4]}")
             pts.append(arr)
             sizes.append((int(s[0]), int(s[1])))
-        tfm = find_item_transform(self.item_tfms)
-        out = np.empty((len(pts), self.n_points or 0, 2), dtype=np.float32)
+        self.n_points_ = n_points
+        tfm = find_item_transform(self.tfms_)
+        out = np.empty((len(pts), n_points or 0, 2), dtype=np.float32)
         for i, (arr, (h, w)) in enumerate(zip(pts, sizes)):
             if tfm is not None:
                 m = tfm.point_matrix(h, w)
@@ -237,18 +219,21 @@ class PointBlock(TransformBlock):
             out[i] = arr / np.array([w, h]) * 2 - 1
         return TensorStore(out)
 
-    def build(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
+    def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
               trace: Any = None) -> Store:
-        self.item_tfms = self.item_tfms + [t for t in item_tfms if t.applies_to(self.kind) and t not in self.item_tfms]
-        self.n_points = None
+        self.fit_tfms(item_tfms)
+        self.n_points_ = None
+        self.batch_tfms_ = []
         return self._encode(raw)
 
     def encode_new(self, raw: pl.Series) -> Store:
+        self.check_is_fitted("setup (build the data)")
         return self._encode(raw)
 
     @property
     def c(self) -> int | None:
-        return 2 * self.n_points if self.n_points is not None else None
+        n = getattr(self, "n_points_", None)
+        return 2 * n if n is not None else None
 
     def decode(self, value: Any) -> np.ndarray:
         """Points in -1..1 coordinates as an (N, 2) array."""
@@ -263,9 +248,6 @@ class PointBlock(TransformBlock):
             ax.scatter(p[:, 0], -p[:, 1], s=20, c="red", marker="x")
         if title:
             ax.set_title(title)
-
-    def config(self) -> dict[str, Any]:
-        return {"img_size": self.img_size}
 
 
 def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
@@ -309,7 +291,10 @@ def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: n
         sizes = np.tile(np.array(x.shape[1:3]), (len(x), 1))
         stores.append([ImageStore(np.ascontiguousarray(x), sizes), TensorStore(y)])
     img_block = ImageBlock(cls="L" if stores[0][0].pixels.shape[3] == 1 else "RGB", cache_dir=False)
-    blocks = [img_block, CategoryBlock(vocab=list(vocab))]
-    return DataLoaders.from_stores(stores[0], stores[1], blocks=blocks, kinds=("image", "category"), n_inp=1,
+    img_block.fit_tfms()
+    y_block = CategoryBlock(vocab=list(vocab))
+    y_block.fit_tfms()
+    y_block.tfms_[0].setup(pl.Series(list(vocab)))
+    return DataLoaders.from_stores(stores[0], stores[1], blocks=[img_block, y_block], n_inp=1,
                                    bs=bs, seed=seed, device=device,
-                                   batch_tfms=[*img_block.batch_tfms, *batch_tfms], num_workers=num_workers)
+                                   batch_tfms=[*img_block.block_batch_tfms(), *batch_tfms], num_workers=num_workers)

@@ -24,7 +24,7 @@ __all__ = ["vision_learner", "unet_learner", "load_body_weights", "PixelAccuracy
 
 def _image_channels(dls: Any) -> int:
     blocks = getattr(dls, "blocks", ())
-    if blocks and getattr(blocks[0], "kind", None) == "image":
+    if blocks and blocks[0].geometry == "image":
         return 1 if getattr(blocks[0], "cls", "RGB") == "L" else 3
     x = dls.one_batch()[0]
     return int(x.shape[1]) if x.is_floating_point() else int(x.shape[-1])
@@ -94,8 +94,8 @@ def _add_normalize(dls: Any, n_in: int) -> None:
     for pipe in pipelines.values():
         pipe.tfms = sorted([*pipe.tfms, norm], key=lambda t: t.order)
     recipe = getattr(dls, "recipe", None)
-    if recipe is not None and isinstance(getattr(recipe, "batch_tfms", None), list):
-        recipe.batch_tfms.append(norm)  # so export and test_dl normalise the same way
+    if recipe is not None and isinstance(getattr(recipe, "batch_tfms_", None), list):
+        recipe.batch_tfms_.append(norm)  # so export and test_dl normalise the same way
 
 
 def _torch_adapter(model: nn.Module) -> tuple[nn.Module, int]:

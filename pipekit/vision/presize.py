@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.transform import Transform
 
 METHODS = ("crop", "pad", "squish")
@@ -32,16 +34,10 @@ def _size2(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
     elif isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, (int, np.integer)) for s in size):
         hw = (int(size[0]), int(size[1]))
     else:
-        raise ValueError(f"{name}={size!r} must be an int or a (height, width) pair of ints")
+        raise ParameterError(f"{name}={size!r} must be an int or a (height, width) pair of ints")
     if min(hw) < 1:
-        raise ValueError(f"{name}={size!r} must be positive")
+        raise ParameterError(f"{name}={size!r} must be positive")
     return hw
-
-
-def _check(value: str, name: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not supported; use one of {allowed}")
-    return value
 
 
 def resize_to(img: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray:
@@ -61,7 +57,9 @@ class ItemTransform(Transform):
     """Base of the image item transforms: a fixed output size and a known geometry."""
 
     order: ClassVar[int] = 10
-    kinds: ClassVar[tuple[str, ...] | None] = ("image", "mask", "points", "bbox")
+
+    def applies_to(self, block: Any) -> bool:
+        return block.geometry is not None
 
     def output_size(self) -> tuple[int, int]:
         raise NotImplementedError
@@ -94,7 +92,7 @@ class ItemTransform(Transform):
 
     def cache_key(self) -> str:
         """What identifies this transform's output in the on-disk cache."""
-        return f"{type(self).__name__}{sorted(self.config().items())}"
+        return f"{type(self).__name__}{sorted(self.get_params().items())}"
 
 
 class Resize(ItemTransform):
@@ -106,9 +104,8 @@ class Resize(ItemTransform):
 
     def __init__(self, size: int | Sequence[int], method: str = "crop", pad_mode: str = "reflection"):
         _size2(size)
-        self.size = size
-        self.method = _check(method, "method", METHODS)
-        self.pad_mode = _check(pad_mode, "pad_mode", PAD_MODES)
+        check("Resize", method=(method, Options(*METHODS)), pad_mode=(pad_mode, Options(*PAD_MODES)))
+        self.size, self.method, self.pad_mode = size, method, pad_mode
 
     def output_size(self) -> tuple[int, int]:
         return _size2(self.size)
@@ -138,8 +135,8 @@ class CropPad(ItemTransform):
 
     def __init__(self, size: int | Sequence[int], pad_mode: str = "zeros"):
         _size2(size)
-        self.size = size
-        self.pad_mode = _check(pad_mode, "pad_mode", PAD_MODES)
+        check("CropPad", pad_mode=(pad_mode, Options(*PAD_MODES)))
+        self.size, self.pad_mode = size, pad_mode
 
     def output_size(self) -> tuple[int, int]:
         return _size2(self.size)
@@ -166,13 +163,9 @@ class RandomResizedCrop(ItemTransform):
     def __init__(self, size: int | Sequence[int], min_scale: float = 0.08,
                  ratio: Sequence[float] = (3 / 4, 4 / 3)):
         _size2(size)
-        if not 0 < min_scale <= 1:
-            raise ValueError(f"min_scale={min_scale} must be in (0, 1]")
-        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
-            raise ValueError(f"ratio={ratio!r} must be (low, high) with 0 < low <= high")
-        self.size = size
-        self.min_scale = float(min_scale)
-        self.ratio = tuple(float(r) for r in ratio)
+        check("RandomResizedCrop", min_scale=(min_scale, Interval(0, 1, closed="right")),
+              ratio=(ratio, Is(lambda r: len(r) == 2 and 0 < r[0] <= r[1], "(low, high) with 0 < low <= high")))
+        self.size, self.min_scale, self.ratio = size, float(min_scale), tuple(float(r) for r in ratio)
 
     def output_size(self) -> tuple[int, int]:
         return _size2(self.size)
@@ -185,7 +178,7 @@ def find_item_transform(tfms: Sequence[Transform]) -> ItemTransform | None:
     """The image item transform among ``tfms`` (at most one is allowed: the cache holds one size)."""
     found = [t for t in tfms if isinstance(t, ItemTransform)]
     if len(found) > 1:
-        raise ValueError(f"give at most one image item transform (Resize, CropPad, RandomResizedCrop); got {found}")
+        raise ParameterError(f"give at most one image item transform (Resize, CropPad, RandomResizedCrop); got {found}")
     return found[0] if found else None
 
 
@@ -197,9 +190,9 @@ def spatial_value(v: Any, i: int, key: str, img_size: Any, block: str, example: 
     """
     if isinstance(v, dict):
         if key not in v or "size" not in v:
-            raise ValueError(f"{block} item {i}: a dict value needs '{key}' and 'size' keys, got {list(v)}")
+            raise DataError(f"{block} item {i}: a dict value needs '{key}' and 'size' keys, got {list(v)}")
         return v[key], v["size"]
     if img_size is not None:
         return v, img_size
-    raise ValueError(f"{block} needs the source image size: give img_size=(h, w) or a getter "
+    raise DataError(f"{block} needs the source image size: give img_size=(h, w) or a getter "
                      f"returning {{'{key}': {example}, 'size': [h, w]}}")

@@ -45,7 +45,6 @@ class BatchAugment(BatchTransform):
     """
 
     order: ClassVar[int] = 20
-    kinds: ClassVar[tuple[str, ...] | None] = ("image", "mask", "points", "bbox")
 
     def __init__(self, size: int | Sequence[int] | None = None, do_flip: bool = True, flip_vert: bool = False,
                  max_rotate: float = 10.0, min_zoom: float = 1.0, max_zoom: float = 1.1,
@@ -88,15 +87,15 @@ class BatchAugment(BatchTransform):
                            ratio=self.ratio)
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
-        spatial = [j for j, k in enumerate(ctx.kinds) if k in ("image", "mask") and j < len(batch)]
+        spatial = [j for j, k in enumerate(ctx.geometry) if k in ("image", "mask") and j < len(batch)]
         if not spatial:
             return batch
         first = batch[spatial[0]]
-        plan = self.plan(first.shape[0], _image_size(first), ctx.rng, ctx.train)
+        plan = self.plan(first.shape[0], _image_size(first), ctx.rng("augment"), ctx.train)
         if plan.identity:
             return batch
         out = list(batch)
-        for j, kind in enumerate(ctx.kinds[:len(batch)]):
+        for j, kind in enumerate(ctx.geometry[:len(batch)]):
             x = batch[j]
             if kind in ("image", "mask"):
                 if _image_size(x) != plan.in_size:
@@ -177,11 +176,10 @@ class IntToFloat(BatchTransform):
     """
 
     order: ClassVar[int] = 90
-    kinds: ClassVar[tuple[str, ...] | None] = ("image", "mask")
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         out = list(batch)
-        for j, kind in enumerate(ctx.kinds[:len(batch)]):
+        for j, kind in enumerate(ctx.geometry[:len(batch)]):
             x = batch[j]
             if kind == "image" and x.dtype == torch.uint8:
                 c = x.shape[-1]
@@ -202,7 +200,6 @@ class Normalize(BatchTransform):
     """
 
     order: ClassVar[int] = 85
-    kinds: ClassVar[tuple[str, ...] | None] = ("image",)
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         mean, std = [float(m) for m in np.ravel(mean)], [float(s) for s in np.ravel(std)]
@@ -226,7 +223,7 @@ class Normalize(BatchTransform):
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         out = list(batch)
-        for j, kind in enumerate(ctx.kinds[:len(batch)]):
+        for j, kind in enumerate(ctx.geometry[:len(batch)]):
             if kind != "image" or j >= ctx.n_inp:
                 continue
             x = batch[j]
@@ -242,7 +239,7 @@ class Normalize(BatchTransform):
 
     def decode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         out = list(batch)
-        for j, kind in enumerate(ctx.kinds[:len(batch)]):
+        for j, kind in enumerate(ctx.geometry[:len(batch)]):
             x = batch[j]
             if kind == "image" and j < ctx.n_inp and x.is_floating_point():
                 mean, std = self._stats(x.shape[1])

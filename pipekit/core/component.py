@@ -1,0 +1,273 @@
+"""The one contract of every configurable piece: transforms, blocks, getters, splitters, procs, backends,
+ensembles, losses, metrics and callbacks with state.
+
+- **Parameters** are exactly the ``__init__`` arguments, stored under the same names and never changed
+  by fitting: ``get_params()``, ``set_params()``, ``clone()`` (an unfitted copy) and ``repr`` read them.
+- **Learned state** lives only in attributes ending in ``_`` (``vocab_``, ``mean_``, ``classes_``), set
+  by ``setup``/``fit``; ``check_is_fitted()`` raises :class:`NotFittedError` when there is none.
+- **Records**: ``to_record()`` gives ``{"class", "params", "state"}`` as plain data (arrays set aside in
+  a dict) and ``from_record()`` rebuilds it. Rebuilding goes through the registry only: a record can
+  name nothing that pipekit (or the user, explicitly) did not register, and its parameters must be
+  parameters of that class.
+
+>>> from pipekit.data import Categorize
+>>> import polars as pl
+>>> c = Categorize(); c.setup(pl.Series(["b", "a"])); c.vocab_
+['a', 'b']
+>>> rec = c.to_record(); rec["class"], rec["state"]
+('pipekit.data.Categorize', {'vocab_': ['a', 'b']})
+>>> Component.from_record(rec).vocab_, c.clone().is_fitted
+(['a', 'b'], False)
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from pipekit.core.errors import ExportError, NotFittedError, ParameterError, UnknownNameError
+from pipekit.core.registry import lookup, name_of, register
+
+__all__ = ["Component", "to_data", "from_data", "param_names", "construct"]
+
+C = TypeVar("C", bound="Component")
+_ARRAY, _REF, _CLASS = "__array__", "__ref__", "class"
+#: deepest nesting a record may have (a file cannot make the loader recurse without bound)
+MAX_DEPTH = 64
+
+
+def param_names(cls: type) -> list[str]:
+    """The ``__init__`` parameters of ``cls`` (no ``self`` or ``**kwargs``; a ``*args`` is one parameter)."""
+    init = cls.__init__  # type: ignore[misc]
+    if init is object.__init__:
+        return []
+    return [p.name for p in inspect.signature(init).parameters.values()
+            if p.name != "self" and p.kind is not p.VAR_KEYWORD]
+
+
+def construct(cls: type[C], params: dict[str, Any]) -> C:
+    """``cls(**params)``, passing a ``*args`` parameter by position."""
+    star = [p.name for p in inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
+            if p.kind is p.VAR_POSITIONAL]
+    if star and star[0] in params:
+        params = dict(params)
+        return cls(*params.pop(star[0]), **params)
+    return cls(**params)
+
+
+class Component:
+    """Base class of pipekit's configurable pieces (see the module docstring for the contract).
+
+    Subclasses set ``registry_kind`` on their family's base class; every class defined inside pipekit
+    registers itself under ``pipekit.<package>.<Name>``. A user's subclass is registered by calling
+    ``pipekit.register(MyClass)``.
+    """
+
+    registry_kind: ClassVar[str] = "component"
+    #: where a parameter is stored when its own name is taken (e.g. a ``vocab`` property): {param: attribute}
+    param_attrs: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.split(".")[0] == "pipekit" and not cls.__name__.startswith("_"):
+            register(cls)
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The ``__init__`` arguments; with ``deep``, nested components' as ``name__param`` too."""
+        out: dict[str, Any] = {}
+        for k in param_names(type(self)):
+            attr = self.param_attrs.get(k, k)
+            if not hasattr(self, attr):
+                raise AttributeError(f"{type(self).__name__} must store its parameter {k!r} as self.{attr}")
+            v = getattr(self, attr)
+            out[k] = v
+            if deep and isinstance(v, Component):
+                out.update({f"{k}__{sk}": sv for sk, sv in v.get_params(deep=True).items()})
+        return out
+
+    def set_params(self: C, **params: Any) -> C:
+        """Change parameters (``name__param`` reaches a nested component); learned state is dropped."""
+        names = param_names(type(self))
+        for k, v in params.items():
+            head, _, rest = k.partition("__")
+            if head not in names:
+                raise ParameterError(f"{type(self).__name__} has no parameter {head!r}; its parameters are {names}")
+            if rest:
+                getattr(self, self.param_attrs.get(head, head)).set_params(**{rest: v})
+            else:
+                setattr(self, self.param_attrs.get(head, head), v)
+        self.reset_state()
+        return self
+
+    def clone(self: C) -> C:
+        """A new, unfitted component with the same parameters (nested components cloned too)."""
+        return construct(type(self), {k: _clone_param(v) for k, v in self.get_params(deep=False).items()})
+
+    # ------------------------------------------------------------------ learned state
+    def fitted_state(self) -> dict[str, Any]:
+        """What fitting learned: every attribute ending in ``_`` (and not starting with one)."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    def reset_state(self) -> None:
+        for k in list(self.fitted_state()):
+            delattr(self, k)
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.fitted_state())
+
+    def check_is_fitted(self, what: str = "fit") -> None:
+        """Raise :class:`NotFittedError` unless fitting has learned state."""
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call {what} first")
+
+    # ------------------------------------------------------------------ records
+    def to_record(self, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """``{"class", "params", "state"}`` as plain data; arrays go into ``arrays`` (inline lists if None)."""
+        where = type(self).__name__
+        return {_CLASS: name_of(type(self)),
+                "params": to_data(self.params_to_data(), arrays, where),
+                "state": to_data(self.state_to_data(), arrays, where)}
+
+    def params_to_data(self) -> dict[str, Any]:
+        """The parameters a record keeps (override to leave out what a loaded copy cannot use)."""
+        return self.get_params(deep=False)
+
+    def state_to_data(self) -> dict[str, Any]:
+        """The learned state as data (override when state holds objects, e.g. a LightGBM booster)."""
+        return self.fitted_state()
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_to_data` gave; only attributes ending in ``_`` are ever set."""
+        for k, v in state.items():
+            if not (isinstance(k, str) and k.endswith("_") and not k.startswith("_")):
+                raise ExportError(f"{type(self).__name__}: state entry {k!r} is not a learned attribute")
+            setattr(self, k, v)
+
+    @classmethod
+    def from_record(cls: type[C], record: Any, arrays: dict[str, np.ndarray] | None = None) -> C:
+        """Rebuild a component from :meth:`to_record`'s output; the class must be registered and a ``cls``."""
+        if not (isinstance(record, dict) and _CLASS in record and "params" in record):
+            raise ExportError(f"expected the record of a {cls.__name__} ({{'class', 'params', 'state'}}), "
+                              f"got {type(record).__name__}")
+        return _build(record, arrays, 0, base=cls)
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)  # type: ignore[misc]
+        shown = []
+        for k, v in self.get_params(deep=False).items():
+            default = sig.parameters[k].default
+            try:
+                same = default is not inspect.Parameter.empty and bool(default == v)
+            except Exception:  # arrays and tensors compare element-wise
+                same = False
+            if not same:
+                shown.append(f"{k}={getattr(v, '__name__', None) or repr(v)}" if callable(v) and
+                             not isinstance(v, Component) else f"{k}={v!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _clone_param(v: Any) -> Any:
+    if isinstance(v, Component):
+        return v.clone()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_clone_param(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _clone_param(x) for k, x in v.items()}
+    return copy.deepcopy(v) if isinstance(v, (set, np.ndarray)) else v
+
+
+# ---------------------------------------------------------------------------------------- plain data
+def to_data(obj: Any, arrays: dict[str, np.ndarray] | None = None, where: str = "value") -> Any:
+    """``obj`` as JSON-able data. Arrays/tensors go into ``arrays`` (inline lists when None), components
+    become records, registered classes and functions become ``{"__ref__": name}``; anything else raises
+    an :class:`ExportError` naming where it was found."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (np.bool_, np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "detach"):
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            raise ExportError(f"{where}: an object array cannot be stored as data; convert it to text or numbers")
+        if arrays is None:
+            return obj.tolist()
+        key = f"a{len(arrays)}"
+        arrays[key] = obj
+        return {_ARRAY: key}
+    if isinstance(obj, Component):
+        return obj.to_record(arrays)
+    if isinstance(obj, dict):
+        bad = [k for k in obj if not isinstance(k, str) or k in (_ARRAY, _REF)]
+        if bad:
+            raise ExportError(f"{where}: dictionary keys must be text (and not {_ARRAY}/{_REF}), got {bad[:3]}")
+        return {k: to_data(v, arrays, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_data(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_data(obj.__dict__, arrays, where)
+    try:
+        return {_REF: name_of(obj)}
+    except UnknownNameError as e:
+        raise ExportError(f"{where} = {obj!r:.80} cannot be stored as data: {e}") from None
+
+
+def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: int = 0) -> Any:
+    """Inverse of :func:`to_data`. Records rebuild registered components only; parameters are checked
+    against the class's ``__init__`` before it is called."""
+    if _depth > MAX_DEPTH:
+        raise ExportError(f"a record is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(data, list):
+        return [from_data(v, arrays, _depth + 1) for v in data]
+    if not isinstance(data, dict):
+        if data is None or isinstance(data, (bool, int, float, str)):
+            return data
+        raise ExportError(f"unexpected {type(data).__name__} in a record")
+    if _ARRAY in data:
+        if arrays is None or not isinstance(data[_ARRAY], str) or data[_ARRAY] not in arrays:
+            raise ExportError(f"a record refers to array {data[_ARRAY]!r}, which the file does not hold")
+        return arrays[data[_ARRAY]]
+    if _REF in data:
+        name = data[_REF]
+        try:
+            return lookup(name)
+        except UnknownNameError as e:
+            raise ExportError(str(e)) from None
+    if _CLASS in data and "params" in data:
+        return _build(data, arrays, _depth)
+    return {k: from_data(v, arrays, _depth + 1) for k, v in data.items()}
+
+
+def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: int,
+           base: type[Component] | None = None) -> Any:
+    name = record[_CLASS]
+    try:
+        cls = lookup(name, base=base or Component)
+    except UnknownNameError as e:
+        raise ExportError(str(e)) from None
+    params = record.get("params") or {}
+    state = record.get("state") or {}
+    if not isinstance(params, dict) or not isinstance(state, dict):
+        raise ExportError(f"the record of {name} has params/state that are not objects")
+    allowed = param_names(cls)
+    unknown = [k for k in params if k not in allowed]
+    if unknown:
+        raise ExportError(f"the record of {name} has parameters {unknown} that {cls.__name__} does not take "
+                          f"(it takes {allowed})")
+    try:
+        obj = construct(cls, {k: from_data(v, arrays, depth + 1) for k, v in params.items()})
+    except ExportError:
+        raise
+    except Exception as e:
+        raise ExportError(f"the record of {name} has parameters {cls.__name__} refuses: {e}") from e
+    obj.state_from_data({k: from_data(v, arrays, depth + 1) for k, v in state.items()})
+    return obj

@@ -1,0 +1,40 @@
+"""The exceptions pipekit raises, under one base class.
+
+Each also derives from the built-in exception a caller would expect (``ValueError`` for bad values,
+``KeyError`` for unknown names), so ``except ValueError`` keeps working.
+
+>>> issubclass(NotFittedError, PipekitError) and issubclass(NotFittedError, ValueError)
+True
+"""
+from __future__ import annotations
+
+
+class PipekitError(Exception):
+    """Base class of every error pipekit raises on purpose."""
+
+
+class ParameterError(PipekitError, ValueError, TypeError):
+    """A constructor or function parameter has a value or type that is not accepted."""
+
+
+class DataError(PipekitError, ValueError):
+    """The data is not usable as given; the message names the file, row or column and the fix."""
+
+
+class NotFittedError(PipekitError, ValueError, AttributeError):
+    """A component was used before ``fit``/``setup`` learned its state."""
+
+
+class ExportError(PipekitError, ValueError):
+    """Something cannot be exported, or a file is not a loadable pipekit export."""
+
+
+class PipelineStepError(PipekitError, ValueError):
+    """A step of the data pipeline failed; the message names the step and its input."""
+
+
+class UnknownNameError(PipekitError, KeyError):
+    """A name (class, architecture, metric, data set) is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

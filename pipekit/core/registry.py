@@ -1,0 +1,135 @@
+"""One registry for everything a file may name: classes and functions, keyed by qualified name.
+
+An exported recipe or model stores names, never code; loading looks each name up here and only what is
+registered can be built. pipekit's own classes register themselves as ``pipekit.<package>.<Name>``
+(the package they are imported from, so moving code between files keeps old exports loadable). A
+user's class is never registered by accident: a subclass defined outside pipekit stays unknown until
+the user calls :func:`register`, and a name that is taken by another object is refused, so a user's
+``class Resize(Transform)`` can neither replace pipekit's ``Resize`` nor be mistaken for it.
+
+Every entry has a *kind* ("transform", "block", "arch", "metric", ...): a lookup says which kind it
+expects, so a file cannot make pipekit build a loss where a transform was due.
+
+>>> def shout(x): return str(x).upper()
+>>> register(shout, name="doc.shout", kind="function")          # doctest: +ELLIPSIS
+<function shout at ...>
+>>> lookup("doc.shout", "function") is shout, name_of(shout)
+(True, 'doc.shout')
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pipekit.core.errors import ParameterError, UnknownNameError
+
+__all__ = ["register", "lookup", "name_of", "registered", "default_name", "import_builtin_packages"]
+
+T = TypeVar("T")
+
+#: pipekit's packages whose import registers their classes (imported by loaders, never named by a file)
+BUILTIN_PACKAGES = ("pipekit.data", "pipekit.learn", "pipekit.vision", "pipekit.text", "pipekit.tabular",
+                    "pipekit.backends", "pipekit.ensemble")
+
+_ENTRIES: dict[str, tuple[str, Any]] = {}  # name -> (kind, object)
+_NAMES: dict[int, str] = {}  # id(object) -> name
+_SHORT: dict[tuple[str, str], str] = {}  # (kind, short name) -> pipekit name, for records that use short names
+
+
+def default_name(obj: Any) -> str:
+    """``pipekit.<package>.<qualname>`` for pipekit's objects, ``<module>.<qualname>`` for anyone else's."""
+    module = getattr(obj, "__module__", None) or "__main__"
+    parts = module.split(".")
+    if parts[0] == "pipekit" and len(parts) > 1:
+        module = ".".join(parts[:2])
+    return f"{module}.{obj.__qualname__}"
+
+
+def register(obj: T | None = None, *, name: str | None = None, kind: str | None = None) -> Any:
+    """Make a class or function loadable by name; refuses a name already taken by another object.
+
+    Usable as ``register(MyClass)``, ``@register`` or ``@register(name="my.name")``. ``kind`` defaults to
+    the ``registry_kind`` of the class (components declare it); functions must give one.
+    """
+    if obj is None:
+        return lambda o: register(o, name=name, kind=kind)
+    kind = kind or getattr(obj, "registry_kind", None)
+    if not kind:
+        raise ParameterError(f"register({obj!r}): give kind= (e.g. 'metric', 'arch'); only components know theirs")
+    key = name or default_name(obj)
+    old = _ENTRIES.get(key)
+    if old is not None and old[1] is not obj:
+        prev = old[1]
+        raise ParameterError(
+            f"register: the name {key!r} is already taken by {getattr(prev, '__module__', '?')}."
+            f"{getattr(prev, '__qualname__', prev)!r}; register {getattr(obj, '__qualname__', obj)} under "
+            f"another name, e.g. register(cls, name='mypackage.{getattr(obj, '__name__', 'Name')}')")
+    if id(obj) in _NAMES and _NAMES[id(obj)] != key:
+        raise ParameterError(f"register: {obj!r} is already registered as {_NAMES[id(obj)]!r}")
+    _ENTRIES[key] = (kind, obj)
+    _NAMES[id(obj)] = key
+    if key.startswith("pipekit."):
+        _SHORT.setdefault((kind, key.rsplit(".", 1)[1]), key)
+    return obj
+
+
+def import_builtin_packages() -> None:
+    """Import pipekit's own packages so their classes are registered (a fixed list, never read from a file)."""
+    for mod in BUILTIN_PACKAGES:
+        try:
+            importlib.import_module(mod)
+        except ImportError:  # a package whose optional dependencies are missing registers nothing
+            continue
+
+
+def lookup(name: str, kind: str | None = None, base: type | None = None) -> Any:
+    """The object registered as ``name`` (of kind ``kind``, a subclass of ``base``); an error that says
+    how to register it otherwise.
+
+    pipekit's own packages are imported on a miss, so a loader needs no import by the user. A short name
+    (``"Categorize"``) finds pipekit's own class of that name, as records written by pipekit 0.1 name them.
+    """
+    if not isinstance(name, str):
+        raise UnknownNameError(f"a registered name must be text, got {name!r:.80}")
+    what = kind or (base.__name__ if base is not None else "object")
+    for attempt in range(2):
+        key = name
+        if "." not in name:
+            key = next((v for (kd, short), v in _SHORT.items() if short == name and kind in (None, kd)), name)
+        entry = _ENTRIES.get(key)
+        if entry is not None:
+            obj = entry[1]
+            if kind is not None and entry[0] != kind:
+                raise UnknownNameError(f"{name!r} is a registered {entry[0]}, not a {kind}")
+            if base is not None and not (isinstance(obj, type) and issubclass(obj, base)):
+                raise UnknownNameError(f"{name!r} is registered but is not a {base.__name__}")
+            return obj
+        if attempt == 0:
+            import_builtin_packages()
+    known = sorted(k for k, (kd, o) in _ENTRIES.items() if kind in (None, kd)
+                   and (base is None or (isinstance(o, type) and issubclass(o, base))))
+    raise UnknownNameError(
+        f"{what} {name!r} is not registered, so it cannot be rebuilt. If it is your own class or function, "
+        f"import the module that defines it and call pipekit.register(it) (under that name) before loading. "
+        f"Registered: {', '.join(known[:30])}{' ...' if len(known) > 30 else ''}")
+
+
+def name_of(obj: Any) -> str:
+    """The name ``obj`` (a class or function) is registered under; an error saying how to register it."""
+    key = _NAMES.get(id(obj))
+    if key is None or _ENTRIES.get(key, (None, None))[1] is not obj:
+        what = getattr(obj, "__qualname__", type(obj).__name__)
+        raise UnknownNameError(f"{what} is not registered, so a file cannot name it: call "
+                               f"pipekit.register({what}) once, after defining it, to make it exportable")
+    return key
+
+
+def registered(kind: str | None = None) -> dict[str, Any]:
+    """Every registered object (of one ``kind``), by name."""
+    return {k: obj for k, (kd, obj) in sorted(_ENTRIES.items()) if kind is None or kd == kind}
+
+
+def register_function(kind: str, name: str | None = None) -> Callable[[T], T]:
+    """Decorator for pipekit's own functions of a kind (metrics, architecture factories)."""
+    return lambda fn: register(fn, name=name, kind=kind)

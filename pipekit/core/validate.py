@@ -1,0 +1,100 @@
+"""Parameter checks written once: each names the owner, the parameter, the value and what is accepted.
+
+>>> check("RandomSplitter", valid_pct=(0.2, Interval(0, 1, closed="neither")))
+>>> check("RandomSplitter", valid_pct=(1.5, Interval(0, 1, closed="neither")))
+Traceback (most recent call last):
+...
+pipekit.core.errors.ParameterError: RandomSplitter: valid_pct=1.5 is not accepted; expected a number in (0, 1)
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipekit.core.errors import ParameterError
+
+__all__ = ["Interval", "Options", "Is", "check", "check_positive_int"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A real (or with ``integer=True``, whole) number between ``low`` and ``high`` (None: unbounded)."""
+
+    low: float | None = None
+    high: float | None = None
+    closed: str = "both"  # "both", "left", "right" or "neither"
+    integer: bool = False
+    none_ok: bool = False
+
+    def accepts(self, v: Any) -> bool:
+        if v is None:
+            return self.none_ok
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or v != v:  # bools and NaN are not numbers here
+            return False
+        if self.integer and not isinstance(v, numbers.Integral):
+            return False
+        lo_ok = self.low is None or (v >= self.low if self.closed in ("both", "left") else v > self.low)
+        hi_ok = self.high is None or (v <= self.high if self.closed in ("both", "right") else v < self.high)
+        return lo_ok and hi_ok
+
+    def __str__(self) -> str:
+        what = "an integer" if self.integer else "a number"
+        if self.low is None and self.high is None:
+            return what + (" or None" if self.none_ok else "")
+        lb = "[" if self.closed in ("both", "left") else "("
+        rb = "]" if self.closed in ("both", "right") else ")"
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"{what} in {lb}{lo}, {hi}{rb}" + (" or None" if self.none_ok else "")
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of values."""
+
+    values: tuple[Any, ...]
+
+    def __init__(self, *values: Any):
+        object.__setattr__(self, "values", tuple(values))
+
+    def accepts(self, v: Any) -> bool:
+        try:
+            return v in self.values
+        except TypeError:  # an unhashable value
+            return False
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+
+@dataclass(frozen=True)
+class Is:
+    """A value passing ``test`` (e.g. ``Is(callable, "a function")``)."""
+
+    test: Callable[[Any], bool]
+    description: str
+
+    def accepts(self, v: Any) -> bool:
+        try:
+            return bool(self.test(v))
+        except Exception:
+            return False
+
+    def __str__(self) -> str:
+        return self.description
+
+
+def check(owner: str, **params: tuple[Any, Any]) -> None:
+    """Check ``name=(value, constraint)`` pairs, raising one :class:`ParameterError` that names the first bad one."""
+    for name, (value, constraint) in params.items():
+        if not constraint.accepts(value):
+            raise ParameterError(f"{owner}: {name}={value!r:.80} is not accepted; expected {constraint}")
+
+
+def check_positive_int(owner: str, name: str, value: Any) -> int:
+    """A positive whole number (batch sizes, epochs, counts), returned as ``int``."""
+    if not Interval(1, None, integer=True).accepts(value):
+        raise ParameterError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return int(value)

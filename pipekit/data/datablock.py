@@ -1,0 +1,313 @@
+"""DataBlock: the declarative recipe (blocks, getters, splitter, transforms) and what it builds.
+
+A DataBlock is never changed by building: ``datasets(source)`` and ``dataloaders(source)`` fit a clone of
+it, and that fitted clone (its learned state in ``blocks_``, ``getters_``, ``batch_tfms_``) is the recipe
+the loaders keep, encode new items with and export. So one DataBlock builds any number of independent
+loaders, on any number of sources.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from pipekit.core.component import Component
+from pipekit.core.errors import DataError, ParameterError, PipelineStepError, UnknownNameError
+from pipekit.core.registry import name_of
+from pipekit.core.validate import check_positive_int
+from pipekit.data.blocks import TransformBlock
+from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr
+from pipekit.data.getters import ColReader, Getter, apply_getter, item_at
+from pipekit.data.items import to_items
+from pipekit.data.loader import ArrayDataset, DataLoader
+from pipekit.data.splitters import RandomSplitter, Splitter
+from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_list
+
+Trace = Callable[[str, str, Any], None]  # (step, what, value)
+
+
+def _storable(v: Any) -> bool:
+    """Whether a getter/function can be named in a file (a component or a registered function)."""
+    if v is None or isinstance(v, Component):
+        return True
+    try:
+        name_of(v)
+        return True
+    except UnknownNameError:
+        return False
+
+
+class DataBlock(Component):
+    """A recipe: what the data is (blocks), where items come from, how to label and split them.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import CategoryBlock, ColReader, RandomSplitter, RegressionBlock
+    >>> dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"),
+    ...                    get_y=ColReader("salary"), splitter=RandomSplitter(seed=42))
+    >>> dls = dblock.dataloaders(D.path("adult_sample") / "adult.csv", bs=64)
+    >>> dls.vocab, len(dls.train.dataset), len(dls.valid.dataset)
+    (['<50k', '>=50k'], 26049, 6512)
+    """
+
+    registry_kind = "recipe"
+
+    def __init__(self, blocks: Sequence[TransformBlock | type] | TransformBlock | type = (),
+                 get_items: Callable | None = None, get_x: Getter | Callable | Sequence | None = None,
+                 get_y: Getter | Callable | Sequence | None = None,
+                 getters: Sequence[Getter | Callable | None] | None = None, splitter: Splitter | Callable | None = None,
+                 item_tfms: Sequence[Transform] | Transform | None = None,
+                 batch_tfms: Sequence[BatchTransform] | BatchTransform | None = None, n_inp: int | None = None):
+        self.blocks, self.get_items, self.get_x, self.get_y = blocks, get_items, get_x, get_y
+        self.getters, self.splitter, self.item_tfms, self.batch_tfms, self.n_inp = (
+            getters, splitter, item_tfms, batch_tfms, n_inp)
+        blocks_ = self._new_blocks()  # validates the blocks, n_inp, getters and transforms now, not at build
+        self._resolve_getters(len(blocks_))
+        for t in as_list(item_tfms):
+            if not isinstance(t, Transform):
+                raise ParameterError(f"DataBlock: item_tfms takes transforms (e.g. Resize(224)), got {t!r}")
+            if not any(t.applies_to(b) for b in blocks_):
+                raise ParameterError(f"DataBlock: item transform {t!r} applies to none of the blocks {blocks_}")
+        for t in as_list(batch_tfms):
+            if not isinstance(t, BatchTransform):
+                raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got {t!r}")
+
+    # ------------------------------------------------------------------ resolving the declaration
+    def _new_blocks(self) -> list[TransformBlock]:
+        out = []
+        for b in as_list(self.blocks):
+            b = b() if isinstance(b, type) else b.clone() if isinstance(b, TransformBlock) else b
+            if not isinstance(b, TransformBlock):
+                raise ParameterError(f"DataBlock: {b!r} is not a block; use CategoryBlock, ImageBlock, ... "
+                                     "or a TransformBlock")
+            out.append(b)
+        if not out:
+            raise ParameterError("DataBlock: give at least one block, e.g. blocks=(ImageBlock, CategoryBlock)")
+        n_inp = self.n_inp if self.n_inp is not None else max(1, len(out) - 1)
+        if not 1 <= n_inp <= len(out):
+            raise ParameterError(f"DataBlock: n_inp={self.n_inp} must be between 1 and the number of blocks ({len(out)})")
+        return out
+
+    def _n_inp(self, n_blocks: int) -> int:
+        return self.n_inp if self.n_inp is not None else max(1, n_blocks - 1)
+
+    def _resolve_getters(self, n: int) -> list:
+        k = self._n_inp(n)
+        if self.getters is not None:
+            getters = list(self.getters)
+            if len(getters) != n:
+                raise ParameterError(f"DataBlock: {len(getters)} getters for {n} blocks")
+            return getters
+        xs = list(self.get_x) if isinstance(self.get_x, (list, tuple)) else [self.get_x] * k
+        ys = list(self.get_y) if isinstance(self.get_y, (list, tuple)) else [self.get_y] * (n - k)
+        if len(xs) != k or len(ys) != n - k:
+            raise ParameterError(f"DataBlock: get_x gives {len(xs)} getter(s) for {k} input(s) and get_y {len(ys)} "
+                                 f"for {n - k} target(s)")
+        return xs + ys
+
+    # ------------------------------------------------------------------ building
+    def items_from(self, source: Any) -> pl.DataFrame:
+        if self.get_items is not None:
+            items = to_items(self.get_items(source))
+            if len(items) == 0:
+                raise DataError(f"get_items {getattr(self.get_items, '__name__', self.get_items)} found no items "
+                                f"in {source!r}; check the path and the file extensions")
+        else:
+            items = to_items(source)
+            if len(items) == 0:
+                raise DataError(f"the source {type(source).__name__} has no rows/items")
+        return items
+
+    def _fit(self, source: Any, trace: Trace | None = None) -> Datasets:
+        """Build on a clone of this recipe (see the module docstring): items, split, fitted blocks."""
+        def step(name: str, fn: Callable[[], Any], inp: Any = None) -> Any:
+            try:
+                return fn()
+            except PipelineStepError:
+                raise
+            except Exception as e:
+                where = f" on input {short_repr(inp)}" if inp is not None else ""
+                raise PipelineStepError(f"step '{name}' failed{where}: {type(e).__name__}: {e}") from e
+
+        def say(kind: str, what: str, value: Any) -> None:
+            if trace is not None:
+                trace(kind, what, value)
+
+        items = step("get_items", lambda: self.items_from(source), source)
+        say("items", "", items)
+        splitter = self.splitter if self.splitter is not None else RandomSplitter(0.2)
+        train, valid = step(f"split ({splitter!r})", lambda: splitter(items), items)
+        say("split", repr(splitter), (train, valid))
+        items, train, valid = _check_split(items, train, valid, splitter)
+        self.blocks_ = self._new_blocks()
+        self.getters_ = self._resolve_getters(len(self.blocks_))
+        self.n_inp_ = self._n_inp(len(self.blocks_))
+        item_tfms = [t.clone() for t in as_list(self.item_tfms)]
+        stores = []
+        for j, (block, getter) in enumerate(zip(self.blocks_, self.getters_)):
+            role = f"x{j}" if j < self.n_inp_ else f"y{j - self.n_inp_}"
+            name = f"{type(block).__name__} [{role}]"
+            gname = getattr(getter, "__name__", repr(getter))
+            raw = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items), item_at(items, int(train[0])))
+            say("getter", f"{name}: getter {gname}", raw)
+            step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))
+            sub = (lambda label, v: say("tfm", label, v)) if trace else None
+            store = step(f"{name} encode", lambda b=block, r=raw, t=sub: b.setup(r, train, item_tfms, t), raw)
+            say("store", name, (block, store))
+            stores.append(store)
+        self.batch_tfms_ = self._batch_tfms()
+        return Datasets(items, [train, valid], stores, self.blocks_, self.n_inp_, recipe=self)
+
+    def _batch_tfms(self) -> list[BatchTransform]:
+        """The blocks' batch transforms (one of each class) then the DataBlock's own."""
+        own = [t.clone() for t in as_list(self.batch_tfms)]
+        tfms: list[BatchTransform] = []
+        for t in [bt for b in self.blocks_ for bt in b.batch_tfms_]:
+            if not any(type(u) is type(t) for u in tfms + own):
+                tfms.append(t)
+        return tfms + own
+
+    def datasets(self, source: Any) -> Datasets:
+        """Collect, split and encode the items of ``source`` (transforms fitted on the training rows)."""
+        return self.clone()._fit(source)
+
+    def dataloaders(self, source: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
+                    seed: int | None = None, device: str | torch.device | None = None,
+                    num_workers: int | None = None, drop_last: bool | None = None) -> DataLoaders:
+        """Build the Datasets and wrap train/valid in DataLoaders (train shuffled and augmented)."""
+        check_positive_int("dataloaders", "bs", bs)
+        dsets = self.datasets(source)
+        return DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
+                                         num_workers=num_workers, drop_last=drop_last)
+
+    # ------------------------------------------------------------------ the fitted recipe
+    def batch_pipeline(self) -> BatchPipeline:
+        self.check_is_fitted("dataloaders(source)")
+        return BatchPipeline(self.batch_tfms_)
+
+    def dl_type(self) -> type[DataLoader]:
+        for b in getattr(self, "blocks_", None) or self._new_blocks():
+            if b.loader_type() is not None:
+                return b.loader_type()  # type: ignore[return-value]
+        return DataLoader
+
+    @property
+    def fitted_blocks(self) -> list[TransformBlock]:
+        self.check_is_fitted("dataloaders(source)")
+        return self.blocks_
+
+    def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
+        """Encode new items with the fitted state (no refitting): inputs only unless ``with_labels``."""
+        self.check_is_fitted("dataloaders(source)")
+        items = source if isinstance(source, pl.DataFrame) else to_items(source)
+        if len(items) == 0:
+            raise DataError("test_dl: no items given")
+        n = len(self.blocks_) if with_labels else self.n_inp_
+        stores = []
+        for block, getter in zip(self.blocks_[:n], self.getters_[:n]):
+            raw = apply_getter(_raw_value_getter(getter, items), items)
+            block.check_raw(raw, "new data")
+            stores.append(block.encode_new(raw))
+        return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)
+
+    def params_to_data(self) -> dict[str, Any]:
+        # what finds, splits and labels the training items is not needed to encode new ones: a user's
+        # own function there is left out rather than making the model unexportable
+        return {k: (v if _storable(v) or isinstance(v, (list, tuple)) and all(map(_storable, v)) else None)
+                for k, v in self.get_params(deep=False).items()}
+
+    def state_to_data(self) -> dict[str, Any]:
+        state = self.fitted_state()
+        state["getters_"] = [g if _storable(g) else None for g in state.get("getters_", [])]
+        return state
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, source: Any, bs: int = 4, show: bool = True) -> str:
+        """Walk one batch through every step, printing types and shapes; a failing step is named.
+
+        Returns the text that was printed.
+        """
+        out = io.StringIO()
+
+        def say(line: str) -> None:
+            out.write(line + "\n")
+            if show:
+                print(line)
+
+        def trace(kind: str, what: str, value: Any) -> None:
+            if kind == "items":
+                say(f"Collecting items: {len(value)} rows, columns {value.columns}")
+                say(f"  first item: {item_at(value, 0)!r}")
+            elif kind == "split":
+                say(f"Splitting with {what}: {len(value[0])} train, {len(value[1])} valid")
+            elif kind == "getter":
+                say(f"{what} -> {short_repr(value)}")
+            elif kind == "tfm":
+                say(f"  {what}: {short_repr(value[:1] if hasattr(value, '__getitem__') and not isinstance(value, dict) else value)}")
+            elif kind == "store":
+                block, store = value
+                for t in block.tfms_:
+                    if t.fitted_state():
+                        say(f"  {type(t).__name__} learned " +
+                            ", ".join(f"{k}={short_repr(v)}" for k, v in t.fitted_state().items()))
+                say(f"  stored as {store!r}")
+
+        fitted = self.clone()
+        n_blocks = len(fitted._new_blocks())
+        say(f"DataBlock summary: {n_blocks} block(s), n_inp={fitted._n_inp(n_blocks)}")
+        try:
+            dsets = fitted._fit(source, trace)
+            dl = fitted.dl_type()(dsets.train, bs=bs, shuffle=False, seed=0, device="cpu", num_workers=0,
+                                  batch_tfms=fitted.batch_pipeline(), augment=True)
+            say(f"Collating a batch of {bs} with {type(dl).__name__}")
+            batch = tuple(dl.create_batch(dl.batch_plan(0)[0]))
+            say(f"  {short_repr(batch)}")
+            ctx = dl.context(0, 0)
+            if not len(dl.batch_tfms):
+                say("No batch transforms")
+            for t in dl.batch_tfms:
+                try:
+                    batch = t.encode(batch, ctx)  # type: ignore[call-arg]
+                except Exception as e:
+                    raise PipelineStepError(f"step 'batch transform {t!r}' failed on input {short_repr(batch)}: "
+                                            f"{type(e).__name__}: {e}") from e
+                say(f"Batch transform {t!r}: {short_repr(batch)}")
+        except PipelineStepError as e:
+            say(f"FAILED: {e}")
+            raise
+        return out.getvalue()
+
+
+def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
+                 splitter: Any) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Refuse an empty subset or an item in both; leave out (and say so) items in neither."""
+    if len(train) == 0 or len(valid) == 0:
+        raise DataError(f"the split {splitter!r} leaves the {'training' if len(train) == 0 else 'validation'} "
+                        f"set empty ({len(train)} train / {len(valid)} valid of {len(items)} items); "
+                        "change the splitter's settings")
+    both = np.intersect1d(train, valid)
+    if both.size:
+        raise DataError(f"the split {splitter!r} puts {both.size} item(s) in both the training and the validation "
+                        f"set (first: {item_at(items, int(both[0]))!r})")
+    if len(train) + len(valid) < len(items):
+        keep = np.sort(np.concatenate([train, valid]))
+        left = np.setdiff1d(np.arange(len(items)), keep)
+        warnings.warn(f"{len(left)} of {len(items)} items are in neither the training nor the validation set "
+                      f"and are left out (first: {item_at(items, int(left[0]))!r})", stacklevel=4)
+        remap = np.full(len(items), -1, dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        items, train, valid = items[keep], remap[train], remap[valid]
+    return items, train, valid
+
+
+def _raw_value_getter(getter: Any, items: pl.DataFrame) -> Any:
+    """New data given as bare values (``test_dl(["a text"])``) rather than rows: a one-column ColReader
+    without prefix/suffix then reads those values directly."""
+    if (isinstance(getter, ColReader) and isinstance(getter.cols, str) and getter.cols not in items.columns
+            and items.columns == ["item"] and not getter.pref and not getter.suffix):
+        return None
+    return getter

@@ -1,0 +1,259 @@
+"""Datasets (items, split, one encoded store per block) and DataLoaders (train/valid loaders + recipe)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from pipekit.core.component import Component
+from pipekit.core.errors import ExportError
+from pipekit.data.loader import ArrayDataset, DataLoader, default_device
+from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.data.transform import BatchPipeline, BatchTransform
+
+
+def short_repr(value: Any) -> str:
+    """A one-line description of a value flowing through the pipeline (type, shape, first value)."""
+    if isinstance(value, torch.Tensor):
+        return f"Tensor{tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
+    if isinstance(value, np.ndarray):
+        return f"ndarray{value.shape} {value.dtype}"
+    if isinstance(value, pl.Series):
+        return f"Series[{value.dtype}] len {len(value)}, first {value[0]!r}" if len(value) else "Series (empty)"
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return repr(value[:20])[:-1] + (", ...]" if len(value) > 20 else "]")
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(short_repr(v) for v in value) + ")"
+    return f"{type(value).__name__} {repr(value)[:80]}"
+
+
+class Datasets(ArrayDataset):
+    """The items, their split and one encoded store per block. ``ds.train``/``ds.valid`` are subsets;
+    ``recipe`` is the fitted recipe that built them."""
+
+    def __init__(self, items: pl.DataFrame, splits: Sequence[np.ndarray], stores: Sequence[Any],
+                 blocks: Sequence[Any], n_inp: int, recipe: Any = None):
+        super().__init__(stores, blocks=blocks, n_inp=n_inp)
+        self.items = items
+        self.splits = [np.asarray(s, dtype=np.int64) for s in splits]
+        self.recipe = recipe
+
+    @property
+    def train(self) -> ArrayDataset:
+        return self.subset(self.splits[0], split_idx=0)
+
+    @property
+    def valid(self) -> ArrayDataset:
+        return self.subset(self.splits[1], split_idx=1)
+
+    @property
+    def vocab(self) -> list | None:
+        return self.blocks[-1].vocab if self.blocks else None
+
+    def __repr__(self) -> str:
+        return (f"Datasets(items={len(self.items)}, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
+                f"blocks={list(self.blocks)})")
+
+
+def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None = None,
+               path: Any = None, name: str = "show_batch") -> Any:
+    """Draw decoded items: targets a block draws on its input (masks, points, boxes) are drawn there, the
+    others are written in the title. With ``preds`` a drawn target gets a second picture with the
+    prediction beside it, and a written one reads "actual / predicted" (green when right, red when not).
+    Returns the PNG path when one was written (see :func:`savefig_or_show`)."""
+    n = len(rows)
+    targets = list(blocks[n_inp:])
+    side_by_side = preds is not None and bool(targets) and targets[0].draws_on_input
+    nrows, ncols = (n, 2) if side_by_side else (int(np.ceil(n / int(np.ceil(np.sqrt(n))))), int(np.ceil(np.sqrt(n))))
+    plt = get_pyplot()
+    fig, axs = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axs.flat:
+        ax.axis("off")
+    for i, row in enumerate(rows):
+        shown = [(axs[i, 0], row[n_inp:], "target" if i == 0 else None), (axs[i, 1], [preds[i]], "prediction"
+                 if i == 0 else None)] if side_by_side else [(axs.flat[i], row[n_inp:], None)]
+        for ax, values, title in shown:
+            words = [_label(v) for b, v in zip(targets, values) if not b.draws_on_input]
+            color = None
+            if preds is not None and not side_by_side:
+                color = "green" if words and words[0] == _label(preds[i]) else "red"
+                words = words[:1] + [_label(preds[i])]
+            if not blocks:
+                ax.text(0.5, 0.5, str(row[0]))
+                continue
+            blocks[0].show(ax, row[0], title=title or " / ".join(words) or None)
+            if color:
+                ax.title.set_color(color)
+            for b, v in zip(targets, values):
+                if b.draws_on_input:
+                    b.show(ax, v)
+    return savefig_or_show(fig, path, name=name)
+
+
+def _label(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    s = str(v)
+    return s if len(s) <= 24 else s[:21] + "..."
+
+
+class DataLoaders:
+    """The training and validation loaders (and how to make more for new data).
+
+    ``recipe`` is the fitted recipe that built them (a DataBlock, a tabular recipe, ...): it encodes new
+    items for ``test_dl`` and is what an exported model carries instead of pickled code.
+    """
+
+    def __init__(self, *loaders: DataLoader, recipe: Any = None, device: str | torch.device | None = None):
+        self.loaders = list(loaders)
+        self.recipe = recipe
+        self._device = torch.device(device) if device is not None else (
+            loaders[0].device if loaders else default_device())
+
+    @classmethod
+    def from_datasets(cls, dsets: Datasets, recipe: Any = None, bs: int = 64, val_bs: int | None = None,
+                      shuffle: bool = True, seed: int | None = None, device: Any = None,
+                      num_workers: int | None = None, drop_last: bool | None = None) -> DataLoaders:
+        recipe = recipe if recipe is not None else dsets.recipe
+        if seed is None:
+            seed = int(np.random.randint(0, 2**31 - 1))
+        dl_type = recipe.dl_type()
+        bt = recipe.batch_pipeline()
+        train = dl_type(dsets.train, bs=bs, shuffle=shuffle, drop_last=shuffle if drop_last is None else drop_last,
+                        seed=seed, device=device, batch_tfms=bt, num_workers=num_workers, augment=True)
+        valid = dl_type(dsets.valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, device=device, batch_tfms=bt,
+                        num_workers=num_workers, augment=False)
+        dls = cls(train, valid, recipe=recipe, device=train.device)
+        dls.datasets = dsets
+        return dls
+
+    @classmethod
+    def from_stores(cls, train_stores: Sequence[Any], valid_stores: Sequence[Any], blocks: Sequence[Any] = (),
+                    n_inp: int | None = None, recipe: Any = None, bs: int = 64, val_bs: int | None = None,
+                    seed: int | None = None, device: Any = None, batch_tfms: Sequence[BatchTransform] | None = None,
+                    dl_type: type[DataLoader] = DataLoader, num_workers: int | None = None,
+                    drop_last: bool = True) -> DataLoaders:
+        """Loaders straight from already-encoded stores (domains that encode columns themselves)."""
+        if seed is None:
+            seed = int(np.random.randint(0, 2**31 - 1))
+        bt = BatchPipeline(batch_tfms or [])
+        tr = ArrayDataset(train_stores, blocks=blocks, n_inp=n_inp, split_idx=0)
+        va = ArrayDataset(valid_stores, blocks=blocks, n_inp=n_inp, split_idx=1)
+        train = dl_type(tr, bs=bs, shuffle=True, drop_last=drop_last, seed=seed, device=device, batch_tfms=bt,
+                        num_workers=num_workers, augment=True)
+        valid = dl_type(va, bs=val_bs or bs, shuffle=False, seed=seed + 1, device=device, batch_tfms=bt,
+                        num_workers=num_workers, augment=False)
+        return cls(train, valid, recipe=recipe, device=train.device)
+
+    # ------------------------------------------------------------------ access
+    def __getitem__(self, i: int) -> DataLoader:
+        return self.loaders[i]
+
+    def __len__(self) -> int:
+        return len(self.loaders)
+
+    @property
+    def train(self) -> DataLoader:
+        return self.loaders[0]
+
+    @property
+    def valid(self) -> DataLoader:
+        if len(self.loaders) < 2:
+            raise AttributeError("these DataLoaders have no validation loader")
+        return self.loaders[1]
+
+    @property
+    def train_ds(self) -> Any:
+        return self.train.dataset
+
+    @property
+    def valid_ds(self) -> Any:
+        return self.valid.dataset
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def to(self, device: str | torch.device) -> DataLoaders:
+        self._device = torch.device(device)
+        for dl in self.loaders:
+            dl.to(self._device)
+        return self
+
+    @property
+    def blocks(self) -> tuple:
+        if self.recipe is not None:
+            return tuple(self.recipe.fitted_blocks)
+        return self.train.blocks if self.loaders else ()
+
+    @property
+    def n_inp(self) -> int:
+        if self.recipe is not None:
+            return self.recipe.n_inp_
+        return self.train.n_inp
+
+    @property
+    def y_block(self) -> Any:
+        b = self.blocks
+        return b[self.n_inp] if len(b) > self.n_inp else None
+
+    @property
+    def vocab(self) -> list | None:
+        """The target's vocab; for data with no target (a language model) the input's vocab."""
+        block = self.y_block if self.y_block is not None else (self.blocks[0] if self.blocks else None)
+        return block.vocab if block is not None else None
+
+    @property
+    def c(self) -> int | None:
+        return self.y_block.c if self.y_block is not None else None
+
+    @property
+    def loss_kind(self) -> str | None:
+        return self.y_block.loss_kind if self.y_block is not None else None
+
+    def one_batch(self) -> tuple:
+        return self.train.one_batch()
+
+    # ------------------------------------------------------------------ new data
+    def test_dl(self, items: Any, with_labels: bool = False, bs: int | None = None, **kwargs: Any) -> DataLoader:
+        """A loader over new items with the validation-time transforms (no augmentation, no shuffling)."""
+        if self.recipe is None:
+            raise RuntimeError("test_dl: these DataLoaders were built without a recipe that can encode new items")
+        ds = self.recipe.new_datasets(items, with_labels=with_labels)
+        template = self.valid if len(self.loaders) > 1 else (self.loaders[0] if self.loaders else None)
+        if template is not None:
+            return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs, **kwargs)
+        return self.recipe.dl_type()(ds, bs=bs or 64, shuffle=False, device=self.device,
+                                     batch_tfms=self.recipe.batch_pipeline(), augment=False,
+                                     **{k: v for k, v in kwargs.items() if k in ("num_workers",)})
+
+    # ------------------------------------------------------------------ showing
+    def show_batch(self, max_n: int = 9, dl: DataLoader | None = None, path: str | None = None) -> Any:
+        """Draw ``max_n`` decoded items of a training batch. Returns the PNG path when one was written."""
+        dl = dl or self.train
+        return show_items(dl.decode_batch(dl.one_batch(), max_n=max_n), dl.blocks, dl.n_inp, path=path)
+
+    # ------------------------------------------------------------------ export
+    def state(self, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """The recipe with every fitted state, as plain data (what an exported model carries)."""
+        if not isinstance(self.recipe, Component):
+            raise ExportError("these DataLoaders have no exportable recipe; build them with a DataBlock or a "
+                              "domain helper so new items can be encoded at inference time")
+        tmpl = self.valid if len(self.loaders) > 1 else self.train
+        return {"recipe": self.recipe.to_record(arrays), "bs": tmpl.bs, "n_inp": self.n_inp}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
+                   device: str | torch.device = "cpu") -> DataLoaders:
+        """DataLoaders with no data, able to encode new items exactly as at training time."""
+        if not isinstance(state, dict) or "recipe" not in state:
+            raise ExportError("the data state of this export has no recipe")
+        return cls(recipe=Component.from_record(state["recipe"], arrays), device=device)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{n}={len(dl.dataset)} items/{len(dl)} batches"
+                          for n, dl in zip(("train", "valid", "extra"), self.loaders))
+        return f"DataLoaders({parts}, device={self.device}, recipe={type(self.recipe).__name__})"

@@ -1,0 +1,420 @@
+"""One ``Metric`` for every model: a direction, an array face and an accumulating face.
+
+- ``metric.score(y_true, y_pred)`` scores whole arrays the way scikit-learn does: targets first, then
+  predictions as a backend returns them (class probabilities, or values). Backends, ensembles and the
+  explanation tools use it.
+- ``reset() / accumulate(pred, targ, loss, bs) / value`` is what a ``Learner`` calls over a validation
+  pass: ``pred`` are raw model outputs (the metric applies its own activation) and sums stay on the
+  device, so there is no host sync per batch. The value is computed over the whole set, never as an
+  average of per-batch values.
+- ``greater_is_better`` tells selection, early stopping and reports which way is up.
+
+A metric object is also what fastai users know as a function: ``accuracy(preds, targs)`` gives the
+value on those tensors, ``accuracy_multi(thresh=0.2)`` (or ``functools.partial(accuracy_multi,
+thresh=0.2)``) gives a configured metric, and a plain function ``fn(pred, targ)`` is accepted wherever
+a metric is.
+
+>>> import numpy as np, torch
+>>> float(accuracy(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1])))
+0.5
+>>> rmse.score(np.array([1.0, 2.0]), np.array([1.0, 4.0])), rmse.greater_is_better
+(1.4142135623730951, False)
+>>> accuracy_multi(thresh=0.2).thresh
+0.2
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pipekit.core.component import Component
+from pipekit.core.errors import ParameterError
+from pipekit.core.registry import registered
+from pipekit.core.validate import Interval, Options, check
+
+__all__ = [
+    "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric",
+    "Accuracy", "ErrorRate", "AccuracyMulti", "MAE", "MSE", "RMSE", "RMSPE", "Perplexity", "R2Score", "F1Score",
+    "RocAuc", "RocAucBinary", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
+    "rmspe", "perplexity", "r2_score", "log_loss", "roc_auc", "TASKS",
+]
+
+TASKS = ("classification", "regression")
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+class Metric(Component):
+    """Base class; see the module docstring. ``name`` defaults to the snake-case class name."""
+
+    registry_kind = "metric"
+    greater_is_better: ClassVar[bool] = True
+    #: the task a backend metric applies to ("classification", "regression" or None for either)
+    task: ClassVar[str | None] = None
+    #: what ``accumulate`` applies to raw model outputs: None, "softmax", "sigmoid" or "argmax"
+    activation: ClassVar[str | None] = None
+    metric_name: ClassVar[str] = ""
+
+    @property
+    def name(self) -> str:
+        if self.metric_name:
+            return self.metric_name
+        import re
+
+        return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", type(self).__name__).lower()
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        raise NotImplementedError
+
+    @property
+    def value(self) -> float | None:
+        raise NotImplementedError
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        raise NotImplementedError
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``metric(pred, targ)``: the value on those tensors; ``metric(**params)``: a configured copy."""
+        if not args:
+            return self.clone().set_params(**kwargs) if kwargs else self.clone()
+        if len(args) != 2:
+            raise ParameterError(f"{self.name}(pred, targ) takes two tensors, got {len(args)} arguments")
+        m = self.clone().set_params(**kwargs) if kwargs else self.clone()
+        m.reset()
+        m.accumulate(args[0], args[1], None, len(args[0]))
+        return m._batch_value()
+
+    def _batch_value(self) -> Any:
+        return self.value
+
+    def better(self, a: float, b: float) -> bool:
+        """True when score ``a`` is strictly better than ``b``."""
+        return a > b if self.greater_is_better else a < b
+
+    def loss(self, value: float) -> float:
+        """The value as something to minimise, so gains and drops compare across metrics."""
+        return -value if self.greater_is_better else value
+
+    def _activate(self, pred: Any) -> Any:
+        if self.activation == "softmax":
+            return pred.float().softmax(-1)
+        if self.activation == "sigmoid":
+            return pred.float().sigmoid()
+        if self.activation == "argmax":
+            return pred.argmax(-1)
+        return pred
+
+
+class MeanMetric(Metric):
+    """A mean of per-item quantities (``batch_stats`` gives their sum and count), turned into the value
+    by ``finalize`` (e.g. a square root for RMSE). Sums stay on the device."""
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        v = self.per_item(pred, targ)
+        return v.float().sum(), v.numel()
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        raise NotImplementedError
+
+    def finalize(self, mean: float) -> float:
+        return mean
+
+    def reset(self) -> None:
+        self._total: Any = 0.0
+        self._count: Any = 0
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        if not hasattr(self, "_total"):
+            self.reset()
+        s, n = self.batch_stats(pred.detach() if hasattr(pred, "detach") else pred, targ, loss)
+        self._total = self._total + s
+        self._count = self._count + n
+
+    @property
+    def value(self) -> float | None:
+        count = float(getattr(self, "_count", 0))
+        return self.finalize(float(self._total) / count) if count else None
+
+    def _batch_value(self) -> Any:
+        count = self._count
+        return self._total / count if self.finalize is MeanMetric.finalize or not count else \
+            _torch().as_tensor(self.finalize(float(self._total) / float(count)))
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        torch = _torch()
+        self.reset()
+        self.accumulate(torch.as_tensor(np.asarray(y_pred)), torch.as_tensor(np.asarray(y_true)))
+        v = self.value
+        return float("nan") if v is None else float(v)
+
+
+class ArrayMetric(Metric):
+    """Computed once on every (activated) prediction of the set: ``compute(y_true, y_pred)`` on NumPy arrays."""
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self._preds: list[Any] = []
+        self._targs: list[Any] = []
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        if not hasattr(self, "_preds"):
+            self.reset()
+        self._preds.append(self._activate(pred.detach()).cpu())
+        self._targs.append(targ.detach().cpu())
+
+    @property
+    def value(self) -> float | None:
+        if not getattr(self, "_preds", None):
+            return None
+        torch = _torch()
+        p, t = torch.cat(self._preds).numpy(), torch.cat(self._targs).numpy()
+        return self.score(t, p)
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        t, p = np.asarray(y_true), np.asarray(y_pred)
+        if p.ndim == 2 and p.shape[1] == 1:
+            p = p[:, 0]
+        if t.ndim == 2 and t.shape[1] == 1:
+            t = t[:, 0]
+        return float(self.compute(t, p))
+
+
+class FuncMetric(MeanMetric):
+    """A plain function as a metric. In a Learner ``fn(pred, targ)`` returns a batch mean (fastai's
+    convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's)."""
+
+    def __init__(self, fn: Callable[..., Any], greater_is_better: bool = True, y_first: bool = False):
+        check("FuncMetric", fn=(fn, _CALLABLE))
+        self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc]
+
+    @property
+    def name(self) -> str:
+        fn = self.fn.func if isinstance(self.fn, functools.partial) else self.fn
+        return getattr(fn, "__name__", type(fn).__name__)
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        n = len(pred)
+        return self.fn(pred, targ).detach().float() * n, n
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        return float(self.fn(y_true, y_pred)) if self.y_first else super().score(y_true, y_pred)
+
+
+class _Callable:
+    def accepts(self, v: Any) -> bool:
+        return callable(v)
+
+    def __str__(self) -> str:
+        return "a function"
+
+
+_CALLABLE = _Callable()
+
+
+# ---------------------------------------------------------------------------------------- the metrics
+class Accuracy(MeanMetric):
+    """Share of items whose arg-max prediction is the target."""
+
+    task = "classification"
+
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        p = pred.argmax(self.axis)
+        return p == targ.reshape(p.shape)
+
+
+class ErrorRate(Accuracy):
+    """``1 - accuracy``."""
+
+    greater_is_better = False
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        return ~super().per_item(pred, targ)
+
+
+class AccuracyMulti(MeanMetric):
+    """Multi-label accuracy: share of (item, label) pairs right after thresholding at ``thresh``."""
+
+    def __init__(self, thresh: float = 0.5, sigmoid: bool = True):
+        check("accuracy_multi", thresh=(thresh, Interval(0, 1, closed="neither")))
+        self.thresh, self.sigmoid = thresh, sigmoid
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        p = pred.float().sigmoid() if self.sigmoid else pred
+        return (p > self.thresh) == targ.bool()
+
+
+def _diff(pred: Any, targ: Any) -> Any:
+    return pred.reshape(-1).double() - targ.reshape(-1).double()
+
+
+class MAE(MeanMetric):
+    """Mean absolute error."""
+
+    greater_is_better, task, metric_name = False, "regression", "mae"
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        return _diff(pred, targ).abs()
+
+
+class MSE(MeanMetric):
+    """Mean squared error."""
+
+    greater_is_better, task, metric_name = False, "regression", "mse"
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        return _diff(pred, targ) ** 2
+
+
+class RMSE(MSE):
+    """Root mean squared error over the whole set (the square root of the pooled MSE)."""
+
+    metric_name = "rmse"
+
+    def finalize(self, mean: float) -> float:
+        return float(np.sqrt(mean))
+
+
+class RMSPE(RMSE):
+    """Root mean squared percentage error; rows with a zero target are skipped (Kaggle's definition)."""
+
+    metric_name = "rmspe"
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        t = targ.reshape(-1).double()
+        keep = t != 0
+        return (((pred.reshape(-1).double() - t) / t.where(keep, t.new_ones(())))[keep] ** 2).sum(), keep.sum()
+
+
+class Perplexity(MeanMetric):
+    """exp(mean loss): the language model's metric, pooled over the whole set."""
+
+    greater_is_better = False
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        if loss is None:
+            raise ParameterError("perplexity needs the loss; use it as a Learner metric")
+        n = len(pred)
+        return loss.detach().float() * n, n
+
+    def finalize(self, mean: float) -> float:
+        return float(np.exp(mean))
+
+
+class R2Score(ArrayMetric):
+    """Coefficient of determination; 0.0 on a constant target, as scikit-learn's ``r2_score`` gives."""
+
+    task, metric_name = "regression", "r2_score"
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import r2_score
+
+        return r2_score(y_true, y_pred)
+
+
+class F1Score(ArrayMetric):
+    """F1 on arg-max predictions; ``average`` as in scikit-learn."""
+
+    task, activation = "classification", "argmax"
+
+    def __init__(self, average: str = "binary"):
+        check("F1Score", average=(average, Options("binary", "macro", "micro", "weighted")))
+        self.average = average
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import f1_score
+
+        return f1_score(y_true, y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred, average=self.average)
+
+
+class RocAuc(ArrayMetric):
+    """Area under the ROC curve on class probabilities (one-vs-rest for several classes)."""
+
+    task, activation = "classification", "softmax"
+
+    def __init__(self, average: str = "macro", multi_class: str = "ovr"):
+        check("RocAuc", average=(average, Options("macro", "weighted", "micro")),
+              multi_class=(multi_class, Options("ovr", "ovo")))
+        self.average, self.multi_class = average, multi_class
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import roc_auc_score
+
+        if y_pred.ndim == 2 and y_pred.shape[1] == 2:
+            return roc_auc_score(y_true, y_pred[:, 1])
+        if y_pred.ndim == 1:
+            return roc_auc_score(y_true, y_pred)
+        return roc_auc_score(y_true, y_pred, average=self.average, multi_class=self.multi_class,
+                             labels=np.arange(y_pred.shape[1]))
+
+
+class RocAucBinary(RocAuc):
+    """ROC-AUC for a single-logit binary model (sigmoid probabilities)."""
+
+    activation, metric_name = "sigmoid", "roc_auc"
+
+
+class LogLoss(ArrayMetric):
+    """Mean negative log-probability of the true class."""
+
+    greater_is_better, task, activation = False, "classification", "softmax"
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        p = np.clip(np.asarray(y_pred, dtype=np.float64), 1e-15, 1.0)
+        return float(-np.mean(np.log(p[np.arange(len(y_true)), np.asarray(y_true, dtype=np.int64)])))
+
+
+accuracy, error_rate, accuracy_multi = Accuracy(), ErrorRate(), AccuracyMulti()
+mae, mse, rmse, rmspe, perplexity = MAE(), MSE(), RMSE(), RMSPE(), Perplexity()
+r2_score, log_loss, roc_auc = R2Score(), LogLoss(), RocAuc()
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+
+
+def as_metric(m: Any, y_first: bool = False) -> Metric:
+    """A fresh metric from what a user passes: a metric (copied, so learners never share accumulators),
+    a metric class, ``functools.partial`` of a metric, or a plain function (see :class:`FuncMetric`)."""
+    if isinstance(m, Metric):
+        return m.clone()
+    if isinstance(m, type) and issubclass(m, Metric):
+        return m()
+    if isinstance(m, functools.partial) and isinstance(m.func, Metric) and not m.args:
+        return m.func.clone().set_params(**m.keywords)
+    if callable(m):
+        return FuncMetric(m, y_first=y_first)
+    raise ParameterError(f"a metric must be a pipekit Metric or a function fn(pred, targ); got {type(m).__name__}")
+
+
+def get_metric(metric: Any, task: str) -> Metric:
+    """A metric for a backend's ``task``: a name (``"accuracy"``, ``"rmse"``, ``"roc_auc"``, ...), a Metric,
+    a function ``fn(y_true, y_pred)`` (greater is better), or None for the task's default."""
+    check("get_metric", task=(task, Options(*TASKS)))
+    if metric is None:
+        metric = DEFAULT_METRIC[task]
+    if isinstance(metric, str):
+        by_name = {}
+        for cls in registered("metric").values():
+            if isinstance(cls, type) and cls.task is not None:
+                try:
+                    by_name.setdefault(cls().name, cls)
+                except TypeError:  # a metric that needs parameters has no bare name
+                    continue
+        if metric not in by_name:
+            raise ParameterError(f"metric={metric!r} is not known; use one of {sorted(by_name)} or pass a Metric")
+        if by_name[metric].task != task:
+            raise ParameterError(f"metric={metric!r} is a {by_name[metric].task} metric but the task is {task!r}")
+        return by_name[metric]()
+    return as_metric(metric, y_first=True)
