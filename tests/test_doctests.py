@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["pipekit.data.blocks", "pipekit.data.core", "pipekit.data.getters", "pipekit.data.items",
+MODULES = ["pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.core", "pipekit.data.getters", "pipekit.data.items",
            "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.data.serialize",
            "pipekit.data.splitters", "pipekit.data.store", "pipekit.data.transform", "pipekit.data.external",
            "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs"]
