@@ -193,6 +193,29 @@ def test_sec_a_damaged_pack_is_not_copied_into_a_new_one(tmp_path):
     assert np.array_equal(np.delete(want, 3, 0), np.delete(good, 3, 0))
 
 
+def test_sec_a_hand_edited_index_never_gives_an_image_another_ones_pixels(tmp_path):
+    """The index says which slot of which pack holds each file's pixels; an edit swapping two slots keeps it
+    valid JSON of the right shape, so only its own checksum can object."""
+    work = tmp_path / "imgs"
+    work.mkdir()
+    for f in sorted((D.path("mnist_tiny") / "train" / "3").glob("*.png"))[:40]:
+        (work / f.name).write_bytes(f.read_bytes())
+    paths = sorted(work.glob("*.png"))
+    first = build_image_store(paths, None, mode="L", cache_dir=tmp_path / "cache")
+    index_path = first.path_.with_name("index.json")
+    obj = json.loads(index_path.read_text())
+    index = obj["data"] if isinstance(obj.get("data"), dict) else obj
+    by_slot = {slot: key for key, (_, slot) in index.items()}
+    index[by_slot[5]][1], index[by_slot[6]][1] = 6, 5
+    index_path.write_text(json.dumps(obj))
+    paths[3].write_bytes(sorted((D.path("mnist_tiny") / "train" / "7").glob("*.png"))[0].read_bytes())
+    with pytest.warns(UserWarning, match=re.escape(str(index_path))):
+        rebuilt = build_image_store(paths, None, mode="L", cache_dir=tmp_path / "cache")
+    want = np.stack([decode_image(p, mode="L") for p in paths])
+    assert not np.array_equal(want[5], want[6])
+    assert np.array_equal(rebuilt.gather(np.arange(40)).numpy(), want)
+
+
 # ---------------------------------------------------------------------------------------------- token ids
 def ids_values_offset(path: Path) -> int:
     """Where the int32 token ids start inside the Arrow IPC file (read zero-copy from the file's bytes)."""
