@@ -163,8 +163,9 @@ def clean_stale_temps(root: Path) -> list[Path]:
     A temporary file is stale when the process named in it is gone on this machine (a killed build), or
     when nobody has written to it for ``STALE_AFTER_S`` seconds (6 hours): the writer on another machine
     sharing the folder, or a pid reused by an unrelated process. A build writes its temporary file
-    continuously until it renames it, so a file a live process is writing is never removed. Returns the
-    files removed.
+    continuously until it renames it, so a file a live process is writing is never removed. (Machines are
+    told apart by host name: containers sharing a cache folder need distinct host names or one pid
+    namespace.) Returns the files removed.
     """
     removed = []
     now = time.time()
@@ -195,7 +196,11 @@ class TempFile:
 
     def commit(self, dest: Path) -> None:
         # No fsync: pages reach the disk in the background, and readers see them through the page cache.
-        os.replace(self.path, dest)
+        try:
+            os.replace(self.path, dest)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.path} was removed before it could become {dest.name}: another "
+                                    "process took it for a killed build's; build again") from None
         self.committed = True
 
     def discard(self) -> None:
