@@ -18,14 +18,15 @@ A check that fails raises :class:`CacheEntryError`; the caller warns with :func:
 
 Example:
     >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> folder = Path(scratch.name)
     >>> atomic_write_json(folder / "meta.json", {"n": 3})
     >>> read_json(folder / "meta.json", {"n": int})
     {'n': 3}
-    >>> with TempFile(folder, "pack") as tmp, open(tmp.path, "wb") as raw:
-    ...     sink = ChecksumWriter(raw)
-    ...     _ = sink.write(b"some bytes")
-    ...     raw.close()
+    >>> with TempFile(folder, "pack") as tmp:
+    ...     with open(tmp.path, "wb") as raw:
+    ...         sink = ChecksumWriter(raw)
+    ...         _ = sink.write(b"some bytes")
     ...     tmp.commit(folder / "pack.bin")
     >>> verify_pack(folder / "pack.bin", sink.checksum()) is None
     True
@@ -181,7 +182,8 @@ class TempFile:
     the context without committing removes it.
 
     >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> folder = Path(scratch.name)
     >>> with TempFile(folder, "x") as tmp:
     ...     _ = tmp.path.write_bytes(b"1")
     ...     tmp.commit(folder / "x.bin")
