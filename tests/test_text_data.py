@@ -10,6 +10,7 @@ import torch
 import pipekit.datasets as D
 from pipekit.data import (ArrayDataset, CategoryBlock, ColReader, ColSplitter, DataBlock, PipelineStepError,
                           RandomSplitter, get_text_files, parent_label)
+from pipekit.data.cache import CacheRebuildWarning
 from pipekit.data.splitters import GrandparentSplitter
 from pipekit.text import SPECIAL_TOKENS, LMDataLoader, SortedDataLoader, TextBlock, TextStore
 
@@ -83,7 +84,8 @@ def test_cache_hit_miss_and_corruption(imdb, tmp_path):
     # a corrupt file is rebuilt, never trusted
     for f in tmp_path.rglob("ids.arrow"):
         f.write_bytes(b"garbage")
-    dls5 = clas_block(tmp_path).dataloaders(imdb, bs=16, seed=0, num_workers=0)
+    with pytest.warns(CacheRebuildWarning, match="ids.arrow"):
+        dls5 = clas_block(tmp_path).dataloaders(imdb, bs=16, seed=0, num_workers=0)
     assert dls5.blocks[0].from_cache_ is False
     assert dls5.train.dataset.stores[0].ids.equals(s1.ids)
 
