@@ -21,7 +21,7 @@ from pipekit.data.cache import (CacheEntryError, ChecksumWriter, TempFile, atomi
 from pipekit.data.store import Store
 from pipekit.text.tokenize import ragged_positions
 
-CACHE_VERSION = "pk-text-2"
+CACHE_VERSION = "pk-text-3"
 
 
 class TextStore(Store):

@@ -34,7 +34,7 @@ from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image
 from pipekit.vision.presize import ItemTransform
 
-CACHE_VERSION = "pk-img-2"
+CACHE_VERSION = "pk-img-3"
 T = TypeVar("T")
 
 
@@ -91,9 +91,8 @@ def _open_pack(pack: Path, config: str, channels: int, n: int | None) -> tuple[n
     checksum written with it (once per open, never per batch). Raises CacheEntryError saying what is wrong,
     FileNotFoundError when the pack does not exist.
 
-    Verifying costs one read and hash of the pack (blake2b, ~420 MB/s per core): for the dogscats recipe's
-    cache (4,000 images at Resize(80), 77 MB) 0.15-0.2 s on 2 busy cores, of a 0.36-0.5 s warm open; at the
-    image benchmark's Resize(256) (786 MB) 1.4-1.6 s of 2.8 s. Measured with the pack in the page cache.
+    Verifying costs one read and hash of the pack (SHA-256, ~1.1 GB/s per core here; blake2b took 0.15-0.2 s
+    of a 0.36-0.5 s warm open of the dogscats recipe's cache, 4,000 images at Resize(80), 77 MB).
     """
     if not pack.exists():
         raise FileNotFoundError(pack)

@@ -377,7 +377,7 @@ def test_sec_stale_token_temps_are_removed_but_a_live_writers_are_kept(imdb, tmp
     killed.write_bytes(partial)
     elsewhere = cache / "0123abcd" / temp_name("meta.json", pid=dead_pid)  # in another entry's folder
     elsewhere.parent.mkdir()
-    elsewhere.write_bytes(b'{"blake2b":')
+    elsewhere.write_bytes(b'{"sha256":')
     abandoned = folder / temp_name("ids")  # a live pid (ours), but untouched for 7 hours
     abandoned.write_bytes(partial)
     hours_ago = time.time() - 7 * 3600
