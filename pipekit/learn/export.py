@@ -134,7 +134,7 @@ def _read_export(path: Path) -> dict[str, bytearray]:
 
 def _expect(value: Any, types: type, field: str, where: str, what: str) -> Any:
     if not isinstance(value, types) or isinstance(value, bool):  # bool is an int to Python, never to a recipe
-        raise ExportError(f"{where}: recipe.json field {field} must be {what}, got {type(value).__name__} "
+        raise ExportError(f"{where}: recipe.json field {field!r} must be {what}, got {type(value).__name__} "
                           f"{str(value)[:60]!r}")
     return value
 
@@ -144,25 +144,25 @@ def _check_recipe(recipe: Any, where: str) -> dict[str, Any]:
     if not isinstance(recipe, dict):
         raise ExportError(f"{where}: recipe.json must hold a JSON object, got {type(recipe).__name__}")
     if recipe.get("format") != FORMAT:
-        raise ExportError(f"{where} has format {recipe.get('format')!r}, expected {FORMAT!r}")
-    version = _expect(recipe.get("version"), int, "'version'", where, "a positive integer")
+        raise ExportError(f"{where}: recipe.json has format {recipe.get('format')!r}, expected {FORMAT!r}")
+    version = _expect(recipe.get("version"), int, "version", where, "a positive integer")
     if version < 1:
         raise ExportError(f"{where}: recipe.json field 'version' must be a positive integer, got {version}")
     if version > VERSION:
-        raise ExportError(f"{where} was written by a newer pipekit (format version {version} > {VERSION}); "
-                          "upgrade pipekit")
-    arch = _expect(recipe.get("arch"), dict, "'arch'", where, "an object with 'name' and 'config'")
-    _expect(arch.get("name"), str, "'arch.name'", where, "a registered architecture name")
-    _expect(arch.get("config", {}), dict, "'arch.config'", where, "an object of constructor arguments")
-    entries = [("'loss'", recipe["loss"])] if recipe.get("loss") is not None else []
-    metrics = _expect(recipe.get("metrics", []), list, "'metrics'", where, "a list of metric objects")
-    entries += [(f"'metrics[{i}]'", m) for i, m in enumerate(metrics)]
+        raise ExportError(f"{where}: recipe.json was written by a newer pipekit (format version {version} > "
+                          f"{VERSION}); upgrade pipekit")
+    arch = _expect(recipe.get("arch"), dict, "arch", where, "an object with 'name' and 'config'")
+    _expect(arch.get("name"), str, "arch.name", where, "a registered architecture name")
+    _expect(arch.get("config", {}), dict, "arch.config", where, "an object of constructor arguments")
+    entries = [("loss", recipe["loss"])] if recipe.get("loss") is not None else []
+    metrics = _expect(recipe.get("metrics", []), list, "metrics", where, "a list of metric objects")
+    entries += [(f"metrics[{i}]", m) for i, m in enumerate(metrics)]
     for field, entry in entries:
         _expect(entry, dict, field, where, "an object with 'name' and 'config'")
         _expect(entry.get("name"), str, field + ".name", where, "a registered name")
         _expect(entry.get("config", {}), dict, field + ".config", where, "an object of constructor arguments")
-    _expect(recipe.get("dls"), dict, "'dls'", where, "the DataLoaders state (an object)")
-    _expect(recipe.get("learner", "Learner"), str, "'learner'", where, "a Learner class name")
+    _expect(recipe.get("dls"), dict, "dls", where, "the DataLoaders state (an object)")
+    _expect(recipe.get("learner", "Learner"), str, "learner", where, "a Learner class name")
     return recipe
 
 
@@ -222,12 +222,17 @@ def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         except ExportError:
             raise
         except UnknownArchError as e:
-            raise ExportError(f"{where}: {e}") from e
+            raise ExportError(f"{where}: recipe.json: {e}") from e
         except _STATE_ERRORS as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            # a registry's KeyError carries a sentence; a bare KeyError carries the missing key
+            sentence = isinstance(e, KeyError) and len(e.args) == 1 and " " in str(e.args[0])
+            msg = e.args[0] if sentence else f"missing key {e}" if isinstance(e, KeyError) else e
             raise ExportError(f"{where}: recipe.json {what} could not be rebuilt ({type(e).__name__}: {msg})") from e
 
-    dls_state = from_jsonable(recipe["dls"], arrays)
+    try:
+        dls_state = from_jsonable(recipe["dls"], arrays)
+    except ExportError as e:
+        raise ExportError(f"{where}: recipe.json field 'dls': {e}") from None
     dls = rebuild("field 'dls'", lambda: DataLoaders.from_state(dls_state, device=device))
     arch = recipe["arch"]
     model = rebuild(f"architecture {arch['name']!r}",
@@ -246,7 +251,8 @@ def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if recipe.get("loss") is not None:
         loss = rebuild(f"loss {recipe['loss']['name']!r}", lambda: loss_from_json(recipe["loss"]))
     else:
-        loss = loss_from_kind(getattr(getattr(dls, "y_block", None), "loss_kind", None))
+        loss = rebuild("default loss (no 'loss' field)",
+                       lambda: loss_from_kind(getattr(getattr(dls, "y_block", None), "loss_kind", None)))
     metrics = [rebuild(f"metric {m['name']!r}", lambda m=m: metric_from_json(m)) for m in recipe.get("metrics", [])]
     learner_cls = _learner_class(recipe.get("learner", "Learner"), Learner)
     learn = learner_cls(dls, model, loss_func=loss, metrics=metrics, device=device)
