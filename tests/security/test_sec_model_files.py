@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import pkgutil
+import re
 import shutil
 import subprocess
 import struct
@@ -413,3 +414,44 @@ def test_sec_unlisted_estimators_refuse_to_export(splits, tmp_path):
         model = SklearnModel(est, "classification").fit(tr)
         with pytest.raises(TypeError, match="cannot be exported: load_model rebuilds only"):
             model.export(tmp_path / "x.npz")
+
+
+def test_sec_tree_tables_from_a_file_are_checked(fitted, splits, tmp_path):
+    """sklearn walks tree node tables without bounds checks, so a file's child and feature indices are
+    checked: children must be later nodes of the same tree, features input columns."""
+    from pipekit.models.base import load_npz, save_npz
+
+    _, va = splits
+    for key, prefix in (("rf", ""), ("extra", "trees/")):
+        meta, arrays = load_npz(fitted[key].export(tmp_path / f"{key}.npz"))
+        left, feature = arrays[f"{prefix}tree_left_child"], arrays[f"{prefix}tree_feature"]
+        root_children = (int(left[0]), int(arrays[f"{prefix}tree_right_child"][0]))
+        n_nodes = int(arrays[f"{prefix}tree_offsets"][1])
+        attacks = {
+            "out of range": (f"{prefix}tree_left_child", 0, 10**9),
+            "into the next tree": (f"{prefix}tree_left_child", 0, n_nodes + 1),
+            "a cycle": (f"{prefix}tree_right_child", root_children[0], 0),
+            "a leaf with one child": (f"{prefix}tree_right_child", int(np.flatnonzero(left == -1)[0]), 1),
+            "feature out of range": (f"{prefix}tree_feature", 0, 10**6),
+            "negative feature": (f"{prefix}tree_feature", 0, -5),
+        }
+        for what, (field, node, value) in attacks.items():
+            bad = {k: v.copy() for k, v in arrays.items()}
+            bad[field][node] = value
+            path = save_npz(tmp_path / f"{key}_bad.npz", meta, bad)
+            with pytest.raises(ExportError) as err:
+                load_model(path)
+            assert re.search(r"tree 0 node \d+ is malformed", str(err.value)), (key, what, str(err.value))
+        assert int(feature[0]) >= 0  # the root splits: the attacks above hit an internal node
+    # the forest must agree with its feature names (predictions skip sklearn's column check)
+    meta, arrays = load_npz(fitted["rf"].export(tmp_path / "rf.npz"))
+    path = save_npz(tmp_path / "rf_nf.npz", {**meta, "n_features": meta["n_features"] + 5}, arrays)
+    with pytest.raises(ExportError, match="n_features"):
+        load_model(path)
+    offsets = arrays["tree_offsets"].copy()
+    offsets[1] = offsets[2]  # an empty tree
+    path = save_npz(tmp_path / "rf_off.npz", meta, {**arrays, "tree_offsets": offsets})
+    with pytest.raises(ExportError, match="tree_offsets must be increasing"):
+        load_model(path)
+    # the untouched file still loads
+    np.testing.assert_array_equal(load_model(tmp_path / "rf.npz").predict(va), fitted["rf"].predict(va))
