@@ -445,3 +445,12 @@ def test_sec_saved_state_files_use_the_same_limits(tmp_path):
     p.write_text(json.dumps({"mean": {"__array__": "a_0"}}))
     peak = refused(load_state, p, match=r"state.npz: member 'a_0.npy' inflates .* compression ratio over 100:1")
     assert peak < PEAK_LIMIT, peak
+
+
+def test_sec_archive_docstring_examples_run():
+    import doctest
+
+    import pipekit.data.archive
+
+    result = doctest.testmod(pipekit.data.archive, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5 and result.failed == 0

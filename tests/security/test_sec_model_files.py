@@ -455,3 +455,12 @@ def test_sec_tree_tables_from_a_file_are_checked(fitted, splits, tmp_path):
         load_model(path)
     # the untouched file still loads
     np.testing.assert_array_equal(load_model(tmp_path / "rf.npz").predict(va), fitted["rf"].predict(va))
+
+
+def test_sec_adapter_docstring_examples_run():
+    import doctest
+
+    import pipekit.models.sklearn_adapter
+
+    result = doctest.testmod(pipekit.models.sklearn_adapter, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5 and result.failed == 0
