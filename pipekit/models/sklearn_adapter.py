@@ -189,6 +189,10 @@ class SklearnModel(Backend):
         est = _estimator_from_state(spec, arrays, meta["params"]["task"])
         obj = cls(est, meta["params"]["task"])
         obj._restore_base(meta)
+        n_in = getattr(est, "n_features_in_", len(obj.feature_names_))
+        if n_in != len(obj.feature_names_):
+            raise ExportError(f"{type(est).__name__} was fitted on {n_in!r} inputs but the file names "
+                              f"{len(obj.feature_names_)} features")
         obj.model_ = est
         obj.valid_score_ = None
         return obj

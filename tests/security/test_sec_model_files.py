@@ -293,6 +293,8 @@ def test_sec_estimator_state_is_only_plain_data(tmp_path):
     refused({**ok, "estimator": {**est, "scalars": {"n_iter_": [1, 2]}}}, coef, "must be a number, string")
     refused(ok, {**coef, "attr/coef_": np.array([print], dtype=object)}, "must hold numbers, booleans or strings")
     refused(ok, {**coef, "fit/X": np.zeros((2, 1))}, r"array 'fit/X' is not part of a LogisticRegression state")
+    refused({**ok, "estimator": {**est, "scalars": {"n_features_in_": 7}}}, coef, "fitted on 7 inputs but the file "
+            "names 1 features")
 
 
 class _Evil:
