@@ -1,6 +1,8 @@
-"""Fitted state as plain data: JSON for structure, an .npz (loaded with allow_pickle=False) for arrays.
+"""Fitted state as plain data: JSON for structure, an .npz (read without pickle) for arrays.
 
-Nothing here ever unpickles, so loading a file written by someone else cannot run their code.
+Nothing here ever unpickles, so loading a file written by someone else cannot run their code. Files
+are read through :mod:`pipekit.data.archive`, which bounds what a hostile file can make pipekit
+allocate; every malformed file raises :class:`ExportError`.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipekit.data.archive import ExportError, parse_json, read_npz
 
 _ARRAY_KEY = "__array__"
 
@@ -53,9 +57,13 @@ def from_jsonable(obj: Any, arrays: dict[str, np.ndarray] | None) -> Any:
     """Inverse of :func:`to_jsonable`."""
     if isinstance(obj, dict):
         if set(obj) == {_ARRAY_KEY}:
+            key = obj[_ARRAY_KEY]
             if arrays is None:
-                raise ValueError("state references an array but no array file was given")
-            return arrays[obj[_ARRAY_KEY]]
+                raise ExportError(f"state references array {key!r} but no array file was given")
+            if not isinstance(key, str) or key not in arrays:
+                raise ExportError(f"state references array {key!r}, which the array file does not hold "
+                                  f"(it holds {sorted(arrays)[:10]})")
+            return arrays[key]
         return {k: from_jsonable(v, arrays) for k, v in obj.items()}
     if isinstance(obj, list):
         return [from_jsonable(v, arrays) for v in obj]
@@ -83,14 +91,13 @@ def save_state(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def load_state(path: str | os.PathLike) -> Any:
-    """Read what :func:`save_state` wrote, never unpickling."""
+    """Read what :func:`save_state` wrote, never unpickling (sizes and nesting bounded, see ``archive``)."""
+    from pipekit.data.archive import read_file
+
     path = Path(path)
     npz = path.with_suffix(".npz")
-    arrays = None
-    if npz.exists():
-        with np.load(npz, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    return from_jsonable(json.loads(path.read_text()), arrays)
+    arrays = read_npz(npz, where=str(npz)) if npz.exists() else None
+    return from_jsonable(parse_json(read_file(path, where=str(path)), where=str(path)), arrays)
 
 
 def dumps(obj: Any) -> tuple[str, dict[str, np.ndarray]]:
@@ -99,6 +106,6 @@ def dumps(obj: Any) -> tuple[str, dict[str, np.ndarray]]:
     return json.dumps(to_jsonable(obj, arrays)), arrays
 
 
-def loads(text: str, arrays: dict[str, np.ndarray] | None) -> Any:
-    """Inverse of :func:`dumps`."""
-    return from_jsonable(json.loads(text), arrays)
+def loads(text: str | bytes, arrays: dict[str, np.ndarray] | None, where: str = "state") -> Any:
+    """Inverse of :func:`dumps` (the JSON's size and nesting are bounded, see ``archive.parse_json``)."""
+    return from_jsonable(parse_json(text, where=where), arrays)

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.models.base import (Metric, TabularData, as_data, get_metric, object_from_state, state_to_file,
-                                 to_jsonable, unnest)
+from pipekit.models.base import (ExportError, Metric, TabularData, as_data, get_metric, object_from_state,
+                                 state_to_file, to_jsonable, unnest)
 
 
 def member_name(member: Any, i: int) -> str:
@@ -228,7 +228,11 @@ class EnsembleBase:
 
     @staticmethod
     def _members_from_state(metas: list[dict], arrays: dict[str, np.ndarray]) -> list:
-        return [object_from_state(meta, unnest(f"member{i}", arrays)) for i, meta in enumerate(metas)]
+        """Members come back through ``object_from_state``, the same guarded path as a model file."""
+        if not isinstance(metas, list) or not metas:
+            raise ExportError("'members' must be a non-empty JSON list of member states")
+        return [object_from_state(meta, unnest(f"member{i}", arrays), where=f"member {i}")
+                for i, meta in enumerate(metas)]
 
     def export(self, path: Any):
         """Write the ensemble, every member, and the procs state of its data into one ``.npz``."""

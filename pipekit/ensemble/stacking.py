@@ -148,7 +148,7 @@ class StackingEnsemble(EnsembleBase):
         obj = cls(members, n_folds=meta["n_folds"], passthrough=meta["passthrough"], metric=meta["metric"],
                   seed=meta["seed"])
         obj.members = obj.members_ = members
-        obj.meta_model_ = object_from_state(meta["meta_model"], unnest("meta", arrays))
+        obj.meta_model_ = object_from_state(meta["meta_model"], unnest("meta", arrays), where="meta-model")
         obj.classes_ = None if meta["classes"] is None else np.asarray(meta["classes"])
         obj.passthrough_columns_ = meta["passthrough_columns"]
         obj.procs_state_ = meta.get("procs_state")

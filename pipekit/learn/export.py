@@ -7,7 +7,10 @@ An export is ONE zip file (or a folder with the same files):
 - ``arrays.npz``: any arrays in that state (loaded with ``allow_pickle=False``);
 - ``model.safetensors``: the weights.
 
-Loading reads JSON, NumPy arrays without pickle and safetensors: nothing in the file can run code.
+Loading reads JSON, NumPy arrays without pickle and safetensors: nothing in the file can run code. Sizes
+are checked from the zip directory (or with stat for a folder) before anything is inflated, JSON size and
+nesting are capped, and every field of the recipe is type-checked before use (``pipekit.data.archive``);
+a malformed file raises :class:`ExportError` naming the member.
 Checkpoints (``learn.save``) are torch files loaded with ``weights_only=True`` (torch's restricted
 loader that only accepts tensors and plain containers).
 
@@ -29,6 +32,8 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from pipekit.core.errors import ExportError
+from pipekit.data.archive import (MAX_ARRAY_BYTES, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, parse_json, read_archive,
+                                  read_folder, read_npz)
 from pipekit.learn.losses import loss_from_json, loss_from_kind, loss_to_json
 from pipekit.learn.metrics import metric_from_json, metric_to_json
 from pipekit.learn.registry import (UnknownArchError, arch_config_from_json, arch_config_to_json, arch_spec,
@@ -108,10 +113,13 @@ def export_learner(learn: Any, fname: str | os.PathLike = "export.pipekit") -> P
     return path
 
 
-def _read_export(path: Path) -> dict[str, bytes]:
-    wanted = ("recipe.json", "model.safetensors", "arrays.npz")
+# the members load_learner reads, with the size cap of each (see pipekit.data.archive for the reasons)
+_MEMBERS = {"recipe.json": MAX_JSON_BYTES, "model.safetensors": MAX_WEIGHTS_BYTES, "arrays.npz": MAX_ARRAY_BYTES}
+
+
+def _read_export(path: Path) -> dict[str, bytearray]:
     if path.is_dir():
-        return {k: (path / k).read_bytes() for k in wanted if (path / k).exists()}
+        return read_folder(path, _MEMBERS, where=f"load_learner: {path}")
     if not path.exists():
         raise FileNotFoundError(f"load_learner: no such file {path}")
     if not zipfile.is_zipfile(path):
@@ -121,10 +129,46 @@ def _read_export(path: Path) -> dict[str, bytes]:
         raise ExportError(f"load_learner: {path} is not a pipekit export{kind}. A pipekit export is a zip with "
                           "recipe.json and model.safetensors written by learn.export(); pickled files are refused "
                           "because loading them could run arbitrary code.")
-    with zipfile.ZipFile(path) as z:
-        names = set(z.namelist())
-        # only the known members are read; anything else in the archive (e.g. a .pkl) is ignored
-        return {k: z.read(k) for k in wanted if k in names}
+    # only the known members are read; anything else in the archive (e.g. a .pkl) is never inflated
+    return read_archive(path, _MEMBERS, where=f"load_learner: {path}")
+
+
+def _expect(value: Any, types: type, field: str, where: str, what: str) -> Any:
+    if not isinstance(value, types) or isinstance(value, bool):  # bool is an int to Python, never to a recipe
+        raise ExportError(f"{where}: recipe.json field {field!r} must be {what}, got {type(value).__name__} "
+                          f"{str(value)[:60]!r}")
+    return value
+
+
+def _check_recipe(recipe: Any, where: str) -> dict[str, Any]:
+    """Check the type of every recipe field load_learner uses, before any is used."""
+    if not isinstance(recipe, dict):
+        raise ExportError(f"{where}: recipe.json must hold a JSON object, got {type(recipe).__name__}")
+    if recipe.get("format") != FORMAT:
+        raise ExportError(f"{where}: recipe.json has format {recipe.get('format')!r}, expected {FORMAT!r}")
+    version = _expect(recipe.get("version"), int, "version", where, "a positive integer")
+    if version < 1:
+        raise ExportError(f"{where}: recipe.json field 'version' must be a positive integer, got {version}")
+    if version > VERSION:
+        raise ExportError(f"{where}: recipe.json was written by a newer pipekit (format version {version} > "
+                          f"{VERSION}); upgrade pipekit")
+    arch = _expect(recipe.get("arch"), dict, "arch", where, "an object with 'name' and 'config'")
+    _expect(arch.get("name"), str, "arch.name", where, "a registered architecture name")
+    _expect(arch.get("config", {}), dict, "arch.config", where, "an object of constructor arguments")
+    entries = [("loss", recipe["loss"])] if recipe.get("loss") is not None else []
+    metrics = _expect(recipe.get("metrics", []), list, "metrics", where, "a list of metric objects")
+    entries += [(f"metrics[{i}]", m) for i, m in enumerate(metrics)]
+    for field, entry in entries:
+        _expect(entry, dict, field, where, "an object with 'name' and 'config'")
+        _expect(entry.get("name"), str, field + ".name", where, "a registered name")
+        _expect(entry.get("config", {}), dict, field + ".config", where, "an object of constructor arguments")
+    _expect(recipe.get("dls"), dict, "dls", where, "the DataLoaders state (an object)")
+    _expect(recipe.get("learner", "Learner"), str, "learner", where, "a Learner class name")
+    return recipe
+
+
+# what rebuilding an object from a malformed (but well-typed) state raises
+_STATE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError)
 
 
 _DOMAINS = ("pipekit.vision", "pipekit.text", "pipekit.tabular")
@@ -158,53 +202,54 @@ def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     from pipekit.learn.learner import Learner
 
     path = Path(path)
+    where = f"load_learner: {path}"
     files = _read_export(path)
     for need in ("recipe.json", "model.safetensors"):
         if need not in files:
-            raise ExportError(f"load_learner: {path} has no {need}; it is not a complete pipekit export")
-    try:
-        recipe = json.loads(files["recipe.json"])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ExportError(f"load_learner: recipe.json in {path} is not valid JSON ({e})") from e
-    if recipe.get("format") != FORMAT:
-        raise ExportError(f"load_learner: {path} has format {recipe.get('format')!r}, expected {FORMAT!r}")
-    if int(recipe.get("version", 0)) > VERSION:
-        raise ExportError(f"load_learner: {path} was written by a newer pipekit (format version "
-                          f"{recipe['version']} > {VERSION}); upgrade pipekit")
-    arrays = None
-    if "arrays.npz" in files:
-        with np.load(io.BytesIO(files["arrays.npz"]), allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    dls = DataLoaders.from_state(recipe["dls"], arrays, device=device)
-    arch = recipe["arch"]
-    try:
+            raise ExportError(f"{where} has no {need}; it is not a complete pipekit export")
+    recipe = _check_recipe(parse_json(files["recipe.json"], where=f"{where}: recipe.json"), where)
+    arrays = read_npz(bytes(files["arrays.npz"]), where=f"{where}: arrays.npz") if "arrays.npz" in files else None
+
+    def rebuild(what: str, build: Any) -> Any:
+        # a block/transform/arch/loss of a pipekit domain package not imported yet: import them and retry
         try:
-            model = build_arch(arch["name"], arch_config_from_json(arch["config"]))
-        except UnknownArchError:
-            if not _import_domains():
-                raise
-            model = build_arch(arch["name"], arch_config_from_json(arch["config"]))
-    except UnknownArchError as e:
-        raise ExportError(f"load_learner: {e}") from e
+            try:
+                return build()
+            except KeyError:
+                if not _import_domains():
+                    raise
+                return build()
+        except ExportError as e:
+            raise ExportError(f"{where}: recipe.json {what}: {e}") from None
+        except UnknownArchError as e:
+            raise ExportError(f"{where}: recipe.json: {e}") from e
+        except _STATE_ERRORS as e:
+            # a registry's KeyError carries a sentence; a bare KeyError carries the missing key
+            sentence = isinstance(e, KeyError) and len(e.args) == 1 and " " in str(e.args[0])
+            msg = e.args[0] if sentence else f"missing key {e}" if isinstance(e, KeyError) else e
+            raise ExportError(f"{where}: recipe.json {what} could not be rebuilt ({type(e).__name__}: {msg})") from e
+
+    dls = rebuild("field 'dls'", lambda: DataLoaders.from_state(recipe["dls"], arrays, device=device))
+    arch = recipe["arch"]
+    model = rebuild(f"architecture {arch['name']!r}",
+                    lambda: build_arch(arch["name"], arch_config_from_json(arch.get("config", {}))))
+    if not isinstance(model, torch.nn.Module):
+        raise ExportError(f"{where}: architecture {arch['name']!r} built a {type(model).__name__}, not a torch module")
     with tempfile.TemporaryDirectory() as tmp:
         wfile = Path(tmp) / "model.safetensors"
         wfile.write_bytes(files["model.safetensors"])
         try:
             load_model(model, str(wfile), strict=True, device=str(device))
         except Exception as e:  # safetensors raises its own error type for a bad header
-            raise ExportError(f"load_learner: the weights in {path} could not be read as safetensors for arch "
+            raise ExportError(f"{where}: the weights (model.safetensors) could not be read as safetensors for arch "
                               f"{arch['name']!r} ({type(e).__name__}: {e}); the file is damaged or was "
                               "not written by learn.export()") from e
-    if recipe.get("loss"):
-        loss = loss_from_json(recipe["loss"])
+    if recipe.get("loss") is not None:
+        loss = rebuild(f"loss {recipe['loss']['name']!r}", lambda: loss_from_json(recipe["loss"]))
     else:
-        loss = loss_from_kind(getattr(getattr(dls, "y_block", None), "loss_kind", None))
-    metrics = []
-    for m in recipe.get("metrics", []):
-        try:
-            metrics.append(metric_from_json(m))
-        except (KeyError, TypeError):  # metrics are only needed to keep training, never for predictions
-            continue
+        loss = rebuild("default loss (no 'loss' field)",
+                       lambda: loss_from_kind(getattr(getattr(dls, "y_block", None), "loss_kind", None)))
+    metrics = [rebuild(f"metric {m['name']!r}", lambda m=m: metric_from_json(m)) for m in recipe.get("metrics", [])]
     learner_cls = _learner_class(recipe.get("learner", "Learner"), Learner)
     learn = learner_cls(dls, model, loss_func=loss, metrics=metrics, device=device)
     learn.model.eval()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
+from pipekit.data.archive import MAX_JSON_BYTES, ExportError, parse_json, read_npz
 from pipekit.models.metrics import (DEFAULT_METRIC, METRICS, TASKS, Metric, check_task,  # noqa: F401
                                     get_metric)
 
@@ -202,17 +202,24 @@ def save_npz(path: str | Path, meta: dict, arrays: dict[str, np.ndarray]) -> Pat
 
 
 def load_npz(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a file written by :func:`save_npz`, read through the bounded archive reader
+    (sizes checked before inflating, arrays without pickle, JSON size and depth capped)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise ValueError(f"{path} is not a pipekit model file ({e})") from e
-    if "__meta__" not in arrays:
-        raise ValueError(f"{path} is not a pipekit model file (no __meta__ entry)")
-    meta = json.loads(arrays.pop("__meta__").tobytes().decode("utf-8"))
+        arrays = read_npz(path, where=str(path), limits={"__meta__": MAX_JSON_BYTES})
+    except ExportError as e:
+        raise ExportError(f"{e}; it is not a pipekit model file load_model accepts") from None
+    meta = arrays.pop("__meta__", None)
+    if meta is None:
+        raise ExportError(f"{path} is not a pipekit model file (no __meta__ entry)")
+    if meta.dtype != np.uint8 or meta.ndim != 1:
+        raise ExportError(f"{path}: member '__meta__.npy' must be the JSON metadata as 1-D uint8, got "
+                          f"{meta.dtype} of shape {meta.shape}")
+    meta = parse_json(meta, where=f"{path}: member '__meta__.npy'")
+    if not isinstance(meta, dict):
+        raise ExportError(f"{path}: member '__meta__.npy' must hold a JSON object, got {type(meta).__name__}")
     return meta, arrays
 
 
@@ -243,11 +250,29 @@ def state_to_file(obj: Any) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def object_from_state(meta: dict, arrays: dict[str, np.ndarray]) -> Any:
+# what a state's from_state raises when a field has the wrong type or is missing
+_STATE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError)
+
+
+def object_from_state(meta: dict, arrays: dict[str, np.ndarray], where: str = "model") -> Any:
+    """Rebuild a model or ensemble from its file state: the one way a model file becomes an object.
+
+    The class is looked up in the registry of classes pipekit made loadable (:func:`register`), never
+    imported by a name read from the file; nested models (ensemble members, meta-models) come back through
+    this same function. Any malformed field raises :class:`ExportError` naming ``where`` and the class.
+    """
+    if not isinstance(meta, dict):
+        raise ExportError(f"{where}: the state must be a JSON object, got {type(meta).__name__}")
     name = meta.get("class")
-    if name not in _REGISTRY:
-        raise ValueError(f"exported class {name!r} is unknown; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[name].from_state(meta, arrays)
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ExportError(f"{where}: class {name!r} is not loadable; loadable classes: {sorted(_REGISTRY)} "
+                          "(importing pipekit.ensemble makes the ensembles loadable)")
+    try:
+        return _REGISTRY[name].from_state(meta, arrays)
+    except ExportError as e:
+        raise ExportError(f"{where} ({name}): {e}") from None
+    except _STATE_ERRORS as e:
+        raise ExportError(f"{where} ({name}): the file state is malformed ({type(e).__name__}: {e})") from e
 
 
 def nest(prefix: str, meta: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
@@ -267,7 +292,7 @@ def load_model(path: str | Path) -> Any:
         >>> # model.export("rf.npz"); model = load_model("rf.npz")
     """
     meta, arrays = load_npz(path)
-    return object_from_state(meta, arrays)
+    return object_from_state(meta, arrays, where=str(path))
 
 
 def bytes_to_array(b: bytes) -> np.ndarray:

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.models.base import (Backend, Contributions, TabularData, as_data, check_task, feature_frame,
-                                 get_metric, register)
+from pipekit.models.base import (Backend, Contributions, ExportError, TabularData, as_data, check_task,
+                                 feature_frame, get_metric, register)
 
 _NODE_FIELDS = ("left_child", "right_child", "feature", "threshold", "impurity", "n_node_samples",
                 "weighted_n_node_samples", "missing_go_to_left")
@@ -188,12 +188,16 @@ class RandomForest(Backend):
         obj.oob_score_ = meta.get("oob_score")
         obj.oob_predictions_ = None
         obj.valid_score_ = meta.get("valid_score")
+        n_features = meta["n_features"]
+        if n_features != len(obj.feature_names_):
+            raise ExportError(f"the forest's n_features ({n_features!r}) differs from its {len(obj.feature_names_)} "
+                              "feature names")
         sk = obj._make_sklearn(1)
         n_classes = len(obj.classes_) if obj.task == "classification" else None
-        trees = trees_from_arrays(arrays, obj.task, meta["n_features"], n_classes, sk)
+        trees = trees_from_arrays(arrays, obj.task, n_features, n_classes, sk)
         sk.estimators_ = trees
         sk.estimator_ = trees[0]
-        sk.n_features_in_ = meta["n_features"]
+        sk.n_features_in_ = n_features
         sk.n_outputs_ = 1
         if obj.task == "classification":
             sk.classes_ = np.arange(n_classes)
@@ -214,29 +218,79 @@ def trees_to_arrays(estimators: list) -> dict[str, np.ndarray]:
     return arrays
 
 
-def trees_from_arrays(arrays: dict[str, np.ndarray], task: str, n_features: int, n_classes: int | None,
-                      forest: Any) -> list:
-    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+def tree_structures_from_arrays(arrays: dict[str, np.ndarray], task: str, n_features: int,
+                                n_classes: int | None) -> list:
+    """sklearn ``Tree`` objects from :func:`trees_to_arrays` output, after checking that every node table
+    is a well-formed tree over ``n_features`` inputs.
+
+    sklearn's compiled traversal trusts the node table (no bounds checks), so a file's child and feature
+    indices are checked here: each internal node's children are later nodes of the same tree (so every
+    path ends at a leaf) and its feature is an input column; leaves have no children.
+    """
     from sklearn.tree._tree import Tree
 
+    if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
+        raise ExportError(f"the tree tables need a positive int n_features, got {n_features!r}")
+    if task == "classification" and (not isinstance(n_classes, int) or n_classes < 1):
+        raise ExportError(f"the tree tables need a positive int n_classes, got {n_classes!r}")
     k = np.array([n_classes if task == "classification" else 1], dtype=np.intp)
     template = Tree(n_features, k, 1).__getstate__()["nodes"].dtype
     missing = [f for f in template.names if f"tree_{f}" not in arrays]
     if missing:
-        raise ValueError(f"the exported forest lacks node fields {missing}: it was written by an incompatible "
-                         "scikit-learn version; refit and export again")
-    offsets = arrays["tree_offsets"]
+        raise ExportError(f"the exported trees lack node fields {missing}: they were written by an incompatible "
+                          "scikit-learn version; refit and export again")
+    offsets = arrays.get("tree_offsets")
+    if (not isinstance(offsets, np.ndarray) or offsets.ndim != 1 or offsets.dtype.kind not in "iu"
+            or len(offsets) < 2 or offsets[0] != 0 or (np.diff(offsets) < 1).any()):
+        raise ExportError("tree_offsets must be increasing integers from 0, one more than the number of trees")
+    offsets = offsets.astype(np.int64)
+    n_nodes, n_trees = int(offsets[-1]), len(offsets) - 1
+    depth = arrays.get("tree_max_depth")
+    values = arrays.get("tree_values")
+    for name, a, n in [(f"tree_{f}", arrays[f"tree_{f}"], n_nodes) for f in template.names] + [
+            ("tree_max_depth", depth, n_trees), ("tree_values", values, n_nodes)]:
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf" or len(a) != n:
+            raise ExportError(f"{name} must be a numeric array of length {n} (from tree_offsets)")
+    counts = np.diff(offsets)
+    local = np.arange(n_nodes) - np.repeat(offsets[:-1], counts)
+    size = np.repeat(counts, counts)
+    left, right = arrays["tree_left_child"].astype(np.int64), arrays["tree_right_child"].astype(np.int64)
+    feature = arrays["tree_feature"].astype(np.int64)
+    leaf = left == -1
+    ok = np.where(leaf, right == -1, (left > local) & (left < size) & (right > local) & (right < size)
+                  & (feature >= 0) & (feature < n_features))
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        t = int(np.searchsorted(offsets, i, side="right") - 1)
+        raise ExportError(f"tree {t} node {int(local[i])} is malformed: children ({int(left[i])}, {int(right[i])}) "
+                          f"and feature {int(feature[i])} must be later nodes of the same tree (or -1 for a leaf) "
+                          f"and an input column below {n_features}")
+    if (depth < 0).any() or (depth >= counts).any():
+        raise ExportError("tree_max_depth must be between 0 and each tree's node count")
     trees = []
-    cls = DecisionTreeClassifier if task == "classification" else DecisionTreeRegressor
-    params = {p: getattr(forest, p) for p in forest.estimator_params}
-    for i in range(len(offsets) - 1):
+    for i in range(n_trees):
         a, b = int(offsets[i]), int(offsets[i + 1])
         nodes = np.zeros(b - a, dtype=template)
         for f in template.names:
             nodes[f] = arrays[f"tree_{f}"][a:b]
         tree = Tree(n_features, k, 1)
-        tree.__setstate__({"max_depth": int(arrays["tree_max_depth"][i]), "node_count": b - a, "nodes": nodes,
-                           "values": np.ascontiguousarray(arrays["tree_values"][a:b])})
+        tree.__setstate__({"max_depth": int(depth[i]), "node_count": b - a, "nodes": nodes,
+                           "values": np.ascontiguousarray(values[a:b], dtype=np.float64)})
+        trees.append(tree)
+    return trees
+
+
+def trees_from_arrays(arrays: dict[str, np.ndarray], task: str, n_features: int, n_classes: int | None,
+                      forest: Any, tree_cls: type | None = None) -> list:
+    """The fitted trees of ``forest`` (sklearn estimators of ``tree_cls``, by default decision trees) from
+    :func:`trees_to_arrays` output, checked by :func:`tree_structures_from_arrays`."""
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    structures = tree_structures_from_arrays(arrays, task, n_features, n_classes)
+    cls = tree_cls or (DecisionTreeClassifier if task == "classification" else DecisionTreeRegressor)
+    params = {p: getattr(forest, p) for p in forest.estimator_params}
+    trees = []
+    for tree in structures:
         est = cls(**params)
         est.tree_ = tree
         est.n_features_in_ = n_features

@@ -1,0 +1,353 @@
+"""Reading files someone else may have written: zip archives (learner exports, ``.npz`` model files),
+folders holding the same files, JSON and NumPy arrays, with every size bounded before anything is read.
+
+A zip's central directory states each member's compressed and uncompressed size. Those are checked
+against the caps below (per member kind, total, compression ratio) before a byte is inflated, and each
+member is then read into a buffer of exactly the stated size, so a directory that lies cannot make
+pipekit inflate past it (the CRC check at the end catches the lie). Names must be plain relative paths,
+unique, unencrypted, stored or deflated. JSON is capped in size and nesting; arrays are parsed from
+their ``.npy`` header without pickle, numbers/booleans/strings only, and the header must agree with
+the bytes that follow before anything is allocated. Every refusal is an :class:`ExportError` naming the
+file and member.
+
+Example:
+    >>> import io, zipfile
+    >>> buf = io.BytesIO()
+    >>> with zipfile.ZipFile(buf, "w") as z:
+    ...     z.writestr("recipe.json", '{"version": 1}')
+    >>> files = read_archive(buf.getvalue(), {"recipe.json": MAX_JSON_BYTES}, where="example.zip")
+    >>> parse_json(files["recipe.json"], where="example.zip: recipe.json")
+    {'version': 1}
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import stat
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Mapping, Union
+
+import numpy as np
+
+from pipekit.core.errors import ExportError
+
+__all__ = ["ExportError", "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
+           "MAX_WEIGHTS_BYTES", "parse_json", "read_archive", "read_file", "read_folder", "read_npz"]
+
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+#: recipe.json and a model file's metadata. The largest JSON pipekit writes is a text learner's recipe
+#: (vocabulary and tokenizer state): 54 KB for the imdb_sample classifier, and a 60k-token vocabulary adds
+#: under 1 MB. Parsed JSON takes up to ~24x its size in Python objects (measured on a list of empty
+#: objects), so 16 MiB bounds what a hostile recipe can allocate at ~400 MB.
+MAX_JSON_BYTES = 16 * MiB
+#: deepest JSON nesting accepted. pipekit's recipes and model metadata nest 9 levels (vision, text, tabular,
+#: collab and ensemble files); the cap keeps everything that walks the state recursively far from Python's
+#: recursion limit (json itself gives up near it, ~1000 levels, with a RecursionError).
+MAX_JSON_DEPTH = 64
+#: one array (``.npy`` member, or ``arrays.npz`` inside an export): forest node tables and LightGBM model
+#: text for large tables reach hundreds of MB.
+MAX_ARRAY_BYTES = 2 * GiB
+#: ``model.safetensors``: the book's largest bodies (AWD-LSTM with a 60k vocabulary, ResNet-50) are
+#: 100-200 MB; 4 GiB leaves room for much larger ones.
+MAX_WEIGHTS_BYTES = 4 * GiB
+#: everything read from one archive or folder together.
+MAX_TOTAL_BYTES = 8 * GiB
+#: uncompressed/compressed size. Deflate reaches ~1030:1 on a run of one byte (a zip bomb); what pipekit
+#: writes is stored (ratio 1: weights and every array) or deflated JSON (2.7-4.7:1 on the book's recipes). Members under RATIO_FLOOR are not checked
+#: (a short run of spaces legitimately compresses far better); their size cap bounds them.
+MAX_RATIO = 100
+RATIO_FLOOR = 1 * MiB
+#: the central directory is parsed whole by zipfile, so its size is checked first (pipekit writes 3
+#: members per export and ~15 arrays per ensemble member).
+MAX_MEMBERS = 10_000
+MAX_DIRECTORY_BYTES = 4 * MiB
+#: numpy's own default cap on a ``.npy`` header (``max_header_size``).
+NPY_HEADER_BYTES = 10_000
+_NPY_PREFIX = 12  # magic (6) + version (2) + header length (4 in format 2.0)
+#: array element kinds accepted: bool, ints, unsigned, floats, complex, bytes, str. Never objects,
+#: records or sub-arrays.
+_NPY_KINDS = "biufcSU"
+_CHUNK = 1 * MiB
+
+Limits = Union[Mapping[str, int], Callable[[str], int]]
+
+
+def _size(n: int) -> str:
+    return f"{n:,} bytes"
+
+
+# ------------------------------------------------------------------------------------------------- JSON
+def parse_json(data: str | bytes | bytearray | memoryview, where: str, max_bytes: int = MAX_JSON_BYTES,
+               max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse UTF-8 JSON of at most ``max_bytes``, nested at most ``max_depth`` deep; anything else is an
+    :class:`ExportError` naming ``where`` (never a RecursionError or UnicodeDecodeError).
+
+    >>> parse_json(b'{"a": [1, 2]}', where="recipe.json")
+    {'a': [1, 2]}
+    """
+    n = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+    if n > max_bytes:
+        raise ExportError(f"{where} holds {_size(n)} of JSON, over the {_size(max_bytes)} limit")
+    try:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ExportError(f"{where} is not UTF-8 JSON ({e})") from None
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise ExportError(f"{where} nests JSON deeper than {max_depth} levels") from None
+    except ValueError as e:  # JSONDecodeError, and ints longer than Python's digit limit
+        raise ExportError(f"{where} is not valid JSON ({e})") from None
+    depth = json_depth(obj, limit=max_depth)
+    if depth > max_depth:
+        raise ExportError(f"{where} nests JSON deeper than {max_depth} levels")
+    return obj
+
+
+def json_depth(obj: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of lists/dicts in ``obj`` (a scalar is 0), walked without recursion; stops counting
+    once past ``limit``."""
+    deepest = 0
+    stack = [(obj, 1)]
+    while stack:
+        node, d = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        stack.extend((c, d + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
+
+
+# ------------------------------------------------------------------------------------------------- zips
+def check_member_name(name: str, where: str) -> None:
+    """A member name must be a plain relative path: no absolute path, drive, backslash, ``..``, ``.`` or
+    empty component, no NUL."""
+    parts = name.split("/")
+    bad = (not name or name.startswith("/") or "\\" in name or "\x00" in name or ":" in parts[0]
+           or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."))
+    if bad:
+        raise ExportError(f"{where}: member {name!r} is not a plain relative name (absolute paths, drives, "
+                          "backslashes and '.'/'..' components are refused)")
+
+
+_EOCD = struct.Struct("<4s4H2LH")
+_EOCD64_LOCATOR = struct.Struct("<4sLQL")
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")
+
+
+def _directory_extent(f: Any, where: str) -> tuple[int, int]:
+    """(number of members, central directory bytes) from the end records, read before zipfile parses the
+    directory (it would build one object per member, however many a file claims)."""
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    tail_len = min(size, _EOCD.size + 0xFFFF)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    i = tail.rfind(b"PK\x05\x06")
+    if i < 0 or tail_len - i < _EOCD.size:
+        raise ExportError(f"{where} is not a zip archive (no end-of-directory record)")
+    _, _, _, _, entries, cd_bytes, cd_offset, _ = _EOCD.unpack_from(tail, i)
+    if entries == 0xFFFF or cd_bytes == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:  # zip64 end record
+        at = size - tail_len + i - _EOCD64_LOCATOR.size
+        f.seek(max(at, 0))
+        loc = f.read(_EOCD64_LOCATOR.size)
+        if at < 0 or len(loc) < _EOCD64_LOCATOR.size or loc[:4] != b"PK\x06\x07":
+            raise ExportError(f"{where} is a damaged zip archive (zip64 locator missing)")
+        rec_at = _EOCD64_LOCATOR.unpack(loc)[2]
+        f.seek(rec_at)
+        rec = f.read(_EOCD64.size)
+        if rec_at >= size or len(rec) < _EOCD64.size or rec[:4] != b"PK\x06\x06":
+            raise ExportError(f"{where} is a damaged zip archive (zip64 end record missing)")
+        fields = _EOCD64.unpack(rec)
+        entries, cd_bytes = fields[7], fields[8]
+    return entries, cd_bytes
+
+
+def _bounded_read(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytearray:
+    """The member's bytes in a buffer of exactly its stated size; reading to the end checks the CRC."""
+    size = info.file_size
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    try:
+        with z.open(info) as member:
+            while got < size:
+                chunk = member.read(min(_CHUNK, size - got))
+                if not chunk:
+                    break
+                view[got:got + len(chunk)] = chunk
+                got += len(chunk)
+            member.read(1)  # zipfile stops at the stated size and verifies the CRC there
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as e:
+        raise ExportError(f"{where}: member {info.filename!r} is damaged or does not match its directory entry "
+                          f"({e})") from None
+    if got != size:
+        raise ExportError(f"{where}: member {info.filename!r} is truncated: {_size(got)} of the "
+                          f"{_size(size)} its directory entry states")
+    return buf
+
+
+def read_archive(source: str | os.PathLike | bytes | bytearray, limits: Limits, where: str) -> dict[str, bytearray]:
+    """Read members of the zip ``source`` (a path or the archive's bytes) after checking its directory.
+
+    ``limits`` maps each wanted member name to its uncompressed size cap (other members are left unread),
+    or is a function giving the cap of every member (it raises :class:`ExportError` for a name it does not
+    accept). Members, sizes, ratios and the total are checked before anything is inflated.
+    """
+    f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    with f:
+        entries, cd_bytes = _directory_extent(f, where)
+        if entries > MAX_MEMBERS or cd_bytes > MAX_DIRECTORY_BYTES:
+            raise ExportError(f"{where} lists {entries:,} members in a {_size(cd_bytes)} directory; at most "
+                              f"{MAX_MEMBERS:,} members and {_size(MAX_DIRECTORY_BYTES)} are accepted")
+        f.seek(0)
+        try:
+            z = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error) as e:
+            raise ExportError(f"{where} is not a readable zip archive ({e})") from None
+        with z:
+            wanted = _check_directory(z.infolist(), limits, where)
+            return {info.filename: _bounded_read(z, info, where) for info in wanted}
+
+
+def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str) -> list[zipfile.ZipInfo]:
+    seen: set[str] = set()
+    for info in infos:
+        name = info.filename
+        check_member_name(name, where)
+        if name in seen:
+            raise ExportError(f"{where}: member {name!r} appears twice; each name must be unique")
+        seen.add(name)
+        if info.flag_bits & 0x1:
+            raise ExportError(f"{where}: member {name!r} is encrypted; pipekit files are never encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ExportError(f"{where}: member {name!r} uses compression method {info.compress_type}; only "
+                              "stored and deflated members are accepted")
+    wanted = []
+    total = 0
+    for info in infos:
+        name = info.filename
+        if isinstance(limits, Mapping):
+            if name not in limits:
+                continue
+            cap = limits[name]
+        else:
+            cap = limits(name)
+        if info.file_size > cap:
+            raise ExportError(f"{where}: member {name!r} inflates to {_size(info.file_size)}, over the "
+                              f"{_size(cap)} limit for this member")
+        if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise ExportError(f"{where}: member {name!r} inflates {_size(info.compress_size)} to "
+                              f"{_size(info.file_size)}, a compression ratio over {MAX_RATIO}:1 (a zip bomb); "
+                              "pipekit writes members stored or lightly deflated")
+        total += info.file_size
+        wanted.append(info)
+    if total > MAX_TOTAL_BYTES:
+        raise ExportError(f"{where}: members inflate to {_size(total)} together, over the "
+                          f"{_size(MAX_TOTAL_BYTES)} limit")
+    return wanted
+
+
+# ---------------------------------------------------------------------------------------------- folders
+def read_file(path: str | os.PathLike, where: str, max_bytes: int = MAX_JSON_BYTES) -> bytearray:
+    """A regular file of at most ``max_bytes`` (checked with stat before reading, and again while reading,
+    in case it grows). Devices, pipes and sockets are refused (they have no size to check)."""
+    path = Path(path)
+    st = os.stat(path)  # FileNotFoundError passes through: a missing file is not a malformed one
+    if not stat.S_ISREG(st.st_mode):
+        raise ExportError(f"{where} is not a regular file")
+    if st.st_size > max_bytes:
+        raise ExportError(f"{where} is {_size(st.st_size)}, over the {_size(max_bytes)} limit for this file")
+    with open(path, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ExportError(f"{where} is not a regular file")
+        buf = bytearray(st.st_size)
+        got = f.readinto(buf)
+        if got != st.st_size or f.read(1):
+            raise ExportError(f"{where} changed size while being read")
+    return buf
+
+
+def read_folder(folder: str | os.PathLike, limits: Mapping[str, int], where: str) -> dict[str, bytearray]:
+    """The files of ``limits`` that exist in ``folder`` (an export saved as a folder), with the same caps as
+    the members of an archive: sizes are checked for all of them before any is read."""
+    folder = Path(folder)
+    present = {}
+    total = 0
+    for name, cap in limits.items():
+        p = folder / name
+        if not p.exists():
+            continue
+        st = os.stat(p)
+        if not stat.S_ISREG(st.st_mode):
+            raise ExportError(f"{where}: {name!r} is not a regular file")
+        if st.st_size > cap:
+            raise ExportError(f"{where}: {name!r} is {_size(st.st_size)}, over the {_size(cap)} limit for this file")
+        total += st.st_size
+        present[name] = cap
+    if total > MAX_TOTAL_BYTES:
+        raise ExportError(f"{where}: files total {_size(total)}, over the {_size(MAX_TOTAL_BYTES)} limit")
+    return {name: read_file(folder / name, f"{where}: {name!r}", cap) for name, cap in present.items()}
+
+
+# ----------------------------------------------------------------------------------------------- arrays
+def array_from_npy(data: bytearray, where: str) -> np.ndarray:
+    """One ``.npy`` member as an array over ``data`` (no copy), parsed without pickle. The header must
+    describe numbers, booleans or strings, and exactly the bytes that follow it."""
+    fp = io.BytesIO(bytes(data[:_NPY_PREFIX + NPY_HEADER_BYTES]))
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=NPY_HEADER_BYTES)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=NPY_HEADER_BYTES)
+        else:
+            raise ExportError(f"{where}: .npy format version {version} is not accepted (1.0 and 2.0 are)")
+    except ExportError:
+        raise
+    except Exception as e:  # numpy's header parser raises several types for a malformed header
+        raise ExportError(f"{where} is not a NumPy array ({type(e).__name__}: {e})") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _NPY_KINDS:
+        raise ExportError(f"{where} holds {dtype} values; only numbers, booleans and strings are accepted "
+                          "(no Python objects, records or sub-arrays)")
+    count = math.prod(shape)
+    nbytes = count * dtype.itemsize
+    offset = fp.tell()
+    if len(data) - offset != nbytes:
+        raise ExportError(f"{where}: its header says shape {shape} of {dtype} ({_size(nbytes)}) but "
+                          f"{_size(len(data) - offset)} follow")
+    if nbytes == 0:
+        return np.zeros(shape, dtype=dtype)
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def read_npz(source: str | os.PathLike | bytes | bytearray, where: str, limits: Mapping[str, int] | None = None,
+             max_array_bytes: int = MAX_ARRAY_BYTES) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (a path or its bytes), each capped at ``max_array_bytes`` of data or at
+    ``limits[key]``; every member must be a ``.npy`` array.
+
+    >>> buf = io.BytesIO(); np.savez(buf, w=np.arange(3.0))
+    >>> read_npz(buf.getvalue(), where="arrays.npz")["w"].tolist()
+    [0.0, 1.0, 2.0]
+    """
+    limits = dict(limits or {})
+
+    def cap(name: str) -> int:
+        if not name.endswith(".npy"):
+            raise ExportError(f"{where}: member {name!r} is not a NumPy array (.npy); an .npz holds only arrays")
+        return limits.get(name[:-4], max_array_bytes) + _NPY_PREFIX + NPY_HEADER_BYTES
+
+    raw = read_archive(source, cap, where)
+    return {name[:-4]: array_from_npy(data, f"{where}: member {name!r}") for name, data in raw.items()}

@@ -1,0 +1,456 @@
+"""Export archives, model files and export folders are read with limits, and every malformed member is an
+ExportError naming it.
+
+Each attack is built here: a zip bomb recipe.json (1 GiB of spaces in ~1 MiB), a directory entry that lies
+about its size, an .npz bomb and a lying .npy header for load_model, deep JSON, a recipe of the wrong
+shape field by field, truncated weights, bad arrays.npz, unsafe member names, a directory claiming too many
+members, and the same caps on the folder form. Peak memory is measured with tracemalloc while each bomb
+is refused. A tabular learner trained on adult still exports and loads with identical predictions.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import struct
+import tracemalloc
+import zipfile
+import zlib
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from pipekit.data.archive import MAX_JSON_BYTES, MAX_JSON_DEPTH, read_npz
+from pipekit.data.serialize import load_state, save_state
+from pipekit.data.splitters import RandomSplitter
+from pipekit.datasets import path as dataset_path
+from pipekit.learn import ExportError, load_learner
+from pipekit.models import load_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+MiB = 1 << 20
+GiB = 1 << 30
+# a refused bomb may cost the small buffers of reading the directory, never its inflated size
+PEAK_LIMIT = 8 * MiB
+
+
+# ------------------------------------------------------------------------------------------- zip builder
+@lru_cache(maxsize=None)
+def space_bomb(n_mib: int) -> tuple[bytes, int]:
+    """A raw deflate stream that inflates to ``n_mib`` MiB of spaces (about 1 KB per MiB) and its CRC.
+    One MiB is compressed once and repeated: a full flush ends each copy on a byte boundary with an empty
+    history, so the copies chain into one valid stream."""
+    chunk = b" " * MiB
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = co.compress(chunk) + co.flush(zlib.Z_FULL_FLUSH)
+    end = co.flush(zlib.Z_FINISH)
+    crc = 0
+    for _ in range(n_mib):
+        crc = zlib.crc32(chunk, crc)
+    return block * n_mib + end, crc
+
+
+def entry(name: str, data: bytes, *, deflate: bool = False, size: int | None = None, crc: int | None = None,
+          flags: int = 0, method: int | None = None) -> tuple:
+    """One member for :func:`raw_zip`: ``data`` is what is stored (already compressed when ``deflate`` and a
+    ``size`` is given); ``size``/``crc`` are what the directory states (default: the truth)."""
+    if deflate and size is None:
+        co = zlib.compressobj(6, zlib.DEFLATED, -15)
+        size, crc, data = len(data), zlib.crc32(data), co.compress(data) + co.flush()
+    size = len(data) if size is None else size
+    crc = zlib.crc32(data) if crc is None else crc
+    return name, data, (8 if deflate else 0) if method is None else method, size, crc, flags
+
+
+def raw_zip(entries: list[tuple]) -> bytes:
+    """A zip packed by hand, so that names, sizes, flags and methods can say anything."""
+    out, central = bytearray(), bytearray()
+    for name, data, method, size, crc, flags in entries:
+        nm, off = name.encode(), len(out)
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, len(data), size, len(nm), 0)
+        out += nm + data
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, flags, method, 0, 0x21, crc, len(data), size,
+                               len(nm), 0, 0, 0, 0, 0, off) + nm
+    n = len(entries)
+    return bytes(out + central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(central), len(out), 0))
+
+
+def refused(fn, *args, match: str) -> int:
+    """Assert ``fn(*args)`` raises ExportError matching ``match``; return the peak bytes traced meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExportError, match=match):
+            fn(*args)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def npy(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------- a real learner
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from pipekit.data.seed import set_seed
+    from pipekit.learn.metrics import accuracy
+    from pipekit.tabular import Tabular, tabular_learner
+
+    df = pl.read_csv(dataset_path("adult_sample") / "adult.csv").head(4000)
+    tab = Tabular(df, cat_names=["workclass", "education", "marital-status", "occupation", "relationship", "race"],
+                  cont_names=["age", "fnlwgt", "education-num"], y_names="salary",
+                  splits=RandomSplitter(0.2, seed=42))
+    set_seed(0)
+    learn = tabular_learner(tab.dataloaders(bs=256, seed=0), layers=[32], metrics=accuracy)
+    learn.fit_one_cycle(1, 1e-2)
+    out = tmp_path_factory.mktemp("export")
+    archive = learn.export(out / "adult.pipekit")
+    folder = learn.export(out / "adult_folder")
+    rows = df.tail(200).drop("salary")
+    trained = learn.get_preds(dl=learn.dls.test_dl(rows))[0]
+    loaded = load_learner(archive)
+    # the reference every variant must reproduce exactly (batches of another size round differently, so the
+    # trained learner itself agrees to 1e-6)
+    preds = loaded.get_preds(dl=loaded.dls.test_dl(rows))[0]
+    assert torch.allclose(preds, trained, atol=1e-6)
+    with zipfile.ZipFile(archive) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    return {"learn": learn, "archive": archive, "folder": folder, "rows": rows, "preds": preds, "members": members,
+            "recipe": json.loads(members["recipe.json"])}
+
+
+def predictions(learn, rows):
+    return learn.get_preds(dl=learn.dls.test_dl(rows))[0]
+
+
+def with_members(exported, tmp_path, name: str = "x.pipekit", **replace) -> Path:
+    """The real export with some members replaced (bytes, or an ``entry`` tuple), packed by hand."""
+    entries = []
+    for k, v in {**exported["members"], **replace}.items():
+        if v is not None:
+            entries.append(v if isinstance(v, tuple) else entry(k, v, deflate=k == "recipe.json"))
+    p = tmp_path / name
+    p.write_bytes(raw_zip(entries))
+    return p
+
+
+def recipe_bytes(recipe) -> bytes:
+    return json.dumps(recipe).encode()
+
+
+def test_sec_real_exports_still_load_and_predict_identically(exported, tmp_path):
+    rows, preds = exported["rows"], exported["preds"]
+    assert float((preds.argmax(1) == 0).float().mean()) < 1.0  # a trained model, not a constant
+    for source in (exported["archive"], exported["folder"], with_members(exported, tmp_path)):
+        loaded = load_learner(source)
+        assert torch.equal(predictions(loaded, rows), preds), source
+        assert [m.name for m in loaded.metrics] == ["accuracy"]
+
+
+# ------------------------------------------------------------------------------------------- zip bombs
+def test_sec_zip_bomb_recipe_is_refused_from_the_directory(exported, tmp_path):
+    bomb, crc = space_bomb(1024)
+    path = with_members(exported, tmp_path, **{"recipe.json": entry("recipe.json", bomb, deflate=True, size=GiB,
+                                                                    crc=crc)})
+    assert path.stat().st_size < 2 * MiB
+    with zipfile.ZipFile(path) as z, z.open("recipe.json") as f:  # a real bomb: it does inflate
+        assert f.read(MiB) == b" " * MiB
+    peak = refused(load_learner, path, match=r"member 'recipe.json' inflates to 1,073,741,824 bytes, over the "
+                                             r"16,777,216 bytes limit")
+    assert peak < PEAK_LIMIT, peak
+
+
+def test_sec_a_directory_that_lies_cannot_make_a_member_inflate_past_it(exported, tmp_path):
+    bomb, crc = space_bomb(1024)
+    # the directory says 4,000 bytes; the data inflates to 1 GiB
+    path = with_members(exported, tmp_path, **{"recipe.json": entry("recipe.json", bomb, deflate=True, size=4000,
+                                                                    crc=crc)})
+    peak = refused(load_learner, path, match=r"member 'recipe.json' is damaged or does not match its directory entry")
+    assert peak < PEAK_LIMIT, peak
+    # and a member shorter than its entry says
+    short = bytes(exported["members"]["recipe.json"])
+    path = with_members(exported, tmp_path, "short.pipekit", **{"recipe.json": entry(
+        "recipe.json", short, size=len(short) + 1000, crc=zlib.crc32(short))})
+    refused(load_learner, path, match=r"member 'recipe.json' is (damaged|truncated)")
+
+
+def write_model(path: Path, entries: list[tuple]) -> Path:
+    path.write_bytes(raw_zip(entries))
+    return path
+
+
+def meta_entry(meta: dict | str) -> tuple:
+    blob = (meta if isinstance(meta, str) else json.dumps(meta)).encode()
+    return entry("__meta__.npy", npy(np.frombuffer(blob, np.uint8)))
+
+
+LR_META = {"class": "SklearnModel", "format": 1, "params": {"task": "classification"}, "feature_names": ["a"],
+           "cat_features": [], "classes": [0, 1],
+           "estimator": {"name": "LogisticRegression", "params": {}, "scalars": {}}}
+
+
+def test_sec_npz_bombs_and_lying_array_headers_for_load_model(tmp_path):
+    bomb, crc = space_bomb(1024)
+    path = write_model(tmp_path / "bomb.npz", [meta_entry(LR_META),
+                                               entry("attr/coef_.npy", bomb, deflate=True, size=GiB, crc=crc)])
+    peak = refused(load_model, path, match=r"member 'attr/coef_.npy' inflates .* compression ratio over 100:1")
+    assert peak < PEAK_LIMIT, peak
+    path = write_model(tmp_path / "meta_bomb.npz", [entry("__meta__.npy", bomb, deflate=True, size=GiB, crc=crc)])
+    peak = refused(load_model, path, match=r"member '__meta__.npy' inflates to 1,073,741,824 bytes")
+    assert peak < PEAK_LIMIT, peak
+    # an .npy header claiming 8 TB over 16 bytes of data: refused before anything is allocated
+    hdr = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
+    hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
+    lying = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + bytes(16)
+    path = write_model(tmp_path / "lying.npz", [meta_entry(LR_META), entry("attr/coef_.npy", lying)])
+    peak = refused(load_model, path, match=r"'attr/coef_.npy': its header says shape \(1000000000000,\) of float64 "
+                                            r"\(8,000,000,000,000 bytes\) but 16 bytes follow")
+    assert peak < PEAK_LIMIT, peak
+    # members that are not arrays, a record dtype, a malformed header
+    for name, data, pattern in [
+            ("notes.txt", b"hello", r"member 'notes.txt' is not a NumPy array \(.npy\)"),
+            ("attr/coef_.npy", npy(np.zeros(2, dtype=[("a", "<f8")])), r"holds \[\('a', '<f8'\)\] values"),
+            ("attr/coef_.npy", b"\x93NUMPY\x01\x00\x08\x00{'descr'", r"'attr/coef_.npy' is not a NumPy array")]:
+        path = write_model(tmp_path / "odd.npz", [meta_entry(LR_META), entry(name, data)])
+        refused(load_model, path, match=pattern)
+        path.unlink()
+
+
+def test_sec_model_file_metadata_is_bounded_json(tmp_path):
+    for text, pattern in [("[" * 100_000 + "]" * 100_000, f"nests JSON deeper than {MAX_JSON_DEPTH} levels"),
+                          ('{"a":' * 200 + "1" + "}" * 200, f"nests JSON deeper than {MAX_JSON_DEPTH} levels"),
+                          ("[1, 2]", "must hold a JSON object, got list"),
+                          ('{"class": "SklearnModel"', "is not valid JSON"),
+                          ("\udcff", "is not UTF-8 JSON")]:
+        blob = text.encode("utf-8", "surrogateescape")
+        path = tmp_path / "m.npz"
+        path.write_bytes(raw_zip([entry("__meta__.npy", npy(np.frombuffer(blob, np.uint8)))]))
+        refused(load_model, path, match=r"member '__meta__.npy'.*" + pattern)
+        path.unlink()
+    path = write_model(tmp_path / "nometa.npz", [entry("w.npy", npy(np.zeros(3)))])
+    refused(load_model, path, match="no __meta__ entry")
+
+
+# --------------------------------------------------------------------------------- malformed recipe fields
+def _set(path: tuple, value):
+    def edit(recipe):
+        node = recipe
+        for k in path[:-1]:
+            node = node[k]
+        if value is KeyError:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+        return recipe
+    return edit
+
+
+RECIPE_ATTACKS = {
+    "list": (lambda r: [1, 2], r"recipe.json must hold a JSON object, got list"),
+    "version_str": (_set(("version",), "abc"), r"recipe.json field 'version' must be a positive integer, got str"),
+    "version_list": (_set(("version",), [1]), r"field 'version' must be a positive integer, got list"),
+    "version_bool": (_set(("version",), True), r"field 'version' must be a positive integer, got bool"),
+    "version_zero": (_set(("version",), 0), r"field 'version' must be a positive integer, got 0"),
+    "version_missing": (_set(("version",), KeyError), r"field 'version' must be a positive integer, got NoneType"),
+    "version_newer": (_set(("version",), 99), r"recipe.json was written by a newer pipekit"),
+    "format": (_set(("format",), "pickle"), r"recipe.json has format 'pickle'"),
+    "arch_str": (_set(("arch",), "TabularModel"), r"field 'arch' must be an object"),
+    "arch_name": (_set(("arch", "name"), 5), r"field 'arch.name' must be a registered architecture name"),
+    "arch_config_list": (_set(("arch", "config"), [1]), r"field 'arch.config' must be an object"),
+    "arch_config_type": (_set(("arch", "config", "n_cont"), "three"),
+                         r"recipe.json architecture 'TabularModel' could not be rebuilt \(TypeError"),
+    "arch_config_unknown": (_set(("arch", "config", "evil"), 1),
+                            r"architecture 'TabularModel' could not be rebuilt \(TypeError: .*evil"),
+    "arch_config_shape": (_set(("arch", "config", "emb_szs"), [[1, 2, 3]]),
+                          r"architecture 'TabularModel' could not be rebuilt"),
+    "arch_unknown": (_set(("arch", "name"), "no_such_net"), r"recipe.json: architecture 'no_such_net' is not registered"),
+    "loss_unknown": (_set(("loss", "name"), "NoSuchLoss"),
+                     r"recipe.json loss 'NoSuchLoss' could not be rebuilt \(KeyError: loss 'NoSuchLoss' is not registered"),
+    "loss_str": (_set(("loss",), "CrossEntropyLossFlat"), r"field 'loss' must be an object"),
+    "loss_config": (_set(("loss", "config"), {"evil": 1}), r"loss 'CrossEntropyLossFlat' could not be rebuilt \(TypeError"),
+    "metric_unknown": (_set(("metrics",), [{"name": "no_such_metric", "config": {}}]),
+                       r"recipe.json metric 'no_such_metric' could not be rebuilt \(KeyError"),
+    "metrics_str": (_set(("metrics",), "accuracy"), r"field 'metrics' must be a list"),
+    "metric_int": (_set(("metrics",), [5]), r"field 'metrics\[0\]' must be an object"),
+    "metric_name": (_set(("metrics",), [{"name": ["accuracy"]}]), r"field 'metrics\[0\].name' must be a registered name"),
+    "dls_list": (_set(("dls",), []), r"field 'dls' must be the DataLoaders state"),
+    "dls_empty": (_set(("dls",), {}), r"recipe.json field 'dls': the data state of this export has no recipe"),
+    "dls_unknown_recipe": (_set(("dls", "recipe", "class"), "system"), r"field 'dls': .*'system' is not registered"),
+    "dls_missing_array": (_set(("dls", "recipe", "params", "processor"), {"__array__": "zz"}),
+                          r"field 'dls': a record refers to array 'zz', which the file does not hold"),
+    "learner": (_set(("learner",), 5), r"field 'learner' must be a Learner class name"),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(RECIPE_ATTACKS))
+def test_sec_malformed_recipe_fields_are_export_errors(attack, exported, tmp_path):
+    edit, pattern = RECIPE_ATTACKS[attack]
+    recipe = edit(json.loads(json.dumps(exported["recipe"])))
+    path = with_members(exported, tmp_path, **{"recipe.json": recipe_bytes(recipe)})
+    refused(load_learner, path, match=pattern)
+
+
+def test_sec_deep_json_recipes_are_export_errors(exported, tmp_path):
+    for text in ("[" * 100_000 + "]" * 100_000, '{"a":' * (MAX_JSON_DEPTH + 1) + "1" + "}" * (MAX_JSON_DEPTH + 1)):
+        path = with_members(exported, tmp_path, **{"recipe.json": text.encode()})
+        refused(load_learner, path, match=f"recipe.json nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    # deep but within the cap: parsed, then refused for its content
+    ok_depth = '{"a":' * (MAX_JSON_DEPTH - 1) + "1" + "}" * (MAX_JSON_DEPTH - 1)
+    path = with_members(exported, tmp_path, **{"recipe.json": ok_depth.encode()})
+    refused(load_learner, path, match="recipe.json has format None")
+    path = with_members(exported, tmp_path, **{"recipe.json": b"\xff\xfe{}"})
+    refused(load_learner, path, match="recipe.json is not UTF-8 JSON")
+
+
+# ------------------------------------------------------------------------------------- weights and arrays
+def test_sec_bad_weights_are_export_errors(exported, tmp_path):
+    weights = exported["members"]["model.safetensors"]
+    header_len = struct.unpack("<Q", weights[:8])[0]
+    for name, data in [("truncated", weights[: len(weights) // 2]), ("header only", weights[: 8 + header_len]),
+                       ("garbage", b"\x00" * 64), ("huge header", struct.pack("<Q", 1 << 40) + weights[8:]),
+                       ("pickle", b"\x80\x04\x95" + weights[3:])]:
+        path = with_members(exported, tmp_path, f"{name}.pipekit", **{"model.safetensors": data})
+        refused(load_learner, path, match=r"the weights \(model.safetensors\) could not be read as safetensors")
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_sec_bad_arrays_npz_are_export_errors(exported, tmp_path):
+    marker = tmp_path / "marker"
+    pickled = raw_zip([entry("a_0.npy", npy(np.array([_Evil(marker)], dtype=object), allow_pickle=True))])
+    cases = [(b"not a zip", r"arrays.npz is not a zip archive"),
+             (pickled, r"arrays.npz: member 'a_0.npy' holds object values"),
+             (raw_zip([entry("../a_0.npy", npy(np.zeros(2)))]), r"arrays.npz: member '../a_0.npy' is not a plain"),
+             (raw_zip([entry("a_0.txt", b"1")]), r"arrays.npz: member 'a_0.txt' is not a NumPy array")]
+    for data, pattern in cases:
+        path = with_members(exported, tmp_path, **{"arrays.npz": data})
+        refused(load_learner, path, match=pattern)
+    assert not marker.exists()
+    # a legitimate arrays.npz is read (and a recipe referencing one of its arrays gets it back)
+    recipe = json.loads(json.dumps(exported["recipe"]))
+    recipe["dls"]["bs"] = {"__array__": "a_0"}
+    buf = io.BytesIO()
+    np.savez(buf, a_0=np.array(64))
+    path = with_members(exported, tmp_path, **{"recipe.json": recipe_bytes(recipe), "arrays.npz": buf.getvalue()})
+    assert torch.equal(predictions(load_learner(path), exported["rows"]), exported["preds"])
+
+
+# ------------------------------------------------------------------------------------ names and directory
+def test_sec_unsafe_member_names_and_flags_are_refused(exported, tmp_path):
+    recipe = exported["members"]["recipe.json"]
+    for extra, pattern in [
+            (entry("../recipe.json", recipe), r"member '../recipe.json' is not a plain relative name"),
+            (entry("/etc/passwd", b"x"), r"member '/etc/passwd' is not a plain relative name"),
+            (entry("a/../../b", b"x"), r"member 'a/../../b' is not a plain relative name"),
+            (entry("c:\\evil", b"x"), r"member 'c:\\\\evil' is not a plain relative name"),
+            (entry("recipe.json", recipe), r"member 'recipe.json' appears twice"),
+            (entry("notes.txt", b"x", flags=1), r"member 'notes.txt' is encrypted"),
+            (entry("notes.txt", b"x", method=12), r"member 'notes.txt' uses compression method 12")]:
+        entries = [entry(k, v) for k, v in exported["members"].items()] + [extra]
+        path = tmp_path / "names.pipekit"
+        path.write_bytes(raw_zip(entries))
+        refused(load_learner, path, match=pattern)
+        path.unlink()
+
+
+def test_sec_a_directory_claiming_too_many_members_is_refused_before_parsing(exported, tmp_path):
+    data = bytearray(exported["archive"].read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 8, 60_000, 60_000)  # entries on this disk, entries in total
+    path = tmp_path / "many.pipekit"
+    path.write_bytes(bytes(data))
+    refused(load_learner, path, match=r"lists 60,000 members .*at most 10,000 members")
+    struct.pack_into("<HHL", data, end + 8, 3, 3, 64 * MiB)  # a 64 MiB central directory
+    path.write_bytes(bytes(data))
+    refused(load_learner, path, match=r"in a 67,108,864 bytes directory")
+    path.write_bytes(b"PK\x03\x04" + bytes(100))
+    refused(load_learner, path, match="not a pipekit export|not a zip archive")
+
+
+# ------------------------------------------------------------------------------------------ folder form
+def test_sec_export_folders_get_the_same_caps(exported, tmp_path):
+    folder = tmp_path / "folder"
+    shutil.copytree(exported["folder"], folder)
+    assert torch.equal(predictions(load_learner(folder), exported["rows"]), exported["preds"])
+    recipe = folder / "recipe.json"
+    good = recipe.read_bytes()
+    # a 1 GiB recipe.json (sparse: no disk used) is refused from its size, without being read
+    recipe.unlink()
+    with open(recipe, "wb") as f:
+        f.truncate(GiB)
+    peak = refused(load_learner, folder, match=r"'recipe.json' is 1,073,741,824 bytes, over the 16,777,216 bytes limit")
+    assert peak < PEAK_LIMIT, peak
+    recipe.write_bytes(("[" * 100_000 + "]" * 100_000).encode())
+    refused(load_learner, folder, match=f"recipe.json nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    recipe.write_bytes(recipe_bytes(_set(("version",), "abc")(json.loads(good))))
+    refused(load_learner, folder, match=r"field 'version' must be a positive integer")
+    recipe.write_bytes(good)
+    # a device or a pipe in place of the weights is refused (reading it could block or never end)
+    weights = folder / "model.safetensors"
+    weights.unlink()
+    os.symlink("/dev/zero", weights)
+    refused(load_learner, folder, match=r"'model.safetensors' is not a regular file")
+    weights.unlink()
+    os.mkfifo(weights)
+    refused(load_learner, folder, match=r"'model.safetensors' is not a regular file")
+
+
+def test_sec_json_cap_is_checked_on_size_before_parsing(tmp_path):
+    from pipekit.data.archive import parse_json
+
+    refused(parse_json, b" " * (MAX_JSON_BYTES + 1), "x.json", match=r"x.json holds 16,777,217 bytes of JSON")
+    assert parse_json(b" " * 1000 + b"[1]", "x.json") == [1]
+
+
+# ---------------------------------------------------------------------------- the one reader, elsewhere
+def test_sec_npz_reader_matches_numpy_on_real_arrays(tmp_path):
+    arrays = {"f32_fortran": np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4)),
+              "i8_big_endian": np.arange(5, dtype=">i8"), "bool": np.array([True, False]),
+              "str": np.array(["<50k", ">=50k"]), "bytes": np.array([b"a", b"bc"]), "scalar": np.array(3.5),
+              "empty": np.zeros((0, 3)), "complex": np.array([1 + 2j]), "u8": np.frombuffer(b"json", np.uint8)}
+    path = tmp_path / "a.npz"
+    np.savez(path, **arrays)
+    back = read_npz(path, where=str(path))
+    with np.load(path, allow_pickle=False) as ref:
+        assert sorted(back) == sorted(ref.files)
+        for k in ref.files:
+            assert back[k].dtype == ref[k].dtype and back[k].shape == ref[k].shape, k
+            np.testing.assert_array_equal(back[k], ref[k])
+    assert back["f32_fortran"].flags.f_contiguous and back["f32_fortran"].flags.writeable
+
+
+def test_sec_saved_state_files_use_the_same_limits(tmp_path):
+    p = save_state({"mean": np.arange(3.0), "vocab": ["a", "b"]}, tmp_path / "state.json")
+    back = load_state(p)
+    assert back["vocab"] == ["a", "b"] and back["mean"].tolist() == [0.0, 1.0, 2.0]
+    p.write_text("[" * 100_000 + "]" * 100_000)
+    refused(load_state, p, match=f"state.json nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    bomb, crc = space_bomb(1024)
+    (tmp_path / "state.npz").write_bytes(raw_zip([entry("a_0.npy", bomb, deflate=True, size=GiB, crc=crc)]))
+    p.write_text(json.dumps({"mean": {"__array__": "a_0"}}))
+    peak = refused(load_state, p, match=r"state.npz: member 'a_0.npy' inflates .* compression ratio over 100:1")
+    assert peak < PEAK_LIMIT, peak
+
+
+def test_sec_archive_docstring_examples_run():
+    import doctest
+
+    import pipekit.data.archive
+
+    result = doctest.testmod(pipekit.data.archive, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5 and result.failed == 0
