@@ -14,6 +14,14 @@ def __getattr__(name: str):
         import pipekit.learn
 
         return getattr(pipekit.learn, name)
+    if name in ("load", "save"):
+        import pipekit.core.archive
+
+        return getattr(pipekit.core.archive, name)
+    if name in ("register", "registered"):
+        import pipekit.core.registry
+
+        return getattr(pipekit.core.registry, name)
     if name == "load_model":
         from pipekit.models import load_model
 
@@ -25,4 +33,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pipekit' has no attribute {name!r}")
 
 
-__all__ = ["set_seed", "load_learner", "load_model", "Learner", "__version__"]
+__all__ = ["set_seed", "load", "save", "register", "registered", "load_learner", "load_model", "Learner",
+           "__version__"]

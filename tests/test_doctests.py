@@ -7,7 +7,7 @@ import pytest
 MODULES = ["pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.datablock", "pipekit.data.dataloaders",
            "pipekit.core.component", "pipekit.core.registry", "pipekit.core.validate", "pipekit.core.errors",
            "pipekit.metrics", "pipekit.data.getters", "pipekit.data.items",
-           "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.data.serialize",
+           "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.core.archive",
            "pipekit.data.splitters", "pipekit.data.store", "pipekit.data.transform", "pipekit.data.external",
            "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs"]
 

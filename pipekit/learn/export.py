@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from pipekit.core.errors import ExportError
-from pipekit.data.archive import (MAX_ARRAY_BYTES, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, parse_json, read_archive,
+from pipekit.core.archive import (MAX_ARRAY_BYTES, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, parse_json, read_archive,
                                   read_folder, read_npz)
 from pipekit.learn.losses import loss_from_json, loss_from_kind, loss_to_json
 from pipekit.learn.metrics import metric_from_json, metric_to_json

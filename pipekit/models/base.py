@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.data.archive import MAX_JSON_BYTES, ExportError, parse_json, read_npz
+from pipekit.core.archive import MAX_JSON_BYTES, ExportError, parse_json, read_npz
 from pipekit.models.metrics import (DEFAULT_METRIC, METRICS, TASKS, Metric, check_task,  # noqa: F401
                                     get_metric)
 

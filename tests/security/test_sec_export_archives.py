@@ -25,8 +25,9 @@ import polars as pl
 import pytest
 import torch
 
-from pipekit.data.archive import MAX_JSON_BYTES, MAX_JSON_DEPTH, read_npz
-from pipekit.data.serialize import load_state, save_state
+import pipekit
+
+from pipekit.core.archive import MAX_JSON_BYTES, MAX_JSON_DEPTH, read_npz
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path as dataset_path
 from pipekit.learn import ExportError, load_learner
@@ -411,7 +412,7 @@ def test_sec_export_folders_get_the_same_caps(exported, tmp_path):
 
 
 def test_sec_json_cap_is_checked_on_size_before_parsing(tmp_path):
-    from pipekit.data.archive import parse_json
+    from pipekit.core.archive import parse_json
 
     refused(parse_json, b" " * (MAX_JSON_BYTES + 1), "x.json", match=r"x.json holds 16,777,217 bytes of JSON")
     assert parse_json(b" " * 1000 + b"[1]", "x.json") == [1]
@@ -434,23 +435,34 @@ def test_sec_npz_reader_matches_numpy_on_real_arrays(tmp_path):
     assert back["f32_fortran"].flags.f_contiguous and back["f32_fortran"].flags.writeable
 
 
-def test_sec_saved_state_files_use_the_same_limits(tmp_path):
-    p = save_state({"mean": np.arange(3.0), "vocab": ["a", "b"]}, tmp_path / "state.json")
-    back = load_state(p)
-    assert back["vocab"] == ["a", "b"] and back["mean"].tolist() == [0.0, 1.0, 2.0]
-    p.write_text("[" * 100_000 + "]" * 100_000)
-    refused(load_state, p, match=f"state.json nests JSON deeper than {MAX_JSON_DEPTH} levels")
+def test_sec_saved_component_files_use_the_same_limits(tmp_path):
+    from pipekit.data import Categorize
+
+    cat = Categorize()
+    cat.setup(pl.Series(["b", "a"]))
+    assert pipekit.load(pipekit.save(cat, tmp_path / "cat.pipekit")).vocab_ == ["a", "b"]
+    cat.weights_ = {"x": np.arange(3.0)}  # learned state holding an array goes to arrays.npz
+    folder = pipekit.save(cat, tmp_path / "cat")  # no extension: a folder of the same files
+    assert pipekit.load(folder).weights_["x"].tolist() == [0.0, 1.0, 2.0]
+    (folder / "record.json").write_text("[" * 100_000 + "]" * 100_000)
+    refused(pipekit.load, folder, match=f"record.json nests JSON deeper than {MAX_JSON_DEPTH} levels")
     bomb, crc = space_bomb(1024)
-    (tmp_path / "state.npz").write_bytes(raw_zip([entry("a_0.npy", bomb, deflate=True, size=GiB, crc=crc)]))
-    p.write_text(json.dumps({"mean": {"__array__": "a_0"}}))
-    peak = refused(load_state, p, match=r"state.npz: member 'a_0.npy' inflates .* compression ratio over 100:1")
+    (folder / "arrays.npz").write_bytes(raw_zip([entry("a0.npy", bomb, deflate=True, size=GiB, crc=crc)]))
+    (folder / "record.json").write_text(json.dumps({"class": "pipekit.data.Categorize", "params": {},
+                                                    "state": {"vocab_": {"__array__": "a0"}}}))
+    peak = refused(pipekit.load, folder, match=r"arrays.npz: member 'a0.npy' inflates .* compression ratio over 100:1")
     assert peak < PEAK_LIMIT, peak
+    (folder / "record.json").write_text(json.dumps({"class": "pipekit.data.Categorize", "params": {"nope": 1}}))
+    (folder / "arrays.npz").unlink()
+    refused(pipekit.load, folder, match=r"parameters \['nope'\] that Categorize does not take")
+    (folder / "record.json").write_text(json.dumps({"class": "os.system", "params": {"command": "touch x"}}))
+    refused(pipekit.load, folder, match=r"'os.system' is not registered")
 
 
 def test_sec_archive_docstring_examples_run():
     import doctest
 
-    import pipekit.data.archive
+    import pipekit.core.archive
 
-    result = doctest.testmod(pipekit.data.archive, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(pipekit.core.archive, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0

@@ -29,6 +29,7 @@ import stat
 import struct
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
@@ -36,7 +37,8 @@ import numpy as np
 
 from pipekit.core.errors import ExportError
 
-__all__ = ["ExportError", "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
+__all__ = ["Archive", "ExportError", "FORMAT", "VERSION", "load", "read_pipekit", "save", "write_archive",
+           "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
            "MAX_WEIGHTS_BYTES", "parse_json", "read_archive", "read_file", "read_folder", "read_npz"]
 
 
@@ -351,3 +353,146 @@ def read_npz(source: str | os.PathLike | bytes | bytearray, where: str, limits: 
 
     raw = read_archive(source, cap, where)
     return {name[:-4]: array_from_npy(data, f"{where}: member {name!r}") for name, data in raw.items()}
+
+
+# ---------------------------------------------------------------------------------------- pipekit files
+#: The one format every pipekit export is written in (learners, models, ensembles, fitted table
+#: processing, text encoders): a zip (or a folder) of manifest.json, record.json, arrays.npz and
+#: weights.safetensors. Version 1 was pipekit 0.1's per-kind formats.
+FORMAT, VERSION = "pipekit", 2
+_LIMITS = {"manifest.json": MAX_JSON_BYTES, "record.json": MAX_JSON_BYTES, "arrays.npz": MAX_TOTAL_BYTES,
+           "weights.safetensors": MAX_WEIGHTS_BYTES}
+
+
+@dataclass
+class Archive:
+    """What a pipekit file holds: its ``kind``, the ``record`` (plain data), arrays and torch weights."""
+
+    kind: str
+    record: Any
+    arrays: dict[str, np.ndarray]
+    weights: bytes | None
+    where: str
+
+    def tensors(self) -> dict[str, Any]:
+        """The weights as torch tensors (read by safetensors, which runs no code)."""
+        from safetensors.torch import load
+
+        if self.weights is None:
+            raise ExportError(f"{self.where} holds no weights.safetensors")
+        try:
+            return load(bytes(self.weights))
+        except Exception as e:  # safetensors raises its own error type for a bad header
+            raise ExportError(f"{self.where}: weights.safetensors could not be read ({type(e).__name__}: {e}); "
+                              "the file is damaged or was not written by pipekit") from None
+
+
+def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[str, np.ndarray] | None = None,
+                  weights: dict[str, Any] | None = None) -> Path:
+    """Write a pipekit file: one zip, or a folder of the same files when ``path`` has no extension."""
+    from pipekit import __version__
+
+    files = {"manifest.json": json.dumps({"format": FORMAT, "version": VERSION, "kind": kind,
+                                          "pipekit": __version__}).encode(),
+             "record.json": json.dumps(record).encode()}
+    if arrays:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        files["arrays.npz"] = buf.getvalue()
+    if weights is not None:
+        from safetensors.torch import save
+
+        files["weights.safetensors"] = save({k: v.detach().cpu().contiguous() for k, v in weights.items()})
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        path.mkdir(parents=True, exist_ok=True)
+        for k, v in files.items():
+            (path / k).write_bytes(v)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(tmp, "w") as z:
+        for k, v in files.items():
+            z.writestr(k, v, compress_type=zipfile.ZIP_STORED if k.endswith(".safetensors") else zipfile.ZIP_DEFLATED)
+    os.replace(tmp, path)  # a reader never sees half a file
+    return path
+
+
+def read_pipekit(path: str | os.PathLike) -> Archive:
+    """Read a pipekit file with every limit above; an older or foreign file gets a message saying what it is."""
+    path = Path(path)
+    where = str(path)
+    if path.is_dir():
+        files = read_folder(path, _LIMITS, where)
+    elif not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    elif not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            pickled = f.read(1) == b"\x80"
+        raise ExportError(f"{where} is not a pipekit file{' (it looks like a pickle / torch.save file)' if pickled else ''}"
+                          ". pipekit files are zips written by learn.export(), model.export() or pipekit.save(); "
+                          "pickled files are refused because loading them could run arbitrary code.")
+    else:
+        def limit(name: str) -> int:
+            if name not in _LIMITS and name not in ("recipe.json", "model.safetensors") and not name.endswith(".npy"):
+                raise ExportError(f"{where}: member {name!r} is not part of a pipekit file")
+            return _LIMITS.get(name, MAX_WEIGHTS_BYTES if name.endswith(".safetensors") else MAX_ARRAY_BYTES)
+
+        files = read_archive(path, limit, where)
+    if "manifest.json" not in files:
+        old = "recipe.json" in files or any(k.endswith(".npy") for k in files)
+        raise ExportError(f"{where} was written by pipekit 0.1 (file format 1); this pipekit reads format {VERSION}. "
+                          "Train and export the model again with this version (learn.export(path) or "
+                          "model.export(path)), or load it with pipekit 0.1." if old else
+                          f"{where} has no manifest.json; it is not a pipekit file")
+    manifest = parse_json(files["manifest.json"], f"{where}: manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ExportError(f"{where}: manifest.json does not describe a pipekit file")
+    version, kind = manifest.get("version"), manifest.get("kind")
+    if not isinstance(version, int) or isinstance(version, bool) or not isinstance(kind, str):
+        raise ExportError(f"{where}: manifest.json needs an integer 'version' and a text 'kind', got {manifest}")
+    if version > VERSION:
+        raise ExportError(f"{where} was written by a newer pipekit (format {version} > {VERSION}); upgrade pipekit")
+    if "record.json" not in files:
+        raise ExportError(f"{where} has no record.json; it is not a complete pipekit file")
+    record = parse_json(files["record.json"], f"{where}: record.json")
+    arrays = read_npz(bytes(files["arrays.npz"]), f"{where}: arrays.npz") if "arrays.npz" in files else {}
+    weights = files.get("weights.safetensors")
+    return Archive(kind, record, arrays, bytes(weights) if weights is not None else None, where)
+
+
+def save(obj: Any, path: str | os.PathLike) -> Path:
+    """Write any pipekit object to one file: a learner (``learn.export``) or any component (a backend,
+    an ensemble, a fitted processing, a recipe). ``load`` reads it back."""
+    from pipekit.core.component import Component
+
+    if not isinstance(obj, Component) and hasattr(obj, "export"):
+        return obj.export(path)
+    if not isinstance(obj, Component):
+        raise ExportError(f"pipekit.save: a {type(obj).__name__} is not a pipekit component or learner")
+    arrays: dict[str, np.ndarray] = {}
+    record = obj.to_record(arrays)
+    return write_archive(path, "component", record, arrays)
+
+
+def load(path: str | os.PathLike, **kwargs: Any) -> Any:
+    """Open any pipekit file without importing anything first: learners come back as learners, models,
+    ensembles and fitted processing as themselves, encoders as modules. Loading never runs code from
+    the file: every class it builds is looked up in pipekit's registry by name.
+
+    >>> # learn = pipekit.load("model.pipekit"); model = pipekit.load("gbm.pipekit")
+    """
+    from pipekit.core.component import Component
+    from pipekit.core.registry import lookup
+
+    archive = read_pipekit(path)
+    if archive.kind == "component":
+        try:
+            return Component.from_record(archive.record, archive.arrays)
+        except ExportError as e:
+            raise ExportError(f"{archive.where}: record.json: {e}") from None
+    try:
+        loader = lookup(archive.kind, "loader")
+    except KeyError:
+        raise ExportError(f"{archive.where}: a file of kind {archive.kind!r} cannot be loaded by this pipekit") from None
+    return loader(archive, **kwargs)

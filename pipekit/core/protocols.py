@@ -1,0 +1,100 @@
+"""The contracts between layers, written down once and checked by mypy instead of guessed with ``hasattr``.
+
+- a :class:`Store` holds one encoded column; batches are gathered from it;
+- a :class:`Block` says what a column is (encodes it once, decodes and shows it);
+- a :class:`Recipe` is a fitted recipe (a DataBlock, a tabular recipe): it encodes new items and is
+  what an exported model carries;
+- :class:`Loaders` are what a ``Learner`` trains on;
+- a :class:`Backend` is a model that is not a torch ``Learner`` (forests, GBMs, ensembles);
+- a :class:`ProcessedSplit` is a processed table split that backends read.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Store", "Block", "Recipe", "Loaders", "Backend", "ProcessedSplit"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    def __len__(self) -> int: ...
+
+    def gather(self, idx: np.ndarray) -> Any: ...
+
+    def item(self, i: int) -> Any: ...
+
+
+@runtime_checkable
+class Block(Protocol):
+    loss_kind: str | None
+    geometry: str | None
+    draws_on_input: bool
+
+    @property
+    def vocab(self) -> list | None: ...
+
+    @property
+    def c(self) -> int | None: ...
+
+    def decode(self, value: Any) -> Any: ...
+
+    def show(self, ax: Any, value: Any, title: str | None = None) -> None: ...
+
+
+@runtime_checkable
+class Recipe(Protocol):
+    n_inp_: int
+
+    @property
+    def fitted_blocks(self) -> Sequence[Block]: ...
+
+    def new_datasets(self, source: Any, with_labels: bool = False) -> Any: ...
+
+    def batch_pipeline(self) -> Any: ...
+
+    def dl_type(self) -> type: ...
+
+    def to_record(self, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Loaders(Protocol):
+    recipe: Any
+
+    @property
+    def train(self) -> Any: ...
+
+    @property
+    def valid(self) -> Any: ...
+
+    @property
+    def device(self) -> Any: ...
+
+    @property
+    def n_inp(self) -> int: ...
+
+    def test_dl(self, items: Any, with_labels: bool = False, bs: int | None = None) -> Any: ...
+
+
+@runtime_checkable
+class ProcessedSplit(Protocol):
+    """A processed subset of a table: model inputs (Polars), targets, column roles."""
+
+    xs: Any
+    ys: Any
+    cat_names: list[str]
+    y_vocab: list[str] | None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    task: str
+
+    def fit(self, train: Any, valid: Any = None) -> Any: ...
+
+    def predict(self, data: Any) -> np.ndarray: ...
+
+    def score(self, data: Any, metric: Any = None) -> float: ...
