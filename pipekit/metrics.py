@@ -33,7 +33,7 @@ import numpy as np
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
-from pipekit.core.validate import Interval, Options, check
+from pipekit.core.validate import Interval, Is, Options, check
 
 __all__ = [
     "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric",
@@ -195,9 +195,11 @@ class FuncMetric(MeanMetric):
     """A plain function as a metric. In a Learner ``fn(pred, targ)`` returns a batch mean (fastai's
     convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's)."""
 
+    param_constraints = {"fn": Is(callable, "a function")}
+
     def __init__(self, fn: Callable[..., Any], greater_is_better: bool = True, y_first: bool = False):
-        check("FuncMetric", fn=(fn, _CALLABLE))
         self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc]
+        self.check_params()
 
     @property
     def name(self) -> str:
@@ -210,17 +212,6 @@ class FuncMetric(MeanMetric):
 
     def score(self, y_true: Any, y_pred: Any) -> float:
         return float(self.fn(y_true, y_pred)) if self.y_first else super().score(y_true, y_pred)
-
-
-class _Callable:
-    def accepts(self, v: Any) -> bool:
-        return callable(v)
-
-    def __str__(self) -> str:
-        return "a function"
-
-
-_CALLABLE = _Callable()
 
 
 # ---------------------------------------------------------------------------------------- the metrics
@@ -249,9 +240,11 @@ class ErrorRate(Accuracy):
 class AccuracyMulti(MeanMetric):
     """Multi-label accuracy: share of (item, label) pairs right after thresholding at ``thresh``."""
 
+    param_constraints = {"thresh": Interval(0, 1, closed="neither")}
+
     def __init__(self, thresh: float = 0.5, sigmoid: bool = True):
-        check("accuracy_multi", thresh=(thresh, Interval(0, 1, closed="neither")))
         self.thresh, self.sigmoid = thresh, sigmoid
+        self.check_params()
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         p = pred.float().sigmoid() if self.sigmoid else pred
@@ -331,9 +324,11 @@ class F1Score(ArrayMetric):
 
     task, activation = "classification", "argmax"
 
+    param_constraints = {"average": Options("binary", "macro", "micro", "weighted")}
+
     def __init__(self, average: str = "binary"):
-        check("F1Score", average=(average, Options("binary", "macro", "micro", "weighted")))
         self.average = average
+        self.check_params()
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import f1_score
@@ -346,10 +341,11 @@ class RocAuc(ArrayMetric):
 
     task, activation = "classification", "softmax"
 
+    param_constraints = {"average": Options("macro", "weighted", "micro"), "multi_class": Options("ovr", "ovo")}
+
     def __init__(self, average: str = "macro", multi_class: str = "ovr"):
-        check("RocAuc", average=(average, Options("macro", "weighted", "micro")),
-              multi_class=(multi_class, Options("ovr", "ovo")))
         self.average, self.multi_class = average, multi_class
+        self.check_params()
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import roc_auc_score

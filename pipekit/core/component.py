@@ -70,6 +70,9 @@ class Component:
     registry_kind: ClassVar[str] = "component"
     #: where a parameter is stored when its own name is taken (e.g. a ``vocab`` property): {param: attribute}
     param_attrs: ClassVar[dict[str, str]] = {}
+    #: what each parameter accepts (``Interval``, ``Options``, ``Is`` from pipekit.core.validate); checked by
+    #: ``check_params()``, which ``__init__`` calls, and exercised by pipekit.testing's conformance checks
+    param_constraints: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -107,6 +110,13 @@ class Component:
     def clone(self: C) -> C:
         """A new, unfitted component with the same parameters (nested components cloned too)."""
         return construct(type(self), {k: _clone_param(v) for k, v in self.get_params(deep=False).items()})
+
+    def check_params(self) -> None:
+        """Check every parameter against ``param_constraints``; a :class:`ParameterError` names the first bad one."""
+        from pipekit.core.validate import check
+
+        check(type(self).__name__, **{k: (getattr(self, self.param_attrs.get(k, k)), c)
+                                      for k, c in self.param_constraints.items()})
 
     # ------------------------------------------------------------------ learned state
     def fitted_state(self) -> dict[str, Any]:

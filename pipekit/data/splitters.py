@@ -10,7 +10,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import Interval, Is
 from pipekit.data.getters import iter_items, path_column
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -31,10 +31,6 @@ class Splitter(Component):
         return np.asarray(train, dtype=np.int64), np.asarray(valid, dtype=np.int64)
 
 
-_PCT = Interval(0, 1, closed="neither")
-_SEED = Interval(None, None, integer=True, none_ok=True)
-
-
 def _mask_split(valid_mask: np.ndarray) -> Split:
     valid_mask = np.asarray(valid_mask, dtype=bool)
     return np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask)
@@ -47,9 +43,12 @@ class RandomSplitter(Splitter):
     [0, 2]
     """
 
+    param_constraints = {"valid_pct": Interval(0, 1, closed="neither"),
+                         "seed": Interval(None, None, integer=True, none_ok=True)}
+
     def __init__(self, valid_pct: float = 0.2, seed: int | None = None):
-        check("RandomSplitter", valid_pct=(valid_pct, _PCT), seed=(seed, _SEED))
         self.valid_pct, self.seed = valid_pct, seed
+        self.check_params()
 
     def split(self, items: pl.DataFrame) -> Split:
         n = len(items)
@@ -109,9 +108,11 @@ class ColSplitter(Splitter):
 class FuncSplitter(Splitter):
     """``fn(item) -> bool`` marks validation items (a user function; not exportable)."""
 
+    param_constraints = {"fn": Is(callable, "a function item -> bool")}
+
     def __init__(self, fn: Callable[[Any], bool]):
-        check("FuncSplitter", fn=(fn, Is(callable, "a function item -> bool")))
         self.fn = fn
+        self.check_params()
 
     def split(self, items: pl.DataFrame) -> Split:
         return _mask_split(np.fromiter((bool(self.fn(o)) for o in iter_items(items)), dtype=bool, count=len(items)))
@@ -173,9 +174,11 @@ class TimeSplitter(Splitter):
 class TrainTestSplitter(Splitter):
     """A stratified random split (``stratify_col`` keeps class proportions in both subsets)."""
 
+    param_constraints = RandomSplitter.param_constraints
+
     def __init__(self, valid_pct: float = 0.2, seed: int | None = None, stratify_col: str | None = None):
-        check("TrainTestSplitter", valid_pct=(valid_pct, _PCT), seed=(seed, _SEED))
         self.valid_pct, self.seed, self.stratify_col = valid_pct, seed, stratify_col
+        self.check_params()
 
     def split(self, items: pl.DataFrame) -> Split:
         if self.stratify_col is None:

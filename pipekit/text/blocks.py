@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.blocks import TransformBlock
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
@@ -42,19 +42,20 @@ class TextBlock(TransformBlock):
     """
 
     param_attrs = {"vocab": "vocab_arg", "tok": "tok_arg"}
+    param_constraints = {"seq_len": Interval(2, None, integer=True),
+                         "max_len": Interval(1, None, integer=True, none_ok=True),
+                         "errors": Options("strict", "replace", "ignore"),
+                         "tok": Is(lambda t: t is None or isinstance(t, Tokenizer), "a pipekit.text.Tokenizer or None")}
 
     def __init__(self, tok: Tokenizer | None = None, is_lm: bool = False, seq_len: int = 72,
                  vocab: Sequence[str] | None = None, min_freq: int = 3, max_vocab: int = 60000,
                  max_len: int | None = None, read_files: bool = False, encoding: str = "utf-8",
                  errors: str = "strict", cache_dir: str | os.PathLike | bool | None = None):
-        check("TextBlock", seq_len=(seq_len, Interval(2, None, integer=True)),
-              max_len=(max_len, Interval(1, None, integer=True, none_ok=True)),
-              errors=(errors, Options("strict", "replace", "ignore")),
-              tok=(tok, Is(lambda t: t is None or isinstance(t, Tokenizer), "a pipekit.text.Tokenizer or None")))
-        self.tok_arg, self.is_lm, self.seq_len, self.vocab_arg = tok, bool(is_lm), int(seq_len), vocab
+        self.tok_arg, self.is_lm, self.seq_len, self.vocab_arg = tok, is_lm, seq_len, vocab
         self.min_freq, self.max_vocab, self.max_len = min_freq, max_vocab, max_len
-        self.read_files, self.encoding, self.errors = bool(read_files), encoding, errors
+        self.read_files, self.encoding, self.errors = read_files, encoding, errors
         self.cache_dir = cache_dir
+        self.check_params()
         self.type_transforms()  # validates min_freq, max_vocab and vocab now
 
     def type_transforms(self) -> list[Any]:

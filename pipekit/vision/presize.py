@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.transform import Transform
 
 METHODS = ("crop", "pad", "squish")
@@ -102,10 +102,12 @@ class Resize(ItemTransform):
     (32, 48, 1)
     """
 
+    param_constraints = {"method": Options(*METHODS), "pad_mode": Options(*PAD_MODES)}
+
     def __init__(self, size: int | Sequence[int], method: str = "crop", pad_mode: str = "reflection"):
         _size2(size)
-        check("Resize", method=(method, Options(*METHODS)), pad_mode=(pad_mode, Options(*PAD_MODES)))
         self.size, self.method, self.pad_mode = size, method, pad_mode
+        self.check_params()
 
     def output_size(self) -> tuple[int, int]:
         return _size2(self.size)
@@ -133,10 +135,12 @@ class CropPad(ItemTransform):
     (4, 4)
     """
 
+    param_constraints = {"pad_mode": Options(*PAD_MODES)}
+
     def __init__(self, size: int | Sequence[int], pad_mode: str = "zeros"):
         _size2(size)
-        check("CropPad", pad_mode=(pad_mode, Options(*PAD_MODES)))
         self.size, self.pad_mode = size, pad_mode
+        self.check_params()
 
     def output_size(self) -> tuple[int, int]:
         return _size2(self.size)
@@ -160,12 +164,14 @@ class RandomResizedCrop(ItemTransform):
     (64, 64)
     """
 
+    param_constraints = {"min_scale": Interval(0, 1, closed="right"),
+                         "ratio": Is(lambda r: len(r) == 2 and 0 < r[0] <= r[1], "(low, high) with 0 < low <= high")}
+
     def __init__(self, size: int | Sequence[int], min_scale: float = 0.08,
                  ratio: Sequence[float] = (3 / 4, 4 / 3)):
         _size2(size)
-        check("RandomResizedCrop", min_scale=(min_scale, Interval(0, 1, closed="right")),
-              ratio=(ratio, Is(lambda r: len(r) == 2 and 0 < r[0] <= r[1], "(low, high) with 0 < low <= high")))
-        self.size, self.min_scale, self.ratio = size, float(min_scale), tuple(float(r) for r in ratio)
+        self.size, self.min_scale, self.ratio = size, min_scale, ratio
+        self.check_params()
 
     def output_size(self) -> tuple[int, int]:
         return _size2(self.size)
