@@ -10,16 +10,15 @@ import hashlib
 import os
 import shutil
 import struct
-import tarfile
 import tempfile
 import urllib.request
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pipekit.data.archives import TAR_SUFFIXES, extract_archive
 from pipekit.data.progress import progress_enabled
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
@@ -170,35 +169,13 @@ def sha256_of(file: Path) -> str:
     return h.hexdigest()
 
 
-def _safe_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
-    dest = dest.resolve()
-    members = []
-    for m in tar.getmembers():
-        target = (dest / m.name).resolve()
-        if not str(target).startswith(str(dest) + os.sep) and target != dest:
-            raise ValueError(f"archive member {m.name!r} would be written outside {dest}; refusing to extract")
-        if m.issym() or m.islnk():
-            continue  # links could point outside the folder; data sets do not need them
-        members.append(m)
-    return members
-
-
 def extract(archive: Path, dest: Path) -> Path:
-    """Extract a .tgz/.tar/.zip into ``dest`` safely (no paths outside ``dest``); a .gz file is copied as is."""
+    """Extract a .tgz/.tar/.zip into ``dest`` with the rules of :func:`~pipekit.data.archives.extract_archive`
+    (regular files and directories only, nothing outside ``dest``); a .gz file is copied as is."""
     dest.mkdir(parents=True, exist_ok=True)
-    name = archive.name.lower()
-    if name.endswith((".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")):
-        with tarfile.open(archive) as tar:
-            tar.extractall(dest, members=_safe_members(tar, dest))
-    elif name.endswith(".zip"):
-        with zipfile.ZipFile(archive) as z:
-            root = dest.resolve()
-            for m in z.namelist():
-                if not str((root / m).resolve()).startswith(str(root)):
-                    raise ValueError(f"archive member {m!r} would be written outside {dest}; refusing to extract")
-            z.extractall(dest)
-    else:
-        shutil.copy2(archive, dest / archive.name)
+    if archive.name.lower().endswith(TAR_SUFFIXES + (".zip",)):
+        return extract_archive(archive, dest)
+    shutil.copy2(archive, dest / archive.name)
     return dest
 
 
