@@ -177,6 +177,8 @@ class DataBlock:
             name = f"{type(block).__name__} [{role}]"
             raw = step(f"{name} getter {getattr(getter, '__name__', repr(getter))}",
                        lambda g=getter: apply_getter(g, items), item_at(items, int(train[0])))
+            if isinstance(getter, Getter):
+                getter.check_build(items, raw)
             step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))
 
             def sub(label: str, value: Any, n=name) -> None:

@@ -205,6 +205,10 @@ class Getter:
     def column(self, items: pl.DataFrame) -> pl.Series:
         raise NotImplementedError
 
+    def check_build(self, items: pl.DataFrame, values: pl.Series) -> None:
+        """Called once per DataBlock build with the items and what this getter gave them, to warn about a
+        result that is legal but almost surely not what the user meant. Nothing to check by default."""
+
     def __call__(self, item: Any) -> Any:
         df = pl.DataFrame({"path": [str(item)]}) if isinstance(item, (str, os.PathLike)) else pl.DataFrame([item])
         return self.column(df)[0]
@@ -270,6 +274,38 @@ class ParentLabel(Getter):
 
     def __call__(self, item: Any) -> str:
         return Path(item).parent.name
+
+    def check_build(self, items: pl.DataFrame, values: pl.Series) -> None:
+        """Warn when every item has one label, or when a class folder beside the labelled ones holds no item.
+
+        Class folders are the sub-folders of the folders that hold the class folders (``train/`` and
+        ``valid/`` in a GrandparentSplitter layout); hidden folders are not classes.
+        """
+        paths = path_column(items, "parent_label").str.replace_all(r"\\", "/")
+        parents = paths.str.extract(r"^(.*)/[^/]*$", 1).fill_null("").unique().sort()
+        notes = []
+        labels = values.drop_nulls().unique()
+        if len(labels) == 1 and len(items) > 1:
+            notes.append(f"all {len(items)} items have the label {labels[0]!r}, from the folder(s) "
+                         f"{parents.head(5).to_list()}: a classifier needs two classes or more; point the "
+                         "DataBlock at the folder that holds the class folders")
+        holding: set[str] = set()  # every folder with an item in it or below it
+        for p in parents:
+            while p and p not in holding:
+                holding.add(p)
+                p = p.rpartition("/")[0]
+        empty = []
+        for top in sorted({os.path.dirname(p) for p in parents if p}):
+            try:
+                subs = sorted(e.name for e in os.scandir(top or ".") if e.is_dir() and not e.name.startswith("."))
+            except OSError:
+                continue
+            empty += [sub for sub in (f"{top}/{name}" if top else name for name in subs) if sub not in holding]
+        if empty:
+            notes.append(f"{len(empty)} class folder(s) hold no items, so their class is missing: {empty[:10]} "
+                         "(empty, or holding files get_items does not list)")
+        if notes:
+            warnings.warn("parent_label: " + "; ".join(notes), stacklevel=4)
 
     def __repr__(self) -> str:
         return "parent_label"
