@@ -97,7 +97,7 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
     """``frame`` with the local wall-clock datetime and the seconds since 1970-01-01 UTC of a text date
     column, parsed once, in the columns ``local_name`` and ``elapsed_name``."""
     text = pl.col(field).cast(pl.String).str.strip_chars()
-    values = _collect(frame, text.drop_nulls().unique().alias("v"))["v"]
+    values = _collect(frame, text.drop_nulls().unique(maintain_order=True).alias("v"))["v"]
     aware = values.str.contains(_AWARE)
     if aware.any() and not aware.all():
         with_off, without = values.filter(aware)[0], values.filter(~aware)[0]
