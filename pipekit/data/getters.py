@@ -265,6 +265,13 @@ class ColReader(Getter):
         return s
 
 
+def _has_image(folder: str) -> bool:
+    for _, _, files in os.walk(folder):
+        if any(os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS for f in files):
+            return True
+    return False
+
+
 class ParentLabel(Getter):
     """The name of the folder an item's file is in (``train/3/7463.png`` -> ``'3'``)."""
 
@@ -276,7 +283,7 @@ class ParentLabel(Getter):
         return Path(item).parent.name
 
     def check_build(self, items: pl.DataFrame, values: pl.Series) -> None:
-        """Warn when every item has one label, or when a class folder beside the labelled ones holds no item.
+        """Warn when every item has one label, or when a class folder beside the labelled ones holds no image.
 
         Class folders are the sub-folders of the folders that hold the class folders (``train/`` and
         ``valid/`` in a GrandparentSplitter layout); hidden folders are not classes.
@@ -300,10 +307,11 @@ class ParentLabel(Getter):
                 subs = sorted(e.name for e in os.scandir(top or ".") if e.is_dir() and not e.name.startswith("."))
             except OSError:
                 continue
-            empty += [sub for sub in (f"{top}/{name}" if top else name for name in subs) if sub not in holding]
+            # a folder with images that get_items left out was left out on purpose (a subset)
+            empty += [sub for sub in (f"{top}/{name}" if top else name for name in subs)
+                      if sub not in holding and not _has_image(sub)]
         if empty:
-            notes.append(f"{len(empty)} class folder(s) hold no items, so their class is missing: {empty[:10]} "
-                         "(empty, or holding files get_items does not list)")
+            notes.append(f"{len(empty)} class folder(s) hold no image, so their class is missing: {empty[:10]}")
         if notes:
             warnings.warn("parent_label: " + "; ".join(notes), stacklevel=4)
 
