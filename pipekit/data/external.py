@@ -339,8 +339,8 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
             if checksum is None:
                 size, _, sha = file_digests(archive)
                 warnings.warn(f"{info.name}: {url} has no pinned checksum, so the download was not verified; it is "
-                              f"{size} bytes with sha256 {sha}: pin it with checksums={{url: Checksum({size}, "
-                              f"sha256=...)}} once you trust it", stacklevel=2)
+                              f"{size} bytes with sha256 {sha}: once you trust it, pin it with "
+                              f"checksums={{{url!r}: Checksum({size}, sha256={sha!r})}}", stacklevel=2)
             extract(archive, staging)
         folder = _content_root(staging, info)
         if info.postprocess is not None:
