@@ -1,7 +1,8 @@
 """The dataset registry: find a data set locally, or download, extract and verify it.
 
 Lookup order for ``path(name)``: ``$PIPEKIT_DATA/<name>``, then the user cache
-(``$PIPEKIT_CACHE`` or ``~/.cache/pipekit/data``), then a download from the publisher's URL.
+(``$PIPEKIT_CACHE`` or ``~/.cache/pipekit/data``), then a download from the publisher's https URL, checked
+against its pinned size and checksum before anything is extracted.
 """
 from __future__ import annotations
 
