@@ -42,7 +42,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from pipekit.data.external import REGISTRY, available
 
     for name, where in available().items():
-        status = f"local  {where}" if where else "remote (downloads on first use)"
+        status = (f"local  {where}" if where else "remote (downloads on first use)" if REGISTRY[name].urls
+                  else "missing (no verified download; put its files in $PIPEKIT_DATA)")
         print(f"{name:<20} {status:<70} {REGISTRY[name].description}")
     return 0
 

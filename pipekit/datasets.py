@@ -4,8 +4,8 @@
 >>> sorted(D.REGISTRY)[:3]
 ['adult_sample', 'camvid_tiny', 'coco_tiny']
 """
-from pipekit.data.external import (REGISTRY, DatasetInfo, available, cache_root, data_root, extract, fetch, locate,
-                                   path, read_idx, register_dataset)
+from pipekit.data.external import (REGISTRY, Checksum, DatasetInfo, available, cache_root, data_root, extract, fetch,
+                                   locate, path, read_idx, register_dataset)
 
-__all__ = ["REGISTRY", "DatasetInfo", "available", "cache_root", "data_root", "extract", "fetch", "locate", "path",
-           "read_idx", "register_dataset"]
+__all__ = ["REGISTRY", "Checksum", "DatasetInfo", "available", "cache_root", "data_root", "extract", "fetch", "locate",
+           "path", "read_idx", "register_dataset"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pipekit.datasets as D
-from pipekit.data.external import DatasetInfo, extract, fetch, read_idx
+from pipekit.data.external import Checksum, DatasetInfo, extract, fetch, read_idx
 
 
 def test_all_book_sets_found_locally():
@@ -48,7 +48,8 @@ def test_fetch_downloads_extracts_and_verifies(tmp_path, monkeypatch):
     bad = DatasetInfo("toy2", (arc.as_uri(),), ("labels.csv", "missing.txt"))
     with pytest.raises(ValueError, match=r"lacks \['missing.txt'\]"):
         fetch(bad, tmp_path / "c2")
-    wrong = DatasetInfo("toy3", (arc.as_uri(),), ("labels.csv",), sha256={"toy.tgz": "0" * 64})
+    wrong = DatasetInfo("toy3", (arc.as_uri(),), ("labels.csv",),
+                        checksums={arc.as_uri(): Checksum(arc.stat().st_size, sha256="0" * 64)})
     with pytest.raises(ValueError, match="checksum mismatch"):
         fetch(wrong, tmp_path / "c3")
     del D.REGISTRY[info.name]

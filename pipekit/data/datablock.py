@@ -154,6 +154,8 @@ class DataBlock(Component):
             gname = getattr(getter, "__name__", repr(getter))
             raw = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items), item_at(items, int(train[0])))
             say("getter", f"{name}: getter {gname}", raw)
+            if isinstance(getter, Getter):
+                getter.check_build(items, raw)
             step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))
             sub = (lambda label, v: say("tfm", label, v)) if trace else None
             store = step(f"{name} encode", lambda b=block, r=raw, t=sub: b.setup(r, train, item_tfms, t), raw)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, 
     """All files under ``path`` (sorted, so the order is the same on every machine).
 
     ``extensions`` filters by suffix (case-insensitive); ``folders`` restricts the walk to those
-    top-level sub-folders of ``path``.
+    top-level sub-folders of ``path``. Hidden files and folders (``.name``) are left out.
+
+    Each real file is listed once: a file reached a second time through a link (a linked folder, a
+    linked file, a link back to a folder above it) is dropped, and a folder link that loops back to
+    one of its own parents is not followed. Both are counted and reported in one warning naming the
+    links, so no item can land in both the training and the validation set by way of a link. Of the
+    paths to one file, a path through no link is kept, else the first in walking order.
 
     >>> import pipekit.datasets as D
     >>> len(get_files(D.path("mnist_tiny") / "train", extensions=[".png"]))
@@ -45,18 +52,103 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, 
     for r in roots:
         if not r.is_dir():
             raise FileNotFoundError(f"get_files: folder {r} (from folders={list(folders or [])}) does not exist")
-    out: list[Path] = []
+    walk = _Walk(path, exts, followlinks)
     for root in roots:
-        if recurse:
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=followlinks):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                out.extend(Path(dirpath, f) for f in filenames
-                           if not f.startswith(".") and (exts is None or os.path.splitext(f)[1].lower() in exts))
+        walk.folder(str(root), os.path.realpath(root), via=None, recurse=recurse)
+    walk.follow_links(recurse)
+    walk.report()
+    return sorted(Path(p) for p in walk.kept.values())
+
+
+class _Walk:
+    """A sorted walk that lists each real file once and reports the links that lead to files again.
+
+    Plain folders and files are walked first and links afterwards, so a file is listed by a path
+    through no link whenever it has one; a linked folder that was already walked is not walked again.
+    """
+
+    def __init__(self, base: Path, exts: set[str] | None, followlinks: bool):
+        self.base, self.exts, self.followlinks = base, exts, followlinks
+        self.kept: dict[str, str] = {}  # real path -> listed path
+        self.visited: set[str] = set()  # real paths of the folders walked
+        self.folder_links: list[tuple[str, str, str]] = []  # (link, real target, folder holding the link)
+        self.file_links: list[tuple[str, str]] = []  # (link, real target)
+        self.dropped: dict[str, int] = {}  # link -> files it led to a second time
+        self.loops: dict[str, tuple[str, int]] = {}  # link -> (the folder above it that it points to, files there)
+        self.unreadable: list[str] = []
+
+    def _rel(self, p: str) -> str:
+        return os.path.relpath(p, self.base)
+
+    def _under(self, real: str) -> int:
+        return sum(1 for r in self.kept if r.startswith(real + os.sep))
+
+    def folder(self, folder: str, real: str, via: str | None, recurse: bool) -> None:
+        if real in self.visited:  # reached again inside a linked folder
+            if via is not None:
+                self.dropped[via] = self.dropped.get(via, 0) + self._under(real)
+            return
+        self.visited.add(real)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            self.unreadable.append(f"{self._rel(folder)} ({e.strerror or e})")
+            return
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not recurse or (e.is_symlink() and not self.followlinks):
+                    continue
+                if e.is_symlink():
+                    self.folder_links.append((e.path, os.path.realpath(e.path), real))
+                else:
+                    self.folder(e.path, os.path.join(real, e.name), via, recurse)
+            elif self.exts is None or os.path.splitext(e.name)[1].lower() in self.exts:
+                if e.is_symlink():
+                    self.file_links.append((e.path, os.path.realpath(e.path)))
+                else:
+                    self._file(e.path, os.path.join(real, e.name), via)
+
+    def follow_links(self, recurse: bool) -> None:
+        i = 0
+        while i < len(self.folder_links):  # following a link can find more links
+            link, target, holder = self.folder_links[i]
+            i += 1
+            if target == holder or holder.startswith(target + os.sep):
+                self.loops[link] = (target, self._under(target))
+            else:
+                self.folder(link, target, link, recurse)
+        for link, target in self.file_links:
+            self._file(link, target, link)
+
+    def _file(self, listed: str, real: str, via: str | None) -> None:
+        if real not in self.kept:
+            self.kept[real] = listed
         else:
-            out.extend(p for p in root.iterdir()
-                       if p.is_file() and not p.name.startswith(".")
-                       and (exts is None or p.suffix.lower() in exts))
-    return sorted(out)
+            key = via if via is not None else listed
+            self.dropped[key] = self.dropped.get(key, 0) + 1
+
+    def report(self) -> None:
+        notes = []
+        for link, (target, again) in sorted(self.loops.items()):
+            notes.append(f"{self._rel(link)} -> {os.readlink(link)!r} loops back to the folder "
+                         f"{self._rel(target)!r} above it and was not followed (it would list the {again} "
+                         "file(s) there again, endlessly)")
+        dropped = {k: c for k, c in self.dropped.items() if c}
+        if dropped:
+            notes.append(f"{sum(dropped.values())} duplicate file(s) reached a second time were skipped: " + ", ".join(
+                f"{c} through {self._rel(k)}" + (f" -> {os.readlink(k)!r}" if os.path.islink(k) else "")
+                for k, c in sorted(dropped.items())))
+        if self.unreadable:
+            notes.append(f"{len(self.unreadable)} folder(s) could not be read: {', '.join(self.unreadable[:10])}")
+        if notes:
+            warnings.warn(f"get_files({str(self.base)!r}) lists each file once: " + "; ".join(notes), stacklevel=3)
 
 
 def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> list[Path]:
@@ -111,6 +203,10 @@ class Getter(Component):
     def column(self, items: pl.DataFrame) -> pl.Series:
         raise NotImplementedError
 
+    def check_build(self, items: pl.DataFrame, values: pl.Series) -> None:
+        """Called once per DataBlock build with the items and what this getter gave them, to warn about a
+        result that is legal but almost surely not what the user meant. Nothing to check by default."""
+
     def __call__(self, item: Any) -> Any:
         df = pl.DataFrame({"path": [str(item)]}) if isinstance(item, (str, os.PathLike)) else pl.DataFrame([item])
         return self.column(df)[0]
@@ -157,6 +253,13 @@ class ColReader(Getter):
         return s
 
 
+def _has_image(folder: str) -> bool:
+    for _, _, files in os.walk(folder):
+        if any(os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS for f in files):
+            return True
+    return False
+
+
 class ParentLabel(Getter):
     """The name of the folder an item's file is in (``train/3/7463.png`` -> ``'3'``)."""
 
@@ -166,6 +269,39 @@ class ParentLabel(Getter):
 
     def __call__(self, item: Any) -> str:
         return Path(item).parent.name
+
+    def check_build(self, items: pl.DataFrame, values: pl.Series) -> None:
+        """Warn when every item has one label, or when a class folder beside the labelled ones holds no image.
+
+        Class folders are the sub-folders of the folders that hold the class folders (``train/`` and
+        ``valid/`` in a GrandparentSplitter layout); hidden folders are not classes.
+        """
+        paths = path_column(items, "parent_label").str.replace_all(r"\\", "/")
+        parents = paths.str.extract(r"^(.*)/[^/]*$", 1).fill_null("").unique().sort()
+        notes = []
+        labels = values.drop_nulls().unique()
+        if len(labels) == 1 and len(items) > 1:
+            notes.append(f"all {len(items)} items have the label {labels[0]!r}, from the folder(s) "
+                         f"{parents.head(5).to_list()}: a classifier needs two classes or more; point the "
+                         "DataBlock at the folder that holds the class folders")
+        holding: set[str] = set()  # every folder with an item in it or below it
+        for p in parents:
+            while p and p not in holding:
+                holding.add(p)
+                p = p.rpartition("/")[0]
+        empty = []
+        for top in sorted({os.path.dirname(p) for p in parents if p}):
+            try:
+                subs = sorted(e.name for e in os.scandir(top or ".") if e.is_dir() and not e.name.startswith("."))
+            except OSError:
+                continue
+            # a folder with images that get_items left out was left out on purpose (a subset)
+            empty += [sub for sub in (f"{top}/{name}" if top else name for name in subs)
+                      if sub not in holding and not _has_image(sub)]
+        if empty:
+            notes.append(f"{len(empty)} class folder(s) hold no image, so their class is missing: {empty[:10]}")
+        if notes:
+            warnings.warn("parent_label: " + "; ".join(notes), stacklevel=4)
 
     def __repr__(self) -> str:
         return "parent_label"

@@ -17,7 +17,8 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,6 +37,8 @@ class ColumnClusters:
     columns: list[str]
     correlation: np.ndarray
     linkage: np.ndarray
+    #: columns left out because they hold one value only (they correlate with nothing)
+    constant: list[str] = field(default_factory=list)
 
     def pairs(self, threshold: float = 0.8) -> pl.DataFrame:
         """Column pairs whose absolute rank correlation is at least ``threshold`` (candidates to drop)."""
@@ -48,14 +51,45 @@ class ColumnClusters:
             pl.col("spearman").abs(), descending=True)
 
 
+def _spearman(X: np.ndarray) -> np.ndarray:
+    """Spearman rank correlations between the columns of ``X``; NaNs are left out pair by pair."""
+    from scipy.stats import rankdata
+
+    nan = np.isnan(X)
+    if not nan.any():
+        ranks = rankdata(X, axis=0)
+        return np.atleast_2d(np.corrcoef(ranks, rowvar=False))
+    k = X.shape[1]
+    corr = np.eye(k)
+    for i in range(k):
+        for j in range(i + 1, k):
+            ok = ~(nan[:, i] | nan[:, j])
+            a, b = rankdata(X[ok, i]), rankdata(X[ok, j])
+            r = np.corrcoef(a, b)[0, 1] if ok.sum() > 1 and a.std() > 0 and b.std() > 0 else 0.0
+            corr[i, j] = corr[j, i] = r
+    return corr
+
+
 def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str | Path | None = None,
                     plot: bool = True) -> ColumnClusters:
     """Spearman rank-correlation dendrogram of the input columns (columns that merge near the right edge
     hold the same information). Uses up to ``max_rows`` sampled rows; the plot is written to ``path`` (PNG
-    when headless)."""
+    when headless).
+
+    A column holding a single value in the rows used (Rossmann's ``Open`` once closed days are dropped)
+    has no rank correlation with anything: it is left out of the clusters, named in a warning and in
+    ``ColumnClusters.constant``.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> from pipekit.models import as_data
+        >>> x = np.arange(50.0)
+        >>> xs = pl.DataFrame({"a": x, "a2": x ** 2, "b": np.sin(x)})
+        >>> cluster_columns(as_data(xs, y=x), plot=False).pairs(0.99)["column_a"].to_list()
+        ['a']
+    """
     from scipy.cluster import hierarchy
     from scipy.spatial.distance import squareform
-    from scipy.stats import spearmanr
 
     d = as_data(data)
     if d.xs.width < 2:
@@ -63,21 +97,31 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
     if len(d) > max_rows:
         d = d.take(np.sort(np.random.default_rng(seed).choice(len(d), max_rows, replace=False)))
     X = d.matrix(d.feature_names, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.atleast_2d(spearmanr(X, nan_policy="omit").statistic)
-    corr = np.where(np.isnan(corr), 0.0, corr)  # a constant column correlates with nothing
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+    const = ~(lo < hi)  # one distinct value, or none (all missing)
+    constant = [c for c, k in zip(d.feature_names, const) if k]
+    columns = [c for c, k in zip(d.feature_names, const) if not k]
+    if constant:
+        warnings.warn(f"cluster_columns: left out {len(constant)} column(s) holding a single value in the "
+                      f"{len(d)} rows used, which correlate with nothing: {constant}", stacklevel=2)
+    if len(columns) < 2:
+        raise ValueError(f"cluster_columns needs at least 2 columns that vary; only {columns} vary "
+                         f"(constant: {constant})")
+    corr = _spearman(X[:, ~const])
+    corr = np.where(np.isnan(corr), 0.0, corr)
     np.fill_diagonal(corr, 1.0)
     corr = (corr + corr.T) / 2
     dist = squareform(np.clip(1 - np.abs(corr), 0, None), checks=False)
     z = hierarchy.linkage(dist, method="average")
     if plot:
         plt = get_pyplot()
-        fig, ax = plt.subplots(figsize=(8, 0.3 * d.xs.width + 1.5))
-        hierarchy.dendrogram(z, labels=d.feature_names, orientation="left", ax=ax, leaf_font_size=9)
+        fig, ax = plt.subplots(figsize=(8, 0.3 * len(columns) + 1.5))
+        hierarchy.dendrogram(z, labels=columns, orientation="left", ax=ax, leaf_font_size=9)
         ax.set_xlabel("1 - |Spearman rank correlation|")
-        ax.set_title("column clusters")
+        ax.set_title("column clusters" + (f" ({len(constant)} constant left out)" if constant else ""))
         savefig_or_show(fig, path, name="cluster_columns")
-    return ColumnClusters(columns=d.feature_names, correlation=corr, linkage=z)
+    return ColumnClusters(columns=columns, correlation=corr, linkage=z, constant=constant)
 
 
 def _score(model: Any, valid: TabularData | None, metric: Any) -> float:

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,11 +31,131 @@ def _schema(df: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
     return df.collect_schema() if isinstance(df, pl.LazyFrame) else df.schema
 
 
-def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool = True,
-                 time: bool = False) -> pl.DataFrame | pl.LazyFrame:
+# a UTC offset (or Z) written after a time of day: "2015-03-31T23:30:00+02:00", "... 23:30 -0500", "...T23:30Z"
+_AWARE = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_OFFSET = r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+# day and month as numbers in either order: 01/02/2015, 1.2.15, 01-02-2015 13:45
+_NUMERIC_DATE = r"^(\d{1,2})([/.\-])(\d{1,2})([/.\-])(\d{4}|\d{2})(.*)$"
+_TIME_FORMATS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S%.f", "T%H:%M", "T%H:%M:%S", "T%H:%M:%S%.f", " %I:%M %p",
+                 " %I:%M:%S %p")
+_ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
+                "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f")
+_SHOW_ROWS = 10
+
+
+def _collect(frame: pl.DataFrame | pl.LazyFrame, *exprs: pl.Expr) -> pl.DataFrame:
+    out = frame.select(*exprs)
+    return out.collect() if isinstance(out, pl.LazyFrame) else out
+
+
+def _numeric_date_format(values: pl.Series, field: str) -> str | None:
+    """The format of dates written day and month as numbers (``01/02/2015``), or None for other text.
+
+    Raises when every value reads both day-first and month-first and the two readings differ.
+    """
+    parts = values.str.extract_groups(_NUMERIC_DATE)
+    if values.is_empty() or parts.struct.field("1").null_count():
+        return None
+    p = parts.struct.unnest()
+    first, second = p["1"].cast(pl.Int32), p["3"].cast(pl.Int32)
+    seps, years = (p["2"] + p["4"]).unique(), p["5"].str.len_chars().unique()
+    if len(seps) != 1 or len(years) != 1:
+        return None  # mixed separators or year widths: left to the general parser, which reports the misfits
+    s1, s2 = seps[0][0], seps[0][1]
+    year = "%Y" if years[0] == 4 else "%y"
+    readings = []
+    for name, date_fmt, ok in (("day-first", f"%d{s1}%m{s2}{year}", (second <= 12).all() and (first <= 31).all()),
+                               ("month-first", f"%m{s1}%d{s2}{year}", (first <= 12).all() and (second <= 31).all())):
+        if not ok:
+            continue
+        for time_fmt in _TIME_FORMATS:
+            parsed = values.str.to_datetime(date_fmt + time_fmt, strict=False)
+            if not parsed.null_count():
+                readings.append((name, date_fmt + time_fmt, parsed))
+                break
+    if not readings:
+        return None
+    if len(readings) == 2 and not readings[0][2].equals(readings[1][2]):
+        i = int((first != second).arg_true()[0])
+        (_, fmt_d, by_day), (_, fmt_m, by_month) = readings
+        raise ValueError(
+            f"add_datepart: column {field!r} is ambiguous: every value reads both day-first and month-first, "
+            f"e.g. {values[i]!r} is {by_day[i]:%d %B %Y} or {by_month[i]:%d %B %Y}; pass format={fmt_d!r} "
+            f"(day first) or format={fmt_m!r} (month first).")
+    return readings[0][1]
+
+
+def _iso_format(values: pl.Series) -> str | None:
+    """The ISO layout that reads the most of ``values`` (None when none reads any)."""
+    misses = [values.str.to_datetime(f, strict=False).null_count() for f in _ISO_FORMATS]
+    best = min(range(len(misses)), key=misses.__getitem__)
+    return _ISO_FORMATS[best] if len(values) and misses[best] < len(values) else None
+
+
+def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: str | None, errors: str,
+                      local_name: str, elapsed_name: str) -> pl.DataFrame | pl.LazyFrame:
+    """``frame`` with the local wall-clock datetime and the seconds since 1970-01-01 UTC of a text date
+    column, parsed once, in the columns ``local_name`` and ``elapsed_name``."""
+    text = pl.col(field).cast(pl.String).str.strip_chars()
+    values = _collect(frame, text.drop_nulls().unique(maintain_order=True).alias("v"))["v"]
+    aware = values.str.contains(_AWARE)
+    if aware.any() and not aware.all():
+        with_off, without = values.filter(aware)[0], values.filter(~aware)[0]
+        raise ValueError(f"add_datepart: column {field!r} mixes times with a UTC offset (e.g. {with_off!r}) and "
+                         f"without one (e.g. {without!r}); give every value an offset, or none.")
+    is_aware = bool(len(values)) and bool(aware.all())
+    local_text = text.str.replace(_OFFSET, "") if is_aware else text
+    if format is not None:
+        fmt: str | None = re.sub(r"\s*%[:#]?z", "", format) if is_aware else format
+    else:
+        local_values = values.str.replace(_OFFSET, "") if is_aware else values
+        fmt = _numeric_date_format(local_values, field) or _iso_format(local_values)
+    # an explicit format parses about ten times faster than polars' per-value inference
+    local = local_text.str.to_datetime(format=fmt, strict=False, time_unit="us")
+    if is_aware:
+        sign = pl.when(text.str.extract(r"([+-])\d{2}(?::?\d{2})?$", 1) == "-").then(-1).otherwise(1)
+        hours = text.str.extract(r"[+-](\d{2})(?::?\d{2})?$", 1).cast(pl.Int64).fill_null(0)
+        minutes = text.str.extract(r"[+-]\d{2}:?(\d{2})$", 1).cast(pl.Int64).fill_null(0)
+        elapsed = (local - pl.duration(seconds=sign * (hours * 3600 + minutes * 60))).dt.epoch("s")
+    else:
+        elapsed = local.dt.epoch("s")
+    frame = frame.with_columns(local.alias(local_name), elapsed.alias(elapsed_name))
+    bad = text.is_not_null() & pl.col(local_name).is_null()
+    n_bad = int(_collect(frame, bad.sum().alias("n"))["n"][0])
+    if n_bad:
+        rows = _collect(frame.with_row_index("__row"), pl.col("__row"), text.alias("v"), bad.alias("bad")) \
+            .filter(pl.col("bad")).head(_SHOW_ROWS)
+        shown = ", ".join(f"{v!r} at row {r}" for r, v in zip(rows["__row"], rows["v"]))
+        more = f" and {n_bad - len(rows)} more" if n_bad > len(rows) else ""
+        how = f" in format {fmt!r}" if fmt else ""
+        msg = f"add_datepart: {n_bad} value(s) of column {field!r} are not dates{how}: {shown}{more}"
+        if errors == "raise":
+            raise ValueError(msg + "; fix them, null them, pass format= if they share another format, or "
+                             "errors='null' to turn them into nulls.")
+        warnings.warn(msg + "; their date parts are null (FillMissing fills them and marks the rows).", stacklevel=3)
+    return frame
+
+
+def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool = True, time: bool = False,
+                 format: str | None = None, errors: str = "raise") -> pl.DataFrame | pl.LazyFrame:
     """Replace a date column by its parts: Year, Month, Week, Day, Dayofweek (Monday=0), Dayofyear,
     Is_month_end/start, Is_quarter_end/start, Is_year_end/start, Elapsed (seconds since 1970), and with
-    ``time=True`` Hour, Minute, Second. Text dates are parsed; nulls stay null (FillMissing fills them).
+    ``time=True`` Hour, Minute, Second. Nulls stay null (FillMissing fills them).
+
+    ``drop=True`` removes the source column, as fastai's ``add_datepart`` does by default; pass
+    ``drop=False`` to keep it (a TimeSplitter or a later join may need it).
+
+    Which clock: the parts read each value's own local clock, the time as written with its UTC offset
+    (``2015-03-31T23:30:00-05:00`` is day 31, hour 23) or in the zone of a time-zone-aware column;
+    ``Elapsed`` counts true seconds since 1970-01-01 UTC, so it orders values from different zones
+    correctly. Naive values are taken as they are.
+
+    Text is parsed: ``format=`` (a strftime format such as ``"%d.%m.%Y"``) says how; without it ISO
+    dates and the usual layouts are recognised, and dates written ``01/02/2015`` are read day-first or
+    month-first only when the values settle it (some first or second number above 12): when every value
+    reads both ways a ValueError asks for ``format=``. Values that are not dates are counted and listed
+    with their row numbers: a ValueError with ``errors="raise"``, a warning and nulls with ``errors="null"``.
+    A column mixing values with and without a UTC offset is refused.
 
     ``prefix`` defaults to the column name without a trailing "date"/"Date" (``Date`` -> ``Year``, ...).
 
@@ -43,24 +164,29 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         >>> out = add_datepart(pl.DataFrame({"Date": ["2015-03-31"]}), "Date")
         >>> out.select("Year", "Month", "Dayofweek", "Is_month_end", "Is_quarter_end").row(0)
         (2015, 3, 1, True, True)
+        >>> add_datepart(pl.DataFrame({"t": ["2015-03-31T23:30:00-05:00"]}), "t", time=True).select(
+        ...     "tDay", "tHour", "tElapsed").row(0)
+        (31, 23, 1427862600)
     """
+    if errors not in ("raise", "null"):
+        raise ValueError(f"add_datepart: errors must be 'raise' or 'null', got {errors!r}.")
     frame = _to_polars(df, "add_datepart")
     schema = _schema(frame)
     if field_name not in schema:
         raise KeyError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(schema)}.")
     dtype = schema[field_name]
-    col = pl.col(field_name)
+    tmp: list[str] = []
     if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)):
-        if isinstance(frame, pl.DataFrame):
-            s = frame[field_name].cast(pl.String)
-            parsed = s.str.to_datetime(strict=False)
-            bad = (parsed.is_null() & s.is_not_null()).arg_true()
-            if len(bad):
-                i = int(bad[0])
-                raise ValueError(f"add_datepart: column {field_name!r} has text that is not a date, e.g. {s[i]!r} "
-                                 f"at row {i}; fix or null those values.")
-        col = col.cast(pl.String).str.to_datetime(strict=False)
-    elif not (dtype == pl.Date or isinstance(dtype, pl.Datetime)):
+        tmp = [f"{field_name}\x00local", f"{field_name}\x00elapsed"]
+        frame = _parse_text_dates(frame, field_name, format, errors, *tmp)
+        col, elapsed = pl.col(tmp[0]), pl.col(tmp[1])
+    elif dtype == pl.Date:
+        col = pl.col(field_name)
+        elapsed = col.cast(pl.Datetime("ms")).dt.epoch("s")
+    elif isinstance(dtype, pl.Datetime):
+        col = pl.col(field_name)  # a zone-aware column gives its parts in its own zone
+        elapsed = col.dt.epoch("s")
+    else:
         raise TypeError(f"add_datepart: column {field_name!r} has type {dtype}; expected a date, datetime or text.")
     pre = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
     month, day = col.dt.month(), col.dt.day()
@@ -82,8 +208,8 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     if time:
         parts += [col.dt.hour().alias(f"{pre}Hour"), col.dt.minute().alias(f"{pre}Minute"),
                   col.dt.second().alias(f"{pre}Second")]
-    parts.append(col.cast(pl.Datetime("ms")).dt.epoch("s").alias(f"{pre}Elapsed"))
-    out = frame.with_columns(parts)
+    parts.append(elapsed.alias(f"{pre}Elapsed"))
+    out = frame.with_columns(parts).drop(tmp)
     return out.drop(field_name) if drop else out
 
 

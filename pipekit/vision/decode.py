@@ -1,5 +1,13 @@
 """Image decoding with OpenCV into uint8 HWC arrays, and a checker for unreadable files.
 
+EXIF orientation: pipekit decodes the pixels as they are stored and ignores the EXIF Orientation
+tag (OpenCV's ``IMREAD_IGNORE_ORIENTATION``; OpenCV alone would apply it). A phone photo stored
+sideways with tag 6 ("rotate 90 degrees to display") therefore comes out sideways, its height and
+width those of the stored frame. This keeps an image in the same frame as its mask (PNG masks carry
+no tag) and as points and boxes measured on the stored pixels; training and inference decode alike.
+To train on the displayed orientation, rotate such files upright once before training, e.g. with
+``PIL.ImageOps.exif_transpose(img).save(path)``.
+
 Example:
     >>> from pipekit.vision.decode import decode_image
     >>> import pipekit.datasets as D                                   # doctest: +SKIP
@@ -37,13 +45,14 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
     """Decode encoded image bytes (JPEG, PNG, BMP, TIFF, WebP) into a uint8 HWC array.
 
     `mode="RGB"` gives 3 channels in RGB order, `"L"` one grey channel, `"mask"` the stored
-    values unchanged (palette/grey PNG label maps), always as (H, W, C).
+    values unchanged (palette/grey PNG label maps), always as (H, W, C). The EXIF Orientation tag is
+    ignored: the pixels come in the stored frame (see the module docstring).
     """
     _check_mode(mode)
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if buf.size == 0:
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes); remove it or re-download it")
-    # EXIF orientation is ignored so that sizes agree with every other reader of the header.
+    # EXIF orientation is ignored: the stored frame is the one masks, points and boxes are given in.
     if mode == "RGB":
         flags = _RGB_FLAG | cv2.IMREAD_IGNORE_ORIENTATION
     elif mode == "L":

@@ -1,0 +1,213 @@
+"""Safe extraction of data set archives (.tgz/.tar/.zip): regular files and directories only.
+
+The rules are those of Python's ``tarfile`` extraction filter ``"data"``, applied by pipekit itself so
+that tar and zip archives get the same treatment on every Python version (the filter shipped before
+Python 3.11.13/3.12.11 can be bypassed through crafted link chains):
+
+- a member whose path leaves the destination (absolute, ``..``, or a sibling folder sharing its
+  prefix, ``/x/data-evil`` next to ``/x/data``) is refused, and so is a symlink or hard link whose
+  target leaves it: the whole archive is refused before anything is written;
+- device nodes, FIFOs, sockets and symlinks are skipped and reported (data sets do not need them);
+  a hard link to a regular file of the archive is written as a copy of that file;
+- permission bits are kept to ``rwxr-xr-x`` (no setuid, setgid or sticky bit, no group/other write)
+  and the owner can always read and write; files are owned by the user who extracts them.
+
+Example:
+    >>> import io, tarfile, tempfile
+    >>> from pathlib import Path
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> with tarfile.open(tmp / "a.tar", "w") as t:
+    ...     info = tarfile.TarInfo("data/labels.csv"); info.size = 4
+    ...     t.addfile(info, io.BytesIO(b"a,b\\n"))
+    >>> (extract_archive(tmp / "a.tar", tmp / "out") / "data" / "labels.csv").read_text()
+    'a,b\\n'
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tarfile
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
+_SHOW = 10  # members named in a message; the rest are counted
+
+
+@dataclass
+class _Member:
+    """One archive entry, whatever the archive format."""
+
+    name: str
+    kind: str  # "file", "dir", "symlink", "hardlink", "character device", "block device", "fifo", ...
+    mode: int | None  # permission bits as stored (None: the archive has none)
+    link: str | None = None
+    mtime: float | None = None
+    open: Callable[[], IO[bytes]] | None = None
+
+
+def _tar_members(tar: tarfile.TarFile) -> Iterator[_Member]:
+    for m in tar.getmembers():
+        if m.isreg():
+            kind = "file"
+        elif m.isdir():
+            kind = "dir"
+        elif m.issym():
+            kind = "symlink"
+        elif m.islnk():
+            kind = "hardlink"
+        elif m.ischr():
+            kind = "character device"
+        elif m.isblk():
+            kind = "block device"
+        elif m.isfifo():
+            kind = "fifo"
+        else:
+            kind = f"tar type {m.type!r}"
+        opener = (lambda m=m: tar.extractfile(m)) if kind == "file" else None
+        yield _Member(m.name, kind, stat.S_IMODE(m.mode), m.linkname or None, float(m.mtime), opener)
+
+
+_ZIP_KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", stat.S_IFCHR: "character device",
+              stat.S_IFBLK: "block device", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}
+
+
+def _zip_members(z: zipfile.ZipFile) -> Iterator[_Member]:
+    for info in z.infolist():
+        # Unix zip tools keep st_mode in the top 16 bits of external_attr; others leave it 0
+        st_mode = info.external_attr >> 16 if info.create_system == 3 else 0
+        if st_mode and stat.S_IFMT(st_mode):
+            kind = _ZIP_KINDS.get(stat.S_IFMT(st_mode), f"zip file type {oct(stat.S_IFMT(st_mode))}")
+        else:
+            kind = "dir" if info.is_dir() else "file"
+        mode = stat.S_IMODE(st_mode) if st_mode else None
+        link = None
+        if kind == "symlink":  # a zip symlink stores its target as the entry's content
+            link = z.read(info)[:4096].decode("utf-8", "replace")
+        opener = (lambda info=info: z.open(info)) if kind == "file" else None
+        yield _Member(info.filename, kind, mode, link, None, opener)
+
+
+def _inside(root: str, target: str) -> bool:
+    # the separator matters: /x/data-evil starts with /x/data but is not inside it
+    return target == root or target.startswith(root + os.sep)
+
+
+def _clean_mode(mode: int | None) -> int:
+    """The permission bits a data file gets: rwx at most, no group/other write, owner read+write."""
+    if mode is None:
+        return 0o644
+    mode &= 0o755
+    if not mode & 0o100:
+        mode &= ~0o111
+    return mode | 0o600
+
+
+def _plan(members: list[_Member], root: str) -> tuple[list[tuple[_Member, str, str | None]], list[str], list[str]]:
+    """(what to write as (member, target, copy_from), what is skipped, what is refused)."""
+    write: list[tuple[_Member, str, str | None]] = []
+    skipped: list[str] = []
+    refused: list[str] = []
+    files: set[str] = set()  # targets of regular files, for hard links
+    for m in members:
+        target = os.path.realpath(os.path.join(root, m.name))
+        if not _inside(root, target):
+            refused.append(f"{m.name!r} (its path leads to {target})")
+            continue
+        if m.kind == "symlink":
+            to = os.path.realpath(os.path.join(os.path.dirname(os.path.join(root, m.name)), m.link or ""))
+            if not _inside(root, to):
+                refused.append(f"{m.name!r} (symlink to {m.link!r}, which leads to {to})")
+            else:
+                skipped.append(f"{m.name!r} (symlink to {m.link!r})")
+        elif m.kind == "hardlink":
+            to = os.path.realpath(os.path.join(root, m.link or ""))
+            if not _inside(root, to):
+                refused.append(f"{m.name!r} (hard link to {m.link!r}, which leads to {to})")
+            elif to not in files:
+                skipped.append(f"{m.name!r} (hard link to {m.link!r}, which is not a regular file of the archive)")
+            else:
+                write.append((m, target, to))
+                files.add(target)
+        elif m.kind == "file":
+            write.append((m, target, None))
+            files.add(target)
+        elif m.kind == "dir":
+            write.append((m, target, None))
+        else:
+            skipped.append(f"{m.name!r} ({m.kind})")
+    return write, skipped, refused
+
+
+def _listing(entries: list[str]) -> str:
+    more = f" and {len(entries) - _SHOW} more" if len(entries) > _SHOW else ""
+    return ", ".join(entries[:_SHOW]) + more
+
+
+def _write_file(target: str, src: IO[bytes], mode: int, mtime: float | None) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.islink(target):  # never write through a link left in the destination
+        os.unlink(target)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "wb") as f:
+        shutil.copyfileobj(src, f, 1 << 20)
+    os.chmod(target, mode)
+    if mtime is not None:
+        os.utime(target, (mtime, mtime))
+
+
+def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Extract a .tgz/.tar/.tar.bz2/.tar.xz/.zip ``archive`` into ``dest`` with the rules above.
+
+    Raises ValueError naming every member that would reach outside ``dest`` (nothing is written
+    then); warns naming what was skipped and the files whose setuid/setgid/sticky bits were cleared.
+    """
+    archive, dest = Path(archive), Path(dest)
+    name = archive.name.lower()
+    dest.mkdir(parents=True, exist_ok=True)
+    root = os.path.realpath(dest)
+    if name.endswith(TAR_SUFFIXES):
+        handle: tarfile.TarFile | zipfile.ZipFile = tarfile.open(archive)
+        members = list(_tar_members(handle))
+    elif name.endswith(".zip"):
+        handle = zipfile.ZipFile(archive)
+        members = list(_zip_members(handle))
+    else:
+        raise ValueError(f"{archive}: not an archive pipekit can extract; expected one of "
+                         f"{TAR_SUFFIXES + ('.zip',)}")
+    with handle:
+        write, skipped, refused = _plan(members, root)
+        if refused:
+            raise ValueError(f"{archive}: refusing to extract: {len(refused)} member(s) would reach outside "
+                             f"{root}: {_listing(refused)}. Nothing was extracted; a data set archive never "
+                             "needs this, so get the archive again from its publisher")
+        cleared = []
+        for m, target, copy_from in write:
+            if m.kind == "dir":
+                os.makedirs(target, exist_ok=True)
+                continue
+            if m.mode is not None and m.mode & 0o7000:
+                cleared.append(f"{m.name!r} (mode {oct(m.mode)})")
+            mode = _clean_mode(m.mode)
+            if copy_from is not None:
+                with open(copy_from, "rb") as src:
+                    _write_file(target, src, mode, m.mtime)
+            else:
+                assert m.open is not None
+                with m.open() as src:
+                    _write_file(target, src, mode, m.mtime)
+    notes = []
+    if skipped:
+        notes.append(f"skipped {len(skipped)} member(s) that are not regular files or directories: "
+                     f"{_listing(skipped)}")
+    if cleared:
+        notes.append(f"cleared the setuid/setgid/sticky bits of {len(cleared)} file(s): {_listing(cleared)}")
+    if notes:
+        warnings.warn(f"{archive.name}: " + "; ".join(notes) + " (pipekit extracts regular files and directories "
+                      "only, with plain permissions)", stacklevel=2)
+    return dest
