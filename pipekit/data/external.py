@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from pipekit.data.archives import TAR_SUFFIXES, extract_archive
+from pipekit.data.extract import TAR_SUFFIXES, extract_archive
 from pipekit.data.progress import progress_enabled
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
@@ -300,7 +300,7 @@ def verify_file(file: Path, checksum: Checksum, url: str) -> None:
 
 
 def extract(archive: Path, dest: Path) -> Path:
-    """Extract a .tgz/.tar/.zip into ``dest`` with the rules of :func:`~pipekit.data.archives.extract_archive`
+    """Extract a .tgz/.tar/.zip into ``dest`` with the rules of :func:`~pipekit.data.extract.extract_archive`
     (regular files and directories only, nothing outside ``dest``); a .gz file is copied as is."""
     dest.mkdir(parents=True, exist_ok=True)
     if archive.name.lower().endswith(TAR_SUFFIXES + (".zip",)):

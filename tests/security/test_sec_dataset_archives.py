@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-import pipekit.data.archives as archives
+import pipekit.data.extract as archives
 from pipekit.data.external import extract
 
 CONTENT = b"label,value\n3,1\n"
