@@ -42,7 +42,15 @@ EVENTS: tuple[str, ...] = (
 
 
 class CancelFitException(Exception):
-    """Stop training now (``after_cancel_fit`` then ``after_fit`` still run)."""
+    """Stop training now (``after_cancel_fit`` then ``after_fit`` still run).
+
+    With ``error``, ``fit`` raises that error once those events have run: the callbacks clean up (the
+    progress bar, MixUp's loss, the best checkpoint) and the caller still sees why training stopped.
+    """
+
+    def __init__(self, *args: Any, error: BaseException | None = None):
+        super().__init__(*args)
+        self.error = error
 
 
 class CancelEpochException(Exception):

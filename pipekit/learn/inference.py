@@ -127,12 +127,15 @@ def _empty_batch(dl: Any) -> tuple | None:
 def get_preds(learn: Any, ds_idx: int = 1, dl: Any = None, with_input: bool = False, with_decoded: bool = False,
               with_loss: bool = False, act: Callable | None = None, reorder: bool = True, cbs: Any = None) -> tuple:
     """See ``Learner.get_preds``."""
+    from pipekit.learn.nonfinite import FiniteInputsCheck, check_finite_weights
     from pipekit.learn.recorder import ProgressCallback, Recorder
 
     dl = learn._get_dl(ds_idx, dl)
+    check_finite_weights(learn.model, "get_preds")
     epoch = getattr(dl, "epoch", 0)
     gather = GatherPreds(with_input, with_loss)
-    extra = [gather] + ([] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs])
+    extra = [gather, FiniteInputsCheck(dl, epoch)] + ([] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple))
+                                                      else [cbs])
     loss_func = learn.loss_func
     old_red = getattr(loss_func, "reduction", None)
     if with_loss and old_red is not None:
