@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.learn.callbacks import Callback, CancelFitException
+from pipekit.learn.callbacks import Callback
 
 __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision",
            "MixUp", "ActivationStats"]
@@ -27,7 +27,7 @@ class TrackerCallback(Callback):
     ``comp`` decides what "better" means: by default lower for names containing 'loss' or 'error', else higher.
     """
 
-    order = 65  # after the Recorder has written the epoch's values
+    order = 63  # after the Recorder (50) has written the epoch's values
 
     def __init__(self, monitor: str = "valid_loss", comp: Any = None, min_delta: float = 0.0,
                  reset_on_fit: bool = True):
@@ -59,7 +59,15 @@ class TrackerCallback(Callback):
 
 class SaveModelCallback(TrackerCallback):
     """Saves the model when ``monitor`` improves (``fname``), or every epoch (``fname_{epoch}``); at the
-    end of training the best model is loaded back unless ``at_end`` (then the last model is saved)."""
+    end of training the best model is loaded back unless ``at_end`` (then the last model is saved).
+
+    Early stopping only takes effect once the epoch is over, so the model of the epoch in which training
+    stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (65)
+    comes after ``EarlyStoppingCallback`` (64), so a checkpoint it writes holds what the trackers decided
+    for the epoch just finished.
+    """
+
+    order = 65
 
     def __init__(self, monitor: str = "valid_loss", comp: Any = None, min_delta: float = 0.0, fname: str = "model",
                  every_epoch: bool = False, at_end: bool = False, with_opt: bool = False, reset_on_fit: bool = True):
@@ -88,7 +96,14 @@ class SaveModelCallback(TrackerCallback):
 
 
 class EarlyStoppingCallback(TrackerCallback):
-    """Stops training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+    """Stops training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    It never stops in an epoch that set a new best. The stop takes effect once the epoch is over
+    (``learn.request_stop``), so every callback, a ``SaveModelCallback`` among them, has seen that epoch
+    whatever the order of the list the callbacks were given in.
+    """
+
+    order = 64
 
     def __init__(self, monitor: str = "valid_loss", comp: Any = None, min_delta: float = 0.0, patience: int = 1,
                  reset_on_fit: bool = True):
@@ -110,8 +125,7 @@ class EarlyStoppingCallback(TrackerCallback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = self.learn.epoch
-            raise CancelFitException()
-
+            self.learn.request_stop()
 
 class GradientClip(Callback):
     """Clips the global gradient norm to ``max_norm`` before each optimiser step."""
@@ -189,7 +203,6 @@ class MixedPrecision(Callback):
             self.learn.opt.scaler = None
         self.active = False
 
-
 class MixUp(Callback):
     """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta)."""
 
@@ -250,7 +263,7 @@ class ActivationStats(Callback):
     ``stats[name]`` is an array ``[n_batches, 3]`` (mean, std, near_zero); ``plot_layer_stats`` draws them.
     """
 
-    order = -5
+    order = -7  # hooks armed before any forward pass
     run_valid = False
 
     def __init__(self, modules: Sequence[nn.Module] | None = None, near_zero: float = 0.05, every: int = 1):

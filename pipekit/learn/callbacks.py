@@ -19,6 +19,31 @@ state through ``self.learn`` (``xb``, ``yb``, ``pred``, ``loss``, ``epoch``, ``i
 ``training``, ``opt``, ``model``...). Raising a ``Cancel*Exception`` skips the rest of that stage;
 the matching ``after_cancel_*`` event runs, then the stage's ``after_*`` event.
 
+Callbacks run in increasing ``order`` for every event, whatever order they were added in. The
+built-in ones have distinct orders, so a list like ``[EarlyStoppingCallback(), SaveModelCallback()]``
+behaves exactly like its reverse:
+
+=====  ===========================  =====================================================================
+order  callback                     why there
+=====  ===========================  =====================================================================
+ -20   TrainEvalCallback            train/eval mode and ``pct_train`` are set before anything reads them
+  -7   ActivationStats              its hooks are armed before the forward pass
+   0   (default for user callbacks)
+   5   FiniteInputsCheck            refuses NaN/inf inputs before the forward pass (get_preds only)
+  10   MixedPrecision               autocast is closed and the loss unscaled before anyone reads them
+  15   TerminateOnNaNCallback       checks the unscaled loss before backward and the weights after step
+  20   GradientClip                 clips the gradients MixedPrecision has unscaled
+  30   MixUp                        mixes the batch after the mode switches, before the forward pass
+  50   Recorder                     writes the epoch's losses and metrics
+  55   LRFinder                     reads the loss the Recorder saw
+  60   ProgressCallback             prints the row the Recorder wrote
+  62   ParamScheduler               sets lr/mom for the next batch
+  63   TrackerCallback              (base of the two below, for user subclasses)
+  64   EarlyStoppingCallback        asks to stop; the stop only takes effect once the epoch is over
+  65   SaveModelCallback            saves the epoch's model (and checkpoints with the trackers' state)
+  70   GatherPreds                  collects predictions (get_preds only)
+=====  ===========================  =====================================================================
+
 >>> class CountBatches(Callback):
 ...     def before_fit(self): self.n = 0
 ...     def after_batch(self): self.n += 1
@@ -100,6 +125,5 @@ class Callback:
     @property
     def name(self) -> str:
         return _snake(type(self).__name__)
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -128,6 +128,7 @@ class Learner:
         self.batch_wrapper: Callable[[Any], Any] | None = None
         self.resume_epoch = 0
         self._epoch_done = False
+        self.stop_requested = False
         self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()]
                      + ([TerminateOnNaNCallback()] if terminate_on_nan else []))
         if cbs is not None:
@@ -221,6 +222,13 @@ class Learner:
         if error is not None:  # a callback stopped the fit for a reason the caller must see
             raise error
 
+    def request_stop(self) -> None:
+        """Stop the fit once the current epoch is over (every callback still sees its ``after_epoch``).
+
+        Early stopping uses this rather than raising in the middle of ``after_epoch``, so a callback that
+        runs later in that event (a checkpoint of the epoch's model) is never skipped."""
+        self.stop_requested = True
+
     # ------------------------------------------------------------------ optimiser and groups
     def create_opt(self) -> None:
         """Build the optimiser over the splitter's layer groups (called by ``fit`` when needed)."""
@@ -267,12 +275,15 @@ class Learner:
             self.opt.set_hyper("lr", self.lr if lr is None else lr)
             self.n_epoch, self.start_epoch = int(n_epoch), int(start_epoch)
             self.epoch = self.start_epoch
+            self.stop_requested = False
             self._with_events(self._do_fit, "fit")
 
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, "epoch")
+            if self.stop_requested:
+                raise CancelFitException()
 
     def _do_epoch(self) -> None:
         self._epoch_done = False

@@ -20,7 +20,7 @@ __all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback"]
 class TrainEvalCallback(Callback):
     """Puts the model in train/eval mode and keeps ``pct_train`` / ``train_iter`` for the schedulers."""
 
-    order = -10
+    order = -20  # first: every other callback reads the mode and the position in training
 
     def before_fit(self) -> None:
         learn = self.learn

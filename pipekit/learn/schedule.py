@@ -81,7 +81,7 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
 class ParamScheduler(Callback):
     """Sets hyper-parameters from schedules ``{name: fn(pos)}`` before each training batch."""
 
-    order = 60
+    order = 62  # after the ProgressCallback (60), before the trackers (63-65)
     run_valid = False
 
     def __init__(self, scheds: dict[str, Sched]):
