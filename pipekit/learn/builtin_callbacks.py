@@ -56,6 +56,13 @@ class TrackerCallback(Callback):
         if self.comp(val - delta, self.best):
             self.best, self.new_best = float(val), True
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": None if self.best is None else float(self.best)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("best") is not None:
+            self.best = float(state["best"])
+
 
 class SaveModelCallback(TrackerCallback):
     """Saves the model when ``monitor`` improves (``fname``), or every epoch (``fname_{epoch}``); at the
@@ -63,8 +70,8 @@ class SaveModelCallback(TrackerCallback):
 
     Early stopping only takes effect once the epoch is over, so the model of the epoch in which training
     stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (65)
-    comes after ``EarlyStoppingCallback`` (64), so a checkpoint it writes holds what the trackers decided
-    for the epoch just finished.
+    comes after ``EarlyStoppingCallback`` (64), so a checkpoint it writes holds the trackers' state for
+    the epoch just finished and a fit resumed from it counts patience exactly as the uninterrupted one.
     """
 
     order = 65
@@ -85,6 +92,16 @@ class SaveModelCallback(TrackerCallback):
         if self.new_best and not self.at_end:
             self.best_epoch = self.learn.epoch
             self.saved.append(self.learn.save(self.fname, with_opt=self.with_opt))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "saved": [str(p) for p in self.saved],
+                "best_epoch": getattr(self, "best_epoch", None)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.saved = [Path(p) for p in state.get("saved", [])]
+        if state.get("best_epoch") is not None:
+            self.best_epoch = int(state["best_epoch"])
 
     def after_fit(self) -> None:
         from pipekit.learn.export import load_checkpoint
@@ -126,6 +143,14 @@ class EarlyStoppingCallback(TrackerCallback):
         if self.wait >= self.patience:
             self.stopped_epoch = self.learn.epoch
             self.learn.request_stop()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "wait": int(getattr(self, "wait", 0))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.wait = int(state.get("wait", 0))
+
 
 class GradientClip(Callback):
     """Clips the global gradient norm to ``max_norm`` before each optimiser step."""
@@ -202,6 +227,15 @@ class MixedPrecision(Callback):
         if self.learn.opt is not None:
             self.learn.opt.scaler = None
         self.active = False
+
+    def state_dict(self) -> dict[str, Any]:
+        # fp16's loss scale and its growth counter: a resumed fit starts from the same scale
+        return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
 
 class MixUp(Callback):
     """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta)."""

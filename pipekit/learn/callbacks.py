@@ -44,6 +44,12 @@ order  callback                     why there
   70   GatherPreds                  collects predictions (get_preds only)
 =====  ===========================  =====================================================================
 
+A callback that keeps state across epochs returns it from ``state_dict()`` (plain numbers, lists,
+tensors): ``learn.save`` stores it and a fit resumed from that checkpoint (``start_epoch``) hands it
+back through ``load_state_dict`` once ``before_fit`` has run. ``learn.save`` takes each state as it is
+when called: a checkpoint written in ``after_epoch`` should come from a callback ordered after those
+whose state matters (``SaveModelCallback(every_epoch=True)``, at 65, is).
+
 >>> class CountBatches(Callback):
 ...     def before_fit(self): self.n = 0
 ...     def after_batch(self): self.n += 1
@@ -125,5 +131,13 @@ class Callback:
     @property
     def name(self) -> str:
         return _snake(type(self).__name__)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What this callback must carry over when a checkpointed fit is resumed (default: nothing)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back ``state_dict()``'s values (called after ``before_fit`` of a resumed fit)."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -129,6 +129,8 @@ class Learner:
         self.resume_epoch = 0
         self._epoch_done = False
         self.stop_requested = False
+        # callback states read from a checkpoint, handed back when the resumed fit starts (see load)
+        self._resume_cb_states: dict[str, dict[str, Any]] = {}
         self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()]
                      + ([TerminateOnNaNCallback()] if terminate_on_nan else []))
         if cbs is not None:
@@ -279,6 +281,11 @@ class Learner:
             self._with_events(self._do_fit, "fit")
 
     def _do_fit(self) -> None:
+        states, self._resume_cb_states = self._resume_cb_states, {}
+        if self.start_epoch > 0:  # resuming a checkpoint: callbacks continue where it left them
+            for cb in self.cbs:
+                if cb.name in states:
+                    cb.load_state_dict(states[cb.name])
         for epoch in range(self.start_epoch, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, "epoch")
@@ -449,7 +456,9 @@ class Learner:
 
     # ------------------------------------------------------------------ persistence (see export.py)
     def save(self, name: str, with_opt: bool = True) -> Path:
-        """Checkpoint to ``path/model_dir/name.pth``: weights, optimiser state, epoch and RNG state."""
+        """Checkpoint to ``path/model_dir/name.pth``: weights, optimiser state, the epoch to resume at, loader
+        seeds and epoch counters, random states and callback states, so that ``load`` then
+        ``fit(..., start_epoch=learn.resume_epoch)`` continues exactly as the uninterrupted fit."""
         from pipekit.learn.export import save_checkpoint
 
         return save_checkpoint(self, name, with_opt)

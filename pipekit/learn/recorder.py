@@ -127,6 +127,14 @@ class Recorder(Callback):
         for m in self.metrics:
             m.reset()
 
+    def state_dict(self) -> dict[str, Any]:
+        # the smoothed loss continues across a resumed fit exactly as in one uninterrupted fit
+        return {"ema": float(self._ema), "count": int(self._count)} if hasattr(self, "_ema") else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "ema" in state:
+            self._ema, self._count = float(state["ema"]), int(state["count"])
+
     @property
     def smooth_loss(self) -> float | None:
         """The smoothed training loss at the end of the last training phase."""
