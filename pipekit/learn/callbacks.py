@@ -27,7 +27,9 @@ behaves exactly like its reverse:
 order  callback                     why there
 =====  ===========================  =====================================================================
  -20   TrainEvalCallback            train/eval mode and ``pct_train`` are set before anything reads them
+ -10   ModelResetter                (pipekit.text) clears the recurrent state after the mode switch
   -7   ActivationStats              its hooks are armed before the forward pass
+  -5   RNNRegularizer               (pipekit.text) adds AR/TAR to the loss before anyone reads it
    0   (default for user callbacks)
    5   FiniteInputsCheck            refuses NaN/inf inputs before the forward pass (get_preds only)
   10   MixedPrecision               autocast is closed and the loss unscaled before anyone reads them

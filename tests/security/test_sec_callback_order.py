@@ -16,6 +16,7 @@ from pipekit.learn import Callback, EarlyStoppingCallback, SaveModelCallback, ac
 from pipekit.learn.inference import GatherPreds
 from pipekit.learn.nonfinite import FiniteInputsCheck
 from pipekit.tabular import Tabular, tabular_learner
+from pipekit.text.learner import ModelResetter, RNNRegularizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -78,7 +79,7 @@ def test_early_stopping_lets_every_callback_finish_the_epoch(tab, tmp_path):
 
 def test_builtin_callbacks_have_distinct_documented_orders():
     classes = [c for _, c in inspect.getmembers(L, inspect.isclass) if issubclass(c, Callback) and c is not Callback]
-    classes += [GatherPreds, FiniteInputsCheck]
+    classes += [GatherPreds, FiniteInputsCheck, ModelResetter, RNNRegularizer]
     orders = {c.__name__: c.order for c in set(classes)}
     assert len(set(orders.values())) == len(orders), orders
     # early stopping decides first (its stop waits for the end of the epoch), then the checkpoint is written
