@@ -42,6 +42,8 @@ class NonFiniteInputError(NonFiniteError, ValueError):
 
 
 def _copy_(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    if not dst:
+        return
     if hasattr(torch, "_foreach_copy_"):  # one fused call instead of a copy per tensor
         torch._foreach_copy_(dst, src)
     else:  # pragma: no cover - older torch
