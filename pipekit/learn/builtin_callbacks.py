@@ -86,12 +86,20 @@ class SaveModelCallback(TrackerCallback):
 
     def after_epoch(self) -> None:
         if self.every_epoch:
-            self.saved.append(self.learn.save(f"{self.fname}_{self.learn.epoch}", with_opt=self.with_opt))
+            self._save(f"{self.fname}_{self.learn.epoch}")
             return
         super().after_epoch()
         if self.new_best and not self.at_end:
             self.best_epoch = self.learn.epoch
-            self.saved.append(self.learn.save(self.fname, with_opt=self.with_opt))
+            self._save(self.fname)
+
+    def _save(self, name: str) -> None:
+        from pipekit.learn.export import _ckpt_path
+
+        # listed before writing: the checkpoint's copy of this callback's state already knows of itself,
+        # so a fit resumed from it reloads the best model at the end
+        self.saved.append(_ckpt_path(self.learn, name))
+        self.learn.save(name, with_opt=self.with_opt)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "saved": [str(p) for p in self.saved],

@@ -146,3 +146,33 @@ def test_checkpoint_without_optimizer_state_warns_on_resume(tab, tmp_path):
     learn.save("noopt", with_opt=False)
     with pytest.warns(RuntimeWarning, match="no optimiser state"):
         _tab_learner(tab, tmp_path).load("noopt")
+
+
+def test_resume_from_the_best_model_checkpoint(tmp_path):
+    """The checkpoint SaveModelCallback writes for the best epoch resumes too, and the resumed fit ends by
+    reloading that best model, as the uninterrupted one does."""
+    df = pl.read_csv(path_adult()).head(4000)
+    tab4 = Tabular(df, cat_names=CAT, cont_names=["age", "fnlwgt", "hours-per-week"], y_names="salary",
+                   splits=RandomSplitter(0.2, seed=42))
+
+    def learner():
+        return tabular_learner(tab4.dataloaders(bs=128), layers=[50, 20], metrics=accuracy, path=tmp_path)
+
+    n = 5  # accuracy peaks before the last epoch here, so the resumed fit has epochs left after the best
+    set_seed(0)
+    full = learner()
+    best = SaveModelCallback(monitor="accuracy", fname="best", with_opt=True)
+    full.fit(n, 3e-2, cbs=[best])
+    accs = [row[3] for row in full.recorder.values]
+    assert best.best_epoch < n - 1 and accs[best.best_epoch] == max(accs)
+    set_seed(1234)
+    resumed = learner()
+    resumed.load("best")
+    assert resumed.resume_epoch == best.best_epoch + 1
+    best2 = SaveModelCallback(monitor="accuracy", fname="best", with_opt=True)
+    resumed.fit(n, 3e-2, cbs=[best2], start_epoch=resumed.resume_epoch)
+    assert [row[:-1] for row in resumed.recorder.values] == [row[:-1] for row in full.recorder.values[best.best_epoch + 1:]]
+    assert best2.best == best.best and best2.best_epoch == best.best_epoch
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert resumed.validate()[1] == max(accs)
