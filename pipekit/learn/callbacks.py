@@ -39,7 +39,7 @@ order  callback                     why there
   50   Recorder                     writes the epoch's losses and metrics
   55   LRFinder                     reads the loss the Recorder saw
   60   ProgressCallback             prints the row the Recorder wrote
-  62   ParamScheduler               sets lr/mom for the next batch
+  62   ParamScheduler               sets lr/mom before each training batch
   63   TrackerCallback              (base of the two below, for user subclasses)
   64   EarlyStoppingCallback        asks to stop; the stop only takes effect once the epoch is over
   65   SaveModelCallback            saves the epoch's model (and checkpoints with the trackers' state)

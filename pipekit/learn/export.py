@@ -358,16 +358,22 @@ def load_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True, 
         warnings.warn(f"Learner.load: {path} has no optimiser state (saved with with_opt=False); a fit resumed "
                       "from it starts the optimiser afresh and will not follow the uninterrupted run",
                       RuntimeWarning, stacklevel=3)
-    if _has_loaders(learn.dls):
-        loaders = getattr(learn.dls, "loaders", None) or [learn.dls.train]
-        saved = state.get("loaders")
-        if saved is None and "dl_epoch" in state:  # checkpoints written before loader seeds were kept
-            saved = [{"epoch": state["dl_epoch"]}]
-        for dl, s in zip(loaders, saved or []):
-            for k, v in s.items():
-                if hasattr(dl, k):
-                    setattr(dl, k, int(v))
-    if "torch_rng" in state:
-        torch.set_rng_state(state["torch_rng"].cpu())
-    _set_rng_state(state.get("rng", {}))
-    learn._resume_cb_states = dict(state.get("callbacks", {}))
+    try:
+        if _has_loaders(learn.dls):
+            saved = state.get("loaders")
+            if saved is None and "dl_epoch" in state:  # checkpoints written before loader seeds were kept
+                saved = [{"epoch": state["dl_epoch"]}]
+            for dl, s in zip(getattr(learn.dls, "loaders", None) or [learn.dls.train], saved or []):
+                # only the two counters pipekit writes: a name read from the file never picks the attribute
+                if "seed" in s and hasattr(dl, "seed"):
+                    dl.seed = int(s["seed"])
+                if "epoch" in s and hasattr(dl, "epoch"):
+                    dl.epoch = int(s["epoch"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+        _set_rng_state(state.get("rng", {}))
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise ExportError(f"Learner.load: the loader or random states in {path} are malformed ({e}); it was "
+                          "not written by learn.save, or was damaged") from e
+    callbacks = state.get("callbacks", {})
+    learn._resume_cb_states = dict(callbacks) if isinstance(callbacks, dict) else {}

@@ -176,3 +176,24 @@ def test_resume_from_the_best_model_checkpoint(tmp_path):
     for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     assert resumed.validate()[1] == max(accs)
+
+
+def test_checkpoint_states_are_read_as_data(tab, tmp_path):
+    """Only the loader counters pipekit writes are read back; a malformed random state is a clear error."""
+    from pipekit.learn import ExportError
+
+    set_seed(0)
+    learn = _tab_learner(tab, tmp_path)
+    learn.fit(1, 1e-2)
+    ck = learn.save("ck")
+    state = torch.load(ck, weights_only=True)
+    state["loaders"][0] = {"seed": 7, "epoch": 3, "bs": 1, "device": 0}
+    torch.save(state, tmp_path / "edited.pth")
+    other = _tab_learner(tab, tmp_path)
+    bs = other.dls.train.bs
+    other.load(tmp_path / "edited.pth")
+    assert (other.dls.train.seed, other.dls.train.epoch, other.dls.train.bs) == (7, 3, bs)
+    state["rng"]["numpy"]["kind"] = "not-a-generator"
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(ExportError, match="random states in .*bad.pth are malformed"):
+        other.load(tmp_path / "bad.pth")
