@@ -15,7 +15,7 @@ from pipekit.data import CategoryBlock, DataLoaders, TensorStore
 from pipekit.data.external import read_idx
 from pipekit.learn import (
     Callback, CancelBatchException, CancelFitException, CrossEntropyLossFlat, Learner, accuracy, body_head_splitter,
-    error_rate, simple_cnn,
+    NonFiniteError, error_rate, simple_cnn,
 )
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -260,6 +260,8 @@ def test_non_finite_loss_is_reported(fmnist):
                                   [TensorStore(x[:64]), TensorStore(y_tr[:64].astype(np.int64))],
                                   blocks=(CategoryBlock(), CategoryBlock()), bs=64, seed=0, device="cpu",
                                   num_workers=0)
-    learn = Learner(dls, simple_cnn(1, 10, (4,)))
+    with pytest.raises(NonFiniteError, match=r"epoch 0, batch \d+: the training loss was NaN/inf"):
+        Learner(dls, simple_cnn(1, 10, (4,))).fit(1, 1e-3)  # stopped by default
+    learn = Learner(dls, simple_cnn(1, 10, (4,)), terminate_on_nan=False)
     with pytest.warns(RuntimeWarning, match="not finite"):
         learn.fit(1, 1e-3)

@@ -22,6 +22,7 @@ from pipekit.learn.metrics import (
     accuracy_multi, error_rate, mae, mse, perplexity, rmse,
 )
 from pipekit.learn.nets import MLP, ConvBlock, body_head_splitter, params, simple_cnn
+from pipekit.learn.nonfinite import NonFiniteError, NonFiniteInputError, TerminateOnNaNCallback
 from pipekit.learn.optim import SGD, Adam, OptimWrapper, RMSProp
 from pipekit.learn.recorder import ProgressCallback, Recorder, TrainEvalCallback
 from pipekit.learn.registry import (
@@ -42,6 +43,7 @@ __all__ = [
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind", "register_loss",
     "AccumMetric", "AvgMetric", "F1Score", "Metric", "Perplexity", "R2Score", "RocAuc", "RocAucBinary", "ValueMetric",
     "accuracy", "accuracy_multi", "error_rate", "mae", "mse", "perplexity", "rmse",
+    "NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback",
     "MLP", "ConvBlock", "body_head_splitter", "params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp",
     "ProgressCallback", "Recorder", "TrainEvalCallback",

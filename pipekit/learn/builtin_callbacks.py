@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.learn.callbacks import Callback, CancelFitException
+from pipekit.learn.callbacks import Callback
 
 __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision",
            "MixUp", "ActivationStats"]
@@ -27,7 +27,7 @@ class TrackerCallback(Callback):
     ``comp`` decides what "better" means: by default lower for names containing 'loss' or 'error', else higher.
     """
 
-    order = 65  # after the Recorder has written the epoch's values
+    order = 63  # after the Recorder (50) has written the epoch's values
 
     def __init__(self, monitor: str = "valid_loss", comp: Any = None, min_delta: float = 0.0,
                  reset_on_fit: bool = True):
@@ -56,10 +56,25 @@ class TrackerCallback(Callback):
         if self.comp(val - delta, self.best):
             self.best, self.new_best = float(val), True
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": None if self.best is None else float(self.best)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("best") is not None:
+            self.best = float(state["best"])
+
 
 class SaveModelCallback(TrackerCallback):
     """Saves the model when ``monitor`` improves (``fname``), or every epoch (``fname_{epoch}``); at the
-    end of training the best model is loaded back unless ``at_end`` (then the last model is saved)."""
+    end of training the best model is loaded back unless ``at_end`` (then the last model is saved).
+
+    Early stopping only takes effect once the epoch is over, so the model of the epoch in which training
+    stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (65)
+    comes after ``EarlyStoppingCallback`` (64), so a checkpoint it writes holds the trackers' state for
+    the epoch just finished and a fit resumed from it counts patience exactly as the uninterrupted one.
+    """
+
+    order = 65
 
     def __init__(self, monitor: str = "valid_loss", comp: Any = None, min_delta: float = 0.0, fname: str = "model",
                  every_epoch: bool = False, at_end: bool = False, with_opt: bool = False, reset_on_fit: bool = True):
@@ -71,12 +86,30 @@ class SaveModelCallback(TrackerCallback):
 
     def after_epoch(self) -> None:
         if self.every_epoch:
-            self.saved.append(self.learn.save(f"{self.fname}_{self.learn.epoch}", with_opt=self.with_opt))
+            self._save(f"{self.fname}_{self.learn.epoch}")
             return
         super().after_epoch()
         if self.new_best and not self.at_end:
             self.best_epoch = self.learn.epoch
-            self.saved.append(self.learn.save(self.fname, with_opt=self.with_opt))
+            self._save(self.fname)
+
+    def _save(self, name: str) -> None:
+        from pipekit.learn.export import _ckpt_path
+
+        # listed before writing: the checkpoint's copy of this callback's state already knows of itself,
+        # so a fit resumed from it reloads the best model at the end
+        self.saved.append(_ckpt_path(self.learn, name))
+        self.learn.save(name, with_opt=self.with_opt)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "saved": [str(p) for p in self.saved],
+                "best_epoch": getattr(self, "best_epoch", None)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.saved = [Path(p) for p in state.get("saved", [])]
+        if state.get("best_epoch") is not None:
+            self.best_epoch = int(state["best_epoch"])
 
     def after_fit(self) -> None:
         from pipekit.learn.export import load_checkpoint
@@ -88,7 +121,14 @@ class SaveModelCallback(TrackerCallback):
 
 
 class EarlyStoppingCallback(TrackerCallback):
-    """Stops training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+    """Stops training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    It never stops in an epoch that set a new best. The stop takes effect once the epoch is over
+    (``learn.request_stop``), so every callback, a ``SaveModelCallback`` among them, has seen that epoch
+    whatever the order of the list the callbacks were given in.
+    """
+
+    order = 64
 
     def __init__(self, monitor: str = "valid_loss", comp: Any = None, min_delta: float = 0.0, patience: int = 1,
                  reset_on_fit: bool = True):
@@ -110,7 +150,14 @@ class EarlyStoppingCallback(TrackerCallback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = self.learn.epoch
-            raise CancelFitException()
+            self.learn.request_stop()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "wait": int(getattr(self, "wait", 0))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.wait = int(state.get("wait", 0))
 
 
 class GradientClip(Callback):
@@ -189,6 +236,14 @@ class MixedPrecision(Callback):
             self.learn.opt.scaler = None
         self.active = False
 
+    def state_dict(self) -> dict[str, Any]:
+        # fp16's loss scale and its growth counter: a resumed fit starts from the same scale
+        return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
 
 class MixUp(Callback):
     """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta)."""
@@ -250,7 +305,7 @@ class ActivationStats(Callback):
     ``stats[name]`` is an array ``[n_batches, 3]`` (mean, std, near_zero); ``plot_layer_stats`` draws them.
     """
 
-    order = -5
+    order = -7  # hooks armed before any forward pass
     run_valid = False
 
     def __init__(self, modules: Sequence[nn.Module] | None = None, near_zero: float = 0.05, every: int = 1):

@@ -290,27 +290,74 @@ def _ckpt_path(learn: Any, name: str | os.PathLike) -> Path:
     return Path(learn.path) / learn.model_dir / f"{name}.pth"
 
 
+def _rng_state() -> dict[str, Any]:
+    """Every random generator training draws from, as tensors and plain numbers (loadable weights_only)."""
+    import random
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    out: dict[str, Any] = {
+        "torch": torch.get_rng_state(),  # dropout, MixUp's Beta draws and permutations, init
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": None if gauss is None else float(gauss)},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import random
+
+    if "torch" in state:
+        torch.set_rng_state(state["torch"].cpu())
+    if "numpy" in state:
+        n = state["numpy"]
+        np.random.set_state((n["kind"], n["keys"].cpu().numpy().astype(np.uint32), int(n["pos"]),
+                             int(n["has_gauss"]), float(n["cached_gaussian"])))
+    if "python" in state:
+        py = state["python"]
+        random.setstate((int(py["version"]), tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([t.cpu() for t in cuda])
+
+
 def save_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True) -> Path:
-    """See ``Learner.save``. Under torchrun only rank 0 writes (the others return the path)."""
+    """See ``Learner.save``. Under torchrun only rank 0 writes (the others return the path).
+
+    Besides the weights and the optimiser state, a checkpoint holds what a resumed fit needs to go on
+    exactly as the uninterrupted one: the epoch to resume at, the seed and epoch counter of every loader
+    (shuffling and augmentation are drawn from them), the torch/CUDA/NumPy/Python random states (dropout,
+    MixUp) and each callback's ``state_dict()`` (the smoothed loss, the best value of a tracker, ...).
+    """
     from pipekit.learn.distributed import is_main_process
 
     path = _ckpt_path(learn, name)
     if not is_main_process():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    rng = _rng_state()
     state: dict[str, Any] = {
         "format": "pipekit-checkpoint",
         "model": _unwrap(learn.model).state_dict(),
         # epochs finished when saved; fit(..., start_epoch=this) resumes after them
         "next_epoch": int(learn.epoch) + 1 if getattr(learn, "_epoch_done", False) else int(learn.epoch),
         "n_epoch": int(learn.n_epoch),
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": rng.pop("torch"),
+        "rng": rng,
     }
-    dl_epoch = getattr(learn.dls.train, "epoch", None) if _has_loaders(learn.dls) else None
-    if dl_epoch is not None:
-        state["dl_epoch"] = int(dl_epoch)
+    if _has_loaders(learn.dls):
+        loaders = getattr(learn.dls, "loaders", None) or [learn.dls.train]
+        state["loaders"] = [{k: int(getattr(dl, k)) for k in ("seed", "epoch") if isinstance(getattr(dl, k, None),
+                                                                                        (int, np.integer))}
+                            for dl in loaders]
     if with_opt and learn.opt is not None:
         state["opt"] = learn.opt.state_dict()
+    cb_states = {cb.name: cb.state_dict() for cb in learn.cbs}
+    state["callbacks"] = {k: v for k, v in cb_states.items() if v}
     torch.save(state, path)
     return path
 
@@ -318,7 +365,8 @@ def save_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True) 
 def load_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True, strict: bool = True,
                     restore_state: bool = True) -> None:
     """See ``Learner.load``. ``restore_state=False`` loads weights (and optimiser) only, leaving the
-    epoch counters and RNG state alone (used to reload the best model at the end of a fit)."""
+    epoch counters, loader seeds, random states and callback states alone (used to reload the best model
+    at the end of a fit)."""
     path = _ckpt_path(learn, name)
     if not path.exists():
         raise FileNotFoundError(f"Learner.load: no checkpoint at {path} (saved with learn.save({Path(name).stem!r}) "
@@ -338,7 +386,28 @@ def load_checkpoint(learn: Any, name: str | os.PathLike, with_opt: bool = True, 
     if not restore_state:
         return
     learn.resume_epoch = int(state.get("next_epoch", 0))
-    if "dl_epoch" in state and _has_loaders(learn.dls) and hasattr(learn.dls.train, "epoch"):
-        learn.dls.train.epoch = int(state["dl_epoch"])
-    if "torch_rng" in state:
-        torch.set_rng_state(state["torch_rng"].cpu())
+    if with_opt and "opt" not in state and learn.resume_epoch > 0:
+        import warnings
+
+        warnings.warn(f"Learner.load: {path} has no optimiser state (saved with with_opt=False); a fit resumed "
+                      "from it starts the optimiser afresh and will not follow the uninterrupted run",
+                      RuntimeWarning, stacklevel=3)
+    try:
+        if _has_loaders(learn.dls):
+            saved = state.get("loaders")
+            if saved is None and "dl_epoch" in state:  # checkpoints written before loader seeds were kept
+                saved = [{"epoch": state["dl_epoch"]}]
+            for dl, s in zip(getattr(learn.dls, "loaders", None) or [learn.dls.train], saved or []):
+                # only the two counters pipekit writes: a name read from the file never picks the attribute
+                if "seed" in s and hasattr(dl, "seed"):
+                    dl.seed = int(s["seed"])
+                if "epoch" in s and hasattr(dl, "epoch"):
+                    dl.epoch = int(s["epoch"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+        _set_rng_state(state.get("rng", {}))
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise ExportError(f"Learner.load: the loader or random states in {path} are malformed ({e}); it was "
+                          "not written by learn.save, or was damaged") from e
+    callbacks = state.get("callbacks", {})
+    learn._resume_cb_states = dict(callbacks) if isinstance(callbacks, dict) else {}

@@ -99,15 +99,43 @@ def _item_order(dl: Any, epoch: int, n: int) -> np.ndarray | None:
     return order
 
 
+class _OneBatch:
+    """A loader of one given batch (the zero-row batch of an empty loader)."""
+
+    def __init__(self, batch: tuple, n_inp: int):
+        self.batch, self.n_inp = batch, n_inp
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Any:
+        yield self.batch
+
+
+def _empty_batch(dl: Any) -> tuple | None:
+    """A batch of zero rows from ``dl``'s dataset (right dtypes and trailing shapes), if it can make one."""
+    produce, finish = getattr(dl, "_produce", None), getattr(dl, "_finish", None)
+    if produce is None or finish is None or len(getattr(dl, "dataset", ())) != 0:
+        return None
+    epoch = getattr(dl, "epoch", 0)
+    try:  # the loader's own path: gather, batch transforms, device
+        return tuple(finish(epoch, 0, produce(epoch, 0, np.zeros(0, dtype=np.int64))))
+    except (IndexError, ValueError, RuntimeError, TypeError):  # a dataset that cannot gather nothing
+        return None
+
+
 def get_preds(learn: Any, ds_idx: int = 1, dl: Any = None, with_input: bool = False, with_decoded: bool = False,
               with_loss: bool = False, act: Callable | None = None, reorder: bool = True, cbs: Any = None) -> tuple:
     """See ``Learner.get_preds``."""
+    from pipekit.learn.nonfinite import FiniteInputsCheck, check_finite_weights
     from pipekit.learn.recorder import ProgressCallback, Recorder
 
     dl = learn._get_dl(ds_idx, dl)
+    check_finite_weights(learn.model, "get_preds")
     epoch = getattr(dl, "epoch", 0)
     gather = GatherPreds(with_input, with_loss)
-    extra = [gather] + ([] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs])
+    extra = [gather, FiniteInputsCheck(dl, epoch)] + ([] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple))
+                                                      else [cbs])
     loss_func = learn.loss_func
     old_red = getattr(loss_func, "reduction", None)
     if with_loss and old_red is not None:
@@ -118,6 +146,11 @@ def get_preds(learn: Any, ds_idx: int = 1, dl: Any = None, with_input: bool = Fa
         with learn.removed_cbs([c for c in learn.cbs if isinstance(c, (Recorder, ProgressCallback))]), \
                 learn.added_cbs(extra):
             learn._do_validate(dl)
+            if not gather.preds:
+                # no rows: one zero-row batch through the model gives empty outputs of the right shape/dtype
+                empty = _empty_batch(dl)
+                if empty is not None:
+                    learn._do_validate(_OneBatch(empty, int(getattr(dl, "n_inp", 1))))
     finally:
         if with_loss and old_red is not None:
             loss_func.reduction = old_red

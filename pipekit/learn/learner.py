@@ -29,6 +29,7 @@ from pipekit.learn.callbacks import (
 )
 from pipekit.learn.losses import loss_from_kind
 from pipekit.learn.metrics import Metric, as_metric
+from pipekit.learn.nonfinite import TerminateOnNaNCallback
 from pipekit.learn.optim import Adam, OptimWrapper
 from pipekit.learn.recorder import ProgressCallback, Recorder, TrainEvalCallback
 
@@ -67,6 +68,8 @@ class Learner:
     the last is the head) used by ``freeze``/``freeze_to`` and ``slice`` learning rates.
     metrics: functions ``fn(pred, targ)`` or ``Metric`` objects, computed over the whole validation set.
     wd: weight decay (None: the optimiser's default).  cbs: extra callbacks.
+    terminate_on_nan: stop ``fit`` with ``NonFiniteError`` at the first NaN/inf loss or weights, the last
+    finite weights put back (``TerminateOnNaNCallback``); False trains on (the Recorder only warns).
     """
 
     def __init__(self, dls: Any, model: nn.Module, loss_func: Callable | None = None,
@@ -75,7 +78,7 @@ class Learner:
                  cbs: Callback | Sequence[Callback] | None = None, metrics: Any = None,
                  path: str | os.PathLike | None = None, model_dir: str = "models", wd: float | None = None,
                  wd_bn_bias: bool = False, train_bn: bool = True, moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None, terminate_on_nan: bool = True):
         if not isinstance(model, nn.Module):
             raise TypeError(f"Learner: model must be a torch nn.Module, got {type(model).__name__}")
         # look on the class too: DataLoaders rebuilt by load_learner hold no loaders, and reading .train raises
@@ -125,7 +128,11 @@ class Learner:
         self.batch_wrapper: Callable[[Any], Any] | None = None
         self.resume_epoch = 0
         self._epoch_done = False
-        self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()])
+        self.stop_requested = False
+        # callback states read from a checkpoint, handed back when the resumed fit starts (see load)
+        self._resume_cb_states: dict[str, dict[str, Any]] = {}
+        self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()]
+                     + ([TerminateOnNaNCallback()] if terminate_on_nan else []))
         if cbs is not None:
             self.add_cbs(cbs if isinstance(cbs, (list, tuple)) else [cbs])
 
@@ -206,12 +213,23 @@ class Learner:
 
     def _with_events(self, f: Callable[[], None], name: str) -> None:
         before, cancel, after, exc = _STAGE[name]
+        error = None
         try:
             self(before)
             f()
-        except exc:
+        except exc as e:
             self(cancel)
+            error = getattr(e, "error", None)
         self(after)
+        if error is not None:  # a callback stopped the fit for a reason the caller must see
+            raise error
+
+    def request_stop(self) -> None:
+        """Stop the fit once the current epoch is over (every callback still sees its ``after_epoch``).
+
+        Early stopping uses this rather than raising in the middle of ``after_epoch``, so a callback that
+        runs later in that event (a checkpoint of the epoch's model) is never skipped."""
+        self.stop_requested = True
 
     # ------------------------------------------------------------------ optimiser and groups
     def create_opt(self) -> None:
@@ -259,12 +277,20 @@ class Learner:
             self.opt.set_hyper("lr", self.lr if lr is None else lr)
             self.n_epoch, self.start_epoch = int(n_epoch), int(start_epoch)
             self.epoch = self.start_epoch
+            self.stop_requested = False
             self._with_events(self._do_fit, "fit")
 
     def _do_fit(self) -> None:
+        states, self._resume_cb_states = self._resume_cb_states, {}
+        if self.start_epoch > 0:  # resuming a checkpoint: callbacks continue where it left them
+            for cb in self.cbs:
+                if cb.name in states:
+                    cb.load_state_dict(states[cb.name])
         for epoch in range(self.start_epoch, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, "epoch")
+            if self.stop_requested:
+                raise CancelFitException()
 
     def _do_epoch(self) -> None:
         self._epoch_done = False
@@ -430,7 +456,9 @@ class Learner:
 
     # ------------------------------------------------------------------ persistence (see export.py)
     def save(self, name: str, with_opt: bool = True) -> Path:
-        """Checkpoint to ``path/model_dir/name.pth``: weights, optimiser state, epoch and RNG state."""
+        """Checkpoint to ``path/model_dir/name.pth``: weights, optimiser state, the epoch to resume at, loader
+        seeds and epoch counters, random states and callback states, so that ``load`` then
+        ``fit(..., start_epoch=learn.resume_epoch)`` continues exactly as the uninterrupted fit."""
         from pipekit.learn.export import save_checkpoint
 
         return save_checkpoint(self, name, with_opt)

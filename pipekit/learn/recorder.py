@@ -20,7 +20,7 @@ __all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback"]
 class TrainEvalCallback(Callback):
     """Puts the model in train/eval mode and keeps ``pct_train`` / ``train_iter`` for the schedulers."""
 
-    order = -10
+    order = -20  # first: every other callback reads the mode and the position in training
 
     def before_fit(self) -> None:
         learn = self.learn
@@ -126,6 +126,14 @@ class Recorder(Callback):
         self._valid_count = 0
         for m in self.metrics:
             m.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        # the smoothed loss continues across a resumed fit exactly as in one uninterrupted fit
+        return {"ema": float(self._ema), "count": int(self._count)} if hasattr(self, "_ema") else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "ema" in state:
+            self._ema, self._count = float(state["ema"]), int(state["count"])
 
     @property
     def smooth_loss(self) -> float | None:

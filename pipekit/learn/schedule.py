@@ -81,7 +81,7 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
 class ParamScheduler(Callback):
     """Sets hyper-parameters from schedules ``{name: fn(pos)}`` before each training batch."""
 
-    order = 60
+    order = 62  # after the ProgressCallback (60), before the trackers (63-65)
     run_valid = False
 
     def __init__(self, scheds: dict[str, Sched]):
@@ -274,6 +274,7 @@ class SuggestedLRs:
 def lr_find(learn: Any, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
             show_plot: bool = True, path: str | os.PathLike | None = None) -> SuggestedLRs:
     """See ``Learner.lr_find``."""
+    from pipekit.learn.nonfinite import TerminateOnNaNCallback
     from pipekit.learn.recorder import ProgressCallback
 
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)
@@ -284,7 +285,8 @@ def lr_find(learn: Any, start_lr: float = 1e-7, end_lr: float = 10, num_it: int 
     opt_state = copy.deepcopy(learn.opt.state_dict()) if had_opt else None
     dl_epoch = getattr(learn.dls.train, "epoch", None)
     try:
-        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)]):
+        # the finder drives the loss to divergence on purpose: it stops there itself
+        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, TerminateOnNaNCallback))]):
             learn.fit(n_epoch, cbs=[finder])
     finally:
         learn.model.load_state_dict(model_state)

@@ -185,6 +185,25 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
                        processor=getattr(split, "processor", None))
 
 
+def check_no_infinite(d: TabularData, columns: Sequence[str], where: str) -> None:
+    """Refuse +/-inf in the model inputs ``columns`` of ``d``, naming the column and the first row.
+
+    NaN stays allowed (the backends treat it as missing); an infinite value would be split on or
+    averaged as a number and give a wrong answer without a word. One pass over the float columns.
+    """
+    cols = [c for c in columns if c in d.xs.columns and d.xs.schema[c].is_float()]
+    if not cols:
+        return
+    counts = d.xs.select([pl.col(c).is_infinite().sum().alias(c) for c in cols]).row(0)
+    for c, n in zip(cols, counts):
+        if n:
+            s = d.xs.get_column(c)
+            row = int(s.is_infinite().arg_true()[0])
+            raise ValueError(f"{where}: column {c!r} holds {s[row]} at row {row} ({n} infinite value(s) in that "
+                             "column); models need finite inputs. Put FillMissing in the procs (it treats inf as "
+                             "missing) or clean the column.")
+
+
 # -------------------------------------------------------------------------------------- serialisation
 def save_npz(path: str | Path, meta: dict, arrays: dict[str, np.ndarray]) -> Path:
     """One file: ``meta`` as JSON plus named arrays, readable with ``allow_pickle=False``."""
@@ -342,6 +361,7 @@ class Backend:
             raise ValueError("the training split has no targets (ys); pass a labelled split to fit")
         if len(train) == 0:
             raise ValueError("the training split is empty")
+        check_no_infinite(train, train.feature_names, f"{type(self).__name__}.fit")
         self.feature_names_ = list(train.feature_names)
         self.cat_features_ = [c for c in train.cat_names if c in self.feature_names_]
         self.procs_signature_ = train.procs_signature
@@ -377,6 +397,7 @@ class Backend:
         if len(d) == 0:
             raise ValueError(f"the data passed to {type(self).__name__} has no rows")
         self.check_compatible(d)
+        check_no_infinite(d, self.feature_names_, type(self).__name__)
         return d
 
     def check_compatible(self, d: TabularData) -> None:

@@ -156,12 +156,29 @@ class TabularProc:
         return f"{type(self).__name__}({args})"
 
 
+def _finite_or_null(c: str) -> pl.Expr:
+    """Column ``c`` with NaN and +/-inf turned into nulls: a value that is not a finite number is missing."""
+    col = pl.col(c)
+    return pl.when(~col.is_finite()).then(None).otherwise(col)
+
+
+def _as_number(c: str, dtype: pl.DataType) -> pl.Expr | None:
+    """Column ``c`` read as numbers the way the processor will read it (text is parsed), or None."""
+    if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)):
+        return pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    if dtype.is_numeric():
+        return pl.col(c).cast(pl.Float64)
+    return None
+
+
 class FillMissing(TabularProc):
     """Fill missing continuous values with a train statistic and flag them in ``<col>_na`` columns.
 
-    Columns with missing values in the training rows get a boolean ``<col>_na`` column, which is added
-    to the categorical columns. A column that had no missing values in training but has some later is
-    filled all the same, with a warning.
+    Missing means null, NaN, or +/-inf: an infinite value cannot be normalised or fed to a model, so it
+    is filled like a null (and counted in its own warning, so a sensor's overflow is not mistaken for
+    an empty cell). Columns with missing values in the training rows get a boolean ``<col>_na`` column,
+    which is added to the categorical columns. A column that had no missing values in training but has
+    some later is filled all the same, with a warning.
 
     Example:
         >>> import polars as pl
@@ -188,7 +205,7 @@ class FillMissing(TabularProc):
         self.na_columns_: list[str] | None = None
 
     def _stat(self, c: str, train: pl.Expr) -> pl.Expr:
-        x = pl.col(c).filter(train)
+        x = _finite_or_null(c).filter(train)
         if self.strategy == "median":
             return x.median().alias(c)
         if self.strategy == "mode":
@@ -203,16 +220,26 @@ class FillMissing(TabularProc):
             self.fill_values_, self.na_columns_ = {}, []
             return
         stats = _collect(frame.select([self._stat(c, train) for c in cols]
-                                      + [pl.col(c).filter(train).null_count().alias(f"{c}\x00n") for c in cols]))
+                                      + [_finite_or_null(c).filter(train).null_count().alias(f"{c}\x00n") for c in cols]
+                                      + [pl.col(c).filter(train).is_infinite().sum().alias(f"{c}\x00i")
+                                         for c in cols]))
         fills: dict[str, float] = {}
         for c in cols:
             v = stats[c][0]
             if v is None:
-                raise ValueError(f"FillMissing: continuous column {c!r} has no values in the training rows "
-                                 "(all null); drop it from cont_names.")
+                raise ValueError(f"FillMissing: continuous column {c!r} has no finite values in the training rows "
+                                 "(all null, NaN or inf); drop it from cont_names.")
             fills[c] = float(v)
         self.fill_values_ = fills
         self.na_columns_ = [c for c in cols if stats[f"{c}\x00n"][0] > 0]
+        for c in cols:
+            n_inf = int(stats[f"{c}\x00i"][0] or 0)
+            if n_inf:
+                n_null = int(stats[f"{c}\x00n"][0]) - n_inf
+                flag = f" and flagged in {c + '_na'!r}" if self.add_col else ""
+                warnings.warn(f"FillMissing: continuous column {c!r} has {n_inf} infinite value(s) (inf/-inf) in the "
+                              f"training rows (besides {n_null} null/NaN); they are treated as missing: filled with "
+                              f"{fills[c]!r} (training {self.strategy}){flag}.", stacklevel=3)
         if self.add_col:
             for c in self.na_columns_:
                 if f"{c}_na" not in names.cat_names:
@@ -222,20 +249,29 @@ class FillMissing(TabularProc):
         self._require_fitted()
         exprs: list[pl.Expr] = []
         if self.add_col:
-            exprs += [pl.col(c).is_null().alias(f"{c}_na") for c in self.na_columns_]
-        exprs += [pl.col(c).fill_null(self.fill_values_[c]) for c in self.columns_]
+            exprs += [_finite_or_null(c).is_null().alias(f"{c}_na") for c in self.na_columns_]
+        exprs += [_finite_or_null(c).fill_null(self.fill_values_[c]).alias(c) for c in self.columns_]
         return exprs
 
     def check_new(self, frame: pl.DataFrame) -> None:
         self._require_fitted()
         cols = [c for c in self.columns_ if c not in self.na_columns_ and c in frame.columns]
-        if not cols:
+        if cols:
+            counts = frame.select([pl.col(c).null_count() for c in cols]).row(0)
+            for c, n in zip(cols, counts):
+                if n:
+                    warnings.warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
+                                  f"filled with {self.fill_values_[c]!r} (training {self.strategy}).", stacklevel=3)
+        nums = {c: _as_number(c, frame.schema[c]) for c in self.columns_ if c in frame.columns}
+        nums = {c: e for c, e in nums.items() if e is not None}
+        if not nums:
             return
-        counts = frame.select([pl.col(c).null_count() for c in cols]).row(0)
-        for c, n in zip(cols, counts):
+        infs = frame.select([e.is_infinite().sum().alias(c) for c, e in nums.items()]).row(0)
+        for c, n in zip(nums, infs):
             if n:
-                warnings.warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
-                              f"filled with {self.fill_values_[c]!r} (training {self.strategy}).", stacklevel=3)
+                warnings.warn(f"FillMissing: column {c!r} has {n} infinite value(s) (inf/-inf) here; treated as "
+                              f"missing and filled with {self.fill_values_[c]!r} (training {self.strategy}).",
+                              stacklevel=3)
 
 
 class Categorify(TabularProc):

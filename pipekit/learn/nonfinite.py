@@ -1,0 +1,345 @@
+"""NaN and inf in training and prediction: stop at the first one instead of returning NaN silently.
+
+A diverged step (too high a learning rate, an inf in the inputs) leaves NaN in the weights, and from
+then on every loss and every prediction is NaN. Three checks keep that from passing unnoticed:
+
+- ``TerminateOnNaNCallback``, in every Learner by default, stops ``fit`` with ``NonFiniteError`` at the
+  first non-finite training loss (checked before the backward pass) or weights (checked after the
+  optimiser step), and puts back the weights and buffers of the last batch whose loss was finite;
+- ``check_finite_weights`` refuses to predict from a model holding NaN/inf (``get_preds``/``predict``);
+- ``FiniteInputsCheck`` refuses NaN/inf in the float inputs of a prediction, naming the row and column.
+
+>>> import torch
+>>> check_finite_weights(torch.nn.Linear(2, 1))  # finite weights: nothing to say
+>>> m = torch.nn.Linear(2, 1); _ = m.bias.data.fill_(float("nan"))
+>>> try:
+...     check_finite_weights(m)
+... except NonFiniteError as e:
+...     print(str(e)[:58])
+the model's weights hold NaN/inf in 'bias'; it cannot make
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipekit.learn.callbacks import Callback, CancelFitException
+
+__all__ = ["NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback", "FiniteInputsCheck",
+           "check_finite_weights"]
+
+
+class NonFiniteError(FloatingPointError):
+    """Training or prediction met NaN/inf: a diverged loss, non-finite weights or non-finite inputs."""
+
+
+class NonFiniteInputError(NonFiniteError, ValueError):
+    """The inputs of a prediction hold NaN/inf (bad input data, named by row and column)."""
+
+
+def _copy_(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    if not dst:
+        return
+    if hasattr(torch, "_foreach_copy_"):  # one fused call instead of a copy per tensor
+        torch._foreach_copy_(dst, src)
+    else:  # pragma: no cover - older torch
+        for d, s in zip(dst, src):
+            d.copy_(s)
+
+
+def _norm_sum(tensors: list[torch.Tensor], exact: bool = False) -> torch.Tensor:
+    """One scalar that is finite when every tensor is: the sum of their 2-norms (NaN and inf propagate).
+
+    A 2-norm over all tensors is one fused call, several times cheaper than max |x| or ``isfinite`` per
+    tensor. In float32 it also overflows for values beyond ~1e19; ``exact`` accumulates in float64
+    instead, where no finite float32 value overflows (MPS has no float64: float32 there).
+    """
+    dev = tensors[0].device
+    if exact and dev.type != "mps":
+        norms = torch._foreach_norm(tensors, 2, dtype=torch.float64)
+    else:
+        norms = torch._foreach_norm(tensors)
+    return torch.stack([n if n.device == dev else n.to(dev) for n in norms]).sum()
+
+
+def _all_finite_now(tensors: list[torch.Tensor]) -> bool:
+    """Whether every tensor is finite, read on the host: the float32 norm, confirmed in float64 only when
+    it says no (so the common case costs one fused float32 reduction)."""
+    return math.isfinite(_norm_sum(tensors).item()) or math.isfinite(_norm_sum(tensors, exact=True).item())
+
+
+def _named_float_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    named = list(model.named_parameters()) + list(model.named_buffers())
+    return [(n, t) for n, t in named if t.is_floating_point() and t.numel()]
+
+
+def check_finite_weights(model: nn.Module, what: str = "predict") -> None:
+    """Raise ``NonFiniteError`` naming the parameters/buffers of ``model`` that hold NaN or inf.
+
+    One fused reduction and one host sync when the weights are finite (the case to make cheap: it runs
+    before every ``get_preds``); the tensors are only searched one by one to name them in the error.
+    """
+    named = _named_float_tensors(model)
+    if not named or _all_finite_now([t.detach() for _, t in named]):
+        return
+    bad = [n for n, t in named if not bool(torch.isfinite(t.detach()).all())]
+    more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+    raise NonFiniteError(
+        f"the model's weights hold NaN/inf in {', '.join(repr(b) for b in bad[:3])}{more}; it cannot make "
+        f"meaningful predictions ({what}). Training diverged: load a checkpoint saved before it (learn.load) "
+        "or train again with a lower learning rate.")
+
+
+class _Snapshot:
+    """A copy of the model's parameters and buffers, refreshed in place.
+
+    Refreshing is one fused copy (``torch._foreach_copy_``) into tensors allocated once; on a GPU that is
+    a device-to-device copy with no host sync. The optimiser state is not copied (it would triple the
+    cost per batch): ``restore`` resets it instead when the diverged step left NaN/inf in it.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.live = [t.detach() for t in list(model.parameters()) + list(model.buffers())]
+        self.saved = [t.clone() for t in self.live]
+
+    def take(self) -> None:
+        with torch.no_grad():
+            _copy_(self.saved, self.live)
+
+    def restore(self, opt: Any) -> bool:
+        """Put the copy back; returns True if the optimiser state had to be reset."""
+        with torch.no_grad():
+            _copy_(self.live, self.saved)
+        torch_opt = getattr(opt, "opt", opt)
+        state = getattr(torch_opt, "state", None)
+        if not state:
+            return False
+        ts = [v for st in state.values() for v in st.values()
+              if isinstance(v, torch.Tensor) and v.is_floating_point() and v.numel()]
+        if not ts or _all_finite_now(ts):
+            return False
+        state.clear()  # moments of NaN/inf gradients: the optimiser starts them again from the next step
+        return True
+
+
+class TerminateOnNaNCallback(Callback):
+    """Stops training at the first non-finite loss or weights with ``NonFiniteError`` (naming epoch and
+    batch), after putting back the weights of the last batch whose loss was finite.
+
+    The loss is checked after the forward pass (before backward), the weights after each optimiser step.
+    On the CPU both are checked every batch (a scalar test); on an accelerator the results accumulate on
+    the device and are read every ``check_every`` batches (default 16) and at the end of each training
+    phase, so there is no host sync per batch; the weights then go back to the last check that passed.
+    The weights and buffers are kept in one copy on the model's device, refreshed in place at each check
+    that passes; an optimiser state left NaN/inf by the diverged step is reset. On the CPU the checks and
+    the copy (fused calls) cost some tens of microseconds per batch, measured at 2-6% of a small MLP's
+    batch and about 1% of a small CNN's; ``check_every=8`` makes them eight times rarer, at the price of
+    going back up to eight batches.
+
+    Every Learner has one; ``Learner(..., terminate_on_nan=False)`` or
+    ``learn.remove_cb(TerminateOnNaNCallback)`` trains on through NaN (the Recorder then only warns).
+
+    >>> cb = TerminateOnNaNCallback(check_every=8)
+    """
+
+    order = 15  # after MixedPrecision (10) closed autocast; the loss it reads is the unscaled one
+
+    def __init__(self, check_every: int | None = None):
+        if check_every is not None and (not isinstance(check_every, (int, np.integer)) or check_every < 1):
+            raise ValueError(f"TerminateOnNaNCallback: check_every must be a positive integer or None, got "
+                             f"{check_every!r}")
+        self.check_every = check_every
+
+    @property
+    def name(self) -> str:
+        return "terminate_on_nan"
+
+    def before_fit(self) -> None:
+        learn = self.learn
+        dev = learn.device
+        self._every = int(self.check_every or (1 if dev.type == "cpu" else 16))
+        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        # under DDP a rank must not stop before backward alone (the others would wait in all-reduce);
+        # a NaN loss reaches every rank's weights through the averaged gradients, checked after the step
+        self._loss_stops = not dist
+        self._first = torch.full((), -1, dtype=torch.long, device=dev)  # first bad (train_iter*3 + kind)
+        self._n = 0
+        model = learn.model
+        # the forward pass also updates buffers (BatchNorm's running statistics), which can overflow while
+        # the loss, computed from the batch statistics, is still finite
+        self._bufs = [b.detach() for b in model.buffers() if b.is_floating_point() and b.numel()]
+        self._weights = [p.detach() for p in model.parameters() if p.is_floating_point() and p.numel()] + self._bufs
+        self._snap = _Snapshot(model)
+        self._snap_batches = 0  # training batches known good when the snapshot was taken
+
+    def after_loss(self) -> None:
+        learn = self.learn
+        loss = learn.loss
+        if not learn.training or loss is None:
+            return
+        if self._every == 1:  # on the CPU: reading a scalar costs nothing, so check before backward
+            ok = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())
+            kind = 0 if not ok else 2 if self._bufs and not _all_finite_now(self._bufs) else -1
+            if kind >= 0:
+                if self._loss_stops:
+                    self._fail(kind, learn.epoch, learn.iter)
+                return
+            self._snap.take()  # these weights gave a finite loss: the ones to go back to
+            self._snap_batches += 1
+            return
+        self._flag(torch.isfinite(loss.detach()).all(), 0)
+        if self._bufs:
+            self._flag(torch.isfinite(_norm_sum(self._bufs, exact=True)), 2)
+        self._n += 1
+        if self._n % self._every == 0:
+            self._check()
+            self._snap.take()
+            self._snap_batches = self._n
+
+    def after_step(self) -> None:
+        if not self._weights:
+            return
+        if self._every == 1:
+            if not _all_finite_now(self._weights):
+                self._fail(1, self.learn.epoch, self.learn.iter)
+        else:  # on an accelerator float64 costs nothing extra and the result stays on the device
+            self._flag(torch.isfinite(_norm_sum(self._weights, exact=True)), 1)
+
+    def after_train(self) -> None:
+        if self._every > 1:
+            self._check()
+
+    def after_fit(self) -> None:
+        self._snap = None  # the copy of the weights is only needed while training
+
+    def _flag(self, finite: torch.Tensor, kind: int) -> None:
+        """Remember on the device the first (batch, kind) that was not finite: no host sync."""
+        code = self.learn.train_iter * 3 + kind
+        self._first = torch.where((self._first < 0) & ~finite, code, self._first)
+
+    def _check(self) -> None:
+        first = self._first
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every rank stops at the same check, or the others would wait for it in the next all-reduce
+            first = torch.where(first < 0, torch.iinfo(torch.long).max, first)
+            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
+            first = torch.where(first == torch.iinfo(torch.long).max, -1, first)
+        code = int(first)  # the one host sync of a check
+        if code >= 0:
+            n_iter = max(1, len(self.learn.dls.train))
+            train_iter, kind = divmod(code, 3)
+            self._fail(kind, train_iter // n_iter, train_iter % n_iter)
+
+    def _fail(self, kind: int, epoch: int, batch: int) -> None:
+        learn = self.learn
+        reset = self._snap.restore(learn.opt)
+        what = ("the training loss was NaN/inf", "the optimiser step left NaN/inf in the weights (the loss was "
+                "still finite)", "the forward pass left NaN/inf in the model's buffers (e.g. BatchNorm running "
+                "statistics; the loss was still finite)")[kind]
+        if not self._snap_batches:
+            back = "the start of this fit"
+        elif self._every == 1:
+            back = "the last batch whose loss was finite"
+        else:
+            back = f"the last check that passed (checked every {self._every} batches)"
+        lr = ""
+        if learn.opt is not None:
+            lrs = [h.get("lr") for h in learn.opt.hypers]
+            lr = f" (now {lrs[-1]:.3g})" if lrs and lrs[-1] is not None else ""
+        err = NonFiniteError(
+            f"training stopped at epoch {epoch}, batch {batch}: {what}. The model's weights were put back to "
+            f"those of {back}{'; the optimiser state held NaN/inf and was reset' if reset else ''}. "
+            f"Lower the learning rate{lr}, add GradientClip, or check the inputs for NaN/inf "
+            "(in a table, FillMissing fills nulls, NaN and inf). To train on regardless, build the Learner with "
+            "terminate_on_nan=False.")
+        raise CancelFitException(error=err)
+
+
+class FiniteInputsCheck(Callback):
+    """Refuses NaN/inf in the float inputs of a prediction pass, naming the row and column.
+
+    Added by ``get_preds``: a NaN or inf input gives a NaN prediction, returned as if it were an answer.
+    On the CPU each batch is checked before the forward pass; on an accelerator the result stays on the
+    device until the end of the pass (one host sync in all).
+    """
+
+    order = 5
+    run_train = False
+
+    def __init__(self, dl: Any, epoch: int = 0, defer: bool | None = None):
+        # defer=None: per batch on the CPU, once at the end on an accelerator
+        self.dl, self.epoch, self.defer = dl, epoch, defer
+
+    def before_validate(self) -> None:
+        self._offset = 0
+        self._pending: list[tuple[int, int, tuple[int, ...], torch.Tensor, torch.Tensor]] = []
+
+    def before_batch(self) -> None:
+        xb = self.learn.xb
+        bs = None
+        for k, x in enumerate(xb):
+            if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
+                continue
+            bs = int(x.shape[0]) if x.ndim else 1
+            if not x.numel():
+                continue
+            if not (x.device.type != "cpu" if self.defer is None else self.defer):
+                # a sum is a fast vectorised pass (isfinite over an image batch is ~30x slower); it is
+                # finite unless an input is NaN/inf (or values overflow it: then isfinite decides)
+                if math.isfinite(x.sum().item()):
+                    continue
+                bad = ~torch.isfinite(x)
+                if bool(bad.any()):
+                    first = int(bad.reshape(-1).to(torch.uint8).argmax())
+                    self._raise(k, self._offset, tuple(x.shape), first, float(x.reshape(-1)[first]), int(bad.sum()))
+            else:
+                bad = ~torch.isfinite(x)
+                first_t = torch.where(bad.any(), bad.reshape(-1).to(torch.uint8).argmax(), -1)
+                value_t = x.reshape(-1)[first_t.clamp(min=0)].float()
+                self._pending.append((k, self._offset, tuple(x.shape), first_t, value_t))
+        if bs is None and xb and isinstance(xb[0], torch.Tensor) and xb[0].ndim:
+            bs = int(xb[0].shape[0])
+        self._offset += bs or 0
+
+    def after_validate(self) -> None:
+        if not self._pending:
+            return
+        firsts = torch.stack([p[3] for p in self._pending]).cpu().tolist()  # the one host sync
+        for (k, offset, shape, _, value), first in zip(self._pending, firsts):
+            if first >= 0:
+                self._pending = []
+                self._raise(k, offset, shape, first, float(value), None)
+        self._pending = []
+
+    def _raise(self, k: int, offset: int, shape: tuple[int, ...], flat: int, value: float | None,
+               count: int | None) -> None:
+        from pipekit.learn.inference import _item_order
+
+        pos = np.unravel_index(flat, shape) if shape else (0,)
+        i_batch = int(pos[0]) if shape else 0
+        position = offset + i_batch
+        n = getattr(self.dl, "n", None)
+        order = _item_order(self.dl, self.epoch, n) if isinstance(n, int) else None
+        row = int(order[position]) if order is not None else position
+        blocks = getattr(self.dl, "blocks", ()) or ()
+        block = blocks[k] if k < len(blocks) else None
+        names = getattr(block, "cont_names", None)
+        if len(shape) == 2 and names is not None and len(names) == shape[1]:
+            where = f"column {names[int(pos[1])]!r}"
+            hint = ("put FillMissing in the procs (it fills nulls, NaN and inf with the training statistic) or "
+                    "clean the column before predicting")
+        elif len(shape) == 2:
+            where = f"column {int(pos[1])} of input {k}"
+            hint = "clean the data before predicting"
+        else:
+            where = f"input {k} at position {tuple(int(p) for p in pos[1:])}"
+            hint = "check the item (a corrupt file?) before predicting"
+        val = "" if value is None else f" ({value})"
+        cnt = "" if count is None else f"; {count} non-finite value(s) in that batch"
+        raise NonFiniteInputError(
+            f"get_preds: {where} of row {row} is not a finite number{val}{cnt}. After processing, a model's "
+            f"inputs must be finite (NaN/inf would give a NaN prediction): {hint}.")

@@ -1,0 +1,199 @@
+"""A fit resumed from a checkpoint (learn.save / learn.load, fit(..., start_epoch=)) is the uninterrupted
+fit: same weights bit for bit and same recorded losses for every resumed epoch, on the CPU.
+
+The resumed learner is built as a fresh process would build it: other global seeds, loaders whose seed
+is drawn at random. Real data: adult_sample (tabular net with dropout and MixUp) and mnist_tiny
+(augmentation and dropout)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from torch import nn
+
+import pipekit.datasets as D
+from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+from pipekit.data.seed import set_seed
+from pipekit.data.splitters import RandomSplitter
+from pipekit.learn import (Callback, CancelFitException, EarlyStoppingCallback, Learner, MixUp,
+                           SaveModelCallback, accuracy, simple_cnn)
+from pipekit.tabular import Tabular, tabular_learner
+from pipekit.vision import ImageBlock, aug_transforms
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+CONT = ["age", "fnlwgt", "education-num"]
+N, K = 4, 2  # epochs in all; epochs done before the interruption
+
+
+@pytest.fixture(scope="module")
+def tab() -> Tabular:
+    df = pl.read_csv(path_adult()).head(3000)
+    return Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=RandomSplitter(0.2, seed=42))
+
+
+def path_adult():
+    return D.path("adult_sample") / "adult.csv"
+
+
+def _tab_learner(tab, tmp_path, cbs=()):
+    # dataloaders(seed=None): the shuffling seed is drawn from NumPy's global generator
+    return tabular_learner(tab.dataloaders(bs=128), layers=[50, 20], config={"ps": 0.3, "embed_p": 0.1},
+                           metrics=accuracy, path=tmp_path, cbs=[MixUp(0.4), *cbs])
+
+
+def _fit(learn, one_cycle, **kw):
+    if one_cycle:
+        learn.fit_one_cycle(N, 1e-2, **kw)
+    else:
+        learn.fit(N, 1e-2, **kw)
+
+
+def _assert_same_run(full, resumed):
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    for o, r in zip(full.opt.opt.state.values(), resumed.opt.opt.state.values()):
+        assert all(torch.equal(o[k], r[k]) for k in o)
+    rows = [row[:-1] for row in full.recorder.values[K:]]  # all but the time column
+    assert [row[:-1] for row in resumed.recorder.values] == rows and [r[0] for r in rows] == list(range(K, N))
+    n = len(resumed.recorder.losses)
+    assert n == len(full.recorder.losses) * (N - K) // N
+    assert resumed.recorder.losses == full.recorder.losses[-n:]  # smoothed losses continue too
+    assert resumed.recorder.lrs == full.recorder.lrs[-n:]
+
+
+@pytest.mark.parametrize("one_cycle", [False, True], ids=["fit", "fit_one_cycle"])
+def test_resumed_tabular_fit_equals_uninterrupted(tab, tmp_path, one_cycle):
+    set_seed(0)
+    full = _tab_learner(tab, tmp_path, [SaveModelCallback(every_epoch=True, with_opt=True, fname="ck")])
+    _fit(full, one_cycle)
+    set_seed(1234)  # a new process: other global random states, another loader seed
+    resumed = _tab_learner(tab, tmp_path)
+    resumed.load(f"ck_{K - 1}")
+    assert resumed.resume_epoch == K
+    _fit(resumed, one_cycle, start_epoch=resumed.resume_epoch)
+    _assert_same_run(full, resumed)
+
+
+def test_resumed_fit_keeps_tracker_state(tab, tmp_path):
+    """Early stopping counts patience, and the best-model checkpoint keeps its best value, across the break."""
+    def trackers():
+        return [SaveModelCallback(monitor="accuracy", fname="best"),
+                EarlyStoppingCallback(monitor="valid_loss", patience=N)]
+
+    class Interrupt(Callback):
+        order = 90  # after every tracker has seen the epoch
+
+        def __init__(self, stop):
+            self.stop = stop
+
+        def after_epoch(self):
+            if self.learn.epoch == K - 1:
+                self.learn.save("ck")
+                if self.stop:
+                    raise CancelFitException()
+
+    set_seed(0)
+    full = _tab_learner(tab, tmp_path)
+    cbs = trackers()
+    full.fit(N, 1e-2, cbs=[*cbs, Interrupt(stop=False)])
+    set_seed(0)
+    part = _tab_learner(tab, tmp_path / "part")
+    part.fit(N, 1e-2, cbs=[*trackers(), Interrupt(stop=True)])
+    set_seed(1234)
+    resumed = _tab_learner(tab, tmp_path / "part")
+    resumed.load("ck")
+    cbs2 = trackers()
+    resumed.fit(N, 1e-2, cbs=cbs2, start_epoch=resumed.resume_epoch)
+    assert cbs2[0].best == cbs[0].best and cbs2[1].best == cbs[1].best and cbs2[1].wait == cbs[1].wait
+    assert cbs2[0].best_epoch == cbs[0].best_epoch
+    _assert_same_run(full, resumed)  # both reloaded the same best model at the end
+
+
+def _mnist_learner(tmp_path):
+    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=GrandparentSplitter(), batch_tfms=aug_transforms(max_rotate=20.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dls = dblock.dataloaders(D.path("mnist_tiny"), bs=64, device="cpu")
+    model = simple_cnn(1, 2, (8, 16))
+    model[1].insert(1, nn.Dropout(0.3))
+    return Learner(dls, model, metrics=accuracy, path=tmp_path)
+
+
+def test_resumed_image_fit_with_augmentation_and_dropout_equals_uninterrupted(tmp_path):
+    set_seed(0)
+    full = _mnist_learner(tmp_path)
+    full.fit_one_cycle(N, 5e-3, cbs=[SaveModelCallback(every_epoch=True, with_opt=True, fname="ck")])
+    set_seed(99)
+    resumed = _mnist_learner(tmp_path)
+    assert resumed.dls.train.seed != full.dls.train.seed
+    resumed.load(f"ck_{K - 1}")
+    assert resumed.dls.train.seed == full.dls.train.seed and resumed.dls.train.epoch == K
+    resumed.fit_one_cycle(N, 5e-3, start_epoch=resumed.resume_epoch)
+    _assert_same_run(full, resumed)
+    assert np.isfinite(resumed.recorder.values[-1][2])
+
+
+def test_checkpoint_without_optimizer_state_warns_on_resume(tab, tmp_path):
+    set_seed(0)
+    learn = _tab_learner(tab, tmp_path)
+    learn.fit(1, 1e-2)
+    learn.save("noopt", with_opt=False)
+    with pytest.warns(RuntimeWarning, match="no optimiser state"):
+        _tab_learner(tab, tmp_path).load("noopt")
+
+
+def test_resume_from_the_best_model_checkpoint(tmp_path):
+    """The checkpoint SaveModelCallback writes for the best epoch resumes too, and the resumed fit ends by
+    reloading that best model, as the uninterrupted one does."""
+    df = pl.read_csv(path_adult()).head(4000)
+    tab4 = Tabular(df, cat_names=CAT, cont_names=["age", "fnlwgt", "hours-per-week"], y_names="salary",
+                   splits=RandomSplitter(0.2, seed=42))
+
+    def learner():
+        return tabular_learner(tab4.dataloaders(bs=128), layers=[50, 20], metrics=accuracy, path=tmp_path)
+
+    n = 5  # accuracy peaks before the last epoch here, so the resumed fit has epochs left after the best
+    set_seed(0)
+    full = learner()
+    best = SaveModelCallback(monitor="accuracy", fname="best", with_opt=True)
+    full.fit(n, 3e-2, cbs=[best])
+    accs = [row[3] for row in full.recorder.values]
+    assert best.best_epoch < n - 1 and accs[best.best_epoch] == max(accs)
+    set_seed(1234)
+    resumed = learner()
+    resumed.load("best")
+    assert resumed.resume_epoch == best.best_epoch + 1
+    best2 = SaveModelCallback(monitor="accuracy", fname="best", with_opt=True)
+    resumed.fit(n, 3e-2, cbs=[best2], start_epoch=resumed.resume_epoch)
+    assert [row[:-1] for row in resumed.recorder.values] == [row[:-1] for row in full.recorder.values[best.best_epoch + 1:]]
+    assert best2.best == best.best and best2.best_epoch == best.best_epoch
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert resumed.validate()[1] == max(accs)
+
+
+def test_checkpoint_states_are_read_as_data(tab, tmp_path):
+    """Only the loader counters pipekit writes are read back; a malformed random state is a clear error."""
+    from pipekit.learn import ExportError
+
+    set_seed(0)
+    learn = _tab_learner(tab, tmp_path)
+    learn.fit(1, 1e-2)
+    ck = learn.save("ck")
+    state = torch.load(ck, weights_only=True)
+    state["loaders"][0] = {"seed": 7, "epoch": 3, "bs": 1, "device": 0}
+    torch.save(state, tmp_path / "edited.pth")
+    other = _tab_learner(tab, tmp_path)
+    bs = other.dls.train.bs
+    other.load(tmp_path / "edited.pth")
+    assert (other.dls.train.seed, other.dls.train.epoch, other.dls.train.bs) == (7, 3, bs)
+    state["rng"]["numpy"]["kind"] = "not-a-generator"
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(ExportError, match="random states in .*bad.pth are malformed"):
+        other.load(tmp_path / "bad.pth")
