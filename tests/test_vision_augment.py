@@ -289,6 +289,9 @@ def test_settings_round_trip_through_records():
     assert Component.from_record(settings.to_record()) == settings and aug.clone().settings == settings
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.max_rotate = 3.0  # type: ignore[misc]
+    with pytest.raises(ParameterError, match=r"frozen.*dataclasses.replace\(settings, max_rotate=...\)"):
+        aug.set_params(settings__max_rotate=3.0)
+    assert aug.set_params(settings=dataclasses.replace(settings, max_rotate=3.0)).settings.max_rotate == 3.0
 
 
 def test_reflection_padding_means_the_same_on_every_path():

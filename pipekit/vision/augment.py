@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -84,6 +84,10 @@ class AugmentSettings(Component):
               pad_mode=(self.pad_mode, Options(*PAD_MODES)), executor=(self.executor, Options(*EXECUTORS)))
         object.__setattr__(self, "size", size_param("AugmentSettings", self.size, none_ok=True))
         object.__setattr__(self, "ratio", (float(self.ratio[0]), float(self.ratio[1])))
+
+    def set_params(self, **params: Any) -> AugmentSettings:
+        raise ParameterError("AugmentSettings is frozen: make changed settings with dataclasses.replace(settings, "
+                             f"{', '.join(f'{k}=...' for k in params)}) and pass those instead")
 
     def samplers(self) -> list[Sampler]:
         """The samplers, in the order their matrices compose; one that could only draw the identity is left out."""

@@ -79,8 +79,8 @@ class ItemTransform(Transform):
     def cache_key(self) -> str:
         """What identifies this transform's output in the on-disk cache (with the OpenCV border a pad
         mode stands for, which the padded pixels depend on)."""
-        pad = getattr(self, "pad_mode", None)
-        return f"{type(self).__name__}{sorted(self.get_params().items())}" + (f"|border={CV_BORDER[pad]}" if pad else "")
+        key, pad = f"{type(self).__name__}{sorted(self.get_params().items())}", getattr(self, "pad_mode", None)
+        return key + (f"|border={CV_BORDER[pad]}" if pad else "")
 
 
 class Resize(ItemTransform):
