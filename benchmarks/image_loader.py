@@ -96,13 +96,14 @@ def part_executors(limit: int | None) -> dict:
     import numpy as np
     import torch
 
-    from pipekit.data import get_image_files
-    from pipekit.vision import Resize, build_image_store, sample_plan, warp_cv2, warp_torch
+    from pipekit.data import BatchContext, get_image_files
+    from pipekit.vision import AugmentSettings, Resize, build_image_store, sample_plan, warp_cv2, warp_torch
 
     files = get_image_files(data_path() / "train")[:256]
     x = build_image_store(files, Resize(PRESIZE), cache_dir=False).gather(np.arange(BS))
-    rng = np.random.default_rng(0)
-    plans = [sample_plan(BS, (PRESIZE, PRESIZE), rng, size=SIZE, min_scale=MIN_SCALE) for _ in range(10)]
+    settings = AugmentSettings(size=SIZE, min_scale=MIN_SCALE)
+    streams = [BatchContext(("image",), 1, True, torch.device("cpu"), key=(0, 0, i)).rng for i in range(10)]
+    plans = [sample_plan(BS, (PRESIZE, PRESIZE), s, settings) for s in streams]
     out = {}
     warp_cv2(x, plans[0])
     t = time.perf_counter()

@@ -1,15 +1,22 @@
-"""The augmentation plan and its two executors, on real images."""
+"""The augmentation plan (samplers on their own streams) and its two executors, on real images."""
 from __future__ import annotations
+
+import dataclasses
+import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 import pipekit.datasets as D
+from pipekit.core import Component
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.data import BatchContext
-from pipekit.vision import (BatchAugment, Resize, aug_transforms, build_image_store, map_points, sample_plan,
-                            warp_cv2, warp_torch)
-from pipekit.vision.augment import AugmentPlan
+from pipekit.vision import (AffineSampler, AugmentPlan, AugmentSettings, BatchAugment, CropPad, Flip, FlipVert,
+                            LightingSampler, Resize, Rotate, Warp, aug_transforms, build_image_store, map_points,
+                            sample_plan, warp_cv2, warp_torch)
+from pipekit.vision.geometry import crop_matrices, eye_stack, keystone_matrices, pixel_matrices
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +35,24 @@ def camvid():
     return x, y
 
 
-def _full_plan(n, in_size, seed, **kw):
+def _streams(seed):
+    """The random streams of batch ``seed``, as a BatchAugment sees them."""
+    return BatchContext(("image",), 1, True, torch.device("cpu"), key=(seed,)).rng
+
+
+def _settings(**kw):
     args = dict(size=80, min_scale=0.6, max_rotate=25, max_zoom=1.3, max_warp=0.2, max_lighting=0.3,
                 p_affine=1.0, p_lighting=1.0)
     args.update(kw)
-    return sample_plan(n, in_size, np.random.default_rng(seed), train=True, **args)
+    return AugmentSettings(**args)
+
+
+def _full_plan(n, in_size, seed, **kw):
+    return sample_plan(n, in_size, _streams(seed), _settings(**kw))
+
+
+def _centre_plan(n, in_size, size=None):
+    return sample_plan(n, in_size, _streams(0), AugmentSettings(size=size), train=False)
 
 
 @pytest.mark.parametrize("pad_mode", ["reflection", "zeros", "border"])
@@ -45,7 +65,7 @@ def test_executors_agree_on_the_same_plan(dog_batch, pad_mode):
     assert diff.mean() < 1.0, diff.mean()
     assert torch.quantile(diff.flatten()[::7], 0.999) < 8
     # the plan really changed the pictures (a test against the unaugmented centre crop)
-    centre = warp_torch(dog_batch, sample_plan(12, (96, 96), np.random.default_rng(0), train=False, size=80)) * 255
+    centre = warp_torch(dog_batch, _centre_plan(12, (96, 96), 80)) * 255
     assert (a - centre).abs().mean() > 10
 
 
@@ -66,15 +86,15 @@ def test_masks_follow_their_images_under_rotation_and_flip(camvid):
     images = torch.from_numpy(palette[masks.numpy()])  # an image painted with its own mask's classes
     plan = _full_plan(len(masks), (72, 96), 5, max_rotate=40, max_warp=0.0, max_lighting=0.0)
     assert np.any(plan.matrices[:, 0, 0] < 0) or np.any(plan.matrices[:, 0, 1] != 0)
-    aug = BatchAugment(size=(64, 80), max_rotate=40, max_zoom=1.3, max_warp=0.0, max_lighting=0.0, p_affine=1.0,
-                       mode="nearest", min_scale=0.6)
+    aug = BatchAugment(AugmentSettings(size=(64, 80), max_rotate=40, max_zoom=1.3, max_warp=0.0, max_lighting=0.0,
+                                       p_affine=1.0, mode="nearest", min_scale=0.6))
     ctx = BatchContext(geometry=("image", "mask"), n_inp=1, train=True, device=torch.device("cpu"), key=(5,))
     img, mask = aug.encode((images, masks), ctx)
     recovered = np.argmin(((img.numpy()[..., None, :].astype(int) - palette[None, None, None, :32]) ** 2).sum(-1), -1)
     agree = (recovered == mask.numpy()).mean()
     assert agree > 0.97, agree
     # a mask that does not follow (unaugmented centre crop) disagrees badly
-    centre = warp_cv2(masks, sample_plan(6, (72, 96), np.random.default_rng(0), train=False, size=(64, 80)), "nearest")
+    centre = warp_cv2(masks, _centre_plan(6, (72, 96), (64, 80)), "nearest")
     assert (recovered == centre.numpy()).mean() < 0.8
 
 
@@ -86,7 +106,8 @@ def test_points_follow_their_images(dog_batch):
     for i, (x, y) in enumerate(pix.astype(int)):
         images[i, y - 1:y + 2, x - 1:x + 2] = 255  # a 3x3 dot centred on pixel (x, y)
     points = torch.tensor((pix.astype(int) + 0.5) / size * 2 - 1, dtype=torch.float32)[:, None, :]
-    aug = BatchAugment(size=80, max_rotate=45, max_zoom=1.2, max_warp=0.1, max_lighting=0.0, p_affine=1.0, min_scale=0.8)
+    aug = BatchAugment(AugmentSettings(size=80, max_rotate=45, max_zoom=1.2, max_warp=0.1, max_lighting=0.0, p_affine=1.0,
+                                       min_scale=0.8))
     ctx = BatchContext(geometry=("image", "points"), n_inp=1, train=True, device=torch.device("cpu"), key=(2,))
     img, pts = aug.encode((torch.from_numpy(images), points), ctx)
     flipped = 0
@@ -96,7 +117,7 @@ def test_points_follow_their_images(dog_batch):
         cx, cy = (w * xs).sum() / w.sum() + 0.5, (w * ys).sum() / w.sum() + 0.5
         px, py = (pts[i, 0, 0].item() + 1) * 40, (pts[i, 0, 1].item() + 1) * 40
         assert abs(cx - px) < 1.0 and abs(cy - py) < 1.0, (i, cx, cy, px, py)
-    plan = aug.plan(n, (size, size), ctx.rng("augment"), True)
+    plan = aug.plan(n, (size, size), ctx.rng, True)
     flipped = int((np.linalg.det(plan.matrices[:, :2, :2]) < 0).sum())
     assert flipped > 0  # some images were mirrored, and their points went with them
     back = map_points(pts, AugmentPlan(np.linalg.inv(plan.matrices), (80, 80), (96, 96), np.zeros(n), np.ones(n)))
@@ -114,12 +135,12 @@ def test_same_seed_same_plan_and_pixels(dog_batch):
 
 
 def test_validation_plan_is_deterministic_and_plain(dog_batch):
-    a = sample_plan(12, (96, 96), np.random.default_rng(0), train=False, size=64)
-    b = sample_plan(12, (96, 96), np.random.default_rng(99), train=False, size=64)
+    a = sample_plan(12, (96, 96), _streams(0), AugmentSettings(size=64), train=False)
+    b = sample_plan(12, (96, 96), _streams(99), AugmentSettings(size=64), train=False)
     assert np.array_equal(a.matrices, b.matrices) and not a.has_lighting
     assert np.allclose(a.matrices[0], np.diag([1.0, 1.0, 1.0]))  # square in, square out: a pure resize
-    assert sample_plan(3, (96, 96), np.random.default_rng(0), train=False).identity
-    out = BatchAugment(size=None).encode((dog_batch, torch.zeros(12)), BatchContext(
+    assert _centre_plan(3, (96, 96)).identity
+    out = BatchAugment(AugmentSettings(size=None)).encode((dog_batch, torch.zeros(12)), BatchContext(
         ("image", None), 1, False, torch.device("cpu")))
     assert out[0] is dog_batch  # validation without resizing leaves the batch untouched
 
@@ -144,14 +165,12 @@ def test_cv2_executor_matches_a_plain_per_image_reference(dog_batch):
     """The batch executor (in-place writes, skipped identity lookups) gives exactly the plain OpenCV result."""
     import cv2
 
-    from pipekit.vision.augment import pixel_matrix
-
     plan = _full_plan(len(dog_batch), (96, 96), 3, p_lighting=0.5, p_affine=0.5)
     got = warp_cv2(dog_batch, plan).numpy()
     luts = plan.luts()
     assert ((plan.brightness == 0) & (plan.contrast == 1)).any() and (plan.brightness != 0).any()
     for i, img in enumerate(dog_batch.numpy()):
-        pm = pixel_matrix(plan.matrices[i], (96, 96), (80, 80))
+        pm = pixel_matrices(plan.matrices[i], (96, 96), (80, 80))
         ref = cv2.warpPerspective(img, pm, (80, 80), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_REFLECT)
         if abs(pm[2, 0]) < 1e-12 and abs(pm[2, 1]) < 1e-12:
@@ -165,34 +184,140 @@ def test_cv2_executor_matches_a_plain_per_image_reference(dog_batch):
 
 def test_batched_plan_equals_composing_each_image_alone():
     """sample_plan builds the matrices as stacks; they must equal the per-image composition exactly."""
-    import math
-
-    from pipekit.vision.augment import _crop_matrix, _perspective
-
-    n, (ho, wo) = 32, (60, 90)
-    kw = dict(size=(ho, wo), min_scale=0.3, ratio=(0.75, 1.33), max_rotate=30, max_zoom=1.5, max_warp=0.3,
-              flip_vert=True, p_affine=0.6)
-    plan = sample_plan(n, (80, 120), np.random.default_rng(5), **kw)
-    rng = np.random.default_rng(5)  # the same draws, in sample_plan's order
-    scale, log_r, uv = rng.uniform(0.3, 1.0, n), rng.uniform(math.log(0.75), math.log(1.33), n), rng.uniform(0, 1, (n, 2))
-    flip, p = rng.uniform(size=(n, 3)) < 0.5, rng.uniform(size=(n, 3)) < 0.6
-    angle = np.deg2rad(rng.uniform(-30, 30, n)) * p[:, 0]
-    zoom = np.where(p[:, 1], rng.uniform(1.0, 1.5, n), 1.0)
-    zc, warp = rng.uniform(-1, 1, (n, 2)), rng.uniform(-0.3, 0.3, (n, 2)) * p[:, 2:3]
+    n, (ho, wo), in_hw = 32, (60, 90), (80, 120)
+    settings = AugmentSettings(size=(ho, wo), min_scale=0.3, ratio=(0.75, 1.33), max_rotate=30, max_zoom=1.5,
+                               max_warp=0.3, flip_vert=True, p_affine=0.6)
+    plan = sample_plan(n, in_hw, _streams(5), settings)
+    rng = _streams(5)  # the same draws, each from its sampler's stream in that sampler's order
+    crop = rng("crop")
+    scale, log_r, uv = crop.uniform(0.3, 1.0, n), crop.uniform(math.log(0.75), math.log(1.33), n), crop.uniform(0, 1, (n, 2))
+    z = rng("zoom")
+    zoom = np.where(z.uniform(size=n) < 0.6, z.uniform(1.0, 1.5, n), 1.0)
+    zc = z.uniform(-1, 1, (n, 2))
+    r = rng("rotate")
+    on = r.uniform(size=n) < 0.6
+    angle = np.deg2rad(r.uniform(-30, 30, n)) * on
+    w = rng("warp")
+    on = w.uniform(size=n) < 0.6
+    warp = w.uniform(-0.3, 0.3, (n, 2)) * on[:, None]
+    flip = rng("flip").uniform(size=n) < 0.5
+    flip_v = rng("flip_vert").uniform(size=(n, 2)) < 0.5
     to_px, from_px = np.diag([wo / 2, ho / 2, 1.0]), np.diag([2 / wo, 2 / ho, 1.0])
     for i in range(n):
-        m = _crop_matrix((80, 120), (ho, wo), scale[i], math.exp(log_r[i]), uv[i, 0], uv[i, 1])
+        m = crop_matrices(in_hw, (ho, wo), scale[i:i + 1], np.exp(log_r[i:i + 1]), uv[i:i + 1])[0]
         if zoom[i] != 1:
             s = 1 / zoom[i]
             m = m @ np.array([[s, 0, zc[i, 0] * (1 - s)], [0, s, zc[i, 1] * (1 - s)], [0, 0, 1]])
         if angle[i] != 0:
-            c, s = math.cos(angle[i]), math.sin(angle[i])
-            m = m @ from_px @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ to_px
+            c, s = np.cos(angle[i]), np.sin(angle[i])
+            m = m @ (from_px @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ to_px)
         if warp[i].any():
-            m = m @ _perspective(warp[i, 0], warp[i, 1])
-        m = m @ np.diag([-1.0 if flip[i, 0] else 1.0, -1.0 if flip[i, 1] else 1.0, 1.0])
+            m = m @ keystone_matrices(warp[i:i + 1])[0]
+        m = m @ np.diag([-1.0 if flip[i] else 1.0, 1.0, 1.0]) @ np.diag([1.0, -1.0 if flip_v[i, 0] else 1.0, 1.0])
         assert np.array_equal(plan.matrices[i], m), f"image {i}"
-    assert (zoom != 1).any() and (angle != 0).any() and warp.any() and flip[:, 0].any()
+    assert (zoom != 1).any() and (angle != 0).any() and warp.any() and flip.any()
+
+
+class Shear(AffineSampler):
+    """A sampler of one's own: a horizontal shear, on its own stream."""
+
+    stream = "shear"
+
+    def __init__(self, max_shear: float = 0.3):
+        self.max_shear = max_shear
+
+    def matrices(self, n, rng, in_hw, out_hw):
+        m = eye_stack(n)
+        m[:, 0, 1] = rng.uniform(-self.max_shear, self.max_shear, n)
+        return m
+
+
+class Gamma(LightingSampler):
+    stream = "gamma"
+
+    def lighting(self, n, rng):
+        return rng.uniform(0.7, 1.3, n), rng.uniform(-0.2, 0.2, n)
+
+
+def test_adding_or_removing_a_sampler_leaves_every_other_draw_unchanged():
+    n, hw = 16, (96, 96)
+    settings = _settings(flip_vert=True, p_affine=0.8, p_lighting=0.8)
+    base = sample_plan(n, hw, _streams(3), settings)
+    # an extra affine sampler: the composed matrices are the old ones times its own, lighting untouched
+    sheared = sample_plan(n, hw, _streams(3), settings, extra=[Shear()])
+    shear = Shear().matrices(n, _streams(3)("shear"), hw, (80, 80))
+    assert not np.allclose(shear, np.eye(3))
+    assert np.array_equal(sheared.matrices, base.matrices @ shear)
+    assert np.array_equal(sheared.brightness, base.brightness) and np.array_equal(sheared.contrast, base.contrast)
+    # an extra lighting sampler: geometry untouched, the old lighting mapped through the new one
+    lit = sample_plan(n, hw, _streams(3), settings, extra=[Gamma()])
+    scale, shift = Gamma().lighting(n, _streams(3)("gamma"))
+    assert np.array_equal(lit.matrices, base.matrices)
+    assert np.array_equal(lit.contrast, base.contrast * scale)
+    assert np.array_equal(lit.brightness, base.brightness * scale + shift)
+    # removing the warp: the crop, zoom, rotation and flips drawn are the same as with it
+    no_warp = sample_plan(n, hw, _streams(3), dataclasses.replace(settings, max_warp=0.0))
+    warp = Warp(0.2, p=0.8).matrices(n, _streams(3)("warp"), hw, (80, 80))
+    flips = Flip().matrices(n, _streams(3)("flip"), hw, (80, 80)) @ FlipVert().matrices(n, _streams(3)("flip_vert"),
+                                                                                        hw, (80, 80))
+    assert not np.allclose(warp, np.eye(3))
+    assert np.allclose(no_warp.matrices @ np.linalg.inv(flips) @ warp @ flips, base.matrices, rtol=0, atol=1e-12)
+    assert np.array_equal(no_warp.brightness, base.brightness)
+    # within a BatchAugment, a user's sampler is one more stream; a second sampler on a taken stream is refused
+    aug = BatchAugment(settings, extra_samplers=[Shear()])
+    assert np.array_equal(aug.plan(n, hw, _streams(3), True).matrices, sheared.matrices)
+    with pytest.raises(ParameterError, match="extra_samplers.*stream of its own"):
+        BatchAugment(settings, extra_samplers=[Rotate(5.0)])
+
+
+def test_settings_round_trip_through_records():
+    settings = aug_transforms(size=(40, 56), min_scale=0.5, pad_mode="zeros", mult=2.0)[0].settings
+    assert settings.max_rotate == 20.0 and settings.size == (40, 56)
+    aug = BatchAugment(settings, extra_samplers=[FlipVert(p=0.3)])
+    arrays: dict = {}
+    rec = json.loads(json.dumps(aug.to_record(arrays)))  # plain data, nothing set aside
+    assert not arrays and rec["params"]["settings"]["class"] == "pipekit.vision.AugmentSettings"
+    back = Component.from_record(rec)
+    assert isinstance(back, BatchAugment) and isinstance(back.settings, AugmentSettings)
+    assert back.settings == settings and back.settings.size == (40, 56) and back.settings.ratio == (1.0, 1.0)
+    assert [type(s) for s in back.extra_samplers] == [FlipVert] and back.extra_samplers[0].p == 0.3
+    assert repr(back) == repr(aug) and repr(aug).startswith("BatchAugment(settings=AugmentSettings(size=(40, 56), "
+                                                            "min_scale=0.5, max_rotate=20.0, max_zoom=1.2")
+    assert repr(aug).endswith("pad_mode='zeros'), extra_samplers=(FlipVert(p=0.3),))")  # defaults are not shown
+    p1, p2 = aug.plan(8, (64, 64), _streams(1), True), back.plan(8, (64, 64), _streams(1), True)
+    assert np.array_equal(p1.matrices, p2.matrices) and np.array_equal(p1.brightness, p2.brightness)
+    assert Component.from_record(settings.to_record()) == settings and aug.clone().settings == settings
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.max_rotate = 3.0  # type: ignore[misc]
+    with pytest.raises(ParameterError, match=r"frozen.*dataclasses.replace\(settings, max_rotate=...\)"):
+        aug.set_params(settings__max_rotate=3.0)
+    assert aug.set_params(settings=dataclasses.replace(settings, max_rotate=3.0)).settings.max_rotate == 3.0
+
+
+def test_reflection_padding_means_the_same_on_every_path():
+    """'reflection' is grid_sample's (align_corners=False) mirror about the pixel edges, which repeats the edge
+    pixel, for the presize padding, the OpenCV executor and the torch executor alike."""
+    img = np.random.default_rng(0).integers(0, 256, (1, 9, 7, 3), dtype=np.uint8)
+
+    def shift_plan(in_hw, out_hw, dx, dy):
+        """The plan moving the picture by whole pixels: input pixel (x, y) = output pixel (x - dx, y - dy)."""
+        (hi, wi), (ho, wo) = in_hw, out_hw
+        a_out = np.array([[2 / wo, 0, 1 / wo - 1], [0, 2 / ho, 1 / ho - 1], [0, 0, 1]])
+        b_in = np.array([[wi / 2, 0, (wi - 1) / 2], [0, hi / 2, (hi - 1) / 2], [0, 0, 1]])
+        px = np.array([[1.0, 0, -dx], [0, 1, -dy], [0, 0, 1]])
+        m = np.linalg.inv(b_in) @ px @ np.linalg.inv(a_out)
+        return AugmentPlan(m[None], in_hw, out_hw, np.zeros(1), np.ones(1))
+
+    def torch_uint8(plan):
+        return (warp_torch(torch.from_numpy(img), plan, pad_mode="reflection") * 255).round().permute(0, 2, 3, 1).byte()
+
+    shifted = shift_plan((9, 7), (9, 7), 3, -2)
+    a = warp_cv2(img, shifted, pad_mode="reflection")
+    assert torch.equal(a, torch_uint8(shifted))
+    padded = CropPad((15, 13), pad_mode="reflection")(img[0])  # 3 rows and columns of padding on each side
+    assert np.array_equal(padded, torch_uint8(shift_plan((9, 7), (15, 13), 3, 3))[0].numpy())
+    assert np.array_equal(padded[2, 3:10], img[0, 0]) and np.array_equal(padded[1, 3:10], img[0, 1])
+    assert np.array_equal(Resize((15, 7), method="pad")(img[0][:, :, :1])[:, :, 0], padded[:, 3:10, 0])
 
 
 @pytest.mark.parametrize("kwargs, word", [
@@ -201,13 +326,13 @@ def test_batched_plan_equals_composing_each_image_alone():
     (dict(min_zoom=2.0, max_zoom=1.0), "min_zoom"),
 ])
 def test_bad_parameters_are_named(kwargs, word):
-    with pytest.raises(ValueError, match=word):
+    with pytest.raises(ParameterError, match=word):
         aug_transforms(**kwargs)
 
 
 def test_plan_size_mismatch_is_explained(dog_batch):
     plan = _full_plan(3, (50, 50), 0)
-    with pytest.raises(ValueError, match="plan is for 3 images"):
+    with pytest.raises(DataError, match="plan is for 3 images"):
         warp_cv2(dog_batch, plan)
-    with pytest.raises(TypeError, match="uint8"):
+    with pytest.raises(ParameterError, match="uint8"):
         warp_cv2(dog_batch.float(), _full_plan(12, (96, 96), 0))

@@ -10,7 +10,7 @@ import torch
 
 import pipekit.datasets as D
 from pipekit.data import BatchContext, ColReader, DataBlock, RandomSplitter
-from pipekit.vision import BatchAugment, BBoxBlock, BBoxLblBlock, ImageBlock, Resize, aug_transforms
+from pipekit.vision import AugmentSettings, BatchAugment, BBoxBlock, BBoxLblBlock, ImageBlock, Resize, aug_transforms
 
 
 def coco_items(n: int = 24) -> pl.DataFrame:
@@ -54,7 +54,7 @@ def test_boxes_follow_rotation_and_flip():
         x1, y1 = x0 + rng.integers(10, 20), y0 + rng.integers(8, 18)
         imgs[i, y0:y1, x0:x1] = 255
         boxes[i, 0] = np.array([x0, y0, x1, y1]) / s * 2 - 1
-    aug = BatchAugment(max_rotate=30, max_warp=0.0, max_lighting=0.0, p_affine=1.0, max_zoom=1.2)
+    aug = BatchAugment(AugmentSettings(max_rotate=30, max_warp=0.0, max_lighting=0.0, p_affine=1.0, max_zoom=1.2))
     ctx = BatchContext(("image", "bbox"), 1, True, torch.device("cpu"), key=(4,))
     out, moved = aug.encode((torch.from_numpy(imgs), torch.from_numpy(boxes)), ctx)
     for i in range(n):

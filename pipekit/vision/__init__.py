@@ -3,7 +3,7 @@
 >>> from pipekit.vision import ImageBlock, Resize, aug_transforms, Normalize, imagenet_stats
 >>> tfms = aug_transforms(size=224, min_scale=0.75) + [Normalize.from_stats(*imagenet_stats)]
 """
-from pipekit.vision.augment import AugmentPlan, map_boxes, map_points, sample_plan, warp_cv2, warp_torch
+from pipekit.vision.augment import AugmentPlan, AugmentSettings, map_boxes, map_points, sample_plan, warp_cv2, warp_torch
 from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock
 from pipekit.vision.blocks import ImageBlock, MaskBlock, PointBlock, dataloaders_from_arrays, image_paths_with
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
@@ -12,15 +12,18 @@ from pipekit.vision.learner import PixelAccuracy, load_body_weights, pixel_accur
 from pipekit.vision.models import (UNet, XResNet, create_head, simple_cnn, unet, vision_model, xresnet18, xresnet34,
                                    xresnet50)
 from pipekit.vision.presize import CropPad, RandomResizedCrop, Resize
+from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Flip, FlipVert, LightingSampler, RandomCrop,
+                                     Rotate, Sampler, Warp, Zoom)
 from pipekit.vision.show import show_batch, show_results
 from pipekit.vision.transforms import (BatchAugment, IntToFloat, Normalize, aug_transforms, imagenet_stats,
                                        mnist_stats)
 
 __all__ = [
-    "AugmentPlan", "BBoxBlock", "BBoxLblBlock", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
+    "AffineSampler", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
     "MaskBlock", "Normalize", "PointBlock", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
     "map_boxes", "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
     "PixelAccuracy", "UNet", "XResNet", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
+    "Brightness", "Contrast", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
 ]

@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import torch
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.store import Store, TensorStore
+from pipekit.data.store import TensorStore
 from pipekit.data.transform import Transform
-from pipekit.vision.presize import find_item_transform, spatial_value
+from pipekit.vision.blocks import CoordBlock, to_numpy
 
 PAD_LABEL = "#na#"
 
@@ -33,57 +32,27 @@ class Boxes(np.ndarray):
         return f"{len(self)} box{'es' if len(self) != 1 else ''}"
 
 
-class BBoxBlock(TransformBlock):
-    """Boxes per item: a list of [x0, y0, x1, y1] in pixels of the source image.
-
-    The source size is ``img_size`` (h, w) or comes with each value as
-    ``{"boxes": [[x0, y0, x1, y1], ...], "size": [h, w]}``.
+class BBoxBlock(CoordBlock):
+    """Boxes per item: a list of [x0, y0, x1, y1] in pixels of the source image (see :class:`CoordBlock`);
+    a value with its own size is ``{"boxes": [[x0, y0, x1, y1], ...], "size": [h, w]}``.
     """
 
     geometry, draws_on_input = "bbox", True
-
-    def __init__(self, img_size: Sequence[int] | None = None):
-        if img_size is not None and (len(img_size) != 2 or min(img_size) < 1):
-            raise ParameterError(f"BBoxBlock: img_size={img_size!r} must be (height, width)")
-        self.img_size = list(img_size) if img_size is not None else None
+    key, example = "boxes", "[[x0, y0, x1, y1], ...]"
 
     def _encode(self, raw: pl.Series) -> TensorStore:
-        boxes, sizes = [], []
-        for i, v in enumerate(raw.to_list()):
-            b, s = spatial_value(v, i, "boxes", self.img_size, "BBoxBlock", "[[x0, y0, x1, y1], ...]")
-            arr = np.asarray(b if b is not None else [], dtype=np.float64).reshape(-1, 4)
+        values = self.coords(raw, 4)
+        out = np.full((len(values), max(1, max(len(b) for b, _ in values)), 4), np.nan, dtype=np.float32)
+        for i, (arr, hw) in enumerate(values):
             if not np.isfinite(arr).all() or (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():
                 raise DataError(f"BBoxBlock item {i}: boxes must be finite [x0, y0, x1, y1] with x0 <= x1 and "
-                                 f"y0 <= y1, got {arr.tolist()[:4]}")
-            boxes.append(arr)
-            sizes.append((int(s[0]), int(s[1])))
-        tfm = find_item_transform(self.tfms_)
-        m = max(1, max(len(b) for b in boxes))
-        out = np.full((len(boxes), m, 4), np.nan, dtype=np.float32)
-        for i, (arr, (h, w)) in enumerate(zip(boxes, sizes)):
-            if not len(arr):
-                continue
-            if tfm is not None:
-                mat = tfm.point_matrix(h, w)
-                pts = arr.reshape(-1, 2) @ mat[:2, :2].T + mat[:2, 2]
-                arr = pts.reshape(-1, 4)
-                h, w = tfm.output_size()
-            out[i, : len(arr)] = np.clip(arr / np.array([w, h, w, h]) * 2 - 1, -1, 1)
+                                f"y0 <= y1, got {arr.tolist()[:4]}")
+            out[i, : len(arr)] = np.clip(self.to_unit(arr, hw), -1, 1)
         return TensorStore(out)
-
-    def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
-              trace: Any = None) -> Store:
-        self.fit_tfms(item_tfms)
-        self.batch_tfms_ = []
-        return self._encode(raw)
-
-    def encode_new(self, raw: pl.Series) -> Store:
-        self.check_is_fitted("setup (build the data)")
-        return self._encode(raw)
 
     def decode(self, value: Any) -> np.ndarray:
         """Boxes in -1..1 coordinates as an (n, 4) array, padding removed."""
-        v = (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)).reshape(-1, 4)
+        v = to_numpy(value).reshape(-1, 4)
         return np.ascontiguousarray(v[~np.isnan(v).any(1)]).view(Boxes)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
@@ -124,7 +93,7 @@ class BoxLabels(Transform):
 
     def decode(self, value: Any) -> list[str]:
         self.check_is_fitted("setup")
-        v = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        v = to_numpy(value)
         return [self.vocab_[int(i)] for i in v.reshape(-1) if int(i) != 0]
 
 

@@ -16,19 +16,21 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 import torch
 
-from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Options, check
+from pipekit.core.errors import DataError
+from pipekit.core.validate import Is, Options, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform
+from pipekit.vision.augment import AugmentSettings
 from pipekit.vision.cache import ImageStore, build_image_store
-from pipekit.vision.presize import RandomResizedCrop, find_item_transform, spatial_value
+from pipekit.vision.geometry import size2, size_param
+from pipekit.vision.presize import RandomResizedCrop, find_item_transform
 from pipekit.vision.transforms import BatchAugment, IntToFloat
 
 IMAGE_CLASSES = ("RGB", "L")
@@ -39,8 +41,12 @@ def _paths(raw: pl.Series, who: str) -> list[str]:
         return raw.to_list()
     if raw.dtype == pl.Object or raw.dtype == pl.Null:
         return [os.fspath(p) for p in raw.to_list()]
-    raise TypeError(f"{who} needs file paths (str or pathlib.Path), got a column of {raw.dtype}; "
+    raise DataError(f"{who} needs file paths (str or pathlib.Path), got a column of {raw.dtype}; "
                     "use a getter that returns the image file of each item")
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
 def _to_display(value: Any) -> np.ndarray:
@@ -106,14 +112,18 @@ class ImageBlock(_PixelBlock):
         check("ImageBlock", cls=(cls, Options(*IMAGE_CLASSES)))
         super().__init__(cache_dir)
         self.cls = cls
-        self.mode = cls
+
+    @property
+    def mode(self) -> str:  # type: ignore[override]
+        return self.cls
 
     def block_batch_tfms(self) -> list[Any]:
         tfm = find_item_transform(self.tfms_)
         if isinstance(tfm, RandomResizedCrop):
             # The random part of the crop is drawn per batch, from the cached centre crop.
-            return [BatchAugment(size=tfm.size, do_flip=False, max_rotate=0.0, max_zoom=1.0, max_lighting=0.0,
-                                 max_warp=0.0, min_scale=tfm.min_scale, ratio=tfm.ratio), IntToFloat()]
+            return [BatchAugment(AugmentSettings(size=tfm.size, min_scale=tfm.min_scale, ratio=tfm.ratio, do_flip=False,
+                                                 max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0)),
+                    IntToFloat()]
         return [IntToFloat()]
 
     def decode(self, value: Any) -> np.ndarray:
@@ -139,11 +149,9 @@ class MaskBlock(_PixelBlock):
 
     def __init__(self, codes: Sequence[str] | None = None, cache_dir: str | os.PathLike | bool | None = None):
         super().__init__(cache_dir)
-        if codes is not None:
-            codes = [str(c) for c in codes]
-            if not codes:
-                raise ParameterError("MaskBlock: codes is empty; give the class names, one per mask value")
-        self.codes = codes
+        check("MaskBlock", codes=(codes, Is(lambda c: c is None or len(c) > 0, "None or the class names, one per "
+                                                                          "mask value")))
+        self.codes = [str(c) for c in codes] if codes is not None else None
 
     @property
     def vocab(self) -> list | None:
@@ -165,7 +173,7 @@ class MaskBlock(_PixelBlock):
                              "give all class names in codes")
 
     def decode(self, value: Any) -> np.ndarray:
-        return (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)).astype(np.int64)
+        return to_numpy(value).astype(np.int64)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         m = self.decode(value)
@@ -176,12 +184,65 @@ class MaskBlock(_PixelBlock):
             ax.set_title(title)
 
 
-class PointBlock(TransformBlock):
-    """Keypoints: each item is a list of (x, y) pixel coordinates in its source image.
+class CoordBlock(TransformBlock):
+    """Base of the blocks of coordinates in source-image pixels (points, boxes): they go through the image's
+    item transform and are stored in -1..1, the frame augmentation moves them in.
 
-    The source size comes from ``img_size`` (h, w) when all images share one, or from each value when
-    the getter returns ``{"points": [[x, y], ...], "size": [h, w]}``. Points go through the same item
-    transform as the image and are stored in -1..1 coordinates (the frame augmentation works in).
+    The source size is ``img_size`` (h, w) when all images share one, or comes with each value as
+    ``{key: coords, "size": [h, w]}``. What ``setup`` learns: ``tfms_``, ``batch_tfms_`` (none).
+    """
+
+    key: ClassVar[str] = "points"
+    example: ClassVar[str] = "[[x, y], ...]"
+
+    def __init__(self, img_size: Sequence[int] | None = None):
+        name = type(self).__name__
+        self.img_size = None if img_size is None else size2(size_param(name, img_size, name="img_size"))
+
+    def coords(self, raw: pl.Series, width: int) -> list[tuple[np.ndarray, tuple[int, int]]]:
+        """Each value as a (n, ``width``) float array with its source image size (h, w)."""
+        out, name = [], type(self).__name__
+        for i, v in enumerate(raw.to_list()):
+            if isinstance(v, dict):
+                if self.key not in v or "size" not in v:
+                    raise DataError(f"{name} item {i}: a dict value needs '{self.key}' and 'size' keys, got {list(v)}")
+                v, size = v[self.key], v["size"]
+            elif self.img_size is None:
+                raise DataError(f"{name} needs the source image size: give img_size=(h, w) or a getter "
+                                f"returning {{'{self.key}': {self.example}, 'size': [h, w]}}")
+            else:
+                size = self.img_size
+            out.append((np.asarray(v if v is not None else [], dtype=np.float64).reshape(-1, width),
+                        (int(size[0]), int(size[1]))))
+        return out
+
+    def to_unit(self, arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+        """Pixel (x, y) pairs (any shape ending in pairs) of a source image of size ``hw``, moved through the
+        item transform, in -1..1 coordinates."""
+        (h, w), pts, tfm = hw, arr.reshape(-1, 2), find_item_transform(self.tfms_)
+        if tfm is not None:
+            m = tfm.point_matrix(h, w)
+            pts, (h, w) = pts @ m[:2, :2].T + m[:2, 2], tfm.output_size()
+        return (pts / np.array([w, h]) * 2 - 1).reshape(arr.shape)
+
+    def _encode(self, raw: pl.Series) -> TensorStore:
+        raise NotImplementedError
+
+    def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
+              trace: Any = None) -> Store:
+        self.reset_state()
+        self.fit_tfms(item_tfms)
+        self.batch_tfms_ = []
+        return self._encode(raw)
+
+    def encode_new(self, raw: pl.Series) -> Store:
+        self.check_is_fitted("setup (build the data)")
+        return self._encode(raw)
+
+
+class PointBlock(CoordBlock):
+    """Keypoints: each item is a list of (x, y) pixel coordinates in its source image (see :class:`CoordBlock`),
+    the same number for every item.
 
     >>> PointBlock(img_size=(480, 640)).loss_kind
     'mse'
@@ -189,46 +250,21 @@ class PointBlock(TransformBlock):
 
     geometry, loss_kind, draws_on_input = "points", "mse", True
 
-    def __init__(self, img_size: Sequence[int] | None = None):
-        if img_size is not None and (len(img_size) != 2 or min(img_size) < 1):
-            raise ParameterError(f"PointBlock: img_size={img_size!r} must be (height, width)")
-        self.img_size = list(img_size) if img_size is not None else None
-
     def _encode(self, raw: pl.Series) -> TensorStore:
         n_points = getattr(self, "n_points_", None)
-        pts, sizes = [], []
-        for i, v in enumerate(raw.to_list()):
-            p, s = spatial_value(v, i, "points", self.img_size, "PointBlock", "[[x, y], ...]")
-            arr = np.asarray(p, dtype=np.float64).reshape(-1, 2)
+        values = self.coords(raw, 2)
+        for i, (arr, _) in enumerate(values):
             if n_points is not None and len(arr) != n_points:
                 raise DataError(f"PointBlock item {i} has {len(arr)} points, others have {n_points}; "
                                 "every item needs the same number of points")
             n_points = len(arr)
             if not np.isfinite(arr).all():
                 raise DataError(f"PointBlock item {i}: points contain NaN or inf: {arr.tolist()[:4]}")
-            pts.append(arr)
-            sizes.append((int(s[0]), int(s[1])))
         self.n_points_ = n_points
-        tfm = find_item_transform(self.tfms_)
-        out = np.empty((len(pts), n_points or 0, 2), dtype=np.float32)
-        for i, (arr, (h, w)) in enumerate(zip(pts, sizes)):
-            if tfm is not None:
-                m = tfm.point_matrix(h, w)
-                arr = arr @ m[:2, :2].T + m[:2, 2]
-                h, w = tfm.output_size()
-            out[i] = arr / np.array([w, h]) * 2 - 1
+        out = np.empty((len(values), n_points or 0, 2), dtype=np.float32)
+        for i, (arr, hw) in enumerate(values):
+            out[i] = self.to_unit(arr, hw)
         return TensorStore(out)
-
-    def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
-              trace: Any = None) -> Store:
-        self.fit_tfms(item_tfms)
-        self.n_points_ = None
-        self.batch_tfms_ = []
-        return self._encode(raw)
-
-    def encode_new(self, raw: pl.Series) -> Store:
-        self.check_is_fitted("setup (build the data)")
-        return self._encode(raw)
 
     @property
     def c(self) -> int | None:
@@ -237,7 +273,7 @@ class PointBlock(TransformBlock):
 
     def decode(self, value: Any) -> np.ndarray:
         """Points in -1..1 coordinates as an (N, 2) array."""
-        return (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)).reshape(-1, 2)
+        return to_numpy(value).reshape(-1, 2)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         p = self.decode(value)
@@ -281,13 +317,13 @@ def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: n
     for name, x, y in (("train", x_train, y_train), ("valid", x_valid, y_valid)):
         x = np.asarray(x)
         if x.dtype != np.uint8 or x.ndim not in (3, 4):
-            raise ValueError(f"x_{name} must be uint8 images (N, H, W) or (N, H, W, C), got {x.dtype} {x.shape}")
+            raise DataError(f"x_{name} must be uint8 images (N, H, W) or (N, H, W, C), got {x.dtype} {x.shape}")
         x = x[..., None] if x.ndim == 3 else x
         y = np.asarray(y).astype(np.int64).reshape(-1)
         if len(y) != len(x):
-            raise ValueError(f"x_{name} has {len(x)} images but y_{name} has {len(y)} labels")
+            raise DataError(f"x_{name} has {len(x)} images but y_{name} has {len(y)} labels")
         if len(y) and (y.min() < 0 or y.max() >= len(vocab)):
-            raise ValueError(f"y_{name} holds labels outside 0..{len(vocab) - 1} (vocab has {len(vocab)} entries)")
+            raise DataError(f"y_{name} holds labels outside 0..{len(vocab) - 1} (vocab has {len(vocab)} entries)")
         sizes = np.tile(np.array(x.shape[1:3]), (len(x), 1))
         stores.append([ImageStore(np.ascontiguousarray(x), sizes), TensorStore(y)])
     img_block = ImageBlock(cls="L" if stores[0][0].pixels.shape[3] == 1 else "RGB", cache_dir=False)

@@ -14,8 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, check
 from pipekit.learn import CrossEntropyLossFlat, Learner
-from pipekit.learn.metrics import Metric
+from pipekit.learn import Metric as LearnerMetric
+from pipekit.metrics import MeanMetric
 from pipekit.vision.models import ARCHS, UNet, body_features, create_head, unet, vision_model
 from pipekit.vision.transforms import Normalize
 
@@ -41,11 +44,11 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # an unsafe pickle or a damaged file
-        raise ValueError(f"pretrained={str(path)!r} cannot be read as a weights file without running code: {e}") from e
+        raise DataError(f"pretrained={str(path)!r} cannot be read as a weights file without running code: {e}") from e
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # a pipekit checkpoint (learn.save)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"pretrained={str(path)!r} does not hold a state dict of tensors")
+        raise DataError(f"pretrained={str(path)!r} does not hold a state dict of tensors")
     return state
 
 
@@ -65,15 +68,15 @@ def load_body_weights(body: nn.Module, path: str | os.PathLike, prefixes: Sequen
             best = cand
     if len(best) < len(target) * 0.9:
         missing = [k for k in target if k not in best][:5]
-        raise ValueError(f"pretrained={str(path)!r} does not match this architecture: {len(best)} of {len(target)} "
-                         f"body tensors found (missing e.g. {missing}); use the same arch that was saved")
+        raise DataError(f"pretrained={str(path)!r} does not match this architecture: {len(best)} of {len(target)} "
+                        f"body tensors found (missing e.g. {missing}); use the same arch that was saved")
     for k, v in best.items():
         t = target[k]
         if v.shape != t.shape:
             if v.ndim == 4 and v.shape[0] == t.shape[0] and v.shape[2:] == t.shape[2:]:
                 v = v.mean(1, keepdim=True).repeat(1, t.shape[1], 1, 1) * (v.shape[1] / t.shape[1])
             else:
-                raise ValueError(f"pretrained weights {k}: shape {tuple(v.shape)} but the model needs {tuple(t.shape)}")
+                raise DataError(f"pretrained weights {k}: shape {tuple(v.shape)} but the model needs {tuple(t.shape)}")
         best[k] = v
     body.load_state_dict({**target, **best})
     return len(best)
@@ -115,7 +118,7 @@ def _torch_adapter(model: nn.Module) -> tuple[nn.Module, int]:
         if isinstance(children[cut - 1], (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
             body = nn.Sequential(*children[:cut - 1])
             return body, body_features(body)
-    raise ValueError(f"cannot find the pooling layer of {type(model).__name__} to cut its body; pass an arch name")
+    raise ParameterError(f"cannot find the pooling layer of {type(model).__name__} to cut its body; pass an arch name")
 
 
 def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_out: int | None = None,
@@ -130,35 +133,40 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     arch; then the body starts from it and is frozen (``fine_tune`` unfreezes it). Parameter groups
     are (body, head), so ``slice`` learning rates give the body the smaller one.
     """
-    if n_out is None:
-        n_out = getattr(dls, "c", None)
-        if n_out is None:
-            raise ValueError("vision_learner: n_out was not given and the data has no target block with a size; "
-                             "pass n_out=")
-    n_in = _image_channels(dls)
+    n_out, n_in = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
     if isinstance(arch, nn.Module):
         if pretrained not in (False, None):
-            raise ValueError("pretrained= is for arch names; a model instance already carries its weights")
+            raise ParameterError("pretrained= is for arch names; a model instance already carries its weights")
         body, nf = _torch_adapter(arch)
         model: nn.Module = nn.Sequential(body, create_head(nf, n_out, lin_ftrs, ps, concat_pool))
     else:
         name = arch if isinstance(arch, str) else getattr(arch, "__name__", "")
         if name not in ARCHS:
-            raise ValueError(f"arch={arch!r} is not known; use one of {sorted(ARCHS)} or a torch model instance")
+            raise ParameterError(f"arch={arch!r} is not known; use one of {sorted(ARCHS)} or a torch model instance")
         model = vision_model(name, n_out, n_in=n_in, lin_ftrs=list(lin_ftrs) if lin_ftrs else None, ps=ps,
                              concat_pool=concat_pool)
-        if pretrained is True:
-            raise ValueError("pretrained=True needs downloadable weights, which pipekit does not fetch; pass the "
-                             "path of a weights file saved from a model of the same arch")
-        if pretrained:
-            load_body_weights(model[0], pretrained)
+        _start_from(model[0], pretrained)
     if normalize:
         _add_normalize(dls, n_in)
-    splitter = _body_head
-    learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr, splitter=splitter, cbs=cbs, **kwargs)
+    learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr, splitter=_body_head, cbs=cbs, **kwargs)
     if pretrained or isinstance(arch, nn.Module):
         learn.freeze()
     return learn
+
+
+def _n_out(dls: Any, n_out: int | None, who: str, why: str) -> int:
+    n_out = n_out if n_out is not None else getattr(dls, "c", None)
+    if n_out is None:
+        raise ParameterError(f"{who}: n_out was not given and {why}; pass n_out=")
+    return n_out
+
+
+def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike) -> None:
+    if pretrained is True:
+        raise ParameterError("pretrained=True needs downloadable weights, which pipekit does not fetch; pass the "
+                             "path of a weights file saved from a model of the same arch")
+    if pretrained:
+        load_body_weights(body, pretrained)
 
 
 def _body_head(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -170,33 +178,30 @@ def _encoder_decoder(model: UNet) -> list[list[nn.Parameter]]:
     return [list(model.encoder.parameters()), [p for p in model.parameters() if id(p) not in enc]]
 
 
-class PixelAccuracy(Metric):
-    """Share of pixels whose predicted class is right, not counting pixels labelled ``ignore_index`` (void)."""
-
-    def __init__(self, ignore_index: int | None = None, name: str = "pixel_accuracy"):
-        self.ignore_index, self.name = ignore_index, name
-        self.reset()
-
-    def reset(self) -> None:
-        self.correct, self.total = 0, 0
-
-    def accumulate(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any, bs: int) -> None:
-        p = pred.argmax(1)
-        keep = torch.ones_like(targ, dtype=torch.bool) if self.ignore_index is None else targ != self.ignore_index
-        self.correct += int(((p == targ) & keep).sum())
-        self.total += int(keep.sum())
-
-    @property
-    def value(self) -> float | None:
-        return self.correct / self.total if self.total else None
-
-    def config(self) -> dict[str, Any]:
-        return {"ignore_index": self.ignore_index}
+# The Learner passes its own Metric type through as it is and wraps anything else as a per-batch mean,
+# which is not pooled over pixels; until it takes pipekit.metrics directly, pixel accuracy is that type too.
+_LEARNER_METRIC = () if issubclass(MeanMetric, LearnerMetric) else (LearnerMetric,)
 
 
-def pixel_accuracy(ignore_index: int | None = None) -> PixelAccuracy:
-    """Metric factory: ``pixel_accuracy(ignore_index=codes.index('Void'))``."""
-    return PixelAccuracy(ignore_index)
+class PixelAccuracy(MeanMetric, *_LEARNER_METRIC):  # type: ignore[misc]
+    """Share of pixels whose predicted class (axis 1) is right, not counting pixels labelled
+    ``ignore_index`` (void); pooled over every pixel of the set.
+
+    >>> pixel_accuracy(torch.tensor([[[[0.0, 1.0]], [[1.0, 0.0]]]]), torch.tensor([[[1, 1]]])).item()
+    0.5
+    """
+
+    def __init__(self, ignore_index: int | None = None):
+        check("PixelAccuracy", ignore_index=(ignore_index, Interval(None, None, integer=True, none_ok=True)))
+        self.ignore_index = ignore_index
+
+    def batch_stats(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any) -> tuple[Any, Any]:
+        keep = targ != self.ignore_index if self.ignore_index is not None else torch.ones_like(targ, dtype=torch.bool)
+        return ((pred.argmax(1) == targ) & keep).sum(), keep.sum()
+
+
+#: ``metrics=pixel_accuracy``, or configured: ``pixel_accuracy(ignore_index=codes.index('Void'))``
+pixel_accuracy = PixelAccuracy()
 
 
 def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
@@ -206,16 +211,9 @@ def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
 
     Default loss: cross-entropy over the class axis. Parameter groups are (encoder, decoder).
     """
-    if n_out is None:
-        n_out = getattr(dls, "c", None)
-        if n_out is None:
-            raise ValueError("unet_learner: n_out was not given and the mask block has no codes; pass n_out=")
-    n_in = _image_channels(dls)
+    n_out, n_in = _n_out(dls, n_out, "unet_learner", "the mask block has no codes"), _image_channels(dls)
     model = unet(arch, n_out=n_out, n_in=n_in)
-    if pretrained is True:
-        raise ValueError("pretrained=True needs downloadable weights; pass a local weights file of the same arch")
-    if pretrained:
-        load_body_weights(model.encoder, pretrained)
+    _start_from(model.encoder, pretrained)
     if normalize:
         _add_normalize(dls, n_in)
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else CrossEntropyLossFlat(axis=1),

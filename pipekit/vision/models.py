@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.learn.nets import ConcatPool2d, simple_cnn
 from pipekit.learn.registry import register_arch
 
@@ -64,12 +66,9 @@ class XResNet(nn.Sequential):
 
     def __init__(self, expansion: int = 1, layers: Sequence[int] = (2, 2, 2, 2), n_in: int = 3, n_out: int = 1000,
                  p: float = 0.0, widths: Sequence[int] = (64, 128, 256, 512)):
-        if expansion not in (1, 4):
-            raise ValueError(f"expansion={expansion} must be 1 (basic blocks) or 4 (bottlenecks)")
-        if n_in < 1 or n_out < 1:
-            raise ValueError(f"n_in={n_in} and n_out={n_out} must be >= 1")
-        if len(layers) != len(widths):
-            raise ValueError(f"layers ({len(layers)} stages) and widths ({len(widths)}) must have the same length")
+        check("XResNet", expansion=(expansion, Options(1, 4)), n_in=(n_in, Interval(1, None, integer=True)),
+              n_out=(n_out, Interval(1, None, integer=True)),
+              widths=(widths, Is(lambda w: len(w) == len(layers), f"one width per stage ({len(layers)} stages)")))
         stem_w = [n_in, 32, 32, 64]
         stem = [conv_bn(stem_w[i], stem_w[i + 1], stride=2 if i == 0 else 1) for i in range(3)]
         blocks: list[nn.Module] = []
@@ -121,8 +120,7 @@ def body_features(body: nn.Module, n_in: int = 3, size: int = 64) -> int:
 def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = (512,), ps: float = 0.5,
                 concat_pool: bool = True, bn_final: bool = False) -> nn.Sequential:
     """Pooling (avg+max concatenated) -> [BN, dropout, linear, ReLU]* -> BN, dropout, linear to ``n_out``."""
-    if not 0 <= ps < 1:
-        raise ValueError(f"ps={ps} (dropout) must be in [0, 1)")
+    check("create_head", ps=(ps, Interval(0, 1, closed="left")))
     pool: nn.Module = ConcatPool2d() if concat_pool else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     sizes = [nf * (2 if concat_pool else 1), *(lin_ftrs or []), n_out]
     drops = [ps / 2] * (len(sizes) - 2) + [ps]
@@ -138,7 +136,7 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = (512,), ps
 
 def _body(arch: str, n_in: int) -> nn.Module:
     if arch not in ARCHS:
-        raise ValueError(f"arch={arch!r} is not known; use one of {sorted(ARCHS)} or pass a model")
+        raise ParameterError(f"arch={arch!r} is not known; use one of {sorted(ARCHS)} or pass a model")
     model = ARCHS[arch](n_in=n_in, n_out=2)
     return model[0]
 

@@ -18,26 +18,12 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, Is, Options
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, Options
 from pipekit.data.transform import Transform
+from pipekit.vision.geometry import CV_BORDER, PAD_MODES, RATIO, SIZE, as_size, size2
 
 METHODS = ("crop", "pad", "squish")
-PAD_MODES = ("reflection", "zeros", "border")
-_CV_BORDER = {"reflection": cv2.BORDER_REFLECT_101, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
-
-
-def _size2(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
-    """An int or (height, width) -> (height, width), validated."""
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        hw = (int(size), int(size))
-    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, (int, np.integer)) for s in size):
-        hw = (int(size[0]), int(size[1]))
-    else:
-        raise ParameterError(f"{name}={size!r} must be an int or a (height, width) pair of ints")
-    if min(hw) < 1:
-        raise ParameterError(f"{name}={size!r} must be positive")
-    return hw
 
 
 def resize_to(img: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray:
@@ -61,9 +47,6 @@ class ItemTransform(Transform):
     def applies_to(self, block: Any) -> bool:
         return block.geometry is not None
 
-    def output_size(self) -> tuple[int, int]:
-        raise NotImplementedError
-
     def geometry(self, h: int, w: int) -> tuple[tuple[int, int, int, int], tuple[int, int], tuple[int, int, int, int]]:
         """(crop box y0,x0,y1,x1 in the source, resized size, padding top,bottom,left,right)."""
         raise NotImplementedError
@@ -83,16 +66,21 @@ class ItemTransform(Transform):
         out = resize_to(img[y0:y1, x0:x1], rhw, nearest)
         if pt or pb or pl or pr:
             mode = getattr(self, "pad_mode", "zeros")
-            out = cv2.copyMakeBorder(out, pt, pb, pl, pr, _CV_BORDER[mode], value=0)
+            out = cv2.copyMakeBorder(out, pt, pb, pl, pr, CV_BORDER[mode], value=0)
             out = out[:, :, None] if out.ndim == 2 else out
         return np.ascontiguousarray(out)
 
     def encode(self, values: Any) -> Any:
         return self.apply(values)
 
+    def output_size(self) -> tuple[int, int]:
+        return size2(self.size)  # type: ignore[attr-defined]
+
     def cache_key(self) -> str:
-        """What identifies this transform's output in the on-disk cache."""
-        return f"{type(self).__name__}{sorted(self.get_params().items())}"
+        """What identifies this transform's output in the on-disk cache (with the OpenCV border a pad
+        mode stands for, which the padded pixels depend on)."""
+        key, pad = f"{type(self).__name__}{sorted(self.get_params().items())}", getattr(self, "pad_mode", None)
+        return key + (f"|border={CV_BORDER[pad]}" if pad else "")
 
 
 class Resize(ItemTransform):
@@ -102,15 +90,11 @@ class Resize(ItemTransform):
     (32, 48, 1)
     """
 
-    param_constraints = {"method": Options(*METHODS), "pad_mode": Options(*PAD_MODES)}
+    param_constraints = {"size": SIZE, "method": Options(*METHODS), "pad_mode": Options(*PAD_MODES)}
 
     def __init__(self, size: int | Sequence[int], method: str = "crop", pad_mode: str = "reflection"):
-        _size2(size)
-        self.size, self.method, self.pad_mode = size, method, pad_mode
+        self.size, self.method, self.pad_mode = as_size(size), method, pad_mode
         self.check_params()
-
-    def output_size(self) -> tuple[int, int]:
-        return _size2(self.size)
 
     def geometry(self, h: int, w: int):
         th, tw = self.output_size()
@@ -135,15 +119,11 @@ class CropPad(ItemTransform):
     (4, 4)
     """
 
-    param_constraints = {"pad_mode": Options(*PAD_MODES)}
+    param_constraints = {"size": SIZE, "pad_mode": Options(*PAD_MODES)}
 
     def __init__(self, size: int | Sequence[int], pad_mode: str = "zeros"):
-        _size2(size)
-        self.size, self.pad_mode = size, pad_mode
+        self.size, self.pad_mode = as_size(size), pad_mode
         self.check_params()
-
-    def output_size(self) -> tuple[int, int]:
-        return _size2(self.size)
 
     def geometry(self, h: int, w: int):
         th, tw = self.output_size()
@@ -164,17 +144,13 @@ class RandomResizedCrop(ItemTransform):
     (64, 64)
     """
 
-    param_constraints = {"min_scale": Interval(0, 1, closed="right"),
-                         "ratio": Is(lambda r: len(r) == 2 and 0 < r[0] <= r[1], "(low, high) with 0 < low <= high")}
+    param_constraints = {"size": SIZE, "min_scale": Interval(0, 1, closed="right"), "ratio": RATIO}
 
     def __init__(self, size: int | Sequence[int], min_scale: float = 0.08,
                  ratio: Sequence[float] = (3 / 4, 4 / 3)):
-        _size2(size)
-        self.size, self.min_scale, self.ratio = size, min_scale, ratio
+        self.size, self.min_scale, self.ratio = as_size(size), min_scale, ratio
         self.check_params()
-
-    def output_size(self) -> tuple[int, int]:
-        return _size2(self.size)
+        self.ratio = (float(ratio[0]), float(ratio[1]))
 
     def geometry(self, h: int, w: int):
         return Resize(self.size, method="crop").geometry(h, w)
@@ -186,19 +162,3 @@ def find_item_transform(tfms: Sequence[Transform]) -> ItemTransform | None:
     if len(found) > 1:
         raise ParameterError(f"give at most one image item transform (Resize, CropPad, RandomResizedCrop); got {found}")
     return found[0] if found else None
-
-
-def spatial_value(v: Any, i: int, key: str, img_size: Any, block: str, example: str) -> tuple[Any, Any]:
-    """Split one point/box target into (coordinates, source image size).
-
-    A target is either ``{key: coords, "size": [h, w]}`` or bare coordinates with the block's ``img_size``;
-    coordinates are in source-image pixels, so the size is needed to follow the image through resizing.
-    """
-    if isinstance(v, dict):
-        if key not in v or "size" not in v:
-            raise DataError(f"{block} item {i}: a dict value needs '{key}' and 'size' keys, got {list(v)}")
-        return v[key], v["size"]
-    if img_size is not None:
-        return v, img_size
-    raise DataError(f"{block} needs the source image size: give img_size=(h, w) or a getter "
-                     f"returning {{'{key}': {example}, 'size': [h, w]}}")

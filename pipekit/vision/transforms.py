@@ -12,26 +12,26 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 import torch
 
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, Is, check
 from pipekit.data.transform import BatchContext, BatchTransform
+from pipekit.vision.augment import (DEFAULT_SETTINGS, AugmentPlan, AugmentSettings, Streams, map_boxes, map_points,
+                                    run_chunks, sample_plan, warp_cv2, warp_torch)
 from pipekit.vision.buffers import pooled_empty
-from pipekit.vision.augment import (INTERP_MODES, PAD_MODES, map_boxes, map_points, sample_plan, thread_pool,
-                                    warp_cv2, warp_torch)
+from pipekit.vision.samplers import Sampler
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 mnist_stats = ([0.131], [0.308])
-EXECUTORS = ("auto", "cv2", "torch")
 
 
 def _image_size(t: torch.Tensor) -> tuple[int, int]:
-    if t.ndim == 3:
-        return int(t.shape[1]), int(t.shape[2])
-    if t.dtype == torch.uint8:
+    if t.ndim == 3 or t.dtype == torch.uint8:
         return int(t.shape[1]), int(t.shape[2])
     return int(t.shape[2]), int(t.shape[3])
 
@@ -39,82 +39,62 @@ def _image_size(t: torch.Tensor) -> tuple[int, int]:
 class BatchAugment(BatchTransform):
     """Random crop, flips, rotation, zoom, perspective warp and lighting, resampled once per image.
 
+    ``settings`` (an :class:`AugmentSettings`, most easily made by :func:`aug_transforms`) say what is
+    drawn; ``extra_samplers`` add samplers of one's own after those, each on its own random stream.
     Training batches (``ctx.train``) get a random plan; validation batches only the deterministic
     centre crop to ``size``. ``executor``: ``'cv2'`` (uint8, threads), ``'torch'`` (grid_sample) or
     ``'auto'`` (cv2 for uint8 batches on the CPU, torch otherwise).
+
+    >>> BatchAugment(AugmentSettings(size=64, max_rotate=20)).settings.max_rotate
+    20
     """
 
     order: ClassVar[int] = 20
 
-    def __init__(self, size: int | Sequence[int] | None = None, do_flip: bool = True, flip_vert: bool = False,
-                 max_rotate: float = 10.0, min_zoom: float = 1.0, max_zoom: float = 1.1,
-                 max_lighting: float = 0.2, max_warp: float = 0.2, p_affine: float = 0.75,
-                 p_lighting: float = 0.75, mode: str = "bilinear", pad_mode: str = "reflection",
-                 min_scale: float = 1.0, ratio: Sequence[float] = (1.0, 1.0), executor: str = "auto"):
-        if size is not None and not (isinstance(size, int) or (isinstance(size, (tuple, list)) and len(size) == 2)):
-            raise ValueError(f"size={size!r} must be None, an int or (height, width)")
-        if not 0 < min_scale <= 1:
-            raise ValueError(f"min_scale={min_scale} must be in (0, 1]")
-        if not 0 < min_zoom <= max_zoom:
-            raise ValueError(f"min_zoom={min_zoom}, max_zoom={max_zoom}: need 0 < min_zoom <= max_zoom")
-        if not 0 <= max_lighting < 0.5:
-            raise ValueError(f"max_lighting={max_lighting} must be in [0, 0.5)")
-        for name, p in (("p_affine", p_affine), ("p_lighting", p_lighting)):
-            if not 0 <= p <= 1:
-                raise ValueError(f"{name}={p} must be a probability in [0, 1]")
-        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
-            raise ValueError(f"ratio={ratio!r} must be (low, high) with 0 < low <= high")
-        if mode not in INTERP_MODES:
-            raise ValueError(f"mode={mode!r} is not supported; use one of {INTERP_MODES}")
-        if pad_mode not in PAD_MODES:
-            raise ValueError(f"pad_mode={pad_mode!r} is not supported; use one of {PAD_MODES}")
-        if executor not in EXECUTORS:
-            raise ValueError(f"executor={executor!r} is not supported; use one of {EXECUTORS}")
-        self.size = list(size) if isinstance(size, tuple) else size
-        self.do_flip, self.flip_vert = do_flip, flip_vert
-        self.max_rotate, self.min_zoom, self.max_zoom = max_rotate, min_zoom, max_zoom
-        self.max_lighting, self.max_warp = max_lighting, max_warp
-        self.p_affine, self.p_lighting = p_affine, p_lighting
-        self.mode, self.pad_mode, self.min_scale = mode, pad_mode, min_scale
-        self.ratio = list(ratio)
-        self.executor = executor
+    def __init__(self, settings: AugmentSettings = DEFAULT_SETTINGS, extra_samplers: Sequence[Sampler] = ()):
+        extra_samplers = tuple(extra_samplers)
+        check("BatchAugment", settings=(settings, Is(lambda s: isinstance(s, AugmentSettings), "an AugmentSettings")))
+        taken = [s.stream for s in settings.samplers()]
+        streams = taken + [getattr(s, "stream", None) for s in extra_samplers]
+        check("BatchAugment", extra_samplers=(extra_samplers, Is(
+            lambda e: all(isinstance(s, Sampler) for s in e) and len(set(streams)) == len(streams),
+            f"Samplers, each on a stream of its own (the settings' samplers use {taken})")))
+        self.settings, self.extra_samplers = settings, extra_samplers
 
-    def plan(self, n: int, in_size: tuple[int, int], rng: np.random.Generator, train: bool):
-        return sample_plan(n, in_size, rng, train=train, size=self.size, do_flip=self.do_flip,
-                           flip_vert=self.flip_vert, max_rotate=self.max_rotate, min_zoom=self.min_zoom,
-                           max_zoom=self.max_zoom, max_lighting=self.max_lighting, max_warp=self.max_warp,
-                           p_affine=self.p_affine, p_lighting=self.p_lighting, min_scale=self.min_scale,
-                           ratio=self.ratio)
+    def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool) -> AugmentPlan:
+        return sample_plan(n, in_size, streams, self.settings, train, self.extra_samplers)
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
-        spatial = [j for j, k in enumerate(ctx.geometry) if k in ("image", "mask") and j < len(batch)]
+        spatial = [j for j, g in enumerate(ctx.geometry) if g in ("image", "mask") and j < len(batch)]
         if not spatial:
             return batch
         first = batch[spatial[0]]
-        plan = self.plan(first.shape[0], _image_size(first), ctx.rng("augment"), ctx.train)
+        plan = self.plan(first.shape[0], _image_size(first), ctx.rng, ctx.train)
         if plan.identity:
             return batch
+        s = self.settings
         out = list(batch)
-        for j, kind in enumerate(ctx.geometry[:len(batch)]):
+        for j, geo in enumerate(ctx.geometry[:len(batch)]):
             x = batch[j]
-            if kind in ("image", "mask"):
+            if geo in ("image", "mask"):
                 if _image_size(x) != plan.in_size:
-                    raise ValueError(f"batch element {j} ({kind}) is {_image_size(x)} but the images are "
-                                     f"{plan.in_size}; give images and masks the same item transform")
-                use_cv2 = self.executor == "cv2" or (self.executor == "auto" and x.device.type == "cpu"
-                                                     and x.dtype == torch.uint8)
-                if kind == "mask":
-                    out[j] = (warp_cv2(x.to(torch.uint8), plan, "nearest", self.pad_mode, lighting=False).to(x.dtype)
-                              if use_cv2 and x.device.type == "cpu" else warp_torch(x, plan, "nearest", self.pad_mode, lighting=False))
+                    raise DataError(f"batch element {j} ({geo}) is {_image_size(x)} but the images are "
+                                    f"{plan.in_size}; give images and masks the same item transform")
+                use_cv2 = s.executor == "cv2" or (s.executor == "auto" and x.device.type == "cpu"
+                                                  and x.dtype == torch.uint8)
+                if geo == "mask":
+                    out[j] = (warp_cv2(x.to(torch.uint8), plan, "nearest", s.pad_mode, lighting=False).to(x.dtype)
+                              if use_cv2 and x.device.type == "cpu" else
+                              warp_torch(x, plan, "nearest", s.pad_mode, lighting=False))
                 elif use_cv2:
                     if x.dtype != torch.uint8:
-                        raise TypeError("executor='cv2' needs uint8 images; put BatchAugment before IntToFloat")
-                    out[j] = warp_cv2(x, plan, self.mode, self.pad_mode)
+                        raise ParameterError("executor='cv2' needs uint8 images; put BatchAugment before IntToFloat")
+                    out[j] = warp_cv2(x, plan, s.mode, s.pad_mode)
                 else:
-                    out[j] = warp_torch(x, plan, self.mode, self.pad_mode)
-            elif kind == "points":
+                    out[j] = warp_torch(x, plan, s.mode, s.pad_mode)
+            elif geo == "points":
                 out[j] = map_points(x, plan)
-            elif kind == "bbox":
+            elif geo == "bbox":
                 out[j] = map_boxes(x, plan)
         return tuple(out)
 
@@ -124,18 +104,23 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
                    p_lighting: float = 0.75, size: int | Sequence[int] | None = None, mode: str = "bilinear",
                    pad_mode: str = "reflection", min_scale: float = 1.0, executor: str = "auto",
                    mult: float = 1.0) -> list[BatchTransform]:
-    """The standard augmentation set as one :class:`BatchAugment` (``mult`` scales the magnitudes).
+    """The standard augmentation set as one :class:`BatchAugment`; ``mult`` scales the magnitudes.
 
-    >>> aug_transforms(size=128, min_scale=0.5)[0].size
+    ``size``: output (int or (h, w); None keeps the input's); ``min_scale``: smallest share of the area
+    a random crop keeps; ``do_flip``/``flip_vert``: mirror left-right / top-bottom (and transpose square
+    images); ``max_rotate`` (degrees), ``min_zoom``..``max_zoom`` and ``max_warp`` (perspective) each
+    apply with probability ``p_affine``; ``max_lighting`` changes brightness and contrast, each with
+    probability ``p_lighting``; ``mode``: ``'bilinear'`` or ``'nearest'``; ``pad_mode``: ``'reflection'``,
+    ``'zeros'`` or ``'border'``; ``executor``: see :class:`BatchAugment`.
+
+    >>> aug_transforms(size=128, min_scale=0.5)[0].settings.size
     128
     """
-    if mult <= 0:
-        raise ValueError(f"mult={mult} must be positive")
-    return [BatchAugment(size=size, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
-                         min_zoom=min_zoom, max_zoom=1 + (max_zoom - 1) * mult,
-                         max_lighting=max_lighting * mult, max_warp=max_warp * mult,
-                         p_affine=p_affine, p_lighting=p_lighting, mode=mode, pad_mode=pad_mode,
-                         min_scale=min_scale, executor=executor)]
+    check("aug_transforms", mult=(mult, Interval(0, None, closed="neither")))
+    return [BatchAugment(AugmentSettings(
+        size=size, min_scale=min_scale, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
+        min_zoom=min_zoom, max_zoom=1 + (max_zoom - 1) * mult, max_warp=max_warp * mult, p_affine=p_affine,
+        max_lighting=max_lighting * mult, p_lighting=p_lighting, mode=mode, pad_mode=pad_mode, executor=executor))]
 
 
 def _uint8_to_float_nchw(x: torch.Tensor, scale: Sequence[float], shift: Sequence[float]) -> torch.Tensor:
@@ -159,13 +144,7 @@ def _uint8_to_float_nchw(x: torch.Tensor, scale: Sequence[float], shift: Sequenc
             for ch in range(c):
                 cv2.LUT(src[ch], luts[ch], dst=out[i, ch])
 
-    n = min(thread_pool()._max_workers, b)
-    if n <= 1:
-        chunk(0, b)
-    else:
-        bounds = np.linspace(0, b, n + 1).astype(int)
-        for f in [thread_pool().submit(chunk, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]:
-            f.result()
+    run_chunks(chunk, b)
     return torch.from_numpy(out)
 
 
@@ -179,12 +158,12 @@ class IntToFloat(BatchTransform):
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         out = list(batch)
-        for j, kind in enumerate(ctx.geometry[:len(batch)]):
+        for j, geo in enumerate(ctx.geometry[:len(batch)]):
             x = batch[j]
-            if kind == "image" and x.dtype == torch.uint8:
+            if geo == "image" and x.dtype == torch.uint8:
                 c = x.shape[-1]
                 out[j] = _uint8_to_float_nchw(x, [1 / 255.0] * c, [0.0] * c)
-            elif kind == "mask" and x.dtype != torch.int64:
+            elif geo == "mask" and x.dtype != torch.int64:
                 out[j] = x.long()
         return tuple(out)
 
@@ -203,47 +182,43 @@ class Normalize(BatchTransform):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         mean, std = [float(m) for m in np.ravel(mean)], [float(s) for s in np.ravel(std)]
-        if len(mean) != len(std) or not mean:
-            raise ValueError(f"mean ({len(mean)} values) and std ({len(std)} values) need one value per channel")
-        if min(std) <= 0:
-            raise ValueError(f"std={std} must be positive")
+        check("Normalize", mean=(mean, Is(len, "one value per channel")), std=(std, Is(
+            lambda v: len(v) == len(mean) and min(v) > 0, f"{len(mean)} positive values (one per channel of mean)")))
         self.mean, self.std = mean, std
 
     @classmethod
     def from_stats(cls, mean: Sequence[float], std: Sequence[float]) -> Normalize:
         return cls(mean, std)
 
-    def _stats(self, c: int) -> tuple[list[float], list[float]]:
-        if len(self.mean) == c:
-            return self.mean, self.std
-        if len(self.mean) == 1:
-            return self.mean * c, self.std * c
-        raise ValueError(f"Normalize has {len(self.mean)} channel stats but the images have {c} channel(s); "
-                         "use stats for that many channels (e.g. ImageBlock(cls='RGB') with imagenet_stats)")
+    def _stats(self, c: int, like: torch.Tensor | None = None) -> tuple[Any, Any]:
+        """Per-channel mean and std for ``c`` channels; as (1, C, 1, 1) tensors ``like`` a float batch."""
+        if len(self.mean) in (1, c):
+            mean, std = self.mean * (c // len(self.mean)), self.std * (c // len(self.mean))
+            if like is None:
+                return mean, std
+            return tuple(torch.tensor(v, device=like.device, dtype=like.dtype).view(1, -1, 1, 1) for v in (mean, std))
+        raise DataError(f"Normalize has {len(self.mean)} channel stats but the images have {c} channel(s); "
+                        "use stats for that many channels (e.g. ImageBlock(cls='RGB') with imagenet_stats)")
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         out = list(batch)
-        for j, kind in enumerate(ctx.geometry[:len(batch)]):
-            if kind != "image" or j >= ctx.n_inp:
+        for j, geo in enumerate(ctx.geometry[:len(batch)]):
+            if geo != "image" or j >= ctx.n_inp:
                 continue
             x = batch[j]
             if x.dtype == torch.uint8:
                 mean, std = self._stats(x.shape[-1])
                 out[j] = _uint8_to_float_nchw(x, [1 / (255.0 * s) for s in std], [-m / s for m, s in zip(mean, std)])
             else:
-                mean, std = self._stats(x.shape[1])
-                m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-                s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+                m, s = self._stats(x.shape[1], x)
                 out[j] = (x - m) / s
         return tuple(out)
 
     def decode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         out = list(batch)
-        for j, kind in enumerate(ctx.geometry[:len(batch)]):
+        for j, geo in enumerate(ctx.geometry[:len(batch)]):
             x = batch[j]
-            if kind == "image" and j < ctx.n_inp and x.is_floating_point():
-                mean, std = self._stats(x.shape[1])
-                m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-                s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+            if geo == "image" and j < ctx.n_inp and x.is_floating_point():
+                m, s = self._stats(x.shape[1], x)
                 out[j] = x * s + m
         return tuple(out)

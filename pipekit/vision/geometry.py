@@ -1,0 +1,113 @@
+"""Geometry shared by presizing and augmentation: pad modes, sizes and 3x3 matrices, defined once.
+
+Matrices map output coordinates to input coordinates in the normalised frame of ``grid_sample``
+(-1..1 at the pixel edges, ``align_corners=False``) and are built for a whole batch as (B, 3, 3) stacks.
+
+>>> size2(224), size2([32, 48]), size2(None, (5, 6))
+((224, 224), (32, 48), (5, 6))
+>>> crop_matrices((100, 100), (50, 50), np.ones(1), np.ones(1), np.full((1, 2), 0.5))[0].tolist()
+[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipekit.core.validate import Interval, Is, check
+
+INTERP_MODES = ("bilinear", "nearest")
+PAD_MODES = ("reflection", "zeros", "border")
+# grid_sample's reflection (align_corners=False) mirrors about the pixel edges, so the edge pixel is
+# repeated (cba|abc): OpenCV's BORDER_REFLECT, not BORDER_REFLECT_101 (cb|abc).
+CV_BORDER = {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
+PROBABILITY = Interval(0, 1)
+RATIO = Is(lambda r: len(r) == 2 and 0 < r[0] <= r[1], "(low, high) with 0 < low <= high")
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+
+
+def _size_ok(v: Any) -> bool:
+    return _whole(v) or (isinstance(v, (tuple, list)) and len(v) == 2 and all(map(_whole, v)))
+
+
+#: what a size parameter accepts
+SIZE = Is(_size_ok, "a positive int or a (height, width) pair of them")
+
+
+def as_size(size: Any) -> Any:
+    """A size as stored: an int or a (height, width) tuple (the list a record holds becomes a tuple again);
+    anything else is returned as given, for ``check_params`` to refuse by name."""
+    return int(size) if _whole(size) else (int(size[0]), int(size[1])) if _size_ok(size) else size
+
+
+def size_param(owner: str, size: Any, none_ok: bool = False, name: str = "size") -> int | tuple[int, int] | None:
+    """Check a size parameter and return it as stored (or None where allowed)."""
+    check(owner, **{name: (size, Is(lambda v: (none_ok and v is None) or _size_ok(v), str(SIZE) +
+                                   (" or None" if none_ok else "")))})
+    return None if size is None else as_size(size)
+
+
+def size2(size: int | Sequence[int] | None, default: tuple[int, int] | None = None) -> tuple[int, int]:
+    """A checked size as (height, width); None gives ``default``."""
+    if size is None:
+        return default  # type: ignore[return-value]
+    return (int(size), int(size)) if _whole(size) else (int(size[0]), int(size[1]))  # type: ignore[index]
+
+
+def eye_stack(n: int, sx: np.ndarray | float = 1.0, sy: np.ndarray | float = 1.0) -> np.ndarray:
+    """(n, 3, 3) identity matrices, or scalings by ``sx``, ``sy`` (per image or shared)."""
+    m = np.tile(np.eye(3), (n, 1, 1))
+    m[:, 0, 0], m[:, 1, 1] = sx, sy
+    return m
+
+
+def crop_matrices(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: np.ndarray, ratio: np.ndarray,
+                  uv: np.ndarray) -> np.ndarray:
+    """Crops covering ``scale`` of the input area with aspect (w/h) ``ratio`` x the output's, placed at
+    ``uv`` (n, 2) in [0, 1]; a crop too wide or too tall for the image shrinks keeping its aspect."""
+    hi, wi = in_hw
+    ho, wo = out_hw
+    aspect = (wo / ho) * ratio
+    cw = np.sqrt(scale * hi * wi * aspect)
+    ch = cw / aspect
+    wide = cw > wi
+    cw, ch = np.where(wide, wi, cw), np.where(wide, wi / aspect, ch)
+    tall = ch > hi
+    ch, cw = np.where(tall, hi, ch), np.where(tall, hi * aspect, cw)
+    sx, sy = cw / wi, ch / hi
+    m = eye_stack(len(scale), sx, sy)
+    m[:, 0, 2], m[:, 1, 2] = (2 * uv[:, 0] - 1) * (1 - sx), (2 * uv[:, 1] - 1) * (1 - sy)
+    return m
+
+
+def keystone_matrices(d: np.ndarray) -> np.ndarray:
+    """Homographies moving the corners of the -1..1 square in a keystone pattern, ``d`` (n, 2) = (dx, dy);
+    the 8x8 systems of all images are solved at once."""
+    src = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)
+    sign = np.array([[-1, 1], [1, -1], [-1, 1], [1, -1]], dtype=np.float64)  # corner moves (dx, dy) x sign
+    dst = src + sign * d[:, None, :]  # (n, 4, 2)
+    n = len(d)
+    a = np.zeros((n, 8, 8))
+    x, y = np.broadcast_to(src[:, 0], (n, 4)), np.broadcast_to(src[:, 1], (n, 4))
+    u, v = dst[..., 0], dst[..., 1]
+    a[:, 0::2, 0], a[:, 0::2, 1], a[:, 0::2, 2] = x, y, 1
+    a[:, 1::2, 3], a[:, 1::2, 4], a[:, 1::2, 5] = x, y, 1
+    a[:, 0::2, 6], a[:, 0::2, 7] = -u * x, -u * y
+    a[:, 1::2, 6], a[:, 1::2, 7] = -v * x, -v * y
+    h = np.linalg.solve(a, dst.reshape(n, 8, 1))[..., 0]
+    return np.concatenate([h, np.ones((n, 1))], 1).reshape(n, 3, 3)
+
+
+def pixel_matrices(m: np.ndarray, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """Normalised output->input matrices (B, 3, 3) as pixel-centre matrices (what OpenCV's inverse map wants)."""
+    hi, wi = in_hw
+    ho, wo = out_hw
+    a_out = np.array([[2 / wo, 0, 1 / wo - 1], [0, 2 / ho, 1 / ho - 1], [0, 0, 1]])
+    b_in = np.array([[wi / 2, 0, (wi - 1) / 2], [0, hi / 2, (hi - 1) / 2], [0, 0, 1]])
+    return b_in @ np.asarray(m, dtype=np.float64) @ a_out

@@ -1,0 +1,176 @@
+"""Samplers: the random pieces an augmentation plan is made of, each drawing from its own stream.
+
+An :class:`AffineSampler` draws one 3x3 matrix per image (output -> input, normalised coordinates);
+a :class:`LightingSampler` draws one map ``logit(x) * scale + shift`` per image. Every sampler draws
+from the generator of its own ``stream`` (``ctx.rng(stream)``: derived from seed, epoch, batch and the
+stream's name), so adding, removing or reordering samplers changes no other sampler's draws. Each
+draws all its numbers for every image whether it applies them or not, so its draws depend only on
+the stream. A new kind of augmentation is a subclass with its own ``stream``.
+
+>>> import numpy as np
+>>> Rotate(30, p=1.0).matrices(2, np.random.default_rng(0), (64, 64), (64, 64)).shape
+(2, 3, 3)
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from pipekit.core.component import Component
+from pipekit.core.validate import Interval, check
+from pipekit.vision.geometry import PROBABILITY, RATIO, crop_matrices, eye_stack, keystone_matrices
+
+Frame = tuple[int, int]
+
+
+class Sampler(Component):
+    """Base class: ``stream`` names the random stream the sampler draws from."""
+
+    registry_kind = "sampler"
+    stream: ClassVar[str] = ""
+
+
+class AffineSampler(Sampler):
+    """Draws (n, 3, 3) output->input matrices; the plan multiplies them in the order of its samplers."""
+
+    def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
+        raise NotImplementedError
+
+
+class LightingSampler(Sampler):
+    """Draws (scale, shift) per image, applied in logit space as ``logit(x) * scale + shift``."""
+
+    def lighting(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class RandomCrop(AffineSampler):
+    """A crop of ``min_scale``..1 of the image area with aspect ``ratio`` (log-uniform) x the output's,
+    at a uniform position, resized to the output size."""
+
+    stream = "crop"
+
+    def __init__(self, min_scale: float = 1.0, ratio: Sequence[float] = (1.0, 1.0)):
+        check("RandomCrop", min_scale=(min_scale, Interval(0, 1, closed="right")), ratio=(ratio, RATIO))
+        self.min_scale, self.ratio = min_scale, (float(ratio[0]), float(ratio[1]))
+
+    def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
+        scale = rng.uniform(self.min_scale, 1.0, n)
+        log_r = rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1]), n)
+        return crop_matrices(in_hw, out_hw, scale, np.exp(log_r), rng.uniform(0, 1, (n, 2)))
+
+
+class Zoom(AffineSampler):
+    """With probability ``p``, zoom in by ``min_zoom``..``max_zoom`` around a uniform centre."""
+
+    stream = "zoom"
+
+    def __init__(self, min_zoom: float = 1.0, max_zoom: float = 1.1, p: float = 0.75):
+        check("Zoom", min_zoom=(min_zoom, Interval(0, max_zoom, closed="right")), p=(p, PROBABILITY))
+        self.min_zoom, self.max_zoom, self.p = min_zoom, max_zoom, p
+
+    def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
+        on = rng.uniform(size=n) < self.p
+        s = 1 / np.where(on, rng.uniform(self.min_zoom, self.max_zoom, n), 1.0)
+        centre = rng.uniform(-1, 1, (n, 2))
+        m = eye_stack(n, s, s)
+        m[:, :2, 2] = centre * (1 - s)[:, None]
+        return m
+
+
+class Rotate(AffineSampler):
+    """With probability ``p``, rotate by up to ``max_deg`` degrees either way (in square output pixels)."""
+
+    stream = "rotate"
+
+    def __init__(self, max_deg: float = 10.0, p: float = 0.75):
+        check("Rotate", max_deg=(max_deg, Interval(0, 180)), p=(p, PROBABILITY))
+        self.max_deg, self.p = max_deg, p
+
+    def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
+        on = rng.uniform(size=n) < self.p
+        angle = np.deg2rad(rng.uniform(-self.max_deg, self.max_deg, n)) * on
+        rot = eye_stack(n, np.cos(angle), np.cos(angle))
+        rot[:, 0, 1], rot[:, 1, 0] = -np.sin(angle), np.sin(angle)
+        ho, wo = out_hw
+        # the rotation acts in square pixel units of the output: scale to pixels, rotate, scale back
+        return np.diag([2 / wo, 2 / ho, 1.0]) @ rot @ np.diag([wo / 2, ho / 2, 1.0])
+
+
+class Warp(AffineSampler):
+    """With probability ``p``, a perspective (keystone) warp moving the corners by up to ``magnitude``."""
+
+    stream = "warp"
+
+    def __init__(self, magnitude: float = 0.2, p: float = 0.75):
+        check("Warp", magnitude=(magnitude, Interval(0, 1, closed="left")), p=(p, PROBABILITY))
+        self.magnitude, self.p = magnitude, p
+
+    def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
+        on = rng.uniform(size=n) < self.p
+        d = rng.uniform(-self.magnitude, self.magnitude, (n, 2)) * on[:, None]
+        return np.where(on[:, None, None], keystone_matrices(d), eye_stack(n))
+
+
+class Flip(AffineSampler):
+    """Mirror left-right with probability ``p``."""
+
+    stream = "flip"
+
+    def __init__(self, p: float = 0.5):
+        check("Flip", p=(p, PROBABILITY))
+        self.p = p
+
+    def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
+        return eye_stack(n, np.where(rng.uniform(size=n) < self.p, -1.0, 1.0))
+
+
+class FlipVert(AffineSampler):
+    """Mirror top-bottom with probability ``p``, and for a square output also transpose with probability
+    ``p``: with :class:`Flip`, the 8 symmetries of the square."""
+
+    stream = "flip_vert"
+
+    def __init__(self, p: float = 0.5):
+        check("FlipVert", p=(p, PROBABILITY))
+        self.p = p
+
+    def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
+        on = rng.uniform(size=(n, 2)) < self.p
+        m = eye_stack(n, 1.0, np.where(on[:, 0], -1.0, 1.0))
+        if out_hw[0] == out_hw[1]:
+            m[on[:, 1]] = m[on[:, 1]] @ np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]])
+        return m
+
+
+class Contrast(LightingSampler):
+    """With probability ``p``, a contrast factor log-uniform in [1 - max_lighting, 1 / (1 - max_lighting)]."""
+
+    stream = "contrast"
+
+    def __init__(self, max_lighting: float = 0.2, p: float = 0.75):
+        check("Contrast", max_lighting=(max_lighting, Interval(0, 0.5, closed="left")), p=(p, PROBABILITY))
+        self.max_lighting, self.p = max_lighting, p
+
+    def lighting(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        on = rng.uniform(size=n) < self.p
+        span = -math.log(1 - self.max_lighting)
+        return np.where(on, np.exp(rng.uniform(-1.0, 1.0, n) * span), 1.0), np.zeros(n)
+
+
+class Brightness(LightingSampler):
+    """With probability ``p``, move the mid-grey to 0.5 +- ``max_lighting`` (a shift in logit space)."""
+
+    stream = "brightness"
+
+    def __init__(self, max_lighting: float = 0.2, p: float = 0.75):
+        check("Brightness", max_lighting=(max_lighting, Interval(0, 0.5, closed="left")), p=(p, PROBABILITY))
+        self.max_lighting, self.p = max_lighting, p
+
+    def lighting(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        on = rng.uniform(size=n) < self.p
+        b = rng.uniform(0.5 - self.max_lighting, 0.5 + self.max_lighting, n)
+        return np.ones(n), np.where(on, np.log(b / (1 - b)), 0.0)
