@@ -1,4 +1,7 @@
-"""Figures go to the screen when there is one and to PNG files when there is not."""
+"""Figures go where the user looks: inline in Jupyter and IPython, a window where there is a screen, a PNG
+file where there is neither. pipekit never switches matplotlib's backend: it uses the one matplotlib (or
+the user, or the notebook) chose, and only decides whether to show the figure, save it, or both.
+"""
 from __future__ import annotations
 
 import os
@@ -6,41 +9,57 @@ from pathlib import Path
 from typing import Any
 
 
-def _headless() -> bool:
-    return not os.environ.get("DISPLAY") and os.name != "nt"
+#: matplotlib's non-interactive backends: they can only write files
+_FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
 
 def get_pyplot() -> Any:
-    """Import matplotlib.pyplot, choosing the Agg backend when no display is available."""
-    import matplotlib
-
-    if _headless():
-        matplotlib.use("Agg", force=True)
+    """``matplotlib.pyplot`` with whatever backend is in effect (matplotlib falls back to Agg by itself
+    where there is no screen, and a notebook sets its inline backend)."""
     import matplotlib.pyplot as plt
 
     return plt
 
 
+def plot_mode() -> str:
+    """How a figure is seen here: ``"inline"`` (a notebook or IPython display), ``"window"`` (an
+    interactive backend with a screen) or ``"file"`` (a non-interactive backend such as Agg)."""
+    import matplotlib
+
+    backend = matplotlib.get_backend().lower()
+    if "inline" in backend or "ipympl" in backend or "widget" in backend or "nbagg" in backend:
+        return "inline"
+    return "file" if backend in _FILE_BACKENDS else "window"
+
+
 def plot_dir() -> Path:
-    """Folder where headless plots are written: $PIPEKIT_PLOTS or ./pipekit_plots."""
+    """Folder where figures are written when they cannot be shown: $PIPEKIT_PLOTS or ./pipekit_plots."""
     d = Path(os.environ.get("PIPEKIT_PLOTS", "pipekit_plots"))
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
 def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str = "figure") -> Path | None:
-    """Save ``fig`` to ``path`` (PNG) if given or if headless, else show it. Returns the file written.
+    """Show ``fig`` (inline in a notebook, in a window with a screen) and write it to ``path`` when one is
+    given; with no way to show it, write it to ``path`` or ``plot_dir()/name.png``. Returns the PNG
+    written, if any.
 
     >>> plt = get_pyplot(); fig, ax = plt.subplots(); _ = ax.plot([0, 1])
     >>> savefig_or_show(fig, "/tmp/pipekit_doctest.png").name
     'pipekit_doctest.png'
     """
     plt = get_pyplot()
-    if path is None and not _headless():
+    mode = plot_mode()
+    out = None
+    if path is not None or mode == "file":
+        out = Path(path) if path is not None else plot_dir() / f"{name}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=100, bbox_inches="tight")
+    if mode == "inline":
+        from IPython.display import display
+
+        display(fig)
+    elif mode == "window":
         plt.show()
-        return None
-    out = Path(path) if path is not None else plot_dir() / f"{name}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return out
