@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipekit.core.component import Component
+from pipekit.core.component import Component, construct
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
 from pipekit.core.validate import Interval, Is, Options, check
@@ -85,14 +85,18 @@ class Metric(Component):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """``metric(pred, targ)``: the value on those tensors; ``metric(**params)``: a configured copy."""
+        m = self.configured(**kwargs)
         if not args:
-            return self.clone().set_params(**kwargs) if kwargs else self.clone()
+            return m
         if len(args) != 2:
             raise ParameterError(f"{self.name}(pred, targ) takes two tensors, got {len(args)} arguments")
-        m = self.clone().set_params(**kwargs) if kwargs else self.clone()
         m.reset()
         m.accumulate(args[0], args[1], None, len(args[0]))
         return m._batch_value()
+
+    def configured(self, **params: Any) -> Metric:
+        """A fresh copy with some parameters changed, checked as the constructor checks them."""
+        return construct(type(self), {**self.get_params(deep=False), **params})
 
     def _batch_value(self) -> Any:
         return self.value
@@ -388,7 +392,7 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
     if isinstance(m, type) and issubclass(m, Metric):
         return m()
     if isinstance(m, functools.partial) and isinstance(m.func, Metric) and not m.args:
-        return m.func.clone().set_params(**m.keywords)
+        return m.func.configured(**m.keywords)
     if callable(m):
         return FuncMetric(m, y_first=y_first)
     raise ParameterError(f"a metric must be a pipekit Metric or a function fn(pred, targ); got {type(m).__name__}")
