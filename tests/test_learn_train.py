@@ -245,7 +245,7 @@ def test_bad_arguments_are_named(fmnist):
         learn.fit(1, lr=[1e-3, 1e-3, 1e-3])
     with pytest.raises(ValueError, match=r"left 4 model parameters out of every group"):
         Learner(dls, simple_cnn(1, 10, (4,)), splitter=lambda m: [list(m[0].parameters())[:1]]).fit(1)
-    with pytest.raises(ValueError, match=r"freeze_to: n must be an integer in \[-1, 1\]"):
+    with pytest.raises(ValueError, match=r"freeze_to: n=3 is not accepted; expected an integer in \[-1, 1\]"):
         learn.freeze_to(3)
     with pytest.raises(ValueError, match="loss_func"):
         Learner(DataLoaders.from_stores([TensorStore(np.zeros((8, 2), np.float32))] * 2,

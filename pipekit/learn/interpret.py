@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from pipekit.core.errors import DataError
+from pipekit.core.protocols import Loader
+from pipekit.core.validate import Interval, check
+from pipekit.data.loader import DataLoader
+
+if TYPE_CHECKING:
+    from pipekit.learn.learner import Learner
 
 __all__ = ["Interpretation", "ClassificationInterpretation"]
 
@@ -18,19 +26,20 @@ __all__ = ["Interpretation", "ClassificationInterpretation"]
 class Interpretation:
     """Inputs, predictions, targets, decoded predictions and per-item losses over one set."""
 
-    def __init__(self, learn: Any, dl: Any, inputs: Any, preds: torch.Tensor, targs: torch.Tensor,
+    def __init__(self, learn: Learner, dl: Loader, inputs: Any, preds: torch.Tensor, targs: torch.Tensor,
                  decoded: torch.Tensor, losses: torch.Tensor):
         self.learn, self.dl, self.inputs, self.preds = learn, dl, inputs, preds
         self.targs, self.decoded, self.losses = targs, decoded, losses
 
     @classmethod
-    def from_learner(cls, learn: Any, ds_idx: int = 1, dl: Any = None, act: Any = None) -> Interpretation:
+    def from_learner(cls, learn: Learner, ds_idx: int = 1, dl: Loader | None = None,
+                     act: Any = None) -> Interpretation:
         """Run ``learn.get_preds`` over a labelled set (default: validation) and keep everything needed."""
         dl = learn._get_dl(ds_idx, dl)
         inputs, preds, targs, decoded, losses = learn.get_preds(dl=dl, with_input=True, with_decoded=True,
                                                                 with_loss=True, act=act)
         if targs is None:
-            raise ValueError("Interpretation needs labelled data; the loader has no targets "
+            raise DataError("Interpretation needs labelled data; the loader has no targets "
                              "(use dls.test_dl(items, with_labels=True))")
         return cls(learn, dl, inputs, preds, targs, decoded, losses)
 
@@ -38,22 +47,18 @@ class Interpretation:
         """The ``k`` largest (or smallest) per-item losses and the item indices, sorted."""
         n = len(self.losses)
         k = n if k is None else k
-        if not 1 <= k <= n:
-            raise ValueError(f"top_losses: k must be between 1 and {n}, got {k}")
+        check("top_losses", k=(k, Interval(1, n, integer=True)))
         return self.losses.topk(k, largest=largest)
 
     def _show_input(self, ax: Any, i: int, title: str) -> None:
         x = self.inputs[i] if isinstance(self.inputs, torch.Tensor) else self.inputs[0][i]
-        blocks = getattr(self.dl, "blocks", ()) or getattr(self.learn.dls, "blocks", ())
-        block = blocks[0] if blocks else None
-        try:
-            decoded = self.dl.decode_batch((x[None],), max_n=1)[0][0]
-            if block is None or type(block).show is _base_show():
-                raise TypeError("no picture for this block")
-            block.show(ax, decoded, title=title)
-            return
-        except Exception:  # fall back to drawing the tensor itself
-            pass
+        blocks = (self.dl.blocks if isinstance(self.dl, DataLoader) else ()) or self.learn.dls.blocks
+        if blocks and isinstance(self.dl, DataLoader) and type(blocks[0]).show is not _base_show():
+            try:
+                blocks[0].show(ax, self.dl.decode_batch((x[None],), max_n=1)[0][0], title=title)
+                return
+            except Exception:  # an input its block cannot draw: the tensor itself is drawn below
+                pass
         ax.axis("off")
         arr = x.detach().float().cpu()
         if arr.ndim == 3 and arr.shape[0] in (1, 3):
@@ -81,7 +86,8 @@ class ClassificationInterpretation(Interpretation):
 
     @property
     def vocab(self) -> list:
-        v = getattr(self.learn.dls, "vocab", None)
+        y_block = self.learn.dls.y_block
+        v = y_block.vocab if y_block is not None else None
         n = self.preds.shape[-1]
         return list(v) if v is not None and len(v) == n else [str(i) for i in range(n)]
 

@@ -1,10 +1,14 @@
 """``learn.summary()``: each layer's output shape and parameter count for one batch, and what trains."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from pipekit.learn.learner import Learner
 
 __all__ = ["model_summary"]
 
@@ -17,15 +21,15 @@ def _shape(out: Any) -> str:
     return "-"
 
 
-def model_summary(learn: Any, max_rows: int = 200) -> str:
+def model_summary(learn: Learner, max_rows: int = 200) -> str:
     """See ``Learner.summary``."""
     model: nn.Module = learn.model
-    xb = learn.dls.train.one_batch()[: int(getattr(learn.dls, "n_inp", 1))]
+    xb = learn.dls.train.one_batch()[: learn.dls.n_inp]
     xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in xb)
     rows: list[tuple[str, str, str, int, bool]] = []
     hooks = []
 
-    def hook(name: str) -> Any:
+    def hook(name: str) -> Callable[[nn.Module, Any, Any], None]:
         def fn(module: nn.Module, inp: Any, out: Any) -> None:
             ps = list(module.parameters(recurse=False))
             n = sum(p.numel() for p in ps)

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.learn import CrossEntropyLossFlat, Learner
-from pipekit.learn.metrics import Metric
+from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
+from pipekit.metrics import MeanMetric
 from pipekit.vision.models import ARCHS, UNet, body_features, create_head, unet, vision_model
 from pipekit.vision.transforms import Normalize
 
@@ -38,6 +38,8 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
+    if path.suffix == ".pipekit":  # a checkpoint (learn.save) or an export
+        return model_weights(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # an unsafe pickle or a damaged file
@@ -170,28 +172,15 @@ def _encoder_decoder(model: UNet) -> list[list[nn.Parameter]]:
     return [list(model.encoder.parameters()), [p for p in model.parameters() if id(p) not in enc]]
 
 
-class PixelAccuracy(Metric):
+class PixelAccuracy(MeanMetric):
     """Share of pixels whose predicted class is right, not counting pixels labelled ``ignore_index`` (void)."""
 
-    def __init__(self, ignore_index: int | None = None, name: str = "pixel_accuracy"):
-        self.ignore_index, self.name = ignore_index, name
-        self.reset()
+    def __init__(self, ignore_index: int | None = None):
+        self.ignore_index = ignore_index
 
-    def reset(self) -> None:
-        self.correct, self.total = 0, 0
-
-    def accumulate(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any, bs: int) -> None:
-        p = pred.argmax(1)
+    def batch_stats(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any) -> tuple[Any, Any]:
         keep = torch.ones_like(targ, dtype=torch.bool) if self.ignore_index is None else targ != self.ignore_index
-        self.correct += int(((p == targ) & keep).sum())
-        self.total += int(keep.sum())
-
-    @property
-    def value(self) -> float | None:
-        return self.correct / self.total if self.total else None
-
-    def config(self) -> dict[str, Any]:
-        return {"ignore_index": self.ignore_index}
+        return ((pred.argmax(1) == targ) & keep).sum(), keep.sum()
 
 
 def pixel_accuracy(ignore_index: int | None = None) -> PixelAccuracy:

@@ -21,34 +21,36 @@ the model's weights hold NaN/inf in 'bias'; it cannot make
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipekit.learn.callbacks import Callback, CancelFitException
+from pipekit.core.errors import DataError, PipekitError
+from pipekit.core.protocols import Block, Loader
+from pipekit.core.validate import Interval
+from pipekit.data.loader import DataLoader
+from pipekit.learn.callbacks.core import Callback, CancelFitException
+
+if TYPE_CHECKING:
+    from pipekit.learn.optim import OptimWrapper
 
 __all__ = ["NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback", "FiniteInputsCheck",
            "check_finite_weights"]
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(PipekitError, FloatingPointError):
     """Training or prediction met NaN/inf: a diverged loss, non-finite weights or non-finite inputs."""
 
 
-class NonFiniteInputError(NonFiniteError, ValueError):
+class NonFiniteInputError(NonFiniteError, DataError):
     """The inputs of a prediction hold NaN/inf (bad input data, named by row and column)."""
 
 
 def _copy_(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
-    if not dst:
-        return
-    if hasattr(torch, "_foreach_copy_"):  # one fused call instead of a copy per tensor
+    if dst:  # one fused call instead of a copy per tensor
         torch._foreach_copy_(dst, src)
-    else:  # pragma: no cover - older torch
-        for d, s in zip(dst, src):
-            d.copy_(s)
 
 
 def _norm_sum(tensors: list[torch.Tensor], exact: bool = False) -> torch.Tensor:
@@ -110,12 +112,11 @@ class _Snapshot:
         with torch.no_grad():
             _copy_(self.saved, self.live)
 
-    def restore(self, opt: Any) -> bool:
+    def restore(self, opt: OptimWrapper | None) -> bool:
         """Put the copy back; returns True if the optimiser state had to be reset."""
         with torch.no_grad():
             _copy_(self.live, self.saved)
-        torch_opt = getattr(opt, "opt", opt)
-        state = getattr(torch_opt, "state", None)
+        state = opt.opt.state if opt is not None else None
         if not state:
             return False
         ts = [v for st in state.values() for v in st.values()
@@ -147,12 +148,11 @@ class TerminateOnNaNCallback(Callback):
     """
 
     order = 15  # after MixedPrecision (10) closed autocast; the loss it reads is the unscaled one
+    param_constraints = {"check_every": Interval(1, None, integer=True, none_ok=True)}
 
     def __init__(self, check_every: int | None = None):
-        if check_every is not None and (not isinstance(check_every, (int, np.integer)) or check_every < 1):
-            raise ValueError(f"TerminateOnNaNCallback: check_every must be a positive integer or None, got "
-                             f"{check_every!r}")
         self.check_every = check_every
+        self.check_params()
 
     @property
     def name(self) -> str:
@@ -214,7 +214,7 @@ class TerminateOnNaNCallback(Callback):
             self._check()
 
     def after_fit(self) -> None:
-        self._snap = None  # the copy of the weights is only needed while training
+        self.__dict__.pop("_snap", None)  # the copy of the weights is only needed while training
 
     def _flag(self, finite: torch.Tensor, kind: int) -> None:
         """Remember on the device the first (batch, kind) that was not finite: no host sync."""
@@ -259,6 +259,15 @@ class TerminateOnNaNCallback(Callback):
         raise CancelFitException(error=err)
 
 
+def _column_names(block: Block, n: int) -> list[str] | None:
+    """The column names of a block that decodes a row into named values (a table's), else None."""
+    try:
+        row = block.decode(torch.zeros(n))
+    except Exception:  # a block whose values are not rows of numbers
+        return None
+    return list(row) if isinstance(row, dict) and len(row) == n else None
+
+
 class FiniteInputsCheck(Callback):
     """Refuses NaN/inf in the float inputs of a prediction pass, naming the row and column.
 
@@ -270,7 +279,7 @@ class FiniteInputsCheck(Callback):
     order = 5
     run_train = False
 
-    def __init__(self, dl: Any, epoch: int = 0, defer: bool | None = None):
+    def __init__(self, dl: Loader, epoch: int = 0, defer: bool | None = None):
         # defer=None: per batch on the CPU, once at the end on an accelerator
         self.dl, self.epoch, self.defer = dl, epoch, defer
 
@@ -319,16 +328,15 @@ class FiniteInputsCheck(Callback):
                count: int | None) -> None:
         from pipekit.learn.inference import _item_order
 
-        pos = np.unravel_index(flat, shape) if shape else (0,)
+        pos: tuple[int, ...] = tuple(int(p) for p in np.unravel_index(flat, shape)) if shape else (0,)
         i_batch = int(pos[0]) if shape else 0
         position = offset + i_batch
-        n = getattr(self.dl, "n", None)
-        order = _item_order(self.dl, self.epoch, n) if isinstance(n, int) else None
+        dl = self.dl
+        order = _item_order(dl, self.epoch, dl.n) if isinstance(dl, DataLoader) else None
         row = int(order[position]) if order is not None else position
-        blocks = getattr(self.dl, "blocks", ()) or ()
-        block = blocks[k] if k < len(blocks) else None
-        names = getattr(block, "cont_names", None)
-        if len(shape) == 2 and names is not None and len(names) == shape[1]:
+        blocks = dl.blocks if isinstance(dl, DataLoader) else ()
+        names = _column_names(blocks[k], shape[1]) if len(shape) == 2 and k < len(blocks) else None
+        if names is not None:
             where = f"column {names[int(pos[1])]!r}"
             hint = ("put FillMissing in the procs (it fills nulls, NaN and inf with the training statistic) or "
                     "clean the column before predicting")
