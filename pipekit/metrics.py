@@ -25,6 +25,7 @@ a metric is.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -195,11 +196,21 @@ class ArrayMetric(Metric):
         return float(self.compute(t, p))
 
 
+def _takes_two(fn: Any) -> bool:
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:  # a builtin without a signature: nothing to check
+        pass
+    return callable(fn)
+
+
 class FuncMetric(MeanMetric):
     """A plain function as a metric. In a Learner ``fn(pred, targ)`` returns a batch mean (fastai's
     convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's)."""
 
-    param_constraints = {"fn": Is(callable, "a function")}
+    param_constraints = {"fn": Is(_takes_two, "a function of two arguments, fn(pred, targ)")}
 
     def __init__(self, fn: Callable[..., Any], greater_is_better: bool = True, y_first: bool = False):
         self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc]

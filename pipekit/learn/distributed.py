@@ -26,14 +26,7 @@ from pipekit.core.validate import Options, check
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
-__all__ = ["distributed_context", "rank_distrib", "num_distrib", "is_main_process"]
-
-
-def num_distrib() -> int:
-    """Number of processes in the job (1 outside torchrun)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", 1))
+__all__ = ["distributed_context", "rank_distrib", "is_main_process"]
 
 
 def rank_distrib() -> int:
@@ -51,7 +44,9 @@ def is_main_process() -> bool:
 @contextlib.contextmanager
 def distributed_context(learn: Learner, backend: str | None = None, sync_bn: bool = True,
                         find_unused_parameters: bool = False) -> Iterator[Learner]:
-    """See ``Learner.distributed``."""
+    """``with learn.distributed(): learn.fit_one_cycle(5, 1e-3)`` under ``torchrun``: a DDP model, each process
+    reading its own shard of training batches; nothing happens outside torchrun. Backend: 'nccl' on CUDA,
+    'gloo' on CPU. ``sync_bn`` syncs batch-norm statistics on CUDA."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world <= 1:
         yield learn

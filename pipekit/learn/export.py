@@ -66,7 +66,9 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------------------------------------- exports
 def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") -> Path:
-    """See ``Learner.export``. A path without a file extension (or an existing folder) gets a folder."""
+    """``learn.export``: one pipekit file with the weights, the architecture, loss and metrics and the data
+    recipe; a path without an extension (or an existing folder) gets a folder holding the same files.
+    ``pipekit.load(path)`` rebuilds the learner for inference without the training data."""
     from pipekit.learn.distributed import is_main_process
 
     model = _unwrap(learn.model)
@@ -255,7 +257,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = True) -> Path:
-    """See ``Learner.save``. Under torchrun only rank 0 writes (the others return the path).
+    """``learn.save``: a checkpoint at ``path/model_dir/name.pipekit`` that ``learn.load`` then
+    ``fit(..., start_epoch=learn.resume_epoch)`` continue exactly as the uninterrupted fit. Under torchrun
+    only rank 0 writes (the others return the path).
 
     Besides the weights and the optimiser state, a checkpoint holds what a resumed fit needs to go on
     exactly as the uninterrupted one: the epoch to resume at, the seed and epoch counter of every loader
@@ -283,8 +287,9 @@ def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
 
 
 def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = True, strict: bool = True,
-                    restore_state: bool = True) -> None:
-    """See ``Learner.load``. ``restore_state=False`` loads weights (and optimiser) only, leaving the
+                    restore_state: bool = True) -> Learner:
+    """``learn.load``: a checkpoint written by ``learn.save`` (never unpickles code); sets ``resume_epoch``
+    and returns the learner. ``restore_state=False`` loads weights (and optimiser) only, leaving the
     epoch counters, loader seeds, random states and callback states alone (used to reload the best model
     at the end of a fit)."""
     path = checkpoint_path(learn, name)
@@ -305,7 +310,7 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
         learn.optimizer.load_state_dict(_rebuild(str(path), "field 'opt'", lambda: _unflatten(rec["opt"], tensors,
                                                                                               arrays)))
     if not restore_state:
-        return
+        return learn
     learn.resume_epoch = int(rec.get("next_epoch", 0))
     if with_opt and "opt" not in rec and learn.resume_epoch > 0:
         warnings.warn(f"Learner.load: {path} has no optimiser state (saved with with_opt=False); a fit resumed "
@@ -321,3 +326,4 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
         raise ExportError(f"Learner.load: the loader or random states in {path} are malformed ({e}); it was "
                           "not written by learn.save, or was damaged") from e
     learn.resume_cb_states = callbacks if isinstance(callbacks, dict) else {}
+    return learn

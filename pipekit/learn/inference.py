@@ -96,7 +96,10 @@ def _empty_batch(dl: Loader) -> tuple | None:
 def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_input: bool = False,
               with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None, reorder: bool = True,
               cbs: Cbs = None) -> tuple:
-    """See ``Learner.get_preds``."""
+    """Predictions over a whole set (``learn.get_preds``): ``([inputs,] preds, targs[, decoded][, losses])``.
+
+    ``preds`` are activated (softmax/sigmoid from the loss) unless ``act`` is given; ``targs`` is None
+    without labels."""
     dl = learn._get_dl(ds_idx, dl)
     check_finite_weights(learn.model, "get_preds")
     epoch = dl.epoch if isinstance(dl, DataLoader) else 0
@@ -147,7 +150,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
 
 
 def predict(learn: Learner, item: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    """See ``Learner.predict``."""
+    """Predict one raw item (``learn.predict``): ``(decoded_label, decoded_tensor, probabilities)``."""
     _, preds, _, dec = get_preds(learn, dl=learn.dls.test_dl([item]), with_input=True, with_decoded=True)
     y_block = learn.dls.y_block
     return (y_block.decode(dec[0]) if y_block is not None else dec[0]), dec[0], preds[0]
@@ -161,7 +164,8 @@ def _pipekit_loader(dl: Loader, what: str) -> DataLoader:
 
 def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, beta: float | None = 0.25,
         use_max: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """See ``Learner.tta``: mean (or max) of ``n`` augmented passes, blended with a plain pass by ``beta``."""
+    """Test-time augmentation (``learn.tta``): mean (or max) of ``n`` passes with the training-time batch
+    augmentation, blended with a plain pass by ``beta``."""
     check_positive_int("tta", "n", n)
     check("tta", beta=(beta, Interval(0, 1, none_ok=True)))
     dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "tta")
@@ -183,7 +187,7 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
 
 def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_n: int = 9,
                  path: str | os.PathLike | None = None) -> Path | None:
-    """See ``Learner.show_results``: one batch of items with their target and prediction."""
+    """``learn.show_results``: ``max_n`` items of a batch titled "actual / predicted" (PNG when headless)."""
     from pipekit.data.dataloaders import show_items
 
     check_positive_int("show_results", "max_n", max_n)

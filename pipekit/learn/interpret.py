@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ class Interpretation:
 
     @classmethod
     def from_learner(cls, learn: Learner, ds_idx: int = 1, dl: Loader | None = None,
-                     act: Any = None) -> Interpretation:
+                     act: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Interpretation:
         """Run ``learn.get_preds`` over a labelled set (default: validation) and keep everything needed."""
         dl = learn._get_dl(ds_idx, dl)
         inputs, preds, targs, decoded, losses = learn.get_preds(dl=dl, with_input=True, with_decoded=True,
@@ -75,7 +76,7 @@ class Interpretation:
         ax.set_title(title, fontsize=8)
 
 
-def _base_show() -> Any:
+def _base_show() -> Callable[..., None]:
     from pipekit.data.blocks import TransformBlock
 
     return TransformBlock.show

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -33,22 +32,26 @@ from pipekit.learn.callbacks import (
     CancelStepException, CancelTrainException, CancelValidException, ProgressCallback, Recorder,
     TerminateOnNaNCallback, TrainEvalCallback,
 )
+from pipekit.learn import distributed, export, inference, schedule, summary
 from pipekit.learn.callbacks.core import Cbs, listify_cbs
 from pipekit.learn.losses import loss_from_kind
 from pipekit.learn.optim import Adam, OptimWrapper
-from pipekit.metrics import FuncMetric, Metric, as_metric
+from pipekit.metrics import Metric, as_metric
 
 __all__ = ["Learner"]
 
-_EXC: dict[str, type[Exception]] = {"fit": CancelFitException, "epoch": CancelEpochException, "train": CancelTrainException,
-        "validate": CancelValidException, "batch": CancelBatchException, "backward": CancelBackwardException,
-        "step": CancelStepException}
+_EXC: dict[str, type[Exception]] = {
+    "fit": CancelFitException, "epoch": CancelEpochException, "train": CancelTrainException,
+    "validate": CancelValidException, "batch": CancelBatchException, "backward": CancelBackwardException,
+    "step": CancelStepException}
 
 # event names per stage, built once: the loop runs them for every batch
 _STAGE = {k: (f"before_{k}", f"after_cancel_{k}", f"after_{k}", e) for k, e in _EXC.items()}
 _INNER = frozenset({"before_batch", "after_pred", "after_loss", "before_backward", "after_backward", "before_step",
                     "after_step", "after_cancel_batch", "after_batch"})
 
+#: a metric: a pipekit Metric (or its class), or a function fn(pred, targ) giving a batch mean
+MetricLike = Union[Metric, type[Metric], Callable[..., Any]]
 #: a learning rate: one value, a slice (discriminative rates over the layer groups) or one value per group
 LR = Union[float, slice, Sequence[float], np.ndarray]
 
@@ -62,27 +65,6 @@ def _valid_lr(lr: Any) -> bool:
 
 _LR = Is(_valid_lr, "a positive finite number, a slice of them, or a list")
 _LR_OR_NONE = Is(lambda lr: lr is None or _valid_lr(lr), "a positive finite number, a slice of them, a list or None")
-
-
-def _takes_pred_and_targ(fn: Callable[..., Any]) -> bool:
-    try:
-        inspect.signature(fn).bind(None, None)
-    except TypeError:
-        return False
-    except ValueError:  # a builtin without a signature: nothing to check
-        pass
-    return True
-
-
-def _metrics(metrics: Any) -> list[Metric]:
-    """Fresh metric objects, checked now rather than after the first epoch."""
-    given = [] if metrics is None else list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
-    out = [as_metric(m) for m in given]
-    for m in out:
-        if isinstance(m, FuncMetric) and not _takes_pred_and_targ(m.fn):
-            raise ParameterError(f"Learner: the metric {m.name} must be a function fn(pred, targ) taking the "
-                                 "predictions and the targets of a batch")
-    return out
 
 
 class Learner:
@@ -108,8 +90,8 @@ class Learner:
     def __init__(self, dls: Loaders, model: nn.Module, loss_func: Callable[..., torch.Tensor] | None = None,
                  opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: LR = 1e-3,
                  splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None, cbs: Cbs = None,
-                 metrics: Any = None, path: str | os.PathLike | None = None, model_dir: str = "models",
-                 wd: float | None = None, wd_bn_bias: bool = False, train_bn: bool = True,
+                 metrics: MetricLike | Sequence[MetricLike] | None = None, path: str | os.PathLike | None = None,
+                 model_dir: str = "models", wd: float | None = None, wd_bn_bias: bool = False, train_bn: bool = True,
                  moms: tuple[float, float, float] = (0.95, 0.85, 0.95), device: str | torch.device | None = None,
                  terminate_on_nan: bool = True):
         check("Learner", model=(model, Is(lambda m: isinstance(m, nn.Module), "a torch nn.Module")),
@@ -134,7 +116,9 @@ class Learner:
         self.loss_func = loss_func
         if isinstance(loss_func, nn.Module):
             loss_func.to(self.device)
-        self.metrics = _metrics(metrics)
+        # fresh metric objects (learners never share accumulators), checked now rather than after an epoch
+        self.metrics = [as_metric(m) for m in ([] if metrics is None else metrics
+                                               if isinstance(metrics, (list, tuple)) else [metrics])]
         self.opt: OptimWrapper | None = None
         self.cbs: list[Callback] = []
         self._events: dict[str, list[tuple[Callable[[], None], bool, bool]]] = {}
@@ -366,116 +350,20 @@ class Learner:
         check("Learner", ds_idx=(ds_idx, Is(lambda i: i in (0, 1), "0 (train) or 1 (valid)")))
         return self.dls.train.new(shuffle=False, drop_last=False) if ds_idx == 0 else self.dls.valid
 
-    # ------------------------------------------------------------------ schedules (see schedule.py)
-    def fit_one_cycle(self, n_epoch: int, lr_max: LR | None = None, div: float = 25.0, div_final: float = 1e5,
-                      pct_start: float = 0.25, wd: float | None = None, moms: tuple[float, float, float] | None = None,
-                      cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
-        """One-cycle policy: lr warms up (cosine) from lr_max/div to lr_max, then anneals to lr_max/div_final;
-        momentum moves the opposite way (``moms``)."""
-        from pipekit.learn.schedule import fit_one_cycle
-
-        fit_one_cycle(self, n_epoch, lr_max, div, div_final, pct_start, wd, moms, cbs, reset_opt, start_epoch)
-
-    def fit_flat_cos(self, n_epoch: int, lr: LR | None = None, div_final: float = 1e5, pct_start: float = 0.75,
-                     wd: float | None = None, cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
-        """Flat lr for ``pct_start`` of training, then cosine annealing to lr/div_final."""
-        from pipekit.learn.schedule import fit_flat_cos
-
-        fit_flat_cos(self, n_epoch, lr, div_final, pct_start, wd, cbs, reset_opt, start_epoch)
-
-    def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
-                  pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
-        """Transfer learning: train the head (frozen body) ``freeze_epochs``, then everything ``epochs``
-        with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``."""
-        from pipekit.learn.schedule import fine_tune
-
-        fine_tune(self, epochs, base_lr, freeze_epochs, lr_mult, pct_start, div, **kwargs)
-
-    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
-                show_plot: bool = True, path: str | os.PathLike | None = None) -> Any:
-        """Short run with an exponentially growing lr; returns ``SuggestedLRs(valley, steep, minimum)``.
-
-        The model and optimiser are restored afterwards. ``show_plot`` draws loss vs lr (PNG when headless)."""
-        from pipekit.learn.schedule import lr_find
-
-        return lr_find(self, start_lr, end_lr, num_it, stop_div, show_plot, path)
-
-    # ------------------------------------------------------------------ inference (see inference.py)
-    def get_preds(self, ds_idx: int = 1, dl: Loader | None = None, with_input: bool = False,
-                  with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None,
-                  reorder: bool = True, cbs: Cbs = None) -> tuple:
-        """Predictions over a whole set: ``(preds, targs)`` plus ``decoded``/``losses``/inputs when asked.
-
-        Returns a tuple ``([inputs,] preds, targs[, decoded][, losses])``; ``preds`` are activated
-        (softmax/sigmoid from the loss) unless ``act`` is given. ``targs`` is None without labels."""
-        from pipekit.learn.inference import get_preds
-
-        return get_preds(self, ds_idx, dl, with_input, with_decoded, with_loss, act, reorder, cbs)
-
-    def predict(self, item: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """Predict one raw item: ``(decoded_label, decoded_tensor, probabilities)``."""
-        from pipekit.learn.inference import predict
-
-        return predict(self, item)
-
-    def tta(self, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, beta: float | None = 0.25,
-            use_max: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Test-time augmentation: ``n`` passes with training-time batch augmentation, mixed with a plain pass."""
-        from pipekit.learn.inference import tta
-
-        return tta(self, ds_idx, dl, n, beta, use_max)
-
-    def summary(self, show: bool = True) -> str:
-        """Each layer's output shape and parameter count on one training batch, and what is frozen."""
-        from pipekit.learn.summary import model_summary
-
-        text = model_summary(self)
-        if show:
-            print(text)
-        return text
-
-    def show_results(self, ds_idx: int = 1, dl: Loader | None = None, max_n: int = 9,
-                     path: str | os.PathLike | None = None) -> Path | None:
-        """Draw ``max_n`` items of a batch titled "actual / predicted" (PNG when headless)."""
-        from pipekit.learn.inference import show_results
-
-        return show_results(self, ds_idx, dl, max_n, path)
-
-    # ------------------------------------------------------------------ several processes
-    def distributed(self, backend: str | None = None, sync_bn: bool = True,
-                    find_unused_parameters: bool = False) -> contextlib.AbstractContextManager:
-        """Context for ``torchrun``: DDP model, each process reading its own shard of training batches.
-
-        ``with learn.distributed(): learn.fit_one_cycle(5, 1e-3)``; does nothing outside torchrun.
-        Backend: 'nccl' on CUDA, 'gloo' on CPU. ``sync_bn`` syncs batch-norm statistics on CUDA."""
-        from pipekit.learn.distributed import distributed_context
-
-        return distributed_context(self, backend, sync_bn, find_unused_parameters)
-
-    # ------------------------------------------------------------------ files (see export.py)
-    def save(self, name: str | os.PathLike, with_opt: bool = True) -> Path:
-        """Checkpoint to ``path/model_dir/name.pipekit``: weights, optimiser state, the epoch to resume at,
-        loader seeds and epoch counters, random states and callback states, so that ``load`` then
-        ``fit(..., start_epoch=learn.resume_epoch)`` continues exactly as the uninterrupted fit."""
-        from pipekit.learn.export import save_checkpoint
-
-        return save_checkpoint(self, name, with_opt)
-
-    def load(self, name: str | os.PathLike, with_opt: bool = True, strict: bool = True) -> Learner:
-        """Load a checkpoint written by ``save`` (never unpickles code); sets ``resume_epoch``."""
-        from pipekit.learn.export import load_checkpoint
-
-        load_checkpoint(self, name, with_opt, strict)
-        return self
-
-    def export(self, fname: str | os.PathLike = "export.pipekit") -> Path:
-        """Write one pipekit file with the weights, the architecture, loss and metrics and the data recipe;
-        a path without an extension gets a folder holding the same files.
-
-        ``pipekit.load(path)`` (or ``load_learner``) rebuilds the learner for inference without the training data."""
-        from pipekit.learn.export import export_learner
-
-        return export_learner(self, fname)
+    # ------------------------------------------------------------------ each in its own module
+    fit_one_cycle = schedule.fit_one_cycle
+    fit_flat_cos = schedule.fit_flat_cos
+    fine_tune = schedule.fine_tune
+    lr_find = schedule.lr_find
+    get_preds = inference.get_preds
+    predict = inference.predict
+    tta = inference.tta
+    show_results = inference.show_results
+    summary = summary.summary
+    distributed = distributed.distributed_context
+    save = export.save_checkpoint
+    load = export.load_checkpoint
+    export = export.export_learner
 
     def __repr__(self) -> str:
         return (f"Learner(model={type(self.model).__name__}, loss_func={type(self.loss_func).__name__}, "

@@ -151,41 +151,25 @@ class MSELossFlat(BaseLoss):
         return F.mse_loss(inp.reshape(-1), targ.to(inp.dtype).reshape(-1), reduction=self.reduction)
 
 
-class L1LossFlat(BaseLoss):
+class L1LossFlat(MSELossFlat):
     """Mean absolute error on flattened predictions and targets."""
-
-    def __init__(self, axis: int = -1, reduction: str = "mean"):
-        super().__init__(axis=axis, floatify=True, is_2d=False, reduction=reduction)
 
     def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(inp.reshape(-1), targ.to(inp.dtype).reshape(-1), reduction=self.reduction)
 
 
-class LabelSmoothingCrossEntropy(BaseLoss):
-    """Cross-entropy with label smoothing: ``(1-eps) * nll + eps * mean(-log p)`` over classes (axis 1)."""
+class LabelSmoothingCrossEntropy(CrossEntropyLossFlat):
+    """Cross-entropy with label smoothing over the class axis 1: ``(1-eps) * nll + eps * mean(-log p)``."""
 
     param_constraints = {"reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}
 
     def __init__(self, eps: float = 0.1, reduction: str = "mean"):
         self.eps = eps
-        super().__init__(axis=1, flatten=False, reduction=reduction)
-
-    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        log_p = F.log_softmax(inp, dim=1)
-        smooth = -log_p.mean(dim=1)
-        nll = F.nll_loss(log_p, targ.long(), reduction="none")
-        loss = (1 - self.eps) * nll + self.eps * smooth
-        return loss.mean() if self.reduction == "mean" else loss.sum() if self.reduction == "sum" else loss
-
-    def activation(self, x: torch.Tensor) -> torch.Tensor:
-        return F.softmax(x, dim=1)
-
-    def decodes(self, x: torch.Tensor) -> torch.Tensor:
-        return x.argmax(dim=1)
+        super().__init__(axis=1, label_smoothing=eps, reduction=reduction)
 
 
 class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
-    """Flattened label-smoothing cross-entropy (works for ``[bs, seq, n]``)."""
+    """Label-smoothing cross-entropy over the class axis ``axis`` (works for ``[bs, seq, n]``)."""
 
     param_constraints = {"reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}
 

@@ -8,7 +8,7 @@ and no weight decay on biases and normalisation layers.
 >>> import torch
 >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
 >>> opt = OptimWrapper(model, Adam, lr=1e-3, splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
->>> opt.set_hyper("lr", slice(1e-4, 1e-2)); [round(h["lr"], 6) for h in opt.hypers]
+>>> opt.set_hyper("lr", slice(1e-4, 1e-2)); [round(lr, 6) for lr in opt.lrs]
 [0.0001, 0.01]
 """
 from __future__ import annotations
@@ -209,18 +209,6 @@ class OptimWrapper:
         """Momentum of each layer group (Adam's beta1, SGD's momentum)."""
         groups = self.opt.param_groups
         return [_get_group(groups[i], "mom") for i in self._first]
-
-    @property
-    def hypers(self) -> list[dict[str, Any]]:
-        """One dict per layer group: lr, mom, wd (read from its first torch group)."""
-        out: list[dict[str, Any]] = [{} for _ in range(self.n_groups)]
-        done: set[int] = set()
-        for g, owner, no_wd in zip(self.opt.param_groups, self._owner, self._no_wd):
-            if owner in done and no_wd:
-                continue
-            out[owner] = {k: _get_group(g, k) for k in ("lr", "mom", "wd")}
-            done.add(owner)
-        return out
 
     def set_hyper(self, name: str, value: Any) -> None:
         """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups."""

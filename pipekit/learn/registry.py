@@ -7,25 +7,9 @@ unpickled, so a model file cannot run code; the price is that every architecture
 must be registered.
 
 Register a ``nn.Module`` class or a factory function (anything returning an ``nn.Module``) once, at
-import time of the module that defines it::
-
-    from torch import nn
-    from pipekit.learn import register_arch
-
-    @register_arch("tiny_mlp")             # or @register_arch() to use the class/function name
-    class TinyMLP(nn.Module):
-        def __init__(self, n_in: int, n_out: int, hidden: int = 32):
-            super().__init__()
-            self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
-        def forward(self, x):
-            return self.net(x)
-
-    model = TinyMLP(4, 2)                   # records ("tiny_mlp", {"n_in": 4, "n_out": 2, "hidden": 32})
-    assert arch_spec(model) == ("tiny_mlp", {"n_in": 4, "n_out": 2, "hidden": 32})
-    clone = build_arch(*arch_spec(model))   # a fresh TinyMLP(4, 2, hidden=32)
-
+import time of the module that defines it (``@register_arch("tiny_mlp")``, see :func:`register_arch`).
 Calling a registered class or factory records its bound arguments on the returned module
-(``arch_spec(model)``). The arguments are stored with ``pipekit.core.component.to_data`` (see
+(``arch_spec(model)``), and ``build_arch(*arch_spec(model))`` builds a fresh one. The arguments are stored with ``pipekit.core.component.to_data`` (see
 :func:`config_to_data`): numbers, text, lists (tuples come back as lists), arrays, the torch.nn
 classes pipekit lists (activations, norms, pooling, dropout, layers: ``act_cls=nn.ReLU`` is stored by
 name) and modules that themselves came from a registered architecture. Anything else makes
@@ -77,14 +61,13 @@ def registered_archs() -> list[str]:
     return sorted(registered("arch"))
 
 
-def _bind_config(fn: Callable[..., Any], args: tuple, kwargs: dict, skip_self: bool) -> dict[str, Any]:
+def _bind_config(fn: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The arguments of a call of ``fn`` (a class: of its constructor), defaults included."""
     sig = inspect.signature(fn)
-    bound = sig.bind(None, *args, **kwargs) if skip_self else sig.bind(*args, **kwargs)
+    bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
     config: dict[str, Any] = {}
-    for i, (name, value) in enumerate(bound.arguments.items()):
-        if skip_self and i == 0:
-            continue
+    for name, value in bound.arguments.items():
         kind = sig.parameters[name].kind
         if kind is inspect.Parameter.VAR_POSITIONAL:
             if value:
@@ -143,7 +126,7 @@ def register_arch(name: str | Callable[..., Any] | None = None, fn: Callable[...
                 orig_init(self, *args, **kwargs)
                 # only the exact class records itself: an unregistered subclass must not pose as its parent
                 if type(self) is obj:
-                    _record(self, arch_name, _bind_config(orig_init, args, kwargs, skip_self=True))
+                    _record(self, arch_name, _bind_config(obj, args, kwargs))
 
             __init__._pipekit_arch = True  # type: ignore[attr-defined]
             obj.__init__ = __init__  # type: ignore[misc]
@@ -152,7 +135,7 @@ def register_arch(name: str | Callable[..., Any] | None = None, fn: Callable[...
         @functools.wraps(obj)
         def factory(*args: Any, **kwargs: Any) -> Any:
             module = obj(*args, **kwargs)
-            _record(module, arch_name, _bind_config(obj, args, kwargs, skip_self=False))
+            _record(module, arch_name, _bind_config(obj, args, kwargs))
             return module
 
         return register(factory, name=arch_name, kind="arch", replace=True)

@@ -27,7 +27,7 @@ from pipekit.learn.callbacks.core import Cbs, listify_cbs
 from pipekit.learn.optim import lr_range
 
 if TYPE_CHECKING:
-    from pipekit.learn.learner import Learner
+    from pipekit.learn.learner import LR, Learner
 
 __all__ = [
     "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "fit_one_cycle", "fit_flat_cos",
@@ -86,10 +86,11 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
 _PCT = Interval(0, 1)
 
 
-def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: Any = None, div: float = 25.0, div_final: float = 1e5,
+def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: float = 25.0, div_final: float = 1e5,
                   pct_start: float = 0.25, wd: float | None = None, moms: Sequence[float] | None = None,
                   cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
-    """See ``Learner.fit_one_cycle``."""
+    """One-cycle policy (``learn.fit_one_cycle``): lr warms up (cosine) from lr_max/div to lr_max, then
+    anneals to lr_max/div_final; momentum moves the opposite way (``moms``)."""
     positive = Interval(0, None, closed="neither")
     check("fit_one_cycle", pct_start=(pct_start, _PCT), div=(div, positive), div_final=(div_final, positive))
     opt = learn.create_opt() if reset_opt else learn.optimizer
@@ -102,9 +103,9 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: Any = None, div: float =
     learn.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds), *listify_cbs(cbs)], start_epoch=start_epoch)
 
 
-def fit_flat_cos(learn: Learner, n_epoch: int, lr: Any = None, div_final: float = 1e5, pct_start: float = 0.75,
+def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: float = 1e5, pct_start: float = 0.75,
                  wd: float | None = None, cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
-    """See ``Learner.fit_flat_cos``."""
+    """``learn.fit_flat_cos``: flat lr for ``pct_start`` of training, then cosine annealing to lr/div_final."""
     check("fit_flat_cos", pct_start=(pct_start, _PCT))
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lrs = lr_range(learn.lr if lr is None else lr, opt.n_groups)
@@ -114,7 +115,8 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: Any = None, div_final: float 
 
 def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
               pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
-    """See ``Learner.fine_tune``."""
+    """Transfer learning (``learn.fine_tune``): train the head (frozen body) ``freeze_epochs``, then everything
+    ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``."""
     count = Interval(0, None, integer=True)
     check("fine_tune", epochs=(epochs, count), freeze_epochs=(freeze_epochs, count), lr_mult=(lr_mult, Interval(1)))
     if learn.optimizer.n_groups < 2:
@@ -210,7 +212,9 @@ class SuggestedLRs:
 
 def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
             show_plot: bool = True, path: str | os.PathLike | None = None) -> SuggestedLRs:
-    """See ``Learner.lr_find``."""
+    """``learn.lr_find``: a short run with an exponentially growing lr; returns ``SuggestedLRs(valley, steep,
+    minimum)``. The model and optimiser are restored afterwards; ``show_plot`` draws loss vs lr (PNG when
+    headless)."""
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)
     n_batches = len(learn.dls.train)
     n_epoch = max(1, math.ceil(num_it / n_batches))

@@ -10,7 +10,7 @@ from torch import nn
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
-__all__ = ["model_summary"]
+__all__ = ["summary"]
 
 
 def _shape(out: Any) -> str:
@@ -21,8 +21,9 @@ def _shape(out: Any) -> str:
     return "-"
 
 
-def model_summary(learn: Learner, max_rows: int = 200) -> str:
-    """See ``Learner.summary``."""
+def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str:
+    """``learn.summary()``: each layer's output shape and parameter count on one training batch, and what
+    is frozen; printed when ``show``, and returned."""
     model: nn.Module = learn.model
     xb = learn.dls.train.one_batch()[: learn.dls.n_inp]
     xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in xb)
@@ -62,4 +63,7 @@ def model_summary(learn: Learner, max_rows: int = 200) -> str:
         lines.append(f"Optimiser: {type(opt.opt).__name__}, {opt.n_groups} parameter group(s), first "
                      f"{opt.frozen_to} frozen")
     lines.append(f"Loss: {getattr(learn.loss_func, '__name__', type(learn.loss_func).__name__)}")
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    if show:
+        print(text)
+    return text

@@ -66,8 +66,8 @@ class TrackerCallback(Callback):
     def after_epoch(self) -> None:
         val = self.learn.recorder.value(self.monitor)
         self.new_best = val is not None and self.improved(val)
-        if self.new_best:
-            self.best_ = float(val)  # type: ignore[arg-type]
+        if self.new_best and val is not None:
+            self.best_ = float(val)
 
 
 class SaveModelCallback(TrackerCallback):
@@ -114,12 +114,10 @@ class SaveModelCallback(TrackerCallback):
         self.saved_ = tuple(Path(p) for p in self.saved_)
 
     def after_fit(self) -> None:
-        from pipekit.learn.export import load_checkpoint
-
         if self.at_end:
             self.saved_ = (*self.saved_, self.learn.save(self.fname, with_opt=self.with_opt))
         elif not self.every_epoch and self.saved_:
-            load_checkpoint(self.learn, self.fname, with_opt=False, restore_state=False)
+            self.learn.load(self.fname, with_opt=False, restore_state=False)
 
 
 class EarlyStoppingCallback(TrackerCallback):
@@ -389,8 +387,10 @@ class LRFinder(Callback):
         self.learn.optimizer.set_hyper("lr", self._lr)
 
     def after_batch(self) -> None:
+        if self.learn.loss is None:
+            return
         self._i += 1
-        self._avg = self.beta * self._avg + (1 - self.beta) * float(self.learn.loss)  # type: ignore[arg-type]
+        self._avg = self.beta * self._avg + (1 - self.beta) * float(self.learn.loss)
         smooth = self._avg / (1 - self.beta ** self._i)
         self.lrs_.append(self._lr)
         self.losses_.append(smooth)

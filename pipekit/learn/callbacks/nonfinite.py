@@ -246,10 +246,7 @@ class TerminateOnNaNCallback(Callback):
             back = "the last batch whose loss was finite"
         else:
             back = f"the last check that passed (checked every {self._every} batches)"
-        lr = ""
-        if learn.opt is not None:
-            lrs = [h.get("lr") for h in learn.opt.hypers]
-            lr = f" (now {lrs[-1]:.3g})" if lrs and lrs[-1] is not None else ""
+        lr = f" (now {learn.opt.lrs[-1]:.3g})" if learn.opt is not None else ""
         err = NonFiniteError(
             f"training stopped at epoch {epoch}, batch {batch}: {what}. The model's weights were put back to "
             f"those of {back}{'; the optimiser state held NaN/inf and was reset' if reset else ''}. "
@@ -288,44 +285,31 @@ class FiniteInputsCheck(Callback):
         self._pending: list[tuple[int, int, tuple[int, ...], torch.Tensor, torch.Tensor]] = []
 
     def before_batch(self) -> None:
+        for k, x in enumerate(self.learn.xb):
+            if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel()):
+                continue
+            defer = x.device.type != "cpu" if self.defer is None else self.defer
+            # on the CPU a sum is a fast vectorised pass (isfinite over an image batch is ~30x slower); it
+            # is finite unless an input is NaN/inf (or values overflow it: then isfinite decides)
+            if not defer and math.isfinite(x.sum().item()):
+                continue
+            bad = ~torch.isfinite(x)
+            first = torch.where(bad.any(), bad.reshape(-1).to(torch.uint8).argmax(), -1)
+            self._pending.append((k, self._offset, tuple(x.shape), first, x.reshape(-1)[first.clamp(min=0)].float()))
+            if not defer:
+                self.after_validate()
         xb = self.learn.xb
-        bs = None
-        for k, x in enumerate(xb):
-            if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
-                continue
-            bs = int(x.shape[0]) if x.ndim else 1
-            if not x.numel():
-                continue
-            if not (x.device.type != "cpu" if self.defer is None else self.defer):
-                # a sum is a fast vectorised pass (isfinite over an image batch is ~30x slower); it is
-                # finite unless an input is NaN/inf (or values overflow it: then isfinite decides)
-                if math.isfinite(x.sum().item()):
-                    continue
-                bad = ~torch.isfinite(x)
-                if bool(bad.any()):
-                    first = int(bad.reshape(-1).to(torch.uint8).argmax())
-                    self._raise(k, self._offset, tuple(x.shape), first, float(x.reshape(-1)[first]), int(bad.sum()))
-            else:
-                bad = ~torch.isfinite(x)
-                first_t = torch.where(bad.any(), bad.reshape(-1).to(torch.uint8).argmax(), -1)
-                value_t = x.reshape(-1)[first_t.clamp(min=0)].float()
-                self._pending.append((k, self._offset, tuple(x.shape), first_t, value_t))
-        if bs is None and xb and isinstance(xb[0], torch.Tensor) and xb[0].ndim:
-            bs = int(xb[0].shape[0])
-        self._offset += bs or 0
+        self._offset += int(xb[0].shape[0]) if xb and isinstance(xb[0], torch.Tensor) and xb[0].ndim else 0
 
     def after_validate(self) -> None:
-        if not self._pending:
-            return
-        firsts = torch.stack([p[3] for p in self._pending]).cpu().tolist()  # the one host sync
-        for (k, offset, shape, _, value), first in zip(self._pending, firsts):
+        """Raise for the first non-finite input found (on an accelerator: the one host sync of the pass)."""
+        pending, self._pending = self._pending, []
+        firsts = torch.stack([p[3] for p in pending]).cpu().tolist() if pending else []
+        for (k, offset, shape, _, value), first in zip(pending, firsts):
             if first >= 0:
-                self._pending = []
-                self._raise(k, offset, shape, first, float(value), None)
-        self._pending = []
+                self._raise(k, offset, shape, first, float(value))
 
-    def _raise(self, k: int, offset: int, shape: tuple[int, ...], flat: int, value: float | None,
-               count: int | None) -> None:
+    def _raise(self, k: int, offset: int, shape: tuple[int, ...], flat: int, value: float) -> None:
         from pipekit.learn.inference import _item_order
 
         pos: tuple[int, ...] = tuple(int(p) for p in np.unravel_index(flat, shape)) if shape else (0,)
@@ -346,8 +330,6 @@ class FiniteInputsCheck(Callback):
         else:
             where = f"input {k} at position {tuple(int(p) for p in pos[1:])}"
             hint = "check the item (a corrupt file?) before predicting"
-        val = "" if value is None else f" ({value})"
-        cnt = "" if count is None else f"; {count} non-finite value(s) in that batch"
         raise NonFiniteInputError(
-            f"get_preds: {where} of row {row} is not a finite number{val}{cnt}. After processing, a model's "
+            f"get_preds: {where} of row {row} is not a finite number ({value}). After processing, a model's "
             f"inputs must be finite (NaN/inf would give a NaN prediction): {hint}.")
