@@ -11,8 +11,8 @@ from pipekit.core.errors import ParameterError
 from pipekit.data import CategoryBlock, DataLoaders, TensorStore
 from pipekit.data.external import read_idx
 from pipekit.learn import (
-    ActivationStats, ClassificationInterpretation, CrossEntropyLossFlat, EarlyStoppingCallback, GradientClip, Learner,
-    MixedPrecision, MixUp, SaveModelCallback, accuracy, body_head_splitter, simple_cnn,
+    ActivationStats, ClassificationInterpretation, CrossEntropyLossFlat, EarlyStoppingCallback, FuncMetric,
+    GradientClip, Learner, MixedPrecision, MixUp, SaveModelCallback, accuracy, body_head_splitter, simple_cnn,
 )
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -48,6 +48,21 @@ def test_save_model_keeps_best_and_reloads_it(dls, tmp_path):
     assert [p.name for p in every.saved_] == ["ep_0.pipekit", "ep_1.pipekit"]
     with pytest.raises(ValueError, match="cannot monitor 'f1'"):
         learn.fit(1, cbs=[SaveModelCallback(monitor="f1")])
+
+
+def test_trackers_take_the_direction_from_the_metric(dls, tmp_path):
+    def wrong(pred, targ):  # a share of errors: lower is better, which its name does not say
+        return (pred.argmax(1) != targ).float().mean()
+
+    pipekit.set_seed(0)
+    learn = Learner(dls, simple_cnn(1, 10, (8, 16)), splitter=body_head_splitter, path=tmp_path,
+                    metrics=[accuracy, FuncMetric(wrong, greater_is_better=False)])
+    save = SaveModelCallback(monitor="wrong", fname="least_wrong")
+    most = EarlyStoppingCallback(monitor="wrong", comp=np.greater, patience=10)  # comp= overrides the direction
+    learn.fit(3, 1e-2, cbs=[save, most])
+    wrongs = [r[learn.recorder.metric_names.index("wrong")] for r in learn.recorder.values]
+    assert len(set(wrongs)) == 3 and save.best_ == pytest.approx(min(wrongs)) and most.best_ == pytest.approx(max(wrongs))
+    assert learn.validate()[2] == pytest.approx(min(wrongs))  # the least wrong epoch's model was reloaded
 
 
 def test_early_stopping_stops_when_no_improvement(dls):

@@ -19,7 +19,7 @@ import pipekit
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, RegressionBlock
 from pipekit.data.external import read_idx
-from pipekit.learn import MLP, ExportError, Learner, accuracy, load_learner
+from pipekit.learn import MLP, CrossEntropyLossFlat, ExportError, FuncMetric, Learner, accuracy, load_learner
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -181,6 +181,35 @@ def test_unregistered_architecture_errors_say_what_to_register(trained, tmp_path
         load_learner(renamed)
     with pytest.raises(FileNotFoundError):
         load_learner(tmp_path / "missing.pipekit")
+
+
+class SmoothCE(CrossEntropyLossFlat):
+    """A user's loss class: exportable once registered."""
+
+    def __init__(self, eps: float = 0.1):
+        self.eps = eps
+        super().__init__(label_smoothing=eps)
+
+
+class MyLearner(Learner):
+    """A user's Learner class: exported under its registered name."""
+
+
+def test_a_users_loss_and_learner_export_once_registered(trained, tmp_path):
+    learn = trained[0]
+    mine = MyLearner(learn.dls, learn.model, loss_func=SmoothCE(eps=0.05), metrics=accuracy)
+    with pytest.raises(ExportError, match=r"SmoothCE is not registered.*pipekit.register\(SmoothCE\)"):
+        mine.export(tmp_path / "mine.pipekit")
+    pipekit.register(SmoothCE)
+    with pytest.raises(ExportError, match=r"MyLearner is not registered"):
+        mine.export(tmp_path / "mine.pipekit")
+    pipekit.register(MyLearner, kind="learner")
+    loaded = pipekit.load(mine.export(tmp_path / "mine.pipekit"))
+    assert type(loaded) is MyLearner and type(loaded.loss_func) is SmoothCE and loaded.loss_func.eps == 0.05
+    assert loaded.loss_func.label_smoothing == 0.05
+    # a metric built on a function of the user's is left out of the file (a loaded model needs none)
+    mine.metrics = [accuracy, FuncMetric(lambda p, t: (p.argmax(1) == t).float().mean())]
+    assert [m.name for m in pipekit.load(mine.export(tmp_path / "mine2.pipekit")).metrics] == ["accuracy"]
 
 
 def test_export_needs_a_recipe_to_encode_new_items(trained, tmp_path):

@@ -165,6 +165,15 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
 register(learner_from_archive, name="learner", kind="loader")
 
 
+def checkpoint_from_archive(archive: Archive, **kwargs: Any) -> None:
+    """``pipekit.load`` of a checkpoint: it holds no model to rebuild, only state for a Learner."""
+    raise ExportError(f"{archive.where} is a training checkpoint (learn.save): load it into a Learner built like "
+                      "the one that saved it, with learn.load(path); learn.export writes a file pipekit.load opens")
+
+
+register(checkpoint_from_archive, name="checkpoint", kind="loader")
+
+
 def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") -> Learner:
     """``pipekit.load`` for a learner export: refuses a file that holds something else.
 

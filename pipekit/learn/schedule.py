@@ -234,8 +234,8 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
             learn.opt = None
         learn.dls.train.epoch = dl_epoch
     if len(finder.losses_) < 5:
-        raise RuntimeError(f"lr_find: the loss diverged after {len(finder.losses_)} batches; lower start_lr "
-                           f"(now {start_lr}) or check the data/model")
+        raise ParameterError(f"lr_find: the loss diverged after {len(finder.losses_)} batches; lower start_lr "
+                             f"(now {start_lr}) or check the data/model")
     lrs, losses = np.asarray(finder.lrs_), np.asarray(finder.losses_)
     res = SuggestedLRs(valley(lrs, losses), steep(lrs, losses), minimum(lrs, losses), lrs, losses)
     if show_plot:

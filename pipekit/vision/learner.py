@@ -32,8 +32,8 @@ def _image_channels(dls: Any) -> int:
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
-        raise FileNotFoundError(f"pretrained={str(path)!r}: no such file; give a .safetensors or .pth weights file "
-                                "(e.g. written by learn.save(name) or safetensors.torch.save_file)")
+        raise FileNotFoundError(f"pretrained={str(path)!r}: no such file; give a .pipekit (written by learn.save), "
+                                ".safetensors or .pth weights file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+import pipekit
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
 from pipekit.data.seed import set_seed
@@ -189,6 +190,8 @@ def test_checkpoint_states_are_read_as_data(tab, tmp_path):
     learn.fit(1, 1e-2)
     ck = learn.save("ck")
     assert ck.suffix == ".pipekit" and read_pipekit(ck).kind == "checkpoint"
+    with pytest.raises(ExportError, match=r"is a training checkpoint .*learn.load\(path\)"):
+        pipekit.load(ck)
     archive = read_pipekit(ck)
     state, weights = archive.record, archive.tensors()
     assert any(k.startswith("opt.") for k in weights) and any(k.startswith("model.") for k in weights)
