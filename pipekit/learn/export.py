@@ -34,6 +34,8 @@ from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import ExportError, UnknownNameError
 from pipekit.core.registry import lookup, name_of, register
+from pipekit.data.dataloaders import DataLoaders
+from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import BaseLoss, loss_from_kind
 from pipekit.learn.registry import UnknownArchError, arch_spec, build_arch, config_from_data, config_to_data
 from pipekit.metrics import Metric
@@ -69,8 +71,6 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
     """``learn.export``: one pipekit file with the weights, the architecture, loss and metrics and the data
     recipe; a path without an extension (or an existing folder) gets a folder holding the same files.
     ``pipekit.load(path)`` rebuilds the learner for inference without the training data."""
-    from pipekit.learn.distributed import is_main_process
-
     model = _unwrap(learn.model)
     spec = arch_spec(model)
     if spec is None:
@@ -123,7 +123,6 @@ def _rebuild(where: str, what: str, build: Callable[[], Any]) -> Any:
 def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -> Learner:
     """Rebuild an exported Learner for inference (the loader of kind "learner" behind ``pipekit.load``);
     every field of the record is checked before any is used."""
-    from pipekit.data import DataLoaders
     from pipekit.learn.learner import Learner
 
     where, arrays = archive.where, archive.arrays
@@ -275,8 +274,6 @@ def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     (shuffling and augmentation are drawn from them), the torch/CUDA/NumPy/Python random states (dropout,
     MixUp) and each callback's ``state_dict()`` (the smoothed loss, the best value of a tracker, ...).
     """
-    from pipekit.learn.distributed import is_main_process
-
     path = checkpoint_path(learn, name)
     if not is_main_process():
         return path

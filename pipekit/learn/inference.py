@@ -13,7 +13,9 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check, check_positive_int
 from pipekit.data.loader import DataLoader
+from pipekit.data.dataloaders import show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
+from pipekit.learn.callbacks.training import item_order
 from pipekit.learn.callbacks.core import Cbs, listify_cbs
 from pipekit.learn.losses import BaseLoss, Reducible
 
@@ -49,24 +51,6 @@ def _reindex(x: Any, inv: np.ndarray) -> Any:
     if isinstance(x, list):
         return [x[i] for i in inv]
     return x
-
-
-def _item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
-    """Positions of the items in the order the loader yielded them, when it did not keep their order."""
-    if not isinstance(dl, DataLoader):
-        return None
-    try:
-        plan = dl.batch_plan(epoch)
-        if not all(isinstance(p, np.ndarray) and p.ndim == 1 and p.dtype.kind in "iu" for p in plan):
-            return None
-        order = np.concatenate(plan) if plan else np.arange(0)
-    except Exception:  # a custom loader's plan that is not item positions
-        return None
-    if len(order) != n or np.array_equal(order, np.arange(n)):
-        return None
-    if not np.array_equal(np.sort(order), np.arange(n)):
-        return None
-    return order
 
 
 class _OneBatch:
@@ -135,7 +119,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     if act is not None and isinstance(preds, torch.Tensor):
         preds = act(preds)
     if reorder and isinstance(preds, torch.Tensor):
-        order = _item_order(dl, epoch, len(preds))
+        order = item_order(dl, epoch, len(preds))
         if order is not None:
             inv = np.argsort(order)
             preds, targs, inputs, losses = (_reindex(v, inv) for v in (preds, targs, inputs, losses))
@@ -188,8 +172,6 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
 def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_n: int = 9,
                  path: str | os.PathLike | None = None) -> Path | None:
     """``learn.show_results``: ``max_n`` items of a batch titled "actual / predicted" (PNG when headless)."""
-    from pipekit.data.dataloaders import show_items
-
     check_positive_int("show_results", "max_n", max_n)
     dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "show_results")
     batch = dl.one_batch()

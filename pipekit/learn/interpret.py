@@ -16,7 +16,9 @@ import torch
 from pipekit.core.errors import DataError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check
+from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
+from pipekit.data.plotting import get_pyplot, savefig_or_show
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -54,7 +56,7 @@ class Interpretation:
     def _show_input(self, ax: Any, i: int, title: str) -> None:
         x = self.inputs[i] if isinstance(self.inputs, torch.Tensor) else self.inputs[0][i]
         blocks = (self.dl.blocks if isinstance(self.dl, DataLoader) else ()) or self.learn.dls.blocks
-        if blocks and isinstance(self.dl, DataLoader) and type(blocks[0]).show is not _base_show():
+        if blocks and isinstance(self.dl, DataLoader) and type(blocks[0]).show is not TransformBlock.show:
             try:
                 blocks[0].show(ax, self.dl.decode_batch((x[None],), max_n=1)[0][0], title=title)
                 return
@@ -74,12 +76,6 @@ class Interpretation:
         else:
             ax.text(0.5, 0.5, str(arr.tolist())[:120], ha="center", va="center", wrap=True)
         ax.set_title(title, fontsize=8)
-
-
-def _base_show() -> Callable[..., None]:
-    from pipekit.data.blocks import TransformBlock
-
-    return TransformBlock.show
 
 
 class ClassificationInterpretation(Interpretation):
@@ -110,8 +106,6 @@ class ClassificationInterpretation(Interpretation):
     def plot_confusion_matrix(self, normalize: bool = False, path: str | os.PathLike | None = None,
                               cmap: str = "Blues") -> Path | None:
         """Draw the confusion matrix (PNG when headless)."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
         cm = self.confusion_matrix().astype(float)
         if normalize:
             cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -134,8 +128,6 @@ class ClassificationInterpretation(Interpretation):
 
     def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True) -> Path | None:
         """The items with the largest losses, titled predicted / actual / loss / probability of the actual class."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
         losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
         v = self.vocab
         plt = get_pyplot()

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
+from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import LRFinder, ParamScheduler, ProgressCallback, TerminateOnNaNCallback
 from pipekit.learn.callbacks.core import Cbs, listify_cbs
 from pipekit.learn.optim import lr_range
@@ -194,8 +195,6 @@ class SuggestedLRs:
 
     def plot(self, path: str | os.PathLike | None = None) -> Path | None:
         """Loss vs learning rate (log scale) with the suggestions marked; PNG when headless."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
         plt = get_pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(self.lrs, self.losses)

@@ -18,7 +18,10 @@ from torch import nn
 
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks.core import Callback, CancelFitException, CancelValidException
+from pipekit.learn.export import checkpoint_path
+from pipekit.learn.losses import Reducible
 
 __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision",
            "MixUp", "ActivationStats", "ParamScheduler", "LRFinder"]
@@ -102,8 +105,6 @@ class SaveModelCallback(TrackerCallback):
             self._save(self.fname)
 
     def _save(self, name: str) -> None:
-        from pipekit.learn.export import checkpoint_path
-
         # listed before writing: the checkpoint's copy of this callback's state already knows of itself,
         # so a fit resumed from it reloads the best model at the end
         self.saved_ = (*self.saved_, checkpoint_path(self.learn, name))
@@ -247,8 +248,6 @@ class MixUp(Callback):
         self.check_params()
 
     def before_train(self) -> None:
-        from pipekit.learn.losses import Reducible
-
         lf = self.learn.loss_func
         if not isinstance(lf, Reducible):
             raise ParameterError("MixUp needs a loss with a `reduction` attribute (e.g. CrossEntropyLossFlat)")
@@ -334,8 +333,6 @@ class ActivationStats(Callback):
 
     def plot_layer_stats(self, name: str | int, path: str | os.PathLike | None = None) -> Path | None:
         """Mean, std and near-zero share of one layer over the recorded batches (PNG when headless)."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
         self.check_is_fitted("fit")
         key = self._names[name] if isinstance(name, int) else name
         if key not in self.stats_:

@@ -32,6 +32,7 @@ from pipekit.core.protocols import Block, Loader
 from pipekit.core.validate import Interval
 from pipekit.data.loader import DataLoader
 from pipekit.learn.callbacks.core import Callback, CancelFitException
+from pipekit.learn.callbacks.training import item_order
 
 if TYPE_CHECKING:
     from pipekit.learn.optim import OptimWrapper
@@ -310,13 +311,11 @@ class FiniteInputsCheck(Callback):
                 self._raise(k, offset, shape, first, float(value))
 
     def _raise(self, k: int, offset: int, shape: tuple[int, ...], flat: int, value: float) -> None:
-        from pipekit.learn.inference import _item_order
-
         pos: tuple[int, ...] = tuple(int(p) for p in np.unravel_index(flat, shape)) if shape else (0,)
         i_batch = int(pos[0]) if shape else 0
         position = offset + i_batch
         dl = self.dl
-        order = _item_order(dl, self.epoch, dl.n) if isinstance(dl, DataLoader) else None
+        order = item_order(dl, self.epoch, dl.n) if isinstance(dl, DataLoader) else None
         row = int(order[position]) if order is not None else position
         blocks = dl.blocks if isinstance(dl, DataLoader) else ()
         names = _column_names(blocks[k], shape[1]) if len(shape) == 2 and k < len(blocks) else None

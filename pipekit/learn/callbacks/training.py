@@ -13,10 +13,15 @@ import numpy as np
 import torch
 
 from pipekit.core.errors import NotFittedError, ParameterError
+from pipekit.core.protocols import Loader
+from pipekit.data.loader import DataLoader
+from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.data.progress import progress_bar
 from pipekit.learn.callbacks.core import Callback
+from pipekit.learn.distributed import is_main_process
 from pipekit.metrics import Metric
 
-__all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback", "GatherPreds"]
+__all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback", "GatherPreds", "item_order"]
 
 
 class TrainEvalCallback(Callback):
@@ -167,8 +172,6 @@ class Recorder(Callback):
 
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, path: str | os.PathLike | None = None) -> Path | None:
         """Plot the smoothed training loss per batch (and validation loss per epoch); PNG when headless."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
         fig, ax = get_pyplot().subplots(figsize=(6, 4))
         xs = np.arange(len(self.losses))
         ax.plot(xs[skip_start:], self.losses[skip_start:], label="train")
@@ -182,8 +185,6 @@ class Recorder(Callback):
 
     def plot_sched(self, path: str | os.PathLike | None = None) -> Path | None:
         """Plot the learning rate and momentum of the last group per batch."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
         fig, axs = get_pyplot().subplots(1, 2, figsize=(8, 3))
         axs[0].plot([lr[-1] for lr in self.lrs])
         axs[0].set_title("lr")
@@ -212,9 +213,6 @@ class ProgressCallback(Callback):
         self.show_table = show_table
 
     def before_fit(self) -> None:
-        from pipekit.data.progress import progress_bar
-        from pipekit.learn.distributed import is_main_process
-
         self._header_done = False
         # one table for the job, not one per process
         self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table or not is_main_process()
@@ -241,6 +239,24 @@ class ProgressCallback(Callback):
 
     def after_fit(self) -> None:
         self.learn.batch_wrapper = None
+
+
+def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
+    """Positions of the items in the order the loader yielded them, when it did not keep their order."""
+    if not isinstance(dl, DataLoader):
+        return None
+    try:
+        plan = dl.batch_plan(epoch)
+        if not all(isinstance(p, np.ndarray) and p.ndim == 1 and p.dtype.kind in "iu" for p in plan):
+            return None
+        order = np.concatenate(plan) if plan else np.arange(0)
+    except Exception:  # a custom loader's plan that is not item positions
+        return None
+    if len(order) != n or np.array_equal(order, np.arange(n)):
+        return None
+    if not np.array_equal(np.sort(order), np.arange(n)):
+        return None
+    return order
 
 
 def _cpu(x: Any) -> Any:
