@@ -31,7 +31,7 @@ import torch
 torch.set_num_threads(1)
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
-from pipekit.learn.metrics import accuracy
+from pipekit.learn import accuracy
 from pipekit.tabular import Tabular, tabular_learner
 path, bs, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cat = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]

@@ -25,12 +25,13 @@ a metric is.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
-from pipekit.core.component import Component
+from pipekit.core.component import Component, construct
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
 from pipekit.core.validate import Interval, Is, Options, check
@@ -85,14 +86,18 @@ class Metric(Component):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """``metric(pred, targ)``: the value on those tensors; ``metric(**params)``: a configured copy."""
+        m = self.configured(**kwargs)
         if not args:
-            return self.clone().set_params(**kwargs) if kwargs else self.clone()
+            return m
         if len(args) != 2:
             raise ParameterError(f"{self.name}(pred, targ) takes two tensors, got {len(args)} arguments")
-        m = self.clone().set_params(**kwargs) if kwargs else self.clone()
         m.reset()
         m.accumulate(args[0], args[1], None, len(args[0]))
         return m._batch_value()
+
+    def configured(self, **params: Any) -> Metric:
+        """A fresh copy with some parameters changed, checked as the constructor checks them."""
+        return construct(type(self), {**self.get_params(deep=False), **params})
 
     def _batch_value(self) -> Any:
         return self.value
@@ -191,11 +196,21 @@ class ArrayMetric(Metric):
         return float(self.compute(t, p))
 
 
+def _takes_two(fn: Any) -> bool:
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:  # a builtin without a signature: nothing to check
+        pass
+    return callable(fn)
+
+
 class FuncMetric(MeanMetric):
     """A plain function as a metric. In a Learner ``fn(pred, targ)`` returns a batch mean (fastai's
     convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's)."""
 
-    param_constraints = {"fn": Is(callable, "a function")}
+    param_constraints = {"fn": Is(_takes_two, "a function of two arguments, fn(pred, targ)")}
 
     def __init__(self, fn: Callable[..., Any], greater_is_better: bool = True, y_first: bool = False):
         self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc]
@@ -388,7 +403,7 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
     if isinstance(m, type) and issubclass(m, Metric):
         return m()
     if isinstance(m, functools.partial) and isinstance(m.func, Metric) and not m.args:
-        return m.func.clone().set_params(**m.keywords)
+        return m.func.configured(**m.keywords)
     if callable(m):
         return FuncMetric(m, y_first=y_first)
     raise ParameterError(f"a metric must be a pipekit Metric or a function fn(pred, targ); got {type(m).__name__}")

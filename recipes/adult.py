@@ -13,7 +13,7 @@ import torch
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
-from pipekit.learn.metrics import accuracy
+from pipekit.learn import accuracy
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, tabular_learner
 
 CAT_NAMES = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]

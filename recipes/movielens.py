@@ -13,7 +13,7 @@ import torch
 
 from pipekit.data.seed import set_seed
 from pipekit.datasets import path
-from pipekit.learn.metrics import rmse
+from pipekit.learn import rmse
 from pipekit.tabular.collab import CollabDataLoaders, collab_learner
 
 

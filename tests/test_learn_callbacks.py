@@ -7,11 +7,12 @@ import torch
 
 import pipekit
 import pipekit.datasets as D
+from pipekit.core.errors import ParameterError
 from pipekit.data import CategoryBlock, DataLoaders, TensorStore
 from pipekit.data.external import read_idx
 from pipekit.learn import (
-    ActivationStats, ClassificationInterpretation, CrossEntropyLossFlat, EarlyStoppingCallback, GradientClip, Learner,
-    MixedPrecision, MixUp, SaveModelCallback, accuracy, body_head_splitter, simple_cnn,
+    ActivationStats, ClassificationInterpretation, CrossEntropyLossFlat, EarlyStoppingCallback, FuncMetric,
+    GradientClip, Learner, MixedPrecision, MixUp, SaveModelCallback, accuracy, body_head_splitter, simple_cnn,
 )
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -39,14 +40,29 @@ def test_save_model_keeps_best_and_reloads_it(dls, tmp_path):
     cb = SaveModelCallback(monitor="accuracy", fname="best")
     learn.fit(3, 1e-2, cbs=[cb])
     accs = [r[learn.recorder.metric_names.index("accuracy")] for r in learn.recorder.values]
-    assert cb.best == pytest.approx(max(accs)) and (tmp_path / "models" / "best.pth").exists()
+    assert cb.best_ == pytest.approx(max(accs)) and (tmp_path / "models" / "best.pipekit").exists()
     # the best epoch's weights are back in the model
     assert learn.validate()[1] == pytest.approx(max(accs))
     every = SaveModelCallback(every_epoch=True, fname="ep")
     learn.fit(2, 1e-3, cbs=[every])
-    assert [p.name for p in every.saved] == ["ep_0.pth", "ep_1.pth"]
+    assert [p.name for p in every.saved_] == ["ep_0.pipekit", "ep_1.pipekit"]
     with pytest.raises(ValueError, match="cannot monitor 'f1'"):
         learn.fit(1, cbs=[SaveModelCallback(monitor="f1")])
+
+
+def test_trackers_take_the_direction_from_the_metric(dls, tmp_path):
+    def wrong(pred, targ):  # a share of errors: lower is better, which its name does not say
+        return (pred.argmax(1) != targ).float().mean()
+
+    pipekit.set_seed(0)
+    learn = Learner(dls, simple_cnn(1, 10, (8, 16)), splitter=body_head_splitter, path=tmp_path,
+                    metrics=[accuracy, FuncMetric(wrong, greater_is_better=False)])
+    save = SaveModelCallback(monitor="wrong", fname="least_wrong")
+    most = EarlyStoppingCallback(monitor="wrong", comp=np.greater, patience=10)  # comp= overrides the direction
+    learn.fit(3, 1e-2, cbs=[save, most])
+    wrongs = [r[learn.recorder.metric_names.index("wrong")] for r in learn.recorder.values]
+    assert len(set(wrongs)) == 3 and save.best_ == pytest.approx(min(wrongs)) and most.best_ == pytest.approx(max(wrongs))
+    assert learn.validate()[2] == pytest.approx(min(wrongs))  # the least wrong epoch's model was reloaded
 
 
 def test_early_stopping_stops_when_no_improvement(dls):
@@ -54,7 +70,7 @@ def test_early_stopping_stops_when_no_improvement(dls):
     # a huge min_delta means no epoch counts as an improvement after the first
     cb = EarlyStoppingCallback(monitor="valid_loss", min_delta=100.0, patience=2)
     learn.fit(10, 1e-3, cbs=[cb])
-    assert len(learn.recorder.values) == 3 and cb.stopped_epoch == 2  # epoch 0 sets the best, 2 more fail
+    assert len(learn.recorder.values) == 3 and cb.stopped_epoch_ == 2  # epoch 0 sets the best, 2 more fail
     with pytest.raises(ValueError, match="patience"):
         EarlyStoppingCallback(patience=0)
 
@@ -117,12 +133,12 @@ def test_activation_stats_records_each_layer(dls, tmp_path):
     learn = learner(dls)
     stats = ActivationStats()
     learn.fit(1, 1e-2, cbs=[stats])
-    assert len(stats.stats) >= 5  # convs, batch-norms and the linear head
-    for name, arr in stats.stats.items():
+    assert len(stats.stats_) >= 5  # convs, batch-norms and the linear head
+    for name, arr in stats.stats_.items():
         assert arr.shape == (len(dls.train), 3), name
         assert np.all((arr[:, 2] >= 0) & (arr[:, 2] <= 1))
-    bn = [n for n in stats.stats if n.endswith(".1")][0]
-    assert abs(stats.stats[bn][:, 0].mean()) < 0.5  # batch-norm output is roughly centred
+    bn = [n for n in stats.stats_ if n.endswith(".1")][0]
+    assert abs(stats.stats_[bn][:, 0].mean()) < 0.5  # batch-norm output is roughly centred
     assert stats.plot_layer_stats(0, tmp_path / "act.png").exists()
 
 
@@ -147,5 +163,5 @@ def test_classification_interpretation(dls, tmp_path):
     assert interp.plot_top_losses(4, path=tmp_path / "tl.png").stat().st_size > 1000
     report = interp.print_classification_report()
     assert "Ankle boot" in report and "precision" in report
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(ParameterError, match=rf"top_losses: k=0 is not accepted; expected an integer in \[1, {n_valid}\]"):
         interp.top_losses(0)

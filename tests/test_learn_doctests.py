@@ -4,10 +4,11 @@ import importlib
 
 import pytest
 
-MODULES = ["pipekit.learn.registry", "pipekit.learn.nets", "pipekit.learn.losses", "pipekit.learn.metrics",
-           "pipekit.learn.optim", "pipekit.learn.callbacks", "pipekit.learn.schedule", "pipekit.learn.learner",
-           "pipekit.learn.builtin_callbacks", "pipekit.learn.export", "pipekit.learn.interpret",
-           "pipekit.learn.distributed", "pipekit.learn.inference", "pipekit.learn.recorder", "pipekit.learn.summary"]
+MODULES = ["pipekit.learn.registry", "pipekit.learn.nets", "pipekit.learn.losses", "pipekit.learn.optim",
+           "pipekit.learn.callbacks", "pipekit.learn.callbacks.core", "pipekit.learn.callbacks.builtin",
+           "pipekit.learn.callbacks.training", "pipekit.learn.callbacks.nonfinite", "pipekit.learn.schedule",
+           "pipekit.learn.learner", "pipekit.learn.export", "pipekit.learn.interpret", "pipekit.learn.distributed",
+           "pipekit.learn.inference", "pipekit.learn.summary"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -19,7 +19,7 @@ import pipekit
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, RegressionBlock
 from pipekit.data.external import read_idx
-from pipekit.learn import MLP, ExportError, Learner, accuracy, load_learner
+from pipekit.learn import MLP, CrossEntropyLossFlat, ExportError, FuncMetric, Learner, accuracy, load_learner
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -74,9 +74,13 @@ def test_export_then_load_in_fresh_process_gives_identical_predictions(trained):
     assert zipfile.is_zipfile(path)
     with zipfile.ZipFile(path) as z:
         names = set(z.namelist())
-        recipe = json.loads(z.read("recipe.json"))
-    assert {"recipe.json", "model.safetensors"} <= names and not any(n.endswith((".pkl", ".pth")) for n in names)
-    assert recipe["arch"]["name"] == "mlp" and recipe["loss"]["name"] == "CrossEntropyLossFlat"
+        record = json.loads(z.read("record.json"))
+        manifest = json.loads(z.read("manifest.json"))
+    assert {"manifest.json", "record.json", "weights.safetensors"} <= names
+    assert not any(n.endswith((".pkl", ".pth")) for n in names)
+    assert manifest["kind"] == "learner" and record["learner"] == "pipekit.learn.Learner"
+    assert record["arch"]["name"] == "mlp" and record["loss"]["class"] == "pipekit.learn.CrossEntropyLossFlat"
+    assert [m["class"] for m in record["metrics"]] == ["pipekit.metrics.Accuracy"]
     preds = learn.get_preds(dl=learn.dls.test_dl(items))[0]
     items.write_parquet(out / "items.parquet")
     script = (
@@ -108,8 +112,9 @@ def test_export_then_load_in_fresh_process_gives_identical_predictions(trained):
 def test_export_to_folder_and_load_in_process(trained):
     learn, items, _, out = trained
     folder = learn.export(out / "as_folder")
-    assert (folder / "model.safetensors").exists()
-    loaded = load_learner(folder)
+    assert (folder / "weights.safetensors").exists() and (folder / "record.json").exists()
+    loaded = pipekit.load(folder)
+    assert type(loaded) is Learner and [m.name for m in loaded.metrics] == ["accuracy"]
     a = learn.get_preds(dl=learn.dls.test_dl(items))[0]
     b = loaded.get_preds(dl=loaded.dls.test_dl(items))[0]
     assert torch.equal(a, b)
@@ -142,9 +147,12 @@ def test_loader_refuses_a_crafted_pickle_payload(trained, tmp_path):
     with zipfile.ZipFile(good) as zin, zipfile.ZipFile(tampered, "w") as zout:
         for name in zin.namelist():
             data = zin.read(name)
-            zout.writestr(name, pickle.dumps(evil) if name == "model.safetensors" else data)
-        zout.writestr("learner.pkl", pickle.dumps(evil))
+            zout.writestr(name, pickle.dumps(evil) if name == "weights.safetensors" else data)
     with pytest.raises(ExportError, match="safetensors"):
+        load_learner(tampered)
+    with zipfile.ZipFile(tampered, "a") as z:  # a member that is no part of a pipekit file is refused
+        z.writestr("learner.pkl", pickle.dumps(evil))
+    with pytest.raises(ExportError, match="'learner.pkl' is not part of a pipekit file"):
         load_learner(tampered)
     # 3. a checkpoint holding arbitrary objects
     torch.save({"format": "pipekit-checkpoint", "model": evil}, tmp_path / "evil.pth")
@@ -164,7 +172,7 @@ def test_unregistered_architecture_errors_say_what_to_register(trained, tmp_path
     with zipfile.ZipFile(good) as zin, zipfile.ZipFile(renamed, "w") as zout:
         for name in zin.namelist():
             data = zin.read(name)
-            if name == "recipe.json":
+            if name == "record.json":
                 rec = json.loads(data)
                 rec["arch"]["name"] = "my_custom_net"
                 data = json.dumps(rec).encode()
@@ -173,6 +181,35 @@ def test_unregistered_architecture_errors_say_what_to_register(trained, tmp_path
         load_learner(renamed)
     with pytest.raises(FileNotFoundError):
         load_learner(tmp_path / "missing.pipekit")
+
+
+class SmoothCE(CrossEntropyLossFlat):
+    """A user's loss class: exportable once registered."""
+
+    def __init__(self, eps: float = 0.1):
+        self.eps = eps
+        super().__init__(label_smoothing=eps)
+
+
+class MyLearner(Learner):
+    """A user's Learner class: exported under its registered name."""
+
+
+def test_a_users_loss_and_learner_export_once_registered(trained, tmp_path):
+    learn = trained[0]
+    mine = MyLearner(learn.dls, learn.model, loss_func=SmoothCE(eps=0.05), metrics=accuracy)
+    with pytest.raises(ExportError, match=r"SmoothCE is not registered.*pipekit.register\(SmoothCE\)"):
+        mine.export(tmp_path / "mine.pipekit")
+    pipekit.register(SmoothCE)
+    with pytest.raises(ExportError, match=r"MyLearner is not registered"):
+        mine.export(tmp_path / "mine.pipekit")
+    pipekit.register(MyLearner, kind="learner")
+    loaded = pipekit.load(mine.export(tmp_path / "mine.pipekit"))
+    assert type(loaded) is MyLearner and type(loaded.loss_func) is SmoothCE and loaded.loss_func.eps == 0.05
+    assert loaded.loss_func.label_smoothing == 0.05
+    # a metric built on a function of the user's is left out of the file (a loaded model needs none)
+    mine.metrics = [accuracy, FuncMetric(lambda p, t: (p.argmax(1) == t).float().mean())]
+    assert [m.name for m in pipekit.load(mine.export(tmp_path / "mine2.pipekit")).metrics] == ["accuracy"]
 
 
 def test_export_needs_a_recipe_to_encode_new_items(trained, tmp_path):

@@ -15,7 +15,8 @@ from pipekit.learn import (
     OptimWrapper, Perplexity, R2Score, RocAuc, SGD, accuracy, accuracy_multi, combine_scheds, mae, rmse, sched_cos,
     sched_lin,
 )
-from pipekit.learn.metrics import as_metric
+from pipekit.core.errors import ParameterError
+from pipekit.metrics import as_metric
 
 
 # ---------------------------------------------------------------- losses
@@ -77,7 +78,7 @@ def test_metrics_pool_the_whole_set_not_batch_means():
     assert _accumulate(accuracy_multi(thresh=0.5), ml) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="thresh"):
         accuracy_multi(thresh=2)
-    with pytest.raises(TypeError, match="metrics"):
+    with pytest.raises(ParameterError, match="a metric must be a pipekit Metric or a function"):
         as_metric(3)
 
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
+from pipekit.core.errors import ExportError
 from pipekit.learn import MLP, UnknownArchError, arch_spec, build_arch, register_arch, set_arch_spec, simple_cnn
-from pipekit.learn.registry import arch_config_from_json, arch_config_to_json
+from pipekit.learn.registry import config_from_data, config_to_data
 
 
 @register_arch("test_tiny_net")
@@ -35,9 +36,9 @@ def test_class_records_bound_arguments_and_rebuilds():
     name, cfg = arch_spec(m)
     assert name == "test_tiny_net"
     assert cfg == {"n_in": 3, "n_out": 4, "act": nn.Tanh, "*args": [7], "scale": 2.0}
-    js = arch_config_to_json(cfg)
-    assert js["act"] == {"__torch_nn__": "Tanh"}
-    m2 = build_arch(name, arch_config_from_json(js))
+    js = config_to_data(cfg)
+    assert js["act"] == {"__ref__": "torch.nn.Tanh"}
+    m2 = build_arch(name, config_from_data(js))
     assert isinstance(m2.act, nn.Tanh) and m2.extra == (7,) and m2.opts == {"scale": 2.0}
     assert arch_spec(m2) == (name, {**cfg, "*args": [7]})
 
@@ -50,9 +51,10 @@ def test_factory_with_nested_registered_module_roundtrips_weights():
     m = wrapped_net(TinyNet(5, 3), n_out=2)
     name, cfg = arch_spec(m)
     assert name == "wrapped_net"
-    js = arch_config_to_json(cfg)
-    assert js["body"] == {"__arch__": "test_tiny_net", "config": {"n_in": 5, "n_out": 3, "act": {"__torch_nn__": "ReLU"}}}
-    m2 = build_arch(name, arch_config_from_json(js))
+    js = config_to_data(cfg)
+    assert js["body"] == {"class": "pipekit.learn.ArchSpec", "state": {}, "params": {
+        "name": "test_tiny_net", "config": {"n_in": 5, "n_out": 3, "act": {"__ref__": "torch.nn.ReLU"}}}}
+    m2 = build_arch(name, config_from_data(js))
     m2.load_state_dict(m.state_dict())
     x = torch.randn(4, 5)
     assert torch.equal(m(x), m2(x))
@@ -73,8 +75,15 @@ def test_unknown_arch_error_says_what_to_register():
 
 
 def test_non_json_argument_is_named():
-    with pytest.raises(TypeError, match=r"act"):
-        arch_config_to_json({"n_in": 2, "act": lambda x: x}, where="config")
+    with pytest.raises(ExportError, match=r"config.act"):
+        config_to_data({"n_in": 2, "act": lambda x: x}, where="config")
+    # torch.nn classes are stored by name only from pipekit's list, never any attribute of torch.nn
+    with pytest.raises(ExportError, match=r"config.layer .*not registered"):
+        config_to_data({"layer": nn.TransformerEncoderLayer})
+    with pytest.raises(ExportError, match=r"config.body is a Linear module that no registered architecture built"):
+        config_to_data({"body": nn.Linear(2, 2)})
+    with pytest.raises(ExportError, match=r"'torch.nn.TransformerEncoderLayer' is not registered"):
+        config_from_data({"layer": {"__ref__": "torch.nn.TransformerEncoderLayer"}})
 
 
 def test_name_clash_is_refused():

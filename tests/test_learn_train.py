@@ -11,6 +11,7 @@ from torch import nn
 
 import pipekit
 import pipekit.datasets as D
+from pipekit.core.errors import ParameterError
 from pipekit.data import CategoryBlock, DataLoaders, TensorStore
 from pipekit.data.external import read_idx
 from pipekit.learn import (
@@ -245,8 +246,13 @@ def test_bad_arguments_are_named(fmnist):
         learn.fit(1, lr=[1e-3, 1e-3, 1e-3])
     with pytest.raises(ValueError, match=r"left 4 model parameters out of every group"):
         Learner(dls, simple_cnn(1, 10, (4,)), splitter=lambda m: [list(m[0].parameters())[:1]]).fit(1)
-    with pytest.raises(ValueError, match=r"freeze_to: n must be an integer in \[-1, 1\]"):
+    with pytest.raises(ValueError, match=r"freeze_to: n=3 is not accepted; expected an integer in \[-1, 1\]"):
         learn.freeze_to(3)
+    # metrics are checked when the Learner is built, not after the first epoch
+    with pytest.raises(ParameterError, match="a metric must be a pipekit Metric or a function"):
+        Learner(dls, simple_cnn(1, 10, (4,)), metrics=["accuracy"])
+    with pytest.raises(ParameterError, match=r"FuncMetric: fn=.* expected a function of two arguments"):
+        Learner(dls, simple_cnn(1, 10, (4,)), metrics=[lambda pred: pred.mean()])
     with pytest.raises(ValueError, match="loss_func"):
         Learner(DataLoaders.from_stores([TensorStore(np.zeros((8, 2), np.float32))] * 2,
                                         [TensorStore(np.zeros((8, 2), np.float32))] * 2, bs=4), nn.Linear(2, 2))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipekit.data.seed import set_seed
-from pipekit.learn.metrics import rmse
+from pipekit.learn import rmse
 from pipekit.tabular import CollabDataLoaders, EmbeddingDotBias, EmbeddingNN, collab_learner, unseen_report
 from pipekit.tabular.model import sigmoid_range
 from pipekit.datasets import path

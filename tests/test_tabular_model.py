@@ -9,7 +9,7 @@ import torch
 
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
-from pipekit.learn.metrics import accuracy
+from pipekit.learn import accuracy
 from pipekit.tabular import Tabular, TabularModel, emb_sz_rule, get_emb_sz, tabular_learner
 from pipekit.datasets import path
 

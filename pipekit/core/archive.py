@@ -449,8 +449,8 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ExportError(f"{where}: manifest.json does not describe a pipekit file")
     version, kind = manifest.get("version"), manifest.get("kind")
-    if not isinstance(version, int) or isinstance(version, bool) or not isinstance(kind, str):
-        raise ExportError(f"{where}: manifest.json needs an integer 'version' and a text 'kind', got {manifest}")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1 or not isinstance(kind, str):
+        raise ExportError(f"{where}: manifest.json needs a positive integer 'version' and a text 'kind', got {manifest}")
     if version > VERSION:
         raise ExportError(f"{where} was written by a newer pipekit (format {version} > {VERSION}); upgrade pipekit")
     if "record.json" not in files:

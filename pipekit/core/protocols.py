@@ -4,18 +4,19 @@
 - a :class:`Block` says what a column is (encodes it once, decodes and shows it);
 - a :class:`Recipe` is a fitted recipe (a DataBlock, a tabular recipe): it encodes new items and is
   what an exported model carries;
+- a :class:`Loader` yields batches (tuples of tensors: ``n_inp`` inputs, then targets);
 - :class:`Loaders` are what a ``Learner`` trains on;
 - a :class:`Backend` is a model that is not a torch ``Learner`` (forests, GBMs, ensembles);
 - a :class:`ProcessedSplit` is a processed table split that backends read.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Store", "Block", "Recipe", "Loaders", "Backend", "ProcessedSplit"]
+__all__ = ["Store", "Block", "Recipe", "Loader", "Loaders", "Backend", "ProcessedSplit", "conforms"]
 
 
 @runtime_checkable
@@ -61,8 +62,20 @@ class Recipe(Protocol):
 
 
 @runtime_checkable
+class Loader(Protocol):
+    @property
+    def n_inp(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[tuple]: ...
+
+
+@runtime_checkable
 class Loaders(Protocol):
     recipe: Any
+    #: the loaders themselves (train, valid, ...); empty when rebuilt from an export to encode new items
+    loaders: list[Any]
 
     @property
     def train(self) -> Any: ...
@@ -71,12 +84,22 @@ class Loaders(Protocol):
     def valid(self) -> Any: ...
 
     @property
+    def blocks(self) -> tuple: ...
+
+    @property
+    def y_block(self) -> Block | None: ...
+
+    @property
     def device(self) -> Any: ...
 
     @property
     def n_inp(self) -> int: ...
 
     def test_dl(self, items: Any, with_labels: bool = False, bs: int | None = None) -> Any: ...
+
+    def to(self, device: Any) -> Any: ...
+
+    def state(self, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -98,3 +121,19 @@ class Backend(Protocol):
     def predict(self, data: Any) -> np.ndarray: ...
 
     def score(self, data: Any, metric: Any = None) -> float: ...
+
+
+def conforms(obj: object, protocol: type) -> bool:
+    """Whether ``obj`` has every member of ``protocol``, looked up without running properties (what
+    ``isinstance`` does from Python 3.12 on): DataLoaders rebuilt from an export hold no loaders, and
+    reading their ``train`` would raise.
+
+    >>> conforms([], Loader), conforms(object(), Store)
+    (False, False)
+    """
+    import inspect
+
+    names = {n for n in vars(protocol) if not n.startswith("_") or n in ("__len__", "__iter__")}
+    names |= set(getattr(protocol, "__annotations__", {}))
+    missing = object()
+    return all(inspect.getattr_static(obj, n, missing) is not missing for n in names)

@@ -46,20 +46,24 @@ def default_name(obj: Any) -> str:
     return f"{module}.{obj.__qualname__}"
 
 
-def register(obj: T | None = None, *, name: str | None = None, kind: str | None = None) -> Any:
+def register(obj: T | None = None, *, name: str | None = None, kind: str | None = None,
+             replace: bool = False) -> Any:
     """Make a class or function loadable by name; refuses a name already taken by another object.
 
     Usable as ``register(MyClass)``, ``@register`` or ``@register(name="my.name")``. ``kind`` defaults to
-    the ``registry_kind`` of the class (components declare it); functions must give one.
+    the ``registry_kind`` of the class (components declare it); functions must give one. ``replace=True``
+    lets a new definition take over its own name (a notebook cell that defines the class again).
     """
     if obj is None:
-        return lambda o: register(o, name=name, kind=kind)
+        return lambda o: register(o, name=name, kind=kind, replace=replace)
     kind = kind or getattr(obj, "registry_kind", None)
     if not kind:
         raise ParameterError(f"register({obj!r}): give kind= (e.g. 'metric', 'arch'); only components know theirs")
     key = name or default_name(obj)
     old = _ENTRIES.get(key)
-    if old is not None and old[1] is not obj:
+    if old is not None and old[1] is not obj and replace:
+        _NAMES.pop(id(old[1]), None)
+    elif old is not None and old[1] is not obj:
         prev = old[1]
         raise ParameterError(
             f"register: the name {key!r} is already taken by {getattr(prev, '__module__', '?')}."

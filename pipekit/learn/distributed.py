@@ -1,9 +1,9 @@
 """Data-parallel training with ``torchrun``: ``with learn.distributed(): learn.fit_one_cycle(...)``.
 
 Launched as ``torchrun --nproc_per_node N train.py``, each process wraps the model in
-DistributedDataParallel and reads its own shard of the training batches: the batch plan of an epoch
-(seeded, identical everywhere) is dealt out round-robin, so rank ``r`` takes batches ``r, r+N, ...``
-and one step of N processes with batch size ``bs`` sees exactly the items of one ``N*bs`` batch of a
+DistributedDataParallel and reads its own shard of the training batches (``DataLoader.shard``): the
+batch plan of an epoch (seeded, identical everywhere) is dealt out round-robin, so rank ``r`` takes
+batches ``r, r+N, ...`` and one step of N processes with batch size ``bs`` sees exactly the items of one ``N*bs`` batch of a
 single process. Validation runs on the full set in every process, so metrics need no gathering.
 Outside ``torchrun`` (WORLD_SIZE unset or 1) the context does nothing.
 
@@ -13,23 +13,20 @@ Outside ``torchrun`` (WORLD_SIZE unset or 1) the context does nothing.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["distributed_context", "rank_distrib", "num_distrib", "is_main_process", "shard_dataloader"]
+from pipekit.core.validate import Options, check
 
+if TYPE_CHECKING:
+    from pipekit.learn.learner import Learner
 
-def num_distrib() -> int:
-    """Number of processes in the job (1 outside torchrun)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", 1))
+__all__ = ["distributed_context", "rank_distrib", "is_main_process"]
 
 
 def rank_distrib() -> int:
@@ -44,43 +41,12 @@ def is_main_process() -> bool:
     return rank_distrib() == 0
 
 
-class _ShardedPlan:
-    """Mixed into a copy of a DataLoader's class: keep every ``world``-th batch, starting at ``rank``."""
-
-    _rank: int
-    _world: int
-
-    def batch_plan(self, epoch: int) -> list[Any]:
-        plan = super().batch_plan(epoch)  # type: ignore[misc]
-        # equal counts in every process: DDP needs all ranks to take the same number of steps
-        usable = (len(plan) // self._world) * self._world
-        return plan[self._rank:usable:self._world]
-
-    def __len__(self) -> int:
-        return super().__len__() // self._world  # type: ignore[misc]
-
-
-def shard_dataloader(dl: Any, rank: int, world: int) -> Any:
-    """A copy of ``dl`` that yields only this rank's share of each epoch's batches."""
-    if world <= 1:
-        return dl
-    if not hasattr(dl, "batch_plan"):
-        raise TypeError(f"distributed training needs a pipekit DataLoader (with batch_plan), got {type(dl).__name__}")
-    if len(dl) < world:
-        raise ValueError(f"the training loader has {len(dl)} batches for {world} processes; lower bs or use fewer "
-                         "processes so every process gets at least one batch")
-    cls = type(dl)
-    sharded_cls = type(f"Sharded{cls.__name__}", (_ShardedPlan, cls), {})
-    new = copy.copy(dl)
-    new.__class__ = sharded_cls
-    new._rank, new._world = rank, world
-    return new
-
-
 @contextlib.contextmanager
-def distributed_context(learn: Any, backend: str | None = None, sync_bn: bool = True,
-                        find_unused_parameters: bool = False) -> Iterator[Any]:
-    """See ``Learner.distributed``."""
+def distributed_context(learn: Learner, backend: str | None = None, sync_bn: bool = True,
+                        find_unused_parameters: bool = False) -> Iterator[Learner]:
+    """``with learn.distributed(): learn.fit_one_cycle(5, 1e-3)`` under ``torchrun``: a DDP model, each process
+    reading its own shard of training batches; nothing happens outside torchrun. Backend: 'nccl' on CUDA,
+    'gloo' on CPU. ``sync_bn`` syncs batch-norm statistics on CUDA."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world <= 1:
         yield learn
@@ -88,10 +54,8 @@ def distributed_context(learn: Any, backend: str | None = None, sync_bn: bool = 
     rank = int(os.environ.get("RANK", 0))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     use_cuda = learn.device.type == "cuda" and torch.cuda.is_available()
-    if backend is None:
-        backend = "nccl" if use_cuda else "gloo"
-    if backend not in ("nccl", "gloo", "mpi"):
-        raise ValueError(f"distributed: backend must be 'nccl', 'gloo' or 'mpi', got {backend!r}")
+    backend = backend or ("nccl" if use_cuda else "gloo")
+    check("distributed", backend=(backend, Options("nccl", "gloo", "mpi")))
     created = False
     if not dist.is_initialized():
         if use_cuda:
@@ -110,7 +74,8 @@ def distributed_context(learn: Any, backend: str | None = None, sync_bn: bool = 
         model, device_ids=[local_rank] if use_cuda else None, find_unused_parameters=find_unused_parameters)
     loaders = learn.dls.loaders
     old_train = loaders[0]
-    sharded = shard_dataloader(old_train, rank, world)
+    sharded = old_train.shard(rank, world)
+    sharded.epoch = old_train.epoch
     loaders[0] = sharded
     try:
         yield learn

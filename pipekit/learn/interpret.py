@@ -6,11 +6,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from pipekit.core.errors import DataError
+from pipekit.core.protocols import Loader
+from pipekit.core.validate import Interval, check
+from pipekit.data.blocks import TransformBlock
+from pipekit.data.loader import DataLoader
+from pipekit.data.plotting import get_pyplot, savefig_or_show
+
+if TYPE_CHECKING:
+    from pipekit.learn.learner import Learner
 
 __all__ = ["Interpretation", "ClassificationInterpretation"]
 
@@ -18,19 +29,20 @@ __all__ = ["Interpretation", "ClassificationInterpretation"]
 class Interpretation:
     """Inputs, predictions, targets, decoded predictions and per-item losses over one set."""
 
-    def __init__(self, learn: Any, dl: Any, inputs: Any, preds: torch.Tensor, targs: torch.Tensor,
+    def __init__(self, learn: Learner, dl: Loader, inputs: Any, preds: torch.Tensor, targs: torch.Tensor,
                  decoded: torch.Tensor, losses: torch.Tensor):
         self.learn, self.dl, self.inputs, self.preds = learn, dl, inputs, preds
         self.targs, self.decoded, self.losses = targs, decoded, losses
 
     @classmethod
-    def from_learner(cls, learn: Any, ds_idx: int = 1, dl: Any = None, act: Any = None) -> Interpretation:
+    def from_learner(cls, learn: Learner, ds_idx: int = 1, dl: Loader | None = None,
+                     act: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Interpretation:
         """Run ``learn.get_preds`` over a labelled set (default: validation) and keep everything needed."""
         dl = learn._get_dl(ds_idx, dl)
         inputs, preds, targs, decoded, losses = learn.get_preds(dl=dl, with_input=True, with_decoded=True,
                                                                 with_loss=True, act=act)
         if targs is None:
-            raise ValueError("Interpretation needs labelled data; the loader has no targets "
+            raise DataError("Interpretation needs labelled data; the loader has no targets "
                              "(use dls.test_dl(items, with_labels=True))")
         return cls(learn, dl, inputs, preds, targs, decoded, losses)
 
@@ -38,22 +50,18 @@ class Interpretation:
         """The ``k`` largest (or smallest) per-item losses and the item indices, sorted."""
         n = len(self.losses)
         k = n if k is None else k
-        if not 1 <= k <= n:
-            raise ValueError(f"top_losses: k must be between 1 and {n}, got {k}")
+        check("top_losses", k=(k, Interval(1, n, integer=True)))
         return self.losses.topk(k, largest=largest)
 
     def _show_input(self, ax: Any, i: int, title: str) -> None:
         x = self.inputs[i] if isinstance(self.inputs, torch.Tensor) else self.inputs[0][i]
-        blocks = getattr(self.dl, "blocks", ()) or getattr(self.learn.dls, "blocks", ())
-        block = blocks[0] if blocks else None
-        try:
-            decoded = self.dl.decode_batch((x[None],), max_n=1)[0][0]
-            if block is None or type(block).show is _base_show():
-                raise TypeError("no picture for this block")
-            block.show(ax, decoded, title=title)
-            return
-        except Exception:  # fall back to drawing the tensor itself
-            pass
+        blocks = (self.dl.blocks if isinstance(self.dl, DataLoader) else ()) or self.learn.dls.blocks
+        if blocks and isinstance(self.dl, DataLoader) and type(blocks[0]).show is not TransformBlock.show:
+            try:
+                blocks[0].show(ax, self.dl.decode_batch((x[None],), max_n=1)[0][0], title=title)
+                return
+            except Exception:  # an input its block cannot draw: the tensor itself is drawn below
+                pass
         ax.axis("off")
         arr = x.detach().float().cpu()
         if arr.ndim == 3 and arr.shape[0] in (1, 3):
@@ -70,18 +78,13 @@ class Interpretation:
         ax.set_title(title, fontsize=8)
 
 
-def _base_show() -> Any:
-    from pipekit.data.blocks import TransformBlock
-
-    return TransformBlock.show
-
-
 class ClassificationInterpretation(Interpretation):
     """Interpretation for single-label classifiers; class names come from ``dls.vocab``."""
 
     @property
     def vocab(self) -> list:
-        v = getattr(self.learn.dls, "vocab", None)
+        y_block = self.learn.dls.y_block
+        v = y_block.vocab if y_block is not None else None
         n = self.preds.shape[-1]
         return list(v) if v is not None and len(v) == n else [str(i) for i in range(n)]
 
@@ -103,8 +106,6 @@ class ClassificationInterpretation(Interpretation):
     def plot_confusion_matrix(self, normalize: bool = False, path: str | os.PathLike | None = None,
                               cmap: str = "Blues") -> Path | None:
         """Draw the confusion matrix (PNG when headless)."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
         cm = self.confusion_matrix().astype(float)
         if normalize:
             cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -127,8 +128,6 @@ class ClassificationInterpretation(Interpretation):
 
     def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True) -> Path | None:
         """The items with the largest losses, titled predicted / actual / loss / probability of the actual class."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
         losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
         v = self.vocab
         plt = get_pyplot()

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, check
 from pipekit.learn.registry import register_arch
 
 __all__ = ["MLP", "simple_cnn", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params"]
@@ -28,8 +30,8 @@ def body_head_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     ``freeze()`` then trains only the head (plus batch-norm layers), as in transfer learning.
     """
     if not (isinstance(model, nn.Sequential) and len(model) == 2):
-        raise ValueError("body_head_splitter expects nn.Sequential(body, head); "
-                         f"got {type(model).__name__} with {len(list(model.children()))} children")
+        raise ParameterError("body_head_splitter expects nn.Sequential(body, head); "
+                             f"got {type(model).__name__} with {len(list(model.children()))} children")
     return [params(model[0]), params(model[1])]
 
 
@@ -43,10 +45,8 @@ class MLP(nn.Module):
     def __init__(self, n_in: int, n_out: int, layers: Sequence[int] = (200, 100), ps: float = 0.0,
                  use_bn: bool = False):
         super().__init__()
-        if n_in < 1 or n_out < 1:
-            raise ValueError(f"MLP: n_in and n_out must be >= 1, got n_in={n_in}, n_out={n_out}")
-        if not 0.0 <= ps < 1.0:
-            raise ValueError(f"MLP: ps (dropout) must be in [0, 1), got {ps}")
+        size = Interval(1, None, integer=True)
+        check("MLP", n_in=(n_in, size), n_out=(n_out, size), ps=(ps, Interval(0, 1, closed="left")))
         mods: list[nn.Module] = [nn.Flatten()]
         sizes = [n_in, *layers]
         for a, b in zip(sizes[:-1], sizes[1:]):
@@ -85,7 +85,7 @@ def simple_cnn(n_in: int = 3, n_out: int = 10, channels: Sequence[int] = (16, 32
     Use ``body_head_splitter`` as the Learner's splitter to freeze the body.
     """
     if not channels:
-        raise ValueError("simple_cnn: `channels` must list at least one layer width, e.g. (16, 32)")
+        raise ParameterError("simple_cnn: `channels` must list at least one layer width, e.g. (16, 32)")
     sizes = [n_in, *channels]
     body = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(sizes[:-1], sizes[1:])])
     head = nn.Sequential(ConcatPool2d(), nn.Linear(2 * sizes[-1], n_out))

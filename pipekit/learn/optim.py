@@ -8,7 +8,7 @@ and no weight decay on biases and normalisation layers.
 >>> import torch
 >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
 >>> opt = OptimWrapper(model, Adam, lr=1e-3, splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
->>> opt.set_hyper("lr", slice(1e-4, 1e-2)); [round(h["lr"], 6) for h in opt.hypers]
+>>> opt.set_hyper("lr", slice(1e-4, 1e-2)); [round(lr, 6) for lr in opt.lrs]
 [0.0001, 0.01]
 """
 from __future__ import annotations
@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, check
 
 __all__ = ["Adam", "SGD", "RMSProp", "OptimWrapper", "lr_range", "even_mults", "norm_params"]
 
@@ -83,7 +86,7 @@ def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int) ->
     """
     if isinstance(lr, slice):
         if lr.stop is None:
-            raise ValueError("a learning-rate slice needs a stop value, e.g. slice(1e-3) or slice(1e-5, 1e-3)")
+            raise ParameterError("a learning-rate slice needs a stop value, e.g. slice(1e-3) or slice(1e-5, 1e-3)")
         if lr.start is None:
             return np.array([lr.stop / 10] * (n_groups - 1) + [lr.stop], dtype=float)
         return even_mults(lr.start, lr.stop, n_groups)
@@ -91,8 +94,8 @@ def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int) ->
     if arr.size == 1:
         return np.full(n_groups, float(arr[0]))
     if arr.size != n_groups:
-        raise ValueError(f"got {arr.size} learning rates for {n_groups} parameter groups; pass one value, "
-                         f"a slice, or exactly {n_groups} values")
+        raise ParameterError(f"got {arr.size} learning rates for {n_groups} parameter groups; pass one value, "
+                             f"a slice, or exactly {n_groups} values")
     return arr
 
 
@@ -143,18 +146,18 @@ class OptimWrapper:
         groups = splitter(model) if splitter is not None else [list(model.parameters())]
         groups = [list(g) for g in groups]
         if not groups or not any(groups):
-            raise ValueError("the splitter returned no parameters; it must return a list of parameter lists")
+            raise ParameterError("the splitter returned no parameters; it must return a list of parameter lists")
         seen: dict[int, int] = {}
         for gi, g in enumerate(groups):
             for p in g:
                 if id(p) in seen:
-                    raise ValueError(f"splitter: a parameter appears in groups {seen[id(p)]} and {gi}; "
-                                     "each parameter must be in exactly one group")
+                    raise ParameterError(f"splitter: a parameter appears in groups {seen[id(p)]} and {gi}; "
+                                         "each parameter must be in exactly one group")
                 seen[id(p)] = gi
         missing = [n for n, p in model.named_parameters() if id(p) not in seen]
         if missing:
-            raise ValueError(f"splitter left {len(missing)} model parameters out of every group "
-                             f"(e.g. {missing[:3]}); they would never train. Return all parameters.")
+            raise ParameterError(f"splitter left {len(missing)} model parameters out of every group "
+                                 f"(e.g. {missing[:3]}); they would never train. Return all parameters.")
         names = {id(p): n for n, p in model.named_parameters()}
         norm = norm_params(model)
         self.norm_ids = norm
@@ -177,15 +180,15 @@ class OptimWrapper:
                     self._no_wd.append(no_wd)
         self._first = [self._owner.index(gi) for gi in range(len(groups)) if gi in self._owner]
         if len(self._first) != len(groups):
-            raise ValueError("splitter: every parameter group must hold at least one parameter; "
-                             f"got group sizes {[len(g) for g in groups]}")
+            raise ParameterError("splitter: every parameter group must hold at least one parameter; "
+                                 f"got group sizes {[len(g) for g in groups]}")
         self.opt = opt_func(torch_groups, lr=lr)
-        for g, no_wd in zip(self.opt.param_groups, self._no_wd):
+        for pg, no_wd in zip(self.opt.param_groups, self._no_wd):
             if no_wd:
-                g["weight_decay"] = 0.0
+                pg["weight_decay"] = 0.0
         self.frozen_to = 0
         #: a torch.amp.GradScaler while fp16 mixed precision is on (set by MixedPrecision)
-        self.scaler: Any = None
+        self.scaler: torch.amp.GradScaler | None = None
 
     @property
     def n_groups(self) -> int:
@@ -207,18 +210,6 @@ class OptimWrapper:
         groups = self.opt.param_groups
         return [_get_group(groups[i], "mom") for i in self._first]
 
-    @property
-    def hypers(self) -> list[dict[str, Any]]:
-        """One dict per layer group: lr, mom, wd (read from its first torch group)."""
-        out: list[dict[str, Any]] = [{} for _ in range(self.n_groups)]
-        done: set[int] = set()
-        for g, owner, no_wd in zip(self.opt.param_groups, self._owner, self._no_wd):
-            if owner in done and no_wd:
-                continue
-            out[owner] = {k: _get_group(g, k) for k in ("lr", "mom", "wd")}
-            done.add(owner)
-        return out
-
     def set_hyper(self, name: str, value: Any) -> None:
         """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups."""
         vals = lr_range(value, self.n_groups) if name == "lr" or isinstance(value, (slice, list, tuple, np.ndarray)) \
@@ -230,9 +221,7 @@ class OptimWrapper:
 
     def freeze_to(self, n: int) -> None:
         """Freeze layer groups ``[:n]`` (negative counts from the end); normalisation stays trainable."""
-        if not isinstance(n, (int, np.integer)) or not -self.n_groups <= n <= self.n_groups:
-            raise ValueError(f"freeze_to: n must be an integer in [-{self.n_groups}, {self.n_groups}] "
-                             f"(there are {self.n_groups} parameter groups), got {n!r}")
+        check("freeze_to", n=(n, Interval(-self.n_groups, self.n_groups, integer=True)))
         n = int(n) if n >= 0 else self.n_groups + int(n)
         self.frozen_to = n
         for gi, g in enumerate(self.layer_groups):

@@ -16,16 +16,23 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipekit.learn.callbacks import Callback, CancelFitException, CancelValidException
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, check
+from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.learn.callbacks import LRFinder, ParamScheduler, ProgressCallback, TerminateOnNaNCallback
+from pipekit.learn.callbacks.core import Cbs, listify_cbs
 from pipekit.learn.optim import lr_range
 
+if TYPE_CHECKING:
+    from pipekit.learn.learner import LR, Learner
+
 __all__ = [
-    "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "ParamScheduler", "fit_one_cycle",
-    "fit_flat_cos", "fine_tune", "lr_find", "LRFinder", "SuggestedLRs", "valley", "steep", "minimum",
+    "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "fit_one_cycle", "fit_flat_cos",
+    "fine_tune", "lr_find", "SuggestedLRs", "valley", "steep", "minimum",
 ]
 
 Sched = Callable[[float], Any]
@@ -57,11 +64,10 @@ def sched_no(start: Any, end: Any = None) -> Sched:
 
 def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
     """Run ``scheds[i]`` over the fraction ``pcts[i]`` of training (pcts must sum to 1)."""
-    if len(pcts) != len(scheds):
-        raise ValueError(f"combine_scheds: {len(pcts)} pcts for {len(scheds)} schedules")
     pcts_arr = np.asarray(pcts, dtype=float)
-    if (pcts_arr < 0).any() or abs(pcts_arr.sum() - 1) > 1e-6:
-        raise ValueError(f"combine_scheds: pcts must be >= 0 and sum to 1, got {list(pcts)}")
+    if len(pcts) != len(scheds) or (pcts_arr < 0).any() or abs(pcts_arr.sum() - 1) > 1e-6:
+        raise ParameterError(f"combine_scheds: pcts must be one value >= 0 per schedule ({len(scheds)}) and "
+                             f"sum to 1, got {list(pcts)}")
     bounds = np.concatenate([[0.0], np.cumsum(pcts_arr)])
 
     def f(pos: float) -> Any:
@@ -78,71 +84,45 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
     return f
 
 
-class ParamScheduler(Callback):
-    """Sets hyper-parameters from schedules ``{name: fn(pos)}`` before each training batch."""
-
-    order = 62  # after the ProgressCallback (60), before the trackers (63-65)
-    run_valid = False
-
-    def __init__(self, scheds: dict[str, Sched]):
-        self.scheds = scheds
-
-    def before_batch(self) -> None:
-        pos = self.learn.pct_train
-        for name, f in self.scheds.items():
-            self.learn.opt.set_hyper(name, f(pos))
+_PCT = Interval(0, 1)
 
 
-def _listify(cbs: Any) -> list:
-    return [] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
-
-
-def _check_pct(pct: float, name: str) -> None:
-    if not 0.0 <= pct <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {pct!r}")
-
-
-def fit_one_cycle(learn: Any, n_epoch: int, lr_max: Any = None, div: float = 25.0, div_final: float = 1e5,
+def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: float = 25.0, div_final: float = 1e5,
                   pct_start: float = 0.25, wd: float | None = None, moms: Sequence[float] | None = None,
-                  cbs: Any = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
-    """See ``Learner.fit_one_cycle``."""
-    _check_pct(pct_start, "fit_one_cycle: pct_start")
-    if div <= 0 or div_final <= 0:
-        raise ValueError(f"fit_one_cycle: div and div_final must be > 0, got div={div}, div_final={div_final}")
-    if learn.opt is None or reset_opt:
-        learn.create_opt()
-    lr = lr_range(learn.lr if lr_max is None else lr_max, learn.opt.n_groups)
+                  cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
+    """One-cycle policy (``learn.fit_one_cycle``): lr warms up (cosine) from lr_max/div to lr_max, then
+    anneals to lr_max/div_final; momentum moves the opposite way (``moms``)."""
+    positive = Interval(0, None, closed="neither")
+    check("fit_one_cycle", pct_start=(pct_start, _PCT), div=(div, positive), div_final=(div_final, positive))
+    opt = learn.create_opt() if reset_opt else learn.optimizer
+    lr = lr_range(learn.lr if lr_max is None else lr_max, opt.n_groups)
     m = tuple(learn.moms if moms is None else moms)
     scheds = {
         "lr": combine_scheds([pct_start, 1 - pct_start], [sched_cos(lr / div, lr), sched_cos(lr, lr / div_final)]),
         "mom": combine_scheds([pct_start, 1 - pct_start], [sched_cos(m[0], m[1]), sched_cos(m[1], m[2])]),
     }
-    learn.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds), *_listify(cbs)], start_epoch=start_epoch)
+    learn.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds), *listify_cbs(cbs)], start_epoch=start_epoch)
 
 
-def fit_flat_cos(learn: Any, n_epoch: int, lr: Any = None, div_final: float = 1e5, pct_start: float = 0.75,
-                 wd: float | None = None, cbs: Any = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
-    """See ``Learner.fit_flat_cos``."""
-    _check_pct(pct_start, "fit_flat_cos: pct_start")
-    if learn.opt is None or reset_opt:
-        learn.create_opt()
-    lrs = lr_range(learn.lr if lr is None else lr, learn.opt.n_groups)
+def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: float = 1e5, pct_start: float = 0.75,
+                 wd: float | None = None, cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
+    """``learn.fit_flat_cos``: flat lr for ``pct_start`` of training, then cosine annealing to lr/div_final."""
+    check("fit_flat_cos", pct_start=(pct_start, _PCT))
+    opt = learn.create_opt() if reset_opt else learn.optimizer
+    lrs = lr_range(learn.lr if lr is None else lr, opt.n_groups)
     sched = combine_scheds([pct_start, 1 - pct_start], [sched_no(lrs), sched_cos(lrs, lrs / div_final)])
-    learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[ParamScheduler({"lr": sched}), *_listify(cbs)], start_epoch=start_epoch)
+    learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[ParamScheduler({"lr": sched}), *listify_cbs(cbs)], start_epoch=start_epoch)
 
 
-def fine_tune(learn: Any, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
+def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
               pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
-    """See ``Learner.fine_tune``."""
-    if freeze_epochs < 0 or epochs < 0:
-        raise ValueError(f"fine_tune: epochs and freeze_epochs must be >= 0, got {epochs}, {freeze_epochs}")
-    if lr_mult < 1:
-        raise ValueError(f"fine_tune: lr_mult must be >= 1, got {lr_mult}")
-    if learn.opt is None:
-        learn.create_opt()
-    if learn.opt.n_groups < 2:
-        raise ValueError("fine_tune needs at least two parameter groups (body, head) to freeze the body; "
-                         "pass splitter= to the Learner (e.g. body_head_splitter for nn.Sequential(body, head))")
+    """Transfer learning (``learn.fine_tune``): train the head (frozen body) ``freeze_epochs``, then everything
+    ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``."""
+    count = Interval(0, None, integer=True)
+    check("fine_tune", epochs=(epochs, count), freeze_epochs=(freeze_epochs, count), lr_mult=(lr_mult, Interval(1)))
+    if learn.optimizer.n_groups < 2:
+        raise ParameterError("fine_tune needs at least two parameter groups (body, head) to freeze the body; "
+                             "pass splitter= to the Learner (e.g. body_head_splitter for nn.Sequential(body, head))")
     if freeze_epochs:
         learn.freeze()
         fit_one_cycle(learn, freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)
@@ -153,46 +133,6 @@ def fine_tune(learn: Any, epochs: int, base_lr: float = 2e-3, freeze_epochs: int
 
 
 # ---------------------------------------------------------------- the learning-rate finder
-class LRFinder(Callback):
-    """Grows the lr exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches, recording the loss."""
-
-    order = 55
-    run_valid = False
-
-    def __init__(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
-                 beta: float = 0.98):
-        if not 0 < start_lr < end_lr:
-            raise ValueError(f"lr_find: need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
-        if num_it < 5:
-            raise ValueError(f"lr_find: num_it must be >= 5, got {num_it}")
-        self.start_lr, self.end_lr, self.num_it, self.stop_div, self.beta = start_lr, end_lr, num_it, stop_div, beta
-
-    def before_fit(self) -> None:
-        self.lrs: list[float] = []
-        self.losses: list[float] = []
-        self.i, self.best, self._avg = 0, math.inf, 0.0
-
-    def before_batch(self) -> None:
-        lr = self.start_lr * (self.end_lr / self.start_lr) ** (self.i / max(1, self.num_it - 1))
-        self.learn.opt.set_hyper("lr", lr)
-        self._lr = lr
-
-    def after_batch(self) -> None:
-        loss = float(self.learn.loss)
-        self.i += 1
-        self._avg = self.beta * self._avg + (1 - self.beta) * loss
-        smooth = self._avg / (1 - self.beta ** self.i)
-        self.lrs.append(self._lr)
-        self.losses.append(smooth)
-        if smooth < self.best:
-            self.best = smooth
-        if self.i >= self.num_it or (self.stop_div and (smooth > 4 * self.best or not math.isfinite(smooth))):
-            raise CancelFitException()
-
-    def before_validate(self) -> None:
-        raise CancelValidException()
-
-
 def _trim(lrs: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # the first batches are noise from the start; the last ones have usually diverged
     n = len(losses)
@@ -255,8 +195,6 @@ class SuggestedLRs:
 
     def plot(self, path: str | os.PathLike | None = None) -> Path | None:
         """Loss vs learning rate (log scale) with the suggestions marked; PNG when headless."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
         plt = get_pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(self.lrs, self.losses)
@@ -271,35 +209,33 @@ class SuggestedLRs:
         return savefig_or_show(fig, path, name="lr_find")
 
 
-def lr_find(learn: Any, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
+def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
             show_plot: bool = True, path: str | os.PathLike | None = None) -> SuggestedLRs:
-    """See ``Learner.lr_find``."""
-    from pipekit.learn.nonfinite import TerminateOnNaNCallback
-    from pipekit.learn.recorder import ProgressCallback
-
+    """``learn.lr_find``: a short run with an exponentially growing lr; returns ``SuggestedLRs(valley, steep,
+    minimum)``. The model and optimiser are restored afterwards; ``show_plot`` draws loss vs lr (PNG when
+    headless)."""
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)
     n_batches = len(learn.dls.train)
     n_epoch = max(1, math.ceil(num_it / n_batches))
     model_state = copy.deepcopy(learn.model.state_dict())
     had_opt = learn.opt is not None
-    opt_state = copy.deepcopy(learn.opt.state_dict()) if had_opt else None
-    dl_epoch = getattr(learn.dls.train, "epoch", None)
+    opt_state = copy.deepcopy(learn.optimizer.state_dict()) if had_opt else None
+    dl_epoch = learn.dls.train.epoch
     try:
         # the finder drives the loss to divergence on purpose: it stops there itself
         with learn.removed_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, TerminateOnNaNCallback))]):
             learn.fit(n_epoch, cbs=[finder])
     finally:
         learn.model.load_state_dict(model_state)
-        if had_opt:
-            learn.opt.load_state_dict(opt_state)
+        if opt_state is not None:
+            learn.optimizer.load_state_dict(opt_state)
         else:
             learn.opt = None
-        if dl_epoch is not None:
-            learn.dls.train.epoch = dl_epoch
-    if len(finder.losses) < 5:
-        raise RuntimeError(f"lr_find: the loss diverged after {len(finder.losses)} batches; lower start_lr "
-                           f"(now {start_lr}) or check the data/model")
-    lrs, losses = np.asarray(finder.lrs), np.asarray(finder.losses)
+        learn.dls.train.epoch = dl_epoch
+    if len(finder.losses_) < 5:
+        raise ParameterError(f"lr_find: the loss diverged after {len(finder.losses_)} batches; lower start_lr "
+                             f"(now {start_lr}) or check the data/model")
+    lrs, losses = np.asarray(finder.lrs_), np.asarray(finder.losses_)
     res = SuggestedLRs(valley(lrs, losses), steep(lrs, losses), minimum(lrs, losses), lrs, losses)
     if show_plot:
         res.plot_path = res.plot(path)

@@ -1,12 +1,16 @@
 """``learn.summary()``: each layer's output shape and parameter count for one batch, and what trains."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-__all__ = ["model_summary"]
+if TYPE_CHECKING:
+    from pipekit.learn.learner import Learner
+
+__all__ = ["summary"]
 
 
 def _shape(out: Any) -> str:
@@ -17,15 +21,16 @@ def _shape(out: Any) -> str:
     return "-"
 
 
-def model_summary(learn: Any, max_rows: int = 200) -> str:
-    """See ``Learner.summary``."""
+def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str:
+    """``learn.summary()``: each layer's output shape and parameter count on one training batch, and what
+    is frozen; printed when ``show``, and returned."""
     model: nn.Module = learn.model
-    xb = learn.dls.train.one_batch()[: int(getattr(learn.dls, "n_inp", 1))]
+    xb = learn.dls.train.one_batch()[: learn.dls.n_inp]
     xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in xb)
     rows: list[tuple[str, str, str, int, bool]] = []
     hooks = []
 
-    def hook(name: str) -> Any:
+    def hook(name: str) -> Callable[[nn.Module, Any, Any], None]:
         def fn(module: nn.Module, inp: Any, out: Any) -> None:
             ps = list(module.parameters(recurse=False))
             n = sum(p.numel() for p in ps)
@@ -58,4 +63,7 @@ def model_summary(learn: Any, max_rows: int = 200) -> str:
         lines.append(f"Optimiser: {type(opt.opt).__name__}, {opt.n_groups} parameter group(s), first "
                      f"{opt.frozen_to} frozen")
     lines.append(f"Loss: {getattr(learn.loss_func, '__name__', type(learn.loss_func).__name__)}")
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    if show:
+        print(text)
+    return text

@@ -3,7 +3,7 @@
 Example:
     >>> import polars as pl
     >>> from pipekit.datasets import path
-    >>> from pipekit.learn.metrics import rmse
+    >>> from pipekit.learn import rmse
     >>> ratings = pl.read_csv(path("movie_lens_sample") / "ratings.csv")
     >>> dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
     >>> learn = collab_learner(dls, n_factors=50, y_range=(0, 5.5), metrics=rmse())

@@ -278,7 +278,7 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
     other keyword arguments (``metrics``, ``loss_func``, ``wd``, ...) go to ``Learner``.
 
     Example:
-        >>> from pipekit.learn.metrics import accuracy
+        >>> from pipekit.learn import accuracy
         >>> learn = tabular_learner(tab.dataloaders(bs=256), layers=[200, 100], metrics=accuracy)  # doctest: +SKIP
         >>> learn.fit_one_cycle(3, 1e-2)                                                           # doctest: +SKIP
     """

@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pipekit.core.registry import register
 from pipekit.data.getters import ColReader
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
 from pipekit.text.models import (AWD_LSTM, DROPOUTS, awd_lstm_clas_split, awd_lstm_lm_split, get_language_model,
@@ -120,6 +121,7 @@ def _config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: floa
     return cfg
 
 
+@register(kind="learner")
 class TextLearner(Learner):
     """A Learner for AWD-LSTM models, able to save and load the encoder with vocabulary alignment."""
 
@@ -212,6 +214,7 @@ def match_embeddings(old_w: torch.Tensor, old_vocab: list[str], new_vocab: list[
     return new_w
 
 
+@register(kind="learner")
 class LMLearner(TextLearner):
     """A language-model Learner; ``predict`` generates text."""
 

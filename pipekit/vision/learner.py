@@ -15,9 +15,8 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, check
-from pipekit.learn import CrossEntropyLossFlat, Learner
-from pipekit.learn import Metric as LearnerMetric
+from pipekit.core.validate import Interval
+from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.metrics import MeanMetric
 from pipekit.vision.models import ARCHS, UNet, body_features, create_head, unet, vision_model
 from pipekit.vision.transforms import Normalize
@@ -35,12 +34,14 @@ def _image_channels(dls: Any) -> int:
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
-        raise FileNotFoundError(f"pretrained={str(path)!r}: no such file; give a .safetensors or .pth weights file "
-                                "(e.g. written by learn.save(name) or safetensors.torch.save_file)")
+        raise FileNotFoundError(f"pretrained={str(path)!r}: no such file; give a .pipekit (written by learn.save), "
+                                ".safetensors or .pth weights file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path))
+    if path.suffix == ".pipekit":  # a checkpoint (learn.save) or an export
+        return model_weights(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # an unsafe pickle or a damaged file
@@ -178,12 +179,9 @@ def _encoder_decoder(model: UNet) -> list[list[nn.Parameter]]:
     return [list(model.encoder.parameters()), [p for p in model.parameters() if id(p) not in enc]]
 
 
-# The Learner passes its own Metric type through as it is and wraps anything else as a per-batch mean,
-# which is not pooled over pixels; until it takes pipekit.metrics directly, pixel accuracy is that type too.
-_LEARNER_METRIC = () if issubclass(MeanMetric, LearnerMetric) else (LearnerMetric,)
 
 
-class PixelAccuracy(MeanMetric, *_LEARNER_METRIC):  # type: ignore[misc]
+class PixelAccuracy(MeanMetric):
     """Share of pixels whose predicted class (axis 1) is right, not counting pixels labelled
     ``ignore_index`` (void); pooled over every pixel of the set.
 
@@ -191,9 +189,11 @@ class PixelAccuracy(MeanMetric, *_LEARNER_METRIC):  # type: ignore[misc]
     0.5
     """
 
+    param_constraints = {"ignore_index": Interval(None, None, integer=True, none_ok=True)}
+
     def __init__(self, ignore_index: int | None = None):
-        check("PixelAccuracy", ignore_index=(ignore_index, Interval(None, None, integer=True, none_ok=True)))
         self.ignore_index = ignore_index
+        self.check_params()
 
     def batch_stats(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any) -> tuple[Any, Any]:
         keep = targ != self.ignore_index if self.ignore_index is not None else torch.ones_like(targ, dtype=torch.bool)

@@ -13,8 +13,8 @@ from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.learn import Callback, EarlyStoppingCallback, SaveModelCallback, accuracy
-from pipekit.learn.inference import GatherPreds
-from pipekit.learn.nonfinite import FiniteInputsCheck
+from pipekit.learn.callbacks import GatherPreds
+from pipekit.learn.callbacks import FiniteInputsCheck
 from pipekit.tabular import Tabular, tabular_learner
 from pipekit.text.learner import ModelResetter, RNNRegularizer
 
@@ -38,7 +38,7 @@ def _run(tab, tmp_path, lr, bs, early, reverse):
     cbs = [save, early] if reverse else [early, save]
     learn.fit(8, lr, cbs=cbs)
     recorded = [row[3] for row in learn.recorder.values]
-    return learn, recorded, early.stopped_epoch
+    return learn, recorded, early.stopped_epoch_
 
 
 @pytest.mark.parametrize("lr, bs, make_early", [
@@ -73,8 +73,8 @@ def test_early_stopping_lets_every_callback_finish_the_epoch(tab, tmp_path):
     learn = tabular_learner(tab.dataloaders(bs=128, seed=0), layers=[50, 20], metrics=accuracy, path=tmp_path)
     es = EarlyStoppingCallback(monitor="valid_loss", patience=2)
     learn.fit(8, 3e-2, cbs=[es, Late()])
-    assert es.stopped_epoch is not None and seen == list(range(es.stopped_epoch + 1))
-    assert len(learn.recorder.values) == es.stopped_epoch + 1
+    assert es.stopped_epoch_ is not None and seen == list(range(es.stopped_epoch_ + 1))
+    assert len(learn.recorder.values) == es.stopped_epoch_ + 1
 
 
 def test_builtin_callbacks_have_distinct_documented_orders():

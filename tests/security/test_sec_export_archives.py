@@ -1,11 +1,14 @@
 """Export archives, model files and export folders are read with limits, and every malformed member is an
 ExportError naming it.
 
-Each attack is built here: a zip bomb recipe.json (1 GiB of spaces in ~1 MiB), a directory entry that lies
-about its size, an .npz bomb and a lying .npy header for load_model, deep JSON, a recipe of the wrong
-shape field by field, truncated weights, bad arrays.npz, unsafe member names, a directory claiming too many
-members, and the same caps on the folder form. Peak memory is measured with tracemalloc while each bomb
-is refused. A tabular learner trained on adult still exports and loads with identical predictions.
+A learner export is a pipekit file: manifest.json, record.json, arrays.npz and weights.safetensors. Each
+attack is built here: a zip bomb record.json (1 GiB of spaces in ~1 MiB), a directory entry that lies
+about its size, an .npz bomb and a lying .npy header for load_model, deep JSON, a manifest and a record of
+the wrong shape field by field (including records naming registered classes of the wrong kind), truncated
+weights and weights of another model, bad arrays.npz, unsafe member names, a directory claiming too many
+members, an export in pipekit 0.1's layout, and the same caps on the folder form. Peak memory is measured
+with tracemalloc while each bomb is refused. A tabular learner trained on adult still exports and loads with
+identical predictions.
 """
 from __future__ import annotations
 
@@ -103,7 +106,7 @@ def npy(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     from pipekit.data.seed import set_seed
-    from pipekit.learn.metrics import accuracy
+    from pipekit.learn import accuracy
     from pipekit.tabular import Tabular, tabular_learner
 
     df = pl.read_csv(dataset_path("adult_sample") / "adult.csv").head(4000)
@@ -125,8 +128,9 @@ def exported(tmp_path_factory):
     assert torch.allclose(preds, trained, atol=1e-6)
     with zipfile.ZipFile(archive) as z:
         members = {n: z.read(n) for n in z.namelist()}
+    assert set(members) <= {"manifest.json", "record.json", "arrays.npz", "weights.safetensors"}
     return {"learn": learn, "archive": archive, "folder": folder, "rows": rows, "preds": preds, "members": members,
-            "recipe": json.loads(members["recipe.json"])}
+            "record": json.loads(members["record.json"]), "manifest": json.loads(members["manifest.json"])}
 
 
 def predictions(learn, rows):
@@ -138,14 +142,14 @@ def with_members(exported, tmp_path, name: str = "x.pipekit", **replace) -> Path
     entries = []
     for k, v in {**exported["members"], **replace}.items():
         if v is not None:
-            entries.append(v if isinstance(v, tuple) else entry(k, v, deflate=k == "recipe.json"))
+            entries.append(v if isinstance(v, tuple) else entry(k, v, deflate=k.endswith(".json")))
     p = tmp_path / name
     p.write_bytes(raw_zip(entries))
     return p
 
 
-def recipe_bytes(recipe) -> bytes:
-    return json.dumps(recipe).encode()
+def json_bytes(obj) -> bytes:
+    return json.dumps(obj).encode()
 
 
 def test_sec_real_exports_still_load_and_predict_identically(exported, tmp_path):
@@ -158,30 +162,31 @@ def test_sec_real_exports_still_load_and_predict_identically(exported, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------- zip bombs
-def test_sec_zip_bomb_recipe_is_refused_from_the_directory(exported, tmp_path):
+def test_sec_zip_bomb_record_is_refused_from_the_directory(exported, tmp_path):
     bomb, crc = space_bomb(1024)
-    path = with_members(exported, tmp_path, **{"recipe.json": entry("recipe.json", bomb, deflate=True, size=GiB,
-                                                                    crc=crc)})
-    assert path.stat().st_size < 2 * MiB
-    with zipfile.ZipFile(path) as z, z.open("recipe.json") as f:  # a real bomb: it does inflate
-        assert f.read(MiB) == b" " * MiB
-    peak = refused(load_learner, path, match=r"member 'recipe.json' inflates to 1,073,741,824 bytes, over the "
+    for name in ("record.json", "manifest.json"):
+        path = with_members(exported, tmp_path, **{name: entry(name, bomb, deflate=True, size=GiB, crc=crc)})
+        assert path.stat().st_size < 2 * MiB
+        with zipfile.ZipFile(path) as z, z.open(name) as f:  # a real bomb: it does inflate
+            assert f.read(MiB) == b" " * MiB
+        for load in (load_learner, pipekit.load):
+            peak = refused(load, path, match=rf"member '{name}' inflates to 1,073,741,824 bytes, over the "
                                              r"16,777,216 bytes limit")
-    assert peak < PEAK_LIMIT, peak
+            assert peak < PEAK_LIMIT, peak
 
 
 def test_sec_a_directory_that_lies_cannot_make_a_member_inflate_past_it(exported, tmp_path):
     bomb, crc = space_bomb(1024)
     # the directory says 4,000 bytes; the data inflates to 1 GiB
-    path = with_members(exported, tmp_path, **{"recipe.json": entry("recipe.json", bomb, deflate=True, size=4000,
+    path = with_members(exported, tmp_path, **{"record.json": entry("record.json", bomb, deflate=True, size=4000,
                                                                     crc=crc)})
-    peak = refused(load_learner, path, match=r"member 'recipe.json' is damaged or does not match its directory entry")
+    peak = refused(load_learner, path, match=r"member 'record.json' is damaged or does not match its directory entry")
     assert peak < PEAK_LIMIT, peak
     # and a member shorter than its entry says
-    short = bytes(exported["members"]["recipe.json"])
-    path = with_members(exported, tmp_path, "short.pipekit", **{"recipe.json": entry(
-        "recipe.json", short, size=len(short) + 1000, crc=zlib.crc32(short))})
-    refused(load_learner, path, match=r"member 'recipe.json' is (damaged|truncated)")
+    short = bytes(exported["members"]["record.json"])
+    path = with_members(exported, tmp_path, "short.pipekit", **{"record.json": entry(
+        "record.json", short, size=len(short) + 1000, crc=zlib.crc32(short))})
+    refused(load_learner, path, match=r"member 'record.json' is (damaged|truncated)")
 
 
 def write_model(path: Path, entries: list[tuple]) -> Path:
@@ -241,86 +246,142 @@ def test_sec_model_file_metadata_is_bounded_json(tmp_path):
     refused(load_model, path, match="no __meta__ entry")
 
 
-# --------------------------------------------------------------------------------- malformed recipe fields
+# ------------------------------------------------------------------------ malformed manifest and record
 def _set(path: tuple, value):
-    def edit(recipe):
-        node = recipe
+    def edit(obj):
+        node = obj
         for k in path[:-1]:
             node = node[k]
         if value is KeyError:
             del node[path[-1]]
         else:
             node[path[-1]] = value
-        return recipe
+        return obj
     return edit
 
 
-RECIPE_ATTACKS = {
-    "list": (lambda r: [1, 2], r"recipe.json must hold a JSON object, got list"),
-    "version_str": (_set(("version",), "abc"), r"recipe.json field 'version' must be a positive integer, got str"),
-    "version_list": (_set(("version",), [1]), r"field 'version' must be a positive integer, got list"),
-    "version_bool": (_set(("version",), True), r"field 'version' must be a positive integer, got bool"),
-    "version_zero": (_set(("version",), 0), r"field 'version' must be a positive integer, got 0"),
-    "version_missing": (_set(("version",), KeyError), r"field 'version' must be a positive integer, got NoneType"),
-    "version_newer": (_set(("version",), 99), r"recipe.json was written by a newer pipekit"),
-    "format": (_set(("format",), "pickle"), r"recipe.json has format 'pickle'"),
+MANIFEST_ATTACKS = {
+    "list": (lambda m: [1, 2], r"manifest.json does not describe a pipekit file"),
+    "format": (_set(("format",), "pickle"), r"manifest.json does not describe a pipekit file"),
+    "version_str": (_set(("version",), "abc"), r"manifest.json needs a positive integer 'version'"),
+    "version_list": (_set(("version",), [2]), r"manifest.json needs a positive integer 'version'"),
+    "version_bool": (_set(("version",), True), r"manifest.json needs a positive integer 'version'"),
+    "version_zero": (_set(("version",), 0), r"manifest.json needs a positive integer 'version'"),
+    "version_missing": (_set(("version",), KeyError), r"manifest.json needs a positive integer 'version'"),
+    "version_newer": (_set(("version",), 99), r"was written by a newer pipekit \(format 99 > 2\)"),
+    "kind_int": (_set(("kind",), 5), r"manifest.json needs a positive integer 'version' and a text 'kind'"),
+    "kind_other": (_set(("kind",), "component"), r"holds a component, not a learner export"),
+    "kind_unknown": (_set(("kind",), "os.system"), r"holds a os.system, not a learner export"),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(MANIFEST_ATTACKS))
+def test_sec_malformed_manifest_fields_are_export_errors(attack, exported, tmp_path):
+    edit, pattern = MANIFEST_ATTACKS[attack]
+    manifest = edit(json.loads(json.dumps(exported["manifest"])))
+    path = with_members(exported, tmp_path, **{"manifest.json": json_bytes(manifest)})
+    refused(load_learner, path, match=pattern)
+    if attack == "kind_unknown":  # pipekit.load looks loaders up by kind, in its registry only
+        refused(pipekit.load, path, match=r"a file of kind 'os.system' cannot be loaded by this pipekit")
+
+
+RECORD_ATTACKS = {
+    "list": (lambda r: [1, 2], r"record.json must hold a JSON object, got list"),
     "arch_str": (_set(("arch",), "TabularModel"), r"field 'arch' must be an object"),
+    "arch_missing": (_set(("arch",), KeyError), r"field 'arch' must be an object with 'name' and 'config', got NoneType"),
     "arch_name": (_set(("arch", "name"), 5), r"field 'arch.name' must be a registered architecture name"),
     "arch_config_list": (_set(("arch", "config"), [1]), r"field 'arch.config' must be an object"),
     "arch_config_type": (_set(("arch", "config", "n_cont"), "three"),
-                         r"recipe.json architecture 'TabularModel' could not be rebuilt \(TypeError"),
+                         r"record.json architecture 'TabularModel' could not be rebuilt \(TypeError"),
     "arch_config_unknown": (_set(("arch", "config", "evil"), 1),
                             r"architecture 'TabularModel' could not be rebuilt \(TypeError: .*evil"),
     "arch_config_shape": (_set(("arch", "config", "emb_szs"), [[1, 2, 3]]),
                           r"architecture 'TabularModel' could not be rebuilt"),
-    "arch_unknown": (_set(("arch", "name"), "no_such_net"), r"recipe.json: architecture 'no_such_net' is not registered"),
-    "loss_unknown": (_set(("loss", "name"), "NoSuchLoss"),
-                     r"recipe.json loss 'NoSuchLoss' could not be rebuilt \(KeyError: loss 'NoSuchLoss' is not registered"),
-    "loss_str": (_set(("loss",), "CrossEntropyLossFlat"), r"field 'loss' must be an object"),
-    "loss_config": (_set(("loss", "config"), {"evil": 1}), r"loss 'CrossEntropyLossFlat' could not be rebuilt \(TypeError"),
-    "metric_unknown": (_set(("metrics",), [{"name": "no_such_metric", "config": {}}]),
-                       r"recipe.json metric 'no_such_metric' could not be rebuilt \(KeyError"),
+    "arch_config_ref": (_set(("arch", "config", "n_cont"), {"__ref__": "os.system"}),
+                        r"architecture 'TabularModel': object 'os.system' is not registered"),
+    "arch_unknown": (_set(("arch", "name"), "no_such_net"), r"record.json: architecture 'no_such_net' is not registered"),
+    "arch_other_kind": (_set(("arch", "name"), "pipekit.data.Categorize"),
+                        r"record.json: architecture 'pipekit.data.Categorize' is not registered"),
+    "loss_unknown": (_set(("loss", "class"), "pipekit.learn.NoSuchLoss"),
+                     r"record.json field 'loss': BaseLoss 'pipekit.learn.NoSuchLoss' is not registered"),
+    "loss_str": (_set(("loss",), "CrossEntropyLossFlat"), r"field 'loss' must be a loss record"),
+    "loss_config": (_set(("loss", "params"), {"evil": 1}),
+                    r"field 'loss': the record of pipekit.learn.CrossEntropyLossFlat has parameters \['evil'\]"),
+    "loss_value": (_set(("loss", "params", "reduction"), "avg"), r"field 'loss': .*reduction='avg' is not accepted"),
+    "loss_other_kind": (_set(("loss", "class"), "pipekit.data.Categorize"),
+                        r"field 'loss': 'pipekit.data.Categorize' is registered but is not a BaseLoss"),
+    "metric_unknown": (_set(("metrics",), [{"class": "no_such_metric", "params": {}}]),
+                       r"record.json field 'metrics\[0\]': Metric 'no_such_metric' is not registered"),
     "metrics_str": (_set(("metrics",), "accuracy"), r"field 'metrics' must be a list"),
-    "metric_int": (_set(("metrics",), [5]), r"field 'metrics\[0\]' must be an object"),
-    "metric_name": (_set(("metrics",), [{"name": ["accuracy"]}]), r"field 'metrics\[0\].name' must be a registered name"),
+    "metric_int": (_set(("metrics",), [5]), r"field 'metrics\[0\]' must be a metric record"),
+    "metric_name": (_set(("metrics",), [{"class": ["accuracy"], "params": {}}]),
+                    r"field 'metrics\[0\]': a registered name must be text"),
+    "metric_other_kind": (_set(("metrics",), [{"class": "pipekit.learn.CrossEntropyLossFlat", "params": {}}]),
+                          r"field 'metrics\[0\]': .*is registered but is not a Metric"),
     "dls_list": (_set(("dls",), []), r"field 'dls' must be the DataLoaders state"),
-    "dls_empty": (_set(("dls",), {}), r"recipe.json field 'dls': the data state of this export has no recipe"),
+    "dls_empty": (_set(("dls",), {}), r"record.json field 'dls': the data state of this export has no recipe"),
     "dls_unknown_recipe": (_set(("dls", "recipe", "class"), "system"), r"field 'dls': .*'system' is not registered"),
     "dls_missing_array": (_set(("dls", "recipe", "params", "processor"), {"__array__": "zz"}),
                           r"field 'dls': a record refers to array 'zz', which the file does not hold"),
-    "learner": (_set(("learner",), 5), r"field 'learner' must be a Learner class name"),
+    "learner": (_set(("learner",), 5), r"field 'learner' must be the registered name of a Learner class"),
+    "learner_other_kind": (_set(("learner",), "pipekit.learn.CrossEntropyLossFlat"),
+                           r"field 'learner': 'pipekit.learn.CrossEntropyLossFlat' is a registered loss, not a learner"),
+    "learner_unknown": (_set(("learner",), "os.system"), r"field 'learner': learner 'os.system' is not registered"),
 }
 
 
-@pytest.mark.parametrize("attack", sorted(RECIPE_ATTACKS))
-def test_sec_malformed_recipe_fields_are_export_errors(attack, exported, tmp_path):
-    edit, pattern = RECIPE_ATTACKS[attack]
-    recipe = edit(json.loads(json.dumps(exported["recipe"])))
-    path = with_members(exported, tmp_path, **{"recipe.json": recipe_bytes(recipe)})
+@pytest.mark.parametrize("attack", sorted(RECORD_ATTACKS))
+def test_sec_malformed_record_fields_are_export_errors(attack, exported, tmp_path):
+    edit, pattern = RECORD_ATTACKS[attack]
+    record = edit(json.loads(json.dumps(exported["record"])))
+    path = with_members(exported, tmp_path, **{"record.json": json_bytes(record)})
     refused(load_learner, path, match=pattern)
 
 
-def test_sec_deep_json_recipes_are_export_errors(exported, tmp_path):
-    for text in ("[" * 100_000 + "]" * 100_000, '{"a":' * (MAX_JSON_DEPTH + 1) + "1" + "}" * (MAX_JSON_DEPTH + 1)):
-        path = with_members(exported, tmp_path, **{"recipe.json": text.encode()})
-        refused(load_learner, path, match=f"recipe.json nests JSON deeper than {MAX_JSON_DEPTH} levels")
+def test_sec_deep_json_records_are_export_errors(exported, tmp_path):
+    for name in ("record.json", "manifest.json"):
+        for text in ("[" * 100_000 + "]" * 100_000,
+                     '{"a":' * (MAX_JSON_DEPTH + 1) + "1" + "}" * (MAX_JSON_DEPTH + 1)):
+            path = with_members(exported, tmp_path, **{name: text.encode()})
+            refused(load_learner, path, match=f"{name} nests JSON deeper than {MAX_JSON_DEPTH} levels")
     # deep but within the cap: parsed, then refused for its content
     ok_depth = '{"a":' * (MAX_JSON_DEPTH - 1) + "1" + "}" * (MAX_JSON_DEPTH - 1)
-    path = with_members(exported, tmp_path, **{"recipe.json": ok_depth.encode()})
-    refused(load_learner, path, match="recipe.json has format None")
-    path = with_members(exported, tmp_path, **{"recipe.json": b"\xff\xfe{}"})
-    refused(load_learner, path, match="recipe.json is not UTF-8 JSON")
+    path = with_members(exported, tmp_path, **{"record.json": ok_depth.encode()})
+    refused(load_learner, path, match="record.json field 'arch' must be an object")
+    path = with_members(exported, tmp_path, **{"record.json": b"\xff\xfe{}"})
+    refused(load_learner, path, match="record.json is not UTF-8 JSON")
+
+
+def test_sec_exports_in_the_old_layout_say_how_to_re_export(exported, tmp_path):
+    old = tmp_path / "old.pipekit"
+    old.write_bytes(raw_zip([entry("recipe.json", json_bytes({"format": "pipekit-learner", "version": 1}),
+                                   deflate=True), entry("model.safetensors", exported["members"]["weights.safetensors"])]))
+    refused(load_learner, old, match=r"written by pipekit 0.1 \(file format 1\).*learn.export\(path\)")
+    no_manifest = with_members(exported, tmp_path, **{"manifest.json": None})
+    refused(load_learner, no_manifest, match=r"has no manifest.json; it is not a pipekit file")
+    no_record = with_members(exported, tmp_path, "norecord.pipekit", **{"record.json": None})
+    refused(load_learner, no_record, match=r"has no record.json")
 
 
 # ------------------------------------------------------------------------------------- weights and arrays
 def test_sec_bad_weights_are_export_errors(exported, tmp_path):
-    weights = exported["members"]["model.safetensors"]
+    weights = exported["members"]["weights.safetensors"]
     header_len = struct.unpack("<Q", weights[:8])[0]
     for name, data in [("truncated", weights[: len(weights) // 2]), ("header only", weights[: 8 + header_len]),
                        ("garbage", b"\x00" * 64), ("huge header", struct.pack("<Q", 1 << 40) + weights[8:]),
                        ("pickle", b"\x80\x04\x95" + weights[3:])]:
-        path = with_members(exported, tmp_path, f"{name}.pipekit", **{"model.safetensors": data})
-        refused(load_learner, path, match=r"the weights \(model.safetensors\) could not be read as safetensors")
+        path = with_members(exported, tmp_path, f"{name}.pipekit", **{"weights.safetensors": data})
+        refused(load_learner, path, match=r"the weights \(weights.safetensors\) do not load into architecture "
+                                          r"'TabularModel' \(.*weights.safetensors could not be read")
+    # well-formed safetensors of another model
+    from safetensors.torch import save
+
+    other = save({"layers.0.weight": torch.zeros(3, 3)})
+    path = with_members(exported, tmp_path, "other.pipekit", **{"weights.safetensors": other})
+    refused(load_learner, path, match=r"(?s)the weights \(weights.safetensors\) do not load into architecture "
+                                      r"'TabularModel' \(.*Missing key")
+    path = with_members(exported, tmp_path, "none.pipekit", **{"weights.safetensors": None})
+    refused(load_learner, path, match=r"holds no weights.safetensors")
 
 
 class _Evil:
@@ -342,24 +403,26 @@ def test_sec_bad_arrays_npz_are_export_errors(exported, tmp_path):
         path = with_members(exported, tmp_path, **{"arrays.npz": data})
         refused(load_learner, path, match=pattern)
     assert not marker.exists()
-    # a legitimate arrays.npz is read (and a recipe referencing one of its arrays gets it back)
-    recipe = json.loads(json.dumps(exported["recipe"]))
-    recipe["dls"]["bs"] = {"__array__": "a_0"}
+    # a legitimate arrays.npz is read (and a record referencing one of its arrays gets it back)
+    record = json.loads(json.dumps(exported["record"]))
+    record["dls"]["bs"] = {"__array__": "extra"}
+    arrays = read_npz(exported["members"]["arrays.npz"], "arrays.npz") if "arrays.npz" in exported["members"] else {}
     buf = io.BytesIO()
-    np.savez(buf, a_0=np.array(64))
-    path = with_members(exported, tmp_path, **{"recipe.json": recipe_bytes(recipe), "arrays.npz": buf.getvalue()})
+    np.savez(buf, **arrays, extra=np.array(64))
+    path = with_members(exported, tmp_path, **{"record.json": json_bytes(record), "arrays.npz": buf.getvalue()})
     assert torch.equal(predictions(load_learner(path), exported["rows"]), exported["preds"])
 
 
 # ------------------------------------------------------------------------------------ names and directory
 def test_sec_unsafe_member_names_and_flags_are_refused(exported, tmp_path):
-    recipe = exported["members"]["recipe.json"]
+    record = exported["members"]["record.json"]
     for extra, pattern in [
-            (entry("../recipe.json", recipe), r"member '../recipe.json' is not a plain relative name"),
+            (entry("../record.json", record), r"member '../record.json' is not a plain relative name"),
             (entry("/etc/passwd", b"x"), r"member '/etc/passwd' is not a plain relative name"),
             (entry("a/../../b", b"x"), r"member 'a/../../b' is not a plain relative name"),
             (entry("c:\\evil", b"x"), r"member 'c:\\\\evil' is not a plain relative name"),
-            (entry("recipe.json", recipe), r"member 'recipe.json' appears twice"),
+            (entry("record.json", record), r"member 'record.json' appears twice"),
+            (entry("learner.pkl", b"x"), r"member 'learner.pkl' is not part of a pipekit file"),
             (entry("notes.txt", b"x", flags=1), r"member 'notes.txt' is encrypted"),
             (entry("notes.txt", b"x", method=12), r"member 'notes.txt' uses compression method 12")]:
         entries = [entry(k, v) for k, v in exported["members"].items()] + [extra]
@@ -380,7 +443,7 @@ def test_sec_a_directory_claiming_too_many_members_is_refused_before_parsing(exp
     path.write_bytes(bytes(data))
     refused(load_learner, path, match=r"in a 67,108,864 bytes directory")
     path.write_bytes(b"PK\x03\x04" + bytes(100))
-    refused(load_learner, path, match="not a pipekit export|not a zip archive")
+    refused(load_learner, path, match="not a pipekit file|not a zip archive")
 
 
 # ------------------------------------------------------------------------------------------ folder form
@@ -388,27 +451,33 @@ def test_sec_export_folders_get_the_same_caps(exported, tmp_path):
     folder = tmp_path / "folder"
     shutil.copytree(exported["folder"], folder)
     assert torch.equal(predictions(load_learner(folder), exported["rows"]), exported["preds"])
-    recipe = folder / "recipe.json"
-    good = recipe.read_bytes()
-    # a 1 GiB recipe.json (sparse: no disk used) is refused from its size, without being read
-    recipe.unlink()
-    with open(recipe, "wb") as f:
+    assert type(pipekit.load(folder)).__name__ == "Learner"
+    record = folder / "record.json"
+    good = record.read_bytes()
+    # a 1 GiB record.json (sparse: no disk used) is refused from its size, without being read
+    record.unlink()
+    with open(record, "wb") as f:
         f.truncate(GiB)
-    peak = refused(load_learner, folder, match=r"'recipe.json' is 1,073,741,824 bytes, over the 16,777,216 bytes limit")
+    peak = refused(load_learner, folder, match=r"'record.json' is 1,073,741,824 bytes, over the 16,777,216 bytes limit")
     assert peak < PEAK_LIMIT, peak
-    recipe.write_bytes(("[" * 100_000 + "]" * 100_000).encode())
-    refused(load_learner, folder, match=f"recipe.json nests JSON deeper than {MAX_JSON_DEPTH} levels")
-    recipe.write_bytes(recipe_bytes(_set(("version",), "abc")(json.loads(good))))
-    refused(load_learner, folder, match=r"field 'version' must be a positive integer")
-    recipe.write_bytes(good)
+    record.write_bytes(("[" * 100_000 + "]" * 100_000).encode())
+    refused(load_learner, folder, match=f"record.json nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    record.write_bytes(json_bytes(_set(("learner",), 5)(json.loads(good))))
+    refused(load_learner, folder, match=r"field 'learner' must be the registered name of a Learner class")
+    record.write_bytes(good)
+    manifest = folder / "manifest.json"
+    good_manifest = manifest.read_bytes()
+    manifest.write_bytes(json_bytes(_set(("version",), "abc")(json.loads(good_manifest))))
+    refused(load_learner, folder, match=r"manifest.json needs a positive integer 'version'")
+    manifest.write_bytes(good_manifest)
     # a device or a pipe in place of the weights is refused (reading it could block or never end)
-    weights = folder / "model.safetensors"
+    weights = folder / "weights.safetensors"
     weights.unlink()
     os.symlink("/dev/zero", weights)
-    refused(load_learner, folder, match=r"'model.safetensors' is not a regular file")
+    refused(load_learner, folder, match=r"'weights.safetensors' is not a regular file")
     weights.unlink()
     os.mkfifo(weights)
-    refused(load_learner, folder, match=r"'model.safetensors' is not a regular file")
+    refused(load_learner, folder, match=r"'weights.safetensors' is not a regular file")
 
 
 def test_sec_json_cap_is_checked_on_size_before_parsing(tmp_path):

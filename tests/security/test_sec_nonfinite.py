@@ -12,12 +12,12 @@ import polars as pl
 import pytest
 import torch
 
-import pipekit.learn.nonfinite as nonfinite_module
+import pipekit.learn.callbacks.nonfinite as nonfinite_module
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.learn import Callback, NonFiniteError, NonFiniteInputError, TerminateOnNaNCallback, accuracy
-from pipekit.learn.nonfinite import FiniteInputsCheck
+from pipekit.learn.callbacks import FiniteInputsCheck
 from pipekit.models import GBM, RandomForest
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, tabular_learner
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+import pipekit
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
 from pipekit.data.seed import set_seed
@@ -109,8 +110,8 @@ def test_resumed_fit_keeps_tracker_state(tab, tmp_path):
     resumed.load("ck")
     cbs2 = trackers()
     resumed.fit(N, 1e-2, cbs=cbs2, start_epoch=resumed.resume_epoch)
-    assert cbs2[0].best == cbs[0].best and cbs2[1].best == cbs[1].best and cbs2[1].wait == cbs[1].wait
-    assert cbs2[0].best_epoch == cbs[0].best_epoch
+    assert cbs2[0].best_ == cbs[0].best_ and cbs2[1].best_ == cbs[1].best_ and cbs2[1].wait_ == cbs[1].wait_
+    assert cbs2[0].best_epoch_ == cbs[0].best_epoch_
     _assert_same_run(full, resumed)  # both reloaded the same best model at the end
 
 
@@ -164,36 +165,53 @@ def test_resume_from_the_best_model_checkpoint(tmp_path):
     best = SaveModelCallback(monitor="accuracy", fname="best", with_opt=True)
     full.fit(n, 3e-2, cbs=[best])
     accs = [row[3] for row in full.recorder.values]
-    assert best.best_epoch < n - 1 and accs[best.best_epoch] == max(accs)
+    assert best.best_epoch_ < n - 1 and accs[best.best_epoch_] == max(accs)
     set_seed(1234)
     resumed = learner()
     resumed.load("best")
-    assert resumed.resume_epoch == best.best_epoch + 1
+    assert resumed.resume_epoch == best.best_epoch_ + 1
     best2 = SaveModelCallback(monitor="accuracy", fname="best", with_opt=True)
     resumed.fit(n, 3e-2, cbs=[best2], start_epoch=resumed.resume_epoch)
-    assert [row[:-1] for row in resumed.recorder.values] == [row[:-1] for row in full.recorder.values[best.best_epoch + 1:]]
-    assert best2.best == best.best and best2.best_epoch == best.best_epoch
+    assert [row[:-1] for row in resumed.recorder.values] == [row[:-1] for row in full.recorder.values[best.best_epoch_ + 1:]]
+    assert best2.best_ == best.best_ and best2.best_epoch_ == best.best_epoch_
     for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     assert resumed.validate()[1] == max(accs)
 
 
 def test_checkpoint_states_are_read_as_data(tab, tmp_path):
-    """Only the loader counters pipekit writes are read back; a malformed random state is a clear error."""
+    """A checkpoint is a pipekit file: only the loader counters pipekit writes are read back, callbacks get
+    back only learned (``*_``) attributes, and a malformed random state is a clear error."""
+    from pipekit.core.archive import read_pipekit, write_archive
     from pipekit.learn import ExportError
 
     set_seed(0)
     learn = _tab_learner(tab, tmp_path)
     learn.fit(1, 1e-2)
     ck = learn.save("ck")
-    state = torch.load(ck, weights_only=True)
+    assert ck.suffix == ".pipekit" and read_pipekit(ck).kind == "checkpoint"
+    with pytest.raises(ExportError, match=r"is a training checkpoint .*learn.load\(path\)"):
+        pipekit.load(ck)
+    archive = read_pipekit(ck)
+    state, weights = archive.record, archive.tensors()
+    assert any(k.startswith("opt.") for k in weights) and any(k.startswith("model.") for k in weights)
+
+    def write(name):
+        return write_archive(tmp_path / name, "checkpoint", state, archive.arrays, weights=weights)
+
     state["loaders"][0] = {"seed": 7, "epoch": 3, "bs": 1, "device": 0}
-    torch.save(state, tmp_path / "edited.pth")
     other = _tab_learner(tab, tmp_path)
     bs = other.dls.train.bs
-    other.load(tmp_path / "edited.pth")
+    other.load(write("edited.pipekit"))
     assert (other.dls.train.seed, other.dls.train.epoch, other.dls.train.bs) == (7, 3, bs)
+    state["callbacks"] = {"__items__": [["recorder", {"__items__": [["metrics", []]]}]]}
+    with pytest.raises(ExportError, match="state entry 'metrics' is not a learned attribute"):
+        other.load(write("cb.pipekit"))
+        other.fit(2, 1e-2, start_epoch=1)
+    state.pop("callbacks")
     state["rng"]["numpy"]["kind"] = "not-a-generator"
-    torch.save(state, tmp_path / "bad.pth")
-    with pytest.raises(ExportError, match="random states in .*bad.pth are malformed"):
-        other.load(tmp_path / "bad.pth")
+    with pytest.raises(ExportError, match="random states in .*bad.pipekit are malformed"):
+        other.load(write("bad.pipekit"))
+    write_archive(tmp_path / "export_like.pipekit", "learner", state, archive.arrays, weights=weights)
+    with pytest.raises(ExportError, match="holds a learner, not a checkpoint"):
+        other.load(tmp_path / "export_like.pipekit")

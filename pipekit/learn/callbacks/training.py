@@ -1,4 +1,5 @@
-"""The callbacks every Learner has: train/eval switching, the Recorder and the progress display."""
+"""The callbacks every Learner has (train/eval switching, the Recorder, the progress display) and the one
+``get_preds`` adds to collect predictions."""
 from __future__ import annotations
 
 import math
@@ -11,10 +12,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipekit.learn.callbacks import Callback
-from pipekit.learn.metrics import Metric
+from pipekit.core.errors import NotFittedError, ParameterError
+from pipekit.core.protocols import Loader
+from pipekit.data.loader import DataLoader
+from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.data.progress import progress_bar
+from pipekit.learn.callbacks.core import Callback
+from pipekit.learn.distributed import is_main_process
+from pipekit.metrics import Metric
 
-__all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback"]
+__all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback", "GatherPreds", "item_order"]
 
 
 class TrainEvalCallback(Callback):
@@ -27,7 +34,7 @@ class TrainEvalCallback(Callback):
         n_iter = len(learn.dls.train)
         learn.train_iter = learn.start_epoch * n_iter
         learn.pct_train = learn.start_epoch / max(1, learn.n_epoch)
-        learn._total_iters = max(1, learn.n_epoch * n_iter)
+        learn.total_iters = max(1, learn.n_epoch * n_iter)
 
     def before_train(self) -> None:
         learn = self.learn
@@ -40,11 +47,16 @@ class TrainEvalCallback(Callback):
         learn = self.learn
         if learn.training:
             learn.train_iter += 1
-            learn.pct_train = learn.train_iter / learn._total_iters
+            learn.pct_train = learn.train_iter / learn.total_iters
 
     def before_validate(self) -> None:
         self.learn.model.eval()
         self.learn.training = False
+
+
+def _batch_size(xb: tuple) -> int:
+    x = xb[0] if xb else None
+    return int(x.shape[0]) if isinstance(x, torch.Tensor) and x.ndim else 1
 
 
 class Recorder(Callback):
@@ -52,29 +64,30 @@ class Recorder(Callback):
 
     After ``fit``: ``learn.recorder.values`` (one row per epoch: train_loss, valid_loss, metrics...),
     ``metric_names``, ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them.
+    The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit.
     """
 
     order = 50
 
-    def __init__(self, train_metrics: bool = False, beta: float = 0.98):
+    def __init__(self, beta: float = 0.98):
         self.beta = beta
-        self.train_metrics = train_metrics
-        self.values: list[list[float | None]] = []
+        self.metrics: list[Metric] = []
+        self.metric_names: list[str] = []
+        self.values: list[list[Any]] = []
         self.losses: list[float] = []
         self.lrs: list[list[float]] = []
         self.moms: list[list[float | None]] = []
-        self.iters: list[int] = []
         self.valid_losses_at: list[tuple[int, float]] = []
+        self._valid_total: Any = 0.0
+        self._valid_count = 0
 
     # per batch only the detached loss is kept (no tensor op, no host sync); smoothing and sums are
     # computed once per training phase
     def before_fit(self) -> None:
-        self._ema, self._count = 0.0, 0
-        self.metrics: list[Metric] = list(self.learn.metrics)
+        self.ema_, self.n_smoothed_ = 0.0, 0
+        self.metrics = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + [m.name for m in self.metrics] + ["time"]
-        self.values = []
-        self.losses, self.lrs, self.moms, self.iters = [], [], [], []
-        self.valid_losses_at = []
+        self.values, self.losses, self.lrs, self.moms, self.valid_losses_at = [], [], [], [], []
         self._raw: list[torch.Tensor] = []
         self._bs: list[int] = []
 
@@ -87,13 +100,12 @@ class Recorder(Callback):
         loss = learn.loss
         if loss is None:
             return
-        bs = _batch_size(learn)
+        bs = _batch_size(learn.xb)
         if learn.training:
             self._raw.append(loss)
             self._bs.append(bs)
-            opt = learn.opt
-            self.lrs.append(opt.lrs)
-            self.moms.append(opt.moms)
+            self.lrs.append(learn.optimizer.lrs)
+            self.moms.append(learn.optimizer.moms)
         else:
             loss = loss.float()
             self._valid_total = self._valid_total + loss * bs
@@ -113,27 +125,24 @@ class Recorder(Callback):
                           "inputs for NaN/inf", RuntimeWarning, stacklevel=2)
         self._train_total += float((raw * bs).sum())
         self._train_count += int(bs.sum())
-        ema, count, beta = self._ema, self._count, self.beta
+        ema, count, beta = self.ema_, self.n_smoothed_, self.beta
         for v in raw:  # exponential moving average, debiased like an EMA started at zero
             count += 1
             ema = beta * ema + (1 - beta) * float(v)
             self.losses.append(ema / (1 - beta ** count))
-        self._ema, self._count = ema, count
+        self.ema_, self.n_smoothed_ = ema, count
         self._raw, self._bs = [], []
 
     def before_validate(self) -> None:
-        self._valid_total: Any = 0.0
-        self._valid_count = 0
+        self._valid_total, self._valid_count = 0.0, 0
         for m in self.metrics:
             m.reset()
 
-    def state_dict(self) -> dict[str, Any]:
-        # the smoothed loss continues across a resumed fit exactly as in one uninterrupted fit
-        return {"ema": float(self._ema), "count": int(self._count)} if hasattr(self, "_ema") else {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "ema" in state:
-            self._ema, self._count = float(state["ema"]), int(state["count"])
+    def valid_row(self) -> list[float | None]:
+        """``[valid_loss, *metrics]`` of the validation pass just run (None where nothing was seen)."""
+        seen = self._valid_count
+        self._valid_count = 0
+        return [float(self._valid_total) / seen if seen else None, *[m.value if seen else None for m in self.metrics]]
 
     @property
     def smooth_loss(self) -> float | None:
@@ -142,14 +151,12 @@ class Recorder(Callback):
 
     def after_epoch(self) -> None:
         learn = self.learn
-        train_loss = float(self._train_total) / self._train_count if self._train_count else None
-        valid_loss = float(self._valid_total) / self._valid_count if getattr(self, "_valid_count", 0) else None
-        metric_vals = [m.value if getattr(self, "_valid_count", 0) else None for m in self.metrics]
-        row = [learn.epoch, train_loss, valid_loss, *metric_vals, time.perf_counter() - self._epoch_start]
+        train_loss = self._train_total / self._train_count if self._train_count else None
+        valid = self.valid_row()
+        row = [learn.epoch, train_loss, *valid, time.perf_counter() - self._epoch_start]
         self.values.append(row)
-        if valid_loss is not None:
-            self.valid_losses_at.append((len(self.losses), valid_loss))
-        self._valid_count = 0
+        if valid[0] is not None:
+            self.valid_losses_at.append((len(self.losses), valid[0]))
         learn.final_record = row
 
     def after_fit(self) -> None:
@@ -157,18 +164,15 @@ class Recorder(Callback):
 
     def value(self, name: str, epoch: int = -1) -> float | None:
         """The recorded ``name`` ('train_loss', 'valid_loss' or a metric name) at ``epoch``."""
-        if name not in self.metric_names:
-            raise KeyError(f"no recorded value {name!r}; recorded: {self.metric_names}")
         if not self.values:
-            raise ValueError("nothing recorded yet: call fit first")
+            raise NotFittedError("the Recorder has recorded nothing yet: call fit first")
+        if name not in self.metric_names:
+            raise ParameterError(f"no recorded value {name!r}; recorded: {self.metric_names}")
         return self.values[epoch][self.metric_names.index(name)]
 
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, path: str | os.PathLike | None = None) -> Path | None:
         """Plot the smoothed training loss per batch (and validation loss per epoch); PNG when headless."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
-        plt = get_pyplot()
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = get_pyplot().subplots(figsize=(6, 4))
         xs = np.arange(len(self.losses))
         ax.plot(xs[skip_start:], self.losses[skip_start:], label="train")
         if with_valid and self.valid_losses_at:
@@ -181,23 +185,12 @@ class Recorder(Callback):
 
     def plot_sched(self, path: str | os.PathLike | None = None) -> Path | None:
         """Plot the learning rate and momentum of the last group per batch."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
-
-        plt = get_pyplot()
-        fig, axs = plt.subplots(1, 2, figsize=(8, 3))
+        fig, axs = get_pyplot().subplots(1, 2, figsize=(8, 3))
         axs[0].plot([lr[-1] for lr in self.lrs])
         axs[0].set_title("lr")
         axs[1].plot([m[-1] if m[-1] is not None else math.nan for m in self.moms])
         axs[1].set_title("mom")
         return savefig_or_show(fig, path, name="schedule")
-
-
-def _batch_size(learn: Any) -> int:
-    x = learn.xb[0] if learn.xb else None
-    try:
-        return int(x.shape[0])  # type: ignore[union-attr]
-    except (AttributeError, IndexError, TypeError):
-        return 1
 
 
 def _fmt(v: Any) -> str:
@@ -220,11 +213,7 @@ class ProgressCallback(Callback):
         self.show_table = show_table
 
     def before_fit(self) -> None:
-        from pipekit.data.progress import progress_bar
-
         self._header_done = False
-        from pipekit.learn.distributed import is_main_process
-
         # one table for the job, not one per process
         self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table or not is_main_process()
         learn = self.learn
@@ -233,8 +222,8 @@ class ProgressCallback(Callback):
                                                                   f"{'train' if learn.training else 'valid'}")
 
     def after_epoch(self) -> None:
-        rec = getattr(self.learn, "recorder", None)
-        if self._quiet or rec is None or not rec.values:
+        rec = self.learn.recorder
+        if self._quiet or not rec.values:
             return
         from rich.console import Console
 
@@ -251,3 +240,60 @@ class ProgressCallback(Callback):
     def after_fit(self) -> None:
         self.learn.batch_wrapper = None
 
+
+def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
+    """Positions of the items in the order the loader yielded them, when it did not keep their order."""
+    if not isinstance(dl, DataLoader):
+        return None
+    try:
+        plan = dl.batch_plan(epoch)
+        if not all(isinstance(p, np.ndarray) and p.ndim == 1 and p.dtype.kind in "iu" for p in plan):
+            return None
+        order = np.concatenate(plan) if plan else np.arange(0)
+    except Exception:  # a custom loader's plan that is not item positions
+        return None
+    if len(order) != n or np.array_equal(order, np.arange(n)):
+        return None
+    if not np.array_equal(np.sort(order), np.arange(n)):
+        return None
+    return order
+
+
+def _cpu(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if isinstance(x, (tuple, list)):
+        return type(x)(_cpu(v) for v in x)
+    return x
+
+
+class GatherPreds(Callback):
+    """Collects predictions, targets, inputs and per-item losses of a validation pass on the CPU."""
+
+    order = 70
+    run_train = False
+
+    def __init__(self, with_input: bool = False, with_loss: bool = False):
+        self.with_input, self.with_loss = with_input, with_loss
+
+    def before_validate(self) -> None:
+        self.preds: list[Any] = []
+        self.targs: list[Any] = []
+        self.inputs: list[Any] = []
+        self.losses: list[torch.Tensor] = []
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        self.preds.append(_cpu(learn.pred))
+        if learn.yb:
+            self.targs.append(_cpu(learn.yb[0] if len(learn.yb) == 1 else learn.yb))
+        if self.with_input:
+            self.inputs.append(_cpu(learn.xb[0] if len(learn.xb) == 1 else learn.xb))
+        if self.with_loss and learn.loss is not None:
+            loss = learn.loss.detach().float()
+            bs = _batch_size(learn.xb)
+            if loss.ndim == 0:  # a loss without reduction='none': repeat the batch mean
+                loss = loss.expand(bs)
+            elif loss.numel() != bs:  # sequence losses: mean over the positions of each item
+                loss = loss.reshape(bs, -1).mean(1)
+            self.losses.append(loss.cpu())

@@ -21,34 +21,37 @@ the model's weights hold NaN/inf in 'bias'; it cannot make
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipekit.learn.callbacks import Callback, CancelFitException
+from pipekit.core.errors import DataError, PipekitError
+from pipekit.core.protocols import Block, Loader
+from pipekit.core.validate import Interval
+from pipekit.data.loader import DataLoader
+from pipekit.learn.callbacks.core import Callback, CancelFitException
+from pipekit.learn.callbacks.training import item_order
+
+if TYPE_CHECKING:
+    from pipekit.learn.optim import OptimWrapper
 
 __all__ = ["NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback", "FiniteInputsCheck",
            "check_finite_weights"]
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(PipekitError, FloatingPointError):
     """Training or prediction met NaN/inf: a diverged loss, non-finite weights or non-finite inputs."""
 
 
-class NonFiniteInputError(NonFiniteError, ValueError):
+class NonFiniteInputError(NonFiniteError, DataError):
     """The inputs of a prediction hold NaN/inf (bad input data, named by row and column)."""
 
 
 def _copy_(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
-    if not dst:
-        return
-    if hasattr(torch, "_foreach_copy_"):  # one fused call instead of a copy per tensor
+    if dst:  # one fused call instead of a copy per tensor
         torch._foreach_copy_(dst, src)
-    else:  # pragma: no cover - older torch
-        for d, s in zip(dst, src):
-            d.copy_(s)
 
 
 def _norm_sum(tensors: list[torch.Tensor], exact: bool = False) -> torch.Tensor:
@@ -110,12 +113,11 @@ class _Snapshot:
         with torch.no_grad():
             _copy_(self.saved, self.live)
 
-    def restore(self, opt: Any) -> bool:
+    def restore(self, opt: OptimWrapper | None) -> bool:
         """Put the copy back; returns True if the optimiser state had to be reset."""
         with torch.no_grad():
             _copy_(self.live, self.saved)
-        torch_opt = getattr(opt, "opt", opt)
-        state = getattr(torch_opt, "state", None)
+        state = opt.opt.state if opt is not None else None
         if not state:
             return False
         ts = [v for st in state.values() for v in st.values()
@@ -147,12 +149,11 @@ class TerminateOnNaNCallback(Callback):
     """
 
     order = 15  # after MixedPrecision (10) closed autocast; the loss it reads is the unscaled one
+    param_constraints = {"check_every": Interval(1, None, integer=True, none_ok=True)}
 
     def __init__(self, check_every: int | None = None):
-        if check_every is not None and (not isinstance(check_every, (int, np.integer)) or check_every < 1):
-            raise ValueError(f"TerminateOnNaNCallback: check_every must be a positive integer or None, got "
-                             f"{check_every!r}")
         self.check_every = check_every
+        self.check_params()
 
     @property
     def name(self) -> str:
@@ -214,7 +215,7 @@ class TerminateOnNaNCallback(Callback):
             self._check()
 
     def after_fit(self) -> None:
-        self._snap = None  # the copy of the weights is only needed while training
+        self.__dict__.pop("_snap", None)  # the copy of the weights is only needed while training
 
     def _flag(self, finite: torch.Tensor, kind: int) -> None:
         """Remember on the device the first (batch, kind) that was not finite: no host sync."""
@@ -246,10 +247,7 @@ class TerminateOnNaNCallback(Callback):
             back = "the last batch whose loss was finite"
         else:
             back = f"the last check that passed (checked every {self._every} batches)"
-        lr = ""
-        if learn.opt is not None:
-            lrs = [h.get("lr") for h in learn.opt.hypers]
-            lr = f" (now {lrs[-1]:.3g})" if lrs and lrs[-1] is not None else ""
+        lr = f" (now {learn.opt.lrs[-1]:.3g})" if learn.opt is not None else ""
         err = NonFiniteError(
             f"training stopped at epoch {epoch}, batch {batch}: {what}. The model's weights were put back to "
             f"those of {back}{'; the optimiser state held NaN/inf and was reset' if reset else ''}. "
@@ -257,6 +255,15 @@ class TerminateOnNaNCallback(Callback):
             "(in a table, FillMissing fills nulls, NaN and inf). To train on regardless, build the Learner with "
             "terminate_on_nan=False.")
         raise CancelFitException(error=err)
+
+
+def _column_names(block: Block, n: int) -> list[str] | None:
+    """The column names of a block that decodes a row into named values (a table's), else None."""
+    try:
+        row = block.decode(torch.zeros(n))
+    except Exception:  # a block whose values are not rows of numbers
+        return None
+    return list(row) if isinstance(row, dict) and len(row) == n else None
 
 
 class FiniteInputsCheck(Callback):
@@ -270,7 +277,7 @@ class FiniteInputsCheck(Callback):
     order = 5
     run_train = False
 
-    def __init__(self, dl: Any, epoch: int = 0, defer: bool | None = None):
+    def __init__(self, dl: Loader, epoch: int = 0, defer: bool | None = None):
         # defer=None: per batch on the CPU, once at the end on an accelerator
         self.dl, self.epoch, self.defer = dl, epoch, defer
 
@@ -279,56 +286,40 @@ class FiniteInputsCheck(Callback):
         self._pending: list[tuple[int, int, tuple[int, ...], torch.Tensor, torch.Tensor]] = []
 
     def before_batch(self) -> None:
+        for k, x in enumerate(self.learn.xb):
+            if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel()):
+                continue
+            defer = x.device.type != "cpu" if self.defer is None else self.defer
+            # on the CPU a sum is a fast vectorised pass (isfinite over an image batch is ~30x slower); it
+            # is finite unless an input is NaN/inf (or values overflow it: then isfinite decides)
+            if not defer and math.isfinite(x.sum().item()):
+                continue
+            bad = ~torch.isfinite(x)
+            first = torch.where(bad.any(), bad.reshape(-1).to(torch.uint8).argmax(), -1)
+            self._pending.append((k, self._offset, tuple(x.shape), first, x.reshape(-1)[first.clamp(min=0)].float()))
+            if not defer:
+                self.after_validate()
         xb = self.learn.xb
-        bs = None
-        for k, x in enumerate(xb):
-            if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
-                continue
-            bs = int(x.shape[0]) if x.ndim else 1
-            if not x.numel():
-                continue
-            if not (x.device.type != "cpu" if self.defer is None else self.defer):
-                # a sum is a fast vectorised pass (isfinite over an image batch is ~30x slower); it is
-                # finite unless an input is NaN/inf (or values overflow it: then isfinite decides)
-                if math.isfinite(x.sum().item()):
-                    continue
-                bad = ~torch.isfinite(x)
-                if bool(bad.any()):
-                    first = int(bad.reshape(-1).to(torch.uint8).argmax())
-                    self._raise(k, self._offset, tuple(x.shape), first, float(x.reshape(-1)[first]), int(bad.sum()))
-            else:
-                bad = ~torch.isfinite(x)
-                first_t = torch.where(bad.any(), bad.reshape(-1).to(torch.uint8).argmax(), -1)
-                value_t = x.reshape(-1)[first_t.clamp(min=0)].float()
-                self._pending.append((k, self._offset, tuple(x.shape), first_t, value_t))
-        if bs is None and xb and isinstance(xb[0], torch.Tensor) and xb[0].ndim:
-            bs = int(xb[0].shape[0])
-        self._offset += bs or 0
+        self._offset += int(xb[0].shape[0]) if xb and isinstance(xb[0], torch.Tensor) and xb[0].ndim else 0
 
     def after_validate(self) -> None:
-        if not self._pending:
-            return
-        firsts = torch.stack([p[3] for p in self._pending]).cpu().tolist()  # the one host sync
-        for (k, offset, shape, _, value), first in zip(self._pending, firsts):
+        """Raise for the first non-finite input found (on an accelerator: the one host sync of the pass)."""
+        pending, self._pending = self._pending, []
+        firsts = torch.stack([p[3] for p in pending]).cpu().tolist() if pending else []
+        for (k, offset, shape, _, value), first in zip(pending, firsts):
             if first >= 0:
-                self._pending = []
-                self._raise(k, offset, shape, first, float(value), None)
-        self._pending = []
+                self._raise(k, offset, shape, first, float(value))
 
-    def _raise(self, k: int, offset: int, shape: tuple[int, ...], flat: int, value: float | None,
-               count: int | None) -> None:
-        from pipekit.learn.inference import _item_order
-
-        pos = np.unravel_index(flat, shape) if shape else (0,)
+    def _raise(self, k: int, offset: int, shape: tuple[int, ...], flat: int, value: float) -> None:
+        pos: tuple[int, ...] = tuple(int(p) for p in np.unravel_index(flat, shape)) if shape else (0,)
         i_batch = int(pos[0]) if shape else 0
         position = offset + i_batch
-        n = getattr(self.dl, "n", None)
-        order = _item_order(self.dl, self.epoch, n) if isinstance(n, int) else None
+        dl = self.dl
+        order = item_order(dl, self.epoch, dl.n) if isinstance(dl, DataLoader) else None
         row = int(order[position]) if order is not None else position
-        blocks = getattr(self.dl, "blocks", ()) or ()
-        block = blocks[k] if k < len(blocks) else None
-        names = getattr(block, "cont_names", None)
-        if len(shape) == 2 and names is not None and len(names) == shape[1]:
+        blocks = dl.blocks if isinstance(dl, DataLoader) else ()
+        names = _column_names(blocks[k], shape[1]) if len(shape) == 2 and k < len(blocks) else None
+        if names is not None:
             where = f"column {names[int(pos[1])]!r}"
             hint = ("put FillMissing in the procs (it fills nulls, NaN and inf with the training statistic) or "
                     "clean the column before predicting")
@@ -338,8 +329,6 @@ class FiniteInputsCheck(Callback):
         else:
             where = f"input {k} at position {tuple(int(p) for p in pos[1:])}"
             hint = "check the item (a corrupt file?) before predicting"
-        val = "" if value is None else f" ({value})"
-        cnt = "" if count is None else f"; {count} non-finite value(s) in that batch"
         raise NonFiniteInputError(
-            f"get_preds: {where} of row {row} is not a finite number{val}{cnt}. After processing, a model's "
+            f"get_preds: {where} of row {row} is not a finite number ({value}). After processing, a model's "
             f"inputs must be finite (NaN/inf would give a NaN prediction): {hint}.")

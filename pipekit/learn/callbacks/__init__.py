@@ -1,0 +1,81 @@
+"""Every callback of the training loop: the base ``Callback``, its events and cancel exceptions, the ones
+every Learner has, the built-in ones and the prediction helpers.
+
+The Learner calls, in order::
+
+    before_fit
+      before_epoch
+        before_train
+          before_batch  after_pred  after_loss  before_backward  after_backward
+          before_step  after_step  after_batch            (per training batch)
+        after_train
+        before_validate
+          before_batch  after_pred  after_loss  after_batch   (per validation batch)
+        after_validate
+      after_epoch
+    after_fit
+
+A callback overrides the methods for the events it cares about and reads or changes the Learner's
+state through ``self.learn`` (``xb``, ``yb``, ``pred``, ``loss``, ``epoch``, ``iter``, ``pct_train``,
+``training``, ``opt``, ``model``...). Raising a ``Cancel*Exception`` skips the rest of that stage;
+the matching ``after_cancel_*`` event runs, then the stage's ``after_*`` event.
+
+Callbacks run in increasing ``order`` for every event, whatever order they were added in. The
+built-in ones have distinct orders, so a list like ``[EarlyStoppingCallback(), SaveModelCallback()]``
+behaves exactly like its reverse:
+
+=====  ===========================  =====================================================================
+order  callback                     why there
+=====  ===========================  =====================================================================
+ -20   TrainEvalCallback            train/eval mode and ``pct_train`` are set before anything reads them
+ -10   ModelResetter                (pipekit.text) clears the recurrent state after the mode switch
+  -7   ActivationStats              its hooks are armed before the forward pass
+  -5   RNNRegularizer               (pipekit.text) adds AR/TAR to the loss before anyone reads it
+   0   (default for user callbacks)
+   5   FiniteInputsCheck            refuses NaN/inf inputs before the forward pass (get_preds only)
+  10   MixedPrecision               autocast is closed and the loss unscaled before anyone reads them
+  15   TerminateOnNaNCallback       checks the unscaled loss before backward and the weights after step
+  20   GradientClip                 clips the gradients MixedPrecision has unscaled
+  30   MixUp                        mixes the batch after the mode switches, before the forward pass
+  50   Recorder                     writes the epoch's losses and metrics
+  55   LRFinder                     reads the loss the Recorder saw
+  60   ProgressCallback             prints the row the Recorder wrote
+  62   ParamScheduler               sets lr/mom before each training batch
+  63   TrackerCallback              (base of the two below, for user subclasses)
+  64   EarlyStoppingCallback        asks to stop; the stop only takes effect once the epoch is over
+  65   SaveModelCallback            saves the epoch's model (and checkpoints with the trackers' state)
+  70   GatherPreds                  collects predictions (get_preds only)
+=====  ===========================  =====================================================================
+
+Callbacks are components: their parameters are their ``__init__`` arguments, and what they learn while
+training lives in attributes ending in ``_`` (a tracker's ``best_``, early stopping's ``wait_``). That
+state is what ``state_dict()`` returns: ``learn.save`` stores it and a fit resumed from that checkpoint
+(``start_epoch``) hands it back through ``load_state_dict`` once ``before_fit`` has run. ``learn.save``
+takes each state as it is when called: a checkpoint written in ``after_epoch`` should come from a
+callback ordered after those whose state matters (``SaveModelCallback(every_epoch=True)``, at 65, is).
+
+>>> class CountBatches(Callback):
+...     def before_fit(self): self.n_ = 0
+...     def after_batch(self): self.n_ += 1
+"""
+from pipekit.learn.callbacks.builtin import (
+    ActivationStats, EarlyStoppingCallback, GradientClip, LRFinder, MixedPrecision, MixUp, ParamScheduler,
+    SaveModelCallback, TrackerCallback,
+)
+from pipekit.learn.callbacks.core import (
+    EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
+    CancelStepException, CancelTrainException, CancelValidException,
+)
+from pipekit.learn.callbacks.nonfinite import (
+    FiniteInputsCheck, NonFiniteError, NonFiniteInputError, TerminateOnNaNCallback, check_finite_weights,
+)
+from pipekit.learn.callbacks.training import GatherPreds, ProgressCallback, Recorder, TrainEvalCallback
+
+__all__ = [
+    "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
+    "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidException",
+    "ActivationStats", "EarlyStoppingCallback", "GradientClip", "LRFinder", "MixedPrecision", "MixUp",
+    "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",
+    "NonFiniteInputError", "TerminateOnNaNCallback", "check_finite_weights", "GatherPreds", "ProgressCallback",
+    "Recorder", "TrainEvalCallback",
+]

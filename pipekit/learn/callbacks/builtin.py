@@ -1,0 +1,399 @@
+"""Ready-made callbacks: checkpoints and early stopping on a monitored value, gradient clipping, mixed
+precision, MixUp, activation statistics, hyper-parameter schedules and the learning-rate finder.
+
+>>> from pipekit.learn import SaveModelCallback, EarlyStoppingCallback
+>>> cbs = [SaveModelCallback(monitor="accuracy"), EarlyStoppingCallback(monitor="valid_loss", patience=2)]
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.learn.callbacks.core import Callback, CancelFitException, CancelValidException
+from pipekit.learn.export import checkpoint_path
+from pipekit.learn.losses import Reducible
+
+__all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision",
+           "MixUp", "ActivationStats", "ParamScheduler", "LRFinder"]
+
+_POSITIVE = Interval(0, None, closed="neither")
+_COUNT = Interval(1, None, integer=True)
+
+
+class TrackerCallback(Callback):
+    """Tracks the best value of ``monitor`` ('valid_loss', 'train_loss' or a metric's name) over epochs.
+
+    Which way is better comes from the metric (``greater_is_better``); the losses are lower-is-better.
+    ``comp(a, b)``, e.g. ``np.less``, overrides it: True when ``a`` is better than ``b``. A value
+    improves on the best when it is better by more than ``min_delta``.
+    """
+
+    order = 63  # after the Recorder (50) has written the epoch's values
+    param_constraints = {"min_delta": Interval(0, None), "comp": Is(lambda c: c is None or callable(c), "a function")}
+    best_: float | None = None  # learned: the best value so far
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
+                 min_delta: float = 0.0, reset_on_fit: bool = True):
+        self.monitor, self.comp, self.min_delta, self.reset_on_fit = monitor, comp, min_delta, reset_on_fit
+        self.check_params()
+
+    def before_fit(self) -> None:
+        recorded = self.learn.recorder.metric_names[1:-1]
+        if self.monitor not in recorded:
+            raise ParameterError(f"{type(self).__name__}: cannot monitor {self.monitor!r}; recorded values are "
+                                 f"{recorded}")
+        metric = next((m for m in self.learn.metrics if m.name == self.monitor), None)
+        self._greater = metric is not None and metric.greater_is_better
+        if self.reset_on_fit:
+            self.reset_state()
+        self.new_best = False
+
+    def improved(self, value: float) -> bool:
+        """Whether ``value`` beats the best so far by more than ``min_delta``."""
+        best = self.best_
+        if best is None:
+            return True
+        better = self.comp(value, best) if self.comp is not None else value > best if self._greater else value < best
+        return bool(better) and abs(value - best) > self.min_delta
+
+    def after_epoch(self) -> None:
+        val = self.learn.recorder.value(self.monitor)
+        self.new_best = val is not None and self.improved(val)
+        if self.new_best and val is not None:
+            self.best_ = float(val)
+
+
+class SaveModelCallback(TrackerCallback):
+    """Saves the model when ``monitor`` improves (``fname``), or every epoch (``fname_{epoch}``); at the
+    end of training the best model is loaded back unless ``at_end`` (then the last model is saved).
+
+    Early stopping only takes effect once the epoch is over, so the model of the epoch in which training
+    stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (65)
+    comes after ``EarlyStoppingCallback`` (64), so a checkpoint it writes holds the trackers' state for
+    the epoch just finished and a fit resumed from it counts patience exactly as the uninterrupted one.
+    """
+
+    order = 65
+    param_constraints = {**TrackerCallback.param_constraints,
+                         "fname": Is(lambda f: isinstance(f, str) and f != "" and os.sep not in f, "a plain file name")}
+    saved_: tuple[Path, ...] = ()  # learned: the checkpoints written
+    best_epoch_: int | None = None
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
+                 min_delta: float = 0.0, fname: str = "model", every_epoch: bool = False, at_end: bool = False,
+                 with_opt: bool = False, reset_on_fit: bool = True):
+        self.fname, self.every_epoch, self.at_end, self.with_opt = fname, every_epoch, at_end, with_opt
+        super().__init__(monitor, comp, min_delta, reset_on_fit)
+
+    def after_epoch(self) -> None:
+        if self.every_epoch:
+            self._save(f"{self.fname}_{self.learn.epoch}")
+            return
+        super().after_epoch()
+        if self.new_best and not self.at_end:
+            self.best_epoch_ = self.learn.epoch
+            self._save(self.fname)
+
+    def _save(self, name: str) -> None:
+        # listed before writing: the checkpoint's copy of this callback's state already knows of itself,
+        # so a fit resumed from it reloads the best model at the end
+        self.saved_ = (*self.saved_, checkpoint_path(self.learn, name))
+        self.learn.save(name, with_opt=self.with_opt)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.saved_ = tuple(Path(p) for p in self.saved_)
+
+    def after_fit(self) -> None:
+        if self.at_end:
+            self.saved_ = (*self.saved_, self.learn.save(self.fname, with_opt=self.with_opt))
+        elif not self.every_epoch and self.saved_:
+            self.learn.load(self.fname, with_opt=False, restore_state=False)
+
+
+class EarlyStoppingCallback(TrackerCallback):
+    """Stops training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    It never stops in an epoch that set a new best. The stop takes effect once the epoch is over
+    (``learn.request_stop``), so every callback, a ``SaveModelCallback`` among them, has seen that epoch
+    whatever the order of the list the callbacks were given in.
+    """
+
+    order = 64
+    param_constraints = {**TrackerCallback.param_constraints, "patience": _COUNT}
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
+                 min_delta: float = 0.0, patience: int = 1, reset_on_fit: bool = True):
+        self.patience = patience
+        super().__init__(monitor, comp, min_delta, reset_on_fit)
+
+    def before_fit(self) -> None:
+        super().before_fit()
+        self.wait_ = 0
+        self.stopped_epoch_: int | None = None
+
+    def after_epoch(self) -> None:
+        super().after_epoch()
+        self.wait_ = 0 if self.new_best else self.wait_ + 1
+        if self.wait_ >= self.patience:
+            self.stopped_epoch_ = self.learn.epoch
+            self.learn.request_stop()
+
+
+class GradientClip(Callback):
+    """Clips the global gradient norm to ``max_norm`` before each optimiser step."""
+
+    order = 20  # after MixedPrecision has unscaled the gradients
+    param_constraints = {"max_norm": _POSITIVE, "norm_type": _POSITIVE}
+
+    def __init__(self, max_norm: float = 1.0, norm_type: float = 2.0):
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.check_params()
+
+    def before_step(self) -> None:
+        #: the norm before clipping, of the last step
+        self.last_norm = nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.max_norm, self.norm_type)
+
+
+class MixedPrecision(Callback):
+    """Autocast forward pass and loss; a GradScaler for fp16.
+
+    ``dtype``: 'bf16', 'fp16' or None (bf16 where CUDA supports it, else fp16). On the CPU it does
+    nothing unless ``cpu=True`` (then bf16 autocast; fp16 is not offered on the CPU).
+    """
+
+    order = 10
+    param_constraints = {"dtype": Options(None, "bf16", "fp16")}
+    active = False  # while a fit runs with autocast
+    scaler: torch.amp.GradScaler | None = None
+
+    def __init__(self, dtype: str | None = None, cpu: bool = False):
+        self.dtype, self.cpu = dtype, cpu
+        self.check_params()
+
+    def before_fit(self) -> None:
+        dev = self.learn.device.type
+        self.device_type, self.active, self.scaler = dev, False, None
+        if dev == "cuda":
+            name = self.dtype or ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+        elif dev == "cpu" and self.cpu:
+            if self.dtype == "fp16":
+                raise ParameterError("MixedPrecision: fp16 autocast is not available on the CPU; use dtype='bf16'")
+            name = "bf16"
+        else:
+            return
+        self.active = True
+        self._dtype = torch.bfloat16 if name == "bf16" else torch.float16
+        self.scaler = torch.amp.GradScaler(dev) if self._dtype is torch.float16 else None
+        self.learn.optimizer.scaler = self.scaler
+
+    def before_batch(self) -> None:
+        if self.active:
+            self._ctx: torch.autocast | None = torch.autocast(self.device_type, dtype=self._dtype)
+            self._ctx.__enter__()
+
+    def after_loss(self) -> None:
+        ctx = self.__dict__.get("_ctx")
+        if self.active and ctx is not None:
+            ctx.__exit__(None, None, None)
+            self._ctx = None
+            # metrics and predictions in full precision
+            if isinstance(self.learn.pred, torch.Tensor) and self.learn.pred.is_floating_point():
+                self.learn.pred = self.learn.pred.float()
+
+    def after_cancel_batch(self) -> None:
+        self.after_loss()
+
+    def before_backward(self) -> None:
+        if self.scaler is not None and self.learn.loss_grad is not None:
+            self.learn.loss_grad = self.scaler.scale(self.learn.loss_grad)
+
+    def before_step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.learn.optimizer.opt)
+
+    def after_fit(self) -> None:
+        if self.learn.opt is not None:
+            self.learn.opt.scaler = None
+        self.active = False
+
+    def state_dict(self) -> dict[str, Any]:
+        # fp16's loss scale and its growth counter: a resumed fit starts from the same scale
+        return {"scaler_": self.scaler.state_dict()} if self.scaler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scaler is not None and state.get("scaler_"):
+            self.scaler.load_state_dict(state["scaler_"])
+
+
+class MixUp(Callback):
+    """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta)."""
+
+    order = 30
+    run_valid = False
+    param_constraints = {"alpha": _POSITIVE}
+
+    def __init__(self, alpha: float = 0.4):
+        self.alpha = alpha
+        self.check_params()
+
+    def before_train(self) -> None:
+        lf = self.learn.loss_func
+        if not isinstance(lf, Reducible):
+            raise ParameterError("MixUp needs a loss with a `reduction` attribute (e.g. CrossEntropyLossFlat)")
+        self._orig_loss, self._reducible = self.learn.loss_func, lf
+        self.learn.loss_func = self._mixed_loss
+
+    def after_train(self) -> None:
+        self.learn.loss_func = self._orig_loss
+
+    def after_cancel_fit(self) -> None:
+        if "_orig_loss" in self.__dict__:
+            self.learn.loss_func = self._orig_loss
+
+    def before_batch(self) -> None:
+        learn = self.learn
+        x = learn.xb[0]
+        bs = x.shape[0]
+        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((bs,))
+        #: this batch's weights of the items themselves (the larger of each pair)
+        self.lam = torch.maximum(lam, 1 - lam).to(x.device)
+        self.perm = torch.randperm(bs, device=x.device)
+        shape = (bs,) + (1,) * (x.ndim - 1)
+        learn.xb = tuple(torch.lerp(xi[self.perm], xi, self.lam.view(shape).to(xi.dtype)) if xi.is_floating_point()
+                         else xi for xi in learn.xb)
+        self.yb_other = tuple(y[self.perm] for y in learn.yb)
+
+    def _mixed_loss(self, pred: torch.Tensor, *yb: torch.Tensor) -> torch.Tensor:
+        lf = self._reducible
+        old = lf.reduction
+        lf.reduction = "none"
+        try:
+            l1, l2 = self._orig_loss(pred, *yb), self._orig_loss(pred, *self.yb_other)
+        finally:
+            lf.reduction = old
+        bs = pred.shape[0]
+        loss = torch.lerp(l2.reshape(bs, -1).mean(1), l1.reshape(bs, -1).mean(1), self.lam.to(l1.dtype))
+        return loss.mean() if old == "mean" else loss.sum() if old == "sum" else loss
+
+
+class ActivationStats(Callback):
+    """Per-layer mean, std and share of near-zero activations, per training batch.
+
+    ``modules`` default: every leaf module with parameters (conv, linear, norm layers). After ``fit``:
+    ``stats_[name]`` is an array ``[n_batches, 3]`` (mean, std, near_zero); ``plot_layer_stats`` draws them.
+    """
+
+    order = -7  # hooks armed before any forward pass
+    run_valid = False
+    param_constraints = {"every": _COUNT, "near_zero": Interval(0, None)}
+
+    def __init__(self, modules: Sequence[nn.Module] | None = None, near_zero: float = 0.05, every: int = 1):
+        self.modules, self.near_zero, self.every = modules, near_zero, every
+        self.check_params()
+
+    def before_fit(self) -> None:
+        model = self.learn.model
+        names = {m: n for n, m in model.named_modules()}
+        mods = list(self.modules) if self.modules is not None else [
+            m for m in model.modules() if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+        self._names = [names.get(m, type(m).__name__) for m in mods]
+        self._buf: dict[str, list[torch.Tensor]] = {n: [] for n in self._names}
+        self._hooks = [m.register_forward_hook(self._hook(n)) for m, n in zip(mods, self._names)]
+        self._record = False
+
+    def _hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(module: nn.Module, inp: Any, out: Any) -> None:
+            if self._record and isinstance(out, torch.Tensor):
+                o = out.detach().float()
+                # kept on the device as one small tensor: no host sync per batch
+                self._buf[name].append(torch.stack([o.mean(), o.std(), (o.abs() < self.near_zero).float().mean()]))
+        return hook
+
+    def before_batch(self) -> None:
+        self._record = self.learn.training and self.learn.train_iter % self.every == 0
+
+    def after_batch(self) -> None:
+        self._record = False
+
+    def after_fit(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self.stats_ = {n: torch.stack(v).cpu().numpy() if v else np.zeros((0, 3)) for n, v in self._buf.items()}
+
+    def plot_layer_stats(self, name: str | int, path: str | os.PathLike | None = None) -> Path | None:
+        """Mean, std and near-zero share of one layer over the recorded batches (PNG when headless)."""
+        self.check_is_fitted("fit")
+        key = self._names[name] if isinstance(name, int) else name
+        if key not in self.stats_:
+            raise ParameterError(f"ActivationStats: no layer {name!r}; recorded: {list(self.stats_)}")
+        fig, axs = get_pyplot().subplots(1, 3, figsize=(10, 3))
+        for ax, i, title in zip(axs, range(3), ("mean", "std", "near zero")):
+            ax.plot(self.stats_[key][:, i])
+            ax.set_title(f"{key}: {title}")
+        return savefig_or_show(fig, path, name=f"activation_stats_{key}")
+
+
+class ParamScheduler(Callback):
+    """Sets hyper-parameters from schedules ``{name: fn(pos)}`` (``pos``: progress in [0, 1]) before each
+    training batch, so a fit resumed at ``start_epoch`` continues the schedule where it stopped."""
+
+    order = 62  # after the ProgressCallback (60), before the trackers (63-65)
+    run_valid = False
+
+    def __init__(self, scheds: dict[str, Callable[[float], Any]]):
+        self.scheds = scheds
+
+    def before_batch(self) -> None:
+        pos = self.learn.pct_train
+        for name, f in self.scheds.items():
+            self.learn.optimizer.set_hyper(name, f(pos))
+
+
+class LRFinder(Callback):
+    """Grows the lr exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches, recording the loss."""
+
+    order = 55
+    run_valid = False
+    param_constraints = {"start_lr": _POSITIVE, "num_it": Interval(5, None, integer=True),
+                         "beta": Interval(0, 1, closed="left")}
+
+    def __init__(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
+                 beta: float = 0.98):
+        self.start_lr, self.end_lr, self.num_it, self.stop_div, self.beta = start_lr, end_lr, num_it, stop_div, beta
+        self.check_params()
+        check("lr_find", end_lr=(end_lr, Interval(start_lr, None, closed="neither")))
+
+    def before_fit(self) -> None:
+        self.lrs_: list[float] = []
+        self.losses_: list[float] = []
+        self._i, self._best, self._avg = 0, math.inf, 0.0
+
+    def before_batch(self) -> None:
+        self._lr = self.start_lr * (self.end_lr / self.start_lr) ** (self._i / max(1, self.num_it - 1))
+        self.learn.optimizer.set_hyper("lr", self._lr)
+
+    def after_batch(self) -> None:
+        if self.learn.loss is None:
+            return
+        self._i += 1
+        self._avg = self.beta * self._avg + (1 - self.beta) * float(self.learn.loss)
+        smooth = self._avg / (1 - self.beta ** self._i)
+        self.lrs_.append(self._lr)
+        self.losses_.append(smooth)
+        self._best = min(self._best, smooth)
+        if self._i >= self.num_it or (self.stop_div and (smooth > 4 * self._best or not math.isfinite(smooth))):
+            raise CancelFitException()
+
+    def before_validate(self) -> None:
+        raise CancelValidException()

@@ -1,0 +1,101 @@
+"""The base ``Callback``, the events of the training loop and the cancel exceptions (see the package
+docstring for the order of events and of the built-in callbacks)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+from pipekit.core.component import Component
+
+if TYPE_CHECKING:
+    from pipekit.learn.learner import Learner
+
+__all__ = [
+    "Callback", "EVENTS", "CancelFitException", "CancelEpochException", "CancelTrainException",
+    "CancelValidException", "CancelBatchException", "CancelBackwardException", "CancelStepException", "Cbs",
+    "listify_cbs",
+]
+
+EVENTS: tuple[str, ...] = (
+    "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
+    "before_backward", "after_backward", "before_step", "after_step", "after_cancel_batch", "after_batch",
+    "after_cancel_train", "after_train", "before_validate", "after_cancel_validate", "after_validate",
+    "after_cancel_epoch", "after_epoch", "after_cancel_fit", "after_fit",
+)
+
+
+class CancelFitException(Exception):
+    """Stop training now (``after_cancel_fit`` then ``after_fit`` still run).
+
+    With ``error``, ``fit`` raises that error once those events have run: the callbacks clean up (the
+    progress bar, MixUp's loss, the best checkpoint) and the caller still sees why training stopped.
+    """
+
+    def __init__(self, *args: Any, error: BaseException | None = None):
+        super().__init__(*args)
+        self.error = error
+
+
+class CancelEpochException(Exception):
+    """Skip the rest of this epoch."""
+
+
+class CancelTrainException(Exception):
+    """Skip the rest of this epoch's training phase."""
+
+
+class CancelValidException(Exception):
+    """Skip this epoch's validation phase."""
+
+
+class CancelBatchException(Exception):
+    """Skip the rest of this batch (e.g. no loss/backward/step)."""
+
+
+class CancelBackwardException(Exception):
+    """Skip the backward pass for this batch."""
+
+
+class CancelStepException(Exception):
+    """Skip the optimiser step for this batch."""
+
+
+class Callback(Component):
+    """Base class for callbacks.
+
+    ``order`` sorts callbacks (lower runs first); ``run_train``/``run_valid`` say in which phases the
+    per-batch events run. After ``learn.add_cb(cb)``, the callback is reachable as ``learn.<name>``
+    where ``name`` is the snake-case class name without "Callback" (``SaveModelCallback`` ->
+    ``learn.save_model``). What it learns while training is kept in attributes ending in ``_``; that is
+    its ``state_dict()``, carried over by checkpoints.
+    """
+
+    registry_kind = "callback"
+    order: ClassVar[int] = 0
+    run_train: ClassVar[bool] = True
+    run_valid: ClassVar[bool] = True
+    #: the Learner this callback was added to (set by ``Learner.add_cb``)
+    learn: Learner
+
+    @property
+    def name(self) -> str:
+        name = re.sub(r"Callback$", "", type(self).__name__) or type(self).__name__
+        return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What this callback carries over when a checkpointed fit is resumed: its ``*_`` attributes."""
+        return self.state_to_data()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back ``state_dict()``'s values (called after ``before_fit`` of a resumed fit); only
+        attributes ending in ``_`` are ever set."""
+        self.state_from_data(state)
+
+
+#: what ``cbs=`` arguments accept: one callback, several, or None
+Cbs = Union[Callback, Sequence[Callback], None]
+
+
+def listify_cbs(cbs: Cbs) -> list[Callback]:
+    return [] if cbs is None else [cbs] if isinstance(cbs, Callback) else list(cbs)
