@@ -20,7 +20,7 @@ import polars as pl
 
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
-from pipekit.models import GBM, RandomForest
+from pipekit.backends import GBM, RandomForest
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
 CAT_NAMES = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",

@@ -23,7 +23,7 @@ from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular, WeightedEnsemble
-from pipekit.models import GBM, RandomForest, as_data, load_model
+from pipekit.backends import GBM, RandomForest, as_data, load_model
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
 CAT_NAMES = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",

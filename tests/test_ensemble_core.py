@@ -9,7 +9,7 @@ from test_models_helpers import adult, adult_tab
 
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, StackingEnsemble, WeightedEnsemble
-from pipekit.models import GBM, RandomForest, SklearnModel, as_data, load_model
+from pipekit.backends import GBM, RandomForest, SklearnModel, as_data, load_model
 from pipekit.tabular import Categorify, FillMissing
 
 

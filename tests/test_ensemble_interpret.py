@@ -8,10 +8,11 @@ import polars as pl
 import pytest
 from test_models_helpers import adult
 
-from pipekit.ensemble import (MeanEnsemble, cluster_columns, drop_redundant, out_of_domain, partial_dependence,
-                              permutation_importance, plot_importance, plot_partial_dependence, prune_features,
-                              waterfall_plot)
-from pipekit.models import GBM, RandomForest, as_data
+from pipekit.ensemble import MeanEnsemble
+from pipekit.inspection import (cluster_columns, drop_redundant, out_of_domain, partial_dependence,
+                                permutation_importance, plot_importance, plot_partial_dependence, prune_features,
+                                waterfall_plot)
+from pipekit.backends import GBM, RandomForest, as_data
 
 SIGNAL = {"relationship", "marital-status", "education-num", "age", "education", "occupation"}
 

@@ -8,7 +8,7 @@ import torch
 from test_models_helpers import adult
 
 from pipekit.ensemble import TorchTabular, WeightedEnsemble, embeddings_as_features
-from pipekit.models import GBM, RandomForest, as_data, load_model
+from pipekit.backends import GBM, RandomForest, as_data, load_model
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from test_models_helpers import adult
 
-from pipekit.models import GBM, RandomForest, SklearnModel, as_data, load_model
+from pipekit.backends import GBM, RandomForest, SklearnModel, as_data, load_model
 
 
 @pytest.fixture(scope="module")

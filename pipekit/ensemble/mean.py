@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> from pipekit.backends import GBM, RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.ensemble.common import EnsembleBase, as_member_list, check_members, encode_targets, member_predictions
-from pipekit.models.base import TabularData, register
+from pipekit.ensemble.base import EnsembleBase, as_member_list, check_members, encode_targets, member_predictions
+from pipekit.backends.base import TabularData, register
 
 
 @register

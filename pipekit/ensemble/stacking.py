@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> from pipekit.backends import GBM, RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -20,10 +20,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.common import (EnsembleBase, align_classes, as_member_list, check_members, encode_targets, member_name,
+from pipekit.ensemble.base import (EnsembleBase, align_classes, as_member_list, check_members, encode_targets, member_name,
                                      member_predictions, validate_prediction)
-from pipekit.models.base import TabularData, as_data, object_from_state, register, state_to_file, unnest
-from pipekit.models.sklearn_adapter import SklearnModel
+from pipekit.backends.base import TabularData, as_data, object_from_state, register, state_to_file, unnest
+from pipekit.backends.sklearn_adapter import SklearnModel
 
 
 def _default_meta(task: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.models.base import Backend, TabularData, as_data, check_task, register, to_jsonable
+from pipekit.backends.base import Backend, TabularData, as_data, check_task, register, to_jsonable
 
 
 class _TabView:

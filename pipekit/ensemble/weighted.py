@@ -7,7 +7,7 @@ selection counts divided by the bag size.
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> from pipekit.backends import GBM, RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -25,10 +25,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.ensemble.common import (EnsembleBase, as_member_list, check_members, encode_targets, member_name, member_predictions,
+from pipekit.ensemble.base import (EnsembleBase, as_member_list, check_members, encode_targets, member_name, member_predictions,
                                      validate_prediction)
-from pipekit.models.base import TabularData, get_metric, register
-from pipekit.models.metrics import _log_loss as log_loss
+from pipekit.backends.base import TabularData, get_metric, register
+from pipekit.backends.metrics import _log_loss as log_loss
 
 
 @register

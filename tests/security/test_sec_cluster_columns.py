@@ -5,8 +5,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from pipekit.datasets import path
-from pipekit.ensemble import cluster_columns
-from pipekit.models import as_data
+from pipekit.inspection import cluster_columns
+from pipekit.backends import as_data
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
 

@@ -31,7 +31,7 @@ from pipekit.core.archive import MAX_JSON_BYTES, MAX_JSON_DEPTH, read_npz
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path as dataset_path
 from pipekit.learn import ExportError, load_learner
-from pipekit.models import load_model
+from pipekit.backends import load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

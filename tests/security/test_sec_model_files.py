@@ -34,9 +34,9 @@ from test_models_helpers import adult
 import pipekit.ensemble  # noqa: F401  (registers the ensembles, so they are loadable)
 from pipekit.ensemble import MeanEnsemble, StackingEnsemble, WeightedEnsemble
 from pipekit.learn import ExportError
-from pipekit.models import GBM, RandomForest, SklearnModel, load_model
-from pipekit.models.base import _REGISTRY, object_from_state
-from pipekit.models.sklearn_adapter import loadable_estimators
+from pipekit.backends import GBM, RandomForest, SklearnModel, load_model
+from pipekit.backends.base import _REGISTRY, object_from_state
+from pipekit.backends.sklearn_adapter import loadable_estimators
 
 OTHER_MODULES = ["builtins", "os", "subprocess", "importlib", "pathlib", "shutil"]
 
@@ -370,7 +370,7 @@ def test_sec_legitimate_ensembles_round_trip_identically(fitted, splits, tmp_pat
 
 
 def _head(split, n):
-    from pipekit.models import as_data
+    from pipekit.backends import as_data
 
     return as_data(split).take(np.arange(n))
 
@@ -379,7 +379,7 @@ def test_sec_every_listed_estimator_round_trips(splits, tmp_path):
     """Each class of the allow-list exports and loads back with identical predictions on adult."""
     from sklearn.base import is_classifier
 
-    from pipekit.models import as_data
+    from pipekit.backends import as_data
 
     tr, va = (as_data(s).take(np.arange(1500)) for s in splits)
     codes = [c for c in tr.xs.columns if tr.xs[c].dtype.is_integer()]  # non-negative inputs for count models
@@ -421,7 +421,7 @@ def test_sec_unlisted_estimators_refuse_to_export(splits, tmp_path):
 def test_sec_tree_tables_from_a_file_are_checked(fitted, splits, tmp_path):
     """sklearn walks tree node tables without bounds checks, so a file's child and feature indices are
     checked: children must be later nodes of the same tree, features input columns."""
-    from pipekit.models.base import load_npz, save_npz
+    from pipekit.backends.base import load_npz, save_npz
 
     _, va = splits
     for key, prefix in (("rf", ""), ("extra", "trees/")):
@@ -462,7 +462,7 @@ def test_sec_tree_tables_from_a_file_are_checked(fitted, splits, tmp_path):
 def test_sec_adapter_docstring_examples_run():
     import doctest
 
-    import pipekit.models.sklearn_adapter
+    import pipekit.backends.sklearn_adapter
 
-    result = doctest.testmod(pipekit.models.sklearn_adapter, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(pipekit.backends.sklearn_adapter, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0

@@ -18,7 +18,7 @@ from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.learn import Callback, NonFiniteError, NonFiniteInputError, TerminateOnNaNCallback, accuracy
 from pipekit.learn.nonfinite import FiniteInputsCheck
-from pipekit.models import GBM, RandomForest
+from pipekit.backends import GBM, RandomForest
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, tabular_learner
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.models.base import (ExportError, Metric, TabularData, as_data, get_metric, object_from_state,
+from pipekit.backends.base import (ExportError, Metric, TabularData, as_data, get_metric, object_from_state,
                                  state_to_file, to_jsonable, unnest)
 
 
@@ -236,7 +236,7 @@ class EnsembleBase:
 
     def export(self, path: Any):
         """Write the ensemble, every member, and the procs state of its data into one ``.npz``."""
-        from pipekit.models.base import save_npz
+        from pipekit.backends.base import save_npz
 
         if not self.is_fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted; nothing to export")

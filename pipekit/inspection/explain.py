@@ -3,7 +3,7 @@ individual curves) and per-row contribution waterfalls, for any backend or ensem
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> from pipekit.backends import GBM, RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.models.base import Contributions, TabularData, as_data, get_metric
+from pipekit.backends.base import Contributions, TabularData, as_data, get_metric
 
 KINDS = ("average", "individual", "both")
 

@@ -11,7 +11,7 @@ refuse to export with a clear error.
 Example:
     >>> import polars as pl, numpy as np
     >>> from sklearn.linear_model import LogisticRegression
-    >>> from pipekit.models import SklearnModel, as_data
+    >>> from pipekit.backends import SklearnModel, as_data
     >>> xs = pl.DataFrame({"a": np.linspace(-1, 1, 50)})
     >>> data = as_data(xs, y=np.where(xs["a"].to_numpy() > 0, "yes", "no"))
     >>> SklearnModel(LogisticRegression(), "classification").fit(data).predict_labels(data)[:2].tolist()
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.models.base import (Backend, ExportError, TabularData, as_data, check_task, feature_frame, register,
+from pipekit.backends.base import (Backend, ExportError, TabularData, as_data, check_task, feature_frame, register,
                                  to_jsonable, unnest)
 
 
@@ -163,7 +163,7 @@ class SklearnModel(Backend):
             arrays["fit/y"] = np.asarray(est.classes_)[y] if hasattr(est, "classes_") else y
         else:
             if entry.restore == "trees":
-                from pipekit.models.forest import trees_to_arrays
+                from pipekit.backends.forest import trees_to_arrays
 
                 trees = est.estimators_ if hasattr(est, "estimators_") else [est]
                 arrays.update({f"trees/{k}": v for k, v in trees_to_arrays(trees).items()})
@@ -242,7 +242,7 @@ def _estimator_from_state(spec: dict, arrays: dict[str, np.ndarray], task: str) 
 
 
 def _restore_trees(est: Any, entry: _Loadable, arrays: dict[str, np.ndarray], attrs: dict[str, Any], task: str) -> None:
-    from pipekit.models.forest import tree_structures_from_arrays, trees_from_arrays
+    from pipekit.backends.forest import tree_structures_from_arrays, trees_from_arrays
 
     n_features = attrs.get("n_features_in_")
     n_classes = len(attrs["classes_"]) if task == "classification" and "classes_" in attrs else None

@@ -2,14 +2,14 @@
 ``score``, ``feature_importance``, ``export``/``load_model`` (no pickle).
 
 Example:
-    >>> from pipekit.models import RandomForest, GBM, load_model
+    >>> from pipekit.backends import RandomForest, GBM, load_model
 """
 
-from pipekit.models.base import (METRICS, Backend, Contributions, Metric, TabularData, as_data, get_metric,
+from pipekit.backends.base import (METRICS, Backend, Contributions, Metric, TabularData, as_data, get_metric,
                                  load_model)
-from pipekit.models.forest import RandomForest
-from pipekit.models.gbm import GBM
-from pipekit.models.sklearn_adapter import SklearnModel
+from pipekit.backends.forest import RandomForest
+from pipekit.backends.gbm import GBM
+from pipekit.backends.sklearn_adapter import SklearnModel
 
 __all__ = ["Backend", "Contributions", "GBM", "METRICS", "Metric", "RandomForest", "SklearnModel", "TabularData",
            "as_data", "get_metric", "load_model"]

@@ -12,7 +12,7 @@ model inputs, and ``.ys``) and implements::
 
 Example:
     >>> import polars as pl
-    >>> from pipekit.models import RandomForest, as_data
+    >>> from pipekit.backends import RandomForest, as_data
     >>> xs = pl.DataFrame({"a": [0.0, 1.0, 2.0, 3.0] * 10, "b": [1, 0, 1, 0] * 10})
     >>> data = as_data(xs, y=[0, 1, 0, 1] * 10)
     >>> RandomForest("classification", n_estimators=5, n_jobs=1, oob_score=False).fit(data).score(data)
@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.archive import MAX_JSON_BYTES, ExportError, parse_json, read_npz
-from pipekit.models.metrics import (DEFAULT_METRIC, METRICS, TASKS, Metric, check_task,  # noqa: F401
+from pipekit.backends.metrics import (DEFAULT_METRIC, METRICS, TASKS, Metric, check_task,  # noqa: F401
                                     get_metric)
 
 FORMAT_VERSION = 1

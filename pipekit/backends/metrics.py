@@ -2,7 +2,7 @@
 reports work the same for accuracy (higher is better) and RMSE (lower is better).
 
 Example:
-    >>> from pipekit.models.metrics import get_metric
+    >>> from pipekit.backends.metrics import get_metric
     >>> m = get_metric("rmse", "regression")
     >>> m(np.array([1.0, 2.0]), np.array([1.0, 4.0])), m.greater_is_better
     (1.4142135623730951, False)

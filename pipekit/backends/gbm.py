@@ -4,7 +4,7 @@ model text (no pickle).
 
 Example:
     >>> import polars as pl, numpy as np
-    >>> from pipekit.models import GBM, as_data
+    >>> from pipekit.backends import GBM, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "c": rng.integers(0, 4, 400)})
     >>> data = as_data(xs, y=xs["a"].to_numpy() * 2 + xs["c"].to_numpy(), cat_names=["c"])
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.models.base import (Backend, Contributions, TabularData, array_to_bytes, as_data, bytes_to_array,
+from pipekit.backends.base import (Backend, Contributions, TabularData, array_to_bytes, as_data, bytes_to_array,
                                  check_task, feature_frame, register)
 
 

@@ -3,7 +3,7 @@
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> from pipekit.backends import GBM, RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -26,8 +26,8 @@ import numpy as np
 import polars as pl
 
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.models.base import TabularData, as_data, get_metric
-from pipekit.models.forest import RandomForest
+from pipekit.backends.base import TabularData, as_data, get_metric
+from pipekit.backends.forest import RandomForest
 
 
 @dataclass
@@ -82,7 +82,7 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
 
     Example:
         >>> import numpy as np, polars as pl
-        >>> from pipekit.models import as_data
+        >>> from pipekit.backends import as_data
         >>> x = np.arange(50.0)
         >>> xs = pl.DataFrame({"a": x, "a2": x ** 2, "b": np.sin(x)})
         >>> cluster_columns(as_data(xs, y=x), plot=False).pairs(0.99)["column_a"].to_list()

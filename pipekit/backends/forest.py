@@ -3,7 +3,7 @@ and an export that stores the trees as arrays (no pickle).
 
 Example:
     >>> import polars as pl, numpy as np
-    >>> from pipekit.models import RandomForest, as_data
+    >>> from pipekit.backends import RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=200), "b": rng.integers(0, 3, 200)})
     >>> data = as_data(xs, y=(xs["a"] > 0).to_numpy())
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.models.base import (Backend, Contributions, ExportError, TabularData, as_data, check_task,
+from pipekit.backends.base import (Backend, Contributions, ExportError, TabularData, as_data, check_task,
                                  feature_frame, get_metric, register)
 
 _NODE_FIELDS = ("left_child", "right_child", "feature", "threshold", "impurity", "n_node_samples",
