@@ -22,23 +22,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import (Backend, Contributions, ExportError, TabularData, as_data, check_task,
-                                 feature_frame, get_metric, register)
-
-_NODE_FIELDS = ("left_child", "right_child", "feature", "threshold", "impurity", "n_node_samples",
-                "weighted_n_node_samples", "missing_go_to_left")
-
-
-def _validate_common(n_estimators: int, min_samples_leaf: int, n_jobs: int | None) -> None:
-    if not isinstance(n_estimators, (int, np.integer)) or n_estimators < 1:
-        raise ValueError(f"n_estimators must be an int >= 1, got {n_estimators!r}")
-    if not isinstance(min_samples_leaf, (int, np.integer)) or min_samples_leaf < 1:
-        raise ValueError(f"min_samples_leaf must be an int >= 1, got {min_samples_leaf!r}")
-    if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0):
-        raise ValueError(f"n_jobs must be None, -1 or a positive int, got {n_jobs!r}")
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Backend, Contributions, feature_frame
+from pipekit.backends.data import TabularData
+from pipekit.core.errors import ExportError
+from pipekit.core.validate import Interval, Is, Options
+from pipekit.metrics import get_metric
 
 
-@register
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 class RandomForest(Backend):
     """Random forest for ``task`` "classification" or "regression".
 
@@ -48,30 +42,23 @@ class RandomForest(Backend):
     predictions), ``oob_predictions_``, ``valid_score_`` when ``valid`` is given.
     """
 
-    _param_names = ("task", "n_estimators", "max_samples", "max_features", "min_samples_leaf", "oob_score",
-                    "n_jobs", "seed")
+    param_constraints = {
+        "task": TASK, "n_estimators": POSITIVE_INT, "min_samples_leaf": POSITIVE_INT,
+        "max_samples": Is(lambda v: v is None or (_is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+                          "None, an int >= 1 or a float in (0, 1]"),
+        "max_features": Is(lambda v: v is None or v in ("sqrt", "log2") or (_is_int(v) and v >= 1)
+                           or (isinstance(v, float) and 0 < v <= 1), "None, 'sqrt', 'log2', a float in (0, 1] or an int >= 1"),
+        "oob_score": Options(True, False), "n_jobs": N_JOBS, "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True),
+        "name": NAME}
+    unsaved = ("oob_predictions_",)
 
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 5, oob_score: bool = True,
-                 n_jobs: int | None = -1, seed: int | None = 0):
-        self.task = check_task(task)
-        _validate_common(n_estimators, min_samples_leaf, n_jobs)
-        if max_samples is not None and not (
-                (isinstance(max_samples, (int, np.integer)) and max_samples >= 1)
-                or (isinstance(max_samples, float) and 0 < max_samples <= 1)):
-            raise ValueError(f"max_samples must be None, an int >= 1 or a float in (0, 1], got {max_samples!r}")
-        if not (max_features is None or max_features in ("sqrt", "log2")
-                or (isinstance(max_features, float) and 0 < max_features <= 1)
-                or (isinstance(max_features, (int, np.integer)) and max_features >= 1)):
-            raise ValueError(f"max_features must be None, 'sqrt', 'log2', a float in (0, 1] or an int >= 1, "
-                             f"got {max_features!r}")
-        self.n_estimators = int(n_estimators)
-        self.max_samples = max_samples
-        self.max_features = max_features
-        self.min_samples_leaf = int(min_samples_leaf)
-        self.oob_score = bool(oob_score)
-        self.n_jobs = n_jobs
-        self.seed = seed
+                 n_jobs: int | None = -1, seed: int | None = 0, name: str | None = None):
+        self.task, self.n_estimators, self.max_samples, self.max_features = task, n_estimators, max_samples, max_features
+        self.min_samples_leaf, self.oob_score, self.n_jobs, self.seed, self.name = (min_samples_leaf, oob_score, n_jobs,
+                                                                                    seed, name)
+        self.check_params()
 
     def _make_sklearn(self, n_rows: int):
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -85,20 +72,15 @@ class RandomForest(Backend):
                    min_samples_leaf=self.min_samples_leaf, oob_score=self.oob_score, n_jobs=self.n_jobs,
                    random_state=self.seed)
 
-    def fit(self, train: Any, valid: Any = None) -> "RandomForest":
-        """Fit on ``train``; ``valid`` (optional) is only scored into ``valid_score_``."""
-        d = as_data(train)
-        self._setup(d)
+    def _fit(self, d: TabularData, valid: TabularData | None) -> None:
         X = self.matrix(d, order="C")  # float32 C-contiguous: exactly what sklearn trees consume, no 2nd copy
         y = self.encode_y(d.y)
         with warnings.catch_warnings():
             # rows that no tree left out get NaN OOB predictions; they are excluded from oob_score_ below
             warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
             self.model_ = self._make_sklearn(len(d)).fit(X, y)
-        self.oob_score_ = None
-        self.oob_predictions_ = None
+        self.oob_score_ = self.oob_predictions_ = None
         if self.oob_score:
-            metric = get_metric(None, self.task)
             if self.task == "classification":
                 oob = self.model_.oob_decision_function_
                 keep = ~np.isnan(oob).any(1)
@@ -107,11 +89,9 @@ class RandomForest(Backend):
                 oob = oob[:, 0] if oob.ndim == 2 else oob
                 keep = ~np.isnan(oob)
             self.oob_predictions_ = oob
-            self.oob_score_ = metric(y[keep], oob[keep]) if keep.any() else float("nan")
-        self.valid_score_ = self.score(valid) if valid is not None else None
-        return self
+            self.oob_score_ = get_metric(None, self.task).score(y[keep], oob[keep]) if keep.any() else float("nan")
 
-    def _predict_raw(self, d: TabularData) -> np.ndarray:
+    def _predict(self, d: TabularData) -> np.ndarray:
         X = self.matrix(d, order="C")
         if self.task == "classification":
             return self.model_.predict_proba(X)
@@ -120,7 +100,7 @@ class RandomForest(Backend):
     def tree_predictions(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation over the trees of each row's prediction (the book's
         "how confident is the forest about this row" analysis). Shapes (n,) or (n, n_classes)."""
-        X = self.matrix(self._data(data), order="C")
+        X = self.matrix(self._prepare(data), order="C")
         if self.task == "classification":
             preds = np.stack([t.predict_proba(X, check_input=False) for t in self.model_.estimators_])
         else:
@@ -129,14 +109,14 @@ class RandomForest(Backend):
 
     def feature_importance(self) -> pl.DataFrame:
         """Mean decrease in impurity per input column (sums to 1), sorted descending."""
-        self._check_fitted()
+        self.check_is_fitted()
         return feature_frame(self.feature_names_, self.model_.feature_importances_)
 
     def contributions(self, data: Any) -> Contributions:
         """Tree-interpreter decomposition: for every tree, each split on the path of a row moves the node
         value; the move is credited to the split feature. Averaged over trees,
         ``bias + values.sum(axis=1) == predict(data)`` exactly (up to float rounding)."""
-        d = self._data(data)
+        d = self._prepare(data)
         X = self.matrix(d, order="C")
         n, F = X.shape
         K = len(self.classes_) if self.task == "classification" else 1
@@ -168,59 +148,38 @@ class RandomForest(Backend):
             bias_out = np.full(n, bias[0])
             space = "value"
         return Contributions(bias=bias_out, values=values_out, feature_names=list(self.feature_names_),
-                             prediction=self._predict_raw(d), space=space,
-                             classes=getattr(self, "classes_", None))
+                             prediction=self._predict(d), space=space,
+                             classes=self.classes_ if self.task == "classification" else None)
 
-    # -- export ---------------------------------------------------------------------------------------
-    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        meta = self._base_state()
-        meta["oob_score"] = self.oob_score_
-        meta["valid_score"] = self.valid_score_
-        meta["n_features"] = len(self.feature_names_)
-        arrays = trees_to_arrays(self.model_.estimators_)
-        arrays["feature_importances"] = self.model_.feature_importances_
-        return meta, arrays
+    # -- files: the trees as checked node tables ---------------------------------------------------------
+    def model_to_data(self) -> dict[str, Any]:
+        return {"trees": trees_to_data(self.model_.estimators_)}
 
-    @classmethod
-    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "RandomForest":
-        obj = cls(**meta["params"])
-        obj._restore_base(meta)
-        obj.oob_score_ = meta.get("oob_score")
-        obj.oob_predictions_ = None
-        obj.valid_score_ = meta.get("valid_score")
-        n_features = meta["n_features"]
-        if n_features != len(obj.feature_names_):
-            raise ExportError(f"the forest's n_features ({n_features!r}) differs from its {len(obj.feature_names_)} "
-                              "feature names")
-        sk = obj._make_sklearn(1)
-        n_classes = len(obj.classes_) if obj.task == "classification" else None
-        trees = trees_from_arrays(arrays, obj.task, n_features, n_classes, sk)
-        sk.estimators_ = trees
-        sk.estimator_ = trees[0]
-        sk.n_features_in_ = n_features
-        sk.n_outputs_ = 1
-        if obj.task == "classification":
-            sk.classes_ = np.arange(n_classes)
-            sk.n_classes_ = n_classes
-        obj.model_ = sk
-        return obj
+    def model_from_data(self, data: Any) -> Any:
+        if not (isinstance(data, dict) and set(data) == {"trees"}):
+            raise ExportError("model_ must hold the forest's tree tables as {'trees': {...}}")
+        sk = self._make_sklearn(1)
+        n_features, n_classes = len(self.feature_names_), (len(self.classes_) if self.task == "classification" else None)
+        sk.estimators_ = trees_from_data(data["trees"], self.task, n_features, n_classes, sk)
+        sk.estimator_, sk.n_features_in_, sk.n_outputs_ = sk.estimators_[0], n_features, 1
+        if n_classes is not None:
+            sk.classes_, sk.n_classes_ = np.arange(n_classes), n_classes
+        return sk
 
 
-def trees_to_arrays(estimators: list) -> dict[str, np.ndarray]:
-    """Concatenate the node tables of sklearn trees into plain arrays (one offset table)."""
+def trees_to_data(estimators: list) -> dict[str, np.ndarray]:
+    """The node tables of sklearn trees as plain arrays, concatenated with one offset table."""
     states = [e.tree_.__getstate__() for e in estimators]
-    offsets = np.cumsum([0] + [s["node_count"] for s in states]).astype(np.int64)
-    arrays: dict[str, np.ndarray] = {"tree_offsets": offsets,
-                                     "tree_max_depth": np.array([s["max_depth"] for s in states], np.int64),
-                                     "tree_values": np.concatenate([s["values"] for s in states])}
-    for f in _NODE_FIELDS:
-        arrays[f"tree_{f}"] = np.concatenate([s["nodes"][f] for s in states])
-    return arrays
+    out = {"offsets": np.cumsum([0] + [s["node_count"] for s in states]).astype(np.int64),
+           "max_depth": np.array([s["max_depth"] for s in states], np.int64),
+           "values": np.concatenate([s["values"] for s in states])}
+    for f in states[0]["nodes"].dtype.names:
+        out[f] = np.concatenate([s["nodes"][f] for s in states])
+    return out
 
 
-def tree_structures_from_arrays(arrays: dict[str, np.ndarray], task: str, n_features: int,
-                                n_classes: int | None) -> list:
-    """sklearn ``Tree`` objects from :func:`trees_to_arrays` output, after checking that every node table
+def tree_structures_from_data(tables: Any, task: str, n_features: int, n_classes: int | None) -> list:
+    """sklearn ``Tree`` objects from :func:`trees_to_data` output, after checking that every node table
     is a well-formed tree over ``n_features`` inputs.
 
     sklearn's compiled traversal trusts the node table (no bounds checks), so a file's child and feature
@@ -229,35 +188,31 @@ def tree_structures_from_arrays(arrays: dict[str, np.ndarray], task: str, n_feat
     """
     from sklearn.tree._tree import Tree
 
-    if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
-        raise ExportError(f"the tree tables need a positive int n_features, got {n_features!r}")
-    if task == "classification" and (not isinstance(n_classes, int) or n_classes < 1):
-        raise ExportError(f"the tree tables need a positive int n_classes, got {n_classes!r}")
+    if not isinstance(tables, dict):
+        raise ExportError(f"the tree tables must be a mapping of arrays, got {type(tables).__name__}")
     k = np.array([n_classes if task == "classification" else 1], dtype=np.intp)
     template = Tree(n_features, k, 1).__getstate__()["nodes"].dtype
-    missing = [f for f in template.names if f"tree_{f}" not in arrays]
+    missing = [f for f in (*template.names, "offsets", "max_depth", "values") if f not in tables]
     if missing:
-        raise ExportError(f"the exported trees lack node fields {missing}: they were written by an incompatible "
+        raise ExportError(f"the exported trees lack the tables {missing}: they were written by an incompatible "
                           "scikit-learn version; refit and export again")
-    offsets = arrays.get("tree_offsets")
+    offsets = tables["offsets"]
     if (not isinstance(offsets, np.ndarray) or offsets.ndim != 1 or offsets.dtype.kind not in "iu"
             or len(offsets) < 2 or offsets[0] != 0 or (np.diff(offsets) < 1).any()):
-        raise ExportError("tree_offsets must be increasing integers from 0, one more than the number of trees")
+        raise ExportError("the tree offsets must be increasing integers from 0, one more than the number of trees")
     offsets = offsets.astype(np.int64)
     n_nodes, n_trees = int(offsets[-1]), len(offsets) - 1
-    depth = arrays.get("tree_max_depth")
-    values = arrays.get("tree_values")
-    for name, a, n in [(f"tree_{f}", arrays[f"tree_{f}"], n_nodes) for f in template.names] + [
-            ("tree_max_depth", depth, n_trees), ("tree_values", values, n_nodes)]:
+    depth, values = tables["max_depth"], tables["values"]
+    for name, a, n in [(f, tables[f], n_nodes) for f in template.names] + [
+            ("max_depth", depth, n_trees), ("values", values, n_nodes)]:
         if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf" or len(a) != n:
-            raise ExportError(f"{name} must be a numeric array of length {n} (from tree_offsets)")
+            raise ExportError(f"the tree table {name!r} must be a numeric array of length {n} (from the offsets)")
     counts = np.diff(offsets)
     local = np.arange(n_nodes) - np.repeat(offsets[:-1], counts)
     size = np.repeat(counts, counts)
-    left, right = arrays["tree_left_child"].astype(np.int64), arrays["tree_right_child"].astype(np.int64)
-    feature = arrays["tree_feature"].astype(np.int64)
-    leaf = left == -1
-    ok = np.where(leaf, right == -1, (left > local) & (left < size) & (right > local) & (right < size)
+    left, right = tables["left_child"].astype(np.int64), tables["right_child"].astype(np.int64)
+    feature = tables["feature"].astype(np.int64)
+    ok = np.where(left == -1, right == -1, (left > local) & (left < size) & (right > local) & (right < size)
                   & (feature >= 0) & (feature < n_features))
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
@@ -266,13 +221,13 @@ def tree_structures_from_arrays(arrays: dict[str, np.ndarray], task: str, n_feat
                           f"and feature {int(feature[i])} must be later nodes of the same tree (or -1 for a leaf) "
                           f"and an input column below {n_features}")
     if (depth < 0).any() or (depth >= counts).any():
-        raise ExportError("tree_max_depth must be between 0 and each tree's node count")
+        raise ExportError("the tree max_depth must be between 0 and each tree's node count")
     trees = []
     for i in range(n_trees):
         a, b = int(offsets[i]), int(offsets[i + 1])
         nodes = np.zeros(b - a, dtype=template)
         for f in template.names:
-            nodes[f] = arrays[f"tree_{f}"][a:b]
+            nodes[f] = tables[f][a:b]
         tree = Tree(n_features, k, 1)
         tree.__setstate__({"max_depth": int(depth[i]), "node_count": b - a, "nodes": nodes,
                            "values": np.ascontiguousarray(values[a:b], dtype=np.float64)})
@@ -280,24 +235,20 @@ def tree_structures_from_arrays(arrays: dict[str, np.ndarray], task: str, n_feat
     return trees
 
 
-def trees_from_arrays(arrays: dict[str, np.ndarray], task: str, n_features: int, n_classes: int | None,
-                      forest: Any, tree_cls: type | None = None) -> list:
+def trees_from_data(tables: Any, task: str, n_features: int, n_classes: int | None, forest: Any,
+                    tree_cls: type | None = None) -> list:
     """The fitted trees of ``forest`` (sklearn estimators of ``tree_cls``, by default decision trees) from
-    :func:`trees_to_arrays` output, checked by :func:`tree_structures_from_arrays`."""
+    :func:`trees_to_data` output, checked by :func:`tree_structures_from_data`."""
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-    structures = tree_structures_from_arrays(arrays, task, n_features, n_classes)
+    structures = tree_structures_from_data(tables, task, n_features, n_classes)
     cls = tree_cls or (DecisionTreeClassifier if task == "classification" else DecisionTreeRegressor)
     params = {p: getattr(forest, p) for p in forest.estimator_params}
     trees = []
     for tree in structures:
         est = cls(**params)
-        est.tree_ = tree
-        est.n_features_in_ = n_features
-        est.n_outputs_ = 1
-        est.max_features_ = n_features
-        if task == "classification":
-            est.classes_ = np.arange(n_classes)
-            est.n_classes_ = n_classes
+        est.tree_, est.n_features_in_, est.n_outputs_, est.max_features_ = tree, n_features, 1, n_features
+        if n_classes is not None:
+            est.classes_, est.n_classes_ = np.arange(n_classes), n_classes
         trees.append(est)
     return trees
