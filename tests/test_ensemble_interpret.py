@@ -9,7 +9,7 @@ import pytest
 from test_models_helpers import adult
 
 from pipekit.backends import GBM, RandomForest, as_data
-from pipekit.core import ParameterError
+from pipekit.core import DataError, ParameterError
 from pipekit.ensemble import MeanEnsemble
 from pipekit.inspection import (
     cluster_columns,
@@ -62,7 +62,7 @@ def test_permutation_importance_ranks_signal_over_noise(rf, data, tmp_path):
     assert plot_importance(rf, path=tmp_path / "mdi.png").exists()
     with pytest.raises(ValueError, match="n_repeats"):
         permutation_importance(rf, nva, n_repeats=0)
-    with pytest.raises(ParameterError, match="'nope'"):
+    with pytest.raises(DataError, match="'nope'"):
         permutation_importance(rf, nva, features=["nope"])
 
 
@@ -122,7 +122,7 @@ def test_partial_dependence_categorical_and_2d(data, tmp_path):
         partial_dependence(gbm, va, "age", kind="mean")
     with pytest.raises(ValueError, match="2-D partial dependence"):
         partial_dependence(gbm, va, ("age", "fnlwgt"), kind="both")
-    with pytest.raises(ParameterError, match="'salary'"):
+    with pytest.raises(DataError, match="'salary'"):
         partial_dependence(gbm, va, "salary")
     with pytest.raises(ValueError, match="target_class"):
         partial_dependence(gbm, va, "age", target_class="rich")
@@ -160,7 +160,7 @@ def test_drop_redundant_reports_changes(data):
     assert abs(rep["change"][1]) < 0.015  # its twin 'age' carries the same information
     oob = drop_redundant(template, ntr, None, ["age_copy"])
     assert 0.75 < oob["score"][0] < 0.9
-    with pytest.raises(ParameterError, match="'ghost'"):
+    with pytest.raises(DataError, match="'ghost'"):
         drop_redundant(template, ntr, nva, ["ghost"])
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 import numpy as np
 import polars as pl
@@ -186,16 +186,13 @@ class Backend(Model):
         return d
 
     def check_compatible(self, d: TabularData) -> None:
-        missing = [c for c in self.feature_names_ if c not in d.xs.columns]
-        if missing:
-            raise DataError(f"column(s) {missing} missing from the data passed to {type(self).__name__}; it was "
-                            "trained on those inputs. Process new data with the same Tabular (tab.new(df)).")
+        d.check_columns(self.feature_names_, f"{type(self).__name__}'s input column(s)")
         if (self.procs_signature_ is not None and d.procs_signature is not None
                 and d.procs_signature != self.procs_signature_):
             raise DataError(f"{type(self).__name__} was trained on data processed by different procs "
                             f"(signature {self.procs_signature_} vs {d.procs_signature}); use the same Tabular")
 
-    def matrix(self, d: TabularData, order: str = "C") -> np.ndarray:
+    def matrix(self, d: TabularData, order: Literal["C", "F"] = "C") -> np.ndarray:
         return d.matrix(self.feature_names_, order=order)
 
     # -- files ----------------------------------------------------------------------------------------
@@ -217,9 +214,11 @@ class Backend(Model):
         model = state.pop(self.model_attr, None)
         if not state:
             return  # an unfitted model's record
-        names = state.get("feature_names_")
-        if not (isinstance(names, list) and names and all(isinstance(c, str) for c in names)):
-            raise ExportError(f"{type(self).__name__}: feature_names_ must be a non-empty list of column names")
+        names, cats = state.get("feature_names_"), state.get("cat_features_")
+        if not (isinstance(names, list) and names and isinstance(cats, list)
+                and all(isinstance(c, str) for c in names + cats)):
+            raise ExportError(f"{type(self).__name__}: feature_names_ must be a non-empty list of column names and "
+                              "cat_features_ a list of column names")
         if self.task == "classification" and not (isinstance(state.get("classes_"), np.ndarray)
                                                   and state["classes_"].ndim == 1 and len(state["classes_"]) >= 2):
             raise ExportError(f"{type(self).__name__}: a classifier's state needs its classes_ (an array of labels)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import polars as pl
@@ -58,25 +58,23 @@ class TabularData:
             raise ParameterError(f"new xs has {xs.height} rows, the split has {self.xs.height}")
         return replace(self, xs=xs)
 
-    def check_columns(self, columns: Sequence[str], what: str = "columns") -> None:
+    def check_columns(self, columns: Sequence[str], what: str = "column(s)") -> None:
+        """Every one of ``columns`` is an input; the error names the missing ones."""
         missing = [c for c in columns if c not in self.xs.columns]
         if missing:
-            raise ParameterError(f"{what} {missing} are not columns of the data; available: {self.feature_names}")
+            raise DataError(f"{what} {missing} missing from the data (its columns: {self.feature_names}); process "
+                            "new data with the same Tabular (tab.new(df)) so every input column exists")
 
     def drop(self, columns: Sequence[str]) -> TabularData:
         """The split without the input ``columns``."""
         return replace(self, xs=self.xs.drop(list(columns)),
                        cat_names=tuple(c for c in self.cat_names if c not in columns))
 
-    def matrix(self, columns: Sequence[str], order: str = "C", dtype: Any = np.float32) -> np.ndarray:
+    def matrix(self, columns: Sequence[str], order: Literal["C", "F"] = "C", dtype: Any = np.float32) -> np.ndarray:
         """The inputs as one 2-D array in ``columns`` order, written column by column straight from the
         Arrow buffers into the layout the backend consumes (one copy, no intermediate frame)."""
-        missing = [c for c in columns if c not in self.xs.columns]
-        if missing:
-            raise DataError(
-                f"column(s) {missing} missing from the data; the model was trained on {list(columns)}. "
-                "Process new data with the same Tabular (tab.new(df)) so every input column exists.")
-        out = np.empty((self.xs.height, len(columns)), dtype=dtype, order=order)  # type: ignore[call-overload]
+        self.check_columns(columns, "the model's input column(s)")
+        out = np.empty((self.xs.height, len(columns)), dtype=dtype, order=order)
         for j, c in enumerate(columns):
             s = self.xs.get_column(c)
             if s.dtype == pl.String or s.dtype == pl.Categorical or s.dtype == pl.Enum:
@@ -129,7 +127,7 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
         xs, yarr, processor = obj, _ys_to_array(y), None
     elif isinstance(obj, ProcessedSplit):
         xs, yarr, processor = obj.xs, _ys_to_array(y if y is not None else obj.ys), obj.processor
-        if y is None and yarr is not None and obj.y_vocab is not None and yarr.dtype.kind in "iu":
+        if yarr is not None and obj.y_vocab is not None and yarr.dtype.kind in "iu":
             vocab = np.asarray(list(obj.y_vocab))
             if len(yarr) and (yarr.min() < 0 or yarr.max() >= len(vocab)):
                 raise DataError(f"target code {int(yarr.max())} is outside the target vocabulary of {len(vocab)}")

@@ -158,13 +158,8 @@ class RandomForest(Backend):
     def model_from_data(self, data: Any) -> Any:
         if not (isinstance(data, dict) and set(data) == {"trees"}):
             raise ExportError("model_ must hold the forest's tree tables as {'trees': {...}}")
-        sk = self._make_sklearn(1)
-        n_features, n_classes = len(self.feature_names_), (len(self.classes_) if self.task == "classification" else None)
-        sk.estimators_ = trees_from_data(data["trees"], self.task, n_features, n_classes, sk)
-        sk.estimator_, sk.n_features_in_, sk.n_outputs_ = sk.estimators_[0], n_features, 1
-        if n_classes is not None:
-            sk.classes_, sk.n_classes_ = np.arange(n_classes), n_classes
-        return sk
+        n_classes = len(self.classes_) if self.task == "classification" else None
+        return forest_from_data(self._make_sklearn(1), data["trees"], self.task, len(self.feature_names_), n_classes)
 
 
 def trees_to_data(estimators: list) -> dict[str, np.ndarray]:
@@ -235,20 +230,21 @@ def tree_structures_from_data(tables: Any, task: str, n_features: int, n_classes
     return trees
 
 
-def trees_from_data(tables: Any, task: str, n_features: int, n_classes: int | None, forest: Any,
-                    tree_cls: type | None = None) -> list:
-    """The fitted trees of ``forest`` (sklearn estimators of ``tree_cls``, by default decision trees) from
-    :func:`trees_to_data` output, checked by :func:`tree_structures_from_data`."""
-    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+def forest_from_data(forest: Any, tables: Any, task: str, n_features: int, n_classes: int | None) -> Any:
+    """``forest`` (an unfitted sklearn forest) holding the trees of :func:`trees_to_data` output, checked by
+    :func:`tree_structures_from_data`, with the fitted attributes prediction reads."""
+    tree_cls, params = type(forest.estimator), {p: getattr(forest, p) for p in forest.estimator_params}
+    forest.estimators_ = []
+    for tree in tree_structures_from_data(tables, task, n_features, n_classes):
+        est = _fitted(tree_cls(**params), n_features, n_classes)
+        est.tree_, est.max_features_ = tree, n_features
+        forest.estimators_.append(est)
+    forest.estimator_ = tree_cls(**params)
+    return _fitted(forest, n_features, n_classes)
 
-    structures = tree_structures_from_data(tables, task, n_features, n_classes)
-    cls = tree_cls or (DecisionTreeClassifier if task == "classification" else DecisionTreeRegressor)
-    params = {p: getattr(forest, p) for p in forest.estimator_params}
-    trees = []
-    for tree in structures:
-        est = cls(**params)
-        est.tree_, est.n_features_in_, est.n_outputs_, est.max_features_ = tree, n_features, 1, n_features
-        if n_classes is not None:
-            est.classes_, est.n_classes_ = np.arange(n_classes), n_classes
-        trees.append(est)
-    return trees
+
+def _fitted(est: Any, n_features: int, n_classes: int | None) -> Any:
+    est.n_features_in_, est.n_outputs_ = n_features, 1
+    if n_classes is not None:
+        est.classes_, est.n_classes_ = np.arange(n_classes), n_classes
+    return est

@@ -33,14 +33,13 @@ import polars as pl
 
 from pipekit.backends.base import NAME, TASK, Backend, feature_frame
 from pipekit.backends.data import TabularData
-from pipekit.backends.forest import tree_structures_from_data, trees_from_data, trees_to_data
+from pipekit.backends.forest import forest_from_data, tree_structures_from_data, trees_to_data
 from pipekit.core.component import param_names, to_data
 from pipekit.core.errors import ExportError, ParameterError
 from pipekit.core.registry import register, registered
 from pipekit.core.validate import Is
 
 KIND = "sklearn_estimator"
-_PLAIN_KINDS = "biufcSU"
 _TREE_OBJECTS = ("tree_", "estimators_", "estimator_")
 
 
@@ -199,13 +198,10 @@ class SklearnModel(Backend):
         for k, v in vars(est).items():
             if not k.endswith("_") or k.startswith("_") or (how in ("forest", "tree") and k in _TREE_OBJECTS):
                 continue
-            if isinstance(v, np.ndarray) and v.dtype.kind in _PLAIN_KINDS and v.dtype.fields is None:
-                attrs[k] = v
-            elif v is None or isinstance(v, (int, float, str, bool, np.generic)):
-                attrs[k] = to_data(v)
-            else:
+            if not _plain_value(v):
                 raise ExportError(f"{name} fitted attribute {k!r} ({type(v).__name__}) cannot be exported without "
                                   "pickling; use RandomForest/GBM or a simpler estimator")
+            attrs[k] = to_data(v, None) if isinstance(v, np.generic) else v
         out: dict[str, Any] = {"attributes": attrs}
         if how != "attributes":
             out["trees"] = trees_to_data(est.estimators_ if how == "forest" else [est])
@@ -240,8 +236,7 @@ class SklearnModel(Backend):
                     or hasattr(cls, k)):
                 raise ExportError(f"{what}: {k!r} is not a fitted attribute pipekit restores (a public name ending "
                                   "in '_' that is not a method or property of the class)")
-            if not (v is None or isinstance(v, (bool, int, float, str)) or (
-                    isinstance(v, np.ndarray) and v.dtype.kind in _PLAIN_KINDS and v.dtype.fields is None)):
+            if not _plain_value(v) or isinstance(v, np.generic):
                 raise ExportError(f"{what}: fitted attribute {k!r} must be a number, string, bool, null or an array of "
                                   f"numbers, booleans or strings, got {type(v).__name__}")
         n_in = attrs.get("n_features_in_", n_features)
@@ -253,9 +248,7 @@ class SklearnModel(Backend):
             if self.task == "classification" and n_classes is None:
                 raise ExportError(f"{what}: a classifier's state needs its classes_")
             if how == "forest":
-                est.estimators_ = trees_from_data(data["trees"], self.task, n_features, n_classes, est,
-                                                  tree_cls=type(est.estimator))
-                est.estimator_ = type(est.estimator)(**{p: getattr(est, p) for p in est.estimator_params})
+                forest_from_data(est, data["trees"], self.task, n_features, n_classes)
             else:
                 structures = tree_structures_from_data(data["trees"], self.task, n_features, n_classes)
                 if len(structures) != 1:
@@ -264,6 +257,12 @@ class SklearnModel(Backend):
         for k, v in attrs.items():
             setattr(est, k, v)
         return est
+
+
+def _plain_value(v: Any) -> bool:
+    """What a fitted attribute may be in a file: a number, text, bool, None, or an array of those."""
+    return v is None or isinstance(v, (bool, int, float, str, np.generic)) or (
+        isinstance(v, np.ndarray) and v.dtype.kind in "biufcSU" and v.dtype.fields is None)
 
 
 def _plain(v: Any) -> bool:

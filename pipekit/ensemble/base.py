@@ -16,6 +16,7 @@ from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import TabularData, as_data
 from pipekit.core.component import Component, to_data
 from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError
+from pipekit.metrics import get_metric
 
 
 @runtime_checkable
@@ -157,8 +158,6 @@ class Ensemble(Model):
     def check_params(self) -> None:
         super().check_params()
         check_members(self.members, self.check_columns, fitted=self.members_fitted)
-        from pipekit.metrics import get_metric
-
         get_metric(self.metric, self.task)  # a bad metric fails here, not after fitting
 
     def params_to_data(self) -> dict[str, Any]:
@@ -199,8 +198,6 @@ class Ensemble(Model):
 
     def _scores(self, d: TabularData, metric: Any = None) -> pl.DataFrame:
         """Each member's and the ensemble's score on ``d``, with the member weights where there are some."""
-        from pipekit.metrics import get_metric
-
         m = get_metric(self.metric if metric is None else metric, self.task)
         y = self.encode_y(d.y)
         preds = member_predictions(self.fitted_members(), d, self.task, self.classes_)

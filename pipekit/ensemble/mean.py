@@ -24,7 +24,7 @@ from pipekit.backends.data import TabularData
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Options
-from pipekit.ensemble.base import Ensemble, as_member_list
+from pipekit.ensemble.base import Ensemble, as_member_list, check_members
 
 
 class MeanEnsemble(Ensemble):
@@ -51,6 +51,9 @@ class MeanEnsemble(Ensemble):
     @property
     def is_fitted(self) -> bool:
         return all(not isinstance(m, Component) or m.is_fitted for m in self.members)
+
+    def check_is_fitted(self, what: str = "fit") -> None:
+        check_members(self.members, self.check_columns, fitted=True)  # names the member to fit
 
     @property
     def weights_(self) -> np.ndarray:
