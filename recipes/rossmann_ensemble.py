@@ -25,17 +25,9 @@ from pipekit.data.seed import set_seed
 from pipekit.data.splitters import TimeSplitter
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular, WeightedEnsemble
-from pipekit.inspection import (
-    cluster_columns,
-    drop_redundant,
-    out_of_domain,
-    partial_dependence,
-    permutation_importance,
-    plot_importance,
-    plot_partial_dependence,
-    prune_features,
-    waterfall_plot,
-)
+from pipekit.inspection import (cluster_columns, drop_redundant, out_of_domain, partial_dependence,
+                                permutation_importance, plot_importance, plot_partial_dependence,
+                                prune_features, waterfall_plot)
 from pipekit.metrics import ArrayMetric
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 from pipekit.tabular.dates import add_datepart

@@ -11,17 +11,9 @@ from test_models_helpers import adult
 from pipekit.backends import GBM, RandomForest, as_data
 from pipekit.core import DataError, ParameterError
 from pipekit.ensemble import MeanEnsemble
-from pipekit.inspection import (
-    cluster_columns,
-    drop_redundant,
-    out_of_domain,
-    partial_dependence,
-    permutation_importance,
-    plot_importance,
-    plot_partial_dependence,
-    prune_features,
-    waterfall_plot,
-)
+from pipekit.inspection import (cluster_columns, drop_redundant, out_of_domain, partial_dependence,
+                                permutation_importance, plot_importance, plot_partial_dependence,
+                                prune_features, waterfall_plot)
 
 SIGNAL = {"relationship", "marital-status", "education-num", "age", "education", "occupation"}
 

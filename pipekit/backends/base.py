@@ -148,6 +148,8 @@ class Backend(Model):
         d = as_data(train)
         self._setup(d)
         v = None if valid is None else self._prepare(valid)
+        if v is not None and v.y is None:
+            raise DataError("the valid split has no targets; scoring and early stopping need labels")
         self._fit(d, v)
         self.valid_score_ = None if v is None else self.score(v)
         return self

@@ -23,7 +23,7 @@ import polars as pl
 
 from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Backend, Contributions, feature_frame
 from pipekit.backends.data import TabularData
-from pipekit.core.errors import DataError, ExportError
+from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, Options, check
 
 FRACTION = Interval(0, 1, closed="right")
@@ -89,8 +89,6 @@ class GBM(Backend):
         valid_sets, callbacks = [], []
         self.evals_result_: dict[str, Any] = {}
         if valid is not None:
-            if valid.y is None:
-                raise DataError("the valid split has no targets; early stopping needs labels")
             valid_sets = [lgb.Dataset(self.matrix(valid, order="F"), label=self.encode_y(valid.y), reference=ds,
                                       categorical_feature=cats, feature_name=names)]
             callbacks.append(lgb.record_evaluation(self.evals_result_))

@@ -26,14 +26,8 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.base import (
-    Ensemble,
-    align_classes,
-    as_member_list,
-    check_members,
-    member_name,
-    validate_prediction,
-)
+from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
+                                   validate_prediction)
 
 
 class StackingEnsemble(Ensemble):

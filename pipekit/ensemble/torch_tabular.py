@@ -22,10 +22,6 @@ from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is
 
 
-def _is_pair(v: Any) -> bool:
-    return isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
-
-
 class TorchTabular(Backend):
     """A ``TabularModel`` trained with one-cycle for ``epochs`` at ``lr`` (batch size ``bs``). Needs splits of
     a ``Tabular`` (their fitted procs size the embeddings). ``config`` goes to ``TabularModel`` (``ps``,
@@ -41,7 +37,8 @@ class TorchTabular(Backend):
         "layers": Is(lambda v: all(isinstance(x, int) and x > 0 for x in v), "a list of positive layer sizes"),
         "wd": Interval(0, None, none_ok=True), "config": Is(lambda v: v is None or isinstance(v, dict),
                                                              "None or a dict of TabularModel arguments"),
-        "y_range": Is(lambda v: v is None or _is_pair(v), "None or a (low, high) pair"),
+        "y_range": Is(lambda v: v is None or (len(v) == 2 and all(isinstance(x, (int, float)) for x in v)),
+                      "None or a (low, high) pair"),
         "seed": Interval(0, 2**32 - 1, integer=True), "name": NAME}
     unsaved = ("processor_",)  # written inside model_, which is rebuilt from it
 

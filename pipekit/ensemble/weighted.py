@@ -29,13 +29,8 @@ from pipekit.backends.base import POSITIVE_INT
 from pipekit.backends.data import TabularData, encode_y
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Options
-from pipekit.ensemble.base import (
-    Ensemble,
-    as_member_list,
-    member_name,
-    member_predictions,
-    validate_prediction,
-)
+from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
+                                   validate_prediction)
 from pipekit.metrics import get_metric, log_loss
 
 
