@@ -175,7 +175,8 @@ class Ensemble(Model):
             raise ExportError(f"{type(self).__name__}: the stored state names a derived attribute ({e})") from None
 
     def _combine(self, preds: np.ndarray, data: TabularData | None) -> np.ndarray:
-        raise NotImplementedError
+        """The weighted average of the members' predictions (StackingEnsemble learns its combination)."""
+        return np.tensordot(self._weights(), preds, axes=1)
 
     def _data(self, data: Any) -> TabularData:
         d = as_data(data)
@@ -209,7 +210,8 @@ class Ensemble(Model):
         w = list(np.asarray(weights, dtype=np.float64)) + [1.0] if weights is not None else [None] * len(names)
         return pl.DataFrame({"model": names, metric_name: np.asarray(scores, dtype=np.float64), "weight": w})
 
-    def _weights(self) -> np.ndarray | None:
+    def _weights(self) -> Any:
+        """The member weights, summing to 1 (None for an ensemble that learns its combination)."""
         return None
 
     def report(self, data: Any = None, metric: Any = None) -> pl.DataFrame:

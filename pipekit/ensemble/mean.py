@@ -20,7 +20,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.backends.data import TabularData
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Options
@@ -69,9 +68,6 @@ class MeanEnsemble(Ensemble):
             self._remember_procs(d)
             self.report_ = self._scores(d)
         return self
-
-    def _combine(self, preds: np.ndarray, data: TabularData | None) -> np.ndarray:
-        return np.tensordot(self.weights_, preds, axes=1)
 
     def _weights(self) -> np.ndarray:
         return self.weights_

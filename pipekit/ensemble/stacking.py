@@ -110,7 +110,13 @@ class StackingEnsemble(Ensemble):
         self.oob_predictions_ = oof
         self.members_ = [m.clone().fit(d, v) for m in self.members]
         check_members(self.members_, fitted=True)
-        meta = self.meta.clone() if self.meta is not None else SklearnModel(_default_meta(self.task), self.task)
+        if self.meta is not None:
+            meta = self.meta.clone()
+        else:  # logistic regression on the members' log-probabilities, ridge on their values
+            from sklearn.linear_model import LogisticRegression, Ridge
+
+            meta = SklearnModel(LogisticRegression(C=1.0, max_iter=1000) if self.task == "classification"
+                                else Ridge(alpha=1.0), self.task)
         self.meta_model_ = meta.fit(as_data(self._features(oof, d), y=d.y))
         self._remember_procs(d)
         self.report_ = None if v is None else self._scores(self._data(v))
@@ -122,8 +128,3 @@ class StackingEnsemble(Ensemble):
                                  "read the inputs too)")
         return self.meta_model_.predict(self._features(preds, data))
 
-
-def _default_meta(task: str) -> Any:
-    from sklearn.linear_model import LogisticRegression, Ridge
-
-    return LogisticRegression(C=1.0, max_iter=1000) if task == "classification" else Ridge(alpha=1.0)

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipekit.backends.base import POSITIVE_INT
-from pipekit.backends.data import TabularData, encode_y
+from pipekit.backends.data import encode_y
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Options
 from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
@@ -91,9 +91,6 @@ class WeightedEnsemble(Ensemble):
         self.best_member_ = int(min(range(len(P)), key=lambda i: metric.loss(member_scores[i])))
         self.report_ = self._report_frame(member_scores + [metric.score(y, self._combine(P, None))], metric.name)
         return self
-
-    def _combine(self, preds: np.ndarray, data: TabularData | None) -> np.ndarray:
-        return np.tensordot(self.weights_, preds, axes=1)
 
     def _weights(self) -> np.ndarray:
         return self.weights_
