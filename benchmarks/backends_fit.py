@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipekit.backends import GBM, RandomForest
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
-from pipekit.models import GBM, RandomForest
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
 CAT_NAMES = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",

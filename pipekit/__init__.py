@@ -23,10 +23,10 @@ def __getattr__(name: str):
 
         return getattr(pipekit.core.registry, name)
     if name == "load_model":
-        from pipekit.models import load_model
+        from pipekit.backends import load_model
 
         return load_model
-    if name in ("data", "datasets", "vision", "text", "tabular", "learn", "models", "ensemble"):
+    if name in ("data", "datasets", "vision", "text", "tabular", "learn", "backends", "ensemble", "inspection"):
         import importlib
 
         return importlib.import_module(f"pipekit.{name}")

@@ -62,6 +62,8 @@ class Metric(Component):
     #: what ``accumulate`` applies to raw model outputs: None, "softmax", "sigmoid" or "argmax"
     activation: ClassVar[str | None] = None
     metric_name: ClassVar[str] = ""
+    #: other names ``get_metric`` accepts for it (e.g. "r2" for ``r2_score``)
+    aliases: ClassVar[tuple[str, ...]] = ()
 
     @property
     def name(self) -> str:
@@ -326,7 +328,7 @@ class Perplexity(MeanMetric):
 class R2Score(ArrayMetric):
     """Coefficient of determination; 0.0 on a constant target, as scikit-learn's ``r2_score`` gives."""
 
-    task, metric_name = "regression", "r2_score"
+    task, metric_name, aliases = "regression", "r2_score", ("r2",)
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import r2_score
@@ -420,7 +422,8 @@ def get_metric(metric: Any, task: str) -> Metric:
         for cls in registered("metric").values():
             if isinstance(cls, type) and cls.task is not None:
                 try:
-                    by_name.setdefault(cls().name, cls)
+                    for alias in (cls().name, *cls.aliases):
+                        by_name.setdefault(alias, cls)
                 except TypeError:  # a metric that needs parameters has no bare name
                     continue
         if metric not in by_name:

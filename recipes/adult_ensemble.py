@@ -19,11 +19,11 @@ import numpy as np
 import polars as pl
 import torch
 
+from pipekit.backends import GBM, RandomForest, as_data, load_model
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular, WeightedEnsemble
-from pipekit.models import GBM, RandomForest, as_data, load_model
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
 CAT_NAMES = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. export the whole ensemble with its procs, load it back and check it predicts the same
     out = Path(args.out)
-    file = ens.export(out / "adult_weighted.npz")
+    file = ens.export(out / "adult_weighted.pipekit")
     back = load_model(file)
     assert np.allclose(back.predict(tab.valid), ens.predict(tab.valid), atol=1e-6)
 

@@ -20,13 +20,15 @@ import numpy as np
 import polars as pl
 import torch
 
+from pipekit.backends import GBM, RandomForest, as_data
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import TimeSplitter
 from pipekit.datasets import path
-from pipekit.ensemble import (MeanEnsemble, TorchTabular, WeightedEnsemble, cluster_columns, drop_redundant,
-                              out_of_domain, partial_dependence, permutation_importance, plot_importance,
-                              plot_partial_dependence, prune_features, waterfall_plot)
-from pipekit.models import GBM, Metric, RandomForest, as_data
+from pipekit.ensemble import MeanEnsemble, TorchTabular, WeightedEnsemble
+from pipekit.inspection import (cluster_columns, drop_redundant, out_of_domain, partial_dependence,
+                                permutation_importance, plot_importance, plot_partial_dependence,
+                                prune_features, waterfall_plot)
+from pipekit.metrics import ArrayMetric
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 from pipekit.tabular.dates import add_datepart
 
@@ -37,13 +39,17 @@ CONT_NAMES = ["CompetitionDistance", "Elapsed", "Dayofyear"]
 CUTOFF = "2015-06-14"
 
 
-def _rmspe_log(y: np.ndarray, p: np.ndarray) -> float:
+class LogRMSPE(ArrayMetric):
     """RMSPE of sales when the model predicts log sales."""
-    y, p = np.exp(np.asarray(y, dtype=np.float64)), np.exp(np.asarray(p, dtype=np.float64))
-    return float(np.sqrt(np.mean(((y - p) / y) ** 2)))
+
+    greater_is_better, task, metric_name = False, "regression", "rmspe"
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        y, p = np.exp(np.asarray(y_true, dtype=np.float64)), np.exp(np.asarray(y_pred, dtype=np.float64))
+        return float(np.sqrt(np.mean(((y - p) / y) ** 2)))
 
 
-RMSPE = Metric(_rmspe_log, greater_is_better=False, name="rmspe")
+RMSPE = LogRMSPE()
 
 
 def load(n_stores: int | None = None) -> pl.DataFrame:

@@ -9,7 +9,10 @@ MODULES = ["pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.datablock"
            "pipekit.metrics", "pipekit.data.getters", "pipekit.data.items",
            "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.core.archive",
            "pipekit.data.splitters", "pipekit.data.store", "pipekit.data.transform", "pipekit.data.external",
-           "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs"]
+           "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs", "pipekit.backends.base",
+           "pipekit.backends.data", "pipekit.backends.forest", "pipekit.backends.gbm", "pipekit.ensemble.mean",
+           "pipekit.ensemble.weighted", "pipekit.ensemble.stacking", "pipekit.inspection.explain",
+           "pipekit.inspection.features"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -7,9 +7,10 @@ import polars as pl
 import pytest
 from test_models_helpers import adult, adult_tab
 
+from pipekit.backends import GBM, RandomForest, SklearnModel, as_data, load_model
+from pipekit.core import DataError, NotFittedError, ParameterError
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, StackingEnsemble, WeightedEnsemble
-from pipekit.models import GBM, RandomForest, SklearnModel, as_data, load_model
 from pipekit.tabular import Categorify, FillMissing
 
 
@@ -116,12 +117,12 @@ def test_members_on_different_columns_or_procs(members, splits):
         MeanEnsemble([members[0], other])
     with pytest.raises(ValueError, match="different procs"):
         MeanEnsemble(members).predict(unnormalised.valid)
-    with pytest.raises(KeyError, match="member 0:RandomForest.*'age'"):
+    with pytest.raises(DataError, match="member 0:RandomForest.*'age'"):
         MeanEnsemble(members).predict(va.xs.drop("age"))
     reg = RandomForest("regression", n_estimators=5, n_jobs=1).fit(as_data(tr.xs, y=np.arange(len(tr.xs)) * 1.0))
     with pytest.raises(ValueError, match="members mix tasks"):
         MeanEnsemble([members[0], reg])
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         WeightedEnsemble([members[0], RandomForest("classification")])
     with pytest.raises(ValueError, match="n_iter"):
         WeightedEnsemble(members, n_iter=0)
@@ -132,7 +133,7 @@ def test_members_on_different_columns_or_procs(members, splits):
 def test_export_load_whole_ensemble(members, splits, tmp_path):
     _, va = splits
     ens = WeightedEnsemble(members, n_iter=10).fit(va)
-    back = load_model(ens.export(tmp_path / "ens.npz"))
+    back = load_model(ens.export(tmp_path / "ens.pipekit"))
     assert isinstance(back, WeightedEnsemble)
     # the procs travel with the ensemble: raw rows -> processed inputs -> same predictions
     raw = pl.read_csv(path("adult_sample") / "adult.csv").head(12000)[va.idxs[:50]]
@@ -141,7 +142,7 @@ def test_export_load_whole_ensemble(members, splits, tmp_path):
     assert np.array_equal(back.weights_, ens.weights_)
     assert np.allclose(back.predict(va), ens.predict(va))
     mean = MeanEnsemble(members[:2])
-    assert np.allclose(load_model(mean.export(tmp_path / "m.npz")).predict(va), mean.predict(va))
+    assert np.allclose(load_model(mean.export(tmp_path / "m.pipekit")).predict(va), mean.predict(va))
 
 
 def test_regression_weighted_ensemble(splits):
@@ -172,14 +173,14 @@ def test_stacking_fits_members_and_is_reproducible(splits, tmp_path):
     assert acc > 0.8 and ens.report_["model"][-1] == "StackingEnsemble"
     assert np.array_equal(make().fit(tr_small, va).predict(va), ens.predict(va))
     # Caruana selection over the out-of-fold predictions instead of a validation split
-    oof_selected = WeightedEnsemble(ens.members, n_iter=10).fit_predictions(list(ens.oob_predictions_), tr_small.y)
+    oof_selected = WeightedEnsemble(ens.members_, n_iter=10).fit_predictions(list(ens.oob_predictions_), tr_small.y)
     assert oof_selected.weights_.sum() == pytest.approx(1.0) and oof_selected.score(va) > 0.8
-    back = load_model(ens.export(tmp_path / "stack.npz"))
+    back = load_model(ens.export(tmp_path / "stack.pipekit"))
     assert np.allclose(back.predict(va), ens.predict(va))
     passthrough = StackingEnsemble([GBM("classification", learning_rate=0.2, n_estimators=40, n_jobs=1)],
                                    n_folds=2, passthrough=True).fit(tr_small)
     assert passthrough.meta_model_.feature_names_ == [f"m{j}" for j in range(1 + len(tr.xs.columns))]
-    with pytest.raises(ValueError, match="n_folds must be"):
+    with pytest.raises(ParameterError, match="n_folds=1 is not accepted"):
         StackingEnsemble([RandomForest("classification")], n_folds=1)
 
 
@@ -189,7 +190,7 @@ def test_members_named_by_dict(splits, tmp_path):
     boost = GBM("classification", n_estimators=30, learning_rate=0.2, n_jobs=1).fit(tr)
     ens = WeightedEnsemble({"forest": forest, "boost": boost}, n_iter=5).fit(va)
     assert ens.report_["model"].to_list()[:2] == ["0:forest", "1:boost"]
-    back = load_model(ens.export(tmp_path / "named.npz"))
+    back = load_model(ens.export(tmp_path / "named.pipekit"))
     assert [m.name for m in back.members] == ["forest", "boost"]
     with pytest.raises(ValueError, match="non-empty list of models or a dict"):
         MeanEnsemble(forest)

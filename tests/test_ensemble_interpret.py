@@ -8,10 +8,12 @@ import polars as pl
 import pytest
 from test_models_helpers import adult
 
-from pipekit.ensemble import (MeanEnsemble, cluster_columns, drop_redundant, out_of_domain, partial_dependence,
-                              permutation_importance, plot_importance, plot_partial_dependence, prune_features,
-                              waterfall_plot)
-from pipekit.models import GBM, RandomForest, as_data
+from pipekit.backends import GBM, RandomForest, as_data
+from pipekit.core import DataError, ParameterError
+from pipekit.ensemble import MeanEnsemble
+from pipekit.inspection import (cluster_columns, drop_redundant, out_of_domain, partial_dependence,
+                                permutation_importance, plot_importance, plot_partial_dependence,
+                                prune_features, waterfall_plot)
 
 SIGNAL = {"relationship", "marital-status", "education-num", "age", "education", "occupation"}
 
@@ -52,7 +54,7 @@ def test_permutation_importance_ranks_signal_over_noise(rf, data, tmp_path):
     assert plot_importance(rf, path=tmp_path / "mdi.png").exists()
     with pytest.raises(ValueError, match="n_repeats"):
         permutation_importance(rf, nva, n_repeats=0)
-    with pytest.raises(KeyError, match="'nope'"):
+    with pytest.raises(DataError, match="'nope'"):
         permutation_importance(rf, nva, features=["nope"])
 
 
@@ -84,17 +86,17 @@ def test_partial_dependence_1d_matches_manual_and_plots(rf, data, tmp_path):
     assert rf.predict(xs)[:, 1].mean() == pytest.approx(pd.average[0])
     assert plot_partial_dependence(pd, tmp_path / "age.png").exists()
     # grid labels are real ages when the split knows its Normalize state
-    pd_real = partial_dependence(rf, _with_source(nva, va), "age", grid=8, n_rows=400)
+    pd_real = partial_dependence(rf, _with_processor(nva, va), "age", grid=8, n_rows=400)
     ages = np.asarray(pd_real.grid_labels[0])
     assert 17 <= ages.min() < ages.max() <= 90
     assert pd_real.average[np.argmin(np.abs(ages - 45))] > pd_real.average[0]  # 45-year-olds earn more than 20s
     assert labels.shape == ages.shape
 
 
-def _with_source(d, split):
+def _with_processor(d, split):
     from dataclasses import replace
 
-    return replace(d, source=split)
+    return replace(d, processor=split.processor)
 
 
 def test_partial_dependence_categorical_and_2d(data, tmp_path):
@@ -108,11 +110,11 @@ def test_partial_dependence_categorical_and_2d(data, tmp_path):
     pd2 = partial_dependence(gbm, va, ("age", "education-num"), grid=5, n_rows=200)
     assert pd2.average.shape == (len(pd2.grid[0]), len(pd2.grid[1]))
     assert plot_partial_dependence(pd2, tmp_path / "two.png").exists()
-    with pytest.raises(ValueError, match="kind must be one of"):
+    with pytest.raises(ParameterError, match="kind='mean' is not accepted"):
         partial_dependence(gbm, va, "age", kind="mean")
     with pytest.raises(ValueError, match="2-D partial dependence"):
         partial_dependence(gbm, va, ("age", "fnlwgt"), kind="both")
-    with pytest.raises(KeyError, match="'salary'"):
+    with pytest.raises(DataError, match="'salary'"):
         partial_dependence(gbm, va, "salary")
     with pytest.raises(ValueError, match="target_class"):
         partial_dependence(gbm, va, "age", target_class="rich")
@@ -124,7 +126,7 @@ def test_waterfall_plots(rf, data, tmp_path):
     assert waterfall_plot(c, row=1, top=5, path=tmp_path / "rf.png").stat().st_size > 1000
     gbm = GBM("classification", n_estimators=40, learning_rate=0.1, n_jobs=1).fit(tr)
     assert waterfall_plot(gbm.contributions(nva.xs[:3]), row=0, path=tmp_path / "gbm.png").exists()
-    with pytest.raises(IndexError, match="row=5"):
+    with pytest.raises(ParameterError, match="row=5"):
         waterfall_plot(c, row=5)
 
 
@@ -150,7 +152,7 @@ def test_drop_redundant_reports_changes(data):
     assert abs(rep["change"][1]) < 0.015  # its twin 'age' carries the same information
     oob = drop_redundant(template, ntr, None, ["age_copy"])
     assert 0.75 < oob["score"][0] < 0.9
-    with pytest.raises(KeyError, match="'ghost'"):
+    with pytest.raises(DataError, match="'ghost'"):
         drop_redundant(template, ntr, nva, ["ghost"])
 
 

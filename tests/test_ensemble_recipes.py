@@ -31,7 +31,7 @@ def test_adult_ensemble_quick(tmp_path, capsys):
     assert res["weighted"] >= max(res["members"].values())  # never below its best member on the selection set
     assert abs(sum(res["weights"].values()) - 1) < 1e-9
     assert 0.7 < res["heldout_weighted"]["accuracy"] <= 1
-    assert (tmp_path / "adult_weighted.npz").exists() and (tmp_path / "result.json").exists()
+    assert (tmp_path / "adult_weighted.pipekit").exists() and (tmp_path / "result.json").exists()
     assert "result: adult valid accuracy" in capsys.readouterr().out
 
 

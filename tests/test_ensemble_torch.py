@@ -7,8 +7,9 @@ import pytest
 import torch
 from test_models_helpers import adult
 
+from pipekit.backends import GBM, RandomForest, as_data, load_model
+from pipekit.core import ParameterError
 from pipekit.ensemble import TorchTabular, WeightedEnsemble, embeddings_as_features
-from pipekit.models import GBM, RandomForest, as_data, load_model
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +30,14 @@ def test_net_is_a_backend(net, splits, tmp_path):
     assert p.shape == (len(va), 2) and np.allclose(p.sum(1), 1)
     assert net.valid_score_ > 0.8 and net.valid_score_ == pytest.approx(net.score(va))
     assert list(net.classes_) == ["<50k", ">=50k"]
-    back = load_model(net.export(tmp_path / "net.npz"))
+    back = load_model(net.export(tmp_path / "net.pipekit"))
     assert isinstance(back, TorchTabular)
     assert np.allclose(back.predict(va), p, atol=1e-6)
     # a net and a forest ensemble together, classes aligned by label
     rf = RandomForest("classification", n_estimators=20, n_jobs=1).fit(tr)
     ens = WeightedEnsemble([net, rf], n_iter=10).fit(va)
     assert ens.score(va) >= max(net.score(va), rf.score(va))
-    assert np.allclose(load_model(ens.export(tmp_path / "ens.npz")).predict(va), ens.predict(va), atol=1e-6)
+    assert np.allclose(load_model(ens.export(tmp_path / "ens.pipekit")).predict(va), ens.predict(va), atol=1e-6)
 
 
 def test_same_seed_same_net(splits):
@@ -61,7 +62,7 @@ def test_embeddings_as_features(net, splits):
     assert gbm.score(embeddings_as_features(net, va)) > 0.8
     kept = embeddings_as_features(net, va, columns=["education"], keep_codes=True)
     assert "education" in kept.xs.columns and "education_emb0" in kept.xs.columns
-    with pytest.raises(KeyError, match="'age'"):
+    with pytest.raises(ParameterError, match="'age'"):
         embeddings_as_features(net, va, columns=["age"])
 
 

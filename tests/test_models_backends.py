@@ -1,13 +1,21 @@
-"""RandomForest / GBM / SklearnModel on processed adult: the one interface, export without pickle, bad input."""
+"""RandomForest / GBM / SklearnModel on processed adult: the one interface, export in the pipekit file format
+(no pickle), the component contract, bad input."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
 
 import numpy as np
 import polars as pl
 import pytest
 from test_models_helpers import adult
 
-from pipekit.models import GBM, RandomForest, SklearnModel, as_data, load_model
+import pipekit
+from pipekit.backends import GBM, RandomForest, SklearnModel, as_data, load_model
+from pipekit.core import Component, DataError, ExportError, NotFittedError, ParameterError
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +68,25 @@ def test_rf_feature_importance_names_real_signal(rf):
 
 def test_rf_export_load_roundtrip(rf, splits, tmp_path):
     _, va = splits
-    path = rf.export(tmp_path / "rf")
-    assert path.suffix == ".npz"
-    with np.load(path, allow_pickle=False) as z:  # nothing in the file needs unpickling
-        assert "tree_threshold" in z.files
+    path = rf.export(tmp_path / "rf.pipekit")
+    with zipfile.ZipFile(path) as z:  # the one pipekit format: a manifest, the record as JSON, plain arrays
+        assert sorted(z.namelist()) == ["arrays.npz", "manifest.json", "record.json"]
+        record = json.loads(z.read("record.json"))
+        z.extract("arrays.npz", tmp_path)
+    with np.load(tmp_path / "arrays.npz", allow_pickle=False) as arrays:  # nothing in the file needs unpickling
+        threshold = record["state"]["model_"]["trees"]["threshold"]["__array__"]
+        assert arrays[threshold].dtype == np.float64 and len(arrays[threshold]) > 30
+    assert record["class"] == "pipekit.backends.RandomForest" and record["params"]["n_estimators"] == 30
     back = load_model(path)
     assert isinstance(back, RandomForest)
     assert np.array_equal(back.predict(va), rf.predict(va))
     assert back.feature_importance().equals(rf.feature_importance())
     assert np.allclose(back.contributions(va.xs[:20]).values, rf.contributions(va.xs[:20]).values)
-    with pytest.raises(TypeError, match="not a GBM"):
+    with pytest.raises(ExportError, match="not a GBM"):
         GBM.load(path)
+    # the folder form of the same file, and pipekit.save / pipekit.load
+    folder = pipekit.save(rf, tmp_path / "rf_folder")
+    assert folder.is_dir() and np.array_equal(pipekit.load(folder).predict(va), rf.predict(va))
 
 
 def test_rf_regression_and_max_samples(splits):
@@ -102,13 +118,13 @@ def test_gbm_early_stopping_categorical_and_contributions(gbm, splits):
     gain, split = gbm.feature_importance("gain"), gbm.feature_importance("split")
     assert gain["feature"][0] in {"relationship", "marital-status", "education-num", "age"}
     assert split["importance"].dtype == pl.Float64 and split["importance"].sum() > 0
-    with pytest.raises(ValueError, match="kind must be"):
+    with pytest.raises(ParameterError, match="kind='cover' is not accepted"):
         gbm.feature_importance("cover")
 
 
 def test_gbm_export_load_and_multiclass(gbm, splits, tmp_path):
     tr, va = splits
-    back = GBM.load(gbm.export(tmp_path / "gbm.npz"))
+    back = GBM.load(gbm.export(tmp_path / "gbm.pipekit"))
     assert np.allclose(back.predict(va), gbm.predict(va))
     # multiclass: predict the race category from the other inputs
     y = tr.xs["race"].to_numpy()
@@ -135,19 +151,19 @@ def test_sklearn_adapter_roundtrip(splits, tmp_path):
     tr, va = splits
     m = SklearnModel(LogisticRegression(max_iter=300), "classification").fit(tr, va)
     assert m.valid_score_ > 0.78
-    back = load_model(m.export(tmp_path / "lr.npz"))
+    back = load_model(m.export(tmp_path / "lr.pipekit"))
     assert np.allclose(back.predict(va), m.predict(va))
     assert m.feature_importance().height == len(m.feature_names_)
     piped = SklearnModel(make_pipeline(StandardScaler(), LogisticRegression()), "classification").fit(tr)
-    with pytest.raises(TypeError, match="cannot be exported"):
-        piped.export(tmp_path / "p.npz")
+    with pytest.raises(ExportError, match="cannot be exported"):
+        piped.export(tmp_path / "p.pipekit")
 
 
 def test_bad_input_messages(rf, splits, tmp_path):
     tr, va = splits
-    with pytest.raises(KeyError, match="'age'.*tab.new"):
+    with pytest.raises(DataError, match="'age'.*tab.new"):
         rf.predict(va.xs.drop("age"))
-    with pytest.raises(TypeError, match="column 'age' holds String"):
+    with pytest.raises(DataError, match="column 'age' holds String"):
         rf.predict(va.xs.with_columns(pl.col("age").cast(pl.String)))
     with pytest.raises(ValueError, match="task='classify'"):
         RandomForest("classify")
@@ -155,7 +171,7 @@ def test_bad_input_messages(rf, splits, tmp_path):
         RandomForest("classification", max_features=2.0)
     with pytest.raises(ValueError, match="learning_rate"):
         GBM("regression", learning_rate=0)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         GBM("regression").predict(va)
     with pytest.raises(ValueError, match="label 'maybe'"):
         rf.score(as_data(va.xs[:3], y=np.array(["maybe", "<50k", "<50k"])))
@@ -167,7 +183,7 @@ def test_bad_input_messages(rf, splits, tmp_path):
         rf.predict(va.xs[:0])
     bad = tmp_path / "x.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a pipekit model file"):
+    with pytest.raises(ExportError, match="is not a pipekit file"):
         load_model(bad)
 
 
@@ -182,3 +198,110 @@ def test_inputs_reach_the_libraries_without_a_second_copy(rf, gbm, splits):
     assert F.flags["F_CONTIGUOUS"] and np.shares_memory(F.ravel(order="F"), F)
     assert np.array_equal(X, F) and X.shape == (len(va), len(rf.feature_names_))
     assert np.array_equal(X[:, 0], va.xs[rf.feature_names_[0]].to_numpy().astype(np.float32))
+
+
+# ------------------------------------------------------------------------------------------ the component contract
+def test_backends_follow_the_component_contract(rf, gbm, splits, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    _, va = splits
+    for model in (rf, gbm, SklearnModel(LogisticRegression(C=0.5), "classification", name="lr")):
+        assert isinstance(model, Component) and model.registry_kind == "model"
+        params = model.get_params()
+        copy = model.clone()
+        assert not copy.is_fitted and copy.get_params().keys() == params.keys()
+        assert all(v is params[k] or v == params[k] for k, v in copy.get_params().items()
+                   if k != "estimator")  # an estimator is compared by its own parameters below
+        # an unfitted model saves and loads as its parameters alone
+        back = pipekit.load(pipekit.save(copy, tmp_path / f"{type(model).__name__}_unfitted.pipekit"))
+        assert type(back) is type(model) and not back.is_fitted and repr(back) == repr(copy)
+    assert repr(rf) == "RandomForest(task='classification', n_estimators=30, n_jobs=1)"
+    lr = SklearnModel(LogisticRegression(C=0.5), "classification")
+    assert pipekit.load(pipekit.save(lr, tmp_path / "lr.pipekit")).estimator.get_params() == lr.estimator.get_params()
+    # learned state lives in *_ attributes only, and changing a parameter drops it
+    assert {"feature_names_", "classes_", "model_", "oob_score_", "valid_score_"} <= set(rf.fitted_state())
+    refit = rf.clone().fit(*splits)
+    refit.set_params(n_estimators=5)
+    assert not refit.is_fitted
+    with pytest.raises(NotFittedError, match="RandomForest is not fitted yet"):
+        refit.predict(va)
+
+
+@pytest.mark.parametrize("make, param, bad", [
+    (lambda **kw: RandomForest("classification", **kw), "n_estimators", 0),
+    (lambda **kw: RandomForest("classification", **kw), "max_samples", 1.5),
+    (lambda **kw: RandomForest("classification", **kw), "max_features", "all"),
+    (lambda **kw: RandomForest("classification", **kw), "min_samples_leaf", 0),
+    (lambda **kw: RandomForest("classification", **kw), "n_jobs", 0),
+    (lambda **kw: RandomForest("classification", **kw), "seed", -1),
+    (lambda **kw: RandomForest("classification", **kw), "name", 3),
+    (lambda **kw: GBM("regression", **kw), "num_leaves", 1),
+    (lambda **kw: GBM("regression", **kw), "subsample", 0.0),
+    (lambda **kw: GBM("regression", **kw), "colsample", 1.5),
+    (lambda **kw: GBM("regression", **kw), "reg_lambda", -1.0),
+    (lambda **kw: GBM("regression", **kw), "early_stopping_rounds", 0),
+    (lambda **kw: GBM("regression", **kw), "params", [("seed", 1)]),
+    (lambda **kw: SklearnModel(**{"estimator": _linear(), "task": "regression", **kw}), "estimator", object()),
+    (lambda **kw: SklearnModel(**{"estimator": _linear(), "task": "regression", **kw}), "task", "ranking"),
+])
+def test_declared_constraints_reject_bad_values_by_name(make, param, bad):
+    make()  # the defaults are accepted
+    with pytest.raises(ParameterError, match=f"{param}=.* is not accepted; expected"):
+        make(**{param: bad})
+
+
+def _linear():
+    from sklearn.linear_model import LinearRegression
+
+    return LinearRegression()
+
+
+def test_load_model_reads_an_ensemble_without_importing_anything_first(rf, gbm, splits, tmp_path):
+    from pipekit.ensemble import WeightedEnsemble
+
+    _, va = splits
+    ens = WeightedEnsemble([rf, gbm], n_iter=5).fit(va)
+    path = ens.export(tmp_path / "ens.pipekit")
+    expected = ens.predict(va.xs[:20])
+    np.save(tmp_path / "xs.npy", va.xs[:20].to_numpy())
+    code = f"""
+import sys, numpy as np, polars as pl
+import pipekit
+assert "pipekit.ensemble" not in sys.modules and "pipekit.backends" not in sys.modules
+ens = pipekit.load_model({str(path)!r})
+xs = pl.DataFrame(np.load({str(tmp_path / 'xs.npy')!r}), schema={va.xs.columns!r}, orient="row")
+xs = xs.with_columns([pl.col(c).cast(pl.Int64) for c in {list(va.cat_names)!r}])
+np.save({str(tmp_path / 'out.npy')!r}, ens.predict(xs))
+print(type(ens).__module__, type(ens).__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["pipekit.ensemble.weighted", "WeightedEnsemble"]
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected)
+
+
+def test_scores_use_pipekit_metrics_by_name_or_object(gbm, splits):
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    import pipekit.metrics as M
+
+    tr, va = splits
+    d = as_data(va)
+    y, p = gbm.encode_y(d.y), gbm.predict(va)
+    assert gbm.score(va) == pytest.approx(np.mean(p.argmax(1) == y))
+    assert gbm.score(va, "log_loss") == pytest.approx(log_loss(y, p))
+    assert gbm.score(va, "roc_auc") == pytest.approx(roc_auc_score(y, p[:, 1]))
+    assert gbm.score(va, M.error_rate) == pytest.approx(1 - gbm.score(va))
+    with pytest.raises(ParameterError, match="metric='rmse' is a regression metric"):
+        gbm.score(va, "rmse")
+    # regression: "r2" is scikit-learn's r2_score, 0.0 on a constant target when the prediction is not perfect
+    target = "education-num"
+    reg = GBM("regression", n_estimators=30, n_jobs=1).fit(as_data(tr.xs.drop(target), y=tr.xs[target].to_numpy()))
+    xs = va.xs.drop(target)
+    from sklearn.metrics import r2_score
+
+    assert reg.score(as_data(xs, y=va.xs[target].to_numpy()), "r2") == pytest.approx(
+        r2_score(va.xs[target].to_numpy(), reg.predict(xs)))
+    assert reg.score(as_data(xs, y=np.full(len(xs), 3.0)), "r2") == 0.0
+    assert reg.score(as_data(xs, y=va.xs[target].to_numpy()), "mae") < reg.score(
+        as_data(xs, y=va.xs[target].to_numpy()), "rmse")

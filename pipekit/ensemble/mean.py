@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> from pipekit.backends import GBM, RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -20,56 +20,54 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.ensemble.common import EnsembleBase, as_member_list, check_members, encode_targets, member_predictions
-from pipekit.models.base import TabularData, register
+from pipekit.core.component import Component
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Options
+from pipekit.ensemble.base import Ensemble, as_member_list, check_members
 
 
-@register
-class MeanEnsemble(EnsembleBase):
-    """Plain (or fixed-weight) average of fitted members. ``fit(data)`` checks the members against the data
-    and records the report; prediction needs no fitting beyond that."""
+class MeanEnsemble(Ensemble):
+    """Plain (or fixed-weight) average of fitted members: it predicts as soon as its members are fitted.
+    ``fit(data)`` (optional) scores the members and the average on ``data`` into ``report_`` and keeps the
+    processing of that data (``processor()``)."""
 
-    def __init__(self, members: Sequence[Any] | dict[str, Any], weights: Sequence[float] | None = None, metric: Any = None,
-                 check_columns: bool = True):
-        self.members = as_member_list(members)
-        self.task, self.classes_ = check_members(self.members, check_columns=check_columns)
-        if weights is None:
-            w = np.full(len(self.members), 1.0 / len(self.members))
-        else:
-            w = np.asarray(weights, dtype=np.float64)
+    param_constraints = {"check_columns": Options(True, False)}
+
+    def __init__(self, members: Sequence[Any] | dict[str, Any], weights: Sequence[float] | None = None,
+                 metric: Any = None, check_columns: bool = True):
+        self.members, self.weights, self.metric, self.check_columns = as_member_list(members), weights, metric, \
+            check_columns
+        self.check_params()
+
+    def check_params(self) -> None:
+        super().check_params()
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=np.float64)
             if w.shape != (len(self.members),) or (w < 0).any() or w.sum() <= 0:
-                raise ValueError(f"weights must be {len(self.members)} non-negative numbers with a positive sum, "
-                                 f"got {list(weights)}")
-            w = w / w.sum()
-        self.weights_ = w
-        self.metric = metric
-        self.check_columns = check_columns
-        self.report_ = None
-        self.procs_state_ = None
+                raise ParameterError(f"weights must be {len(self.members)} non-negative numbers with a positive sum, "
+                                     f"got {list(self.weights)}")
 
-    def fit(self, data: Any = None) -> "MeanEnsemble":
-        """Optional: score members and the average on ``data`` into ``report_``."""
+    @property
+    def is_fitted(self) -> bool:
+        return all(not isinstance(m, Component) or m.is_fitted for m in self.members)
+
+    def check_is_fitted(self, what: str = "fit") -> None:
+        check_members(self.members, self.check_columns, fitted=True)  # names the member to fit
+
+    @property
+    def weights_(self) -> np.ndarray:
+        """The weights in use, summing to 1 (equal by default)."""
+        w = np.ones(len(self.members)) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
+        return w / w.sum()
+
+    def fit(self, data: Any = None) -> MeanEnsemble:
+        """Optional: score the members and the average on ``data`` into ``report_``."""
         if data is not None:
-            d = self._prepare(data)
+            self.check_is_fitted()
+            d = self._data(data)
             self._remember_procs(d)
-            preds = member_predictions(self.members, d, self.task, self.classes_)
-            y = encode_targets(d.y, self.task, self.classes_)
-            m = self._metric()
-            self.report_ = self._report_frame([m(y, p) for p in preds] + [m(y, self._combine(preds, d))], m.name)
+            self.report_ = self._scores(d)
         return self
 
-    def _combine(self, preds: np.ndarray, data: TabularData) -> np.ndarray:
-        return np.tensordot(self.weights_, preds, axes=1)
-
-    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        metas, arrays = self._members_state()
-        arrays["weights"] = self.weights_
-        return {"members": metas, "metric": self.metric if isinstance(self.metric, str) else None,
-                "check_columns": self.check_columns, "procs_state": self.procs_state_}, arrays
-
-    @classmethod
-    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "MeanEnsemble":
-        obj = cls(cls._members_from_state(meta["members"], arrays), weights=arrays["weights"],
-                  metric=meta["metric"], check_columns=meta["check_columns"])
-        obj.procs_state_ = meta.get("procs_state")
-        return obj
+    def _weights(self) -> np.ndarray:
+        return self.weights_

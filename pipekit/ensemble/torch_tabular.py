@@ -10,163 +10,163 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 import polars as pl
 
-from pipekit.models.base import Backend, TabularData, as_data, check_task, register, to_jsonable
+from pipekit.backends.base import NAME, POSITIVE_INT, TASK, Backend
+from pipekit.backends.data import TabularData, as_data, encode_y
+from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.validate import Interval, Is
 
 
-class _TabView:
-    """The slice of the ``Tabular`` interface ``tabular_dataloaders`` reads, built from model-facing data
-    (so folds and subsets of a split can train a net too)."""
-
-    def __init__(self, processor: Any, frame: pl.DataFrame, train_idx: np.ndarray, valid_idx: np.ndarray):
-        self.processor, self.frame = processor, frame
-        self.train_idx, self.valid_idx = train_idx, valid_idx
-        self.y_names = processor.y_names
-        self.valid = valid_idx  # only its length is read
-
-
-@register
 class TorchTabular(Backend):
     """A ``TabularModel`` trained with one-cycle for ``epochs`` at ``lr`` (batch size ``bs``). Needs splits of
     a ``Tabular`` (their fitted procs size the embeddings). ``config`` goes to ``TabularModel`` (``ps``,
     ``embed_p``, ...); ``y_range`` squashes regression outputs. Without ``valid``, a seeded 10% of the
     training rows is only monitored, never held out.
 
-    Fitted: ``model_`` (the torch module, eval mode), ``valid_score_`` when ``valid`` is given.
+    Fitted: ``model_`` (the torch module, eval mode), ``processor_`` (the fitted procs), ``emb_szs_``,
+    ``valid_score_`` when ``valid`` is given.
     """
 
-    _param_names = ("task", "layers", "epochs", "lr", "bs", "wd", "config", "y_range", "seed")
+    param_constraints = {
+        "task": TASK, "epochs": POSITIVE_INT, "bs": POSITIVE_INT, "lr": Interval(0, None, closed="neither"),
+        "layers": Is(lambda v: all(isinstance(x, int) and x > 0 for x in v), "a list of positive layer sizes"),
+        "wd": Interval(0, None, none_ok=True), "config": Is(lambda v: v is None or isinstance(v, dict),
+                                                             "None or a dict of TabularModel arguments"),
+        "y_range": Is(lambda v: v is None or (len(v) == 2 and all(isinstance(x, (int, float)) for x in v)),
+                      "None or a (low, high) pair"),
+        "seed": Interval(0, 2**32 - 1, integer=True), "name": NAME}
+    unsaved = ("processor_",)  # written inside model_, which is rebuilt from it
 
     def __init__(self, task: str, layers: Sequence[int] = (200, 100), epochs: int = 5, lr: float = 1e-2,
                  bs: int = 256, wd: float | None = None, config: dict | None = None,
-                 y_range: Sequence[float] | None = None, seed: int = 0):
-        self.task = check_task(task)
-        if not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-        if not isinstance(bs, (int, np.integer)) or bs < 1:
-            raise ValueError(f"bs must be an int >= 1, got {bs!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        self.layers = [int(x) for x in layers]
-        self.epochs, self.lr, self.bs, self.wd = int(epochs), float(lr), int(bs), wd
-        self.config = dict(config) if config else None
-        self.y_range = None if y_range is None else [float(y_range[0]), float(y_range[1])]
-        self.seed = int(seed)
+                 y_range: Sequence[float] | None = None, seed: int = 0, name: str | None = None):
+        self.task, self.layers, self.epochs, self.lr, self.bs, self.wd = task, list(layers), epochs, lr, bs, wd
+        self.config, self.y_range, self.seed, self.name = config, y_range, seed, name
+        self.check_params()
 
-    def _frame(self, d: TabularData) -> pl.DataFrame:
-        p = self.processor_
-        frame = d.xs.select(p.cat_names_ + p.cont_names_)
-        if self.task == "classification":
-            codes = {v: i for i, v in enumerate(p.y_vocab_)}
-            y = np.asarray([codes[v] for v in d.y.tolist()], dtype=np.int64)
-        else:
-            y = np.asarray(d.y, dtype=np.float32)
-        return frame.with_columns(pl.Series(p.y_names[0], y))
-
-    def fit(self, train: Any, valid: Any = None) -> "TorchTabular":
-
-        from pipekit.data.seed import set_seed
-        from pipekit.tabular.loaders import tabular_dataloaders
-        from pipekit.tabular.model import tabular_learner
-
+    def fit(self, train: Any, valid: Any = None) -> TorchTabular:
         d = as_data(train)
         if d.processor is None:
-            raise TypeError("TorchTabular needs splits of a Tabular (tab.train / tab.valid): the fitted procs size "
-                            "its embeddings")
-        self.processor_ = d.processor
+            raise ParameterError("TorchTabular needs splits of a Tabular (tab.train / tab.valid): the fitted procs "
+                                 "size its embeddings")
         if (self.task == "classification") != (d.processor.y_kind_ == "category"):
-            raise ValueError(f"task={self.task!r} but the Tabular's target kind is {d.processor.y_kind_!r}")
-        self._setup(d)
-        p = d.processor
-        self.feature_names_ = list(p.cat_names_) + list(p.cont_names_)
-        self.cat_features_ = list(p.cat_names_)
-        if self.task == "classification":
+            raise DataError(f"task={self.task!r} but the Tabular's target kind is {d.processor.y_kind_!r}")
+        return super().fit(d, valid)
+
+    def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        from pipekit.data.seed import set_seed
+        from pipekit.tabular.model import tabular_learner
+
+        p = self.processor_ = d.processor
+        self.feature_names_, self.cat_features_ = list(p.cat_names_) + list(p.cont_names_), list(p.cat_names_)
+        if self.task == "classification":  # the net has one output per class of the vocabulary
             self.classes_ = np.sort(np.asarray(p.y_vocab_))
-            self._order = np.argsort(np.asarray(p.y_vocab_))
-        v = as_data(valid) if valid is not None else None
-        parts = [self._frame(d)] + ([self._frame(v)] if v is not None else [])
-        frame = pl.concat(parts, how="vertical_relaxed")
         n = len(d)
-        train_idx = np.arange(n, dtype=np.int64)
-        if v is not None:
-            valid_idx = np.arange(n, n + len(v), dtype=np.int64)
+        if valid is not None:
+            frame = pl.concat([self._frame(d), self._frame(valid)], how="vertical_relaxed")
+            valid_idx = np.arange(n, n + len(valid), dtype=np.int64)
         else:
+            frame = self._frame(d)
             valid_idx = np.sort(np.random.default_rng(self.seed).choice(n, max(1, n // 10), replace=False))
         set_seed(self.seed)
-        dls = tabular_dataloaders(_TabView(p, frame, train_idx, valid_idx), bs=self.bs, seed=self.seed)
-        kwargs = {"wd": self.wd} if self.wd is not None else {}
-        learn = tabular_learner(dls, layers=self.layers, config=self.config, y_range=self.y_range, **kwargs)
+        kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
+        learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx), layers=self.layers,
+                                config=self.config, y_range=self.y_range, **kwargs)
         learn.fit_one_cycle(self.epochs, self.lr)
         self.model_ = learn.model.cpu().eval()
-        self._emb_szs = [(e.num_embeddings, e.embedding_dim) for e in self.model_.embeds]
-        self.valid_score_ = self.score(v) if v is not None else None
-        return self
+        self.emb_szs_ = [[int(e.num_embeddings), int(e.embedding_dim)] for e in self.model_.embeds]
 
-    def _tensors(self, d: TabularData):
-        import torch
-
+    def _frame(self, d: TabularData) -> pl.DataFrame:
+        """The processed columns the net reads, with the target encoded as the processing encodes it."""
         p = self.processor_
-        n = len(d)
-        cats = (d.xs.select(p.cat_names_).to_numpy(order="c").astype(np.int64, copy=False) if p.cat_names_
-                else np.zeros((n, 0), dtype=np.int64))
-        conts = (d.xs.select(p.cont_names_).to_numpy(order="c").astype(np.float32, copy=False) if p.cont_names_
-                 else np.zeros((n, 0), dtype=np.float32))
-        return torch.from_numpy(cats), torch.from_numpy(conts)
+        frame = d.xs.select(p.cat_names_ + p.cont_names_)
+        if d.y is None:
+            return frame
+        if self.task == "classification":
+            vocab = np.asarray(p.y_vocab_)
+            order = np.argsort(vocab)
+            y = order[encode_y(d.y, "classification", vocab[order])]
+        else:
+            y = encode_y(d.y, "regression").astype(np.float32)
+        return frame.with_columns(pl.Series(p.y_names[0], y))
 
-    def _predict_raw(self, d: TabularData) -> np.ndarray:
+    def _dataloaders(self, frame: pl.DataFrame, train_idx: np.ndarray, valid_idx: np.ndarray) -> Any:
+        """Loaders over a processed frame, built as ``Tabular.dataloaders`` builds them (one set of tensors
+        both subsets index into), so folds and subsets of a split train a net too."""
+        from pipekit.data.dataloaders import DataLoaders
+        from pipekit.data.loader import ArrayDataset, DataLoader
+        from pipekit.data.store import TensorStore
+        from pipekit.tabular.core import TabularSplit
+        from pipekit.tabular.loaders import TabularRecipe
+
+        recipe = TabularRecipe(self.processor_)
+        stores = [TensorStore(t) for t in TabularSplit(frame, self.processor_).to_torch()]
+        train = DataLoader(ArrayDataset(stores, recipe.blocks, 2, train_idx, 0), bs=self.bs, shuffle=True,
+                           drop_last=len(train_idx) > self.bs, seed=self.seed, num_workers=0, augment=False)
+        valid = DataLoader(ArrayDataset(stores, recipe.blocks, 2, valid_idx, 1), bs=self.bs, shuffle=False,
+                           seed=self.seed + 1, num_workers=0, augment=False)
+        return DataLoaders(train, valid, recipe=recipe, device=train.device)
+
+    def _predict(self, d: TabularData) -> np.ndarray:
         import torch
 
-        cats, conts = self._tensors(d)
-        outs = []
+        from pipekit.tabular.core import TabularSplit
+
+        cats, conts, _ = TabularSplit(self._frame(replace(d, y=None)), self.processor_).to_torch()
         self.model_.eval()
         with torch.no_grad():
-            for i in range(0, len(d), 8192):
-                outs.append(self.model_(cats[i:i + 8192], conts[i:i + 8192]).float())
-        out = torch.cat(outs) if outs else torch.zeros((0, len(getattr(self, "classes_", [0]))))
+            out = torch.cat([self.model_(cats[i:i + 8192], conts[i:i + 8192]).float()
+                             for i in range(0, len(d), 8192)])
         if self.task == "classification":
-            return torch.softmax(out, 1).numpy().astype(np.float64)[:, self._order]
+            return torch.softmax(out, 1).numpy().astype(np.float64)[:, np.argsort(np.asarray(self.processor_.y_vocab_))]
         return out[:, 0].numpy().astype(np.float64)
 
     def embeddings(self) -> dict[str, np.ndarray]:
         """The learned embedding matrix per categorical input (row = category code)."""
-        self._check_fitted()
+        self.check_is_fitted()
         return {c: e.weight.detach().cpu().numpy().copy() for c, e in zip(self.processor_.cat_names_,
                                                                           self.model_.embeds)}
 
-    # -- export ---------------------------------------------------------------------------------------
-    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        meta = self._base_state()
-        meta["processor"] = to_jsonable(self.processor_.state())
-        meta["emb_szs"] = [list(map(int, e)) for e in self._emb_szs]
-        meta["valid_score"] = self.valid_score_
-        arrays = {f"w/{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
-        return meta, arrays
+    # -- files: the procs as their plain state (the net is sized from them), the weights as arrays ---------
+    def model_to_data(self) -> dict[str, Any]:
+        return {"processor": self.processor_.state(), "weights": dict(self.model_.state_dict())}
 
-    @classmethod
-    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "TorchTabular":
+    def model_from_data(self, data: Any) -> Any:
         import torch
 
         from pipekit.tabular.model import TabularModel
         from pipekit.tabular.processor import TabularProcessor
 
-        obj = cls(**meta["params"])
-        obj._restore_base(meta)
-        obj.processor_ = TabularProcessor.from_state(meta["processor"])
-        obj._emb_szs = [tuple(e) for e in meta["emb_szs"]]
-        if obj.task == "classification":
-            obj._order = np.argsort(np.asarray(obj.processor_.y_vocab_))
-        out_sz = len(obj.processor_.y_vocab_) if obj.task == "classification" else len(obj.processor_.y_names)
-        model = TabularModel(obj._emb_szs, len(obj.processor_.cont_names_), out_sz, layers=obj.layers,
-                             y_range=obj.y_range, **(obj.config or {}))
-        state = {k[2:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items() if k.startswith("w/")}
-        model.load_state_dict(state)
-        obj.model_ = model.eval()
-        obj.valid_score_ = meta.get("valid_score")
-        return obj
+        if not (isinstance(data, dict) and set(data) == {"processor", "weights"}):
+            raise ExportError("model_ must hold the fitted procs and the weights ({'processor', 'weights'})")
+        p = self.processor_ = TabularProcessor.from_state(data["processor"])
+        data = data["weights"]
+        if not (isinstance(data, dict) and all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf"
+                                               for v in data.values())):
+            raise ExportError("the weights must map each name to a numeric array")
+        sizes, emb = self.emb_szs_, data.get("embeds.weight")
+        if not (isinstance(sizes, list) and all(isinstance(e, list) and len(e) == 2 and all(
+                isinstance(x, int) and x >= 1 for x in e) for e in sizes)
+                and sum(ni * nf for ni, nf in sizes) == (0 if emb is None else emb.size)):
+            raise ExportError("emb_szs_ must be (rows, width) pairs that the stored embedding table fills exactly")
+
+        def build() -> Any:
+            out_sz = len(p.y_vocab_ or ()) if self.task == "classification" else len(p.y_names)
+            return TabularModel(sizes, len(p.cont_names_), out_sz, layers=self.layers, y_range=self.y_range,
+                                **(self.config or {}))
+
+        with torch.device("meta"):  # sizes checked against the stored weights before anything is allocated
+            shapes = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+        if shapes != {k: v.shape for k, v in data.items()}:
+            raise ExportError("the stored weights do not match the net its parameters describe")
+        model = build()
+        model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()})
+        return model.eval()
 
 
 def embeddings_as_features(net: TorchTabular, data: Any, columns: Sequence[str] | None = None,
@@ -183,17 +183,13 @@ def embeddings_as_features(net: TorchTabular, data: Any, columns: Sequence[str] 
     cols = list(columns) if columns is not None else [c for c, w in embs.items() if w.shape[1] > 1]
     unknown = [c for c in cols if c not in embs]
     if unknown:
-        raise KeyError(f"{unknown} have no embedding in this net; embedded columns: {list(embs)}")
+        raise ParameterError(f"{unknown} have no embedding in this net; embedded columns: {list(embs)}")
     new_cols = []
     for c in cols:
         codes = d.xs.get_column(c).to_numpy().astype(np.int64)
         w = embs[c]
         if len(codes) and (codes.min() < 0 or codes.max() >= len(w)):
-            raise ValueError(f"column {c!r} has code {int(codes.max())} outside the net's vocabulary of {len(w)}")
-        vecs = w[codes]
-        new_cols += [pl.Series(f"{c}_emb{j}", vecs[:, j]) for j in range(w.shape[1])]
-    xs = d.xs if keep_codes else d.xs.drop(cols)
-    xs = xs.with_columns(new_cols)
-    cats = tuple(c for c in d.cat_names if keep_codes or c not in cols)
-    return TabularData(xs=xs, y=d.y, cat_names=cats, y_name=d.y_name, procs_signature=d.procs_signature,
-                       source=None, processor=d.processor)
+            raise DataError(f"column {c!r} has code {int(codes.max())} outside the net's vocabulary of {len(w)}")
+        new_cols += [pl.Series(f"{c}_emb{j}", w[codes][:, j]) for j in range(w.shape[1])]
+    out = d if keep_codes else d.drop(cols)
+    return replace(out, xs=out.xs.with_columns(new_cols))

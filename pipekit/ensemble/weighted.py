@@ -7,7 +7,7 @@ selection counts divided by the bag size.
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> from pipekit.backends import GBM, RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -25,14 +25,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.ensemble.common import (EnsembleBase, as_member_list, check_members, encode_targets, member_name, member_predictions,
-                                     validate_prediction)
-from pipekit.models.base import TabularData, get_metric, register
-from pipekit.models.metrics import _log_loss as log_loss
+from pipekit.backends.base import POSITIVE_INT
+from pipekit.backends.data import encode_y
+from pipekit.core.errors import DataError
+from pipekit.core.validate import Options
+from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
+                                   validate_prediction)
+from pipekit.metrics import get_metric, log_loss
 
 
-@register
-class WeightedEnsemble(EnsembleBase):
+class WeightedEnsemble(Ensemble):
     """Members must already be fitted; ``fit(data)`` selects weights on ``data`` (a labelled split the
     members were not trained on: the valid split or out-of-fold predictions via ``fit_predictions``).
 
@@ -40,40 +42,37 @@ class WeightedEnsemble(EnsembleBase):
     ``scores_`` (score after each step), ``best_member_``, ``report_``.
     """
 
-    def __init__(self, members: Sequence[Any] | dict[str, Any], metric: Any = None, n_iter: int = 50, check_columns: bool = True):
-        self.members = as_member_list(members)
-        self.task, self.classes_ = check_members(self.members, check_columns=check_columns)
-        if not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
-            raise ValueError(f"n_iter must be an int >= 1, got {n_iter!r}")
-        self.metric = metric
-        get_metric(metric, self.task)  # fail early on a bad metric
-        self.n_iter = int(n_iter)
-        self.check_columns = check_columns
-        self.procs_state_ = None
+    param_constraints = {"n_iter": POSITIVE_INT, "check_columns": Options(True, False)}
 
-    def fit(self, data: Any) -> "WeightedEnsemble":
+    def __init__(self, members: Sequence[Any] | dict[str, Any], metric: Any = None, n_iter: int = 50,
+                 check_columns: bool = True):
+        self.members, self.metric, self.n_iter, self.check_columns = as_member_list(members), metric, n_iter, \
+            check_columns
+        self.check_params()
+
+    def fit(self, data: Any) -> WeightedEnsemble:
         """Select weights on the labelled split ``data``."""
-        d = self._prepare(data)
+        d = self._data(data)
+        self.fit_predictions(member_predictions(self.members, d, self.task, self.classes_), d.y)
         self._remember_procs(d)
-        preds = member_predictions(self.members, d, self.task, self.classes_)
-        return self.fit_predictions(preds, d.y)
+        return self
 
-    def fit_predictions(self, preds: Sequence[np.ndarray] | np.ndarray, y: np.ndarray) -> "WeightedEnsemble":
+    def fit_predictions(self, preds: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None) -> WeightedEnsemble:
         """Select weights from precomputed predictions (one array per member, in ``classes_`` order; e.g.
         out-of-fold predictions) and the raw targets ``y``."""
-        y = encode_targets(np.asarray(y), self.task, self.classes_)
+        classes = self.classes_
+        y = encode_y(None if y is None else np.asarray(y), self.task, classes)
         if len(preds) != len(self.members):
-            raise ValueError(f"got predictions for {len(preds)} members, the ensemble has {len(self.members)}")
-        k = None if self.classes_ is None else len(self.classes_)
+            raise DataError(f"got predictions for {len(preds)} members, the ensemble has {len(self.members)}")
+        k = None if classes is None else len(classes)
         P = np.stack([validate_prediction(p, len(y), member_name(m, i), self.task, k)
                       for i, (p, m) in enumerate(zip(preds, self.members))])
-        metric = self._metric()
-        loss = metric.loss
+        metric = get_metric(self.metric, self.task)
         # ties on a coarse metric (accuracy) are broken by log-loss, which rewards the better-calibrated mix
-        tie = (lambda p: log_loss(y, p)) if (self.task == "classification" and metric.name != "log_loss") else None
+        tie = self.task == "classification" and metric.name != "log_loss"
 
         def key(p: np.ndarray) -> tuple[float, float]:
-            return (loss(metric(y, p)), tie(p) if tie else 0.0)
+            return metric.loss(metric.score(y, p)), log_loss.score(y, p) if tie else 0.0
 
         total = np.zeros_like(P[0])
         selection, keys = [], []
@@ -86,29 +85,12 @@ class WeightedEnsemble(EnsembleBase):
         best_len = min(range(len(keys)), key=lambda i: keys[i]) + 1
         counts = np.bincount(selection[:best_len], minlength=len(P)).astype(np.float64)
         self.weights_ = counts / counts.sum()
-        self.selection_ = selection
-        self.scores_ = [-k[0] if metric.greater_is_better else k[0] for k in keys]
-        member_scores = [metric(y, p) for p in P]
-        self.best_member_ = int(min(range(len(P)), key=lambda i: loss(member_scores[i])))
-        self.report_ = self._report_frame(member_scores + [metric(y, self._combine(P, None))], metric.name)
+        self.selection_, self.procs_state_ = selection, None
+        self.scores_ = [metric.loss(k[0]) for k in keys]  # the loss of a loss is the score again
+        member_scores = [metric.score(y, p) for p in P]
+        self.best_member_ = int(min(range(len(P)), key=lambda i: metric.loss(member_scores[i])))
+        self.report_ = self._report_frame(member_scores + [metric.score(y, self._combine(P, None))], metric.name)
         return self
 
-    def _combine(self, preds: np.ndarray, data: TabularData | None) -> np.ndarray:
-        return np.tensordot(self.weights_, preds, axes=1)
-
-    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        metas, arrays = self._members_state()
-        arrays["weights"] = self.weights_
-        return {"members": metas, "metric": self.metric if isinstance(self.metric, str) else None,
-                "n_iter": self.n_iter, "check_columns": self.check_columns, "procs_state": self.procs_state_,
-                "selection": list(map(int, self.selection_))}, arrays
-
-    @classmethod
-    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "WeightedEnsemble":
-        obj = cls(cls._members_from_state(meta["members"], arrays), metric=meta["metric"], n_iter=meta["n_iter"],
-                  check_columns=meta["check_columns"])
-        obj.weights_ = arrays["weights"]
-        obj.selection_ = meta["selection"]
-        obj.procs_state_ = meta.get("procs_state")
-        obj.report_ = None
-        return obj
+    def _weights(self) -> np.ndarray:
+        return self.weights_

@@ -4,9 +4,9 @@ import polars as pl
 import pytest
 from scipy.stats import spearmanr
 
+from pipekit.backends import as_data
 from pipekit.datasets import path
-from pipekit.ensemble import cluster_columns
-from pipekit.models import as_data
+from pipekit.inspection import cluster_columns
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
 

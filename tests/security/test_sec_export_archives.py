@@ -29,12 +29,11 @@ import pytest
 import torch
 
 import pipekit
-
+from pipekit.backends import load_model
 from pipekit.core.archive import MAX_JSON_BYTES, MAX_JSON_DEPTH, read_npz
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path as dataset_path
 from pipekit.learn import ExportError, load_learner
-from pipekit.models import load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -189,61 +188,69 @@ def test_sec_a_directory_that_lies_cannot_make_a_member_inflate_past_it(exported
     refused(load_learner, path, match=r"member 'record.json' is (damaged|truncated)")
 
 
-def write_model(path: Path, entries: list[tuple]) -> Path:
+MODEL_MANIFEST = json.dumps({"format": "pipekit", "version": 2, "kind": "component", "pipekit": "0.1.0"}).encode()
+LR_RECORD = {"class": "pipekit.backends.SklearnModel",
+             "params": {"estimator": {"sklearn_estimator": "sklearn.linear_model.LogisticRegression", "params": {}},
+                        "task": "classification"},
+             "state": {"feature_names_": ["a"], "cat_features_": [], "classes_": {"__array__": "classes"},
+                       "model_": {"attributes": {"coef_": {"__array__": "coef"}}}}}
+
+
+def write_model(path: Path, arrays: list[tuple] | None, record: tuple | None = None) -> Path:
+    """A model file as model.export writes it (manifest, record.json, arrays.npz), with ``arrays`` the members
+    of arrays.npz and ``record`` the record.json entry (default: a LogisticRegression's record)."""
+    entries = [entry("manifest.json", MODEL_MANIFEST), record or entry("record.json", json.dumps(LR_RECORD).encode())]
+    if arrays is not None:
+        entries.append(entry("arrays.npz", raw_zip([entry("classes.npy", npy(np.arange(2)))] + arrays)))
     path.write_bytes(raw_zip(entries))
     return path
 
 
-def meta_entry(meta: dict | str) -> tuple:
-    blob = (meta if isinstance(meta, str) else json.dumps(meta)).encode()
-    return entry("__meta__.npy", npy(np.frombuffer(blob, np.uint8)))
-
-
-LR_META = {"class": "SklearnModel", "format": 1, "params": {"task": "classification"}, "feature_names": ["a"],
-           "cat_features": [], "classes": [0, 1],
-           "estimator": {"name": "LogisticRegression", "params": {}, "scalars": {}}}
-
-
 def test_sec_npz_bombs_and_lying_array_headers_for_load_model(tmp_path):
     bomb, crc = space_bomb(1024)
-    path = write_model(tmp_path / "bomb.npz", [meta_entry(LR_META),
-                                               entry("attr/coef_.npy", bomb, deflate=True, size=GiB, crc=crc)])
-    peak = refused(load_model, path, match=r"member 'attr/coef_.npy' inflates .* compression ratio over 100:1")
+    path = write_model(tmp_path / "bomb.pipekit", [entry("coef.npy", bomb, deflate=True, size=GiB, crc=crc)])
+    peak = refused(load_model, path, match=r"arrays.npz: member 'coef.npy' inflates .* compression ratio over 100:1")
     assert peak < PEAK_LIMIT, peak
-    path = write_model(tmp_path / "meta_bomb.npz", [entry("__meta__.npy", bomb, deflate=True, size=GiB, crc=crc)])
-    peak = refused(load_model, path, match=r"member '__meta__.npy' inflates to 1,073,741,824 bytes")
+    path = write_model(tmp_path / "record_bomb.pipekit", None, entry("record.json", bomb, deflate=True, size=GiB,
+                                                                     crc=crc))
+    peak = refused(load_model, path, match=r"member 'record.json' inflates to 1,073,741,824 bytes")
     assert peak < PEAK_LIMIT, peak
     # an .npy header claiming 8 TB over 16 bytes of data: refused before anything is allocated
     hdr = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
     hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
     lying = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + bytes(16)
-    path = write_model(tmp_path / "lying.npz", [meta_entry(LR_META), entry("attr/coef_.npy", lying)])
-    peak = refused(load_model, path, match=r"'attr/coef_.npy': its header says shape \(1000000000000,\) of float64 "
+    path = write_model(tmp_path / "lying.pipekit", [entry("coef.npy", lying)])
+    peak = refused(load_model, path, match=r"'coef.npy': its header says shape \(1000000000000,\) of float64 "
                                             r"\(8,000,000,000,000 bytes\) but 16 bytes follow")
     assert peak < PEAK_LIMIT, peak
     # members that are not arrays, a record dtype, a malformed header
-    for name, data, pattern in [
+    for k, (name, data, pattern) in enumerate([
             ("notes.txt", b"hello", r"member 'notes.txt' is not a NumPy array \(.npy\)"),
-            ("attr/coef_.npy", npy(np.zeros(2, dtype=[("a", "<f8")])), r"holds \[\('a', '<f8'\)\] values"),
-            ("attr/coef_.npy", b"\x93NUMPY\x01\x00\x08\x00{'descr'", r"'attr/coef_.npy' is not a NumPy array")]:
-        path = write_model(tmp_path / "odd.npz", [meta_entry(LR_META), entry(name, data)])
-        refused(load_model, path, match=pattern)
-        path.unlink()
+            ("coef.npy", npy(np.zeros(2, dtype=[("a", "<f8")])), r"holds \[\('a', '<f8'\)\] values"),
+            ("coef.npy", b"\x93NUMPY\x01\x00\x08\x00{'descr'", r"'coef.npy' is not a NumPy array")]):
+        refused(load_model, write_model(tmp_path / f"odd{k}.pipekit", [entry(name, data)]), match=pattern)
+    # the control: the same file with a real coefficient array loads
+    ok = write_model(tmp_path / "ok.pipekit", [entry("coef.npy", npy(np.zeros((1, 1))))])
+    assert load_model(ok).model_.coef_.shape == (1, 1)
 
 
-def test_sec_model_file_metadata_is_bounded_json(tmp_path):
-    for text, pattern in [("[" * 100_000 + "]" * 100_000, f"nests JSON deeper than {MAX_JSON_DEPTH} levels"),
-                          ('{"a":' * 200 + "1" + "}" * 200, f"nests JSON deeper than {MAX_JSON_DEPTH} levels"),
-                          ("[1, 2]", "must hold a JSON object, got list"),
-                          ('{"class": "SklearnModel"', "is not valid JSON"),
-                          ("\udcff", "is not UTF-8 JSON")]:
+def test_sec_model_file_record_is_bounded_json(tmp_path):
+    for k, (text, pattern) in enumerate([
+            ("[" * 100_000 + "]" * 100_000, f"nests JSON deeper than {MAX_JSON_DEPTH} levels"),
+            ('{"a":' * 200 + "1" + "}" * 200, f"nests JSON deeper than {MAX_JSON_DEPTH} levels"),
+            ("[1, 2]", r"expected the record of a Component .*got list"),
+            ('{"class": "pipekit.backends.SklearnModel"', "is not valid JSON"),
+            ("\udcff", "is not UTF-8 JSON")]):
         blob = text.encode("utf-8", "surrogateescape")
-        path = tmp_path / "m.npz"
-        path.write_bytes(raw_zip([entry("__meta__.npy", npy(np.frombuffer(blob, np.uint8)))]))
-        refused(load_model, path, match=r"member '__meta__.npy'.*" + pattern)
-        path.unlink()
-    path = write_model(tmp_path / "nometa.npz", [entry("w.npy", npy(np.zeros(3)))])
-    refused(load_model, path, match="no __meta__ entry")
+        path = write_model(tmp_path / f"m{k}.pipekit", None, entry("record.json", blob))
+        refused(load_model, path, match=r"record.json.*" + pattern)
+    # a zip of arrays without a manifest is pipekit 0.1's model format; anything else is not a pipekit file
+    path = tmp_path / "old.npz"
+    path.write_bytes(raw_zip([entry("w.npy", npy(np.zeros(3)))]))
+    refused(load_model, path, match=r"written by pipekit 0.1 \(file format 1\)")
+    path = tmp_path / "nomanifest.pipekit"
+    path.write_bytes(raw_zip([entry("record.json", json.dumps(LR_RECORD).encode())]))
+    refused(load_model, path, match="has no manifest.json; it is not a pipekit file")
 
 
 # ------------------------------------------------------------------------ malformed manifest and record

@@ -1,11 +1,13 @@
 """A model file is data: no name in it reaches an import or a call that pipekit did not list.
 
-Every module-level callable of scikit-learn (each submodule, with the names it imports, such as os or
-subprocess functions), of builtins, os, subprocess, importlib, pathlib and shutil is named in a crafted
-model file as the estimator (class and module), at the top level and as an ensemble member, and as the
-registered class; the parameters are built to create a marker file (or delete a victim file) if the
-callable ran. Every load must raise ExportError naming the class, and the marker must not appear.
-Legitimate exports still round-trip with identical predictions on adult.
+Model files are pipekit files (manifest.json, record.json and arrays.npz in a zip) rebuilt by
+``Component.from_record``, the one guarded loader. Every module-level callable of scikit-learn (each
+submodule, with the names it imports, such as os or subprocess functions), of builtins, os, subprocess,
+importlib, pathlib and shutil is named in a crafted model file as the estimator (its module and name),
+at the top level and as an ensemble member, and as the record's class (short and full name); the
+parameters are built to create a marker file (or delete a victim file) if the callable ran. Every load
+must raise ExportError naming it, and the marker must not appear. Legitimate exports still round-trip
+with identical predictions on adult.
 """
 from __future__ import annotations
 
@@ -20,23 +22,24 @@ import os
 import pkgutil
 import re
 import shutil
-import subprocess
 import struct
+import subprocess
 import warnings
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from test_models_helpers import adult
 
-import pipekit.ensemble  # noqa: F401  (registers the ensembles, so they are loadable)
+import pipekit
+from pipekit.backends import GBM, RandomForest, SklearnModel, load_model, loadable_estimators
+from pipekit.core import Component, ExportError
 from pipekit.ensemble import MeanEnsemble, StackingEnsemble, WeightedEnsemble
-from pipekit.learn import ExportError
-from pipekit.models import GBM, RandomForest, SklearnModel, load_model
-from pipekit.models.base import _REGISTRY, object_from_state
-from pipekit.models.sklearn_adapter import loadable_estimators
+
+from_record = Component.from_record
 
 OTHER_MODULES = ["builtins", "os", "subprocess", "importlib", "pathlib", "shutil"]
 
@@ -110,31 +113,37 @@ def stored_zip(members: dict[str, bytes]) -> bytes:
     return bytes(out + central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(central), len(out), 0))
 
 
-_NPY_U8 = _npy(np.zeros(0, np.uint8))[:10]
+MANIFEST = json.dumps({"format": "pipekit", "version": 2, "kind": "component", "pipekit": "0.1.0"}).encode()
 
 
-def write_model_file(path: Path, meta: dict, arrays: dict | None = None) -> Path:
-    """A model file as ``save_npz`` writes it (metadata JSON as a uint8 array plus arrays), built in memory.
+def write_model_file(path: Path, record: dict, arrays: dict | None = None) -> Path:
+    """A model file as ``pipekit.save`` writes it (manifest, record as JSON, arrays.npz), built in memory.
     Callers give a fresh name each time: rewriting a file in place makes ext4 flush it (2 ms a file)."""
-    blob = json.dumps(meta).encode()
-    header = f"{{'descr': '|u1', 'fortran_order': False, 'shape': ({len(blob)},), }}"
-    header += " " * (63 - (10 + len(header)) % 64) + "\n"
-    members = {"__meta__.npy": _NPY_U8[:8] + struct.pack("<H", len(header)) + header.encode() + blob}
-    members.update({f"{k}.npy": _npy(np.asarray(v)) for k, v in (arrays or {}).items()})
+    members = {"manifest.json": MANIFEST, "record.json": json.dumps(record).encode()}
+    if arrays:
+        members["arrays.npz"] = stored_zip({f"{k}.npy": _npy(np.asarray(v)) for k, v in arrays.items()})
     path.write_bytes(stored_zip(members))
     return path
 
 
-def sklearn_meta(module: str, name: str, params: dict) -> dict:
-    """An SklearnModel state, well formed except for the estimator it names."""
-    return {"class": "SklearnModel", "format": 1, "params": {"task": "classification"}, "feature_names": ["a"],
-            "cat_features": [], "procs_signature": None, "y_name": None, "name": None, "classes": [0, 1],
-            "estimator": {"module": module, "name": name, "params": params, "scalars": {}}}
+#: the arrays the crafted records below refer to
+ARRAYS = {"classes": np.arange(2), "weights": np.ones(1)}
 
 
-def ensemble_meta(member: dict) -> dict:
-    return {"class": "WeightedEnsemble", "format": 1, "members": [member], "metric": None, "n_iter": 10,
-            "check_columns": True, "procs_state": None, "selection": [0]}
+def sklearn_record(module: str, name: str, params: dict, model: dict | None = None) -> dict:
+    """A fitted SklearnModel's record, well formed except for the estimator it names."""
+    return {"class": "pipekit.backends.SklearnModel",
+            "params": {"estimator": {"sklearn_estimator": f"{module}.{name}", "params": params},
+                       "task": "classification", "name": None},
+            "state": {"feature_names_": ["a"], "cat_features_": [], "classes_": {"__array__": "classes"},
+                      "procs_signature_": None, "valid_score_": None,
+                      "model_": {"attributes": {}} if model is None else model}}
+
+
+def ensemble_record(member: dict) -> dict:
+    return {"class": "pipekit.ensemble.WeightedEnsemble",
+            "params": {"members": [member], "metric": None, "n_iter": 10, "check_columns": True},
+            "state": {"weights_": {"__array__": "weights"}, "selection_": [0], "procs_state_": None}}
 
 
 def callables(module) -> list[tuple[str, object]]:
@@ -150,9 +159,10 @@ def callables(module) -> list[tuple[str, object]]:
 
 
 # names already loaded from a real file in this session. The loader sees only the strings in a file, and
-# a member is read exactly like a top-level model (one load_npz, then object_from_state for each object),
-# so each distinct name goes through a real file once (as a member too for the system modules' names),
-# and every (module, name) pair through object_from_state, the one guarded function, at every level.
+# a member is read exactly like a top-level model (one read_pipekit, then Component.from_record for every
+# record in it), so each distinct name goes through a real file once (as a member too for the system
+# modules' names), and every (module, name) pair through from_record, the one guarded function, at every
+# level.
 _THROUGH_A_FILE: set[str] = set()
 _FILE_NUMBER = itertools.count()
 
@@ -164,19 +174,19 @@ def sweep_dir(tmp_path_factory):
     return d
 
 
-def expect_refused(load, args: tuple, modname: str, name: str, listed: dict, estimator_of) -> None:
-    # try/except rather than pytest.raises: ~30,000 checks, and pytest.raises costs 50 us each
+def expect_refused(load, args: tuple, named: str, listed: dict, estimator_of) -> None:
+    # try/except rather than pytest.raises: ~45,000 checks, and pytest.raises costs 50 us each
     try:
         model = load(*args)
     except ExportError as e:
         msg = str(e)
-        if name not in listed:
-            assert f"estimator class {modname}.{name} is not loadable" in msg, msg
-            assert "LogisticRegression" in msg  # the message says what is accepted
+        if named not in listed:
+            assert f"estimator class {named} is not loadable" in msg, msg
+            assert "sklearn.linear_model.LogisticRegression" in msg  # the message says what is accepted
         return
-    # only a listed name loads, and it always means pipekit's own class, whatever module the file names
-    assert name in listed, f"{modname}.{name} loaded from a crafted file"
-    assert type(estimator_of(model)) is listed[name], (modname, name)
+    # only a registered name loads, and it always means the class pipekit registered under that name
+    assert named in listed, f"{named} loaded from a crafted file"
+    assert type(estimator_of(model)) is listed[named], named
 
 
 def top(model):
@@ -185,6 +195,15 @@ def top(model):
 
 def inner(model):
     return model.members[0].model_
+
+
+def expect_not_a_class(record: dict, name: str) -> None:
+    try:
+        from_record(record, ARRAYS)
+    except ExportError as e:
+        assert name in str(e), str(e)
+        return
+    raise AssertionError(f"a record of class {name!r} loaded")
 
 
 def check_module(modname: str, folder: Path, members_through_files: bool = False) -> int:
@@ -198,24 +217,21 @@ def check_module(modname: str, folder: Path, members_through_files: bool = False
     listed = loadable_estimators()
     n = 0
     for name, obj in callables(module):
-        member = sklearn_meta(modname, name, payload(obj, marker, victim))
-        ensemble = ensemble_meta(member)
-        expect_refused(object_from_state, (member, {}), modname, name, listed, top)
-        expect_refused(object_from_state, (ensemble, {"weights": np.ones(1)}), modname, name, listed, inner)
-        if name not in _REGISTRY:  # the same name as the registered class of the file
-            try:
-                object_from_state({**member, "class": name}, {})
-                raise AssertionError(f"class {name!r} loaded")
-            except ExportError as e:
-                assert f"class {name!r} is not loadable" in str(e)
+        named = f"{modname}.{name}"
+        member = sklearn_record(modname, name, payload(obj, marker, victim))
+        ensemble = ensemble_record(member)
+        expect_refused(from_record, (member, ARRAYS), named, listed, top)
+        expect_refused(from_record, (ensemble, ARRAYS), named, listed, inner)
+        for cls_name in (name, named):  # the callable as the record's own class, by short and full name
+            expect_not_a_class({**member, "class": cls_name}, cls_name)
         if name not in _THROUGH_A_FILE or members_through_files:
             _THROUGH_A_FILE.add(name)
             k = next(_FILE_NUMBER)
-            path = write_model_file(folder / f"top{k}.npz", member)
-            expect_refused(load_model, (path,), modname, name, listed, top)
+            path = write_model_file(folder / f"top{k}.pipekit", member, ARRAYS)
+            expect_refused(load_model, (path,), named, listed, top)
             if members_through_files:
-                path = write_model_file(folder / f"ens{k}.npz", ensemble, {"weights": [1.0]})
-                expect_refused(load_model, (path,), modname, name, listed, inner)
+                path = write_model_file(folder / f"ens{k}.pipekit", ensemble, ARRAYS)
+                expect_refused(load_model, (path,), named, listed, inner)
         n += 1
     assert not marker.exists(), f"a callable of {modname} ran while loading"
     assert victim.read_text() == "still here", f"a callable of {modname} deleted a file while loading"
@@ -252,49 +268,76 @@ def test_sec_the_payloads_would_run_if_called(tmp_path):
 
 def test_sec_stacking_meta_model_and_nested_members_are_guarded(tmp_path):
     marker = tmp_path / "marker"
-    evil = sklearn_meta("os", "system", {"command": f"touch {marker}"})
-    stacking = {"class": "StackingEnsemble", "format": 1, "members": [evil], "meta_model": evil, "n_folds": 2,
-                "passthrough": False, "metric": None, "seed": 0, "task": "classification", "classes": [0, 1],
-                "passthrough_columns": ["a"], "procs_state": None}
-    with pytest.raises(ExportError, match=r"member 0 \(SklearnModel\): estimator class os.system is not loadable"):
-        load_model(write_model_file(tmp_path / "stack.npz", stacking))
+    evil = sklearn_record("os", "system", {"command": f"touch {marker}"})
+    good = sklearn_record("sklearn.linear_model", "LogisticRegression", {})
+    unfitted = {**good, "state": {}}
+    stacking = {"class": "pipekit.ensemble.StackingEnsemble",
+                "params": {"members": [unfitted], "meta": unfitted, "n_folds": 2, "passthrough": False, "metric": None,
+                           "seed": 0},
+                "state": {"members_": [good], "meta_model_": good, "passthrough_columns_": ["a"],
+                          "procs_state_": None}}
+    assert isinstance(from_record(stacking, ARRAYS), StackingEnsemble)  # the control: it loads as written
+    # the guard holds wherever the record sits: a member or the meta-model, as parameter or fitted state
+    for where in (("params", "members", 0), ("params", "meta"), ("state", "members_", 0), ("state", "meta_model_")):
+        crafted = json.loads(json.dumps(stacking))
+        node = crafted
+        for k in where[:-1]:
+            node = node[k]
+        node[where[-1]] = evil
+        with pytest.raises(ExportError, match=r"SklearnModel.*estimator class os.system is not loadable"):
+            load_model(write_model_file(tmp_path / f"stack_{'_'.join(map(str, where))}.pipekit", crafted, ARRAYS))
     # an ensemble nested as a member goes through the same guard
-    nested = ensemble_meta(ensemble_meta(evil))
-    with pytest.raises(ExportError, match=r"member 0 \(WeightedEnsemble\): member 0 \(SklearnModel\)"):
-        load_model(write_model_file(tmp_path / "nested.npz", nested, {"weights": [1.0], "member0/weights": [1.0]}))
+    nested = ensemble_record(ensemble_record(evil))
+    with pytest.raises(ExportError, match=r"SklearnModel.*estimator class os.system is not loadable"):
+        load_model(write_model_file(tmp_path / "nested.pipekit", nested, ARRAYS))
     # a tabular net's procs are looked up in pipekit's proc registry only
-    net = {"class": "TorchTabular", "format": 1, "params": {"task": "classification"}, "feature_names": [],
-           "cat_features": [], "classes": [0, 1], "emb_szs": [],
-           "processor": {"procs": [{"name": "system", "config": {"command": f"touch {marker}"}, "state": {}}],
-                         "cat_names": [], "cont_names": [], "y_names": ["y"], "cat_names_": [], "cont_names_": [],
-                         "y_kind_": "category", "y_vocab_": [0, 1], "c_": 2}}
+    net = {"class": "pipekit.ensemble.TorchTabular", "params": {"task": "classification"},
+           "state": {"feature_names_": ["a"], "cat_features_": [], "classes_": {"__array__": "classes"},
+                     "emb_szs_": [], "model_": {"weights": {}, "processor": {
+                         "procs": [{"name": "system", "config": {"command": f"touch {marker}"}, "state": {}}],
+                         "cat_names": [], "cont_names": ["a"], "y_names": ["y"], "cat_names_": [],
+                         "cont_names_": ["a"], "y_kind_": "category", "y_vocab_": [0, 1], "c_": 2}}}}
     with pytest.raises(ExportError, match="TorchTabular.*unknown tabular proc 'system'"):
-        load_model(write_model_file(tmp_path / "net.npz", net))
+        load_model(write_model_file(tmp_path / "net.pipekit", net, ARRAYS))
     assert not marker.exists()
 
 
 def test_sec_estimator_state_is_only_plain_data(tmp_path):
-    ok = sklearn_meta("sklearn.linear_model", "LogisticRegression", {"C": 1.0})
-    coef = {"attr/coef_": np.zeros((1, 1)), "attr/intercept_": np.zeros(1), "attr/classes_": np.arange(2)}
-    model = object_from_state(ok, coef)  # the control: this state is loadable
+    coef = {"coef_": {"__array__": "coef"}, "intercept_": {"__array__": "intercept"},
+            "classes_": {"__array__": "classes"}}
+    arrays = {**ARRAYS, "coef": np.zeros((1, 1)), "intercept": np.zeros(1)}
+    ok = sklearn_record("sklearn.linear_model", "LogisticRegression", {"C": 1.0}, {"attributes": coef})
+    model = from_record(ok, arrays)  # the control: this state is loadable
     assert type(model.model_).__name__ == "LogisticRegression" and model.model_.C == 1.0
+    assert model.predict(pl.DataFrame({"a": [0.0, 1.0]})).shape == (2, 2)
 
-    def refused(meta, arrays, pattern):
+    def refused(record, pattern, arrays=arrays):
         with pytest.raises(ExportError, match=pattern):
-            object_from_state(meta, arrays)
+            from_record(record, arrays)
 
-    est = ok["estimator"]
-    refused({**ok, "estimator": {**est, "params": {"evil": 1}}}, coef, r"parameters \['evil'\] are not arguments")
-    refused({**ok, "estimator": {**est, "params": {"C": print}}}, coef, r"parameters \['C'\] are not plain JSON")
-    refused({**ok, "estimator": {**est, "params": [1]}}, coef, "'params' must be a JSON object")
+    def with_params(params):
+        return {**ok, "params": {**ok["params"], "estimator": {**ok["params"]["estimator"], "params": params}}}
+
+    def with_model(model):
+        return {**ok, "state": {**ok["state"], "model_": model}}
+
+    refused(with_params({"evil": 1}), r"parameters \['evil'\] are not arguments")
+    # values a record can turn into objects (a registered class, an array, a component) are not plain parameters
+    for value in ({"__ref__": "pipekit.metrics.Accuracy"}, {"__array__": "coef"},
+                  {"class": "pipekit.metrics.Accuracy", "params": {}}):
+        refused(with_params({"C": value}), r"parameters \['C'\] are not plain JSON")
+    refused(with_params({"C": print}), "unexpected builtin_function_or_method in a record")
+    refused(with_params([1]), "'params' must be a JSON object")
     for attr in ("__class__", "__dict__", "_fit_X", "predict", "predict_proba", "coef"):
-        refused({**ok, "estimator": {**est, "scalars": {attr: 1}}}, coef, "is not a fitted attribute")
-        refused(ok, {**coef, f"attr/{attr}": np.zeros(1)}, "is not a fitted attribute")
-    refused({**ok, "estimator": {**est, "scalars": {"n_iter_": [1, 2]}}}, coef, "must be a number, string")
-    refused(ok, {**coef, "attr/coef_": np.array([print], dtype=object)}, "must hold numbers, booleans or strings")
-    refused(ok, {**coef, "fit/X": np.zeros((2, 1))}, r"array 'fit/X' is not part of a LogisticRegression state")
-    refused({**ok, "estimator": {**est, "scalars": {"n_features_in_": 7}}}, coef, "fitted on 7 inputs but the file "
-            "names 1 features")
+        refused(with_model({"attributes": {**coef, attr: 1}}), "is not a fitted attribute")
+        refused(with_model({"attributes": {**coef, attr: {"__array__": "coef"}}}), "is not a fitted attribute")
+    refused(with_model({"attributes": {**coef, "n_iter_": [1, 2]}}), "must be a number, string")
+    refused(ok, "must be a number, string", {**arrays, "coef": np.array([print], dtype=object)})
+    refused(with_model({"attributes": coef, "fit_X": {"__array__": "coef"}}),
+            r"holds \['attributes', 'fit_X'\], but a LogisticRegression state holds exactly \['attributes'\]")
+    refused(with_model({"attributes": {**coef, "n_features_in_": 7}}), "fitted on 7 inputs but the file names 1 "
+            "features")
+    refused({**ok, "state": {**ok["state"], "feature_names_": "a"}}, "feature_names_ must be a non-empty list")
 
 
 class _Evil:
@@ -309,15 +352,32 @@ def test_sec_pickled_arrays_in_a_model_file_are_never_unpickled(tmp_path):
     marker = tmp_path / "marker"
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.array([_Evil(marker)], dtype=object), allow_pickle=True)
-    meta = np.frombuffer(json.dumps(sklearn_meta("sklearn.linear_model", "LogisticRegression", {})).encode(),
-                         np.uint8)
-    path = tmp_path / "pickled.npz"
+    record = sklearn_record("sklearn.linear_model", "LogisticRegression", {},
+                            {"attributes": {"coef_": {"__array__": "coef"}}})
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("coef.npy", buf.getvalue())
+        z.writestr("classes.npy", _npy(np.arange(2)))
+    path = tmp_path / "pickled.pipekit"
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("__meta__.npy", _npy(meta))
-        z.writestr("attr/coef_.npy", buf.getvalue())
-    with pytest.raises(ExportError, match=r"member 'attr/coef_.npy' holds object values"):
+        z.writestr("manifest.json", MANIFEST)
+        z.writestr("record.json", json.dumps(record))
+        z.writestr("arrays.npz", inner.getvalue())
+    with pytest.raises(ExportError, match=r"arrays.npz: member 'coef.npy' holds object values"):
         load_model(path)
     assert not marker.exists()
+
+
+def test_sec_model_files_of_pipekit_0_1_are_refused_with_the_reason(tmp_path):
+    """The .npz model files of pipekit 0.1 (JSON metadata plus arrays) are not read: the message says which
+    format they are and what to do."""
+    path = tmp_path / "old_rf.npz"
+    meta = {"class": "RandomForest", "format": 1, "params": {"task": "classification"}}
+    np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), tree_offsets=np.arange(3))
+    for load in (load_model, pipekit.load, RandomForest.load):
+        with pytest.raises(ExportError, match=r"old_rf.npz was written by pipekit 0.1 \(file format 1\).*"
+                                              r"model.export\(path\)"):
+            load(path)
 
 
 # ---------------------------------------------------------------------------------- legitimate exports
@@ -348,7 +408,7 @@ def fitted(splits):
 def test_sec_legitimate_models_round_trip_identically(fitted, splits, tmp_path):
     _, va = splits
     for key, model in fitted.items():
-        back = load_model(model.export(tmp_path / f"{key}.npz"))
+        back = load_model(model.export(tmp_path / f"{key}.pipekit"))
         assert type(back) is type(model)
         p = model.predict(va)
         assert p.shape == (len(va.xs), 2) and model.score(va) > 0.75, key  # real models, not placeholders
@@ -363,14 +423,14 @@ def test_sec_legitimate_ensembles_round_trip_identically(fitted, splits, tmp_pat
                                  GBM("classification", n_estimators=40, learning_rate=0.2, n_jobs=1)],
                                 n_folds=2, seed=0).fit(_head(tr, 3000))
     for key, ens in {"weighted": weighted, "mean": mean, "stacking": stacking}.items():
-        back = load_model(ens.export(tmp_path / f"{key}.npz"))
+        back = load_model(ens.export(tmp_path / f"{key}.pipekit"))
         assert type(back) is type(ens)
         np.testing.assert_array_equal(back.predict(va), ens.predict(va), err_msg=key)
     assert weighted.score(va) > 0.8
 
 
 def _head(split, n):
-    from pipekit.models import as_data
+    from pipekit.backends import as_data
 
     return as_data(split).take(np.arange(n))
 
@@ -379,12 +439,13 @@ def test_sec_every_listed_estimator_round_trips(splits, tmp_path):
     """Each class of the allow-list exports and loads back with identical predictions on adult."""
     from sklearn.base import is_classifier
 
-    from pipekit.models import as_data
+    from pipekit.backends import as_data
 
     tr, va = (as_data(s).take(np.arange(1500)) for s in splits)
     codes = [c for c in tr.xs.columns if tr.xs[c].dtype.is_integer()]  # non-negative inputs for count models
+    assert len(loadable_estimators()) == 26
     for name, cls in sorted(loadable_estimators().items()):
-        kw = {"loss": "log_loss"} if name == "SGDClassifier" else {}
+        kw = {"loss": "log_loss"} if cls.__name__ == "SGDClassifier" else {}
         if hasattr(cls(), "random_state"):
             kw["random_state"] = 0
         if hasattr(cls(), "n_estimators"):
@@ -392,14 +453,14 @@ def test_sec_every_listed_estimator_round_trips(splits, tmp_path):
         task = "classification" if is_classifier(cls()) else "regression"
         if task == "regression":  # predict age from the other inputs
             d, v = (as_data(s.xs.drop("age"), y=s.xs["age"].to_numpy()) for s in (tr, va))
-        elif name in ("MultinomialNB", "ComplementNB"):
+        elif cls.__name__ in ("MultinomialNB", "ComplementNB"):
             d, v = (as_data(s.xs.select(codes), y=s.y) for s in (tr, va))
         else:
             d, v = tr, va
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence warnings of the short fits
             model = SklearnModel(cls(**kw), task).fit(d)
-        back = load_model(model.export(tmp_path / f"{name}.npz"))
+        back = load_model(model.export(tmp_path / f"{name}.pipekit"))
         assert type(back.model_) is cls
         np.testing.assert_array_equal(back.predict(v), model.predict(v), err_msg=name)
 
@@ -414,55 +475,61 @@ def test_sec_unlisted_estimators_refuse_to_export(splits, tmp_path):
     tr, _ = splits
     for est in (DummyClassifier(), MyLogistic(max_iter=300)):
         model = SklearnModel(est, "classification").fit(tr)
-        with pytest.raises(TypeError, match="cannot be exported: load_model rebuilds only"):
-            model.export(tmp_path / "x.npz")
+        with pytest.raises(ExportError, match="cannot be exported: load_model rebuilds only"):
+            model.export(tmp_path / "x.pipekit")
+
+
+def read_model_file(path: Path) -> tuple[dict, dict]:
+    with zipfile.ZipFile(path) as z:
+        arrays = dict(np.load(io.BytesIO(z.read("arrays.npz")), allow_pickle=False))
+        return json.loads(z.read("record.json")), arrays
 
 
 def test_sec_tree_tables_from_a_file_are_checked(fitted, splits, tmp_path):
     """sklearn walks tree node tables without bounds checks, so a file's child and feature indices are
     checked: children must be later nodes of the same tree, features input columns."""
-    from pipekit.models.base import load_npz, save_npz
-
     _, va = splits
-    for key, prefix in (("rf", ""), ("extra", "trees/")):
-        meta, arrays = load_npz(fitted[key].export(tmp_path / f"{key}.npz"))
-        left, feature = arrays[f"{prefix}tree_left_child"], arrays[f"{prefix}tree_feature"]
-        root_children = (int(left[0]), int(arrays[f"{prefix}tree_right_child"][0]))
-        n_nodes = int(arrays[f"{prefix}tree_offsets"][1])
+    for key in ("rf", "extra"):
+        record, arrays = read_model_file(fitted[key].export(tmp_path / f"{key}.pipekit"))
+        tables = {k: v["__array__"] for k, v in record["state"]["model_"]["trees"].items()}
+        left, feature = arrays[tables["left_child"]], arrays[tables["feature"]]
+        root_children = (int(left[0]), int(arrays[tables["right_child"]][0]))
+        n_nodes = int(arrays[tables["offsets"]][1])
         attacks = {
-            "out of range": (f"{prefix}tree_left_child", 0, 10**9),
-            "into the next tree": (f"{prefix}tree_left_child", 0, n_nodes + 1),
-            "a cycle": (f"{prefix}tree_right_child", root_children[0], 0),
-            "a leaf with one child": (f"{prefix}tree_right_child", int(np.flatnonzero(left == -1)[0]), 1),
-            "feature out of range": (f"{prefix}tree_feature", 0, 10**6),
-            "negative feature": (f"{prefix}tree_feature", 0, -5),
+            "out of range": ("left_child", 0, 10**9),
+            "into the next tree": ("left_child", 0, n_nodes + 1),
+            "a cycle": ("right_child", root_children[0], 0),
+            "a leaf with one child": ("right_child", int(np.flatnonzero(left == -1)[0]), 1),
+            "feature out of range": ("feature", 0, 10**6),
+            "negative feature": ("feature", 0, -5),
         }
-        for what, (field, node, value) in attacks.items():
-            bad = {k: v.copy() for k, v in arrays.items()}
-            bad[field][node] = value
-            path = save_npz(tmp_path / f"{key}_bad.npz", meta, bad)
+        for k, (what, (field, node, value)) in enumerate(attacks.items()):
+            bad = {name: v.copy() for name, v in arrays.items()}
+            bad[tables[field]][node] = value
+            path = write_model_file(tmp_path / f"{key}_bad{k}.pipekit", record, bad)
             with pytest.raises(ExportError) as err:
                 load_model(path)
             assert re.search(r"tree 0 node \d+ is malformed", str(err.value)), (key, what, str(err.value))
         assert int(feature[0]) >= 0  # the root splits: the attacks above hit an internal node
-    # the forest must agree with its feature names (predictions skip sklearn's column check)
-    meta, arrays = load_npz(fitted["rf"].export(tmp_path / "rf.npz"))
-    path = save_npz(tmp_path / "rf_nf.npz", {**meta, "n_features": meta["n_features"] + 5}, arrays)
-    with pytest.raises(ExportError, match="n_features"):
-        load_model(path)
-    offsets = arrays["tree_offsets"].copy()
+    # the trees must split on the columns the file names (predictions skip sklearn's column check)
+    record, arrays = read_model_file(tmp_path / "rf.pipekit")
+    fewer = json.loads(json.dumps(record))
+    fewer["state"]["feature_names_"] = record["state"]["feature_names_"][:1]
+    with pytest.raises(ExportError, match=r"node \d+ is malformed.*an input column below 1"):
+        load_model(write_model_file(tmp_path / "rf_nf.pipekit", fewer, arrays))
+    offsets_key = record["state"]["model_"]["trees"]["offsets"]["__array__"]
+    offsets = arrays[offsets_key].copy()
     offsets[1] = offsets[2]  # an empty tree
-    path = save_npz(tmp_path / "rf_off.npz", meta, {**arrays, "tree_offsets": offsets})
-    with pytest.raises(ExportError, match="tree_offsets must be increasing"):
-        load_model(path)
+    with pytest.raises(ExportError, match="tree offsets must be increasing"):
+        load_model(write_model_file(tmp_path / "rf_off.pipekit", record, {**arrays, offsets_key: offsets}))
     # the untouched file still loads
-    np.testing.assert_array_equal(load_model(tmp_path / "rf.npz").predict(va), fitted["rf"].predict(va))
+    np.testing.assert_array_equal(load_model(tmp_path / "rf.pipekit").predict(va), fitted["rf"].predict(va))
 
 
 def test_sec_adapter_docstring_examples_run():
     import doctest
 
-    import pipekit.models.sklearn_adapter
+    import pipekit.backends.sklearn_adapter
 
-    result = doctest.testmod(pipekit.models.sklearn_adapter, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(pipekit.backends.sklearn_adapter, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0

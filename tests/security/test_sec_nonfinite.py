@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import pipekit.learn.callbacks.nonfinite as nonfinite_module
+from pipekit.backends import GBM, RandomForest
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.learn import Callback, NonFiniteError, NonFiniteInputError, TerminateOnNaNCallback, accuracy
 from pipekit.learn.callbacks import FiniteInputsCheck
-from pipekit.models import GBM, RandomForest
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, tabular_learner
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -3,7 +3,7 @@ individual curves) and per-row contribution waterfalls, for any backend or ensem
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> from pipekit.backends import GBM, RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -19,26 +19,22 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import polars as pl
 
+from pipekit.backends.base import Backend, Contributions, Model
+from pipekit.backends.data import TabularData, as_data
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, Options, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.models.base import Contributions, TabularData, as_data, get_metric
-
-KINDS = ("average", "individual", "both")
+from pipekit.metrics import get_metric
 
 
-def _targets(model: Any, d: TabularData) -> np.ndarray:
-    if d.y is None:
-        raise ValueError("this needs a labelled split (with ys) to score the model")
-    return model.encode_y(d.y)
-
-
-def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats: int = 5, seed: int | None = None,
+def permutation_importance(model: Model, data: Any, metric: Any = None, n_repeats: int = 5, seed: int | None = None,
                            features: Sequence[str] | None = None) -> pl.DataFrame:
     """Score drop when one input column is shuffled (its link to the target broken), per column.
 
@@ -49,16 +45,14 @@ def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats:
     Example:
         >>> # permutation_importance(rf, tab.valid, n_repeats=5, seed=0).head()
     """
-    if not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
-        raise ValueError(f"n_repeats must be an int >= 1, got {n_repeats!r}")
+    check("permutation_importance", n_repeats=(n_repeats, Interval(1, None, integer=True)))
     d = as_data(data)
-    m = get_metric(metric, model.task)
-    y = _targets(model, d)
-    base = m.loss(m(y, model.predict(d)))
-    cols = list(features) if features is not None else list(getattr(model, "feature_names_", d.feature_names))
-    missing = [c for c in cols if c not in d.xs.columns]
-    if missing:
-        raise KeyError(f"features {missing} are not columns of the data; available: {d.feature_names}")
+    m = get_metric(model.metric if metric is None else metric, model.task)
+    y = model.encode_y(d.y)
+    base = m.loss(m.score(y, model.predict(d)))
+    cols = list(features) if features is not None else model.feature_names_ if isinstance(model, Backend) \
+        else d.feature_names
+    d.check_columns(cols, "features")
     drops = np.zeros((len(cols), n_repeats))
     for j, c in enumerate(cols):
         # one stream per column: a column's result does not depend on which other columns are asked for
@@ -66,7 +60,7 @@ def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats:
         for r in range(n_repeats):
             shuffled = d.xs.get_column(c).gather(rng.permutation(len(d)))
             dd = d.with_xs(d.xs.with_columns(shuffled.alias(c)))
-            drops[j, r] = m.loss(m(y, model.predict(dd))) - base
+            drops[j, r] = m.loss(m.score(y, model.predict(dd))) - base
     mean = drops.mean(1)
     std = drops.std(1, ddof=1) if n_repeats > 1 else np.zeros(len(cols))
     if n_repeats > 1:
@@ -85,9 +79,8 @@ def plot_importance(importance: pl.DataFrame | Any, top: int = 20, path: str | P
     ``feature_importance()``; a fitted model is accepted too), with error bars when ``std`` is present."""
     if not isinstance(importance, pl.DataFrame):
         importance = importance.feature_importance()
-    for c in ("feature", "importance"):
-        if c not in importance.columns:
-            raise ValueError(f"importance frame needs columns 'feature' and 'importance'; got {importance.columns}")
+    if not {"feature", "importance"} <= set(importance.columns):
+        raise ParameterError(f"importance frame needs columns 'feature' and 'importance'; got {importance.columns}")
     f = importance.sort("importance", descending=True).head(top).reverse()
     plt = get_pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.3 * f.height + 1.2))
@@ -114,17 +107,18 @@ class PartialDependence:
     output: str
 
 
-def _display(source: Any, col: str, values: np.ndarray) -> list:
+def _display(processor: Any, col: str, values: np.ndarray) -> list:
     """Processed values -> what a person reads: vocab entries for codes, de-normalised continuous values."""
-    classes = getattr(source, "classes", None)
-    if isinstance(classes, dict) and col in classes:
-        vocab = list(classes[col])
-        return [str(vocab[int(v)]) if 0 <= int(v) < len(vocab) else str(v) for v in values]
-    processor = getattr(source, "processor", None)
-    for proc in getattr(processor, "procs", []) or []:
-        means, stds = getattr(proc, "means_", None), getattr(proc, "stds_", None)
-        if isinstance(means, dict) and col in means:
-            return [float(v) * stds[col] + means[col] for v in values]
+    if processor is not None:
+        from pipekit.tabular.procs import Normalize
+
+        vocab = processor.classes_.get(col)
+        if vocab is not None:
+            return [str(vocab[int(v)]) if 0 <= int(v) < len(vocab) else str(v) for v in values]
+        for proc in processor.procs:
+            means, stds = (proc.means_, proc.stds_) if isinstance(proc, Normalize) else (None, None)
+            if means is not None and stds is not None and col in means:
+                return [float(v) * stds[col] + means[col] for v in values]
     return [float(v) for v in values]
 
 
@@ -140,7 +134,7 @@ def _grid(d: TabularData, col: str, grid: Any) -> np.ndarray:
     return np.unique(np.quantile(vals, np.linspace(0.05, 0.95, int(grid))))
 
 
-def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kind: str = "average",
+def partial_dependence(model: Model, data: Any, features: str | Sequence[str], kind: str = "average",
                        grid: int | Sequence | dict = 20, target_class: Any = None, n_rows: int | None = 1000,
                        seed: int = 0) -> PartialDependence:
     """Average (and/or per-row, ``kind="individual"``/``"both"``) prediction when ``features`` (one name, or
@@ -150,26 +144,23 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     values, or a dict per feature. Classification uses the probability of ``target_class`` (default: the last
     class, the positive one for binary). ``n_rows`` rows are sampled (seeded) to keep it fast.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check("partial_dependence", kind=(kind, Options("average", "individual", "both")),
+          n_rows=(n_rows, Interval(1, None, integer=True, none_ok=True)))
     feats = (features,) if isinstance(features, str) else tuple(features)
     if len(feats) not in (1, 2):
-        raise ValueError(f"features must be one column name or a pair, got {features!r}")
+        raise ParameterError(f"features must be one column name or a pair, got {features!r}")
     if len(feats) == 2 and kind != "average":
-        raise ValueError("2-D partial dependence supports kind='average' only")
+        raise ParameterError("2-D partial dependence supports kind='average' only")
     d = as_data(data)
-    missing = [f for f in feats if f not in d.xs.columns]
-    if missing:
-        raise KeyError(f"features {missing} are not columns of the data; available: {d.feature_names}")
+    d.check_columns(feats, "features")
     if n_rows is not None and len(d) > n_rows:
-        d = TabularData(xs=d.xs[np.sort(np.random.default_rng(seed).choice(len(d), n_rows, replace=False))],
-                        y=None, cat_names=d.cat_names, procs_signature=d.procs_signature, source=d.source)
+        d = d.take(np.sort(np.random.default_rng(seed).choice(len(d), n_rows, replace=False)))
     col_out, output = 0, "value"
     if model.task == "classification":
         classes = list(np.asarray(model.classes_).tolist())
         target = classes[-1] if target_class is None else target_class
         if target not in classes:
-            raise ValueError(f"target_class={target_class!r} is not one of {classes}")
+            raise ParameterError(f"target_class={target_class!r} is not one of {classes}")
         col_out, output = classes.index(target), f"P({target})"
     grids = [_grid(d, f, grid) for f in feats]
     n = len(d)
@@ -179,13 +170,13 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     # one predict call on all grid copies of the rows: fast for every backend
     rep = pl.concat([d.xs] * len(combos[0]))
     rep = rep.with_columns([pl.Series(f, np.repeat(c, n)).cast(t) for f, c, t in zip(feats, combos, dtypes)])
-    pred = np.asarray(model.predict(TabularData(xs=rep, cat_names=d.cat_names, procs_signature=d.procs_signature)))
+    pred = np.asarray(model.predict(replace(d, xs=rep, y=None)))
     if pred.ndim == 2:
         pred = pred[:, col_out]
     pred = pred.reshape(len(combos[0]), n)  # (grid points, rows)
     average = pred.mean(1).reshape([len(g) for g in grids])
     individual = pred.T.copy() if kind in ("individual", "both") else None
-    return PartialDependence(features=feats, grid=grids, grid_labels=[_display(d.source, f, g) for f, g in
+    return PartialDependence(features=feats, grid=grids, grid_labels=[_display(d.processor, f, g) for f, g in
                                                                       zip(feats, grids)],
                              average=average, individual=individual,
                              categorical=tuple(f in d.cat_names for f in feats), output=output)
@@ -234,7 +225,7 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
     classification (default: the last class)."""
     c = contributions
     if not 0 <= row < len(c.values):
-        raise IndexError(f"row={row} is out of range for {len(c.values)} rows")
+        raise ParameterError(f"row={row} is out of range for {len(c.values)} rows")
     values, bias, pred = c.values[row], c.bias[row], c.prediction[row]
     title = c.space
     if values.ndim == 2 or np.ndim(bias) == 1 and np.size(bias) > 1:

@@ -3,7 +3,7 @@
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.models import GBM, RandomForest, as_data
+    >>> from pipekit.backends import GBM, RandomForest, as_data
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -25,9 +25,13 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
+from pipekit.backends.base import Backend, Model
+from pipekit.backends.data import TabularData, as_data
+from pipekit.backends.forest import RandomForest
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.models.base import TabularData, as_data, get_metric
-from pipekit.models.forest import RandomForest
+from pipekit.metrics import get_metric
 
 
 @dataclass
@@ -82,7 +86,7 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
 
     Example:
         >>> import numpy as np, polars as pl
-        >>> from pipekit.models import as_data
+        >>> from pipekit.backends import as_data
         >>> x = np.arange(50.0)
         >>> xs = pl.DataFrame({"a": x, "a2": x ** 2, "b": np.sin(x)})
         >>> cluster_columns(as_data(xs, y=x), plot=False).pairs(0.99)["column_a"].to_list()
@@ -93,7 +97,7 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
 
     d = as_data(data)
     if d.xs.width < 2:
-        raise ValueError(f"cluster_columns needs at least 2 columns, got {d.feature_names}")
+        raise DataError(f"cluster_columns needs at least 2 columns, got {d.feature_names}")
     if len(d) > max_rows:
         d = d.take(np.sort(np.random.default_rng(seed).choice(len(d), max_rows, replace=False)))
     X = d.matrix(d.feature_names, dtype=np.float64)
@@ -106,7 +110,7 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
         warnings.warn(f"cluster_columns: left out {len(constant)} column(s) holding a single value in the "
                       f"{len(d)} rows used, which correlate with nothing: {constant}", stacklevel=2)
     if len(columns) < 2:
-        raise ValueError(f"cluster_columns needs at least 2 columns that vary; only {columns} vary "
+        raise DataError(f"cluster_columns needs at least 2 columns that vary; only {columns} vary "
                          f"(constant: {constant})")
     corr = _spearman(X[:, ~const])
     corr = np.where(np.isnan(corr), 0.0, corr)
@@ -124,21 +128,16 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
     return ColumnClusters(columns=columns, correlation=corr, linkage=z, constant=constant)
 
 
-def _score(model: Any, valid: TabularData | None, metric: Any) -> float:
-    if valid is None:
-        oob = getattr(model, "oob_score_", None)
-        if oob is None:
-            raise ValueError("no valid split given and the model has no oob_score_; pass valid=")
-        return float(oob)
-    return model.score(valid, metric)
+def _score(model: Model, valid: TabularData | None, metric: Any) -> float:
+    if valid is not None:
+        return model.score(valid, metric)
+    if isinstance(model, RandomForest) and model.oob_score_ is not None:
+        return float(model.oob_score_)
+    raise ParameterError("no valid split given and the model has no out-of-bag score (a RandomForest with "
+                         "oob_score=True); pass valid=")
 
 
-def _without(d: TabularData, cols: Sequence[str]) -> TabularData:
-    return TabularData(xs=d.xs.drop(list(cols)), y=d.y, cat_names=tuple(c for c in d.cat_names if c not in cols),
-                       y_name=d.y_name, procs_signature=d.procs_signature, source=None)
-
-
-def drop_redundant(model: Any, train: Any, valid: Any = None, columns: Sequence[str] | None = None,
+def drop_redundant(model: Backend, train: Any, valid: Any = None, columns: Sequence[str] | None = None,
                    metric: Any = None) -> pl.DataFrame:
     """Refit an unfitted copy of ``model`` without each of ``columns`` in turn (and without all of them),
     reporting the score (on ``valid``, or the OOB score of a forest when ``valid`` is None) and its change
@@ -149,18 +148,16 @@ def drop_redundant(model: Any, train: Any, valid: Any = None, columns: Sequence[
     tr = as_data(train)
     va = as_data(valid) if valid is not None else None
     if not columns:
-        raise ValueError("columns must name at least one column to try dropping")
-    missing = [c for c in columns if c not in tr.xs.columns]
-    if missing:
-        raise KeyError(f"columns {missing} are not inputs of the training data; available: {tr.feature_names}")
-    m = get_metric(metric, model.task)
+        raise ParameterError("columns must name at least one column to try dropping")
+    tr.check_columns(columns)
+    m = get_metric(model.metric if metric is None else metric, model.task)
     sign = 1.0 if m.greater_is_better else -1.0
     base = _score(model.clone().fit(tr), va, metric)
     rows = [("(none)", base)]
     for c in columns:
-        rows.append((c, _score(model.clone().fit(_without(tr, [c])), va, metric)))
+        rows.append((c, _score(model.clone().fit(tr.drop([c])), va, metric)))
     if len(columns) > 1:
-        rows.append(("+".join(columns), _score(model.clone().fit(_without(tr, columns)), va, metric)))
+        rows.append(("+".join(columns), _score(model.clone().fit(tr.drop(columns)), va, metric)))
     return pl.DataFrame({"dropped": [r[0] for r in rows], "score": [float(r[1]) for r in rows],
                          "change": [sign * (float(r[1]) - base) + 0.0 for r in rows]})
 
@@ -188,10 +185,8 @@ def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_le
 
     tr, va = as_data(train), as_data(valid)
     if len(tr) == 0 or len(va) == 0:
-        raise ValueError(f"out_of_domain needs rows in both sets; got {len(tr)} train and {len(va)} valid")
-    missing = [c for c in tr.feature_names if c not in va.xs.columns]
-    if missing:
-        raise KeyError(f"columns {missing} are in train but missing from valid")
+        raise DataError(f"out_of_domain needs rows in both sets; got {len(tr)} train and {len(va)} valid")
+    va.check_columns(tr.feature_names, "train columns")
     rng = np.random.default_rng(seed)
     if max_rows is not None:
         if len(tr) > max_rows:
@@ -224,27 +219,26 @@ class PrunedFeatures:
                 f"{self.score_before:.4f} -> {self.score_after:.4f}")
 
 
-def prune_features(model: Any, train: Any, valid: Any, threshold: float = 0.005, metric: Any = None,
+def prune_features(model: Backend, train: Any, valid: Any, threshold: float = 0.005, metric: Any = None,
                    importance: pl.DataFrame | None = None) -> PrunedFeatures:
     """Drop the columns whose importance share (importance / total) is below ``threshold``, refit a copy of
     the fitted ``model`` on the rest and report the valid score before and after (the book keeps columns
     with importance > 0.005 and sees the score hold). ``importance`` defaults to the model's own
     ``feature_importance()``; pass a ``permutation_importance`` frame for models without one."""
-    if not (isinstance(threshold, (int, float)) and 0 <= threshold < 1):
-        raise ValueError(f"threshold must be a share in [0, 1), got {threshold!r}")
+    check("prune_features", threshold=(threshold, Interval(0, 1, closed="left")))
     tr, va = as_data(train), as_data(valid)
     imp = importance if importance is not None else model.feature_importance()
     values = np.clip(imp["importance"].to_numpy().astype(np.float64), 0, None)
     total = values.sum()
     if total <= 0:
-        raise ValueError("every importance is zero or negative; nothing to rank columns by")
+        raise DataError("every importance is zero or negative; nothing to rank columns by")
     share = values / total
     feats = imp["feature"].to_list()
     kept = [f for f, s in zip(feats, share) if s >= threshold]
     dropped = [f for f, s in zip(feats, share) if s < threshold]
     if not kept:
-        raise ValueError(f"threshold={threshold} drops every column; lower it")
+        raise ParameterError(f"threshold={threshold} drops every column; lower it")
     before = model.score(va, metric)
-    refit = model.clone().fit(_without(tr, dropped), _without(va, dropped) if dropped else va)
+    refit = model.clone().fit(tr.drop(dropped), va.drop(dropped))
     return PrunedFeatures(kept=kept, dropped=dropped, score_before=before, score_after=refit.score(va, metric),
                           model=refit)

@@ -1,0 +1,270 @@
+"""The one interface of every model that is not a torch ``Learner``: backends (forests, GBMs, scikit-learn
+estimators, the tabular net) and the ensembles built from them.
+
+A backend takes processed splits of a ``Tabular`` (or :class:`~pipekit.backends.data.TabularData`)::
+
+    model.fit(train, valid=None) -> model
+    model.predict(data)          -> np.ndarray   (class probabilities for classification)
+    model.predict_proba(data), model.predict_labels(data)
+    model.score(data, metric=None) -> float     (any pipekit.metrics metric, by name or object)
+    model.feature_importance()   -> polars.DataFrame (where the model has one)
+    model.export(path); load_model(path)          (the one pipekit file format, see pipekit.save)
+
+Backends are components (``pipekit.core.Component``): parameters are the ``__init__`` arguments,
+learned state ends in ``_``, ``clone()`` gives an unfitted copy and a file is rebuilt only through the
+registry (``Component.from_record``), never by running code named in it.
+
+Example:
+    >>> import polars as pl
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> xs = pl.DataFrame({"a": [0.0, 1.0, 2.0, 3.0] * 10, "b": [1, 0, 1, 0] * 10})
+    >>> data = as_data(xs, y=[0, 1, 0, 1] * 10)
+    >>> RandomForest("classification", n_estimators=5, n_jobs=1, oob_score=False).fit(data).score(data)
+    1.0
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+
+import numpy as np
+import polars as pl
+
+from pipekit.backends.data import TASKS, TabularData, as_data, check_no_infinite, encode_y
+from pipekit.core.archive import load, save
+from pipekit.core.component import Component
+from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.validate import Interval, Is, Options
+from pipekit.metrics import get_metric
+
+#: constraints most backends share
+TASK = Options(*TASKS)
+POSITIVE_INT = Interval(1, None, integer=True)
+NAME = Is(lambda v: v is None or isinstance(v, str), "None or a display name (text)")
+N_JOBS = Is(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v != 0),
+            "None, -1 or a positive int")
+#: what a stored model raises on malformed fields (it becomes an ExportError naming the class)
+STATE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError)
+
+
+class Model(Component):
+    """What backends and ensembles share: prediction faces, scoring with a pipekit metric, export.
+
+    Subclasses implement ``_prepare(data) -> TabularData`` (check the model is fitted, convert and check
+    the data) and ``_predict(d)`` (probabilities in ``classes_`` order, or values).
+    """
+
+    registry_kind = "model"
+    if TYPE_CHECKING:  # what every model offers: backends store them, ensembles derive them from their members
+        @property
+        def task(self) -> str: ...
+
+        @property
+        def classes_(self) -> np.ndarray: ...
+
+    #: display name in ensemble reports and error messages
+    name: str | None = None
+    #: the metric ``score`` uses when none is given (None: accuracy / rmse)
+    metric: Any = None
+    #: learned state not written as itself (large or derived, absent after loading; or kept in the model's data)
+    unsaved: ClassVar[tuple[str, ...]] = ()
+
+    def _prepare(self, data: Any) -> TabularData:
+        raise NotImplementedError
+
+    def _predict(self, d: TabularData) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, data: Any) -> np.ndarray:
+        """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
+        regression."""
+        return self._predict(self._prepare(data))
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        if self.task != "classification":
+            raise ParameterError(f"predict_proba needs a classification model; this one is {self.task!r}")
+        return self.predict(data)
+
+    def predict_labels(self, data: Any) -> np.ndarray:
+        """Most likely class label per row (classification only)."""
+        return self.classes_[self.predict_proba(data).argmax(1)]
+
+    def encode_y(self, y: np.ndarray | None) -> np.ndarray:
+        """Targets as the model sees them: class indices into ``classes_`` or float64 values."""
+        return encode_y(y, self.task, self.classes_ if self.task == "classification" else None)
+
+    def score(self, data: Any, metric: Any = None) -> float:
+        """``metric`` (a name such as "accuracy", "log_loss", "rmse", "r2", or a Metric; default the model's
+        ``metric``, else accuracy / rmse) of the predictions on a labelled split."""
+        d = self._prepare(data)
+        if d.y is None:
+            raise DataError("score needs a labelled split (with ys)")
+        m = get_metric(self.metric if metric is None else metric, self.task)
+        return m.score(self.encode_y(d.y), self._predict(d))
+
+    def feature_importance(self) -> pl.DataFrame:
+        raise NotImplementedError(f"{type(self).__name__} has no built-in feature importance; "
+                                  "use pipekit.inspection.permutation_importance")
+
+    def state_to_data(self) -> dict[str, Any]:
+        return {k: v for k, v in self.fitted_state().items() if k not in self.unsaved}
+
+    def export(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model to one pipekit file (a zip, or a folder when ``path`` has no extension);
+        ``load_model`` / ``pipekit.load`` read it back."""
+        self.check_is_fitted()
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Any:
+        """Load a file written by ``export`` that must hold a ``cls``."""
+        obj = load(path)
+        if not isinstance(obj, cls):
+            raise ExportError(f"{path} holds a {type(obj).__name__}, not a {cls.__name__}")
+        return obj
+
+
+class Backend(Model):
+    """Shared behaviour of the backends. Subclasses implement ``_fit(d, valid)`` (setting the learned
+    model in ``model_``, or the attribute named by ``model_attr``), ``_predict(d)``, and, when the learned
+    model is not plain data, ``model_to_data()`` / ``model_from_data(data)``.
+
+    Fitted attributes: ``feature_names_``, ``cat_features_``, ``classes_`` (classification, labels
+    sorted), ``procs_signature_``, ``valid_score_`` (when fitted with a ``valid`` split).
+    """
+
+    model_attr: ClassVar[str] = "model_"
+    task: str
+    classes_: np.ndarray
+    feature_names_: list[str]
+    cat_features_: list[str]
+    procs_signature_: str | None
+
+    def fit(self, train: Any, valid: Any = None) -> Any:
+        """Fit on ``train``; ``valid`` (optional) is scored into ``valid_score_`` (and stops a GBM early)."""
+        d = as_data(train)
+        self._setup(d)
+        v = None if valid is None else self._prepare(valid)
+        if v is not None and v.y is None:
+            raise DataError("the valid split has no targets; scoring and early stopping need labels")
+        self._fit(d, v)
+        self.valid_score_ = None if v is None else self.score(v)
+        return self
+
+    def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        raise NotImplementedError
+
+    def _setup(self, train: TabularData) -> None:
+        if train.y is None:
+            raise DataError("the training split has no targets (ys); pass a labelled split to fit")
+        if len(train) == 0:
+            raise DataError("the training split is empty")
+        check_no_infinite(train, train.feature_names, f"{type(self).__name__}.fit")
+        self.feature_names_ = list(train.feature_names)
+        self.cat_features_ = [c for c in train.cat_names if c in self.feature_names_]
+        self.procs_signature_ = train.procs_signature
+        y = train.y
+        if self.task == "classification":
+            if y.dtype.kind == "f" and np.isnan(y).any():
+                raise DataError("the training target has NaN values; drop or fill those rows first")
+            self.classes_ = np.unique(y)
+            if len(self.classes_) < 2:
+                raise DataError(f"classification needs at least 2 classes in train; found {self.classes_.tolist()}")
+        else:
+            n_nan = int(np.isnan(encode_y(y, "regression")).sum())
+            if n_nan:
+                raise DataError(f"the training target has {n_nan} NaN values; drop those rows")
+
+    def _prepare(self, data: Any) -> TabularData:
+        self.check_is_fitted()
+        d = as_data(data, cat_names=self.cat_features_ if isinstance(data, pl.DataFrame) else None)
+        if len(d) == 0:
+            raise DataError(f"the data passed to {type(self).__name__} has no rows")
+        self.check_compatible(d)
+        check_no_infinite(d, self.feature_names_, type(self).__name__)
+        return d
+
+    def check_compatible(self, d: TabularData) -> None:
+        d.check_columns(self.feature_names_, f"{type(self).__name__}'s input column(s)")
+        if (self.procs_signature_ is not None and d.procs_signature is not None
+                and d.procs_signature != self.procs_signature_):
+            raise DataError(f"{type(self).__name__} was trained on data processed by different procs "
+                            f"(signature {self.procs_signature_} vs {d.procs_signature}); use the same Tabular")
+
+    def matrix(self, d: TabularData, order: Literal["C", "F"] = "C") -> np.ndarray:
+        return d.matrix(self.feature_names_, order=order)
+
+    # -- files ----------------------------------------------------------------------------------------
+    def model_to_data(self) -> Any:
+        """The learned model as data (override when it is an object, e.g. a LightGBM booster)."""
+        return getattr(self, self.model_attr)
+
+    def model_from_data(self, data: Any) -> Any:
+        return data
+
+    def state_to_data(self) -> dict[str, Any]:
+        state = super().state_to_data()
+        if state:
+            state[self.model_attr] = self.model_to_data()
+        return state
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        model = state.pop(self.model_attr, None)
+        if not state:
+            return  # an unfitted model's record
+        names, cats = state.get("feature_names_"), state.get("cat_features_")
+        if not (isinstance(names, list) and names and isinstance(cats, list)
+                and all(isinstance(c, str) for c in names + cats)):
+            raise ExportError(f"{type(self).__name__}: feature_names_ must be a non-empty list of column names and "
+                              "cat_features_ a list of column names")
+        if self.task == "classification" and not (isinstance(state.get("classes_"), np.ndarray)
+                                                  and state["classes_"].ndim == 1 and len(state["classes_"]) >= 2):
+            raise ExportError(f"{type(self).__name__}: a classifier's state needs its classes_ (an array of labels)")
+        super().state_from_data(state)
+        if model is None:
+            raise ExportError(f"{type(self).__name__}: the state holds no {self.model_attr}")
+        try:
+            setattr(self, self.model_attr, self.model_from_data(model))
+        except ExportError as e:
+            raise ExportError(f"{type(self).__name__}: {e}") from None
+        except STATE_ERRORS as e:
+            raise ExportError(f"{type(self).__name__}: the stored model is malformed ({type(e).__name__}: {e})") from e
+
+
+def feature_frame(names: Sequence[str], values: np.ndarray, column: str = "importance") -> pl.DataFrame:
+    return pl.DataFrame({"feature": list(names), column: np.asarray(values, dtype=np.float64)}).sort(
+        column, descending=True)
+
+
+@dataclass
+class Contributions:
+    """Per-row additive explanation: ``bias + values.sum(features) == prediction`` (per class for
+    classification). For a forest ``prediction`` is the probability / value; for a GBM it is the raw score
+    (log-odds for binary, per-class raw scores for multiclass, the value for regression).
+
+    ``bias``: (n,) or (n, n_classes); ``values``: (n, n_features) or (n, n_features, n_classes).
+    """
+
+    bias: np.ndarray
+    values: np.ndarray
+    feature_names: list[str]
+    prediction: np.ndarray
+    space: str  # "probability", "raw_score" or "value"
+    classes: np.ndarray | None = None
+
+    def frame(self, row: int, cls: int | None = None) -> pl.DataFrame:
+        """Contributions of one row as a frame (feature, contribution) sorted by magnitude."""
+        v = self.values[row]
+        if v.ndim == 2:
+            v = v[:, 1 if cls is None and v.shape[1] == 2 else (cls or 0)]
+        return pl.DataFrame({"feature": self.feature_names, "contribution": v.astype(np.float64)}).sort(
+            pl.col("contribution").abs(), descending=True)
+
+
+#: any model or ensemble written by ``export`` or ``pipekit.save``: ``pipekit.load`` under the name the
+#: backends use (nothing needs importing first, and loading never runs code from the file)
+load_model = load

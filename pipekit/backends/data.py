@@ -1,0 +1,189 @@
+"""What a backend reads: :class:`TabularData`, one processed split as model inputs and targets.
+
+``as_data`` turns a processed split of a ``Tabular`` (anything following
+:class:`pipekit.core.protocols.ProcessedSplit`), a Polars DataFrame of inputs (plus targets) or a
+``TabularData`` into one; ``encode_y`` turns targets into what models fit on (class indices or floats).
+
+Example:
+    >>> import polars as pl
+    >>> d = as_data(pl.DataFrame({"a": [0.5, 1.5], "c": [1, 2]}), y=["no", "yes"])
+    >>> d.cat_names, encode_y(d.y, "classification", np.array(["no", "yes"])).tolist()
+    (('c',), [0, 1])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import polars as pl
+
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.protocols import ProcessedSplit
+
+TASKS = ("classification", "regression")
+
+
+@dataclass
+class TabularData:
+    """The model-facing view of one processed split: inputs ``xs`` (Polars, one column per model input),
+    the target values ``y`` (labels, decoded), which inputs are categorical codes, the fitted processing
+    that produced them (``processor``) and its signature (so models trained on differently processed data
+    are caught). Build it with :func:`as_data`."""
+
+    xs: pl.DataFrame
+    y: np.ndarray | None = None
+    cat_names: tuple[str, ...] = ()
+    procs_signature: str | None = None
+    processor: Any = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return self.xs.height
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.xs.columns)
+
+    def take(self, idx: np.ndarray) -> TabularData:
+        """Rows ``idx`` of this split."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return replace(self, xs=self.xs[idx], y=None if self.y is None else self.y[idx])
+
+    def with_xs(self, xs: pl.DataFrame) -> TabularData:
+        """The same rows with other inputs (e.g. one column shuffled)."""
+        if xs.height != self.xs.height:
+            raise ParameterError(f"new xs has {xs.height} rows, the split has {self.xs.height}")
+        return replace(self, xs=xs)
+
+    def check_columns(self, columns: Sequence[str], what: str = "column(s)") -> None:
+        """Every one of ``columns`` is an input; the error names the missing ones."""
+        missing = [c for c in columns if c not in self.xs.columns]
+        if missing:
+            raise DataError(f"{what} {missing} missing from the data (its columns: {self.feature_names}); process "
+                            "new data with the same Tabular (tab.new(df)) so every input column exists")
+
+    def drop(self, columns: Sequence[str]) -> TabularData:
+        """The split without the input ``columns``."""
+        return replace(self, xs=self.xs.drop(list(columns)),
+                       cat_names=tuple(c for c in self.cat_names if c not in columns))
+
+    def matrix(self, columns: Sequence[str], order: Literal["C", "F"] = "C", dtype: Any = np.float32) -> np.ndarray:
+        """The inputs as one 2-D array in ``columns`` order, written column by column straight from the
+        Arrow buffers into the layout the backend consumes (one copy, no intermediate frame)."""
+        self.check_columns(columns, "the model's input column(s)")
+        out = np.empty((self.xs.height, len(columns)), dtype=dtype, order=order)
+        for j, c in enumerate(columns):
+            s = self.xs.get_column(c)
+            if s.dtype == pl.String or s.dtype == pl.Categorical or s.dtype == pl.Enum:
+                raise DataError(f"column {c!r} holds {s.dtype} values (e.g. {s.drop_nulls().head(1).to_list()}); "
+                                "backends need numbers: run Categorify on it first")
+            out[:, j] = s.to_numpy()  # nulls come out as NaN for floats
+        return out
+
+
+def _ys_to_array(ys: Any) -> np.ndarray | None:
+    if ys is None:
+        return None
+    if isinstance(ys, pl.DataFrame):
+        if ys.width != 1:
+            raise DataError(f"only single-target models are supported; ys has columns {ys.columns}")
+        ys = ys.to_series()
+    if isinstance(ys, pl.Series):
+        ys = ys.to_numpy()
+    elif type(ys).__module__.startswith("torch"):
+        ys = ys.detach().cpu().numpy()
+    arr = np.asarray(ys)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DataError(f"only single-target models are supported; ys has shape {arr.shape}")
+    if arr.dtype == object:  # Polars hands text out as Python objects; labels are stored as text arrays
+        arr = np.asarray(arr.tolist())
+    return arr
+
+
+def procs_signature(processor: Any) -> str | None:
+    """A short hash of fitted processing's state, so models trained on differently processed data are caught."""
+    if processor is None:
+        return None
+    blob = json.dumps(processor.state(), sort_keys=True, default=lambda v: np.asarray(v).tolist()).encode()
+    return hashlib.sha1(blob).hexdigest()[:16]
+
+
+def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> TabularData:
+    """A :class:`TabularData` from a processed split (``tab.train``, ``tab.valid``, ``tab.new(df)``), a
+    Polars DataFrame of inputs (plus ``y``) or a ``TabularData``.
+
+    A split's target codes become their labels (class order is defined by label, never by code) and its
+    ``cat_names`` say which inputs are categorical; for a bare frame pass ``cat_names``, or integer
+    columns are taken as category codes.
+    """
+    if isinstance(obj, TabularData):
+        return obj if y is None else replace(obj, y=_ys_to_array(y))
+    if isinstance(obj, pl.DataFrame):
+        xs, yarr, processor = obj, _ys_to_array(y), None
+    elif isinstance(obj, ProcessedSplit):
+        xs, yarr, processor = obj.xs, _ys_to_array(y if y is not None else obj.ys), obj.processor
+        if yarr is not None and obj.y_vocab is not None and yarr.dtype.kind in "iu":
+            vocab = np.asarray(list(obj.y_vocab))
+            if len(yarr) and (yarr.min() < 0 or yarr.max() >= len(vocab)):
+                raise DataError(f"target code {int(yarr.max())} is outside the target vocabulary of {len(vocab)}")
+            yarr = vocab[yarr]
+        cat_names = obj.cat_names if cat_names is None else cat_names
+    else:
+        raise ParameterError(f"expected a processed split of a Tabular (tab.train, tab.new(df)), a polars DataFrame "
+                             f"or TabularData, got {type(obj).__name__}")
+    if not isinstance(xs, pl.DataFrame):
+        raise ParameterError(f".xs must be a polars DataFrame, got {type(xs).__name__}")
+    if yarr is not None and len(yarr) != xs.height:
+        raise DataError(f"xs has {xs.height} rows but ys has {len(yarr)}; they must describe the same rows")
+    if cat_names is None:
+        cats = [c for c, t in xs.schema.items() if t.is_integer()]
+    else:
+        cats = [c for c in cat_names if c in xs.columns]
+    return TabularData(xs=xs, y=yarr, cat_names=tuple(cats), procs_signature=procs_signature(processor),
+                       processor=processor)
+
+
+def encode_y(y: np.ndarray | None, task: str, classes: np.ndarray | None = None) -> np.ndarray:
+    """Targets as models fit on them: indices into the sorted ``classes`` (classification) or float64."""
+    if y is None:
+        raise DataError("this needs a labelled split (with ys)")
+    if task == "regression":
+        try:
+            return np.asarray(y, dtype=np.float64)
+        except ValueError:
+            raise DataError(f"a regression target must be numeric; got values like {np.asarray(y)[:3].tolist()}") \
+                from None
+    if classes is None:
+        raise ParameterError("encode_y: a classification target needs the classes")
+    y = np.asarray(y)
+    idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+    bad = classes[idx] != y
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"label {y[row:row + 1].tolist()[0]!r} (row {row}) was not seen in training; known classes: "
+                        f"{classes.tolist()}")
+    return idx.astype(np.int64)
+
+
+def check_no_infinite(d: TabularData, columns: Sequence[str], where: str) -> None:
+    """Refuse +/-inf in the model inputs ``columns`` of ``d``, naming the column and the first row.
+
+    NaN stays allowed (the backends treat it as missing); an infinite value would be split on or
+    averaged as a number and give a wrong answer without a word. One pass over the float columns.
+    """
+    cols = [c for c in columns if c in d.xs.columns and d.xs.schema[c].is_float()]
+    if not cols:
+        return
+    counts = d.xs.select([pl.col(c).is_infinite().sum().alias(c) for c in cols]).row(0)
+    for c, n in zip(cols, counts):
+        if n:
+            s = d.xs.get_column(c)
+            row = int(s.is_infinite().arg_true()[0])
+            raise DataError(f"{where}: column {c!r} holds {s[row]} at row {row} ({n} infinite value(s) in that "
+                            "column); models need finite inputs. Put FillMissing in the procs (it treats inf as "
+                            "missing) or clean the column.")

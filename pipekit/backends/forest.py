@@ -1,0 +1,250 @@
+"""Random forest backend on scikit-learn: OOB score, per-tree predictions, tree-interpreter contributions,
+and an export that stores the trees as arrays (no pickle).
+
+Example:
+    >>> import polars as pl, numpy as np
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> rng = np.random.default_rng(0)
+    >>> xs = pl.DataFrame({"a": rng.normal(size=200), "b": rng.integers(0, 3, 200)})
+    >>> data = as_data(xs, y=(xs["a"] > 0).to_numpy())
+    >>> rf = RandomForest("classification", n_estimators=20, n_jobs=1).fit(data)
+    >>> mean, std = rf.tree_predictions(data)
+    >>> c = rf.contributions(data)
+    >>> bool(np.allclose(c.bias + c.values.sum(1), rf.predict(data)))
+    True
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Backend, Contributions, feature_frame
+from pipekit.backends.data import TabularData
+from pipekit.core.errors import ExportError
+from pipekit.core.validate import Interval, Is, Options
+from pipekit.metrics import get_metric
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+class RandomForest(Backend):
+    """Random forest for ``task`` "classification" or "regression".
+
+    ``max_samples``: rows per tree (int, capped at the training size, or a fraction; None = all), the
+    book's trick for big tables. ``max_features``: fraction / int / "sqrt" of features per split.
+    Fitted: ``model_`` (the sklearn forest), ``oob_score_`` (default metric, accuracy / rmse, on OOB
+    predictions), ``oob_predictions_``, ``valid_score_`` when ``valid`` is given.
+    """
+
+    param_constraints = {
+        "task": TASK, "n_estimators": POSITIVE_INT, "min_samples_leaf": POSITIVE_INT,
+        "max_samples": Is(lambda v: v is None or (_is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+                          "None, an int >= 1 or a float in (0, 1]"),
+        "max_features": Is(lambda v: v is None or v in ("sqrt", "log2") or (_is_int(v) and v >= 1)
+                           or (isinstance(v, float) and 0 < v <= 1), "None, 'sqrt', 'log2', a float in (0, 1] or an int >= 1"),
+        "oob_score": Options(True, False), "n_jobs": N_JOBS, "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True),
+        "name": NAME}
+    unsaved = ("oob_predictions_",)
+
+    def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
+                 max_features: float | int | str | None = 0.5, min_samples_leaf: int = 5, oob_score: bool = True,
+                 n_jobs: int | None = -1, seed: int | None = 0, name: str | None = None):
+        self.task, self.n_estimators, self.max_samples, self.max_features = task, n_estimators, max_samples, max_features
+        self.min_samples_leaf, self.oob_score, self.n_jobs, self.seed, self.name = (min_samples_leaf, oob_score, n_jobs,
+                                                                                    seed, name)
+        self.check_params()
+
+    def _make_sklearn(self, n_rows: int):
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        max_samples = self.max_samples
+        if isinstance(max_samples, (int, np.integer)):
+            max_samples = min(int(max_samples), n_rows)
+            max_samples = None if max_samples == n_rows else max_samples
+        cls = RandomForestClassifier if self.task == "classification" else RandomForestRegressor
+        return cls(n_estimators=self.n_estimators, max_samples=max_samples, max_features=self.max_features,
+                   min_samples_leaf=self.min_samples_leaf, oob_score=self.oob_score, n_jobs=self.n_jobs,
+                   random_state=self.seed)
+
+    def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        X = self.matrix(d, order="C")  # float32 C-contiguous: exactly what sklearn trees consume, no 2nd copy
+        y = self.encode_y(d.y)
+        with warnings.catch_warnings():
+            # rows that no tree left out get NaN OOB predictions; they are excluded from oob_score_ below
+            warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
+            self.model_ = self._make_sklearn(len(d)).fit(X, y)
+        self.oob_score_ = self.oob_predictions_ = None
+        if self.oob_score:
+            if self.task == "classification":
+                oob = self.model_.oob_decision_function_
+                keep = ~np.isnan(oob).any(1)
+            else:
+                oob = self.model_.oob_prediction_
+                oob = oob[:, 0] if oob.ndim == 2 else oob
+                keep = ~np.isnan(oob)
+            self.oob_predictions_ = oob
+            self.oob_score_ = get_metric(None, self.task).score(y[keep], oob[keep]) if keep.any() else float("nan")
+
+    def _predict(self, d: TabularData) -> np.ndarray:
+        X = self.matrix(d, order="C")
+        if self.task == "classification":
+            return self.model_.predict_proba(X)
+        return self.model_.predict(X)
+
+    def tree_predictions(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation over the trees of each row's prediction (the book's
+        "how confident is the forest about this row" analysis). Shapes (n,) or (n, n_classes)."""
+        X = self.matrix(self._prepare(data), order="C")
+        if self.task == "classification":
+            preds = np.stack([t.predict_proba(X, check_input=False) for t in self.model_.estimators_])
+        else:
+            preds = np.stack([t.predict(X, check_input=False) for t in self.model_.estimators_])
+        return preds.mean(0), preds.std(0)
+
+    def feature_importance(self) -> pl.DataFrame:
+        """Mean decrease in impurity per input column (sums to 1), sorted descending."""
+        self.check_is_fitted()
+        return feature_frame(self.feature_names_, self.model_.feature_importances_)
+
+    def contributions(self, data: Any) -> Contributions:
+        """Tree-interpreter decomposition: for every tree, each split on the path of a row moves the node
+        value; the move is credited to the split feature. Averaged over trees,
+        ``bias + values.sum(axis=1) == predict(data)`` exactly (up to float rounding)."""
+        d = self._prepare(data)
+        X = self.matrix(d, order="C")
+        n, F = X.shape
+        K = len(self.classes_) if self.task == "classification" else 1
+        contrib = np.zeros((n, F * K))
+        bias = np.zeros(K)
+        for est in self.model_.estimators_:
+            t = est.tree_
+            values = t.value[:, 0, :]  # classifier: class fractions per node; regressor: the mean
+            internal = np.flatnonzero(t.children_left >= 0)
+            parent = np.full(t.node_count, -1, dtype=np.int64)
+            parent[t.children_left[internal]] = internal
+            parent[t.children_right[internal]] = internal
+            child = np.flatnonzero(parent >= 0)
+            delta = values[child] - values[parent[child]]
+            cols = t.feature[parent[child]][:, None] * K + np.arange(K)[None, :]
+            D = np.zeros((t.node_count, F * K))
+            D[child[:, None], cols] = delta
+            contrib += est.decision_path(X, check_input=False) @ D
+            bias += values[0]
+        T = len(self.model_.estimators_)
+        contrib /= T
+        bias /= T
+        if self.task == "classification":
+            values_out = contrib.reshape(n, F, K)
+            bias_out = np.broadcast_to(bias, (n, K)).copy()
+            space = "probability"
+        else:
+            values_out = contrib
+            bias_out = np.full(n, bias[0])
+            space = "value"
+        return Contributions(bias=bias_out, values=values_out, feature_names=list(self.feature_names_),
+                             prediction=self._predict(d), space=space,
+                             classes=self.classes_ if self.task == "classification" else None)
+
+    # -- files: the trees as checked node tables ---------------------------------------------------------
+    def model_to_data(self) -> dict[str, Any]:
+        return {"trees": trees_to_data(self.model_.estimators_)}
+
+    def model_from_data(self, data: Any) -> Any:
+        if not (isinstance(data, dict) and set(data) == {"trees"}):
+            raise ExportError("model_ must hold the forest's tree tables as {'trees': {...}}")
+        n_classes = len(self.classes_) if self.task == "classification" else None
+        return forest_from_data(self._make_sklearn(1), data["trees"], self.task, len(self.feature_names_), n_classes)
+
+
+def trees_to_data(estimators: list) -> dict[str, np.ndarray]:
+    """The node tables of sklearn trees as plain arrays, concatenated with one offset table."""
+    states = [e.tree_.__getstate__() for e in estimators]
+    out = {"offsets": np.cumsum([0] + [s["node_count"] for s in states]).astype(np.int64),
+           "max_depth": np.array([s["max_depth"] for s in states], np.int64),
+           "values": np.concatenate([s["values"] for s in states])}
+    for f in states[0]["nodes"].dtype.names:
+        out[f] = np.concatenate([s["nodes"][f] for s in states])
+    return out
+
+
+def tree_structures_from_data(tables: Any, task: str, n_features: int, n_classes: int | None) -> list:
+    """sklearn ``Tree`` objects from :func:`trees_to_data` output, after checking that every node table
+    is a well-formed tree over ``n_features`` inputs.
+
+    sklearn's compiled traversal trusts the node table (no bounds checks), so a file's child and feature
+    indices are checked here: each internal node's children are later nodes of the same tree (so every
+    path ends at a leaf) and its feature is an input column; leaves have no children.
+    """
+    from sklearn.tree._tree import Tree
+
+    if not isinstance(tables, dict):
+        raise ExportError(f"the tree tables must be a mapping of arrays, got {type(tables).__name__}")
+    k = np.array([n_classes if task == "classification" else 1], dtype=np.intp)
+    template = Tree(n_features, k, 1).__getstate__()["nodes"].dtype
+    missing = [f for f in (*template.names, "offsets", "max_depth", "values") if f not in tables]
+    if missing:
+        raise ExportError(f"the exported trees lack the tables {missing}: they were written by an incompatible "
+                          "scikit-learn version; refit and export again")
+    offsets = tables["offsets"]
+    if (not isinstance(offsets, np.ndarray) or offsets.ndim != 1 or offsets.dtype.kind not in "iu"
+            or len(offsets) < 2 or offsets[0] != 0 or (np.diff(offsets) < 1).any()):
+        raise ExportError("the tree offsets must be increasing integers from 0, one more than the number of trees")
+    offsets = offsets.astype(np.int64)
+    n_nodes, n_trees = int(offsets[-1]), len(offsets) - 1
+    depth, values = tables["max_depth"], tables["values"]
+    for name, a, n in [(f, tables[f], n_nodes) for f in template.names] + [
+            ("max_depth", depth, n_trees), ("values", values, n_nodes)]:
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf" or len(a) != n:
+            raise ExportError(f"the tree table {name!r} must be a numeric array of length {n} (from the offsets)")
+    counts = np.diff(offsets)
+    local = np.arange(n_nodes) - np.repeat(offsets[:-1], counts)
+    size = np.repeat(counts, counts)
+    left, right = tables["left_child"].astype(np.int64), tables["right_child"].astype(np.int64)
+    feature = tables["feature"].astype(np.int64)
+    ok = np.where(left == -1, right == -1, (left > local) & (left < size) & (right > local) & (right < size)
+                  & (feature >= 0) & (feature < n_features))
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        t = int(np.searchsorted(offsets, i, side="right") - 1)
+        raise ExportError(f"tree {t} node {int(local[i])} is malformed: children ({int(left[i])}, {int(right[i])}) "
+                          f"and feature {int(feature[i])} must be later nodes of the same tree (or -1 for a leaf) "
+                          f"and an input column below {n_features}")
+    if (depth < 0).any() or (depth >= counts).any():
+        raise ExportError("the tree max_depth must be between 0 and each tree's node count")
+    trees = []
+    for i in range(n_trees):
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        nodes = np.zeros(b - a, dtype=template)
+        for f in template.names:
+            nodes[f] = tables[f][a:b]
+        tree = Tree(n_features, k, 1)
+        tree.__setstate__({"max_depth": int(depth[i]), "node_count": b - a, "nodes": nodes,
+                           "values": np.ascontiguousarray(values[a:b], dtype=np.float64)})
+        trees.append(tree)
+    return trees
+
+
+def forest_from_data(forest: Any, tables: Any, task: str, n_features: int, n_classes: int | None) -> Any:
+    """``forest`` (an unfitted sklearn forest) holding the trees of :func:`trees_to_data` output, checked by
+    :func:`tree_structures_from_data`, with the fitted attributes prediction reads."""
+    tree_cls, params = type(forest.estimator), {p: getattr(forest, p) for p in forest.estimator_params}
+    forest.estimators_ = []
+    for tree in tree_structures_from_data(tables, task, n_features, n_classes):
+        est = _fitted(tree_cls(**params), n_features, n_classes)
+        est.tree_, est.max_features_ = tree, n_features
+        forest.estimators_.append(est)
+    forest.estimator_ = tree_cls(**params)
+    return _fitted(forest, n_features, n_classes)
+
+
+def _fitted(est: Any, n_features: int, n_classes: int | None) -> Any:
+    est.n_features_in_, est.n_outputs_ = n_features, 1
+    if n_classes is not None:
+        est.classes_, est.n_classes_ = np.arange(n_classes), n_classes
+    return est

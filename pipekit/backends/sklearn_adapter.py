@@ -1,0 +1,276 @@
+"""Wrap a scikit-learn estimator in the backend interface.
+
+Any estimator with ``fit``/``predict`` (and ``predict_proba`` for classification) trains and predicts.
+A file stores the estimator as its registered class name plus its parameters as plain data, and its
+fitted arrays and scalars. pipekit registers the scikit-learn estimators a file may name (kind
+"sklearn_estimator", listed by :func:`loadable_estimators`: linear models, naive Bayes, k-NN, linear
+discriminant analysis, decision trees, random forests and extra trees); loading looks the name up
+there, checks every parameter against the class's signature and every fitted attribute before setting
+it, and rebuilds trees from checked node tables. Estimators whose fitted state holds Python objects
+(pipelines, nested estimators) and classes pipekit does not list refuse to export with a clear error.
+
+Example:
+    >>> import polars as pl, numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from pipekit.backends import SklearnModel, as_data
+    >>> xs = pl.DataFrame({"a": np.linspace(-1, 1, 50)})
+    >>> data = as_data(xs, y=np.where(xs["a"].to_numpy() > 0, "yes", "no"))
+    >>> SklearnModel(LogisticRegression(), "classification").fit(data).predict_labels(data)[:2].tolist()
+    ['no', 'no']
+    >>> "sklearn.linear_model.LogisticRegression" in loadable_estimators()
+    True
+    >>> SklearnModel(LogisticRegression(C=2.0), "classification").params_to_data()["estimator"]["params"]["C"]
+    2.0
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import polars as pl
+
+from pipekit.backends.base import NAME, TASK, Backend, feature_frame
+from pipekit.backends.data import TabularData
+from pipekit.backends.forest import forest_from_data, tree_structures_from_data, trees_to_data
+from pipekit.core.component import param_names, to_data
+from pipekit.core.errors import ExportError, ParameterError
+from pipekit.core.registry import register, registered
+from pipekit.core.validate import Is
+
+KIND = "sklearn_estimator"
+_TREE_OBJECTS = ("tree_", "estimators_", "estimator_")
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """What a scikit-learn estimator offers a backend."""
+
+    def fit(self, X: Any, y: Any) -> Any: ...
+
+    def predict(self, X: Any) -> Any: ...
+
+
+@runtime_checkable
+class Classifier(Estimator, Protocol):
+    def predict_proba(self, X: Any) -> Any: ...
+
+
+def loadable_estimators() -> dict[str, type]:
+    """The scikit-learn estimator classes a model file may name, by their registered name (pipekit registers
+    its list on first use, so importing pipekit does not import all of scikit-learn).
+
+    >>> sorted(loadable_estimators())[:2]
+    ['sklearn.discriminant_analysis.LinearDiscriminantAnalysis', 'sklearn.ensemble.ExtraTreesClassifier']
+    """
+    _register_listed()
+    return registered(KIND)
+
+
+@functools.lru_cache(maxsize=None)
+def _register_listed() -> None:
+    from sklearn import discriminant_analysis, ensemble, linear_model, naive_bayes, neighbors, svm, tree
+
+    for cls in (linear_model.LogisticRegression, linear_model.SGDClassifier, linear_model.LinearRegression,
+                linear_model.Ridge, linear_model.RidgeCV, linear_model.Lasso, linear_model.LassoCV,
+                linear_model.ElasticNet, linear_model.ElasticNetCV, linear_model.HuberRegressor,
+                linear_model.SGDRegressor, svm.LinearSVR, naive_bayes.GaussianNB, naive_bayes.BernoulliNB,
+                naive_bayes.MultinomialNB, naive_bayes.ComplementNB, discriminant_analysis.LinearDiscriminantAnalysis,
+                neighbors.NearestCentroid, neighbors.KNeighborsClassifier, neighbors.KNeighborsRegressor,
+                tree.DecisionTreeClassifier, tree.DecisionTreeRegressor, ensemble.RandomForestClassifier,
+                ensemble.RandomForestRegressor, ensemble.ExtraTreesClassifier, ensemble.ExtraTreesRegressor):
+        public = ".".join(p for p in cls.__module__.split(".") if not p.startswith("_"))
+        register(cls, name=f"{public}.{cls.__name__}", kind=KIND)
+
+
+def _restore(cls: type) -> str:
+    """How a listed class's fitted state comes back: "refit" (k-NN: the stored training data, searched
+    again deterministically), "forest" / "tree" (checked node tables plus attributes) or "attributes"
+    (arrays and scalars)."""
+    from sklearn.ensemble import BaseEnsemble
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.tree import BaseDecisionTree
+
+    if cls in (KNeighborsClassifier, KNeighborsRegressor):
+        return "refit"
+    return "forest" if issubclass(cls, BaseEnsemble) else "tree" if issubclass(cls, BaseDecisionTree) else "attributes"
+
+
+def _name_of(est: Any) -> str:
+    cls = type(est)
+    found = [name for name, c in loadable_estimators().items() if c is cls]  # the exact class: a subclass may
+    if not found:                                                              # override anything
+        raise ExportError(f"{cls.__module__}.{cls.__qualname__} cannot be exported: load_model rebuilds only the "
+                          f"scikit-learn estimators pipekit lists ({', '.join(loadable_estimators())}); use one of "
+                          "them, or RandomForest/GBM")
+    return found[0]
+
+
+def estimator_from_data(spec: Any) -> Any:
+    """The listed estimator a stored ``{"sklearn_estimator": name, "params": {...}}`` names, built with its
+    parameters after checking them (names against the signature, values plain JSON)."""
+    if not (isinstance(spec, dict) and set(spec) == {KIND, "params"}):
+        raise ParameterError(f"a stored estimator must be {{'{KIND}': name, 'params': {{...}}}}, got {spec!r:.120}")
+    name, params = spec[KIND], spec["params"]
+    cls = loadable_estimators().get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ParameterError(f"estimator class {name!s:.120} is not loadable; a model file may name only the "
+                             f"scikit-learn estimators pipekit lists: {', '.join(loadable_estimators())}")
+    if not isinstance(params, dict):
+        raise ParameterError(f"{cls.__name__}: 'params' must be a JSON object, got {type(params).__name__}")
+    accepted = param_names(cls)
+    unknown = [k for k in params if k not in accepted]
+    if unknown:
+        raise ParameterError(f"{cls.__name__}: parameters {unknown} are not arguments of {cls.__name__}; accepted: "
+                             f"{accepted}")
+    bad = [k for k, v in params.items() if not _plain(v)]
+    if bad:
+        raise ParameterError(f"{cls.__name__}: parameters {bad} are not plain JSON values (numbers, strings, "
+                             "bools, null, lists and objects of them)")
+    return cls(**params)
+
+
+class SklearnModel(Backend):
+    """Any sklearn estimator with ``fit(X, y)`` and ``predict`` (plus ``predict_proba`` for classification).
+    ``estimator`` is the estimator (never fitted in place: each fit clones it) or its stored form
+    (``{"sklearn_estimator": name, "params": {...}}``). Targets are passed as class indices into
+    ``classes_`` (labels sorted), so probabilities line up with the other backends by label.
+
+    Fitted: ``model_`` (the fitted estimator), ``valid_score_`` when ``valid`` is given.
+    """
+
+    param_constraints = {"estimator": Is(lambda e: isinstance(e, Estimator), "an estimator with fit and predict"),
+                         "task": TASK, "name": NAME}
+
+    def __init__(self, estimator: Any, task: str, name: str | None = None):
+        self.estimator = estimator_from_data(estimator) if isinstance(estimator, dict) else estimator
+        self.task, self.name = task, name
+        self.check_params()
+        if task == "classification" and not isinstance(self.estimator, Classifier):
+            raise ParameterError(f"{type(self.estimator).__name__} has no predict_proba; classification backends "
+                                 "return probabilities (for SVC use probability=True)")
+
+    def params_to_data(self) -> dict[str, Any]:
+        params = self.estimator.get_params(deep=False)
+        bad = [k for k, v in params.items() if not _plain(v)]
+        if bad:
+            raise ExportError(f"{type(self.estimator).__name__} parameters {bad} are not plain values and cannot be "
+                              "exported without pickling")
+        return {"estimator": {KIND: _name_of(self.estimator), "params": to_data(params)}, "task": self.task,
+                "name": self.name}
+
+    def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        from sklearn.base import clone
+
+        self.model_ = clone(self.estimator).fit(self.matrix(d, order="C"), self.encode_y(d.y))
+
+    def _predict(self, d: TabularData) -> np.ndarray:
+        X = self.matrix(d, order="C")
+        if self.task == "classification":
+            # a fold may miss a class: place the columns the estimator knows at their class index
+            out = np.zeros((len(d), len(self.classes_)))
+            out[:, np.asarray(self.model_.classes_, dtype=np.int64)] = self.model_.predict_proba(X)
+            return out
+        return np.asarray(self.model_.predict(X), dtype=np.float64).reshape(len(d))
+
+    def feature_importance(self) -> pl.DataFrame:
+        """Impurity importance for tree models, mean absolute coefficient for linear ones."""
+        self.check_is_fitted()
+        try:
+            return feature_frame(self.feature_names_, self.model_.feature_importances_)
+        except AttributeError:  # not a tree model
+            pass
+        coef = vars(self.model_).get("coef_")
+        if coef is not None:
+            return feature_frame(self.feature_names_, np.abs(np.atleast_2d(coef)).mean(0))
+        return super().feature_importance()
+
+    # -- files: fitted attributes as plain data --------------------------------------------------------
+    def model_to_data(self) -> dict[str, Any]:
+        est, name = self.model_, _name_of(self.model_)
+        how = _restore(type(est))
+        if how == "refit":
+            y = np.asarray(est._y)
+            return {"fit_X": np.asarray(est._fit_X), "fit_y": np.asarray(est.classes_)[y] if self.task ==
+                    "classification" else y}
+        attrs: dict[str, Any] = {}
+        for k, v in vars(est).items():
+            if not k.endswith("_") or k.startswith("_") or (how in ("forest", "tree") and k in _TREE_OBJECTS):
+                continue
+            if not _plain_value(v):
+                raise ExportError(f"{name} fitted attribute {k!r} ({type(v).__name__}) cannot be exported without "
+                                  "pickling; use RandomForest/GBM or a simpler estimator")
+            attrs[k] = to_data(v, None) if isinstance(v, np.generic) else v
+        out: dict[str, Any] = {"attributes": attrs}
+        if how != "attributes":
+            out["trees"] = trees_to_data(est.estimators_ if how == "forest" else [est])
+        return out
+
+    def model_from_data(self, data: Any) -> Any:
+        from sklearn.base import clone
+
+        cls = type(self.estimator)
+        what = cls.__name__
+        how = _restore(cls)
+        known = ("fit_X", "fit_y") if how == "refit" else ("attributes",) if how == "attributes" else ("attributes",
+                                                                                                       "trees")
+        if not isinstance(data, dict) or set(data) != set(known):
+            held = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise ExportError(f"{what}: the stored model holds {held!r:.80}, but a {what} state holds exactly "
+                              f"{list(known)}")
+        est = clone(self.estimator)
+        n_features = len(self.feature_names_)
+        if how == "refit":
+            X, y = data["fit_X"], data["fit_y"]
+            if not (isinstance(X, np.ndarray) and isinstance(y, np.ndarray) and X.ndim == 2 and y.ndim == 1
+                    and len(X) == len(y) and X.dtype.kind in "biuf" and X.shape[1] == n_features):
+                raise ExportError(f"{what}: the stored training data must be a numeric 2-D fit_X with one column per "
+                                  f"feature ({n_features}) and a 1-D fit_y of the same length")
+            return est.fit(X, y)
+        attrs = data["attributes"]
+        if not isinstance(attrs, dict):
+            raise ExportError(f"{what}: 'attributes' must be a JSON object of fitted attributes")
+        for k, v in attrs.items():
+            if (not isinstance(k, str) or not k.isidentifier() or not k.endswith("_") or k.startswith("_")
+                    or hasattr(cls, k)):
+                raise ExportError(f"{what}: {k!r} is not a fitted attribute pipekit restores (a public name ending "
+                                  "in '_' that is not a method or property of the class)")
+            if not _plain_value(v) or isinstance(v, np.generic):
+                raise ExportError(f"{what}: fitted attribute {k!r} must be a number, string, bool, null or an array of "
+                                  f"numbers, booleans or strings, got {type(v).__name__}")
+        n_in = attrs.get("n_features_in_", n_features)
+        if n_in != n_features:
+            raise ExportError(f"{what} was fitted on {n_in!r} inputs but the file names {n_features} features")
+        if how in ("forest", "tree"):
+            classes = attrs.get("classes_")
+            n_classes = len(classes) if isinstance(classes, np.ndarray) else None
+            if self.task == "classification" and n_classes is None:
+                raise ExportError(f"{what}: a classifier's state needs its classes_")
+            if how == "forest":
+                forest_from_data(est, data["trees"], self.task, n_features, n_classes)
+            else:
+                structures = tree_structures_from_data(data["trees"], self.task, n_features, n_classes)
+                if len(structures) != 1:
+                    raise ExportError(f"{what}: a single tree's state holds {len(structures)} trees")
+                est.tree_ = structures[0]
+        for k, v in attrs.items():
+            setattr(est, k, v)
+        return est
+
+
+def _plain_value(v: Any) -> bool:
+    """What a fitted attribute may be in a file: a number, text, bool, None, or an array of those."""
+    return v is None or isinstance(v, (bool, int, float, str, np.generic)) or (
+        isinstance(v, np.ndarray) and v.dtype.kind in "biufcSU" and v.dtype.fields is None)
+
+
+def _plain(v: Any) -> bool:
+    """Numbers, text, bools, None, and lists / text-keyed objects of them: what a parameter may be in a file."""
+    if v is None or isinstance(v, (bool, int, float, str, np.bool_, np.integer, np.floating)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
+    return False

@@ -1,0 +1,237 @@
+"""What every ensemble shares: checking that members fit together, collecting their predictions aligned
+by class label, scoring, reports, and the processing of the data they were fitted on.
+
+An ensemble is a model (``pipekit.backends.Model``) whose members are a parameter: a list of models (a
+dict ``{name: model}`` names them). ``clone()`` clones the members, files hold them as nested records,
+and loading rebuilds them through ``Component.from_record`` like any other model."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import polars as pl
+
+from pipekit.backends.base import Backend, Model
+from pipekit.backends.data import TabularData, as_data
+from pipekit.core.component import Component, to_data
+from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError
+from pipekit.metrics import get_metric
+
+
+@runtime_checkable
+class Member(Protocol):
+    """What an ensemble needs of a member (classifiers also give ``classes_``, their probability columns)."""
+
+    task: str
+    name: str | None
+
+    def predict(self, data: Any) -> Any: ...
+
+
+def member_name(member: Member, i: int) -> str:
+    """``"<i>:<name>"``, the member's ``name`` or its class name."""
+    return f"{i}:{member.name or type(member).__name__}"
+
+
+def as_member_list(members: Any) -> list:
+    """Members as a list; a dict ``{name: model}`` names its models for reports and error messages."""
+    if isinstance(members, dict):
+        for name, m in members.items():
+            m.name = str(name)
+        return list(members.values())
+    if isinstance(members, (str, bytes)) or not isinstance(members, Sequence):
+        raise ParameterError("members must be a non-empty list of models or a dict {name: model}")
+    return list(members)
+
+
+def check_members(members: Sequence[Any], check_columns: bool = True, fitted: bool | None = None) -> tuple[str, Any]:
+    """Check that ``members`` can be combined; returns ``(task, classes)`` (classes sorted by label, None
+    for regression or when the members are not fitted). ``fitted``: True requires fitted members, False
+    checks only the task, None checks what the members allow (all fitted, or none, as after ``clone()``)."""
+    if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or len(members) == 0:
+        raise ParameterError("members must be a non-empty list of models")
+    for i, m in enumerate(members):
+        if not isinstance(m, Member):
+            raise ParameterError(f"member {i} ({type(m).__name__}) has no predict/task/name; members must be pipekit "
+                                 "models (RandomForest, GBM, SklearnModel, TorchTabular, an ensemble)")
+    tasks = {m.task for m in members}
+    if len(tasks) > 1:
+        raise ParameterError(f"members mix tasks {sorted(tasks)}: " +
+                             ", ".join(f"{member_name(m, i)}={m.task}" for i, m in enumerate(members)))
+    task = tasks.pop()
+    unfitted = [i for i, m in enumerate(members) if isinstance(m, Component) and not m.is_fitted]
+    if fitted is False or (fitted is None and len(unfitted) == len(members)):
+        return task, None
+    if unfitted:
+        raise NotFittedError(f"member {member_name(members[unfitted[0]], unfitted[0])} is not fitted; fit it first "
+                             "(or use StackingEnsemble, which fits its members)")
+    backends = [(i, m) for i, m in enumerate(members) if isinstance(m, Backend)]
+    for i, m in backends[1:]:
+        j, ref = backends[0]
+        sa, sb = ref.procs_signature_, m.procs_signature_
+        if sa is not None and sb is not None and sa != sb:
+            raise ParameterError(f"members were trained on data processed by different procs: {member_name(ref, j)} "
+                                 f"(signature {sa}) vs {member_name(m, i)} (signature {sb}); train every member on "
+                                 "the same Tabular")
+        fa, fb = set(ref.feature_names_), set(m.feature_names_)
+        if check_columns and fa != fb:
+            raise ParameterError(f"members were trained on different columns: {member_name(ref, j)} has "
+                                 f"{sorted(fa - fb)} that {member_name(m, i)} lacks, and it has {sorted(fb - fa)}; "
+                                 "train them on the same Tabular, or pass check_columns=False if it is intended")
+    if task != "classification":
+        return task, None
+    classes = np.asarray(members[0].classes_)
+    for i, m in enumerate(members[1:], start=1):
+        if set(np.asarray(m.classes_).tolist()) != set(classes.tolist()):
+            raise ParameterError(f"members disagree on the classes: {member_name(members[0], 0)} has "
+                                 f"{classes.tolist()}, {member_name(m, i)} has {np.asarray(m.classes_).tolist()}")
+    return task, np.sort(classes)
+
+
+def align_classes(pred: np.ndarray, member_classes: Sequence, classes: np.ndarray) -> np.ndarray:
+    """Reorder probability columns from a member's class order to ``classes`` (matched by label)."""
+    member_classes = np.asarray(member_classes).tolist()
+    return pred[:, [member_classes.index(c) for c in classes.tolist()]]
+
+
+def validate_prediction(pred: Any, n_rows: int, name: str, task: str, n_classes: int | None) -> np.ndarray:
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.shape[0] != n_rows:
+        raise DataError(f"member {name} returned {pred.shape[0]} predictions for {n_rows} rows; every member "
+                        "must predict every row of the same data")
+    if task == "classification" and (pred.ndim != 2 or pred.shape[1] != n_classes):
+        raise DataError(f"member {name} returned predictions of shape {pred.shape}; expected ({n_rows}, "
+                        f"{n_classes}) class probabilities")
+    if task == "regression":
+        if pred.ndim == 2 and pred.shape[1] == 1:
+            pred = pred[:, 0]
+        if pred.ndim != 1:
+            raise DataError(f"member {name} returned shape {pred.shape}; expected ({n_rows},) values")
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise DataError(f"member {name} predicted {int(bad.sum())} NaN/inf values (first at row {row}); check "
+                        "that model (diverged training, or inputs it never saw)")
+    return pred
+
+
+def member_predictions(members: Sequence[Any], data: TabularData, task: str,
+                       classes: np.ndarray | None) -> np.ndarray:
+    """Stacked predictions ``(n_members, n_rows[, n_classes])``, classes aligned by label."""
+    out = []
+    for i, m in enumerate(members):
+        name = member_name(m, i)
+        try:
+            p = m.predict(data)
+        except DataError as e:
+            raise DataError(f"member {name}: {e}") from e
+        if classes is not None:
+            p = np.asarray(p, dtype=np.float64)
+            if p.ndim == 2 and p.shape[1] == len(classes):
+                p = align_classes(p, m.classes_, classes)
+        out.append(validate_prediction(p, len(data), name, task, None if classes is None else len(classes)))
+    return np.stack(out)
+
+
+class Ensemble(Model):
+    """Shared plumbing of the ensembles: members, scoring, ``report``, the processing of the data they were
+    fitted on (``processor()``). Subclasses implement ``_combine(preds, data)``."""
+
+    members: list
+    check_columns: bool = True
+    #: whether the members must come fitted (True), not (False), or either way but all alike (None)
+    members_fitted: ClassVar[bool | None] = None
+    unsaved = ("report_", "oob_predictions_")
+
+    @property
+    def task(self) -> str:  # derived from the members, never stored
+        return check_members(self.members, fitted=False)[0]
+
+    @property
+    def classes_(self) -> Any:
+        return check_members(self.fitted_members(), self.check_columns, fitted=True)[1]
+
+    def fitted_members(self) -> list:
+        return self.members
+
+    def check_params(self) -> None:
+        super().check_params()
+        check_members(self.members, self.check_columns, fitted=self.members_fitted)
+        get_metric(self.metric, self.task)  # a bad metric fails here, not after fitting
+
+    def params_to_data(self) -> dict[str, Any]:
+        params = self.get_params(deep=False)
+        try:
+            to_data(params["metric"])
+        except ExportError:  # a user's own metric that is not registered: the loaded ensemble uses the default
+            params["metric"] = None
+        return params
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        try:
+            super().state_from_data(state)
+        except AttributeError as e:  # a name this ensemble derives (classes_, weights_) cannot be set
+            raise ExportError(f"{type(self).__name__}: the stored state names a derived attribute ({e})") from None
+
+    def _combine(self, preds: np.ndarray, data: TabularData | None) -> np.ndarray:
+        """The weighted average of the members' predictions (StackingEnsemble learns its combination)."""
+        return np.tensordot(self._weights(), preds, axes=1)
+
+    def _data(self, data: Any) -> TabularData:
+        d = as_data(data)
+        if d.procs_signature is not None:
+            for i, m in enumerate(self.fitted_members()):
+                if isinstance(m, Backend) and m.procs_signature_ not in (None, d.procs_signature):
+                    raise DataError(f"member {member_name(m, i)} was trained on data processed by different procs "
+                                    f"than the data given (signature {m.procs_signature_} vs {d.procs_signature})")
+        return d
+
+    def _prepare(self, data: Any) -> TabularData:
+        self.check_is_fitted()
+        return self._data(data)
+
+    def _predict(self, d: TabularData) -> np.ndarray:
+        return self._combine(member_predictions(self.fitted_members(), d, self.task, self.classes_), d)
+
+    def _remember_procs(self, d: TabularData) -> None:
+        self.procs_state_ = None if d.processor is None else d.processor.state()
+
+    def _scores(self, d: TabularData, metric: Any = None) -> pl.DataFrame:
+        """Each member's and the ensemble's score on ``d``, with the member weights where there are some."""
+        m = get_metric(self.metric if metric is None else metric, self.task)
+        y = self.encode_y(d.y)
+        preds = member_predictions(self.fitted_members(), d, self.task, self.classes_)
+        return self._report_frame([m.score(y, p) for p in preds] + [m.score(y, self._combine(preds, d))], m.name)
+
+    def _report_frame(self, scores: list[float], metric_name: str) -> pl.DataFrame:
+        names = [member_name(m, i) for i, m in enumerate(self.fitted_members())] + [type(self).__name__]
+        weights = self._weights()
+        w = list(np.asarray(weights, dtype=np.float64)) + [1.0] if weights is not None else [None] * len(names)
+        return pl.DataFrame({"model": names, metric_name: np.asarray(scores, dtype=np.float64), "weight": w})
+
+    def _weights(self) -> Any:
+        """The member weights, summing to 1 (None for an ensemble that learns its combination)."""
+        return None
+
+    def report(self, data: Any = None, metric: Any = None) -> pl.DataFrame:
+        """Each member's and the ensemble's score (on ``data``, default the data the ensemble was fitted or
+        selected on), with the member weights where the ensemble has them. Printed and returned."""
+        if data is None:
+            frame = vars(self).get("report_")
+            if frame is None:
+                raise ParameterError("pass the data to score (this ensemble kept no validation scores)")
+        else:
+            frame = self._scores(self._prepare(data), metric)
+        print(frame)
+        return frame
+
+    def processor(self) -> Any:
+        """The fitted procs of the data this ensemble was fitted on, rebuilt from the exported state, to
+        process new raw rows (``ens.processor().transform(df)``)."""
+        state = vars(self).get("procs_state_")
+        if state is None:
+            raise ParameterError("this ensemble was not fitted on the splits of a Tabular, so it has no procs state")
+        from pipekit.tabular.processor import TabularProcessor
+
+        return TabularProcessor.from_state(state)
