@@ -16,6 +16,10 @@ from typing import Any
 
 import polars as pl
 
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, Options, check
+from pipekit.tabular.procs import schema_of
+
 _TEMPORAL = (pl.Date, pl.Datetime)
 
 
@@ -24,11 +28,7 @@ def _to_polars(df: Any, where: str) -> pl.DataFrame | pl.LazyFrame:
         return df
     if type(df).__module__.startswith("pandas") and type(df).__name__ == "DataFrame":
         return pl.from_pandas(df)
-    raise TypeError(f"{where}: expected a Polars or pandas DataFrame, got {type(df).__name__}.")
-
-
-def _schema(df: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
-    return df.collect_schema() if isinstance(df, pl.LazyFrame) else df.schema
+    raise ParameterError(f"{where}: expected a Polars or pandas DataFrame, got {type(df).__name__}.")
 
 
 # a UTC offset (or Z) written after a time of day: "2015-03-31T23:30:00+02:00", "... 23:30 -0500", "...T23:30Z"
@@ -78,7 +78,7 @@ def _numeric_date_format(values: pl.Series, field: str) -> str | None:
     if len(readings) == 2 and not readings[0][2].equals(readings[1][2]):
         i = int((first != second).arg_true()[0])
         (_, fmt_d, by_day), (_, fmt_m, by_month) = readings
-        raise ValueError(
+        raise DataError(
             f"add_datepart: column {field!r} is ambiguous: every value reads both day-first and month-first, "
             f"e.g. {values[i]!r} is {by_day[i]:%d %B %Y} or {by_month[i]:%d %B %Y}; pass format={fmt_d!r} "
             f"(day first) or format={fmt_m!r} (month first).")
@@ -101,7 +101,7 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
     aware = values.str.contains(_AWARE)
     if aware.any() and not aware.all():
         with_off, without = values.filter(aware)[0], values.filter(~aware)[0]
-        raise ValueError(f"add_datepart: column {field!r} mixes times with a UTC offset (e.g. {with_off!r}) and "
+        raise DataError(f"add_datepart: column {field!r} mixes times with a UTC offset (e.g. {with_off!r}) and "
                          f"without one (e.g. {without!r}); give every value an offset, or none.")
     is_aware = bool(len(values)) and bool(aware.all())
     local_text = text.str.replace(_OFFSET, "") if is_aware else text
@@ -130,7 +130,7 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
         how = f" in format {fmt!r}" if fmt else ""
         msg = f"add_datepart: {n_bad} value(s) of column {field!r} are not dates{how}: {shown}{more}"
         if errors == "raise":
-            raise ValueError(msg + "; fix them, null them, pass format= if they share another format, or "
+            raise DataError(msg + "; fix them, null them, pass format= if they share another format, or "
                              "errors='null' to turn them into nulls.")
         warnings.warn(msg + "; their date parts are null (FillMissing fills them and marks the rows).", stacklevel=3)
     return frame
@@ -153,8 +153,8 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     Text is parsed: ``format=`` (a strftime format such as ``"%d.%m.%Y"``) says how; without it ISO
     dates and the usual layouts are recognised, and dates written ``01/02/2015`` are read day-first or
     month-first only when the values settle it (some first or second number above 12): when every value
-    reads both ways a ValueError asks for ``format=``. Values that are not dates are counted and listed
-    with their row numbers: a ValueError with ``errors="raise"``, a warning and nulls with ``errors="null"``.
+    reads both ways a DataError asks for ``format=``. Values that are not dates are counted and listed
+    with their row numbers: a DataError with ``errors="raise"``, a warning and nulls with ``errors="null"``.
     A column mixing values with and without a UTC offset is refused.
 
     ``prefix`` defaults to the column name without a trailing "date"/"Date" (``Date`` -> ``Year``, ...).
@@ -168,12 +168,11 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         ...     "tDay", "tHour", "tElapsed").row(0)
         (31, 23, 1427862600)
     """
-    if errors not in ("raise", "null"):
-        raise ValueError(f"add_datepart: errors must be 'raise' or 'null', got {errors!r}.")
+    check("add_datepart", errors=(errors, Options("raise", "null")))
     frame = _to_polars(df, "add_datepart")
-    schema = _schema(frame)
+    schema = schema_of(frame)
     if field_name not in schema:
-        raise KeyError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(schema)}.")
+        raise DataError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(schema)}.")
     dtype = schema[field_name]
     tmp: list[str] = []
     if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)):
@@ -187,7 +186,7 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         col = pl.col(field_name)  # a zone-aware column gives its parts in its own zone
         elapsed = col.dt.epoch("s")
     else:
-        raise TypeError(f"add_datepart: column {field_name!r} has type {dtype}; expected a date, datetime or text.")
+        raise DataError(f"add_datepart: column {field_name!r} has type {dtype}; expected a date, datetime or text.")
     pre = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
     month, day = col.dt.month(), col.dt.day()
     month_end = col.dt.month_end().dt.day() == day
@@ -226,8 +225,7 @@ def cont_cat_split(df: Any, max_card: int = 20, dep_var: str | Sequence[str] | N
     frame = _to_polars(df, "cont_cat_split")
     if isinstance(frame, pl.LazyFrame):
         frame = frame.collect(engine="streaming")
-    if max_card < 1:
-        raise ValueError(f"cont_cat_split: max_card must be >= 1, got {max_card}.")
+    check("cont_cat_split", max_card=(max_card, Interval(1, None, integer=True)))
     skip = {dep_var} if isinstance(dep_var, str) else set(dep_var or [])
     cont, cat = [], []
     for c, dt in frame.schema.items():

@@ -262,13 +262,15 @@ def test_sec_stacking_meta_model_and_nested_members_are_guarded(tmp_path):
     nested = ensemble_meta(ensemble_meta(evil))
     with pytest.raises(ExportError, match=r"member 0 \(WeightedEnsemble\): member 0 \(SklearnModel\)"):
         load_model(write_model_file(tmp_path / "nested.npz", nested, {"weights": [1.0], "member0/weights": [1.0]}))
-    # a tabular net's procs are looked up in pipekit's proc registry only
+    # a tabular net's procs are looked up in pipekit's registry only
     net = {"class": "TorchTabular", "format": 1, "params": {"task": "classification"}, "feature_names": [],
            "cat_features": [], "classes": [0, 1], "emb_szs": [],
-           "processor": {"procs": [{"name": "system", "config": {"command": f"touch {marker}"}, "state": {}}],
-                         "cat_names": [], "cont_names": [], "y_names": ["y"], "cat_names_": [], "cont_names_": [],
-                         "y_kind_": "category", "y_vocab_": [0, 1], "c_": 2}}
-    with pytest.raises(ExportError, match="TorchTabular.*unknown tabular proc 'system'"):
+           "processor": {"class": "pipekit.tabular.TabularProcessor",
+                         "params": {"procs": [{"class": "os.system", "params": {"command": f"touch {marker}"},
+                                               "state": {}}], "cat_names": ["a"], "cont_names": [], "y_names": ["y"]},
+                         "state": {"cat_names_": ["a"], "cont_names_": [], "y_kind_": "category",
+                                   "y_vocab_": ["0", "1"], "c_": 2}}}
+    with pytest.raises(ExportError, match="TorchTabular.*'os.system' is not registered"):
         load_model(write_model_file(tmp_path / "net.npz", net))
     assert not marker.exists()
 
