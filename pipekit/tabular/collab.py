@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import torch
 from torch import nn
 
@@ -67,9 +66,6 @@ class _CollabInspect:
     classes: dict[str, list[str]] | None
     user_name: str | None
     item_name: str | None
-
-    def set_classes(self, classes: dict[str, list[str]], user_name: str, item_name: str) -> None:
-        self.classes, self.user_name, self.item_name = classes, user_name, item_name
 
     def _codes(self, values: Sequence[Any], is_item: bool) -> torch.Tensor:
         name = self.item_name if is_item else self.user_name
@@ -244,12 +240,8 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
 def unseen_report(dls: Any, ratings: Any) -> dict[str, int]:
     """How many rows of ``ratings`` have a user or item never seen in training (they predict from biases)."""
     processor = dls.recipe.processor
-    df = read_frame(ratings)
-    out = {}
-    for c in processor.cat_names_[:2]:
-        known = processor.classes_[c][1:]
-        out[c] = int((~df[c].cast(pl.String).is_in(known)).sum())
-    return out
+    counts = next(p for p in processor.procs if isinstance(p, Categorify)).unseen(read_frame(ratings))
+    return {c: counts[c] for c in processor.cat_names_[:2]}
 
 
 __all__ = ["CollabDataLoaders", "EmbeddingDotBias", "EmbeddingNN", "collab_learner", "unseen_report"]

@@ -297,10 +297,6 @@ class Tabular(_FittedNames):
         """Number of model outputs: classes for classification, target columns for regression."""
         return self.processor.c_
 
-    @property
-    def splits(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.train_idx, self.valid_idx
-
     def new(self, source: Any) -> TabularSplit:
         """Apply the fitted procs to new rows (targets are encoded when present); warns about filled values."""
         return TabularSplit(self.processor.transform(read_frame(source, self.processor.cat_names)),

@@ -14,21 +14,15 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, Options, check
-from pipekit.tabular.procs import schema_of
+from pipekit.tabular.core import read_frame
+from pipekit.tabular.procs import collect, schema_of
 
 _TEMPORAL = (pl.Date, pl.Datetime)
-
-
-def _to_polars(df: Any, where: str) -> pl.DataFrame | pl.LazyFrame:
-    if isinstance(df, (pl.DataFrame, pl.LazyFrame)):
-        return df
-    if type(df).__module__.startswith("pandas") and type(df).__name__ == "DataFrame":
-        return pl.from_pandas(df)
-    raise ParameterError(f"{where}: expected a Polars or pandas DataFrame, got {type(df).__name__}.")
 
 
 # a UTC offset (or Z) written after a time of day: "2015-03-31T23:30:00+02:00", "... 23:30 -0500", "...T23:30Z"
@@ -41,11 +35,6 @@ _TIME_FORMATS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S%.f", "T%H:%M", "T%H:%M:%S
 _ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
                 "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f")
 _SHOW_ROWS = 10
-
-
-def _collect(frame: pl.DataFrame | pl.LazyFrame, *exprs: pl.Expr) -> pl.DataFrame:
-    out = frame.select(*exprs)
-    return out.collect() if isinstance(out, pl.LazyFrame) else out
 
 
 def _numeric_date_format(values: pl.Series, field: str) -> str | None:
@@ -97,7 +86,7 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
     """``frame`` with the local wall-clock datetime and the seconds since 1970-01-01 UTC of a text date
     column, parsed once, in the columns ``local_name`` and ``elapsed_name``."""
     text = pl.col(field).cast(pl.String).str.strip_chars()
-    values = _collect(frame, text.drop_nulls().unique(maintain_order=True).alias("v"))["v"]
+    values = collect(frame.select(text.drop_nulls().unique(maintain_order=True).alias("v")))["v"]
     aware = values.str.contains(_AWARE)
     if aware.any() and not aware.all():
         with_off, without = values.filter(aware)[0], values.filter(~aware)[0]
@@ -121,9 +110,9 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
         elapsed = local.dt.epoch("s")
     frame = frame.with_columns(local.alias(local_name), elapsed.alias(elapsed_name))
     bad = text.is_not_null() & pl.col(local_name).is_null()
-    n_bad = int(_collect(frame, bad.sum().alias("n"))["n"][0])
+    n_bad = int(collect(frame.select(bad.sum().alias("n")))["n"][0])
     if n_bad:
-        rows = _collect(frame.with_row_index("__row"), pl.col("__row"), text.alias("v"), bad.alias("bad")) \
+        rows = collect(frame.with_row_index("__row").select(pl.col("__row"), text.alias("v"), bad.alias("bad"))) \
             .filter(pl.col("bad")).head(_SHOW_ROWS)
         shown = ", ".join(f"{v!r} at row {r}" for r, v in zip(rows["__row"], rows["v"]))
         more = f" and {n_bad - len(rows)} more" if n_bad > len(rows) else ""
@@ -169,7 +158,7 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         (31, 23, 1427862600)
     """
     check("add_datepart", errors=(errors, Options("raise", "null")))
-    frame = _to_polars(df, "add_datepart")
+    frame = df if isinstance(df, pl.LazyFrame) else read_frame(df)  # a lazy query stays lazy
     schema = schema_of(frame)
     if field_name not in schema:
         raise DataError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(schema)}.")
@@ -222,9 +211,7 @@ def cont_cat_split(df: Any, max_card: int = 20, dep_var: str | Sequence[str] | N
         >>> cont_cat_split(pl.DataFrame({"a": [1.5, 2.0], "b": ["x", "y"], "y": [0, 1]}), dep_var="y")
         (['a'], ['b'])
     """
-    frame = _to_polars(df, "cont_cat_split")
-    if isinstance(frame, pl.LazyFrame):
-        frame = frame.collect(engine="streaming")
+    frame = read_frame(df)
     check("cont_cat_split", max_card=(max_card, Interval(1, None, integer=True)))
     skip = {dep_var} if isinstance(dep_var, str) else set(dep_var or [])
     cont, cat = [], []
@@ -247,9 +234,7 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
         >>> df_shrink(pl.DataFrame({"i": [1, 200], "f": [0.5, 1.0], "s": ["a", "b"]})).dtypes
         [Int16, Float32, Categorical]
     """
-    frame = _to_polars(df, "df_shrink")
-    if isinstance(frame, pl.LazyFrame):
-        frame = frame.collect(engine="streaming")
+    frame = read_frame(df)
     ints = [c for c, dt in frame.schema.items() if dt.is_integer() and c not in skip]
     bounds = frame.select([pl.col(c).min().alias(f"{c}\x00lo") for c in ints]
                           + [pl.col(c).max().alias(f"{c}\x00hi") for c in ints]).row(0, named=True) if ints else {}
@@ -265,8 +250,8 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
                 continue
             choices = unsigned if (int2uint or dt.is_unsigned_integer()) and lo >= 0 else signed
             for t in choices:
-                info_lo, info_hi = _int_range(t)
-                if info_lo <= lo and hi <= info_hi:
+                info = np.iinfo(str(t).lower())
+                if info.min <= lo and hi <= info.max:
                     exprs.append(pl.col(c).cast(t))
                     break
         elif dt == pl.Float64:
@@ -274,11 +259,3 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
         elif dt == pl.String and obj2cat:
             exprs.append(pl.col(c).cast(pl.Categorical))
     return frame.with_columns(exprs) if exprs else frame
-
-
-def _int_range(t: Any) -> tuple[int, int]:
-    bits = {pl.Int8: 8, pl.Int16: 16, pl.Int32: 32, pl.Int64: 64, pl.UInt8: 8, pl.UInt16: 16, pl.UInt32: 32,
-            pl.UInt64: 64}[t]
-    if t in (pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64):
-        return 0, 2**bits - 1
-    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1

@@ -23,7 +23,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
-from pipekit.data.dataloaders import DataLoaders
+from pipekit.data.dataloaders import DataLoaders, Datasets
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
@@ -63,16 +63,15 @@ def _stores(frame: pl.DataFrame, processor: TabularProcessor, with_y: bool) -> l
 
 
 def _rows_to_frame(items: Any) -> Any:
-    """``learn.predict(row)`` hands over ``[row]``: accept dict rows, one-row frames and pandas Series."""
+    """``learn.predict(row)`` hands over ``[row]``: a dict row, a one-row frame or a pandas Series (lists of
+    dict rows, frames and paths are read as tables are)."""
+    if isinstance(items, (list, tuple)) and len(items) == 1 and not isinstance(items[0], dict):
+        items = items[0]
     if isinstance(items, dict):
         return pl.DataFrame([items])
     if type(items).__name__ == "Series" and type(items).__module__.startswith("pandas"):
         return pl.DataFrame([items.to_dict()])
-    if isinstance(items, (list, tuple)):
-        if items and all(isinstance(r, dict) for r in items):
-            return pl.DataFrame(list(items))
-        if len(items) == 1:
-            return _rows_to_frame(items[0])
+    if isinstance(items, (list, tuple)) and not all(isinstance(r, dict) for r in items):
         raise ParameterError("tabular new data: give a DataFrame, a path, a dict row or a list of dict rows, "
                              f"got a list of {type(items[0]).__name__ if items else 'nothing'}.")
     return items
@@ -136,18 +135,11 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
                         "RandomSplitter(valid_pct=0.2, seed=42).")
     if not tab.y_names:
         raise DataError("dataloaders: this Tabular has no target; give y_names= to train a model.")
-    if seed is None:
-        seed = int(np.random.randint(0, 2**31 - 1))
     recipe = TabularRecipe(tab.processor)
-    blocks = recipe.fitted_blocks
-    stores = _stores(tab.frame, tab.processor, with_y=True)
-    tr = ArrayDataset(stores, blocks=blocks, n_inp=2, idxs=tab.train_idx, split_idx=0)
-    va = ArrayDataset(stores, blocks=blocks, n_inp=2, idxs=tab.valid_idx, split_idx=1)
+    dsets = Datasets(tab.frame, [tab.train_idx, tab.valid_idx], _stores(tab.frame, tab.processor, with_y=True),
+                     recipe.fitted_blocks, recipe.n_inp_, recipe=recipe)
     # A batch is three index_selects (microseconds): prefetch threads would only fight the training
     # loop for the GIL, so batches are made in the main thread unless asked otherwise.
-    nw = 0 if num_workers is None else num_workers
-    train = DataLoader(tr, bs=bs, shuffle=shuffle, drop_last=shuffle and len(tr) > bs, seed=seed, device=device,
-                       num_workers=nw, augment=False)
-    valid = DataLoader(va, bs=val_bs or bs, shuffle=False, seed=seed + 1, device=device, num_workers=nw,
-                       augment=False)
-    return DataLoaders(train, valid, recipe=recipe, device=train.device)
+    return DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
+                                     num_workers=0 if num_workers is None else num_workers,
+                                     drop_last=shuffle and len(tab.train_idx) > bs)

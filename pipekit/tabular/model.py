@@ -218,13 +218,13 @@ class TabularModel(nn.Module):
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> torch.Tensor:
         # with hooks set (e.g. by learn.summary) a layer is called as a module so its hooks run
-        call = _module_call if _global_hooks() else _call
+        call = nn.Module.__call__ if _global_hooks() else _call
         parts = []
         if len(self.embeds):
             x = self.embeds(x_cat)
             # dropout with p=0 is the identity: skip its call (it runs every batch)
             parts.append(call(self.emb_drop, x) if (self.emb_drop.p or self.emb_drop._forward_hooks
-                                                    or call is _module_call) else x)
+                                                    or call is not _call) else x)
         if self.n_cont:
             parts.append(call(self.bn_cont, x_cont) if self.bn_cont is not None else x_cont)
         x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
@@ -241,9 +241,6 @@ def _global_hooks() -> bool:
     """Whether module hooks are registered globally: then every layer is called as a module."""
     return any(getattr(_mod, name, None) for name in _GLOBAL_HOOKS)
 
-
-def _module_call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return m(x)
 
 
 def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:

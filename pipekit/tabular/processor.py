@@ -30,7 +30,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Is
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
-from pipekit.tabular.procs import (DEFAULT_PROCS, Categorify, ColumnNames, TabularProc, code_dtype,
+from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Categorify, ColumnNames, TabularProc,
                                    distinct_train_values, make_procs, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
@@ -171,14 +171,11 @@ class TabularProcessor(Component):
 
     def _target_exprs(self, frame: pl.DataFrame | pl.LazyFrame) -> list[pl.Expr]:
         if self.y_kind_ == "category" and self.y_vocab_ is not None:
-            c, vocab = self.y_names[0], self.y_vocab_
-            dtype, dt = schema_of(frame)[c], code_dtype(len(vocab))
-            if isinstance(frame, pl.DataFrame) and isinstance(dtype, pl.Categorical):
-                # As in Categorify: look the distinct strings up once, gather by physical code.
-                lut = dtype.categories.to_series().cast(pl.Enum(vocab), strict=False).to_physical().cast(dt)
-                return [pl.lit(lut).gather(pl.col(c).to_physical()).alias(c)]
-            col = pl.col(c) if _is_text(dtype) else pl.col(c).cast(pl.String)
-            return [col.cast(pl.Enum(vocab), strict=False).to_physical().cast(dt).alias(c)]
+            # classes are looked up by value the way Categorify looks categories up, without its #na# code:
+            # an unseen class stays null (and is refused by _check_unseen_labels)
+            c = self.y_names[0]
+            return [(Categorify.encode_values(c, [NA_TOKEN] + self.y_vocab_, schema_of(frame)[c],
+                                              isinstance(frame, pl.DataFrame)) - 1).alias(c)]
         if self.y_kind_ == "regression":
             return [pl.col(c).cast(pl.Float32).alias(c) for c in self.y_names]
         return []

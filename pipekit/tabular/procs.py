@@ -49,7 +49,7 @@ def schema_of(frame: Frame) -> pl.Schema:
     return frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
 
 
-def _collect(frame: Frame) -> pl.DataFrame:
+def collect(frame: Frame) -> pl.DataFrame:
     """Run an aggregation query; lazy queries use the streaming engine so they need not fit in memory."""
     if isinstance(frame, pl.LazyFrame):
         return frame.collect(engine="streaming")
@@ -178,7 +178,7 @@ class FillMissing(TabularProc):
         if not cols:
             self.fill_values_, self.na_columns_ = {}, []
             return
-        stats = _collect(frame.select([self._stat(c, train) for c in cols]
+        stats = collect(frame.select([self._stat(c, train) for c in cols]
                                       + [_finite_or_null(c).filter(train).null_count().alias(f"{c}\x00n") for c in cols]
                                       + [pl.col(c).filter(train).is_infinite().sum().alias(f"{c}\x00i")
                                          for c in cols]))
@@ -296,19 +296,19 @@ class Categorify(TabularProc):
         exprs = []
         for c, vocab in self.classes_.items():
             dtype = schema.get(c) if schema is not None else None
-            exprs.append(self._encode(c, vocab, dtype, eager).fill_null(0).alias(c))
+            exprs.append(self.encode_values(c, vocab, dtype, eager).fill_null(0).alias(c))
         return exprs
 
     @staticmethod
-    def _encode(c: str, vocab: list[str], dtype: pl.DataType | None, eager: bool = False) -> pl.Expr:
-        """Codes by value for column ``c`` (unseen -> null, filled with 0 by the caller)."""
+    def encode_values(c: str, vocab: list[str], dtype: pl.DataType | None, eager: bool = False) -> pl.Expr:
+        """Codes by value into ``vocab`` (entry 0 is ``#na#``) for column ``c``; unseen values are null."""
         dt = code_dtype(len(vocab))
         col = pl.col(c)
         if eager and isinstance(dtype, pl.Categorical):
             # Look the few distinct strings up once, then gather codes by the physical index: 3x faster
             # than casting every row. Only for materialised frames, whose strings are all in the mapping.
             strings = dtype.categories.to_series()
-            lut = (strings.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1).fill_null(0)
+            lut = strings.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1
             return pl.lit(lut.cast(dt)).gather(col.to_physical())
         if dtype == pl.Boolean and set(vocab[1:]) <= {"false", "true"}:
             # Flags (e.g. FillMissing's <col>_na): no detour through 10M strings.
@@ -327,24 +327,19 @@ class Categorify(TabularProc):
         # A non-strict cast to an Enum of the training values looks codes up by value: unseen -> null.
         return col.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(dt) + pl.lit(1, dtype=dt)
 
-    def check_new(self, frame: pl.DataFrame) -> None:
+    def unseen(self, frame: pl.DataFrame) -> dict[str, int]:
+        """Per categorical column of ``frame``: how many values were never seen in training (they become #na#)."""
         self.check_is_fitted()
         cols = [c for c in self.classes_ if c in frame.columns]
-        if not cols:
-            return
-        counts = frame.select([
-            (pl.col(c).is_not_null() & ~pl.col(c).cast(pl.String).is_in(self.classes_[c][1:])).sum().alias(c)
-            for c in cols]).row(0)
-        unseen = {c: n for c, n in zip(cols, counts) if n}
+        counts = frame.select([(pl.col(c).is_not_null() & ~pl.col(c).cast(pl.String).is_in(self.classes_[c][1:]))
+                               .sum().alias(c) for c in cols]).row(0) if cols else ()
+        return {c: int(n) for c, n in zip(cols, counts)}
+
+    def check_new(self, frame: pl.DataFrame) -> None:
+        unseen = {c: n for c, n in self.unseen(frame).items() if n}
         if unseen:
             warnings.warn(f"Categorify: values never seen in training were mapped to {NA_TOKEN!r} "
                           f"(count per column: {unseen}).", stacklevel=3)
-
-    def decode(self, column: str, codes: Sequence[int]) -> list[str]:
-        """Turn codes of ``column`` back into their values."""
-        self.check_is_fitted()
-        vocab = self.classes_[column]
-        return [vocab[int(i)] for i in codes]
 
 
 class Normalize(TabularProc):
@@ -370,7 +365,7 @@ class Normalize(TabularProc):
         if not cols:
             self.means_, self.stds_ = {}, {}
             return
-        stats = _collect(frame.select([pl.col(c).filter(train).mean().alias(f"{c}\x00m") for c in cols]
+        stats = collect(frame.select([pl.col(c).filter(train).mean().alias(f"{c}\x00m") for c in cols]
                                       + [pl.col(c).filter(train).std().alias(f"{c}\x00s") for c in cols]))
         self.means_, self.stds_ = {}, {}
         for c in cols:
