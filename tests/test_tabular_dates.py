@@ -129,6 +129,8 @@ def test_process_to_parquet_expression_split_and_errors(tmp_path, rossmann):
     nulls = tmp_path / "nulls.parquet"
     rossmann.with_columns(pl.when(pl.col("Store") == 11).then(None).otherwise(pl.col("Sales")).alias("Sales")) \
         .write_parquet(nulls)
-    with pytest.raises(DataError, match="'Sales'"):
+    stores = rossmann["Store"]
+    n, first = int((stores == 11).sum()), int((stores == 11).arg_true()[0])
+    with pytest.raises(DataError, match=rf"'Sales' has {n} null value\(s\), first at row {first}"):
         process_to_parquet(nulls, out, cat_names=["Store"], y_names="Sales")
     assert np.isfinite(tab.train.conts.to_numpy()).all()

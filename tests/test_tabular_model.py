@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.protocols import Recipe
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.learn.metrics import accuracy
@@ -133,6 +134,7 @@ def test_labelled_test_dl_with_no_rows_and_recipe_record(tab, adult):
     assert rec["class"] == "pipekit.tabular.TabularRecipe" and rec["state"] == {}
     assert rec["params"]["processor"]["state"]["y_vocab_"] == ["<50k", ">=50k"]
     again = TabularRecipe.from_record(rec)
+    assert isinstance(again, Recipe) and not again.clone().is_fitted
     assert [type(b).__name__ for b in again.fitted_blocks] == ["TabularCatBlock", "TabularContBlock", "CategoryBlock"]
     assert again.fitted_blocks[0].decode(torch.tensor([1, 1, 1, 1, 1, 1, 1]))["workclass"] == tab.classes["workclass"][1]
     assert again.fitted_blocks[-1].loss_kind == "cross_entropy" and again.n_inp_ == 2

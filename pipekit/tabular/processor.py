@@ -30,7 +30,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Is
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
-from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Categorify, ColumnNames, TabularProc,
+from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Categorify, ColumnNames, TabularProc, collect,
                                    distinct_train_values, make_procs, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
@@ -130,13 +130,17 @@ class TabularProcessor(Component):
                 raise DataError(f"continuous column {c!r} has type {dt}, which is not numeric; list it in cat_names.")
         return frame.with_columns(exprs) if exprs else frame
 
-    def _check_targets(self, frame: pl.DataFrame) -> None:
-        for c in self.y_names:
-            n = frame[c].null_count()
+    def _check_targets(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
+        """Refuse a target with nulls, naming the column and the first row (one streaming pass on a scan)."""
+        ys = self.y_names
+        if not ys:
+            return
+        row = collect(frame.select([pl.col(c).null_count().alias(f"n{i}") for i, c in enumerate(ys)] +
+                                   [pl.col(c).is_null().arg_true().first().alias(f"f{i}") for i, c in enumerate(ys)])).row(0)
+        for c, n, first in zip(ys, row[:len(ys)], row[len(ys):]):
             if n:
-                first = int(frame[c].is_null().arg_true()[0])
                 raise DataError(f"target column {c!r} has {n} null value(s), first at row {first}; drop those rows "
-                                f"(df.filter(pl.col({c!r}).is_not_null())) or fill them before building Tabular.")
+                                f"(df.filter(pl.col({c!r}).is_not_null())) or fill them before processing the table.")
 
     # ------------------------------------------------------------------ fitting
     def _fit_targets(self, frame: pl.DataFrame | pl.LazyFrame, train: pl.Expr) -> None:
@@ -214,6 +218,7 @@ class TabularProcessor(Component):
         if not isinstance(frame, pl.LazyFrame):
             raise ParameterError(f"fit_lazy: expected a polars LazyFrame, got {type(frame).__name__}.")
         self.check_columns(frame.collect_schema().names(), where="fit_lazy")
+        self._check_targets(frame)
         return self._fit(frame, pl.lit(True) if train is None else train, keep)
 
     def _check_unseen_labels(self, raw: pl.DataFrame, out: pl.DataFrame) -> None:

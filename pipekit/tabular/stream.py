@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from pipekit.core.archive import save
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.tabular.core import scan_table
 from pipekit.tabular.processor import TabularProcessor
@@ -76,11 +76,6 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
             staged = Path(tmp) / "staged.parquet"
             lf.select(list(dict.fromkeys(cats + conts + ys)) + [VALID_COL]).sink_parquet(staged, engine="streaming")
             lf = pl.scan_parquet(staged)
-        if ys:
-            nulls = lf.select([pl.col(c).null_count() for c in ys]).collect(engine="streaming").row(0)
-            bad = {c: n for c, n in zip(ys, nulls) if n}
-            if bad:
-                raise DataError(f"process_to_parquet: target column(s) have nulls {bad}; filter those rows first.")
         query = processor.fit_lazy(lf, ~pl.col(VALID_COL), keep=[VALID_COL])
         query.sink_parquet(out, engine="streaming")
     save(processor, processor_path if processor_path is not None else out.with_suffix(".pipekit"))

@@ -13,12 +13,12 @@ import torch
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check
-from pipekit.data.loader import DataLoader
+from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.text.store import TextStore
 
 
 def _text_store(dataset: Any) -> TextStore:
-    for s in getattr(dataset, "stores", ()):
+    for s in dataset.stores if isinstance(dataset, ArrayDataset) else ():
         if isinstance(s, TextStore):
             return s
     raise ParameterError(f"this loader needs a dataset with a TextStore (built by a TextBlock), got {dataset!r}")

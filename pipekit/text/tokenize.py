@@ -106,6 +106,13 @@ def ragged_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(starts, dtype=np.int64) - seg_start, lengths) + np.arange(total, dtype=np.int64)
 
 
+def _factorize(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values (in order of appearance) and each value's index among them, as int64."""
+    uniq = values.unique(maintain_order=True)
+    return uniq, (values.replace_strict(uniq, pl.int_range(len(uniq), eager=True, dtype=pl.Int64), return_dtype=pl.Int64)
+                  .to_numpy() if len(values) else np.zeros(0, np.int64))
+
+
 def as_text_series(texts: Any, name: str = "text") -> pl.Series:
     """Texts as a Polars string Series; nulls and non-strings fail with the row number."""
     if isinstance(texts, str):
@@ -282,10 +289,7 @@ class Tokenizer(Transform):
             s = s.str.replace_many([a for a, _ in HTML_FIXES], [b for _, b in HTML_FIXES])
         chunks = s.str.extract_all(_CHUNK_PATTERN)
         n_chunks = chunks.list.len().fill_null(0).to_numpy().astype(np.int64)
-        flat = chunks.explode().drop_nulls()
-        uniq = flat.unique(maintain_order=True)
-        codes = flat.replace_strict(uniq, pl.int_range(len(uniq), eager=True, dtype=pl.Int64),
-                                    return_dtype=pl.Int64).to_numpy() if len(flat) else np.zeros(0, np.int64)
+        uniq, codes = _factorize(chunks.explode().drop_nulls())
         chunk_strs = uniq.to_list()
         doc_of = np.repeat(np.arange(len(s), dtype=np.int64), n_chunks)
         if self.rules:
@@ -293,11 +297,7 @@ class Tokenizer(Transform):
         # distinct chunk -> token list, then expand over the corpus with one gather
         per_chunk = self._tokens_of_chunks(chunk_strs)
         lens = per_chunk.list.len().to_numpy().astype(np.int64)
-        flat_tokens = per_chunk.explode()
-        tok_vocab = flat_tokens.unique(maintain_order=True)
-        flat_tok_arr = flat_tokens.replace_strict(tok_vocab, pl.int_range(len(tok_vocab), eager=True, dtype=pl.Int64),
-                                                  return_dtype=pl.Int64).to_numpy() if len(flat_tokens) else \
-            np.zeros(0, np.int64)
+        tok_vocab, flat_tok_arr = _factorize(per_chunk.explode())
         tok_index = {t: i for i, t in enumerate(tok_vocab.to_list())}
         starts = np.cumsum(lens) - lens
         ids = flat_tok_arr[ragged_positions(starts[codes], lens[codes])]
