@@ -91,7 +91,9 @@ def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndar
     if len(valid) == 0:
         raise DataError(f"Tabular: the split left the validation set empty (0 of {n} rows); use a splitter that "
                         "keeps some rows for validation, or splits=None to train on every row without one.")
-    both = np.intersect1d(train, valid)
+    in_train = np.zeros(n, dtype=bool)
+    in_train[train] = True
+    both = valid[in_train[valid]]  # a mask, not np.intersect1d: that sorts, 2.5 s on 2M rows here
     if both.size:
         raise DataError(f"Tabular: the split puts {both.size} row(s) in both the training and the validation set "
                         f"(first: row {int(both[0])}).")
