@@ -46,11 +46,11 @@ def report(**kw):
 PIPEKIT = _REPORT + """
 import time
 from pipekit.data.splitters import RandomSplitter
-from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, read_table
+from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, scan_table
 path, cat, cont = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 t0 = time.perf_counter()
 # the same read Tabular(path, ...) does: model columns only, text as Categorical, numbers as Float32
-df = read_table(path, cat, columns=cat + cont + ["salary"], text_names=["salary"], cont_names=cont)
+df = scan_table(path, cat, ["salary"], cont).select(cat + cont + ["salary"]).collect(engine="streaming")
 t1 = time.perf_counter()
 tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=cat, cont_names=cont, y_names="salary",
               splits=RandomSplitter(valid_pct=0.2, seed=42))

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 import torch
 
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.data.seed import set_seed
 from pipekit.learn import rmse
 from pipekit.tabular import CollabDataLoaders, EmbeddingDotBias, EmbeddingNN, collab_learner, unseen_report
@@ -47,11 +48,11 @@ def test_from_df_columns_and_split(ratings):
 
 
 def test_from_df_bad_input(ratings):
-    with pytest.raises(KeyError, match="item_name='movie'"):
+    with pytest.raises(ParameterError, match="item_name='movie'"):
         CollabDataLoaders.from_df(ratings, item_name="movie")
-    with pytest.raises(ValueError, match="valid_pct"):
+    with pytest.raises(ParameterError, match="valid_pct"):
         CollabDataLoaders.from_df(ratings, valid_pct=0.0)
-    with pytest.raises(ValueError, match="'rating'.*null"):
+    with pytest.raises(DataError, match="'rating'.*null"):
         CollabDataLoaders.from_df(ratings.with_columns(pl.when(pl.col("userId") == 73).then(None)
                                                        .otherwise(pl.col("rating")).alias("rating")))
 
@@ -74,7 +75,7 @@ def test_inspection(learn, ratings, tmp_path):
     assert m.pca(3).shape == (100, 3)
     out = m.plot_pca(n=20, path=tmp_path / "pca.png")
     assert out.exists() and out.stat().st_size > 1000
-    with pytest.raises(KeyError, match="never seen in training"):
+    with pytest.raises(DataError, match="never seen in training"):
         m.bias([999999])
 
 
@@ -101,10 +102,10 @@ def test_embedding_nn_and_dot_bias_shapes(ratings):
     out = learn.model(*dls.one_batch()[:2])
     assert out.shape == (64,) and bool(((out > 0) & (out < 5.5)).all())
     assert learn.model.weight([ratings["movieId"][0]]).shape[1] == learn.model.embeds[1].embedding_dim
-    with pytest.raises(ValueError, match="n_factors"):
+    with pytest.raises(ParameterError, match="n_factors"):
         EmbeddingDotBias(0, 3, 3)
     assert isinstance(learn.model, EmbeddingNN)
-    with pytest.raises(TypeError, match="CollabDataLoaders"):
+    with pytest.raises(ParameterError, match="CollabDataLoaders"):
         collab_learner(object())
 
 

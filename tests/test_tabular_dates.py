@@ -6,8 +6,10 @@ import pandas as pd
 import polars as pl
 import pytest
 
+import pipekit
+from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.data.splitters import TimeSplitter
-from pipekit.tabular import Tabular
+from pipekit.tabular import Tabular, TabularProcessor
 from pipekit.tabular.dates import add_datepart, cont_cat_split, df_shrink
 from pipekit.tabular.stream import process_to_parquet
 from pipekit.datasets import path
@@ -45,11 +47,11 @@ def test_add_datepart_prefix_time_nulls_and_errors():
     assert out.columns[:2] == ["saleYear", "saleMonth"] and "saleHour" in out.columns
     assert out.row(0, named=True)["saleHour"] == 13 and out.row(0, named=True)["saleSecond"] == 10
     assert out["saleYear"].to_list() == [2020, None]
-    with pytest.raises(ValueError, match=r"'when'.*'soon' at row 1"):
+    with pytest.raises(DataError, match=r"'when'.*'soon' at row 1"):
         add_datepart(pl.DataFrame({"when": ["2020-01-01", "soon"]}), "when")
-    with pytest.raises(KeyError, match="'Datum'"):
+    with pytest.raises(DataError, match="'Datum'"):
         add_datepart(df, "Datum")
-    with pytest.raises(TypeError, match="expected a date"):
+    with pytest.raises(DataError, match="expected a date"):
         add_datepart(pl.DataFrame({"d": [1.5]}), "d")
     pdf = pd.DataFrame({"Date": pd.to_datetime(["2021-12-31"])})
     assert add_datepart(pdf, "Date")["Is_year_end"].to_list() == [True]
@@ -68,7 +70,7 @@ def test_cont_cat_split_and_df_shrink(rossmann):
     assert df_shrink(df, int2uint=True)["DayOfWeek"].dtype == pl.UInt8
     assert small.estimated_size() < df.estimated_size() / 2
     assert small["Sales"].cast(pl.Int64).equals(df["Sales"])
-    with pytest.raises(ValueError, match="max_card"):
+    with pytest.raises(ParameterError, match="max_card"):
         cont_cat_split(df, max_card=0)
 
 
@@ -85,7 +87,8 @@ def test_process_to_parquet_matches_in_memory(tmp_path):
     src = path("adult_sample") / "adult.csv"
     out = tmp_path / "adult_processed.parquet"
     proc = process_to_parquet(src, out, cat_names=CAT, cont_names=CONT, y_names="salary", valid_pct=0.2, seed=42)
-    assert (tmp_path / "adult_processed.state.json").exists()
+    saved = pipekit.load(tmp_path / "adult_processed.pipekit")
+    assert isinstance(saved, TabularProcessor) and saved.classes_ == proc.classes_
     tab = Tabular.from_processed(out)
     n = len(tab.train) + len(tab.valid)
     assert n == 32561 and 0.18 < len(tab.valid) / n < 0.22
@@ -101,6 +104,10 @@ def test_process_to_parquet_matches_in_memory(tmp_path):
     process_to_parquet(src, tmp_path / "again.parquet", cat_names=CAT, cont_names=CONT, y_names="salary",
                        valid_pct=0.2, seed=42)
     assert (Tabular.from_processed(tmp_path / "again.parquet").valid_idx == tab.valid_idx).all()
+    # the fitted processing of pipekit 0.1 (<out>.state.json) is refused, naming the file and the fix
+    (tmp_path / "again.pipekit").rename(tmp_path / "again.state.json")
+    with pytest.raises(ExportError, match=r"again\.state\.json.*JSON state format.*process_to_parquet"):
+        Tabular.from_processed(tmp_path / "again.parquet")
 
 
 def test_process_to_parquet_expression_split_and_errors(tmp_path, rossmann):
@@ -111,15 +118,19 @@ def test_process_to_parquet_expression_split_and_errors(tmp_path, rossmann):
                        valid=pl.col("Date") >= "2015-07-01")
     tab = Tabular.from_processed(out)
     assert len(tab.valid) == int((rossmann["Date"] >= "2015-07-01").sum())
-    with pytest.raises(ValueError, match="out_path must end in .parquet"):
+    with pytest.raises(ParameterError, match=r"out_path=.*x\.csv.*a path ending in .parquet"):
         process_to_parquet(src, tmp_path / "x.csv", cat_names=["Store"], y_names="Sales")
-    with pytest.raises(ValueError, match="either valid= .* or valid_pct"):
+    with pytest.raises(ParameterError, match="either valid= .* or valid_pct"):
         process_to_parquet(src, out, cat_names=["Store"], y_names="Sales", valid=pl.lit(True), valid_pct=0.2)
-    with pytest.raises(KeyError, match="'Shop'"):
+    with pytest.raises(ParameterError, match="valid_pct=1.5"):
+        process_to_parquet(src, out, cat_names=["Store"], y_names="Sales", valid_pct=1.5)
+    with pytest.raises(DataError, match="'Shop'"):
         process_to_parquet(src, out, cat_names=["Shop"], y_names="Sales")
     nulls = tmp_path / "nulls.parquet"
     rossmann.with_columns(pl.when(pl.col("Store") == 11).then(None).otherwise(pl.col("Sales")).alias("Sales")) \
         .write_parquet(nulls)
-    with pytest.raises(ValueError, match="'Sales'"):
+    stores = rossmann["Store"]
+    n, first = int((stores == 11).sum()), int((stores == 11).arg_true()[0])
+    with pytest.raises(DataError, match=rf"'Sales' has {n} null value\(s\), first at row {first}"):
         process_to_parquet(nulls, out, cat_names=["Store"], y_names="Sales")
     assert np.isfinite(tab.train.conts.to_numpy()).all()

@@ -7,10 +7,12 @@ import polars as pl
 import pytest
 import torch
 
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.protocols import Recipe
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.learn import accuracy
-from pipekit.tabular import Tabular, TabularModel, emb_sz_rule, get_emb_sz, tabular_learner
+from pipekit.tabular import Tabular, TabularModel, TabularRecipe, emb_sz_rule, get_emb_sz, tabular_learner
 from pipekit.datasets import path
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,11 +38,11 @@ def tab(adult) -> Tabular:
 def test_emb_sz_rule():
     assert emb_sz_rule(10) == 6 and emb_sz_rule(3) == 3 and emb_sz_rule(2) == 2
     assert emb_sz_rule(10**7) == 600
-    with pytest.raises(ValueError, match="n_cat"):
+    with pytest.raises(ParameterError, match="n_cat"):
         emb_sz_rule(0)
     szs = get_emb_sz(["a", "b"], {"a": list("xyz"), "b": list(range(10))}, {"b": 4})
     assert szs == [(3, 3), (10, 4)]
-    with pytest.raises(ValueError, match="'c'"):
+    with pytest.raises(ParameterError, match="'c'"):
         get_emb_sz(["a"], {"a": list("xy")}, {"c": 3})
 
 
@@ -54,7 +56,7 @@ def test_tabular_model_shapes_and_range():
     assert only_cats(torch.tensor([[1], [2]]), torch.zeros(2, 0)).shape == (2, 3)
     only_conts = TabularModel([], n_cont=2, out_sz=2, layers=[4])
     assert only_conts(torch.zeros(2, 0, dtype=torch.long), torch.randn(2, 2)).shape == (2, 2)
-    with pytest.raises(ValueError, match="ps has 1 values for 2 layers"):
+    with pytest.raises(ParameterError, match="ps has 1 values for 2 layers"):
         TabularModel([(5, 3)], n_cont=0, out_sz=1, layers=[4, 4], ps=[0.1])
 
 
@@ -73,13 +75,13 @@ def test_dataloaders_batches(tab):
     a = tab.dataloaders(bs=128, seed=3).one_batch()[0]
     b = tab.dataloaders(bs=128, seed=3).one_batch()[0]
     assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="bs"):
+    with pytest.raises(ParameterError, match="bs"):
         tab.dataloaders(bs=0)
 
 
 def test_dataloaders_need_valid_rows_and_target(adult):
     no_valid = Tabular(adult.head(200), cat_names=CAT, cont_names=CONT, y_names="salary")
-    with pytest.raises(ValueError, match="no validation rows"):
+    with pytest.raises(DataError, match="no validation rows"):
         no_valid.dataloaders(bs=32)
 
 
@@ -113,6 +115,31 @@ def test_test_dl_and_predict_with_unseen_values(tab, adult):
     assert label in ("<50k", ">=50k") and probs.shape == (2,)
 
 
+def test_labelled_test_dl_with_no_rows_and_recipe_record(tab, adult):
+    set_seed(0)
+    learn = tabular_learner(tab.dataloaders(bs=64, seed=0), layers=[8])
+    dl = learn.dls.test_dl(adult.head(0), with_labels=True)
+    preds, targs = learn.get_preds(dl=dl)
+    assert preds.shape == (0, 2) and targs.shape == (0,) and targs.dtype == torch.int64
+    _, targs3 = learn.get_preds(dl=learn.dls.test_dl(adult.head(3), with_labels=True))
+    assert targs3.tolist() == [tab.y_vocab.index(v) for v in adult["salary"].head(3)]
+    with pytest.raises(DataError, match="lacks the target column"):
+        learn.dls.test_dl(adult.head(3).drop("salary"), with_labels=True)
+    # an all-null target column is an unlabelled test set: inputs only
+    unlabelled = adult.head(3).with_columns(pl.lit(None, dtype=pl.String).alias("salary"))
+    assert len(learn.dls.test_dl(unlabelled).one_batch()) == 2
+    # the recipe's one parameter is the fitted processor, stored as its record
+    recipe = learn.dls.recipe
+    rec = recipe.to_record()
+    assert rec["class"] == "pipekit.tabular.TabularRecipe" and rec["state"] == {}
+    assert rec["params"]["processor"]["state"]["y_vocab_"] == ["<50k", ">=50k"]
+    again = TabularRecipe.from_record(rec)
+    assert isinstance(again, Recipe) and not again.clone().is_fitted
+    assert [type(b).__name__ for b in again.fitted_blocks] == ["TabularCatBlock", "TabularContBlock", "CategoryBlock"]
+    assert again.fitted_blocks[0].decode(torch.tensor([1, 1, 1, 1, 1, 1, 1]))["workclass"] == tab.classes["workclass"][1]
+    assert again.fitted_blocks[-1].loss_kind == "cross_entropy" and again.n_inp_ == 2
+
+
 def test_regression_learner_with_y_range(adult):
     tab = Tabular(adult, cat_names=CAT, cont_names=["fnlwgt", "education-num"], y_names="age",
                   splits=RandomSplitter(0.2, seed=0))
@@ -128,7 +155,7 @@ def test_regression_learner_with_y_range(adult):
 
 
 def test_tabular_learner_rejects_other_dls():
-    with pytest.raises(TypeError, match="Tabular.dataloaders"):
+    with pytest.raises(ParameterError, match="Tabular.dataloaders"):
         tabular_learner(object())
 
 

@@ -7,7 +7,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipekit.data.splitters import RandomSplitter
+import pipekit
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.data.splitters import ColSplitter, RandomSplitter
 from pipekit.tabular import Categorify, ColumnNames, FillMissing, Normalize, Tabular, TabularProcessor
 from pipekit.datasets import path
 
@@ -18,6 +20,8 @@ CONT = ["age", "fnlwgt", "education-num"]
 
 
 ADULT = path("adult_sample") / "adult.csv"
+# RandomSplitter(0.2, seed=42) on adult's 32,561 rows, as pipekit has always split it
+VALID_42_FIRST, VALID_42_SUM = [2, 8, 14, 24, 37, 43, 48, 54], 106979313
 
 
 @pytest.fixture(scope="module")
@@ -87,15 +91,26 @@ def test_sources_agree(tab, adult_df, tmp_path):
         assert other.classes == tab.classes
 
 
-def test_new_matches_valid_and_state_roundtrip(tab, adult_df):
+def test_new_matches_valid_and_record_roundtrip(tab, adult_df, tmp_path):
     valid_raw = adult_df[tab.valid.idxs]
     new = tab.new(valid_raw)
     assert new.xs.equals(tab.valid.xs) and new.ys.equals(tab.valid.ys)
-    state = json.loads(json.dumps(tab.state()))
-    proc = TabularProcessor.from_state(state)
+    record = json.loads(json.dumps(tab.processor.to_record()))
+    assert record["class"] == "pipekit.tabular.TabularProcessor"
+    assert [r["class"] for r in record["params"]["procs"]] == ["pipekit.tabular.FillMissing",
+                                                               "pipekit.tabular.Categorify", "pipekit.tabular.Normalize"]
+    proc = TabularProcessor.from_record(record)
     assert proc.transform(valid_raw).equals(tab.valid.frame)
     # lazily, too
     assert proc.transform(valid_raw.lazy()).collect().equals(tab.valid.frame)
+    # and through a pipekit file
+    loaded = pipekit.load(pipekit.save(tab.processor, tmp_path / "adult_procs.pipekit"))
+    assert isinstance(loaded, TabularProcessor) and loaded.classes_ == tab.classes
+    assert loaded.transform(valid_raw).equals(tab.valid.frame)
+    # an unfitted copy keeps the parameters and nothing learned
+    fresh = tab.processor.clone()
+    assert not fresh.is_fitted and not any(p.is_fitted for p in fresh.procs)
+    assert fresh.get_params(deep=False)["cat_names"] == tab.processor.cat_names
 
 
 def test_new_unseen_categories_and_new_nans_are_handled(tab, adult_df):
@@ -120,14 +135,14 @@ def test_new_unseen_categories_and_new_nans_are_handled(tab, adult_df):
 def test_new_without_target_and_missing_column(tab, adult_df):
     out = tab.new(adult_df.head(5).drop("salary"))
     assert out.ys is None and out.xs.shape == (5, 10)
-    with pytest.raises(KeyError, match="'fnlwgt'.*cont_names"):
+    with pytest.raises(DataError, match="'fnlwgt'.*cont_names"):
         tab.new(adult_df.head(5).drop("fnlwgt"))
 
 
 def test_wrong_dtype_in_continuous_column(adult_df):
     bad = adult_df.head(50).with_columns(pl.col("age").cast(pl.String))
     bad = bad.with_columns(pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("forty")).otherwise(pl.col("age")).alias("age"))
-    with pytest.raises(TypeError, match=r"'age'.*'forty' at row 7"):
+    with pytest.raises(DataError, match=r"'age'.*'forty' at row 7"):
         Tabular(bad, cat_names=CAT, cont_names=CONT, y_names="salary")
     # numbers stored as text are accepted
     ok = adult_df.head(50).with_columns(pl.col("age").cast(pl.String))
@@ -136,36 +151,46 @@ def test_wrong_dtype_in_continuous_column(adult_df):
 
 def test_all_null_columns_rejected(adult_df):
     df = adult_df.head(100).with_columns(pl.lit(None, dtype=pl.Float64).alias("empty"))
-    with pytest.raises(ValueError, match="'empty'.*all null"):
+    with pytest.raises(DataError, match="'empty'.*all null"):
         Tabular(df, cat_names=CAT, cont_names=CONT + ["empty"], y_names="salary")
     df = adult_df.head(100).with_columns(pl.lit(None, dtype=pl.String).alias("empty"))
-    with pytest.raises(ValueError, match="'empty'.*all null"):
+    with pytest.raises(DataError, match="'empty'.*all null"):
         Tabular(df, cat_names=CAT + ["empty"], cont_names=CONT, y_names="salary")
 
 
 def test_target_with_nulls_rejected(adult_df):
     df = adult_df.head(100).with_columns(
         pl.when(pl.int_range(pl.len()) == 42).then(None).otherwise(pl.col("salary")).alias("salary"))
-    with pytest.raises(ValueError, match=r"'salary'.*1 null.*row 42"):
+    with pytest.raises(DataError, match=r"'salary'.*1 null.*row 42"):
         Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary")
 
 
 def test_empty_splits_and_bad_params(adult_df):
     df = adult_df.head(100)
-    with pytest.raises(ValueError, match="validation set empty"):
+    with pytest.raises(DataError, match="validation set empty"):
         Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=(np.arange(100), []))
-    with pytest.raises(ValueError, match="training set empty"):
+    with pytest.raises(DataError, match="training set empty"):
         Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=([], np.arange(100)))
-    with pytest.raises(ValueError, match="strategy='mean'"):
+    with pytest.raises(DataError, match=r"2 row\(s\) in both.*first: row 98"):
+        Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=(np.arange(100), [98, 99]))
+    with pytest.raises(DataError, match="outside 0..99"):
+        Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=(np.arange(50), [100]))
+    with pytest.raises(ParameterError, match="strategy='mean'"):
         FillMissing(strategy="mean")
-    with pytest.raises(ValueError, match="both cat_names and cont_names"):
+    with pytest.raises(ParameterError, match="both cat_names and cont_names"):
         Tabular(df, cat_names=["age"], cont_names=["age"], y_names="salary")
-    with pytest.raises(ValueError, match="also listed as inputs"):
+    with pytest.raises(ParameterError, match="also listed as inputs"):
         Tabular(df, cat_names=["salary"], cont_names=CONT, y_names="salary")
-    with pytest.raises(KeyError, match="'workklass'"):
+    with pytest.raises(DataError, match="'workklass'"):
         Tabular(df, cat_names=["workklass"], cont_names=CONT, y_names="salary")
-    with pytest.raises(ValueError, match="y_block"):
+    with pytest.raises(ParameterError, match="y_block"):
         Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", y_block="ranking")
+    with pytest.raises(ParameterError, match="cat_names=\\[1\\]"):
+        Tabular(df, cat_names=[1], cont_names=CONT, y_names="salary")
+    with pytest.raises(ParameterError, match="splits="):
+        Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=0.2)
+    with pytest.raises(ParameterError, match="procs="):
+        Tabular(df, procs=[len], cat_names=CAT, cont_names=CONT, y_names="salary")
     # no splitter: every row trains, there is no validation set
     tab = Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary")
     assert len(tab.train) == 100 and len(tab.valid) == 0
@@ -174,7 +199,7 @@ def test_empty_splits_and_bad_params(adult_df):
 def test_unseen_label_in_valid_rejected(adult_df):
     df = adult_df.head(60).with_columns(pl.when(pl.int_range(pl.len()) == 55).then(pl.lit("unknown"))
                                         .otherwise(pl.col("salary")).alias("salary"))
-    with pytest.raises(ValueError, match="'unknown' at row 55"):
+    with pytest.raises(DataError, match="'unknown' at row 55"):
         Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=(np.arange(50), np.arange(50, 60)))
 
 
@@ -213,7 +238,7 @@ def test_ordered_categories_and_enum_order():
     cat.setup(df, pl.lit(True), ColumnNames(["size"], []))
     assert cat.classes_["size"] == ["#na#", "Small", "Medium", "Large", "Huge"]
     assert df.with_columns(cat.expressions())["size"].to_list() == [3, 1, 2, 0]
-    with pytest.raises(ValueError, match="'size'.*missing from ordered"):
+    with pytest.raises(DataError, match="'size'.*missing from ordered"):
         c2 = Categorify(ordered={"size": ["Small"]})
         c2.setup(df, pl.lit(True), ColumnNames(["size"], []))
     e = df.with_columns(pl.col("size").cast(pl.Enum(["Small", "Medium", "Large"])))
@@ -245,11 +270,16 @@ def test_regression_target_and_lazy_fit(adult_df):
     assert lazy.collect(engine="streaming").equals(tab.frame)
 
 
-def test_fast_random_split_is_random_splitter():
-    from pipekit.tabular.core import _random_split
-
-    for n, pct, seed in ((10, 0.2, 0), (32561, 0.2, 42), (1001, 0.37, 7)):
-        items = pl.DataFrame({"x": np.arange(n)})
-        ref_train, ref_valid = RandomSplitter(pct, seed=seed)(items)
-        train, valid = _random_split(n, pct, seed)
-        assert np.array_equal(train, ref_train) and np.array_equal(valid, ref_valid)
+def test_split_is_the_splitters_and_pinned(tab, adult_df):
+    for n, pct, seed in ((10, 0.2, 0), (1001, 0.37, 7)):
+        df = pl.DataFrame({"x": np.arange(n, dtype=np.float64), "y": np.arange(n) % 3 * 1.0})
+        small = Tabular(df, procs=[Normalize], cont_names=["x"], y_names="y", splits=RandomSplitter(pct, seed=seed))
+        ref_train, ref_valid = RandomSplitter(pct, seed=seed)(df)
+        assert np.array_equal(small.train_idx, ref_train) and np.array_equal(small.valid_idx, ref_valid)
+    # the adult split of seed 42, pinned: the same seed gives the same split from release to release
+    assert tab.valid_idx[:8].tolist() == VALID_42_FIRST and int(tab.valid_idx.sum()) == VALID_42_SUM
+    # a splitter that reads a column gets it, though it is not a model column
+    flagged = adult_df.head(200).with_columns((pl.int_range(pl.len()) >= 150).alias("is_valid"))
+    ts = Tabular(flagged, cat_names=CAT, cont_names=CONT, y_names="salary", splits=ColSplitter("is_valid"))
+    assert ts.valid_idx.tolist() == list(range(150, 200)) and "is_valid" not in ts.frame.columns
+    assert ColSplitter("is_valid").columns() == ["is_valid"] and RandomSplitter().columns() == []

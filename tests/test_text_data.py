@@ -10,6 +10,7 @@ import torch
 import pipekit.datasets as D
 from pipekit.data import (ArrayDataset, CategoryBlock, ColReader, ColSplitter, DataBlock, PipelineStepError,
                           RandomSplitter, get_text_files, parent_label)
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.data.cache import CacheRebuildWarning
 from pipekit.data.splitters import GrandparentSplitter
 from pipekit.text import SPECIAL_TOKENS, LMDataLoader, SortedDataLoader, TextBlock, TextStore
@@ -81,6 +82,8 @@ def test_cache_hit_miss_and_corruption(imdb, tmp_path):
     dls4 = clas_block(tmp_path).dataloaders(imdb.with_columns(pl.col("text") + " extra"), bs=16, seed=0,
                                             num_workers=0)
     assert dls4.blocks[0].from_cache_ is False
+    # entries live where the shared cache helper puts text caches: <cache_dir>/text/<key>
+    assert {f.parent.parent for f in tmp_path.rglob("ids.arrow")} == {tmp_path / "text"}
     # a corrupt file is rebuilt, never trusted
     for f in tmp_path.rglob("ids.arrow"):
         f.write_bytes(b"garbage")
@@ -122,7 +125,7 @@ def test_text_longer_than_any_batch(tmp_path):
     dl = LMDataLoader(ArrayDataset([TextStore(ids)]), bs=4, seq_len=50, device="cpu", num_workers=0)
     xs = [b[0] for b in dl]
     assert len(xs) == len(dl) == 5 and xs[0].shape == (4, 50)
-    with pytest.raises(ValueError, match="lower bs"):
+    with pytest.raises(DataError, match="lower bs"):
         LMDataLoader(ArrayDataset([TextStore(pa.array([[2, 3, 4]], pa.list_(pa.int32())))]), bs=4, device="cpu")
     # the classifier keeps the end of a text longer than max_len
     store = TextStore(ids, pad_idx=1, max_len=10)
@@ -186,15 +189,17 @@ def test_from_folder_and_bad_file(tmp_path):
 
 
 def test_block_parameter_validation():
-    with pytest.raises(ValueError, match="seq_len"):
+    with pytest.raises(ParameterError, match="seq_len"):
         TextBlock.from_df("text", seq_len=1)
-    with pytest.raises(ValueError, match="errors="):
+    with pytest.raises(ParameterError, match="errors="):
         TextBlock.from_folder(errors="skip")
-    with pytest.raises(ValueError, match="text_cols"):
+    with pytest.raises(ParameterError, match="text_cols"):
         TextBlock.from_df([])
-    with pytest.raises(TypeError, match="Tokenizer"):
+    with pytest.raises(ParameterError, match="Tokenizer"):
         TextBlock.from_df("text", tok="spacy")
-    with pytest.raises(ValueError, match="missing the special tokens"):
+    with pytest.raises(ParameterError, match="missing the special tokens"):
         TextBlock.from_df("text", vocab=["the", "a"])
-    with pytest.raises(ValueError, match="chunk_mult"):
+    with pytest.raises(ParameterError, match="cache_dir=3"):
+        TextBlock.from_df("text", cache_dir=3)
+    with pytest.raises(ParameterError, match="chunk_mult"):
         SortedDataLoader(ArrayDataset([TextStore(pa.array([[2]], pa.list_(pa.int32())))]), chunk_mult=0)

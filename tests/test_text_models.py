@@ -6,7 +6,9 @@ import polars as pl
 import pytest
 import torch
 
+import pipekit
 import pipekit.datasets as D
+from pipekit.core.errors import ExportError, ParameterError
 from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, RandomSplitter, set_seed
 from pipekit.learn import accuracy, load_learner, perplexity
 from pipekit.text import TextBlock
@@ -65,9 +67,9 @@ def test_awd_lstm_state_dropout_and_tying():
     assert not torch.allclose(a, lm(x)[0])  # dropouts (incl. the dropped hidden weights) act in training
     a.sum().backward()
     assert enc.rnns[0].lstm.weight_hh_l0.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="emb_sz"):
+    with pytest.raises(ParameterError, match="emb_sz"):
         AWD_LSTM(50, emb_sz=0)
-    with pytest.raises(ValueError, match="weight_p"):
+    with pytest.raises(ParameterError, match="weight_p"):
         AWD_LSTM(50, weight_p=1.0)
 
 
@@ -87,7 +89,7 @@ def test_match_embeddings_alignment():
     new = match_embeddings(w, ["a", "b", "c"], ["c", "z", "a"])
     assert new[0].tolist() == [4.0, 5.0] and new[2].tolist() == [0.0, 1.0]
     assert new[1].tolist() == w.mean(0).tolist()
-    with pytest.raises(ValueError, match="rows"):
+    with pytest.raises(ParameterError, match="rows"):
         match_embeddings(w, ["a"], ["a"])
 
 
@@ -105,7 +107,12 @@ def test_language_model_learner_fit_predict_and_encoder_transfer(dls_lm, imdb, t
     assert gen.startswith("This movie was") and len(gen.split()) > 3
     assert gen == learn.predict("This movie was", n_words=8, temperature=0.7, seed=1)
     f = learn.save_encoder("enc")
-    assert f.exists() and f.suffix == ".safetensors"
+    assert f.exists() and f.suffix == ".pipekit"
+    # the encoder file is a pipekit file: pipekit.load gives the AWD_LSTM with its vocabulary
+    enc = pipekit.load(f)
+    assert isinstance(enc, AWD_LSTM) and enc.vocab == dls_lm.blocks[0].vocab
+    assert enc.n_layers == SMALL["n_layers"] and enc.rnns[0].weight_p == learn.encoder.rnns[0].weight_p
+    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), learn.encoder.state_dict().values()))
 
     # a classifier with its own (different) vocab: shared tokens keep their trained rows
     dls = clas_dls(imdb, min_freq=2)
@@ -147,25 +154,27 @@ def test_language_model_learner_fit_predict_and_encoder_transfer(dls_lm, imdb, t
     assert loaded.predict(text)[0] == label and torch.allclose(loaded.predict(text)[2], probs, atol=1e-5)
     # an encoder of another size is refused with the saved config in the message
     other = text_classifier_learner(dls, AWD_LSTM, config=dict(emb_sz=24, n_hid=32, n_layers=2), path=tmp_path)
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ExportError, match="do not match"):
         other.load_encoder("enc")
+    with pytest.raises(ExportError, match="not an AWD_LSTM encoder"):
+        other.load_encoder(pipekit.save(dls.recipe.blocks_[1], tmp_path / "block.pipekit"))
     with pytest.raises(FileNotFoundError, match="save_encoder"):
         other.load_encoder("missing")
 
 
 def test_learner_bad_input(dls_lm, imdb):
     dls = clas_dls(imdb)
-    with pytest.raises(ValueError, match="language-model data"):
+    with pytest.raises(ParameterError, match="language-model data"):
         language_model_learner(dls, AWD_LSTM)
-    with pytest.raises(ValueError, match="classification data"):
+    with pytest.raises(ParameterError, match="classification data"):
         text_classifier_learner(dls_lm, AWD_LSTM)
-    with pytest.raises(ValueError, match="arch="):
+    with pytest.raises(ParameterError, match="arch="):
         language_model_learner(dls_lm, "GPT2")
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ParameterError, match="unknown keys"):
         text_classifier_learner(dls, AWD_LSTM, config=dict(emb=10))
-    with pytest.raises(ValueError, match="drop_mult"):
+    with pytest.raises(ParameterError, match="drop_mult"):
         text_classifier_learner(dls, AWD_LSTM, drop_mult=-1)
     learn = language_model_learner(dls_lm, AWD_LSTM, config=SMALL)
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(ParameterError, match="temperature"):
         learn.predict("a", temperature=0)
     assert np.isfinite(learn.validate()[0])

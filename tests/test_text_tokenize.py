@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pipekit.datasets as D
-from pipekit.core import NotFittedError
+from pipekit.core import DataError, NotFittedError, ParameterError
 from pipekit.text import SPECIAL_TOKENS, Numericalize, Tokenizer, read_text_file
 from pipekit.text.tokenize import apply_rules, decode_words
 
@@ -88,27 +88,30 @@ def test_real_corpus(imdb):
 
 def test_bad_text_input():
     tok = Tokenizer()
-    with pytest.raises(ValueError, match="row 1 is missing"):
+    with pytest.raises(DataError, match="row 1 is missing"):
         tok.encode(pl.Series(["ok", None]))
-    with pytest.raises(TypeError, match="must hold strings"):
+    with pytest.raises(DataError, match="must hold strings"):
         tok.encode(pl.Series([1, 2]))
-    with pytest.raises(TypeError, match="wrap it in a list"):
+    with pytest.raises(ParameterError, match="wrap it in a list"):
         tok.encode("just one text")
-    with pytest.raises(ValueError, match="mode="):
+    with pytest.raises(ParameterError, match="mode="):
         Tokenizer(mode="spacy")
-    with pytest.raises(ValueError, match="vocab_sz is only used"):
+    with pytest.raises(ParameterError, match="vocab_sz is only used"):
         Tokenizer(vocab_sz=100)
+    with pytest.raises(ParameterError, match="vocab_sz=5"):
+        Tokenizer("bpe", vocab_sz=5)
+    assert repr(Tokenizer("bpe", vocab_sz=400)) == "Tokenizer(mode='bpe', vocab_sz=400)"
 
 
 def test_non_utf8_file(tmp_path):
     f = tmp_path / "bad review.txt"
     f.write_bytes(b"great film \xff\xfe end")
-    with pytest.raises(ValueError, match=r"bad review\.txt.*not valid utf-8 at byte 11.*errors='replace'"):
+    with pytest.raises(DataError, match=r"bad review\.txt.*not valid utf-8 at byte 11.*errors='replace'"):
         read_text_file(f)
     assert read_text_file(f, errors="replace") == "great film \ufffd\ufffd end"
     assert read_text_file(f, errors="ignore") == "great film  end"
     assert read_text_file(f, encoding="latin-1").endswith("end")
-    with pytest.raises(ValueError, match="errors="):
+    with pytest.raises(ParameterError, match="errors="):
         read_text_file(f, errors="skip")
 
 
@@ -157,18 +160,22 @@ def test_numericalize_vocab_rules():
 
 
 def test_numericalize_bad_vocab_and_params():
-    with pytest.raises(ValueError, match=r"missing the special tokens \['xxpad', 'xxbos'"):
+    with pytest.raises(ParameterError, match=r"missing the special tokens \['xxpad', 'xxbos'"):
         Numericalize(vocab=["xxunk", "the", "a"])
-    with pytest.raises(ValueError, match="duplicate"):
+    with pytest.raises(ParameterError, match="duplicate.*'a'"):
         Numericalize(vocab=SPECIAL_TOKENS + ["a", "a"])
-    with pytest.raises(ValueError, match="min_freq"):
+    with pytest.raises(ParameterError, match="min_freq"):
         Numericalize(min_freq=0)
-    with pytest.raises(ValueError, match="max_vocab"):
+    with pytest.raises(ParameterError, match="max_vocab"):
         Numericalize(max_vocab=5)
+    with pytest.raises(ParameterError, match="max_vocab=3 leaves no room"):
+        Numericalize(max_vocab=3, special_tokens=["xxunk", "xxpad", "xxbos"])
+    with pytest.raises(ParameterError, match="special_tokens=.*'xxunk'"):
+        Numericalize(special_tokens=["xxpad"])
     num = Numericalize(vocab=SPECIAL_TOKENS + ["film"])
     num.setup(Tokenizer().encode(["a film"]))
     assert num.encode(["xxbos", "a", "film"]).to_pylist() == [[2, 0, 9]]
-    with pytest.raises(ValueError, match=r"ids must be in \[0, 10\)"):
+    with pytest.raises(DataError, match=r"ids must be in \[0, 10\)"):
         num.decode([3, 10])
     with pytest.raises(NotFittedError, match="not fitted"):
         Numericalize().encode(["a"])

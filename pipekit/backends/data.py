@@ -109,7 +109,7 @@ def procs_signature(processor: Any) -> str | None:
     """A short hash of fitted processing's state, so models trained on differently processed data are caught."""
     if processor is None:
         return None
-    blob = json.dumps(processor.state(), sort_keys=True, default=lambda v: np.asarray(v).tolist()).encode()
+    blob = json.dumps(processor.to_record(), sort_keys=True, default=lambda v: np.asarray(v).tolist()).encode()
     return hashlib.sha1(blob).hexdigest()[:16]
 
 

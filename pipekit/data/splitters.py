@@ -24,6 +24,11 @@ class Splitter(Component):
     def split(self, items: pl.DataFrame) -> Split:
         raise NotImplementedError
 
+    def columns(self) -> list[str] | None:
+        """The columns of the items this splitter reads ([]: none, only their number; None: any column), so
+        a reader of a large table can load only those."""
+        return None
+
     def __call__(self, items: pl.DataFrame) -> Split:
         if len(items) == 0:
             raise DataError(f"{self!r}: there are no items to split")
@@ -58,6 +63,9 @@ class RandomSplitter(Splitter):
         mask[perm[: int(round(self.valid_pct * n))]] = True
         return _mask_split(mask)
 
+    def columns(self) -> list[str] | None:
+        return []
+
 
 class GrandparentSplitter(Splitter):
     """Split by the folder two levels above each file: ``train/3/x.png`` is in 'train'.
@@ -81,6 +89,9 @@ class GrandparentSplitter(Splitter):
                              f" folders; grandparent folders found: {seen}. Set train_name/valid_name.")
         return train, valid
 
+    def columns(self) -> list[str] | None:
+        return [self.col] if self.col else None
+
 
 class ColSplitter(Splitter):
     """Items whose ``col`` is true (or equals ``valid_value``) are the validation set."""
@@ -103,6 +114,9 @@ class ColSplitter(Splitter):
         else:
             mask = (s == self.valid_value).to_numpy()
         return _mask_split(mask)
+
+    def columns(self) -> list[str] | None:
+        return [self.col]
 
 
 class FuncSplitter(Splitter):
@@ -132,6 +146,9 @@ class IndexSplitter(Splitter):
         mask = np.zeros(n, dtype=bool)
         mask[idx] = True
         return _mask_split(mask)
+
+    def columns(self) -> list[str] | None:
+        return []
 
 
 class TimeSplitter(Splitter):
@@ -170,6 +187,9 @@ class TimeSplitter(Splitter):
         mask = (s >= cut).to_numpy()
         return _mask_split(mask)
 
+    def columns(self) -> list[str] | None:
+        return [self.col]
+
 
 class TrainTestSplitter(Splitter):
     """A stratified random split (``stratify_col`` keeps class proportions in both subsets)."""
@@ -192,3 +212,6 @@ class TrainTestSplitter(Splitter):
         mask = np.zeros(len(items), dtype=bool)
         mask[np.concatenate(valid)] = True
         return _mask_split(mask)
+
+    def columns(self) -> list[str] | None:
+        return [self.stratify_col] if self.stratify_col else []

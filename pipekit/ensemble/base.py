@@ -195,7 +195,7 @@ class Ensemble(Model):
         return self._combine(member_predictions(self.fitted_members(), d, self.task, self.classes_), d)
 
     def _remember_procs(self, d: TabularData) -> None:
-        self.procs_state_ = None if d.processor is None else d.processor.state()
+        self.processor_ = d.processor
 
     def _scores(self, d: TabularData, metric: Any = None) -> pl.DataFrame:
         """Each member's and the ensemble's score on ``d``, with the member weights where there are some."""
@@ -229,9 +229,7 @@ class Ensemble(Model):
     def processor(self) -> Any:
         """The fitted procs of the data this ensemble was fitted on, rebuilt from the exported state, to
         process new raw rows (``ens.processor().transform(df)``)."""
-        state = vars(self).get("procs_state_")
-        if state is None:
+        processor = vars(self).get("processor_")
+        if processor is None:
             raise ParameterError("this ensemble was not fitted on the splits of a Tabular, so it has no procs state")
-        from pipekit.tabular.processor import TabularProcessor
-
-        return TabularProcessor.from_state(state)
+        return processor

@@ -106,9 +106,9 @@ class TorchTabular(Backend):
 
         recipe = TabularRecipe(self.processor_)
         stores = [TensorStore(t) for t in TabularSplit(frame, self.processor_).to_torch()]
-        train = DataLoader(ArrayDataset(stores, recipe.blocks, 2, train_idx, 0), bs=self.bs, shuffle=True,
+        train = DataLoader(ArrayDataset(stores, recipe.fitted_blocks, 2, train_idx, 0), bs=self.bs, shuffle=True,
                            drop_last=len(train_idx) > self.bs, seed=self.seed, num_workers=0, augment=False)
-        valid = DataLoader(ArrayDataset(stores, recipe.blocks, 2, valid_idx, 1), bs=self.bs, shuffle=False,
+        valid = DataLoader(ArrayDataset(stores, recipe.fitted_blocks, 2, valid_idx, 1), bs=self.bs, shuffle=False,
                            seed=self.seed + 1, num_workers=0, augment=False)
         return DataLoaders(train, valid, recipe=recipe, device=train.device)
 
@@ -134,7 +134,7 @@ class TorchTabular(Backend):
 
     # -- files: the procs as their plain state (the net is sized from them), the weights as arrays ---------
     def model_to_data(self) -> dict[str, Any]:
-        return {"processor": self.processor_.state(), "weights": dict(self.model_.state_dict())}
+        return {"processor": self.processor_, "weights": dict(self.model_.state_dict())}
 
     def model_from_data(self, data: Any) -> Any:
         import torch
@@ -144,7 +144,9 @@ class TorchTabular(Backend):
 
         if not (isinstance(data, dict) and set(data) == {"processor", "weights"}):
             raise ExportError("model_ must hold the fitted procs and the weights ({'processor', 'weights'})")
-        p = self.processor_ = TabularProcessor.from_state(data["processor"])
+        if not isinstance(data["processor"], TabularProcessor):
+            raise ExportError("model_.processor must be the record of a fitted TabularProcessor")
+        p = self.processor_ = data["processor"]
         data = data["weights"]
         if not (isinstance(data, dict) and all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf"
                                                for v in data.values())):

@@ -85,7 +85,7 @@ class WeightedEnsemble(Ensemble):
         best_len = min(range(len(keys)), key=lambda i: keys[i]) + 1
         counts = np.bincount(selection[:best_len], minlength=len(P)).astype(np.float64)
         self.weights_ = counts / counts.sum()
-        self.selection_, self.procs_state_ = selection, None
+        self.selection_, self.processor_ = selection, None
         self.scores_ = [metric.loss(k[0]) for k in keys]  # the loss of a loss is the score again
         member_scores = [metric.score(y, p) for p in P]
         self.best_member_ = int(min(range(len(P)), key=lambda i: metric.loss(member_scores[i])))

@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import torch
 from torch import nn
 
+from pipekit.core.errors import DataError, NotFittedError, ParameterError
+from pipekit.core.validate import Interval, check
+from pipekit.data.dataloaders import DataLoaders
+from pipekit.data.splitters import RandomSplitter
 from pipekit.learn.registry import register_arch
-from pipekit.tabular.core import Tabular, read_table
+from pipekit.tabular.core import Tabular, read_frame
+from pipekit.tabular.loaders import TabularRecipe
 from pipekit.tabular.model import TabularModel, get_emb_sz, sigmoid_range
 from pipekit.tabular.procs import Categorify
 
@@ -40,20 +44,15 @@ class CollabDataLoaders:
         Users and items get a vocabulary from the training rows; index 0 (``#na#``) stands for a user or
         item never seen in training, so predictions for them fall back to the learned biases.
         """
-        from pipekit.data.splitters import RandomSplitter
-
-        df = read_table(ratings)
+        check("CollabDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")))
+        df = read_frame(ratings)
         cols = df.columns
         if len(cols) < 3 and (user_name is None or item_name is None or rating_name is None):
-            raise ValueError(f"CollabDataLoaders.from_df: expected user, item and rating columns, got {cols}.")
-        user_name = user_name or cols[0]
-        item_name = item_name or cols[1]
-        rating_name = rating_name or cols[2]
+            raise DataError(f"CollabDataLoaders.from_df: expected user, item and rating columns, got {cols}.")
+        user_name, item_name, rating_name = user_name or cols[0], item_name or cols[1], rating_name or cols[2]
         for param, c in (("user_name", user_name), ("item_name", item_name), ("rating_name", rating_name)):
             if c not in cols:
-                raise KeyError(f"CollabDataLoaders.from_df: {param}={c!r} is not a column; the columns are {cols}.")
-        if not 0 < valid_pct < 1:
-            raise ValueError(f"CollabDataLoaders.from_df: valid_pct must be in (0, 1), got {valid_pct}.")
+                raise ParameterError(f"CollabDataLoaders.from_df: {param}={c!r} is not a column; the columns are {cols}.")
         tab = Tabular(df, procs=[Categorify], cat_names=[user_name, item_name], cont_names=[],
                       y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
         dls = tab.dataloaders(bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers)
@@ -68,13 +67,10 @@ class _CollabInspect:
     user_name: str | None
     item_name: str | None
 
-    def set_classes(self, classes: dict[str, list[str]], user_name: str, item_name: str) -> None:
-        self.classes, self.user_name, self.item_name = classes, user_name, item_name
-
     def _codes(self, values: Sequence[Any], is_item: bool) -> torch.Tensor:
-        if not getattr(self, "classes", None):
-            raise RuntimeError("this model has no vocabularies; build it with collab_learner(dls) to look items up.")
         name = self.item_name if is_item else self.user_name
+        if not self.classes or name is None:
+            raise NotFittedError("this model has no vocabularies; build it with collab_learner(dls) to look items up.")
         vocab = self.classes[name]
         lookup = {v: i for i, v in enumerate(vocab)}
         codes, unknown = [], []
@@ -84,11 +80,11 @@ class _CollabInspect:
                 unknown.append(v)
             codes.append(code or 0)
         if unknown:
-            raise KeyError(f"{name!r}: {unknown[:5]} never seen in training ({len(unknown)} unknown); "
-                           f"known values look like {vocab[1:4]}.")
+            raise DataError(f"{name!r}: {unknown[:5]} never seen in training ({len(unknown)} unknown); "
+                            f"known values look like {vocab[1:4]}.")
         return torch.tensor(codes, dtype=torch.long)
 
-    def _tables(self, is_item: bool) -> tuple[nn.Embedding, nn.Embedding | None]:
+    def _tables(self, is_item: bool) -> tuple[Any, nn.Embedding | None]:
         raise NotImplementedError
 
     def weight(self, values: Sequence[Any], is_item: bool = True) -> torch.Tensor:
@@ -107,8 +103,9 @@ class _CollabInspect:
 
     def all_values(self, is_item: bool = True) -> list[str]:
         """Every known item (or user) value, in code order (without ``#na#``)."""
+        name = self.item_name if is_item else self.user_name
         self._codes([], is_item)
-        return list(self.classes[self.item_name if is_item else self.user_name][1:])
+        return list(self.classes[name][1:]) if self.classes and name else []
 
     def most_similar(self, value: Any, n: int = 5, is_item: bool = True) -> list[tuple[str, float]]:
         """The ``n`` items closest to ``value`` by cosine similarity of their embeddings."""
@@ -165,9 +162,9 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
                  classes: dict[str, list[str]] | None = None, user_name: str | None = None,
                  item_name: str | None = None) -> None:
         nn.Module.__init__(self)
-        for name, v in (("n_factors", n_factors), ("n_users", n_users), ("n_items", n_items)):
-            if int(v) < 1:
-                raise ValueError(f"EmbeddingDotBias: {name} must be >= 1, got {v}.")
+        positive = Interval(1, None, integer=True)
+        check("EmbeddingDotBias", n_factors=(n_factors, positive), n_users=(n_users, positive),
+              n_items=(n_items, positive))
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
         self.u_weight, self.i_weight = nn.Embedding(n_users, n_factors), nn.Embedding(n_items, n_factors)
         self.u_bias, self.i_bias = nn.Embedding(n_users, 1), nn.Embedding(n_items, 1)
@@ -181,7 +178,7 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
         # items up by value after load_learner.
         self.classes, self.user_name, self.item_name = classes, user_name, item_name
 
-    def _tables(self, is_item: bool) -> tuple[nn.Embedding, nn.Embedding | None]:
+    def _tables(self, is_item: bool) -> tuple[Any, nn.Embedding | None]:
         return (self.i_weight, self.i_bias) if is_item else (self.u_weight, self.u_bias)
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
@@ -204,11 +201,12 @@ class EmbeddingNN(_CollabInspect, TabularModel):
                               y_range=y_range, use_bn=use_bn)
         self.classes, self.user_name, self.item_name = classes, user_name, item_name
 
-    def _tables(self, is_item: bool) -> tuple[nn.Embedding, nn.Embedding | None]:
+    def _tables(self, is_item: bool) -> tuple[Any, nn.Embedding | None]:
         return (self.embeds[1] if is_item else self.embeds[0]), None
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
-        return TabularModel.forward(self, x_cat, x_cont)[:, 0]
+        return TabularModel.forward(self, x_cat, x_cat.new_zeros(len(x_cat), 0, dtype=torch.float32)
+                                    if x_cont is None else x_cont)[:, 0]
 
 
 def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs: dict[str, int] | None = None,
@@ -221,15 +219,16 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     """
     from pipekit.learn.learner import Learner
 
-    processor = getattr(getattr(dls, "recipe", None), "processor", None)
-    if processor is None or len(processor.cat_names_) < 2:
-        raise TypeError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")
-    if n_factors < 1:
-        raise ValueError(f"collab_learner: n_factors must be >= 1, got {n_factors}.")
+    recipe = dls.recipe if isinstance(dls, DataLoaders) else None
+    if not isinstance(recipe, TabularRecipe) or len(recipe.processor.cat_names_) < 2:
+        raise ParameterError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")
+    check("collab_learner", n_factors=(n_factors, Interval(1, None, integer=True)))
+    processor = recipe.processor
     user, item = processor.cat_names_[:2]
     classes = processor.classes_
     yr = None if y_range is None else [float(y_range[0]), float(y_range[1])]
-    names = dict(classes={user: list(classes[user]), item: list(classes[item])}, user_name=user, item_name=item)
+    names: dict[str, Any] = dict(classes={user: list(classes[user]), item: list(classes[item])}, user_name=user,
+                                 item_name=item)
     if use_nn:
         model: Any = EmbeddingNN(get_emb_sz([user, item], classes, emb_szs), layers=list(layers or [100]),
                                  y_range=yr, **(config or {}), **names)
@@ -241,12 +240,8 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
 def unseen_report(dls: Any, ratings: Any) -> dict[str, int]:
     """How many rows of ``ratings`` have a user or item never seen in training (they predict from biases)."""
     processor = dls.recipe.processor
-    df = read_table(ratings)
-    out = {}
-    for c in processor.cat_names_[:2]:
-        known = processor.classes_[c][1:]
-        out[c] = int((~df[c].cast(pl.String).is_in(known)).sum())
-    return out
+    counts = next(p for p in processor.procs if isinstance(p, Categorify)).unseen(read_frame(ratings))
+    return {c: counts[c] for c in processor.cat_names_[:2]}
 
 
 __all__ = ["CollabDataLoaders", "EmbeddingDotBias", "EmbeddingNN", "collab_learner", "unseen_report"]

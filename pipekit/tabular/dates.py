@@ -14,21 +14,15 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 
+from pipekit.core.errors import DataError
+from pipekit.core.validate import Interval, Options, check
+from pipekit.tabular.core import read_frame
+from pipekit.tabular.procs import collect, schema_of
+
 _TEMPORAL = (pl.Date, pl.Datetime)
-
-
-def _to_polars(df: Any, where: str) -> pl.DataFrame | pl.LazyFrame:
-    if isinstance(df, (pl.DataFrame, pl.LazyFrame)):
-        return df
-    if type(df).__module__.startswith("pandas") and type(df).__name__ == "DataFrame":
-        return pl.from_pandas(df)
-    raise TypeError(f"{where}: expected a Polars or pandas DataFrame, got {type(df).__name__}.")
-
-
-def _schema(df: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
-    return df.collect_schema() if isinstance(df, pl.LazyFrame) else df.schema
 
 
 # a UTC offset (or Z) written after a time of day: "2015-03-31T23:30:00+02:00", "... 23:30 -0500", "...T23:30Z"
@@ -41,11 +35,6 @@ _TIME_FORMATS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S%.f", "T%H:%M", "T%H:%M:%S
 _ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
                 "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f")
 _SHOW_ROWS = 10
-
-
-def _collect(frame: pl.DataFrame | pl.LazyFrame, *exprs: pl.Expr) -> pl.DataFrame:
-    out = frame.select(*exprs)
-    return out.collect() if isinstance(out, pl.LazyFrame) else out
 
 
 def _numeric_date_format(values: pl.Series, field: str) -> str | None:
@@ -78,7 +67,7 @@ def _numeric_date_format(values: pl.Series, field: str) -> str | None:
     if len(readings) == 2 and not readings[0][2].equals(readings[1][2]):
         i = int((first != second).arg_true()[0])
         (_, fmt_d, by_day), (_, fmt_m, by_month) = readings
-        raise ValueError(
+        raise DataError(
             f"add_datepart: column {field!r} is ambiguous: every value reads both day-first and month-first, "
             f"e.g. {values[i]!r} is {by_day[i]:%d %B %Y} or {by_month[i]:%d %B %Y}; pass format={fmt_d!r} "
             f"(day first) or format={fmt_m!r} (month first).")
@@ -97,11 +86,11 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
     """``frame`` with the local wall-clock datetime and the seconds since 1970-01-01 UTC of a text date
     column, parsed once, in the columns ``local_name`` and ``elapsed_name``."""
     text = pl.col(field).cast(pl.String).str.strip_chars()
-    values = _collect(frame, text.drop_nulls().unique(maintain_order=True).alias("v"))["v"]
+    values = collect(frame.select(text.drop_nulls().unique(maintain_order=True).alias("v")))["v"]
     aware = values.str.contains(_AWARE)
     if aware.any() and not aware.all():
         with_off, without = values.filter(aware)[0], values.filter(~aware)[0]
-        raise ValueError(f"add_datepart: column {field!r} mixes times with a UTC offset (e.g. {with_off!r}) and "
+        raise DataError(f"add_datepart: column {field!r} mixes times with a UTC offset (e.g. {with_off!r}) and "
                          f"without one (e.g. {without!r}); give every value an offset, or none.")
     is_aware = bool(len(values)) and bool(aware.all())
     local_text = text.str.replace(_OFFSET, "") if is_aware else text
@@ -121,16 +110,16 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
         elapsed = local.dt.epoch("s")
     frame = frame.with_columns(local.alias(local_name), elapsed.alias(elapsed_name))
     bad = text.is_not_null() & pl.col(local_name).is_null()
-    n_bad = int(_collect(frame, bad.sum().alias("n"))["n"][0])
+    n_bad = int(collect(frame.select(bad.sum().alias("n")))["n"][0])
     if n_bad:
-        rows = _collect(frame.with_row_index("__row"), pl.col("__row"), text.alias("v"), bad.alias("bad")) \
+        rows = collect(frame.with_row_index("__row").select(pl.col("__row"), text.alias("v"), bad.alias("bad"))) \
             .filter(pl.col("bad")).head(_SHOW_ROWS)
         shown = ", ".join(f"{v!r} at row {r}" for r, v in zip(rows["__row"], rows["v"]))
         more = f" and {n_bad - len(rows)} more" if n_bad > len(rows) else ""
         how = f" in format {fmt!r}" if fmt else ""
         msg = f"add_datepart: {n_bad} value(s) of column {field!r} are not dates{how}: {shown}{more}"
         if errors == "raise":
-            raise ValueError(msg + "; fix them, null them, pass format= if they share another format, or "
+            raise DataError(msg + "; fix them, null them, pass format= if they share another format, or "
                              "errors='null' to turn them into nulls.")
         warnings.warn(msg + "; their date parts are null (FillMissing fills them and marks the rows).", stacklevel=3)
     return frame
@@ -153,8 +142,8 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     Text is parsed: ``format=`` (a strftime format such as ``"%d.%m.%Y"``) says how; without it ISO
     dates and the usual layouts are recognised, and dates written ``01/02/2015`` are read day-first or
     month-first only when the values settle it (some first or second number above 12): when every value
-    reads both ways a ValueError asks for ``format=``. Values that are not dates are counted and listed
-    with their row numbers: a ValueError with ``errors="raise"``, a warning and nulls with ``errors="null"``.
+    reads both ways a DataError asks for ``format=``. Values that are not dates are counted and listed
+    with their row numbers: a DataError with ``errors="raise"``, a warning and nulls with ``errors="null"``.
     A column mixing values with and without a UTC offset is refused.
 
     ``prefix`` defaults to the column name without a trailing "date"/"Date" (``Date`` -> ``Year``, ...).
@@ -168,12 +157,11 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         ...     "tDay", "tHour", "tElapsed").row(0)
         (31, 23, 1427862600)
     """
-    if errors not in ("raise", "null"):
-        raise ValueError(f"add_datepart: errors must be 'raise' or 'null', got {errors!r}.")
-    frame = _to_polars(df, "add_datepart")
-    schema = _schema(frame)
+    check("add_datepart", errors=(errors, Options("raise", "null")))
+    frame = df if isinstance(df, pl.LazyFrame) else read_frame(df)  # a lazy query stays lazy
+    schema = schema_of(frame)
     if field_name not in schema:
-        raise KeyError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(schema)}.")
+        raise DataError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(schema)}.")
     dtype = schema[field_name]
     tmp: list[str] = []
     if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)):
@@ -187,7 +175,7 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         col = pl.col(field_name)  # a zone-aware column gives its parts in its own zone
         elapsed = col.dt.epoch("s")
     else:
-        raise TypeError(f"add_datepart: column {field_name!r} has type {dtype}; expected a date, datetime or text.")
+        raise DataError(f"add_datepart: column {field_name!r} has type {dtype}; expected a date, datetime or text.")
     pre = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
     month, day = col.dt.month(), col.dt.day()
     month_end = col.dt.month_end().dt.day() == day
@@ -223,11 +211,8 @@ def cont_cat_split(df: Any, max_card: int = 20, dep_var: str | Sequence[str] | N
         >>> cont_cat_split(pl.DataFrame({"a": [1.5, 2.0], "b": ["x", "y"], "y": [0, 1]}), dep_var="y")
         (['a'], ['b'])
     """
-    frame = _to_polars(df, "cont_cat_split")
-    if isinstance(frame, pl.LazyFrame):
-        frame = frame.collect(engine="streaming")
-    if max_card < 1:
-        raise ValueError(f"cont_cat_split: max_card must be >= 1, got {max_card}.")
+    frame = read_frame(df)
+    check("cont_cat_split", max_card=(max_card, Interval(1, None, integer=True)))
     skip = {dep_var} if isinstance(dep_var, str) else set(dep_var or [])
     cont, cat = [], []
     for c, dt in frame.schema.items():
@@ -249,9 +234,7 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
         >>> df_shrink(pl.DataFrame({"i": [1, 200], "f": [0.5, 1.0], "s": ["a", "b"]})).dtypes
         [Int16, Float32, Categorical]
     """
-    frame = _to_polars(df, "df_shrink")
-    if isinstance(frame, pl.LazyFrame):
-        frame = frame.collect(engine="streaming")
+    frame = read_frame(df)
     ints = [c for c, dt in frame.schema.items() if dt.is_integer() and c not in skip]
     bounds = frame.select([pl.col(c).min().alias(f"{c}\x00lo") for c in ints]
                           + [pl.col(c).max().alias(f"{c}\x00hi") for c in ints]).row(0, named=True) if ints else {}
@@ -267,8 +250,8 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
                 continue
             choices = unsigned if (int2uint or dt.is_unsigned_integer()) and lo >= 0 else signed
             for t in choices:
-                info_lo, info_hi = _int_range(t)
-                if info_lo <= lo and hi <= info_hi:
+                info = np.iinfo(str(t).lower())
+                if info.min <= lo and hi <= info.max:
                     exprs.append(pl.col(c).cast(t))
                     break
         elif dt == pl.Float64:
@@ -276,11 +259,3 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
         elif dt == pl.String and obj2cat:
             exprs.append(pl.col(c).cast(pl.Categorical))
     return frame.with_columns(exprs) if exprs else frame
-
-
-def _int_range(t: Any) -> tuple[int, int]:
-    bits = {pl.Int8: 8, pl.Int16: 16, pl.Int32: 32, pl.Int64: 64, pl.UInt8: 8, pl.UInt16: 16, pl.UInt32: 32,
-            pl.UInt64: 64}[t]
-    if t in (pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64):
-        return 0, 2**bits - 1
-    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1

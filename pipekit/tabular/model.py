@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _mod
 
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, check
+from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.registry import register_arch
 
 
@@ -27,8 +30,7 @@ def emb_sz_rule(n_cat: int) -> int:
     >>> emb_sz_rule(10), emb_sz_rule(3)
     (6, 3)
     """
-    if n_cat < 1:
-        raise ValueError(f"emb_sz_rule: n_cat must be >= 1, got {n_cat}.")
+    check("emb_sz_rule", n_cat=(n_cat, Interval(1, None, integer=True)))
     return min(600, round(1.6 * n_cat**0.56))
 
 
@@ -38,7 +40,7 @@ def get_emb_sz(cat_names: Sequence[str], classes: Mapping[str, Sequence[Any]],
     sz_dict = dict(sz_dict or {})
     unknown = set(sz_dict) - set(cat_names)
     if unknown:
-        raise ValueError(f"emb_szs: {sorted(unknown)} are not categorical columns; they are {list(cat_names)}.")
+        raise ParameterError(f"emb_szs: {sorted(unknown)} are not categorical columns; they are {list(cat_names)}.")
     return [(len(classes[c]), int(sz_dict.get(c, emb_sz_rule(len(classes[c]))))) for c in cat_names]
 
 
@@ -84,12 +86,19 @@ class TabularEmbeddings(nn.Module):
         (torch.Size([2, 9]), torch.Size([3, 3]))
     """
 
+    # index buffers, set in __init__ (declared so type checkers know them as tensors, not submodules)
+    _cols: torch.Tensor
+    _mult: torch.Tensor
+    _add: torch.Tensor
+    _lo: torch.Tensor
+    _hi: torch.Tensor
+
     def __init__(self, emb_szs: Sequence[Sequence[int]]) -> None:
         super().__init__()
         self.emb_szs = [(int(ni), int(nf)) for ni, nf in emb_szs]
         for i, (ni, nf) in enumerate(self.emb_szs):
             if ni < 1 or nf < 1:
-                raise ValueError(f"TabularModel: emb_szs[{i}] must be (n_classes >= 1, width >= 1), got {(ni, nf)}.")
+                raise ParameterError(f"TabularModel: emb_szs[{i}] must be (n_classes >= 1, width >= 1), got {(ni, nf)}.")
         # drawn table by table in column order: the same random numbers as one nn.Embedding per column
         tables = [torch.empty(ni, nf).normal_() for ni, nf in self.emb_szs]
         if tables:
@@ -127,7 +136,7 @@ class TabularEmbeddings(nn.Module):
 
     def forward(self, x_cat: torch.Tensor) -> torch.Tensor:
         if x_cat.ndim != 2 or x_cat.shape[1] != len(self):
-            raise ValueError(f"TabularModel: x_cat must be (batch, {len(self)}) category codes, "
+            raise DataError(f"TabularModel: x_cat must be (batch, {len(self)}) category codes, "
                              f"got shape {tuple(x_cat.shape)}.")
         # a code outside its column's table would silently read a neighbouring table: refuse it
         if x_cat.dtype != torch.long:
@@ -138,7 +147,7 @@ class TabularEmbeddings(nn.Module):
             torch._assert_async(torch.eq(clamped, x_cat).all(),
                                 "TabularModel: a categorical code is outside its column's embedding table")
         elif not torch.equal(clamped, x_cat):  # the cheapest full range check on CPU
-            bad = ((x_cat < self._lo) | (x_cat > self._hi)).any(0).nonzero()[0, 0].item()
+            bad = int(((x_cat < self._lo) | (x_cat > self._hi)).any(0).nonzero()[0, 0])
             col = x_cat[:, bad]
             raise IndexError(f"TabularModel: categorical input {bad} has codes in [{int(col.min())}, "
                              f"{int(col.max())}] but its embedding has {self.emb_szs[bad][0]} rows "
@@ -177,17 +186,16 @@ class TabularModel(nn.Module):
                  y_range: Sequence[float] | None = None, use_bn: bool = True, bn_final: bool = False,
                  bn_cont: bool = True) -> None:
         super().__init__()
-        if out_sz < 1:
-            raise ValueError(f"TabularModel: out_sz must be >= 1, got {out_sz}.")
+        check("TabularModel", out_sz=(out_sz, Interval(1, None, integer=True)))
         layers = list(layers)
         if ps is None:
             ps = [0.0] * len(layers)
         elif isinstance(ps, (int, float)):
             ps = [float(ps)] * len(layers)
         if len(ps) != len(layers):
-            raise ValueError(f"TabularModel: ps has {len(ps)} values for {len(layers)} layers; give one per layer.")
+            raise ParameterError(f"TabularModel: ps has {len(ps)} values for {len(layers)} layers; give one per layer.")
         if y_range is not None and len(y_range) != 2:
-            raise ValueError(f"TabularModel: y_range must be (low, high), got {y_range!r}.")
+            raise ParameterError(f"TabularModel: y_range must be (low, high), got {y_range!r}.")
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
         self.embeds = TabularEmbeddings(emb_szs)
         self.emb_drop = nn.Dropout(embed_p)
@@ -210,13 +218,13 @@ class TabularModel(nn.Module):
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> torch.Tensor:
         # with hooks set (e.g. by learn.summary) a layer is called as a module so its hooks run
-        call = _module_call if _global_hooks() else _call
+        call = nn.Module.__call__ if _global_hooks() else _call
         parts = []
         if len(self.embeds):
             x = self.embeds(x_cat)
             # dropout with p=0 is the identity: skip its call (it runs every batch)
             parts.append(call(self.emb_drop, x) if (self.emb_drop.p or self.emb_drop._forward_hooks
-                                                    or call is _module_call) else x)
+                                                    or call is not _call) else x)
         if self.n_cont:
             parts.append(call(self.bn_cont, x_cont) if self.bn_cont is not None else x_cont)
         x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
@@ -234,9 +242,6 @@ def _global_hooks() -> bool:
     return any(getattr(_mod, name, None) for name in _GLOBAL_HOOKS)
 
 
-def _module_call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return m(x)
-
 
 def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``m(x)`` for the layers of a tabular net, calling the torch op directly for the plain cases.
@@ -248,23 +253,22 @@ def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """
     if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
         return m(x)
-    t = type(m)
     # exact types only (a parametrized or subclassed layer is another type): their tensors can be read
     # from _parameters/_buffers directly, skipping Module.__getattr__
-    if t is nn.Linear:
-        ps = m._parameters
+    ps = cast("dict[str, torch.Tensor]", m._parameters)
+    if type(m) is nn.Linear:
         return F.linear(x, ps["weight"], ps["bias"])
-    if t is nn.ReLU:
+    if type(m) is nn.ReLU:
         return torch.relu_(x) if m.inplace else torch.relu(x)
-    if t is nn.BatchNorm1d and m.track_running_stats and m.momentum is not None and x.ndim == 2 \
+    if type(m) is nn.BatchNorm1d and m.track_running_stats and m.momentum is not None and x.ndim == 2 \
             and (x.shape[0] > 1 or not m.training):
-        ps, bs = m._parameters, m._buffers
+        bs = cast("dict[str, torch.Tensor]", m._buffers)
         if bs["running_mean"] is not None:
             if m.training:
                 bs["num_batches_tracked"].add_(1)
             return torch.batch_norm(x, ps["weight"], ps["bias"], bs["running_mean"], bs["running_var"], m.training,
                                     m.momentum, m.eps, torch.backends.cudnn.enabled)
-    if t is nn.Dropout and not m.inplace:
+    if type(m) is nn.Dropout and not m.inplace:
         return torch.dropout(x, m.p, m.training) if m.p else x
     return m(x)
 
@@ -283,16 +287,16 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
         >>> learn.fit_one_cycle(3, 1e-2)                                                           # doctest: +SKIP
     """
     from pipekit.learn.learner import Learner
+    from pipekit.tabular.loaders import TabularRecipe
 
-    recipe = getattr(dls, "recipe", None)
-    processor = getattr(recipe, "processor", None)
-    if processor is None:
-        raise TypeError("tabular_learner: dls must come from Tabular.dataloaders(...) (their recipe carries the "
-                        f"vocabularies), got recipe={type(recipe).__name__}.")
-    if n_out is None:
-        n_out = dls.c
+    recipe = dls.recipe if isinstance(dls, DataLoaders) else None
+    if not isinstance(recipe, TabularRecipe):
+        raise ParameterError("tabular_learner: dls must come from Tabular.dataloaders(...) (their recipe carries "
+                             f"the vocabularies), got recipe={type(recipe).__name__}.")
+    processor = recipe.processor
+    n_out = dls.c if n_out is None else n_out
     if not n_out:
-        raise ValueError("tabular_learner: could not tell the number of outputs from the data; pass n_out=.")
+        raise ParameterError("tabular_learner: could not tell the number of outputs from the data; pass n_out=.")
     cfg = dict(config or {})
     model = TabularModel(get_emb_sz(processor.cat_names_, processor.classes_, emb_szs),
                          len(processor.cont_names_), int(n_out), layers=list(layers or [200, 100]),

@@ -27,8 +27,11 @@ from typing import Any, ClassVar
 
 import polars as pl
 
+from pipekit.core.component import Component
+from pipekit.core.errors import DataError
+from pipekit.core.validate import Interval, Is, Options
+
 NA_TOKEN = "#na#"
-_STRATEGIES = ("median", "mode", "constant")
 
 Frame = pl.DataFrame | pl.LazyFrame
 
@@ -41,7 +44,12 @@ class ColumnNames:
     cont_names: list[str] = field(default_factory=list)
 
 
-def _collect(frame: Frame) -> pl.DataFrame:
+def schema_of(frame: Frame) -> pl.Schema:
+    """The schema of an eager frame or of a lazy scan (resolved without reading rows)."""
+    return frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+
+
+def collect(frame: Frame) -> pl.DataFrame:
     """Run an aggregation query; lazy queries use the streaming engine so they need not fit in memory."""
     if isinstance(frame, pl.LazyFrame):
         return frame.collect(engine="streaming")
@@ -85,24 +93,12 @@ def code_dtype(n_classes: int) -> pl.DataType:
     return pl.Int32()
 
 
-_REGISTRY: dict[str, type[TabularProc]] = {}
+class TabularProc(Component):
+    """Base class: ``setup`` learns state (attributes ending in ``_``) from the training rows,
+    ``expressions`` applies it as Polars expressions, on eager frames and lazy scans alike."""
 
-
-class TabularProc:
-    """Base class: ``setup`` on the training rows, ``expressions`` to apply, state as plain data.
-
-    Subclasses store every ``__init__`` parameter under the same attribute name (``config()`` returns
-    them) and list their fitted attributes (ending in ``_``) in ``_state``; they register by class name
-    so a processor can be rebuilt from its exported state without pickle.
-    """
-
+    registry_kind = "proc"
     order: ClassVar[int] = 0
-    _params: ClassVar[tuple[str, ...]] = ()
-    _state: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
 
     def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
         """Learn the state from the rows of ``frame`` where the boolean expression ``train`` holds."""
@@ -118,42 +114,8 @@ class TabularProc:
     def check_new(self, frame: pl.DataFrame) -> None:
         """Inspect new data before it is processed (warn about what will be filled); default: nothing."""
 
-    @property
-    def is_fitted(self) -> bool:
-        return all(getattr(self, s, None) is not None for s in self._state)
-
-    def _require_fitted(self) -> None:
-        if not self.is_fitted:
-            raise RuntimeError(f"{type(self).__name__} is not fitted: call setup() first (Tabular does this on the training rows).")
-
-    def config(self) -> dict[str, Any]:
-        return {p: getattr(self, p) for p in self._params}
-
-    def state(self) -> dict[str, Any]:
-        return {s: getattr(self, s) for s in self._state}
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        missing = [s for s in self._state if s not in state]
-        if missing:
-            raise ValueError(f"{type(self).__name__}.load_state: state lacks {missing}; expected keys {list(self._state)}.")
-        for s in self._state:
-            setattr(self, s, state[s])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": type(self).__name__, "config": self.config(), "state": self.state()}
-
-    @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> TabularProc:
-        name = d.get("name")
-        if name not in _REGISTRY:
-            raise ValueError(f"unknown tabular proc {name!r}; known procs: {sorted(_REGISTRY)}.")
-        proc = _REGISTRY[name](**d.get("config", {}))
-        proc.load_state(d["state"])
-        return proc
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
+    def check_is_fitted(self, what: str = "setup() (Tabular does this on the training rows)") -> None:
+        super().check_is_fitted(what)
 
 
 def _finite_or_null(c: str) -> pl.Expr:
@@ -191,18 +153,15 @@ class FillMissing(TabularProc):
     """
 
     order = 0
-    _params = ("strategy", "fill_value", "add_col")
-    _state = ("columns_", "fill_values_", "na_columns_")
+    param_constraints = {"strategy": Options("median", "mode", "constant"), "fill_value": Interval(),
+                         "add_col": Options(True, False)}
+    columns_: list[str]
+    fill_values_: dict[str, float]
+    na_columns_: list[str]
 
     def __init__(self, strategy: str = "median", fill_value: float = 0.0, add_col: bool = True) -> None:
-        if strategy not in _STRATEGIES:
-            raise ValueError(f"FillMissing: strategy={strategy!r} is not supported; use one of {_STRATEGIES}.")
-        self.strategy = strategy
-        self.fill_value = float(fill_value)
-        self.add_col = bool(add_col)
-        self.columns_: list[str] | None = None
-        self.fill_values_: dict[str, float] | None = None
-        self.na_columns_: list[str] | None = None
+        self.strategy, self.fill_value, self.add_col = strategy, fill_value, add_col
+        self.check_params()
 
     def _stat(self, c: str, train: pl.Expr) -> pl.Expr:
         x = _finite_or_null(c).filter(train)
@@ -211,7 +170,7 @@ class FillMissing(TabularProc):
         if self.strategy == "mode":
             # Ties broken by the smallest value so the result is deterministic.
             return x.drop_nulls().mode().min().alias(c)
-        return pl.lit(self.fill_value, dtype=pl.Float64).alias(c)
+        return pl.lit(float(self.fill_value), dtype=pl.Float64).alias(c)
 
     def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
         cols = list(names.cont_names)
@@ -219,7 +178,7 @@ class FillMissing(TabularProc):
         if not cols:
             self.fill_values_, self.na_columns_ = {}, []
             return
-        stats = _collect(frame.select([self._stat(c, train) for c in cols]
+        stats = collect(frame.select([self._stat(c, train) for c in cols]
                                       + [_finite_or_null(c).filter(train).null_count().alias(f"{c}\x00n") for c in cols]
                                       + [pl.col(c).filter(train).is_infinite().sum().alias(f"{c}\x00i")
                                          for c in cols]))
@@ -227,7 +186,7 @@ class FillMissing(TabularProc):
         for c in cols:
             v = stats[c][0]
             if v is None:
-                raise ValueError(f"FillMissing: continuous column {c!r} has no finite values in the training rows "
+                raise DataError(f"FillMissing: continuous column {c!r} has no finite values in the training rows "
                                  "(all null, NaN or inf); drop it from cont_names.")
             fills[c] = float(v)
         self.fill_values_ = fills
@@ -246,7 +205,7 @@ class FillMissing(TabularProc):
                     names.cat_names.append(f"{c}_na")
 
     def expressions(self, schema: Mapping[str, pl.DataType] | None = None, eager: bool = False) -> list[pl.Expr]:
-        self._require_fitted()
+        self.check_is_fitted()
         exprs: list[pl.Expr] = []
         if self.add_col:
             exprs += [_finite_or_null(c).is_null().alias(f"{c}_na") for c in self.na_columns_]
@@ -254,7 +213,7 @@ class FillMissing(TabularProc):
         return exprs
 
     def check_new(self, frame: pl.DataFrame) -> None:
-        self._require_fitted()
+        self.check_is_fitted()
         cols = [c for c in self.columns_ if c not in self.na_columns_ and c in frame.columns]
         if cols:
             counts = frame.select([pl.col(c).null_count() for c in cols]).row(0)
@@ -262,8 +221,7 @@ class FillMissing(TabularProc):
                 if n:
                     warnings.warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
                                   f"filled with {self.fill_values_[c]!r} (training {self.strategy}).", stacklevel=3)
-        nums = {c: _as_number(c, frame.schema[c]) for c in self.columns_ if c in frame.columns}
-        nums = {c: e for c, e in nums.items() if e is not None}
+        nums = {c: e for c in self.columns_ if c in frame.columns and (e := _as_number(c, frame.schema[c])) is not None}
         if not nums:
             return
         infs = frame.select([e.is_infinite().sum().alias(c) for c, e in nums.items()]).row(0)
@@ -292,18 +250,18 @@ class Categorify(TabularProc):
     """
 
     order = 1
-    _params = ("ordered",)
-    _state = ("classes_",)
+    param_constraints = {"ordered": Is(lambda v: v is None or isinstance(v, Mapping) and all(
+        isinstance(vs, (list, tuple)) for vs in v.values()), "None or a dict column -> list of values")}
+    classes_: dict[str, list[str]]
 
     def __init__(self, ordered: Mapping[str, Sequence[Any]] | None = None) -> None:
-        if ordered is not None and not isinstance(ordered, Mapping):
-            raise TypeError(f"Categorify: ordered must be a dict column -> list of values, got {type(ordered).__name__}.")
-        self.ordered = {k: [str(v) for v in vs] for k, vs in (ordered or {}).items()}
-        self.classes_: dict[str, list[str]] | None = None
+        self.ordered = ordered
+        self.check_params()
 
     def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
         cols = list(names.cat_names)
-        schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+        schema = schema_of(frame)
+        ordered = {k: [str(v) for v in vs] for k, vs in (self.ordered or {}).items()}
         classes: dict[str, list[str]] = {}
         for c in cols:
             dtype = schema[c]
@@ -313,21 +271,20 @@ class Categorify(TabularProc):
             # Sort by the native value (numbers numerically), then store as strings cast the same way
             # the encoder casts incoming values, so lookups match. Text that is all integers (a CSV's
             # integer-valued category column is read as text) sorts numerically too: 2 before 10.
-            values = sort_values(values).cast(pl.String).to_list()
-            if c in self.ordered:
-                order = self.ordered[c]
-                extra = sorted(set(values) - set(order))
+            seen: list[str] = sort_values(values).cast(pl.String).to_list()
+            if c in ordered:
+                extra = sorted(set(seen) - set(ordered[c]))
                 if extra:
-                    raise ValueError(f"Categorify: column {c!r} has training values {extra[:5]} missing from "
-                                     f"ordered[{c!r}]; add them to the order.")
-                vocab = list(order)
+                    raise DataError(f"Categorify: column {c!r} has training values {extra[:5]} missing from "
+                                    f"ordered[{c!r}]; add them to the order.")
+                vocab = list(ordered[c])
             elif isinstance(dtype, pl.Enum):
                 vocab = [str(v) for v in dtype.categories.to_list()]
             else:
-                vocab = values
+                vocab = seen
             if not vocab:
-                raise ValueError(f"Categorify: categorical column {c!r} has no values in the training rows "
-                                 "(all null); drop it from cat_names.")
+                raise DataError(f"Categorify: categorical column {c!r} has no values in the training rows "
+                                "(all null); drop it from cat_names.")
             if NA_TOKEN in vocab:
                 vocab.remove(NA_TOKEN)
             classes[c] = [NA_TOKEN] + vocab
@@ -335,23 +292,23 @@ class Categorify(TabularProc):
 
     def expressions(self, schema: Mapping[str, pl.DataType] | None = None, eager: bool = False) -> list[pl.Expr]:
         """Encoding expressions; with the input ``schema`` known, Categorical columns skip the string cast."""
-        self._require_fitted()
+        self.check_is_fitted()
         exprs = []
         for c, vocab in self.classes_.items():
             dtype = schema.get(c) if schema is not None else None
-            exprs.append(self._encode(c, vocab, dtype, eager).fill_null(0).alias(c))
+            exprs.append(self.encode_values(c, vocab, dtype, eager).fill_null(0).alias(c))
         return exprs
 
     @staticmethod
-    def _encode(c: str, vocab: list[str], dtype: pl.DataType | None, eager: bool = False) -> pl.Expr:
-        """Codes by value for column ``c`` (unseen -> null, filled with 0 by the caller)."""
+    def encode_values(c: str, vocab: list[str], dtype: pl.DataType | None, eager: bool = False) -> pl.Expr:
+        """Codes by value into ``vocab`` (entry 0 is ``#na#``) for column ``c``; unseen values are null."""
         dt = code_dtype(len(vocab))
         col = pl.col(c)
         if eager and isinstance(dtype, pl.Categorical):
             # Look the few distinct strings up once, then gather codes by the physical index: 3x faster
             # than casting every row. Only for materialised frames, whose strings are all in the mapping.
             strings = dtype.categories.to_series()
-            lut = (strings.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1).fill_null(0)
+            lut = strings.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1
             return pl.lit(lut.cast(dt)).gather(col.to_physical())
         if dtype == pl.Boolean and set(vocab[1:]) <= {"false", "true"}:
             # Flags (e.g. FillMissing's <col>_na): no detour through 10M strings.
@@ -370,24 +327,19 @@ class Categorify(TabularProc):
         # A non-strict cast to an Enum of the training values looks codes up by value: unseen -> null.
         return col.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(dt) + pl.lit(1, dtype=dt)
 
-    def check_new(self, frame: pl.DataFrame) -> None:
-        self._require_fitted()
+    def unseen(self, frame: pl.DataFrame) -> dict[str, int]:
+        """Per categorical column of ``frame``: how many values were never seen in training (they become #na#)."""
+        self.check_is_fitted()
         cols = [c for c in self.classes_ if c in frame.columns]
-        if not cols:
-            return
-        counts = frame.select([
-            (pl.col(c).is_not_null() & ~pl.col(c).cast(pl.String).is_in(self.classes_[c][1:])).sum().alias(c)
-            for c in cols]).row(0)
-        unseen = {c: n for c, n in zip(cols, counts) if n}
+        counts = frame.select([(pl.col(c).is_not_null() & ~pl.col(c).cast(pl.String).is_in(self.classes_[c][1:]))
+                               .sum().alias(c) for c in cols]).row(0) if cols else ()
+        return {c: int(n) for c, n in zip(cols, counts)}
+
+    def check_new(self, frame: pl.DataFrame) -> None:
+        unseen = {c: n for c, n in self.unseen(frame).items() if n}
         if unseen:
             warnings.warn(f"Categorify: values never seen in training were mapped to {NA_TOKEN!r} "
                           f"(count per column: {unseen}).", stacklevel=3)
-
-    def decode(self, column: str, codes: Sequence[int]) -> list[str]:
-        """Turn codes of ``column`` back into their values."""
-        self._require_fitted()
-        vocab = self.classes_[column]
-        return [vocab[int(i)] for i in codes]
 
 
 class Normalize(TabularProc):
@@ -405,43 +357,35 @@ class Normalize(TabularProc):
     """
 
     order = 2
-    _state = ("means_", "stds_")
-
-    def __init__(self) -> None:
-        self.means_: dict[str, float] | None = None
-        self.stds_: dict[str, float] | None = None
+    means_: dict[str, float]
+    stds_: dict[str, float]
 
     def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
         cols = list(names.cont_names)
         if not cols:
             self.means_, self.stds_ = {}, {}
             return
-        stats = _collect(frame.select([pl.col(c).filter(train).mean().alias(f"{c}\x00m") for c in cols]
+        stats = collect(frame.select([pl.col(c).filter(train).mean().alias(f"{c}\x00m") for c in cols]
                                       + [pl.col(c).filter(train).std().alias(f"{c}\x00s") for c in cols]))
         self.means_, self.stds_ = {}, {}
         for c in cols:
             m, s = stats[f"{c}\x00m"][0], stats[f"{c}\x00s"][0]
             if m is None:
-                raise ValueError(f"Normalize: continuous column {c!r} has no values in the training rows (all null); "
+                raise DataError(f"Normalize: continuous column {c!r} has no values in the training rows (all null); "
                                  "drop it from cont_names or put FillMissing before Normalize.")
             self.means_[c] = float(m)
             self.stds_[c] = float(s) if s is not None and s > 0 else 1.0
 
     def expressions(self, schema: Mapping[str, pl.DataType] | None = None, eager: bool = False) -> list[pl.Expr]:
-        self._require_fitted()
+        self.check_is_fitted()
         return [((pl.col(c) - self.means_[c]) / self.stds_[c]).cast(pl.Float32).alias(c) for c in self.means_]
 
 
 def make_procs(procs: Sequence[Any] | None) -> list[TabularProc]:
-    """Instantiate procs given as classes or instances, sorted by their ``order`` (fill, categorify, normalize)."""
-    if procs is None:
-        return []
-    out: list[TabularProc] = []
-    for p in procs:
-        if isinstance(p, type) and issubclass(p, TabularProc):
-            out.append(p())
-        elif isinstance(p, TabularProc):
-            out.append(p)
-        else:
-            raise TypeError(f"procs: expected TabularProc classes or instances (Categorify, FillMissing, Normalize), got {p!r}.")
-    return sorted(out, key=lambda p: p.order)
+    """Procs given as classes or instances, as instances sorted by their ``order`` (fill, categorify,
+    normalize); anything else is left for the caller's parameter check to name."""
+    out = [p() if isinstance(p, type) and issubclass(p, TabularProc) else p for p in procs or []]
+    return sorted(out, key=lambda p: p.order if isinstance(p, TabularProc) else 0)
+
+
+DEFAULT_PROCS = (Categorify, FillMissing, Normalize)

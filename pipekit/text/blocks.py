@@ -17,16 +17,17 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
 
-from pipekit.core.validate import Interval, Is, Options
+from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.blocks import TransformBlock
+from pipekit.data.cache import cache_folder
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
-from pipekit.text.store import TextStore, cache_key, default_cache_dir, load_cached, save_cached
+from pipekit.text.store import TextStore, cache_key, load_cached, save_cached
 from pipekit.text.tokenize import FLD, PAD, Tokenizer, as_text_series, read_text_file
 
 
@@ -38,14 +39,17 @@ class TextBlock(TransformBlock):
     sorted by length so padding stays small. ``vocab`` reuses a vocabulary (e.g. the language model's:
     ``TextBlock.from_df('text', vocab=dls_lm.text_vocab)``). ``read_files=True`` means the values are file
     paths to read (``errors`` is the policy for bytes that are not valid ``encoding``).
-    ``cache_dir=False`` switches the cache off; None uses ``$PIPEKIT_CACHE/text``.
+    Token ids are cached where ``pipekit.data.cache.cache_folder(cache_dir, "text")`` says:
+    ``$PIPEKIT_CACHE/text`` for None, ``<cache_dir>/text`` for a folder, nowhere for False.
     """
 
     param_attrs = {"vocab": "vocab_arg", "tok": "tok_arg"}
     param_constraints = {"seq_len": Interval(2, None, integer=True),
                          "max_len": Interval(1, None, integer=True, none_ok=True),
                          "errors": Options("strict", "replace", "ignore"),
-                         "tok": Is(lambda t: t is None or isinstance(t, Tokenizer), "a pipekit.text.Tokenizer or None")}
+                         "tok": Is(lambda t: t is None or isinstance(t, Tokenizer), "a pipekit.text.Tokenizer or None"),
+                         "cache_dir": Is(lambda d: d is None or isinstance(d, (bool, str, os.PathLike)),
+                                         "None, False or a folder")}
 
     def __init__(self, tok: Tokenizer | None = None, is_lm: bool = False, seq_len: int = 72,
                  vocab: Sequence[str] | None = None, min_freq: int = 3, max_vocab: int = 60000,
@@ -67,33 +71,30 @@ class TextBlock(TransformBlock):
 
     @property
     def tok(self) -> Tokenizer:
-        return self.tfms_[0] if hasattr(self, "tfms_") else self.type_transforms()[0]
+        return cast(Tokenizer, self.tfms_[0] if self.is_fitted else self.type_transforms()[0])
 
     @property
     def num(self) -> Numericalize:
-        return self.tfms_[1] if hasattr(self, "tfms_") else self.type_transforms()[1]
+        return cast(Numericalize, self.tfms_[1] if self.is_fitted else self.type_transforms()[1])
 
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_df(cls, text_cols: str | Sequence[str] = "text", vocab: Sequence[str] | None = None,
-                is_lm: bool = False, seq_len: int = 72, tok: Tokenizer | None = None, **kwargs: Any) -> TextBlock:
-        """A block for text column(s) of a table; with several columns (read with
-        ``ColReader([...])``), each text is ``xxfld 1 <first> xxfld 2 <second> ...``."""
-        if isinstance(text_cols, str):
-            text_cols = [text_cols]
-        if not text_cols or not all(isinstance(c, str) for c in text_cols):
-            raise ValueError(f"text_cols must be a column name or a list of names, got {text_cols!r}")
-        return cls(tok=tok, is_lm=is_lm, seq_len=seq_len, vocab=vocab, **kwargs)
+                **kwargs: Any) -> TextBlock:
+        """A block for text column(s) of a table (``kwargs`` are TextBlock's); with several columns (read
+        with ``ColReader([...])``), each text is ``xxfld 1 <first> xxfld 2 <second> ...``."""
+        check("TextBlock.from_df", text_cols=(text_cols, Is(lambda c: isinstance(c, str) or bool(c) and all(
+            isinstance(n, str) for n in c), "a column name or a list of names")))
+        return cls(vocab=vocab, **kwargs)
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike | None = None, vocab: Sequence[str] | None = None,
-                    is_lm: bool = False, seq_len: int = 72, tok: Tokenizer | None = None,
-                    encoding: str = "utf-8", errors: str = "strict", **kwargs: Any) -> TextBlock:
-        """A block whose values are paths of text files (``get_items=get_text_files``)."""
+                    **kwargs: Any) -> TextBlock:
+        """A block whose values are paths of text files (``get_items=get_text_files``; ``kwargs`` are
+        TextBlock's, e.g. ``encoding``, ``errors``)."""
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"TextBlock.from_folder: {path} does not exist")
-        return cls(tok=tok, is_lm=is_lm, seq_len=seq_len, vocab=vocab, read_files=True, encoding=encoding,
-                   errors=errors, **kwargs)
+        return cls(vocab=vocab, read_files=True, **kwargs)
 
     # ------------------------------------------------------------------ raw values -> texts
     def texts(self, raw: pl.Series) -> pl.Series:
@@ -118,18 +119,14 @@ class TextBlock(TransformBlock):
         return {"tok": tok.get_params(), "min_freq": self.min_freq, "max_vocab": self.max_vocab,
                 "vocab": list(self.vocab_arg) if self.vocab_arg is not None else None}
 
-    def _cache_folder(self) -> Path | None:
-        if self.cache_dir is False:
-            return None
-        return Path(self.cache_dir) if self.cache_dir not in (None, True) else default_cache_dir()
-
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Any] = (), trace: Any = None) -> TextStore:
         """Tokenize all texts once, learn the vocab on ``train_idx``, store ids as list<int32> (cached)."""
-        tok, num = self.fit_tfms()
+        self.fit_tfms()
+        tok, num = self.tok, self.num
         self.batch_tfms_ = []
         texts = self.texts(raw)
         train_idx = np.asarray(train_idx, dtype=np.int64)
-        root = self._cache_folder()
+        root = cache_folder(self.cache_dir, "text")
         folder = root / cache_key(texts, self._settings(tok), train_idx) if root is not None else None
         hit = load_cached(folder) if folder is not None else None
         if hit is not None:

@@ -6,24 +6,28 @@ and loaded with vocabulary alignment, and a classifier fine-tuned with gradual u
 >>> # learn.fit_one_cycle(1, 2e-2); learn.save_encoder('ft')
 >>> # learn = text_classifier_learner(dls_clas, AWD_LSTM, drop_mult=0.5, metrics=accuracy)
 >>> # learn.load_encoder('ft'); learn.fit_one_cycle(1, 2e-2); learn.freeze_to(-2); ...
+
+An encoder file is a pipekit file of kind "encoder" (record: architecture, config, vocabulary; weights:
+the encoder's); ``pipekit.load`` of one gives the ``AWD_LSTM`` with a ``vocab`` attribute.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pipekit.core.archive import Archive, read_pipekit, write_archive
+from pipekit.core.errors import ExportError, ParameterError
 from pipekit.core.registry import register
-from pipekit.data.getters import ColReader
+from pipekit.core.validate import Interval, Is, check
+from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
-from pipekit.text.models import (AWD_LSTM, DROPOUTS, awd_lstm_clas_split, awd_lstm_lm_split, get_language_model,
-                                 get_text_classifier)
+from pipekit.text.blocks import TextBlock
+from pipekit.text.models import (AWD_LSTM, DROPOUTS, awd_lstm_clas_split, awd_lstm_lm_split, encoder_of,
+                                 get_language_model, get_text_classifier)
 from pipekit.text.tokenize import UNK
 
 #: defaults of the language model (lighter dropout: it sees much more data than the classifier)
@@ -31,7 +35,8 @@ AWD_LSTM_LM_CONFIG = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, hidde
                           embed_p=0.02, weight_p=0.2, output_p=0.1)
 AWD_LSTM_CLAS_CONFIG = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, hidden_p=0.3, input_p=0.4,
                             embed_p=0.05, weight_p=0.5, output_p=0.4)
-_ENCODER_KEYS = ("emb_sz", "n_hid", "n_layers", "pad_token", "hidden_p", "input_p", "embed_p", "weight_p")
+#: what an encoder file's config may hold: AWD_LSTM's own arguments, nothing else
+_ENCODER_KEYS = ("vocab_sz", "emb_sz", "n_hid", "n_layers", "pad_token", "hidden_p", "input_p", "embed_p", "weight_p")
 
 
 @register_arch("awd_lstm_lm")
@@ -60,8 +65,9 @@ class ModelResetter(Callback):
     order = -10
 
     def _reset(self) -> None:
-        if hasattr(self.learn.model, "reset"):
-            self.learn.model.reset()
+        for m in self.learn.model.modules():
+            if isinstance(m, AWD_LSTM):
+                m.reset()
 
     before_train = before_validate = after_fit = _reset
 
@@ -73,8 +79,7 @@ class RNNRegularizer(Callback):
     order = -5
 
     def __init__(self, alpha: float = 2.0, beta: float = 1.0):
-        if alpha < 0 or beta < 0:
-            raise ValueError(f"RNNRegularizer: alpha and beta must be >= 0, got {alpha}, {beta}")
+        check("RNNRegularizer", alpha=(alpha, Interval(0, None)), beta=(beta, Interval(0, None)))
         self.alpha, self.beta = alpha, beta
         self.raw_out = self.out = None
 
@@ -95,26 +100,24 @@ class RNNRegularizer(Callback):
 
 def text_block_of(dls: Any) -> Any:
     """The TextBlock of ``dls`` (its vocab is the token list)."""
-    from pipekit.text.blocks import TextBlock
-
-    for b in getattr(dls, "blocks", ()):
+    for b in dls.blocks if isinstance(dls, DataLoaders) else ():
         if isinstance(b, TextBlock):
             return b
-    raise TypeError("these DataLoaders have no TextBlock; build them with DataBlock(blocks=(TextBlock.from_df(...), ...))")
+    raise ParameterError("these DataLoaders have no TextBlock; build them with "
+                         "DataBlock(blocks=(TextBlock.from_df(...), ...))")
 
 
 def _check_arch(arch: Any) -> None:
     if arch is not AWD_LSTM and arch != "AWD_LSTM":
-        raise ValueError(f"arch={arch!r} is not supported; use AWD_LSTM")
+        raise ParameterError(f"arch={arch!r} is not supported; use AWD_LSTM")
 
 
 def _config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: float) -> dict[str, Any]:
-    if not isinstance(drop_mult, (int, float)) or drop_mult < 0:
-        raise ValueError(f"drop_mult must be a number >= 0, got {drop_mult!r}")
+    check("text learner", drop_mult=(drop_mult, Interval(0, None)))
     cfg = dict(base)
     unknown = set(config or {}) - set(base)
     if unknown:
-        raise ValueError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted(base)}")
+        raise ParameterError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted(base)}")
     cfg.update(config or {})
     for k in DROPOUTS:
         cfg[k] = min(cfg[k] * drop_mult, 0.99)
@@ -127,8 +130,7 @@ class TextLearner(Learner):
 
     @property
     def encoder(self) -> AWD_LSTM:
-        m = self.model[0]
-        return m.module if hasattr(m, "module") else m
+        return encoder_of(self.model)
 
     @property
     def text_vocab(self) -> list[str]:
@@ -136,63 +138,68 @@ class TextLearner(Learner):
 
     def _file(self, name: str | os.PathLike) -> Path:
         p = Path(name)
-        if p.suffix == ".safetensors" or p.is_absolute() or p.exists():
-            return p if p.suffix else p.with_suffix(".safetensors")
-        return self.path / self.model_dir / f"{name}.safetensors"
+        if p.suffix == ".pipekit" or p.is_absolute() or p.exists():
+            return p if p.suffix else p.with_suffix(".pipekit")
+        return self.path / self.model_dir / f"{name}.pipekit"
 
     def save_encoder(self, name: str) -> Path:
-        """Write the encoder weights and its vocab to ``path/model_dir/name.safetensors``."""
+        """Write the encoder (architecture, config, vocabulary and weights) to ``path/model_dir/name.pipekit``."""
         enc = self.encoder
-        f = self._file(name)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous().clone() for k, v in enc.state_dict().items()}
-        cfg = {"vocab_sz": enc.vocab_sz, "emb_sz": enc.emb_sz, "n_hid": enc.n_hid, "n_layers": enc.n_layers}
-        save_file(state, str(f), metadata={"vocab": json.dumps(self.text_vocab), "config": json.dumps(cfg),
-                                           "format": "pipekit-awd-lstm-encoder-1"})
-        return f
+        cfg = {"vocab_sz": enc.vocab_sz, "emb_sz": enc.emb_sz, "n_hid": enc.n_hid, "n_layers": enc.n_layers,
+               "pad_token": enc.pad_token, "hidden_p": enc.hidden_dps[0].p, "input_p": enc.input_dp.p,
+               "embed_p": enc.embed_p, "weight_p": enc.rnns[0].weight_p}
+        return write_archive(self._file(name), "encoder", record={"arch": "AWD_LSTM", "config": cfg,
+                                                                   "vocab": list(self.text_vocab)},
+                             weights=enc.state_dict())
 
     def load_encoder(self, name: str | os.PathLike, freeze: bool = True) -> TextLearner:
-        """Load encoder weights saved by ``save_encoder``; rows are matched by token, so an encoder trained
-        with another vocab fits (tokens it never saw start at the mean embedding). Freezes all but the head."""
-        from safetensors import safe_open
-
+        """Load an encoder saved by ``save_encoder``; rows are matched by token, so an encoder trained with
+        another vocab fits (tokens it never saw start at the mean embedding). Freezes all but the head."""
         f = self._file(name)
         if not f.exists():
             raise FileNotFoundError(f"no encoder file {f}; save one with learn.save_encoder('{name}')")
-        with safe_open(str(f), "pt") as fh:
-            meta = fh.metadata() or {}
-        if "vocab" not in meta:
-            raise ValueError(f"{f} has no vocab metadata; it was not written by save_encoder")
-        old_vocab = json.loads(meta["vocab"])
-        state = load_file(str(f))
+        cfg, old_vocab, state = _encoder_parts(read_pipekit(f))
         enc = self.encoder
         own = enc.state_dict()
         mismatch = [k for k in own if k != "encoder.weight" and (k not in state or state[k].shape != own[k].shape)]
         if mismatch:
             got = {k: tuple(state[k].shape) for k in mismatch if k in state}
-            raise ValueError(f"{f}: encoder shapes do not match this model at {mismatch[:4]} (file {got}); "
-                             f"build the learner with the same config (emb_sz, n_hid, n_layers) as the saved one, "
-                             f"saved config: {meta.get('config')}")
+            raise ExportError(f"{f}: encoder shapes do not match this model at {mismatch[:4]} (file {got}); "
+                              f"build the learner with the same config (emb_sz, n_hid, n_layers) as the saved one, "
+                              f"saved config: {cfg}")
         state["encoder.weight"] = match_embeddings(state["encoder.weight"], old_vocab, self.text_vocab)
         enc.load_state_dict(state)
         if freeze:
             self.freeze()
         return self
 
-    def predict(self, item: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """Classify one text: ``(label, class index, probabilities)``."""
-        if isinstance(item, str):
-            recipe = getattr(self.dls, "recipe", None)
-            getter = recipe.getters[0] if recipe is not None and getattr(recipe, "getters", None) else None
-            col = getter.cols if isinstance(getter, ColReader) and isinstance(getter.cols, str) else "text"
-            item_df = pl.DataFrame({col: [item]})
-            from pipekit.learn.inference import get_preds
 
-            dl = self.dls.test_dl(item_df)
-            _, preds, _, dec = get_preds(self, dl=dl, with_input=True, with_decoded=True)
-            y_block = self.dls.y_block
-            return (y_block.decode(dec[0]) if y_block is not None else dec[0]), dec[0], preds[0]
-        return super().predict(item)
+def _encoder_parts(archive: Archive) -> tuple[dict[str, Any], list[str], dict[str, torch.Tensor]]:
+    """The config, vocabulary and weights of an encoder file, each checked before anything is built."""
+    rec, where = archive.record, archive.where
+    if archive.kind != "encoder" or not isinstance(rec, dict) or rec.get("arch") != "AWD_LSTM":
+        raise ExportError(f"{where} is not an AWD_LSTM encoder written by save_encoder (kind {archive.kind!r})")
+    cfg, vocab = rec.get("config"), rec.get("vocab")
+    if not isinstance(cfg, dict) or not set(cfg) <= set(_ENCODER_KEYS) or "vocab_sz" not in cfg:
+        raise ExportError(f"{where}: the encoder config must hold vocab_sz and only {list(_ENCODER_KEYS)}, got {cfg!r:.200}")
+    if not (isinstance(vocab, list) and all(isinstance(t, str) for t in vocab) and len(vocab) == cfg["vocab_sz"]):
+        raise ExportError(f"{where}: the encoder vocab must be a list of {cfg['vocab_sz']} tokens (text)")
+    return cfg, vocab, archive.tensors()
+
+
+def load_encoder_file(archive: Archive, **kwargs: Any) -> AWD_LSTM:
+    """What ``pipekit.load`` gives for an encoder file: the AWD_LSTM with its weights and its ``vocab``."""
+    cfg, vocab, state = _encoder_parts(archive)
+    try:
+        enc = AWD_LSTM(**cfg)
+        enc.load_state_dict(state)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ExportError(f"{archive.where}: the config or weights are not an AWD_LSTM encoder's ({e})") from None
+    enc.vocab = vocab
+    return enc
+
+
+register(load_encoder_file, name="encoder", kind="loader")
 
 
 def match_embeddings(old_w: torch.Tensor, old_vocab: list[str], new_vocab: list[str]) -> torch.Tensor:
@@ -203,7 +210,7 @@ def match_embeddings(old_w: torch.Tensor, old_vocab: list[str], new_vocab: list[
     [[3.0, 3.0], [2.0, 2.0], [1.0, 1.0]]
     """
     if old_w.size(0) != len(old_vocab):
-        raise ValueError(f"embedding has {old_w.size(0)} rows but the saved vocab {len(old_vocab)} tokens")
+        raise ParameterError(f"embedding has {old_w.size(0)} rows but the saved vocab {len(old_vocab)} tokens")
     index = {t: i for i, t in enumerate(old_vocab)}
     mean = old_w.mean(0)
     new_w = mean.expand(len(new_vocab), old_w.size(1)).clone()
@@ -218,25 +225,24 @@ def match_embeddings(old_w: torch.Tensor, old_vocab: list[str], new_vocab: list[
 class LMLearner(TextLearner):
     """A language-model Learner; ``predict`` generates text."""
 
-    def predict(self, text: str, n_words: int = 1, temperature: float = 1.0, no_unk: bool = True,
-                seed: int | None = None) -> str:
-        """Continue ``text`` with ``n_words`` sampled tokens (``temperature`` < 1: safer, > 1: wilder)."""
-        if not isinstance(text, str):
-            raise TypeError(f"predict takes a str prompt, got {type(text).__name__}")
-        if not isinstance(n_words, int) or n_words < 0:
-            raise ValueError(f"n_words must be an int >= 0, got {n_words!r}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+    def predict(self, text: str, n_words: int = 1, temperature: float = 1.0,  # type: ignore[override]
+                no_unk: bool = True, seed: int | None = None) -> str:
+        """Continue ``text`` with ``n_words`` sampled tokens (``temperature`` < 1: safer, > 1: wilder).
+
+        A language model's prediction is text, not a class: the signature differs from ``Learner.predict``."""
+        check("LMLearner.predict", text=(text, Is(lambda t: isinstance(t, str), "a str prompt")),
+              n_words=(n_words, Interval(0, None, integer=True)),
+              temperature=(temperature, Interval(0, None, closed="neither")))
         block = text_block_of(self.dls)
         vocab = block.vocab
         ids = torch.as_tensor(block.encode_text(text), device=self.device)[None]
         gen = torch.Generator(device="cpu")
         gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item()))
         banned = [i for i, t in enumerate(vocab) if t in ("xxfake", "xxpad", "xxbos") or (no_unk and t == UNK)]
-        model = self.model
+        model, enc = self.model, self.encoder
         was_training = model.training
         model.eval()
-        model.reset()
+        enc.reset()
         out_ids: list[int] = ids[0].tolist()
         with torch.no_grad():
             logits = model(ids)[0][0, -1]
@@ -247,7 +253,7 @@ class LMLearner(TextLearner):
                 nxt = int(torch.multinomial(probs, 1, generator=gen))
                 out_ids.append(nxt)
                 logits = model(torch.tensor([[nxt]], device=self.device))[0][0, -1]
-        model.reset()
+        enc.reset()
         model.train(was_training)
         return block.decode(out_ids)
 
@@ -258,8 +264,8 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
     """A Learner for an AWD-LSTM language model on ``dls`` (a TextBlock with ``is_lm=True``)."""
     _check_arch(arch)
     block = text_block_of(dls)
-    if not getattr(block, "is_lm", False):
-        raise ValueError("language_model_learner needs language-model data: TextBlock.from_df(..., is_lm=True)")
+    if not block.is_lm:
+        raise ParameterError("language_model_learner needs language-model data: TextBlock.from_df(..., is_lm=True)")
     cfg = _config(AWD_LSTM_LM_CONFIG, config, drop_mult)
     cfg["pad_token"] = block.pad_idx
     model = awd_lstm_lm(len(block.vocab), **cfg)
@@ -276,11 +282,11 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     are embedding, each LSTM, head. ``encoder`` loads (and freezes) a saved language-model encoder."""
     _check_arch(arch)
     block = text_block_of(dls)
-    if getattr(block, "is_lm", False):
-        raise ValueError("text_classifier_learner needs classification data (TextBlock without is_lm) and labels")
-    n_out = n_out if n_out is not None else getattr(dls, "c", None)
+    if block.is_lm:
+        raise ParameterError("text_classifier_learner needs classification data (TextBlock without is_lm) and labels")
+    n_out = n_out if n_out is not None else dls.c
     if not n_out:
-        raise ValueError("cannot tell the number of classes: pass n_out= or use a CategoryBlock target")
+        raise ParameterError("cannot tell the number of classes: pass n_out= or use a CategoryBlock target")
     cfg = _config(AWD_LSTM_CLAS_CONFIG, config, drop_mult)
     cfg["pad_token"] = block.pad_idx
     output_p = cfg.pop("output_p")

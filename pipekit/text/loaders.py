@@ -11,15 +11,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipekit.data.loader import DataLoader
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, check
+from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.text.store import TextStore
 
 
 def _text_store(dataset: Any) -> TextStore:
-    for s in getattr(dataset, "stores", ()):
+    for s in dataset.stores if isinstance(dataset, ArrayDataset) else ():
         if isinstance(s, TextStore):
             return s
-    raise TypeError(f"this loader needs a dataset with a TextStore (built by a TextBlock), got {dataset!r}")
+    raise ParameterError(f"this loader needs a dataset with a TextStore (built by a TextBlock), got {dataset!r}")
 
 
 class SortedDataLoader(DataLoader):
@@ -30,14 +32,10 @@ class SortedDataLoader(DataLoader):
     memory shows at once). Validation: sorted by length, longest first. Same seed -> same batches.
     """
 
-    def __init__(self, dataset: Any, bs: int = 64, shuffle: bool = False, drop_last: bool = False,
-                 seed: int | None = None, device: Any = None, batch_tfms: Any = None,
-                 num_workers: int | None = None, augment: bool | None = None, pin_memory: bool | None = None,
-                 chunk_mult: int = 50):
-        super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device,
-                         batch_tfms=batch_tfms, num_workers=num_workers, augment=augment, pin_memory=pin_memory)
-        if not isinstance(chunk_mult, int) or chunk_mult < 1:
-            raise ValueError(f"chunk_mult must be an int >= 1, got {chunk_mult!r}")
+    def __init__(self, dataset: Any, bs: int = 64, chunk_mult: int = 50, **kwargs: Any):
+        """``kwargs`` are the :class:`~pipekit.data.DataLoader`'s (``shuffle``, ``seed``, ``device``, ...)."""
+        super().__init__(dataset, bs=bs, **kwargs)
+        check("SortedDataLoader", chunk_mult=(chunk_mult, Interval(1, None, integer=True)))
         self.chunk_mult = chunk_mult
 
     @property
@@ -88,16 +86,14 @@ class LMDataLoader(DataLoader):
     ([[0, 1, 2, 3, 4], [12, 13, 14, 15, 16]], [[1, 2, 3, 4, 5], [13, 14, 15, 16, 17]], 3)
     """
 
-    def __init__(self, dataset: Any, bs: int = 64, shuffle: bool = False, drop_last: bool = False,
-                 seed: int | None = None, device: Any = None, batch_tfms: Any = None,
-                 num_workers: int | None = None, augment: bool | None = None, pin_memory: bool | None = None,
-                 seq_len: int | None = None):
-        super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device,
-                         batch_tfms=batch_tfms, num_workers=num_workers, augment=augment, pin_memory=pin_memory)
+    def __init__(self, dataset: Any, bs: int = 64, seq_len: int | None = None, **kwargs: Any):
+        """``seq_len`` defaults to the TextBlock's; ``kwargs`` are the :class:`~pipekit.data.DataLoader`'s."""
+        super().__init__(dataset, bs=bs, **kwargs)
+        from pipekit.text.blocks import TextBlock
+
         if seq_len is None:
-            seq_len = next((b.seq_len for b in self.blocks if hasattr(b, "seq_len")), 72)
-        if not isinstance(seq_len, (int, np.integer)) or seq_len < 1:
-            raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
+            seq_len = next((b.seq_len for b in self.blocks if isinstance(b, TextBlock)), 72)
+        check("LMDataLoader", seq_len=(seq_len, Interval(1, None, integer=True)))
         self.seq_len = int(seq_len)
         self._check_size()
 
@@ -112,8 +108,8 @@ class LMDataLoader(DataLoader):
 
     def _check_size(self) -> None:
         if self.stream_len < 2:
-            raise ValueError(f"LMDataLoader: {self.n_tokens} tokens cannot make {self.bs} streams of at least 2 "
-                             f"tokens; lower bs (at most {max((self.n_tokens - 1) // 2, 1)}) or add texts")
+            raise DataError(f"LMDataLoader: {self.n_tokens} tokens cannot make {self.bs} streams of at least 2 "
+                            f"tokens; lower bs (at most {max((self.n_tokens - 1) // 2, 1)}) or add texts")
 
     def __len__(self) -> int:
         bl = self.stream_len

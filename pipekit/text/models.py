@@ -19,6 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, check
+
 #: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all
 DROPOUTS = {"input_p": 0.4, "hidden_p": 0.3, "embed_p": 0.05, "weight_p": 0.5, "output_p": 0.1}
 
@@ -47,7 +50,7 @@ class WeightDropLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, h: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Any]:
         if self.training and self.weight_p > 0:
-            w = F.dropout(self.lstm.weight_hh_l0, self.weight_p, training=True)
+            w = F.dropout(self.lstm.get_parameter("weight_hh_l0"), self.weight_p, training=True)
             # a functional call swaps the dropped weight in for this forward only; gradients reach the raw weight
             return functional_call(self.lstm, {"weight_hh_l0": w}, (x, h))
         return self.lstm(x, h)
@@ -60,15 +63,16 @@ class AWD_LSTM(nn.Module):  # noqa: N801 - the architecture's published name
     ``reset()`` clears it. Returns the last layer's output ``(bs, seq_len, emb_sz)``.
     """
 
+    #: the token of each embedding row, on an encoder loaded from its file (``pipekit.load``)
+    vocab: list[str]
+
     def __init__(self, vocab_sz: int, emb_sz: int = 400, n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1,
                  hidden_p: float = 0.3, input_p: float = 0.4, embed_p: float = 0.05, weight_p: float = 0.5):
         super().__init__()
-        for name, v in (("vocab_sz", vocab_sz), ("emb_sz", emb_sz), ("n_hid", n_hid), ("n_layers", n_layers)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"AWD_LSTM: {name} must be a positive int, got {v!r}")
-        for name, p in (("hidden_p", hidden_p), ("input_p", input_p), ("embed_p", embed_p), ("weight_p", weight_p)):
-            if not 0 <= p < 1:
-                raise ValueError(f"AWD_LSTM: {name} must be in [0, 1), got {p!r}")
+        size, p = Interval(1, None, integer=True), Interval(0, 1, closed="left")
+        check("AWD_LSTM", vocab_sz=(vocab_sz, size), emb_sz=(emb_sz, size), n_hid=(n_hid, size),
+              n_layers=(n_layers, size), hidden_p=(hidden_p, p), input_p=(input_p, p), embed_p=(embed_p, p),
+              weight_p=(weight_p, p))
         self.vocab_sz, self.emb_sz, self.n_hid, self.n_layers = vocab_sz, emb_sz, n_hid, n_layers
         self.pad_token, self.embed_p = pad_token, embed_p
         self.encoder = nn.Embedding(vocab_sz, emb_sz, padding_idx=pad_token)
@@ -93,11 +97,12 @@ class AWD_LSTM(nn.Module):  # noqa: N801 - the architecture's published name
         self.hidden = None
 
     def _init_hidden(self, bs: int, ref: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(ref.new_zeros(1, bs, r.lstm.hidden_size), ref.new_zeros(1, bs, r.lstm.hidden_size)) for r in self.rnns]
+        sizes = [self.emb_sz if i == self.n_layers - 1 else self.n_hid for i in range(self.n_layers)]
+        return [(ref.new_zeros(1, bs, n), ref.new_zeros(1, bs, n)) for n in sizes]
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         if inp.ndim != 2:
-            raise ValueError(f"AWD_LSTM expects token ids of shape (bs, seq_len), got {tuple(inp.shape)}")
+            raise DataError(f"AWD_LSTM expects token ids of shape (bs, seq_len), got {tuple(inp.shape)}")
         bs = inp.size(0)
         emb = self.embed(inp)
         hidden = self.hidden
@@ -143,8 +148,8 @@ class SequentialRNN(nn.Sequential):
     """A Sequential whose ``reset()`` clears the hidden state of its recurrent parts."""
 
     def reset(self) -> None:
-        for m in self.children():
-            if hasattr(m, "reset"):
+        for m in self.modules():
+            if isinstance(m, AWD_LSTM):
                 m.reset()
 
 
@@ -207,8 +212,8 @@ class PoolingLinearClassifier(nn.Module):
     def __init__(self, layers: list[int], ps: list[float]):
         super().__init__()
         if len(ps) != len(layers) - 1:
-            raise ValueError(f"PoolingLinearClassifier: {len(layers) - 1} linear layers need as many dropouts, "
-                             f"got ps={ps}")
+            raise ParameterError(f"PoolingLinearClassifier: {len(layers) - 1} linear layers need as many dropouts, "
+                                 f"got ps={ps}")
         mods: list[nn.Module] = []
         for i, (n_in, n_out, p) in enumerate(zip(layers[:-1], layers[1:], ps)):
             mods += [nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, n_out)]
@@ -225,8 +230,7 @@ def get_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_
                         lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
                         output_p: float = 0.4, drop_mult: float = 1.0) -> SequentialRNN:
     """Encoder read in windows + concat-pooling head with ``lin_ftrs`` hidden sizes."""
-    if not isinstance(n_class, int) or n_class < 1:
-        raise ValueError(f"n_class must be a positive int, got {n_class!r}")
+    check("get_text_classifier", n_class=(n_class, Interval(1, None, integer=True)))
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
     ps = [0.1] * len(lin_ftrs) if ps is None else list(ps)
     layers = [encoder.emb_sz * 3] + lin_ftrs + [n_class]
@@ -234,16 +238,24 @@ def get_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_
     return SequentialRNN(SentenceEncoder(encoder, seq_len, encoder.pad_token, max_len), head)
 
 
+def encoder_of(model: nn.Module) -> AWD_LSTM:
+    """The AWD_LSTM inside a language model or classifier (or any module holding one)."""
+    enc = next((m for m in model.modules() if isinstance(m, AWD_LSTM)), None)
+    if enc is None:
+        raise ParameterError(f"{type(model).__name__} holds no AWD_LSTM encoder")
+    return enc
+
+
 def awd_lstm_lm_split(model: nn.Module) -> list[list[nn.Parameter]]:
     """Layer groups of a language model: each LSTM, then embedding + decoder (tied)."""
-    enc = model[0]
+    enc, decoder = encoder_of(model), list(model.children())[1]
     groups = [list(r.parameters()) for r in enc.rnns]
     seen = {id(p) for g in groups for p in g}
-    last = [p for p in list(enc.encoder.parameters()) + list(model[1].parameters()) if id(p) not in seen]
+    last = [p for p in list(enc.encoder.parameters()) + list(decoder.parameters()) if id(p) not in seen]
     return groups + [list({id(p): p for p in last}.values())]
 
 
 def awd_lstm_clas_split(model: nn.Module) -> list[list[nn.Parameter]]:
     """Layer groups of a classifier: embedding, each LSTM, the head (what ``freeze_to`` counts)."""
-    enc = model[0].module
-    return [list(enc.encoder.parameters())] + [list(r.parameters()) for r in enc.rnns] + [list(model[1].parameters())]
+    enc, head = encoder_of(model), list(model.children())[1]
+    return [list(enc.encoder.parameters())] + [list(r.parameters()) for r in enc.rnns] + [list(head.parameters())]

@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import torch
 
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, Is
 from pipekit.data.transform import Transform
 from pipekit.text.tokenize import SPECIAL_TOKENS, UNK, TokenizedTexts
 
@@ -22,16 +25,15 @@ def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TO
     vocab = list(vocab)
     bad = [i for i, t in enumerate(vocab) if not isinstance(t, str)]
     if bad:
-        raise TypeError(f"vocab must hold strings; entry {bad[0]} is {vocab[bad[0]]!r}")
+        raise ParameterError(f"vocab must hold strings; entry {bad[0]} is {vocab[bad[0]]!r}")
     missing = [t for t in special_tokens if t not in set(vocab)]
     if missing:
-        raise ValueError(f"vocab is missing the special tokens {missing}; put them first, e.g. "
-                         f"vocab = SPECIAL_TOKENS + [t for t in vocab if t not in SPECIAL_TOKENS]")
+        raise ParameterError(f"vocab is missing the special tokens {missing}; put them first, e.g. "
+                             f"vocab = SPECIAL_TOKENS + [t for t in vocab if t not in SPECIAL_TOKENS]")
     real = [t for t in vocab if t != FAKE]  # padding entries may repeat
-    if len(set(real)) != len(real):
-        seen: set[str] = set()
-        dup = next(t for t in real if t in seen or seen.add(t))
-        raise ValueError(f"vocab has duplicate entries (first: {dup!r}); each token must appear once")
+    dup = next((t for i, t in enumerate(real) if t in real[:i]), None) if len(set(real)) != len(real) else None
+    if dup is not None:
+        raise ParameterError(f"vocab has duplicate entries (first: {dup!r}); each token must appear once")
     return vocab
 
 
@@ -50,18 +52,23 @@ class Numericalize(Transform):
     [[2, 9, 10], [2, 9, 0, 10], [2, 9, 0, 10]]
     """
 
+    param_constraints = {
+        "min_freq": Interval(1, None, integer=True),
+        # and more entries than the special tokens (checked below, as they are a parameter too)
+        "max_vocab": Interval(2, None, integer=True),
+        "vocab": Is(lambda v: v is None or isinstance(v, (list, tuple)), "None or a list of tokens"),
+        "special_tokens": Is(lambda v: v is None or isinstance(v, (list, tuple)) and UNK in v,
+                             f"None or a list of tokens that includes {UNK!r} (unknown tokens map to it)")}
+
     def __init__(self, min_freq: int = 3, max_vocab: int = 60000, vocab: Sequence[str] | None = None,
                  special_tokens: Sequence[str] | None = None):
-        if not isinstance(min_freq, (int, np.integer)) or min_freq < 1:
-            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
-        specials = list(SPECIAL_TOKENS if special_tokens is None else special_tokens)
-        if not isinstance(max_vocab, (int, np.integer)) or max_vocab <= len(specials):
-            raise ValueError(f"max_vocab must be an int > {len(specials)} (the special tokens), got {max_vocab!r}")
-        if UNK not in specials:
-            raise ValueError(f"special_tokens must include {UNK!r} (unknown tokens map to it)")
-        self.min_freq, self.max_vocab = int(min_freq), int(max_vocab)
-        self.special_tokens = special_tokens
-        self.vocab = check_vocab(vocab, specials) if vocab is not None else None
+        self.min_freq, self.max_vocab, self.vocab, self.special_tokens = min_freq, max_vocab, vocab, special_tokens
+        self.check_params()
+        if max_vocab <= len(self.specials):
+            raise ParameterError(f"Numericalize: max_vocab={max_vocab} leaves no room past the {len(self.specials)} "
+                                 "special tokens")
+        if vocab is not None:
+            self.vocab = check_vocab(vocab, self.specials)
         self._lookup_cache: tuple[int, dict[str, int]] | None = None
 
     @property
@@ -76,8 +83,8 @@ class Numericalize(Transform):
             self.vocab_ = list(self.vocab)
             return
         if not isinstance(tokens, TokenizedTexts):
-            raise TypeError(f"Numericalize.setup takes a TokenizedTexts (Tokenizer.encode output), "
-                            f"got {type(tokens).__name__}")
+            raise ParameterError(f"Numericalize.setup takes a TokenizedTexts (Tokenizer.encode output), "
+                                 f"got {type(tokens).__name__}")
         counts = tokens.counts(idx)
         specials = self.specials
         cand = [(-int(c), t) for t, c in zip(tokens.vocab, counts) if c >= self.min_freq and t not in specials]
@@ -105,19 +112,19 @@ class Numericalize(Transform):
         if isinstance(tokens, (list, tuple)) and all(isinstance(t, str) for t in tokens):
             tokens = _single(tokens)
         if not isinstance(tokens, TokenizedTexts):
-            raise TypeError(f"Numericalize.encode takes a TokenizedTexts or a list of tokens, "
-                            f"got {type(tokens).__name__}")
+            raise ParameterError(f"Numericalize.encode takes a TokenizedTexts or a list of tokens, "
+                                 f"got {type(tokens).__name__}")
         if tokens.offsets[-1] >= 2**31:
-            raise ValueError("more than 2**31 tokens in one column; split the corpus into several blocks")
+            raise DataError("more than 2**31 tokens in one column; split the corpus into several blocks")
         flat = self.encode_flat(tokens)
         return pa.ListArray.from_arrays(pa.array(tokens.offsets.astype(np.int32)), pa.array(flat, pa.int32()))
 
     def decode(self, ids: Any) -> list[str]:
         """Ids (a list, array or 1-d tensor) -> token strings."""
         self.check_is_fitted("setup(tokens, train_idx)")
-        arr = np.asarray(ids.tolist() if hasattr(ids, "tolist") else ids, dtype=np.int64).reshape(-1)
+        arr = np.asarray(ids.tolist() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
         if len(arr) and (arr.min() < 0 or arr.max() >= len(self.vocab_)):
-            raise ValueError(f"ids must be in [0, {len(self.vocab_)}); got min {arr.min()} max {arr.max()}")
+            raise DataError(f"ids must be in [0, {len(self.vocab_)}); got min {arr.min()} max {arr.max()}")
         return [self.vocab_[i] for i in arr]
 
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import torch
 
-from pipekit.data.cache import (CacheEntryError, ChecksumWriter, TempFile, atomic_write_json, cache_folder,
-                                clean_stale_temps, fingerprint, read_json, verify_pack, warn_rebuild)
+from pipekit.core.errors import ParameterError
+from pipekit.data.cache import (CacheEntryError, ChecksumWriter, TempFile, atomic_write_json, clean_stale_temps,
+                                fingerprint, read_json, verify_pack, warn_rebuild)
 from pipekit.data.store import Store
 from pipekit.text.tokenize import ragged_positions
 
@@ -36,7 +37,7 @@ class TextStore(Store):
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
         if not (pa.types.is_list(ids.type) or pa.types.is_large_list(ids.type)):
-            raise TypeError(f"TextStore needs an Arrow list<int32> array, got {ids.type}")
+            raise ParameterError(f"TextStore needs an Arrow list<int32> array, got {ids.type}")
         self.ids = ids
         offsets = np.asarray(ids.offsets, dtype=np.int64)
         self.offsets = offsets - offsets[0]
@@ -79,11 +80,6 @@ class TextStore(Store):
 
 
 # ---------------------------------------------------------------------------------------------- cache
-def default_cache_dir() -> Path:
-    """$PIPEKIT_CACHE/text or ~/.cache/pipekit/text."""
-    return cast(Path, cache_folder(None, "text"))
-
-
 def cache_key(texts: pl.Series, settings: dict[str, Any], train_idx: np.ndarray | None) -> str:
     """Hash of the texts' bytes (Arrow buffers, no copy), the settings and the training rows."""
     arr = texts.cast(pl.String).to_arrow()

@@ -27,7 +27,8 @@ import pyarrow as pa
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _HFTokenizer
 
-from pipekit.core.errors import NotFittedError
+from pipekit.core.errors import DataError, NotFittedError, ParameterError
+from pipekit.core.validate import Interval, Options, check
 from pipekit.data.transform import Transform
 
 UNK, PAD, BOS, EOS, FLD = "xxunk", "xxpad", "xxbos", "xxeos", "xxfld"
@@ -49,7 +50,6 @@ _PIECE_PATTERN = (r"([^\w\s])\1{2,}|(?i:n't)(?!\w)|'(?i:s|m|re|ve|ll|d)(?!\w)|\w
 _CHUNK_PATTERN = r"\n+|\S+"
 _RE_REP = re.compile(r"(\S)\1{2,}")
 _RE_WORD = re.compile(r"^\w+$")
-_MODES = ("word", "bpe", "unigram")
 _MEMO_MAX = 2_000_000
 _ASCII_TRIPLES = "|".join(ch * 3 for ch in "abcdefghijklmnopqrstuvwxyz")
 _NO_SPACE_BEFORE = set(".,!?;:)]}%") | {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
@@ -106,21 +106,28 @@ def ragged_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(starts, dtype=np.int64) - seg_start, lengths) + np.arange(total, dtype=np.int64)
 
 
+def _factorize(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values (in order of appearance) and each value's index among them, as int64."""
+    uniq = values.unique(maintain_order=True)
+    return uniq, (values.replace_strict(uniq, pl.int_range(len(uniq), eager=True, dtype=pl.Int64), return_dtype=pl.Int64)
+                  .to_numpy() if len(values) else np.zeros(0, np.int64))
+
+
 def as_text_series(texts: Any, name: str = "text") -> pl.Series:
     """Texts as a Polars string Series; nulls and non-strings fail with the row number."""
     if isinstance(texts, str):
-        raise TypeError(f"{name} must be a sequence of strings, got one str; wrap it in a list: [{texts[:30]!r}]")
+        raise ParameterError(f"{name} must be a sequence of strings, got one str; wrap it in a list: [{texts[:30]!r}]")
     s = texts if isinstance(texts, pl.Series) else pl.Series(name, list(texts) if not isinstance(texts, np.ndarray)
                                                             else texts.tolist())
     if len(s) and s.dtype != pl.String:
         if s.dtype == pl.Null:
             s = s.cast(pl.String)
         else:
-            raise TypeError(f"{name} must hold strings, got dtype {s.dtype}; convert the column with "
+            raise DataError(f"{name} must hold strings, got dtype {s.dtype}; convert the column with "
                             f".cast(pl.String) or pick the text column")
     if s.null_count():
         row = int(s.is_null().arg_true()[0])
-        raise ValueError(f"{name}: text at row {row} is missing (null); fill it (e.g. .fill_null('')) or drop "
+        raise DataError(f"{name}: text at row {row} is missing (null); fill it (e.g. .fill_null('')) or drop "
                          f"the row ({s.null_count()} missing in total)")
     return s
 
@@ -134,13 +141,12 @@ def read_text_file(path: str | Path, encoding: str = "utf-8", errors: str = "str
     >>> read_text_file("/tmp/pk_read.txt")
     'café'
     """
-    if errors not in ("strict", "replace", "ignore"):
-        raise ValueError(f"errors={errors!r} is not supported; use 'strict', 'replace' or 'ignore'")
+    check("read_text_file", errors=(errors, Options("strict", "replace", "ignore")))
     data = Path(path).read_bytes()
     try:
         return data.decode(encoding, errors=errors)
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not valid {encoding} at byte {e.start} ({data[e.start:e.start + 4]!r}); "
+        raise DataError(f"{path}: not valid {encoding} at byte {e.start} ({data[e.start:e.start + 4]!r}); "
                          f"fix the file, pass encoding=... if it uses another one, or errors='replace' "
                          f"to substitute U+FFFD for bad bytes") from None
 
@@ -187,18 +193,18 @@ class Tokenizer(Transform):
     "It's GREAT, isn't it?"
     """
 
+    param_constraints = {"mode": Options("word", "bpe", "unigram"),
+                         # room for the special tokens and at least one more
+                         "vocab_sz": Interval(len(SPECIAL_TOKENS) + 1, None, integer=True, none_ok=True),
+                         "rules": Options(True, False), "add_bos": Options(True, False), "add_eos": Options(True, False)}
+
     def __init__(self, mode: str = "word", vocab_sz: int | None = None, rules: bool = True,
                  add_bos: bool = True, add_eos: bool = False):
-        if mode not in _MODES:
-            raise ValueError(f"mode={mode!r} is not supported; use one of {_MODES}")
-        if vocab_sz is not None and (not isinstance(vocab_sz, (int, np.integer)) or vocab_sz < len(SPECIAL_TOKENS) + 1):
-            raise ValueError(f"vocab_sz must be an int > {len(SPECIAL_TOKENS)} (room for the special tokens), "
-                             f"got {vocab_sz!r}")
+        self.mode, self.vocab_sz, self.rules, self.add_bos, self.add_eos = mode, vocab_sz, rules, add_bos, add_eos
+        self.check_params()
         if mode == "word" and vocab_sz is not None:
-            raise ValueError("vocab_sz is only used by subword modes ('bpe', 'unigram'); for mode='word' limit "
-                             "the vocabulary with Numericalize(max_vocab=...)")
-        self.mode, self.vocab_sz, self.rules = mode, vocab_sz, bool(rules)
-        self.add_bos, self.add_eos = bool(add_bos), bool(add_eos)
+            raise ParameterError("vocab_sz is only used by subword modes ('bpe', 'unigram'); for mode='word' limit "
+                                 "the vocabulary with Numericalize(max_vocab=...)")
         self._pre = pre_tokenizers.Split(Regex(_PIECE_PATTERN), behavior="isolated")
         self._memo: dict[str, list[str]] = {}
         self._sub: _HFTokenizer | None = None
@@ -212,11 +218,12 @@ class Tokenizer(Transform):
         counts = words.counts()
         keep = [(w, int(c)) for w, c in zip(words.vocab, counts) if c > 0 and w not in SPECIAL_TOKENS]
         if not keep:
-            raise ValueError("cannot train a subword model: the training texts contain no words")
+            raise DataError("cannot train a subword model: the training texts contain no words")
         vocab_sz = self.vocab_sz or 8000
         tk = _HFTokenizer(models.BPE(unk_token=UNK) if self.mode == "bpe" else models.Unigram())
         tk.pre_tokenizer = pre_tokenizers.Metaspace()
         tk.decoder = decoders.Metaspace()
+        trainer: Any
         if self.mode == "bpe":
             trainer = trainers.BpeTrainer(vocab_size=vocab_sz, special_tokens=SPECIAL_TOKENS, show_progress=False)
         else:
@@ -228,7 +235,7 @@ class Tokenizer(Transform):
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         super().state_from_data(state)
-        subword = getattr(self, "subword_", None)
+        subword = state.get("subword_")
         self._sub = _HFTokenizer.from_str(subword) if subword else None
         self._memo = {}
 
@@ -282,10 +289,7 @@ class Tokenizer(Transform):
             s = s.str.replace_many([a for a, _ in HTML_FIXES], [b for _, b in HTML_FIXES])
         chunks = s.str.extract_all(_CHUNK_PATTERN)
         n_chunks = chunks.list.len().fill_null(0).to_numpy().astype(np.int64)
-        flat = chunks.explode().drop_nulls()
-        uniq = flat.unique(maintain_order=True)
-        codes = flat.replace_strict(uniq, pl.int_range(len(uniq), eager=True, dtype=pl.Int64),
-                                    return_dtype=pl.Int64).to_numpy() if len(flat) else np.zeros(0, np.int64)
+        uniq, codes = _factorize(chunks.explode().drop_nulls())
         chunk_strs = uniq.to_list()
         doc_of = np.repeat(np.arange(len(s), dtype=np.int64), n_chunks)
         if self.rules:
@@ -293,11 +297,7 @@ class Tokenizer(Transform):
         # distinct chunk -> token list, then expand over the corpus with one gather
         per_chunk = self._tokens_of_chunks(chunk_strs)
         lens = per_chunk.list.len().to_numpy().astype(np.int64)
-        flat_tokens = per_chunk.explode()
-        tok_vocab = flat_tokens.unique(maintain_order=True)
-        flat_tok_arr = flat_tokens.replace_strict(tok_vocab, pl.int_range(len(tok_vocab), eager=True, dtype=pl.Int64),
-                                                  return_dtype=pl.Int64).to_numpy() if len(flat_tokens) else \
-            np.zeros(0, np.int64)
+        tok_vocab, flat_tok_arr = _factorize(per_chunk.explode())
         tok_index = {t: i for i, t in enumerate(tok_vocab.to_list())}
         starts = np.cumsum(lens) - lens
         ids = flat_tok_arr[ragged_positions(starts[codes], lens[codes])]
@@ -350,7 +350,7 @@ class Tokenizer(Transform):
             return words
         if self._sub is None:
             raise NotFittedError(f"Tokenizer(mode={self.mode!r}) is not fitted; call setup(train_texts) first "
-                               "(TextBlock does this on the training split)")
+                                 "(TextBlock does this on the training split)")
         # subword pieces per distinct word, computed in parallel by the tokenizers library
         plain = [w for w in words.vocab if w not in SPECIAL_TOKENS]
         encs = self._sub.encode_batch(plain, add_special_tokens=False) if plain else []
@@ -371,7 +371,7 @@ class Tokenizer(Transform):
     def tokenize(self, text: str) -> list[str]:
         """Tokens of one text."""
         if not isinstance(text, str):
-            raise TypeError(f"tokenize takes one str, got {type(text).__name__}; use encode() for many texts")
+            raise ParameterError(f"tokenize takes one str, got {type(text).__name__}; use encode() for many texts")
         return self.encode([text])[0]
 
     # -- decoding --------------------------------------------------------------------------------------
@@ -379,10 +379,6 @@ class Tokenizer(Transform):
         """Readable text from tokens: case markers applied, repetitions expanded, spacing restored."""
         words = _merge_subwords(tokens) if self.mode != "word" else list(tokens)
         return decode_words(words)
-
-    def __repr__(self) -> str:
-        return (f"Tokenizer(mode={self.mode!r}, vocab_sz={self.vocab_sz}, rules={self.rules}, "
-                f"add_bos={self.add_bos}, add_eos={self.add_eos})")
 
 
 def _merge_subwords(pieces: Iterable[str]) -> list[str]:

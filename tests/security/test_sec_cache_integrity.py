@@ -375,7 +375,7 @@ def test_sec_stale_token_temps_are_removed_but_a_live_writers_are_kept(imdb, tmp
     dead_pid = int(gone.stdout)
     killed = folder / temp_name("ids", pid=dead_pid)  # a build killed while writing its ids
     killed.write_bytes(partial)
-    elsewhere = cache / "0123abcd" / temp_name("meta.json", pid=dead_pid)  # in another entry's folder
+    elsewhere = cache / "text" / "0123abcd" / temp_name("meta.json", pid=dead_pid)  # in another entry's folder
     elsewhere.parent.mkdir()
     elsewhere.write_bytes(b'{"sha256":')
     abandoned = folder / temp_name("ids")  # a live pid (ours), but untouched for 7 hours

@@ -5,6 +5,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.datasets import path
 from pipekit.tabular.dates import add_datepart
 
@@ -56,7 +57,7 @@ def test_zone_aware_datetime_columns_use_their_own_zone():
 
 
 def test_ambiguous_day_month_order_asks_for_a_format(dates):
-    with pytest.raises(ValueError, match=r"ambiguous.*'01/02/2015' is 01 February 2015 or 02 January 2015.*"
+    with pytest.raises(DataError, match=r"ambiguous.*'01/02/2015' is 01 February 2015 or 02 January 2015.*"
                                          r"format='%d/%m/%Y'.*format='%m/%d/%Y'"):
         add_datepart(pl.DataFrame({"Date": ["01/02/2015", "03/04/2015"]}), "Date")
     out = add_datepart(pl.DataFrame({"Date": ["01/02/2015", "03/04/2015"]}), "Date", format="%m/%d/%Y")
@@ -68,25 +69,25 @@ def test_ambiguous_day_month_order_asks_for_a_format(dates):
         assert add_datepart(d.dt.strftime(fmt).to_frame(), "Date").equals(iso), fmt
     # its first twelve days of each month alone read both ways
     first_days = d.filter(d.dt.day() <= 12).dt.strftime("%d/%m/%Y").to_frame()
-    with pytest.raises(ValueError, match="ambiguous"):
+    with pytest.raises(DataError, match="ambiguous"):
         add_datepart(first_days, "Date")
     assert add_datepart(first_days, "Date", format="%d/%m/%Y").equals(iso.filter(pl.col("Day") <= 12))
 
 
 def test_unparseable_values_are_counted_with_row_numbers(dates):
     bad = dates.head(1000).scatter([3, 500, 998], ["not a date", "2015-13-45", "31/12/2015"]).to_frame()
-    with pytest.raises(ValueError, match=r"3 value\(s\) of column 'Date' are not dates in format '%Y-%m-%d': "
+    with pytest.raises(DataError, match=r"3 value\(s\) of column 'Date' are not dates in format '%Y-%m-%d': "
                                          r"'not a date' at row 3, '2015-13-45' at row 500, '31/12/2015' at row 998"):
         add_datepart(bad.lazy(), "Date")
     with pytest.warns(UserWarning, match="3 value.*at row 3.*their date parts are null"):
         out = add_datepart(bad, "Date", errors="null")
     assert out["Year"].null_count() == 3 and out["Year"][3] is None and out["Year"][4] == 2015
-    with pytest.raises(ValueError, match="errors must be 'raise' or 'null'"):
+    with pytest.raises(ParameterError, match="errors='ignore' is not accepted; expected one of 'raise', 'null'"):
         add_datepart(bad, "Date", errors="ignore")
 
 
 def test_mixed_offsets_are_refused_and_drop_matches_fastai():
-    with pytest.raises(ValueError, match="mixes times with a UTC offset"):
+    with pytest.raises(DataError, match="mixes times with a UTC offset"):
         add_datepart(pl.DataFrame({"t": ["2015-01-01T10:00+01:00", "2015-01-01T10:00"]}), "t")
     df = pl.DataFrame({"saledate": ["2015-01-01"]})
     assert "saledate" not in add_datepart(df, "saledate").columns  # fastai's add_datepart(drop=True) default

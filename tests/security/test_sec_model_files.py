@@ -143,7 +143,7 @@ def sklearn_record(module: str, name: str, params: dict, model: dict | None = No
 def ensemble_record(member: dict) -> dict:
     return {"class": "pipekit.ensemble.WeightedEnsemble",
             "params": {"members": [member], "metric": None, "n_iter": 10, "check_columns": True},
-            "state": {"weights_": {"__array__": "weights"}, "selection_": [0], "procs_state_": None}}
+            "state": {"weights_": {"__array__": "weights"}, "selection_": [0], "processor_": None}}
 
 
 def callables(module) -> list[tuple[str, object]]:
@@ -275,7 +275,7 @@ def test_sec_stacking_meta_model_and_nested_members_are_guarded(tmp_path):
                 "params": {"members": [unfitted], "meta": unfitted, "n_folds": 2, "passthrough": False, "metric": None,
                            "seed": 0},
                 "state": {"members_": [good], "meta_model_": good, "passthrough_columns_": ["a"],
-                          "procs_state_": None}}
+                          "processor_": None}}
     assert isinstance(from_record(stacking, ARRAYS), StackingEnsemble)  # the control: it loads as written
     # the guard holds wherever the record sits: a member or the meta-model, as parameter or fitted state
     for where in (("params", "members", 0), ("params", "meta"), ("state", "members_", 0), ("state", "meta_model_")):
@@ -290,14 +290,16 @@ def test_sec_stacking_meta_model_and_nested_members_are_guarded(tmp_path):
     nested = ensemble_record(ensemble_record(evil))
     with pytest.raises(ExportError, match=r"SklearnModel.*estimator class os.system is not loadable"):
         load_model(write_model_file(tmp_path / "nested.pipekit", nested, ARRAYS))
-    # a tabular net's procs are looked up in pipekit's proc registry only
+    # a tabular net's procs are looked up in pipekit's registry only
     net = {"class": "pipekit.ensemble.TorchTabular", "params": {"task": "classification"},
            "state": {"feature_names_": ["a"], "cat_features_": [], "classes_": {"__array__": "classes"},
                      "emb_szs_": [], "model_": {"weights": {}, "processor": {
-                         "procs": [{"name": "system", "config": {"command": f"touch {marker}"}, "state": {}}],
-                         "cat_names": [], "cont_names": ["a"], "y_names": ["y"], "cat_names_": [],
-                         "cont_names_": ["a"], "y_kind_": "category", "y_vocab_": [0, 1], "c_": 2}}}}
-    with pytest.raises(ExportError, match="TorchTabular.*unknown tabular proc 'system'"):
+                         "class": "pipekit.tabular.TabularProcessor",
+                         "params": {"procs": [{"class": "os.system", "params": {"command": f"touch {marker}"},
+                                               "state": {}}], "cat_names": ["a"], "cont_names": [], "y_names": ["y"]},
+                         "state": {"cat_names_": ["a"], "cont_names_": [], "y_kind_": "category",
+                                   "y_vocab_": ["0", "1"], "c_": 2}}}}}
+    with pytest.raises(ExportError, match="net.pipekit: record.json: .*'os.system' is not registered"):
         load_model(write_model_file(tmp_path / "net.pipekit", net, ARRAYS))
     assert not marker.exists()
 
