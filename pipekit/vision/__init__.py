@@ -8,6 +8,9 @@ from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock
 from pipekit.vision.blocks import ImageBlock, MaskBlock, PointBlock, dataloaders_from_arrays, image_paths_with
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, verify_images
+from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_body,
+                                         efficientnet_lite_stats)
+from pipekit.vision.imagenet import imagenet_labels, imagenet_predict
 from pipekit.vision.learner import PixelAccuracy, load_body_weights, pixel_accuracy, unet_learner, vision_learner
 from pipekit.vision.models import (UNet, XResNet, create_head, simple_cnn, unet, vision_model, xresnet18, xresnet34,
                                    xresnet50)
@@ -26,4 +29,6 @@ __all__ = [
     "PixelAccuracy", "UNet", "XResNet", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
     "Brightness", "Contrast", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
+    "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
+    "imagenet_labels", "imagenet_predict",
 ]

