@@ -21,7 +21,7 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.data.cache import CacheRebuildWarning
 from pipekit.learn import arch_spec, body_head_splitter, build_arch
 from pipekit.learn.nets import ConcatPool2d
-from pipekit.learn.registry import arch_config_from_json, arch_config_to_json
+from pipekit.learn.registry import config_from_data, config_to_data
 from pipekit.vision.decode import decode_image
 from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, LiteImageNetHead, efficientnet_lite,
                                          efficientnet_lite_body, efficientnet_lite_stats, efficientnet_lite_weights,
@@ -229,10 +229,10 @@ def test_register_arch_round_trip(tmp_path, monkeypatch):
     model = efficientnet_lite("lite0", n_out=2, pretrained=True, cache_dir=tmp_path).eval()
     name, config = arch_spec(model)
     assert name == "efficientnet_lite" and "pretrained" not in config and config["variant"] == "lite0"
-    stored = json.loads(json.dumps(arch_config_to_json(config)))
+    stored = json.loads(json.dumps(config_to_data(config)))
     # rebuilding needs no weights package: the weights come from the export
     monkeypatch.setattr(pretrained_mod, "locate_weights", lambda spec: pytest.fail("rebuild loaded weights"))
-    rebuilt = build_arch(name, arch_config_from_json(stored))
+    rebuilt = build_arch(name, config_from_data(stored))
     assert type(rebuilt) is EfficientNetLite and rebuilt.head[-1].out_features == 2
     rebuilt.load_state_dict(model.state_dict())
     rebuilt.eval()
