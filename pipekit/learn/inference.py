@@ -16,7 +16,8 @@ from pipekit.data.loader import DataLoader
 from pipekit.data.dataloaders import show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
 from pipekit.learn.callbacks.training import item_order
-from pipekit.learn.callbacks.core import Cbs, listify_cbs
+from pipekit.data.transform import as_list
+from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.losses import BaseLoss, Reducible
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     check_finite_weights(learn.model, "get_preds")
     epoch = dl.epoch if isinstance(dl, DataLoader) else 0
     gather = GatherPreds(with_input, with_loss)
-    extra = [gather, FiniteInputsCheck(dl, epoch), *listify_cbs(cbs)]
+    extra = [gather, FiniteInputsCheck(dl, epoch), *as_list(cbs)]
     loss_func = learn.loss_func
     # a loss whose reduction can be switched gives per-item losses
     reducible = loss_func if with_loss and isinstance(loss_func, Reducible) else None

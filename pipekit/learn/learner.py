@@ -33,7 +33,8 @@ from pipekit.learn.callbacks import (
     TerminateOnNaNCallback, TrainEvalCallback,
 )
 from pipekit.learn import distributed, export, inference, schedule, summary
-from pipekit.learn.callbacks.core import Cbs, listify_cbs
+from pipekit.data.transform import as_list
+from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.losses import loss_from_kind
 from pipekit.learn.optim import Adam, OptimWrapper
 from pipekit.metrics import Metric, as_metric
@@ -117,8 +118,7 @@ class Learner:
         if isinstance(loss_func, nn.Module):
             loss_func.to(self.device)
         # fresh metric objects (learners never share accumulators), checked now rather than after an epoch
-        self.metrics = [as_metric(m) for m in ([] if metrics is None else metrics
-                                               if isinstance(metrics, (list, tuple)) else [metrics])]
+        self.metrics = [as_metric(m) for m in as_list(metrics)]
         self.opt: OptimWrapper | None = None
         self.cbs: list[Callback] = []
         self._events: dict[str, list[tuple[Callable[[], None], bool, bool]]] = {}
@@ -139,7 +139,7 @@ class Learner:
         self.resume_cb_states: dict[str, dict[str, Any]] = {}
         self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()]
                      + ([TerminateOnNaNCallback()] if terminate_on_nan else []))
-        self.add_cbs(listify_cbs(cbs))
+        self.add_cbs(as_list(cbs))
 
     # ------------------------------------------------------------------ callbacks
     def _rebuild_events(self) -> None:
@@ -161,8 +161,9 @@ class Learner:
         self._rebuild_events()
         return self
 
-    def add_cbs(self, cbs: Sequence[Callback | type[Callback]]) -> Learner:
-        for cb in cbs:
+    def add_cbs(self, cbs: Cbs) -> Learner:
+        """Add one callback or several (instances or classes)."""
+        for cb in as_list(cbs):
             self.add_cb(cb)
         return self
 
@@ -175,15 +176,16 @@ class Learner:
         self._rebuild_events()
         return self
 
-    def remove_cbs(self, cbs: Sequence[Callback | type[Callback]]) -> Learner:
-        for cb in cbs:
+    def remove_cbs(self, cbs: Cbs) -> Learner:
+        """Remove one callback or several (instances, or classes to remove every callback of)."""
+        for cb in as_list(cbs):
             self.remove_cb(cb)
         return self
 
     @contextlib.contextmanager
     def added_cbs(self, cbs: Cbs) -> Iterator[Learner]:
         """Callbacks present only inside the ``with`` block."""
-        added = listify_cbs(cbs)
+        added = [c() if isinstance(c, type) else c for c in as_list(cbs)]
         self.add_cbs(added)
         try:
             yield self

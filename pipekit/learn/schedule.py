@@ -24,7 +24,8 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import LRFinder, ParamScheduler, ProgressCallback, TerminateOnNaNCallback
-from pipekit.learn.callbacks.core import Cbs, listify_cbs
+from pipekit.data.transform import as_list
+from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.optim import lr_range
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: f
         "lr": combine_scheds([pct_start, 1 - pct_start], [sched_cos(lr / div, lr), sched_cos(lr, lr / div_final)]),
         "mom": combine_scheds([pct_start, 1 - pct_start], [sched_cos(m[0], m[1]), sched_cos(m[1], m[2])]),
     }
-    learn.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds), *listify_cbs(cbs)], start_epoch=start_epoch)
+    learn.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds), *as_list(cbs)], start_epoch=start_epoch)
 
 
 def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: float = 1e5, pct_start: float = 0.75,
@@ -111,7 +112,7 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: 
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lrs = lr_range(learn.lr if lr is None else lr, opt.n_groups)
     sched = combine_scheds([pct_start, 1 - pct_start], [sched_no(lrs), sched_cos(lrs, lrs / div_final)])
-    learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[ParamScheduler({"lr": sched}), *listify_cbs(cbs)], start_epoch=start_epoch)
+    learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[ParamScheduler({"lr": sched}), *as_list(cbs)], start_epoch=start_epoch)
 
 
 def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,

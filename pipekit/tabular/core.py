@@ -26,7 +26,7 @@ from pipekit.core.validate import Is, check
 from pipekit.data.items import TABLE_SUFFIXES, to_items
 from pipekit.data.splitters import Splitter
 from pipekit.tabular.processor import TabularProcessor, load_processor
-from pipekit.tabular.procs import DEFAULT_PROCS, TabularProc
+from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc
 
 Splits = Splitter | Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]] | Sequence[Any] | None
 
@@ -238,7 +238,7 @@ class Tabular(_FittedNames):
         (['a', 'b_na'], [1, 2, 1])
     """
 
-    def __init__(self, source: Any, procs: Sequence[type[TabularProc] | TabularProc] | None = DEFAULT_PROCS,
+    def __init__(self, source: Any, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
                  y_names: str | Sequence[str] | None = None, y_block: Any = None, splits: Splits = None) -> None:
         check("Tabular", splits=(splits, Is(lambda s: s is None or callable(s) or isinstance(s, (tuple, list))

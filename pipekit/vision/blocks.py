@@ -26,7 +26,7 @@ from pipekit.core.errors import DataError
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
-from pipekit.data.transform import Transform
+from pipekit.data.transform import Transform, as_list
 from pipekit.vision.augment import AugmentSettings
 from pipekit.vision.cache import ImageStore, build_image_store
 from pipekit.vision.geometry import size2, size_param
@@ -302,7 +302,7 @@ def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
 
 
 def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
-                            vocab: Sequence[Any], bs: int = 64, batch_tfms: Sequence[Any] = (),
+                            vocab: Sequence[Any], bs: int = 64, batch_tfms: Sequence[Any] | Any = (),
                             seed: int | None = None, device: Any = None, num_workers: int | None = None) -> Any:
     """DataLoaders over images already in memory as uint8 arrays (N, H, W) or (N, H, W, C) and integer labels.
 
@@ -333,4 +333,4 @@ def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: n
     y_block.tfms_[0].setup(pl.Series(list(vocab)))
     return DataLoaders.from_stores(stores[0], stores[1], blocks=[img_block, y_block], n_inp=1,
                                    bs=bs, seed=seed, device=device,
-                                   batch_tfms=[*img_block.block_batch_tfms(), *batch_tfms], num_workers=num_workers)
+                                   batch_tfms=[*img_block.block_batch_tfms(), *as_list(batch_tfms)], num_workers=num_workers)
