@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -29,7 +30,7 @@ from pipekit.core.registry import register
 from pipekit.core.validate import Interval, Is, check, check_positive_int
 from pipekit.learn.callbacks import (
     EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
-    CancelStepException, CancelTrainException, CancelValidException, ProgressCallback, Recorder,
+    CancelStepException, CancelTrainException, CancelValidException, MixedPrecision, ProgressCallback, Recorder,
     TerminateOnNaNCallback, TrainEvalCallback,
 )
 from pipekit.learn import distributed, export, inference, schedule, summary
@@ -351,6 +352,28 @@ class Learner:
             return dl
         check("Learner", ds_idx=(ds_idx, Is(lambda i: i in (0, 1), "0 (train) or 1 (valid)")))
         return self.dls.train.new(shuffle=False, drop_last=False) if ds_idx == 0 else self.dls.valid
+
+    # ------------------------------------------------------------------ precision
+    def to_fp16(self) -> Learner:
+        """Train in fp16 mixed precision (autocast and a gradient scaler: ``MixedPrecision(dtype='fp16')``).
+
+        fp16 autocast needs CUDA: on any other device this changes nothing and warns (on a CPU,
+        ``to_bf16()`` gives bf16 autocast). Returns the learner, so ``learn = learner(...).to_fp16()`` reads
+        as in the book.
+        """
+        if self.device.type != "cuda":
+            warnings.warn(f"to_fp16: fp16 mixed precision needs a CUDA device and this learner is on {self.device}; "
+                          "training stays in fp32 (use to_bf16() for bf16 autocast on a CPU)", stacklevel=2)
+            return self
+        return self.add_cb(MixedPrecision(dtype="fp16"))
+
+    def to_bf16(self) -> Learner:
+        """Train in bf16 mixed precision (autocast, no scaler needed), on CUDA or on a CPU."""
+        return self.add_cb(MixedPrecision(dtype="bf16", cpu=True))
+
+    def to_fp32(self) -> Learner:
+        """Back to full precision: removes ``MixedPrecision``."""
+        return self.remove_cb(MixedPrecision)
 
     # ------------------------------------------------------------------ each in its own module
     fit_one_cycle = schedule.fit_one_cycle
