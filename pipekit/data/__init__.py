@@ -1,5 +1,6 @@
 """pipekit.data: items, splitters, transforms, blocks, DataBlock, DataLoader(s), stores, data sets."""
 from pipekit.core.errors import PipelineStepError
+from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, MultiCategoryBlock, RegressionBlock,
                                  ToFloat, TransformBlock)
 from pipekit.data.datablock import DataBlock
@@ -15,7 +16,7 @@ from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, Transform
 
 __all__ = [
-    "ArrayDataset", "BatchContext", "BatchPipeline", "BatchTransform", "Categorize",
+    "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataLoader", "DataLoaders", "Datasets",
     "FuncSplitter", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",

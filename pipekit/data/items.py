@@ -38,8 +38,9 @@ def to_items(source: Any) -> pl.DataFrame:
     """Turn a source into the items DataFrame.
 
     Accepts a Polars DataFrame/LazyFrame, pandas DataFrame, Arrow table, Hugging Face ``datasets.Dataset``,
-    a CSV/TSV/Parquet/Arrow file path, or a sequence (paths become a ``path`` column, anything else an
-    ``item`` column).
+    a CSV/TSV/Parquet/Arrow file path, a dict (a row, or columns), or a sequence: paths become a ``path``
+    column, dicts rows, anything else an ``item`` column (objects such as arrays, tensors or PIL images
+    are kept as they are, in a column of Python objects).
 
     >>> to_items([Path("a.png"), Path("b.png")]).columns
     ['path']
@@ -58,6 +59,8 @@ def to_items(source: Any) -> pl.DataFrame:
         if isinstance(source, pd.Series):
             source = source.to_frame()
         df = pl.from_pandas(source)
+    elif isinstance(source, dict):
+        df = pl.DataFrame(source)  # scalars make one row, lists make columns
     elif type(source).__module__.startswith("datasets"):
         df = _from_hf(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -75,6 +78,9 @@ def to_items(source: Any) -> pl.DataFrame:
             df = pl.DataFrame({"path": [str(v) for v in values]})
         elif values and all(isinstance(v, dict) for v in values):
             df = pl.DataFrame(values)
+        elif any(_held_object(v) for v in values):
+            # arrays, tensors, PIL images...: kept as the objects they are, for the block that reads them
+            df = pl.DataFrame({"item": pl.Series("item", values, dtype=pl.Object)})
         else:
             try:
                 df = pl.DataFrame({"item": values}, strict=True) if values else pl.DataFrame({"item": []})
@@ -85,6 +91,13 @@ def to_items(source: Any) -> pl.DataFrame:
         raise TypeError(f"unsupported source {type(source).__name__}; give a Polars/pandas DataFrame, an Arrow "
                         "table, a datasets.Dataset, a CSV/Parquet path or a list of items")
     return df
+
+
+def _held_object(v: Any) -> bool:
+    """A value Polars would take apart or refuse (an array, a tensor, an image object) rather than store."""
+    if isinstance(v, np.ndarray):
+        return True
+    return type(v).__module__.split(".")[0] in ("torch", "PIL")
 
 
 def _from_hf(ds: Any) -> pl.DataFrame:

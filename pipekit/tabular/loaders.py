@@ -20,14 +20,14 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError
 from pipekit.core.validate import Is
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
-from pipekit.tabular.core import TabularSplit, read_frame
+from pipekit.tabular.core import TabularSplit, read_frame, rows_to_frame
 from pipekit.tabular.processor import TabularProcessor
 
 
@@ -60,21 +60,6 @@ class TabularContBlock(TransformBlock):
 def _stores(frame: pl.DataFrame, processor: TabularProcessor, with_y: bool) -> list[TensorStore]:
     cats, conts, y = TabularSplit(frame, processor, None, "all").arrays()
     return [TensorStore(cats), TensorStore(conts)] + ([TensorStore(y)] if with_y and y is not None else [])
-
-
-def _rows_to_frame(items: Any) -> Any:
-    """``learn.predict(row)`` hands over ``[row]``: a dict row, a one-row frame or a pandas Series (lists of
-    dict rows, frames and paths are read as tables are)."""
-    if isinstance(items, (list, tuple)) and len(items) == 1 and not isinstance(items[0], dict):
-        items = items[0]
-    if isinstance(items, dict):
-        return pl.DataFrame([items])
-    if type(items).__name__ == "Series" and type(items).__module__.startswith("pandas"):
-        return pl.DataFrame([items.to_dict()])
-    if isinstance(items, (list, tuple)) and not all(isinstance(r, dict) for r in items):
-        raise ParameterError("tabular new data: give a DataFrame, a path, a dict row or a list of dict rows, "
-                             f"got a list of {type(items[0]).__name__ if items else 'nothing'}.")
-    return items
 
 
 class TabularRecipe(Component):
@@ -120,7 +105,7 @@ class TabularRecipe(Component):
     def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
         """Encode new rows (a DataFrame, a path, dict rows) with the fitted procs."""
         p = self.processor
-        frame = p.transform(read_frame(_rows_to_frame(source), p.cat_names))
+        frame = p.transform(read_frame(rows_to_frame(source), p.cat_names))
         if with_labels and not (p.y_names and all(c in frame.columns for c in p.y_names)):
             raise DataError(f"test_dl(with_labels=True): the new data lacks the target column(s) {p.y_names}.")
         stores = _stores(frame, p, with_y=with_labels)

@@ -28,7 +28,8 @@ from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform, as_list
 from pipekit.vision.augment import AugmentSettings
-from pipekit.vision.cache import ImageStore, build_image_store
+from pipekit.vision.cache import ImageStore, build_image_store, images_from_values
+from pipekit.vision.decode import IMAGE_VALUES, is_image_value
 from pipekit.vision.geometry import size2, size_param
 from pipekit.vision.presize import RandomResizedCrop, find_item_transform
 from pipekit.vision.transforms import BatchAugment, IntToFloat
@@ -40,9 +41,27 @@ def _paths(raw: pl.Series, who: str) -> list[str]:
     if raw.dtype == pl.Utf8:
         return raw.to_list()
     if raw.dtype == pl.Object or raw.dtype == pl.Null:
-        return [os.fspath(p) for p in raw.to_list()]
-    raise DataError(f"{who} needs file paths (str or pathlib.Path), got a column of {raw.dtype}; "
-                    "use a getter that returns the image file of each item")
+        values = raw.to_list()
+        bad = next((v for v in values if not isinstance(v, (str, os.PathLike))), None)
+        if bad is None:
+            return [os.fspath(p) for p in values]
+        raise DataError(f"{who} takes {IMAGE_VALUES}; got a {type(bad).__name__}")
+    raise DataError(f"{who} takes {IMAGE_VALUES}; got a column of {raw.dtype}; use a getter that returns the "
+                    "image (or its file) of each item")
+
+
+def _describe(raw: pl.Series, i: int) -> str:
+    """Item ``i`` of a column of images, for an error message: its path, or its position and type."""
+    v = raw[i]
+    return os.fspath(v) if isinstance(v, (str, os.PathLike)) else f"item {i} ({type(v).__name__})"
+
+
+def _in_memory(raw: pl.Series) -> list[Any] | None:
+    """The values of a column of images held in memory (bytes, PIL images, arrays, tensors), else None."""
+    if raw.dtype not in (pl.Object, pl.Binary):
+        return None
+    values = raw.to_list()
+    return values if any(is_image_value(v) for v in values) else None
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -70,6 +89,9 @@ class _PixelBlock(TransformBlock):
 
     def _store(self, raw: pl.Series, what: str, small_in_memory: bool = False) -> ImageStore:
         tfm = find_item_transform(self.tfms_)
+        values = _in_memory(raw)
+        if values is not None:  # images already in memory are decoded there, never cached
+            return images_from_values(values, tfm, mode=self.mode, description=what)
         # a handful of new files (predict, a small test set) is decoded in memory rather than cached
         in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
         return build_image_store(_paths(raw, type(self).__name__), tfm, mode=self.mode,
@@ -168,7 +190,7 @@ class MaskBlock(_PixelBlock):
         bad = np.flatnonzero(maxes >= len(self.codes))
         if bad.size:
             i = int(bad[0])
-            raise DataError(f"{_paths(raw, 'MaskBlock')[i]}: mask value {int(maxes[i])} but only "
+            raise DataError(f"{_describe(raw, i)}: mask value {int(maxes[i])} but only "
                              f"{len(self.codes)} codes were given ({bad.size} mask(s) affected); "
                              "give all class names in codes")
 
@@ -224,6 +246,25 @@ class CoordBlock(TransformBlock):
             m = tfm.point_matrix(h, w)
             pts, (h, w) = pts @ m[:2, :2].T + m[:2, 2], tfm.output_size()
         return (pts / np.array([w, h]) * 2 - 1).reshape(arr.shape)
+
+    def to_pixels(self, arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+        """The inverse of :meth:`to_unit`: -1..1 (x, y) pairs back to pixels of a source image of size ``hw``."""
+        pts = np.asarray(arr, dtype=np.float64).reshape(-1, 2)
+        tfm = find_item_transform(self.tfms_)
+        out_h, out_w = tfm.output_size() if tfm is not None else hw
+        pts = (pts + 1) / 2 * np.array([out_w, out_h])
+        if tfm is not None:
+            inv = np.linalg.inv(tfm.point_matrix(*hw))
+            pts = pts @ inv[:2, :2].T + inv[:2, 2]
+        return pts.reshape(np.shape(arr))
+
+    def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None) -> Any:
+        """A predicted value in pixels of the image it was predicted on (``source_size`` (h, w)); in -1..1
+        when that size is not known."""
+        unit = self.decode(value)
+        if source_size is None:
+            return unit
+        return self.to_pixels(np.asarray(unit), (int(source_size[0]), int(source_size[1])))
 
     def _encode(self, raw: pl.Series) -> TensorStore:
         raise NotImplementedError

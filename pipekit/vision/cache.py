@@ -31,7 +31,7 @@ from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.progress import progress_bar
 from pipekit.data.store import Store
 from pipekit.vision.buffers import pooled_empty
-from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image
+from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, image_from_value
 from pipekit.vision.presize import ItemTransform
 
 CACHE_VERSION = "pk-img-3"
@@ -179,6 +179,10 @@ class ImageStore(Store):
     def subset(self, idx: np.ndarray) -> ImageStore:
         idx = np.asarray(idx, dtype=np.int64)
         return ImageStore(self.pixels[idx], self.orig_sizes[idx], self.squeeze)
+
+    def source_size(self, i: int) -> tuple[int, int]:
+        h, w = self.orig_sizes[int(i)]
+        return int(h), int(w)
 
     def __repr__(self) -> str:
         where = f", cache={self.path_}" if self.path_ else ""
@@ -347,14 +351,27 @@ def _build_in_memory(paths: list[str], tfm: ItemTransform | None, mode: str, cha
     return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0)
 
 
-def images_from_bytes(blobs: Sequence[bytes], tfm: ItemTransform | None = None, mode: str = "RGB") -> ImageStore:
-    """An in-memory store from encoded image bytes (e.g. a Parquet/HF column of PNG/JPEG blobs)."""
-    imgs, sizes = [], []
-    for i, b in enumerate(blobs):
-        img = decode_bytes(b, mode=mode, name=f"item {i}")
-        sizes.append(img.shape[:2])
-        imgs.append(tfm.apply(img, nearest=(mode == "mask")) if tfm is not None else img)
-    shapes = {im.shape for im in imgs}
+def images_from_values(values: Sequence[object], tfm: ItemTransform | None = None, mode: str = "RGB",
+                       description: str = "decoding images") -> ImageStore:
+    """An in-memory store from images given as values: encoded bytes (e.g. a Parquet/HF column of PNG/JPEG
+    blobs), PIL images, arrays or tensors (see :func:`~pipekit.vision.decode.image_from_value`), or file paths.
+    Nothing is read from or written to the cache: values have no file whose content could key it.
+    """
+    def one(i: int) -> tuple[np.ndarray, tuple[int, int]]:
+        v = values[i]
+        if isinstance(v, (str, os.PathLike)):
+            img = decode_image(v, mode=mode)
+        else:
+            img = image_from_value(v, mode=mode, name=f"item {i} ({type(v).__name__})")
+        hw = (img.shape[0], img.shape[1])
+        return (tfm.apply(img, nearest=(mode == "mask")) if tfm is not None else img), hw
+
+    if not values:
+        raise ValueError("no images to load: the item list is empty")
+    decoded = [one(i) for i in progress_bar(range(len(values)), total=len(values), description=description)]
+    shapes = {im.shape for im, _ in decoded}
     if len(shapes) != 1:
-        raise ValueError(f"images have different shapes {sorted(shapes)[:4]}; give an item transform such as Resize")
-    return ImageStore(np.stack(imgs), np.asarray(sizes), squeeze=(mode == "mask"), n_decoded=len(imgs))
+        raise ImageDecodeError(f"images have different sizes {sorted(shapes)[:4]}; images of different sizes need an "
+                               "item transform such as Resize(224)")
+    return ImageStore(np.stack([im for im, _ in decoded]), np.asarray([hw for _, hw in decoded]),
+                      squeeze=(mode == "mask"), n_decoded=len(decoded))
