@@ -10,6 +10,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Options, check
+
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc",
                   ".feather": "ipc", ".ipc": "ipc"}
 
@@ -106,3 +109,31 @@ def _from_hf(ds: Any) -> pl.DataFrame:
     # a Dataset with an indices mapping (after select/shuffle) must be flattened before its table is read
     ds = ds.flatten_indices() if getattr(ds, "_indices", None) is not None else ds
     return pl.from_arrow(ds.data.table)  # type: ignore[return-value]
+
+
+def table_column(df: pl.DataFrame, col: int | str, param: str) -> str:
+    """A column named or given by position (the book's ``fn_col=0``, ``label_col=1``)."""
+    if isinstance(col, bool) or not isinstance(col, (int, str)):
+        raise ParameterError(f"{param}={col!r}: give a column name or its position")
+    if isinstance(col, int):
+        if not -df.width <= col < df.width:
+            raise ParameterError(f"{param}={col} but the table has {df.width} columns {df.columns}")
+        return df.columns[col]
+    if col not in df.columns:
+        raise ParameterError(f"{param}={col!r} is not a column; the columns are {df.columns}")
+    return col
+
+
+def read_csv_table(path: str | os.PathLike, csv_fname: str | os.PathLike | None, header: str | None = "infer",
+                   delimiter: str | None = None, skipinitialspace: bool = False) -> pl.DataFrame:
+    """The book's ``from_csv`` reading: ``path / csv_fname`` (or ``path`` itself when ``csv_fname`` is None),
+    ``header="infer"`` (the first line names the columns) or None (no header: columns are used by position),
+    ``delimiter`` (default ","), ``skipinitialspace`` (drop the spaces after each delimiter in text)."""
+    check("from_csv", header=(header, Options("infer", None)))
+    file = Path(path) / csv_fname if csv_fname is not None else Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"{file} does not exist")
+    df = pl.read_csv(file, has_header=header == "infer", separator=delimiter or ",", infer_schema_length=10_000)
+    if skipinitialspace:
+        df = df.with_columns(pl.col(pl.String).str.strip_chars_start(" "))
+    return df
