@@ -16,13 +16,13 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.core.component import Component
+from pipekit.core.component import Component, construct
 from pipekit.core.errors import DataError, ParameterError, PipelineStepError, UnknownNameError
 from pipekit.core.registry import name_of
 from pipekit.core.validate import check_positive_int
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr
-from pipekit.data.getters import ColReader, Getter, apply_getter, item_at
+from pipekit.data.getters import ColReader, Getter, NotStored, apply_getter, item_at
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter
@@ -75,6 +75,20 @@ class DataBlock(Component):
         for t in as_list(batch_tfms):
             if not isinstance(t, BatchTransform):
                 raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got {t!r}")
+
+    def new(self, **params: Any) -> DataBlock:
+        """A new DataBlock with some parameters changed and the others kept, checked as the constructor
+        checks them (the book's ``bears = bears.new(item_tfms=RandomResizedCrop(128, min_scale=0.5))``).
+
+        >>> from pipekit.data import CategoryBlock
+        >>> DataBlock(blocks=CategoryBlock).new(n_inp=1).n_inp
+        1
+        """
+        current = self.get_params(deep=False)
+        unknown = sorted(set(params) - set(current))
+        if unknown:
+            raise ParameterError(f"DataBlock.new: {unknown} are not DataBlock parameters; they are {list(current)}")
+        return construct(type(self), {**current, **params})
 
     # ------------------------------------------------------------------ resolving the declaration
     def _new_blocks(self) -> list[TransformBlock]:
@@ -247,7 +261,8 @@ class DataBlock(Component):
 
     def state_to_data(self) -> dict[str, Any]:
         state = self.fitted_state()
-        state["getters_"] = [g if _storable(g) else None for g in state.get("getters_", [])]
+        state["getters_"] = [g if _storable(g) else NotStored(getattr(g, "__name__", type(g).__name__))
+                             for g in state.get("getters_", [])]
         return state
 
     # ------------------------------------------------------------------ summary
