@@ -84,6 +84,9 @@ def rows_to_frame(items: Any) -> Any:
     """
     if isinstance(items, (list, tuple)) and len(items) == 1 and not isinstance(items[0], dict):
         items = items[0]
+    if isinstance(items, (str, os.PathLike)) and not Path(items).is_file():
+        raise ParameterError(f"tabular new data: {str(items)[:80]!r} is not a table file; give a DataFrame, the path "
+                             "of a CSV/Parquet file, a dict row, a pandas Series or a list of dict rows.")
     if isinstance(items, dict):
         return pl.DataFrame([items])
     if type(items).__name__ == "Series" and type(items).__module__.startswith("pandas"):

@@ -316,12 +316,16 @@ class Categorify(TabularProc):
             t = vocab.index("true") if "true" in vocab else 0
             f = vocab.index("false") if "false" in vocab else 0
             return pl.when(col).then(pl.lit(t, dtype=dt)).when(~col).then(pl.lit(f, dtype=dt))
-        if dtype is not None and dtype.is_integer():
+        if dtype is not None and (dtype.is_integer() or dtype.is_float()):
             try:
                 keys = [int(v) for v in vocab[1:]]
             except ValueError:
                 keys = None
             if keys is not None:
+                if dtype.is_float():
+                    # whole numbers stored as floats (a pandas row of numbers is all float64) are the same
+                    # values as the training integers: 73.0 is user 73; 73.5 is no training value
+                    col = pl.when(col.round() == col).then(col.cast(pl.Int64, strict=False)).otherwise(None)
                 return col.replace_strict(keys, list(range(1, len(vocab))), default=None, return_dtype=dt)
         if not (dtype is not None and (isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String)):
             col = col.cast(pl.String)
