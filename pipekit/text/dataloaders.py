@@ -3,7 +3,8 @@
 Each factory builds a :class:`~pipekit.data.DataBlock` with a :class:`~pipekit.text.TextBlock` and calls its
 ``dataloaders`` (no second pipeline). Keyword arguments not named here (``bs``, ``val_bs``, ``shuffle``,
 ``device``, ``num_workers``) go to ``DataBlock.dataloaders``; ``seed`` fixes the split and the batches.
-``tok``, ``seq_len``, ``min_freq``, ``max_vocab`` and ``cache_dir`` go to the ``TextBlock``.
+``tok``, ``seq_len``, ``min_freq``, ``max_vocab``, ``max_len`` (keep each text's last ``max_len`` tokens)
+and ``cache_dir`` go to the ``TextBlock``.
 
 >>> import pipekit.datasets as D
 >>> dls = TextDataLoaders.from_csv(D.path("imdb_sample"), "texts.csv", text_col="text", label_col="label",
@@ -32,9 +33,9 @@ _PCT_OR_NONE = Interval(0, 1, closed="neither", none_ok=True)
 
 
 def _text_block(text_vocab: Sequence[str] | None, is_lm: bool, seq_len: int, tok: Tokenizer | None, min_freq: int,
-                max_vocab: int, cache_dir: Any, read_files: bool) -> TextBlock:
+                max_vocab: int, max_len: int | None, cache_dir: Any, read_files: bool) -> TextBlock:
     return TextBlock(tok=tok, is_lm=is_lm, seq_len=seq_len, vocab=text_vocab, min_freq=min_freq, max_vocab=max_vocab,
-                     read_files=read_files, cache_dir=cache_dir)
+                     max_len=max_len, read_files=read_files, cache_dir=cache_dir)
 
 
 class TextDataLoaders:
@@ -49,8 +50,8 @@ class TextDataLoaders:
     def from_folder(path: str | os.PathLike, train: str = "train", valid: str = "valid",
                     valid_pct: float | None = None, seed: int | None = None, vocab: Sequence[str] | None = None,
                     text_vocab: Sequence[str] | None = None, is_lm: bool = False, seq_len: int = 72,
-                    tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, cache_dir: Any = None,
-                    **kwargs: Any) -> DataLoaders:
+                    tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, max_len: int | None = None,
+                    cache_dir: Any = None, **kwargs: Any) -> DataLoaders:
         """Text files in ImageNet-style folders: ``path/train/<label>/*.txt`` and ``path/valid/<label>/*.txt``
         (or, with ``valid_pct``, every text file under ``path`` split at random); the label is the folder.
 
@@ -65,7 +66,7 @@ class TextDataLoaders:
             get_items: Callable[..., Any] = partial(get_text_files, folders=[train, valid])
         else:
             splitter, get_items = RandomSplitter(valid_pct, seed=seed), get_text_files
-        text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, cache_dir, read_files=True)
+        text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, max_len, cache_dir, read_files=True)
         blocks: tuple[Any, ...] = (text,) if is_lm else (text, CategoryBlock(vocab=vocab))
         dblock = DataBlock(blocks=blocks, get_items=get_items, get_y=None if is_lm else parent_label, splitter=splitter)
         return dblock.dataloaders(path, seed=seed, **kwargs)
@@ -75,8 +76,8 @@ class TextDataLoaders:
                 text_col: int | str | Sequence[int | str] = 0, label_col: int | str = 1,
                 label_delim: str | None = None, y_block: Any = None, text_vocab: Sequence[str] | None = None,
                 is_lm: bool = False, valid_col: int | str | None = None, seq_len: int = 72,
-                tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, cache_dir: Any = None,
-                **kwargs: Any) -> DataLoaders:
+                tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, max_len: int | None = None,
+                cache_dir: Any = None, **kwargs: Any) -> DataLoaders:
         """A table (Polars or pandas) with the text in ``text_col`` (several columns are joined with
         ``xxfld`` markers) and the label in ``label_col`` (several labels with ``label_delim``); the rows where
         ``valid_col`` is true are the validation set, else a random ``valid_pct``.
@@ -90,7 +91,7 @@ class TextDataLoaders:
         frame = to_items(df)
         cols = [table_column(frame, c, "text_col") for c in (text_col if isinstance(text_col, (list, tuple))
                                                                else [text_col])]
-        text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, cache_dir, read_files=False)
+        text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, max_len, cache_dir, read_files=False)
         splitter = (ColSplitter(table_column(frame, valid_col, "valid_col")) if valid_col is not None
                     else RandomSplitter(valid_pct, seed=seed))
         get_x = ColReader(cols[0] if len(cols) == 1 else cols)
