@@ -57,6 +57,8 @@ class Model(Component):
     the data) and ``_predict(d)`` (probabilities in ``classes_`` order, or values).
     """
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     registry_kind = "model"
     if TYPE_CHECKING:  # what every model offers: backends store them, ensembles derive them from their members
         @property
@@ -135,6 +137,8 @@ class Backend(Model):
     Fitted attributes: ``feature_names_``, ``cat_features_``, ``classes_`` (classification, labels
     sorted), ``procs_signature_``, ``valid_score_`` (when fitted with a ``valid`` split).
     """
+
+    abstract = True  # a base class: pipekit.testing checks its subclasses
 
     model_attr: ClassVar[str] = "model_"
     task: str

@@ -198,6 +198,8 @@ class Getter(Component):
     """Base class for vectorised getters: ``column(items)`` reads a whole column; calling one on a single
     item works too, for users who compose getters in their own functions."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     registry_kind = "getter"
 
     def column(self, items: pl.DataFrame) -> pl.Series:

@@ -138,6 +138,8 @@ class Ensemble(Model):
     """Shared plumbing of the ensembles: members, scoring, ``report``, the processing of the data they were
     fitted on (``processor()``). Subclasses implement ``_combine(preds, data)``."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     members: list
     check_columns: bool = True
     #: whether the members must come fitted (True), not (False), or either way but all alike (None)

@@ -97,6 +97,8 @@ class TabularProc(Component):
     """Base class: ``setup`` learns state (attributes ending in ``_``) from the training rows,
     ``expressions`` applies it as Polars expressions, on eager frames and lazy scans alike."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     registry_kind = "proc"
     order: ClassVar[int] = 0
 
@@ -384,7 +386,8 @@ class Normalize(TabularProc):
 def make_procs(procs: Sequence[Any] | None) -> list[TabularProc]:
     """Procs given as classes or instances, as instances sorted by their ``order`` (fill, categorify,
     normalize); anything else is left for the caller's parameter check to name."""
-    out = [p() if isinstance(p, type) and issubclass(p, TabularProc) else p for p in procs or []]
+    procs = [] if procs is None else list(procs) if isinstance(procs, (list, tuple)) else [procs]
+    out = [p() if isinstance(p, type) and issubclass(p, TabularProc) else p for p in procs]
     return sorted(out, key=lambda p: p.order if isinstance(p, TabularProc) else 0)
 
 
