@@ -424,9 +424,9 @@ def get_metric(metric: Any, task: str) -> Metric:
     if metric is None:
         metric = DEFAULT_METRIC[task]
     if isinstance(metric, str):
-        by_name = {}
+        by_name: dict[str, type[Metric]] = {}
         for cls in registered("metric").values():
-            if isinstance(cls, type) and cls.task is not None:
+            if isinstance(cls, type) and issubclass(cls, Metric) and cls.task is not None:
                 try:
                     for alias in (cls().name, *cls.aliases):
                         by_name.setdefault(alias, cls)

@@ -152,13 +152,15 @@ class DataBlock(Component):
             role = f"x{j}" if j < self.n_inp_ else f"y{j - self.n_inp_}"
             name = f"{type(block).__name__} [{role}]"
             gname = getattr(getter, "__name__", repr(getter))
-            raw = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items), item_at(items, int(train[0])))
+            raw: pl.Series = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items),  # type: ignore[misc]
+                                  item_at(items, int(train[0])))
             say("getter", f"{name}: getter {gname}", raw)
             if isinstance(getter, Getter):
                 getter.check_build(items, raw)
-            step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))
+            step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))  # type: ignore[misc]
             sub = (lambda label, v: say("tfm", label, v)) if trace else None
-            store = step(f"{name} encode", lambda b=block, r=raw, t=sub: b.setup(r, train, item_tfms, t), raw)
+            store = step(f"{name} encode", lambda b=block, r=raw, t=sub: b.setup(r, train, item_tfms, t),  # type: ignore[misc]
+                         raw)
             say("store", name, (block, store))
             stores.append(store)
         self.batch_tfms_ = self._batch_tfms()

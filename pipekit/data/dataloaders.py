@@ -73,7 +73,7 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     for ax in axs.flat:
         ax.axis("off")
     for i, row in enumerate(rows):
-        shown = [(axs[i, 0], row[n_inp:], "target" if i == 0 else None), (axs[i, 1], [preds[i]], "prediction"
+        shown = [(axs[i, 0], row[n_inp:], "target" if i == 0 else None), (axs[i, 1], [preds[i]], "prediction"  # type: ignore[index]
                  if i == 0 else None)] if side_by_side else [(axs.flat[i], row[n_inp:], None)]
         for ax, values, title in shown:
             words = [_label(v) for b, v in zip(targets, values) if not b.draws_on_input]
@@ -109,6 +109,7 @@ class DataLoaders:
 
     def __init__(self, *loaders: DataLoader, recipe: Any = None, device: str | torch.device | None = None):
         self.loaders = list(loaders)
+        self.datasets: Datasets | None = None
         self.recipe = recipe
         self._device = torch.device(device) if device is not None else (
             loaders[0].device if loaders else default_device())

@@ -24,7 +24,8 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
         raise FileNotFoundError(f"{path} does not exist")
     try:
         if kind == "csv":
-            opts = {"infer_schema_length": 10_000, "separator": "\t" if path.suffix.lower() == ".tsv" else ","}
+            opts: dict[str, Any] = {"infer_schema_length": 10_000,
+                                    "separator": "\t" if path.suffix.lower() == ".tsv" else ","}
             opts.update(kwargs)
             return pl.read_csv(path, **opts)
         if kind == "parquet":

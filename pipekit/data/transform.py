@@ -154,4 +154,4 @@ class BatchPipeline(Pipeline):
             batch = t.decode(batch, ctx)  # type: ignore[call-arg]
         return batch
 
-    __call__ = encode
+    __call__ = encode  # type: ignore[assignment]
