@@ -171,7 +171,7 @@ class _TabularEstimator(Component, BaseEstimator):
         target = "__target__"
         while target in frame.columns:
             target += "_"
-        column, y_block = self._target_column(target, y)
+        column, y_block = self._encode_targets(target, y)
         processor = TabularProcessor([p.clone() if isinstance(p, TabularProc) else p for p in self.procs],
                                      cat + date_cat, cont + date_cont, target, y_block)
         processed = processor.fit_transform(frame.with_columns(column), np.ones(frame.height, dtype=bool))
@@ -180,7 +180,8 @@ class _TabularEstimator(Component, BaseEstimator):
         self.cat_names_, self.cont_names_, self.date_names_ = cat, cont, dates
         return self
 
-    def _target_column(self, name: str, y: np.ndarray) -> tuple[pl.Series, str]:
+    def _encode_targets(self, name: str, y: np.ndarray) -> tuple[pl.Series, str]:
+        """The target column the procs read (named ``name``) and its kind; a classifier sets ``classes_``."""
         return pl.Series(name, y, dtype=pl.Float64), "regression"
 
     # ------------------------------------------------------------------ predicting
@@ -281,7 +282,7 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
 
     task = "classification"
 
-    def _target_column(self, name: str, y: np.ndarray) -> tuple[pl.Series, str]:
+    def _encode_targets(self, name: str, y: np.ndarray) -> tuple[pl.Series, str]:
         from sklearn.utils.multiclass import check_classification_targets
 
         check_classification_targets(y)
