@@ -234,3 +234,25 @@ def test_the_pipeline_is_stored_as_data(tmp_path):
     with pytest.warns(UserWarning, match="left out of the saved file"):
         rec = Albumentations(A.Lambda(image=as_float)).to_record()
     assert rec["params"]["transform"] is None and Component.from_record(rec).transform is None
+
+
+def test_a_learner_trained_with_a_pipeline_exports_and_predicts_the_same(tmp_path, one_torch_thread):
+    from pipekit.learn import accuracy, load_learner
+    from pipekit.vision import vision_learner
+
+    files = get_image_files(D.path("mnist_tiny") / "train")[::4]
+    aug = Albumentations(A.Compose([A.Affine(rotate=(-15, 15), p=0.7), A.RandomBrightnessContrast(p=0.5)]))
+    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label,
+                       splitter=RandomSplitter(0.2, seed=0), item_tfms=[aug])
+    dls = dblock.dataloaders(files, bs=32, seed=0, device="cpu")
+    learn = vision_learner(dls, "simple_cnn", metrics=accuracy, path=tmp_path)
+    learn.fit(2, 3e-3)
+    again = load_learner(learn.export(tmp_path / "mnist.pipekit"))
+    # the recipe kept the pipeline as data and rebuilt it; predictions (never augmented) are the same
+    kept = [t for t in again.dls.recipe.batch_tfms_ if isinstance(t, Albumentations)]
+    assert len(kept) == 1 and A.to_dict(kept[0].transform) == A.to_dict(aug.transform)
+    test = get_image_files(D.path("mnist_tiny") / "valid" / "3")[:8]
+    p1 = learn.get_preds(dl=learn.dls.test_dl(test))[0]
+    p2 = again.get_preds(dl=again.dls.test_dl(test))[0]
+    assert torch.allclose(p1, p2, atol=1e-5)
+    assert float(learn.validate()[1]) > 0.6  # it learned from the augmented images
