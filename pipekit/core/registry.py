@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 #: pipekit's packages whose import registers their classes (imported by loaders, never named by a file)
 BUILTIN_PACKAGES = ("pipekit.data", "pipekit.learn", "pipekit.vision", "pipekit.text", "pipekit.tabular",
-                    "pipekit.backends", "pipekit.ensemble")
+                    "pipekit.backends", "pipekit.ensemble", "pipekit.sklearn")
 
 _ENTRIES: dict[str, tuple[str, Any]] = {}  # name -> (kind, object)
 _NAMES: dict[int, str] = {}  # id(object) -> name

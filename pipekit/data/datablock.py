@@ -31,6 +31,13 @@ from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
 
 
+def _wrap_hint(t: Any) -> str:
+    """How to pass a transform from another library."""
+    if type(t).__module__.split(".")[0] == "albumentations":
+        return "; wrap an albumentations transform or Compose: pipekit.vision.Albumentations(t)"
+    return ""
+
+
 def _storable(v: Any) -> bool:
     """Whether a getter/function can be named in a file (a component or a registered function)."""
     if v is None or isinstance(v, Component):
@@ -69,12 +76,14 @@ class DataBlock(Component):
         self._resolve_getters(len(blocks_))
         for t in as_list(item_tfms):
             if not isinstance(t, Transform):
-                raise ParameterError(f"DataBlock: item_tfms takes transforms (e.g. Resize(224)), got {t!r}")
+                raise ParameterError(f"DataBlock: item_tfms takes transforms (e.g. Resize(224)), got {t!r:.200}"
+                                     + _wrap_hint(t))
             if not any(t.applies_to(b) for b in blocks_):
                 raise ParameterError(f"DataBlock: item transform {t!r} applies to none of the blocks {blocks_}")
         for t in as_list(batch_tfms):
             if not isinstance(t, BatchTransform):
-                raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got {t!r}")
+                raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got "
+                                     f"{t!r:.200}" + _wrap_hint(t))
 
     # ------------------------------------------------------------------ resolving the declaration
     def _new_blocks(self) -> list[TransformBlock]:
@@ -167,8 +176,9 @@ class DataBlock(Component):
         return Datasets(items, [train, valid], stores, self.blocks_, self.n_inp_, recipe=self)
 
     def _batch_tfms(self) -> list[BatchTransform]:
-        """The blocks' batch transforms (one of each class) then the DataBlock's own."""
-        own = [t.clone() for t in as_list(self.batch_tfms)]
+        """The blocks' batch transforms (one of each class) then the DataBlock's own. An item transform that is
+        a batch transform (random per epoch, so it runs on each batch after the cache) is one of its own."""
+        own = [t.clone() for t in as_list(self.item_tfms) + as_list(self.batch_tfms) if isinstance(t, BatchTransform)]
         tfms: list[BatchTransform] = []
         for t in [bt for b in self.blocks_ for bt in b.batch_tfms_]:
             if not any(type(u) is type(t) for u in tfms + own):

@@ -89,8 +89,18 @@ def to_items(source: Any) -> pl.DataFrame:
 
 
 def _from_hf(ds: Any) -> pl.DataFrame:
+    """A Hugging Face dataset as a frame. ``ClassLabel`` columns hold their label names (the integers Arrow
+    stores are positions in ``names``; -1, no label, becomes null); an ``Image`` column stays the
+    ``{bytes, path}`` structs image blocks read."""
     if hasattr(ds, "to_polars"):
-        return ds.to_polars()
-    # a Dataset with an indices mapping (after select/shuffle) must be flattened before its table is read
-    ds = ds.flatten_indices() if getattr(ds, "_indices", None) is not None else ds
-    return pl.from_arrow(ds.data.table)  # type: ignore[return-value]
+        df = ds.to_polars()
+    else:
+        # a Dataset with an indices mapping (after select/shuffle) must be flattened before its table is read
+        ds = ds.flatten_indices() if getattr(ds, "_indices", None) is not None else ds
+        df = pl.from_arrow(ds.data.table)  # type: ignore[assignment]
+    labels = {c: list(f.names) for c, f in (getattr(ds, "features", None) or {}).items()
+              if type(f).__name__ == "ClassLabel" and c in df.columns and df.schema[c].is_integer()}
+    if labels:
+        df = df.with_columns(pl.col(c).replace_strict(list(range(len(names))), names, default=None,
+                                                      return_dtype=pl.String) for c, names in labels.items())
+    return df  # type: ignore[return-value]

@@ -133,6 +133,9 @@ class BatchTransform(Transform):
     """
 
     order: ClassVar[int] = 50
+    #: runs on the CPU, in the loader's worker threads, before the batch is moved to the device (per-image
+    #: library code on NumPy arrays); such transforms run before every other batch transform
+    on_host: ClassVar[bool] = False
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         return batch

@@ -57,6 +57,8 @@ class TorchTabular(Backend):
                                  "size its embeddings")
         if (self.task == "classification") != (d.processor.y_kind_ == "category"):
             raise DataError(f"task={self.task!r} but the Tabular's target kind is {d.processor.y_kind_!r}")
+        if len(d) < 2:  # batch norm cannot normalise a batch of one row
+            raise DataError(f"TorchTabular needs at least 2 training rows, got {len(d)} sample(s)")
         return super().fit(d, valid)
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:

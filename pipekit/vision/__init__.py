@@ -1,8 +1,9 @@
 """pipekit.vision: decode, presize cache, batch augmentation (plan + executors), image blocks, models.
 
->>> from pipekit.vision import ImageBlock, Resize, aug_transforms, Normalize, imagenet_stats
+>>> from pipekit.vision import ImageBlock, Resize, aug_transforms, Normalize, imagenet_stats, Albumentations
 >>> tfms = aug_transforms(size=224, min_scale=0.75) + [Normalize.from_stats(*imagenet_stats)]
 """
+from pipekit.vision.albu import Albumentations
 from pipekit.vision.augment import AugmentPlan, AugmentSettings, map_boxes, map_points, sample_plan, warp_cv2, warp_torch
 from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock
 from pipekit.vision.blocks import ImageBlock, MaskBlock, PointBlock, dataloaders_from_arrays, image_paths_with
@@ -22,7 +23,7 @@ from pipekit.vision.transforms import (BatchAugment, IntToFloat, Normalize, aug_
                                        mnist_stats)
 
 __all__ = [
-    "AffineSampler", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
+    "AffineSampler", "Albumentations", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
     "MaskBlock", "Normalize", "PointBlock", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
     "map_boxes", "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",

@@ -31,18 +31,10 @@ from pipekit.vision.augment import AugmentSettings
 from pipekit.vision.cache import ImageStore, build_image_store
 from pipekit.vision.geometry import size2, size_param
 from pipekit.vision.presize import RandomResizedCrop, find_item_transform
+from pipekit.vision.sources import image_sources
 from pipekit.vision.transforms import BatchAugment, IntToFloat
 
 IMAGE_CLASSES = ("RGB", "L")
-
-
-def _paths(raw: pl.Series, who: str) -> list[str]:
-    if raw.dtype == pl.Utf8:
-        return raw.to_list()
-    if raw.dtype == pl.Object or raw.dtype == pl.Null:
-        return [os.fspath(p) for p in raw.to_list()]
-    raise DataError(f"{who} needs file paths (str or pathlib.Path), got a column of {raw.dtype}; "
-                    "use a getter that returns the image file of each item")
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -72,7 +64,7 @@ class _PixelBlock(TransformBlock):
         tfm = find_item_transform(self.tfms_)
         # a handful of new files (predict, a small test set) is decoded in memory rather than cached
         in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
-        return build_image_store(_paths(raw, type(self).__name__), tfm, mode=self.mode,
+        return build_image_store(image_sources(raw, type(self).__name__), tfm, mode=self.mode,
                                  cache_dir=False if in_memory else self.cache_dir, description=what)
 
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
@@ -168,7 +160,7 @@ class MaskBlock(_PixelBlock):
         bad = np.flatnonzero(maxes >= len(self.codes))
         if bad.size:
             i = int(bad[0])
-            raise DataError(f"{_paths(raw, 'MaskBlock')[i]}: mask value {int(maxes[i])} but only "
+            raise DataError(f"{image_sources(raw, 'MaskBlock')[i]}: mask value {int(maxes[i])} but only "
                              f"{len(self.codes)} codes were given ({bad.size} mask(s) affected); "
                              "give all class names in codes")
 
