@@ -82,6 +82,15 @@ def examples() -> dict[str, Callable[[], Component]]:
     def processor() -> Component:
         return T.TabularProcessor([T.Categorify(), T.FillMissing(), T.Normalize()], ["c"], ["a"], ["y"])
 
+    def hf_tokenizer() -> Component:
+        from tokenizers import Tokenizer, models, pre_tokenizers
+
+        from pipekit.text import HFTokenizer
+
+        tk = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1, "film": 2}, unk_token="[UNK]"))
+        tk.pre_tokenizer = pre_tokenizers.Whitespace()
+        return HFTokenizer(tk)
+
     def recipe() -> Component:
         p = processor()
         p.fit_transform(_table(), np.arange(40) < 30)  # type: ignore[attr-defined]
@@ -114,6 +123,7 @@ def examples() -> dict[str, Callable[[], Component]]:
         "pipekit.learn.ParamScheduler": lambda: ParamScheduler({"lr": sched_cos(1e-3, 1e-5)}),
         "pipekit.learn.FiniteInputsCheck": lambda: registered()["pipekit.learn.FiniteInputsCheck"](None),
         "pipekit.metrics.FuncMetric": lambda: M.FuncMetric(M.accuracy),
+        "pipekit.text.HFTokenizer": hf_tokenizer,
     }
 
 
@@ -149,7 +159,8 @@ def same(a: Any, b: Any, state: bool = True) -> bool:
     """Equal as data: arrays and frames by value, components (and scikit-learn estimators) by class and
     parameters, and by learned state unless ``state=False``."""
     if isinstance(a, Component) or isinstance(b, Component):
-        return type(a) is type(b) and same(a.get_params(deep=False), b.get_params(deep=False), state) and \
+        # compared as a file stores them (a parameter may be kept in another form, e.g. a tokenizer as its JSON)
+        return type(a) is type(b) and same(a.params_to_data(), b.params_to_data(), state) and \
             (not state or same(a.state_to_data(), b.state_to_data()))
     if hasattr(a, "get_params") and not isinstance(a, type) and type(a) is type(b):  # a scikit-learn estimator
         return same(a.get_params(deep=False), b.get_params(deep=False), state)
