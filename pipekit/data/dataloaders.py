@@ -33,9 +33,20 @@ def short_repr(value: Any) -> str:
 
 def walk_batch(dl: DataLoader, say: Callable[[str], None]) -> tuple:
     """Collate the first batch of ``dl`` (in plan order) and apply each batch transform, saying what comes
-    out of every step; a failing transform raises :class:`PipelineStepError` naming it and its input."""
-    say(f"Collating a batch of {dl.bs} with {type(dl).__name__}")
-    batch = tuple(dl.create_batch(dl.batch_plan(0)[0]))
+    out of every step; a failing transform raises :class:`PipelineStepError` naming it and its input.
+
+    >>> from pipekit.data import DataLoader
+    >>> from pipekit.data.loader import ArrayDataset
+    >>> from pipekit.data.store import TensorStore
+    >>> dl = DataLoader(ArrayDataset([TensorStore(torch.arange(6.0)), TensorStore(torch.arange(6))], n_inp=1), bs=4)
+    >>> _ = walk_batch(dl, print)
+    Collating a batch of 4 with DataLoader
+      (Tensor(4,) float32, Tensor(4,) int64)
+    No batch transforms
+    """
+    entry = dl.batch_plan(0)[0]
+    say(f"Collating a batch of {len(entry) if hasattr(entry, '__len__') else dl.bs} with {type(dl).__name__}")
+    batch = tuple(dl.create_batch(entry))
     say(f"  {short_repr(batch)}")
     ctx = dl.context(0, 0)
     if not len(dl.batch_tfms):
@@ -52,7 +63,15 @@ def walk_batch(dl: DataLoader, say: Callable[[str], None]) -> tuple:
 
 def learned_state(obj: Any, say: Callable[[str], None], seen: set[int] | None = None) -> None:
     """Say what every fitted component inside ``obj`` learned (vocabularies, statistics, fill values),
-    walking its parameters and its fitted state, each component once."""
+    walking its parameters and its fitted state, each component once.
+
+    >>> import polars as pl
+    >>> from pipekit.data import CategoryBlock
+    >>> block = CategoryBlock()
+    >>> _ = block.setup(pl.Series(["dog", "cat", "dog"]), np.arange(3))
+    >>> learned_state(block, print)
+      Categorize learned vocab_=['cat', 'dog']
+    """
     seen = set() if seen is None else seen
     if isinstance(obj, (list, tuple)):
         for v in obj:
@@ -288,6 +307,21 @@ class DataLoaders:
 
         For loaders built by a DataBlock, ``dblock.summary(source)`` also walks the items, the split and
         the getters.
+
+        >>> import polars as pl
+        >>> from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, RegressionBlock
+        >>> df = pl.DataFrame({"x": [0.5 * i for i in range(10)], "y": ["a", "b"] * 5})
+        >>> dls = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("x"), get_y=ColReader("y"),
+        ...                 splitter=RandomSplitter(0.2, seed=0)).dataloaders(df, bs=4, seed=0)
+        >>> print(dls.summary(show=False))  # doctest: +NORMALIZE_WHITESPACE
+        DataLoaders summary: 8 train / 2 valid items, n_inp=1, recipe DataBlock
+        Blocks: RegressionBlock, CategoryBlock
+          DataBlock learned n_inp_=int 1
+          ToFloat learned n_out_=int 1
+          Categorize learned vocab_=['a', 'b']
+        Collating a batch of 4 with DataLoader
+          (Tensor(4, 1) float32, Tensor(4,) int64)
+        No batch transforms
         """
         out = io.StringIO()
 
