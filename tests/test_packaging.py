@@ -54,7 +54,7 @@ def pipekit_cmd(venv, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIPEKIT_", "VIRTUAL_ENV"))}
     env.update({"PIPEKIT_DATA": data} if data else {})
     env.update(PIPEKIT_CACHE=str(tmp_path / "cache"), PIPEKIT_PLOTS=str(tmp_path / "plots"),
-               PIPEKIT_QUIET="1", MPLBACKEND="Agg", PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+               PIPEKIT_QUIET="1", MPLBACKEND="Agg", OMP_NUM_THREADS="1", PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     work = tmp_path / "work"
     work.mkdir()
 
