@@ -48,6 +48,20 @@ def make_members(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def tabular(quick: bool = False) -> Tabular:
+    """The table (its first 5000 rows when ``quick``), processed on its training rows and split 80/20."""
+    df = pl.read_csv(path("adult_sample") / "adult.csv")
+    if quick:
+        df = df.head(5000)
+    return Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=CAT_NAMES, cont_names=CONT_NAMES,
+                   y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+
+
+def dataloaders():
+    """The processed table as the net's DataLoaders (``pipekit summary adult_ensemble`` walks them)."""
+    return tabular().dataloaders(bs=256, seed=42)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="first 5000 rows, small models (for tests)")
@@ -58,11 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     set_seed(args.seed)
     t0 = time.perf_counter()
-    df = pl.read_csv(path("adult_sample") / "adult.csv")
-    if args.quick:
-        df = df.head(5000)
-    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=CAT_NAMES, cont_names=CONT_NAMES,
-                  y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    tab = tabular(args.quick)
 
     # 1. members on the train split; the valid split is used for GBM early stopping and ensemble selection
     library = make_members(args)

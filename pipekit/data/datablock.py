@@ -21,7 +21,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError, Un
 from pipekit.core.registry import name_of
 from pipekit.core.validate import check_positive_int
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr
+from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr, walk_batch
 from pipekit.data.getters import ColReader, Getter, apply_getter, item_at
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
@@ -277,19 +277,7 @@ class DataBlock(Component):
             dsets = fitted._fit(source, trace)
             dl = fitted.dl_type()(dsets.train, bs=bs, shuffle=False, seed=0, device="cpu", num_workers=0,
                                   batch_tfms=fitted.batch_pipeline(), augment=True)
-            say(f"Collating a batch of {bs} with {type(dl).__name__}")
-            batch = tuple(dl.create_batch(dl.batch_plan(0)[0]))
-            say(f"  {short_repr(batch)}")
-            ctx = dl.context(0, 0)
-            if not len(dl.batch_tfms):
-                say("No batch transforms")
-            for t in dl.batch_tfms:
-                try:
-                    batch = t.encode(batch, ctx)  # type: ignore[call-arg]
-                except Exception as e:
-                    raise PipelineStepError(f"step 'batch transform {t!r}' failed on input {short_repr(batch)}: "
-                                            f"{type(e).__name__}: {e}") from e
-                say(f"Batch transform {t!r}: {short_repr(batch)}")
+            walk_batch(dl, say)
         except PipelineStepError as e:
             say(f"FAILED: {e}")
             raise
