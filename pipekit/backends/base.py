@@ -78,6 +78,11 @@ class Model(Component):
     def _predict(self, d: TabularData) -> np.ndarray:
         raise NotImplementedError
 
+    def stops_early(self) -> bool:
+        """Whether ``fit(train, valid)`` uses ``valid`` to choose anything (a GBM stops early on it), so a
+        bagged copy holds rows of its own training folds out for it."""
+        return False
+
     def predict(self, data: Any) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
         regression."""

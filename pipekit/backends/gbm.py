@@ -59,6 +59,9 @@ class GBM(Backend):
         self.n_jobs, self.seed, self.params, self.name = n_jobs, seed, params, name
         self.check_params()
 
+    def stops_early(self) -> bool:
+        return self.early_stopping_rounds is not None
+
     def lgb_params(self) -> dict[str, Any]:
         """The LightGBM parameter dict this model trains with."""
         if self.task == "regression":
