@@ -43,10 +43,14 @@ def test_each_oof_prediction_comes_from_the_fold_model_that_never_saw_the_row(ba
         seen[held] += 1
         # every out-of-fold prediction is that fold model's prediction of the row ...
         np.testing.assert_array_equal(bag.models_[f].predict(d.take(held)), bag.oof_predictions_[held])
-        # ... and that model is exactly what fitting on the other rows alone gives
-        refit = bag.fold_model(f).fit(d.take(fit_idx), d.take(stop_idx))
+        # ... and that model is exactly what fitting on the other rows alone gives: stopped early on its stopping
+        # rows, then fitted again on its fitting and stopping rows for the rounds kept (scaled by the rows added)
+        stopped = bag.fold_model(f).fit(d.take(fit_idx), d.take(stop_idx))
+        rounds = round(stopped.best_iteration_ * (len(fit_idx) + len(stop_idx)) / len(fit_idx))
+        assert bag.models_[f].n_estimators == rounds and bag.models_[f].early_stopping_rounds is None
+        refit = bag.fold_model(f).set_params(n_estimators=rounds, early_stopping_rounds=None).fit(
+            d.take(np.sort(np.concatenate([fit_idx, stop_idx]))))
         np.testing.assert_array_equal(refit.predict(d.take(held)), bag.oof_predictions_[held])
-        assert refit.best_iteration_ == bag.models_[f].best_iteration_
     assert (seen == 1).all()
     # folds are stratified: each holds the classes in the proportions of the whole
     y = bag.oof_targets_

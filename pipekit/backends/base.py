@@ -83,6 +83,11 @@ class Model(Component):
         bagged copy holds rows of its own training folds out for it."""
         return False
 
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        """For a model fitted with early stopping: the parameters that fit it again, without a valid split, for
+        ``scale`` times the rounds it kept (a bagged copy refits on its stopping rows too this way)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stop early")
+
     def predict(self, data: Any) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
         regression."""

@@ -84,6 +84,10 @@ class XGBoost(Backend):
     def stops_early(self) -> bool:
         return self.early_stopping_rounds is not None
 
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        self.check_is_fitted()
+        return {"n_estimators": max(1, int(round(self.best_iteration_ * scale))), "early_stopping_rounds": None}
+
     def xgb_params(self) -> dict[str, Any]:
         """The XGBoost parameter dict this model trains with."""
         if self.task == "regression":
@@ -165,6 +169,10 @@ class CatBoost(Backend):
 
     def stops_early(self) -> bool:
         return self.early_stopping_rounds is not None
+
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        self.check_is_fitted()
+        return {"n_estimators": max(1, int(round(self.best_iteration_ * scale))), "early_stopping_rounds": None}
 
     def cb_params(self) -> dict[str, Any]:
         """The CatBoost parameter dict this model trains with."""

@@ -40,7 +40,7 @@ from pipekit.backends.base import NAME, POSITIVE_INT, Backend, Model
 from pipekit.backends.data import TabularData, as_data
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
-from pipekit.core.validate import Interval, Is
+from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.progress import progress_bar
 from pipekit.ensemble.base import align_classes, member_name
 from pipekit.metrics import get_metric
@@ -106,7 +106,10 @@ class BaggedModel(Backend):
     fitted on ``n_folds`` folds of the training rows, ``n_repeats`` times.
 
     ``stop_fraction``: the share of each fold model's training rows held out to stop it early, for models
-    that stop early (``model.stops_early()``); the fold it predicts never serves. ``seed`` shuffles the folds;
+    that stop early (``model.stops_early()``); the fold it predicts never serves. With ``refit_stopped`` the
+    fold model is then fitted again on all its rows (stopping rows included) for the rounds early stopping
+    kept, scaled by the rows added (``model.stopped_params``), so no training row is lost to stopping.
+    ``seed`` shuffles the folds;
     fold model ``j`` gets ``seed + j`` where the model takes a seed, so fold models differ.
     ``valid`` (optional) is only scored into ``valid_score_``; it chooses nothing.
 
@@ -122,14 +125,14 @@ class BaggedModel(Backend):
         "model": Is(lambda m: isinstance(m, Model) and isinstance(m, Component), "a pipekit model (GBM, "
                     "RandomForest, SklearnModel, TorchTabular, ...)"),
         "n_folds": Interval(2, None, integer=True), "n_repeats": POSITIVE_INT,
-        "stop_fraction": Interval(0, 0.5, closed="neither"),
+        "stop_fraction": Interval(0, 0.5, closed="neither"), "refit_stopped": Options(True, False),
         "seed": Interval(0, 2**31 - 1, integer=True), "name": NAME}
     unsaved: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: Any, n_folds: int = 5, n_repeats: int = 1, stop_fraction: float = 0.1,
-                 seed: int = 0, name: str | None = None):
+                 refit_stopped: bool = True, seed: int = 0, name: str | None = None):
         self.model, self.n_folds, self.n_repeats, self.stop_fraction = model, n_folds, n_repeats, stop_fraction
-        self.seed, self.name = seed, name
+        self.refit_stopped, self.seed, self.name = refit_stopped, seed, name
         self.check_params()
         if isinstance(model, BaggedModel):
             raise ParameterError("BaggedModel: model is already bagged; bag the backend itself")
@@ -144,8 +147,8 @@ class BaggedModel(Backend):
     # -- folds ---------------------------------------------------------------------------------------
     def fold_rows(self, fold: int, repeat: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(fit_idx, stop_idx, held_idx)`` of fold model ``(repeat, fold)``: the training rows it was fitted on,
-        those that stopped it early (empty when the model does not stop early) and the rows it predicted
-        out of fold. The three are disjoint."""
+        those that stopped it early (empty when the model does not stop early; with ``refit_stopped`` the kept
+        model is fitted on both) and the rows it predicted out of fold. The three are disjoint."""
         self.check_is_fitted()
         if not (0 <= fold < self.n_folds and 0 <= repeat < self.n_repeats):
             raise ParameterError(f"fold={fold}, repeat={repeat}: this model has {self.n_folds} folds and "
@@ -211,8 +214,11 @@ class BaggedModel(Backend):
                 folds[r, held] = f
             for f in range(self.n_folds):
                 fit_idx, stop_idx, held = self._split(folds[r], f, r)
-                m = self.fold_model(f, r)
-                m.fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
+                m = self.fold_model(f, r).fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
+                if len(stop_idx) and self.refit_stopped:  # the rows it stopped on train it too, as long as it chose
+                    rest = np.sort(np.concatenate([fit_idx, stop_idx]))
+                    m = self.fold_model(f, r).set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(
+                        d.take(rest))
                 p = m.predict(d.take(held))
                 oof[r, held] = aligned(p, m.classes_, classes) if classes is not None else np.asarray(p, np.float64)
                 models.append(m)
