@@ -140,13 +140,13 @@ def pipekit_worker(spec_file: str) -> None:
     torch.set_num_threads(max(1, spec["n_jobs"]))
     df = pl.read_parquet(spec["data"])
     metric = metric_of(spec["metric"])
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=spec["cats"], cont_names=spec["conts"],
                   y_names=spec["label"], y_block="category" if spec["task"] == "classification" else "regression",
                   splits=(np.load(spec["train_idx"]), np.load(spec["valid_idx"])))
     ens = fit_ensemble(tab, time_limit=spec["time_limit"], metric=metric, n_jobs=spec["n_jobs"],
                        seed=spec["seed"], verbose=True)
-    fit_s = time.perf_counter() - t
+    fit_s, cpu_s = time.perf_counter() - t, time.process_time() - cpu
     ens.report()
     rep = ens.report_
     oof_col, valid_col = f"oof_{metric.name}", f"valid_{metric.name}"
@@ -154,7 +154,7 @@ def pipekit_worker(spec_file: str) -> None:
     better = max if metric.greater_is_better else min
     returned = rep.filter(pl.col("status") == "returned")
     print("RESULT " + json.dumps({
-        "fit_s": fit_s, "score": float(ens.score(tab.valid, metric)), "returned": returned["model"][0],
+        "fit_s": fit_s, "cpu_s": cpu_s, "score": float(ens.score(tab.valid, metric)), "returned": returned["model"][0],
         "oof": returned[oof_col][0], "best_member_oof": better(members[oof_col].to_list()),
         "best_member_valid": better(members[valid_col].to_list()),
         "best_member": members.sort(oof_col, descending=metric.greater_is_better)["model"][0],
@@ -269,7 +269,8 @@ def main() -> None:
 
 def print_rows(name: str, rec: dict) -> None:
     p = rec["pipekit"]
-    print(f"{name}: pipekit {rec['metric']} {p['score']:.4f} in {p['fit_s']:.0f} s (returned {p['returned']}, "
+    print(f"{name}: pipekit {rec['metric']} {p['score']:.4f} in {p['fit_s']:.0f} s ({p['cpu_s']:.0f} CPU s; returned "
+          f"{p['returned']}, "
           f"out-of-fold {p['oof']:.4f}; best member {p['best_member']} out-of-fold {p['best_member_oof']:.4f}, "
           f"valid {p['best_member_valid']:.4f}); load average {rec['load_average'][0]} -> {rec['load_average'][1]}",
           flush=True)
@@ -280,17 +281,24 @@ def print_rows(name: str, rec: dict) -> None:
 
 
 def print_table(results: dict) -> None:
-    lines = ["", f"{'data set':14} {'metric':10} {'pipekit':>8} {'fit s':>7}   {'AutoGluon':22} {'score':>8} "
-             f"{'fit s':>7} {'time ratio':>10} {'pipekit better':>14}"]
+    """One line per (data set, AutoGluon run): pipekit's validation score and fit time, whether it is at least
+    its best member out of fold and beats its best member on the validation rows, then AutoGluon's."""
+    lines = ["", f"{'data set':14} {'metric':9} {'pipekit':>8} {'fit s':>6} {'>=best oof':>10} {'>best valid':>11}   "
+             f"{'AutoGluon':15} {'score':>8} {'fit s':>6} {'AG s / pk s':>11} {'pipekit better':>14}"]
     for name, rec in results.items():
         p = rec["pipekit"]
         metric = metric_of(rec["metric"])
+        sign = 1 if metric.greater_is_better else -1
+        oof_ok = sign * (p["oof"] - p["best_member_oof"]) >= -1e-12
+        valid_ok = sign * (p["score"] - p["best_member_valid"]) > 0
+        head = (f"{name:14} {metric.name:9} {p['score']:8.4f} {p['fit_s']:6.0f} {str(oof_ok):>10} "
+                f"{str(valid_ok):>11}   ")
         if not rec["autogluon"]:
-            lines.append(f"{name:14} {metric.name:10} {p['score']:8.4f} {p['fit_s']:7.0f}   {'(not run)':22}")
+            lines.append(head + "(not run)")
         for presets, a in rec["autogluon"].items():
-            better = p["score"] > a["score"] if metric.greater_is_better else p["score"] < a["score"]
-            lines.append(f"{name:14} {metric.name:10} {p['score']:8.4f} {p['fit_s']:7.0f}   {presets:22} "
-                         f"{a['score']:8.4f} {a['fit_s']:7.0f} {a['fit_s'] / p['fit_s']:9.1f}x {str(better):>14}")
+            better = sign * (p["score"] - a["score"]) > 0
+            lines.append(head + f"{presets:15} {a['score']:8.4f} {a['fit_s']:6.0f} {a['fit_s'] / p['fit_s']:10.1f}x "
+                                f"{str(better):>14}")
     print("\n".join(lines), flush=True)
 
 

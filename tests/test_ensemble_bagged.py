@@ -138,7 +138,7 @@ def test_stacking_on_bagged_members_with_passthrough(bag, tab, tmp_path):
     meta = BaggedModel(GBM("classification", learning_rate=0.1, num_leaves=7, n_estimators=200, n_jobs=1), n_folds=3,
                        seed=7)
     stack = StackingEnsemble([bag, et], meta=meta, passthrough=True).fit(tab.train, tab.valid)
-    assert stack.members_[0] is bag and stack.members_[1] is et  # bagged members are used, not refitted
+    assert stack.members_ is None and stack.fitted_members() == [bag, et]  # bagged members used, not refitted
     np.testing.assert_array_equal(stack.oob_predictions_[0], bag.oof_predictions_)
     # the meta-model reads the members' log-odds and the original inputs, categories kept categorical
     n_in = len(tab.train.xs.columns)

@@ -44,7 +44,8 @@ class StackingEnsemble(Ensemble):
     held-out fold as its valid split, so a GBM can stop early) and predicts the held-out fold; finally every
     member is refitted on all of ``train`` (with ``valid`` for early stopping).
 
-    Fitted: ``members_``, ``meta_model_``, ``oob_predictions_`` (the members' out-of-fold predictions),
+    Fitted: ``members_`` (the refitted members; None when the bagged members are used as given),
+    ``meta_model_``, ``oob_predictions_`` (the members' out-of-fold predictions),
     ``report_`` (on valid); with a bagged ``meta`` also the stack's own ``oof_predictions_``,
     ``oof_targets_`` and ``rows_signature_``.
     """
@@ -69,7 +70,8 @@ class StackingEnsemble(Ensemble):
 
     def fitted_members(self) -> list:
         self.check_is_fitted()
-        return self.members_
+        # members bagged on the training rows are used as given (None here: a file holds them once)
+        return self.members if self.members_ is None else self.members_
 
     def _features(self, preds: np.ndarray, data: TabularData) -> TabularData:
         """What the meta-model reads: each member's prediction (log-odds for two classes, log-probabilities
@@ -115,7 +117,7 @@ class StackingEnsemble(Ensemble):
                 raise ParameterError("the members are fitted, but not bagged on these training rows; pass unfitted "
                                      "members (stacking fits them fold by fold) or members bagged on this split")
             oof = np.stack(kept[0])
-            self.members_ = list(self.members)
+            self.members_ = None
         elif any(fitted):
             raise ParameterError("some members are fitted and some are not; pass members bagged on the training "
                                  "rows (BaggedModel), or unfitted members")

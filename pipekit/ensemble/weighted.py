@@ -103,3 +103,9 @@ class WeightedEnsemble(Ensemble):
 
     def _weights(self) -> np.ndarray:
         return self.weights_
+
+    def _predict(self, d: Any) -> np.ndarray:
+        used = np.flatnonzero(self.weights_ > 0)  # a member without weight is not asked to predict
+        members = [self.members[i] for i in used]
+        preds = member_predictions(members, d, self.task, self.classes_)
+        return np.tensordot(self.weights_[used], preds, axes=1)
