@@ -80,6 +80,16 @@ class Model(Component):
     def _predict(self, d: TabularData) -> np.ndarray:
         raise NotImplementedError
 
+    def stops_early(self) -> bool:
+        """Whether ``fit(train, valid)`` uses ``valid`` to choose anything (a GBM stops early on it), so a
+        bagged copy holds rows of its own training folds out for it."""
+        return False
+
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        """For a model fitted with early stopping: the parameters that fit it again, without a valid split, for
+        ``scale`` times the rounds it kept (a bagged copy refits on its stopping rows too this way)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stop early")
+
     def predict(self, data: Any) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
         regression."""

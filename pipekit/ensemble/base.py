@@ -225,8 +225,17 @@ class Ensemble(Model):
                 raise ParameterError("pass the data to score (this ensemble kept no validation scores)")
         else:
             frame = self._scores(self._prepare(data), metric)
-        print(frame)
+        with pl.Config(tbl_rows=max(frame.height, 10), tbl_cols=-1, tbl_width_chars=160):
+            print(frame)
         return frame
+
+    def process(self, raw: Any) -> Any:
+        """Raw rows (a Polars/pandas frame or a table file, with or without the target) processed by the procs
+        this ensemble was fitted with, ready for ``predict``: ``ens.predict(ens.process(df))``."""
+        from pipekit.tabular.core import TabularSplit, read_frame
+
+        p = self.processor()
+        return TabularSplit(p.transform(read_frame(raw, p.cat_names)), p, None, "new")
 
     def processor(self) -> Any:
         """The fitted procs of the data this ensemble was fitted on, rebuilt from the exported state, to
