@@ -37,6 +37,7 @@ from pipekit.backends.data import TASKS, TabularData, as_data, check_no_infinite
 from pipekit.core.archive import load, save
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.protocols import ProcessedSplit
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.metrics import get_metric
 
@@ -194,7 +195,7 @@ class Backend(Model):
 
     def _prepare(self, data: Any) -> TabularData:
         self.check_is_fitted()
-        d = as_data(data, cat_names=self.cat_features_ if isinstance(data, pl.DataFrame) else None)
+        d = as_data(data, cat_names=None if isinstance(data, ProcessedSplit) else self.cat_features_)
         if len(d) == 0:
             raise DataError(f"the data passed to {type(self).__name__} has no rows")
         self.check_compatible(d)

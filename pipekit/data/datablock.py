@@ -152,6 +152,7 @@ class DataBlock(Component):
         train, valid = step(f"split ({splitter!r})", lambda: splitter(items), items)
         say("split", repr(splitter), (train, valid))
         items, train, valid = _check_split(items, train, valid, splitter)
+        self.item_columns_ = list(items.columns)  # what an item was: new items given as bare values are read alike
         self.blocks_ = self._new_blocks()
         self.getters_ = self._resolve_getters(len(self.blocks_))
         self.n_inp_ = self._n_inp(len(self.blocks_))
@@ -215,18 +216,40 @@ class DataBlock(Component):
         return self.blocks_
 
     def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
-        """Encode new items with the fitted state (no refitting): inputs only unless ``with_labels``."""
+        """Encode new items with the fitted state (no refitting): inputs only unless ``with_labels``.
+
+        New items are rows (a table, dicts: the getters read them as they read the training items) or bare
+        values (what ``to_items`` puts in one ``item`` column: a file path, a text, an image in memory). A
+        path or text where the training items were paths is read as they were (getters included); any other
+        bare value is the input itself, whatever getter found the input in a training row.
+        """
         self.check_is_fitted("dataloaders(source)")
         items = source if isinstance(source, pl.DataFrame) else to_items(source)
         if len(items) == 0:
             raise DataError("test_dl: no items given")
         n = len(self.blocks_) if with_labels else self.n_inp_
+        items, bare = self._new_items(items)
+        if bare and (self.n_inp_ > 1 or with_labels):
+            what = f"{self.n_inp_} inputs" if self.n_inp_ > 1 else "labels"
+            raise DataError(f"new items given as bare values cannot give {what}; give rows (a table, dicts or a "
+                            "pandas Series) with the columns the getters read")
         stores = []
         for block, getter in zip(self.blocks_[:n], self.getters_[:n]):
-            raw = apply_getter(_raw_value_getter(getter, items), items)
+            raw = apply_getter(None if bare else _raw_value_getter(getter, items), items)
             block.check_raw(raw, "new data")
             stores.append(block.encode_new(raw))
         return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)
+
+    def _new_items(self, items: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+        """``(items, bare)``: new items as the getters read them, and whether they are bare values that are
+        the input itself (so no getter applies)."""
+        trained_on = getattr(self, "item_columns_", None)
+        if trained_on is None or items.columns not in (["item"], ["path"]) or items.columns == trained_on:
+            return items, False  # rows, the training items' own kind, or a recipe fitted before this rule
+        col = items.to_series(0)
+        if trained_on == ["path"] and col.dtype == pl.Utf8:
+            return items.rename({items.columns[0]: "path"}), False  # paths as text: read as the training paths
+        return items, True
 
     def params_to_data(self) -> dict[str, Any]:
         # what finds, splits and labels the training items is not needed to encode new ones: a user's

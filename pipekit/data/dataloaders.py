@@ -11,9 +11,10 @@ import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import ExportError, PipelineStepError
+from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.data.transform import BatchPipeline, BatchTransform
+from pipekit.data.transform import BatchPipeline, BatchTransform, as_list
 
 
 def short_repr(value: Any) -> str:
@@ -199,13 +200,21 @@ class DataLoaders:
     @classmethod
     def from_stores(cls, train_stores: Sequence[Any], valid_stores: Sequence[Any], blocks: Sequence[Any] = (),
                     n_inp: int | None = None, recipe: Any = None, bs: int = 64, val_bs: int | None = None,
-                    seed: int | None = None, device: Any = None, batch_tfms: Sequence[BatchTransform] | None = None,
+                    seed: int | None = None, device: Any = None,
+                    batch_tfms: Sequence[BatchTransform] | BatchTransform | None = None,
                     dl_type: type[DataLoader] = DataLoader, num_workers: int | None = None,
                     drop_last: bool = True) -> DataLoaders:
-        """Loaders straight from already-encoded stores (domains that encode columns themselves)."""
+        """Loaders straight from already-encoded stores (domains that encode columns themselves).
+
+        Without a ``recipe`` they get an :class:`~pipekit.data.arrays.ArrayRecipe` learned from the training
+        stores, so new items given as arrays can be encoded (``test_dl``, ``predict``) and a learner exported.
+        """
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        bt = BatchPipeline(batch_tfms or [])
+        tfms = as_list(batch_tfms)
+        bt = BatchPipeline(tfms)
+        if recipe is None:
+            recipe = ArrayRecipe(n_inp).setup(list(train_stores), blocks, tfms)
         tr = ArrayDataset(train_stores, blocks=blocks, n_inp=n_inp, split_idx=0)
         va = ArrayDataset(valid_stores, blocks=blocks, n_inp=n_inp, split_idx=1)
         train = dl_type(tr, bs=bs, shuffle=True, drop_last=drop_last, seed=seed, device=device, batch_tfms=bt,

@@ -313,6 +313,22 @@ class ParentLabel(Getter):
 parent_label = ParentLabel()
 
 
+class FileName(Getter):
+    """The file name of each item's path (``train/3/7463.png`` -> ``'7463.png'``); chain it with
+    :class:`Pipe` to label by the name alone (``Pipe(FileName(), RegexLabeller(r'^(.+)_\\d+.jpg$'))``).
+
+    >>> FileName()("images/great_pyrenees_17.jpg")
+    'great_pyrenees_17.jpg'
+    """
+
+    def column(self, items: pl.DataFrame) -> pl.Series:
+        p = path_column(items, "FileName")
+        return p.str.replace_all(r"\\", "/").str.split("/").list.get(-1, null_on_oob=True).alias("name")
+
+    def __call__(self, item: Any) -> str:
+        return Path(item).name
+
+
 class RegexLabeller(Getter):
     """Label each item by the first group of ``pat`` searched in its path (``match=True`` anchors at the start).
 

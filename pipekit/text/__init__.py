@@ -4,6 +4,7 @@
 """
 from pipekit.text.blocks import TextBlock
 from pipekit.text.hf_tokenizer import HFTokenizer
+from pipekit.text.dataloaders import TextDataLoaders
 from pipekit.text.learner import (LMLearner, ModelResetter, RNNRegularizer, TextLearner, language_model_learner,
                                   match_embeddings, text_classifier_learner)
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
@@ -15,6 +16,6 @@ from pipekit.text.tokenize import SPECIAL_TOKENS, TokenizedTexts, Tokenizer, dec
 
 __all__ = ["AWD_LSTM", "HFTokenizer", "LMDataLoader", "LMLearner", "LinearDecoder", "ModelResetter", "Numericalize",
            "PoolingLinearClassifier", "RNNRegularizer", "SPECIAL_TOKENS", "SentenceEncoder", "SequentialRNN",
-           "SortedDataLoader", "TextBlock", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
+           "SortedDataLoader", "TextBlock", "TextDataLoaders", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
            "decode_words", "get_language_model", "get_text_classifier", "language_model_learner",
            "match_embeddings", "read_text_file", "text_classifier_learner"]

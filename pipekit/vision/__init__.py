@@ -8,7 +8,8 @@ from pipekit.vision.augment import AugmentPlan, AugmentSettings, map_boxes, map_
 from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock
 from pipekit.vision.blocks import ImageBlock, MaskBlock, PointBlock, dataloaders_from_arrays, image_paths_with
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
-from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, verify_images
+from pipekit.vision.dataloaders import ImageDataLoaders, SegmentationDataLoaders
+from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, image_from_value, verify_images
 from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_body,
                                          efficientnet_lite_stats)
 from pipekit.vision.imagenet import imagenet_labels, imagenet_predict
@@ -31,5 +32,5 @@ __all__ = [
     "Brightness", "Contrast", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
-    "imagenet_labels", "imagenet_predict",
+    "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
 ]

@@ -183,6 +183,10 @@ class ImageStore(Store):
         idx = np.asarray(idx, dtype=np.int64)
         return ImageStore(self.pixels[idx], self.orig_sizes[idx], self.squeeze)
 
+    def source_size(self, i: int) -> tuple[int, int]:
+        h, w = self.orig_sizes[int(i)]
+        return int(h), int(w)
+
     def __repr__(self) -> str:
         where = f", cache={self.path_}" if self.path_ else ""
         return f"ImageStore(n={len(self)}, size={self.size}, channels={self.pixels.shape[3]}{where})"
@@ -356,15 +360,3 @@ def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, 
             pass
     return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0)
 
-
-def images_from_bytes(blobs: Sequence[bytes], tfm: ItemTransform | None = None, mode: str = "RGB") -> ImageStore:
-    """An in-memory store from encoded image bytes (e.g. a Parquet/HF column of PNG/JPEG blobs)."""
-    imgs, sizes = [], []
-    for i, b in enumerate(blobs):
-        img = decode_bytes(b, mode=mode, name=f"item {i}")
-        sizes.append(img.shape[:2])
-        imgs.append(tfm.apply(img, nearest=(mode == "mask")) if tfm is not None else img)
-    shapes = {im.shape for im in imgs}
-    if len(shapes) != 1:
-        raise ValueError(f"images have different shapes {sorted(shapes)[:4]}; give an item transform such as Resize")
-    return ImageStore(np.stack(imgs), np.asarray(sizes), squeeze=(mode == "mask"), n_decoded=len(imgs))

@@ -6,10 +6,12 @@ A column of an image block holds, per item, one of:
 - encoded bytes (PNG, JPEG, ...): a ``Binary`` column, or a Hugging Face ``datasets`` ``Image`` column,
   which Arrow (and so ``to_items``) holds as ``{"bytes", "path"}`` structs (bytes when the image is in
   memory, a path when it is a file);
-- a PIL image (a column of Python objects).
+- a PIL image, a NumPy array or a torch tensor of pixels (a column of Python objects; see
+  :func:`~pipekit.vision.decode.image_from_value` for the shapes and value ranges taken).
 
-Images in memory go into the same presize cache as files, keyed by their bytes (PIL images: by their mode,
-size and pixels), so they are decoded and presized once, like files.
+Images in memory go into the same presize cache as files, keyed by their bytes (PIL images and arrays: by
+their mode or dtype, size and pixels), so they are decoded and presized once, like files; a handful of new
+items (``predict``) is decoded in memory without touching the cache.
 
 Example:
     >>> import polars as pl
@@ -27,15 +29,15 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError
-from pipekit.vision.decode import ImageDecodeError, decode_bytes
+from pipekit.vision.decode import IMAGE_VALUES, ImageDecodeError, decode_bytes, image_from_value, is_image_value
 
 __all__ = ["MemoryImage", "image_sources"]
 
 
 @dataclass(frozen=True, eq=False)
 class MemoryImage:
-    """One image held in memory: encoded ``data`` (bytes) or a PIL ``image``; ``name`` says where it came
-    from in error messages."""
+    """One image held in memory: encoded ``data`` (bytes), or an ``image`` (a PIL image, an array or a tensor
+    of pixels); ``name`` says where it came from in error messages."""
 
     name: str
     data: bytes | None = None
@@ -49,13 +51,18 @@ class MemoryImage:
         if self.data is not None:
             return self.data
         img = self.image
-        return f"PIL|{img.mode}|{img.size[0]}x{img.size[1]}|".encode() + img.tobytes()
+        if _is_pil(img):
+            return f"PIL|{img.mode}|{img.size[0]}x{img.size[1]}|".encode() + img.tobytes()
+        arr = np.ascontiguousarray(img.detach().cpu().numpy() if hasattr(img, "detach") else np.asarray(img))
+        return f"array|{arr.dtype}|{arr.shape}|".encode() + arr.tobytes()
 
     def decode(self, mode: str) -> np.ndarray:
         """The pixels as a uint8 HWC array in ``mode`` ("RGB", "L" or "mask"), as files are decoded."""
         if self.data is not None:
             return decode_bytes(self.data, mode=mode, name=self.name)
         img = self.image
+        if not _is_pil(img):
+            return image_from_value(img, mode=mode, name=self.name)
         if mode in ("RGB", "L"):
             return np.ascontiguousarray(np.asarray(img.convert(mode)).reshape(img.size[1], img.size[0], -1))
         arr = np.asarray(img)  # a mask keeps its stored values (palette indices, grey levels)
@@ -108,11 +115,10 @@ def image_sources(raw: pl.Series, who: str) -> list[str | MemoryImage]:
                 out.append(os.fspath(v))
             elif isinstance(v, (bytes, bytearray, memoryview)):
                 out.append(MemoryImage(f"item {i} of column {raw.name!r}", data=bytes(v)))
-            elif _is_pil(v):
-                out.append(MemoryImage(f"item {i} of column {raw.name!r} (a PIL image)", image=v))
+            elif is_image_value(v):
+                out.append(MemoryImage(f"item {i} of column {raw.name!r} (a {type(v).__name__})", image=v))
             else:
-                raise DataError(f"{who}: item {i} of column {raw.name!r} is a {type(v).__name__}; give file paths, "
-                                "encoded image bytes or PIL images")
+                raise DataError(f"{who}: item {i} of column {raw.name!r} is a {type(v).__name__}; give {IMAGE_VALUES}")
         return out
-    raise DataError(f"{who} needs images: file paths (str or pathlib.Path), encoded bytes, PIL images or a Hugging "
-                    f"Face Image column; got a column of {raw.dtype}. Use a getter that returns the image of each item")
+    raise DataError(f"{who} needs images: {IMAGE_VALUES}, or a Hugging Face Image column; got a column of "
+                    f"{raw.dtype}. Use a getter that returns the image (or its file) of each item")
