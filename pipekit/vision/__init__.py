@@ -9,11 +9,12 @@ from pipekit.vision.blocks import ImageBlock, MaskBlock, PointBlock, dataloaders
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, verify_images
 from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_body,
-                                         efficientnet_lite_stats)
+                                         efficientnet_lite_stats, pretrained_archs)
 from pipekit.vision.imagenet import imagenet_labels, imagenet_predict
-from pipekit.vision.learner import PixelAccuracy, load_body_weights, pixel_accuracy, unet_learner, vision_learner
-from pipekit.vision.models import (UNet, XResNet, create_head, simple_cnn, unet, vision_model, xresnet18, xresnet34,
-                                   xresnet50)
+from pipekit.vision.learner import (PixelAccuracy, check_model_output, load_body_weights, pixel_accuracy, unet_learner,
+                                    vision_learner)
+from pipekit.vision.models import (UNet, XResNet, create_body, create_head, simple_cnn, unet, vision_model, xresnet18,
+                                   xresnet34, xresnet50)
 from pipekit.vision.presize import CropPad, RandomResizedCrop, Resize
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Flip, FlipVert, LightingSampler, RandomCrop,
                                      Rotate, Sampler, Warp, Zoom)
@@ -30,5 +31,5 @@ __all__ = [
     "Brightness", "Contrast", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
-    "imagenet_labels", "imagenet_predict",
+    "imagenet_labels", "imagenet_predict", "pretrained_archs", "create_body", "check_model_output",
 ]
