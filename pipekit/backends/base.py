@@ -58,6 +58,8 @@ class Model(Component):
     the data) and ``_predict(d)`` (probabilities in ``classes_`` order, or values).
     """
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     registry_kind = "model"
     if TYPE_CHECKING:  # what every model offers: backends store them, ensembles derive them from their members
         @property
@@ -78,6 +80,16 @@ class Model(Component):
 
     def _predict(self, d: TabularData) -> np.ndarray:
         raise NotImplementedError
+
+    def stops_early(self) -> bool:
+        """Whether ``fit(train, valid)`` uses ``valid`` to choose anything (a GBM stops early on it), so a
+        bagged copy holds rows of its own training folds out for it."""
+        return False
+
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        """For a model fitted with early stopping: the parameters that fit it again, without a valid split, for
+        ``scale`` times the rounds it kept (a bagged copy refits on its stopping rows too this way)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stop early")
 
     def predict(self, data: Any) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
@@ -136,6 +148,8 @@ class Backend(Model):
     Fitted attributes: ``feature_names_``, ``cat_features_``, ``classes_`` (classification, labels
     sorted), ``procs_signature_``, ``valid_score_`` (when fitted with a ``valid`` split).
     """
+
+    abstract = True  # a base class: pipekit.testing checks its subclasses
 
     model_attr: ClassVar[str] = "model_"
     task: str

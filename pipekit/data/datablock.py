@@ -21,7 +21,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError, Un
 from pipekit.core.registry import name_of
 from pipekit.core.validate import check_positive_int
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr
+from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr, walk_batch
 from pipekit.data.getters import ColReader, Getter, NotStored, apply_getter, item_at
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
@@ -29,6 +29,13 @@ from pipekit.data.splitters import RandomSplitter, Splitter
 from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_list
 
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
+
+
+def _wrap_hint(t: Any) -> str:
+    """How to pass a transform from another library."""
+    if type(t).__module__.split(".")[0] == "albumentations":
+        return "; wrap an albumentations transform or Compose: pipekit.vision.Albumentations(t)"
+    return ""
 
 
 def _storable(v: Any) -> bool:
@@ -69,12 +76,14 @@ class DataBlock(Component):
         self._resolve_getters(len(blocks_))
         for t in as_list(item_tfms):
             if not isinstance(t, Transform):
-                raise ParameterError(f"DataBlock: item_tfms takes transforms (e.g. Resize(224)), got {t!r}")
+                raise ParameterError(f"DataBlock: item_tfms takes transforms (e.g. Resize(224)), got {t!r:.200}"
+                                     + _wrap_hint(t))
             if not any(t.applies_to(b) for b in blocks_):
                 raise ParameterError(f"DataBlock: item transform {t!r} applies to none of the blocks {blocks_}")
         for t in as_list(batch_tfms):
             if not isinstance(t, BatchTransform):
-                raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got {t!r}")
+                raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got "
+                                     f"{t!r:.200}" + _wrap_hint(t))
 
     def new(self, **params: Any) -> DataBlock:
         """A new DataBlock with some parameters changed and the others kept, checked as the constructor
@@ -167,21 +176,24 @@ class DataBlock(Component):
             role = f"x{j}" if j < self.n_inp_ else f"y{j - self.n_inp_}"
             name = f"{type(block).__name__} [{role}]"
             gname = getattr(getter, "__name__", repr(getter))
-            raw = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items), item_at(items, int(train[0])))
+            raw: pl.Series = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items),  # type: ignore[misc]
+                                  item_at(items, int(train[0])))
             say("getter", f"{name}: getter {gname}", raw)
             if isinstance(getter, Getter):
                 getter.check_build(items, raw)
-            step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))
+            step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))  # type: ignore[misc]
             sub = (lambda label, v: say("tfm", label, v)) if trace else None
-            store = step(f"{name} encode", lambda b=block, r=raw, t=sub: b.setup(r, train, item_tfms, t), raw)
+            store = step(f"{name} encode", lambda b=block, r=raw, t=sub: b.setup(r, train, item_tfms, t),  # type: ignore[misc]
+                         raw)
             say("store", name, (block, store))
             stores.append(store)
         self.batch_tfms_ = self._batch_tfms()
         return Datasets(items, [train, valid], stores, self.blocks_, self.n_inp_, recipe=self)
 
     def _batch_tfms(self) -> list[BatchTransform]:
-        """The blocks' batch transforms (one of each class) then the DataBlock's own."""
-        own = [t.clone() for t in as_list(self.batch_tfms)]
+        """The blocks' batch transforms (one of each class) then the DataBlock's own. An item transform that is
+        a batch transform (random per epoch, so it runs on each batch after the cache) is one of its own."""
+        own = [t.clone() for t in as_list(self.item_tfms) + as_list(self.batch_tfms) if isinstance(t, BatchTransform)]
         tfms: list[BatchTransform] = []
         for t in [bt for b in self.blocks_ for bt in b.batch_tfms_]:
             if not any(type(u) is type(t) for u in tfms + own):
@@ -303,19 +315,7 @@ class DataBlock(Component):
             dsets = fitted._fit(source, trace)
             dl = fitted.dl_type()(dsets.train, bs=bs, shuffle=False, seed=0, device="cpu", num_workers=0,
                                   batch_tfms=fitted.batch_pipeline(), augment=True)
-            say(f"Collating a batch of {bs} with {type(dl).__name__}")
-            batch = tuple(dl.create_batch(dl.batch_plan(0)[0]))
-            say(f"  {short_repr(batch)}")
-            ctx = dl.context(0, 0)
-            if not len(dl.batch_tfms):
-                say("No batch transforms")
-            for t in dl.batch_tfms:
-                try:
-                    batch = t.encode(batch, ctx)  # type: ignore[call-arg]
-                except Exception as e:
-                    raise PipelineStepError(f"step 'batch transform {t!r}' failed on input {short_repr(batch)}: "
-                                            f"{type(e).__name__}: {e}") from e
-                say(f"Batch transform {t!r}: {short_repr(batch)}")
+            walk_batch(dl, say)
         except PipelineStepError as e:
             say(f"FAILED: {e}")
             raise

@@ -27,7 +27,8 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
         raise FileNotFoundError(f"{path} does not exist")
     try:
         if kind == "csv":
-            opts = {"infer_schema_length": 10_000, "separator": "\t" if path.suffix.lower() == ".tsv" else ","}
+            opts: dict[str, Any] = {"infer_schema_length": 10_000,
+                                    "separator": "\t" if path.suffix.lower() == ".tsv" else ","}
             opts.update(kwargs)
             return pl.read_csv(path, **opts)
         if kind == "parquet":
@@ -104,11 +105,21 @@ def _held_object(v: Any) -> bool:
 
 
 def _from_hf(ds: Any) -> pl.DataFrame:
+    """A Hugging Face dataset as a frame. ``ClassLabel`` columns hold their label names (the integers Arrow
+    stores are positions in ``names``; -1, no label, becomes null); an ``Image`` column stays the
+    ``{bytes, path}`` structs image blocks read."""
     if hasattr(ds, "to_polars"):
-        return ds.to_polars()
-    # a Dataset with an indices mapping (after select/shuffle) must be flattened before its table is read
-    ds = ds.flatten_indices() if getattr(ds, "_indices", None) is not None else ds
-    return pl.from_arrow(ds.data.table)  # type: ignore[return-value]
+        df = ds.to_polars()
+    else:
+        # a Dataset with an indices mapping (after select/shuffle) must be flattened before its table is read
+        ds = ds.flatten_indices() if getattr(ds, "_indices", None) is not None else ds
+        df = pl.from_arrow(ds.data.table)  # type: ignore[assignment]
+    labels = {c: list(f.names) for c, f in (getattr(ds, "features", None) or {}).items()
+              if type(f).__name__ == "ClassLabel" and c in df.columns and df.schema[c].is_integer()}
+    if labels:
+        df = df.with_columns(pl.col(c).replace_strict(list(range(len(names))), names, default=None,
+                                                      return_dtype=pl.String) for c, names in labels.items())
+    return df  # type: ignore[return-value]
 
 
 def table_column(df: pl.DataFrame, col: int | str, param: str) -> str:

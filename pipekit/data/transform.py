@@ -146,6 +146,9 @@ class BatchTransform(Transform):
     """
 
     order: ClassVar[int] = 50
+    #: runs on the CPU, in the loader's worker threads, before the batch is moved to the device (per-image
+    #: library code on NumPy arrays); such transforms run before every other batch transform
+    on_host: ClassVar[bool] = False
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         return batch
@@ -167,4 +170,4 @@ class BatchPipeline(Pipeline):
             batch = t.decode(batch, ctx)  # type: ignore[call-arg]
         return batch
 
-    __call__ = encode
+    __call__ = encode  # type: ignore[assignment]

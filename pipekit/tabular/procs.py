@@ -98,6 +98,8 @@ class TabularProc(Component):
     """Base class: ``setup`` learns state (attributes ending in ``_``) from the training rows,
     ``expressions`` applies it as Polars expressions, on eager frames and lazy scans alike."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     registry_kind = "proc"
     order: ClassVar[int] = 0
 

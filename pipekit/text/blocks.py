@@ -137,7 +137,7 @@ class TextBlock(TransformBlock):
 
     # ------------------------------------------------------------------ building
     def _settings(self, tok: Tokenizer) -> dict[str, Any]:
-        return {"tok": tok.get_params(), "min_freq": self.min_freq, "max_vocab": self.max_vocab,
+        return {"tok": tok.cache_settings(), "min_freq": self.min_freq, "max_vocab": self.max_vocab,
                 "vocab": list(self.vocab_arg) if self.vocab_arg is not None else None}
 
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Any] = (), trace: Any = None) -> TextStore:

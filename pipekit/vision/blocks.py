@@ -28,40 +28,13 @@ from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform, as_list
 from pipekit.vision.augment import AugmentSettings
-from pipekit.vision.cache import ImageStore, build_image_store, images_from_values
-from pipekit.vision.decode import IMAGE_VALUES, is_image_value
+from pipekit.vision.cache import ImageStore, build_image_store
 from pipekit.vision.geometry import size2, size_param
 from pipekit.vision.presize import RandomResizedCrop, find_item_transform
+from pipekit.vision.sources import image_sources
 from pipekit.vision.transforms import BatchAugment, IntToFloat
 
 IMAGE_CLASSES = ("RGB", "L")
-
-
-def _paths(raw: pl.Series, who: str) -> list[str]:
-    if raw.dtype == pl.Utf8:
-        return raw.to_list()
-    if raw.dtype == pl.Object or raw.dtype == pl.Null:
-        values = raw.to_list()
-        bad = next((v for v in values if not isinstance(v, (str, os.PathLike))), None)
-        if bad is None:
-            return [os.fspath(p) for p in values]
-        raise DataError(f"{who} takes {IMAGE_VALUES}; got a {type(bad).__name__}")
-    raise DataError(f"{who} takes {IMAGE_VALUES}; got a column of {raw.dtype}; use a getter that returns the "
-                    "image (or its file) of each item")
-
-
-def _describe(raw: pl.Series, i: int) -> str:
-    """Item ``i`` of a column of images, for an error message: its path, or its position and type."""
-    v = raw[i]
-    return os.fspath(v) if isinstance(v, (str, os.PathLike)) else f"item {i} ({type(v).__name__})"
-
-
-def _in_memory(raw: pl.Series) -> list[Any] | None:
-    """The values of a column of images held in memory (bytes, PIL images, arrays, tensors), else None."""
-    if raw.dtype not in (pl.Object, pl.Binary):
-        return None
-    values = raw.to_list()
-    return values if any(is_image_value(v) for v in values) else None
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -89,12 +62,9 @@ class _PixelBlock(TransformBlock):
 
     def _store(self, raw: pl.Series, what: str, small_in_memory: bool = False) -> ImageStore:
         tfm = find_item_transform(self.tfms_)
-        values = _in_memory(raw)
-        if values is not None:  # images already in memory are decoded there, never cached
-            return images_from_values(values, tfm, mode=self.mode, description=what)
         # a handful of new files (predict, a small test set) is decoded in memory rather than cached
         in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
-        return build_image_store(_paths(raw, type(self).__name__), tfm, mode=self.mode,
+        return build_image_store(image_sources(raw, type(self).__name__), tfm, mode=self.mode,
                                  cache_dir=False if in_memory else self.cache_dir, description=what)
 
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
@@ -190,7 +160,7 @@ class MaskBlock(_PixelBlock):
         bad = np.flatnonzero(maxes >= len(self.codes))
         if bad.size:
             i = int(bad[0])
-            raise DataError(f"{_describe(raw, i)}: mask value {int(maxes[i])} but only "
+            raise DataError(f"{image_sources(raw, 'MaskBlock')[i]}: mask value {int(maxes[i])} but only "
                              f"{len(self.codes)} codes were given ({bad.size} mask(s) affected); "
                              "give all class names in codes")
 
