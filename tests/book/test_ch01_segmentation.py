@@ -1,0 +1,52 @@
+"""Chapter 1's segmentation, as a reader writes it: CamVid masks found by a label function
+(``SegmentationDataLoaders.from_label_func``), a U-Net with the bare ``pixel_accuracy`` metric trained for a
+full epoch, then predictions on an image file and on its pixels, the same after export in a fresh process.
+
+CPU-sized: camvid_tiny at 24x32 pixels and one epoch (the book: 8 epochs of a resnet34 U-Net).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from book_helpers import fresh_predictions
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.data import get_image_files
+from pipekit.vision import Resize, SegmentationDataLoaders, decode_image, pixel_accuracy, unet_learner
+
+path = D.path("camvid_tiny")
+
+
+@pytest.fixture(scope="module")
+def learn(one_torch_thread):
+    dls = SegmentationDataLoaders.from_label_func(
+        path, bs=8, fnames=get_image_files(path / "images"), seed=0,
+        label_func=lambda o: path / "labels" / f"{o.stem}_P{o.suffix}",
+        codes=np.loadtxt(path / "codes.txt", dtype=str), item_tfms=Resize((24, 32)))
+    pipekit.set_seed(0)
+    learn = unet_learner(dls, "xresnet18", metrics=pixel_accuracy)
+    learn.fit(1, 1e-3)  # a full epoch: the bare metric must survive it
+    return learn
+
+
+def test_bare_pixel_accuracy_after_a_full_epoch(learn):
+    value = learn.recorder.value("pixel_accuracy")
+    preds, targs = learn.get_preds()
+    assert preds.shape[1:] == (32, 24, 32) and targs.shape[1:] == (24, 32)
+    assert value == pytest.approx(float((preds.argmax(1) == targs).float().mean()), abs=1e-6)
+    assert 0.0 < value <= 1.0
+
+
+def test_predict_a_mask_from_a_file_or_its_pixels(learn, tmp_path):
+    f = sorted(get_image_files(path / "images"))[3]
+    mask, dec, probs = learn.predict(f)
+    assert mask.shape == (24, 32) and mask.dtype == np.int64 and 0 <= mask.min() and mask.max() < 32
+    assert probs.shape == (32, 24, 32) and np.array_equal(probs.argmax(0).numpy(), mask)
+    pixels = decode_image(f)
+    for item in (pixels, torch.from_numpy(pixels).permute(2, 0, 1), f.read_bytes(), str(f)):
+        assert np.array_equal(learn.predict(item)[0], mask)
+    there = fresh_predictions(learn.export(tmp_path / "camvid.pipekit"), [("path", f), ("array", pixels)], tmp_path)
+    for decoded, p in there:
+        assert np.array_equal(np.asarray(decoded), mask) and np.allclose(p, probs.reshape(-1).numpy(), atol=1e-5)

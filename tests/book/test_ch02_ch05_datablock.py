@@ -1,0 +1,90 @@
+"""Chapters 2 and 5, as a reader writes them, on a folder of the reader's own photos (cats and dogs copied
+from dogscats into ``pets/cats`` and ``pets/dogs``):
+
+- chapter 2: a ``DataBlock`` labelled by folder, changed with ``.new(item_tfms=RandomResizedCrop(...),
+  batch_tfms=aug_transforms())``, trained, read through a confusion matrix, exported, loaded back with
+  ``load_learner`` and asked about a photo;
+- chapter 5: labels from the file name with a regular expression, ``summary`` to see the steps,
+  ``lr_find(suggest_funcs=(minimum, steep))``, then training with discriminative learning rates.
+
+CPU-sized: 320 photos at 32-40 pixels and ``simple_cnn``.
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from book_helpers import probs_of
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.data import (CategoryBlock, DataBlock, FileName, Pipe, RandomSplitter, RegexLabeller, get_image_files,
+                          parent_label)
+from pipekit.learn import ClassificationInterpretation, error_rate, load_learner, minimum, steep
+from pipekit.vision import ImageBlock, RandomResizedCrop, Resize, aug_transforms, vision_learner
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory, one_torch_thread):
+    root = tmp_path_factory.mktemp("pets")
+    for kind in ("cats", "dogs"):
+        (root / kind).mkdir()
+        for f in sorted((D.path("dogscats") / "train" / kind).iterdir())[:160]:
+            shutil.copy(f, root / kind / f.name)
+    return root
+
+
+def test_ch02_datablock_new_train_interpret_export(pets, tmp_path):
+    bears = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
+                      splitter=RandomSplitter(valid_pct=0.2, seed=42), get_y=parent_label, item_tfms=Resize(40))
+    bears = bears.new(item_tfms=RandomResizedCrop(40, min_scale=0.5), batch_tfms=aug_transforms(size=32))
+    assert isinstance(bears.item_tfms, RandomResizedCrop)
+    dls = bears.dataloaders(pets, bs=32, seed=0)
+    assert dls.vocab == ["cats", "dogs"] and len(dls.valid_ds) == 64
+    # the random crops change from epoch to epoch; the validation set always sees the same pictures
+    first, again = next(iter(dls.train))[0], next(iter(dls.train))[0]
+    assert first.shape == (32, 3, 32, 32) and not torch.equal(first, again)
+    assert torch.equal(next(iter(dls.valid))[0], next(iter(dls.valid))[0])
+    assert dls.show_batch(max_n=4).stat().st_size > 1000  # a PNG when there is no display
+
+    pipekit.set_seed(0)
+    learn = vision_learner(dls, "simple_cnn", metrics=error_rate)
+    learn.fine_tune(2, base_lr=3e-3)
+    interp = ClassificationInterpretation.from_learner(learn)
+    cm = interp.confusion_matrix()
+    assert cm.sum() == 64 and (1 - np.trace(cm) / cm.sum()) == pytest.approx(learn.recorder.value("error_rate"))
+    for actual, predicted, count in interp.most_confused(min_val=1):
+        assert cm[dls.vocab.index(actual), dls.vocab.index(predicted)] == count and actual != predicted
+
+    learn.export(tmp_path / "export.pipekit")
+    learn_inf = load_learner(tmp_path / "export.pipekit")
+    assert learn_inf.dls.vocab == ["cats", "dogs"]
+    photo = sorted((D.path("dogscats") / "valid" / "dogs").iterdir())[0]
+    mine, theirs = learn.predict(photo), learn_inf.predict(photo)
+    assert theirs[0] == mine[0] and np.allclose(probs_of(theirs), probs_of(mine), atol=1e-6)
+
+
+def test_ch05_regex_labels_summary_lr_find_discriminative_rates(pets):
+    pat = r"^(.+)\.\d+\.jpg$"
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
+                       splitter=RandomSplitter(seed=42), get_y=Pipe(FileName(), RegexLabeller(pat)),
+                       item_tfms=Resize(48), batch_tfms=aug_transforms(size=32, min_scale=0.75))
+    text = dblock.summary(pets, show=False)
+    for step in ("Collecting items: 320 rows", "RegexLabeller", "Resize", "BatchAugment"):
+        assert step in text, step
+    dls = dblock.dataloaders(pets, bs=32, seed=0)
+    assert dls.vocab == ["cat", "dog"]
+
+    pipekit.set_seed(0)
+    learn = vision_learner(dls, "simple_cnn", metrics=error_rate)
+    lr_min, lr_steep = learn.lr_find(suggest_funcs=(minimum, steep), num_it=40, show_plot=False)
+    assert 1e-7 < lr_min < 10 and 1e-7 < lr_steep < 10
+    learn.fit_one_cycle(2, 3e-3)
+    learn.unfreeze()
+    learn.fit_one_cycle(1, lr_max=slice(1e-5, 1e-3))
+    body_lr, head_lr = learn.recorder.lrs[len(learn.recorder.lrs) // 3]  # one-cycle's warm-up, both groups
+    assert head_lr == pytest.approx(100 * body_lr)  # the body learns at the slice's lower end
+    losses = np.asarray(learn.recorder.losses)
+    assert np.isfinite(losses).all() and losses[-5:].mean() < losses[:5].mean()

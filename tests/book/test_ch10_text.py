@@ -1,0 +1,66 @@
+"""Chapter 10 (and chapter 1's IMDB classifier), as a reader writes it: reviews in folders
+(``train/<label>/*.txt``, ``valid/<label>/*.txt``, made here from imdb_sample's texts), loaded with
+``TextDataLoaders.from_folder``, an AWD-LSTM classifier trained, then a review predicted as a raw string,
+as its file and as a Path, the same after export in a fresh process.
+
+CPU-sized: a small AWD-LSTM (the book's 400/1152/3-layer one, pretrained on WikiText, takes hours on a CPU).
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from book_helpers import fresh_predictions, probs_of
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.core.errors import DataError
+from pipekit.learn import accuracy
+from pipekit.text import AWD_LSTM, TextDataLoaders, text_classifier_learner
+
+SMALL = dict(emb_sz=64, n_hid=128, n_layers=1)
+
+
+@pytest.fixture(scope="module")
+def imdb(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imdb")
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
+    for i, (label, text, valid) in enumerate(df.iter_rows()):
+        folder = root / ("valid" if valid else "train") / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.txt").write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def learn(imdb, one_torch_thread):
+    dls = TextDataLoaders.from_folder(imdb, valid="valid", min_freq=2, bs=32, seed=0, cache_dir=False)
+    pipekit.set_seed(0)
+    learn = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.3, metrics=accuracy, config=SMALL, max_len=200)
+    learn.fit_one_cycle(3, 1e-2)
+    return learn
+
+
+def test_reviews_from_folders_beat_the_majority(learn):
+    assert learn.dls.vocab == ["negative", "positive"] and len(learn.dls.valid_ds) == 200
+    _, targs = learn.get_preds()
+    majority = max(float(targs.float().mean()), 1 - float(targs.float().mean()))
+    assert learn.recorder.value("accuracy") > majority + 0.05, (learn.recorder.value("accuracy"), majority)
+
+
+def test_a_raw_string_is_text_and_a_file_is_read(learn, imdb, tmp_path):
+    f = sorted((imdb / "valid" / "positive").iterdir())[0]
+    text = f.read_text()
+    forms = {"raw string": text, "file name as str": str(f), "Path": f}
+    preds = {k: learn.predict(v) for k, v in forms.items()}
+    ref = preds["raw string"]
+    assert ref[0] in ("negative", "positive")
+    for k, p in preds.items():
+        assert p[0] == ref[0] and np.allclose(probs_of(p), probs_of(ref), atol=1e-6), k
+    short = learn.predict("What a wonderful, moving film. I loved every minute of it.")
+    assert short[0] in ("negative", "positive") and float(probs_of(short).sum()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(DataError, match="looks like a text file"):
+        learn.predict("missing_review.txt")
+    there = fresh_predictions(learn.export(tmp_path / "imdb.pipekit"), [("str", text), ("path", f)], tmp_path)
+    for decoded, probs in there:
+        assert decoded == ref[0] and np.allclose(probs, probs_of(ref), atol=1e-6)
