@@ -23,7 +23,7 @@ import pipekit.datasets as D
 from pipekit.data import (CategoryBlock, DataBlock, FileName, Pipe, RandomSplitter, RegexLabeller, get_image_files,
                           parent_label)
 from pipekit.learn import ClassificationInterpretation, error_rate, load_learner, minimum, steep
-from pipekit.vision import ImageBlock, RandomResizedCrop, Resize, aug_transforms, vision_learner
+from pipekit.vision import ImageBlock, ImageDataLoaders, RandomResizedCrop, Resize, aug_transforms, vision_learner
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,13 @@ def test_ch05_regex_labels_summary_lr_find_discriminative_rates(pets):
         assert step in text, step
     dls = dblock.dataloaders(pets, bs=32, seed=0)
     assert dls.vocab == ["cat", "dog"]
+    # chapter 1's one-line spelling of the same thing: the same labels, split and validation batch
+    dls_re = ImageDataLoaders.from_name_re(pets, get_image_files(pets), pat, valid_pct=0.2, seed=42,
+                                           item_tfms=Resize(48), batch_tfms=aug_transforms(size=32, min_scale=0.75),
+                                           bs=32)
+    assert dls_re.vocab == dls.vocab and len(dls_re.valid_ds) == len(dls.valid_ds) == 64
+    (xb_re, yb_re), (xb, yb) = next(iter(dls_re.valid)), next(iter(dls.valid))
+    assert torch.equal(xb_re, xb) and torch.equal(yb_re, yb)
 
     pipekit.set_seed(0)
     learn = vision_learner(dls, "simple_cnn", metrics=error_rate)
