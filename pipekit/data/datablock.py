@@ -22,7 +22,7 @@ from pipekit.core.registry import name_of
 from pipekit.core.validate import check_positive_int
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr, walk_batch
-from pipekit.data.getters import ColReader, Getter, NotStored, apply_getter, item_at
+from pipekit.data.getters import ColReader, Getter, apply_getter, item_at
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter
@@ -248,7 +248,9 @@ class DataBlock(Component):
             raise DataError(f"new items given as bare values cannot give {what}; give rows (a table, dicts or a "
                             "pandas Series) with the columns the getters read")
         stores = []
-        for block, getter in zip(self.blocks_[:n], self.getters_[:n]):
+        for i, (block, getter) in enumerate(zip(self.blocks_[:n], self.getters_[:n])):
+            if not bare:
+                self._check_getter_stored(i)
             raw = apply_getter(None if bare else _raw_value_getter(getter, items), items)
             block.check_raw(raw, "new data")
             stores.append(block.encode_new(raw))
@@ -273,9 +275,26 @@ class DataBlock(Component):
 
     def state_to_data(self) -> dict[str, Any]:
         state = self.fitted_state()
-        state["getters_"] = [g if _storable(g) else NotStored(getattr(g, "__name__", type(g).__name__))
-                             for g in state.get("getters_", [])]
+        getters = state.get("getters_", [])
+        # a getter left out is named, so that reading rows without it says so instead of reading them wrongly;
+        # a loaded recipe keeps the names it was given
+        before = state.get("unstored_getters_") or []
+        names = [None if _storable(g) else getattr(g, "__name__", type(g).__name__) for g in getters]
+        names = [n if n is not None else (before[i] if i < len(before) else None) for i, n in enumerate(names)]
+        state["getters_"] = [g if _storable(g) else None for g in getters]
+        if any(n is not None for n in names):
+            state["unstored_getters_"] = names
+        else:
+            state.pop("unstored_getters_", None)
         return state
+
+    def _check_getter_stored(self, i: int) -> None:
+        names = getattr(self, "unstored_getters_", None) or []
+        if i < len(names) and names[i] is not None:
+            raise DataError(f"this model was saved without its getter {names[i]!r} (a function that was not "
+                            "registered cannot be stored), so it cannot read rows; give the input itself (e.g. the "
+                            "image's path), or register the function before exporting and loading: "
+                            f"pipekit.register({names[i]}, kind='getter')")
 
     # ------------------------------------------------------------------ summary
     def summary(self, source: Any, bs: int = 4, show: bool = True) -> str:

@@ -313,21 +313,6 @@ class ParentLabel(Getter):
 parent_label = ParentLabel()
 
 
-class NotStored(Getter):
-    """Stands, in an exported recipe, for a getter that could not be stored (a function of the user's that
-    was never registered): reading rows with it says so, instead of reading them wrongly. New items given as
-    bare values (a path, a text, an image) need no getter and still work."""
-
-    def __init__(self, name: str = "getter"):
-        self.name = name
-
-    def column(self, items: pl.DataFrame) -> pl.Series:
-        raise DataError(f"this model was saved without its getter {self.name!r} (a function that was not registered "
-                        "cannot be stored), so it cannot read rows; give the input itself (e.g. the image's path), "
-                        f"or register the function before exporting and loading: pipekit.register({self.name}, "
-                        "kind='getter')")
-
-
 class FileName(Getter):
     """The file name of each item's path (``train/3/7463.png`` -> ``'7463.png'``); chain it with
     :class:`Pipe` to label by the name alone (``Pipe(FileName(), RegexLabeller(r'^(.+)_\\d+.jpg$'))``).
