@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from pipekit.core.validate import Interval, check
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, GrandparentSplitter,
@@ -89,8 +89,8 @@ class TextDataLoaders:
         """
         check("TextDataLoaders.from_df", valid_pct=(valid_pct, _PCT))
         frame = to_items(df)
-        cols = [table_column(frame, c, "text_col") for c in (text_col if isinstance(text_col, (list, tuple))
-                                                               else [text_col])]
+        text_cols = list(text_col) if isinstance(text_col, (list, tuple)) else [cast("int | str", text_col)]
+        cols = [table_column(frame, c, "text_col") for c in text_cols]
         text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, max_len, cache_dir, read_files=False)
         splitter = (ColSplitter(table_column(frame, valid_col, "valid_col")) if valid_col is not None
                     else RandomSplitter(valid_pct, seed=seed))
