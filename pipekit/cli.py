@@ -1,9 +1,10 @@
-"""Command line: ``pipekit run | bench | datasets | summary``.
+"""Command line: ``pipekit run | bench | bench-loader | datasets | summary``.
 
     pipekit datasets list          # which data sets are available locally
     pipekit run adult --quick      # run recipes/adult.py (or a path to a recipe file)
     pipekit summary mnist_tiny     # walk one batch of a recipe's DataBlock through the pipeline
     pipekit bench image_loader     # run benchmarks/image_loader.py
+    pipekit bench-loader my_recipe.py --batches 50 --workers 0,2,4 --compare reference
 """
 from __future__ import annotations
 
@@ -83,7 +84,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_loader(args: argparse.Namespace) -> int:
+    from pipekit.bench.cli import main as bench_loader
+
+    return bench_loader(args.args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench-loader"]:  # its own options, in any order (argparse's REMAINDER misses leading ones)
+        return cmd_bench_loader(argparse.Namespace(args=argv[1:]))
     parser = argparse.ArgumentParser(prog="pipekit", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("datasets", help="list the registered data sets and where they are")
@@ -97,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("names", nargs="*")
     b.add_argument("--args", nargs=argparse.REMAINDER, default=[])
     b.set_defaults(fn=cmd_bench)
+    bl = sub.add_parser("bench-loader", add_help=False,
+                        help="profile a recipe file's data loader (pipekit bench-loader --help)")
+    bl.add_argument("args", nargs=argparse.REMAINDER)
+    bl.set_defaults(fn=cmd_bench_loader)
     s = sub.add_parser("summary", help="walk one batch of a recipe's DataBlock through the pipeline")
     s.add_argument("recipe")
     s.set_defaults(fn=cmd_summary)
