@@ -18,17 +18,23 @@ from pipekit.vision import (ImageBlock, MaskBlock, Normalize, Resize, aug_transf
                             imagenet_stats, pixel_accuracy, unet_learner)
 
 
-def main(quick: bool = False, epochs: int = 12, arch: str = "xresnet18") -> dict:
-    set_seed(42)
-    t0 = time.perf_counter()
+def datablock():
+    """The recipe's DataBlock and the folder it reads (``pipekit summary camvid_tiny`` walks them)."""
     path = D.path("camvid_tiny")
     codes = (path / "codes.txt").read_text().split()
-    void = codes.index("Void")
     dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=lambda p: get_image_files(p / "images"),
                        get_y=image_paths_with(path / "labels", lambda p: f"{p.stem}_P{p.suffix}"),
                        splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize((96, 128))],
                        batch_tfms=aug_transforms(max_rotate=10, max_warp=0.1)
                        + [Normalize.from_stats(*imagenet_stats)])
+    return dblock, path
+
+
+def main(quick: bool = False, epochs: int = 12, arch: str = "xresnet18") -> dict:
+    set_seed(42)
+    t0 = time.perf_counter()
+    dblock, path = datablock()
+    void = dblock.blocks[1].codes.index("Void")
     dls = dblock.dataloaders(path, bs=8, seed=42)
     if quick:
         rng = np.random.default_rng(0)

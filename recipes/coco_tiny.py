@@ -33,9 +33,8 @@ def items() -> pl.DataFrame:
     return per_image.with_columns(pl.col("image_id").replace_strict(files).alias("path")).sort("path")
 
 
-def main(quick: bool = False, multilabel: bool = False, epochs: int = 10, arch: str = "xresnet18") -> dict:
-    set_seed(42)
-    t0 = time.perf_counter()
+def datablock(quick: bool = False, multilabel: bool = False):
+    """The recipe's DataBlock and the table of images it reads (``pipekit summary coco_tiny`` walks them)."""
     df = items()
     if quick:
         df = df.head(48)
@@ -44,6 +43,13 @@ def main(quick: bool = False, multilabel: bool = False, epochs: int = 10, arch: 
                        get_y=ColReader("labels" if multilabel else "largest"),
                        splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(80)],
                        batch_tfms=aug_transforms(size=64, min_scale=0.75) + [Normalize.from_stats(*imagenet_stats)])
+    return dblock, df
+
+
+def main(quick: bool = False, multilabel: bool = False, epochs: int = 10, arch: str = "xresnet18") -> dict:
+    set_seed(42)
+    t0 = time.perf_counter()
+    dblock, df = datablock(quick, multilabel)
     dls = dblock.dataloaders(df, bs=32, seed=42)
     metric = accuracy_multi(thresh=0.5) if multilabel else accuracy
     learn = vision_learner(dls, arch, metrics=metric)

@@ -17,15 +17,21 @@ from pipekit.learn import accuracy
 from pipekit.vision import ImageBlock, Normalize, Resize, aug_transforms, imagenet_stats, vision_learner
 
 
-def main(quick: bool = False, size: int = 64, epochs: int = 4, arch: str = "xresnet18") -> dict:
-    set_seed(42)
-    t0 = time.perf_counter()
+def datablock(quick: bool = False, size: int = 64):
+    """The recipe's DataBlock and the folder it reads (``pipekit summary dogscats`` walks them)."""
     # quick runs take every 40th file (75 train, 25 valid) so that only those are decoded
     get_items = (lambda p: get_image_files(p)[::40]) if quick else get_image_files
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_items, get_y=parent_label,
                        splitter=GrandparentSplitter(), item_tfms=[Resize(int(size * 1.25))],
                        batch_tfms=aug_transforms(size=size, min_scale=0.75) + [Normalize.from_stats(*imagenet_stats)])
-    dls = dblock.dataloaders(D.path("dogscats"), bs=64, seed=42)
+    return dblock, D.path("dogscats")
+
+
+def main(quick: bool = False, size: int = 64, epochs: int = 4, arch: str = "xresnet18") -> dict:
+    set_seed(42)
+    t0 = time.perf_counter()
+    dblock, path = datablock(quick, size)
+    dls = dblock.dataloaders(path, bs=64, seed=42)
     learn = vision_learner(dls, arch, metrics=accuracy)
     learn.fit_one_cycle(1 if quick else epochs, 3e-3)
     loss, acc = learn.validate()

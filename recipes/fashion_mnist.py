@@ -31,16 +31,17 @@ def load(quick: bool = False, n_train: int | None = None):
     return xt, yt, xv, yv
 
 
-def dataloaders(xt, yt, xv, yv, bs: int = 128):
+def dataloaders(quick: bool = False, bs: int = 128):
+    """The images as DataLoaders, augmented in batches (``pipekit summary fashion_mnist`` walks them)."""
     tfms = aug_transforms(do_flip=True, max_rotate=5, max_zoom=1.05, max_warp=0.0, max_lighting=0.0)
-    return dataloaders_from_arrays(xt, yt, xv, yv, vocab=CLASSES, bs=bs, seed=42,
+    return dataloaders_from_arrays(*load(quick), vocab=CLASSES, bs=bs, seed=42,
                                    batch_tfms=tfms + [Normalize.from_stats([0.286], [0.353])])
 
 
 def main(quick: bool = False, epochs: int = 3) -> dict:
     set_seed(42)
     t0 = time.perf_counter()
-    dls = dataloaders(*load(quick))
+    dls = dataloaders(quick)
     learn = vision_learner(dls, "simple_cnn", metrics=accuracy, ps=0.25)
     learn.fit_one_cycle(1 if quick else epochs, 5e-3)
     loss, acc = learn.validate()

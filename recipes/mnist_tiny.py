@@ -26,16 +26,22 @@ def shrink(dls, n_train: int, n_valid: int) -> None:
         dls.loaders[i] = dls.loaders[i].new(dataset=ds.subset(keep))
 
 
-def main(quick: bool = False) -> dict:
-    set_seed(42)
-    t0 = time.perf_counter()
+def datablock():
+    """The recipe's DataBlock and the folder it reads (``pipekit summary mnist_tiny`` walks them)."""
     dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
                        splitter=GrandparentSplitter(),
                        batch_tfms=aug_transforms(do_flip=False, max_rotate=10, max_warp=0.0, max_lighting=0.1)
                        + [Normalize.from_stats(*mnist_stats)])
+    return dblock, D.path("mnist_tiny")
+
+
+def main(quick: bool = False) -> dict:
+    set_seed(42)
+    t0 = time.perf_counter()
+    dblock, path = datablock()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the unlabelled test/ folder is left out of the split, as intended
-        dls = dblock.dataloaders(D.path("mnist_tiny"), bs=64, seed=42)
+        dls = dblock.dataloaders(path, bs=64, seed=42)
     learn = vision_learner(dls, "simple_cnn", metrics=accuracy, lr=1e-2)
     if quick:
         shrink(dls, 64, 64)

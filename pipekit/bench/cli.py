@@ -70,8 +70,8 @@ def recipe_loaders(mod: ModuleType, bs: int, num_workers: int | None, seed: int)
 def _workers(text: str) -> list[int]:
     try:
         ws = [int(w) for w in text.split(",") if w.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--workers takes numbers separated by commas, e.g. 0,2,4; got {text!r}")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--workers takes numbers separated by commas, e.g. 0,2,4; got {text!r}") from e
     if not ws or min(ws) < 0:
         raise argparse.ArgumentTypeError(f"--workers takes numbers >= 0 separated by commas; got {text!r}")
     return ws

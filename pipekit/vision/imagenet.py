@@ -22,7 +22,8 @@ from torch import nn
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.vision.decode import decode_image
-from pipekit.vision.efficientnet import EfficientNetLite, LiteImageNetHead, efficientnet_lite_stats
+from pipekit.vision.efficientnet import (EfficientNetLite, LiteImageNetHead, efficientnet_lite, efficientnet_lite_stats,
+                                         lite_variant, pretrained_archs)
 
 __all__ = ["imagenet_classes", "imagenet_labels", "imagenet_predict", "IMAGENET_DOGS", "IMAGENET_CATS"]
 
@@ -86,21 +87,27 @@ def _to_batch(images: Sequence[str | os.PathLike | np.ndarray] | np.ndarray | to
     return torch.cat(out) / 255.0
 
 
-def imagenet_predict(model: nn.Module, images: Sequence[str | os.PathLike | np.ndarray] | np.ndarray | torch.Tensor,
+def imagenet_predict(model: nn.Module | str,
+                     images: Sequence[str | os.PathLike | np.ndarray] | np.ndarray | torch.Tensor,
                      size: int | None = None, stats: tuple[Sequence[float], Sequence[float]] | None = None,
                      batch_size: int = 32) -> tuple[list[str], np.ndarray]:
     """Top-1 ImageNet class of each image: ``(labels, probabilities)``, with a model's 1000-class head.
 
-    ``images``: files, (height, width, 3) uint8 arrays, or one (N, height, width, 3) uint8 array. Each is
-    resized (shorter side to ``size``, centre crop) and normalised with ``stats`` (0..1 scale). For an
-    :class:`~pipekit.vision.efficientnet.EfficientNetLite` both default to what its weights were trained with;
+    ``model``: an architecture with ImageNet weights by name (``"efficientnet_lite0"``, ``"efficientnet_lite1"``,
+    ``"efficientnet_lite2"``: its pretrained classifier, what ``vision_learner(..., pretrained=True)`` starts
+    from), or a model with a 1000-class head. ``images``: files, (height, width, 3) uint8 arrays, or one
+    (N, height, width, 3) uint8 array. Each is resized (shorter side to ``size``, centre crop) and normalised
+    with ``stats`` (0..1 scale). For an EfficientNet-Lite both default to what its weights were trained with;
     any other model needs them given.
 
-    >>> from pipekit.vision.efficientnet import efficientnet_lite
-    >>> model = efficientnet_lite("lite0", head="imagenet", n_out=1000)   # doctest: +SKIP
-    >>> imagenet_predict(model, ["cat.jpg"])                             # doctest: +SKIP
+    >>> imagenet_predict("efficientnet_lite0", ["cat.jpg"])              # doctest: +SKIP
     (['tabby'], array([0.61], dtype=float32))
     """
+    if isinstance(model, str):
+        if model not in pretrained_archs():
+            raise ParameterError(f"imagenet_predict: model={model!r} has no ImageNet weights in pipekit; use one of "
+                                 f"{pretrained_archs()} or pass a model with a 1000-class head")
+        model = efficientnet_lite(lite_variant(model).name, n_out=1000, head="imagenet", pretrained=True)
     if isinstance(model, EfficientNetLite):
         if not (isinstance(model.head, LiteImageNetHead) and model.head._fc.out_features == 1000):
             raise ParameterError("imagenet_predict: the model needs the 1000-class ImageNet head; build it with "

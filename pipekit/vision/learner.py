@@ -1,11 +1,15 @@
 """vision_learner and unet_learner: an image body with a pooled head (or a U-Net decoder), ready to train.
 
->>> learn = vision_learner(dls, "xresnet18", metrics=accuracy)          # doctest: +SKIP
+The book's first model, fine-tuning ImageNet weights (``pip install "pipekit[pretrained]"``, in ``.[dev]``):
+
+>>> learn = vision_learner(dls, "efficientnet_lite0", pretrained=True, metrics=error_rate)  # doctest: +SKIP
 >>> learn.fine_tune(2)                                                 # doctest: +SKIP
+>>> learn.model.body(x)          # the pretrained features (N, 1280, H/32, W/32)   # doctest: +SKIP
 """
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,14 +18,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, UnknownNameError
+from pipekit.core.registry import lookup, name_of
 from pipekit.core.validate import Interval
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.metrics import MeanMetric
-from pipekit.vision.models import ARCHS, UNet, body_features, create_head, unet, vision_model
+from pipekit.vision.efficientnet import EfficientNetLiteBody, efficientnet_lite_stats, load_pretrained, pretrained_archs
+from pipekit.vision.models import Cut, UNet, unet, vision_model
 from pipekit.vision.transforms import Normalize
 
-__all__ = ["vision_learner", "unet_learner", "load_body_weights", "PixelAccuracy", "pixel_accuracy"]
+__all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
+           "pixel_accuracy"]
+
+#: normalisation statistics (mean, std on the 0..1 scale) that come with a set of weights
+Stats = tuple[Sequence[float], Sequence[float]]
 
 
 def _image_channels(dls: Any) -> int:
@@ -53,10 +63,11 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_body_weights(body: nn.Module, path: str | os.PathLike, prefixes: Sequence[str] = ("0.", "encoder.", "")) -> int:
+def load_body_weights(body: nn.Module, path: str | os.PathLike,
+                      prefixes: Sequence[str] = ("body.", "0.", "encoder.", "")) -> int:
     """Load the body part of a saved model into ``body``; returns the number of tensors loaded.
 
-    Works with files of an ``XResNet``, a ``vision_learner`` model (body is child ``0``), a U-Net
+    Works with files of a ``vision_learner`` model (``body.``), an ``XResNet`` (child ``0``), a U-Net
     (``encoder.``) or a bare body. A first convolution saved for another number of input channels is
     adapted (averaged or repeated), so a grey-image model can start a colour one and back.
     """
@@ -83,17 +94,48 @@ def load_body_weights(body: nn.Module, path: str | os.PathLike, prefixes: Sequen
     return len(best)
 
 
-def _add_normalize(dls: Any, n_in: int) -> None:
-    """Add per-channel normalisation measured on a training batch when the pipeline has none."""
+def _channel_stats(stats: Stats, n: int) -> tuple[list[float], list[float]]:
+    """``stats`` for ``n`` channels: as given, averaged over the colours for a grey image, or repeated."""
+    mean, std = [float(v) for v in stats[0]], [float(v) for v in stats[1]]
+    if len(mean) == n:
+        return mean, std
+    if n == 1:
+        return [float(np.mean(mean))], [float(np.mean(std))]
+    if len(mean) == 1:
+        return mean * n, std * n
+    raise ParameterError(f"normalisation statistics for {len(mean)} channels cannot be used on {n}-channel images")
+
+
+def _add_normalize(dls: Any, n_in: int, stats: Stats | None = None, normalize: bool = True,
+                   weights: str = "") -> None:
+    """Normalise the inputs as the weights expect: add ``Normalize(stats)`` when the pipeline has no Normalize
+    (``stats`` None: measured on training pixels); warn when the user's Normalize has other stats."""
     loaders = [dl for dl in getattr(dls, "loaders", []) if hasattr(dl, "batch_tfms")]
-    if not loaders or any(isinstance(t, Normalize) for t in loaders[0].batch_tfms):
+    if not loaders:
         return
-    dl = loaders[0]
-    raw = dl.dataset.gather(np.arange(min(len(dl.dataset), 256)))[0]
-    if raw.dtype != torch.uint8:
+    given = [t for t in loaders[0].batch_tfms if isinstance(t, Normalize)]
+    if given:
+        if stats is not None:
+            want = _channel_stats(stats, len(given[0].mean))
+            if not (np.allclose(given[0].mean, want[0], atol=2e-3) and np.allclose(given[0].std, want[1], atol=2e-3)):
+                warnings.warn(
+                    f"the data is normalised with mean={[round(v, 3) for v in given[0].mean]} "
+                    f"std={[round(v, 3) for v in given[0].std]}, but the {weights} weights were trained on images "
+                    f"normalised with mean={[round(v, 3) for v in want[0]]} std={[round(v, 3) for v in want[1]]}; "
+                    "their features are off until the body adapts. Leave Normalize out of batch_tfms (the learner "
+                    "then adds the weights' statistics) or give those", UserWarning, stacklevel=3)
         return
-    flat = raw.reshape(-1, raw.shape[-1]).float() / 255
-    norm = Normalize(flat.mean(0).tolist(), flat.std(0).clamp_min(1e-3).tolist())
+    if not normalize:
+        return
+    if stats is not None:
+        norm = Normalize(*_channel_stats(stats, n_in))
+    else:
+        dl = loaders[0]
+        raw = dl.dataset.gather(np.arange(min(len(dl.dataset), 256)))[0]
+        if raw.dtype != torch.uint8:
+            return
+        flat = raw.reshape(-1, raw.shape[-1]).float() / 255
+        norm = Normalize(flat.mean(0).tolist(), flat.std(0).clamp_min(1e-3).tolist())
     pipelines = {id(d.batch_tfms): d.batch_tfms for d in loaders}  # loaders often share one pipeline
     for pipe in pipelines.values():
         pipe.tfms = sorted([*pipe.tfms, norm], key=lambda t: t.order)
@@ -102,54 +144,121 @@ def _add_normalize(dls: Any, n_in: int) -> None:
         recipe.batch_tfms_.append(norm)  # so export and test_dl normalise the same way
 
 
-def _torch_adapter(model: nn.Module) -> tuple[nn.Module, int]:
-    """Body of a torchvision/timm classifier (everything before global pooling) and its width."""
-    if hasattr(model, "forward_features") and hasattr(model, "num_features"):  # timm
-        class _Feat(nn.Module):
-            def __init__(self, m: nn.Module):
-                super().__init__()
-                self.m = m
+def _resolve_arch(arch: Any, n_in: int) -> tuple[str | nn.Module, str]:
+    """``(arch for vision_model, name for messages)``: a registered factory is kept by name (so an export
+    names it); an unregistered factory is called now and its module used."""
+    if isinstance(arch, (str, nn.Module)):
+        return arch, arch if isinstance(arch, str) else type(arch).__name__
+    if not callable(arch):
+        raise ParameterError(f"arch must be an architecture name, a factory function or an nn.Module, got "
+                             f"{type(arch).__name__}")
+    try:
+        name = name_of(arch)
+        lookup(name, "arch")
+        return name, name
+    except UnknownNameError:
+        from pipekit.vision.models import _call_builder
 
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.m.forward_features(x)
+        return _call_builder(arch, n_in), getattr(arch, "__name__", type(arch).__name__)
 
-        return _Feat(model), int(model.num_features)
-    children = list(model.children())
-    for cut in range(len(children), 0, -1):
-        if isinstance(children[cut - 1], (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-            body = nn.Sequential(*children[:cut - 1])
-            return body, body_features(body)
-    raise ParameterError(f"cannot find the pooling layer of {type(model).__name__} to cut its body; pass an arch name")
+
+def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None = None, n_classes: int | None = None,
+                       who: str = "Learner") -> None:
+    """Run two validation items through ``learn.model`` (eval mode, no gradients) and check the output before
+    any training: its shape against ``expected(batch)`` (the expected output shape for that batch), its scores
+    per item (axis 1) against ``n_classes`` (the data's classes, when the loss is the target's default), and
+    that the loss can be computed.
+
+    A mismatch raises a :class:`ParameterError` that says what the model gave and what was expected, where it
+    would otherwise surface as an IndexError (or a silently wrong model) inside ``fit``.
+    """
+    dls = learn.dls
+    dl = dls.valid if len(getattr(dls, "loaders", ())) > 1 and len(dls.valid.dataset) else dls.train
+    if len(dl.dataset) == 0:
+        return
+    batch = dl.new(bs=min(2, len(dl.dataset)), shuffle=False).one_batch()
+    n_inp = dl.n_inp
+    xb, yb = tuple(batch[:n_inp]), tuple(batch[n_inp:])
+    xb = tuple(x.to(learn.device) if isinstance(x, torch.Tensor) else x for x in xb)
+    model = learn.model
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            try:
+                pred = model(*xb)
+            except (RuntimeError, ValueError, IndexError, TypeError) as e:
+                shapes = [tuple(x.shape) for x in xb if isinstance(x, torch.Tensor)]
+                raise ParameterError(f"{who}: the model fails on a batch of inputs of shape {shapes}: "
+                                     f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+            if not isinstance(pred, torch.Tensor):
+                raise ParameterError(f"{who}: the model returns a {type(pred).__name__}, not a tensor of scores")
+            if expected is not None:
+                want = tuple(expected(batch))
+                if tuple(pred.shape) != want:
+                    raise ParameterError(f"{who}: the model gives outputs of shape {tuple(pred.shape)} for a batch "
+                                         f"of {len(xb[0])} items, but {want} is expected; check n_out and the "
+                                         "model's last layer (or its cut)")
+            c = n_classes
+            if c is not None and pred.ndim >= 2 and pred.shape[1] != c:
+                vocab = getattr(dls, "vocab", None)
+                raise ParameterError(f"{who}: the model gives {pred.shape[1]} scores per item but the data has {c} "
+                                     f"classes{f' {list(vocab)[:10]}' if vocab is not None else ''}; pass n_out={c} "
+                                     "(or leave n_out out), or give loss_func= for another use of the outputs")
+            if yb:
+                yb = tuple(y.to(learn.device) if isinstance(y, torch.Tensor) else y for y in yb)
+                try:
+                    learn.loss_func(pred, *yb)
+                except (RuntimeError, ValueError, IndexError) as e:
+                    shapes = [tuple(y.shape) for y in yb if isinstance(y, torch.Tensor)]
+                    raise ParameterError(f"{who}: the loss cannot be computed from the model's outputs of shape "
+                                         f"{tuple(pred.shape)} and targets of shape {shapes}: {type(e).__name__}: "
+                                         f"{str(e).splitlines()[0][:300]}") from e
+    finally:
+        model.train(was)
 
 
 def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_out: int | None = None,
                    pretrained: bool | str | os.PathLike = False, normalize: bool = True, loss_func: Any = None,
                    metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = (512,), ps: float = 0.5,
-                   concat_pool: bool = True, cbs: Any = None, **kwargs: Any) -> Learner:
+                   concat_pool: bool = True, cut: Cut = None, cbs: Any = None, **kwargs: Any) -> Learner:
     """A Learner with ``arch``'s body and a new head (avg+max pooling, batch-norm, dropout, linear).
 
-    ``arch``: ``'xresnet18'``, ``'xresnet34'``, ``'xresnet50'``, ``'simple_cnn'`` (or the builder function),
-    or a torchvision/timm model instance (its body is cut; such learners cannot be exported).
-    ``pretrained``: False, or a local weights file (``learn.save`` checkpoint, ``.safetensors``) of the same
-    arch; then the body starts from it and is frozen (``fine_tune`` unfreezes it). Parameter groups
-    are (body, head), so ``slice`` learning rates give the body the smaller one.
+    ``arch``: a registered name (``'efficientnet_lite0/1/2'``, ``'xresnet18/34/50'``, ``'simple_cnn'`` or one of
+    yours), a factory function, or an ``nn.Module`` (e.g. a torchvision model with its weights). Its body is
+    ``cut`` from it (see :func:`~pipekit.vision.models.create_body`: by default its ``body`` child, or every child
+    before its global pooling; ``cut=`` an index into its children or a function model -> body). The model is
+    ``nn.Sequential(body=..., head=...)``: ``learn.model.body(x)`` gives the features the head pools.
+
+    ``pretrained``: ``True`` loads the ImageNet weights pipekit knows (``efficientnet_lite0/1/2``, from the
+    ``pipekit[pretrained]`` packages, verified against their pinned SHA-256) and adds the normalisation they were
+    trained with (mean 127/255, std 128/255) when the data has no ``Normalize`` (a different one gives a warning);
+    a path loads a local weights file of the same arch (``learn.save`` checkpoint, ``.safetensors``). Either way,
+    and for a module ``arch`` (which carries its own weights), the body starts frozen: ``fine_tune`` trains the
+    head, then everything with discriminative learning rates. An export rebuilds the model from its architecture
+    (a module ``arch``: from its registered class or factory; a function ``cut``: registered with
+    ``pipekit.register(fn, kind="cut")``) and its saved weights, without the weights package.
+
+    Layer groups: (body, head), or for an EfficientNet-Lite body (early blocks, late blocks, head), so
+    ``slice(lo, hi)`` gives the earliest layers the smallest rate. One batch of two validation items runs through
+    the model when it is built: an output of the wrong shape is reported here, not inside ``fit``.
+
+    ImageNet's own classes (zero-shot, no training): ``imagenet_predict("efficientnet_lite0", files)``.
     """
     n_out, n_in = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
-    if isinstance(arch, nn.Module):
-        if pretrained not in (False, None):
-            raise ParameterError("pretrained= is for arch names; a model instance already carries its weights")
-        body, nf = _torch_adapter(arch)
-        model: nn.Module = nn.Sequential(body, create_head(nf, n_out, lin_ftrs, ps, concat_pool))
-    else:
-        name = arch if isinstance(arch, str) else getattr(arch, "__name__", "")
-        if name not in ARCHS:
-            raise ParameterError(f"arch={arch!r} is not known; use one of {sorted(ARCHS)} or a torch model instance")
-        model = vision_model(name, n_out, n_in=n_in, lin_ftrs=list(lin_ftrs) if lin_ftrs else None, ps=ps,
-                             concat_pool=concat_pool)
-        _start_from(model[0], pretrained)
-    if normalize:
-        _add_normalize(dls, n_in)
+    if isinstance(arch, nn.Module) and pretrained not in (False, None):
+        raise ParameterError("pretrained= is for arch names; a model instance already carries its weights")
+    model_arch, label = _resolve_arch(arch, n_in)
+    try:
+        model = vision_model(model_arch, n_out, n_in=n_in, lin_ftrs=list(lin_ftrs) if lin_ftrs else None, ps=ps,
+                             concat_pool=concat_pool, cut=cut)
+    except ParameterError as e:
+        raise ParameterError(f"vision_learner: {e}") from None
+    stats = _start_from(model.body, pretrained, label)
+    _add_normalize(dls, n_in, stats, normalize, label)
     learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr, splitter=_body_head, cbs=cbs, **kwargs)
+    check_model_output(learn, lambda b: (len(b[0]), n_out), n_classes=dls.c if loss_func is None else None,
+                       who="vision_learner")
     if pretrained or isinstance(arch, nn.Module):
         learn.freeze()
     return learn
@@ -162,23 +271,32 @@ def _n_out(dls: Any, n_out: int | None, who: str, why: str) -> int:
     return n_out
 
 
-def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike) -> None:
+def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, arch: str) -> Stats | None:
+    """Load the body's starting weights; returns the normalisation statistics they come with (None: measure)."""
     if pretrained is True:
-        raise ParameterError("pretrained=True needs downloadable weights, which pipekit does not fetch; pass the "
-                             "path of a weights file saved from a model of the same arch")
+        if isinstance(body, EfficientNetLiteBody):
+            load_pretrained(body)
+            return efficientnet_lite_stats
+        raise ParameterError(f"pretrained=True: pipekit has ImageNet weights for {', '.join(pretrained_archs())}, "
+                             f"not for {arch}; use one of those, or pass pretrained=<path of a weights file saved "
+                             f"from a model of the same arch> (learn.save, .safetensors)")
     if pretrained:
         load_body_weights(body, pretrained)
+    return None
+
+
+def _groups(body: nn.Module) -> list[list[nn.Parameter]]:
+    # EfficientNet-Lite bodies are split in two so discriminative rates reach the early blocks least
+    return body.layer_groups() if isinstance(body, EfficientNetLiteBody) else [list(body.parameters())]
 
 
 def _body_head(model: nn.Module) -> list[list[nn.Parameter]]:
-    return [list(model[0].parameters()), list(model[1].parameters())]
+    return [*_groups(model[0]), list(model[1].parameters())]
 
 
 def _encoder_decoder(model: UNet) -> list[list[nn.Parameter]]:
     enc = {id(p) for p in model.encoder.parameters()}
-    return [list(model.encoder.parameters()), [p for p in model.parameters() if id(p) not in enc]]
-
-
+    return [*_groups(model.encoder), [p for p in model.parameters() if id(p) not in enc]]
 
 
 class PixelAccuracy(MeanMetric):
@@ -209,15 +327,22 @@ def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
                  metrics: Any = None, lr: float = 1e-3, cbs: Any = None, **kwargs: Any) -> Learner:
     """A Learner with a U-Net over ``arch``'s body for segmentation (one class score per pixel).
 
-    Default loss: cross-entropy over the class axis. Parameter groups are (encoder, decoder).
+    ``arch``: an arch name (``'efficientnet_lite0/1/2'``: skip connections at the end of each resolution, from
+    ``forward_features``; ``'xresnet18/34/50'``, ``'simple_cnn'``). ``pretrained`` as in :func:`vision_learner`
+    (``True``: the ImageNet encoder, frozen until ``fine_tune`` or ``unfreeze``). Default loss: cross-entropy
+    over the class axis. Layer groups: the encoder's (as in ``vision_learner``), then the decoder.
     """
     n_out, n_in = _n_out(dls, n_out, "unet_learner", "the mask block has no codes"), _image_channels(dls)
-    model = unet(arch, n_out=n_out, n_in=n_in)
-    _start_from(model.encoder, pretrained)
-    if normalize:
-        _add_normalize(dls, n_in)
+    try:
+        model = unet(arch, n_out=n_out, n_in=n_in)
+    except ParameterError as e:
+        raise ParameterError(f"unet_learner: {e}") from None
+    stats = _start_from(model.encoder, pretrained, arch)
+    _add_normalize(dls, n_in, stats, normalize, arch)
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else CrossEntropyLossFlat(axis=1),
                     metrics=metrics, lr=lr, splitter=_encoder_decoder, cbs=cbs, **kwargs)
+    check_model_output(learn, lambda b: (len(b[0]), n_out, *b[-1].shape[-2:]),
+                       n_classes=dls.c if loss_func is None else None, who="unet_learner")
     if pretrained:
         learn.freeze()
     return learn

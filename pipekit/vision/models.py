@@ -1,4 +1,5 @@
-"""Image models: XResNet (ResNet with the improved stem and shortcut), a U-Net on any of its bodies.
+"""Image models: XResNet (ResNet with the improved stem and shortcut), bodies cut from any model, a pooled
+head, and a U-Net on any body.
 
 Every builder is registered, so learners using them export and reload without pickled code.
 
@@ -9,19 +10,26 @@ torch.Size([2, 10])
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Protocol, Union, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import ParameterError, UnknownNameError
+from pipekit.core.registry import lookup
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.learn.nets import ConcatPool2d, simple_cnn
-from pipekit.learn.registry import register_arch
+from pipekit.learn.registry import register_arch, registered_archs
 
 __all__ = ["XResNet", "xresnet18", "xresnet34", "xresnet50", "UNet", "unet", "simple_cnn", "create_head",
-           "vision_model", "body_features", "ARCHS"]
+           "create_body", "vision_model", "body_features", "default_cut", "vision_archs", "MultiScaleEncoder"]
+
+#: ``cut=``: an index into the model's children (the body is the children before it) or a function model -> body
+Cut = Union[int, Callable[[nn.Module], nn.Module], None]
 
 
 def conv_bn(ni: int, nf: int, ks: int = 3, stride: int = 1, act: bool = True, zero_bn: bool = False) -> nn.Sequential:
@@ -103,17 +111,134 @@ def xresnet50(n_in: int = 3, n_out: int = 1000, p: float = 0.0) -> XResNet:
     return XResNet(4, (3, 4, 6, 3), n_in=n_in, n_out=n_out, p=p)
 
 
-ARCHS = {"xresnet18": xresnet18, "xresnet34": xresnet34, "xresnet50": xresnet50, "simple_cnn": simple_cnn}
+def vision_archs() -> list[str]:
+    """The registered architectures pipekit builds image bodies from by name (any registered arch works too).
+
+    >>> vision_archs()[:3]
+    ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
+    """
+    import pipekit.vision.efficientnet  # noqa: F401  (registers the EfficientNet-Lite names)
+
+    ours = ("xresnet18", "xresnet34", "xresnet50", "simple_cnn", "efficientnet_lite0", "efficientnet_lite1",
+            "efficientnet_lite2")
+    return sorted(n for n in registered_archs() if n in ours)
+
+
+_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, ConcatPool2d)
+
+
+def _starts_with_pool(m: nn.Module) -> bool:
+    if isinstance(m, _POOLS):
+        return True
+    return isinstance(m, nn.Sequential) and len(m) > 0 and _starts_with_pool(m[0])
+
+
+def default_cut(model: nn.Module) -> nn.Module:
+    """The body of a classifier: its ``body`` child when it has one (pipekit's models), else every child
+    before the last global pooling layer (or before the last child that starts with one, as in
+    ``nn.Sequential(body, nn.Sequential(pool, ...))``).
+
+    >>> type(default_cut(xresnet18())).__name__, len(default_cut(xresnet18()))
+    ('Sequential', 8)
+    """
+    body = model._modules.get("body")
+    if isinstance(body, nn.Module):
+        return body
+    children = list(model.children())
+    for i in range(len(children) - 1, 0, -1):
+        if _starts_with_pool(children[i]):
+            return children[0] if i == 1 else nn.Sequential(*children[:i])
+    names = [type(c).__name__ for c in children][:8]
+    raise ParameterError(f"cannot find where the body of {type(model).__name__} ends: it has no 'body' child and no "
+                         f"global pooling layer among its children {names}; pass cut= (the index of the first child "
+                         "that is not part of the body, or a function model -> body)")
+
+
+def _call_builder(fn: Callable[..., nn.Module], n_in: int) -> nn.Module:
+    """Build a model from an arch factory or class, giving it ``n_in`` when it takes one. ``n_out=2`` keeps a
+    classifier's own head (dropped by the cut) small."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    kwargs = {k: v for k, v in (("n_in", n_in), ("n_out", 2)) if k in params}
+    model = fn(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ParameterError(f"arch {getattr(fn, '__name__', fn)!r} built a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def create_body(arch: str | nn.Module, n_in: int = 3, cut: Cut = None) -> nn.Module:
+    """The feature extractor of ``arch`` (images -> a feature map ``(N, C, H, W)``).
+
+    ``arch``: a registered architecture name (built with ``n_in`` channels) or a module. ``cut``: None (see
+    :func:`default_cut`), an int (the body is ``nn.Sequential`` of the children before it; negative counts from
+    the end) or a function ``model -> body``.
+
+    >>> body = create_body("xresnet18", n_in=1)
+    >>> body(torch.zeros(1, 1, 64, 64)).shape
+    torch.Size([1, 512, 2, 2])
+    """
+    if isinstance(arch, str):
+        try:
+            fn = lookup(arch, "arch")
+        except UnknownNameError:
+            raise ParameterError(f"arch={arch!r} is not a registered architecture; use one of {vision_archs()}, "
+                                 "the name of an arch you registered (pipekit.learn.register_arch), a factory "
+                                 "function or an nn.Module") from None
+        model = _call_builder(fn, n_in)
+    elif isinstance(arch, nn.Module):
+        model = arch
+    else:
+        raise ParameterError(f"arch must be an architecture name or an nn.Module, got {type(arch).__name__}")
+    if cut is None:
+        return default_cut(model)
+    if isinstance(cut, bool) or not (isinstance(cut, int) or callable(cut)):
+        raise ParameterError(f"cut={cut!r}: give the index of the first child that is not part of the body (an int) "
+                             "or a function model -> body")
+    if isinstance(cut, int):
+        children = list(model.children())
+        kept = children[:cut]
+        if not kept:
+            raise ParameterError(f"cut={cut} keeps none of the {len(children)} children of {type(model).__name__}")
+        return kept[0] if len(kept) == 1 else nn.Sequential(*kept)
+    body = cut(model)
+    if not isinstance(body, nn.Module):
+        raise ParameterError(f"cut={getattr(cut, '__name__', cut)!r} returned a {type(body).__name__}, not an "
+                             "nn.Module (the body)")
+    return body
 
 
 def body_features(body: nn.Module, n_in: int = 3, size: int = 64) -> int:
-    """Number of channels a body outputs (measured with a dummy batch)."""
+    """Number of channels of the feature map a body outputs (measured on a dummy batch of ``size`` pixels,
+    then of 224 pixels for a body that needs its native size); an error says why a body cannot be pooled.
+
+    >>> body_features(create_body("simple_cnn", n_in=1), n_in=1)
+    64
+    """
     was = body.training
     body.eval()
-    with torch.no_grad():
-        p = next(body.parameters())
-        out = body(torch.zeros(1, n_in, size, size, device=p.device, dtype=p.dtype))
-    body.train(was)
+    p = next(body.parameters(), None)
+    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+    errors = []
+    try:
+        for s in dict.fromkeys((size, 224)):
+            try:
+                with torch.no_grad():
+                    out = body(torch.zeros(2, n_in, s, s, device=device, dtype=dtype))
+                break
+            except (RuntimeError, ValueError, IndexError, TypeError) as e:
+                errors.append(f"{s} px: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        else:
+            raise ParameterError(f"the body ({type(body).__name__}) fails on a batch of {n_in}-channel images ("
+                                 f"{'; '.join(errors)}); check that it takes {n_in} input channel(s), or pass cut=")
+    finally:
+        body.train(was)
+    if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ParameterError(f"the body ({type(body).__name__}) gives outputs of shape {shape}, not a feature map "
+                             "(N, channels, height, width) that the head can pool; cut it before its pooling and "
+                             "classifier layers with cut=")
     return int(out.shape[1])
 
 
@@ -134,20 +259,31 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = (512,), ps
     return nn.Sequential(*layers)
 
 
-def _body(arch: str, n_in: int) -> nn.Module:
-    if arch not in ARCHS:
-        raise ParameterError(f"arch={arch!r} is not known; use one of {sorted(ARCHS)} or pass a model")
-    model = ARCHS[arch](n_in=n_in, n_out=2)
-    return model[0]
-
-
 @register_arch("vision_model")
-def vision_model(arch: str, n_out: int, n_in: int = 3, lin_ftrs: Sequence[int] | None = (512,), ps: float = 0.5,
-                 concat_pool: bool = True) -> nn.Sequential:
-    """``nn.Sequential(body of arch, pooled head)``: what ``vision_learner`` trains."""
-    body = _body(arch, n_in)
+def vision_model(arch: str | nn.Module, n_out: int, n_in: int = 3, lin_ftrs: Sequence[int] | None = (512,),
+                 ps: float = 0.5, concat_pool: bool = True, cut: Cut = None) -> nn.Sequential:
+    """``nn.Sequential(body=<body of arch>, head=<pooled head>)``: what ``vision_learner`` trains.
+
+    ``model.body(x)`` is the feature map, ``model.head`` turns it into ``n_out`` scores. ``arch`` and ``cut``
+    as in :func:`create_body`; a module ``arch`` is stored in an export by its own registered architecture,
+    a function ``cut`` by its registered name (``pipekit.register(fn, kind="cut")``).
+
+    >>> m = vision_model("simple_cnn", n_out=3, n_in=1)
+    >>> m.body(torch.zeros(2, 1, 32, 32)).shape, m(torch.zeros(2, 1, 32, 32)).shape
+    (torch.Size([2, 64, 4, 4]), torch.Size([2, 3]))
+    """
+    check("vision_model", n_out=(n_out, Interval(1, None, integer=True)), n_in=(n_in, Interval(1, None, integer=True)))
+    body = create_body(arch, n_in, cut)
     head = create_head(body_features(body, n_in), n_out, lin_ftrs, ps, concat_pool)
-    return nn.Sequential(body, head)
+    return nn.Sequential(OrderedDict(body=body, head=head))
+
+
+@runtime_checkable
+class MultiScaleEncoder(Protocol):
+    """An encoder that gives its feature maps at each resolution, finest first, the last being its output
+    (``EfficientNetLiteBody.forward_features``); a U-Net takes its skip connections from them."""
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]: ...
 
 
 class _UpBlock(nn.Module):
@@ -169,27 +305,31 @@ class _UpBlock(nn.Module):
 class UNet(nn.Module):
     """A U-Net: the encoder's features at each resolution feed a decoder that upsamples back to the input size.
 
-    ``encoder`` is an ``nn.Sequential`` (e.g. an XResNet body); the outputs of its children just before
-    each downsampling are kept as skip connections.
+    ``encoder`` is an ``nn.Sequential`` (e.g. an XResNet body), whose children's outputs just before each
+    downsampling are kept as skip connections, or a :class:`MultiScaleEncoder` (e.g. an EfficientNet-Lite
+    body), whose ``forward_features`` gives them. The middle convolutions work at most 512 channels wide.
     """
 
-    def __init__(self, encoder: nn.Sequential, n_out: int, n_in: int = 3, size: int = 64):
+    def __init__(self, encoder: nn.Module, n_out: int, n_in: int = 3, size: int = 64):
         super().__init__()
         self.encoder = encoder
+        self.multi_scale = isinstance(encoder, MultiScaleEncoder)
+        if not (self.multi_scale or isinstance(encoder, nn.Sequential)):
+            raise ParameterError(f"UNet: the encoder must be an nn.Sequential or have forward_features(x) (a list of "
+                                 f"feature maps, finest first); got {type(encoder).__name__}")
         with torch.no_grad():
             was = encoder.training
             encoder.eval()
-            x = torch.zeros(1, n_in, size, size)
-            shapes = []
-            for m in encoder:
-                x = m(x)
-                shapes.append(tuple(x.shape[1:]))
+            maps = self._maps(torch.zeros(1, n_in, size, size))
             encoder.train(was)
-        # indices of children whose output is the last at its resolution (before the next downsampling)
-        self.skip_idx = [i for i in range(len(shapes) - 1) if shapes[i + 1][-1] < shapes[i][-1]]
+        shapes = [tuple(m.shape[1:]) for m in maps]
+        # Sequential: children whose output is the last at its resolution (before the next downsampling)
+        self.skip_idx = list(range(len(shapes) - 1)) if self.multi_scale else \
+            [i for i in range(len(shapes) - 1) if shapes[i + 1][-1] < shapes[i][-1]]
         nf = shapes[-1][0]
-        self.middle = nn.Sequential(conv_bn(nf, nf), conv_bn(nf, nf))
-        ups, up_in = [], nf
+        mid = min(nf, 512)
+        self.middle = nn.Sequential(conv_bn(nf, mid), conv_bn(mid, mid))
+        ups, up_in = [], mid
         for i in reversed(self.skip_idx):
             skip_c = shapes[i][0]
             out_c = max(skip_c, 32) if i != self.skip_idx[0] else max(skip_c, 64)
@@ -198,12 +338,25 @@ class UNet(nn.Module):
         self.ups = nn.ModuleList(ups)
         self.final = nn.Sequential(conv_bn(up_in + n_in, 32), nn.Conv2d(32, n_out, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inp, skips = x, []
-        for i, m in enumerate(self.encoder):
+    def _maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.multi_scale:
+            return list(self.encoder.forward_features(x))
+        out = []
+        for m in self.encoder:
             x = m(x)
-            if i in self.skip_idx:
-                skips.append(x)
+            out.append(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inp = x
+        if self.multi_scale:
+            *skips, x = self.encoder.forward_features(x)
+        else:
+            skips = []
+            for i, m in enumerate(self.encoder):
+                x = m(x)
+                if i in self.skip_idx:
+                    skips.append(x)
         x = self.middle(x)
         for up, skip in zip(self.ups, reversed(skips)):
             x = up(x, skip)
@@ -213,9 +366,10 @@ class UNet(nn.Module):
 
 @register_arch("unet")
 def unet(encoder: str = "xresnet18", n_out: int = 2, n_in: int = 3) -> UNet:
-    """A U-Net over the body of ``encoder`` (an arch name) with ``n_out`` classes per pixel.
+    """A U-Net over the body of ``encoder`` (an arch name: an XResNet, ``simple_cnn``, an EfficientNet-Lite)
+    with ``n_out`` classes per pixel.
 
     >>> unet("xresnet18", n_out=5)(torch.zeros(1, 3, 64, 96)).shape
     torch.Size([1, 5, 64, 96])
     """
-    return UNet(_body(encoder, n_in), n_out=n_out, n_in=n_in)
+    return UNet(create_body(encoder, n_in), n_out=n_out, n_in=n_in)
