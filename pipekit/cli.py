@@ -160,12 +160,20 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_bench_loader(args: argparse.Namespace) -> int:
     from pipekit.bench.cli import main as bench_loader
+    from pipekit.core.errors import PipekitError
 
-    return bench_loader(args.args)
+    try:
+        return bench_loader(args.args)
+    except PipekitError as e:  # a recipe or an option to fix: the message, not a traceback
+        raise SystemExit(f"pipekit bench-loader: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # a source checkout keeps the real data sets beside it (the Makefile points there too)
+    shared = CHECKOUT.parent / "shared" / "data"
+    if (CHECKOUT / "pyproject.toml").is_file() and shared.is_dir():
+        os.environ.setdefault("PIPEKIT_DATA", str(shared))
     if argv[:1] == ["bench-loader"]:  # its own options, in any order (argparse's REMAINDER misses leading ones)
         return cmd_bench_loader(argparse.Namespace(args=argv[1:]))
     parser = argparse.ArgumentParser(prog="pipekit", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -191,10 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     bl.add_argument("args", nargs=argparse.REMAINDER)
     bl.set_defaults(fn=cmd_bench_loader)
     args = parser.parse_args(argv)
-    # a source checkout keeps the real data sets beside it (the Makefile points there too)
-    shared = CHECKOUT.parent / "shared" / "data"
-    if (CHECKOUT / "pyproject.toml").is_file() and shared.is_dir():
-        os.environ.setdefault("PIPEKIT_DATA", str(shared))
     return args.fn(args)
 
 

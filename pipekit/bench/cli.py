@@ -1,6 +1,7 @@
 """``pipekit bench-loader recipe.py``: profile the loader a recipe file describes, sweep its workers, compare it.
 
-A recipe file is a Python file of the user's that defines one of:
+A recipe is a Python file of the user's (or the name of a built-in recipe, e.g. ``mnist_tiny``) that
+defines one of:
 
 * ``datablock()`` returning ``(DataBlock, source)``: the DataBlock and what to build it from (a folder, a
   file, a table). The loaders are built here (``--bs``, ``--workers``, ``--seed``), so the first epoch
@@ -17,10 +18,8 @@ training script as well.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import inspect
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,22 +28,12 @@ from pipekit.core.errors import ParameterError
 
 
 def load_recipe(path: str | Path) -> ModuleType:
-    """The recipe file at ``path`` run as a module named after it (not ``__main__``)."""
-    p = Path(path)
-    if not p.is_file() or p.suffix != ".py":
-        raise ParameterError(f"bench-loader: {str(p)!r} is not a Python recipe file; give the path to a .py file "
-                             "that defines datablock() or dataloaders()")
-    spec = importlib.util.spec_from_file_location(f"pipekit_recipe_{p.stem}", p)
-    if spec is None or spec.loader is None:
-        raise ParameterError(f"bench-loader: cannot load {str(p)!r} as a Python module")
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(p.resolve().parent))  # a recipe may import its neighbours
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.pop(0)
+    """The recipe at ``path`` (a Python file, or the name of a built-in recipe) loaded as ``pipekit run`` loads it."""
+    from pipekit.cli import _load_recipe
+
+    mod = _load_recipe(str(path))
     if not callable(getattr(mod, "datablock", None)) and not callable(getattr(mod, "dataloaders", None)):
-        raise ParameterError(f"bench-loader: {p.name} defines neither datablock() (returning (DataBlock, source)) nor "
+        raise ParameterError(f"bench-loader: {path} defines neither datablock() (returning (DataBlock, source)) nor "
                              "dataloaders(**kwargs) (returning DataLoaders); add one of them")
     return mod
 
@@ -80,7 +69,7 @@ def _workers(text: str) -> list[int]:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pipekit bench-loader", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("recipe", help="a Python file defining datablock() or dataloaders()")
+    ap.add_argument("recipe", help="a Python file defining datablock() or dataloaders(), or a built-in recipe's name")
     ap.add_argument("--batches", type=int, default=None, help="batches per epoch measured (default: whole epochs)")
     ap.add_argument("--bs", type=int, default=64, help="batch size (default 64)")
     ap.add_argument("--subset", choices=["train", "valid"], default="train")

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -119,6 +120,13 @@ def _probe_cost(n: int = 2000) -> float:
             with stage("probe"):
                 pass
         return (time.perf_counter() - t0) / n
+
+
+def _paired_overhead(timed: Sequence[EpochRun], plain: Sequence[EpochRun]) -> float:
+    """How much slower a timed epoch is than the untimed one run beside it: the median over the pairs (a
+    pair shares the machine's load of its moment, the median drops a pair that a burst of load hit)."""
+    ratios = [t.wall_s / p.wall_s for t, p in zip(timed, plain) if p.wall_s > 0]
+    return statistics.median(ratios) - 1 if ratios else 0.0
 
 
 def machine() -> dict[str, Any]:
@@ -302,7 +310,7 @@ def profile(loader: Any, n_batches: int | None = None, subset: str = "train", *,
     return LoaderProfile(
         name=runner.name, subset=subset, bs=runner.bs, num_workers=runner.num_workers, device=str(runner.device),
         n_batches=warm.batches // warm.epochs, cold=cold_run, warm=warm, plain_wall_s=plain_wall,
-        plain_items=sum(r.items for r in plain), overhead=(warm.wall_s / plain_wall - 1) if plain_wall > 0 else 0.0,
+        plain_items=sum(r.items for r in plain), overhead=_paired_overhead(timed, plain),
         probe_overhead=calls * _probe_cost() / warm.wall_s if warm.wall_s > 0 else 0.0,
         machine_before=before, load_average_after=list(after))
 

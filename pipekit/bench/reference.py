@@ -107,8 +107,24 @@ def _item_step(tfm: Any, train: bool) -> list[Any]:
     raise ParameterError(f"reference_loader: no albumentations equivalent for the item transform {tfm!r}")
 
 
-def _augment_step(aug: Any, train: bool) -> list[Any]:
-    """Albumentations doing what a BatchAugment plan does (the same kinds of warp, per item)."""
+def _centre_step(in_hw: tuple[int, int] | None, out_hw: tuple[int, int]) -> list[Any]:
+    """The validation plan: the largest centred crop with the output's aspect, resized to the output."""
+    import albumentations as A
+
+    ho, wo = out_hw
+    if in_hw is None:  # sizes vary (no item transform): the shorter side to the output's, then the centre
+        return [A.SmallestMaxSize(max_size=max(ho, wo)), A.CenterCrop(ho, wo)]
+    hi, wi = in_hw
+    aspect = wo / ho
+    ch, cw = (hi, hi * aspect) if hi * aspect <= wi else (wi / aspect, wi)
+    ch, cw = max(1, round(ch)), max(1, round(cw))
+    steps = [] if (ch, cw) == (hi, wi) else [A.CenterCrop(ch, cw)]
+    return steps + ([] if (ch, cw) == (ho, wo) else [A.Resize(ho, wo)])
+
+
+def _augment_step(aug: Any, train: bool, in_hw: tuple[int, int] | None = None) -> list[Any]:
+    """Albumentations doing what a BatchAugment plan does (the same kinds of warp, per item); ``in_hw``: the
+    images' size after the item transform, when they all have one."""
     import albumentations as A
 
     from pipekit.vision.samplers import Brightness, Contrast, Flip, FlipVert, RandomCrop, Rotate, Warp, Zoom
@@ -120,7 +136,7 @@ def _augment_step(aug: Any, train: bool) -> list[Any]:
     border = _border(s.pad_mode)
     interp = cv2.INTER_NEAREST if s.mode == "nearest" else cv2.INTER_LINEAR
     if not train:
-        return [] if size is None else [A.CenterCrop(*size)]
+        return [] if size is None else _centre_step(in_hw, size)
     out: list[Any] = []
     samplers = s.samplers()
     zoom = next((z for z in samplers if isinstance(z, Zoom)), None)
@@ -260,12 +276,14 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
         store = block.setup(apply_getter(getter, items), tr, [t.clone() for t in item_tfms])
         sub = store.gather(rows)
         targets.append(sub if isinstance(sub, torch.Tensor) else list(sub))
-    item = _item_step(find_item_transform(item_tfms), train)
+    presize = find_item_transform(item_tfms)
+    item = _item_step(presize, train)
+    in_hw = None if presize is None else tuple(presize.output_size())
     steps: list[Any] = []
     to_float = None
     for t in sorted(as_list(datablock.batch_tfms), key=lambda t: t.order):
         if isinstance(t, BatchAugment):
-            steps += _augment_step(t, train)
+            steps += _augment_step(t, train, in_hw)
         elif isinstance(t, Normalize):
             to_float = A.Normalize(mean=t.mean, std=t.std, max_pixel_value=255.0)
         elif isinstance(t, IntToFloat):

@@ -21,7 +21,7 @@ from pipekit.data.probe import StageTimes, recording, stage
 KINDS = {"read file": "read/decode", "decode": "read/decode", "hash file": "cache build",
          "cache write": "cache build", "dataloaders()": "building the loaders", "collate": "collate",
          "pin memory": "host-to-device copy", "to device": "host-to-device copy",
-         "wait for prefetch": "waiting on prefetch", "wait for workers": "waiting on prefetch",
+         "wait for prefetch": "waiting on prefetch", "prefetch hand-off": "waiting on prefetch", "wait for workers": "waiting on prefetch",
          "batch plan": "batch plan", "torch DataLoader loop": "collate", "item transforms": "item transforms",
          "augment + normalize (per item)": "batch transforms"}
 

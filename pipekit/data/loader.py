@@ -203,15 +203,17 @@ class DataLoader:
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="pipekit-prefetch") as pool:
             pending: deque = deque()
             it = iter(enumerate(plan))
-            for i, entry in it:
-                pending.append((i, pool.submit(self._produce, epoch, i, entry)))
-                if len(pending) >= depth:
-                    break
+            with stage("prefetch hand-off"):  # starting the threads and queueing work competes with them
+                for i, entry in it:
+                    pending.append((i, pool.submit(self._produce, epoch, i, entry)))
+                    if len(pending) >= depth:
+                        break
             while pending:
                 i, fut = pending.popleft()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append((nxt[0], pool.submit(self._produce, epoch, nxt[0], nxt[1])))
+                    with stage("prefetch hand-off"):
+                        pending.append((nxt[0], pool.submit(self._produce, epoch, nxt[0], nxt[1])))
                 with stage("wait for prefetch"):
                     b = fut.result()
                 yield self._finish(epoch, i, b)
