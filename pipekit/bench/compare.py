@@ -96,7 +96,7 @@ class Comparison:
     def print_report(self) -> None:
         from rich.console import Console
 
-        Console(highlight=False).print(self.table())
+        Console(highlight=False, width=max(Console().width, 110)).print(self.table())
 
     def __repr__(self) -> str:
         return f"Comparison({self.verdict})"
@@ -170,7 +170,7 @@ class Sweep:
     def print_report(self) -> None:
         from rich.console import Console
 
-        Console(highlight=False).print(self.table())
+        Console(highlight=False, width=max(Console().width, 110)).print(self.table())
 
     def __repr__(self) -> str:
         return f"Sweep({self.name}: best num_workers={self.best}, " + \

@@ -189,7 +189,7 @@ class LoaderProfile:
     def print_report(self) -> None:
         from rich.console import Console
 
-        Console(highlight=False).print(self.table())
+        Console(highlight=False, width=max(Console().width, 110)).print(self.table())
 
     def plot(self, path: str | os.PathLike | None = None) -> Path | None:
         """A bar chart of where each phase's time goes (a PNG where figures cannot be shown)."""
