@@ -165,11 +165,11 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoaders, TensorStore
-    >>> from pipekit.learn import MLP
+    >>> from pipekit.learn import MLP, CrossEntropyLossFlat
     >>> x = np.random.default_rng(0).normal(size=(512, 8)).astype("float32"); y = (x[:, 0] > 0).astype("int64")
     >>> dls = DataLoaders.from_stores([TensorStore(x), TensorStore(y)], [TensorStore(x[:64]), TensorStore(y[:64])],
     ...                               bs=64, seed=0, device="cpu")
-    >>> b = bottleneck((dls, MLP(8, 2, layers=[16])), n_batches=6)
+    >>> b = bottleneck((dls, MLP(8, 2, layers=[16])), n_batches=6, loss_func=CrossEntropyLossFlat())
     >>> b.limiter in ("loader", "model", "balanced")
     True
     """
