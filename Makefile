@@ -34,6 +34,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipekit tests recipes benchmarks
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) out .pipekit_cache bench_results .pytest_cache

@@ -130,7 +130,8 @@ class XGBoost(Backend):
         """Total gain per input, descending (0 for inputs never split on)."""
         self.check_is_fitted()
         gain = self.booster_.get_score(importance_type="total_gain")
-        return feature_frame(self.feature_names_, [gain.get(f"f{i}", 0.0) for i in range(len(self.feature_names_))])
+        return feature_frame(self.feature_names_,
+                             np.array([gain.get(f"f{i}", 0.0) for i in range(len(self.feature_names_))]))
 
     # -- files: the booster as XGBoost's own UBJSON model ------------------------------------------------
     def model_to_data(self) -> np.ndarray:

@@ -19,7 +19,6 @@ expects, so a file cannot make pipekit build a loss where a transform was due.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pipekit.core.errors import ParameterError, UnknownNameError
@@ -147,7 +146,3 @@ def registered(kind: str | None = None) -> dict[str, Any]:
     """Every registered object (of one ``kind``), by name."""
     return {k: obj for k, (kd, obj) in sorted(_ENTRIES.items()) if kind is None or kd == kind}
 
-
-def register_function(kind: str, name: str | None = None) -> Callable[[T], T]:
-    """Decorator for pipekit's own functions of a kind (metrics, architecture factories)."""
-    return lambda fn: register(fn, name=name, kind=kind)

@@ -66,7 +66,9 @@ class ArrayRecipe(Component):
         self.n_inp_ = self.n_inp if self.n_inp is not None else max(1, len(stores) - 1)
         self.blocks_ = list(blocks)
         self.batch_tfms_ = as_list(batch_tfms)
-        shapes, dtypes, by_block = [], [], []
+        shapes: list[list[int] | None] = []
+        dtypes: list[str | None] = []
+        by_block: list[bool] = []
         for j, store in enumerate(stores):
             item = _item_of(store)
             if isinstance(item, np.ndarray):

@@ -326,7 +326,7 @@ class DataLoaders:
         >>> print(dls.summary(show=False))  # doctest: +NORMALIZE_WHITESPACE
         DataLoaders summary: 8 train / 2 valid items, n_inp=1, recipe DataBlock
         Blocks: RegressionBlock, CategoryBlock
-          DataBlock learned n_inp_=int 1
+          DataBlock learned item_columns_=['x', 'y'], n_inp_=int 1
           ToFloat learned n_out_=int 1
           Categorize learned vocab_=['a', 'b']
         Collating a batch of 4 with DataLoader

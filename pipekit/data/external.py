@@ -279,10 +279,6 @@ def file_digests(file: Path, md5_bytes: int | None = None) -> tuple[int, str, st
     return size, md5.hexdigest(), sha.hexdigest()
 
 
-def sha256_of(file: Path) -> str:
-    return file_digests(file)[2]
-
-
 def verify_file(file: Path, checksum: Checksum, url: str) -> None:
     """Check ``file`` (downloaded from ``url``) against ``checksum``; on a mismatch delete it and raise
     a ValueError naming the URL and each expected and actual value."""

@@ -8,14 +8,14 @@ transform is saved as a record and rebuilt from the registry without unpickling 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from pipekit.core.component import Component, from_data, to_data
+from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.data.probe import stage
 
@@ -108,14 +108,6 @@ class Pipeline:
 
     def __iter__(self):
         return iter(self.tfms)
-
-    def to_records(self, arrays: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
-        return to_data(self.tfms, arrays, "pipeline")
-
-    @classmethod
-    def from_records(cls, records: Sequence[dict[str, Any]], arrays: dict[str, np.ndarray] | None = None) -> Pipeline:
-        tfms = from_data(list(records), arrays)
-        return cls([t for t in tfms if isinstance(t, Transform)])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(" + " -> ".join(repr(t) for t in self.tfms) + ")"

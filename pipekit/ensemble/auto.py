@@ -63,8 +63,8 @@ def default_candidates(task: str, n_jobs: int | None = -1, seed: int = 0,
     costs are bagged fit times relative to the default GBM, measured there (8 folds, refitted after
     stopping): CatBoost is worth much but costs ten GBMs, so it comes late and only with time to spare.
 
-    >>> [c.name for c in default_candidates("classification")][:3]
-    ['gbm', 'xgboost', 'gbm_large']
+    >>> [c.name for c in default_candidates("classification") if c.name not in ("xgboost", "catboost")][:3]
+    ['gbm', 'gbm_large', 'net']
     """
     kw: dict[str, Any] = {"n_jobs": n_jobs, "seed": seed}
     stop = {"n_estimators": _ROUNDS, "early_stopping_rounds": _PATIENCE}

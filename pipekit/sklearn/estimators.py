@@ -79,7 +79,7 @@ class _TabularEstimator(Component, BaseEstimator):
             isinstance(p, TabularProc) or (isinstance(p, type) and issubclass(p, TabularProc)) for p in v),
             "a list of TabularProc classes or instances (Categorify, FillMissing, Normalize)"),
         "random_state": Is(lambda v: v is None or isinstance(v, np.random.RandomState) or (
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v < 2**32),
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= int(v) < 2**32),
             "None, an int in [0, 2**32) or a numpy RandomState")}
 
     def __init__(self, backend: Any = "gbm", cat_names: Sequence[str | int] | None = None,

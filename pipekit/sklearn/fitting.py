@@ -69,7 +69,7 @@ def fit_model(model: Model, train: Any, seed: int | None = None) -> Model:
         return type(m)(**{**m.get_params(deep=False), "members": members})
     if isinstance(m, WeightedEnsemble):
         return _fit_weighted(m, as_data(train), seed)
-    return m.fit(train)
+    return m.fit(train)  # type: ignore[attr-defined]
 
 
 def _fit_weighted(ens: WeightedEnsemble, d: TabularData, seed: int | None) -> WeightedEnsemble:

@@ -171,7 +171,8 @@ def date_parts(frame: pl.DataFrame, dates: Sequence[str]) -> tuple[pl.DataFrame,
     cont: list[str] = []
     for c in dates:
         before = set(frame.columns)
-        frame = add_datepart(frame, c, prefix=f"{c}_", time=isinstance(frame.schema[c], pl.Datetime))
+        frame = add_datepart(frame, c, prefix=f"{c}_",  # type: ignore[assignment]
+                             time=isinstance(frame.schema[c], pl.Datetime))
         for part in frame.columns:
             if part not in before:
                 (cat if frame.schema[part] == pl.Boolean else cont).append(part)

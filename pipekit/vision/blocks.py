@@ -113,7 +113,7 @@ class ImageBlock(_PixelBlock):
         tfm = find_item_transform(self.tfms_)
         if isinstance(tfm, RandomResizedCrop):
             # The random part of the crop is drawn per batch, from the cached centre crop.
-            return [BatchAugment(AugmentSettings(size=tfm.size, min_scale=tfm.min_scale, ratio=tfm.ratio, do_flip=False,
+            return [BatchAugment(AugmentSettings(size=tfm.size, min_scale=tfm.min_scale, ratio=(tfm.ratio[0], tfm.ratio[1]), do_flip=False,
                                                  max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0)),
                     IntToFloat()]
         return [IntToFloat()]
@@ -337,7 +337,7 @@ def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: n
             raise DataError(f"y_{name} holds labels outside 0..{len(vocab) - 1} (vocab has {len(vocab)} entries)")
         sizes = np.tile(np.array(x.shape[1:3]), (len(x), 1))
         stores.append([ImageStore(np.ascontiguousarray(x), sizes), TensorStore(y)])
-    img_block = ImageBlock(cls="L" if stores[0][0].pixels.shape[3] == 1 else "RGB", cache_dir=False)
+    img_block = ImageBlock(cls="L" if stores[0][0].pixels.shape[3] == 1 else "RGB", cache_dir=False)  # type: ignore[attr-defined]
     img_block.fit_tfms()
     y_block = CategoryBlock(vocab=list(vocab))
     y_block.fit_tfms()

@@ -71,7 +71,8 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
         elif mode == "mask":
             raise ImageDecodeError(f"{name}: mask values go up to {int(img.max())}; at most 255 classes are supported")
         else:  # 16-bit images: keep the top 8 bits
-            img = (img >> 8).astype(np.uint8) if img.dtype == np.uint16 else np.clip(img, 0, 255).astype(np.uint8)
+            img = (np.right_shift(img, 8).astype(np.uint8) if img.dtype == np.uint16
+                   else np.clip(img, 0, 255).astype(np.uint8))
     if img.ndim == 2:
         img = img[:, :, None]
     if mode == "RGB":
@@ -201,7 +202,7 @@ def image_from_value(value: object, mode: str = "RGB", name: str = "<image>") ->
     """
     _check_mode(mode)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return decode_bytes(value, mode=mode, name=name)
+        return decode_bytes(bytes(value), mode=mode, name=name)
     if not is_image_value(value):
         raise ImageDecodeError(f"{name}: {type(value).__name__} is not an image; give {IMAGE_VALUES}")
     arr = _pixels_of(value, name)

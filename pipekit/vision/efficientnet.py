@@ -232,7 +232,7 @@ class EfficientNetLiteBody(nn.Module):
 
     def reduction_blocks(self) -> list[int]:
         """Indices of the blocks that halve the resolution (the stem halves it once before block 0)."""
-        return [i for i, b in enumerate(self._blocks) if b.stride > 1]
+        return [i for i, b in enumerate(self._blocks) if b.stride > 1]  # type: ignore[operator]
 
     def feature_info(self) -> list[dict[str, int]]:
         """Where :meth:`forward_features` takes its maps: the last block at each resolution (``block``; -1 for
@@ -240,7 +240,7 @@ class EfficientNetLiteBody(nn.Module):
         ends = [i - 1 for i in self.reduction_blocks()] + [-1]
         info, reduction = [], 2
         for e in ends:
-            channels = HEAD_CHANNELS if e < 0 else self._blocks[e]._bn2.num_features
+            channels = HEAD_CHANNELS if e < 0 else int(self._blocks[e]._bn2.num_features)  # type: ignore[union-attr, arg-type]
             info.append({"block": e, "channels": channels, "reduction": reduction})
             reduction *= 2
         return info

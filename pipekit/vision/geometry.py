@@ -29,7 +29,7 @@ RATIO = Is(lambda r: len(r) == 2 and 0 < r[0] <= r[1], "(low, high) with 0 < low
 
 
 def _whole(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1
 
 
 def _size_ok(v: Any) -> bool:
@@ -57,7 +57,9 @@ def size2(size: int | Sequence[int] | None, default: tuple[int, int] | None = No
     """A checked size as (height, width); None gives ``default``."""
     if size is None:
         return default  # type: ignore[return-value]
-    return (int(size), int(size)) if _whole(size) else (int(size[0]), int(size[1]))  # type: ignore[index]
+    if _whole(size):
+        return int(size), int(size)  # type: ignore[arg-type]
+    return int(size[0]), int(size[1])  # type: ignore[index]
 
 
 def eye_stack(n: int, sx: np.ndarray | float = 1.0, sy: np.ndarray | float = 1.0) -> np.ndarray:

@@ -291,7 +291,7 @@ def _groups(body: nn.Module) -> list[list[nn.Parameter]]:
 
 
 def _body_head(model: nn.Module) -> list[list[nn.Parameter]]:
-    return [*_groups(model[0]), list(model[1].parameters())]
+    return [*_groups(model[0]), list(model[1].parameters())]  # type: ignore[index]
 
 
 def _encoder_decoder(model: UNet) -> list[list[nn.Parameter]]:
@@ -340,7 +340,8 @@ def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
     stats = _start_from(model.encoder, pretrained, arch)
     _add_normalize(dls, n_in, stats, normalize, arch)
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else CrossEntropyLossFlat(axis=1),
-                    metrics=metrics, lr=lr, splitter=_encoder_decoder, cbs=cbs, **kwargs)
+                    metrics=metrics, lr=lr, splitter=_encoder_decoder,  # type: ignore[arg-type]
+                    cbs=cbs, **kwargs)
     check_model_output(learn, lambda b: (len(b[0]), n_out, *b[-1].shape[-2:]),
                        n_classes=dls.c if loss_func is None else None, who="unet_learner")
     if pretrained:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Protocol, Union, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, Union, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -158,7 +158,7 @@ def _call_builder(fn: Callable[..., nn.Module], n_in: int) -> nn.Module:
     """Build a model from an arch factory or class, giving it ``n_in`` when it takes one. ``n_out=2`` keeps a
     classifier's own head (dropped by the cut) small."""
     try:
-        params = inspect.signature(fn).parameters
+        params: Mapping[str, Any] = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         params = {}
     kwargs = {k: v for k, v in (("n_in", n_in), ("n_out", 2)) if k in params}
@@ -340,9 +340,9 @@ class UNet(nn.Module):
 
     def _maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.multi_scale:
-            return list(self.encoder.forward_features(x))
+            return list(self.encoder.forward_features(x))  # type: ignore[operator]
         out = []
-        for m in self.encoder:
+        for m in self.encoder:  # type: ignore[attr-defined]
             x = m(x)
             out.append(x)
         return out
@@ -350,10 +350,10 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inp = x
         if self.multi_scale:
-            *skips, x = self.encoder.forward_features(x)
+            *skips, x = self.encoder.forward_features(x)  # type: ignore[operator]
         else:
             skips = []
-            for i, m in enumerate(self.encoder):
+            for i, m in enumerate(self.encoder):  # type: ignore[arg-type, var-annotated]
                 x = m(x)
                 if i in self.skip_idx:
                     skips.append(x)

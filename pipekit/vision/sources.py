@@ -84,7 +84,7 @@ def _is_pil(v: Any) -> bool:
 
 
 def _from_struct(raw: pl.Series, who: str) -> list[str | MemoryImage]:
-    fields = [f.name for f in raw.dtype.fields]  # type: ignore[union-attr]
+    fields = [f.name for f in raw.dtype.fields]  # type: ignore[attr-defined]
     if not {"bytes", "path"} <= set(fields):
         raise DataError(f"{who} got a column of structs with fields {fields}; image structs (a Hugging Face "
                         "datasets Image column) have 'bytes' and 'path'")

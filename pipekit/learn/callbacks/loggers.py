@@ -139,6 +139,7 @@ class TensorBoardCallback(Callback):
         rows = dl.decode_batch(dl.one_batch(), max_n=self.n_images)
         imgs = [np.asarray(r[0]) for r in rows]
         batch = np.stack([i.astype(np.float32) / 255 if i.dtype == np.uint8 else i.astype(np.float32) for i in imgs])
+        assert self.writer is not None
         self.writer.add_images("batch", batch.clip(0, 1), self.step_, dataformats="NHWC")
 
     def after_batch(self) -> None:
