@@ -104,7 +104,9 @@ class StepTimer(Callback):
         return time.perf_counter()
 
     def before_fit(self) -> None:
-        self._t0, self._t1, self._items, self._seen = None, None, 0, 0
+        self._t0: float | None = None
+        self._t1: float | None = None
+        self._items, self._seen = 0, 0
 
     def before_train(self) -> None:
         self.learn.batch_wrapper = lambda dl: self.batches

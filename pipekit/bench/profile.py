@@ -92,21 +92,22 @@ class EpochProfile:
 
 def _epoch_profile(label: str, runs: Sequence[EpochRun], build_s: float = 0.0) -> EpochProfile:
     wall = sum(r.wall_s for r in runs)
-    totals: dict[tuple[str, str], list[float]] = {}
+    totals: dict[tuple[str, str], list[float]] = {}  # [seconds, calls]
     threads: dict[str, int] = {}
     for r in runs:
         for key, (s, c) in r.stages.items():
-            t = totals.setdefault(key, [0.0, 0])
+            t = totals.setdefault(key, [0.0, 0.0])
             t[0] += s
             t[1] += c
         for k, n in r.threads.items():
             threads[k] = max(threads.get(k, 0), n)
     stages = []
-    for (name, where), (s, c) in sorted(totals.items(), key=lambda kv: (kv[0][1] != "main", -kv[1][0])):
+    for (name, where), (secs, calls) in sorted(totals.items(), key=lambda kv: (kv[0][1] != "main", -kv[1][0])):
         # the cache-building threads only exist while the loaders are built
         span = build_s if where == "build" and build_s > 0 else wall
         capacity = span * (1 if where == "main" else max(1, threads.get(where, 1)))
-        stages.append(StageTime(name, stage_kind(name), where, s, int(c), s / capacity if capacity > 0 else 0.0))
+        stages.append(StageTime(name, stage_kind(name), where, secs, int(calls),
+                                secs / capacity if capacity > 0 else 0.0))
     return EpochProfile(label, wall, sum(r.batches for r in runs), sum(r.items for r in runs), len(runs), stages,
                         threads, build_s)
 
@@ -289,7 +290,8 @@ def profile(loader: Any, n_batches: int | None = None, subset: str = "train", *,
             if cold:
                 cold_run = _epoch_profile("first epoch", [runner.epoch(0, n_batches, record=True)])
         start = 1 if cold_run is not None else 0
-        timed, plain = [], []
+        timed: list[EpochRun] = []
+        plain: list[EpochRun] = []
         for k in range(warm_epochs):
             e = start + 2 * k
             # alternate timed and plain epochs so a drift in the machine's load hits both alike

@@ -278,7 +278,7 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
         targets.append(sub if isinstance(sub, torch.Tensor) else list(sub))
     presize = find_item_transform(item_tfms)
     item = _item_step(presize, train)
-    in_hw = None if presize is None else tuple(presize.output_size())
+    in_hw = None if presize is None else (int(presize.output_size()[0]), int(presize.output_size()[1]))
     steps: list[Any] = []
     to_float = None
     for t in sorted(as_list(datablock.batch_tfms), key=lambda t: t.order):
@@ -292,10 +292,11 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
             raise ParameterError(f"reference_loader: no per-item equivalent for the batch transform {t!r}")
     steps += [to_float or A.ToFloat(max_value=255.0), ToTensorV2()]
     rec = WorkerStageRecorder()
-    ds = ReferenceImageDataset([paths[i] for i in rows], blocks[0].cls, A.Compose(item, seed=seed) if item else None,
+    ds = ReferenceImageDataset([paths[i] for i in rows], getattr(blocks[0], "cls", "RGB"), A.Compose(item, seed=seed) if item else None,
                                A.Compose(steps, seed=seed), targets, rec)
     shuffle = train if shuffle is None else shuffle
-    workers = {"multiprocessing_context": "forkserver", "persistent_workers": True} if num_workers > 0 else {}
+    workers: dict[str, Any] = ({"multiprocessing_context": "forkserver", "persistent_workers": True}
+                               if num_workers > 0 else {})
     return DataLoader(ds, batch_size=bs, shuffle=shuffle, drop_last=train if drop_last is None else drop_last,
                       num_workers=num_workers, collate_fn=_TimedCollate(rec), worker_init_fn=_worker_init,
                       generator=torch.Generator().manual_seed(seed), **workers)

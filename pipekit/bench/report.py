@@ -43,9 +43,8 @@ def profile_table(p: LoaderProfile) -> Any:
     t = Table(title=title, caption=f"share: of the epoch for the main thread, of their capacity for the threads "
                                    f"beside it; measuring cost {p.probe_overhead:.2%} by count, "
                                    f"{p.overhead:+.1%} measured against untimed epochs", title_justify="left")
-    for col, kw in (("stage", {}), ("kind", {}), ("seconds", {"justify": "right"}),
-                    ("ms/batch", {"justify": "right"}), ("share", {"justify": "right"})):
-        t.add_column(col, **kw)
+    for col, right in (("stage", False), ("kind", False), ("seconds", True), ("ms/batch", True), ("share", True)):
+        t.add_column(col, justify="right" if right else "left")
     for phase in (p.cold, p.warm):
         if phase is not None:
             _phase_rows(t, phase)

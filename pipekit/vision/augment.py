@@ -221,8 +221,9 @@ class _Warper:
         self.flags = (cv2.INTER_NEAREST if mode == "nearest" else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
         self.border = CV_BORDER[pad_mode]
         self.same = plan.geometry_identity
-        self.pms = None if self.same else pixel_matrices(plan.matrices, in_hw, self.out_hw)
-        self.affine = None if self.same else (np.abs(self.pms[:, 2, :2]).max(1) < 1e-12)
+        # None when the plan moves no pixel
+        self.pms: Any = None if self.same else pixel_matrices(plan.matrices, in_hw, self.out_hw)
+        self.affine: Any = None if self.pms is None else (np.abs(self.pms[:, 2, :2]).max(1) < 1e-12)
 
     def warp(self, i: int, src: np.ndarray, dst: np.ndarray) -> None:
         ho, wo = self.out_hw
@@ -256,7 +257,7 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     warper = _Warper(plan, (hi, wi), mode, pad_mode)
     luts = plan.luts() if (lighting and plan.has_lighting and not squeeze) else None
     # The unchanged-lighting table is the identity (checked in the tests): those images skip the lookup.
-    lit = None if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
+    lit: Any = None if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
     # Every result is written straight into its slot of the batch buffer (dst=): no per-image copies.
     flat = out.reshape(b, ho, wo * c) if c > 1 else out[..., 0]
 
@@ -295,7 +296,7 @@ def warp_cv2_float(images: np.ndarray | torch.Tensor, plan: AugmentPlan, scale: 
     ho, wo = plan.out_size
     out = pooled_empty((b, c, ho, wo), np.float32)
     warper = _Warper(plan, (hi, wi), mode, pad_mode)
-    luts = plan.luts() if (lighting and plan.has_lighting) else None
+    luts: Any = plan.luts() if (lighting and plan.has_lighting) else None
     lit = np.zeros(b, bool) if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
     to_float = _float_luts(scale, shift)
 

@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import cv2
 import numpy as np
@@ -33,8 +33,8 @@ mnist_stats = ([0.131], [0.308])
 
 
 def _image_size(t: torch.Tensor | StoreRows) -> tuple[int, int]:
-    if isinstance(t, StoreRows):
-        return t.store.size
+    if isinstance(t, StoreRows):  # rows of an ImageStore (reads_rows offers no other store)
+        return cast(ImageStore, t.store).size
     if t.ndim == 3 or t.dtype == torch.uint8:
         return int(t.shape[1]), int(t.shape[2])
     return int(t.shape[2]), int(t.shape[3])
@@ -46,7 +46,7 @@ def _gathered(batch: tuple) -> tuple:
 
 def _store_pixels(rows: StoreRows, geo: str) -> np.ndarray:
     """The whole store's pixels as the OpenCV executor reads them: (N, H, W, C) images, (N, H, W) masks."""
-    px = rows.store.pixels
+    px = cast(ImageStore, rows.store).pixels
     return px[..., 0] if geo == "mask" else px
 
 
