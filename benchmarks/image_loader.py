@@ -1,18 +1,22 @@
-"""Image loading + augmentation throughput: pipekit vs fastai vs a hand-written torch/albumentations loader.
+"""Image loading + augmentation throughput, measured with pipekit.bench: pipekit vs fastai vs the reference
+torch DataLoader (albumentations in worker processes) of the same DataBlock.
 
 The dogscats training set (3,000 JPEGs), presize Resize(256), then aug_transforms(size=224,
 min_scale=0.75) + ImageNet normalisation, bs 64, 2 CPU threads/workers. Figures (images/s):
 
-  (a) pipekit first epoch: decode + presize into the on-disk cache + one augmented epoch
-  (b) pipekit cached epoch: a later epoch (memory-mapped uint8 cache, one resample per image)
-  (c) fastai DataBlock, same settings, one epoch (via $FASTAI_PYTHON; skipped when unset)
-  (d) torch DataLoader + albumentations written by hand, one epoch
-  (e) the decode + resize limit: OpenCV decode and resize to 256 only, one pass in 2 threads
+  (a) pipekit first epoch, from dataloaders() on an empty cache to the end of the epoch (profile().cold)
+  (b) pipekit warm epoch (profile(): untimed epochs; the stage table says where the time goes)
+  (c) the limit of this machine for the plan: the same plan's warps, lighting and normalisation written
+      into a preallocated batch by 2 threads, straight from the memory-mapped cache, no loader around them
+  (d) fastai DataBlock, same settings, one epoch (via $FASTAI_PYTHON; skipped when unset)
+  (e) compare(pipekit, reference_loader(...)): alternating rounds, ratio per round
+  (f) the decode + resize limit: OpenCV decode and resize to 256 only, one pass in 2 threads
+  and the augmentation executors alone (OpenCV threads, torch on the CPU, torch on a GPU when there is one)
 
-Each figure runs in its own process (peak RSS is per figure). Ratios are against fastai measured in
-the same run. A JSON record goes to bench_results/image_loader.json.
+Each part runs in its own process (peak RSS is per part). Ratios are against figures measured in the same
+run. A JSON record goes to bench_results/image_loader.json.
 
-    python benchmarks/image_loader.py [--skip-fastai] [--limit N]
+    python benchmarks/image_loader.py [--skip-fastai] [--limit N] [--batches N]
 """
 from __future__ import annotations
 
@@ -44,51 +48,76 @@ def peak_rss_mb(children: bool = False) -> float:
     return r / 1024
 
 
-def part_pipekit(limit: int | None) -> dict:
-    os.environ["PIPEKIT_CACHE"] = tempfile.mkdtemp(prefix="pk_bench_cache_")
-    import torch
-
+def dogscats_block(limit: int | None):
     from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
     from pipekit.vision import ImageBlock, Normalize, Resize, aug_transforms, imagenet_stats
 
-    def dblock():
-        def get(p):
-            fs = get_image_files(p)
-            return fs if not limit else [f for f in fs if f.parent.parent.name == "train"][:limit] + \
-                [f for f in fs if f.parent.parent.name == "valid"][:limit // 4]
+    def get(p):
+        fs = get_image_files(p)
+        return fs if not limit else [f for f in fs if f.parent.parent.name == "train"][:limit] + \
+            [f for f in fs if f.parent.parent.name == "valid"][:limit // 4]
 
-        return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get, get_y=parent_label,
-                         splitter=GrandparentSplitter(), item_tfms=[Resize(PRESIZE)],
-                         batch_tfms=aug_transforms(size=SIZE, min_scale=MIN_SCALE)
-                         + [Normalize.from_stats(*imagenet_stats)])
+    return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get, get_y=parent_label,
+                     splitter=GrandparentSplitter(), item_tfms=[Resize(PRESIZE)],
+                     batch_tfms=aug_transforms(size=SIZE, min_scale=MIN_SCALE) + [Normalize.from_stats(*imagenet_stats)])
 
-    def epoch(dl) -> int:
-        n = 0
-        for x, _ in dl:
-            n += len(x)
-        assert x.shape[1:] == (3, SIZE, SIZE) and x.dtype == torch.float32
-        return n
 
-    t0 = time.perf_counter()
-    dls = dblock().dataloaders(data_path(), bs=BS, seed=0, device="cpu", num_workers=2)
-    t_build = time.perf_counter() - t0
-    n1 = epoch(dls.train)
-    t_first = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    n2 = epoch(dls.train)
-    t_cached = time.perf_counter() - t1
-    t1 = time.perf_counter()
-    n3 = epoch(dls.train)
-    t_cached2 = time.perf_counter() - t1
-    # a later run: the cache is found on disk, nothing is decoded
-    t1 = time.perf_counter()
-    dls2 = dblock().dataloaders(data_path(), bs=BS, seed=1, device="cpu", num_workers=2)
-    n4 = epoch(dls2.train)
-    t_warm = time.perf_counter() - t1
-    shutil.rmtree(os.environ["PIPEKIT_CACHE"], ignore_errors=True)
-    return {"first_epoch_img_s": n1 / t_first, "presize_build_s": t_build,
-            "cached_epoch_img_s": max(n2 / t_cached, n3 / t_cached2), "later_run_first_epoch_img_s": n4 / t_warm,
-            "n_images": n1, "peak_rss_mb": peak_rss_mb()}
+class AugmentLimit:
+    """The loader's own plan (warps, lighting, normalisation) written by ``threads`` threads into a preallocated
+    batch, read in place from the memory-mapped cache, batch after batch with no loader around it: what a
+    loader of this plan could reach at best on this machine. Iterable with a length, so that ``compare``
+    times it in rounds alternating with the loader."""
+
+    def __init__(self, dl, threads: int = 2):
+        from pipekit.vision.transforms import BatchAugment, Normalize
+
+        tfms = list(dl.batch_tfms)
+        self.dl, self.threads = dl, threads
+        self.aug = next(t for t in tfms if isinstance(t, BatchAugment))
+        self.norm = next(t for t in tfms if isinstance(t, Normalize))
+        self.store = dl.dataset.stores[0]
+        self.epoch = 100  # plans of epochs the loader itself does not draw
+
+    def __len__(self) -> int:
+        return len(self.dl)
+
+    def __iter__(self):
+        from pipekit.vision.augment import warp_cv2_float
+
+        dl, store, s = self.dl, self.store, self.aug.settings
+        self.epoch += 1
+        for i, entry in enumerate(dl.batch_plan(self.epoch)):
+            rows = dl.dataset.idxs[entry]
+            ctx = dl.context(self.epoch, i)
+            plan = self.aug.plan(len(rows), store.size, ctx.rng, True)
+            yield (warp_cv2_float(store.pixels, plan, *self.norm.float_lut(0, "image", store.pixels.shape[3], ctx),
+                                  mode=s.mode, pad_mode=s.pad_mode, num_threads=self.threads, rows=rows),)
+
+
+def part_pipekit(limit: int | None, batches: int | None) -> dict:
+    # an empty cache of this run's own: profile's first epoch fills it, the later parts reuse it
+    cache = tempfile.mkdtemp(prefix="pk_bench_cache_")
+    os.environ["PIPEKIT_CACHE"] = cache
+    import torch
+
+    from pipekit.bench import compare, profile, reference_loader
+
+    torch.set_num_threads(2)
+    dblock, path = dogscats_block(limit), data_path()
+    p = profile((dblock, path), bs=BS, seed=0, num_workers=2, device="cpu", cold=False, warm_epochs=2)
+    dls = dblock.dataloaders(path, bs=BS, seed=0, num_workers=2, device="cpu")
+    x, _ = dls.train.one_batch()
+    assert x.shape[1:] == (3, SIZE, SIZE) and x.dtype == torch.float32
+    lim = compare(dls, AugmentLimit(dls.train), rounds=3, names=("pipekit", "limit"), device="cpu")
+    ref = reference_loader(dblock, path, bs=BS, num_workers=2, seed=0)
+    c = compare(dls, ref, n_batches=batches, rounds=3, names=("pipekit", "reference"), device="cpu")
+    warm_kinds = p.warm.by_kind("prefetch")
+    shutil.rmtree(cache, ignore_errors=True)
+    return {"first_epoch_img_s": p.cold.items_per_s, "presize_build_s": p.cold.build_s,
+            "cached_epoch_img_s": p.items_per_s, "limit_img_s": lim.median_b,
+            "warm_vs_limit": lim.ratio, "vs_limit": lim.to_dict(), "prefetch_seconds_by_kind": warm_kinds,
+            "n_images": p.plain_items // max(1, p.warm.epochs), "profile": p.to_dict(),
+            "vs_reference": c.to_dict(), "summary": p.summary(), "peak_rss_mb": peak_rss_mb(True)}
 
 
 def part_executors(limit: int | None) -> dict:
@@ -126,38 +155,6 @@ def part_executors(limit: int | None) -> dict:
         torch.cuda.synchronize()
         out["torch_executor_cuda_img_s"] = 50 * BS / (time.perf_counter() - t)
     return out
-
-
-def part_albumentations(limit: int | None) -> dict:
-    import albumentations as A
-    import cv2
-    import torch
-    from albumentations.pytorch import ToTensorV2
-
-    from pipekit.data import get_image_files, parent_label
-
-    files = get_image_files(data_path() / "train")[:limit] if limit else get_image_files(data_path() / "train")
-    labels = [0 if parent_label(f) == "cats" else 1 for f in files]
-    tf = A.Compose([
-        A.SmallestMaxSize(max_size=PRESIZE), A.CenterCrop(PRESIZE, PRESIZE),
-        A.RandomResizedCrop(size=(SIZE, SIZE), scale=(MIN_SCALE, 1.0), ratio=(1.0, 1.0)),
-        A.HorizontalFlip(), A.Affine(rotate=(-10, 10), scale=(1.0, 1.1), p=0.75),
-        A.Perspective(scale=(0.0, 0.05), p=0.75),
-        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.75),
-        A.Normalize(), ToTensorV2()])
-
-    class DS(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(files)
-
-        def __getitem__(self, i):
-            img = cv2.cvtColor(cv2.imread(str(files[i])), cv2.COLOR_BGR2RGB)
-            return tf(image=img)["image"], labels[i]
-
-    dl = torch.utils.data.DataLoader(DS(), batch_size=BS, shuffle=True, num_workers=2, drop_last=True)
-    t = time.perf_counter()
-    n = sum(len(x) for x, _ in dl)
-    return {"epoch_img_s": n / (time.perf_counter() - t), "n_images": n, "peak_rss_mb": peak_rss_mb(True)}
 
 
 def part_decode_limit(limit: int | None) -> dict:
@@ -203,8 +200,9 @@ print(json.dumps({"epoch_img_s": n / t, "n_images": n, "peak_rss_mb": r / 1024})
 """ % {"presize": PRESIZE, "size": SIZE, "min_scale": MIN_SCALE, "bs": BS}
 
 
-def run_part(name: str, limit: int | None) -> dict:
-    cmd = [sys.executable, __file__, "--part", name] + (["--limit", str(limit)] if limit else [])
+def run_part(name: str, limit: int | None, batches: int | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--part", name] + (["--limit", str(limit)] if limit else []) + \
+        (["--batches", str(batches)] if batches else [])
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PIPEKIT_QUIET": "1"})
     if res.returncode != 0:
         raise RuntimeError(f"part {name} failed:\n{res.stderr[-3000:]}")
@@ -225,42 +223,44 @@ def run_fastai(limit: int | None) -> dict | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["pipekit", "executors", "albumentations", "decode_limit"])
+    ap.add_argument("--part", choices=["pipekit", "executors", "decode_limit"])
     ap.add_argument("--limit", type=int, default=None, help="use only the first N training files")
+    ap.add_argument("--batches", type=int, default=10,
+                    help="batches per epoch in the comparison with the reference loader (default 10)")
     ap.add_argument("--skip-fastai", action="store_true")
     a = ap.parse_args()
     if a.part:
-        print(json.dumps(globals()[f"part_{a.part}"](a.limit)))
+        fn = globals()[f"part_{a.part}"]
+        print(json.dumps(fn(a.limit, a.batches) if a.part == "pipekit" else fn(a.limit)))
         return
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
     print(f"image_loader: dogscats train, Resize({PRESIZE}) -> aug_transforms(size={SIZE}, min_scale={MIN_SCALE}) "
           f"+ Normalize, bs {BS}, 2 threads; load average at start {load}")
     fa = None if a.skip_fastai else run_fastai(a.limit)
-    pk = run_part("pipekit", a.limit)
+    pk = run_part("pipekit", a.limit, a.batches)
     ex = run_part("executors", a.limit)
-    al = run_part("albumentations", a.limit)
     de = run_part("decode_limit", a.limit)
+    vs = pk["vs_reference"]
     anchor = fa["epoch_img_s"] if fa else None
 
     def ratio(v: float) -> str:
         return f"  ({v / anchor:5.1f}x fastai)" if anchor else ""
 
-    print(f"(a) pipekit first epoch (decode+presize+cache+augment): {pk['first_epoch_img_s']:8.0f} img/s"
-          f"{ratio(pk['first_epoch_img_s'])}  [presize build {pk['presize_build_s']:.1f}s]")
-    print(f"(b) pipekit cached epoch:                               {pk['cached_epoch_img_s']:8.0f} img/s"
+    print(f"(a) pipekit first epoch, from dataloaders() (decode+presize+cache+augment): "
+          f"{pk['first_epoch_img_s']:8.0f} img/s{ratio(pk['first_epoch_img_s'])}  [building {pk['presize_build_s']:.1f}s]")
+    print(f"(b) pipekit warm epoch:                              {pk['cached_epoch_img_s']:8.0f} img/s"
           f"{ratio(pk['cached_epoch_img_s'])}")
-    print(f"    pipekit later run, first epoch from the disk cache:  {pk['later_run_first_epoch_img_s']:8.0f} img/s"
-          f"{ratio(pk['later_run_first_epoch_img_s'])}")
+    print(f"(c) limit (the plan alone, 2 threads, no loader):    {pk['limit_img_s']:8.0f} img/s; "
+          f"warm epoch = {pk['warm_vs_limit']:.2f}x the limit (goal >= 0.9x; median of rounds "
+          f"{', '.join(f'{r:.2f}' for r in pk['vs_limit']['ratios'])})")
+    print(f"    where the warm epoch goes: {pk['summary']}")
     if fa:
-        print(f"(c) fastai DataBlock epoch:                             {fa['epoch_img_s']:8.0f} img/s  "
+        print(f"(d) fastai DataBlock epoch:                          {fa['epoch_img_s']:8.0f} img/s  "
               f"(1.0x)  peak RSS {fa['peak_rss_mb']:.0f} MB")
-    print(f"(d) torch DataLoader + albumentations epoch:            {al['epoch_img_s']:8.0f} img/s"
-          f"{ratio(al['epoch_img_s'])}  peak RSS {al['peak_rss_mb']:.0f} MB")
-    print(f"(e) decode + resize limit (OpenCV, 2 threads):          {de['img_s']:8.0f} img/s{ratio(de['img_s'])}")
-    print(f"    augmentation step alone: cv2 executor {ex['cv2_executor_img_s']:.0f} img/s, torch executor (CPU) "
-          f"{ex['torch_executor_cpu_img_s']:.0f} img/s"
-          + (f", torch executor (CUDA) {ex['torch_executor_cuda_img_s']:.0f} img/s" if "torch_executor_cuda_img_s" in ex else ""))
+    print(f"(e) vs the reference torch DataLoader + albumentations (2 workers, {a.batches} batches/round): "
+          f"{vs['verdict']} (goal >= 3x); rounds {', '.join(f'{r:.2f}' for r in vs['ratios'])}")
+    print(f"(f) decode + resize limit (OpenCV, 2 threads):       {de['img_s']:8.0f} img/s{ratio(de['img_s'])}")
     print(f"    pipekit peak RSS {pk['peak_rss_mb']:.0f} MB (memory-mapped cache pages included)")
     with open("/proc/loadavg") as f:
         load_end = f.read().split()[0]
@@ -269,9 +269,11 @@ def main() -> None:
     record = {"benchmark": "image_loader", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "load_average": float(load), "load_average_end": float(load_end), "settings": {"presize": PRESIZE, "size": SIZE, "bs": BS,
                                                          "min_scale": MIN_SCALE, "limit": a.limit},
-              "pipekit": pk, "executors": ex, "fastai": fa, "albumentations": al, "decode_limit": de,
+              "pipekit": pk, "executors": ex, "fastai": fa, "decode_limit": de,
               "ratios_vs_fastai": ({"first_epoch": pk["first_epoch_img_s"] / anchor,
-                                    "cached_epoch": pk["cached_epoch_img_s"] / anchor} if anchor else None)}
+                                    "cached_epoch": pk["cached_epoch_img_s"] / anchor} if anchor else None),
+              "goals": {"warm_vs_limit >= 0.9": pk["warm_vs_limit"], "vs_reference >= 3": vs["ratio"],
+                        "first_epoch_vs_fastai >= 10": pk["first_epoch_img_s"] / anchor if anchor else None}}
     out = ROOT / "bench_results"
     out.mkdir(exist_ok=True)
     (out / "image_loader.json").write_text(json.dumps(record, indent=2))

@@ -40,18 +40,18 @@ set_seed(0)
 tab = Tabular(path, cat_names=cat, cont_names=cont, y_names="salary", splits=RandomSplitter(0.2, seed=42))
 dls = tab.dataloaders(bs=bs, seed=0)
 learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy)
-loader = []
-for _ in range(2):  # one pass over the training loader alone (no model): the data side of an epoch
-    t = time.perf_counter()
-    for _b in dls.train:
-        pass
-    loader.append(time.perf_counter() - t)
+from pipekit.bench import bottleneck, profile
+# the training loader alone (no model), the data side of an epoch: pipekit.bench's untimed warm epochs
+prof = profile(dls, cold=False, warm_epochs=2)
+loader = [prof.plain_wall_s / 2]
 times = []
 for _ in range(epochs):
     t = time.perf_counter()
     learn.fit(1, 1e-3)
     times.append(time.perf_counter() - t)
 acc = float(learn.validate()[1])
+# loader alone, model alone on one batch, the real step: which one limits training
+neck = bottleneck(learn, n_batches=min(100, len(dls.train) - 2))
 # The floor: a bare torch loop (same model, loss and optimiser) over batches built beforehand, training
 # pass only. No library can train this model on this machine faster than that.
 import copy
@@ -69,7 +69,8 @@ for _ in range(epochs + 1):
         opt.zero_grad(set_to_none=True)
     floor.append(time.perf_counter() - t)
 print("RESULT " + json.dumps({"epoch_s": min(times), "all_s": times, "accuracy": acc, "batches": len(dls.train),
-                               "loader_s": min(loader), "floor_s": min(floor)}))
+                               "loader_s": min(loader), "floor_s": min(floor), "bottleneck": neck.to_dict(),
+                               "loader_stages": prof.warm.by_kind()}))
 """
 
 FASTAI = """
@@ -142,6 +143,7 @@ def main() -> None:
                      f"{f['accuracy']:.4f}) | epoch {f['epoch_s'] / p['epoch_s']:.1f}x faster, loader "
                      f"{f['loader_s'] / p['loader_s']:.0f}x faster")
         print(line, flush=True)
+        print(f"           pipekit.bench.bottleneck: {p['bottleneck']['verdict']}", flush=True)
         if f:
             print(f"           floor: a bare torch loop, same model and optimiser, batches pre-built, training pass "
                   f"only: {p['floor_s']:.3f} s -> the most any library could be faster than fastai here is "

@@ -1,10 +1,11 @@
-"""Command line: ``pipekit run | summary | datasets | bench``.
+"""Command line: ``pipekit run | summary | datasets | bench | bench-loader``.
 
     pipekit datasets list             # which data sets are available locally
     pipekit run adult --quick         # run a built-in recipe (pipekit run --list names them all)
     pipekit run path/to/recipe.py     # run your own recipe file
     pipekit summary mnist_tiny        # walk one batch of a recipe's data through the pipeline
     pipekit bench image_loader        # run benchmarks/image_loader.py (in a pipekit source checkout)
+    pipekit bench-loader my_recipe.py --batches 50 --workers 0,2,4 --compare reference
     pipekit --version
 
 The built-in recipes ship inside the package (``pipekit.recipes``; the ``recipes/`` folder of a source
@@ -157,7 +158,24 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_loader(args: argparse.Namespace) -> int:
+    from pipekit.bench.cli import main as bench_loader
+    from pipekit.core.errors import PipekitError
+
+    try:
+        return bench_loader(args.args)
+    except PipekitError as e:  # a recipe or an option to fix: the message, not a traceback
+        raise SystemExit(f"pipekit bench-loader: {e}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # a source checkout keeps the real data sets beside it (the Makefile points there too)
+    shared = CHECKOUT.parent / "shared" / "data"
+    if (CHECKOUT / "pyproject.toml").is_file() and shared.is_dir():
+        os.environ.setdefault("PIPEKIT_DATA", str(shared))
+    if argv[:1] == ["bench-loader"]:  # its own options, in any order (argparse's REMAINDER misses leading ones)
+        return cmd_bench_loader(argparse.Namespace(args=argv[1:]))
     parser = argparse.ArgumentParser(prog="pipekit", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pipekit {pipekit.__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -176,11 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("names", nargs="*")
     b.add_argument("--args", nargs=argparse.REMAINDER, default=[])
     b.set_defaults(fn=cmd_bench)
+    bl = sub.add_parser("bench-loader", add_help=False,
+                        help="profile a recipe file's data loader (pipekit bench-loader --help)")
+    bl.add_argument("args", nargs=argparse.REMAINDER)
+    bl.set_defaults(fn=cmd_bench_loader)
     args = parser.parse_args(argv)
-    # a source checkout keeps the real data sets beside it (the Makefile points there too)
-    shared = CHECKOUT.parent / "shared" / "data"
-    if (CHECKOUT / "pyproject.toml").is_file() and shared.is_dir():
-        os.environ.setdefault("PIPEKIT_DATA", str(shared))
     return args.fn(args)
 
 

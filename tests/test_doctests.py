@@ -13,7 +13,8 @@ MODULES = ["pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.datablock"
            "pipekit.backends.data", "pipekit.backends.forest", "pipekit.backends.gbm", "pipekit.backends.boosters",
            "pipekit.ensemble.bagged", "pipekit.ensemble.auto", "pipekit.ensemble.mean",
            "pipekit.ensemble.weighted", "pipekit.ensemble.stacking", "pipekit.inspection.explain",
-           "pipekit.inspection.features"]
+           "pipekit.inspection.features", "pipekit.data.probe", "pipekit.bench.profile", "pipekit.bench.compare",
+           "pipekit.bench.bottleneck"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -7,6 +7,7 @@ hence ``slow``. The environment is made once per test session and shared by the 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -110,3 +111,25 @@ def test_bench_and_unknown_recipes_fail_with_a_message(pipekit_cmd):
     assert r.returncode != 0 and "no benchmarks to run" in r.stderr and r.stdout == ""
     r = pipekit_cmd("run", "nope")
     assert r.returncode != 0 and "no recipe named 'nope'; built-in recipes: adult," in r.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("PIPEKIT_DATA"), reason="needs the real data sets (PIPEKIT_DATA)")
+def test_bench_loader_profiles_a_users_recipe_from_the_wheel(pipekit_cmd, venv):
+    (pipekit_cmd.work / "digits.py").write_text(
+        "import pipekit.datasets as D\n"
+        "from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label\n"
+        "from pipekit.vision import ImageBlock, Resize, aug_transforms\n"
+        "def datablock():\n"
+        "    return (DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,\n"
+        "                      splitter=GrandparentSplitter(), item_tfms=[Resize(32)], batch_tfms=aug_transforms(size=28)),\n"
+        "            D.path('mnist_tiny'))\n")
+    r = pipekit_cmd("bench-loader", "digits.py", "--batches", "3", "--workers", "0,1", "--rounds", "1",
+                    "--warm-epochs", "1", "--compare", "reference", "--json", "out.json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rec = json.loads((pipekit_cmd.work / "out.json").read_text())
+    assert rec["profile"]["warm"]["batches"] == 3 and rec["compare"]["names"] == ["pipekit", "reference"]
+    assert "best setting for pipekit: num_workers=" in r.stdout
+    # the command ran the installed package, not this checkout
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import pipekit.bench; print(pipekit.bench.__file__)"],
+                           cwd=pipekit_cmd.work, capture_output=True, text=True, check=True).stdout
+    assert Path(where.strip()).is_relative_to(venv)

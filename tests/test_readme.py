@@ -80,6 +80,13 @@ def _core(out: str, work: Path) -> None:
     assert out.strip().endswith("RandomSplitter(valid_pct=0.1, seed=7)")
 
 
+def _bench(out: str, work: Path) -> None:
+    lines = out.strip().splitlines()
+    assert "steady state (warm epochs)" in out and "items/s first epoch incl." in lines[-3]
+    assert lines[-2].startswith(("pipekit is", "torch is", "no clear winner"))
+    assert lines[-1].startswith(("the loader limits", "the model limits", "loader and model are balanced"))
+
+
 # what some blocks' output must show, beyond running: check(stdout, the block's folder)
 EXPECT = {
     "Ten lines#1": _ten_lines,
@@ -90,6 +97,7 @@ EXPECT = {
     "Tables and recommendations (`pipekit.tabular`)#2": _collab,
     "Forests, GBMs and ensembles (`pipekit.backends`, `pipekit.ensemble`, `pipekit.inspection`)#1": _ensembles,
     "Components and files (`pipekit.core`)#1": _core,
+    "Benchmarking a data loader (`pipekit.bench`)#1": _bench,
 }
 
 

@@ -143,3 +143,31 @@ def test_summary_walks_images_through_every_step():
         D.path("mnist_tiny"), bs=4, show=False)
     assert "ImageStore(n=1408, size=(28, 28), channels=1" in text
     assert "BatchAugment" in text and "Tensor(4, 1, 24, 24) float32" in text
+
+
+@pytest.mark.parametrize("data", ["mnist_tiny", "camvid_tiny"])
+def test_fused_augment_reading_the_cache_in_place_matches_the_transforms_one_after_another(data):
+    from pipekit.vision.transforms import AugmentThenFloat
+
+    norm = Normalize.from_stats(*imagenet_stats)
+    if data == "mnist_tiny":
+        dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                           splitter=GrandparentSplitter(), item_tfms=[Resize(40)],
+                           batch_tfms=aug_transforms(size=32, max_warp=0.3) + [norm])
+        path = D.path("mnist_tiny")
+    else:
+        codes = (D.path("camvid_tiny") / "codes.txt").read_text().split()
+        dblock, path = _camvid_dblock(codes, item_tfms=[Resize((48, 64))],
+                                      batch_tfms=aug_transforms(size=(40, 56), max_rotate=20) + [norm])
+    dl = dblock.dataloaders(path, bs=16, seed=3, device="cpu", num_workers=0).train
+    # the loader runs augmentation and normalisation as one step, warping straight from the cache
+    assert isinstance(dl.batch_tfms.steps()[0], AugmentThenFloat)
+    assert dl._deferred() == ((0, 1) if data == "camvid_tiny" else (0,))
+    for i, (got, entry) in enumerate(zip(dl.iter_epoch(2), dl.batch_plan(2))):
+        if i == 2:
+            break
+        b, ctx = dl.dataset.gather(entry), dl.context(2, i)  # gathered, then each transform in turn
+        for t in dl.batch_tfms.tfms:
+            b = t.encode(b, ctx)
+        assert len(got) == len(b) and all(g.dtype == e.dtype and torch.equal(g, e) for g, e in zip(got, b))
+        assert got[0].dtype == torch.float32 and got[0].shape[0] == 16

@@ -18,6 +18,8 @@ import torch
 
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import check_positive_int
+from pipekit.data.probe import stage
+from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchPipeline
 
 
@@ -135,6 +137,20 @@ class DataLoader:
         """Gather one batch (CPU tensors) for a plan entry."""
         return self.dataset.gather(entry)
 
+    def _deferred(self) -> tuple[int, ...]:
+        """Batch elements the first batch transform reads from their store itself (an augmentation reading
+        the memory-mapped image cache), so they are not gathered into a batch first: on the CPU, where batch
+        transforms run right after the gather, and only for the base loader's gather."""
+        if (self.device.type != "cpu" or type(self).create_batch is not DataLoader.create_batch
+                or not isinstance(self.dataset, ArrayDataset)):
+            return ()
+        first = self.batch_tfms.first_step()
+        if first is None:
+            return ()
+        geometry = self.geometry
+        return tuple(j for j, s in enumerate(self.dataset.stores)
+                     if j < len(geometry) and first.reads_rows(s, geometry[j], j, self.n_inp))
+
     def context(self, epoch: int, i: int) -> BatchContext:
         return BatchContext(geometry=self.geometry, n_inp=self.n_inp, train=self.augment, device=self.device,
                             key=(self.seed, epoch, i))
@@ -148,25 +164,37 @@ class DataLoader:
         return BatchPipeline(host), BatchPipeline([t for t in self.batch_tfms if not getattr(t, "on_host", False)])
 
     def _produce(self, epoch: int, i: int, entry: Any) -> tuple:
-        b = self.create_batch(entry)
         if self.device.type == "cpu":
-            return self.batch_tfms.encode(tuple(b), self.context(epoch, i)) if len(self.batch_tfms) else tuple(b)
+            if not len(self.batch_tfms):
+                with stage("collate"):
+                    return tuple(self.create_batch(entry))
+            deferred = self._deferred()
+            with stage("collate"):
+                b = tuple(self.dataset.gather(entry, deferred) if deferred else self.create_batch(entry))
+            b = self.batch_tfms.encode(b, self.context(epoch, i))
+            # a transform that passed on rows it was offered (none of pipekit's do) still yields tensors
+            return tuple(x.gather() if isinstance(x, StoreRows) else x for x in b) if deferred else b
+        with stage("collate"):
+            b = tuple(self.create_batch(entry))
         host, _ = self._split_tfms()
         if len(host):
-            b = host.encode(tuple(b), self.context(epoch, i))
+            b = host.encode(b, self.context(epoch, i))
         if self.pin_memory:
-            b = tuple(t.pin_memory() if isinstance(t, torch.Tensor) else t for t in b)
-        return tuple(b)
+            with stage("pin memory"):
+                b = tuple(t.pin_memory() if isinstance(t, torch.Tensor) else t for t in b)
+        return b
 
     def _finish(self, epoch: int, i: int, b: tuple) -> tuple:
         if self.device.type == "cpu":
             return b
-        b = _to(b, self.device, non_blocking=self.pin_memory)
+        with stage("to device"):
+            b = _to(b, self.device, non_blocking=self.pin_memory)
         _, device = self._split_tfms()
         return device.encode(b, self.context(epoch, i)) if len(device) else b
 
     def iter_epoch(self, epoch: int) -> Iterator[tuple]:
-        plan = self.batch_plan(epoch)
+        with stage("batch plan"):
+            plan = self.batch_plan(epoch)
         if self.num_workers == 0 or len(plan) <= 1:
             for i, entry in enumerate(plan):
                 yield self._finish(epoch, i, self._produce(epoch, i, entry))
@@ -175,16 +203,20 @@ class DataLoader:
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="pipekit-prefetch") as pool:
             pending: deque = deque()
             it = iter(enumerate(plan))
-            for i, entry in it:
-                pending.append((i, pool.submit(self._produce, epoch, i, entry)))
-                if len(pending) >= depth:
-                    break
+            with stage("prefetch hand-off"):  # starting the threads and queueing work competes with them
+                for i, entry in it:
+                    pending.append((i, pool.submit(self._produce, epoch, i, entry)))
+                    if len(pending) >= depth:
+                        break
             while pending:
                 i, fut = pending.popleft()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append((nxt[0], pool.submit(self._produce, epoch, nxt[0], nxt[1])))
-                yield self._finish(epoch, i, fut.result())
+                    with stage("prefetch hand-off"):
+                        pending.append((nxt[0], pool.submit(self._produce, epoch, nxt[0], nxt[1])))
+                with stage("wait for prefetch"):
+                    b = fut.result()
+                yield self._finish(epoch, i, b)
 
     def __iter__(self) -> Iterator[tuple]:
         epoch = self.epoch
@@ -260,9 +292,18 @@ class ArrayDataset:
     def __len__(self) -> int:
         return len(self.idxs)
 
-    def gather(self, positions: np.ndarray) -> tuple:
+    def gather(self, positions: np.ndarray, deferred: Sequence[int] = ()) -> tuple:
+        """The batch at ``positions``: one gather per store; the elements listed in ``deferred`` come as
+        :class:`StoreRows` (the rows, not gathered) for a batch transform that reads its store itself."""
         rows = self.idxs[np.asarray(positions, dtype=np.int64)]
-        return tuple(s.gather(rows) for s in self.stores)
+        out = []
+        for j, s in enumerate(self.stores):
+            if j in deferred:
+                out.append(StoreRows(s, rows))
+                continue
+            with stage(f"gather {type(s).__name__}"):
+                out.append(s.gather(rows))
+        return tuple(out)
 
     def __getitem__(self, i: int) -> tuple:
         if not -len(self) <= i < len(self):

@@ -36,6 +36,30 @@ class Store:
         return f"{type(self).__name__}(n={len(self)})"
 
 
+class StoreRows:
+    """Rows of a store, not gathered yet: what the loader hands a batch transform that reads its store
+    itself (``BatchTransform.reads_rows``), e.g. an augmentation warping straight from the memory-mapped
+    image cache instead of from a gathered copy of the batch. ``gather()`` gives the batch as usual.
+
+    >>> StoreRows(TensorStore(np.arange(5) * 10), np.array([4, 1])).gather().tolist()
+    [40, 10]
+    """
+
+    __slots__ = ("store", "rows")
+
+    def __init__(self, store: Store, rows: np.ndarray):
+        self.store, self.rows = store, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def gather(self) -> Any:
+        return self.store.gather(self.rows)
+
+    def __repr__(self) -> str:
+        return f"StoreRows({type(self.store).__name__}, {len(self.rows)} rows)"
+
+
 class TensorStore(Store):
     """Items as rows of one contiguous tensor (labels, one-hot targets, numeric features).
 

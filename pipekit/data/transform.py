@@ -17,6 +17,7 @@ import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
+from pipekit.data.probe import stage
 
 
 class Transform(Component):
@@ -148,13 +149,60 @@ class BatchTransform(Transform):
     def decode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         return batch
 
+    @property
+    def stage_name(self) -> str:
+        """The name this step's time is reported under when the pipeline is profiled."""
+        return type(self).__name__
+
+    def fuse(self, following: BatchTransform) -> BatchTransform | None:
+        """A step doing this transform then ``following`` in one pass with the same result, or None.
+
+        A pipeline runs fused steps in place of adjacent pairs (e.g. augmentation then normalisation per
+        image while it is in the CPU cache); records, ``decode`` and ``len`` still see each transform."""
+        return None
+
+    def reads_rows(self, store: Any, geometry: str | None, j: int, n_inp: int) -> bool:
+        """Whether this transform, run first, takes batch element ``j`` as :class:`~pipekit.data.store.StoreRows`
+        of ``store`` and reads the store itself (saving the gathered copy). Default: no."""
+        return False
+
 
 class BatchPipeline(Pipeline):
-    """Batch transforms in order; they all see the whole batch tuple and act on the elements they handle."""
+    """Batch transforms in order; they all see the whole batch tuple and act on the elements they handle.
+
+    ``steps()`` is what ``encode`` runs: the transforms, with adjacent ones that can be done in one pass
+    (``BatchTransform.fuse``) fused. Each step's time is reported under its ``stage_name`` when profiled.
+    """
+
+    @property  # type: ignore[override]
+    def tfms(self) -> list[Transform]:
+        return self._tfms
+
+    @tfms.setter
+    def tfms(self, tfms: list[Transform]) -> None:
+        self._tfms = list(tfms)
+        self._steps: list[BatchTransform] | None = None
+
+    def steps(self) -> list[BatchTransform]:
+        if self._steps is None:
+            steps: list[BatchTransform] = []
+            for t in self._tfms:
+                fused = steps[-1].fuse(t) if steps else None  # type: ignore[arg-type]
+                if fused is not None:
+                    steps[-1] = fused
+                else:
+                    steps.append(t)  # type: ignore[arg-type]
+            self._steps = steps
+        return self._steps
+
+    def first_step(self) -> BatchTransform | None:
+        steps = self.steps()
+        return steps[0] if steps else None
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
-        for t in self.tfms:
-            batch = t.encode(batch, ctx)  # type: ignore[call-arg]
+        for t in self.steps():
+            with stage(t.stage_name):
+                batch = t.encode(batch, ctx)
         return batch
 
     def decode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]

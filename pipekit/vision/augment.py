@@ -199,50 +199,127 @@ def _check_batch(who: str, plan: AugmentPlan, n: int, hw: tuple[int, ...], mode:
         raise DataError(f"plan is for {len(plan.matrices)} images of {plan.in_size}, got {n} of {hw}")
 
 
+def _float_luts(scale: Sequence[float], shift: Sequence[float]) -> list[np.ndarray]:
+    """One float lookup table per channel computing ``x * scale[c] + shift[c]`` for every uint8 value."""
+    return [(np.arange(256, dtype=np.float64) * a + b).astype(np.float32).reshape(1, 256) for a, b in zip(scale, shift)]
+
+
+def _source(images: np.ndarray | torch.Tensor, rows: np.ndarray | None, who: str) -> tuple[np.ndarray, int]:
+    """The uint8 array images are read from (a batch, or a whole store when ``rows`` picks the batch's
+    images from it) with a channel axis, and the batch size."""
+    arr = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if arr.dtype != np.uint8:
+        raise ParameterError(f"{who} needs uint8 images, got {arr.dtype}; use warp_torch for float tensors")
+    return arr, (arr.shape[0] if rows is None else len(rows))
+
+
+class _Warper:
+    """One plan's per-image OpenCV resampling: ``warp(i, src, dst)`` writes image ``i`` into ``dst``."""
+
+    def __init__(self, plan: AugmentPlan, in_hw: tuple[int, int], mode: str, pad_mode: str):
+        self.out_hw = plan.out_size
+        self.flags = (cv2.INTER_NEAREST if mode == "nearest" else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+        self.border = CV_BORDER[pad_mode]
+        self.same = plan.geometry_identity
+        # None when the plan moves no pixel
+        self.pms: Any = None if self.same else pixel_matrices(plan.matrices, in_hw, self.out_hw)
+        self.affine: Any = None if self.pms is None else (np.abs(self.pms[:, 2, :2]).max(1) < 1e-12)
+
+    def warp(self, i: int, src: np.ndarray, dst: np.ndarray) -> None:
+        ho, wo = self.out_hw
+        if self.same:
+            np.copyto(dst, src)
+        elif self.affine[i]:
+            cv2.warpAffine(src, self.pms[i, :2] / self.pms[i, 2, 2], (wo, ho), dst=dst, flags=self.flags,
+                           borderMode=self.border)
+        else:
+            cv2.warpPerspective(src, self.pms[i], (wo, ho), dst=dst, flags=self.flags, borderMode=self.border)
+
+
 def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "bilinear",
-             pad_mode: str = "reflection", lighting: bool = True, num_threads: int | None = None) -> torch.Tensor:
+             pad_mode: str = "reflection", lighting: bool = True, num_threads: int | None = None,
+             rows: np.ndarray | None = None) -> torch.Tensor:
     """Apply ``plan`` to uint8 images (B, H, W, C) or masks (B, H, W) with OpenCV; returns uint8, same layout.
 
     Runs per image in the shared thread pool (OpenCV releases the GIL), ``num_threads`` chunks at a time.
-    Lighting is never applied to masks (3-D input).
+    Lighting is never applied to masks (3-D input). With ``rows``, ``images`` is a whole store (N, ...)
+    and image ``i`` of the batch is ``images[rows[i]]``: read in place (e.g. from the memory-mapped
+    cache), with no gathered copy of the batch.
     """
-    arr = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-    if arr.dtype != np.uint8:
-        raise ParameterError(f"warp_cv2 needs uint8 images, got {arr.dtype}; use warp_torch for float tensors")
+    arr, b = _source(images, rows, "warp_cv2")
     squeeze = arr.ndim == 3
     if squeeze:
         arr = arr[..., None]
-    b, hi, wi, c = arr.shape
+    hi, wi, c = arr.shape[1:]
     _check_batch("warp_cv2", plan, b, (hi, wi), mode, pad_mode)
     ho, wo = plan.out_size
     out = pooled_empty((b, ho, wo, c), np.uint8)
-    flags = (cv2.INTER_NEAREST if mode == "nearest" else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
-    border = CV_BORDER[pad_mode]
+    warper = _Warper(plan, (hi, wi), mode, pad_mode)
     luts = plan.luts() if (lighting and plan.has_lighting and not squeeze) else None
     # The unchanged-lighting table is the identity (checked in the tests): those images skip the lookup.
-    lit = None if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
-    same = plan.geometry_identity
-    pms = None if same else pixel_matrices(plan.matrices, (hi, wi), (ho, wo))
-    affine = None if same else (np.abs(pms[:, 2, :2]).max(1) < 1e-12)
+    lit: Any = None if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
     # Every result is written straight into its slot of the batch buffer (dst=): no per-image copies.
     flat = out.reshape(b, ho, wo * c) if c > 1 else out[..., 0]
 
     def chunk(lo: int, hi_: int) -> None:
         for i in range(lo, hi_):
-            dst = out[i] if c > 1 else flat[i]
-            src = arr[i] if c > 1 else arr[i, :, :, 0]
-            if same:
-                np.copyto(dst, src)
-            elif affine[i]:
-                cv2.warpAffine(src, pms[i, :2] / pms[i, 2, 2], (wo, ho), dst=dst, flags=flags, borderMode=border)
-            else:
-                cv2.warpPerspective(src, pms[i], (wo, ho), dst=dst, flags=flags, borderMode=border)
+            k = i if rows is None else int(rows[i])
+            warper.warp(i, arr[k] if c > 1 else arr[k, :, :, 0], out[i] if c > 1 else flat[i])
             if luts is not None and lit[i]:
                 cv2.LUT(flat[i], luts[i], dst=flat[i])  # in place, while the image is still in cache
 
     run_chunks(chunk, b, num_threads)
     t = torch.from_numpy(out)
     return t[..., 0] if squeeze else t
+
+
+def warp_cv2_float(images: np.ndarray | torch.Tensor, plan: AugmentPlan, scale: Sequence[float],
+                   shift: Sequence[float], mode: str = "bilinear", pad_mode: str = "reflection", lighting: bool = True,
+                   num_threads: int | None = None, rows: np.ndarray | None = None) -> torch.Tensor:
+    """:func:`warp_cv2` then the float conversion ``x * scale[c] + shift[c]`` into (B, C, h, w) float32, in one
+    pass per image: each image is warped and lit into a small buffer and written to its channel planes
+    while still in the CPU cache. The result is exactly that of ``warp_cv2`` followed by
+    ``Normalize``/``IntToFloat`` (the same OpenCV calls on the same pixels). ``rows``: see :func:`warp_cv2`.
+
+    >>> imgs = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    >>> plan = sample_plan(2, (8, 8), lambda s: np.random.default_rng(1), AugmentSettings(size=6))
+    >>> warp_cv2_float(imgs, plan, [1 / 255] * 3, [0.0] * 3).shape
+    torch.Size([2, 3, 6, 6])
+    """
+    arr, b = _source(images, rows, "warp_cv2_float")
+    if arr.ndim != 4:
+        raise ParameterError(f"warp_cv2_float takes images (B, H, W, C), got shape {tuple(arr.shape)}")
+    hi, wi, c = arr.shape[1:]
+    _check_batch("warp_cv2_float", plan, b, (hi, wi), mode, pad_mode)
+    if len(scale) != c or len(shift) != c:
+        raise ParameterError(f"warp_cv2_float: {len(scale)} scales and {len(shift)} shifts for {c} channel(s)")
+    ho, wo = plan.out_size
+    out = pooled_empty((b, c, ho, wo), np.float32)
+    warper = _Warper(plan, (hi, wi), mode, pad_mode)
+    luts: Any = plan.luts() if (lighting and plan.has_lighting) else None
+    lit = np.zeros(b, bool) if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
+    to_float = _float_luts(scale, shift)
+
+    def chunk(lo: int, hi_: int) -> None:
+        # one warped image and one set of channel planes per chunk, reused for each of its images
+        warped = np.empty((ho, wo, c), np.uint8)
+        flat = warped.reshape(ho, wo * c)
+        planes = [np.empty((ho, wo), np.uint8) for _ in range(c)] if c > 1 else None
+        for i in range(lo, hi_):
+            src = arr[i if rows is None else int(rows[i])]
+            if warper.same and not lit[i]:
+                img = src  # nothing to resample or light: straight to the float planes
+            else:
+                warper.warp(i, src if c > 1 else src[:, :, 0], warped if c > 1 else warped[:, :, 0])
+                if lit[i]:
+                    cv2.LUT(flat, luts[i], dst=flat)
+                img = warped
+            chans = cv2.split(img, planes) if c > 1 else [img[:, :, 0]]
+            for ch in range(c):
+                cv2.LUT(chans[ch], to_float[ch], dst=out[i, ch])
+
+    run_chunks(chunk, b, num_threads)
+    return torch.from_numpy(out)
 
 
 def _grid(plan: AugmentPlan, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -28,10 +28,11 @@ import torch
 from pipekit.data.cache import (CacheEntryError, PackChecksum, TempFile, atomic_write_json, cache_folder,
                                 clean_stale_temps, fingerprint, read_json, verify_pack, warn_rebuild)
 from pipekit.data.external import pipekit_cache_dir
+from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
 from pipekit.data.store import Store
 from pipekit.vision.buffers import pooled_empty
-from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image
+from pipekit.vision.decode import ImageDecodeError, decode_bytes
 from pipekit.vision.presize import ItemTransform
 from pipekit.vision.sources import MemoryImage
 
@@ -59,7 +60,8 @@ def _read_bytes(path: str | MemoryImage) -> bytes:
     if isinstance(path, MemoryImage):
         return path.content()
     try:
-        return Path(path).read_bytes()
+        with stage("read file"):
+            return Path(path).read_bytes()
     except FileNotFoundError:
         raise ImageDecodeError(f"{path}: file not found; check the path or the getter that produced it") from None
     except OSError as e:
@@ -67,7 +69,9 @@ def _read_bytes(path: str | MemoryImage) -> bytes:
 
 
 def _content_key(path: str | MemoryImage) -> str:
-    return fingerprint(_read_bytes(path))
+    data = _read_bytes(path)
+    with stage("hash file"):
+        return fingerprint(data)
 
 
 def _pack_id(keys: list[str], config: str) -> str:
@@ -195,12 +199,17 @@ class ImageStore(Store):
 def _decode_one(path: str | MemoryImage, mode: str, tfm: ItemTransform | None,
                 data: bytes | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     if isinstance(path, MemoryImage):
-        img = path.decode(mode)
+        with stage("decode"):
+            img = path.decode(mode)
     else:
-        img = decode_image(path, mode=mode) if data is None else decode_bytes(data, mode=mode, name=str(Path(path)))
+        if data is None:
+            data = _read_bytes(path)
+        with stage("decode"):
+            img = decode_bytes(data, mode=mode, name=str(Path(path)))
     hw = (img.shape[0], img.shape[1])
     if tfm is not None:
-        img = tfm.apply(img, nearest=(mode == "mask"))
+        with stage(f"item transform {type(tfm).__name__}"):
+            img = tfm.apply(img, nearest=(mode == "mask"))
     return img, hw
 
 
@@ -239,7 +248,7 @@ def build_image_store(paths: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
     cold = not index and not any(cdir.glob("*.npy"))
     keys: list[str] = [""] * len(paths)
     if not cold:
-        with ThreadPoolExecutor(workers) as ex:
+        with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
             keys = list(_map_in_chunks(ex, lambda i: _content_key(paths[i]), len(paths)))
     pack_id = _pack_id(keys, config)
     # Packs opened (verified) in this build, None for those that failed: each is checked once.
@@ -296,7 +305,8 @@ def build_image_store(paths: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
         def fill(i: int) -> bool:
             if cold:
                 data = _read_bytes(paths[i])
-                keys[i] = fingerprint(data)
+                with stage("hash file"):
+                    keys[i] = fingerprint(data)
                 entry = None
             else:
                 data, entry = None, old_entry(keys[i])
@@ -305,15 +315,16 @@ def build_image_store(paths: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
             if img.shape[:2] != (h, w):
                 raise ValueError(f"{paths[i]}: image is {img.shape[1]}x{img.shape[0]} but {paths[0]} is {w}x{h}; "
                                  "images of different sizes need an item transform such as Resize(224)")
-            buf = np.ascontiguousarray(img).data
-            if os.pwrite(fd, buf, data_offset + i * item_bytes) != item_bytes:
-                raise OSError(f"{tmp.path}: short write for {paths[i]}; is the disk full?")
-            checksum.add(i, buf)
+            with stage("cache write"):
+                buf = np.ascontiguousarray(img).data
+                if os.pwrite(fd, buf, data_offset + i * item_bytes) != item_bytes:
+                    raise OSError(f"{tmp.path}: short write for {paths[i]}; is the disk full?")
+                checksum.add(i, buf)
             sizes[i] = hw
             return decoded
 
         try:
-            with ThreadPoolExecutor(workers) as ex:
+            with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
                 flags = list(progress_bar(_map_in_chunks(ex, fill, len(paths)), total=len(paths),
                                           description=description))
         finally:
@@ -355,7 +366,7 @@ def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, 
         pixels[i] = img
         sizes[i] = hw
 
-    with ThreadPoolExecutor(workers) as ex:
+    with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
         for _ in progress_bar(_map_in_chunks(ex, fill, len(paths)), total=len(paths), description=description):
             pass
     return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0)

@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import cv2
 import numpy as np
@@ -20,20 +20,34 @@ import torch
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, check
+from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchTransform
-from pipekit.vision.augment import (DEFAULT_SETTINGS, AugmentPlan, AugmentSettings, Streams, map_boxes, map_points,
-                                    run_chunks, sample_plan, warp_cv2, warp_torch)
+from pipekit.vision.augment import (DEFAULT_SETTINGS, AugmentPlan, AugmentSettings, Streams, _float_luts, map_boxes,
+                                    map_points, run_chunks, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.buffers import pooled_empty
+from pipekit.vision.cache import ImageStore
 from pipekit.vision.samplers import Sampler
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 mnist_stats = ([0.131], [0.308])
 
 
-def _image_size(t: torch.Tensor) -> tuple[int, int]:
+def _image_size(t: torch.Tensor | StoreRows) -> tuple[int, int]:
+    if isinstance(t, StoreRows):  # rows of an ImageStore (reads_rows offers no other store)
+        return cast(ImageStore, t.store).size
     if t.ndim == 3 or t.dtype == torch.uint8:
         return int(t.shape[1]), int(t.shape[2])
     return int(t.shape[2]), int(t.shape[3])
+
+
+def _gathered(batch: tuple) -> tuple:
+    return tuple(x.gather() if isinstance(x, StoreRows) else x for x in batch)
+
+
+def _store_pixels(rows: StoreRows, geo: str) -> np.ndarray:
+    """The whole store's pixels as the OpenCV executor reads them: (N, H, W, C) images, (N, H, W) masks."""
+    px = cast(ImageStore, rows.store).pixels
+    return px[..., 0] if geo == "mask" else px
 
 
 class BatchAugment(BatchTransform):
@@ -65,38 +79,92 @@ class BatchAugment(BatchTransform):
         return sample_plan(n, in_size, streams, self.settings, train, self.extra_samplers)
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
+        return self.encode_then(batch, ctx, None)
+
+    def reads_rows(self, store: Any, geometry: str | None, j: int, n_inp: int) -> bool:
+        # the OpenCV executor warps each image straight from the memory-mapped cache: no gathered copy
+        return geometry in ("image", "mask") and self.settings.executor != "torch" and isinstance(store, ImageStore)
+
+    def fuse(self, following: BatchTransform) -> Any:
+        if self.settings.executor != "torch" and isinstance(following, (Normalize, IntToFloat)):
+            return AugmentThenFloat(self, following)
+        return None
+
+    def encode_then(self, batch: tuple, ctx: BatchContext, to_float: Normalize | IntToFloat | None) -> tuple:
+        """``encode``, then ``to_float.encode`` when one is given; an image that the OpenCV executor warps is
+        converted to float in the same pass (:func:`~pipekit.vision.augment.warp_cv2_float`). Elements
+        given as :class:`~pipekit.data.store.StoreRows` are read from their store in place."""
         spatial = [j for j, g in enumerate(ctx.geometry) if g in ("image", "mask") and j < len(batch)]
-        if not spatial:
-            return batch
-        first = batch[spatial[0]]
-        plan = self.plan(first.shape[0], _image_size(first), ctx.rng, ctx.train)
-        if plan.identity:
-            return batch
+        first = batch[spatial[0]] if spatial else None
+        plan = None if first is None else self.plan(len(first), _image_size(first), ctx.rng, ctx.train)
+        if plan is None or plan.identity:
+            batch = _gathered(batch)
+            return batch if to_float is None else to_float.encode(batch, ctx)
         s = self.settings
         out = list(batch)
         for j, geo in enumerate(ctx.geometry[:len(batch)]):
             x = batch[j]
+            done = False  # converted to float here already
             if geo in ("image", "mask"):
                 if _image_size(x) != plan.in_size:
                     raise DataError(f"batch element {j} ({geo}) is {_image_size(x)} but the images are "
                                     f"{plan.in_size}; give images and masks the same item transform")
-                use_cv2 = s.executor == "cv2" or (s.executor == "auto" and x.device.type == "cpu"
-                                                  and x.dtype == torch.uint8)
+                rows = x.rows if isinstance(x, StoreRows) else None
+                src = _store_pixels(x, geo) if isinstance(x, StoreRows) else x
+                use_cv2 = rows is not None or s.executor == "cv2" or (s.executor == "auto" and x.device.type == "cpu"
+                                                                        and x.dtype == torch.uint8)
                 if geo == "mask":
-                    out[j] = (warp_cv2(x.to(torch.uint8), plan, "nearest", s.pad_mode, lighting=False).to(x.dtype)
-                              if use_cv2 and x.device.type == "cpu" else
+                    out[j] = (warp_cv2(src if rows is not None else x.to(torch.uint8), plan, "nearest", s.pad_mode,
+                                       lighting=False, rows=rows).to(torch.uint8 if rows is not None else x.dtype)
+                              if use_cv2 and (rows is not None or x.device.type == "cpu") else
                               warp_torch(x, plan, "nearest", s.pad_mode, lighting=False))
                 elif use_cv2:
-                    if x.dtype != torch.uint8:
+                    if rows is None and x.dtype != torch.uint8:
                         raise ParameterError("executor='cv2' needs uint8 images; put BatchAugment before IntToFloat")
-                    out[j] = warp_cv2(x, plan, s.mode, s.pad_mode)
+                    lut = None if to_float is None else to_float.float_lut(j, geo, _channels(src), ctx)
+                    if lut is None:
+                        out[j] = warp_cv2(src, plan, s.mode, s.pad_mode, rows=rows)
+                    else:
+                        out[j] = warp_cv2_float(src, plan, *lut, mode=s.mode, pad_mode=s.pad_mode, rows=rows)
+                        done = True
                 else:
                     out[j] = warp_torch(x, plan, s.mode, s.pad_mode)
             elif geo == "points":
                 out[j] = map_points(x, plan)
             elif geo == "bbox":
                 out[j] = map_boxes(x, plan)
+            if to_float is not None and not done:
+                out[j] = to_float.encode_element(j, geo, out[j], ctx)
         return tuple(out)
+
+
+def _channels(x: torch.Tensor | np.ndarray) -> int:
+    return int(x.shape[-1])
+
+
+class AugmentThenFloat:
+    """A batch pipeline's step for :class:`BatchAugment` followed by :class:`Normalize` or :class:`IntToFloat`
+    (see ``BatchTransform.fuse``): images warped by the OpenCV executor are lit, converted and normalised
+    in the same pass, with the same result as the two transforms one after the other."""
+
+    def __init__(self, augment: BatchAugment, to_float: Normalize | IntToFloat):
+        self.augment, self.to_float = augment, to_float
+
+    @property
+    def stage_name(self) -> str:
+        return f"{self.augment.stage_name}+{self.to_float.stage_name}"
+
+    def encode(self, batch: tuple, ctx: BatchContext) -> tuple:
+        return self.augment.encode_then(batch, ctx, self.to_float)
+
+    def fuse(self, following: BatchTransform) -> None:
+        return None
+
+    def reads_rows(self, store: Any, geometry: str | None, j: int, n_inp: int) -> bool:
+        return self.augment.reads_rows(store, geometry, j, n_inp)
+
+    def __repr__(self) -> str:
+        return f"{self.augment!r} + {self.to_float!r}"
 
 
 def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: float = 10.0, min_zoom: float = 1.0,
@@ -133,8 +201,7 @@ def _uint8_to_float_nchw(x: torch.Tensor, scale: Sequence[float], shift: Sequenc
     b, h, w, c = arr.shape
     out = pooled_empty((b, c, h, w), np.float32)
     # One float lookup table per channel does the conversion and the normalisation in a single pass.
-    luts = [(np.arange(256, dtype=np.float64) * scale[ch] + shift[ch]).astype(np.float32).reshape(1, 256)
-            for ch in range(c)]
+    luts = _float_luts(scale, shift)
 
     def chunk(lo: int, hi: int) -> None:
         # one set of uint8 planes per chunk, reused for every image of it (no allocation per image)
@@ -157,15 +224,20 @@ class IntToFloat(BatchTransform):
     order: ClassVar[int] = 90
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
-        out = list(batch)
-        for j, geo in enumerate(ctx.geometry[:len(batch)]):
-            x = batch[j]
-            if geo == "image" and x.dtype == torch.uint8:
-                c = x.shape[-1]
-                out[j] = _uint8_to_float_nchw(x, [1 / 255.0] * c, [0.0] * c)
-            elif geo == "mask" and x.dtype != torch.int64:
-                out[j] = x.long()
-        return tuple(out)
+        return tuple(self.encode_element(j, geo, batch[j], ctx) for j, geo in enumerate(ctx.geometry[:len(batch)])) \
+            + tuple(batch[len(ctx.geometry):])
+
+    def float_lut(self, j: int, geo: str | None, channels: int, ctx: BatchContext) -> tuple[list, list] | None:
+        """(scale, shift) per channel when element ``j`` is a uint8 image this transform turns into floats."""
+        return ([1 / 255.0] * channels, [0.0] * channels) if geo == "image" else None
+
+    def encode_element(self, j: int, geo: str | None, x: Any, ctx: BatchContext) -> Any:
+        if geo == "image" and x.dtype == torch.uint8:
+            c = x.shape[-1]
+            return _uint8_to_float_nchw(x, [1 / 255.0] * c, [0.0] * c)
+        if geo == "mask" and x.dtype != torch.int64:
+            return x.long()
+        return x
 
 
 class Normalize(BatchTransform):
@@ -201,18 +273,23 @@ class Normalize(BatchTransform):
                         "use stats for that many channels (e.g. ImageBlock(cls='RGB') with imagenet_stats)")
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
-        out = list(batch)
-        for j, geo in enumerate(ctx.geometry[:len(batch)]):
-            if geo != "image" or j >= ctx.n_inp:
-                continue
-            x = batch[j]
-            if x.dtype == torch.uint8:
-                mean, std = self._stats(x.shape[-1])
-                out[j] = _uint8_to_float_nchw(x, [1 / (255.0 * s) for s in std], [-m / s for m, s in zip(mean, std)])
-            else:
-                m, s = self._stats(x.shape[1], x)
-                out[j] = (x - m) / s
-        return tuple(out)
+        return tuple(self.encode_element(j, geo, batch[j], ctx) for j, geo in enumerate(ctx.geometry[:len(batch)])) \
+            + tuple(batch[len(ctx.geometry):])
+
+    def float_lut(self, j: int, geo: str | None, channels: int, ctx: BatchContext) -> tuple[list, list] | None:
+        """(scale, shift) per channel when element ``j`` is a uint8 input image this transform normalises."""
+        if geo != "image" or j >= ctx.n_inp:
+            return None
+        mean, std = self._stats(channels)
+        return [1 / (255.0 * s) for s in std], [-m / s for m, s in zip(mean, std)]
+
+    def encode_element(self, j: int, geo: str | None, x: Any, ctx: BatchContext) -> Any:
+        if geo != "image" or j >= ctx.n_inp:
+            return x
+        if x.dtype == torch.uint8:
+            return _uint8_to_float_nchw(x, *self.float_lut(j, geo, x.shape[-1], ctx))  # type: ignore[misc]
+        m, s = self._stats(x.shape[1], x)
+        return (x - m) / s
 
     def decode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         out = list(batch)

@@ -1,0 +1,149 @@
+"""``pipekit bench-loader recipe.py``: profile the loader a recipe file describes, sweep its workers, compare it.
+
+A recipe is a Python file of the user's (or the name of a built-in recipe, e.g. ``mnist_tiny``) that
+defines one of:
+
+* ``datablock()`` returning ``(DataBlock, source)``: the DataBlock and what to build it from (a folder, a
+  file, a table). The loaders are built here (``--bs``, ``--workers``, ``--seed``), so the first epoch
+  includes building them and filling an empty image cache; ``--compare reference`` is available.
+* ``dataloaders(**kwargs)`` returning pipekit ``DataLoaders`` (for data not described by a DataBlock, e.g.
+  ``Tabular(...).dataloaders``); it is called with those of ``bs``, ``num_workers`` and ``seed`` it accepts.
+
+The file is run as a module (its ``if __name__ == "__main__":`` block is not), so a recipe can be a
+training script as well.
+
+    pipekit bench-loader my_recipe.py --batches 50
+    pipekit bench-loader my_recipe.py --workers 0,2,4 --compare reference --json out.json --plot out.png
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pipekit.core.errors import ParameterError
+
+
+def load_recipe(path: str | Path) -> ModuleType:
+    """The recipe at ``path`` (a Python file, or the name of a built-in recipe) loaded as ``pipekit run`` loads it."""
+    from pipekit.cli import _load_recipe
+
+    mod = _load_recipe(str(path))
+    if not callable(getattr(mod, "datablock", None)) and not callable(getattr(mod, "dataloaders", None)):
+        raise ParameterError(f"bench-loader: {path} defines neither datablock() (returning (DataBlock, source)) nor "
+                             "dataloaders(**kwargs) (returning DataLoaders); add one of them")
+    return mod
+
+
+def recipe_loaders(mod: ModuleType, bs: int, num_workers: int | None, seed: int) -> tuple[Any, Any, dict[str, Any]]:
+    """``(pair, dls, kwargs)``: the ``(DataBlock, source)`` pair (or None) and the DataLoaders (None when the
+    pair is given: profile builds them) with the loader settings used."""
+    kwargs = {"bs": bs, "num_workers": num_workers, "seed": seed}
+    if callable(getattr(mod, "datablock", None)):
+        pair = mod.datablock()
+        from pipekit.data.datablock import DataBlock
+
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], DataBlock)):
+            raise ParameterError("bench-loader: datablock() must return (DataBlock, source), got "
+                                 f"{type(pair).__name__}")
+        return pair, None, kwargs
+    accepted = inspect.signature(mod.dataloaders).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    use = {k: v for k, v in kwargs.items() if takes_any or k in accepted}
+    return None, mod.dataloaders(**use), use
+
+
+def _workers(text: str) -> list[int]:
+    try:
+        ws = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--workers takes numbers separated by commas, e.g. 0,2,4; got {text!r}") from e
+    if not ws or min(ws) < 0:
+        raise argparse.ArgumentTypeError(f"--workers takes numbers >= 0 separated by commas; got {text!r}")
+    return ws
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pipekit bench-loader", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("recipe", help="a Python file defining datablock() or dataloaders(), or a built-in recipe's name")
+    ap.add_argument("--batches", type=int, default=None, help="batches per epoch measured (default: whole epochs)")
+    ap.add_argument("--bs", type=int, default=64, help="batch size (default 64)")
+    ap.add_argument("--subset", choices=["train", "valid"], default="train")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=_workers, default=None,
+                    help="num_workers settings to sweep, e.g. 0,2,4 (pipekit: prefetch threads; the reference: "
+                         "worker processes); the profile uses the best")
+    ap.add_argument("--compare", default=None,
+                    help="'reference' (the same DataBlock as a torch DataLoader + albumentations) or another recipe file")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for --workers and --compare")
+    ap.add_argument("--warm-epochs", type=int, default=2, help="timed warm epochs (as many untimed ones alternate)")
+    ap.add_argument("--no-cold", action="store_true", help="use the existing image cache instead of an empty one")
+    ap.add_argument("--json", default=None, help="write every figure to this JSON file")
+    ap.add_argument("--plot", default=None, help="write the profile's bar chart to this PNG")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    from pipekit.bench import compare, machine, profile, reference_loader, sweep
+
+    args = parser().parse_args(argv)
+    console = Console(highlight=False, width=max(Console().width, 110))
+    mod = load_recipe(args.recipe)
+    record: dict[str, Any] = {"recipe": str(Path(args.recipe).resolve()), "settings": vars(args), "machine": machine()}
+    first_workers = args.workers[0] if args.workers else None
+    pair, dls, kwargs = recipe_loaders(mod, args.bs, first_workers, args.seed)
+    best = first_workers
+    if args.workers:
+        target = pair if pair is not None else dls
+        s = sweep(target, workers=args.workers, n_batches=args.batches, rounds=args.rounds, subset=args.subset,
+                  **({k: v for k, v in kwargs.items() if k != "num_workers"} if pair is not None else {}))
+        console.print(s.table())
+        best = s.best
+        console.print(f"best setting for pipekit: num_workers={best} ({s.rates[best]:,.0f} items/s)")
+        record["sweep"] = s.to_dict()
+        if args.compare == "reference" and pair is not None:
+            ref = sweep(lambda w: reference_loader(pair, bs=args.bs, num_workers=w, subset=args.subset, seed=args.seed),
+                        workers=args.workers, n_batches=args.batches, rounds=args.rounds, name="reference")
+            console.print(ref.table())
+            console.print(f"best setting for the reference: num_workers={ref.best} ({ref.rates[ref.best]:,.0f} items/s)")
+            record["sweep_reference"] = ref.to_dict()
+        if pair is None:
+            dls = mod.dataloaders(**{**kwargs, "num_workers": best}) if "num_workers" in kwargs else dls
+    if pair is not None:
+        kwargs["num_workers"] = best
+        p = profile(pair, n_batches=args.batches, subset=args.subset, warm_epochs=args.warm_epochs,
+                    cold=not args.no_cold, **kwargs)
+    else:
+        p = profile(dls, n_batches=args.batches, subset=args.subset, warm_epochs=args.warm_epochs)
+    console.print(p.table())
+    console.print(p.summary())
+    record["profile"] = p.to_dict()
+    if args.plot:
+        console.print(f"bar chart: {p.plot(args.plot)}")
+    if args.compare:
+        if args.compare == "reference":
+            if pair is None:
+                raise ParameterError("bench-loader: --compare reference needs a recipe with datablock()")
+            other: Any = reference_loader(pair, bs=args.bs, num_workers=best if best is not None else 2,
+                                          subset=args.subset, seed=args.seed)
+            names = ("pipekit", "reference")
+        else:
+            omod = load_recipe(args.compare)
+            opair, odls, _ = recipe_loaders(omod, args.bs, best, args.seed)
+            other = opair if opair is not None else odls
+            names = (Path(args.recipe).stem, Path(args.compare).stem)
+        mine = pair if pair is not None else dls
+        c = compare(mine, other, n_batches=args.batches, rounds=args.rounds, subset=args.subset, names=names,
+                    **(kwargs if pair is not None or isinstance(other, tuple) else {}))
+        console.print(c.table())
+        record["compare"] = c.to_dict()
+    if args.json:
+        Path(args.json).write_text(json.dumps(record, indent=1, default=str))
+        console.print(f"figures written to {args.json}")
+    return 0

@@ -1,0 +1,223 @@
+"""``compare()`` two loaders in alternating rounds, and ``sweep()`` one loader over ``num_workers`` settings.
+
+On a shared machine a single run of each contender measures the machine's load as much as the loaders.
+Here every round runs each contender once, the order alternating between rounds, and the ratio is
+taken per round: a winner is named only when every round agrees.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipekit.bench.profile import build_loaders, machine, resolve
+from pipekit.bench.runner import Runner, as_runner
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, Is, check
+
+_WORKERS = Is(lambda ws: len(ws) > 0 and all(isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in ws),
+              "a list of numbers of workers (integers >= 0)")
+
+
+def _runner(obj: Any, subset: str, source: Any, device: Any, name: str | None, dl_kwargs: dict[str, Any]) -> Runner:
+    datablock, obj = resolve(obj, source)
+    if datablock is not None:
+        obj, _ = build_loaders(datablock, obj, subset, dl_kwargs)
+    return as_runner(obj, subset, device, name)
+
+
+@dataclass
+class Comparison:
+    """Per-round items/s of ``a`` and ``b`` and their ratios (a / b); ``winner`` is 'a', 'b' or None."""
+
+    names: tuple[str, str]
+    n_batches: int | None
+    rates_a: list[float]
+    rates_b: list[float]
+    machine_before: dict[str, Any] = field(default_factory=dict)
+    load_average_after: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.rates_a, self.rates_b)]
+
+    @property
+    def ratio(self) -> float:
+        """The median of the per-round ratios."""
+        return statistics.median(self.ratios)
+
+    @property
+    def ratio_min(self) -> float:
+        return min(self.ratios)
+
+    @property
+    def ratio_max(self) -> float:
+        return max(self.ratios)
+
+    @property
+    def median_a(self) -> float:
+        return statistics.median(self.rates_a)
+
+    @property
+    def median_b(self) -> float:
+        return statistics.median(self.rates_b)
+
+    @property
+    def winner(self) -> str | None:
+        if self.ratio_min > 1:
+            return "a"
+        if self.ratio_max < 1:
+            return "b"
+        return None
+
+    @property
+    def verdict(self) -> str:
+        a, b = self.names
+        span = f"{self.ratio_min:.2f}-{self.ratio_max:.2f}"
+        if self.winner == "a":
+            return f"{a} is {self.ratio:.2f}x {b} (every round faster, ratios {span})"
+        if self.winner == "b":
+            return f"{b} is {1 / self.ratio:.2f}x {a} (every round faster, ratios {span})"
+        return f"no clear winner: median ratio {self.ratio:.2f}, the rounds' ratios span 1 ({span})"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(ratios=self.ratios, ratio=self.ratio, ratio_min=self.ratio_min, ratio_max=self.ratio_max,
+                 winner=self.winner, verdict=self.verdict)
+        return d
+
+    def table(self) -> Any:
+        from pipekit.bench.report import comparison_table
+
+        return comparison_table(self)
+
+    def print_report(self) -> None:
+        from rich.console import Console
+
+        Console(highlight=False, width=max(Console().width, 110)).print(self.table())
+
+    def __repr__(self) -> str:
+        return f"Comparison({self.verdict})"
+
+
+def compare(a: Any, b: Any, n_batches: int | None = None, rounds: int = 5, subset: str = "train", *,
+            source: Any = None, names: Sequence[str] | None = None, device: Any = None,
+            **dl_kwargs: Any) -> Comparison:
+    """Items/s of ``a`` and ``b`` over ``rounds`` alternating rounds (``ab``, ``ba``, ``ab``, ...), each epoch
+    cut at ``n_batches``, after one untimed epoch of each.
+
+    ``a``/``b``: anything :func:`profile` takes (DataBlocks are built once, outside the timing, with
+    ``dl_kwargs``). The ratio is reported per round; only a ratio on the same side of 1 in every round
+    names a winner.
+
+    >>> import numpy as np
+    >>> from pipekit.data import DataLoader, TensorStore
+    >>> from pipekit.data.loader import ArrayDataset
+    >>> ds = ArrayDataset([TensorStore(np.arange(4096.0)), TensorStore(np.arange(4096) % 2)])
+    >>> dl = DataLoader(ds, bs=256, shuffle=True, seed=0, device="cpu", num_workers=0)
+    >>> c = compare(dl, dl, rounds=3)
+    >>> len(c.ratios), c.names
+    (3, ('a', 'b'))
+    """
+    check("compare", rounds=(rounds, Interval(1, None, integer=True)),
+          n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)))
+    before = machine()
+    na, nb = names if names is not None else ("a", "b")
+    ra = _runner(a, subset, source, device, na, dl_kwargs)
+    rb = _runner(b, subset, source, device, nb, dl_kwargs)
+    ra.epoch(0, n_batches)
+    rb.epoch(0, n_batches)
+    rates: dict[int, list[float]] = {0: [], 1: []}
+    for r in range(rounds):
+        order = (0, 1) if r % 2 == 0 else (1, 0)
+        for k in order:
+            run = (ra, rb)[k].epoch(r + 1, n_batches)
+            rates[k].append(run.items / run.wall_s)
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else []
+    return Comparison((na, nb), n_batches, rates[0], rates[1], before, load)
+
+
+@dataclass
+class Sweep:
+    """Items/s per ``num_workers`` setting (median over rounds) and the best one."""
+
+    name: str
+    n_batches: int | None
+    rounds: dict[int, list[float]]
+    machine_before: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rates(self) -> dict[int, float]:
+        return {w: statistics.median(r) for w, r in self.rounds.items()}
+
+    @property
+    def best(self) -> int:
+        rates = self.rates
+        return max(rates, key=lambda w: rates[w])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "n_batches": self.n_batches, "rounds": {str(k): v for k, v in self.rounds.items()},
+                "rates": {str(k): v for k, v in self.rates.items()}, "best": self.best,
+                "machine_before": self.machine_before}
+
+    def table(self) -> Any:
+        from pipekit.bench.report import sweep_table
+
+        return sweep_table(self)
+
+    def print_report(self) -> None:
+        from rich.console import Console
+
+        Console(highlight=False, width=max(Console().width, 110)).print(self.table())
+
+    def __repr__(self) -> str:
+        return f"Sweep({self.name}: best num_workers={self.best}, " + \
+            ", ".join(f"{w}: {r:,.0f} items/s" for w, r in self.rates.items()) + ")"
+
+
+def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None = None, rounds: int = 3,
+          subset: str = "train", *, source: Any = None, device: Any = None, name: str | None = None,
+          **dl_kwargs: Any) -> Sweep:
+    """Items/s of ``loader`` at each ``num_workers`` in ``workers`` (prefetch threads for pipekit, worker
+    processes for torch), round-robin over ``rounds`` rounds; ``best`` is the fastest median.
+
+    ``loader``: pipekit ``DataLoaders``/``DataLoader``, a DataBlock (with ``source=``, built once), or a
+    function ``num_workers -> loader`` (e.g. ``lambda w: reference_loader(dblock, path, num_workers=w)``).
+
+    >>> import numpy as np
+    >>> from pipekit.data import DataLoader, TensorStore
+    >>> from pipekit.data.loader import ArrayDataset
+    >>> ds = ArrayDataset([TensorStore(np.arange(2048.0)), TensorStore(np.arange(2048) % 2)])
+    >>> s = sweep(DataLoader(ds, bs=256, seed=0, device="cpu"), workers=(0, 1), rounds=2)
+    >>> sorted(s.rounds), s.best in (0, 1)
+    ([0, 1], True)
+    """
+    check("sweep", rounds=(rounds, Interval(1, None, integer=True)), workers=(workers, _WORKERS))
+    before = machine()
+    make: Callable[[int], Any]
+    datablock, obj = resolve(loader, source)
+    if datablock is not None:
+        obj, _ = build_loaders(datablock, obj, subset, {**dl_kwargs, "num_workers": max(workers)})
+    elif dl_kwargs:
+        raise ParameterError(f"sweep: {sorted(dl_kwargs)} only apply when building from a DataBlock")
+    if callable(obj) and not hasattr(obj, "__iter__"):
+        make = obj
+    else:
+        base = as_runner(obj, subset, device, name)
+        if base.kind != "pipekit":
+            raise ParameterError("sweep: give pipekit loaders, a DataBlock, or a function num_workers -> loader "
+                                 "(a torch DataLoader cannot change its number of workers)")
+        make = lambda w: base.loader.new(num_workers=w)  # noqa: E731 - one line, read once
+    runners = {w: as_runner(make(w), subset, device, name) for w in workers}
+    label = name or next(iter(runners.values())).name
+    for r in runners.values():
+        r.epoch(0, n_batches)
+    rates: dict[int, list[float]] = {w: [] for w in workers}
+    for k in range(rounds):
+        for w in (list(workers) if k % 2 == 0 else list(workers)[::-1]):
+            run = runners[w].epoch(k + 1, n_batches)
+            rates[w].append(run.items / run.wall_s)
+    return Sweep(label, n_batches, rates, before)
+

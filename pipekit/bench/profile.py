@@ -1,0 +1,318 @@
+"""``profile()``: how fast a loader is and where its time goes, first epoch and steady state apart.
+
+The main thread's stages (waiting on prefetch, the device copy, whatever runs there) add up to the epoch;
+what the prefetch threads, the cache-building threads or torch worker processes do runs beside it and is
+given as a share of their capacity (their seconds over the epoch's seconds times their number). So a
+profile answers both "what does training wait for" and "what keeps the workers busy".
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipekit.bench.runner import EpochRun, as_runner, stage_kind
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, check
+from pipekit.data.probe import StageTimes, recording, stage
+
+#: the tolerance within which the main thread's stages add up to the measured epoch (the rest is the loop
+#: itself: the generator hand-off and counting the items, a few microseconds per batch)
+STAGE_TOLERANCE = 0.05
+
+
+@dataclass
+class StageTime:
+    """One stage: ``where`` it ran (``main``, ``prefetch``, ``build``, ``workers``), total seconds and calls, and
+    its share: of the epoch for the main thread, of the threads' capacity for the others."""
+
+    name: str
+    kind: str
+    where: str
+    seconds: float
+    calls: int
+    share: float
+
+
+@dataclass
+class EpochProfile:
+    """Timings of one phase (``first epoch``, cache build included when profiled from a DataBlock, or
+    ``steady state``: the warm epochs together)."""
+
+    label: str
+    wall_s: float
+    batches: int
+    items: int
+    epochs: int
+    stages: list[StageTime]
+    threads: dict[str, int]
+    build_s: float = 0.0
+
+    @property
+    def items_per_s(self) -> float:
+        return self.items / self.wall_s if self.wall_s > 0 else float("nan")
+
+    @property
+    def batches_per_s(self) -> float:
+        return self.batches / self.wall_s if self.wall_s > 0 else float("nan")
+
+    @property
+    def main_seconds(self) -> float:
+        """Seconds the main thread spent inside stages (what adds up to the epoch)."""
+        return sum(s.seconds for s in self.stages if s.where == "main")
+
+    @property
+    def unaccounted_s(self) -> float:
+        """Epoch seconds in no stage: the loop around the loader (hand-off, counting items)."""
+        return self.wall_s - self.main_seconds
+
+    def by_kind(self, where: str = "main") -> dict[str, float]:
+        """Seconds per kind of stage (read/decode, cache gather, collate, ...) in threads of ``where``."""
+        out: dict[str, float] = {}
+        for s in self.stages:
+            if s.where == where:
+                out[s.kind] = out.get(s.kind, 0.0) + s.seconds
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(items_per_s=self.items_per_s, batches_per_s=self.batches_per_s, unaccounted_s=self.unaccounted_s)
+        return d
+
+
+def _epoch_profile(label: str, runs: Sequence[EpochRun], build_s: float = 0.0) -> EpochProfile:
+    wall = sum(r.wall_s for r in runs)
+    totals: dict[tuple[str, str], list[float]] = {}  # [seconds, calls]
+    threads: dict[str, int] = {}
+    for r in runs:
+        for key, (s, c) in r.stages.items():
+            t = totals.setdefault(key, [0.0, 0.0])
+            t[0] += s
+            t[1] += c
+        for k, n in r.threads.items():
+            threads[k] = max(threads.get(k, 0), n)
+    stages = []
+    for (name, where), (secs, calls) in sorted(totals.items(), key=lambda kv: (kv[0][1] != "main", -kv[1][0])):
+        # the cache-building threads only exist while the loaders are built
+        span = build_s if where == "build" and build_s > 0 else wall
+        capacity = span * (1 if where == "main" else max(1, threads.get(where, 1)))
+        stages.append(StageTime(name, stage_kind(name), where, secs, int(calls),
+                                secs / capacity if capacity > 0 else 0.0))
+    return EpochProfile(label, wall, sum(r.batches for r in runs), sum(r.items for r in runs), len(runs), stages,
+                        threads, build_s)
+
+
+def _probe_cost(n: int = 2000) -> float:
+    """Seconds one recorded stage costs (timed here, on this machine, now)."""
+    times = StageTimes()
+    with recording(times):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            with stage("probe"):
+                pass
+        return (time.perf_counter() - t0) / n
+
+
+def _paired_overhead(timed: Sequence[EpochRun], plain: Sequence[EpochRun]) -> float:
+    """How much slower a timed epoch is than the untimed one run beside it: the median over the pairs (a
+    pair shares the machine's load of its moment, the median drops a pair that a burst of load hit)."""
+    ratios = [t.wall_s / p.wall_s for t, p in zip(timed, plain) if p.wall_s > 0]
+    return statistics.median(ratios) - 1 if ratios else 0.0
+
+
+def machine() -> dict[str, Any]:
+    """Where a measurement was taken: CPU count, load average, torch threads, accelerator (or that none was)."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_average": list(load),
+            "gpu": gpu, "gpu_note": None if gpu else "no GPU: GPU figures were not measured"}
+
+
+@dataclass
+class LoaderProfile:
+    """What :func:`profile` measured. ``warm.items_per_s`` is with the stage timers on; ``items_per_s`` without
+    them (the headline figure); ``overhead`` is how much slower the timed epochs were (measured, noisy) and
+    ``probe_overhead`` what the timers cost by count (calls x the cost of one, a share of the epoch)."""
+
+    name: str
+    subset: str
+    bs: int | None
+    num_workers: int
+    device: str
+    n_batches: int
+    cold: EpochProfile | None
+    warm: EpochProfile
+    plain_wall_s: float
+    plain_items: int
+    overhead: float
+    probe_overhead: float
+    machine_before: dict[str, Any] = field(default_factory=dict)
+    load_average_after: list[float] = field(default_factory=list)
+
+    @property
+    def items_per_s(self) -> float:
+        return self.plain_items / self.plain_wall_s if self.plain_wall_s > 0 else float("nan")
+
+    @property
+    def batches_per_s(self) -> float:
+        return self.items_per_s / (self.warm.items / self.warm.batches) if self.warm.batches else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k not in ("cold", "warm")}
+        d.update(items_per_s=self.items_per_s, batches_per_s=self.batches_per_s, warm=self.warm.to_dict(),
+                 cold=self.cold.to_dict() if self.cold is not None else None, stage_tolerance=STAGE_TOLERANCE)
+        return d
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The profile as JSON text; written to ``path`` when one is given."""
+        text = json.dumps(self.to_dict(), indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def table(self) -> Any:
+        """A rich table of the stages (print it with ``rich.print`` or ``print_report()``)."""
+        from pipekit.bench.report import profile_table
+
+        return profile_table(self)
+
+    def print_report(self) -> None:
+        from rich.console import Console
+
+        Console(highlight=False, width=max(Console().width, 110)).print(self.table())
+
+    def plot(self, path: str | os.PathLike | None = None) -> Path | None:
+        """A bar chart of where each phase's time goes (a PNG where figures cannot be shown)."""
+        from pipekit.bench.report import plot_profile
+
+        return plot_profile(self, path)
+
+    def summary(self) -> str:
+        """One line: throughput, the main stage, the overhead of measuring."""
+        w = self.warm
+        main = max((s for s in w.stages if s.where == "main"), key=lambda s: s.seconds, default=None)
+        busy = max((s for s in w.stages if s.where != "main"), key=lambda s: s.seconds, default=None)
+        parts = [f"{self.name}: {self.items_per_s:,.0f} items/s ({self.batches_per_s:,.1f} batches/s) warm"]
+        if self.cold is not None:
+            parts.append(f"{self.cold.items_per_s:,.0f} items/s first epoch" +
+                         (f" incl. {self.cold.build_s:.1f} s building the loaders" if self.cold.build_s else ""))
+        if main is not None:
+            parts.append(f"main thread {main.share:.0%} in {main.name}")
+        if busy is not None:
+            parts.append(f"{busy.where} busiest in {busy.name} ({busy.share:.0%} of their time)")
+        parts.append(f"timers cost {self.probe_overhead:.2%} (measured {self.overhead:+.1%})")
+        return "; ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"LoaderProfile({self.summary()})"
+
+
+def build_loaders(datablock: Any, source: Any, subset: str, dl_kwargs: dict[str, Any] | None,
+                  record: StageTimes | None = None) -> tuple[Any, float]:
+    """``datablock.dataloaders(source, **dl_kwargs)``, timed (the build's stages go to ``record``)."""
+    t0 = time.perf_counter()
+    with recording(record):
+        with stage("dataloaders()"):
+            dls = datablock.dataloaders(source, **(dl_kwargs or {}))
+    return dls, time.perf_counter() - t0
+
+
+def resolve(obj: Any, source: Any = None) -> tuple[Any, Any]:
+    """``(datablock, source)`` when ``obj`` is a DataBlock (with ``source``) or such a pair, else ``(None, obj)``."""
+    from pipekit.data.datablock import DataBlock
+
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], DataBlock):
+        obj, source = obj
+    if isinstance(obj, DataBlock):
+        if source is None:
+            raise ParameterError("profile: a DataBlock needs source= (the folder, file or table to build from)")
+        return obj, source
+    return None, obj
+
+
+def profile(loader: Any, n_batches: int | None = None, subset: str = "train", *, source: Any = None,
+            warm_epochs: int = 2, cold: bool = True, device: Any = None, name: str | None = None,
+            **dl_kwargs: Any) -> LoaderProfile:
+    """Throughput and the share of time per stage of a loader, first epoch and steady state apart.
+
+    ``loader``: pipekit ``DataLoaders`` (``subset`` picks 'train' or 'valid') or a ``DataLoader``, a torch
+    ``DataLoader`` (:func:`reference_loader` builds one), or a ``DataBlock`` with ``source=`` (or the
+    ``(DataBlock, source)`` pair a recipe's ``datablock()`` returns), built here with ``dl_kwargs`` (``bs``,
+    ``num_workers``, ``seed``, ...) so the first epoch includes building the loaders and, with ``cold=True``,
+    filling an empty image cache (a temporary ``$PIPEKIT_CACHE``). Each epoch is cut at ``n_batches``.
+
+    The first epoch is timed once; then ``warm_epochs`` epochs with stage timers alternate with as many
+    without, so the overhead of measuring is measured too. ``device`` is where a torch loader's batches
+    are moved (pipekit loaders move their own).
+
+    >>> import numpy as np
+    >>> from pipekit.data import DataLoader, TensorStore
+    >>> from pipekit.data.loader import ArrayDataset
+    >>> ds = ArrayDataset([TensorStore(np.arange(1000.0)), TensorStore(np.arange(1000) % 2)])
+    >>> p = profile(DataLoader(ds, bs=100, shuffle=True, seed=0, device="cpu", num_workers=0))
+    >>> p.warm.items, p.warm.batches, p.cold.items
+    (2000, 20, 1000)
+    """
+    check("profile", n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)),
+          warm_epochs=(warm_epochs, Interval(1, None, integer=True)))
+    before = machine()
+    datablock, obj = resolve(loader, source)
+    cold_run: EpochProfile | None = None
+    tmp_cache = None
+    old_cache = os.environ.get("PIPEKIT_CACHE")
+    try:
+        if datablock is not None:
+            times = StageTimes(sync=torch.cuda.synchronize if torch.cuda.is_available() else None)
+            if cold:
+                tmp_cache = tempfile.mkdtemp(prefix="pipekit_bench_cache_")
+                os.environ["PIPEKIT_CACHE"] = tmp_cache
+            dls, build_s = build_loaders(datablock, obj, subset, dl_kwargs, times)
+            runner = as_runner(dls, subset, device, name or type(datablock).__name__)
+            first = runner.epoch(0, n_batches, record=True)
+            build = EpochRun(build_s, 0, 0, times.snapshot(), times.thread_counts())
+            cold_run = _epoch_profile("first epoch (from dataloaders(), cache build included)", [build, first],
+                                      build_s)
+        else:
+            if dl_kwargs:
+                raise ParameterError(f"profile: {sorted(dl_kwargs)} only apply when building from a DataBlock")
+            runner = as_runner(obj, subset, device, name)
+            if cold:
+                cold_run = _epoch_profile("first epoch", [runner.epoch(0, n_batches, record=True)])
+        start = 1 if cold_run is not None else 0
+        timed: list[EpochRun] = []
+        plain: list[EpochRun] = []
+        for k in range(warm_epochs):
+            e = start + 2 * k
+            # alternate timed and plain epochs so a drift in the machine's load hits both alike
+            pair = [(True, e), (False, e + 1)] if k % 2 == 0 else [(False, e), (True, e + 1)]
+            for record, ep in pair:
+                (timed if record else plain).append(runner.epoch(ep, n_batches, record=record))
+    finally:
+        if tmp_cache is not None:
+            if old_cache is None:
+                os.environ.pop("PIPEKIT_CACHE", None)
+            else:
+                os.environ["PIPEKIT_CACHE"] = old_cache
+            shutil.rmtree(tmp_cache, ignore_errors=True)  # mapped packs stay readable until released
+    warm = _epoch_profile("steady state (warm epochs)", timed)
+    plain_wall = sum(r.wall_s for r in plain)
+    calls = sum(s.calls for s in warm.stages)
+    after = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return LoaderProfile(
+        name=runner.name, subset=subset, bs=runner.bs, num_workers=runner.num_workers, device=str(runner.device),
+        n_batches=warm.batches // warm.epochs, cold=cold_run, warm=warm, plain_wall_s=plain_wall,
+        plain_items=sum(r.items for r in plain), overhead=_paired_overhead(timed, plain),
+        probe_overhead=calls * _probe_cost() / warm.wall_s if warm.wall_s > 0 else 0.0,
+        machine_before=before, load_average_after=list(after))
+

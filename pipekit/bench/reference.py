@@ -1,0 +1,303 @@
+"""``reference_loader()``: a DataBlock's items, split and transforms as a plain torch ``DataLoader``.
+
+This is the loader a typical PyTorch project writes by hand: a ``Dataset`` whose ``__getitem__`` reads and
+decodes one file, resizes it, augments it with albumentations and normalises it, run in worker
+processes, batched by ``default_collate``. It does the same work as the DataBlock's plan, per item and
+every epoch (nothing is cached), so comparing a pipekit loader with it measures what pipekit's design
+buys. Workers set OpenCV to one thread, as albumentations recommends for multiprocessing loaders. They
+are started by a fork server and kept between epochs (``persistent_workers``): forking the measuring
+process itself is unsafe once threads have run in it (pipekit's loaders, torch's thread pool) and can
+hang a worker, and keeping them charges their start to the first epoch only.
+
+Each worker reports its stages (read file, decode, item transforms, augment + normalize, collate) into a
+small shared-memory table that :func:`~pipekit.bench.profile` reads, so the reference is profiled stage
+by stage like a pipekit loader.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
+
+from pipekit.core.errors import ParameterError
+from pipekit.data.transform import BatchTransform, as_list
+
+STAGES = ("read file", "decode", "item transforms", "augment + normalize (per item)", "collate")
+_SLOTS = 65  # the main process, then up to 64 workers
+
+
+class WorkerStageRecorder:
+    """Seconds and calls per stage, per process, in shared memory: workers add, the main process reads."""
+
+    def __init__(self, names: Sequence[str] = STAGES):
+        self.names = tuple(names)
+        self.table = torch.zeros(_SLOTS, len(self.names), 2, dtype=torch.float64).share_memory_()
+        self.flag = torch.zeros(1, dtype=torch.int32).share_memory_()
+        self._view()
+
+    def _view(self) -> None:
+        self._np, self._on = self.table.numpy(), self.flag.numpy()
+
+    def __getstate__(self) -> dict[str, Any]:  # worker processes started by spawn get the shared tensors
+        return {"names": self.names, "table": self.table, "flag": self.flag}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._view()
+
+    @property
+    def on(self) -> bool:
+        return bool(self._on[0])
+
+    def reset(self, on: bool) -> None:
+        self.table.zero_()
+        self.flag[0] = int(on)
+
+    def add(self, k: int, seconds: float) -> None:
+        info = get_worker_info()
+        row = self._np[0 if info is None else 1 + info.id % (_SLOTS - 1), k]
+        row[0] += seconds
+        row[1] += 1
+
+    def totals(self) -> tuple[dict[tuple[str, str], tuple[float, int]], int]:
+        """(stage, 'main' or 'workers') -> (seconds, calls), and how many workers reported."""
+        t = self.table.numpy().copy()
+        out: dict[tuple[str, str], tuple[float, int]] = {}
+        for k, name in enumerate(self.names):
+            if t[0, k, 1]:
+                out[(name, "main")] = (float(t[0, k, 0]), int(t[0, k, 1]))
+            if t[1:, k, 1].sum():
+                out[(name, "workers")] = (float(t[1:, k, 0].sum()), int(t[1:, k, 1].sum()))
+        return out, int((t[1:, :, 1].sum(1) > 0).sum())
+
+
+def _border(pad_mode: str) -> int:
+    return {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}[pad_mode]
+
+
+def _item_step(tfm: Any, train: bool) -> list[Any]:
+    """Albumentations doing what a pipekit image item transform does (per item, every epoch)."""
+    import albumentations as A
+
+    from pipekit.vision.presize import CropPad, RandomResizedCrop, Resize
+
+    if tfm is None:
+        return []
+    h, w = tfm.output_size()
+    if isinstance(tfm, RandomResizedCrop):
+        if train:
+            return [A.RandomResizedCrop(size=(h, w), scale=(tfm.min_scale, 1.0), ratio=tfm.ratio)]
+        return [A.SmallestMaxSize(max_size=max(h, w)), A.CenterCrop(h, w)]
+    if isinstance(tfm, Resize):
+        if tfm.method == "squish":
+            return [A.Resize(h, w)]
+        if tfm.method == "pad":
+            return [A.LongestMaxSize(max_size=max(h, w)),
+                    A.PadIfNeeded(h, w, border_mode=_border(tfm.pad_mode))]
+        return [A.SmallestMaxSize(max_size=max(h, w)), A.CenterCrop(h, w)]
+    if isinstance(tfm, CropPad):
+        return [A.PadIfNeeded(h, w, border_mode=_border(tfm.pad_mode)), A.CenterCrop(h, w)]
+    raise ParameterError(f"reference_loader: no albumentations equivalent for the item transform {tfm!r}")
+
+
+def _centre_step(in_hw: tuple[int, int] | None, out_hw: tuple[int, int]) -> list[Any]:
+    """The validation plan: the largest centred crop with the output's aspect, resized to the output."""
+    import albumentations as A
+
+    ho, wo = out_hw
+    if in_hw is None:  # sizes vary (no item transform): the shorter side to the output's, then the centre
+        return [A.SmallestMaxSize(max_size=max(ho, wo)), A.CenterCrop(ho, wo)]
+    hi, wi = in_hw
+    aspect = wo / ho
+    ch, cw = (hi, hi * aspect) if hi * aspect <= wi else (wi / aspect, wi)
+    ch, cw = max(1, round(ch)), max(1, round(cw))
+    steps = [] if (ch, cw) == (hi, wi) else [A.CenterCrop(ch, cw)]
+    return steps + ([] if (ch, cw) == (ho, wo) else [A.Resize(ho, wo)])
+
+
+def _augment_step(aug: Any, train: bool, in_hw: tuple[int, int] | None = None) -> list[Any]:
+    """Albumentations doing what a BatchAugment plan does (the same kinds of warp, per item); ``in_hw``: the
+    images' size after the item transform, when they all have one."""
+    import albumentations as A
+
+    from pipekit.vision.samplers import Brightness, Contrast, Flip, FlipVert, RandomCrop, Rotate, Warp, Zoom
+
+    s = aug.settings
+    if aug.extra_samplers:
+        raise ParameterError(f"reference_loader: no albumentations equivalent for the samplers {list(aug.extra_samplers)}")
+    size = s.size if s.size is None or isinstance(s.size, tuple) else (s.size, s.size)
+    border = _border(s.pad_mode)
+    interp = cv2.INTER_NEAREST if s.mode == "nearest" else cv2.INTER_LINEAR
+    if not train:
+        return [] if size is None else _centre_step(in_hw, size)
+    out: list[Any] = []
+    samplers = s.samplers()
+    zoom = next((z for z in samplers if isinstance(z, Zoom)), None)
+    rot = next((r for r in samplers if isinstance(r, Rotate)), None)
+    for sm in samplers:
+        if isinstance(sm, RandomCrop):
+            if size is not None:
+                aspect = size[1] / size[0]
+                out.append(A.RandomResizedCrop(size=size, scale=(sm.min_scale, 1.0),
+                                               ratio=(sm.ratio[0] * aspect, sm.ratio[1] * aspect), interpolation=interp))
+        elif isinstance(sm, (Zoom, Rotate)):
+            if sm is (zoom or rot):  # one affine warp for zoom and rotation, as the plan composes them
+                out.append(A.Affine(scale=(zoom.min_zoom, zoom.max_zoom) if zoom else 1.0,
+                                    rotate=(-rot.max_deg, rot.max_deg) if rot else 0.0, interpolation=interp,
+                                    border_mode=border, p=s.p_affine))
+        elif isinstance(sm, Warp):
+            # corners move up to magnitude in -1..1 units (magnitude/2 of the side): a uniform spread of that
+            # width has the standard deviation albumentations' scale means
+            out.append(A.Perspective(scale=(0.0, sm.magnitude / (2 * math.sqrt(3))), interpolation=interp,
+                                     border_mode=border, p=sm.p))
+        elif isinstance(sm, Flip):
+            out.append(A.HorizontalFlip(p=sm.p))
+        elif isinstance(sm, FlipVert):
+            out.append(A.VerticalFlip(p=sm.p))
+        elif isinstance(sm, Contrast):
+            if not any(isinstance(b, Brightness) for b in samplers):
+                out.append(A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=sm.max_lighting, p=sm.p))
+        elif isinstance(sm, Brightness):
+            con = next((c for c in samplers if isinstance(c, Contrast)), None)
+            out.append(A.RandomBrightnessContrast(brightness_limit=sm.max_lighting,
+                                                  contrast_limit=con.max_lighting if con else 0.0, p=sm.p))
+        else:
+            raise ParameterError(f"reference_loader: no albumentations equivalent for the sampler {sm!r}")
+    return out
+
+
+class ReferenceImageDataset(Dataset):
+    """Per item: read the file, decode it (OpenCV), item transform, augmentation and normalisation
+    (albumentations), then the targets; the way a hand-written PyTorch Dataset does it."""
+
+    def __init__(self, paths: Sequence[str], mode: str, item: Any, augment: Any, targets: Sequence[Any],
+                 stage_recorder: WorkerStageRecorder):
+        self.paths, self.mode = list(paths), mode
+        self.item, self.augment = item, augment
+        self.targets = list(targets)
+        self.stage_recorder = stage_recorder
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple:
+        rec = self.stage_recorder
+        on = rec.on
+        t0 = time.perf_counter()
+        data = Path(self.paths[i]).read_bytes()
+        t1 = time.perf_counter()
+        flag = cv2.IMREAD_GRAYSCALE if self.mode == "L" else getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        if img is None:
+            raise ValueError(f"{self.paths[i]}: not a readable image")
+        if self.mode != "L" and flag == cv2.IMREAD_COLOR:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        t2 = time.perf_counter()
+        img = self.item(image=img)["image"] if self.item is not None else img
+        t3 = time.perf_counter()
+        x = self.augment(image=img)["image"]
+        t4 = time.perf_counter()
+        if on:
+            for k, dt in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                rec.add(k, dt)
+        return (x, *(t[i] for t in self.targets))
+
+
+class _TimedCollate:
+    def __init__(self, rec: WorkerStageRecorder):
+        self.rec = rec
+
+    def __call__(self, items: list) -> Any:
+        t0 = time.perf_counter()
+        out = default_collate(items)
+        if self.rec.on:
+            self.rec.add(len(STAGES) - 1, time.perf_counter() - t0)
+        return out
+
+
+def _worker_init(worker_id: int) -> None:
+    # albumentations' advice for multiprocessing loaders: one OpenCV thread per worker process
+    cv2.setNumThreads(1)
+    cv2.ocl.setUseOpenCL(False)
+
+
+def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_workers: int = 2, subset: str = "train",
+                     seed: int = 0, shuffle: bool | None = None, drop_last: bool | None = None) -> DataLoader:
+    """The DataBlock's items, split and transforms as a plain ``torch.utils.data.DataLoader`` whose workers
+    do every item's work (read, decode, resize, augment with albumentations, normalise) every epoch.
+
+    ``datablock``: a DataBlock with ``source``, or the ``(DataBlock, source)`` pair a recipe's ``datablock()``
+    returns. Images (an ``ImageBlock`` input) with ``Resize``/``CropPad``/``RandomResizedCrop`` and
+    ``aug_transforms``/``Normalize`` have albumentations equivalents; the other blocks (labels, numbers)
+    are encoded once as the DataBlock encodes them. ``subset='train'`` shuffles and augments (the
+    training loader), ``'valid'`` does neither. Raises ParameterError naming what has no equivalent.
+
+    >>> dl = reference_loader(dblock, path, bs=64, num_workers=2)     # doctest: +SKIP
+    >>> x, y = next(iter(dl))                                          # doctest: +SKIP
+    """
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+
+    from pipekit.data.datablock import DataBlock, _check_split
+    from pipekit.data.getters import apply_getter
+    from pipekit.data.splitters import RandomSplitter
+    from pipekit.vision.presize import find_item_transform
+    from pipekit.vision.transforms import BatchAugment, IntToFloat, Normalize
+
+    if isinstance(datablock, tuple) and len(datablock) == 2:
+        datablock, source = datablock
+    if not isinstance(datablock, DataBlock) or source is None:
+        raise ParameterError("reference_loader: give a DataBlock and its source, or (DataBlock, source)")
+    if subset not in ("train", "valid"):
+        raise ParameterError(f"reference_loader: subset must be 'train' or 'valid', got {subset!r}")
+    train = subset == "train"
+    items = datablock.items_from(source)
+    splitter = datablock.splitter if datablock.splitter is not None else RandomSplitter(0.2)
+    tr, va = splitter(items)
+    items, tr, va = _check_split(items, np.asarray(tr), np.asarray(va), splitter)
+    blocks = datablock._new_blocks()
+    getters = datablock._resolve_getters(len(blocks))
+    n_inp = datablock._n_inp(len(blocks))
+    if n_inp != 1 or blocks[0].geometry != "image" or any(b.geometry is not None for b in blocks[1:]):
+        raise ParameterError(f"reference_loader: the reference is written for one image input and label or number "
+                             f"targets; this DataBlock has {[type(b).__name__ for b in blocks]}")
+    rows = tr if train else va
+    paths = [str(p) for p in apply_getter(getters[0], items).to_list()]
+    item_tfms = as_list(datablock.item_tfms)
+    targets = []
+    for block, getter in zip(blocks[1:], getters[1:]):
+        store = block.setup(apply_getter(getter, items), tr, [t.clone() for t in item_tfms])
+        sub = store.gather(rows)
+        targets.append(sub if isinstance(sub, torch.Tensor) else list(sub))
+    presize = find_item_transform(item_tfms)
+    item = _item_step(presize, train)
+    in_hw = None if presize is None else (int(presize.output_size()[0]), int(presize.output_size()[1]))
+    steps: list[Any] = []
+    to_float = None
+    for t in sorted(as_list(datablock.batch_tfms), key=lambda t: t.order):
+        if isinstance(t, BatchAugment):
+            steps += _augment_step(t, train, in_hw)
+        elif isinstance(t, Normalize):
+            to_float = A.Normalize(mean=t.mean, std=t.std, max_pixel_value=255.0)
+        elif isinstance(t, IntToFloat):
+            to_float = to_float or A.ToFloat(max_value=255.0)
+        elif isinstance(t, BatchTransform):
+            raise ParameterError(f"reference_loader: no per-item equivalent for the batch transform {t!r}")
+    steps += [to_float or A.ToFloat(max_value=255.0), ToTensorV2()]
+    rec = WorkerStageRecorder()
+    ds = ReferenceImageDataset([paths[i] for i in rows], getattr(blocks[0], "cls", "RGB"), A.Compose(item, seed=seed) if item else None,
+                               A.Compose(steps, seed=seed), targets, rec)
+    shuffle = train if shuffle is None else shuffle
+    workers: dict[str, Any] = ({"multiprocessing_context": "forkserver", "persistent_workers": True}
+                               if num_workers > 0 else {})
+    return DataLoader(ds, batch_size=bs, shuffle=shuffle, drop_last=train if drop_last is None else drop_last,
+                      num_workers=num_workers, collate_fn=_TimedCollate(rec), worker_init_fn=_worker_init,
+                      generator=torch.Generator().manual_seed(seed), **workers)
+

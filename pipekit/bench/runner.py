@@ -1,0 +1,225 @@
+"""Running one epoch of any loader the same way, with or without stage timers.
+
+:func:`as_runner` wraps what a user hands to :mod:`pipekit.bench` (pipekit ``DataLoaders``/``DataLoader``,
+a torch ``DataLoader``, anything iterable with a length) into a :class:`Runner` whose ``epoch()`` iterates
+``n_batches`` batches, moves them to the device where the loader does not, counts the items and stops
+the clock at the last batch. Stopping is not timed: a prefetching loader is closed after the clock stops.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from pipekit.core.errors import ParameterError
+from pipekit.data.probe import StageTimes, recording, stage
+
+#: what each stage name is, for reading a profile (names not listed are batch transforms)
+KINDS = {"read file": "read/decode", "decode": "read/decode", "hash file": "cache build",
+         "cache write": "cache build", "dataloaders()": "building the loaders", "collate": "collate",
+         "pin memory": "host-to-device copy", "to device": "host-to-device copy",
+         "wait for prefetch": "waiting on prefetch", "prefetch hand-off": "waiting on prefetch", "wait for workers": "waiting on prefetch",
+         "batch plan": "batch plan", "torch DataLoader loop": "collate", "item transforms": "item transforms",
+         "augment + normalize (per item)": "batch transforms"}
+
+
+def stage_kind(name: str) -> str:
+    """What a stage is: read/decode, item transforms, cache gather, collate, host-to-device copy, ..."""
+    if name in KINDS:
+        return KINDS[name]
+    if name.startswith("item transform"):
+        return "item transforms"
+    if name == "gather ImageStore":
+        return "cache gather"
+    if name.startswith("gather "):
+        return "gather"
+    return "batch transforms"
+
+
+def _device_sync(device: torch.device) -> Any:
+    if device.type == "cuda":
+        return torch.cuda.synchronize
+    return None
+
+
+def count_items(batch: Any) -> int:
+    """Items in a batch: the length of its first tensor (or of its first element)."""
+    first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0] if isinstance(batch, (tuple, list)) \
+        else batch
+    return int(first.shape[0]) if isinstance(first, torch.Tensor) and first.ndim else len(first)
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch
+
+
+@dataclass
+class EpochRun:
+    """One measured epoch: wall seconds, batches, items, and the stage timers' totals when recorded."""
+
+    wall_s: float
+    batches: int
+    items: int
+    stages: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
+    threads: dict[str, int] = field(default_factory=dict)
+
+
+class Runner:
+    """One loader made measurable: ``epoch(e, n_batches, times)`` runs and times an epoch."""
+
+    name: str = "loader"
+    bs: int | None = None
+    num_workers: int = 0
+    device: torch.device = torch.device("cpu")
+    kind: str = "loader"
+    loader: Any = None
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def batches(self, epoch: int) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def prepare(self, times: StageTimes | None) -> None:
+        """Called before an epoch (torch reference datasets reset their worker timers here)."""
+
+    def finish_stages(self, stages: dict[tuple[str, str], tuple[float, int]],
+                      threads: dict[str, int]) -> tuple[dict[tuple[str, str], tuple[float, int]], dict[str, int]]:
+        """Add the stages recorded outside the stage timers (torch worker processes) to an epoch's."""
+        return stages, threads
+
+    def epoch(self, epoch: int, n_batches: int | None = None, record: bool = False) -> EpochRun:
+        times = StageTimes(sync=_device_sync(self.device)) if record else None
+        self.prepare(times)
+        n, items = 0, 0
+        with recording(times):
+            t0 = time.perf_counter()
+            it = self.batches(epoch)
+            try:
+                for b in it:
+                    items += count_items(b)
+                    n += 1
+                    if n_batches is not None and n >= n_batches:
+                        break
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                wall = time.perf_counter() - t0
+                stages = times.snapshot() if times is not None else {}
+                threads = times.thread_counts() if times is not None else {}
+                if record:
+                    stages, threads = self.finish_stages(stages, threads)
+            finally:
+                close = getattr(it, "close", None)
+                if close is not None:
+                    close()  # a prefetching loader finishes its batches in flight: not timed
+        if n == 0:
+            raise ParameterError(f"{self.name}: the loader yielded no batches")
+        return EpochRun(wall, n, items, stages, threads)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, (s, c) in b.items():
+        s0, c0 = out.get(k, (0.0, 0))
+        out[k] = (s0 + s, c0 + c)
+    return out
+
+
+class PipekitRunner(Runner):
+    """A pipekit ``DataLoader``: epochs by index (the loader's own epoch counter is left alone)."""
+
+    kind = "pipekit"
+
+    def __init__(self, dl: Any, name: str | None = None):
+        self.loader = dl
+        self.name = name or "pipekit"
+        self.bs = dl.bs
+        self.num_workers = dl.num_workers
+        self.device = dl.device
+        self._start = dl.epoch
+
+    def batches(self, epoch: int) -> Iterator[Any]:
+        return self.loader.iter_epoch(self._start + epoch)
+
+
+class TorchRunner(Runner):
+    """A ``torch.utils.data.DataLoader`` (or any iterable with a length): batches moved to ``device`` the way a
+    training loop moves them; its worker processes report their stages when the dataset records them
+    (the datasets :func:`~pipekit.bench.reference_loader` builds do)."""
+
+    kind = "torch"
+
+    def __init__(self, dl: Any, device: torch.device | str | None = None, name: str | None = None):
+        self.loader = dl
+        self.name = name or ("torch DataLoader" if isinstance(dl, torch.utils.data.DataLoader) else type(dl).__name__)
+        self.bs = getattr(dl, "batch_size", None)
+        self.num_workers = int(getattr(dl, "num_workers", 0) or 0)
+        from pipekit.data.loader import default_device
+
+        self.device = torch.device(device) if device is not None else default_device()
+        self._dataset = getattr(dl, "dataset", None)
+
+    def prepare(self, times: StageTimes | None) -> None:
+        recorder = getattr(self._dataset, "stage_recorder", None)
+        if recorder is not None:
+            recorder.reset(on=times is not None)
+
+    def batches(self, epoch: int) -> Iterator[Any]:
+        it = iter(self.loader)
+        wait = "wait for workers" if self.num_workers > 0 else "torch DataLoader loop"
+        try:
+            while True:
+                with stage(wait):
+                    b = next(it, None)
+                if b is None:
+                    return
+                if self.device.type != "cpu":
+                    with stage("to device"):
+                        b = _to(b, self.device)
+                yield b
+        finally:
+            del it  # ends the worker processes
+
+    def finish_stages(self, stages: dict[tuple[str, str], tuple[float, int]],
+                      threads: dict[str, int]) -> tuple[dict[tuple[str, str], tuple[float, int]], dict[str, int]]:
+        recorder = getattr(self._dataset, "stage_recorder", None)
+        if recorder is None:
+            return stages, threads
+        extra, workers = recorder.totals()
+        out = _merge(stages, extra)
+        inside = sum(s for (_, where), (s, _c) in extra.items() if where == "main")
+        loop = ("torch DataLoader loop", "main")
+        if inside and loop in out:
+            # the dataset ran inside the loop's stage: the loop is charged its own time only
+            s, c = out[loop]
+            out[loop] = (s - inside, c)
+        return out, ({**threads, "workers": workers} if workers else threads)
+
+
+def as_runner(obj: Any, subset: str = "train", device: Any = None, name: str | None = None) -> Runner:
+    """The :class:`Runner` for ``obj``: pipekit ``DataLoaders`` (``subset`` 'train' or 'valid') or ``DataLoader``,
+    a torch ``DataLoader``, or any iterable of batches with a length."""
+    from pipekit.data.dataloaders import DataLoaders
+    from pipekit.data.loader import DataLoader
+
+    if isinstance(obj, Runner):
+        return obj
+    if isinstance(obj, DataLoaders):
+        if subset not in ("train", "valid"):
+            raise ParameterError(f"subset must be 'train' or 'valid', got {subset!r}")
+        obj = obj.train if subset == "train" else obj.valid
+    if isinstance(obj, DataLoader):
+        return PipekitRunner(obj, name)
+    if hasattr(obj, "__iter__") and hasattr(obj, "__len__"):
+        return TorchRunner(obj, device, name)
+    raise ParameterError(f"cannot measure {type(obj).__name__}: give pipekit DataLoaders or a DataLoader, a torch "
+                         "DataLoader, a DataBlock with source=, or (DataBlock, source) as a recipe's datablock() returns")

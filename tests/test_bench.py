@@ -1,0 +1,195 @@
+"""pipekit.bench on real images (mnist_tiny): a profile's stages account for the epoch it timed, measuring
+costs little, a loader compared with itself is a tie, the reference torch DataLoader reads the same items
+and split, bottleneck() leaves the learner as it found it, and ``pipekit bench-loader`` runs a recipe file
+kept outside the repository. No assertion here is about speed: only ratios of a thing with itself, with
+tolerances far wider than a shared machine's noise."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pipekit.datasets as D
+from pipekit.bench import STAGE_TOLERANCE, bottleneck, compare, profile, reference_loader
+from pipekit.core.errors import ParameterError
+from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+from pipekit.data.probe import StageTimes, recording, stage
+from pipekit.vision import ImageBlock, Normalize, Resize, aug_transforms, imagenet_stats, simple_cnn
+
+pytestmark = [pytest.mark.data, pytest.mark.filterwarnings("ignore:.*in neither the training")]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def digits() -> DataBlock:
+    return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                     splitter=GrandparentSplitter(), item_tfms=[Resize(32)],
+                     batch_tfms=aug_transforms(size=28) + [Normalize.from_stats(*imagenet_stats)])
+
+
+@pytest.fixture(scope="module")
+def source() -> Path:
+    return D.path("mnist_tiny")
+
+
+@pytest.fixture(scope="module")
+def dls(source):
+    return digits().dataloaders(source, bs=64, seed=0, num_workers=0, device="cpu")
+
+
+def test_stages_add_up_to_the_epoch_they_timed(dls):
+    p = profile(dls, n_batches=6, warm_epochs=2)
+    for phase in (p.cold, p.warm):
+        main = [s for s in phase.stages if s.where == "main"]
+        assert phase.batches == 6 * phase.epochs and phase.items == 6 * 64 * phase.epochs
+        # with no prefetch threads every stage runs in the main thread; the rest is the measuring loop itself
+        assert {s.where for s in phase.stages} == {"main"}
+        assert abs(phase.main_seconds - phase.wall_s) <= STAGE_TOLERANCE * phase.wall_s, (phase.main_seconds,
+                                                                                          phase.wall_s)
+        assert sum(s.share for s in main) == pytest.approx(phase.main_seconds / phase.wall_s)
+        names = {s.name: s for s in main}
+        # one gather, one augmentation (fused with the normalisation) per batch; one plan per epoch
+        assert names["BatchAugment+Normalize"].calls == phase.batches
+        assert names["collate"].calls == phase.batches and names["batch plan"].calls == phase.epochs
+        assert names["BatchAugment+Normalize"].kind == "batch transforms" and names["collate"].kind == "collate"
+    d = json.loads(p.to_json())
+    assert d["warm"]["batches"] == 12 and d["stage_tolerance"] == STAGE_TOLERANCE
+    assert d["items_per_s"] == pytest.approx(p.plain_items / p.plain_wall_s)
+    assert "BatchAugment+Normalize" in repr(p) or "BatchAugment+Normalize" in p.summary()
+
+
+def test_with_prefetch_threads_the_main_thread_waits_and_the_threads_work(dls):
+    p = profile(dls.train.new(num_workers=2), n_batches=6, warm_epochs=1, cold=False)
+    w = p.warm
+    assert p.cold is None and w.threads.get("prefetch", 0) >= 1
+    main = {s.name for s in w.stages if s.where == "main"}
+    beside = {s.name: s for s in w.stages if s.where == "prefetch"}
+    assert "wait for prefetch" in main and "BatchAugment+Normalize" not in main
+    aug = beside["BatchAugment+Normalize"]
+    # the threads work ahead: batches past the sixth may be in flight when the epoch is cut
+    assert 6 <= aug.calls <= 6 + 2 and 0 < aug.share <= 1
+    assert abs(w.main_seconds - w.wall_s) <= STAGE_TOLERANCE * w.wall_s
+
+
+def test_first_epoch_from_a_datablock_decodes_every_file_into_an_empty_cache(source, tmp_path, monkeypatch):
+    cache = tmp_path / "warm_cache"
+    monkeypatch.setenv("PIPEKIT_CACHE", str(cache))
+    p = profile(digits(), source=source, n_batches=3, warm_epochs=1, bs=64, seed=0, num_workers=0, device="cpu")
+    n_files = len(get_image_files(source / "train")) + len(get_image_files(source / "valid"))
+    decode = [s for s in p.cold.stages if s.name == "decode" and s.where == "build"]
+    assert sum(s.calls for s in decode) == n_files  # cold: a temporary empty cache, every file decoded
+    assert p.cold.build_s > 0 and any(s.name == "dataloaders()" for s in p.cold.stages)
+    assert not cache.exists()  # the user's cache was left alone
+    assert not any(s.name == "decode" for s in p.warm.stages)
+    png = p.plot(tmp_path / "profile.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stage_timers_cost_little_against_untimed_epochs(dls):
+    # the probe is a shared no-op while nothing records
+    assert stage("x") is stage("y")
+    times = StageTimes()
+    with recording(times):
+        with stage("outer"):
+            with stage("inner"):
+                sum(range(20000))
+    # nested stages are charged their own time only: together they are the outer block's time
+    assert times.calls("outer") == times.calls("inner") == 1 and times.seconds("inner") > times.seconds("outer")
+    p = profile(dls, n_batches=8, warm_epochs=3, cold=False)
+    assert p.probe_overhead < 0.02  # calls x the cost of one, a share of the epoch
+    # measured: the median over alternating pairs; 40% is far above the cost and below a real slowdown
+    assert p.overhead < 0.4, p.to_dict()
+
+
+def test_a_loader_compared_with_itself_is_a_tie(dls):
+    c = compare(dls, dls, n_batches=6, rounds=4, names=("one", "same"))
+    assert len(c.ratios) == 4 and c.names == ("one", "same")
+    assert 0.5 < c.ratio < 2.0, c.to_dict()
+    assert c.ratio == pytest.approx(float(np.median(c.ratios)))
+    assert c.to_dict()["verdict"] == c.verdict
+
+
+def test_reference_loader_reads_the_same_items_and_split(dls, source):
+    ref = reference_loader(digits(), source, bs=64, num_workers=0, subset="valid", seed=0)
+    ys = torch.cat([y for _, y in ref])
+    pk_y = torch.cat([y for _, y in dls.valid])
+    assert len(ref.dataset) == len(dls.valid.dataset) == len(pk_y)
+    assert torch.equal(ys, pk_y)  # unshuffled validation rows in the same order, the same label encoding
+    x, _ = next(iter(ref))
+    xp, _ = dls.valid.one_batch()
+    assert x.shape == xp.shape and x.dtype == xp.dtype == torch.float32
+    # the same resize and normalisation: images agree but for the resampling of two libraries
+    assert (x - xp).abs().mean() < 0.15
+    train = reference_loader((digits(), source), bs=64, num_workers=0, subset="train", seed=0)
+    assert len(train.dataset) == len(dls.train.dataset) and train.drop_last
+
+
+def test_reference_loader_refuses_what_it_cannot_mirror(source):
+    from pipekit.data import RegressionBlock
+
+    odd = DataBlock(blocks=(CategoryBlock, RegressionBlock), get_x=lambda p: p.name, get_y=lambda p: 1.0,
+                    get_items=get_image_files, splitter=GrandparentSplitter())
+    with pytest.raises(ParameterError, match="one image input"):
+        reference_loader(odd, source)
+    with pytest.raises(ParameterError, match="DataBlock and its source"):
+        reference_loader(digits())
+
+
+def test_bottleneck_measures_three_ways_and_restores_the_learner(dls):
+    model = simple_cnn(3, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    b = bottleneck((dls, model), n_batches=3, warmup=1)
+    assert min(b.loader_items_s, b.model_items_s, b.full_items_s) > 0
+    assert b.limiter in ("loader", "model", "balanced") and b.limiter in b.verdict or b.limiter == "balanced"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    d = b.to_dict()
+    assert d["overlap"] == pytest.approx(b.full_items_s / min(b.loader_items_s, b.model_items_s))
+
+
+RECIPE = '''
+import os
+from pathlib import Path
+from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+from pipekit.vision import ImageBlock, Normalize, Resize, aug_transforms, imagenet_stats
+
+
+def datablock():
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=GrandparentSplitter(), item_tfms=[Resize(32)],
+                       batch_tfms=aug_transforms(size=28) + [Normalize.from_stats(*imagenet_stats)])
+    return dblock, Path(os.environ["PIPEKIT_DATA"]) / "mnist_tiny"
+'''
+
+
+def test_bench_loader_runs_a_recipe_file_outside_the_repository(tmp_path):
+    (tmp_path / "my_digits.py").write_text(textwrap.dedent(RECIPE))
+    env = {**os.environ, "PIPEKIT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "pipekit.cli", "bench-loader", "my_digits.py", "--batches", "3", "--bs", "32",
+           "--workers", "0,1", "--rounds", "1", "--warm-epochs", "1", "--compare", "reference",
+           "--json", "out.json"]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert ROOT not in tmp_path.parents
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["recipe"] == str(tmp_path / "my_digits.py")
+    assert set(out["sweep"]["rates"]) == {"0", "1"} and out["sweep"]["best"] in (0, 1)
+    assert out["profile"]["warm"]["batches"] == 3 and out["profile"]["bs"] == 32
+    assert out["profile"]["num_workers"] == out["sweep"]["best"]
+    assert out["compare"]["names"] == ["pipekit", "reference"] and len(out["compare"]["ratios"]) == 1
+    assert "best setting for pipekit: num_workers=" in r.stdout and "pipekit vs reference" in r.stdout
+
+
+def test_bench_loader_names_a_recipe_without_a_loader(tmp_path, monkeypatch):
+    from pipekit.cli import main
+
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="empty.py defines neither datablock"):
+        main(["bench-loader", "empty.py"])
