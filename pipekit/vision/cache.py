@@ -115,7 +115,7 @@ def _open_pack(pack: Path, config: str, channels: int, n: int | None) -> tuple[n
     try:
         sizes = np.asarray(meta["orig_sizes"], dtype=np.int64)
     except (TypeError, ValueError, OverflowError):
-        sizes = np.zeros(0)
+        sizes = np.zeros(0, dtype=np.int64)
     if sizes.shape != (shape[0], 2):
         raise CacheEntryError(f"{pack.with_suffix('.json').name}: field 'orig_sizes' is not {shape[0]} "
                               "(height, width) pairs")
@@ -213,20 +213,20 @@ def _decode_one(path: str | MemoryImage, mode: str, tfm: ItemTransform | None,
     return img, hw
 
 
-def build_image_store(paths: Sequence[str | os.PathLike | MemoryImage], tfm: ItemTransform | None = None,
+def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: ItemTransform | None = None,
                       mode: str = "RGB",
                       cache_dir: str | os.PathLike | bool | None = None, num_workers: int | None = None,
                       description: str = "presizing images") -> ImageStore:
-    """Decode and presize ``paths`` once (threads), reusing the on-disk cache when it is valid.
+    """Decode and presize ``items`` once (threads), reusing the on-disk cache when it is valid.
 
-    ``paths`` are files or images in memory (:class:`~pipekit.vision.sources.MemoryImage`: encoded bytes
+    ``items`` are files or images in memory (:class:`~pipekit.vision.sources.MemoryImage`: encoded bytes
     or a PIL image); both are keyed in the cache by their content.
 
     ``tfm`` is the item transform (``Resize``, ``CropPad``, ``RandomResizedCrop``) or None when all
     images already share one size. ``cache_dir``: None for the default cache, a folder, or False for
     memory only. A pack whose bytes or meta fail their checks is rebuilt with a CacheRebuildWarning.
     """
-    paths = [p if isinstance(p, MemoryImage) else str(p) for p in paths]
+    paths: list[str | MemoryImage] = [p if isinstance(p, MemoryImage) else os.fspath(p) for p in items]  # type: ignore[misc]
     if not paths:
         raise ValueError("no image files to load: the item list is empty; check get_items and the folder")
     if tfm is not None and not isinstance(tfm, ItemTransform):
@@ -294,8 +294,8 @@ def build_image_store(paths: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
         header = np.lib.format.open_memmap(tmp.path, mode="w+", dtype=np.uint8, shape=(len(paths), h, w, channels))
         data_offset, item_bytes = header.offset, h * w * channels
         del header
-        with open(tmp.path, "rb") as f:
-            checksum = PackChecksum(f.read(data_offset), item_bytes, len(paths))
+        with open(tmp.path, "rb") as fh:
+            checksum = PackChecksum(fh.read(data_offset), item_bytes, len(paths))
         # Workers write with pwrite: the kernel copies into the page cache, with none of the page faults that
         # filling a writable mapping costs (2-3x faster here). Each image is hashed from the buffer it was
         # written from, so the checksum costs no second pass over the pack.
@@ -311,7 +311,7 @@ def build_image_store(paths: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
             else:
                 data, entry = None, old_entry(keys[i])
             decoded = entry is None
-            img, hw = _decode_one(paths[i], mode, tfm, data) if decoded else entry
+            img, hw = _decode_one(paths[i], mode, tfm, data) if entry is None else entry
             if img.shape[:2] != (h, w):
                 raise ValueError(f"{paths[i]}: image is {img.shape[1]}x{img.shape[0]} but {paths[0]} is {w}x{h}; "
                                  "images of different sizes need an item transform such as Resize(224)")

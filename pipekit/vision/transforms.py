@@ -186,7 +186,7 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     """
     check("aug_transforms", mult=(mult, Interval(0, None, closed="neither")))
     return [BatchAugment(AugmentSettings(
-        size=size, min_scale=min_scale, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
+        size=size,  # type: ignore[arg-type]  # checked by AugmentSettings min_scale=min_scale, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
         min_zoom=min_zoom, max_zoom=1 + (max_zoom - 1) * mult, max_warp=max_warp * mult, p_affine=p_affine,
         max_lighting=max_lighting * mult, p_lighting=p_lighting, mode=mode, pad_mode=pad_mode, executor=executor))]
 
@@ -254,7 +254,7 @@ class Normalize(BatchTransform):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         mean, std = [float(m) for m in np.ravel(mean)], [float(s) for s in np.ravel(std)]
-        check("Normalize", mean=(mean, Is(len, "one value per channel")), std=(std, Is(
+        check("Normalize", mean=(mean, Is(lambda v: len(v) > 0, "one value per channel")), std=(std, Is(
             lambda v: len(v) == len(mean) and min(v) > 0, f"{len(mean)} positive values (one per channel of mean)")))
         self.mean, self.std = mean, std
 
@@ -268,7 +268,8 @@ class Normalize(BatchTransform):
             mean, std = self.mean * (c // len(self.mean)), self.std * (c // len(self.mean))
             if like is None:
                 return mean, std
-            return tuple(torch.tensor(v, device=like.device, dtype=like.dtype).view(1, -1, 1, 1) for v in (mean, std))
+            return tuple(torch.tensor(v, device=like.device,  # type: ignore[return-value]
+                                      dtype=like.dtype).view(1, -1, 1, 1) for v in (mean, std))
         raise DataError(f"Normalize has {len(self.mean)} channel stats but the images have {c} channel(s); "
                         "use stats for that many channels (e.g. ImageBlock(cls='RGB') with imagenet_stats)")
 
