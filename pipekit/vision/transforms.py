@@ -186,7 +186,8 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     """
     check("aug_transforms", mult=(mult, Interval(0, None, closed="neither")))
     return [BatchAugment(AugmentSettings(
-        size=size,  # type: ignore[arg-type]  # checked by AugmentSettings min_scale=min_scale, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
+        size=size,  # type: ignore[arg-type]  # checked by AugmentSettings
+        min_scale=min_scale, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
         min_zoom=min_zoom, max_zoom=1 + (max_zoom - 1) * mult, max_warp=max_warp * mult, p_affine=p_affine,
         max_lighting=max_lighting * mult, p_lighting=p_lighting, mode=mode, pad_mode=pad_mode, executor=executor))]
 
