@@ -14,8 +14,9 @@ export PIPEKIT_CACHE ?= $(abspath .pipekit_cache)
 
 install: $(STAMP)
 
-# torch is pinned through constraints.txt (the CPU build); pyproject.toml keeps a range
-$(STAMP): pyproject.toml constraints.txt
+# torch is pinned through constraints.txt (the CPU build); pyproject.toml keeps a range. A change to
+# pyproject.toml or setup.py (dependencies, the dev extra, packages) installs again.
+$(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0

@@ -26,7 +26,8 @@ def __getattr__(name: str):
         from pipekit.backends import load_model
 
         return load_model
-    if name in ("data", "datasets", "vision", "text", "tabular", "learn", "backends", "ensemble", "inspection"):
+    if name in ("data", "datasets", "vision", "text", "tabular", "learn", "backends", "ensemble", "inspection",
+                "sklearn"):
         import importlib
 
         return importlib.import_module(f"pipekit.{name}")

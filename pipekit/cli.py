@@ -1,41 +1,150 @@
-"""Command line: ``pipekit run | bench | datasets | summary``.
+"""Command line: ``pipekit run | summary | datasets | bench``.
 
-    pipekit datasets list          # which data sets are available locally
-    pipekit run adult --quick      # run recipes/adult.py (or a path to a recipe file)
-    pipekit summary mnist_tiny     # walk one batch of a recipe's DataBlock through the pipeline
-    pipekit bench image_loader     # run benchmarks/image_loader.py
+    pipekit datasets list             # which data sets are available locally
+    pipekit run adult --quick         # run a built-in recipe (pipekit run --list names them all)
+    pipekit run path/to/recipe.py     # run your own recipe file
+    pipekit summary mnist_tiny        # walk one batch of a recipe's data through the pipeline
+    pipekit bench image_loader        # run benchmarks/image_loader.py (in a pipekit source checkout)
+    pipekit --version
+
+The built-in recipes ship inside the package (``pipekit.recipes``; the ``recipes/`` folder of a source
+checkout), so an installed wheel runs them too. The benchmarks compare pipekit with other libraries and
+live only in a source checkout's ``benchmarks/`` folder.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
+import pkgutil
 import runpy
 import sys
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[1]
+import pipekit
+
+#: the folder holding the ``pipekit`` package: a source checkout when it has a pyproject.toml
+CHECKOUT = Path(pipekit.__file__).resolve().parents[1]
+RECIPES = "pipekit.recipes"
 
 
-def _find(kind: str, name: str) -> Path:
+def builtin_recipes() -> list[str]:
+    """The names of the recipes that ship with pipekit.
+
+    >>> "mnist_tiny" in builtin_recipes()
+    True
+    """
+    import pipekit.recipes
+
+    return sorted(m.name for m in pkgutil.iter_modules(pipekit.recipes.__path__) if not m.name.startswith("_"))
+
+
+def _user_file(name: str, what: str) -> Path | None:
+    """``name`` as a path to a Python file, or None when it is a bare name; a missing file is an error."""
     p = Path(name)
-    if p.suffix == ".py" and p.exists():
-        return p
-    for base in (Path.cwd() / kind, ROOT / kind):
-        cand = base / f"{name}.py"
-        if cand.exists():
-            return cand
-    avail = sorted(f.stem for f in (ROOT / kind).glob("*.py") if not f.stem.startswith("_")) if (ROOT / kind).exists() else []
-    raise SystemExit(f"pipekit: no {kind[:-1]} named {name!r}; available: {avail}")
+    if p.suffix != ".py" and len(p.parts) == 1:
+        return None
+    if not p.is_file():
+        raise SystemExit(f"pipekit: {what} file {name!r} not found (looked in {Path.cwd()})")
+    return p
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec and spec.loader
+def _recipe_module(name: str) -> str:
+    """The module of built-in recipe ``name``; an unknown name is an error listing the known ones."""
+    names = builtin_recipes()
+    if name not in names:
+        raise SystemExit(f"pipekit: no recipe named {name!r}; built-in recipes: {', '.join(names)}; "
+                         "or give the path to your own recipe file (pipekit run path/to/recipe.py)")
+    return f"{RECIPES}.{name}"
+
+
+def _run_main(run: object, argv0: str, argv: list[str]) -> int:
+    """Run a script's ``__main__`` with ``sys.argv`` as if it had been started by itself."""
+    old = sys.argv
+    sys.argv = [argv0, *argv]
+    try:
+        run()  # type: ignore[operator]
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+            return 1
+        return int(e.code or 0)
+    finally:
+        sys.argv = old
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.list:
+        print("\n".join(builtin_recipes()))
+        return 0
+    if not args.recipe:
+        raise SystemExit("pipekit run: name a recipe (pipekit run --list shows them) or a recipe file")
+    path = _user_file(args.recipe, "recipe")
+    if path is not None:
+        return _run_main(lambda: runpy.run_path(str(path), run_name="__main__"), str(path), args.args)
+    spec = importlib.util.find_spec(_recipe_module(args.recipe))
+    assert spec is not None and spec.origin  # listed by builtin_recipes(), so its file is there
+    origin = spec.origin
+    return _run_main(lambda: runpy.run_path(origin, run_name="__main__"), origin, args.args)
+
+
+def _load_recipe(name: str) -> ModuleType:
+    path = _user_file(name, "recipe")
+    if path is None:
+        return importlib.import_module(_recipe_module(name))
+    spec = importlib.util.spec_from_file_location(f"user_recipe_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"pipekit: cannot load {str(path)!r} as a Python file")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    mod = _load_recipe(args.recipe)
+    if hasattr(mod, "datablock"):
+        dblock, source = mod.datablock()
+        dblock.summary(source)
+    elif hasattr(mod, "dataloaders"):
+        mod.dataloaders().summary()
+    else:
+        raise SystemExit(f"pipekit summary: recipe {args.recipe!r} defines neither datablock() (returning the "
+                         "DataBlock and its source) nor dataloaders() (returning DataLoaders); add one to summarise it")
+    return 0
+
+
+def benchmark_dirs() -> list[Path]:
+    """Where benchmarks are looked for: the source checkout pipekit runs from, then ``./benchmarks``."""
+    found = []
+    for d in (CHECKOUT / "benchmarks" if (CHECKOUT / "pyproject.toml").is_file() else None, Path.cwd() / "benchmarks"):
+        if d is not None and d.is_dir() and d.resolve() not in found:
+            found.append(d.resolve())
+    return found
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    dirs = benchmark_dirs()
+    available = {p.stem: p for d in reversed(dirs) for p in sorted(d.glob("*.py"))
+                 if not p.stem.startswith("_") and p.stem != "run_all"}
+    if not args.names and not available:
+        raise SystemExit("pipekit bench: no benchmarks to run. They compare pipekit with other libraries and live "
+                         "in the benchmarks/ folder of a pipekit source checkout: run `pipekit bench` (or "
+                         "`make bench`) there, or give the path of a benchmark file.")
+    scripts = []
+    for n in args.names or sorted(available):
+        path = _user_file(n, "benchmark") or available.get(n)
+        if path is None:
+            raise SystemExit(f"pipekit bench: no benchmark named {n!r}; "
+                             f"available: {', '.join(sorted(available)) or 'none (not in a source checkout)'}")
+        scripts.append(path)
+    rc = 0
+    for path in scripts:
+        print(f"== benchmark {path.stem}", flush=True)
+        rc |= _run_main(lambda p=path: runpy.run_path(str(p), run_name="__main__"), str(path), args.args)
+    return rc
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -48,60 +157,30 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_script(path: Path, argv: list[str]) -> int:
-    old = sys.argv
-    sys.argv = [str(path), *argv]
-    try:
-        runpy.run_path(str(path), run_name="__main__")
-    except SystemExit as e:
-        return int(e.code or 0) if not isinstance(e.code, str) else 1
-    finally:
-        sys.argv = old
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    return _run_script(_find("recipes", args.recipe), args.args)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    names = args.names or [p.stem for p in sorted((ROOT / "benchmarks").glob("*.py"))
-                           if not p.stem.startswith("_") and p.stem != "run_all"]
-    rc = 0
-    for n in names:
-        print(f"== benchmark {n}", flush=True)
-        rc |= _run_script(_find("benchmarks", n), args.args)
-    return rc
-
-
-def cmd_summary(args: argparse.Namespace) -> int:
-    mod = _load(_find("recipes", args.recipe))
-    if not hasattr(mod, "datablock"):
-        raise SystemExit(f"pipekit: recipe {args.recipe!r} defines no datablock() function to summarise")
-    dblock, source = mod.datablock()
-    dblock.summary(source)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pipekit", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pipekit {pipekit.__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("datasets", help="list the registered data sets and where they are")
     d.add_argument("action", choices=["list"], nargs="?", default="list")
     d.set_defaults(fn=cmd_datasets)
-    r = sub.add_parser("run", help="run a recipe end to end")
-    r.add_argument("recipe")
-    r.add_argument("args", nargs=argparse.REMAINDER)
+    r = sub.add_parser("run", help="run a recipe end to end (a built-in name or a path to a .py file)")
+    r.add_argument("--list", action="store_true", help="list the built-in recipes")
+    r.add_argument("recipe", nargs="?")
+    r.add_argument("args", nargs=argparse.REMAINDER, help="passed to the recipe (e.g. --quick)")
     r.set_defaults(fn=cmd_run)
-    b = sub.add_parser("bench", help="run benchmarks (all when none named)")
+    s = sub.add_parser("summary", help="walk one batch of a recipe's data through the pipeline")
+    s.add_argument("recipe")
+    s.set_defaults(fn=cmd_summary)
+    b = sub.add_parser("bench", help="run benchmarks (all when none named; in a source checkout)")
     b.add_argument("names", nargs="*")
     b.add_argument("--args", nargs=argparse.REMAINDER, default=[])
     b.set_defaults(fn=cmd_bench)
-    s = sub.add_parser("summary", help="walk one batch of a recipe's DataBlock through the pipeline")
-    s.add_argument("recipe")
-    s.set_defaults(fn=cmd_summary)
     args = parser.parse_args(argv)
-    os.environ.setdefault("PIPEKIT_DATA", str(ROOT.parent / "shared" / "data"))
+    # a source checkout keeps the real data sets beside it (the Makefile points there too)
+    shared = CHECKOUT.parent / "shared" / "data"
+    if (CHECKOUT / "pyproject.toml").is_file() and shared.is_dir():
+        os.environ.setdefault("PIPEKIT_DATA", str(shared))
     return args.fn(args)
 
 

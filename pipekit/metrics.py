@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pipekit.core.component import Component, construct
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.registry import registered
 from pipekit.core.validate import Interval, Is, Options, check
 
@@ -54,6 +55,8 @@ def _torch() -> Any:
 
 class Metric(Component):
     """Base class; see the module docstring. ``name`` defaults to the snake-case class name."""
+
+    abstract = True  # a base class: pipekit.testing checks its subclasses
 
     registry_kind = "metric"
     greater_is_better: ClassVar[bool] = True
@@ -126,9 +129,12 @@ class MeanMetric(Metric):
     """A mean of per-item quantities (``batch_stats`` gives their sum and count), turned into the value
     by ``finalize`` (e.g. a square root for RMSE). Sums stay on the device."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
         v = self.per_item(pred, targ)
-        return v.float().sum(), v.numel()
+        # summed in float64: exact counts past 2**24 items (pixels), and errors as precise as scikit-learn's
+        return v.sum(dtype=_torch().float64), v.numel()
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         raise NotImplementedError
@@ -159,6 +165,7 @@ class MeanMetric(Metric):
 
     def score(self, y_true: Any, y_pred: Any) -> float:
         torch = _torch()
+        _check_not_empty(self, y_true, y_pred)
         self.reset()
         self.accumulate(torch.as_tensor(np.asarray(y_pred)), torch.as_tensor(np.asarray(y_true)))
         v = self.value
@@ -167,6 +174,8 @@ class MeanMetric(Metric):
 
 class ArrayMetric(Metric):
     """Computed once on every (activated) prediction of the set: ``compute(y_true, y_pred)`` on NumPy arrays."""
+
+    abstract = True  # a base class: pipekit.testing checks its subclasses
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         raise NotImplementedError
@@ -191,11 +200,19 @@ class ArrayMetric(Metric):
 
     def score(self, y_true: Any, y_pred: Any) -> float:
         t, p = np.asarray(y_true), np.asarray(y_pred)
+        _check_not_empty(self, t, p)
         if p.ndim == 2 and p.shape[1] == 1:
             p = p[:, 0]
         if t.ndim == 2 and t.shape[1] == 1:
             t = t[:, 0]
         return float(self.compute(t, p))
+
+
+def _check_not_empty(metric: Metric, y_true: Any, y_pred: Any) -> None:
+    """Scoring no samples is an error, as in scikit-learn (a number would hide an empty split)."""
+    if len(y_true) == 0 or len(y_pred) == 0:
+        raise DataError(f"{metric.name}: found empty input ({len(y_true)} targets, {len(y_pred)} predictions) while "
+                        "a minimum of 1 sample is required; check the split being scored")
 
 
 def _takes_two(fn: Any) -> bool:
@@ -241,7 +258,8 @@ class Accuracy(MeanMetric):
         self.axis = axis
 
     def per_item(self, pred: Any, targ: Any) -> Any:
-        p = pred.argmax(self.axis)
+        # class scores (n, k) are arg-maxed; predicted labels (n,) are compared as they are (scikit-learn's face)
+        p = pred if pred.ndim == 1 and pred.shape == targ.reshape(-1).shape else pred.argmax(self.axis)
         return p == targ.reshape(p.shape)
 
 
@@ -291,16 +309,35 @@ class MSE(MeanMetric):
 
 
 class RMSE(MSE):
-    """Root mean squared error over the whole set (the square root of the pooled MSE)."""
+    """Root mean squared error over the whole set. With several outputs per item (keypoints, multi-target
+    regression) it is the mean of each output's RMSE, as scikit-learn's ``root_mean_squared_error`` gives;
+    one output is the square root of the pooled MSE."""
 
     metric_name = "rmse"
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        n = len(pred)
+        d = pred.reshape(n, -1).double() - targ.reshape(n, -1).double()
+        return (d ** 2).sum(0), n  # per-output sums, pooled over batches
+
+    @property
+    def value(self) -> float | None:
+        count = float(getattr(self, "_count", 0))
+        if not count:
+            return None
+        per_output = np.asarray(_torch().as_tensor(self._total).detach().cpu(), dtype=np.float64).reshape(-1) / count
+        return float(np.mean([self.finalize(m) for m in per_output]))
+
+    def _batch_value(self) -> Any:
+        return _torch().as_tensor(self.value)
 
     def finalize(self, mean: float) -> float:
         return float(np.sqrt(mean))
 
 
 class RMSPE(RMSE):
-    """Root mean squared percentage error; rows with a zero target are skipped (Kaggle's definition)."""
+    """Root mean squared percentage error; rows with a zero target are skipped (Kaggle's definition). Every
+    value is pooled (the competition scores one output)."""
 
     metric_name = "rmspe"
 
@@ -382,13 +419,21 @@ class RocAucBinary(RocAuc):
 
 
 class LogLoss(ArrayMetric):
-    """Mean negative log-probability of the true class."""
+    """Mean negative log-probability of the true class, as scikit-learn's ``log_loss`` computes it
+    (probabilities clipped to ``[eps, 1 - eps]`` with the machine epsilon of their dtype). The classes are
+    the prediction's columns, so a split holding one class scores as any other."""
 
     greater_is_better, task, activation = False, "classification", "softmax"
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        p = np.clip(np.asarray(y_pred, dtype=np.float64), 1e-15, 1.0)
-        return float(-np.mean(np.log(p[np.arange(len(y_true)), np.asarray(y_true, dtype=np.int64)])))
+        from sklearn.metrics import log_loss as sk_log_loss
+
+        labels = np.arange(y_pred.shape[1]) if y_pred.ndim == 2 else np.arange(2)
+        with warnings.catch_warnings():
+            if y_pred.ndim == 2 and np.allclose(y_pred.sum(1), 1.0, rtol=0, atol=1e-5):
+                # probabilities computed in float32 (a net's softmax) sum to 1 only within its precision
+                warnings.filterwarnings("ignore", message="The y_prob values do not sum to one")
+            return float(sk_log_loss(np.asarray(y_true, dtype=np.int64), y_pred, labels=labels))
 
 
 accuracy, error_rate, accuracy_multi = Accuracy(), ErrorRate(), AccuracyMulti()
@@ -418,9 +463,9 @@ def get_metric(metric: Any, task: str) -> Metric:
     if metric is None:
         metric = DEFAULT_METRIC[task]
     if isinstance(metric, str):
-        by_name = {}
+        by_name: dict[str, type[Metric]] = {}
         for cls in registered("metric").values():
-            if isinstance(cls, type) and cls.task is not None:
+            if isinstance(cls, type) and issubclass(cls, Metric) and cls.task is not None:
                 try:
                     for alias in (cls().name, *cls.aliases):
                         by_name.setdefault(alias, cls)

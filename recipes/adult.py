@@ -23,12 +23,22 @@ ALL_CAT_NAMES = CAT_NAMES + ["sex", "native-country"]
 ALL_CONT_NAMES = CONT_NAMES + ["capital-gain", "capital-loss", "hours-per-week"]
 
 
+def tabular(cat_names: list[str] = CAT_NAMES, cont_names: list[str] = CONT_NAMES) -> Tabular:
+    """The table, processed on its training rows and split by RandomSplitter(valid_pct=0.2, seed=42)."""
+    return Tabular(path("adult_sample") / "adult.csv", procs=[Categorify, FillMissing, Normalize],
+                   cat_names=cat_names, cont_names=cont_names, y_names="salary",
+                   splits=RandomSplitter(valid_pct=0.2, seed=42))
+
+
+def dataloaders(bs: int = 256, seed: int = 42):
+    """The book's columns as DataLoaders (``pipekit summary adult`` walks them)."""
+    return tabular().dataloaders(bs=bs, seed=seed)
+
+
 def train(cat_names: list[str], cont_names: list[str], epochs: int, bs: int, lr: float, seed: int) -> tuple[float, float, int, int]:
     """Train on RandomSplitter(valid_pct=0.2, seed=42); return (valid accuracy, valid loss, n_train, n_valid)."""
     set_seed(seed)
-    tab = Tabular(path("adult_sample") / "adult.csv", procs=[Categorify, FillMissing, Normalize],
-                  cat_names=cat_names, cont_names=cont_names, y_names="salary",
-                  splits=RandomSplitter(valid_pct=0.2, seed=42))
+    tab = tabular(cat_names, cont_names)
     dls = tab.dataloaders(bs=bs, seed=seed)
     learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy)
     learn.fit_one_cycle(epochs, lr)

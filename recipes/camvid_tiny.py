@@ -21,18 +21,26 @@ from pipekit.data import DataBlock, RandomSplitter, get_image_files, set_seed
 from pipekit.vision import ImageBlock, MaskBlock, Resize, aug_transforms, image_paths_with, pixel_accuracy, unet_learner
 
 
+def datablock(size: tuple[int, int] = (192, 256)):
+    """The recipe's DataBlock and the folder it reads (``pipekit summary camvid_tiny`` walks them).
+
+    No Normalize: ``unet_learner`` adds the statistics its pretrained encoder was trained with."""
+    path = D.path("camvid_tiny")
+    codes = (path / "codes.txt").read_text().split()
+    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=lambda p: get_image_files(p / "images"),
+                       get_y=image_paths_with(path / "labels", lambda p: f"{p.stem}_P{p.suffix}"),
+                       splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(size)],
+                       batch_tfms=aug_transforms(max_rotate=10, max_warp=0.1))
+    return dblock, path
+
+
 def main(quick: bool = False, epochs: int = 12, arch: str = "efficientnet_lite0", pretrained: bool = True,
          size: tuple[int, int] | None = None, lr: float = 3e-3) -> dict:
     set_seed(42)
     size = size or ((64, 96) if quick else (192, 256))  # twice the photos' 96x128: finer maps for the encoder
     t0 = time.perf_counter()
-    path = D.path("camvid_tiny")
-    codes = (path / "codes.txt").read_text().split()
-    void = codes.index("Void")
-    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=lambda p: get_image_files(p / "images"),
-                       get_y=image_paths_with(path / "labels", lambda p: f"{p.stem}_P{p.suffix}"),
-                       splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(size)],
-                       batch_tfms=aug_transforms(max_rotate=10, max_warp=0.1))
+    dblock, path = datablock(size)
+    void = dblock.blocks[1].codes.index("Void")
     dls = dblock.dataloaders(path, bs=8, seed=42)
     if quick:
         rng = np.random.default_rng(0)

@@ -36,12 +36,11 @@ def items() -> pl.DataFrame:
     return per_image.with_columns(pl.col("image_id").replace_strict(files).alias("path")).sort("path")
 
 
-def main(quick: bool = False, multilabel: bool = False, epochs: int = 8, arch: str = "efficientnet_lite0",
-         pretrained: bool = True, size: int | None = None, lr: float = 3e-3) -> dict:
-    set_seed(42)
-    t0 = time.perf_counter()
+def datablock(quick: bool = False, multilabel: bool = False, size: int = 192):
+    """The recipe's DataBlock and the table of images it reads (``pipekit summary coco_tiny`` walks them).
+
+    No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
     df = items()
-    size = size or (64 if quick else 192)  # the photos are 128x128; the weights saw 224-px images
     if quick:
         df = df.head(48)
     y_block = MultiCategoryBlock(label_delim=" ") if multilabel else CategoryBlock
@@ -49,6 +48,15 @@ def main(quick: bool = False, multilabel: bool = False, epochs: int = 8, arch: s
                        get_y=ColReader("labels" if multilabel else "largest"),
                        splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(int(size * 1.25))],
                        batch_tfms=aug_transforms(size=size, min_scale=0.75))
+    return dblock, df
+
+
+def main(quick: bool = False, multilabel: bool = False, epochs: int = 8, arch: str = "efficientnet_lite0",
+         pretrained: bool = True, size: int | None = None, lr: float = 3e-3) -> dict:
+    set_seed(42)
+    t0 = time.perf_counter()
+    size = size or (64 if quick else 192)  # the photos are 128x128; the weights saw 224-px images
+    dblock, df = datablock(quick, multilabel, size)
     dls = dblock.dataloaders(df, bs=32, seed=42)
     metric = accuracy_multi(thresh=0.5) if multilabel else accuracy
     learn = vision_learner(dls, arch, pretrained=pretrained, metrics=metric)

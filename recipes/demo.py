@@ -34,13 +34,20 @@ def some_photos(path: Path) -> list[Path]:
             for f in get_image_files(path / split / kind)[:n]]
 
 
-def main() -> None:
-    t0 = time.perf_counter()
-    pipekit.set_seed(42)
-    path = D.path("dogscats")
+def datablock():
+    """The demo's DataBlock and the folder it reads (``pipekit summary demo`` walks them).
+
+    No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=some_photos, get_y=is_cat,
                        splitter=GrandparentSplitter(), item_tfms=[Resize(int(SIZE * 1.25))],
                        batch_tfms=aug_transforms(size=SIZE, min_scale=0.75))
+    return dblock, D.path("dogscats")
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    pipekit.set_seed(42)
+    dblock, path = datablock()
     dls = dblock.dataloaders(path, bs=32, seed=42)
     print(dls)
     out = Path(os.environ.get("PIPEKIT_PLOTS", "out/plots"))

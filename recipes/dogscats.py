@@ -37,19 +37,22 @@ def subset(n_train: int, n_valid: int):
     return get_items
 
 
-def dataloaders(size: int, get_items=get_image_files, bs: int = 32, seed: int = 42):
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_items, get_y=is_cat,
-                       splitter=GrandparentSplitter(), item_tfms=[Resize(int(size * 1.25))],
+def datablock(quick: bool = False, size: int = 160):
+    """The recipe's DataBlock and the folder it reads (``pipekit summary dogscats`` walks them).
+
+    No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=subset(100, 50) if quick else get_image_files,
+                       get_y=is_cat, splitter=GrandparentSplitter(), item_tfms=[Resize(int(size * 1.25))],
                        batch_tfms=aug_transforms(size=size, min_scale=0.75))
-    return dblock.dataloaders(D.path("dogscats"), bs=bs, seed=seed)
+    return dblock, D.path("dogscats")
 
 
 def main(quick: bool = False, size: int = 160, epochs: int = 1, arch: str = "efficientnet_lite0",
          pretrained: bool = True) -> dict:
     set_seed(42)
     t0 = time.perf_counter()
-    get_items = subset(100, 50) if quick else get_image_files
-    dls = dataloaders(size, get_items)
+    dblock, path = datablock(quick, size)
+    dls = dblock.dataloaders(path, bs=32, seed=42)
     learn = vision_learner(dls, arch, pretrained=pretrained, metrics=error_rate)
     t_fit = time.perf_counter()
     if pretrained:

@@ -39,16 +39,19 @@ def load(quick: bool = False, n_train: int | None = None):
     return xt, yt, xv, yv
 
 
-def dataloaders(xt, yt, xv, yv, bs: int = 128, size: int | None = None, normalize: bool = True):
-    """``size``: the batches are resampled to it (None: 28 px); ``normalize=False`` leaves it to the learner."""
+def dataloaders(quick: bool = False, bs: int = 128, size: int | None = None, normalize: bool = True, data=None):
+    """The images as DataLoaders, augmented in batches (``pipekit summary fashion_mnist`` walks them).
+
+    ``data``: the arrays from ``load`` (None: loaded here); ``size``: the batches are resampled to it (None: 28 px);
+    ``normalize=False`` leaves the normalisation to the learner."""
     tfms = aug_transforms(do_flip=True, max_rotate=5, max_zoom=1.05, max_warp=0.0, max_lighting=0.0, size=size)
-    return dataloaders_from_arrays(xt, yt, xv, yv, vocab=CLASSES, bs=bs, seed=42,
+    return dataloaders_from_arrays(*(data or load(quick)), vocab=CLASSES, bs=bs, seed=42,
                                    batch_tfms=tfms + ([Normalize.from_stats(*STATS)] if normalize else []))
 
 
 def run(data, arch: str, pretrained: bool, size: int | None, epochs: int, lr: float) -> float:
     set_seed(42)
-    dls = dataloaders(*data, size=size, normalize=not pretrained)
+    dls = dataloaders(size=size, normalize=not pretrained, data=data)
     learn = vision_learner(dls, arch, pretrained=pretrained, metrics=accuracy, ps=0.25)
     if pretrained:
         learn.fine_tune(epochs - 1, base_lr=lr)

@@ -119,14 +119,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def datablock(quick: bool = False, max_vocab: int = 3000, seed: int = 42):
+    """The language model's DataBlock and the reviews it reads (``pipekit summary imdb_sample`` walks them)."""
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
+    if quick:  # a subset keeps the smoke run within seconds
+        df = pl.concat([df.filter(~pl.col("is_valid")).head(120), df.filter(pl.col("is_valid")).head(40)])
+    dblock = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, max_vocab=max_vocab), get_x=ColReader("text"),
+                       splitter=RandomSplitter(0.1, seed=seed))
+    return dblock, df
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
     torch.set_num_threads(args.threads)
     set_seed(args.seed)
     t0 = time.time()
-    df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
-    if args.quick:  # a subset keeps the smoke run within seconds
-        df = pl.concat([df.filter(~pl.col("is_valid")).head(120), df.filter(pl.col("is_valid")).head(40)])
+    lm_block, df = datablock(args.quick, args.max_vocab, args.seed)
     train, valid = df.filter(~pl.col("is_valid")), df.filter(pl.col("is_valid"))
     base_proba = tfidf_logreg(train, valid)
     base_acc = accuracy_of(base_proba, valid["label"])
@@ -136,9 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="pk_imdb_") as tmp:
         work = Path(tmp)
         # 1. language model on all the reviews (their labels unused), its encoder saved
-        dls_lm = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, max_vocab=args.max_vocab),
-                           get_x=ColReader("text"), splitter=RandomSplitter(0.1, seed=args.seed)
-                           ).dataloaders(df, bs=32, seed=args.seed)
+        dls_lm = lm_block.dataloaders(df, bs=32, seed=args.seed)
         lm = language_model_learner(dls_lm, AWD_LSTM, config=cfg, drop_mult=0.3, metrics=[accuracy, perplexity],
                                     path=work)
         lm.fit_one_cycle(args.lm_epochs, 3e-2 if args.quick else 1e-2)

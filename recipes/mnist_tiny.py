@@ -32,15 +32,21 @@ def shrink(dls, n_train: int, n_valid: int) -> None:
         dls.loaders[i] = dls.loaders[i].new(dataset=ds.subset(keep))
 
 
-def dataloaders(size: int | None, stats: tuple | None, bs: int = 64):
-    """The digits at ``size`` px (None: 28), normalised with ``stats`` (None: as the learner decides)."""
+def datablock(size: int | None = None, stats: tuple | None = mnist_stats):
+    """The recipe's DataBlock and the folder it reads (``pipekit summary mnist_tiny`` walks them): the digits at
+    ``size`` px (None: 28), normalised with ``stats`` (None: as the learner decides)."""
     dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
                        splitter=GrandparentSplitter(), item_tfms=[Resize(size)] if size else None,
                        batch_tfms=aug_transforms(do_flip=False, max_rotate=10, max_warp=0.0, max_lighting=0.1)
                        + ([Normalize.from_stats(*stats)] if stats else []))
+    return dblock, D.path("mnist_tiny")
+
+
+def dataloaders(size: int | None, stats: tuple | None, bs: int = 64):
+    dblock, path = datablock(size, stats)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the unlabelled test/ folder is left out of the split, as intended
-        return dblock.dataloaders(D.path("mnist_tiny"), bs=bs, seed=42)
+        return dblock.dataloaders(path, bs=bs, seed=42)
 
 
 def run(arch: str, pretrained: bool, size: int | None, epochs: int, lr: float, quick: bool) -> float:

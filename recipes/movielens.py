@@ -17,6 +17,13 @@ from pipekit.learn import rmse
 from pipekit.tabular.collab import CollabDataLoaders, collab_learner
 
 
+def dataloaders(ratings: pl.DataFrame | None = None):
+    """Users and movies as codes, the rating as target, 20% held out (``pipekit summary movielens`` walks them)."""
+    ratings = pl.read_csv(path("movie_lens_sample") / "ratings.csv") if ratings is None else ratings
+    return CollabDataLoaders.from_df(ratings, user_name="userId", item_name="movieId", rating_name="rating",
+                                     valid_pct=0.2, seed=42, bs=64)
+
+
 def main(argv: list[str] | None = None) -> float:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="a short run for tests")
@@ -30,8 +37,7 @@ def main(argv: list[str] | None = None) -> float:
     t0 = time.perf_counter()
     set_seed(args.seed)
     ratings = pl.read_csv(path("movie_lens_sample") / "ratings.csv")
-    dls = CollabDataLoaders.from_df(ratings, user_name="userId", item_name="movieId", rating_name="rating",
-                                    valid_pct=0.2, seed=42, bs=64)
+    dls = dataloaders(ratings)
     learn = collab_learner(dls, n_factors=args.factors, use_nn=args.nn, y_range=(0, 5.5), metrics=rmse())
     epochs = 3 if args.quick else args.epochs  # 3 short epochs: a few seconds on 6k ratings
     learn.fit_one_cycle(epochs, args.lr, wd=args.wd)

@@ -48,6 +48,17 @@ def load() -> pl.DataFrame:
     return add_datepart(df, "Date", drop=False)
 
 
+def tabular(df: pl.DataFrame | None = None) -> Tabular:
+    """The sales table processed on the days before the cutoff, split at it."""
+    return Tabular(load() if df is None else df, procs=[Categorify, FillMissing, Normalize], cat_names=CAT_NAMES,
+                   cont_names=CONT_NAMES, y_names="LogSales", y_block="regression", splits=TimeSplitter("Date", CUTOFF))
+
+
+def dataloaders(bs: int = 512, seed: int = 0):
+    """The processed table as DataLoaders (``pipekit summary rossmann`` walks them)."""
+    return tabular().dataloaders(bs=bs, seed=seed)
+
+
 def main(argv: list[str] | None = None) -> float:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="a short run for tests")
@@ -60,8 +71,7 @@ def main(argv: list[str] | None = None) -> float:
     t0 = time.perf_counter()
     set_seed(args.seed)
     df = load()
-    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=CAT_NAMES, cont_names=CONT_NAMES,
-                  y_names="LogSales", y_block="regression", splits=TimeSplitter("Date", CUTOFF))
+    tab = tabular(df)
     dls = tab.dataloaders(bs=args.bs, seed=args.seed)
     max_log = float(df["LogSales"].max())
     learn = tabular_learner(dls, layers=args.layers, y_range=(0.0, max_log * 1.2),

@@ -65,6 +65,17 @@ def load(n_stores: int | None = None) -> pl.DataFrame:
     return add_datepart(df, "Date", drop=False)
 
 
+def tabular(df: pl.DataFrame) -> Tabular:
+    """The sales table processed on the days before the cutoff, split at it."""
+    return Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=CAT_NAMES, cont_names=CONT_NAMES,
+                   y_names="LogSales", y_block="regression", splits=TimeSplitter("Date", CUTOFF))
+
+
+def dataloaders():
+    """The processed table as the net's DataLoaders (``pipekit summary rossmann_ensemble`` walks them)."""
+    return tabular(load()).dataloaders(bs=512, seed=0)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="10 stores, small models (for tests)")
@@ -78,8 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     df = load(10 if args.quick else None)
-    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=CAT_NAMES, cont_names=CONT_NAMES,
-                  y_names="LogSales", y_block="regression", splits=TimeSplitter("Date", CUTOFF))
+    tab = tabular(df)
     max_log = float(df["LogSales"].max())
 
     # members

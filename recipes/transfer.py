@@ -40,15 +40,22 @@ def fashion_dls(n_train: int, n_valid: int):
                                    bs=64, seed=0, batch_tfms=[Normalize.from_stats(*mnist_stats)])
 
 
-def mnist_dls(quick: bool, size: int | None = None, normalize: bool = True):
-    """The 96 training digits at ``size`` px (None: 28); ``normalize=False`` leaves it to the learner."""
+def datablock(size: int | None = None, normalize: bool = True):
+    """The fine-tuning data's DataBlock and folder (``pipekit summary transfer`` walks them): the digits at
+    ``size`` px (None: 28); ``normalize=False`` leaves the normalisation to the learner."""
     dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
                        splitter=GrandparentSplitter(), item_tfms=[Resize(size)] if size else None,
                        batch_tfms=aug_transforms(do_flip=False, max_warp=0.0)
                        + ([Normalize.from_stats(*mnist_stats)] if normalize else []))
+    return dblock, D.path("mnist_tiny")
+
+
+def mnist_dls(quick: bool, size: int | None = None, normalize: bool = True):
+    """The 96 training digits (and the validation set, 128 of it when ``quick``)."""
+    dblock, path = datablock(size, normalize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the unlabelled test/ folder is left out of the split, as intended
-        dls = dblock.dataloaders(D.path("mnist_tiny"), bs=32, seed=7)
+        dls = dblock.dataloaders(path, bs=32, seed=7)
     # a small training set is where pretraining matters: keep 96 labelled digits
     rng = np.random.default_rng(0)
     for i, n in enumerate((96, 128 if quick else 10_000)):

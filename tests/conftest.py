@@ -9,6 +9,37 @@ if not os.environ.get("PIPEKIT_DATA") and _default.exists():
     os.environ["PIPEKIT_DATA"] = str(_default)
 os.environ.setdefault("PIPEKIT_QUIET", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+_DATA = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent"))
+HAVE_DATA = _DATA.is_dir()
+
+if not HAVE_DATA:
+    # Without the real data sets the tests that need one are skipped, saying which; the rest run.
+    import pipekit.data.external as _external
+
+    def _skip_fetch(info, root=None):
+        raise pytest.skip.Exception(f"data set {info.name!r} is not available: set PIPEKIT_DATA to the folder of "
+                                    "real data sets", allow_module_level=True)
+
+    _external.fetch = _skip_fetch
+    # a docstring example that reads a data set is skipped with its module, not counted as a failure
+    import doctest
+
+    _report = doctest.DocTestRunner.report_unexpected_exception
+
+    def _reraise_skip(self, out, test, example, exc_info):
+        if isinstance(exc_info[1], pytest.skip.Exception):
+            raise exc_info[1]
+        return _report(self, out, test, example, exc_info)
+
+    doctest.DocTestRunner.report_unexpected_exception = _reraise_skip
+
+
+def pytest_collection_modifyitems(config, items):
+    if not HAVE_DATA:
+        skip = pytest.mark.skip(reason="needs the real data sets: set PIPEKIT_DATA")
+        for item in items:
+            if "data" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ import pipekit.datasets as D
 from pipekit.data.external import Checksum, DatasetInfo, extract, fetch, read_idx
 
 
+@pytest.mark.data
 def test_all_book_sets_found_locally():
     for name in ["adult_sample", "imdb_sample", "movie_lens_sample", "mnist_tiny", "camvid_tiny", "coco_tiny",
                  "dogscats", "fashion_mnist", "rossmann_sample"]:
@@ -80,6 +81,7 @@ def test_read_idx_rejects_garbage(tmp_path):
         read_idx(f)
 
 
+@pytest.mark.data
 def test_cli_lists_local_sets(capsys):
     from pipekit.cli import main
 

@@ -10,7 +10,8 @@ MODULES = ["pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.datablock"
            "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.core.archive",
            "pipekit.data.splitters", "pipekit.data.store", "pipekit.data.transform", "pipekit.data.external",
            "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs", "pipekit.backends.base",
-           "pipekit.backends.data", "pipekit.backends.forest", "pipekit.backends.gbm", "pipekit.ensemble.mean",
+           "pipekit.backends.data", "pipekit.backends.forest", "pipekit.backends.gbm", "pipekit.backends.boosters",
+           "pipekit.ensemble.bagged", "pipekit.ensemble.auto", "pipekit.ensemble.mean",
            "pipekit.ensemble.weighted", "pipekit.ensemble.stacking", "pipekit.inspection.explain",
            "pipekit.inspection.features"]
 

@@ -32,6 +32,9 @@ def test_adult_ensemble_quick(tmp_path, capsys):
     assert abs(sum(res["weights"].values()) - 1) < 1e-9
     assert 0.7 < res["heldout_weighted"]["accuracy"] <= 1
     assert (tmp_path / "adult_weighted.pipekit").exists() and (tmp_path / "result.json").exists()
+    honest = res["honest"]  # chosen on out-of-fold predictions: never below its best member there
+    assert honest["oof"] >= max(honest["members_oof"].values()) - 1e-12 and honest["accuracy"] > 0.78
+    assert (tmp_path / "adult_fit_ensemble.pipekit").exists()
     assert "result: adult valid accuracy" in capsys.readouterr().out
 
 

@@ -213,13 +213,22 @@ def test_a_users_loss_and_learner_export_once_registered(trained, tmp_path):
 
 
 def test_export_needs_a_recipe_to_encode_new_items(trained, tmp_path):
-    from pipekit.data import DataLoaders, TensorStore
+    from pipekit.data import DataLoader, DataLoaders, TensorStore
+    from pipekit.data.loader import ArrayDataset
 
-    x = np.zeros((32, 784), np.float32)
+    x = np.random.default_rng(0).normal(size=(32, 784)).astype(np.float32)
     y = np.zeros(32, np.int64)
-    dls = DataLoaders.from_stores([TensorStore(x), TensorStore(y)], [TensorStore(x), TensorStore(y)],
-                                  blocks=(CategoryBlock(), CategoryBlock()), bs=16, device="cpu")
-    learn = Learner(dls, MLP(784, 2, layers=[4]))
+    stores = [TensorStore(x), TensorStore(y)]
+    # loaders put together by hand have no recipe: nothing could encode new items, so no export
+    bare = DataLoaders(DataLoader(ArrayDataset(stores), bs=16, device="cpu"),
+                       DataLoader(ArrayDataset(stores), bs=16, device="cpu"))
     with pytest.raises(ExportError, match="DataBlock"):
-        learn.export(tmp_path / "no_recipe.pipekit")
+        Learner(bare, MLP(784, 2, layers=[4]), loss_func=CrossEntropyLossFlat()).export(tmp_path / "no_recipe.pipekit")
     assert not (tmp_path / "no_recipe.pipekit").exists()
+    # loaders from encoded stores get an array recipe: new items are arrays shaped as one training item
+    dls = DataLoaders.from_stores(stores, stores, blocks=(CategoryBlock(), CategoryBlock()), bs=16, device="cpu")
+    learn = Learner(dls, MLP(784, 2, layers=[4]))
+    loaded = load_learner(learn.export(tmp_path / "arrays.pipekit"))
+    a = learn.get_preds(dl=learn.dls.test_dl(list(x[:5])))[0]
+    assert torch.equal(a, loaded.get_preds(dl=loaded.dls.test_dl(list(x[:5])))[0])
+    assert torch.allclose(loaded.predict(x[3])[2], a[3], atol=1e-6)  # a batch of one: same sums, other order

@@ -6,10 +6,11 @@ Example:
 """
 
 from pipekit.backends.base import Backend, Contributions, Model, load_model
+from pipekit.backends.boosters import CatBoost, XGBoost, installed
 from pipekit.backends.data import TabularData, as_data, encode_y
-from pipekit.backends.forest import RandomForest
+from pipekit.backends.forest import ExtraTrees, RandomForest
 from pipekit.backends.gbm import GBM
 from pipekit.backends.sklearn_adapter import SklearnModel, loadable_estimators
 
-__all__ = ["Backend", "Contributions", "GBM", "Model", "RandomForest", "SklearnModel", "TabularData", "as_data",
-           "encode_y", "load_model", "loadable_estimators"]
+__all__ = ["Backend", "CatBoost", "Contributions", "ExtraTrees", "GBM", "Model", "RandomForest", "SklearnModel",
+           "TabularData", "XGBoost", "as_data", "encode_y", "installed", "load_model", "loadable_estimators"]

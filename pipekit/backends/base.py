@@ -37,6 +37,7 @@ from pipekit.backends.data import TASKS, TabularData, as_data, check_no_infinite
 from pipekit.core.archive import load, save
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.protocols import ProcessedSplit
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.metrics import get_metric
 
@@ -56,6 +57,8 @@ class Model(Component):
     Subclasses implement ``_prepare(data) -> TabularData`` (check the model is fitted, convert and check
     the data) and ``_predict(d)`` (probabilities in ``classes_`` order, or values).
     """
+
+    abstract = True  # a base class: pipekit.testing checks its subclasses
 
     registry_kind = "model"
     if TYPE_CHECKING:  # what every model offers: backends store them, ensembles derive them from their members
@@ -77,6 +80,16 @@ class Model(Component):
 
     def _predict(self, d: TabularData) -> np.ndarray:
         raise NotImplementedError
+
+    def stops_early(self) -> bool:
+        """Whether ``fit(train, valid)`` uses ``valid`` to choose anything (a GBM stops early on it), so a
+        bagged copy holds rows of its own training folds out for it."""
+        return False
+
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        """For a model fitted with early stopping: the parameters that fit it again, without a valid split, for
+        ``scale`` times the rounds it kept (a bagged copy refits on its stopping rows too this way)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stop early")
 
     def predict(self, data: Any) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
@@ -136,6 +149,8 @@ class Backend(Model):
     sorted), ``procs_signature_``, ``valid_score_`` (when fitted with a ``valid`` split).
     """
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     model_attr: ClassVar[str] = "model_"
     task: str
     classes_: np.ndarray
@@ -180,7 +195,7 @@ class Backend(Model):
 
     def _prepare(self, data: Any) -> TabularData:
         self.check_is_fitted()
-        d = as_data(data, cat_names=self.cat_features_ if isinstance(data, pl.DataFrame) else None)
+        d = as_data(data, cat_names=None if isinstance(data, ProcessedSplit) else self.cat_features_)
         if len(d) == 0:
             raise DataError(f"the data passed to {type(self).__name__} has no rows")
         self.check_compatible(d)

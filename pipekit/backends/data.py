@@ -113,9 +113,24 @@ def procs_signature(processor: Any) -> str | None:
     return hashlib.sha1(blob).hexdigest()[:16]
 
 
+def _as_polars(obj: Any) -> Any:
+    """pandas frames, pandas Series (one row) and dicts (one row) as Polars frames; anything else as it is.
+
+    A pandas frame must be read as a table before the split protocol is tried: its ``xs`` is a method."""
+    kind = type(obj).__module__.split(".")[0]
+    if kind == "pandas" and type(obj).__name__ == "DataFrame":
+        return pl.from_pandas(obj)
+    if kind == "pandas" and type(obj).__name__ == "Series":
+        return pl.DataFrame([obj.to_dict()])
+    if isinstance(obj, dict):
+        return pl.DataFrame([obj])
+    return obj
+
+
 def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> TabularData:
     """A :class:`TabularData` from a processed split (``tab.train``, ``tab.valid``, ``tab.new(df)``), a
-    Polars DataFrame of inputs (plus ``y``) or a ``TabularData``.
+    Polars or pandas DataFrame of inputs (plus ``y``), one row of them (a dict or a pandas Series) or a
+    ``TabularData``.
 
     A split's target codes become their labels (class order is defined by label, never by code) and its
     ``cat_names`` say which inputs are categorical; for a bare frame pass ``cat_names``, or integer
@@ -123,6 +138,7 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
     """
     if isinstance(obj, TabularData):
         return obj if y is None else replace(obj, y=_ys_to_array(y))
+    obj = _as_polars(obj)
     if isinstance(obj, pl.DataFrame):
         xs, yarr, processor = obj, _ys_to_array(y), None
     elif isinstance(obj, ProcessedSplit):

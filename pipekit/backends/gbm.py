@@ -59,6 +59,13 @@ class GBM(Backend):
         self.n_jobs, self.seed, self.params, self.name = n_jobs, seed, params, name
         self.check_params()
 
+    def stops_early(self) -> bool:
+        return self.early_stopping_rounds is not None
+
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        self.check_is_fitted()
+        return {"n_estimators": max(1, int(round(self.best_iteration_ * scale))), "early_stopping_rounds": None}
+
     def lgb_params(self) -> dict[str, Any]:
         """The LightGBM parameter dict this model trains with."""
         if self.task == "regression":

@@ -397,7 +397,7 @@ def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[
              "record.json": json.dumps(record).encode()}
     if arrays:
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
         files["arrays.npz"] = buf.getvalue()
     if weights is not None:
         from safetensors.torch import save

@@ -96,16 +96,26 @@ class Component:
     def set_params(self: C, **params: Any) -> C:
         """Change parameters (``name__param`` reaches a nested component); learned state is dropped."""
         names = param_names(type(self))
+        nested: dict[str, dict[str, Any]] = {}
         for k, v in params.items():
             head, _, rest = k.partition("__")
             if head not in names:
                 raise ParameterError(f"{type(self).__name__} has no parameter {head!r}; its parameters are {names}")
             if rest:
-                getattr(self, self.param_attrs.get(head, head)).set_params(**{rest: v})
+                nested.setdefault(head, {})[rest] = v
             else:
                 setattr(self, self.param_attrs.get(head, head), v)
+        # nested values last, so {"backend": GBM(...), "backend__num_leaves": 7} reaches the new backend
+        # whatever the order given (a search grid sorts its keys, a user's dict need not)
+        for head, sub in nested.items():
+            getattr(self, self.param_attrs.get(head, head)).set_params(**sub)
         self.reset_state()
         return self
+
+    def __sklearn_clone__(self: C) -> C:
+        """What ``sklearn.base.clone`` calls: :meth:`clone`, so scikit-learn's tools copy a component the
+        way pipekit does (parameters normalised in ``__init__``, such as ``list(layers)``, are fine)."""
+        return self.clone()
 
     def clone(self: C) -> C:
         """A new, unfitted component with the same parameters (nested components cloned too)."""

@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 #: pipekit's packages whose import registers their classes (imported by loaders, never named by a file)
 BUILTIN_PACKAGES = ("pipekit.data", "pipekit.learn", "pipekit.vision", "pipekit.text", "pipekit.tabular",
-                    "pipekit.backends", "pipekit.ensemble")
+                    "pipekit.backends", "pipekit.ensemble", "pipekit.sklearn")
 
 _ENTRIES: dict[str, tuple[str, Any]] = {}  # name -> (kind, object)
 _NAMES: dict[int, str] = {}  # id(object) -> name
@@ -97,20 +97,34 @@ def lookup(name: str, kind: str | None = None, base: type | None = None) -> Any:
     if not isinstance(name, str):
         raise UnknownNameError(f"a registered name must be text, got {name!r:.80}")
     what = kind or (base.__name__ if base is not None else "object")
-    for attempt in range(2):
+
+    def find() -> Any:
         key = name
         if "." not in name:
             key = next((v for (kd, short), v in _SHORT.items() if short == name and kind in (None, kd)), name)
         entry = _ENTRIES.get(key)
+        if entry is None:
+            return None
+        if kind is not None and entry[0] != kind:
+            raise UnknownNameError(f"{name!r} is a registered {entry[0]}, not a {kind}")
+        if base is not None and not (isinstance(entry[1], type) and issubclass(entry[1], base)):
+            raise UnknownNameError(f"{name!r} is registered but is not a {base.__name__}")
+        return entry
+
+    entry = find()
+    # on a miss, pipekit's own packages are imported one at a time (the one a pipekit name points into
+    # first), so loading a learner does not import every domain
+    own = ".".join(name.split(".")[:2]) if name.startswith("pipekit.") else None
+    for mod in [m for m in ([own] if own in BUILTIN_PACKAGES else []) + list(BUILTIN_PACKAGES)]:
         if entry is not None:
-            obj = entry[1]
-            if kind is not None and entry[0] != kind:
-                raise UnknownNameError(f"{name!r} is a registered {entry[0]}, not a {kind}")
-            if base is not None and not (isinstance(obj, type) and issubclass(obj, base)):
-                raise UnknownNameError(f"{name!r} is registered but is not a {base.__name__}")
-            return obj
-        if attempt == 0:
-            import_builtin_packages()
+            return entry[1]
+        try:
+            importlib.import_module(mod)
+        except ImportError:  # a package whose optional dependencies are missing registers nothing
+            continue
+        entry = find()
+    if entry is not None:
+        return entry[1]
     known = sorted(k for k, (kd, o) in _ENTRIES.items() if kind in (None, kd)
                    and (base is None or (isinstance(o, type) and issubclass(o, base))))
     raise UnknownNameError(

@@ -35,8 +35,9 @@ class Interval:
             return False
         if self.integer and not isinstance(v, numbers.Integral):
             return False
-        lo_ok = self.low is None or (v >= self.low if self.closed in ("both", "left") else v > self.low)
-        hi_ok = self.high is None or (v <= self.high if self.closed in ("both", "right") else v < self.high)
+        x = float(v)
+        lo_ok = self.low is None or (x >= self.low if self.closed in ("both", "left") else x > self.low)
+        hi_ok = self.high is None or (x <= self.high if self.closed in ("both", "right") else x < self.high)
         return lo_ok and hi_ok
 
     def __str__(self) -> str:

@@ -1,10 +1,11 @@
 """pipekit.data: items, splitters, transforms, blocks, DataBlock, DataLoader(s), stores, data sets."""
 from pipekit.core.errors import PipelineStepError
+from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, MultiCategoryBlock, RegressionBlock,
                                  ToFloat, TransformBlock)
 from pipekit.data.datablock import DataBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, show_items
-from pipekit.data.getters import (ColReader, Getter, Pipe, RegexLabeller, get_files, get_image_files,
+from pipekit.data.getters import (ColReader, FileName, Getter, Pipe, RegexLabeller, get_files, get_image_files,
                                   get_text_files, parent_label)
 from pipekit.data.items import read_table, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
@@ -15,9 +16,9 @@ from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, Transform
 
 __all__ = [
-    "ArrayDataset", "BatchContext", "BatchPipeline", "BatchTransform", "Categorize",
+    "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataLoader", "DataLoaders", "Datasets",
-    "FuncSplitter", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
+    "FileName", "FuncSplitter", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "get_files", "get_image_files", "get_text_files", "parent_label", "read_table",

@@ -119,6 +119,11 @@ class TransformBlock(Component):
     def decode_batch(self, batch: Any) -> list[Any]:
         return [self.decode(v) for v in batch]
 
+    def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None) -> Any:
+        """A predicted value for people, given the size of the input it was predicted on when the input
+        has one (blocks of coordinates answer in its pixels); by default :meth:`decode`."""
+        return self.decode(value)
+
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         """Draw one decoded item on a matplotlib axis (default: as text)."""
         ax.axis("off")

@@ -21,7 +21,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError, Un
 from pipekit.core.registry import name_of
 from pipekit.core.validate import check_positive_int
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr
+from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr, walk_batch
 from pipekit.data.getters import ColReader, Getter, apply_getter, item_at
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
@@ -29,6 +29,13 @@ from pipekit.data.splitters import RandomSplitter, Splitter
 from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_list
 
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
+
+
+def _wrap_hint(t: Any) -> str:
+    """How to pass a transform from another library."""
+    if type(t).__module__.split(".")[0] == "albumentations":
+        return "; wrap an albumentations transform or Compose: pipekit.vision.Albumentations(t)"
+    return ""
 
 
 def _storable(v: Any) -> bool:
@@ -69,12 +76,14 @@ class DataBlock(Component):
         self._resolve_getters(len(blocks_))
         for t in as_list(item_tfms):
             if not isinstance(t, Transform):
-                raise ParameterError(f"DataBlock: item_tfms takes transforms (e.g. Resize(224)), got {t!r}")
+                raise ParameterError(f"DataBlock: item_tfms takes transforms (e.g. Resize(224)), got {t!r:.200}"
+                                     + _wrap_hint(t))
             if not any(t.applies_to(b) for b in blocks_):
                 raise ParameterError(f"DataBlock: item transform {t!r} applies to none of the blocks {blocks_}")
         for t in as_list(batch_tfms):
             if not isinstance(t, BatchTransform):
-                raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got {t!r}")
+                raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got "
+                                     f"{t!r:.200}" + _wrap_hint(t))
 
     # ------------------------------------------------------------------ resolving the declaration
     def _new_blocks(self) -> list[TransformBlock]:
@@ -143,6 +152,7 @@ class DataBlock(Component):
         train, valid = step(f"split ({splitter!r})", lambda: splitter(items), items)
         say("split", repr(splitter), (train, valid))
         items, train, valid = _check_split(items, train, valid, splitter)
+        self.item_columns_ = list(items.columns)  # what an item was: new items given as bare values are read alike
         self.blocks_ = self._new_blocks()
         self.getters_ = self._resolve_getters(len(self.blocks_))
         self.n_inp_ = self._n_inp(len(self.blocks_))
@@ -152,21 +162,24 @@ class DataBlock(Component):
             role = f"x{j}" if j < self.n_inp_ else f"y{j - self.n_inp_}"
             name = f"{type(block).__name__} [{role}]"
             gname = getattr(getter, "__name__", repr(getter))
-            raw = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items), item_at(items, int(train[0])))
+            raw: pl.Series = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items),  # type: ignore[misc]
+                                  item_at(items, int(train[0])))
             say("getter", f"{name}: getter {gname}", raw)
             if isinstance(getter, Getter):
                 getter.check_build(items, raw)
-            step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))
+            step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))  # type: ignore[misc]
             sub = (lambda label, v: say("tfm", label, v)) if trace else None
-            store = step(f"{name} encode", lambda b=block, r=raw, t=sub: b.setup(r, train, item_tfms, t), raw)
+            store = step(f"{name} encode", lambda b=block, r=raw, t=sub: b.setup(r, train, item_tfms, t),  # type: ignore[misc]
+                         raw)
             say("store", name, (block, store))
             stores.append(store)
         self.batch_tfms_ = self._batch_tfms()
         return Datasets(items, [train, valid], stores, self.blocks_, self.n_inp_, recipe=self)
 
     def _batch_tfms(self) -> list[BatchTransform]:
-        """The blocks' batch transforms (one of each class) then the DataBlock's own."""
-        own = [t.clone() for t in as_list(self.batch_tfms)]
+        """The blocks' batch transforms (one of each class) then the DataBlock's own. An item transform that is
+        a batch transform (random per epoch, so it runs on each batch after the cache) is one of its own."""
+        own = [t.clone() for t in as_list(self.item_tfms) + as_list(self.batch_tfms) if isinstance(t, BatchTransform)]
         tfms: list[BatchTransform] = []
         for t in [bt for b in self.blocks_ for bt in b.batch_tfms_]:
             if not any(type(u) is type(t) for u in tfms + own):
@@ -203,18 +216,40 @@ class DataBlock(Component):
         return self.blocks_
 
     def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
-        """Encode new items with the fitted state (no refitting): inputs only unless ``with_labels``."""
+        """Encode new items with the fitted state (no refitting): inputs only unless ``with_labels``.
+
+        New items are rows (a table, dicts: the getters read them as they read the training items) or bare
+        values (what ``to_items`` puts in one ``item`` column: a file path, a text, an image in memory). A
+        path or text where the training items were paths is read as they were (getters included); any other
+        bare value is the input itself, whatever getter found the input in a training row.
+        """
         self.check_is_fitted("dataloaders(source)")
         items = source if isinstance(source, pl.DataFrame) else to_items(source)
         if len(items) == 0:
             raise DataError("test_dl: no items given")
         n = len(self.blocks_) if with_labels else self.n_inp_
+        items, bare = self._new_items(items)
+        if bare and (self.n_inp_ > 1 or with_labels):
+            what = f"{self.n_inp_} inputs" if self.n_inp_ > 1 else "labels"
+            raise DataError(f"new items given as bare values cannot give {what}; give rows (a table, dicts or a "
+                            "pandas Series) with the columns the getters read")
         stores = []
         for block, getter in zip(self.blocks_[:n], self.getters_[:n]):
-            raw = apply_getter(_raw_value_getter(getter, items), items)
+            raw = apply_getter(None if bare else _raw_value_getter(getter, items), items)
             block.check_raw(raw, "new data")
             stores.append(block.encode_new(raw))
         return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)
+
+    def _new_items(self, items: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+        """``(items, bare)``: new items as the getters read them, and whether they are bare values that are
+        the input itself (so no getter applies)."""
+        trained_on = getattr(self, "item_columns_", None)
+        if trained_on is None or items.columns not in (["item"], ["path"]) or items.columns == trained_on:
+            return items, False  # rows, the training items' own kind, or a recipe fitted before this rule
+        col = items.to_series(0)
+        if trained_on == ["path"] and col.dtype == pl.Utf8:
+            return items.rename({items.columns[0]: "path"}), False  # paths as text: read as the training paths
+        return items, True
 
     def params_to_data(self) -> dict[str, Any]:
         # what finds, splits and labels the training items is not needed to encode new ones: a user's
@@ -265,19 +300,7 @@ class DataBlock(Component):
             dsets = fitted._fit(source, trace)
             dl = fitted.dl_type()(dsets.train, bs=bs, shuffle=False, seed=0, device="cpu", num_workers=0,
                                   batch_tfms=fitted.batch_pipeline(), augment=True)
-            say(f"Collating a batch of {bs} with {type(dl).__name__}")
-            batch = tuple(dl.create_batch(dl.batch_plan(0)[0]))
-            say(f"  {short_repr(batch)}")
-            ctx = dl.context(0, 0)
-            if not len(dl.batch_tfms):
-                say("No batch transforms")
-            for t in dl.batch_tfms:
-                try:
-                    batch = t.encode(batch, ctx)  # type: ignore[call-arg]
-                except Exception as e:
-                    raise PipelineStepError(f"step 'batch transform {t!r}' failed on input {short_repr(batch)}: "
-                                            f"{type(e).__name__}: {e}") from e
-                say(f"Batch transform {t!r}: {short_repr(batch)}")
+            walk_batch(dl, say)
         except PipelineStepError as e:
             say(f"FAILED: {e}")
             raise

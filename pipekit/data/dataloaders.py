@@ -1,7 +1,8 @@
 """Datasets (items, split, one encoded store per block) and DataLoaders (train/valid loaders + recipe)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -9,10 +10,11 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import ExportError
+from pipekit.core.errors import ExportError, PipelineStepError
+from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.data.transform import BatchPipeline, BatchTransform
+from pipekit.data.transform import BatchPipeline, BatchTransform, as_list
 
 
 def short_repr(value: Any) -> str:
@@ -28,6 +30,70 @@ def short_repr(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "(" + ", ".join(short_repr(v) for v in value) + ")"
     return f"{type(value).__name__} {repr(value)[:80]}"
+
+
+def walk_batch(dl: DataLoader, say: Callable[[str], None]) -> tuple:
+    """Collate the first batch of ``dl`` (in plan order) and apply each batch transform, saying what comes
+    out of every step; a failing transform raises :class:`PipelineStepError` naming it and its input.
+
+    >>> from pipekit.data import DataLoader
+    >>> from pipekit.data.loader import ArrayDataset
+    >>> from pipekit.data.store import TensorStore
+    >>> dl = DataLoader(ArrayDataset([TensorStore(torch.arange(6.0)), TensorStore(torch.arange(6))], n_inp=1), bs=4)
+    >>> _ = walk_batch(dl, print)
+    Collating a batch of 4 with DataLoader
+      (Tensor(4,) float32, Tensor(4,) int64)
+    No batch transforms
+    """
+    entry = dl.batch_plan(0)[0]
+    say(f"Collating a batch of {len(entry) if hasattr(entry, '__len__') else dl.bs} with {type(dl).__name__}")
+    batch = tuple(dl.create_batch(entry))
+    say(f"  {short_repr(batch)}")
+    ctx = dl.context(0, 0)
+    if not len(dl.batch_tfms):
+        say("No batch transforms")
+    for t in dl.batch_tfms:
+        try:
+            batch = t.encode(batch, ctx)  # type: ignore[call-arg]
+        except Exception as e:
+            raise PipelineStepError(f"step 'batch transform {t!r}' failed on input {short_repr(batch)}: "
+                                    f"{type(e).__name__}: {e}") from e
+        say(f"Batch transform {t!r}: {short_repr(batch)}")
+    return batch
+
+
+def learned_state(obj: Any, say: Callable[[str], None], seen: set[int] | None = None) -> None:
+    """Say what every fitted component inside ``obj`` learned (vocabularies, statistics, fill values),
+    walking its parameters and its fitted state, each component once.
+
+    >>> import polars as pl
+    >>> from pipekit.data import CategoryBlock
+    >>> block = CategoryBlock()
+    >>> _ = block.setup(pl.Series(["dog", "cat", "dog"]), np.arange(3))
+    >>> learned_state(block, print)
+      Categorize learned vocab_=['cat', 'dog']
+    """
+    seen = set() if seen is None else seen
+    if isinstance(obj, (list, tuple)):
+        for v in obj:
+            learned_state(v, say, seen)
+        return
+    if isinstance(obj, dict):
+        for v in obj.values():
+            learned_state(v, say, seen)
+        return
+    if not isinstance(obj, Component) or id(obj) in seen:
+        return
+    seen.add(id(obj))
+    state = obj.fitted_state()
+    # nested components speak for themselves below; an empty list of them (no transforms) says nothing
+    plain = {k: v for k, v in state.items()
+             if not isinstance(v, Component) and not (isinstance(v, (list, tuple, dict)) and not v)
+             and not (isinstance(v, (list, tuple)) and any(isinstance(x, Component) for x in v))}
+    if plain:
+        say(f"  {type(obj).__name__} learned " + ", ".join(f"{k}={short_repr(v)}" for k, v in plain.items()))
+    for v in [*obj.get_params(deep=False).values(), *state.values()]:
+        learned_state(v, say, seen)
 
 
 class Datasets(ArrayDataset):
@@ -73,7 +139,7 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     for ax in axs.flat:
         ax.axis("off")
     for i, row in enumerate(rows):
-        shown = [(axs[i, 0], row[n_inp:], "target" if i == 0 else None), (axs[i, 1], [preds[i]], "prediction"
+        shown = [(axs[i, 0], row[n_inp:], "target" if i == 0 else None), (axs[i, 1], [preds[i]], "prediction"  # type: ignore[index]
                  if i == 0 else None)] if side_by_side else [(axs.flat[i], row[n_inp:], None)]
         for ax, values, title in shown:
             words = [_label(v) for b, v in zip(targets, values) if not b.draws_on_input]
@@ -109,6 +175,7 @@ class DataLoaders:
 
     def __init__(self, *loaders: DataLoader, recipe: Any = None, device: str | torch.device | None = None):
         self.loaders = list(loaders)
+        self.datasets: Datasets | None = None
         self.recipe = recipe
         self._device = torch.device(device) if device is not None else (
             loaders[0].device if loaders else default_device())
@@ -133,13 +200,21 @@ class DataLoaders:
     @classmethod
     def from_stores(cls, train_stores: Sequence[Any], valid_stores: Sequence[Any], blocks: Sequence[Any] = (),
                     n_inp: int | None = None, recipe: Any = None, bs: int = 64, val_bs: int | None = None,
-                    seed: int | None = None, device: Any = None, batch_tfms: Sequence[BatchTransform] | None = None,
+                    seed: int | None = None, device: Any = None,
+                    batch_tfms: Sequence[BatchTransform] | BatchTransform | None = None,
                     dl_type: type[DataLoader] = DataLoader, num_workers: int | None = None,
                     drop_last: bool = True) -> DataLoaders:
-        """Loaders straight from already-encoded stores (domains that encode columns themselves)."""
+        """Loaders straight from already-encoded stores (domains that encode columns themselves).
+
+        Without a ``recipe`` they get an :class:`~pipekit.data.arrays.ArrayRecipe` learned from the training
+        stores, so new items given as arrays can be encoded (``test_dl``, ``predict``) and a learner exported.
+        """
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        bt = BatchPipeline(batch_tfms or [])
+        tfms = as_list(batch_tfms)
+        bt = BatchPipeline(tfms)
+        if recipe is None:
+            recipe = ArrayRecipe(n_inp).setup(list(train_stores), blocks, tfms)
         tr = ArrayDataset(train_stores, blocks=blocks, n_inp=n_inp, split_idx=0)
         va = ArrayDataset(valid_stores, blocks=blocks, n_inp=n_inp, split_idx=1)
         train = dl_type(tr, bs=bs, shuffle=True, drop_last=drop_last, seed=seed, device=device, batch_tfms=bt,
@@ -235,6 +310,47 @@ class DataLoaders:
         """Draw ``max_n`` decoded items of a training batch. Returns the PNG path when one was written."""
         dl = dl or self.train
         return show_items(dl.decode_batch(dl.one_batch(), max_n=max_n), dl.blocks, dl.n_inp, path=path)
+
+    def summary(self, bs: int = 4, show: bool = True) -> str:
+        """Walk one training batch of these loaders: the subsets, what the recipe's components learned,
+        the collated batch, then each batch transform. A failing step is named. Returns the text printed.
+
+        For loaders built by a DataBlock, ``dblock.summary(source)`` also walks the items, the split and
+        the getters.
+
+        >>> import polars as pl
+        >>> from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, RegressionBlock
+        >>> df = pl.DataFrame({"x": [0.5 * i for i in range(10)], "y": ["a", "b"] * 5})
+        >>> dls = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("x"), get_y=ColReader("y"),
+        ...                 splitter=RandomSplitter(0.2, seed=0)).dataloaders(df, bs=4, seed=0)
+        >>> print(dls.summary(show=False))  # doctest: +NORMALIZE_WHITESPACE
+        DataLoaders summary: 8 train / 2 valid items, n_inp=1, recipe DataBlock
+        Blocks: RegressionBlock, CategoryBlock
+          DataBlock learned n_inp_=int 1
+          ToFloat learned n_out_=int 1
+          Categorize learned vocab_=['a', 'b']
+        Collating a batch of 4 with DataLoader
+          (Tensor(4, 1) float32, Tensor(4,) int64)
+        No batch transforms
+        """
+        out = io.StringIO()
+
+        def say(line: str) -> None:
+            out.write(line + "\n")
+            if show:
+                print(line)
+
+        sizes = " / ".join(f"{len(dl.dataset)} {name}" for name, dl in zip(("train", "valid", "extra"), self.loaders))
+        made_by = type(self.recipe).__name__ if self.recipe is not None else "none (built from encoded arrays)"
+        say(f"DataLoaders summary: {sizes} items, n_inp={self.n_inp}, recipe {made_by}")
+        say("Blocks: " + ", ".join(type(b).__name__ for b in self.blocks))
+        learned_state(self.recipe if self.recipe is not None else list(self.blocks), say)
+        try:
+            walk_batch(self.train.new(bs=bs, shuffle=False, augment=self.train.augment, num_workers=0, device="cpu"), say)
+        except PipelineStepError as e:
+            say(f"FAILED: {e}")
+            raise
+        return out.getvalue()
 
     # ------------------------------------------------------------------ export
     def state(self, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:

@@ -242,7 +242,9 @@ class _progress_bar:
     """A rich progress bar, or nothing when progress output is off."""
 
     def __init__(self, description: str, total: int | None):
-        self.description, self.total, self.bar, self.task = description, total, None, None
+        self.description, self.total = description, total
+        self.bar: Any = None
+        self.task: Any = None
 
     def __enter__(self) -> _progress_bar:
         if progress_enabled():
@@ -393,7 +395,8 @@ def read_idx(file: str | os.PathLike) -> np.ndarray:
     if zero != 0 or dtype_code not in _IDX_DTYPES:
         raise ValueError(f"{file}: not an IDX file (bad magic number)")
     shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    arr = np.frombuffer(data, dtype=_IDX_DTYPES[dtype_code], offset=4 + 4 * ndim)
+    dtype = np.dtype(_IDX_DTYPES[dtype_code])  # type: ignore[call-overload]
+    arr = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim)
     if arr.size != int(np.prod(shape)):
         raise ValueError(f"{file}: header says shape {shape} but holds {arr.size} values; the file is truncated")
-    return arr.reshape(shape).astype(np.dtype(_IDX_DTYPES[dtype_code]).newbyteorder("="), copy=False)
+    return arr.reshape(shape).astype(dtype.newbyteorder("="), copy=False)

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pipekit.core.errors import DataError
+
 TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
 _SHOW = 10  # members named in a message; the rest are counted
 
@@ -48,7 +50,7 @@ class _Member:
     mode: int | None  # permission bits as stored (None: the archive has none)
     link: str | None = None
     mtime: float | None = None
-    open: Callable[[], IO[bytes]] | None = None
+    open: Callable[[], IO[bytes] | None] | None = None
 
 
 def _tar_members(tar: tarfile.TarFile) -> Iterator[_Member]:
@@ -69,7 +71,7 @@ def _tar_members(tar: tarfile.TarFile) -> Iterator[_Member]:
             kind = "fifo"
         else:
             kind = f"tar type {m.type!r}"
-        opener = (lambda m=m: tar.extractfile(m)) if kind == "file" else None
+        opener: Callable[[], IO[bytes] | None] | None = (lambda m=m: tar.extractfile(m)) if kind == "file" else None
         yield _Member(m.name, kind, stat.S_IMODE(m.mode), m.linkname or None, float(m.mtime), opener)
 
 
@@ -172,8 +174,9 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
     dest.mkdir(parents=True, exist_ok=True)
     root = os.path.realpath(dest)
     if name.endswith(TAR_SUFFIXES):
-        handle: tarfile.TarFile | zipfile.ZipFile = tarfile.open(archive)
-        members = list(_tar_members(handle))
+        tar = tarfile.open(archive)
+        handle: tarfile.TarFile | zipfile.ZipFile = tar
+        members = list(_tar_members(tar))
     elif name.endswith(".zip"):
         handle = zipfile.ZipFile(archive)
         members = list(_zip_members(handle))
@@ -198,8 +201,10 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
                 with open(copy_from, "rb") as src:
                     _write_file(target, src, mode, m.mtime)
             else:
-                assert m.open is not None
-                with m.open() as src:
+                stream = m.open() if m.open is not None else None
+                if stream is None:
+                    raise DataError(f"{archive}: member {m.name!r} has no data to extract")
+                with stream as src:
                     _write_file(target, src, mode, m.mtime)
     notes = []
     if skipped:

@@ -95,25 +95,25 @@ class _Walk:
         except OSError as e:
             self.unreadable.append(f"{self._rel(folder)} ({e.strerror or e})")
             return
-        for e in entries:
-            if e.name.startswith("."):
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
             try:
-                is_dir = e.is_dir()
+                is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                if not recurse or (e.is_symlink() and not self.followlinks):
+                if not recurse or (entry.is_symlink() and not self.followlinks):
                     continue
-                if e.is_symlink():
-                    self.folder_links.append((e.path, os.path.realpath(e.path), real))
+                if entry.is_symlink():
+                    self.folder_links.append((entry.path, os.path.realpath(entry.path), real))
                 else:
-                    self.folder(e.path, os.path.join(real, e.name), via, recurse)
-            elif self.exts is None or os.path.splitext(e.name)[1].lower() in self.exts:
-                if e.is_symlink():
-                    self.file_links.append((e.path, os.path.realpath(e.path)))
+                    self.folder(entry.path, os.path.join(real, entry.name), via, recurse)
+            elif self.exts is None or os.path.splitext(entry.name)[1].lower() in self.exts:
+                if entry.is_symlink():
+                    self.file_links.append((entry.path, os.path.realpath(entry.path)))
                 else:
-                    self._file(e.path, os.path.join(real, e.name), via)
+                    self._file(entry.path, os.path.join(real, entry.name), via)
 
     def follow_links(self, recurse: bool) -> None:
         i = 0
@@ -197,6 +197,8 @@ def iter_items(items: pl.DataFrame) -> Iterable[Any]:
 class Getter(Component):
     """Base class for vectorised getters: ``column(items)`` reads a whole column; calling one on a single
     item works too, for users who compose getters in their own functions."""
+
+    abstract = True  # a base class: pipekit.testing checks its subclasses
 
     registry_kind = "getter"
 
@@ -309,6 +311,22 @@ class ParentLabel(Getter):
 
 #: ``get_y=parent_label`` labels each file by its folder
 parent_label = ParentLabel()
+
+
+class FileName(Getter):
+    """The file name of each item's path (``train/3/7463.png`` -> ``'7463.png'``); chain it with
+    :class:`Pipe` to label by the name alone (``Pipe(FileName(), RegexLabeller(r'^(.+)_\\d+.jpg$'))``).
+
+    >>> FileName()("images/great_pyrenees_17.jpg")
+    'great_pyrenees_17.jpg'
+    """
+
+    def column(self, items: pl.DataFrame) -> pl.Series:
+        p = path_column(items, "FileName")
+        return p.str.replace_all(r"\\", "/").str.split("/").list.get(-1, null_on_oob=True).alias("name")
+
+    def __call__(self, item: Any) -> str:
+        return Path(item).name
 
 
 class RegexLabeller(Getter):

@@ -10,6 +10,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Options, check
+
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc",
                   ".feather": "ipc", ".ipc": "ipc"}
 
@@ -24,7 +27,8 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
         raise FileNotFoundError(f"{path} does not exist")
     try:
         if kind == "csv":
-            opts = {"infer_schema_length": 10_000, "separator": "\t" if path.suffix.lower() == ".tsv" else ","}
+            opts: dict[str, Any] = {"infer_schema_length": 10_000,
+                                    "separator": "\t" if path.suffix.lower() == ".tsv" else ","}
             opts.update(kwargs)
             return pl.read_csv(path, **opts)
         if kind == "parquet":
@@ -38,8 +42,9 @@ def to_items(source: Any) -> pl.DataFrame:
     """Turn a source into the items DataFrame.
 
     Accepts a Polars DataFrame/LazyFrame, pandas DataFrame, Arrow table, Hugging Face ``datasets.Dataset``,
-    a CSV/TSV/Parquet/Arrow file path, or a sequence (paths become a ``path`` column, anything else an
-    ``item`` column).
+    a CSV/TSV/Parquet/Arrow file path, a dict (a row, or columns), or a sequence: paths become a ``path``
+    column, dicts rows, anything else an ``item`` column (objects such as arrays, tensors or PIL images
+    are kept as they are, in a column of Python objects).
 
     >>> to_items([Path("a.png"), Path("b.png")]).columns
     ['path']
@@ -58,6 +63,8 @@ def to_items(source: Any) -> pl.DataFrame:
         if isinstance(source, pd.Series):
             source = source.to_frame()
         df = pl.from_pandas(source)
+    elif isinstance(source, dict):
+        df = pl.DataFrame(source)  # scalars make one row, lists make columns
     elif type(source).__module__.startswith("datasets"):
         df = _from_hf(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -75,6 +82,9 @@ def to_items(source: Any) -> pl.DataFrame:
             df = pl.DataFrame({"path": [str(v) for v in values]})
         elif values and all(isinstance(v, dict) for v in values):
             df = pl.DataFrame(values)
+        elif any(_held_object(v) for v in values):
+            # arrays, tensors, PIL images...: kept as the objects they are, for the block that reads them
+            df = pl.DataFrame({"item": pl.Series("item", values, dtype=pl.Object)})
         else:
             try:
                 df = pl.DataFrame({"item": values}, strict=True) if values else pl.DataFrame({"item": []})
@@ -87,9 +97,54 @@ def to_items(source: Any) -> pl.DataFrame:
     return df
 
 
+def _held_object(v: Any) -> bool:
+    """A value Polars would take apart or refuse (an array, a tensor, an image object) rather than store."""
+    if isinstance(v, np.ndarray):
+        return True
+    return type(v).__module__.split(".")[0] in ("torch", "PIL")
+
+
 def _from_hf(ds: Any) -> pl.DataFrame:
+    """A Hugging Face dataset as a frame. ``ClassLabel`` columns hold their label names (the integers Arrow
+    stores are positions in ``names``; -1, no label, becomes null); an ``Image`` column stays the
+    ``{bytes, path}`` structs image blocks read."""
     if hasattr(ds, "to_polars"):
-        return ds.to_polars()
-    # a Dataset with an indices mapping (after select/shuffle) must be flattened before its table is read
-    ds = ds.flatten_indices() if getattr(ds, "_indices", None) is not None else ds
-    return pl.from_arrow(ds.data.table)  # type: ignore[return-value]
+        df = ds.to_polars()
+    else:
+        # a Dataset with an indices mapping (after select/shuffle) must be flattened before its table is read
+        ds = ds.flatten_indices() if getattr(ds, "_indices", None) is not None else ds
+        df = pl.from_arrow(ds.data.table)  # type: ignore[assignment]
+    labels = {c: list(f.names) for c, f in (getattr(ds, "features", None) or {}).items()
+              if type(f).__name__ == "ClassLabel" and c in df.columns and df.schema[c].is_integer()}
+    if labels:
+        df = df.with_columns(pl.col(c).replace_strict(list(range(len(names))), names, default=None,
+                                                      return_dtype=pl.String) for c, names in labels.items())
+    return df  # type: ignore[return-value]
+
+
+def table_column(df: pl.DataFrame, col: int | str, param: str) -> str:
+    """A column named or given by position (the book's ``fn_col=0``, ``label_col=1``)."""
+    if isinstance(col, bool) or not isinstance(col, (int, str)):
+        raise ParameterError(f"{param}={col!r}: give a column name or its position")
+    if isinstance(col, int):
+        if not -df.width <= col < df.width:
+            raise ParameterError(f"{param}={col} but the table has {df.width} columns {df.columns}")
+        return df.columns[col]
+    if col not in df.columns:
+        raise ParameterError(f"{param}={col!r} is not a column; the columns are {df.columns}")
+    return col
+
+
+def read_csv_table(path: str | os.PathLike, csv_fname: str | os.PathLike | None, header: str | None = "infer",
+                   delimiter: str | None = None, skipinitialspace: bool = False) -> pl.DataFrame:
+    """The book's ``from_csv`` reading: ``path / csv_fname`` (or ``path`` itself when ``csv_fname`` is None),
+    ``header="infer"`` (the first line names the columns) or None (no header: columns are used by position),
+    ``delimiter`` (default ","), ``skipinitialspace`` (drop the spaces after each delimiter in text)."""
+    check("from_csv", header=(header, Options("infer", None)))
+    file = Path(path) / csv_fname if csv_fname is not None else Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"{file} does not exist")
+    df = pl.read_csv(file, has_header=header == "infer", separator=delimiter or ",", infer_schema_length=10_000)
+    if skipinitialspace:
+        df = df.with_columns(pl.col(pl.String).str.strip_chars_start(" "))
+    return df

@@ -140,10 +140,20 @@ class DataLoader:
                             key=(self.seed, epoch, i))
 
     # ------------------------------------------------------------------ producing batches
+    def _split_tfms(self) -> tuple[BatchPipeline, BatchPipeline]:
+        """(host, device) batch transforms: the ``on_host`` ones run before the transfer, in the workers."""
+        host = [t for t in self.batch_tfms if getattr(t, "on_host", False)]
+        if not host:
+            return BatchPipeline([]), self.batch_tfms
+        return BatchPipeline(host), BatchPipeline([t for t in self.batch_tfms if not getattr(t, "on_host", False)])
+
     def _produce(self, epoch: int, i: int, entry: Any) -> tuple:
         b = self.create_batch(entry)
         if self.device.type == "cpu":
             return self.batch_tfms.encode(tuple(b), self.context(epoch, i)) if len(self.batch_tfms) else tuple(b)
+        host, _ = self._split_tfms()
+        if len(host):
+            b = host.encode(tuple(b), self.context(epoch, i))
         if self.pin_memory:
             b = tuple(t.pin_memory() if isinstance(t, torch.Tensor) else t for t in b)
         return tuple(b)
@@ -152,7 +162,8 @@ class DataLoader:
         if self.device.type == "cpu":
             return b
         b = _to(b, self.device, non_blocking=self.pin_memory)
-        return self.batch_tfms.encode(b, self.context(epoch, i)) if len(self.batch_tfms) else b
+        _, device = self._split_tfms()
+        return device.encode(b, self.context(epoch, i)) if len(device) else b
 
     def iter_epoch(self, epoch: int) -> Iterator[tuple]:
         plan = self.batch_plan(epoch)

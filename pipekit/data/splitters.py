@@ -19,6 +19,8 @@ Split = tuple[np.ndarray, np.ndarray]
 class Splitter(Component):
     """Base class: ``splitter(items) -> (train_idx, valid_idx)`` as sorted or seeded int64 arrays."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     registry_kind = "splitter"
 
     def split(self, items: pl.DataFrame) -> Split:

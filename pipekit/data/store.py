@@ -28,6 +28,10 @@ class Store:
         """A store holding only the items at ``idx`` (used to build smaller loaders)."""
         return TensorStore(self.gather(np.asarray(idx, dtype=np.int64)))
 
+    def source_size(self, i: int) -> tuple[int, int] | None:
+        """The (height, width) item ``i`` had before encoding, for stores of images (None otherwise)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={len(self)})"
 

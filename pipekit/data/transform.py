@@ -50,10 +50,23 @@ class Transform(Component):
 
 
 def as_list(value: Any) -> list:
-    """One object or a list/tuple of them as a list (``item_tfms=Resize(224)`` and ``[Resize(224)]`` alike)."""
+    """What every parameter taking transforms, metrics, callbacks or procs accepts, as one flat list: one
+    object, a list/tuple of them, or lists inside a list (``[aug_transforms(), Normalize()]``); None is none.
+
+    >>> as_list("a"), as_list(["a", ("b", ["c"])]), as_list(None)
+    (['a'], ['a', 'b', 'c'], [])
+    """
     if value is None:
         return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+    if not isinstance(value, (list, tuple)):
+        return [value]
+    out: list = []
+    for v in value:
+        if isinstance(v, (list, tuple)):
+            out.extend(as_list(v))
+        else:
+            out.append(v)
+    return out
 
 
 class Pipeline:
@@ -64,7 +77,7 @@ class Pipeline:
     """
 
     def __init__(self, tfms: Iterable[Transform] | Transform | None = None):
-        tfms = list(tfms) if tfms is not None and not isinstance(tfms, Transform) else as_list(tfms)
+        tfms = as_list(tfms if tfms is None or isinstance(tfms, (Transform, list, tuple)) else list(tfms))
         for t in tfms:
             if not isinstance(t, Transform):
                 raise ParameterError(f"Pipeline takes Transform objects, got {t!r}; wrap a function in a "
@@ -133,6 +146,9 @@ class BatchTransform(Transform):
     """
 
     order: ClassVar[int] = 50
+    #: runs on the CPU, in the loader's worker threads, before the batch is moved to the device (per-image
+    #: library code on NumPy arrays); such transforms run before every other batch transform
+    on_host: ClassVar[bool] = False
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         return batch
@@ -154,4 +170,4 @@ class BatchPipeline(Pipeline):
             batch = t.decode(batch, ctx)  # type: ignore[call-arg]
         return batch
 
-    __call__ = encode
+    __call__ = encode  # type: ignore[assignment]

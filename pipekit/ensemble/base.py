@@ -138,6 +138,8 @@ class Ensemble(Model):
     """Shared plumbing of the ensembles: members, scoring, ``report``, the processing of the data they were
     fitted on (``processor()``). Subclasses implement ``_combine(preds, data)``."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     members: list
     check_columns: bool = True
     #: whether the members must come fitted (True), not (False), or either way but all alike (None)
@@ -223,8 +225,17 @@ class Ensemble(Model):
                 raise ParameterError("pass the data to score (this ensemble kept no validation scores)")
         else:
             frame = self._scores(self._prepare(data), metric)
-        print(frame)
+        with pl.Config(tbl_rows=max(frame.height, 10), tbl_cols=-1, tbl_width_chars=160):
+            print(frame)
         return frame
+
+    def process(self, raw: Any) -> Any:
+        """Raw rows (a Polars/pandas frame or a table file, with or without the target) processed by the procs
+        this ensemble was fitted with, ready for ``predict``: ``ens.predict(ens.process(df))``."""
+        from pipekit.tabular.core import TabularSplit, read_frame
+
+        p = self.processor()
+        return TabularSplit(p.transform(read_frame(raw, p.cat_names)), p, None, "new")
 
     def processor(self) -> Any:
         """The fitted procs of the data this ensemble was fitted on, rebuilt from the exported state, to

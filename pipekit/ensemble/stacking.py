@@ -20,25 +20,34 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
+from pipekit.backends.base import Model
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.backends.sklearn_adapter import SklearnModel
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar
+from pipekit.ensemble.bagged import make_folds, out_of_fold, rows_signature, training_predictions
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    validate_prediction)
 
 
 class StackingEnsemble(Ensemble):
-    """Fits its members itself: for each of ``n_folds`` folds of ``train`` (stratified for classification,
-    shuffled with ``seed``) a clone of every member is fitted on the other folds (with the held-out fold as
-    its valid split, so a GBM can stop early) and predicts the held-out fold; a meta-model (``meta``: any
-    sklearn estimator or SklearnModel; default logistic regression on the members' log-probabilities /
-    ridge on their values) learns from those out-of-fold predictions, plus the raw inputs when
-    ``passthrough``. Finally every member is refitted on all of ``train`` (with ``valid`` for early stopping).
+    """A meta-model (``meta``: any pipekit model, e.g. a bagged GBM, or a scikit-learn estimator; default
+    logistic regression on the members' log-probabilities / ridge on their values) learns from the members'
+    out-of-fold predictions on ``train``, plus the original inputs when ``passthrough`` (a second layer as
+    AutoGluon stacks).
 
-    Fitted: ``members_`` (refitted members), ``meta_model_``, ``oob_predictions_``, ``report_`` (on valid).
+    Members bagged on ``train`` (fitted ``BaggedModel`` s) bring their out-of-fold predictions and are kept
+    as they are. Unfitted members are fitted here: for each of ``n_folds`` folds of ``train`` (stratified for
+    classification, shuffled with ``seed``) a clone of every member is fitted on the other folds (with the
+    held-out fold as its valid split, so a GBM can stop early) and predicts the held-out fold; finally every
+    member is refitted on all of ``train`` (with ``valid`` for early stopping).
+
+    Fitted: ``members_`` (the refitted members; None when the bagged members are used as given),
+    ``meta_model_``, ``oob_predictions_`` (the members' out-of-fold predictions),
+    ``report_`` (on valid); with a bagged ``meta`` also the stack's own ``oof_predictions_``,
+    ``oof_targets_`` and ``rows_signature_``.
     """
 
     members_fitted = False  # it fits clones of its members itself
@@ -49,7 +58,7 @@ class StackingEnsemble(Ensemble):
                  passthrough: bool = False, metric: Any = None, seed: int | None = 0):
         self.members = as_member_list(members)
         task = check_members(self.members, fitted=False)[0]
-        self.meta = meta if meta is None or isinstance(meta, SklearnModel) else SklearnModel(meta, task)
+        self.meta = meta if meta is None or isinstance(meta, Model) else SklearnModel(meta, task)
         self.n_folds, self.passthrough, self.metric, self.seed = n_folds, passthrough, metric, seed
         self.check_params()
 
@@ -61,22 +70,13 @@ class StackingEnsemble(Ensemble):
 
     def fitted_members(self) -> list:
         self.check_is_fitted()
-        return self.members_
+        # members bagged on the training rows are used as given (None here: a file holds them once)
+        return self.members if self.members_ is None else self.members_
 
-    def _folds(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        from sklearn.model_selection import KFold, StratifiedKFold
-
-        if self.task == "classification":
-            counts = np.unique(y, return_counts=True)[1]
-            if counts.min() < self.n_folds:
-                raise DataError(f"the rarest class has {counts.min()} rows, fewer than n_folds={self.n_folds}; "
-                                "lower n_folds")
-            cv: Any = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.seed)
-        else:
-            cv = KFold(self.n_folds, shuffle=True, random_state=self.seed)
-        return list(cv.split(np.zeros(len(y)), y))
-
-    def _features(self, preds: np.ndarray, data: TabularData) -> pl.DataFrame:
+    def _features(self, preds: np.ndarray, data: TabularData) -> TabularData:
+        """What the meta-model reads: each member's prediction (log-odds for two classes, log-probabilities
+        otherwise, values for regression) as ``m0..``, then with ``passthrough`` the original inputs (category
+        codes stay categorical, so a GBM meta-model splits on them natively)."""
         if self.task == "regression":
             feats = preds.T
         elif preds.shape[2] == 2:
@@ -84,19 +84,71 @@ class StackingEnsemble(Ensemble):
             feats = (logp[:, :, 1] - logp[:, :, 0]).T
         else:
             feats = np.log(np.clip(preds, 1e-7, 1.0)).transpose(1, 0, 2).reshape(preds.shape[1], -1)
+        cols = [pl.Series(f"m{j}", feats[:, j]) for j in range(feats.shape[1])]
+        cats = []
         if self.passthrough:
-            feats = np.hstack([feats, data.matrix(self.passthrough_columns_, dtype=np.float64)])
-        return pl.DataFrame({f"m{j}": feats[:, j] for j in range(feats.shape[1])})
+            data.check_columns(self.passthrough_columns_, "the stacking ensemble's passthrough column(s)")
+            for j, c in enumerate(self.passthrough_columns_, start=len(cols)):
+                s = data.xs.get_column(c)
+                if c in self.passthrough_cats_:
+                    cats.append(f"m{j}")
+                    cols.append(s.cast(pl.Int64).alias(f"m{j}"))
+                else:
+                    cols.append(s.cast(pl.Float64).alias(f"m{j}"))
+        return as_data(pl.DataFrame(cols), y=data.y, cat_names=cats)
 
     def fit(self, train: Any, valid: Any = None) -> StackingEnsemble:
+        """Fit on ``train``. Bagged members already fitted on ``train`` (``BaggedModel``) are kept as they are
+        and their out-of-fold predictions feed the meta-model; other members are fitted here, fold by fold.
+        A bagged ``meta`` keeps out-of-fold predictions of the whole stack (``oof_predictions_``), so the
+        stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored."""
         d = as_data(train)
         if d.y is None:
             raise DataError("the training split has no targets (ys)")
         v = as_data(valid) if valid is not None else None
+        self.reset_state()
+        self.passthrough_columns_ = list(d.feature_names)
+        self.passthrough_cats_ = [c for c in d.cat_names if c in self.passthrough_columns_]
+        fitted = [isinstance(m, Component) and m.is_fitted for m in self.members]
+        if all(fitted):
+            task, classes = check_members(self.members, fitted=True)
+            kept = training_predictions(self.members, classes, d)
+            if kept is None:
+                raise ParameterError("the members are fitted, but not bagged on these training rows; pass unfitted "
+                                     "members (stacking fits them fold by fold) or members bagged on this split")
+            oof = np.stack(kept[0])
+            self.members_ = None
+        elif any(fitted):
+            raise ParameterError("some members are fitted and some are not; pass members bagged on the training "
+                                 "rows (BaggedModel), or unfitted members")
+        else:
+            oof = self._fit_members(d, v)
+        self.oob_predictions_ = oof
+        if self.meta is not None:
+            meta = self.meta.clone()
+        else:  # logistic regression on the members' log-probabilities, ridge on their values
+            from sklearn.linear_model import LogisticRegression, Ridge
+
+            meta = SklearnModel(LogisticRegression(C=1.0, max_iter=1000) if self.task == "classification"
+                                else Ridge(alpha=1.0), self.task)
+        self.meta_model_ = meta.fit(self._features(oof, d))
+        meta_oof = out_of_fold(self.meta_model_)
+        if meta_oof is not None:  # the meta-model's folds: the stack's own out-of-fold predictions
+            classes = self.classes_
+            self.oof_predictions_ = (align_classes(meta_oof, self.meta_model_.classes_, classes)
+                                     if classes is not None else meta_oof)
+            self.oof_targets_ = encode_y(d.y, self.task, classes)
+            self.rows_signature_ = rows_signature(d)
+        self._remember_procs(d)
+        self.report_ = None if v is None else self._scores(self._data(v))
+        return self
+
+    def _fit_members(self, d: TabularData, v: TabularData | None) -> np.ndarray:
+        """Out-of-fold predictions of clones of the members fitted fold by fold, then every member refitted on
+        all of ``d`` (with ``v`` for early stopping) into ``members_``."""
         classes = np.unique(d.y) if self.task == "classification" else None
         y = encode_y(d.y, self.task, classes)
-        self.passthrough_columns_ = list(d.feature_names)
-        folds = self._folds(y)
+        folds = make_folds(d.y if classes is not None else y, self.task, self.n_folds, self.seed)
         k = None if classes is None else len(classes)
         oof = np.zeros((len(self.members), len(d)) + ((k,) if k else ()))
         jobs = [(i, f) for i in range(len(self.members)) for f in range(len(folds))]
@@ -107,20 +159,9 @@ class StackingEnsemble(Ensemble):
             if classes is not None:
                 p = align_classes(p, m.classes_, classes)
             oof[i, va_idx] = validate_prediction(p, len(va_idx), member_name(m, i), self.task, k)
-        self.oob_predictions_ = oof
         self.members_ = [m.clone().fit(d, v) for m in self.members]
         check_members(self.members_, fitted=True)
-        if self.meta is not None:
-            meta = self.meta.clone()
-        else:  # logistic regression on the members' log-probabilities, ridge on their values
-            from sklearn.linear_model import LogisticRegression, Ridge
-
-            meta = SklearnModel(LogisticRegression(C=1.0, max_iter=1000) if self.task == "classification"
-                                else Ridge(alpha=1.0), self.task)
-        self.meta_model_ = meta.fit(as_data(self._features(oof, d), y=d.y))
-        self._remember_procs(d)
-        self.report_ = None if v is None else self._scores(self._data(v))
-        return self
+        return oof
 
     def _combine(self, preds: np.ndarray, data: TabularData | None) -> np.ndarray:
         if data is None:

@@ -45,9 +45,10 @@ class TorchTabular(Backend):
     def __init__(self, task: str, layers: Sequence[int] = (200, 100), epochs: int = 5, lr: float = 1e-2,
                  bs: int = 256, wd: float | None = None, config: dict | None = None,
                  y_range: Sequence[float] | None = None, seed: int = 0, name: str | None = None):
-        self.task, self.layers, self.epochs, self.lr, self.bs, self.wd = task, list(layers), epochs, lr, bs, wd
+        self.task, self.layers, self.epochs, self.lr, self.bs, self.wd = task, layers, epochs, lr, bs, wd
         self.config, self.y_range, self.seed, self.name = config, y_range, seed, name
         self.check_params()
+        self.layers = list(layers)
 
     def fit(self, train: Any, valid: Any = None) -> TorchTabular:
         d = as_data(train)
@@ -56,6 +57,8 @@ class TorchTabular(Backend):
                                  "size its embeddings")
         if (self.task == "classification") != (d.processor.y_kind_ == "category"):
             raise DataError(f"task={self.task!r} but the Tabular's target kind is {d.processor.y_kind_!r}")
+        if len(d) < 2:  # batch norm cannot normalise a batch of one row
+            raise DataError(f"TorchTabular needs at least 2 training rows, got {len(d)} sample(s)")
         return super().fit(d, valid)
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:

@@ -29,6 +29,7 @@ from pipekit.backends.base import POSITIVE_INT
 from pipekit.backends.data import encode_y
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Options
+from pipekit.ensemble.bagged import training_predictions
 from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
                                    validate_prediction)
 from pipekit.metrics import get_metric, log_loss
@@ -36,7 +37,8 @@ from pipekit.metrics import get_metric, log_loss
 
 class WeightedEnsemble(Ensemble):
     """Members must already be fitted; ``fit(data)`` selects weights on ``data`` (a labelled split the
-    members were not trained on: the valid split or out-of-fold predictions via ``fit_predictions``).
+    members were not trained on), ``fit()`` on the out-of-fold predictions of bagged members (as does
+    ``fit(train)`` with the rows they were bagged on), ``fit_predictions`` on any precomputed predictions.
 
     Fitted: ``weights_`` (one per member, summing to 1), ``selection_`` (member index picked at each step),
     ``scores_`` (score after each step), ``best_member_``, ``report_``.
@@ -50,11 +52,18 @@ class WeightedEnsemble(Ensemble):
             check_columns
         self.check_params()
 
-    def fit(self, data: Any) -> WeightedEnsemble:
-        """Select weights on the labelled split ``data``."""
-        d = self._data(data)
-        self.fit_predictions(member_predictions(self.members, d, self.task, self.classes_), d.y)
-        self._remember_procs(d)
+    def fit(self, data: Any = None) -> WeightedEnsemble:
+        """Select weights on the labelled split ``data``. With bagged members (``BaggedModel``) the weights are
+        selected on their out-of-fold predictions when ``data`` is None or the rows they were fitted on, so
+        no validation row chooses anything; ``selected_on_`` says which ("out_of_fold" or "data")."""
+        d = None if data is None else self._data(data)
+        oof = training_predictions(self.members, self.classes_, d)  # None: d holds rows no member was fitted on
+        preds, y = oof if oof is not None or d is None else (member_predictions(self.members, d, self.task,
+                                                                                self.classes_), d.y)
+        self.fit_predictions(preds, y)
+        self.selected_on_ = "out_of_fold" if oof is not None else "data"
+        if d is not None:
+            self._remember_procs(d)
         return self
 
     def fit_predictions(self, preds: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None) -> WeightedEnsemble:
@@ -85,7 +94,7 @@ class WeightedEnsemble(Ensemble):
         best_len = min(range(len(keys)), key=lambda i: keys[i]) + 1
         counts = np.bincount(selection[:best_len], minlength=len(P)).astype(np.float64)
         self.weights_ = counts / counts.sum()
-        self.selection_, self.processor_ = selection, None
+        self.selection_, self.processor_, self.selected_on_ = selection, None, "predictions"
         self.scores_ = [metric.loss(k[0]) for k in keys]  # the loss of a loss is the score again
         member_scores = [metric.score(y, p) for p in P]
         self.best_member_ = int(min(range(len(P)), key=lambda i: metric.loss(member_scores[i])))
@@ -94,3 +103,9 @@ class WeightedEnsemble(Ensemble):
 
     def _weights(self) -> np.ndarray:
         return self.weights_
+
+    def _predict(self, d: Any) -> np.ndarray:
+        used = np.flatnonzero(self.weights_ > 0)  # a member without weight is not asked to predict
+        members = [self.members[i] for i in used]
+        preds = member_predictions(members, d, self.task, self.classes_)
+        return np.tensordot(self.weights_[used], preds, axes=1)

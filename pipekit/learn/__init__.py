@@ -4,11 +4,11 @@
 """
 from pipekit.core.errors import ExportError
 from pipekit.learn.callbacks import (
-    EVENTS, ActivationStats, Callback, CancelBackwardException, CancelBatchException, CancelEpochException,
+    EVENTS, ActivationStats, Callback, CSVLogger, CancelBackwardException, CancelBatchException, CancelEpochException,
     CancelFitException, CancelStepException, CancelTrainException, CancelValidException, EarlyStoppingCallback,
     GatherPreds, GradientClip, LRFinder, MixedPrecision, MixUp, NonFiniteError, NonFiniteInputError,
     ParamScheduler, ProgressCallback, Recorder, SaveModelCallback, TerminateOnNaNCallback, TrackerCallback,
-    TrainEvalCallback,
+    TensorBoardCallback, TrainEvalCallback,
 )
 from pipekit.learn.export import load_learner, model_weights
 from pipekit.learn.interpret import ClassificationInterpretation, Interpretation
@@ -23,7 +23,7 @@ from pipekit.learn.registry import (
     UnknownArchError, arch_spec, build_arch, register_arch, registered_archs, set_arch_spec,
 )
 from pipekit.learn.schedule import (
-    SuggestedLRs, combine_scheds, minimum, sched_cos, sched_exp, sched_lin, sched_no, steep, valley,
+    SuggestedLRs, combine_scheds, minimum, sched_cos, sched_exp, sched_lin, sched_no, slide, steep, valley,
 )
 # the metrics users import from here are pipekit's one set (pipekit.metrics)
 from pipekit.metrics import (
@@ -32,7 +32,7 @@ from pipekit.metrics import (
 )
 
 __all__ = [
-    "ActivationStats", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
+    "ActivationStats", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "ProgressCallback", "Recorder",
@@ -45,5 +45,5 @@ __all__ = [
     "rmse", "MLP", "ConvBlock", "body_head_splitter", "params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp",
     "UnknownArchError", "arch_spec", "build_arch", "register_arch", "registered_archs", "set_arch_spec",
-    "SuggestedLRs", "combine_scheds", "minimum", "sched_cos", "sched_exp", "sched_lin", "sched_no", "steep", "valley",
+    "SuggestedLRs", "combine_scheds", "minimum", "sched_cos", "sched_exp", "sched_lin", "sched_no", "slide", "steep", "valley",
 ]

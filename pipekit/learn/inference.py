@@ -16,13 +16,14 @@ from pipekit.data.loader import DataLoader
 from pipekit.data.dataloaders import show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
 from pipekit.learn.callbacks.training import item_order
-from pipekit.learn.callbacks.core import Cbs, listify_cbs
+from pipekit.data.transform import as_list
+from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.losses import BaseLoss, Reducible
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
-__all__ = ["get_preds", "predict", "tta", "show_results"]
+__all__ = ["get_preds", "predict", "tta", "show_results", "one_item_source"]
 
 
 def _cat(parts: list[Any]) -> Any:
@@ -88,7 +89,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     check_finite_weights(learn.model, "get_preds")
     epoch = dl.epoch if isinstance(dl, DataLoader) else 0
     gather = GatherPreds(with_input, with_loss)
-    extra = [gather, FiniteInputsCheck(dl, epoch), *listify_cbs(cbs)]
+    extra = [gather, FiniteInputsCheck(dl, epoch), *as_list(cbs)]
     loss_func = learn.loss_func
     # a loss whose reduction can be switched gives per-item losses
     reducible = loss_func if with_loss and isinstance(loss_func, Reducible) else None
@@ -133,11 +134,57 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     return tuple(out)
 
 
-def predict(learn: Learner, item: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    """Predict one raw item (``learn.predict``): ``(decoded_label, decoded_tensor, probabilities)``."""
-    _, preds, _, dec = get_preds(learn, dl=learn.dls.test_dl([item]), with_input=True, with_decoded=True)
+def one_item_source(item: Any) -> Any:
+    """``item`` (see :func:`predict` for what it may be) as the source of a one-item test loader."""
+    kind = type(item).__module__.split(".")[0]
+    if kind == "pandas" and type(item).__name__ == "Series":
+        return [item.to_dict()]
+    if kind in ("pandas", "polars") and type(item).__name__ == "DataFrame":
+        if len(item) != 1:
+            raise ParameterError(f"predict takes one item; this DataFrame has {len(item)} rows: for several use "
+                                 "learn.get_preds(dl=learn.dls.test_dl(df))")
+        return item
+    return [item]
+
+
+def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
+    """Predict one item (``learn.predict``): ``(decoded, decoded_tensor, probabilities)``.
+
+    ``decoded`` is what a person reads (a label, a list of labels, a number, points or boxes in pixels of
+    the input image); ``decoded_tensor`` the model's decoded output (a class index, one-hot labels, -1..1
+    coordinates); ``probabilities`` the activated output.
+
+    ``item`` is one item as a user has it in hand, the same before and after ``load_learner``:
+
+    - an image: a file path (str or pathlib.Path), the file's bytes, a PIL image, or a NumPy array / torch
+      tensor of pixels (uint8 (H, W) grey, (H, W, C) or (C, H, W); floats (C, H, W) in 0..1);
+    - a text: the text as a str. For a model trained on text files (``TextBlock.from_folder``,
+      ``read_files=True``) a str naming an existing file is read, any other str is the text itself (one
+      that looks like a file name, e.g. ``"review.txt"``, but names no file is refused);
+    - a row, for tables and for models whose getters read columns (``ColReader``, a function of a row):
+      a dict, a pandas Series, or a one-row Polars or pandas DataFrame;
+    - for a model built from arrays (``DataLoaders.from_stores``, ``dataloaders_from_arrays``): one item
+      shaped as one training item (an image (H, W) or (H, W, C), a feature vector).
+
+    A row goes through the recipe's getters as the training items did; a bare value (a path, a text, an
+    image, an array) is the input itself. Anything else is refused with an error saying what the input
+    block takes. Several items: ``learn.get_preds(dl=learn.dls.test_dl(items))``.
+    """
+    dl = learn.dls.test_dl(one_item_source(item))
+    _, preds, _, dec = get_preds(learn, dl=dl, with_input=True, with_decoded=True)
     y_block = learn.dls.y_block
-    return (y_block.decode(dec[0]) if y_block is not None else dec[0]), dec[0], preds[0]
+    if y_block is None:
+        return dec[0], dec[0], preds[0]
+    ds = dl.dataset
+    stores = getattr(ds, "stores", ())[:getattr(ds, "n_inp", 1)]
+    size = next((sz for sz in (_source_size(s) for s in stores) if sz is not None), None)
+    decode = getattr(y_block, "decode_prediction", None)
+    return (decode(dec[0], size) if callable(decode) else y_block.decode(dec[0])), dec[0], preds[0]
+
+
+def _source_size(store: Any) -> tuple[int, int] | None:
+    fn = getattr(store, "source_size", None)
+    return fn(0) if callable(fn) else None
 
 
 def _pipekit_loader(dl: Loader, what: str) -> DataLoader:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -29,11 +30,12 @@ from pipekit.core.registry import register
 from pipekit.core.validate import Interval, Is, check, check_positive_int
 from pipekit.learn.callbacks import (
     EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
-    CancelStepException, CancelTrainException, CancelValidException, ProgressCallback, Recorder,
+    CancelStepException, CancelTrainException, CancelValidException, MixedPrecision, ProgressCallback, Recorder,
     TerminateOnNaNCallback, TrainEvalCallback,
 )
 from pipekit.learn import distributed, export, inference, schedule, summary
-from pipekit.learn.callbacks.core import Cbs, listify_cbs
+from pipekit.data.transform import as_list
+from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.losses import loss_from_kind
 from pipekit.learn.optim import Adam, OptimWrapper
 from pipekit.metrics import Metric, as_metric
@@ -117,8 +119,7 @@ class Learner:
         if isinstance(loss_func, nn.Module):
             loss_func.to(self.device)
         # fresh metric objects (learners never share accumulators), checked now rather than after an epoch
-        self.metrics = [as_metric(m) for m in ([] if metrics is None else metrics
-                                               if isinstance(metrics, (list, tuple)) else [metrics])]
+        self.metrics = [as_metric(m) for m in as_list(metrics)]
         self.opt: OptimWrapper | None = None
         self.cbs: list[Callback] = []
         self._events: dict[str, list[tuple[Callable[[], None], bool, bool]]] = {}
@@ -139,7 +140,7 @@ class Learner:
         self.resume_cb_states: dict[str, dict[str, Any]] = {}
         self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()]
                      + ([TerminateOnNaNCallback()] if terminate_on_nan else []))
-        self.add_cbs(listify_cbs(cbs))
+        self.add_cbs(as_list(cbs))
 
     # ------------------------------------------------------------------ callbacks
     def _rebuild_events(self) -> None:
@@ -161,8 +162,9 @@ class Learner:
         self._rebuild_events()
         return self
 
-    def add_cbs(self, cbs: Sequence[Callback | type[Callback]]) -> Learner:
-        for cb in cbs:
+    def add_cbs(self, cbs: Cbs) -> Learner:
+        """Add one callback or several (instances or classes)."""
+        for cb in as_list(cbs):
             self.add_cb(cb)
         return self
 
@@ -175,15 +177,16 @@ class Learner:
         self._rebuild_events()
         return self
 
-    def remove_cbs(self, cbs: Sequence[Callback | type[Callback]]) -> Learner:
-        for cb in cbs:
+    def remove_cbs(self, cbs: Cbs) -> Learner:
+        """Remove one callback or several (instances, or classes to remove every callback of)."""
+        for cb in as_list(cbs):
             self.remove_cb(cb)
         return self
 
     @contextlib.contextmanager
     def added_cbs(self, cbs: Cbs) -> Iterator[Learner]:
         """Callbacks present only inside the ``with`` block."""
-        added = listify_cbs(cbs)
+        added = [c() if isinstance(c, type) else c for c in as_list(cbs)]
         self.add_cbs(added)
         try:
             yield self
@@ -349,6 +352,28 @@ class Learner:
             return dl
         check("Learner", ds_idx=(ds_idx, Is(lambda i: i in (0, 1), "0 (train) or 1 (valid)")))
         return self.dls.train.new(shuffle=False, drop_last=False) if ds_idx == 0 else self.dls.valid
+
+    # ------------------------------------------------------------------ precision
+    def to_fp16(self) -> Learner:
+        """Train in fp16 mixed precision (autocast and a gradient scaler: ``MixedPrecision(dtype='fp16')``).
+
+        fp16 autocast needs CUDA: on any other device this changes nothing and warns (on a CPU,
+        ``to_bf16()`` gives bf16 autocast). Returns the learner, so ``learn = learner(...).to_fp16()`` reads
+        as in the book.
+        """
+        if self.device.type != "cuda":
+            warnings.warn(f"to_fp16: fp16 mixed precision needs a CUDA device and this learner is on {self.device}; "
+                          "training stays in fp32 (use to_bf16() for bf16 autocast on a CPU)", stacklevel=2)
+            return self
+        return self.add_cb(MixedPrecision(dtype="fp16"))
+
+    def to_bf16(self) -> Learner:
+        """Train in bf16 mixed precision (autocast, no scaler needed), on CUDA or on a CPU."""
+        return self.add_cb(MixedPrecision(dtype="bf16", cpu=True))
+
+    def to_fp32(self) -> Learner:
+        """Back to full precision: removes ``MixedPrecision``."""
+        return self.remove_cb(MixedPrecision)
 
     # ------------------------------------------------------------------ each in its own module
     fit_one_cycle = schedule.fit_one_cycle

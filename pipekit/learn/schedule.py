@@ -11,20 +11,23 @@ so a run resumed at ``start_epoch`` continues the schedule exactly where it stop
 from __future__ import annotations
 
 import copy
+import functools
+import itertools
 import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import Interval, check
+from pipekit.core.validate import Interval, Is, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.learn.callbacks import LRFinder, ParamScheduler, ProgressCallback, TerminateOnNaNCallback
-from pipekit.learn.callbacks.core import Cbs, listify_cbs
+from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, TensorBoardCallback,
+                                     TerminateOnNaNCallback)
+from pipekit.data.transform import as_list
+from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.optim import lr_range
 
 if TYPE_CHECKING:
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "fit_one_cycle", "fit_flat_cos",
-    "fine_tune", "lr_find", "SuggestedLRs", "valley", "steep", "minimum",
+    "fine_tune", "lr_find", "SuggestedLRs", "valley", "steep", "minimum", "slide",
 ]
 
 Sched = Callable[[float], Any]
@@ -101,7 +104,7 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: f
         "lr": combine_scheds([pct_start, 1 - pct_start], [sched_cos(lr / div, lr), sched_cos(lr, lr / div_final)]),
         "mom": combine_scheds([pct_start, 1 - pct_start], [sched_cos(m[0], m[1]), sched_cos(m[1], m[2])]),
     }
-    learn.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds), *listify_cbs(cbs)], start_epoch=start_epoch)
+    learn.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds), *as_list(cbs)], start_epoch=start_epoch)
 
 
 def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: float = 1e5, pct_start: float = 0.75,
@@ -111,7 +114,7 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: 
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lrs = lr_range(learn.lr if lr is None else lr, opt.n_groups)
     sched = combine_scheds([pct_start, 1 - pct_start], [sched_no(lrs), sched_cos(lrs, lrs / div_final)])
-    learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[ParamScheduler({"lr": sched}), *listify_cbs(cbs)], start_epoch=start_epoch)
+    learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[ParamScheduler({"lr": sched}), *as_list(cbs)], start_epoch=start_epoch)
 
 
 def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
@@ -182,16 +185,72 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
     return float(lrs[first + int(reached[0])]) if len(reached) else float(lrs[end])
 
 
-@dataclass
-class SuggestedLRs:
-    """Result of ``lr_find``: suggested learning rates and the recorded curve."""
+def slide(lrs: np.ndarray, losses: np.ndarray, lr_diff: int = 15, thresh: float = 0.005) -> float:
+    """The largest lr, before the lowest loss, at which the loss is still sliding down steadily.
 
-    valley: float
-    steep: float
-    minimum: float
-    lrs: np.ndarray = field(repr=False)
-    losses: np.ndarray = field(repr=False)
-    plot_path: Path | None = field(default=None, repr=False)
+    The slope is measured over windows of ``lr_diff`` recorded points, against log(lr) and relative to the
+    range of the losses; the suggestion is the middle of the last window, left of the lowest loss, whose
+    slope is below ``-thresh``: far enough from the minimum not to be thrown past it, on a part of the curve
+    where training clearly makes progress. Falls back to :func:`valley` on a curve too short for a window.
+    """
+    lrs_t, losses_t = _trim(lrs, losses)
+    w = max(1, int(lr_diff))
+    end = int(np.nanargmin(losses_t))
+    span = float(np.nanmax(losses_t) - np.nanmin(losses_t)) or 1.0
+    log_lr = np.log(lrs_t)
+    for i in range(end - w, -1, -1):
+        slope = (losses_t[i + w] - losses_t[i]) / (log_lr[i + w] - log_lr[i]) / span
+        if slope < -thresh:
+            return float(lrs_t[i + w // 2])
+    return valley(lrs, losses)
+
+
+def _suggestion_name(fn: Callable[..., Any]) -> str:
+    inner = fn.func if isinstance(fn, functools.partial) else fn
+    return str(getattr(inner, "__name__", type(inner).__name__))
+
+
+class SuggestedLRs:
+    """What ``lr_find`` returns: one suggested learning rate per suggestion function, read like a named tuple
+    (``res.valley``, ``res[0]``, ``lr_min, lr_steep = res``, ``res._fields``), and the recorded curve
+    (``lrs``, ``losses``) with ``plot()``.
+
+    >>> res = SuggestedLRs({"minimum": 1e-3, "steep": 3e-3}, np.array([1e-4, 1e-2]), np.array([1.0, 0.5]))
+    >>> lr_min, lr_steep = res
+    >>> lr_min, res.steep, res._fields
+    (0.001, 0.003, ('minimum', 'steep'))
+    """
+
+    def __init__(self, suggestions: dict[str, float], lrs: np.ndarray, losses: np.ndarray,
+                 plot_path: Path | None = None):
+        self.suggestions = dict(suggestions)
+        self.lrs, self.losses, self.plot_path = lrs, losses, plot_path
+
+    @property
+    def _fields(self) -> tuple[str, ...]:
+        return tuple(self.suggestions)
+
+    def _asdict(self) -> dict[str, float]:
+        return dict(self.suggestions)
+
+    def __getattr__(self, name: str) -> float:
+        suggestions = self.__dict__.get("suggestions", {})
+        if name in suggestions:
+            return suggestions[name]
+        raise AttributeError(f"lr_find made no {name!r} suggestion; it made {list(suggestions)} (ask for it with "
+                             f"suggest_funcs=)")
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self.suggestions.values())
+
+    def __len__(self) -> int:
+        return len(self.suggestions)
+
+    def __getitem__(self, i: int | str) -> float:
+        return self.suggestions[i] if isinstance(i, str) else list(self.suggestions.values())[i]
+
+    def __repr__(self) -> str:
+        return "SuggestedLRs(" + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items()) + ")"
 
     def plot(self, path: str | os.PathLike | None = None) -> Path | None:
         """Loss vs learning rate (log scale) with the suggestions marked; PNG when headless."""
@@ -201,19 +260,36 @@ class SuggestedLRs:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss (smoothed)")
-        for (name, lr), marker in zip((("valley", self.valley), ("steep", self.steep), ("minimum", self.minimum)),
-                                      ("o", "^", "s")):
+        for (name, lr), marker in zip(self.suggestions.items(), itertools.cycle("o^sDv")):
             y = float(np.interp(np.log(lr), np.log(self.lrs), self.losses))
             ax.plot([lr], [y], marker=marker, linestyle="", label=f"{name}: {lr:.2e}")
         ax.legend()
         return savefig_or_show(fig, path, name="lr_find")
 
 
+_SUGGEST = Is(lambda fs: len(as_list(fs)) > 0 and all(callable(f) for f in as_list(fs)),
+              "a suggestion function fn(lrs, losses) -> lr (valley, steep, minimum, slide) or several")
+
+
 def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
-            show_plot: bool = True, path: str | os.PathLike | None = None) -> SuggestedLRs:
-    """``learn.lr_find``: a short run with an exponentially growing lr; returns ``SuggestedLRs(valley, steep,
-    minimum)``. The model and optimiser are restored afterwards; ``show_plot`` draws loss vs lr (PNG when
-    headless)."""
+            show_plot: bool = True, suggest_funcs: Any = (valley, steep, minimum),
+            path: str | os.PathLike | None = None) -> SuggestedLRs:
+    """``learn.lr_find``: a short run with an exponentially growing lr, then one suggested lr per function of
+    ``suggest_funcs`` (one function or several: ``valley``, ``steep``, ``minimum``, ``slide``, or any
+    ``fn(lrs, losses) -> lr``), returned as a :class:`SuggestedLRs` read like a named tuple::
+
+        lr_min, lr_steep = learn.lr_find(suggest_funcs=(minimum, steep))
+        learn.lr_find(suggest_funcs=valley).valley
+
+    The model and optimiser are restored afterwards; ``show_plot`` draws loss vs lr with the suggestions
+    (PNG when headless).
+    """
+    check("lr_find", suggest_funcs=(suggest_funcs, _SUGGEST))
+    funcs = as_list(suggest_funcs)
+    names = [_suggestion_name(f) for f in funcs]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"lr_find: suggest_funcs has two functions named alike ({names}); each suggestion is "
+                             "read by its function's name")
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)
     n_batches = len(learn.dls.train)
     n_epoch = max(1, math.ceil(num_it / n_batches))
@@ -222,8 +298,10 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     opt_state = copy.deepcopy(learn.optimizer.state_dict()) if had_opt else None
     dl_epoch = learn.dls.train.epoch
     try:
-        # the finder drives the loss to divergence on purpose: it stops there itself
-        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, TerminateOnNaNCallback))]):
+        # the finder drives the loss to divergence on purpose: it stops there itself; its run is no epoch of
+        # training, so the progress table and the logs leave it out
+        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, TerminateOnNaNCallback,
+                                                                       CSVLogger, TensorBoardCallback))]):
             learn.fit(n_epoch, cbs=[finder])
     finally:
         learn.model.load_state_dict(model_state)
@@ -236,7 +314,16 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         raise ParameterError(f"lr_find: the loss diverged after {len(finder.losses_)} batches; lower start_lr "
                              f"(now {start_lr}) or check the data/model")
     lrs, losses = np.asarray(finder.lrs_), np.asarray(finder.losses_)
-    res = SuggestedLRs(valley(lrs, losses), steep(lrs, losses), minimum(lrs, losses), lrs, losses)
+    suggestions = {}
+    for name, fn in zip(names, funcs):
+        out = fn(lrs, losses)
+        # a function may also give the point it picked, (lr, (x, y)), as the book's versions do
+        lr = out[0] if isinstance(out, (tuple, list)) else out
+        try:
+            suggestions[name] = float(lr)
+        except (TypeError, ValueError):
+            raise ParameterError(f"lr_find: the suggestion function {name} returned {out!r}, not a learning rate") from None
+    res = SuggestedLRs(suggestions, lrs, losses)
     if show_plot:
         res.plot_path = res.plot(path)
     return res

@@ -3,14 +3,15 @@
 from pipekit.tabular.collab import CollabDataLoaders, EmbeddingDotBias, EmbeddingNN, collab_learner, unseen_report
 from pipekit.tabular.core import Tabular, TabularSplit, scan_table
 from pipekit.tabular.dates import add_datepart, cont_cat_split, df_shrink
-from pipekit.tabular.loaders import TabularCatBlock, TabularContBlock, TabularRecipe, tabular_dataloaders
+from pipekit.tabular.loaders import (TabularCatBlock, TabularContBlock, TabularDataLoaders, TabularRecipe,
+                                     tabular_dataloaders)
 from pipekit.tabular.model import TabularModel, emb_sz_rule, get_emb_sz, tabular_learner
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import DEFAULT_PROCS, NA_TOKEN, Categorify, ColumnNames, FillMissing, Normalize, TabularProc
 from pipekit.tabular.stream import process_to_parquet
 
 __all__ = ["Categorify", "CollabDataLoaders", "ColumnNames", "DEFAULT_PROCS", "EmbeddingDotBias", "EmbeddingNN",
-           "FillMissing", "NA_TOKEN", "Normalize", "Tabular", "TabularCatBlock", "TabularContBlock", "TabularModel",
+           "FillMissing", "NA_TOKEN", "Normalize", "Tabular", "TabularCatBlock", "TabularContBlock", "TabularDataLoaders", "TabularModel",
            "TabularProc", "TabularProcessor", "TabularRecipe", "TabularSplit", "add_datepart", "collab_learner",
            "cont_cat_split", "df_shrink", "emb_sz_rule", "get_emb_sz", "load_processor", "process_to_parquet",
            "scan_table", "tabular_dataloaders", "tabular_learner", "unseen_report"]

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from torch import nn
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.data.dataloaders import DataLoaders
+from pipekit.data.items import read_csv_table
 from pipekit.data.splitters import RandomSplitter
 from pipekit.learn.registry import register_arch
 from pipekit.tabular.core import Tabular, read_frame
@@ -38,10 +40,12 @@ class CollabDataLoaders:
     @staticmethod
     def from_df(ratings: Any, user_name: str | None = None, item_name: str | None = None,
                 rating_name: str | None = None, valid_pct: float = 0.2, seed: int | None = None, bs: int = 64,
-                val_bs: int | None = None, device: Any = None, num_workers: int | None = None) -> Any:
+                val_bs: int | None = None, device: Any = None, num_workers: int | None = None,
+                path: str | os.PathLike = ".") -> Any:
         """Ratings (DataFrame or path) -> DataLoaders; columns default to the first three (user, item, rating).
 
-        Users and items get a vocabulary from the training rows; index 0 (``#na#``) stands for a user or
+        ``path`` is accepted for the book's calls (the ratings are in the table). Users and items get a
+        vocabulary from the training rows; index 0 (``#na#``) stands for a user or
         item never seen in training, so predictions for them fall back to the learned biases.
         """
         check("CollabDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")))
@@ -58,6 +62,12 @@ class CollabDataLoaders:
         dls = tab.dataloaders(bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers)
         dls.tabular = tab
         return dls
+
+    @staticmethod
+    def from_csv(csv: str | os.PathLike, **kwargs: Any) -> Any:
+        """:meth:`from_df` on a CSV file of ratings (``user_name``, ``item_name``, ``rating_name``, ``valid_pct``,
+        ``seed``, ``bs``... as there)."""
+        return CollabDataLoaders.from_df(read_csv_table(csv, None), **kwargs)
 
 
 class _CollabInspect:

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is, check
 from pipekit.data.items import TABLE_SUFFIXES, to_items
 from pipekit.data.splitters import Splitter
 from pipekit.tabular.processor import TabularProcessor, load_processor
-from pipekit.tabular.procs import DEFAULT_PROCS, TabularProc
+from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc
 
 Splits = Splitter | Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]] | Sequence[Any] | None
 
@@ -73,6 +73,25 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
 def read_frame(source: Any, cat_names: Sequence[str] = ()) -> pl.DataFrame:
     """The whole table in memory (a Polars DataFrame is used as it is), read as :func:`scan_table` reads it."""
     return source if isinstance(source, pl.DataFrame) else scan_table(source, cat_names).collect(engine="streaming")
+
+
+def rows_to_frame(items: Any) -> Any:
+    """New rows as a table: a dict row, a pandas Series (a row), a list of dict rows, or ``[one of those]``
+    (what ``learn.predict(row)`` hands over); frames and paths are left to be read as tables are.
+
+    >>> rows_to_frame({"age": 30, "job": "cook"}).shape
+    (1, 2)
+    """
+    if isinstance(items, (list, tuple)) and len(items) == 1 and not isinstance(items[0], dict):
+        items = items[0]
+    if isinstance(items, dict):
+        return pl.DataFrame([items])
+    if type(items).__name__ == "Series" and type(items).__module__.startswith("pandas"):
+        return pl.DataFrame([items.to_dict()])
+    if isinstance(items, (list, tuple)) and not all(isinstance(r, dict) for r in items):
+        raise ParameterError("tabular new data: give a DataFrame, a path, a dict row, a pandas Series or a list "
+                             f"of dict rows, got a list of {type(items[0]).__name__ if items else 'nothing'}.")
+    return items
 
 
 def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +257,7 @@ class Tabular(_FittedNames):
         (['a', 'b_na'], [1, 2, 1])
     """
 
-    def __init__(self, source: Any, procs: Sequence[type[TabularProc] | TabularProc] | None = DEFAULT_PROCS,
+    def __init__(self, source: Any, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
                  y_names: str | Sequence[str] | None = None, y_block: Any = None, splits: Splits = None) -> None:
         check("Tabular", splits=(splits, Is(lambda s: s is None or callable(s) or isinstance(s, (tuple, list))
@@ -300,8 +319,9 @@ class Tabular(_FittedNames):
         return self.processor.c_
 
     def new(self, source: Any) -> TabularSplit:
-        """Apply the fitted procs to new rows (targets are encoded when present); warns about filled values."""
-        return TabularSplit(self.processor.transform(read_frame(source, self.processor.cat_names)),
+        """Apply the fitted procs to new rows (a table, a path, a dict row, a pandas Series or a list of dict
+        rows; targets are encoded when present); warns about filled values."""
+        return TabularSplit(self.processor.transform(read_frame(rows_to_frame(source), self.processor.cat_names)),
                             self.processor, None, "new")
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,15 +21,18 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Is
+from pipekit.core.errors import DataError
+from pipekit.core.validate import Interval, Is, check
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
+from pipekit.data.items import read_csv_table
 from pipekit.data.loader import ArrayDataset, DataLoader
+from pipekit.data.splitters import IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
-from pipekit.tabular.core import TabularSplit, read_frame
-from pipekit.tabular.processor import TabularProcessor
+from pipekit.tabular.core import Tabular, TabularSplit, read_frame, rows_to_frame
+from pipekit.tabular.processor import TabularProcessor, column_names
+from pipekit.tabular.procs import DEFAULT_PROCS, Procs
 
 
 def _values(value: Any) -> list:
@@ -60,21 +64,6 @@ class TabularContBlock(TransformBlock):
 def _stores(frame: pl.DataFrame, processor: TabularProcessor, with_y: bool) -> list[TensorStore]:
     cats, conts, y = TabularSplit(frame, processor, None, "all").arrays()
     return [TensorStore(cats), TensorStore(conts)] + ([TensorStore(y)] if with_y and y is not None else [])
-
-
-def _rows_to_frame(items: Any) -> Any:
-    """``learn.predict(row)`` hands over ``[row]``: a dict row, a one-row frame or a pandas Series (lists of
-    dict rows, frames and paths are read as tables are)."""
-    if isinstance(items, (list, tuple)) and len(items) == 1 and not isinstance(items[0], dict):
-        items = items[0]
-    if isinstance(items, dict):
-        return pl.DataFrame([items])
-    if type(items).__name__ == "Series" and type(items).__module__.startswith("pandas"):
-        return pl.DataFrame([items.to_dict()])
-    if isinstance(items, (list, tuple)) and not all(isinstance(r, dict) for r in items):
-        raise ParameterError("tabular new data: give a DataFrame, a path, a dict row or a list of dict rows, "
-                             f"got a list of {type(items[0]).__name__ if items else 'nothing'}.")
-    return items
 
 
 class TabularRecipe(Component):
@@ -120,7 +109,7 @@ class TabularRecipe(Component):
     def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
         """Encode new rows (a DataFrame, a path, dict rows) with the fitted procs."""
         p = self.processor
-        frame = p.transform(read_frame(_rows_to_frame(source), p.cat_names))
+        frame = p.transform(read_frame(rows_to_frame(source), p.cat_names))
         if with_labels and not (p.y_names and all(c in frame.columns for c in p.y_names)):
             raise DataError(f"test_dl(with_labels=True): the new data lacks the target column(s) {p.y_names}.")
         stores = _stores(frame, p, with_y=with_labels)
@@ -143,3 +132,49 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
     return DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                      num_workers=0 if num_workers is None else num_workers,
                                      drop_last=shuffle and len(tab.train_idx) > bs)
+
+
+class TabularDataLoaders:
+    """The book's tabular data in one call: a :class:`~pipekit.tabular.Tabular` (procs fitted on the training
+    rows) and its ``dataloaders``; returns pipekit ``DataLoaders`` (with the ``Tabular`` as ``dls.tabular``).
+
+    >>> import pipekit.datasets as D
+    >>> dls = TabularDataLoaders.from_csv(D.path("adult_sample") / "adult.csv", y_names="salary",
+    ...     cat_names=["workclass", "education"], cont_names=["age", "fnlwgt"], bs=64, seed=42)
+    >>> dls.vocab, dls.tabular.cat_names
+    (['<50k', '>=50k'], ['workclass', 'education'])
+    """
+
+    @staticmethod
+    def from_df(df: Any, path: str | os.PathLike = ".", procs: Procs = DEFAULT_PROCS,
+                cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
+                y_names: str | Sequence[str] | None = None, y_block: Any = None,
+                valid_idx: Sequence[int] | None = None, valid_pct: float = 0.2, seed: int | None = None,
+                bs: int = 64, val_bs: int | None = None, shuffle: bool = True, device: Any = None,
+                num_workers: int | None = None) -> DataLoaders:
+        """A table (Polars, pandas, Arrow or a path) with categorical ``cat_names``, continuous ``cont_names``
+        (None: every numeric column not named as categorical or target) and target ``y_names``; the rows at
+        ``valid_idx`` are the validation set, else a random ``valid_pct`` (with ``seed``, which also fixes the
+        batches). ``procs`` default to Categorify, FillMissing and Normalize. ``path`` is accepted for the
+        book's calls; the data is in the table.
+
+        Built as ``Tabular(df, procs, cat_names, cont_names, y_names, y_block, splits=IndexSplitter(valid_idx)
+        or RandomSplitter(valid_pct, seed)).dataloaders(bs, ...)``.
+        """
+        check("TabularDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")))
+        frame = read_frame(df, column_names(cat_names))
+        cats, ys = column_names(cat_names), column_names(y_names)
+        if cont_names is None:
+            cont_names = [c for c, t in frame.schema.items() if t.is_numeric() and c not in cats and c not in ys]
+        splits = IndexSplitter(valid_idx) if valid_idx is not None else RandomSplitter(valid_pct, seed=seed)
+        tab = Tabular(frame, procs=procs, cat_names=cats, cont_names=cont_names, y_names=ys, y_block=y_block,
+                      splits=splits)
+        dls = tab.dataloaders(bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device, num_workers=num_workers)
+        dls.tabular = tab
+        return dls
+
+    @staticmethod
+    def from_csv(csv: str | os.PathLike, skipinitialspace: bool = True, **kwargs: Any) -> DataLoaders:
+        """:meth:`from_df` on a CSV file; ``skipinitialspace`` drops the spaces after each comma in text
+        values (adult.csv writes ``", Private"``), as the book's reading does."""
+        return TabularDataLoaders.from_df(read_csv_table(csv, None, skipinitialspace=skipinitialspace), **kwargs)

@@ -30,7 +30,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Is
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
-from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Categorify, ColumnNames, TabularProc, collect,
+from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, TabularProc, collect,
                                    distinct_train_values, make_procs, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
@@ -72,7 +72,7 @@ class TabularProcessor(Component):
     y_vocab_: list[str] | None
     c_: int
 
-    def __init__(self, procs: Sequence[type[TabularProc] | TabularProc] | None = DEFAULT_PROCS,
+    def __init__(self, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
                  y_names: str | Sequence[str] | None = None, y_block: Any = None) -> None:
         # Dependency order whatever the order given: fill (adds _na columns), categorify, normalise.

@@ -23,13 +23,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, Is, Options
+from pipekit.data.transform import as_list
 
 NA_TOKEN = "#na#"
 
@@ -96,6 +97,8 @@ def code_dtype(n_classes: int) -> pl.DataType:
 class TabularProc(Component):
     """Base class: ``setup`` learns state (attributes ending in ``_``) from the training rows,
     ``expressions`` applies it as Polars expressions, on eager frames and lazy scans alike."""
+
+    abstract = True  # a base class: pipekit.testing checks its subclasses
 
     registry_kind = "proc"
     order: ClassVar[int] = 0
@@ -381,11 +384,13 @@ class Normalize(TabularProc):
         return [((pl.col(c) - self.means_[c]) / self.stds_[c]).cast(pl.Float32).alias(c) for c in self.means_]
 
 
-def make_procs(procs: Sequence[Any] | None) -> list[TabularProc]:
-    """Procs given as classes or instances, as instances sorted by their ``order`` (fill, categorify,
-    normalize); anything else is left for the caller's parameter check to name."""
-    out = [p() if isinstance(p, type) and issubclass(p, TabularProc) else p for p in procs or []]
+def make_procs(procs: Sequence[Any] | Any | None) -> list[TabularProc]:
+    """Procs given as classes or instances (one, or a list), as instances sorted by their ``order`` (fill,
+    categorify, normalize); anything else is left for the caller's parameter check to name."""
+    out = [p() if isinstance(p, type) and issubclass(p, TabularProc) else p for p in as_list(procs)]
     return sorted(out, key=lambda p: p.order if isinstance(p, TabularProc) else 0)
 
 
 DEFAULT_PROCS = (Categorify, FillMissing, Normalize)
+#: what ``procs=`` accepts: one proc (class or instance), a list of them, or None
+Procs = Union[Sequence[Union[type[TabularProc], TabularProc]], type[TabularProc], TabularProc, None]

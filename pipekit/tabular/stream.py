@@ -31,14 +31,14 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.tabular.core import scan_table
 from pipekit.tabular.processor import TabularProcessor
-from pipekit.tabular.procs import DEFAULT_PROCS, TabularProc
+from pipekit.tabular.procs import DEFAULT_PROCS, Procs
 
 VALID_COL = "is_valid"
 _ROW = "__pipekit_row__"
 
 
 def process_to_parquet(source: Any, out_path: str | os.PathLike,
-                       procs: Sequence[type[TabularProc] | TabularProc] | None = DEFAULT_PROCS,
+                       procs: Procs = DEFAULT_PROCS,
                        cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
                        y_names: str | Sequence[str] | None = None, y_block: Any = None,
                        valid: pl.Expr | None = None, valid_pct: float | None = None, seed: int = 0,

@@ -1,8 +1,10 @@
 """pipekit.text: tokenization, numericalization, text blocks and loaders, AWD-LSTM models, ULMFiT learners.
 
->>> from pipekit.text import TextBlock, Tokenizer, language_model_learner, text_classifier_learner, AWD_LSTM
+>>> from pipekit.text import TextBlock, Tokenizer, HFTokenizer, language_model_learner, text_classifier_learner, AWD_LSTM
 """
 from pipekit.text.blocks import TextBlock
+from pipekit.text.hf_tokenizer import HFTokenizer
+from pipekit.text.dataloaders import TextDataLoaders
 from pipekit.text.learner import (LMLearner, ModelResetter, RNNRegularizer, TextLearner, language_model_learner,
                                   match_embeddings, text_classifier_learner)
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
@@ -12,8 +14,8 @@ from pipekit.text.numericalize import Numericalize, check_vocab
 from pipekit.text.store import TextStore
 from pipekit.text.tokenize import SPECIAL_TOKENS, TokenizedTexts, Tokenizer, decode_words, read_text_file
 
-__all__ = ["AWD_LSTM", "LMDataLoader", "LMLearner", "LinearDecoder", "ModelResetter", "Numericalize",
+__all__ = ["AWD_LSTM", "HFTokenizer", "LMDataLoader", "LMLearner", "LinearDecoder", "ModelResetter", "Numericalize",
            "PoolingLinearClassifier", "RNNRegularizer", "SPECIAL_TOKENS", "SentenceEncoder", "SequentialRNN",
-           "SortedDataLoader", "TextBlock", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
+           "SortedDataLoader", "TextBlock", "TextDataLoaders", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
            "decode_words", "get_language_model", "get_text_classifier", "language_model_learner",
            "match_embeddings", "read_text_file", "text_classifier_learner"]

@@ -22,6 +22,7 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
+from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.cache import cache_folder
@@ -29,6 +30,18 @@ from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
 from pipekit.text.store import TextStore, cache_key, load_cached, save_cached
 from pipekit.text.tokenize import FLD, PAD, Tokenizer, as_text_series, read_text_file
+
+
+def _names_file(value: str | None) -> bool:
+    """Whether a new value of a ``read_files`` block is a file to read (True) or the text itself (False)."""
+    if value is None:
+        return False
+    if len(value) < 4096 and "\n" not in value and os.path.isfile(value):
+        return True
+    if value.strip().lower().endswith(".txt") and not any(c.isspace() for c in value.strip()):
+        raise DataError(f"{value!r} looks like a text file but there is no such file; give an existing file, "
+                        "or the text itself")
+    return False
 
 
 class TextBlock(TransformBlock):
@@ -97,12 +110,20 @@ class TextBlock(TransformBlock):
         return cls(vocab=vocab, read_files=True, **kwargs)
 
     # ------------------------------------------------------------------ raw values -> texts
-    def texts(self, raw: pl.Series) -> pl.Series:
-        """The raw column as one text per item (files read, several columns joined with ``xxfld``)."""
+    def texts(self, raw: pl.Series, new: bool = False) -> pl.Series:
+        """The raw column as one text per item (files read, several columns joined with ``xxfld``).
+
+        With ``read_files`` the training values are files; a new value (``new``: ``predict``, ``test_dl``)
+        naming an existing file is read too, and any other text is the text itself, so a model trained on
+        folders of files classifies a string as it is. A new value that looks like a file name (one line, no
+        space, ending in ``.txt``) but names no file is refused rather than classified as words.
+        """
         if self.read_files:
-            paths = raw.cast(pl.String).to_list()
+            values = raw.cast(pl.String).to_list()
+            read = [not new or _names_file(v) for v in values]
             with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # file reads release the GIL
-                texts = list(pool.map(lambda p: read_text_file(p, self.encoding, self.errors), paths))
+                texts = list(pool.map(lambda vr: read_text_file(vr[0], self.encoding, self.errors) if vr[1] else vr[0],
+                                      zip(values, read)))
             return pl.Series("text", texts, dtype=pl.String)
         if isinstance(raw.dtype, pl.Struct):
             fields = raw.struct.unnest()
@@ -116,7 +137,7 @@ class TextBlock(TransformBlock):
 
     # ------------------------------------------------------------------ building
     def _settings(self, tok: Tokenizer) -> dict[str, Any]:
-        return {"tok": tok.get_params(), "min_freq": self.min_freq, "max_vocab": self.max_vocab,
+        return {"tok": tok.cache_settings(), "min_freq": self.min_freq, "max_vocab": self.max_vocab,
                 "vocab": list(self.vocab_arg) if self.vocab_arg is not None else None}
 
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Any] = (), trace: Any = None) -> TextStore:
@@ -152,7 +173,7 @@ class TextBlock(TransformBlock):
     def encode_new(self, raw: pl.Series) -> TextStore:
         """Encode new texts with the fitted tokenizer and vocab (unknown words -> xxunk)."""
         self.check_is_fitted("setup (build the data)")
-        tokens = self.tok.encode(self.texts(raw))
+        tokens = self.tok.encode(self.texts(raw, new=True))
         return TextStore(self.num.encode(tokens), pad_idx=self.pad_idx, max_len=self.max_len)
 
     def encode_text(self, text: str) -> np.ndarray:

@@ -233,6 +233,10 @@ class Tokenizer(Transform):
         tk.train_from_iterator(((w + " ") * c for w, c in keep), trainer, length=len(keep))
         self.state_from_data({"subword_": tk.to_str()})
 
+    def cache_settings(self) -> dict[str, Any]:
+        """What identifies this tokenizer's output in the token cache (its parameters)."""
+        return self.get_params()
+
     def state_from_data(self, state: dict[str, Any]) -> None:
         super().state_from_data(state)
         subword = state.get("subword_")

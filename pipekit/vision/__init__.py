@@ -1,13 +1,15 @@
 """pipekit.vision: decode, presize cache, batch augmentation (plan + executors), image blocks, models.
 
->>> from pipekit.vision import ImageBlock, Resize, aug_transforms, Normalize, imagenet_stats
+>>> from pipekit.vision import ImageBlock, Resize, aug_transforms, Normalize, imagenet_stats, Albumentations
 >>> tfms = aug_transforms(size=224, min_scale=0.75) + [Normalize.from_stats(*imagenet_stats)]
 """
+from pipekit.vision.albu import Albumentations
 from pipekit.vision.augment import AugmentPlan, AugmentSettings, map_boxes, map_points, sample_plan, warp_cv2, warp_torch
 from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock
 from pipekit.vision.blocks import ImageBlock, MaskBlock, PointBlock, dataloaders_from_arrays, image_paths_with
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
-from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, verify_images
+from pipekit.vision.dataloaders import ImageDataLoaders, SegmentationDataLoaders
+from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, image_from_value, verify_images
 from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_body,
                                          efficientnet_lite_stats, pretrained_archs)
 from pipekit.vision.imagenet import imagenet_labels, imagenet_predict
@@ -23,7 +25,7 @@ from pipekit.vision.transforms import (BatchAugment, IntToFloat, Normalize, aug_
                                        mnist_stats)
 
 __all__ = [
-    "AffineSampler", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
+    "AffineSampler", "Albumentations", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
     "MaskBlock", "Normalize", "PointBlock", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
     "map_boxes", "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
@@ -31,5 +33,6 @@ __all__ = [
     "Brightness", "Contrast", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
-    "imagenet_labels", "imagenet_predict", "pretrained_archs", "create_body", "check_model_output",
+    "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
+    "pretrained_archs", "create_body", "check_model_output",
 ]

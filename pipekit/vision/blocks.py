@@ -26,23 +26,15 @@ from pipekit.core.errors import DataError
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
-from pipekit.data.transform import Transform
+from pipekit.data.transform import Transform, as_list
 from pipekit.vision.augment import AugmentSettings
 from pipekit.vision.cache import ImageStore, build_image_store
 from pipekit.vision.geometry import size2, size_param
 from pipekit.vision.presize import RandomResizedCrop, find_item_transform
+from pipekit.vision.sources import image_sources
 from pipekit.vision.transforms import BatchAugment, IntToFloat
 
 IMAGE_CLASSES = ("RGB", "L")
-
-
-def _paths(raw: pl.Series, who: str) -> list[str]:
-    if raw.dtype == pl.Utf8:
-        return raw.to_list()
-    if raw.dtype == pl.Object or raw.dtype == pl.Null:
-        return [os.fspath(p) for p in raw.to_list()]
-    raise DataError(f"{who} needs file paths (str or pathlib.Path), got a column of {raw.dtype}; "
-                    "use a getter that returns the image file of each item")
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -72,7 +64,7 @@ class _PixelBlock(TransformBlock):
         tfm = find_item_transform(self.tfms_)
         # a handful of new files (predict, a small test set) is decoded in memory rather than cached
         in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
-        return build_image_store(_paths(raw, type(self).__name__), tfm, mode=self.mode,
+        return build_image_store(image_sources(raw, type(self).__name__), tfm, mode=self.mode,
                                  cache_dir=False if in_memory else self.cache_dir, description=what)
 
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
@@ -168,7 +160,7 @@ class MaskBlock(_PixelBlock):
         bad = np.flatnonzero(maxes >= len(self.codes))
         if bad.size:
             i = int(bad[0])
-            raise DataError(f"{_paths(raw, 'MaskBlock')[i]}: mask value {int(maxes[i])} but only "
+            raise DataError(f"{image_sources(raw, 'MaskBlock')[i]}: mask value {int(maxes[i])} but only "
                              f"{len(self.codes)} codes were given ({bad.size} mask(s) affected); "
                              "give all class names in codes")
 
@@ -224,6 +216,25 @@ class CoordBlock(TransformBlock):
             m = tfm.point_matrix(h, w)
             pts, (h, w) = pts @ m[:2, :2].T + m[:2, 2], tfm.output_size()
         return (pts / np.array([w, h]) * 2 - 1).reshape(arr.shape)
+
+    def to_pixels(self, arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+        """The inverse of :meth:`to_unit`: -1..1 (x, y) pairs back to pixels of a source image of size ``hw``."""
+        pts = np.asarray(arr, dtype=np.float64).reshape(-1, 2)
+        tfm = find_item_transform(self.tfms_)
+        out_h, out_w = tfm.output_size() if tfm is not None else hw
+        pts = (pts + 1) / 2 * np.array([out_w, out_h])
+        if tfm is not None:
+            inv = np.linalg.inv(tfm.point_matrix(*hw))
+            pts = pts @ inv[:2, :2].T + inv[:2, 2]
+        return pts.reshape(np.shape(arr))
+
+    def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None) -> Any:
+        """A predicted value in pixels of the image it was predicted on (``source_size`` (h, w)); in -1..1
+        when that size is not known."""
+        unit = self.decode(value)
+        if source_size is None:
+            return unit
+        return self.to_pixels(np.asarray(unit), (int(source_size[0]), int(source_size[1])))
 
     def _encode(self, raw: pl.Series) -> TensorStore:
         raise NotImplementedError
@@ -302,7 +313,7 @@ def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
 
 
 def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
-                            vocab: Sequence[Any], bs: int = 64, batch_tfms: Sequence[Any] = (),
+                            vocab: Sequence[Any], bs: int = 64, batch_tfms: Sequence[Any] | Any = (),
                             seed: int | None = None, device: Any = None, num_workers: int | None = None) -> Any:
     """DataLoaders over images already in memory as uint8 arrays (N, H, W) or (N, H, W, C) and integer labels.
 
@@ -333,4 +344,4 @@ def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: n
     y_block.tfms_[0].setup(pl.Series(list(vocab)))
     return DataLoaders.from_stores(stores[0], stores[1], blocks=[img_block, y_block], n_inp=1,
                                    bs=bs, seed=seed, device=device,
-                                   batch_tfms=[*img_block.block_batch_tfms(), *batch_tfms], num_workers=num_workers)
+                                   batch_tfms=[*img_block.block_batch_tfms(), *as_list(batch_tfms)], num_workers=num_workers)

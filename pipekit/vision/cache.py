@@ -33,6 +33,7 @@ from pipekit.data.store import Store
 from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image
 from pipekit.vision.presize import ItemTransform
+from pipekit.vision.sources import MemoryImage
 
 CACHE_VERSION = "pk-img-3"
 T = TypeVar("T")
@@ -54,7 +55,9 @@ def _default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def _read_bytes(path: str) -> bytes:
+def _read_bytes(path: str | MemoryImage) -> bytes:
+    if isinstance(path, MemoryImage):
+        return path.content()
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
@@ -63,7 +66,7 @@ def _read_bytes(path: str) -> bytes:
         raise ImageDecodeError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
-def _content_key(path: str) -> str:
+def _content_key(path: str | MemoryImage) -> str:
     return fingerprint(_read_bytes(path))
 
 
@@ -180,30 +183,41 @@ class ImageStore(Store):
         idx = np.asarray(idx, dtype=np.int64)
         return ImageStore(self.pixels[idx], self.orig_sizes[idx], self.squeeze)
 
+    def source_size(self, i: int) -> tuple[int, int]:
+        h, w = self.orig_sizes[int(i)]
+        return int(h), int(w)
+
     def __repr__(self) -> str:
         where = f", cache={self.path_}" if self.path_ else ""
         return f"ImageStore(n={len(self)}, size={self.size}, channels={self.pixels.shape[3]}{where})"
 
 
-def _decode_one(path: str, mode: str, tfm: ItemTransform | None,
+def _decode_one(path: str | MemoryImage, mode: str, tfm: ItemTransform | None,
                 data: bytes | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    img = decode_image(path, mode=mode) if data is None else decode_bytes(data, mode=mode, name=str(Path(path)))
+    if isinstance(path, MemoryImage):
+        img = path.decode(mode)
+    else:
+        img = decode_image(path, mode=mode) if data is None else decode_bytes(data, mode=mode, name=str(Path(path)))
     hw = (img.shape[0], img.shape[1])
     if tfm is not None:
         img = tfm.apply(img, nearest=(mode == "mask"))
     return img, hw
 
 
-def build_image_store(paths: Sequence[str | os.PathLike], tfm: ItemTransform | None = None, mode: str = "RGB",
+def build_image_store(paths: Sequence[str | os.PathLike | MemoryImage], tfm: ItemTransform | None = None,
+                      mode: str = "RGB",
                       cache_dir: str | os.PathLike | bool | None = None, num_workers: int | None = None,
                       description: str = "presizing images") -> ImageStore:
     """Decode and presize ``paths`` once (threads), reusing the on-disk cache when it is valid.
+
+    ``paths`` are files or images in memory (:class:`~pipekit.vision.sources.MemoryImage`: encoded bytes
+    or a PIL image); both are keyed in the cache by their content.
 
     ``tfm`` is the item transform (``Resize``, ``CropPad``, ``RandomResizedCrop``) or None when all
     images already share one size. ``cache_dir``: None for the default cache, a folder, or False for
     memory only. A pack whose bytes or meta fail their checks is rebuilt with a CacheRebuildWarning.
     """
-    paths = [str(p) for p in paths]
+    paths = [p if isinstance(p, MemoryImage) else str(p) for p in paths]
     if not paths:
         raise ValueError("no image files to load: the item list is empty; check get_items and the folder")
     if tfm is not None and not isinstance(tfm, ItemTransform):
@@ -326,7 +340,7 @@ def build_image_store(paths: Sequence[str | os.PathLike], tfm: ItemTransform | N
                       n_reused=len(paths) - n_decoded, path=pack)
 
 
-def _build_in_memory(paths: list[str], tfm: ItemTransform | None, mode: str, channels: int, squeeze: bool,
+def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, mode: str, channels: int, squeeze: bool,
                      workers: int, description: str) -> ImageStore:
     first, _ = _decode_one(paths[0], mode, tfm)
     h, w = first.shape[:2]
@@ -346,15 +360,3 @@ def _build_in_memory(paths: list[str], tfm: ItemTransform | None, mode: str, cha
             pass
     return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0)
 
-
-def images_from_bytes(blobs: Sequence[bytes], tfm: ItemTransform | None = None, mode: str = "RGB") -> ImageStore:
-    """An in-memory store from encoded image bytes (e.g. a Parquet/HF column of PNG/JPEG blobs)."""
-    imgs, sizes = [], []
-    for i, b in enumerate(blobs):
-        img = decode_bytes(b, mode=mode, name=f"item {i}")
-        sizes.append(img.shape[:2])
-        imgs.append(tfm.apply(img, nearest=(mode == "mask")) if tfm is not None else img)
-    shapes = {im.shape for im in imgs}
-    if len(shapes) != 1:
-        raise ValueError(f"images have different shapes {sorted(shapes)[:4]}; give an item transform such as Resize")
-    return ImageStore(np.stack(imgs), np.asarray(sizes), squeeze=(mode == "mask"), n_decoded=len(imgs))

@@ -144,3 +144,89 @@ def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_wor
     with ThreadPoolExecutor(num_workers) as ex:
         errors = list(ex.map(lambda p: _bad(p, mode), paths))
     return [p for p, e in zip(paths, errors) if e is not None]
+
+
+#: what an image input accepts, said once for every error message and docstring that lists it
+IMAGE_VALUES = ("file paths (str or pathlib.Path), encoded image bytes (JPEG/PNG/...), PIL images, or uint8 arrays/"
+                "tensors: (H, W) grey, (H, W, C) or (C, H, W); float arrays/tensors (C, H, W) with values in 0..1")
+
+
+def is_image_value(value: object) -> bool:
+    """Whether ``value`` is an image already in memory (bytes, a PIL image, an array or a tensor), not a path."""
+    if isinstance(value, (bytes, bytearray, memoryview, np.ndarray)):
+        return True
+    kind = type(value).__module__.split(".")[0]
+    return kind in ("PIL", "torch") and hasattr(value, "shape" if kind == "torch" else "getbands")
+
+
+def _pixels_of(value: object, name: str) -> np.ndarray:
+    """An in-memory image as an (H, W, C) array, uint8 or float (channels first moved last)."""
+    kind = type(value).__module__.split(".")[0]
+    if kind == "PIL":
+        img = value
+        if getattr(img, "mode", "") not in ("L", "RGB", "RGBA"):
+            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")  # type: ignore[attr-defined]
+        arr = np.asarray(img)
+    elif kind == "torch":
+        arr = value.detach().cpu().numpy()  # type: ignore[attr-defined]
+    else:
+        arr = np.asarray(value)
+    torch_like = kind == "torch"
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    elif arr.ndim == 3:
+        last_ok, first_ok = arr.shape[2] in (1, 3, 4), arr.shape[0] in (1, 3, 4)
+        floats = arr.dtype.kind == "f"
+        # channels first: the tensor convention, and what float images (pipekit's decoded batches) use
+        if first_ok and (not last_ok or torch_like or floats):
+            arr = np.transpose(arr, (1, 2, 0))
+        elif not last_ok:
+            raise ImageDecodeError(f"{name}: an image array of shape {arr.shape} has no channel axis of 1, 3 or 4; "
+                                   f"give {IMAGE_VALUES}")
+    else:
+        raise ImageDecodeError(f"{name}: an image array needs 2 or 3 dimensions, got shape {arr.shape}; "
+                               f"give {IMAGE_VALUES}")
+    return arr
+
+
+def image_from_value(value: object, mode: str = "RGB", name: str = "<image>") -> np.ndarray:
+    """An image held in memory as a uint8 (H, W, C) array in ``mode`` (see :func:`decode_bytes`), as decoding
+    its file would give it: encoded bytes are decoded; a PIL image, a NumPy array or a torch tensor is taken
+    as pixels (uint8 0..255, or floats 0..1), grey (H, W), (H, W, C) or channels first (C, H, W).
+
+    >>> image_from_value(np.full((2, 3), 7, np.uint8), mode="RGB").shape
+    (2, 3, 3)
+    >>> image_from_value(np.ones((3, 4, 5), np.float32), mode="L")[0, 0]
+    array([255], dtype=uint8)
+    """
+    _check_mode(mode)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return decode_bytes(value, mode=mode, name=name)
+    if not is_image_value(value):
+        raise ImageDecodeError(f"{name}: {type(value).__name__} is not an image; give {IMAGE_VALUES}")
+    arr = _pixels_of(value, name)
+    if arr.dtype.kind == "f":
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 1:
+            raise ImageDecodeError(f"{name}: a float image must hold values in 0..1, this one spans {lo:g}..{hi:g}; "
+                                   "give uint8 pixels (0..255) or divide by 255")
+        arr = np.round(arr * 255).astype(np.uint8)
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype != np.uint8:
+        if mode == "mask" and arr.dtype.kind in "iu" and arr.size and 0 <= arr.min() and arr.max() < 256:
+            arr = arr.astype(np.uint8)
+        else:
+            raise ImageDecodeError(f"{name}: an image array of {arr.dtype} is not accepted; give {IMAGE_VALUES}")
+    c = arr.shape[2]
+    if mode == "RGB":
+        arr = np.repeat(arr, 3, axis=2) if c == 1 else arr[:, :, :3]
+    elif mode == "L" and c > 1:
+        # the luma weights grey decoding uses (ITU-R BT.601), from RGB order
+        arr = cv2.cvtColor(np.ascontiguousarray(arr[:, :, :3]), cv2.COLOR_RGB2GRAY)[:, :, None]
+    elif mode == "mask" and c > 1:
+        if not all(np.array_equal(arr[..., 0], arr[..., k]) for k in range(1, min(c, 3))):
+            raise ImageDecodeError(f"{name}: a mask needs one class index per pixel, this array has {c} different "
+                                   "channels")
+        arr = arr[:, :, :1]
+    return np.ascontiguousarray(arr)

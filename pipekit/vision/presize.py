@@ -42,6 +42,8 @@ def resize_to(img: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray
 class ItemTransform(Transform):
     """Base of the image item transforms: a fixed output size and a known geometry."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     order: ClassVar[int] = 10
 
     def applies_to(self, block: Any) -> bool:

@@ -29,6 +29,8 @@ Frame = tuple[int, int]
 class Sampler(Component):
     """Base class: ``stream`` names the random stream the sampler draws from."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     registry_kind = "sampler"
     stream: ClassVar[str] = ""
 
@@ -36,12 +38,16 @@ class Sampler(Component):
 class AffineSampler(Sampler):
     """Draws (n, 3, 3) output->input matrices; the plan multiplies them in the order of its samplers."""
 
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
         raise NotImplementedError
 
 
 class LightingSampler(Sampler):
     """Draws (scale, shift) per image, applied in logit space as ``logit(x) * scale + shift``."""
+
+    abstract = True  # a base class: pipekit.testing checks its subclasses
 
     def lighting(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

@@ -39,6 +39,8 @@ order  callback                     why there
   30   MixUp                        mixes the batch after the mode switches, before the forward pass
   50   Recorder                     writes the epoch's losses and metrics
   55   LRFinder                     reads the loss the Recorder saw
+  57   CSVLogger                    writes the row the Recorder wrote to a CSV file
+  58   TensorBoardCallback          writes losses, metrics, learning rates and a batch to TensorBoard
   60   ProgressCallback             prints the row the Recorder wrote
   62   ParamScheduler               sets lr/mom before each training batch
   63   TrackerCallback              (base of the two below, for user subclasses)
@@ -66,6 +68,7 @@ from pipekit.learn.callbacks.core import (
     EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
     CancelStepException, CancelTrainException, CancelValidException,
 )
+from pipekit.learn.callbacks.loggers import CSVLogger, TensorBoardCallback
 from pipekit.learn.callbacks.nonfinite import (
     FiniteInputsCheck, NonFiniteError, NonFiniteInputError, TerminateOnNaNCallback, check_finite_weights,
 )
@@ -74,7 +77,7 @@ from pipekit.learn.callbacks.training import GatherPreds, ProgressCallback, Reco
 __all__ = [
     "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidException",
-    "ActivationStats", "EarlyStoppingCallback", "GradientClip", "LRFinder", "MixedPrecision", "MixUp",
+    "ActivationStats", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "MixedPrecision", "MixUp",
     "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",
     "NonFiniteInputError", "TerminateOnNaNCallback", "check_finite_weights", "GatherPreds", "ProgressCallback",
     "Recorder", "TrainEvalCallback",

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Callback", "EVENTS", "CancelFitException", "CancelEpochException", "CancelTrainException",
     "CancelValidException", "CancelBatchException", "CancelBackwardException", "CancelStepException", "Cbs",
-    "listify_cbs",
 ]
 
 EVENTS: tuple[str, ...] = (
@@ -93,9 +92,6 @@ class Callback(Component):
         self.state_from_data(state)
 
 
-#: what ``cbs=`` arguments accept: one callback, several, or None
-Cbs = Union[Callback, Sequence[Callback], None]
-
-
-def listify_cbs(cbs: Cbs) -> list[Callback]:
-    return [] if cbs is None else [cbs] if isinstance(cbs, Callback) else list(cbs)
+#: what ``cbs=`` arguments accept: one callback (or callback class), several, or None (read with
+#: ``pipekit.data.transform.as_list``, the one reader of "one object or a list")
+Cbs = Union[Callback, type[Callback], Sequence[Union[Callback, type[Callback]]], None]

@@ -1,0 +1,239 @@
+"""Two more gradient-boosting backends, used only where their libraries are installed (pipekit never
+requires them): ``XGBoost`` (xgboost, histogram trees with native categorical splits) and ``CatBoost``
+(catboost, ordered boosting with its own target statistics for categories). Both stop early on the
+valid split and export as their library's own model format (UBJSON / CBM bytes, never pickle).
+
+``installed("xgboost")`` says whether one can be used.
+
+Example:
+    >>> import polars as pl, numpy as np
+    >>> from pipekit.backends import XGBoost, as_data, installed
+    >>> rng = np.random.default_rng(0)
+    >>> xs = pl.DataFrame({"a": rng.normal(size=400), "c": rng.integers(0, 4, 400)})
+    >>> data = as_data(xs, y=xs["a"].to_numpy() * 2 + xs["c"].to_numpy(), cat_names=["c"])
+    >>> if installed("xgboost"):
+    ...     m = XGBoost("regression", n_estimators=200, learning_rate=0.2, n_jobs=1)
+    ...     ok = m.fit(data.take(np.arange(300)), data.take(np.arange(300, 400))).score(data) < 0.5
+    ... else:
+    ...     ok = True
+    >>> ok
+    True
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Backend, feature_frame
+from pipekit.backends.data import TabularData
+from pipekit.core.errors import ExportError
+from pipekit.core.validate import Interval, Is
+
+FRACTION = Interval(0, 1, closed="right")
+PARAMS = Is(lambda v: v is None or isinstance(v, dict), "None or a dict of the library's parameters")
+
+
+def installed(package: str) -> bool:
+    """Whether ``package`` ("xgboost", "catboost") can be imported, without importing it."""
+    return importlib.util.find_spec(package) is not None
+
+
+def _require(package: str, cls: str) -> Any:
+    if not installed(package):
+        raise ImportError(f"{cls} needs the {package} package, which is not installed: pip install {package} "
+                          "(pipekit's other backends work without it)")
+    return importlib.import_module(package)
+
+
+def _threads(n_jobs: int | None) -> int:
+    return -1 if n_jobs in (None, -1) else int(n_jobs)
+
+
+class XGBoost(Backend):
+    """XGBoost model for ``task`` "classification" or "regression" (``tree_method="hist"``); category-code
+    columns are native categorical features. With a ``valid`` split, training stops after
+    ``early_stopping_rounds`` rounds without improvement and the best iteration predicts. ``params`` adds or
+    overrides raw XGBoost parameters. Fitted: ``booster_``, ``best_iteration_``, ``valid_score_``.
+    """
+
+    model_attr = "booster_"
+    param_constraints = {
+        "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
+        "max_depth": Interval(0, None, integer=True), "min_child_weight": Interval(0, None),
+        "subsample": FRACTION, "colsample": FRACTION, "reg_lambda": Interval(0, None),
+        "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "n_jobs": N_JOBS,
+        "seed": Interval(0, 2**31 - 1, integer=True), "params": PARAMS, "name": NAME}
+
+    def __init__(self, task: str, n_estimators: int = 1000, learning_rate: float = 0.05, max_depth: int = 6,
+                 min_child_weight: float = 1.0, subsample: float = 1.0, colsample: float = 1.0,
+                 reg_lambda: float = 1.0, early_stopping_rounds: int | None = 50, n_jobs: int | None = -1,
+                 seed: int = 0, params: dict | None = None, name: str | None = None):
+        self.task, self.n_estimators, self.learning_rate, self.max_depth = task, n_estimators, learning_rate, max_depth
+        self.min_child_weight, self.subsample, self.colsample, self.reg_lambda = (min_child_weight, subsample,
+                                                                                  colsample, reg_lambda)
+        self.early_stopping_rounds, self.n_jobs, self.seed, self.params, self.name = (early_stopping_rounds, n_jobs,
+                                                                                      seed, params, name)
+        self.check_params()
+
+    def stops_early(self) -> bool:
+        return self.early_stopping_rounds is not None
+
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        self.check_is_fitted()
+        return {"n_estimators": max(1, int(round(self.best_iteration_ * scale))), "early_stopping_rounds": None}
+
+    def xgb_params(self) -> dict[str, Any]:
+        """The XGBoost parameter dict this model trains with."""
+        if self.task == "regression":
+            obj: dict[str, Any] = {"objective": "reg:squarederror", "eval_metric": "rmse"}
+        elif len(self.classes_) == 2:
+            obj = {"objective": "binary:logistic", "eval_metric": "logloss"}
+        else:
+            obj = {"objective": "multi:softprob", "num_class": len(self.classes_), "eval_metric": "mlogloss"}
+        p = {**obj, "tree_method": "hist", "eta": self.learning_rate, "max_depth": self.max_depth,
+             "min_child_weight": self.min_child_weight, "subsample": self.subsample,
+             "colsample_bytree": self.colsample, "lambda": self.reg_lambda, "seed": self.seed,
+             "nthread": _threads(self.n_jobs), "max_cat_to_onehot": 1, "verbosity": 0}
+        p.update(self.params or {})
+        return p
+
+    def _dmatrix(self, d: TabularData, label: bool = True) -> Any:
+        xgb = _require("xgboost", "XGBoost")
+        types = ["c" if c in self.cat_features_ else "q" for c in self.feature_names_]
+        return xgb.DMatrix(self.matrix(d), label=self.encode_y(d.y) if label else None, feature_types=types,
+                           feature_names=[f"f{i}" for i in range(len(types))], enable_categorical=True,
+                           nthread=_threads(self.n_jobs))
+
+    def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        xgb = _require("xgboost", "XGBoost")
+        evals = [] if valid is None else [(self._dmatrix(valid), "valid")]
+        self.booster_ = xgb.train(self.xgb_params(), self._dmatrix(d), num_boost_round=self.n_estimators,
+                                  evals=evals, verbose_eval=False,
+                                  early_stopping_rounds=self.early_stopping_rounds if evals else None)
+        best = getattr(self.booster_, "best_iteration", None) if evals and self.early_stopping_rounds else None
+        self.best_iteration_ = int(best) + 1 if best is not None else int(self.booster_.num_boosted_rounds())
+
+    def _predict(self, d: TabularData) -> np.ndarray:
+        p = np.asarray(self.booster_.predict(self._dmatrix(d, label=False), iteration_range=(0, self.best_iteration_)),
+                       dtype=np.float64)
+        if self.task == "classification" and p.ndim == 1:
+            return np.column_stack([1.0 - p, p])
+        return p
+
+    def feature_importance(self) -> pl.DataFrame:
+        """Total gain per input, descending (0 for inputs never split on)."""
+        self.check_is_fitted()
+        gain = self.booster_.get_score(importance_type="total_gain")
+        return feature_frame(self.feature_names_, [gain.get(f"f{i}", 0.0) for i in range(len(self.feature_names_))])
+
+    # -- files: the booster as XGBoost's own UBJSON model ------------------------------------------------
+    def model_to_data(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.booster_.save_raw(raw_format="ubj")), dtype=np.uint8).copy()
+
+    def model_from_data(self, data: Any) -> Any:
+        xgb = _require("xgboost", "XGBoost")
+        if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 1):
+            raise ExportError("booster_ must be an XGBoost UBJSON model stored as a 1-D uint8 array")
+        booster = xgb.Booster()
+        booster.load_model(bytearray(data.tobytes()))
+        booster.set_param({"nthread": _threads(self.n_jobs)})
+        return booster
+
+
+class CatBoost(Backend):
+    """CatBoost model for ``task`` "classification" or "regression": category-code columns are its
+    categorical features (ordered target statistics). With a ``valid`` split, training stops after
+    ``early_stopping_rounds`` rounds without improvement and the best iteration is kept. ``params`` adds or
+    overrides raw CatBoost parameters. Fitted: ``model_``, ``best_iteration_``, ``valid_score_``.
+    """
+
+    param_constraints = {
+        "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
+        "depth": Interval(1, 16, integer=True), "l2_leaf_reg": Interval(0, None),
+        "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "n_jobs": N_JOBS,
+        "seed": Interval(0, 2**31 - 1, integer=True), "params": PARAMS, "name": NAME}
+
+    def __init__(self, task: str, n_estimators: int = 1000, learning_rate: float = 0.05, depth: int = 6,
+                 l2_leaf_reg: float = 3.0, early_stopping_rounds: int | None = 50, n_jobs: int | None = -1,
+                 seed: int = 0, params: dict | None = None, name: str | None = None):
+        self.task, self.n_estimators, self.learning_rate, self.depth = task, n_estimators, learning_rate, depth
+        self.l2_leaf_reg, self.early_stopping_rounds, self.n_jobs = l2_leaf_reg, early_stopping_rounds, n_jobs
+        self.seed, self.params, self.name = seed, params, name
+        self.check_params()
+
+    def stops_early(self) -> bool:
+        return self.early_stopping_rounds is not None
+
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        self.check_is_fitted()
+        return {"n_estimators": max(1, int(round(self.best_iteration_ * scale))), "early_stopping_rounds": None}
+
+    def cb_params(self) -> dict[str, Any]:
+        """The CatBoost parameter dict this model trains with."""
+        if self.task == "regression":
+            obj: dict[str, Any] = {"loss_function": "RMSE"}
+        else:
+            obj = {"loss_function": "Logloss" if len(self.classes_) == 2 else "MultiClass",
+                   "class_names": list(range(len(self.classes_)))}  # every class, even one a fold lacks
+        p = {**obj, "iterations": self.n_estimators, "learning_rate": self.learning_rate, "depth": self.depth,
+             "l2_leaf_reg": self.l2_leaf_reg, "random_seed": self.seed, "thread_count": _threads(self.n_jobs),
+             "verbose": False, "allow_writing_files": False}
+        p.update(self.params or {})
+        return p
+
+    def _pool(self, d: TabularData, label: bool = True) -> Any:
+        cb = _require("catboost", "CatBoost")
+        cats = [c for c in self.feature_names_ if c in self.cat_features_]
+        # CatBoost takes category codes as integers (it hashes them), everything else as float32
+        frame = d.xs.select([pl.col(c).cast(pl.Int64) if c in cats else pl.col(c).cast(pl.Float32)
+                             for c in self.feature_names_]).to_pandas()
+        return cb.Pool(frame, label=self.encode_y(d.y) if label else None,
+                       cat_features=[self.feature_names_.index(c) for c in cats])
+
+    def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        cb = _require("catboost", "CatBoost")
+        model = cb.CatBoost(self.cb_params())
+        if valid is None:
+            model.fit(self._pool(d))
+        else:
+            model.fit(self._pool(d), eval_set=self._pool(valid), use_best_model=self.stops_early(),
+                      early_stopping_rounds=self.early_stopping_rounds)
+        self.model_ = model
+        best = model.get_best_iteration() if valid is not None and self.stops_early() else None
+        self.best_iteration_ = int(best) + 1 if best is not None else int(model.tree_count_)
+
+    def _predict(self, d: TabularData) -> np.ndarray:
+        kind = "Probability" if self.task == "classification" else "RawFormulaVal"
+        p = np.asarray(self.model_.predict(self._pool(d, label=False), prediction_type=kind,
+                                           thread_count=_threads(self.n_jobs)), dtype=np.float64)
+        if self.task == "classification" and p.ndim == 1:
+            return np.column_stack([1.0 - p, p])
+        return p
+
+    def feature_importance(self) -> pl.DataFrame:
+        """CatBoost's prediction-value change per input, descending."""
+        self.check_is_fitted()
+        return feature_frame(self.feature_names_, self.model_.get_feature_importance())
+
+    # -- files: the model as CatBoost's own CBM bytes ----------------------------------------------------
+    def model_to_data(self) -> np.ndarray:
+        with tempfile.TemporaryDirectory() as tmp:  # CatBoost writes its binary format to a file only
+            where = os.path.join(tmp, "model.cbm")
+            self.model_.save_model(where, format="cbm")
+            with open(where, "rb") as f:
+                return np.frombuffer(f.read(), dtype=np.uint8).copy()
+
+    def model_from_data(self, data: Any) -> Any:
+        cb = _require("catboost", "CatBoost")
+        if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 1):
+            raise ExportError("model_ must be a CatBoost CBM model stored as a 1-D uint8 array")
+        try:
+            return cb.CatBoost().load_model(blob=data.tobytes())
+        except cb.CatBoostError as e:
+            raise ExportError(f"the stored CatBoost model is malformed: {e}") from None

@@ -1,0 +1,149 @@
+"""``ArrayRecipe``: the recipe of loaders built from stores a user encoded (``DataLoaders.from_stores``,
+``pipekit.vision.dataloaders_from_arrays``).
+
+Such loaders have no getters or column transforms to replay: a new item is already what a training item
+was, an array (an image, a feature vector). The recipe remembers the shape and dtype of one item of each
+input, the blocks and the batch transforms, so ``test_dl``, ``predict`` and ``export`` / ``load_learner``
+work as for a ``DataBlock``. An input whose block encodes images held in memory (an ``ImageBlock``) takes
+what that block takes (arrays, tensors, PIL images, bytes).
+
+>>> import numpy as np
+>>> from pipekit.data import DataLoaders, TensorStore
+>>> x, y = np.random.default_rng(0).normal(size=(20, 3)).astype("float32"), np.arange(20) % 2
+>>> dls = DataLoaders.from_stores([TensorStore(x[:16]), TensorStore(y[:16])], [TensorStore(x[16:]), TensorStore(y[16:])],
+...                               bs=4, seed=0, device="cpu")
+>>> dls.test_dl([x[0], x[1]]).one_batch()[0].shape
+torch.Size([2, 3])
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from pipekit.core.component import Component
+from pipekit.core.errors import DataError
+from pipekit.core.validate import Interval
+from pipekit.data.loader import ArrayDataset, DataLoader
+from pipekit.data.store import ListStore, Store, TensorStore
+from pipekit.data.transform import BatchPipeline, as_list
+
+__all__ = ["ArrayRecipe"]
+
+
+def _as_array(v: Any) -> np.ndarray:
+    return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+
+
+def _item_of(store: Any) -> Any:
+    item = store.item(0)
+    return item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else item
+
+
+class ArrayRecipe(Component):
+    """How loaders built from encoded stores encode new items (see the module docstring).
+
+    Parameter: ``n_inp`` (how many stores are inputs; None: all but the last). ``setup(stores, blocks,
+    batch_tfms)`` learns ``n_inp_``, ``blocks_``, ``batch_tfms_``, and per store ``item_shapes_`` /
+    ``dtypes_`` (one item's shape and dtype; None for a store of Python values) and ``by_block_`` (whether
+    its block encodes new values, as an image block does).
+    """
+
+    registry_kind = "recipe"
+    param_constraints = {"n_inp": Interval(1, None, integer=True, none_ok=True)}
+
+    def __init__(self, n_inp: int | None = None):
+        self.n_inp = n_inp
+        self.check_params()
+
+    def setup(self, stores: Sequence[Store], blocks: Sequence[Any] = (), batch_tfms: Any = ()) -> ArrayRecipe:
+        """Learn what one item of each store is, from the training stores."""
+        if not stores or len(stores[0]) == 0:
+            raise DataError("ArrayRecipe: the training stores are empty")
+        self.n_inp_ = self.n_inp if self.n_inp is not None else max(1, len(stores) - 1)
+        self.blocks_ = list(blocks)
+        self.batch_tfms_ = as_list(batch_tfms)
+        shapes, dtypes, by_block = [], [], []
+        for j, store in enumerate(stores):
+            item = _item_of(store)
+            if isinstance(item, np.ndarray):
+                shapes.append(list(item.shape))
+                dtypes.append(str(item.dtype))
+            else:
+                shapes.append(None)
+                dtypes.append(None)
+            block = self.blocks_[j] if j < len(self.blocks_) else None
+            # an image store (it knows its items' source size) whose block is fitted re-encodes new images
+            by_block.append(bool(block is not None and getattr(block, "is_fitted", False)
+                                 and getattr(store, "source_size", lambda i: None)(0) is not None))
+        self.item_shapes_, self.dtypes_, self.by_block_ = shapes, dtypes, by_block
+        return self
+
+    # ------------------------------------------------------------------ the Recipe protocol
+    @property
+    def fitted_blocks(self) -> list[Any]:
+        self.check_is_fitted("setup(stores)")
+        return self.blocks_
+
+    def batch_pipeline(self) -> BatchPipeline:
+        self.check_is_fitted("setup(stores)")
+        return BatchPipeline(self.batch_tfms_)
+
+    def dl_type(self) -> type:
+        for b in getattr(self, "blocks_", []):
+            loader = getattr(b, "loader_type", None)
+            if callable(loader) and loader() is not None:
+                return loader()
+        return DataLoader
+
+    def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
+        """Encode new items: a list of items (each an array, or a tuple of arrays when there are several
+        inputs), or one array/tensor holding a batch of items. With ``with_labels`` each item also holds
+        its targets, encoded as the training targets were."""
+        self.check_is_fitted("setup(stores)")
+        n = len(self.item_shapes_) if with_labels else self.n_inp_
+        columns = self._columns(source, n)
+        stores = [self._encode(j, values) for j, values in enumerate(columns)]
+        return ArrayDataset(stores, blocks=self.blocks_[:n], n_inp=self.n_inp_, split_idx=1)
+
+    def _columns(self, source: Any, n: int) -> list[list[Any]]:
+        if isinstance(source, (np.ndarray, torch.Tensor)):
+            items: list[Any] = list(source)
+        elif isinstance(source, (list, tuple)):
+            items = list(source)
+        else:
+            raise DataError(f"new items of a model built from arrays are a list of items (arrays) or one array of "
+                            f"items; got {type(source).__name__}")
+        if not items:
+            raise DataError("test_dl: no items given")
+        if n == 1:
+            return [[it[0] if isinstance(it, tuple) and len(it) == 1 else it for it in items]]
+        bad = next((i for i, it in enumerate(items) if not (isinstance(it, (tuple, list)) and len(it) == n)), None)
+        if bad is not None:
+            raise DataError(f"item {bad}: this model reads {n} arrays per item (its inputs"
+                            f"{' and targets' if n > self.n_inp_ else ''}); give each item as a tuple of {n}")
+        return [[it[j] for it in items] for j in range(n)]
+
+    def _encode(self, j: int, values: list[Any]) -> Store:
+        shape, dtype = self.item_shapes_[j], self.dtypes_[j]
+        if self.by_block_[j]:
+            store = self.blocks_[j].encode_new(pl.Series("item", values, dtype=pl.Object))
+            got = list(_item_of(store).shape)
+            if shape is not None and got != shape:
+                raise DataError(f"input {j}: the model was trained on images of shape {tuple(shape)} (H, W, C); "
+                                f"these are {tuple(got)} after decoding; resize them first")
+            return store
+        if shape is None:
+            return ListStore(values)
+        arrays = [_as_array(v) for v in values]
+        for i, a in enumerate(arrays):
+            if list(a.shape) != shape:
+                raise DataError(f"item {i}, input {j}: shape {a.shape} but the model was trained on items of shape "
+                                f"{tuple(shape)}")
+        stacked = np.stack(arrays)
+        if stacked.dtype.kind not in "biuf":
+            raise DataError(f"input {j}: items of {stacked.dtype} are not numbers; the model was trained on {dtype}")
+        return TensorStore(stacked.astype(dtype, copy=False))

@@ -1,0 +1,295 @@
+"""``fit_ensemble``: bagged members, selection on their out-of-fold predictions and a second stacking layer,
+within a time budget, in one call.
+
+Members are fitted in the order of their expected value per second (``Candidate.value / Candidate.cost``;
+the cost is relative to the default GBM and turned into seconds by timing the members already fitted); a
+member expected to overrun the time limit is skipped, and one whose folds run over it is stopped. Weights
+are selected by Caruana's greedy selection on the out-of-fold predictions of the training rows; then a
+second layer (a bagged GBM on the original inputs plus the selected members' out-of-fold predictions) is
+fitted when time allows, and kept only when it beats the weighted ensemble out of fold. The validation
+rows are scored for the report and choose nothing.
+
+Example:
+    >>> from pipekit.ensemble import fit_ensemble
+    >>> # ens = fit_ensemble(tab, time_limit=120, metric="accuracy")
+    >>> # ens.report(); ens.export("adult.pipekit"); ens.predict(ens.process(raw_rows))
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipekit.backends import GBM, CatBoost, ExtraTrees, RandomForest, XGBoost, as_data, installed
+from pipekit.backends.base import Model
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.data.progress import progress_bar
+from pipekit.ensemble.bagged import BaggedModel, out_of_fold
+from pipekit.ensemble.stacking import StackingEnsemble
+from pipekit.ensemble.torch_tabular import TorchTabular
+from pipekit.ensemble.weighted import WeightedEnsemble
+from pipekit.metrics import get_metric
+
+#: a GBM's stopping patience and round cap: it stops on its own rows long before the cap
+_ROUNDS, _PATIENCE = 10_000, 50
+#: the second layer's expected value and cost (a bagged GBM on the inputs and the members' predictions)
+STACK_VALUE, STACK_COST = 0.5, 1.5
+
+
+@dataclass
+class Candidate:
+    """A member ``fit_ensemble`` may fit: a ``name``, an unfitted ``model`` (bagged by fit_ensemble), its
+    expected ``value`` (how much such a member usually adds, 0..1) and its ``cost`` (time relative to the
+    default GBM on the same rows)."""
+
+    name: str
+    model: Any
+    value: float = 1.0
+    cost: float = 1.0
+
+
+def default_candidates(task: str, n_jobs: int | None = -1, seed: int = 0,
+                       y_range: tuple[float, float] | None = None) -> list[Candidate]:
+    """The members ``fit_ensemble`` tries by default: LightGBM (its defaults, larger trees, extremely
+    randomised splits), XGBoost and CatBoost where installed, the tabular net with entity embeddings,
+    extremely randomised trees and a random forest.
+
+    Values are how much each added to ensembles selected out of fold on adult and rossmann (their weights);
+    costs are bagged fit times relative to the default GBM, measured there (8 folds, refitted after
+    stopping): CatBoost is worth much but costs ten GBMs, so it comes late and only with time to spare.
+
+    >>> [c.name for c in default_candidates("classification")][:3]
+    ['gbm', 'xgboost', 'gbm_large']
+    """
+    kw: dict[str, Any] = {"n_jobs": n_jobs, "seed": seed}
+    stop = {"n_estimators": _ROUNDS, "early_stopping_rounds": _PATIENCE}
+    out = [Candidate("gbm", GBM(task, learning_rate=0.05, **stop, **kw), 1.0, 1.0)]
+    if installed("xgboost"):
+        out.append(Candidate("xgboost", XGBoost(task, learning_rate=0.05, max_depth=6, **stop, **kw), 1.0, 1.3))
+    out += [Candidate("gbm_large", GBM(task, learning_rate=0.03, num_leaves=128, min_child_samples=5,
+                                       colsample=0.9, **stop, **kw), 0.5, 1.7),
+            Candidate("net", TorchTabular(task, layers=[200, 100], epochs=5, lr=1e-2, bs=256, seed=seed,
+                                          y_range=y_range), 0.2, 0.8),
+            Candidate("gbm_xt", GBM(task, learning_rate=0.05, params={"extra_trees": True}, **stop, **kw), 0.4,
+                      2.2),
+            Candidate("extra_trees", ExtraTrees(task, n_estimators=60, min_samples_leaf=3, **kw), 0.15, 0.9)]
+    if installed("catboost"):
+        out.append(Candidate("catboost", CatBoost(task, learning_rate=0.1, depth=6, **stop, **kw), 0.8, 10.0))
+    out.append(Candidate("random_forest", RandomForest(task, n_estimators=60, min_samples_leaf=3, oob_score=False,
+                                                       **kw), 0.1, 1.5))
+    return out
+
+
+def stacker(task: str, n_jobs: int | None = -1, seed: int = 0) -> GBM:
+    """The second layer's model: a GBM with small leaves and a slow rate (it sees strong inputs, the
+    members' predictions, and must not overfit them)."""
+    return GBM(task, learning_rate=0.03, num_leaves=15, min_child_samples=40, colsample=0.8,
+               n_estimators=_ROUNDS, early_stopping_rounds=_PATIENCE, n_jobs=n_jobs, seed=seed)
+
+
+def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
+                 candidates: list[Candidate] | dict[str, Any] | None = None, n_folds: int = 8,
+                 stack: bool = True, seed: int = 0, n_jobs: int | None = -1, verbose: bool = True) -> Any:
+    """Bag the ``candidates`` on ``tab.train`` in order of expected value per second, select weights on their
+    out-of-fold predictions, try a second stacking layer, and return the best ensemble by out-of-fold
+    ``metric`` (a ``WeightedEnsemble``, or a ``StackingEnsemble`` when the second layer wins). ``report()``
+    lists every candidate: its out-of-fold and validation scores, weight, fit time and what became of it.
+
+    ``tab``: a ``Tabular`` (its ``valid`` split is only scored). ``time_limit``: seconds for everything
+    (None: fit every candidate); the first candidate is always fitted. ``metric``: what selection optimises
+    (name or Metric; default accuracy / rmse). ``candidates``: a list of :class:`Candidate`, or a dict
+    ``{name: unfitted backend}`` (default :func:`default_candidates`). ``stack``: try the second layer.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> from pipekit.tabular import Tabular
+        >>> rng = np.random.default_rng(0)
+        >>> df = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+        >>> df = df.with_columns(y=pl.when(pl.col("a") + pl.col("b") > 0).then(pl.lit("yes")).otherwise(pl.lit("no")))
+        >>> tab = Tabular(df, cont_names=["a", "b"], y_names="y", splits=(np.arange(300), np.arange(300, 400)))
+        >>> ens = fit_ensemble(tab, time_limit=60, metric="accuracy", n_folds=3, verbose=False,
+        ...                    candidates={"gbm": GBM("classification", n_estimators=50, n_jobs=1),
+        ...                                "trees": ExtraTrees("classification", n_estimators=10, n_jobs=1)})
+        >>> ens.selected_on_, ens.score(tab.valid) > 0.9, ens.report_["model"].to_list()[:2]
+        ('out_of_fold', True, ['gbm', 'trees'])
+    """
+    check("fit_ensemble", time_limit=(time_limit, Interval(0, None, closed="neither", none_ok=True)),
+          n_folds=(n_folds, Interval(2, None, integer=True)), stack=(stack, Options(True, False)),
+          tab=(tab, Is(lambda t: hasattr(t, "train") and hasattr(t, "processor"), "a Tabular")))
+    start = time.perf_counter()
+    train = as_data(tab.train)
+    valid = as_data(tab.valid) if len(tab.valid) else None
+    task = {"category": "classification", "regression": "regression"}.get(tab.processor.y_kind_)
+    if task is None or train.y is None:
+        raise DataError("fit_ensemble needs a Tabular with one target (a category or a number)")
+    m = get_metric(metric, task)
+    cands = _candidates(candidates, task, n_jobs, seed, train)
+    plan = Plan(cands, time_limit, start, stack)
+    rows: list[dict[str, Any]] = []
+    fitted: list[tuple[Candidate, BaggedModel]] = []
+    for c in plan.order():
+        expected = plan.expected(c)
+        row = {"model": c.name, "expected_s": expected}
+        rows.append(row)
+        if fitted and not plan.fits(c, expected):
+            row["status"] = "skipped: over the time limit"
+            continue
+        bag = BaggedModel(c.model, n_folds=n_folds, seed=seed, name=c.name)
+        t = time.perf_counter()
+        folds = bag.fit_folds(train)
+        bar = progress_bar(folds, total=n_folds, description=f"bagging {c.name}")
+        ends = [0.0]
+        for done, spent in enumerate(bar, start=1):
+            ends.append(spent)
+            # the folds so far tell what the rest will take; the first member always completes
+            if fitted and done < n_folds and plan.overruns(spent / done * n_folds, t):
+                bar.close()
+                folds.close()  # the bagged model is left unfitted
+                break
+        row["fit_s"] = time.perf_counter() - t
+        if not bag.is_fitted:
+            row["status"] = "stopped: over the time limit"
+            continue
+        # the first fold also pays one-off costs (a library's import, warm-up): the later ones tell the rate
+        per_fold = np.diff(ends)
+        plan.measured(c, float(per_fold[1:].mean() if len(per_fold) > 1 else per_fold[0]) * n_folds)
+        fitted.append((c, bag))
+        row["status"] = "fitted"
+        if verbose:
+            print(f"{c.name}: out-of-fold {m.name} {m.score(bag.oof_targets_, bag.oof_predictions_):.4f} "
+                  f"({row['fit_s']:.1f} s)", flush=True)
+    return _finish(fitted, rows, m, task, train, valid, plan, n_folds, seed, n_jobs, verbose)
+
+
+class Plan:
+    """The order members are fitted in and the time each is expected to take (seconds per cost unit,
+    measured on the members fitted so far)."""
+
+    def __init__(self, cands: list[Candidate], time_limit: float | None, start: float, stack: bool):
+        self.cands, self.time_limit, self.start, self.stack = cands, time_limit, start, stack
+        self.unit: float | None = None
+        self._units: list[float] = []
+
+    def order(self) -> list[Candidate]:
+        return sorted(self.cands, key=lambda c: -c.value / c.cost)  # stable: ties keep the given order
+
+    def expected(self, c: Candidate) -> float | None:
+        return None if self.unit is None else c.cost * self.unit
+
+    def stack_expected(self) -> float | None:
+        return None if self.unit is None else STACK_COST * self.unit
+
+    def measured(self, c: Candidate, seconds: float) -> None:
+        self._units.append(seconds / c.cost)
+        self.unit = float(np.median(self._units))
+
+    def left(self) -> float:
+        return np.inf if self.time_limit is None else self.time_limit - (time.perf_counter() - self.start)
+
+    def fits(self, c: Candidate, expected: float | None) -> bool:
+        """Whether ``c`` is expected to end in time, leaving room for the second layer when that is worth more
+        per second than ``c``."""
+        reserve = (self.stack_expected() or 0.0) if self.stack and c.value / c.cost < STACK_VALUE / STACK_COST else 0.0
+        return expected is None or expected + reserve <= self.left()
+
+    def overruns(self, projected_total: float, member_start: float) -> bool:
+        return projected_total - (time.perf_counter() - member_start) > self.left()
+
+
+def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train: Any) -> list[Candidate]:
+    if candidates is None:
+        y_range = None
+        if task == "regression":
+            y = np.asarray(train.y, dtype=np.float64)
+            span = float(y.max() - y.min()) or 1.0
+            y_range = (float(y.min()) - 0.05 * span, float(y.max()) + 0.05 * span)
+        return default_candidates(task, n_jobs, seed, y_range)
+    if isinstance(candidates, dict):
+        candidates = [Candidate(str(k), v) for k, v in candidates.items()]
+    if not candidates or not all(isinstance(c, Candidate) and isinstance(c.model, Model) for c in candidates):
+        raise ParameterError("candidates must be a non-empty list of Candidate(name, model, value, cost) or a dict "
+                             "{name: unfitted pipekit model}")
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"candidate names must be unique, got {names}")
+    bad = [c.name for c in candidates if c.model.task != task]
+    if bad:
+        raise ParameterError(f"candidates {bad} are not {task} models, the Tabular's task")
+    return list(candidates)
+
+
+def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: Any, valid: Any, plan: Plan,
+            n_folds: int, seed: int, n_jobs: int | None, verbose: bool) -> Any:
+    bags = [b for _, b in fitted]
+    t = time.perf_counter()
+    weighted = _select(bags, m, train)
+    y = bags[0].oof_targets_
+    weights = {b.name: w for b, w in zip(weighted.members, weighted.weights_.tolist())}
+    for r in rows:
+        r["weight"] = weights.get(r["model"], 0.0) if r.get("status") == "fitted" else None
+    w_row = {"model": "weighted_ensemble", "model_obj": weighted, "oof": m.score(y, _oof(weighted)),
+             "fit_s": time.perf_counter() - t}
+    rows.append(w_row)
+    best = w_row
+    if plan.stack:
+        row: dict[str, Any] = {"model": "layer2_gbm", "expected_s": plan.stack_expected()}
+        rows.append(row)
+        if row["expected_s"] is not None and row["expected_s"] > plan.left():
+            row["status"] = "skipped: over the time limit"
+        else:
+            t = time.perf_counter()
+            meta = BaggedModel(stacker(task, n_jobs, seed), n_folds=n_folds, seed=seed)
+            layer2 = StackingEnsemble(list(weighted.members), meta=meta, passthrough=True, metric=m).fit(train)
+            row.update(model_obj=layer2, oof=m.score(y, layer2.oof_predictions_), fit_s=time.perf_counter() - t)
+            if verbose:
+                print(f"second layer: out-of-fold {m.name} {row['oof']:.4f} (weighted ensemble {w_row['oof']:.4f}, "
+                      f"{row['fit_s']:.1f} s)", flush=True)
+            if m.loss(row["oof"]) < m.loss(best["oof"]):
+                best = row
+    for r in rows:
+        if "model_obj" in r:
+            r["status"] = "returned" if r is best else "fitted, not returned (worse out of fold)"
+    ens = best["model_obj"]
+    ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, plan)
+    return ens
+
+
+def _select(bags: list, m: Any, train: Any) -> WeightedEnsemble:
+    """Caruana selection on the out-of-fold predictions, then again on the members it chose until every member
+    has a weight: the ensemble holds only members it uses, and its weights are exactly what selection on
+    their recorded out-of-fold predictions gives (on the chosen members the greedy walk repeats the steps
+    that reached the best score, so it scores at least as well)."""
+    members = list(bags)
+    while True:
+        ens = WeightedEnsemble(members, metric=m, n_iter=100).fit(train)
+        if (ens.weights_ > 0).all():
+            return ens
+        members = [b for b, w in zip(members, ens.weights_) if w > 0]
+
+
+def _oof(ens: WeightedEnsemble) -> np.ndarray:
+    return np.tensordot(ens.weights_, np.stack([out_of_fold(b) for b in ens.members]), axes=1)
+
+
+def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, plan: Plan) -> pl.DataFrame:
+    """One row per candidate, the weighted ensemble and the second layer: out-of-fold and validation scores (the
+    validation rows only scored here), weight, fit and expected seconds, and what became of it."""
+    out = []
+    for r in rows:
+        model = bags.get(r["model"], r.get("model_obj"))
+        oof = r["oof"] if "oof" in r else None if model is None else m.score(model.oof_targets_,
+                                                                               model.oof_predictions_)
+        out.append({"model": r["model"], f"oof_{m.name}": oof,
+                    f"valid_{m.name}": None if model is None or valid is None else model.score(valid, m),
+                    "weight": r.get("weight"), "fit_s": r.get("fit_s"), "expected_s": r.get("expected_s"),
+                    "status": r.get("status")})
+    out.append({"model": "total", "fit_s": time.perf_counter() - plan.start, "status": f"time limit "
+                f"{'none' if plan.time_limit is None else format(plan.time_limit, 'g') + ' s'}"})
+    schema = {"model": pl.String, f"oof_{m.name}": pl.Float64, f"valid_{m.name}": pl.Float64, "weight": pl.Float64,
+              "fit_s": pl.Float64, "expected_s": pl.Float64, "status": pl.String}
+    return pl.DataFrame(out, schema=schema)

@@ -1,0 +1,306 @@
+"""``BaggedModel``: any backend fitted k times on k folds of the training rows.
+
+Each fold model is fitted on the other folds and predicts its own fold, so every training row gets an
+out-of-fold prediction from a model that never saw it: not in its training rows, and not among the
+rows that stopped it early either (a model that stops early, such as a GBM, stops on a seeded
+``stop_fraction`` of its own training folds, never on the fold it predicts). New rows get the mean of
+the fold models. Folds are seeded and stratified by class for classification; ``n_repeats`` repeats
+the k folds with other shuffles and averages each row's out-of-fold predictions.
+
+The out-of-fold predictions (``oof_predictions_``), the fold of every row (``folds_``) and the targets
+(``oof_targets_``) are kept, so ensembles select weights and stack on training rows only
+(``WeightedEnsemble.fit()``, ``StackingEnsemble``), and ``fold_rows`` / ``fold_model`` say exactly how
+each fold model was fitted.
+
+Example:
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import GBM, as_data
+    >>> rng = np.random.default_rng(0)
+    >>> xs = pl.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
+    >>> bag = BaggedModel(GBM("classification", n_estimators=50, n_jobs=1), n_folds=3).fit(data)
+    >>> bag.oof_predictions_.shape, len(bag.models_), bool(bag.oof_score_ > 0.85)
+    ((300, 2), 3, True)
+    >>> held = bag.fold_rows(0)[2]                     # rows of fold 0: predicted by the model fitted without them
+    >>> bool(np.allclose(bag.models_[0].predict(data.take(held)), bag.oof_predictions_[held]))
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pipekit.backends.base import NAME, POSITIVE_INT, Backend, Model
+from pipekit.backends.data import TabularData, as_data
+from pipekit.core.component import Component
+from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.validate import Interval, Is, Options
+from pipekit.data.progress import progress_bar
+from pipekit.ensemble.base import align_classes, member_name
+from pipekit.metrics import get_metric
+
+
+def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train_idx, held_idx)`` for each of ``n_folds`` shuffled folds, stratified by class for classification
+    (``y``: class indices or values). The one fold maker of the ensembles.
+
+    >>> [len(h) for _, h in make_folds(np.array([0, 1] * 5), "classification", 5, seed=0)]
+    [2, 2, 2, 2, 2]
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if len(y) < n_folds:
+        raise DataError(f"{len(y)} training rows cannot make {n_folds} folds; lower n_folds")
+    if task == "classification":
+        labels, counts = np.unique(y, return_counts=True)
+        if counts.min() < n_folds:
+            raise DataError(f"the rarest class ({labels[counts.argmin()].item()!r}) has {counts.min()} rows, fewer than "
+                            f"n_folds={n_folds}; lower n_folds")
+        cv: Any = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    else:
+        cv = KFold(n_folds, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros(len(y)), y))
+
+
+def rows_signature(d: TabularData) -> str:
+    """A short hash of a split's inputs and targets: bagged models keep it, so an ensemble given the rows they
+    were fitted on uses their out-of-fold predictions instead of predicting rows the fold models saw."""
+    h = hashlib.sha1(json.dumps(list(d.feature_names)).encode())
+    h.update(np.ascontiguousarray(d.matrix(d.feature_names, dtype=np.float64)).tobytes())
+    if d.y is not None:
+        y = np.asarray(d.y)
+        h.update((y.astype(str) if y.dtype.kind in "OUS" else y.astype(np.float64)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def out_of_fold(model: Any) -> np.ndarray | None:
+    """The out-of-fold predictions a fitted model keeps for its training rows (a ``BaggedModel``, or a
+    ``StackingEnsemble`` whose meta-model is bagged), in ``classes_`` order; None when it keeps none."""
+    if not isinstance(model, Component) or not model.is_fitted:
+        return None
+    oof = vars(model).get("oof_predictions_")
+    return None if oof is None else np.asarray(oof, dtype=np.float64)
+
+
+def aligned(pred: np.ndarray, model_classes: Any, classes: np.ndarray) -> np.ndarray:
+    """Probability columns of a fold model in ``classes`` order; a class the fold model never saw gets 0."""
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.ndim == 1:
+        return pred
+    where = {c: j for j, c in enumerate(np.asarray(model_classes).tolist())}
+    out = np.zeros((len(pred), len(classes)))
+    for k, c in enumerate(classes.tolist()):
+        if c in where:
+            out[:, k] = pred[:, where[c]]
+    return out
+
+
+class BaggedModel(Backend):
+    """``model`` (any unfitted backend: GBM, RandomForest, SklearnModel, TorchTabular, XGBoost, CatBoost)
+    fitted on ``n_folds`` folds of the training rows, ``n_repeats`` times.
+
+    ``stop_fraction``: the share of each fold model's training rows held out to stop it early, for models
+    that stop early (``model.stops_early()``); the fold it predicts never serves. With ``refit_stopped`` the
+    fold model is then fitted again on all its rows (stopping rows included) for the rounds early stopping
+    kept, scaled by the rows added (``model.stopped_params``), so no training row is lost to stopping.
+    ``seed`` shuffles the folds;
+    fold model ``j`` gets ``seed + j`` where the model takes a seed, so fold models differ.
+    ``valid`` (optional) is only scored into ``valid_score_``; it chooses nothing.
+
+    Fitted: ``models_`` (fold models, repeat-major), ``folds_`` ((n_repeats, n_rows) fold of each training
+    row), ``oof_predictions_`` (each row's mean prediction by the models that never saw it, in
+    ``classes_`` order), ``oof_targets_`` (targets as the models see them: class indices or values),
+    ``oof_score_`` (the default metric, accuracy / rmse, on them), ``rows_signature_`` (of the training rows),
+    ``fit_seconds_``, plus what every backend keeps (``feature_names_``, ``classes_``, ...).
+    """
+
+    model_attr = "models_"
+    param_constraints = {
+        "model": Is(lambda m: isinstance(m, Model) and isinstance(m, Component), "a pipekit model (GBM, "
+                    "RandomForest, SklearnModel, TorchTabular, ...)"),
+        "n_folds": Interval(2, None, integer=True), "n_repeats": POSITIVE_INT,
+        "stop_fraction": Interval(0, 0.5, closed="neither"), "refit_stopped": Options(True, False),
+        "seed": Interval(0, 2**31 - 1, integer=True), "name": NAME}
+    unsaved: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: Any, n_folds: int = 5, n_repeats: int = 1, stop_fraction: float = 0.1,
+                 refit_stopped: bool = True, seed: int = 0, name: str | None = None):
+        self.model, self.n_folds, self.n_repeats, self.stop_fraction = model, n_folds, n_repeats, stop_fraction
+        self.refit_stopped, self.seed, self.name = refit_stopped, seed, name
+        self.check_params()
+        if isinstance(model, BaggedModel):
+            raise ParameterError("BaggedModel: model is already bagged; bag the backend itself")
+
+    @property
+    def task(self) -> str:  # type: ignore[override]  # the bagged model's, never stored twice
+        return self.model.task
+
+    def stops_early(self) -> bool:
+        return False  # its fold models stop early on their own rows; a valid split given to it chooses nothing
+
+    # -- folds ---------------------------------------------------------------------------------------
+    def fold_rows(self, fold: int, repeat: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(fit_idx, stop_idx, held_idx)`` of fold model ``(repeat, fold)``: the training rows it was fitted on,
+        those that stopped it early (empty when the model does not stop early; with ``refit_stopped`` the kept
+        model is fitted on both) and the rows it predicted out of fold. The three are disjoint."""
+        self.check_is_fitted()
+        if not (0 <= fold < self.n_folds and 0 <= repeat < self.n_repeats):
+            raise ParameterError(f"fold={fold}, repeat={repeat}: this model has {self.n_folds} folds and "
+                                 f"{self.n_repeats} repeat(s)")
+        return self._split(self.folds_[repeat], fold, repeat)
+
+    def _split(self, folds: np.ndarray, fold: int, repeat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        held = np.flatnonzero(folds == fold)
+        rest = np.flatnonzero(folds != fold)
+        if not self.model.stops_early():
+            return rest, rest[:0], held
+        rng = np.random.default_rng([self.seed, repeat, fold])
+        stop = np.zeros(len(rest), dtype=bool)
+        stop[rng.choice(len(rest), max(1, int(round(len(rest) * self.stop_fraction))), replace=False)] = True
+        return rest[~stop], rest[stop], held
+
+    def fold_model(self, fold: int, repeat: int = 0) -> Any:
+        """The unfitted copy fold model ``(repeat, fold)`` starts from (``seed + index`` where it takes a seed)."""
+        m = self.model.clone()
+        if "seed" in m.get_params(deep=False):
+            base = m.get_params(deep=False)["seed"]
+            m.set_params(seed=(0 if base is None else base) + repeat * self.n_folds + fold)
+        return m
+
+    # -- fitting -------------------------------------------------------------------------------------
+    def fit(self, train: Any, valid: Any = None) -> BaggedModel:
+        """Fit the fold models on ``train`` (a progress bar per fold); ``valid`` is only scored."""
+        for _ in progress_bar(self.fit_folds(train), total=self.n_folds * self.n_repeats,
+                              description=f"bagging {self.name or type(self.model).__name__}"):
+            pass
+        if valid is not None:
+            v = self._prepare(valid)
+            if v.y is None:
+                raise DataError("the valid split has no targets; scoring needs labels")
+            self.valid_score_ = self.score(v)
+        return self
+
+    def fit_folds(self, train: Any) -> Iterator[float]:
+        """Fit fold by fold, yielding the seconds spent after each fold model (a caller with a time budget may
+        stop early; the model is fitted only once every fold is)."""
+        d = as_data(train)
+        self.reset_state()
+        done = False
+        try:
+            yield from self._fit_folds(d)
+            done = True
+        finally:
+            if not done:  # stopped between folds (or failed): no half-fitted state is left behind
+                self.reset_state()
+
+    def _fit_folds(self, d: TabularData) -> Iterator[float]:
+        self._setup(d)
+        y = self.encode_y(d.y)
+        classes = self.classes_ if self.task == "classification" else None
+        n, k = len(d), None if classes is None else len(classes)
+        folds = np.empty((self.n_repeats, n), dtype=np.int32)
+        oof = np.zeros((self.n_repeats, n) + ((k,) if k else ()))
+        models, start = [], time.perf_counter()
+        for r in range(self.n_repeats):
+            # folds stratified by label (the same folds as by code; an error names the label)
+            for f, (_, held) in enumerate(make_folds(y if classes is None else d.y, self.task, self.n_folds,
+                                                     self.seed + r)):
+                folds[r, held] = f
+            for f in range(self.n_folds):
+                fit_idx, stop_idx, held = self._split(folds[r], f, r)
+                m = self.fold_model(f, r).fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
+                if len(stop_idx) and self.refit_stopped:  # the rows it stopped on train it too, as long as it chose
+                    rest = np.sort(np.concatenate([fit_idx, stop_idx]))
+                    m = self.fold_model(f, r).set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(
+                        d.take(rest))
+                p = m.predict(d.take(held))
+                oof[r, held] = aligned(p, m.classes_, classes) if classes is not None else np.asarray(p, np.float64)
+                models.append(m)
+                yield time.perf_counter() - start
+        self.models_, self.folds_ = models, folds
+        self.oof_predictions_, self.oof_targets_ = oof.mean(0), y
+        self.oof_score_ = get_metric(None, self.task).score(y, self.oof_predictions_)
+        self.rows_signature_ = rows_signature(d)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.valid_score_ = None
+
+    def oof_score(self, metric: Any = None) -> float:
+        """``metric`` (default: the default metric) of the out-of-fold predictions on the training rows."""
+        self.check_is_fitted()
+        return get_metric(metric, self.task).score(self.oof_targets_, self.oof_predictions_)
+
+    def _predict(self, d: TabularData) -> np.ndarray:
+        classes = self.classes_ if self.task == "classification" else None
+        total = None
+        for m in self.models_:
+            p = m.predict(d)
+            p = aligned(p, m.classes_, classes) if classes is not None else np.asarray(p, np.float64)
+            total = p if total is None else total + p
+        return total / len(self.models_)
+
+    def feature_importance(self) -> Any:
+        """The fold models' importances, averaged per feature (where the model has them)."""
+        import polars as pl
+
+        self.check_is_fitted()
+        frames = [m.feature_importance() for m in self.models_]
+        col = frames[0].columns[1]
+        return pl.concat(frames).group_by("feature", maintain_order=True).agg(pl.col(col).mean()).sort(
+            col, descending=True)
+
+    # -- files ---------------------------------------------------------------------------------------
+    def model_from_data(self, data: Any) -> Any:
+        if not (isinstance(data, list) and len(data) == self.n_folds * self.n_repeats
+                and all(isinstance(m, type(self.model)) and m.is_fitted for m in data)):
+            raise ExportError(f"models_ must hold {self.n_folds * self.n_repeats} fitted {type(self.model).__name__} "
+                              "fold models")
+        return data
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        super().state_from_data(state)
+        if not state:
+            return
+        n = len(self.oof_targets_) if isinstance(vars(self).get("oof_targets_"), np.ndarray) else -1
+        folds = vars(self).get("folds_")
+        if not (isinstance(folds, np.ndarray) and folds.shape == (self.n_repeats, n) and folds.dtype.kind in "iu"
+                and folds.min() >= 0 and folds.max() < self.n_folds):
+            raise ExportError(f"BaggedModel: folds_ must give a fold below {self.n_folds} for each of the training "
+                              "rows, per repeat, and oof_targets_ one target per row")
+        oof = vars(self).get("oof_predictions_")
+        if not (isinstance(oof, np.ndarray) and len(oof) == n and oof.dtype.kind == "f"):
+            raise ExportError("BaggedModel: oof_predictions_ must hold one prediction per training row")
+
+
+def training_predictions(members: list, classes: np.ndarray | None,
+                         data: TabularData | None = None) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """Each member's out-of-fold predictions (in ``classes`` order) and the targets (labels or values), when
+    every member keeps them for the same training rows: the ones ``data`` holds, when it is given. None when
+    ``data`` is not those rows (predictions on it are then honest); an error when only some members were
+    fitted on ``data``'s rows or keep no out-of-fold predictions, so no choice is ever made on rows a
+    member was fitted on."""
+    sig = None if data is None else rows_signature(data)
+    kept = [(i, m, out_of_fold(m)) for i, m in enumerate(members)]
+    on_rows = [i for i, m, oof in kept if oof is not None and (sig is None or m.rows_signature_ == sig)]
+    if sig is not None and not on_rows:
+        return None
+    missing = [member_name(m, i) for i, m, _ in kept if i not in on_rows]
+    if missing:
+        raise ParameterError(
+            f"member(s) {missing} keep no out-of-fold predictions for the rows the other members were fitted on; "
+            "bag every member (BaggedModel) on the same training rows, or select on rows no member was fitted "
+            "on (the valid split)")
+    sigs = {m.rows_signature_ for _, m, _ in kept}
+    if len(sigs) > 1:
+        raise ParameterError("the members were bagged on different training rows; bag them all on the same split")
+    first = members[0]
+    y = first.oof_targets_
+    if first.task == "classification":
+        y = np.asarray(first.classes_)[y]
+    preds = [align_classes(oof, m.classes_, classes) if classes is not None else oof for _, m, oof in kept]
+    return preds, y

@@ -1,0 +1,164 @@
+"""Callbacks that write what training did somewhere else: a CSV file of the epochs (``CSVLogger``) and
+TensorBoard event files (``TensorBoardCallback``, when the ``tensorboard`` package is installed).
+
+>>> from pipekit.learn import CSVLogger
+>>> cb = CSVLogger("history.csv", append=True)        # learn.fit(..., cbs=cb); cb.read_log()
+"""
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipekit.core.errors import DataError
+from pipekit.core.validate import Interval, Is
+from pipekit.learn.callbacks.core import Callback
+from pipekit.learn.distributed import is_main_process
+
+__all__ = ["CSVLogger", "TensorBoardCallback"]
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+class CSVLogger(Callback):
+    """Writes one line per epoch to ``learn.path / fname``: ``epoch,train_loss,valid_loss,<metrics>,time``
+    (the Recorder's row; time as mm:ss, as the progress table shows it).
+
+    With ``append=False`` each fit starts the file anew; with ``append=True`` the lines go after those
+    already there (the header is written once; a file whose header names other columns is refused rather
+    than mixed). ``read_log()`` reads the file back as a pandas DataFrame.
+    """
+
+    order = 57  # after the Recorder (50) has written the epoch's row
+    param_constraints = {"fname": Is(lambda f: isinstance(f, (str, os.PathLike)) and str(f) != "", "a file name")}
+
+    def __init__(self, fname: str | os.PathLike = "history.csv", append: bool = False):
+        self.fname, self.append = fname, append
+        self.check_params()
+
+    @property
+    def path(self) -> Path:
+        """Where the log is written (``fname`` under ``learn.path`` unless absolute)."""
+        learn = getattr(self, "learn", None)
+        base = Path(learn.path) if learn is not None else Path(".")
+        return base / self.fname
+
+    def before_fit(self) -> None:
+        self._file = None
+        if not is_main_process():  # one file for the job, not one per process
+            return
+        header = self.learn.recorder.metric_names
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existing = path.exists() and path.stat().st_size > 0
+        if self.append and existing:
+            with open(path, newline="") as f:
+                first = next(csv.reader(f), [])
+            if first != header:
+                raise DataError(f"CSVLogger: {path} already logs the columns {first}, this fit records {header}; "
+                                "give another fname or append=False to start the file anew")
+        self._file = open(path, "a" if self.append else "w", newline="")
+        self._writer = csv.writer(self._file)
+        if not (self.append and existing):
+            self._writer.writerow(header)
+            self._file.flush()
+
+    def after_epoch(self) -> None:
+        if self._file is None or not self.learn.recorder.values:
+            return
+        row = list(self.learn.recorder.values[-1])
+        cells = [str(row[0])] + [_cell(v) for v in row[1:-1]] + [time.strftime("%M:%S", time.gmtime(row[-1]))]
+        self._writer.writerow(cells)
+        self._file.flush()  # a crash later in the fit keeps the epochs already done
+
+    def after_fit(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def read_log(self) -> Any:
+        """The log as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.read_csv(self.path)
+
+
+def _require_tensorboard() -> None:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise ModuleNotFoundError("TensorBoardCallback writes through torch.utils.tensorboard, which needs the "
+                                  "'tensorboard' package: pip install tensorboard", name="tensorboard") from None
+
+
+class TensorBoardCallback(Callback):
+    """Logs to TensorBoard event files in ``log_dir`` (default ``learn.path / 'runs'``): the training loss
+    and each parameter group's learning rate per batch (``train_loss``, ``lr/0``, ``lr/1``...), the
+    validation loss and the metrics per epoch, and ``n_images`` images of the first training batch as the
+    model sees them before normalisation (``batch``). Steps count training batches over every fit this
+    callback has seen. Needs the ``tensorboard`` package (``pip install tensorboard``).
+    """
+
+    order = 58  # after the Recorder (50): the epoch's row is written
+    run_valid = False
+    param_constraints = {"n_images": Interval(0, None, integer=True),
+                         "log_dir": Is(lambda d: d is None or isinstance(d, (str, os.PathLike)), "None or a folder")}
+
+    def __init__(self, log_dir: str | os.PathLike | None = None, n_images: int = 8):
+        self.log_dir, self.n_images = log_dir, n_images
+        self.check_params()
+        _require_tensorboard()
+
+    def before_fit(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = None
+        if not is_main_process():
+            return
+        folder = Path(self.log_dir) if self.log_dir is not None else Path(self.learn.path) / "runs"
+        self.writer = SummaryWriter(log_dir=str(folder))
+        self.step_ = getattr(self, "step_", 0)
+        if self.n_images:
+            self._log_images()
+
+    def _log_images(self) -> None:
+        dl = self.learn.dls.train
+        blocks = dl.blocks
+        if not blocks or blocks[0].geometry != "image":
+            return
+        rows = dl.decode_batch(dl.one_batch(), max_n=self.n_images)
+        imgs = [np.asarray(r[0]) for r in rows]
+        batch = np.stack([i.astype(np.float32) / 255 if i.dtype == np.uint8 else i.astype(np.float32) for i in imgs])
+        self.writer.add_images("batch", batch.clip(0, 1), self.step_, dataformats="NHWC")
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        if self.writer is None or not learn.training or learn.loss is None:
+            return
+        self.step_ += 1
+        self.writer.add_scalar("train_loss", float(learn.loss), self.step_)
+        for i, lr in enumerate(learn.optimizer.lrs):
+            self.writer.add_scalar(f"lr/{i}", float(lr), self.step_)
+
+    def after_epoch(self) -> None:
+        rec = self.learn.recorder
+        if self.writer is None or not rec.values:
+            return
+        for name, v in zip(rec.metric_names[2:-1], rec.values[-1][2:-1]):  # valid_loss and the metrics
+            if v is not None:
+                self.writer.add_scalar(name, float(v), self.step_)
+
+    def after_fit(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -1,0 +1,348 @@
+"""``TabularClassifier`` and ``TabularRegressor``: pipekit's table processing and any of its backends behind
+scikit-learn's estimator contract, so they work in ``cross_val_score``, ``GridSearchCV``, ``Pipeline``,
+``StackingClassifier`` and the rest of scikit-learn's tools.
+
+``fit(X, y)`` takes a pandas or Polars frame, a pyarrow table or a NumPy array; text, category, boolean
+and date columns are handled by the procs (``Categorify``, ``FillMissing``, ``Normalize``) and date parts,
+not by the user. The fitted pipekit pieces stay reachable: ``model_`` is the backend (or ensemble) with its
+own API, ``processor_`` the fitted processing, and ``process(X)`` the processed split the backend reads,
+so ``clf.model_.predict(clf.process(X))`` is what ``clf.predict_proba(X)`` returns. A backend trained the
+pipekit way (on a ``Tabular``) becomes an estimator with :meth:`TabularClassifier.from_model`.
+
+Saving: ``pipekit.save(clf, "model.pipekit")`` / ``pipekit.load`` is the safe way to ship a model (the file
+is data; loading rebuilds registered classes and never runs code from it). ``pickle`` and ``joblib`` work,
+because scikit-learn's own tools (``clone`` across processes, ``joblib`` caches) rely on them, but loading
+a pickle runs whatever code it names: unpickle only files you wrote yourself.
+
+Example:
+    >>> import numpy as np, polars as pl
+    >>> rng = np.random.default_rng(0)
+    >>> X = pl.DataFrame({"colour": rng.choice(["red", "blue"], 200), "size": rng.normal(size=200)})
+    >>> y = np.where((X["colour"] == "red").to_numpy() ^ (X["size"] > 0).to_numpy(), "yes", "no")
+    >>> clf = TabularClassifier(GBM("classification", n_estimators=50, min_child_samples=5), random_state=0)
+    >>> clf.fit(X, y).score(X, y) > 0.95, clf.classes_.tolist(), clf.n_features_in_
+    (True, ['no', 'yes'], 2)
+    >>> from sklearn.model_selection import cross_val_score
+    >>> bool(cross_val_score(clf, X, y, cv=3).mean() > 0.9)
+    True
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
+from pipekit.backends import GBM  # noqa: F401  (the docstring's example)
+from pipekit.backends.base import Backend, Model
+from pipekit.backends.data import procs_signature
+from pipekit.core.component import Component
+from pipekit.core.errors import DataError, NotFittedError, ParameterError
+from pipekit.core.validate import Is
+from pipekit.sklearn.fitting import BACKENDS, default_backend, fit_model, model_task
+from pipekit.sklearn.frames import as_frame, column_roles, date_parts, default_columns
+from pipekit.tabular.core import TabularSplit
+from pipekit.tabular.processor import TabularProcessor
+from pipekit.tabular.procs import DEFAULT_PROCS, TabularProc
+
+__all__ = ["EstimatorNotFittedError", "TabularClassifier", "TabularRegressor"]
+
+
+class EstimatorNotFittedError(NotFittedError, _SklearnNotFittedError):
+    """pipekit's :class:`~pipekit.core.NotFittedError` that scikit-learn's tools recognise as theirs."""
+
+
+def _names_or_none(v: Any) -> bool:
+    return v is None or (isinstance(v, (list, tuple)) and all(
+        isinstance(c, str) or (isinstance(c, numbers.Integral) and not isinstance(c, bool)) for c in v))
+
+
+_NAMES = Is(_names_or_none, "None or a list of column names (or positions)")
+
+
+class _TabularEstimator(Component, BaseEstimator):
+    """What the classifier and the regressor share (see the module docstring)."""
+
+    registry_kind = "estimator"
+    task: ClassVar[str]
+    param_constraints = {
+        "backend": Is(lambda v: v in BACKENDS if isinstance(v, str) else isinstance(v, Model),
+                      f"one of {list(BACKENDS)} or a pipekit backend or ensemble (GBM(...), RandomForest(...), "
+                      "TorchTabular(...), StackingEnsemble([...]), ...)"),
+        "cat_names": _NAMES, "cont_names": _NAMES, "date_names": _NAMES,
+        "procs": Is(lambda v: isinstance(v, (list, tuple)) and all(
+            isinstance(p, TabularProc) or (isinstance(p, type) and issubclass(p, TabularProc)) for p in v),
+            "a list of TabularProc classes or instances (Categorify, FillMissing, Normalize)"),
+        "random_state": Is(lambda v: v is None or isinstance(v, np.random.RandomState) or (
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v < 2**32),
+            "None, an int in [0, 2**32) or a numpy RandomState")}
+
+    def __init__(self, backend: Any = "gbm", cat_names: Sequence[str | int] | None = None,
+                 cont_names: Sequence[str | int] | None = None, date_names: Sequence[str | int] | None = None,
+                 procs: Sequence[Any] = DEFAULT_PROCS, random_state: Any = None):
+        # sequences are kept as a file gives them back (lists of names, a tuple of procs)
+        self.backend, self.cat_names, self.cont_names, self.date_names = (
+            backend, *(list(v) if isinstance(v, tuple) else v for v in (cat_names, cont_names, date_names)))
+        self.procs, self.random_state = tuple(procs) if isinstance(procs, list) else procs, random_state
+        self.check_params()
+
+    # ------------------------------------------------------------------ scikit-learn's protocol
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # FillMissing fills (and flags) missing values
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True  # text columns are categories, encoded by Categorify
+        tags.input_tags.sparse = False
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.is_fitted
+
+    def check_is_fitted(self, what: str = "fit") -> None:
+        if not self.is_fitted:
+            raise EstimatorNotFittedError(f"This {type(self).__name__} instance is not fitted yet; call {what} "
+                                          "with appropriate arguments before using this estimator")
+
+    # ------------------------------------------------------------------ checking inputs
+    def _backend(self) -> Model:
+        backend = default_backend(self.backend, self.task) if isinstance(self.backend, str) else self.backend
+        if model_task(backend) != self.task:
+            raise ParameterError(f"{type(self).__name__} needs a {self.task} backend; {backend!r} is for "
+                                 f"{model_task(backend)}")
+        return backend
+
+    def _seed(self) -> int | None:
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(0, 2**31 - 1))
+        return None if rs is None else int(rs)
+
+    def _frame(self, X: Any, reset: bool) -> pl.DataFrame:
+        from sklearn.utils.validation import validate_data
+
+        who = type(self).__name__
+        if not reset:
+            self.check_is_fitted()
+        if X is None:
+            raise ValueError(f"{who} needs X, got None")
+        frame = as_frame(X, who)  # shape, sparse and dtype checks come before scikit-learn's bookkeeping
+        validate_data(self, X, reset=reset, skip_check_array=True)  # n_features_in_, feature_names_in_
+        names = vars(self).get("feature_names_in_")
+        columns = list(names) if names is not None else default_columns(self.n_features_in_)
+        if frame.columns != columns:  # an input without names (or fitted without): columns by position
+            frame = frame.select([pl.col(a).alias(b) for a, b in zip(frame.columns, columns)])
+        return frame
+
+    def _targets(self, y: Any, n: int) -> np.ndarray:
+        from sklearn.utils import assert_all_finite
+        from sklearn.utils.validation import column_or_1d
+
+        who = type(self).__name__
+        if y is None:
+            raise ValueError(f"{who} requires y to be passed, but the target y is None.")
+        if isinstance(y, (pl.Series, pl.DataFrame)):
+            y = y.to_numpy()
+        y = column_or_1d(np.asarray(y), warn=True)
+        if len(y) != n:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: [{n}, {len(y)}]")
+        if self.task == "regression":
+            try:
+                y = np.asarray(y, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DataError(f"{who}: a regression target must be numeric; got values like "
+                                f"{y[:3].tolist()}; use TabularClassifier for labels") from None
+            assert_all_finite(y, input_name="y")
+        return y
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Any, y: Any) -> Any:
+        """Fit the procs and the backend on every row of ``X`` (see the module docstring for what X may be)."""
+        self.check_params()
+        self.reset_state()
+        frame = self._frame(X, reset=True)
+        y = self._targets(y, frame.height)
+        cat, cont, dates = column_roles(frame, self.cat_names, self.cont_names, self.date_names)
+        frame, date_cat, date_cont = date_parts(frame, dates)
+        target = "__target__"
+        while target in frame.columns:
+            target += "_"
+        column, y_block = self._encode_targets(target, y)
+        processor = TabularProcessor([p.clone() if isinstance(p, TabularProc) else p for p in self.procs],
+                                     cat + date_cat, cont + date_cont, target, y_block)
+        processed = processor.fit_transform(frame.with_columns(column), np.ones(frame.height, dtype=bool))
+        self.model_ = fit_model(self._backend(), TabularSplit(processed, processor), self._seed())
+        self.processor_ = processor
+        self.cat_names_, self.cont_names_, self.date_names_ = cat, cont, dates
+        return self
+
+    def _encode_targets(self, name: str, y: np.ndarray) -> tuple[pl.Series, str]:
+        """The target column the procs read (named ``name``) and its kind; a classifier sets ``classes_``."""
+        return pl.Series(name, y, dtype=pl.Float64), "regression"
+
+    # ------------------------------------------------------------------ predicting
+    def process(self, X: Any) -> TabularSplit:
+        """``X`` processed by the fitted procs: the split the backend in ``model_`` reads
+        (``clf.model_.predict(clf.process(X))``)."""
+        frame = self._frame(X, reset=False)
+        frame, _, _ = date_parts(frame, self.date_names_)
+        return TabularSplit(self.processor_.transform(frame), self.processor_, None, "new")
+
+    def _raw_predict(self, X: Any) -> np.ndarray:
+        split = self.process(X)  # checks that the estimator is fitted
+        return np.asarray(self.model_.predict(split), dtype=np.float64)
+
+    # ------------------------------------------------------------------ files
+    def params_to_data(self) -> dict[str, Any]:
+        params = self.get_params(deep=False)
+        if isinstance(params["random_state"], np.random.RandomState):  # a generator's state is not a setting
+            params["random_state"] = None
+        return params
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        for k in ("classes_", "feature_names_in_"):
+            if isinstance(state.get(k), list):
+                state[k] = np.asarray(state[k], dtype=object)
+        super().state_from_data(state)
+
+    def state_to_data(self) -> dict[str, Any]:
+        state = self.fitted_state()
+        for k in ("classes_", "feature_names_in_"):  # labels and names of any type are stored as a list
+            if k in state and state[k].dtype == object:
+                state[k] = state[k].tolist()
+        return state
+
+    # ------------------------------------------------------------------ the pipekit way in
+    @classmethod
+    def from_model(cls, model: Model, processing: Any, feature_names: Sequence[str] | None = None) -> Any:
+        """An estimator around ``model``, a backend or ensemble already fitted the pipekit way on the splits of
+        ``processing`` (a ``Tabular``, or its fitted ``TabularProcessor``). It predicts from raw rows holding
+        the processing's input columns, in the order ``feature_names`` (default: categorical then continuous
+        names). Its parameters describe the same recipe, so ``clone`` / ``cross_val_score`` refit it.
+
+        Example:
+            >>> # gbm = GBM("classification").fit(tab.train, tab.valid)
+            >>> # clf = TabularClassifier.from_model(gbm, tab); clf.predict(df[clf.feature_names_in_])
+        """
+        processor = processing if isinstance(processing, TabularProcessor) else getattr(processing, "processor", None)
+        if not isinstance(processor, TabularProcessor):
+            raise ParameterError(f"{cls.__name__}.from_model: processing must be a Tabular or its fitted "
+                                 f"TabularProcessor, got {type(processing).__name__}")
+        processor.check_is_fitted("Tabular(...)")
+        if not isinstance(model, Model):
+            raise ParameterError(f"{cls.__name__}.from_model: model must be a pipekit backend or ensemble, got "
+                                 f"{type(model).__name__}")
+        model.check_is_fitted()
+        kind = "category" if cls.task == "classification" else "regression"
+        if model_task(model) != cls.task or processor.y_kind_ != kind:
+            raise ParameterError(f"{cls.__name__}.from_model needs a {cls.task} model and processing with a "
+                                 f"{kind} target; got a {model_task(model)} model and a {processor.y_kind_!r} target")
+        sig = procs_signature(processor)
+        if isinstance(model, Backend) and model.procs_signature_ not in (None, sig):
+            raise ParameterError(f"{cls.__name__}.from_model: the model was trained on data processed by other "
+                                 "procs than the ones given; pass the Tabular it was trained on")
+        names = list(feature_names) if feature_names is not None else processor.cat_names + processor.cont_names
+        missing = [c for c in processor.cat_names + processor.cont_names if c not in names]
+        if missing:
+            raise ParameterError(f"{cls.__name__}.from_model: feature_names lack the input columns {missing}")
+        est = cls(backend=model.clone(), cat_names=list(processor.cat_names), cont_names=list(processor.cont_names),
+                  procs=[p.clone() for p in processor.procs])
+        est.model_, est.processor_ = model, processor
+        est.cat_names_, est.cont_names_, est.date_names_ = list(processor.cat_names), list(processor.cont_names), []
+        est.n_features_in_, est.feature_names_in_ = len(names), np.asarray(names, dtype=object)
+        if cls.task == "classification":
+            est.classes_ = np.asarray(model.classes_)
+        return est
+
+
+class TabularClassifier(ClassifierMixin, _TabularEstimator):
+    """A classifier on tables: procs plus a pipekit backend (see the module docstring).
+
+    Args:
+        backend: ``"gbm"`` (LightGBM, 100 rounds), ``"rf"`` (random forest), ``"net"`` (the tabular net), or a
+            pipekit backend or ensemble object for ``task="classification"`` (``GBM("classification",
+            num_leaves=15)``, ``StackingEnsemble([...])``); it is cloned at every fit, never fitted in place,
+            and its parameters are searchable as ``backend__<name>``.
+        cat_names, cont_names, date_names: columns (names, or positions for arrays) with those roles; every
+            other column gets its role from its type (text, categories and booleans: categorical; numbers:
+            continuous; dates and datetimes: date parts).
+        procs: the table procs (classes or instances), default ``Categorify, FillMissing, Normalize``.
+        random_state: seeds the backend (and every ensemble member); None keeps the backends' own seeds,
+            which are fixed (0), so a fit is reproducible either way.
+
+    Fitted: ``classes_``, ``n_features_in_``, ``feature_names_in_`` (frames with text column names),
+    ``model_`` (the pipekit backend), ``processor_`` (the fitted procs), ``cat_names_``, ``cont_names_``,
+    ``date_names_``.
+    """
+
+    task = "classification"
+
+    def _encode_targets(self, name: str, y: np.ndarray) -> tuple[pl.Series, str]:
+        from sklearn.utils.multiclass import check_classification_targets
+
+        check_classification_targets(y)
+        try:
+            classes, codes = np.unique(y, return_inverse=True)
+        except TypeError:
+            raise DataError(f"{type(self).__name__}: the labels in y mix types that cannot be ordered "
+                            f"({sorted({type(v).__name__ for v in y})}); give labels of one type") from None
+        if len(classes) < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data, but the data "
+                             f"contains only one class: {classes[0]!r}")
+        text = [str(c) for c in classes]  # backends see the labels as text and are matched back by it
+        if len(set(text)) != len(text):
+            raise DataError(f"{type(self).__name__}: labels {classes.tolist()} are distinct values with the same "
+                            "text; give labels of one type")
+        self.classes_ = classes
+        return pl.Series(name, np.asarray(text, dtype=object)[codes.reshape(-1)], dtype=pl.String), "category"
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n, len(classes_))``, columns in ``classes_`` order."""
+        p = self._raw_predict(X)
+        index = {str(c): i for i, c in enumerate(self.classes_)}
+        out = np.zeros((p.shape[0], len(self.classes_)))
+        out[:, [index[str(c)] for c in self.model_.classes_]] = p
+        return out
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most likely class label of each row (labels of the type ``y`` had)."""
+        best = self.predict_proba(X).argmax(1)
+        return self.classes_[best]
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Log-odds of ``classes_[1]`` (two classes, shape ``(n,)``; positive means ``classes_[1]``) or
+        log-probabilities ``(n, n_classes)``: a monotone function of ``predict_proba``, so every backend
+        gives a score scikit-learn's ranking tools (``roc_auc_score``, thresholds) can use."""
+        p = np.clip(self.predict_proba(X), 1e-300, 1.0)
+        if p.shape[1] == 2:
+            return np.log(p[:, 1]) - np.log(p[:, 0])
+        return np.log(p)
+
+
+class TabularRegressor(RegressorMixin, _TabularEstimator):
+    """A regressor on tables: procs plus a pipekit backend for ``task="regression"``. Arguments and fitted
+    attributes as :class:`TabularClassifier` (no ``classes_``); ``score`` is R², as in scikit-learn.
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 3))
+        >>> reg = TabularRegressor(GBM("regression", n_estimators=60, min_child_samples=5), random_state=0)
+        >>> bool(reg.fit(X, X[:, 0] * 2 + X[:, 1]).score(X, X[:, 0] * 2 + X[:, 1]) > 0.9)
+        True
+    """
+
+    task = "regression"
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted values ``(n,)``."""
+        return self._raw_predict(X).reshape(-1)
+

@@ -1,0 +1,101 @@
+"""Fitting a pipekit backend or ensemble on one processed table, as a scikit-learn ``fit`` needs it: from
+scratch, on every row, seeded, never touching the model the user passed.
+
+- a backend (``GBM``, ``RandomForest``, ``TorchTabular``, ``SklearnModel``) is cloned and fitted;
+- ``StackingEnsemble`` fits its own k-fold members and meta-model;
+- ``MeanEnsemble`` fits a clone of every member and averages them (with its fixed weights);
+- ``WeightedEnsemble`` selects its weights on 5-fold out-of-fold predictions of its members, which are
+  then fitted on every row (the selection never sees a prediction of a row a member trained on).
+
+Example:
+    >>> from pipekit.backends import GBM
+    >>> default_backend("gbm", "classification")
+    GBM(task='classification', n_estimators=100)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pipekit.backends import GBM, RandomForest
+from pipekit.backends.base import Model
+from pipekit.backends.data import TabularData, as_data, encode_y
+from pipekit.core.component import Component, param_names
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.ensemble import MeanEnsemble, TorchTabular, WeightedEnsemble
+from pipekit.ensemble.base import align_classes
+
+#: the backends named by a string
+BACKENDS = ("gbm", "rf", "net")
+#: folds of the out-of-fold predictions a WeightedEnsemble selects its weights on
+SELECTION_FOLDS = 5
+
+
+def default_backend(name: str, task: str) -> Model:
+    """The backend a name stands for, with the defaults of the libraries behind it (LightGBM's 100 rounds)."""
+    if name == "gbm":
+        return GBM(task, n_estimators=100)
+    if name == "rf":
+        return RandomForest(task)
+    if name == "net":
+        return TorchTabular(task)
+    raise ParameterError(f"backend={name!r} is not known; use one of {list(BACKENDS)} or a pipekit model")
+
+
+def seed_all(model: Any, seed: int) -> None:
+    """Set the ``seed`` of ``model`` and of every member of an ensemble (an unfitted clone)."""
+    if isinstance(model, Component) and "seed" in param_names(type(model)):
+        model.set_params(seed=seed)
+    for m in getattr(model, "members", None) or []:
+        seed_all(m, seed)
+
+
+def model_task(model: Any) -> str:
+    task = getattr(model, "task", None)
+    if task is None:
+        raise ParameterError(f"{type(model).__name__} has no task; pass a pipekit backend or ensemble")
+    return task
+
+
+def fit_model(model: Model, train: Any, seed: int | None = None) -> Model:
+    """A fitted copy of ``model`` (a backend or an ensemble) trained on ``train`` (a processed split)."""
+    m = model.clone()
+    if seed is not None:
+        seed_all(m, seed)
+    if isinstance(m, MeanEnsemble):
+        members = [fit_model(x, train) for x in m.members]
+        return type(m)(**{**m.get_params(deep=False), "members": members})
+    if isinstance(m, WeightedEnsemble):
+        return _fit_weighted(m, as_data(train), seed)
+    return m.fit(train)
+
+
+def _fit_weighted(ens: WeightedEnsemble, d: TabularData, seed: int | None) -> WeightedEnsemble:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if d.y is None:
+        raise DataError("the training split has no targets")
+    task = ens.task
+    classes = np.unique(d.y) if task == "classification" else None
+    if classes is not None:
+        rarest = int(np.unique(d.y, return_counts=True)[1].min())
+        if rarest < SELECTION_FOLDS:
+            raise DataError(f"the rarest class has {rarest} rows, fewer than the {SELECTION_FOLDS} folds a "
+                            "WeightedEnsemble selects its weights on; use MeanEnsemble or StackingEnsemble")
+        cv: Any = StratifiedKFold(SELECTION_FOLDS, shuffle=True, random_state=seed or 0)
+    else:
+        cv = KFold(SELECTION_FOLDS, shuffle=True, random_state=seed or 0)
+    y = encode_y(d.y, task, classes)
+    oof = [np.zeros((len(d), len(classes))) if classes is not None else np.zeros(len(d)) for _ in ens.members]
+    for tr, va in cv.split(np.zeros(len(d)), y):
+        for i, member in enumerate(ens.members):
+            fitted = member.clone().fit(d.take(tr))
+            p = np.asarray(fitted.predict(d.take(va)), dtype=np.float64)
+            oof[i][va] = align_classes(p, fitted.classes_, classes) if classes is not None else p.reshape(len(va))
+    members = [m.clone().fit(d) for m in ens.members]
+    out = type(ens)(**{**ens.get_params(deep=False), "members": members})
+    out.fit_predictions(oof, d.y)
+    out.processor_ = d.processor
+    return out

@@ -1,0 +1,178 @@
+"""What the scikit-learn estimators accept as ``X`` and ``y``, turned into one Polars frame and checked the
+way scikit-learn checks them (the same messages where scikit-learn's tools match on them).
+
+``X`` may be a pandas or Polars frame, a pyarrow table, a NumPy array or anything ``np.asarray`` takes.
+Frames keep their column types (text, categories, dates); an array's object columns holding text become
+text columns. Columns get roles (categorical, continuous, date) from the names given or from their type.
+
+Example:
+    >>> import numpy as np
+    >>> frame = as_frame(np.array([[1.5, "a"], [2.0, "b"]], dtype=object), "Demo")
+    >>> frame.schema["x0"], frame.schema["x1"]
+    (Float64, String)
+    >>> column_roles(frame, None, None, None)
+    (['x1'], ['x0'], [])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.tabular.dates import add_datepart
+
+_2D = ("Reshape your data either using array.reshape(-1, 1) if your data has a single feature or "
+       "array.reshape(1, -1) if it contains a single sample.")
+
+
+def default_columns(n: int) -> list[str]:
+    """The names given to the columns of an input without names (a NumPy array): ``x0, x1, ...``."""
+    return [f"x{i}" for i in range(n)]
+
+
+def _check_shape(n_rows: int, n_cols: int, who: str) -> None:
+    if n_rows < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape=({n_rows}, {n_cols})) while a minimum of 1 is "
+                         f"required by {who}.")
+    if n_cols < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape=({n_rows}, {n_cols})) while a minimum of 1 is "
+                         f"required by {who}.")
+
+
+def _text_or_number(name: str, col: np.ndarray) -> pl.Series:
+    """An object column: numbers when every value is one, else text (None and NaN stay missing)."""
+    if not any(isinstance(v, (str, bytes)) for v in col):
+        try:
+            return pl.Series(name, np.asarray(col, dtype=np.float64))
+        except (TypeError, ValueError):
+            pass
+    values = [None if v is None or (isinstance(v, float) and v != v) else
+              v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in col]
+    return pl.Series(name, values, dtype=pl.String)
+
+
+def _from_array(arr: np.ndarray, columns: Sequence[str]) -> pl.DataFrame:
+    series = []
+    for j, name in enumerate(columns):
+        col = arr[:, j]
+        kind = col.dtype.kind
+        if kind in "biuf":
+            series.append(pl.Series(name, np.ascontiguousarray(col)))
+        elif kind == "M":
+            series.append(pl.Series(name, col))
+        elif kind in "US":
+            series.append(pl.Series(name, col.astype(str), dtype=pl.String))
+        else:
+            series.append(_text_or_number(name, col))
+    return pl.DataFrame(series)
+
+
+def as_frame(X: Any, who: str) -> pl.DataFrame:
+    """``X`` as a Polars frame: a frame keeps its column names (pandas names that are not all text become
+    ``x0, x1, ...``, as arrays' columns are named). Sparse, complex, 1-D and empty inputs are refused with
+    scikit-learn's messages."""
+    if type(X).__module__.startswith("scipy.sparse") or hasattr(X, "tocsr"):
+        raise TypeError(f"{who} does not take sparse input (a scipy sparse matrix or array): its procs read "
+                        "columns of text, categories and numbers; pass X.toarray() or a DataFrame")
+    if isinstance(X, pl.LazyFrame):
+        X = X.collect()
+    if isinstance(X, (pa.Table, pa.RecordBatch)):
+        X = pl.from_arrow(X)
+    if type(X).__module__.startswith("pandas"):
+        import pandas as pd
+
+        if isinstance(X, pd.Series):
+            raise ValueError(f"Expected a 2D input, got a pandas Series instead. {_2D}")
+        if isinstance(X, pd.DataFrame):
+            if not all(isinstance(c, str) for c in X.columns):
+                X = X.set_axis(default_columns(X.shape[1]), axis=1)
+            X = pl.from_pandas(X)
+    if isinstance(X, pl.DataFrame):
+        _check_shape(X.height, X.width, who)
+        return X
+    if isinstance(X, pl.Series):
+        raise ValueError(f"Expected a 2D input, got a polars Series instead. {_2D}")
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {who} takes real numbers, text and categories.")
+    if arr.ndim < 2:
+        raise ValueError(f"Expected 2D array, got {'scalar' if arr.ndim == 0 else '1D'} array instead:\n"
+                         f"array={arr!r:.200}.\n{_2D}")
+    if arr.ndim > 2:
+        raise ValueError(f"Found array with dim {arr.ndim}. {who} expected <= 2.")
+    _check_shape(arr.shape[0], arr.shape[1], who)
+    return _from_array(arr, default_columns(arr.shape[1]))
+
+
+# ---------------------------------------------------------------------------------------- column roles
+def _is_date(dtype: pl.DataType) -> bool:
+    return dtype == pl.Date or isinstance(dtype, pl.Datetime)
+
+
+def _resolve(names: Sequence[Any] | None, columns: list[str], role: str) -> list[str]:
+    """Column names given as names or positions, checked against ``columns``."""
+    out = []
+    for c in names or []:
+        if isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+            if not -len(columns) <= c < len(columns):
+                raise DataError(f"{role}: column position {c} is outside the {len(columns)} columns of X")
+            out.append(columns[c])
+        elif isinstance(c, str):
+            if c not in columns:
+                raise DataError(f"{role}: column {c!r} is not in X; its columns are {columns[:20]}"
+                                f"{' ...' if len(columns) > 20 else ''}")
+            out.append(c)
+        else:
+            raise ParameterError(f"{role} takes column names or positions, got {c!r}")
+    return out
+
+
+def column_roles(frame: pl.DataFrame, cat_names: Sequence[Any] | None, cont_names: Sequence[Any] | None,
+                 date_names: Sequence[Any] | None) -> tuple[list[str], list[str], list[str]]:
+    """``(cat, cont, dates)``: the columns named in each role, and every other column by its type: text,
+    categories and booleans are categorical, numbers continuous, dates and datetimes are dates."""
+    cols = frame.columns
+    given = {role: _resolve(names, cols, role) for role, names in
+             (("cat_names", cat_names), ("cont_names", cont_names), ("date_names", date_names))}
+    seen: dict[str, str] = {}
+    for role, names in given.items():
+        for c in names:
+            if c in seen:
+                raise ParameterError(f"column {c!r} is given two roles ({seen[c]} and {role}); give it one")
+            seen[c] = role
+    cat, cont, dates = given["cat_names"], given["cont_names"], given["date_names"]
+    for c, dt in frame.schema.items():
+        if c in seen:
+            continue
+        if _is_date(dt):
+            dates.append(c)
+        elif dt == pl.String or dt == pl.Boolean or isinstance(dt, (pl.Categorical, pl.Enum)):
+            cat.append(c)
+        elif dt.is_numeric() or dt == pl.Null:
+            cont.append(c)
+        else:
+            raise DataError(f"column {c!r} holds {dt} values, which are neither text, categories, numbers nor "
+                            "dates; convert it, drop it, or name its role in cat_names/cont_names")
+    order = {c: i for i, c in enumerate(cols)}
+    return (sorted(cat, key=order.__getitem__), sorted(cont, key=order.__getitem__),
+            sorted(dates, key=order.__getitem__))
+
+
+def date_parts(frame: pl.DataFrame, dates: Sequence[str]) -> tuple[pl.DataFrame, list[str], list[str]]:
+    """Each date column replaced by its parts (``<col>_Year``, ``<col>_Month``, ..., ``<col>_Elapsed``;
+    times of day for datetimes); returns the frame and the new categorical (the ``Is_*`` flags) and
+    continuous part names."""
+    cat: list[str] = []
+    cont: list[str] = []
+    for c in dates:
+        before = set(frame.columns)
+        frame = add_datepart(frame, c, prefix=f"{c}_", time=isinstance(frame.schema[c], pl.Datetime))
+        for part in frame.columns:
+            if part not in before:
+                (cat if frame.schema[part] == pl.Boolean else cont).append(part)
+    return frame, cat, cont

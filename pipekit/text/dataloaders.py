@@ -1,0 +1,110 @@
+"""The book's one-line text data: ``TextDataLoaders`` (classifiers and language models).
+
+Each factory builds a :class:`~pipekit.data.DataBlock` with a :class:`~pipekit.text.TextBlock` and calls its
+``dataloaders`` (no second pipeline). Keyword arguments not named here (``bs``, ``val_bs``, ``shuffle``,
+``device``, ``num_workers``) go to ``DataBlock.dataloaders``; ``seed`` fixes the split and the batches.
+``tok``, ``seq_len``, ``min_freq``, ``max_vocab`` and ``cache_dir`` go to the ``TextBlock``.
+
+>>> import pipekit.datasets as D
+>>> dls = TextDataLoaders.from_csv(D.path("imdb_sample"), "texts.csv", text_col="text", label_col="label",
+...                                valid_col="is_valid", bs=32, seed=0)                    # doctest: +SKIP
+>>> dls.vocab                                                                          # doctest: +SKIP
+['negative', 'positive']
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from pipekit.core.validate import Interval, check
+from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, GrandparentSplitter,
+                          MultiCategoryBlock, RandomSplitter, get_text_files, parent_label)
+from pipekit.data.items import read_csv_table, table_column, to_items
+from pipekit.text.blocks import TextBlock
+from pipekit.text.tokenize import Tokenizer
+
+__all__ = ["TextDataLoaders"]
+
+_PCT = Interval(0, 1, closed="neither")
+_PCT_OR_NONE = Interval(0, 1, closed="neither", none_ok=True)
+
+
+def _text_block(text_vocab: Sequence[str] | None, is_lm: bool, seq_len: int, tok: Tokenizer | None, min_freq: int,
+                max_vocab: int, cache_dir: Any, read_files: bool) -> TextBlock:
+    return TextBlock(tok=tok, is_lm=is_lm, seq_len=seq_len, vocab=text_vocab, min_freq=min_freq, max_vocab=max_vocab,
+                     read_files=read_files, cache_dir=cache_dir)
+
+
+class TextDataLoaders:
+    """The book's text data in one call; every factory returns pipekit ``DataLoaders``.
+
+    ``is_lm=True`` makes language-model loaders (no labels; batches of ``seq_len`` tokens); ``text_vocab``
+    reuses a vocabulary (the language model's, ``dls_lm.vocab``) for the classifier; ``vocab`` fixes the
+    classes.
+    """
+
+    @staticmethod
+    def from_folder(path: str | os.PathLike, train: str = "train", valid: str = "valid",
+                    valid_pct: float | None = None, seed: int | None = None, vocab: Sequence[str] | None = None,
+                    text_vocab: Sequence[str] | None = None, is_lm: bool = False, seq_len: int = 72,
+                    tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, cache_dir: Any = None,
+                    **kwargs: Any) -> DataLoaders:
+        """Text files in ImageNet-style folders: ``path/train/<label>/*.txt`` and ``path/valid/<label>/*.txt``
+        (or, with ``valid_pct``, every text file under ``path`` split at random); the label is the folder.
+
+        The DataBlock: ``blocks=(TextBlock.from_folder(path, ...), CategoryBlock(vocab))`` (only the
+        TextBlock with ``is_lm``), ``get_items=get_text_files`` (in ``train`` and ``valid`` without
+        ``valid_pct``), ``get_y=parent_label``, ``splitter=GrandparentSplitter(train, valid)`` or
+        ``RandomSplitter(valid_pct, seed)``. A model trained on it predicts a raw string as well as a file.
+        """
+        check("TextDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE))
+        if valid_pct is None:
+            splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid)
+            get_items: Callable[..., Any] = partial(get_text_files, folders=[train, valid])
+        else:
+            splitter, get_items = RandomSplitter(valid_pct, seed=seed), get_text_files
+        text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, cache_dir, read_files=True)
+        blocks: tuple[Any, ...] = (text,) if is_lm else (text, CategoryBlock(vocab=vocab))
+        dblock = DataBlock(blocks=blocks, get_items=get_items, get_y=None if is_lm else parent_label, splitter=splitter)
+        return dblock.dataloaders(path, seed=seed, **kwargs)
+
+    @staticmethod
+    def from_df(df: Any, path: str | os.PathLike = ".", valid_pct: float = 0.2, seed: int | None = None,
+                text_col: int | str | Sequence[int | str] = 0, label_col: int | str = 1,
+                label_delim: str | None = None, y_block: Any = None, text_vocab: Sequence[str] | None = None,
+                is_lm: bool = False, valid_col: int | str | None = None, seq_len: int = 72,
+                tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, cache_dir: Any = None,
+                **kwargs: Any) -> DataLoaders:
+        """A table (Polars or pandas) with the text in ``text_col`` (several columns are joined with
+        ``xxfld`` markers) and the label in ``label_col`` (several labels with ``label_delim``); the rows where
+        ``valid_col`` is true are the validation set, else a random ``valid_pct``.
+
+        The DataBlock: ``blocks=(TextBlock.from_df(text_col, ...), y_block)``, ``get_x=ColReader(text_col)``,
+        ``get_y=ColReader(label_col, label_delim=label_delim)`` (no target with ``is_lm``),
+        ``splitter=ColSplitter(valid_col)`` or ``RandomSplitter(valid_pct, seed)``. ``path`` is accepted for
+        the book's calls; the texts are in the table.
+        """
+        check("TextDataLoaders.from_df", valid_pct=(valid_pct, _PCT))
+        frame = to_items(df)
+        cols = [table_column(frame, c, "text_col") for c in (text_col if isinstance(text_col, (list, tuple))
+                                                               else [text_col])]
+        text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, cache_dir, read_files=False)
+        splitter = (ColSplitter(table_column(frame, valid_col, "valid_col")) if valid_col is not None
+                    else RandomSplitter(valid_pct, seed=seed))
+        get_x = ColReader(cols[0] if len(cols) == 1 else cols)
+        if is_lm:
+            dblock = DataBlock(blocks=(text,), get_x=get_x, splitter=splitter)
+        else:
+            if y_block is None:
+                y_block = MultiCategoryBlock if label_delim is not None else CategoryBlock
+            dblock = DataBlock(blocks=(text, y_block), get_x=get_x, splitter=splitter,
+                               get_y=ColReader(table_column(frame, label_col, "label_col"), label_delim=label_delim))
+        return dblock.dataloaders(frame, seed=seed, **kwargs)
+
+    @staticmethod
+    def from_csv(path: str | os.PathLike, csv_fname: str | os.PathLike = "labels.csv", header: str | None = "infer",
+                 delimiter: str | None = None, **kwargs: Any) -> DataLoaders:
+        """:meth:`from_df` on the CSV file ``path/csv_fname`` (``header=None`` when it has no header line)."""
+        return TextDataLoaders.from_df(read_csv_table(path, csv_fname, header, delimiter), path=path, **kwargs)

@@ -1,0 +1,145 @@
+"""A trained Hugging Face ``tokenizers`` tokenizer as the tokenizer of a ``TextBlock``.
+
+``HFTokenizer`` takes a ``tokenizer.json`` file, its JSON text or a ``tokenizers.Tokenizer``, and tokenizes
+with it as it was trained (its own normaliser, pre-tokenizer and model; pipekit's ``xxmaj``/``xxup`` rules
+are not applied, the tokenizer never saw them). The texts are encoded by the library in parallel in Rust;
+``xxbos`` (and ``xxeos``) are added as pipekit's models expect, and ``Numericalize`` builds the ids from
+the tokens as for any tokenizer (give ``TextBlock(min_freq=1)`` to keep every piece the tokenizer makes).
+
+Exports keep the tokenizer as data: a record stores the tokenizer's JSON (a data format the ``tokenizers``
+library reads, no code), so a saved block or learner needs neither the file nor the object it was built
+from.
+
+Example:
+    >>> from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    >>> tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    >>> tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    >>> tk.train_from_iterator(["a good film", "a bad film", "good fun"], trainers.WordPieceTrainer(
+    ...     vocab_size=60, special_tokens=["[UNK]"], show_progress=False))
+    >>> HFTokenizer(tk).tokenize("a good film")
+    ['xxbos', 'a', 'good', 'film']
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer as _Library
+
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Is, Options
+from pipekit.data.cache import fingerprint
+from pipekit.text.tokenize import BOS, EOS, PAD, UNK, TokenizedTexts, Tokenizer, as_text_series
+
+__all__ = ["HFTokenizer"]
+
+
+def _is_source(v: Any) -> bool:
+    return isinstance(v, (_Library, str, os.PathLike)) or (
+        isinstance(v, np.ndarray) and v.dtype == np.uint8 and v.ndim == 1)
+
+
+def _load(source: Any) -> _Library:
+    """The tokenizer a parameter names: the object itself, a tokenizer.json path, its JSON text, or that
+    text as UTF-8 bytes (how a pipekit file stores it)."""
+    if isinstance(source, _Library):
+        return source
+    if isinstance(source, np.ndarray):
+        text, where = source.tobytes().decode("utf-8", "replace"), "the stored tokenizer"
+    elif isinstance(source, str) and source.lstrip().startswith("{"):
+        text, where = source, "the tokenizer JSON text"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ParameterError(f"HFTokenizer: {str(path)!r} is not a file; give the tokenizer.json that "
+                                 "tokenizer.save(path) wrote, its JSON text or a tokenizers.Tokenizer")
+        text, where = path.read_text(encoding="utf-8", errors="replace"), str(path)
+    try:
+        return _Library.from_str(text)
+    except Exception as e:  # the library reports malformed JSON and unknown components as plain exceptions
+        raise DataError(f"HFTokenizer: {where} is not a tokenizer the tokenizers library can read ({e})") from None
+
+
+class HFTokenizer(Tokenizer):
+    """Texts -> tokens with a trained Hugging Face tokenizer (see the module docstring).
+
+    ``tokenizer``: a ``tokenizers.Tokenizer``, the path of its ``tokenizer.json``, or that file's text.
+    ``add_bos`` / ``add_eos`` put ``xxbos`` / ``xxeos`` around each text (the tokenizer's own special
+    tokens are not added: pipekit's models use their own).
+    """
+
+    param_constraints = {"tokenizer": Is(_is_source, "a tokenizers.Tokenizer, the path of a tokenizer.json or its "
+                                                     "JSON text"),
+                         "add_bos": Options(True, False), "add_eos": Options(True, False)}
+
+    def __init__(self, tokenizer: Any, add_bos: bool = True, add_eos: bool = False):
+        self.tokenizer, self.add_bos, self.add_eos = tokenizer, add_bos, add_eos
+        self.check_params()
+        self._tk = _load(tokenizer)
+        vocab = self._tk.get_vocab(with_added_tokens=True)
+        self._vocab: list[str] = [""] * (max(vocab.values()) + 1 if vocab else 0)
+        for token, i in vocab.items():
+            self._vocab[i] = token
+        self._memo: dict[str, list[str]] = {}
+        self._sub = None
+
+    # -- what a file keeps and what the token cache is keyed by -------------------------------------------
+    def json(self) -> str:
+        """The tokenizer as the JSON text ``tokenizer.json`` holds."""
+        return self._tk.to_str()
+
+    def params_to_data(self) -> dict[str, Any]:
+        # the tokenizer itself, as UTF-8 JSON in the file's arrays (a large vocabulary stays out of record.json)
+        return {"tokenizer": np.frombuffer(self.json().encode("utf-8"), dtype=np.uint8).copy(),
+                "add_bos": self.add_bos, "add_eos": self.add_eos}
+
+    def cache_settings(self) -> dict[str, Any]:
+        return {"hf_tokenizer": fingerprint(self.json()), "add_bos": self.add_bos, "add_eos": self.add_eos}
+
+    # -- tokenizing ----------------------------------------------------------------------------------------
+    def setup(self, texts: Any) -> None:
+        """Nothing to learn: the tokenizer was trained before."""
+
+    def encode(self, texts: Any) -> TokenizedTexts:
+        """Tokenize many texts (one call into the library, parallel in Rust)."""
+        s = as_text_series(texts)
+        encs = self._tk.encode_batch_fast(s.to_list(), add_special_tokens=False) if len(s) else []
+        lens = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
+        ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lens.sum()))
+        vocab = list(self._vocab)
+        index = {t: i for i, t in enumerate(vocab)} if (self.add_bos or self.add_eos) else {}
+        extra = [t for t, on in ((BOS, self.add_bos), (EOS, self.add_eos)) if on]
+        for t in extra:
+            if t not in index:
+                index[t] = len(vocab)
+                vocab.append(t)
+        starts = np.concatenate([[0], np.cumsum(lens)])
+        if self.add_bos:
+            ids = np.insert(ids, starts[:-1], index[BOS])
+            starts = starts + np.arange(len(starts))
+        if self.add_eos:
+            ids = np.insert(ids, starts[1:], index[EOS])
+            starts = starts + np.arange(len(starts))
+        return TokenizedTexts(vocab, ids.astype(np.int32), starts.astype(np.int64))
+
+    def decode(self, tokens: Any) -> str:
+        """Text from tokens, by the tokenizer's own decoder; pipekit's markers are dropped and ``xxunk`` is
+        written where a token was not in the vocabulary."""
+        parts: list[str] = []
+        run: list[int] = []
+        for t in tokens:
+            if t in (BOS, EOS, PAD):
+                continue
+            i = self._tk.token_to_id(t) if t != UNK else None
+            if i is None:
+                if run:
+                    parts.append(self._tk.decode(run))
+                    run = []
+                parts.append(UNK if t == UNK else str(t))
+            else:
+                run.append(i)
+        if run:
+            parts.append(self._tk.decode(run))
+        return " ".join(p for p in parts if p)

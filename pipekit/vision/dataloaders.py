@@ -1,0 +1,227 @@
+"""The book's one-line image data: ``ImageDataLoaders`` and ``SegmentationDataLoaders``.
+
+Each factory builds a :class:`~pipekit.data.DataBlock` from the book's parameter names and calls its
+``dataloaders``; there is no second pipeline, so what a factory gives is what the DataBlock spelled out
+gives (the docstrings say which). The keyword arguments not named here (``bs``, ``val_bs``, ``shuffle``,
+``device``, ``num_workers``, ``drop_last``) go to ``DataBlock.dataloaders``; ``seed`` fixes both the split
+and the batches.
+
+>>> import pipekit.datasets as D
+>>> from pipekit.vision import Resize
+>>> path = D.path("mnist_tiny")
+>>> dls = ImageDataLoaders.from_folder(path, item_tfms=Resize(28), img_cls="L", bs=64, seed=0)   # doctest: +SKIP
+>>> dls.vocab                                                                                   # doctest: +SKIP
+['3', '7']
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, FileName,
+                          GrandparentSplitter, MultiCategoryBlock, Pipe, RandomSplitter, RegexLabeller, get_image_files,
+                          parent_label)
+from pipekit.data.items import read_csv_table, table_column, to_items
+from pipekit.vision.blocks import IMAGE_CLASSES, ImageBlock, MaskBlock
+
+__all__ = ["ImageDataLoaders", "SegmentationDataLoaders"]
+
+_PCT = Interval(0, 1, closed="neither")
+_PCT_OR_NONE = Interval(0, 1, closed="neither", none_ok=True)
+_FUNC = Is(callable, "a function")
+
+
+def _files(path: str | os.PathLike, fnames: Sequence[str | os.PathLike]) -> list[Path]:
+    """``fnames`` as paths: absolute ones and those already under ``path`` as given, other relative ones
+    under ``path`` (so ``fnames`` may be ``get_image_files(path)`` or names inside ``path``)."""
+    if isinstance(fnames, (str, os.PathLike)):
+        raise ParameterError(f"fnames must be a list of files, got the single {type(fnames).__name__} {str(fnames)!r}; "
+                             "e.g. fnames=get_image_files(path)")
+    base = Path(path)
+    out = []
+    for f in fnames:
+        p = Path(f)
+        under = p.is_absolute() or base == Path(".") or p.parts[:len(base.parts)] == base.parts
+        out.append(p if under else base / p)
+    if not out:
+        raise ParameterError("fnames is empty: no image files to load; check the folder and get_image_files")
+    return out
+
+
+def _name_label(label_func: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """A getter giving ``label_func`` the file name (a str) of each item, as the book's ``from_name_func`` does."""
+    def get_y(item: Any) -> Any:
+        return label_func(Path(item).name)
+
+    get_y.__name__ = f"{getattr(label_func, '__name__', 'label_func')}(name)"
+    return get_y
+
+
+def _frame(df: Any) -> pl.DataFrame:
+    return to_items(df)
+
+
+class ImageDataLoaders:
+    """The book's image classification data in one call; every factory returns pipekit ``DataLoaders``.
+
+    Common parameters: ``valid_pct`` and ``seed`` (a random split; the seed also fixes the batches),
+    ``item_tfms`` / ``batch_tfms`` (one transform or a list), ``img_cls`` ("RGB" or "L" for grey), and
+    ``bs``, ``val_bs``, ``shuffle``, ``device``, ``num_workers`` for ``DataBlock.dataloaders``.
+    """
+
+    @staticmethod
+    def from_folder(path: str | os.PathLike, train: str = "train", valid: str = "valid", valid_pct: float | None = None,
+                    seed: int | None = None, vocab: Sequence[str] | None = None, item_tfms: Any = None,
+                    batch_tfms: Any = None, img_cls: str = "RGB", **kwargs: Any) -> DataLoaders:
+        """ImageNet-style folders: ``path/train/<label>/*.jpg`` and ``path/valid/<label>/*.jpg`` (or, with
+        ``valid_pct``, every image under ``path`` split at random). The label is the parent folder's name.
+
+        The DataBlock: ``blocks=(ImageBlock(img_cls), CategoryBlock(vocab))``, ``get_items=get_image_files``
+        (in ``train`` and ``valid`` only, without ``valid_pct``), ``get_y=parent_label``,
+        ``splitter=GrandparentSplitter(train, valid)`` or ``RandomSplitter(valid_pct, seed)``.
+        """
+        check("ImageDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE),
+              img_cls=(img_cls, Options(*IMAGE_CLASSES)))
+        if valid_pct is None:
+            splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid)
+            get_items: Callable[..., Any] = partial(get_image_files, folders=[train, valid])
+        else:
+            splitter, get_items = RandomSplitter(valid_pct, seed=seed), get_image_files
+        dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), CategoryBlock(vocab=vocab)), get_items=get_items,
+                           get_y=parent_label, splitter=splitter, item_tfms=item_tfms, batch_tfms=batch_tfms)
+        return dblock.dataloaders(path, seed=seed, **kwargs)
+
+    @staticmethod
+    def from_path_func(path: str | os.PathLike, fnames: Sequence[str | os.PathLike], label_func: Callable[[Path], Any],
+                       valid_pct: float = 0.2, seed: int | None = None, item_tfms: Any = None, batch_tfms: Any = None,
+                       img_cls: str = "RGB", **kwargs: Any) -> DataLoaders:
+        """``fnames`` labelled by ``label_func(path_of_the_file)`` (a ``pathlib.Path``), split at random.
+
+        The DataBlock: ``blocks=(ImageBlock(img_cls), CategoryBlock)``, ``get_y=label_func``,
+        ``splitter=RandomSplitter(valid_pct, seed)``, over the files.
+        """
+        check("ImageDataLoaders.from_path_func", valid_pct=(valid_pct, _PCT), label_func=(label_func, _FUNC),
+              img_cls=(img_cls, Options(*IMAGE_CLASSES)))
+        dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), CategoryBlock), get_y=label_func,
+                           splitter=RandomSplitter(valid_pct, seed=seed), item_tfms=item_tfms, batch_tfms=batch_tfms)
+        return dblock.dataloaders(_files(path, fnames), seed=seed, **kwargs)
+
+    @staticmethod
+    def from_name_func(path: str | os.PathLike, fnames: Sequence[str | os.PathLike], label_func: Callable[[str], Any],
+                       valid_pct: float = 0.2, seed: int | None = None, item_tfms: Any = None, batch_tfms: Any = None,
+                       img_cls: str = "RGB", **kwargs: Any) -> DataLoaders:
+        """``fnames`` labelled by ``label_func(file_name)`` (the name as a str, e.g. ``'cat.12.jpg'``), split
+        at random: the book's chapter 1 (``label_func=is_cat``).
+
+        The DataBlock of :meth:`from_path_func` with ``get_y`` giving ``label_func`` the file's name.
+        """
+        check("ImageDataLoaders.from_name_func", label_func=(label_func, _FUNC))
+        return ImageDataLoaders.from_path_func(path, fnames, _name_label(label_func), valid_pct=valid_pct, seed=seed,
+                                               item_tfms=item_tfms, batch_tfms=batch_tfms, img_cls=img_cls, **kwargs)
+
+    @staticmethod
+    def from_path_re(path: str | os.PathLike, fnames: Sequence[str | os.PathLike], pat: str, valid_pct: float = 0.2,
+                     seed: int | None = None, item_tfms: Any = None, batch_tfms: Any = None, img_cls: str = "RGB",
+                     **kwargs: Any) -> DataLoaders:
+        """``fnames`` labelled by the first group of the regular expression ``pat`` searched in the full path
+        (``get_y=RegexLabeller(pat)``), split at random."""
+        return ImageDataLoaders.from_path_func(path, fnames, RegexLabeller(pat), valid_pct=valid_pct, seed=seed,
+                                               item_tfms=item_tfms, batch_tfms=batch_tfms, img_cls=img_cls, **kwargs)
+
+    #: labels from a regular expression over each file's path (the name :meth:`from_path_re` also has)
+    from_re = from_path_re
+
+    @staticmethod
+    def from_name_re(path: str | os.PathLike, fnames: Sequence[str | os.PathLike], pat: str, valid_pct: float = 0.2,
+                     seed: int | None = None, item_tfms: Any = None, batch_tfms: Any = None, img_cls: str = "RGB",
+                     **kwargs: Any) -> DataLoaders:
+        """``fnames`` labelled by the first group of ``pat`` matched in the file name only
+        (``get_y=Pipe(FileName(), RegexLabeller(pat))``; the book's pets: ``pat=r'^(.+)_\\d+.jpg$'``)."""
+        return ImageDataLoaders.from_path_func(path, fnames, Pipe(FileName(), RegexLabeller(pat)), valid_pct=valid_pct,
+                                               seed=seed, item_tfms=item_tfms, batch_tfms=batch_tfms, img_cls=img_cls,
+                                               **kwargs)
+
+    @staticmethod
+    def from_df(df: Any, path: str | os.PathLike = ".", valid_pct: float = 0.2, seed: int | None = None,
+                fn_col: int | str = 0, folder: str | None = None, suff: str = "", label_col: int | str = 1,
+                label_delim: str | None = None, y_block: Any = None, valid_col: int | str | None = None,
+                item_tfms: Any = None, batch_tfms: Any = None, img_cls: str = "RGB", **kwargs: Any) -> DataLoaders:
+        """A table (Polars or pandas) with a file-name column ``fn_col`` (files at
+        ``path/folder/<name><suff>``) and a label column ``label_col``; several labels per image with
+        ``label_delim`` (then ``y_block`` defaults to ``MultiCategoryBlock``); the rows where ``valid_col``
+        is true are the validation set, else a random ``valid_pct``.
+
+        The DataBlock: ``blocks=(ImageBlock(img_cls), y_block)``, ``get_x=ColReader(fn_col, pref=path/folder,
+        suffix=suff)``, ``get_y=ColReader(label_col, label_delim=label_delim)``, ``splitter=ColSplitter(valid_col)``
+        or ``RandomSplitter(valid_pct, seed)``.
+        """
+        check("ImageDataLoaders.from_df", valid_pct=(valid_pct, _PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
+        frame = _frame(df)
+        fn, label = table_column(frame, fn_col, "fn_col"), table_column(frame, label_col, "label_col")
+        pref = Path(path) / folder if folder is not None else Path(path)
+        if y_block is None:
+            y_block = MultiCategoryBlock if label_delim is not None else CategoryBlock
+        splitter = (ColSplitter(table_column(frame, valid_col, "valid_col")) if valid_col is not None
+                    else RandomSplitter(valid_pct, seed=seed))
+        dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), y_block), get_x=ColReader(fn, pref=pref, suffix=suff),
+                           get_y=ColReader(label, label_delim=label_delim), splitter=splitter, item_tfms=item_tfms,
+                           batch_tfms=batch_tfms)
+        return dblock.dataloaders(frame, seed=seed, **kwargs)
+
+    @staticmethod
+    def from_csv(path: str | os.PathLike, csv_fname: str | os.PathLike = "labels.csv", header: str | None = "infer",
+                 delimiter: str | None = None, **kwargs: Any) -> DataLoaders:
+        """:meth:`from_df` on the CSV file ``path/csv_fname`` (``header=None`` when it has no header line:
+        columns are then used by position, ``fn_col=0``, ``label_col=1``)."""
+        return ImageDataLoaders.from_df(read_csv_table(path, csv_fname, header, delimiter), path=path, **kwargs)
+
+    @staticmethod
+    def from_lists(path: str | os.PathLike, fnames: Sequence[str | os.PathLike], labels: Sequence[Any],
+                   valid_pct: float = 0.2, seed: int | None = None, y_block: Any = None, item_tfms: Any = None,
+                   batch_tfms: Any = None, img_cls: str = "RGB", **kwargs: Any) -> DataLoaders:
+        """Files and their labels as two lists of the same length (a list of labels per file makes a
+        multi-label set), split at random.
+
+        The DataBlock: ``blocks=(ImageBlock(img_cls), y_block or CategoryBlock)``, over a table of the files
+        (``get_x``) and ``labels`` (``get_y=ColReader('label')``), ``splitter=RandomSplitter(valid_pct, seed)``.
+        """
+        check("ImageDataLoaders.from_lists", valid_pct=(valid_pct, _PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
+        files, labels = _files(path, fnames), list(labels)
+        if len(files) != len(labels):
+            raise ParameterError(f"from_lists: {len(files)} files but {len(labels)} labels; give one label per file")
+        if y_block is None:
+            y_block = MultiCategoryBlock if labels and isinstance(labels[0], (list, tuple)) else CategoryBlock
+        items = pl.DataFrame({"path": [str(f) for f in files], "label": labels})
+        dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), y_block), get_x=ColReader("path"),
+                           get_y=ColReader("label"), splitter=RandomSplitter(valid_pct, seed=seed),
+                           item_tfms=item_tfms, batch_tfms=batch_tfms)
+        return dblock.dataloaders(items, seed=seed, **kwargs)
+
+
+class SegmentationDataLoaders:
+    """The book's segmentation data in one call (returns pipekit ``DataLoaders``)."""
+
+    @staticmethod
+    def from_label_func(path: str | os.PathLike, fnames: Sequence[str | os.PathLike], label_func: Callable[[Path], Any],
+                        valid_pct: float = 0.2, seed: int | None = None, codes: Sequence[str] | None = None,
+                        item_tfms: Any = None, batch_tfms: Any = None, img_cls: str = "RGB",
+                        **kwargs: Any) -> DataLoaders:
+        """Images ``fnames`` and their masks, ``label_func(image_path)`` giving each mask's file (a path);
+        ``codes`` names the classes (one per mask value). The book's CamVid:
+        ``label_func=lambda o: path/'labels'/f'{o.stem}_P{o.suffix}'``.
+
+        The DataBlock: ``blocks=(ImageBlock(img_cls), MaskBlock(codes))``, ``get_y=label_func``,
+        ``splitter=RandomSplitter(valid_pct, seed)``; item transforms resize images and masks alike.
+        """
+        check("SegmentationDataLoaders.from_label_func", valid_pct=(valid_pct, _PCT), label_func=(label_func, _FUNC),
+              img_cls=(img_cls, Options(*IMAGE_CLASSES)))
+        dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), MaskBlock(codes=codes)), get_y=label_func,
+                           splitter=RandomSplitter(valid_pct, seed=seed), item_tfms=item_tfms, batch_tfms=batch_tfms)
+        return dblock.dataloaders(_files(path, fnames), seed=seed, **kwargs)

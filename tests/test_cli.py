@@ -1,0 +1,122 @@
+"""The command line as a user meets it: built-in recipes by name, their summaries, a recipe file of one's own,
+``--version`` and ``bench`` where there is nothing to run. (tests/test_packaging.py runs it from a wheel.)"""
+from __future__ import annotations
+
+import importlib.metadata
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipekit import cli
+from pipekit.cli import builtin_recipes, main
+
+RECIPE_FILES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "recipes").glob("*.py")
+                      if not p.stem.startswith("_"))
+
+
+def test_version_is_the_installed_distributions(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pipekit {importlib.metadata.version('pipekit')}"
+
+
+def test_every_recipe_file_is_a_builtin_recipe(capsys):
+    assert builtin_recipes() == RECIPE_FILES and "mnist_tiny" in RECIPE_FILES
+    assert main(["run", "--list"]) == 0
+    assert capsys.readouterr().out.split() == RECIPE_FILES
+
+
+@pytest.mark.parametrize("name", RECIPE_FILES)
+def test_summary_of_every_builtin_recipe(name, capsys):
+    assert main(["summary", name]) == 0
+    out = capsys.readouterr().out
+    # the walk reaches a collated batch: a tuple of tensors
+    assert "summary:" in out and "Collating a batch of 4" in out and "Tensor(4" in out, out[-2000:]
+
+
+def test_summary_names_what_a_table_recipe_learned(capsys):
+    assert main(["summary", "adult"]) == 0
+    out = capsys.readouterr().out
+    assert "26049 train / 6512 valid items" in out
+    assert "Categorify learned classes_=" in out and "Normalize learned means_=" in out
+    assert "(Tensor(4, 7) int64, Tensor(4, 3) float32, Tensor(4,) int64)" in out
+
+
+def test_run_builtin_recipe_passes_its_arguments(capsys):
+    assert main(["run", "movielens", "--quick", "--factors", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "result: movie_lens_sample valid RMSE" in out and "8 factors, 3 epochs" in out
+
+
+def test_run_and_summarise_a_users_own_recipe_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "digits.py").write_text(textwrap.dedent('''
+        import sys
+        import pipekit.datasets as D
+        from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+        from pipekit.vision import ImageBlock
+
+        def datablock():
+            return (DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+                              get_y=parent_label, splitter=GrandparentSplitter()), D.path("mnist_tiny"))
+
+        if __name__ == "__main__":
+            dblock, path = datablock()
+            dls = dblock.dataloaders(path, bs=16, seed=0)
+            print("result: mine", dls.vocab, sys.argv[1:])
+    '''))
+    assert main(["run", "mine/digits.py", "--fast", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "result: mine ['3', '7'] ['--fast', '7']" in out
+    with pytest.warns(UserWarning, match="in neither the training nor the validation set"):
+        assert main(["summary", "mine/digits.py"]) == 0
+    assert "Splitting with GrandparentSplitter(): 709 train, 699 valid" in capsys.readouterr().out
+
+
+def test_a_recipe_files_exit_status_is_the_commands(tmp_path, capsys):
+    failing = tmp_path / "failing.py"
+    failing.write_text("raise SystemExit('the data is not there')\n")
+    assert main(["run", str(failing)]) == 1
+    assert "the data is not there" in capsys.readouterr().err
+    (tmp_path / "three.py").write_text("raise SystemExit(3)\n")
+    assert main(["run", str(tmp_path / "three.py")]) == 3
+
+
+def test_unknown_recipes_and_files_are_named(tmp_path):
+    with pytest.raises(SystemExit, match=r"no recipe named 'nope'; built-in recipes: adult, .*mnist_tiny"):
+        main(["run", "nope"])
+    with pytest.raises(SystemExit, match=r"recipe file 'nope/recipe.py' not found"):
+        main(["run", "nope/recipe.py"])
+    with pytest.raises(SystemExit, match=r"no recipe named 'nope'"):
+        main(["summary", "nope"])
+    plain = tmp_path / "plain.py"
+    plain.write_text("x = 1\n")
+    with pytest.raises(SystemExit, match=r"defines neither datablock\(\) .* nor dataloaders\(\)"):
+        main(["summary", str(plain)])
+
+
+def test_bench_with_nothing_to_run_fails_with_a_message(tmp_path, monkeypatch):
+    # as installed from a wheel: no source checkout beside the package, no benchmarks/ here
+    monkeypatch.setattr(cli, "CHECKOUT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="no benchmarks to run.*source checkout"):
+        main(["bench"])
+    with pytest.raises(SystemExit, match="no benchmark named 'image_loader'; available: none"):
+        main(["bench", "image_loader"])
+
+
+def test_bench_runs_a_named_benchmark_and_reports_its_failure(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "CHECKOUT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "ok.py").write_text("import sys\nprint('ratio 1.0', sys.argv[1:])\n")
+    (tmp_path / "benchmarks" / "broken.py").write_text("raise SystemExit(2)\n")
+    assert main(["bench", "ok", "--args", "--quick"]) == 0
+    assert "== benchmark ok\nratio 1.0 ['--quick']" in capsys.readouterr().out
+    assert main(["bench"]) == 2  # all of them: the failing one's status is the command's
+    assert capsys.readouterr().out.count("== benchmark") == 2
+    with pytest.raises(SystemExit, match="no benchmark named 'nope'; available: broken, ok"):
+        main(["bench", "nope"])

@@ -1,0 +1,162 @@
+"""fit_ensemble on real adult rows: every choice made on training rows (the validation labels change nothing),
+weights reproduced from the recorded out-of-fold predictions, the time limit, and the whole ensemble
+predicting raw rows after loading in a fresh process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import pytest
+from test_models_helpers import ADULT_CATS, ADULT_CONTS
+
+from pipekit.backends import GBM, ExtraTrees, SklearnModel, as_data
+from pipekit.core import ParameterError
+from pipekit.data.splitters import RandomSplitter
+from pipekit.datasets import path
+from pipekit.ensemble import BaggedModel, Candidate, StackingEnsemble, WeightedEnsemble, fit_ensemble
+from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
+
+N_ROWS = 3000
+
+
+def raw_adult() -> pl.DataFrame:
+    return pl.read_csv(path("adult_sample") / "adult.csv").head(N_ROWS)
+
+
+def make_tab(df: pl.DataFrame) -> Tabular:
+    return Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=ADULT_CATS, cont_names=ADULT_CONTS,
+                   y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+
+
+def candidates() -> list[Candidate]:
+    from sklearn.linear_model import LogisticRegression
+
+    return [Candidate("gbm", GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=1), 1.0, 1.0),
+            Candidate("extra_trees", ExtraTrees("classification", n_estimators=20, n_jobs=1), 0.3, 1.0),
+            Candidate("logistic", SklearnModel(LogisticRegression(max_iter=300), "classification"), 0.5, 0.5)]
+
+
+@pytest.fixture(scope="module")
+def tab():
+    return make_tab(raw_adult())
+
+
+@pytest.fixture(scope="module")
+def weighted(tab):
+    return fit_ensemble(tab, metric="accuracy", candidates=candidates(), n_folds=3, stack=False, verbose=False)
+
+
+def test_weights_are_what_the_recorded_out_of_fold_predictions_give(weighted, tab):
+    ens = weighted
+    assert isinstance(ens, WeightedEnsemble) and ens.selected_on_ == "out_of_fold"
+    rep = ens.report_
+    assert rep["model"].to_list() == ["gbm", "logistic", "extra_trees", "weighted_ensemble", "total"]  # value/cost
+    assert set(rep["status"][:3]) == {"fitted"} and rep["status"][3] == "returned"
+    # every member bagged on the training rows; the ensemble keeps the ones it weights
+    assert all(isinstance(m, BaggedModel) and m.rows_signature_ == ens.members[0].rows_signature_ for m in ens.members)
+    assert (ens.weights_ > 0).all()
+    reported = dict(zip(rep["model"], rep["weight"]))
+    assert [reported[m.name] for m in ens.members] == pytest.approx(ens.weights_.tolist())
+    assert sum(w for w in rep["weight"].to_list() if w is not None) == pytest.approx(1.0)
+    # a refit from the recorded out-of-fold predictions and the training targets reproduces the weights
+    y = as_data(tab.train).y
+    refit = WeightedEnsemble(ens.members, metric="accuracy", n_iter=ens.n_iter).fit_predictions(
+        [m.oof_predictions_ for m in ens.members], y)
+    np.testing.assert_array_equal(refit.weights_, ens.weights_)
+    # and on every candidate, the members left out get no weight
+    by_name = {c.name: c.model for c in candidates()}
+    every = [BaggedModel(by_name[n], n_folds=3, name=n).fit(tab.train) for n in rep["model"][:3]]
+    first = WeightedEnsemble(every, metric="accuracy", n_iter=ens.n_iter).fit(tab.train)
+    assert {m.name for m, w in zip(every, first.weights_) if w > 0} == {m.name for m in ens.members}
+    # scores in the report: out of fold for choosing, validation for reading only
+    oof = dict(zip(rep["model"], rep["oof_accuracy"]))
+    for m in ens.members:
+        assert oof[m.name] == pytest.approx(m.oof_score("accuracy"))
+        assert rep.filter(pl.col("model") == m.name)["valid_accuracy"][0] == pytest.approx(m.score(tab.valid))
+    assert oof["weighted_ensemble"] >= max(oof[m.name] for m in ens.members) - 1e-12
+    assert rep.filter(pl.col("model") == "weighted_ensemble")["valid_accuracy"][0] == pytest.approx(
+        ens.score(tab.valid))
+
+
+def test_no_validation_row_feeds_any_choice(tab):
+    """The same training rows with other validation labels: the same members, weights, second layer and
+    predictions; only the validation scores in the report change."""
+    raw = raw_adult()
+    flip = np.zeros(len(raw), dtype=bool)
+    flip[tab.valid_idx] = True
+    other = raw.with_columns(pl.when(pl.Series(flip)).then(
+        pl.when(pl.col("salary") == "<50k").then(pl.lit(">=50k")).otherwise(pl.lit("<50k")))
+        .otherwise(pl.col("salary")).alias("salary"))
+    tab2 = make_tab(other)
+    assert np.array_equal(tab2.train_idx, tab.train_idx) and tab2.valid.xs.equals(tab.valid.xs)
+    a = fit_ensemble(tab, metric="accuracy", candidates=candidates(), n_folds=3, stack=True, verbose=False)
+    b = fit_ensemble(tab2, metric="accuracy", candidates=candidates(), n_folds=3, stack=True, verbose=False)
+    assert type(a) is type(b)
+    np.testing.assert_array_equal(a.predict(tab.valid), b.predict(tab2.valid))
+    cols = ["model", "oof_accuracy", "weight", "status"]
+    assert a.report_.select(cols).equals(b.report_.select(cols))
+    va, vb = a.report_["valid_accuracy"].drop_nulls(), b.report_["valid_accuracy"].drop_nulls()
+    np.testing.assert_allclose(va.to_numpy(), 1 - vb.to_numpy())  # every label flipped: accuracy mirrors
+    layer2 = a.report_.filter(pl.col("model") == "layer2_gbm")
+    assert layer2["status"][0] in ("returned", "fitted, not returned (worse out of fold)")
+    if isinstance(a, StackingEnsemble):
+        assert a.meta_model_.rows_signature_ != a.rows_signature_  # its own rows: the members' predictions
+
+
+def test_time_limit_keeps_the_first_member_and_skips_the_rest(tab):
+    ens = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), n_folds=2, verbose=False)
+    rep = ens.report_
+    status = dict(zip(rep["model"], rep["status"]))
+    assert status["gbm"] == "fitted" and status["weighted_ensemble"] == "returned"
+    assert status["logistic"] == status["extra_trees"] == status["layer2_gbm"] == "skipped: over the time limit"
+    assert [m.name for m in ens.members] == ["gbm"] and ens.weights_.tolist() == [1.0]
+    assert rep.filter(pl.col("model") == "logistic")["expected_s"][0] > 0
+    with pytest.raises(ParameterError, match="time_limit=0 is not accepted"):
+        fit_ensemble(tab, time_limit=0)
+    with pytest.raises(ParameterError, match=r"candidates \['reg'\] are not classification models"):
+        fit_ensemble(tab, candidates={"reg": GBM("regression")})
+    with pytest.raises(ParameterError, match="candidate names must be unique"):
+        fit_ensemble(tab, candidates=[Candidate("a", GBM("classification")), Candidate("a", GBM("classification"))])
+
+
+def test_export_with_procs_predicts_raw_rows_in_a_fresh_process(weighted, tab, tmp_path):
+    ens = weighted
+    file = ens.export(tmp_path / "adult_ensemble.pipekit")
+    raw = raw_adult()[tab.valid_idx[:40]].drop("salary")  # raw rows as a user has them: no target, text values
+    raw.write_csv(tmp_path / "rows.csv")
+    expected = ens.predict(ens.process(raw))
+    np.testing.assert_allclose(expected, ens.predict(tab.valid)[:40], rtol=1e-12)
+    code = f"""
+import sys, numpy as np, polars as pl
+import pipekit
+ens = pipekit.load({str(file)!r})
+rows = pl.read_csv({str(tmp_path / 'rows.csv')!r})
+np.save({str(tmp_path / 'out.npy')!r}, ens.predict(ens.process(rows)))
+print(type(ens).__name__, [m.name for m in ens.members], list(ens.predict_labels(ens.process(rows.head(2)))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"WeightedEnsemble {[m.name for m in ens.members]}")
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+def test_regression_on_bundled_data():
+    """A regression set: the ensemble is never below its best member out of fold."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    data = load_diabetes(as_frame=True)
+    df = pl.from_pandas(data.frame)
+    tab = Tabular(df, procs=[FillMissing, Normalize], cont_names=list(data.feature_names), y_names="target",
+                  y_block="regression", splits=RandomSplitter(valid_pct=0.2, seed=0))
+    cands = [Candidate("gbm", GBM("regression", learning_rate=0.05, num_leaves=7, n_estimators=300, n_jobs=1)),
+             Candidate("ridge", SklearnModel(Ridge(alpha=1.0), "regression"), 0.8, 0.2)]
+    ens = fit_ensemble(tab, metric="rmse", candidates=cands, n_folds=3, verbose=False)
+    rep = ens.report_
+    oof = dict(zip(rep["model"], rep["oof_rmse"]))
+    returned = rep.filter(pl.col("status") == "returned")["oof_rmse"][0]
+    assert returned <= min(oof["gbm"], oof["ridge"]) + 1e-9
+    assert ens.score(tab.valid, "rmse") < 70  # the target's standard deviation is about 77

@@ -1,0 +1,167 @@
+"""Bagged members on real adult rows: out-of-fold predictions only from models that never saw the row, weights
+and stacking chosen on training rows only, and bagged ensembles that load in a fresh process."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from test_models_helpers import adult_tab
+
+from pipekit.backends import GBM, ExtraTrees, SklearnModel, as_data, load_model
+from pipekit.core import DataError, ParameterError
+from pipekit.ensemble import BaggedModel, StackingEnsemble, WeightedEnsemble
+from pipekit.ensemble.bagged import make_folds, rows_signature
+
+
+def small_gbm(**kw):
+    return GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=1, **kw)
+
+
+@pytest.fixture(scope="module")
+def tab():
+    return adult_tab(4000)
+
+
+@pytest.fixture(scope="module")
+def bag(tab):
+    return BaggedModel(small_gbm(), n_folds=3, seed=7).fit(tab.train, tab.valid)
+
+
+def test_each_oof_prediction_comes_from_the_fold_model_that_never_saw_the_row(bag, tab):
+    d = as_data(tab.train)
+    n = len(d)
+    assert bag.folds_.shape == (1, n) and set(np.unique(bag.folds_)) == {0, 1, 2}
+    assert bag.oof_predictions_.shape == (n, 2) and np.allclose(bag.oof_predictions_.sum(1), 1)
+    seen = np.zeros(n, dtype=int)
+    for f in range(3):
+        fit_idx, stop_idx, held = bag.fold_rows(f)
+        # the fold model's rows (fitted on, stopped early on) and the rows it predicted are disjoint and cover all
+        assert np.array_equal(held, np.flatnonzero(bag.folds_[0] == f))
+        assert not (set(fit_idx) & set(held)) and not (set(stop_idx) & set(held)) and not (set(fit_idx) & set(stop_idx))
+        assert len(fit_idx) + len(stop_idx) + len(held) == n and len(stop_idx) == round(0.1 * (n - len(held)))
+        seen[held] += 1
+        # every out-of-fold prediction is that fold model's prediction of the row ...
+        np.testing.assert_array_equal(bag.models_[f].predict(d.take(held)), bag.oof_predictions_[held])
+        # ... and that model is exactly what fitting on the other rows alone gives: stopped early on its stopping
+        # rows, then fitted again on its fitting and stopping rows for the rounds kept (scaled by the rows added)
+        stopped = bag.fold_model(f).fit(d.take(fit_idx), d.take(stop_idx))
+        rounds = round(stopped.best_iteration_ * (len(fit_idx) + len(stop_idx)) / len(fit_idx))
+        assert bag.models_[f].n_estimators == rounds and bag.models_[f].early_stopping_rounds is None
+        refit = bag.fold_model(f).set_params(n_estimators=rounds, early_stopping_rounds=None).fit(
+            d.take(np.sort(np.concatenate([fit_idx, stop_idx]))))
+        np.testing.assert_array_equal(refit.predict(d.take(held)), bag.oof_predictions_[held])
+    assert (seen == 1).all()
+    # folds are stratified: each holds the classes in the proportions of the whole
+    y = bag.oof_targets_
+    for f in range(3):
+        assert abs(y[bag.folds_[0] == f].mean() - y.mean()) < 0.01
+    assert bag.oof_score_ == pytest.approx(np.mean(bag.oof_predictions_.argmax(1) == y))
+    # new rows get the mean of the fold models
+    v = tab.valid
+    np.testing.assert_allclose(bag.predict(v), np.mean([m.predict(v) for m in bag.models_], axis=0))
+    assert bag.valid_score_ == pytest.approx(bag.score(v)) and bag.valid_score_ > 0.8
+
+
+def test_bagging_is_seeded_and_repeats_average_out_of_fold(bag, tab):
+    again = BaggedModel(small_gbm(), n_folds=3, seed=7).fit(tab.train)
+    np.testing.assert_array_equal(again.oof_predictions_, bag.oof_predictions_)
+    other = BaggedModel(small_gbm(), n_folds=3, seed=8).fit(tab.train)
+    assert not np.array_equal(other.folds_, bag.folds_)
+    rep = BaggedModel(small_gbm(), n_folds=2, n_repeats=2, seed=7).fit(tab.train)
+    d = as_data(tab.train)
+    assert rep.folds_.shape == (2, len(d)) and len(rep.models_) == 4
+    per_repeat = []
+    for r in range(2):
+        p = np.zeros_like(rep.oof_predictions_)
+        for f in range(2):
+            held = rep.fold_rows(f, r)[2]
+            p[held] = rep.models_[r * 2 + f].predict(d.take(held))
+        per_repeat.append(p)
+    np.testing.assert_allclose(rep.oof_predictions_, np.mean(per_repeat, axis=0))
+    # a model that does not stop early is fitted on every other row; fold models get their own seeds
+    et = BaggedModel(ExtraTrees("classification", n_estimators=5, n_jobs=1, seed=3), n_folds=2).fit(tab.train)
+    fit_idx, stop_idx, held = et.fold_rows(1)
+    assert len(stop_idx) == 0 and len(fit_idx) + len(held) == len(d)
+    assert [m.seed for m in et.models_] == [3, 4]
+
+
+def test_bagged_model_bad_input_and_files(bag, tab, tmp_path):
+    with pytest.raises(ParameterError, match="n_folds=1 is not accepted"):
+        BaggedModel(small_gbm(), n_folds=1)
+    with pytest.raises(ParameterError, match="model=.* is not accepted; expected a pipekit model"):
+        BaggedModel("gbm")
+    with pytest.raises(ParameterError, match="already bagged"):
+        BaggedModel(bag)
+    with pytest.raises(ParameterError, match="fold=3, repeat=0: this model has 3 folds"):
+        bag.fold_rows(3)
+    with pytest.raises(DataError, match=r"the rarest class \('b'\) has 2 rows, fewer than n_folds=3"):
+        make_folds(np.array(["a"] * 10 + ["b"] * 2), "classification", 3, 0)
+    back = load_model(bag.export(tmp_path / "bag.pipekit"))
+    assert isinstance(back, BaggedModel) and len(back.models_) == 3
+    np.testing.assert_array_equal(back.predict(tab.valid), bag.predict(tab.valid))
+    np.testing.assert_array_equal(back.folds_, bag.folds_)
+    np.testing.assert_array_equal(back.oof_predictions_, bag.oof_predictions_)
+    assert back.rows_signature_ == rows_signature(as_data(tab.train))
+    assert not bag.clone().is_fitted and bag.clone().model.get_params() == bag.model.get_params()
+
+
+def test_weighted_selects_on_out_of_fold_predictions_only(bag, tab):
+    from sklearn.linear_model import LogisticRegression
+
+    et = BaggedModel(ExtraTrees("classification", n_estimators=20, n_jobs=1), n_folds=3, seed=7, name="et").fit(
+        tab.train)
+    lr = BaggedModel(SklearnModel(LogisticRegression(max_iter=300), "classification"), n_folds=3, seed=7,
+                     name="lr").fit(tab.train)
+    members = [bag, et, lr]
+    ens = WeightedEnsemble(members, n_iter=25).fit(tab.train)
+    assert ens.selected_on_ == "out_of_fold"
+    # the weights are those the recorded out-of-fold predictions give, whatever the validation rows hold
+    again = WeightedEnsemble(members, n_iter=25).fit_predictions([m.oof_predictions_ for m in members],
+                                                                 as_data(tab.train).y)
+    np.testing.assert_array_equal(again.weights_, ens.weights_)
+    np.testing.assert_array_equal(WeightedEnsemble(members, n_iter=25).fit().weights_, ens.weights_)
+    assert ens.report_["accuracy"][-1] >= max(m.oof_score_ for m in members)
+    assert ens.processor() is tab.processor
+    # on other rows (the valid split) it selects on their predictions, as before
+    assert WeightedEnsemble(members, n_iter=25).fit(tab.valid).selected_on_ == "data"
+    # a member fitted on all training rows has no honest predictions for them: refused, not used
+    plain = small_gbm().fit(tab.train)
+    with pytest.raises(ParameterError, match=r"member\(s\) \['3:GBM'\] keep no out-of-fold predictions"):
+        WeightedEnsemble(members + [plain]).fit(tab.train)
+    with pytest.raises(ParameterError, match="keep no out-of-fold predictions"):
+        WeightedEnsemble([plain]).fit()
+
+
+def test_stacking_on_bagged_members_with_passthrough(bag, tab, tmp_path):
+    et = BaggedModel(ExtraTrees("classification", n_estimators=20, n_jobs=1), n_folds=3, seed=7).fit(tab.train)
+    meta = BaggedModel(GBM("classification", learning_rate=0.1, num_leaves=7, n_estimators=200, n_jobs=1), n_folds=3,
+                       seed=7)
+    stack = StackingEnsemble([bag, et], meta=meta, passthrough=True).fit(tab.train, tab.valid)
+    assert stack.members_ is None and stack.fitted_members() == [bag, et]  # bagged members used, not refitted
+    np.testing.assert_array_equal(stack.oob_predictions_[0], bag.oof_predictions_)
+    # the meta-model reads the members' log-odds and the original inputs, categories kept categorical
+    n_in = len(tab.train.xs.columns)
+    assert stack.meta_model_.feature_names_ == [f"m{j}" for j in range(2 + n_in)]
+    assert stack.meta_model_.cat_features_ == [f"m{2 + j}" for j, c in enumerate(tab.train.xs.columns)
+                                               if c in tab.train.cat_names]
+    # the stack keeps its own out-of-fold predictions (its bagged meta-model's), so it can be selected on them
+    np.testing.assert_array_equal(stack.oof_predictions_, stack.meta_model_.oof_predictions_)
+    assert WeightedEnsemble([stack], n_iter=3).fit(tab.train).selected_on_ == "out_of_fold"
+    assert stack.score(tab.valid) > 0.8
+    back = load_model(stack.export(tmp_path / "stack.pipekit"))
+    np.testing.assert_allclose(back.predict(tab.valid), stack.predict(tab.valid), rtol=1e-12)
+    with pytest.raises(ParameterError, match="not bagged on these training rows"):
+        StackingEnsemble([bag], passthrough=True).fit(tab.valid)
+    with pytest.raises(ParameterError, match="some members are fitted and some are not"):
+        StackingEnsemble([bag, small_gbm()]).fit(tab.train)
+
+
+def test_rows_signature_tells_rows_apart(tab):
+    d = as_data(tab.train)
+    assert rows_signature(d) == rows_signature(as_data(tab.train))
+    assert rows_signature(d) != rows_signature(d.take(np.arange(len(d) - 1)))
+    flipped = d.y.copy()
+    flipped[0] = "<50k" if flipped[0] != "<50k" else ">=50k"
+    assert rows_signature(d) != rows_signature(as_data(d, y=flipped))
+    assert rows_signature(d) != rows_signature(d.with_xs(d.xs.with_columns(pl.col("age") + 1)))

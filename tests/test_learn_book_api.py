@@ -1,0 +1,214 @@
+"""The book's training calls: lr_find(suggest_funcs=...), to_fp16/to_fp32, metrics bare or configured,
+CSVLogger, TensorBoardCallback and the plain-text progress lines, on mnist_tiny."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.data import (CategoryBlock, DataBlock, DataLoaders, GrandparentSplitter, MultiCategoryBlock, TensorStore,
+                          get_image_files, parent_label)
+from pipekit.learn import (MLP, Callback, CrossEntropyLossFlat, CSVLogger, Learner, MixedPrecision, SuggestedLRs,
+                           TensorBoardCallback, accuracy, accuracy_multi, minimum, slide, steep, valley)
+from pipekit.vision import ImageBlock, Resize, vision_learner
+
+
+def _mnist(get_y=parent_label, y_block=CategoryBlock, bs=64):
+    items = lambda p: get_image_files(p, folders=["train", "valid"])  # noqa: E731
+    return DataBlock(blocks=(ImageBlock(cls="L"), y_block), get_items=items, get_y=get_y,
+                     splitter=GrandparentSplitter(), item_tfms=Resize(16)).dataloaders(
+        D.path("mnist_tiny"), bs=bs, seed=0, device="cpu", num_workers=0)
+
+
+@pytest.fixture(scope="module")
+def dls(one_torch_thread):
+    return _mnist()
+
+
+@pytest.fixture(scope="module")
+def tiny(one_torch_thread):
+    """A small two-class table: what the loggers and lr_find need, in milliseconds per epoch."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 8)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
+    return DataLoaders.from_stores([TensorStore(x[:384]), TensorStore(y[:384])], [TensorStore(x[384:]), TensorStore(y[384:])],
+                                   blocks=(CategoryBlock(), CategoryBlock(vocab=["no", "yes"])), bs=32, seed=0,
+                                   device="cpu", num_workers=0)
+
+
+def _learner(dls, **kw):
+    pipekit.set_seed(0)
+    return vision_learner(dls, "simple_cnn", **kw)
+
+
+def _mlp(dls, **kw):
+    pipekit.set_seed(0)
+    return Learner(dls, MLP(8, 2, layers=[16]), loss_func=CrossEntropyLossFlat(), **kw)
+
+
+def test_lr_find_suggest_funcs_one_or_several(tiny):
+    learn = _mlp(tiny, metrics=accuracy)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    res = learn.lr_find(num_it=30, suggest_funcs=(minimum, steep), show_plot=False)
+    lr_min, lr_steep = res  # unpacked as the book does
+    assert res._fields == ("minimum", "steep") and len(res) == 2 and (res[0], res[1]) == (lr_min, lr_steep)
+    assert res.minimum == res["minimum"] == lr_min and 1e-7 <= lr_min <= 10 and 1e-7 <= lr_steep <= 10
+    # minimum is a tenth of the lr with the lowest recorded loss
+    i = int(np.argmin(res.losses[4:-3])) + 4
+    assert res.minimum == pytest.approx(res.lrs[i] / 10)
+    one = learn.lr_find(num_it=30, suggest_funcs=valley, show_plot=False)
+    assert one._fields == ("valley",) and isinstance(one, SuggestedLRs)
+    with pytest.raises(AttributeError, match="made no 'steep' suggestion"):
+        _ = one.steep
+    # the suggestion functions on the recorded curve, as lr_find calls them
+    lrs, losses = one.lrs, one.losses
+    assert one.valley == valley(lrs, losses)
+    s = slide(lrs, losses)
+    assert 1e-7 <= s <= lrs[int(np.argmin(losses))]  # the loss still falls there: before the lowest loss
+    assert learn.lr_find(num_it=30, show_plot=False)._fields == ("valley", "steep", "minimum")
+    for k, v in learn.model.state_dict().items():  # the model is put back after every run
+        assert torch.equal(v, before[k])
+    with pytest.raises(ParameterError, match="suggest_funcs"):
+        learn.lr_find(num_it=30, suggest_funcs="valley", show_plot=False)
+    with pytest.raises(ParameterError, match="not a learning rate"):
+        learn.lr_find(num_it=10, suggest_funcs=lambda lrs, losses: "fast", show_plot=False)
+
+
+def test_metrics_bare_or_configured_checked_when_the_learner_is_built():
+    def two_labels(p):  # a multi-label target from the digit: its class and "odd"
+        return ["three", "odd"] if p.parent.name == "3" else ["seven", "odd"]
+
+    mdls = _mnist(get_y=two_labels, y_block=MultiCategoryBlock)
+    for m in (accuracy_multi(thresh=0.2), partial(accuracy_multi, thresh=0.2)):
+        learn = _learner(mdls, metrics=m)
+        assert learn.metrics[0].thresh == 0.2
+    learn.fit(1, 1e-2)
+    value = learn.recorder.value("accuracy_multi")
+    # by hand over the validation set
+    preds, targs = learn.get_preds()
+    assert value == pytest.approx(((preds > 0.2) == targs.bool()).float().mean().item(), abs=1e-6)
+    with pytest.raises(ParameterError, match="thresh"):
+        _learner(mdls, metrics=partial(accuracy_multi, thresh=2.0))
+    with pytest.raises(ParameterError, match="metric"):
+        _learner(mdls, metrics="accuracy_multi")
+    with pytest.raises(ParameterError, match="two arguments"):
+        _learner(mdls, metrics=lambda x: x)
+
+
+class PredDtypes(Callback):
+    """The dtype of the model's output of each training batch, as the loss sees it."""
+
+    def before_fit(self):
+        self.seen_ = []
+
+    def after_pred(self):
+        if self.learn.training:
+            self.seen_.append(self.learn.pred.dtype)
+
+
+def test_to_fp16_and_to_fp32(tiny):
+    learn = _mlp(tiny)
+    with pytest.warns(UserWarning, match="needs a CUDA device"):
+        assert learn.to_fp16() is learn
+    assert not any(isinstance(c, MixedPrecision) for c in learn.cbs)
+    learn.to_bf16()
+    assert isinstance(learn.mixed_precision, MixedPrecision) and learn.mixed_precision.dtype == "bf16"
+    seen = PredDtypes()
+    learn.fit(1, 1e-2, cbs=seen)
+    assert set(seen.seen_) == {torch.bfloat16} and np.isfinite(learn.recorder.values[-1][1])
+    learn.to_fp32()
+    assert not any(isinstance(c, MixedPrecision) for c in learn.cbs)
+    learn.fit(1, 1e-2, cbs=seen)
+    assert set(seen.seen_) == {torch.float32}
+
+
+def test_csv_logger_writes_each_epoch_and_appends(tiny, tmp_path):
+    learn = _mlp(tiny, metrics=accuracy, path=tmp_path)
+    learn.fit(2, 1e-2, cbs=CSVLogger())
+    cb = CSVLogger("history.csv", append=True)
+    learn.fit(1, 1e-2, cbs=cb)
+    df = cb.read_log()
+    assert list(df.columns) == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    assert df["epoch"].tolist() == [0, 1, 0] and len(df) == 3
+    row = learn.recorder.values[-1]
+    assert df["valid_loss"].iloc[-1] == pytest.approx(row[2]) and df["accuracy"].iloc[-1] == pytest.approx(row[3])
+    assert all(len(t) == 5 and t[2] == ":" for t in df["time"])
+    learn.fit(1, 1e-2, cbs=CSVLogger())  # append=False starts anew
+    fresh = (tmp_path / "history.csv").read_text().splitlines()
+    assert len(fresh) == 2 and fresh[0] == "epoch,train_loss,valid_loss,accuracy,time"
+    # lr_find is no epoch of training: nothing is logged
+    learn.add_cb(CSVLogger("lr.csv"))
+    learn.lr_find(num_it=10, show_plot=False)
+    assert not (tmp_path / "lr.csv").exists()
+    learn.remove_cb(CSVLogger)
+    other = _mlp(tiny, path=tmp_path)  # no metric: other columns
+    with pytest.raises(DataError, match="already logs the columns"):
+        other.fit(1, cbs=CSVLogger("history.csv", append=True))
+
+
+def test_tensorboard_logs_losses_metrics_lrs_and_a_batch(dls, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    learn = _learner(dls, metrics=accuracy)
+    learn.fit(2, 1e-2, cbs=TensorBoardCallback(log_dir=tmp_path / "tb", n_images=4))
+    ev = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 4})
+    ev.Reload()
+    tags = ev.Tags()
+    assert {"train_loss", "valid_loss", "accuracy", "lr/0", "lr/1"} <= set(tags["scalars"]) and "batch" in tags["images"]
+    n_batches = len(dls.train)
+    assert [e.step for e in ev.Scalars("train_loss")] == list(range(1, 2 * n_batches + 1))
+    accs = [e.value for e in ev.Scalars("accuracy")]
+    assert accs == pytest.approx([r[3] for r in learn.recorder.values], abs=1e-6)
+    img = ev.Images("batch")[0]
+    assert img.width * img.height >= 4 * 16 * 16  # the four 16x16 images, tiled
+
+
+def test_tensorboard_missing_names_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(ModuleNotFoundError, match="pip install tensorboard"):
+        TensorBoardCallback()
+
+
+def _run(script: str, **env: str) -> str:
+    full = {k: v for k, v in os.environ.items() if k not in ("PIPEKIT_QUIET", "PIPEKIT_PROGRESS")}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, env=full,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+_FIT = """
+    import numpy as np, pipekit
+    from pipekit.data import DataLoaders, TensorStore, CategoryBlock
+    from pipekit.learn import Learner, MLP, accuracy
+    x = np.random.default_rng(0).normal(size=(96, 4)).astype("float32"); y = (x[:, 0] > 0).astype("int64")
+    dls = DataLoaders.from_stores([TensorStore(x[:64]), TensorStore(y[:64])], [TensorStore(x[64:]), TensorStore(y[64:])],
+                                  blocks=(CategoryBlock(), CategoryBlock(vocab=["no", "yes"])), bs=16, seed=0,
+                                  device="cpu", num_workers=0)
+    pipekit.set_seed(0)
+    learn = Learner(dls, MLP(4, 2, layers=[8]), metrics=accuracy)
+    learn.fit(3, 1e-2)
+    print("rows", len(learn.recorder.values))
+"""
+
+
+def test_plain_progress_lines_when_output_is_not_a_terminal():
+    lines = _run(_FIT).splitlines()
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    body = lines[1:4]
+    assert [ln.split()[0] for ln in body] == ["0", "1", "2"] and lines[4] == "rows 3"
+    for ln in body:  # the recorder's values, as text: no colour codes, no carriage returns
+        cells = ln.split()
+        assert len(cells) == 5 and 0 <= float(cells[3]) <= 1 and ":" in cells[4]
+        assert "\x1b" not in ln and "\r" not in ln
+    assert _run(_FIT, PIPEKIT_QUIET="1").splitlines() == ["rows 3"]

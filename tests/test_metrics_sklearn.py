@@ -1,0 +1,108 @@
+"""pipekit's metrics against scikit-learn's on the edge cases where definitions part ways: empty input,
+log-loss clipping and a single class, ROC-AUC with one class, RMSE with several outputs, R2 on a constant
+target, accuracy on predicted labels. Both faces are checked: ``score`` on arrays and the Learner's
+accumulation over batches."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+import torch
+from sklearn.exceptions import UndefinedMetricWarning
+
+from pipekit.core import DataError
+from pipekit.metrics import F1Score, accuracy, as_metric, log_loss, mae, mse, r2_score, rmse, roc_auc
+
+
+def accumulate(metric, batches):
+    m = as_metric(metric)
+    m.reset()
+    for p, t in batches:
+        m.accumulate(torch.as_tensor(p), torch.as_tensor(t), None, len(t))
+    return m.value
+
+
+@pytest.mark.parametrize("metric", [accuracy, mae, mse, rmse, log_loss, r2_score, roc_auc])
+def test_empty_input_is_an_error_as_in_scikit_learn(metric):
+    pred = np.zeros((0, 2)) if metric.task == "classification" else np.zeros(0)
+    with pytest.raises(DataError, match=f"{metric.name}: found empty input"):
+        metric.score(np.zeros(0, dtype=np.int64), pred)
+    with pytest.raises(ValueError):  # scikit-learn refuses it too (DataError is a ValueError)
+        {"accuracy": lambda: skm.accuracy_score([], []), "mae": lambda: skm.mean_absolute_error([], []),
+         "mse": lambda: skm.mean_squared_error([], []), "rmse": lambda: skm.root_mean_squared_error([], []),
+         "log_loss": lambda: skm.log_loss([], np.zeros((0, 2))), "r2_score": lambda: skm.r2_score([], []),
+         "roc_auc": lambda: skm.roc_auc_score([], [])}[metric.name]()
+
+
+def test_log_loss_clips_as_scikit_learn_does():
+    y = np.array([0, 1, 1, 0])
+    hard = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.3, 0.7]])  # two confident mistakes... one of them
+    assert log_loss.score(y, hard) == pytest.approx(skm.log_loss(y, hard), rel=1e-12)
+    # float32 probabilities are clipped at float32's epsilon, as scikit-learn does
+    assert log_loss.score(y, hard.astype(np.float32)) == pytest.approx(skm.log_loss(y, hard.astype(np.float32)),
+                                                                       rel=1e-6)
+    assert log_loss.score(y, hard) != log_loss.score(y, hard.astype(np.float32))
+    # a split holding one class: the classes are the prediction's columns (scikit-learn needs labels=)
+    one = np.array([[0.2, 0.8], [0.4, 0.6]])
+    assert log_loss.score(np.array([1, 1]), one) == pytest.approx(skm.log_loss([1, 1], one, labels=[0, 1]))
+    with pytest.raises(ValueError, match="only one label"):
+        skm.log_loss([1, 1], one)
+    # the Learner's face: a net's raw outputs go through softmax, pooled over batches
+    logits = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    targets = np.arange(10) % 3
+    probs = torch.softmax(torch.as_tensor(logits), 1).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float32 softmax rows sum to 1 within float32: no warning
+        pooled = accumulate(log_loss, [(logits[:6], targets[:6]), (logits[6:], targets[6:])])
+    assert pooled == pytest.approx(skm.log_loss(targets, probs, labels=[0, 1, 2]), rel=1e-6)
+
+
+def test_roc_auc_with_one_class_is_nan_with_scikit_learns_warning():
+    p = np.array([[0.8, 0.2], [0.5, 0.5], [0.1, 0.9]])
+    with pytest.warns(UndefinedMetricWarning, match="Only one class"):
+        ours = roc_auc.score(np.array([1, 1, 1]), p)
+    with pytest.warns(UndefinedMetricWarning):
+        theirs = skm.roc_auc_score([1, 1, 1], p[:, 1])
+    assert np.isnan(ours) and np.isnan(theirs)
+
+
+def test_rmse_mae_mse_match_scikit_learn_for_one_and_several_outputs():
+    rng = np.random.default_rng(0)
+    y1, p1 = rng.normal(size=20), rng.normal(size=20)
+    y2, p2 = rng.normal(size=(20, 3)), rng.normal(size=(20, 3)) * [1, 5, 10]
+    for ours, theirs in [(rmse, skm.root_mean_squared_error), (mae, skm.mean_absolute_error),
+                         (mse, skm.mean_squared_error)]:
+        assert ours.score(y1, p1) == pytest.approx(theirs(y1, p1), rel=1e-12), ours.name
+        # several outputs: each output's error, averaged (multioutput="uniform_average")
+        assert ours.score(y2, p2) == pytest.approx(theirs(y2, p2), rel=1e-12), ours.name
+        batches = [(p2[:7], y2[:7]), (p2[7:], y2[7:])]
+        assert accumulate(ours, batches) == pytest.approx(theirs(y2, p2), rel=1e-9), ours.name
+    # which is not the square root of the pooled MSE when the outputs differ in scale
+    assert rmse.score(y2, p2) < np.sqrt(mse.score(y2, p2)) - 0.5
+    # a regression net's (n, 1) output against (n,) targets is one output
+    assert rmse.score(y1, p1[:, None]) == pytest.approx(skm.root_mean_squared_error(y1, p1))
+    assert float(rmse(torch.as_tensor(p2), torch.as_tensor(y2))) == pytest.approx(skm.root_mean_squared_error(y2, p2))
+
+
+def test_r2_on_a_constant_target_and_one_sample_follow_scikit_learn():
+    assert r2_score.score(np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0])) == 0.0
+    assert r2_score.score(np.array([1.0, 1.0, 1.0]), np.array([1.0, 1.0, 1.0])) == 1.0
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(r2_score.score(np.array([1.0]), np.array([2.0])))
+
+
+def test_accuracy_takes_probabilities_or_labels_and_f1_zero_division():
+    y = np.array([0, 1, 2, 1, 0])
+    labels = np.array([0, 2, 2, 1, 1])
+    probs = np.eye(3)[labels] * 0.8 + 0.1
+    assert accuracy.score(y, probs) == accuracy.score(y, labels) == pytest.approx(skm.accuracy_score(y, labels))
+    # nothing predicted positive: 0.0 (well defined: 2tp / (2tp + fp + fn))
+    assert F1Score().score(np.array([1, 0, 1]), np.array([[0.9, 0.1]] * 3)) == skm.f1_score([1, 0, 1], [0, 0, 0]) == 0
+    # no positive anywhere: scikit-learn's zero_division warning and 0.0, through pipekit too
+    with pytest.warns(UndefinedMetricWarning):
+        ours = F1Score().score(np.array([0, 0, 0]), np.array([[0.9, 0.1]] * 3))
+    with pytest.warns(UndefinedMetricWarning):
+        theirs = skm.f1_score([0, 0, 0], [0, 0, 0])
+    assert ours == theirs == 0.0

@@ -1,0 +1,92 @@
+"""ExtraTrees and the optional XGBoost / CatBoost backends on adult: fit, early stopping, files, bad input.
+XGBoost and CatBoost are tested where their packages are installed; pipekit never requires them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_models_helpers import adult
+
+from pipekit.backends import CatBoost, ExtraTrees, RandomForest, XGBoost, as_data, installed, load_model
+from pipekit.backends import boosters
+from pipekit.core import ExportError, ParameterError
+
+
+@pytest.fixture(scope="module")
+def splits():
+    tr, va = adult(6000)
+    return as_data(tr), as_data(va)
+
+
+def test_extra_trees(splits, tmp_path):
+    tr, va = splits
+    et = ExtraTrees("classification", n_estimators=20, n_jobs=1).fit(tr, va)
+    rf = RandomForest("classification", n_estimators=20, n_jobs=1).fit(tr, va)
+    assert type(et.model_).__name__ == "ExtraTreesClassifier" and not et.model_.bootstrap
+    assert et.valid_score_ > 0.8 and et.oob_score_ is None
+    assert not np.allclose(et.predict(va), rf.predict(va))  # random thresholds: other trees than the forest's
+    back = load_model(et.export(tmp_path / "et.pipekit"))
+    assert isinstance(back, ExtraTrees)
+    np.testing.assert_array_equal(back.predict(va), et.predict(va))
+    assert et.feature_importance()["feature"][0] in ("relationship", "marital-status", "education-num", "age")
+    boot = ExtraTrees("regression", n_estimators=5, max_samples=0.5, oob_score=True, n_jobs=1).fit(
+        as_data(tr.xs.drop("age"), y=tr.xs["age"].to_numpy()))
+    assert boot.model_.bootstrap and boot.oob_score_ is not None
+    c = et.contributions(va.take(np.arange(5)))
+    np.testing.assert_allclose(c.bias + c.values.sum(1), et.predict(va.take(np.arange(5))))
+    with pytest.raises(ParameterError, match="min_samples_leaf=0 is not accepted"):
+        ExtraTrees("classification", min_samples_leaf=0)
+
+
+@pytest.mark.parametrize("cls, package", [(XGBoost, "xgboost"), (CatBoost, "catboost")])
+def test_optional_boosters(cls, package, splits, tmp_path):
+    pytest.importorskip(package)
+    tr, va = splits
+    m = cls("classification", n_estimators=2000, learning_rate=0.2, n_jobs=1).fit(tr, va)
+    assert m.stops_early() and m.best_iteration_ < 2000  # stopped early on the valid split
+    p = m.predict(va)
+    assert p.shape == (len(va), 2) and np.allclose(p.sum(1), 1) and m.valid_score_ > 0.82
+    assert list(m.classes_) == ["<50k", ">=50k"]
+    assert m.stopped_params(1.5) == {"n_estimators": round(m.best_iteration_ * 1.5), "early_stopping_rounds": None}
+    back = load_model(m.export(tmp_path / f"{package}.pipekit"))
+    assert isinstance(back, cls)
+    np.testing.assert_array_equal(back.predict(va), p)
+    imp = m.feature_importance()
+    assert imp["feature"][0] in ("relationship", "marital-status", "education-num", "age")
+    # fixed rounds without a valid split: the stopped model's rounds, fitted again
+    fixed = cls("classification", learning_rate=0.2, n_jobs=1, **m.stopped_params()).fit(tr)
+    assert fixed.best_iteration_ == m.best_iteration_
+    # several classes and regression
+    target = "relationship"
+    xs_tr, xs_va = tr.xs.drop(target), va.xs.drop(target)
+    multi = cls("classification", n_estimators=50, learning_rate=0.3, n_jobs=1).fit(
+        as_data(xs_tr, y=tr.xs[target].to_numpy(), cat_names=[c for c in tr.cat_names if c != target]))
+    assert multi.predict(as_data(xs_va, cat_names=[c for c in va.cat_names if c != target])).shape == (
+        len(va), len(multi.classes_))
+    reg = cls("regression", n_estimators=100, learning_rate=0.2, n_jobs=1).fit(
+        as_data(tr.xs.drop("age"), y=tr.xs["age"].to_numpy(), cat_names=tr.cat_names))
+    assert reg.score(as_data(va.xs.drop("age"), y=va.xs["age"].to_numpy(), cat_names=va.cat_names)) < 0.95
+    with pytest.raises(ParameterError, match="learning_rate=0 is not accepted"):
+        cls("classification", learning_rate=0)
+
+
+@pytest.mark.parametrize("cls, package", [(XGBoost, "xgboost"), (CatBoost, "catboost")])
+def test_optional_boosters_say_what_to_install(cls, package, splits, monkeypatch):
+    tr, _ = splits
+    model = cls("classification", n_estimators=5)  # building one never needs the package
+    monkeypatch.setattr(boosters, "installed", lambda name: False)
+    with pytest.raises(ImportError, match=f"{cls.__name__} needs the {package} package, which is not installed: "
+                                          f"pip install {package}"):
+        model.fit(tr)
+
+
+def test_malformed_booster_files_are_refused(splits):
+    pytest.importorskip("xgboost")
+    tr, _ = splits
+    m = XGBoost("classification", n_estimators=5, n_jobs=1).fit(tr)
+    with pytest.raises(ExportError, match="UBJSON model stored as a 1-D uint8 array"):
+        m.model_from_data(np.zeros((2, 2), np.float32))
+    if installed("catboost"):
+        c = CatBoost("classification", n_estimators=5, n_jobs=1).fit(tr)
+        with pytest.raises(ExportError, match="CatBoost model is malformed"):
+            c.model_from_data(np.frombuffer(b"not a model", dtype=np.uint8))

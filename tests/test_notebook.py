@@ -1,0 +1,48 @@
+"""examples/quickstart.ipynb runs top to bottom in a real Jupyter kernel (ipykernel, driven by nbclient), and
+its plots appear inline: the show_batch and confusion-matrix cells carry image/png outputs, and nothing is
+written to the PNG folder that a headless run would use."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not os.environ.get("PIPEKIT_DATA"), reason="the notebook reads mnist_tiny")]
+
+
+def _cell(nb, text: str):
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and text in c.source]
+    return cell
+
+
+def _pngs(cell) -> list[str]:
+    return [o["data"]["image/png"] for o in cell.outputs
+            if o.get("output_type") in ("display_data", "execute_result") and "image/png" in o.get("data", {})]
+
+
+def test_quickstart_runs_in_a_kernel_with_inline_plots(tmp_path):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
+    # the kernel gets a user's environment: no MPLBACKEND (the tests' Agg would hide the inline backend)
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND" and not k.startswith(("PYTHON", "PIPEKIT_"))}
+    # (one torch thread, as tests/test_readme.py explains)
+    env.update(PIPEKIT_DATA=os.environ["PIPEKIT_DATA"], PIPEKIT_CACHE=str(tmp_path / "cache"),
+               PIPEKIT_PLOTS=str(tmp_path / "plots"), OMP_NUM_THREADS="1")
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=env)  # a failing cell raises CellExecutionError naming it
+
+    batch, cm = _pngs(_cell(nb, "show_batch")), _pngs(_cell(nb, "plot_confusion_matrix"))
+    assert len(batch) == 1 and len(cm) == 1, "each plot is shown once, inline"
+    assert all(len(png) > 2000 for png in batch + cm)  # base64 PNGs of real figures, not empty canvases
+    # the progress table, as text a notebook shows (streamed or displayed)
+    training = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in _cell(nb, "fit_one_cycle").outputs)
+    epochs = [ln.split() for ln in training.splitlines() if ln.split()[:1] == ["0"]]
+    assert "train_loss  valid_loss  accuracy" in training and len(epochs) == 1, training
+    assert 0.5 < float(epochs[0][3]) <= 1.0, training  # one epoch tells most 3s from 7s
+    assert not list(tmp_path.rglob("*.png")), "inline plots are not also written as files"

@@ -1,0 +1,317 @@
+"""TabularClassifier / TabularRegressor in scikit-learn's tools, on held real data (adult, rossmann):
+cross_val_score, GridSearchCV, Pipeline, StackingClassifier, clone and pickling, and the same fitted model
+reached through pipekit's own API."""
+from __future__ import annotations
+
+import datetime as dt
+import doctest
+import pickle
+import zipfile
+
+import joblib
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import pipekit
+from pipekit.backends import GBM, RandomForest
+from pipekit.core import DataError, ParameterError
+from pipekit.data.splitters import RandomSplitter
+from pipekit.datasets import path
+from pipekit.ensemble import MeanEnsemble, StackingEnsemble, TorchTabular, WeightedEnsemble
+from pipekit.sklearn import TabularClassifier, TabularRegressor
+from pipekit.tabular import Tabular
+
+# the nets train with one torch thread: on a shared machine, threads waiting on each other cost 10x
+pytestmark = [pytest.mark.filterwarnings("ignore:(FillMissing|Categorify):UserWarning"),
+              pytest.mark.usefixtures("one_torch_thread")]
+
+CATS = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex", "native-country"]
+NUMS = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+
+
+@pytest.fixture(scope="module")
+def adult() -> pl.DataFrame:
+    return pl.read_csv(path("adult_sample") / "adult.csv")
+
+
+def xy(df: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    return df.drop("salary"), df["salary"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def held(adult):
+    """A shuffled 8,000-row training part and a 3,000-row held-out part of adult."""
+    df = adult.sample(fraction=1.0, shuffle=True, seed=0)
+    return xy(df.head(8000)), xy(df.slice(8000, 3000))
+
+
+def small_gbm(**kw) -> GBM:
+    return GBM("classification", n_estimators=kw.pop("n_estimators", 100), n_jobs=1, **kw)
+
+
+def test_the_module_examples_run(tmp_path, monkeypatch):
+    import pipekit.sklearn.estimators
+    import pipekit.sklearn.fitting
+    import pipekit.sklearn.frames
+
+    monkeypatch.chdir(tmp_path)
+    for mod in (pipekit.sklearn.estimators, pipekit.sklearn.fitting, pipekit.sklearn.frames):
+        assert doctest.testmod(mod, optionflags=doctest.ELLIPSIS).failed == 0, mod.__name__
+
+
+# ---------------------------------------------------------------------------------------- cross_val_score
+def test_cross_val_score_on_adult_is_the_same_for_every_input_type(adult):
+    X, y = xy(adult)
+    clf = TabularClassifier(small_gbm(), random_state=0)
+    scores = {kind: cross_val_score(clf, data, y, cv=3) for kind, data in
+              [("polars", X), ("pandas", X.to_pandas()), ("arrow", X.to_arrow()), ("numpy", X.to_numpy())]}
+    # the published LightGBM figure on adult is 0.872; three unshuffled folds of all 32,561 rows
+    assert scores["polars"].mean() > 0.86 and scores["polars"].min() > 0.85
+    for kind in ("pandas", "arrow", "numpy"):
+        assert np.array_equal(scores[kind], scores["polars"]), kind  # text columns handled alike in each
+
+
+def test_text_columns_are_categories_and_numbers_continuous(held):
+    (X, y), _ = held
+    clf = TabularClassifier(small_gbm(n_estimators=20), random_state=0).fit(X, y)
+    assert clf.cat_names_ == CATS and clf.cont_names_ == NUMS and clf.date_names_ == []
+    assert clf.n_features_in_ == 14 and clf.feature_names_in_.tolist() == X.columns
+    assert clf.classes_.tolist() == ["<50k", ">=50k"]
+    # education-num has missing values: FillMissing adds its flag as a categorical input
+    assert "education-num_na" in clf.processor_.cat_names_
+    # positions name the roles of an array's columns: workclass (1) as a category, age (0) as a number
+    arr = X.select("age", "workclass").to_numpy()
+    clf2 = TabularClassifier(small_gbm(n_estimators=20), cat_names=[1]).fit(arr, y)
+    assert clf2.cat_names_ == ["x1"] and clf2.cont_names_ == ["x0"] and not hasattr(clf2, "feature_names_in_")
+
+
+# ---------------------------------------------------------------------------------------- GridSearchCV
+def test_grid_search_over_a_gbm_and_a_net_parameter(held):
+    (X, y), (Xt, yt) = held
+    gbm = small_gbm(n_estimators=60)
+    net = TorchTabular("classification", layers=[64, 32], epochs=2, bs=256)
+    grid = GridSearchCV(TabularClassifier(random_state=0),
+                        [{"backend": [gbm], "backend__num_leaves": [3, 31]},
+                         {"backend": [net], "backend__lr": [1e-4, 3e-2]}], cv=2)
+    grid.fit(X, y)
+    params = grid.cv_results_["params"]
+    assert [(type(p["backend"]).__name__, p.get("backend__num_leaves", p.get("backend__lr"))) for p in params] == [
+        ("GBM", 3), ("GBM", 31), ("TorchTabular", 1e-4), ("TorchTabular", 3e-2)]
+    gbm3, gbm31, net_slow, net_fast = grid.cv_results_["mean_test_score"]
+    assert min(gbm3, gbm31) > 0.84 and net_fast > 0.8
+    assert net_fast > net_slow + 0.1  # two epochs at lr=1e-4 barely move the net: the search sees it
+    assert grid.best_score_ == max(gbm3, gbm31, net_slow, net_fast)
+    # the searched parameter reached the backend that was fitted
+    best = grid.best_estimator_
+    key = "num_leaves" if isinstance(best.model_, GBM) else "lr"
+    assert getattr(best.model_, key) == grid.best_params_[f"backend__{key}"]
+    assert best.score(Xt, yt) > 0.85
+    # the backends in the grid are templates: cloned for every fit, never fitted themselves
+    assert not gbm.is_fitted and not net.is_fitted and gbm.num_leaves == 31 and net.lr == 1e-2
+
+
+# ---------------------------------------------------------------------------------------- Pipeline
+def test_pipeline_with_a_scikit_learn_step_in_front(held):
+    (X, y), (Xt, yt) = held
+    front = ColumnTransformer([("scale", StandardScaler(), ["age", "hours-per-week"])], remainder="passthrough",
+                              verbose_feature_names_out=False).set_output(transform="polars")
+    pipe = make_pipeline(front, TabularClassifier(small_gbm(), random_state=0))
+    pipe.fit(X.to_pandas(), y)
+    clf = pipe[-1]
+    # the text columns went through the scikit-learn step untouched and were categorified by pipekit
+    assert clf.feature_names_in_.tolist() == list(front.get_feature_names_out())
+    assert set(CATS) <= set(clf.cat_names_)
+    assert pipe.score(Xt.to_pandas(), yt) > 0.85
+    # an imputing step that hands a NumPy array on: the columns are then known by position
+    nums = make_pipeline(SimpleImputer(strategy="median"), TabularClassifier(small_gbm(), random_state=0))
+    nums.fit(X.select(NUMS).to_numpy(), y)
+    assert nums[-1].cont_names_ == [f"x{i}" for i in range(6)] and nums.score(Xt.select(NUMS).to_numpy(), yt) > 0.8
+
+
+# ---------------------------------------------------------------------------------------- StackingClassifier
+def test_stacking_classifier_mixes_a_pipekit_net_with_scikit_learn_models(held):
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    (X, y), (Xt, yt) = held
+    X, Xt = X.to_pandas(), Xt.to_pandas()
+    onehot = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), CATS),
+                                ("num", make_pipeline(SimpleImputer(), StandardScaler()), NUMS)])
+    members = [("net", TabularClassifier(TorchTabular("classification", layers=[64, 32], epochs=3, bs=256),
+                                         random_state=0)),
+               ("logreg", make_pipeline(onehot, LogisticRegression(max_iter=1000))),
+               ("tree", make_pipeline(clone(onehot), DecisionTreeClassifier(max_depth=6, random_state=0)))]
+    stack = StackingClassifier(members, final_estimator=LogisticRegression(), cv=3).fit(X, y)
+    net = stack.named_estimators_["net"]
+    assert isinstance(net.model_, TorchTabular) and net.model_.is_fitted
+    assert stack.transform(Xt).shape == (len(Xt), 3)  # one probability column per member (binary)
+    codes = np.searchsorted(stack.classes_, yt)  # the members were fitted on the encoded labels
+    member_scores = {name: est.score(Xt, codes) for name, est in stack.named_estimators_.items()}
+    assert member_scores["net"] > 0.82, member_scores
+    assert stack.score(Xt, yt) > min(member_scores.values()) and stack.score(Xt, yt) > 0.84, member_scores
+
+
+# ---------------------------------------------------------------------------------------- clone, pickle, save
+def test_clone_and_pickling_by_scikit_learns_tools_and_the_pipekit_file(held, tmp_path):
+    (X, y), (Xt, yt) = held
+    clf = TabularClassifier(small_gbm(), random_state=0).fit(X, y)
+    p = clf.predict_proba(Xt)
+    fresh = clone(clf)
+    assert repr(fresh) == repr(clf) and fresh.get_params()["backend__n_estimators"] == 100
+    with pytest.raises(SklearnNotFittedError, match="not fitted"):
+        fresh.predict(Xt)
+    assert np.array_equal(fresh.fit(X, y).predict_proba(Xt), p)  # the same seed, the same model
+    assert np.array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(Xt), p)
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    assert np.array_equal(joblib.load(tmp_path / "clf.joblib").predict_proba(Xt), p)
+    # pipekit's file: data only (JSON and arrays, no pickle), loaded through the registry
+    f = pipekit.save(clf, tmp_path / "clf.pipekit")
+    assert {n.rsplit(".", 1)[-1] for n in zipfile.ZipFile(f).namelist()} <= {"json", "npz"}
+    back = pipekit.load(f)
+    assert type(back) is TabularClassifier and repr(back) == repr(clf)
+    assert np.array_equal(back.predict_proba(Xt), p) and back.feature_names_in_.tolist() == X.columns
+    assert np.array_equal(back.predict(Xt), clf.predict(Xt))
+
+
+def test_a_net_estimator_pickles_and_saves(held, tmp_path):
+    (X, y), (Xt, _) = held
+    clf = TabularClassifier(TorchTabular("classification", layers=[32], epochs=1, bs=512), random_state=0)
+    clf.fit(X.head(3000), y[:3000])
+    p = clf.predict_proba(Xt)
+    assert np.allclose(pickle.loads(pickle.dumps(clf)).predict_proba(Xt), p)
+    assert np.allclose(pipekit.load(pipekit.save(clf, tmp_path / "net.pipekit")).predict_proba(Xt), p)
+
+
+# ---------------------------------------------------------------------------------------- both APIs
+def test_the_fitted_backend_is_reachable_through_pipekits_own_api(held):
+    (X, y), (Xt, _) = held
+    clf = TabularClassifier(small_gbm(), random_state=0).fit(X, y)
+    assert isinstance(clf.model_, GBM) and clf.model_.is_fitted
+    split = clf.process(Xt)
+    assert np.allclose(clf.model_.predict(split), clf.predict_proba(Xt))
+    assert clf.model_.feature_importance()["feature"].len() == len(clf.processor_.cat_names_ + clf.processor_.cont_names_)
+    assert np.array_equal(clf.model_.predict_labels(split), clf.predict(Xt))
+
+
+def test_from_model_wraps_a_backend_trained_on_a_tabular(adult):
+    tab = Tabular(adult, cat_names=CATS, cont_names=NUMS, y_names="salary",
+                  splits=RandomSplitter(valid_pct=0.2, seed=42))
+    gbm = small_gbm(n_estimators=200).fit(tab.train, tab.valid)
+    est = TabularClassifier.from_model(gbm, tab)
+    valid = adult[tab.valid_idx]
+    Xv, yv = valid.select(est.feature_names_in_.tolist()), valid["salary"].to_numpy()
+    assert est.model_ is gbm and est.classes_.tolist() == ["<50k", ">=50k"]
+    labels = gbm.predict_labels(tab.valid)
+    assert np.array_equal(est.predict(Xv), labels)
+    assert est.score(Xv, yv) == pytest.approx(gbm.score(tab.valid))
+    # its parameters describe the same recipe, so scikit-learn can refit it
+    X, y = adult.select(est.feature_names_in_.tolist()).head(6000), adult["salary"].to_numpy()[:6000]
+    assert cross_val_score(est, X, y, cv=2).mean() > 0.83
+    # refitting works on clones: the wrapped model and the estimator around it are unchanged
+    assert est.model_ is gbm and np.array_equal(gbm.predict_labels(tab.valid), labels)
+    assert np.array_equal(est.predict(Xv), labels)
+    with pytest.raises(ParameterError, match="needs a regression model"):
+        TabularRegressor.from_model(gbm, tab)
+
+
+# ---------------------------------------------------------------------------------------- dates
+def test_date_columns_become_date_parts_on_rossmann():
+    df = pl.read_csv(path("rossmann_sample") / "train.csv", try_parse_dates=True,
+                     schema_overrides={"StateHoliday": pl.String}).filter(pl.col("Open") == 1)
+    cols = ["Store", "DayOfWeek", "Date", "Promo", "StateHoliday", "SchoolHoliday"]
+    cut = dt.date(2015, 6, 1)
+    train, test = df.filter(pl.col("Date") < cut), df.filter(pl.col("Date") >= cut)
+
+    def r2(columns):
+        reg = TabularRegressor(GBM("regression", n_estimators=200, n_jobs=1), cat_names=["Store", "DayOfWeek"],
+                               random_state=0).fit(train.select(columns), train["Sales"].to_numpy())
+        return reg, reg.score(test.select(columns), test["Sales"].to_numpy())
+
+    reg, with_dates = r2(cols)
+    _, without = r2([c for c in cols if c != "Date"])
+    assert reg.date_names_ == ["Date"] and "Date" not in reg.processor_.cont_names_
+    assert {"Date_Year", "Date_Dayofyear", "Date_Elapsed"} <= set(reg.processor_.cont_names_)
+    assert {"Date_Is_month_end", "StateHoliday"} <= set(reg.processor_.cat_names_)
+    # the later months are predicted better with the calendar than without it
+    assert with_dates > without + 0.01 and with_dates > 0.88, (with_dates, without)
+
+
+# ---------------------------------------------------------------------------------------- seeds
+def test_random_state_makes_fits_reproducible(held):
+    (X, y), (Xt, _) = held
+    X, y = X.head(3000), y[:3000]
+
+    def proba(backend, seed):
+        return TabularClassifier(backend, random_state=seed).fit(X, y).predict_proba(Xt)
+
+    net = TorchTabular("classification", layers=[32], epochs=1, bs=256)
+    assert np.array_equal(proba(net, 3), proba(net, 3))
+    assert not np.allclose(proba(net, 3), proba(net, 4))
+    rf = RandomForest("classification", n_estimators=10, n_jobs=1)
+    assert np.array_equal(proba(rf, 3), proba(rf, 3)) and not np.allclose(proba(rf, 3), proba(rf, 4))
+    # None keeps the backends' own (fixed) seeds: still reproducible
+    assert np.array_equal(proba(rf, None), proba(rf, None))
+
+
+# ---------------------------------------------------------------------------------------- ensembles
+@pytest.mark.parametrize("kind", ["stacking", "mean", "weighted"])
+def test_pipekit_ensembles_as_the_backend(held, kind):
+    (X, y), (Xt, yt) = held
+    members = [small_gbm(n_estimators=60), RandomForest("classification", n_estimators=20, n_jobs=1)]
+    ens = {"stacking": StackingEnsemble(members, n_folds=3), "mean": MeanEnsemble(members),
+           "weighted": WeightedEnsemble(members, n_iter=10)}[kind]
+    clf = TabularClassifier(ens, random_state=1).fit(X.head(5000), y[:5000])
+    assert type(clf.model_) is type(ens) and clf.model_.is_fitted and not members[0].is_fitted
+    assert clf.score(Xt, yt) > 0.84
+    if kind == "weighted":
+        assert clf.model_.weights_.sum() == pytest.approx(1.0)
+    assert np.allclose(clf.predict_proba(Xt).sum(1), 1.0)
+
+
+# ---------------------------------------------------------------------------------------- bad input
+def test_bad_parameters_and_inputs_are_named(held):
+    (X, y), _ = held
+    X, y = X.head(500), y[:500]
+    with pytest.raises(ParameterError, match="TabularClassifier: backend='xgb' is not accepted"):
+        TabularClassifier(backend="xgb")
+    with pytest.raises(ParameterError, match="needs a classification backend"):
+        TabularClassifier(GBM("regression")).fit(X, y)
+    with pytest.raises(DataError, match="cat_names: column 'colour' is not in X"):
+        TabularClassifier(cat_names=["colour"]).fit(X, y)
+    with pytest.raises(ParameterError, match="column 'age' is given two roles"):
+        TabularClassifier(cat_names=["age"], cont_names=["age"]).fit(X, y)
+    with pytest.raises(ValueError, match="only one class"):
+        TabularClassifier().fit(X, np.full(len(y), "<50k"))
+    with pytest.raises(DataError, match="regression target must be numeric"):
+        TabularRegressor().fit(X, y)
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        TabularRegressor().fit(X, np.where(np.arange(len(y)) == 3, np.nan, 1.0))
+    clf = TabularClassifier(small_gbm(n_estimators=10)).fit(X, y)
+    with pytest.raises(ValueError, match="Feature names seen at fit time, yet now missing:\n- age"):
+        clf.predict(X.drop("age"))
+    with pytest.raises(ValueError, match="X has 3 features, but TabularClassifier is expecting 14"), \
+            pytest.warns(UserWarning, match="X does not have valid feature names"):
+        clf.predict(np.zeros((2, 3)))
+    with pytest.raises(TypeError, match="does not take sparse input"):
+        from scipy import sparse
+
+        clf.predict(sparse.csr_matrix(np.zeros((2, 14))))
+
+
+def test_set_params_and_scikit_learns_clone_on_nested_components():
+    clf = TabularClassifier(GBM("classification"))
+    # the nested value reaches the new backend whatever the order of the keys
+    clf.set_params(backend__num_leaves=7, backend=GBM("classification", n_estimators=5))
+    assert clf.backend.n_estimators == 5 and clf.backend.num_leaves == 7
+    # sklearn.base.clone uses the component's clone: a parameter normalised in __init__ (layers -> list) is fine
+    net = clone(TorchTabular("classification", layers=(8, 4)))
+    assert net.layers == [8, 4] and not net.is_fitted

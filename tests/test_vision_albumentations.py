@@ -1,0 +1,258 @@
+"""albumentations pipelines as item transforms on the presized images (dogscats, camvid_tiny, coco_tiny):
+the same pixels albumentations gives on the same image and seed, masks, keypoints and boxes following
+their image, determinism, refusals, and the pipeline kept as data in files."""
+from __future__ import annotations
+
+import copy
+import doctest
+import json
+import os
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A  # noqa: E402
+
+import pipekit  # noqa: E402
+import pipekit.datasets as D  # noqa: E402
+from pipekit.core import Component, DataError, ExportError, ParameterError  # noqa: E402
+from pipekit.data import (CategoryBlock, ColReader, DataBlock, RandomSplitter, get_image_files,  # noqa: E402
+                          parent_label)
+from pipekit.vision import (Albumentations, BBoxBlock, BBoxLblBlock, ImageBlock, IntToFloat, MaskBlock,  # noqa: E402
+                            PointBlock, Resize, image_paths_with)
+
+PIPELINE = [A.HorizontalFlip(p=0.5), A.Affine(rotate=(-25, 25), scale=(0.9, 1.1), p=0.8),
+            A.RandomBrightnessContrast(p=0.5), A.CoarseDropout(num_holes_range=(1, 3), p=0.5)]
+
+
+def as_float(x, **kw):
+    return x.astype(np.float32)
+
+
+def fails(x, **kw):
+    raise ValueError("needs 4 channels")
+
+
+def dogscats(n: int = 24) -> list:
+    root = D.path("dogscats") / "train"
+    return get_image_files(root / "cats")[:n // 2] + get_image_files(root / "dogs")[:n // 2]
+
+
+def pets_dls(aug, tmp_path, **kw):
+    dblock = DataBlock(blocks=(ImageBlock(cache_dir=tmp_path), CategoryBlock), get_y=parent_label,
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(64), aug])
+    return dblock.dataloaders(dogscats(), bs=8, seed=7, device="cpu", num_workers=0, **kw)
+
+
+def test_the_module_example_runs():
+    import pipekit.vision.albu as mod
+
+    assert doctest.testmod(mod).failed == 0
+
+
+def test_each_image_is_what_albumentations_gives_on_it_with_its_seed(tmp_path):
+    aug = Albumentations(A.Compose(PIPELINE))
+    dls = pets_dls(aug, tmp_path)
+    dl = dls.train
+    # it runs first among the batch transforms, on the host, then pipekit turns the images into floats
+    assert [type(t).__name__ for t in dl.batch_tfms] == ["Albumentations", "IntToFloat"]
+    raw = dl.create_batch(dl.batch_plan(0)[0])  # uint8 (8, 64, 64, 3), straight from the presize cache
+    ctx = dl.context(0, 0)
+    out = dl.batch_tfms.tfms[0].encode(tuple(raw), ctx)
+    seeds = Albumentations.seeds(ctx, len(raw[0]))
+    changed = 0
+    for i in range(len(raw[0])):
+        want = A.Compose(copy.deepcopy(PIPELINE), seed=int(seeds[i]))(image=raw[0][i].numpy())["image"]
+        assert np.array_equal(out[0][i].numpy(), want), i
+        changed += not np.array_equal(want, raw[0][i].numpy())
+    assert changed >= 6  # the pipeline did change the pictures
+    # the loader's own batch: the same pixels, as floats
+    x, _ = dl.one_batch()
+    assert torch.allclose(x, IntToFloat().encode((out[0],), ctx)[0])
+    # on an accelerator it runs in the loader's workers before the transfer; the other batch transforms after
+    on_device = dl.new(device="meta")
+    host, device = on_device._split_tfms()
+    assert [type(t).__name__ for t in host] == ["Albumentations"] and [type(t).__name__ for t in device] == ["IntToFloat"]
+    handed_over = on_device._produce(0, 0, dl.batch_plan(0)[0])
+    assert handed_over[0].device.type == "cpu" and torch.equal(handed_over[0], out[0])
+    # the cache holds the presized images only: the augmentation is not cached, it is drawn per epoch
+    assert np.array_equal(np.asarray(dl.dataset.stores[0].pixels[0]), np.asarray(
+        pets_dls(Albumentations(), tmp_path).train.dataset.stores[0].pixels[0]))
+
+
+def test_augmentation_is_repeatable_per_seed_and_new_per_epoch(tmp_path):
+    aug = Albumentations(A.Compose(PIPELINE))
+    a = pets_dls(aug, tmp_path).train
+    b = pets_dls(aug, tmp_path).train
+    epoch0 = [x for x, _ in a]
+    assert all(torch.equal(x, y) for x, (y, _) in zip(epoch0, b))  # same seed: same batches, same draws
+    epoch1 = [x for x, _ in a]
+    assert not all(torch.equal(x, y) for x, y in zip(epoch0, epoch1))  # the next epoch draws again
+    # validation batches are not augmented (unless on_valid=True)
+    v = pets_dls(aug, tmp_path).valid
+    plain = pets_dls(Albumentations(), tmp_path).valid
+    assert all(torch.equal(x, y) for (x, _), (y, _) in zip(v, plain))
+    flip = pets_dls(Albumentations(A.HorizontalFlip(p=1.0), on_valid=True), tmp_path).valid
+    assert all(torch.equal(x.flip(-1), y) for (x, _), (y, _) in zip(flip, plain))
+
+
+def test_masks_follow_their_image_on_camvid(tmp_path):
+    path = D.path("camvid_tiny")
+    codes = (path / "codes.txt").read_text().split()
+    pipeline = [A.HorizontalFlip(p=0.5), A.Affine(rotate=(-30, 30), p=1.0), A.GridDistortion(p=0.5)]
+    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=lambda p: get_image_files(p / "images")[:16],
+                       get_y=image_paths_with(path / "labels", lambda p: f"{p.stem}_P{p.suffix}"),
+                       splitter=RandomSplitter(0.25, seed=0),
+                       item_tfms=[Resize((48, 64)), Albumentations(A.Compose(pipeline))])
+    dl = dblock.dataloaders(path, bs=6, seed=1, device="cpu", num_workers=0).train
+    raw = dl.create_batch(dl.batch_plan(0)[0])
+    ctx = dl.context(0, 0)
+    img, mask = dl.batch_tfms.tfms[0].encode(tuple(raw), ctx)
+    seeds = Albumentations.seeds(ctx, 6)
+    for i in range(6):
+        want = A.Compose(copy.deepcopy(pipeline), seed=int(seeds[i]))(image=raw[0][i].numpy(), mask=raw[1][i].numpy())
+        assert np.array_equal(img[i].numpy(), want["image"]) and np.array_equal(mask[i].numpy(), want["mask"])
+        assert set(np.unique(mask[i].numpy())) <= set(np.unique(raw[1][i].numpy())) | {0}  # nearest: no new classes
+    x, y = dl.one_batch()
+    assert y.dtype == torch.int64 and torch.equal(y, mask.long())
+
+
+def test_keypoints_follow_their_image(tmp_path):
+    files = dogscats(12)
+    items = pl.DataFrame({"path": [str(f) for f in files]})
+    pts = [[100.0, 100.0], [50.0, 30.0], [180.0, 150.0]]  # pixels of the 200x200 sources
+    flip = Albumentations(A.HorizontalFlip(p=1.0))
+    dblock = DataBlock(blocks=(ImageBlock, PointBlock(img_size=(200, 200))), getters=[ColReader("path"), lambda r: pts],
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(64), flip])
+    dl = dblock.dataloaders(items, bs=4, seed=0, device="cpu", num_workers=0).train
+    raw = dl.create_batch(dl.batch_plan(0)[0])
+    img, p = dl.batch_tfms.tfms[0].encode(tuple(raw), dl.context(0, 0))
+    # a mirror: pixels flipped, and every point at -x (pipekit's -1..1 frame has its edges at -1 and 1)
+    assert torch.equal(img, raw[0].flip(2))
+    assert torch.allclose(p[..., 0], -raw[1][..., 0], atol=1e-5) and torch.allclose(p[..., 1], raw[1][..., 1])
+    # a rotation moves points as albumentations moves them; points that leave the image are kept
+    rot = Albumentations(A.Affine(rotate=(40, 40), scale=(1.6, 1.6), p=1.0))
+    ctx = dl.context(0, 0)
+    img2, p2 = rot.encode(tuple(raw), ctx)
+    s = Albumentations.seeds(ctx, 4)
+    for i in range(4):
+        kp = ((raw[1][i].numpy().astype(np.float64) + 1) / 2 * 64 - 0.5)
+        want = A.Compose([A.Affine(rotate=(40, 40), scale=(1.6, 1.6), p=1.0)], seed=int(s[i]),
+                         keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))(
+            image=raw[0][i].numpy(), keypoints=kp)
+        assert np.array_equal(img2[i].numpy(), want["image"])
+        assert np.allclose((np.asarray(want["keypoints"])[:, :2] + 0.5) / 64 * 2 - 1, p2[i].numpy(), atol=1e-5)
+    assert p2.shape == raw[1].shape and (p2.abs() > 1).any()
+
+
+def test_boxes_follow_their_image_on_coco(tmp_path):
+    path = D.path("coco_tiny")
+    meta = json.loads((path / "train.json").read_text())
+    names = {c["id"]: c["name"] for c in meta["categories"]}
+    rows = {im["id"]: {"path": str(path / "train" / im["file_name"]), "boxes": [], "labels": []}
+            for im in meta["images"]}
+    for a in meta["annotations"]:
+        x, y, w, h = a["bbox"]
+        rows[a["image_id"]]["boxes"].append([x, y, x + w, y + h])
+        rows[a["image_id"]]["labels"].append(names[a["category_id"]])
+    df = pl.DataFrame(list(rows.values())[:24])
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock(img_size=(128, 128)), BBoxLblBlock), n_inp=1,
+                       getters=[ColReader("path"), ColReader("boxes"), ColReader("labels")],
+                       splitter=RandomSplitter(0.25, seed=0),
+                       item_tfms=[Resize(64), Albumentations(A.HorizontalFlip(p=1.0))])
+    dl = dblock.dataloaders(df, bs=6, seed=0, device="cpu", num_workers=0).train
+    raw = dl.create_batch(dl.batch_plan(0)[0])
+    img, boxes, labels = dl.batch_tfms.tfms[0].encode(tuple(raw), dl.context(0, 0))
+    real = ~torch.isnan(raw[1]).any(-1)
+    assert torch.equal(img, raw[0].flip(2)) and torch.equal(labels, raw[2])
+    assert torch.equal(~torch.isnan(boxes).any(-1), real)  # padding stays padding, every box is kept
+    # mirrored: x0' = -x1, x1' = -x0 in the -1..1 frame; y unchanged
+    assert torch.allclose(boxes[real][:, 0], -raw[1][real][:, 2], atol=1e-5)
+    assert torch.allclose(boxes[real][:, 2], -raw[1][real][:, 0], atol=1e-5)
+    assert torch.allclose(boxes[real][:, [1, 3]], raw[1][real][:, [1, 3]], atol=1e-5)
+    # a crop into the top-left corner: boxes are clipped to it, those left with no area become padding
+    crop = Albumentations(A.Compose([A.Crop(0, 0, 32, 32), A.Resize(64, 64)]))
+    _, cropped, _ = crop.encode(tuple(raw), dl.context(0, 0))
+    kept = ~torch.isnan(cropped).any(-1)
+    assert (kept <= real).all() and kept.sum() < real.sum()
+    assert (cropped[kept] >= -1 - 1e-5).all() and (cropped[kept] <= 1 + 1e-5).all()
+
+
+def test_what_cannot_run_on_the_cached_images_is_refused(tmp_path):
+    with pytest.raises(ParameterError, match="Normalize \\(pipekit normalises on the device"):
+        Albumentations(A.Compose([A.HorizontalFlip(), A.Normalize()]))
+    with pytest.raises(ParameterError, match="Albumentations: transform=.* is not accepted; expected an albumentations"):
+        Albumentations(Resize(64))
+    with pytest.raises(ParameterError, match="wrap an albumentations transform or Compose: "
+                                             "pipekit.vision.Albumentations\\(t\\)"):
+        DataBlock(blocks=(ImageBlock, CategoryBlock), item_tfms=[Resize(64), A.HorizontalFlip()])
+    dls = pets_dls(Albumentations(A.RandomCrop(48, 48, p=1.0)), tmp_path)
+    with pytest.raises(DataError, match=r"changed the image size from \(64, 64\) to \(48, 48\).*"
+                                        r"A.RandomResizedCrop\(size=\(64, 64\)\)"):
+        dls.one_batch()
+    dls = pets_dls(Albumentations(A.Lambda(image=as_float, p=1.0)), tmp_path)
+    with pytest.raises(DataError, match="returned float32 image pixels; it must keep uint8"):
+        dls.one_batch()
+
+    dls = pets_dls(Albumentations(A.Lambda(image=fails, p=1.0)), tmp_path)
+    with pytest.raises(DataError, match=r"cannot run on the cached 64x64x3 uint8 images .*needs 4 channels"):
+        dls.one_batch()
+
+
+def test_a_used_transform_copies_and_pickles(tmp_path):
+    import pickle
+
+    aug = Albumentations(A.Compose(PIPELINE))
+    dl = pets_dls(aug, tmp_path).train
+    x, _ = dl.one_batch()  # the threads now hold their own copies of the pipeline
+    used = dl.batch_tfms.tfms[0]
+    for again in (copy.deepcopy(used), pickle.loads(pickle.dumps(used))):
+        dl2 = dl.new()
+        dl2.batch_tfms.tfms[0] = again
+        assert torch.equal(dl2.one_batch()[0], x)
+
+
+def test_the_pipeline_is_stored_as_data(tmp_path):
+    aug = Albumentations(A.Compose(PIPELINE, p=0.9))
+    rec = json.loads(json.dumps(aug.to_record()))
+    back = Component.from_record(rec)
+    assert A.to_dict(back.transform) == A.to_dict(aug.transform)
+    assert pipekit.load(pipekit.save(aug, tmp_path / "aug.pipekit")).transform.p == 0.9
+    # a file names only transforms albumentations lists, with the parameters their signatures take
+    bad = json.loads(json.dumps(rec))
+    bad["params"]["transform"]["albumentations"]["transforms"][0]["__class_fullname__"] = "os.system"
+    with pytest.raises(ExportError, match="'os.system' is not a transform albumentations lists"):
+        Component.from_record(bad)
+    bad = json.loads(json.dumps(rec))
+    bad["params"]["transform"]["albumentations"]["transforms"][0]["exec"] = "print(1)"
+    with pytest.raises(ExportError, match=r"albumentations.HorizontalFlip takes no parameters \['exec'\]"):
+        Component.from_record(bad)
+    # a function in the pipeline cannot be data: the file leaves the pipeline out (it never changes predictions)
+    with pytest.warns(UserWarning, match="left out of the saved file"):
+        rec = Albumentations(A.Lambda(image=as_float)).to_record()
+    assert rec["params"]["transform"] is None and Component.from_record(rec).transform is None
+
+
+def test_a_learner_trained_with_a_pipeline_exports_and_predicts_the_same(tmp_path, one_torch_thread):
+    from pipekit.learn import accuracy, load_learner
+    from pipekit.vision import vision_learner
+
+    files = get_image_files(D.path("mnist_tiny") / "train")[::4]
+    aug = Albumentations(A.Compose([A.Affine(rotate=(-15, 15), p=0.7), A.RandomBrightnessContrast(p=0.5)]))
+    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label,
+                       splitter=RandomSplitter(0.2, seed=0), item_tfms=[aug])
+    dls = dblock.dataloaders(files, bs=32, seed=0, device="cpu")
+    learn = vision_learner(dls, "simple_cnn", metrics=accuracy, path=tmp_path)
+    learn.fit(2, 3e-3)
+    again = load_learner(learn.export(tmp_path / "mnist.pipekit"))
+    # the recipe kept the pipeline as data and rebuilt it; predictions (never augmented) are the same
+    kept = [t for t in again.dls.recipe.batch_tfms_ if isinstance(t, Albumentations)]
+    assert len(kept) == 1 and A.to_dict(kept[0].transform) == A.to_dict(aug.transform)
+    test = get_image_files(D.path("mnist_tiny") / "valid" / "3")[:8]
+    p1 = learn.get_preds(dl=learn.dls.test_dl(test))[0]
+    p2 = again.get_preds(dl=again.dls.test_dl(test))[0]
+    assert torch.allclose(p1, p2, atol=1e-5)
+    assert float(learn.validate()[1]) > 0.6  # it learned from the augmented images
