@@ -6,7 +6,8 @@ crop + flip/rotate/zoom/warp/lighting resampled once, and ``fine_tune`` trains t
 pretrained body for one epoch, then the whole network with discriminative learning rates. The normalisation
 the weights were trained with is added by ``vision_learner``.
 
-    python recipes/dogscats.py                       # EfficientNet-Lite0, ImageNet weights, 160 px
+    python recipes/dogscats.py                       # EfficientNet-Lite0, ImageNet weights, 224 px
+    python recipes/dogscats.py --size 128            # cheaper, less accurate (the features are 224-px ones)
     python recipes/dogscats.py --quick               # 200 train / 100 valid photos, for tests
     python recipes/dogscats.py --scratch             # the same network from random weights, for comparison
 """
@@ -37,7 +38,7 @@ def subset(n_train: int, n_valid: int):
     return get_items
 
 
-def datablock(quick: bool = False, size: int = 160):
+def datablock(quick: bool = False, size: int = 224):
     """The recipe's DataBlock and the folder it reads (``pipekit summary dogscats`` walks them).
 
     No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
@@ -47,10 +48,11 @@ def datablock(quick: bool = False, size: int = 160):
     return dblock, D.path("dogscats")
 
 
-def main(quick: bool = False, size: int = 160, epochs: int = 1, arch: str = "efficientnet_lite0",
+def main(quick: bool = False, size: int | None = None, epochs: int = 1, arch: str = "efficientnet_lite0",
          pretrained: bool = True) -> dict:
     set_seed(42)
     t0 = time.perf_counter()
+    size = size or (160 if quick else 224)  # 224: what the weights were trained at
     dblock, path = datablock(quick, size)
     dls = dblock.dataloaders(path, bs=32, seed=42)
     learn = vision_learner(dls, arch, pretrained=pretrained, metrics=error_rate)
@@ -72,7 +74,7 @@ def main(quick: bool = False, size: int = 160, epochs: int = 1, arch: str = "eff
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a small subset and one epoch (for tests)")
-    p.add_argument("--size", type=int, default=160, help="training image size")
+    p.add_argument("--size", type=int, default=None, help="training image size (default 224; 160 with --quick)")
     p.add_argument("--epochs", type=int, default=1, help="unfrozen epochs after the frozen one (the book: 1)")
     p.add_argument("--arch", default="efficientnet_lite0")
     p.add_argument("--scratch", action="store_true", help="random weights instead of ImageNet's")
