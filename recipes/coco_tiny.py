@@ -1,9 +1,11 @@
 """coco_tiny: what is the largest object in the picture? (or, with --multilabel, which objects are there)
 
 Labels come from the COCO annotations in `train.json`: for each image, the category of its largest
-bounding box (single-label) or the set of all its categories (multi-label).
+bounding box (single-label) or the set of all its categories (multi-label). An ImageNet-pretrained
+EfficientNet-Lite0 is fine-tuned (head first on the frozen body, then everything).
 
     python recipes/coco_tiny.py [--multilabel]
+    python recipes/coco_tiny.py --scratch       # the same network from random weights
     python recipes/coco_tiny.py --quick         # a few batches, for tests
 """
 from __future__ import annotations
@@ -13,11 +15,12 @@ import json
 import time
 
 import polars as pl
+import torch
 
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, ColReader, DataBlock, MultiCategoryBlock, RandomSplitter, set_seed
 from pipekit.learn import accuracy, accuracy_multi
-from pipekit.vision import ImageBlock, Normalize, Resize, aug_transforms, imagenet_stats, vision_learner
+from pipekit.vision import ImageBlock, Resize, aug_transforms, vision_learner
 
 
 def items() -> pl.DataFrame:
@@ -33,27 +36,34 @@ def items() -> pl.DataFrame:
     return per_image.with_columns(pl.col("image_id").replace_strict(files).alias("path")).sort("path")
 
 
-def datablock(quick: bool = False, multilabel: bool = False):
-    """The recipe's DataBlock and the table of images it reads (``pipekit summary coco_tiny`` walks them)."""
+def datablock(quick: bool = False, multilabel: bool = False, size: int = 192):
+    """The recipe's DataBlock and the table of images it reads (``pipekit summary coco_tiny`` walks them).
+
+    No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
     df = items()
     if quick:
         df = df.head(48)
     y_block = MultiCategoryBlock(label_delim=" ") if multilabel else CategoryBlock
     dblock = DataBlock(blocks=(ImageBlock, y_block), get_x=ColReader("path"),
                        get_y=ColReader("labels" if multilabel else "largest"),
-                       splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(80)],
-                       batch_tfms=aug_transforms(size=64, min_scale=0.75) + [Normalize.from_stats(*imagenet_stats)])
+                       splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(int(size * 1.25))],
+                       batch_tfms=aug_transforms(size=size, min_scale=0.75))
     return dblock, df
 
 
-def main(quick: bool = False, multilabel: bool = False, epochs: int = 10, arch: str = "xresnet18") -> dict:
+def main(quick: bool = False, multilabel: bool = False, epochs: int = 8, arch: str = "efficientnet_lite0",
+         pretrained: bool = True, size: int | None = None, lr: float = 3e-3) -> dict:
     set_seed(42)
     t0 = time.perf_counter()
-    dblock, df = datablock(quick, multilabel)
+    size = size or (64 if quick else 192)  # the photos are 128x128; the weights saw 224-px images
+    dblock, df = datablock(quick, multilabel, size)
     dls = dblock.dataloaders(df, bs=32, seed=42)
     metric = accuracy_multi(thresh=0.5) if multilabel else accuracy
-    learn = vision_learner(dls, arch, metrics=metric)
-    learn.fit_one_cycle(1 if quick else epochs, 3e-3)
+    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=metric)
+    if pretrained:
+        learn.fine_tune(1 if quick else epochs, base_lr=lr)
+    else:
+        learn.fit_one_cycle(1 if quick else epochs + 1, lr)
     loss, acc = learn.validate()
     # what a model that learned nothing would score: always the most frequent class, or for each
     # label its more frequent answer (present/absent)
@@ -67,7 +77,8 @@ def main(quick: bool = False, multilabel: bool = False, epochs: int = 10, arch: 
         baseline = float((valid_labels == train_counts["largest"][0]).mean())
     task = "multi-label" if multilabel else "largest-object"
     elapsed = time.perf_counter() - t0
-    print(f"result: coco_tiny {task} {arch} valid_loss={loss:.4f} accuracy={acc:.4f} "
+    how = "pretrained" if pretrained else "scratch"
+    print(f"result: coco_tiny {task} {arch} ({how}) {size}px valid_loss={loss:.4f} accuracy={acc:.4f} "
           f"(no-skill baseline {baseline:.3f}, vocab {dls.vocab}) time={elapsed:.1f}s")
     return {"accuracy": acc, "valid_loss": loss, "time_s": elapsed}
 
@@ -76,7 +87,13 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="train a few batches only (for tests)")
     ap.add_argument("--multilabel", action="store_true")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--arch", default="xresnet18", help="xresnet18, xresnet34, xresnet50 or simple_cnn")
+    ap.add_argument("--epochs", type=int, default=8, help="epochs (unfrozen, after a frozen one when pretrained)")
+    ap.add_argument("--arch", default="efficientnet_lite0",
+                    help="efficientnet_lite0/1/2, xresnet18/34/50 or simple_cnn (the last four with --scratch)")
+    ap.add_argument("--scratch", action="store_true", help="random weights instead of ImageNet's")
+    ap.add_argument("--size", type=int, default=192, help="training image size")
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    main(a.quick, a.multilabel, a.epochs, a.arch)
+    torch.set_num_threads(a.threads)
+    main(a.quick, a.multilabel, a.epochs, a.arch, not a.scratch, a.size, a.lr)

@@ -1,4 +1,9 @@
-"""mnist_tiny: tell 3s from 7s (the book's first image model), with a small CNN.
+"""mnist_tiny: tell 3s from 7s (the book's first image model), from scratch and from ImageNet weights.
+
+Three runs on the same 709 training / 699 validation digits, side by side: a small CNN from scratch at the
+digits' own 28 px, and an EfficientNet-Lite0 at 64 px from random weights and from its ImageNet weights
+(``fine_tune``: one frozen epoch, then the rest unfrozen; the grey digits go through the colour stem averaged
+over its channels). Small grey digits are far from ImageNet's photos: pretraining helps little here.
 
     python recipes/mnist_tiny.py            # full run
     python recipes/mnist_tiny.py --quick    # a few batches, for tests
@@ -10,15 +15,16 @@ import time
 import warnings
 
 import numpy as np
+import torch
 
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label, set_seed
 from pipekit.learn import accuracy
-from pipekit.vision import ImageBlock, Normalize, aug_transforms, mnist_stats, vision_learner
+from pipekit.vision import ImageBlock, Normalize, Resize, aug_transforms, mnist_stats, vision_learner
 
 
 def shrink(dls, n_train: int, n_valid: int) -> None:
-    """Keep only the first items of each set (quick runs for tests)."""
+    """Keep only some items of each set (quick runs for tests)."""
     rng = np.random.default_rng(0)
     for i, n in enumerate((n_train, n_valid)):
         ds = dls.loaders[i].dataset
@@ -26,33 +32,54 @@ def shrink(dls, n_train: int, n_valid: int) -> None:
         dls.loaders[i] = dls.loaders[i].new(dataset=ds.subset(keep))
 
 
-def datablock():
-    """The recipe's DataBlock and the folder it reads (``pipekit summary mnist_tiny`` walks them)."""
+def datablock(size: int | None = None, stats: tuple | None = mnist_stats):
+    """The recipe's DataBlock and the folder it reads (``pipekit summary mnist_tiny`` walks them): the digits at
+    ``size`` px (None: 28), normalised with ``stats`` (None: as the learner decides)."""
     dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
-                       splitter=GrandparentSplitter(),
+                       splitter=GrandparentSplitter(), item_tfms=[Resize(size)] if size else None,
                        batch_tfms=aug_transforms(do_flip=False, max_rotate=10, max_warp=0.0, max_lighting=0.1)
-                       + [Normalize.from_stats(*mnist_stats)])
+                       + ([Normalize.from_stats(*stats)] if stats else []))
     return dblock, D.path("mnist_tiny")
 
 
-def main(quick: bool = False) -> dict:
-    set_seed(42)
-    t0 = time.perf_counter()
-    dblock, path = datablock()
+def dataloaders(size: int | None, stats: tuple | None, bs: int = 64):
+    dblock, path = datablock(size, stats)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the unlabelled test/ folder is left out of the split, as intended
-        dls = dblock.dataloaders(path, bs=64, seed=42)
-    learn = vision_learner(dls, "simple_cnn", metrics=accuracy, lr=1e-2)
+        return dblock.dataloaders(path, bs=bs, seed=42)
+
+
+def run(arch: str, pretrained: bool, size: int | None, epochs: int, lr: float, quick: bool) -> float:
+    set_seed(42)
+    dls = dataloaders(size, None if pretrained else mnist_stats)
     if quick:
         shrink(dls, 64, 64)
-    learn.fit_one_cycle(1 if quick else 5, 1e-2)
-    loss, acc = learn.validate()
+    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=accuracy, lr=lr)
+    if pretrained:
+        learn.fine_tune(epochs - 1, base_lr=lr)
+    else:
+        learn.fit_one_cycle(epochs, lr)
+    return float(learn.validate()[1])
+
+
+def main(quick: bool = False, epochs: int = 5) -> dict:
+    t0 = time.perf_counter()
+    n = 2 if quick else epochs
+    runs = {"simple_cnn scratch 28px": ("simple_cnn", False, None, 1e-2),
+            "efficientnet_lite0 scratch 64px": ("efficientnet_lite0", False, 64, 3e-3),
+            "efficientnet_lite0 pretrained 64px": ("efficientnet_lite0", True, 64, 3e-3)}
+    accs = {name: run(arch, pre, size, n, lr, quick) for name, (arch, pre, size, lr) in runs.items()}
     elapsed = time.perf_counter() - t0
-    print(f"result: mnist_tiny 3-vs-7 simple_cnn valid_loss={loss:.4f} accuracy={acc:.4f} time={elapsed:.1f}s")
-    return {"accuracy": acc, "valid_loss": loss, "time_s": elapsed}
+    figures = " | ".join(f"{name} accuracy={acc:.4f}" for name, acc in accs.items())
+    print(f"result: mnist_tiny 3-vs-7 ({n} epochs each) {figures} time={elapsed:.1f}s")
+    return {"accuracy": accs, "time_s": elapsed}
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--quick", action="store_true", help="train a few batches only (for tests)")
-    main(p.parse_args().quick)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a few batches only (for tests)")
+    p.add_argument("--epochs", type=int, default=5, help="epochs of each run (pretrained: 1 frozen + the rest)")
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    main(a.quick, a.epochs)
