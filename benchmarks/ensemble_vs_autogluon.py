@@ -16,6 +16,11 @@ bundled with scikit-learn: breast_cancer (accuracy) and diabetes (rmse), ``mediu
     AUTOGLUON_PYTHON=/path/to/ag/bin/python python benchmarks/ensemble_vs_autogluon.py \
         [--datasets adult rossmann breast_cancer diabetes] [--quick] [--n-jobs 2] [--reuse-autogluon]
 
+On a machine busy with other work (load average above its cores), run with ``--n-jobs 1``: LightGBM's
+threads spin while they wait for one another, so two threads on two busy cores cost many times the CPU of
+one (one GBM on 360 breast_cancer rows, 207 rounds, at load 7 on 2 cores: 9.3 CPU s and 31.6 s with two
+threads, 0.4 CPU s and 2.2 s with one), and both sides' time limits buy far less than on a quiet machine.
+
 ``--quick`` uses limits of a few tens of seconds (AutoGluon best_quality at 120 s). ``--reuse-autogluon``
 reads AutoGluon results recorded by an earlier run with the same data set, presets, limit and cores instead
 of running it again (its 20-minute best_quality run). A JSON record goes to
@@ -214,7 +219,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="limits of a few tens of seconds")
     ap.add_argument("--time-limit", type=float, default=None, help="pipekit's (and medium_quality's) seconds per "
                     "data set instead of the defaults")
-    ap.add_argument("--n-jobs", type=int, default=2, dest="n_jobs", help="cores for both sides")
+    ap.add_argument("--n-jobs", type=int, default=2, dest="n_jobs", help="cores for both sides (1 on a busy "
+                    "machine)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-best-quality", action="store_true", help="skip AutoGluon best_quality on adult")
     ap.add_argument("--skip-autogluon", action="store_true")

@@ -16,7 +16,8 @@ from pipekit.backends import GBM, ExtraTrees, SklearnModel, as_data
 from pipekit.core import ParameterError
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
-from pipekit.ensemble import BaggedModel, Candidate, StackingEnsemble, WeightedEnsemble, fit_ensemble
+from pipekit.ensemble import (BaggedModel, Candidate, StackingEnsemble, TorchTabular, WeightedEnsemble,
+                              fit_ensemble)
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
 N_ROWS = 3000
@@ -140,6 +141,56 @@ print(type(ens).__name__, [m.name for m in ens.members], list(ens.predict_labels
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"WeightedEnsemble {[m.name for m in ens.members]}")
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+def test_weights_reproduced_from_the_out_of_fold_predictions_the_file_records(weighted, tab, tmp_path):
+    """A fresh process reads the ensemble's file and selects again from the out-of-fold predictions and targets
+    it records (no data at all): the same weights, so nothing outside the training rows chose them."""
+    ens = weighted
+    file = ens.export(tmp_path / "adult_ensemble.pipekit")
+    code = f"""
+import numpy as np
+import pipekit
+from pipekit.ensemble import WeightedEnsemble
+ens = pipekit.load({str(file)!r})
+y = np.asarray(ens.classes_)[ens.members[0].oof_targets_]
+again = WeightedEnsemble(ens.members, metric=ens.metric, n_iter=ens.n_iter).fit_predictions(
+    [m.oof_predictions_ for m in ens.members], y)
+np.save({str(tmp_path / 'w.npy')!r}, np.stack([ens.weights_, again.weights_]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    loaded, refit = np.load(tmp_path / "w.npy")
+    np.testing.assert_array_equal(loaded, ens.weights_)
+    np.testing.assert_array_equal(refit, ens.weights_)
+    assert len(ens.members[0].oof_targets_) == len(tab.train_idx)  # recorded for the training rows only
+
+
+def test_second_layer_with_a_bagged_net_predicts_raw_rows_in_a_fresh_process(weighted, tab, tmp_path):
+    """The stacking layer fit_ensemble may return (bagged members, one a tabular net with entity embeddings,
+    a bagged meta-model reading their predictions and the inputs) exports with its procs and predicts raw
+    rows identically after loading in a fresh process."""
+    net = BaggedModel(TorchTabular("classification", layers=[20, 10], epochs=1, bs=128, seed=0), n_folds=3,
+                      name="net").fit(tab.train)
+    meta = BaggedModel(GBM("classification", learning_rate=0.1, num_leaves=7, n_estimators=100, n_jobs=1), n_folds=3)
+    stack = StackingEnsemble(list(weighted.members) + [net], meta=meta, passthrough=True).fit(tab.train)
+    assert stack.members_ is None and stack.fitted_members()[-1] is net
+    file = stack.export(tmp_path / "stack.pipekit")
+    raw = raw_adult()[tab.valid_idx[:60]].drop("salary")
+    raw.write_csv(tmp_path / "rows.csv")
+    expected = stack.predict(stack.process(raw))
+    np.testing.assert_allclose(expected, stack.predict(tab.valid)[:60], rtol=1e-12)
+    code = f"""
+import numpy as np, polars as pl
+import pipekit
+ens = pipekit.load({str(file)!r})
+np.save({str(tmp_path / 'out.npy')!r}, ens.predict(ens.process(pl.read_csv({str(tmp_path / 'rows.csv')!r}))))
+print(type(ens).__name__, [m.name for m in ens.members])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"StackingEnsemble {[m.name for m in stack.members]}"
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
 
 
