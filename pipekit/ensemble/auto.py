@@ -67,7 +67,7 @@ def default_candidates(task: str, n_jobs: int | None = -1, seed: int = 0,
     ['gbm', 'gbm_large', 'net']
     """
     kw: dict[str, Any] = {"n_jobs": n_jobs, "seed": seed}
-    stop = {"n_estimators": _ROUNDS, "early_stopping_rounds": _PATIENCE}
+    stop: dict[str, Any] = {"n_estimators": _ROUNDS, "early_stopping_rounds": _PATIENCE}
     out = [Candidate("gbm", GBM(task, learning_rate=0.05, **stop, **kw), 1.0, 1.0)]
     if installed("xgboost"):
         out.append(Candidate("xgboost", XGBoost(task, learning_rate=0.05, max_depth=6, **stop, **kw), 1.0, 1.3))
@@ -148,8 +148,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
             ends.append(spent)
             # the folds so far tell what the rest will take; the first member always completes
             if fitted and done < n_folds and plan.overruns(spent / done * n_folds, t):
-                bar.close()
-                folds.close()  # the bagged model is left unfitted
+                bar.close()  # type: ignore[attr-defined]
+                folds.close()  # type: ignore[attr-defined]  # the bagged model is left unfitted
                 break
         row["fit_s"] = time.perf_counter() - t
         if not bag.is_fitted:
@@ -273,7 +273,7 @@ def _select(bags: list, m: Any, train: Any) -> WeightedEnsemble:
 
 
 def _oof(ens: WeightedEnsemble) -> np.ndarray:
-    return np.tensordot(ens.weights_, np.stack([out_of_fold(b) for b in ens.members]), axes=1)
+    return np.tensordot(ens.weights_, np.stack([out_of_fold(b) for b in ens.members]), axes=1)  # type: ignore[misc]
 
 
 def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, plan: Plan) -> pl.DataFrame:

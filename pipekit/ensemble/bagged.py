@@ -209,7 +209,7 @@ class BaggedModel(Backend):
         models, start = [], time.perf_counter()
         for r in range(self.n_repeats):
             # folds stratified by label (the same folds as by code; an error names the label)
-            for f, (_, held) in enumerate(make_folds(y if classes is None else d.y, self.task, self.n_folds,
+            for f, (_, held) in enumerate(make_folds(y if classes is None else d.y, self.task, self.n_folds,  # type: ignore[arg-type]
                                                      self.seed + r)):
                 folds[r, held] = f
             for f in range(self.n_folds):
@@ -237,7 +237,7 @@ class BaggedModel(Backend):
 
     def _predict(self, d: TabularData) -> np.ndarray:
         classes = self.classes_ if self.task == "classification" else None
-        total = None
+        total: Any = None
         for m in self.models_:
             p = m.predict(d)
             p = aligned(p, m.classes_, classes) if classes is not None else np.asarray(p, np.float64)
@@ -302,5 +302,5 @@ def training_predictions(members: list, classes: np.ndarray | None,
     y = first.oof_targets_
     if first.task == "classification":
         y = np.asarray(first.classes_)[y]
-    preds = [align_classes(oof, m.classes_, classes) if classes is not None else oof for _, m, oof in kept]
-    return preds, y
+    preds = [align_classes(oof, m.classes_, classes) if classes is not None else oof for _, m, oof in kept]  # type: ignore[arg-type]
+    return preds, y  # type: ignore[return-value]

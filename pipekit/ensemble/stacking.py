@@ -131,7 +131,7 @@ class StackingEnsemble(Ensemble):
 
             meta = SklearnModel(LogisticRegression(C=1.0, max_iter=1000) if self.task == "classification"
                                 else Ridge(alpha=1.0), self.task)
-        self.meta_model_ = meta.fit(self._features(oof, d))
+        self.meta_model_ = meta.fit(self._features(oof, d))  # type: ignore[attr-defined]
         meta_oof = out_of_fold(self.meta_model_)
         if meta_oof is not None:  # the meta-model's folds: the stack's own out-of-fold predictions
             classes = self.classes_
@@ -146,9 +146,9 @@ class StackingEnsemble(Ensemble):
     def _fit_members(self, d: TabularData, v: TabularData | None) -> np.ndarray:
         """Out-of-fold predictions of clones of the members fitted fold by fold, then every member refitted on
         all of ``d`` (with ``v`` for early stopping) into ``members_``."""
-        classes = np.unique(d.y) if self.task == "classification" else None
+        classes = np.unique(d.y) if self.task == "classification" else None  # type: ignore[arg-type]
         y = encode_y(d.y, self.task, classes)
-        folds = make_folds(d.y if classes is not None else y, self.task, self.n_folds, self.seed)
+        folds = make_folds(d.y if classes is not None else y, self.task, self.n_folds, self.seed)  # type: ignore[arg-type]
         k = None if classes is None else len(classes)
         oof = np.zeros((len(self.members), len(d)) + ((k,) if k else ()))
         jobs = [(i, f) for i in range(len(self.members)) for f in range(len(folds))]
@@ -159,8 +159,8 @@ class StackingEnsemble(Ensemble):
             if classes is not None:
                 p = align_classes(p, m.classes_, classes)
             oof[i, va_idx] = validate_prediction(p, len(va_idx), member_name(m, i), self.task, k)
-        self.members_ = [m.clone().fit(d, v) for m in self.members]
-        check_members(self.members_, fitted=True)
+        self.members_ = [m.clone().fit(d, v) for m in self.members]  # type: ignore[assignment]
+        check_members(self.members_, fitted=True)  # type: ignore[arg-type]
         return oof
 
     def _combine(self, preds: np.ndarray, data: TabularData | None) -> np.ndarray:

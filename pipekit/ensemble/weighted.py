@@ -58,7 +58,7 @@ class WeightedEnsemble(Ensemble):
         no validation row chooses anything; ``selected_on_`` says which ("out_of_fold" or "data")."""
         d = None if data is None else self._data(data)
         oof = training_predictions(self.members, self.classes_, d)  # None: d holds rows no member was fitted on
-        preds, y = oof if oof is not None or d is None else (member_predictions(self.members, d, self.task,
+        preds, y = oof if oof is not None or d is None else (member_predictions(self.members, d, self.task,  # type: ignore[misc]
                                                                                 self.classes_), d.y)
         self.fit_predictions(preds, y)
         self.selected_on_ = "out_of_fold" if oof is not None else "data"
