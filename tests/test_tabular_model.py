@@ -258,3 +258,55 @@ def test_state_dict_with_one_embedding_per_column_still_loads():
     other.load_state_dict(sd)
     x, xc = _codes(8, torch.Generator().manual_seed(3)), torch.randn(8, 2)
     assert torch.equal(other(x, xc), m(x, xc))
+
+
+# ---------------------------------------------------------------------------------------- a user's body
+class ResidualBody(torch.nn.Module):
+    """A user's own tabular body: two residual blocks over the embedded inputs."""
+
+    def __init__(self, n_in: int, width: int = 64):
+        super().__init__()
+        self.inp = torch.nn.Linear(n_in, width)
+        self.blocks = torch.nn.ModuleList(torch.nn.Sequential(torch.nn.ReLU(), torch.nn.BatchNorm1d(width),
+                                                              torch.nn.Linear(width, width)) for _ in range(2))
+
+    def forward(self, x):
+        x = self.inp(x)
+        for b in self.blocks:
+            x = x + b(x)
+        return torch.relu(x)
+
+
+def test_a_users_module_as_the_tabular_body_trains_and_exports_once_registered(tab, adult, tmp_path):
+    from pipekit.core.errors import ExportError
+    from pipekit.learn import register_arch
+    from pipekit.learn.export import load_learner
+
+    set_seed(0)
+    dls = tab.dataloaders(bs=128, seed=0)
+    learn = tabular_learner(dls, body=ResidualBody, metrics=accuracy)  # a factory, called with n_in
+    n_in = learn.model.n_emb + len(CONT)
+    assert isinstance(learn.model.layers[0], ResidualBody) and learn.model.layers[0].inp.in_features == n_in
+    assert learn.model.layers[1].in_features == 64 and learn.model.layers[1].out_features == 2
+    learn.fit_one_cycle(2, 1e-2)
+    majority = float(np.bincount(tab.valid.y_array()).max() / len(tab.valid))
+    assert learn.validate()[1] > majority + 0.03
+    with pytest.raises(ExportError, match="ResidualBody"):  # not registered: the file could not rebuild it
+        learn.export(tmp_path / "unregistered.pipekit")
+    register_arch("test_tabular.ResidualBody", ResidualBody)
+    learn2 = tabular_learner(dls, body=ResidualBody(n_in, width=32), metrics=accuracy)
+    learn2.fit(1, 1e-2)
+    loaded = load_learner(learn2.export(tmp_path / "body.pipekit"))
+    assert isinstance(loaded.model.layers[0], ResidualBody) and loaded.model.layers[0].inp.out_features == 32
+    rows = adult.tail(40).drop("salary")
+    assert torch.equal(learn2.get_preds(dl=learn2.dls.test_dl(rows))[0], loaded.get_preds(dl=loaded.dls.test_dl(rows))[0])
+
+
+def test_a_body_that_does_not_fit_the_inputs_is_named_when_the_learner_is_built(tab):
+    dls = tab.dataloaders(bs=128, seed=0)
+    with pytest.raises(ParameterError, match=r"cannot take the embedded inputs, a \(batch, \d+\)"):
+        tabular_learner(dls, body=torch.nn.Linear(7, 16))
+    with pytest.raises(ParameterError, match="must return a \\(batch, features\\) tensor"):
+        tabular_learner(dls, body=lambda n_in: torch.nn.Sequential(torch.nn.Linear(n_in, 8), torch.nn.Unflatten(1, (2, 4))))
+    with pytest.raises(ParameterError, match="nn.Module or a function"):
+        tabular_learner(dls, body=3)

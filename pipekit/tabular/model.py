@@ -179,12 +179,15 @@ class TabularModel(nn.Module):
         layers: hidden sizes.  ps: dropout per hidden layer (a float for all).  embed_p: dropout on embeddings.
         y_range: ``(low, high)`` squashes outputs with a scaled sigmoid (regression).
         use_bn: batch norm after each hidden layer.  bn_final: batch norm on the output.  bn_cont: on the inputs.
+        body: any ``nn.Module`` taking the ``(batch, n_emb + n_cont)`` embedded inputs, in place of the hidden
+            layers; a final linear layer maps its output width to ``out_sz``. It exports once its class or
+            factory is registered (``pipekit.learn.register_arch``).
     """
 
     def __init__(self, emb_szs: Sequence[Sequence[int]], n_cont: int, out_sz: int,
                  layers: Sequence[int] = (200, 100), ps: float | Sequence[float] | None = None, embed_p: float = 0.0,
                  y_range: Sequence[float] | None = None, use_bn: bool = True, bn_final: bool = False,
-                 bn_cont: bool = True) -> None:
+                 bn_cont: bool = True, body: nn.Module | None = None) -> None:
         super().__init__()
         check("TabularModel", out_sz=(out_sz, Interval(1, None, integer=True)))
         layers = list(layers)
@@ -202,6 +205,9 @@ class TabularModel(nn.Module):
         self.bn_cont = nn.BatchNorm1d(n_cont) if (bn_cont and n_cont) else None
         self.n_emb = sum(int(nf) for _, nf in emb_szs)
         self.n_cont = n_cont
+        if body is not None:
+            self.layers = nn.Sequential(body, nn.Linear(_body_width(body, self.n_emb + n_cont), out_sz))
+            return
         sizes = [self.n_emb + n_cont] + layers
         blocks: list[nn.Module] = []
         for n_in, n_out, p in zip(sizes[:-1], sizes[1:], ps):
@@ -231,6 +237,27 @@ class TabularModel(nn.Module):
         for m in self.layers._modules.values():
             x = call(m, x)
         return x if self.y_range is None else sigmoid_range(x, *self.y_range)
+
+
+def _body_width(body: nn.Module, n_in: int) -> int:
+    """The output width of a tabular body on ``(2, n_in)`` inputs; a ParameterError when it cannot take them."""
+    if not isinstance(body, nn.Module):
+        raise ParameterError(f"TabularModel: body must be an nn.Module (or, in tabular_learner, a function that "
+                             f"builds one), got {type(body).__name__}")
+    was_training = body.training
+    try:
+        with torch.no_grad():
+            out = body.eval()(torch.zeros(2, n_in))
+    except Exception as e:  # the user's module: any failure means it does not fit these inputs
+        raise ParameterError(f"TabularModel: the body cannot take the embedded inputs, a (batch, {n_in}) float tensor "
+                             f"(embedding widths + continuous columns): {type(e).__name__}: {e}") from None
+    finally:
+        body.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ParameterError(f"TabularModel: the body must return a (batch, features) tensor; on a (2, {n_in}) input "
+                             f"it returned {shape}")
+    return int(out.shape[1])
 
 
 _GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
@@ -275,11 +302,13 @@ def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapping[str, int] | None = None,
                     config: Mapping[str, Any] | None = None, n_out: int | None = None,
-                    y_range: Sequence[float] | None = None, **kwargs: Any) -> Any:
+                    y_range: Sequence[float] | None = None, body: Any = None, **kwargs: Any) -> Any:
     """A ``Learner`` with a ``TabularModel`` sized from the data: embeddings from the vocabularies.
 
     ``emb_szs`` overrides widths per column; ``config`` passes ``ps``, ``embed_p``, ``use_bn``, ...;
-    other keyword arguments (``metrics``, ``loss_func``, ``wd``, ...) go to ``Learner``.
+    other keyword arguments (``metrics``, ``loss_func``, ``wd``, ...) go to ``Learner``. ``body``: an
+    ``nn.Module``, or a function called with ``n_in`` (the embedded input width) that builds one, used in place
+    of the hidden ``layers`` (see :class:`TabularModel`).
 
     Example:
         >>> from pipekit.learn import accuracy
@@ -298,6 +327,14 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
     if not n_out:
         raise ParameterError("tabular_learner: could not tell the number of outputs from the data; pass n_out=.")
     cfg = dict(config or {})
+    if body is not None and not isinstance(body, nn.Module):
+        if not callable(body):
+            raise ParameterError(f"tabular_learner: body must be an nn.Module or a function that builds one, got "
+                                 f"{type(body).__name__}")
+        n_emb = sum(w for _, w in get_emb_sz(processor.cat_names_, processor.classes_, emb_szs))
+        body = body(n_in=n_emb + len(processor.cont_names_))
+    if body is not None:
+        cfg["body"] = body
     model = TabularModel(get_emb_sz(processor.cat_names_, processor.classes_, emb_szs),
                          len(processor.cont_names_), int(n_out), layers=list(layers or [200, 100]),
                          y_range=None if y_range is None else list(y_range), **cfg)
