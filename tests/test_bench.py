@@ -75,7 +75,9 @@ def test_with_prefetch_threads_the_main_thread_waits_and_the_threads_work(dls):
     aug = beside["BatchAugment+Normalize"]
     # the threads work ahead: batches past the sixth may be in flight when the epoch is cut
     assert 6 <= aug.calls <= 6 + 2 and 0 < aug.share <= 1
-    assert abs(w.main_seconds - w.wall_s) <= STAGE_TOLERANCE * w.wall_s
+    # starting and joining the prefetch threads is a fixed cost outside every stage: on a 6-batch epoch of
+    # tiny digits (~25 ms) it can pass 5% by itself, so it gets an absolute allowance of 3 ms too
+    assert abs(w.main_seconds - w.wall_s) <= max(STAGE_TOLERANCE * w.wall_s, 0.003)
 
 
 def test_first_epoch_from_a_datablock_decodes_every_file_into_an_empty_cache(source, tmp_path, monkeypatch):

@@ -93,7 +93,7 @@ def test_cli_lists_local_sets(capsys):
 def test_cli_summary_and_run(capsys):
     from pipekit.cli import main
 
-    assert main(["summary", "demo"]) == 0
+    assert main(["summary", "mnist_tiny"]) == 0
     out = capsys.readouterr().out
     assert "Collecting items: 1428 rows" in out and "709 train, 699 valid" in out
     assert main(["run", "mnist_tiny", "--quick"]) == 0
