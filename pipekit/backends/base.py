@@ -250,6 +250,24 @@ class Backend(Model):
             raise ExportError(f"{type(self).__name__}: the stored model is malformed ({type(e).__name__}: {e})") from e
 
 
+class Booster(Backend):
+    """A gradient-boosted backend (LightGBM, XGBoost, CatBoost): at most ``n_estimators`` rounds, stopping
+    after ``early_stopping_rounds`` without progress on the valid split, keeping ``best_iteration_``."""
+
+    abstract = True  # a base class: pipekit.testing checks its subclasses
+
+    n_estimators: int
+    early_stopping_rounds: int | None
+    best_iteration_: int
+
+    def stops_early(self) -> bool:
+        return self.early_stopping_rounds is not None
+
+    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
+        self.check_is_fitted()
+        return {"n_estimators": max(1, int(round(self.best_iteration_ * scale))), "early_stopping_rounds": None}
+
+
 def feature_frame(names: Sequence[str], values: np.ndarray, column: str = "importance") -> pl.DataFrame:
     return pl.DataFrame({"feature": list(names), column: np.asarray(values, dtype=np.float64)}).sort(
         column, descending=True)

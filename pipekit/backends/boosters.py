@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Backend, feature_frame
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Booster, feature_frame
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is
@@ -55,7 +55,7 @@ def _threads(n_jobs: int | None) -> int:
     return -1 if n_jobs in (None, -1) else int(n_jobs)
 
 
-class XGBoost(Backend):
+class XGBoost(Booster):
     """XGBoost model for ``task`` "classification" or "regression" (``tree_method="hist"``); category-code
     columns are native categorical features. With a ``valid`` split, training stops after
     ``early_stopping_rounds`` rounds without improvement and the best iteration predicts. ``params`` adds or
@@ -80,13 +80,6 @@ class XGBoost(Backend):
         self.early_stopping_rounds, self.n_jobs, self.seed, self.params, self.name = (early_stopping_rounds, n_jobs,
                                                                                       seed, params, name)
         self.check_params()
-
-    def stops_early(self) -> bool:
-        return self.early_stopping_rounds is not None
-
-    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
-        self.check_is_fitted()
-        return {"n_estimators": max(1, int(round(self.best_iteration_ * scale))), "early_stopping_rounds": None}
 
     def xgb_params(self) -> dict[str, Any]:
         """The XGBoost parameter dict this model trains with."""
@@ -147,7 +140,7 @@ class XGBoost(Backend):
         return booster
 
 
-class CatBoost(Backend):
+class CatBoost(Booster):
     """CatBoost model for ``task`` "classification" or "regression": category-code columns are its
     categorical features (ordered target statistics). With a ``valid`` split, training stops after
     ``early_stopping_rounds`` rounds without improvement and the best iteration is kept. ``params`` adds or
@@ -167,13 +160,6 @@ class CatBoost(Backend):
         self.l2_leaf_reg, self.early_stopping_rounds, self.n_jobs = l2_leaf_reg, early_stopping_rounds, n_jobs
         self.seed, self.params, self.name = seed, params, name
         self.check_params()
-
-    def stops_early(self) -> bool:
-        return self.early_stopping_rounds is not None
-
-    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
-        self.check_is_fitted()
-        return {"n_estimators": max(1, int(round(self.best_iteration_ * scale))), "early_stopping_rounds": None}
 
     def cb_params(self) -> dict[str, Any]:
         """The CatBoost parameter dict this model trains with."""

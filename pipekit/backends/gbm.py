@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Backend, Contributions, feature_frame
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Booster, Contributions, feature_frame
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, Options, check
@@ -29,7 +29,7 @@ from pipekit.core.validate import Interval, Is, Options, check
 FRACTION = Interval(0, 1, closed="right")
 
 
-class GBM(Backend):
+class GBM(Booster):
     """LightGBM model for ``task`` "classification" or "regression".
 
     Category-code columns (the split's ``cat_names`` and their ``_na`` flags) are passed as LightGBM
@@ -58,13 +58,6 @@ class GBM(Backend):
         self.early_stopping_rounds, self.native_categorical = early_stopping_rounds, native_categorical
         self.n_jobs, self.seed, self.params, self.name = n_jobs, seed, params, name
         self.check_params()
-
-    def stops_early(self) -> bool:
-        return self.early_stopping_rounds is not None
-
-    def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
-        self.check_is_fitted()
-        return {"n_estimators": max(1, int(round(self.best_iteration_ * scale))), "early_stopping_rounds": None}
 
     def lgb_params(self) -> dict[str, Any]:
         """The LightGBM parameter dict this model trains with."""
