@@ -23,6 +23,7 @@ from pipekit.data import (CategoryBlock, ColReader, DataBlock, RandomSplitter, g
                           parent_label)
 from pipekit.vision import (Albumentations, BBoxBlock, BBoxLblBlock, ImageBlock, IntToFloat, MaskBlock,  # noqa: E402
                             PointBlock, Resize, image_paths_with)
+from test_vision_bbox import coco_items  # noqa: E402
 
 PIPELINE = [A.HorizontalFlip(p=0.5), A.Affine(rotate=(-25, 25), scale=(0.9, 1.1), p=0.8),
             A.RandomBrightnessContrast(p=0.5), A.CoarseDropout(num_holes_range=(1, 3), p=0.5)]
@@ -149,16 +150,7 @@ def test_keypoints_follow_their_image(tmp_path):
 
 
 def test_boxes_follow_their_image_on_coco(tmp_path):
-    path = D.path("coco_tiny")
-    meta = json.loads((path / "train.json").read_text())
-    names = {c["id"]: c["name"] for c in meta["categories"]}
-    rows = {im["id"]: {"path": str(path / "train" / im["file_name"]), "boxes": [], "labels": []}
-            for im in meta["images"]}
-    for a in meta["annotations"]:
-        x, y, w, h = a["bbox"]
-        rows[a["image_id"]]["boxes"].append([x, y, x + w, y + h])
-        rows[a["image_id"]]["labels"].append(names[a["category_id"]])
-    df = pl.DataFrame(list(rows.values())[:24])
+    df = coco_items(24)
     dblock = DataBlock(blocks=(ImageBlock, BBoxBlock(img_size=(128, 128)), BBoxLblBlock), n_inp=1,
                        getters=[ColReader("path"), ColReader("boxes"), ColReader("labels")],
                        splitter=RandomSplitter(0.25, seed=0),

@@ -108,21 +108,7 @@ class HFTokenizer(Tokenizer):
         encs = self._tk.encode_batch_fast(s.to_list(), add_special_tokens=False) if len(s) else []
         lens = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
         ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lens.sum()))
-        vocab = list(self._vocab)
-        index = {t: i for i, t in enumerate(vocab)} if (self.add_bos or self.add_eos) else {}
-        extra = [t for t, on in ((BOS, self.add_bos), (EOS, self.add_eos)) if on]
-        for t in extra:
-            if t not in index:
-                index[t] = len(vocab)
-                vocab.append(t)
-        starts = np.concatenate([[0], np.cumsum(lens)])
-        if self.add_bos:
-            ids = np.insert(ids, starts[:-1], index[BOS])
-            starts = starts + np.arange(len(starts))
-        if self.add_eos:
-            ids = np.insert(ids, starts[1:], index[EOS])
-            starts = starts + np.arange(len(starts))
-        return TokenizedTexts(vocab, ids.astype(np.int32), starts.astype(np.int64))
+        return self.with_markers(list(self._vocab), ids, np.concatenate([[0], np.cumsum(lens)]))
 
     def decode(self, tokens: Any) -> str:
         """Text from tokens, by the tokenizer's own decoder; pipekit's markers are dropped and ``xxunk`` is

@@ -307,17 +307,7 @@ class Tokenizer(Transform):
         ids = flat_tok_arr[ragged_positions(starts[codes], lens[codes])]
         per_doc = np.bincount(doc_of, weights=lens[codes], minlength=len(s)).astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(per_doc)])
-        extra = ([BOS] if self.add_bos else []) + ([EOS] if self.add_eos else [])
-        for t in extra:
-            tok_index.setdefault(t, len(tok_index))
-        vocab = list(tok_index)
-        if self.add_bos:
-            ids = np.insert(ids, offsets[:-1], tok_index[BOS])
-            offsets = offsets + np.arange(len(offsets))
-        if self.add_eos:
-            ids = np.insert(ids, offsets[1:], tok_index[EOS])
-            offsets = offsets + np.arange(len(offsets))
-        return TokenizedTexts(vocab, ids.astype(np.int32), offsets.astype(np.int64))
+        return self.with_markers(list(tok_index), ids, offsets)
 
     def _word_repeats(self, codes: np.ndarray, doc_of: np.ndarray, chunk_strs: list[str]):
         """Runs of the same word chunk (3+) -> ``xxwrep n word`` (vectorised; the book's replace_wrep)."""
@@ -345,6 +335,23 @@ class Tokenizer(Transform):
             codes[st], codes[st + 1], codes[st + 2] = wrep, code_of(str(int(n))), word
             keep[st + 3:st + n] = False
         return codes[keep], doc_of[keep], chunk_strs
+
+    def with_markers(self, vocab: list[str], ids: np.ndarray, offsets: np.ndarray) -> TokenizedTexts:
+        """Token ids of each document (``ids[offsets[i]:offsets[i + 1]]``, positions in ``vocab``) with
+        ``xxbos`` before and ``xxeos`` after each one as ``add_bos``/``add_eos`` ask; a marker missing from
+        ``vocab`` is appended to it."""
+        index = {t: i for i, t in enumerate(vocab)}
+        for t, on in ((BOS, self.add_bos), (EOS, self.add_eos)):
+            if on and t not in index:
+                index[t] = len(vocab)
+                vocab.append(t)
+        if self.add_bos:
+            ids = np.insert(ids, offsets[:-1], index[BOS])
+            offsets = offsets + np.arange(len(offsets))
+        if self.add_eos:
+            ids = np.insert(ids, offsets[1:], index[EOS])
+            offsets = offsets + np.arange(len(offsets))
+        return TokenizedTexts(vocab, ids.astype(np.int32), offsets.astype(np.int64))
 
     def encode(self, texts: Any) -> TokenizedTexts:
         """Tokenize a sequence of texts (list, NumPy array or Polars Series) into a :class:`TokenizedTexts`."""
