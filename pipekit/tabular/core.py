@@ -122,6 +122,16 @@ def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndar
     return train, valid
 
 
+def take_rows(frame: pl.DataFrame, idxs: np.ndarray) -> pl.DataFrame:
+    """Rows ``idxs`` of ``frame``; increasing indices (a split's subsets) are taken by a boolean filter,
+    several times faster than a gather on a 10M-row table."""
+    if len(idxs) > 1 and bool(np.all(idxs[1:] > idxs[:-1])):
+        keep = np.zeros(len(frame), dtype=bool)
+        keep[idxs] = True
+        return frame.filter(pl.Series(keep))
+    return frame[idxs]
+
+
 class _FittedNames:
     """Column names and fitted vocabularies, read from the processor (what models and ensembles use)."""
 
@@ -166,7 +176,7 @@ class TabularSplit(_FittedNames):
     @property
     def frame(self) -> pl.DataFrame:
         if self._frame is None:
-            self._frame = self._full if self.idxs is None else self._full[self.idxs]
+            self._frame = self._full if self.idxs is None else take_rows(self._full, self.idxs)
         return self._frame
 
     def __len__(self) -> int:

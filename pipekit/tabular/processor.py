@@ -41,6 +41,21 @@ def _is_text(dtype: pl.DataType) -> bool:
     return dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum))
 
 
+def aligned_series(name: str, values: np.ndarray, frame: pl.DataFrame) -> pl.Series:
+    """``values`` as a Series chunked like the columns of ``frame``: a column added with other chunk
+    boundaries makes Polars copy the whole frame into single chunks (seconds and GBs on a 10M-row CSV
+    read in parallel, which arrives in hundreds of chunks)."""
+    chunks = frame.to_series(0).get_chunks() if frame.width else []
+    if len(chunks) <= 1:
+        return pl.Series(name, values)
+    ends = np.cumsum([len(s) for s in chunks])
+    return pl.concat([pl.Series(name, v) for v in np.split(values, ends[:-1])], rechunk=False)
+
+
+def _as_categorical(frame: F, columns: Sequence[str]) -> F:
+    return frame.with_columns(pl.col(c).cast(pl.Categorical(pl.Categories.random())) for c in columns)
+
+
 def column_names(names: Any) -> Any:
     """Column names given as one name, a list or None, as a list (anything else is left for the check)."""
     return [] if names is None else [names] if isinstance(names, str) else list(names) \
@@ -160,7 +175,7 @@ class TabularProcessor(Component):
             if len(self.y_names) != 1:
                 raise ParameterError(f"a classification target is one column, got y_names={self.y_names}.")
             if self.y_vocab_ is None:
-                vals = distinct_train_values(frame, self.y_names[0], train)
+                vals = distinct_train_values(frame, self.y_names, train)[self.y_names[0]]
                 self.y_vocab_ = (vals.cast(pl.String) if _is_text(vals.dtype) else vals).sort().cast(pl.String).to_list()
             if len(self.y_vocab_) < 2:
                 raise DataError(f"target column {self.y_names[0]!r} has a single class {self.y_vocab_} in the "
@@ -184,19 +199,25 @@ class TabularProcessor(Component):
             return [pl.col(c).cast(pl.Float32).alias(c) for c in self.y_names]
         return []
 
-    def _apply(self, frame: F, train: pl.Expr | None = None, names: ColumnNames | None = None) -> F:
+    def _apply(self, frame: F, train: pl.Expr | None = None, names: ColumnNames | None = None,
+               text: Sequence[str] = ()) -> F:
         """The procs' expressions over ``frame``; with ``train``, each proc is fitted first (on what the
-        procs before it produced)."""
+        procs before it produced). The ``text`` columns of an eager frame become Categoricals with categories
+        of their own right before Categorify: each string is hashed once, in parallel over the columns, so
+        learning the vocabularies and encoding work on integer codes, and the codes are not held while the
+        procs before it fit."""
         frame = self._prepare(frame)
         for proc in self.procs:
+            if text and isinstance(proc, Categorify):
+                frame, text = _as_categorical(frame, text), ()
             if train is not None and names is not None:
                 proc.setup(frame, train, names)
             frame = frame.with_columns(proc.expressions(schema_of(frame), eager=isinstance(frame, pl.DataFrame)))
-        return frame
+        return _as_categorical(frame, text) if text else frame
 
-    def _fit(self, frame: F, train: pl.Expr, keep: Sequence[str] = ()) -> F:
+    def _fit(self, frame: F, train: pl.Expr, keep: Sequence[str] = (), text: Sequence[str] = ()) -> F:
         names = ColumnNames(list(self.cat_names), list(self.cont_names))
-        frame = self._apply(frame, train, names)
+        frame = self._apply(frame, train, names, text)
         self.cat_names_, self.cont_names_ = names.cat_names, names.cont_names
         self._fit_targets(frame, train)
         frame = frame.with_columns(self._target_exprs(frame))
@@ -206,8 +227,9 @@ class TabularProcessor(Component):
     def fit_transform(self, items: pl.DataFrame, train_mask: np.ndarray) -> pl.DataFrame:
         """Fit on the rows where ``train_mask`` is true, return every row processed (inputs and targets)."""
         self._check_targets(items)
-        out = self._fit(items.with_columns(pl.Series(_SPLIT_COL, np.asarray(train_mask, dtype=bool))),
-                        pl.col(_SPLIT_COL))
+        text = [c for c in dict.fromkeys(self.cat_names + self.y_names) if items.schema[c] == pl.String]
+        out = self._fit(items.with_columns(aligned_series(_SPLIT_COL, np.asarray(train_mask, dtype=bool), items)),
+                        pl.col(_SPLIT_COL), text=text)
         self._check_unseen_labels(items, out)
         return out
 

@@ -57,16 +57,30 @@ def collect(frame: Frame) -> pl.DataFrame:
     return frame
 
 
-def distinct_train_values(frame: Frame, c: str, train: pl.Expr) -> pl.Series:
-    """The distinct non-null values of column ``c`` in the training rows.
+def distinct_train_values(frame: Frame, cols: Sequence[str], train: pl.Expr) -> dict[str, pl.Series]:
+    """The distinct non-null values of each column in ``cols`` in the training rows.
 
-    On a lazy scan this is a streaming ``unique`` of one column (a few MB), where an aggregation
-    inside ``select`` would hold the whole column in memory.
+    One column at a time: the training rows of one column are held at once, never of all. On a lazy scan
+    this is a streaming ``unique`` (a few MB), where an aggregation inside ``select`` would hold the whole
+    column in memory.
     """
     if isinstance(frame, pl.LazyFrame):
-        out = frame.filter(train).select(pl.col(c)).drop_nulls().unique().collect(engine="streaming")
-        return out.to_series()
-    return frame.select(pl.col(c).filter(train).drop_nulls().unique()).to_series()
+        return {c: frame.filter(train).select(pl.col(c)).drop_nulls().unique().collect(engine="streaming")
+                .to_series() for c in cols}
+    out = {}
+    for c in cols:
+        dtype = frame.schema[c]
+        if isinstance(dtype, (pl.Categorical, pl.Enum)):  # by code: the strings' unique holds memory after it
+            codes = frame.select(pl.col(c).to_physical().filter(train).drop_nulls().unique()).to_series()
+            out[c] = categories_of(dtype).gather(codes)
+        else:
+            out[c] = frame.select(pl.col(c).filter(train).drop_nulls().unique()).to_series()
+    return out
+
+
+def categories_of(dtype: pl.Categorical | pl.Enum) -> pl.Series:
+    """The strings of a Categorical or Enum type, indexed by their physical codes."""
+    return dtype.categories if isinstance(dtype, pl.Enum) else dtype.categories.to_series()
 
 
 def sort_values(values: pl.Series) -> pl.Series:
@@ -167,7 +181,7 @@ class FillMissing(TabularProc):
         self.check_params()
 
     def _stat(self, c: str, train: pl.Expr) -> pl.Expr:
-        x = _finite_or_null(c).filter(train)
+        x = pl.col(c).filter(train & pl.col(c).is_finite())
         if self.strategy == "median":
             return x.median().alias(c)
         if self.strategy == "mode":
@@ -182,7 +196,8 @@ class FillMissing(TabularProc):
             self.fill_values_, self.na_columns_ = {}, []
             return
         stats = collect(frame.select([self._stat(c, train) for c in cols]
-                                      + [_finite_or_null(c).filter(train).null_count().alias(f"{c}\x00n") for c in cols]
+                                      + [pl.col(c).is_finite().not_().fill_null(True).filter(train).sum()
+                                         .alias(f"{c}\x00n") for c in cols]
                                       + [pl.col(c).filter(train).is_infinite().sum().alias(f"{c}\x00i")
                                          for c in cols]))
         fills: dict[str, float] = {}
@@ -266,9 +281,10 @@ class Categorify(TabularProc):
         schema = schema_of(frame)
         ordered = {k: [str(v) for v in vs] for k, vs in (self.ordered or {}).items()}
         classes: dict[str, list[str]] = {}
+        distinct = distinct_train_values(frame, cols, train)
         for c in cols:
             dtype = schema[c]
-            values = distinct_train_values(frame, c, train)
+            values = distinct[c]
             if isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String:
                 values = values.cast(pl.String)
             # Sort by the native value (numbers numerically), then store as strings cast the same way
@@ -307,11 +323,10 @@ class Categorify(TabularProc):
         """Codes by value into ``vocab`` (entry 0 is ``#na#``) for column ``c``; unseen values are null."""
         dt = code_dtype(len(vocab))
         col = pl.col(c)
-        if eager and isinstance(dtype, pl.Categorical):
+        if eager and isinstance(dtype, (pl.Categorical, pl.Enum)):
             # Look the few distinct strings up once, then gather codes by the physical index: 3x faster
             # than casting every row. Only for materialised frames, whose strings are all in the mapping.
-            strings = dtype.categories.to_series()
-            lut = strings.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1
+            lut = categories_of(dtype).cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1
             return pl.lit(lut.cast(dt)).gather(col.to_physical())
         if dtype == pl.Boolean and set(vocab[1:]) <= {"false", "true"}:
             # Flags (e.g. FillMissing's <col>_na): no detour through 10M strings.
