@@ -137,8 +137,10 @@ class TabularProcessor(Component):
                              .cast(pl.Float32, strict=False).alias(c))
             elif dt == pl.Float32 and isinstance(frame, pl.DataFrame) and not frame[c].is_nan().any():
                 continue  # already what the procs need
-            elif dt.is_numeric() or dt == pl.Boolean:
+            elif dt.is_float():
                 exprs.append(pl.col(c).cast(pl.Float32).fill_nan(None).alias(c))
+            elif dt.is_numeric() or dt == pl.Boolean:  # no NaN to look for
+                exprs.append(pl.col(c).cast(pl.Float32).alias(c))
             elif dt == pl.Null:
                 exprs.append(pl.col(c).cast(pl.Float32))
             else:

@@ -135,10 +135,9 @@ class TabularProc(Component):
         super().check_is_fitted(what)
 
 
-def _finite_or_null(c: str) -> pl.Expr:
-    """Column ``c`` with NaN and +/-inf turned into nulls: a value that is not a finite number is missing."""
-    col = pl.col(c)
-    return pl.when(~col.is_finite()).then(None).otherwise(col)
+def _missing(c: str) -> pl.Expr:
+    """True where column ``c`` is null, NaN or +/-inf: a value that is not a finite number is missing."""
+    return pl.col(c).is_finite().not_().fill_null(True)
 
 
 def _as_number(c: str, dtype: pl.DataType) -> pl.Expr | None:
@@ -196,8 +195,7 @@ class FillMissing(TabularProc):
             self.fill_values_, self.na_columns_ = {}, []
             return
         stats = collect(frame.select([self._stat(c, train) for c in cols]
-                                      + [pl.col(c).is_finite().not_().fill_null(True).filter(train).sum()
-                                         .alias(f"{c}\x00n") for c in cols]
+                                      + [_missing(c).filter(train).sum().alias(f"{c}\x00n") for c in cols]
                                       + [pl.col(c).filter(train).is_infinite().sum().alias(f"{c}\x00i")
                                          for c in cols]))
         fills: dict[str, float] = {}
@@ -226,8 +224,10 @@ class FillMissing(TabularProc):
         self.check_is_fitted()
         exprs: list[pl.Expr] = []
         if self.add_col:
-            exprs += [_finite_or_null(c).is_null().alias(f"{c}_na") for c in self.na_columns_]
-        exprs += [_finite_or_null(c).fill_null(self.fill_values_[c]).alias(c) for c in self.columns_]
+            exprs += [_missing(c).alias(f"{c}_na") for c in self.na_columns_]
+        # a null's is_finite is null, which `when` takes as false: one pass fills null, NaN and inf
+        exprs += [pl.when(pl.col(c).is_finite()).then(pl.col(c)).otherwise(self.fill_values_[c]).alias(c)
+                  for c in self.columns_]
         return exprs
 
     def check_new(self, frame: pl.DataFrame) -> None:
