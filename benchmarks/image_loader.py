@@ -52,10 +52,13 @@ def dogscats_block(limit: int | None):
     from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
     from pipekit.vision import ImageBlock, Normalize, Resize, aug_transforms, imagenet_stats
 
+    def spread(fs, n):  # every k-th file, so that both classes are in the subset
+        return fs[::max(1, len(fs) // n)][:n]
+
     def get(p):
         fs = get_image_files(p)
-        return fs if not limit else [f for f in fs if f.parent.parent.name == "train"][:limit] + \
-            [f for f in fs if f.parent.parent.name == "valid"][:limit // 4]
+        return fs if not limit else spread([f for f in fs if f.parent.parent.name == "train"], limit) + \
+            spread([f for f in fs if f.parent.parent.name == "valid"], limit // 4)
 
     return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get, get_y=parent_label,
                      splitter=GrandparentSplitter(), item_tfms=[Resize(PRESIZE)],
@@ -224,7 +227,7 @@ def run_fastai(limit: int | None) -> dict | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", choices=["pipekit", "executors", "decode_limit"])
-    ap.add_argument("--limit", type=int, default=None, help="use only the first N training files")
+    ap.add_argument("--limit", type=int, default=None, help="use only N training files (every k-th, both classes) and N/4 validation files")
     ap.add_argument("--batches", type=int, default=10,
                     help="batches per epoch in the comparison with the reference loader (default 10)")
     ap.add_argument("--skip-fastai", action="store_true")

@@ -133,6 +133,19 @@ def test_reference_loader_reads_the_same_items_and_split(dls, source):
     assert len(train.dataset) == len(dls.train.dataset) and train.drop_last
 
 
+def test_an_epoch_cut_short_leaves_the_reference_workers_idle(source):
+    # Persistent worker processes would go on decoding the batches in flight during the other contender's
+    # round; the runner collects them, untimed, as pipekit's loaders finish theirs.
+    from pipekit.bench.runner import as_runner
+
+    ref = reference_loader(digits(), source, bs=16, num_workers=2, subset="train", seed=0)
+    runner = as_runner(ref, device="cpu")
+    assert runner.epoch(0, n_batches=2).batches == 2
+    assert ref.persistent_workers and ref._iterator._tasks_outstanding == 0
+    assert runner.epoch(1, n_batches=3).batches == 3  # the next epoch starts from the workers' reset
+    assert ref._iterator._tasks_outstanding == 0
+
+
 def test_reference_loader_refuses_what_it_cannot_mirror(source):
     from pipekit.data import RegressionBlock
 

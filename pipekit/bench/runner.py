@@ -187,7 +187,8 @@ class TorchRunner(Runner):
                         b = _to(b, self.device)
                 yield b
         finally:
-            del it  # ends the worker processes
+            _finish_in_flight(it)
+            del it  # ends the worker processes (persistent ones wait for the next epoch)
 
     def finish_stages(self, stages: dict[tuple[str, str], tuple[float, int]],
                       threads: dict[str, int]) -> tuple[dict[tuple[str, str], tuple[float, int]], dict[str, int]]:
@@ -203,6 +204,16 @@ class TorchRunner(Runner):
             s, c = out[loop]
             out[loop] = (s - inside, c)
         return out, ({**threads, "workers": workers} if workers else threads)
+
+
+def _finish_in_flight(it: Any) -> None:
+    """Collect, untimed, the batches a worker-process iterator still has in flight when an epoch is cut short,
+    so that its workers are idle when the next measurement starts (pipekit's loaders finish theirs the same
+    way). Persistent workers would otherwise go on decoding them in the other contender's time. Only torch's
+    multiprocessing iterator has any; its next epoch starts from a reset either way."""
+    while getattr(it, "_tasks_outstanding", 0) > 0 and hasattr(it, "_get_data"):
+        it._get_data()
+        it._tasks_outstanding -= 1
 
 
 def as_runner(obj: Any, subset: str = "train", device: Any = None, name: str | None = None) -> Runner:
