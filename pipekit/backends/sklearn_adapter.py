@@ -211,10 +211,8 @@ class SklearnModel(Backend):
         from sklearn.base import clone
 
         cls = type(self.estimator)
-        what = cls.__name__
-        how = _restore(cls)
-        known = ("fit_X", "fit_y") if how == "refit" else ("attributes",) if how == "attributes" else ("attributes",
-                                                                                                       "trees")
+        what, how = cls.__name__, _restore(cls)
+        known = {"refit": ("fit_X", "fit_y"), "attributes": ("attributes",)}.get(how, ("attributes", "trees"))
         if not isinstance(data, dict) or set(data) != set(known):
             held = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise ExportError(f"{what}: the stored model holds {held!r:.80}, but a {what} state holds exactly "
