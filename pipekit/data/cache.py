@@ -155,9 +155,7 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
         age = (time.time() if now is None else now) - path.stat().st_mtime
     except FileNotFoundError:
         return False
-    if age > STALE_AFTER_S:
-        return True
-    return m["host"] == _HOST and not _pid_alive(int(m["pid"]))
+    return age > STALE_AFTER_S or (m["host"] == _HOST and not _pid_alive(int(m["pid"])))
 
 
 def clean_stale_temps(root: Path) -> list[Path]:
@@ -330,9 +328,7 @@ class ChecksumWriter:
         self._raw, self.record_len = raw, int(record_len)
         self._records = bytearray()
         self._cur = hashlib.sha256()
-        self._cur_len = 0
-        self.size = 0
-        self.closed = False
+        self._cur_len, self.size, self.closed = 0, 0, False
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
