@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any, Protocol, runtime_checkable
 
@@ -177,10 +178,8 @@ class SklearnModel(Backend):
     def feature_importance(self) -> pl.DataFrame:
         """Impurity importance for tree models, mean absolute coefficient for linear ones."""
         self.check_is_fitted()
-        try:
+        with contextlib.suppress(AttributeError):  # not a tree model
             return feature_frame(self.feature_names_, self.model_.feature_importances_)
-        except AttributeError:  # not a tree model
-            pass
         coef = vars(self.model_).get("coef_")
         if coef is not None:
             return feature_frame(self.feature_names_, np.abs(np.atleast_2d(coef)).mean(0))
