@@ -65,8 +65,7 @@ class ArrayRecipe(Component):
         if not stores or len(stores[0]) == 0:
             raise DataError("ArrayRecipe: the training stores are empty")
         self.n_inp_ = self.n_inp if self.n_inp is not None else max(1, len(stores) - 1)
-        self.blocks_ = list(blocks)
-        self.batch_tfms_ = as_list(batch_tfms)
+        self.blocks_, self.batch_tfms_ = list(blocks), as_list(batch_tfms)
         shapes: list[list[int] | None] = []
         dtypes: list[str | None] = []
         by_block: list[bool] = []

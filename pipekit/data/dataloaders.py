@@ -99,9 +99,8 @@ class Datasets(ArrayDataset):
     def __init__(self, items: pl.DataFrame, splits: Sequence[np.ndarray], stores: Sequence[Any],
                  blocks: Sequence[Any], n_inp: int, recipe: Any = None):
         super().__init__(stores, blocks=blocks, n_inp=n_inp)
-        self.items = items
+        self.items, self.recipe = items, recipe
         self.splits = [np.asarray(s, dtype=np.int64) for s in splits]
-        self.recipe = recipe
 
     @property
     def train(self) -> ArrayDataset:

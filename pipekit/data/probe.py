@@ -48,8 +48,7 @@ class StageTimes:
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str], list[float]] = {}
         self._threads: dict[str, set[int]] = {}
-        self._local = threading.local()
-        self.sync = sync
+        self._local, self.sync = threading.local(), sync
 
     def add(self, name: str, seconds: float, where: str | None = None) -> None:
         key = (name, where or thread_kind())

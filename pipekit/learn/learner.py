@@ -303,8 +303,7 @@ class Learner:
 
     def _all_batches(self) -> None:
         dl = self.dl
-        self.n_iter = len(dl)
-        self._n_inp = dl.n_inp
+        self.n_iter, self._n_inp = len(dl), dl.n_inp
         for i, b in enumerate(dl if self.batch_wrapper is None else self.batch_wrapper(dl)):
             self.iter = i
             self._one_batch(b)
