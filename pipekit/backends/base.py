@@ -62,7 +62,6 @@ class Model(Component):
     if TYPE_CHECKING:  # what every model offers: backends store them, ensembles derive them from their members
         @property
         def task(self) -> str: ...
-
         @property
         def classes_(self) -> np.ndarray: ...
 

@@ -49,7 +49,6 @@ class Estimator(Protocol):
     """What a scikit-learn estimator offers a backend."""
 
     def fit(self, X: Any, y: Any) -> Any: ...
-
     def predict(self, X: Any) -> Any: ...
 
 
