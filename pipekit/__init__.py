@@ -8,28 +8,20 @@ from pipekit.data.seed import set_seed
 __version__ = "0.1.0"
 
 
+#: the module each name of the top level comes from
+_FROM = {"load_learner": "pipekit.learn", "Learner": "pipekit.learn", "load_model": "pipekit.backends",
+         "load": "pipekit.core.archive", "save": "pipekit.core.archive",
+         "register": "pipekit.core.registry", "registered": "pipekit.core.registry"}
+
+
 def __getattr__(name: str):
     # heavy sub-packages load on first use, so `import pipekit` stays quick
-    if name in ("load_learner", "Learner"):
-        import pipekit.learn
+    import importlib
 
-        return getattr(pipekit.learn, name)
-    if name in ("load", "save"):
-        import pipekit.core.archive
-
-        return getattr(pipekit.core.archive, name)
-    if name in ("register", "registered"):
-        import pipekit.core.registry
-
-        return getattr(pipekit.core.registry, name)
-    if name == "load_model":
-        from pipekit.backends import load_model
-
-        return load_model
+    if name in _FROM:
+        return getattr(importlib.import_module(_FROM[name]), name)
     if name in ("data", "datasets", "vision", "text", "tabular", "learn", "backends", "ensemble", "inspection",
                 "sklearn"):
-        import importlib
-
         return importlib.import_module(f"pipekit.{name}")
     raise AttributeError(f"module 'pipekit' has no attribute {name!r}")
 

@@ -61,12 +61,12 @@ def _recipe_module(name: str) -> str:
     return f"{RECIPES}.{name}"
 
 
-def _run_main(run: object, argv0: str, argv: list[str]) -> int:
-    """Run a script's ``__main__`` with ``sys.argv`` as if it had been started by itself."""
+def _run_main(path: Path, argv: list[str]) -> int:
+    """Run the script at ``path`` as ``__main__`` with ``sys.argv`` as if it had been started by itself."""
     old = sys.argv
-    sys.argv = [argv0, *argv]
+    sys.argv = [str(path), *argv]
     try:
-        run()  # type: ignore[operator]
+        runpy.run_path(str(path), run_name="__main__")
     except SystemExit as e:
         if isinstance(e.code, str):
             print(e.code, file=sys.stderr)
@@ -84,12 +84,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.recipe:
         raise SystemExit("pipekit run: name a recipe (pipekit run --list shows them) or a recipe file")
     path = _user_file(args.recipe, "recipe")
-    if path is not None:
-        return _run_main(lambda: runpy.run_path(str(path), run_name="__main__"), str(path), args.args)
-    spec = importlib.util.find_spec(_recipe_module(args.recipe))
-    assert spec is not None and spec.origin  # listed by builtin_recipes(), so its file is there
-    origin = spec.origin
-    return _run_main(lambda: runpy.run_path(origin, run_name="__main__"), origin, args.args)
+    if path is None:
+        spec = importlib.util.find_spec(_recipe_module(args.recipe))
+        assert spec is not None and spec.origin  # listed by builtin_recipes(), so its file is there
+        path = Path(spec.origin)
+    return _run_main(path, args.args)
 
 
 def _load_recipe(name: str) -> ModuleType:
@@ -144,7 +143,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rc = 0
     for path in scripts:
         print(f"== benchmark {path.stem}", flush=True)
-        rc |= _run_main(lambda p=path: runpy.run_path(str(p), run_name="__main__"), str(path), args.args)
+        rc |= _run_main(path, args.args)
     return rc
 
 

@@ -199,12 +199,10 @@ class ArrayMetric(Metric):
         return self.score(t, p)
 
     def score(self, y_true: Any, y_pred: Any) -> float:
-        t, p = np.asarray(y_true), np.asarray(y_pred)
+        # a single column of targets or predictions is the column itself
+        t, p = (a[:, 0] if a.ndim == 2 and a.shape[1] == 1 else a
+                for a in (np.asarray(y_true), np.asarray(y_pred)))
         _check_not_empty(self, t, p)
-        if p.ndim == 2 and p.shape[1] == 1:
-            p = p[:, 0]
-        if t.ndim == 2 and t.shape[1] == 1:
-            t = t[:, 0]
         return float(self.compute(t, p))
 
 

@@ -198,9 +198,7 @@ def _bad_value(constraint: Any) -> Any:
         if constraint.low is not None:
             return constraint.low - 1
         return constraint.high + 1 if constraint.high is not None else "not a number"
-    if isinstance(constraint, Options):
-        return object()
-    if isinstance(constraint, Is):
+    if isinstance(constraint, (Options, Is)):
         return object()
     raise TypeError(f"unknown constraint {constraint!r}")
 
@@ -247,8 +245,7 @@ def _fit(obj: Component) -> Any:
     if kind == "getter":
         return obj.column(items())  # type: ignore[attr-defined]
     if kind == "recipe" and hasattr(obj, "dataloaders"):
-        dls = obj.dataloaders(items(), bs=8, seed=0)  # type: ignore[attr-defined]
-        return dls.recipe
+        return obj.dataloaders(items(), bs=8, seed=0).recipe  # type: ignore[attr-defined]
     if kind == "model" and obj.is_fitted is False and "members" not in param_names(type(obj)):
         return obj.fit(tabular_data())  # type: ignore[attr-defined]
     task = getattr(obj, "task", None)

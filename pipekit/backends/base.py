@@ -36,7 +36,7 @@ import polars as pl
 from pipekit.backends.data import TASKS, TabularData, as_data, check_no_infinite, encode_y
 from pipekit.core.archive import load, save
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.metrics import get_metric
@@ -47,8 +47,6 @@ POSITIVE_INT = Interval(1, None, integer=True)
 NAME = Is(lambda v: v is None or isinstance(v, str), "None or a display name (text)")
 N_JOBS = Is(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v != 0),
             "None, -1 or a positive int")
-#: what a stored model raises on malformed fields (it becomes an ExportError naming the class)
-STATE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError)
 
 
 class Model(Component):
@@ -64,7 +62,6 @@ class Model(Component):
     if TYPE_CHECKING:  # what every model offers: backends store them, ensembles derive them from their members
         @property
         def task(self) -> str: ...
-
         @property
         def classes_(self) -> np.ndarray: ...
 

@@ -115,9 +115,7 @@ class XGBoost(Booster):
     def _predict(self, d: TabularData) -> np.ndarray:
         p = np.asarray(self.booster_.predict(self._dmatrix(d, label=False), iteration_range=(0, self.best_iteration_)),
                        dtype=np.float64)
-        if self.task == "classification" and p.ndim == 1:
-            return np.column_stack([1.0 - p, p])
-        return p
+        return np.column_stack([1.0 - p, p]) if self.task == "classification" and p.ndim == 1 else p
 
     def feature_importance(self) -> pl.DataFrame:
         """Total gain per input, descending (0 for inputs never split on)."""
@@ -199,9 +197,7 @@ class CatBoost(Booster):
         kind = "Probability" if self.task == "classification" else "RawFormulaVal"
         p = np.asarray(self.model_.predict(self._pool(d, label=False), prediction_type=kind,
                                            thread_count=_threads(self.n_jobs)), dtype=np.float64)
-        if self.task == "classification" and p.ndim == 1:
-            return np.column_stack([1.0 - p, p])
-        return p
+        return np.column_stack([1.0 - p, p]) if self.task == "classification" and p.ndim == 1 else p
 
     def feature_importance(self) -> pl.DataFrame:
         """CatBoost's prediction-value change per input, descending."""

@@ -156,10 +156,8 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
         raise ParameterError(f".xs must be a polars DataFrame, got {type(xs).__name__}")
     if yarr is not None and len(yarr) != xs.height:
         raise DataError(f"xs has {xs.height} rows but ys has {len(yarr)}; they must describe the same rows")
-    if cat_names is None:
-        cats = [c for c, t in xs.schema.items() if t.is_integer()]
-    else:
-        cats = [c for c in cat_names if c in xs.columns]
+    cats = ([c for c, t in xs.schema.items() if t.is_integer()] if cat_names is None
+            else [c for c in cat_names if c in xs.columns])
     return TabularData(xs=xs, y=yarr, cat_names=tuple(cats), procs_signature=procs_signature(processor),
                        processor=processor)
 

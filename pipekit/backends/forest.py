@@ -93,18 +93,14 @@ class RandomForest(Backend):
 
     def _predict(self, d: TabularData) -> np.ndarray:
         X = self.matrix(d, order="C")
-        if self.task == "classification":
-            return self.model_.predict_proba(X)
-        return self.model_.predict(X)
+        return self.model_.predict_proba(X) if self.task == "classification" else self.model_.predict(X)
 
     def tree_predictions(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation over the trees of each row's prediction (the book's
         "how confident is the forest about this row" analysis). Shapes (n,) or (n, n_classes)."""
         X = self.matrix(self._prepare(data), order="C")
-        if self.task == "classification":
-            preds = np.stack([t.predict_proba(X, check_input=False) for t in self.model_.estimators_])
-        else:
-            preds = np.stack([t.predict(X, check_input=False) for t in self.model_.estimators_])
+        method = "predict_proba" if self.task == "classification" else "predict"
+        preds = np.stack([getattr(t, method)(X, check_input=False) for t in self.model_.estimators_])
         return preds.mean(0), preds.std(0)
 
     def feature_importance(self) -> pl.DataFrame:
@@ -136,20 +132,12 @@ class RandomForest(Backend):
             D[child[:, None], cols] = delta
             contrib += est.decision_path(X, check_input=False) @ D
             bias += values[0]
-        T = len(self.model_.estimators_)
-        contrib /= T
-        bias /= T
-        if self.task == "classification":
-            values_out = contrib.reshape(n, F, K)
-            bias_out = np.broadcast_to(bias, (n, K)).copy()
-            space = "probability"
-        else:
-            values_out = contrib
-            bias_out = np.full(n, bias[0])
-            space = "value"
-        return Contributions(bias=bias_out, values=values_out, feature_names=list(self.feature_names_),
-                             prediction=self._predict(d), space=space,
-                             classes=self.classes_ if self.task == "classification" else None)
+        contrib, bias = contrib / len(self.model_.estimators_), bias / len(self.model_.estimators_)
+        clf = self.task == "classification"
+        return Contributions(bias=np.broadcast_to(bias, (n, K)).copy() if clf else np.full(n, bias[0]),
+                             values=contrib.reshape(n, F, K) if clf else contrib,
+                             feature_names=list(self.feature_names_), prediction=self._predict(d),
+                             space="probability" if clf else "value", classes=self.classes_ if clf else None)
 
     # -- files: the trees as checked node tables ---------------------------------------------------------
     def model_to_data(self) -> dict[str, Any]:

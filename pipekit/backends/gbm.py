@@ -104,9 +104,7 @@ class GBM(Booster):
 
     def _predict(self, d: TabularData) -> np.ndarray:
         p = self._raw(self.matrix(d, order="F"))
-        if self.task == "classification" and p.ndim == 1:
-            return np.column_stack([1.0 - p, p])
-        return p
+        return np.column_stack([1.0 - p, p]) if self.task == "classification" and p.ndim == 1 else p
 
     def feature_importance(self, kind: str = "gain") -> pl.DataFrame:
         """Total gain (``kind="gain"``) or number of splits (``kind="split"``) per input, descending."""

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,7 +49,6 @@ class Estimator(Protocol):
     """What a scikit-learn estimator offers a backend."""
 
     def fit(self, X: Any, y: Any) -> Any: ...
-
     def predict(self, X: Any) -> Any: ...
 
 
@@ -177,10 +177,8 @@ class SklearnModel(Backend):
     def feature_importance(self) -> pl.DataFrame:
         """Impurity importance for tree models, mean absolute coefficient for linear ones."""
         self.check_is_fitted()
-        try:
+        with contextlib.suppress(AttributeError):  # not a tree model
             return feature_frame(self.feature_names_, self.model_.feature_importances_)
-        except AttributeError:  # not a tree model
-            pass
         coef = vars(self.model_).get("coef_")
         if coef is not None:
             return feature_frame(self.feature_names_, np.abs(np.atleast_2d(coef)).mean(0))
@@ -211,10 +209,8 @@ class SklearnModel(Backend):
         from sklearn.base import clone
 
         cls = type(self.estimator)
-        what = cls.__name__
-        how = _restore(cls)
-        known = ("fit_X", "fit_y") if how == "refit" else ("attributes",) if how == "attributes" else ("attributes",
-                                                                                                       "trees")
+        what, how = cls.__name__, _restore(cls)
+        known = {"refit": ("fit_X", "fit_y"), "attributes": ("attributes",)}.get(how, ("attributes", "trees"))
         if not isinstance(data, dict) or set(data) != set(known):
             held = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise ExportError(f"{what}: the stored model holds {held!r:.80}, but a {what} state holds exactly "

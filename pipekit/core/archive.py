@@ -236,8 +236,7 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str) -
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise ExportError(f"{where}: member {name!r} uses compression method {info.compress_type}; only "
                               "stored and deflated members are accepted")
-    wanted = []
-    total = 0
+    wanted, total = [], 0
     for info in infos:
         name = info.filename
         if isinstance(limits, Mapping):
@@ -285,8 +284,7 @@ def read_folder(folder: str | os.PathLike, limits: Mapping[str, int], where: str
     """The files of ``limits`` that exist in ``folder`` (an export saved as a folder), with the same caps as
     the members of an archive: sizes are checked for all of them before any is read."""
     folder = Path(folder)
-    present = {}
-    total = 0
+    present, total = {}, 0
     for name, cap in limits.items():
         p = folder / name
         if not p.exists():

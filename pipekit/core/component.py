@@ -257,9 +257,8 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
             raise ExportError(f"a record refers to array {data[_ARRAY]!r}, which the file does not hold")
         return arrays[data[_ARRAY]]
     if _REF in data:
-        name = data[_REF]
         try:
-            return lookup(name)
+            return lookup(data[_REF])
         except UnknownNameError as e:
             raise ExportError(str(e)) from None
     if _CLASS in data and "params" in data:

@@ -9,6 +9,11 @@ True
 from __future__ import annotations
 
 
+#: what rebuilding an object from a malformed (but well-typed) record raises; a loader turns it into an
+#: ExportError naming the file and field
+STATE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError)
+
+
 class PipekitError(Exception):
     """Base class of every error pipekit raises on purpose."""
 

@@ -18,6 +18,7 @@ expects, so a file cannot make pipekit build a loss where a transform was due.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import Any, TypeVar
 
@@ -80,10 +81,8 @@ def register(obj: T | None = None, *, name: str | None = None, kind: str | None 
 def import_builtin_packages() -> None:
     """Import pipekit's own packages so their classes are registered (a fixed list, never read from a file)."""
     for mod in BUILTIN_PACKAGES:
-        try:
+        with contextlib.suppress(ImportError):  # a package missing optional dependencies registers nothing
             importlib.import_module(mod)
-        except ImportError:  # a package whose optional dependencies are missing registers nothing
-            continue
 
 
 def lookup(name: str, kind: str | None = None, base: type | None = None) -> Any:
@@ -114,14 +113,12 @@ def lookup(name: str, kind: str | None = None, base: type | None = None) -> Any:
     # on a miss, pipekit's own packages are imported one at a time (the one a pipekit name points into
     # first), so loading a learner does not import every domain
     own = ".".join(name.split(".")[:2]) if name.startswith("pipekit.") else None
-    for mod in [m for m in ([own] if own in BUILTIN_PACKAGES else []) + list(BUILTIN_PACKAGES)]:
+    for mod in ([own] if own in BUILTIN_PACKAGES else []) + list(BUILTIN_PACKAGES):
         if entry is not None:
-            return entry[1]
-        try:
+            break
+        with contextlib.suppress(ImportError):  # a package missing optional dependencies registers nothing
             importlib.import_module(mod)
-        except ImportError:  # a package whose optional dependencies are missing registers nothing
-            continue
-        entry = find()
+            entry = find()
     if entry is not None:
         return entry[1]
     known = sorted(k for k, (kd, o) in _ENTRIES.items() if kind in (None, kd)

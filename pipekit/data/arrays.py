@@ -31,10 +31,11 @@ from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.transform import BatchPipeline, as_list
 
-__all__ = ["ArrayRecipe"]
+__all__ = ["ArrayRecipe", "to_numpy"]
 
 
-def _as_array(v: Any) -> np.ndarray:
+def to_numpy(v: Any) -> np.ndarray:
+    """A tensor (detached, on the CPU) or any array-like as a NumPy array."""
     return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
 
 
@@ -64,19 +65,14 @@ class ArrayRecipe(Component):
         if not stores or len(stores[0]) == 0:
             raise DataError("ArrayRecipe: the training stores are empty")
         self.n_inp_ = self.n_inp if self.n_inp is not None else max(1, len(stores) - 1)
-        self.blocks_ = list(blocks)
-        self.batch_tfms_ = as_list(batch_tfms)
+        self.blocks_, self.batch_tfms_ = list(blocks), as_list(batch_tfms)
         shapes: list[list[int] | None] = []
         dtypes: list[str | None] = []
         by_block: list[bool] = []
         for j, store in enumerate(stores):
             item = _item_of(store)
-            if isinstance(item, np.ndarray):
-                shapes.append(list(item.shape))
-                dtypes.append(str(item.dtype))
-            else:
-                shapes.append(None)
-                dtypes.append(None)
+            shapes.append(list(item.shape) if isinstance(item, np.ndarray) else None)
+            dtypes.append(str(item.dtype) if isinstance(item, np.ndarray) else None)
             block = self.blocks_[j] if j < len(self.blocks_) else None
             # an image store (it knows its items' source size) whose block is fitted re-encodes new images
             by_block.append(bool(block is not None and getattr(block, "is_fitted", False)
@@ -107,18 +103,14 @@ class ArrayRecipe(Component):
         its targets, encoded as the training targets were."""
         self.check_is_fitted("setup(stores)")
         n = len(self.item_shapes_) if with_labels else self.n_inp_
-        columns = self._columns(source, n)
-        stores = [self._encode(j, values) for j, values in enumerate(columns)]
+        stores = [self._encode(j, values) for j, values in enumerate(self._columns(source, n))]
         return ArrayDataset(stores, blocks=self.blocks_[:n], n_inp=self.n_inp_, split_idx=1)
 
     def _columns(self, source: Any, n: int) -> list[list[Any]]:
-        if isinstance(source, (np.ndarray, torch.Tensor)):
-            items: list[Any] = list(source)
-        elif isinstance(source, (list, tuple)):
-            items = list(source)
-        else:
+        if not isinstance(source, (np.ndarray, torch.Tensor, list, tuple)):
             raise DataError(f"new items of a model built from arrays are a list of items (arrays) or one array of "
                             f"items; got {type(source).__name__}")
+        items: list[Any] = list(source)
         if not items:
             raise DataError("test_dl: no items given")
         if n == 1:
@@ -140,7 +132,7 @@ class ArrayRecipe(Component):
             return store
         if shape is None:
             return ListStore(values)
-        arrays = [_as_array(v) for v in values]
+        arrays = [to_numpy(v) for v in values]
         for i, a in enumerate(arrays):
             if list(a.shape) != shape:
                 raise DataError(f"item {i}, input {j}: shape {a.shape} but the model was trained on items of shape "

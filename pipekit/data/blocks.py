@@ -15,8 +15,9 @@ import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
+from pipekit.data.arrays import to_numpy
 from pipekit.data.store import ListStore, Store, TensorStore
-from pipekit.data.transform import BatchTransform, Transform, as_list
+from pipekit.data.transform import BatchTransform, Pipeline, Transform, as_list
 
 Trace = Callable[[str, Any], None]
 
@@ -80,10 +81,7 @@ class TransformBlock(Component):
               trace: Trace | None = None) -> Store:
         """Fit the column transforms on the training rows, then encode the whole column once."""
         tfms = self.fit_tfms(item_tfms)
-        values_train = raw.gather(train_idx) if isinstance(raw, pl.Series) else raw[train_idx]
-        for t in tfms:
-            t.setup(values_train)
-            values_train = t.encode(values_train)
+        Pipeline(tfms).setup(raw.gather(train_idx) if isinstance(raw, pl.Series) else raw[train_idx])
         values = raw
         for t in tfms:
             values = t.encode(values)
@@ -95,10 +93,7 @@ class TransformBlock(Component):
     def encode_new(self, raw: pl.Series) -> Store:
         """Encode new data with the fitted state (test sets, inference)."""
         self.check_is_fitted("setup (build the data)")
-        values = raw
-        for t in self.tfms_:
-            values = t.encode(values)
-        return self.to_store(values)
+        return self.to_store(Pipeline(self.tfms_).encode(raw))
 
     def to_store(self, values: Any) -> Store:
         if isinstance(values, Store):
@@ -112,9 +107,7 @@ class TransformBlock(Component):
     # ------------------------------------------------------------------ decoding for people
     def decode(self, value: Any) -> Any:
         """One encoded item -> the human value (label, list of labels, number)."""
-        for t in reversed(getattr(self, "tfms_", [])):
-            value = t.decode(value)
-        return value
+        return Pipeline(getattr(self, "tfms_", [])).decode(value)
 
     def decode_batch(self, batch: Any) -> list[Any]:
         return [self.decode(v) for v in batch]
@@ -321,7 +314,7 @@ class ToFloat(Transform):
         return arr
 
     def decode(self, value: Any) -> Any:
-        v = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        v = to_numpy(value)
         return float(v.reshape(-1)[0]) if v.size == 1 else v.tolist()
 
 

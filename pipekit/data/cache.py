@@ -155,9 +155,7 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
         age = (time.time() if now is None else now) - path.stat().st_mtime
     except FileNotFoundError:
         return False
-    if age > STALE_AFTER_S:
-        return True
-    return m["host"] == _HOST and not _pid_alive(int(m["pid"]))
+    return age > STALE_AFTER_S or (m["host"] == _HOST and not _pid_alive(int(m["pid"])))
 
 
 def clean_stale_temps(root: Path) -> list[Path]:
@@ -195,8 +193,7 @@ class TempFile:
 
     def __init__(self, folder: Path, stem: str):
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / temp_name(stem)
-        self.committed = False
+        self.path, self.committed = folder / temp_name(stem), False
 
     def commit(self, dest: Path) -> None:
         # No fsync: pages reach the disk in the background, and readers see them through the page cache.
@@ -232,10 +229,6 @@ def atomic_write_json(dest: Path, obj: Any) -> None:
     atomic_write(dest, _JSON_HEAD + _digest(body).hex().encode() + _JSON_MID + body + _JSON_TAIL)
 
 
-def _type_names(kind: type | tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-
-
 def check_fields(obj: Any, fields: dict[str, type | tuple[type, ...]], where: str) -> None:
     """Raise CacheEntryError naming ``where`` and the field when ``obj`` lacks a field or has a wrong type."""
     if not isinstance(obj, dict):
@@ -246,7 +239,8 @@ def check_fields(obj: Any, fields: dict[str, type | tuple[type, ...]], where: st
         value, kinds = obj[name], kind if isinstance(kind, tuple) else (kind,)
         # JSON true/false are not numbers here, although Python's bool is an int
         if not isinstance(value, kinds) or (isinstance(value, bool) and int in kinds and bool not in kinds):
-            raise CacheEntryError(f"{where}: field {name!r} is a {type(value).__name__}, expected {_type_names(kind)}")
+            expected = " or ".join(k.__name__ for k in kinds)
+            raise CacheEntryError(f"{where}: field {name!r} is a {type(value).__name__}, expected {expected}")
 
 
 def read_json(path: Path, fields: dict[str, type | tuple[type, ...]] | None = None) -> Any:
@@ -328,11 +322,8 @@ class ChecksumWriter:
 
     def __init__(self, raw: Any, record_len: int = STREAM_RECORD):
         self._raw, self.record_len = raw, int(record_len)
-        self._records = bytearray()
-        self._cur = hashlib.sha256()
-        self._cur_len = 0
-        self.size = 0
-        self.closed = False
+        self._records, self._cur = bytearray(), hashlib.sha256()
+        self._cur_len, self.size, self.closed = 0, 0, False
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")

@@ -40,11 +40,8 @@ def _wrap_hint(t: Any) -> str:
 
 def _storable(v: Any) -> bool:
     """Whether a getter/function can be named in a file (a component or a registered function)."""
-    if v is None or isinstance(v, Component):
-        return True
     try:
-        name_of(v)
-        return True
+        return v is None or isinstance(v, Component) or bool(name_of(v))
     except UnknownNameError:
         return False
 
@@ -110,8 +107,7 @@ class DataBlock(Component):
             out.append(b)
         if not out:
             raise ParameterError("DataBlock: give at least one block, e.g. blocks=(ImageBlock, CategoryBlock)")
-        n_inp = self.n_inp if self.n_inp is not None else max(1, len(out) - 1)
-        if not 1 <= n_inp <= len(out):
+        if not 1 <= self._n_inp(len(out)) <= len(out):
             raise ParameterError(f"DataBlock: n_inp={self.n_inp} must be between 1 and the number of blocks ({len(out)})")
         return out
 
@@ -134,15 +130,12 @@ class DataBlock(Component):
 
     # ------------------------------------------------------------------ building
     def items_from(self, source: Any) -> pl.DataFrame:
-        if self.get_items is not None:
-            items = to_items(self.get_items(source))
-            if len(items) == 0:
-                raise DataError(f"get_items {getattr(self.get_items, '__name__', self.get_items)} found no items "
-                                f"in {source!r}; check the path and the file extensions")
-        else:
-            items = to_items(source)
-            if len(items) == 0:
-                raise DataError(f"the source {type(source).__name__} has no rows/items")
+        items = to_items(source if self.get_items is None else self.get_items(source))
+        if len(items) == 0 and self.get_items is not None:
+            raise DataError(f"get_items {getattr(self.get_items, '__name__', self.get_items)} found no items "
+                            f"in {source!r}; check the path and the file extensions")
+        if len(items) == 0:
+            raise DataError(f"the source {type(source).__name__} has no rows/items")
         return items
 
     def _fit(self, source: Any, trace: Trace | None = None) -> Datasets:
@@ -262,8 +255,7 @@ class DataBlock(Component):
         trained_on = getattr(self, "item_columns_", None)
         if trained_on is None or items.columns not in (["item"], ["path"]) or items.columns == trained_on:
             return items, False  # rows, the training items' own kind, or a recipe fitted before this rule
-        col = items.to_series(0)
-        if trained_on == ["path"] and col.dtype == pl.Utf8:
+        if trained_on == ["path"] and items.to_series(0).dtype == pl.Utf8:
             return items.rename({items.columns[0]: "path"}), False  # paths as text: read as the training paths
         return items, True
 

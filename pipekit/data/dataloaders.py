@@ -74,12 +74,8 @@ def learned_state(obj: Any, say: Callable[[str], None], seen: set[int] | None = 
       Categorize learned vocab_=['cat', 'dog']
     """
     seen = set() if seen is None else seen
-    if isinstance(obj, (list, tuple)):
-        for v in obj:
-            learned_state(v, say, seen)
-        return
-    if isinstance(obj, dict):
-        for v in obj.values():
+    if isinstance(obj, (list, tuple, dict)):
+        for v in obj.values() if isinstance(obj, dict) else obj:
             learned_state(v, say, seen)
         return
     if not isinstance(obj, Component) or id(obj) in seen:
@@ -103,9 +99,8 @@ class Datasets(ArrayDataset):
     def __init__(self, items: pl.DataFrame, splits: Sequence[np.ndarray], stores: Sequence[Any],
                  blocks: Sequence[Any], n_inp: int, recipe: Any = None):
         super().__init__(stores, blocks=blocks, n_inp=n_inp)
-        self.items = items
+        self.items, self.recipe = items, recipe
         self.splits = [np.asarray(s, dtype=np.int64) for s in splits]
-        self.recipe = recipe
 
     @property
     def train(self) -> ArrayDataset:
@@ -166,6 +161,15 @@ def _label(v: Any) -> str:
     return s if len(s) <= 24 else s[:21] + "..."
 
 
+def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
+             shuffle: bool, drop_last: bool, seed: int, device: Any, batch_tfms: BatchPipeline,
+             num_workers: int | None) -> tuple[DataLoader, DataLoader]:
+    """The training loader (shuffled, augmented) and the validation loader (in order, seeded one after)."""
+    common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
+    return (dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common),
+            dl_type(valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False, **common))
+
+
 class DataLoaders:
     """The training and validation loaders (and how to make more for new data).
 
@@ -185,14 +189,10 @@ class DataLoaders:
                       shuffle: bool = True, seed: int | None = None, device: Any = None,
                       num_workers: int | None = None, drop_last: bool | None = None) -> DataLoaders:
         recipe = recipe if recipe is not None else dsets.recipe
-        if seed is None:
-            seed = int(np.random.randint(0, 2**31 - 1))
-        dl_type = recipe.dl_type()
-        bt = recipe.batch_pipeline()
-        train = dl_type(dsets.train, bs=bs, shuffle=shuffle, drop_last=shuffle if drop_last is None else drop_last,
-                        seed=seed, device=device, batch_tfms=bt, num_workers=num_workers, augment=True)
-        valid = dl_type(dsets.valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, device=device, batch_tfms=bt,
-                        num_workers=num_workers, augment=False)
+        seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
+        train, valid = _loaders(recipe.dl_type(), dsets.train, dsets.valid, bs, val_bs, shuffle,
+                                shuffle if drop_last is None else drop_last, seed, device,
+                                recipe.batch_pipeline(), num_workers)
         dls = cls(train, valid, recipe=recipe, device=train.device)
         dls.datasets = dsets
         return dls
@@ -209,18 +209,14 @@ class DataLoaders:
         Without a ``recipe`` they get an :class:`~pipekit.data.arrays.ArrayRecipe` learned from the training
         stores, so new items given as arrays can be encoded (``test_dl``, ``predict``) and a learner exported.
         """
-        if seed is None:
-            seed = int(np.random.randint(0, 2**31 - 1))
+        seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
         tfms = as_list(batch_tfms)
-        bt = BatchPipeline(tfms)
         if recipe is None:
             recipe = ArrayRecipe(n_inp).setup(list(train_stores), blocks, tfms)
         tr = ArrayDataset(train_stores, blocks=blocks, n_inp=n_inp, split_idx=0)
         va = ArrayDataset(valid_stores, blocks=blocks, n_inp=n_inp, split_idx=1)
-        train = dl_type(tr, bs=bs, shuffle=True, drop_last=drop_last, seed=seed, device=device, batch_tfms=bt,
-                        num_workers=num_workers, augment=True)
-        valid = dl_type(va, bs=val_bs or bs, shuffle=False, seed=seed + 1, device=device, batch_tfms=bt,
-                        num_workers=num_workers, augment=False)
+        train, valid = _loaders(dl_type, tr, va, bs, val_bs, True, drop_last, seed, device,
+                                BatchPipeline(tfms), num_workers)
         return cls(train, valid, recipe=recipe, device=train.device)
 
     # ------------------------------------------------------------------ access
@@ -266,9 +262,7 @@ class DataLoaders:
 
     @property
     def n_inp(self) -> int:
-        if self.recipe is not None:
-            return self.recipe.n_inp_
-        return self.train.n_inp
+        return self.recipe.n_inp_ if self.recipe is not None else self.train.n_inp
 
     @property
     def y_block(self) -> Any:

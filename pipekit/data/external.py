@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipekit.data.extract import TAR_SUFFIXES, extract_archive
-from pipekit.data.progress import progress_enabled
+from pipekit.data.progress import progress_bar
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
 #: fastai's ``checks.txt`` lists, per archive, its size and the md5 of its first MiB (not of the whole file)
@@ -217,14 +217,13 @@ def download_url(url: str, dest: Path, description: str = "", checksum: Checksum
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as f:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            bar = _progress_bar(description or url.rsplit("/", 1)[-1], total)
-            with bar:
-                while chunk := resp.read(1 << 20):
-                    f.write(chunk)
-                    written += len(chunk)
-                    bar.advance(len(chunk))
-                    if limit is not None and written > limit:
-                        break  # no need to fetch the rest of a file that is already too long
+            chunks = iter(lambda: resp.read(1 << 20), b"")
+            name = description or url.rsplit("/", 1)[-1]
+            for chunk in progress_bar(chunks, total, name, leave=True, unit="bytes"):
+                f.write(chunk)
+                written += len(chunk)
+                if limit is not None and written > limit:
+                    break  # no need to fetch the rest of a file that is already too long
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -236,32 +235,6 @@ def download_url(url: str, dest: Path, description: str = "", checksum: Checksum
         verify_file(tmp, checksum, url)
     tmp.replace(dest)
     return dest
-
-
-class _progress_bar:
-    """A rich progress bar, or nothing when progress output is off."""
-
-    def __init__(self, description: str, total: int | None):
-        self.description, self.total = description, total
-        self.bar: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> _progress_bar:
-        if progress_enabled():
-            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-            self.bar = Progress("[bold]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.description, total=self.total)
-        return self
-
-    def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 def file_digests(file: Path, md5_bytes: int | None = None) -> tuple[int, str, str]:
@@ -324,7 +297,8 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
             raise ValueError(f"{info.name}: {url} is neither https nor pinned by a checksum; use an https address "
                              f"or give DatasetInfo(checksums={{{url!r}: Checksum(size, sha256=...)}})")
     final = root / info.name
-    with tempfile.TemporaryDirectory(dir=_ensure(root)) as tmpd:
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as tmpd:
         tmp = Path(tmpd)
         staging = tmp / "extract"
         for url in info.urls:
@@ -353,11 +327,6 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
     return final
 
 
-def _ensure(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
 def _content_root(staging: Path, info: DatasetInfo) -> Path:
     """Archives usually hold one top folder; find the folder that has the expected files."""
     if is_complete(staging, info):
@@ -366,9 +335,7 @@ def _content_root(staging: Path, info: DatasetInfo) -> Path:
         if sub.is_dir() and is_complete(sub, info):
             return sub
     entries = list(staging.iterdir())
-    if len(entries) == 1 and entries[0].is_dir():
-        return entries[0]
-    return staging
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
 
 
 # ---------------------------------------------------------------------------------------- IDX files

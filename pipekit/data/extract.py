@@ -53,24 +53,15 @@ class _Member:
     open: Callable[[], IO[bytes] | None] | None = None
 
 
+_TAR_KINDS = ((tarfile.TarInfo.isreg, "file"), (tarfile.TarInfo.isdir, "dir"),
+              (tarfile.TarInfo.issym, "symlink"), (tarfile.TarInfo.islnk, "hardlink"),
+              (tarfile.TarInfo.ischr, "character device"), (tarfile.TarInfo.isblk, "block device"),
+              (tarfile.TarInfo.isfifo, "fifo"))
+
+
 def _tar_members(tar: tarfile.TarFile) -> Iterator[_Member]:
     for m in tar.getmembers():
-        if m.isreg():
-            kind = "file"
-        elif m.isdir():
-            kind = "dir"
-        elif m.issym():
-            kind = "symlink"
-        elif m.islnk():
-            kind = "hardlink"
-        elif m.ischr():
-            kind = "character device"
-        elif m.isblk():
-            kind = "block device"
-        elif m.isfifo():
-            kind = "fifo"
-        else:
-            kind = f"tar type {m.type!r}"
+        kind = next((k for test, k in _TAR_KINDS if test(m)), f"tar type {m.type!r}")
         opener: Callable[[], IO[bytes] | None] | None = (lambda m=m: tar.extractfile(m)) if kind == "file" else None
         yield _Member(m.name, kind, stat.S_IMODE(m.mode), m.linkname or None, float(m.mtime), opener)
 
@@ -88,9 +79,8 @@ def _zip_members(z: zipfile.ZipFile) -> Iterator[_Member]:
         else:
             kind = "dir" if info.is_dir() else "file"
         mode = stat.S_IMODE(st_mode) if st_mode else None
-        link = None
-        if kind == "symlink":  # a zip symlink stores its target as the entry's content
-            link = z.read(info)[:4096].decode("utf-8", "replace")
+        # a zip symlink stores its target as the entry's content
+        link = z.read(info)[:4096].decode("utf-8", "replace") if kind == "symlink" else None
         opener = (lambda info=info: z.open(info)) if kind == "file" else None
         yield _Member(info.filename, kind, mode, link, None, opener)
 

@@ -135,11 +135,9 @@ class _Walk:
             self.dropped[key] = self.dropped.get(key, 0) + 1
 
     def report(self) -> None:
-        notes = []
-        for link, (target, again) in sorted(self.loops.items()):
-            notes.append(f"{self._rel(link)} -> {os.readlink(link)!r} loops back to the folder "
-                         f"{self._rel(target)!r} above it and was not followed (it would list the {again} "
-                         "file(s) there again, endlessly)")
+        notes = [f"{self._rel(link)} -> {os.readlink(link)!r} loops back to the folder {self._rel(target)!r} "
+                 f"above it and was not followed (it would list the {again} file(s) there again, endlessly)"
+                 for link, (target, again) in sorted(self.loops.items())]
         dropped = {k: c for k, c in self.dropped.items() if c}
         if dropped:
             notes.append(f"{sum(dropped.values())} duplicate file(s) reached a second time were skipped: " + ", ".join(
@@ -236,8 +234,7 @@ class ColReader(Getter):
             raise ParameterError(f"ColReader: cols must be a column name or a list of names, got {cols!r}")
         # a folder prefix joins with a separator, as a path would
         self.pref = (str(pref).rstrip("/") + "/") if isinstance(pref, os.PathLike) else str(pref)
-        self.suffix = suffix
-        self.label_delim = label_delim
+        self.suffix, self.label_delim = suffix, label_delim
 
     def column(self, items: pl.DataFrame) -> pl.Series:
         names = self.cols if isinstance(self.cols, list) else [self.cols]
@@ -256,10 +253,8 @@ class ColReader(Getter):
 
 
 def _has_image(folder: str) -> bool:
-    for _, _, files in os.walk(folder):
-        if any(os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS for f in files):
-            return True
-    return False
+    return any(os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
+               for _, _, files in os.walk(folder) for f in files)
 
 
 class ParentLabel(Getter):
@@ -343,8 +338,7 @@ class RegexLabeller(Getter):
             raise ParameterError(f"RegexLabeller: invalid pattern {pat!r}: {e}") from None
         if rx.groups < 1:
             raise ParameterError(f"RegexLabeller: pattern {pat!r} has no group; put the label in parentheses")
-        self.pat = pat
-        self.match = match
+        self.pat, self.match = pat, match
 
     def _regex(self) -> str:
         return ("^" + self.pat) if self.match and not self.pat.startswith("^") else self.pat

@@ -27,10 +27,8 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
         raise FileNotFoundError(f"{path} does not exist")
     try:
         if kind == "csv":
-            opts: dict[str, Any] = {"infer_schema_length": 10_000,
-                                    "separator": "\t" if path.suffix.lower() == ".tsv" else ","}
-            opts.update(kwargs)
-            return pl.read_csv(path, **opts)
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            return pl.read_csv(path, **{"infer_schema_length": 10_000, "separator": sep, **kwargs})
         if kind == "parquet":
             return pl.read_parquet(path, **kwargs)
         return pl.read_ipc(path, **kwargs)
@@ -72,10 +70,7 @@ def to_items(source: Any) -> pl.DataFrame:
         if path.is_dir():
             raise ValueError(f"the source {path} is a folder: pass get_items= (e.g. get_image_files) to find "
                              "its items, or pass a list of files")
-        if path.suffix.lower() in TABLE_SUFFIXES:
-            df = read_table(path)
-        else:
-            df = pl.DataFrame({"path": [str(path)]})
+        df = read_table(path) if path.suffix.lower() in TABLE_SUFFIXES else pl.DataFrame({"path": [str(path)]})
     elif isinstance(source, (Sequence, np.ndarray)) or hasattr(source, "__iter__"):
         values = list(source)
         if values and all(isinstance(v, os.PathLike) for v in values):
@@ -99,9 +94,7 @@ def to_items(source: Any) -> pl.DataFrame:
 
 def _held_object(v: Any) -> bool:
     """A value Polars would take apart or refuse (an array, a tensor, an image object) rather than store."""
-    if isinstance(v, np.ndarray):
-        return True
-    return type(v).__module__.split(".")[0] in ("torch", "PIL")
+    return isinstance(v, np.ndarray) or type(v).__module__.split(".")[0] in ("torch", "PIL")
 
 
 def _from_hf(ds: Any) -> pl.DataFrame:

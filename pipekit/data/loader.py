@@ -55,16 +55,11 @@ class DataLoader:
         check_positive_int("DataLoader", "bs", bs)
         if len(dataset) == 0:
             raise ParameterError("DataLoader: the dataset is empty; check the items and the split")
-        self.dataset = dataset
-        self.bs = int(bs)
-        self.shuffle = shuffle
-        self.drop_last = drop_last
+        self.dataset, self.bs, self.shuffle, self.drop_last = dataset, int(bs), shuffle, drop_last
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
         self.device = torch.device(device) if device is not None else default_device()
-        if batch_tfms is None or isinstance(batch_tfms, BatchPipeline):
-            self.batch_tfms = batch_tfms or BatchPipeline([])
-        else:
-            self.batch_tfms = BatchPipeline(batch_tfms)
+        self.batch_tfms = (batch_tfms if isinstance(batch_tfms, BatchPipeline)
+                           else BatchPipeline(batch_tfms or []))
         if num_workers is None:
             # a thread hand-off costs ~30us: only worth it when gathering or batch transforms do real work
             stores = getattr(dataset, "stores", ())
@@ -75,8 +70,7 @@ class DataLoader:
             raise ParameterError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
         self.augment = bool(shuffle) if augment is None else augment
         self.pin_memory = (self.device.type == "cuda") if pin_memory is None else pin_memory
-        self.epoch = 0
-        self.rank, self.world_size = 0, 1
+        self.epoch, self.rank, self.world_size = 0, 0, 1
 
     # ------------------------------------------------------------------ what a batch is
     @property
@@ -278,8 +272,7 @@ class ArrayDataset:
         lens = {len(s) for s in stores}
         if len(lens) != 1:
             raise ParameterError(f"ArrayDataset: the stores have different lengths {sorted(lens)}")
-        self.stores = tuple(stores)
-        self.blocks = tuple(blocks)
+        self.stores, self.blocks = tuple(stores), tuple(blocks)
         self.n_inp = n_inp if n_inp is not None else max(1, len(self.stores) - 1)
         self.idxs = np.arange(lens.pop(), dtype=np.int64) if idxs is None else np.asarray(idxs, dtype=np.int64)
         self.split_idx = split_idx

@@ -34,9 +34,7 @@ def thread_kind() -> str:
     if t is threading.main_thread():
         return "main"
     name = t.name
-    if name.startswith("pipekit-"):
-        return name[len("pipekit-"):].split("_")[0]
-    return "other"
+    return name[len("pipekit-"):].split("_")[0] if name.startswith("pipekit-") else "other"
 
 
 class StageTimes:
@@ -50,25 +48,19 @@ class StageTimes:
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str], list[float]] = {}
         self._threads: dict[str, set[int]] = {}
-        self._local = threading.local()
-        self.sync = sync
+        self._local, self.sync = threading.local(), sync
 
     def add(self, name: str, seconds: float, where: str | None = None) -> None:
         key = (name, where or thread_kind())
         with self._lock:
             self._threads.setdefault(key[1], set()).add(threading.get_ident())
-            entry = self._totals.get(key)
-            if entry is None:
-                self._totals[key] = [seconds, 1.0]
-            else:
-                entry[0] += seconds
-                entry[1] += 1
+            entry = self._totals.setdefault(key, [0.0, 0.0])
+            entry[0] += seconds
+            entry[1] += 1
 
     @contextlib.contextmanager
     def timer(self, name: str) -> Iterator[None]:
-        stack = getattr(self._local, "stack", None)
-        if stack is None:
-            stack = self._local.stack = []
+        stack = self._local.__dict__.setdefault("stack", [])
         stack.append(0.0)  # seconds spent in stages nested inside this one
         t0 = time.perf_counter()
         try:
@@ -111,10 +103,6 @@ def stage(name: str) -> Any:
     """A context timing ``name`` into the active :class:`StageTimes`, or a shared no-op when none is."""
     times = _active
     return _NOTHING if times is None else times.timer(name)
-
-
-def recording_active() -> bool:
-    return _active is not None
 
 
 @contextlib.contextmanager

@@ -76,9 +76,7 @@ class GrandparentSplitter(Splitter):
     """
 
     def __init__(self, train_name: str = "train", valid_name: str = "valid", col: str | None = None):
-        self.train_name = train_name
-        self.valid_name = valid_name
-        self.col = col
+        self.train_name, self.valid_name, self.col = train_name, valid_name, col
 
     def split(self, items: pl.DataFrame) -> Split:
         paths = items[self.col].cast(pl.Utf8) if self.col else path_column(items, "GrandparentSplitter")
@@ -99,8 +97,7 @@ class ColSplitter(Splitter):
     """Items whose ``col`` is true (or equals ``valid_value``) are the validation set."""
 
     def __init__(self, col: str = "is_valid", valid_value: Any = True):
-        self.col = col
-        self.valid_value = valid_value
+        self.col, self.valid_value = col, valid_value
 
     def split(self, items: pl.DataFrame) -> Split:
         if self.col not in items.columns:
@@ -186,8 +183,7 @@ class TimeSplitter(Splitter):
                 cut = cut.date()
         elif isinstance(cut, str):
             raise DataError(f"TimeSplitter: cutoff {cut!r} is text but column {self.col!r} is {s.dtype}")
-        mask = (s >= cut).to_numpy()
-        return _mask_split(mask)
+        return _mask_split((s >= cut).to_numpy())
 
     def columns(self) -> list[str] | None:
         return [self.col]

@@ -63,10 +63,7 @@ def as_list(value: Any) -> list:
         return [value]
     out: list = []
     for v in value:
-        if isinstance(v, (list, tuple)):
-            out.extend(as_list(v))
-        else:
-            out.append(v)
+        out.extend(as_list(v) if isinstance(v, (list, tuple)) else [v])
     return out
 
 
@@ -196,8 +193,7 @@ class BatchPipeline(Pipeline):
         return self._steps
 
     def first_step(self) -> BatchTransform | None:
-        steps = self.steps()
-        return steps[0] if steps else None
+        return next(iter(self.steps()), None)
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         for t in self.steps():

@@ -6,23 +6,10 @@ Example:
     >>> from pipekit.inspection import permutation_importance, partial_dependence, out_of_domain
 """
 
-from pipekit.inspection.explain import (
-                                        PartialDependence,
-                                        partial_dependence,
-                                        permutation_importance,
-                                        plot_importance,
-                                        plot_partial_dependence,
-                                        waterfall_plot,
-)
-from pipekit.inspection.features import (
-                                        ColumnClusters,
-                                        OutOfDomain,
-                                        PrunedFeatures,
-                                        cluster_columns,
-                                        drop_redundant,
-                                        out_of_domain,
-                                        prune_features,
-)
+from pipekit.inspection.explain import (PartialDependence, partial_dependence, permutation_importance,
+                                        plot_importance, plot_partial_dependence, waterfall_plot)
+from pipekit.inspection.features import (ColumnClusters, OutOfDomain, PrunedFeatures, cluster_columns,
+                                         drop_redundant, out_of_domain, prune_features)
 
 __all__ = ["ColumnClusters", "OutOfDomain", "PartialDependence", "PrunedFeatures", "cluster_columns", "drop_redundant",
            "out_of_domain", "partial_dependence", "permutation_importance", "plot_importance",

@@ -61,14 +61,12 @@ def permutation_importance(model: Model, data: Any, metric: Any = None, n_repeat
             shuffled = d.xs.get_column(c).gather(rng.permutation(len(d)))
             dd = d.with_xs(d.xs.with_columns(shuffled.alias(c)))
             drops[j, r] = m.loss(m.score(y, model.predict(dd))) - base
-    mean = drops.mean(1)
-    std = drops.std(1, ddof=1) if n_repeats > 1 else np.zeros(len(cols))
+    mean, std, half = drops.mean(1), np.zeros(len(cols)), np.zeros(len(cols))
     if n_repeats > 1:
         from scipy.stats import t
 
+        std = drops.std(1, ddof=1)
         half = t.ppf(0.975, n_repeats - 1) * std / np.sqrt(n_repeats)
-    else:
-        half = np.zeros(len(cols))
     return pl.DataFrame({"feature": cols, "importance": mean, "std": std, "ci_low": mean - half,
                          "ci_high": mean + half}).sort("importance", descending=True)
 
@@ -164,8 +162,7 @@ def partial_dependence(model: Model, data: Any, features: str | Sequence[str], k
         col_out, output = classes.index(target), f"P({target})"
     grids = [_grid(d, f, grid) for f in feats]
     n = len(d)
-    mesh = np.meshgrid(*grids, indexing="ij")
-    combos = [m.ravel() for m in mesh]
+    combos = [m.ravel() for m in np.meshgrid(*grids, indexing="ij")]
     dtypes = [d.xs.schema[f] for f in feats]
     # one predict call on all grid copies of the rows: fast for every backend
     rep = pl.concat([d.xs] * len(combos[0]))

@@ -61,8 +61,7 @@ def _spearman(X: np.ndarray) -> np.ndarray:
 
     nan = np.isnan(X)
     if not nan.any():
-        ranks = rankdata(X, axis=0)
-        return np.atleast_2d(np.corrcoef(ranks, rowvar=False))
+        return np.atleast_2d(np.corrcoef(rankdata(X, axis=0), rowvar=False))
     k = X.shape[1]
     corr = np.eye(k)
     for i in range(k):
@@ -153,9 +152,7 @@ def drop_redundant(model: Backend, train: Any, valid: Any = None, columns: Seque
     m = get_metric(model.metric if metric is None else metric, model.task)
     sign = 1.0 if m.greater_is_better else -1.0
     base = _score(model.clone().fit(tr), va, metric)
-    rows = [("(none)", base)]
-    for c in columns:
-        rows.append((c, _score(model.clone().fit(tr.drop([c])), va, metric)))
+    rows = [("(none)", base)] + [(c, _score(model.clone().fit(tr.drop([c])), va, metric)) for c in columns]
     if len(columns) > 1:
         rows.append(("+".join(columns), _score(model.clone().fit(tr.drop(columns)), va, metric)))
     return pl.DataFrame({"dropped": [r[0] for r in rows], "score": [float(r[1]) for r in rows],

@@ -31,9 +31,8 @@ __all__ = ["distributed_context", "rank_distrib", "is_main_process"]
 
 def rank_distrib() -> int:
     """This process's rank (0 outside torchrun)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return int(os.environ.get("RANK", 0))
+    initialized = dist.is_available() and dist.is_initialized()
+    return dist.get_rank() if initialized else int(os.environ.get("RANK", 0))
 
 
 def is_main_process() -> bool:
@@ -51,8 +50,7 @@ def distributed_context(learn: Learner, backend: str | None = None, sync_bn: boo
     if world <= 1:
         yield learn
         return
-    rank = int(os.environ.get("RANK", 0))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
     use_cuda = learn.device.type == "cuda" and torch.cuda.is_available()
     backend = backend or ("nccl" if use_cuda else "gloo")
     check("distributed", backend=(backend, Options("nccl", "gloo", "mpi")))

@@ -32,7 +32,7 @@ from torch import nn
 
 from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
-from pipekit.core.errors import ExportError, UnknownNameError
+from pipekit.core.errors import STATE_ERRORS, ExportError, UnknownNameError
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.distributed import is_main_process
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["export_learner", "learner_from_archive", "load_learner", "model_weights", "checkpoint_path",
            "save_checkpoint", "load_checkpoint", "ExportError"]
-
-# what rebuilding an object from a malformed (but well-typed) record raises
-_STATE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -116,7 +113,7 @@ def _rebuild(where: str, what: str, build: Callable[[], Any]) -> Any:
         raise ExportError(f"{where}: record.json: {e}") from None
     except (ExportError, UnknownNameError) as e:
         raise ExportError(f"{where}: record.json {what}: {e}") from None
-    except _STATE_ERRORS as e:
+    except STATE_ERRORS as e:
         raise ExportError(f"{where}: record.json {what} could not be rebuilt ({type(e).__name__}: {e})") from e
 
 
@@ -125,8 +122,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     every field of the record is checked before any is used."""
     from pipekit.learn.learner import Learner
 
-    where, arrays = archive.where, archive.arrays
-    rec = archive.record
+    where, arrays, rec = archive.where, archive.arrays, archive.record
     if not isinstance(rec, dict):
         raise ExportError(f"{where}: record.json must hold a JSON object, got {type(rec).__name__}")
     arch = _field(rec.get("arch"), dict, "arch", "an object with 'name' and 'config'", where)
@@ -189,9 +185,12 @@ def model_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     archive = read_pipekit(path)
     if archive.kind not in ("checkpoint", "learner"):
         raise ExportError(f"{archive.where} holds a {archive.kind}, not a learner's checkpoint or export")
-    tensors = archive.tensors()
-    return {k[6:]: v for k, v in tensors.items() if k.startswith("model.")} if archive.kind == "checkpoint" \
-        else tensors
+    return _model_tensors(archive.tensors()) if archive.kind == "checkpoint" else archive.tensors()
+
+
+def _model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's part of a checkpoint's tensors, by parameter name."""
+    return {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -310,8 +309,7 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     if archive.kind != "checkpoint" or not isinstance(rec, dict):
         raise ExportError(f"Learner.load: {path} holds a {archive.kind}, not a checkpoint written by learn.save")
     tensors = archive.tensors()
-    _unwrap(learn.model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
-                                         strict=strict)
+    _unwrap(learn.model).load_state_dict(_model_tensors(tensors), strict=strict)
     if with_opt and "opt" in rec:
         learn.optimizer.load_state_dict(_rebuild(str(path), "field 'opt'", lambda: _unflatten(rec["opt"], tensors,
                                                                                               arrays)))
@@ -328,7 +326,7 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
             dl.seed, dl.epoch = int(saved.get("seed", dl.seed)), int(saved.get("epoch", dl.epoch))
         _set_rng_state(from_data(rec["rng"], arrays))
         callbacks = _unflatten(rec.get("callbacks", {"__items__": []}), tensors, arrays)
-    except (ExportError, *_STATE_ERRORS) as e:
+    except (ExportError, *STATE_ERRORS) as e:
         raise ExportError(f"Learner.load: the loader or random states in {path} are malformed ({e}); it was "
                           "not written by learn.save, or was damaged") from e
     learn.resume_cb_states = callbacks if isinstance(callbacks, dict) else {}

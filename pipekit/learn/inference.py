@@ -111,8 +111,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
         if reducible is not None:
             reducible.reduction = old_red
         learn.training = was_training
-    preds = _cat(gather.preds)
-    targs = _cat(gather.targs)
+    preds, targs = _cat(gather.preds), _cat(gather.targs)
     inputs = _cat(gather.inputs) if with_input else None
     losses = torch.cat(gather.losses) if gather.losses else None
     if act is None and isinstance(loss_func, BaseLoss):
@@ -124,8 +123,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
         if order is not None:
             inv = np.argsort(order)
             preds, targs, inputs, losses = (_reindex(v, inv) for v in (preds, targs, inputs, losses))
-    out: list[Any] = [inputs] if with_input else []
-    out += [preds, targs]
+    out: list[Any] = [inputs, preds, targs] if with_input else [preds, targs]
     if with_decoded:
         out.append(loss_func.decodes(preds) if isinstance(loss_func, BaseLoss) and isinstance(preds, torch.Tensor)
                    else preds)
@@ -203,8 +201,7 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     # the training-time batch augmentation, on the same items in the same order
     aug_dl = dl.new(shuffle=False, augment=True)
     aug_dl.epoch = 0
-    runs = []
-    targs = None
+    runs, targs = [], None
     for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
         p, targs = get_preds(learn, dl=aug_dl)[:2]
         runs.append(p)

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -57,11 +58,9 @@ class Interpretation:
         x = self.inputs[i] if isinstance(self.inputs, torch.Tensor) else self.inputs[0][i]
         blocks = (self.dl.blocks if isinstance(self.dl, DataLoader) else ()) or self.learn.dls.blocks
         if blocks and isinstance(self.dl, DataLoader) and type(blocks[0]).show is not TransformBlock.show:
-            try:
+            with contextlib.suppress(Exception):  # an input its block cannot draw: drawn as a tensor below
                 blocks[0].show(ax, self.dl.decode_batch((x[None],), max_n=1)[0][0], title=title)
                 return
-            except Exception:  # an input its block cannot draw: the tensor itself is drawn below
-                pass
         ax.axis("off")
         arr = x.detach().float().cpu()
         if arr.ndim == 3 and arr.shape[0] in (1, 3):

@@ -133,9 +133,7 @@ class Learner:
         self.loss_grad: torch.Tensor | None = None
         self.final_record: list[Any] = []
         self.batch_wrapper: Callable[[Loader], Any] | None = None
-        self.resume_epoch = 0
-        self.epoch_done = False
-        self.stop_requested = False
+        self.resume_epoch, self.epoch_done, self.stop_requested = 0, False, False
         # callback states read from a checkpoint, handed back when the resumed fit starts (see load)
         self.resume_cb_states: dict[str, dict[str, Any]] = {}
         self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()]
@@ -305,8 +303,7 @@ class Learner:
 
     def _all_batches(self) -> None:
         dl = self.dl
-        self.n_iter = len(dl)
-        self._n_inp = dl.n_inp
+        self.n_iter, self._n_inp = len(dl), dl.n_inp
         for i, b in enumerate(dl if self.batch_wrapper is None else self.batch_wrapper(dl)):
             self.iter = i
             self._one_batch(b)

@@ -121,8 +121,7 @@ class BCEWithLogitsLossFlat(BaseLoss):
 
     def __init__(self, axis: int = -1, thresh: float = 0.5, pos_weight: list[float] | None = None,
                  reduction: str = "mean"):
-        self.thresh = thresh
-        self.pos_weight_list = list(pos_weight) if pos_weight is not None else None
+        self.thresh, self.pos_weight_list = thresh, list(pos_weight) if pos_weight is not None else None
         super().__init__(axis=axis, floatify=True, is_2d=False, reduction=reduction)
         self.register_buffer("pos_weight", _weights(self.pos_weight_list), persistent=False)
 

@@ -16,7 +16,7 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.learn.registry import register_arch
 
-__all__ = ["MLP", "simple_cnn", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params"]
+__all__ = ["MLP", "simple_cnn", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params", "linear_layers"]
 
 
 def params(module: nn.Module) -> list[nn.Parameter]:
@@ -61,6 +61,21 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x.float())
+
+
+def linear_layers(sizes: Sequence[int], ps: Sequence[float]) -> list[nn.Module]:
+    """Batch-norm, dropout ``ps[i]`` and a linear layer for each step of ``sizes``, with a ReLU between
+    steps: the classifier heads of the image and text models.
+
+    >>> [type(m).__name__ for m in linear_layers([8, 4, 2], [0.1, 0.2])]
+    ['BatchNorm1d', 'Dropout', 'Linear', 'ReLU', 'BatchNorm1d', 'Dropout', 'Linear']
+    """
+    mods: list[nn.Module] = []
+    for i, (a, b, p) in enumerate(zip(sizes[:-1], sizes[1:], ps)):
+        mods += [nn.BatchNorm1d(a), nn.Dropout(p), nn.Linear(a, b)]
+        if i < len(sizes) - 2:
+            mods.append(nn.ReLU(inplace=True))
+    return mods
 
 
 class ConvBlock(nn.Sequential):

@@ -73,9 +73,7 @@ def RMSProp(params: list[dict[str, Any]], lr: float, sqr_mom: float = 0.99, mom:
 
 def even_mults(start: float, stop: float, n: int) -> np.ndarray:
     """``n`` values spaced geometrically from ``start`` to ``stop``."""
-    if n == 1:
-        return np.array([stop], dtype=float)
-    return start * (stop / start) ** (np.arange(n) / (n - 1))
+    return np.array([stop], dtype=float) if n == 1 else start * (stop / start) ** (np.arange(n) / (n - 1))
 
 
 def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int) -> np.ndarray:
@@ -106,30 +104,21 @@ def norm_params(model: nn.Module) -> set[int]:
 
 # hyper-parameter name -> how it is stored in a torch param group
 def _set_group(group: dict[str, Any], name: str, value: float) -> None:
-    if name == "lr":
-        group["lr"] = value
-    elif name == "mom":
-        if "betas" in group:
-            group["betas"] = (value, group["betas"][1])
-        elif "momentum" in group:
-            group["momentum"] = value
-    elif name == "sqr_mom":
-        if "betas" in group:
-            group["betas"] = (group["betas"][0], value)
-        elif "alpha" in group:
-            group["alpha"] = value
-    elif name == "wd":
-        group["weight_decay"] = value
+    if name in ("mom", "sqr_mom") and "betas" in group:
+        b1, b2 = group["betas"]
+        group["betas"] = (value, b2) if name == "mom" else (b1, value)
+    elif name in ("mom", "sqr_mom"):
+        key = "momentum" if name == "mom" else "alpha"
+        if key in group:
+            group[key] = value
     else:
-        group[name] = value
+        group["weight_decay" if name == "wd" else name] = value
 
 
 def _get_group(group: dict[str, Any], name: str) -> Any:
     if name == "mom":
         return group["betas"][0] if "betas" in group else group.get("momentum")
-    if name == "wd":
-        return group.get("weight_decay")
-    return group.get(name)
+    return group.get("weight_decay" if name == "wd" else name)
 
 
 class OptimWrapper:
@@ -143,8 +132,7 @@ class OptimWrapper:
     def __init__(self, model: nn.Module, opt_func: Callable[..., torch.optim.Optimizer], lr: float = 1e-3,
                  splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
                  wd_bn_bias: bool = False, train_bn: bool = True):
-        groups = splitter(model) if splitter is not None else [list(model.parameters())]
-        groups = [list(g) for g in groups]
+        groups = [list(g) for g in (splitter(model) if splitter is not None else [model.parameters()])]
         if not groups or not any(groups):
             raise ParameterError("the splitter returned no parameters; it must return a list of parameter lists")
         seen: dict[int, int] = {}
@@ -160,9 +148,7 @@ class OptimWrapper:
                                  f"(e.g. {missing[:3]}); they would never train. Return all parameters.")
         names = {id(p): n for n, p in model.named_parameters()}
         norm = norm_params(model)
-        self.norm_ids = norm
-        self.layer_groups = groups
-        self.train_bn = train_bn
+        self.norm_ids, self.layer_groups, self.train_bn = norm, groups, train_bn
         torch_groups: list[dict[str, Any]] = []
         self._owner: list[int] = []  # layer-group index of each torch param group
         self._no_wd: list[bool] = []
@@ -201,14 +187,12 @@ class OptimWrapper:
     @property
     def lrs(self) -> list[float]:
         """Learning rate of each layer group (cheap: read once per batch by the Recorder)."""
-        groups = self.opt.param_groups
-        return [groups[i]["lr"] for i in self._first]
+        return [self.opt.param_groups[i]["lr"] for i in self._first]
 
     @property
     def moms(self) -> list[float | None]:
         """Momentum of each layer group (Adam's beta1, SGD's momentum)."""
-        groups = self.opt.param_groups
-        return [_get_group(groups[i], "mom") for i in self._first]
+        return [_get_group(self.opt.param_groups[i], "mom") for i in self._first]
 
     def set_hyper(self, name: str, value: Any) -> None:
         """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups."""

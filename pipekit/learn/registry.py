@@ -148,9 +148,7 @@ def arch_spec(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
     spec = model.__dict__.get(_SPEC_ATTR)
     # DDP / compiled wrappers keep the real model in .module / ._orig_mod
     inner = model._modules.get("module") or model._modules.get("_orig_mod")
-    if spec is None and isinstance(inner, nn.Module):
-        return arch_spec(inner)
-    return spec
+    return arch_spec(inner) if spec is None and isinstance(inner, nn.Module) else spec
 
 
 def set_arch_spec(model: nn.Module, name: str, config: dict[str, Any]) -> nn.Module:

@@ -75,12 +75,8 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
 
     def f(pos: float) -> Any:
         pos = min(max(float(pos), 0.0), 1.0)
-        # last segment whose start <= pos and that has a positive width
-        i = len(scheds) - 1
-        for j in range(len(scheds)):
-            if pcts_arr[j] > 0 and pos <= bounds[j + 1]:
-                i = j
-                break
+        # the first segment with a positive width that ends at or after pos (else the last one)
+        i = next((j for j in range(len(scheds)) if pcts_arr[j] > 0 and pos <= bounds[j + 1]), len(scheds) - 1)
         width = pcts_arr[i] if pcts_arr[i] > 0 else 1.0
         return scheds[i]((pos - bounds[i]) / width)
 
@@ -291,11 +287,9 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         raise ParameterError(f"lr_find: suggest_funcs has two functions named alike ({names}); each suggestion is "
                              "read by its function's name")
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)
-    n_batches = len(learn.dls.train)
-    n_epoch = max(1, math.ceil(num_it / n_batches))
+    n_epoch = max(1, math.ceil(num_it / len(learn.dls.train)))
     model_state = copy.deepcopy(learn.model.state_dict())
-    had_opt = learn.opt is not None
-    opt_state = copy.deepcopy(learn.optimizer.state_dict()) if had_opt else None
+    opt_state = copy.deepcopy(learn.optimizer.state_dict()) if learn.opt is not None else None
     dl_epoch = learn.dls.train.epoch
     try:
         # the finder drives the loss to divergence on purpose: it stops there itself; its run is no epoch of

@@ -28,7 +28,6 @@ def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str:
     xb = learn.dls.train.one_batch()[: learn.dls.n_inp]
     xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in xb)
     rows: list[tuple[str, str, str, int, bool]] = []
-    hooks = []
 
     def hook(name: str) -> Callable[[nn.Module, Any, Any], None]:
         def fn(module: nn.Module, inp: Any, out: Any) -> None:
@@ -37,9 +36,8 @@ def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str:
             rows.append((name, type(module).__name__, _shape(out), n, any(p.requires_grad for p in ps)))
         return fn
 
-    for name, m in model.named_modules():
-        if not list(m.children()):
-            hooks.append(m.register_forward_hook(hook(name)))
+    hooks = [m.register_forward_hook(hook(name)) for name, m in model.named_modules()
+             if not list(m.children())]
     was_training = model.training
     model.eval()
     try:

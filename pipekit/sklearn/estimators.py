@@ -323,9 +323,7 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
         log-probabilities ``(n, n_classes)``: a monotone function of ``predict_proba``, so every backend
         gives a score scikit-learn's ranking tools (``roc_auc_score``, thresholds) can use."""
         p = np.clip(self.predict_proba(X), 1e-300, 1.0)
-        if p.shape[1] == 2:
-            return np.log(p[:, 1]) - np.log(p[:, 0])
-        return np.log(p)
+        return np.log(p[:, 1]) - np.log(p[:, 0]) if p.shape[1] == 2 else np.log(p)
 
 
 class TabularRegressor(RegressorMixin, _TabularEstimator):

@@ -35,13 +35,11 @@ SELECTION_FOLDS = 5
 
 def default_backend(name: str, task: str) -> Model:
     """The backend a name stands for, with the defaults of the libraries behind it (LightGBM's 100 rounds)."""
-    if name == "gbm":
-        return GBM(task, n_estimators=100)
-    if name == "rf":
-        return RandomForest(task)
-    if name == "net":
-        return TorchTabular(task)
-    raise ParameterError(f"backend={name!r} is not known; use one of {list(BACKENDS)} or a pipekit model")
+    makers = {"gbm": lambda: GBM(task, n_estimators=100), "rf": lambda: RandomForest(task),
+              "net": lambda: TorchTabular(task)}
+    if name not in makers:
+        raise ParameterError(f"backend={name!r} is not known; use one of {list(BACKENDS)} or a pipekit model")
+    return makers[name]()
 
 
 def seed_all(model: Any, seed: int) -> None:

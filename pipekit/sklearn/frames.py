@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,21 +37,17 @@ def default_columns(n: int) -> list[str]:
 
 
 def _check_shape(n_rows: int, n_cols: int, who: str) -> None:
-    if n_rows < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape=({n_rows}, {n_cols})) while a minimum of 1 is "
-                         f"required by {who}.")
-    if n_cols < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape=({n_rows}, {n_cols})) while a minimum of 1 is "
-                         f"required by {who}.")
+    for n, what in ((n_rows, "sample"), (n_cols, "feature")):
+        if n < 1:
+            raise ValueError(f"Found array with 0 {what}(s) (shape=({n_rows}, {n_cols})) while a minimum "
+                             f"of 1 is required by {who}.")
 
 
 def _text_or_number(name: str, col: np.ndarray) -> pl.Series:
     """An object column: numbers when every value is one, else text (None and NaN stay missing)."""
     if not any(isinstance(v, (str, bytes)) for v in col):
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             return pl.Series(name, np.asarray(col, dtype=np.float64))
-        except (TypeError, ValueError):
-            pass
     values = [None if v is None or (isinstance(v, float) and v != v) else
               v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in col]
     return pl.Series(name, values, dtype=pl.String)
@@ -110,10 +107,6 @@ def as_frame(X: Any, who: str) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------- column roles
-def _is_date(dtype: pl.DataType) -> bool:
-    return dtype == pl.Date or isinstance(dtype, pl.Datetime)
-
-
 def _resolve(names: Sequence[Any] | None, columns: list[str], role: str) -> list[str]:
     """Column names given as names or positions, checked against ``columns``."""
     out = []
@@ -149,7 +142,7 @@ def column_roles(frame: pl.DataFrame, cat_names: Sequence[Any] | None, cont_name
     for c, dt in frame.schema.items():
         if c in seen:
             continue
-        if _is_date(dt):
+        if dt == pl.Date or isinstance(dt, pl.Datetime):
             dates.append(c)
         elif dt == pl.String or dt == pl.Boolean or isinstance(dt, (pl.Categorical, pl.Enum)):
             cat.append(c)

@@ -70,8 +70,7 @@ class TextBlock(TransformBlock):
                  errors: str = "strict", cache_dir: str | os.PathLike | bool | None = None):
         self.tok_arg, self.is_lm, self.seq_len, self.vocab_arg = tok, is_lm, seq_len, vocab
         self.min_freq, self.max_vocab, self.max_len = min_freq, max_vocab, max_len
-        self.read_files, self.encoding, self.errors = read_files, encoding, errors
-        self.cache_dir = cache_dir
+        self.read_files, self.encoding, self.errors, self.cache_dir = read_files, encoding, errors, cache_dir
         self.check_params()
         self.type_transforms()  # validates min_freq, max_vocab and vocab now
 
@@ -127,12 +126,9 @@ class TextBlock(TransformBlock):
             return pl.Series("text", texts, dtype=pl.String)
         if isinstance(raw.dtype, pl.Struct):
             fields = raw.struct.unnest()
-            parts = []
-            for i, name in enumerate(fields.columns):
-                parts += [pl.lit(f"{FLD} {i + 1} "), pl.col(name).cast(pl.String).fill_null("")]
-                if i + 1 < fields.width:
-                    parts.append(pl.lit(" "))
-            return fields.select(pl.concat_str(parts).alias("text")).to_series()
+            parts = [pl.lit(f"{FLD} {i + 1} ") + pl.col(name).cast(pl.String).fill_null("")
+                     for i, name in enumerate(fields.columns)]
+            return fields.select(pl.concat_str(parts, separator=" ").alias("text")).to_series()
         return as_text_series(raw, "TextBlock values")
 
     # ------------------------------------------------------------------ building
@@ -188,8 +184,7 @@ class TextBlock(TransformBlock):
 
     def decode(self, value: Any) -> str:
         """Ids (padding dropped) -> readable text."""
-        toks = self.num.decode(value)
-        return self.tok.decode([t for t in toks if t != PAD])
+        return self.tok.decode([t for t in self.num.decode(value) if t != PAD])
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         import textwrap

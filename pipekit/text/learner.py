@@ -114,11 +114,10 @@ def _check_arch(arch: Any) -> None:
 
 def _config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: float) -> dict[str, Any]:
     check("text learner", drop_mult=(drop_mult, Interval(0, None)))
-    cfg = dict(base)
     unknown = set(config or {}) - set(base)
     if unknown:
         raise ParameterError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted(base)}")
-    cfg.update(config or {})
+    cfg = {**base, **(config or {})}
     for k in DROPOUTS:
         cfg[k] = min(cfg[k] * drop_mult, 0.99)
     return cfg
@@ -212,8 +211,7 @@ def match_embeddings(old_w: torch.Tensor, old_vocab: list[str], new_vocab: list[
     if old_w.size(0) != len(old_vocab):
         raise ParameterError(f"embedding has {old_w.size(0)} rows but the saved vocab {len(old_vocab)} tokens")
     index = {t: i for i, t in enumerate(old_vocab)}
-    mean = old_w.mean(0)
-    new_w = mean.expand(len(new_vocab), old_w.size(1)).clone()
+    new_w = old_w.mean(0).expand(len(new_vocab), old_w.size(1)).clone()
     pairs = [(j, index[t]) for j, t in enumerate(new_vocab) if t in index]
     if pairs:
         dst, src = zip(*pairs)
@@ -234,11 +232,10 @@ class LMLearner(TextLearner):
               n_words=(n_words, Interval(0, None, integer=True)),
               temperature=(temperature, Interval(0, None, closed="neither")))
         block = text_block_of(self.dls)
-        vocab = block.vocab
         ids = torch.as_tensor(block.encode_text(text), device=self.device)[None]
         gen = torch.Generator(device="cpu")
         gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item()))
-        banned = [i for i, t in enumerate(vocab) if t in ("xxfake", "xxpad", "xxbos") or (no_unk and t == UNK)]
+        banned = [i for i, t in enumerate(block.vocab) if t in ("xxfake", "xxpad", "xxbos") or (no_unk and t == UNK)]
         model, enc = self.model, self.encoder
         was_training = model.training
         model.eval()

@@ -21,6 +21,7 @@ from torch.func import functional_call
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check
+from pipekit.learn.nets import linear_layers
 
 #: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all
 DROPOUTS = {"input_p": 0.4, "hidden_p": 0.3, "embed_p": 0.05, "weight_p": 0.5, "output_p": 0.1}
@@ -36,8 +37,7 @@ class RNNDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        mask = x.new_empty(x.size(0), 1, *x.shape[2:]).bernoulli_(1 - self.p).div_(1 - self.p)
-        return x * mask
+        return x * x.new_empty(x.size(0), 1, *x.shape[2:]).bernoulli_(1 - self.p).div_(1 - self.p)
 
 
 class WeightDropLSTM(nn.Module):
@@ -214,12 +214,7 @@ class PoolingLinearClassifier(nn.Module):
         if len(ps) != len(layers) - 1:
             raise ParameterError(f"PoolingLinearClassifier: {len(layers) - 1} linear layers need as many dropouts, "
                                  f"got ps={ps}")
-        mods: list[nn.Module] = []
-        for i, (n_in, n_out, p) in enumerate(zip(layers[:-1], layers[1:], ps)):
-            mods += [nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, n_out)]
-            if i < len(ps) - 1:
-                mods.append(nn.ReLU(inplace=True))
-        self.layers = nn.Sequential(*mods)
+        self.layers = nn.Sequential(*linear_layers(layers, ps))
 
     def forward(self, inp: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         out, mask = inp

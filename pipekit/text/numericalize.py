@@ -87,8 +87,7 @@ class Numericalize(Transform):
                                  f"got {type(tokens).__name__}")
         counts = tokens.counts(idx)
         specials = self.specials
-        cand = [(-int(c), t) for t, c in zip(tokens.vocab, counts) if c >= self.min_freq and t not in specials]
-        cand.sort()
+        cand = sorted((-int(c), t) for t, c in zip(tokens.vocab, counts) if c >= self.min_freq and t not in specials)
         vocab = specials + [t for _, t in cand[: self.max_vocab - len(specials)]]
         vocab += [FAKE] * (-len(vocab) % 8)
         self.vocab_ = vocab

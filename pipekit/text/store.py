@@ -44,16 +44,14 @@ class TextStore(Store):
         values = ids.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
         self.flat = values.to_numpy(zero_copy_only=False)  # int32, zero-copy over the (memory-mapped) buffer
         self.lengths = np.diff(self.offsets)
-        self.pad_idx = int(pad_idx)
-        self.max_len = max_len
+        self.pad_idx, self.max_len = int(pad_idx), max_len
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def gather(self, idx: np.ndarray) -> torch.Tensor:
         idx = np.asarray(idx, dtype=np.int64)
-        lens = self.lengths[idx]
-        starts = self.offsets[idx]
+        lens, starts = self.lengths[idx], self.offsets[idx]
         if self.max_len is not None:
             # keep the end of very long texts: the classifier reads them left to right, the end matters most
             cut = np.maximum(lens - self.max_len, 0)

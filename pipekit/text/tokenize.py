@@ -221,14 +221,10 @@ class Tokenizer(Transform):
             raise DataError("cannot train a subword model: the training texts contain no words")
         vocab_sz = self.vocab_sz or 8000
         tk = _HFTokenizer(models.BPE(unk_token=UNK) if self.mode == "bpe" else models.Unigram())
-        tk.pre_tokenizer = pre_tokenizers.Metaspace()
-        tk.decoder = decoders.Metaspace()
-        trainer: Any
-        if self.mode == "bpe":
-            trainer = trainers.BpeTrainer(vocab_size=vocab_sz, special_tokens=SPECIAL_TOKENS, show_progress=False)
-        else:
-            trainer = trainers.UnigramTrainer(vocab_size=vocab_sz, special_tokens=SPECIAL_TOKENS, unk_token=UNK,
-                                              show_progress=False)
+        tk.pre_tokenizer, tk.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+        opts: dict[str, Any] = dict(vocab_size=vocab_sz, special_tokens=SPECIAL_TOKENS, show_progress=False)
+        trainer = (trainers.BpeTrainer(**opts) if self.mode == "bpe"
+                   else trainers.UnigramTrainer(unk_token=UNK, **opts))
         # each word repeated by its count: the trainer sees the corpus statistics without one string per text
         tk.train_from_iterator(((w + " ") * c for w, c in keep), trainer, length=len(keep))
         self.state_from_data({"subword_": tk.to_str()})
@@ -247,10 +243,8 @@ class Tokenizer(Transform):
     def _chunk_tokens(self, chunk: str) -> list[str]:
         toks = self._memo.get(chunk)
         if toks is None:
-            if chunk[0] == "\n":
-                toks = [chunk]
-            elif chunk.isalpha() and chunk.islower() and not _RE_REP.search(chunk):
-                toks = [chunk]  # the common case (a plain lower-case word): nothing to split or mark
+            if chunk[0] == "\n" or (chunk.isalpha() and chunk.islower() and not _RE_REP.search(chunk)):
+                toks = [chunk]  # a newline run or a plain lower-case word: nothing to split or mark
             else:
                 pieces = [p for p, _ in self._pre.pre_tokenize_str(chunk)]
                 toks = [t for p in pieces for t in apply_rules(p)] if self.rules else pieces

@@ -79,10 +79,8 @@ def _register_listed() -> None:
 
 
 def _is_transform(t: Any) -> bool:
-    if t is None:
-        return True
-    if not type(t).__module__.startswith("albumentations"):
-        return False
+    if t is None or not type(t).__module__.startswith("albumentations"):
+        return t is None
     A = _albumentations()
     return isinstance(t, (A.BasicTransform, A.BaseCompose))
 
@@ -200,10 +198,7 @@ class Albumentations(BatchTransform):
     def _compose(self, layout: tuple[int, int, bool, bool]) -> Any:
         """This thread's own copy of the pipeline, set up for the batch's layout (albumentations keeps random
         state and per-call parameters in the transform objects, so threads never share one)."""
-        local = self.__dict__.setdefault("_local", threading.local())
-        cache = getattr(local, "composes", None)
-        if cache is None:
-            cache = local.composes = {}
+        cache = self.__dict__.setdefault("_local", threading.local()).__dict__.setdefault("composes", {})
         if layout not in cache:
             A = _albumentations()
             n_images, n_masks, points, boxes = layout

@@ -24,6 +24,7 @@ import torch
 
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Is, Options, check
+from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform, as_list
@@ -35,10 +36,6 @@ from pipekit.vision.sources import image_sources
 from pipekit.vision.transforms import BatchAugment, IntToFloat
 
 IMAGE_CLASSES = ("RGB", "L")
-
-
-def to_numpy(value: Any) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
 def _to_display(value: Any) -> np.ndarray:

@@ -32,7 +32,7 @@ from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
 from pipekit.data.store import Store
 from pipekit.vision.buffers import pooled_empty
-from pipekit.vision.decode import ImageDecodeError, decode_bytes
+from pipekit.vision.decode import decode_bytes, read_image_file
 from pipekit.vision.presize import ItemTransform
 from pipekit.vision.sources import MemoryImage
 
@@ -52,20 +52,11 @@ def clear_image_cache(cache_dir: str | os.PathLike | None = None) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
-
-
 def _read_bytes(path: str | MemoryImage) -> bytes:
     if isinstance(path, MemoryImage):
         return path.content()
-    try:
-        with stage("read file"):
-            return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ImageDecodeError(f"{path}: file not found; check the path or the getter that produced it") from None
-    except OSError as e:
-        raise ImageDecodeError(f"{path}: cannot be read ({e.strerror or e})") from None
+    with stage("read file"):
+        return read_image_file(path)
 
 
 def _content_key(path: str | MemoryImage) -> str:
@@ -161,10 +152,7 @@ class ImageStore(Store):
             raise ValueError(f"ImageStore needs a uint8 (N, H, W, C) array, got {pixels.dtype} {pixels.shape}")
         self.pixels = pixels
         self.orig_sizes = np.asarray(orig_sizes, dtype=np.int64).reshape(-1, 2)
-        self.squeeze = squeeze
-        self.n_decoded_ = n_decoded
-        self.n_reused_ = n_reused
-        self.path_ = path
+        self.squeeze, self.n_decoded_, self.n_reused_, self.path_ = squeeze, n_decoded, n_reused, path
 
     def __len__(self) -> int:
         return self.pixels.shape[0]
@@ -213,6 +201,13 @@ def _decode_one(path: str | MemoryImage, mode: str, tfm: ItemTransform | None,
     return img, hw
 
 
+def _check_size(img: np.ndarray, hw: tuple[int, int], paths: Sequence[str | MemoryImage], i: int) -> None:
+    """Every image of a pack has the first one's size (an item transform makes them so)."""
+    if img.shape[:2] != hw:
+        raise ValueError(f"{paths[i]}: image is {img.shape[1]}x{img.shape[0]} but {paths[0]} is {hw[1]}x{hw[0]}; "
+                         "images of different sizes need an item transform such as Resize(224)")
+
+
 def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: ItemTransform | None = None,
                       mode: str = "RGB",
                       cache_dir: str | os.PathLike | bool | None = None, num_workers: int | None = None,
@@ -231,9 +226,8 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
         raise ValueError("no image files to load: the item list is empty; check get_items and the folder")
     if tfm is not None and not isinstance(tfm, ItemTransform):
         raise TypeError(f"tfm must be an image item transform (Resize, CropPad, RandomResizedCrop), got {tfm!r}")
-    workers = num_workers or _default_workers()
-    channels = 3 if mode == "RGB" else 1
-    squeeze = mode == "mask"
+    workers = num_workers or max(1, min(8, os.cpu_count() or 1))
+    channels, squeeze = 3 if mode == "RGB" else 1, mode == "mask"
     config = f"{CACHE_VERSION}|{mode}|{tfm.cache_key() if tfm is not None else 'none'}"
 
     root = cache_folder(cache_dir, "images")
@@ -312,9 +306,7 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
                 data, entry = None, old_entry(keys[i])
             decoded = entry is None
             img, hw = _decode_one(paths[i], mode, tfm, data) if entry is None else entry
-            if img.shape[:2] != (h, w):
-                raise ValueError(f"{paths[i]}: image is {img.shape[1]}x{img.shape[0]} but {paths[0]} is {w}x{h}; "
-                                 "images of different sizes need an item transform such as Resize(224)")
+            _check_size(img, (h, w), paths, i)
             with stage("cache write"):
                 buf = np.ascontiguousarray(img).data
                 if os.pwrite(fd, buf, data_offset + i * item_bytes) != item_bytes:
@@ -360,9 +352,7 @@ def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, 
 
     def fill(i: int) -> None:
         img, hw = _decode_one(paths[i], mode, tfm)
-        if img.shape[:2] != (h, w):
-            raise ValueError(f"{paths[i]}: image is {img.shape[1]}x{img.shape[0]} but {paths[0]} is {w}x{h}; "
-                             "images of different sizes need an item transform such as Resize(224)")
+        _check_size(img, (h, w), paths, i)
         pixels[i] = img
         sizes[i] = hw
 

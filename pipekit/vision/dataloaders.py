@@ -64,10 +64,6 @@ def _name_label(label_func: Callable[[str], Any]) -> Callable[[Any], Any]:
     return get_y
 
 
-def _frame(df: Any) -> pl.DataFrame:
-    return to_items(df)
-
-
 class ImageDataLoaders:
     """The book's image classification data in one call; every factory returns pipekit ``DataLoaders``.
 
@@ -163,7 +159,7 @@ class ImageDataLoaders:
         or ``RandomSplitter(valid_pct, seed)``.
         """
         check("ImageDataLoaders.from_df", valid_pct=(valid_pct, _PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
-        frame = _frame(df)
+        frame = to_items(df)
         fn, label = table_column(frame, fn_col, "fn_col"), table_column(frame, label_col, "label_col")
         pref = Path(path) / folder if folder is not None else Path(path)
         if y_block is None:

@@ -34,6 +34,7 @@ class ImageDecodeError(ValueError):
 
 # OpenCV >= 4.11 decodes straight to RGB (same pixels, no separate BGR->RGB pass over the full image).
 _RGB_FLAG = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
+_FLAGS = {"RGB": _RGB_FLAG, "L": cv2.IMREAD_GRAYSCALE, "mask": cv2.IMREAD_UNCHANGED}
 
 
 def _check_mode(mode: str) -> None:
@@ -53,13 +54,7 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
     if buf.size == 0:
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes); remove it or re-download it")
     # EXIF orientation is ignored: the stored frame is the one masks, points and boxes are given in.
-    if mode == "RGB":
-        flags = _RGB_FLAG | cv2.IMREAD_IGNORE_ORIENTATION
-    elif mode == "L":
-        flags = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION
-    else:
-        flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
-    img = cv2.imdecode(buf, flags)
+    img = cv2.imdecode(buf, _FLAGS[mode] | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise ImageDecodeError(
             f"{name}: not a readable image (corrupt, truncated or unsupported format); "
@@ -100,14 +95,17 @@ def decode_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
         (200, 200, 3)
     """
     _check_mode(mode)
-    p = Path(path)
+    return decode_bytes(read_image_file(path), mode=mode, name=str(Path(path)))
+
+
+def read_image_file(path: str | os.PathLike) -> bytes:
+    """The bytes of an image file; a missing or unreadable one is an :class:`ImageDecodeError` naming it."""
     try:
-        data = p.read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
-        raise ImageDecodeError(f"{p}: file not found; check the path or the getter that produced it") from None
+        raise ImageDecodeError(f"{path}: file not found; check the path or the getter that produced it") from None
     except OSError as e:
-        raise ImageDecodeError(f"{p}: cannot be read ({e.strerror or e})") from None
-    return decode_bytes(data, mode=mode, name=str(p))
+        raise ImageDecodeError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def truncation_error(data: bytes, name: str) -> str | None:

@@ -73,8 +73,7 @@ def crop_matrices(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: np.nda
                   uv: np.ndarray) -> np.ndarray:
     """Crops covering ``scale`` of the input area with aspect (w/h) ``ratio`` x the output's, placed at
     ``uv`` (n, 2) in [0, 1]; a crop too wide or too tall for the image shrinks keeping its aspect."""
-    hi, wi = in_hw
-    ho, wo = out_hw
+    (hi, wi), (ho, wo) = in_hw, out_hw
     aspect = (wo / ho) * ratio
     cw = np.sqrt(scale * hi * wi * aspect)
     ch = cw / aspect
@@ -108,8 +107,7 @@ def keystone_matrices(d: np.ndarray) -> np.ndarray:
 
 def pixel_matrices(m: np.ndarray, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
     """Normalised output->input matrices (B, 3, 3) as pixel-centre matrices (what OpenCV's inverse map wants)."""
-    hi, wi = in_hw
-    ho, wo = out_hw
+    (hi, wi), (ho, wo) = in_hw, out_hw
     a_out = np.array([[2 / wo, 0, 1 / wo - 1], [0, 2 / ho, 1 / ho - 1], [0, 0, 1]])
     b_in = np.array([[wi / 2, 0, (wi - 1) / 2], [0, hi / 2, (hi - 1) / 2], [0, 0, 1]])
     return b_in @ np.asarray(m, dtype=np.float64) @ a_out

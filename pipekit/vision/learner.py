@@ -73,11 +73,9 @@ def load_body_weights(body: nn.Module, path: str | os.PathLike,
     """
     state = _read_state(Path(path))
     target = body.state_dict()
-    best: dict[str, torch.Tensor] = {}
-    for pre in prefixes:
-        cand = {k[len(pre):]: v for k, v in state.items() if k.startswith(pre) and k[len(pre):] in target}
-        if len(cand) > len(best):
-            best = cand
+    # the first prefix that finds the most of the body's tensors
+    best = max(({k[len(pre):]: v for k, v in state.items() if k.startswith(pre) and k[len(pre):] in target}
+                for pre in prefixes), key=len, default={})
     if len(best) < len(target) * 0.9:
         missing = [k for k in target if k not in best][:5]
         raise DataError(f"pretrained={str(path)!r} does not match this architecture: {len(best)} of {len(target)} "
@@ -177,11 +175,9 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
     if len(dl.dataset) == 0:
         return
     batch = dl.new(bs=min(2, len(dl.dataset)), shuffle=False).one_batch()
-    n_inp = dl.n_inp
-    xb, yb = tuple(batch[:n_inp]), tuple(batch[n_inp:])
-    xb = tuple(x.to(learn.device) if isinstance(x, torch.Tensor) else x for x in xb)
-    model = learn.model
-    was = model.training
+    xb = tuple(x.to(learn.device) if isinstance(x, torch.Tensor) else x for x in batch[:dl.n_inp])
+    yb = tuple(batch[dl.n_inp:])
+    model, was = learn.model, learn.model.training
     model.eval()
     try:
         with torch.no_grad():

@@ -22,7 +22,7 @@ from torch import nn
 from pipekit.core.errors import ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import Interval, Is, Options, check
-from pipekit.learn.nets import ConcatPool2d, simple_cnn
+from pipekit.learn.nets import ConcatPool2d, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
 __all__ = ["XResNet", "xresnet18", "xresnet34", "xresnet50", "UNet", "unet", "simple_cnn", "create_head",
@@ -80,11 +80,9 @@ class XResNet(nn.Sequential):
         stem_w = [n_in, 32, 32, 64]
         stem = [conv_bn(stem_w[i], stem_w[i + 1], stride=2 if i == 0 else 1) for i in range(3)]
         blocks: list[nn.Module] = []
-        ins = [64 // expansion, *widths[:-1]]
-        for i, (n, ni, nh) in enumerate(zip(layers, ins, widths)):
-            stage = [ResBlock(expansion, ni if j == 0 else nh, nh, stride=1 if (i == 0 or j > 0) else 2)
-                     for j in range(n)]
-            blocks.append(nn.Sequential(*stage))
+        for i, (n, ni, nh) in enumerate(zip(layers, [64 // expansion, *widths[:-1]], widths)):
+            first = ResBlock(expansion, ni, nh, stride=1 if i == 0 else 2)
+            blocks.append(nn.Sequential(first, *[ResBlock(expansion, nh, nh) for _ in range(n - 1)]))
         body = nn.Sequential(*stem, nn.MaxPool2d(3, stride=2, padding=1), *blocks)
         head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(widths[-1] * expansion, n_out))
         super().__init__(body, head)
@@ -128,9 +126,7 @@ _POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, ConcatPool2d)
 
 
 def _starts_with_pool(m: nn.Module) -> bool:
-    if isinstance(m, _POOLS):
-        return True
-    return isinstance(m, nn.Sequential) and len(m) > 0 and _starts_with_pool(m[0])
+    return isinstance(m, _POOLS) or (isinstance(m, nn.Sequential) and len(m) > 0 and _starts_with_pool(m[0]))
 
 
 def default_cut(model: nn.Module) -> nn.Module:
@@ -249,11 +245,7 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = (512,), ps
     pool: nn.Module = ConcatPool2d() if concat_pool else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     sizes = [nf * (2 if concat_pool else 1), *(lin_ftrs or []), n_out]
     drops = [ps / 2] * (len(sizes) - 2) + [ps]
-    layers: list[nn.Module] = [pool]
-    for i, (a, b, p) in enumerate(zip(sizes[:-1], sizes[1:], drops)):
-        layers += [nn.BatchNorm1d(a), nn.Dropout(p), nn.Linear(a, b, bias=True)]
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU(inplace=True))
+    layers = [pool, *linear_layers(sizes, drops)]
     if bn_final:
         layers.append(nn.BatchNorm1d(n_out, momentum=0.01))
     return nn.Sequential(*layers)

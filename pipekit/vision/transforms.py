@@ -121,7 +121,7 @@ class BatchAugment(BatchTransform):
                 elif use_cv2:
                     if rows is None and x.dtype != torch.uint8:
                         raise ParameterError("executor='cv2' needs uint8 images; put BatchAugment before IntToFloat")
-                    lut = None if to_float is None else to_float.float_lut(j, geo, _channels(src), ctx)
+                    lut = None if to_float is None else to_float.float_lut(j, geo, int(src.shape[-1]), ctx)
                     if lut is None:
                         out[j] = warp_cv2(src, plan, s.mode, s.pad_mode, rows=rows)
                     else:
@@ -136,10 +136,6 @@ class BatchAugment(BatchTransform):
             if to_float is not None and not done:
                 out[j] = to_float.encode_element(j, geo, out[j], ctx)
         return tuple(out)
-
-
-def _channels(x: torch.Tensor | np.ndarray) -> int:
-    return int(x.shape[-1])
 
 
 class AugmentThenFloat:

@@ -23,11 +23,7 @@ __all__ = ["CSVLogger", "TensorBoardCallback"]
 
 
 def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
+    return "" if v is None else repr(v) if isinstance(v, float) else str(v)
 
 
 class CSVLogger(Callback):

@@ -62,10 +62,8 @@ def _norm_sum(tensors: list[torch.Tensor], exact: bool = False) -> torch.Tensor:
     instead, where no finite float32 value overflows (MPS has no float64: float32 there).
     """
     dev = tensors[0].device
-    if exact and dev.type != "mps":
-        norms = torch._foreach_norm(tensors, 2, dtype=torch.float64)
-    else:
-        norms = torch._foreach_norm(tensors)
+    norms = (torch._foreach_norm(tensors, 2, dtype=torch.float64) if exact and dev.type != "mps"
+             else torch._foreach_norm(tensors))
     return torch.stack([n if n.device == dev else n.to(dev) for n in norms]).sum()
 
 
@@ -241,12 +239,8 @@ class TerminateOnNaNCallback(Callback):
         what = ("the training loss was NaN/inf", "the optimiser step left NaN/inf in the weights (the loss was "
                 "still finite)", "the forward pass left NaN/inf in the model's buffers (e.g. BatchNorm running "
                 "statistics; the loss was still finite)")[kind]
-        if not self._snap_batches:
-            back = "the start of this fit"
-        elif self._every == 1:
-            back = "the last batch whose loss was finite"
-        else:
-            back = f"the last check that passed (checked every {self._every} batches)"
+        back = ("the start of this fit" if not self._snap_batches else "the last batch whose loss was finite"
+                if self._every == 1 else f"the last check that passed (checked every {self._every} batches)")
         lr = f" (now {learn.opt.lrs[-1]:.3g})" if learn.opt is not None else ""
         err = NonFiniteError(
             f"training stopped at epoch {epoch}, batch {batch}: {what}. The model's weights were put back to "

@@ -252,9 +252,8 @@ def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
         order = np.concatenate(plan) if plan else np.arange(0)
     except Exception:  # a custom loader's plan that is not item positions
         return None
-    if len(order) != n or np.array_equal(order, np.arange(n)):
-        return None
-    if not np.array_equal(np.sort(order), np.arange(n)):
+    positions = np.arange(n)
+    if len(order) != n or np.array_equal(order, positions) or not np.array_equal(np.sort(order), positions):
         return None
     return order
 
