@@ -57,25 +57,21 @@ def collect(frame: Frame) -> pl.DataFrame:
     return frame
 
 
-def distinct_train_values(frame: Frame, cols: Sequence[str], train: pl.Expr) -> dict[str, pl.Series]:
-    """The distinct non-null values of each column in ``cols`` in the training rows.
+def distinct_train_values(frame: Frame, c: str, train: pl.Expr) -> pl.Series:
+    """The distinct non-null values of column ``c`` in the training rows.
 
-    One column at a time: the training rows of one column are held at once, never of all. On a lazy scan
-    this is a streaming ``unique`` (a few MB), where an aggregation inside ``select`` would hold the whole
-    column in memory.
+    On a lazy scan this is a streaming ``unique`` of one column (a few MB), where an aggregation
+    inside ``select`` would hold the whole column in memory. Categorical and Enum columns are read
+    by their codes: a unique over their strings holds memory after it is done.
     """
     if isinstance(frame, pl.LazyFrame):
-        return {c: frame.filter(train).select(pl.col(c)).drop_nulls().unique().collect(engine="streaming")
-                .to_series() for c in cols}
-    out = {}
-    for c in cols:
-        dtype = frame.schema[c]
-        if isinstance(dtype, (pl.Categorical, pl.Enum)):  # by code: the strings' unique holds memory after it
-            codes = frame.select(pl.col(c).to_physical().filter(train).drop_nulls().unique()).to_series()
-            out[c] = categories_of(dtype).gather(codes)
-        else:
-            out[c] = frame.select(pl.col(c).filter(train).drop_nulls().unique()).to_series()
-    return out
+        out = frame.filter(train).select(pl.col(c)).drop_nulls().unique().collect(engine="streaming")
+        return out.to_series()
+    dtype = frame.schema[c]
+    if isinstance(dtype, (pl.Categorical, pl.Enum)):
+        codes = frame.select(pl.col(c).to_physical().filter(train).drop_nulls().unique()).to_series()
+        return categories_of(dtype).gather(codes)
+    return frame.select(pl.col(c).filter(train).drop_nulls().unique()).to_series()
 
 
 def categories_of(dtype: pl.Categorical | pl.Enum) -> pl.Series:
@@ -281,10 +277,9 @@ class Categorify(TabularProc):
         schema = schema_of(frame)
         ordered = {k: [str(v) for v in vs] for k, vs in (self.ordered or {}).items()}
         classes: dict[str, list[str]] = {}
-        distinct = distinct_train_values(frame, cols, train)
         for c in cols:
             dtype = schema[c]
-            values = distinct[c]
+            values = distinct_train_values(frame, c, train)
             if isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String:
                 values = values.cast(pl.String)
             # Sort by the native value (numbers numerically), then store as strings cast the same way
