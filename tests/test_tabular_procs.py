@@ -248,6 +248,16 @@ def test_a_text_frame_in_many_chunks_learns_from_training_rows_only():
     assert Tabular(df.rechunk(), **kw).frame.equals(tab.frame)
 
 
+def test_tabular_leaves_numpys_page_setting_as_it_was(adult_df):
+    # the split's index arrays are made on plain pages; numpy's own setting is restored afterwards
+    from numpy._core import multiarray
+
+    for setting in (True, False):
+        multiarray._set_madvise_hugepage(setting)
+        Tabular(adult_df.head(200), cat_names=CAT, cont_names=CONT, y_names="salary", splits=RandomSplitter(0.2, seed=0))
+        assert multiarray._set_madvise_hugepage(True) is setting  # it returns the setting it replaces
+
+
 def test_ordered_categories_and_enum_order():
     df = pl.DataFrame({"size": ["Large", "Small", "Medium", None]})
     cat = Categorify(ordered={"size": ["Small", "Medium", "Large", "Huge"]})
