@@ -9,9 +9,15 @@ Fashion-MNIST (first N training images), AdamW, cross-entropy, CPU, 1 torch thre
       timing the training phase only
   (c) plain loop over pre-sliced tensors (no loader at all), for reference
 
-and prints the per-batch times and the ratio (b)/(a) (target: within 1.10). With $FASTAI_PYTHON set,
-the same comparison runs in fastai (its Learner vs a plain loop over its own DataLoader) for the anchor
-ratio. A JSON record goes to bench_results/learner_overhead.json.
+and prints the per-batch times and the ratio (b)/(a) (target: within 1.10). Then, with ``pipekit.bench``:
+
+  (d) the loader alone, ``profile(dls)``: ms/batch and items/s of its untimed warm epochs, and the stages
+      the time goes to
+  (e) ``bottleneck(learn)``: the loader alone, the model trained on one cached batch and the real training
+      step, in items/s through the Learner's own loop, and which of loader and model limits training
+
+With $FASTAI_PYTHON set, the same comparison runs in fastai (its Learner vs a plain loop over its own
+DataLoader) for the anchor ratio, in the same run. A JSON record goes to bench_results/learner_overhead.json.
 
     python benchmarks/learner_overhead.py [--quick] [--skip-fastai]
 """
@@ -53,6 +59,7 @@ def bench_pipekit(kind: str, n: int, bs: int, reps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
+    from pipekit.bench import bottleneck, profile
     from pipekit.data import CategoryBlock, DataLoaders, TensorStore
     from pipekit.learn import Adam, Callback, Learner
 
@@ -117,9 +124,17 @@ def bench_pipekit(kind: str, n: int, bs: int, reps: int) -> dict:
         b.append(learner_epoch())
         c.append(tensor_epoch())
     per = lambda ts: statistics.median(ts) / n_batches * 1e3  # noqa: E731 - ms per batch
+    # after the interleaved timings, so that neither disturbs them (bottleneck puts the learner back as it was)
+    prof = profile(dls, cold=False, warm_epochs=2)
+    # at least 32 batches a phase (over as many epochs as it takes): a few short batches are at the mercy of load
+    neck = bottleneck(learn, n_batches=max(n_batches, 32))
+    top = [{"stage": s.name, "kind": s.kind, "where": s.where, "seconds": s.seconds, "share": s.share}
+           for s in sorted(prof.warm.stages, key=lambda s: -s.seconds)[:3]]
     return {"model": kind, "batches_per_epoch": n_batches, "bs": bs, "reps": reps,
             "plain_loop_ms_per_batch": per(a), "learner_ms_per_batch": per(b), "tensor_loop_ms_per_batch": per(c),
-            "learner_over_plain": per(b) / per(a), "overhead_ms_per_batch": per(b) - per(a)}
+            "learner_over_plain": per(b) / per(a), "overhead_ms_per_batch": per(b) - per(a),
+            "loader_ms_per_batch": 1e3 / prof.batches_per_s, "loader_items_s": prof.items_per_s,
+            "loader_top_stages": top, "loader_profile": prof.to_dict(), "bottleneck": neck.to_dict()}
 
 
 FASTAI_SCRIPT = r'''
@@ -217,6 +232,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{kind}: plain loop {r['plain_loop_ms_per_batch']:.3f} ms/batch | Learner {r['learner_ms_per_batch']:.3f} "
               f"ms/batch | Learner/plain {r['learner_over_plain']:.3f} (target <= 1.10) | overhead "
               f"{r['overhead_ms_per_batch'] * 1e3:.0f} us/batch | tensor-slicing loop {r['tensor_loop_ms_per_batch']:.3f} ms/batch")
+        stages = ", ".join(f"{t['stage']} {t['share']:.0%}" for t in r["loader_top_stages"])
+        print(f"  loader alone (pipekit.bench.profile): {r['loader_ms_per_batch']:.3f} ms/batch "
+              f"({r['loader_items_s']:,.0f} items/s); top stages: {stages}")
+        nk = r["bottleneck"]
+        print(f"  pipekit.bench.bottleneck ({nk['n_batches']} batches): loader alone {nk['loader_items_s']:,.0f} items/s | "
+              f"model on one cached batch {nk['model_items_s']:,.0f} items/s | training step "
+              f"{nk['full_items_s']:,.0f} items/s -> limiter: {nk['limiter']}")
+        print(f"  verdict: {nk['verdict']}")
         fa = None if args.skip_fastai else bench_fastai(kind, n, bs, reps)
         if fa is not None:
             r["fastai"] = fa

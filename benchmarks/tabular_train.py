@@ -3,13 +3,20 @@
 Both sides: the book's chapter-1 columns, Categorify/FillMissing/Normalize, RandomSplitter(0.2, seed=42),
 ``tabular_learner(dls, layers=[200, 100], metrics=accuracy)``, Adam at lr 1e-3, CPU, 1 torch thread,
 no progress bars. Each (library, batch size) runs in its own process and fits ``--epochs`` single
-epochs; the fastest epoch (train + validation pass) is reported, so start-up is not counted. It also
-times one pass over the training DataLoader alone (no model), the data side of an epoch, and the floor: a
-bare torch loop with the same model and optimiser over batches built beforehand (training pass only),
-which bounds how much faster than fastai any library can be at that batch size on this machine.
+epochs; the fastest epoch (train + validation pass) is reported, so start-up is not counted. Beside it:
+
+* the training DataLoader alone (no model), the data side of an epoch: on pipekit's side measured with
+  ``pipekit.bench.profile`` (its untimed warm epochs give s/epoch, items/s and batches/s; its stage-timed
+  ones, the stages the time goes to); on fastai's, the faster of two passes timed by hand;
+* what limits pipekit's epoch, from ``pipekit.bench.bottleneck(learn)``: the loader alone, the model
+  trained on one cached batch (no loading) and the real training step, in items/s through the Learner's
+  own loop, and its verdict;
+* the floor: a bare torch loop with the same model and optimiser over batches built beforehand (training
+  pass only), which bounds how much faster than fastai any library can be at that batch size here.
+
 Ratios are against fastai measured in the same run; a JSON record goes to bench_results/tabular_train.json.
 
-    FASTAI_PYTHON=/path/to/python python benchmarks/tabular_train.py [--epochs 2] [--bs 64 1024]
+    FASTAI_PYTHON=/path/to/python python benchmarks/tabular_train.py [--epochs 2] [--bs 64 1024] [--skip-fastai]
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy)
 from pipekit.bench import bottleneck, profile
 # the training loader alone (no model), the data side of an epoch: pipekit.bench's untimed warm epochs
 prof = profile(dls, cold=False, warm_epochs=2)
-loader = [prof.plain_wall_s / 2]
+loader = [prof.plain_wall_s / prof.warm.epochs]
+top = [{"stage": s.name, "kind": s.kind, "where": s.where, "seconds": s.seconds, "share": s.share}
+       for s in sorted(prof.warm.stages, key=lambda s: -s.seconds)[:3]]
 times = []
 for _ in range(epochs):
     t = time.perf_counter()
@@ -51,7 +60,7 @@ for _ in range(epochs):
     times.append(time.perf_counter() - t)
 acc = float(learn.validate()[1])
 # loader alone, model alone on one batch, the real step: which one limits training
-neck = bottleneck(learn, n_batches=min(100, len(dls.train) - 2))
+neck = bottleneck(learn, n_batches=len(dls.train) - 2)  # a whole epoch of batches per phase
 # The floor: a bare torch loop (same model, loss and optimiser) over batches built beforehand, training
 # pass only. No library can train this model on this machine faster than that.
 import copy
@@ -70,7 +79,9 @@ for _ in range(epochs + 1):
     floor.append(time.perf_counter() - t)
 print("RESULT " + json.dumps({"epoch_s": min(times), "all_s": times, "accuracy": acc, "batches": len(dls.train),
                                "loader_s": min(loader), "floor_s": min(floor), "bottleneck": neck.to_dict(),
-                               "loader_stages": prof.warm.by_kind()}))
+                               "loader_items_s": prof.items_per_s, "loader_batches_s": prof.batches_per_s,
+                               "loader_top_stages": top, "loader_stages": prof.warm.by_kind(),
+                               "loader_summary": prof.summary(), "loader_profile": prof.to_dict()}))
 """
 
 FASTAI = """
@@ -143,7 +154,14 @@ def main() -> None:
                      f"{f['accuracy']:.4f}) | epoch {f['epoch_s'] / p['epoch_s']:.1f}x faster, loader "
                      f"{f['loader_s'] / p['loader_s']:.0f}x faster")
         print(line, flush=True)
-        print(f"           pipekit.bench.bottleneck: {p['bottleneck']['verdict']}", flush=True)
+        stages = ", ".join(f"{t['stage']} ({t['where']}) {t['share']:.0%}" for t in p["loader_top_stages"])
+        print(f"           pipekit.bench.profile, loader alone: {p['loader_items_s']:,.0f} items/s "
+              f"({p['loader_batches_s']:,.0f} batches/s); top stages: {stages}", flush=True)
+        nk = p["bottleneck"]
+        print(f"           pipekit.bench.bottleneck ({nk['n_batches']} batches): loader alone "
+              f"{nk['loader_items_s']:,.0f} items/s | model on one cached batch {nk['model_items_s']:,.0f} items/s | "
+              f"training step {nk['full_items_s']:,.0f} items/s -> limiter: {nk['limiter']}", flush=True)
+        print(f"           verdict: {nk['verdict']}", flush=True)
         if f:
             print(f"           floor: a bare torch loop, same model and optimiser, batches pre-built, training pass "
                   f"only: {p['floor_s']:.3f} s -> the most any library could be faster than fastai here is "
