@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
 
-import cv2
 import numpy as np
 import torch
 
@@ -22,10 +21,10 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchTransform
-from pipekit.vision.augment import (DEFAULT_SETTINGS, AugmentPlan, AugmentSettings, Streams, _float_luts, map_boxes,
-                                    map_points, run_chunks, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
-from pipekit.vision.buffers import pooled_empty
+from pipekit.vision.augment import (DEFAULT_SETTINGS, AugmentPlan, AugmentSettings, Streams, map_boxes,
+                                    map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.cache import ImageStore
+from pipekit.vision.geometry import eye_stack
 from pipekit.vision.samplers import Sampler
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -194,22 +193,10 @@ def _uint8_to_float_nchw(x: torch.Tensor, scale: Sequence[float], shift: Sequenc
         s = torch.tensor(scale, device=x.device).view(1, -1, 1, 1)
         t = torch.tensor(shift, device=x.device).view(1, -1, 1, 1)
         return x.permute(0, 3, 1, 2).float().mul_(s).add_(t)
-    arr = x.numpy()
-    b, h, w, c = arr.shape
-    out = pooled_empty((b, c, h, w), np.float32)
-    # One float lookup table per channel does the conversion and the normalisation in a single pass.
-    luts = _float_luts(scale, shift)
-
-    def chunk(lo: int, hi: int) -> None:
-        # one set of uint8 planes per chunk, reused for every image of it (no allocation per image)
-        planes = [np.empty((h, w), np.uint8) for _ in range(c)] if c > 1 else None
-        for i in range(lo, hi):
-            src = cv2.split(arr[i], planes) if c > 1 else [arr[i, :, :, 0]]
-            for ch in range(c):
-                cv2.LUT(src[ch], luts[ch], dst=out[i, ch])
-
-    run_chunks(chunk, b)
-    return torch.from_numpy(out)
+    b, h, w, _ = x.shape
+    # one float lookup table per channel converts and normalises in a single pass: warp_cv2_float's, with
+    # a plan that moves no pixel
+    return warp_cv2_float(x, AugmentPlan(eye_stack(b), (h, w), (h, w), np.zeros(b), np.ones(b)), scale, shift)
 
 
 class IntToFloat(BatchTransform):
