@@ -39,16 +39,6 @@ def _image_size(t: torch.Tensor | StoreRows) -> tuple[int, int]:
     return int(t.shape[2]), int(t.shape[3])
 
 
-def _gathered(batch: tuple) -> tuple:
-    return tuple(x.gather() if isinstance(x, StoreRows) else x for x in batch)
-
-
-def _store_pixels(rows: StoreRows, geo: str) -> np.ndarray:
-    """The whole store's pixels as the OpenCV executor reads them: (N, H, W, C) images, (N, H, W) masks."""
-    px = cast(ImageStore, rows.store).pixels
-    return px[..., 0] if geo == "mask" else px
-
-
 class BatchAugment(BatchTransform):
     """Random crop, flips, rotation, zoom, perspective warp and lighting, resampled once per image.
 
@@ -97,7 +87,7 @@ class BatchAugment(BatchTransform):
         first = batch[spatial[0]] if spatial else None
         plan = None if first is None else self.plan(len(first), _image_size(first), ctx.rng, ctx.train)
         if plan is None or plan.identity:
-            batch = _gathered(batch)
+            batch = tuple(x.gather() if isinstance(x, StoreRows) else x for x in batch)
             return batch if to_float is None else to_float.encode(batch, ctx)
         s = self.settings
         out = list(batch)
@@ -109,7 +99,9 @@ class BatchAugment(BatchTransform):
                     raise DataError(f"batch element {j} ({geo}) is {_image_size(x)} but the images are "
                                     f"{plan.in_size}; give images and masks the same item transform")
                 rows = x.rows if isinstance(x, StoreRows) else None
-                src = _store_pixels(x, geo) if isinstance(x, StoreRows) else x
+                # rows of the image cache are read in place: the store's (N, H, W, C) images, (N, H, W) masks
+                src = x if rows is None else cast(ImageStore, x.store).pixels
+                src = src[..., 0] if rows is not None and geo == "mask" else src
                 use_cv2 = rows is not None or s.executor == "cv2" or (s.executor == "auto" and x.device.type == "cpu"
                                                                         and x.dtype == torch.uint8)
                 if geo == "mask":
