@@ -118,11 +118,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def benchmark_dirs() -> list[Path]:
     """Where benchmarks are looked for: the source checkout pipekit runs from, then ``./benchmarks``."""
-    found = []
-    for d in (CHECKOUT / "benchmarks" if (CHECKOUT / "pyproject.toml").is_file() else None, Path.cwd() / "benchmarks"):
-        if d is not None and d.is_dir() and d.resolve() not in found:
-            found.append(d.resolve())
-    return found
+    dirs = (CHECKOUT / "benchmarks" if (CHECKOUT / "pyproject.toml").is_file() else None,
+            Path.cwd() / "benchmarks")
+    return list(dict.fromkeys(d.resolve() for d in dirs if d is not None and d.is_dir()))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

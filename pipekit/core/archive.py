@@ -261,21 +261,27 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str) -
 
 
 # ---------------------------------------------------------------------------------------------- folders
-def read_file(path: str | os.PathLike, where: str, max_bytes: int = MAX_JSON_BYTES) -> bytearray:
-    """A regular file of at most ``max_bytes`` (checked with stat before reading, and again while reading,
-    in case it grows). Devices, pipes and sockets are refused (they have no size to check)."""
-    path = Path(path)
+def _regular_size(path: Path, where: str, max_bytes: int) -> int:
+    """The size of the regular file ``path``, checked to be at most ``max_bytes``."""
     st = os.stat(path)  # FileNotFoundError passes through: a missing file is not a malformed one
     if not stat.S_ISREG(st.st_mode):
         raise ExportError(f"{where} is not a regular file")
     if st.st_size > max_bytes:
         raise ExportError(f"{where} is {_size(st.st_size)}, over the {_size(max_bytes)} limit for this file")
+    return st.st_size
+
+
+def read_file(path: str | os.PathLike, where: str, max_bytes: int = MAX_JSON_BYTES) -> bytearray:
+    """A regular file of at most ``max_bytes`` (checked with stat before reading, and again while reading,
+    in case it grows). Devices, pipes and sockets are refused (they have no size to check)."""
+    path = Path(path)
+    size = _regular_size(path, where, max_bytes)
     with open(path, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise ExportError(f"{where} is not a regular file")
-        buf = bytearray(st.st_size)
+        buf = bytearray(size)
         got = f.readinto(buf)
-        if got != st.st_size or f.read(1):
+        if got != size or f.read(1):
             raise ExportError(f"{where} changed size while being read")
     return buf
 
@@ -284,21 +290,12 @@ def read_folder(folder: str | os.PathLike, limits: Mapping[str, int], where: str
     """The files of ``limits`` that exist in ``folder`` (an export saved as a folder), with the same caps as
     the members of an archive: sizes are checked for all of them before any is read."""
     folder = Path(folder)
-    present, total = {}, 0
-    for name, cap in limits.items():
-        p = folder / name
-        if not p.exists():
-            continue
-        st = os.stat(p)
-        if not stat.S_ISREG(st.st_mode):
-            raise ExportError(f"{where}: {name!r} is not a regular file")
-        if st.st_size > cap:
-            raise ExportError(f"{where}: {name!r} is {_size(st.st_size)}, over the {_size(cap)} limit for this file")
-        total += st.st_size
-        present[name] = cap
+    sizes = {name: _regular_size(folder / name, f"{where}: {name!r}", cap) for name, cap in limits.items()
+             if (folder / name).exists()}
+    total = sum(sizes.values())
     if total > MAX_TOTAL_BYTES:
         raise ExportError(f"{where}: files total {_size(total)}, over the {_size(MAX_TOTAL_BYTES)} limit")
-    return {name: read_file(folder / name, f"{where}: {name!r}", cap) for name, cap in present.items()}
+    return {name: read_file(folder / name, f"{where}: {name!r}", limits[name]) for name in sizes}
 
 
 # ----------------------------------------------------------------------------------------------- arrays

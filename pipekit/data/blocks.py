@@ -22,11 +22,6 @@ from pipekit.data.transform import BatchTransform, Pipeline, Transform, as_list
 Trace = Callable[[str, Any], None]
 
 
-def _describe_nulls(values: pl.Series, what: str) -> str:
-    rows = values.is_null().arg_true().to_list()
-    return f"{what} has {len(rows)} null value(s) at rows {rows[:10]}{' ...' if len(rows) > 10 else ''}"
-
-
 class TransformBlock(Component):
     """The base block: ``type_tfms`` encode a column, ``item_tfms``/``batch_tfms`` come along with it.
 
@@ -68,8 +63,10 @@ class TransformBlock(Component):
     def check_raw(self, raw: pl.Series, role: str) -> None:
         """Refuse null values (a label with no value, a missing file name) before any work is done."""
         if raw.null_count():
-            raise DataError(_describe_nulls(raw, f"{type(self).__name__} ({role})") +
-                            "; fill or drop those rows before building the data")
+            rows = raw.is_null().arg_true().to_list()
+            more = " ..." if len(rows) > 10 else ""
+            raise DataError(f"{type(self).__name__} ({role}) has {len(rows)} null value(s) at rows "
+                            f"{rows[:10]}{more}; fill or drop those rows before building the data")
 
     def fit_tfms(self, item_tfms: Sequence[Transform] = ()) -> list[Transform]:
         """Set ``tfms_``: the type transforms plus the item transforms that apply to this block, in order."""

@@ -21,7 +21,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError, Un
 from pipekit.core.registry import name_of
 from pipekit.core.validate import check_positive_int
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.dataloaders import DataLoaders, Datasets, short_repr, walk_batch
+from pipekit.data.dataloaders import DataLoaders, Datasets, learned_state, short_repr, walk_batch
 from pipekit.data.getters import ColReader, Getter, apply_getter, item_at
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
@@ -313,10 +313,7 @@ class DataBlock(Component):
                 say(f"  {what}: {short_repr(value[:1] if hasattr(value, '__getitem__') and not isinstance(value, dict) else value)}")
             elif kind == "store":
                 block, store = value
-                for t in block.tfms_:
-                    if t.fitted_state():
-                        say(f"  {type(t).__name__} learned " +
-                            ", ".join(f"{k}={short_repr(v)}" for k, v in t.fitted_state().items()))
+                learned_state(block.tfms_, say)
                 say(f"  stored as {store!r}")
 
         fitted = self.clone()

@@ -162,9 +162,10 @@ def _label(v: Any) -> str:
 
 
 def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
-             shuffle: bool, drop_last: bool, seed: int, device: Any, batch_tfms: BatchPipeline,
+             shuffle: bool, drop_last: bool, seed: int | None, device: Any, batch_tfms: BatchPipeline,
              num_workers: int | None) -> tuple[DataLoader, DataLoader]:
     """The training loader (shuffled, augmented) and the validation loader (in order, seeded one after)."""
+    seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
     return (dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common),
             dl_type(valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False, **common))
@@ -189,7 +190,6 @@ class DataLoaders:
                       shuffle: bool = True, seed: int | None = None, device: Any = None,
                       num_workers: int | None = None, drop_last: bool | None = None) -> DataLoaders:
         recipe = recipe if recipe is not None else dsets.recipe
-        seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
         train, valid = _loaders(recipe.dl_type(), dsets.train, dsets.valid, bs, val_bs, shuffle,
                                 shuffle if drop_last is None else drop_last, seed, device,
                                 recipe.batch_pipeline(), num_workers)
@@ -209,7 +209,6 @@ class DataLoaders:
         Without a ``recipe`` they get an :class:`~pipekit.data.arrays.ArrayRecipe` learned from the training
         stores, so new items given as arrays can be encoded (``test_dl``, ``predict``) and a learner exported.
         """
-        seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
         tfms = as_list(batch_tfms)
         if recipe is None:
             recipe = ArrayRecipe(n_inp).setup(list(train_stores), blocks, tfms)

@@ -27,7 +27,7 @@ def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def _to(batch: Any, device: torch.device, non_blocking: bool) -> Any:
+def _to(batch: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, (tuple, list)):

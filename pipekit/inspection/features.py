@@ -56,21 +56,15 @@ class ColumnClusters:
 
 
 def _spearman(X: np.ndarray) -> np.ndarray:
-    """Spearman rank correlations between the columns of ``X``; NaNs are left out pair by pair."""
+    """Spearman rank correlations between the columns of ``X``; NaNs are left out pair by pair (NaN for a
+    pair too short or constant to rank)."""
+    if np.isnan(X).any():
+        import pandas as pd
+
+        return pd.DataFrame(X).corr(method="spearman").to_numpy()
     from scipy.stats import rankdata
 
-    nan = np.isnan(X)
-    if not nan.any():
-        return np.atleast_2d(np.corrcoef(rankdata(X, axis=0), rowvar=False))
-    k = X.shape[1]
-    corr = np.eye(k)
-    for i in range(k):
-        for j in range(i + 1, k):
-            ok = ~(nan[:, i] | nan[:, j])
-            a, b = rankdata(X[ok, i]), rankdata(X[ok, j])
-            r = np.corrcoef(a, b)[0, 1] if ok.sum() > 1 and a.std() > 0 and b.std() > 0 else 0.0
-            corr[i, j] = corr[j, i] = r
-    return corr
+    return np.atleast_2d(np.corrcoef(rankdata(X, axis=0), rowvar=False))
 
 
 def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str | Path | None = None,

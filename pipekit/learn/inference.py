@@ -175,14 +175,10 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
         return dec[0], dec[0], preds[0]
     ds = dl.dataset
     stores = getattr(ds, "stores", ())[:getattr(ds, "n_inp", 1)]
-    size = next((sz for sz in (_source_size(s) for s in stores) if sz is not None), None)
+    size = next((sz for s in stores if (sz := getattr(s, "source_size", lambda i: None)(0)) is not None),
+                None)
     decode = getattr(y_block, "decode_prediction", None)
     return (decode(dec[0], size) if callable(decode) else y_block.decode(dec[0])), dec[0], preds[0]
-
-
-def _source_size(store: Any) -> tuple[int, int] | None:
-    fn = getattr(store, "source_size", None)
-    return fn(0) if callable(fn) else None
 
 
 def _pipekit_loader(dl: Loader, what: str) -> DataLoader:

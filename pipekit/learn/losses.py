@@ -159,16 +159,6 @@ class L1LossFlat(MSELossFlat):
         return F.l1_loss(inp.reshape(-1), targ.to(inp.dtype).reshape(-1), reduction=self.reduction)
 
 
-class LabelSmoothingCrossEntropy(CrossEntropyLossFlat):
-    """Cross-entropy with label smoothing over the class axis 1: ``(1-eps) * nll + eps * mean(-log p)``."""
-
-    param_constraints = {"reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}
-
-    def __init__(self, eps: float = 0.1, reduction: str = "mean"):
-        self.eps = eps
-        super().__init__(axis=1, label_smoothing=eps, reduction=reduction)
-
-
 class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
     """Label-smoothing cross-entropy over the class axis ``axis`` (works for ``[bs, seq, n]``)."""
 
@@ -177,6 +167,13 @@ class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
     def __init__(self, eps: float = 0.1, axis: int = -1, reduction: str = "mean"):
         self.eps = eps
         super().__init__(axis=axis, label_smoothing=eps, reduction=reduction)
+
+
+class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
+    """Cross-entropy with label smoothing over the class axis 1: ``(1-eps) * nll + eps * mean(-log p)``."""
+
+    def __init__(self, eps: float = 0.1, reduction: str = "mean"):
+        super().__init__(eps, axis=1, reduction=reduction)
 
 
 def loss_from_kind(kind: str | None) -> BaseLoss:

@@ -194,11 +194,9 @@ def slide(lrs: np.ndarray, losses: np.ndarray, lr_diff: int = 15, thresh: float 
     end = int(np.nanargmin(losses_t))
     span = float(np.nanmax(losses_t) - np.nanmin(losses_t)) or 1.0
     log_lr = np.log(lrs_t)
-    for i in range(end - w, -1, -1):
-        slope = (losses_t[i + w] - losses_t[i]) / (log_lr[i + w] - log_lr[i]) / span
-        if slope < -thresh:
-            return float(lrs_t[i + w // 2])
-    return valley(lrs, losses)
+    i = np.arange(max(end - w + 1, 0))  # the starts of the windows left of the lowest loss
+    sliding = np.flatnonzero((losses_t[i + w] - losses_t[i]) / (log_lr[i + w] - log_lr[i]) / span < -thresh)
+    return float(lrs_t[sliding[-1] + w // 2]) if len(sliding) else valley(lrs, losses)
 
 
 def _suggestion_name(fn: Callable[..., Any]) -> str:

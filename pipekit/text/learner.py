@@ -112,12 +112,13 @@ def _check_arch(arch: Any) -> None:
         raise ParameterError(f"arch={arch!r} is not supported; use AWD_LSTM")
 
 
-def _config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: float) -> dict[str, Any]:
+def _config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: float,
+            pad_token: int) -> dict[str, Any]:
     check("text learner", drop_mult=(drop_mult, Interval(0, None)))
     unknown = set(config or {}) - set(base)
     if unknown:
         raise ParameterError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted(base)}")
-    cfg = {**base, **(config or {})}
+    cfg = {**base, **(config or {}), "pad_token": pad_token}
     for k in DROPOUTS:
         cfg[k] = min(cfg[k] * drop_mult, 0.99)
     return cfg
@@ -263,8 +264,7 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
     block = text_block_of(dls)
     if not block.is_lm:
         raise ParameterError("language_model_learner needs language-model data: TextBlock.from_df(..., is_lm=True)")
-    cfg = _config(AWD_LSTM_LM_CONFIG, config, drop_mult)
-    cfg["pad_token"] = block.pad_idx
+    cfg = _config(AWD_LSTM_LM_CONFIG, config, drop_mult, block.pad_idx)
     model = awd_lstm_lm(len(block.vocab), **cfg)
     cbs = [ModelResetter(), RNNRegularizer(alpha, beta)] + list(kwargs.pop("cbs", None) or [])
     return LMLearner(dls, model, loss_func=kwargs.pop("loss_func", CrossEntropyLossFlat()),
@@ -284,8 +284,7 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     n_out = n_out if n_out is not None else dls.c
     if not n_out:
         raise ParameterError("cannot tell the number of classes: pass n_out= or use a CategoryBlock target")
-    cfg = _config(AWD_LSTM_CLAS_CONFIG, config, drop_mult)
-    cfg["pad_token"] = block.pad_idx
+    cfg = _config(AWD_LSTM_CLAS_CONFIG, config, drop_mult, block.pad_idx)
     output_p = cfg.pop("output_p")
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
     ps = [p * drop_mult for p in ([0.1] * len(lin_ftrs) if ps is None else ps)]

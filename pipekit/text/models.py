@@ -110,10 +110,9 @@ class AWD_LSTM(nn.Module):  # noqa: N801 - the architecture's published name
             hidden = self._init_hidden(bs, emb)
         elif hidden[0][0].size(1) != bs:
             # fewer rows: keep the first ones (sorted batches drop finished rows); more rows: new ones start at zero
-            old = hidden[0][0].size(1)
-            hidden = [(h[:, :bs], c[:, :bs]) if bs < old else
-                      (torch.cat([h, h.new_zeros(1, bs - old, h.size(2))], 1),
-                       torch.cat([c, c.new_zeros(1, bs - old, c.size(2))], 1)) for h, c in hidden]
+            # (a negative pad crops)
+            rows = (0, 0, 0, bs - hidden[0][0].size(1))
+            hidden = [(F.pad(h, rows), F.pad(c, rows)) for h, c in hidden]
         output = self.input_dp(emb)
         new_hidden = []
         for i, (rnn, dp) in enumerate(zip(self.rnns, self.hidden_dps)):

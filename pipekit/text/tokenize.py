@@ -49,6 +49,7 @@ _PIECE_PATTERN = (r"([^\w\s])\1{2,}|(?i:n't)(?!\w)|'(?i:s|m|re|ve|ll|d)(?!\w)|\w
                   r"|\w+|[^\w\s]")
 _CHUNK_PATTERN = r"\n+|\S+"
 _RE_REP = re.compile(r"(\S)\1{2,}")
+_RE_REP_SPLIT = re.compile(r"((\S)\2{2,})")
 _RE_WORD = re.compile(r"^\w+$")
 _MEMO_MAX = 2_000_000
 _ASCII_TRIPLES = "|".join(ch * 3 for ch in "abcdefghijklmnopqrstuvwxyz")
@@ -153,15 +154,11 @@ def read_text_file(path: str | Path, encoding: str = "utf-8", errors: str = "str
 
 def _split_reps(tok: str) -> list[str]:
     """'soooo' -> ['s', 'xxrep', '4', 'o'] (the book's rule for characters repeated 3+ times)."""
-    out, pos = [], 0
-    for m in _RE_REP.finditer(tok):
-        if m.start() > pos:
-            out.append(tok[pos:m.start()])
-        out += [TK_REP, str(m.end() - m.start()), m.group(1)]
-        pos = m.end()
-    if pos < len(tok):
-        out.append(tok[pos:])
-    return out
+    parts = _RE_REP_SPLIT.split(tok)  # [text, run, its character, text, run, its character, ..., text]
+    out = [parts[0]]
+    for k in range(1, len(parts), 3):
+        out += [TK_REP, str(len(parts[k])), parts[k + 1], parts[k + 2]]
+    return [p for p in out if p]
 
 
 def apply_rules(piece: str) -> list[str]:
@@ -389,21 +386,14 @@ class Tokenizer(Transform):
 def _merge_subwords(pieces: Iterable[str]) -> list[str]:
     """Subword pieces ('▁hel', 'lo') -> words; a leading '▁' starts a word, special tokens stand alone."""
     words: list[str] = []
-    cur: str | None = None
+    open_word = False  # whether the next piece may continue words[-1]
     for p in pieces:
-        if p in SPECIAL_TOKENS:
-            if cur is not None:
-                words.append(cur)
-                cur = None
-            words.append(p)
-        elif p.startswith("\u2581") or cur is None:
-            if cur is not None:
-                words.append(cur)
-            cur = p.lstrip("\u2581")
+        special = p in SPECIAL_TOKENS
+        if open_word and not special and not p.startswith("\u2581"):
+            words[-1] += p
         else:
-            cur += p
-    if cur is not None:
-        words.append(cur)
+            words.append(p if special else p.lstrip("\u2581"))
+        open_word = not special
     return [w for w in words if w != ""]
 
 

@@ -199,11 +199,6 @@ def _check_batch(who: str, plan: AugmentPlan, n: int, hw: tuple[int, ...], mode:
         raise DataError(f"plan is for {len(plan.matrices)} images of {plan.in_size}, got {n} of {hw}")
 
 
-def _float_luts(scale: Sequence[float], shift: Sequence[float]) -> list[np.ndarray]:
-    """One float lookup table per channel computing ``x * scale[c] + shift[c]`` for every uint8 value."""
-    return [(np.arange(256, dtype=np.float64) * a + b).astype(np.float32).reshape(1, 256) for a, b in zip(scale, shift)]
-
-
 def _source(images: np.ndarray | torch.Tensor, rows: np.ndarray | None, who: str) -> tuple[np.ndarray, int]:
     """The uint8 array images are read from (a batch, or a whole store when ``rows`` picks the batch's
     images from it) with a channel axis, and the batch size."""
@@ -298,7 +293,9 @@ def warp_cv2_float(images: np.ndarray | torch.Tensor, plan: AugmentPlan, scale: 
     warper = _Warper(plan, (hi, wi), mode, pad_mode)
     luts: Any = plan.luts() if (lighting and plan.has_lighting) else None
     lit = np.zeros(b, bool) if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
-    to_float = _float_luts(scale, shift)
+    # one float lookup table per channel: x * scale[c] + shift[c] for every uint8 value x
+    to_float = [(np.arange(256, dtype=np.float64) * a + b).astype(np.float32).reshape(1, 256)
+                for a, b in zip(scale, shift)]
 
     def chunk(lo: int, hi_: int) -> None:
         # one warped image and one set of channel planes per chunk, reused for each of its images

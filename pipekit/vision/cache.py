@@ -59,10 +59,10 @@ def _read_bytes(path: str | MemoryImage) -> bytes:
         return read_image_file(path)
 
 
-def _content_key(path: str | MemoryImage) -> str:
+def _keyed_bytes(path: str | MemoryImage) -> tuple[str, bytes]:
     data = _read_bytes(path)
     with stage("hash file"):
-        return fingerprint(data)
+        return fingerprint(data), data
 
 
 def _pack_id(keys: list[str], config: str) -> str:
@@ -168,9 +168,6 @@ class ImageStore(Store):
         t = torch.from_numpy(out)
         return t[..., 0] if self.squeeze else t
 
-    def item(self, i: int) -> torch.Tensor:
-        return self.gather(np.asarray([i], dtype=np.int64))[0]
-
     def subset(self, idx: np.ndarray) -> ImageStore:
         idx = np.asarray(idx, dtype=np.int64)
         return ImageStore(self.pixels[idx], self.orig_sizes[idx], self.squeeze)
@@ -243,7 +240,7 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
     keys: list[str] = [""] * len(paths)
     if not cold:
         with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
-            keys = list(_map_in_chunks(ex, lambda i: _content_key(paths[i]), len(paths)))
+            keys = list(_map_in_chunks(ex, lambda i: _keyed_bytes(paths[i])[0], len(paths)))
     pack_id = _pack_id(keys, config)
     # Packs opened (verified) in this build, None for those that failed: each is checked once.
     old_packs: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
@@ -298,10 +295,7 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
 
         def fill(i: int) -> bool:
             if cold:
-                data = _read_bytes(paths[i])
-                with stage("hash file"):
-                    keys[i] = fingerprint(data)
-                entry = None
+                (keys[i], data), entry = _keyed_bytes(paths[i]), None
             else:
                 data, entry = None, old_entry(keys[i])
             decoded = entry is None

@@ -340,20 +340,12 @@ class UNet(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inp = x
-        if self.multi_scale:
-            *skips, x = self.encoder.forward_features(x)  # type: ignore[operator]
-        else:
-            skips = []
-            for i, m in enumerate(self.encoder):  # type: ignore[arg-type, var-annotated]
-                x = m(x)
-                if i in self.skip_idx:
-                    skips.append(x)
-        x = self.middle(x)
-        for up, skip in zip(self.ups, reversed(skips)):
-            x = up(x, skip)
-        x = F.interpolate(x, size=inp.shape[-2:], mode="bilinear", align_corners=False)
-        return self.final(torch.cat([x, inp], 1))
+        maps = self._maps(x)
+        y = self.middle(maps[-1])
+        for up, i in zip(self.ups, reversed(self.skip_idx)):
+            y = up(y, maps[i])
+        y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.final(torch.cat([y, x], 1))
 
 
 @register_arch("unet")

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
 
-import cv2
 import numpy as np
 import torch
 
@@ -22,10 +21,10 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchTransform
-from pipekit.vision.augment import (DEFAULT_SETTINGS, AugmentPlan, AugmentSettings, Streams, _float_luts, map_boxes,
-                                    map_points, run_chunks, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
-from pipekit.vision.buffers import pooled_empty
+from pipekit.vision.augment import (DEFAULT_SETTINGS, AugmentPlan, AugmentSettings, Streams, map_boxes,
+                                    map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.cache import ImageStore
+from pipekit.vision.geometry import eye_stack
 from pipekit.vision.samplers import Sampler
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -38,16 +37,6 @@ def _image_size(t: torch.Tensor | StoreRows) -> tuple[int, int]:
     if t.ndim == 3 or t.dtype == torch.uint8:
         return int(t.shape[1]), int(t.shape[2])
     return int(t.shape[2]), int(t.shape[3])
-
-
-def _gathered(batch: tuple) -> tuple:
-    return tuple(x.gather() if isinstance(x, StoreRows) else x for x in batch)
-
-
-def _store_pixels(rows: StoreRows, geo: str) -> np.ndarray:
-    """The whole store's pixels as the OpenCV executor reads them: (N, H, W, C) images, (N, H, W) masks."""
-    px = cast(ImageStore, rows.store).pixels
-    return px[..., 0] if geo == "mask" else px
 
 
 class BatchAugment(BatchTransform):
@@ -98,7 +87,7 @@ class BatchAugment(BatchTransform):
         first = batch[spatial[0]] if spatial else None
         plan = None if first is None else self.plan(len(first), _image_size(first), ctx.rng, ctx.train)
         if plan is None or plan.identity:
-            batch = _gathered(batch)
+            batch = tuple(x.gather() if isinstance(x, StoreRows) else x for x in batch)
             return batch if to_float is None else to_float.encode(batch, ctx)
         s = self.settings
         out = list(batch)
@@ -110,7 +99,9 @@ class BatchAugment(BatchTransform):
                     raise DataError(f"batch element {j} ({geo}) is {_image_size(x)} but the images are "
                                     f"{plan.in_size}; give images and masks the same item transform")
                 rows = x.rows if isinstance(x, StoreRows) else None
-                src = _store_pixels(x, geo) if isinstance(x, StoreRows) else x
+                # rows of the image cache are read in place: the store's (N, H, W, C) images, (N, H, W) masks
+                src = x if rows is None else cast(ImageStore, x.store).pixels
+                src = src[..., 0] if rows is not None and geo == "mask" else src
                 use_cv2 = rows is not None or s.executor == "cv2" or (s.executor == "auto" and x.device.type == "cpu"
                                                                         and x.dtype == torch.uint8)
                 if geo == "mask":
@@ -194,22 +185,10 @@ def _uint8_to_float_nchw(x: torch.Tensor, scale: Sequence[float], shift: Sequenc
         s = torch.tensor(scale, device=x.device).view(1, -1, 1, 1)
         t = torch.tensor(shift, device=x.device).view(1, -1, 1, 1)
         return x.permute(0, 3, 1, 2).float().mul_(s).add_(t)
-    arr = x.numpy()
-    b, h, w, c = arr.shape
-    out = pooled_empty((b, c, h, w), np.float32)
-    # One float lookup table per channel does the conversion and the normalisation in a single pass.
-    luts = _float_luts(scale, shift)
-
-    def chunk(lo: int, hi: int) -> None:
-        # one set of uint8 planes per chunk, reused for every image of it (no allocation per image)
-        planes = [np.empty((h, w), np.uint8) for _ in range(c)] if c > 1 else None
-        for i in range(lo, hi):
-            src = cv2.split(arr[i], planes) if c > 1 else [arr[i, :, :, 0]]
-            for ch in range(c):
-                cv2.LUT(src[ch], luts[ch], dst=out[i, ch])
-
-    run_chunks(chunk, b)
-    return torch.from_numpy(out)
+    b, h, w, _ = x.shape
+    # one float lookup table per channel converts and normalises in a single pass: warp_cv2_float's, with
+    # a plan that moves no pixel
+    return warp_cv2_float(x, AugmentPlan(eye_stack(b), (h, w), (h, w), np.zeros(b), np.ones(b)), scale, shift)
 
 
 class IntToFloat(BatchTransform):

@@ -211,8 +211,7 @@ class MixedPrecision(Callback):
             if isinstance(self.learn.pred, torch.Tensor) and self.learn.pred.is_floating_point():
                 self.learn.pred = self.learn.pred.float()
 
-    def after_cancel_batch(self) -> None:
-        self.after_loss()
+    after_cancel_batch = after_loss
 
     def before_backward(self) -> None:
         if self.scaler is not None and self.learn.loss_grad is not None:

@@ -73,18 +73,14 @@ def _all_finite_now(tensors: list[torch.Tensor]) -> bool:
     return math.isfinite(_norm_sum(tensors).item()) or math.isfinite(_norm_sum(tensors, exact=True).item())
 
 
-def _named_float_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    named = list(model.named_parameters()) + list(model.named_buffers())
-    return [(n, t) for n, t in named if t.is_floating_point() and t.numel()]
-
-
 def check_finite_weights(model: nn.Module, what: str = "predict") -> None:
     """Raise ``NonFiniteError`` naming the parameters/buffers of ``model`` that hold NaN or inf.
 
     One fused reduction and one host sync when the weights are finite (the case to make cheap: it runs
     before every ``get_preds``); the tensors are only searched one by one to name them in the error.
     """
-    named = _named_float_tensors(model)
+    named = [(n, t) for n, t in [*model.named_parameters(), *model.named_buffers()]
+             if t.is_floating_point() and t.numel()]
     if not named or _all_finite_now([t.detach() for _, t in named]):
         return
     bad = [n for n, t in named if not bool(torch.isfinite(t.detach()).all())]

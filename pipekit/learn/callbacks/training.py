@@ -14,7 +14,7 @@ import torch
 
 from pipekit.core.errors import NotFittedError, ParameterError
 from pipekit.core.protocols import Loader
-from pipekit.data.loader import DataLoader
+from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.data.progress import progress_bar
 from pipekit.learn.callbacks.core import Callback
@@ -258,14 +258,6 @@ def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
     return order
 
 
-def _cpu(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
-    if isinstance(x, (tuple, list)):
-        return type(x)(_cpu(v) for v in x)
-    return x
-
-
 class GatherPreds(Callback):
     """Collects predictions, targets, inputs and per-item losses of a validation pass on the CPU."""
 
@@ -283,11 +275,11 @@ class GatherPreds(Callback):
 
     def after_batch(self) -> None:
         learn = self.learn
-        self.preds.append(_cpu(learn.pred))
+        self.preds.append(_to(learn.pred, "cpu"))
         if learn.yb:
-            self.targs.append(_cpu(learn.yb[0] if len(learn.yb) == 1 else learn.yb))
+            self.targs.append(_to(learn.yb[0] if len(learn.yb) == 1 else learn.yb, "cpu"))
         if self.with_input:
-            self.inputs.append(_cpu(learn.xb[0] if len(learn.xb) == 1 else learn.xb))
+            self.inputs.append(_to(learn.xb[0] if len(learn.xb) == 1 else learn.xb, "cpu"))
         if self.with_loss and learn.loss is not None:
             loss = learn.loss.detach().float()
             bs = _batch_size(learn.xb)
