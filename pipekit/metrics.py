@@ -56,7 +56,7 @@ def _torch() -> Any:
 class Metric(Component):
     """Base class; see the module docstring. ``name`` defaults to the snake-case class name."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     registry_kind = "metric"
     greater_is_better: ClassVar[bool] = True
@@ -129,7 +129,7 @@ class MeanMetric(Metric):
     """A mean of per-item quantities (``batch_stats`` gives their sum and count), turned into the value
     by ``finalize`` (e.g. a square root for RMSE). Sums stay on the device."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
         v = self.per_item(pred, targ)
@@ -175,7 +175,7 @@ class MeanMetric(Metric):
 class ArrayMetric(Metric):
     """Computed once on every (activated) prediction of the set: ``compute(y_true, y_pred)`` on NumPy arrays."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         raise NotImplementedError

@@ -1,7 +1,7 @@
-"""Every registered component, in every registry, passes the conformance checks of pipekit.testing."""
+"""Every registered component, in every registry, passes the conformance checks of tests/conformance.py."""
 import pytest
 
-from pipekit.testing import check_component, conformance_cases, missing_examples
+from conformance import check_component, conformance_cases, missing_examples
 
 CASES = conformance_cases()
 

@@ -56,7 +56,7 @@ class Model(Component):
     the data) and ``_predict(d)`` (probabilities in ``classes_`` order, or values).
     """
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     registry_kind = "model"
     if TYPE_CHECKING:  # what every model offers: backends store them, ensembles derive them from their members
@@ -146,7 +146,7 @@ class Backend(Model):
     sorted), ``procs_signature_``, ``valid_score_`` (when fitted with a ``valid`` split).
     """
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     model_attr: ClassVar[str] = "model_"
     task: str
@@ -251,7 +251,7 @@ class Booster(Backend):
     """A gradient-boosted backend (LightGBM, XGBoost, CatBoost): at most ``n_estimators`` rounds, stopping
     after ``early_stopping_rounds`` without progress on the valid split, keeping ``best_iteration_``."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     n_estimators: int
     early_stopping_rounds: int | None

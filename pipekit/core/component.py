@@ -71,7 +71,7 @@ class Component:
     #: where a parameter is stored when its own name is taken (e.g. a ``vocab`` property): {param: attribute}
     param_attrs: ClassVar[dict[str, str]] = {}
     #: what each parameter accepts (``Interval``, ``Options``, ``Is`` from pipekit.core.validate); checked by
-    #: ``check_params()``, which ``__init__`` calls, and exercised by pipekit.testing's conformance checks
+    #: ``check_params()``, which ``__init__`` calls, and exercised by the tests' conformance suite
     param_constraints: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -196,7 +196,7 @@ class Getter(Component):
     """Base class for vectorised getters: ``column(items)`` reads a whole column; calling one on a single
     item works too, for users who compose getters in their own functions."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     registry_kind = "getter"
 

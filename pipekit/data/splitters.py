@@ -19,7 +19,7 @@ Split = tuple[np.ndarray, np.ndarray]
 class Splitter(Component):
     """Base class: ``splitter(items) -> (train_idx, valid_idx)`` as sorted or seeded int64 arrays."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     registry_kind = "splitter"
 

@@ -138,7 +138,7 @@ class Ensemble(Model):
     """Shared plumbing of the ensembles: members, scoring, ``report``, the processing of the data they were
     fitted on (``processor()``). Subclasses implement ``_combine(preds, data)``."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     members: list
     check_columns: bool = True

@@ -48,7 +48,7 @@ def _weights(values: list[float] | None) -> torch.Tensor | None:
 class BaseLoss(nn.Module, Component):
     """Base for flattened losses: moves ``axis`` (the class axis) last and flattens the rest."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     registry_kind = "loss"
     #: the target ``loss_kind`` (a block capability) this loss is the default for

@@ -108,7 +108,7 @@ class TabularProc(Component):
     """Base class: ``setup`` learns state (attributes ending in ``_``) from the training rows,
     ``expressions`` applies it as Polars expressions, on eager frames and lazy scans alike."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     registry_kind = "proc"
     order: ClassVar[int] = 0

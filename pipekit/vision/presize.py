@@ -42,7 +42,7 @@ def resize_to(img: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray
 class ItemTransform(Transform):
     """Base of the image item transforms: a fixed output size and a known geometry."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     order: ClassVar[int] = 10
 

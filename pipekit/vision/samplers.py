@@ -29,7 +29,7 @@ Frame = tuple[int, int]
 class Sampler(Component):
     """Base class: ``stream`` names the random stream the sampler draws from."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     registry_kind = "sampler"
     stream: ClassVar[str] = ""
@@ -38,7 +38,7 @@ class Sampler(Component):
 class AffineSampler(Sampler):
     """Draws (n, 3, 3) output->input matrices; the plan multiplies them in the order of its samplers."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
         raise NotImplementedError
@@ -47,7 +47,7 @@ class AffineSampler(Sampler):
 class LightingSampler(Sampler):
     """Draws (scale, shift) per image, applied in logit space as ``logit(x) * scale + shift``."""
 
-    abstract = True  # a base class: pipekit.testing checks its subclasses
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     def lighting(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
