@@ -63,6 +63,28 @@ def test_each_oof_prediction_comes_from_the_fold_model_that_never_saw_the_row(ba
     assert bag.valid_score_ == pytest.approx(bag.score(v)) and bag.valid_score_ > 0.8
 
 
+def test_fold_models_side_by_side_in_threads_are_the_ones_fitted_one_at_a_time(bag, tab):
+    # a model given two cores is bagged two fold models at once, each with one thread: the same fold models
+    par = BaggedModel(GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=2), n_folds=3, seed=7)
+    assert par.workers() == (2, 1) and bag.workers() == (1, None)
+    assert BaggedModel(small_gbm(), n_jobs=3).workers() == (3, 1)
+    assert BaggedModel(GBM("classification", n_jobs=4), n_folds=2, n_jobs=1).workers() == (1, None)
+    par.fit(tab.train)
+    assert [m.n_jobs for m in par.models_] == [1, 1, 1]
+    np.testing.assert_array_equal(par.oof_predictions_, bag.oof_predictions_)
+    for f in range(3):  # kept in fold order, whichever finished first
+        assert par.models_[f].n_estimators == bag.models_[f].n_estimators
+        np.testing.assert_array_equal(par.models_[f].predict(tab.valid), bag.models_[f].predict(tab.valid))
+    # stopped after the first fold model: nothing half-fitted is left, and the threads are done
+    import threading
+
+    before = threading.active_count()
+    folds = par.fit_folds(tab.train)
+    next(folds)
+    folds.close()
+    assert not par.is_fitted and threading.active_count() == before
+
+
 def test_bagging_is_seeded_and_repeats_average_out_of_fold(bag, tab):
     again = BaggedModel(small_gbm(), n_folds=3, seed=7).fit(tab.train)
     np.testing.assert_array_equal(again.oof_predictions_, bag.oof_predictions_)

@@ -49,6 +49,17 @@ N_JOBS = Is(lambda v: v is None or (isinstance(v, int) and not isinstance(v, boo
             "None, -1 or a positive int")
 
 
+def cores(n_jobs: int | None) -> int:
+    """The cores an ``n_jobs`` setting means: None or -1 every core this process may use, else ``n_jobs``.
+
+    >>> cores(3)
+    3
+    """
+    if n_jobs not in (None, -1):
+        return int(n_jobs)  # type: ignore[arg-type]
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class Model(Component):
     """What backends and ensembles share: prediction faces, scoring with a pipekit metric, export.
 

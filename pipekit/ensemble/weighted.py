@@ -80,13 +80,15 @@ class WeightedEnsemble(Ensemble):
         # ties on a coarse metric (accuracy) are broken by log-loss, which rewards the better-calibrated mix
         tie = self.task == "classification" and metric.name != "log_loss"
 
-        def key(p: np.ndarray) -> tuple[float, float]:
-            return metric.loss(metric.score(y, p)), log_loss.score(y, p) if tie else 0.0
+        def keys_of(mixes: list[np.ndarray]) -> list[tuple[float, float]]:
+            losses = [metric.loss(metric.score(y, p)) for p in mixes]
+            low = min(losses)  # log-loss only where it breaks a tie: it costs far more than accuracy
+            return [(v, log_loss.score(y, p) if tie and v == low else 0.0) for v, p in zip(losses, mixes)]
 
         total = np.zeros_like(P[0])
         selection, keys = [], []
         for step in range(self.n_iter):
-            cand = [key((total + P[j]) / (step + 1)) for j in range(len(P))]
+            cand = keys_of([(total + P[j]) / (step + 1) for j in range(len(P))])
             j = min(range(len(P)), key=lambda i: cand[i])  # first best: deterministic
             selection.append(j)
             keys.append(cand[j])
