@@ -177,7 +177,7 @@ class TabularProcessor(Component):
             if len(self.y_names) != 1:
                 raise ParameterError(f"a classification target is one column, got y_names={self.y_names}.")
             if self.y_vocab_ is None:
-                vals = distinct_train_values(frame, self.y_names[0], train)
+                vals = distinct_train_values(frame, self.y_names[:1], train)[self.y_names[0]]
                 self.y_vocab_ = (vals.cast(pl.String) if _is_text(vals.dtype) else vals).sort().cast(pl.String).to_list()
             if len(self.y_vocab_) < 2:
                 raise DataError(f"target column {self.y_names[0]!r} has a single class {self.y_vocab_} in the "

@@ -57,21 +57,24 @@ def collect(frame: Frame) -> pl.DataFrame:
     return frame
 
 
-def distinct_train_values(frame: Frame, c: str, train: pl.Expr) -> pl.Series:
-    """The distinct non-null values of column ``c`` in the training rows.
+def distinct_train_values(frame: Frame, columns: Sequence[str], train: pl.Expr) -> dict[str, pl.Series]:
+    """The distinct non-null values of each of ``columns`` in the training rows.
 
-    On a lazy scan this is a streaming ``unique`` of one column (a few MB), where an aggregation
-    inside ``select`` would hold the whole column in memory. Categorical and Enum columns are read
-    by their codes: a unique over their strings holds memory after it is done.
+    On a lazy scan each is a streaming ``unique`` of one column (a few MB), where an aggregation
+    inside ``select`` would hold the whole column in memory. An eager frame answers for every column in
+    one query, the columns in parallel. Categorical and Enum columns are read by their codes: a unique
+    over their strings holds memory after it is done.
     """
     if isinstance(frame, pl.LazyFrame):
-        out = frame.filter(train).select(pl.col(c)).drop_nulls().unique().collect(engine="streaming")
-        return out.to_series()
-    dtype = frame.schema[c]
-    if isinstance(dtype, (pl.Categorical, pl.Enum)):
-        codes = frame.select(pl.col(c).to_physical().filter(train).drop_nulls().unique()).to_series()
-        return categories_of(dtype).gather(codes)
-    return frame.select(pl.col(c).filter(train).drop_nulls().unique()).to_series()
+        return {c: frame.filter(train).select(pl.col(c)).drop_nulls().unique().collect(engine="streaming").to_series()
+                for c in columns}
+    schema = frame.schema
+    coded = {c for c in columns if isinstance(schema[c], (pl.Categorical, pl.Enum))}
+    row = frame.select([(pl.col(c).to_physical() if c in coded else pl.col(c)).filter(train).drop_nulls().unique()
+                        .implode().alias(c) for c in columns])
+    out = {c: row[c][0].rename(c) for c in columns}
+    return {c: categories_of(schema[c]).gather(v).rename(c) if c in coded else v  # type: ignore[arg-type]
+            for c, v in out.items()}
 
 
 def categories_of(dtype: pl.Categorical | pl.Enum) -> pl.Series:
@@ -175,8 +178,8 @@ class FillMissing(TabularProc):
         self.strategy, self.fill_value, self.add_col = strategy, fill_value, add_col
         self.check_params()
 
-    def _stat(self, c: str, train: pl.Expr) -> pl.Expr:
-        x = pl.col(c).filter(train & pl.col(c).is_finite())
+    def _stat(self, c: str, train: pl.Expr, floats: bool = True) -> pl.Expr:
+        x = pl.col(c).filter(train & pl.col(c).is_finite() if floats else train)  # integers are finite or null
         if self.strategy == "median":
             return x.median().alias(c)
         if self.strategy == "mode":
@@ -190,10 +193,14 @@ class FillMissing(TabularProc):
         if not cols:
             self.fill_values_, self.na_columns_ = {}, []
             return
-        stats = collect(frame.select([self._stat(c, train) for c in cols]
-                                      + [_missing(c).filter(train).sum().alias(f"{c}\x00n") for c in cols]
-                                      + [pl.col(c).filter(train).is_infinite().sum().alias(f"{c}\x00i")
-                                         for c in cols]))
+        schema = schema_of(frame)
+        floats = {c for c in cols if schema[c].is_float()}
+        # counted under the training flag rather than over filtered copies; integers are never NaN or inf
+        stats = collect(frame.select([self._stat(c, train, c in floats) for c in cols]
+                                      + [((_missing(c) if c in floats else pl.col(c).is_null()) & train).sum()
+                                         .alias(f"{c}\x00n") for c in cols]
+                                      + [(pl.col(c).is_infinite() & train).sum().alias(f"{c}\x00i") if c in floats
+                                         else pl.lit(0).alias(f"{c}\x00i") for c in cols]))
         fills: dict[str, float] = {}
         for c in cols:
             v = stats[c][0]
@@ -277,9 +284,10 @@ class Categorify(TabularProc):
         schema = schema_of(frame)
         ordered = {k: [str(v) for v in vs] for k, vs in (self.ordered or {}).items()}
         classes: dict[str, list[str]] = {}
+        distinct = distinct_train_values(frame, cols, train)
         for c in cols:
             dtype = schema[c]
-            values = distinct_train_values(frame, c, train)
+            values = distinct[c]
             if isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String:
                 values = values.cast(pl.String)
             # Sort by the native value (numbers numerically), then store as strings cast the same way
