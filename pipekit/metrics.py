@@ -257,7 +257,9 @@ class Accuracy(MeanMetric):
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         # class scores (n, k) are arg-maxed; predicted labels (n,) are compared as they are (scikit-learn's face)
-        p = pred if pred.ndim == 1 and pred.shape == targ.reshape(-1).shape else pred.argmax(self.axis)
+        # (a tensor's max(dim) gives the first maximum's index like argmax, several times faster for few classes)
+        p = pred if pred.ndim == 1 and pred.shape == targ.reshape(-1).shape else \
+            pred.max(self.axis).indices if hasattr(pred, "detach") else pred.argmax(self.axis)
         return p == targ.reshape(p.shape)
 
 

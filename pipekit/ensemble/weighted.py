@@ -32,7 +32,7 @@ from pipekit.core.validate import Options
 from pipekit.ensemble.bagged import training_predictions
 from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
                                    validate_prediction)
-from pipekit.metrics import get_metric, log_loss
+from pipekit.metrics import get_metric
 
 
 class WeightedEnsemble(Ensemble):
@@ -80,10 +80,14 @@ class WeightedEnsemble(Ensemble):
         # ties on a coarse metric (accuracy) are broken by log-loss, which rewards the better-calibrated mix
         tie = self.task == "classification" and metric.name != "log_loss"
 
+        rows = np.arange(len(y))
+
         def keys_of(mixes: list[np.ndarray]) -> list[tuple[float, float]]:
             losses = [metric.loss(metric.score(y, p)) for p in mixes]
-            low = min(losses)  # log-loss only where it breaks a tie: it costs far more than accuracy
-            return [(v, log_loss.score(y, p) if tie and v == low else 0.0) for v, p in zip(losses, mixes)]
+            low = min(losses)  # the tie-break only where it breaks a tie
+            # the mean negative log-probability of the true class (log-loss with probabilities clipped at 1e-15)
+            return [(v, float(-np.log(np.clip(p[rows, y], 1e-15, 1.0)).mean()) if tie and v == low else 0.0)
+                    for v, p in zip(losses, mixes)]
 
         total = np.zeros_like(P[0])
         selection, keys = [], []
