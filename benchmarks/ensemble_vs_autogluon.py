@@ -16,10 +16,11 @@ bundled with scikit-learn: breast_cancer (accuracy) and diabetes (rmse), ``mediu
     AUTOGLUON_PYTHON=/path/to/ag/bin/python python benchmarks/ensemble_vs_autogluon.py \
         [--datasets adult rossmann breast_cancer diabetes] [--quick] [--n-jobs 2] [--reuse-autogluon]
 
-On a machine busy with other work (load average above its cores), run with ``--n-jobs 1``: LightGBM's
-threads spin while they wait for one another, so two threads on two busy cores cost many times the CPU of
-one (one GBM on 360 breast_cancer rows, 207 rounds, at load 7 on 2 cores: 9.3 CPU s and 31.6 s with two
-threads, 0.4 CPU s and 2.2 s with one), and both sides' time limits buy far less than on a quiet machine.
+pipekit's bagged members fit their fold models side by side, one LightGBM thread each, so ``--n-jobs`` cores
+are used without threads waiting on one another. On a machine busy with other work (load average above its
+cores), ``--n-jobs 1`` still helps AutoGluon and the second layer: LightGBM's threads spin while they wait for
+one another (one GBM on 360 breast_cancer rows, 207 rounds, at load 7 on 2 cores: 9.3 CPU s and 31.6 s with two
+threads, 0.4 CPU s and 2.2 s with one).
 
 ``--quick`` uses limits of a few tens of seconds (AutoGluon best_quality at 120 s). ``--reuse-autogluon``
 reads AutoGluon results recorded by an earlier run with the same data set, presets, limit and cores instead
