@@ -18,7 +18,7 @@ bundled with scikit-learn: breast_cancer (accuracy) and diabetes (rmse), ``mediu
 
 pipekit's bagged members fit their fold models side by side, one LightGBM thread each, so ``--n-jobs`` cores
 are used without threads waiting on one another. On a machine busy with other work (load average above its
-cores), ``--n-jobs 1`` still helps AutoGluon and the second layer: LightGBM's threads spin while they wait for
+cores), ``--n-jobs 1`` still helps AutoGluon: LightGBM's threads spin while they wait for
 one another (one GBM on 360 breast_cancer rows, 207 rounds, at load 7 on 2 cores: 9.3 CPU s and 31.6 s with two
 threads, 0.4 CPU s and 2.2 s with one).
 
