@@ -56,8 +56,8 @@ class Candidate:
 def default_candidates(task: str, n_jobs: int | None = -1, seed: int = 0,
                        y_range: tuple[float, float] | None = None) -> list[Candidate]:
     """The members ``fit_ensemble`` tries by default: LightGBM (its defaults at a rate of 0.1, a slower one
-    sampling 60% of the columns per tree, larger trees, extremely randomised splits), XGBoost and CatBoost where installed, the tabular net with entity embeddings,
-    extremely randomised trees and a random forest.
+    sampling 60% of the columns per tree, larger trees, extremely randomised splits), XGBoost and CatBoost
+    where installed, the tabular net with entity embeddings, extremely randomised trees and a random forest.
 
     Values are how much each added to ensembles selected out of fold on adult and rossmann (their weights);
     costs are bagged fit times relative to the default GBM, measured on adult with 2 cores (8 folds,
