@@ -211,3 +211,23 @@ def test_regression_on_bundled_data():
     returned = rep.filter(pl.col("status") == "returned")["oof_rmse"][0]
     assert returned <= min(oof["gbm"], oof["ridge"]) + 1e-9
     assert ens.score(tab.valid, "rmse") < 70  # the target's standard deviation is about 77
+
+
+def test_members_are_refitted_on_their_stopping_rows_when_time_allows(weighted, tab):
+    # no time limit: every booster's fold models are fitted again on their stopping rows too, giving exactly
+    # the bagged model that refits fold by fold
+    rep = weighted.report_
+    refit = dict(zip(rep["model"], rep["refit"]))
+    assert refit["gbm"] is True and refit["extra_trees"] is None and refit["logistic"] is None
+    gbm = next(m for m in weighted.members if m.name == "gbm")
+    assert gbm.refit_stopped
+    by_name = {c.name: c.model for c in candidates()}
+    once = BaggedModel(by_name["gbm"], n_folds=3, name="gbm").fit(tab.train)
+    np.testing.assert_array_equal(gbm.oof_predictions_, once.oof_predictions_)
+    assert [m.n_estimators for m in gbm.models_] == [m.n_estimators for m in once.models_]
+    # no time left: the first member keeps the fold models that stopped on their own rows
+    ens = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), n_folds=2, verbose=False)
+    assert dict(zip(ens.report_["model"], ens.report_["refit"]))["gbm"] is False
+    assert not ens.members[0].refit_stopped and all(m.early_stopping_rounds for m in ens.members[0].models_)
+    with pytest.raises(ParameterError, match="already fitted on all their rows"):
+        next(gbm.refit_folds(tab.train))

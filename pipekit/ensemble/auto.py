@@ -3,7 +3,10 @@ within a time budget, in one call.
 
 Members are fitted in the order of their expected value per second (``Candidate.value / Candidate.cost``;
 the cost is relative to the default GBM and turned into seconds by timing the members already fitted); a
-member expected to overrun the time limit is skipped, and one whose folds run over it is stopped. Weights
+member expected to overrun the time limit is skipped, and one whose folds run over it is stopped. Fold
+models that stop early (the boosters) stop on a share of their own rows; once the members are fitted, each
+member's fold models are fitted again on those rows too, for the rounds they kept, while time allows (the
+report's ``refit`` column says which were). Weights
 are selected by Caruana's greedy selection on the out-of-fold predictions of the training rows; then a
 second layer (a bagged GBM on the original inputs plus the selected members' out-of-fold predictions) is
 fitted when time allows, and kept only when it beats the weighted ensemble out of fold. The validation
@@ -142,18 +145,10 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         if fitted and not plan.fits(c, expected):
             row["status"] = "skipped: over the time limit"
             continue
-        bag = BaggedModel(c.model, n_folds=n_folds, seed=seed, name=c.name)
+        # stopped early on their own rows only: refitting on the stopping rows too comes later, as time allows
+        bag = BaggedModel(c.model, n_folds=n_folds, seed=seed, name=c.name, refit_stopped=False)
         t = time.perf_counter()
-        folds = bag.fit_folds(train)
-        bar = progress_bar(folds, total=n_folds, description=f"bagging {c.name}")
-        ends = [0.0]
-        for done, spent in enumerate(bar, start=1):
-            ends.append(spent)
-            # the folds so far tell what the rest will take; the first member always completes
-            if fitted and done < n_folds and plan.overruns(spent / done * n_folds, t):
-                bar.close()  # type: ignore[attr-defined]
-                folds.close()  # type: ignore[attr-defined]  # the bagged model is left unfitted
-                break
+        ends = _budgeted(bag.fit_folds(train), n_folds, f"bagging {c.name}", plan, t, must_finish=not fitted)
         row["fit_s"] = time.perf_counter() - t
         if not bag.is_fitted:
             row["status"] = "stopped: over the time limit"
@@ -166,7 +161,46 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         if verbose:
             print(f"{c.name}: out-of-fold {m.name} {m.score(bag.oof_targets_, bag.oof_predictions_):.4f} "
                   f"({row['fit_s']:.1f} s)", flush=True)
+    _refit(fitted, rows, train, plan, n_folds, m, verbose)
     return _finish(fitted, rows, m, task, train, valid, plan, n_folds, seed, n_jobs, verbose)
+
+
+def _budgeted(steps: Any, n: int, description: str, plan: Plan, start: float, must_finish: bool) -> list[float]:
+    """Run a generator of fold models (it yields the seconds spent after each) under a progress bar; stop it
+    when the folds so far project past the time limit, unless it must finish. Returns the yielded times."""
+    bar = progress_bar(steps, total=n, description=description)
+    ends = [0.0]
+    for done, spent in enumerate(bar, start=1):
+        ends.append(spent)
+        if not must_finish and done < n and plan.overruns(spent / done * n, start):
+            bar.close()  # type: ignore[attr-defined]
+            steps.close()  # the model is left as it was before the generator started
+            break
+    return ends
+
+
+def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, plan: Plan, n_folds: int, m: Any,
+           verbose: bool) -> None:
+    """Fit the fold models that stopped early again on all their rows, member by member in the order they were
+    fitted, each when its time (about that of its first pass) fits in what is left; a member whose refit would
+    overrun keeps its first fold models."""
+    by_name = {r["model"]: r for r in rows}
+    for c, bag in fitted:
+        row = by_name[c.name]
+        row["refit"] = False
+        if not c.model.stops_early():
+            row["refit"] = None
+            continue
+        if not plan.fits(c, bag.fit_seconds_):
+            continue
+        t = time.perf_counter()
+        _budgeted(bag.refit_folds(train), n_folds, f"refitting {c.name}", plan, t, must_finish=False)
+        row["fit_s"] += time.perf_counter() - t
+        row["refit"] = bag.refit_stopped
+        if verbose and bag.refit_stopped:
+            print(f"{c.name}: refitted on its stopping rows too, out-of-fold {m.name} "
+                  f"{m.score(bag.oof_targets_, bag.oof_predictions_):.4f} ({time.perf_counter() - t:.1f} s)",
+                  flush=True)
 
 
 class Plan:
@@ -290,9 +324,9 @@ def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, plan: Pl
         out.append({"model": r["model"], f"oof_{m.name}": oof,
                     f"valid_{m.name}": None if model is None or valid is None else model.score(valid, m),
                     "weight": r.get("weight"), "fit_s": r.get("fit_s"), "expected_s": r.get("expected_s"),
-                    "status": r.get("status")})
+                    "refit": r.get("refit"), "status": r.get("status")})
     out.append({"model": "total", "fit_s": time.perf_counter() - plan.start, "status": f"time limit "
                 f"{'none' if plan.time_limit is None else format(plan.time_limit, 'g') + ' s'}"})
     schema = {"model": pl.String, f"oof_{m.name}": pl.Float64, f"valid_{m.name}": pl.Float64, "weight": pl.Float64,
-              "fit_s": pl.Float64, "expected_s": pl.Float64, "status": pl.String}
+              "fit_s": pl.Float64, "expected_s": pl.Float64, "refit": pl.Boolean, "status": pl.String}
     return pl.DataFrame(out, schema=schema)

@@ -217,29 +217,63 @@ class BaggedModel(Backend):
             if not done:  # stopped between folds (or failed): no half-fitted state is left behind
                 self.reset_state()
 
-    def _fit_one(self, d: TabularData, folds: np.ndarray, fold: int, repeat: int, threads: int | None) -> tuple:
+    def refit_folds(self, train: Any) -> Iterator[float]:
+        """For a model bagged with ``refit_stopped=False``: fit each fold model again on all its rows (stopping
+        rows included) for the rounds early stopping kept, as ``refit_stopped=True`` would have, yielding the
+        seconds spent each time a fold model is done. ``train`` must be the rows it was bagged on. The model
+        changes only once every fold model is done: a caller with a time budget may stop between them and
+        keep the model as it was.
+
+        >>> import numpy as np, polars as pl
+        >>> from pipekit.backends import GBM, as_data
+        >>> xs = pl.DataFrame({"a": np.random.default_rng(0).normal(size=300)})
+        >>> data = as_data(xs, y=np.where(xs["a"] > 0, "yes", "no"))
+        >>> bag = BaggedModel(GBM("classification", n_estimators=200, n_jobs=1), n_folds=3, refit_stopped=False)
+        >>> _ = list(bag.fit(data).refit_folds(data))
+        >>> once = BaggedModel(GBM("classification", n_estimators=200, n_jobs=1), n_folds=3).fit(data)
+        >>> bag.refit_stopped, bool(np.array_equal(bag.oof_predictions_, once.oof_predictions_))
+        (True, True)
+        """
+        self.check_is_fitted()
+        d = as_data(train)
+        if self.refit_stopped or not self.model.stops_early():
+            raise ParameterError("refit_folds: this model's fold models are already fitted on all their rows "
+                                 "(refit_stopped=True, or a model that does not stop early)")
+        if rows_signature(d) != self.rows_signature_:
+            raise ParameterError("refit_folds: train must be the rows the model was bagged on")
+        spent = self.fit_seconds_
+        yield from self._fit_folds(d, stopped=list(self.models_))
+        self.refit_stopped, self.fit_seconds_ = True, spent + self.fit_seconds_
+
+    def _fit_one(self, d: TabularData, folds: np.ndarray, fold: int, repeat: int, threads: int | None,
+                 stopped: Any = None) -> tuple:
         fit_idx, stop_idx, held = self._split(folds, fold, repeat)
 
         def fresh() -> Any:
             m = self.fold_model(fold, repeat)
             return m if threads is None else m.set_params(n_jobs=threads)
 
-        m = fresh().fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
-        if len(stop_idx) and self.refit_stopped:  # the rows it stopped on train it too, as long as it chose
+        m = stopped if stopped is not None else fresh().fit(d.take(fit_idx),
+                                                            d.take(stop_idx) if len(stop_idx) else None)
+        if len(stop_idx) and (self.refit_stopped or stopped is not None):
+            # the rows it stopped on train it too, as long as it chose
             rest = np.sort(np.concatenate([fit_idx, stop_idx]))
             m = fresh().set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(d.take(rest))
         return m, held, m.predict(d.take(held))
 
-    def _run(self, d: TabularData, folds: np.ndarray, jobs: list[tuple[int, int]]) -> Iterator[tuple[int, tuple]]:
+    def _run(self, d: TabularData, folds: np.ndarray, jobs: list[tuple[int, int]],
+             stopped: list | None) -> Iterator[tuple[int, tuple]]:
         """``(job index, fitted fold model)`` as each is done: in this thread one at a time, else in a pool of
-        threads (those not started when the caller stops are dropped; those running finish)."""
+        threads (those not started when the caller stops are dropped; those running finish). ``stopped``: the
+        fold models to refit, by job index."""
         at_once, threads = self.workers()
+        args = [(d, folds[r], f, r, threads, None if stopped is None else stopped[j]) for j, (r, f) in enumerate(jobs)]
         if at_once == 1:
-            for j, (r, f) in enumerate(jobs):
-                yield j, self._fit_one(d, folds[r], f, r, threads)
+            for j, a in enumerate(args):
+                yield j, self._fit_one(*a)
             return
         with ThreadPoolExecutor(at_once) as pool:
-            futures = {pool.submit(self._fit_one, d, folds[r], f, r, threads): j for j, (r, f) in enumerate(jobs)}
+            futures = {pool.submit(self._fit_one, *a): j for j, a in enumerate(args)}
             try:
                 for fut in as_completed(futures):
                     yield futures[fut], fut.result()
@@ -247,7 +281,7 @@ class BaggedModel(Backend):
                 for fut in futures:
                     fut.cancel()
 
-    def _fit_folds(self, d: TabularData) -> Iterator[float]:
+    def _fit_folds(self, d: TabularData, stopped: list | None = None) -> Iterator[float]:
         self._setup(d)
         y = self.encode_y(d.y)
         classes = self.classes_ if self.task == "classification" else None
@@ -262,7 +296,7 @@ class BaggedModel(Backend):
                 folds[r, held] = f
         jobs = [(r, f) for r in range(self.n_repeats) for f in range(self.n_folds)]
         models: list[Any] = [None] * len(jobs)
-        for j, (m, held, p) in self._run(d, folds, jobs):
+        for j, (m, held, p) in self._run(d, folds, jobs, stopped):
             r = jobs[j][0]
             oof[r, held] = aligned(p, m.classes_, classes) if classes is not None else np.asarray(p, np.float64)
             models[j] = m
