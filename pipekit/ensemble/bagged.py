@@ -241,9 +241,9 @@ class BaggedModel(Backend):
                                  "(refit_stopped=True, or a model that does not stop early)")
         if rows_signature(d) != self.rows_signature_:
             raise ParameterError("refit_folds: train must be the rows the model was bagged on")
-        spent = self.fit_seconds_
+        spent: float = vars(self)["fit_seconds_"]
         yield from self._fit_folds(d, stopped=list(self.models_))
-        self.refit_stopped, self.fit_seconds_ = True, spent + self.fit_seconds_
+        self.refit_stopped, self.fit_seconds_ = True, spent + vars(self)["fit_seconds_"]
 
     def _fit_one(self, d: TabularData, folds: np.ndarray, fold: int, repeat: int, threads: int | None,
                  stopped: Any = None) -> tuple:
