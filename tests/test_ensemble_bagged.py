@@ -79,10 +79,17 @@ def test_fold_models_side_by_side_in_threads_are_the_ones_fitted_one_at_a_time(b
     import threading
 
     before = threading.active_count()
-    folds = par.fit_folds(tab.train)
+    started = []
+    wide = BaggedModel(GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=2), n_folds=6, seed=7)
+    fit_one = wide._fit_one
+    wide._fit_one = lambda *a: started.append(a[2]) or fit_one(*a)  # type: ignore[method-assign]
+    folds = wide.fit_folds(tab.train)
     next(folds)
     folds.close()
-    assert not par.is_fitted and threading.active_count() == before
+    assert not wide.is_fitted and threading.active_count() == before
+    # a fold model starts only when the caller asks for the next one: stopping after the first waited only
+    # for the one beside it, the other four never started
+    assert sorted(started) == [0, 1]
 
 
 def test_bagging_is_seeded_and_repeats_average_out_of_fold(bag, tab):

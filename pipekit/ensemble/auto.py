@@ -148,14 +148,17 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         # stopped early on their own rows only: refitting on the stopping rows too comes later, as time allows
         bag = BaggedModel(c.model, n_folds=n_folds, seed=seed, name=c.name, refit_stopped=False)
         t = time.perf_counter()
-        ends = _budgeted(bag.fit_folds(train), n_folds, f"bagging {c.name}", plan, t, must_finish=not fitted)
+        ends = _budgeted(bag.fit_folds(train), n_folds, bag.workers()[0], f"bagging {c.name}", plan, t,
+                         must_finish=not fitted)
         row["fit_s"] = time.perf_counter() - t
         if not bag.is_fitted:
             row["status"] = "stopped: over the time limit"
             continue
-        # the first fold also pays one-off costs (a library's import, warm-up): the later ones tell the rate
-        per_fold = np.diff(ends)
-        plan.measured(c, float(per_fold[1:].mean() if len(per_fold) > 1 else per_fold[0]) * n_folds)
+        # the first round of fold models also pays one-off costs (a library's import, warm-up): the later
+        # rounds tell the rate
+        at_once = bag.workers()[0]
+        rounds = -(-n_folds // at_once)
+        plan.measured(c, (ends[-1] - ends[at_once]) / (rounds - 1) * rounds if rounds > 1 else ends[-1])
         fitted.append((c, bag))
         row["status"] = "fitted"
         if verbose:
@@ -165,18 +168,30 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     return _finish(fitted, rows, m, task, train, valid, plan, n_folds, seed, n_jobs, verbose)
 
 
-def _budgeted(steps: Any, n: int, description: str, plan: Plan, start: float, must_finish: bool) -> list[float]:
-    """Run a generator of fold models (it yields the seconds spent after each) under a progress bar; stop it
-    when the folds so far project past the time limit, unless it must finish. Returns the yielded times."""
+def _budgeted(steps: Any, n: int, at_once: int, description: str, plan: Plan, start: float,
+              must_finish: bool) -> list[float]:
+    """Run a generator of fold models (it yields the seconds spent after each; ``at_once`` of them are fitted
+    side by side) under a progress bar; stop it when the folds so far project past the time limit, unless it
+    must finish. Returns the yielded times."""
     bar = progress_bar(steps, total=n, description=description)
     ends = [0.0]
     for done, spent in enumerate(bar, start=1):
         ends.append(spent)
-        if not must_finish and done < n and plan.overruns(spent / done * n, start):
+        if not must_finish and done < n and plan.overruns(projected(spent, done, n, at_once), start):
             bar.close()  # type: ignore[attr-defined]
             steps.close()  # the model is left as it was before the generator started
             break
     return ends
+
+
+def projected(spent: float, done: int, n: int, at_once: int) -> float:
+    """The seconds ``n`` fold models take, fitted ``at_once`` side by side, when ``done`` took ``spent``: the
+    ones fitted side by side end together, so time goes by rounds of ``at_once``.
+
+    >>> projected(30.0, 1, 8, 2), projected(30.0, 2, 8, 2), projected(60.0, 3, 8, 2), projected(30.0, 1, 8, 1)
+    (120.0, 120.0, 120.0, 240.0)
+    """
+    return spent / -(-done // at_once) * -(-n // at_once)
 
 
 def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, plan: Plan, n_folds: int, m: Any,
@@ -194,7 +209,8 @@ def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, plan: Plan, n_f
         if not plan.fits(c, bag.fit_seconds_):
             continue
         t = time.perf_counter()
-        _budgeted(bag.refit_folds(train), n_folds, f"refitting {c.name}", plan, t, must_finish=False)
+        _budgeted(bag.refit_folds(train), n_folds, bag.workers()[0], f"refitting {c.name}", plan, t,
+                  must_finish=False)
         row["fit_s"] += time.perf_counter() - t
         row["refit"] = bag.refit_stopped
         if verbose and bag.refit_stopped:

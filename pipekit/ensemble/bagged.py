@@ -32,7 +32,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, ClassVar
 
 import numpy as np
@@ -264,8 +264,9 @@ class BaggedModel(Backend):
     def _run(self, d: TabularData, folds: np.ndarray, jobs: list[tuple[int, int]],
              stopped: list | None) -> Iterator[tuple[int, tuple]]:
         """``(job index, fitted fold model)`` as each is done: in this thread one at a time, else in a pool of
-        threads (those not started when the caller stops are dropped; those running finish). ``stopped``: the
-        fold models to refit, by job index."""
+        threads. A fold model is started only when the caller asks for the next one (at most ``at_once`` run),
+        so a caller that stops waits only for those already running. ``stopped``: the fold models to refit,
+        by job index."""
         at_once, threads = self.workers()
         args = [(d, folds[r], f, r, threads, None if stopped is None else stopped[j]) for j, (r, f) in enumerate(jobs)]
         if at_once == 1:
@@ -273,12 +274,24 @@ class BaggedModel(Backend):
                 yield j, self._fit_one(*a)
             return
         with ThreadPoolExecutor(at_once) as pool:
-            futures = {pool.submit(self._fit_one, *a): j for j, a in enumerate(args)}
+            waiting = iter(enumerate(args))
+            running: dict[Future, int] = {}
+
+            def start_next() -> None:
+                nxt = next(waiting, None)
+                if nxt is not None:
+                    running[pool.submit(self._fit_one, *nxt[1])] = nxt[0]
+
+            for _ in range(at_once):
+                start_next()
             try:
-                for fut in as_completed(futures):
-                    yield futures[fut], fut.result()
+                while running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in sorted(done, key=running.__getitem__):
+                        yield running.pop(fut), fut.result()
+                        start_next()
             finally:
-                for fut in futures:
+                for fut in running:
                     fut.cancel()
 
     def _fit_folds(self, d: TabularData, stopped: list | None = None) -> Iterator[float]:
