@@ -59,7 +59,10 @@ class RandomSplitter(Splitter):
 
     def split(self, items: pl.DataFrame) -> Split:
         n = len(items)
-        perm = np.random.default_rng(self.seed).permutation(n)
+        # shuffling int32 positions draws exactly what permutation(n) draws (the same split) with half the
+        # memory traffic
+        perm = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+        np.random.default_rng(self.seed).shuffle(perm)
         # a mask gives both subsets in row order in O(n), where sorting would cost O(n log n)
         mask = np.zeros(n, dtype=bool)
         mask[perm[: int(round(self.valid_pct * n))]] = True
