@@ -313,3 +313,28 @@ def test_cached_copy_is_made_once_per_pinned_file(tmp_path):
     other = dataclasses.replace(spec, sha256="f" * 64)
     assert cached_weights_path(spec, tmp_path) != cached_weights_path(other, tmp_path)
     assert cached_weights_path(spec, False) is None
+
+
+def test_depthwise_convolutions_stay_float32_under_cpu_autocast():
+    # bfloat16 autocast on a CPU: the 1x1 convolutions run in bfloat16, the depthwise ones in float32 (their
+    # bfloat16 backward is the slow one); outside autocast nothing changes
+    torch.manual_seed(0)
+    body = EfficientNetLiteBody("lite0").train()
+    x = torch.randn(2, 3, 64, 64)
+    seen: dict[str, torch.dtype] = {}
+    block = body._blocks[1]
+    hooks = [block._depthwise_conv.register_forward_hook(lambda m, i, o: seen.__setitem__("depthwise", o.dtype)),
+             block._project_conv.register_forward_hook(lambda m, i, o: seen.__setitem__("project", o.dtype))]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = body(x)
+    assert seen == {"depthwise": torch.float32, "project": torch.bfloat16}
+    out.float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in body.parameters())
+    body.eval()
+    plain = body(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = body(x).float()
+    assert plain.dtype == torch.float32 and seen["project"] == torch.bfloat16
+    assert torch.allclose(mixed, plain, atol=0.1 * plain.abs().max().item())
+    for h in hooks:
+        h.remove()
