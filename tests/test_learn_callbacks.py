@@ -165,3 +165,21 @@ def test_classification_interpretation(dls, tmp_path):
     assert "Ankle boot" in report and "precision" in report
     with pytest.raises(ParameterError, match=rf"top_losses: k=0 is not accepted; expected an integer in \[1, {n_valid}\]"):
         interp.top_losses(0)
+
+
+@pytest.mark.parametrize("flags, fast", [("fpu sse2 avx512f avx512_bf16 amx_tile", True),
+                                         ("fpu sse2 avx2 amx_bf16 amx_tile", True),
+                                         ("fpu sse2 avx2 avx512f avx512bw", False)])
+def test_cpu_bf16_is_fast_reads_the_cpu_flags(monkeypatch, tmp_path, flags, fast):
+    import builtins
+
+    import pipekit.learn.callbacks.builtin as builtin
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: a CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    real_open = builtins.open
+    monkeypatch.setattr(builtin, "open", lambda p, *a, **k: real_open(info if p == "/proc/cpuinfo" else p, *a, **k),
+                        raising=False)
+    assert builtin.cpu_bf16_is_fast() is fast
+    monkeypatch.setattr(builtin, "open", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError(a[0])), raising=False)
+    assert builtin.cpu_bf16_is_fast() is False  # no /proc/cpuinfo (not Linux): never assumed

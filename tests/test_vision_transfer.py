@@ -171,6 +171,9 @@ def test_fine_tune_needs_groups_and_keeps_batch_norm_frozen_when_asked():
     norms = norm_names(learn.model)
     affine = [k for k in norms if k.startswith("body.")]
     assert affine and all(torch.equal(before[k], frozen[k]) for k in affine)
+    # ... while their statistics still follow the new photos
+    running = [k for k in before if k.startswith("body.") and k.endswith("running_mean")]
+    assert running and all(not torch.equal(before[k], frozen[k]) for k in running)
 
 
 # --------------------------------------------------------------------------------- export without the package

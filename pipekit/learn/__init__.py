@@ -8,7 +8,7 @@ from pipekit.learn.callbacks import (
     CancelFitException, CancelStepException, CancelTrainException, CancelValidException, EarlyStoppingCallback,
     GatherPreds, GradientClip, LRFinder, MixedPrecision, MixUp, NonFiniteError, NonFiniteInputError,
     ParamScheduler, ProgressCallback, Recorder, SaveModelCallback, TerminateOnNaNCallback, TrackerCallback,
-    TensorBoardCallback, TrainEvalCallback,
+    TensorBoardCallback, TrainEvalCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.export import load_learner, model_weights
 from pipekit.learn.interpret import ClassificationInterpretation, Interpretation
@@ -36,7 +36,7 @@ __all__ = [
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "ProgressCallback", "Recorder",
-    "TrainEvalCallback", "NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback",
+    "TrainEvalCallback", "cpu_bf16_is_fast", "NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback",
     "ExportError", "load_learner", "model_weights", "Learner", "ClassificationInterpretation", "Interpretation",
     "BaseLoss", "BCEWithLogitsLossFlat", "CrossEntropyLossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind",

@@ -365,7 +365,10 @@ class Learner:
         return self.add_cb(MixedPrecision(dtype="fp16"))
 
     def to_bf16(self) -> Learner:
-        """Train in bf16 mixed precision (autocast, no scaler needed), on CUDA or on a CPU."""
+        """Train in bf16 mixed precision (autocast, no scaler needed), on CUDA or on a CPU.
+
+        On a CPU it is faster than float32 only where the CPU computes bfloat16 in hardware
+        (:func:`~pipekit.learn.cpu_bf16_is_fast`); elsewhere it is emulated and slower."""
         return self.add_cb(MixedPrecision(dtype="bf16", cpu=True))
 
     def to_fp32(self) -> Learner:

@@ -62,7 +62,7 @@ callback ordered after those whose state matters (``SaveModelCallback(every_epoc
 """
 from pipekit.learn.callbacks.builtin import (
     ActivationStats, EarlyStoppingCallback, GradientClip, LRFinder, MixedPrecision, MixUp, ParamScheduler,
-    SaveModelCallback, TrackerCallback,
+    SaveModelCallback, TrackerCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.callbacks.core import (
     EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
@@ -80,5 +80,5 @@ __all__ = [
     "ActivationStats", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "MixedPrecision", "MixUp",
     "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",
     "NonFiniteInputError", "TerminateOnNaNCallback", "check_finite_weights", "GatherPreds", "ProgressCallback",
-    "Recorder", "TrainEvalCallback",
+    "Recorder", "TrainEvalCallback", "cpu_bf16_is_fast",
 ]

@@ -165,6 +165,22 @@ class GradientClip(Callback):
         self.last_norm = nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.max_norm, self.norm_type)
 
 
+def cpu_bf16_is_fast() -> bool:
+    """Whether this machine's CPU computes bfloat16 in hardware (AMX or AVX512-BF16, as Linux reports its
+    flags): only there does ``learn.to_bf16()`` train faster on the CPU than float32. Elsewhere (no such
+    flags, or no ``/proc/cpuinfo``) False.
+
+    >>> isinstance(cpu_bf16_is_fast(), bool)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 class MixedPrecision(Callback):
     """Autocast forward pass and loss; a GradScaler for fp16.
 
