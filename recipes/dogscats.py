@@ -6,6 +6,11 @@ crop + flip/rotate/zoom/warp/lighting resampled once, and ``fine_tune`` trains t
 pretrained body for one epoch, then the whole network with discriminative learning rates. The normalisation
 the weights were trained with is added by ``vision_learner``.
 
+While the body is frozen its batch-norm statistics follow the new photos but its batch-norm weights stay as
+they are (``train_bn=False``): nothing is back-propagated through the body, so on a CPU the frozen epoch
+costs about a third of what it does with trainable batch-norm weights, for the same error. Where the CPU
+computes bfloat16 in hardware, training runs in bfloat16 mixed precision (``to_bf16()``).
+
     python recipes/dogscats.py                       # EfficientNet-Lite0, ImageNet weights, 224 px
     python recipes/dogscats.py --size 128            # cheaper, less accurate (the features are 224-px ones)
     python recipes/dogscats.py --quick               # 200 train / 100 valid photos, for tests
@@ -21,7 +26,7 @@ import torch
 
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, set_seed
-from pipekit.learn import error_rate
+from pipekit.learn import cpu_bf16_is_fast, error_rate
 from pipekit.vision import ImageBlock, Resize, aug_transforms, vision_learner
 
 
@@ -55,7 +60,9 @@ def main(quick: bool = False, size: int | None = None, epochs: int = 1, arch: st
     size = size or (160 if quick else 224)  # 224: what the weights were trained at
     dblock, path = datablock(quick, size)
     dls = dblock.dataloaders(path, bs=32, seed=42)
-    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=error_rate)
+    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=error_rate, train_bn=False)
+    if cpu_bf16_is_fast():
+        learn.to_bf16()
     t_fit = time.perf_counter()
     if pretrained:
         learn.fine_tune(1 if quick else epochs, base_lr=2e-3)
