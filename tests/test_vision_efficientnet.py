@@ -338,3 +338,13 @@ def test_depthwise_convolutions_stay_float32_under_cpu_autocast():
     assert torch.allclose(mixed, plain, atol=0.1 * plain.abs().max().item())
     for h in hooks:
         h.remove()
+
+
+def test_batch_norm_momentum_is_pytorchs_for_random_weights_and_the_references_once_pretrained():
+    # random weights: running statistics at 0.1 catch up within a few epochs; ImageNet's are kept longer (0.01)
+    fresh = EfficientNetLiteBody("lite0")
+    moms = {m.momentum for m in fresh.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert moms == {0.1}
+    loaded = load_pretrained(EfficientNetLiteBody("lite0"))
+    moms = {m.momentum for m in loaded.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert moms == {0.01}
