@@ -3,13 +3,19 @@
 As in the book: labels come from the file names (``is_cat``: the Kaggle photos are named cat.N.jpg and
 dog.N.jpg), every photo is decoded and resized once (presizing, cached on disk), each batch gets a random
 crop + flip/rotate/zoom/warp/lighting resampled once, and ``fine_tune`` trains the new head on the frozen
-pretrained body for one epoch, then the whole network with discriminative learning rates. The normalisation
+pretrained body for one epoch, then the body too, with discriminative learning rates. The normalisation
 the weights were trained with is added by ``vision_learner``.
 
-While the body is frozen its batch-norm statistics follow the new photos but its batch-norm weights stay as
-they are (``train_bn=False``): nothing is back-propagated through the body, so on a CPU the frozen epoch
-costs about a third of what it does with trainable batch-norm weights, for the same error. Where the CPU
-computes bfloat16 in hardware, training runs in bfloat16 mixed precision (``to_bf16()``).
+The pretrained body's batch-norm layers keep ImageNet's statistics throughout (``BnFreeze(body=True)``),
+and while the body is frozen their weights stay as they are too (``train_bn=False``): nothing is
+back-propagated through the frozen body, so on a CPU the frozen epoch costs about a third of what it does with
+trainable batch-norm weights, and the head learns on exactly the features the body gives at inference. In
+the second phase the stem and the high-resolution blocks (the first layer group: the costliest layers per
+image, whose edge and texture filters transfer as they are) stay frozen (``unfreeze_to=1``). ``base_lr=1e-3``:
+the head's peak rate is 1e-3 in the first phase, 5e-4 in the second; at twice that, the second phase loses
+what the first gained. Measured on the 3000/1000 photos at 224 px, 2 threads: error 0.015 in 204 s of
+training; with the statistics following the augmented photos and the whole body unfrozen, 0.024 in 310 s.
+Where the CPU computes bfloat16 in hardware, training runs in bfloat16 mixed precision (``to_bf16()``).
 
     python recipes/dogscats.py                       # EfficientNet-Lite0, ImageNet weights, 224 px
     python recipes/dogscats.py --size 128            # cheaper, less accurate (the features are 224-px ones)
@@ -26,7 +32,7 @@ import torch
 
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, set_seed
-from pipekit.learn import cpu_bf16_is_fast, error_rate
+from pipekit.learn import BnFreeze, cpu_bf16_is_fast, error_rate
 from pipekit.vision import ImageBlock, Resize, aug_transforms, vision_learner
 
 
@@ -60,12 +66,14 @@ def main(quick: bool = False, size: int | None = None, epochs: int = 1, arch: st
     size = size or (160 if quick else 224)  # 224: what the weights were trained at
     dblock, path = datablock(quick, size)
     dls = dblock.dataloaders(path, bs=32, seed=42)
-    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=error_rate, train_bn=False)
+    # a random body has no statistics worth keeping: BnFreeze only for pretrained weights
+    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=error_rate, train_bn=False,
+                           cbs=BnFreeze(body=True) if pretrained else None)
     if cpu_bf16_is_fast():
         learn.to_bf16()
     t_fit = time.perf_counter()
     if pretrained:
-        learn.fine_tune(1 if quick else epochs, base_lr=2e-3)
+        learn.fine_tune(1 if quick else epochs, base_lr=1e-3, unfreeze_to=1)
     else:
         learn.fit_one_cycle(2 if quick else epochs + 1, 2e-3)
     fit_s = time.perf_counter() - t_fit

@@ -18,7 +18,7 @@ import pipekit.datasets as D
 from pipekit.core.errors import ExportError, ParameterError
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, RandomSplitter, get_image_files, parent_label
 from pipekit.data.seed import set_seed
-from pipekit.learn import Callback, accuracy, arch_spec, load_learner, register_arch
+from pipekit.learn import BnFreeze, Callback, accuracy, arch_spec, load_learner, register_arch
 from pipekit.vision import (ImageBlock, MaskBlock, Normalize, Resize, image_paths_with, imagenet_predict,
                             imagenet_stats, pixel_accuracy, unet_learner, vision_learner)
 from pipekit.vision.efficientnet import EfficientNetLiteBody, efficientnet_lite_stats, efficientnet_lite_weights
@@ -174,6 +174,66 @@ def test_fine_tune_needs_groups_and_keeps_batch_norm_frozen_when_asked():
     # ... while their statistics still follow the new photos
     running = [k for k in before if k.startswith("body.") and k.endswith("running_mean")]
     assert running and all(not torch.equal(before[k], frozen[k]) for k in running)
+
+
+class BnModes(Callback):
+    """Whether each body batch-norm layer was in train mode during the first training batch of each fit."""
+
+    def __init__(self):
+        self.modes = []
+
+    def before_fit(self):
+        self.modes.append(None)
+
+    def after_pred(self):
+        if self.learn.training and self.modes[-1] is None:
+            self.modes[-1] = {k: m.training for k, m in self.learn.model.body.named_modules()
+                              if isinstance(m, nn.BatchNorm2d)}
+
+
+def test_bn_freeze_keeps_the_statistics_of_frozen_batch_norm_layers_and_only_theirs():
+    set_seed(0)
+    dls = dogscats_dls(n_train=24, n_valid=8, size=64, bs=12)
+    snap, modes = Snapshots(), BnModes()
+    learn = vision_learner(dls, "efficientnet_lite0", pretrained=True, train_bn=False, cbs=[snap, modes, BnFreeze()])
+    learn.fine_tune(1, base_lr=1e-2, freeze_epochs=1, unfreeze_to=1)
+    (before, frozen), (_, after) = snap.fits
+    early, late = learn.model.body.layer_groups()
+    names = {id(p): k for k, p in learn.model.named_parameters()}
+    early_keys = {names[id(p)] for p in early}
+    early_bn = {k.rsplit(".", 1)[0] for k in early_keys if k.endswith(".weight") and k.rsplit(".", 1)[0] + ".running_mean"
+                in before}
+    late_bn = {k.rsplit(".", 1)[0] for p in late for k in [names[id(p)]] if k.endswith(".weight")
+               and k.rsplit(".", 1)[0] + ".running_mean" in before}
+    assert early_bn and late_bn
+    stats = ("running_mean", "running_var")
+    # phase 1: the whole body frozen -- every batch-norm layer in eval mode, statistics bit-for-bit ImageNet's
+    assert not any(modes.modes[0].values())
+    assert all(torch.equal(before[f"{m}.{s}"], frozen[f"{m}.{s}"]) for m in early_bn | late_bn for s in stats)
+    assert all(not torch.equal(before[k], frozen[k]) for k in before if k.startswith("head.") and k.endswith("weight"))
+    # phase 2 (unfreeze_to=1): the first group stays frozen, weights and statistics; the rest trains in train mode
+    assert not any(modes.modes[1][m[len("body."):]] for m in early_bn)
+    assert all(modes.modes[1][m[len("body."):]] for m in late_bn)
+    assert all(torch.equal(frozen[k], after[k]) for k in early_keys)
+    assert all(torch.equal(frozen[f"{m}.{s}"], after[f"{m}.{s}"]) for m in early_bn for s in stats)
+    assert all(not torch.equal(frozen[f"{m}.running_mean"], after[f"{m}.running_mean"]) for m in late_bn)
+    assert sum(not torch.equal(frozen[names[id(p)]], after[names[id(p)]]) for p in late) > 0.9 * len(late)
+    # after training, evaluation puts every layer in eval mode as usual
+    learn.validate()
+    assert not any(m.training for m in learn.model.modules())
+
+
+def test_bn_freeze_leaves_trainable_batch_norm_in_train_mode_and_unfreeze_to_is_checked():
+    dls = dogscats_dls(n_train=12, n_valid=4, size=64, bs=12)
+    snap, modes = Snapshots(), BnModes()
+    learn = vision_learner(dls, "efficientnet_lite0", pretrained=True, cbs=[snap, modes, BnFreeze()])  # train_bn=True
+    learn.fine_tune(0, base_lr=1e-2, freeze_epochs=1)
+    before, frozen = snap.fits[0]
+    assert modes.modes[0] and all(modes.modes[0].values())
+    running = [k for k in before if k.startswith("body.") and k.endswith("running_mean")]
+    assert running and all(not torch.equal(before[k], frozen[k]) for k in running)
+    with pytest.raises(ParameterError, match=r"unfreeze_to=3 .* 3 layer groups, so give 0 to 2"):
+        learn.fine_tune(1, unfreeze_to=3)
 
 
 # --------------------------------------------------------------------------------- export without the package

@@ -4,7 +4,7 @@
 """
 from pipekit.core.errors import ExportError
 from pipekit.learn.callbacks import (
-    EVENTS, ActivationStats, Callback, CSVLogger, CancelBackwardException, CancelBatchException, CancelEpochException,
+    EVENTS, ActivationStats, Callback, BnFreeze, CSVLogger, CancelBackwardException, CancelBatchException, CancelEpochException,
     CancelFitException, CancelStepException, CancelTrainException, CancelValidException, EarlyStoppingCallback,
     GatherPreds, GradientClip, LRFinder, MixedPrecision, MixUp, NonFiniteError, NonFiniteInputError,
     ParamScheduler, ProgressCallback, Recorder, SaveModelCallback, TerminateOnNaNCallback, TrackerCallback,
@@ -32,7 +32,7 @@ from pipekit.metrics import (
 )
 
 __all__ = [
-    "ActivationStats", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
+    "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "ProgressCallback", "Recorder",

@@ -114,19 +114,29 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: 
 
 
 def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
-              pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
+              pct_start: float = 0.3, div: float = 5.0, unfreeze_to: int = 0, **kwargs: Any) -> None:
     """Transfer learning (``learn.fine_tune``): train the head (frozen body) ``freeze_epochs``, then everything
-    ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``."""
+    ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``.
+
+    ``unfreeze_to``: the first layer group the second phase trains (0, the default: all of them). With 1, the
+    first group stays frozen -- for an EfficientNet-Lite or xresnet body, the stem and the high-resolution
+    blocks, whose edge and texture filters transfer as they are -- and, with ``train_bn=False``, nothing is
+    back-propagated through those layers, the costliest ones per image."""
     count = Interval(0, None, integer=True)
-    check("fine_tune", epochs=(epochs, count), freeze_epochs=(freeze_epochs, count), lr_mult=(lr_mult, Interval(1)))
-    if learn.optimizer.n_groups < 2:
+    check("fine_tune", epochs=(epochs, count), freeze_epochs=(freeze_epochs, count), lr_mult=(lr_mult, Interval(1)),
+          unfreeze_to=(unfreeze_to, count))
+    n_groups = learn.optimizer.n_groups
+    if n_groups < 2:
         raise ParameterError("fine_tune needs at least two parameter groups (body, head) to freeze the body; "
                              "pass splitter= to the Learner (e.g. body_head_splitter for nn.Sequential(body, head))")
+    if unfreeze_to >= n_groups:
+        raise ParameterError(f"fine_tune: unfreeze_to={unfreeze_to} would leave nothing to train in the second phase; "
+                             f"the model has {n_groups} layer groups, so give 0 to {n_groups - 1}")
     if freeze_epochs:
         learn.freeze()
         fit_one_cycle(learn, freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)
     base_lr /= 2
-    learn.unfreeze()
+    learn.freeze_to(unfreeze_to)
     if epochs:
         fit_one_cycle(learn, epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
 

@@ -28,6 +28,7 @@ behaves exactly like its reverse:
 order  callback                     why there
 =====  ===========================  =====================================================================
  -20   TrainEvalCallback            train/eval mode and ``pct_train`` are set before anything reads them
+ -15   BnFreeze                     frozen batch-norm layers go back to eval mode after the switch
  -10   ModelResetter                (pipekit.text) clears the recurrent state after the mode switch
   -7   ActivationStats              its hooks are armed before the forward pass
   -5   RNNRegularizer               (pipekit.text) adds AR/TAR to the loss before anyone reads it
@@ -61,7 +62,7 @@ callback ordered after those whose state matters (``SaveModelCallback(every_epoc
 ...     def after_batch(self): self.n_ += 1
 """
 from pipekit.learn.callbacks.builtin import (
-    ActivationStats, EarlyStoppingCallback, GradientClip, LRFinder, MixedPrecision, MixUp, ParamScheduler,
+    ActivationStats, BnFreeze, EarlyStoppingCallback, GradientClip, LRFinder, MixedPrecision, MixUp, ParamScheduler,
     SaveModelCallback, TrackerCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.callbacks.core import (
@@ -77,7 +78,7 @@ from pipekit.learn.callbacks.training import GatherPreds, ProgressCallback, Reco
 __all__ = [
     "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidException",
-    "ActivationStats", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "MixedPrecision", "MixUp",
+    "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "MixedPrecision", "MixUp",
     "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",
     "NonFiniteInputError", "TerminateOnNaNCallback", "check_finite_weights", "GatherPreds", "ProgressCallback",
     "Recorder", "TrainEvalCallback", "cpu_bf16_is_fast",

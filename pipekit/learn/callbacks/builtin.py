@@ -23,7 +23,7 @@ from pipekit.learn.callbacks.core import Callback, CancelFitException, CancelVal
 from pipekit.learn.export import checkpoint_path
 from pipekit.learn.losses import Reducible
 
-__all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision",
+__all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "GradientClip", "BnFreeze", "MixedPrecision",
            "MixUp", "ActivationStats", "ParamScheduler", "LRFinder"]
 
 _POSITIVE = Interval(0, None, closed="neither")
@@ -163,6 +163,42 @@ class GradientClip(Callback):
     def before_step(self) -> None:
         #: the norm before clipping, of the last step
         self.last_norm = nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.max_norm, self.norm_type)
+
+
+class BnFreeze(Callback):
+    """Keeps the running statistics of pretrained batch-norm layers as they are: each training epoch, a
+    batch-norm layer whose weights do not train (a frozen group under ``train_bn=False``) is put in eval mode,
+    so it normalises with its stored (e.g. ImageNet) statistics instead of following the training batches.
+
+    ``body=True`` does the same for every batch-norm layer outside the last layer group (the pretrained body of
+    a ``vision_learner``), also once its weights train: the new head's batch-norm layers still learn their
+    statistics, the body keeps the ones its weights were trained with while the weights adapt.
+
+    With a pretrained body and ``train_bn=False``, the frozen phase of ``fine_tune`` then trains the head on
+    exactly the features the body computes at inference, and the augmented training photos do not pull the
+    statistics away from those of clean ones; with ``body=True`` the unfrozen phase starts from the same
+    features instead of switching the body to batch statistics. Batch-norm layers without weights
+    (``affine=False``) are left in train mode.
+
+    >>> from pipekit.learn import BnFreeze
+    >>> cbs = [BnFreeze(body=True)]   # vision_learner(dls, "efficientnet_lite0", pretrained=True, train_bn=False, cbs=cbs)
+    """
+
+    order = -15  # after TrainEvalCallback has put the whole model in train mode
+    param_constraints = {"body": Is(lambda b: isinstance(b, bool), "True or False")}
+
+    def __init__(self, body: bool = False):
+        self.body = body
+        self.check_params()
+
+    def before_train(self) -> None:
+        body: set[int] = set()
+        if self.body:
+            body = {id(p) for group in self.learn.optimizer.layer_groups[:-1] for p in group}
+        for module in self.learn.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None \
+                    and (not module.weight.requires_grad or id(module.weight) in body):
+                module.eval()
 
 
 def cpu_bf16_is_fast() -> bool:
