@@ -18,7 +18,7 @@ import pipekit.datasets as D
 from pipekit.core.errors import ExportError, ParameterError
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, RandomSplitter, get_image_files, parent_label
 from pipekit.data.seed import set_seed
-from pipekit.learn import BnFreeze, Callback, accuracy, arch_spec, load_learner, register_arch
+from pipekit.learn import BnFreeze, Callback, Learner, accuracy, arch_spec, load_learner, register_arch
 from pipekit.vision import (ImageBlock, MaskBlock, Normalize, Resize, image_paths_with, imagenet_predict,
                             imagenet_stats, pixel_accuracy, unet_learner, vision_learner)
 from pipekit.vision.efficientnet import EfficientNetLiteBody, efficientnet_lite_stats, efficientnet_lite_weights
@@ -234,6 +234,28 @@ def test_bn_freeze_leaves_trainable_batch_norm_in_train_mode_and_unfreeze_to_is_
     assert running and all(not torch.equal(before[k], frozen[k]) for k in running)
     with pytest.raises(ParameterError, match=r"unfreeze_to=3 .* 3 layer groups, so give 0 to 2"):
         learn.fine_tune(1, unfreeze_to=3)
+
+
+def test_bn_freeze_body_keeps_the_pretrained_statistics_while_the_body_trains_but_not_the_heads():
+    set_seed(0)
+    dls = dogscats_dls(n_train=24, n_valid=8, size=64, bs=12)
+    snap = Snapshots()
+    learn = vision_learner(dls, "efficientnet_lite0", pretrained=True, cbs=[snap, BnFreeze(body=True)])
+    learn.fine_tune(1, base_lr=1e-2, freeze_epochs=0)
+    before, after = snap.fits[0]
+    body_stats = [k for k in before if k.startswith("body.") and k.endswith(("running_mean", "running_var"))]
+    head_stats = [k for k in before if k.startswith("head.") and k.endswith("running_mean")]
+    body_bn_weights = [k for k in norm_names(learn.model) if k.startswith("body.") and k.endswith(".weight")]
+    assert body_stats and head_stats and body_bn_weights
+    assert all(torch.equal(before[k], after[k]) for k in body_stats)            # ImageNet's, bit for bit
+    assert all(not torch.equal(before[k], after[k]) for k in head_stats)        # the new head's are learned
+    assert sum(not torch.equal(before[k], after[k]) for k in body_bn_weights) > 0.9 * len(body_bn_weights)
+    # a model without a frozen or body group: BnFreeze(body=True) on one layer group leaves every layer training
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    learn = Learner(dls, model, cbs=[BnFreeze(body=True)])
+    stats = model[1].running_mean.clone()
+    learn.fit(1, 1e-3)
+    assert not torch.equal(stats, model[1].running_mean)
 
 
 # --------------------------------------------------------------------------------- export without the package
