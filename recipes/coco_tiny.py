@@ -2,7 +2,15 @@
 
 Labels come from the COCO annotations in `train.json`: for each image, the category of its largest
 bounding box (single-label) or the set of all its categories (multi-label). An ImageNet-pretrained
-EfficientNet-Lite0 is fine-tuned (head first on the frozen body, then everything).
+EfficientNet-Lite2 is fine-tuned: four epochs of the head on the frozen body, then four more with the body
+from its second layer group on (``unfreeze_to=1``).
+
+There are only 200 photos (160 to train, 40 to validate) of 128 px, so the recipe holds the model back: the
+photos are upsampled to 320 px (the features were learned on larger objects), the head is a single linear
+layer on the pooled features (``lin_ftrs=[]``) with weight decay 0.1, and the body keeps ImageNet's
+batch-norm statistics (``BnFreeze(body=True)``, ``train_bn=False``). With the default head (a 512-unit
+hidden layer), the body's statistics following the photos and Lite0 at 192 px, the validation loss ended
+above that of a uniform guess (2.31 against ln 6 = 1.79) and the accuracy below the no-skill baseline.
 
     python recipes/coco_tiny.py [--multilabel]
     python recipes/coco_tiny.py --scratch       # the same network from random weights
@@ -19,7 +27,7 @@ import torch
 
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, ColReader, DataBlock, MultiCategoryBlock, RandomSplitter, set_seed
-from pipekit.learn import accuracy, accuracy_multi
+from pipekit.learn import BnFreeze, accuracy, accuracy_multi
 from pipekit.vision import ImageBlock, Resize, aug_transforms, vision_learner
 
 
@@ -36,7 +44,7 @@ def items() -> pl.DataFrame:
     return per_image.with_columns(pl.col("image_id").replace_strict(files).alias("path")).sort("path")
 
 
-def datablock(quick: bool = False, multilabel: bool = False, size: int = 192):
+def datablock(quick: bool = False, multilabel: bool = False, size: int = 320):
     """The recipe's DataBlock and the table of images it reads (``pipekit summary coco_tiny`` walks them).
 
     No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
@@ -51,19 +59,20 @@ def datablock(quick: bool = False, multilabel: bool = False, size: int = 192):
     return dblock, df
 
 
-def main(quick: bool = False, multilabel: bool = False, epochs: int = 8, arch: str = "efficientnet_lite0",
+def main(quick: bool = False, multilabel: bool = False, epochs: int = 4, arch: str = "efficientnet_lite2",
          pretrained: bool = True, size: int | None = None, lr: float = 3e-3) -> dict:
     set_seed(42)
     t0 = time.perf_counter()
-    size = size or (64 if quick else 192)  # the photos are 128x128; the weights saw 224-px images
+    size = size or (64 if quick else 320)  # the photos are 128x128; Lite2's weights saw 260-px images
     dblock, df = datablock(quick, multilabel, size)
     dls = dblock.dataloaders(df, bs=32, seed=42)
     metric = accuracy_multi(thresh=0.5) if multilabel else accuracy
-    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=metric)
+    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=metric, lin_ftrs=[], wd=0.1,
+                           train_bn=not pretrained, cbs=BnFreeze(body=True) if pretrained else None)
     if pretrained:
-        learn.fine_tune(1 if quick else epochs, base_lr=lr)
+        learn.fine_tune(1 if quick else epochs, base_lr=lr, freeze_epochs=1 if quick else epochs, unfreeze_to=1)
     else:
-        learn.fit_one_cycle(1 if quick else epochs + 1, lr)
+        learn.fit_one_cycle(1 if quick else 2 * epochs, lr)
     loss, acc = learn.validate()
     # what a model that learned nothing would score: always the most frequent class, or for each
     # label its more frequent answer (present/absent)
@@ -87,11 +96,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="train a few batches only (for tests)")
     ap.add_argument("--multilabel", action="store_true")
-    ap.add_argument("--epochs", type=int, default=8, help="epochs (unfrozen, after a frozen one when pretrained)")
-    ap.add_argument("--arch", default="efficientnet_lite0",
+    ap.add_argument("--epochs", type=int, default=4, help="epochs frozen, then as many unfrozen (pretrained)")
+    ap.add_argument("--arch", default="efficientnet_lite2",
                     help="efficientnet_lite0/1/2, xresnet18/34/50 or simple_cnn (the last four with --scratch)")
     ap.add_argument("--scratch", action="store_true", help="random weights instead of ImageNet's")
-    ap.add_argument("--size", type=int, default=192, help="training image size")
+    ap.add_argument("--size", type=int, default=320, help="training image size")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()

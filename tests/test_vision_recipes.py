@@ -32,7 +32,7 @@ def figure(line: str, name: str) -> float:
     ("mnist_tiny", {}, "efficientnet_lite0 pretrained 64px accuracy="),
     ("fashion_mnist", {}, "(256 train / 256 test images, 2 epochs each)"),
     ("camvid_tiny", {}, "unet(efficientnet_lite0, pretrained)"),
-    ("coco_tiny", {}, "largest-object efficientnet_lite0 (pretrained)"),
+    ("coco_tiny", {}, "largest-object efficientnet_lite2 (pretrained)"),
     ("coco_tiny", {"multilabel": True}, "multi-label"),
     ("transfer", {"arch": "simple_cnn"}, "efficientnet_lite0 from imagenet 64px fine_tuned="),
 ])
