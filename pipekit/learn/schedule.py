@@ -118,10 +118,11 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     """Transfer learning (``learn.fine_tune``): train the head (frozen body) ``freeze_epochs``, then everything
     ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``.
 
-    ``unfreeze_to``: the first layer group the second phase trains (0, the default: all of them). With 1, the
-    first group stays frozen -- for an EfficientNet-Lite or xresnet body, the stem and the high-resolution
-    blocks, whose edge and texture filters transfer as they are -- and, with ``train_bn=False``, nothing is
-    back-propagated through those layers, the costliest ones per image."""
+    ``unfreeze_to``: the first layer group the second phase trains (0, the default: all of them). A
+    ``vision_learner`` on an EfficientNet-Lite has three groups: with 1, the stem and the high-resolution
+    blocks stay frozen (their edge and texture filters transfer as they are) and, with ``train_bn=False``,
+    nothing is back-propagated through them, the costliest layers per image. Other bodies are one group
+    (body, head), where 1 trains only the head again."""
     count = Interval(0, None, integer=True)
     check("fine_tune", epochs=(epochs, count), freeze_epochs=(freeze_epochs, count), lr_mult=(lr_mult, Interval(1)),
           unfreeze_to=(unfreeze_to, count))
