@@ -3,7 +3,10 @@
 Three runs on the same 709 training / 699 validation digits, side by side: a small CNN from scratch at the
 digits' own 28 px, and an EfficientNet-Lite0 at 64 px from random weights and from its ImageNet weights
 (``fine_tune``: one frozen epoch, then the rest unfrozen; the grey digits go through the colour stem averaged
-over its channels). Small grey digits are far from ImageNet's photos: pretraining helps little here.
+over its channels; the body keeps ImageNet's batch-norm statistics, ``BnFreeze(body=True)``). Small grey
+digits are far from ImageNet's photos, yet the pretrained network is the most accurate of the three (0.9986
+against 0.9900 and 0.9828). Letting the body's statistics follow the digits instead gave 0.9757, below both
+networks from scratch.
 
     python recipes/mnist_tiny.py            # full run
     python recipes/mnist_tiny.py --quick    # a few batches, for tests
@@ -19,7 +22,7 @@ import torch
 
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label, set_seed
-from pipekit.learn import accuracy
+from pipekit.learn import BnFreeze, accuracy
 from pipekit.vision import ImageBlock, Normalize, Resize, aug_transforms, mnist_stats, vision_learner
 
 
@@ -54,7 +57,9 @@ def run(arch: str, pretrained: bool, size: int | None, epochs: int, lr: float, q
     dls = dataloaders(size, None if pretrained else mnist_stats)
     if quick:
         shrink(dls, 64, 64)
-    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=accuracy, lr=lr)
+    # a pretrained body keeps ImageNet's batch-norm statistics (BnFreeze); a random one learns its own
+    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=accuracy, lr=lr, train_bn=not pretrained,
+                           cbs=BnFreeze(body=True) if pretrained else None)
     if pretrained:
         learn.fine_tune(epochs - 1, base_lr=lr)
     else:
