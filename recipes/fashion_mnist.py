@@ -2,8 +2,11 @@
 
 Three runs side by side on the same training images, scored on the whole test set: a small CNN from scratch
 at the images' own 28 px, and an EfficientNet-Lite0 at 64 px from random weights and from its ImageNet weights
-(``fine_tune``: one frozen epoch, then the rest unfrozen). Small grey images of clothes are far from
-ImageNet's photos, so pretraining gains little here; the run says how much.
+(``fine_tune``: one frozen epoch, then the rest unfrozen; the body keeps ImageNet's batch-norm statistics,
+``BnFreeze(body=True)``). Small grey images of clothes are far from ImageNet's photos, yet with 10,000
+training images and 3 epochs the pretrained network is the most accurate (0.8878, against 0.8477 for the
+small CNN and 0.8405 for Lite0 from random weights). Letting the body's statistics follow the clothes
+instead gave 0.8105, below both networks from scratch.
 
     python recipes/fashion_mnist.py                  # 10,000 training images, 3 epochs per run
     python recipes/fashion_mnist.py --n-train 60000  # all of them
@@ -19,7 +22,7 @@ import torch
 
 import pipekit.datasets as D
 from pipekit.data import set_seed
-from pipekit.learn import accuracy
+from pipekit.learn import BnFreeze, accuracy
 from pipekit.vision import Normalize, aug_transforms, dataloaders_from_arrays, vision_learner
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -52,7 +55,9 @@ def dataloaders(quick: bool = False, bs: int = 128, size: int | None = None, nor
 def run(data, arch: str, pretrained: bool, size: int | None, epochs: int, lr: float) -> float:
     set_seed(42)
     dls = dataloaders(size=size, normalize=not pretrained, data=data)
-    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=accuracy, ps=0.25)
+    # a pretrained body keeps ImageNet's batch-norm statistics (BnFreeze); a random one learns its own
+    learn = vision_learner(dls, arch, pretrained=pretrained, metrics=accuracy, ps=0.25, train_bn=not pretrained,
+                           cbs=BnFreeze(body=True) if pretrained else None)
     if pretrained:
         learn.fine_tune(epochs - 1, base_lr=lr)
     else:
