@@ -76,8 +76,9 @@ def test_with_prefetch_threads_the_main_thread_waits_and_the_threads_work(dls):
     # the threads work ahead: batches past the sixth may be in flight when the epoch is cut
     assert 6 <= aug.calls <= 6 + 2 and 0 < aug.share <= 1
     # starting and joining the prefetch threads is a fixed cost outside every stage: on a 6-batch epoch of
-    # tiny digits (~25 ms) it can pass 5% by itself, so it gets an absolute allowance of 3 ms too
-    assert abs(w.main_seconds - w.wall_s) <= max(STAGE_TOLERANCE * w.wall_s, 0.003)
+    # tiny digits (~25 ms) it can pass 5% by itself (3.1 ms measured on a busy 2-core machine), so it gets an
+    # absolute allowance of 6 ms too; an untimed stage (the main thread mostly waits) would leave far more out
+    assert abs(w.main_seconds - w.wall_s) <= max(STAGE_TOLERANCE * w.wall_s, 0.006)
 
 
 def test_first_epoch_from_a_datablock_decodes_every_file_into_an_empty_cache(source, tmp_path, monkeypatch):
