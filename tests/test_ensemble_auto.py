@@ -123,6 +123,21 @@ def test_time_limit_keeps_the_first_member_and_skips_the_rest(tab):
         fit_ensemble(tab, candidates=[Candidate("a", GBM("classification")), Candidate("a", GBM("classification"))])
 
 
+def test_default_folds_are_eight_without_a_time_limit_and_five_within_one(tab):
+    gbm = {"gbm": GBM("classification", learning_rate=0.3, n_estimators=30, n_jobs=1)}
+    free = fit_ensemble(tab, metric="accuracy", candidates=gbm, stack=False, verbose=False)
+    timed = fit_ensemble(tab, time_limit=600, metric="accuracy", candidates=gbm, stack=False, verbose=False)
+    for ens, k in ((free, 8), (timed, 5)):
+        bag = ens.members[0]
+        assert bag.n_folds == k and len(bag.models_) == k
+        assert sorted(np.unique(bag.folds_[0]).tolist()) == list(range(k))
+        assert ens.report_["status"][-1].endswith(f", {k} folds")
+    assert free.report_["status"][-1] == "time limit none, 8 folds"
+    assert timed.report_["status"][-1] == "time limit 600 s, 5 folds"
+    with pytest.raises(ParameterError, match="n_folds=1 is not accepted"):
+        fit_ensemble(tab, n_folds=1)
+
+
 def test_export_with_procs_predicts_raw_rows_in_a_fresh_process(weighted, tab, tmp_path):
     ens = weighted
     file = ens.export(tmp_path / "adult_ensemble.pipekit")
