@@ -14,7 +14,22 @@ above that of a uniform guess (2.31 against ln 6 = 1.79) and the accuracy below 
 
     python recipes/coco_tiny.py [--multilabel]
     python recipes/coco_tiny.py --scratch       # the same network from random weights
+    python recipes/coco_tiny.py --folds 5       # k-fold cross-validation over all 200 photos
+    python recipes/coco_tiny.py --probe         # a linear probe: logistic regression on the frozen features
     python recipes/coco_tiny.py --quick         # a few batches, for tests
+
+Forty validation photos make a noisy figure: one photo is 2.5 points. ``--folds k`` trains the recipe k times,
+each time validating on another k-th of the photos, and reports the accuracy and the no-skill baseline over
+all of them.
+
+``--probe`` trains nothing in the network: the photos go once through the pretrained body
+(``learn.model.body``, centre crops, no augmentation), and a logistic regression with strong L2 regularisation
+learns the classes from the pooled features, in seconds.
+
+Measured with 5 stratified folds over the 200 photos (2 threads): fine-tuning 0.455 (565 s), the linear probe
+0.520 (26 s), against a no-skill baseline of 0.470. On the recipe's own split fine-tuning gives 0.55 and the
+probe 0.50 (baseline 0.475): with 160 training photos of 128 px the largest object is barely learnable from
+these features, and a single 40-photo split cannot tell the methods apart.
 """
 from __future__ import annotations
 
@@ -22,11 +37,13 @@ import argparse
 import json
 import time
 
+import numpy as np
 import polars as pl
 import torch
 
 import pipekit.datasets as D
-from pipekit.data import CategoryBlock, ColReader, DataBlock, MultiCategoryBlock, RandomSplitter, set_seed
+from pipekit.data import (CategoryBlock, ColReader, DataBlock, IndexSplitter, MultiCategoryBlock, RandomSplitter,
+                          set_seed)
 from pipekit.learn import BnFreeze, accuracy, accuracy_multi
 from pipekit.vision import ImageBlock, Resize, aug_transforms, vision_learner
 
@@ -44,8 +61,9 @@ def items() -> pl.DataFrame:
     return per_image.with_columns(pl.col("image_id").replace_strict(files).alias("path")).sort("path")
 
 
-def datablock(quick: bool = False, multilabel: bool = False, size: int = 320):
+def datablock(quick: bool = False, multilabel: bool = False, size: int = 320, splitter=None):
     """The recipe's DataBlock and the table of images it reads (``pipekit summary coco_tiny`` walks them).
+    ``splitter``: the validation photos (default a seeded random 20%).
 
     No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
     df = items()
@@ -54,17 +72,16 @@ def datablock(quick: bool = False, multilabel: bool = False, size: int = 320):
     y_block = MultiCategoryBlock(label_delim=" ") if multilabel else CategoryBlock
     dblock = DataBlock(blocks=(ImageBlock, y_block), get_x=ColReader("path"),
                        get_y=ColReader("labels" if multilabel else "largest"),
-                       splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(int(size * 1.25))],
+                       splitter=splitter or RandomSplitter(0.2, seed=42), item_tfms=[Resize(int(size * 1.25))],
                        batch_tfms=aug_transforms(size=size, min_scale=0.75))
     return dblock, df
 
 
-def main(quick: bool = False, multilabel: bool = False, epochs: int = 4, arch: str = "efficientnet_lite2",
-         pretrained: bool = True, size: int | None = None, lr: float = 3e-3) -> dict:
+def train(quick: bool, multilabel: bool, epochs: int, arch: str, pretrained: bool, size: int, lr: float,
+          splitter=None) -> tuple[float, float, float, int, object]:
+    """Train on one split; returns (valid loss, accuracy, no-skill baseline, validation photos, vocab)."""
     set_seed(42)
-    t0 = time.perf_counter()
-    size = size or (64 if quick else 320)  # the photos are 128x128; Lite2's weights saw 260-px images
-    dblock, df = datablock(quick, multilabel, size)
+    dblock, df = datablock(quick, multilabel, size, splitter)
     dls = dblock.dataloaders(df, bs=32, seed=42)
     metric = accuracy_multi(thresh=0.5) if multilabel else accuracy
     learn = vision_learner(dls, arch, pretrained=pretrained, metrics=metric, lin_ftrs=[], wd=0.1,
@@ -84,12 +101,97 @@ def main(quick: bool = False, multilabel: bool = False, epochs: int = 4, arch: s
         train_counts = df[dls.train.dataset.idxs]["largest"].value_counts(sort=True)
         valid_labels = df[dls.valid.dataset.idxs]["largest"]
         baseline = float((valid_labels == train_counts["largest"][0]).mean())
+    return loss, acc, baseline, len(dls.valid.dataset.idxs), dls.vocab
+
+
+def probe_features(quick: bool, arch: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features of every photo (average and max over the pretrained body's last feature map, centre
+    crops of ``size`` px, ImageNet statistics), in the table's row order, and the largest object of each."""
+    set_seed(42)
+    _, df = datablock(quick, False, size)
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=ColReader("path"), get_y=ColReader("largest"),
+                       splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(size)])
+    dls = dblock.dataloaders(df, bs=32, seed=42)
+    learn = vision_learner(dls, arch, pretrained=True)  # adds the weights' normalisation to the batches
+    body = learn.model.body.eval()
+    feats, rows = [], []
+    with torch.inference_mode():
+        for dl in (learn.dls.train.new(shuffle=False, drop_last=False, augment=False), learn.dls.valid):
+            for xb, _ in dl:
+                f = body(xb)
+                feats.append(torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1).float())
+            rows.append(np.asarray(dl.dataset.idxs))
+    out = np.empty((len(df), feats[0].shape[1]), dtype=np.float32)
+    out[np.concatenate(rows)] = torch.cat(feats).numpy()
+    return out, df["largest"].to_numpy()
+
+
+def probe(feats: np.ndarray, labels: np.ndarray, valid: np.ndarray, c: float = 0.003) -> tuple[float, float, float]:
+    """A logistic regression on the training rows' standardised features; (log loss, accuracy, no-skill
+    baseline) on the ``valid`` rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    is_valid = np.zeros(len(labels), dtype=bool)
+    is_valid[valid] = True
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+    model.fit(feats[~is_valid], labels[~is_valid])
+    proba = model.predict_proba(feats[is_valid])
+    acc = float((model.classes_[proba.argmax(1)] == labels[is_valid]).mean())
+    values, counts = np.unique(labels[~is_valid], return_counts=True)
+    baseline = float((labels[is_valid] == values[counts.argmax()]).mean())
+    return float(log_loss(labels[is_valid], proba, labels=model.classes_)), acc, baseline
+
+
+def main(quick: bool = False, multilabel: bool = False, epochs: int = 4, arch: str = "efficientnet_lite2",
+         pretrained: bool = True, size: int | None = None, lr: float = 3e-3, folds: int = 0,
+         linear_probe: bool = False) -> dict:
+    t0 = time.perf_counter()
+    size = size or (64 if quick else 320)  # the photos are 128x128; Lite2's weights saw 260-px images
     task = "multi-label" if multilabel else "largest-object"
-    elapsed = time.perf_counter() - t0
     how = "pretrained" if pretrained else "scratch"
-    print(f"result: coco_tiny {task} {arch} ({how}) {size}px valid_loss={loss:.4f} accuracy={acc:.4f} "
-          f"(no-skill baseline {baseline:.3f}, vocab {dls.vocab}) time={elapsed:.1f}s")
-    return {"accuracy": acc, "valid_loss": loss, "time_s": elapsed}
+    if folds == 1 or folds < 0:
+        raise ValueError(f"folds={folds}: give k >= 2 to cross-validate, or 0 for the recipe's single split")
+    if linear_probe and (multilabel or not pretrained):
+        raise ValueError("linear_probe needs the pretrained weights and the single-label task")
+    if linear_probe:  # the features once; each split then fits only the logistic regression
+        how = "pretrained, linear probe"
+        feats, labels = probe_features(quick, arch, size)
+        table = datablock(quick, multilabel, size)[1]
+
+        def run(splitter=None) -> tuple:
+            valid = np.asarray((splitter or RandomSplitter(0.2, seed=42))(table)[1])
+            loss, acc, baseline = probe(feats, labels, valid)
+            return loss, acc, baseline, len(valid), sorted(set(labels.tolist()))
+    else:
+        def run(splitter=None) -> tuple:
+            return train(quick, multilabel, epochs, arch, pretrained, size, lr, splitter)
+    if folds == 0:
+        loss, acc, baseline, _, vocab = run()
+        elapsed = time.perf_counter() - t0
+        print(f"result: coco_tiny {task} {arch} ({how}) {size}px valid_loss={loss:.4f} accuracy={acc:.4f} "
+              f"(no-skill baseline {baseline:.3f}, vocab {vocab}) time={elapsed:.1f}s")
+        return {"accuracy": acc, "valid_loss": loss, "time_s": elapsed}
+    # k-fold: every photo is validated once, by a model that never saw it; figures are means over photos.
+    # Folds are stratified by the largest object (shuffled, grouped by it, dealt round-robin), so every class
+    # with at least two photos is in every fold's training set.
+    largest = datablock(quick, multilabel, size)[1]["largest"].to_numpy()
+    n = len(largest)
+    order = np.random.default_rng(42).permutation(n)
+    order = order[np.argsort(largest[order], kind="stable")]
+    parts = [np.sort(order[k::folds]) for k in range(folds)]
+    per_fold = [run(IndexSplitter(p)) for p in parts]
+    sizes = [f[3] for f in per_fold]
+    acc, loss, baseline = (float(np.average([f[i] for f in per_fold], weights=sizes)) for i in (1, 0, 2))
+    elapsed = time.perf_counter() - t0
+    print(f"result: coco_tiny {task} {arch} ({how}) {size}px {folds}-fold valid_loss={loss:.4f} accuracy={acc:.4f} "
+          f"(no-skill baseline {baseline:.3f}; per fold accuracy {' '.join(f'{f[1]:.3f}' for f in per_fold)}, "
+          f"baseline {' '.join(f'{f[2]:.3f}' for f in per_fold)}; valid photos {'+'.join(map(str, sizes))} of {n}) "
+          f"time={elapsed:.1f}s")
+    return {"accuracy": acc, "valid_loss": loss, "baseline": baseline, "time_s": elapsed,
+            "folds": [{"accuracy": f[1], "valid_loss": f[0], "baseline": f[2], "valid": f[3]} for f in per_fold]}
 
 
 if __name__ == "__main__":
@@ -102,7 +204,9 @@ if __name__ == "__main__":
     ap.add_argument("--scratch", action="store_true", help="random weights instead of ImageNet's")
     ap.add_argument("--size", type=int, default=320, help="training image size")
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--folds", type=int, default=0, help="cross-validate over k folds of all the photos (k >= 2)")
+    ap.add_argument("--probe", action="store_true", help="a linear probe on the frozen pretrained features")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    main(a.quick, a.multilabel, a.epochs, a.arch, not a.scratch, a.size, a.lr)
+    main(a.quick, a.multilabel, a.epochs, a.arch, not a.scratch, a.size, a.lr, a.folds, a.probe)

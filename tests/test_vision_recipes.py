@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,42 @@ def test_chapter_one_dogscats_fine_tune_is_accurate_even_in_quick_mode(capsys):
     line = run_recipe("dogscats", capsys)
     assert "dogscats is_cat efficientnet_lite0 fine_tune" in line and "train=200 valid=100" in line
     assert figure(line, "accuracy") >= 0.9, line
+
+
+def test_coco_tiny_cross_validation_validates_every_photo_once(capsys):
+    line = run_recipe("coco_tiny", capsys, folds=2)
+    assert "largest-object efficientnet_lite2 (pretrained) 64px 2-fold" in line
+    assert "valid photos 24+24 of 48" in line  # the quick subset, every photo validated once
+    per_fold = [float(v) for v in line.split("per fold accuracy ")[1].split(",")[0].split()]
+    assert len(per_fold) == 2 and figure(line, "accuracy") == pytest.approx(sum(per_fold) / 2, abs=1e-3)
+    with pytest.raises(ValueError, match="folds=1"):
+        run_recipe("coco_tiny", capsys, folds=1)
+
+
+def test_coco_tiny_linear_probe_on_the_frozen_features(capsys):
+    line = run_recipe("coco_tiny", capsys, linear_probe=True, folds=2)
+    assert "efficientnet_lite2 (pretrained, linear probe) 64px 2-fold" in line and "valid photos 24+24 of 48" in line
+    per_fold = [float(v) for v in line.split("per fold accuracy ")[1].split(",")[0].split()]
+    assert figure(line, "accuracy") == pytest.approx(sum(per_fold) / 2, abs=1e-3)
+    with pytest.raises(ValueError, match="linear_probe needs"):
+        run_recipe("coco_tiny", capsys, linear_probe=True, multilabel=True)
+
+
+def test_the_probe_learns_from_the_training_rows_only():
+    spec = importlib.util.spec_from_file_location("recipe_coco_probe", ROOT / "recipes" / "coco_tiny.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    labels = np.array(["chair"] * 30 + ["book"] * 20 + ["vase"] * 10)
+    centres = {"chair": 0.0, "book": 5.0, "vase": -5.0}
+    feats = np.stack([rng.normal(centres[v], 0.3, size=8) for v in labels])
+    valid = np.array([0, 1, 2, 30, 31, 50])  # 3 chairs, 2 books, 1 vase
+    loss, acc, baseline = mod.probe(feats, labels, valid, c=1.0)
+    assert acc == 1.0 and baseline == 0.5 and loss < 0.5  # the training majority (chair) is half the valid rows
+    wrong = labels.copy()
+    wrong[valid] = "vase"  # the valid labels only score: the fit and its predictions do not change
+    _, acc_wrong, _ = mod.probe(feats, wrong, valid, c=1.0)
+    assert acc_wrong == pytest.approx(1 / 6)
 
 
 @pytest.mark.slow
