@@ -123,17 +123,23 @@ def test_time_limit_keeps_the_first_member_and_skips_the_rest(tab):
         fit_ensemble(tab, candidates=[Candidate("a", GBM("classification")), Candidate("a", GBM("classification"))])
 
 
-def test_default_folds_are_eight_without_a_time_limit_and_five_within_one(tab):
+def test_default_folds_are_eight_unless_a_time_limit_leaves_too_little_for_them(tab):
     gbm = {"gbm": GBM("classification", learning_rate=0.3, n_estimators=30, n_jobs=1)}
     free = fit_ensemble(tab, metric="accuracy", candidates=gbm, stack=False, verbose=False)
-    timed = fit_ensemble(tab, time_limit=600, metric="accuracy", candidates=gbm, stack=False, verbose=False)
-    for ens, k in ((free, 8), (timed, 5)):
+    # a roomy limit: the first member, bagged on 5 folds, tells that everything fits with 8, and is bagged again
+    roomy = fit_ensemble(tab, time_limit=600, metric="accuracy", candidates=gbm, stack=False, verbose=False)
+    # a tight one: the first member keeps its 5 folds, the rest is skipped
+    tight = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), verbose=False)
+    for ens, k in ((free, 8), (roomy, 8), (tight, 5)):
         bag = ens.members[0]
         assert bag.n_folds == k and len(bag.models_) == k
         assert sorted(np.unique(bag.folds_[0]).tolist()) == list(range(k))
         assert ens.report_["status"][-1].endswith(f", {k} folds")
     assert free.report_["status"][-1] == "time limit none, 8 folds"
-    assert timed.report_["status"][-1] == "time limit 600 s, 5 folds"
+    assert roomy.report_["status"][-1] == "time limit 600 s, 8 folds"
+    assert roomy.report_["model"].to_list() == ["gbm", "weighted_ensemble", "total"]  # bagged again, listed once
+    assert tight.report_["status"][-1] == "time limit 0.001 s, 5 folds"
+    np.testing.assert_array_equal(roomy.members[0].oof_predictions_, free.members[0].oof_predictions_)
     with pytest.raises(ParameterError, match="n_folds=1 is not accepted"):
         fit_ensemble(tab, n_folds=1)
 

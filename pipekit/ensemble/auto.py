@@ -42,9 +42,9 @@ from pipekit.metrics import get_metric
 _ROUNDS, _PATIENCE = 10_000, 50
 #: the second layer's expected value and cost (a bagged GBM on the inputs and the members' predictions)
 STACK_VALUE, STACK_COST = 0.5, 1.2
-#: folds per member by default: without a time limit, and within one (a member's time grows with its folds;
-#: under a limit more members pay more than more folds: rossmann at 120 s fitted one member with 8 folds, two
-#: with 5, and the two scored better)
+#: folds per member by default: without a time limit, and within one unless every candidate is expected to fit
+#: with the larger number (a member's time grows with its folds; under a tight limit more members pay more than
+#: more folds: rossmann at 120 s fitted one member with 8 folds, two with 5, and the two scored better)
 FOLDS, FOLDS_TIMED = 8, 5
 
 
@@ -114,7 +114,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     (None: fit every candidate); the first candidate is always fitted. ``metric``: what selection optimises
     (name or Metric; default accuracy / rmse). ``candidates``: a list of :class:`Candidate`, or a dict
     ``{name: unfitted backend}`` (default :func:`default_candidates`). ``n_folds``: folds each member is bagged
-    on (default 8, or 5 with a ``time_limit``, so that more members fit in it). ``stack``: try the second layer.
+    on (default: 8 without a ``time_limit``; with one, the first member is bagged on 5, and the ensemble moves
+    to 8, bagging that member again, only when its time says that every candidate fits with 8). ``stack``: try the second layer.
 
     Example:
         >>> import numpy as np, polars as pl
@@ -133,6 +134,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
           n_folds=(n_folds, Interval(2, None, integer=True, none_ok=True)), stack=(stack, Options(True, False)),
           tab=(tab, Is(lambda t: hasattr(t, "train") and hasattr(t, "processor"), "a Tabular")))
     start = time.perf_counter()
+    more_folds = n_folds is None and time_limit is not None  # 5 folds, 8 if everything fits with them
     if n_folds is None:
         n_folds = FOLDS if time_limit is None else FOLDS_TIMED
     train = as_data(tab.train)
@@ -145,7 +147,9 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     plan = Plan(cands, time_limit, start, stack, n_folds)
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
-    for c in plan.order():
+    queue = plan.order()
+    while queue:
+        c = queue.pop(0)
         expected = plan.expected(c)
         row = {"model": c.name, "expected_s": expected}
         rows.append(row)
@@ -166,6 +170,18 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         at_once = bag.workers()[0]
         rounds = -(-n_folds // at_once)
         plan.measured(c, (ends[-1] - ends[at_once]) / (rounds - 1) * rounds if rounds > 1 else ends[-1])
+        if more_folds:
+            more_folds = False
+            if plan.everything_fits(FOLDS, at_once):
+                # the first member told the time: every candidate fits with 8 folds, so bag it again on 8
+                if verbose:
+                    print(f"{c.name}: {n_folds} folds took {row['fit_s']:.1f} s; every candidate fits with "
+                          f"{FOLDS} folds, bagging on {FOLDS}", flush=True)
+                n_folds = plan.n_folds = FOLDS
+                plan.reset()
+                rows.pop()
+                queue.insert(0, c)
+                continue
         fitted.append((c, bag))
         row["status"] = "fitted"
         if verbose:
@@ -247,6 +263,20 @@ class Plan:
     def measured(self, c: Candidate, seconds: float) -> None:
         self._units.append(seconds / c.cost)
         self.unit = float(np.median(self._units))
+
+    def reset(self) -> None:
+        """Forget the times measured (the number of folds changed)."""
+        self.unit, self._units = None, []
+
+    def everything_fits(self, n_folds: int, at_once: int) -> bool:
+        """Whether every candidate (the boosters refitted on their stopping rows too) and the second layer are
+        expected to fit in the time left with ``n_folds`` folds instead of ``self.n_folds``, ``at_once`` fold
+        models side by side (the fold models of a round end together)."""
+        if self.unit is None:
+            return False
+        scale = -(-n_folds // at_once) / -(-self.n_folds // at_once)
+        costs = sum(c.cost * (2 if c.model.stops_early() else 1) for c in self.cands)
+        return (costs + (STACK_COST if self.stack else 0.0)) * self.unit * scale <= self.left()
 
     def left(self) -> float:
         return np.inf if self.time_limit is None else self.time_limit - (time.perf_counter() - self.start)
