@@ -115,7 +115,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     (name or Metric; default accuracy / rmse). ``candidates``: a list of :class:`Candidate`, or a dict
     ``{name: unfitted backend}`` (default :func:`default_candidates`). ``n_folds``: folds each member is bagged
     on (default: 8 without a ``time_limit``; with one, the first member is bagged on 5, and the ensemble moves
-    to 8, bagging that member again, only when its time says that every candidate fits with 8). ``stack``: try the second layer.
+    to 8, bagging that member again, only when its time says that every candidate fits with 8).
+    ``stack``: try the second layer.
 
     Example:
         >>> import numpy as np, polars as pl
