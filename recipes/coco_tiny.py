@@ -61,14 +61,17 @@ def items() -> pl.DataFrame:
     return per_image.with_columns(pl.col("image_id").replace_strict(files).alias("path")).sort("path")
 
 
+def photos(quick: bool = False) -> pl.DataFrame:
+    """The table the recipe reads: every image, or the first 48 in quick mode."""
+    return items().head(48) if quick else items()
+
+
 def datablock(quick: bool = False, multilabel: bool = False, size: int = 320, splitter=None):
     """The recipe's DataBlock and the table of images it reads (``pipekit summary coco_tiny`` walks them).
     ``splitter``: the validation photos (default a seeded random 20%).
 
     No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
-    df = items()
-    if quick:
-        df = df.head(48)
+    df = photos(quick)
     y_block = MultiCategoryBlock(label_delim=" ") if multilabel else CategoryBlock
     dblock = DataBlock(blocks=(ImageBlock, y_block), get_x=ColReader("path"),
                        get_y=ColReader("labels" if multilabel else "largest"),
@@ -78,7 +81,7 @@ def datablock(quick: bool = False, multilabel: bool = False, size: int = 320, sp
 
 
 def train(quick: bool, multilabel: bool, epochs: int, arch: str, pretrained: bool, size: int, lr: float,
-          splitter=None) -> tuple[float, float, float, int, object]:
+          splitter=None) -> tuple:
     """Train on one split; returns (valid loss, accuracy, no-skill baseline, validation photos, vocab)."""
     set_seed(42)
     dblock, df = datablock(quick, multilabel, size, splitter)
@@ -98,22 +101,26 @@ def train(quick: bool, multilabel: bool, epochs: int, arch: str, pretrained: boo
         freqs = [lists.list.contains(v).mean() for v in dls.vocab]
         baseline = sum(max(f, 1 - f) for f in freqs) / len(freqs)
     else:
-        train_counts = df[dls.train.dataset.idxs]["largest"].value_counts(sort=True)
-        valid_labels = df[dls.valid.dataset.idxs]["largest"]
-        baseline = float((valid_labels == train_counts["largest"][0]).mean())
+        baseline = no_skill(df[dls.train.dataset.idxs]["largest"].to_numpy(),
+                            df[dls.valid.dataset.idxs]["largest"].to_numpy())
     return loss, acc, baseline, len(dls.valid.dataset.idxs), dls.vocab
 
 
-def probe_features(quick: bool, arch: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features of every photo (average and max over the pretrained body's last feature map, centre
-    crops of ``size`` px, ImageNet statistics), in the table's row order, and the largest object of each."""
+def no_skill(train_labels: np.ndarray, valid_labels: np.ndarray) -> float:
+    """The accuracy of always answering the most frequent training label."""
+    values, counts = np.unique(train_labels, return_counts=True)
+    return float((valid_labels == values[counts.argmax()]).mean())
+
+
+def probe_features(df: pl.DataFrame, arch: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features of every photo of ``df`` (average and max over the pretrained body's last feature map,
+    centre crops of ``size`` px, ImageNet statistics), in its row order, and the largest object of each."""
     set_seed(42)
-    _, df = datablock(quick, False, size)
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=ColReader("path"), get_y=ColReader("largest"),
                        splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(size)])
     dls = dblock.dataloaders(df, bs=32, seed=42)
     learn = vision_learner(dls, arch, pretrained=True)  # adds the weights' normalisation to the batches
-    body = learn.model.body.eval()
+    body = learn.model.body.eval()  # type: ignore[union-attr]  # the features the head pools
     feats, rows = [], []
     with torch.inference_mode():
         for dl in (learn.dls.train.new(shuffle=False, drop_last=False, augment=False), learn.dls.valid):
@@ -140,8 +147,7 @@ def probe(feats: np.ndarray, labels: np.ndarray, valid: np.ndarray, c: float = 0
     model.fit(feats[~is_valid], labels[~is_valid])
     proba = model.predict_proba(feats[is_valid])
     acc = float((model.classes_[proba.argmax(1)] == labels[is_valid]).mean())
-    values, counts = np.unique(labels[~is_valid], return_counts=True)
-    baseline = float((labels[is_valid] == values[counts.argmax()]).mean())
+    baseline = no_skill(labels[~is_valid], labels[is_valid])
     return float(log_loss(labels[is_valid], proba, labels=model.classes_)), acc, baseline
 
 
@@ -156,10 +162,10 @@ def main(quick: bool = False, multilabel: bool = False, epochs: int = 4, arch: s
         raise ValueError(f"folds={folds}: give k >= 2 to cross-validate, or 0 for the recipe's single split")
     if linear_probe and (multilabel or not pretrained):
         raise ValueError("linear_probe needs the pretrained weights and the single-label task")
+    table = photos(quick)
     if linear_probe:  # the features once; each split then fits only the logistic regression
         how = "pretrained, linear probe"
-        feats, labels = probe_features(quick, arch, size)
-        table = datablock(quick, multilabel, size)[1]
+        feats, labels = probe_features(table, arch, size)
 
         def run(splitter=None) -> tuple:
             valid = np.asarray((splitter or RandomSplitter(0.2, seed=42))(table)[1])
@@ -177,12 +183,12 @@ def main(quick: bool = False, multilabel: bool = False, epochs: int = 4, arch: s
     # k-fold: every photo is validated once, by a model that never saw it; figures are means over photos.
     # Folds are stratified by the largest object (shuffled, grouped by it, dealt round-robin), so every class
     # with at least two photos is in every fold's training set.
-    largest = datablock(quick, multilabel, size)[1]["largest"].to_numpy()
+    largest = table["largest"].to_numpy()
     n = len(largest)
     order = np.random.default_rng(42).permutation(n)
     order = order[np.argsort(largest[order], kind="stable")]
     parts = [np.sort(order[k::folds]) for k in range(folds)]
-    per_fold = [run(IndexSplitter(p)) for p in parts]
+    per_fold = [run(IndexSplitter(p.tolist())) for p in parts]
     sizes = [f[3] for f in per_fold]
     acc, loss, baseline = (float(np.average([f[i] for f in per_fold], weights=sizes)) for i in (1, 0, 2))
     elapsed = time.perf_counter() - t0
