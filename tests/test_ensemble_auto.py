@@ -103,8 +103,31 @@ def test_no_validation_row_feeds_any_choice(tab):
     np.testing.assert_allclose(va.to_numpy(), 1 - vb.to_numpy())  # every label flipped: accuracy mirrors
     layer2 = a.report_.filter(pl.col("model") == "layer2_gbm")
     assert layer2["status"][0] in ("returned", "fitted, not returned (worse out of fold)")
+    assert a.report_.filter(pl.col("status") == "returned")["valid_accuracy"][0] == pytest.approx(a.score(tab.valid))
     if isinstance(a, StackingEnsemble):
         assert a.meta_model_.rows_signature_ != a.rows_signature_  # its own rows: the members' predictions
+
+
+def test_each_member_predicts_the_validation_rows_once_inside_its_fit_time(tab, monkeypatch):
+    """The report's validation scores come from one prediction per member, made when the member is final
+    (a booster after its refit) and counted in its fit time; the ensembles combine those."""
+    calls: list[str] = []
+    predict = BaggedModel.predict
+
+    def counted(self, data):
+        if len(data) == len(tab.valid):
+            calls.append(self.name)
+        return predict(self, data)
+
+    monkeypatch.setattr(BaggedModel, "predict", counted)
+    ens = fit_ensemble(tab, metric="accuracy", candidates=candidates(), n_folds=3, stack=True, verbose=False)
+    # each member once, and the second layer's meta-model (a bag of its own, unnamed) once on their predictions
+    assert sorted(calls, key=str) == [None, "extra_trees", "gbm", "logistic"]
+    rep = ens.report_
+    members = rep.filter(pl.col("model").is_in(["gbm", "logistic", "extra_trees"]))
+    assert members["refit"].to_list() == [True, None, None] and (members["fit_s"] > 0).all()
+    for m in ens.members:
+        assert rep.filter(pl.col("model") == m.name)["valid_accuracy"][0] == pytest.approx(m.score(tab.valid))
 
 
 def test_time_limit_keeps_the_first_member_and_skips_the_rest(tab):

@@ -33,6 +33,7 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
 from pipekit.ensemble.bagged import BaggedModel, out_of_fold
+from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular
 from pipekit.ensemble.weighted import WeightedEnsemble
@@ -148,6 +149,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     plan = Plan(cands, time_limit, start, stack, n_folds)
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
+    # each member predicts the validation rows once, for the report, inside the time it is given
+    made: dict[int, Any] = {}
     queue = plan.order()
     while queue:
         c = queue.pop(0)
@@ -185,11 +188,14 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
                 continue
         fitted.append((c, bag))
         row["status"] = "fitted"
+        if not c.model.stops_early():  # a booster predicts once it is refitted, or not
+            _predict_valid(bag, valid, made)
+            row["fit_s"] = time.perf_counter() - t
         if verbose:
             print(f"{c.name}: out-of-fold {m.name} {m.score(bag.oof_targets_, bag.oof_predictions_):.4f} "
                   f"({row['fit_s']:.1f} s)", flush=True)
-    _refit(fitted, rows, train, plan, n_folds, m, verbose)
-    return _finish(fitted, rows, m, task, train, valid, plan, n_folds, seed, n_jobs, verbose)
+    _refit(fitted, rows, train, valid, made, plan, n_folds, m, verbose)
+    return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose)
 
 
 def _budgeted(steps: Any, n: int, at_once: int, description: str, plan: Plan, start: float,
@@ -218,11 +224,11 @@ def projected(spent: float, done: int, n: int, at_once: int) -> float:
     return spent / -(-done // at_once) * -(-n // at_once)
 
 
-def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, plan: Plan, n_folds: int, m: Any,
-           verbose: bool) -> None:
+def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, valid: Any, made: dict[int, Any], plan: Plan,
+           n_folds: int, m: Any, verbose: bool) -> None:
     """Fit the fold models that stopped early again on all their rows, member by member in the order they were
     fitted, each when its time (about that of its first pass) fits in what is left; a member whose refit would
-    overrun keeps its first fold models."""
+    overrun keeps its first fold models. Each then predicts the validation rows (``made``)."""
     by_name = {r["model"]: r for r in rows}
     for c, bag in fitted:
         row = by_name[c.name]
@@ -230,11 +236,11 @@ def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, plan: Plan, n_f
         if not c.model.stops_early():
             row["refit"] = None
             continue
-        if not plan.fits(c, bag.fit_seconds_):
-            continue
         t = time.perf_counter()
-        _budgeted(bag.refit_folds(train), n_folds, bag.workers()[0], f"refitting {c.name}", plan, t,
-                  must_finish=False)
+        if plan.fits(c, bag.fit_seconds_):
+            _budgeted(bag.refit_folds(train), n_folds, bag.workers()[0], f"refitting {c.name}", plan, t,
+                      must_finish=False)
+        _predict_valid(bag, valid, made)
         row["fit_s"] += time.perf_counter() - t
         row["refit"] = bag.refit_stopped
         if verbose and bag.refit_stopped:
@@ -314,8 +320,16 @@ def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train
     return list(candidates)
 
 
-def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: Any, valid: Any, plan: Plan,
-            n_folds: int, seed: int, n_jobs: int | None, verbose: bool) -> Any:
+def _predict_valid(model: Any, valid: Any, made: dict[int, Any]) -> None:
+    """A member's or an ensemble's predictions on the validation rows (for the report only), kept by
+    ``id(model)``; an ensemble combines what its members predicted."""
+    if valid is not None:
+        made[id(model)] = model._predict(model._prepare(valid), made) if isinstance(model, Ensemble) else \
+            model.predict(valid)
+
+
+def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: Any, valid: Any,
+            made: dict[int, Any], plan: Plan, n_folds: int, seed: int, n_jobs: int | None, verbose: bool) -> Any:
     bags = [b for _, b in fitted]
     t = time.perf_counter()
     weighted = _select(bags, m, train)
@@ -323,6 +337,7 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
     weights = {b.name: w for b, w in zip(weighted.members, weighted.weights_.tolist())}
     for r in rows:
         r["weight"] = weights.get(r["model"], 0.0) if r.get("status") == "fitted" else None
+    _predict_valid(weighted, valid, made)
     w_row = {"model": "weighted_ensemble", "model_obj": weighted, "oof": m.score(y, _oof(weighted)),
              "fit_s": time.perf_counter() - t}
     rows.append(w_row)
@@ -336,6 +351,7 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
             t = time.perf_counter()
             meta = BaggedModel(stacker(task, n_jobs, seed), n_folds=n_folds, seed=seed)
             layer2 = StackingEnsemble(list(weighted.members), meta=meta, passthrough=True, metric=m).fit(train)
+            _predict_valid(layer2, valid, made)
             row.update(model_obj=layer2, oof=m.score(y, layer2.oof_predictions_), fit_s=time.perf_counter() - t)
             if verbose:
                 print(f"second layer: out-of-fold {m.name} {row['oof']:.4f} (weighted ensemble {w_row['oof']:.4f}, "
@@ -346,7 +362,7 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
         if "model_obj" in r:
             r["status"] = "returned" if r is best else "fitted, not returned (worse out of fold)"
     ens = best["model_obj"]
-    ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, plan)
+    ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, made, plan)
     return ens
 
 
@@ -367,16 +383,25 @@ def _oof(ens: WeightedEnsemble) -> np.ndarray:
     return np.tensordot(ens.weights_, np.stack([out_of_fold(b) for b in ens.members]), axes=1)  # type: ignore[misc]
 
 
-def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, plan: Plan) -> pl.DataFrame:
+def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, made: dict[int, Any],
+            plan: Plan) -> pl.DataFrame:
     """One row per candidate, the weighted ensemble and the second layer: out-of-fold and validation scores (the
-    validation rows only scored here), weight, fit and expected seconds, and what became of it."""
+    validation rows only scored: ``made`` holds what each member predicted on them, which the ensembles
+    combine), weight, fit and expected seconds, and what became of it."""
     out = []
+
+    def valid_score(model: Any) -> float | None:
+        if model is None or valid is None:
+            return None
+        if id(model) not in made:
+            _predict_valid(model, valid, made)
+        return m.score(model.encode_y(as_data(valid).y), made[id(model)])
+
     for r in rows:
         model = bags.get(r["model"], r.get("model_obj"))
         oof = r["oof"] if "oof" in r else None if model is None else m.score(model.oof_targets_,
                                                                                model.oof_predictions_)
-        out.append({"model": r["model"], f"oof_{m.name}": oof,
-                    f"valid_{m.name}": None if model is None or valid is None else model.score(valid, m),
+        out.append({"model": r["model"], f"oof_{m.name}": oof, f"valid_{m.name}": valid_score(model),
                     "weight": r.get("weight"), "fit_s": r.get("fit_s"), "expected_s": r.get("expected_s"),
                     "refit": r.get("refit"), "status": r.get("status")})
     out.append({"model": "total", "fit_s": time.perf_counter() - plan.start, "status": f"time limit "

@@ -117,15 +117,20 @@ def validate_prediction(pred: Any, n_rows: int, name: str, task: str, n_classes:
 
 
 def member_predictions(members: Sequence[Any], data: TabularData, task: str,
-                       classes: np.ndarray | None) -> np.ndarray:
-    """Stacked predictions ``(n_members, n_rows[, n_classes])``, classes aligned by label."""
+                       classes: np.ndarray | None, made: dict[int, Any] | None = None) -> np.ndarray:
+    """Stacked predictions ``(n_members, n_rows[, n_classes])``, classes aligned by label. ``made``: the
+    predictions members already made on ``data``, by ``id(member)``; those made here are added to it."""
     out = []
     for i, m in enumerate(members):
         name = member_name(m, i)
-        try:
-            p = m.predict(data)
-        except DataError as e:
-            raise DataError(f"member {name}: {e}") from e
+        p = None if made is None else made.get(id(m))
+        if p is None:
+            try:
+                p = m.predict(data)
+            except DataError as e:
+                raise DataError(f"member {name}: {e}") from e
+            if made is not None:
+                made[id(m)] = p
         if classes is not None:
             p = np.asarray(p, dtype=np.float64)
             if p.ndim == 2 and p.shape[1] == len(classes):
@@ -193,8 +198,9 @@ class Ensemble(Model):
         self.check_is_fitted()
         return self._data(data)
 
-    def _predict(self, d: TabularData) -> np.ndarray:
-        return self._combine(member_predictions(self.fitted_members(), d, self.task, self.classes_), d)
+    def _predict(self, d: TabularData, made: dict[int, Any] | None = None) -> np.ndarray:
+        """The combined prediction; ``made``: what members already predicted on ``d`` (see member_predictions)."""
+        return self._combine(member_predictions(self.fitted_members(), d, self.task, self.classes_, made), d)
 
     def _remember_procs(self, d: TabularData) -> None:
         self.processor_ = d.processor

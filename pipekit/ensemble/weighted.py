@@ -110,8 +110,8 @@ class WeightedEnsemble(Ensemble):
     def _weights(self) -> np.ndarray:
         return self.weights_
 
-    def _predict(self, d: Any) -> np.ndarray:
+    def _predict(self, d: Any, made: dict[int, Any] | None = None) -> np.ndarray:
         used = np.flatnonzero(self.weights_ > 0)  # a member without weight is not asked to predict
         members = [self.members[i] for i in used]
-        preds = member_predictions(members, d, self.task, self.classes_)
+        preds = member_predictions(members, d, self.task, self.classes_, made)
         return np.tensordot(self.weights_[used], preds, axes=1)
