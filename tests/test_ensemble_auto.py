@@ -108,9 +108,10 @@ def test_no_validation_row_feeds_any_choice(tab):
         assert a.meta_model_.rows_signature_ != a.rows_signature_  # its own rows: the members' predictions
 
 
-def test_each_member_predicts_the_validation_rows_once_inside_its_fit_time(tab, monkeypatch):
-    """The report's validation scores come from one prediction per member, made when the member is final
-    (a booster after its refit) and counted in its fit time; the ensembles combine those."""
+def test_members_predict_the_validation_rows_inside_their_fit_time(tab, monkeypatch):
+    """The report's validation scores come from the predictions each member made when it was fitted (and a
+    booster again once refitted on its stopping rows), counted in its fit time; the ensembles combine those
+    instead of asking the members again."""
     calls: list[str] = []
     predict = BaggedModel.predict
 
@@ -121,12 +122,12 @@ def test_each_member_predicts_the_validation_rows_once_inside_its_fit_time(tab, 
 
     monkeypatch.setattr(BaggedModel, "predict", counted)
     ens = fit_ensemble(tab, metric="accuracy", candidates=candidates(), n_folds=3, stack=True, verbose=False)
-    # each member once, and the second layer's meta-model (a bag of its own, unnamed) once on their predictions
-    assert sorted(calls, key=str) == [None, "extra_trees", "gbm", "logistic"]
+    # the second layer's meta-model (a bag of its own, unnamed) predicts once, from the members' predictions
+    assert sorted(calls, key=str) == [None, "extra_trees", "gbm", "gbm", "logistic"]
     rep = ens.report_
     members = rep.filter(pl.col("model").is_in(["gbm", "logistic", "extra_trees"]))
     assert members["refit"].to_list() == [True, None, None] and (members["fit_s"] > 0).all()
-    for m in ens.members:
+    for m in ens.members:  # the scores of the members as they are now (the booster refitted)
         assert rep.filter(pl.col("model") == m.name)["valid_accuracy"][0] == pytest.approx(m.score(tab.valid))
 
 

@@ -149,7 +149,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     plan = Plan(cands, time_limit, start, stack, n_folds)
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
-    # each member predicts the validation rows once, for the report, inside the time it is given
+    # each member predicts the validation rows for the report inside the time it is given: once fitted (which
+    # tells how long predicting takes), and a booster again once refitted
     made: dict[int, Any] = {}
     queue = plan.order()
     while queue:
@@ -188,9 +189,10 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
                 continue
         fitted.append((c, bag))
         row["status"] = "fitted"
-        if not c.model.stops_early():  # a booster predicts once it is refitted, or not
-            _predict_valid(bag, valid, made)
-            row["fit_s"] = time.perf_counter() - t
+        p = time.perf_counter()
+        _predict_valid(bag, valid, made)
+        row["predict_s"] = time.perf_counter() - p
+        row["fit_s"] = time.perf_counter() - t
         if verbose:
             print(f"{c.name}: out-of-fold {m.name} {m.score(bag.oof_targets_, bag.oof_predictions_):.4f} "
                   f"({row['fit_s']:.1f} s)", flush=True)
@@ -228,7 +230,8 @@ def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, valid: Any, mad
            n_folds: int, m: Any, verbose: bool) -> None:
     """Fit the fold models that stopped early again on all their rows, member by member in the order they were
     fitted, each when its time (about that of its first pass) fits in what is left; a member whose refit would
-    overrun keeps its first fold models. Each then predicts the validation rows (``made``)."""
+    overrun keeps its first fold models. A refitted member predicts the validation rows again (``made``), in
+    the time its refit is given."""
     by_name = {r["model"]: r for r in rows}
     for c, bag in fitted:
         row = by_name[c.name]
@@ -236,11 +239,13 @@ def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, valid: Any, mad
         if not c.model.stops_early():
             row["refit"] = None
             continue
+        if not plan.fits(c, bag.fit_seconds_ + row["predict_s"]):
+            continue
         t = time.perf_counter()
-        if plan.fits(c, bag.fit_seconds_):
-            _budgeted(bag.refit_folds(train), n_folds, bag.workers()[0], f"refitting {c.name}", plan, t,
-                      must_finish=False)
-        _predict_valid(bag, valid, made)
+        _budgeted(bag.refit_folds(train), n_folds, bag.workers()[0], f"refitting {c.name}", plan, t,
+                  must_finish=False)
+        if bag.refit_stopped:
+            _predict_valid(bag, valid, made)
         row["fit_s"] += time.perf_counter() - t
         row["refit"] = bag.refit_stopped
         if verbose and bag.refit_stopped:
