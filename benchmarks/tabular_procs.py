@@ -19,15 +19,18 @@ is measured the same way for every contender:
 
 The in-memory contenders run ``--rounds`` times (default 2), in alternating order; each line shows a
 contender's median round, and the goals are given per round (plain frame against fastai in the same
-round). Ratios are printed against fastai measured in the same run; a JSON record goes to
+round). Ratios are printed against fastai measured in the same run, in wall-clock time and in CPU seconds
+(all threads); ``--busy N`` keeps N other processes spinning on the cores during the rounds, the same load for
+every side, to show the ratio on a machine busy with other work. A JSON record goes to
 bench_results/tabular_procs.json. Heavy (about 4 GB for fastai): run it once, not in tests.
 
-    FASTAI_PYTHON=/path/to/python python benchmarks/tabular_procs.py [--copies 300] [--skip-fastai]
+    FASTAI_PYTHON=/path/to/python python benchmarks/tabular_procs.py [--copies 300] [--skip-fastai] [--busy 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -35,6 +38,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,6 +207,18 @@ def run(python: str, code: str, *args: str, env: dict | None = None, cap_mb: int
     raise RuntimeError(f"benchmark process failed ({python}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
 
 
+@contextlib.contextmanager
+def spinning(n: int) -> Iterator[None]:
+    """``n`` processes that keep a core busy each, for as long as the block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--copies", type=int, default=300, help="times the real adult rows are repeated")
@@ -211,6 +227,9 @@ def main() -> None:
     ap.add_argument("--skip-stream", action="store_true")
     ap.add_argument("--rounds", type=int, default=2,
                     help="rounds of the in-memory contenders, in alternating order; ratios are taken per round")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="keep N other processes spinning on the cores while the in-memory contenders run (the same "
+                         "load for every side): the ratios of a machine busy with other work")
     ap.add_argument("--memory-cap-mb", type=int, default=1280,
                     help="enforced memory cap (RLIMIT_DATA) for the out-of-core runs; 0 = none")
     args = ap.parse_args()
@@ -233,9 +252,12 @@ def main() -> None:
                                                                    quiet)]
         if fastai_py:
             contenders.append(("fastai", fastai_py, FASTAI, {}))
-        for r in range(args.rounds):  # the order alternates, so a change in the machine's load hits all alike
-            for name, python, code, env in (contenders if r % 2 == 0 else contenders[::-1]):
-                rounds.setdefault(name, []).append(run(python, code, str(big), cat, cont, env=env))
+        if args.busy:
+            print(f"load: {args.busy} other process(es) spinning on the {os.cpu_count()} cores during every round")
+        with spinning(args.busy):
+            for r in range(args.rounds):  # the order alternates, so a change in the machine's load hits all alike
+                for name, python, code, env in (contenders if r % 2 == 0 else contenders[::-1]):
+                    rounds.setdefault(name, []).append(run(python, code, str(big), cat, cont, env=env))
         for name, runs in rounds.items():  # each contender's median round by procs time
             results[name] = sorted(runs, key=lambda x: x["procs_s"])[(len(runs) - 1) // 2]
         if not args.skip_pandas:
@@ -277,14 +299,14 @@ def main() -> None:
         memory = [p["procs_extra_mb"] / f["procs_extra_mb"] for p, f in pairs]
         cpu = [f["procs_cpu_s"] / p["procs_cpu_s"] for p, f in pairs]
         print(f"plain-frame path goals, per round: procs >= 6x fastai (now {', '.join(f'{x:.1f}x' for x in speed)}; "
-              f"in CPU seconds, the share a machine busy with other work decides, "
+              f"in CPU seconds, which a machine busy with other work shares out, "
               f"{', '.join(f'{x:.1f}x' for x in cpu)}); "
               f"procs-step memory <= 0.4x fastai's (now {', '.join(f'{x:.2f}x' for x in memory)}). The whole process "
               f"peaks at {r['peak_rss_mb'] / anchor['peak_rss_mb']:.2f}x fastai's, most of it the user's own "
               "pl.read_csv of every column as text, which pipekit does not control")
     out = ROOT / "bench_results"
     out.mkdir(exist_ok=True)
-    record = {"benchmark": "tabular_procs", "rows": rows, "copies": args.copies, "time": time.time(),
+    record = {"benchmark": "tabular_procs", "rows": rows, "copies": args.copies, "time": time.time(), "busy": args.busy,
               "note": "adult.csv real rows replicated; each contender in its own process; peak RSS = ru_maxrss (whole process); procs_extra_mb = peak RSS sampled every 2 ms during the procs step minus the RSS when it started",
               "results": results, "rounds": rounds}
     (out / "tabular_procs.json").write_text(json.dumps(record, indent=1))
