@@ -395,12 +395,8 @@ def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, made: di
     combine), weight, fit and expected seconds, and what became of it."""
     out = []
 
-    def valid_score(model: Any) -> float | None:
-        if model is None or valid is None:
-            return None
-        if id(model) not in made:
-            _predict_valid(model, valid, made)
-        return m.score(model.encode_y(as_data(valid).y), made[id(model)])
+    def valid_score(model: Any) -> float | None:  # every model fitted has predicted the validation rows
+        return None if model is None or valid is None else m.score(model.encode_y(valid.y), made[id(model)])
 
     for r in rows:
         model = bags.get(r["model"], r.get("model_obj"))
