@@ -276,3 +276,28 @@ def test_members_are_refitted_on_their_stopping_rows_when_time_allows(weighted, 
     assert not ens.members[0].refit_stopped and all(m.early_stopping_rounds for m in ens.members[0].models_)
     with pytest.raises(ParameterError, match="already fitted on all their rows"):
         next(gbm.refit_folds(tab.train))
+
+
+def test_the_net_does_not_pay_torchs_first_optimizer_inside_its_first_fold():
+    """torch imports its compiler when a process builds its first optimizer; with a net among the candidates,
+    fit_ensemble starts that import in the background (so the net's first fold does not project its bag too slow),
+    and without one it imports nothing."""
+    code = """
+import sys, threading
+from pipekit.backends import GBM
+from pipekit.ensemble import Candidate, TorchTabular
+from pipekit.ensemble.auto import _warm_up_torch
+def settle():
+    for t in threading.enumerate():
+        if t is not threading.main_thread():
+            t.join()
+_warm_up_torch([Candidate("gbm", GBM("classification"))])
+settle()
+print("after gbm only:", "torch._dynamo" in sys.modules)
+_warm_up_torch([Candidate("gbm", GBM("classification")), Candidate("net", TorchTabular("classification"))])
+settle()
+print("after a net:", "torch._dynamo" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["after gbm only: False", "after a net: True"]

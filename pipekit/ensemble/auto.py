@@ -20,6 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +149,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         raise DataError("fit_ensemble needs a Tabular with one target (a category or a number)")
     m = get_metric(metric, task)
     cands = _candidates(candidates, task, n_jobs, seed, train)
+    _warm_up_torch(cands)
     plan = Plan(cands, time_limit, start, stack, n_folds)
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
@@ -198,6 +202,14 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
                   f"({row['fit_s']:.1f} s)", flush=True)
     _refit(fitted, rows, train, valid, made, plan, n_folds, m, verbose)
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose)
+
+
+def _warm_up_torch(cands: list[Candidate]) -> None:
+    """torch imports its compiler the first time a process builds an optimizer (about 3 s here, once): the first
+    fold of the tabular net would pay it, project its bag several times too slow and be stopped. With a net among
+    the candidates, the import runs in the background while the members before it fit."""
+    if "torch._dynamo" not in sys.modules and any(isinstance(c.model, TorchTabular) for c in cands):
+        threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True).start()
 
 
 def _budgeted(steps: Any, n: int, at_once: int, description: str, plan: Plan, start: float,
