@@ -156,7 +156,7 @@ def pipekit_worker(spec_file: str) -> None:
     ens.report()
     rep = ens.report_
     oof_col, valid_col = f"oof_{metric.name}", f"valid_{metric.name}"
-    members = rep.filter(pl.col("status") == "fitted").filter(pl.col("weight").is_not_null())
+    members = rep.filter(pl.col("weight").is_not_null())  # every member fitted has a weight, 0 when unused
     better = max if metric.greater_is_better else min
     returned = rep.filter(pl.col("status") == "returned")
     print("RESULT " + json.dumps({

@@ -135,7 +135,10 @@ def test_time_limit_keeps_the_first_member_and_skips_the_rest(tab):
     ens = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), n_folds=2, verbose=False)
     rep = ens.report_
     status = dict(zip(rep["model"], rep["status"]))
-    assert status["gbm"] == "fitted" and status["weighted_ensemble"] == "returned"
+    # the first member is always fitted, its fold models cut short by the time (one round each here)
+    assert status["gbm"] == "fitted (2 of 2 fold models cut short by the time limit)"
+    assert status["weighted_ensemble"] == "returned"
+    assert all(m.stopped_on_time_ for m in ens.members[0].models_)
     assert status["logistic"] == status["extra_trees"] == status["layer2_gbm"] == "skipped: over the time limit"
     assert [m.name for m in ens.members] == ["gbm"] and ens.weights_.tolist() == [1.0]
     assert rep.filter(pl.col("model") == "logistic")["expected_s"][0] > 0
@@ -145,6 +148,23 @@ def test_time_limit_keeps_the_first_member_and_skips_the_rest(tab):
         fit_ensemble(tab, candidates={"reg": GBM("regression")})
     with pytest.raises(ParameterError, match="candidate names must be unique"):
         fit_ensemble(tab, candidates=[Candidate("a", GBM("classification")), Candidate("a", GBM("classification"))])
+
+
+def test_a_first_member_far_slower_than_the_limit_still_ends_about_in_time(tab):
+    import time
+
+    # without a limit this booster would boost for minutes on each fold
+    slow = GBM("classification", learning_rate=1e-4, n_estimators=200_000, early_stopping_rounds=10**6, n_jobs=2)
+    t = time.perf_counter()
+    ens = fit_ensemble(tab, time_limit=4, metric="accuracy", verbose=False,
+                       candidates=[Candidate("slow", slow), Candidate("logistic", candidates()[2].model, 0.5, 0.5)])
+    took = time.perf_counter() - t
+    rep = ens.report_
+    status = dict(zip(rep["model"], rep["status"]))
+    assert took < 4 + 6 and rep["fit_s"][-1] < 4 + 6
+    assert status["slow"] == "fitted (5 of 5 fold models cut short by the time limit)"
+    assert dict(zip(rep["model"], rep["refit"]))["slow"] is False  # no time was left to refit it
+    assert [m.name for m in ens.members] == ["slow"] and ens.members[0].n_folds == 5
 
 
 def test_default_folds_are_eight_unless_a_time_limit_leaves_too_little_for_them(tab):

@@ -92,6 +92,38 @@ def test_fold_models_side_by_side_in_threads_are_the_ones_fitted_one_at_a_time(b
     assert sorted(started) == [0, 1]
 
 
+def test_a_time_limit_is_shared_by_the_fold_models_and_never_spoils_a_refit(bag, tab):
+    import time
+
+    # boosters so slow that each fold model would take minutes: each gets its share of the 3 s and stops there
+    slow = GBM("classification", learning_rate=1e-4, n_estimators=200_000, early_stopping_rounds=10**6, n_jobs=2)
+    timed = BaggedModel(slow, n_folds=4, seed=7, refit_stopped=False)
+    t = time.perf_counter()
+    ends = list(timed.fit_folds(tab.train, time_limit=3.0))
+    took = time.perf_counter() - t
+    assert len(ends) == 4 and took < 15 and timed.stopped_on_time_ == 4
+    assert all(m.stopped_on_time_ and m.time_limit <= 3.0 and m.best_iteration_ >= 1 for m in timed.models_)
+    d = as_data(tab.train)
+    for f in range(4):  # still out of fold: each row predicted by the model that never saw it
+        held = timed.fold_rows(f)[2]
+        np.testing.assert_allclose(timed.models_[f].predict(d.take(held)), timed.oof_predictions_[held])
+    # a refit the time would cut short is not made: the model stays as it was
+    models, oof = list(timed.models_), timed.oof_predictions_.copy()
+    list(timed.refit_folds(tab.train, time_limit=0.01))
+    assert not timed.refit_stopped and timed.models_ == models and timed.stopped_on_time_ == 4
+    np.testing.assert_array_equal(timed.oof_predictions_, oof)
+    # a limit that does not bind, or a model that cannot stop on time, changes nothing
+    roomy = BaggedModel(small_gbm(), n_folds=3, seed=7)
+    list(roomy.fit_folds(tab.train, time_limit=600))
+    assert roomy.stopped_on_time_ == 0
+    np.testing.assert_array_equal(roomy.oof_predictions_, bag.oof_predictions_)
+    trees = BaggedModel(ExtraTrees("classification", n_estimators=5, n_jobs=1), n_folds=2)
+    list(trees.fit_folds(tab.train, time_limit=1e-3))
+    free = BaggedModel(ExtraTrees("classification", n_estimators=5, n_jobs=1), n_folds=2).fit(tab.train)
+    assert trees.stopped_on_time_ == 0
+    np.testing.assert_array_equal(trees.oof_predictions_, free.oof_predictions_)
+
+
 def test_bagging_is_seeded_and_repeats_average_out_of_fold(bag, tab):
     again = BaggedModel(small_gbm(), n_folds=3, seed=7).fit(tab.train)
     np.testing.assert_array_equal(again.oof_predictions_, bag.oof_predictions_)

@@ -1,13 +1,16 @@
-"""ExtraTrees and the optional XGBoost / CatBoost backends on adult: fit, early stopping, files, bad input.
+"""ExtraTrees and the optional XGBoost / CatBoost backends on adult: fit, early stopping, files, bad input; the
+boosters' time limit.
 XGBoost and CatBoost are tested where their packages are installed; pipekit never requires them."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
 from test_models_helpers import adult
 
-from pipekit.backends import CatBoost, ExtraTrees, RandomForest, XGBoost, as_data, installed, load_model
+from pipekit.backends import GBM, CatBoost, ExtraTrees, RandomForest, XGBoost, as_data, installed, load_model
 from pipekit.backends import boosters
 from pipekit.core import ExportError, ParameterError
 
@@ -90,3 +93,38 @@ def test_malformed_booster_files_are_refused(splits):
         c = CatBoost("classification", n_estimators=5, n_jobs=1).fit(tr)
         with pytest.raises(ExportError, match="CatBoost model is malformed"):
             c.model_from_data(np.frombuffer(b"not a model", dtype=np.uint8))
+
+
+@pytest.mark.parametrize("cls, package", [(GBM, "lightgbm"), (XGBoost, "xgboost"), (CatBoost, "catboost")])
+def test_a_boosters_time_limit_stops_it_and_keeps_the_rounds_it_boosted(cls, package, splits, tmp_path):
+    pytest.importorskip(package)
+    tr, va = splits
+    # at this rate 200,000 rounds would take many minutes: the limit ends boosting after about a second
+    slow = {"n_estimators": 200_000, "learning_rate": 1e-4, "n_jobs": 1, "time_limit": 1.0}
+    t = time.perf_counter()
+    m = cls("classification", early_stopping_rounds=None, **slow).fit(tr)
+    took = time.perf_counter() - t
+    assert m.stopped_on_time_ and 1 <= m.best_iteration_ < 200_000 and took < 15
+    # what it boosted is a model: the same rounds fitted without a limit predict the same (CatBoost plans its
+    # boosting from the number of rounds it is given, so only the count is the same there)
+    same = cls("classification", early_stopping_rounds=None, **{**slow, "n_estimators": m.best_iteration_,
+                                                                "time_limit": None}).fit(tr)
+    assert not same.stopped_on_time_ and same.best_iteration_ == m.best_iteration_
+    if cls is not CatBoost:
+        np.testing.assert_allclose(same.predict(va), m.predict(va), rtol=1e-6, atol=1e-9)
+    back = load_model(m.export(tmp_path / "timed.pipekit"))
+    assert back.time_limit == 1.0 and back.stopped_on_time_
+    np.testing.assert_array_equal(back.predict(va), m.predict(va))
+    # stopping early on a valid split, the time keeps the best round of those done
+    es = cls("classification", early_stopping_rounds=10**6, **slow).fit(tr, va)
+    assert es.stopped_on_time_ and es.best_iteration_ >= 1
+    if cls is GBM:  # its per-round losses are recorded: the kept round is the lowest of those boosted
+        losses = es.evals_result_["valid"]["binary_logloss"]
+        assert es.best_iteration_ == int(np.argmin(losses)) + 1 and len(losses) < 200_000
+    # a limit that does not bind changes nothing
+    free = cls("classification", n_estimators=30, learning_rate=0.2, n_jobs=1).fit(tr, va)
+    roomy = cls("classification", n_estimators=30, learning_rate=0.2, n_jobs=1, time_limit=600).fit(tr, va)
+    assert not roomy.stopped_on_time_ and roomy.best_iteration_ == free.best_iteration_
+    np.testing.assert_array_equal(roomy.predict(va), free.predict(va))
+    with pytest.raises(ParameterError, match="time_limit=0 is not accepted"):
+        cls("classification", time_limit=0)

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
@@ -47,6 +48,8 @@ POSITIVE_INT = Interval(1, None, integer=True)
 NAME = Is(lambda v: v is None or isinstance(v, str), "None or a display name (text)")
 N_JOBS = Is(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v != 0),
             "None, -1 or a positive int")
+#: a booster's ``time_limit``: seconds, or None for no limit
+TIME_LIMIT = Interval(0, None, closed="neither", none_ok=True)
 
 
 def cores(n_jobs: int | None) -> int:
@@ -260,16 +263,26 @@ class Backend(Model):
 
 class Booster(Backend):
     """A gradient-boosted backend (LightGBM, XGBoost, CatBoost): at most ``n_estimators`` rounds, stopping
-    after ``early_stopping_rounds`` without progress on the valid split, keeping ``best_iteration_``."""
+    after ``early_stopping_rounds`` without progress on the valid split, keeping ``best_iteration_``, or
+    at the end of the first round after ``time_limit`` seconds of fitting, keeping the rounds done so far (the
+    best of them on the valid split when it stops early); ``stopped_on_time_`` says whether the time stopped it. A fit the
+    time stops depends on the machine's speed, so it is no longer reproducible round for round."""
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     n_estimators: int
     early_stopping_rounds: int | None
+    time_limit: float | None
     best_iteration_: int
+    stopped_on_time_: bool
 
     def stops_early(self) -> bool:
         return self.early_stopping_rounds is not None
+
+    def _deadline(self) -> float | None:
+        """When boosting must stop (``time.perf_counter()``), or None; called as boosting starts."""
+        self.stopped_on_time_ = False
+        return None if self.time_limit is None else time.perf_counter() + self.time_limit
 
     def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
         self.check_is_fitted()

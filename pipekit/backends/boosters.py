@@ -25,12 +25,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+import time
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Booster, feature_frame
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, feature_frame
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is
@@ -58,8 +59,9 @@ def _threads(n_jobs: int | None) -> int:
 class XGBoost(Booster):
     """XGBoost model for ``task`` "classification" or "regression" (``tree_method="hist"``); category-code
     columns are native categorical features. With a ``valid`` split, training stops after
-    ``early_stopping_rounds`` rounds without improvement and the best iteration predicts. ``params`` adds or
-    overrides raw XGBoost parameters. Fitted: ``booster_``, ``best_iteration_``, ``valid_score_``.
+    ``early_stopping_rounds`` rounds without improvement and the best iteration predicts. ``time_limit``:
+    seconds of fitting, after which boosting stops (the rounds done by then are kept). ``params`` adds or overrides raw XGBoost
+    parameters. Fitted: ``booster_``, ``best_iteration_``, ``stopped_on_time_``, ``valid_score_``.
     """
 
     model_attr = "booster_"
@@ -67,18 +69,18 @@ class XGBoost(Booster):
         "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
         "max_depth": Interval(0, None, integer=True), "min_child_weight": Interval(0, None),
         "subsample": FRACTION, "colsample": FRACTION, "reg_lambda": Interval(0, None),
-        "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "n_jobs": N_JOBS,
-        "seed": Interval(0, 2**31 - 1, integer=True), "params": PARAMS, "name": NAME}
+        "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "time_limit": TIME_LIMIT,
+        "n_jobs": N_JOBS, "seed": Interval(0, 2**31 - 1, integer=True), "params": PARAMS, "name": NAME}
 
     def __init__(self, task: str, n_estimators: int = 1000, learning_rate: float = 0.05, max_depth: int = 6,
                  min_child_weight: float = 1.0, subsample: float = 1.0, colsample: float = 1.0,
-                 reg_lambda: float = 1.0, early_stopping_rounds: int | None = 50, n_jobs: int | None = -1,
-                 seed: int = 0, params: dict | None = None, name: str | None = None):
+                 reg_lambda: float = 1.0, early_stopping_rounds: int | None = 50, time_limit: float | None = None,
+                 n_jobs: int | None = -1, seed: int = 0, params: dict | None = None, name: str | None = None):
         self.task, self.n_estimators, self.learning_rate, self.max_depth = task, n_estimators, learning_rate, max_depth
         self.min_child_weight, self.subsample, self.colsample, self.reg_lambda = (min_child_weight, subsample,
                                                                                   colsample, reg_lambda)
-        self.early_stopping_rounds, self.n_jobs, self.seed, self.params, self.name = (early_stopping_rounds, n_jobs,
-                                                                                      seed, params, name)
+        self.early_stopping_rounds, self.time_limit, self.n_jobs = early_stopping_rounds, time_limit, n_jobs
+        self.seed, self.params, self.name = seed, params, name
         self.check_params()
 
     def xgb_params(self) -> dict[str, Any]:
@@ -104,10 +106,20 @@ class XGBoost(Booster):
                            nthread=_threads(self.n_jobs))
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        deadline = self._deadline()
         xgb = _require("xgboost", "XGBoost")
         evals = [] if valid is None else [(self._dmatrix(valid), "valid")]
+        model, base = self, xgb.callback.TrainingCallback
+
+        class StopAt(base):  # type: ignore[valid-type,misc]  # ends boosting at the deadline, keeping the rounds done
+            def after_iteration(self, booster: Any, epoch: int, evals_log: Any) -> bool:
+                if deadline is not None and time.perf_counter() >= deadline and epoch < model.n_estimators - 1:
+                    model.stopped_on_time_ = True
+                    return True
+                return False
+
         self.booster_ = xgb.train(self.xgb_params(), self._dmatrix(d), num_boost_round=self.n_estimators,
-                                  evals=evals, verbose_eval=False,
+                                  evals=evals, verbose_eval=False, callbacks=[StopAt()] if deadline else None,
                                   early_stopping_rounds=self.early_stopping_rounds if evals else None)
         best = getattr(self.booster_, "best_iteration", None) if evals and self.early_stopping_rounds else None
         self.best_iteration_ = int(best) + 1 if best is not None else int(self.booster_.num_boosted_rounds())
@@ -141,22 +153,25 @@ class XGBoost(Booster):
 class CatBoost(Booster):
     """CatBoost model for ``task`` "classification" or "regression": category-code columns are its
     categorical features (ordered target statistics). With a ``valid`` split, training stops after
-    ``early_stopping_rounds`` rounds without improvement and the best iteration is kept. ``params`` adds or
-    overrides raw CatBoost parameters. Fitted: ``model_``, ``best_iteration_``, ``valid_score_``.
+    ``early_stopping_rounds`` rounds without improvement and the best iteration is kept. ``time_limit``:
+    seconds of fitting, after which boosting stops (the rounds done are kept, the best of them when it stops
+    early).
+    ``params`` adds or overrides raw CatBoost parameters. Fitted: ``model_``, ``best_iteration_``,
+    ``stopped_on_time_``, ``valid_score_``.
     """
 
     param_constraints = {
         "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
         "depth": Interval(1, 16, integer=True), "l2_leaf_reg": Interval(0, None),
-        "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "n_jobs": N_JOBS,
-        "seed": Interval(0, 2**31 - 1, integer=True), "params": PARAMS, "name": NAME}
+        "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "time_limit": TIME_LIMIT,
+        "n_jobs": N_JOBS, "seed": Interval(0, 2**31 - 1, integer=True), "params": PARAMS, "name": NAME}
 
     def __init__(self, task: str, n_estimators: int = 1000, learning_rate: float = 0.05, depth: int = 6,
-                 l2_leaf_reg: float = 3.0, early_stopping_rounds: int | None = 50, n_jobs: int | None = -1,
-                 seed: int = 0, params: dict | None = None, name: str | None = None):
+                 l2_leaf_reg: float = 3.0, early_stopping_rounds: int | None = 50, time_limit: float | None = None,
+                 n_jobs: int | None = -1, seed: int = 0, params: dict | None = None, name: str | None = None):
         self.task, self.n_estimators, self.learning_rate, self.depth = task, n_estimators, learning_rate, depth
         self.l2_leaf_reg, self.early_stopping_rounds, self.n_jobs = l2_leaf_reg, early_stopping_rounds, n_jobs
-        self.seed, self.params, self.name = seed, params, name
+        self.time_limit, self.seed, self.params, self.name = time_limit, seed, params, name
         self.check_params()
 
     def cb_params(self) -> dict[str, Any]:
@@ -182,13 +197,24 @@ class CatBoost(Booster):
                        cat_features=[self.feature_names_.index(c) for c in cats])
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        deadline = self._deadline()
         cb = _require("catboost", "CatBoost")
         model = cb.CatBoost(self.cb_params())
+        owner = self
+
+        class StopAt:  # ends boosting at the deadline, keeping the rounds done (CatBoost stops on False)
+            def after_iteration(self, info: Any) -> bool:
+                if deadline is not None and time.perf_counter() >= deadline and info.iteration < owner.n_estimators:
+                    owner.stopped_on_time_ = True
+                    return False
+                return True
+
+        stop = {"callbacks": [StopAt()]} if deadline is not None else {}
         if valid is None:
-            model.fit(self._pool(d))
+            model.fit(self._pool(d), **stop)
         else:
             model.fit(self._pool(d), eval_set=self._pool(valid), use_best_model=self.stops_early(),
-                      early_stopping_rounds=self.early_stopping_rounds)
+                      early_stopping_rounds=self.early_stopping_rounds, **stop)
         self.model_ = model
         best = model.get_best_iteration() if valid is not None and self.stops_early() else None
         self.best_iteration_ = int(best) + 1 if best is not None else int(model.tree_count_)

@@ -16,12 +16,14 @@ Example:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Booster, Contributions, feature_frame
+from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions,
+                                   feature_frame)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, Options, check
@@ -35,8 +37,9 @@ class GBM(Booster):
     Category-code columns (the split's ``cat_names`` and their ``_na`` flags) are passed as LightGBM
     categorical features when ``native_categorical`` is True. With a ``valid`` split, training stops after
     ``early_stopping_rounds`` rounds without improvement and ``best_iteration_`` is used for prediction.
-    ``params`` adds or overrides raw LightGBM parameters.
-    Fitted: ``booster_``, ``best_iteration_``, ``evals_result_``, ``valid_score_``.
+    ``time_limit``: seconds of fitting, after which boosting stops (the rounds done are kept, the best of them
+    when it stops early). ``params`` adds or overrides raw LightGBM parameters.
+    Fitted: ``booster_``, ``best_iteration_``, ``evals_result_``, ``stopped_on_time_``, ``valid_score_``.
     """
 
     model_attr = "booster_"
@@ -45,17 +48,19 @@ class GBM(Booster):
         "num_leaves": Interval(2, None, integer=True), "min_child_samples": Interval(0, None, integer=True),
         "subsample": FRACTION, "colsample": FRACTION, "reg_lambda": Interval(0, None),
         "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "native_categorical": Options(True, False),
-        "n_jobs": N_JOBS, "seed": Interval(None, None, integer=True),
+        "time_limit": TIME_LIMIT, "n_jobs": N_JOBS, "seed": Interval(None, None, integer=True),
         "params": Is(lambda v: v is None or isinstance(v, dict), "None or a dict of LightGBM parameters"), "name": NAME}
 
     def __init__(self, task: str, n_estimators: int = 1000, learning_rate: float = 0.05, num_leaves: int = 31,
                  min_child_samples: int = 20, subsample: float = 1.0, colsample: float = 1.0,
                  reg_lambda: float = 0.0, early_stopping_rounds: int | None = 50, native_categorical: bool = True,
-                 n_jobs: int | None = -1, seed: int = 0, params: dict | None = None, name: str | None = None):
+                 time_limit: float | None = None, n_jobs: int | None = -1, seed: int = 0, params: dict | None = None,
+                 name: str | None = None):
         self.task, self.n_estimators, self.learning_rate, self.num_leaves = task, n_estimators, learning_rate, num_leaves
         self.min_child_samples, self.subsample, self.colsample, self.reg_lambda = (min_child_samples, subsample,
                                                                                    colsample, reg_lambda)
         self.early_stopping_rounds, self.native_categorical = early_stopping_rounds, native_categorical
+        self.time_limit = time_limit
         self.n_jobs, self.seed, self.params, self.name = n_jobs, seed, params, name
         self.check_params()
 
@@ -78,6 +83,7 @@ class GBM(Booster):
         return p
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        deadline = self._deadline()  # the time counts from here, LightGBM's first import included
         import lightgbm as lgb
 
         cats = [i for i, c in enumerate(self.feature_names_) if c in self.cat_features_] \
@@ -94,6 +100,8 @@ class GBM(Booster):
             callbacks.append(lgb.record_evaluation(self.evals_result_))
             if self.early_stopping_rounds:
                 callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+        if deadline is not None:
+            callbacks.append(_StopAt(deadline, self, best=valid is not None and bool(self.early_stopping_rounds)))
         self.booster_ = lgb.train(self.lgb_params(), ds, num_boost_round=self.n_estimators, valid_sets=valid_sets,
                                   valid_names=["valid"] if valid_sets else None, callbacks=callbacks)
         best = self.booster_.best_iteration
@@ -140,3 +148,30 @@ class GBM(Booster):
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 1):
             raise ExportError("booster_ must be LightGBM model text stored as a 1-D uint8 array")
         return lgb.Booster(model_str=data.tobytes().decode("utf-8"))
+
+
+class _StopAt:
+    """A LightGBM callback that ends boosting at ``deadline`` (``time.perf_counter()``), keeping the rounds done,
+    or with ``best`` the best of them on the first validation metric (as early stopping would keep them)."""
+
+    def __init__(self, deadline: float, model: GBM, best: bool):
+        # after LightGBM's recording (20) and early stopping (30), which ends first when both would; set on the
+        # instance, as LightGBM numbers callbacks without one of their own first
+        self.order = 40
+        self.deadline, self.model, self.best = deadline, model, best
+        self.best_iter, self.best_score, self.best_list = 0, None, []  # type: tuple[int, float | None, list]
+
+    def __call__(self, env: Any) -> None:
+        import lightgbm as lgb
+
+        results = env.evaluation_result_list or []
+        if self.best and results:
+            first = results[0]
+            value, maximize = first[2], first[3]
+            if self.best_score is None or (value > self.best_score if maximize else value < self.best_score):
+                self.best_iter, self.best_score, self.best_list = env.iteration, value, list(results)
+        if time.perf_counter() >= self.deadline and env.iteration < env.end_iteration - 1:
+            self.model.stopped_on_time_ = True
+            if self.best and results:
+                raise lgb.callback.EarlyStopException(self.best_iter, self.best_list)
+            raise lgb.callback.EarlyStopException(env.iteration, list(results))

@@ -3,7 +3,9 @@ within a time budget, in one call.
 
 Members are fitted in the order of their expected value per second (``Candidate.value / Candidate.cost``;
 the cost is relative to the default GBM and turned into seconds by timing the members already fitted); a
-member expected to overrun the time limit is skipped, and one whose folds run over it is stopped. Fold
+member expected to overrun the time limit is skipped, and one whose folds run over it is stopped; the fold
+models of a booster share the time left (each stops at its share, keeping the rounds it boosted), so even the
+first member, fitted before any time was measured, ends about in time. Fold
 models that stop early (the boosters) stop on a share of their own rows; once the members are fitted, each
 member's fold models are fitted again on those rows too, for the rounds they kept, while time allows (the
 report's ``refit`` column says which were). Weights
@@ -168,8 +170,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         # stopped early on their own rows only: refitting on the stopping rows too comes later, as time allows
         bag = BaggedModel(c.model, n_folds=n_folds, seed=seed, name=c.name, refit_stopped=False)
         t = time.perf_counter()
-        ends = _budgeted(bag.fit_folds(train), n_folds, bag.workers()[0], f"bagging {c.name}", plan, t,
-                         must_finish=not fitted)
+        ends = _budgeted(bag.fit_folds(train, time_limit=plan.budget(c)), n_folds, bag.workers()[0],
+                         f"bagging {c.name}", plan, t, must_finish=not fitted)
         row["fit_s"] = time.perf_counter() - t
         if not bag.is_fitted:
             row["status"] = "stopped: over the time limit"
@@ -192,7 +194,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
                 queue.insert(0, c)
                 continue
         fitted.append((c, bag))
-        row["status"] = "fitted"
+        row["status"] = "fitted" + (f" ({bag.stopped_on_time_} of {n_folds} fold models cut short by the time limit)"
+                                    if bag.stopped_on_time_ else "")
         p = time.perf_counter()
         _predict_valid(bag, valid, made)
         row["predict_s"] = time.perf_counter() - p
@@ -254,8 +257,9 @@ def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, valid: Any, mad
         if not plan.fits(c, bag.fit_seconds_ + row["predict_s"]):
             continue
         t = time.perf_counter()
-        _budgeted(bag.refit_folds(train), n_folds, bag.workers()[0], f"refitting {c.name}", plan, t,
-                  must_finish=False)
+        budget = plan.budget(c)
+        steps = bag.refit_folds(train, None if budget is None else budget - row["predict_s"])
+        _budgeted(steps, n_folds, bag.workers()[0], f"refitting {c.name}", plan, t, must_finish=False)
         if bag.refit_stopped:
             _predict_valid(bag, valid, made)
         row["fit_s"] += time.perf_counter() - t
@@ -305,11 +309,20 @@ class Plan:
     def left(self) -> float:
         return np.inf if self.time_limit is None else self.time_limit - (time.perf_counter() - self.start)
 
+    def reserve(self, c: Candidate) -> float:
+        """Seconds kept for the second layer while ``c`` fits: its expected time when it is worth more per
+        second than ``c``."""
+        return (self.stack_expected() or 0.0) if self.stack and c.value / c.cost < STACK_VALUE / STACK_COST else 0.0
+
     def fits(self, c: Candidate, expected: float | None) -> bool:
-        """Whether ``c`` is expected to end in time, leaving room for the second layer when that is worth more
-        per second than ``c``."""
-        reserve = (self.stack_expected() or 0.0) if self.stack and c.value / c.cost < STACK_VALUE / STACK_COST else 0.0
-        return expected is None or expected + reserve <= self.left()
+        """Whether ``c`` is expected to end in time, leaving room for the second layer (``reserve``)."""
+        return expected is None or expected + self.reserve(c) <= self.left()
+
+    def budget(self, c: Candidate) -> float | None:
+        """The seconds ``c`` may take (None: no time limit): what is left, less the ``reserve``. Its fold models
+        that can stop on time share them (``BaggedModel.fit_folds``), so even a member that takes far longer
+        than expected (the first, fitted before anything was measured) ends about in time."""
+        return None if self.time_limit is None else max(self.left() - self.reserve(c), 0.0)
 
     def overruns(self, projected_total: float, member_start: float) -> bool:
         return projected_total - (time.perf_counter() - member_start) > self.left()
@@ -353,7 +366,7 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
     y = bags[0].oof_targets_
     weights = {b.name: w for b, w in zip(weighted.members, weighted.weights_.tolist())}
     for r in rows:
-        r["weight"] = weights.get(r["model"], 0.0) if r.get("status") == "fitted" else None
+        r["weight"] = weights.get(r["model"], 0.0) if r.get("status", "").startswith("fitted") else None
     _predict_valid(weighted, valid, made)
     w_row = {"model": "weighted_ensemble", "model_obj": weighted, "oof": m.score(y, _oof(weighted)),
              "fit_s": time.perf_counter() - t}

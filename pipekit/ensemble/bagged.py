@@ -47,6 +47,10 @@ from pipekit.ensemble.base import align_classes, member_name
 from pipekit.metrics import get_metric
 
 
+class _OutOfTime(Exception):
+    """A refit fold model ran out of its time: the refit ends and the model stays as it was."""
+
+
 def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(train_idx, held_idx)`` for each of ``n_folds`` shuffled folds, stratified by class for classification
     (``y``: class indices or values). The one fold maker of the ensembles.
@@ -123,7 +127,8 @@ class BaggedModel(Backend):
     row), ``oof_predictions_`` (each row's mean prediction by the models that never saw it, in
     ``classes_`` order), ``oof_targets_`` (targets as the models see them: class indices or values),
     ``oof_score_`` (the default metric, accuracy / rmse, on them), ``rows_signature_`` (of the training rows),
-    ``fit_seconds_``, plus what every backend keeps (``feature_names_``, ``classes_``, ...).
+    ``fit_seconds_``, ``stopped_on_time_`` (fold models a time limit stopped, see ``fit_folds``), plus what
+    every backend keeps (``feature_names_``, ``classes_``, ...).
     """
 
     model_attr = "models_"
@@ -203,26 +208,32 @@ class BaggedModel(Backend):
             self.valid_score_ = self.score(v)
         return self
 
-    def fit_folds(self, train: Any) -> Iterator[float]:
+    def fit_folds(self, train: Any, time_limit: float | None = None) -> Iterator[float]:
         """Fit fold by fold, yielding the seconds spent each time a fold model is done (a caller with a time
         budget may stop early: fold models not started are dropped, those running finish; the model is
-        fitted only once every fold is)."""
+        fitted only once every fold is).
+
+        ``time_limit``: seconds for all the fold models. Each fold model that can stop on time (a backend with
+        a ``time_limit``, the boosters) gets its share of what is left when it starts: the seconds left over
+        the rounds of fold models left (``n_jobs`` of them side by side make a round), and keeps the rounds it
+        boosted by then. ``stopped_on_time_`` counts the fold models it stopped. Other models fit whole."""
         d = as_data(train)
         self.reset_state()
         done = False
         try:
-            yield from self._fit_folds(d)
+            yield from self._fit_folds(d, deadline=None if time_limit is None else time.perf_counter() + time_limit)
             done = True
         finally:
             if not done:  # stopped between folds (or failed): no half-fitted state is left behind
                 self.reset_state()
 
-    def refit_folds(self, train: Any) -> Iterator[float]:
+    def refit_folds(self, train: Any, time_limit: float | None = None) -> Iterator[float]:
         """For a model bagged with ``refit_stopped=False``: fit each fold model again on all its rows (stopping
         rows included) for the rounds early stopping kept, as ``refit_stopped=True`` would have, yielding the
         seconds spent each time a fold model is done. ``train`` must be the rows it was bagged on. The model
         changes only once every fold model is done: a caller with a time budget may stop between them and
-        keep the model as it was.
+        keep the model as it was. ``time_limit``: seconds for all of it, shared between the fold models as in
+        :meth:`fit_folds`; a fold model that its share stops ends the refit, and the model is kept as it was.
 
         >>> import numpy as np, polars as pl
         >>> from pipekit.backends import GBM, as_data
@@ -242,36 +253,58 @@ class BaggedModel(Backend):
         if rows_signature(d) != self.rows_signature_:
             raise ParameterError("refit_folds: train must be the rows the model was bagged on")
         spent: float = vars(self)["fit_seconds_"]
-        yield from self._fit_folds(d, stopped=list(self.models_))
-        self.refit_stopped, self.fit_seconds_ = True, spent + vars(self)["fit_seconds_"]
+        on_time = vars(self).get("stopped_on_time_", 0)  # the rounds refitted are those the time left them
+        try:
+            yield from self._fit_folds(d, stopped=list(self.models_),
+                                       deadline=None if time_limit is None else time.perf_counter() + time_limit)
+        except _OutOfTime:
+            return  # nothing was changed: the fold models and out-of-fold predictions are set only at the end
+        self.refit_stopped, self.fit_seconds_, self.stopped_on_time_ = True, spent + vars(self)["fit_seconds_"], on_time
 
     def _fit_one(self, d: TabularData, folds: np.ndarray, fold: int, repeat: int, threads: int | None,
-                 stopped: Any = None) -> tuple:
+                 stopped: Any = None, seconds: float | None = None) -> tuple:
         fit_idx, stop_idx, held = self._split(folds, fold, repeat)
+        end = None if seconds is None else time.perf_counter() + seconds
 
         def fresh() -> Any:
             m = self.fold_model(fold, repeat)
-            return m if threads is None else m.set_params(n_jobs=threads)
+            if threads is not None:
+                m.set_params(n_jobs=threads)
+            if end is not None and "time_limit" in m.get_params(deep=False):
+                m.set_params(time_limit=max(end - time.perf_counter(), 1e-3))
+            return m
 
         m = stopped if stopped is not None else fresh().fit(d.take(fit_idx),
                                                             d.take(stop_idx) if len(stop_idx) else None)
         if len(stop_idx) and (self.refit_stopped or stopped is not None):
             # the rows it stopped on train it too, as long as it chose
             rest = np.sort(np.concatenate([fit_idx, stop_idx]))
-            m = fresh().set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(d.take(rest))
+            again = fresh().set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(d.take(rest))
+            if vars(again).get("stopped_on_time_"):
+                if stopped is not None:
+                    raise _OutOfTime  # a refit the time cuts short would be worse than the model it replaces
+            else:
+                m = again  # else the model stopped on its own rows stays
         return m, held, m.predict(d.take(held))
 
     def _run(self, d: TabularData, folds: np.ndarray, jobs: list[tuple[int, int]],
-             stopped: list | None) -> Iterator[tuple[int, tuple]]:
+             stopped: list | None, deadline: float | None) -> Iterator[tuple[int, tuple]]:
         """``(job index, fitted fold model)`` as each is done: in this thread one at a time, else in a pool of
         threads. A fold model is started only when the caller asks for the next one (at most ``at_once`` run),
         so a caller that stops waits only for those already running. ``stopped``: the fold models to refit,
-        by job index."""
+        by job index. ``deadline``: each fold model gets its share of the time left to it (``fit_folds``)."""
         at_once, threads = self.workers()
         args = [(d, folds[r], f, r, threads, None if stopped is None else stopped[j]) for j, (r, f) in enumerate(jobs)]
+        finished = 0
+
+        def share() -> float | None:  # the time left over the rounds left, this fold model's among them
+            return None if deadline is None else (deadline - time.perf_counter()) / -(-(len(jobs) - finished)
+                                                                                       // at_once)
+
         if at_once == 1:
             for j, a in enumerate(args):
-                yield j, self._fit_one(*a)
+                yield j, self._fit_one(*a, share())
+                finished += 1
             return
         with ThreadPoolExecutor(at_once) as pool:
             waiting = iter(enumerate(args))
@@ -280,7 +313,7 @@ class BaggedModel(Backend):
             def start_next() -> None:
                 nxt = next(waiting, None)
                 if nxt is not None:
-                    running[pool.submit(self._fit_one, *nxt[1])] = nxt[0]
+                    running[pool.submit(self._fit_one, *nxt[1], share())] = nxt[0]
 
             for _ in range(at_once):
                 start_next()
@@ -289,12 +322,13 @@ class BaggedModel(Backend):
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for fut in sorted(done, key=running.__getitem__):
                         yield running.pop(fut), fut.result()
+                        finished += 1
                         start_next()
             finally:
                 for fut in running:
                     fut.cancel()
 
-    def _fit_folds(self, d: TabularData, stopped: list | None = None) -> Iterator[float]:
+    def _fit_folds(self, d: TabularData, stopped: list | None = None, deadline: float | None = None) -> Iterator[float]:
         self._setup(d)
         y = self.encode_y(d.y)
         classes = self.classes_ if self.task == "classification" else None
@@ -309,7 +343,7 @@ class BaggedModel(Backend):
                 folds[r, held] = f
         jobs = [(r, f) for r in range(self.n_repeats) for f in range(self.n_folds)]
         models: list[Any] = [None] * len(jobs)
-        for j, (m, held, p) in self._run(d, folds, jobs, stopped):
+        for j, (m, held, p) in self._run(d, folds, jobs, stopped, deadline):
             r = jobs[j][0]
             oof[r, held] = aligned(p, m.classes_, classes) if classes is not None else np.asarray(p, np.float64)
             models[j] = m
@@ -319,6 +353,7 @@ class BaggedModel(Backend):
         self.oof_score_ = get_metric(None, self.task).score(y, self.oof_predictions_)
         self.rows_signature_ = rows_signature(d)
         self.fit_seconds_ = time.perf_counter() - start
+        self.stopped_on_time_ = sum(bool(vars(m).get("stopped_on_time_")) for m in models)
         self.valid_score_ = None
 
     def oof_score(self, metric: Any = None) -> float:
