@@ -215,6 +215,10 @@ class CatBoost(Booster):
         else:
             model.fit(self._pool(d), eval_set=self._pool(valid), use_best_model=self.stops_early(),
                       early_stopping_rounds=self.early_stopping_rounds, **stop)
+        meta = model.get_metadata()
+        for key in ("model_guid", "train_finish_time"):  # per run: two identical fits would store different bytes
+            if key in meta:
+                del meta[key]
         self.model_ = model
         best = model.get_best_iteration() if valid is not None and self.stops_early() else None
         self.best_iteration_ = int(best) + 1 if best is not None else int(model.tree_count_)
