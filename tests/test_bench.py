@@ -18,6 +18,7 @@ import torch
 
 import pipekit.datasets as D
 from pipekit.bench import STAGE_TOLERANCE, bottleneck, compare, profile, reference_loader
+from pipekit.bench.bottleneck import Bottleneck
 from pipekit.core.errors import ParameterError
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
 from pipekit.data.probe import StageTimes, recording, stage
@@ -167,6 +168,35 @@ def test_bottleneck_measures_three_ways_and_restores_the_learner(dls):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     d = b.to_dict()
     assert d["overlap"] == pytest.approx(b.full_items_s / min(b.loader_items_s, b.model_items_s))
+    assert b.rounds == 1 and {k: len(v) for k, v in b.per_round.items()} == {"loader": 1, "model": 1, "full": 1}
+    # rounds: medians of the phases run in alternating order
+    again = bottleneck((dls, model), n_batches=2, warmup=1, rounds=3)
+    assert {k: len(v) for k, v in again.per_round.items()} == {"loader": 3, "model": 3, "full": 3}
+    assert again.model_items_s == pytest.approx(sorted(again.per_round["model"])[1])
+    # a training step measured faster than its slower part is impossible: the verdict says the figures disagree
+    odd = Bottleneck(100.0, 50.0, 200.0, 3, 64, "cpu")
+    assert not odd.consistent and "these figures disagree" in odd.verdict and "rounds=3" in odd.verdict
+    assert Bottleneck(100.0, 50.0, 48.0, 3, 64, "cpu").consistent
+
+
+def test_profile_groups_threads_and_says_what_is_wrong(dls, source):
+    from pipekit.bench.profile import _epoch_profile
+    from pipekit.bench.runner import EpochRun
+
+    run = EpochRun(1.0, 4, 256, {("read", "prefetch"): (1.0, 4), ("decode", "build"): (0.9, 4),
+                                 ("gather", "prefetch"): (0.5, 4), ("wait", "main"): (0.2, 4)}, {"prefetch": 2})
+    # the main thread, then each kind of thread with its stages together, by seconds
+    assert [(s.where, s.name) for s in _epoch_profile("x", [run]).stages] == [
+        ("main", "wait"), ("build", "decode"), ("prefetch", "read"), ("prefetch", "gather")]
+    with pytest.raises(ParameterError, match="subset='valid' picks a loader of DataLoaders or a DataBlock"):
+        profile(dls.train, subset="valid")
+    assert profile(dls, n_batches=2, warm_epochs=1, cold=False).subset == "train"
+    assert profile(dls.valid, n_batches=2, warm_epochs=1, cold=False).subset is None
+    with pytest.raises(ParameterError, match="a batch whose first element is a int has no length"):
+        profile([1, 2, 3])
+    with pytest.raises(ParameterError, match=r"items are fewer than one batch of bs=5000, and drop_last drops that "
+                                             "batch; lower bs"):
+        profile(dls.train.new(bs=5000), cold=False)
 
 
 RECIPE = '''
@@ -199,6 +229,8 @@ def test_bench_loader_runs_a_recipe_file_outside_the_repository(tmp_path):
     assert out["profile"]["warm"]["batches"] == 3 and out["profile"]["bs"] == 32
     assert out["profile"]["num_workers"] == out["sweep"]["best"]
     assert out["compare"]["names"] == ["pipekit", "reference"] and len(out["compare"]["ratios"]) == 1
+    # each side compared at its own best setting
+    assert out["compare_num_workers"] == {"pipekit": out["sweep"]["best"], "reference": out["sweep_reference"]["best"]}
     assert "best setting for pipekit: num_workers=" in r.stdout and "pipekit vs reference" in r.stdout
 
 
@@ -209,3 +241,10 @@ def test_bench_loader_names_a_recipe_without_a_loader(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match="empty.py defines neither datablock"):
         main(["bench-loader", "empty.py"])
+    # what --compare names is checked before anything is measured
+    (tmp_path / "dl.py").write_text("def dataloaders(**kwargs):\n    raise AssertionError('measured first')\n")
+    with pytest.raises(SystemExit, match="--compare reference needs a recipe with datablock"):
+        main(["bench-loader", "dl.py", "--compare", "reference", "--json", "x.json"])
+    with pytest.raises(SystemExit, match="nonsense"):
+        main(["bench-loader", "dl.py", "--compare", "nonsense.py"])
+    assert not (tmp_path / "x.json").exists()

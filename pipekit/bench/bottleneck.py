@@ -4,8 +4,14 @@ Three throughputs are measured the same way, through the Learner's own training 
 device transfer, its optimiser), after the same warm-up batches:
 
 * **loader**: the real loader, each batch handed to the loop and cancelled before the forward pass;
-* **model**: one batch, loaded once and fed again and again: the model's speed with loading free;
+* **model**: the same batches, loaded once beforehand and fed again (up to ``MODEL_BATCHES`` of them,
+  cycled): the model's speed with loading free, on batches like those the other phases time;
 * **full**: the real training step on the real loader.
+
+With ``rounds`` > 1 the three phases run that many times, in alternating order, and each figure is the
+median of its rounds, so a burst of load on a shared machine does not decide the verdict alone. A full
+step measured faster than the slower of loader and model is impossible: the verdict then says that the
+figures disagree.
 
 This is the "IO / synthetic / full" method of the SC21 study of DL input pipelines: if the full step
 runs at the loader's speed the input pipeline is the limit; at the model's speed, compute is; below both,
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -23,7 +30,7 @@ from typing import Any
 import torch
 
 from pipekit.bench.profile import machine
-from pipekit.bench.runner import as_runner, count_items
+from pipekit.bench.runner import as_runner, count_items, no_batches
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.learn.callbacks import Callback, CancelBatchException, CancelValidException, ProgressCallback
@@ -32,6 +39,8 @@ from pipekit.learn.callbacks import Callback, CancelBatchException, CancelValidE
 MARGIN = 0.10
 #: a full step below this share of the slower of loader and model means they compete for resources
 CONTENTION = 0.80
+#: distinct batches the model phase is fed (cycled), kept in memory beside the model
+MODEL_BATCHES = 8
 
 
 @dataclass
@@ -45,6 +54,8 @@ class Bottleneck:
     bs: int | None
     device: str
     machine_before: dict[str, Any] = field(default_factory=dict)
+    rounds: int = 1
+    per_round: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def limiter(self) -> str:
@@ -60,6 +71,12 @@ class Bottleneck:
     @property
     def contention(self) -> bool:
         return self.overlap < CONTENTION
+
+    @property
+    def consistent(self) -> bool:
+        """Whether the full step was measured no faster than the slower of loader and model (within ``MARGIN``);
+        when it was faster, the machine's load changed between the phases."""
+        return self.overlap <= 1 + MARGIN
 
     @property
     def verdict(self) -> str:
@@ -78,11 +95,16 @@ class Bottleneck:
         if self.contention:
             text += (f"; the real step reaches only {self.overlap:.0%} of the slower of the two: loading and "
                      "training compete for the same cores")
+        if not self.consistent:
+            text += (f"; but these figures disagree: the training step cannot be {self.overlap:.1f}x faster than the "
+                     "slower of its two parts, so the machine's load changed during the measurement"
+                     + (": run it again with rounds=3" if self.rounds < 3 else ""))
         return text
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(limiter=self.limiter, overlap=self.overlap, contention=self.contention, verdict=self.verdict)
+        d.update(limiter=self.limiter, overlap=self.overlap, contention=self.contention, consistent=self.consistent,
+                 verdict=self.verdict)
         return d
 
     def __repr__(self) -> str:
@@ -154,13 +176,15 @@ def _stream(runner: Any, n: int) -> Iterator[Any]:
                 got += 1
                 yield b
             if got == 0:
-                raise ParameterError(f"{runner.name}: the loader yielded no batches")
+                raise ParameterError(no_batches(runner))
     return itertools.islice(gen(), n)
 
 
-def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any = None) -> Bottleneck:
-    """Which of loader and model limits training: items/s of the loader alone, the model alone on one cached
-    batch, and the real training step, measured the same way (see the module docstring).
+def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any = None,
+               rounds: int = 1) -> Bottleneck:
+    """Which of loader and model limits training: items/s of the loader alone, the model alone on the same
+    batches loaded beforehand, and the real training step, measured the same way, ``rounds`` times (see the
+    module docstring).
 
     ``learn``: a ``Learner``, or ``(dls, model)`` (a Learner is made with ``loss_func`` or the default loss of
     the target). The learner's weights, optimiser and recorded history are put back afterwards.
@@ -178,7 +202,7 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
     from pipekit.learn import Learner
 
     check("bottleneck", n_batches=(n_batches, Interval(1, None, integer=True)),
-          warmup=(warmup, Interval(0, None, integer=True)))
+          warmup=(warmup, Interval(0, None, integer=True)), rounds=(rounds, Interval(1, None, integer=True)))
     if isinstance(learn, tuple):
         if len(learn) != 2:
             raise ParameterError("bottleneck: give a Learner or a pair (dls, model)")
@@ -192,26 +216,33 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
     runner = as_runner(learn.dls.train)
     sync = learn.device.type == "cuda"
     total = n_batches + warmup
-    rates = {}
+    rates: dict[str, list[float]] = {"loader": [], "model": [], "full": []}
     try:
+        # the model phase's batches: the first of the same epoch the other phases stream (a text loader puts its
+        # longest batch first: the warm-up gets it, as in the other phases)
+        cached = list(_stream(runner, min(total, warmup + MODEL_BATCHES)))
+        timed = cached[warmup:] or cached
         with learn.removed_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)]):
-            for phase in ("loader", "model", "full"):
-                if phase == "model":
-                    one = next(iter(_stream(runner, 1)))
-                    batches: Any = itertools.repeat(one, total)
-                else:
-                    batches = _stream(runner, total)
-                timer = StepTimer(batches, warmup=warmup, skip_model=phase == "loader", sync=sync)
-                learn.opt = None  # a fresh optimiser per phase: the learner's own is left as it was
-                learn.fit(1, cbs=[timer])
-                rates[phase] = timer.items_per_s
-                learn.model.load_state_dict(model_state)
+            for r in range(rounds):
+                for phase in (("loader", "model", "full") if r % 2 == 0 else ("full", "model", "loader")):
+                    if phase == "model":
+                        batches: Any = itertools.chain(cached[:warmup],
+                                                       itertools.islice(itertools.cycle(timed), n_batches))
+                    else:
+                        batches = _stream(runner, total)
+                    timer = StepTimer(batches, warmup=warmup, skip_model=phase == "loader", sync=sync)
+                    learn.opt = None  # a fresh optimiser per phase: the learner's own is left as it was
+                    learn.fit(1, cbs=[timer])
+                    rates[phase].append(timer.items_per_s)
+                    learn.model.load_state_dict(model_state)
+        del cached, timed
     finally:
         learn.model.load_state_dict(model_state)
         for k, v in saved.items():
             setattr(learn, k, v)
         learn.recorder.__dict__.update(recorder)
         learn.batch_wrapper = None
-    return Bottleneck(rates["loader"], rates["model"], rates["full"], n_batches, runner.bs, str(learn.device),
-                      before)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    return Bottleneck(med["loader"], med["model"], med["full"], n_batches, runner.bs, str(learn.device), before,
+                      rounds, rates)
 

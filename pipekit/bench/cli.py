@@ -90,15 +90,36 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    from pipekit.bench import compare, machine, profile, reference_loader, sweep
+    from pipekit.bench import machine
 
     args = parser().parse_args(argv)
     console = Console(highlight=False, width=max(Console().width, 110))
     mod = load_recipe(args.recipe)
+    # what --compare names is checked before anything is measured
+    omod = None if args.compare in (None, "reference") else load_recipe(args.compare)
+    if args.compare == "reference" and not callable(getattr(mod, "datablock", None)):
+        raise ParameterError("bench-loader: --compare reference needs a recipe with datablock() (the reference is "
+                             "built from the DataBlock); this one defines only dataloaders()")
     record: dict[str, Any] = {"recipe": str(Path(args.recipe).resolve()), "settings": vars(args), "machine": machine()}
+    try:
+        _measure(args, mod, omod, console, record)
+    finally:  # what was measured is kept, even when a later step fails
+        if args.json:
+            Path(args.json).write_text(json.dumps(record, indent=1, default=str))
+            console.print(f"figures written to {args.json}")
+    return 0
+
+
+def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None, console: Any,
+             record: dict[str, Any]) -> None:
+    """Sweep, profile and compare as the arguments ask, printing each result and adding it to ``record``."""
+    from pipekit.bench import compare, profile, reference_loader, sweep
+    from pipekit.data.dataloaders import DataLoaders
+
     first_workers = args.workers[0] if args.workers else None
     pair, dls, kwargs = recipe_loaders(mod, args.bs, first_workers, args.seed)
     best = first_workers
+    ref_best = best if best is not None else 2  # the reference's own best setting when swept
     if args.workers:
         target = pair if pair is not None else dls
         s = sweep(target, workers=args.workers, n_batches=args.batches, rounds=args.rounds, subset=args.subset,
@@ -107,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         best = s.best
         console.print(f"best setting for pipekit: num_workers={best} ({s.rates[best]:,.0f} items/s)")
         record["sweep"] = s.to_dict()
-        if args.compare == "reference" and pair is not None:
+        if args.compare == "reference":
             ref = sweep(lambda w: reference_loader(pair, bs=args.bs, num_workers=w, subset=args.subset, seed=args.seed),
                         workers=args.workers, n_batches=args.batches, rounds=args.rounds, name="reference")
             console.print(ref.table())
-            console.print(f"best setting for the reference: num_workers={ref.best} ({ref.rates[ref.best]:,.0f} items/s)")
+            ref_best = ref.best
+            console.print(f"best setting for the reference: num_workers={ref_best} ({ref.rates[ref_best]:,.0f} "
+                          "items/s)")
             record["sweep_reference"] = ref.to_dict()
         if pair is None:
             dls = mod.dataloaders(**{**kwargs, "num_workers": best}) if "num_workers" in kwargs else dls
@@ -120,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         p = profile(pair, n_batches=args.batches, subset=args.subset, warm_epochs=args.warm_epochs,
                     cold=not args.no_cold, **kwargs)
     else:
-        p = profile(dls, n_batches=args.batches, subset=args.subset, warm_epochs=args.warm_epochs)
+        p = profile(dls, n_batches=args.batches, subset=args.subset if isinstance(dls, DataLoaders) else None,
+                    warm_epochs=args.warm_epochs)
     console.print(p.table())
     console.print(p.summary())
     record["profile"] = p.to_dict()
@@ -128,22 +152,18 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"bar chart: {p.plot(args.plot)}")
     if args.compare:
         if args.compare == "reference":
-            if pair is None:
-                raise ParameterError("bench-loader: --compare reference needs a recipe with datablock()")
-            other: Any = reference_loader(pair, bs=args.bs, num_workers=best if best is not None else 2,
-                                          subset=args.subset, seed=args.seed)
+            # each side at its own best setting (the sweeps above), or both at the same when not swept
+            other: Any = reference_loader(pair, bs=args.bs, num_workers=ref_best, subset=args.subset, seed=args.seed)
             names = ("pipekit", "reference")
+            record["compare_num_workers"] = {"pipekit": best, "reference": ref_best}
         else:
-            omod = load_recipe(args.compare)
-            opair, odls, _ = recipe_loaders(omod, args.bs, best, args.seed)
+            opair, odls, _ = recipe_loaders(omod, args.bs, best, args.seed)  # type: ignore[arg-type]
             other = opair if opair is not None else odls
             names = (Path(args.recipe).stem, Path(args.compare).stem)
+            if names[0] == names[1]:
+                names = (f"{names[0]} (recipe)", f"{names[1]} (--compare)")
         mine = pair if pair is not None else dls
         c = compare(mine, other, n_batches=args.batches, rounds=args.rounds, subset=args.subset, names=names,
                     **(kwargs if pair is not None or isinstance(other, tuple) else {}))
         console.print(c.table())
         record["compare"] = c.to_dict()
-    if args.json:
-        Path(args.json).write_text(json.dumps(record, indent=1, default=str))
-        console.print(f"figures written to {args.json}")
-    return 0

@@ -26,8 +26,9 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.data.probe import StageTimes, recording, stage
 
-#: the tolerance within which the main thread's stages add up to the measured epoch (the rest is the loop
-#: itself: the generator hand-off and counting the items, a few microseconds per batch)
+#: the tolerance within which the main thread's stages add up to the measured epoch when the main thread has
+#: a core and Python's lock when it needs them (the rest is the loop itself: the generator hand-off and counting
+#: the items, a few microseconds per batch); beyond it, the summary says so
 STAGE_TOLERANCE = 0.05
 
 
@@ -73,8 +74,13 @@ class EpochProfile:
 
     @property
     def unaccounted_s(self) -> float:
-        """Epoch seconds in no stage: the loop around the loader (hand-off, counting items)."""
+        """Epoch seconds in no stage: the loop around the loader (hand-off, counting items), and the main thread
+        waiting for a core or for Python's lock (held by threads beside it) between stages."""
         return self.wall_s - self.main_seconds
+
+    @property
+    def unaccounted_share(self) -> float:
+        return self.unaccounted_s / self.wall_s if self.wall_s > 0 else 0.0
 
     def by_kind(self, where: str = "main") -> dict[str, float]:
         """Seconds per kind of stage (read/decode, cache gather, collate, ...) in threads of ``where``."""
@@ -102,7 +108,9 @@ def _epoch_profile(label: str, runs: Sequence[EpochRun], build_s: float = 0.0) -
         for k, n in r.threads.items():
             threads[k] = max(threads.get(k, 0), n)
     stages = []
-    for (name, where), (secs, calls) in sorted(totals.items(), key=lambda kv: (kv[0][1] != "main", -kv[1][0])):
+    # the main thread first, then each kind of thread beside it, its stages by seconds
+    for (name, where), (secs, calls) in sorted(totals.items(), key=lambda kv: (kv[0][1] != "main", kv[0][1],
+                                                                              -kv[1][0])):
         # the cache-building threads only exist while the loaders are built
         span = build_s if where == "build" and build_s > 0 else wall
         capacity = span * (1 if where == "main" else max(1, threads.get(where, 1)))
@@ -146,7 +154,7 @@ class LoaderProfile:
     ``probe_overhead`` what the timers cost by count (calls x the cost of one, a share of the epoch)."""
 
     name: str
-    subset: str
+    subset: str | None
     bs: int | None
     num_workers: int
     device: str
@@ -211,7 +219,15 @@ class LoaderProfile:
             parts.append(f"main thread {main.share:.0%} in {main.name}")
         if busy is not None:
             parts.append(f"{busy.where} busiest in {busy.name} ({busy.share:.0%} of their time)")
-        parts.append(f"timers cost {self.probe_overhead:.2%} (measured {self.overhead:+.1%})")
+        per_epoch = w.wall_s / max(w.epochs, 1)
+        noisy = abs(self.overhead) > 0.1 and per_epoch < 1.0
+        parts.append(f"timers cost {self.probe_overhead:.2%} (measured {self.overhead:+.1%}" +
+                     (f": epochs of {per_epoch:.2f} s are too short to measure it, give more batches)" if noisy
+                      else ")"))
+        if w.unaccounted_share > STAGE_TOLERANCE:
+            parts.append(f"{w.unaccounted_share:.0%} of the warm epochs is outside every stage (more than "
+                         f"{STAGE_TOLERANCE:.0%}): the main thread waited for a core or for Python's lock between "
+                         "stages; a busy machine, or threads beside it holding the lock, cost that much")
         return "; ".join(parts)
 
     def __repr__(self) -> str:
@@ -241,12 +257,12 @@ def resolve(obj: Any, source: Any = None) -> tuple[Any, Any]:
     return None, obj
 
 
-def profile(loader: Any, n_batches: int | None = None, subset: str = "train", *, source: Any = None,
+def profile(loader: Any, n_batches: int | None = None, subset: str | None = None, *, source: Any = None,
             warm_epochs: int = 2, cold: bool = True, device: Any = None, name: str | None = None,
             **dl_kwargs: Any) -> LoaderProfile:
     """Throughput and the share of time per stage of a loader, first epoch and steady state apart.
 
-    ``loader``: pipekit ``DataLoaders`` (``subset`` picks 'train' or 'valid') or a ``DataLoader``, a torch
+    ``loader``: pipekit ``DataLoaders`` (``subset`` picks 'train', the default, or 'valid') or a ``DataLoader``, a torch
     ``DataLoader`` (:func:`reference_loader` builds one), or a ``DataBlock`` with ``source=`` (or the
     ``(DataBlock, source)`` pair a recipe's ``datablock()`` returns), built here with ``dl_kwargs`` (``bs``,
     ``num_workers``, ``seed``, ...) so the first epoch includes building the loaders and, with ``cold=True``,
@@ -277,6 +293,7 @@ def profile(loader: Any, n_batches: int | None = None, subset: str = "train", *,
             if cold:
                 tmp_cache = tempfile.mkdtemp(prefix="pipekit_bench_cache_")
                 os.environ["PIPEKIT_CACHE"] = tmp_cache
+            subset = subset or "train"
             dls, build_s = build_loaders(datablock, obj, subset, dl_kwargs, times)
             runner = as_runner(dls, subset, device, name or type(datablock).__name__)
             first = runner.epoch(0, n_batches, record=True)
@@ -286,7 +303,14 @@ def profile(loader: Any, n_batches: int | None = None, subset: str = "train", *,
         else:
             if dl_kwargs:
                 raise ParameterError(f"profile: {sorted(dl_kwargs)} only apply when building from a DataBlock")
-            runner = as_runner(obj, subset, device, name)
+            from pipekit.data.dataloaders import DataLoaders
+
+            if isinstance(obj, DataLoaders):
+                subset = subset or "train"
+            elif subset is not None:
+                raise ParameterError(f"profile: subset={subset!r} picks a loader of DataLoaders or a DataBlock; "
+                                     f"a {type(obj).__name__} is one loader, measured as it is: leave subset out")
+            runner = as_runner(obj, subset or "train", device, name)
             if cold:
                 cold_run = _epoch_profile("first epoch", [runner.epoch(0, n_batches, record=True)])
         start = 1 if cold_run is not None else 0

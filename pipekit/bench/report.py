@@ -30,7 +30,7 @@ def _phase_rows(table: Any, phase: EpochProfile) -> None:
         table.add_row(f"    {s.name}", s.kind, f"{s.seconds:.3f}", f"{s.seconds * per_batch:.2f}", f"{s.share:.1%}")
         if s.where == "main" and s is [t for t in phase.stages if t.where == "main"][-1]:
             rest = phase.unaccounted_s
-            table.add_row("    (loop around the loader)", "", f"{rest:.3f}", f"{rest * per_batch:.2f}",
+            table.add_row("    (outside every stage)", "", f"{rest:.3f}", f"{rest * per_batch:.2f}",
                           f"{rest / phase.wall_s:.1%}" if phase.wall_s else "")
     table.add_section()
 
@@ -38,7 +38,7 @@ def _phase_rows(table: Any, phase: EpochProfile) -> None:
 def profile_table(p: LoaderProfile) -> Any:
     from rich.table import Table
 
-    title = (f"{p.name} ({p.subset}, bs {p.bs}, num_workers {p.num_workers}, {p.device}): "
+    title = (f"{p.name} ({p.subset + ', ' if p.subset else ''}bs {p.bs}, num_workers {p.num_workers}, {p.device}): "
              f"{p.items_per_s:,.0f} items/s, {p.batches_per_s:,.1f} batches/s warm")
     t = Table(title=title, caption=f"share: of the epoch for the main thread, of their capacity for the threads "
                                    f"beside it; measuring cost {p.probe_overhead:.2%} by count, "

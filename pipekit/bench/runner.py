@@ -49,7 +49,14 @@ def count_items(batch: Any) -> int:
     """Items in a batch: the length of its first tensor (or of its first element)."""
     first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0] if isinstance(batch, (tuple, list)) \
         else batch
-    return int(first.shape[0]) if isinstance(first, torch.Tensor) and first.ndim else len(first)
+    if isinstance(first, torch.Tensor) and first.ndim:
+        return int(first.shape[0])
+    try:
+        return len(first)
+    except TypeError:
+        raise ParameterError(f"a batch whose first element is a {type(first).__name__} has no length to count items "
+                             "by: measure a loader that yields batches of tensors (a tensor, or a tuple or dict of "
+                             "them)") from None
 
 
 def _to(batch: Any, device: torch.device) -> Any:
@@ -122,8 +129,20 @@ class Runner:
                 if close is not None:
                     close()  # a prefetching loader finishes its batches in flight: not timed
         if n == 0:
-            raise ParameterError(f"{self.name}: the loader yielded no batches")
+            raise ParameterError(no_batches(self))
         return EpochRun(wall, n, items, stages, threads)
+
+
+def no_batches(runner: Runner) -> str:
+    """Why a loader gave no batch, and what to change."""
+    n = getattr(runner.loader, "n", None)
+    if n is None:
+        n = len(getattr(runner.loader, "dataset", None) or ())
+    drop = bool(getattr(runner.loader, "drop_last", False))
+    if n and runner.bs and drop and n < runner.bs:
+        return (f"{runner.name}: the loader yielded no batches: its {n} items are fewer than one batch of bs={runner.bs}, "
+                "and drop_last drops that batch; lower bs")
+    return f"{runner.name}: the loader yielded no batches ({n} items); give it items (check the split and the source)"
 
 
 def _merge(a: dict, b: dict) -> dict:
