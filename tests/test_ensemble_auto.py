@@ -132,7 +132,10 @@ def test_members_predict_the_validation_rows_inside_their_fit_time(tab, monkeypa
 
 
 def test_time_limit_keeps_the_first_member_and_skips_the_rest(tab):
-    ens = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), n_folds=2, verbose=False)
+    with pytest.warns(UserWarning, match=r"time_limit=0.001 s cut short the fold models of gbm \(2 of 2\).*raise "
+                                         "time_limit"):
+        ens = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), n_folds=2,
+                           verbose=False)
     rep = ens.report_
     status = dict(zip(rep["model"], rep["status"]))
     # the first member is always fitted, its fold models cut short by the time (one round each here)
@@ -156,8 +159,9 @@ def test_a_first_member_far_slower_than_the_limit_still_ends_about_in_time(tab):
     # without a limit this booster would boost for minutes on each fold
     slow = GBM("classification", learning_rate=1e-4, n_estimators=200_000, early_stopping_rounds=10**6, n_jobs=2)
     t = time.perf_counter()
-    ens = fit_ensemble(tab, time_limit=4, metric="accuracy", verbose=False,
-                       candidates=[Candidate("slow", slow), Candidate("logistic", candidates()[2].model, 0.5, 0.5)])
+    with pytest.warns(UserWarning, match=r"cut short the fold models of slow \(5 of 5\)"):
+        ens = fit_ensemble(tab, time_limit=4, metric="accuracy", verbose=False,
+                           candidates=[Candidate("slow", slow), Candidate("logistic", candidates()[2].model, 0.5, 0.5)])
     took = time.perf_counter() - t
     rep = ens.report_
     status = dict(zip(rep["model"], rep["status"]))
@@ -167,13 +171,41 @@ def test_a_first_member_far_slower_than_the_limit_still_ends_about_in_time(tab):
     assert [m.name for m in ens.members] == ["slow"] and ens.members[0].n_folds == 5
 
 
+def test_folds_stay_at_five_when_the_rarest_class_has_fewer_than_eight_rows():
+    # 7 rows of one race: 5 folds work, 8 cannot, and a roomy limit must not move there
+    df = raw_adult()
+    rare = pl.read_csv(path("adult_sample") / "adult.csv").filter(pl.col("race") == " Other").head(7)
+    df = pl.concat([rare, df.filter(pl.col("race") != " Other")])  # all 7 among the training rows
+    cats = [c for c in ADULT_CATS if c != "race"]
+    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=cats, cont_names=ADULT_CONTS,
+                  y_names="race", splits=(np.arange(len(df) - 600), np.arange(len(df) - 600, len(df))))
+    gbm = {"gbm": GBM("classification", learning_rate=0.3, n_estimators=30, n_jobs=1)}
+    ens = fit_ensemble(tab, time_limit=600, metric="accuracy", candidates=gbm, stack=False, verbose=False)
+    assert ens.members[0].n_folds == 5 and ens.report_["status"][-1] == "time limit 600 s, 5 folds"
+
+
+def test_bad_candidates_and_a_quiet_net(tab, capfd):
+    with pytest.raises(ParameterError, match=r"candidates \['g'\] are already bagged: give fit_ensemble the backend "
+                                             r"itself"):
+        fit_ensemble(tab, candidates={"g": BaggedModel(GBM("classification"))})
+    reg = Tabular(raw_adult(), cat_names=ADULT_CATS, cont_names=["fnlwgt"], y_names="age",
+                  splits=RandomSplitter(valid_pct=0.2, seed=42))
+    with pytest.raises(ParameterError, match="for classes coded as numbers, build the Tabular with y_block='category'"):
+        fit_ensemble(reg, candidates={"g": GBM("classification")})
+    # a backend fits quietly: the net prints no epoch table, inside an ensemble or on its own
+    capfd.readouterr()
+    TorchTabular("classification", epochs=1, layers=[8]).fit(tab.train)
+    assert capfd.readouterr().out == ""
+
+
 def test_default_folds_are_eight_unless_a_time_limit_leaves_too_little_for_them(tab):
     gbm = {"gbm": GBM("classification", learning_rate=0.3, n_estimators=30, n_jobs=1)}
     free = fit_ensemble(tab, metric="accuracy", candidates=gbm, stack=False, verbose=False)
     # a roomy limit: the first member, bagged on 5 folds, tells that everything fits with 8, and is bagged again
     roomy = fit_ensemble(tab, time_limit=600, metric="accuracy", candidates=gbm, stack=False, verbose=False)
     # a tight one: the first member keeps its 5 folds, the rest is skipped
-    tight = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), verbose=False)
+    with pytest.warns(UserWarning, match="cut short"):
+        tight = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), verbose=False)
     for ens, k in ((free, 8), (roomy, 8), (tight, 5)):
         bag = ens.members[0]
         assert bag.n_folds == k and len(bag.models_) == k
@@ -291,7 +323,8 @@ def test_members_are_refitted_on_their_stopping_rows_when_time_allows(weighted, 
     np.testing.assert_array_equal(gbm.oof_predictions_, once.oof_predictions_)
     assert [m.n_estimators for m in gbm.models_] == [m.n_estimators for m in once.models_]
     # no time left: the first member keeps the fold models that stopped on their own rows
-    ens = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), n_folds=2, verbose=False)
+    with pytest.warns(UserWarning, match="cut short"):
+        ens = fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), n_folds=2, verbose=False)
     assert dict(zip(ens.report_["model"], ens.report_["refit"]))["gbm"] is False
     assert not ens.members[0].refit_stopped and all(m.early_stopping_rounds for m in ens.members[0].models_)
     with pytest.raises(ParameterError, match="already fitted on all their rows"):

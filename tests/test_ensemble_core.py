@@ -194,3 +194,43 @@ def test_members_named_by_dict(splits, tmp_path):
     assert [m.name for m in back.members] == ["forest", "boost"]
     with pytest.raises(ValueError, match="non-empty list of models or a dict"):
         MeanEnsemble(forest)
+
+
+def test_weighted_selection_stops_at_its_time_limit_with_the_best_mix_so_far(members, splits):
+    _, va = splits
+    free = WeightedEnsemble(members, n_iter=40).fit(va)
+    assert not free.stopped_on_time_ and len(free.selection_) == 40
+    # no time at all: the first step (the best single member) is still taken
+    cut = WeightedEnsemble(members, n_iter=40, time_limit=1e-9).fit(va)
+    assert cut.stopped_on_time_ and cut.selection_ == free.selection_[:1]
+    assert cut.weights_.tolist() == [1.0 if i == free.selection_[0] else 0.0 for i in range(3)]
+    roomy = WeightedEnsemble(members, n_iter=40, time_limit=600).fit(va)
+    assert not roomy.stopped_on_time_ and roomy.weights_.tolist() == free.weights_.tolist()
+
+
+def test_an_ensemble_refuses_raw_rows_and_takes_processed_ones(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    from pipekit.data.splitters import RandomSplitter
+    from pipekit.tabular import Normalize, Tabular
+
+    # an all-numeric table: raw rows have every column a processed split has, only not normalised
+    df = pl.from_pandas(load_diabetes(as_frame=True, scaled=False).frame)
+    tab = Tabular(df, procs=[FillMissing, Normalize], cont_names=[c for c in df.columns if c != "target"],
+                  y_names="target", splits=RandomSplitter(0.2, seed=0))
+    gbm = GBM("regression", n_estimators=50, n_jobs=1).fit(tab.train)
+    rf = RandomForest("regression", n_estimators=20, n_jobs=1).fit(tab.train)
+    ens = MeanEnsemble([gbm, rf]).fit(tab.train)
+    good = ens.predict(ens.process(df.head(100)))
+    np.testing.assert_allclose(ens.predict(tab.valid.xs), ens.predict(tab.valid))  # processed rows as a frame
+    np.testing.assert_allclose(ens.predict(ens.process(df.head(1))), good[:1])   # one row, an extreme one too
+    extreme = tab.valid.xs.with_columns(pl.col("s1") * 0 + 11.0)                 # 11 standard units on one column
+    assert ens.predict(extreme).shape == (len(extreme),)
+    for raw in (df.head(100), df.head(1).drop("target")):
+        with pytest.raises(DataError, match=r"these rows look unprocessed: column 'age' has a median of .*raw mean "
+                                            r"48.* predict on ens.process\(rows\)"):
+            ens.predict(raw)
+    back = load_model(ens.export(tmp_path / "ens.pipekit"))  # the check needs only what the file holds
+    with pytest.raises(DataError, match="look unprocessed"):
+        back.predict(df.head(5))
+    np.testing.assert_allclose(back.predict(back.process(df.head(100))), good)

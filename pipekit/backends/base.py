@@ -125,7 +125,8 @@ class Model(Component):
         ``metric``, else accuracy / rmse) of the predictions on a labelled split."""
         d = self._prepare(data)
         if d.y is None:
-            raise DataError("score needs a labelled split (with ys)")
+            raise DataError("score needs a labelled split (with ys): a processed split of the Tabular (tab.valid, "
+                            "tab.new(df)), or for an ensemble's raw rows with the target, ens.process(df)")
         m = get_metric(self.metric if metric is None else metric, self.task)
         return m.score(self.encode_y(d.y), self._predict(d))
 
@@ -163,6 +164,8 @@ class Backend(Model):
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     model_attr: ClassVar[str] = "model_"
+    #: the modules fitting imports (a caller with a time budget imports them first, outside the fold models' time)
+    imports: ClassVar[tuple[str, ...]] = ()
     task: str
     classes_: np.ndarray
     feature_names_: list[str]

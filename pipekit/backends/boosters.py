@@ -65,6 +65,7 @@ class XGBoost(Booster):
     """
 
     model_attr = "booster_"
+    imports = ("xgboost",)
     param_constraints = {
         "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
         "max_depth": Interval(0, None, integer=True), "min_child_weight": Interval(0, None),
@@ -160,6 +161,7 @@ class CatBoost(Booster):
     ``stopped_on_time_``, ``valid_score_``.
     """
 
+    imports = ("catboost",)
     param_constraints = {
         "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
         "depth": Interval(1, 16, integer=True), "l2_leaf_reg": Interval(0, None),

@@ -42,6 +42,7 @@ class RandomForest(Backend):
     predictions), ``oob_predictions_``, ``valid_score_`` when ``valid`` is given.
     """
 
+    imports = ("sklearn.ensemble",)
     param_constraints = {
         "task": TASK, "n_estimators": POSITIVE_INT, "min_samples_leaf": POSITIVE_INT,
         "max_samples": Is(lambda v: v is None or (_is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),

@@ -43,6 +43,7 @@ class GBM(Booster):
     """
 
     model_attr = "booster_"
+    imports = ("lightgbm",)
     param_constraints = {
         "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
         "num_leaves": Interval(2, None, integer=True), "min_child_samples": Interval(0, None, integer=True),

@@ -26,6 +26,7 @@ import importlib
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +153,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     m = get_metric(metric, task)
     cands = _candidates(candidates, task, n_jobs, seed, train)
     _warm_up_torch(cands)
+    _import_libraries(cands)
     plan = Plan(cands, time_limit, start, stack, n_folds)
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
@@ -183,7 +185,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         plan.measured(c, (ends[-1] - ends[at_once]) / (rounds - 1) * rounds if rounds > 1 else ends[-1])
         if more_folds:
             more_folds = False
-            if plan.everything_fits(FOLDS, at_once):
+            if plan.everything_fits(FOLDS, at_once) and _rarest_class(train, task) >= FOLDS:
                 # the first member told the time: every candidate fits with 8 folds, so bag it again on 8
                 if verbose:
                     print(f"{c.name}: {n_folds} folds took {row['fit_s']:.1f} s; every candidate fits with "
@@ -204,7 +206,31 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
             print(f"{c.name}: out-of-fold {m.name} {m.score(bag.oof_targets_, bag.oof_predictions_):.4f} "
                   f"({row['fit_s']:.1f} s)", flush=True)
     _refit(fitted, rows, train, valid, made, plan, n_folds, m, verbose)
+    cut = [f"{c.name} ({bag.stopped_on_time_} of {n_folds})" for c, bag in fitted if bag.stopped_on_time_]
+    if cut:
+        limit = "the time limit" if time_limit is None else f"time_limit={time_limit:g} s"
+        warnings.warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: "
+                      "they keep the rounds boosted by then and may score far below what they reach with more time; "
+                      "raise time_limit", UserWarning, stacklevel=2)
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose)
+
+
+def _rarest_class(train: Any, task: str) -> float:
+    """Rows of the rarest class (no limit for regression): the folds a member can be bagged on at most."""
+    if task != "classification":
+        return np.inf
+    return float(np.unique(np.asarray(train.y), return_counts=True)[1].min())
+
+
+def _import_libraries(cands: list[Candidate]) -> None:
+    """Import what the candidates fit with (``Backend.imports``) before any member's time is shared out: a first
+    import (LightGBM's takes about 2 s with scikit-learn) would eat the first fold models' share of a small
+    limit. The time still counts: it is inside the call."""
+    for name in dict.fromkeys(n for c in cands for n in getattr(c.model, "imports", ())):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # the candidate's own fit says what to install
+            pass
 
 
 def _warm_up_torch(cands: list[Candidate]) -> None:
@@ -338,6 +364,11 @@ def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train
         return default_candidates(task, n_jobs, seed, y_range)
     if isinstance(candidates, dict):
         candidates = [Candidate(str(k), v) for k, v in candidates.items()]
+    bagged = [c.name for c in candidates if isinstance(c, Candidate) and isinstance(c.model, BaggedModel)] \
+        if isinstance(candidates, list) else []
+    if bagged:
+        raise ParameterError(f"candidates {bagged} are already bagged: give fit_ensemble the backend itself "
+                             "(GBM(...), not BaggedModel(GBM(...))); it bags every candidate")
     if not candidates or not all(isinstance(c, Candidate) and isinstance(c.model, Model) for c in candidates):
         raise ParameterError("candidates must be a non-empty list of Candidate(name, model, value, cost) or a dict "
                              "{name: unfitted pipekit model}")
@@ -346,7 +377,9 @@ def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train
         raise ParameterError(f"candidate names must be unique, got {names}")
     bad = [c.name for c in candidates if c.model.task != task]
     if bad:
-        raise ParameterError(f"candidates {bad} are not {task} models, the Tabular's task")
+        hint = " (a target of numbers is a regression: for classes coded as numbers, build the Tabular with " \
+               "y_block='category')" if task == "regression" else ""
+        raise ParameterError(f"candidates {bad} are not {task} models, the Tabular's task{hint}")
     return list(candidates)
 
 
@@ -362,7 +395,7 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
             made: dict[int, Any], plan: Plan, n_folds: int, seed: int, n_jobs: int | None, verbose: bool) -> Any:
     bags = [b for _, b in fitted]
     t = time.perf_counter()
-    weighted = _select(bags, m, train)
+    weighted = _select(bags, m, train, plan)
     y = bags[0].oof_targets_
     weights = {b.name: w for b, w in zip(weighted.members, weighted.weights_.tolist())}
     for r in rows:
@@ -396,15 +429,17 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
     return ens
 
 
-def _select(bags: list, m: Any, train: Any) -> WeightedEnsemble:
+def _select(bags: list, m: Any, train: Any, plan: Plan) -> WeightedEnsemble:
     """Caruana selection on the out-of-fold predictions, then again on the members it chose until every member
     has a weight: the ensemble holds only members it uses, and its weights are exactly what selection on
     their recorded out-of-fold predictions gives (on the chosen members the greedy walk repeats the steps
-    that reached the best score, so it scores at least as well)."""
+    that reached the best score, so it scores at least as well). Selection gets the time left (a slow metric
+    on many rows: roc_auc takes 10 ms a step), and stops with the best ensemble so far when it runs out."""
     members = list(bags)
     while True:
-        ens = WeightedEnsemble(members, metric=m, n_iter=100).fit(train)
-        if (ens.weights_ > 0).all():
+        left = None if plan.time_limit is None else max(plan.left(), 1e-3)
+        ens = WeightedEnsemble(members, metric=m, n_iter=100, time_limit=left).fit(train)
+        if (ens.weights_ > 0).all() or ens.stopped_on_time_:  # cut short: a second walk would have no time
             return ens
         members = [b for b, w in zip(members, ens.weights_) if w > 0]
 

@@ -139,6 +139,10 @@ def member_predictions(members: Sequence[Any], data: TabularData, task: str,
     return np.stack(out)
 
 
+#: standard units beyond which a normalised column's values cannot be processed values (see _check_processed)
+RAW_UNITS = 10.0
+
+
 class Ensemble(Model):
     """Shared plumbing of the ensembles: members, scoring, ``report``, the processing of the data they were
     fitted on (``processor()``). Subclasses implement ``_combine(preds, data)``."""
@@ -187,12 +191,37 @@ class Ensemble(Model):
 
     def _data(self, data: Any) -> TabularData:
         d = as_data(data)
+        if d.procs_signature is None:
+            self._check_processed(d)
         if d.procs_signature is not None:
             for i, m in enumerate(self.fitted_members()):
                 if isinstance(m, Backend) and m.procs_signature_ not in (None, d.procs_signature):
                     raise DataError(f"member {member_name(m, i)} was trained on data processed by different procs "
                                     f"than the data given (signature {m.procs_signature_} vs {d.procs_signature})")
         return d
+
+    def _check_processed(self, d: TabularData) -> None:
+        """A plain frame given to an ensemble fitted on a Tabular's splits must hold processed rows: refuse one
+        whose normalised columns hold raw values (for at least half of them, the median sits more than
+        ``RAW_UNITS`` standard units from 0, where processed values sit, and within them of the raw training
+        mean), and name the fix, instead of predicting from values the members never saw."""
+        processor = vars(self).get("processor_")
+        stats = [p for p in getattr(processor, "procs", ()) if vars(p).get("means_")]
+        if not stats or len(d) == 0:
+            return
+        means, stds = stats[0].means_, stats[0].stds_
+        cols = [c for c in means if c in d.xs.columns]
+        raw = []
+        for c in cols:
+            v = d.xs[c].cast(pl.Float64, strict=False).fill_nan(None).median()
+            if isinstance(v, float) and abs(v) > RAW_UNITS and abs(v - means[c]) <= RAW_UNITS * stds[c]:
+                raw.append((c, v))
+        if raw and 2 * len(raw) >= len(cols):
+            c, v = raw[0]
+            raise DataError(f"these rows look unprocessed: column {c!r} has a median of {v:.4g}, where the processed "
+                            f"rows this ensemble was fitted on are normalised around 0 (raw mean {means[c]:.4g}, "
+                            f"standard deviation {stds[c]:.4g}); predict on ens.process(rows), which applies the "
+                            "procs the ensemble was fitted with")
 
     def _prepare(self, data: Any) -> TabularData:
         self.check_is_fitted()
@@ -228,7 +257,9 @@ class Ensemble(Model):
         if data is None:
             frame = vars(self).get("report_")
             if frame is None:
-                raise ParameterError("pass the data to score (this ensemble kept no validation scores)")
+                raise ParameterError("pass the data to score, e.g. ens.report(ens.process(df)): this ensemble kept "
+                                     "no validation scores (a report is not written to files: a loaded ensemble "
+                                     "has none)")
         else:
             frame = self._scores(self._prepare(data), metric)
         with pl.Config(tbl_rows=max(frame.height, 10), tbl_cols=-1, tbl_width_chars=160):

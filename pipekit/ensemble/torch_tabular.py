@@ -26,7 +26,8 @@ class TorchTabular(Backend):
     """A ``TabularModel`` trained with one-cycle for ``epochs`` at ``lr`` (batch size ``bs``). Needs splits of
     a ``Tabular`` (their fitted procs size the embeddings). ``config`` goes to ``TabularModel`` (``ps``,
     ``embed_p``, ...); ``y_range`` squashes regression outputs. Without ``valid``, a seeded 10% of the
-    training rows is only monitored, never held out.
+    training rows is only monitored, never held out. Like every backend it fits quietly (no epoch table;
+    ``tabular_learner`` shows one).
 
     Fitted: ``model_`` (the torch module, eval mode), ``processor_`` (the fitted procs), ``emb_szs_``,
     ``valid_score_`` when ``valid`` is given.
@@ -80,7 +81,10 @@ class TorchTabular(Backend):
         kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
         learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx), layers=self.layers,
                                 config=self.config, y_range=self.y_range, **kwargs)
-        learn.fit_one_cycle(self.epochs, self.lr)
+        from pipekit.learn import ProgressCallback
+
+        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)]):  # quiet, as every backend
+            learn.fit_one_cycle(self.epochs, self.lr)
         self.model_ = learn.model.cpu().eval()
         self.emb_szs_ = [[int(e.num_embeddings), int(e.embedding_dim)] for e in self.model_.embeds]
 

@@ -21,11 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.backends.base import POSITIVE_INT
+from pipekit.backends.base import POSITIVE_INT, TIME_LIMIT
 from pipekit.backends.data import encode_y
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Options
@@ -40,16 +41,20 @@ class WeightedEnsemble(Ensemble):
     members were not trained on), ``fit()`` on the out-of-fold predictions of bagged members (as does
     ``fit(train)`` with the rows they were bagged on), ``fit_predictions`` on any precomputed predictions.
 
+    ``time_limit``: seconds for the selection; it stops after the step during which they run out (the first
+    step, the best single member, is always taken) and keeps the best prefix so far.
+
     Fitted: ``weights_`` (one per member, summing to 1), ``selection_`` (member index picked at each step),
-    ``scores_`` (score after each step), ``best_member_``, ``report_``.
+    ``scores_`` (score after each step), ``best_member_``, ``stopped_on_time_``, ``report_``.
     """
 
-    param_constraints = {"n_iter": POSITIVE_INT, "check_columns": Options(True, False)}
+    param_constraints = {"n_iter": POSITIVE_INT, "check_columns": Options(True, False), "time_limit": TIME_LIMIT}
 
     def __init__(self, members: Sequence[Any] | dict[str, Any], metric: Any = None, n_iter: int = 50,
-                 check_columns: bool = True):
+                 check_columns: bool = True, time_limit: float | None = None):
         self.members, self.metric, self.n_iter, self.check_columns = as_member_list(members), metric, n_iter, \
             check_columns
+        self.time_limit = time_limit
         self.check_params()
 
     def fit(self, data: Any = None) -> WeightedEnsemble:
@@ -91,7 +96,12 @@ class WeightedEnsemble(Ensemble):
 
         total = np.zeros_like(P[0])
         selection, keys = [], []
+        deadline = None if self.time_limit is None else time.perf_counter() + self.time_limit
+        self.stopped_on_time_ = False
         for step in range(self.n_iter):
+            if deadline is not None and step and time.perf_counter() >= deadline:
+                self.stopped_on_time_ = True
+                break
             cand = keys_of([(total + P[j]) / (step + 1) for j in range(len(P))])
             j = min(range(len(P)), key=lambda i: cand[i])  # first best: deterministic
             selection.append(j)
