@@ -440,7 +440,8 @@ def _select(bags: list, m: Any, train: Any, plan: Plan) -> WeightedEnsemble:
         left = None if plan.time_limit is None else max(plan.left(), 1e-3)
         ens = WeightedEnsemble(members, metric=m, n_iter=100, time_limit=left).fit(train)
         if (ens.weights_ > 0).all() or ens.stopped_on_time_:  # cut short: a second walk would have no time
-            return ens
+            ens.time_limit = None  # the call's limit, not one for whoever refits the ensemble (set_params would
+            return ens             # drop the fitted weights)
         members = [b for b, w in zip(members, ens.weights_) if w > 0]
 
 

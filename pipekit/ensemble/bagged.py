@@ -270,8 +270,10 @@ class BaggedModel(Backend):
             m = self.fold_model(fold, repeat)
             if threads is not None:
                 m.set_params(n_jobs=threads)
-            if end is not None and "time_limit" in m.get_params(deep=False):
-                m.set_params(time_limit=max(end - time.perf_counter(), 1e-3))
+            own = m.get_params(deep=False).get("time_limit", False)
+            if end is not None and own is not False:  # its share, or its own limit when that is smaller
+                share = max(end - time.perf_counter(), 1e-3)
+                m.set_params(time_limit=share if own is None else min(own, share))
             return m
 
         m = stopped if stopped is not None else fresh().fit(d.take(fit_idx),
