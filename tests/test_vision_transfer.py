@@ -307,6 +307,9 @@ print(json.dumps({{"label": str(label), "weights_modules": [m for m in sys.modul
     info = json.loads(res.stdout.strip().splitlines()[-1])
     np.testing.assert_array_equal(np.load(tmp_path / "fresh.npy"), preds.numpy())
     assert info == {"label": str(label), "weights_modules": []}
+    # a loaded learner keeps no data: summary lists its layers and parameters without output shapes
+    text = load_learner(path).summary(show=False)
+    assert "no data in this learner" in text and f"Total params: {sum(p.numel() for p in learn.model.parameters()):,}" in text
     assert not (tmp_path / "empty_cache" / "weights").exists()
 
 
@@ -321,6 +324,17 @@ def test_zero_shot_imagenet_predict_by_arch_name():
     assert probs.shape == (10,)
     with pytest.raises(ParameterError, match="has no ImageNet weights in pipekit"):
         imagenet_predict("xresnet18", files[:1])
+    # one image, in any form learn.predict takes: the same answer as its file
+    from PIL import Image
+
+    one = imagenet_predict("efficientnet_lite0", str(files[0]))
+    assert one[0] == labels[:1] and one[1] == pytest.approx(probs[:1], rel=1e-5)
+    pil = Image.open(files[0])
+    for form in (files[0].read_bytes(), pil, np.asarray(pil), [pil.convert("RGBA")]):
+        got = imagenet_predict("efficientnet_lite0", form)
+        assert got[0] == labels[:1] and got[1] == pytest.approx(probs[:1], rel=1e-5)
+    grey = imagenet_predict("efficientnet_lite0", [pil.convert("L")])  # grey: the same grey in all three
+    assert len(grey[0]) == 1
 
 
 # --------------------------------------------------------------------------------- U-Net

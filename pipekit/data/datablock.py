@@ -283,10 +283,14 @@ class DataBlock(Component):
     def _check_getter_stored(self, i: int) -> None:
         names = getattr(self, "unstored_getters_", None) or []
         if i < len(names) and names[i] is not None:
-            raise DataError(f"this model was saved without its getter {names[i]!r} (a function that was not "
+            name = names[i]
+            # a getter pipekit wrapped around the user's function (from_name_func's "is_cat(name)") cannot be
+            # registered itself: only the input can be given
+            fix = "" if "(" in name else (f", or register the function before exporting and loading: "
+                                          f"pipekit.register({name}, kind='getter')")
+            raise DataError(f"this model was saved without its getter {name!r} (a function that was not "
                             "registered cannot be stored), so it cannot read rows; give the input itself (e.g. the "
-                            "image's path), or register the function before exporting and loading: "
-                            f"pipekit.register({names[i]}, kind='getter')")
+                            f"image's path){fix}")
 
     # ------------------------------------------------------------------ summary
     def summary(self, source: Any, bs: int = 4, show: bool = True) -> str:

@@ -120,17 +120,28 @@ class Datasets(ArrayDataset):
 
 
 def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None = None,
-               path: Any = None, name: str = "show_batch") -> Any:
+               path: Any = None, name: str = "show_batch", nrows: int | None = None, ncols: int | None = None,
+               figsize: tuple[float, float] | None = None) -> Any:
     """Draw decoded items: targets a block draws on its input (masks, points, boxes) are drawn there, the
     others are written in the title. With ``preds`` a drawn target gets a second picture with the
     prediction beside it, and a written one reads "actual / predicted" (green when right, red when not).
-    Returns the PNG path when one was written (see :func:`savefig_or_show`)."""
+    ``nrows``/``ncols`` shape the grid (either one sets the other; default about square) and ``figsize`` the
+    figure, as in the book's ``show_batch(max_n=4, nrows=1)``. Returns the PNG path when one was written (see
+    :func:`savefig_or_show`)."""
     n = len(rows)
     targets = list(blocks[n_inp:])
     side_by_side = preds is not None and bool(targets) and targets[0].draws_on_input
-    nrows, ncols = (n, 2) if side_by_side else (int(np.ceil(n / int(np.ceil(np.sqrt(n))))), int(np.ceil(np.sqrt(n))))
+    if side_by_side:
+        nrows, ncols = n, 2
+    else:
+        if nrows is None and ncols is None:
+            ncols = int(np.ceil(np.sqrt(n)))
+        if ncols is None:
+            ncols = int(np.ceil(n / max(1, int(nrows))))  # type: ignore[arg-type]
+        nrows = int(np.ceil(n / max(1, int(ncols))))
+        ncols = max(1, int(ncols))
     plt = get_pyplot()
-    fig, axs = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.2 * nrows), squeeze=False)
+    fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (3 * ncols, 3.2 * nrows), squeeze=False)
     for ax in axs.flat:
         ax.axis("off")
     for i, row in enumerate(rows):
@@ -299,10 +310,13 @@ class DataLoaders:
                                      **{k: v for k, v in kwargs.items() if k in ("num_workers",)})
 
     # ------------------------------------------------------------------ showing
-    def show_batch(self, max_n: int = 9, dl: DataLoader | None = None, path: str | None = None) -> Any:
-        """Draw ``max_n`` decoded items of a training batch. Returns the PNG path when one was written."""
-        dl = dl or self.train
-        return show_items(dl.decode_batch(dl.one_batch(), max_n=max_n), dl.blocks, dl.n_inp, path=path)
+    def show_batch(self, max_n: int = 9, dl: DataLoader | None = None, path: str | None = None,
+                   nrows: int | None = None, ncols: int | None = None, figsize: tuple[float, float] | None = None,
+                   unique: bool = False) -> Any:
+        """Draw ``max_n`` decoded items of a training batch (of ``dl`` when given; ``dls.valid.show_batch()``
+        too); see :meth:`DataLoader.show_batch`. Returns the PNG path when one was written."""
+        return (dl or self.train).show_batch(max_n=max_n, path=path, nrows=nrows, ncols=ncols, figsize=figsize,
+                                             unique=unique)
 
     def summary(self, bs: int = 4, show: bool = True) -> str:
         """Walk one training batch of these loaders: the subsets, what the recipe's components learned,

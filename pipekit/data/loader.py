@@ -246,6 +246,25 @@ class DataLoader:
         self.pin_memory = self.device.type == "cuda"
         return self
 
+    def show_batch(self, max_n: int = 9, path: str | None = None, nrows: int | None = None,
+                   ncols: int | None = None, figsize: tuple[float, float] | None = None, unique: bool = False) -> Any:
+        """Draw ``max_n`` decoded items of this loader's first batch, in ``nrows`` x ``ncols`` (either one; default
+        about square). ``unique``: the first item ``max_n`` times, each with its own augmentation, as the book
+        shows what augmentation does (``dls.train.show_batch(max_n=8, nrows=2, unique=True)``). Returns the PNG
+        path when one was written."""
+        from pipekit.data.dataloaders import show_items
+
+        check_positive_int("show_batch", "max_n", max_n)
+        if unique:
+            first = np.asarray(self.batch_plan(self.epoch)[0])
+            if first.ndim != 1 or not len(first):
+                raise ParameterError("show_batch(unique=True) needs a loader whose batches are rows of its dataset")
+            batch = self._finish(self.epoch, 0, self._produce(self.epoch, 0, np.full(max_n, first[0])))
+        else:
+            batch = self.one_batch()
+        return show_items(self.decode_batch(batch, max_n=max_n), self.blocks, self.n_inp, path=path, nrows=nrows,
+                          ncols=ncols, figsize=figsize)
+
     def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
         """A batch back into human values: batch transforms undone, then each block's decode."""
         ctx = self.context(self.epoch, 0)

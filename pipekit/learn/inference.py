@@ -210,8 +210,10 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
 
 
 def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_n: int = 9,
-                 path: str | os.PathLike | None = None) -> Path | None:
-    """``learn.show_results``: ``max_n`` items of a batch titled "actual / predicted" (PNG when headless)."""
+                 path: str | os.PathLike | None = None, nrows: int | None = None, ncols: int | None = None,
+                 figsize: tuple[float, float] | None = None) -> Path | None:
+    """``learn.show_results``: ``max_n`` items of a batch titled "actual / predicted" (PNG when headless), in
+    ``nrows`` x ``ncols`` (either one) of ``figsize``, as ``show_batch``."""
     check_positive_int("show_results", "max_n", max_n)
     dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "show_results")
     batch = dl.one_batch()
@@ -227,4 +229,5 @@ def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_
     blocks = dl.blocks or learn.dls.blocks
     y_block = blocks[n_inp] if len(blocks) > n_inp else None
     preds = [y_block.decode(d) if y_block is not None else d for d in dec.cpu()]
-    return show_items(dl.decode_batch(batch, max_n=n), blocks, n_inp, preds=preds, path=path, name="show_results")
+    return show_items(dl.decode_batch(batch, max_n=n), blocks, n_inp, preds=preds, path=path, name="show_results",
+                      nrows=nrows, ncols=ncols, figsize=figsize)

@@ -103,15 +103,17 @@ class ClassificationInterpretation(Interpretation):
         return sorted(pairs, key=lambda p: -p[2])
 
     def plot_confusion_matrix(self, normalize: bool = False, path: str | os.PathLike | None = None,
-                              cmap: str = "Blues") -> Path | None:
-        """Draw the confusion matrix (PNG when headless)."""
+                              cmap: str = "Blues", title: str = "Confusion matrix", norm_dec: int = 2,
+                              **fig_kwargs: Any) -> Path | None:
+        """Draw the confusion matrix (PNG when headless); ``fig_kwargs`` (``figsize``, ``dpi``) go to the figure,
+        as in the book's ``plot_confusion_matrix(figsize=(12, 12), dpi=60)``."""
         cm = self.confusion_matrix().astype(float)
         if normalize:
             cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         v = self.vocab
         plt = get_pyplot()
         size = max(4, 0.6 * len(v))
-        fig, ax = plt.subplots(figsize=(size, size))
+        fig, ax = plt.subplots(**{"figsize": (size, size), **fig_kwargs})
         ax.imshow(cm, cmap=cmap)
         ax.set_xticks(range(len(v)), v, rotation=90)
         ax.set_yticks(range(len(v)), v)
@@ -120,19 +122,25 @@ class ClassificationInterpretation(Interpretation):
         thresh = cm.max() / 2 if cm.size else 0
         for i in range(len(v)):
             for j in range(len(v)):
-                ax.text(j, i, f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}", ha="center", va="center",
-                        color="white" if cm[i, j] > thresh else "black", fontsize=8)
-        ax.set_title("Confusion matrix")
+                ax.text(j, i, f"{cm[i, j]:.{norm_dec}f}" if normalize else f"{int(cm[i, j])}", ha="center",
+                        va="center", color="white" if cm[i, j] > thresh else "black",
+                        fontsize=12 if len(v) <= 6 else 8)
+        ax.set_title(title)
         return savefig_or_show(fig, path, name="confusion_matrix")
 
-    def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True) -> Path | None:
-        """The items with the largest losses, titled predicted / actual / loss / probability of the actual class."""
+    def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True,
+                        nrows: int | None = None, ncols: int | None = None,
+                        figsize: tuple[float, float] | None = None) -> Path | None:
+        """The items with the largest losses, titled predicted / actual / loss / probability of the actual class,
+        in ``nrows`` x ``ncols`` (either one; the book's ``plot_top_losses(5, nrows=1)``) of ``figsize``."""
         losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
         v = self.vocab
         plt = get_pyplot()
-        ncols = int(np.ceil(np.sqrt(len(idxs))))
-        nrows = int(np.ceil(len(idxs) / ncols))
-        fig, axs = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False)
+        n = max(1, len(idxs))
+        if ncols is None:
+            ncols = int(np.ceil(n / nrows)) if nrows else int(np.ceil(np.sqrt(n)))
+        nrows = int(np.ceil(n / max(1, ncols)))
+        fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (3 * ncols, 3 * nrows), squeeze=False)
         for ax in axs.flat[len(idxs):]:
             ax.axis("off")
         for ax, loss, i in zip(axs.flat, losses.tolist(), idxs.tolist()):

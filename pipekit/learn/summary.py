@@ -25,9 +25,16 @@ def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str:
     """``learn.summary()``: each layer's output shape and parameter count on one training batch, and what
     is frozen; printed when ``show``, and returned."""
     model: nn.Module = learn.model
+    rows: list[tuple[str, str, str, int, bool]] = []
+    if not getattr(learn.dls, "loaders", None):
+        # a loaded learner keeps no data: its layers and parameters, without output shapes
+        for name, m in model.named_modules():
+            if not list(m.children()):
+                ps = list(m.parameters(recurse=False))
+                rows.append((name, type(m).__name__, "-", sum(p.numel() for p in ps), any(p.requires_grad for p in ps)))
+        return _table(learn, model, rows, "no data in this learner: output shapes need a batch", show, max_rows)
     xb = learn.dls.train.one_batch()[: learn.dls.n_inp]
     xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in xb)
-    rows: list[tuple[str, str, str, int, bool]] = []
 
     def hook(name: str) -> Callable[[nn.Module, Any, Any], None]:
         def fn(module: nn.Module, inp: Any, out: Any) -> None:
@@ -47,9 +54,14 @@ def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str:
         for h in hooks:
             h.remove()
         model.train(was_training)
+    return _table(learn, model, rows, f"input {', '.join(_shape(x) for x in xb)}", show, max_rows)
+
+
+def _table(learn: Learner, model: nn.Module, rows: list[tuple[str, str, str, int, bool]], what: str, show: bool,
+           max_rows: int) -> str:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lines = [f"{type(model).__name__} (input {', '.join(_shape(x) for x in xb)})",
+    lines = [f"{type(model).__name__} ({what})",
              f"{'layer':<28}{'type':<18}{'output':<20}{'params':>10}  trainable"]
     for name, kind, shape, n, tr in rows[:max_rows]:
         lines.append(f"{name[:27]:<28}{kind[:17]:<18}{shape[:19]:<20}{n:>10,}  {'yes' if tr else ('no' if n else '')}")

@@ -12,12 +12,12 @@ from pipekit.vision.dataloaders import ImageDataLoaders, SegmentationDataLoaders
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, image_from_value, verify_images
 from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_body,
                                          efficientnet_lite_stats, pretrained_archs)
-from pipekit.vision.imagenet import imagenet_labels, imagenet_predict
+from pipekit.vision.imagenet import IMAGENET_CATS, IMAGENET_DOGS, imagenet_labels, imagenet_predict
 from pipekit.vision.learner import (PixelAccuracy, check_model_output, load_body_weights, pixel_accuracy, unet_learner,
                                     vision_learner)
 from pipekit.vision.models import (UNet, XResNet, create_body, create_head, simple_cnn, unet, vision_model, xresnet18,
                                    xresnet34, xresnet50)
-from pipekit.vision.presize import CropPad, RandomResizedCrop, Resize
+from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Flip, FlipVert, LightingSampler, RandomCrop,
                                      Rotate, Sampler, Warp, Zoom)
 from pipekit.vision.show import show_batch, show_results
@@ -34,5 +34,6 @@ __all__ = [
     "show_batch", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
-    "pretrained_archs", "create_body", "check_model_output",
+    "pretrained_archs", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
+    "IMAGENET_DOGS",
 ]

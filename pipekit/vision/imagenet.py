@@ -13,6 +13,7 @@ import functools
 import importlib.resources
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check
-from pipekit.vision.decode import decode_image
+from pipekit.vision.decode import decode_image, image_from_value, is_image_value
 from pipekit.vision.efficientnet import (EfficientNetLite, LiteImageNetHead, efficientnet_lite, efficientnet_lite_stats,
                                          lite_variant, pretrained_archs)
 
@@ -58,7 +59,7 @@ def imagenet_labels() -> list[str]:
     return [lemmas[0] for _, lemmas in imagenet_classes()]
 
 
-def _to_batch(images: Sequence[str | os.PathLike | np.ndarray] | np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+def _to_batch(images: Any, size: int) -> torch.Tensor:
     """uint8 RGB images of any size -> float (N, 3, size, size): shorter side resized to ``size``, centre crop."""
     if isinstance(images, (np.ndarray, torch.Tensor)):
         if images.ndim != 4 or images.shape[-1] != 3:
@@ -69,12 +70,11 @@ def _to_batch(images: Sequence[str | os.PathLike | np.ndarray] | np.ndarray | to
         items = list(images)
     out = []
     for i, img in enumerate(items):
-        if isinstance(img, (str, os.PathLike)):
-            img = decode_image(img, mode="RGB")
-        t = torch.as_tensor(np.asarray(img))
-        if t.dtype != torch.uint8 or t.ndim != 3 or t.shape[-1] != 3:
-            raise ParameterError(f"imagenet_predict: image {i} must be a file or a (height, width, 3) uint8 array, "
-                                 f"got {t.dtype} of shape {tuple(t.shape)}")
+        # a file, or an image in memory as learn.predict takes it (encoded bytes, a PIL image, an array or a
+        # tensor, grey or with alpha), as RGB pixels
+        arr = decode_image(img, mode="RGB") if isinstance(img, (str, os.PathLike)) else \
+            image_from_value(img, mode="RGB", name=f"image {i}")
+        t = torch.from_numpy(np.array(arr, dtype=np.uint8))
         x = t.permute(2, 0, 1)[None].float()
         h, w = x.shape[-2:]
         scale = size / min(h, w)
@@ -88,15 +88,15 @@ def _to_batch(images: Sequence[str | os.PathLike | np.ndarray] | np.ndarray | to
 
 
 def imagenet_predict(model: nn.Module | str,
-                     images: Sequence[str | os.PathLike | np.ndarray] | np.ndarray | torch.Tensor,
+                     images: Any,
                      size: int | None = None, stats: tuple[Sequence[float], Sequence[float]] | None = None,
                      batch_size: int = 32) -> tuple[list[str], np.ndarray]:
     """Top-1 ImageNet class of each image: ``(labels, probabilities)``, with a model's 1000-class head.
 
     ``model``: an architecture with ImageNet weights by name (``"efficientnet_lite0"``, ``"efficientnet_lite1"``,
     ``"efficientnet_lite2"``: its pretrained classifier, what ``vision_learner(..., pretrained=True)`` starts
-    from), or a model with a 1000-class head. ``images``: files, (height, width, 3) uint8 arrays, or one
-    (N, height, width, 3) uint8 array. Each is resized (shorter side to ``size``, centre crop) and normalised
+    from), or a model with a 1000-class head. ``images``: one image or a list of them (files, encoded bytes,
+    PIL images, arrays or tensors, as ``learn.predict`` takes them), or one (N, height, width, 3) uint8 array. Each is resized (shorter side to ``size``, centre crop) and normalised
     with ``stats`` (0..1 scale). For an EfficientNet-Lite both default to what its weights were trained with;
     any other model needs them given.
 
@@ -121,7 +121,10 @@ def imagenet_predict(model: nn.Module | str,
           batch_size=(batch_size, Interval(1, None, integer=True)))
     mean = torch.tensor(stats[0], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(stats[1], dtype=torch.float32).view(1, -1, 1, 1)
-    items = images if isinstance(images, (np.ndarray, torch.Tensor)) else list(images)
+    arrays = isinstance(images, (np.ndarray, torch.Tensor))
+    one = isinstance(images, (str, os.PathLike, bytes, bytearray)) or (arrays and images.ndim < 4) or (  # type: ignore[union-attr]
+        not arrays and is_image_value(images))
+    items = [images] if one else images if isinstance(images, (np.ndarray, torch.Tensor)) else list(images)
     labels = imagenet_labels()
     param = next(model.parameters())
     was_training = model.training

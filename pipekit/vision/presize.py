@@ -85,6 +85,19 @@ class ItemTransform(Transform):
         return key + (f"|border={CV_BORDER[pad]}" if pad else "")
 
 
+class ResizeMethod:
+    """``Resize``'s methods under the book's names: ``Resize(128, ResizeMethod.Squish)`` is
+    ``Resize(128, method="squish")``."""
+
+    Crop, Pad, Squish = "crop", "pad", "squish"
+
+
+class PadMode:
+    """Pad modes under the book's names: ``Resize(128, ResizeMethod.Pad, pad_mode=PadMode.Zeros)``."""
+
+    Reflection, Zeros, Border = "reflection", "zeros", "border"
+
+
 class Resize(ItemTransform):
     """Resize to ``size`` by center-cropping (``crop``), padding (``pad``) or stretching (``squish``).
 

@@ -11,11 +11,14 @@ import os
 from typing import Any
 
 
-def show_batch(dls: Any, max_n: int = 9, path: str | os.PathLike | None = None) -> Any:
-    """Decoded training items with their labels (or masks/points drawn over them)."""
-    return dls.show_batch(max_n=max_n, path=path)
+def show_batch(dls: Any, max_n: int = 9, path: str | os.PathLike | None = None, **kwargs: Any) -> Any:
+    """Decoded training items with their labels (or masks/points drawn over them); ``nrows``, ``ncols``,
+    ``figsize``, ``unique`` as ``DataLoader.show_batch``."""
+    return dls.show_batch(max_n=max_n, path=path, **kwargs)
 
 
-def show_results(learn: Any, max_n: int = 6, ds_idx: int = 1, path: str | os.PathLike | None = None) -> Any:
-    """Validation items with target and prediction (masks side by side, labels as "actual / predicted")."""
-    return learn.show_results(ds_idx=ds_idx, max_n=max_n, path=path)
+def show_results(learn: Any, max_n: int = 6, ds_idx: int = 1, path: str | os.PathLike | None = None,
+                 **kwargs: Any) -> Any:
+    """Validation items with target and prediction (masks side by side, labels as "actual / predicted");
+    ``nrows``, ``ncols``, ``figsize`` as ``show_batch``."""
+    return learn.show_results(ds_idx=ds_idx, max_n=max_n, path=path, **kwargs)

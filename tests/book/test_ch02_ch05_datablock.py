@@ -23,7 +23,8 @@ import pipekit.datasets as D
 from pipekit.data import (CategoryBlock, DataBlock, FileName, Pipe, RandomSplitter, RegexLabeller, get_image_files,
                           parent_label)
 from pipekit.learn import ClassificationInterpretation, error_rate, load_learner, minimum, steep
-from pipekit.vision import ImageBlock, ImageDataLoaders, RandomResizedCrop, Resize, aug_transforms, vision_learner
+from pipekit.vision import (ImageBlock, ImageDataLoaders, PadMode, RandomResizedCrop, Resize, ResizeMethod,
+                            aug_transforms, vision_learner)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,9 @@ def test_ch02_datablock_new_train_interpret_export(pets, tmp_path):
     assert cm.sum() == 64 and (1 - np.trace(cm) / cm.sum()) == pytest.approx(learn.recorder.value("error_rate"))
     for actual, predicted, count in interp.most_confused(min_val=1):
         assert cm[dls.vocab.index(actual), dls.vocab.index(predicted)] == count and actual != predicted
+    # the chapter's own spellings of the pictures
+    assert interp.plot_top_losses(5, nrows=1).stat().st_size > 1000
+    assert interp.plot_confusion_matrix(figsize=(12, 12), dpi=60).stat().st_size > 1000
 
     learn.export(tmp_path / "export.pipekit")
     learn_inf = load_learner(tmp_path / "export.pipekit")
@@ -95,3 +99,38 @@ def test_ch05_regex_labels_summary_lr_find_discriminative_rates(pets):
     assert head_lr == pytest.approx(100 * body_lr)  # the body learns at the slice's lower end
     losses = np.asarray(learn.recorder.losses)
     assert np.isfinite(losses).all() and losses[-5:].mean() < losses[:5].mean()
+
+
+def test_ch02_resize_methods_and_show_batch_as_the_book_spells_them(pets):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    bears = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
+                      splitter=RandomSplitter(valid_pct=0.2, seed=42), get_y=parent_label, item_tfms=Resize(40))
+    squish = bears.new(item_tfms=Resize(40, ResizeMethod.Squish))
+    pad = bears.new(item_tfms=Resize(40, ResizeMethod.Pad, pad_mode=PadMode.Zeros))
+    assert (squish.item_tfms.method, pad.item_tfms.method, pad.item_tfms.pad_mode) == ("squish", "pad", "zeros")
+    dls = pad.dataloaders(pets, bs=16, seed=0)
+    shown = dls.valid.show_batch(max_n=4, nrows=1)  # one row of four
+    assert Image.open(shown).size[0] > 2.5 * Image.open(shown).size[1]
+    # the same photo four times, each with its own augmentation
+    aug = bears.new(item_tfms=Resize(48), batch_tfms=aug_transforms(size=32, mult=2)).dataloaders(pets, bs=16, seed=0)
+    drawn = []
+    real = plt.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        drawn.append([ax.images[0].get_array().copy() for ax in fig.axes if ax.images])
+        return real(fig, *args, **kwargs)
+
+    plt.Figure.savefig = keep
+    try:
+        aug.train.show_batch(max_n=4, nrows=2, unique=True)
+        aug.show_batch(max_n=4, nrows=2)
+    finally:
+        plt.Figure.savefig = real
+    unique, plain = drawn
+    assert len(unique) == len(plain) == 4
+    assert all(not np.array_equal(unique[0], u) for u in unique[1:])  # other augmentations of one photo
+    # of the same photo: their means sit much closer together than those of four different photos
+    spread = lambda ims: np.std([float(np.asarray(i, dtype=float).mean()) for i in ims])  # noqa: E731
+    assert spread(unique) < spread(plain)
