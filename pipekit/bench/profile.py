@@ -225,7 +225,7 @@ class LoaderProfile:
                      (f": epochs of {per_epoch:.2f} s are too short to measure it, give more batches)" if noisy
                       else ")"))
         if w.unaccounted_share > STAGE_TOLERANCE:
-            parts.append(f"{w.unaccounted_share:.0%} of the warm epochs is outside every stage (more than "
+            parts.append(f"{w.unaccounted_share:.1%} of the warm epochs is outside every stage (more than "
                          f"{STAGE_TOLERANCE:.0%}): the main thread waited for a core or for Python's lock between "
                          "stages; a busy machine, or threads beside it holding the lock, cost that much")
         return "; ".join(parts)
