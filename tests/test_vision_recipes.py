@@ -63,7 +63,7 @@ def test_coco_tiny_linear_probe_on_the_frozen_features(capsys):
     assert "efficientnet_lite2 (pretrained, linear probe) 64px 2-fold" in line and "valid photos 24+24 of 48" in line
     per_fold = [float(v) for v in line.split("per fold accuracy ")[1].split(",")[0].split()]
     assert figure(line, "accuracy") == pytest.approx(sum(per_fold) / 2, abs=1e-3)
-    with pytest.raises(ValueError, match="linear_probe needs"):
+    with pytest.raises(ValueError, match="linear_probe and box_probe need"):
         run_recipe("coco_tiny", capsys, linear_probe=True, multilabel=True)
 
 
@@ -82,6 +82,58 @@ def test_the_probe_learns_from_the_training_rows_only():
     wrong[valid] = "vase"  # the valid labels only score: the fit and its predictions do not change
     _, acc_wrong, _ = mod.probe(feats, wrong, valid, c=1.0)
     assert acc_wrong == pytest.approx(1 / 6)
+
+
+def test_coco_tiny_box_probe_on_the_feature_maps_cells(capsys):
+    line = run_recipe("coco_tiny", capsys, box_probe=True, folds=2)
+    assert "efficientnet_lite2 (pretrained, box probe) 64px 2-fold" in line and "valid photos 24+24 of 48" in line
+    per_fold = [float(v) for v in line.split("per fold accuracy ")[1].split(",")[0].split()]
+    assert figure(line, "accuracy") == pytest.approx(sum(per_fold) / 2, abs=1e-3)
+    with pytest.raises(ValueError, match="box_probe need"):
+        run_recipe("coco_tiny", capsys, box_probe=True, pretrained=False)
+
+
+def test_cells_are_labelled_by_the_largest_box_over_them():
+    mod = recipe_module()
+    table = mod.photos()
+    cells = mod.cell_labels(table, 10)
+    assert cells.shape == (200, 2, 10, 10)
+    np.testing.assert_array_equal(cells[:, 1], cells[:, 0][:, :, ::-1])  # the mirror image's cells, mirrored
+    # the largest object covers the centre of some cell in 188 of the 200 photos (in the others it covers no
+    # cell's centre), and no category is made up
+    largest = table["largest"].to_numpy()
+    assert sum(largest[n] in set(cells[n, 0].ravel()) for n in range(200)) == 188
+    assert set(cells.ravel()) == set(largest.tolist()) | {"background"}
+
+
+def test_the_box_probe_learns_from_the_training_rows_only():
+    mod = recipe_module()
+    rng = np.random.default_rng(0)
+    labels = np.array(["chair"] * 12 + ["book"] * 8 + ["vase"] * 4)
+    code = {"background": 0, "chair": 1, "book": 2, "vase": 3}
+    # 2x2 cells per photo and mirror: the largest object fills three cells, the fourth is background
+    cells = np.empty((len(labels), 2, 2, 2), dtype=object)
+    cells[:] = labels[:, None, None, None]
+    cells[:, :, 1, 1] = "background"
+    maps = rng.normal(0, 0.2, size=(len(labels), 2, 4, 2, 2))
+    for n in range(len(labels)):
+        for f in range(2):
+            for i in range(2):
+                for j in range(2):
+                    maps[n, f, code[cells[n, f, i, j]], i, j] += 3.0
+    valid = np.array([0, 1, 12, 13, 20, 21])
+    loss, acc, baseline = mod.fit_box_probe(maps, cells, labels, valid, c=1.0)
+    assert acc == 1.0 and baseline == pytest.approx(2 / 6) and loss < 0.5
+    wrong = labels.copy()
+    wrong[valid] = "vase"  # the valid labels only score
+    assert mod.fit_box_probe(maps, cells, wrong, valid, c=1.0)[1] == pytest.approx(2 / 6)
+
+
+def recipe_module():
+    spec = importlib.util.spec_from_file_location("recipe_coco_box", ROOT / "recipes" / "coco_tiny.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.mark.slow
