@@ -58,19 +58,19 @@ def test_coco_tiny_cross_validation_validates_every_photo_once(capsys):
         run_recipe("coco_tiny", capsys, folds=1)
 
 
-def test_coco_tiny_linear_probe_on_the_frozen_features(capsys):
-    line = run_recipe("coco_tiny", capsys, linear_probe=True, folds=2)
-    assert "efficientnet_lite2 (pretrained, linear probe) 64px 2-fold" in line and "valid photos 24+24 of 48" in line
+@pytest.mark.parametrize("probe, how", [("linear_probe", "linear probe"), ("box_probe", "box probe")])
+def test_coco_tiny_probes_on_the_frozen_features(probe, how, capsys):
+    line = run_recipe("coco_tiny", capsys, folds=2, **{probe: True})
+    assert f"efficientnet_lite2 (pretrained, {how}) 64px 2-fold" in line and "valid photos 24+24 of 48" in line
     per_fold = [float(v) for v in line.split("per fold accuracy ")[1].split(",")[0].split()]
     assert figure(line, "accuracy") == pytest.approx(sum(per_fold) / 2, abs=1e-3)
-    with pytest.raises(ValueError, match="linear_probe and box_probe need"):
-        run_recipe("coco_tiny", capsys, linear_probe=True, multilabel=True)
+    for wrong in ({"multilabel": True}, {"pretrained": False}):
+        with pytest.raises(ValueError, match="linear_probe and box_probe need"):
+            run_recipe("coco_tiny", capsys, **{probe: True}, **wrong)
 
 
 def test_the_probe_learns_from_the_training_rows_only():
-    spec = importlib.util.spec_from_file_location("recipe_coco_probe", ROOT / "recipes" / "coco_tiny.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = recipe_module()
     rng = np.random.default_rng(0)
     labels = np.array(["chair"] * 30 + ["book"] * 20 + ["vase"] * 10)
     centres = {"chair": 0.0, "book": 5.0, "vase": -5.0}
@@ -82,15 +82,6 @@ def test_the_probe_learns_from_the_training_rows_only():
     wrong[valid] = "vase"  # the valid labels only score: the fit and its predictions do not change
     _, acc_wrong, _ = mod.probe(feats, wrong, valid, c=1.0)
     assert acc_wrong == pytest.approx(1 / 6)
-
-
-def test_coco_tiny_box_probe_on_the_feature_maps_cells(capsys):
-    line = run_recipe("coco_tiny", capsys, box_probe=True, folds=2)
-    assert "efficientnet_lite2 (pretrained, box probe) 64px 2-fold" in line and "valid photos 24+24 of 48" in line
-    per_fold = [float(v) for v in line.split("per fold accuracy ")[1].split(",")[0].split()]
-    assert figure(line, "accuracy") == pytest.approx(sum(per_fold) / 2, abs=1e-3)
-    with pytest.raises(ValueError, match="box_probe need"):
-        run_recipe("coco_tiny", capsys, box_probe=True, pretrained=False)
 
 
 def test_cells_are_labelled_by_the_largest_box_over_them():
