@@ -339,18 +339,19 @@ def test_the_net_does_not_pay_torchs_first_optimizer_inside_its_first_fold():
 import sys, threading
 from pipekit.backends import GBM
 from pipekit.ensemble import Candidate, TorchTabular
-from pipekit.ensemble.auto import _warm_up_torch
+from pipekit.ensemble.auto import _import_libraries
 def settle():
     for t in threading.enumerate():
         if t is not threading.main_thread():
             t.join()
-_warm_up_torch([Candidate("gbm", GBM("classification"))])
+_import_libraries([Candidate("gbm", GBM("classification"))])
 settle()
 print("after gbm only:", "torch._dynamo" in sys.modules)
-_warm_up_torch([Candidate("gbm", GBM("classification")), Candidate("net", TorchTabular("classification"))])
+print("lightgbm now:", "lightgbm" in sys.modules)
+_import_libraries([Candidate("gbm", GBM("classification")), Candidate("net", TorchTabular("classification"))])
 settle()
 print("after a net:", "torch._dynamo" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["after gbm only: False", "after a net: True"]
+    assert out.stdout.splitlines() == ["after gbm only: False", "lightgbm now: True", "after a net: True"]

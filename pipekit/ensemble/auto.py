@@ -152,9 +152,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         raise DataError("fit_ensemble needs a Tabular with one target (a category or a number)")
     m = get_metric(metric, task)
     cands = _candidates(candidates, task, n_jobs, seed, train)
-    _warm_up_torch(cands)
-    _import_libraries(cands)
     plan = Plan(cands, time_limit, start, stack, n_folds)
+    _import_libraries(plan.order())
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
     # each member predicts the validation rows for the report inside the time it is given: once fitted (which
@@ -223,22 +222,24 @@ def _rarest_class(train: Any, task: str) -> float:
 
 
 def _import_libraries(cands: list[Candidate]) -> None:
-    """Import what the candidates fit with (``Backend.imports``) before any member's time is shared out: a first
-    import (LightGBM's takes about 2 s with scikit-learn) would eat the first fold models' share of a small
-    limit. The time still counts: it is inside the call."""
-    for name in dict.fromkeys(n for c in cands for n in getattr(c.model, "imports", ())):
+    """Import what the candidates fit with (``Backend.imports``, in their fitting order) before their time is
+    measured: a first import would be paid inside the first fold models' time, cut their share of a small limit
+    or project their bag too slow (LightGBM's takes about 2 s with scikit-learn, torch's compiler, which the net's
+    first optimizer imports, about 3 s). The first member's modules are imported now (the time still counts: it
+    is inside the call), the others' in the background while the first members fit."""
+    first = [n for n in getattr(cands[0].model, "imports", ()) if n not in sys.modules]
+    rest = [n for c in cands[1:] for n in getattr(c.model, "imports", ()) if n not in sys.modules and n not in first]
+    _import(first)
+    if rest:
+        threading.Thread(target=_import, args=(list(dict.fromkeys(rest)),), daemon=True).start()
+
+
+def _import(names: list[str]) -> None:
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:  # the candidate's own fit says what to install
             pass
-
-
-def _warm_up_torch(cands: list[Candidate]) -> None:
-    """torch imports its compiler the first time a process builds an optimizer (about 3 s here, once): the first
-    fold of the tabular net would pay it, project its bag several times too slow and be stopped. With a net among
-    the candidates, the import runs in the background while the members before it fit."""
-    if "torch._dynamo" not in sys.modules and any(isinstance(c.model, TorchTabular) for c in cands):
-        threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True).start()
 
 
 def _budgeted(steps: Any, n: int, at_once: int, description: str, plan: Plan, start: float,

@@ -42,6 +42,7 @@ class TorchTabular(Backend):
                       "None or a (low, high) pair"),
         "seed": Interval(0, 2**32 - 1, integer=True), "name": NAME}
     unsaved = ("processor_",)  # written inside model_, which is rebuilt from it
+    imports = ("torch._dynamo",)  # torch's compiler, imported the first time a process builds an optimizer
 
     def __init__(self, task: str, layers: Sequence[int] = (200, 100), epochs: int = 5, lr: float = 1e-2,
                  bs: int = 256, wd: float | None = None, config: dict | None = None,
