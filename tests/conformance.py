@@ -73,7 +73,7 @@ def examples() -> dict[str, Callable[[], Component]]:
     from pipekit import metrics as M
     from pipekit import tabular as T
     from pipekit import vision as V
-    from pipekit.learn import ParamScheduler, sched_cos
+    from pipekit.learn import ParamScheduler, TimeLimit, sched_cos
     from pipekit.learn.registry import ArchSpec
 
     def members() -> list[Component]:
@@ -125,6 +125,7 @@ def examples() -> dict[str, Callable[[], Component]]:
         "pipekit.tabular.TabularRecipe": recipe,
         "pipekit.learn.ArchSpec": lambda: ArchSpec("mlp", {"n_in": 3, "n_out": 2, "layers": [4]}),
         "pipekit.learn.ParamScheduler": lambda: ParamScheduler({"lr": sched_cos(1e-3, 1e-5)}),
+        "pipekit.learn.TimeLimit": lambda: TimeLimit(30.0),
         "pipekit.learn.FiniteInputsCheck": lambda: registered()["pipekit.learn.FiniteInputsCheck"](None),
         "pipekit.metrics.FuncMetric": lambda: M.FuncMetric(M.accuracy),
         "pipekit.text.HFTokenizer": hf_tokenizer,

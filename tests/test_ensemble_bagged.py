@@ -117,11 +117,16 @@ def test_a_time_limit_is_shared_by_the_fold_models_and_never_spoils_a_refit(bag,
     list(roomy.fit_folds(tab.train, time_limit=600))
     assert roomy.stopped_on_time_ == 0
     np.testing.assert_array_equal(roomy.oof_predictions_, bag.oof_predictions_)
-    trees = BaggedModel(ExtraTrees("classification", n_estimators=5, n_jobs=1), n_folds=2)
+    # forests stop growing trees on time too: each fold model keeps the first tenth it grew
+    trees = BaggedModel(ExtraTrees("classification", n_estimators=20, n_jobs=1), n_folds=2)
     list(trees.fit_folds(tab.train, time_limit=1e-3))
-    free = BaggedModel(ExtraTrees("classification", n_estimators=5, n_jobs=1), n_folds=2).fit(tab.train)
-    assert trees.stopped_on_time_ == 0
-    np.testing.assert_array_equal(trees.oof_predictions_, free.oof_predictions_)
+    assert trees.stopped_on_time_ == 2 and all(len(m.model_.estimators_) == 2 for m in trees.models_)
+    # and with time to spare they grow, a tenth at a time, the very trees one fit grows
+    roomy_trees = BaggedModel(ExtraTrees("classification", n_estimators=20, n_jobs=1), n_folds=2)
+    list(roomy_trees.fit_folds(tab.train, time_limit=600))
+    free = BaggedModel(ExtraTrees("classification", n_estimators=20, n_jobs=1), n_folds=2).fit(tab.train)
+    assert roomy_trees.stopped_on_time_ == 0 and len(roomy_trees.models_[0].model_.estimators_) == 20
+    np.testing.assert_array_equal(roomy_trees.oof_predictions_, free.oof_predictions_)
 
 
 def test_bagging_is_seeded_and_repeats_average_out_of_fold(bag, tab):

@@ -48,6 +48,20 @@ def test_same_seed_same_net(splits):
     assert np.allclose(a, b)
 
 
+def test_a_time_limit_fits_the_nets_schedule_into_it(net, splits):
+    import time
+
+    tr, va = splits
+    t = time.perf_counter()
+    timed = TorchTabular("classification", epochs=200, bs=256, seed=0, time_limit=3.0).fit(tr, va)
+    took = time.perf_counter() - t  # predicting the valid rows for valid_score_ comes on top of the limit
+    # 200 epochs would take minutes: the one-cycle is shortened to what 3 s hold, and still trains a fair net
+    assert timed.stopped_on_time_ and took < 6.0 and timed.valid_score_ > 0.8
+    roomy = TorchTabular("classification", epochs=2, bs=256, seed=0, time_limit=600).fit(tr, va)
+    assert not roomy.stopped_on_time_
+    np.testing.assert_array_equal(roomy.predict(va), net.predict(va))
+
+
 def test_embeddings_as_features(net, splits):
     tr, va = splits
     embs = net.embeddings()

@@ -12,7 +12,7 @@ from pipekit.data import CategoryBlock, DataLoaders, TensorStore
 from pipekit.data.external import read_idx
 from pipekit.learn import (
     ActivationStats, ClassificationInterpretation, CrossEntropyLossFlat, EarlyStoppingCallback, FuncMetric,
-    GradientClip, Learner, MixedPrecision, MixUp, SaveModelCallback, accuracy, body_head_splitter, simple_cnn,
+    GradientClip, Learner, MixedPrecision, MixUp, SaveModelCallback, TimeLimit, accuracy, body_head_splitter, simple_cnn,
 )
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -73,6 +73,33 @@ def test_early_stopping_stops_when_no_improvement(dls):
     assert len(learn.recorder.values) == 3 and cb.stopped_epoch_ == 2  # epoch 0 sets the best, 2 more fail
     with pytest.raises(ValueError, match="patience"):
         EarlyStoppingCallback(patience=0)
+
+
+def test_a_time_limit_shortens_the_one_cycle_and_it_still_anneals(dls):
+    import time
+
+    learn = learner(dls)
+    limit = TimeLimit(3.0)
+    t = time.perf_counter()
+    learn.fit_one_cycle(200, 1e-2, cbs=limit)  # 3,200 batches: minutes of training, cut to what 3 s hold
+    took = time.perf_counter() - t
+    assert took < 6.0 and limit.stopped_on_time_ and 20 < limit.kept_ < limit.planned_ == 200 * len(dls.train)
+    lrs = [g[0] for g in learn.recorder.lrs]
+    # the schedule ran to its end over the batches kept: warmed up to lr_max, annealed to almost nothing,
+    # and the last epoch, stopped part-way, was validated
+    assert len(lrs) == limit.kept_ and max(lrs) == pytest.approx(1e-2, rel=0.1) and lrs[-1] < 1e-4
+    assert len(learn.recorder.values) == -(-limit.kept_ // len(dls.train))
+    # a limit that does not bind changes nothing, batch for batch
+    free, timed, epoch = learner(dls), learner(dls), dls.train.epoch
+    free.fit_one_cycle(1, 1e-2)
+    roomy = TimeLimit(600)
+    dls.train.epoch = epoch  # the same shuffle
+    timed.fit_one_cycle(1, 1e-2, cbs=roomy)
+    assert not roomy.stopped_on_time_ and roomy.kept_ == roomy.planned_ == len(dls.train)
+    for a, b in zip(free.model.parameters(), timed.model.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="seconds"):
+        TimeLimit(0)
 
 
 def test_gradient_clip_bounds_the_norm(dls):

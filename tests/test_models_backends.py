@@ -89,6 +89,26 @@ def test_rf_export_load_roundtrip(rf, splits, tmp_path):
     assert folder.is_dir() and np.array_equal(pipekit.load(folder).predict(va), rf.predict(va))
 
 
+def test_a_forest_grows_what_its_time_limit_holds(rf, splits, tmp_path):
+    tr, va = splits
+    # time to spare: grown a tenth at a time, the very trees (and out-of-bag score) of one fit
+    roomy = RandomForest("classification", n_estimators=30, n_jobs=1, seed=0, time_limit=600).fit(tr, va)
+    assert not roomy.stopped_on_time_ and len(roomy.model_.estimators_) == 30
+    np.testing.assert_array_equal(roomy.predict(va), rf.predict(va))
+    assert roomy.oob_score_ == rf.oob_score_
+    # no time: the first tenth, scored out of bag on those trees, and a file that loads as it predicts
+    tight = RandomForest("classification", n_estimators=30, n_jobs=1, seed=0, time_limit=1e-3).fit(tr, va)
+    assert tight.stopped_on_time_ and len(tight.model_.estimators_) == 3
+    assert 0.6 < tight.oob_score_ < 1 and tight.valid_score_ > 0.75
+    np.testing.assert_array_equal(tight.predict(va), np.mean([t.predict_proba(tight.matrix(tight._prepare(va),
+                                                                                            order="C"))
+                                                              for t in tight.model_.estimators_], axis=0))
+    tight.export(tmp_path / "tight.pipekit")
+    back = load_model(tmp_path / "tight.pipekit")
+    np.testing.assert_array_equal(back.predict(va), tight.predict(va))
+    assert back.time_limit == 1e-3
+
+
 def test_rf_regression_and_max_samples(splits):
     tr, va = splits
     X = tr.xs.drop("education-num")

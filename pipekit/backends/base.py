@@ -171,6 +171,8 @@ class Backend(Model):
     feature_names_: list[str]
     cat_features_: list[str]
     procs_signature_: str | None
+    #: whether a ``time_limit`` stopped the fit (a bagged model: how many of its fold models it stopped)
+    stopped_on_time_: int
 
     def fit(self, train: Any, valid: Any = None) -> Any:
         """Fit on ``train``; ``valid`` (optional) is scored into ``valid_score_`` (and stops a GBM early)."""
@@ -185,6 +187,14 @@ class Backend(Model):
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
         raise NotImplementedError
+
+    def _deadline(self) -> float | None:
+        """When fitting must stop (``time.perf_counter()``), or None: for a backend with a ``time_limit`` (the
+        boosters, the forests, the tabular net), called as its fit starts; ``stopped_on_time_`` then says
+        whether the limit stopped it."""
+        self.stopped_on_time_ = False
+        limit = getattr(self, "time_limit", None)
+        return None if limit is None else time.perf_counter() + limit
 
     def _setup(self, train: TabularData) -> None:
         if train.y is None:
@@ -281,11 +291,6 @@ class Booster(Backend):
 
     def stops_early(self) -> bool:
         return self.early_stopping_rounds is not None
-
-    def _deadline(self) -> float | None:
-        """When boosting must stop (``time.perf_counter()``), or None; called as boosting starts."""
-        self.stopped_on_time_ = False
-        return None if self.time_limit is None else time.perf_counter() + self.time_limit
 
     def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
         self.check_is_fitted()

@@ -16,13 +16,14 @@ Example:
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, Backend, Contributions, feature_frame
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, Contributions, feature_frame
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, Options
@@ -39,7 +40,9 @@ class RandomForest(Backend):
     ``max_samples``: rows per tree (int, capped at the training size, or a fraction; None = all), the
     book's trick for big tables. ``max_features``: fraction / int / "sqrt" of features per split.
     Fitted: ``model_`` (the sklearn forest), ``oob_score_`` (default metric, accuracy / rmse, on OOB
-    predictions), ``oob_predictions_``, ``valid_score_`` when ``valid`` is given.
+    predictions), ``oob_predictions_``, ``valid_score_`` when ``valid`` is given. ``time_limit``: seconds of
+    fitting; the trees are grown a few at a time and growing stops when the next few would end past it (the
+    forest keeps the trees grown: ``stopped_on_time_``). Grown in full, the trees are those one fit would grow.
     """
 
     imports = ("sklearn.ensemble",)
@@ -50,15 +53,16 @@ class RandomForest(Backend):
         "max_features": Is(lambda v: v is None or v in ("sqrt", "log2") or (_is_int(v) and v >= 1)
                            or (isinstance(v, float) and 0 < v <= 1), "None, 'sqrt', 'log2', a float in (0, 1] or an int >= 1"),
         "oob_score": Options(True, False), "n_jobs": N_JOBS, "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True),
-        "name": NAME}
+        "time_limit": TIME_LIMIT, "name": NAME}
     unsaved = ("oob_predictions_",)
 
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 5, oob_score: bool = True,
-                 n_jobs: int | None = -1, seed: int | None = 0, name: str | None = None):
+                 n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None):
         self.task, self.n_estimators, self.max_samples, self.max_features = task, n_estimators, max_samples, max_features
         self.min_samples_leaf, self.oob_score, self.n_jobs, self.seed, self.name = (min_samples_leaf, oob_score, n_jobs,
                                                                                     seed, name)
+        self.time_limit = time_limit
         self.check_params()
 
     def _make_sklearn(self, n_rows: int):
@@ -74,12 +78,13 @@ class RandomForest(Backend):
                    random_state=self.seed)
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        end = self._deadline()
         X = self.matrix(d, order="C")  # float32 C-contiguous: exactly what sklearn trees consume, no 2nd copy
         y = self.encode_y(d.y)
         with warnings.catch_warnings():
             # rows that no tree left out get NaN OOB predictions; they are excluded from oob_score_ below
             warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
-            self.model_ = self._make_sklearn(len(d)).fit(X, y)
+            self.model_ = self._grow(self._make_sklearn(len(d)), X, y, end)
         self.oob_score_ = self.oob_predictions_ = None
         if self.oob_score:
             if self.task == "classification":
@@ -91,6 +96,30 @@ class RandomForest(Backend):
                 keep = ~np.isnan(oob)
             self.oob_predictions_ = oob
             self.oob_score_ = get_metric(None, self.task).score(y[keep], oob[keep]) if keep.any() else float("nan")
+
+    def _grow(self, forest: Any, X: np.ndarray, y: np.ndarray, end: float | None) -> Any:
+        """Fit ``forest``: at once without a time limit; with one, a tenth of the trees at a time (warm start,
+        which draws each tree's seed as one fit would) while the next tenth is expected to end in time."""
+        if end is None:
+            return forest.fit(X, y)
+        oob, step, grown, start = forest.oob_score, max(1, -(-self.n_estimators // 10)), 0, time.perf_counter()
+        forest.set_params(warm_start=True, oob_score=False)
+        while grown < self.n_estimators:
+            if grown:
+                now = time.perf_counter()
+                fit = min(step, int((end - now) / ((now - start) / grown)))
+                if fit < 1:
+                    self.stopped_on_time_ = True
+                    break
+            else:
+                fit = step  # the first trees tell the rate, whatever the limit
+            grown = min(self.n_estimators, grown + fit)
+            forest.set_params(n_estimators=grown).fit(X, y)
+        if oob:  # scored once, on the trees grown (a warm start with no new tree only scores them)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Warm-start fitting without increasing")
+                forest.set_params(oob_score=True).fit(X, y)
+        return forest.set_params(warm_start=False)
 
     def _predict(self, d: TabularData) -> np.ndarray:
         X = self.matrix(d, order="C")
@@ -168,9 +197,9 @@ class ExtraTrees(RandomForest):
 
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 2, oob_score: bool = False,
-                 n_jobs: int | None = -1, seed: int | None = 0, name: str | None = None):
+                 n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None):
         super().__init__(task, n_estimators, max_samples, max_features, min_samples_leaf, oob_score, n_jobs, seed,
-                         name)
+                         time_limit, name)
 
     def _make_sklearn(self, n_rows: int):
         from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor

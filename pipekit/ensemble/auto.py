@@ -4,14 +4,16 @@ within a time budget, in one call.
 Members are fitted in the order of their expected value per second (``Candidate.value / Candidate.cost``;
 the cost is relative to the default GBM and turned into seconds by timing the members already fitted); a
 member expected to overrun the time limit is skipped, and one whose folds run over it is stopped; the fold
-models of a booster share the time left (each stops at its share, keeping the rounds it boosted), so even the
-first member, fitted before any time was measured, ends about in time. Fold
+models of every member share the time left (each stops at its share: a booster keeps the rounds it boosted, a
+forest the trees it grew, the net a one-cycle schedule shortened to fit), so even the first member, fitted
+before any time was measured, ends about in time. Fold
 models that stop early (the boosters) stop on a share of their own rows; once the members are fitted, each
 member's fold models are fitted again on those rows too, for the rounds they kept, while time allows (the
 report's ``refit`` column says which were). Weights
 are selected by Caruana's greedy selection on the out-of-fold predictions of the training rows; then a
 second layer (a bagged GBM on the original inputs plus the selected members' out-of-fold predictions) is
-fitted when time allows, and kept only when it beats the weighted ensemble out of fold. The validation
+fitted when time allows (its fold models sharing the time left), and kept only when it beats the weighted
+ensemble out of fold. The validation
 rows are scored for the report and choose nothing.
 
 Example:
@@ -413,7 +415,8 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
             row["status"] = "skipped: over the time limit"
         else:
             t = time.perf_counter()
-            meta = BaggedModel(stacker(task, n_jobs, seed), n_folds=n_folds, seed=seed)
+            meta = BaggedModel(stacker(task, n_jobs, seed), n_folds=n_folds, seed=seed,
+                               time_limit=None if plan.time_limit is None else max(plan.left(), 1e-3))
             layer2 = StackingEnsemble(list(weighted.members), meta=meta, passthrough=True, metric=m).fit(train)
             _predict_valid(layer2, valid, made)
             row.update(model_obj=layer2, oof=m.score(y, layer2.oof_predictions_), fit_s=time.perf_counter() - t)

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, Backend, Model, cores
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, cores
 from pipekit.backends.data import TabularData, as_data
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
@@ -121,7 +121,8 @@ class BaggedModel(Backend):
     than threads within one tree learner on a few thousand rows), or one at a time for a model that takes no
     ``n_jobs``; 1: one at a time, each with the model's own threads; k: k at once, sharing the model's cores.
     Fold models are kept in fold order, whichever finishes first.
-    ``valid`` (optional) is only scored into ``valid_score_``; it chooses nothing.
+    ``valid`` (optional) is only scored into ``valid_score_``; it chooses nothing. ``time_limit``: seconds for
+    ``fit``, shared by the fold models as :meth:`fit_folds` shares them.
 
     Fitted: ``models_`` (fold models, repeat-major), ``folds_`` ((n_repeats, n_rows) fold of each training
     row), ``oof_predictions_`` (each row's mean prediction by the models that never saw it, in
@@ -137,13 +138,15 @@ class BaggedModel(Backend):
                     "RandomForest, SklearnModel, TorchTabular, ...)"),
         "n_folds": Interval(2, None, integer=True), "n_repeats": POSITIVE_INT,
         "stop_fraction": Interval(0, 0.5, closed="neither"), "refit_stopped": Options(True, False),
-        "seed": Interval(0, 2**31 - 1, integer=True), "n_jobs": N_JOBS, "name": NAME}
+        "seed": Interval(0, 2**31 - 1, integer=True), "n_jobs": N_JOBS, "time_limit": TIME_LIMIT, "name": NAME}
     unsaved: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: Any, n_folds: int = 5, n_repeats: int = 1, stop_fraction: float = 0.1,
-                 refit_stopped: bool = True, seed: int = 0, n_jobs: int | None = None, name: str | None = None):
+                 refit_stopped: bool = True, seed: int = 0, n_jobs: int | None = None, time_limit: float | None = None,
+                 name: str | None = None):
         self.model, self.n_folds, self.n_repeats, self.stop_fraction = model, n_folds, n_repeats, stop_fraction
-        self.refit_stopped, self.seed, self.n_jobs, self.name = refit_stopped, seed, n_jobs, name
+        self.refit_stopped, self.seed, self.n_jobs, self.time_limit, self.name = (refit_stopped, seed, n_jobs,
+                                                                                  time_limit, name)
         self.check_params()
         if isinstance(model, BaggedModel):
             raise ParameterError("BaggedModel: model is already bagged; bag the backend itself")
@@ -198,7 +201,7 @@ class BaggedModel(Backend):
     # -- fitting -------------------------------------------------------------------------------------
     def fit(self, train: Any, valid: Any = None) -> BaggedModel:
         """Fit the fold models on ``train`` (a progress bar per fold); ``valid`` is only scored."""
-        for _ in progress_bar(self.fit_folds(train), total=self.n_folds * self.n_repeats,
+        for _ in progress_bar(self.fit_folds(train, self.time_limit), total=self.n_folds * self.n_repeats,
                               description=f"bagging {self.name or type(self.model).__name__}"):
             pass
         if valid is not None:
@@ -214,9 +217,11 @@ class BaggedModel(Backend):
         fitted only once every fold is).
 
         ``time_limit``: seconds for all the fold models. Each fold model that can stop on time (a backend with
-        a ``time_limit``, the boosters) gets its share of what is left when it starts: the seconds left over
-        the rounds of fold models left (``n_jobs`` of them side by side make a round), and keeps the rounds it
-        boosted by then. ``stopped_on_time_`` counts the fold models it stopped. Other models fit whole."""
+        a ``time_limit``: the boosters, the forests, the tabular net) gets its share of what is left when it
+        starts: the seconds left over the rounds of fold models left (``n_jobs`` of them side by side make a
+        round), and keeps what it fitted by then (the rounds boosted, the trees grown, the net's shortened
+        schedule). ``stopped_on_time_`` counts the fold models it stopped. Other models (a scikit-learn model)
+        fit whole."""
         d = as_data(train)
         self.reset_state()
         done = False

@@ -10,13 +10,14 @@ Example:
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import NAME, POSITIVE_INT, TASK, Backend
+from pipekit.backends.base import NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is
@@ -26,8 +27,9 @@ class TorchTabular(Backend):
     """A ``TabularModel`` trained with one-cycle for ``epochs`` at ``lr`` (batch size ``bs``). Needs splits of
     a ``Tabular`` (their fitted procs size the embeddings). ``config`` goes to ``TabularModel`` (``ps``,
     ``embed_p``, ...); ``y_range`` squashes regression outputs. Without ``valid``, a seeded 10% of the
-    training rows is only monitored, never held out. Like every backend it fits quietly (no epoch table;
-    ``tabular_learner`` shows one).
+    training rows is only monitored, never held out. ``time_limit``: seconds of fitting, the schedule shortened to
+    fit them (``pipekit.learn.TimeLimit``: fewer batches, still annealed to its end; ``stopped_on_time_``). Like
+    every backend it fits quietly (no epoch table; ``tabular_learner`` shows one).
 
     Fitted: ``model_`` (the torch module, eval mode), ``processor_`` (the fitted procs), ``emb_szs_``,
     ``valid_score_`` when ``valid`` is given.
@@ -40,15 +42,16 @@ class TorchTabular(Backend):
                                                              "None or a dict of TabularModel arguments"),
         "y_range": Is(lambda v: v is None or (len(v) == 2 and all(isinstance(x, (int, float)) for x in v)),
                       "None or a (low, high) pair"),
-        "seed": Interval(0, 2**32 - 1, integer=True), "name": NAME}
+        "seed": Interval(0, 2**32 - 1, integer=True), "time_limit": TIME_LIMIT, "name": NAME}
     unsaved = ("processor_",)  # written inside model_, which is rebuilt from it
     imports = ("torch._dynamo",)  # torch's compiler, imported the first time a process builds an optimizer
 
     def __init__(self, task: str, layers: Sequence[int] = (200, 100), epochs: int = 5, lr: float = 1e-2,
                  bs: int = 256, wd: float | None = None, config: dict | None = None,
-                 y_range: Sequence[float] | None = None, seed: int = 0, name: str | None = None):
+                 y_range: Sequence[float] | None = None, seed: int = 0, time_limit: float | None = None,
+                 name: str | None = None):
         self.task, self.layers, self.epochs, self.lr, self.bs, self.wd = task, layers, epochs, lr, bs, wd
-        self.config, self.y_range, self.seed, self.name = config, y_range, seed, name
+        self.config, self.y_range, self.seed, self.time_limit, self.name = config, y_range, seed, time_limit, name
         self.check_params()
         self.layers = list(layers)
 
@@ -64,7 +67,9 @@ class TorchTabular(Backend):
         return super().fit(d, valid)
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
+        end = self._deadline()  # the time counts from here, building the loaders and the net included
         from pipekit.data.seed import set_seed
+        from pipekit.learn import ProgressCallback, TimeLimit
         from pipekit.tabular.model import tabular_learner
 
         p = self.processor_ = d.processor
@@ -82,10 +87,10 @@ class TorchTabular(Backend):
         kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
         learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx), layers=self.layers,
                                 config=self.config, y_range=self.y_range, **kwargs)
-        from pipekit.learn import ProgressCallback
-
+        limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3))
         with learn.removed_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)]):  # quiet, as every backend
-            learn.fit_one_cycle(self.epochs, self.lr)
+            learn.fit_one_cycle(self.epochs, self.lr, cbs=limit)
+        self.stopped_on_time_ = bool(limit is not None and limit.stopped_on_time_)
         self.model_ = learn.model.cpu().eval()
         self.emb_szs_ = [[int(e.num_embeddings), int(e.embedding_dim)] for e in self.model_.embeds]
 

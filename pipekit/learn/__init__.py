@@ -7,7 +7,7 @@ from pipekit.learn.callbacks import (
     EVENTS, ActivationStats, Callback, BnFreeze, CSVLogger, CancelBackwardException, CancelBatchException, CancelEpochException,
     CancelFitException, CancelStepException, CancelTrainException, CancelValidException, EarlyStoppingCallback,
     GatherPreds, GradientClip, LRFinder, MixedPrecision, MixUp, NonFiniteError, NonFiniteInputError,
-    ParamScheduler, ProgressCallback, Recorder, SaveModelCallback, TerminateOnNaNCallback, TrackerCallback,
+    ParamScheduler, ProgressCallback, Recorder, SaveModelCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback,
     TensorBoardCallback, TrainEvalCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.export import load_learner, model_weights
@@ -35,7 +35,7 @@ __all__ = [
     "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",
-    "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "ProgressCallback", "Recorder",
+    "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "TimeLimit", "ProgressCallback", "Recorder",
     "TrainEvalCallback", "cpu_bf16_is_fast", "NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback",
     "ExportError", "load_learner", "model_weights", "Learner", "ClassificationInterpretation", "Interpretation",
     "BaseLoss", "BCEWithLogitsLossFlat", "CrossEntropyLossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",

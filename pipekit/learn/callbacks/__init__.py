@@ -28,6 +28,7 @@ behaves exactly like its reverse:
 order  callback                     why there
 =====  ===========================  =====================================================================
  -20   TrainEvalCallback            train/eval mode and ``pct_train`` are set before anything reads them
+ -19   TimeLimit                    shortens the schedule to the time left before anything reads ``pct_train``
  -15   BnFreeze                     frozen batch-norm layers go back to eval mode after the switch
  -10   ModelResetter                (pipekit.text) clears the recurrent state after the mode switch
   -7   ActivationStats              its hooks are armed before the forward pass
@@ -63,7 +64,7 @@ callback ordered after those whose state matters (``SaveModelCallback(every_epoc
 """
 from pipekit.learn.callbacks.builtin import (
     ActivationStats, BnFreeze, EarlyStoppingCallback, GradientClip, LRFinder, MixedPrecision, MixUp, ParamScheduler,
-    SaveModelCallback, TrackerCallback, cpu_bf16_is_fast,
+    SaveModelCallback, TimeLimit, TrackerCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.callbacks.core import (
     EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
@@ -78,7 +79,7 @@ from pipekit.learn.callbacks.training import GatherPreds, ProgressCallback, Reco
 __all__ = [
     "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidException",
-    "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "MixedPrecision", "MixUp",
+    "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "TimeLimit", "MixedPrecision", "MixUp",
     "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",
     "NonFiniteInputError", "TerminateOnNaNCallback", "check_finite_weights", "GatherPreds", "ProgressCallback",
     "Recorder", "TrainEvalCallback", "cpu_bf16_is_fast",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,12 @@ from torch import nn
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.learn.callbacks.core import Callback, CancelFitException, CancelValidException
+from pipekit.learn.callbacks.core import Callback, CancelFitException, CancelTrainException, CancelValidException
 from pipekit.learn.export import checkpoint_path
 from pipekit.learn.losses import Reducible
 
 __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "GradientClip", "BnFreeze", "MixedPrecision",
-           "MixUp", "ActivationStats", "ParamScheduler", "LRFinder"]
+           "MixUp", "ActivationStats", "ParamScheduler", "LRFinder", "TimeLimit"]
 
 _POSITIVE = Interval(0, None, closed="neither")
 _COUNT = Interval(1, None, integer=True)
@@ -148,6 +149,99 @@ class EarlyStoppingCallback(TrackerCallback):
         if self.wait_ >= self.patience:
             self.stopped_epoch_ = self.learn.epoch
             self.learn.request_stop()
+
+
+class TimeLimit(Callback):
+    """Fits training into ``seconds`` (counted from the start of ``fit``) by shortening the schedule rather than
+    cutting it off: from the ``probe``-th training batch on (the first two, which pay one-off costs, are not
+    timed), before every training batch it projects the batches left at the rate measured, plus a validation per
+    epoch they reach (as long as the last one took; before one has run, a validation batch counts a third of a
+    training batch), and when they would run past the limit it ends training after the batches that fit (the
+    projection is made again at every batch, so an early estimate that was too slow or too fast is corrected).
+    ``pct_train`` then runs to 1 over those batches, so a one-cycle schedule still warms up and anneals to its
+    end; the last epoch may stop part-way, and is validated. Should the time run out anyway (a batch far slower
+    than measured), the fit stops before the next training batch, without validating.
+
+    Fitted: ``planned_`` (training batches the fit was asked for), ``kept_`` (those the schedule was cut to,
+    equal when the time sufficed), ``stopped_on_time_`` (whether the limit changed the fit). A fit the limit
+    shortens depends on the machine's speed, so it is not reproducible batch for batch.
+
+    >>> from pipekit.learn import TimeLimit
+    >>> # learn.fit_one_cycle(20, 1e-2, cbs=TimeLimit(60))  # as many of the 20 epochs as one minute holds
+    """
+
+    order = -19  # right after TrainEvalCallback has counted the batch and set pct_train, before anything reads it
+    param_constraints = {"seconds": _POSITIVE, "probe": _COUNT}
+    #: the share of the time left the shortened schedule plans to use (the rate measured varies)
+    SAFETY = 0.92
+    #: training batches not timed at the start of the fit (one-off costs: the optimizer's first step, caches)
+    WARM_UP = 2
+
+    def __init__(self, seconds: float, probe: int = 20):
+        self.seconds, self.probe = seconds, probe
+        self.check_params()
+
+    def before_fit(self) -> None:
+        learn = self.learn
+        self._end = time.perf_counter() + self.seconds
+        self._first, self._over = learn.train_iter, False
+        self._ref: tuple[float, int] | None = None  # (time, train_iter) the rate is measured from
+        self._valid_s: float | None = None  # what the last validation took
+        self._valid_sum, self._valid_start = 0.0, 0.0  # validations since the rate's reference point
+        self.planned_ = self.kept_ = learn.total_iters - learn.train_iter
+        self.stopped_on_time_ = False
+
+    def before_batch(self) -> None:
+        learn = self.learn
+        if not learn.training:
+            return
+        now = time.perf_counter()
+        if now >= self._end:  # a batch ran far over the rate measured: stop without another batch or validation
+            self.stopped_on_time_ = True
+            raise CancelFitException()
+        if self._over:  # the shortened schedule is done: validate this epoch and stop
+            raise CancelTrainException()
+        done = learn.train_iter - self._first
+        if self._ref is None:
+            if done >= self.WARM_UP:
+                self._ref = (now, learn.train_iter)
+        elif learn.train_iter - self._ref[1] >= self.probe:
+            self._fit_schedule(now, (now - self._ref[0] - self._valid_sum) / (learn.train_iter - self._ref[1]))
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        if learn.training and self.kept_ < self.planned_ and learn.train_iter >= learn.total_iters:
+            self._over = True
+            learn.request_stop()
+
+    def after_train(self) -> None:
+        self._valid_start = time.perf_counter()
+
+    def after_epoch(self) -> None:
+        self._valid_s = time.perf_counter() - self._valid_start
+        if self._ref is not None:  # validations are not training time
+            self._valid_sum += self._valid_s
+
+    def _fit_schedule(self, now: float, per_batch: float) -> None:
+        learn = self.learn
+        n_train = max(1, len(learn.dls.train))
+        valid = self._valid_s
+        if valid is None:
+            valid = per_batch * (len(learn.dls.valid) if learn.dls.valid is not None else 0) / 3.0
+        left = (self._end - now) * self.SAFETY - 2 * per_batch  # a margin for batches slower than the rate
+        pos = learn.train_iter % n_train  # batches into this epoch
+
+        def cost(b: int) -> float:  # b more training batches and the validations of the epochs they reach
+            return b * per_batch + -(-(pos + b) // n_train) * valid
+
+        b = self.planned_ - (learn.train_iter - self._first)  # all the batches asked for, if they fit
+        while b > 1 and cost(b) > left:
+            b = max(1, min(b - 1, int((left - -(-(pos + b) // n_train) * valid) / per_batch)))
+        if learn.train_iter + b != learn.total_iters:
+            learn.total_iters = learn.train_iter + b
+            learn.pct_train = learn.train_iter / learn.total_iters
+            self.kept_ = learn.total_iters - self._first
+            self.stopped_on_time_ = self.kept_ < self.planned_
 
 
 class GradientClip(Callback):

@@ -38,8 +38,8 @@ class TrainEvalCallback(Callback):
 
     def before_train(self) -> None:
         learn = self.learn
-        learn.pct_train = learn.epoch / max(1, learn.n_epoch)
         learn.train_iter = learn.epoch * len(learn.dl)
+        learn.pct_train = min(1.0, learn.train_iter / learn.total_iters)  # epoch / n_epoch unless TimeLimit cut it
         learn.model.train()
         learn.training = True
 
