@@ -283,7 +283,7 @@ class ToFloat(Transform):
     def __init__(self, n_out: int | None = None):
         self.n_out = n_out
 
-    def _matrix(self, values: pl.Series) -> np.ndarray:
+    def _matrix(self, values: pl.Series, finite: bool = True) -> np.ndarray:
         if isinstance(values.dtype, (pl.List, pl.Array)):
             arr = np.asarray(values.to_list(), dtype=np.float32)
         elif values.dtype.is_numeric() or values.dtype == pl.Boolean:
@@ -295,13 +295,14 @@ class ToFloat(Transform):
                             "convert the column to numbers first")
         if arr.ndim != 2:
             raise DataError(f"RegressionBlock: items have different numbers of values (shape {arr.shape})")
-        if not np.isfinite(arr).all():
+        if finite and not np.isfinite(arr).all():
             i = int(np.flatnonzero(~np.isfinite(arr).all(1))[0])
             raise DataError(f"RegressionBlock: non-finite target ({arr[i].tolist()}) at row {i}; fill or drop it")
         return arr
 
     def setup(self, values: pl.Series) -> None:
-        self.n_out_ = self.n_out if self.n_out is not None else self._matrix(values).shape[1]
+        # fitted on the training rows: a non-finite value is reported by encode, which sees every row's number
+        self.n_out_ = self.n_out if self.n_out is not None else self._matrix(values, finite=False).shape[1]
 
     def encode(self, values: pl.Series) -> np.ndarray:
         arr = self._matrix(values)
@@ -325,6 +326,16 @@ class RegressionBlock(TransformBlock):
 
     def type_transforms(self) -> list[Transform]:
         return [ToFloat(self.n_out)]
+
+    def check_raw(self, raw: pl.Series, role: str) -> None:
+        """Refuse nulls, and non-finite targets naming their rows (before the fit sees only training rows)."""
+        super().check_raw(raw, role)
+        if raw.dtype.is_float():
+            rows = (~raw.is_finite()).arg_true().to_list()
+            if rows:
+                more = " ..." if len(rows) > 10 else ""
+                raise DataError(f"RegressionBlock ({role}) has {len(rows)} non-finite value(s) (NaN or inf) at rows "
+                                f"{rows[:10]}{more} (first: {raw[rows[0]]}); fill or drop those rows")
 
     @property
     def c(self) -> int | None:

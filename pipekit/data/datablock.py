@@ -49,6 +49,10 @@ def _storable(v: Any) -> bool:
 class DataBlock(Component):
     """A recipe: what the data is (blocks), where items come from, how to label and split them.
 
+    ``splitter``: a splitter (default ``RandomSplitter(0.2)``, seeded by ``dataloaders(seed=)`` or else by
+    NumPy's global generator) or a function of the items returning ``(train_positions, valid_positions)``; for
+    a pandas DataFrame source the function gets a pandas frame whose index is the row positions.
+
     >>> import pipekit.datasets as D
     >>> from pipekit.data import CategoryBlock, ColReader, RandomSplitter, RegressionBlock
     >>> dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"),
@@ -138,7 +142,7 @@ class DataBlock(Component):
             raise DataError(f"the source {type(source).__name__} has no rows/items")
         return items
 
-    def _fit(self, source: Any, trace: Trace | None = None) -> Datasets:
+    def _fit(self, source: Any, trace: Trace | None = None, seed: int | None = None) -> Datasets:
         """Build on a clone of this recipe (see the module docstring): items, split, fitted blocks."""
         def step(name: str, fn: Callable[[], Any], inp: Any = None) -> Any:
             try:
@@ -156,7 +160,13 @@ class DataBlock(Component):
         items = step("get_items", lambda: self.items_from(source), source)
         say("items", "", items)
         splitter = self.splitter if self.splitter is not None else RandomSplitter(0.2)
-        train, valid = step(f"split ({splitter!r})", lambda: splitter(items), items)
+        if seed is not None and isinstance(splitter, Component) and "seed" in splitter.get_params() \
+                and splitter.get_params()["seed"] is None:  # a random split without its own seed takes the loaders'
+            splitter = splitter.clone().set_params(seed=seed)
+        # a splitter written as a function of the user's pandas frame gets it as pandas (positions as its index)
+        as_given = items.to_pandas() if type(source).__module__.split(".")[0] == "pandas" and not isinstance(
+            splitter, Component) else items
+        train, valid = step(f"split ({splitter!r})", lambda: splitter(as_given), items)
         say("split", repr(splitter), (train, valid))
         items, train, valid = _check_split(items, train, valid, splitter)
         self.item_columns_ = list(items.columns)  # what an item was: new items given as bare values are read alike
@@ -193,16 +203,18 @@ class DataBlock(Component):
                 tfms.append(t)
         return tfms + own
 
-    def datasets(self, source: Any) -> Datasets:
-        """Collect, split and encode the items of ``source`` (transforms fitted on the training rows)."""
-        return self.clone()._fit(source)
+    def datasets(self, source: Any, seed: int | None = None) -> Datasets:
+        """Collect, split and encode the items of ``source`` (transforms fitted on the training rows). ``seed``
+        seeds a random splitter that has no seed of its own (else it draws from NumPy's global generator)."""
+        return self.clone()._fit(source, seed=seed)
 
     def dataloaders(self, source: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
                     seed: int | None = None, device: str | torch.device | None = None,
                     num_workers: int | None = None, drop_last: bool | None = None) -> DataLoaders:
-        """Build the Datasets and wrap train/valid in DataLoaders (train shuffled and augmented)."""
+        """Build the Datasets and wrap train/valid in DataLoaders (train shuffled and augmented). ``seed`` fixes
+        the shuffling, the augmentation and a random split whose splitter has no seed of its own."""
         check_positive_int("dataloaders", "bs", bs)
-        dsets = self.datasets(source)
+        dsets = self.datasets(source, seed=seed)
         return DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                          num_workers=num_workers, drop_last=drop_last)
 

@@ -10,7 +10,7 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import ExportError, PipelineStepError
+from pipekit.core.errors import DataError, ExportError, PipelineStepError
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
 from pipekit.data.plotting import get_pyplot, savefig_or_show
@@ -29,6 +29,9 @@ def short_repr(value: Any) -> str:
         return repr(value[:20])[:-1] + (", ...]" if len(value) > 20 else "]")
     if isinstance(value, (tuple, list)):
         return "(" + ", ".join(short_repr(v) for v in value) + ")"
+    if isinstance(value, pl.DataFrame):
+        cols = value.columns
+        return f"DataFrame ({len(value)} rows, columns {cols[:10]}{' ...' if len(cols) > 10 else ''})"
     return f"{type(value).__name__} {repr(value)[:80]}"
 
 
@@ -176,6 +179,9 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
              shuffle: bool, drop_last: bool, seed: int | None, device: Any, batch_tfms: BatchPipeline,
              num_workers: int | None) -> tuple[DataLoader, DataLoader]:
     """The training loader (shuffled, augmented) and the validation loader (in order, seeded one after)."""
+    if drop_last and 0 < len(train) < bs:
+        raise DataError(f"the training set has {len(train)} items, fewer than bs={bs}: with drop_last=True it gives "
+                        f"no batch to train on; lower bs (e.g. bs={len(train)}) or pass drop_last=False")
     seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
     return (dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common),
@@ -201,8 +207,9 @@ class DataLoaders:
                       shuffle: bool = True, seed: int | None = None, device: Any = None,
                       num_workers: int | None = None, drop_last: bool | None = None) -> DataLoaders:
         recipe = recipe if recipe is not None else dsets.recipe
-        train, valid = _loaders(recipe.dl_type(), dsets.train, dsets.valid, bs, val_bs, shuffle,
-                                shuffle if drop_last is None else drop_last, seed, device,
+        if drop_last is None:  # a last partial batch is dropped when shuffling, unless it would be the only one
+            drop_last = shuffle and len(dsets.train) > bs
+        train, valid = _loaders(recipe.dl_type(), dsets.train, dsets.valid, bs, val_bs, shuffle, drop_last, seed, device,
                                 recipe.batch_pipeline(), num_workers)
         dls = cls(train, valid, recipe=recipe, device=train.device)
         dls.datasets = dsets
@@ -214,7 +221,7 @@ class DataLoaders:
                     seed: int | None = None, device: Any = None,
                     batch_tfms: Sequence[BatchTransform] | BatchTransform | None = None,
                     dl_type: type[DataLoader] = DataLoader, num_workers: int | None = None,
-                    drop_last: bool = True) -> DataLoaders:
+                    drop_last: bool | None = None) -> DataLoaders:
         """Loaders straight from already-encoded stores (domains that encode columns themselves).
 
         Without a ``recipe`` they get an :class:`~pipekit.data.arrays.ArrayRecipe` learned from the training
@@ -225,8 +232,8 @@ class DataLoaders:
             recipe = ArrayRecipe(n_inp).setup(list(train_stores), blocks, tfms)
         tr = ArrayDataset(train_stores, blocks=blocks, n_inp=n_inp, split_idx=0)
         va = ArrayDataset(valid_stores, blocks=blocks, n_inp=n_inp, split_idx=1)
-        train, valid = _loaders(dl_type, tr, va, bs, val_bs, True, drop_last, seed, device,
-                                BatchPipeline(tfms), num_workers)
+        train, valid = _loaders(dl_type, tr, va, bs, val_bs, True, len(tr) > bs if drop_last is None else drop_last,
+                                seed, device, BatchPipeline(tfms), num_workers)
         return cls(train, valid, recipe=recipe, device=train.device)
 
     # ------------------------------------------------------------------ access

@@ -11,7 +11,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import polars as pl
@@ -401,6 +401,8 @@ def apply_getter(getter: Getter | Callable | None, items: pl.DataFrame) -> pl.Se
         except Exception as e:
             name = getattr(getter, "__name__", repr(getter))
             raise type(e)(f"getter {name} failed on item {i} ({item!r}): {e}") from e
+    if values and isinstance(values[0], PurePath):  # paths are read as their text (a file to open, or a label)
+        values = [str(v) if isinstance(v, PurePath) else v for v in values]
     try:
         return pl.Series(values, strict=True) if values else pl.Series([], dtype=pl.Null)
     except (TypeError, pl.exceptions.PolarsError) as e:

@@ -45,6 +45,8 @@ def _mask_split(valid_mask: np.ndarray) -> Split:
 
 class RandomSplitter(Splitter):
     """A random ``valid_pct`` of the items is the validation set; the same ``seed`` gives the same split.
+    Without one, each split draws its seed from NumPy's global generator, so ``pipekit.set_seed(42)`` before
+    building repeats it.
 
     >>> RandomSplitter(0.5, seed=0)(pl.DataFrame({"x": range(4)}))[1].tolist()
     [0, 2]
@@ -62,7 +64,8 @@ class RandomSplitter(Splitter):
         # shuffling int32 positions draws exactly what permutation(n) draws (the same split) with half the
         # memory traffic
         perm = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
-        np.random.default_rng(self.seed).shuffle(perm)
+        seed = self.seed if self.seed is not None else int(np.random.randint(0, 2**63 - 1, dtype=np.int64))
+        np.random.default_rng(seed).shuffle(perm)
         # a mask gives both subsets in row order in O(n), where sorting would cost O(n log n)
         mask = np.zeros(n, dtype=bool)
         mask[perm[: int(round(self.valid_pct * n))]] = True

@@ -132,8 +132,9 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     return tuple(out)
 
 
-def one_item_source(item: Any) -> Any:
-    """``item`` (see :func:`predict` for what it may be) as the source of a one-item test loader."""
+def one_item_source(item: Any, n_inp: int = 1) -> Any:
+    """``item`` (see :func:`predict` for what it may be) as the source of a one-item test loader (``n_inp``:
+    the model's inputs; a model of one input refuses a list of files, texts or images)."""
     kind = type(item).__module__.split(".")[0]
     if kind == "pandas" and type(item).__name__ == "Series":
         return [item.to_dict()]
@@ -142,6 +143,11 @@ def one_item_source(item: Any) -> Any:
             raise ParameterError(f"predict takes one item; this DataFrame has {len(item)} rows: for several use "
                                  "learn.get_preds(dl=learn.dls.test_dl(df))")
         return item
+    if n_inp == 1 and isinstance(item, (list, tuple)) and len(item) > 1 and all(
+            isinstance(v, (str, bytes, os.PathLike)) or type(v).__module__.split(".")[0] == "PIL"
+            or (hasattr(v, "ndim") and v.ndim >= 2) for v in item):
+        raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(item)} (files, texts or "
+                             "images): for several use learn.get_preds(dl=learn.dls.test_dl(items))")
     return [item]
 
 
@@ -168,7 +174,7 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
     image, an array) is the input itself. Anything else is refused with an error saying what the input
     block takes. Several items: ``learn.get_preds(dl=learn.dls.test_dl(items))``.
     """
-    dl = learn.dls.test_dl(one_item_source(item))
+    dl = learn.dls.test_dl(one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1)))
     _, preds, _, dec = get_preds(learn, dl=dl, with_input=True, with_decoded=True)
     y_block = learn.dls.y_block
     if y_block is None:

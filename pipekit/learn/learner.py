@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader, Loaders, conforms
 from pipekit.core.registry import register
 from pipekit.core.validate import Interval, Is, check, check_positive_int
@@ -267,6 +267,10 @@ class Learner:
         """
         n_epoch = check_positive_int("fit", "n_epoch", n_epoch)
         check("fit", start_epoch=(start_epoch, Interval(0, n_epoch, closed="left", integer=True)), lr=(lr, _LR_OR_NONE))
+        if len(self.dls.train) == 0:
+            raise DataError(f"fit: the training loader gives no batch ({len(self.dls.train.dataset)} items"
+                            f"{'' if not getattr(self.dls.train, 'drop_last', False) else ', drop_last=True'}, "
+                            f"bs={getattr(self.dls.train, 'bs', '?')}); lower bs or pass drop_last=False")
         with self.added_cbs(cbs):
             opt = self.create_opt() if reset_opt else self.optimizer
             if wd is not None:

@@ -86,6 +86,25 @@ class ConvBlock(nn.Sequential):
                          nn.BatchNorm2d(nf), nn.ReLU(inplace=True))
 
 
+def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Squash ``x`` into ``(low, high)``."""
+    return torch.sigmoid(x) * (high - low) + low
+
+
+class SigmoidRange(nn.Module):
+    """A layer squashing its input into ``(low, high)`` (a regression head's ``y_range``)."""
+
+    def __init__(self, low: float, high: float):
+        super().__init__()
+        self.low, self.high = float(low), float(high)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sigmoid_range(x, self.low, self.high)
+
+    def extra_repr(self) -> str:
+        return f"low={self.low}, high={self.high}"
+
+
 class ConcatPool2d(nn.Module):
     """Global average and max pooling side by side: ``[bs, c, h, w] -> [bs, 2c]`` for any image size."""
 

@@ -296,7 +296,7 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         raise ParameterError(f"lr_find: suggest_funcs has two functions named alike ({names}); each suggestion is "
                              "read by its function's name")
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)
-    n_epoch = max(1, math.ceil(num_it / len(learn.dls.train)))
+    n_epoch = max(1, math.ceil(num_it / max(1, len(learn.dls.train))))  # no batch: fit says why
     model_state = copy.deepcopy(learn.model.state_dict())
     opt_state = copy.deepcopy(learn.optimizer.state_dict()) if learn.opt is not None else None
     dl_epoch = learn.dls.train.epoch

@@ -21,6 +21,7 @@ from torch.nn.modules import module as _mod
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.data.dataloaders import DataLoaders
+from pipekit.learn.nets import sigmoid_range
 from pipekit.learn.registry import register_arch
 
 
@@ -42,11 +43,6 @@ def get_emb_sz(cat_names: Sequence[str], classes: Mapping[str, Sequence[Any]],
     if unknown:
         raise ParameterError(f"emb_szs: {sorted(unknown)} are not categorical columns; they are {list(cat_names)}.")
     return [(len(classes[c]), int(sz_dict.get(c, emb_sz_rule(len(classes[c]))))) for c in cat_names]
-
-
-def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Squash ``x`` into ``(low, high)``."""
-    return torch.sigmoid(x) * (high - low) + low
 
 
 class ColumnEmbedding:

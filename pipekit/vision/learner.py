@@ -217,8 +217,10 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
 def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_out: int | None = None,
                    pretrained: bool | str | os.PathLike = False, normalize: bool = True, loss_func: Any = None,
                    metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = (512,), ps: float = 0.5,
-                   concat_pool: bool = True, cut: Cut = None, cbs: Any = None, **kwargs: Any) -> Learner:
-    """A Learner with ``arch``'s body and a new head (avg+max pooling, batch-norm, dropout, linear).
+                   concat_pool: bool = True, cut: Cut = None, y_range: Sequence[float] | None = None, cbs: Any = None,
+                   **kwargs: Any) -> Learner:
+    """A Learner with ``arch``'s body and a new head (avg+max pooling, batch-norm, dropout, linear; with
+    ``y_range=(low, high)`` a sigmoid squashing the outputs into that range, as for the book's points).
 
     ``arch``: a registered name (``'efficientnet_lite0/1/2'``, ``'xresnet18/34/50'``, ``'simple_cnn'`` or one of
     yours), a factory function, or an ``nn.Module`` (e.g. a torchvision model with its weights). Its body is
@@ -247,7 +249,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     model_arch, label = _resolve_arch(arch, n_in)
     try:
         model = vision_model(model_arch, n_out, n_in=n_in, lin_ftrs=list(lin_ftrs) if lin_ftrs else None, ps=ps,
-                             concat_pool=concat_pool, cut=cut)
+                             concat_pool=concat_pool, cut=cut, y_range=y_range)
     except ParameterError as e:
         raise ParameterError(f"vision_learner: {e}") from None
     stats = _start_from(model.body, pretrained, label)

@@ -22,7 +22,7 @@ from torch import nn
 from pipekit.core.errors import ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import Interval, Is, Options, check
-from pipekit.learn.nets import ConcatPool2d, linear_layers, simple_cnn
+from pipekit.learn.nets import ConcatPool2d, SigmoidRange, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
 __all__ = ["XResNet", "xresnet18", "xresnet34", "xresnet50", "UNet", "unet", "simple_cnn", "create_head",
@@ -239,24 +239,32 @@ def body_features(body: nn.Module, n_in: int = 3, size: int = 64) -> int:
 
 
 def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = (512,), ps: float = 0.5,
-                concat_pool: bool = True, bn_final: bool = False) -> nn.Sequential:
-    """Pooling (avg+max concatenated) -> [BN, dropout, linear, ReLU]* -> BN, dropout, linear to ``n_out``."""
-    check("create_head", ps=(ps, Interval(0, 1, closed="left")))
+                concat_pool: bool = True, bn_final: bool = False,
+                y_range: Sequence[float] | None = None) -> nn.Sequential:
+    """Pooling (avg+max concatenated) -> [BN, dropout, linear, ReLU]* -> BN, dropout, linear to ``n_out``
+    (-> a sigmoid squashing the outputs into ``y_range = (low, high)``, for a regression)."""
+    check("create_head", ps=(ps, Interval(0, 1, closed="left")),
+          y_range=(y_range, Is(lambda v: v is None or (len(v) == 2 and float(v[0]) < float(v[1])),
+                               "None or (low, high) with low < high")))
     pool: nn.Module = ConcatPool2d() if concat_pool else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     sizes = [nf * (2 if concat_pool else 1), *(lin_ftrs or []), n_out]
     drops = [ps / 2] * (len(sizes) - 2) + [ps]
     layers = [pool, *linear_layers(sizes, drops)]
     if bn_final:
         layers.append(nn.BatchNorm1d(n_out, momentum=0.01))
+    if y_range is not None:
+        layers.append(SigmoidRange(*y_range))
     return nn.Sequential(*layers)
 
 
 @register_arch("vision_model")
 def vision_model(arch: str | nn.Module, n_out: int, n_in: int = 3, lin_ftrs: Sequence[int] | None = (512,),
-                 ps: float = 0.5, concat_pool: bool = True, cut: Cut = None) -> nn.Sequential:
+                 ps: float = 0.5, concat_pool: bool = True, cut: Cut = None,
+                 y_range: Sequence[float] | None = None) -> nn.Sequential:
     """``nn.Sequential(body=<body of arch>, head=<pooled head>)``: what ``vision_learner`` trains.
 
-    ``model.body(x)`` is the feature map, ``model.head`` turns it into ``n_out`` scores. ``arch`` and ``cut``
+    ``model.body(x)`` is the feature map, ``model.head`` turns it into ``n_out`` scores (squashed into
+    ``y_range = (low, high)`` when given, e.g. ``(-1, 1)`` for points in pipekit's coordinates). ``arch`` and ``cut``
     as in :func:`create_body`; a module ``arch`` is stored in an export by its own registered architecture,
     a function ``cut`` by its registered name (``pipekit.register(fn, kind="cut")``).
 
@@ -266,7 +274,8 @@ def vision_model(arch: str | nn.Module, n_out: int, n_in: int = 3, lin_ftrs: Seq
     """
     check("vision_model", n_out=(n_out, Interval(1, None, integer=True)), n_in=(n_in, Interval(1, None, integer=True)))
     body = create_body(arch, n_in, cut)
-    head = create_head(body_features(body, n_in), n_out, lin_ftrs, ps, concat_pool)
+    head = create_head(body_features(body, n_in), n_out, lin_ftrs, ps, concat_pool,
+                       y_range=None if y_range is None else [float(v) for v in y_range])
     return nn.Sequential(OrderedDict(body=body, head=head))
 
 

@@ -1,0 +1,133 @@
+"""What a reader of the book types, slips included: a head-pose head with ``y_range``, a split repeated by the
+seed, a training set smaller than the batch, a splitter written for the pandas frame, a label returned as a
+Path, a NaN target, several files handed to ``predict``: each works as in the book or says what to change."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+import torch
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.core.errors import DataError, ParameterError, PipelineStepError
+from pipekit.data import (CategoryBlock, ColReader, DataBlock, GrandparentSplitter, IndexSplitter, RandomSplitter,
+                          RegressionBlock, get_image_files, parent_label)
+from pipekit.learn import load_learner
+from pipekit.learn.nets import SigmoidRange
+from pipekit.vision import ImageBlock, PointBlock, Resize, vision_learner
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*are in neither the training nor the validation set")
+
+
+def _digits(step: int = 10) -> DataBlock:
+    return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[::step],
+                     get_y=parent_label, item_tfms=Resize(28))
+
+
+def _valid_items(dls) -> pl.DataFrame:
+    return dls.datasets.items[dls.datasets.splits[1]]
+
+
+def _split(dls) -> list[str]:
+    return sorted(_valid_items(dls)["path"].to_list())
+
+
+def test_a_point_head_with_y_range_stays_in_range_and_exports(tmp_path):
+    root = D.path("mnist_tiny") / "train"
+    files = sorted(get_image_files(root))[::8]
+    db = DataBlock(blocks=(ImageBlock, PointBlock(img_size=(28, 28))), get_items=lambda p: files,
+                   get_y=lambda f: [[7.0 if Path(f).parent.name == "3" else 21.0, 14.0]],
+                   splitter=IndexSplitter(list(range(0, len(files), 4))), item_tfms=Resize(32))
+    dls = db.dataloaders(root, bs=8, seed=0)
+    learn = vision_learner(dls, "simple_cnn", y_range=(-1, 1))
+    assert isinstance(learn.model.head[-1], SigmoidRange)
+    learn.fit_one_cycle(1, 1e-2)
+    x = torch.randn(4, 3, 32, 32) * 50  # far outside the data: the head still squashes into (-1, 1)
+    learn.model.eval()
+    with torch.no_grad():
+        out = learn.model(x)
+    assert out.abs().max() <= 1 and out.abs().min() < 1
+    learn.export(tmp_path / "points.pipekit")
+    back = load_learner(tmp_path / "points.pipekit")
+    assert isinstance(back.model.head[-1], SigmoidRange)
+    np.testing.assert_allclose(back.predict(files[0])[0], learn.predict(files[0])[0], atol=1e-4)
+    with pytest.raises(ValueError, match="y_range"):
+        vision_learner(dls, "simple_cnn", y_range=(1, -1))
+
+
+def test_the_default_split_follows_the_seed():
+    root = D.path("mnist_tiny") / "train"
+    pipekit.set_seed(42)
+    a = _split(_digits().dataloaders(root, bs=8))
+    pipekit.set_seed(42)
+    b = _split(_digits().dataloaders(root, bs=8))
+    pipekit.set_seed(43)
+    c = _split(_digits().dataloaders(root, bs=8))
+    assert a == b and a != c
+    # the loaders' seed seeds a random splitter that has none of its own; one that has keeps its own
+    d, e = (_split(_digits().dataloaders(root, bs=8, seed=1)) for _ in range(2))
+    f = _split(_digits().dataloaders(root, bs=8, seed=2))
+    assert d == e and d != f
+    own = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[::10],
+                    get_y=parent_label, item_tfms=Resize(28), splitter=RandomSplitter(0.2, seed=7))
+    assert _split(own.dataloaders(root, bs=8, seed=1)) == _split(own.dataloaders(root, bs=8, seed=2))
+
+
+def test_a_training_set_smaller_than_the_batch_still_trains_or_says_why():
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[::60],
+                   get_y=parent_label, splitter=GrandparentSplitter(), item_tfms=Resize(28))
+    dls = db.dataloaders(D.path("mnist_tiny"), bs=64, seed=0)
+    n = len(dls.train.dataset)
+    assert 1 < n < 64 and len(dls.train) == 1 and len(dls.one_batch()[0]) == n  # the one partial batch is kept
+    learn = vision_learner(dls, "simple_cnn")
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(1, 1e-2)
+    assert any(not torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+    with pytest.raises(DataError, match=rf"{n} items, fewer than bs=64.*drop_last=False"):
+        db.dataloaders(D.path("mnist_tiny"), bs=64, seed=0, drop_last=True)
+
+
+def test_a_splitter_written_for_the_pandas_frame_gets_it():
+    path = D.path("mnist_tiny")
+    df = pd.read_csv(path / "labels.csv").iloc[::20].reset_index(drop=True)
+    df["is_valid"] = df.name.str.startswith("valid")
+
+    def splitter(df):  # the book's chapter 6 splitter: pandas' index and boolean masks
+        return df.index[~df["is_valid"]].tolist(), df.index[df["is_valid"]].tolist()
+
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), splitter=splitter, get_x=ColReader("name", pref=f"{path}/"),
+                   get_y=ColReader("label"), item_tfms=Resize(28))
+    dls = db.dataloaders(df, bs=8, seed=0)
+    assert len(dls.valid_ds) == int(df["is_valid"].sum()) and len(dls.train_ds) == int((~df["is_valid"]).sum())
+    assert all(n.startswith("valid") for n in _valid_items(dls)["name"].to_list())
+
+
+def test_bad_input_is_named_by_its_row_and_the_items_in_one_line():
+    df = pl.DataFrame({"x": [float(i) for i in range(10)], "y": [0.0, 1, 2, 3, 4, 5, 6, 7, 8, float("nan")]})
+    db = DataBlock(blocks=(RegressionBlock, RegressionBlock), get_x=ColReader("x"), get_y=ColReader("y"),
+                   splitter=RandomSplitter(0.2, seed=0))
+    with pytest.raises(PipelineStepError, match=r"non-finite value\(s\) \(NaN or inf\) at rows \[9\]"):
+        db.dataloaders(df, bs=4)
+    wrong = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                      splitter=GrandparentSplitter(valid_name="val"))
+    with pytest.raises(PipelineStepError) as e:
+        wrong.dataloaders(D.path("mnist_tiny"), bs=8)
+    msg = str(e.value)
+    assert "DataFrame (" in msg and "rows, columns ['path']" in msg and "\n" not in msg and "no items under 'val'" in msg
+
+
+def test_a_label_returned_as_a_path_is_its_text_and_several_files_are_not_one_item():
+    root = D.path("mnist_tiny") / "train"
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[::20],
+                   get_y=lambda p: Path(p).parent, splitter=RandomSplitter(seed=0), item_tfms=Resize(28))
+    dls = db.dataloaders(root, bs=8, seed=0)
+    assert dls.vocab == [str(root / "3"), str(root / "7")]
+    learn = vision_learner(dls, "simple_cnn")
+    files = sorted(get_image_files(root))[:2]
+    assert learn.predict(files[0])[0] in dls.vocab
+    with pytest.raises(ParameterError, match=r"predict takes one item; this list holds 2.*test_dl"):
+        learn.predict(files)
