@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -38,7 +39,7 @@ from pipekit.core.registry import registered
 from pipekit.core.validate import Interval, Is, Options, check
 
 __all__ = [
-    "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric",
+    "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric", "check_metric",
     "Accuracy", "ErrorRate", "AccuracyMulti", "MAE", "MSE", "RMSE", "RMSPE", "Perplexity", "R2Score", "F1Score",
     "RocAuc", "RocAucBinary", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
     "rmspe", "perplexity", "r2_score", "log_loss", "roc_auc", "TASKS",
@@ -223,15 +224,42 @@ def _takes_two(fn: Any) -> bool:
     return callable(fn)
 
 
+#: a function named like a loss or an error is better smaller (scikit-learn's ``log_loss``, ``mean_squared_error``,
+#: ``max_error``, ``mean_tweedie_deviance``; a user's ``my_rmse``); any other name is better larger
+_LOWER_IS_BETTER = re.compile(r"loss|error|deviance|(^|_)(mse|rmse|mae|mape|msle|rmsle)($|_)", re.IGNORECASE)
+#: scikit-learn metrics that score class probabilities (the others of ``sklearn.metrics`` take labels), and those
+#: of them that take the positive class's column for two classes
+_SKLEARN_SCORES = {"roc_auc_score", "average_precision_score", "log_loss", "brier_score_loss", "top_k_accuracy_score",
+                   "d2_log_loss_score"}
+_SKLEARN_POSITIVE = {"roc_auc_score", "average_precision_score", "brier_score_loss"}
+
+
 class FuncMetric(MeanMetric):
     """A plain function as a metric. In a Learner ``fn(pred, targ)`` returns a batch mean (fastai's
-    convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's)."""
+    convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's).
 
-    param_constraints = {"fn": Is(_takes_two, "a function of two arguments, fn(pred, targ)")}
+    ``greater_is_better``: None (the default) reads it from the function's name: a loss or an error
+    (``log_loss``, ``mean_squared_error``, ``my_rmse``) is better smaller, anything else larger. A function of
+    ``sklearn.metrics`` gets what it takes from a classifier's probabilities: the labels (``accuracy_score``,
+    ``f1_score``, ...), the positive class's column for two classes (``roc_auc_score``,
+    ``average_precision_score``, ``brier_score_loss``) or the probabilities (``log_loss``); any other function
+    gets the probabilities, ``(n, n_classes)``.
 
-    def __init__(self, fn: Callable[..., Any], greater_is_better: bool = True, y_first: bool = False):
-        self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc]
+    >>> from sklearn.metrics import accuracy_score, mean_squared_error
+    >>> FuncMetric(mean_squared_error, y_first=True).greater_is_better
+    False
+    >>> FuncMetric(accuracy_score, y_first=True).score(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
+    1.0
+    """
+
+    param_constraints = {"fn": Is(_takes_two, "a function of two arguments, fn(pred, targ)"),
+                         "greater_is_better": Options(True, False, None)}
+
+    def __init__(self, fn: Callable[..., Any], greater_is_better: bool | None = None, y_first: bool = False):
+        self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc,assignment]
         self.check_params()
+        if greater_is_better is None:
+            self.greater_is_better = not _LOWER_IS_BETTER.search(self.name)  # type: ignore[misc]
 
     @property
     def name(self) -> str:
@@ -243,7 +271,22 @@ class FuncMetric(MeanMetric):
         return self.fn(pred, targ).detach().float() * n, n
 
     def score(self, y_true: Any, y_pred: Any) -> float:
-        return float(self.fn(y_true, y_pred)) if self.y_first else super().score(y_true, y_pred)
+        if not self.y_first:
+            return super().score(y_true, y_pred)
+        fn, kw = self.fn, {}
+        base = fn.func if isinstance(fn, functools.partial) else fn
+        p = np.asarray(y_pred) if not hasattr(y_pred, "detach") else y_pred
+        if str(getattr(base, "__module__", "")).startswith("sklearn.metrics") and getattr(p, "ndim", 0) == 2 \
+                and p.shape[1] >= 2:  # a classifier's probabilities, turned into what the function takes
+            name = getattr(base, "__name__", "")
+            if name not in _SKLEARN_SCORES:
+                p = np.asarray(p).argmax(1)
+            elif name in _SKLEARN_POSITIVE and p.shape[1] == 2:
+                p = np.asarray(p)[:, 1]
+            elif name in ("log_loss", "top_k_accuracy_score") and not (isinstance(fn, functools.partial)
+                                                                        and "labels" in fn.keywords):
+                kw = {"labels": np.arange(p.shape[1])}  # every class, even one the scored rows lack
+        return float(fn(y_true, p, **kw))
 
 
 # ---------------------------------------------------------------------------------------- the metrics
@@ -456,9 +499,35 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
     raise ParameterError(f"a metric must be a pipekit Metric or a function fn(pred, targ); got {type(m).__name__}")
 
 
+def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> None:
+    """Score a near-perfect prediction of a few rows with ``metric`` before any model is fitted: a function that
+    cannot take what it will be given (``(n, n_classes)`` probabilities and class indices, or values) fails
+    here, with what it gets, rather than after every fit.
+
+    >>> check_metric(get_metric("accuracy", "classification"), "classification", 2)
+    """
+    rows = np.arange(12)
+    if task == "classification":
+        k = max(2, n_classes or 2)
+        y_true = rows % k
+        y_pred = np.full((len(rows), k), 0.1 / (k - 1))
+        y_pred[rows, y_true] = 0.9
+        gets = f"class indices and (n, {k}) probabilities"
+    else:
+        y_true = rows.astype(np.float64)
+        y_pred = y_true + 0.25
+        gets = "true values and predicted values, both (n,)"
+    try:
+        metric.score(y_true, y_pred)
+    except Exception as e:  # a user's function: whatever it raises is reported with what it was given
+        raise ParameterError(f"metric {metric.name!r} fails on a {task}'s predictions (it gets {gets}): "
+                             f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+
+
 def get_metric(metric: Any, task: str) -> Metric:
     """A metric for a backend's ``task``: a name (``"accuracy"``, ``"rmse"``, ``"roc_auc"``, ...), a Metric,
-    a function ``fn(y_true, y_pred)`` (greater is better), or None for the task's default."""
+    a function ``fn(y_true, y_pred)`` (see :class:`FuncMetric`: its direction is read from its name), or None for
+    the task's default."""
     check("get_metric", task=(task, Options(*TASKS)))
     if metric is None:
         metric = DEFAULT_METRIC[task]

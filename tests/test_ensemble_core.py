@@ -224,6 +224,9 @@ def test_an_ensemble_refuses_raw_rows_and_takes_processed_ones(tmp_path):
     good = ens.predict(ens.process(df.head(100)))
     np.testing.assert_allclose(ens.predict(tab.valid.xs), ens.predict(tab.valid))  # processed rows as a frame
     np.testing.assert_allclose(ens.predict(ens.process(df.head(1))), good[:1])   # one row, an extreme one too
+    first = df.to_pandas().iloc[0]                                               # a pandas row, as tab.new takes it
+    np.testing.assert_allclose(ens.predict(ens.process(first)), good[:1])
+    np.testing.assert_allclose(ens.predict(ens.process(df.row(0, named=True))), good[:1])  # a dict row
     extreme = tab.valid.xs.with_columns(pl.col("s1") * 0 + 11.0)                 # 11 standard units on one column
     assert ens.predict(extreme).shape == (len(extreme),)
     for raw in (df.head(100), df.head(1).drop("target")):

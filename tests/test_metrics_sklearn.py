@@ -106,3 +106,43 @@ def test_accuracy_takes_probabilities_or_labels_and_f1_zero_division():
     with pytest.warns(UndefinedMetricWarning):
         theirs = skm.f1_score([0, 0, 0], [0, 0, 0])
     assert ours == theirs == 0.0
+
+
+def test_scikit_learn_functions_as_metrics_get_their_direction_and_their_input():
+    from pipekit.core.errors import ParameterError
+    from pipekit.metrics import FuncMetric, check_metric, get_metric
+
+    # the direction is read from the name: losses and errors are better smaller
+    assert [get_metric(f, "regression").greater_is_better for f in
+            (skm.mean_squared_error, skm.mean_absolute_error, skm.max_error, skm.r2_score)] == [False, False, False, True]
+    assert [get_metric(f, "classification").greater_is_better for f in
+            (skm.log_loss, skm.hinge_loss, skm.accuracy_score, skm.roc_auc_score, skm.f1_score)] == [
+        False, False, True, True, True]
+    assert FuncMetric(skm.mean_squared_error, greater_is_better=True).greater_is_better  # said outright, kept
+    # each function gets what it takes from a classifier's probabilities
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p1 = np.clip(y * 0.6 + rng.uniform(0, 0.4, 200), 0, 1)
+    proba = np.stack([1 - p1, p1], 1)
+    for fn, expected in [(skm.accuracy_score, skm.accuracy_score(y, proba.argmax(1))),
+                         (skm.f1_score, skm.f1_score(y, proba.argmax(1))),
+                         (skm.roc_auc_score, skm.roc_auc_score(y, p1)),
+                         (skm.brier_score_loss, skm.brier_score_loss(y, p1)),
+                         (skm.log_loss, skm.log_loss(y, proba))]:
+        assert get_metric(fn, "classification").score(y, proba) == pytest.approx(expected)
+    # three classes, one absent from the rows scored: log_loss is told every class
+    y3, p3 = np.array([0, 1, 1]), np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.6, 0.2]])
+    assert get_metric(skm.log_loss, "classification").score(y3, p3) == pytest.approx(
+        skm.log_loss(y3, p3, labels=[0, 1, 2]))
+    # a function that cannot take what it gets fails before any fit, saying what it gets
+    def wants_labels(y_true, y_pred):
+        return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))  # compares labels with a matrix
+
+    def broken(y_true, y_pred):
+        return float(np.asarray(y_pred)[:, 5].mean())
+
+    with pytest.raises(ParameterError, match=r"metric 'wants_labels' fails .*ValueError: operands could not be"):
+        check_metric(get_metric(wants_labels, "classification"), "classification", 2)
+    with pytest.raises(ParameterError, match=r"metric 'broken' fails on a classification's predictions \(it gets "
+                                             r"class indices and \(n, 2\) probabilities\): IndexError"):
+        check_metric(get_metric(broken, "classification"), "classification", 2)

@@ -124,6 +124,8 @@ def test_new_unseen_categories_and_new_nans_are_handled(tab, adult_df):
     msgs = " ".join(str(x.message) for x in w)
     assert "'age'" in msgs and "no missing values in training" in msgs
     assert "never seen in training" in msgs
+    with pytest.warns(UserWarning, match="'age' had no missing values in training but has 1 here"):
+        tab.new(adult_df.head(2).with_columns(pl.Series("age", [float("nan"), 30.0])))  # a NaN as a null
     assert out.cats["workclass"].to_list()[:2] == [0, 0]
     fill = [p for p in tab.procs if isinstance(p, FillMissing)][0]
     norm = [p for p in tab.procs if isinstance(p, Normalize)][0]
@@ -161,8 +163,39 @@ def test_all_null_columns_rejected(adult_df):
 def test_target_with_nulls_rejected(adult_df):
     df = adult_df.head(100).with_columns(
         pl.when(pl.int_range(pl.len()) == 42).then(None).otherwise(pl.col("salary")).alias("salary"))
-    with pytest.raises(DataError, match=r"'salary'.*1 null.*row 42"):
+    with pytest.raises(DataError, match=r"'salary'.*1 missing value\(s\) \(null or NaN\).*row 42"):
         Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary")
+    # a NaN in a float target is as missing as a null (Polars keeps them apart)
+    df = adult_df.head(100).with_columns(pl.col("fnlwgt").cast(pl.Float64))
+    df = df.with_columns(pl.when(pl.int_range(pl.len()) == 17).then(float("nan")).otherwise(pl.col("fnlwgt"))
+                         .alias("fnlwgt"))
+    with pytest.raises(DataError, match=r"'fnlwgt'.*1 missing value.*row 17.*is_not_nan"):
+        Tabular(df, cat_names=CAT, cont_names=["age"], y_names="fnlwgt")
+
+
+def test_numbers_as_categories_match_by_value_whatever_their_type():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"store": rng.integers(1, 20, 400).astype(float), "x": rng.normal(size=400)})
+    df.loc[::50, "store"] = np.nan  # a pandas id column with a gap is float64: its categories read '5.0'
+    df["y"] = df.store.fillna(0) + df.x
+    tab = Tabular(df, cat_names=["store"], cont_names=["x"], y_names="y", splits=(np.arange(300), np.arange(300, 400)))
+    vocab = tab.classes["store"]
+    assert "5.0" in vocab
+    for row in ({"store": 5.0, "x": 0.0}, {"store": 5, "x": 0.0}, pl.DataFrame({"store": [5], "x": [0.0]})):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # found, so no warning
+            assert vocab[tab.new(row).cats["store"][0]] == "5.0"
+    ints = df.dropna().astype({"store": int})
+    tab2 = Tabular(ints, cat_names=["store"], cont_names=["x"], y_names="y",
+                   splits=(np.arange(300), np.arange(300, len(ints))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a pandas row is all float64: 13.0 is the training id 13, found
+        code = tab2.new(ints.iloc[0]).cats["store"][0]
+    assert tab2.classes["store"][code] == str(ints.store.iloc[0])
+    with pytest.warns(UserWarning, match=r"never seen in training.*'store': 1"):
+        assert tab2.new({"store": 13.5, "x": 0.0}).cats["store"][0] == 0
 
 
 def test_empty_splits_and_bad_params(adult_df):

@@ -45,7 +45,7 @@ from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular
 from pipekit.ensemble.weighted import WeightedEnsemble
-from pipekit.metrics import get_metric
+from pipekit.metrics import check_metric, get_metric
 
 #: a GBM's stopping patience and round cap: it stops on its own rows long before the cap
 _ROUNDS, _PATIENCE = 10_000, 50
@@ -153,6 +153,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     if task is None or train.y is None:
         raise DataError("fit_ensemble needs a Tabular with one target (a category or a number)")
     m = get_metric(metric, task)
+    check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None)
     cands = _candidates(candidates, task, n_jobs, seed, train)
     plan = Plan(cands, time_limit, start, stack, n_folds)
     _import_libraries(plan.order())

@@ -267,12 +267,13 @@ class Ensemble(Model):
         return frame
 
     def process(self, raw: Any) -> Any:
-        """Raw rows (a Polars/pandas frame or a table file, with or without the target) processed by the procs
-        this ensemble was fitted with, ready for ``predict``: ``ens.predict(ens.process(df))``."""
-        from pipekit.tabular.core import TabularSplit, read_frame
+        """Raw rows (a Polars/pandas frame, a table file, a dict row, a pandas Series or a list of dict rows; with
+        or without the target) processed by the procs this ensemble was fitted with, ready for ``predict``:
+        ``ens.predict(ens.process(df))``."""
+        from pipekit.tabular.core import TabularSplit, read_frame, rows_to_frame
 
         p = self.processor()
-        return TabularSplit(p.transform(read_frame(raw, p.cat_names)), p, None, "new")
+        return TabularSplit(p.transform(read_frame(rows_to_frame(raw), p.cat_names)), p, None, "new")
 
     def processor(self) -> Any:
         """The fitted procs of the data this ensemble was fitted on, rebuilt from the exported state, to

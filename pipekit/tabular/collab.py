@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 from torch import nn
 
@@ -30,7 +31,8 @@ from pipekit.data.splitters import RandomSplitter
 from pipekit.learn.registry import register_arch
 from pipekit.tabular.core import Tabular, read_frame
 from pipekit.tabular.loaders import TabularRecipe
-from pipekit.tabular.model import TabularModel, get_emb_sz, sigmoid_range
+from pipekit.learn.nets import sigmoid_range
+from pipekit.tabular.model import TabularModel, get_emb_sz
 from pipekit.tabular.procs import Categorify
 
 
@@ -82,13 +84,15 @@ class _CollabInspect:
         if not self.classes or name is None:
             raise NotFittedError("this model has no vocabularies; build it with collab_learner(dls) to look items up.")
         vocab = self.classes[name]
-        lookup = {v: i for i, v in enumerate(vocab)}
-        codes, unknown = [], []
-        for v in values:
-            code = lookup.get(str(v))
-            if code is None or code == 0:
-                unknown.append(v)
-            codes.append(code or 0)
+        values = list(values)
+        try:  # looked up as the procs encode a column (a float 1097.0 is the training id 1097)
+            col = pl.Series(name, values, strict=False)
+            found = pl.DataFrame([col]).select(Categorify.encode_values(name, vocab, col.dtype)).to_series().to_list()
+        except (TypeError, ValueError, pl.exceptions.PolarsError):
+            lookup = {v: i for i, v in enumerate(vocab)}
+            found = [lookup.get(str(v)) for v in values]
+        codes = [int(c or 0) for c in found]
+        unknown = [v for v, c in zip(values, codes) if c == 0]
         if unknown:
             raise DataError(f"{name!r}: {unknown[:5]} never seen in training ({len(unknown)} unknown); "
                             f"known values look like {vocab[1:4]}.")

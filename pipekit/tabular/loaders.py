@@ -131,7 +131,7 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
     # loop for the GIL, so batches are made in the main thread unless asked otherwise.
     return DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                      num_workers=0 if num_workers is None else num_workers,
-                                     drop_last=shuffle and len(tab.train_idx) > bs)
+                                     drop_last=None)
 
 
 class TabularDataLoaders:

@@ -148,16 +148,22 @@ class TabularProcessor(Component):
         return frame.with_columns(exprs) if exprs else frame
 
     def _check_targets(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
-        """Refuse a target with nulls, naming the column and the first row (one streaming pass on a scan)."""
+        """Refuse a target with nulls (or NaN in a float column), naming the column and the first row (one
+        streaming pass on a scan)."""
         ys = self.y_names
         if not ys:
             return
-        row = collect(frame.select([pl.col(c).null_count().alias(f"n{i}") for i, c in enumerate(ys)] +
-                                   [pl.col(c).is_null().arg_true().first().alias(f"f{i}") for i, c in enumerate(ys)])).row(0)
+        schema = schema_of(frame)
+        missing = [pl.col(c).is_null() | pl.col(c).is_nan() if c in schema and schema[c].is_float()
+                   else pl.col(c).is_null() for c in ys]
+        row = collect(frame.select([m.sum().alias(f"n{i}") for i, m in enumerate(missing)] +
+                                   [m.arg_true().first().alias(f"f{i}") for i, m in enumerate(missing)])).row(0)
         for c, n, first in zip(ys, row[:len(ys)], row[len(ys):]):
             if n:
-                raise DataError(f"target column {c!r} has {n} null value(s), first at row {first}; drop those rows "
-                                f"(df.filter(pl.col({c!r}).is_not_null())) or fill them before processing the table.")
+                keep = f"pl.col({c!r}).is_not_null()" + (f" & pl.col({c!r}).is_not_nan()" if c in schema
+                                                         and schema[c].is_float() else "")
+                raise DataError(f"target column {c!r} has {n} missing value(s) (null or NaN), first at row {first}; "
+                                f"drop those rows (df.filter({keep})) or fill them before processing the table.")
 
     # ------------------------------------------------------------------ fitting
     def _fit_targets(self, frame: pl.DataFrame | pl.LazyFrame, train: pl.Expr) -> None:

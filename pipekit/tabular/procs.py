@@ -237,9 +237,10 @@ class FillMissing(TabularProc):
         self.check_is_fitted()
         cols = [c for c in self.columns_ if c not in self.na_columns_ and c in frame.columns]
         if cols:
-            counts = frame.select([pl.col(c).null_count() for c in cols]).row(0)
+            counts = frame.select([(pl.col(c).is_null() | pl.col(c).is_nan()).sum() if frame.schema[c].is_float()
+                                   else pl.col(c).null_count() for c in cols]).row(0)
             for c, n in zip(cols, counts):
-                if n:
+                if n:  # null or NaN (inf is reported below)
                     warnings.warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
                                   f"filled with {self.fill_values_[c]!r} (training {self.strategy}).", stacklevel=3)
         nums = {c: e for c in self.columns_ if c in frame.columns and (e := _as_number(c, frame.schema[c])) is not None}
@@ -347,6 +348,13 @@ class Categorify(TabularProc):
                     # values as the training integers: 73.0 is user 73; 73.5 is no training value
                     col = pl.when(col.round() == col).then(col.cast(pl.Int64, strict=False)).otherwise(None)
                 return col.replace_strict(keys, list(range(1, len(vocab))), default=None, return_dtype=dt)
+            try:  # a vocabulary of numbers written as floats ('5.0': a pandas id column with a NaN): 5 is 5.0
+                fkeys = [float(v) for v in vocab[1:]]
+            except ValueError:
+                fkeys = None
+            if fkeys is not None:
+                return col.cast(pl.Float64).replace_strict(fkeys, list(range(1, len(vocab))), default=None,
+                                                           return_dtype=dt)
         if not (dtype is not None and (isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String)):
             col = col.cast(pl.String)
         # A non-strict cast to an Enum of the training values looks codes up by value: unseen -> null.
@@ -356,8 +364,9 @@ class Categorify(TabularProc):
         """Per categorical column of ``frame``: how many values were never seen in training (they become #na#)."""
         self.check_is_fitted()
         cols = [c for c in self.classes_ if c in frame.columns]
-        counts = frame.select([(pl.col(c).is_not_null() & ~pl.col(c).cast(pl.String).is_in(self.classes_[c][1:]))
-                               .sum().alias(c) for c in cols]).row(0) if cols else ()
+        # looked up as encoding looks them up (a float 13.0 is the training id 13)
+        counts = frame.select([(pl.col(c).is_not_null() & self.encode_values(c, self.classes_[c], frame.schema[c])
+                                .is_null()).sum().alias(c) for c in cols]).row(0) if cols else ()
         return {c: int(n) for c, n in zip(cols, counts)}
 
     def check_new(self, frame: pl.DataFrame) -> None:
