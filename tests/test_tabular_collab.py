@@ -77,6 +77,11 @@ def test_inspection(learn, ratings, tmp_path):
     assert out.exists() and out.stat().st_size > 1000
     with pytest.raises(DataError, match="never seen in training"):
         m.bias([999999])
+    # looked up by value: an id read as a float (a pandas row) or as text is the same movie
+    assert torch.equal(m.bias([float(v) for v in movies]), m.bias(movies))
+    assert torch.equal(m.bias([str(v) for v in movies]), m.bias(movies))
+    with pytest.raises(DataError, match=r"\[999999.5\] never seen in training"):
+        m.bias([999999.5])
 
 
 def test_unseen_users_and_items_predict_from_biases(learn, ratings):

@@ -148,7 +148,122 @@ class GBM(Booster):
 
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 1):
             raise ExportError("booster_ must be LightGBM model text stored as a 1-D uint8 array")
-        return lgb.Booster(model_str=data.tobytes().decode("utf-8"))
+        try:
+            text = data.tobytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ExportError("booster_ is not LightGBM model text (not UTF-8)") from None
+        text = checked_lightgbm_text(text, len(self.feature_names_))
+        try:
+            return lgb.Booster(model_str=text)
+        except lgb.basic.LightGBMError as e:
+            raise ExportError(f"LightGBM refuses the stored model text: {str(e)[:200]}") from None
+
+
+def _numbers(tree: dict[str, str], key: str, n: int, kind: type, where: str, required: bool = True) -> list:
+    """Tree field ``key`` as ``n`` numbers of ``kind`` (an absent field is empty: only allowed when ``n`` is 0 or
+    the field is optional)."""
+    raw = tree.get(key)
+    if raw is None:
+        if required and n:
+            raise ExportError(f"{where}: the field {key!r} is missing")
+        return []
+    try:
+        vals = [kind(v) for v in raw.split()]
+    except ValueError:
+        raise ExportError(f"{where}: {key} holds a value that is not a number") from None
+    if len(vals) != n and (required or vals):  # an optional field may be left empty (a one-leaf tree's weights)
+        raise ExportError(f"{where}: {key} has {len(vals)} values, the tree needs {n}")
+    return vals
+
+
+def checked_lightgbm_text(text: str, n_features: int) -> str:
+    """LightGBM model text checked before LightGBM reads it, as the forests' node tables are: LightGBM trusts the
+    child, leaf, feature and category indices of its trees when predicting, so a tampered file would read stray
+    memory or loop forever. Every tree must be a tree over ``n_features`` inputs: each internal node's children
+    come after it (so traversal ends), each node and leaf has one parent, split features exist, categorical
+    splits point into the tree's category table. The ``tree_sizes`` line is dropped (LightGBM then reads the
+    trees one after the other, where a bad one is an error rather than an abort). Returns the text to load."""
+    head, sep, rest = text.partition("\nTree=")
+    if not sep and "end of trees" not in text:
+        raise ExportError("booster_ is not LightGBM model text (no trees)")
+    header = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
+    try:
+        max_feature = int(header["max_feature_idx"])
+        per_iter = int(header.get("num_tree_per_iteration", "1"))
+        int(header.get("num_class", "1"))
+    except (KeyError, ValueError):
+        raise ExportError("the LightGBM model text lacks a valid max_feature_idx / num_class header") from None
+    if max_feature != n_features - 1 or per_iter < 1:
+        raise ExportError(f"the LightGBM model is for {max_feature + 1} inputs, this GBM has {n_features}")
+    body, end, tail = ("Tree=" + rest).partition("end of trees") if sep else ("", "end of trees", text)
+    if not end:
+        raise ExportError("the LightGBM model text is cut short (no 'end of trees')")
+    blocks = [b for b in body.split("\n\n") if b.strip()]
+    for i, block in enumerate(blocks):
+        lines = block.strip().splitlines()
+        where = f"LightGBM tree {i}"
+        if lines[0] != f"Tree={i}":
+            raise ExportError(f"{where}: expected 'Tree={i}', found {lines[0][:40]!r}")
+        tree = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+        _check_tree(tree, max_feature, where)
+    if len(blocks) % per_iter:
+        raise ExportError(f"the LightGBM model has {len(blocks)} trees, not a multiple of the {per_iter} per round")
+    return "\n".join(line for line in head.splitlines() if not line.startswith("tree_sizes=")) + "\n\n" + body + \
+        end + tail
+
+
+def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
+    try:
+        n, n_cat = int(tree.get("num_leaves", "")), int(tree.get("num_cat", "0"))
+    except ValueError:
+        raise ExportError(f"{where}: num_leaves / num_cat are not whole numbers") from None
+    if not (1 <= n <= 1 << 24) or n_cat < 0:
+        raise ExportError(f"{where}: num_leaves={n}, num_cat={n_cat} out of range")
+    m = n - 1  # internal nodes
+    feats = _numbers(tree, "split_feature", m, int, where)
+    left, right = _numbers(tree, "left_child", m, int, where), _numbers(tree, "right_child", m, int, where)
+    thresholds = _numbers(tree, "threshold", m, float, where)
+    kinds = _numbers(tree, "decision_type", m, int, where)
+    _numbers(tree, "leaf_value", n, float, where)
+    for key in ("split_gain", "internal_value", "internal_weight", "internal_count"):
+        _numbers(tree, key, m, float, where, required=False)
+    for key in ("leaf_weight", "leaf_count"):
+        _numbers(tree, key, n, float, where, required=False)
+    if any(not 0 <= f <= max_feature for f in feats):
+        raise ExportError(f"{where}: a split on a feature outside 0..{max_feature}")
+    seen_nodes, seen_leaves = [0] * max(m, 1), [0] * n
+    for parent, kids in enumerate(zip(left, right)):
+        for c in kids:
+            if c >= 0:
+                if not parent < c < m:  # children come after their parent: traversal always ends
+                    raise ExportError(f"{where}: node {parent} has child node {c} (must be in {parent + 1}..{m - 1})")
+                seen_nodes[c] += 1
+            else:
+                if not 0 <= ~c < n:
+                    raise ExportError(f"{where}: node {parent} has leaf {~c} (the tree has {n} leaves)")
+                seen_leaves[~c] += 1
+    if m and (any(k != 1 for k in seen_nodes[1:]) or any(k != 1 for k in seen_leaves)):
+        raise ExportError(f"{where}: its nodes and leaves do not form a tree (each must have one parent)")
+    if any(not 0 <= k <= 15 for k in kinds):
+        raise ExportError(f"{where}: a decision_type outside 0..15")
+    bounds = _numbers(tree, "cat_boundaries", n_cat + 1 if n_cat else 0, int, where)
+    cats = _numbers(tree, "cat_threshold", len(tree.get("cat_threshold", "").split()), int, where, required=False)
+    if n_cat and (bounds[0] != 0 or bounds[-1] != len(cats) or any(b > a for b, a in zip(bounds, bounds[1:]))
+                  or any(not 0 <= c < 1 << 32 for c in cats)):
+        raise ExportError(f"{where}: its category table (cat_boundaries, cat_threshold) is inconsistent")
+    for k, t in zip(kinds, thresholds):
+        if k & 1 and not (t == int(t) and 0 <= int(t) < n_cat):
+            raise ExportError(f"{where}: a categorical split points outside its {n_cat} category sets")
+    if tree.get("is_linear", "0") not in ("0", "1"):
+        raise ExportError(f"{where}: is_linear must be 0 or 1")
+    if tree.get("is_linear") == "1":
+        counts = _numbers(tree, "num_features", n, int, where)
+        _numbers(tree, "leaf_const", n, float, where)
+        if any(c < 0 for c in counts):
+            raise ExportError(f"{where}: a negative num_features")
+        if any(not 0 <= f <= max_feature for f in _numbers(tree, "leaf_features", sum(counts), int, where)):
+            raise ExportError(f"{where}: a linear leaf on a feature outside 0..{max_feature}")
+        _numbers(tree, "leaf_coeff", sum(counts), float, where)
 
 
 class _StopAt:

@@ -53,7 +53,11 @@ def recipe_loaders(mod: ModuleType, bs: int, num_workers: int | None, seed: int)
     accepted = inspect.signature(mod.dataloaders).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     use = {k: v for k, v in kwargs.items() if takes_any or k in accepted}
-    return None, mod.dataloaders(**use), use
+    dls = mod.dataloaders(**use)
+    if not (hasattr(dls, "train") and hasattr(dls, "loaders")):
+        raise ParameterError(f"bench-loader: dataloaders() must return DataLoaders (e.g. dblock.dataloaders(source, "
+                             f"**kwargs)), got {type(dls).__name__}")
+    return None, dls, use
 
 
 def _workers(text: str) -> list[int]:

@@ -73,6 +73,9 @@ class Component:
     #: what each parameter accepts (``Interval``, ``Options``, ``Is`` from pipekit.core.validate); checked by
     #: ``check_params()``, which ``__init__`` calls, and exercised by the tests' conformance suite
     param_constraints: ClassVar[dict[str, Any]] = {}
+    #: parameters that describe this machine (a cache folder): a record never keeps a path in them, and one read
+    #: from a file leaves them at their default, so no file chooses where pipekit writes
+    local_params: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -155,8 +158,9 @@ class Component:
                 "state": to_data(self.state_to_data(), arrays, where)}
 
     def params_to_data(self) -> dict[str, Any]:
-        """The parameters a record keeps (override to leave out what a loaded copy cannot use)."""
-        return self.get_params(deep=False)
+        """The parameters a record keeps (override to leave out what a loaded copy cannot use); the
+        ``local_params`` are left out."""
+        return {k: v for k, v in self.get_params(deep=False).items() if k not in self.local_params}
 
     def state_to_data(self) -> dict[str, Any]:
         """The learned state as data (override when state holds objects, e.g. a LightGBM booster)."""
@@ -283,7 +287,8 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
         raise ExportError(f"the record of {name} has parameters {unknown} that {cls.__name__} does not take "
                           f"(it takes {allowed})")
     try:
-        obj = construct(cls, {k: from_data(v, arrays, depth + 1) for k, v in params.items()})
+        obj = construct(cls, {k: from_data(v, arrays, depth + 1) for k, v in params.items()
+                              if k not in cls.local_params})  # a file's folder for this machine is not followed
     except ExportError:
         raise
     except Exception as e:

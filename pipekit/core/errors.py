@@ -38,6 +38,10 @@ class PipelineStepError(PipekitError, ValueError):
     """A step of the data pipeline failed; the message names the step and its input."""
 
 
+class WeightsNotInstalledError(PipekitError, ImportError):
+    """The package that ships a pretrained weights file is not installed (or lacks the file)."""
+
+
 class UnknownNameError(PipekitError, KeyError):
     """A name (class, architecture, metric, data set) is not registered."""
 

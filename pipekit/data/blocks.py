@@ -109,9 +109,10 @@ class TransformBlock(Component):
     def decode_batch(self, batch: Any) -> list[Any]:
         return [self.decode(v) for v in batch]
 
-    def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None) -> Any:
+    def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None, geometry: Any = None) -> Any:
         """A predicted value for people, given the size of the input it was predicted on when the input
-        has one (blocks of coordinates answer in its pixels); by default :meth:`decode`."""
+        has one (blocks of coordinates answer in its pixels, ``geometry`` being the (3, 3) matrix from the model
+        input's -1..1 coordinates to those of the input's item-transformed image); by default :meth:`decode`."""
         return self.decode(value)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:

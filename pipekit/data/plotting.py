@@ -39,10 +39,20 @@ def plot_dir() -> Path:
     return d
 
 
+_DRAWN: dict[str, int] = {}  # figures of each name this process wrote to plot_dir()
+
+
+def _next_png(name: str) -> Path:
+    """``plot_dir()/name.png`` for the first figure of that name in this process, then ``name_2.png``, ... so a
+    second ``show_batch`` never replaces the first one's file (a new run starts again at ``name.png``)."""
+    k = _DRAWN[name] = _DRAWN.get(name, 0) + 1
+    return plot_dir() / (f"{name}.png" if k == 1 else f"{name}_{k}.png")
+
+
 def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str = "figure") -> Path | None:
     """Show ``fig`` (inline in a notebook, in a window with a screen) and write it to ``path`` when one is
-    given; with no way to show it, write it to ``path`` or ``plot_dir()/name.png``. Returns the PNG
-    written, if any.
+    given; with no way to show it, write it to ``path`` or ``plot_dir()/name.png`` (``name_2.png``, ... for the
+    next figures of that name, so each call keeps its own file). Returns the PNG written, if any.
 
     >>> plt = get_pyplot(); fig, ax = plt.subplots(); _ = ax.plot([0, 1])
     >>> savefig_or_show(fig, "/tmp/pipekit_doctest.png").name
@@ -52,7 +62,7 @@ def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str =
     mode = plot_mode()
     out = None
     if path is not None or mode == "file":
-        out = Path(path) if path is not None else plot_dir() / f"{name}.png"
+        out = Path(path) if path is not None else _next_png(name)
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=100, bbox_inches="tight")
     if mode == "inline":

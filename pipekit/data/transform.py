@@ -163,6 +163,13 @@ class BatchTransform(Transform):
         of ``store`` and reads the store itself (saving the gathered copy). Default: no."""
         return False
 
+    def valid_geometry(self, in_hw: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]] | None:
+        """For a transform that moves pixels when it is not augmenting (a centred crop to a size): the (3, 3)
+        matrix from its output's -1..1 coordinates to its input's, and its output size, for an input of size
+        ``in_hw``; None when it leaves coordinates alone (the default). ``predict`` maps predicted points and
+        boxes back through it."""
+        return None
+
 
 class BatchPipeline(Pipeline):
     """Batch transforms in order; they all see the whole batch tuple and act on the elements they handle.

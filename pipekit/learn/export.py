@@ -117,6 +117,32 @@ def _rebuild(where: str, what: str, build: Callable[[], Any]) -> Any:
         raise ExportError(f"{where}: record.json {what} could not be rebuilt ({type(e).__name__}: {e})") from e
 
 
+def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict[str, Any]) -> None:
+    """Build the architecture the record describes on the meta device (no memory, no initialisation) and refuse
+    a record whose model does not have exactly the stored weights' names and shapes: the weights are in the file,
+    so a model that matches them is as large as the file allows, never what a crafted config asks for. An
+    architecture that cannot be built on the meta device is checked after it is built, by ``load_state_dict``."""
+    try:
+        with torch.device("meta"):
+            meta = build()
+    except (ExportError, UnknownNameError, UnknownArchError):
+        return  # reported by the real build, with its message
+    except Exception:  # noqa: BLE001  (a builder that needs real tensors: checked after building)
+        return
+    if not isinstance(meta, nn.Module):
+        return
+    want = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in tensors.items()}
+    if want != have:
+        missing, unexpected = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+        sizes = [f"{k}: {have[k]} stored, {want[k]} built" for k in sorted(set(want) & set(have)) if want[k] != have[k]]
+        said = [f"{what}: {items[:3]}{' ...' if len(items) > 3 else ''}" for what, items in
+                (("Missing key(s)", missing), ("Unexpected key(s)", unexpected), ("size mismatch", sizes)) if items]
+        raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} as "
+                          f"record.json configures it ({'; '.join(said)}); the file is damaged or was not written "
+                          "by learn.export()")
+
+
 def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -> Learner:
     """Rebuild an exported Learner for inference (the loader of kind "learner" behind ``pipekit.load``);
     every field of the record is checked before any is used."""
@@ -137,11 +163,17 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     learner_name = _field(rec.get("learner"), str, "learner", "the registered name of a Learner class", where)
 
     dls = _rebuild(where, "field 'dls'", lambda: DataLoaders.from_state(rec["dls"], arrays, device=device))
+    try:
+        tensors = archive.tensors()
+    except ExportError as e:
+        raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} ({e}); "
+                          "the file is damaged or was not written by learn.export()") from None
+    _check_shapes(where, name, lambda: build_arch(name, config_from_data(arch["config"], arrays)), tensors)
     model = _rebuild(where, f"architecture {name!r}", lambda: build_arch(name, config_from_data(arch["config"], arrays)))
     if not isinstance(model, nn.Module):
         raise ExportError(f"{where}: architecture {name!r} built a {type(model).__name__}, not a torch module")
     try:
-        model.load_state_dict(archive.tensors(), strict=True)
+        model.load_state_dict(tensors, strict=True)
     except (ExportError, RuntimeError) as e:
         raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} ({e}); "
                           "the file is damaged or was not written by learn.export()") from None

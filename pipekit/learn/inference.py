@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,7 +184,23 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
     size = next((sz for s in stores if (sz := getattr(s, "source_size", lambda i: None)(0)) is not None),
                 None)
     decode = getattr(y_block, "decode_prediction", None)
-    return (decode(dec[0], size) if callable(decode) else y_block.decode(dec[0])), dec[0], preds[0]
+    if not callable(decode):
+        return y_block.decode(dec[0]), dec[0], preds[0]
+    return decode(dec[0], size, geometry=_valid_geometry(dl, stores)), dec[0], preds[0]
+
+
+def _valid_geometry(dl: Any, stores: Sequence[Any]) -> np.ndarray | None:
+    """The (3, 3) matrix from the model input's -1..1 coordinates back to those of the input as stored (after its
+    item transform): the batch transforms' validation geometry (a centred crop to a size), composed; None when
+    they move no pixel."""
+    size = next((s.size for s in stores if isinstance(getattr(s, "size", None), tuple)), None)
+    tfms = getattr(getattr(dl, "batch_tfms", None), "tfms", None) or []
+    m, moved = np.eye(3), False
+    for t in tfms:
+        found = t.valid_geometry(size) if size is not None and hasattr(t, "valid_geometry") else None
+        if found is not None:
+            m, size, moved = m @ found[0], found[1], True
+    return m if moved else None
 
 
 def _pipekit_loader(dl: Loader, what: str) -> DataLoader:

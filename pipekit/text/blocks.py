@@ -57,6 +57,7 @@ class TextBlock(TransformBlock):
     """
 
     param_attrs = {"vocab": "vocab_arg", "tok": "tok_arg"}
+    local_params = ("cache_dir",)  # where this machine caches token ids
     param_constraints = {"seq_len": Interval(2, None, integer=True),
                          "max_len": Interval(1, None, integer=True, none_ok=True),
                          "errors": Options("strict", "replace", "ignore"),

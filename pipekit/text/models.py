@@ -160,7 +160,9 @@ def get_language_model(encoder: AWD_LSTM, output_p: float = 0.1, tie_weights: bo
 
 class SentenceEncoder(nn.Module):
     """Runs the encoder over a padded (pad first) batch in windows of ``seq_len``, keeping the outputs of
-    the last ``max_len`` tokens. Rows still in their padding are not fed, so their state starts clean."""
+    the last ``max_len`` tokens. Each row is fed from its first real token on, at the start of a window, and
+    no padding reaches the encoder before a real token, so a text gets the same outputs alone or in any batch;
+    the outputs come back in the batch's pad-first layout, zeros where it pads."""
 
     def __init__(self, module: AWD_LSTM, seq_len: int = 72, pad_idx: int = 1, max_len: int | None = 72 * 20):
         super().__init__()
@@ -173,23 +175,32 @@ class SentenceEncoder(nn.Module):
         bs, sl = inp.shape
         lengths = (inp != self.pad_idx).sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)
-        x = inp[order]
+        x, lens = inp[order], lengths[order]
+        # the real tokens moved to the front of each row (pads after them), so every row starts a window
+        pos = torch.arange(sl, device=inp.device)
+        src = (pos[None, :] + (sl - lens)[:, None]).clamp(max=sl - 1)
+        left = torch.where(pos[None, :] < lens[:, None], x.gather(1, src), torch.full_like(x, self.pad_idx))
+        longest = int(lens[0]) if bs else 0
         self.module.reset()
-        outs, masks = [], []
-        for i in range(0, sl, self.seq_len):
-            real_bs = int((x[:, i:i + self.seq_len] != self.pad_idx).any(1).sum())
+        outs = []
+        for i in range(0, max(longest, 1), self.seq_len):
             stop = min(i + self.seq_len, sl)
+            real_bs = int((lens > i).sum())  # rows still reading: a prefix, the rows are sorted by length
             if real_bs == 0:
                 o = x.new_zeros(bs, stop - i, self.module.emb_sz, dtype=torch.float32)
-                self.module.reset()
             else:
-                o = self.module(x[:real_bs, i:stop])
+                o = self.module(left[:real_bs, i:stop])
                 if real_bs < bs:
                     o = torch.cat([o, o.new_zeros(bs - real_bs, o.size(1), o.size(2))], 0)
-            if self.max_len is None or sl - i <= self.max_len:
-                outs.append(o)
-                masks.append(x[:, i:stop] == self.pad_idx)
-        out, mask = torch.cat(outs, 1), torch.cat(masks, 1)
+            outs.append(o)
+        out_left = torch.cat(outs, 1)
+        # back to the pad-first layout, keeping the last ``max_len`` positions
+        width = sl if self.max_len is None else min(sl, self.max_len)
+        pos = torch.arange(width, device=inp.device)
+        back = pos[None, :] - (width - lens)[:, None]  # where each kept position's token sits in the left layout
+        mask = back < 0
+        idx = back.clamp(min=0, max=out_left.size(1) - 1)
+        out = out_left.gather(1, idx[:, :, None].expand(-1, -1, out_left.size(2))).masked_fill(mask[:, :, None], 0)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(bs, device=order.device)
         return out[inverse], mask[inverse]

@@ -11,7 +11,8 @@ from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cach
 from pipekit.vision.dataloaders import ImageDataLoaders, SegmentationDataLoaders
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, image_from_value, verify_images
 from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_body,
-                                         efficientnet_lite_stats, pretrained_archs)
+                                         efficientnet_lite_stats, pretrained_archs,
+                                         require_weights)
 from pipekit.vision.imagenet import IMAGENET_CATS, IMAGENET_DOGS, imagenet_labels, imagenet_predict
 from pipekit.vision.learner import (PixelAccuracy, check_model_output, load_body_weights, pixel_accuracy, unet_learner,
                                     vision_learner)
@@ -34,6 +35,6 @@ __all__ = [
     "show_batch", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
-    "pretrained_archs", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
+    "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
     "IMAGENET_DOGS",
 ]

@@ -55,13 +55,15 @@ class BBoxBlock(CoordBlock):
         v = to_numpy(value).reshape(-1, 4)
         return np.ascontiguousarray(v[~np.isnan(v).any(1)]).view(Boxes)
 
-    def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None) -> Any:
-        """Predicted boxes as (n, 4) [x0, y0, x1, y1] in pixels of the image predicted on."""
+    def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None, geometry: Any = None) -> Any:
+        """Predicted boxes as (n, 4) [x0, y0, x1, y1] in pixels of the image predicted on (``geometry``: the
+        batch transforms' validation crop, undone first)."""
         unit = np.asarray(self.decode(value))
         if source_size is None:
             return unit.view(Boxes)
         hw = (int(source_size[0]), int(source_size[1]))
-        return np.ascontiguousarray(self.to_pixels(unit.reshape(-1, 2, 2), hw).reshape(-1, 4)).view(Boxes)
+        unit = self.unit_before_batch(unit.reshape(-1, 2, 2), geometry)
+        return np.ascontiguousarray(self.to_pixels(unit, hw).reshape(-1, 4)).view(Boxes)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         from matplotlib.patches import Rectangle

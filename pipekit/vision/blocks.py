@@ -50,6 +50,7 @@ def _to_display(value: Any) -> np.ndarray:
 
 class _PixelBlock(TransformBlock):
     mode = "RGB"
+    local_params = ("cache_dir",)  # where this machine caches decoded images
 
     def __init__(self, cache_dir: str | os.PathLike | bool | None = None):
         self.cache_dir = cache_dir
@@ -225,13 +226,27 @@ class CoordBlock(TransformBlock):
             pts = pts @ inv[:2, :2].T + inv[:2, 2]
         return pts.reshape(np.shape(arr))
 
-    def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None) -> Any:
+    def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None, geometry: Any = None) -> Any:
         """A predicted value in pixels of the image it was predicted on (``source_size`` (h, w)); in -1..1
-        when that size is not known."""
+        when that size is not known. ``geometry``: see :meth:`unit_before_batch`."""
         unit = self.decode(value)
         if source_size is None:
             return unit
-        return self.to_pixels(np.asarray(unit), (int(source_size[0]), int(source_size[1])))
+        return self.to_pixels(self.unit_before_batch(np.asarray(unit), geometry),
+                              (int(source_size[0]), int(source_size[1])))
+
+    @staticmethod
+    def unit_before_batch(unit: np.ndarray, geometry: Any) -> np.ndarray:
+        """-1..1 (x, y) pairs of the model's input moved back through the batch transforms' validation geometry
+        (``geometry``: (3, 3), the model input's coordinates to the item-transformed image's; a centred crop to
+        another size or aspect), so they are coordinates of the image the item transform made."""
+        if geometry is None:
+            return unit
+        m = np.asarray(geometry, dtype=np.float64)
+        pts = unit.reshape(-1, 2)
+        homo = pts @ m[:2, :2].T + m[:2, 2]
+        w = pts @ m[2, :2] + m[2, 2]
+        return (homo / w[:, None]).reshape(unit.shape)
 
     def _encode(self, raw: pl.Series) -> TensorStore:
         raise NotImplementedError

@@ -42,7 +42,7 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Options, check
 from pipekit.learn.registry import register_arch
 from pipekit.vision.models import create_head
-from pipekit.vision.pretrained import WeightsFile, load_weights
+from pipekit.vision.pretrained import WeightsFile, load_weights, locate_weights
 
 __all__ = ["EfficientNetLite", "EfficientNetLiteBody", "LiteImageNetHead", "LiteVariant", "efficientnet_lite",
            "efficientnet_lite_body", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
@@ -92,6 +92,19 @@ _VARIANTS = {
     "lite2": LiteVariant("lite2", 1.1, 1.2, 260, 0.3, _weights(
         2, "efficientnet-lite2-9656183e", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d")),
 }
+
+
+def require_weights(*archs: str) -> None:
+    """Raise :class:`~pipekit.core.errors.WeightsNotInstalledError`, saying what to install, unless the ImageNet
+    weights of every one of ``archs`` are installed: a script calls it first, before it trains anything else.
+
+    >>> require_weights("efficientnet_lite0")  # installed with pipekit[pretrained]: nothing to say
+    """
+    for arch in archs:
+        variant = _VARIANTS.get(str(arch).removeprefix("efficientnet_"))
+        if variant is None:
+            raise ParameterError(f"require_weights: pipekit has ImageNet weights for {pretrained_archs()}, not {arch!r}")
+        locate_weights(variant.weights)
 
 
 def pretrained_archs() -> list[str]:

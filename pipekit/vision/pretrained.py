@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from pipekit.core.errors import DataError, PipekitError
+from pipekit.core.errors import DataError, WeightsNotInstalledError
 from pipekit.data.cache import (CacheEntryError, atomic_write, atomic_write_json, cache_folder, read_json,
                                 warn_rebuild)
 
@@ -43,10 +43,6 @@ __all__ = ["WeightsFile", "WeightsNotInstalledError", "WeightsHashError", "locat
 
 #: Bumped when the layout of the cached copy changes, so an old copy is rebuilt rather than misread.
 CACHE_VERSION = 1
-
-
-class WeightsNotInstalledError(PipekitError, ImportError):
-    """The package that ships a pretrained weights file is not installed (or lacks the file)."""
 
 
 class WeightsHashError(DataError):

@@ -67,6 +67,10 @@ class BatchAugment(BatchTransform):
     def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool) -> AugmentPlan:
         return sample_plan(n, in_size, streams, self.settings, train, self.extra_samplers)
 
+    def valid_geometry(self, in_hw: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]] | None:
+        plan = sample_plan(1, in_hw, lambda stream: np.random.default_rng(0), self.settings, train=False)
+        return plan.matrices[0], plan.out_size
+
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         return self.encode_then(batch, ctx, None)
 

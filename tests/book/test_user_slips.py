@@ -131,3 +131,35 @@ def test_a_label_returned_as_a_path_is_its_text_and_several_files_are_not_one_it
     assert learn.predict(files[0])[0] in dls.vocab
     with pytest.raises(ParameterError, match=r"predict takes one item; this list holds 2.*test_dl"):
         learn.predict(files)
+
+
+def test_predicted_points_come_back_in_pixels_through_a_validation_crop():
+    from PIL import Image
+    from torch import nn
+
+    from pipekit.learn import Learner
+    from pipekit.vision import aug_transforms
+
+    files = get_image_files(D.path("dogscats") / "train")[::200]
+
+    def get_pt(f):  # one point at a quarter of the width, a tenth of the height
+        w, h = Image.open(f).size
+        return {"points": [[w * 0.25, h * 0.1]], "size": [h, w]}
+
+    class Perfect(nn.Module):  # answers the validation target it was given, whatever the image
+        def __init__(self, v):
+            super().__init__()
+            self.v = nn.Parameter(torch.tensor(v))
+
+        def forward(self, x):
+            return self.v.expand(len(x), -1).clone()
+
+    w, h = Image.open(files[0]).size
+    for item_tfm, batch_tfms in [(Resize(64), None), (Resize(64), aug_transforms(size=(48, 64))),
+                                 (Resize((64, 96)), aug_transforms(size=48))]:
+        db = DataBlock(blocks=(ImageBlock, PointBlock), get_items=lambda p: files, get_y=get_pt,
+                       splitter=IndexSplitter(list(range(1, len(files)))), item_tfms=item_tfm, batch_tfms=batch_tfms)
+        dls = db.dataloaders("/", bs=4, seed=0)
+        target = next(iter(dls.valid))[1][0].reshape(-1).tolist()  # files[0]'s point as the model sees it
+        np.testing.assert_allclose(Learner(dls, Perfect(target)).predict(files[0])[0], [[w * 0.25, h * 0.1]],
+                                   atol=0.6)

@@ -386,9 +386,22 @@ def test_sec_bad_weights_are_export_errors(exported, tmp_path):
     other = save({"layers.0.weight": torch.zeros(3, 3)})
     path = with_members(exported, tmp_path, "other.pipekit", **{"weights.safetensors": other})
     refused(load_learner, path, match=r"(?s)the weights \(weights.safetensors\) do not load into architecture "
-                                      r"'TabularModel' \(.*Missing key")
+                                      r"'TabularModel' .*Missing key")
     path = with_members(exported, tmp_path, "none.pipekit", **{"weights.safetensors": None})
     refused(load_learner, path, match=r"holds no weights.safetensors")
+
+
+def test_sec_a_config_asking_for_a_huge_model_is_refused_before_it_is_built(exported, tmp_path):
+    import resource
+
+    record = json.loads(json.dumps(exported["record"]))
+    record["arch"]["config"]["layers"] = [20000, 20000]  # 4e8 weights, 1.6 GB, that the file does not hold
+    path = with_members(exported, tmp_path, "huge.pipekit", **{"record.json": json_bytes(record)})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    refused(load_learner, path, match=r"do not load into architecture 'TabularModel' as record.json configures it "
+                                      r"\(.*size mismatch: \['layers.0.weight: \(32, \d+\) stored, \(20000, \d+\) built")
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 300, f"loading grew the process by {grown_mb:.0f} MB"
 
 
 class _Evil:

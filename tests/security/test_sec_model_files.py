@@ -528,6 +528,77 @@ def test_sec_tree_tables_from_a_file_are_checked(fitted, splits, tmp_path):
     np.testing.assert_array_equal(load_model(tmp_path / "rf.pipekit").predict(va), fitted["rf"].predict(va))
 
 
+def test_sec_lightgbm_text_from_a_file_is_checked_before_lightgbm_reads_it(fitted, splits, tmp_path):
+    """LightGBM trusts its trees' indices when predicting (a tampered file read stray memory, looped forever or
+    aborted the process): every tree is checked first, and LightGBM's own refusals are ExportErrors."""
+    _, va = splits
+    record, arrays = read_model_file(fitted["gbm"].export(tmp_path / "gbm.pipekit"))
+    key = record["state"]["booster_"]["__array__"]
+    text = arrays[key].tobytes().decode()
+    assert "num_cat=1" in text or "num_cat=2" in text  # the adult trees split on categories too
+    no_sizes = re.sub(r"tree_sizes=[^\n]*\n", "", text)
+    attacks = {
+        "cut short": (text[: len(text) // 2], r"cut short"),
+        "child out of range": (re.sub(r"left_child=-?\d+", "left_child=100000", no_sizes, count=1),
+                               r"tree 0: node 0 has child node 100000"),
+        "child before its parent": (re.sub(r"left_child=(-?\d+) (-?\d+)", r"left_child=\1 0", no_sizes, count=1),
+                                    r"tree 0: node 1 has child node 0"),
+        "feature out of range": (re.sub(r"split_feature=\d+", "split_feature=1000000", no_sizes, count=1),
+                                 r"tree 0: a split on a feature outside"),
+        "huge tree": (re.sub(r"num_leaves=\d+", "num_leaves=100000000", no_sizes, count=1), r"out of range"),
+        "a leaf twice": (re.sub(r"right_child=(-?\d+)", "right_child=-1", re.sub(r"left_child=(-?\d+)", "left_child=-1",
+                                                                            no_sizes, count=1), count=1),
+                         r"do not form a tree|leaf"),
+        "category set out of range": (re.sub(r"cat_boundaries=([^\n]*) \d+\n", r"cat_boundaries=\1 999999\n", no_sizes,
+                                             count=1), r"category table"),
+        "not a number": (re.sub(r"threshold=\S+", "threshold=nope", no_sizes, count=1), r"not a number"),
+        "another model's width": (re.sub(r"max_feature_idx=\d+", "max_feature_idx=2", text), r"for 3 inputs"),
+        "LightGBM's own refusal": (re.sub(r"objective=[^\n]*", "objective=binary sigmoid:oops", no_sizes), r"LightGBM"),
+    }
+    for k, (what, (bad_text, said)) in enumerate(attacks.items()):
+        bad = {**arrays, key: np.frombuffer(bad_text.encode(), dtype=np.uint8).copy()}
+        with pytest.raises(ExportError, match=said):
+            load_model(write_model_file(tmp_path / f"gbm_bad{k}.pipekit", record, bad))
+            pytest.fail(f"{what}: loaded")
+    # the untouched file still loads and predicts as the model did
+    np.testing.assert_array_equal(load_model(tmp_path / "gbm.pipekit").predict(va), fitted["gbm"].predict(va))
+
+
+def test_sec_a_model_file_does_not_choose_where_pipekit_writes(tmp_path):
+    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.learn import load_learner
+    from pipekit.vision import ImageBlock, Resize, vision_learner
+
+    import pipekit.datasets as D
+
+    mine = tmp_path / "my_cache"
+    db = DataBlock(blocks=(ImageBlock(cache_dir=mine), CategoryBlock), get_items=lambda p: get_image_files(p)[::40],
+                   get_y=parent_label, splitter=GrandparentSplitter(), item_tfms=Resize(28))
+    learn = vision_learner(db.dataloaders(D.path("mnist_tiny"), bs=8, seed=0), "simple_cnn")
+    path = learn.export(tmp_path / "digits.pipekit")
+    with zipfile.ZipFile(path) as z:
+        assert str(mine) not in z.read("record.json").decode()  # this machine's folder is not written
+    # a crafted record naming a folder: the folder is not followed
+    record = json.loads(zipfile.ZipFile(path).read("record.json"))
+    text = json.dumps(record)
+    evil = tmp_path / "chosen_by_the_file"
+    crafted = text.replace('"blocks": [{"class": "pipekit.vision.ImageBlock", "params": {',
+                           f'"blocks": [{{"class": "pipekit.vision.ImageBlock", "params": {{"cache_dir": "{evil}", ')
+    crafted = crafted.replace('"blocks_": [{"class": "pipekit.vision.ImageBlock", "params": {',
+                              f'"blocks_": [{{"class": "pipekit.vision.ImageBlock", "params": {{"cache_dir": "{evil}", ')
+    assert crafted.count(str(evil)) == 2  # the recipe's blocks and the fitted ones
+    members = {n: zipfile.ZipFile(path).read(n) for n in zipfile.ZipFile(path).namelist()}
+    members["record.json"] = crafted.encode()
+    bad = tmp_path / "crafted.pipekit"
+    with zipfile.ZipFile(bad, "w") as z:
+        for n, b in members.items():
+            z.writestr(n, b)
+    loaded = load_learner(bad)
+    files = sorted(get_image_files(D.path("mnist_tiny") / "train"))[:300]  # enough to be cached on disk
+    loaded.get_preds(dl=loaded.dls.test_dl(files))
+    assert not evil.exists()
+
+
 def test_sec_adapter_docstring_examples_run():
     import doctest
 
