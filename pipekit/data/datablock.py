@@ -46,6 +46,23 @@ def _storable(v: Any) -> bool:
         return False
 
 
+def _check_masks_fit_images(blocks: Sequence[Any], stores: Sequence[Any], items: pl.DataFrame) -> None:
+    """A mask follows its image through every transform, so each must be the size of its image (pixel for pixel);
+    the first one that is not is named with its item."""
+    image = next((s for b, s in zip(blocks, stores) if b.geometry == "image" and hasattr(s, "orig_sizes")), None)
+    if image is None:
+        return
+    for b, s in zip(blocks, stores):
+        if b.geometry == "mask" and hasattr(s, "orig_sizes") and len(s.orig_sizes) == len(image.orig_sizes):
+            bad = np.flatnonzero((np.asarray(s.orig_sizes) != np.asarray(image.orig_sizes)).any(1))
+            if bad.size:
+                i = int(bad[0])
+                (ih, iw), (mh, mw) = image.orig_sizes[i], s.orig_sizes[i]
+                raise DataError(f"item {i} ({item_at(items, i)!r}): the image is {iw}x{ih} but its "
+                                f"{type(b).__name__} is {mw}x{mh} ({bad.size} item(s) differ); a mask must be the size "
+                                "of its image, pixel for pixel: check the getter pairs each image with its own mask")
+
+
 class DataBlock(Component):
     """A recipe: what the data is (blocks), where items come from, how to label and split them.
 
@@ -190,6 +207,7 @@ class DataBlock(Component):
                          raw)
             say("store", name, (block, store))
             stores.append(store)
+        _check_masks_fit_images(self.blocks_, stores, items)
         self.batch_tfms_ = self._batch_tfms()
         return Datasets(items, [train, valid], stores, self.blocks_, self.n_inp_, recipe=self)
 

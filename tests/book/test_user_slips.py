@@ -163,3 +163,29 @@ def test_predicted_points_come_back_in_pixels_through_a_validation_crop():
         target = next(iter(dls.valid))[1][0].reshape(-1).tolist()  # files[0]'s point as the model sees it
         np.testing.assert_allclose(Learner(dls, Perfect(target)).predict(files[0])[0], [[w * 0.25, h * 0.1]],
                                    atol=0.6)
+
+
+def test_a_mask_of_another_size_than_its_image_is_named(tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from pipekit.vision import MaskBlock
+
+    src = D.path("camvid_tiny")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for k, f in enumerate(sorted((src / "images").glob("*.png"))[:4]):
+        shutil.copy(f, tmp_path / "images")
+        mask = Image.open(src / "labels" / f"{f.stem}_P.png")
+        if k == 2:  # one mask saved at another size and aspect than its photo
+            mask = mask.resize((96, 96), Image.NEAREST)
+        mask.save(tmp_path / "labels" / f"{f.stem}_P.png")
+    codes = list(np.loadtxt(src / "codes.txt", dtype=str))
+    db = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=get_image_files,
+                   get_y=lambda o: tmp_path / "labels" / f"{Path(o).stem}_P.png", splitter=RandomSplitter(seed=0),
+                   item_tfms=Resize(32))
+    third = sorted((tmp_path / "images").glob("*.png"))[2].name
+    with pytest.raises(DataError, match=rf"item 2 \(.*{third}.*\): the image is 128x96 but its MaskBlock is 96x96 "
+                                        r"\(1 item\(s\) differ\)"):
+        db.dataloaders(tmp_path / "images", bs=2)
