@@ -87,6 +87,7 @@ class TorchTabular(Backend):
         kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
         learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx), layers=self.layers,
                                 config=self.config, y_range=self.y_range, **kwargs)
+        _ = learn.optimizer  # built now (a process's first one imports torch's compiler): inside the time counted
         limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3))
         with learn.removed_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)]):  # quiet, as every backend
             learn.fit_one_cycle(self.epochs, self.lr, cbs=limit)

@@ -152,8 +152,9 @@ class EarlyStoppingCallback(TrackerCallback):
 
 
 class TimeLimit(Callback):
-    """Fits training into ``seconds`` (counted from the start of ``fit``) by shortening the schedule rather than
-    cutting it off: from the ``probe``-th training batch on (the first two, which pay one-off costs, are not
+    """Fits training into ``seconds`` by shortening the schedule rather than cutting it off. The seconds count from
+    ``before_fit``, once the optimizer is built (a process's first optimizer imports torch's compiler, a second or
+    so the limit does not see: build it first, ``learn.optimizer``, to count it). From the ``probe``-th training batch on (the first two, which pay one-off costs, are not
     timed), before every training batch it projects the batches left at the rate measured, plus a validation per
     epoch they reach (as long as the last one took; before one has run, a validation batch counts a third of a
     training batch), and when they would run past the limit it ends training after the batches that fit (the
@@ -235,8 +236,12 @@ class TimeLimit(Callback):
             return b * per_batch + -(-(pos + b) // n_train) * valid
 
         b = self.planned_ - (learn.train_iter - self._first)  # all the batches asked for, if they fit
-        while b > 1 and cost(b) > left:
-            b = max(1, min(b - 1, int((left - -(-(pos + b) // n_train) * valid) / per_batch)))
+        if cost(b) > left:  # else the most that fit (the cost grows with b): a binary search
+            lo, hi = 1, b
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if cost(mid) <= left else (lo, mid - 1)
+            b = lo
         if learn.train_iter + b != learn.total_iters:
             learn.total_iters = learn.train_iter + b
             learn.pct_train = learn.train_iter / learn.total_iters
