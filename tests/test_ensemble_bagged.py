@@ -117,7 +117,7 @@ def test_a_time_limit_is_shared_by_the_fold_models_and_never_spoils_a_refit(bag,
     list(roomy.fit_folds(tab.train, time_limit=600))
     assert roomy.stopped_on_time_ == 0
     np.testing.assert_array_equal(roomy.oof_predictions_, bag.oof_predictions_)
-    # forests stop growing trees on time too: each fold model keeps the first tenth it grew
+    # forests stop growing trees on time too: each fold model keeps the two trees it grew first (one thread)
     trees = BaggedModel(ExtraTrees("classification", n_estimators=20, n_jobs=1), n_folds=2)
     list(trees.fit_folds(tab.train, time_limit=1e-3))
     assert trees.stopped_on_time_ == 2 and all(len(m.model_.estimators_) == 2 for m in trees.models_)

@@ -96,10 +96,11 @@ def test_a_forest_grows_what_its_time_limit_holds(rf, splits, tmp_path):
     assert not roomy.stopped_on_time_ and len(roomy.model_.estimators_) == 30
     np.testing.assert_array_equal(roomy.predict(va), rf.predict(va))
     assert roomy.oob_score_ == rf.oob_score_
-    # no time: the first tenth, scored out of bag on those trees, and a file that loads as it predicts
+    # no time: the first two trees per thread, scored out of bag on those trees, and a file that loads as it
+    # predicts
     tight = RandomForest("classification", n_estimators=30, n_jobs=1, seed=0, time_limit=1e-3).fit(tr, va)
-    assert tight.stopped_on_time_ and len(tight.model_.estimators_) == 3
-    assert 0.6 < tight.oob_score_ < 1 and tight.valid_score_ > 0.75
+    assert tight.stopped_on_time_ and len(tight.model_.estimators_) == 2
+    assert 0.6 < tight.oob_score_ < 1 and tight.valid_score_ > 0.7
     np.testing.assert_array_equal(tight.predict(va), np.mean([t.predict_proba(tight.matrix(tight._prepare(va),
                                                                                             order="C"))
                                                               for t in tight.model_.estimators_], axis=0))

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, Contributions, feature_frame
+from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, Contributions, cores,
+                                   feature_frame)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, Options
@@ -98,11 +99,13 @@ class RandomForest(Backend):
             self.oob_score_ = get_metric(None, self.task).score(y[keep], oob[keep]) if keep.any() else float("nan")
 
     def _grow(self, forest: Any, X: np.ndarray, y: np.ndarray, end: float | None) -> Any:
-        """Fit ``forest``: at once without a time limit; with one, a tenth of the trees at a time (warm start,
-        which draws each tree's seed as one fit would) while the next tenth is expected to end in time."""
+        """Fit ``forest``: at once without a time limit; with one, two trees per thread first (they tell the
+        rate), then a tenth of the trees at a time (warm start, which draws each tree's seed as one fit would) while
+        the next are expected to end in time."""
         if end is None:
             return forest.fit(X, y)
         oob, step, grown, start = forest.oob_score, max(1, -(-self.n_estimators // 10)), 0, time.perf_counter()
+        first = min(step, 2 * cores(self.n_jobs))
         forest.set_params(warm_start=True, oob_score=False)
         while grown < self.n_estimators:
             if grown:
@@ -112,7 +115,7 @@ class RandomForest(Backend):
                     self.stopped_on_time_ = True
                     break
             else:
-                fit = step  # the first trees tell the rate, whatever the limit
+                fit = first  # the first trees tell the rate, whatever the limit
             grown = min(self.n_estimators, grown + fit)
             forest.set_params(n_estimators=grown).fit(X, y)
         if oob:  # scored once, on the trees grown (a warm start with no new tree only scores them)

@@ -152,16 +152,18 @@ class EarlyStoppingCallback(TrackerCallback):
 
 
 class TimeLimit(Callback):
-    """Fits training into ``seconds`` by shortening the schedule rather than cutting it off. The seconds count from
-    ``before_fit``, once the optimizer is built (a process's first optimizer imports torch's compiler, a second or
-    so the limit does not see: build it first, ``learn.optimizer``, to count it). From the ``probe``-th training batch on (the first two, which pay one-off costs, are not
-    timed), before every training batch it projects the batches left at the rate measured, plus a validation per
-    epoch they reach (as long as the last one took; before one has run, a validation batch counts a third of a
-    training batch), and when they would run past the limit it ends training after the batches that fit (the
-    projection is made again at every batch, so an early estimate that was too slow or too fast is corrected).
-    ``pct_train`` then runs to 1 over those batches, so a one-cycle schedule still warms up and anneals to its
-    end; the last epoch may stop part-way, and is validated. Should the time run out anyway (a batch far slower
-    than measured), the fit stops before the next training batch, without validating.
+    """Fits training into ``seconds`` by shortening the schedule rather than cutting it off.
+
+    The seconds count from ``before_fit``, once the optimizer is built (a process's first optimizer imports
+    torch's compiler, a second or so the limit does not see: build it first, ``learn.optimizer``, to count it).
+    From the ``probe``-th training batch on (the first two, which pay one-off costs, are not timed), before every
+    training batch it projects the batches left at the rate measured, plus a validation per epoch they reach (as
+    long as the last one took; before one has run, a validation batch counts a third of a training batch), and
+    when they would run past the limit it ends training after the batches that fit (the projection is made
+    again at every batch, so an early estimate that was too slow or too fast is corrected). ``pct_train`` then
+    runs to 1 over those batches, so a one-cycle schedule still warms up and anneals to its end; the last epoch
+    may stop part-way, and is validated. Should the time run out anyway (a batch far slower than measured), the
+    fit stops before the next training batch, without validating.
 
     Fitted: ``planned_`` (training batches the fit was asked for), ``kept_`` (those the schedule was cut to,
     equal when the time sufficed), ``stopped_on_time_`` (whether the limit changed the fit). A fit the limit
