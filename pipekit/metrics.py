@@ -268,7 +268,11 @@ class FuncMetric(MeanMetric):
 
     def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
         n = len(pred)
-        return self.fn(pred, targ).detach().float() * n, n
+        value = _torch().as_tensor(self.fn(pred, targ))  # a Python or NumPy number is a batch mean too
+        if value.numel() != 1:
+            raise ParameterError(f"metric {self.name!r} returned {tuple(value.shape)} values for a batch of {n}: a "
+                                 "metric function fn(pred, targ) returns the batch's mean (e.g. end with .mean())")
+        return value.detach().float().reshape(()) * n, n
 
     def score(self, y_true: Any, y_pred: Any) -> float:
         if not self.y_first:

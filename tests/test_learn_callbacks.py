@@ -210,3 +210,120 @@ def test_cpu_bf16_is_fast_reads_the_cpu_flags(monkeypatch, tmp_path, flags, fast
     assert builtin.cpu_bf16_is_fast() is fast
     monkeypatch.setattr(builtin, "open", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError(a[0])), raising=False)
     assert builtin.cpu_bf16_is_fast() is False  # no /proc/cpuinfo (not Linux): never assumed
+
+
+# ---------------------------------------------------------------- what the book's training-loop chapters type
+def _tiny(n: int = 320, bs: int = 32):
+    from torch import nn
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n + 80, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    dls = DataLoaders.from_stores([TensorStore(x[:n]), TensorStore(y[:n])], [TensorStore(x[n:]), TensorStore(y[n:])],
+                                  bs=bs, seed=0, device="cpu")
+    return dls, nn
+
+
+def test_plain_functions_as_metrics_and_losses_say_what_they_must_return():
+    from pipekit.learn import CrossEntropyLossFlat
+
+    dls, nn = _tiny()
+
+    def as_float(pred, targ):  # ends in .item(), as the book's functions often do
+        return (pred.argmax(1) == targ).float().mean().item()
+
+    learn = Learner(dls, nn.Linear(4, 2), loss_func=CrossEntropyLossFlat(), metrics=as_float)
+    learn.fit(3, 0.1)
+    assert 0.8 < learn.recorder.values[-1][-2] <= 1
+
+    def hits(pred, targ):  # one value per item: not a batch mean
+        return (pred.argmax(1) == targ).float()
+
+    with pytest.raises(ParameterError, match=r"metric 'hits' returned \(\d+,\) values .*returns the batch's mean"):
+        Learner(dls, nn.Linear(4, 2), loss_func=CrossEntropyLossFlat(), metrics=hits).fit(1, 1e-2)
+
+    def per_item_loss(pred, targ):
+        return torch.nn.functional.cross_entropy(pred, targ, reduction="none")
+
+    with pytest.raises(ParameterError, match=r"loss_func 'per_item_loss' returned \(32,\) values .*\.mean\(\)"):
+        Learner(dls, nn.Linear(4, 2), loss_func=per_item_loss).fit(1, 1e-2)
+    from pipekit.data import DataLoader
+
+    with pytest.raises(ParameterError, match=r"DataLoader takes a pipekit dataset .*got a list.*TensorStore"):
+        DataLoader(list(zip(range(4), range(4))), bs=2)
+
+
+def test_an_interrupted_fit_leaves_nothing_of_its_callbacks_behind():
+    from pipekit.learn import Callback, CrossEntropyLossFlat
+
+    dls, nn = _tiny()
+    bad = Learner(dls, nn.Linear(5, 2), loss_func=CrossEntropyLossFlat()).to_bf16()
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        bad.fit(1, 1e-2)
+    assert not torch.is_autocast_enabled("cpu")
+    a = torch.randn(4, 4)
+    assert (a @ a).dtype == torch.float32
+
+    class CtrlC(Callback):
+        def after_batch(self):
+            if self.learn.training and self.learn.iter == 2:
+                raise KeyboardInterrupt
+
+    loss = CrossEntropyLossFlat()
+    learn = Learner(dls, nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), loss_func=loss)
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(1, 1e-2, cbs=[MixUp(), ActivationStats(), CtrlC()])
+    assert learn.loss_func is loss
+    assert not any(m._forward_hooks for m in learn.model.modules())
+    assert len(learn.validate()) == 1  # the learner works as before
+
+
+def test_time_limit_shortens_a_slow_fit_resumes_and_covers_fine_tune(dls, tmp_path):
+    import time
+
+    from pipekit.learn import Callback, CrossEntropyLossFlat, TimeLimit
+
+    small, nn = _tiny()
+
+    class Slow(Callback):  # a model at 0.2 s a batch: 3 s hold about 15 of the 50 asked for
+        def before_batch(self):
+            if self.learn.training:
+                time.sleep(0.2)
+
+    learn = Learner(small, nn.Linear(4, 2), loss_func=CrossEntropyLossFlat(), cbs=Slow())
+    _ = learn.optimizer
+    limit = TimeLimit(3)
+    learn.fit_one_cycle(5, 1e-2, cbs=limit)
+    lrs = [g[0] for g in learn.recorder.lrs]
+    assert limit.stopped_on_time_ and 5 <= limit.kept_ == len(lrs) < 20 and lrs[-1] < 1e-3  # shortened, annealed
+    # the limit is not part of a checkpoint: a fit resumed at start_epoch follows the same schedule
+    plain = learner(dls, path=tmp_path)
+    plain.fit_one_cycle(3, 1e-2, cbs=[TimeLimit(600), SaveModelCallback(every_epoch=True, fname="ep")])
+    resumed = learner(dls, path=tmp_path)
+    resumed.load("ep_0")
+    resumed.fit_one_cycle(3, 1e-2, cbs=TimeLimit(600), start_epoch=1)
+    assert resumed.total_iters == plain.total_iters and resumed.recorder.lrs[-1] == pytest.approx(plain.recorder.lrs[-1])
+    # fine_tune's two fits share one limit
+    tune = learner(dls)
+    shared = TimeLimit(2.0)
+    t = time.perf_counter()
+    tune.fine_tune(100, 1e-3, cbs=shared)
+    assert time.perf_counter() - t < 3.5 and shared.stopped_on_time_ and shared.kept_ < shared.planned_
+
+
+def test_plain_sgd_keeps_no_momentum_and_an_unloadable_export_is_refused(tmp_path):
+    import functools
+
+    from pipekit.core.errors import ExportError
+    from pipekit.learn import MLP, SGD
+
+    dls, nn = _tiny()
+    learn = Learner(dls, MLP(4, 2, layers=[8]), opt_func=SGD, loss_func=torch.nn.functional.cross_entropy)
+    learn.fit_one_cycle(1, 1e-2)
+    assert set(learn.recorder.moms[-1]) == {0.0} and learn.optimizer.moms == [0.0]
+    with_mom = Learner(dls, MLP(4, 2, layers=[8]), opt_func=functools.partial(SGD, mom=0.9),
+                       loss_func=torch.nn.functional.cross_entropy)
+    with_mom.fit_one_cycle(1, 1e-2)
+    assert max(m[0] for m in with_mom.recorder.moms) == pytest.approx(0.95)
+    with pytest.raises(ExportError, match=r"the loss 'cross_entropy' is a plain function.*CrossEntropyLossFlat"):
+        learn.export(tmp_path / "ch4.pipekit")

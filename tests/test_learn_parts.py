@@ -1,6 +1,8 @@
 """Losses, metrics, schedules, optimiser groups, get_preds options and TTA."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -90,11 +92,16 @@ def test_schedules_and_param_groups():
     with pytest.raises(ValueError, match="sum to 1"):
         combine_scheds([0.5, 0.6], [sched_lin(0, 1), sched_lin(0, 1)])
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
-    opt = OptimWrapper(model, SGD, lr=0.1, splitter=lambda m: [list(m[:2].parameters()), list(m[2].parameters())])
+    split = lambda m: [list(m[:2].parameters()), list(m[2].parameters())]  # noqa: E731
+    opt = OptimWrapper(model, functools.partial(SGD, mom=0.9), lr=0.1, splitter=split)
     opt.set_hyper("lr", slice(1e-3, 1e-1))
     opt.set_hyper("wd", 0.5)
     opt.set_hyper("mom", 0.8)
     assert opt.lrs == pytest.approx([1e-3, 1e-1]) and opt.moms == [0.8, 0.8]
+    # plain SGD (the book's default) keeps no momentum, whatever a schedule sets
+    plain = OptimWrapper(model, SGD, lr=0.1, splitter=split)
+    plain.set_hyper("mom", 0.95)
+    assert plain.moms == [0.0, 0.0]
     # biases and batch-norm get no weight decay
     for g in opt.param_groups:
         names = {id(p) for p in g["params"]}

@@ -131,6 +131,6 @@ def test_process_to_parquet_expression_split_and_errors(tmp_path, rossmann):
         .write_parquet(nulls)
     stores = rossmann["Store"]
     n, first = int((stores == 11).sum()), int((stores == 11).arg_true()[0])
-    with pytest.raises(DataError, match=rf"'Sales' has {n} null value\(s\), first at row {first}"):
+    with pytest.raises(DataError, match=rf"'Sales' has {n} missing or infinite value\(s\) .*, first at row {first}"):
         process_to_parquet(nulls, out, cat_names=["Store"], y_names="Sales")
     assert np.isfinite(tab.train.conts.to_numpy()).all()

@@ -205,6 +205,12 @@ class Backend(Model):
         self.feature_names_ = list(train.feature_names)
         self.cat_features_ = [c for c in train.cat_names if c in self.feature_names_]
         self.procs_signature_ = train.procs_signature
+        kind = getattr(train.processor, "y_kind_", None) if train.processor is not None else None
+        if kind in ("category", "regression") and (self.task == "classification") != (kind == "category"):
+            raise DataError(f"{type(self).__name__}(task={self.task!r}) cannot fit a Tabular whose target is a "
+                            f"{'category' if kind == 'category' else 'number (a regression)'}: give task="
+                            f"{'classification' if kind == 'category' else 'regression'!r}, or build the Tabular with "
+                            f"y_block={'regression' if kind == 'category' else 'category'!r}")
         y = train.y
         if self.task == "classification":
             if y.dtype.kind == "f" and np.isnan(y).any():
@@ -213,9 +219,10 @@ class Backend(Model):
             if len(self.classes_) < 2:
                 raise DataError(f"classification needs at least 2 classes in train; found {self.classes_.tolist()}")
         else:
-            n_nan = int(np.isnan(encode_y(y, "regression")).sum())
-            if n_nan:
-                raise DataError(f"the training target has {n_nan} NaN values; drop those rows")
+            bad = ~np.isfinite(encode_y(y, "regression"))
+            if bad.any():
+                raise DataError(f"the training target has {int(bad.sum())} NaN or infinite value(s), first at row "
+                                f"{int(np.flatnonzero(bad)[0])}; drop those rows (a log of zero is -inf)")
 
     def _prepare(self, data: Any) -> TabularData:
         self.check_is_fitted()

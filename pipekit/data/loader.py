@@ -53,6 +53,11 @@ class DataLoader:
                  batch_tfms: BatchPipeline | Sequence | None = None, num_workers: int | None = None,
                  augment: bool | None = None, pin_memory: bool | None = None):
         check_positive_int("DataLoader", "bs", bs)
+        if not callable(getattr(dataset, "gather", None)):
+            raise ParameterError(f"DataLoader takes a pipekit dataset (stores it gathers batches from), got a "
+                                 f"{type(dataset).__name__}: for tensors x, y use DataLoaders.from_stores([TensorStore(x_train), "
+                                 "TensorStore(y_train)], [TensorStore(x_valid), TensorStore(y_valid)], bs=...) or "
+                                 "DataLoader(ArrayDataset([TensorStore(x), TensorStore(y)]), bs=...)")
         if len(dataset) == 0:
             raise ParameterError("DataLoader: the dataset is empty; check the items and the split")
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, int(bs), shuffle, drop_last

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is
 from pipekit.data.getters import iter_items, path_column
 
@@ -166,6 +166,12 @@ class TimeSplitter(Splitter):
     def __init__(self, col: str, cutoff: Any):
         self.col = col
         self.cutoff = cutoff.isoformat() if isinstance(cutoff, (dt.date, dt.datetime)) else cutoff
+        if isinstance(self.cutoff, str):
+            try:
+                dt.datetime.fromisoformat(self.cutoff)
+            except ValueError:
+                raise ParameterError(f"TimeSplitter: cutoff={self.cutoff!r} is not an ISO date; give e.g. '2015-06-14' "
+                                     "(or '2015-06-14 12:00'), a datetime.date, a number or a share in (0, 1)") from None
 
     def split(self, items: pl.DataFrame) -> Split:
         if self.col not in items.columns:

@@ -121,11 +121,15 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
     return ColumnClusters(columns=columns, correlation=corr, linkage=z, constant=constant)
 
 
-def _score(model: Model, valid: TabularData | None, metric: Any) -> float:
+def _score(model: Model, train: TabularData, valid: TabularData | None, metric: Any) -> float:
+    """``metric`` on ``valid``, or on a forest's out-of-bag predictions of ``train`` (rows no tree left out are
+    skipped, as ``oob_score_`` skips them)."""
     if valid is not None:
         return model.score(valid, metric)
-    if isinstance(model, RandomForest) and model.oob_score_ is not None:
-        return float(model.oob_score_)
+    oob = getattr(model, "oob_predictions_", None) if isinstance(model, RandomForest) else None
+    if oob is not None:
+        keep = ~np.isnan(oob).any(1) if oob.ndim == 2 else ~np.isnan(oob)
+        return float(metric.score(model.encode_y(train.y)[keep], oob[keep]))
     raise ParameterError("no valid split given and the model has no out-of-bag score (a RandomForest with "
                          "oob_score=True); pass valid=")
 
@@ -133,8 +137,8 @@ def _score(model: Model, valid: TabularData | None, metric: Any) -> float:
 def drop_redundant(model: Backend, train: Any, valid: Any = None, columns: Sequence[str] | None = None,
                    metric: Any = None) -> pl.DataFrame:
     """Refit an unfitted copy of ``model`` without each of ``columns`` in turn (and without all of them),
-    reporting the score (on ``valid``, or the OOB score of a forest when ``valid`` is None) and its change
-    from keeping everything. A column whose removal does not hurt is redundant.
+    reporting the score (``metric`` on ``valid``, or on a forest's out-of-bag predictions when ``valid`` is None)
+    and its change from keeping everything. A column whose removal does not hurt is redundant.
 
     Returns a frame with columns ``dropped``, ``score``, ``change`` (positive = better without it).
     """
@@ -145,10 +149,10 @@ def drop_redundant(model: Backend, train: Any, valid: Any = None, columns: Seque
     tr.check_columns(columns)
     m = get_metric(model.metric if metric is None else metric, model.task)
     sign = 1.0 if m.greater_is_better else -1.0
-    base = _score(model.clone().fit(tr), va, metric)
-    rows = [("(none)", base)] + [(c, _score(model.clone().fit(tr.drop([c])), va, metric)) for c in columns]
+    base = _score(model.clone().fit(tr), tr, va, m)
+    rows = [("(none)", base)] + [(c, _score(model.clone().fit(tr.drop([c])), tr, va, m)) for c in columns]
     if len(columns) > 1:
-        rows.append(("+".join(columns), _score(model.clone().fit(tr.drop(columns)), va, metric)))
+        rows.append(("+".join(columns), _score(model.clone().fit(tr.drop(columns)), tr, va, m)))
     return pl.DataFrame({"dropped": [r[0] for r in rows], "score": [float(r[1]) for r in rows],
                          "change": [sign * (float(r[1]) - base) + 0.0 for r in rows]})
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
-from pipekit.core.errors import STATE_ERRORS, ExportError, UnknownNameError
+from pipekit.core.errors import STATE_ERRORS, ExportError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.distributed import is_main_process
@@ -84,6 +84,15 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
         learner = name_of(type(learn))
     except (ExportError, UnknownNameError) as e:
         raise ExportError(f"cannot export: {e}") from None
+    if loss is None:  # a plain function: the loaded learner predicts with the targets' default loss, if they have one
+        try:
+            loss_from_kind(getattr(learn.dls, "loss_kind", None))
+        except ParameterError:
+            name = getattr(learn.loss_func, "__name__", type(learn.loss_func).__name__)
+            raise ExportError(f"cannot export: the loss {name!r} is a plain function, which a file cannot hold, and "
+                              "the targets have no default loss that would give predictions their activation; "
+                              "train with a pipekit loss (e.g. BCEWithLogitsLossFlat(), CrossEntropyLossFlat(), "
+                              "MSELossFlat()) or a target block that has one") from None
     metrics = []
     for m in learn.metrics:  # a metric built on a function of the user's is left out: a loaded model needs none
         trial = dict(arrays)

@@ -279,7 +279,12 @@ class Learner:
             self.n_epoch, self.start_epoch = n_epoch, int(start_epoch)
             self.epoch = self.start_epoch
             self.stop_requested = False
-            self._with_events(self._do_fit, "fit")
+            try:
+                self._with_events(self._do_fit, "fit")
+            except BaseException:  # an error or Ctrl-C: no callback leaves its changes behind
+                for cb in self.cbs:
+                    cb.release()
+                raise
 
     def _do_fit(self) -> None:
         states, self.resume_cb_states = self.resume_cb_states, {}
@@ -325,6 +330,10 @@ class Learner:
         self("after_pred")
         self.loss_grad = self.loss_func(self.pred, *self.yb) if self.yb else None
         self.loss = self.loss_grad.detach() if self.loss_grad is not None else None
+        if self.training and self.loss_grad is not None and self.loss_grad.numel() != 1:
+            name = getattr(self.loss_func, "__name__", type(self.loss_func).__name__)
+            raise ParameterError(f"loss_func {name!r} returned {tuple(self.loss_grad.shape)} values for a batch: "
+                                 "training needs one number per batch (reduce it, e.g. end with .mean())")
         self("after_loss")
         if not self.training or self.loss_grad is None:
             return

@@ -60,8 +60,10 @@ def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: flo
                              **({"fused": True} if fused else {}))
 
 
-def SGD(params: list[dict[str, Any]], lr: float, mom: float = 0.9, wd: float = 0.0) -> torch.optim.Optimizer:  # noqa: N802
-    """SGD with momentum (``wd`` is L2 regularisation, as in torch)."""
+def SGD(params: list[dict[str, Any]], lr: float, mom: float = 0.0, wd: float = 0.0) -> torch.optim.Optimizer:  # noqa: N802
+    """SGD, plain by default as in the book (``partial(SGD, mom=0.9)`` adds momentum, which a one-cycle schedule
+    then moves); ``wd`` is L2 regularisation, as in torch. An optimizer built without momentum keeps none,
+    whatever a schedule asks."""
     return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
 
 
@@ -172,6 +174,8 @@ class OptimWrapper:
         for pg, no_wd in zip(self.opt.param_groups, self._no_wd):
             if no_wd:
                 pg["weight_decay"] = 0.0
+        # built without momentum (plain SGD, RMSProp's default): schedules' momentum is not theirs to add
+        self._no_mom = [pg.get("momentum") == 0 and "betas" not in pg for pg in self.opt.param_groups]
         self.frozen_to = 0
         #: a torch.amp.GradScaler while fp16 mixed precision is on (set by MixedPrecision)
         self.scaler: torch.amp.GradScaler | None = None
@@ -198,8 +202,8 @@ class OptimWrapper:
         """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups."""
         vals = lr_range(value, self.n_groups) if name == "lr" or isinstance(value, (slice, list, tuple, np.ndarray)) \
             else np.full(self.n_groups, value)
-        for g, owner, no_wd in zip(self.opt.param_groups, self._owner, self._no_wd):
-            if name == "wd" and no_wd:
+        for g, owner, no_wd, no_mom in zip(self.opt.param_groups, self._owner, self._no_wd, self._no_mom):
+            if (name == "wd" and no_wd) or (name == "mom" and no_mom):
                 continue
             _set_group(g, name, float(vals[owner]))
 

@@ -15,6 +15,7 @@ import functools
 import itertools
 import math
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, TensorBoardCallback,
-                                     TerminateOnNaNCallback)
+                                     TerminateOnNaNCallback, TimeLimit)
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.optim import lr_range
@@ -133,13 +134,30 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     if unfreeze_to >= n_groups:
         raise ParameterError(f"fine_tune: unfreeze_to={unfreeze_to} would leave nothing to train in the second phase; "
                              f"the model has {n_groups} layer groups, so give 0 to {n_groups - 1}")
+    cbs = as_list(kwargs.pop("cbs", None))
+    limit = next((c for c in cbs if isinstance(c, TimeLimit)), None)
+    end = None if limit is None else time.perf_counter() + limit.seconds
+    phases: list[TimeLimit] = []
+
+    def with_share(share: float) -> list:  # one TimeLimit for the whole of fine_tune: each fit gets its share
+        if limit is None:
+            return cbs
+        phases.append(TimeLimit(max(share, 1e-3), limit.probe))
+        return [phases[-1] if c is limit else c for c in cbs]
+
     if freeze_epochs:
         learn.freeze()
-        fit_one_cycle(learn, freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)
+        share = limit.seconds * freeze_epochs / (freeze_epochs + epochs) if limit is not None else 0.0
+        fit_one_cycle(learn, freeze_epochs, slice(base_lr), pct_start=0.99, cbs=with_share(share), **kwargs)
     base_lr /= 2
     learn.freeze_to(unfreeze_to)
     if epochs:
-        fit_one_cycle(learn, epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
+        fit_one_cycle(learn, epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div,
+                      cbs=with_share(0.0 if end is None else end - time.perf_counter()), **kwargs)
+    if limit is not None and phases:  # the user's TimeLimit tells what the two fits did together
+        limit.planned_ = sum(p.planned_ for p in phases)
+        limit.kept_ = sum(p.kept_ for p in phases)
+        limit.stopped_on_time_ = any(p.stopped_on_time_ for p in phases)
 
 
 # ---------------------------------------------------------------- the learning-rate finder

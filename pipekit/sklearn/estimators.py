@@ -285,6 +285,11 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
     def _encode_targets(self, name: str, y: np.ndarray) -> tuple[pl.Series, str]:
         from sklearn.utils.multiclass import check_classification_targets
 
+        y = np.asarray(y)
+        missing = np.array([v is None or (isinstance(v, (float, np.floating)) and v != v) for v in y.reshape(-1)])
+        if missing.any():
+            raise DataError(f"{type(self).__name__}: y has {int(missing.sum())} missing label(s) (None or NaN), first at "
+                            f"row {int(np.flatnonzero(missing)[0])}; drop those rows before fitting")
         check_classification_targets(y)
         try:
             classes, codes = np.unique(y, return_inverse=True)

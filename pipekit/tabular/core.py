@@ -89,13 +89,22 @@ def rows_to_frame(items: Any) -> Any:
         raise ParameterError(f"tabular new data: {str(items)[:80]!r} is not a table file; give a DataFrame, the path "
                              "of a CSV/Parquet file, a dict row, a pandas Series or a list of dict rows.")
     if isinstance(items, dict):
-        return pl.DataFrame([items])
+        return pl.DataFrame([_missing_as_null(items)])
     if type(items).__name__ == "Series" and type(items).__module__.startswith("pandas"):
-        return pl.DataFrame([items.to_dict()])
+        return pl.DataFrame([_missing_as_null(items.to_dict())])
     if isinstance(items, (list, tuple)) and not all(isinstance(r, dict) for r in items):
         raise ParameterError("tabular new data: give a DataFrame, a path, a dict row, a pandas Series or a list "
                              f"of dict rows, got a list of {type(items[0]).__name__ if items else 'nothing'}.")
+    if isinstance(items, (list, tuple)):
+        return pl.DataFrame([_missing_as_null(r) for r in items])
     return items
+
+
+def _missing_as_null(row: dict) -> dict:
+    """A row's missing values (pandas' NaN, NA and NaT, which a text column holds as a float or a marker) as None,
+    so a missing category is missing, not the text 'NaN' or a column of floats."""
+    return {k: None if (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType") else v
+            for k, v in row.items()}
 
 
 def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -154,16 +154,17 @@ class TabularProcessor(Component):
         if not ys:
             return
         schema = schema_of(frame)
-        missing = [pl.col(c).is_null() | pl.col(c).is_nan() if c in schema and schema[c].is_float()
+        missing = [pl.col(c).is_null() | ~pl.col(c).is_finite() if c in schema and schema[c].is_float()
                    else pl.col(c).is_null() for c in ys]
         row = collect(frame.select([m.sum().alias(f"n{i}") for i, m in enumerate(missing)] +
                                    [m.arg_true().first().alias(f"f{i}") for i, m in enumerate(missing)])).row(0)
         for c, n, first in zip(ys, row[:len(ys)], row[len(ys):]):
             if n:
-                keep = f"pl.col({c!r}).is_not_null()" + (f" & pl.col({c!r}).is_not_nan()" if c in schema
-                                                         and schema[c].is_float() else "")
-                raise DataError(f"target column {c!r} has {n} missing value(s) (null or NaN), first at row {first}; "
-                                f"drop those rows (df.filter({keep})) or fill them before processing the table.")
+                keep = f"pl.col({c!r}).is_finite()" if c in schema and schema[c].is_float() else \
+                    f"pl.col({c!r}).is_not_null()"
+                raise DataError(f"target column {c!r} has {n} missing or infinite value(s) (null, NaN or inf: a log "
+                                f"of zero is -inf), first at row {first}; drop those rows (df.filter({keep})) or fill "
+                                "them before processing the table.")
 
     # ------------------------------------------------------------------ fitting
     def _fit_targets(self, frame: pl.DataFrame | pl.LazyFrame, train: pl.Expr) -> None:

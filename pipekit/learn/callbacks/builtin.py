@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,10 @@ class TimeLimit(Callback):
     """Fits training into ``seconds`` by shortening the schedule rather than cutting it off.
 
     The seconds count from ``before_fit``, once the optimizer is built (a process's first optimizer imports
-    torch's compiler, a second or so the limit does not see: build it first, ``learn.optimizer``, to count it).
-    From the ``probe``-th training batch on (the first two, which pay one-off costs, are not timed), before every
+    torch's compiler, a second or so the limit does not see: build it first, ``learn.optimizer``, to count it);
+    each fit has its own (``fine_tune`` shares one limit between its two fits), and a checkpointed fit resumed
+    with ``start_epoch`` starts a new one. From the ``probe``-th training batch on, or sooner when those take
+    more than a twentieth of the limit (the first two, which pay one-off costs, are not timed), before every
     training batch it projects the batches left at the rate measured, plus a validation per epoch they reach (as
     long as the last one took; before one has run, a validation batch counts a third of a training batch), and
     when they would run past the limit it ends training after the batches that fit (the projection is made
@@ -166,7 +169,9 @@ class TimeLimit(Callback):
     fit stops before the next training batch, without validating.
 
     Fitted: ``planned_`` (training batches the fit was asked for), ``kept_`` (those the schedule was cut to,
-    equal when the time sufficed), ``stopped_on_time_`` (whether the limit changed the fit). A fit the limit
+    equal when the time sufficed), ``stopped_on_time_`` (whether the limit changed the fit), ``cut_off_`` (whether
+    the time ran out before the schedule's end: the first batches of a very short limit, or a stall; a warning
+    says so when the model is far from annealed). A fit the limit
     shortens depends on the machine's speed, so it is not reproducible batch for batch.
 
     >>> from pipekit.learn import TimeLimit
@@ -192,7 +197,7 @@ class TimeLimit(Callback):
         self._valid_s: float | None = None  # what the last validation took
         self._valid_sum, self._valid_start = 0.0, 0.0  # validations since the rate's reference point
         self.planned_ = self.kept_ = learn.total_iters - learn.train_iter
-        self.stopped_on_time_ = False
+        self.stopped_on_time_ = self.cut_off_ = False
 
     def before_batch(self) -> None:
         learn = self.learn
@@ -200,7 +205,13 @@ class TimeLimit(Callback):
             return
         now = time.perf_counter()
         if now >= self._end:  # a batch ran far over the rate measured: stop without another batch or validation
-            self.stopped_on_time_ = True
+            self.stopped_on_time_ = self.cut_off_ = True
+            self.kept_ = learn.train_iter - self._first
+            if learn.total_iters - learn.train_iter > max(2, 0.1 * self.kept_):  # far from the schedule's end
+                warnings.warn(f"TimeLimit({self.seconds:.3g}): the time ran out after {self.kept_} of {self.planned_} "
+                              "training batches, before the schedule could be fitted to it (the first batches, or a "
+                              "stall, took it all): the model is barely trained at a high learning rate; raise the "
+                              "limit", UserWarning, stacklevel=2)
             raise CancelFitException()
         if self._over:  # the shortened schedule is done: validate this epoch and stop
             raise CancelTrainException()
@@ -208,14 +219,21 @@ class TimeLimit(Callback):
         if self._ref is None:
             if done >= self.WARM_UP:
                 self._ref = (now, learn.train_iter)
-        elif learn.train_iter - self._ref[1] >= self.probe:
-            self._fit_schedule(now, (now - self._ref[0] - self._valid_sum) / (learn.train_iter - self._ref[1]))
+        elif (measured := learn.train_iter - self._ref[1]) >= self.probe or (
+                measured and now - self._ref[0] - self._valid_sum >= self.seconds / 20):
+            self._fit_schedule(now, (now - self._ref[0] - self._valid_sum) / measured)
 
     def after_batch(self) -> None:
         learn = self.learn
         if learn.training and self.kept_ < self.planned_ and learn.train_iter >= learn.total_iters:
             self._over = True
             learn.request_stop()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # a limit belongs to one fit: a resumed fit counts its own time and batches
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def after_train(self) -> None:
         self._valid_start = time.perf_counter()
@@ -366,6 +384,13 @@ class MixedPrecision(Callback):
 
     after_cancel_batch = after_loss
 
+    def release(self) -> None:
+        ctx = self.__dict__.get("_ctx")
+        if ctx is not None:  # autocast entered for a batch that never reached its loss
+            ctx.__exit__(None, None, None)
+            self._ctx = None
+        self.after_fit()
+
     def before_backward(self) -> None:
         if self.scaler is not None and self.learn.loss_grad is not None:
             self.learn.loss_grad = self.scaler.scale(self.learn.loss_grad)
@@ -412,6 +437,8 @@ class MixUp(Callback):
     def after_cancel_fit(self) -> None:
         if "_orig_loss" in self.__dict__:
             self.learn.loss_func = self._orig_loss
+
+    release = after_cancel_fit
 
     def before_batch(self) -> None:
         learn = self.learn
@@ -477,6 +504,11 @@ class ActivationStats(Callback):
 
     def after_batch(self) -> None:
         self._record = False
+
+    def release(self) -> None:
+        for h in self.__dict__.get("_hooks", []):
+            h.remove()
+        self._hooks = []
 
     def after_fit(self) -> None:
         for h in self._hooks:

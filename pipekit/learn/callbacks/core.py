@@ -82,6 +82,11 @@ class Callback(Component):
         name = re.sub(r"Callback$", "", type(self).__name__) or type(self).__name__
         return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
 
+    def release(self) -> None:
+        """Undo what this callback changed outside itself (autocast entered, a loss swapped, hooks on the model)
+        when a fit ends in an exception that is not one of the ``Cancel*`` ones (an error, Ctrl-C): the learner is
+        then left as it was before the fit. Default: nothing."""
+
     def state_dict(self) -> dict[str, Any]:
         """What this callback carries over when a checkpointed fit is resumed: its ``*_`` attributes."""
         return self.state_to_data()

@@ -1,0 +1,97 @@
+"""What a reader of the book's tabular chapter and a scikit-learn user type, slips included: a model of the wrong
+task, a log of zero sales, a date written out in words, a missing label, a missing category in a pandas row,
+a metric for the out-of-bag score, a net given too little time. Each works or says what to change."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from test_models_helpers import adult, adult_tab
+
+from pipekit.backends import GBM, RandomForest, as_data
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.data.splitters import TimeSplitter
+from pipekit.inspection import drop_redundant
+from pipekit.tabular import Tabular
+
+
+def test_a_model_of_the_wrong_task_and_an_infinite_target_are_refused():
+    tab = Tabular(pd.DataFrame({"a": np.arange(400.0), "y": np.linspace(0, 1, 400)}), cont_names=["a"],
+                  y_names="y", splits=(np.arange(300), np.arange(300, 400)))
+    with pytest.raises(DataError, match=r"GBM\(task='classification'\) cannot fit a Tabular whose target is a "
+                                        r"number .*task='regression'"):
+        GBM("classification", n_estimators=5).fit(tab.train)
+    with pytest.raises(DataError, match=r"RandomForest\(task='regression'\) cannot fit .*category"):
+        RandomForest("regression", n_estimators=5).fit(adult()[0])
+    # targets reaching a backend without a Tabular: a log of zero sales is refused there too, by row
+    y = np.log(np.r_[np.ones(10), 0.0, np.ones(9)])
+    with pytest.raises(DataError, match=r"1 NaN or infinite value\(s\), first at row 10"):
+        GBM("regression", n_estimators=5).fit(as_data(pl.DataFrame({"a": np.arange(20.0)}), y=y))
+    with pytest.raises(ParameterError, match=r"cutoff='June 14 2015' is not an ISO date; give e.g. '2015-06-14'"):
+        TimeSplitter("Date", "June 14 2015")
+
+
+def test_a_missing_label_and_a_missing_category_in_a_row():
+    from pipekit.sklearn import TabularClassifier
+
+    X = pd.DataFrame({"a": np.arange(40.0), "job": ["cook", "clerk"] * 20})
+    y = np.array(["yes", "no"] * 20, dtype=object)
+    y[7] = np.nan
+    with pytest.raises(DataError, match=r"y has 1 missing label\(s\) \(None or NaN\), first at row 7"):
+        TabularClassifier().fit(X, y)
+    # a pandas row (or dict) with a missing text value: a missing category, not one never seen in training
+    from pipekit.datasets import path
+
+    tab = adult_tab()
+    row = pd.read_csv(path("adult_sample") / "adult.csv").iloc[0].copy()  # as a pandas user has it
+    row["workclass"] = np.nan
+    for given in (row, row.to_dict(), [row.to_dict()]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert tab.new(given).cats["workclass"].to_list() == [0]
+
+
+def test_drop_redundant_scores_out_of_bag_with_the_metric_given():
+    tr, _ = adult(3000)
+    rf = RandomForest("classification", n_estimators=30, n_jobs=1, seed=0)
+    by_default = drop_redundant(rf, tr, columns=["age"])
+    by_log_loss = drop_redundant(rf, tr, columns=["age"], metric="log_loss")
+    assert by_default["score"][0] == pytest.approx(rf.clone().fit(tr).oob_score_)  # accuracy, out of bag
+    assert 0 < by_log_loss["score"][0] < 1 and by_log_loss["score"][0] != by_default["score"][0]
+    # the change is "better without it" in the metric's own direction: a loss that grows is a negative change
+    grew = by_log_loss["score"][1] - by_log_loss["score"][0]
+    assert by_log_loss["change"][1] == pytest.approx(-grew)
+
+
+def test_a_net_given_less_time_than_its_first_batches_says_so():
+    import time
+
+    from pipekit.ensemble import TorchTabular
+    from pipekit.learn import Callback
+
+    tr, va = adult()
+
+    class Stall(Callback):  # a first batch that takes the whole limit (a process's first, a busy machine)
+        def before_batch(self):
+            if self.learn.training and self.learn.train_iter == 1:
+                time.sleep(0.6)
+
+    import pipekit.learn.callbacks.builtin as builtin
+
+    net = TorchTabular("classification", epochs=20, time_limit=0.5)
+    original = builtin.TimeLimit.before_fit
+
+    def with_stall(self):
+        original(self)
+        self.learn.add_cb(Stall())
+
+    builtin.TimeLimit.before_fit = with_stall
+    try:
+        with pytest.warns(UserWarning, match=r"TimeLimit\(0\.\d+\): the time ran out after \d of \d+ training batches"):
+            net.fit(tr, va)
+    finally:
+        builtin.TimeLimit.before_fit = original
+    assert net.stopped_on_time_
