@@ -247,6 +247,11 @@ def test_plain_functions_as_metrics_and_losses_say_what_they_must_return():
 
     with pytest.raises(ParameterError, match=r"loss_func 'per_item_loss' returned \(32,\) values .*\.mean\(\)"):
         Learner(dls, nn.Linear(4, 2), loss_func=per_item_loss).fit(1, 1e-2)
+    with pytest.raises(ParameterError, match=r"loss_func 'per_item_loss' returned \(32,\) values"):
+        Learner(dls, nn.Linear(4, 2), loss_func=per_item_loss).validate()
+    # a pipekit loss gives per-item losses where they are asked for
+    flat = Learner(dls, nn.Linear(4, 2), loss_func=CrossEntropyLossFlat())
+    assert flat.get_preds(with_loss=True)[2].shape == (80,)
     from pipekit.data import DataLoader
 
     with pytest.raises(ParameterError, match=r"DataLoader takes a pipekit dataset .*got a list.*TensorStore"):
@@ -327,3 +332,14 @@ def test_plain_sgd_keeps_no_momentum_and_an_unloadable_export_is_refused(tmp_pat
     assert max(m[0] for m in with_mom.recorder.moms) == pytest.approx(0.95)
     with pytest.raises(ExportError, match=r"the loss 'cross_entropy' is a plain function.*CrossEntropyLossFlat"):
         learn.export(tmp_path / "ch4.pipekit")
+
+
+def test_a_classifier_with_another_number_of_outputs_than_classes_is_named(dls):
+    few = Learner(dls, simple_cnn(1, 3, (8, 16)))
+    with pytest.raises(ParameterError, match=r"the model gives 3 scores per item but the data has 10 classes "
+                                             r"\['T-shirt/top', .*n_out=10"):
+        few.fit(1, 1e-3)
+    many = Learner(dls, simple_cnn(1, 12, (8, 16)))
+    image = dls.valid.dataset.stores[0].gather(np.arange(1))[0].numpy()
+    with pytest.raises(ParameterError, match=r"gives 12 scores per item but the data has 10 classes"):
+        many.predict(image)

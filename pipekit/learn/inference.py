@@ -176,6 +176,7 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
     """
     dl = learn.dls.test_dl(one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1)))
     _, preds, _, dec = get_preds(learn, dl=dl, with_input=True, with_decoded=True)
+    learn._check_scores(preds)
     y_block = learn.dls.y_block
     if y_block is None:
         return dec[0], dec[0], preds[0]

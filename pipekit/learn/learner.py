@@ -36,7 +36,7 @@ from pipekit.learn.callbacks import (
 from pipekit.learn import distributed, export, inference, schedule, summary
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs
-from pipekit.learn.losses import loss_from_kind
+from pipekit.learn.losses import CrossEntropyLossFlat, loss_from_kind
 from pipekit.learn.optim import Adam, OptimWrapper
 from pipekit.metrics import Metric, as_metric
 
@@ -327,10 +327,13 @@ class Learner:
 
     def _do_one_batch(self) -> None:
         self.pred = self.model(*self.xb)
+        if self.training and self.iter == 0 and self.epoch == self.start_epoch:
+            self._check_scores(self.pred)
         self("after_pred")
         self.loss_grad = self.loss_func(self.pred, *self.yb) if self.yb else None
         self.loss = self.loss_grad.detach() if self.loss_grad is not None else None
-        if self.training and self.loss_grad is not None and self.loss_grad.numel() != 1:
+        if self.loss_grad is not None and self.loss_grad.numel() != 1 and getattr(self.loss_func, "reduction", None) \
+                != "none":  # per-item losses only where asked for (get_preds(with_loss=True) switches the reduction)
             name = getattr(self.loss_func, "__name__", type(self.loss_func).__name__)
             raise ParameterError(f"loss_func {name!r} returned {tuple(self.loss_grad.shape)} values for a batch: "
                                  "training needs one number per batch (reduce it, e.g. end with .mean())")
@@ -340,6 +343,19 @@ class Learner:
         self._with_events(self._backward, "backward")
         self._with_events(self._step, "step")
         self.optimizer.zero_grad()
+
+    def _check_scores(self, pred: Any) -> None:
+        """Before the first step of a fit, and in ``predict``: a classifier's scores per item must be the data's
+        classes (torch would say 'Target 1 is out of bounds', or decoding would fail on a class with no name)."""
+        c = getattr(self.dls, "c", None)
+        if not (isinstance(self.loss_func, CrossEntropyLossFlat) and isinstance(c, int) and c > 1
+                and isinstance(pred, torch.Tensor) and pred.ndim == 2) or pred.shape[1] == c:
+            return
+        vocab = getattr(self.dls, "vocab", None)
+        shown = f" {list(vocab)[:10]}" if vocab is not None else ""
+        raise ParameterError(f"the model gives {pred.shape[1]} scores per item but the data has {c} classes{shown}: "
+                             f"build its last layer with {c} outputs (n_out={c}), or give loss_func= for another use "
+                             "of the outputs")
 
     def _backward(self) -> None:
         if self.loss_grad is not None:
