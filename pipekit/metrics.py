@@ -225,8 +225,9 @@ def _takes_two(fn: Any) -> bool:
 
 
 #: a function named like a loss or an error is better smaller (scikit-learn's ``log_loss``, ``mean_squared_error``,
-#: ``max_error``, ``mean_tweedie_deviance``; a user's ``my_rmse``); any other name is better larger
-_LOWER_IS_BETTER = re.compile(r"loss|error|deviance|(^|_)(mse|rmse|mae|mape|msle|rmsle)($|_)", re.IGNORECASE)
+#: ``max_error``, ``mean_tweedie_deviance``; a user's ``my_rmse``, ``cross_entropy``); any other name is better larger
+_LOWER_IS_BETTER = re.compile(r"loss|error|deviance|entropy|perplexity|(^|_)(mse|rmse|mae|mape|msle|rmsle)($|_)",
+                              re.IGNORECASE)
 #: scikit-learn metrics that score class probabilities (the others of ``sklearn.metrics`` take labels), and those
 #: of them that take the positive class's column for two classes
 _SKLEARN_SCORES = {"roc_auc_score", "average_precision_score", "log_loss", "brier_score_loss", "top_k_accuracy_score",

@@ -195,7 +195,9 @@ def checked_lightgbm_text(text: str, n_features: int) -> str:
         raise ExportError("the LightGBM model text lacks a valid max_feature_idx / num_class header") from None
     if max_feature != n_features - 1 or per_iter < 1:
         raise ExportError(f"the LightGBM model is for {max_feature + 1} inputs, this GBM has {n_features}")
-    body, end, tail = ("Tree=" + rest).partition("end of trees") if sep else ("", "end of trees", text)
+    if not sep:  # no tree at all: nothing LightGBM would walk
+        return "\n".join(line for line in text.splitlines() if not line.startswith("tree_sizes="))
+    body, end, tail = ("Tree=" + rest).partition("end of trees")
     if not end:
         raise ExportError("the LightGBM model text is cut short (no 'end of trees')")
     blocks = [b for b in body.split("\n\n") if b.strip()]
