@@ -118,6 +118,19 @@ def test_a_loader_compared_with_itself_is_a_tie(dls):
     assert 0.5 < c.ratio < 2.0, c.to_dict()
     assert c.ratio == pytest.approx(float(np.median(c.ratios)))
     assert c.to_dict()["verdict"] == c.verdict
+    # a winner needs three rounds at least, each beyond 5% on one side
+    from pipekit.bench.compare import Comparison
+
+    assert Comparison(("a", "b"), None, [1.3, 1.2, 1.25], [1.0, 1.0, 1.0]).winner == "a"
+    assert Comparison(("a", "b"), None, [1.3, 1.04, 1.25], [1.0, 1.0, 1.0]).winner is None
+    assert Comparison(("a", "b"), None, [0.7], [1.0]).winner is None
+    assert "give rounds >= 3" in Comparison(("a", "b"), None, [0.7], [1.0]).verdict
+    with pytest.raises(ValueError, match=r"only apply when building from a DataBlock"):
+        compare(dls, dls, rounds=1, bs=32)
+    with pytest.raises(ValueError, match=r"names.*two names"):
+        compare(dls, dls, rounds=1, names=("mine",))
+    with pytest.raises(ValueError, match=r"cannot measure str"):
+        profile("hello world")
 
 
 def test_reference_loader_reads_the_same_items_and_split(dls, source):
@@ -160,9 +173,15 @@ def test_reference_loader_refuses_what_it_cannot_mirror(source):
 
 
 def test_bottleneck_measures_three_ways_and_restores_the_learner(dls):
+    from pipekit.learn import Learner
+
     model = simple_cnn(3, 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    b = bottleneck((dls, model), n_batches=3, warmup=1)
+    # a learner that just gave per-item losses (an interpretation's get_preds): the loader phase cancels its
+    # batches before the forward pass, and the Recorder must not read that last per-item loss as theirs
+    learn = Learner(dls, model)
+    learn.get_preds(with_loss=True)
+    b = bottleneck(learn, n_batches=3, warmup=1)
     assert min(b.loader_items_s, b.model_items_s, b.full_items_s) > 0
     assert b.limiter in ("loader", "model", "balanced") and b.limiter in b.verdict or b.limiter == "balanced"
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

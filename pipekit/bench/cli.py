@@ -60,6 +60,16 @@ def recipe_loaders(mod: ModuleType, bs: int, num_workers: int | None, seed: int)
     return None, dls, use
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"takes a whole number >= 1, got {text!r}")
+    return n
+
+
 def _workers(text: str) -> list[int]:
     try:
         ws = [int(w) for w in text.split(",") if w.strip()]
@@ -74,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pipekit bench-loader", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipe", help="a Python file defining datablock() or dataloaders(), or a built-in recipe's name")
-    ap.add_argument("--batches", type=int, default=None, help="batches per epoch measured (default: whole epochs)")
+    ap.add_argument("--batches", type=_positive, default=None, help="batches per epoch measured (default: whole epochs)")
     ap.add_argument("--bs", type=int, default=64, help="batch size (default 64)")
     ap.add_argument("--subset", choices=["train", "valid"], default="train")
     ap.add_argument("--seed", type=int, default=0)
@@ -83,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
                          "worker processes); the profile uses the best")
     ap.add_argument("--compare", default=None,
                     help="'reference' (the same DataBlock as a torch DataLoader + albumentations) or another recipe file")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for --workers and --compare")
+    ap.add_argument("--rounds", type=_positive, default=3, help="alternating rounds for --workers and --compare")
     ap.add_argument("--warm-epochs", type=int, default=2, help="timed warm epochs (as many untimed ones alternate)")
     ap.add_argument("--no-cold", action="store_true", help="use the existing image cache instead of an empty one")
     ap.add_argument("--json", default=None, help="write every figure to this JSON file")

@@ -25,7 +25,15 @@ def _runner(obj: Any, subset: str, source: Any, device: Any, name: str | None, d
     datablock, obj = resolve(obj, source)
     if datablock is not None:
         obj, _ = build_loaders(datablock, obj, subset, dl_kwargs)
+    elif dl_kwargs:
+        raise ParameterError(f"compare: {sorted(dl_kwargs)} only apply when building from a DataBlock ({name} is "
+                             "built already)")
     return as_runner(obj, subset, device, name)
+
+
+#: how far from 1 every round's ratio must be, and how many rounds there must be, to name a winner: two runs of one
+#: loader differ by a few percent on a quiet machine and by tens of percent on a busy one
+WINNER_MARGIN, WINNER_ROUNDS = 0.05, 3
 
 
 @dataclass
@@ -66,9 +74,13 @@ class Comparison:
 
     @property
     def winner(self) -> str | None:
-        if self.ratio_min > 1:
+        """'a' or 'b' when every one of at least ``WINNER_ROUNDS`` rounds has it faster by more than
+        ``WINNER_MARGIN``; else None."""
+        if len(self.ratios) < WINNER_ROUNDS:
+            return None
+        if self.ratio_min > 1 + WINNER_MARGIN:
             return "a"
-        if self.ratio_max < 1:
+        if self.ratio_max < 1 - WINNER_MARGIN:
             return "b"
         return None
 
@@ -80,7 +92,11 @@ class Comparison:
             return f"{a} is {self.ratio:.2f}x {b} (every round faster, ratios {span})"
         if self.winner == "b":
             return f"{b} is {1 / self.ratio:.2f}x {a} (every round faster, ratios {span})"
-        return f"no clear winner: median ratio {self.ratio:.2f}, the rounds' ratios span 1 ({span})"
+        if len(self.ratios) < WINNER_ROUNDS:
+            return (f"no winner named from {len(self.ratios)} round(s) (median ratio {self.ratio:.2f}, {span}): "
+                    f"give rounds >= {WINNER_ROUNDS}")
+        return (f"no clear winner: median ratio {self.ratio:.2f}, the rounds' ratios ({span}) are not all beyond "
+                f"{1 - WINNER_MARGIN:.2f}-{1 + WINNER_MARGIN:.2f} on one side")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -109,8 +125,8 @@ def compare(a: Any, b: Any, n_batches: int | None = None, rounds: int = 5, subse
     cut at ``n_batches``, after one untimed epoch of each.
 
     ``a``/``b``: anything :func:`profile` takes (DataBlocks are built once, outside the timing, with
-    ``dl_kwargs``). The ratio is reported per round; only a ratio on the same side of 1 in every round
-    names a winner.
+    ``dl_kwargs``). The ratio is reported per round; a winner is named only when every round (3 at least) has
+    it faster by more than 5%, so noise on a busy machine does not invent one.
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoader, TensorStore
@@ -122,7 +138,8 @@ def compare(a: Any, b: Any, n_batches: int | None = None, rounds: int = 5, subse
     (3, ('a', 'b'))
     """
     check("compare", rounds=(rounds, Interval(1, None, integer=True)),
-          n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)))
+          n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)),
+          names=(names, Is(lambda n: n is None or (not isinstance(n, str) and len(n) == 2), "two names, (a, b)")))
     before = machine()
     na, nb = names if names is not None else ("a", "b")
     ra = _runner(a, subset, source, device, na, dl_kwargs)

@@ -298,8 +298,9 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
             runner = as_runner(dls, subset, device, name or type(datablock).__name__)
             first = runner.epoch(0, n_batches, record=True)
             build = EpochRun(build_s, 0, 0, times.snapshot(), times.thread_counts())
-            cold_run = _epoch_profile("first epoch (from dataloaders(), cache build included)", [build, first],
-                                      build_s)
+            label = "first epoch (from dataloaders(), cache build included)" if cold else \
+                "first epoch (from dataloaders(), with the cache already built)"
+            cold_run = _epoch_profile(label, [build, first], build_s)
         else:
             if dl_kwargs:
                 raise ParameterError(f"profile: {sorted(dl_kwargs)} only apply when building from a DataBlock")

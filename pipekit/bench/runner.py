@@ -249,7 +249,10 @@ def as_runner(obj: Any, subset: str = "train", device: Any = None, name: str | N
         obj = obj.train if subset == "train" else obj.valid
     if isinstance(obj, DataLoader):
         return PipekitRunner(obj, name)
-    if hasattr(obj, "__iter__") and hasattr(obj, "__len__"):
+    if isinstance(obj, tuple) and any(isinstance(o, (DataLoaders, DataLoader)) for o in obj):
+        raise ParameterError("a (DataBlock, source) pair is measured built from the DataBlock; this tuple holds "
+                             "DataLoaders already built: give them alone")
+    if hasattr(obj, "__iter__") and hasattr(obj, "__len__") and not isinstance(obj, (str, bytes, dict, tuple)):
         return TorchRunner(obj, device, name)
     raise ParameterError(f"cannot measure {type(obj).__name__}: give pipekit DataLoaders or a DataLoader, a torch "
                          "DataLoader, a DataBlock with source=, or (DataBlock, source) as a recipe's datablock() returns")

@@ -323,6 +323,7 @@ class Learner:
         if isinstance(b[0], torch.Tensor) and b[0].device != dev:
             b = tuple(t.to(dev, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in b)
         self.xb, self.yb = tuple(b[:n]), tuple(b[n:])
+        self.pred = self.loss = self.loss_grad = None  # a batch a callback cancels leaves none of the last one's
         self._with_events(self._do_one_batch, "batch")
 
     def _do_one_batch(self) -> None:
