@@ -25,9 +25,6 @@ def _runner(obj: Any, subset: str, source: Any, device: Any, name: str | None, d
     datablock, obj = resolve(obj, source)
     if datablock is not None:
         obj, _ = build_loaders(datablock, obj, subset, dl_kwargs)
-    elif dl_kwargs:
-        raise ParameterError(f"compare: {sorted(dl_kwargs)} only apply when building from a DataBlock ({name} is "
-                             "built already)")
     return as_runner(obj, subset, device, name)
 
 
@@ -142,6 +139,9 @@ def compare(a: Any, b: Any, n_batches: int | None = None, rounds: int = 5, subse
           names=(names, Is(lambda n: n is None or (not isinstance(n, str) and len(n) == 2), "two names, (a, b)")))
     before = machine()
     na, nb = names if names is not None else ("a", "b")
+    if dl_kwargs and all(resolve(x, source)[0] is None for x in (a, b)):
+        raise ParameterError(f"compare: {sorted(dl_kwargs)} only apply when building from a DataBlock, and both "
+                             "loaders are built already")
     ra = _runner(a, subset, source, device, na, dl_kwargs)
     rb = _runner(b, subset, source, device, nb, dl_kwargs)
     ra.epoch(0, n_batches)

@@ -6,6 +6,8 @@ transforms it brings. Domains (vision, text, tabular) subclass it.
 """
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -102,6 +104,11 @@ class TransformBlock(Component):
         return TensorStore(values)
 
     # ------------------------------------------------------------------ decoding for people
+    def default_getter(self) -> Any:
+        """The getter a DataBlock uses for this block when it is given none (a text block made for a column
+        reads it); None: the DataBlock's usual default (the item itself)."""
+        return None
+
     def decode(self, value: Any) -> Any:
         """One encoded item -> the human value (label, list of labels, number)."""
         return Pipeline(getattr(self, "tfms_", [])).decode(value)
@@ -166,6 +173,10 @@ class Categorize(Transform):
             return
         uniq = values.unique(maintain_order=True)
         self.vocab_ = sorted(uniq.to_list()) if self.sort else uniq.to_list()
+        if len(self.vocab_) == 1:  # a classifier of one class learns nothing and scores perfectly
+            warnings.warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
+                          "nothing (its loss is 0, its accuracy 1); check the label column or getter, or give "
+                          "CategoryBlock(vocab=[...]) with every class", UserWarning, stacklevel=2)
 
     def _codes(self, values: pl.Series, where: str) -> np.ndarray:
         try:

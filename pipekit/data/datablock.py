@@ -63,6 +63,20 @@ def _check_masks_fit_images(blocks: Sequence[Any], stores: Sequence[Any], items:
                                 "of its image, pixel for pixel: check the getter pairs each image with its own mask")
 
 
+def _with_block_getters(blocks: Sequence[Any], getters: list) -> list:
+    """A block's own getter where none was given (``TextBlock.from_df("review")`` reads 'review'); a ColReader of
+    other columns for such a block is a contradiction, refused naming both."""
+    out = []
+    for b, g in zip(blocks, getters):
+        own = b.default_getter()
+        if own is not None and isinstance(g, ColReader) and g.cols != own.cols:
+            raise ParameterError(f"{type(b).__name__} was made for column(s) {own.cols!r} but its getter reads "
+                                 f"{g.cols!r}: drop the getter (the block reads its own columns) or make the block "
+                                 f"for {g.cols!r}")
+        out.append(own if g is None and own is not None else g)
+    return out
+
+
 class DataBlock(Component):
     """A recipe: what the data is (blocks), where items come from, how to label and split them.
 
@@ -188,7 +202,7 @@ class DataBlock(Component):
         items, train, valid = _check_split(items, train, valid, splitter)
         self.item_columns_ = list(items.columns)  # what an item was: new items given as bare values are read alike
         self.blocks_ = self._new_blocks()
-        self.getters_ = self._resolve_getters(len(self.blocks_))
+        self.getters_ = _with_block_getters(self.blocks_, self._resolve_getters(len(self.blocks_)))
         self.n_inp_ = self._n_inp(len(self.blocks_))
         item_tfms = [t.clone() for t in as_list(self.item_tfms)]
         stores = []

@@ -287,6 +287,16 @@ class DataLoaders:
         return b[self.n_inp] if len(b) > self.n_inp else None
 
     @property
+    def classes(self) -> dict[str, list[str]]:
+        """The vocabulary of each categorical column of a table's (or ratings') loaders, ``#na#`` first: the book's
+        ``dls.classes['title']``."""
+        found = getattr(getattr(self.recipe, "processor", None), "classes_", None)
+        if not found:
+            raise AttributeError("these DataLoaders have no categorical columns (classes belong to tables and "
+                                 "ratings); the target's labels are dls.vocab")
+        return found
+
+    @property
     def vocab(self) -> list | None:
         """The target's vocab; for data with no target (a language model) the input's vocab."""
         block = self.y_block if self.y_block is not None else (self.blocks[0] if self.blocks else None)

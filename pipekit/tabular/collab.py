@@ -59,6 +59,15 @@ class CollabDataLoaders:
         for param, c in (("user_name", user_name), ("item_name", item_name), ("rating_name", rating_name)):
             if c not in cols:
                 raise ParameterError(f"CollabDataLoaders.from_df: {param}={c!r} is not a column; the columns are {cols}.")
+        if len({user_name, item_name, rating_name}) < 3:
+            raise ParameterError(f"CollabDataLoaders.from_df: user_name={user_name!r}, item_name={item_name!r} and "
+                                 f"rating_name={rating_name!r} must name three different columns")
+        dtype = df.schema[rating_name]
+        if not (dtype.is_numeric() or dtype == pl.Boolean):
+            first = df[rating_name].drop_nulls().head(1).to_list()
+            raise DataError(f"CollabDataLoaders.from_df: the ratings {rating_name!r} are {dtype} (e.g. "
+                            f"{first[0] if first else None!r}), not numbers; cast them first: "
+                            f"df.with_columns(pl.col({rating_name!r}).cast(pl.Float32))")
         tab = Tabular(df, procs=[Categorify], cat_names=[user_name, item_name], cont_names=[],
                       y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
         dls = tab.dataloaders(bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers)

@@ -35,9 +35,16 @@ def emb_sz_rule(n_cat: int) -> int:
     return min(600, round(1.6 * n_cat**0.56))
 
 
-def get_emb_sz(cat_names: Sequence[str], classes: Mapping[str, Sequence[Any]],
+def get_emb_sz(cat_names: Any, classes: Mapping[str, Sequence[Any]] | None = None,
                sz_dict: Mapping[str, int] | None = None) -> list[tuple[int, int]]:
-    """(vocab size, width) per categorical column; ``sz_dict`` overrides the width of named columns."""
+    """(vocab size, width) per categorical column; ``sz_dict`` overrides the width of named columns. As in the
+    book, ``get_emb_sz(dls)`` (or a ``Tabular``) reads the columns and vocabularies of the data."""
+    if classes is None:  # the book's get_emb_sz(dls) / get_emb_sz(to)
+        classes = getattr(cat_names, "classes", None)
+        if not isinstance(classes, Mapping):
+            raise ParameterError("get_emb_sz takes (cat_names, classes), or DataLoaders / a Tabular with categorical "
+                                 f"columns; got {type(cat_names).__name__}")
+        cat_names = list(classes)
     sz_dict = dict(sz_dict or {})
     unknown = set(sz_dict) - set(cat_names)
     if unknown:

@@ -291,6 +291,8 @@ class Categorify(TabularProc):
             values = distinct[c]
             if isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String:
                 values = values.cast(pl.String)
+            elif dtype.is_float():  # a NaN id is missing (#na#), as a null is, not a category called 'NaN'
+                values = values.filter(values.is_not_nan())
             # Sort by the native value (numbers numerically), then store as strings cast the same way
             # the encoder casts incoming values, so lookups match. Text that is all integers (a CSV's
             # integer-valued category column is read as text) sorts numerically too: 2 before 10.
@@ -365,7 +367,9 @@ class Categorify(TabularProc):
         self.check_is_fitted()
         cols = [c for c in self.classes_ if c in frame.columns]
         # looked up as encoding looks them up (a float 13.0 is the training id 13)
-        counts = frame.select([(pl.col(c).is_not_null() & self.encode_values(c, self.classes_[c], frame.schema[c])
+        present = {c: pl.col(c).is_not_null() & pl.col(c).is_not_nan() if frame.schema[c].is_float()
+                   else pl.col(c).is_not_null() for c in cols}  # a NaN is missing, not unseen
+        counts = frame.select([(present[c] & self.encode_values(c, self.classes_[c], frame.schema[c])
                                 .is_null()).sum().alias(c) for c in cols]).row(0) if cols else ()
         return {c: int(n) for c, n in zip(cols, counts)}
 

@@ -68,10 +68,12 @@ class TextBlock(TransformBlock):
     def __init__(self, tok: Tokenizer | None = None, is_lm: bool = False, seq_len: int = 72,
                  vocab: Sequence[str] | None = None, min_freq: int = 3, max_vocab: int = 60000,
                  max_len: int | None = None, read_files: bool = False, encoding: str = "utf-8",
-                 errors: str = "strict", cache_dir: str | os.PathLike | bool | None = None):
+                 errors: str = "strict", cache_dir: str | os.PathLike | bool | None = None,
+                 text_cols: str | Sequence[str] | None = None):
         self.tok_arg, self.is_lm, self.seq_len, self.vocab_arg = tok, is_lm, seq_len, vocab
         self.min_freq, self.max_vocab, self.max_len = min_freq, max_vocab, max_len
         self.read_files, self.encoding, self.errors, self.cache_dir = read_files, encoding, errors, cache_dir
+        self.text_cols = text_cols if text_cols is None or isinstance(text_cols, str) else list(text_cols)
         self.check_params()
         self.type_transforms()  # validates min_freq, max_vocab and vocab now
 
@@ -98,7 +100,13 @@ class TextBlock(TransformBlock):
         with ``ColReader([...])``), each text is ``xxfld 1 <first> xxfld 2 <second> ...``."""
         check("TextBlock.from_df", text_cols=(text_cols, Is(lambda c: isinstance(c, str) or bool(c) and all(
             isinstance(n, str) for n in c), "a column name or a list of names")))
-        return cls(vocab=vocab, **kwargs)
+        return cls(vocab=vocab, text_cols=text_cols, **kwargs)
+
+    def default_getter(self) -> Any:
+        """The getter a DataBlock uses for this block when it is given none: the ``text_cols`` it was made for."""
+        from pipekit.data.getters import ColReader
+
+        return None if self.text_cols is None else ColReader(self.text_cols)
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike | None = None, vocab: Sequence[str] | None = None,
@@ -119,6 +127,9 @@ class TextBlock(TransformBlock):
         space, ending in ``.txt``) but names no file is refused rather than classified as words.
         """
         if self.read_files:
+            if not (raw.dtype == pl.String or raw.dtype == pl.Object or raw.dtype == pl.Null):
+                raise DataError(f"TextBlock takes texts or paths of text files, got {raw.dtype} values (e.g. "
+                                f"{raw[0]!r}); give a str")
             values = raw.cast(pl.String).to_list()
             read = [not new or _names_file(v) for v in values]
             with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # file reads release the GIL

@@ -88,6 +88,11 @@ class Numericalize(Transform):
         counts = tokens.counts(idx)
         specials = self.specials
         cand = sorted((-int(c), t) for t, c in zip(tokens.vocab, counts) if c >= self.min_freq and t not in specials)
+        if not cand and len(tokens.vocab):
+            words = [int(c) for t, c in zip(tokens.vocab, counts) if t not in specials]
+            raise DataError(f"Numericalize: no token appears min_freq={self.min_freq} times in the training texts (the "
+                            f"most frequent appears {max(words, default=0)} times), so every word would be "
+                            f"{UNK!r}; lower min_freq")
         vocab = specials + [t for _, t in cand[: self.max_vocab - len(specials)]]
         vocab += [FAKE] * (-len(vocab) % 8)
         self.vocab_ = vocab

@@ -1,0 +1,67 @@
+"""Chapters 8 and 10 as a reader types them, slips included: a text block made for one column and read from
+another, a number given to a text model, a vocabulary nothing reaches, one class of labels, a missing id,
+ratings stored as text, one column named twice, the book's dls.classes and get_emb_sz(dls)."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import pipekit.datasets as D
+from pipekit.core.errors import DataError, ParameterError, PipelineStepError
+from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock
+from pipekit.tabular import CollabDataLoaders, get_emb_sz
+from pipekit.text import TextBlock, TextDataLoaders
+
+
+def _reviews() -> pl.DataFrame:
+    return pl.DataFrame({"review": ["A great film!", "Dull.", "Great fun", "So dull"] * 4,
+                         "title": ["alpha", "beta", "gamma", "delta"] * 4,
+                         "label": ["pos", "neg", "pos", "neg"] * 4, "is_valid": [False] * 12 + [True] * 4})
+
+
+def test_a_text_block_reads_the_column_it_was_made_for():
+    block = TextBlock.from_df("review", min_freq=1, cache_dir=False)
+    dls = DataBlock(blocks=(block, CategoryBlock), get_y=ColReader("label"),
+                    splitter=ColSplitter("is_valid")).dataloaders(_reviews(), bs=4, seed=0)
+    vocab = dls.train.dataset.blocks[0].vocab
+    assert "dull" in vocab and "alpha" not in vocab  # the reviews, not the titles
+    with pytest.raises(ParameterError, match=r"TextBlock was made for column\(s\) 'review' but its getter reads "
+                                             r"'title'"):
+        DataBlock(blocks=(TextBlock.from_df("review", min_freq=1, cache_dir=False), CategoryBlock),
+                  get_x=ColReader("title"), get_y=ColReader("label"),
+                  splitter=ColSplitter("is_valid")).dataloaders(_reviews(), bs=4, seed=0)
+
+
+def test_text_slips_are_said():
+    with pytest.raises(DataError, match=r"TextBlock takes texts or paths of text files, got Int64 values \(e.g. 5\)"):
+        TextBlock.from_folder().texts(pl.Series([5]), new=True)
+    df = _reviews()
+    with pytest.raises(PipelineStepError, match=r"no token appears min_freq=1000 times .*appears \d+ times.*lower "
+                                                r"min_freq"):
+        TextDataLoaders.from_df(df, text_col="review", is_lm=True, min_freq=1000, valid_col="is_valid", bs=4)
+    one = df.with_columns(pl.lit("pos").alias("label"))
+    with pytest.warns(UserWarning, match=r"the training labels hold a single class 'pos'"):
+        TextDataLoaders.from_df(one, text_col="review", label_col="label", valid_col="is_valid", bs=4, min_freq=1)
+
+
+def test_collab_slips_and_the_books_lookups():
+    ratings = pl.read_csv(D.path("movie_lens_sample") / "ratings.csv").head(2000)
+    as_text = ratings.with_columns(pl.col("rating").cast(pl.String))
+    with pytest.raises(DataError, match=r"the ratings 'rating' are String \(e.g. '\d\.\d'\), not numbers; cast them "
+                                        r"first: df.with_columns\(pl.col\('rating'\).cast\(pl.Float32\)\)"):
+        CollabDataLoaders.from_df(as_text, user_name="userId", item_name="movieId", rating_name="rating")
+    with pytest.raises(ParameterError, match="must name three different columns"):
+        CollabDataLoaders.from_df(ratings, user_name="movieId", item_name="movieId", rating_name="rating")
+    # a missing id (NaN in a float column) is missing, not a user called 'NaN'
+    gaps = ratings.with_columns(pl.when(pl.int_range(pl.len()) % 97 == 0).then(float("nan"))
+                                .otherwise(pl.col("userId").cast(pl.Float64)).alias("userId"))
+    dls = CollabDataLoaders.from_df(gaps, user_name="userId", item_name="movieId", rating_name="rating", seed=0)
+    assert "NaN" not in dls.classes["userId"] and dls.classes["userId"][0] == "#na#"
+    # the book's lookups
+    dls = CollabDataLoaders.from_df(ratings, user_name="userId", item_name="movieId", rating_name="rating", seed=0)
+    assert list(dls.classes) == ["userId", "movieId"]
+    assert get_emb_sz(dls) == get_emb_sz(["userId", "movieId"], dls.classes)
+    assert [n for n, _ in get_emb_sz(dls)] == [len(dls.classes["userId"]), len(dls.classes["movieId"])]
+    with pytest.raises(ParameterError, match="get_emb_sz takes"):
+        get_emb_sz(np.zeros(3))
