@@ -207,6 +207,12 @@ def test_profile_groups_threads_and_says_what_is_wrong(dls, source):
     # the main thread, then each kind of thread with its stages together, by seconds
     assert [(s.where, s.name) for s in _epoch_profile("x", [run]).stages] == [
         ("main", "wait"), ("build", "decode"), ("prefetch", "read"), ("prefetch", "gather")]
+    # a first epoch with the loaders' build in its time: each kind of thread is a share of the time it existed
+    # (the cache builders of the build, the prefetch threads of the epoch after it), the main thread of it all
+    build = EpochRun(1.0, 0, 0, {("decode", "build"): (0.9, 4)}, {"build": 1})
+    epoch = EpochRun(1.0, 4, 256, {("read", "prefetch"): (1.6, 4), ("wait", "main"): (0.2, 4)}, {"prefetch": 2})
+    shares = {s.name: s.share for s in _epoch_profile("first", [build, epoch], build_s=1.0).stages}
+    assert shares == pytest.approx({"decode": 0.9, "read": 0.8, "wait": 0.1})
     with pytest.raises(ParameterError, match="subset='valid' picks a loader of DataLoaders or a DataBlock"):
         profile(dls.train, subset="valid")
     assert profile(dls, n_batches=2, warm_epochs=1, cold=False).subset == "train"

@@ -111,8 +111,14 @@ def _epoch_profile(label: str, runs: Sequence[EpochRun], build_s: float = 0.0) -
     # the main thread first, then each kind of thread beside it, its stages by seconds
     for (name, where), (secs, calls) in sorted(totals.items(), key=lambda kv: (kv[0][1] != "main", kv[0][1],
                                                                               -kv[1][0])):
-        # the cache-building threads only exist while the loaders are built
-        span = build_s if where == "build" and build_s > 0 else wall
+        # the cache-building threads only exist while the loaders are built, the prefetch threads and worker
+        # processes only once they are: each is a share of the time it existed
+        if build_s > 0 and where == "build":
+            span = build_s
+        elif build_s > 0 and where != "main" and wall > build_s:
+            span = wall - build_s
+        else:
+            span = wall
         capacity = span * (1 if where == "main" else max(1, threads.get(where, 1)))
         stages.append(StageTime(name, stage_kind(name), where, secs, int(calls),
                                 secs / capacity if capacity > 0 else 0.0))
@@ -225,9 +231,14 @@ class LoaderProfile:
                      (f": epochs of {per_epoch:.2f} s are too short to measure it, give more batches)" if noisy
                       else ")"))
         if w.unaccounted_share > STAGE_TOLERANCE:
+            beside = any(k != "main" for k in w.threads)
+            why = ("the main thread waited for a core or for Python's lock between stages; a busy machine, or "
+                   "threads beside it holding the lock, cost that much") if beside else \
+                  ("no thread works beside the main one, so it is the loop itself (handing each batch over, "
+                   "counting its items) or a busy machine: with batches this quick, give more of them or bigger ones"
+                   if per_epoch < 0.05 else "no thread works beside the main one: a busy machine took the time")
             parts.append(f"{w.unaccounted_share:.1%} of the warm epochs is outside every stage (more than "
-                         f"{STAGE_TOLERANCE:.0%}): the main thread waited for a core or for Python's lock between "
-                         "stages; a busy machine, or threads beside it holding the lock, cost that much")
+                         f"{STAGE_TOLERANCE:.0%}): {why}")
         return "; ".join(parts)
 
     def __repr__(self) -> str:

@@ -85,7 +85,10 @@ def to_items(source: Any) -> pl.DataFrame:
                 df = pl.DataFrame({"item": values}, strict=True) if values else pl.DataFrame({"item": []})
             except (TypeError, pl.exceptions.PolarsError) as e:
                 types = sorted({type(v).__name__ for v in values})
-                raise TypeError(f"the items mix types {types}; give one type per source") from e
+                first = type(values[0])
+                odd = next((i for i, v in enumerate(values) if type(v) is not first), 0)
+                raise TypeError(f"the items mix types {types} (item 0 is a {first.__name__}, item {odd} a "
+                                f"{type(values[odd]).__name__}: {values[odd]!r}); give one type per source") from e
     else:
         raise TypeError(f"unsupported source {type(source).__name__}; give a Polars/pandas DataFrame, an Arrow "
                         "table, a datasets.Dataset, a CSV/Parquet path or a list of items")

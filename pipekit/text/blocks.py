@@ -136,6 +136,9 @@ class TextBlock(TransformBlock):
                 texts = list(pool.map(lambda vr: read_text_file(vr[0], self.encoding, self.errors) if vr[1] else vr[0],
                                       zip(values, read)))
             return pl.Series("text", texts, dtype=pl.String)
+        if new and not (raw.dtype == pl.String or raw.dtype == pl.Null or isinstance(raw.dtype, pl.Struct)):
+            bad = next((i for i, v in enumerate(raw.to_list()) if not isinstance(v, str)), 0)
+            raise DataError(f"a text model predicts on texts: item {bad} is {raw[bad]!r} ({raw.dtype}); give a str")
         if isinstance(raw.dtype, pl.Struct):
             fields = raw.struct.unnest()
             parts = [pl.lit(f"{FLD} {i + 1} ") + pl.col(name).cast(pl.String).fill_null("")

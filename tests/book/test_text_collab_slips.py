@@ -65,3 +65,16 @@ def test_collab_slips_and_the_books_lookups():
     assert [n for n, _ in get_emb_sz(dls)] == [len(dls.classes["userId"]), len(dls.classes["movieId"])]
     with pytest.raises(ParameterError, match="get_emb_sz takes"):
         get_emb_sz(np.zeros(3))
+
+
+def test_a_text_classifier_is_given_texts():
+    from pipekit.text import AWD_LSTM, text_classifier_learner
+
+    dls = TextDataLoaders.from_df(_reviews(), text_col="review", label_col="label", valid_col="is_valid", bs=4,
+                                  min_freq=1, seed=0)
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(emb_sz=16, n_hid=16, n_layers=1))
+    assert learn.predict("a great film")[0] in ("pos", "neg")
+    with pytest.raises(DataError, match=r"a text model predicts on texts: item 0 is 5 \(Int64\); give a str"):
+        learn.predict(5)
+    with pytest.raises(TypeError, match=r"item 0 is a str, item 1 a int: 3"):
+        learn.dls.test_dl(["good", 3, "bad"])
