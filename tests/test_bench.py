@@ -273,3 +273,16 @@ def test_bench_loader_names_a_recipe_without_a_loader(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="nonsense"):
         main(["bench-loader", "dl.py", "--compare", "nonsense.py"])
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("method", ["crop", "pad", "squish"])
+def test_the_reference_makes_images_of_pipekits_size_for_every_resize(method, tmp_path):
+    from pipekit.data import CategoryBlock, DataBlock, RandomSplitter, get_image_files, parent_label
+    from pipekit.vision import ImageBlock, Resize
+
+    files = sorted(get_image_files(D.path("dogscats") / "valid"))[::20]
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: files, get_y=parent_label,
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=Resize((40, 60), method=method))
+    mine = dblock.dataloaders("/", bs=4, seed=0).one_batch()[0]
+    ref = next(iter(reference_loader(dblock, "/", bs=4, num_workers=0)))[0]
+    assert tuple(mine.shape[1:]) == tuple(ref.shape[1:]) == (3, 40, 60)

@@ -98,10 +98,9 @@ def _item_step(tfm: Any, train: bool) -> list[Any]:
     if isinstance(tfm, Resize):
         if tfm.method == "squish":
             return [A.Resize(h, w)]
-        if tfm.method == "pad":
-            return [A.LongestMaxSize(max_size=max(h, w)),
-                    A.PadIfNeeded(h, w, border_mode=_border(tfm.pad_mode))]
-        return [A.SmallestMaxSize(max_size=max(h, w)), A.CenterCrop(h, w)]
+        if tfm.method == "pad":  # fit inside (h, w), then pad to it
+            return [A.LongestMaxSize(max_size_hw=(h, w)), A.PadIfNeeded(h, w, border_mode=_border(tfm.pad_mode))]
+        return [A.SmallestMaxSize(max_size_hw=(h, w)), A.CenterCrop(h, w)]  # cover (h, w), then crop to it
     if isinstance(tfm, CropPad):
         return [A.PadIfNeeded(h, w, border_mode=_border(tfm.pad_mode)), A.CenterCrop(h, w)]
     raise ParameterError(f"reference_loader: no albumentations equivalent for the item transform {tfm!r}")
