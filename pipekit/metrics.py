@@ -304,6 +304,10 @@ class Accuracy(MeanMetric):
         self.axis = axis
 
     def per_item(self, pred: Any, targ: Any) -> Any:
+        if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
+            raise ParameterError(f"{self.name} takes one score per class, and this model gives one score per item "
+                                 "(the arg-max of one column is always 0): for a single-output binary model use "
+                                 "accuracy_multi (a sigmoid, then a threshold of 0.5), or give the model 2 outputs")
         # class scores (n, k) are arg-maxed; predicted labels (n,) are compared as they are (scikit-learn's face)
         # (a tensor's max(dim) gives the first maximum's index like argmax, several times faster for few classes)
         p = pred if pred.ndim == 1 and pred.shape == targ.reshape(-1).shape else \

@@ -13,7 +13,7 @@ import torch
 from sklearn.exceptions import UndefinedMetricWarning
 
 from pipekit.core import DataError
-from pipekit.metrics import F1Score, accuracy, as_metric, log_loss, mae, mse, r2_score, rmse, roc_auc
+from pipekit.metrics import F1Score, accuracy, accuracy_multi, as_metric, log_loss, mae, mse, r2_score, rmse, roc_auc
 
 
 def accumulate(metric, batches):
@@ -146,3 +146,12 @@ def test_scikit_learn_functions_as_metrics_get_their_direction_and_their_input()
     with pytest.raises(ParameterError, match=r"metric 'broken' fails on a classification's predictions \(it gets "
                                              r"class indices and \(n, 2\) probabilities\): IndexError"):
         check_metric(get_metric(broken, "classification"), "classification", 2)
+
+
+def test_accuracy_refuses_one_score_per_item():
+    from pipekit.core.errors import ParameterError
+
+    logits = torch.tensor([[2.0], [-1.0], [0.5]])
+    with pytest.raises(ParameterError, match=r"one score per item .*accuracy_multi"):
+        accuracy(logits, torch.tensor([[1], [0], [1]]))
+    assert float(accuracy_multi(logits, torch.tensor([[1], [0], [1]]))) == 1.0
