@@ -61,7 +61,7 @@ def plot_profile(p: LoaderProfile, path: str | os.PathLike | None = None) -> Pat
         for where in dict.fromkeys(s.where for s in phase.stages):
             parts = [(s.name, s.share) for s in phase.stages if s.where == where]
             if where == "main" and phase.wall_s:
-                parts.append(("(loop)", max(phase.unaccounted_s, 0.0) / phase.wall_s))
+                parts.append(("(outside every stage)", max(phase.unaccounted_s, 0.0) / phase.wall_s))
             bars.append((f"{phase.label.split(' (')[0]}\n{where}", parts))
     fig, ax = plt.subplots(figsize=(10, 0.9 * len(bars) + 1.5))
     names = list(dict.fromkeys(n for _, parts in bars for n, _ in parts))
@@ -78,7 +78,8 @@ def plot_profile(p: LoaderProfile, path: str | os.PathLike | None = None) -> Pat
     ax.set_xlabel("share of the epoch (main thread) or of the threads' capacity (the others)")
     handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
-    ax.legend(uniq.values(), uniq.keys(), loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8)
+    # beside the bars, whatever their number (below them it covered the axis label when there were few)
+    ax.legend(uniq.values(), uniq.keys(), loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     ax.set_title(f"{p.name}: {p.items_per_s:,.0f} items/s warm")
     return savefig_or_show(fig, path, name="loader_profile")
 
