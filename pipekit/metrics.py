@@ -288,9 +288,12 @@ class FuncMetric(MeanMetric):
                 p = np.asarray(p).argmax(1)
             elif name in _SKLEARN_POSITIVE and p.shape[1] == 2:
                 p = np.asarray(p)[:, 1]
-            elif name in ("log_loss", "top_k_accuracy_score") and not (isinstance(fn, functools.partial)
-                                                                        and "labels" in fn.keywords):
-                kw = {"labels": np.arange(p.shape[1])}  # every class, even one the scored rows lack
+            elif name in ("log_loss", "top_k_accuracy_score"):
+                if name == "log_loss":  # rows of an ensemble's mix sum to 1 up to rounding, which it warns of
+                    p = np.asarray(p, dtype=np.float64)
+                    p = p / p.sum(1, keepdims=True)
+                if not (isinstance(fn, functools.partial) and "labels" in fn.keywords):
+                    kw = {"labels": np.arange(p.shape[1])}  # every class, even one the scored rows lack
         return float(fn(y_true, p, **kw))
 
 

@@ -147,7 +147,9 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
 
     if freeze_epochs:
         learn.freeze()
-        share = limit.seconds * freeze_epochs / (freeze_epochs + epochs) if limit is not None else 0.0
+        # its share of the epochs, or a quarter of the limit when that is more (the head's epochs are cheap, and
+        # a share of a few batches' time would end the fit before its schedule could be fitted to it)
+        share = limit.seconds * max(freeze_epochs / (freeze_epochs + epochs), 0.25) if limit is not None else 0.0
         fit_one_cycle(learn, freeze_epochs, slice(base_lr), pct_start=0.99, cbs=with_share(share), **kwargs)
     base_lr /= 2
     learn.freeze_to(unfreeze_to)
