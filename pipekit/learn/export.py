@@ -134,10 +134,8 @@ def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict
     try:
         with torch.device("meta"):
             meta = build()
-    except (ExportError, UnknownNameError, UnknownArchError):
-        return  # reported by the real build, with its message
-    except Exception:  # noqa: BLE001  (a builder that needs real tensors: checked after building)
-        return
+    except Exception:  # noqa: BLE001  (a bad record is reported by the real build; a builder that needs real
+        return  # tensors is checked after building, by load_state_dict)
     if not isinstance(meta, nn.Module):
         return
     want = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
@@ -177,8 +175,11 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     except ExportError as e:
         raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} ({e}); "
                           "the file is damaged or was not written by learn.export()") from None
-    _check_shapes(where, name, lambda: build_arch(name, config_from_data(arch["config"], arrays)), tensors)
-    model = _rebuild(where, f"architecture {name!r}", lambda: build_arch(name, config_from_data(arch["config"], arrays)))
+    def build() -> Any:
+        return build_arch(name, config_from_data(arch["config"], arrays))
+
+    _check_shapes(where, name, build, tensors)
+    model = _rebuild(where, f"architecture {name!r}", build)
     if not isinstance(model, nn.Module):
         raise ExportError(f"{where}: architecture {name!r} built a {type(model).__name__}, not a torch module")
     try:
