@@ -222,12 +222,16 @@ class TimeLimit(Callback):
         elif (measured := learn.train_iter - self._ref[1]) >= self.probe or (
                 measured and now - self._ref[0] - self._valid_sum >= self.seconds / 20):
             self._fit_schedule(now, (now - self._ref[0] - self._valid_sum) / measured)
+        # the stop is decided on the newest projection, so an early estimate that was too slow never ends the fit
+        if self._schedule_done():
+            raise CancelTrainException()
 
-    def after_batch(self) -> None:
+    def _schedule_done(self) -> bool:
         learn = self.learn
-        if learn.training and self.kept_ < self.planned_ and learn.train_iter >= learn.total_iters:
+        if self.kept_ < self.planned_ and learn.train_iter >= learn.total_iters:
             self._over = True
             learn.request_stop()
+        return self._over
 
     def state_dict(self) -> dict[str, Any]:
         return {}  # a limit belongs to one fit: a resumed fit counts its own time and batches
@@ -239,9 +243,15 @@ class TimeLimit(Callback):
         self._valid_start = time.perf_counter()
 
     def after_epoch(self) -> None:
-        self._valid_s = time.perf_counter() - self._valid_start
-        if self._ref is not None:  # validations are not training time
-            self._valid_sum += self._valid_s
+        now = time.perf_counter()
+        self._valid_s = now - self._valid_start
+        if self._ref is None or self._over:
+            return
+        self._valid_sum += self._valid_s  # validations are not training time
+        measured = self.learn.train_iter - self._ref[1]
+        if measured:  # projected again with this epoch's validation, then ended here if its batches are done
+            self._fit_schedule(now, (now - self._ref[0] - self._valid_sum) / measured)
+            self._schedule_done()
 
     def _fit_schedule(self, now: float, per_batch: float) -> None:
         learn = self.learn
@@ -257,14 +267,14 @@ class TimeLimit(Callback):
 
         b = self.planned_ - (learn.train_iter - self._first)  # all the batches asked for, if they fit
         if cost(b) > left:  # else the most that fit (the cost grows with b): a binary search
-            lo, hi = 1, b
+            lo, hi = 0, b  # 0: not one more batch fits, the schedule ends here
             while lo < hi:
                 mid = (lo + hi + 1) // 2
                 lo, hi = (mid, hi) if cost(mid) <= left else (lo, mid - 1)
             b = lo
         if learn.train_iter + b != learn.total_iters:
             learn.total_iters = learn.train_iter + b
-            learn.pct_train = learn.train_iter / learn.total_iters
+            learn.pct_train = learn.train_iter / max(learn.total_iters, 1)
             self.kept_ = learn.total_iters - self._first
             self.stopped_on_time_ = self.kept_ < self.planned_
 
