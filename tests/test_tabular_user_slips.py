@@ -95,3 +95,25 @@ def test_a_net_given_less_time_than_its_first_batches_says_so():
     finally:
         builtin.TimeLimit.before_fit = original
     assert net.stopped_on_time_
+
+
+def test_a_raw_frame_given_to_a_model_fitted_on_codes_is_refused_and_the_processed_frame_is_not():
+    from pipekit.data import RandomSplitter
+    from pipekit.datasets import path
+    from pipekit.tabular import Categorify, FillMissing
+
+    df = pl.read_csv(path("rossmann_sample") / "train.csv", infer_schema_length=None).filter(pl.col("Sales") > 0)
+    df = df.head(3000)
+    tab = Tabular(df, procs=[Categorify, FillMissing], cat_names=["Store", "DayOfWeek", "Promo"],
+                  cont_names=["Customers"], y_names="Sales", splits=RandomSplitter(0.2, seed=0))
+    rf = RandomForest("regression", n_estimators=5, n_jobs=1).fit(tab.train)
+    raw = df.tail(5)  # store ids up to 1115 against a few dozen codes: once predicted from without a word
+    with pytest.raises(DataError, match=r"column 'Store' holds \d+ \(row \d\), outside the \d+ category codes .*"
+                                        r"unprocessed frame; pass the rows processed by the same Tabular"):
+        rf.predict(raw)
+    with pytest.raises(DataError, match=r"column 'Store' is String.*tab.new\(df\)"):
+        rf.predict(raw.with_columns(pl.col("Store").cast(pl.String)))
+    # the book's chapter-9 habit, the processed frame itself (or as pandas), still predicts
+    expected = rf.predict(tab.new(raw))
+    np.testing.assert_array_equal(rf.predict(tab.new(raw).xs), expected)
+    np.testing.assert_array_equal(rf.predict(tab.new(raw).xs.to_pandas()), expected)

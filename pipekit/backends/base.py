@@ -158,7 +158,8 @@ class Backend(Model):
     model is not plain data, ``model_to_data()`` / ``model_from_data(data)``.
 
     Fitted attributes: ``feature_names_``, ``cat_features_``, ``classes_`` (classification, labels
-    sorted), ``procs_signature_``, ``valid_score_`` (when fitted with a ``valid`` split).
+    sorted), ``procs_signature_``, ``cat_levels_`` (the number of codes of each categorical input, when fitted on
+    a Tabular's split), ``valid_score_`` (when fitted with a ``valid`` split).
     """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
@@ -205,6 +206,8 @@ class Backend(Model):
         self.feature_names_ = list(train.feature_names)
         self.cat_features_ = [c for c in train.cat_names if c in self.feature_names_]
         self.procs_signature_ = train.procs_signature
+        vocabs = train.processor.classes_ if train.processor is not None else {}
+        self.cat_levels_ = {c: len(vocabs[c]) for c in self.cat_features_ if c in vocabs}
         kind = getattr(train.processor, "y_kind_", None) if train.processor is not None else None
         if kind in ("category", "regression") and (self.task == "classification") != (kind == "category"):
             raise DataError(f"{type(self).__name__}(task={self.task!r}) cannot fit a Tabular whose target is a "
@@ -239,6 +242,24 @@ class Backend(Model):
                 and d.procs_signature != self.procs_signature_):
             raise DataError(f"{type(self).__name__} was trained on data processed by different procs "
                             f"(signature {self.procs_signature_} vs {d.procs_signature}); use the same Tabular")
+        if d.procs_signature is None:
+            self._check_codes(d)
+
+    def _check_codes(self, d: TabularData) -> None:
+        """A bare frame given to a model fitted on a Tabular's split must hold category codes, not the raw values
+        (a store id of 1115 read as a code would be predicted from without a word)."""
+        for c, n in (getattr(self, "cat_levels_", None) or {}).items():
+            s = d.xs[c]
+            if not s.dtype.is_integer():
+                raise DataError(f"column {c!r} is {s.dtype}, but {type(self).__name__} was fitted on category codes "
+                                f"from a Tabular: pass the rows processed by it (tab.new(df)), not the raw frame")
+            lo, hi = s.min(), s.max()
+            if lo is not None and (lo < 0 or hi >= n):
+                bad = lo if lo < 0 else hi
+                row = int((s == bad).arg_true()[0])
+                raise DataError(f"column {c!r} holds {bad} (row {row}), outside the {n} category codes "
+                                f"{type(self).__name__} was fitted on: this looks like an unprocessed frame; pass "
+                                "the rows processed by the same Tabular (tab.new(df))")
 
     def matrix(self, d: TabularData, order: Literal["C", "F"] = "C") -> np.ndarray:
         return d.matrix(self.feature_names_, order=order)
@@ -270,6 +291,9 @@ class Backend(Model):
         if self.task == "classification" and not (isinstance(state.get("classes_"), np.ndarray)
                                                   and state["classes_"].ndim == 1 and len(state["classes_"]) >= 2):
             raise ExportError(f"{type(self).__name__}: a classifier's state needs its classes_ (an array of labels)")
+        levels = state.get("cat_levels_", {})
+        if not (isinstance(levels, dict) and all(k in cats and type(v) is int and v >= 1 for k, v in levels.items())):
+            raise ExportError(f"{type(self).__name__}: cat_levels_ must map categorical inputs to their number of codes")
         super().state_from_data(state)
         if model is None:
             raise ExportError(f"{type(self).__name__}: the state holds no {self.model_attr}")
