@@ -83,6 +83,34 @@ def test_tabular_with_time_split(rossmann):
     assert tab.y_kind == "regression"
 
 
+def test_time_split_reads_text_dates_as_add_datepart_does_and_keeps_the_columns_time_zone(rossmann):
+    import datetime as dt
+
+    # rossmann's dates written month first: those to the 12th of each month read both ways, so a guess is refused
+    dates = rossmann["Date"].str.to_date().unique().sort()
+    us = pl.DataFrame({"Date": dates.dt.strftime("%m/%d/%Y")})
+    early = us.filter(pl.col("Date").str.slice(3, 2).cast(pl.Int32) <= 12)
+    with pytest.raises(DataError, match=r"TimeSplitter: column 'Date' is ambiguous.*format='%m/%d/%Y' \(month first\)"):
+        TimeSplitter("Date", "2015-06-01").split(early)
+    by_date = early["Date"].str.to_date("%m/%d/%Y")
+    valid = TimeSplitter("Date", "2015-06-01", format="%m/%d/%Y").split(early)[1]
+    assert sorted(valid.tolist()) == (by_date >= dt.date(2015, 6, 1)).arg_true().to_list()
+    # every date of the column: the days past the 12th tell the layout, as add_datepart reads it
+    valid = TimeSplitter("Date", "2015-06-01").split(us)[1]
+    assert sorted(valid.tolist()) == (dates >= dt.date(2015, 6, 1)).arg_true().to_list()
+    with pytest.raises(DataError, match=r"1 value\(s\) of column 'Date' are not dates in format '%m/%d/%Y', first "
+                                        r"'soon' at row 3"):
+        TimeSplitter("Date", "2015-06-01", format="%m/%d/%Y").split(
+            us.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("soon")).otherwise("Date").alias("Date")))
+    # a time-zone-aware column: the cutoff is read in its zone (it was a TypeError)
+    when = pl.datetime_range(dt.datetime(2015, 5, 31, 20), dt.datetime(2015, 6, 1, 4), "1h", eager=True)
+    aware = pl.DataFrame({"when": when.dt.replace_time_zone("America/New_York")})
+    assert TimeSplitter("when", "2015-06-01").split(aware)[1].tolist() == [4, 5, 6, 7, 8]
+    assert TimeSplitter("when", "2015-06-01T02:00+00:00").split(aware)[1].tolist() == [2, 3, 4, 5, 6, 7, 8]  # 22:00 there
+    with pytest.raises(DataError, match="has a UTC offset but column 'when' has no time zone"):
+        TimeSplitter("when", "2015-06-01T00:00+00:00").split(pl.DataFrame({"when": when}))
+
+
 def test_process_to_parquet_matches_in_memory(tmp_path):
     src = path("adult_sample") / "adult.csv"
     out = tmp_path / "adult_processed.parquet"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import polars as pl
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is
+from pipekit.data.dates import iso_format, numeric_date_format
 from pipekit.data.getters import iter_items, path_column
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -160,11 +162,20 @@ class TimeSplitter(Splitter):
     """Train on rows before ``cutoff`` in column ``col``, validate on rows from the cutoff on.
 
     ``cutoff`` may be a date/datetime, an ISO string, a number, or a float in (0, 1) meaning "the last
-    that share of the time range".
+    that share of the time range". A cutoff without a UTC offset is read in the column's time zone.
+
+    A text column is read as dates: ``format=`` (a strftime format such as ``"%m/%d/%Y"``) says how; without it
+    ISO text and day/month numbers are recognised, and a column that reads both day-first and month-first
+    (``01/06/2015``) is refused rather than split on a guess.
+
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"Date": ["03/30/2015", "06/02/2015", "06/20/2015"]})
+    >>> TimeSplitter("Date", "2015-06-01")(df)[1].tolist()
+    [1, 2]
     """
 
-    def __init__(self, col: str, cutoff: Any):
-        self.col = col
+    def __init__(self, col: str, cutoff: Any, format: str | None = None):
+        self.col, self.format = col, format
         self.cutoff = cutoff.isoformat() if isinstance(cutoff, (dt.date, dt.datetime)) else cutoff
         if isinstance(self.cutoff, str):
             try:
@@ -178,10 +189,7 @@ class TimeSplitter(Splitter):
             raise DataError(f"TimeSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
         s = items[self.col]
         if s.dtype == pl.Utf8:
-            try:
-                s = s.str.to_datetime(strict=True)
-            except pl.exceptions.PolarsError as e:
-                raise DataError(f"TimeSplitter: column {self.col!r} is text that does not parse as dates: {e}") from e
+            s = self._parse(s)
         if s.null_count():
             raise DataError(f"TimeSplitter: column {self.col!r} has {s.null_count()} null(s) "
                              f"(first at row {int(s.is_null().arg_true()[0])}); a row with no time has no side")
@@ -193,9 +201,32 @@ class TimeSplitter(Splitter):
             cut = dt.datetime.fromisoformat(cut)
             if s.dtype == pl.Date:
                 cut = cut.date()
+            else:
+                tz = s.dtype.time_zone  # type: ignore[union-attr]
+                if tz:  # a cutoff without an offset is the column's local time; one with an offset, that instant
+                    cut = (cut.replace(tzinfo=zoneinfo.ZoneInfo(tz)) if cut.tzinfo is None
+                           else cut.astimezone(zoneinfo.ZoneInfo(tz)))
+                elif not tz and cut.tzinfo is not None:
+                    raise DataError(f"TimeSplitter: cutoff {self.cutoff!r} has a UTC offset but column {self.col!r} has "
+                                    "no time zone; give the cutoff without an offset, in the column's local time")
         elif isinstance(cut, str):
             raise DataError(f"TimeSplitter: cutoff {cut!r} is text but column {self.col!r} is {s.dtype}")
         return _mask_split((s >= cut).to_numpy())
+
+    def _parse(self, text: pl.Series) -> pl.Series:
+        text = text.str.strip_chars()
+        fmt = self.format
+        if fmt is None:
+            values = text.drop_nulls().unique(maintain_order=True)
+            fmt = numeric_date_format(values, self.col, "TimeSplitter") or iso_format(values)
+        parsed = text.str.to_datetime(format=fmt, strict=False, time_unit="us")
+        bad = parsed.is_null() & text.is_not_null()
+        if bad.any():
+            row = int(bad.arg_true()[0])
+            how = f" in format {fmt!r}" if fmt else ""
+            raise DataError(f"TimeSplitter: {int(bad.sum())} value(s) of column {self.col!r} are not dates{how}, first "
+                            f"{text[row]!r} at row {row}; fix them, or pass format= (e.g. format='%m/%d/%Y')")
+        return parsed
 
     def columns(self) -> list[str] | None:
         return [self.col]
