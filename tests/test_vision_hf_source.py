@@ -129,3 +129,26 @@ def test_bad_image_items_are_named():
     with pytest.raises(ValueError, match="a colour mask: mask has 3 different colour channels"):
         mask.decode("mask")
     assert MaskBlock(codes=["a", "b"]).geometry == "mask"
+
+
+def test_a_16_bit_pil_image_gives_the_pixels_of_its_file(tmp_path):
+    """A 16-bit grey PNG opens in PIL as mode I;16; its pixels are scaled to 8 bits as the file's are, not
+    clipped (every value above 255 white)."""
+    digit = np.asarray(Image.open(D.path("mnist_tiny") / "test" / "1503.png").convert("L"))
+    f16 = tmp_path / "digit16.png"
+    Image.fromarray(digit.astype(np.uint16) * 257).save(f16)
+    with Image.open(f16) as im:
+        assert im.mode == "I;16"
+        pil16, pil32 = im.copy(), im.convert("I")  # I: how older Pillow opens the same file
+    from_file = build_image_store([str(f16)], mode="L", cache_dir=False).pixels[0, :, :, 0]
+    assert np.array_equal(from_file, digit)
+    for img in (pil16, pil32):
+        got = MemoryImage("a 16-bit image", image=img).decode("L")[:, :, 0]
+        assert np.array_equal(got, digit), img.mode
+        assert np.array_equal(MemoryImage("rgb", image=img).decode("RGB"), np.repeat(digit[:, :, None], 3, 2))
+    # a palette mask keeps its indices, a 1-bit mask is classes 0 and 1
+    codes = (digit > 0).astype(np.uint8) * 2
+    pal = Image.fromarray(codes, mode="L").convert("P")
+    assert np.array_equal(MemoryImage("pal", image=pal).decode("mask")[:, :, 0], np.asarray(pal))
+    one_bit = Image.fromarray(digit > 0).convert("1")
+    assert set(np.unique(MemoryImage("1-bit", image=one_bit).decode("mask"))) == {0, 1}

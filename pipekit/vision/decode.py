@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -61,13 +62,7 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
             "find such files with pipekit.vision.verify_images(files) and remove them"
         )
     if img.dtype != np.uint8:
-        if mode == "mask" and img.max() < 256:
-            img = img.astype(np.uint8)
-        elif mode == "mask":
-            raise ImageDecodeError(f"{name}: mask values go up to {int(img.max())}; at most 255 classes are supported")
-        else:  # 16-bit images: keep the top 8 bits
-            img = (np.right_shift(img, 8).astype(np.uint8) if img.dtype == np.uint16
-                   else np.clip(img, 0, 255).astype(np.uint8))
+        img = _wide_to_uint8(img, mode, name)
     if img.ndim == 2:
         img = img[:, :, None]
     if mode == "RGB":
@@ -84,6 +79,18 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
             )
         img = img[:, :, :1]
     return np.ascontiguousarray(img)
+
+
+def _wide_to_uint8(img: np.ndarray, mode: str, name: str) -> np.ndarray:
+    """Pixels wider than 8 bits as uint8: a mask keeps its class values (at most 255), a 16-bit image its top
+    8 bits; one rule for a decoded file and for the same pixels given in memory."""
+    if mode == "mask":
+        if img.size and img.max() >= 256:
+            raise ImageDecodeError(f"{name}: mask values go up to {int(img.max())}; at most 255 classes are supported")
+        return img.astype(np.uint8)
+    if img.dtype == np.uint16:
+        return np.right_shift(img, 8).astype(np.uint8)
+    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def decode_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
@@ -146,8 +153,8 @@ def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_wor
 
 
 #: what an image input accepts, said once for every error message and docstring that lists it
-IMAGE_VALUES = ("file paths (str or pathlib.Path), encoded image bytes (JPEG/PNG/...), PIL images, or uint8 arrays/"
-                "tensors: (H, W) grey, (H, W, C) or (C, H, W); float arrays/tensors (C, H, W) with values in 0..1")
+IMAGE_VALUES = ("file paths (str or pathlib.Path), encoded image bytes (JPEG/PNG/...), PIL images, or uint8 (or 16-bit) "
+                "arrays/tensors: (H, W) grey, (H, W, C) or (C, H, W); float arrays/tensors (C, H, W) with values in 0..1")
 
 
 def is_image_value(value: object) -> bool:
@@ -158,14 +165,27 @@ def is_image_value(value: object) -> bool:
     return kind in ("PIL", "torch") and hasattr(value, "shape" if kind == "torch" else "getbands")
 
 
-def _pixels_of(value: object, name: str) -> np.ndarray:
-    """An in-memory image as an (H, W, C) array, uint8 or float (channels first moved last)."""
+def _pil_pixels(img: Any, mode: str, name: str) -> np.ndarray:
+    """A PIL image's pixels as a file of the same image decodes them: a mask keeps its stored values (palette
+    indices, grey levels); 16-bit grey stays 16-bit (PIL's convert would clip every value above 255 to white)."""
+    img_mode = img.mode
+    if img_mode.startswith("I;16") or img_mode == "I":  # a 16-bit PNG opens as I;16 (I in older Pillow)
+        arr = np.asarray(img)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise ImageDecodeError(f"{name}: a PIL image of mode {img_mode} holding values "
+                                   f"{int(arr.min())}..{int(arr.max())} is not 8- or 16-bit pixels; "
+                                   "scale it to 0..255 and give it as mode 'L'")
+        return arr.astype(np.uint16)
+    if mode != "mask" and img_mode not in ("L", "RGB", "RGBA"):
+        img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+    return np.asarray(img)
+
+
+def _pixels_of(value: object, name: str, mode: str = "RGB") -> np.ndarray:
+    """An in-memory image as an (H, W, C) array, uint8, uint16 or float (channels first moved last)."""
     kind = type(value).__module__.split(".")[0]
     if kind == "PIL":
-        img = value
-        if getattr(img, "mode", "") not in ("L", "RGB", "RGBA"):
-            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")  # type: ignore[attr-defined]
-        arr = np.asarray(img)
+        arr = _pil_pixels(value, mode, name)
     elif kind == "torch":
         arr = value.detach().cpu().numpy()  # type: ignore[attr-defined]
     else:
@@ -191,27 +211,32 @@ def _pixels_of(value: object, name: str) -> np.ndarray:
 def image_from_value(value: object, mode: str = "RGB", name: str = "<image>") -> np.ndarray:
     """An image held in memory as a uint8 (H, W, C) array in ``mode`` (see :func:`decode_bytes`), as decoding
     its file would give it: encoded bytes are decoded; a PIL image, a NumPy array or a torch tensor is taken
-    as pixels (uint8 0..255, or floats 0..1), grey (H, W), (H, W, C) or channels first (C, H, W).
+    as pixels (uint8 0..255, or floats 0..1), grey (H, W), (H, W, C) or channels first (C, H, W). 16-bit pixels
+    (a PIL image of mode I;16, a uint16 array) keep their top 8 bits, as a 16-bit file's do.
 
     >>> image_from_value(np.full((2, 3), 7, np.uint8), mode="RGB").shape
     (2, 3, 3)
     >>> image_from_value(np.ones((3, 4, 5), np.float32), mode="L")[0, 0]
     array([255], dtype=uint8)
+    >>> image_from_value(np.full((2, 2), 1000, np.uint16), mode="L")[0, 0]   # 1000 >> 8
+    array([3], dtype=uint8)
     """
     _check_mode(mode)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return decode_bytes(bytes(value), mode=mode, name=name)
     if not is_image_value(value):
         raise ImageDecodeError(f"{name}: {type(value).__name__} is not an image; give {IMAGE_VALUES}")
-    arr = _pixels_of(value, name)
+    arr = _pixels_of(value, name, mode)
     if arr.dtype.kind == "f":
         lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
         if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 1:
             raise ImageDecodeError(f"{name}: a float image must hold values in 0..1, this one spans {lo:g}..{hi:g}; "
                                    "give uint8 pixels (0..255) or divide by 255")
         arr = np.round(arr * 255).astype(np.uint8)
-    elif arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.bool_:  # a mask's True is class 1; an image's is white
+        arr = arr.astype(np.uint8) * (1 if mode == "mask" else 255)
+    elif arr.dtype == np.uint16:
+        arr = _wide_to_uint8(arr, mode, name)  # 16-bit pixels, as a 16-bit file decodes
     elif arr.dtype != np.uint8:
         if mode == "mask" and arr.dtype.kind in "iu" and arr.size and 0 <= arr.min() and arr.max() < 256:
             arr = arr.astype(np.uint8)
@@ -225,7 +250,7 @@ def image_from_value(value: object, mode: str = "RGB", name: str = "<image>") ->
         arr = cv2.cvtColor(np.ascontiguousarray(arr[:, :, :3]), cv2.COLOR_RGB2GRAY)[:, :, None]
     elif mode == "mask" and c > 1:
         if not all(np.array_equal(arr[..., 0], arr[..., k]) for k in range(1, min(c, 3))):
-            raise ImageDecodeError(f"{name}: a mask needs one class index per pixel, this array has {c} different "
-                                   "channels")
+            raise ImageDecodeError(f"{name}: mask has {c} different colour channels; masks must hold one class "
+                                   "index per pixel (a grey or palette image)")
         arr = arr[:, :, :1]
     return np.ascontiguousarray(arr)

@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError
-from pipekit.vision.decode import IMAGE_VALUES, ImageDecodeError, decode_bytes, image_from_value, is_image_value
+from pipekit.vision.decode import IMAGE_VALUES, decode_bytes, image_from_value, is_image_value
 
 __all__ = ["MemoryImage", "image_sources"]
 
@@ -60,23 +60,7 @@ class MemoryImage:
         """The pixels as a uint8 HWC array in ``mode`` ("RGB", "L" or "mask"), as files are decoded."""
         if self.data is not None:
             return decode_bytes(self.data, mode=mode, name=self.name)
-        img = self.image
-        if not _is_pil(img):
-            return image_from_value(img, mode=mode, name=self.name)
-        if mode in ("RGB", "L"):
-            return np.ascontiguousarray(np.asarray(img.convert(mode)).reshape(img.size[1], img.size[0], -1))
-        arr = np.asarray(img)  # a mask keeps its stored values (palette indices, grey levels)
-        if arr.ndim == 3:
-            if not all(np.array_equal(arr[..., 0], arr[..., c]) for c in range(1, arr.shape[2])):
-                raise ImageDecodeError(f"{self.name}: mask has {arr.shape[2]} different colour channels; masks must "
-                                       "hold one class index per pixel (a grey or palette image)")
-            arr = arr[..., 0]
-        if arr.dtype != np.uint8:
-            if arr.size and (arr.min() < 0 or arr.max() > 255):
-                raise ImageDecodeError(f"{self.name}: mask values go up to {int(arr.max())}; at most 255 classes are "
-                                       "supported")
-            arr = arr.astype(np.uint8)
-        return np.ascontiguousarray(arr[:, :, None])
+        return image_from_value(self.image, mode=mode, name=self.name)
 
 
 def _is_pil(v: Any) -> bool:
