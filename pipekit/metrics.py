@@ -240,7 +240,8 @@ class FuncMetric(MeanMetric):
     convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's).
 
     ``greater_is_better``: None (the default) reads it from the function's name: a loss or an error
-    (``log_loss``, ``mean_squared_error``, ``my_rmse``) is better smaller, anything else larger. A function of
+    (``log_loss``, ``mean_squared_error``, ``my_rmse``) is better smaller, anything else larger, and a name
+    ending in ``score`` (``d2_absolute_error_score``) always larger. A function of
     ``sklearn.metrics`` gets what it takes from a classifier's probabilities: the labels (``accuracy_score``,
     ``f1_score``, ...), the positive class's column for two classes (``roc_auc_score``,
     ``average_precision_score``, ``brier_score_loss``) or the probabilities (``log_loss``); any other function
@@ -260,7 +261,10 @@ class FuncMetric(MeanMetric):
         self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc,assignment]
         self.check_params()
         if greater_is_better is None:
-            self.greater_is_better = not _LOWER_IS_BETTER.search(self.name)  # type: ignore[misc]
+            # a score is better larger whatever it scores (scikit-learn's d2_absolute_error_score, r2_score)
+            name = self.name
+            self.greater_is_better = (name.lower().endswith("score")  # type: ignore[misc]
+                                      or not _LOWER_IS_BETTER.search(name))
 
     @property
     def name(self) -> str:

@@ -118,6 +118,11 @@ def test_scikit_learn_functions_as_metrics_get_their_direction_and_their_input()
     assert [get_metric(f, "classification").greater_is_better for f in
             (skm.log_loss, skm.hinge_loss, skm.accuracy_score, skm.roc_auc_score, skm.f1_score)] == [
         False, False, True, True, True]
+    # a score is better larger though it scores an error or a loss
+    assert [get_metric(f, "regression").greater_is_better for f in
+            (skm.d2_absolute_error_score, skm.d2_pinball_score, skm.explained_variance_score)] == [True, True, True]
+    assert get_metric(skm.d2_log_loss_score, "classification").greater_is_better
+    assert not get_metric(skm.brier_score_loss, "classification").greater_is_better
     assert FuncMetric(skm.mean_squared_error, greater_is_better=True).greater_is_better  # said outright, kept
     # each function gets what it takes from a classifier's probabilities
     rng = np.random.default_rng(0)

@@ -315,3 +315,17 @@ def test_set_params_and_scikit_learns_clone_on_nested_components():
     # sklearn.base.clone uses the component's clone: a parameter normalised in __init__ (layers -> list) is fine
     net = clone(TorchTabular("classification", layers=(8, 4)))
     assert net.layers == [8, 4] and not net.is_fitted
+
+
+def test_text_columns_left_without_categorify_are_named_with_the_fix():
+    from pipekit.backends import GBM
+    from pipekit.core.errors import DataError
+    from pipekit.sklearn import TabularClassifier
+    from pipekit.tabular import FillMissing, Normalize
+
+    X = pl.read_csv(path("adult_sample") / "adult.csv").head(300).select("workclass", "age")
+    y = (X["age"] > 40).to_numpy()
+    # the processor hands such a column on as a Categorical: it was a bare "could not convert string to float"
+    with pytest.raises(DataError, match=r"column 'workclass' holds Categorical values \(e.g. \[.*\]\); backends "
+                                        r"need numbers: run Categorify on it first"):
+        TabularClassifier(GBM("classification", n_estimators=5, n_jobs=1), procs=[FillMissing, Normalize]).fit(X, y)

@@ -77,8 +77,9 @@ class TabularData:
         out = np.empty((self.xs.height, len(columns)), dtype=dtype, order=order)
         for j, c in enumerate(columns):
             s = self.xs.get_column(c)
-            if s.dtype == pl.String or s.dtype == pl.Categorical or s.dtype == pl.Enum:
-                raise DataError(f"column {c!r} holds {s.dtype} values (e.g. {s.drop_nulls().head(1).to_list()}); "
+            if s.dtype == pl.String or isinstance(s.dtype, (pl.Categorical, pl.Enum)):
+                kind = "String" if s.dtype == pl.String else type(s.dtype).__name__
+                raise DataError(f"column {c!r} holds {kind} values (e.g. {s.drop_nulls().head(1).to_list()}); "
                                 "backends need numbers: run Categorify on it first")
             out[:, j] = s.to_numpy()  # nulls come out as NaN for floats
         return out
