@@ -171,3 +171,30 @@ def test_fused_augment_reading_the_cache_in_place_matches_the_transforms_one_aft
             b = t.encode(b, ctx)
         assert len(got) == len(b) and all(g.dtype == e.dtype and torch.equal(g, e) for g, e in zip(got, b))
         assert got[0].dtype == torch.float32 and got[0].shape[0] == 16
+
+
+def test_presized_masks_stay_on_their_image(tmp_path):
+    # each output pixel of a mask takes the source pixel under its centre (either one at an exact pixel edge):
+    # resize maps of source row / column numbers, camvid's label size, shrinking and growing
+    h, w = 96, 128
+    rows = np.repeat(np.arange(h, dtype=np.uint8)[:, None], w, 1)
+    cols = np.repeat(np.arange(w, dtype=np.uint8)[None, :], h, 0)
+    for size in ((40, 56), (200, 300)):
+        tfm = Resize(size, method="squish")
+        for src, n, m, axis in ((rows, h, size[0], 1), (cols, w, size[1], 0)):
+            got = tfm.apply(src, nearest=True)[:, :, 0].astype(float)
+            centre = (np.arange(m) + 0.5) * n / m
+            centre = centre[:, None] if axis == 1 else centre[None, :]
+            assert ((got <= centre) & (centre <= got + 1)).all(), size
+    # through a DataBlock: a rectangle's mask covers the pixels its area-resized image mostly covers
+    from PIL import Image
+    m = np.zeros((200, 200), np.uint8)
+    m[40:120, 60:160] = 1
+    Image.fromarray(m * 255).convert("RGB").save(tmp_path / "a.png")
+    Image.fromarray(m).save(tmp_path / "a_m.png")
+    items = pl.DataFrame({"img": [str(tmp_path / "a.png")] * 2, "mask": [str(tmp_path / "a_m.png")] * 2})
+    dls = DataBlock(blocks=(ImageBlock, MaskBlock(["bg", "fg"])), getters=[lambda r: r["img"], lambda r: r["mask"]],
+                    splitter=lambda items: (np.array([0]), np.array([1])), item_tfms=Resize(64)).dataloaders(
+        items, bs=1, seed=0, device="cpu")
+    x, y = dls.valid.one_batch()
+    assert torch.equal(x[0, 0] > 0.5, y[0] == 1)

@@ -225,7 +225,9 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
         raise TypeError(f"tfm must be an image item transform (Resize, CropPad, RandomResizedCrop), got {tfm!r}")
     workers = num_workers or max(1, min(8, os.cpu_count() or 1))
     channels, squeeze = 3 if mode == "RGB" else 1, mode == "mask"
-    config = f"{CACHE_VERSION}|{mode}|{tfm.cache_key() if tfm is not None else 'none'}"
+    # masks are resized with centre-aligned nearest neighbours; the tag keeps packs of an older resampler apart
+    config = f"{CACHE_VERSION}|{mode}{'|nearest-exact' if mode == 'mask' else ''}|" \
+             f"{tfm.cache_key() if tfm is not None else 'none'}"
 
     root = cache_folder(cache_dir, "images")
     if root is None:

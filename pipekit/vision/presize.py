@@ -27,12 +27,14 @@ METHODS = ("crop", "pad", "squish")
 
 
 def resize_to(img: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray:
-    """Resize an HWC array to (h, w): area averaging when shrinking (no aliasing), bilinear when growing."""
+    """Resize an HWC array to (h, w): area averaging when shrinking (no aliasing), bilinear when growing;
+    ``nearest``: each output pixel takes the source pixel under its centre, so a mask stays on its image
+    (OpenCV's plain INTER_NEAREST samples at the corner, shifting a mask by up to a pixel right and down)."""
     h, w = hw
     if img.shape[0] == h and img.shape[1] == w:
         return img
     if nearest:
-        interp = cv2.INTER_NEAREST
+        interp = cv2.INTER_NEAREST_EXACT
     else:
         interp = cv2.INTER_AREA if (h < img.shape[0] and w < img.shape[1]) else cv2.INTER_LINEAR
     out = cv2.resize(img, (w, h), interpolation=interp)
