@@ -103,3 +103,27 @@ def test_stacking_with_a_net(splits):
     assert st.oob_predictions_.shape == (2, 1500, 2)
     assert st.report_["model"].to_list() == ["0:net", "1:gbm", "StackingEnsemble"]
     assert st.score(va) > 0.75
+
+
+def test_a_regression_net_starts_in_the_targets_range(tmp_path):
+    import polars as pl
+    from sklearn.datasets import load_diabetes
+
+    from pipekit.data.splitters import RandomSplitter
+    from pipekit.tabular import Normalize, Tabular
+
+    df = pl.from_pandas(load_diabetes(as_frame=True).frame)  # disease progression, 25 to 346
+    tab = Tabular(df, procs=[Normalize], cont_names=[c for c in df.columns if c != "target"], y_names="target",
+                  splits=RandomSplitter(0.2, seed=0))
+    net = TorchTabular("regression", epochs=5, bs=64).fit(tab.train)
+    y = as_data(tab.train).y
+    span = y.max() - y.min()
+    assert net.y_range_ == pytest.approx([y.min() - 0.05 * span, y.max() + 0.05 * span])
+    # the raw output started near 0 and five epochs left it there: R2 was about -4
+    assert net.score(tab.valid, "r2") > 0.2
+    pred = net.predict(tab.valid)
+    assert (pred > net.y_range_[0]).all() and (pred < net.y_range_[1]).all()
+    net.export(tmp_path / "net.pipekit")
+    np.testing.assert_array_equal(load_model(tmp_path / "net.pipekit").predict(tab.valid), pred)
+    # a range given is kept
+    assert TorchTabular("regression", epochs=1, y_range=(0, 400)).fit(tab.train).y_range_ == [0.0, 400.0]

@@ -43,7 +43,7 @@ from pipekit.data.progress import progress_bar
 from pipekit.ensemble.bagged import BaggedModel, out_of_fold
 from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
-from pipekit.ensemble.torch_tabular import TorchTabular
+from pipekit.ensemble.torch_tabular import TorchTabular, target_range
 from pipekit.ensemble.weighted import WeightedEnsemble
 from pipekit.metrics import check_metric, get_metric
 
@@ -61,12 +61,24 @@ FOLDS, FOLDS_TIMED = 8, 5
 class Candidate:
     """A member ``fit_ensemble`` may fit: a ``name``, an unfitted ``model`` (bagged by fit_ensemble), its
     expected ``value`` (how much such a member usually adds, 0..1) and its ``cost`` (time relative to the
-    default GBM on the same rows)."""
+    default GBM on the same rows, above 0).
+
+    >>> Candidate("gbm", GBM("classification"), value=0.5, cost=0)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: Candidate 'gbm': cost=0 is not accepted; expected a number in (0, inf)
+    """
 
     name: str
     model: Any
     value: float = 1.0
     cost: float = 1.0
+
+    def __post_init__(self) -> None:
+        # checked here, not when fit_ensemble orders the candidates: a cost of 0 would divide by zero there
+        check(f"Candidate {self.name!r}", name=(self.name, Is(lambda v: isinstance(v, str) and v != "",
+                                                                 "a non-empty string")),
+              value=(self.value, Interval(0, 1)), cost=(self.cost, Interval(0, None, closed="neither")))
 
 
 def default_candidates(task: str, n_jobs: int | None = -1, seed: int = 0,
@@ -360,11 +372,8 @@ class Plan:
 
 def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train: Any) -> list[Candidate]:
     if candidates is None:
-        y_range = None
-        if task == "regression":
-            y = np.asarray(train.y, dtype=np.float64)
-            span = float(y.max() - y.min()) or 1.0
-            y_range = (float(y.min()) - 0.05 * span, float(y.max()) + 0.05 * span)
+        # the net's range from every training row, not each fold's own
+        y_range = tuple(target_range(train.y)) if task == "regression" else None
         return default_candidates(task, n_jobs, seed, y_range)
     if isinstance(candidates, dict):
         candidates = [Candidate(str(k), v) for k, v in candidates.items()]

@@ -26,13 +26,15 @@ from pipekit.core.validate import Interval, Is
 class TorchTabular(Backend):
     """A ``TabularModel`` trained with one-cycle for ``epochs`` at ``lr`` (batch size ``bs``). Needs splits of
     a ``Tabular`` (their fitted procs size the embeddings). ``config`` goes to ``TabularModel`` (``ps``,
-    ``embed_p``, ...); ``y_range`` squashes regression outputs. Without ``valid``, a seeded 10% of the
+    ``embed_p``, ...); ``y_range`` squashes regression outputs into ``(low, high)``: by default the training
+targets' range widened by 5% at each end (a net's raw output starts near 0, far from targets such as sales or
+prices, and would need many epochs to get there). Without ``valid``, a seeded 10% of the
     training rows is only monitored, never held out. ``time_limit``: seconds of fitting, the schedule shortened to
     fit them (``pipekit.learn.TimeLimit``: fewer batches, still annealed to its end; ``stopped_on_time_``). Like
     every backend it fits quietly (no epoch table; ``tabular_learner`` shows one).
 
     Fitted: ``model_`` (the torch module, eval mode), ``processor_`` (the fitted procs), ``emb_szs_``,
-    ``valid_score_`` when ``valid`` is given.
+    ``y_range_`` (the range used; None for classification), ``valid_score_`` when ``valid`` is given.
     """
 
     param_constraints = {
@@ -76,6 +78,8 @@ class TorchTabular(Backend):
         self.feature_names_, self.cat_features_ = list(p.cat_names_) + list(p.cont_names_), list(p.cat_names_)
         if self.task == "classification":  # the net has one output per class of the vocabulary
             self.classes_ = np.sort(np.asarray(p.y_vocab_))
+        self.y_range_ = None if self.task == "classification" else (
+            [float(x) for x in self.y_range] if self.y_range is not None else target_range(d.y))
         n = len(d)
         if valid is not None:
             frame = pl.concat([self._frame(d), self._frame(valid)], how="vertical_relaxed")
@@ -86,7 +90,7 @@ class TorchTabular(Backend):
         set_seed(self.seed)
         kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
         learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx), layers=self.layers,
-                                config=self.config, y_range=self.y_range, **kwargs)
+                                config=self.config, y_range=self.y_range_, **kwargs)
         _ = learn.optimizer  # built now (a process's first one imports torch's compiler): inside the time counted
         limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3))
         with learn.removed_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)]):  # quiet, as every backend
@@ -171,9 +175,14 @@ class TorchTabular(Backend):
                 and sum(ni * nf for ni, nf in sizes) == (0 if emb is None else emb.size)):
             raise ExportError("emb_szs_ must be (rows, width) pairs that the stored embedding table fills exactly")
 
+        y_range = getattr(self, "y_range_", self.y_range)  # files written before y_range_ was recorded
+        if not (y_range is None or (len(y_range) == 2 and all(isinstance(x, (int, float)) and np.isfinite(x)
+                                                               for x in y_range))):
+            raise ExportError("y_range_ must be None or a (low, high) pair of finite numbers")
+
         def build() -> Any:
             out_sz = len(p.y_vocab_ or ()) if self.task == "classification" else len(p.y_names)
-            return TabularModel(sizes, len(p.cont_names_), out_sz, layers=self.layers, y_range=self.y_range,
+            return TabularModel(sizes, len(p.cont_names_), out_sz, layers=self.layers, y_range=y_range,
                                 **(self.config or {}))
 
         with torch.device("meta"):  # sizes checked against the stored weights before anything is allocated
@@ -183,6 +192,19 @@ class TorchTabular(Backend):
         model = build()
         model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()})
         return model.eval()
+
+
+def target_range(y: Any, margin: float = 0.05) -> list[float]:
+    """The range of regression targets ``y`` widened by ``margin`` of their span at each end: the default
+    ``y_range`` of a regression net.
+
+    >>> target_range([10.0, 30.0])
+    [9.0, 31.0]
+    """
+    y = encode_y(np.asarray(y), "regression")
+    lo, hi = float(y.min()), float(y.max())
+    span = (hi - lo) or max(abs(hi), 1.0)
+    return [lo - margin * span, hi + margin * span]
 
 
 def embeddings_as_features(net: TorchTabular, data: Any, columns: Sequence[str] | None = None,
