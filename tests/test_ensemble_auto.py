@@ -355,3 +355,16 @@ print("after a net:", "torch._dynamo" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["after gbm only: False", "lightgbm now: True", "after a net: True"]
+
+
+@pytest.mark.parametrize("kw, said", [({"cost": 0.0}, r"'g': cost=0.0 is not accepted; expected a number in \(0, inf\)"),
+                                      ({"cost": -2.0}, r"'g': cost=-2.0 is not accepted"),
+                                      ({"value": -1.0}, r"'g': value=-1.0 is not accepted; expected a number in \[0, 1\]"),
+                                      ({"value": float("nan")}, r"'g': value=nan is not accepted"),
+                                      ({"name": ""}, r"'': name='' is not accepted; expected a non-empty string")])
+def test_a_candidate_with_a_value_or_cost_fit_ensemble_cannot_order_by_is_refused(kw, said):
+    args = {"name": "g", "value": 1.0, "cost": 1.0} | kw
+    with pytest.raises(ParameterError, match=r"Candidate " + said):
+        Candidate(args.pop("name"), GBM("classification", n_estimators=20, n_jobs=1), **args)
+    # the edges that make sense are taken: a candidate worth nothing is fitted last, not refused
+    assert Candidate("free", GBM("classification"), value=0.0, cost=1e-6).value == 0.0
