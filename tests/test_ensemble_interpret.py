@@ -178,3 +178,47 @@ def test_prune_features(rf, data):
     assert "dropped" in str(res)
     with pytest.raises(ValueError, match="threshold"):
         prune_features(rf, ntr, nva, threshold=1.5)
+
+
+def test_partial_dependence_plot_of_many_stores_labels_a_few(monkeypatch, tmp_path):
+    import pipekit.inspection.explain as explain
+    from pipekit.datasets import path
+    from pipekit.tabular import Categorify, Tabular
+
+    df = pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.String})
+    df = df.filter(pl.col("Open") == 1).head(6000)
+    tab = Tabular(df, procs=[Categorify], cat_names=["Store"], cont_names=["Promo"], y_names="Sales",
+                  splits=(np.arange(5000), np.arange(5000, 6000)))
+    forest = RandomForest("regression", n_estimators=5, n_jobs=1).fit(tab.train)
+    pd = partial_dependence(forest, tab.valid, "Store", n_rows=None)
+    assert len(pd.grid[0]) > 80  # many stores: a label per store would overlap
+    drawn = []
+    real = explain.savefig_or_show
+    monkeypatch.setattr(explain, "savefig_or_show", lambda fig, path, name: (drawn.append(
+        [t.get_text() for t in fig.axes[0].get_xticklabels()]), real(fig, path, name))[1])
+    assert plot_partial_dependence(pd, tmp_path / "stores.png").exists()
+    pd2 = partial_dependence(forest, tab.valid, ("Store", "Promo"), n_rows=None)
+    plot_partial_dependence(pd2, tmp_path / "stores2.png")
+    for labels in drawn:  # 1-D and 2-D thin their labels alike, starting from the first level
+        assert 10 <= len(labels) <= 20 and labels[0] == str(pd.grid_labels[0][0])
+    assert drawn[0] == drawn[1]
+
+
+def test_waterfall_names_the_class_plainly_and_refuses_an_unknown_one(rf, data, monkeypatch, tmp_path):
+    import pipekit.inspection.explain as explain
+
+    tr, _, _, nva = data
+    titles = []
+    real = explain.savefig_or_show
+    monkeypatch.setattr(explain, "savefig_or_show", lambda fig, path, name: (titles.append(
+        fig.axes[0].get_title()), real(fig, path, name))[1])
+    gbm = GBM("classification", n_estimators=40, learning_rate=0.1, n_jobs=1).fit(tr)
+    g = gbm.contributions(nva.xs[:3])
+    waterfall_plot(g, row=0, path=tmp_path / "pos.png")
+    waterfall_plot(g, row=0, cls="<50k", path=tmp_path / "neg.png")
+    waterfall_plot(rf.contributions(nva.xs[:3]), row=0, cls="<50k", path=tmp_path / "rf.png")
+    assert titles == ["raw score (log-odds) of class >=50k", "raw score (log-odds) of class <50k",
+                      "probability of class <50k"]
+    for c in (g, rf.contributions(nva.xs[:3])):
+        with pytest.raises(ParameterError, match=r"cls='yes' is not one of the model's classes \['<50k', '>=50k'\]"):
+            waterfall_plot(c, row=0, cls="yes")

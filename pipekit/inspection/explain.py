@@ -156,10 +156,8 @@ def partial_dependence(model: Model, data: Any, features: str | Sequence[str], k
     col_out, output = 0, "value"
     if model.task == "classification":
         classes = list(np.asarray(model.classes_).tolist())
-        target = classes[-1] if target_class is None else target_class
-        if target not in classes:
-            raise ParameterError(f"target_class={target_class!r} is not one of {classes}")
-        col_out, output = classes.index(target), f"P({target})"
+        col_out = class_index(classes, target_class, "target_class")
+        output = f"P({classes[col_out]})"
     grids = [_grid(d, f, grid) for f in feats]
     n = len(d)
     combos = [m.ravel() for m in np.meshgrid(*grids, indexing="ij")]
@@ -187,8 +185,7 @@ def plot_partial_dependence(pd: PartialDependence, path: str | Path | None = Non
         fig, ax = plt.subplots(figsize=(7, 5))
         im = ax.imshow(pd.average.T, origin="lower", aspect="auto", cmap="viridis")
         for axis, labels, setter in ((0, pd.grid_labels[0], ax.set_xticks), (1, pd.grid_labels[1], ax.set_yticks)):
-            step = max(1, len(labels) // 10)
-            ticks = np.arange(0, len(labels), step)
+            ticks = _tick_positions(len(labels))
             setter(ticks, [_fmt(labels[i]) for i in ticks], **({"rotation": 45} if axis == 0 else {}))
         ax.set_xlabel(pd.features[0])
         ax.set_ylabel(pd.features[1])
@@ -202,7 +199,8 @@ def plot_partial_dependence(pd: PartialDependence, path: str | Path | None = Non
         ax.plot(x, pd.average, color="tab:orange", lw=2.5, marker="o" if pd.categorical[0] else None,
                 label="average")
         if pd.categorical[0]:
-            ax.set_xticks(x, [_fmt(v) for v in pd.grid_labels[0]], rotation=45, ha="right")
+            ticks = _tick_positions(len(x))
+            ax.set_xticks(ticks, [_fmt(pd.grid_labels[0][i]) for i in ticks], rotation=45, ha="right")
         ax.set_xlabel(pd.features[0])
         ax.set_ylabel(pd.output)
         ax.legend()
@@ -214,26 +212,70 @@ def _fmt(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
+def _tick_positions(n: int, most: int = 10) -> np.ndarray:
+    """Every ``n // most``-th of ``n`` axis positions: a label for each of 300 store ids would overlap into
+    a smear, so about ``most`` to 2 * ``most`` are labelled.
+
+    >>> _tick_positions(5).tolist(), _tick_positions(346)[:3].tolist(), len(_tick_positions(346))
+    ([0, 1, 2, 3, 4], [0, 34, 68], 11)
+    """
+    return np.arange(0, n, max(1, n // most))
+
+
+def class_index(classes: Sequence, cls: Any, param: str) -> int:
+    """Position of the class label ``cls`` in ``classes`` (None: the last class, the positive one for two
+    classes); the error names ``param`` and the labels to choose from.
+
+    >>> class_index(["<50k", ">=50k"], None, "cls"), class_index(["<50k", ">=50k"], "<50k", "cls")
+    (1, 0)
+    """
+    labels = list(np.asarray(classes).tolist())
+    if cls is None:
+        return len(labels) - 1
+    if isinstance(cls, np.generic):
+        cls = cls.item()
+    if cls not in labels:
+        raise ParameterError(f"{param}={cls!r} is not one of the model's classes {labels}; pass one of them")
+    return labels.index(cls)
+
+
 # --------------------------------------------------------------------------------------------- waterfall
 def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, top: int = 10,
                    path: str | Path | None = None) -> Path | None:
     """Bias, then each feature's contribution (largest ``top``, the rest summed as "other"), ending at the
     prediction of one row: the book's tree-interpreter waterfall. ``cls`` picks the class (label) for
-    classification (default: the last class)."""
+    classification (default: the last class; for a two-class GBM's log-odds, the first class gives the same
+    log-odds negated); a label the model does not know is refused with the labels it knows.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> from pipekit.backends import GBM, as_data
+        >>> xs = pl.DataFrame({"a": np.random.default_rng(0).normal(size=200)})
+        >>> gbm = GBM("classification", n_estimators=10, n_jobs=1).fit(as_data(xs, y=np.where(xs["a"] > 0, "yes", "no")))
+        >>> waterfall_plot(gbm.contributions(xs[:3]), row=0, cls="no", path="/tmp/pipekit_waterfall.png").name
+        'pipekit_waterfall.png'
+    """
     c = contributions
     if not 0 <= row < len(c.values):
         raise ParameterError(f"row={row} is out of range for {len(c.values)} rows")
     values, bias, pred = c.values[row], c.bias[row], c.prediction[row]
     title = c.space
+    if c.classes is None and cls is not None:
+        raise ParameterError(f"cls={cls!r} picks a class of a classifier's contributions; these explain a "
+                             f"{c.space} (regression): leave cls out")
     if values.ndim == 2 or np.ndim(bias) == 1 and np.size(bias) > 1:
         labels = list(np.asarray(c.classes).tolist()) if c.classes is not None else list(range(values.shape[-1]))
-        k = len(labels) - 1 if cls is None else labels.index(cls)
-        title = f"{c.space} of class {labels[k]!r}"
+        k = class_index(labels, cls, "cls")
+        title = f"{c.space} of class {labels[k]}"
         values, bias = values[:, k], bias[k]
         if np.ndim(pred) > 0 and np.size(pred) > 1:
             pred = pred[k]
     elif c.space == "raw_score" and c.classes is not None:
-        title = f"raw score (log-odds) of class {np.asarray(c.classes)[-1]!r}"
+        labels = list(np.asarray(c.classes).tolist())
+        k = class_index(labels, cls, "cls")
+        if k == 0 and len(labels) == 2:  # the log-odds of the other class of two are the same, negated
+            values, bias, pred = -values, -bias, -pred
+        title = f"raw score (log-odds) of class {labels[k]}"
     order = np.argsort(-np.abs(values))
     shown = order[:top]
     names = [c.feature_names[i] for i in shown]
