@@ -117,3 +117,39 @@ def test_a_raw_frame_given_to_a_model_fitted_on_codes_is_refused_and_the_process
     expected = rf.predict(tab.new(raw))
     np.testing.assert_array_equal(rf.predict(tab.new(raw).xs), expected)
     np.testing.assert_array_equal(rf.predict(tab.new(raw).xs.to_pandas()), expected)
+
+
+def test_the_books_pandas_habits_with_rossmann_work():
+    from pipekit.datasets import path
+    from pipekit.tabular import Categorify
+
+    # pandas reads the full Kaggle file's StateHoliday in chunks as 0, '0' and 'a' in one column: Arrow refused
+    # such a column with a bare ArrowInvalid
+    df = pd.read_csv(path("rossmann_sample") / "train.csv", dtype={"StateHoliday": object})
+    df["StateHoliday"] = pd.Series([0 if v == "0" and i % 2 else v for i, v in enumerate(df["StateHoliday"])],
+                                   dtype=object)
+    assert {type(v) for v in df["StateHoliday"]} == {int, str}
+    with pytest.warns(UserWarning, match=r"column\(s\) \['StateHoliday'\] mix text and numbers; read as text"):
+        tab = Tabular(df, cat_names=["StateHoliday", "Store"], cont_names=["Customers"], y_names="Sales",
+                      splits=(~df["Date"].ge("2015-07-01").to_numpy(), df["Date"].ge("2015-07-01").to_numpy()))
+    assert tab.classes["StateHoliday"] == ["#na#", "0", "a", "b", "c"][:len(tab.classes["StateHoliday"])]
+    # boolean masks as splits (they were read as rows 0 and 1)
+    assert len(tab.valid) == int((df["Date"] >= "2015-07-01").sum()) and len(tab.train) + len(tab.valid) == len(df)
+    with pytest.raises(DataError, match=r"the valid mask has 10 values for \d+ rows"):
+        Tabular(df, cont_names=["Customers"], y_names="Sales", splits=(np.arange(5), np.ones(10, bool)))
+    # the book's ordered category in pandas keeps its order
+    sizes = ["Mini", "Small", "Medium", "Large"]
+    df["Size"] = pd.Categorical(np.array(sizes)[df["Store"].to_numpy() % 4], categories=sizes[::-1], ordered=True)
+    tab = Tabular(df.head(2000), cat_names=["Size"], y_names="Sales", splits=(np.arange(1500), np.arange(1500, 2000)))
+    assert tab.classes["Size"] == ["#na#"] + sizes[::-1]
+    # an order for a column that is not categorical, or written as floats for an int column
+    with pytest.raises(ParameterError, match=r"Categorify: ordered names \['size'\], which are not categorical "
+                                             r"columns; the categorical columns are \['Size'\]"):
+        Tabular(df.head(100), procs=[Categorify(ordered={"size": sizes})], cat_names=["Size"], y_names="Sales",
+                splits=(np.arange(80), np.arange(80, 100)))
+    tab = Tabular(df.head(2000), procs=[Categorify(ordered={"DayOfWeek": [7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]})],
+                  cat_names=["DayOfWeek"], y_names="Sales", splits=(np.arange(1500), np.arange(1500, 2000)))
+    assert tab.classes["DayOfWeek"] == ["#na#", "7", "6", "5", "4", "3", "2", "1"]
+    # a column named twice
+    with pytest.raises(ParameterError, match=r"cat_names lists \['Store'\] more than once; give each column once"):
+        Tabular(df.head(100), cat_names=["Store", "Store"], y_names="Sales", splits=(np.arange(80), np.arange(80, 100)))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def to_items(source: Any) -> pl.DataFrame:
 
         if isinstance(source, pd.Series):
             source = source.to_frame()
-        df = pl.from_pandas(source)
+        df = _from_pandas(source)
     elif isinstance(source, dict):
         df = pl.DataFrame(source)  # scalars make one row, lists make columns
     elif type(source).__module__.startswith("datasets"):
@@ -92,6 +93,32 @@ def to_items(source: Any) -> pl.DataFrame:
     else:
         raise TypeError(f"unsupported source {type(source).__name__}; give a Polars/pandas DataFrame, an Arrow "
                         "table, a datasets.Dataset, a CSV/Parquet path or a list of items")
+    return df
+
+
+def _from_pandas(frame: Any) -> pl.DataFrame:
+    """A pandas frame as Polars: a text column that also holds numbers (``[0, "a", "0"]``, a CSV read by pandas)
+    becomes text, with a warning, where Arrow would refuse it; an ordered categorical keeps its order (as an
+    ``Enum``, which ``Categorify`` follows)."""
+    import pandas as pd
+
+    try:
+        df = pl.from_pandas(frame)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        mixed = [c for c in frame.columns if frame[c].dtype == object
+                 and len({type(v) for v in frame[c].dropna()}) > 1]
+        if not mixed:
+            raise
+        warnings.warn(f"column(s) {mixed} mix text and numbers; read as text (0 and '0' become the same value)",
+                      stacklevel=3)
+        frame = frame.copy()
+        for c in mixed:
+            frame[c] = frame[c].map(lambda v: v if v is None or v != v else str(v))
+        df = pl.from_pandas(frame)
+    enums = {c: [str(v) for v in frame[c].cat.categories] for c in frame.columns
+             if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].cat.ordered}
+    if enums:
+        df = df.with_columns(pl.col(c).cast(pl.String).cast(pl.Enum(v)) for c, v in enums.items())
     return df
 
 

@@ -202,7 +202,7 @@ class TimeSplitter(Splitter):
             if s.dtype == pl.Date:
                 cut = cut.date()
             else:
-                tz = s.dtype.time_zone  # type: ignore[union-attr]
+                tz = s.dtype.time_zone  # type: ignore[attr-defined]
                 if tz:  # a cutoff without an offset is the column's local time; one with an offset, that instant
                     cut = (cut.replace(tzinfo=zoneinfo.ZoneInfo(tz)) if cut.tzinfo is None
                            else cut.astimezone(zoneinfo.ZoneInfo(tz)))

@@ -109,12 +109,13 @@ def _missing_as_null(row: dict) -> dict:
 
 def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """``(train_idx, valid_idx)``: every row trains when ``splits`` is None; a splitter (the ones DataBlock
-    takes, or a function ``items -> (train_idx, valid_idx)``) is called; a pair of index arrays is used."""
+    takes, or a function ``items -> (train_idx, valid_idx)``) is called; a pair of index arrays, or of boolean
+    masks with one value per row (``(~is_valid, is_valid)``), is used."""
     n = len(items)
     if splits is None:
         return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
     train, valid = splits(items) if callable(splits) else splits
-    train, valid = np.asarray(train, dtype=np.int64).reshape(-1), np.asarray(valid, dtype=np.int64).reshape(-1)
+    train, valid = _row_index(train, "train", n), _row_index(valid, "valid", n)
     for name, idx in (("train", train), ("valid", valid)):
         if len(idx) and (idx.min() < 0 or idx.max() >= n):
             raise DataError(f"Tabular: the {name} split has row indices outside 0..{n - 1}.")
@@ -130,6 +131,21 @@ def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndar
         raise DataError(f"Tabular: the split puts {both.size} row(s) in both the training and the validation set "
                         f"(first: row {int(both[0])}).")
     return train, valid
+
+
+def _row_index(rows: Any, name: str, n: int) -> np.ndarray:
+    """Row indices from indices or a boolean mask of all ``n`` rows (a mask read as indices puts rows 0 and 1 in
+    both sets)."""
+    a = np.asarray(rows).reshape(-1)
+    if a.dtype == bool:
+        if len(a) != n:
+            raise DataError(f"Tabular: the {name} mask has {len(a)} values for {n} rows; give one per row, or row "
+                            "indices")
+        return np.flatnonzero(a).astype(np.int64)
+    if len(a) and a.dtype.kind not in "iu":
+        raise DataError(f"Tabular: the {name} split holds {a.dtype} values; give row indices (integers) or a boolean "
+                        "mask with one value per row")
+    return a.astype(np.int64)
 
 
 @contextlib.contextmanager

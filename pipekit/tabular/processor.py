@@ -95,6 +95,10 @@ class TabularProcessor(Component):
         self.cat_names, self.cont_names = column_names(cat_names), column_names(cont_names)
         self.y_names, self.y_block = column_names(y_names), y_block
         self.check_params()
+        for role, names in (("cat_names", self.cat_names), ("cont_names", self.cont_names), ("y_names", self.y_names)):
+            twice = sorted({c for c in names if names.count(c) > 1})
+            if twice:
+                raise ParameterError(f"{role} lists {twice} more than once; give each column once.")
         both = set(self.cat_names) & set(self.cont_names)
         if both:
             raise ParameterError(f"columns {sorted(both)} are in both cat_names and cont_names; give each column one role.")

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Union
 import polars as pl
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.transform import as_list
 
@@ -254,6 +254,21 @@ class FillMissing(TabularProc):
                               stacklevel=3)
 
 
+def _as_stored(col: str, values: Sequence[Any], dtype: pl.DataType) -> list[str]:
+    """``values`` (a user's order of a categorical column) as the column's vocabulary stores them."""
+    s = pl.Series(col, list(values), strict=False)
+    if dtype.is_numeric() and not s.dtype.is_numeric() and s.dtype != pl.Null:
+        raise DataError(f"Categorify: ordered[{col!r}] holds {s.dtype} values but column {col!r} is {dtype}; give "
+                        "the order in the column's values")
+    if dtype.is_numeric():
+        exact = s.cast(dtype, strict=False)
+        if exact.null_count() > s.null_count() or not (exact.cast(pl.Float64) == s.cast(pl.Float64)).all():
+            raise DataError(f"Categorify: ordered[{col!r}] has values that are not {dtype} values of column {col!r}: "
+                            f"{s.to_list()[:5]}")
+        s = exact
+    return s.cast(pl.String).to_list()
+
+
 class Categorify(TabularProc):
     """Map each categorical column to codes of a vocabulary learned on the training rows.
 
@@ -283,7 +298,12 @@ class Categorify(TabularProc):
     def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
         cols = list(names.cat_names)
         schema = schema_of(frame)
-        ordered = {k: [str(v) for v in vs] for k, vs in (self.ordered or {}).items()}
+        unknown = sorted(set(self.ordered or {}) - set(cols))
+        if unknown:
+            raise ParameterError(f"Categorify: ordered names {unknown}, which are not categorical columns; the "
+                                 f"categorical columns are {cols}")
+        # each order written as the column's values are stored (3.0 for an int column is '3')
+        ordered = {k: _as_stored(k, vs, schema[k]) for k, vs in (self.ordered or {}).items()}
         classes: dict[str, list[str]] = {}
         distinct = distinct_train_values(frame, cols, train)
         for c in cols:
