@@ -222,3 +222,37 @@ def test_waterfall_names_the_class_plainly_and_refuses_an_unknown_one(rf, data, 
     for c in (g, rf.contributions(nva.xs[:3])):
         with pytest.raises(ParameterError, match=r"cls='yes' is not one of the model's classes \['<50k', '>=50k'\]"):
             waterfall_plot(c, row=0, cls="yes")
+
+
+def test_prune_and_drop_redundant_refit_ensembles_member_by_member(data):
+    from pipekit.ensemble import BaggedModel, WeightedEnsemble
+
+    _, _, ntr, nva = data
+    rf = RandomForest("classification", n_estimators=10, n_jobs=1).fit(ntr)
+    gbm = GBM("classification", n_estimators=40, learning_rate=0.1, n_jobs=1).fit(ntr)
+    columns = list(rf.feature_names_)
+    chosen = WeightedEnsemble({"rf": rf, "gbm": gbm}).fit(nva)
+    imp = permutation_importance(chosen, nva, n_repeats=1, seed=0)
+    res = prune_features(chosen, ntr, nva, threshold=0.02, importance=imp)
+    assert "noise" in res.dropped and res.kept
+    assert isinstance(res.model, WeightedEnsemble) and res.model.selected_on_ == "data"
+    assert [m.name for m in res.model.members] == ["rf", "gbm"]
+    assert all(m not in (rf, gbm) and sorted(m.feature_names_) == sorted(res.kept) for m in res.model.members)
+    assert res.model.weights_.sum() == pytest.approx(1.0)
+    assert abs(res.score_after - res.score_before) < 0.02
+    assert rf.feature_names_ == columns  # the ensemble given is left as it was
+    mean = MeanEnsemble([rf, gbm])
+    rep = drop_redundant(mean, ntr, nva, ["age_copy"])
+    assert rep["dropped"].to_list() == ["(none)", "age_copy"] and abs(rep["change"][1]) < 0.015
+    with pytest.raises(ParameterError, match="pass valid="):
+        drop_redundant(chosen, ntr, None, ["age_copy"])
+    given = WeightedEnsemble([rf, gbm]).fit_predictions([rf.predict(nva), gbm.predict(nva)], nva.y)
+    with pytest.raises(ParameterError, match="fit_predictions"):
+        prune_features(given, ntr, nva, importance=imp)
+    rows = ntr.take(np.arange(3000))
+    bags = [BaggedModel(GBM("classification", n_estimators=20, n_jobs=1), n_folds=2).fit(rows),
+            BaggedModel(RandomForest("classification", n_estimators=5, n_jobs=1), n_folds=2).fit(rows)]
+    oof = WeightedEnsemble(bags).fit()
+    small = prune_features(oof, rows, nva, threshold=0.02, importance=imp).model
+    assert small.selected_on_ == "out_of_fold"  # chosen again on the new fold models' out-of-fold predictions
+    assert all(len(b.oof_predictions_) == 3000 and "noise" not in b.feature_names_ for b in small.members)

@@ -9,8 +9,8 @@ Example:
 from pipekit.inspection.explain import (PartialDependence, partial_dependence, permutation_importance,
                                         plot_importance, plot_partial_dependence, waterfall_plot)
 from pipekit.inspection.features import (ColumnClusters, OutOfDomain, PrunedFeatures, cluster_columns,
-                                         drop_redundant, out_of_domain, prune_features)
+                                         drop_redundant, out_of_domain, prune_features, refit)
 
 __all__ = ["ColumnClusters", "OutOfDomain", "PartialDependence", "PrunedFeatures", "cluster_columns", "drop_redundant",
            "out_of_domain", "partial_dependence", "permutation_importance", "plot_importance",
-           "plot_partial_dependence", "prune_features", "waterfall_plot"]
+           "plot_partial_dependence", "prune_features", "refit", "waterfall_plot"]

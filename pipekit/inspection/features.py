@@ -25,9 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import Backend, Model
+from pipekit.backends.base import Model
 from pipekit.backends.data import TabularData, as_data
 from pipekit.backends.forest import RandomForest
+from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
@@ -134,11 +135,92 @@ def _score(model: Model, train: TabularData, valid: TabularData | None, metric: 
                          "oob_score=True); pass valid=")
 
 
-def drop_redundant(model: Backend, train: Any, valid: Any = None, columns: Sequence[str] | None = None,
+def refit(model: Model, train: TabularData, valid: TabularData | None = None,
+          select: TabularData | None = None) -> Model:
+    """An unfitted copy of ``model`` fitted on ``train`` (the columns it holds): what ``drop_redundant`` and
+    ``prune_features`` score. A backend is fitted with ``fit(train, valid)``. An ensemble is rebuilt the way it
+    was made: each member is refitted in turn (a copy, on the columns of ``train`` it used), then
+
+    - a ``MeanEnsemble`` averages them (scoring them on ``select`` when given);
+    - a ``WeightedEnsemble`` chooses its weights again where it chose them: on the members' out-of-fold
+      predictions (``fit()``) when it was selected on them, else on ``select``, the labelled split the
+      members were not fitted on;
+    - a ``StackingEnsemble`` fits its meta-model again on ``train``.
+
+    A ``WeightedEnsemble`` given weights through ``fit_predictions`` cannot be refitted: the predictions it
+    was given are not known here (refit its members and call ``fit_predictions`` again).
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> from pipekit.backends import GBM, RandomForest, as_data
+        >>> from pipekit.ensemble import WeightedEnsemble
+        >>> rng = np.random.default_rng(0)
+        >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
+        >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
+        >>> train, valid = data.take(np.arange(300)), data.take(np.arange(300, 400))
+        >>> ens = WeightedEnsemble([RandomForest("classification", n_estimators=10, n_jobs=1).fit(train),
+        ...                         GBM("classification", n_estimators=20, n_jobs=1).fit(train)]).fit(valid)
+        >>> small = refit(ens, train.drop(["noise"]), select=valid.drop(["noise"]))
+        >>> [m.feature_names_ for m in small.members], float(small.weights_.sum())
+        ([['a', 'b'], ['a', 'b']], 1.0)
+    """
+    from pipekit.ensemble.bagged import BaggedModel
+    from pipekit.ensemble.base import Ensemble, member_name
+    from pipekit.ensemble.mean import MeanEnsemble
+    from pipekit.ensemble.stacking import StackingEnsemble
+    from pipekit.ensemble.weighted import WeightedEnsemble
+
+    if not isinstance(model, Component):
+        raise ParameterError(f"{type(model).__name__} has no clone(), so it cannot be refitted on other columns; "
+                             "pass a pipekit model (a backend or an ensemble of them)")
+    if not isinstance(model, Ensemble):
+        return model.clone().fit(train, valid)  # type: ignore[attr-defined]
+    if not isinstance(model, (MeanEnsemble, WeightedEnsemble, StackingEnsemble)):
+        raise ParameterError(f"{type(model).__name__} cannot be refitted on other columns here; pass a "
+                             "MeanEnsemble, WeightedEnsemble or StackingEnsemble of the same members")
+    on = None
+    if isinstance(model, WeightedEnsemble):
+        on = vars(model).get("selected_on_")
+        if on == "predictions":
+            raise ParameterError("this WeightedEnsemble got its weights from fit_predictions, on predictions that "
+                                 "cannot be made again here; pass an ensemble selected with fit(valid), or with "
+                                 "fit() on bagged members")
+        if on is None:  # not fitted yet: bagged members choose on their out-of-fold predictions
+            bagged = all(isinstance(m, BaggedModel) for m in model.members)
+            on = "out_of_fold" if bagged and select is None else "data"
+        if on == "data" and select is None:
+            raise ParameterError("this WeightedEnsemble chooses its weights on a labelled split; pass valid= (rows "
+                                 "its members were not fitted on) to choose them again")
+    fitted = [not isinstance(m, Component) or m.is_fitted for m in model.members]
+    if isinstance(model, StackingEnsemble) and not any(fitted):
+        return model.clone().fit(train, valid)  # it fits its members itself
+    members = []
+    for i, m in enumerate(model.members):
+        if not fitted[i]:
+            members.append(m.clone())
+            continue
+        used = vars(m).get("feature_names_")
+        # a member fitted on some of the columns (check_columns=False) keeps to them
+        gone = [] if used is None else [c for c in train.feature_names if c not in used]
+        try:
+            members.append(refit(m, train.drop(gone), None if valid is None else valid.drop(gone),
+                                 None if select is None else select.drop(gone)))
+        except ParameterError as e:
+            raise ParameterError(f"member {member_name(m, i)}: {e}") from None
+    new = model.clone().set_params(members=members)
+    if isinstance(new, StackingEnsemble):
+        return new.fit(train, valid)
+    if isinstance(new, WeightedEnsemble):
+        return new.fit(select if on == "data" else None)
+    return new.fit(select)  # MeanEnsemble: scored on select, when given
+
+
+def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequence[str] | None = None,
                    metric: Any = None) -> pl.DataFrame:
     """Refit an unfitted copy of ``model`` without each of ``columns`` in turn (and without all of them),
     reporting the score (``metric`` on ``valid``, or on a forest's out-of-bag predictions when ``valid`` is None)
-    and its change from keeping everything. A column whose removal does not hurt is redundant.
+    and its change from keeping everything. A column whose removal does not hurt is redundant. An ensemble is
+    refitted as :func:`refit` does, its weights chosen again on ``valid`` where they were chosen on a split.
 
     Returns a frame with columns ``dropped``, ``score``, ``change`` (positive = better without it).
     """
@@ -149,10 +231,15 @@ def drop_redundant(model: Backend, train: Any, valid: Any = None, columns: Seque
     tr.check_columns(columns)
     m = get_metric(model.metric if metric is None else metric, model.task)
     sign = 1.0 if m.greater_is_better else -1.0
-    base = _score(model.clone().fit(tr), tr, va, m)
-    rows = [("(none)", base)] + [(c, _score(model.clone().fit(tr.drop([c])), tr, va, m)) for c in columns]
+
+    def score_without(cols: list[str]) -> float:
+        fitted = refit(model, tr.drop(cols), select=None if va is None else va.drop(cols))
+        return _score(fitted, tr, va, m)
+
+    base = score_without([])
+    rows = [("(none)", base)] + [(c, score_without([c])) for c in columns]
     if len(columns) > 1:
-        rows.append(("+".join(columns), _score(model.clone().fit(tr.drop(columns)), tr, va, m)))
+        rows.append(("+".join(columns), score_without(list(columns))))
     return pl.DataFrame({"dropped": [r[0] for r in rows], "score": [float(r[1]) for r in rows],
                          "change": [sign * (float(r[1]) - base) + 0.0 for r in rows]})
 
@@ -214,12 +301,14 @@ class PrunedFeatures:
                 f"{self.score_before:.4f} -> {self.score_after:.4f}")
 
 
-def prune_features(model: Backend, train: Any, valid: Any, threshold: float = 0.005, metric: Any = None,
+def prune_features(model: Model, train: Any, valid: Any, threshold: float = 0.005, metric: Any = None,
                    importance: pl.DataFrame | None = None) -> PrunedFeatures:
     """Drop the columns whose importance share (importance / total) is below ``threshold``, refit a copy of
     the fitted ``model`` on the rest and report the valid score before and after (the book keeps columns
     with importance > 0.005 and sees the score hold). ``importance`` defaults to the model's own
-    ``feature_importance()``; pass a ``permutation_importance`` frame for models without one."""
+    ``feature_importance()``; pass a ``permutation_importance`` frame for models without one (an ensemble,
+    the tabular net). An ensemble is refitted as :func:`refit` does, its weights chosen again on ``valid``
+    where they were chosen on a split."""
     check("prune_features", threshold=(threshold, Interval(0, 1, closed="left")))
     tr, va = as_data(train), as_data(valid)
     imp = importance if importance is not None else model.feature_importance()
@@ -234,6 +323,6 @@ def prune_features(model: Backend, train: Any, valid: Any, threshold: float = 0.
     if not kept:
         raise ParameterError(f"threshold={threshold} drops every column; lower it")
     before = model.score(va, metric)
-    refit = model.clone().fit(tr.drop(dropped), va.drop(dropped))
-    return PrunedFeatures(kept=kept, dropped=dropped, score_before=before, score_after=refit.score(va, metric),
-                          model=refit)
+    refitted = refit(model, tr.drop(dropped), va.drop(dropped), select=va.drop(dropped))
+    return PrunedFeatures(kept=kept, dropped=dropped, score_before=before, score_after=refitted.score(va, metric),
+                          model=refitted)
