@@ -231,3 +231,33 @@ def test_rows_signature_tells_rows_apart(tab):
     flipped[0] = "<50k" if flipped[0] != "<50k" else ">=50k"
     assert rows_signature(d) != rows_signature(as_data(d, y=flipped))
     assert rows_signature(d) != rows_signature(d.with_xs(d.xs.with_columns(pl.col("age") + 1)))
+
+
+def test_early_stopping_rows_are_stratified_and_never_take_a_class_out_of_training():
+    """Adult rows predicting the work class, with 'Never-worked' down to 2 rows: with 2 folds each fold model
+    trains on one of them. Its stopping rows are drawn class by class, so that row stays in its training rows
+    (a random draw put it among the stopping rows for some seeds, and the booster could not score a class it
+    never trained on), and every other class gives its share of them."""
+    from pipekit.datasets import path
+
+    df = pl.read_csv(path("adult_sample") / "adult.csv").with_columns(pl.col("workclass").str.strip_chars())
+    df = pl.concat([df.filter(pl.col("workclass").is_in(["Private", "State-gov", "Self-emp-inc"])).head(400),
+                    df.filter(pl.col("workclass") == "Never-worked").head(2)])
+    data = as_data(df.select("age", "education-num", "hours-per-week"), y=df["workclass"])
+    for seed in range(16):
+        bag = BaggedModel(GBM("classification", n_estimators=20, n_jobs=1), n_folds=2, seed=seed).fit(data)
+        assert bag.classes_.tolist() == ["Never-worked", "Private", "Self-emp-inc", "State-gov"]
+        for f in range(2):
+            fit_idx, stop_idx, held = bag.fold_rows(f)
+            rest = np.concatenate([fit_idx, stop_idx])
+            assert len(stop_idx) == round(0.1 * len(rest))
+            for label in bag.classes_:
+                in_rest = int((data.y[rest] == label).sum())
+                in_stop = int((data.y[stop_idx] == label).sum())
+                assert in_stop < in_rest  # each class keeps a training row
+                if in_rest > 1:
+                    assert abs(in_stop - 0.1 * in_rest) <= 1  # its share, rounded
+            assert (data.y[fit_idx] == "Never-worked").sum() == 1 and (data.y[stop_idx] == "Never-worked").sum() == 0
+        # the draw is seeded: the same seed gives the same rows
+        again = BaggedModel(GBM("classification", n_estimators=20, n_jobs=1), n_folds=2, seed=seed).fit(data)
+        assert all(np.array_equal(a, b) for a, b in zip(bag.fold_rows(1), again.fold_rows(1)))

@@ -167,16 +167,37 @@ class BaggedModel(Backend):
         if not (0 <= fold < self.n_folds and 0 <= repeat < self.n_repeats):
             raise ParameterError(f"fold={fold}, repeat={repeat}: this model has {self.n_folds} folds and "
                                  f"{self.n_repeats} repeat(s)")
-        return self._split(self.folds_[repeat], fold, repeat)
+        strata = self.oof_targets_ if self.task == "classification" else None  # class indices, as _fit_one's
+        return self._split(self.folds_[repeat], fold, repeat, strata)
 
-    def _split(self, folds: np.ndarray, fold: int, repeat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _split(self, folds: np.ndarray, fold: int, repeat: int,
+               strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of fold model ``(repeat, fold)``; its stopping rows are a seeded ``stop_fraction`` of the rows
+        it trains on, stratified by class when ``strata`` (each row's class index) is given: each class gives
+        its share (largest remainders round it) but never all of its rows, so a class of one row there stays in
+        training (early stopping on a class the model never trained on cannot be scored)."""
         held = np.flatnonzero(folds == fold)
         rest = np.flatnonzero(folds != fold)
         if not self.model.stops_early():
             return rest, rest[:0], held
         rng = np.random.default_rng([self.seed, repeat, fold])
+        n_stop = max(1, int(round(len(rest) * self.stop_fraction)))
         stop = np.zeros(len(rest), dtype=bool)
-        stop[rng.choice(len(rest), max(1, int(round(len(rest) * self.stop_fraction))), replace=False)] = True
+        if strata is None:
+            stop[rng.choice(len(rest), n_stop, replace=False)] = True
+            return rest[~stop], rest[stop], held
+        order = rng.permutation(len(rest))  # the rows of each class in a seeded order; each gives its first ones
+        codes = strata[rest][order]
+        counts = np.unique(codes, return_counts=True)[1]
+        share = n_stop * counts / len(rest)
+        take = np.floor(share).astype(np.int64)
+        left = n_stop - int(take.sum())
+        take[np.argsort(-(share - take), kind="stable")[:left]] += 1
+        take = np.minimum(take, counts - 1)
+        by_class = np.argsort(codes, kind="stable")  # positions grouped by class, each group in the seeded order
+        starts = np.cumsum(counts) - counts
+        for s, t in zip(starts, take):
+            stop[order[by_class[s:s + t]]] = True
         return rest[~stop], rest[stop], held
 
     def fold_model(self, fold: int, repeat: int = 0) -> Any:
@@ -268,7 +289,8 @@ class BaggedModel(Backend):
 
     def _fit_one(self, d: TabularData, folds: np.ndarray, fold: int, repeat: int, threads: int | None,
                  stopped: Any = None, seconds: float | None = None) -> tuple:
-        fit_idx, stop_idx, held = self._split(folds, fold, repeat)
+        strata = np.unique(np.asarray(d.y), return_inverse=True)[1].ravel() if self.task == "classification" else None
+        fit_idx, stop_idx, held = self._split(folds, fold, repeat, strata)
         end = None if seconds is None else time.perf_counter() + seconds
 
         def fresh() -> Any:
