@@ -373,8 +373,8 @@ class Plan:
 def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train: Any) -> list[Candidate]:
     if candidates is None:
         # the net's range from every training row, not each fold's own
-        y_range = tuple(target_range(train.y)) if task == "regression" else None
-        return default_candidates(task, n_jobs, seed, y_range)
+        lo, hi = target_range(train.y) if task == "regression" else (None, None)
+        return default_candidates(task, n_jobs, seed, None if lo is None or hi is None else (lo, hi))
     if isinstance(candidates, dict):
         candidates = [Candidate(str(k), v) for k, v in candidates.items()]
     bagged = [c.name for c in candidates if isinstance(c, Candidate) and isinstance(c.model, BaggedModel)] \
