@@ -241,7 +241,8 @@ class FuncMetric(MeanMetric):
 
     ``greater_is_better``: None (the default) reads it from the function's name: a loss or an error
     (``log_loss``, ``mean_squared_error``, ``my_rmse``) is better smaller, anything else larger, and a name
-    ending in ``score`` (``d2_absolute_error_score``) always larger. A function of
+    ending in ``score`` (``d2_absolute_error_score``) always larger. A lambda has no name to read: where it
+    chooses between models (``y_first``) a warning says it is taken as better larger. A function of
     ``sklearn.metrics`` gets what it takes from a classifier's probabilities: the labels (``accuracy_score``,
     ``f1_score``, ...), the positive class's column for two classes (``roc_auc_score``,
     ``average_precision_score``, ``brier_score_loss``) or the probabilities (``log_loss``); any other function
@@ -265,6 +266,10 @@ class FuncMetric(MeanMetric):
             name = self.name
             self.greater_is_better = (name.lower().endswith("score")  # type: ignore[misc]
                                       or not _LOWER_IS_BETTER.search(name))
+            if y_first and name == "<lambda>":  # chosen on: a loss maximised would pick the worst model
+                warnings.warn("a lambda metric has no name to read its direction from; it is taken as better larger. "
+                              "For a loss or an error pass FuncMetric(fn, greater_is_better=False, y_first=True), or "
+                              "name the function", stacklevel=3)
 
     @property
     def name(self) -> str:

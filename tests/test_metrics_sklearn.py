@@ -124,6 +124,12 @@ def test_scikit_learn_functions_as_metrics_get_their_direction_and_their_input()
     assert get_metric(skm.d2_log_loss_score, "classification").greater_is_better
     assert not get_metric(skm.brier_score_loss, "classification").greater_is_better
     assert FuncMetric(skm.mean_squared_error, greater_is_better=True).greater_is_better  # said outright, kept
+    # a lambda has no name to read: where it chooses between models, the guess is said out loud
+    with pytest.warns(UserWarning, match="a lambda metric has no name to read its direction from"):
+        assert get_metric(lambda y, p: skm.mean_squared_error(y, p), "regression").greater_is_better
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not FuncMetric(lambda y, p: 0.0, greater_is_better=False, y_first=True).greater_is_better
     # each function gets what it takes from a classifier's probabilities
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
