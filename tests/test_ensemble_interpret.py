@@ -256,3 +256,33 @@ def test_prune_and_drop_redundant_refit_ensembles_member_by_member(data):
     small = prune_features(oof, rows, nva, threshold=0.02, importance=imp).model
     assert small.selected_on_ == "out_of_fold"  # chosen again on the new fold models' out-of-fold predictions
     assert all(len(b.oof_predictions_) == 3000 and "noise" not in b.feature_names_ for b in small.members)
+
+
+def test_contributions_of_averaged_tree_models_add_up_to_their_prediction(rf, data, tmp_path):
+    from pipekit.ensemble import BaggedModel, StackingEnsemble, TorchTabular, WeightedEnsemble
+    from pipekit.inspection import contributions
+
+    tr, va, ntr, nva = data
+    rows = nva.take(np.arange(200))
+    bag = BaggedModel(RandomForest("classification", n_estimators=5, n_jobs=1), n_folds=2).fit(ntr)
+    assert contributions(rf, rows).values.shape == rf.contributions(rows).values.shape  # a tree model's own
+    for ens in (bag, MeanEnsemble({"rf": rf, "bag": bag}, weights=[3, 1]), WeightedEnsemble([rf, bag]).fit(nva)):
+        c = contributions(ens, rows)
+        assert c.space == "probability" and c.classes.tolist() == ["<50k", ">=50k"]
+        assert c.values.shape == (200, len(rf.feature_names_), 2)
+        assert np.allclose(c.bias + c.values.sum(1), ens.predict(rows)) and np.allclose(c.prediction, ens.predict(rows))
+        assert waterfall_plot(c, row=0, path=tmp_path / "ens.png").exists()
+    target = "education-num"
+    d = lambda s: as_data(s.xs.drop(target), y=s.xs[target].to_numpy(), cat_names=s.cat_names)  # noqa: E731
+    reg = MeanEnsemble([GBM("regression", n_estimators=30, n_jobs=1).fit(d(tr)),
+                        RandomForest("regression", n_estimators=5, n_jobs=1).fit(d(tr))])
+    c = contributions(reg, d(va))  # a booster's and a forest's values add alike
+    assert c.space == "value" and np.allclose(c.bias + c.values.sum(1), reg.predict(d(va)))
+    gbm = GBM("classification", n_estimators=20, n_jobs=1).fit(ntr)
+    with pytest.raises(ParameterError, match=r"member 1:GBM gives contributions in raw scores \(log-odds"):
+        contributions(MeanEnsemble([rf, gbm]), rows)
+    with pytest.raises(ParameterError, match=r"fold model 0 \(models_\[0\]\) gives contributions in raw scores"):
+        contributions(BaggedModel(GBM("classification", n_estimators=10, n_jobs=1), n_folds=2).fit(ntr), rows)
+    for model in (TorchTabular("classification"), StackingEnsemble([RandomForest("classification")])):
+        with pytest.raises(ParameterError, match="no exact per-row contributions.*permutation_importance"):
+            contributions(model, rows)

@@ -1,5 +1,6 @@
-"""What did the model learn? Permutation importance, partial dependence (1-D / 2-D, average and
-individual curves) and per-row contribution waterfalls, for any backend or ensemble.
+"""What did the model learn? Permutation importance and partial dependence (1-D / 2-D, average and
+individual curves) for any backend or ensemble; waterfalls of per-row contributions for the models that
+have exact ones (see ``pipekit.inspection.contributions``).
 
 Example:
     >>> import numpy as np, polars as pl
@@ -243,7 +244,8 @@ def class_index(classes: Sequence, cls: Any, param: str) -> int:
 def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, top: int = 10,
                    path: str | Path | None = None) -> Path | None:
     """Bias, then each feature's contribution (largest ``top``, the rest summed as "other"), ending at the
-    prediction of one row: the book's tree-interpreter waterfall. ``cls`` picks the class (label) for
+    prediction of one row: the book's tree-interpreter waterfall. ``contributions``: from
+    ``pipekit.inspection.contributions(model, data)`` (or a tree model's ``contributions``). ``cls`` picks the class (label) for
     classification (default: the last class; for a two-class GBM's log-odds, the first class gives the same
     log-odds negated); a label the model does not know is refused with the labels it knows.
 
