@@ -97,6 +97,20 @@ def test_random_splitter_same_seed_same_split():
     assert len(np.intersect1d(*a)) == 0 and len(a[0]) + len(a[1]) == 1000
 
 
+def test_stratified_split_without_a_seed_follows_set_seed():
+    from pipekit import set_seed
+    from pipekit.data import TrainTestSplitter
+
+    adult = pl.read_csv(ADULT).head(2000)
+    splits = []
+    for seed in (42, 42, 43):
+        set_seed(seed)
+        splits.append(TrainTestSplitter(0.2, stratify_col="salary")(adult)[1])
+    assert np.array_equal(splits[0], splits[1]) and not np.array_equal(splits[0], splits[2])
+    share = (adult["salary"] == ">=50k").mean()
+    assert abs((adult["salary"][splits[0]] == ">=50k").mean() - share) < 0.005  # still stratified
+
+
 def test_other_splitters():
     df = pl.DataFrame({"t": ["2015-01-01", "2015-02-01", "2015-03-01", "2015-04-01"], "v": [0, 1, 0, 1],
                        "name": ["a", "b", "c", "d"]})

@@ -244,7 +244,9 @@ class TrainTestSplitter(Splitter):
     def split(self, items: pl.DataFrame) -> Split:
         if self.stratify_col is None:
             return RandomSplitter(self.valid_pct, self.seed).split(items)
-        rng = np.random.default_rng(self.seed)
+        # no seed of its own: drawn from NumPy's global generator (pipekit.set_seed), as RandomSplitter does
+        seed = self.seed if self.seed is not None else int(np.random.randint(0, 2**63 - 1, dtype=np.int64))
+        rng = np.random.default_rng(seed)
         codes = items[self.stratify_col].cast(pl.Utf8).fill_null("#na#").to_numpy()
         valid = []
         for v in np.unique(codes):
