@@ -261,3 +261,40 @@ def test_early_stopping_rows_are_stratified_and_never_take_a_class_out_of_traini
         # the draw is seeded: the same seed gives the same rows
         again = BaggedModel(GBM("classification", n_estimators=20, n_jobs=1), n_folds=2, seed=seed).fit(data)
         assert all(np.array_equal(a, b) for a, b in zip(bag.fold_rows(1), again.fold_rows(1)))
+
+
+def test_weights_selected_out_of_fold_without_data_keep_the_procs_the_members_were_bagged_with(bag, tab, tmp_path):
+    """``WeightedEnsemble(bags).fit()`` sees no split, yet processes raw rows with the procs of the Tabular the
+    members were bagged on, before and after loading in a fresh process; members that keep no procs give an
+    error that says how to get them."""
+    import subprocess
+    import sys
+
+    from pipekit.datasets import path
+
+    trees = BaggedModel(ExtraTrees("classification", n_estimators=10, n_jobs=1), n_folds=3).fit(tab.train)
+    assert bag.processor_ is tab.processor and trees.processor_ is tab.processor
+    ens = WeightedEnsemble({"gbm": bag, "trees": trees}, n_iter=10).fit()
+    assert ens.selected_on_ == "out_of_fold"
+    raw = pl.read_csv(path("adult_sample") / "adult.csv").head(4000)[tab.valid_idx[:30]].drop("salary")
+    raw.write_csv(tmp_path / "rows.csv")
+    expected = ens.predict(ens.process(raw))
+    np.testing.assert_allclose(expected, ens.predict(tab.valid)[:30], rtol=1e-12)
+    assert load_model(bag.export(tmp_path / "bag.pipekit")).processor_.classes_ == tab.processor.classes_
+    file = ens.export(tmp_path / "ens.pipekit")
+    code = f"""
+import numpy as np, polars as pl
+import pipekit
+ens = pipekit.load({str(file)!r})
+np.save({str(tmp_path / 'out.npy')!r}, ens.predict(ens.process(pl.read_csv({str(tmp_path / 'rows.csv')!r}))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+    # bagged on a bare frame: no procs anywhere, and the error says where they come from
+    d = as_data(tab.train)
+    bare = BaggedModel(small_gbm(), n_folds=3).fit(as_data(d.xs, y=d.y, cat_names=d.cat_names))
+    assert bare.processor_ is None
+    with pytest.raises(ParameterError, match=r"no member keeps the procs .* \(ens.fit\(tab.valid\), or ens.fit\(tab.train\) "
+                                             r"with members bagged on it"):
+        WeightedEnsemble([bare], n_iter=5).fit().process(raw)

@@ -128,7 +128,8 @@ class BaggedModel(Backend):
     row), ``oof_predictions_`` (each row's mean prediction by the models that never saw it, in
     ``classes_`` order), ``oof_targets_`` (targets as the models see them: class indices or values),
     ``oof_score_`` (the default metric, accuracy / rmse, on them), ``rows_signature_`` (of the training rows),
-    ``fit_seconds_``, ``stopped_on_time_`` (fold models a time limit stopped, see ``fit_folds``), plus what
+    ``processor_`` (the fitted procs of the Tabular whose split it was fitted on, None for a bare frame: an
+    ensemble of bagged members processes raw rows with them), ``fit_seconds_``, ``stopped_on_time_`` (fold models a time limit stopped, see ``fit_folds``), plus what
     every backend keeps (``feature_names_``, ``classes_``, ...).
     """
 
@@ -381,6 +382,7 @@ class BaggedModel(Backend):
         self.oof_predictions_, self.oof_targets_ = oof.mean(0), y
         self.oof_score_ = get_metric(None, self.task).score(y, self.oof_predictions_)
         self.rows_signature_ = rows_signature(d)
+        self.processor_ = d.processor  # the Tabular's procs (None for a bare frame): an ensemble of it processes raw rows
         self.fit_seconds_ = time.perf_counter() - start
         self.stopped_on_time_ = sum(bool(vars(m).get("stopped_on_time_")) for m in models)
         self.valid_score_ = None

@@ -139,6 +139,23 @@ def member_predictions(members: Sequence[Any], data: TabularData, task: str,
     return np.stack(out)
 
 
+def members_processor(members: Sequence[Any]) -> Any:
+    """The fitted procs the members were trained on, when members keep them (a ``BaggedModel``, the tabular net
+    or an ensemble fitted on a Tabular's split; a plain GBM or forest keeps only their signature) and all
+    those that keep them keep the same; else None."""
+    found: list[Any] = []
+    for m in members:
+        p = m.known_processor() if isinstance(m, Ensemble) else vars(m).get("processor_")
+        if p is not None and not any(p is q for q in found):
+            found.append(p)
+    if len(found) > 1:  # copies of the same procs (members loaded from files) are alike
+        from pipekit.backends.data import procs_signature
+
+        if len({procs_signature(p) for p in found}) > 1:
+            return None
+    return found[0] if found else None
+
+
 #: standard units beyond which a normalised column's values cannot be processed values (see _check_processed)
 RAW_UNITS = 10.0
 
@@ -202,10 +219,23 @@ class Ensemble(Model):
 
     def _check_processed(self, d: TabularData) -> None:
         """A plain frame given to an ensemble fitted on a Tabular's splits must hold processed rows: refuse one
-        whose normalised columns hold raw values (for at least half of them, the median sits more than
-        ``RAW_UNITS`` standard units from 0, where processed values sit, and within them of the raw training
-        mean), and name the fix, instead of predicting from values the members never saw."""
-        processor = vars(self).get("processor_")
+        whose category columns are not of the type of the codes the procs write (``code_dtype``: a raw integer id
+        read as a code would be predicted from without a word, even when it falls among the codes) or whose
+        normalised columns hold raw values (for at least half of them, the median sits more than ``RAW_UNITS``
+        standard units from 0, where processed values sit, and within them of the raw training mean), and name
+        the fix, instead of predicting from values the members never saw. The procs are the ensemble's own or
+        its members' (``known_processor``)."""
+        from pipekit.tabular.procs import code_dtype
+
+        processor = self.known_processor()
+        vocabs = getattr(processor, "classes_", None) or {}
+        for c, vocab in vocabs.items():
+            if c in d.xs.columns and d.xs.schema[c] != code_dtype(len(vocab)):
+                raise DataError(f"these rows look unprocessed: category column {c!r} is {d.xs.schema[c]}, where the "
+                                f"processed rows the members were fitted on hold its {len(vocab)} category codes as "
+                                f"{code_dtype(len(vocab))}; predict on ens.process(rows), which applies the procs "
+                                "the ensemble was fitted with (a processed split, tab.valid or its frame "
+                                "tab.valid.xs, is taken as it is)")
         stats = [p for p in getattr(processor, "procs", ()) if vars(p).get("means_")]
         if not stats or len(d) == 0:
             return
@@ -231,8 +261,22 @@ class Ensemble(Model):
         """The combined prediction; ``made``: what members already predicted on ``d`` (see member_predictions)."""
         return self._combine(member_predictions(self.fitted_members(), d, self.task, self.classes_, made), d)
 
-    def _remember_procs(self, d: TabularData) -> None:
-        self.processor_ = d.processor
+    def _remember_procs(self, d: TabularData | None) -> None:
+        """Keep the procs of ``d``, or where it has none (no data, a bare frame) those the members keep."""
+        p = None if d is None else d.processor
+        self.processor_ = p if p is not None else members_processor(self._members_or_given())
+
+    def _members_or_given(self) -> list:
+        try:
+            return self.fitted_members()
+        except NotFittedError:
+            return self.members
+
+    def known_processor(self) -> Any:
+        """The procs of the data this ensemble was fitted on, else those its members were trained on (None:
+        neither is known)."""
+        p = vars(self).get("processor_")
+        return p if p is not None else members_processor(self._members_or_given())
 
     def _scores(self, d: TabularData, metric: Any = None) -> pl.DataFrame:
         """Each member's and the ensemble's score on ``d``, with the member weights where there are some."""
@@ -276,9 +320,15 @@ class Ensemble(Model):
         return TabularSplit(p.transform(read_frame(rows_to_frame(raw), p.cat_names)), p, None, "new")
 
     def processor(self) -> Any:
-        """The fitted procs of the data this ensemble was fitted on, rebuilt from the exported state, to
+        """The fitted procs of the data this ensemble was fitted on (or, where it was fitted on none, of the data
+        its members were: bagged members and the tabular net keep them), rebuilt from the exported state, to
         process new raw rows (``ens.processor().transform(df)``)."""
-        processor = vars(self).get("processor_")
+        processor = self.known_processor()
         if processor is None:
-            raise ParameterError("this ensemble was not fitted on the splits of a Tabular, so it has no procs state")
+            raise ParameterError("this ensemble has no procs state: it was not fitted on the splits of a Tabular, and "
+                                 "no member keeps the procs it was trained on (a GBM or forest keeps only their "
+                                 "signature); fit the ensemble on a split of that Tabular (ens.fit(tab.valid), or "
+                                 "ens.fit(tab.train) with members bagged on it), bag the members on a split of a "
+                                 "Tabular (BaggedModel keeps its procs), or process rows with the Tabular itself "
+                                 "(tab.new(df))")
         return processor

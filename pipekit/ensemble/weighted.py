@@ -67,8 +67,7 @@ class WeightedEnsemble(Ensemble):
                                                                                 self.classes_), d.y)
         self.fit_predictions(preds, y)
         self.selected_on_ = "out_of_fold" if oof is not None else "data"
-        if d is not None:
-            self._remember_procs(d)
+        self._remember_procs(d)  # without data: the procs the members were bagged with
         return self
 
     def fit_predictions(self, preds: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None) -> WeightedEnsemble:
