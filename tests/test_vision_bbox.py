@@ -83,3 +83,27 @@ def test_points_and_boxes_without_image_size_say_how_to_fix():
         PointBlock()._encode(pl.Series([[[1.0, 2.0]]]))
     with pytest.raises(ValueError, match=r"BBoxBlock item 0: a dict value needs 'boxes' and 'size' keys"):
         BBoxBlock()._encode(pl.Series([{"boxes": [[0.0, 0.0, 1.0, 1.0]]}]))
+
+
+def test_box_labels_are_the_data_vocab_and_are_drawn_at_their_boxes(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    df = coco_items()
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock(img_size=(128, 128)), BBoxLblBlock), n_inp=1,
+                       getters=[ColReader("path"), ColReader("boxes"), ColReader("labels")],
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(64)])
+    dls = dblock.dataloaders(df, bs=6, seed=0, device="cpu")
+    vocab = dls.datasets.vocab
+    assert vocab[0] == "#na#" and dls.vocab == vocab and dls.c == len(vocab)
+    figs: list = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (figs.append(fig), save(fig, *a, **k))[1])
+    dls.valid.show_batch(max_n=4, path=tmp_path / "boxes.png")
+    _, _, lab = dls.valid.one_batch()
+    for i, ax in enumerate([ax for ax in figs[0].axes if ax.images]):
+        boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
+        want = [vocab[int(k)] for k in lab[i] if int(k) != 0]
+        assert [t.get_text() for t in ax.texts] == want and len(boxes) == len(want)
+        for t, box in zip(ax.texts, boxes):  # each label at its box's top-left corner
+            assert t.get_position() == pytest.approx(box.get_xy())

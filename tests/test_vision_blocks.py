@@ -198,3 +198,80 @@ def test_presized_masks_stay_on_their_image(tmp_path):
         items, bs=1, seed=0, device="cpu")
     x, y = dls.valid.one_batch()
     assert torch.equal(x[0, 0] > 0.5, y[0] == 1)
+
+
+def _drawn(monkeypatch) -> list:
+    """The figures show_batch / show_results write, to look at."""
+    from matplotlib.figure import Figure
+
+    figs: list = []
+    save = Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        figs.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return figs
+
+
+def test_show_batch_draws_both_images_of_a_pair(monkeypatch, tmp_path):
+    # the book's Siamese pairs: two image inputs and a same/not-same label, each pair in one titled cell
+    files = get_image_files(D.path("mnist_tiny"), folders=["train"])[:48]
+    pairs = pl.DataFrame({"a": [str(f) for f in files], "b": [str(f) for f in files[::-1]],
+                          "same": [f.parent.name == g.parent.name for f, g in zip(files, files[::-1])]})
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), ImageBlock(cls="L"), CategoryBlock), n_inp=2,
+                    getters=[lambda r: r["a"], lambda r: r["b"], lambda r: r["same"]],
+                    splitter=RandomSplitter(0.25, seed=0)).dataloaders(pairs, bs=8, seed=0, device="cpu")
+    figs = _drawn(monkeypatch)
+    dls.valid.show_batch(max_n=4, path=tmp_path / "pairs.png")
+    x1, x2, y = dls.valid.one_batch()
+    axes = [ax for ax in figs[0].axes if ax.images]
+    assert len(axes) == 8  # both images of 4 pairs
+    for i in range(4):  # pair i: its first image, then its second, as the batch holds them
+        for j, x in enumerate((x1, x2)):
+            shown = np.asarray(axes[2 * i + j].images[0].get_array(), dtype=np.float32)
+            assert np.allclose(shown, x[i, 0].numpy(), atol=1 / 255), (i, j)
+    titles = [ax.title.get_text() for ax in figs[0].axes if ax.title.get_text()]
+    assert titles == [str(dls.vocab[int(v)]) for v in y[:4]]
+
+
+def test_show_results_titles_of_many_labels_are_joined_wrapped_and_apart(monkeypatch, tmp_path):
+    import json
+    import re
+
+    from pipekit.data import ColReader, MultiCategoryBlock
+    from pipekit.data import show_items
+
+    p = D.path("coco_tiny")
+    meta = json.loads((p / "train.json").read_text())
+    names, labels = {c["id"]: c["name"] for c in meta["categories"]}, {}
+    for a in meta["annotations"]:
+        labels.setdefault(a["image_id"], set()).add(names[a["category_id"]])
+    items = pl.DataFrame([{"fname": im["file_name"], "labels": " ".join(sorted(labels[im["id"]]))}
+                          for im in meta["images"][:40]])
+    dls = DataBlock(blocks=(ImageBlock, MultiCategoryBlock(label_delim=" ")), get_x=ColReader("fname", pref=p / "train"),
+                    get_y=ColReader("labels"), splitter=RandomSplitter(0.5, seed=0),
+                    item_tfms=Resize(48)).dataloaders(items, bs=9, seed=0, device="cpu")
+    rows = dls.valid.decode_batch(dls.valid.one_batch(), max_n=9)
+    every = list(dls.vocab)  # the longest prediction there is: every label
+    figs = _drawn(monkeypatch)
+    show_items(rows, dls.blocks, 1, preds=[every] * len(rows), path=tmp_path / "labels.png")
+    fig = figs[0]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figure was closed once written
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    titles = [ax.title for ax in fig.axes if ax.title.get_text()]
+    assert len(titles) == 9
+    for t, row in zip(titles, rows):
+        text = t.get_text()
+        one_line = re.sub(r"\s+", " ", text.replace(";\n", ";"))  # lines break after a ';' or at a space
+        assert one_line == ";".join(row[1]) + " / " + ";".join(every)
+        assert max(len(line) for line in text.split("\n")) < 32 and len(text.split("\n")) > 1
+    boxes = [t.get_window_extent(renderer) for t in titles]
+    assert not [(i, j) for i in range(9) for j in range(i + 1, 9) if boxes[i].overlaps(boxes[j])]
+    images = [ax.get_window_extent(renderer) for ax in fig.axes if ax.images]
+    assert not [(i, j) for i in range(9) for j in range(9) if boxes[i].overlaps(images[j])]
+

@@ -4,12 +4,13 @@ from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, MultiCategoryBlock, RegressionBlock,
                                  ToFloat, TransformBlock)
 from pipekit.data.datablock import DataBlock
-from pipekit.data.dataloaders import DataLoaders, Datasets, show_items
+from pipekit.data.dataloaders import DataLoaders, Datasets
 from pipekit.data.getters import (ColReader, FileName, Getter, Pipe, RegexLabeller, get_files, get_image_files,
                                   get_text_files, parent_label)
 from pipekit.data.items import read_table, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
 from pipekit.data.seed import set_seed
+from pipekit.data.show import show_items
 from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitter, IndexSplitter, RandomSplitter,
                                     Splitter, TimeSplitter, TrainTestSplitter)
 from pipekit.data.store import ListStore, Store, TensorStore

@@ -13,7 +13,6 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, PipelineStepError
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
-from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.data.transform import BatchPipeline, BatchTransform, as_list
 
 
@@ -95,6 +94,13 @@ def learned_state(obj: Any, say: Callable[[str], None], seen: set[int] | None = 
         learned_state(v, say, seen)
 
 
+def vocab_block(blocks: Sequence[Any], n_inp: int) -> Any:
+    """The block whose vocab is the data's: the first target that has one (boxes have none, their labels do), else
+    the first target; with no target, the first input (a language model's text)."""
+    targets = list(blocks[n_inp:])
+    return next((b for b in targets if b.vocab is not None), targets[0] if targets else (blocks[0] if blocks else None))
+
+
 class Datasets(ArrayDataset):
     """The items, their split and one encoded store per block. ``ds.train``/``ds.valid`` are subsets;
     ``recipe`` is the fitted recipe that built them."""
@@ -115,64 +121,13 @@ class Datasets(ArrayDataset):
 
     @property
     def vocab(self) -> list | None:
-        return self.blocks[-1].vocab if self.blocks else None
+        """As :attr:`DataLoaders.vocab`."""
+        block = vocab_block(self.blocks, self.n_inp)
+        return block.vocab if block is not None else None
 
     def __repr__(self) -> str:
         return (f"Datasets(items={len(self.items)}, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"blocks={list(self.blocks)})")
-
-
-def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None = None,
-               path: Any = None, name: str = "show_batch", nrows: int | None = None, ncols: int | None = None,
-               figsize: tuple[float, float] | None = None) -> Any:
-    """Draw decoded items: targets a block draws on its input (masks, points, boxes) are drawn there, the
-    others are written in the title. With ``preds`` a drawn target gets a second picture with the
-    prediction beside it, and a written one reads "actual / predicted" (green when right, red when not).
-    ``nrows``/``ncols`` shape the grid (either one sets the other; default about square) and ``figsize`` the
-    figure, as in the book's ``show_batch(max_n=4, nrows=1)``. Returns the PNG path when one was written (see
-    :func:`savefig_or_show`)."""
-    n = len(rows)
-    targets = list(blocks[n_inp:])
-    side_by_side = preds is not None and bool(targets) and targets[0].draws_on_input
-    if side_by_side:
-        nrows, ncols = n, 2
-    else:
-        if nrows is None and ncols is None:
-            ncols = int(np.ceil(np.sqrt(n)))
-        if ncols is None:
-            ncols = int(np.ceil(n / max(1, int(nrows))))  # type: ignore[arg-type]
-        nrows = int(np.ceil(n / max(1, int(ncols))))
-        ncols = max(1, int(ncols))
-    plt = get_pyplot()
-    fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (3 * ncols, 3.2 * nrows), squeeze=False)
-    for ax in axs.flat:
-        ax.axis("off")
-    for i, row in enumerate(rows):
-        shown = [(axs[i, 0], row[n_inp:], "target" if i == 0 else None), (axs[i, 1], [preds[i]], "prediction"  # type: ignore[index]
-                 if i == 0 else None)] if side_by_side else [(axs.flat[i], row[n_inp:], None)]
-        for ax, values, title in shown:
-            words = [_label(v) for b, v in zip(targets, values) if not b.draws_on_input]
-            color = None
-            if preds is not None and not side_by_side:
-                color = "green" if words and words[0] == _label(preds[i]) else "red"
-                words = words[:1] + [_label(preds[i])]
-            if not blocks:
-                ax.text(0.5, 0.5, str(row[0]))
-                continue
-            blocks[0].show(ax, row[0], title=title or " / ".join(words) or None)
-            if color:
-                ax.title.set_color(color)
-            for b, v in zip(targets, values):
-                if b.draws_on_input:
-                    b.show(ax, v)
-    return savefig_or_show(fig, path, name=name)
-
-
-def _label(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    s = str(v)
-    return s if len(s) <= 24 else s[:21] + "..."
 
 
 def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
@@ -298,13 +253,17 @@ class DataLoaders:
 
     @property
     def vocab(self) -> list | None:
-        """The target's vocab; for data with no target (a language model) the input's vocab."""
-        block = self.y_block if self.y_block is not None else (self.blocks[0] if self.blocks else None)
+        """The target's vocab (boxes with labels: the labels'); for data with no target (a language model) the
+        input's vocab."""
+        block = vocab_block(self.blocks, self.n_inp)
         return block.vocab if block is not None else None
 
     @property
     def c(self) -> int | None:
-        return self.y_block.c if self.y_block is not None else None
+        """The target's size: its number of classes (boxes with labels: of labels, ``#na#`` included)."""
+        if self.y_block is None:
+            return None
+        return self.y_block.c if self.y_block.c is not None else vocab_block(self.blocks, self.n_inp).c
 
     @property
     def loss_kind(self) -> str | None:

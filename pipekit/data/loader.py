@@ -257,7 +257,7 @@ class DataLoader:
         about square). ``unique``: the first item ``max_n`` times, each with its own augmentation, as the book
         shows what augmentation does (``dls.train.show_batch(max_n=8, nrows=2, unique=True)``). Returns the PNG
         path when one was written."""
-        from pipekit.data.dataloaders import show_items
+        from pipekit.data.show import show_items
 
         check_positive_int("show_batch", "max_n", max_n)
         if unique:

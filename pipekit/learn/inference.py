@@ -13,7 +13,7 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check, check_positive_int
 from pipekit.data.loader import DataLoader
-from pipekit.data.dataloaders import show_items
+from pipekit.data.show import show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
 from pipekit.learn.callbacks.training import item_order
 from pipekit.data.transform import as_list

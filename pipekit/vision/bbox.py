@@ -23,6 +23,7 @@ from pipekit.data.transform import Transform
 from pipekit.vision.blocks import CoordBlock, to_numpy
 
 PAD_LABEL = "#na#"
+BOX_GID = "pipekit-box"  # marks the rectangles BBoxBlock draws, where BBoxLblBlock writes the labels
 
 
 class Boxes(np.ndarray):
@@ -72,7 +73,8 @@ class BBoxBlock(CoordBlock):
         h, w = ax.images[0].get_array().shape[:2] if ax.images else (2, 2)
         for x0, y0, x1, y1 in b:
             px0, py0 = (x0 + 1) * w / 2 - 0.5, (y0 + 1) * h / 2 - 0.5
-            ax.add_patch(Rectangle((px0, py0), (x1 - x0) * w / 2, (y1 - y0) * h / 2, fill=False, lw=2, color="yellow"))
+            ax.add_patch(Rectangle((px0, py0), (x1 - x0) * w / 2, (y1 - y0) * h / 2, fill=False, lw=2, color="yellow",
+                                   gid=BOX_GID))
         if title:
             ax.set_title(title)
 
@@ -121,5 +123,13 @@ class BBoxLblBlock(TransformBlock):
         return [BoxLabels(self.vocab_arg)]
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
+        """Write each label inside the top-left corner of its box, the boxes a :class:`BBoxBlock` drew on ``ax``
+        (in the same order; a label without a box is left out)."""
+        boxes = [p for p in ax.patches if p.get_gid() == BOX_GID]
+        labels = value if isinstance(value, list) else self.decode(value)  # show_batch gives it decoded
+        for box, label in zip(boxes, labels):
+            x, y = box.get_xy()
+            ax.text(x, y, label, fontsize=8, color="black", va="top", ha="left", clip_on=True,
+                    bbox={"facecolor": "yellow", "edgecolor": "none", "pad": 1, "alpha": 0.8})
         if title:
             ax.set_title(title)

@@ -255,15 +255,21 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     stats = _start_from(model.body, pretrained, label)
     _add_normalize(dls, n_in, stats, normalize, label)
     learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr, splitter=_body_head, cbs=cbs, **kwargs)
-    check_model_output(learn, lambda b: (len(b[0]), n_out), n_classes=dls.c if loss_func is None else None,
+    check_model_output(learn, lambda b: (len(b[0]), n_out), n_classes=_target_c(dls) if loss_func is None else None,
                        who="vision_learner")
     if pretrained or isinstance(arch, nn.Module):
         learn.freeze()
     return learn
 
 
+def _target_c(dls: Any) -> int | None:
+    """The size of the first target (``dls.c`` is the labels' count for boxes with labels, not a box model's)."""
+    y = getattr(dls, "y_block", None)
+    return y.c if y is not None else getattr(dls, "c", None)
+
+
 def _n_out(dls: Any, n_out: int | None, who: str, why: str) -> int:
-    n_out = n_out if n_out is not None else getattr(dls, "c", None)
+    n_out = n_out if n_out is not None else _target_c(dls)
     if n_out is None:
         raise ParameterError(f"{who}: n_out was not given and {why}; pass n_out=")
     return n_out
@@ -341,7 +347,7 @@ def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
                     metrics=metrics, lr=lr, splitter=_encoder_decoder,  # type: ignore[arg-type]
                     cbs=cbs, **kwargs)
     check_model_output(learn, lambda b: (len(b[0]), n_out, *b[-1].shape[-2:]),
-                       n_classes=dls.c if loss_func is None else None, who="unet_learner")
+                       n_classes=_target_c(dls) if loss_func is None else None, who="unet_learner")
     if pretrained:
         learn.freeze()
     return learn

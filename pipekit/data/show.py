@@ -1,0 +1,125 @@
+"""Drawing decoded items (``show_batch``, ``show_results``): one cell per item, every input drawn in it.
+
+Targets a block draws on its input (masks, points, boxes and their labels) are drawn there; the others are
+written in the cell's title ("actual / predicted" with predictions), multi-label values joined with ``;`` and
+wrapped to the cell's width so neighbouring titles never run into each other.
+
+>>> from pipekit.data.show import title_text
+>>> title_text([["chair", "vase"], "tv"], width=12)
+'chair;vase /\\ntv'
+"""
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pipekit.data.plotting import get_pyplot, savefig_or_show
+
+#: inches per picture; a title line holds about as many characters as fit that width
+CELL_INCHES, TITLE_LINES = 3.0, 4
+
+
+def label_text(v: Any) -> str:
+    """One value as a title writes it: floats to 3 significant digits, a list of labels joined with ``;`` (no label:
+    ``(none)``)."""
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, np.integer)) for x in v):
+        return ";".join(str(x) for x in v) if len(v) else "(none)"
+    return str(v)
+
+
+def title_text(values: Sequence[Any], width: int) -> str:
+    """``values`` joined with `` / ``, wrapped at ``width`` characters (after a ``;`` or a space, never inside a
+    label), at most ``TITLE_LINES`` lines."""
+    text = " / ".join(label_text(v) for v in values)
+    # textwrap breaks at spaces only: give it one after each ';', taken out again once the lines are made
+    lines = textwrap.wrap(text.replace(";", "; "), max(8, width), break_on_hyphens=False)
+    lines = [ln.replace("; ", ";") for ln in lines]
+    if len(lines) > TITLE_LINES:
+        lines = lines[:TITLE_LINES - 1] + [lines[TITLE_LINES - 1][: max(1, width - 3)] + "..."]
+    return "\n".join(lines)
+
+
+def _title_chars(cell_inches: float) -> int:
+    """How many title characters fit across a cell (an average glyph is about 0.6 of the font size wide)."""
+    import matplotlib
+    from matplotlib.font_manager import FontProperties
+
+    points = FontProperties(size=matplotlib.rcParams["axes.titlesize"]).get_size_in_points()
+    return int(cell_inches * 72 / (0.62 * points))
+
+
+def _grid(n: int, nrows: int | None, ncols: int | None) -> tuple[int, int]:
+    if nrows is None and ncols is None:
+        ncols = int(np.ceil(np.sqrt(n)))
+    if ncols is None:
+        ncols = int(np.ceil(n / max(1, int(nrows))))  # type: ignore[arg-type]
+    ncols = max(1, int(ncols))
+    return int(np.ceil(n / ncols)), ncols
+
+
+def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None = None,
+               path: Any = None, name: str = "show_batch", nrows: int | None = None, ncols: int | None = None,
+               figsize: tuple[float, float] | None = None) -> Any:
+    """Draw decoded items, one cell each with every input in it (side by side: a Siamese pair is two pictures),
+    targets a block draws on its input (masks, points, boxes) drawn on the first, the others written in the
+    cell's title. With ``preds`` a drawn target gets a second cell with the prediction beside it, and a written
+    one reads "actual / predicted" (green when right, red when not). ``nrows``/``ncols`` shape the grid (either
+    one sets the other; default about square) and ``figsize`` the figure, as in the book's
+    ``show_batch(max_n=4, nrows=1)``. Returns the PNG path when one was written (see :func:`savefig_or_show`)."""
+    n = len(rows)
+    targets = list(blocks[n_inp:])
+    k = max(1, min(n_inp, len(blocks)))  # pictures per cell: one per input
+    side_by_side = preds is not None and bool(targets) and targets[0].draws_on_input
+    nrows, ncols = (n, 2) if side_by_side else _grid(n, nrows, ncols)
+    plt = get_pyplot()
+    size = figsize or (CELL_INCHES * k * ncols, (CELL_INCHES + 0.2) * nrows)
+    # constrained layout keeps room for each row's titles, so a wrapped title never covers the row above
+    fig = plt.figure(figsize=size, layout="constrained")
+    ratios = ([1.0] * k + [0.15]) * ncols
+    grid = fig.add_gridspec(nrows, ncols) if k == 1 else fig.add_gridspec(nrows, len(ratios) - 1,
+                                                                          width_ratios=ratios[:-1])
+    width = _title_chars(size[0] / ncols)
+
+    def cell(pos: int) -> tuple[Any, list[Any]]:
+        r, c = divmod(pos, ncols)
+        if k == 1:
+            head = fig.add_subplot(grid[r, c])
+            return head, [head]
+        # a cell of several pictures is titled once, centred over all of them, by an empty axes spanning them
+        c0 = c * (k + 1)  # k pictures, then a narrow empty column setting the cell apart from the next
+        axes = [fig.add_subplot(grid[r, c0 + j]) for j in range(k)]
+        head = fig.add_subplot(grid[r, c0:c0 + k])
+        for ax in {id(a): a for a in [*axes, head]}.values():
+            ax.axis("off")
+        return head, axes
+
+    for i, row in enumerate(rows):
+        if side_by_side:
+            shown = [(2 * i, row[n_inp:], "target" if i == 0 else None),
+                     (2 * i + 1, [preds[i]], "prediction" if i == 0 else None)]  # type: ignore[index]
+        else:
+            shown = [(i, row[n_inp:], None)]
+        for pos, values, title in shown:
+            head, axes = cell(pos)
+            if not blocks:
+                axes[0].text(0.5, 0.5, str(row[0]))
+                continue
+            words = [v for b, v in zip(targets, values) if not b.draws_on_input]
+            color = None
+            if preds is not None and not side_by_side:
+                right = bool(words) and label_text(words[0]) == label_text(preds[i])
+                color, words = ("green" if right else "red"), words[:1] + [preds[i]]
+            for j, ax in enumerate(axes):
+                blocks[j].show(ax, row[j])
+            text = title or title_text(words, width)
+            if text:
+                head.set_title(text, **({"color": color} if color else {}))
+            for b, v in zip(targets, values):
+                if b.draws_on_input:
+                    b.show(axes[0], v)
+    return savefig_or_show(fig, path, name=name)
