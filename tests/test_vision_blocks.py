@@ -275,3 +275,19 @@ def test_show_results_titles_of_many_labels_are_joined_wrapped_and_apart(monkeyp
     images = [ax.get_window_extent(renderer) for ax in fig.axes if ax.images]
     assert not [(i, j) for i in range(9) for j in range(9) if boxes[i].overlaps(images[j])]
 
+
+
+def test_batch_transforms_given_as_item_transforms_run_on_batches():
+    def batches(item_tfms, batch_tfms):
+        dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[::100],
+                           get_y=parent_label, splitter=GrandparentSplitter(), item_tfms=item_tfms,
+                           batch_tfms=batch_tfms)
+        dls = dblock.dataloaders(D.path("dogscats"), bs=8, seed=0, device="cpu")
+        return dls.train.one_batch(), dls.valid.one_batch()
+
+    norm = Normalize.from_stats(*imagenet_stats)
+    for extra in (aug_transforms(size=24), [norm], aug_transforms(size=24) + [norm]):
+        (xt, yt), (xv, yv) = batches([Resize(32), *extra], None)
+        (rt, ryt), (rv, ryv) = batches([Resize(32)], extra)
+        assert torch.equal(xt, rt) and torch.equal(xv, rv) and torch.equal(yt, ryt) and torch.equal(yv, ryv)
+    assert abs(float(xv.mean())) < 0.6 and xt.shape == (8, 3, 24, 24)  # normalised and cropped: they did run

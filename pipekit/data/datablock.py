@@ -204,7 +204,8 @@ class DataBlock(Component):
         self.blocks_ = self._new_blocks()
         self.getters_ = _with_block_getters(self.blocks_, self._resolve_getters(len(self.blocks_)))
         self.n_inp_ = self._n_inp(len(self.blocks_))
-        item_tfms = [t.clone() for t in as_list(self.item_tfms)]
+        # a batch transform given in item_tfms runs on batches (see _batch_tfms), never on a block's column
+        item_tfms = [t.clone() for t in as_list(self.item_tfms) if not isinstance(t, BatchTransform)]
         stores = []
         for j, (block, getter) in enumerate(zip(self.blocks_, self.getters_)):
             role = f"x{j}" if j < self.n_inp_ else f"y{j - self.n_inp_}"
