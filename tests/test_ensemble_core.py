@@ -271,3 +271,32 @@ def test_raw_rows_whose_ids_fall_among_the_category_codes_are_refused(tmp_path):
             with pytest.raises(DataError, match=r"these rows look unprocessed: category column 'DayOfWeek' is Int64, "
                                                 r"where .* its 8 category codes as Int8; predict on ens.process\(rows\)"):
                 e.predict(rows)
+
+
+def test_weights_are_never_chosen_on_the_rows_a_member_was_fitted_on():
+    """Members a stack refitted on adult's training rows (and the stack itself) record those rows: selecting
+    weights on them is refused, naming the members and the fix, for the members alone, the stack, and a
+    backend that records its training rows the same way; the valid split is taken."""
+    from sklearn.linear_model import LogisticRegression
+
+    from pipekit.ensemble.bagged import rows_signature
+
+    tab = adult_tab(3000)
+    stack = StackingEnsemble({"gbm": GBM("classification", n_estimators=30, n_jobs=1),
+                              "rf": RandomForest("classification", n_estimators=10, n_jobs=1)}, n_folds=3).fit(tab.train)
+    sig = rows_signature(as_data(tab.train))
+    assert stack.train_rows_signature_ == sig and [m.train_rows_signature_ for m in stack.members_] == [sig, sig]
+    fix = r"select on rows no member was fitted on \(the valid split: ens.fit\(tab.valid\)\), or bag the members"
+    with pytest.raises(DataError, match=r"member\(s\) \['0:gbm', '1:rf'\] were fitted on these rows: .*" + fix):
+        WeightedEnsemble(stack.members_, n_iter=5).fit(tab.train)
+    lr = SklearnModel(LogisticRegression(max_iter=300), "classification").fit(tab.valid)
+    with pytest.raises(DataError, match=r"member\(s\) \['0:stack'\] were fitted on these rows"):
+        WeightedEnsemble({"stack": stack, "lr": lr}, n_iter=5).fit(tab.train)
+    gbm = GBM("classification", n_estimators=30, n_jobs=1).fit(tab.train)
+    gbm.train_rows_signature_ = sig  # what a backend that records its training rows keeps
+    with pytest.raises(DataError, match=r"member\(s\) \['0:GBM'\] were fitted on these rows"):
+        WeightedEnsemble([gbm, lr], n_iter=5).fit(tab.train)
+    with pytest.raises(DataError, match="were fitted on these rows"):  # a bare frame of the same rows too
+        WeightedEnsemble([gbm, lr], n_iter=5).fit(as_data(tab.train.xs, y=as_data(tab.train).y))
+    ens = WeightedEnsemble({"stack": stack, "gbm": gbm}, n_iter=5).fit(tab.valid)
+    assert ens.selected_on_ == "data" and ens.weights_.sum() == pytest.approx(1.0)

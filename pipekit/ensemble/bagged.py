@@ -434,17 +434,35 @@ class BaggedModel(Backend):
             raise ExportError("BaggedModel: oof_predictions_ must hold one prediction per training row")
 
 
+def fitted_on(model: Any, sig: str) -> bool:
+    """Whether ``model`` was fitted on the rows of signature ``sig`` (see :func:`rows_signature`): it records
+    them as ``train_rows_signature_`` (the members a ``StackingEnsemble`` refits, the stack itself, and any
+    backend that records its training rows), or it is an ensemble with such a member."""
+    from pipekit.ensemble.base import Ensemble
+
+    if getattr(model, "train_rows_signature_", None) == sig:
+        return True
+    return isinstance(model, Ensemble) and any(fitted_on(m, sig) for m in model._members_or_given())
+
+
 def training_predictions(members: list, classes: np.ndarray | None,
                          data: TabularData | None = None) -> tuple[list[np.ndarray], np.ndarray] | None:
     """Each member's out-of-fold predictions (in ``classes`` order) and the targets (labels or values), when
     every member keeps them for the same training rows: the ones ``data`` holds, when it is given. None when
     ``data`` is not those rows (predictions on it are then honest); an error when only some members were
-    fitted on ``data``'s rows or keep no out-of-fold predictions, so no choice is ever made on rows a
-    member was fitted on."""
+    bagged on ``data``'s rows or keep no out-of-fold predictions, or when a member that is not bagged was
+    fitted on them (:func:`fitted_on`), so no choice is ever made on rows a member was fitted on."""
     sig = None if data is None else rows_signature(data)
     kept = [(i, m, out_of_fold(m)) for i, m in enumerate(members)]
     on_rows = [i for i, m, oof in kept if oof is not None and (sig is None or m.rows_signature_ == sig)]
     if sig is not None and not on_rows:
+        fitted = [member_name(m, i) for i, m in enumerate(members) if fitted_on(m, sig)]
+        if fitted:
+            raise DataError(
+                f"member(s) {fitted} were fitted on these rows: weights or a meta-model chosen on them would "
+                "favour what those members memorised; select on rows no member was fitted on (the valid split: "
+                "ens.fit(tab.valid)), or bag the members (BaggedModel) on these rows and select on their "
+                "out-of-fold predictions (ens.fit())")
         return None
     missing = [member_name(m, i) for i, m, _ in kept if i not in on_rows]
     if missing:

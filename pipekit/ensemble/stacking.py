@@ -46,8 +46,9 @@ class StackingEnsemble(Ensemble):
 
     Fitted: ``members_`` (the refitted members; None when the bagged members are used as given),
     ``meta_model_``, ``oob_predictions_`` (the members' out-of-fold predictions),
-    ``report_`` (on valid); with a bagged ``meta`` also the stack's own ``oof_predictions_``,
-    ``oof_targets_`` and ``rows_signature_``.
+    ``report_`` (on valid), ``train_rows_signature_`` (of ``train``, also set on each refitted member: an
+    ensemble refuses to choose weights on rows its members were fitted on); with a bagged ``meta`` also the
+    stack's own ``oof_predictions_``, ``oof_targets_`` and ``rows_signature_``.
     """
 
     members_fitted = False  # it fits clones of its members itself
@@ -140,6 +141,7 @@ class StackingEnsemble(Ensemble):
             self.oof_targets_ = encode_y(d.y, self.task, classes)
             self.rows_signature_ = rows_signature(d)
         self._remember_procs(d)
+        self.train_rows_signature_ = rows_signature(d)  # see bagged.fitted_on
         self.report_ = None if v is None else self._scores(self._data(v))
         return self
 
@@ -159,7 +161,11 @@ class StackingEnsemble(Ensemble):
             if classes is not None:
                 p = align_classes(p, m.classes_, classes)
             oof[i, va_idx] = validate_prediction(p, len(va_idx), member_name(m, i), self.task, k)
-        self.members_ = [m.clone().fit(d, v) for m in self.members]  # type: ignore[assignment]
+        refitted = [m.clone().fit(d, v) for m in self.members]
+        sig = rows_signature(d)
+        for m in refitted:  # their predictions on d are memorised: no ensemble may choose on them
+            m.train_rows_signature_ = sig
+        self.members_ = refitted  # type: ignore[assignment]
         check_members(self.members_, fitted=True)  # type: ignore[arg-type]
         return oof
 
