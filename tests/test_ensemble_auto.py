@@ -368,3 +368,14 @@ def test_a_candidate_with_a_value_or_cost_fit_ensemble_cannot_order_by_is_refuse
         Candidate(args.pop("name"), GBM("classification", n_estimators=20, n_jobs=1), **args)
     # the edges that make sense are taken: a candidate worth nothing is fitted last, not refused
     assert Candidate("free", GBM("classification"), value=0.0, cost=1e-6).value == 0.0
+
+
+def test_the_time_limit_warning_says_what_each_kind_of_member_keeps(tab):
+    trees = {"trees": ExtraTrees("classification", n_estimators=400, n_jobs=1)}
+    with pytest.warns(UserWarning, match=r"cut short the fold models of trees \(3 of 3\): they keep the trees grown "
+                                         r"by then") as caught:
+        fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=trees, n_folds=3, stack=False, verbose=False)
+    assert not any("rounds boosted" in str(w.message) for w in caught)
+    gbm = {"gbm": GBM("classification", learning_rate=0.01, n_estimators=5000, n_jobs=1)}
+    with pytest.warns(UserWarning, match=r"cut short the fold models of gbm \(3 of 3\): they keep the rounds boosted"):
+        fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=gbm, n_folds=3, stack=False, verbose=False)

@@ -223,10 +223,20 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     cut = [f"{c.name} ({bag.stopped_on_time_} of {n_folds})" for c, bag in fitted if bag.stopped_on_time_]
     if cut:
         limit = "the time limit" if time_limit is None else f"time_limit={time_limit:g} s"
-        warnings.warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: "
-                      "they keep the rounds boosted by then and may score far below what they reach with more time; "
-                      "raise time_limit", UserWarning, stacklevel=2)
+        kept = " or ".join(dict.fromkeys(_kept_on_time(c.model) for c, bag in fitted if bag.stopped_on_time_))
+        warnings.warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: they keep {kept} by "
+                      "then and may score far below what they reach with more time; raise time_limit", UserWarning,
+                      stacklevel=2)
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose)
+
+
+def _kept_on_time(model: Any) -> str:
+    """What a fold model of ``model`` that a time limit stopped keeps (see ``BaggedModel.fit_folds``)."""
+    if isinstance(model, (RandomForest, ExtraTrees)):
+        return "the trees grown"
+    if isinstance(model, TorchTabular):
+        return "a schedule shortened to fit"
+    return "the rounds boosted" if model.stops_early() else "what they fitted"
 
 
 def _rarest_class(train: Any, task: str) -> float:
