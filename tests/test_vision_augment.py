@@ -336,3 +336,24 @@ def test_plan_size_mismatch_is_explained(dog_batch):
         warp_cv2(dog_batch, plan)
     with pytest.raises(ParameterError, match="uint8"):
         warp_cv2(dog_batch.float(), _full_plan(12, (96, 96), 0))
+
+
+def test_aug_transforms_errors_name_the_argument_given():
+    from pipekit.vision import aug_transforms
+
+    assert aug_transforms(mult=2)[0].settings.max_lighting == pytest.approx(0.4)
+    # mult scales every magnitude: the one it pushes out of range is named with mult and the largest mult that fits
+    with pytest.raises(ParameterError, match=r"aug_transforms: mult=3 scales max_lighting=0.2 to 0.6, but max_lighting "
+                                             r"accepts a number in \[0, 0.5\); give a mult below 2.5 or a smaller"):
+        aug_transforms(mult=3)
+    with pytest.raises(ParameterError, match=r"mult=3 scales max_rotate=90 to 270, .*a mult below 2"):
+        aug_transforms(max_rotate=90, max_lighting=0.1, mult=3)
+    with pytest.raises(ParameterError, match=r"mult=6 scales max_zoom=0.9 to 0.4 .*below min_zoom=0.5"):
+        aug_transforms(min_zoom=0.5, max_zoom=0.9, max_warp=0, max_lighting=0, mult=6)
+    # a value given out of range is named as given, not as something derived from it
+    with pytest.raises(ParameterError, match=r"aug_transforms: max_zoom=0.5 is not accepted; expected a number at "
+                                             r"least min_zoom=1.0"):
+        aug_transforms(max_zoom=0.5)
+    with pytest.raises(ParameterError, match=r"aug_transforms: max_lighting=0.7 is not accepted"):
+        aug_transforms(max_lighting=0.7)
+    assert aug_transforms(min_zoom=0.5, max_zoom=1.0)[0].settings.min_zoom == 0.5  # zooming out only

@@ -22,6 +22,7 @@ Example:
 """
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, Options, check
+from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.geometry import (CV_BORDER, INTERP_MODES, PAD_MODES, PROBABILITY, RATIO, crop_matrices, eye_stack,
                                      pixel_matrices, size2, size_param)
@@ -46,6 +47,12 @@ from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Flip, 
 EXECUTORS = ("auto", "cv2", "torch")
 _EPS = 1e-3
 Streams = Callable[[str], np.random.Generator]
+
+
+#: what the magnitudes ``aug_transforms`` scales by ``mult`` accept (lighting moves the mid-grey to 0.5 +- it, so it
+#: stays below 0.5)
+MAGNITUDES = {"max_rotate": Interval(0, 180), "max_warp": Interval(0, 1, closed="left"),
+              "max_lighting": Interval(0, 0.5, closed="left")}
 
 
 @dataclass(frozen=True, repr=False)
@@ -76,10 +83,13 @@ class AugmentSettings(Component):
 
     def __post_init__(self) -> None:
         check("AugmentSettings", min_scale=(self.min_scale, Interval(0, 1, closed="right")),
-              ratio=(self.ratio, RATIO), max_rotate=(self.max_rotate, Interval(0, 180)),
-              min_zoom=(self.min_zoom, Interval(0, self.max_zoom, closed="right")),
-              max_warp=(self.max_warp, Interval(0, 1, closed="left")), p_affine=(self.p_affine, PROBABILITY),
-              max_lighting=(self.max_lighting, Interval(0, 0.5, closed="left")),
+              ratio=(self.ratio, RATIO), max_rotate=(self.max_rotate, MAGNITUDES["max_rotate"]),
+              min_zoom=(self.min_zoom, Interval(0, None, closed="neither")),
+              max_zoom=(self.max_zoom, Is(lambda z: isinstance(z, numbers.Real) and not isinstance(z, bool) and float(z) >= self.min_zoom,
+                                          f"a number at least min_zoom={self.min_zoom} (1: no zoom; to zoom out "
+                                          "give min_zoom below 1 too)")),
+              max_warp=(self.max_warp, MAGNITUDES["max_warp"]), p_affine=(self.p_affine, PROBABILITY),
+              max_lighting=(self.max_lighting, MAGNITUDES["max_lighting"]),
               p_lighting=(self.p_lighting, PROBABILITY), mode=(self.mode, Options(*INTERP_MODES)),
               pad_mode=(self.pad_mode, Options(*PAD_MODES)), executor=(self.executor, Options(*EXECUTORS)))
         object.__setattr__(self, "size", size_param("AugmentSettings", self.size, none_ok=True))

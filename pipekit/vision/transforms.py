@@ -21,7 +21,7 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchTransform
-from pipekit.vision.augment import (DEFAULT_SETTINGS, AugmentPlan, AugmentSettings, Streams, map_boxes,
+from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, AugmentSettings, Streams, map_boxes,
                                     map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.cache import ImageStore
 from pipekit.vision.geometry import eye_stack
@@ -170,17 +170,41 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     images); ``max_rotate`` (degrees), ``min_zoom``..``max_zoom`` and ``max_warp`` (perspective) each
     apply with probability ``p_affine``; ``max_lighting`` changes brightness and contrast, each with
     probability ``p_lighting``; ``mode``: ``'bilinear'`` or ``'nearest'``; ``pad_mode``: ``'reflection'``,
-    ``'zeros'`` or ``'border'``; ``executor``: see :class:`BatchAugment`.
+    ``'zeros'`` or ``'border'``; ``executor``: see :class:`BatchAugment`. ``mult`` multiplies ``max_rotate``,
+    ``max_warp``, ``max_lighting`` and ``max_zoom - 1``; each result must stay in the range its argument accepts
+    (``max_lighting`` below 0.5: with the default 0.2, ``mult`` below 2.5), else the error names ``mult``.
 
     >>> aug_transforms(size=128, min_scale=0.5)[0].settings.size
     128
     """
     check("aug_transforms", mult=(mult, Interval(0, None, closed="neither")))
+    given = {"max_rotate": max_rotate, "max_warp": max_warp, "max_lighting": max_lighting}
+    _check_scaled(given, min_zoom, max_zoom, mult)
     return [BatchAugment(AugmentSettings(
         size=size,  # type: ignore[arg-type]  # checked by AugmentSettings
         min_scale=min_scale, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
         min_zoom=min_zoom, max_zoom=1 + (max_zoom - 1) * mult, max_warp=max_warp * mult, p_affine=p_affine,
         max_lighting=max_lighting * mult, p_lighting=p_lighting, mode=mode, pad_mode=pad_mode, executor=executor))]
+
+
+def _check_scaled(given: dict[str, float], min_zoom: float, max_zoom: float, mult: float) -> None:
+    """The arguments as given, then as ``mult`` scales them: an error names the argument the user passed (and
+    ``mult`` when only the scaled value is out of range) with what it accepts."""
+    try:
+        AugmentSettings(min_zoom=min_zoom, max_zoom=max_zoom, max_rotate=given["max_rotate"],
+                        max_warp=given["max_warp"], max_lighting=given["max_lighting"])
+    except ParameterError as e:
+        raise ParameterError(str(e).replace("AugmentSettings:", "aug_transforms:", 1)) from None
+    for name, value in given.items():
+        limit = MAGNITUDES[name]
+        if not limit.accepts(value * mult):
+            below = f"a mult below {limit.high / value:.3g} or " if limit.high is not None and value > 0 else ""
+            raise ParameterError(f"aug_transforms: mult={mult:g} scales {name}={value:g} to {value * mult:g}, but "
+                                 f"{name} accepts {limit}; give {below}a smaller {name}")
+    zoom = 1 + (max_zoom - 1) * mult
+    if zoom < min_zoom:
+        raise ParameterError(f"aug_transforms: mult={mult:g} scales max_zoom={max_zoom:g} to {zoom:g} (1 + (max_zoom - 1) "
+                             f"x mult), below min_zoom={min_zoom:g}; give a smaller mult or a larger max_zoom")
 
 
 def _uint8_to_float_nchw(x: torch.Tensor, scale: Sequence[float], shift: Sequence[float]) -> torch.Tensor:
