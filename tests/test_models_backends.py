@@ -56,6 +56,12 @@ def test_rf_tree_predictions_and_contributions(rf, splits):
     assert np.allclose(c.bias + c.values.sum(1), rf.predict(va.xs[:300]), atol=1e-9)
     assert c.values.shape == (300, len(rf.feature_names_), 2)
     assert c.frame(0)["feature"].len() == len(rf.feature_names_)
+    # a class by its label; the default is the positive (last) class
+    first = c.frame(0, cls="<50k").sort("feature")["contribution"].to_numpy()
+    np.testing.assert_allclose(first, -c.frame(0).sort("feature")["contribution"].to_numpy(), atol=1e-12)
+    np.testing.assert_allclose(c.frame(0, cls=">=50k")["contribution"], c.frame(0)["contribution"])
+    with pytest.raises(ParameterError, match=r"cls=1 is not one of the model's classes \['<50k', '>=50k'\]"):
+        c.frame(0, cls=1)
 
 
 def test_rf_feature_importance_names_real_signal(rf):
@@ -291,7 +297,7 @@ import pipekit
 assert "pipekit.ensemble" not in sys.modules and "pipekit.backends" not in sys.modules
 ens = pipekit.load_model({str(path)!r})
 xs = pl.DataFrame(np.load({str(tmp_path / 'xs.npy')!r}), schema={va.xs.columns!r}, orient="row")
-xs = xs.with_columns([pl.col(c).cast(pl.Int64) for c in {list(va.cat_names)!r}])
+xs = xs.with_columns([pl.col(c).cast(pl.{va.xs.schema[va.cat_names[0]]}) for c in {list(va.cat_names)!r}])
 np.save({str(tmp_path / 'out.npy')!r}, ens.predict(xs))
 print(type(ens).__module__, type(ens).__name__)
 """

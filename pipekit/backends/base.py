@@ -349,11 +349,19 @@ class Contributions:
     space: str  # "probability", "raw_score" or "value"
     classes: np.ndarray | None = None
 
-    def frame(self, row: int, cls: int | None = None) -> pl.DataFrame:
-        """Contributions of one row as a frame (feature, contribution) sorted by magnitude."""
+    def frame(self, row: int, cls: Any = None) -> pl.DataFrame:
+        """Contributions of one row as a frame (feature, contribution) sorted by magnitude; ``cls``: the class
+        label whose contributions to show (None: the last class, the positive one of two)."""
         v = self.values[row]
         if v.ndim == 2:
-            v = v[:, 1 if cls is None and v.shape[1] == 2 else (cls or 0)]
+            labels = [] if self.classes is None else np.asarray(self.classes).tolist()
+            if cls is None:
+                j = v.shape[1] - 1
+            elif (cls.item() if isinstance(cls, np.generic) else cls) in labels:
+                j = labels.index(cls.item() if isinstance(cls, np.generic) else cls)
+            else:
+                raise ParameterError(f"cls={cls!r} is not one of the model's classes {labels}; pass one of them")
+            v = v[:, j]
         return pl.DataFrame({"feature": self.feature_names, "contribution": v.astype(np.float64)}).sort(
             pl.col("contribution").abs(), descending=True)
 
