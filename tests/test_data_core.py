@@ -212,6 +212,24 @@ def test_getter_failure_names_item():
         dblock.datasets(pl.read_csv(ADULT).head(50))
 
 
+def test_getter_failure_names_only_the_item_that_failed():
+    files = get_image_files(D.path("mnist_tiny"))
+    bad = files[len(files) // 2]
+
+    def get_y(p):
+        if p == bad:
+            raise KeyError("no label for this file")
+        return p.parent.name
+
+    dblock = DataBlock(blocks=(TransformBlock, CategoryBlock), get_items=get_image_files, get_y=get_y,
+                       splitter=RandomSplitter(seed=0))
+    with pytest.raises(PipelineStepError) as err:
+        dblock.datasets(D.path("mnist_tiny"))
+    msg = str(err.value)
+    assert msg.startswith("step 'CategoryBlock [y0] getter get_y' failed: KeyError: ")
+    assert f"failed on item {files.index(bad)} ({bad!r})" in msg and msg.count(".png") == 1  # no other file
+
+
 def test_labels_with_nulls_named():
     df = pl.read_csv(ADULT).head(100).with_columns(
         pl.when(pl.int_range(pl.len()) == 7).then(None).otherwise(pl.col("salary")).alias("salary"))

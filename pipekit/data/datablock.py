@@ -211,8 +211,8 @@ class DataBlock(Component):
             role = f"x{j}" if j < self.n_inp_ else f"y{j - self.n_inp_}"
             name = f"{type(block).__name__} [{role}]"
             gname = getattr(getter, "__name__", repr(getter))
-            raw: pl.Series = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items),  # type: ignore[misc]
-                                  item_at(items, int(train[0])))
+            # no input named here: a getter's own error names the item it failed on
+            raw: pl.Series = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items))  # type: ignore[misc]
             say("getter", f"{name}: getter {gname}", raw)
             if isinstance(getter, Getter):
                 getter.check_build(items, raw)
