@@ -230,6 +230,21 @@ def test_getter_failure_names_only_the_item_that_failed():
     assert f"failed on item {files.index(bad)} ({bad!r})" in msg and msg.count(".png") == 1  # no other file
 
 
+def test_test_dl_of_a_folder_says_how_to_give_its_items():
+    import re
+
+    from pipekit.core.errors import DataError
+
+    root = D.path("mnist_tiny")
+    dls = DataBlock(blocks=(TransformBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    splitter=RandomSplitter(seed=0)).dataloaders(root, bs=16, seed=0)
+    advice = f"dls.test_dl(get_image_files({str(root / 'test')!r}))"
+    with pytest.raises(DataError, match=re.escape(f"test_dl: {root / 'test'} is a folder; give the items in it, "
+                                                  f"e.g. {advice}")):
+        dls.test_dl(root / "test")
+    assert len(eval(advice, {"dls": dls, "get_image_files": get_image_files}).dataset) == 20  # the advice works
+
+
 def test_labels_with_nulls_named():
     df = pl.read_csv(ADULT).head(100).with_columns(
         pl.when(pl.int_range(pl.len()) == 7).then(None).otherwise(pl.col("salary")).alias("salary"))

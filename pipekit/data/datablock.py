@@ -8,8 +8,10 @@ loaders, on any number of sources.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -276,6 +278,12 @@ class DataBlock(Component):
         bare value is the input itself, whatever getter found the input in a training row.
         """
         self.check_is_fitted("dataloaders(source)")
+        if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+            # new items are the items themselves, as in the book's dls.test_dl(get_image_files(path))
+            finder = getattr(self.get_items, "__name__", "")
+            finder = finder if finder.isidentifier() else "get_image_files"
+            raise DataError(f"test_dl: {source} is a folder; give the items in it, e.g. "
+                            f"dls.test_dl({finder}({str(source)!r}))")
         items = source if isinstance(source, pl.DataFrame) else to_items(source)
         if len(items) == 0:
             raise DataError("test_dl: no items given")
