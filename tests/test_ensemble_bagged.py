@@ -11,7 +11,8 @@ from test_models_helpers import adult_tab
 from pipekit.backends import GBM, ExtraTrees, SklearnModel, as_data, load_model
 from pipekit.core import DataError, ParameterError
 from pipekit.ensemble import BaggedModel, StackingEnsemble, WeightedEnsemble
-from pipekit.ensemble.bagged import make_folds, rows_signature
+from pipekit.backends.data import rows_signature
+from pipekit.ensemble.bagged import make_folds
 
 
 def small_gbm(**kw):

@@ -276,10 +276,10 @@ def test_raw_rows_whose_ids_fall_among_the_category_codes_are_refused(tmp_path):
 def test_weights_are_never_chosen_on_the_rows_a_member_was_fitted_on():
     """Members a stack refitted on adult's training rows (and the stack itself) record those rows: selecting
     weights on them is refused, naming the members and the fix, for the members alone, the stack, and a
-    backend that records its training rows the same way; the valid split is taken."""
+    backend fitted on them; the valid split is taken."""
     from sklearn.linear_model import LogisticRegression
 
-    from pipekit.ensemble.bagged import rows_signature
+    from pipekit.backends.data import rows_signature
 
     tab = adult_tab(3000)
     stack = StackingEnsemble({"gbm": GBM("classification", n_estimators=30, n_jobs=1),
@@ -293,7 +293,7 @@ def test_weights_are_never_chosen_on_the_rows_a_member_was_fitted_on():
     with pytest.raises(DataError, match=r"member\(s\) \['0:stack'\] were fitted on these rows"):
         WeightedEnsemble({"stack": stack, "lr": lr}, n_iter=5).fit(tab.train)
     gbm = GBM("classification", n_estimators=30, n_jobs=1).fit(tab.train)
-    gbm.train_rows_signature_ = sig  # what a backend that records its training rows keeps
+    assert gbm.train_rows_signature_ == sig  # every backend records its training rows
     with pytest.raises(DataError, match=r"member\(s\) \['0:GBM'\] were fitted on these rows"):
         WeightedEnsemble([gbm, lr], n_iter=5).fit(tab.train)
     with pytest.raises(DataError, match="were fitted on these rows"):  # a bare frame of the same rows too

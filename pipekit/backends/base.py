@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.backends.data import TASKS, TabularData, as_data, check_no_infinite, encode_y
+from pipekit.backends.data import TASKS, TabularData, as_data, check_no_infinite, encode_y, rows_signature
 from pipekit.core.archive import load, save
 from pipekit.core.component import Component
 from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
@@ -159,7 +159,8 @@ class Backend(Model):
 
     Fitted attributes: ``feature_names_``, ``cat_features_``, ``classes_`` (classification, labels
     sorted), ``procs_signature_``, ``cat_levels_`` (the number of codes of each categorical input, when fitted on
-    a Tabular's split), ``valid_score_`` (when fitted with a ``valid`` split).
+    a Tabular's split), ``train_rows_signature_`` (of the training rows, see ``rows_signature``), ``valid_score_``
+    (when fitted with a ``valid`` split).
     """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
@@ -206,6 +207,7 @@ class Backend(Model):
         self.feature_names_ = list(train.feature_names)
         self.cat_features_ = [c for c in train.cat_names if c in self.feature_names_]
         self.procs_signature_ = train.procs_signature
+        self.train_rows_signature_ = rows_signature(train)  # an ensemble never chooses weights on these rows
         vocabs = train.processor.classes_ if train.processor is not None else {}
         self.cat_levels_ = {c: len(vocabs[c]) for c in self.cat_features_ if c in vocabs}
         kind = getattr(train.processor, "y_kind_", None) if train.processor is not None else None

@@ -163,6 +163,26 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
                        processor=processor)
 
 
+def rows_signature(d: TabularData, chunk: int = 65_536) -> str:
+    """A short hash of a split's inputs and targets. Every fitted backend keeps that of its training rows
+    (``train_rows_signature_``) and a bagged model that of the rows it was bagged on, so an ensemble never
+    chooses weights on rows a member was fitted on. The rows are hashed a chunk at a time (the same bytes as
+    the whole float64 matrix, without holding it).
+
+    >>> d = as_data(pl.DataFrame({"a": [1.0, 2.0]}), y=[0.0, 1.0])
+    >>> rows_signature(d) == rows_signature(d.take(np.array([0, 1]))), rows_signature(d) == rows_signature(d.take(np.array([1, 0])))
+    (True, False)
+    """
+    h = hashlib.sha1(json.dumps(list(d.feature_names)).encode())
+    for start in range(0, len(d), chunk):
+        part = replace(d, xs=d.xs.slice(start, chunk))
+        h.update(np.ascontiguousarray(part.matrix(d.feature_names, dtype=np.float64)).tobytes())
+    if d.y is not None:
+        y = np.asarray(d.y)
+        h.update((y.astype(str) if y.dtype.kind in "OUS" else y.astype(np.float64)).tobytes())
+    return h.hexdigest()[:16]
+
+
 def encode_y(y: np.ndarray | None, task: str, classes: np.ndarray | None = None) -> np.ndarray:
     """Targets as models fit on them: indices into the sorted ``classes`` (classification) or float64."""
     if y is None:

@@ -28,8 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -38,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, cores
-from pipekit.backends.data import TabularData, as_data
+from pipekit.backends.data import TabularData, as_data, rows_signature
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options
@@ -71,17 +69,6 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None) -> list
     else:
         cv = KFold(n_folds, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros(len(y)), y))
-
-
-def rows_signature(d: TabularData) -> str:
-    """A short hash of a split's inputs and targets: bagged models keep it, so an ensemble given the rows they
-    were fitted on uses their out-of-fold predictions instead of predicting rows the fold models saw."""
-    h = hashlib.sha1(json.dumps(list(d.feature_names)).encode())
-    h.update(np.ascontiguousarray(d.matrix(d.feature_names, dtype=np.float64)).tobytes())
-    if d.y is not None:
-        y = np.asarray(d.y)
-        h.update((y.astype(str) if y.dtype.kind in "OUS" else y.astype(np.float64)).tobytes())
-    return h.hexdigest()[:16]
 
 
 def out_of_fold(model: Any) -> np.ndarray | None:

@@ -27,7 +27,8 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.bagged import make_folds, out_of_fold, rows_signature, training_predictions
+from pipekit.backends.data import rows_signature
+from pipekit.ensemble.bagged import make_folds, out_of_fold, training_predictions
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    validate_prediction)
 
