@@ -310,3 +310,31 @@ def test_a_body_that_does_not_fit_the_inputs_is_named_when_the_learner_is_built(
         tabular_learner(dls, body=lambda n_in: torch.nn.Sequential(torch.nn.Linear(n_in, 8), torch.nn.Unflatten(1, (2, 4))))
     with pytest.raises(ParameterError, match="nn.Module or a function"):
         tabular_learner(dls, body=3)
+
+
+def test_show_batch_and_show_results_are_tables_of_decoded_rows(tab, adult, tmp_path, monkeypatch, capsys):
+    from matplotlib.figure import Figure
+
+    figs: list = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (figs.append(fig), save(fig, *a, **k))[1])
+    dls = tab.dataloaders(bs=64, seed=0)
+    png = dls.valid.show_batch(max_n=5, path=tmp_path / "batch.png")
+    printed = capsys.readouterr().out
+    assert png.exists() and "workclass" in printed and "age" in printed and "{" not in printed
+    cells = figs[0].axes[0].tables[0].get_celld()
+    header = [cells[0, j].get_text().get_text() for j in range(1 + max(j for _, j in cells))]
+    assert header[:len(CAT)] == CAT and header[-len(CONT) - 1:] == [*CONT, "target"]  # the missing flag between
+    raw = adult.with_columns(pl.col(c).cast(pl.Float64) for c in CONT)
+    for r in range(1, 6):  # every row is a row of the data: categories and numbers in the data's own units
+        row = {h: cells[r, j].get_text().get_text() for j, h in enumerate(header)}
+        match = raw.filter(*(pl.col(c) == row[c] for c in CAT if row[c] != "#na#"),
+                           *((pl.col(c) - float(row[c])).abs() < 1e-3 if row.get(f"{c}_na") != "true"
+                             else pl.col(c).is_null() for c in CONT))  # a missing number shows its filled value
+        assert len(match) >= 1 and row["target"] in match["salary"].to_list(), row
+    learn = tabular_learner(dls, layers=[20], metrics=accuracy)
+    learn.show_results(max_n=5, path=tmp_path / "results.png")
+    cells = figs[1].axes[0].tables[0].get_celld()
+    last = max(j for _, j in cells)
+    assert [cells[0, j].get_text().get_text() for j in (last - 1, last)] == ["target", "prediction"]
+    assert {cells[r, last].get_text().get_text() for r in range(1, 6)} <= {"<50k", ">=50k"}

@@ -30,7 +30,8 @@ class TransformBlock(Component):
     A block declares what it is through capabilities instead of a name other packages match on:
     ``loss_kind`` (the default loss when it is the target), ``geometry`` (how augmentation moves it:
     None, "image", "mask", "points" or "bbox") and ``draws_on_input`` (``show`` draws it on the input's
-    picture rather than writing it in the title). What ``setup`` learns: ``tfms_`` (its fitted
+    picture rather than writing it in the title) and ``table_columns`` (it decodes to a dict column -> value, so
+    ``show_batch`` shows a table with a column per key rather than pictures). What ``setup`` learns: ``tfms_`` (its fitted
     transforms) and ``batch_tfms_`` (the batch transforms it brings).
     """
 
@@ -38,6 +39,7 @@ class TransformBlock(Component):
     loss_kind: ClassVar[str | None] = None
     geometry: ClassVar[str | None] = None
     draws_on_input: ClassVar[bool] = False
+    table_columns: ClassVar[bool] = False
     # what a subclass with its own parameters brings (the base class takes them as parameters)
     type_tfms: Any = ()
     item_tfms: Any = ()

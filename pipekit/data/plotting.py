@@ -73,3 +73,53 @@ def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str =
         plt.show()
     plt.close(fig)
     return out
+
+
+def _table_figure(frame: Any) -> Any:
+    """A matplotlib figure holding ``frame`` (a Polars DataFrame) as a table, each column as wide as its text."""
+    plt = get_pyplot()
+    cells = [[_cell(v) for v in row] for row in frame.iter_rows()]
+    widths = [max([len(str(c))] + [len(r[j]) for r in cells]) for j, c in enumerate(frame.columns)]
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.09 * (sum(widths) + 2 * len(widths))), 0.3 * (len(cells) + 1) + 0.2))
+    ax.axis("off")
+    table = ax.table(cellText=cells or None, colLabels=list(frame.columns), loc="center", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.auto_set_column_width(list(range(len(frame.columns))))
+    return fig
+
+
+def _cell(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def show_table(frame: Any, path: str | os.PathLike | None = None, name: str = "table") -> Path | None:
+    """Show a table (a Polars DataFrame) where the user looks: in a notebook as a table (its HTML display), in a
+    script printed, and drawn as a figure that goes where :func:`savefig_or_show` sends figures (a PNG when
+    nothing can show it). ``path`` writes the PNG in any case. Returns the PNG written, if any.
+
+    >>> import polars as pl
+    >>> show_table(pl.DataFrame({"age": [49.0], "salary": [">=50k"]}), "/tmp/pipekit_table.png").name  # doctest: +ELLIPSIS
+    ┌──────┬────────┐
+    ...
+    'pipekit_table.png'
+    """
+    import polars as pl
+
+    if plot_mode() == "inline":
+        from IPython.display import display
+
+        display(frame)
+        if path is None:
+            return None
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig = _table_figure(frame)
+        fig.savefig(out, dpi=100, bbox_inches="tight")
+        get_pyplot().close(fig)
+        return out
+    with pl.Config(tbl_cols=-1, tbl_rows=-1, tbl_width_chars=250, fmt_str_lengths=40, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True, tbl_hide_dtype_separator=True):
+        print(frame)
+    return savefig_or_show(_table_figure(frame), path, name=name)
+

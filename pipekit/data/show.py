@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.data.plotting import get_pyplot, savefig_or_show, show_table
 
 #: inches per picture; a title line holds about as many characters as fit that width
 CELL_INCHES, TITLE_LINES = 3.0, 4
@@ -62,6 +62,24 @@ def _grid(n: int, nrows: int | None, ncols: int | None) -> tuple[int, int]:
     return int(np.ceil(n / ncols)), ncols
 
 
+def _table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None) -> Any:
+    """Decoded rows of table data as one frame: the input columns, then ``target`` (and ``prediction``)."""
+    import polars as pl
+
+    records = []
+    for i, row in enumerate(rows):
+        rec: dict[str, Any] = {}
+        for value in row[:n_inp]:
+            rec.update(value)
+        for j, value in enumerate(row[n_inp:]):
+            rec["target" if j == 0 else f"target_{j}"] = label_text(value)
+        if preds is not None:
+            rec["prediction"] = label_text(preds[i])
+        records.append(rec)
+    # float32 values decoded to float64 carry noise in their last digits (52.000001): six digits are the data's
+    return pl.DataFrame(records).with_columns(pl.col(pl.Float64).round_sig_figs(6))
+
+
 def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None = None,
                path: Any = None, name: str = "show_batch", nrows: int | None = None, ncols: int | None = None,
                figsize: tuple[float, float] | None = None) -> Any:
@@ -71,6 +89,8 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     one reads "actual / predicted" (green when right, red when not). ``nrows``/``ncols`` shape the grid (either
     one sets the other; default about square) and ``figsize`` the figure, as in the book's
     ``show_batch(max_n=4, nrows=1)``. Returns the PNG path when one was written (see :func:`savefig_or_show`)."""
+    if blocks[:n_inp] and all(b.table_columns for b in blocks[:n_inp]):
+        return show_table(_table(rows, blocks, n_inp, preds), path, name=name)
     n = len(rows)
     targets = list(blocks[n_inp:])
     k = max(1, min(n_inp, len(blocks)))  # pictures per cell: one per input

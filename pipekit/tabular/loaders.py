@@ -32,7 +32,7 @@ from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
 from pipekit.tabular.core import Tabular, TabularSplit, read_frame, rows_to_frame
 from pipekit.tabular.processor import TabularProcessor, column_names
-from pipekit.tabular.procs import DEFAULT_PROCS, Procs
+from pipekit.tabular.procs import DEFAULT_PROCS, Normalize, Procs
 
 
 def _values(value: Any) -> list:
@@ -41,7 +41,9 @@ def _values(value: Any) -> list:
 
 class TabularCatBlock(TransformBlock):
     """The categorical inputs of a tabular batch: one row of codes into ``classes`` per item, decoded to a
-    dict column -> value. An input block: no loss, no geometry, shown as text."""
+    dict column -> value. An input block: no loss, no geometry, shown as columns of a table."""
+
+    table_columns = True
 
     def __init__(self, cat_names: Sequence[str] = (), classes: Mapping[str, Sequence[str]] | None = None) -> None:
         self.cat_names, self.classes = list(cat_names), classes
@@ -52,13 +54,18 @@ class TabularCatBlock(TransformBlock):
 
 
 class TabularContBlock(TransformBlock):
-    """The continuous inputs of a tabular batch (normalised floats), decoded to a dict column -> value."""
+    """The continuous inputs of a tabular batch (normalised floats), decoded to a dict column -> value in the
+    data's own units (``stats``: column -> (mean, std) the values were normalised with)."""
 
-    def __init__(self, cont_names: Sequence[str] = ()) -> None:
-        self.cont_names = list(cont_names)
+    table_columns = True
+
+    def __init__(self, cont_names: Sequence[str] = (), stats: Mapping[str, Sequence[float]] | None = None) -> None:
+        self.cont_names, self.stats = list(cont_names), stats
 
     def decode(self, value: Any) -> dict[str, float]:
-        return {c: float(v) for c, v in zip(self.cont_names, _values(value))}
+        stats = self.stats or {}
+        return {c: float(v) * stats[c][1] + stats[c][0] if c in stats else float(v)
+                for c, v in zip(self.cont_names, _values(value))}
 
 
 def _stores(frame: pl.DataFrame, processor: TabularProcessor, with_y: bool) -> list[TensorStore]:
@@ -95,7 +102,10 @@ class TabularRecipe(Component):
     def fitted_blocks(self) -> tuple[TransformBlock, ...]:
         self.check_is_fitted("Tabular(...).dataloaders()")
         p = self.processor
-        ins: tuple[TransformBlock, ...] = (TabularCatBlock(p.cat_names_, p.classes_), TabularContBlock(p.cont_names_))
+        stats = {c: (m, norm.stds_[c]) for norm in p.procs if isinstance(norm, Normalize) and norm.is_fitted
+                 for c, m in norm.means_.items()}
+        ins: tuple[TransformBlock, ...] = (TabularCatBlock(p.cat_names_, p.classes_),
+                                           TabularContBlock(p.cont_names_, stats))
         if p.y_kind_ == "category":
             y: TransformBlock = CategoryBlock(vocab=p.y_vocab_)
             y.setup(pl.Series(p.y_vocab_, dtype=pl.String), np.arange(p.c_))
