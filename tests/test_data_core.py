@@ -229,6 +229,15 @@ def test_getter_failure_names_only_the_item_that_failed():
     assert msg.startswith("step 'CategoryBlock [y0] getter get_y' failed: KeyError: ")
     assert f"failed on item {files.index(bad)} ({bad!r})" in msg and msg.count(".png") == 1  # no other file
 
+    def get_y_text(p):  # an error type that cannot be re-made from a message: it once hid the failure itself
+        if p == bad:
+            b"\xff".decode("utf-8")
+        return p.parent.name
+
+    with pytest.raises(PipelineStepError, match=r"failed: DataError: getter get_y_text failed on item \d+ .*'utf-8' "
+                                                r"codec can't decode byte 0xff"):
+        dblock.new(get_y=get_y_text).datasets(D.path("mnist_tiny"))
+
 
 def test_test_dl_of_a_folder_says_how_to_give_its_items():
     import re

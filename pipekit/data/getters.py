@@ -400,7 +400,12 @@ def apply_getter(getter: Getter | Callable | None, items: pl.DataFrame) -> pl.Se
             values.append(getter(item))
         except Exception as e:
             name = getattr(getter, "__name__", repr(getter))
-            raise type(e)(f"getter {name} failed on item {i} ({item!r}): {e}") from e
+            msg = f"getter {name} failed on item {i} ({item!r}): {e}"
+            try:  # the same kind of error, so a caller's except clause still catches it
+                again = type(e)(msg)
+            except Exception:  # an error type that takes other arguments (UnicodeDecodeError)
+                again = None
+            raise (again or DataError(msg)) from e
     if values and isinstance(values[0], PurePath):  # paths are read as their text (a file to open, or a label)
         values = [str(v) if isinstance(v, PurePath) else v for v in values]
     try:
