@@ -252,7 +252,9 @@ class Backend(Model):
         (a store id of 1115 read as a code would be predicted from without a word)."""
         for c, n in (getattr(self, "cat_levels_", None) or {}).items():
             s = d.xs[c]
-            if not s.dtype.is_integer():
+            if s.dtype.is_float() and (s.drop_nulls().drop_nans() % 1 == 0).all():
+                s = s.drop_nans()  # a pandas row (a Series) carries its codes as floats
+            elif not s.dtype.is_integer():
                 raise DataError(f"column {c!r} is {s.dtype}, but {type(self).__name__} was fitted on category codes "
                                 f"from a Tabular: pass the rows processed by it (tab.new(df)), not the raw frame")
             lo, hi = s.min(), s.max()
