@@ -343,3 +343,41 @@ def test_a_classifier_with_another_number_of_outputs_than_classes_is_named(dls):
     image = dls.valid.dataset.stores[0].gather(np.arange(1))[0].numpy()
     with pytest.raises(ParameterError, match=r"gives 12 scores per item but the data has 10 classes"):
         many.predict(image)
+
+
+def test_callbacks_of_one_name_all_run_and_the_learners_own_outlive_a_fit(tmp_path):
+    from pipekit.learn import MLP, CrossEntropyLossFlat, CSVLogger, ParamScheduler, sched_lin
+
+    dls, nn = _tiny()
+    pipekit.set_seed(0)
+    learn = Learner(dls, MLP(4, 2, layers=[8]), loss_func=CrossEntropyLossFlat(), metrics=accuracy, path=tmp_path,
+                    cbs=CSVLogger("own.csv"))
+    own = learn.csv_logger
+    best, every = SaveModelCallback(fname="best"), SaveModelCallback(every_epoch=True, fname="ep")
+    learn.fit(2, 1e-2, cbs=[best, every, CSVLogger("fit.csv")])
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["best.pipekit", "ep_0.pipekit", "ep_1.pipekit"]
+    assert [len((tmp_path / f).read_text().splitlines()) for f in ("own.csv", "fit.csv")] == [3, 3]
+    # the fit's callbacks are gone, the learner's own is back under its name
+    assert [c for c in learn.cbs if isinstance(c, (SaveModelCallback, CSVLogger))] == [own] and learn.csv_logger is own
+    # two trackers on different values both act; the name is the latest, then the previous one again
+    on_loss = EarlyStoppingCallback(monitor="valid_loss", min_delta=100.0, patience=1)
+    on_acc = EarlyStoppingCallback(monitor="accuracy", patience=5)
+    learn2 = Learner(dls, MLP(4, 2, layers=[8]), loss_func=CrossEntropyLossFlat(), metrics=accuracy,
+                     cbs=[on_loss, on_acc])
+    assert learn2.early_stopping is on_acc
+    learn2.fit(5, 1e-2)
+    assert len(learn2.recorder.values) == 2 and on_loss.stopped_epoch_ == 1 and on_acc.best_ is not None
+    # each keeps its own state in a checkpoint
+    learn2.path = tmp_path
+    learn2.save("two")
+    learn2.load("two")
+    assert learn2.resume_cb_states["early_stopping"]["wait_"] == 1
+    assert learn2.resume_cb_states["early_stopping#2"]["best_"] == pytest.approx(on_acc.best_)
+    learn2.remove_cb(on_acc)
+    assert learn2.early_stopping is on_loss
+    # a schedule of wd given to fit_one_cycle runs beside the one-cycle schedule of lr and mom
+    learn3 = Learner(dls, MLP(4, 2, layers=[8]), loss_func=CrossEntropyLossFlat())
+    learn3.fit_one_cycle(2, 1e-2, cbs=ParamScheduler({"wd": sched_lin(0.1, 0.0)}))
+    lrs, moms = [g[0] for g in learn3.recorder.lrs], [g[0] for g in learn3.recorder.moms]
+    assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) > 9e-3 and lrs[-1] < 1e-3 and moms[0] == pytest.approx(0.95)
+    assert learn3.opt.param_groups[0]["weight_decay"] < 0.01  # the end of sched_lin(0.1, 0.0)

@@ -35,6 +35,7 @@ from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.data.dataloaders import DataLoaders
+from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import BaseLoss, loss_from_kind
 from pipekit.learn.registry import UnknownArchError, arch_spec, build_arch, config_from_data, config_to_data
@@ -325,7 +326,7 @@ def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
         "next_epoch": learn.epoch + 1 if learn.epoch_done else learn.epoch, "n_epoch": learn.n_epoch,
         "loaders": [{"seed": int(dl.seed), "epoch": int(dl.epoch)} for dl in learn.dls.loaders],
         "rng": to_data(_rng_state(), arrays, "rng"),
-        "callbacks": _flatten({cb.name: state for cb in learn.cbs if (state := cb.state_dict())}, "callbacks",
+        "callbacks": _flatten({key: state for key, cb in state_keys(learn.cbs) if (state := cb.state_dict())}, "callbacks",
                               tensors, arrays),
     }
     if with_opt and learn.opt is not None:

@@ -35,7 +35,7 @@ from pipekit.learn.callbacks import (
 )
 from pipekit.learn import distributed, export, inference, schedule, summary
 from pipekit.data.transform import as_list
-from pipekit.learn.callbacks.core import Cbs
+from pipekit.learn.callbacks.core import Cbs, state_keys
 from pipekit.learn.losses import CrossEntropyLossFlat, loss_from_kind
 from pipekit.learn.optim import Adam, OptimWrapper
 from pipekit.metrics import Metric, as_metric
@@ -148,12 +148,15 @@ class Learner:
                             for cb in cbs if callable(getattr(cb, e, None))] for e in EVENTS}
 
     def add_cb(self, cb: Callback | type[Callback]) -> Learner:
-        """Add a callback (an instance, or a class to instantiate); reachable as ``learn.<cb.name>``."""
+        """Add a callback (an instance, or a class to instantiate); reachable as ``learn.<cb.name>``.
+
+        Callbacks of the same name all run (two ``SaveModelCallback``, a fit's ``CSVLogger`` beside the
+        learner's own); ``learn.<name>`` is the one added last, and removing it makes it the previous one
+        again. A callback already added is not added twice."""
         cb = cb() if isinstance(cb, type) else cb
         check("add_cb", cb=(cb, Is(lambda c: isinstance(c, Callback), "a Callback")))
-        old = self.__dict__.get(cb.name)
-        if isinstance(old, Callback) and old in self.cbs:
-            self.remove_cb(old)
+        if any(c is cb for c in self.cbs):
+            return self
         cb.learn = self
         setattr(self, cb.name, cb)
         self.cbs.append(cb)
@@ -171,7 +174,12 @@ class Learner:
         for c in [c for c in self.cbs if c is cb or (isinstance(cb, type) and isinstance(c, cb))]:
             self.cbs.remove(c)
             if self.__dict__.get(c.name) is c:
-                delattr(self, c.name)
+                # the name goes back to the latest callback still holding it
+                same = [o for o in self.cbs if o.name == c.name]
+                if same:
+                    setattr(self, c.name, same[-1])
+                else:
+                    delattr(self, c.name)
         self._rebuild_events()
         return self
 
@@ -183,8 +191,9 @@ class Learner:
 
     @contextlib.contextmanager
     def added_cbs(self, cbs: Cbs) -> Iterator[Learner]:
-        """Callbacks present only inside the ``with`` block."""
-        added = [c() if isinstance(c, type) else c for c in as_list(cbs)]
+        """Callbacks present only inside the ``with`` block; those the learner already has stay after it."""
+        given = [c() if isinstance(c, type) else c for c in as_list(cbs)]
+        added = [c for c in given if not any(c is o for o in self.cbs)]
         self.add_cbs(added)
         try:
             yield self
@@ -289,9 +298,9 @@ class Learner:
     def _do_fit(self) -> None:
         states, self.resume_cb_states = self.resume_cb_states, {}
         if self.start_epoch > 0:  # resuming a checkpoint: callbacks continue where it left them
-            for cb in self.cbs:
-                if cb.name in states:
-                    cb.load_state_dict(states[cb.name])
+            for key, cb in state_keys(self.cbs):
+                if key in states:
+                    cb.load_state_dict(states[key])
         for epoch in range(self.start_epoch, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, "epoch")
@@ -382,7 +391,8 @@ class Learner:
 
     # ------------------------------------------------------------------ precision
     def to_fp16(self) -> Learner:
-        """Train in fp16 mixed precision (autocast and a gradient scaler: ``MixedPrecision(dtype='fp16')``).
+        """Train in fp16 mixed precision (autocast and a gradient scaler: ``MixedPrecision(dtype='fp16')``, in
+        place of any ``MixedPrecision`` the learner had).
 
         fp16 autocast needs CUDA: on any other device this changes nothing and warns (on a CPU,
         ``to_bf16()`` gives bf16 autocast). Returns the learner, so ``learn = learner(...).to_fp16()`` reads
@@ -392,14 +402,15 @@ class Learner:
             warnings.warn(f"to_fp16: fp16 mixed precision needs a CUDA device and this learner is on {self.device}; "
                           "training stays in fp32 (use to_bf16() for bf16 autocast on a CPU)", stacklevel=2)
             return self
-        return self.add_cb(MixedPrecision(dtype="fp16"))
+        return self.remove_cb(MixedPrecision).add_cb(MixedPrecision(dtype="fp16"))
 
     def to_bf16(self) -> Learner:
-        """Train in bf16 mixed precision (autocast, no scaler needed), on CUDA or on a CPU.
+        """Train in bf16 mixed precision (autocast, no scaler needed), on CUDA or on a CPU, in place of any
+        ``MixedPrecision`` the learner had.
 
         On a CPU it is faster than float32 only where the CPU computes bfloat16 in hardware
         (:func:`~pipekit.learn.cpu_bf16_is_fast`); elsewhere it is emulated and slower."""
-        return self.add_cb(MixedPrecision(dtype="bf16", cpu=True))
+        return self.remove_cb(MixedPrecision).add_cb(MixedPrecision(dtype="bf16", cpu=True))
 
     def to_fp32(self) -> Learner:
         """Back to full precision: removes ``MixedPrecision``."""

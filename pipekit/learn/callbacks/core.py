@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Callback", "EVENTS", "CancelFitException", "CancelEpochException", "CancelTrainException",
     "CancelValidException", "CancelBatchException", "CancelBackwardException", "CancelStepException", "Cbs",
+    "state_keys",
 ]
 
 EVENTS: tuple[str, ...] = (
@@ -66,7 +67,8 @@ class Callback(Component):
     ``order`` sorts callbacks (lower runs first); ``run_train``/``run_valid`` say in which phases the
     per-batch events run. After ``learn.add_cb(cb)``, the callback is reachable as ``learn.<name>``
     where ``name`` is the snake-case class name without "Callback" (``SaveModelCallback`` ->
-    ``learn.save_model``). What it learns while training is kept in attributes ending in ``_``; that is
+    ``learn.save_model``); of several callbacks of one name, all run and ``learn.<name>`` is the one added
+    last. What it learns while training is kept in attributes ending in ``_``; that is
     its ``state_dict()``, carried over by checkpoints.
     """
 
@@ -95,6 +97,18 @@ class Callback(Component):
         """Take back ``state_dict()``'s values (called after ``before_fit`` of a resumed fit); only
         attributes ending in ``_`` are ever set."""
         self.state_from_data(state)
+
+
+def state_keys(cbs: Sequence[Callback]) -> list[tuple[str, Callback]]:
+    """The key each callback's state is checkpointed under: its ``name``, then ``name#2``, ``name#3``... for
+    further callbacks of that name, in the order they were added (a resumed fit given the same callbacks
+    hands each its own state back)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for cb in cbs:
+        n = seen[cb.name] = seen.get(cb.name, 0) + 1
+        keys.append((cb.name if n == 1 else f"{cb.name}#{n}", cb))
+    return keys
 
 
 #: what ``cbs=`` arguments accept: one callback (or callback class), several, or None (read with
