@@ -41,7 +41,7 @@ from pipekit.core.validate import Interval, Is, Options, check
 __all__ = [
     "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric", "check_metric",
     "Accuracy", "ErrorRate", "AccuracyMulti", "MAE", "MSE", "RMSE", "RMSPE", "Perplexity", "R2Score", "F1Score",
-    "RocAuc", "RocAucBinary", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
+    "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
     "rmspe", "perplexity", "r2_score", "log_loss", "roc_auc", "TASKS",
 ]
 
@@ -68,6 +68,9 @@ class Metric(Component):
     metric_name: ClassVar[str] = ""
     #: other names ``get_metric`` accepts for it (e.g. "r2" for ``r2_score``)
     aliases: ClassVar[tuple[str, ...]] = ()
+    #: for a metric of single-label classes, the multi-label one to use instead; given, a Learner's targets of
+    #: several 0/1 labels per item (shaped like the predictions) are refused, naming it
+    multi_label_instead: ClassVar[str] = ""
 
     @property
     def name(self) -> str:
@@ -116,6 +119,12 @@ class Metric(Component):
         """The value as something to minimise, so gains and drops compare across metrics."""
         return -value if self.greater_is_better else value
 
+    def _refuse_multi_label(self, pred: Any, targ: Any) -> None:
+        if self.multi_label_instead and _is_multi_label(pred, targ):
+            raise ParameterError(f"{self.name} scores one class per item, and these targets hold several 0/1 labels per "
+                                 f"item ({tuple(targ.shape)}, as BCEWithLogitsLossFlat trains on): use "
+                                 f"{self.multi_label_instead} for multi-label targets")
+
     def _activate(self, pred: Any) -> Any:
         if self.activation == "softmax":
             return pred.float().softmax(-1)
@@ -124,6 +133,12 @@ class Metric(Component):
         if self.activation == "argmax":
             return pred.argmax(-1)
         return pred
+
+
+def _is_multi_label(pred: Any, targ: Any) -> bool:
+    """Targets of several labels per item: floats shaped like the (n, k) predictions, k > 1."""
+    return (hasattr(pred, "ndim") and pred.ndim == 2 and pred.shape[1] > 1 and hasattr(targ, "is_floating_point")
+            and tuple(targ.shape) == tuple(pred.shape) and targ.is_floating_point())
 
 
 class MeanMetric(Metric):
@@ -188,6 +203,7 @@ class ArrayMetric(Metric):
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
         if not hasattr(self, "_preds"):
             self.reset()
+        self._refuse_multi_label(pred, targ)
         self._preds.append(self._activate(pred.detach()).cpu())
         self._targs.append(targ.detach().cpu())
 
@@ -310,12 +326,13 @@ class FuncMetric(MeanMetric):
 class Accuracy(MeanMetric):
     """Share of items whose arg-max prediction is the target."""
 
-    task = "classification"
+    task, multi_label_instead = "classification", "accuracy_multi (a sigmoid, then a threshold)"
 
     def __init__(self, axis: int = -1):
         self.axis = axis
 
     def per_item(self, pred: Any, targ: Any) -> Any:
+        self._refuse_multi_label(pred, targ)
         if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
             raise ParameterError(f"{self.name} takes one score per class, and this model gives one score per item "
                                  "(the arg-max of one column is always 0): for a single-output binary model use "
@@ -440,7 +457,7 @@ class R2Score(ArrayMetric):
 class F1Score(ArrayMetric):
     """F1 on arg-max predictions; ``average`` as in scikit-learn."""
 
-    task, activation = "classification", "argmax"
+    task, activation, multi_label_instead = "classification", "argmax", "F1ScoreMulti() (a sigmoid, then a threshold)"
 
     param_constraints = {"average": Options("binary", "macro", "micro", "weighted")}
 
@@ -457,7 +474,7 @@ class F1Score(ArrayMetric):
 class RocAuc(ArrayMetric):
     """Area under the ROC curve on class probabilities (one-vs-rest for several classes)."""
 
-    task, activation = "classification", "softmax"
+    task, activation, multi_label_instead = "classification", "softmax", "RocAucMulti() (sigmoid probabilities)"
 
     param_constraints = {"average": Options("macro", "weighted", "micro"), "multi_class": Options("ovr", "ovo")}
 
@@ -477,9 +494,75 @@ class RocAuc(ArrayMetric):
 
 
 class RocAucBinary(RocAuc):
-    """ROC-AUC for a single-logit binary model (sigmoid probabilities)."""
+    """ROC-AUC of a two-class model: of the positive class's probability, from two scores per item (a softmax, as
+    for CrossEntropyLossFlat, then its second column) or from one logit (a sigmoid). A model of more classes is
+    refused (``RocAuc()`` scores it one-vs-rest).
 
-    activation, metric_name = "sigmoid", "roc_auc"
+    >>> import torch
+    >>> float(RocAucBinary()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]), torch.tensor([0, 1, 1])))
+    1.0
+    """
+
+    def _activate(self, pred: Any) -> Any:
+        p = pred.float()
+        return p.softmax(-1) if p.ndim == 2 and p.shape[1] > 1 else p.sigmoid()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        if y_pred.ndim == 2 and y_pred.shape[1] > 2:
+            raise ParameterError(f"{self.name} scores a two-class model and this one gives {y_pred.shape[1]} scores "
+                                 "per item: use RocAuc() (one-vs-rest) for several classes")
+        return super().compute(y_true, y_pred)
+
+
+class RocAucMulti(ArrayMetric):
+    """ROC-AUC of a multi-label model (several 0/1 labels per item, BCEWithLogitsLossFlat): sigmoid probabilities
+    of every label, scored as scikit-learn's ``roc_auc_score`` with ``average`` ('macro': the mean of each label's
+    AUC, 'weighted', 'micro' or 'samples').
+
+    >>> import torch
+    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    >>> float(RocAucMulti()(torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, 0.5], [-2.0, -1.5]]), targs))
+    1.0
+    """
+
+    activation = "sigmoid"
+    param_constraints = {"average": Options("macro", "weighted", "micro", "samples")}
+
+    def __init__(self, average: str = "macro"):
+        self.average = average
+        self.check_params()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import roc_auc_score
+
+        return roc_auc_score(y_true, y_pred, average=self.average)
+
+
+class F1ScoreMulti(ArrayMetric):
+    """F1 of a multi-label model: each label predicted present when its probability (a sigmoid of the output,
+    unless ``sigmoid=False``) is above ``thresh``; ``average`` as in scikit-learn ('micro' pools every item and
+    label).
+
+    >>> import torch
+    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> float(F1ScoreMulti()(torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, -0.5]]), targs))
+    0.8571428571428571
+    """
+
+    param_constraints = {"thresh": Interval(0, 1, closed="neither"),
+                         "average": Options("micro", "macro", "weighted", "samples")}
+
+    def __init__(self, thresh: float = 0.5, sigmoid: bool = True, average: str = "micro"):
+        self.thresh, self.sigmoid, self.average = thresh, sigmoid, average
+        self.check_params()
+
+    def _activate(self, pred: Any) -> Any:
+        return pred.float().sigmoid() if self.sigmoid else pred.float()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import f1_score
+
+        return f1_score(np.asarray(y_true) > 0.5, y_pred > self.thresh, average=self.average)
 
 
 class LogLoss(ArrayMetric):

@@ -212,3 +212,32 @@ def test_plain_progress_lines_when_output_is_not_a_terminal():
         assert len(cells) == 5 and 0 <= float(cells[3]) <= 1 and ":" in cells[4]
         assert "\x1b" not in ln and "\r" not in ln
     assert _run(_FIT, PIPEKIT_QUIET="1").splitlines() == ["rows 3"]
+
+
+def test_roc_auc_binary_on_a_two_class_cnn_and_metrics_of_one_name_recorded_apart(dls):
+    from sklearn.metrics import roc_auc_score
+
+    from pipekit.learn import EarlyStoppingCallback, RocAuc, RocAucBinary
+
+    learn = _learner(dls, metrics=[RocAucBinary(), RocAuc()])
+    learn.fit(1, 1e-4)  # barely trained: the scores of one column alone would rank the items otherwise
+    probs, targs = learn.get_preds()
+    sk = roc_auc_score(targs.numpy(), probs[:, 1].numpy())
+    logits = learn.get_preds(act=lambda x: x)[0]
+    assert abs(sk - roc_auc_score(targs.numpy(), logits[:, 1].numpy())) > 0.01
+    assert learn.recorder.metric_names[3:5] == ["roc_auc_binary", "roc_auc"]
+    assert learn.recorder.value("roc_auc_binary") == pytest.approx(sk) == learn.recorder.value("roc_auc")
+
+    def two_labels(p):
+        return ["three", "odd"] if p.parent.name == "3" else ["seven", "odd"]
+
+    learn = _learner(_mnist(get_y=two_labels, y_block=MultiCategoryBlock),
+                     metrics=[accuracy_multi(thresh=0.9), accuracy_multi(thresh=0.1)])
+    stop = EarlyStoppingCallback(monitor="accuracy_multi_2", patience=1)
+    learn.fit(1, 1e-2, cbs=stop)
+    preds, targs = learn.get_preds()
+    names = learn.recorder.metric_names
+    assert names[3:5] == ["accuracy_multi", "accuracy_multi_2"]
+    for name, thresh in (("accuracy_multi", 0.9), ("accuracy_multi_2", 0.1)):
+        assert learn.recorder.value(name) == pytest.approx(((preds > thresh) == targs.bool()).float().mean().item())
+    assert stop.best_ == pytest.approx(learn.recorder.value("accuracy_multi_2"))

@@ -166,3 +166,50 @@ def test_accuracy_refuses_one_score_per_item():
     with pytest.raises(ParameterError, match=r"one score per item .*accuracy_multi"):
         accuracy(logits, torch.tensor([[1], [0], [1]]))
     assert float(accuracy_multi(logits, torch.tensor([[1], [0], [1]]))) == 1.0
+
+
+def _batches(pred, targ, bs=16):
+    return [(pred[i:i + bs], targ[i:i + bs]) for i in range(0, len(targ), bs)]
+
+
+def test_roc_auc_binary_scores_the_positive_class_of_two_scores_or_of_one_logit():
+    from pipekit.metrics import RocAucBinary
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 64)
+    logits = (rng.normal(size=(64, 2)) + np.eye(2)[y]).astype(np.float32)
+    positive = torch.softmax(torch.from_numpy(logits), 1)[:, 1].numpy()
+    # two scores per item (cross-entropy): a softmax, then the second column, as RocAuc() gives for two classes
+    assert accumulate(RocAucBinary(), _batches(logits, y)) == pytest.approx(skm.roc_auc_score(y, positive))
+    assert accumulate(RocAucBinary(), _batches(logits, y)) == pytest.approx(accumulate(roc_auc, _batches(logits, y)))
+    # one logit per item: a sigmoid (the order, hence the AUC, is the logit's)
+    one = logits[:, 1:] - logits[:, :1]
+    assert accumulate(RocAucBinary(), _batches(one, y)) == pytest.approx(skm.roc_auc_score(y, one[:, 0]))
+    assert RocAucBinary().name == "roc_auc_binary" != roc_auc.name
+    with pytest.raises(ValueError, match=r"roc_auc_binary scores a two-class model .* 3 scores .*RocAuc\(\)"):
+        accumulate(RocAucBinary(), _batches(rng.normal(size=(20, 3)).astype(np.float32), rng.integers(0, 3, 20)))
+
+
+def test_multi_label_targets_get_the_multi_label_metrics_or_a_refusal_naming_them():
+    from pipekit.metrics import F1ScoreMulti, RocAucBinary, RocAucMulti
+
+    rng = np.random.default_rng(1)
+    targs = (rng.random((96, 3)) < 0.4).astype(np.float32)
+    logits = (rng.normal(size=(96, 3)) + 1.5 * (targs - 0.5)).astype(np.float32)
+    probs = torch.sigmoid(torch.from_numpy(logits)).numpy()
+    batches = _batches(logits, targs)
+    for average in ("macro", "micro", "weighted"):
+        assert accumulate(RocAucMulti(average=average), batches) == pytest.approx(
+            skm.roc_auc_score(targs, probs, average=average))
+    assert accumulate(F1ScoreMulti(), batches) == pytest.approx(skm.f1_score(targs, probs > 0.5, average="micro"))
+    assert accumulate(F1ScoreMulti(thresh=0.3, average="macro"), batches) == pytest.approx(
+        skm.f1_score(targs, probs > 0.3, average="macro"))
+    # the array face takes probabilities, as a backend gives them
+    assert F1ScoreMulti().score(targs, probs) == pytest.approx(skm.f1_score(targs, probs > 0.5, average="micro"))
+    for metric, instead in [(roc_auc, r"RocAucMulti\(\)"), (RocAucBinary(), r"RocAucMulti\(\)"),
+                            (F1Score(average="macro"), r"F1ScoreMulti\(\)"), (accuracy, "accuracy_multi")]:
+        with pytest.raises(ValueError, match=rf"{metric.name} scores one class per item.*\(16, 3\).*use {instead}"):
+            accumulate(metric, batches)
+    # two labels look like two class scores: still refused, not scored as one class's column
+    with pytest.raises(ValueError, match=r"roc_auc_binary scores one class per item.*RocAucMulti"):
+        accumulate(RocAucBinary(), _batches(logits[:, :2], targs[:, :2]))

@@ -27,8 +27,8 @@ from pipekit.learn.schedule import (
 )
 # the metrics users import from here are pipekit's one set (pipekit.metrics)
 from pipekit.metrics import (
-    MAE, MSE, RMSE, Accuracy, ErrorRate, F1Score, FuncMetric, Metric, Perplexity, R2Score, RocAuc, RocAucBinary,
-    accuracy, accuracy_multi, as_metric, error_rate, mae, mse, perplexity, rmse,
+    MAE, MSE, RMSE, Accuracy, ErrorRate, F1Score, F1ScoreMulti, FuncMetric, Metric, Perplexity, R2Score, RocAuc,
+    RocAucBinary, RocAucMulti, accuracy, accuracy_multi, as_metric, error_rate, mae, mse, perplexity, rmse,
 )
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
     "BaseLoss", "BCEWithLogitsLossFlat", "CrossEntropyLossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind",
     "MAE", "MSE", "RMSE", "Accuracy", "ErrorRate", "F1Score", "FuncMetric", "Metric", "Perplexity", "R2Score",
-    "RocAuc", "RocAucBinary", "accuracy", "accuracy_multi", "as_metric", "error_rate", "mae", "mse", "perplexity",
+    "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "accuracy", "accuracy_multi", "as_metric", "error_rate", "mae", "mse", "perplexity",
     "rmse", "MLP", "ConvBlock", "body_head_splitter", "params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp",
     "UnknownArchError", "arch_spec", "build_arch", "register_arch", "registered_archs", "set_arch_spec",

@@ -54,7 +54,7 @@ class TrackerCallback(Callback):
         if self.monitor not in recorded:
             raise ParameterError(f"{type(self).__name__}: cannot monitor {self.monitor!r}; recorded values are "
                                  f"{recorded}")
-        metric = next((m for m in self.learn.metrics if m.name == self.monitor), None)
+        metric = self.learn.recorder.metric(self.monitor)
         self._greater = metric is not None and metric.greater_is_better
         if self.reset_on_fit:
             self.reset_state()

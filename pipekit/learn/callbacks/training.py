@@ -59,11 +59,24 @@ def _batch_size(xb: tuple) -> int:
     return int(x.shape[0]) if isinstance(x, torch.Tensor) and x.ndim else 1
 
 
+def _distinct(names: list[str]) -> list[str]:
+    """Names made distinct by a suffix: two ``accuracy_multi`` metrics record ``accuracy_multi`` and
+    ``accuracy_multi_2`` (so each is a column, and a tracker's ``monitor``)."""
+    out: list[str] = []
+    for name in names:
+        new, i = name, 1
+        while new in out or new in ("epoch", "train_loss", "valid_loss", "time"):
+            i += 1
+            new = f"{name}_{i}"
+        out.append(new)
+    return out
+
+
 class Recorder(Callback):
     """Records smoothed training loss, learning rates and momentums per batch; losses and metrics per epoch.
 
     After ``fit``: ``learn.recorder.values`` (one row per epoch: train_loss, valid_loss, metrics...),
-    ``metric_names``, ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them.
+    ``metric_names`` (metrics of one name told apart by a suffix: ``accuracy_multi``, ``accuracy_multi_2``), ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them.
     The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit.
     """
 
@@ -86,7 +99,7 @@ class Recorder(Callback):
     def before_fit(self) -> None:
         self.ema_, self.n_smoothed_ = 0.0, 0
         self.metrics = list(self.learn.metrics)
-        self.metric_names = ["epoch", "train_loss", "valid_loss"] + [m.name for m in self.metrics] + ["time"]
+        self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
         self.values, self.losses, self.lrs, self.moms, self.valid_losses_at = [], [], [], [], []
         self._raw: list[torch.Tensor] = []
         self._bs: list[int] = []
@@ -161,6 +174,11 @@ class Recorder(Callback):
 
     def after_fit(self) -> None:
         self.after_train()
+
+    def metric(self, name: str) -> Metric | None:
+        """The metric recorded as ``name`` (None for the losses)."""
+        names = self.metric_names[3:-1]
+        return self.metrics[names.index(name)] if name in names else None
 
     def value(self, name: str, epoch: int = -1) -> float | None:
         """The recorded ``name`` ('train_loss', 'valid_loss' or a metric name) at ``epoch``."""
