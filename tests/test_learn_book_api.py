@@ -241,3 +241,20 @@ def test_roc_auc_binary_on_a_two_class_cnn_and_metrics_of_one_name_recorded_apar
     for name, thresh in (("accuracy_multi", 0.9), ("accuracy_multi_2", 0.1)):
         assert learn.recorder.value(name) == pytest.approx(((preds > thresh) == targs.bool()).float().mean().item())
     assert stop.best_ == pytest.approx(learn.recorder.value("accuracy_multi_2"))
+
+
+def test_lr_find_sweeps_without_the_learners_trackers_and_leaves_its_history(tiny, tmp_path):
+    from pipekit.learn import EarlyStoppingCallback, SaveModelCallback
+
+    plain = _mlp(tiny).lr_find(num_it=40, stop_div=False, show_plot=False)  # 4 epochs of the 12-batch loader
+    learn = _mlp(tiny, metrics=accuracy, path=tmp_path,
+                 cbs=[EarlyStoppingCallback(patience=1), SaveModelCallback(every_epoch=True)])
+    learn.fit(1, 1e-2)
+    saved = (tmp_path / "models" / "model_0.pipekit").read_bytes()
+    values, losses = [list(r) for r in learn.recorder.values], list(learn.recorder.losses)
+    res = learn.lr_find(num_it=40, stop_div=False, show_plot=False)
+    assert len(res.lrs) == len(plain.lrs) == 40  # not stopped after an epoch by early stopping
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["model_0.pipekit"]  # no checkpoint of the sweep
+    assert (tmp_path / "models" / "model_0.pipekit").read_bytes() == saved
+    assert learn.recorder.values == values and learn.recorder.losses == losses and learn.epoch == 0
+    assert learn.early_stopping in learn.cbs and learn.save_model in learn.cbs

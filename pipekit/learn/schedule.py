@@ -26,7 +26,7 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, TensorBoardCallback,
-                                     TerminateOnNaNCallback, TimeLimit)
+                                     TerminateOnNaNCallback, TimeLimit, TrackerCallback)
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.optim import lr_range
@@ -292,6 +292,14 @@ class SuggestedLRs:
         return savefig_or_show(fig, path, name="lr_find")
 
 
+#: callbacks of a fit that the finder's sweep leaves out: it is no epoch of training, so nothing is shown, logged,
+#: checkpointed, early-stopped or timed, and it drives the loss to divergence on purpose (it stops there itself)
+_NOT_IN_SWEEP = (ProgressCallback, TerminateOnNaNCallback, CSVLogger, TensorBoardCallback, TrackerCallback, TimeLimit)
+#: the learner's record of its last fit, which the sweep leaves as it was (a checkpoint saved after lr_find, or a
+#: fit resumed from a loaded one, sees the training run's)
+_FIT_STATE = ("epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train",
+              "final_record", "epoch_done", "stop_requested", "resume_epoch", "resume_cb_states")
+
 _SUGGEST = Is(lambda fs: len(as_list(fs)) > 0 and all(callable(f) for f in as_list(fs)),
               "a suggestion function fn(lrs, losses) -> lr (valley, steep, minimum, slide) or several")
 
@@ -306,8 +314,10 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         lr_min, lr_steep = learn.lr_find(suggest_funcs=(minimum, steep))
         learn.lr_find(suggest_funcs=valley).valley
 
-    The model and optimiser are restored afterwards; ``show_plot`` draws loss vs lr with the suggestions
-    (PNG when headless).
+    The model and optimiser are restored afterwards, and so are the Recorder's history and the learner's epoch
+    counters. The sweep runs without the learner's trackers (``SaveModelCallback``, ``EarlyStoppingCallback``,
+    any ``TrackerCallback``), ``TimeLimit``, loggers and progress display; ``show_plot`` draws loss vs lr with
+    the suggestions (PNG when headless).
     """
     check("lr_find", suggest_funcs=(suggest_funcs, _SUGGEST))
     funcs = as_list(suggest_funcs)
@@ -320,13 +330,17 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     model_state = copy.deepcopy(learn.model.state_dict())
     opt_state = copy.deepcopy(learn.optimizer.state_dict()) if learn.opt is not None else None
     dl_epoch = learn.dls.train.epoch
+    fit_state = {k: getattr(learn, k) for k in _FIT_STATE}
+    recorder = learn.__dict__.get("recorder")
+    history = dict(recorder.__dict__) if recorder is not None else {}  # a fit makes new lists: a shallow copy keeps it
     try:
-        # the finder drives the loss to divergence on purpose: it stops there itself; its run is no epoch of
-        # training, so the progress table and the logs leave it out
-        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, (ProgressCallback, TerminateOnNaNCallback,
-                                                                       CSVLogger, TensorBoardCallback))]):
+        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, _NOT_IN_SWEEP)]):
             learn.fit(n_epoch, cbs=[finder])
     finally:
+        for k, v in fit_state.items():
+            setattr(learn, k, v)
+        if recorder is not None:
+            recorder.__dict__.update(history)
         learn.model.load_state_dict(model_state)
         if opt_state is not None:
             learn.optimizer.load_state_dict(opt_state)
