@@ -16,10 +16,6 @@ from pipekit.datasets import path
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def ratings() -> pl.DataFrame:
     return pl.read_csv(path("movie_lens_sample") / "ratings.csv")
@@ -41,8 +37,10 @@ def test_from_df_columns_and_split(ratings):
     assert len(dls.train_ds) + len(dls.valid_ds) == len(ratings) == 6031
     assert len(dls.valid_ds) == round(0.2 * 6031)
     assert dls.loss_kind == "mse"
-    cats, conts, y = dls.one_batch()
-    assert cats.shape == (64, 2) and conts.shape == (64, 0) and y.dtype == torch.float32
+    # one input of (user, item) codes, as the book's models written forward(self, x) take it
+    assert dls.n_inp == 1 and dls.train.n_inp == 1
+    x, y = dls.one_batch()
+    assert x.shape == (64, 2) and x.dtype == torch.long and y.shape == (64,) and y.dtype == torch.float32
     same = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
     assert (same.valid_ds.idxs == dls.valid_ds.idxs).all()
 
@@ -104,7 +102,7 @@ def test_unseen_users_and_items_predict_from_biases(learn, ratings):
 def test_embedding_nn_and_dot_bias_shapes(ratings):
     dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=1, bs=64)
     learn = collab_learner(dls, use_nn=True, layers=[16], y_range=(0, 5.5))
-    out = learn.model(*dls.one_batch()[:2])
+    out = learn.model(dls.one_batch()[0])
     assert out.shape == (64,) and bool(((out > 0) & (out < 5.5)).all())
     assert learn.model.weight([ratings["movieId"][0]]).shape[1] == learn.model.embeds[1].embedding_dim
     with pytest.raises(ParameterError, match="n_factors"):
@@ -124,3 +122,12 @@ def test_export_load_keeps_lookups(learn, ratings, tmp_path):
     p1 = learn.get_preds(dl=learn.dls.test_dl(new))[0]
     p2 = loaded.get_preds(dl=loaded.dls.test_dl(new))[0]
     assert torch.allclose(p1, p2, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["pipekit.tabular.collab", "pipekit.tabular.loaders"])
+def test_docstring_examples(name, tmp_path, monkeypatch):
+    import doctest
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    assert doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS).failed == 0

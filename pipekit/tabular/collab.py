@@ -30,14 +30,24 @@ from pipekit.data.items import read_csv_table
 from pipekit.data.splitters import RandomSplitter
 from pipekit.learn.registry import register_arch
 from pipekit.tabular.core import Tabular, read_frame
-from pipekit.tabular.loaders import TabularRecipe
+from pipekit.tabular.loaders import TabularRecipe, tabular_dataloaders
 from pipekit.learn.nets import sigmoid_range
 from pipekit.tabular.model import TabularModel, get_emb_sz
 from pipekit.tabular.procs import Categorify
 
 
 class CollabDataLoaders:
-    """Build tabular DataLoaders for ratings: the inputs are (user, item) codes, the target the rating."""
+    """Build DataLoaders for ratings: a batch is ``(x, y)``, one input ``x`` of (user, item) codes (a
+    ``(bs, 2)`` long tensor, users in column 0) and the ratings ``y``, so the book's models written
+    ``forward(self, x)`` train on it.
+
+    >>> import polars as pl
+    >>> from pipekit.datasets import path
+    >>> dls = CollabDataLoaders.from_df(pl.read_csv(path("movie_lens_sample") / "ratings.csv"), bs=64, seed=0)
+    >>> x, y = dls.one_batch()
+    >>> dls.n_inp, tuple(x.shape), x.dtype, y.dtype
+    (1, (64, 2), torch.int64, torch.float32)
+    """
 
     @staticmethod
     def from_df(ratings: Any, user_name: str | None = None, item_name: str | None = None,
@@ -70,7 +80,8 @@ class CollabDataLoaders:
                             f"df.with_columns(pl.col({rating_name!r}).cast(pl.Float32))")
         tab = Tabular(df, procs=[Categorify], cat_names=[user_name, item_name], cont_names=[],
                       y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
-        dls = tab.dataloaders(bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers)
+        dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers,
+                                       with_cont=False)
         dls.tabular = tab
         return dls
 

@@ -68,25 +68,33 @@ class TabularContBlock(TransformBlock):
                 for c, v in zip(self.cont_names, _values(value))}
 
 
-def _stores(frame: pl.DataFrame, processor: TabularProcessor, with_y: bool) -> list[TensorStore]:
+def _stores(frame: pl.DataFrame, processor: TabularProcessor, with_y: bool, with_cont: bool = True) -> list[TensorStore]:
     cats, conts, y = TabularSplit(frame, processor, None, "all").arrays()
-    return [TensorStore(cats), TensorStore(conts)] + ([TensorStore(y)] if with_y and y is not None else [])
+    return ([TensorStore(cats)] + ([TensorStore(conts)] if with_cont else [])
+            + ([TensorStore(y)] if with_y and y is not None else []))
 
 
 class TabularRecipe(Component):
     """How tabular batches are made and new rows encoded: the fitted ``TabularProcessor``.
 
     Batches are ``(cats, conts[, y])``: two input blocks (``TabularCatBlock``, ``TabularContBlock``) and
-    a ``CategoryBlock`` or ``RegressionBlock`` target built from the fitted target vocabulary.
+    a ``CategoryBlock`` or ``RegressionBlock`` target built from the fitted target vocabulary. With
+    ``with_cont=False`` (ratings: ``CollabDataLoaders``) a batch is ``(cats[, y])``, one input of codes, as a
+    model written ``forward(self, x)`` takes it.
     """
 
     registry_kind = "recipe"
-    param_constraints = {"processor": Is(lambda p: isinstance(p, TabularProcessor), "a TabularProcessor")}
-    n_inp_: int = 2
+    param_constraints = {"processor": Is(lambda p: isinstance(p, TabularProcessor), "a TabularProcessor"),
+                         "with_cont": Is(lambda v: isinstance(v, bool), "True or False")}
 
-    def __init__(self, processor: TabularProcessor) -> None:
-        self.processor = processor
+    def __init__(self, processor: TabularProcessor, with_cont: bool = True) -> None:
+        self.processor, self.with_cont = processor, with_cont
         self.check_params()
+
+    @property
+    def n_inp_(self) -> int:
+        """The inputs of a batch: codes and continuous values, or codes alone (``with_cont=False``)."""
+        return 2 if self.with_cont else 1
 
     @property
     def is_fitted(self) -> bool:
@@ -104,8 +112,8 @@ class TabularRecipe(Component):
         p = self.processor
         stats = {c: (m, norm.stds_[c]) for norm in p.procs if isinstance(norm, Normalize) and norm.is_fitted
                  for c, m in norm.means_.items()}
-        ins: tuple[TransformBlock, ...] = (TabularCatBlock(p.cat_names_, p.classes_),
-                                           TabularContBlock(p.cont_names_, stats))
+        ins: tuple[TransformBlock, ...] = (TabularCatBlock(p.cat_names_, p.classes_),) + (
+            (TabularContBlock(p.cont_names_, stats),) if self.with_cont else ())
         if p.y_kind_ == "category":
             y: TransformBlock = CategoryBlock(vocab=p.y_vocab_)
             y.setup(pl.Series(p.y_vocab_, dtype=pl.String), np.arange(p.c_))
@@ -122,20 +130,23 @@ class TabularRecipe(Component):
         frame = p.transform(read_frame(rows_to_frame(source), p.cat_names))
         if with_labels and not (p.y_names and all(c in frame.columns for c in p.y_names)):
             raise DataError(f"test_dl(with_labels=True): the new data lacks the target column(s) {p.y_names}.")
-        stores = _stores(frame, p, with_y=with_labels)
+        stores = _stores(frame, p, with_y=with_labels, with_cont=self.with_cont)
         return ArrayDataset(stores, blocks=self.fitted_blocks[:len(stores)], n_inp=self.n_inp_)
 
 
 def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
-                        seed: int | None = None, device: Any = None, num_workers: int | None = None) -> DataLoaders:
-    """DataLoaders over a ``Tabular``: the tensors are built once and both subsets index into them."""
+                        seed: int | None = None, device: Any = None, num_workers: int | None = None,
+                        with_cont: bool = True) -> DataLoaders:
+    """DataLoaders over a ``Tabular``: the tensors are built once and both subsets index into them;
+    ``with_cont=False`` leaves the continuous part out of the batches (see :class:`TabularRecipe`)."""
     if len(tab.valid) == 0:
         raise DataError("dataloaders: this Tabular has no validation rows; build it with splits=, e.g. "
                         "RandomSplitter(valid_pct=0.2, seed=42).")
     if not tab.y_names:
         raise DataError("dataloaders: this Tabular has no target; give y_names= to train a model.")
-    recipe = TabularRecipe(tab.processor)
-    dsets = Datasets(tab.frame, [tab.train_idx, tab.valid_idx], _stores(tab.frame, tab.processor, with_y=True),
+    recipe = TabularRecipe(tab.processor, with_cont=with_cont)
+    dsets = Datasets(tab.frame, [tab.train_idx, tab.valid_idx],
+                     _stores(tab.frame, tab.processor, with_y=True, with_cont=with_cont),
                      recipe.fitted_blocks, recipe.n_inp_, recipe=recipe)
     # A batch is three index_selects (microseconds): prefetch threads would only fight the training
     # loop for the GIL, so batches are made in the main thread unless asked otherwise.

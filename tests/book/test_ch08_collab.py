@@ -1,4 +1,5 @@
-"""Chapter 8, as a reader writes it: MovieLens ratings from a CSV (``CollabDataLoaders.from_csv``), a
+"""Chapter 8, as a reader writes it: MovieLens ratings from a CSV (``CollabDataLoaders.from_csv``), the
+chapter's own models from scratch (``DotProduct``, ``CollabNN``) in a plain ``Learner``, a
 dot-product model with biases (``collab_learner(n_factors=50, y_range=(0, 5.5))``), then one rating
 predicted from a row in every form a user holds it, the same after export in a fresh process.
 """
@@ -8,12 +9,15 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+import torch
 from book_helpers import fresh_predictions
+from torch import nn
 
 import pipekit
 import pipekit.datasets as D
-from pipekit.learn import mse
-from pipekit.tabular import CollabDataLoaders, collab_learner
+from pipekit.learn import Learner, MSELossFlat, mse
+from pipekit.learn.nets import sigmoid_range
+from pipekit.tabular import CollabDataLoaders, collab_learner, get_emb_sz
 
 path = D.path("movie_lens_sample")
 
@@ -54,3 +58,62 @@ def test_predict_a_rating_from_a_row(learn, tmp_path):
                               [("row", forms["dict"]), ("pandas_row", forms["dict"])], tmp_path)
     for decoded, _ in there:
         assert float(np.asarray(decoded).reshape(-1)[0]) == pytest.approx(ref, abs=1e-6)
+
+
+def _embedding(ni: int, nf: int) -> nn.Embedding:
+    """The book's ``Embedding``: an ``nn.Embedding`` with small normal weights."""
+    emb = nn.Embedding(ni, nf)
+    nn.init.trunc_normal_(emb.weight, std=0.01)
+    return emb
+
+
+class DotProduct(nn.Module):
+    def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5)):
+        super().__init__()
+        self.user_factors = _embedding(n_users, n_factors)
+        self.movie_factors = _embedding(n_movies, n_factors)
+        self.y_range = y_range
+
+    def forward(self, x):
+        users = self.user_factors(x[:, 0])
+        movies = self.movie_factors(x[:, 1])
+        return sigmoid_range((users * movies).sum(dim=1), *self.y_range)
+
+
+class CollabNN(nn.Module):
+    def __init__(self, user_sz, item_sz, y_range=(0, 5.5), n_act=100):
+        super().__init__()
+        self.user_factors = _embedding(*user_sz)
+        self.item_factors = _embedding(*item_sz)
+        self.layers = nn.Sequential(nn.Linear(user_sz[1] + item_sz[1], n_act), nn.ReLU(), nn.Linear(n_act, 1))
+        self.y_range = y_range
+
+    def forward(self, x):
+        embs = self.user_factors(x[:, 0]), self.item_factors(x[:, 1])
+        x = self.layers(torch.cat(embs, dim=1))
+        return sigmoid_range(x, *self.y_range)
+
+
+def test_the_books_models_from_scratch_train_on_the_loaders(one_torch_thread):
+    """The chapter's own models take one input ``x`` of (user, item) codes: ``x[:, 0]`` users, ``x[:, 1]`` movies."""
+    dls = CollabDataLoaders.from_csv(path / "ratings.csv", bs=64, seed=42)
+    x, y = dls.one_batch()
+    assert x.shape == (64, 2) and y.shape == (64,)
+    users, movies = dls.classes["userId"], dls.classes["movieId"]
+    assert int(x[:, 0].max()) < len(users) and int(x[:, 1].max()) < len(movies)
+    tab = dls.tabular
+    baseline = float(((tab.valid.y_array() - float(tab.train.y_array().mean())) ** 2).mean())
+    pipekit.set_seed(42)
+    learn = Learner(dls, DotProduct(len(users), len(movies), 50), loss_func=MSELossFlat())
+    learn.fit_one_cycle(5, 5e-3)
+    dot_loss = learn.validate()[0]
+    assert dot_loss < 0.9 * baseline, (dot_loss, baseline)
+    pipekit.set_seed(42)
+    embs = get_emb_sz(dls)
+    learn = Learner(dls, CollabNN(*embs), loss_func=MSELossFlat())
+    learn.fit_one_cycle(5, 5e-3, wd=0.01)
+    nn_loss = learn.validate()[0]
+    assert nn_loss < 0.9 * baseline, (nn_loss, baseline)
+    row = pl.read_csv(path / "ratings.csv").row(10, named=True)
+    pred = learn.predict({"userId": row["userId"], "movieId": row["movieId"]})
+    assert 0.0 < float(pred[0]) < 5.5
