@@ -232,3 +232,24 @@ def test_adam_uses_the_fused_kernel_and_matches_the_loop():
         torch.set_num_threads(old_threads)
     assert not _fusable([{"params": [torch.zeros(3), torch.zeros(3, dtype=torch.long)]}])
     assert not _fusable([{"params": [torch.zeros(3, 3).to_sparse()]}]) and not _fusable([])
+
+
+def test_get_preds_of_a_language_model_activates_and_decodes_batches_of_different_lengths(tmp_path, monkeypatch):
+    import polars as pl
+
+    from pipekit.data import ColReader, DataBlock, RandomSplitter
+    from pipekit.text import AWD_LSTM, TextBlock, language_model_learner
+
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path))
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(120)
+    dls = DataBlock(blocks=TextBlock.from_df("text", is_lm=True), get_x=ColReader("text"),
+                    splitter=RandomSplitter(0.2, seed=42)).dataloaders(df, bs=16, seed=42)
+    pipekit.set_seed(0)
+    lm = language_model_learner(dls, AWD_LSTM, config=dict(emb_sz=32, n_hid=64, n_layers=2))
+    preds, targs, dec = lm.get_preds(with_decoded=True)
+    raw = lm.get_preds(act=lambda t: t)[0]
+    assert isinstance(preds, list) and len({p.shape[0] for p in preds}) > 1  # the last batch's sequences are shorter
+    assert len(preds) == len(targs) == len(dec) == len(raw)
+    for p, r, d, t in zip(preds, raw, dec, targs):
+        torch.testing.assert_close(p, r.softmax(-1))
+        assert torch.equal(d, p.argmax(-1)) and d.shape == t.shape

@@ -83,8 +83,10 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
               cbs: Cbs = None) -> tuple:
     """Predictions over a whole set (``learn.get_preds``): ``([inputs,] preds, targs[, decoded][, losses])``.
 
-    ``preds`` are activated (softmax/sigmoid from the loss) unless ``act`` is given; ``targs`` is None
-    without labels."""
+    ``preds`` are activated (softmax/sigmoid from the loss, or ``act``, applied to each batch's outputs) and
+    ``decoded`` are the loss's decoding of them (class indices, token ids); ``targs`` is None without labels.
+    Each is one tensor, or, when the batches' outputs differ in shape past the first dimension (text batches
+    of different sequence lengths), a list of one tensor per item."""
     dl = learn._get_dl(ds_idx, dl)
     check_finite_weights(learn.model, "get_preds")
     epoch = dl.epoch if isinstance(dl, DataLoader) else 0
@@ -111,22 +113,25 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
         if reducible is not None:
             reducible.reduction = old_red
         learn.training = was_training
-    preds, targs = _cat(gather.preds), _cat(gather.targs)
-    inputs = _cat(gather.inputs) if with_input else None
-    losses = torch.cat(gather.losses) if gather.losses else None
     if act is None and isinstance(loss_func, BaseLoss):
         act = loss_func.activation
-    if act is not None and isinstance(preds, torch.Tensor):
-        preds = act(preds)
-    if reorder and isinstance(preds, torch.Tensor):
+    # activated and decoded batch by batch: batches whose outputs cannot be concatenated get them too
+    parts = [act(p) if act is not None and isinstance(p, torch.Tensor) else p for p in gather.preds]
+    decodes = loss_func.decodes if isinstance(loss_func, BaseLoss) else None
+    dec_parts = [decodes(p) if decodes is not None and isinstance(p, torch.Tensor) else p for p in parts] \
+        if with_decoded else []
+    preds, targs, decoded = _cat(parts), _cat(gather.targs), _cat(dec_parts)
+    inputs = _cat(gather.inputs) if with_input else None
+    losses = torch.cat(gather.losses) if gather.losses else None
+    if reorder and isinstance(preds, (torch.Tensor, list)):
         order = item_order(dl, epoch, len(preds))
         if order is not None:
             inv = np.argsort(order)
-            preds, targs, inputs, losses = (_reindex(v, inv) for v in (preds, targs, inputs, losses))
+            preds, targs, inputs, losses, decoded = (_reindex(v, inv) for v in (preds, targs, inputs, losses,
+                                                                                 decoded))
     out: list[Any] = [inputs, preds, targs] if with_input else [preds, targs]
     if with_decoded:
-        out.append(loss_func.decodes(preds) if isinstance(loss_func, BaseLoss) and isinstance(preds, torch.Tensor)
-                   else preds)
+        out.append(decoded)
     if with_loss:
         out.append(losses)
     return tuple(out)
