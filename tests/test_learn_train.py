@@ -271,3 +271,35 @@ def test_non_finite_loss_is_reported(fmnist):
     learn = Learner(dls, simple_cnn(1, 10, (4,)), terminate_on_nan=False)
     with pytest.warns(RuntimeWarning, match="not finite"):
         learn.fit(1, 1e-3)
+
+
+def test_a_cancelled_epoch_keeps_its_own_train_loss_and_mixup_its_loss(fmnist):
+    from pipekit.learn import CancelEpochException, MixUp
+
+    class CancelEpoch0(Callback):  # the rest of epoch 0 is skipped after 2 of its 4 batches
+        def before_batch(self):
+            if self.learn.training and self.learn.epoch == 0 and self.learn.iter == 2:
+                raise CancelEpochException()
+
+    class Losses(Callback):  # each training batch's loss, per epoch
+        order = 100
+
+        def before_fit(self):
+            self.per_epoch = {}
+
+        def after_batch(self):
+            if self.learn.training:
+                self.per_epoch.setdefault(self.learn.epoch, []).append(float(self.learn.loss))
+
+    dls = make_dls(fmnist, n_train=256, bs=64)
+    loss = CrossEntropyLossFlat()
+    for extra in ([], [MixUp()]):
+        learn = make_learner(dls, channels=(4,), loss_func=loss)
+        seen = Losses()
+        learn.fit(2, 1e-3, cbs=[CancelEpoch0(), seen, *extra])
+        rows = learn.recorder.values
+        assert [len(seen.per_epoch[e]) for e in (0, 1)] == [2, 4]
+        for e in (0, 1):  # every batch holds 64 items: the epoch's loss is the mean of its batches'
+            assert rows[e][1] == pytest.approx(np.mean(seen.per_epoch[e]), rel=1e-6)
+        assert rows[0][2] is None and rows[1][2] is not None  # epoch 0 was not validated, epoch 1 was
+        assert learn.loss_func is loss and len(learn.recorder.losses) == 6

@@ -18,7 +18,10 @@ The Learner calls, in order::
 A callback overrides the methods for the events it cares about and reads or changes the Learner's
 state through ``self.learn`` (``xb``, ``yb``, ``pred``, ``loss``, ``epoch``, ``iter``, ``pct_train``,
 ``training``, ``opt``, ``model``...). Raising a ``Cancel*Exception`` skips the rest of that stage;
-the matching ``after_cancel_*`` event runs, then the stage's ``after_*`` event.
+the matching ``after_cancel_*`` event runs, then the stage's ``after_*`` event. The stages inside it
+are left without theirs: an epoch cancelled while training runs ``after_cancel_epoch`` and ``after_epoch``
+but no ``after_train``, so a callback that undoes in ``after_train`` what it did in ``before_train``
+undoes it in ``after_cancel_epoch`` too (MixUp puts the loss back, the Recorder counts the batches done).
 
 Callbacks run in increasing ``order`` for every event, whatever order they were added in. The
 built-in ones have distinct orders, so a list like ``[EarlyStoppingCallback(), SaveModelCallback()]``

@@ -442,13 +442,11 @@ class MixUp(Callback):
         self.learn.loss_func = self._mixed_loss
 
     def after_train(self) -> None:
-        self.learn.loss_func = self._orig_loss
-
-    def after_cancel_fit(self) -> None:
-        if "_orig_loss" in self.__dict__:
+        # also when the training phase ends another way: an epoch or the fit cancelled, or an error
+        if "_orig_loss" in self.__dict__ and self.learn.loss_func == self._mixed_loss:
             self.learn.loss_func = self._orig_loss
 
-    release = after_cancel_fit
+    after_cancel_epoch = after_cancel_fit = release = after_train
 
     def before_batch(self) -> None:
         learn = self.learn

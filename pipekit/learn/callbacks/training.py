@@ -107,6 +107,11 @@ class Recorder(Callback):
     def before_epoch(self) -> None:
         self._epoch_start = time.perf_counter()
         self._train_total, self._train_count = 0.0, 0
+        self._raw, self._bs = [], []
+
+    def after_cancel_epoch(self) -> None:
+        # an epoch cancelled while training skips after_train: its batches are this epoch's, not the next one's
+        self.after_train()
 
     def after_batch(self) -> None:
         learn = self.learn
