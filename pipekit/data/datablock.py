@@ -7,6 +7,7 @@ loaders, on any number of sources.
 """
 from __future__ import annotations
 
+import inspect
 import io
 import os
 import warnings
@@ -21,7 +22,7 @@ import torch
 from pipekit.core.component import Component, construct
 from pipekit.core.errors import DataError, ParameterError, PipelineStepError, UnknownNameError
 from pipekit.core.registry import name_of
-from pipekit.core.validate import check_positive_int
+from pipekit.core.validate import Interval, Is, check, check_positive_int
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, learned_state, short_repr, walk_batch
 from pipekit.data.getters import ColReader, Getter, apply_getter, item_at
@@ -245,13 +246,33 @@ class DataBlock(Component):
 
     def dataloaders(self, source: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
                     seed: int | None = None, device: str | torch.device | None = None,
-                    num_workers: int | None = None, drop_last: bool | None = None) -> DataLoaders:
+                    num_workers: int | None = None, drop_last: bool | None = None,
+                    path: str | os.PathLike | None = None, seq_len: int | None = None) -> DataLoaders:
         """Build the Datasets and wrap train/valid in DataLoaders (train shuffled and augmented). ``seed`` fixes
-        the shuffling, the augmentation and a random split whose splitter has no seed of its own."""
+        the shuffling, the augmentation and a random split whose splitter has no seed of its own.
+
+        ``seq_len`` is the window of a language model's batches (``TextBlock(is_lm=True)``; default the
+        block's). A text classifier's batches are whole texts padded to the longest, so there it changes
+        nothing (it is accepted for the book's calls; the classifier reads texts in windows of
+        ``text_classifier_learner(dls, seq_len=...)``); other blocks refuse it. ``path`` is accepted for the
+        book's ``.dataloaders(path, path=path, ...)``: the items come from ``source``.
+        """
         check_positive_int("dataloaders", "bs", bs)
+        check("DataBlock.dataloaders", path=(path, Is(lambda p: p is None or isinstance(p, (str, os.PathLike)),
+                                                      "a folder (str or Path) or None")),
+              seq_len=(seq_len, Interval(1, None, integer=True, none_ok=True)))
+        lm_loader = "seq_len" in inspect.signature(self.dl_type()).parameters
+        if seq_len is not None and not lm_loader and not any(hasattr(b, "seq_len") for b in self._new_blocks()):
+            raise ParameterError(f"DataBlock.dataloaders: seq_len={seq_len} sets the window of a language model's "
+                                 "batches, and these blocks make none; give TextBlock(is_lm=True) (or "
+                                 "TextBlock.from_folder/from_df(..., is_lm=True)) for a language model, or leave "
+                                 "seq_len out")
         dsets = self.datasets(source, seed=seed)
-        return DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
-                                         num_workers=num_workers, drop_last=drop_last)
+        dls = DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
+                                        num_workers=num_workers, drop_last=drop_last)
+        if seq_len is not None and lm_loader:
+            dls.loaders = [dl.new(seq_len=int(seq_len)) for dl in dls.loaders]
+        return dls
 
     # ------------------------------------------------------------------ the fitted recipe
     def batch_pipeline(self) -> BatchPipeline:

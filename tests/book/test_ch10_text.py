@@ -7,16 +7,21 @@ CPU-sized: a small AWD-LSTM (the book's 400/1152/3-layer one, pretrained on Wiki
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from book_helpers import fresh_predictions, probs_of
 
 import pipekit
 import pipekit.datasets as D
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.data import (CategoryBlock, DataBlock, GrandparentSplitter, RandomSplitter, get_text_files,
+                          parent_label)
 from pipekit.learn import accuracy
-from pipekit.text import AWD_LSTM, TextDataLoaders, text_classifier_learner
+from pipekit.text import AWD_LSTM, TextBlock, TextDataLoaders, text_classifier_learner
 
 SMALL = dict(emb_sz=64, n_hid=128, n_layers=1)
 
@@ -64,3 +69,25 @@ def test_a_raw_string_is_text_and_a_file_is_read(learn, imdb, tmp_path):
     there = fresh_predictions(learn.export(tmp_path / "imdb.pipekit"), [("str", text), ("path", f)], tmp_path)
     for decoded, probs in there:
         assert decoded == ref[0] and np.allclose(probs, probs_of(ref), atol=1e-6)
+
+
+def test_the_books_datablocks_take_path_and_seq_len(imdb):
+    """The chapter's DataBlocks end in ``.dataloaders(path, path=path, bs=128, seq_len=80)`` (the language model)
+    and ``seq_len=72`` (the classifier): seq_len is the language model's window; the classifier takes it too."""
+    get_imdb = partial(get_text_files, folders=["train", "valid"])
+    dls_lm = DataBlock(blocks=TextBlock.from_folder(imdb, is_lm=True, cache_dir=False), get_items=get_imdb,
+                       splitter=RandomSplitter(0.1, seed=0)).dataloaders(imdb, path=imdb, bs=16, seq_len=40)
+    x, y = dls_lm.one_batch()
+    assert x.shape == (16, 40) and torch.equal(x[:, 1:], y[:, :-1])
+    assert dls_lm.valid.one_batch()[0].shape == (16, 40)
+    assert dls_lm.test_dl(["a short review, read in windows of forty"]).seq_len == 40
+    dls_clas = DataBlock(blocks=(TextBlock.from_folder(imdb, vocab=dls_lm.vocab, cache_dir=False), CategoryBlock),
+                         get_y=parent_label, get_items=get_imdb, splitter=GrandparentSplitter(valid_name="valid")
+                         ).dataloaders(imdb, path=imdb, bs=16, seq_len=72)
+    assert dls_clas.vocab == ["negative", "positive"] and dls_clas.train.blocks[0].vocab == dls_lm.vocab
+    with pytest.raises(ParameterError, match=r"seq_len=5 sets the window of a language model's batches, and these "
+                                             r"blocks make none; give TextBlock\(is_lm=True\)"):
+        DataBlock(blocks=(CategoryBlock, CategoryBlock), get_items=get_imdb, get_x=parent_label,
+                  get_y=parent_label).dataloaders(imdb, seq_len=5)
+    with pytest.raises(ParameterError, match=r"seq_len=0 is not accepted"):
+        DataBlock(blocks=TextBlock.from_folder(imdb, is_lm=True), get_items=get_imdb).dataloaders(imdb, seq_len=0)
