@@ -258,3 +258,22 @@ def test_lr_find_sweeps_without_the_learners_trackers_and_leaves_its_history(tin
     assert (tmp_path / "models" / "model_0.pipekit").read_bytes() == saved
     assert learn.recorder.values == values and learn.recorder.losses == losses and learn.epoch == 0
     assert learn.early_stopping in learn.cbs and learn.save_model in learn.cbs
+
+
+def test_metrics_set_after_the_learner_is_built_as_the_constructor_takes_them(tiny):
+    def my_acc(pred, targ):
+        return (pred.argmax(-1) == targ).float().mean()
+
+    learn = _mlp(tiny)
+    learn.metrics = accuracy
+    assert len(learn.metrics) == 1 and learn.metrics[0] is not accuracy  # a copy: no accumulator is shared
+    learn.fit(1, 1e-2)
+    assert learn.recorder.metric_names[3:-1] == ["accuracy"]
+    learn.metrics = [my_acc, accuracy]
+    learn.fit(1, 1e-2)
+    assert learn.recorder.metric_names[3:-1] == ["my_acc", "accuracy"]
+    assert learn.recorder.value("my_acc") == pytest.approx(learn.recorder.value("accuracy"))  # whole-set means
+    learn.metrics = None
+    assert learn.metrics == [] and "metrics=[]" in repr(learn)
+    with pytest.raises(ParameterError, match="a metric must be a pipekit Metric or a function"):
+        learn.metrics = [3]

@@ -118,8 +118,7 @@ class Learner:
         self.loss_func = loss_func
         if isinstance(loss_func, nn.Module):
             loss_func.to(self.device)
-        # fresh metric objects (learners never share accumulators), checked now rather than after an epoch
-        self.metrics = [as_metric(m) for m in as_list(metrics)]
+        self.metrics = metrics  # the setter normalises it
         self.opt: OptimWrapper | None = None
         self.cbs: list[Callback] = []
         self._events: dict[str, list[tuple[Callable[[], None], bool, bool]]] = {}
@@ -139,6 +138,17 @@ class Learner:
         self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()]
                      + ([TerminateOnNaNCallback()] if terminate_on_nan else []))
         self.add_cbs(as_list(cbs))
+
+    @property
+    def metrics(self) -> list[Metric]:
+        """The metrics computed over the validation set at each epoch. Set them as ``metrics=`` is given: one
+        or a list of metrics, metric classes or functions ``fn(pred, targ)`` (``learn.metrics = accuracy``)."""
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: MetricLike | Sequence[MetricLike] | None) -> None:
+        # fresh metric objects (learners never share accumulators), checked now rather than after an epoch
+        self._metrics = [as_metric(m) for m in as_list(metrics)]
 
     # ------------------------------------------------------------------ callbacks
     def _rebuild_events(self) -> None:
