@@ -1,6 +1,8 @@
 """Built-in callbacks and interpretation on a Fashion-MNIST subset."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -381,3 +383,38 @@ def test_callbacks_of_one_name_all_run_and_the_learners_own_outlive_a_fit(tmp_pa
     lrs, moms = [g[0] for g in learn3.recorder.lrs], [g[0] for g in learn3.recorder.moms]
     assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) > 9e-3 and lrs[-1] < 1e-3 and moms[0] == pytest.approx(0.95)
     assert learn3.opt.param_groups[0]["weight_decay"] < 0.01  # the end of sched_lin(0.1, 0.0)
+
+
+def test_a_callback_named_like_a_learner_attribute_is_refused():
+    from pipekit.core.registry import registered
+    from pipekit.learn import MLP, Callback, CrossEntropyLossFlat
+
+    dls, nn = _tiny()
+
+    class Summary(Callback):
+        pass
+
+    class Opt(Callback):
+        pass
+
+    class Named(Callback):
+        name = "my_summary"
+
+    make = functools.partial(Learner, dls, MLP(4, 2, layers=[8]), loss_func=CrossEntropyLossFlat())
+    with pytest.raises(ParameterError, match=r"Summary would be reached as learn.summary, which is the Learner's "
+                                             r"method 'summary'; rename the callback class, or give it a name"):
+        make(cbs=Summary())
+    learn = make()
+    with pytest.raises(ParameterError, match=r"learn.opt, which is the Learner's attribute 'opt'"):
+        learn.fit(1, 1e-2, cbs=Opt())
+    assert learn.summary().count("Linear") >= 2 and len(learn.recorder.values) == 0  # nothing was replaced
+    learn.add_cb(Named())
+    learn.fit(1, 1e-2)
+    assert isinstance(learn.my_summary, Named) and len(learn.recorder.values) == 1
+    # no callback pipekit defines takes a Learner attribute's name
+    import pipekit.text  # noqa: F401 - its callbacks are registered on import
+
+    names = {cls.__new__(cls).name for cls in registered("callback").values()
+             if isinstance(cls, type) and issubclass(cls, Callback)}
+    assert {"recorder", "save_model", "model_resetter"} <= names
+    assert not [n for n in names if hasattr(Learner, n) or not isinstance(learn.__dict__.get(n, Named()), Callback)]

@@ -65,6 +65,7 @@ def _valid_lr(lr: Any) -> bool:
                for v in vals)
 
 
+_MISSING = object()
 _LR = Is(_valid_lr, "a positive finite number, a slice of them, or a list")
 _LR_OR_NONE = Is(lambda lr: lr is None or _valid_lr(lr), "a positive finite number, a slice of them, a list or None")
 
@@ -162,11 +163,19 @@ class Learner:
 
         Callbacks of the same name all run (two ``SaveModelCallback``, a fit's ``CSVLogger`` beside the
         learner's own); ``learn.<name>`` is the one added last, and removing it makes it the previous one
-        again. A callback already added is not added twice."""
+        again. A callback already added is not added twice; one whose name is taken by the Learner itself
+        (``learn.summary``, ``learn.opt``) is refused."""
         cb = cb() if isinstance(cb, type) else cb
         check("add_cb", cb=(cb, Is(lambda c: isinstance(c, Callback), "a Callback")))
         if any(c is cb for c in self.cbs):
             return self
+        name = cb.name
+        taken = self.__dict__.get(name, getattr(type(self), name, _MISSING))
+        if taken is not _MISSING and not isinstance(taken, Callback):
+            what = "method" if callable(taken) else "attribute"
+            raise ParameterError(f"add_cb: the callback {type(cb).__name__} would be reached as learn.{name}, which "
+                                 f"is the Learner's {what} {name!r}; rename the callback class, or give it a name of "
+                                 f"its own (a class attribute, e.g. name = 'my_{name}')")
         cb.learn = self
         setattr(self, cb.name, cb)
         self.cbs.append(cb)
