@@ -184,3 +184,54 @@ def test_learner_bad_input(dls_lm, imdb):
     with pytest.raises(ParameterError, match="temperature"):
         learn.predict("a", temperature=0)
     assert np.isfinite(learn.validate()[0])
+
+
+def test_learners_take_the_books_pretrained_backwards_and_y_range(dls_lm, imdb, tmp_path):
+    """fastai's arguments: pretrained=False trains from random weights, pretrained=True and backwards=True are
+    refused saying why, y_range squashes a text regression's outputs; other keywords are refused naming both."""
+    learn = language_model_learner(dls_lm, AWD_LSTM, config=SMALL, pretrained=False, backwards=False)
+    assert learn.model is not None
+    with pytest.raises(ParameterError, match=r"language_model_learner: pretrained=True .* pipekit does not ship; "
+                                             r"pass pretrained=False"):
+        language_model_learner(dls_lm, AWD_LSTM, config=SMALL, pretrained=True)
+    with pytest.raises(ParameterError, match=r"text_classifier_learner: backwards=True .* not supported"):
+        text_classifier_learner(clas_dls(imdb), AWD_LSTM, config=SMALL, backwards=True)
+    with pytest.raises(ParameterError, match=r"language_model_learner: unknown argument\(s\) \['pretrained_fnames'\]; "
+                                             r"it takes \['dls', 'arch', 'config'.*and the Learner's \['loss_func'"):
+        language_model_learner(dls_lm, AWD_LSTM, config=SMALL, pretrained_fnames=["a", "b"])
+    with pytest.raises(ParameterError, match=r"text_classifier_learner: unknown argument\(s\) \['n_ouT'\]; it takes "
+                                             r"\[.*'y_range'"):
+        text_classifier_learner(clas_dls(imdb), AWD_LSTM, config=SMALL, n_ouT=2)
+    # a regression on the texts: the log of each review's length, in (4, 9)
+    reg = imdb.with_columns(pl.col("text").str.len_chars().log().alias("log_len"))
+    from pipekit.data import RegressionBlock
+
+    db = DataBlock(blocks=(TextBlock.from_df("text", cache_dir=False), RegressionBlock),
+                   get_x=ColReader("text"), get_y=ColReader("log_len"), splitter=ColSplitter("is_valid"))
+    dls = db.dataloaders(reg, bs=32, seed=0, num_workers=0)
+    for bad in [(5, 0), (3, 3), (1,), ("a", "b")]:
+        with pytest.raises(ParameterError, match=r"y_range=.* two numbers with low < high"):
+            text_classifier_learner(dls, AWD_LSTM, config=SMALL, y_range=bad)
+    set_seed(0)
+    learn = text_classifier_learner(dls, AWD_LSTM, config=SMALL, pretrained=False, y_range=(4, 9))
+    learn.fit_one_cycle(1, 1e-2)
+    preds, targs = learn.get_preds()
+    assert preds.shape == (40, 1) and bool(((preds > 4) & (preds < 9)).all())
+    text = imdb["text"][0]
+    loaded = load_learner(learn.export(tmp_path / "reg.pipekit"))
+    pred = float(learn.predict(text)[0])
+    assert 4 < pred < 9 and float(loaded.predict(text)[0]) == pytest.approx(pred, abs=1e-5)
+    # without y_range the outputs are not bounded: the same head without the sigmoid
+    set_seed(0)
+    plain = text_classifier_learner(dls, AWD_LSTM, config=SMALL)
+    assert len(plain.model) == 2 and len(learn.model) == 3
+
+
+@pytest.mark.parametrize("name", ["pipekit.text.learner", "pipekit.text.models", "pipekit.text.loaders",
+                                  "pipekit.text.blocks", "pipekit.text.tokenize", "pipekit.text.dataloaders"])
+def test_docstring_examples(name, tmp_path, monkeypatch):
+    import doctest
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    assert doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS).failed == 0

@@ -12,7 +12,9 @@ the encoder's); ``pipekit.load`` of one gives the ``AWD_LSTM`` with a ``vocab`` 
 """
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
 from pipekit.text.blocks import TextBlock
-from pipekit.text.models import (AWD_LSTM, DROPOUTS, awd_lstm_clas_split, awd_lstm_lm_split, encoder_of,
+from pipekit.text.models import (AWD_LSTM, DROPOUTS, Y_RANGE, awd_lstm_clas_split, awd_lstm_lm_split, encoder_of,
                                  get_language_model, get_text_classifier)
 from pipekit.text.tokenize import UNK
 
@@ -53,10 +55,11 @@ def awd_lstm_classifier(vocab_sz: int, n_class: int, seq_len: int = 72, max_len:
                         n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1, hidden_p: float = 0.3,
                         input_p: float = 0.4, embed_p: float = 0.05, weight_p: float = 0.5, output_p: float = 0.4,
                         lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
-                        drop_mult: float = 1.0) -> nn.Module:
-    """An AWD-LSTM classifier (encoder read in windows + concat-pooling head)."""
+                        drop_mult: float = 1.0, y_range: list[float] | None = None) -> nn.Module:
+    """An AWD-LSTM classifier (encoder read in windows + concat-pooling head; ``y_range``: outputs squashed into
+    ``(low, high)``, for a regression)."""
     enc = AWD_LSTM(vocab_sz, emb_sz, n_hid, n_layers, pad_token, hidden_p, input_p, embed_p, weight_p)
-    return get_text_classifier(enc, n_class, seq_len, max_len, lin_ftrs, ps, output_p, drop_mult)
+    return get_text_classifier(enc, n_class, seq_len, max_len, lin_ftrs, ps, output_p, drop_mult, y_range)
 
 
 class ModelResetter(Callback):
@@ -110,6 +113,30 @@ def text_block_of(dls: Any) -> Any:
 def _check_arch(arch: Any) -> None:
     if arch is not AWD_LSTM and arch != "AWD_LSTM":
         raise ParameterError(f"arch={arch!r} is not supported; use AWD_LSTM")
+
+
+def _check_kwargs(fn: str, kwargs: dict[str, Any], own: list[str]) -> None:
+    """Refuse a keyword that neither ``fn`` nor :class:`~pipekit.learn.Learner` takes, naming both's arguments."""
+    learner = [p for p in inspect.signature(Learner.__init__).parameters
+               if p not in ("self", "dls", "model", "splitter")]
+    unknown = [k for k in kwargs if k not in learner]
+    if unknown:
+        raise ParameterError(f"{fn}: unknown argument(s) {unknown}; it takes {own}, and the Learner's {learner}")
+
+
+def _check_pretrained(fn: str, pretrained: Any, backwards: Any) -> None:
+    """pipekit ships no pretrained text weights and reads texts forwards: say so and what to do instead."""
+    check(fn, pretrained=(pretrained, Is(lambda v: isinstance(v, bool), "True or False")),
+          backwards=(backwards, Is(lambda v: isinstance(v, bool), "True or False")))
+    if pretrained:
+        raise ParameterError(f"{fn}: pretrained=True asks for the book's AWD_LSTM weights pretrained on WikiText-103, "
+                             "which pipekit does not ship; pass pretrained=False and train the language model on "
+                             "your own texts (language_model_learner(dls_lm, AWD_LSTM, pretrained=False), then "
+                             "learn.save_encoder('ft') and text_classifier_learner(..., pretrained=False, "
+                             "encoder='ft')), as recipes/imdb_sample.py does")
+    if backwards:
+        raise ParameterError(f"{fn}: backwards=True (a model reading texts from the end) is not supported: pipekit's "
+                             "text loaders read texts forwards; leave backwards out")
 
 
 def _config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: float,
@@ -257,9 +284,16 @@ class LMLearner(TextLearner):
 
 
 def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any] | None = None,
-                           drop_mult: float = 1.0, metrics: Any = None, alpha: float = 2.0, beta: float = 1.0,
-                           **kwargs: Any) -> LMLearner:
-    """A Learner for an AWD-LSTM language model on ``dls`` (a TextBlock with ``is_lm=True``)."""
+                           drop_mult: float = 1.0, backwards: bool = False, pretrained: bool = False,
+                           metrics: Any = None, alpha: float = 2.0, beta: float = 1.0, **kwargs: Any) -> LMLearner:
+    """A Learner for an AWD-LSTM language model on ``dls`` (a TextBlock with ``is_lm=True``).
+
+    The weights start at random: pipekit ships no pretrained text weights, so ``pretrained`` must be False
+    (the book's default True is refused saying so), and ``backwards=True`` is refused. Other keyword arguments
+    (``loss_func``, ``cbs``, ``wd``, ``path``, ...) go to ``Learner``; any other is refused, naming them."""
+    _check_kwargs("language_model_learner", kwargs, ["dls", "arch", "config", "drop_mult", "backwards", "pretrained",
+                                                     "metrics", "alpha", "beta"])
+    _check_pretrained("language_model_learner", pretrained, backwards)
     _check_arch(arch)
     block = text_block_of(dls)
     if not block.is_lm:
@@ -272,11 +306,36 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
 
 
 def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, config: dict[str, Any] | None = None,
-                            drop_mult: float = 0.5, n_out: int | None = None, lin_ftrs: list[int] | None = None,
-                            ps: list[float] | None = None, max_len: int = 72 * 20, metrics: Any = None,
+                            backwards: bool = False, pretrained: bool = False, drop_mult: float = 0.5,
+                            n_out: int | None = None, lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
+                            max_len: int = 72 * 20, y_range: Sequence[float] | None = None, metrics: Any = None,
                             encoder: str | os.PathLike | None = None, **kwargs: Any) -> TextLearner:
     """A Learner for an AWD-LSTM classifier with a concat-pooling head; layer groups for gradual unfreezing
-    are embedding, each LSTM, head. ``encoder`` loads (and freezes) a saved language-model encoder."""
+    are embedding, each LSTM, head. ``encoder`` loads (and freezes) a saved language-model encoder.
+
+    For a regression (``y_block=RegressionBlock``), ``y_range=(low, high)`` squashes the outputs into that
+    range with a sigmoid (:class:`~pipekit.learn.nets.SigmoidRange`). ``pretrained`` must be False and
+    ``backwards`` is refused, as in :func:`language_model_learner`. Other keyword arguments go to ``Learner``;
+    any other is refused, naming them.
+
+    >>> import polars as pl, pipekit.datasets as D
+    >>> from pipekit.data import RegressionBlock
+    >>> from pipekit.text import TextDataLoaders
+    >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(40)
+    >>> df = df.with_columns(pl.col("text").str.len_chars().log().alias("log_len"))
+    >>> dls = TextDataLoaders.from_df(df, text_col="text", label_col="log_len", y_block=RegressionBlock, bs=8,
+    ...                               seed=0, cache_dir=False)
+    >>> learn = text_classifier_learner(dls, AWD_LSTM, pretrained=False, y_range=(4, 9),
+    ...                                 config=dict(emb_sz=16, n_hid=16, n_layers=1))
+    >>> preds = learn.get_preds()[0]
+    >>> bool(((preds > 4) & (preds < 9)).all())
+    True
+    """
+    _check_kwargs("text_classifier_learner", kwargs, [
+        "dls", "arch", "seq_len", "config", "backwards", "pretrained", "drop_mult", "n_out", "lin_ftrs", "ps",
+        "max_len", "y_range", "metrics", "encoder"])
+    _check_pretrained("text_classifier_learner", pretrained, backwards)
+    check("text_classifier_learner", y_range=(y_range, Y_RANGE))
     _check_arch(arch)
     block = text_block_of(dls)
     if block.is_lm:
@@ -289,7 +348,8 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
     ps = [p * drop_mult for p in ([0.1] * len(lin_ftrs) if ps is None else ps)]
     model = awd_lstm_classifier(len(block.vocab), int(n_out), seq_len, max_len, output_p=output_p,
-                                lin_ftrs=lin_ftrs, ps=ps, drop_mult=1.0, **cfg)
+                                lin_ftrs=lin_ftrs, ps=ps, drop_mult=1.0,
+                                y_range=None if y_range is None else [float(y_range[0]), float(y_range[1])], **cfg)
     cbs = [ModelResetter()] + list(kwargs.pop("cbs", None) or [])
     learn = TextLearner(dls, model, splitter=awd_lstm_clas_split, metrics=metrics, cbs=cbs, **kwargs)
     if encoder is not None:

@@ -12,6 +12,8 @@ weights, and dropout everywhere, plus the language-model decoder and the concat-
 """
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,11 +22,15 @@ from torch import nn
 from torch.func import functional_call
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, check
-from pipekit.learn.nets import linear_layers
+from pipekit.core.validate import Interval, Is, check
+from pipekit.learn.nets import SigmoidRange, linear_layers
 
 #: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all
 DROPOUTS = {"input_p": 0.4, "hidden_p": 0.3, "embed_p": 0.05, "weight_p": 0.5, "output_p": 0.1}
+#: a regression's output range: two numbers, low < high
+Y_RANGE = Is(lambda v: v is None or (len(v) == 2 and all(
+    isinstance(x, numbers.Real) and not isinstance(x, bool) for x in v) and float(v[0]) < float(v[1])),
+             "None or (low, high), two numbers with low < high")
 
 
 class RNNDropout(nn.Module):
@@ -233,14 +239,19 @@ class PoolingLinearClassifier(nn.Module):
 
 def get_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_len: int = 72 * 20,
                         lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
-                        output_p: float = 0.4, drop_mult: float = 1.0) -> SequentialRNN:
-    """Encoder read in windows + concat-pooling head with ``lin_ftrs`` hidden sizes."""
-    check("get_text_classifier", n_class=(n_class, Interval(1, None, integer=True)))
+                        output_p: float = 0.4, drop_mult: float = 1.0,
+                        y_range: Sequence[float] | None = None) -> SequentialRNN:
+    """Encoder read in windows + concat-pooling head with ``lin_ftrs`` hidden sizes (-> a sigmoid squashing the
+    outputs into ``y_range = (low, high)``, for a regression)."""
+    check("get_text_classifier", n_class=(n_class, Interval(1, None, integer=True)), y_range=(y_range, Y_RANGE))
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
     ps = [0.1] * len(lin_ftrs) if ps is None else list(ps)
     layers = [encoder.emb_sz * 3] + lin_ftrs + [n_class]
     head = PoolingLinearClassifier(layers, [output_p * drop_mult] + [p * drop_mult for p in ps])
-    return SequentialRNN(SentenceEncoder(encoder, seq_len, encoder.pad_token, max_len), head)
+    model = SequentialRNN(SentenceEncoder(encoder, seq_len, encoder.pad_token, max_len), head)
+    if y_range is not None:
+        model.append(SigmoidRange(*y_range))
+    return model
 
 
 def encoder_of(model: nn.Module) -> AWD_LSTM:
