@@ -57,6 +57,45 @@ def test_decode_is_readable():
     assert decode_words(["xxbos", "xxmaj", "a", "xxwrep", "3", "very", "long", "film", "."]) == "A very very very long film."
 
 
+def _as_the_tokens_keep_it(text: str) -> str:
+    """``text`` with what the tokenizer leaves out by design left out (decode_words' docstring lists it): HTML
+    fixes, case the rules do not mark, a contraction's case, spacing around punctuation and line breaks, and a
+    word going on for three letters or more after a run of a repeated letter (split after the run)."""
+    import re
+
+    from pipekit.text.tokenize import HTML_FIXES
+
+    for a, b in HTML_FIXES:
+        text = text.replace(a, b)
+    text = re.sub(r"(?i)'(?:s|m|re|ve|ll|d)(?!\w)|(?i:n't)(?!\w)", lambda m: m.group().lower(), text)
+
+    def case_of(w: str) -> str:
+        marked = len(w) > 1 and w[0].isalpha() and (w.isupper() or (w[0].isupper() and w[1:] == w[1:].lower()))
+        return w if marked else "I" if w.lower() == "i" else w.lower()
+
+    text = re.sub(r"\w+", lambda m: case_of(m.group()), text)
+    text = re.sub(r"(([^\W\d_])\2{2,})(?=[^\W\d_]{3,})", r"\1 ", text)
+    text = re.sub(r"[^\S\n]+", " ", text)
+    return re.sub(r"(?<=\W) | (?=\W)", "", text).strip()
+
+
+def test_decoding_the_tokens_gives_the_text_back(imdb):
+    """Every review of imdb_sample, tokenized then decoded, is the review (as the tokens keep it)."""
+    tok = Tokenizer()
+    texts = imdb["text"].to_list()
+    encoded = tok.encode(texts)
+    assert len(texts) == 1000
+    differ = [i for i, t in enumerate(texts) if _as_the_tokens_keep_it(tok.decode(encoded[i])) != _as_the_tokens_keep_it(t)]
+    assert differ == [], [(texts[i][:200], tok.decode(encoded[i])[:200]) for i in differ[:3]]
+    # runs of a letter, runs of a word with its case marker, a case marker before a run
+    for text in ["This is a MUST MUST MUST see", "The The The end", "Mmmm hmmm", "Sooo goood movie", "aaaa bbbb",
+                 "Hmmm... doiiing, BHHAAAAD! Woooooow FFFC", "look at www or so", "sooo is sooo bad", "Ummmph",
+                 "Nooo nooo nooo I said", "YOU'VE GOT MAIL, DON'T you", "tt0077713 in 1999 was 3000 miles"]:
+        assert tok.decode(tok.tokenize(text)) == text, tok.tokenize(text)
+    assert decode_words(["xxbos", "xxwrep", "3", "xxup", "no", "!"]) == "NO NO NO!"
+    assert decode_words(["xxwrep", "3", "xxmaj", "s", "xxrep", "3", "o", "good"]) == "Sooo Sooo Sooo good"
+
+
 def test_apply_rules_units():
     assert apply_rules("McDonald") == ["mcdonald"]  # mixed case: lowered, no marker
     assert apply_rules("TV") == ["xxup", "tv"]

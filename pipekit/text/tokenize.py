@@ -53,7 +53,8 @@ _RE_REP_SPLIT = re.compile(r"((\S)\2{2,})")
 _RE_WORD = re.compile(r"^\w+$")
 _MEMO_MAX = 2_000_000
 _ASCII_TRIPLES = "|".join(ch * 3 for ch in "abcdefghijklmnopqrstuvwxyz")
-_NO_SPACE_BEFORE = set(".,!?;:)]}%") | {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
+_CONTRACTIONS = {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
+_NO_SPACE_BEFORE = set(".,!?;:)]}%") | _CONTRACTIONS
 _NO_SPACE_AFTER = set("([{$#")
 
 
@@ -398,43 +399,76 @@ def _merge_subwords(pieces: Iterable[str]) -> list[str]:
 
 
 def decode_words(tokens: Sequence[str]) -> str:
-    """Word-level tokens -> text.
+    """Word-level tokens -> text: case markers applied, repetitions expanded, spacing restored.
 
     >>> decode_words(['xxbos', 'xxmaj', 'it', "'s", 'xxup', 'so', 'good', 'xxrep', '3', '!'])
     "It's SO good!!!"
+    >>> decode_words(Tokenizer().tokenize("Sooo goood, a MUST MUST MUST see. Mmmm hmmm"))
+    'Sooo goood, a MUST MUST MUST see. Mmmm hmmm'
+
+    Decoding the tokens of a text gives the text back, except for what the tokenizer leaves out by design:
+
+    - spacing: a run of spaces is one space, none is kept around line breaks, and punctuation is spaced
+      the English way (no space before ``.,!?;:)]}%`` and contractions such as ``n't``, none after ``([{$#``);
+    - case: the rules mark Capitalised and ALL-CAPS words of two or more letters, so other words
+      (``McDonald``, ``iPhone``, ``3D``) and one-letter capitals come back lower-case, but for a lone ``i``,
+      which comes back as ``I``;
+    - the HTML fixes (``<br />`` is a line break, ``&amp;`` is ``&``...);
+    - where a word ends next to a run of a repeated character (``xxrep``), which the tokens do not say: a
+      run joins the letters before it (``g`` + ``ooo``) unless they are a short word of their own (``at www``),
+      and one or two letters after it (``+ d``) unless they start another run or are a short word (``sooo
+      is``); a longer word after a run starts a new word (``sooo bad``, so ``Asssociated`` comes back as
+      ``Asss ociated``), and so does a run after a word that was only a run (``aaaa bbbb``);
+    - a contraction's case: ``'ll`` is lower-cased without a marker, and written in capitals only after an
+      ALL-CAPS word (``YOU'VE``; ``I'LL`` comes back as ``I'll``).
     """
     out: list[str] = []
     case = None
     glue = True  # no space before the next word
+    out_up = False  # the last word was marked ALL-CAPS
     i, n = 0, len(tokens)
     while i < n:
         t = tokens[i]
-        i += 1
         if t in (BOS, EOS, PAD, "xxfake"):
+            i += 1
             continue
         if t in (TK_MAJ, TK_UP):
             case = t
+            i += 1
             continue
         if t == FLD:
-            i += 1 if i < n and tokens[i].isdigit() else 0
+            i += 2 if i + 1 < n and tokens[i + 1].isdigit() else 1
             out.append("\n")
             glue = True
             continue
-        if t in (TK_REP, TK_WREP) and i + 1 < n and tokens[i].isdigit():
+        if t == TK_WREP and i + 2 < n and tokens[i + 1].isdigit():
+            count, i = int(tokens[i + 1]), i + 2
+            if tokens[i] in (TK_MAJ, TK_UP) and i + 1 < n:  # the repeated word's own case marker
+                case, i = tokens[i], i + 1
+            word, i = _word(tokens, i, case is not None)
+            if word is None:
+                word, i = tokens[i], i + 1
+            out.append(("" if glue else " ") + " ".join([_cased(word, case)] * count))
+            case, glue = None, False
+            continue
+        word, j = _word(tokens, i, case is not None)
+        if word is not None:
+            # the rules lower-case a lone "I" without a marker (one letter); English wants it back
+            word = "I" if word == "i" and case is None else _cased(word, case)
+            out.append(word if glue else " " + word)
+            out_up = case == TK_UP and any(c.isalpha() for c in word)
+            case, glue, i = None, False, j
+            continue
+        i += 1
+        if _rep_at(tokens, i - 1):  # a run of punctuation (alphanumeric runs are words above)
             count, what = int(tokens[i]), tokens[i + 1]
             i += 2
-            if t == TK_REP:
-                word = what * count
-                attach = not what.isalnum() or (out and out[-1][-1:].isalnum())
-            else:
-                word = " ".join([_cased(what, case)] * count)
-                case, attach = None, False
-            out.append(word if (attach or glue) else " " + word)
+            out.append(what * count)
             glue = False
             continue
-        # the rules lower-case a lone "I" without a marker (one letter); English wants it back
-        word = "I" if t == "i" and case is None else _cased(t, case)
-        case = None
+        # a contraction of an ALL-CAPS word is lower-cased without a marker of its own: YOU 've -> YOU'VE
+        word = t.upper() if case is None and t in _CONTRACTIONS and out_up else _cased(t, case)
+        case, out_up = None, False
         if t.startswith("\n"):
             out.append(t)
             glue = True
@@ -443,6 +477,54 @@ def decode_words(tokens: Sequence[str]) -> str:
         out.append(word if attach else " " + word)
         glue = t in _NO_SPACE_AFTER
     return "".join(out).strip(" ")
+
+
+#: short words that stand alone next to a run of a repeated character ("sooo is", "at www"): never part of its word
+_STANDALONE_SHORT = {"a", "i", "an", "as", "at", "be", "by", "do", "go", "he", "if", "in", "is", "it", "me", "my",
+                     "no", "of", "oh", "ok", "on", "or", "so", "to", "up", "us", "we"}
+#: short words that a run after them does not continue ("at www"; but "do iii ng" is "doiiing", "i eeee" "ieeee")
+_STANDALONE_BEFORE_RUN = _STANDALONE_SHORT - {"i", "do"}
+
+
+def _rep_at(tokens: Sequence[str], i: int) -> bool:
+    """Whether ``tokens[i:i + 3]`` is ``xxrep n c``."""
+    return (i + 2 < len(tokens) and tokens[i] == TK_REP and tokens[i + 1].isdigit()
+            and tokens[i + 2] not in SPECIAL_TOKENS)
+
+
+def _is_piece(t: str) -> bool:
+    return t not in SPECIAL_TOKENS and _RE_WORD.match(t) is not None
+
+
+def _word(tokens: Sequence[str], i: int, marked: bool = False) -> tuple[str | None, int]:
+    """The word starting at ``tokens[i]`` (letters, digits and runs of them: ``g xxrep 3 o d`` -> ``goood``) and
+    the index after it; ``(None, i)`` when no word starts there. ``marked``: a case marker came before it (so it
+    is one word of two letters or more: ``xxmaj a xxrep 3 s`` is ``Asss``). See :func:`decode_words` for how
+    the end of a word next to a run is told."""
+    parts: list[str] = []
+    starts_with_run = last_run = False
+    n = len(tokens)
+    while i < n:
+        if _rep_at(tokens, i) and _is_piece(tokens[i + 2]):
+            if last_run and starts_with_run:  # "aaaa bbbb": a word that is only a run ends at the next run
+                break
+            if parts == [tokens[i - 1]] and parts[0] in _STANDALONE_BEFORE_RUN and not marked:  # "at www"
+                break
+            if not parts:
+                starts_with_run = True
+            parts.append(tokens[i + 2] * int(tokens[i + 1]))
+            i, last_run = i + 3, True
+            continue
+        t = tokens[i]
+        if not _is_piece(t):
+            break
+        if parts:  # after a run: the end of this word, or a new word?
+            if (not last_run or len(t) > 2 or t in _STANDALONE_SHORT
+                    or (_rep_at(tokens, i + 1) and _is_piece(tokens[i + 3]))):
+                break
+        parts.append(t)
+        i, last_run = i + 1, False
+    return ("".join(parts), i) if parts else (None, i)
 
 
 def _cased(word: str, case: str | None) -> str:
