@@ -131,3 +131,38 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_one_id_or_a_list(learn, ratings):
+    """bias / weight take one id (a 0-d value, a row) or a list (one per id); a str id is one id, not its characters."""
+    m = learn.model
+    movie = ratings["movieId"][0]
+    assert str(movie) != "11" and 11 not in ratings["movieId"].to_list() and 1 in ratings["movieId"].to_list()
+    one = m.bias(movie)
+    assert one.shape == () and float(one) == float(m.bias([movie])[0])
+    assert m.bias(str(movie)).shape == () and torch.equal(m.bias(str(movie)), one)
+    assert torch.equal(m.bias(torch.tensor(movie)), one) and torch.equal(m.bias(float(movie)), one)
+    assert m.weight(movie).shape == (20,) and torch.equal(m.weight(movie), m.weight([movie])[0])
+    assert m.weight(ratings["userId"][0], is_item=False).shape == (20,)
+    with pytest.raises(DataError, match=r"\['11'\] never seen in training"):
+        m.bias("11")  # not movies '1' and '1'
+    assert m.most_similar(movie, n=2) == m.most_similar(str(movie), n=2)
+    for bad in (-1, 0, 2.5):
+        with pytest.raises(ParameterError, match=rf"most_similar: n={bad} is not accepted"):
+            m.most_similar(movie, n=bad)
+    with pytest.raises(ParameterError, match="most_similar takes one id"):
+        m.most_similar([movie, movie])
+    with pytest.raises(ParameterError, match=r"pca: n_components=100 is more than the 20 factors"):
+        m.pca(100)
+    assert m.pca(20).shape == (100, 20)
+
+
+def test_y_range_low_below_high(ratings):
+    dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=1, bs=64)
+    for bad in [(5, 0), (3, 3), (1,), ("0", "5")]:
+        with pytest.raises(ParameterError, match=r"collab_learner: y_range=.* low < high"):
+            collab_learner(dls, y_range=bad)
+        with pytest.raises(ParameterError, match=r"collab_learner: y_range="):
+            collab_learner(dls, use_nn=True, y_range=bad)
+    with pytest.raises(ParameterError, match=r"EmbeddingDotBias: y_range=\(5, 0\)"):
+        EmbeddingDotBias(4, 3, 3, y_range=(5, 0))

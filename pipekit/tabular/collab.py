@@ -13,8 +13,9 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
-from pipekit.core.validate import Interval, check
+from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.items import read_csv_table
 from pipekit.data.splitters import RandomSplitter
@@ -92,19 +93,36 @@ class CollabDataLoaders:
         return CollabDataLoaders.from_df(read_csv_table(csv, None), **kwargs)
 
 
+#: the range predictions are squashed into: two numbers, low < high
+_Y_RANGE = Is(lambda v: v is None or (len(v) == 2 and all(isinstance(x, numbers.Real) and not isinstance(x, bool)
+                                                          for x in v) and float(v[0]) < float(v[1])),
+              "None or (low, high), two numbers with low < high, e.g. (0, 5.5)")
+
+
+def _is_one(values: Any) -> bool:
+    """Whether ``values`` is one id (a str, a number, a 0-d array or tensor) rather than a list of them."""
+    return isinstance(values, (str, bytes)) or not isinstance(values, Iterable) or getattr(values, "ndim", 1) == 0
+
+
+def _as_values(values: Any) -> list[Any]:
+    if _is_one(values):
+        return [values.item() if hasattr(values, "item") else values]
+    return [v.item() if getattr(v, "ndim", 1) == 0 and hasattr(v, "item") else v for v in values]
+
+
 class _CollabInspect:
-    """Inspection shared by the collab models: look items/users up by value."""
+    """Inspection shared by the collab models: look items/users up by value (one id, or a list of ids)."""
 
     classes: dict[str, list[str]] | None
     user_name: str | None
     item_name: str | None
 
-    def _codes(self, values: Sequence[Any], is_item: bool) -> torch.Tensor:
+    def _codes(self, values: Any, is_item: bool) -> torch.Tensor:
         name = self.item_name if is_item else self.user_name
         if not self.classes or name is None:
             raise NotFittedError("this model has no vocabularies; build it with collab_learner(dls) to look items up.")
         vocab = self.classes[name]
-        values = list(values)
+        values = list(_as_values(values))
         try:  # looked up as the procs encode a column (a float 1097.0 is the training id 1097)
             col = pl.Series(name, values, strict=False)
             found = pl.DataFrame([col]).select(Categorify.encode_values(name, vocab, col.dtype)).to_series().to_list()
@@ -121,19 +139,23 @@ class _CollabInspect:
     def _tables(self, is_item: bool) -> tuple[Any, nn.Embedding | None]:
         raise NotImplementedError
 
-    def weight(self, values: Sequence[Any], is_item: bool = True) -> torch.Tensor:
-        """The embedding vectors of some items (or users, ``is_item=False``), looked up by value."""
+    def weight(self, values: Any, is_item: bool = True) -> torch.Tensor:
+        """The embedding vectors of some items (or users, ``is_item=False``), looked up by value: one id gives
+        its vector ``(n_factors,)``, a list of ids one row per id."""
         emb, _ = self._tables(is_item)
         with torch.no_grad():
-            return emb.weight[self._codes(values, is_item).to(emb.weight.device)].detach().cpu()
+            out = emb.weight[self._codes(values, is_item).to(emb.weight.device)].detach().cpu()
+        return out[0] if _is_one(values) else out
 
-    def bias(self, values: Sequence[Any], is_item: bool = True) -> torch.Tensor:
-        """The learned bias of some items (or users): how much better or worse they are rated overall."""
+    def bias(self, values: Any, is_item: bool = True) -> torch.Tensor:
+        """The learned bias of some items (or users): how much better or worse they are rated overall. One id
+        gives a 0-d tensor, a list of ids one value per id."""
         _, b = self._tables(is_item)
         if b is None:
             raise AttributeError(f"{type(self).__name__} has no bias terms; use EmbeddingDotBias.")
         with torch.no_grad():
-            return b.weight[self._codes(values, is_item).to(b.weight.device), 0].detach().cpu()
+            out = b.weight[self._codes(values, is_item).to(b.weight.device), 0].detach().cpu()
+        return out[0] if _is_one(values) else out
 
     def all_values(self, is_item: bool = True) -> list[str]:
         """Every known item (or user) value, in code order (without ``#na#``)."""
@@ -142,9 +164,13 @@ class _CollabInspect:
         return list(self.classes[name][1:]) if self.classes and name else []
 
     def most_similar(self, value: Any, n: int = 5, is_item: bool = True) -> list[tuple[str, float]]:
-        """The ``n`` items closest to ``value`` by cosine similarity of their embeddings."""
+        """The ``n`` items closest to ``value`` (one id) by cosine similarity of their embeddings."""
+        check("most_similar", n=(n, Interval(1, None, integer=True)))
+        if not _is_one(value):
+            raise ParameterError(f"most_similar takes one id, got {type(value).__name__} {value!r:.60}; for several, "
+                                 "call it once per id")
         emb, _ = self._tables(is_item)
-        code = int(self._codes([value], is_item)[0])
+        code = int(self._codes(value, is_item)[0])
         w = emb.weight.detach().cpu()[1:]  # row 0 is #na#
         sims = nn.functional.cosine_similarity(w, w[code - 1][None], dim=1)
         sims[code - 1] = -2.0  # never itself
@@ -153,8 +179,14 @@ class _CollabInspect:
         return [(names[i], float(sims[i])) for i in top]
 
     def pca(self, n_components: int = 3, is_item: bool = True) -> np.ndarray:
-        """Principal components of the item (or user) embeddings, one row per known value."""
+        """Principal components of the item (or user) embeddings, one row per known value; at most as many
+        components as the embeddings have factors (a larger ``n_components`` is refused)."""
         emb, _ = self._tables(is_item)
+        n_factors = emb.weight.shape[1]
+        check("pca", n_components=(n_components, Interval(1, None, integer=True)))
+        if n_components > n_factors:
+            raise ParameterError(f"pca: n_components={n_components} is more than the {n_factors} factors of the "
+                                 f"embeddings; ask for at most {n_factors}")
         w = emb.weight.detach().cpu().double().numpy()[1:]
         w = w - w.mean(0)
         _, _, vt = np.linalg.svd(w, full_matrices=False)
@@ -198,7 +230,7 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
         nn.Module.__init__(self)
         positive = Interval(1, None, integer=True)
         check("EmbeddingDotBias", n_factors=(n_factors, positive), n_users=(n_users, positive),
-              n_items=(n_items, positive))
+              n_items=(n_items, positive), y_range=(y_range, _Y_RANGE))
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
         self.u_weight, self.i_weight = nn.Embedding(n_users, n_factors), nn.Embedding(n_items, n_factors)
         self.u_bias, self.i_bias = nn.Embedding(n_users, 1), nn.Embedding(n_items, 1)
@@ -256,7 +288,7 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe) or len(recipe.processor.cat_names_) < 2:
         raise ParameterError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")
-    check("collab_learner", n_factors=(n_factors, Interval(1, None, integer=True)))
+    check("collab_learner", n_factors=(n_factors, Interval(1, None, integer=True)), y_range=(y_range, _Y_RANGE))
     processor = recipe.processor
     user, item = processor.cat_names_[:2]
     classes = processor.classes_
