@@ -235,3 +235,15 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_textblock_doc_reuses_the_vocab_the_way_that_runs(dls_lm):
+    """The docstring's ``vocab=dls_lm.vocab`` is what DataLoaders have (a learner's is ``learn.text_vocab``)."""
+    from pipekit.text.learner import TextLearner
+
+    doc = TextBlock.__doc__ or ""
+    assert "vocab=dls_lm.vocab" in doc and "dls_lm.text_vocab" not in doc
+    assert dls_lm.vocab[:2] == ["xxunk", "xxpad"] and not hasattr(dls_lm, "text_vocab")
+    assert isinstance(TextLearner.text_vocab, property)
+    block = TextBlock.from_df("text", vocab=dls_lm.vocab)
+    assert block.vocab_arg == dls_lm.vocab

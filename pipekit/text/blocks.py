@@ -49,11 +49,23 @@ class TextBlock(TransformBlock):
 
     ``is_lm=True`` makes a language-model block (batches are (x, y shifted by one) windows of ``seq_len``
     from ``bs`` contiguous streams); otherwise batches are texts padded to the batch's longest (pad first),
-    sorted by length so padding stays small. ``vocab`` reuses a vocabulary (e.g. the language model's:
-    ``TextBlock.from_df('text', vocab=dls_lm.text_vocab)``). ``read_files=True`` means the values are file
+    sorted by length so padding stays small. ``vocab`` reuses a vocabulary (e.g. the language model's, as
+    the book does: ``TextBlock.from_df('text', vocab=dls_lm.vocab)``; a learner has it as
+    ``learn.text_vocab``). ``read_files=True`` means the values are file
     paths to read (``errors`` is the policy for bytes that are not valid ``encoding``).
     Token ids are cached where ``pipekit.data.cache.cache_folder(cache_dir, "text")`` says:
     ``$PIPEKIT_CACHE/text`` for None, ``<cache_dir>/text`` for a folder, nowhere for False.
+
+    >>> import polars as pl, pipekit.datasets as D
+    >>> from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter
+    >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(50)
+    >>> dls_lm = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, cache_dir=False), get_x=ColReader("text"),
+    ...                    splitter=RandomSplitter(0.1, seed=42)).dataloaders(df, bs=8, seed=42)
+    >>> dls_clas = DataBlock(blocks=(TextBlock.from_df("text", vocab=dls_lm.vocab, cache_dir=False), CategoryBlock),
+    ...                      get_x=ColReader("text"), get_y=ColReader("label"),
+    ...                      splitter=RandomSplitter(0.2, seed=42)).dataloaders(df, bs=8, seed=42)
+    >>> dls_clas.train.blocks[0].vocab == dls_lm.vocab, dls_clas.vocab
+    (True, ['negative', 'positive'])
     """
 
     param_attrs = {"vocab": "vocab_arg", "tok": "tok_arg"}
