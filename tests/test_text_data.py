@@ -203,3 +203,20 @@ def test_block_parameter_validation():
         TextBlock.from_df("text", cache_dir=3)
     with pytest.raises(ParameterError, match="chunk_mult"):
         SortedDataLoader(ArrayDataset([TextStore(pa.array([[2]], pa.list_(pa.int32())))]), chunk_mult=0)
+
+
+def test_from_df_a_continuous_label_asks_for_regression(imdb):
+    from pipekit.data import RegressionBlock
+    from pipekit.text import TextDataLoaders
+
+    df = imdb.head(60).with_columns((pl.col("text").str.len_chars().log()).alias("log_len"),
+                                    (pl.col("label") == "positive").cast(pl.Float64).alias("pos"))
+    with pytest.raises(DataError, match=r"label_col='log_len' holds numbers with fractions \(e.g. [\d.]+, 60 of 60\): "
+                                        r"the target looks continuous; pass y_block=RegressionBlock"):
+        TextDataLoaders.from_df(df, text_col="text", label_col="log_len", bs=8, seed=0, cache_dir=False)
+    reg = TextDataLoaders.from_df(df, text_col="text", label_col="log_len", y_block=RegressionBlock, bs=8, seed=0,
+                                  cache_dir=False)
+    assert reg.loss_kind == "mse" and reg.one_batch()[1].dtype == torch.float32
+    # whole numbers held as floats (0.0 / 1.0) are classes, as before
+    clas = TextDataLoaders.from_df(df, text_col="text", label_col="pos", bs=8, seed=0, cache_dir=False)
+    assert len(clas.vocab) == 2

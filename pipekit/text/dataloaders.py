@@ -19,6 +19,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
+import polars as pl
+
+from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, check
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, GrandparentSplitter,
                           MultiCategoryBlock, RandomSplitter, get_text_files, parent_label)
@@ -36,6 +39,21 @@ def _text_block(text_vocab: Sequence[str] | None, is_lm: bool, seq_len: int, tok
                 max_vocab: int, max_len: int | None, cache_dir: Any, read_files: bool) -> TextBlock:
     return TextBlock(tok=tok, is_lm=is_lm, seq_len=seq_len, vocab=text_vocab, min_freq=min_freq, max_vocab=max_vocab,
                      max_len=max_len, read_files=read_files, cache_dir=cache_dir)
+
+
+def _check_not_continuous(frame: pl.DataFrame, label: str) -> None:
+    """A float label column with fractions is a regression target, which the default CategoryBlock would turn
+    into one class per value: say so before building."""
+    col = frame[label]
+    if not col.dtype.is_float():
+        return
+    values = col.drop_nulls().drop_nans()
+    fractional = values.filter(values != values.round(0))
+    if len(fractional):
+        raise DataError(f"TextDataLoaders.from_df: label_col={label!r} holds numbers with fractions (e.g. "
+                        f"{fractional[0]!r}, {len(fractional)} of {len(values)}): the target looks continuous; pass "
+                        f"y_block=RegressionBlock for a regression (from pipekit.data import RegressionBlock), or "
+                        f"y_block=CategoryBlock to treat each value as a class")
 
 
 class TextDataLoaders:
@@ -98,10 +116,12 @@ class TextDataLoaders:
         if is_lm:
             dblock = DataBlock(blocks=(text,), get_x=get_x, splitter=splitter)
         else:
+            label = table_column(frame, label_col, "label_col")
             if y_block is None:
+                _check_not_continuous(frame, label)
                 y_block = MultiCategoryBlock if label_delim is not None else CategoryBlock
             dblock = DataBlock(blocks=(text, y_block), get_x=get_x, splitter=splitter,
-                               get_y=ColReader(table_column(frame, label_col, "label_col"), label_delim=label_delim))
+                               get_y=ColReader(label, label_delim=label_delim))
         return dblock.dataloaders(frame, seed=seed, **kwargs)
 
     @staticmethod
