@@ -166,3 +166,14 @@ def test_y_range_low_below_high(ratings):
             collab_learner(dls, use_nn=True, y_range=bad)
     with pytest.raises(ParameterError, match=r"EmbeddingDotBias: y_range=\(5, 0\)"):
         EmbeddingDotBias(4, 3, 3, y_range=(5, 0))
+
+
+def test_a_tabular_net_on_collab_loaders_trains(ratings):
+    from pipekit.tabular import tabular_learner
+
+    set_seed(0)
+    dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)  # one input: the (user, item) codes
+    learn = tabular_learner(dls, y_range=(0, 5.5), layers=[50], metrics=rmse())
+    learn.fit_one_cycle(3, 5e-3)
+    targs = learn.get_preds()[1]
+    assert learn.validate()[1] < float(((targs - targs.mean()) ** 2).mean().sqrt())

@@ -181,6 +181,13 @@ def test_learner_bad_input(dls_lm, imdb):
     with pytest.raises(ParameterError, match="drop_mult"):
         text_classifier_learner(dls, AWD_LSTM, drop_mult=-1)
     learn = language_model_learner(dls_lm, AWD_LSTM, config=SMALL)
+    # a callback of a default's class replaces the default: one regulariser, the user's, not two
+    from pipekit.text.learner import ModelResetter, RNNRegularizer
+
+    mine = RNNRegularizer(alpha=3.0, beta=0.0)
+    lm = language_model_learner(dls_lm, AWD_LSTM, config=SMALL, cbs=mine)
+    assert [c for c in lm.cbs if isinstance(c, RNNRegularizer)] == [mine]
+    assert sum(isinstance(c, ModelResetter) for c in lm.cbs) == 1
     with pytest.raises(ParameterError, match="temperature"):
         learn.predict("a", temperature=0)
     assert np.isfinite(learn.validate()[0])

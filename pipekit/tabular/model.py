@@ -225,7 +225,8 @@ class TabularModel(nn.Module):
             blocks.append(nn.BatchNorm1d(out_sz))
         self.layers = nn.Sequential(*blocks)
 
-    def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
+        # x_cont None: no continuous inputs (collab loaders give codes only)
         # with hooks set (e.g. by learn.summary) a layer is called as a module so its hooks run
         call = nn.Module.__call__ if _global_hooks() else _call
         parts = []
@@ -235,6 +236,8 @@ class TabularModel(nn.Module):
             parts.append(call(self.emb_drop, x) if (self.emb_drop.p or self.emb_drop._forward_hooks
                                                     or call is not _call) else x)
         if self.n_cont:
+            if x_cont is None:
+                raise DataError(f"TabularModel was built for {self.n_cont} continuous input(s) but the batch has none")
             parts.append(call(self.bn_cont, x_cont) if self.bn_cont is not None else x_cont)
         x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
         for m in self.layers._modules.values():

@@ -283,6 +283,13 @@ class LMLearner(TextLearner):
         return block.decode(out_ids)
 
 
+def _with_defaults(defaults: list, given: Any) -> list:
+    """The learner's default callbacks, less those the user gives one of the same class of (a user's
+    ``RNNRegularizer(alpha=3)`` replaces the default rather than regularising twice), then the user's."""
+    given = [] if given is None else (list(given) if isinstance(given, (list, tuple)) else [given])
+    return [d for d in defaults if not any(isinstance(g, type(d)) for g in given)] + given
+
+
 def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any] | None = None,
                            drop_mult: float = 1.0, backwards: bool = False, pretrained: bool = False,
                            metrics: Any = None, alpha: float = 2.0, beta: float = 1.0, **kwargs: Any) -> LMLearner:
@@ -300,7 +307,7 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
         raise ParameterError("language_model_learner needs language-model data: TextBlock.from_df(..., is_lm=True)")
     cfg = _config(AWD_LSTM_LM_CONFIG, config, drop_mult, block.pad_idx)
     model = awd_lstm_lm(len(block.vocab), **cfg)
-    cbs = [ModelResetter(), RNNRegularizer(alpha, beta)] + list(kwargs.pop("cbs", None) or [])
+    cbs = _with_defaults([ModelResetter(), RNNRegularizer(alpha, beta)], kwargs.pop("cbs", None))
     return LMLearner(dls, model, loss_func=kwargs.pop("loss_func", CrossEntropyLossFlat()),
                      splitter=awd_lstm_lm_split, metrics=metrics, cbs=cbs, **kwargs)
 
@@ -350,7 +357,7 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     model = awd_lstm_classifier(len(block.vocab), int(n_out), seq_len, max_len, output_p=output_p,
                                 lin_ftrs=lin_ftrs, ps=ps, drop_mult=1.0,
                                 y_range=None if y_range is None else [float(y_range[0]), float(y_range[1])], **cfg)
-    cbs = [ModelResetter()] + list(kwargs.pop("cbs", None) or [])
+    cbs = _with_defaults([ModelResetter()], kwargs.pop("cbs", None))
     learn = TextLearner(dls, model, splitter=awd_lstm_clas_split, metrics=metrics, cbs=cbs, **kwargs)
     if encoder is not None:
         learn.load_encoder(encoder)
