@@ -254,3 +254,25 @@ def test_textblock_doc_reuses_the_vocab_the_way_that_runs(dls_lm):
     assert isinstance(TextLearner.text_vocab, property)
     block = TextBlock.from_df("text", vocab=dls_lm.vocab)
     assert block.vocab_arg == dls_lm.vocab
+
+
+def test_top_losses_of_a_text_classifier_show_each_review(imdb):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipekit.learn import ClassificationInterpretation
+
+    dls = clas_dls(imdb)  # 40 reviews in two batches of different padded widths
+    learn = text_classifier_learner(dls, AWD_LSTM, config=SMALL)
+    interp = ClassificationInterpretation.from_learner(learn)
+    assert isinstance(interp.inputs, list)  # one row per review: batches differ in length
+    i = int(interp.top_losses(3)[1][0])
+    fig, ax = plt.subplots()
+    interp._show_input(ax, i, "title")
+    drawn = " ".join(t.get_text() for t in ax.texts).split()
+    # the review's own words (it drew one token of the first review, as if that were review i)
+    review = dls.blocks[0].decode(interp.inputs[i]).split()
+    assert len(drawn) > 20 and drawn[:20] == review[:20]
+    plt.close(fig)

@@ -44,7 +44,7 @@ def title_text(values: Sequence[Any], width: int) -> str:
     return "\n".join(lines)
 
 
-def _title_chars(cell_inches: float) -> int:
+def title_chars(cell_inches: float) -> int:
     """How many title characters fit across a cell (an average glyph is about 0.6 of the font size wide)."""
     import matplotlib
     from matplotlib.font_manager import FontProperties
@@ -103,7 +103,7 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     ratios = ([1.0] * k + [0.15]) * ncols
     grid = fig.add_gridspec(nrows, ncols) if k == 1 else fig.add_gridspec(nrows, len(ratios) - 1,
                                                                           width_ratios=ratios[:-1])
-    width = _title_chars(size[0] / ncols)
+    width = title_chars(size[0] / ncols)
 
     def cell(pos: int) -> tuple[Any, list[Any]]:
         r, c = divmod(pos, ncols)

@@ -148,9 +148,12 @@ def one_item_source(item: Any, n_inp: int = 1) -> Any:
             raise ParameterError(f"predict takes one item; this DataFrame has {len(item)} rows: for several use "
                                  "learn.get_preds(dl=learn.dls.test_dl(df))")
         return item
-    if n_inp == 1 and isinstance(item, (list, tuple)) and len(item) > 1 and all(
+    if n_inp == 1 and isinstance(item, (list, tuple)) and len(item) >= 1 and all(
             isinstance(v, (str, bytes, os.PathLike)) or type(v).__module__.split(".")[0] == "PIL"
             or (hasattr(v, "ndim") and v.ndim >= 2) for v in item):
+        if len(item) == 1:
+            raise ParameterError(f"predict takes one item, not a {type(item).__name__} of one: pass the item itself, "
+                                 "learn.predict(items[0])")
         raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(item)} (files, texts or "
                              "images): for several use learn.get_preds(dl=learn.dls.test_dl(items))")
     return [item]

@@ -20,6 +20,7 @@ from pipekit.core.validate import Interval, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
 from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.data.show import title_chars, title_text
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -55,7 +56,8 @@ class Interpretation:
         return self.losses.topk(k, largest=largest)
 
     def _show_input(self, ax: Any, i: int, title: str) -> None:
-        x = self.inputs[i] if isinstance(self.inputs, torch.Tensor) else self.inputs[0][i]
+        # one input: a tensor, or a list of rows when batches differ in length (padded texts); several: a tuple
+        x = self.inputs[0][i] if isinstance(self.inputs, tuple) else self.inputs[i]
         blocks = (self.dl.blocks if isinstance(self.dl, DataLoader) else ()) or self.learn.dls.blocks
         if blocks and isinstance(self.dl, DataLoader) and type(blocks[0]).show is not TransformBlock.show:
             with contextlib.suppress(Exception):  # an input its block cannot draw: drawn as a tensor below
@@ -140,13 +142,15 @@ class ClassificationInterpretation(Interpretation):
         if ncols is None:
             ncols = int(np.ceil(n / nrows)) if nrows else int(np.ceil(np.sqrt(n)))
         nrows = int(np.ceil(n / max(1, ncols)))
-        fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (3 * ncols, 3 * nrows), squeeze=False)
+        size = figsize or (3 * ncols, 3 * nrows)
+        fig, axs = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained")
         for ax in axs.flat[len(idxs):]:
             ax.axis("off")
+        width = title_chars(size[0] / ncols)
         for ax, loss, i in zip(axs.flat, losses.tolist(), idxs.tolist()):
             actual = int(self.targs[i])
             title = f"{v[int(self.decoded[i])]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, actual]):.2f}"
-            self._show_input(ax, i, title)
+            self._show_input(ax, i, title_text([title], width))
         fig.suptitle("predicted / actual / loss / probability")
         return savefig_or_show(fig, path, name="top_losses")
 

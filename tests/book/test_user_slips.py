@@ -131,6 +131,8 @@ def test_a_label_returned_as_a_path_is_its_text_and_several_files_are_not_one_it
     assert learn.predict(files[0])[0] in dls.vocab
     with pytest.raises(ParameterError, match=r"predict takes one item; this list holds 2.*test_dl"):
         learn.predict(files)
+    with pytest.raises(ParameterError, match=r"predict takes one item, not a list of one: pass the item itself"):
+        learn.predict(files[:1])
 
 
 def test_predicted_points_come_back_in_pixels_through_a_validation_crop():
