@@ -383,6 +383,15 @@ def test_callbacks_of_one_name_all_run_and_the_learners_own_outlive_a_fit(tmp_pa
     lrs, moms = [g[0] for g in learn3.recorder.lrs], [g[0] for g in learn3.recorder.moms]
     assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) > 9e-3 and lrs[-1] < 1e-3 and moms[0] == pytest.approx(0.95)
     assert learn3.opt.param_groups[0]["weight_decay"] < 0.01  # the end of sched_lin(0.1, 0.0)
+    # one per learner: a NaN guard given to a fit replaces the learner's for that fit, which then comes back
+    from pipekit.learn import TerminateOnNaNCallback
+
+    guards = lambda: [c for c in learn3.cbs if isinstance(c, TerminateOnNaNCallback)]  # noqa: E731
+    own_guard, mine = guards(), TerminateOnNaNCallback(check_every=4)
+    assert len(own_guard) == 1
+    with learn3.added_cbs(mine):
+        assert guards() == [mine]
+    assert guards() == own_guard
 
 
 def test_a_callback_named_like_a_learner_attribute_is_refused():

@@ -163,7 +163,8 @@ class Learner:
 
         Callbacks of the same name all run (two ``SaveModelCallback``, a fit's ``CSVLogger`` beside the
         learner's own); ``learn.<name>`` is the one added last, and removing it makes it the previous one
-        again. A callback already added is not added twice; one whose name is taken by the Learner itself
+        again. A callback of a ``unique`` class (``TerminateOnNaNCallback``, ``Recorder``, ...) replaces the one
+        of its class the learner had. A callback already added is not added twice; one whose name is taken by the Learner itself
         (``learn.summary``, ``learn.opt``) is refused."""
         cb = cb() if isinstance(cb, type) else cb
         check("add_cb", cb=(cb, Is(lambda c: isinstance(c, Callback), "a Callback")))
@@ -176,6 +177,8 @@ class Learner:
             raise ParameterError(f"add_cb: the callback {type(cb).__name__} would be reached as learn.{name}, which "
                                  f"is the Learner's {what} {name!r}; rename the callback class, or give it a name of "
                                  f"its own (a class attribute, e.g. name = 'my_{name}')")
+        if cb.unique:
+            self.remove_cbs([o for o in self.cbs if type(o) is type(cb)])
         cb.learn = self
         setattr(self, cb.name, cb)
         self.cbs.append(cb)
@@ -213,11 +216,13 @@ class Learner:
         """Callbacks present only inside the ``with`` block; those the learner already has stay after it."""
         given = [c() if isinstance(c, type) else c for c in as_list(cbs)]
         added = [c for c in given if not any(c is o for o in self.cbs)]
+        replaced = [o for o in self.cbs if any(c.unique and type(o) is type(c) for c in added)]
         self.add_cbs(added)
         try:
             yield self
         finally:
             self.remove_cbs(added)
+            self.add_cbs([o for o in replaced if not any(o is c for c in self.cbs)])
 
     @contextlib.contextmanager
     def removed_cbs(self, cbs: Sequence[Callback]) -> Iterator[Learner]:

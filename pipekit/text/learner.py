@@ -26,6 +26,7 @@ from pipekit.core.errors import ExportError, ParameterError
 from pipekit.core.registry import register
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
+from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
 from pipekit.text.blocks import TextBlock
 from pipekit.text.models import (AWD_LSTM, DROPOUTS, Y_RANGE, awd_lstm_clas_split, awd_lstm_lm_split, encoder_of,
@@ -65,6 +66,8 @@ def awd_lstm_classifier(vocab_sz: int, n_class: int, seq_len: int = 72, max_len:
 class ModelResetter(Callback):
     """Clear the recurrent state before training, before validation and after fitting."""
 
+    unique = True  # one per learner: another replaces it
+
     order = -10
 
     def _reset(self) -> None:
@@ -78,6 +81,8 @@ class ModelResetter(Callback):
 class RNNRegularizer(Callback):
     """AR (``alpha``: size of the dropped-out last-layer activations) and TAR (``beta``: change between
     consecutive time steps of the raw activations), added to the training loss."""
+
+    unique = True  # one per learner: another replaces it
 
     order = -5
 
@@ -283,13 +288,6 @@ class LMLearner(TextLearner):
         return block.decode(out_ids)
 
 
-def _with_defaults(defaults: list, given: Any) -> list:
-    """The learner's default callbacks, less those the user gives one of the same class of (a user's
-    ``RNNRegularizer(alpha=3)`` replaces the default rather than regularising twice), then the user's."""
-    given = [] if given is None else (list(given) if isinstance(given, (list, tuple)) else [given])
-    return [d for d in defaults if not any(isinstance(g, type(d)) for g in given)] + given
-
-
 def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any] | None = None,
                            drop_mult: float = 1.0, backwards: bool = False, pretrained: bool = False,
                            metrics: Any = None, alpha: float = 2.0, beta: float = 1.0, **kwargs: Any) -> LMLearner:
@@ -307,7 +305,7 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
         raise ParameterError("language_model_learner needs language-model data: TextBlock.from_df(..., is_lm=True)")
     cfg = _config(AWD_LSTM_LM_CONFIG, config, drop_mult, block.pad_idx)
     model = awd_lstm_lm(len(block.vocab), **cfg)
-    cbs = _with_defaults([ModelResetter(), RNNRegularizer(alpha, beta)], kwargs.pop("cbs", None))
+    cbs = [ModelResetter(), RNNRegularizer(alpha, beta), *as_list(kwargs.pop("cbs", None))]  # a user's replaces ours
     return LMLearner(dls, model, loss_func=kwargs.pop("loss_func", CrossEntropyLossFlat()),
                      splitter=awd_lstm_lm_split, metrics=metrics, cbs=cbs, **kwargs)
 
@@ -357,7 +355,7 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     model = awd_lstm_classifier(len(block.vocab), int(n_out), seq_len, max_len, output_p=output_p,
                                 lin_ftrs=lin_ftrs, ps=ps, drop_mult=1.0,
                                 y_range=None if y_range is None else [float(y_range[0]), float(y_range[1])], **cfg)
-    cbs = _with_defaults([ModelResetter()], kwargs.pop("cbs", None))
+    cbs = [ModelResetter(), *as_list(kwargs.pop("cbs", None))]  # a user's ModelResetter replaces ours
     learn = TextLearner(dls, model, splitter=awd_lstm_clas_split, metrics=metrics, cbs=cbs, **kwargs)
     if encoder is not None:
         learn.load_encoder(encoder)

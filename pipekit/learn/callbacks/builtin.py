@@ -353,6 +353,8 @@ class MixedPrecision(Callback):
     nothing unless ``cpu=True`` (then bf16 autocast; fp16 is not offered on the CPU).
     """
 
+    unique = True  # one per learner: another replaces it
+
     order = 10
     param_constraints = {"dtype": Options(None, "bf16", "fp16")}
     active = False  # while a fit runs with autocast

@@ -68,7 +68,9 @@ class Callback(Component):
     per-batch events run. After ``learn.add_cb(cb)``, the callback is reachable as ``learn.<name>``
     where ``name`` is the snake-case class name without "Callback" (``SaveModelCallback`` ->
     ``learn.save_model``); of several callbacks of one name, all run and ``learn.<name>`` is the one added
-    last. What it learns while training is kept in attributes ending in ``_``; that is
+    last, except for a callback class marked ``unique`` (one per learner: the training loop's own, the NaN
+    guard, mixed precision, a text model's resetter and regulariser), where the one added replaces the one the
+    learner had. What it learns while training is kept in attributes ending in ``_``; that is
     its ``state_dict()``, carried over by checkpoints.
     """
 
@@ -76,6 +78,8 @@ class Callback(Component):
     order: ClassVar[int] = 0
     run_train: ClassVar[bool] = True
     run_valid: ClassVar[bool] = True
+    #: one per learner: adding another replaces it (a fit's ``cbs=`` replaces it for that fit only)
+    unique: ClassVar[bool] = False
     #: the Learner this callback was added to (set by ``Learner.add_cb``)
     learn: Learner
 

@@ -142,6 +142,8 @@ class TerminateOnNaNCallback(Callback):
     >>> cb = TerminateOnNaNCallback(check_every=8)
     """
 
+    unique = True  # one per learner: another replaces it
+
     order = 15  # after MixedPrecision (10) closed autocast; the loss it reads is the unscaled one
     param_constraints = {"check_every": Interval(1, None, integer=True, none_ok=True)}
 

@@ -27,6 +27,8 @@ __all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback", "GatherPreds", "
 class TrainEvalCallback(Callback):
     """Puts the model in train/eval mode and keeps ``pct_train`` / ``train_iter`` for the schedulers."""
 
+    unique = True  # one per learner: another replaces it
+
     order = -20  # first: every other callback reads the mode and the position in training
 
     def before_fit(self) -> None:
@@ -79,6 +81,8 @@ class Recorder(Callback):
     ``metric_names`` (metrics of one name told apart by a suffix: ``accuracy_multi``, ``accuracy_multi_2``), ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them.
     The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit.
     """
+
+    unique = True  # one per learner: another replaces it
 
     order = 50
 
@@ -229,6 +233,8 @@ class ProgressCallback(Callback):
 
     The table prints unless ``PIPEKIT_QUIET=1``; the bar shows only on a terminal.
     """
+
+    unique = True  # one per learner: another replaces it
 
     order = 60
 
