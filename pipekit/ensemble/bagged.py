@@ -368,7 +368,7 @@ class BaggedModel(Backend):
         self.models_, self.folds_ = models, folds
         self.oof_predictions_, self.oof_targets_ = oof.mean(0), y
         self.oof_score_ = get_metric(None, self.task).score(y, self.oof_predictions_)
-        self.rows_signature_ = rows_signature(d)
+        self.rows_signature_ = self.train_rows_signature_  # of d, hashed by _setup
         self.processor_ = d.processor  # the Tabular's procs (None for a bare frame): an ensemble of it processes raw rows
         self.fit_seconds_ = time.perf_counter() - start
         self.stopped_on_time_ = sum(bool(vars(m).get("stopped_on_time_")) for m in models)
