@@ -571,6 +571,7 @@ class LogLoss(ArrayMetric):
     the prediction's columns, so a split holding one class scores as any other."""
 
     greater_is_better, task, activation = False, "classification", "softmax"
+    multi_label_instead = "the loss itself (BCEWithLogitsLossFlat), or RocAucMulti()"
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import log_loss as sk_log_loss

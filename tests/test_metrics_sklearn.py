@@ -207,7 +207,8 @@ def test_multi_label_targets_get_the_multi_label_metrics_or_a_refusal_naming_the
     # the array face takes probabilities, as a backend gives them
     assert F1ScoreMulti().score(targs, probs) == pytest.approx(skm.f1_score(targs, probs > 0.5, average="micro"))
     for metric, instead in [(roc_auc, r"RocAucMulti\(\)"), (RocAucBinary(), r"RocAucMulti\(\)"),
-                            (F1Score(average="macro"), r"F1ScoreMulti\(\)"), (accuracy, "accuracy_multi")]:
+                            (F1Score(average="macro"), r"F1ScoreMulti\(\)"), (accuracy, "accuracy_multi"),
+                            (log_loss, r"the loss itself \(BCEWithLogitsLossFlat\)")]:
         with pytest.raises(ValueError, match=rf"{metric.name} scores one class per item.*\(16, 3\).*use {instead}"):
             accumulate(metric, batches)
     # two labels look like two class scores: still refused, not scored as one class's column
