@@ -324,17 +324,17 @@ def test_show_batch_and_show_results_are_tables_of_decoded_rows(tab, adult, tmp_
     assert png.exists() and "workclass" in printed and "age" in printed and "{" not in printed
     cells = figs[0].axes[0].tables[0].get_celld()
     header = [cells[0, j].get_text().get_text() for j in range(1 + max(j for _, j in cells))]
-    assert header[:len(CAT)] == CAT and header[-len(CONT) - 1:] == [*CONT, "target"]  # the missing flag between
+    assert header[:len(CAT)] == CAT and header[-len(CONT) - 1:] == [*CONT, "salary"]  # the missing flag between
     raw = adult.with_columns(pl.col(c).cast(pl.Float64) for c in CONT)
     for r in range(1, 6):  # every row is a row of the data: categories and numbers in the data's own units
         row = {h: cells[r, j].get_text().get_text() for j, h in enumerate(header)}
         match = raw.filter(*(pl.col(c) == row[c] for c in CAT if row[c] != "#na#"),
                            *((pl.col(c) - float(row[c])).abs() < 1e-3 if row.get(f"{c}_na") != "true"
                              else pl.col(c).is_null() for c in CONT))  # a missing number shows its filled value
-        assert len(match) >= 1 and row["target"] in match["salary"].to_list(), row
+        assert len(match) >= 1 and row["salary"] in match["salary"].to_list(), row
     learn = tabular_learner(dls, layers=[20], metrics=accuracy)
     learn.show_results(max_n=5, path=tmp_path / "results.png")
     cells = figs[1].axes[0].tables[0].get_celld()
     last = max(j for _, j in cells)
-    assert [cells[0, j].get_text().get_text() for j in (last - 1, last)] == ["target", "prediction"]
+    assert [cells[0, j].get_text().get_text() for j in (last - 1, last)] == ["salary", "salary_pred"]
     assert {cells[r, last].get_text().get_text() for r in range(1, 6)} <= {"<50k", ">=50k"}

@@ -63,18 +63,21 @@ def _grid(n: int, nrows: int | None, ncols: int | None) -> tuple[int, int]:
 
 
 def _table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None) -> Any:
-    """Decoded rows of table data as one frame: the input columns, then ``target`` (and ``prediction``)."""
+    """Decoded rows of table data as one frame: the input columns, then the target under its column's name
+    (``column_name`` of its block; ``target`` when unknown) and, with ``preds``, the prediction (``<name>_pred``)."""
     import polars as pl
 
+    names = [getattr(b, "column_name", None) or ("target" if j == 0 else f"target_{j}")
+             for j, b in enumerate(blocks[n_inp:])]
     records = []
     for i, row in enumerate(rows):
         rec: dict[str, Any] = {}
         for value in row[:n_inp]:
             rec.update(value)
         for j, value in enumerate(row[n_inp:]):
-            rec["target" if j == 0 else f"target_{j}"] = label_text(value)
+            rec[names[j] if j < len(names) else f"target_{j}"] = label_text(value)
         if preds is not None:
-            rec["prediction"] = label_text(preds[i])
+            rec[f"{names[0]}_pred" if names and names[0] != "target" else "prediction"] = label_text(preds[i])
         records.append(rec)
     # float32 values decoded to float64 carry noise in their last digits (52.000001): six digits are the data's
     return pl.DataFrame(records).with_columns(pl.col(pl.Float64).round_sig_figs(6))

@@ -122,6 +122,7 @@ class TabularRecipe(Component):
             y.setup(pl.Series([[0.0] * len(p.y_names)]), np.arange(1))
         else:
             return ins
+        y.column_name = ", ".join(p.y_names)  # type: ignore[attr-defined]  # a table shows it under this name
         return ins + (y,)
 
     def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
