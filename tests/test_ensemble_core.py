@@ -300,3 +300,22 @@ def test_weights_are_never_chosen_on_the_rows_a_member_was_fitted_on():
         WeightedEnsemble([gbm, lr], n_iter=5).fit(as_data(tab.train.xs, y=as_data(tab.train).y))
     ens = WeightedEnsemble({"stack": stack, "gbm": gbm}, n_iter=5).fit(tab.valid)
     assert ens.selected_on_ == "data" and ens.weights_.sum() == pytest.approx(1.0)
+
+
+def test_processed_rows_in_any_form_a_backend_takes_are_taken_by_an_ensemble_too():
+    """With normalised columns to speak for the rows, a processed row as a dict, a pandas row (codes as floats)
+    or codes widened to Int64 are what they look like: the members take them, and so does their ensemble."""
+    tab = adult_tab(3000)
+    rf = RandomForest("classification", n_estimators=10, n_jobs=1).fit(tab.train)
+    gbm = GBM("classification", n_estimators=20, n_jobs=1).fit(tab.train)
+    ens = WeightedEnsemble({"rf": rf, "gbm": gbm}, n_iter=5).fit(tab.valid)
+    xs = tab.valid.xs
+    expected = ens.predict(tab.valid)[:1]
+    widened = xs.head(1).with_columns(pl.col(c).cast(pl.Int64) for c in tab.cat_names)
+    for row in (xs.row(0, named=True), xs.to_pandas().iloc[0], widened):
+        np.testing.assert_allclose(ens.predict(row), expected, rtol=1e-6)
+    # numbers in the data's own units are still refused, whatever the type of the codes
+    norm = next(p for p in ens.known_processor().procs if vars(p).get("means_"))
+    raw_units = xs.head(5).with_columns(pl.col(c) * norm.stds_[c] + norm.means_[c] for c in norm.means_)
+    with pytest.raises(DataError, match="these rows look unprocessed: column '.*' has a median of"):
+        ens.predict(raw_units)

@@ -219,39 +219,44 @@ class Ensemble(Model):
 
     def _check_processed(self, d: TabularData) -> None:
         """A plain frame given to an ensemble fitted on a Tabular's splits must hold processed rows: refuse one
-        whose category columns are not of the type of the codes the procs write (``code_dtype``: a raw integer id
-        read as a code would be predicted from without a word, even when it falls among the codes) or whose
-        normalised columns hold raw values (for at least half of them, the median sits more than ``RAW_UNITS``
-        standard units from 0, where processed values sit, and within them of the raw training mean), and name
-        the fix, instead of predicting from values the members never saw. The procs are the ensemble's own or
-        its members' (``known_processor``)."""
+        whose normalised columns hold raw values (for at least half of them, the median sits more than
+        ``RAW_UNITS`` standard units from 0, where processed values sit, and within them of the raw training
+        mean), or whose category columns cannot be codes (not whole numbers, or outside the vocabulary). Where no
+        normalised column speaks for the rows, a category column must also be of the type the procs write codes
+        in (``code_dtype``): a raw integer id that falls among the codes (a day of the week) would otherwise be
+        predicted from without a word. The procs are the ensemble's own or its members' (``known_processor``)."""
         from pipekit.tabular.procs import code_dtype
 
         processor = self.known_processor()
-        vocabs = getattr(processor, "classes_", None) or {}
-        for c, vocab in vocabs.items():
-            if c in d.xs.columns and d.xs.schema[c] != code_dtype(len(vocab)):
-                raise DataError(f"these rows look unprocessed: category column {c!r} is {d.xs.schema[c]}, where the "
-                                f"processed rows the members were fitted on hold its {len(vocab)} category codes as "
-                                f"{code_dtype(len(vocab))}; predict on ens.process(rows), which applies the procs "
-                                "the ensemble was fitted with (a processed split, tab.valid or its frame "
-                                "tab.valid.xs, is taken as it is)")
         stats = [p for p in getattr(processor, "procs", ()) if vars(p).get("means_")]
-        if not stats or len(d) == 0:
-            return
-        means, stds = stats[0].means_, stats[0].stds_
+        means, stds = (stats[0].means_, stats[0].stds_) if stats else ({}, {})
         cols = [c for c in means if c in d.xs.columns]
         raw = []
         for c in cols:
             v = d.xs[c].cast(pl.Float64, strict=False).fill_nan(None).median()
             if isinstance(v, float) and abs(v) > RAW_UNITS and abs(v - means[c]) <= RAW_UNITS * stds[c]:
                 raw.append((c, v))
-        if raw and 2 * len(raw) >= len(cols):
+        if len(d) and raw and 2 * len(raw) >= len(cols):
             c, v = raw[0]
             raise DataError(f"these rows look unprocessed: column {c!r} has a median of {v:.4g}, where the processed "
                             f"rows this ensemble was fitted on are normalised around 0 (raw mean {means[c]:.4g}, "
                             f"standard deviation {stds[c]:.4g}); predict on ens.process(rows), which applies the "
                             "procs the ensemble was fitted with")
+        for c, vocab in (getattr(processor, "classes_", None) or {}).items():
+            if c not in d.xs.columns or d.xs.schema[c] == code_dtype(len(vocab)):
+                continue
+            s = d.xs[c].drop_nulls()
+            s = s.drop_nans() if s.dtype.is_float() else s
+            codes = s.dtype.is_numeric() and (s.dtype.is_integer() or bool((s % 1 == 0).all())) and (
+                s.is_empty() or (s.min() >= 0 and s.max() < len(vocab)))  # type: ignore[operator]
+            if codes and cols:  # normalised columns in processed units speak for the rows (a dict or pandas row)
+                continue
+            raise DataError(f"these rows look unprocessed: category column {c!r} is {d.xs.schema[c]}, where the "
+                            f"processed rows the members were fitted on hold its {len(vocab)} category codes as "
+                            f"{code_dtype(len(vocab))}; predict on ens.process(rows) for raw rows, which applies "
+                            "the procs the ensemble was fitted with; rows already processed are taken as a processed "
+                            f"split (tab.new(df), tab.valid), as its frame (tab.valid.xs), or with the codes as "
+                            f"{code_dtype(len(vocab))}")
 
     def _prepare(self, data: Any) -> TabularData:
         self.check_is_fitted()
