@@ -107,6 +107,13 @@ def test_time_split_reads_text_dates_as_add_datepart_does_and_keeps_the_columns_
     aware = pl.DataFrame({"when": when.dt.replace_time_zone("America/New_York")})
     assert TimeSplitter("when", "2015-06-01").split(aware)[1].tolist() == [4, 5, 6, 7, 8]
     assert TimeSplitter("when", "2015-06-01T02:00+00:00").split(aware)[1].tolist() == [2, 3, 4, 5, 6, 7, 8]  # 22:00 there
+    # text written with its offset is compared on the clock it was written in, as add_datepart reads it
+    written = pl.DataFrame({"Date": ["2015-06-01T10:00:00+02:00", "2015-06-01T23:30:00+02:00",
+                                     "2015-06-02T01:00:00+02:00"]})
+    assert TimeSplitter("Date", "2015-06-02").split(written)[1].tolist() == [2]
+    assert add_datepart(written, "Date")["Day"].to_list() == [1, 1, 2]
+    # NumPy's datetimes (a pandas column's values) as a cutoff
+    assert TimeSplitter("when", np.datetime64("2015-06-01T02:00")).split(aware)[1].tolist() == [6, 7, 8]
     with pytest.raises(DataError, match="has a UTC offset but column 'when' has no time zone"):
         TimeSplitter("when", "2015-06-01T00:00+00:00").split(pl.DataFrame({"when": when}))
 

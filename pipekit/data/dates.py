@@ -8,6 +8,9 @@ import polars as pl
 
 from pipekit.core.errors import DataError
 
+# a UTC offset (or Z) written after a time of day: "2015-03-31T23:30:00+02:00", "... 23:30 -0500", "...T23:30Z"
+AWARE = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+OFFSET = r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 # day and month as numbers in either order: 01/02/2015, 1.2.15, 01-02-2015 13:45
 _NUMERIC_DATE = r"^(\d{1,2})([/.\-])(\d{1,2})([/.\-])(\d{4}|\d{2})(.*)$"
 _TIME_FORMATS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S%.f", "T%H:%M", "T%H:%M:%S", "T%H:%M:%S%.f", " %I:%M %p",

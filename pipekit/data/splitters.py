@@ -12,7 +12,7 @@ import polars as pl
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is
-from pipekit.data.dates import iso_format, numeric_date_format
+from pipekit.data.dates import AWARE, OFFSET, iso_format, numeric_date_format
 from pipekit.data.getters import iter_items, path_column
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -176,6 +176,8 @@ class TimeSplitter(Splitter):
 
     def __init__(self, col: str, cutoff: Any, format: str | None = None):
         self.col, self.format = col, format
+        if isinstance(cutoff, np.datetime64):  # NumPy's (and a pandas column's) datetimes, as ISO text
+            cutoff = str(np.datetime_as_string(cutoff, unit="us"))
         self.cutoff = cutoff.isoformat() if isinstance(cutoff, (dt.date, dt.datetime)) else cutoff
         if isinstance(self.cutoff, str):
             try:
@@ -215,6 +217,10 @@ class TimeSplitter(Splitter):
 
     def _parse(self, text: pl.Series) -> pl.Series:
         text = text.str.strip_chars()
+        if text.drop_nulls().str.contains(AWARE).all() and text.drop_nulls().len():
+            # times written with their UTC offset are compared on the clock they were written in, as
+            # add_datepart reads their parts (Polars would turn them into UTC: 01:00+02:00 the day before)
+            text = text.str.replace(OFFSET, "")
         fmt = self.format
         if fmt is None:
             values = text.drop_nulls().unique(maintain_order=True)

@@ -19,16 +19,13 @@ import polars as pl
 
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, Options, check
-from pipekit.data.dates import iso_format, numeric_date_format
+from pipekit.data.dates import AWARE, OFFSET, iso_format, numeric_date_format
 from pipekit.tabular.core import read_frame
 from pipekit.tabular.procs import collect, schema_of
 
 _TEMPORAL = (pl.Date, pl.Datetime)
 
 
-# a UTC offset (or Z) written after a time of day: "2015-03-31T23:30:00+02:00", "... 23:30 -0500", "...T23:30Z"
-_AWARE = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
-_OFFSET = r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 _SHOW_ROWS = 10
 
 
@@ -38,17 +35,17 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
     column, parsed once, in the columns ``local_name`` and ``elapsed_name``."""
     text = pl.col(field).cast(pl.String).str.strip_chars()
     values = collect(frame.select(text.drop_nulls().unique(maintain_order=True).alias("v")))["v"]
-    aware = values.str.contains(_AWARE)
+    aware = values.str.contains(AWARE)
     if aware.any() and not aware.all():
         with_off, without = values.filter(aware)[0], values.filter(~aware)[0]
         raise DataError(f"add_datepart: column {field!r} mixes times with a UTC offset (e.g. {with_off!r}) and "
                          f"without one (e.g. {without!r}); give every value an offset, or none.")
     is_aware = bool(len(values)) and bool(aware.all())
-    local_text = text.str.replace(_OFFSET, "") if is_aware else text
+    local_text = text.str.replace(OFFSET, "") if is_aware else text
     if format is not None:
         fmt: str | None = re.sub(r"\s*%[:#]?z", "", format) if is_aware else format
     else:
-        local_values = values.str.replace(_OFFSET, "") if is_aware else values
+        local_values = values.str.replace(OFFSET, "") if is_aware else values
         fmt = numeric_date_format(local_values, field, "add_datepart") or iso_format(local_values)
     # an explicit format parses about ten times faster than polars' per-value inference
     local = local_text.str.to_datetime(format=fmt, strict=False, time_unit="us")
