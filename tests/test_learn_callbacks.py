@@ -189,7 +189,17 @@ def test_classification_interpretation(dls, tmp_path):
     i = int(idxs[0])
     assert float(losses[0]) == pytest.approx(-float(interp.preds[i, int(interp.targs[i])].log()), rel=1e-4)
     assert interp.plot_confusion_matrix(path=tmp_path / "cm.png").stat().st_size > 1000
-    assert interp.plot_top_losses(4, path=tmp_path / "tl.png").stat().st_size > 1000
+    from matplotlib.figure import Figure
+
+    figs: list = []
+    save = Figure.savefig
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Figure, "savefig", lambda fig, *a, **k: (figs.append(fig), save(fig, *a, **k))[1])
+        assert interp.plot_top_losses(4, path=tmp_path / "tl.png").stat().st_size > 1000
+    # each title: predicted / actual / loss / the model's confidence in its prediction, as the book reads it
+    title = figs[0].axes[0].get_title().replace("\n", " ")
+    pred = int(interp.decoded[i])
+    assert title.split(" / ")[-1] == f"{float(interp.preds[i, pred]):.2f}" and title.startswith(CLASSES[pred])
     report = interp.print_classification_report()
     assert "Ankle boot" in report and "precision" in report
     with pytest.raises(ParameterError, match=rf"top_losses: k=0 is not accepted; expected an integer in \[1, {n_valid}\]"):

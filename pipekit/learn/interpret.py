@@ -133,8 +133,8 @@ class ClassificationInterpretation(Interpretation):
     def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True,
                         nrows: int | None = None, ncols: int | None = None,
                         figsize: tuple[float, float] | None = None) -> Path | None:
-        """The items with the largest losses, titled predicted / actual / loss / probability of the actual class,
-        in ``nrows`` x ``ncols`` (either one; the book's ``plot_top_losses(5, nrows=1)``) of ``figsize``."""
+        """The items with the largest losses, titled predicted / actual / loss / probability, the model's
+        confidence in its prediction (as the book reads it), in ``nrows`` x ``ncols`` (either one; the book's ``plot_top_losses(5, nrows=1)``) of ``figsize``."""
         losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
         v = self.vocab
         plt = get_pyplot()
@@ -148,8 +148,8 @@ class ClassificationInterpretation(Interpretation):
             ax.axis("off")
         width = title_chars(size[0] / ncols)
         for ax, loss, i in zip(axs.flat, losses.tolist(), idxs.tolist()):
-            actual = int(self.targs[i])
-            title = f"{v[int(self.decoded[i])]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, actual]):.2f}"
+            actual, predicted = int(self.targs[i]), int(self.decoded[i])
+            title = f"{v[predicted]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, predicted]):.2f}"
             self._show_input(ax, i, title_text([title], width))
         fig.suptitle("predicted / actual / loss / probability")
         return savefig_or_show(fig, path, name="top_losses")
