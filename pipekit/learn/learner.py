@@ -164,8 +164,8 @@ class Learner:
         Callbacks of the same name all run (two ``SaveModelCallback``, a fit's ``CSVLogger`` beside the
         learner's own); ``learn.<name>`` is the one added last, and removing it makes it the previous one
         again. A callback of a ``unique`` class (``TerminateOnNaNCallback``, ``Recorder``, ...) replaces the one
-        of its class the learner had. A callback already added is not added twice; one whose name is taken by the Learner itself
-        (``learn.summary``, ``learn.opt``) is refused."""
+        of its class the learner had. A callback already added is not added twice; one whose name is taken by
+        the Learner itself (``learn.summary``, ``learn.opt``) is refused."""
         cb = cb() if isinstance(cb, type) else cb
         check("add_cb", cb=(cb, Is(lambda c: isinstance(c, Callback), "a Callback")))
         if any(c is cb for c in self.cbs):
@@ -426,7 +426,7 @@ class Learner:
             warnings.warn(f"to_fp16: fp16 mixed precision needs a CUDA device and this learner is on {self.device}; "
                           "training stays in fp32 (use to_bf16() for bf16 autocast on a CPU)", stacklevel=2)
             return self
-        return self.remove_cb(MixedPrecision).add_cb(MixedPrecision(dtype="fp16"))
+        return self.add_cb(MixedPrecision(dtype="fp16"))  # unique: it replaces the one the learner had
 
     def to_bf16(self) -> Learner:
         """Train in bf16 mixed precision (autocast, no scaler needed), on CUDA or on a CPU, in place of any
@@ -434,7 +434,7 @@ class Learner:
 
         On a CPU it is faster than float32 only where the CPU computes bfloat16 in hardware
         (:func:`~pipekit.learn.cpu_bf16_is_fast`); elsewhere it is emulated and slower."""
-        return self.remove_cb(MixedPrecision).add_cb(MixedPrecision(dtype="bf16", cpu=True))
+        return self.add_cb(MixedPrecision(dtype="bf16", cpu=True))  # unique: it replaces any other
 
     def to_fp32(self) -> Learner:
         """Back to full precision: removes ``MixedPrecision``."""
