@@ -41,7 +41,8 @@ from pipekit.core.validate import Interval, Is, Options, check
 __all__ = [
     "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric", "check_metric",
     "Accuracy", "ErrorRate", "AccuracyMulti", "MAE", "MSE", "RMSE", "RMSPE", "Perplexity", "R2Score", "F1Score",
-    "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
+    "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "Precision", "Recall", "PrecisionMulti",
+    "RecallMulti", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
     "rmspe", "perplexity", "r2_score", "log_loss", "roc_auc", "TASKS",
 ]
 
@@ -454,11 +455,12 @@ class R2Score(ArrayMetric):
         return r2_score(y_true, y_pred)
 
 
-class F1Score(ArrayMetric):
-    """F1 on arg-max predictions; ``average`` as in scikit-learn."""
+class _LabelScore(ArrayMetric):
+    """A scikit-learn score of arg-max predictions (``sk_name`` in ``sklearn.metrics``); ``average`` as there."""
 
-    task, activation, multi_label_instead = "classification", "argmax", "F1ScoreMulti() (a sigmoid, then a threshold)"
-
+    abstract = True
+    task, activation = "classification", "argmax"
+    sk_name = ""
     param_constraints = {"average": Options("binary", "macro", "micro", "weighted")}
 
     def __init__(self, average: str = "binary"):
@@ -466,9 +468,50 @@ class F1Score(ArrayMetric):
         self.check_params()
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        from sklearn.metrics import f1_score
+        import sklearn.metrics
 
-        return f1_score(y_true, y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred, average=self.average)
+        fn = getattr(sklearn.metrics, self.sk_name)
+        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
+        n_classes = y_pred.shape[1] if y_pred.ndim == 2 else len(np.union1d(np.unique(y_true), np.unique(labels)))
+        if self.average == "binary" and n_classes > 2:
+            raise ParameterError(f"{self.name} with average='binary' scores class 1 of a two-class model and this "
+                                 f"one has {n_classes} classes: pass average='macro', 'micro' or 'weighted'")
+        return fn(y_true, labels, average=self.average)
+
+
+class F1Score(_LabelScore):
+    """F1 on arg-max predictions; ``average`` as in scikit-learn ('binary': of class 1 of a two-class model).
+
+    >>> import torch
+    >>> float(F1Score()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])))
+    0.6666666666666666
+    """
+
+    sk_name, multi_label_instead = "f1_score", "F1ScoreMulti() (a sigmoid, then a threshold)"
+
+
+class Precision(_LabelScore):
+    """Precision on arg-max predictions: of the items predicted as a class, the share that are; ``average`` as
+    in scikit-learn ('binary': of class 1 of a two-class model). A class never predicted scores 0, with scikit-learn's warning.
+
+    >>> import torch
+    >>> float(Precision()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])))
+    0.5
+    """
+
+    sk_name, multi_label_instead = "precision_score", "PrecisionMulti() (a sigmoid, then a threshold)"
+
+
+class Recall(_LabelScore):
+    """Recall on arg-max predictions: of the items of a class, the share predicted as it; ``average`` as in
+    scikit-learn ('binary': of class 1 of a two-class model).
+
+    >>> import torch
+    >>> float(Recall()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1, 1])))
+    0.5
+    """
+
+    sk_name, multi_label_instead = "recall_score", "RecallMulti() (a sigmoid, then a threshold)"
 
 
 class RocAuc(ArrayMetric):
@@ -538,17 +581,13 @@ class RocAucMulti(ArrayMetric):
         return roc_auc_score(y_true, y_pred, average=self.average)
 
 
-class F1ScoreMulti(ArrayMetric):
-    """F1 of a multi-label model: each label predicted present when its probability (a sigmoid of the output,
-    unless ``sigmoid=False``) is above ``thresh``; ``average`` as in scikit-learn ('micro' pools every item and
-    label).
+class _LabelScoreMulti(ArrayMetric):
+    """A scikit-learn score (``sk_name``) of a multi-label model: each label predicted present when its
+    probability (a sigmoid of the output, unless ``sigmoid=False``) is above ``thresh``; ``average`` as in
+    scikit-learn ('micro' pools every item and label)."""
 
-    >>> import torch
-    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    >>> float(F1ScoreMulti()(torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, -0.5]]), targs))
-    0.8571428571428571
-    """
-
+    abstract = True
+    sk_name = ""
     param_constraints = {"thresh": Interval(0, 1, closed="neither"),
                          "average": Options("micro", "macro", "weighted", "samples")}
 
@@ -560,9 +599,48 @@ class F1ScoreMulti(ArrayMetric):
         return pred.float().sigmoid() if self.sigmoid else pred.float()
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        from sklearn.metrics import f1_score
+        import sklearn.metrics
 
-        return f1_score(np.asarray(y_true) > 0.5, y_pred > self.thresh, average=self.average)
+        fn = getattr(sklearn.metrics, self.sk_name)
+        return fn(np.asarray(y_true) > 0.5, y_pred > self.thresh, average=self.average)
+
+
+class F1ScoreMulti(_LabelScoreMulti):
+    """F1 of a multi-label model: each label predicted present when its probability (a sigmoid of the output,
+    unless ``sigmoid=False``) is above ``thresh``; ``average`` as in scikit-learn ('micro' pools every item and
+    label).
+
+    >>> import torch
+    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> float(F1ScoreMulti()(torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, -0.5]]), targs))
+    0.8571428571428571
+    """
+
+    sk_name = "f1_score"
+
+
+class PrecisionMulti(_LabelScoreMulti):
+    """Precision of a multi-label model, labels thresholded as in ``F1ScoreMulti``.
+
+    >>> import torch
+    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> float(PrecisionMulti()(torch.tensor([[2.0, 1.0], [-1.0, 1.0], [1.0, -0.5]]), targs))
+    0.75
+    """
+
+    sk_name = "precision_score"
+
+
+class RecallMulti(_LabelScoreMulti):
+    """Recall of a multi-label model, labels thresholded as in ``F1ScoreMulti``.
+
+    >>> import torch
+    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> float(RecallMulti()(torch.tensor([[2.0, 1.0], [-1.0, 1.0], [1.0, -0.5]]), targs))
+    0.75
+    """
+
+    sk_name = "recall_score"
 
 
 class LogLoss(ArrayMetric):

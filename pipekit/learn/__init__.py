@@ -6,15 +6,16 @@ from pipekit.core.errors import ExportError
 from pipekit.learn.callbacks import (
     EVENTS, ActivationStats, Callback, BnFreeze, CSVLogger, CancelBackwardException, CancelBatchException, CancelEpochException,
     CancelFitException, CancelStepException, CancelTrainException, CancelValidException, EarlyStoppingCallback,
-    GatherPreds, GradientClip, LRFinder, MixedPrecision, MixUp, NonFiniteError, NonFiniteInputError,
-    ParamScheduler, ProgressCallback, Recorder, SaveModelCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback,
+    GatherPreds, GradientAccumulation, GradientClip, LRFinder, MixedPrecision, MixUp, NonFiniteError, NonFiniteInputError,
+    ParamScheduler, ProgressCallback, Recorder, ReduceLROnPlateau, SaveModelCallback, ShowGraphCallback,
+    TerminateOnNaNCallback, TimeLimit, TrackerCallback,
     TensorBoardCallback, TrainEvalCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.export import load_learner, model_weights
 from pipekit.learn.interpret import ClassificationInterpretation, Interpretation
 from pipekit.learn.learner import Learner
 from pipekit.learn.losses import (
-    BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, L1LossFlat, LabelSmoothingCrossEntropy,
+    BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, FocalLossFlat, L1LossFlat, LabelSmoothingCrossEntropy,
     LabelSmoothingCrossEntropyFlat, MSELossFlat, loss_from_kind,
 )
 from pipekit.learn.nets import MLP, ConvBlock, body_head_splitter, params, simple_cnn
@@ -27,12 +28,13 @@ from pipekit.learn.schedule import (
 )
 # the metrics users import from here are pipekit's one set (pipekit.metrics)
 from pipekit.metrics import (
-    MAE, MSE, RMSE, Accuracy, ErrorRate, F1Score, F1ScoreMulti, FuncMetric, Metric, Perplexity, R2Score, RocAuc,
-    RocAucBinary, RocAucMulti, accuracy, accuracy_multi, as_metric, error_rate, mae, mse, perplexity, rmse,
+    MAE, MSE, RMSE, Accuracy, ErrorRate, F1Score, F1ScoreMulti, FuncMetric, Metric, Perplexity, Precision,
+    PrecisionMulti, R2Score, Recall, RecallMulti, RocAuc, RocAucBinary, RocAucMulti, accuracy, accuracy_multi, as_metric, error_rate, mae, mse, perplexity, rmse,
 )
 
 __all__ = [
-    "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
+    "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "FocalLossFlat", "Precision", "Recall",
+    "PrecisionMulti", "RecallMulti", "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "TimeLimit", "ProgressCallback", "Recorder",

@@ -443,6 +443,7 @@ class Learner:
     # ------------------------------------------------------------------ each in its own module
     fit_one_cycle = schedule.fit_one_cycle
     fit_flat_cos = schedule.fit_flat_cos
+    fit_sgdr = schedule.fit_sgdr
     fine_tune = schedule.fine_tune
     lr_find = schedule.lr_find
     get_preds = inference.get_preds

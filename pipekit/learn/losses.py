@@ -26,7 +26,7 @@ from pipekit.core.registry import registered
 from pipekit.core.validate import Interval, Options
 
 __all__ = [
-    "BaseLoss", "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat",
+    "BaseLoss", "CrossEntropyLossFlat", "FocalLossFlat", "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat",
     "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "loss_from_kind", "Reducible",
 ]
 
@@ -109,6 +109,43 @@ class CrossEntropyLossFlat(BaseLoss):
 
     def decodes(self, x: torch.Tensor) -> torch.Tensor:
         return x.argmax(dim=self.axis)
+
+
+class FocalLossFlat(CrossEntropyLossFlat):
+    """Focal loss over the class axis (Lin et al., 2017): cross-entropy scaled by ``(1 - p_t) ** gamma``, where
+    ``p_t`` is the predicted probability of the true class, so items the model already gets right count less
+    and the rare or hard ones more. ``gamma=0`` is cross-entropy. ``weight`` (one per class) multiplies each
+    item's loss; ``'mean'`` divides by the summed weights of the items kept, as cross-entropy does, and items of
+    ``ignore_index`` are left out. ``activation`` is softmax.
+
+    >>> import torch
+    >>> inp, targ = torch.tensor([[3.0, 0.0], [0.0, 0.5]]), torch.tensor([0, 1])
+    >>> bool(FocalLossFlat(gamma=0.0)(inp, targ).isclose(CrossEntropyLossFlat()(inp, targ)))
+    True
+    >>> bool(FocalLossFlat()(inp, targ) < CrossEntropyLossFlat()(inp, targ))
+    True
+    """
+
+    param_constraints = {"reduction": _REDUCTION, "gamma": Interval(0, None)}
+
+    def __init__(self, gamma: float = 2.0, axis: int = -1, weight: list[float] | None = None,
+                 ignore_index: int = -100, reduction: str = "mean"):
+        self.gamma = gamma
+        super().__init__(axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction)
+
+    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        inp, targ = self._prep(inp, targ)
+        targ = targ.long()
+        keep = targ != self.ignore_index
+        safe = torch.where(keep, targ, torch.zeros_like(targ))
+        logp = F.log_softmax(inp.float(), dim=-1).gather(1, safe[:, None])[:, 0]
+        loss = -((1 - logp.exp()) ** self.gamma) * logp
+        w = self.weight[safe].to(loss.dtype) if self.weight is not None else torch.ones_like(loss)
+        w = w * keep.to(loss.dtype)
+        loss = loss * w
+        if self.reduction == "mean":
+            return loss.sum() / w.sum()
+        return loss.sum() if self.reduction == "sum" else loss
 
 
 class BCEWithLogitsLossFlat(BaseLoss):

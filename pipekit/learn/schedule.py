@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pipekit.learn.learner import LR, Learner
 
 __all__ = [
-    "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "fit_one_cycle", "fit_flat_cos",
+    "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "fit_one_cycle", "fit_flat_cos", "fit_sgdr",
     "fine_tune", "lr_find", "SuggestedLRs", "valley", "steep", "minimum", "slide",
 ]
 
@@ -76,8 +76,9 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
 
     def f(pos: float) -> Any:
         pos = min(max(float(pos), 0.0), 1.0)
-        # the first segment with a positive width that ends at or after pos (else the last one)
-        i = next((j for j in range(len(scheds)) if pcts_arr[j] > 0 and pos <= bounds[j + 1]), len(scheds) - 1)
+        # the last segment with a positive width that starts at or before pos: at a boundary the next segment
+        # starts (a restart of SGDR begins at its top), pos = 1 ends the last one
+        i = max((j for j in range(len(scheds)) if pcts_arr[j] > 0 and pos >= bounds[j]), default=len(scheds) - 1)
         width = pcts_arr[i] if pcts_arr[i] > 0 else 1.0
         return scheds[i]((pos - bounds[i]) / width)
 
@@ -111,6 +112,33 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: 
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lrs = lr_range(learn.lr if lr is None else lr, opt.n_groups)
     sched = combine_scheds([pct_start, 1 - pct_start], [sched_no(lrs), sched_cos(lrs, lrs / div_final)])
+    learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[ParamScheduler({"lr": sched}), *as_list(cbs)], start_epoch=start_epoch)
+
+
+def fit_sgdr(learn: Learner, n_cycles: int, cycle_len: int, lr_max: LR | None = None, cycle_mult: int = 2,
+             wd: float | None = None, cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
+    """Stochastic gradient descent with warm restarts (``learn.fit_sgdr``): ``n_cycles`` cosine annealings of
+    the lr from ``lr_max`` to 0, the first ``cycle_len`` epochs long and each next one ``cycle_mult`` times
+    longer, so ``cycle_len * (1 + cycle_mult + ... + cycle_mult**(n_cycles-1))`` epochs in all.
+
+    >>> import numpy as np
+    >>> from pipekit.data import DataLoaders, TensorStore
+    >>> from pipekit.learn import Learner, MLP, MSELossFlat
+    >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32"); y = x @ np.float32([1, -2, 0.5])
+    >>> dls = DataLoaders.from_stores([TensorStore(x[:48]), TensorStore(y[:48])],
+    ...                               [TensorStore(x[48:]), TensorStore(y[48:])], bs=16, seed=0, device="cpu")
+    >>> learn = Learner(dls, MLP(3, 1, layers=[8]), loss_func=MSELossFlat())
+    >>> learn.fit_sgdr(2, 1, lr_max=0.1)       # 1 + 2 = 3 epochs
+    >>> len(learn.recorder.values)
+    3
+    """
+    count = Interval(1, None, integer=True)
+    check("fit_sgdr", n_cycles=(n_cycles, count), cycle_len=(cycle_len, count), cycle_mult=(cycle_mult, count))
+    opt = learn.create_opt() if reset_opt else learn.optimizer
+    lrs = lr_range(learn.lr if lr_max is None else lr_max, opt.n_groups)
+    lengths = [cycle_len * cycle_mult ** i for i in range(n_cycles)]
+    n_epoch = int(sum(lengths))
+    sched = combine_scheds([n / n_epoch for n in lengths], [sched_cos(lrs, lrs * 0.0) for _ in lengths])
     learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[ParamScheduler({"lr": sched}), *as_list(cbs)], start_epoch=start_epoch)
 
 

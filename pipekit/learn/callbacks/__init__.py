@@ -38,6 +38,7 @@ order  callback                     why there
   -5   RNNRegularizer               (pipekit.text) adds AR/TAR to the loss before anyone reads it
    0   (default for user callbacks)
    5   FiniteInputsCheck            refuses NaN/inf inputs before the forward pass (get_preds only)
+   8   GradientAccumulation         skips the step (and keeps the gradients) until enough items are seen
   10   MixedPrecision               autocast is closed and the loss unscaled before anyone reads them
   15   TerminateOnNaNCallback       checks the unscaled loss before backward and the weights after step
   20   GradientClip                 clips the gradients MixedPrecision has unscaled
@@ -47,10 +48,12 @@ order  callback                     why there
   57   CSVLogger                    writes the row the Recorder wrote to a CSV file
   58   TensorBoardCallback          writes losses, metrics, learning rates and a batch to TensorBoard
   60   ProgressCallback             prints the row the Recorder wrote
+  61   ShowGraphCallback            draws the losses the Recorder wrote
   62   ParamScheduler               sets lr/mom before each training batch
   63   TrackerCallback              (base of the two below, for user subclasses)
   64   EarlyStoppingCallback        asks to stop; the stop only takes effect once the epoch is over
   65   SaveModelCallback            saves the epoch's model (and checkpoints with the trackers' state)
+  66   ReduceLROnPlateau            lowers the lr once the epoch's trackers have seen it
   70   GatherPreds                  collects predictions (get_preds only)
 =====  ===========================  =====================================================================
 
@@ -66,14 +69,14 @@ callback ordered after those whose state matters (``SaveModelCallback(every_epoc
 ...     def after_batch(self): self.n_ += 1
 """
 from pipekit.learn.callbacks.builtin import (
-    ActivationStats, BnFreeze, EarlyStoppingCallback, GradientClip, LRFinder, MixedPrecision, MixUp, ParamScheduler,
-    SaveModelCallback, TimeLimit, TrackerCallback, cpu_bf16_is_fast,
+    ActivationStats, BnFreeze, EarlyStoppingCallback, GradientAccumulation, GradientClip, LRFinder, MixedPrecision, MixUp,
+    ParamScheduler, ReduceLROnPlateau, SaveModelCallback, TimeLimit, TrackerCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.callbacks.core import (
     EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
     CancelStepException, CancelTrainException, CancelValidException,
 )
-from pipekit.learn.callbacks.loggers import CSVLogger, TensorBoardCallback
+from pipekit.learn.callbacks.loggers import CSVLogger, ShowGraphCallback, TensorBoardCallback
 from pipekit.learn.callbacks.nonfinite import (
     FiniteInputsCheck, NonFiniteError, NonFiniteInputError, TerminateOnNaNCallback, check_finite_weights,
 )
@@ -83,7 +86,7 @@ __all__ = [
     "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidException",
     "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "TimeLimit", "MixedPrecision", "MixUp",
-    "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",
+    "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",
     "NonFiniteInputError", "TerminateOnNaNCallback", "check_finite_weights", "GatherPreds", "ProgressCallback",
     "Recorder", "TrainEvalCallback", "cpu_bf16_is_fast",
 ]

@@ -21,12 +21,15 @@ from torch import nn
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.learn.callbacks.core import Callback, CancelFitException, CancelTrainException, CancelValidException
+from pipekit.learn.callbacks.core import (
+    Callback, CancelBatchException, CancelFitException, CancelTrainException, CancelValidException,
+)
 from pipekit.learn.export import checkpoint_path
 from pipekit.learn.losses import Reducible
 
-__all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "GradientClip", "BnFreeze", "MixedPrecision",
-           "MixUp", "ActivationStats", "ParamScheduler", "LRFinder", "TimeLimit"]
+__all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "ReduceLROnPlateau", "GradientAccumulation",
+           "GradientClip", "BnFreeze", "MixedPrecision", "MixUp", "ActivationStats", "ParamScheduler", "LRFinder",
+           "TimeLimit"]
 
 _POSITIVE = Interval(0, None, closed="neither")
 _COUNT = Interval(1, None, integer=True)
@@ -150,6 +153,97 @@ class EarlyStoppingCallback(TrackerCallback):
         if self.wait_ >= self.patience:
             self.stopped_epoch_ = self.learn.epoch
             self.learn.request_stop()
+
+
+class ReduceLROnPlateau(TrackerCallback):
+    """Divides the learning rate of every layer group by ``factor`` (never below ``min_lr``) when ``monitor``
+    has not improved by ``min_delta`` for ``patience`` epochs, then waits ``patience`` epochs again.
+
+    For ``learn.fit`` (a constant lr): a schedule such as ``fit_one_cycle`` sets the lr before every batch
+    and would undo the reduction. Each reduction is printed (unless ``PIPEKIT_QUIET=1``) and kept in
+    ``reductions_`` as ``(epoch, lrs)``.
+
+    >>> from pipekit.learn import ReduceLROnPlateau
+    >>> cb = ReduceLROnPlateau(monitor="valid_loss", patience=2, factor=10)   # learn.fit(20, 1e-3, cbs=cb)
+    """
+
+    order = 66  # after the trackers have seen the epoch at the lr it was trained with
+    param_constraints = {**TrackerCallback.param_constraints, "patience": _COUNT,
+                         "factor": Interval(1, None, closed="neither"), "min_lr": Interval(0, None)}
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
+                 min_delta: float = 0.0, patience: int = 1, factor: float = 10.0, min_lr: float = 0.0,
+                 reset_on_fit: bool = True):
+        self.patience, self.factor, self.min_lr = patience, factor, min_lr
+        super().__init__(monitor, comp, min_delta, reset_on_fit)
+
+    def before_fit(self) -> None:
+        super().before_fit()
+        self.wait_ = 0
+        self.reductions_: list[tuple[int, list[float]]] = []
+
+    def after_epoch(self) -> None:
+        super().after_epoch()
+        self.wait_ = 0 if self.new_best else self.wait_ + 1
+        if self.wait_ < self.patience:
+            return
+        self.wait_ = 0
+        opt = self.learn.optimizer
+        old = np.asarray(opt.lrs, dtype=float)
+        new = np.maximum(old / self.factor, self.min_lr)
+        if (new < old).any():
+            opt.set_hyper("lr", new)
+            self.reductions_.append((self.learn.epoch, [float(v) for v in new]))
+            if os.environ.get("PIPEKIT_QUIET") != "1":
+                shown = ", ".join(f"{v:.3g}" for v in new)
+                print(f"epoch {self.learn.epoch}: {self.monitor} has not improved for {self.patience} epoch(s); "
+                      f"lr reduced to {shown}")
+
+
+class GradientAccumulation(Callback):
+    """Steps the optimiser once every ``n_acc`` training items rather than every batch, adding up the gradients
+    of the batches in between: training with small batches (what fits in memory) behaves like training with
+    batches of ``n_acc`` items. Each batch's loss is scaled by its share of ``n_acc`` before the backward
+    pass, so the summed gradient is that of the mean loss over the items; the losses recorded are the
+    batches' own. The count carries over epochs, as the batches do; gradients left over when a fit ends are
+    dropped.
+
+    >>> from pipekit.learn import GradientAccumulation
+    >>> cb = GradientAccumulation(n_acc=64)   # with bs=16: one step every 4 batches; learn.fit(1, cbs=cb)
+    """
+
+    order = 8  # before MixedPrecision (10) unscales and GradientClip (20) clips the gradients for a step
+    param_constraints = {"n_acc": _COUNT}
+
+    def __init__(self, n_acc: int = 32):
+        self.n_acc = n_acc
+        self.check_params()
+
+    def before_fit(self) -> None:
+        self.count_ = 0
+        self.steps_ = 0
+        self.learn.optimizer.zero_grad()
+
+    @staticmethod
+    def _bs(yb: Any, xb: Any) -> int:
+        for t in (*yb, *xb):
+            if isinstance(t, torch.Tensor) and t.ndim > 0:
+                return int(t.shape[0])
+        return 1
+
+    def before_backward(self) -> None:
+        if self.learn.loss_grad is not None:
+            self.learn.loss_grad = self.learn.loss_grad * (self._bs(self.learn.yb, self.learn.xb) / self.n_acc)
+
+    def before_step(self) -> None:
+        self.count_ += self._bs(self.learn.yb, self.learn.xb)
+        if self.count_ < self.n_acc:
+            raise CancelBatchException  # neither step nor zero_grad: the gradients add up
+        self.count_ = 0
+        self.steps_ += 1
+
+    def after_fit(self) -> None:
+        self.learn.optimizer.zero_grad()
 
 
 class TimeLimit(Callback):

@@ -1,5 +1,6 @@
-"""Callbacks that write what training did somewhere else: a CSV file of the epochs (``CSVLogger``) and
-TensorBoard event files (``TensorBoardCallback``, when the ``tensorboard`` package is installed).
+"""Callbacks that write what training did somewhere else: a CSV file of the epochs (``CSVLogger``),
+TensorBoard event files (``TensorBoardCallback``, when the ``tensorboard`` package is installed) and a graph
+of the losses drawn as training goes (``ShowGraphCallback``).
 
 >>> from pipekit.learn import CSVLogger
 >>> cb = CSVLogger("history.csv", append=True)        # learn.fit(..., cbs=cb); cb.read_log()
@@ -16,10 +17,11 @@ import numpy as np
 
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, Is
+from pipekit.data.plotting import _next_png, get_pyplot, plot_mode, savefig_or_show
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.distributed import is_main_process
 
-__all__ = ["CSVLogger", "TensorBoardCallback"]
+__all__ = ["CSVLogger", "ShowGraphCallback", "TensorBoardCallback"]
 
 
 def _cell(v: Any) -> str:
@@ -159,3 +161,79 @@ class TensorBoardCallback(Callback):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+class ShowGraphCallback(Callback):
+    """Draws the training loss (per batch, smoothed as the Recorder smooths it) and the validation loss (per
+    epoch) after every epoch, on axes spanning the whole fit, so the curves grow as training goes. In a
+    notebook it is one figure, updated in place; where figures cannot be shown, one PNG rewritten after every
+    epoch (``path``, or ``plot_dir()/loss_graph.png``; ``loss_graph_2.png``... for later fits); with a
+    screen, the final graph is shown when the fit ends. ``lr_find`` does not draw it. ``file_`` is the PNG
+    written, if any.
+
+    >>> from pipekit.learn import ShowGraphCallback
+    >>> cb = ShowGraphCallback()          # learn.fit_one_cycle(5, cbs=cb)
+    """
+
+    order = 61  # after the Recorder (50) has written the epoch's losses
+    param_constraints = {"path": Is(lambda f: f is None or (isinstance(f, (str, os.PathLike)) and str(f) != ""),
+                                    "a file name or None")}
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = path
+        self.check_params()
+
+    def before_fit(self) -> None:
+        from pipekit.learn.callbacks.builtin import LRFinder
+
+        self.active_ = is_main_process() and not any(isinstance(c, LRFinder) for c in self.learn.cbs)
+        self._handle: Any = None
+        self.file_: Path | None = None
+        if not self.active_:
+            return
+        self.mode_ = plot_mode()
+        n_batches = len(self.learn.dls.train)
+        self.span_ = max(1, (self.learn.n_epoch - self.learn.start_epoch) * n_batches)
+        if self.path is not None:
+            self.file_ = Path(self.path)
+        elif self.mode_ == "file":
+            self.file_ = _next_png("loss_graph")
+
+    def _figure(self) -> Any:
+        rec = self.learn.recorder
+        fig, ax = get_pyplot().subplots(figsize=(6, 4))
+        ax.plot(np.arange(len(rec.losses)), rec.losses, label="train")
+        if rec.valid_losses_at:
+            vx, vy = zip(*rec.valid_losses_at)
+            ax.plot(vx, vy, marker="o", label="valid")
+        seen = [v for v in [*rec.losses, *(v for _, v in rec.valid_losses_at)] if v is not None and np.isfinite(v)]
+        if seen:
+            lo, hi = min(seen), max(seen)
+            pad = 0.05 * (hi - lo) if hi > lo else 0.05 * abs(hi) + 1e-3
+            ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlim(0, self.span_)
+        ax.set_xlabel("batch")
+        ax.set_ylabel("loss")
+        ax.set_title(f"epoch {self.learn.epoch + 1} of {self.learn.n_epoch}")
+        ax.legend()
+        return fig
+
+    def after_epoch(self) -> None:
+        if not self.active_:
+            return
+        fig = self._figure()
+        if self.file_ is not None:
+            self.file_.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(self.file_, dpi=100, bbox_inches="tight")
+        if self.mode_ == "inline":
+            from IPython.display import display
+
+            if self._handle is None:
+                self._handle = display(fig, display_id=True)
+            else:
+                self._handle.update(fig)
+        get_pyplot().close(fig)
+
+    def after_fit(self) -> None:
+        if self.active_ and self.mode_ == "window" and self.learn.recorder.losses:
+            savefig_or_show(self._figure(), None, name="loss_graph")
