@@ -124,7 +124,7 @@ def test_to_fp16_and_to_fp32(tiny):
     assert isinstance(learn.mixed_precision, MixedPrecision) and learn.mixed_precision.dtype == "bf16"
     seen = PredDtypes()
     learn.fit(1, 1e-2, cbs=seen)
-    assert set(seen.seen_) == {torch.bfloat16} and np.isfinite(learn.recorder.values[-1][1])
+    assert set(seen.seen_) == {torch.bfloat16} and np.isfinite(learn.recorder.values[-1][0])
     learn.to_fp32()
     assert not any(isinstance(c, MixedPrecision) for c in learn.cbs)
     learn.fit(1, 1e-2, cbs=seen)
@@ -140,7 +140,7 @@ def test_csv_logger_writes_each_epoch_and_appends(tiny, tmp_path):
     assert list(df.columns) == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
     assert df["epoch"].tolist() == [0, 1, 0] and len(df) == 3
     row = learn.recorder.values[-1]
-    assert df["valid_loss"].iloc[-1] == pytest.approx(row[2]) and df["accuracy"].iloc[-1] == pytest.approx(row[3])
+    assert df["valid_loss"].iloc[-1] == pytest.approx(row[1]) and df["accuracy"].iloc[-1] == pytest.approx(row[2])
     assert all(len(t) == 5 and t[2] == ":" for t in df["time"])
     learn.fit(1, 1e-2, cbs=CSVLogger())  # append=False starts anew
     fresh = (tmp_path / "history.csv").read_text().splitlines()
@@ -167,7 +167,7 @@ def test_tensorboard_logs_losses_metrics_lrs_and_a_batch(dls, tmp_path):
     n_batches = len(dls.train)
     assert [e.step for e in ev.Scalars("train_loss")] == list(range(1, 2 * n_batches + 1))
     accs = [e.value for e in ev.Scalars("accuracy")]
-    assert accs == pytest.approx([r[3] for r in learn.recorder.values], abs=1e-6)
+    assert accs == pytest.approx([r[2] for r in learn.recorder.values], abs=1e-6)
     img = ev.Images("batch")[0]
     assert img.width * img.height >= 4 * 16 * 16  # the four 16x16 images, tiled
 

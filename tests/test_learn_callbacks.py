@@ -41,7 +41,7 @@ def test_save_model_keeps_best_and_reloads_it(dls, tmp_path):
     learn = learner(dls, path=tmp_path)
     cb = SaveModelCallback(monitor="accuracy", fname="best")
     learn.fit(3, 1e-2, cbs=[cb])
-    accs = [r[learn.recorder.metric_names.index("accuracy")] for r in learn.recorder.values]
+    accs = [r[learn.recorder.metric_names.index("accuracy")] for r in learn.recorder.history]
     assert cb.best_ == pytest.approx(max(accs)) and (tmp_path / "models" / "best.pipekit").exists()
     # the best epoch's weights are back in the model
     assert learn.validate()[1] == pytest.approx(max(accs))
@@ -62,7 +62,7 @@ def test_trackers_take_the_direction_from_the_metric(dls, tmp_path):
     save = SaveModelCallback(monitor="wrong", fname="least_wrong")
     most = EarlyStoppingCallback(monitor="wrong", comp=np.greater, patience=10)  # comp= overrides the direction
     learn.fit(3, 1e-2, cbs=[save, most])
-    wrongs = [r[learn.recorder.metric_names.index("wrong")] for r in learn.recorder.values]
+    wrongs = [r[learn.recorder.metric_names.index("wrong")] for r in learn.recorder.history]
     assert len(set(wrongs)) == 3 and save.best_ == pytest.approx(min(wrongs)) and most.best_ == pytest.approx(max(wrongs))
     assert learn.validate()[2] == pytest.approx(min(wrongs))  # the least wrong epoch's model was reloaded
 
@@ -134,7 +134,7 @@ def test_mixed_precision_noop_on_cpu_and_bf16_when_asked(dls):
     learn.fit(1, 1e-3, cbs=[MixedPrecision(cpu=True)])
     h.remove()
     assert torch.bfloat16 in dtypes
-    assert np.isfinite(learn.recorder.values[-1][1])
+    assert np.isfinite(learn.recorder.values[-1][0])
     preds, _ = learn.get_preds()
     assert preds.dtype == torch.float32
     with pytest.raises(ValueError, match="bf16"):
@@ -246,7 +246,7 @@ def test_plain_functions_as_metrics_and_losses_say_what_they_must_return():
 
     learn = Learner(dls, nn.Linear(4, 2), loss_func=CrossEntropyLossFlat(), metrics=as_float)
     learn.fit(3, 0.1)
-    assert 0.8 < learn.recorder.values[-1][-2] <= 1
+    assert 0.8 < learn.recorder.values[-1][-1] <= 1
 
     def hits(pred, targ):  # one value per item: not a batch mean
         return (pred.argmax(1) == targ).float()

@@ -40,7 +40,7 @@ with learn.distributed():
     model_type = type(learn.model).__name__
 w = torch.cat([p.detach().reshape(-1) for p in learn.model.parameters()])
 with open(f"{out}/rank{rank}_world{world}.json", "w") as f:
-    json.dump({"values": learn.recorder.values, "n_batches": n_batches, "model_type": model_type,
+    json.dump({"values": learn.recorder.history, "n_batches": n_batches, "model_type": model_type,
                "model_after": type(learn.model).__name__, "wsum": float(w.abs().sum())}, f)
 '''
 

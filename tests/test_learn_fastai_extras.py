@@ -49,7 +49,7 @@ def test_accumulating_four_batches_of_8_trains_as_batches_of_32(adult_xy):
     for p, q in zip(big.model.parameters(), small.model.parameters()):
         torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-6)
     # the losses recorded are the batches' own, not the scaled ones: validation is unaffected by accumulation
-    np.testing.assert_allclose([r[2] for r in big.recorder.values], [r[2] for r in small.recorder.values], rtol=1e-5)
+    np.testing.assert_allclose([r[1] for r in big.recorder.values], [r[1] for r in small.recorder.values], rtol=1e-5)
 
 
 def test_accumulation_actually_skips_steps(adult_xy):
@@ -85,7 +85,7 @@ def test_plateau_keeps_the_lr_while_the_loss_improves_and_never_goes_below_min_l
     cb = ReduceLROnPlateau(monitor="valid_loss", patience=1, factor=10, min_lr=0.05)
     learn = adult_learner(adult_xy, 32, [cb])
     learn.fit(5, 0.1)
-    losses = [r[2] for r in learn.recorder.values]
+    losses = [r[1] for r in learn.recorder.values]
     worse = [e for e in range(1, 5) if losses[e] >= min(losses[:e])]
     reduced_at = [e for e, _ in cb.reductions_]
     assert reduced_at == worse[:1]  # once at 0.05 it cannot go lower, so at most one reduction
@@ -156,7 +156,7 @@ def test_focal_loss_trains_and_exports(tmp_path):
     learn = Learner(dls, simple_cnn(1, 10, (8, 16)), loss_func=FocalLossFlat(gamma=1.5),
                     metrics=[accuracy, Precision(average="macro"), Recall(average="macro")])
     learn.fit_one_cycle(5, 3e-2)
-    acc = learn.recorder.values[-1][3]
+    acc = learn.recorder.values[-1][2]  # the book's values[-1][2]: the first metric
     assert acc > 0.5  # ten classes: chance is 0.1
     learn.export(tmp_path / "focal.pipekit")
     back = load_learner(tmp_path / "focal.pipekit")
@@ -165,9 +165,9 @@ def test_focal_loss_trains_and_exports(tmp_path):
     torch.testing.assert_close(back.get_preds(dl=back.dls.test_dl(x[1024:]))[0], preds)
     # the metrics the recorder shows are scikit-learn's on the same predictions
     lab = preds.argmax(1).numpy()
-    np.testing.assert_allclose(learn.recorder.values[-1][4], precision_score(targs, lab, average="macro",
+    np.testing.assert_allclose(learn.recorder.values[-1][3], precision_score(targs, lab, average="macro",
                                                                           zero_division=0), rtol=1e-6)
-    np.testing.assert_allclose(learn.recorder.values[-1][5], recall_score(targs, lab, average="macro"), rtol=1e-6)
+    np.testing.assert_allclose(learn.recorder.values[-1][4], recall_score(targs, lab, average="macro"), rtol=1e-6)
 
 
 def test_focal_loss_refuses_a_negative_gamma():
@@ -183,9 +183,9 @@ def test_precision_recall_match_sklearn_on_adult(adult_xy):
     lab = preds.argmax(1).numpy()
     row = learn.recorder.values[-1]
     assert learn.recorder.metric_names[3:5] == ["precision", "recall"]
-    assert 0 < row[3] < 1 and 0 < row[4] < 1
-    np.testing.assert_allclose(row[3], precision_score(targs, lab, zero_division=0), rtol=1e-6)
-    np.testing.assert_allclose(row[4], recall_score(targs, lab), rtol=1e-6)
+    assert 0 < row[2] < 1 and 0 < row[3] < 1
+    np.testing.assert_allclose(row[2], precision_score(targs, lab, zero_division=0), rtol=1e-6)
+    np.testing.assert_allclose(row[3], recall_score(targs, lab), rtol=1e-6)
     assert get_metric("precision", "classification").name == "precision"
 
 

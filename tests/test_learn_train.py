@@ -107,7 +107,7 @@ def test_same_seed_same_run_on_cpu(fmnist):
         pipekit.set_seed(1)
         learn = make_learner(make_dls(fmnist, n_train=512, seed=3), channels=(4, 8))
         learn.fit(1, 3e-3)
-        runs.append((learn.recorder.losses, learn.recorder.values[0][1:3]))
+        runs.append((learn.recorder.losses, learn.recorder.values[0][0:2]))
     assert runs[0] == runs[1]
 
 
@@ -202,7 +202,7 @@ def test_checkpoint_resume_continues_schedule(fmnist, tmp_path):
     n = len(resumed.recorder.lrs)
     assert n == len(full.recorder.lrs) // 2
     np.testing.assert_allclose(resumed.recorder.lrs, full.recorder.lrs[-n:])
-    assert [r[0] for r in resumed.recorder.values] == [2, 3]
+    assert [r[0] for r in resumed.recorder.history] == [2, 3]
     for a, b in zip(resumed.model.state_dict().values(), full.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
@@ -297,7 +297,7 @@ def test_a_cancelled_epoch_keeps_its_own_train_loss_and_mixup_its_loss(fmnist):
         learn = make_learner(dls, channels=(4,), loss_func=loss)
         seen = Losses()
         learn.fit(2, 1e-3, cbs=[CancelEpoch0(), seen, *extra])
-        rows = learn.recorder.values
+        rows = learn.recorder.history
         assert [len(seen.per_epoch[e]) for e in (0, 1)] == [2, 4]
         for e in (0, 1):  # every batch holds 64 items: the epoch's loss is the mean of its batches'
             assert rows[e][1] == pytest.approx(np.mean(seen.per_epoch[e]), rel=1e-6)

@@ -37,7 +37,7 @@ def _run(tab, tmp_path, lr, bs, early, reverse):
     save = SaveModelCallback(monitor="accuracy")
     cbs = [save, early] if reverse else [early, save]
     learn.fit(8, lr, cbs=cbs)
-    recorded = [row[3] for row in learn.recorder.values]
+    recorded = [row[2] for row in learn.recorder.values]
     return learn, recorded, early.stopped_epoch_
 
 

@@ -81,7 +81,7 @@ def test_fill_missing_treats_inf_in_training_rows_as_missing_and_reports_it(adul
     set_seed(0)
     learn = tabular_learner(tab.dataloaders(bs=256, seed=0), layers=[20, 10])
     learn.fit(1, 1e-2)
-    assert np.isfinite(learn.recorder.values[-1][1])
+    assert np.isfinite(learn.recorder.values[-1][0])
 
 
 def test_fill_missing_fills_and_reports_inf_in_new_rows(adult):
@@ -165,7 +165,7 @@ def test_huge_lr_stops_with_error_and_keeps_last_finite_weights(tab_unfilled):
     assert torch.isfinite(preds).all()
     # and it can go on training at a sane learning rate from there
     learn.fit(1, 1e-3)
-    assert np.isfinite(learn.recorder.values[-1][1])
+    assert np.isfinite(learn.recorder.values[-1][0])
 
 
 def test_deferred_checks_go_back_to_the_last_check_that_passed(tab_unfilled):

@@ -59,8 +59,8 @@ def _assert_same_run(full, resumed):
         assert torch.equal(a, b), k
     for o, r in zip(full.opt.opt.state.values(), resumed.opt.opt.state.values()):
         assert all(torch.equal(o[k], r[k]) for k in o)
-    rows = [row[:-1] for row in full.recorder.values[K:]]  # all but the time column
-    assert [row[:-1] for row in resumed.recorder.values] == rows and [r[0] for r in rows] == list(range(K, N))
+    rows = [row[:-1] for row in full.recorder.history[K:]]  # all but the time column
+    assert [row[:-1] for row in resumed.recorder.history] == rows and [r[0] for r in rows] == list(range(K, N))
     n = len(resumed.recorder.losses)
     assert n == len(full.recorder.losses) * (N - K) // N
     assert resumed.recorder.losses == full.recorder.losses[-n:]  # smoothed losses continue too
@@ -137,7 +137,7 @@ def test_resumed_image_fit_with_augmentation_and_dropout_equals_uninterrupted(tm
     assert resumed.dls.train.seed == full.dls.train.seed and resumed.dls.train.epoch == K
     resumed.fit_one_cycle(N, 5e-3, start_epoch=resumed.resume_epoch)
     _assert_same_run(full, resumed)
-    assert np.isfinite(resumed.recorder.values[-1][2])
+    assert np.isfinite(resumed.recorder.values[-1][1])
 
 
 def test_checkpoint_without_optimizer_state_warns_on_resume(tab, tmp_path):
@@ -164,7 +164,7 @@ def test_resume_from_the_best_model_checkpoint(tmp_path):
     full = learner()
     best = SaveModelCallback(monitor="accuracy", fname="best", with_opt=True)
     full.fit(n, 3e-2, cbs=[best])
-    accs = [row[3] for row in full.recorder.values]
+    accs = [row[2] for row in full.recorder.values]
     assert best.best_epoch_ < n - 1 and accs[best.best_epoch_] == max(accs)
     set_seed(1234)
     resumed = learner()
@@ -172,7 +172,7 @@ def test_resume_from_the_best_model_checkpoint(tmp_path):
     assert resumed.resume_epoch == best.best_epoch_ + 1
     best2 = SaveModelCallback(monitor="accuracy", fname="best", with_opt=True)
     resumed.fit(n, 3e-2, cbs=[best2], start_epoch=resumed.resume_epoch)
-    assert [row[:-1] for row in resumed.recorder.values] == [row[:-1] for row in full.recorder.values[best.best_epoch_ + 1:]]
+    assert [row[:-1] for row in resumed.recorder.history] == [row[:-1] for row in full.recorder.history[best.best_epoch_ + 1:]]
     assert best2.best_ == best.best_ and best2.best_epoch_ == best.best_epoch_
     for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k

@@ -72,9 +72,9 @@ class CSVLogger(Callback):
             self._file.flush()
 
     def after_epoch(self) -> None:
-        if self._file is None or not self.learn.recorder.values:
+        if self._file is None or not self.learn.recorder.history:
             return
-        row = list(self.learn.recorder.values[-1])
+        row = list(self.learn.recorder.history[-1])
         cells = [str(row[0])] + [_cell(v) for v in row[1:-1]] + [time.strftime("%M:%S", time.gmtime(row[-1]))]
         self._writer.writerow(cells)
         self._file.flush()  # a crash later in the fit keeps the epochs already done
@@ -151,9 +151,9 @@ class TensorBoardCallback(Callback):
 
     def after_epoch(self) -> None:
         rec = self.learn.recorder
-        if self.writer is None or not rec.values:
+        if self.writer is None or not rec.history:
             return
-        for name, v in zip(rec.metric_names[2:-1], rec.values[-1][2:-1]):  # valid_loss and the metrics
+        for name, v in zip(rec.metric_names[2:-1], rec.history[-1][2:-1]):  # valid_loss and the metrics
             if v is not None:
                 self.writer.add_scalar(name, float(v), self.step_)
 

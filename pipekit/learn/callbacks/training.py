@@ -77,8 +77,11 @@ def _distinct(names: list[str]) -> list[str]:
 class Recorder(Callback):
     """Records smoothed training loss, learning rates and momentums per batch; losses and metrics per epoch.
 
-    After ``fit``: ``learn.recorder.values`` (one row per epoch: train_loss, valid_loss, metrics...),
-    ``metric_names`` (metrics of one name told apart by a suffix: ``accuracy_multi``, ``accuracy_multi_2``), ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them.
+    After ``fit``: ``learn.recorder.values`` (one row per epoch: ``[train_loss, valid_loss, *metrics]``, as
+    fastai's, so ``values[-1][2]`` is the first metric), ``metric_names`` (``['epoch', 'train_loss', 'valid_loss',
+    *metrics, 'time']``, metrics of one name told apart by a suffix: ``accuracy_multi``, ``accuracy_multi_2``),
+    ``history`` (the rows of the progress table, laid out as ``metric_names``), ``value(name)`` (one recorded value
+    by name), ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them.
     The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit.
     """
 
@@ -91,6 +94,7 @@ class Recorder(Callback):
         self.metrics: list[Metric] = []
         self.metric_names: list[str] = []
         self.values: list[list[Any]] = []
+        self.history: list[list[Any]] = []
         self.losses: list[float] = []
         self.lrs: list[list[float]] = []
         self.moms: list[list[float | None]] = []
@@ -104,7 +108,7 @@ class Recorder(Callback):
         self.ema_, self.n_smoothed_ = 0.0, 0
         self.metrics = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
-        self.values, self.losses, self.lrs, self.moms, self.valid_losses_at = [], [], [], [], []
+        self.values, self.history, self.losses, self.lrs, self.moms, self.valid_losses_at = [], [], [], [], [], []
         self._raw: list[torch.Tensor] = []
         self._bs: list[int] = []
 
@@ -176,10 +180,11 @@ class Recorder(Callback):
         train_loss = self._train_total / self._train_count if self._train_count else None
         valid = self.valid_row()
         row = [learn.epoch, train_loss, *valid, time.perf_counter() - self._epoch_start]
-        self.values.append(row)
+        self.history.append(row)
+        self.values.append(row[1:-1])
         if valid[0] is not None:
             self.valid_losses_at.append((len(self.losses), valid[0]))
-        learn.final_record = row
+        learn.final_record = row[1:-1]
 
     def after_fit(self) -> None:
         self.after_train()
@@ -191,11 +196,11 @@ class Recorder(Callback):
 
     def value(self, name: str, epoch: int = -1) -> float | None:
         """The recorded ``name`` ('train_loss', 'valid_loss' or a metric name) at ``epoch``."""
-        if not self.values:
+        if not self.history:
             raise NotFittedError("the Recorder has recorded nothing yet: call fit first")
         if name not in self.metric_names:
             raise ParameterError(f"no recorded value {name!r}; recorded: {self.metric_names}")
-        return self.values[epoch][self.metric_names.index(name)]
+        return self.history[epoch][self.metric_names.index(name)]
 
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, path: str | os.PathLike | None = None) -> Path | None:
         """Plot the smoothed training loss per batch (and validation loss per epoch); PNG when headless."""
@@ -252,7 +257,7 @@ class ProgressCallback(Callback):
 
     def after_epoch(self) -> None:
         rec = self.learn.recorder
-        if self._quiet or not rec.values:
+        if self._quiet or not rec.history:
             return
         from rich.console import Console
 
@@ -262,7 +267,7 @@ class ProgressCallback(Callback):
         if not self._header_done:
             console.print("  ".join(n.ljust(w) for n, w in zip(names, widths)), style="bold")
             self._header_done = True
-        row = list(rec.values[-1])
+        row = list(rec.history[-1])
         cells = [str(row[0])] + [_fmt(v) for v in row[1:-1]] + [time.strftime("%M:%S", time.gmtime(row[-1]))]
         console.print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
 
