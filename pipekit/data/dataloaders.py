@@ -10,9 +10,11 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, PipelineStepError
+from pipekit.core.errors import DataError, ExportError, ParameterError, PipelineStepError
+from pipekit.core.protocols import Loader
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
+from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline, BatchTransform, as_list
 
 
@@ -130,9 +132,35 @@ class Datasets(ArrayDataset):
                 f"blocks={list(self.blocks)})")
 
 
+def _stack_items(items: Sequence[Any], name: str) -> list[TensorStore]:
+    """One store per position of the ``(x, y, ...)`` tuples of ``items`` (from_dsets)."""
+    if isinstance(items, torch.utils.data.DataLoader) or not hasattr(items, "__len__") or not len(items):
+        raise DataError(f"from_dsets: the {name} items must be a non-empty list of (x, y) tuples, e.g. "
+                        f"list(zip(x, y)); got {type(items).__name__}" + (" of none" if hasattr(items, "__len__") else ""))
+    first = items[0]
+    if not isinstance(first, (tuple, list)):
+        raise DataError(f"from_dsets: {name} item 0 is a {type(first).__name__}, not an (x, y) tuple; pass "
+                        "list(zip(x, y))")
+    n = len(first)
+    parts: list[list[Any]] = [[] for _ in range(n)]
+    for i, item in enumerate(items):
+        if not isinstance(item, (tuple, list)) or len(item) != n:
+            raise DataError(f"from_dsets: {name} item {i} is not a tuple of {n} like item 0 ({item!r:.80})")
+        for j, v in enumerate(item):
+            parts[j].append(v.detach().cpu() if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)))
+    out = []
+    for j, vals in enumerate(parts):
+        shapes = {tuple(v.shape) for v in vals}
+        if len(shapes) > 1:
+            raise DataError(f"from_dsets: part {j} of the {name} items has shapes {sorted(shapes)[:3]}; every "
+                            "item's part must have one shape to be batched")
+        out.append(TensorStore(torch.stack(vals)))
+    return out
+
+
 def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
              shuffle: bool, drop_last: bool, seed: int | None, device: Any, batch_tfms: BatchPipeline,
-             num_workers: int | None) -> tuple[DataLoader, DataLoader]:
+             num_workers: int | None, valid_drop_last: bool = False) -> tuple[DataLoader, DataLoader]:
     """The training loader (shuffled, augmented) and the validation loader (in order, seeded one after)."""
     if drop_last and 0 < len(train) < bs:
         raise DataError(f"the training set has {len(train)} items, fewer than bs={bs}: with drop_last=True it gives "
@@ -140,7 +168,8 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
     seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
     return (dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common),
-            dl_type(valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False, **common))
+            dl_type(valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False,
+                    **({"drop_last": True} if valid_drop_last else {}), **common))
 
 
 class DataLoaders:
@@ -151,6 +180,14 @@ class DataLoaders:
     """
 
     def __init__(self, *loaders: DataLoader, recipe: Any = None, device: str | torch.device | None = None):
+        for i, dl in enumerate(loaders):
+            if not isinstance(dl, Loader):
+                raise ParameterError(
+                    f"DataLoaders: loader {i} is a {type(dl).__module__}.{type(dl).__name__}, not a pipekit loader "
+                    "(it says nothing of which parts of a batch are inputs, or its device). Build the loaders from "
+                    "the items instead: DataLoaders.from_dsets(list(zip(train_x, train_y)), list(zip(valid_x, "
+                    "valid_y)), bs=256), or DataLoaders.from_stores([TensorStore(train_x), TensorStore(train_y)], "
+                    "[TensorStore(valid_x), TensorStore(valid_y)], bs=256)")
         self.loaders = list(loaders)
         self.datasets: Datasets | None = None
         self.recipe = recipe
@@ -171,24 +208,48 @@ class DataLoaders:
         return dls
 
     @classmethod
+    def from_dsets(cls, train: Sequence[Any], valid: Sequence[Any], bs: int = 64, shuffle: bool = True,
+                   drop_last: bool | None = None, **kwargs: Any) -> DataLoaders:
+        """Loaders from two datasets of ``(x, y)`` items, as the book builds them by hand: ``list(zip(xs, ys))``
+        or any sequence of equal-length tuples of tensors, arrays or numbers. Each position of the tuples is
+        stacked into one store (the last is the target unless ``n_inp=`` says otherwise), then as
+        :meth:`from_stores`; ``shuffle=False`` keeps the training items in order (a stateful RNN's batches), and
+        ``drop_last=True`` drops the last incomplete batch of both loaders.
+
+        >>> import torch
+        >>> xs, ys = torch.randn(10, 3), torch.arange(10) % 2
+        >>> dls = DataLoaders.from_dsets(list(zip(xs[:8], ys[:8])), list(zip(xs[8:], ys[8:])), bs=4, device="cpu")
+        >>> [tuple(t.shape) for t in dls.one_batch()], dls.n_inp
+        ([(4, 3), (4,)], 1)
+        """
+        stores = [_stack_items(d, name) for d, name in ((train, "train"), (valid, "valid"))]
+        if len(stores[0]) != len(stores[1]):
+            raise DataError(f"from_dsets: the training items are tuples of {len(stores[0])} and the validation "
+                            f"items of {len(stores[1])}; give both the same parts (x, y)")
+        return cls.from_stores(stores[0], stores[1], bs=bs, shuffle=shuffle, drop_last=drop_last, **kwargs)
+
+    @classmethod
     def from_stores(cls, train_stores: Sequence[Any], valid_stores: Sequence[Any], blocks: Sequence[Any] = (),
                     n_inp: int | None = None, recipe: Any = None, bs: int = 64, val_bs: int | None = None,
                     seed: int | None = None, device: Any = None,
                     batch_tfms: Sequence[BatchTransform] | BatchTransform | None = None,
                     dl_type: type[DataLoader] = DataLoader, num_workers: int | None = None,
-                    drop_last: bool | None = None) -> DataLoaders:
+                    drop_last: bool | None = None, shuffle: bool = True) -> DataLoaders:
         """Loaders straight from already-encoded stores (domains that encode columns themselves).
 
         Without a ``recipe`` they get an :class:`~pipekit.data.arrays.ArrayRecipe` learned from the training
         stores, so new items given as arrays can be encoded (``test_dl``, ``predict``) and a learner exported.
+        ``shuffle=False`` keeps the training items in order. ``drop_last`` (default: when the training set is
+        larger than a batch) drops the training loader's last incomplete batch; ``drop_last=True`` drops the
+        validation loader's too.
         """
         tfms = as_list(batch_tfms)
         if recipe is None:
             recipe = ArrayRecipe(n_inp).setup(list(train_stores), blocks, tfms)
         tr = ArrayDataset(train_stores, blocks=blocks, n_inp=n_inp, split_idx=0)
         va = ArrayDataset(valid_stores, blocks=blocks, n_inp=n_inp, split_idx=1)
-        train, valid = _loaders(dl_type, tr, va, bs, val_bs, True, len(tr) > bs if drop_last is None else drop_last,
-                                seed, device, BatchPipeline(tfms), num_workers)
+        train, valid = _loaders(dl_type, tr, va, bs, val_bs, shuffle, len(tr) > bs if drop_last is None else drop_last,
+                                seed, device, BatchPipeline(tfms), num_workers, valid_drop_last=drop_last is True)
         return cls(train, valid, recipe=recipe, device=train.device)
 
     # ------------------------------------------------------------------ access

@@ -1,6 +1,7 @@
 """Predictions: over a whole loader (``get_preds``), for one item (``predict``) and with TTA (``tta``)."""
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -78,6 +79,32 @@ def _empty_batch(dl: Loader) -> tuple | None:
         return None
 
 
+class _PerItem:
+    """A loss function called with ``reduction="none"``: per-item losses from a plain function."""
+
+    reduction = "none"
+
+    def __init__(self, fn: Callable[..., Any]):
+        self.fn = fn
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args, reduction="none")
+
+
+def _per_item(fn: Any) -> _PerItem:
+    """``fn`` giving per-item losses, or a clear error where it cannot (it takes no ``reduction``)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "reduction" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise ParameterError(f"with_loss=True needs a loss per item, and loss_func {name!r} gives one number per "
+                             "batch and takes no reduction=: use a pipekit loss (CrossEntropyLossFlat(), "
+                             "MSELossFlat()...), a torch loss, or a function taking reduction='none'")
+    return _PerItem(fn)
+
+
 def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_input: bool = False,
               with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None, reorder: bool = True,
               cbs: Cbs = None) -> tuple:
@@ -98,6 +125,8 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     old_red = reducible.reduction if reducible is not None else "mean"
     if reducible is not None:
         reducible.reduction = "none"
+    elif with_loss and loss_func is not None:  # a plain function, such as F.cross_entropy: called with reduction="none" while gathering
+        learn.loss_func = _per_item(loss_func)
     was_training = learn.training
     learn.training = False
     try:
@@ -112,6 +141,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     finally:
         if reducible is not None:
             reducible.reduction = old_red
+        learn.loss_func = loss_func
         learn.training = was_training
     if act is None and isinstance(loss_func, BaseLoss):
         act = loss_func.activation

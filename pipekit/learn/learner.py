@@ -36,7 +36,7 @@ from pipekit.learn.callbacks import (
 from pipekit.learn import distributed, export, inference, schedule, summary
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs, state_keys
-from pipekit.learn.losses import CrossEntropyLossFlat, loss_from_kind
+from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, loss_from_kind
 from pipekit.learn.optim import Adam, OptimWrapper
 from pipekit.metrics import Metric, as_metric
 
@@ -164,7 +164,7 @@ class Learner:
         Callbacks of the same name all run (two ``SaveModelCallback``, a fit's ``CSVLogger`` beside the
         learner's own); ``learn.<name>`` is the one added last, and removing it makes it the previous one
         again. A callback of a ``unique`` class (``TerminateOnNaNCallback``, ``Recorder``, ...) replaces the one
-        of its class the learner had. A callback already added is not added twice; one whose name is taken by
+        of its class the learner had (a subclass of it too: a ``Recorder`` of your own replaces the learner's). A callback already added is not added twice; one whose name is taken by
         the Learner itself (``learn.summary``, ``learn.opt``) is refused."""
         cb = cb() if isinstance(cb, type) else cb
         check("add_cb", cb=(cb, Is(lambda c: isinstance(c, Callback), "a Callback")))
@@ -177,8 +177,8 @@ class Learner:
             raise ParameterError(f"add_cb: the callback {type(cb).__name__} would be reached as learn.{name}, which "
                                  f"is the Learner's {what} {name!r}; rename the callback class, or give it a name of "
                                  f"its own (a class attribute, e.g. name = 'my_{name}')")
-        if cb.unique:
-            self.remove_cbs([o for o in self.cbs if type(o) is type(cb)])
+        if cb.unique:  # the learner's one of its kind (its class or a subclass of the same unique class) goes
+            self.remove_cbs([o for o in self.cbs if o.unique_kind is cb.unique_kind])
         cb.learn = self
         setattr(self, cb.name, cb)
         self.cbs.append(cb)
@@ -216,7 +216,7 @@ class Learner:
         """Callbacks present only inside the ``with`` block; those the learner already has stay after it."""
         given = [c() if isinstance(c, type) else c for c in as_list(cbs)]
         added = [c for c in given if not any(c is o for o in self.cbs)]
-        replaced = [o for o in self.cbs if any(c.unique and type(o) is type(c) for c in added)]
+        replaced = [o for o in self.cbs if any(c.unique and o.unique_kind is c.unique_kind for c in added)]
         self.add_cbs(added)
         try:
             yield self
@@ -364,6 +364,11 @@ class Learner:
         if self.training and self.iter == 0 and self.epoch == self.start_epoch:
             self._check_scores(self.pred)
         self("after_pred")
+        if isinstance(self.pred, tuple) and isinstance(self.loss_func, BaseLoss):
+            raise ParameterError(f"the model returned a tuple of {len(self.pred)} and {type(self.loss_func).__name__} "
+                                 "takes one tensor of scores: return only the scores, or, for a recurrent model "
+                                 "returning (logits, raw_outputs, outputs), train it with TextLearner (or add "
+                                 "RNNRegularizer(), which passes the logits to the loss and adds AR/TAR)")
         self.loss_grad = self.loss_func(self.pred, *self.yb) if self.yb else None
         self.loss = self.loss_grad.detach() if self.loss_grad is not None else None
         if self.loss_grad is not None and self.loss_grad.numel() != 1 and getattr(self.loss_func, "reduction", None) \

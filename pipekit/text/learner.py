@@ -64,14 +64,22 @@ def awd_lstm_classifier(vocab_sz: int, n_class: int, seq_len: int = 72, max_len:
 
 
 class ModelResetter(Callback):
-    """Clear the recurrent state before training, before validation and after fitting."""
+    """Clear the recurrent state before training, before validation and after fitting: the model's own
+    ``reset()`` when it has one (a stateful RNN written by hand, ``SequentialRNN``), else that of every
+    ``AWD_LSTM`` inside it."""
 
     unique = True  # one per learner: another replaces it
 
     order = -10
 
     def _reset(self) -> None:
-        for m in self.learn.model.modules():
+        model = self.learn.model
+        model = getattr(model, "module", model) if not hasattr(model, "reset") else model  # under DDP
+        reset = getattr(model, "reset", None)
+        if callable(reset):
+            reset()
+            return
+        for m in model.modules():
             if isinstance(m, AWD_LSTM):
                 m.reset()
 
@@ -158,7 +166,20 @@ def _config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: floa
 
 @register(kind="learner")
 class TextLearner(Learner):
-    """A Learner for AWD-LSTM models, able to save and load the encoder with vocabulary alignment."""
+    """A Learner for recurrent text models: it resets the model's hidden state before each phase
+    (``ModelResetter``) and, for a model returning ``(logits, raw_outputs, outputs)`` as the AWD-LSTM and the
+    book's ``LMModel7`` do, trains on the logits with AR (``alpha``) and TAR (``beta``) added to the loss
+    (``RNNRegularizer``). It saves and loads an AWD-LSTM encoder with vocabulary alignment.
+
+    >>> from pipekit.text import TextLearner
+    >>> # learn = TextLearner(dls, LMModel7(len(vocab), 64, 16, 2, 0.5), loss_func=CrossEntropyLossFlat(),
+    >>> #                     metrics=accuracy); learn.fit_one_cycle(15, 1e-2, wd=0.1)
+    """
+
+    def __init__(self, dls: Any, model: nn.Module, alpha: float = 2.0, beta: float = 1.0, **kwargs: Any):
+        # a user's ModelResetter or RNNRegularizer (given in cbs) replaces these: both are unique
+        cbs = [ModelResetter(), RNNRegularizer(alpha, beta), *as_list(kwargs.pop("cbs", None))]
+        super().__init__(dls, model, cbs=cbs, **kwargs)
 
     @property
     def encoder(self) -> AWD_LSTM:
@@ -305,9 +326,8 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
         raise ParameterError("language_model_learner needs language-model data: TextBlock.from_df(..., is_lm=True)")
     cfg = _config(AWD_LSTM_LM_CONFIG, config, drop_mult, block.pad_idx)
     model = awd_lstm_lm(len(block.vocab), **cfg)
-    cbs = [ModelResetter(), RNNRegularizer(alpha, beta), *as_list(kwargs.pop("cbs", None))]  # a user's replaces ours
-    return LMLearner(dls, model, loss_func=kwargs.pop("loss_func", CrossEntropyLossFlat()),
-                     splitter=awd_lstm_lm_split, metrics=metrics, cbs=cbs, **kwargs)
+    return LMLearner(dls, model, alpha=alpha, beta=beta, loss_func=kwargs.pop("loss_func", CrossEntropyLossFlat()),
+                     splitter=awd_lstm_lm_split, metrics=metrics, **kwargs)
 
 
 def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, config: dict[str, Any] | None = None,
@@ -355,8 +375,7 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     model = awd_lstm_classifier(len(block.vocab), int(n_out), seq_len, max_len, output_p=output_p,
                                 lin_ftrs=lin_ftrs, ps=ps, drop_mult=1.0,
                                 y_range=None if y_range is None else [float(y_range[0]), float(y_range[1])], **cfg)
-    cbs = [ModelResetter(), *as_list(kwargs.pop("cbs", None))]  # a user's ModelResetter replaces ours
-    learn = TextLearner(dls, model, splitter=awd_lstm_clas_split, metrics=metrics, cbs=cbs, **kwargs)
+    learn = TextLearner(dls, model, splitter=awd_lstm_clas_split, metrics=metrics, **kwargs)
     if encoder is not None:
         learn.load_encoder(encoder)
     return learn

@@ -150,12 +150,14 @@ class LinearDecoder(nn.Module):
 
 
 class SequentialRNN(nn.Sequential):
-    """A Sequential whose ``reset()`` clears the hidden state of its recurrent parts."""
+    """A Sequential whose ``reset()`` clears the hidden state of its recurrent parts: every module inside it
+    with a ``reset()`` (an AWD-LSTM, a stateful module written by hand)."""
 
     def reset(self) -> None:
         for m in self.modules():
-            if isinstance(m, AWD_LSTM):
-                m.reset()
+            reset = getattr(m, "reset", None)
+            if m is not self and callable(reset):
+                reset()
 
 
 def get_language_model(encoder: AWD_LSTM, output_p: float = 0.1, tie_weights: bool = True) -> SequentialRNN:

@@ -84,6 +84,15 @@ class Callback(Component):
     learn: Learner
 
     @property
+    def unique_kind(self) -> type | None:
+        """The class this callback is the one of, for a ``unique`` one: the nearest class declaring
+        ``unique = True``, so a subclass of ``RNNRegularizer`` replaces the learner's ``RNNRegularizer``; None
+        otherwise."""
+        if not self.unique:
+            return None
+        return next((k for k in type(self).__mro__ if k.__dict__.get("unique") is True), type(self))
+
+    @property
     def name(self) -> str:
         name = re.sub(r"Callback$", "", type(self).__name__) or type(self).__name__
         return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()

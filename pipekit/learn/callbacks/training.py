@@ -317,8 +317,13 @@ class GatherPreds(Callback):
         if self.with_loss and learn.loss is not None:
             loss = learn.loss.detach().float()
             bs = _batch_size(learn.xb)
-            if loss.ndim == 0:  # a loss without reduction='none': repeat the batch mean
-                loss = loss.expand(bs)
+            if loss.ndim == 0 and bs != 1:  # the batch's mean would stand for every item: wrong top losses
+                name = getattr(learn.loss_func, "__name__", type(learn.loss_func).__name__)
+                raise ParameterError(f"with_loss=True needs a loss per item, and loss_func {name!r} gave one number "
+                                     f"for a batch of {bs} with reduction='none': make it honour reduction='none' "
+                                     "(return the unreduced losses), or use a pipekit loss")
+            if loss.ndim == 0:
+                loss = loss.reshape(1)
             elif loss.numel() != bs:  # sequence losses: mean over the positions of each item
                 loss = loss.reshape(bs, -1).mean(1)
             self.losses.append(loss.cpu())
