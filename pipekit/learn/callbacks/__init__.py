@@ -23,9 +23,10 @@ are left without theirs: an epoch cancelled while training runs ``after_cancel_e
 but no ``after_train``, so a callback that undoes in ``after_train`` what it did in ``before_train``
 undoes it in ``after_cancel_epoch`` too (MixUp puts the loss back, the Recorder counts the batches done).
 
-Callbacks run in increasing ``order`` for every event, whatever order they were added in. The
-built-in ones have distinct orders, so a list like ``[EarlyStoppingCallback(), SaveModelCallback()]``
-behaves exactly like its reverse:
+Callbacks run in increasing ``order`` for every event, whatever order they were added in, except where one
+asks to run before or after another (``run_before``/``run_after``: a class, a callback name or a list of
+them, as in fastai; see ``sort_callbacks``). The built-in ones have distinct orders, so a list like
+``[EarlyStoppingCallback(), SaveModelCallback()]`` behaves exactly like its reverse:
 
 =====  ===========================  =====================================================================
 order  callback                     why there
@@ -73,8 +74,8 @@ from pipekit.learn.callbacks.builtin import (
     ParamScheduler, ReduceLROnPlateau, SaveModelCallback, TimeLimit, TrackerCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.callbacks.core import (
-    EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
-    CancelStepException, CancelTrainException, CancelValidException,
+    EVENTS, LEARNER_STATE, Callback, CancelBackwardException, CancelBatchException, CancelEpochException,
+    CancelFitException, CancelStepException, CancelTrainException, CancelValidException, sort_callbacks,
 )
 from pipekit.learn.callbacks.loggers import CSVLogger, ShowGraphCallback, TensorBoardCallback
 from pipekit.learn.callbacks.nonfinite import (
@@ -83,7 +84,7 @@ from pipekit.learn.callbacks.nonfinite import (
 from pipekit.learn.callbacks.training import GatherPreds, ProgressCallback, Recorder, TrainEvalCallback
 
 __all__ = [
-    "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
+    "EVENTS", "LEARNER_STATE", "sort_callbacks", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidException",
     "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "TimeLimit", "MixedPrecision", "MixUp",
     "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",

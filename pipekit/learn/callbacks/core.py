@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from pipekit.core.component import Component
+from pipekit.core.errors import ParameterError
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -14,15 +15,25 @@ if TYPE_CHECKING:
 __all__ = [
     "Callback", "EVENTS", "CancelFitException", "CancelEpochException", "CancelTrainException",
     "CancelValidException", "CancelBatchException", "CancelBackwardException", "CancelStepException", "Cbs",
-    "state_keys",
+    "state_keys", "sort_callbacks", "LEARNER_STATE",
 ]
 
 EVENTS: tuple[str, ...] = (
     "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
-    "before_backward", "after_backward", "before_step", "after_step", "after_cancel_batch", "after_batch",
+    "before_backward", "after_cancel_backward", "after_backward", "before_step", "after_cancel_step", "after_step",
+    "after_cancel_batch", "after_batch",
     "after_cancel_train", "after_train", "before_validate", "after_cancel_validate", "after_validate",
     "after_cancel_epoch", "after_epoch", "after_cancel_fit", "after_fit",
 )
+
+
+#: what a callback reads from its Learner as its own attributes (``self.model`` is ``self.learn.model``); to
+#: change one, set it on ``self.learn``
+LEARNER_STATE = frozenset({
+    "model", "opt", "optimizer", "dls", "dl", "xb", "yb", "pred", "loss", "loss_grad", "loss_func", "training",
+    "epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train", "recorder",
+    "metrics", "cbs", "lr", "wd", "moms", "path", "model_dir", "device", "final_record",
+})
 
 
 class CancelFitException(Exception):
@@ -71,7 +82,10 @@ class Callback(Component):
     last, except for a callback class marked ``unique`` (one per learner: the training loop's own, the NaN
     guard, mixed precision, a text model's resetter and regulariser), where the one added replaces the one the
     learner had. What it learns while training is kept in attributes ending in ``_``; that is
-    its ``state_dict()``, carried over by checkpoints.
+    its ``state_dict()``, carried over by checkpoints. The loop's state reads as the callback's own, as in
+    fastai (``self.model``, ``self.pred``, ``self.loss``, ``self.epoch``...: see ``LEARNER_STATE``); changes go
+    through ``self.learn`` (``self.learn.loss_grad = self.learn.loss_grad + penalty`` changes what is
+    back-propagated, ``self.learn.loss`` what is recorded).
     """
 
     registry_kind = "callback"
@@ -80,8 +94,21 @@ class Callback(Component):
     run_valid: ClassVar[bool] = True
     #: one per learner: adding another replaces it (a fit's ``cbs=`` replaces it for that fit only)
     unique: ClassVar[bool] = False
+    #: callbacks (a class, a callback name, or a list of them) this one runs before / after, whatever the orders
+    run_before: ClassVar[Any] = None
+    run_after: ClassVar[Any] = None
     #: the Learner this callback was added to (set by ``Learner.add_cb``)
     learn: Learner
+
+    def __getattr__(self, name: str) -> Any:
+        # the loop's state reads as the callback's own, as in the book's callbacks (self.model, self.pred...)
+        if name in LEARNER_STATE:
+            learn = self.__dict__.get("learn")
+            if learn is not None:
+                return getattr(learn, name)
+            raise AttributeError(f"{type(self).__name__}.{name}: this callback is not added to a Learner yet "
+                                 "(learn.add_cb(cb), or cbs= of the Learner or of fit)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def unique_kind(self) -> type | None:
@@ -127,3 +154,41 @@ def state_keys(cbs: Sequence[Callback]) -> list[tuple[str, Callback]]:
 #: what ``cbs=`` arguments accept: one callback (or callback class), several, or None (read with
 #: ``pipekit.data.transform.as_list``, the one reader of "one object or a list")
 Cbs = Union[Callback, type[Callback], Sequence[Union[Callback, type[Callback]]], None]
+
+
+def _named_by(spec: Any, cb: Callback) -> bool:
+    """Whether ``spec`` (a Callback class, a callback's name or class name, or a list of them) names ``cb``."""
+    if spec is None:
+        return False
+    if isinstance(spec, (list, tuple, set, frozenset)):
+        return any(_named_by(s, cb) for s in spec)
+    if isinstance(spec, type):
+        return isinstance(cb, spec)
+    return spec in (cb.name, type(cb).__name__)
+
+
+def sort_callbacks(cbs: Sequence[Callback]) -> list[Callback]:
+    """``cbs`` in increasing ``order`` (ties in the order given), moved where ``run_before``/``run_after`` ask: a
+    callback with ``run_after=Recorder`` runs after the Recorder in every event, even at a lower order.
+
+    >>> from pipekit.learn import Recorder
+    >>> class Reads(Callback):
+    ...     run_after = Recorder
+    >>> [type(c).__name__ for c in sort_callbacks([Recorder(), Reads()])]
+    ['Recorder', 'Reads']
+    """
+    rest = sorted(cbs, key=lambda c: c.order)
+    out: list[Callback] = []
+
+    def before(a: Callback, b: Callback) -> bool:  # a must run before b
+        return a is not b and (_named_by(b.run_after, a) or _named_by(a.run_before, b))
+
+    while rest:
+        ready = next((c for c in rest if not any(before(o, c) for o in rest)), None)
+        if ready is None:
+            names = [type(c).__name__ for c in rest if c.run_before is not None or c.run_after is not None]
+            raise ParameterError(f"callbacks {names} ask to run before and after one another (run_before / "
+                                 "run_after form a cycle); remove one of the requests")
+        out.append(ready)
+        rest.remove(ready)
+    return out

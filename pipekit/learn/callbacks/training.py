@@ -126,6 +126,8 @@ class Recorder(Callback):
         loss = learn.loss
         if loss is None:
             return
+        if isinstance(loss, torch.Tensor):  # a callback may have set learn.loss from a graph (loss + penalty)
+            loss = loss.detach()
         bs = _batch_size(learn.xb)
         if learn.training:
             self._raw.append(loss)
@@ -309,6 +311,8 @@ class GatherPreds(Callback):
 
     def after_batch(self) -> None:
         learn = self.learn
+        if learn.pred is None:  # a batch a callback cancelled before the model saw it: none of its items
+            return
         self.preds.append(_to(learn.pred, "cpu"))
         if learn.yb:
             self.targs.append(_to(learn.yb[0] if len(learn.yb) == 1 else learn.yb, "cpu"))

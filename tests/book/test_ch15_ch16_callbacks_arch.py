@@ -1,0 +1,174 @@
+"""Chapters 15 and 16 as a reader writes them: callbacks that read the loop's state as their own, cancel a
+stage, change the loss, ask to run after another; custom splitters and bodies, on Fashion-MNIST."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.core.errors import ParameterError
+from pipekit.learn import (
+    Callback, CancelBackwardException, CancelBatchException, CancelStepException, Learner, Recorder, accuracy,
+    params, simple_cnn,
+)
+from pipekit.learn.callbacks import sort_callbacks
+from pipekit.vision import Normalize, create_body, dataloaders_from_arrays, vision_learner, xresnet18
+
+
+def make_dls():
+    torch.set_num_threads(1)
+    p = D.path("fashion_mnist")
+    xt, yt = D.read_idx(p / "train-images-idx3-ubyte.gz")[:256], D.read_idx(p / "train-labels-idx1-ubyte.gz")[:256]
+    xv, yv = D.read_idx(p / "t10k-images-idx3-ubyte.gz")[:128], D.read_idx(p / "t10k-labels-idx1-ubyte.gz")[:128]
+    return dataloaders_from_arrays(xt, yt, xv, yv, vocab=[str(i) for i in range(10)], bs=64, seed=42,
+                                   batch_tfms=[Normalize.from_stats([0.286], [0.353])])
+
+
+@pytest.fixture(scope="module")
+def dls():
+    return make_dls()
+
+
+def learner(dls, **kw):
+    pipekit.set_seed(0)
+    return Learner(dls, simple_cnn(n_in=1, n_out=10, channels=(8, 16)), metrics=accuracy, **kw)
+
+
+def test_cancel_step_and_backward_run_their_cancel_events(dls):
+    class SkipStep(Callback):
+        def before_fit(self):
+            self.log_ = []
+
+        def before_step(self):
+            raise CancelStepException
+
+        def after_cancel_step(self):
+            self.log_.append("after_cancel_step")
+
+        def after_step(self):
+            self.log_.append("after_step")
+
+    class SkipBackward(SkipStep):
+        def before_step(self):
+            self.log_.append("before_step")
+
+        def before_backward(self):
+            raise CancelBackwardException
+
+        def after_cancel_backward(self):
+            self.log_.append("after_cancel_backward")
+
+        def after_backward(self):
+            self.log_.append("after_backward")
+
+    step, back = SkipStep(), SkipBackward()
+    learn = learner(dls, cbs=step)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(1, 1e-2)
+    assert step.log_ == ["after_cancel_step", "after_step"] * 4  # 256 items in batches of 64
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))  # no step was taken
+    learner(dls, cbs=back).fit(1, 1e-2)
+    # the backward pass is skipped, the step still runs (on no gradients)
+    assert back.log_[:4] == ["after_cancel_backward", "after_backward", "before_step", "after_step"]
+
+
+def test_get_preds_skips_a_validation_batch_a_callback_cancels(dls):
+    class SkipFirstValid(Callback):
+        def before_batch(self):
+            if not self.training and self.iter == 0:
+                raise CancelBatchException
+
+    learn = learner(dls)
+    learn.fit(1, 1e-2)
+    preds, targs = learn.get_preds()
+    cut_preds, cut_targs = learn.get_preds(cbs=SkipFirstValid())
+    assert len(cut_preds) == len(cut_targs) == len(preds) - 64
+    torch.testing.assert_close(cut_preds, preds[64:])
+    assert torch.equal(cut_targs, targs[64:])
+
+
+def test_the_books_loss_penalty_in_after_loss(dls):
+    class OnLoss(Callback):  # chapter 16 writes self.learn.loss += ...: it is recorded, not back-propagated
+        def after_loss(self):
+            self.learn.loss = self.learn.loss + 10.0 * sum((p ** 2).sum() for p in self.model.parameters())
+
+    class OnLossGrad(Callback):  # what is back-propagated: loss_grad
+        def after_loss(self):
+            if self.training:
+                self.learn.loss_grad = self.learn.loss_grad + 0.1 * sum((p ** 2).sum() for p in self.model.parameters())
+
+    # each on loaders of its own: the same batches in the same order
+    plain, recorded, decayed = learner(make_dls()), learner(make_dls(), cbs=OnLoss()), learner(make_dls(), cbs=OnLossGrad())
+    for learn in (plain, recorded, decayed):
+        learn.fit(1, 1e-2)
+
+    def norm(learn):
+        return float(sum((p.detach() ** 2).sum() for p in learn.model.parameters()))
+
+    assert norm(recorded) == pytest.approx(norm(plain), rel=1e-6)
+    assert recorded.recorder.values[-1][0] > 10 * plain.recorder.values[-1][0]
+    assert norm(decayed) < 0.9 * norm(plain)
+
+
+def test_callbacks_read_the_loop_state_as_their_own(dls):
+    seen = {}
+
+    class Peek(Callback):
+        def after_pred(self):
+            seen.update(model=self.model is self.learn.model, pred=self.pred.shape, training=self.training,
+                        n_epoch=self.n_epoch, xb=self.xb[0].shape[0])
+
+    learner(dls, cbs=Peek()).fit(1, 1e-2)
+    assert seen == {"model": True, "pred": torch.Size([64, 10]), "training": False, "n_epoch": 1, "xb": 64}
+    with pytest.raises(AttributeError, match="not added to a Learner"):
+        Peek().model  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'modle'"):
+        Peek().modle  # noqa: B018
+
+
+def test_run_after_and_run_before(dls):
+    rows = []
+
+    class ReadsRow(Callback):
+        run_after = Recorder
+        order = -100  # would run first without run_after
+
+        def after_epoch(self):
+            rows.append(list(self.recorder.values[-1]))
+
+    class First(Callback):
+        run_before = "recorder"
+        order = 200
+
+    learn = learner(dls, cbs=[ReadsRow(), First()])
+    learn.fit(2, 1e-2)
+    assert rows == learn.recorder.values
+    names = [type(c).__name__ for c in sort_callbacks(learn.cbs)]
+    assert names.index("First") < names.index("Recorder") < names.index("ReadsRow")
+
+    class A(Callback):
+        run_after = "b"
+
+    class B(Callback):
+        run_after = "a"
+
+    with pytest.raises(ParameterError, match="cycle"):
+        learner(dls, cbs=[A(), B()])
+
+
+def test_vision_learner_takes_a_splitter_and_create_body_a_factory(dls):
+    def three(m):
+        return [params(m.body[:3]), params(m.body[3:]), params(m.head)]
+
+    learn = vision_learner(dls, "xresnet18", splitter=three)
+    assert learn.optimizer.n_groups == 3
+    learn.fit(1, slice(1e-4, 1e-2))
+    lrs = learn.recorder.lrs[-1]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1e-2) and lrs[0] < lrs[1] < lrs[2]
+    body = create_body(xresnet18, n_in=1)
+    assert body(torch.zeros(2, 1, 28, 28)).shape[:2] == (2, 512)
+    assert isinstance(create_body(xresnet18, n_in=1, cut=-1), nn.Module)
+    with pytest.raises(ParameterError, match="factory function"):
+        create_body(3)
