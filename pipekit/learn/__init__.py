@@ -12,6 +12,7 @@ from pipekit.learn.callbacks import (
     TensorBoardCallback, TrainEvalCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.export import load_learner, model_weights
+from pipekit.learn.hooks import Hook, HookCallback, Hooks, hook_output, hook_outputs
 from pipekit.learn.interpret import ClassificationInterpretation, Interpretation
 from pipekit.learn.learner import Learner
 from pipekit.learn.losses import (
@@ -33,7 +34,7 @@ from pipekit.metrics import (
 )
 
 __all__ = [
-    "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "FocalLossFlat", "Precision", "Recall",
+    "Hook", "HookCallback", "Hooks", "hook_output", "hook_outputs", "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "FocalLossFlat", "Precision", "Recall",
     "PrecisionMulti", "RecallMulti", "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",

@@ -25,6 +25,7 @@ from pipekit.learn.callbacks.core import (
     Callback, CancelBatchException, CancelFitException, CancelTrainException, CancelValidException,
 )
 from pipekit.learn.export import checkpoint_path
+from pipekit.learn.hooks import HookCallback
 from pipekit.learn.losses import Reducible
 
 __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "ReduceLROnPlateau", "GradientAccumulation",
@@ -570,66 +571,97 @@ class MixUp(Callback):
         return loss.mean() if old == "mean" else loss.sum() if old == "sum" else loss
 
 
-class ActivationStats(Callback):
-    """Per-layer mean, std and share of near-zero activations, per training batch.
+class ActivationStats(HookCallback):
+    """Per-layer mean, std and share of near-zero activations, per training batch (every ``every``-th).
 
-    ``modules`` default: every leaf module with parameters (conv, linear, norm layers). After ``fit``:
-    ``stats_[name]`` is an array ``[n_batches, 3]`` (mean, std, near_zero); ``plot_layer_stats`` draws them.
+    ``modules`` default: every leaf module with parameters (conv, linear, norm layers: their outputs, before
+    any activation that follows). "Near zero" is the share of activations at or below ``near_zero``, as fastai
+    and the book count it: after a ReLU those would be the dead ones. After ``fit``: ``stats_[name]`` is an
+    array ``[n_batches, 3]`` (mean, std, near_zero) and ``plot_layer_stats`` draws them; with
+    ``with_hist=True``, ``hist_[name]`` holds each batch's histogram of the activations (40 bins over 0..10),
+    drawn by ``color_dim`` (the book's "colorful dimension") and ``dead_chart``.
+
+    >>> from pipekit.learn import ActivationStats
+    >>> cb = ActivationStats(with_hist=True)   # learn.fit_one_cycle(1, 0.06, cbs=cb); cb.color_dim(-2)
     """
 
-    order = -7  # hooks armed before any forward pass
-    run_valid = False
-    param_constraints = {"every": _COUNT, "near_zero": Interval(0, None)}
+    param_constraints = {**HookCallback.param_constraints, "every": _COUNT, "near_zero": Interval(0, None)}
 
-    def __init__(self, modules: Sequence[nn.Module] | None = None, near_zero: float = 0.05, every: int = 1):
-        self.modules, self.near_zero, self.every = modules, near_zero, every
-        self.check_params()
+    def __init__(self, modules: Sequence[nn.Module] | None = None, near_zero: float = 0.05, every: int = 1,
+                 with_hist: bool = False):
+        self.near_zero, self.with_hist = near_zero, with_hist
+        super().__init__(modules=modules, every=every)
 
     def before_fit(self) -> None:
-        model = self.learn.model
-        names = {m: n for n, m in model.named_modules()}
-        mods = list(self.modules) if self.modules is not None else [
-            m for m in model.modules() if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+        names = {m: n for n, m in self.learn.model.named_modules()}
+        mods = self.hooked_modules()
         self._names = [names.get(m, type(m).__name__) for m in mods]
+        self._name_of = {id(m): n for m, n in zip(mods, self._names)}
         self._buf: dict[str, list[torch.Tensor]] = {n: [] for n in self._names}
-        self._hooks = [m.register_forward_hook(self._hook(n)) for m, n in zip(mods, self._names)]
-        self._record = False
+        self._hist: dict[str, list[torch.Tensor]] = {n: [] for n in self._names}
+        super().before_fit()
 
-    def _hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
-        def hook(module: nn.Module, inp: Any, out: Any) -> None:
-            if self._record and isinstance(out, torch.Tensor):
-                o = out.detach().float()
-                # kept on the device as one small tensor: no host sync per batch
-                self._buf[name].append(torch.stack([o.mean(), o.std(), (o.abs() < self.near_zero).float().mean()]))
-        return hook
-
-    def before_batch(self) -> None:
-        self._record = self.learn.training and self.learn.train_iter % self.every == 0
-
-    def after_batch(self) -> None:
-        self._record = False
-
-    def release(self) -> None:
-        for h in self.__dict__.get("_hooks", []):
-            h.remove()
-        self._hooks = []
+    def hook(self, module: nn.Module, inp: Any, out: Any) -> None:
+        if not isinstance(out, torch.Tensor):
+            return
+        o = out.float()
+        name = self._name_of[id(module)]
+        # kept on the device as small tensors: no host sync per batch
+        self._buf[name].append(torch.stack([o.mean(), o.std(), (o <= self.near_zero).float().mean()]))
+        if self.with_hist:
+            self._hist[name].append(torch.histc(o, 40, 0, 10))
 
     def after_fit(self) -> None:
-        for h in self._hooks:
-            h.remove()
+        super().after_fit()
         self.stats_ = {n: torch.stack(v).cpu().numpy() if v else np.zeros((0, 3)) for n, v in self._buf.items()}
+        if self.with_hist:
+            self.hist_ = {n: torch.stack(v).cpu().numpy() if v else np.zeros((0, 40)) for n, v in self._hist.items()}
+
+    def _key(self, name: str | int, what: str = "stats_") -> str:
+        self.check_is_fitted("fit")
+        if what == "hist_" and not self.with_hist:
+            raise ParameterError("ActivationStats: no histograms were recorded; build it with with_hist=True")
+        if isinstance(name, int):
+            if not -len(self._names) <= name < len(self._names):
+                raise ParameterError(f"ActivationStats: layer index {name} is out of range; {len(self._names)} "
+                                     f"layers were recorded: {self._names}")
+            return self._names[name]
+        if name not in self.stats_:
+            raise ParameterError(f"ActivationStats: no layer {name!r}; recorded: {list(self.stats_)}")
+        return name
 
     def plot_layer_stats(self, name: str | int, path: str | os.PathLike | None = None) -> Path | None:
         """Mean, std and near-zero share of one layer over the recorded batches (PNG when headless)."""
-        self.check_is_fitted("fit")
-        key = self._names[name] if isinstance(name, int) else name
-        if key not in self.stats_:
-            raise ParameterError(f"ActivationStats: no layer {name!r}; recorded: {list(self.stats_)}")
+        key = self._key(name)
         fig, axs = get_pyplot().subplots(1, 3, figsize=(10, 3))
         for ax, i, title in zip(axs, range(3), ("mean", "std", "near zero")):
             ax.plot(self.stats_[key][:, i])
             ax.set_title(f"{key}: {title}")
         return savefig_or_show(fig, path, name=f"activation_stats_{key}")
+
+    def color_dim(self, name: str | int, path: str | os.PathLike | None = None) -> Path | None:
+        """The histogram of one layer's activations per batch as an image (batches left to right, activation
+        0..10 bottom to top, log of the count as colour): smooth growth is healthy training, a collapse to the
+        bottom row followed by a rise is the book's sign of a bad start (``with_hist=True``)."""
+        key = self._key(name, "hist_")
+        fig, ax = get_pyplot().subplots(figsize=(8, 3))
+        ax.imshow(np.log1p(self.hist_[key]).T, origin="lower", aspect="auto", extent=(0, len(self.hist_[key]), 0, 10))
+        ax.set_xlabel("batch")
+        ax.set_ylabel("activation")
+        ax.set_title(key)
+        return savefig_or_show(fig, path, name=f"color_dim_{key}")
+
+    def dead_chart(self, name: str | int, path: str | os.PathLike | None = None) -> Path | None:
+        """The share of one layer's activations in the two lowest histogram bins (0..0.5) per batch
+        (``with_hist=True``)."""
+        key = self._key(name, "hist_")
+        h = self.hist_[key]
+        fig, ax = get_pyplot().subplots(figsize=(6, 3))
+        ax.plot(h[:, :2].sum(1) / np.maximum(h.sum(1), 1))
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("batch")
+        ax.set_title(f"{key}: share near zero")
+        return savefig_or_show(fig, path, name=f"dead_chart_{key}")
 
 
 class ParamScheduler(Callback):

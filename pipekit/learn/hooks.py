@@ -1,0 +1,209 @@
+"""Hooks: what a layer computed (its activations, or their gradients) kept for you to read, as the book's
+class activation maps need. ``hook_output(layer)`` keeps a layer's latest output in ``.stored``; with
+``grad=True``, the gradients flowing back into it. ``Hooks``/``hook_outputs`` do the same for several layers,
+and ``HookCallback`` hooks layers for the length of a fit (``ActivationStats`` is one). Every hook is removed
+by ``remove()`` or at the end of its ``with`` block.
+
+>>> import torch
+>>> from torch import nn
+>>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+>>> with hook_output(model[1]) as hook:
+...     _ = model(torch.randn(5, 3))
+>>> hook.stored.shape
+torch.Size([5, 4])
+>>> with hook_output(model[0], grad=True) as hook_g:
+...     model(torch.randn(5, 3)).sum().backward()
+>>> hook_g.stored[0].shape
+torch.Size([5, 4])
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, Is
+from pipekit.learn.callbacks.core import Callback
+
+__all__ = ["Hook", "Hooks", "hook_output", "hook_outputs", "HookCallback", "has_params", "leaf_modules"]
+
+HookFunc = Callable[[nn.Module, Any, Any], Any]
+
+
+def _detach(x: Any, cpu: bool) -> Any:
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
+        return x.cpu() if cpu else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_detach(v, cpu) for v in x)
+    return x
+
+
+def has_params(m: nn.Module) -> bool:
+    """Whether ``m`` has parameters of its own (not counting its children's)."""
+    return any(True for _ in m.parameters(recurse=False))
+
+
+def leaf_modules(model: nn.Module, include_paramless: bool = False) -> list[nn.Module]:
+    """The modules of ``model`` without children (conv, linear, norm layers...), those with parameters unless
+    ``include_paramless``: what ``HookCallback`` hooks by default."""
+    return [m for m in model.modules() if not list(m.children()) and (include_paramless or has_params(m))]
+
+
+class Hook:
+    """Calls ``hook_func(module, input, output)`` on every forward pass of ``module`` (``is_forward=False``: on
+    every backward pass, with the gradients of its inputs and outputs) and keeps what it returns in ``stored``.
+    ``detach`` (default) detaches the tensors first, ``cpu`` moves them to the CPU. A context manager: the hook
+    is removed at the end of the ``with`` block, or by ``remove()``."""
+
+    def __init__(self, module: nn.Module, hook_func: HookFunc, is_forward: bool = True, detach: bool = True,
+                 cpu: bool = False):
+        if not isinstance(module, nn.Module):
+            raise ParameterError(f"Hook: module must be an nn.Module (a layer of the model), got {type(module).__name__}")
+        if not callable(hook_func):
+            raise ParameterError("Hook: hook_func must be a function (module, input, output) -> what to store")
+        self.hook_func, self.detach, self.cpu, self.is_forward = hook_func, detach, cpu, is_forward
+        self.stored: Any = None
+        self.removed = False
+        register = module.register_forward_hook if is_forward else module.register_full_backward_hook
+        self._handle = register(self._run)  # type: ignore[operator]
+
+    def _run(self, module: nn.Module, inp: Any, out: Any) -> None:
+        if self.detach:
+            inp, out = _detach(inp, self.cpu), _detach(out, self.cpu)
+        self.stored = self.hook_func(module, inp, out)
+
+    def remove(self) -> None:
+        """Take the hook off its module (stored values stay readable)."""
+        if not self.removed:
+            self._handle.remove()
+            self.removed = True
+
+    def __enter__(self) -> Hook:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        what = "output" if self.is_forward else "gradient"
+        return f"Hook({what}, {'removed' if self.removed else 'active'})"
+
+
+def _hook_inner(module: nn.Module, inp: Any, out: Any) -> Any:
+    return out if isinstance(out, (torch.Tensor, tuple, list)) else list(out)
+
+
+def hook_output(module: nn.Module, detach: bool = True, cpu: bool = False, grad: bool = False) -> Hook:
+    """A hook keeping the latest output of ``module`` in ``.stored`` (``grad=True``: the gradients with
+    respect to its output, a tuple, as the book's Grad-CAM reads ``hook.stored[0]``)."""
+    return Hook(module, _hook_inner, is_forward=not grad, detach=detach, cpu=cpu)
+
+
+class Hooks:
+    """One :class:`Hook` per module of ``modules``; ``stored`` is the list of what each keeps. A context
+    manager, like ``Hook``."""
+
+    def __init__(self, modules: Sequence[nn.Module], hook_func: HookFunc, is_forward: bool = True,
+                 detach: bool = True, cpu: bool = False):
+        self.hooks = [Hook(m, hook_func, is_forward, detach, cpu) for m in modules]
+
+    def __getitem__(self, i: int) -> Hook:
+        return self.hooks[i]
+
+    def __len__(self) -> int:
+        return len(self.hooks)
+
+    def __iter__(self) -> Iterator[Hook]:
+        return iter(self.hooks)
+
+    @property
+    def stored(self) -> list[Any]:
+        return [h.stored for h in self.hooks]
+
+    def remove(self) -> None:
+        for h in self.hooks:
+            h.remove()
+
+    def __enter__(self) -> Hooks:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return f"Hooks({len(self.hooks)})"
+
+
+def hook_outputs(modules: Sequence[nn.Module], detach: bool = True, cpu: bool = False, grad: bool = False) -> Hooks:
+    """:func:`hook_output` on every module of ``modules``."""
+    return Hooks(modules, _hook_inner, is_forward=not grad, detach=detach, cpu=cpu)
+
+
+class HookCallback(Callback):
+    """A callback hooking ``modules`` (default: every leaf module with parameters, see :func:`leaf_modules`)
+    while training: ``hook(module, input, output)``, which a subclass writes, runs on every forward pass of a
+    training batch (every ``every``-th one when given; validation batches too with ``run_valid=True``). The
+    hooks are removed when the fit ends (``remove_end=False`` keeps them on: ``remove()`` does it then), and if
+    it fails.
+
+    >>> import torch
+    >>> class CountNegatives(HookCallback):
+    ...     def before_fit(self):
+    ...         super().before_fit(); self.negatives_ = 0
+    ...     def hook(self, module, inp, out):
+    ...         self.negatives_ += int((out < 0).sum())
+    """
+
+    order = -7  # hooks armed before any forward pass
+    run_valid = False
+    param_constraints = {"every": Interval(1, None, integer=True, none_ok=True),
+                         "modules": Is(lambda ms: ms is None or all(isinstance(m, nn.Module) for m in ms),
+                                       "a list of the model's modules, or None")}
+
+    def __init__(self, modules: Sequence[nn.Module] | None = None, every: int | None = None,
+                 remove_end: bool = True, is_forward: bool = True, detach: bool = True, cpu: bool = False,
+                 include_paramless: bool = False):
+        self.modules, self.every, self.remove_end, self.is_forward = modules, every, remove_end, is_forward
+        self.detach, self.cpu, self.include_paramless = detach, cpu, include_paramless
+        self.check_params()
+
+    def hook(self, module: nn.Module, inp: Any, out: Any) -> Any:
+        """What to do with a hooked module's input and output (a subclass writes it)."""
+        raise NotImplementedError(f"{type(self).__name__}.hook(module, input, output) is not written")
+
+    def hooked_modules(self) -> list[nn.Module]:
+        """The modules hooked: ``modules``, or the model's leaf modules (with parameters unless
+        ``include_paramless``)."""
+        return list(self.modules) if self.modules is not None else leaf_modules(self.learn.model,
+                                                                                self.include_paramless)
+
+    def before_fit(self) -> None:
+        self.hooks = Hooks(self.hooked_modules(), self._maybe_hook, self.is_forward, self.detach, self.cpu)
+        self._on = False
+
+    def _maybe_hook(self, module: nn.Module, inp: Any, out: Any) -> Any:
+        return self.hook(module, inp, out) if self._on else None
+
+    def before_batch(self) -> None:
+        learn = self.learn
+        self._on = not learn.training or self.every is None or learn.train_iter % self.every == 0
+
+    def after_batch(self) -> None:
+        self._on = False
+
+    def remove(self) -> None:
+        """Take the hooks off the model."""
+        hooks = self.__dict__.get("hooks")
+        if hooks is not None:
+            hooks.remove()
+
+    def release(self) -> None:
+        self.remove()
+
+    def after_fit(self) -> None:
+        if self.remove_end:
+            self.remove()
