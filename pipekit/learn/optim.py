@@ -23,7 +23,9 @@ from torch import nn
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 
-__all__ = ["Adam", "SGD", "RMSProp", "OptimWrapper", "lr_range", "even_mults", "norm_params"]
+__all__ = ["Adam", "SGD", "RMSProp", "Optimizer", "OptimWrapper", "lr_range", "even_mults", "norm_params", "sgd_step",
+           "weight_decay", "l2_reg", "average_grad", "average_sqr_grad", "momentum_step", "step_stat", "debias",
+           "rms_prop_step", "adam_step"]
 
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
                nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.SyncBatchNorm)
@@ -73,6 +75,118 @@ def RMSProp(params: list[dict[str, Any]], lr: float, sqr_mom: float = 0.99, mom:
     return torch.optim.RMSprop(params, lr=lr, alpha=sqr_mom, momentum=mom, eps=eps, weight_decay=wd)
 
 
+class Optimizer(torch.optim.Optimizer):
+    """An optimiser written as step functions, as the book builds them in chapter 16: for every parameter with a
+    gradient, each function of ``cbs`` is called in turn as ``cb(p, lr=..., mom=..., wd=..., **state)`` with the
+    group's hyper-parameters and what earlier calls returned (a dict: ``{"grad_avg": ...}``), which is kept in
+    the parameter's state for the next steps. ``defaults`` are the hyper-parameters (``mom``, ``sqr_mom``,
+    ``eps``, ``wd``...); the Learner's schedules set ``lr`` and ``mom`` per layer group, ``wd`` is 0 for biases
+    and normalisation layers. Use it as ``opt_func=partial(Optimizer, cbs=[...], mom=0.9)``.
+
+    >>> from functools import partial
+    >>> w = torch.nn.Parameter(torch.ones(3)); w.grad = torch.ones(3)
+    >>> opt = partial(Optimizer, cbs=[average_grad, momentum_step], mom=0.9)([{"params": [w]}], lr=0.1)
+    >>> opt.step(); opt.step(); w.data                      # steps of 0.1 * 1, then 0.1 * 1.9
+    tensor([0.7100, 0.7100, 0.7100])
+    """
+
+    def __init__(self, params: Any, cbs: Sequence[Callable[..., Any]], lr: float = 1e-3, **defaults: Any):
+        cbs = list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
+        if not cbs or not all(callable(cb) for cb in cbs):
+            raise ParameterError("Optimizer: cbs must be one or more step functions cb(p, lr, **hyper_and_state)")
+        if "wd" in defaults:  # kept as torch's key, so a layer group's weight decay can be switched off
+            defaults["weight_decay"] = defaults.pop("wd")
+        defaults.setdefault("weight_decay", 0.0)
+        self.cbs = cbs
+        super().__init__(params, {"lr": lr, **defaults})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            hyper = {("wd" if k == "weight_decay" else k): v for k, v in group.items() if k != "params"}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                for cb in self.cbs:
+                    out = cb(p, **{**hyper, **state})
+                    if out:
+                        state.update(out)
+        return loss
+
+
+# the step functions of chapter 16: each takes the parameter and what it needs by name, and returns the state
+# it adds (or nothing)
+def sgd_step(p: torch.Tensor, lr: float, **kwargs: Any) -> None:
+    """``p -= lr * grad``."""
+    p.data.add_(p.grad.data, alpha=-lr)
+
+
+def weight_decay(p: torch.Tensor, lr: float, wd: float, do_wd: bool = True, **kwargs: Any) -> None:
+    """Decoupled weight decay: ``p *= 1 - lr * wd``."""
+    if do_wd and wd != 0:
+        p.data.mul_(1 - lr * wd)
+
+
+def l2_reg(p: torch.Tensor, wd: float, do_wd: bool = True, **kwargs: Any) -> None:
+    """L2 regularisation: ``grad += wd * p``."""
+    if do_wd and wd != 0:
+        p.grad.data.add_(p.data, alpha=wd)
+
+
+def average_grad(p: torch.Tensor, mom: float, dampening: bool = False, grad_avg: torch.Tensor | None = None,
+                 **kwargs: Any) -> dict[str, torch.Tensor]:
+    """Moving average of the gradients (``grad_avg = mom * grad_avg + (1 - mom if dampening else 1) * grad``)."""
+    if grad_avg is None:
+        grad_avg = torch.zeros_like(p.grad.data)
+    damp = 1 - mom if dampening else 1.0
+    return {"grad_avg": grad_avg.mul_(mom).add_(p.grad.data, alpha=damp)}
+
+
+def average_sqr_grad(p: torch.Tensor, sqr_mom: float, dampening: bool = True, sqr_avg: torch.Tensor | None = None,
+                     **kwargs: Any) -> dict[str, torch.Tensor]:
+    """Moving average of the squared gradients."""
+    if sqr_avg is None:
+        sqr_avg = torch.zeros_like(p.grad.data)
+    damp = 1 - sqr_mom if dampening else 1.0
+    return {"sqr_avg": sqr_avg.mul_(sqr_mom).addcmul_(p.grad.data, p.grad.data, value=damp)}
+
+
+def momentum_step(p: torch.Tensor, lr: float, grad_avg: torch.Tensor, **kwargs: Any) -> None:
+    """``p -= lr * grad_avg``."""
+    p.data.add_(grad_avg, alpha=-lr)
+
+
+def step_stat(p: torch.Tensor, step: int = 0, **kwargs: Any) -> dict[str, int]:
+    """Counts the steps taken (Adam's debiasing reads it)."""
+    return {"step": step + 1}
+
+
+def debias(mom: float, damp: float, step: int) -> float:
+    """What a moving average started at zero must be divided by after ``step`` steps."""
+    return damp * (1 - mom ** step) / (1 - mom)
+
+
+def rms_prop_step(p: torch.Tensor, lr: float, sqr_avg: torch.Tensor, eps: float,
+                  grad_avg: torch.Tensor | None = None, **kwargs: Any) -> None:
+    """RMSProp: ``p -= lr * g / (sqrt(sqr_avg) + eps)`` (``g``: ``grad_avg`` with momentum, else the gradient)."""
+    denom = sqr_avg.sqrt().add_(eps)
+    p.data.addcdiv_(grad_avg if grad_avg is not None else p.grad.data, denom, value=-lr)
+
+
+def adam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float, grad_avg: torch.Tensor,
+              sqr_avg: torch.Tensor, eps: float, **kwargs: Any) -> None:
+    """Adam's step on debiased moving averages (after ``average_grad(dampening=True)``, ``average_sqr_grad``
+    and ``step_stat``)."""
+    debias1 = debias(mom, 1 - mom, step)
+    debias2 = debias(sqr_mom, 1 - sqr_mom, step)
+    p.data.addcdiv_(grad_avg, (sqr_avg / debias2).sqrt() + eps, value=-lr / debias1)
+
+
 def even_mults(start: float, stop: float, n: int) -> np.ndarray:
     """``n`` values spaced geometrically from ``start`` to ``stop``."""
     return np.array([stop], dtype=float) if n == 1 else start * (stop / start) ** (np.arange(n) / (n - 1))
@@ -110,7 +224,7 @@ def _set_group(group: dict[str, Any], name: str, value: float) -> None:
         b1, b2 = group["betas"]
         group["betas"] = (value, b2) if name == "mom" else (b1, value)
     elif name in ("mom", "sqr_mom"):
-        key = "momentum" if name == "mom" else "alpha"
+        key = name if name in group else "momentum" if name == "mom" else "alpha"  # pipekit's Optimizer: by name
         if key in group:
             group[key] = value
     else:
@@ -119,7 +233,7 @@ def _set_group(group: dict[str, Any], name: str, value: float) -> None:
 
 def _get_group(group: dict[str, Any], name: str) -> Any:
     if name == "mom":
-        return group["betas"][0] if "betas" in group else group.get("momentum")
+        return group["betas"][0] if "betas" in group else group.get("mom", group.get("momentum"))
     return group.get("weight_decay" if name == "wd" else name)
 
 
