@@ -19,6 +19,7 @@ A malformed field raises :class:`ExportError` naming it.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import random
 import warnings
@@ -127,6 +128,17 @@ def _rebuild(where: str, what: str, build: Callable[[], Any]) -> Any:
         raise ExportError(f"{where}: record.json {what} could not be rebuilt ({type(e).__name__}: {e})") from e
 
 
+def _mismatch(want: dict[str, tuple[int, ...]], have: dict[str, tuple[int, ...]], strict: bool = True) -> str:
+    """What keeps tensors of shapes ``have`` from loading into a model whose state has shapes ``want`` ('' when
+    they load): missing and unexpected names (with ``strict``) and sizes that differ."""
+    missing, unexpected = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    sizes = [f"{k}: {have[k]} stored, {want[k]} built" for k in sorted(set(want) & set(have)) if want[k] != have[k]]
+    said = [f"{what}: {items[:3]}{' ...' if len(items) > 3 else ''}" for what, items in
+            (("Missing key(s)", missing if strict else []), ("Unexpected key(s)", unexpected if strict else []),
+             ("size mismatch", sizes)) if items]
+    return "; ".join(said)
+
+
 def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict[str, Any]) -> None:
     """Build the architecture the record describes on the meta device (no memory, no initialisation) and refuse
     a record whose model does not have exactly the stored weights' names and shapes: the weights are in the file,
@@ -139,15 +151,11 @@ def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict
         return  # tensors is checked after building, by load_state_dict)
     if not isinstance(meta, nn.Module):
         return
-    want = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
-    have = {k: tuple(v.shape) for k, v in tensors.items()}
-    if want != have:
-        missing, unexpected = sorted(set(want) - set(have)), sorted(set(have) - set(want))
-        sizes = [f"{k}: {have[k]} stored, {want[k]} built" for k in sorted(set(want) & set(have)) if want[k] != have[k]]
-        said = [f"{what}: {items[:3]}{' ...' if len(items) > 3 else ''}" for what, items in
-                (("Missing key(s)", missing), ("Unexpected key(s)", unexpected), ("size mismatch", sizes)) if items]
+    said = _mismatch({k: tuple(v.shape) for k, v in meta.state_dict().items()},
+                     {k: tuple(v.shape) for k, v in tensors.items()})
+    if said:
         raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} as "
-                          f"record.json configures it ({'; '.join(said)}); the file is damaged or was not written "
+                          f"record.json configures it ({said}); the file is damaged or was not written "
                           "by learn.export()")
 
 
@@ -339,7 +347,12 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     """``learn.load``: a checkpoint written by ``learn.save`` (never unpickles code); sets ``resume_epoch``
     and returns the learner. ``restore_state=False`` loads weights (and optimiser) only, leaving the
     epoch counters, loader seeds, random states and callback states alone (used to reload the best model
-    at the end of a fit)."""
+    at the end of a fit).
+
+    Every field is checked against this learner before anything is set: the weights against the model's names
+    and shapes, the optimiser state against its parameter groups and parameters, the epoch, loader counters and
+    random states against what they must be. A checkpoint that does not fit raises :class:`ExportError` naming the
+    file and the field, and leaves the learner as it was."""
     path = checkpoint_path(learn, name)
     if not path.exists():
         raise FileNotFoundError(f"Learner.load: no checkpoint at {path} (saved with learn.save({Path(name).stem!r}) "
@@ -351,26 +364,237 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     rec, arrays = archive.record, archive.arrays
     if archive.kind != "checkpoint" or not isinstance(rec, dict):
         raise ExportError(f"Learner.load: {path} holds a {archive.kind}, not a checkpoint written by learn.save")
-    tensors = archive.tensors()
-    _unwrap(learn.model).load_state_dict(_model_tensors(tensors), strict=strict)
-    if with_opt and "opt" in rec:
-        learn.optimizer.load_state_dict(_rebuild(str(path), "field 'opt'", lambda: _unflatten(rec["opt"], tensors,
-                                                                                              arrays)))
-    if not restore_state:
+    where = f"Learner.load: {path}"
+    try:
+        tensors = archive.tensors()
+    except ExportError as e:
+        raise ExportError(f"Learner.load: {e}") from None
+    model = _unwrap(learn.model)
+    weights = _model_tensors(tensors)
+    _check_weights(where, model, weights, strict)
+    had_opt = learn.opt
+    try:
+        opt_state = _opt_state(where, learn.optimizer, model, rec["opt"], tensors, arrays) \
+            if with_opt and "opt" in rec else None
+        resume = _resume_state(path, rec, tensors, arrays) if restore_state else None
+    except BaseException:
+        learn.opt = had_opt  # an optimiser built to check the state against goes too: nothing changed
+        raise
+    # everything is checked: from here on nothing in the file can fail half-way
+    model.load_state_dict(weights, strict=strict)
+    if opt_state is not None:
+        learn.optimizer.load_state_dict(opt_state)
+    if resume is None:
         return learn
-    learn.resume_epoch = int(rec.get("next_epoch", 0))
+    learn.resume_epoch, loaders, rng, callbacks = resume
     if with_opt and "opt" not in rec and learn.resume_epoch > 0:
         warnings.warn(f"Learner.load: {path} has no optimiser state (saved with with_opt=False); a fit resumed "
                       "from it starts the optimiser afresh and will not follow the uninterrupted run",
                       RuntimeWarning, stacklevel=3)
-    try:
-        for dl, saved in zip(learn.dls.loaders, rec.get("loaders") or []):
-            # only the two counters pipekit writes: a name read from the file never picks the attribute
-            dl.seed, dl.epoch = int(saved.get("seed", dl.seed)), int(saved.get("epoch", dl.epoch))
-        _set_rng_state(from_data(rec["rng"], arrays))
-        callbacks = _unflatten(rec.get("callbacks", {"__items__": []}), tensors, arrays)
-    except (ExportError, *STATE_ERRORS) as e:
-        raise ExportError(f"Learner.load: the loader or random states in {path} are malformed ({e}); it was "
-                          "not written by learn.save, or was damaged") from e
-    learn.resume_cb_states = callbacks if isinstance(callbacks, dict) else {}
+    for dl, (seed, epoch) in zip(learn.dls.loaders, loaders):
+        # only the two counters pipekit writes: a name read from the file never picks the attribute
+        dl.seed, dl.epoch = dl.seed if seed is None else seed, dl.epoch if epoch is None else epoch
+    _set_rng_state(rng)
+    learn.resume_cb_states = callbacks
     return learn
+
+
+def _check_weights(where: str, model: nn.Module, weights: dict[str, torch.Tensor], strict: bool) -> None:
+    """Refuse model weights that ``load_state_dict`` would not load whole: other names (with ``strict``), other
+    shapes, or numbers of another kind (floating point for integer counters or the reverse)."""
+    own = model.state_dict()
+    said = _mismatch({k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in weights.items()},
+                     strict)
+    kinds = [k for k in sorted(set(own) & set(weights)) if own[k].is_floating_point() != weights[k].is_floating_point()
+             or weights[k].is_complex() or (weights[k].dtype == torch.bool) != (own[k].dtype == torch.bool)]
+    if kinds:
+        said = "; ".join(filter(None, [said, f"other number types: {kinds[:3]}{' ...' if len(kinds) > 3 else ''}"]))
+    if said:
+        raise ExportError(f"{where}: the model weights (weights.safetensors, 'model.*') do not fit this learner's "
+                          f"{type(model).__name__} ({said}); load a checkpoint saved by a learner with the same "
+                          "architecture, or pass strict=False to load the weights whose names match")
+
+
+#: torch optimisers whose per-parameter state follows the parameters (moments and buffers of their shape, a
+#: step count): pipekit's Adam, SGD and RMSProp and the others of that kind
+_PARAM_SHAPED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad,
+                 torch.optim.Adadelta, torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam, torch.optim.ASGD)
+#: the per-parameter state those optimisers keep as a single number (a 0-d tensor) rather than one per weight
+_SCALAR_STATE = frozenset({"step", "eta", "mu", "mu_product"})
+
+
+def _kind(v: Any) -> str:
+    """What a parameter group's hyper-parameter must stay: torch's on/off options (None or a bool), a number,
+    text, a tensor, or a list of that many numbers."""
+    if v is None or isinstance(v, bool):
+        return "an on/off option (true, false or null)"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, (list, tuple)):
+        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        return f"a list of {len(v)} numbers" if numbers else "a list"
+    if isinstance(v, torch.Tensor):
+        return "a tensor"
+    if isinstance(v, str):
+        return "text"
+    return type(v).__name__
+
+
+def _finite(v: Any) -> bool:
+    """No NaN or infinity among the numbers ``v`` is (or holds, as a list)."""
+    return all(isinstance(x, bool) or not isinstance(x, (int, float)) or math.isfinite(x)
+               for x in (v if isinstance(v, (list, tuple)) else [v]))
+
+
+def _state_names(opt: torch.optim.Optimizer, groups: list[dict[str, Any]]) -> list[set[str]]:
+    """The per-parameter state each group's options make ``opt``'s class keep: one step of a new optimiser with
+    those options over a one-element stand-in per group (options it cannot step with raise here)."""
+    standins = []
+    for g, cur in zip(groups, opt.param_groups):
+        like = cur["params"][0]
+        p = torch.zeros(1, dtype=like.dtype, device=like.device, requires_grad=True)
+        p.grad = torch.zeros_like(p)
+        standins.append({**{k: v for k, v in g.items() if k != "params"}, "params": [p]})
+    make: Callable[..., torch.optim.Optimizer] = type(opt)  # the torch classes take (params) alone
+    trial = make(standins)
+    trial.step()
+    return [set(trial.state[g["params"][0]]) for g in standins]
+
+
+def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[str, torch.Tensor],
+               arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The optimiser state of a checkpoint's ``opt`` field, checked against ``opt`` (the learner's
+    ``OptimWrapper``): as many parameter groups with as many parameters each, hyper-parameters of the same kinds,
+    a ``frozen_to`` among the layer groups, and state only for listed parameters. For torch's optimisers whose
+    state follows the parameters (Adam, SGD, RMSProp, ...) each parameter's state must also hold what a step
+    reads, each tensor of the parameter's shape (a single number for the step count)."""
+    sd = _rebuild(where, "field 'opt'", lambda: _unflatten(data, tensors, arrays))
+
+    def bad(detail: str) -> ExportError:
+        return ExportError(f"{where}: record.json field {detail}; load a checkpoint saved by a learner with the same "
+                           "model and optimiser (or pass with_opt=False to leave the optimiser out)")
+
+    if not (isinstance(sd, dict) and "opt" in sd and set(sd) <= {"opt", "frozen_to"}):
+        raise bad(f"'opt' must hold the optimiser's state ({{'opt', 'frozen_to'}}), got {str(sd)[:80]!r}")
+    frozen = sd.get("frozen_to", 0)
+    if not (type(frozen) is int and -opt.n_groups <= frozen <= opt.n_groups):
+        raise bad(f"'opt.frozen_to' must be an integer in [-{opt.n_groups}, {opt.n_groups}] (the learner has "
+                  f"{opt.n_groups} layer groups), got {str(frozen)[:60]!r}")
+    torch_sd = sd["opt"]
+    if not (isinstance(torch_sd, dict) and set(torch_sd) == {"state", "param_groups"}
+            and isinstance(torch_sd["state"], dict) and isinstance(torch_sd["param_groups"], list)):
+        raise bad("'opt.opt' must be a torch optimiser state ({'state': {...}, 'param_groups': [...]})")
+    saved, current = torch_sd["param_groups"], opt.param_groups
+    if len(saved) != len(current):
+        raise bad(f"'opt.opt.param_groups' holds {len(saved)} parameter groups; this learner's optimiser has "
+                  f"{len(current)}")
+    names = {id(p): n for n, p in model.named_parameters()}
+    params: dict[int, tuple[int, torch.Tensor]] = {}  # saved index -> (group, this optimiser's parameter)
+    groups = []
+    for gi, (g, cur) in enumerate(zip(saved, current)):
+        field = f"'opt.opt.param_groups[{gi}]"
+        ids = g.get("params") if isinstance(g, dict) else None
+        if not (isinstance(ids, list) and len(ids) == len(cur["params"]) and len(set(ids)) == len(ids)
+                and all(type(j) is int and j not in params for j in ids)):
+            raise bad(f"{field}.params' must list {len(cur['params'])} distinct parameter indices (this learner's "
+                      f"group {gi}), got {str(ids)[:60]!r}")
+        params.update((j, (gi, p)) for j, p in zip(ids, cur["params"]))
+        extra = sorted(set(g) - set(cur))
+        if extra:
+            raise bad(f"{field}' has options {extra[:3]} this learner's {type(opt.opt).__name__} does not take; "
+                      "the checkpoint was saved with another optimiser")
+        group = {k: g.get(k, v) for k, v in cur.items()}  # an option the saving torch did not write keeps ours
+        for k, v in group.items():
+            if k != "params" and (_kind(v) != _kind(cur[k]) or not _finite(v)):
+                finite = " (finite)" if "number" in _kind(cur[k]) else ""
+                raise bad(f"{field}.{k}' must be {_kind(cur[k])}{finite}, got {str(v)[:60]!r}")
+        groups.append({**group, "params": ids})
+    shaped = isinstance(opt.opt, _PARAM_SHAPED)
+    if shaped:
+        try:
+            needed = _state_names(opt.opt, groups)
+        except Exception as e:  # noqa: BLE001  (torch raises several types for options it cannot step with)
+            raise bad(f"'opt.opt.param_groups' holds options {type(opt.opt).__name__} cannot step with "
+                      f"({type(e).__name__}: {str(e)[:120]})") from None
+    for j, st in torch_sd["state"].items():
+        field = f"'opt.opt.state[{j}]"
+        if j not in params:
+            raise bad(f"{field}' is the state of parameter {str(j)[:20]!r}, which no parameter group lists")
+        gi, p = params[j]
+        name = names.get(id(p), str(j))
+        if not (isinstance(st, dict) and all(isinstance(k, str) for k in st)):
+            raise bad(f"{field}' must map state names to values, got {str(st)[:60]!r}")
+        missing = sorted(needed[gi] - set(st)) if shaped and st else []
+        if missing:
+            raise bad(f"{field}' (parameter {name!r}) lacks {missing}, which {type(opt.opt).__name__} reads at "
+                      "each step")
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                if v.is_complex() or v.dtype == torch.bool:
+                    raise bad(f"{field}.{k}' holds {v.dtype} values; optimiser state is real numbers")
+                want = () if k in _SCALAR_STATE else tuple(p.shape)
+                if shaped and tuple(v.shape) != want:
+                    raise bad(f"{field}.{k}' has shape {tuple(v.shape)}, but parameter {name!r} has shape "
+                              f"{tuple(p.shape)}" + (" (a step count is a single number)" if not want else ""))
+            elif not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+                      or (not shaped and isinstance(v, list))):
+                raise bad(f"{field}.{k}' must be a tensor or a finite number, got {str(v)[:60]!r}")
+    return {"opt": {"state": torch_sd["state"], "param_groups": groups}, "frozen_to": frozen}
+
+
+def _counter(v: Any) -> bool:
+    return type(v) is int and v >= 0
+
+
+def _resume_state(path: Path, rec: dict[str, Any], tensors: dict[str, torch.Tensor],
+                  arrays: dict[str, np.ndarray]) -> tuple[int, list[tuple[int | None, int | None]], dict[str, Any],
+                                                          dict[str, Any]]:
+    """The epoch to resume at, each loader's (seed, epoch), the random states and the callbacks' states of a
+    checkpoint's record, each checked (the random states by setting them on generators of their own)."""
+    where = f"Learner.load: {path}"
+    nxt = rec.get("next_epoch", 0)
+    if not _counter(nxt):
+        raise ExportError(f"{where}: record.json field 'next_epoch' must be a non-negative integer (the epoch a "
+                          f"resumed fit starts at), got {str(nxt)[:60]!r}")
+    saved = rec.get("loaders") or []
+    if not isinstance(saved, list):
+        raise ExportError(f"{where}: record.json field 'loaders' must be a list of {{'seed', 'epoch'}} objects")
+    loaders = []
+    for i, s in enumerate(saved):
+        if not (isinstance(s, dict) and all(_counter(s[k]) for k in ("seed", "epoch") if k in s)):
+            raise ExportError(f"{where}: the loader states are malformed (record.json field 'loaders[{i}]' must be "
+                              f"an object with a non-negative integer 'seed' and 'epoch', got {str(s)[:60]!r})")
+        loaders.append((s.get("seed"), s.get("epoch")))
+    if "rng" not in rec:
+        raise ExportError(f"{where}: record.json has no field 'rng' (the random states); it was not written by "
+                          "learn.save, or was damaged")
+    try:
+        rng = from_data(rec["rng"], arrays)
+        _check_rng_state(rng)
+    except (ExportError, *STATE_ERRORS) as e:
+        raise ExportError(f"Learner.load: the random states in {path} are malformed (record.json field 'rng': "
+                          f"{e}); it was not written by learn.save, or was damaged") from None
+    callbacks = _rebuild(where, "field 'callbacks'",
+                         lambda: _unflatten(rec.get("callbacks", {"__items__": []}), tensors, arrays))
+    if not (isinstance(callbacks, dict) and all(isinstance(k, str) and isinstance(v, dict)
+                                                for k, v in callbacks.items())):
+        raise ExportError(f"{where}: record.json field 'callbacks' must map callback names to their states")
+    return nxt, loaders, rng, callbacks
+
+
+def _check_rng_state(state: Any) -> None:
+    """Raise unless ``_set_rng_state(state)`` would set every generator: each state is set on a new generator of
+    its kind first (a failure there changes nothing)."""
+    if not isinstance(state, dict) or not isinstance(state.get("numpy"), dict) or \
+            not isinstance(state.get("python"), dict):
+        raise ExportError("expected {'torch', 'numpy', 'python'} states")
+    torch.Generator().set_state(torch.tensor(np.asarray(state["torch"]), dtype=torch.uint8))
+    n, py = state["numpy"], state["python"]
+    np.random.RandomState().set_state((n["kind"], np.asarray(n["keys"], dtype=np.uint32), int(n["pos"]),
+                                       int(n["has_gauss"]), float(n["cached_gaussian"])))
+    random.Random().setstate((int(py["version"]), tuple(int(v) for v in py["internal"]), py["gauss"]))
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        for i, t in enumerate(cuda):
+            if np.asarray(t).shape != tuple(torch.cuda.get_rng_state(i).shape):
+                raise ExportError(f"the CUDA random state of device {i} is not one")
