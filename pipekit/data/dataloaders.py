@@ -189,6 +189,11 @@ class DataLoaders:
                     "valid_y)), bs=256), or DataLoaders.from_stores([TensorStore(train_x), TensorStore(train_y)], "
                     "[TensorStore(valid_x), TensorStore(valid_y)], bs=256)")
         self.loaders = list(loaders)
+        train_tfms = getattr(self.loaders[0], "batch_tfms", None) if self.loaders else None
+        for t in list(train_tfms or ()):  # transforms that learn from the training batches (Normalize())
+            setup = getattr(t, "setup_batches", None)
+            if callable(setup):
+                setup(self.loaders[0])
         self.datasets: Datasets | None = None
         self.recipe = recipe
         self._device = torch.device(device) if device is not None else (

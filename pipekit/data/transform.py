@@ -158,6 +158,10 @@ class BatchTransform(Transform):
         image while it is in the CPU cache); records, ``decode`` and ``len`` still see each transform."""
         return None
 
+    def setup_batches(self, dl: Any) -> None:
+        """Learn what this transform needs from the training loader ``dl``, once, when the loaders are built
+        (``Normalize()`` without statistics takes them from a training batch). Default: nothing."""
+
     def reads_rows(self, store: Any, geometry: str | None, j: int, n_inp: int) -> bool:
         """Whether this transform, run first, takes batch element ``j`` as :class:`~pipekit.data.store.StoreRows`
         of ``store`` and reads the store itself (saving the gathered copy). Default: no."""

@@ -25,7 +25,7 @@ from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.metrics import MeanMetric
 from pipekit.vision.efficientnet import EfficientNetLiteBody, efficientnet_lite_stats, load_pretrained, pretrained_archs
 from pipekit.vision.models import Cut, UNet, unet, vision_model
-from pipekit.vision.transforms import Normalize
+from pipekit.vision.transforms import Normalize, image_stats
 
 __all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
            "pixel_accuracy"]
@@ -128,12 +128,10 @@ def _add_normalize(dls: Any, n_in: int, stats: Stats | None = None, normalize: b
     if stats is not None:
         norm = Normalize(*_channel_stats(stats, n_in))
     else:
-        dl = loaders[0]
-        raw = dl.dataset.gather(np.arange(min(len(dl.dataset), 256)))[0]
-        if raw.dtype != torch.uint8:
+        measured = image_stats(loaders[0])
+        if measured is None or loaders[0].dataset.gather(np.arange(1))[0].dtype != torch.uint8:
             return
-        flat = raw.reshape(-1, raw.shape[-1]).float() / 255
-        norm = Normalize(flat.mean(0).tolist(), flat.std(0).clamp_min(1e-3).tolist())
+        norm = Normalize(*measured)
     pipelines = {id(d.batch_tfms): d.batch_tfms for d in loaders}  # loaders often share one pipeline
     for pipe in pipelines.values():
         pipe.tfms = sorted([*pipe.tfms, norm], key=lambda t: t.order)

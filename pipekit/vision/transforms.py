@@ -244,11 +244,35 @@ class IntToFloat(BatchTransform):
         return x
 
 
+def image_stats(dl: Any, n: int = 256) -> tuple[list[float], list[float]] | None:
+    """Per-channel mean and std (0..1 scale) of the first ``n`` training images of ``dl``, as stored (presized,
+    not augmented), or None when its first image input is not stored as pixels."""
+    dataset, geometry = getattr(dl, "dataset", None), getattr(dl, "geometry", ())
+    if dataset is None or not callable(getattr(dataset, "gather", None)) or not len(dataset):
+        return None
+    j = next((i for i, g in enumerate(geometry[:dl.n_inp]) if g == "image"), None)
+    if j is None:
+        return None
+    x = dataset.gather(np.arange(min(len(dataset), n)))[j]
+    if not isinstance(x, torch.Tensor) or x.ndim not in (3, 4):
+        return None
+    if x.dtype == torch.uint8:  # stored as (N, H, W[, C])
+        flat = (x.reshape(-1, 1) if x.ndim == 3 else x.reshape(-1, x.shape[-1])).float() / 255
+    elif x.is_floating_point():  # float images as (N, [C,] H, W)
+        flat = x.reshape(-1, 1) if x.ndim == 3 else x.transpose(0, 1).reshape(x.shape[1], -1).T
+        flat = flat.float()
+    else:
+        return None
+    return flat.mean(0).tolist(), flat.std(0).clamp_min(1e-3).tolist()
+
+
 class Normalize(BatchTransform):
     """Subtract ``mean`` and divide by ``std`` per channel (stats on the 0..1 scale) for input images.
 
     Takes uint8 (B,H,W,C) or float (B,C,H,W) batches and returns float (B,C,H,W); the uint8 case
-    converts and normalises in one pass. ``decode`` undoes it for display.
+    converts and normalises in one pass. ``decode`` undoes it for display. ``Normalize()`` without statistics
+    takes them from the first training batch (not augmented) when the loaders are built, as the book's
+    ``batch_tfms=Normalize()`` does; they are then kept, and exported, like given ones.
 
     >>> Normalize.from_stats(*imagenet_stats).mean
     [0.485, 0.456, 0.406]
@@ -256,11 +280,27 @@ class Normalize(BatchTransform):
 
     order: ClassVar[int] = 85
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+    def __init__(self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
+        if mean is None and std is None:  # learned from the first training batch
+            self.mean: list[float] | None = None
+            self.std: list[float] | None = None
+            return
+        if mean is None or std is None:
+            raise ParameterError("Normalize: give both mean and std (one value per channel), or neither to take "
+                                 "them from the first training batch")
         mean, std = [float(m) for m in np.ravel(mean)], [float(s) for s in np.ravel(std)]
         check("Normalize", mean=(mean, Is(lambda v: len(v) > 0, "one value per channel")), std=(std, Is(
             lambda v: len(v) == len(mean) and min(v) > 0, f"{len(mean)} positive values (one per channel of mean)")))
         self.mean, self.std = mean, std
+
+    def setup_batches(self, dl: Any) -> None:
+        if self.mean is not None:
+            return
+        stats = image_stats(dl)
+        if stats is None:
+            raise DataError("Normalize() takes its statistics from the training images, and these loaders give "
+                            "none (no image input stored as pixels); give them: Normalize.from_stats(mean, std)")
+        self.mean, self.std = stats
 
     @classmethod
     def from_stats(cls, mean: Sequence[float], std: Sequence[float]) -> Normalize:
@@ -268,6 +308,9 @@ class Normalize(BatchTransform):
 
     def _stats(self, c: int, like: torch.Tensor | None = None) -> tuple[Any, Any]:
         """Per-channel mean and std for ``c`` channels; as (1, C, 1, 1) tensors ``like`` a float batch."""
+        if self.mean is None or self.std is None:
+            raise DataError("Normalize() has no statistics yet: it takes them from the first training batch when "
+                            "DataLoaders are built; elsewhere give them: Normalize.from_stats(mean, std)")
         if len(self.mean) in (1, c):
             mean, std = self.mean * (c // len(self.mean)), self.std * (c // len(self.mean))
             if like is None:

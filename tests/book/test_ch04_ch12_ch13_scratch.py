@@ -203,3 +203,32 @@ def test_ch13_get_preds_with_a_plain_loss_function_gives_per_item_losses(threes_
     learn.loss_func = mean_only
     with pytest.raises(ParameterError, match="takes no reduction="):
         learn.get_preds(with_loss=True)
+
+
+def test_ch13_normalize_without_statistics_takes_them_from_the_training_images(tmp_path):
+    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.learn import load_learner, simple_cnn
+    from pipekit.vision import ImageBlock, Normalize
+
+    path = D.path("mnist_tiny")
+    norm = Normalize()
+    db = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+                   splitter=GrandparentSplitter(), get_y=parent_label, batch_tfms=norm)
+    with pytest.warns(UserWarning, match="neither the training nor the validation"):
+        dls = db.dataloaders(path, bs=64, seed=0)
+    used = [t for t in dls.train.batch_tfms if isinstance(t, Normalize)][0]
+    # measured on the training images as stored (the first 256)
+    pixels = dls.train.dataset.gather(np.arange(256))[0].float() / 255
+    assert used.mean == pytest.approx([float(pixels.mean())], rel=1e-4)
+    assert used.std == pytest.approx([float(pixels.std())], rel=1e-3)
+    xb, _ = dls.valid.one_batch()
+    assert abs(float(xb.mean())) < 0.3 and 0.7 < float(xb.std()) < 1.3
+    pipekit.set_seed(0)
+    learn = Learner(dls, simple_cnn(1, 2, (8, 16)), metrics=accuracy)
+    learn.fit(1, 1e-2)
+    learn.export(tmp_path / "norm.pipekit")
+    back = load_learner(tmp_path / "norm.pipekit")
+    f = get_image_files(path / "valid")[0]
+    torch.testing.assert_close(back.predict(f)[2], learn.predict(f)[2])
+    with pytest.raises(ParameterError, match="both mean and std"):
+        Normalize(mean=[0.5])
