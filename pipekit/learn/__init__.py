@@ -19,7 +19,7 @@ from pipekit.learn.losses import (
     BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, FocalLossFlat, L1LossFlat, LabelSmoothingCrossEntropy,
     LabelSmoothingCrossEntropyFlat, MSELossFlat, loss_from_kind,
 )
-from pipekit.learn.nets import MLP, ConvBlock, body_head_splitter, params, simple_cnn
+from pipekit.learn.nets import MLP, ConvBlock, ConvLayer, body_head_splitter, params, simple_cnn
 from pipekit.learn.optim import (
     SGD, Adam, Optimizer, OptimWrapper, RMSProp, adam_step, average_grad, average_sqr_grad, l2_reg, momentum_step,
     rms_prop_step, sgd_step, step_stat, weight_decay,
@@ -48,7 +48,7 @@ __all__ = [
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind",
     "MAE", "MSE", "RMSE", "Accuracy", "ErrorRate", "F1Score", "FuncMetric", "Metric", "Perplexity", "R2Score",
     "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "accuracy", "accuracy_multi", "as_metric", "error_rate", "mae", "mse", "perplexity",
-    "rmse", "MLP", "ConvBlock", "body_head_splitter", "params", "simple_cnn",
+    "rmse", "MLP", "ConvBlock", "ConvLayer", "body_head_splitter", "params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp", "Optimizer", "adam_step", "average_grad", "average_sqr_grad", "l2_reg",
     "momentum_step", "rms_prop_step", "sgd_step", "step_stat", "weight_decay",
     "UnknownArchError", "arch_spec", "build_arch", "register_arch", "registered_archs", "set_arch_spec",

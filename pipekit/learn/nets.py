@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import Interval, check
+from pipekit.core.validate import Interval, Is, check
 from pipekit.learn.registry import register_arch
 
-__all__ = ["MLP", "simple_cnn", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params", "linear_layers"]
+__all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params", "linear_layers"]
 
 
 def params(module: nn.Module) -> list[nn.Parameter]:
@@ -78,12 +78,47 @@ def linear_layers(sizes: Sequence[int], ps: Sequence[float]) -> list[nn.Module]:
     return mods
 
 
-class ConvBlock(nn.Sequential):
+_NORMS = ("batch", "batch_zero", None)
+
+
+class ConvLayer(nn.Sequential):
+    """conv -> batch-norm -> activation, the book's building block of a CNN: a ``ks`` convolution of ``stride``
+    padded to keep the size (``ks // 2``), then ``norm_type`` (``"batch"``; ``"batch_zero"``, a batch-norm whose
+    scale starts at 0, so a residual block starts as the identity; or None, and the conv then has a bias), then
+    ``act_cls()`` (None: no activation). ``ndim`` 1, 2 or 3 for sequences, images or volumes; ``transpose``
+    for an up-sampling convolution.
+
+    >>> [type(m).__name__ for m in ConvLayer(3, 16, stride=2)]
+    ['Conv2d', 'BatchNorm2d', 'ReLU']
+    >>> ConvLayer(16, 16, act_cls=None, norm_type="batch_zero")[1].weight.abs().sum().item()
+    0.0
+    """
+
+    def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | None = None,
+                 bias: bool | None = None, ndim: int = 2, norm_type: str | None = "batch",
+                 act_cls: type[nn.Module] | None = nn.ReLU, transpose: bool = False):
+        size = Interval(1, None, integer=True)
+        check("ConvLayer", ni=(ni, size), nf=(nf, size), ks=(ks, size), stride=(stride, size),
+              ndim=(ndim, Interval(1, 3, integer=True)),
+              norm_type=(norm_type, Is(lambda v: v in _NORMS, "'batch', 'batch_zero' or None")))
+        conv_cls = ({1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d} if transpose
+                    else {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d})[ndim]
+        layers: list[nn.Module] = [conv_cls(ni, nf, ks, stride=stride, padding=ks // 2 if padding is None else padding,
+                                            bias=norm_type is None if bias is None else bias)]
+        if norm_type is not None:
+            bn = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[ndim](nf)
+            nn.init.constant_(bn.weight, 0.0 if norm_type == "batch_zero" else 1.0)
+            layers.append(bn)
+        if act_cls is not None:
+            layers.append(act_cls())
+        super().__init__(*layers)
+
+
+class ConvBlock(ConvLayer):
     """conv(stride 2) -> batch-norm -> ReLU: halves the spatial size."""
 
     def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 2):
-        super().__init__(nn.Conv2d(ni, nf, ks, stride=stride, padding=ks // 2, bias=False),
-                         nn.BatchNorm2d(nf), nn.ReLU(inplace=True))
+        super().__init__(ni, nf, ks, stride=stride)
 
 
 def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:

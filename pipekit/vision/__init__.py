@@ -15,9 +15,9 @@ from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody,
                                          require_weights)
 from pipekit.vision.imagenet import IMAGENET_CATS, IMAGENET_DOGS, imagenet_labels, imagenet_predict
 from pipekit.vision.learner import (PixelAccuracy, check_model_output, load_body_weights, pixel_accuracy, unet_learner,
-                                    vision_learner)
-from pipekit.vision.models import (UNet, XResNet, create_body, create_head, simple_cnn, unet, vision_model, xresnet18,
-                                   xresnet34, xresnet50)
+                                    vision_learner, cnn_learner)
+from pipekit.vision.models import (ResBlock, UNet, XResNet, create_body, create_head, simple_cnn, unet, vision_model,
+                                   xresnet18, xresnet34, xresnet50)
 from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Flip, FlipVert, LightingSampler, RandomCrop,
                                      Rotate, Sampler, Warp, Zoom)
@@ -30,7 +30,7 @@ __all__ = [
     "MaskBlock", "Normalize", "PointBlock", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
     "map_boxes", "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
-    "PixelAccuracy", "UNet", "XResNet", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
+    "PixelAccuracy", "ResBlock", "UNet", "XResNet", "cnn_learner", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
     "Brightness", "Contrast", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",

@@ -262,6 +262,13 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     return learn
 
 
+def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwargs: Any) -> Learner:
+    """The book's name for :func:`vision_learner` (which it is, with the same arguments). The book's
+    ``resnet34`` is ``"xresnet34"`` here, or ``"efficientnet_lite0"`` with ``pretrained=True`` for ImageNet
+    weights."""
+    return vision_learner(dls, arch, **kwargs)
+
+
 def _target_c(dls: Any) -> int | None:
     """The size of the first target (``dls.c`` is the labels' count for boxes with labels, not a box model's)."""
     y = getattr(dls, "y_block", None)

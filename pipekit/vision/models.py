@@ -22,7 +22,7 @@ from torch import nn
 from pipekit.core.errors import ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import Interval, Is, Options, check
-from pipekit.learn.nets import ConcatPool2d, SigmoidRange, linear_layers, simple_cnn
+from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
 __all__ = ["XResNet", "xresnet18", "xresnet34", "xresnet50", "UNet", "unet", "simple_cnn", "create_head",
@@ -33,13 +33,10 @@ Cut = Union[int, Callable[[nn.Module], nn.Module], None]
 
 
 def conv_bn(ni: int, nf: int, ks: int = 3, stride: int = 1, act: bool = True, zero_bn: bool = False) -> nn.Sequential:
-    """conv -> batch-norm (-> ReLU); ``zero_bn`` starts the BN scale at 0 so a residual block starts as identity."""
-    bn = nn.BatchNorm2d(nf)
-    nn.init.constant_(bn.weight, 0.0 if zero_bn else 1.0)
-    layers: list[nn.Module] = [nn.Conv2d(ni, nf, ks, stride=stride, padding=ks // 2, bias=False), bn]
-    if act:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+    """conv -> batch-norm (-> ReLU); ``zero_bn`` starts the BN scale at 0 so a residual block starts as identity
+    (a :class:`~pipekit.learn.ConvLayer`)."""
+    return ConvLayer(ni, nf, ks, stride=stride, norm_type="batch_zero" if zero_bn else "batch",
+                     act_cls=nn.ReLU if act else None)
 
 
 class ResBlock(nn.Module):

@@ -172,3 +172,40 @@ def test_vision_learner_takes_a_splitter_and_create_body_a_factory(dls):
     assert isinstance(create_body(xresnet18, n_in=1, cut=-1), nn.Module)
     with pytest.raises(ParameterError, match="factory function"):
         create_body(3)
+
+
+def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
+    from pipekit.learn import ConvLayer
+    from pipekit.vision import ResBlock, cnn_learner
+
+    def _conv_block(ni, nf, stride):  # chapter 14's block
+        return nn.Sequential(ConvLayer(ni, nf, stride=stride), ConvLayer(nf, nf, act_cls=None, norm_type="batch_zero"))
+
+    class BookResBlock(nn.Module):
+        def __init__(self, ni, nf, stride=1):
+            super().__init__()
+            self.convs = _conv_block(ni, nf, stride)
+            self.idconv = nn.Identity() if ni == nf else ConvLayer(ni, nf, 1, act_cls=None)
+            self.pool = nn.Identity() if stride == 1 else nn.AvgPool2d(2, ceil_mode=True)
+
+        def forward(self, x):
+            return torch.relu(self.convs(x) + self.idconv(self.pool(x)))
+
+    model = nn.Sequential(ConvLayer(1, 8, ks=5), BookResBlock(8, 16, 2), ResBlock(1, 16, 32, stride=2),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    block = model[1]
+    x = torch.randn(2, 8, 28, 28)
+    with torch.no_grad():  # the zero-initialised batch-norm makes the block start as ReLU of its shortcut
+        torch.testing.assert_close(block.train()(x), torch.relu(block.idconv(block.pool(x))))
+    pipekit.set_seed(0)
+    learn = Learner(dls, model, metrics=accuracy)
+    learn.fit_one_cycle(6, 3e-2)
+    assert learn.recorder.values[-1][2] > 0.3  # ten classes: chance is 0.1
+    seq = ConvLayer(4, 6, ks=3, ndim=1)
+    assert seq(torch.randn(2, 4, 10)).shape == (2, 6, 10)
+    up = ConvLayer(6, 3, ks=2, stride=2, padding=0, transpose=True, act_cls=None)
+    assert up(torch.randn(1, 6, 7, 7)).shape == (1, 3, 14, 14)
+    assert ConvLayer(3, 8, norm_type=None)[0].bias is not None  # no norm: the conv has a bias
+    with pytest.raises(ParameterError, match="norm_type"):
+        ConvLayer(3, 8, norm_type="instance")
+    assert cnn_learner(dls, "xresnet18").optimizer.n_groups == 2
