@@ -46,3 +46,40 @@ def test_quickstart_runs_in_a_kernel_with_inline_plots(tmp_path):
     assert "train_loss  valid_loss  accuracy" in training and len(epochs) == 1, training
     assert 0.5 < float(epochs[0][3]) <= 1.0, training  # one epoch tells most 3s from 7s
     assert not list(tmp_path.rglob("*.png")), "inline plots are not also written as files"
+
+
+def test_show_graph_updates_one_inline_figure(tmp_path):
+    """ShowGraphCallback in a notebook draws one figure and updates it after every epoch, writing no file."""
+    code = (
+        "import numpy as np, pipekit, pipekit.datasets as D, torch\n"
+        "from pipekit.learn import Learner, ShowGraphCallback, accuracy, simple_cnn\n"
+        "from pipekit.vision import dataloaders_from_arrays\n"
+        "p = D.path('fashion_mnist')\n"
+        "x, y = D.read_idx(p / 'train-images-idx3-ubyte.gz')[:256], D.read_idx(p / 'train-labels-idx1-ubyte.gz')[:256]\n"
+        "dls = dataloaders_from_arrays(x[:192], y[:192], x[192:], y[192:], vocab=[str(i) for i in range(10)], bs=64)\n"
+        "learn = Learner(dls, simple_cnn(1, 10, (8,)), metrics=accuracy)\n"
+        "graph = ShowGraphCallback()\n"
+        "learn.fit(3, 1e-2, cbs=graph)\n"
+        "print('graph file', graph.file_)\n"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND" and not k.startswith(("PYTHON", "PIPEKIT_"))}
+    env.update(PIPEKIT_DATA=os.environ["PIPEKIT_DATA"], PIPEKIT_CACHE=str(tmp_path / "cache"),
+               PIPEKIT_PLOTS=str(tmp_path / "plots"), OMP_NUM_THREADS="1", PIPEKIT_QUIET="1")
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    updates = []
+    real = client._update_display_id
+
+    def spy(display_id, msg):  # the kernel's display messages as they come
+        if msg["header"]["msg_type"] == "update_display_data":
+            updates.append(display_id)
+        return real(display_id, msg)
+
+    client._update_display_id = spy
+    client.execute(env=env)
+    (cell,) = nb.cells
+    pngs = _pngs(cell)
+    assert len(pngs) == 1 and len(pngs[0]) > 2000  # one figure, holding the last epoch's graph
+    assert len(updates) == 2 and len(set(updates)) == 1  # epochs 2 and 3 redrew it in place
+    assert "graph file None" in "".join(o.get("text", "") for o in cell.outputs)
+    assert not list(tmp_path.rglob("*.png"))
