@@ -272,6 +272,9 @@ class DataBlock(Component):
                                         num_workers=num_workers, drop_last=drop_last)
         if seq_len is not None and lm_loader:
             dls.loaders = [dl.new(seq_len=int(seq_len)) for dl in dls.loaders]
+            for b in getattr(dls.recipe, "blocks_", ()):  # the fitted block records it: exports and test_dl alike
+                if getattr(b, "is_lm", False) and hasattr(b, "seq_len"):
+                    b.seq_len = int(seq_len)
         return dls
 
     # ------------------------------------------------------------------ the fitted recipe

@@ -78,3 +78,25 @@ def test_a_text_classifier_is_given_texts():
         learn.predict(5)
     with pytest.raises(TypeError, match=r"item 0 is a str, item 1 a int: 3"):
         learn.dls.test_dl(["good", 3, "bad"])
+
+
+def test_a_language_models_window_given_to_dataloaders_survives_export(tmp_path):
+    import pandas as pd
+    import torch
+
+    from pipekit.data import RandomSplitter
+    from pipekit.learn import load_learner
+    from pipekit.text import AWD_LSTM, language_model_learner
+
+    torch.set_num_threads(1)
+    df = pd.read_csv(D.path("imdb_sample") / "texts.csv").head(60)
+    db = DataBlock(blocks=TextBlock.from_df("text", is_lm=True), get_x=ColReader("text"),
+                   splitter=RandomSplitter(0.2, seed=0))
+    dls = db.dataloaders(df, bs=8, seq_len=24, seed=0)
+    assert dls.train.one_batch()[0].shape == (8, 24)
+    learn = language_model_learner(dls, AWD_LSTM, config=dict(emb_sz=16, n_hid=16, n_layers=1))
+    learn.fit(1, 1e-2)
+    learn.export(tmp_path / "lm.pipekit")
+    back = load_learner(tmp_path / "lm.pipekit")
+    assert next(iter(back.dls.test_dl(df.head(10))))[0].shape[1] == 24  # not the block's default of 72
+    assert db.dataloaders(df, bs=8, seed=0).train.one_batch()[0].shape[1] == 72  # the user's DataBlock unchanged
