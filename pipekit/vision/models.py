@@ -11,6 +11,7 @@ torch.Size([2, 10])
 from __future__ import annotations
 
 import inspect
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, Union, runtime_checkable
@@ -161,8 +162,12 @@ def _call_builder(fn: Callable[..., nn.Module], n_in: int) -> nn.Module:
     return model
 
 
-def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3, cut: Cut = None) -> nn.Module:
-    """The feature extractor of ``arch`` (images -> a feature map ``(N, C, H, W)``).
+def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3, cut: Cut = None,
+                pretrained: bool | str | os.PathLike = False) -> nn.Module:
+    """The feature extractor of ``arch`` (images -> a feature map ``(N, C, H, W)``), with random weights unless
+    ``pretrained``: ``True`` loads the ImageNet weights pipekit knows (``efficientnet_lite0/1/2``, as
+    ``vision_learner(pretrained=True)`` does; other archs are refused, saying so), a path a weights file of the
+    same arch.
 
     ``arch``: a registered architecture name or a factory function (``xresnet34``, built with ``n_in`` channels
     when it takes them), or a module. ``cut``: None (see
@@ -188,6 +193,15 @@ def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3,
     else:
         raise ParameterError(f"arch must be an architecture name, a factory function or an nn.Module, got "
                              f"{type(arch).__name__}")
+    body = _cut(model, cut)
+    if pretrained:
+        from pipekit.vision.learner import _start_from
+
+        _start_from(body, pretrained, arch if isinstance(arch, str) else getattr(arch, "__name__", type(arch).__name__))
+    return body
+
+
+def _cut(model: nn.Module, cut: Cut) -> nn.Module:
     if cut is None:
         return default_cut(model)
     if isinstance(cut, bool) or not (isinstance(cut, int) or callable(cut)):

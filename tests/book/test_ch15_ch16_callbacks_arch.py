@@ -209,3 +209,16 @@ def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
     with pytest.raises(ParameterError, match="norm_type"):
         ConvLayer(3, 8, norm_type="instance")
     assert cnn_learner(dls, "xresnet18").optimizer.n_groups == 2
+
+
+def test_create_body_pretrained_loads_the_imagenet_weights_or_says_which_exist():
+    from pipekit.vision.efficientnet import efficientnet_lite_body
+
+    body = create_body("efficientnet_lite0", pretrained=True)
+    ref, _ = efficientnet_lite_body("lite0", pretrained=True)
+    assert body.state_dict().keys() == ref.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(body.state_dict().values(), ref.state_dict().values()))
+    random = create_body("efficientnet_lite0")
+    assert not torch.equal(next(iter(random.parameters())), next(iter(body.parameters())))
+    with pytest.raises(ParameterError, match="ImageNet weights for efficientnet_lite0"):
+        create_body("xresnet18", pretrained=True)
