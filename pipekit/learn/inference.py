@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,7 @@ class _PerItem:
 
 def _per_item(fn: Any) -> _PerItem:
     """``fn`` giving per-item losses, or a clear error where it cannot (it takes no ``reduction``)."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):

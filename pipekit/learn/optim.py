@@ -90,8 +90,9 @@ class Optimizer(torch.optim.Optimizer):
     tensor([0.7100, 0.7100, 0.7100])
     """
 
-    def __init__(self, params: Any, cbs: Sequence[Callable[..., Any]], lr: float = 1e-3, **defaults: Any):
-        cbs = list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
+    def __init__(self, params: Any, cbs: Sequence[Callable[..., Any]] | Callable[..., Any], lr: float = 1e-3,
+                 **defaults: Any):
+        cbs = list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]  # type: ignore[list-item]
         if not cbs or not all(callable(cb) for cb in cbs):
             raise ParameterError("Optimizer: cbs must be one or more step functions cb(p, lr, **hyper_and_state)")
         if "wd" in defaults:  # kept as torch's key, so a layer group's weight decay can be switched off
@@ -121,9 +122,16 @@ class Optimizer(torch.optim.Optimizer):
 
 # the step functions of chapter 16: each takes the parameter and what it needs by name, and returns the state
 # it adds (or nothing)
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``p`` (``Optimizer.step`` calls the step functions only for parameters that have one)."""
+    if p.grad is None:
+        raise ParameterError("a step function was called on a parameter without a gradient")
+    return p.grad.data
+
+
 def sgd_step(p: torch.Tensor, lr: float, **kwargs: Any) -> None:
     """``p -= lr * grad``."""
-    p.data.add_(p.grad.data, alpha=-lr)
+    p.data.add_(_grad(p), alpha=-lr)
 
 
 def weight_decay(p: torch.Tensor, lr: float, wd: float, do_wd: bool = True, **kwargs: Any) -> None:
@@ -135,25 +143,25 @@ def weight_decay(p: torch.Tensor, lr: float, wd: float, do_wd: bool = True, **kw
 def l2_reg(p: torch.Tensor, wd: float, do_wd: bool = True, **kwargs: Any) -> None:
     """L2 regularisation: ``grad += wd * p``."""
     if do_wd and wd != 0:
-        p.grad.data.add_(p.data, alpha=wd)
+        _grad(p).add_(p.data, alpha=wd)
 
 
 def average_grad(p: torch.Tensor, mom: float, dampening: bool = False, grad_avg: torch.Tensor | None = None,
                  **kwargs: Any) -> dict[str, torch.Tensor]:
     """Moving average of the gradients (``grad_avg = mom * grad_avg + (1 - mom if dampening else 1) * grad``)."""
     if grad_avg is None:
-        grad_avg = torch.zeros_like(p.grad.data)
+        grad_avg = torch.zeros_like(_grad(p))
     damp = 1 - mom if dampening else 1.0
-    return {"grad_avg": grad_avg.mul_(mom).add_(p.grad.data, alpha=damp)}
+    return {"grad_avg": grad_avg.mul_(mom).add_(_grad(p), alpha=damp)}
 
 
 def average_sqr_grad(p: torch.Tensor, sqr_mom: float, dampening: bool = True, sqr_avg: torch.Tensor | None = None,
                      **kwargs: Any) -> dict[str, torch.Tensor]:
     """Moving average of the squared gradients."""
     if sqr_avg is None:
-        sqr_avg = torch.zeros_like(p.grad.data)
+        sqr_avg = torch.zeros_like(_grad(p))
     damp = 1 - sqr_mom if dampening else 1.0
-    return {"sqr_avg": sqr_avg.mul_(sqr_mom).addcmul_(p.grad.data, p.grad.data, value=damp)}
+    return {"sqr_avg": sqr_avg.mul_(sqr_mom).addcmul_(_grad(p), _grad(p), value=damp)}
 
 
 def momentum_step(p: torch.Tensor, lr: float, grad_avg: torch.Tensor, **kwargs: Any) -> None:
@@ -175,7 +183,7 @@ def rms_prop_step(p: torch.Tensor, lr: float, sqr_avg: torch.Tensor, eps: float,
                   grad_avg: torch.Tensor | None = None, **kwargs: Any) -> None:
     """RMSProp: ``p -= lr * g / (sqrt(sqr_avg) + eps)`` (``g``: ``grad_avg`` with momentum, else the gradient)."""
     denom = sqr_avg.sqrt().add_(eps)
-    p.data.addcdiv_(grad_avg if grad_avg is not None else p.grad.data, denom, value=-lr)
+    p.data.addcdiv_(grad_avg if grad_avg is not None else _grad(p), denom, value=-lr)
 
 
 def adam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float, grad_avg: torch.Tensor,

@@ -113,12 +113,13 @@ def _add_normalize(dls: Any, n_in: int, stats: Stats | None = None, normalize: b
         return
     given = [t for t in loaders[0].batch_tfms if isinstance(t, Normalize)]
     if given:
-        if stats is not None:
-            want = _channel_stats(stats, len(given[0].mean))
-            if not (np.allclose(given[0].mean, want[0], atol=2e-3) and np.allclose(given[0].std, want[1], atol=2e-3)):
+        gmean, gstd = given[0].mean or [], given[0].std or []  # set when the loaders were built
+        if stats is not None and gmean:
+            want = _channel_stats(stats, len(gmean))
+            if not (np.allclose(gmean, want[0], atol=2e-3) and np.allclose(gstd, want[1], atol=2e-3)):
                 warnings.warn(
-                    f"the data is normalised with mean={[round(v, 3) for v in given[0].mean]} "
-                    f"std={[round(v, 3) for v in given[0].std]}, but the {weights} weights were trained on images "
+                    f"the data is normalised with mean={[round(v, 3) for v in gmean]} "
+                    f"std={[round(v, 3) for v in gstd]}, but the {weights} weights were trained on images "
                     f"normalised with mean={[round(v, 3) for v in want[0]]} std={[round(v, 3) for v in want[1]]}; "
                     "their features are off until the body adapts. Leave Normalize out of batch_tfms (the learner "
                     "then adds the weights' statistics) or give those", UserWarning, stacklevel=3)
