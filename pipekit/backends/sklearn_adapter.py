@@ -223,7 +223,10 @@ class SklearnModel(Backend):
                     and len(X) == len(y) and X.dtype.kind in "biuf" and X.shape[1] == n_features):
                 raise ExportError(f"{what}: the stored training data must be a numeric 2-D fit_X with one column per "
                                   f"feature ({n_features}) and a 1-D fit_y of the same length")
-            return est.fit(X, y)
+            est.fit(X, y)
+            if self.task == "classification":
+                self._check_classes(f"{what} (refitted on fit_y)", np.asarray(est.classes_))
+            return self._probe(est)
         attrs = data["attributes"]
         if not isinstance(attrs, dict):
             raise ExportError(f"{what}: 'attributes' must be a JSON object of fitted attributes")
@@ -238,6 +241,8 @@ class SklearnModel(Backend):
         n_in = attrs.get("n_features_in_", n_features)
         if n_in != n_features:
             raise ExportError(f"{what} was fitted on {n_in!r} inputs but the file names {n_features} features")
+        n_classes = self._check_classes(what, attrs.get("classes_"))
+        _check_fitted_shapes(what, attrs, self.task, n_features, n_classes)
         if how in ("forest", "tree"):
             classes = attrs.get("classes_")
             n_classes = len(classes) if isinstance(classes, np.ndarray) else None
@@ -252,7 +257,79 @@ class SklearnModel(Backend):
                 est.tree_ = structures[0]
         for k, v in attrs.items():
             setattr(est, k, v)
+        return self._probe(est)
+
+    def _check_classes(self, what: str, classes: Any) -> int | None:
+        """The number of classes the stored estimator was fitted on: its ``classes_`` must be distinct, sorted
+        indices into the model's recorded ``classes_`` (the targets it is fitted on; a fold may miss a class)."""
+        if self.task != "classification":
+            return None
+        n = len(self.classes_)
+        if not (isinstance(classes, np.ndarray) and classes.ndim == 1 and len(classes) >= 1
+                and classes.dtype.kind in "iu" and (np.diff(classes) > 0).all() and classes[0] >= 0
+                and classes[-1] < n):
+            raise ExportError(f"{what}: the fitted attribute 'classes_' must hold sorted, distinct class indices below "
+                              f"{n} (the model's classes_ {np.asarray(self.classes_).tolist()[:5]}), got "
+                              f"{str(classes)[:60]}")
+        return len(classes)
+
+    def _probe(self, est: Any) -> Any:
+        """``est`` after checking it predicts one row of zeros as the model's ``_predict`` reads it (class
+        probabilities, one per fitted class, or one value), with finite numbers: a state the checks above do not
+        cover (an attribute only some estimators keep) fails here, at load, and not at the user's predict."""
+        what, X = type(est).__name__, np.zeros((1, len(self.feature_names_)))
+        try:
+            with np.errstate(all="ignore"):
+                out = np.asarray(est.predict_proba(X) if self.task == "classification" else est.predict(X))
+        except Exception as e:  # noqa: BLE001  (scikit-learn raises many types for inconsistent fitted attributes)
+            raise ExportError(f"{what}: the stored fitted attributes do not predict ({type(e).__name__}: "
+                              f"{str(e)[:160]})") from None
+        want = (1, len(est.classes_)) if self.task == "classification" else None
+        if (out.shape != want if want else out.size != 1) or out.dtype.kind not in "iuf" or not np.isfinite(out).all():
+            raise ExportError(f"{what}: the stored fitted attributes predict {out.tolist()!s:.80} for a row of zeros"
+                              f"{'' if want is None else f' (expected {want[1]} class probabilities)'}; they are not "
+                              "those of a fitted estimator")
         return est
+
+
+def _fitted_shapes(task: str, n_features: int, n_classes: int | None) -> dict[str, list[tuple[int, ...]]]:
+    """The shapes the fitted arrays prediction reads may have in the listed estimators, for ``n_features`` inputs
+    and ``n_classes`` classes (None: regression). Linear classifiers keep one row of coefficients for two
+    classes; regressors keep a vector (an intercept may be a single number)."""
+    F = n_features
+    if n_classes is None:
+        return {"coef_": [(F,), (1, F)], "intercept_": [(), (1,)]}
+    K = n_classes
+    rows = 1 if K == 2 else K
+    return {"coef_": [(rows, F)], "intercept_": [(rows,)], "theta_": [(K, F)], "var_": [(K, F)],
+            "means_": [(K, F)], "centroids_": [(K, F)], "deviations_": [(K, F)], "feature_log_prob_": [(K, F)],
+            "feature_count_": [(K, F)], "class_prior_": [(K,)], "class_count_": [(K,)], "class_log_prior_": [(K,)],
+            "priors_": [(K,)], "xbar_": [(F,)], "feature_all_": [(F,)], "within_class_std_dev_": [(F,)],
+            "n_classes_": [()]}
+
+
+def _check_fitted_shapes(what: str, attrs: dict[str, Any], task: str, n_features: int, n_classes: int | None) -> None:
+    """Refuse a stored fitted array that prediction reads (see :func:`_fitted_shapes`) of another shape than the
+    features and classes give it, or holding NaN (infinity is refused too, but in the log-probabilities, where
+    a class or feature never seen is minus infinity); ``n_classes_`` must be the number of classes."""
+    for k, shapes in _fitted_shapes(task, n_features, n_classes).items():
+        if k not in attrs:
+            continue
+        v = attrs[k]
+        if k == "n_classes_":
+            if v != n_classes or isinstance(v, (bool, np.ndarray)):
+                raise ExportError(f"{what}: the fitted attribute 'n_classes_' is {str(v)[:20]}, but classes_ holds "
+                                  f"{n_classes} classes")
+            continue
+        a = np.asarray(v)
+        if isinstance(v, str) or a.dtype.kind not in "biuf" or a.shape not in shapes:
+            said = " or ".join(str(s) for s in shapes)
+            raise ExportError(f"{what}: the fitted attribute {k!r} has shape {a.shape} of {a.dtype}; with "
+                              f"{n_features} features{'' if n_classes is None else f' and {n_classes} classes'} it "
+                              f"must be numbers of shape {said}")
+        bad = np.isnan(a) | (a == np.inf) if "log" in k else ~np.isfinite(a)
+        if a.dtype.kind == "f" and bad.any():
+            raise ExportError(f"{what}: the fitted attribute {k!r} holds NaN or infinite values")
 
 
 def _plain_value(v: Any) -> bool:

@@ -416,9 +416,42 @@ class BaggedModel(Backend):
                 and folds.min() >= 0 and folds.max() < self.n_folds):
             raise ExportError(f"BaggedModel: folds_ must give a fold below {self.n_folds} for each of the training "
                               "rows, per repeat, and oof_targets_ one target per row")
+        classification = self.task == "classification"
+        k = len(self.classes_) if classification else None
+        targets = self.oof_targets_
+        if not (targets.ndim == 1 and (targets.dtype.kind in "iu" and (n == 0 or (targets.min() >= 0
+                                                                                 and targets.max() < k))
+                                       if classification else targets.dtype.kind == "f" and np.isfinite(targets).all())):
+            raise ExportError("BaggedModel: oof_targets_ must hold " + (f"a class index below {k}" if classification
+                                                                      else "a finite value") + " for each training row")
         oof = vars(self).get("oof_predictions_")
-        if not (isinstance(oof, np.ndarray) and len(oof) == n and oof.dtype.kind == "f"):
-            raise ExportError("BaggedModel: oof_predictions_ must hold one prediction per training row")
+        shape = (n, k) if classification else (n,)
+        if not (isinstance(oof, np.ndarray) and oof.shape == shape and oof.dtype.kind == "f" and np.isfinite(oof).all()):
+            raise ExportError(f"BaggedModel: oof_predictions_ must hold one finite prediction per training row (shape "
+                              f"{shape}), got {getattr(oof, 'shape', type(oof).__name__)}")
+        labels = set(np.asarray(self.classes_).tolist()) if classification else set()
+        for i, m in enumerate(self.models_):
+            if m.task != self.task:
+                raise ExportError(f"BaggedModel: fold model {i} (models_[{i}]) is a {m.task} model in a {self.task} bag")
+            names = vars(m).get("feature_names_")
+            if names is not None and list(names) != list(self.feature_names_):
+                raise ExportError(f"BaggedModel: fold model {i} (models_[{i}]) reads the columns {list(names)[:5]}, "
+                                  f"the bag {list(self.feature_names_)[:5]}")
+            if classification and not set(np.asarray(m.classes_).tolist()) <= labels:
+                raise ExportError(f"BaggedModel: fold model {i} (models_[{i}]) predicts classes "
+                                  f"{np.asarray(m.classes_).tolist()[:5]} the bag's classes_ do not hold")
+        check_loaded_processor(self)
+
+
+def check_loaded_processor(model: Any) -> None:
+    """Refuse a ``processor_`` read from a file that is not the fitted procs of a Tabular: ``process(rows)`` and
+    ``processor()`` hand it raw rows."""
+    from pipekit.tabular.processor import TabularProcessor
+
+    p = vars(model).get("processor_")
+    if p is not None and not isinstance(p, TabularProcessor):
+        raise ExportError(f"{type(model).__name__}: processor_ must be the fitted procs of a Tabular (a "
+                          f"TabularProcessor), got a {type(p).__name__}")
 
 
 def fitted_on(model: Any, sig: str) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Options
+from pipekit.ensemble.bagged import check_loaded_processor
 from pipekit.ensemble.base import Ensemble, as_member_list, check_members
 
 
@@ -42,10 +43,17 @@ class MeanEnsemble(Ensemble):
     def check_params(self) -> None:
         super().check_params()
         if self.weights is not None:
-            w = np.asarray(self.weights, dtype=np.float64)
-            if w.shape != (len(self.members),) or (w < 0).any() or w.sum() <= 0:
-                raise ParameterError(f"weights must be {len(self.members)} non-negative numbers with a positive sum, "
-                                     f"got {list(self.weights)}")
+            try:
+                w = np.asarray(self.weights, dtype=np.float64)
+            except (TypeError, ValueError):
+                w = np.full(0, np.nan)
+            if w.shape != (len(self.members),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise ParameterError(f"weights must be {len(self.members)} finite, non-negative numbers with a positive "
+                                     f"sum, got {str(self.weights)[:80]}")
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        super().state_from_data(state)
+        check_loaded_processor(self)
 
     @property
     def is_fitted(self) -> bool:

@@ -24,11 +24,11 @@ from pipekit.backends.base import Model
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.backends.sklearn_adapter import SklearnModel
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar
 from pipekit.backends.data import rows_signature
-from pipekit.ensemble.bagged import make_folds, out_of_fold, training_predictions
+from pipekit.ensemble.bagged import check_loaded_processor, make_folds, out_of_fold, training_predictions
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    validate_prediction)
 
@@ -74,6 +74,57 @@ class StackingEnsemble(Ensemble):
         self.check_is_fitted()
         # members bagged on the training rows are used as given (None here: a file holds them once)
         return self.members if self.members_ is None else self.members_
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The fitted state of a file, checked against the members: ``members_`` one refitted member per member
+        (or None, the bagged members used as given), a fitted ``meta_model_`` of this task and classes that reads
+        exactly the columns ``_features`` gives it, ``passthrough_columns_`` and ``passthrough_cats_`` column names,
+        ``processor_`` fitted procs."""
+        super().state_from_data(state)
+        if not state:
+            return  # an unfitted ensemble's record
+        cols, cats = vars(self).get("passthrough_columns_"), vars(self).get("passthrough_cats_")
+        if not (isinstance(cols, list) and isinstance(cats, list) and all(isinstance(c, str) for c in cols + cats)
+                and set(cats) <= set(cols)):
+            raise ExportError("StackingEnsemble: passthrough_columns_ must list column names and passthrough_cats_ "
+                              "those of them that are categorical")
+        refitted = vars(self).get("members_")
+        if refitted is not None and not (
+                isinstance(refitted, list) and len(refitted) == len(self.members)
+                and all(type(r) is type(m) and r.is_fitted for r, m in zip(refitted, self.members))):
+            raise ExportError(f"StackingEnsemble: members_ must hold {len(self.members)} fitted models, one of each "
+                              f"member's class ({[type(m).__name__ for m in self.members]}), or be null")
+        try:
+            task, classes = check_members(self.fitted_members(), fitted=True)
+        except (ParameterError, NotFittedError) as e:
+            raise ExportError(f"StackingEnsemble: the members{'_' if refitted is not None else ''} cannot be "
+                              f"stacked ({e})") from None
+        meta = vars(self).get("meta_model_")
+        if not (isinstance(meta, Model) and isinstance(meta, Component) and meta.is_fitted and meta.task == task):
+            raise ExportError(f"StackingEnsemble: meta_model_ must be a fitted {task} model, got "
+                              f"{type(meta).__name__}")
+        if classes is not None and np.asarray(meta.classes_).tolist() != classes.tolist():
+            raise ExportError(f"StackingEnsemble: meta_model_ predicts the classes {np.asarray(meta.classes_).tolist()[:5]}"
+                              f", the members {classes.tolist()[:5]}")
+        per = 1 if classes is None or len(classes) == 2 else len(classes)
+        n = len(self.fitted_members()) * per
+        names = [f"m{j}" for j in range(n + (len(cols) if self.passthrough else 0))]
+        cat_names = [f"m{n + j}" for j, c in enumerate(cols) if self.passthrough and c in cats]
+        read = vars(meta).get("feature_names_")
+        if read is not None and (list(read) != names or list(vars(meta).get("cat_features_") or []) != cat_names):
+            raise ExportError(f"StackingEnsemble: meta_model_ reads the columns {list(read)[:6]}, but the members' "
+                              f"predictions{' and the passthrough columns' if self.passthrough else ''} make "
+                              f"{names[:6]}{' ...' if len(names) > 6 else ''}")
+        oof = vars(self).get("oof_predictions_")
+        if oof is not None:
+            targets = vars(self).get("oof_targets_")
+            shape = (len(targets),) + (() if classes is None else (len(classes),)) \
+                if isinstance(targets, np.ndarray) and targets.ndim == 1 else None
+            if not (isinstance(oof, np.ndarray) and oof.shape == shape and oof.dtype.kind == "f"
+                    and np.isfinite(oof).all()):
+                raise ExportError("StackingEnsemble: oof_predictions_ must hold one finite prediction per training "
+                                  "row of oof_targets_")
+        check_loaded_processor(self)
 
     def _features(self, preds: np.ndarray, data: TabularData) -> TabularData:
         """What the meta-model reads: each member's prediction (log-odds for two classes, log-probabilities

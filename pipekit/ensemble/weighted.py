@@ -28,9 +28,9 @@ import numpy as np
 
 from pipekit.backends.base import POSITIVE_INT, TIME_LIMIT
 from pipekit.backends.data import encode_y
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ExportError
 from pipekit.core.validate import Options
-from pipekit.ensemble.bagged import training_predictions
+from pipekit.ensemble.bagged import check_loaded_processor, training_predictions
 from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
                                    validate_prediction)
 from pipekit.metrics import get_metric
@@ -115,6 +115,28 @@ class WeightedEnsemble(Ensemble):
         self.best_member_ = int(min(range(len(P)), key=lambda i: metric.loss(member_scores[i])))
         self.report_ = self._report_frame(member_scores + [metric.score(y, self._combine(P, None))], metric.name)
         return self
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The fitted state of a file, checked against the members: ``weights_`` one finite, non-negative weight
+        per member summing to 1, ``selection_`` and ``best_member_`` member indices, ``processor_`` fitted procs."""
+        super().state_from_data(state)
+        if not state:
+            return  # an unfitted ensemble's record
+        n = len(self.members)
+        w = vars(self).get("weights_")
+        if not (isinstance(w, np.ndarray) and w.shape == (n,) and w.dtype.kind == "f"):
+            got = f"an array of shape {w.shape} of {w.dtype}" if isinstance(w, np.ndarray) else type(w).__name__
+            raise ExportError(f"WeightedEnsemble: weights_ must be an array of {n} floats, one per member, got {got}")
+        if not (np.isfinite(w).all() and (w >= 0).all() and abs(float(w.sum()) - 1.0) <= 1e-6):
+            raise ExportError(f"WeightedEnsemble: weights_ must be finite, non-negative and sum to 1, got "
+                              f"{w.tolist()}")
+        self.weights_ = w.astype(np.float64)
+        selection, best = vars(self).get("selection_", []), vars(self).get("best_member_", 0)
+        if not (isinstance(selection, list) and all(type(j) is int and 0 <= j < n for j in selection)):
+            raise ExportError(f"WeightedEnsemble: selection_ must list member indices below {n}")
+        if not (type(best) is int and 0 <= best < n):
+            raise ExportError(f"WeightedEnsemble: best_member_ must be a member index below {n}, got {best!r:.40}")
+        check_loaded_processor(self)
 
     def _weights(self) -> np.ndarray:
         return self.weights_

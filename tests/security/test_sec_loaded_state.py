@@ -2,21 +2,31 @@
 mismatched file is an ExportError naming the file and the field, never a raw KeyError/TypeError/IndexError/
 RuntimeError at load, nor a model that loads and then fails (or answers wrongly) at predict.
 
-Real data: a tabular learner on adult_sample (checkpoints).
+Real data: a tabular learner on adult_sample (checkpoints); forests, GBMs, scikit-learn models and every ensemble
+fitted on adult_sample (fitted state of saved models).
 """
 from __future__ import annotations
 
 import copy
+import io
+import json
+import zipfile
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.naive_bayes import GaussianNB
 
+import pipekit
 import pipekit.datasets as D
+from pipekit.backends import GBM, RandomForest, SklearnModel
 from pipekit.core.archive import read_pipekit, write_archive
 from pipekit.core.errors import ExportError
 from pipekit.data import RandomSplitter
 from pipekit.data.seed import set_seed
+from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, WeightedEnsemble
 from pipekit.tabular import Tabular, tabular_learner
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -248,3 +258,129 @@ def test_sec_what_a_load_leaves_out_is_not_checked(ckpt, tab):
     fresh.load(path, strict=False)
     assert torch.equal(fresh.model.layers[0].weight, init)
     assert torch.equal(fresh.model.layers[2].weight, ckpt["learn"].model.layers[2].weight)
+
+
+# ------------------------------------------------------------------------ 2. fitted state of saved models
+@pytest.fixture(scope="module")
+def saved(tab, adult, tmp_path_factory):
+    """Models fitted on adult, each saved with pipekit.save: {name: (model, path, split it predicts)}."""
+    folder = tmp_path_factory.mktemp("models")
+    train, valid = tab.train, tab.valid
+    rf = RandomForest("classification", n_estimators=5, n_jobs=1).fit(train, valid)
+    gbm = GBM("classification", n_estimators=10, n_jobs=1).fit(train, valid)
+    reg = Tabular(adult, cat_names=["workclass"], cont_names=["fnlwgt", "education-num"], y_names="age",
+                  y_block="regression", splits=RandomSplitter(0.2, seed=42))
+    models = {
+        "weighted": (WeightedEnsemble({"rf": rf, "gbm": gbm}).fit(valid), valid),
+        "mean": (MeanEnsemble([rf, gbm]).fit(valid), valid),
+        "bagged": (BaggedModel(GBM("classification", n_estimators=10, n_jobs=1), n_folds=3, n_jobs=1).fit(train), valid),
+        "stacking": (StackingEnsemble([GBM("classification", n_estimators=10, n_jobs=1),
+                                       RandomForest("classification", n_estimators=5, n_jobs=1)], n_folds=2,
+                                      passthrough=True).fit(train), valid),
+        "logistic": (SklearnModel(LogisticRegression(max_iter=200), "classification").fit(train, valid), valid),
+        "naive_bayes": (SklearnModel(GaussianNB(), "classification").fit(train, valid), valid),
+        "linear": (SklearnModel(LinearRegression(), "regression").fit(reg.train, reg.valid), reg.valid),
+    }
+    return {k: (m, pipekit.save(m, folder / f"{k}.pipekit"), data) for k, (m, data) in models.items()}
+
+
+def test_sec_saved_models_still_round_trip(saved):
+    for name, (model, path, data) in saved.items():
+        loaded = pipekit.load(path)
+        assert type(loaded) is type(model)
+        assert np.array_equal(loaded.predict(data), model.predict(data)), name
+
+
+def _tampered(saved, name, edit, tmp_path):
+    """The saved model ``name`` with ``edit(record, arrays)`` applied to its record.json and arrays.npz."""
+    with zipfile.ZipFile(saved[name][1]) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    record = json.loads(files["record.json"])
+    arrays = dict(np.load(io.BytesIO(files["arrays.npz"])))
+
+    def array(node, value):  # replace the array a record node refers to
+        arrays[node["__array__"]] = np.asarray(value)
+
+    edit(record, arrays, array)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    files["record.json"], files["arrays.npz"] = json.dumps(record).encode(), buf.getvalue()
+    path = tmp_path / f"{name}-tampered.pipekit"
+    with zipfile.ZipFile(path, "w") as z:
+        for n, v in files.items():
+            z.writestr(n, v)
+    return path
+
+
+def _st(r):
+    return r["state"]
+
+
+def _attrs(r):
+    return r["state"]["model_"]["attributes"]
+
+
+def _processor_of_another_kind(r, a, array):
+    r["state"]["processor_"] = {"class": "pipekit.data.Categorize", "params": {}, "state": {"vocab_": ["a", "b"]}}
+
+
+STATES = [
+    # WeightedEnsemble.weights_: the tester's three, and the other ways weights can be wrong
+    ("weighted", lambda r, a, array: _st(r).update(weights_=[0.5, 0.5]), r"weights_ must be an array of 2 floats"),
+    ("weighted", lambda r, a, array: array(_st(r)["weights_"], [0.2, 0.3, 0.5]), r"weights_ must be an array of 2"),
+    ("weighted", lambda r, a, array: array(_st(r)["weights_"], [np.nan, np.nan]), r"weights_ must be finite"),
+    ("weighted", lambda r, a, array: array(_st(r)["weights_"], [1.5, -0.5]), r"weights_ must be finite, non-negative"),
+    ("weighted", lambda r, a, array: array(_st(r)["weights_"], [1.0, 1.0]), r"weights_ .* sum to 1"),
+    ("weighted", lambda r, a, array: array(_st(r)["weights_"], [1, 0]), r"weights_ must be an array of 2 floats"),
+    ("weighted", lambda r, a, array: _st(r).update(best_member_=7), r"best_member_ must be a member index below 2"),
+    ("weighted", _processor_of_another_kind, r"processor_ must be the fitted procs of a Tabular"),
+    # MeanEnsemble: its weights are a parameter
+    ("mean", lambda r, a, array: r["params"].update(weights=[float("nan"), 1.0]), r"weights must be 2 finite"),
+    ("mean", lambda r, a, array: r["params"].update(weights=["x", 1]), r"weights must be 2 finite"),
+    ("mean", _processor_of_another_kind, r"processor_ must be the fitted procs of a Tabular"),
+    # SklearnModel: fitted arrays against the features and classes
+    ("logistic", lambda r, a, array: array(_attrs(r)["coef_"], np.zeros((1, 1))),
+     r"LogisticRegression: the fitted attribute 'coef_' has shape \(1, 1\).*must be numbers of shape \(1, 4\)"),
+    ("logistic", lambda r, a, array: array(_attrs(r)["classes_"], [0, 5]),
+     r"LogisticRegression: the fitted attribute 'classes_' must hold sorted, distinct class indices below 2"),
+    ("logistic", lambda r, a, array: array(_attrs(r)["classes_"], ["<50k", ">=50k"]), r"'classes_' must hold"),
+    ("logistic", lambda r, a, array: array(_attrs(r)["intercept_"], [np.nan]), r"'intercept_' holds NaN"),
+    ("logistic", lambda r, a, array: array(_attrs(r)["coef_"], np.full((1, 4), "x")), r"'coef_' has shape \(1, 4\) of"),
+    ("logistic", lambda r, a, array: _attrs(r).pop("coef_"), r"LogisticRegression: the stored fitted attributes do not "
+                                                             r"predict"),
+    ("naive_bayes", lambda r, a, array: array(_attrs(r)["var_"], np.ones((2, 3))), r"GaussianNB: .*'var_' has shape"),
+    ("naive_bayes", lambda r, a, array: array(_attrs(r)["theta_"], np.full((2, 4), np.inf)), r"'theta_' holds NaN or "
+                                                                                             r"infinite"),
+    ("linear", lambda r, a, array: array(_attrs(r)["coef_"], np.zeros(7)), r"LinearRegression: .*'coef_' has shape "
+                                                                          r"\(7,\)"),
+    ("linear", lambda r, a, array: _attrs(r).update(intercept_="0"), r"'intercept_' has shape \(\) of <U1"),
+    # BaggedModel: fold models and out-of-fold arrays against the bag
+    ("bagged", lambda r, a, array: array(_st(r)["oof_predictions_"], np.zeros((len(a[_st(r)["oof_targets_"]["__array__"]]), 3))),
+     r"oof_predictions_ must hold one finite prediction per training row \(shape \(1600, 2\)\)"),
+    ("bagged", lambda r, a, array: array(_st(r)["oof_targets_"], np.full(len(a[_st(r)["oof_targets_"]["__array__"]]), 5)),
+     r"oof_targets_ must hold a class index below 2"),
+    ("bagged", lambda r, a, array: array(_st(r)["models_"][1]["state"]["classes_"], ["no", "yes"]),
+     r"fold model 1 \(models_\[1\]\) predicts classes \['no', 'yes'\]"),
+    ("bagged", lambda r, a, array: _st(r)["models_"][0]["params"].update(task="regression"),
+     r"fold model 0 \(models_\[0\]\) is a regression model in a classification bag"),
+    ("bagged", _processor_of_another_kind, r"processor_ must be the fitted procs of a Tabular"),
+    # StackingEnsemble: refitted members and the meta-model against the members
+    ("stacking", lambda r, a, array: _st(r)["members_"].pop(), r"members_ must hold 2 fitted models"),
+    ("stacking", lambda r, a, array: _st(r)["members_"].reverse(), r"members_ must hold 2 fitted models"),
+    ("stacking", lambda r, a, array: _st(r)["meta_model_"]["state"]["feature_names_"].__setitem__(-1, "age"),
+     r"meta_model_ reads the columns .* but the members' predictions and the passthrough columns make"),
+    ("stacking", lambda r, a, array: _st(r).update(passthrough_cats_=["nowhere"]), r"passthrough_cats_"),
+    ("stacking", lambda r, a, array: array(_st(r)["meta_model_"]["state"]["classes_"], ["no", "yes"]),
+     r"meta_model_ predicts the classes \['no', 'yes'\]"),
+    ("stacking", lambda r, a, array: _st(r).update(meta_model_=_st(r)["members_"][0]["params"]),
+     r"meta_model_ must be a fitted classification model"),
+    ("stacking", _processor_of_another_kind, r"processor_ must be the fitted procs of a Tabular"),
+]
+
+
+@pytest.mark.parametrize("name, edit, message", STATES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(STATES)])
+def test_sec_tampered_fitted_state_is_refused_at_load(saved, tmp_path, name, edit, message):
+    path = _tampered(saved, name, edit, tmp_path)
+    with pytest.raises(ExportError, match=message) as e:
+        pipekit.load(path)
+    assert str(path) in str(e.value)
