@@ -200,6 +200,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
         loss = _rebuild(where, "default loss (no 'loss' field)", lambda: loss_from_kind(dls.loss_kind))
     else:
         loss = _rebuild(where, "field 'loss'", lambda: BaseLoss.from_record(rec["loss"], arrays))
+    _check_data_fits_model(where, dls, model, loss, name)
     metric_objs = [_rebuild(where, f"field 'metrics[{i}]'", functools.partial(Metric.from_record, m, arrays))
                    for i, m in enumerate(metrics)]
     cls = _rebuild(where, "field 'learner'", lambda: lookup(learner_name, "learner", base=Learner))
@@ -209,6 +210,115 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
 
 
 register(learner_from_archive, name="learner", kind="loader")
+
+
+#: what a fitted DataBlock must hold to encode new items: {field: (test, what it must be)}
+_DATABLOCK_STATE: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "blocks_": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(b, Component) for b in v),
+                "the fitted blocks (a non-empty list)"),
+    "getters_": (lambda v: isinstance(v, list), "one getter (or null) per block"),
+    "n_inp_": (lambda v: type(v) is int and v >= 1, "the number of inputs (a positive integer)"),
+    "batch_tfms_": (lambda v: isinstance(v, list) and all(isinstance(t, Component) for t in v),
+                    "the batch transforms (a list)"),
+}
+#: the same for the fitted procs of a table's recipe (TabularRecipe.processor)
+_PROCESSOR_STATE: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "cat_names_": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names"),
+    "cont_names_": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names"),
+    "y_kind_": (lambda v: isinstance(v, str), "the target's kind (text)"),
+    "y_vocab_": (lambda v: v is None or (isinstance(v, list) and all(isinstance(c, str) for c in v)),
+                 "the target's classes (a list of text) or null"),
+    "c_": (lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
+}
+#: channels of the images an ImageBlock makes, by its ``cls``
+_IMAGE_CHANNELS = {"RGB": 3, "L": 1}
+
+
+def _check_state(where: str, field: str, obj: Any, fields: dict[str, tuple[Callable[[Any], bool], str]]) -> None:
+    state = vars(obj)
+    for k, (ok, what) in fields.items():
+        if k not in state:
+            raise ExportError(f"{where}: record.json field '{field}.{k}' is missing: the data recipe needs {what} to "
+                              "encode new items; the file is damaged or was not written by learn.export()")
+        if not ok(state[k]):
+            raise ExportError(f"{where}: record.json field '{field}.{k}' must be {what}, got "
+                              f"{str(state[k])[:60]!r}")
+
+
+def _layers(model: nn.Module, kinds: tuple[type, ...]) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, kinds)]
+
+
+def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss: Any, arch: str) -> None:
+    """Refuse an export whose data recipe cannot feed its model or name its outputs: a fitted recipe missing what
+    encoding new items reads; and, for pipekit's own architectures (whose input and output layers are known: the
+    first convolution or embedding, the last linear or convolution layer), images of other channels than the
+    model's first convolution takes, a text vocabulary of another size than its embedding, or, with a
+    classification loss, a target vocabulary of another size than the model's outputs."""
+    from pipekit.data.datablock import DataBlock
+    from pipekit.learn.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
+
+    recipe = dls.recipe
+    if isinstance(recipe, DataBlock):
+        _check_state(where, "dls.recipe.state", recipe, _DATABLOCK_STATE)
+        blocks, n_inp = recipe.blocks_, recipe.n_inp_
+        if len(recipe.getters_) != len(blocks) or n_inp > len(blocks):
+            raise ExportError(f"{where}: record.json field 'dls.recipe.state' holds {len(blocks)} blocks, "
+                              f"{len(recipe.getters_)} getters and n_inp_={n_inp}: a getter per block and at most one "
+                              "input per block")
+        for i, b in enumerate(blocks):
+            if "tfms_" not in vars(b):
+                raise ExportError(f"{where}: record.json field 'dls.recipe.state.blocks_[{i}]' ({type(b).__name__}) "
+                                  "holds no fitted transforms (tfms_)")
+    processor = getattr(recipe, "processor", None)
+    if processor is not None and isinstance(processor, Component):
+        _check_state(where, "dls.recipe.params.processor.state", processor, _PROCESSOR_STATE)
+        procs = vars(processor)
+        labels = procs["y_vocab_"]
+        if procs["y_kind_"] == "category" and not (labels is not None and len(set(labels)) == len(labels) >= 2
+                                                   and procs["c_"] == len(labels)):
+            raise ExportError(f"{where}: record.json field 'dls.recipe.params.processor.state.y_vocab_' must list the "
+                              f"target's classes, distinct, at least two and as many as c_={procs['c_']}, got "
+                              f"{str(labels)[:60]}")
+    try:
+        blocks, n_inp, c, vocab = list(dls.blocks), dls.n_inp, dls.c, dls.vocab
+        kind = dls.loss_kind
+    except Exception as e:  # noqa: BLE001  (a recipe's own code reads the state, and may raise anything on a bad one)
+        raise ExportError(f"{where}: record.json field 'dls' holds a data recipe that cannot be read ({type(e).__name__}"
+                          f": {str(e)[:200]})") from None
+    try:
+        ours = lookup(arch, "arch").__module__.split(".")[0] == "pipekit"
+    except UnknownNameError:
+        ours = False
+    if not ours or not blocks:
+        return
+    first = blocks[0]
+    convs = _layers(model, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
+    mode = getattr(first, "cls", None)
+    if getattr(first, "geometry", None) == "image" and mode in _IMAGE_CHANNELS and convs:
+        want = convs[0].in_channels
+        if _IMAGE_CHANNELS[mode] != want:
+            raise ExportError(f"{where}: record.json field 'dls.recipe.state.blocks_[0]' ({type(first).__name__} "
+                              f"cls={mode!r}) makes {_IMAGE_CHANNELS[mode]}-channel images, but the model's first "
+                              f"layer takes {want} channel(s)")
+    embeddings = _layers(model, (nn.Embedding,))
+    in_vocab = getattr(first, "vocab", None) if n_inp >= 1 else None
+    if isinstance(in_vocab, list) and embeddings and len(in_vocab) != embeddings[0].num_embeddings:
+        raise ExportError(f"{where}: record.json field 'dls.recipe.state.blocks_[0]' ({type(first).__name__}) holds a "
+                          f"vocabulary of {len(in_vocab)} tokens, but the model embeds "
+                          f"{embeddings[0].num_embeddings}")
+    heads = _layers(model, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+    if kind in ("cross_entropy", "bce") and isinstance(loss, (CrossEntropyLossFlat, BCEWithLogitsLossFlat)) and heads:
+        head = heads[-1]
+        out = head.out_features if isinstance(head, nn.Linear) else head.out_channels
+        n = len(vocab) if isinstance(vocab, (list, tuple)) else c
+        if n is not None and (n != out or (c is not None and c != out)):
+            field = "dls.recipe.params.processor.state.y_vocab_" if processor is not None else \
+                f"dls.recipe.state.blocks_[{n_inp}]"
+            raise ExportError(f"{where}: record.json field '{field}' gives {n} class{'es' if n != 1 else ''}"
+                              f"{f' {list(vocab)[:5]}' if isinstance(vocab, (list, tuple)) else ''}, but the model's "
+                              f"last layer gives {out} scores per item; the file is damaged or was not written by "
+                              "learn.export()")
 
 
 def checkpoint_from_archive(archive: Archive, **kwargs: Any) -> None:

@@ -2,8 +2,9 @@
 mismatched file is an ExportError naming the file and the field, never a raw KeyError/TypeError/IndexError/
 RuntimeError at load, nor a model that loads and then fails (or answers wrongly) at predict.
 
-Real data: a tabular learner on adult_sample (checkpoints); forests, GBMs, scikit-learn models and every ensemble
-fitted on adult_sample (fitted state of saved models).
+Real data: a tabular learner on adult_sample (checkpoints, exports); forests, GBMs, scikit-learn models and every
+ensemble fitted on adult_sample (fitted state of saved models); a small CNN on mnist_tiny's grey images and a small
+AWD-LSTM classifier on imdb_sample (exports).
 """
 from __future__ import annotations
 
@@ -24,10 +25,14 @@ import pipekit.datasets as D
 from pipekit.backends import GBM, RandomForest, SklearnModel
 from pipekit.core.archive import read_pipekit, write_archive
 from pipekit.core.errors import ExportError
-from pipekit.data import RandomSplitter
+from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, GrandparentSplitter, RandomSplitter,
+                          get_image_files, parent_label)
 from pipekit.data.seed import set_seed
 from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, WeightedEnsemble
+from pipekit.learn import Learner, load_learner, simple_cnn
 from pipekit.tabular import Tabular, tabular_learner
+from pipekit.text import AWD_LSTM, TextBlock, text_classifier_learner
+from pipekit.vision import ImageBlock
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -361,8 +366,9 @@ STATES = [
      r"oof_targets_ must hold a class index below 2"),
     ("bagged", lambda r, a, array: array(_st(r)["models_"][1]["state"]["classes_"], ["no", "yes"]),
      r"fold model 1 \(models_\[1\]\) predicts classes \['no', 'yes'\]"),
-    ("bagged", lambda r, a, array: _st(r)["models_"][0]["params"].update(task="regression"),
-     r"fold model 0 \(models_\[0\]\) is a regression model in a classification bag"),
+    ("bagged", lambda r, a, array: _st(r)["models_"][2]["state"].update(
+        feature_names_=["age", "fnlwgt", "workclass", "education"]),
+     r"fold model 2 \(models_\[2\]\) reads the columns \['age', 'fnlwgt', 'workclass', 'education'\], the bag"),
     ("bagged", _processor_of_another_kind, r"processor_ must be the fitted procs of a Tabular"),
     # StackingEnsemble: refitted members and the meta-model against the members
     ("stacking", lambda r, a, array: _st(r)["members_"].pop(), r"members_ must hold 2 fitted models"),
@@ -383,4 +389,98 @@ def test_sec_tampered_fitted_state_is_refused_at_load(saved, tmp_path, name, edi
     path = _tampered(saved, name, edit, tmp_path)
     with pytest.raises(ExportError, match=message) as e:
         pipekit.load(path)
+    assert str(path) in str(e.value)
+
+
+# ------------------------------------------------------------------------- 3. the data recipe of exports
+@pytest.fixture(scope="module")
+def exported(ckpt, adult, tmp_path_factory):
+    """Learners trained on real data and exported: {name: (learner, path, what it predicts)}."""
+    folder = tmp_path_factory.mktemp("exports")
+    set_seed(0)
+    mnist = D.path("mnist_tiny")
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    splitter=GrandparentSplitter()).dataloaders(mnist, bs=64, seed=42)
+    vision = Learner(dls, simple_cnn(n_in=1, n_out=dls.c))
+    vision.fit(1)
+    texts = pl.read_csv(D.path("imdb_sample") / "texts.csv")
+    texts = pl.concat([texts.filter(~pl.col("is_valid")).head(40), texts.filter(pl.col("is_valid")).head(10)])
+    dls = DataBlock(blocks=(TextBlock.from_df("text"), CategoryBlock), get_x=ColReader("text"),
+                    get_y=ColReader("label"), splitter=ColSplitter("is_valid")).dataloaders(texts, bs=16, seed=42)
+    text = text_classifier_learner(dls, AWD_LSTM, config=dict(emb_sz=16, n_hid=32, n_layers=1), pretrained=False)
+    text.fit(1, 1e-2)
+    learners = {"vision": (vision, sorted((mnist / "test").iterdir())[0]), "text": (text, texts["text"][-1]),
+                "tabular": (ckpt["learn"], adult.tail(20).drop("salary"))}
+    return {k: (learn, learn.export(folder / f"{k}.pipekit"), item) for k, (learn, item) in learners.items()}
+
+
+def _predictions(learn, item):
+    if isinstance(item, pl.DataFrame):
+        return learn.get_preds(dl=learn.dls.test_dl(item))[0]
+    return learn.predict(item)[2]
+
+
+def test_sec_real_exports_still_load_and_predict_identically(exported):
+    for name, (learn, path, item) in exported.items():
+        loaded = load_learner(path)
+        assert type(loaded) is type(learn)
+        assert torch.allclose(_predictions(loaded, item), _predictions(learn, item), atol=1e-6), name
+
+
+def _tampered_export(exported, name, edit, tmp_path):
+    with zipfile.ZipFile(exported[name][1]) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    record = json.loads(files["record.json"])
+    edit(record["dls"]["recipe"])
+    files["record.json"] = json.dumps(record).encode()
+    path = tmp_path / f"{name}-tampered.pipekit"
+    with zipfile.ZipFile(path, "w") as z:
+        for n, v in files.items():
+            z.writestr(n, v)
+    return path
+
+
+def _vocab(recipe, block):
+    """The fitted vocab_ list of a DataBlock recipe's block (its Categorize / Numericalize)."""
+    return next(t["state"]["vocab_"] for t in recipe["state"]["blocks_"][block]["state"]["tfms_"]
+                if "vocab_" in t.get("state", {}))
+
+
+RECIPES = [
+    # the tester's three: a field removed, images of other channels, a vocab shorter than the outputs
+    ("vision", lambda r: r["state"].pop("getters_"), r"field 'dls.recipe.state.getters_' is missing"),
+    ("vision", lambda r: r["state"]["blocks_"][0]["params"].update(cls="RGB"),
+     r"field 'dls.recipe.state.blocks_\[0\]' \(ImageBlock cls='RGB'\) makes 3-channel images, but the model's "
+     r"first layer takes 1 channel"),
+    ("vision", lambda r: _vocab(r, 1).__delitem__(slice(1, None)),
+     r"field 'dls.recipe.state.blocks_\[1\]' gives 1 class \['3'\], but the model's last layer gives 2 scores"),
+    ("vision", lambda r: _vocab(r, 1).append("9"), r"gives 3 classes \['3', '7', '9'\], but the model's last layer gives 2"),
+    ("vision", lambda r: r["state"].pop("blocks_"), r"field 'dls.recipe.state.blocks_' is missing"),
+    ("vision", lambda r: r["state"].pop("batch_tfms_"), r"field 'dls.recipe.state.batch_tfms_' is missing"),
+    ("vision", lambda r: r["state"].update(n_inp_=3), r"holds 2 blocks, 2 getters and n_inp_=3"),
+    ("vision", lambda r: r["state"]["getters_"].pop(), r"holds 2 blocks, 1 getters"),
+    ("vision", lambda r: r["state"].update(n_inp_="1"), r"field 'dls.recipe.state.n_inp_' must be the number of inputs"),
+    ("vision", lambda r: r["state"]["blocks_"][1]["state"].pop("tfms_"),
+     r"field 'dls.recipe.state.blocks_\[1\]' \(CategoryBlock\) holds no fitted transforms"),
+    # a text vocabulary of another size than the model's embedding
+    ("text", lambda r: _vocab(r, 0).pop(), r"field 'dls.recipe.state.blocks_\[0\]' \(TextBlock\) holds a vocabulary "
+                                           r"of \d+ tokens, but the model embeds \d+"),
+    ("text", lambda r: _vocab(r, 1).pop(), r"field 'dls.recipe.state.blocks_\[1\]' gives 1 class"),
+    # a table's procs: a field removed, a target vocabulary shorter than the outputs
+    ("tabular", lambda r: r["params"]["processor"]["state"].pop("cat_names_"),
+     r"field 'dls.recipe.params.processor.state.cat_names_' is missing"),
+    ("tabular", lambda r: r["params"]["processor"]["state"].update(y_vocab_=["<50k"]),
+     r"field 'dls.recipe.params.processor.state.y_vocab_' must list the target's classes, distinct, at least two and "
+     r"as many as c_=2, got \['<50k'\]"),
+    ("tabular", lambda r: r["params"]["processor"]["state"].update(y_vocab_=["<50k", "=50k", ">=50k"], c_=3),
+     r"field 'dls.recipe.params.processor.state.y_vocab_' gives 3 classes \['<50k', '=50k', '>=50k'\], but the "
+     r"model's last layer gives 2"),
+]
+
+
+@pytest.mark.parametrize("name, edit, message", RECIPES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(RECIPES)])
+def test_sec_an_export_whose_recipe_does_not_fit_its_model_is_refused(exported, tmp_path, name, edit, message):
+    path = _tampered_export(exported, name, edit, tmp_path)
+    with pytest.raises(ExportError, match=message) as e:
+        load_learner(path)
     assert str(path) in str(e.value)
