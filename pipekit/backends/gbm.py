@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -152,11 +153,48 @@ class GBM(Booster):
             text = data.tobytes().decode("utf-8")
         except UnicodeDecodeError:
             raise ExportError("booster_ is not LightGBM model text (not UTF-8)") from None
-        text = checked_lightgbm_text(text, len(self.feature_names_))
+        n_classes = len(self.classes_) if self.task == "classification" else 0
+        text = checked_lightgbm_text(text, len(self.feature_names_), self.task, n_classes)
         try:
             return lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as e:
             raise ExportError(f"LightGBM refuses the stored model text: {str(e)[:200]}") from None
+
+
+#: LightGBM's own ceiling on ``num_leaves`` (its parameter check refuses more): no model it trains is larger
+MAX_LEAVES = 131072
+#: deepest tree accepted: LightGBM's TreeSHAP (``contributions``) recurses once per level and allocates a path table
+#: of depth^2/2 entries for each tree and row (2048 levels: 67 MB), so a file's chain of leaves cannot exhaust the
+#: stack or memory. Trees LightGBM grows leaf-wise reach tens of levels (31 leaves: at most 30).
+MAX_DEPTH = 2048
+#: the keys LightGBM writes in a tree block (and its reader takes at most this many lines per tree)
+TREE_KEYS = frozenset({
+    "num_leaves", "num_cat", "split_feature", "split_gain", "threshold", "decision_type", "left_child", "right_child",
+    "leaf_value", "leaf_weight", "leaf_count", "internal_value", "internal_weight", "internal_count", "cat_boundaries",
+    "cat_threshold", "is_linear", "shrinkage", "leaf_const", "num_features", "leaf_features", "leaf_coeff"})
+#: objectives with one output per row (num_class=1, one tree per round), by task; multiclass objectives have k
+SINGLE_OUTPUT = {"binary": ("binary", "cross_entropy", "cross_entropy_lambda"),
+                 "regression": ("regression", "regression_l1", "huber", "fair", "poisson", "quantile", "mape", "gamma",
+                                "tweedie", "cross_entropy", "cross_entropy_lambda")}
+MULTICLASS = ("multiclass", "multiclassova")
+_INT = re.compile(r"[-+]?[0-9]+")
+_FLOAT = re.compile(r"[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|nan)", re.IGNORECASE)
+_KEY = re.compile(r"[a-z_]+")
+_PARAM = re.compile(r"\[[A-Za-z0-9_]+: [^\[\]{}\"\\]*\]")
+_NOT_TEXT = re.compile(r"[^\n\x20-\x7e]")
+
+
+def _int(v: str) -> int:
+    """A whole number as LightGBM reads one (plain ASCII digits: no ``_``, no other scripts' digits)."""
+    if not _INT.fullmatch(v):
+        raise ValueError(v)
+    return int(v)
+
+
+def _float(v: str) -> float:
+    if not _FLOAT.fullmatch(v):
+        raise ValueError(v)
+    return float(v)
 
 
 def _numbers(tree: dict[str, str], key: str, n: int, kind: type, where: str, required: bool = True) -> list:
@@ -167,8 +205,9 @@ def _numbers(tree: dict[str, str], key: str, n: int, kind: type, where: str, req
         if required and n:
             raise ExportError(f"{where}: the field {key!r} is missing")
         return []
+    parse = _int if kind is int else _float
     try:
-        vals = [kind(v) for v in raw.split()]
+        vals = [parse(v) for v in raw.split(" ") if v]
     except ValueError:
         raise ExportError(f"{where}: {key} holds a value that is not a number") from None
     if len(vals) != n and (required or vals):  # an optional field may be left empty (a one-leaf tree's weights)
@@ -176,50 +215,140 @@ def _numbers(tree: dict[str, str], key: str, n: int, kind: type, where: str, req
     return vals
 
 
-def checked_lightgbm_text(text: str, n_features: int) -> str:
-    """LightGBM model text checked before LightGBM reads it, as the forests' node tables are: LightGBM trusts the
-    child, leaf, feature and category indices of its trees when predicting, so a tampered file would read stray
-    memory or loop forever. Every tree must be a tree over ``n_features`` inputs: each internal node's children
-    come after it (so traversal ends), each node and leaf has one parent, split features exist, categorical
-    splits point into the tree's category table. The ``tree_sizes`` line is dropped (LightGBM then reads the
-    trees one after the other, where a bad one is an error rather than an abort). Returns the text to load."""
-    head, sep, rest = text.partition("\nTree=")
-    if not sep and "end of trees" not in text:
-        raise ExportError("booster_ is not LightGBM model text (no trees)")
-    header = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
+def _objectives(task: str, n_classes: int) -> tuple[str, ...]:
+    """The LightGBM objectives a GBM of ``task`` with ``n_classes`` classes is trained with."""
+    if task == "regression":
+        return SINGLE_OUTPUT["regression"]
+    # two classes: one log-odds output (binary), or a two-class multiclass objective given in ``params``
+    return SINGLE_OUTPUT["binary"] + MULTICLASS if n_classes == 2 else MULTICLASS
+
+
+def _check_header(lines: list[str], n_features: int, task: str, n_classes: int) -> tuple[list[str], int]:
+    """The header lines (before the first tree), checked against the GBM that holds them: LightGBM sizes its
+    prediction buffers by num_class (and num_tree_per_iteration, max_feature_idx) and writes one value per class
+    from the objective, so a header that disagrees with the model's task and classes would make it write past
+    a buffer or allocate without bound. Returns the lines to give LightGBM (without ``tree_sizes``) and the
+    number of trees per round."""
+    header: dict[str, str] = {}
+    for line in lines:
+        key, eq, value = line.partition("=")
+        # LightGBM splits a line on every '=' (dropping empty pieces): only key=value with one '=' reads the same
+        if not _KEY.fullmatch(key) or (eq and "=" in value and key not in ("feature_names", "monotone_constraints")):
+            raise ExportError(f"booster_: the LightGBM header line {line[:60]!r} is not key=value")
+        if key in header:
+            raise ExportError(f"booster_: the LightGBM header gives {key} twice")
+        header[key] = value
     try:
-        max_feature = int(header["max_feature_idx"])
-        per_iter = int(header.get("num_tree_per_iteration", "1"))
-        int(header.get("num_class", "1"))
+        max_feature = _int(header["max_feature_idx"])
+        num_class = _int(header["num_class"])
+        per_iter = _int(header.get("num_tree_per_iteration", header["num_class"]))
     except (KeyError, ValueError):
-        raise ExportError("the LightGBM model text lacks a valid max_feature_idx / num_class header") from None
-    if max_feature != n_features - 1 or per_iter < 1:
-        raise ExportError(f"the LightGBM model is for {max_feature + 1} inputs, this GBM has {n_features}")
-    if not sep:  # no tree at all: nothing LightGBM would walk
-        return "\n".join(line for line in text.splitlines() if not line.startswith("tree_sizes="))
-    body, end, tail = ("Tree=" + rest).partition("end of trees")
-    if not end:
-        raise ExportError("the LightGBM model text is cut short (no 'end of trees')")
-    blocks = [b for b in body.split("\n\n") if b.strip()]
-    for i, block in enumerate(blocks):
-        lines = block.strip().splitlines()
-        where = f"LightGBM tree {i}"
-        if lines[0] != f"Tree={i}":
-            raise ExportError(f"{where}: expected 'Tree={i}', found {lines[0][:40]!r}")
-        tree = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
-        _check_tree(tree, max_feature, where)
-    if len(blocks) % per_iter:
-        raise ExportError(f"the LightGBM model has {len(blocks)} trees, not a multiple of the {per_iter} per round")
-    return "\n".join(line for line in head.splitlines() if not line.startswith("tree_sizes=")) + "\n\n" + body + \
-        end + tail
+        raise ExportError("booster_: the LightGBM model text lacks a valid max_feature_idx / num_class header") from None
+    if max_feature != n_features - 1:
+        raise ExportError(f"booster_: the LightGBM model is for {max_feature + 1} inputs, this GBM has {n_features} "
+                          f"(max_feature_idx={max_feature})")
+    accepted = _objectives(task, n_classes)
+    what = "a regression" if task == "regression" else f"a {n_classes}-class classifier"
+    objective = [t for t in header.get("objective", "").split(" ") if t]
+    if not objective or objective[0] not in accepted:
+        raise ExportError(f"booster_: the LightGBM header says objective={header.get('objective', '')[:60]!r}; "
+                          f"{what} is trained with one of {', '.join(accepted)}")
+    want = n_classes if objective[0] in MULTICLASS else 1  # outputs per row, and trees per round
+    if objective[0] in MULTICLASS:
+        said = [t.split(":") for t in objective[1:] if "num_class" in t]
+        if [s for s in said if s != ["num_class", str(n_classes)]] or len(said) != 1:
+            raise ExportError(f"booster_: the LightGBM header's objective={header['objective'][:60]!r} must say "
+                              f"num_class:{n_classes} once, for the {n_classes} classes of this GBM")
+    if num_class != want or per_iter != want:
+        raise ExportError(f"booster_: the LightGBM header says num_class={num_class}, num_tree_per_iteration="
+                          f"{per_iter}; {what} with objective {objective[0]} has {want} of each")
+    return [line for line in lines if not line.startswith("tree_sizes=")], per_iter
+
+
+def _read_trees(lines: list[str], start: int, where: str) -> tuple[list[dict[str, str]], int]:
+    """The tree blocks from line ``start`` as LightGBM reads them (``Tree=i``, then up to 22 ``key=value`` lines
+    up to a blank one), refusing what it would read differently (a repeated or unknown key, a line without '=',
+    a block longer than its reader takes); returns them and the index of the ``end of trees`` line."""
+    trees: list[dict[str, str]] = []
+    i = start
+    while True:
+        line = lines[i]
+        if not line:
+            i += 1
+            continue
+        if line == "end of trees":
+            return trees, i
+        name = f"{where} {len(trees)}"
+        if line != f"Tree={len(trees)}":
+            raise ExportError(f"{name}: expected 'Tree={len(trees)}', found {line[:40]!r}")
+        tree: dict[str, str] = {}
+        i += 1
+        while lines[i]:
+            key, eq, value = lines[i].partition("=")
+            if not eq or key not in TREE_KEYS or key in tree:
+                raise ExportError(f"{name}: the line {lines[i][:40]!r} is not a tree field LightGBM writes once "
+                                  "(key=value)")
+            tree[key] = value  # unique known keys: at most the 22 lines LightGBM's reader takes
+            i += 1
+        trees.append(tree)
+
+
+def _check_parameters(lines: list[str]) -> list[str]:
+    """The ``parameters:`` section after the trees, which LightGBM turns into JSON for ``Booster.params``: each
+    line must be ``[name: value]`` as LightGBM writes it (a line without ': ' makes it read past its own list).
+    Everything else after the trees (feature importances, pandas categories) is not read and is dropped."""
+    out, inside = [], False
+    for line in lines:
+        if line == "parameters:":
+            inside = True
+        elif line == "end of parameters":
+            break
+        elif inside and line:
+            if not _PARAM.fullmatch(line):
+                raise ExportError(f"booster_: the LightGBM parameter line {line[:60]!r} is not '[name: value]'")
+            out.append(line)
+    return ["", "parameters:", *out, "end of parameters"] if out else []
+
+
+def checked_lightgbm_text(text: str, n_features: int, task: str, n_classes: int) -> str:
+    """LightGBM model text checked before LightGBM reads it, as the forests' node tables are: LightGBM trusts the
+    header and the child, leaf, feature and category indices of its trees when predicting, so a tampered file
+    would read stray memory, write past a buffer or loop forever. The header must be that of a model for this
+    GBM's ``task`` and ``n_classes`` over ``n_features`` inputs (num_class, num_tree_per_iteration, objective,
+    max_feature_idx). Every tree must be a tree over those inputs: each internal node's children come after it
+    (so traversal ends), each node and leaf has one parent, split features exist, categorical splits point into
+    the tree's category table. Numbers must be plain ASCII numbers (read alike by Python and LightGBM). Returns
+    the text LightGBM is given: rebuilt from the checked lines, so it reads exactly what was checked (no
+    ``tree_sizes``: it then reads the trees one after the other, where a bad one is an error rather than an
+    abort)."""
+    bad = _NOT_TEXT.search(text)
+    if bad:
+        raise ExportError(f"booster_: the LightGBM model text holds the character {bad.group()!r} at offset "
+                          f"{bad.start()} (it is plain ASCII lines)")
+    lines = text.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.startswith("Tree=")), None)
+    if first is None:
+        raise ExportError("booster_ is not LightGBM model text (no trees)")
+    if "end of trees" not in lines[first:]:
+        raise ExportError("booster_: the LightGBM model text is cut short (no 'end of trees')")
+    head, per_iter = _check_header([line for line in lines[:first] if line], n_features, task, n_classes)
+    trees, end = _read_trees(lines, first, "booster_: LightGBM tree")
+    for i, tree in enumerate(trees):
+        _check_tree(tree, n_features - 1, f"booster_: LightGBM tree {i}")
+    if len(trees) % per_iter:
+        raise ExportError(f"booster_: the LightGBM model has {len(trees)} trees, not a multiple of the "
+                          f"num_tree_per_iteration={per_iter}")
+    body = [f"Tree={i}\n" + "\n".join(f"{k}={v}" for k, v in tree.items()) + "\n" for i, tree in enumerate(trees)]
+    tail = "\n".join(_check_parameters(lines[end + 1:]))
+    return "\n".join(head) + "\n\n" + "\n".join(body) + "\nend of trees\n" + tail + "\n"
 
 
 def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
     try:
-        n, n_cat = int(tree.get("num_leaves", "")), int(tree.get("num_cat", "0"))
+        n, n_cat = _int(tree.get("num_leaves", "")), _int(tree.get("num_cat", "0"))
     except ValueError:
         raise ExportError(f"{where}: num_leaves / num_cat are not whole numbers") from None
-    if not (1 <= n <= 1 << 24) or n_cat < 0:
+    if not (1 <= n <= MAX_LEAVES) or n_cat < 0:
         raise ExportError(f"{where}: num_leaves={n}, num_cat={n_cat} out of range")
     m = n - 1  # internal nodes
     feats = _numbers(tree, "split_feature", m, int, where)
@@ -246,6 +375,15 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
                 seen_leaves[~c] += 1
     if m and (any(k != 1 for k in seen_nodes[1:]) or any(k != 1 for k in seen_leaves)):
         raise ExportError(f"{where}: its nodes and leaves do not form a tree (each must have one parent)")
+    depth, deepest = [0] * max(m, 1), 0
+    for parent, kids in enumerate(zip(left, right)):  # parents come first: each node's depth is known in time
+        for c in kids:
+            if c >= 0:
+                depth[c] = depth[parent] + 1
+            else:
+                deepest = max(deepest, depth[parent] + 1)
+    if deepest > MAX_DEPTH:
+        raise ExportError(f"{where}: its leaves are {deepest} levels deep, over the {MAX_DEPTH} accepted")
     if any(not 0 <= k <= 15 for k in kinds):
         raise ExportError(f"{where}: a decision_type outside 0..15")
     bounds = _numbers(tree, "cat_boundaries", n_cat + 1 if n_cat else 0, int, where)

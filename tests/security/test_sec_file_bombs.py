@@ -1,0 +1,154 @@
+"""A loaded file is data: a few edited numbers in it must not crash the process or size an allocation without
+bound. Each attack edits a real export of a tiny model trained on a real data set the way a tester did, and
+must be refused at load with an ExportError that names the file and the field; untouched exports still
+round-trip with identical predictions.
+
+- GBM: the LightGBM model text's header (num_class, num_tree_per_iteration, objective) sized LightGBM's output
+  buffers, so an edited header crashed ``predict`` (SIGSEGV, a double free) or asked for hundreds of GB.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.core import ExportError
+
+
+def members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def write_members(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in files.items():
+            z.writestr(n, b)
+    return path
+
+
+def with_array(files: dict[str, bytes], key: str, value: np.ndarray) -> dict[str, bytes]:
+    arrays = dict(np.load(io.BytesIO(files["arrays.npz"]), allow_pickle=False))
+    arrays[key] = value
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return {**files, "arrays.npz": buf.getvalue()}
+
+
+def as_bytes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8).copy()
+
+
+# ------------------------------------------------------------------------------------------------- GBM
+@pytest.fixture(scope="module")
+def gbm_export(tmp_path_factory):
+    """A 10-round LightGBM classifier on 2,000 adult rows (workclass as a category, age), its export, the text
+    LightGBM wrote and the processed validation rows."""
+    from pipekit.backends import GBM
+    from pipekit.data import RandomSplitter
+    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
+
+    adult = pl.read_csv(D.path("adult_sample") / "adult.csv").head(2000)
+    tab = Tabular(adult, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass"], cont_names=["age"],
+                  y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    model = GBM("classification", n_estimators=10, n_jobs=1).fit(tab.train, tab.valid)
+    path = pipekit.save(model, tmp_path_factory.mktemp("gbm") / "gbm.pipekit")
+    files = members(path)
+    key = json.loads(files["record.json"])["state"]["booster_"]["__array__"]
+    text = np.load(io.BytesIO(files["arrays.npz"]))[key].tobytes().decode()
+    return model, path, files, key, text, tab.valid
+
+
+_PREDICT_EACH = """
+import sys
+import numpy as np, polars as pl, pipekit
+from pipekit.core import ExportError
+rows = pl.DataFrame({"workclass": np.arange(200) % 9, "age": np.linspace(-2, 3, 200)})
+for path in sys.argv[1:]:
+    try:
+        model = pipekit.load(path)
+    except ExportError as e:
+        print("REFUSED", e, flush=True)
+        continue
+    print("LOADED", path, model.predict_proba(rows).shape, flush=True)
+"""
+
+
+def test_sec_gbm_header_edits_are_refused_before_lightgbm_predicts(gbm_export, tmp_path):
+    """The tester's three edits (a multiclass objective, 5 trees per round, 100 million classes) on a binary
+    classifier, and a multiclass header on it: loaded and predicted in a child process, so a crash shows as its
+    exit code; each must be refused naming the booster_ field and what in the header disagrees."""
+    _, _, files, key, text, _ = gbm_export
+    edits = {
+        "objective_multiclass": ("objective=binary sigmoid:1", "objective=multiclass num_class:1000000",
+                                 r"objective='multiclass num_class:1000000' must say num_class:2"),
+        "trees_per_iter_5": ("num_tree_per_iteration=1", "num_tree_per_iteration=5", r"num_tree_per_iteration=5"),
+        "num_class_1e8": ("num_class=1", "num_class=100000000", r"num_class=100000000"),
+        "a_multiclass_header": ("num_class=1\nnum_tree_per_iteration=1", "num_class=2\nnum_tree_per_iteration=2",
+                                r"num_class=2, num_tree_per_iteration=2; a 2-class classifier with objective binary"),
+    }
+    paths = []
+    for name, (old, new, _) in edits.items():
+        assert old in text
+        paths.append(write_members(tmp_path / f"{name}.pipekit", with_array(files, key, as_bytes(text.replace(old, new, 1)))))
+    run = subprocess.run([sys.executable, "-c", _PREDICT_EACH, *map(str, paths)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, f"the child process died (exit code {run.returncode}): {run.stderr[-800:]}"
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == len(edits), run.stdout + run.stderr
+    for line, path, (name, (_, _, said)) in zip(lines, paths, edits.items()):
+        assert line.startswith(f"REFUSED {path}: record.json: GBM: booster_: "), (name, line)
+        assert re.search(said, line), (name, line)
+
+
+def test_sec_gbm_tree_fields_lightgbm_would_read_otherwise_are_refused(gbm_export, tmp_path):
+    """Python's checks and LightGBM's reader must see the same numbers: LightGBM reads at most 22 lines of a
+    tree (so a repeated field after them is checked but not read), stops a number at a '_' Python skips, and
+    takes a chain of leaves as deep as the file makes it (its TreeSHAP recurses once per level)."""
+    _, _, files, key, text, _ = gbm_export
+    text = re.sub(r"tree_sizes=[^\n]*\n", "", text)
+    good = re.search(r"left_child=([^\n]*)\n", text)
+    end = text.index("\n\n", good.end())
+    shadowed = (text[:good.start()] + "left_child=-1000000" + good.group(1)[good.group(1).index(" "):] + "\n"
+                + text[good.end():end] + "\n" + "shrinkage=1\n" * 4 + f"left_child={good.group(1)}" + text[end:])
+    m = 2100  # a chain of internal nodes, each with one leaf
+    chain = "\n".join([
+        "Tree=0", f"num_leaves={m + 1}", "num_cat=0", "split_feature=" + " ".join(["1"] * m),
+        "split_gain=" + " ".join(["1"] * m), "threshold=" + " ".join(f"{i / m:.4f}" for i in range(m)),
+        "decision_type=" + " ".join(["2"] * m), "left_child=" + " ".join(str(~i) for i in range(m)),
+        "right_child=" + " ".join(str(i + 1) for i in range(m - 1)) + f" {~m}",
+        "leaf_value=" + " ".join(["0.1"] * (m + 1)), "leaf_count=" + " ".join(["1"] * (m + 1)),
+        "internal_count=" + " ".join(str(m + 1 - i) for i in range(m)), "is_linear=0", "shrinkage=1"])
+    head, rest = text.split("\nTree=0\n", 1)
+    deep = head + "\n" + chain + "\n\n" + rest[rest.index("\nTree=1\n") + 1:]
+    attacks = {
+        "a field LightGBM does not read": (shadowed, r"LightGBM tree 0: the line 'shrinkage=1' is not a tree field"),
+        "a digit separator": (text.replace("num_leaves=31", "num_leaves=3_1", 1), r"LightGBM tree 0: num_leaves"),
+        "a carriage return": (text.replace("num_class=1\n", "num_class=1\r\n", 1), r"the character '\\r'"),
+        "a chain of leaves": (deep, r"LightGBM tree 0: its leaves are 2100 levels deep, over the 2048"),
+    }
+    for name, (bad, said) in attacks.items():
+        path = write_members(tmp_path / f"{name.replace(' ', '_')}.pipekit", with_array(files, key, as_bytes(bad)))
+        with pytest.raises(ExportError, match=rf"{re.escape(str(path))}: record.json: GBM: booster_: .*{said}"):
+            pipekit.load(path)
+            pytest.fail(f"{name}: loaded")
+
+
+def test_sec_gbm_exports_still_round_trip(gbm_export, tmp_path):
+    model, path, _, _, _, valid = gbm_export
+    back = pipekit.load(path)
+    np.testing.assert_array_equal(back.predict_proba(valid), model.predict_proba(valid))
+    np.testing.assert_array_equal(back.contributions(valid).values, model.contributions(valid).values)
+    # a loaded model exports and loads again as itself
+    again = pipekit.load(pipekit.save(back, tmp_path / "again.pipekit"))
+    np.testing.assert_array_equal(again.predict_proba(valid), model.predict_proba(valid))
