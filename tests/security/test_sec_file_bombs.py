@@ -5,6 +5,9 @@ round-trip with identical predictions.
 
 - GBM: the LightGBM model text's header (num_class, num_tree_per_iteration, objective) sized LightGBM's output
   buffers, so an edited header crashed ``predict`` (SIGSEGV, a double free) or asked for hundreds of GB.
+- HFTokenizer: the stored tokenizer JSON gave a token id of 2**32-1 (a list of that many entries was allocated at
+  load), padded every text to 10**8 tokens (the library aborts the process), and a record could name a path for
+  pipekit to open instead of holding the JSON.
 """
 from __future__ import annotations
 
@@ -152,3 +155,152 @@ def test_sec_gbm_exports_still_round_trip(gbm_export, tmp_path):
     # a loaded model exports and loads again as itself
     again = pipekit.load(pipekit.save(back, tmp_path / "again.pipekit"))
     np.testing.assert_array_equal(again.predict_proba(valid), model.predict_proba(valid))
+
+
+# ------------------------------------------------------------------------------------------- HFTokenizer
+@pytest.fixture(scope="module")
+def text_block_export(tmp_path_factory):
+    """A word-level tokenizer trained on 200 imdb_sample reviews, the TextBlock fitted with it on 250 reviews, and
+    that block saved (its recipe and its fitted transforms each hold the tokenizer's JSON)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock
+    from pipekit.text import HFTokenizer, TextBlock
+
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
+    df = pl.concat([df.filter(~pl.col("is_valid")).head(200), df.filter(pl.col("is_valid")).head(50)])
+    tk = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.train_from_iterator(df.filter(~pl.col("is_valid"))["text"].to_list(),
+                           trainers.WordLevelTrainer(vocab_size=2000, special_tokens=["[UNK]"], show_progress=False))
+    folder = tmp_path_factory.mktemp("hf")
+    tk.save(str(folder / "tokenizer.json"))
+    db = DataBlock(blocks=(TextBlock.from_df("text", tok=HFTokenizer(folder / "tokenizer.json"), min_freq=1,
+                                             cache_dir=False), CategoryBlock),
+                   get_x=ColReader("text"), get_y=ColReader("label"), splitter=ColSplitter("is_valid"))
+    block = db.dataloaders(df, bs=32, seed=0, num_workers=0).blocks[0]
+    path = pipekit.save(block, folder / "block.pipekit")
+    return block, path, folder / "tokenizer.json", df
+
+
+def hf_records(node):
+    """Every HFTokenizer record in a record tree."""
+    if isinstance(node, dict):
+        if node.get("class") == "pipekit.text.HFTokenizer":
+            yield node
+        for v in node.values():
+            yield from hf_records(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from hf_records(v)
+
+
+def with_tokenizer_json(path: Path, out: Path, edit) -> Path:
+    """``path`` with ``edit`` applied to the tokenizer JSON (a dict) every HFTokenizer record of it stores."""
+    files = members(path)
+    record = json.loads(files["record.json"])
+    keys = [r["params"]["tokenizer"]["__array__"] for r in hf_records(record)]
+    assert len(keys) == 2  # the recipe's block and the fitted one
+    arrays = np.load(io.BytesIO(files["arrays.npz"]))
+    for key in keys:
+        spec = json.loads(arrays[key].tobytes())
+        files = with_array(files, key, as_bytes(edit(spec)))
+    return write_members(out, files)
+
+
+_LOAD_EACH_CAPPED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # an allocation that gets past the checks fails here
+import pipekit
+from pipekit.core import ExportError
+for path in sys.argv[1:]:
+    try:
+        pipekit.load(path)
+        print("LOADED", path, flush=True)
+    except ExportError as e:
+        print("REFUSED", e, flush=True)
+    except MemoryError:
+        print("MEMORY", path, flush=True)
+"""
+
+
+def test_sec_hf_token_ids_far_past_the_vocabulary_are_refused(text_block_export, tmp_path):
+    """One token's id set to 2**32-1 (or 300 million): pipekit kept a list as long as the highest id, so a 1 KB
+    edit allocated tens of GB at load. Loaded in a child process with a 3 GiB cap, so the old behaviour fails the
+    test with a MemoryError instead of taking the machine's memory."""
+    _, path, _, _ = text_block_export
+    paths = []
+    for top in (2**32 - 1, 300_000_000):
+        def edit(spec, top=top):
+            spec["model"]["vocab"]["the"] = top
+            return json.dumps(spec)
+        paths.append(with_tokenizer_json(path, tmp_path / f"id_{top}.pipekit", edit))
+    run = subprocess.run([sys.executable, "-c", _LOAD_EACH_CAPPED, *map(str, paths)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-800:]
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 2, run.stdout + run.stderr
+    for line, p, top in zip(lines, paths, (2**32 - 1, 300_000_000)):
+        assert line.startswith(f"REFUSED {p}: record.json: "), line
+        assert re.search(rf"HFTokenizer: tokenizer: token 'the' has id {top:,}, but the tokenizer has [\d,]+ tokens; "
+                         r"ids must be below", line), line
+
+
+def test_sec_hf_padding_and_stride_that_size_every_encoding_are_refused(text_block_export, tmp_path):
+    """The library pads (or cuts into overlapping pieces) every text as the stored JSON says: padding to 10**8
+    tokens aborts the process on the first text encoded. Refused at load, naming the setting."""
+    _, path, _, _ = text_block_export
+
+    def padding(spec):
+        spec["padding"] = {"strategy": {"Fixed": 10**8}, "direction": "Right", "pad_to_multiple_of": None,
+                           "pad_id": 0, "pad_type_id": 0, "pad_token": "[UNK]"}
+        return json.dumps(spec)
+
+    def stride(spec):
+        spec["truncation"] = {"direction": "Right", "max_length": 100_000, "strategy": "LongestFirst", "stride": 99_999}
+        return json.dumps(spec)
+
+    for name, edit, said in (("padding", padding, r"its padding has length=100,000,000, over the 8,192 tokens"),
+                             ("stride", stride, r"its truncation has stride=99,999")):
+        bad = with_tokenizer_json(path, tmp_path / f"{name}.pipekit", edit)
+        with pytest.raises(ExportError, match=rf"{re.escape(str(bad))}: record.json: .*HFTokenizer: tokenizer: {said}"):
+            pipekit.load(bad)
+
+
+def test_sec_hf_tokenizer_json_size_is_bounded(text_block_export, tmp_path):
+    from pipekit.text.hf_tokenizer import MAX_JSON_BYTES
+
+    _, path, _, _ = text_block_export
+    bad = with_tokenizer_json(path, tmp_path / "large.pipekit", lambda spec: json.dumps(spec) + " " * MAX_JSON_BYTES)
+    with pytest.raises(ExportError, match=rf"{re.escape(str(bad))}: record.json: .*HFTokenizer: tokenizer: the stored "
+                                          rf"tokenizer is [\d,]+ bytes of JSON, over the {MAX_JSON_BYTES:,} accepted"):
+        pipekit.load(bad)
+
+
+def test_sec_a_saved_hf_tokenizer_never_opens_a_path_the_file_names(text_block_export, tmp_path):
+    """A record whose tokenizer is a path (a valid tokenizer.json on this machine, or any file) instead of the JSON
+    itself is refused without reading it; the file's own JSON is the only source."""
+    _, path, tokenizer_json, _ = text_block_export
+    for target in (tokenizer_json, Path("/etc/hostname")):
+        files = members(path)
+        record = json.loads(files["record.json"])
+        for r in hf_records(record):
+            r["params"]["tokenizer"] = str(target)
+        bad = write_members(tmp_path / "path.pipekit", {**files, "record.json": json.dumps(record).encode()})
+        with pytest.raises(ExportError, match=rf"{re.escape(str(bad))}: record.json: .*HFTokenizer: tokenizer: a saved "
+                                              rf"HFTokenizer holds its tokenizer as JSON data, not the path "
+                                              rf"'{re.escape(str(target))}'"):
+            pipekit.load(bad)
+
+
+def test_sec_hf_exports_still_round_trip(text_block_export):
+    block, path, tokenizer_json, df = text_block_export
+    back = pipekit.load(path)
+    assert back.tok.json() == block.tok.json() and back.vocab == block.vocab
+    for text in df["text"].to_list()[:20]:
+        np.testing.assert_array_equal(back.encode_text(text), block.encode_text(text))
+    # a tokenizer given by its path still reads it (on first use), as a user's code gives it
+    from pipekit.text import HFTokenizer
+
+    tok = HFTokenizer(str(tokenizer_json))
+    assert tok.tokenize(df["text"][0]) == block.tok.tokenize(df["text"][0])
