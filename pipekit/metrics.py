@@ -467,6 +467,14 @@ class _LabelScore(ArrayMetric):
         self.average = average
         self.check_params()
 
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
+            multi = type(self).multi_label_instead.split(" ")[0]
+            raise ParameterError(f"{self.name} takes one score per class, and this model gives one score per item "
+                                 f"(the arg-max of one column is always 0): for a single-output binary model use "
+                                 f"{multi} (a sigmoid, then a threshold of 0.5), or give the model 2 outputs")
+        super().accumulate(pred, targ, loss, bs)
+
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         import sklearn.metrics
 

@@ -10,11 +10,11 @@ from sklearn.metrics import precision_score, recall_score
 
 import pipekit
 import pipekit.datasets as D
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.data import DataLoaders, TensorStore
 from pipekit.data.external import read_idx
 from pipekit.learn import (
-    SGD, CrossEntropyLossFlat, EarlyStoppingCallback, FocalLossFlat, GradientAccumulation, Learner, MLP, Precision,
+    SGD, Callback, CancelValidException, MSELossFlat, Recorder, SaveModelCallback, CrossEntropyLossFlat, EarlyStoppingCallback, FocalLossFlat, GradientAccumulation, Learner, MLP, Precision,
     PrecisionMulti, Recall, RecallMulti, ReduceLROnPlateau, ShowGraphCallback, accuracy, load_learner, simple_cnn,
 )
 from pipekit.metrics import get_metric
@@ -237,3 +237,111 @@ def test_show_graph_headless_default_file_and_lr_find_draws_nothing(adult_xy, tm
     assert cb.file_ is None and not list(tmp_path.glob("loss_graph*.png"))
     learn.fit(1, 0.1)
     assert cb.file_ is not None and cb.file_.parent == tmp_path and cb.file_.exists()
+
+
+# -- resuming, edges and the book's expectations ---------------------------------------------------------------
+def _small(tmp_path):
+    x, y = _linear_data()
+    pipekit.set_seed(0)
+    dls = DataLoaders.from_dsets(list(zip(x[:48], y[:48])), list(zip(x[48:], y[48:])), bs=16, seed=0, device="cpu")
+    return Learner(dls, torch.nn.Linear(3, 1), loss_func=MSELossFlat(), opt_func=SGD, lr=0.05, path=tmp_path)
+
+
+def _linear_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g)
+    return x, x @ torch.tensor([1.0, -2.0, 0.5])
+
+
+@pytest.mark.parametrize("make_cb", [lambda: GradientAccumulation(32),
+                                     lambda: ReduceLROnPlateau(comp=lambda a, b: False, patience=1, factor=10)])
+def test_a_fit_resumed_from_a_checkpoint_ends_where_the_whole_fit_does(tmp_path, make_cb):
+    whole = _small(tmp_path)
+    whole.fit(4, cbs=[make_cb(), SaveModelCallback(every_epoch=True, with_opt=True)])
+    resumed = _small(tmp_path)
+    resumed.load("model_1")
+    resumed.fit(4, start_epoch=resumed.resume_epoch, cbs=[make_cb(), SaveModelCallback(every_epoch=True,
+                                                                                       with_opt=True)])
+    torch.testing.assert_close(resumed.model.weight, whole.model.weight)
+    assert [lr[0] for lr in resumed.recorder.lrs] == [lr[0] for lr in whole.recorder.lrs][-len(resumed.recorder.lrs):]
+
+
+def test_accumulation_steps_at_the_end_of_every_epoch(tmp_path):
+    ga = GradientAccumulation(32)  # 3 batches of 16: a step after 32 items, and the epoch's last 16 on their own
+    learn = _small(tmp_path)
+    learn.fit(2, cbs=ga)
+    assert ga.steps_ == 4 and ga.count_ == 0
+
+
+def test_trackers_do_not_judge_epochs_without_validation(tmp_path):
+    class SkipValid(Callback):
+        def before_validate(self):
+            raise CancelValidException
+
+    plateau = ReduceLROnPlateau(patience=1)
+    stop = EarlyStoppingCallback(patience=1)
+    learn = _small(tmp_path)
+    learn.fit(4, 0.1, cbs=[SkipValid(), plateau, stop])
+    assert len(learn.recorder.values) == 4 and all(r[1] is None for r in learn.recorder.values)
+    assert plateau.reductions_ == [] and learn.optimizer.lrs == [0.1] and stop.stopped_epoch_ is None
+
+
+def test_label_scores_refuse_one_output_per_item():
+    pred, targ = torch.tensor([[2.0], [-1.0], [3.0]]), torch.tensor([1, 0, 1])
+    for metric in (Precision(), Recall()):
+        with pytest.raises(ParameterError, match="one score per item"):
+            metric(pred, targ)
+
+
+def test_a_recorder_of_your_own_replaces_the_learners(tmp_path):
+    class MyRecorder(Recorder):
+        pass
+
+    learn = _small(tmp_path)
+    mine = MyRecorder()
+    learn.add_cb(mine)
+    assert learn.recorder is mine and sum(isinstance(c, Recorder) for c in learn.cbs) == 1
+    learn.fit(2)
+    assert len(mine.values) == 2
+
+
+def test_setting_loop_state_on_a_callback_warns(tmp_path):
+    class ZeroLoss(Callback):
+        def after_loss(self):
+            self.loss_grad = self.loss_grad * 0
+
+    learn = _small(tmp_path)
+    with pytest.warns(UserWarning, match="set self.learn.loss_grad"):
+        learn.fit(1, cbs=ZeroLoss())
+
+
+def test_recorder_value_by_epoch_number_after_a_resume(tmp_path):
+    learn = _small(tmp_path)
+    learn.fit(5, start_epoch=3)
+    assert [r[0] for r in learn.recorder.history] == [3, 4]
+    assert learn.recorder.value("valid_loss", 3) == learn.recorder.values[0][1]
+    assert learn.recorder.value("valid_loss", -1) == learn.recorder.values[1][1]
+    with pytest.raises(ParameterError, match="recorded epochs: \\[3, 4\\]"):
+        learn.recorder.value("valid_loss", 1)
+
+
+def test_from_dsets_refuses_train_and_valid_of_different_shapes():
+    x, y = _linear_data()
+    with pytest.raises(DataError, match="part 0 of the items is \\(3,\\)"):
+        DataLoaders.from_dsets(list(zip(x[:48], y[:48])), list(zip(torch.randn(16, 5), y[48:])), bs=16)
+
+
+def test_conv_layer_pads_as_fastai():
+    from pipekit.learn import ConvLayer
+
+    x = torch.randn(1, 3, 8, 8)
+    assert ConvLayer(3, 4, ks=2, stride=2)(x).shape[-2:] == (4, 4)
+    assert ConvLayer(3, 4, ks=4, stride=2)(x).shape[-2:] == (4, 4)
+    assert ConvLayer(3, 4, ks=3)(x).shape[-2:] == (8, 8)
+
+
+def test_sgdr_restarts_at_the_top_with_equal_cycles(tmp_path):
+    learn = _small(tmp_path)
+    learn.fit_sgdr(5, 1, lr_max=0.1, cycle_mult=1)
+    lrs = [lr[0] for lr in learn.recorder.lrs]
+    assert [lrs[3 * i] for i in range(5)] == pytest.approx([0.1] * 5)

@@ -231,6 +231,11 @@ class DataLoaders:
         if len(stores[0]) != len(stores[1]):
             raise DataError(f"from_dsets: the training items are tuples of {len(stores[0])} and the validation "
                             f"items of {len(stores[1])}; give both the same parts (x, y)")
+        for j, (a, b) in enumerate(zip(stores[0], stores[1])):
+            if a.data.shape[1:] != b.data.shape[1:] or a.data.is_floating_point() != b.data.is_floating_point():
+                raise DataError(f"from_dsets: part {j} of the items is {tuple(a.data.shape[1:])} {a.data.dtype} in "
+                                f"training and {tuple(b.data.shape[1:])} {b.data.dtype} in validation; a model "
+                                "takes one shape and kind: give both sets alike")
         return cls.from_stores(stores[0], stores[1], bs=bs, shuffle=shuffle, drop_last=drop_last, **kwargs)
 
     @classmethod

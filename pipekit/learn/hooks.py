@@ -158,7 +158,7 @@ class HookCallback(Callback):
     ...         self.negatives_ += int((out < 0).sum())
     """
 
-    order = -7  # hooks armed before any forward pass
+    order = -8  # hooks armed before any forward pass
     run_valid = False
     param_constraints = {"every": Interval(1, None, integer=True, none_ok=True),
                          "modules": Is(lambda ms: ms is None or all(isinstance(m, nn.Module) for m in ms),

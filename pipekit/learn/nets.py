@@ -83,7 +83,7 @@ _NORMS = ("batch", "batch_zero", None)
 
 class ConvLayer(nn.Sequential):
     """conv -> batch-norm -> activation, the book's building block of a CNN: a ``ks`` convolution of ``stride``
-    padded to keep the size (``ks // 2``), then ``norm_type`` (``"batch"``; ``"batch_zero"``, a batch-norm whose
+    padded by ``(ks - 1) // 2`` (an odd ``ks`` keeps the size at stride 1; a transposed one is not padded), then ``norm_type`` (``"batch"``; ``"batch_zero"``, a batch-norm whose
     scale starts at 0, so a residual block starts as the identity; or None, and the conv then has a bias), then
     ``act_cls()`` (None: no activation). ``ndim`` 1, 2 or 3 for sequences, images or volumes; ``transpose``
     for an up-sampling convolution.
@@ -103,7 +103,8 @@ class ConvLayer(nn.Sequential):
               norm_type=(norm_type, Is(lambda v: v in _NORMS, "'batch', 'batch_zero' or None")))
         conv_cls = ({1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d} if transpose
                     else {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d})[ndim]
-        layers: list[nn.Module] = [conv_cls(ni, nf, ks, stride=stride, padding=ks // 2 if padding is None else padding,
+        pad = ((ks - 1) // 2 if not transpose else 0) if padding is None else padding
+        layers: list[nn.Module] = [conv_cls(ni, nf, ks, stride=stride, padding=pad,
                                             bias=norm_type is None if bias is None else bias)]
         if norm_type is not None:
             bn = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[ndim](nf)

@@ -78,7 +78,9 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
         pos = min(max(float(pos), 0.0), 1.0)
         # the last segment with a positive width that starts at or before pos: at a boundary the next segment
         # starts (a restart of SGDR begins at its top), pos = 1 ends the last one
-        i = max((j for j in range(len(scheds)) if pcts_arr[j] > 0 and pos >= bounds[j]), default=len(scheds) - 1)
+        # (bounds are sums of floats: 0.2 + 0.2 + 0.2 > 0.6, so a boundary is met within rounding)
+        i = max((j for j in range(len(scheds)) if pcts_arr[j] > 0 and pos >= bounds[j] - 1e-9),
+                default=len(scheds) - 1)
         width = pcts_arr[i] if pcts_arr[i] > 0 else 1.0
         return scheds[i]((pos - bounds[i]) / width)
 

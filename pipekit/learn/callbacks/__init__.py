@@ -35,6 +35,7 @@ order  callback                     why there
  -19   TimeLimit                    shortens the schedule to the time left before anything reads ``pct_train``
  -15   BnFreeze                     frozen batch-norm layers go back to eval mode after the switch
  -10   ModelResetter                (pipekit.text) clears the recurrent state after the mode switch
+  -8   HookCallback                 (base of ActivationStats, for your own hooks) armed before the forward pass
   -7   ActivationStats              its hooks are armed before the forward pass
   -5   RNNRegularizer               (pipekit.text) adds AR/TAR to the loss before anyone reads it
    0   (default for user callbacks)
@@ -51,10 +52,10 @@ order  callback                     why there
   60   ProgressCallback             prints the row the Recorder wrote
   61   ShowGraphCallback            draws the losses the Recorder wrote
   62   ParamScheduler               sets lr/mom before each training batch
-  63   TrackerCallback              (base of the two below, for user subclasses)
+  63   TrackerCallback              (base of the three below, for user subclasses)
   64   EarlyStoppingCallback        asks to stop; the stop only takes effect once the epoch is over
-  65   SaveModelCallback            saves the epoch's model (and checkpoints with the trackers' state)
-  66   ReduceLROnPlateau            lowers the lr once the epoch's trackers have seen it
+  65   ReduceLROnPlateau            lowers the lr before the checkpoint is written, so checkpoints hold it
+  66   SaveModelCallback            saves the epoch's model (and checkpoints with the trackers' state)
   70   GatherPreds                  collects predictions (get_preds only)
 =====  ===========================  =====================================================================
 
@@ -63,7 +64,7 @@ training lives in attributes ending in ``_`` (a tracker's ``best_``, early stopp
 state is what ``state_dict()`` returns: ``learn.save`` stores it and a fit resumed from that checkpoint
 (``start_epoch``) hands it back through ``load_state_dict`` once ``before_fit`` has run. ``learn.save``
 takes each state as it is when called: a checkpoint written in ``after_epoch`` should come from a
-callback ordered after those whose state matters (``SaveModelCallback(every_epoch=True)``, at 65, is).
+callback ordered after those whose state matters (``SaveModelCallback(every_epoch=True)``, at 66, is).
 
 >>> class CountBatches(Callback):
 ...     def before_fit(self): self.n_ = 0

@@ -74,6 +74,8 @@ class TrackerCallback(Callback):
 
     def after_epoch(self) -> None:
         val = self.learn.recorder.value(self.monitor)
+        #: whether this epoch gave a value to judge (an epoch whose validation was skipped gives none)
+        self.judged = val is not None
         self.new_best = val is not None and self.improved(val)
         if self.new_best and val is not None:
             self.best_ = float(val)
@@ -84,12 +86,12 @@ class SaveModelCallback(TrackerCallback):
     end of training the best model is loaded back unless ``at_end`` (then the last model is saved).
 
     Early stopping only takes effect once the epoch is over, so the model of the epoch in which training
-    stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (65)
+    stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (66)
     comes after ``EarlyStoppingCallback`` (64), so a checkpoint it writes holds the trackers' state for
     the epoch just finished and a fit resumed from it counts patience exactly as the uninterrupted one.
     """
 
-    order = 65
+    order = 66
     param_constraints = {**TrackerCallback.param_constraints,
                          "fname": Is(lambda f: isinstance(f, str) and f != "" and os.sep not in f, "a plain file name")}
     saved_: tuple[Path, ...] = ()  # learned: the checkpoints written
@@ -150,6 +152,8 @@ class EarlyStoppingCallback(TrackerCallback):
 
     def after_epoch(self) -> None:
         super().after_epoch()
+        if not self.judged:  # nothing to judge (validation skipped): the epoch does not count
+            return
         self.wait_ = 0 if self.new_best else self.wait_ + 1
         if self.wait_ >= self.patience:
             self.stopped_epoch_ = self.learn.epoch
@@ -162,13 +166,15 @@ class ReduceLROnPlateau(TrackerCallback):
 
     For ``learn.fit`` (a constant lr): a schedule such as ``fit_one_cycle`` sets the lr before every batch
     and would undo the reduction. Each reduction is printed (unless ``PIPEKIT_QUIET=1``) and kept in
-    ``reductions_`` as ``(epoch, lrs)``.
+    ``reductions_`` as ``(epoch, lrs)``; an epoch without a value to judge (validation skipped) does not count.
+    It runs before ``SaveModelCallback``, so a checkpoint holds the epoch's reduction, and a fit resumed from
+    it continues at the reduced rates.
 
     >>> from pipekit.learn import ReduceLROnPlateau
     >>> cb = ReduceLROnPlateau(monitor="valid_loss", patience=2, factor=10)   # learn.fit(20, 1e-3, cbs=cb)
     """
 
-    order = 66  # after the trackers have seen the epoch at the lr it was trained with
+    order = 65  # after the Recorder and early stopping, before SaveModelCallback (66) writes a checkpoint
     param_constraints = {**TrackerCallback.param_constraints, "patience": _COUNT,
                          "factor": Interval(1, None, closed="neither"), "min_lr": Interval(0, None)}
 
@@ -183,8 +189,15 @@ class ReduceLROnPlateau(TrackerCallback):
         self.wait_ = 0
         self.reductions_: list[tuple[int, list[float]]] = []
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.reductions_:  # a resumed fit continues at the rates the checkpointed one had come down to
+            self.learn.optimizer.set_hyper("lr", np.asarray(self.reductions_[-1][1], dtype=float))
+
     def after_epoch(self) -> None:
         super().after_epoch()
+        if not self.judged:
+            return
         self.wait_ = 0 if self.new_best else self.wait_ + 1
         if self.wait_ < self.patience:
             return
@@ -206,8 +219,8 @@ class GradientAccumulation(Callback):
     of the batches in between: training with small batches (what fits in memory) behaves like training with
     batches of ``n_acc`` items. Each batch's loss is scaled by its share of ``n_acc`` before the backward
     pass, so the summed gradient is that of the mean loss over the items; the losses recorded are the
-    batches' own. The count carries over epochs, as the batches do; gradients left over when a fit ends are
-    dropped.
+    batches' own. The last batch of an epoch steps on what has added up, as the mean over the items seen
+    (fewer than ``n_acc``), so every epoch ends with nothing pending and a checkpoint resumes exactly.
 
     >>> from pipekit.learn import GradientAccumulation
     >>> cb = GradientAccumulation(n_acc=64)   # with bs=16: one step every 4 batches; learn.fit(1, cbs=cb)
@@ -237,9 +250,16 @@ class GradientAccumulation(Callback):
             self.learn.loss_grad = self.learn.loss_grad * (self._bs(self.learn.yb, self.learn.xb) / self.n_acc)
 
     def before_step(self) -> None:
-        self.count_ += self._bs(self.learn.yb, self.learn.xb)
-        if self.count_ < self.n_acc:
+        learn = self.learn
+        self.count_ += self._bs(learn.yb, learn.xb)
+        last = learn.iter == learn.n_iter - 1
+        if self.count_ < self.n_acc and not last:
             raise CancelBatchException  # neither step nor zero_grad: the gradients add up
+        if self.count_ < self.n_acc:  # the epoch's last items: the mean over them, not a share of n_acc
+            scale = self.n_acc / self.count_
+            for p in learn.model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(scale)
         self.count_ = 0
         self.steps_ += 1
 
@@ -585,6 +605,7 @@ class ActivationStats(HookCallback):
     >>> cb = ActivationStats(with_hist=True)   # learn.fit_one_cycle(1, 0.06, cbs=cb); cb.color_dim(-2)
     """
 
+    order = -7  # just after HookCallback's -8, a distinct place in the run-order table
     param_constraints = {**HookCallback.param_constraints, "every": _COUNT, "near_zero": Interval(0, None)}
 
     def __init__(self, modules: Sequence[nn.Module] | None = None, near_zero: float = 0.05, every: int = 1,
@@ -668,7 +689,7 @@ class ParamScheduler(Callback):
     """Sets hyper-parameters from schedules ``{name: fn(pos)}`` (``pos``: progress in [0, 1]) before each
     training batch, so a fit resumed at ``start_epoch`` continues the schedule where it stopped."""
 
-    order = 62  # after the ProgressCallback (60), before the trackers (63-65)
+    order = 62  # after the ProgressCallback (60), before the trackers (63-66)
     run_valid = False
 
     def __init__(self, scheds: dict[str, Callable[[float], Any]]):

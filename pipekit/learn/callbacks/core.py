@@ -3,6 +3,7 @@ docstring for the order of events and of the built-in callbacks)."""
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
@@ -119,9 +120,19 @@ class Callback(Component):
             return None
         return next((k for k in type(self).__mro__ if k.__dict__.get("unique") is True), type(self))
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in LEARNER_STATE and "learn" in self.__dict__ and name not in self.__dict__ \
+                and not hasattr(type(self), name):
+            warnings.warn(f"{type(self).__name__} sets self.{name}, which only hides the Learner's {name}: the "
+                          f"training loop never sees it. To change it, set self.learn.{name}", UserWarning,
+                          stacklevel=2)
+        super().__setattr__(name, value)
+
     @property
     def name(self) -> str:
-        name = re.sub(r"Callback$", "", type(self).__name__) or type(self).__name__
+        # a subclass of a unique callback stands in for it, under its name (a Recorder of your own is learn.recorder)
+        kind = self.unique_kind or type(self)
+        name = re.sub(r"Callback$", "", kind.__name__) or kind.__name__
         return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
 
     def release(self) -> None:

@@ -197,12 +197,23 @@ class Recorder(Callback):
         return self.metrics[names.index(name)] if name in names else None
 
     def value(self, name: str, epoch: int = -1) -> float | None:
-        """The recorded ``name`` ('train_loss', 'valid_loss' or a metric name) at ``epoch``."""
+        """The recorded ``name`` ('train_loss', 'valid_loss' or a metric name) at ``epoch`` (an epoch number of
+        the last fit, as in the progress table; negative counts back from the last epoch recorded)."""
         if not self.history:
             raise NotFittedError("the Recorder has recorded nothing yet: call fit first")
         if name not in self.metric_names:
             raise ParameterError(f"no recorded value {name!r}; recorded: {self.metric_names}")
-        return self.history[epoch][self.metric_names.index(name)]
+        if epoch < 0:
+            if -epoch > len(self.history):
+                raise ParameterError(f"epoch={epoch}: only {len(self.history)} epoch(s) were recorded")
+            row = self.history[epoch]
+        else:
+            rows = [r for r in self.history if r[0] == epoch]
+            if not rows:
+                raise ParameterError(f"epoch {epoch} was not recorded by the last fit; recorded epochs: "
+                                     f"{[r[0] for r in self.history]}")
+            row = rows[-1]
+        return row[self.metric_names.index(name)]
 
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, path: str | os.PathLike | None = None) -> Path | None:
         """Plot the smoothed training loss per batch (and validation loss per epoch); PNG when headless."""
