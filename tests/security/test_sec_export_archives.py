@@ -193,7 +193,8 @@ LR_RECORD = {"class": "pipekit.backends.SklearnModel",
              "params": {"estimator": {"sklearn_estimator": "sklearn.linear_model.LogisticRegression", "params": {}},
                         "task": "classification"},
              "state": {"feature_names_": ["a"], "cat_features_": [], "classes_": {"__array__": "classes"},
-                       "model_": {"attributes": {"coef_": {"__array__": "coef"}}}}}
+                       "model_": {"attributes": {"coef_": {"__array__": "coef"}, "intercept_": {"__array__": "intercept"},
+                                                 "classes_": {"__array__": "classes"}}}}}
 
 
 def write_model(path: Path, arrays: list[tuple] | None, record: tuple | None = None) -> Path:
@@ -201,7 +202,8 @@ def write_model(path: Path, arrays: list[tuple] | None, record: tuple | None = N
     of arrays.npz and ``record`` the record.json entry (default: a LogisticRegression's record)."""
     entries = [entry("manifest.json", MODEL_MANIFEST), record or entry("record.json", json.dumps(LR_RECORD).encode())]
     if arrays is not None:
-        entries.append(entry("arrays.npz", raw_zip([entry("classes.npy", npy(np.arange(2)))] + arrays)))
+        entries.append(entry("arrays.npz", raw_zip([entry("classes.npy", npy(np.arange(2))),
+                                                    entry("intercept.npy", npy(np.zeros(1)))] + arrays)))
     path.write_bytes(raw_zip(entries))
     return path
 

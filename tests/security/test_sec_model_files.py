@@ -127,7 +127,10 @@ def write_model_file(path: Path, record: dict, arrays: dict | None = None) -> Pa
 
 
 #: the arrays the crafted records below refer to
-ARRAYS = {"classes": np.arange(2), "weights": np.ones(1)}
+ARRAYS = {"classes": np.arange(2), "weights": np.ones(1), "coef": np.zeros((1, 1)), "intercept": np.zeros(1)}
+#: a fitted LogisticRegression's attributes over one feature, two classes
+LR_FITTED = {"attributes": {"coef_": {"__array__": "coef"}, "intercept_": {"__array__": "intercept"},
+                            "classes_": {"__array__": "classes"}}}
 
 
 def sklearn_record(module: str, name: str, params: dict, model: dict | None = None) -> dict:
@@ -269,13 +272,14 @@ def test_sec_the_payloads_would_run_if_called(tmp_path):
 def test_sec_stacking_meta_model_and_nested_members_are_guarded(tmp_path):
     marker = tmp_path / "marker"
     evil = sklearn_record("os", "system", {"command": f"touch {marker}"})
-    good = sklearn_record("sklearn.linear_model", "LogisticRegression", {})
+    good = sklearn_record("sklearn.linear_model", "LogisticRegression", {}, LR_FITTED)
     unfitted = {**good, "state": {}}
+    meta = {**good, "state": {**good["state"], "feature_names_": ["m0"]}}  # it reads the member's prediction
     stacking = {"class": "pipekit.ensemble.StackingEnsemble",
                 "params": {"members": [unfitted], "meta": unfitted, "n_folds": 2, "passthrough": False, "metric": None,
                            "seed": 0},
-                "state": {"members_": [good], "meta_model_": good, "passthrough_columns_": ["a"],
-                          "processor_": None}}
+                "state": {"members_": [good], "meta_model_": meta, "passthrough_columns_": ["a"],
+                          "passthrough_cats_": [], "processor_": None}}
     assert isinstance(from_record(stacking, ARRAYS), StackingEnsemble)  # the control: it loads as written
     # the guard holds wherever the record sits: a member or the meta-model, as parameter or fitted state
     for where in (("params", "members", 0), ("params", "meta"), ("state", "members_", 0), ("state", "meta_model_")):
