@@ -272,6 +272,7 @@ def test_contributions_of_averaged_tree_models_add_up_to_their_prediction(rf, da
         assert c.values.shape == (200, len(rf.feature_names_), 2)
         assert np.allclose(c.bias + c.values.sum(1), ens.predict(rows)) and np.allclose(c.prediction, ens.predict(rows))
         assert waterfall_plot(c, row=0, path=tmp_path / "ens.png").exists()
+        assert np.array_equal(ens.contributions(rows).values, c.values)  # the method is the function
     target = "education-num"
     d = lambda s: as_data(s.xs.drop(target), y=s.xs[target].to_numpy(), cat_names=s.cat_names)  # noqa: E731
     reg = MeanEnsemble([GBM("regression", n_estimators=30, n_jobs=1).fit(d(tr)),
@@ -286,3 +287,5 @@ def test_contributions_of_averaged_tree_models_add_up_to_their_prediction(rf, da
     for model in (TorchTabular("classification"), StackingEnsemble([RandomForest("classification")])):
         with pytest.raises(ParameterError, match="no exact per-row contributions.*permutation_importance"):
             contributions(model, rows)
+    with pytest.raises(ParameterError, match="no exact per-row contributions"):
+        StackingEnsemble([RandomForest("classification")]).contributions(rows)

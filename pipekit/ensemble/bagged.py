@@ -388,6 +388,14 @@ class BaggedModel(Backend):
             total = p if total is None else total + p
         return total / len(self.models_)
 
+    def contributions(self, data: Any) -> Any:
+        """Per-row contributions, exact where the model averages tree models' probabilities or values (see
+        :func:`pipekit.inspection.contributions`, which this is; other models are refused, naming what explains
+        them instead)."""
+        from pipekit.inspection.contributions import contributions
+
+        return contributions(self, data)
+
     def feature_importance(self) -> Any:
         """The fold models' importances, averaged per feature (where the model has them)."""
         import polars as pl

@@ -183,6 +183,14 @@ class Ensemble(Model):
     def fitted_members(self) -> list:
         return self.members
 
+    def contributions(self, data: Any) -> Any:
+        """Per-row contributions, exact where the model averages tree models' probabilities or values (see
+        :func:`pipekit.inspection.contributions`, which this is; other models are refused, naming what explains
+        them instead)."""
+        from pipekit.inspection.contributions import contributions
+
+        return contributions(self, data)
+
     def check_params(self) -> None:
         super().check_params()
         check_members(self.members, self.check_columns, fitted=self.members_fitted)

@@ -52,13 +52,12 @@ def contributions(model: Model, data: Any) -> Contributions:
     one is refused. A model without an exact decomposition (``TorchTabular``, ``StackingEnsemble``,
     ``SklearnModel``, ``XGBoost``, ``CatBoost``) is refused, naming what explains it instead.
     """
-    if isinstance(model, Decomposes):
-        return model.contributions(data)
     from pipekit.ensemble.bagged import BaggedModel
-    from pipekit.ensemble.base import member_name
+    from pipekit.ensemble.base import Ensemble, member_name
     from pipekit.ensemble.mean import MeanEnsemble
     from pipekit.ensemble.weighted import WeightedEnsemble
 
+    # averages first: they have a contributions() method that comes back here
     if isinstance(model, BaggedModel):
         d = model._prepare(data)
         parts = [(f"fold model {i} (models_[{i}])", 1.0 / len(model.models_), m) for i, m in enumerate(model.models_)]
@@ -66,6 +65,8 @@ def contributions(model: Model, data: Any) -> Contributions:
         d = model._prepare(data)
         parts = [(f"member {member_name(m, i)}", float(w), m)
                  for i, (w, m) in enumerate(zip(model.weights_, model.members)) if w > 0]
+    elif isinstance(model, Decomposes) and not isinstance(model, Ensemble):
+        return model.contributions(data)
     else:
         raise ParameterError(
             f"{type(model).__name__} has no exact per-row contributions: only tree models decompose a prediction "
