@@ -187,7 +187,9 @@ class CoordBlock(TransformBlock):
 
     def __init__(self, img_size: Sequence[int] | None = None):
         name = type(self).__name__
-        self.img_size = None if img_size is None else size2(size_param(name, img_size, name="img_size"))
+        # the source images' size, which coordinates are measured in: it sizes no buffer, and photos may be larger
+        # than any size pipekit makes
+        self.img_size = None if img_size is None else size2(size_param(name, img_size, name="img_size", limit=None))
 
     def coords(self, raw: pl.Series, width: int) -> list[tuple[np.ndarray, tuple[int, int]]]:
         """Each value as a (n, ``width``) float array with its source image size (h, w)."""

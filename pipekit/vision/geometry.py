@@ -28,29 +28,44 @@ PROBABILITY = Interval(0, 1)
 RATIO = Is(lambda r: len(r) == 2 and 0 < r[0] <= r[1], "(low, high) with 0 < low <= high")
 
 
-def _whole(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1
+#: the largest side an image size parameter accepts (output of an item transform, the presize cache, batch
+#: augmentation): each image of that size is a buffer of side x side pixels, so a size read from a file must not
+#: be able to ask for more. 8192 px is far beyond what models are trained on (224-2048 px); larger sources are
+#: resized down to it.
+MAX_SIDE = 8192
 
 
-def _size_ok(v: Any) -> bool:
-    return _whole(v) or (isinstance(v, (tuple, list)) and len(v) == 2 and all(map(_whole, v)))
+def _whole(v: Any, limit: int | None = MAX_SIDE) -> bool:
+    return (isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1
+            and (limit is None or int(v) <= limit))
+
+
+def _size_ok(v: Any, limit: int | None = MAX_SIDE) -> bool:
+    return _whole(v, limit) or (isinstance(v, (tuple, list)) and len(v) == 2 and all(_whole(x, limit) for x in v))
+
+
+def _size_text(limit: int | None) -> str:
+    return "a positive int or a (height, width) pair of them" + (
+        f", at most {limit} per side (the largest image side pipekit makes)" if limit is not None else "")
 
 
 #: what a size parameter accepts
-SIZE = Is(_size_ok, "a positive int or a (height, width) pair of them")
+SIZE = Is(_size_ok, _size_text(MAX_SIDE))
 
 
-def as_size(size: Any) -> Any:
+def as_size(size: Any, limit: int | None = MAX_SIDE) -> Any:
     """A size as stored: an int or a (height, width) tuple (the list a record holds becomes a tuple again);
     anything else is returned as given, for ``check_params`` to refuse by name."""
-    return int(size) if _whole(size) else (int(size[0]), int(size[1])) if _size_ok(size) else size
+    return int(size) if _whole(size, limit) else (int(size[0]), int(size[1])) if _size_ok(size, limit) else size
 
 
-def size_param(owner: str, size: Any, none_ok: bool = False, name: str = "size") -> int | tuple[int, int] | None:
-    """Check a size parameter and return it as stored (or None where allowed)."""
-    check(owner, **{name: (size, Is(lambda v: (none_ok and v is None) or _size_ok(v), str(SIZE) +
+def size_param(owner: str, size: Any, none_ok: bool = False, name: str = "size",
+               limit: int | None = MAX_SIDE) -> int | tuple[int, int] | None:
+    """Check a size parameter and return it as stored (or None where allowed). ``limit``: the largest side
+    (None for a size that only describes a source image, such as the one coordinates are measured in)."""
+    check(owner, **{name: (size, Is(lambda v: (none_ok and v is None) or _size_ok(v, limit), _size_text(limit) +
                                    (" or None" if none_ok else "")))})
-    return None if size is None else as_size(size)
+    return None if size is None else as_size(size, limit)
 
 
 def size2(size: int | Sequence[int] | None, default: tuple[int, int] | None = None) -> tuple[int, int]:

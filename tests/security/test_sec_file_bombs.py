@@ -8,6 +8,8 @@ round-trip with identical predictions.
 - HFTokenizer: the stored tokenizer JSON gave a token id of 2**32-1 (a list of that many entries was allocated at
   load), padded every text to 10**8 tokens (the library aborts the process), and a record could name a path for
   pipekit to open instead of holding the JSON.
+- Vision: an exported learner's Resize size (and every image size a file sets: CropPad, RandomResizedCrop, the
+  batch augmentation's output) had no upper bound, so ``"size": 60000`` made ``predict`` allocate 60000x60000.
 """
 from __future__ import annotations
 
@@ -304,3 +306,64 @@ def test_sec_hf_exports_still_round_trip(text_block_export):
 
     tok = HFTokenizer(str(tokenizer_json))
     assert tok.tokenize(df["text"][0]) == block.tok.tokenize(df["text"][0])
+
+
+# ------------------------------------------------------------------------------------------------ vision
+@pytest.fixture(scope="module")
+def vision_exports(tmp_path_factory, one_torch_thread):
+    """simple_cnn trained one epoch on a third of mnist_tiny, exported with each image item transform (and the
+    batch augmentation with its own output size); the exports and a test digit."""
+    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.learn import Learner, simple_cnn
+    from pipekit.vision import CropPad, ImageBlock, RandomResizedCrop, Resize, aug_transforms
+
+    folder = tmp_path_factory.mktemp("vision")
+    recipes = {"resize": ([Resize(28)], []), "croppad": ([CropPad(28)], aug_transforms(size=24, max_rotate=5)),
+               "rrc": ([RandomResizedCrop(28, min_scale=0.5)], [])}
+    out = {}
+    for name, (item_tfms, batch_tfms) in recipes.items():
+        dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=lambda p: get_image_files(p)[::3],
+                        get_y=parent_label, splitter=GrandparentSplitter(), item_tfms=item_tfms,
+                        batch_tfms=batch_tfms).dataloaders(D.path("mnist_tiny"), bs=32, seed=0, num_workers=0)
+        learn = Learner(dls, simple_cnn(n_in=1, n_out=dls.c))
+        learn.fit(1)
+        out[name] = (learn, learn.export(folder / f"{name}.pipekit"))
+    return out, sorted((D.path("mnist_tiny") / "test").glob("*.png"))[0]
+
+
+def test_sec_image_sizes_in_an_exported_learner_are_bounded(vision_exports, tmp_path):
+    from pipekit.learn import load_learner
+
+    exports, _ = vision_exports
+    attacks = {  # export, what the record says, what the edit makes it say, the refusal
+        "the tester's Resize": ("resize", '"size": 28', '"size": 60000', r"Resize: size=60000"),
+        "a Resize pair": ("resize", '"size": 28', '"size": [28, 200000]', r"Resize: size=\[28, 200000\]"),
+        "CropPad": ("croppad", '"size": 28', '"size": 30000', r"CropPad: size=30000"),
+        "the batch augmentation": ("croppad", '"size": 24', '"size": 100000', r"AugmentSettings: size=100000"),
+        "RandomResizedCrop": ("rrc", '"size": 28', '"size": 8193', r"size=8193"),
+    }
+    for what, (name, old, new, said) in attacks.items():
+        files = members(exports[name][1])
+        record = files["record.json"].decode()
+        assert old in record, (what, old)
+        bad = write_members(tmp_path / f"{name}.pipekit", {**files, "record.json": record.replace(old, new).encode()})
+        with pytest.raises(ExportError, match=rf"{re.escape(str(bad))}: record.json field 'dls': .*{said} is not "
+                                              r"accepted; expected .*at most 8192 per side"):
+            load_learner(bad)
+            pytest.fail(f"{what}: loaded")
+
+
+def test_sec_vision_exports_still_round_trip(vision_exports):
+    import torch
+
+    from pipekit.learn import load_learner
+    from pipekit.vision import Resize
+
+    exports, digit = vision_exports
+    for name, (learn, path) in exports.items():
+        back = load_learner(path)
+        assert torch.equal(back.predict(digit)[2], learn.predict(digit)[2]), name
+    # the bound is a side of 8192 pixels: that size is still accepted, one more is not
+    assert Resize(8192).size == 8192 and Resize((8192, 64)).size == (8192, 64)
+    with pytest.raises(ValueError, match=r"Resize: size=8193 is not accepted"):
+        Resize(8193)
