@@ -326,10 +326,33 @@ def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
     return getter
 
 
+def _label_indices(y: np.ndarray, vocab: Sequence[Any], name: str) -> np.ndarray:
+    """Labels as indices into ``vocab``: integers (whole-number floats too) in range, or the vocab's own values."""
+    if y.dtype.kind in "iub":
+        idx = y.astype(np.int64)
+    elif y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            bad = float(y[~(np.isfinite(y) & (y == np.round(y)))][0])
+            raise DataError(f"{name} holds {bad!r}, not a class index: labels are integers 0..{len(vocab) - 1} "
+                            "(indices into vocab) or vocab's own values")
+        idx = y.astype(np.int64)
+    else:  # the classes themselves (text, objects): looked up in vocab
+        where = {v: i for i, v in enumerate(vocab)}
+        missing = [v for v in dict.fromkeys(y.tolist()) if v not in where]
+        if missing:
+            raise DataError(f"{name} holds {missing[:3]}, which are not in vocab {list(vocab)[:10]}: give labels as "
+                            "indices into vocab or as its values")
+        idx = np.array([where[v] for v in y.tolist()], dtype=np.int64)
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(vocab)):
+        raise DataError(f"{name} holds labels outside 0..{len(vocab) - 1} (vocab has {len(vocab)} entries)")
+    return idx
+
+
 def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
                             vocab: Sequence[Any], bs: int = 64, batch_tfms: Sequence[Any] | Any = (),
                             seed: int | None = None, device: Any = None, num_workers: int | None = None) -> Any:
-    """DataLoaders over images already in memory as uint8 arrays (N, H, W) or (N, H, W, C) and integer labels.
+    """DataLoaders over images already in memory as uint8 arrays (N, H, W) or (N, H, W, C) and labels (indices
+    into ``vocab``, or its values).
 
     For data sets shipped as arrays (e.g. Fashion-MNIST's IDX files, read with ``pipekit.datasets.read_idx``):
     no decoding or caching is needed, and augmentation works as for files.
@@ -339,18 +362,25 @@ def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: n
     from pipekit.data import CategoryBlock, DataLoaders
 
     stores = []
+    shapes = []
     for name, x, y in (("train", x_train, y_train), ("valid", x_valid, y_valid)):
         x = np.asarray(x)
         if x.dtype != np.uint8 or x.ndim not in (3, 4):
             raise DataError(f"x_{name} must be uint8 images (N, H, W) or (N, H, W, C), got {x.dtype} {x.shape}")
+        if x.ndim == 4 and x.shape[-1] not in (1, 3):
+            hint = (f"; it looks channel-first (N, C, H, W): give x_{name}.transpose(0, 2, 3, 1)"
+                    if x.shape[1] in (1, 3) else "")
+            raise DataError(f"x_{name} has shape {x.shape}: images (N, H, W, C) need 1 or 3 channels last{hint}")
         x = x[..., None] if x.ndim == 3 else x
-        y = np.asarray(y).astype(np.int64).reshape(-1)
+        shapes.append(x.shape[1:])
+        y = _label_indices(np.asarray(y).reshape(-1), vocab, f"y_{name}")
         if len(y) != len(x):
             raise DataError(f"x_{name} has {len(x)} images but y_{name} has {len(y)} labels")
-        if len(y) and (y.min() < 0 or y.max() >= len(vocab)):
-            raise DataError(f"y_{name} holds labels outside 0..{len(vocab) - 1} (vocab has {len(vocab)} entries)")
         sizes = np.tile(np.array(x.shape[1:3]), (len(x), 1))
         stores.append([ImageStore(np.ascontiguousarray(x), sizes), TensorStore(y)])
+    if shapes[0] != shapes[1]:
+        raise DataError(f"the training images are {'x'.join(map(str, shapes[0]))} (H x W x channels) and the validation "
+                        f"images {'x'.join(map(str, shapes[1]))}: give both sets the same size and channels")
     img_block = ImageBlock(cls="L" if stores[0][0].pixels.shape[3] == 1 else "RGB", cache_dir=False)  # type: ignore[attr-defined]
     img_block.fit_tfms()
     y_block = CategoryBlock(vocab=list(vocab))
