@@ -1,6 +1,7 @@
 """Any supported source becomes one Polars DataFrame with a row per item."""
 from __future__ import annotations
 
+import codecs
 import os
 import warnings
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Options, check
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc",
@@ -26,15 +27,62 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
         raise ValueError(f"{path}: unsupported table format {path.suffix!r}; use one of {sorted(TABLE_SUFFIXES)}")
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
+    if kind == "csv":
+        return read_csv(path, **{"separator": "\t" if path.suffix.lower() == ".tsv" else ",", **kwargs})
     try:
-        if kind == "csv":
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
-            return pl.read_csv(path, **{"infer_schema_length": 10_000, "separator": sep, **kwargs})
         if kind == "parquet":
             return pl.read_parquet(path, **kwargs)
         return pl.read_ipc(path, **kwargs)
     except pl.exceptions.PolarsError as e:
-        raise ValueError(f"could not read {path}: {e}") from e
+        raise table_error(path, e) from e
+
+
+def read_csv(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
+    """``pl.read_csv`` (column types from the first 10,000 rows) with errors naming the file: an empty file, one
+    that is not UTF-8 (with the line), or anything else Polars refuses. A value that does not parse as the type the
+    first rows gave its column (a '?' after 10,000 numbers) makes the file be read again with each column's type
+    from all its rows, so the column reads as text and the table's checks name the value and its row."""
+    path = Path(path)
+    kwargs = {"infer_schema_length": 10_000, **kwargs}
+    try:
+        try:
+            return pl.read_csv(path, **kwargs)
+        except pl.exceptions.ComputeError as e:
+            if "could not parse" not in str(e) or kwargs["infer_schema_length"] is None:
+                raise
+            return pl.read_csv(path, **{**kwargs, "infer_schema_length": None})
+    except pl.exceptions.PolarsError as e:
+        raise table_error(path, e) from e
+
+
+def table_error(path: Path, e: Exception) -> DataError:
+    """The :class:`DataError` for a table file Polars could not read: what is wrong with ``path``, and the fix."""
+    if isinstance(e, pl.exceptions.NoDataError):
+        return DataError(f"{path} is empty (no header line and no rows); check the file, or download it again")
+    if "invalid utf-8" in str(e).lower():
+        where = _first_non_utf8(path)
+        return DataError(f"{path} is not UTF-8 text{where}; re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8), or "
+                         "read it with pandas.read_csv(path, encoding='latin-1') and pass the DataFrame")
+    return DataError(f"could not read {path}: {e}")
+
+
+def _first_non_utf8(path: Path, chunk: int = 1 << 20) -> str:
+    """Where the first byte that is not UTF-8 is (' (line 3, byte 25)'), read a chunk at a time; '' if none is."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    done, lines = 0, 0
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as e:
+                    start = max(e.start, 0)
+                    line = lines + block.count(b"\n", 0, start) + 1
+                    return f" (line {line}, byte {done + start})"
+                done, lines = done + len(block), lines + block.count(b"\n")
+    except OSError:
+        pass
+    return ""
 
 
 def to_items(source: Any) -> pl.DataFrame:
@@ -55,6 +103,7 @@ def to_items(source: Any) -> pl.DataFrame:
     elif isinstance(source, pl.LazyFrame):
         df = source.collect()
     elif isinstance(source, pa.Table):
+        _check_unique_columns(source.column_names, "Arrow table")
         df = pl.from_arrow(source)  # type: ignore[assignment]
     elif type(source).__module__.startswith("pandas"):
         import pandas as pd
@@ -62,10 +111,10 @@ def to_items(source: Any) -> pl.DataFrame:
         if isinstance(source, pd.Series):
             source = source.to_frame()
         df = _from_pandas(source)
+    elif type(source).__module__.startswith("datasets"):  # before dict: a DatasetDict is a dict of splits
+        df = _from_hf(source)
     elif isinstance(source, dict):
         df = pl.DataFrame(source)  # scalars make one row, lists make columns
-    elif type(source).__module__.startswith("datasets"):
-        df = _from_hf(source)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
@@ -102,6 +151,7 @@ def _from_pandas(frame: Any) -> pl.DataFrame:
     ``Enum``, which ``Categorify`` follows)."""
     import pandas as pd
 
+    _check_unique_columns(list(frame.columns), "pandas DataFrame")
     try:
         df = pl.from_pandas(frame)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
@@ -122,6 +172,30 @@ def _from_pandas(frame: Any) -> pl.DataFrame:
     return df
 
 
+def one_type_column(name: str, values: Sequence[Any], what: str) -> pl.Series:
+    """``values`` as a column of one type; values mixing types (``3`` and ``"seven"``) are a DataError naming the
+    types and the item where each first appears, as a getter returning mixed types is."""
+    try:
+        return pl.Series(name, list(values), strict=True)
+    except (TypeError, pl.exceptions.PolarsError) as e:
+        types = sorted({type(v).__name__ for v in values if v is not None})
+        first = {t: next(i for i, v in enumerate(values) if type(v).__name__ == t) for t in types}
+        raise DataError(f"{what} hold mixed types {types} (first at items {first}); give them one type, e.g. "
+                        "all text") from e
+
+
+def _check_unique_columns(names: Sequence[Any], kind: str) -> None:
+    """Refuse a frame that names a column more than once (a Polars frame cannot hold one): which column would
+    a getter or a role read?"""
+    counts: dict[Any, int] = {}
+    for c in names:
+        counts[c] = counts.get(c, 0) + 1
+    twice = [c for c, k in counts.items() if k > 1]
+    if twice:
+        raise DataError(f"the {kind} has the column name(s) {twice} more than once; give each column its own name "
+                        "(rename them, or keep the first with df.loc[:, ~df.columns.duplicated()] in pandas)")
+
+
 def _held_object(v: Any) -> bool:
     """A value Polars would take apart or refuse (an array, a tensor, an image object) rather than store."""
     return isinstance(v, np.ndarray) or type(v).__module__.split(".")[0] in ("torch", "PIL")
@@ -131,6 +205,10 @@ def _from_hf(ds: Any) -> pl.DataFrame:
     """A Hugging Face dataset as a frame. ``ClassLabel`` columns hold their label names (the integers Arrow
     stores are positions in ``names``; -1, no label, becomes null); an ``Image`` column stays the
     ``{bytes, path}`` structs image blocks read."""
+    if isinstance(ds, dict):  # DatasetDict / IterableDatasetDict: what load_dataset() returns without split=
+        splits = list(ds)
+        raise DataError(f"this is a {type(ds).__name__} with splits {splits}; pass one split, e.g. "
+                        f"ds[{splits[0] if splits else 'train'!r}] (or load_dataset(..., split={splits[0] if splits else 'train'!r}))")
     if hasattr(ds, "to_polars"):
         df = ds.to_polars()
     else:
@@ -167,7 +245,7 @@ def read_csv_table(path: str | os.PathLike, csv_fname: str | os.PathLike | None,
     file = Path(path) / csv_fname if csv_fname is not None else Path(path)
     if not file.exists():
         raise FileNotFoundError(f"{file} does not exist")
-    df = pl.read_csv(file, has_header=header == "infer", separator=delimiter or ",", infer_schema_length=10_000)
+    df = read_csv(file, has_header=header == "infer", separator=delimiter or ",")
     if skipinitialspace:
         df = df.with_columns(pl.col(pl.String).str.strip_chars_start(" "))
     return df

@@ -28,7 +28,7 @@ from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, FileName,
                           GrandparentSplitter, MultiCategoryBlock, Pipe, RandomSplitter, RegexLabeller, get_image_files,
                           parent_label)
-from pipekit.data.items import read_csv_table, table_column, to_items
+from pipekit.data.items import one_type_column, read_csv_table, table_column, to_items
 from pipekit.vision.blocks import IMAGE_CLASSES, ImageBlock, MaskBlock
 
 __all__ = ["ImageDataLoaders", "SegmentationDataLoaders"]
@@ -194,7 +194,8 @@ class ImageDataLoaders:
             raise ParameterError(f"from_lists: {len(files)} files but {len(labels)} labels; give one label per file")
         if y_block is None:
             y_block = MultiCategoryBlock if labels and isinstance(labels[0], (list, tuple)) else CategoryBlock
-        items = pl.DataFrame({"path": [str(f) for f in files], "label": labels})
+        items = pl.DataFrame([pl.Series("path", [str(f) for f in files], dtype=pl.String),
+                              one_type_column("label", labels, "from_lists: the labels")])
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), y_block), get_x=ColReader("path"),
                            get_y=ColReader("label"), splitter=RandomSplitter(valid_pct, seed=seed),
                            item_tfms=item_tfms, batch_tfms=batch_tfms)
