@@ -139,19 +139,56 @@ class FuncSplitter(Splitter):
         return _mask_split(np.fromiter((bool(self.fn(o)) for o in iter_items(items)), dtype=bool, count=len(items)))
 
 
-class IndexSplitter(Splitter):
-    """The items at ``idxs`` are the validation set."""
+def row_index(rows: Any, n: int, what: str) -> np.ndarray:
+    """Row positions (int64) from positions or from a boolean mask with one value per row (``df.b > 1``), for
+    ``n`` rows. A mask of another length is refused (read as positions, its values would be rows 0 and 1), and so
+    are a position outside ``0..n-1``, negative ones included (-1 is not taken as the last row), and values that
+    are neither; ``what`` ("Tabular: the valid") starts the message.
 
-    def __init__(self, idxs: Sequence[int]):
-        self.idxs = [int(i) for i in idxs]
+    >>> row_index([False, True, True], 3, "the valid").tolist()
+    [1, 2]
+    """
+    a = np.asarray(rows).reshape(-1)
+    if a.dtype == bool:
+        if len(a) != n:
+            raise DataError(f"{what} mask has {len(a)} values for {n} rows; give one per row, or the row positions")
+        return np.flatnonzero(a).astype(np.int64)
+    if len(a) and a.dtype.kind not in "iu":
+        raise DataError(f"{what} split holds {a.dtype} values; give row positions (integers) or a boolean mask with one "
+                        "value per row")
+    a = a.astype(np.int64)
+    bad = (a < 0) | (a >= n)
+    if bad.any():
+        wrong = a[bad]
+        raise DataError(f"{what} split has {wrong.size} row position(s) outside 0..{n - 1} (there are {n} rows): "
+                        f"{wrong[:5].tolist()}; positions count from 0, and negative ones are not read from the end")
+    return a
+
+
+class IndexSplitter(Splitter):
+    """The items at ``idxs`` are the validation set: row positions, or a boolean mask with one value per item
+    (``(df.year == 2020).to_numpy()``).
+
+    >>> IndexSplitter([False, True, True])(pl.DataFrame({"x": [1, 2, 3]}))[1].tolist()
+    [1, 2]
+    """
+
+    def __init__(self, idxs: Sequence[int] | Sequence[bool] | np.ndarray):
+        try:  # a range, a set or a generator of positions as well as a list, an array or a Series
+            a = idxs if isinstance(idxs, np.ndarray) else np.asarray(list(idxs))
+        except TypeError:
+            a = np.asarray(idxs)
+        if a.ndim != 1:
+            raise ParameterError(f"IndexSplitter: idxs must be a list of row positions or a boolean mask, got "
+                                 f"{type(idxs).__name__} of shape {a.shape}")
+        # kept as plain Python values (bools for a mask), as an exported recipe stores them
+        self.idxs = [bool(v) for v in a] if a.dtype == bool else [int(v) if a.dtype.kind in "iu" else v
+                                                                   for v in a.tolist()]
 
     def split(self, items: pl.DataFrame) -> Split:
         n = len(items)
-        idx = np.asarray(self.idxs, dtype=np.int64)
-        if len(idx) and (idx.min() < -n or idx.max() >= n):
-            raise DataError(f"IndexSplitter: index out of range for {n} items")
         mask = np.zeros(n, dtype=bool)
-        mask[idx] = True
+        mask[row_index(self.idxs, n, "IndexSplitter: the validation")] = True
         return _mask_split(mask)
 
     def columns(self) -> list[str] | None:

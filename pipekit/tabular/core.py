@@ -24,10 +24,10 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is, check
-from pipekit.data.items import TABLE_SUFFIXES, to_items
-from pipekit.data.splitters import Splitter
+from pipekit.data.items import TABLE_SUFFIXES, read_csv, table_error, to_items
+from pipekit.data.splitters import Splitter, row_index
 from pipekit.tabular.processor import TabularProcessor, load_processor
-from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc
+from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc, float32_overflow_error
 
 Splits = Splitter | Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]] | Sequence[Any] | None
 
@@ -59,21 +59,54 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
         raise FileNotFoundError(f"Tabular: file {str(p)!r} does not exist.")
     if kind is None:
         raise DataError(f"Tabular: cannot read {str(p)!r} as a table; the formats read are {sorted(TABLE_SUFFIXES)}.")
-    if kind == "parquet":
-        return pl.scan_parquet(p)
-    if kind == "ipc":
-        return pl.scan_ipc(p)
+    if kind != "csv":
+        lf = pl.scan_parquet(p) if kind == "parquet" else pl.scan_ipc(p)
+        try:
+            lf.collect_schema()  # a file that is not a table fails here, where its name is known
+        except pl.exceptions.PolarsError as e:
+            raise table_error(p, e) from e
+        return lf
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
-    head = pl.read_csv(p, n_rows=1000, separator=sep, infer_schema_length=1000)
+    head = read_csv(p, n_rows=1000, separator=sep, infer_schema_length=1000)
     types: dict[str, pl.DataType] = {c: pl.Categorical() for c in cat_names if c in head.columns}
     types.update({c: pl.Categorical() for c in text_names if c in head.columns and head[c].dtype == pl.String})
     types.update({c: pl.Float32() for c in cont_names if c in head.columns and head[c].dtype.is_numeric()})
     return pl.scan_csv(p, schema_overrides=types, separator=sep, infer_schema_length=10000)
 
 
+def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = ()) -> pl.DataFrame:
+    """A query from :func:`scan_table` (or a selection of its columns) collected, streaming. Where a CSV does not
+    read as its first rows said (a '?' in a column of numbers, after row 1,000), its columns are read again as
+    ``TabularDataLoaders.from_csv`` reads them, each column's type from all its rows, so the table's checks name
+    the column, the value and its row; any other failure to read names the file. A CSV's continuous columns are
+    read as float32: one that holds inf is read again as float64, to refuse values beyond float32 by name rather
+    than take them for missing ones."""
+    p = Path(source) if isinstance(source, (str, os.PathLike)) else None
+    csv = p is not None and TABLE_SUFFIXES.get(p.suffix.lower()) == "csv"
+    sep = "\t" if p is not None and p.suffix.lower() == ".tsv" else ","
+    try:
+        out = frame.collect(engine="streaming")
+    except pl.exceptions.PolarsError as e:
+        if p is None:
+            raise
+        if not csv:
+            raise table_error(p, e) from e
+        names = frame.collect_schema().names()
+        return read_csv(p, separator=sep, infer_schema_length=None, columns=names).select(names)
+    wide = [c for c in cont_names if csv and c in out.columns and out.schema[c] == pl.Float32
+            and out[c].is_infinite().any()]
+    if wide and p is not None:
+        again = pl.scan_csv(p, separator=sep, schema_overrides=dict.fromkeys(wide, pl.Float64),
+                            infer_schema_length=10000).select(wide).collect(engine="streaming")
+        for c in wide:
+            if (err := float32_overflow_error(c, again[c])) is not None:
+                raise err
+    return out
+
+
 def read_frame(source: Any, cat_names: Sequence[str] = ()) -> pl.DataFrame:
     """The whole table in memory (a Polars DataFrame is used as it is), read as :func:`scan_table` reads it."""
-    return source if isinstance(source, pl.DataFrame) else scan_table(source, cat_names).collect(engine="streaming")
+    return source if isinstance(source, pl.DataFrame) else collect_table(scan_table(source, cat_names), source)
 
 
 def rows_to_frame(items: Any) -> Any:
@@ -115,10 +148,7 @@ def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndar
     if splits is None:
         return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
     train, valid = splits(items) if callable(splits) else splits
-    train, valid = _row_index(train, "train", n), _row_index(valid, "valid", n)
-    for name, idx in (("train", train), ("valid", valid)):
-        if len(idx) and (idx.min() < 0 or idx.max() >= n):
-            raise DataError(f"Tabular: the {name} split has row indices outside 0..{n - 1}.")
+    train, valid = row_index(train, n, "Tabular: the train"), row_index(valid, n, "Tabular: the valid")
     if len(train) == 0:
         raise DataError(f"Tabular: the split left the training set empty (0 of {n} rows); check the splitter.")
     if len(valid) == 0:
@@ -131,21 +161,6 @@ def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndar
         raise DataError(f"Tabular: the split puts {both.size} row(s) in both the training and the validation set "
                         f"(first: row {int(both[0])}).")
     return train, valid
-
-
-def _row_index(rows: Any, name: str, n: int) -> np.ndarray:
-    """Row indices from indices or a boolean mask of all ``n`` rows (a mask read as indices puts rows 0 and 1 in
-    both sets)."""
-    a = np.asarray(rows).reshape(-1)
-    if a.dtype == bool:
-        if len(a) != n:
-            raise DataError(f"Tabular: the {name} mask has {len(a)} values for {n} rows; give one per row, or row "
-                            "indices")
-        return np.flatnonzero(a).astype(np.int64)
-    if len(a) and a.dtype.kind not in "iu":
-        raise DataError(f"Tabular: the {name} split holds {a.dtype} values; give row indices (integers) or a boolean "
-                        "mask with one value per row")
-    return a.astype(np.int64)
 
 
 @contextlib.contextmanager
@@ -325,7 +340,7 @@ class Tabular(_FittedNames):
         p.check_columns(have, where="Tabular")
         # an absent column a splitter wants is left for the splitter to report, naming it
         picked = frame if wanted is None else frame.select([c for c in wanted if c in have])  # never a copy
-        items = picked.collect(engine="streaming") if isinstance(picked, pl.LazyFrame) else picked
+        items = collect_table(picked, source, p.cont_names) if isinstance(picked, pl.LazyFrame) else picked
         with _plain_pages():  # the split's index arrays are the size of the table
             train_idx, valid_idx = split_rows(splits, items)
             mask = np.zeros(len(items), dtype=bool)

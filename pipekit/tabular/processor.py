@@ -31,7 +31,8 @@ from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Is
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, TabularProc, collect,
-                                   distinct_train_values, make_procs, schema_of)
+                                   distinct_train_values, float32_overflow_error, make_procs, nested_column_error,
+                                   schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
 F = TypeVar("F", pl.DataFrame, pl.LazyFrame)
@@ -137,16 +138,22 @@ class TabularProcessor(Component):
                         i = int(bad[0])
                         raise DataError(f"continuous column {c!r} holds text that is not a number, e.g. {s[i]!r} at "
                                         f"row {i} ({len(bad)} such rows); clean the column or list it in cat_names.")
+                    if (err := float32_overflow_error(c, num)) is not None:
+                        raise err
                 exprs.append(pl.col(c).cast(pl.String).str.strip_chars().replace("", None)
                              .cast(pl.Float32, strict=False).alias(c))
             elif dt == pl.Float32 and isinstance(frame, pl.DataFrame) and not frame[c].is_nan().any():
                 continue  # already what the procs need
             elif dt.is_float():
+                if isinstance(frame, pl.DataFrame) and (err := float32_overflow_error(c, frame[c])) is not None:
+                    raise err
                 exprs.append(pl.col(c).cast(pl.Float32).fill_nan(None).alias(c))
             elif dt.is_numeric() or dt == pl.Boolean:  # no NaN to look for
                 exprs.append(pl.col(c).cast(pl.Float32).alias(c))
             elif dt == pl.Null:
                 exprs.append(pl.col(c).cast(pl.Float32))
+            elif (err := nested_column_error(c, dt, "cont_names")) is not None:
+                raise err
             else:
                 raise DataError(f"continuous column {c!r} has type {dt}, which is not numeric; list it in cat_names.")
         return frame.with_columns(exprs) if exprs else frame

@@ -98,6 +98,35 @@ def sort_values(values: pl.Series) -> pl.Series:
     return values.sort()
 
 
+def nested_column_error(c: str, dtype: pl.DataType, role: str) -> DataError | None:
+    """The DataError for a column ``c`` of ``role`` ("cat_names", "cont_names") that holds several values per row
+    (a list, an array, a struct) or Python objects, which can be neither a category nor a number; else None."""
+    if not (isinstance(dtype, (pl.List, pl.Array, pl.Struct)) or dtype == pl.Object):
+        return None
+    kind = "Python objects" if dtype == pl.Object else f"{dtype} values, several per row"
+    return DataError(f"column {c!r} in {role} holds {kind}: a list can be neither a category nor a number. Give each "
+                     f"value a column of its own (e.g. pl.col({c!r}).list.get(0).alias('first')), make the whole list "
+                     f"one text to use as a category (pl.col({c!r}).cast(pl.List(pl.String)).list.join(' ')), or "
+                     f"drop it from {role}.")
+
+
+#: the largest float32, the type continuous columns are processed and fed to models in
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def float32_overflow_error(c: str, values: pl.Series) -> DataError | None:
+    """The DataError for a continuous column ``c`` whose finite ``values`` (float64, or text read as numbers) lie
+    beyond the float32 range, where they would become inf and be taken for missing values; else None."""
+    big = values.is_finite() & (values.abs() > FLOAT32_MAX)
+    if not big.any():
+        return None
+    rows = big.arg_true()
+    top = int(values.abs().filter(big).arg_max() or 0)
+    return DataError(f"continuous column {c!r} holds {len(rows)} value(s) beyond the float32 range (+-3.4e38) it is "
+                     f"processed in, the largest {values.filter(big)[top]:g} (first at row {int(rows[0])}); as float32 "
+                     "they would be inf. Rescale the column (divide it by a power of ten, or take its log) first.")
+
+
 def code_dtype(n_classes: int) -> pl.DataType:
     """The smallest signed integer type that holds codes ``0..n_classes-1`` (keeps 10M-row tables small)."""
     if n_classes <= 127:
@@ -303,6 +332,9 @@ class Categorify(TabularProc):
             raise ParameterError(f"Categorify: ordered names {unknown}, which are not categorical columns; the "
                                  f"categorical columns are {cols}")
         # each order written as the column's values are stored (3.0 for an int column is '3')
+        for c in cols:
+            if (err := nested_column_error(c, schema[c], "cat_names")) is not None:
+                raise err
         ordered = {k: _as_stored(k, vs, schema[k]) for k, vs in (self.ordered or {}).items()}
         classes: dict[str, list[str]] = {}
         distinct = distinct_train_values(frame, cols, train)
