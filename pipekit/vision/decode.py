@@ -55,7 +55,14 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
     if buf.size == 0:
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes); remove it or re-download it")
     # EXIF orientation is ignored: the stored frame is the one masks, points and boxes are given in.
-    img = cv2.imdecode(buf, _FLAGS[mode] | cv2.IMREAD_IGNORE_ORIENTATION)
+    try:
+        img = cv2.imdecode(buf, _FLAGS[mode] | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as e:
+        if "CV_IO_MAX_IMAGE" in str(e):  # OpenCV refuses to allocate an image over its size limits
+            raise ImageDecodeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
+                                   "plenty to train on) or remove it") from None
+        raise ImageDecodeError(f"{name}: not a readable image ({str(e).strip().splitlines()[-1]}); find such files "
+                               "with pipekit.vision.verify_images(files) and remove them") from None
     if img is None:
         raise ImageDecodeError(
             f"{name}: not a readable image (corrupt, truncated or unsupported format); "
@@ -79,6 +86,41 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
             )
         img = img[:, :, :1]
     return np.ascontiguousarray(img)
+
+
+#: OpenCV's limits on the image it decodes: pixels, and width or height (its defaults; the environment may set them)
+def _opencv_limit(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else default
+
+
+MAX_IMAGE_PIXELS = _opencv_limit("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30)
+MAX_IMAGE_SIDE = _opencv_limit("OPENCV_IO_MAX_IMAGE_WIDTH", 1 << 20)
+
+
+def _too_large(buf: np.ndarray) -> str:
+    """What is too large about an image OpenCV would not decode: its size read from the header where it can be."""
+    size = _header_size(buf[:65536].tobytes())
+    if size is None:
+        return f"the image is larger than OpenCV decodes (at most {MAX_IMAGE_PIXELS:,} pixels)"
+    w, h = size
+    if w * h > MAX_IMAGE_PIXELS:
+        return f"the image is too large to decode: {w}x{h} = {w * h:,} pixels, over the limit of {MAX_IMAGE_PIXELS:,}"
+    return f"the image is too large to decode: {w}x{h}, over the limit of {MAX_IMAGE_SIDE:,} pixels a side"
+
+
+def _header_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header of a PNG or a JPEG (its first frame marker), else None."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 <= len(head) and head[i] == 0xFF:
+            marker, length = head[i + 1], int.from_bytes(head[i + 2:i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
+                return int.from_bytes(head[i + 7:i + 9], "big"), int.from_bytes(head[i + 5:i + 7], "big")
+            i += 2 + length
+    return None
 
 
 def _wide_to_uint8(img: np.ndarray, mode: str, name: str) -> np.ndarray:
