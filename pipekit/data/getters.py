@@ -408,10 +408,9 @@ def apply_getter(getter: Getter | Callable | None, items: pl.DataFrame) -> pl.Se
             raise (again or DataError(msg)) from e
     if values and isinstance(values[0], PurePath):  # paths are read as their text (a file to open, or a label)
         values = [str(v) if isinstance(v, PurePath) else v for v in values]
-    try:
-        return pl.Series(values, strict=True) if values else pl.Series([], dtype=pl.Null)
-    except (TypeError, pl.exceptions.PolarsError) as e:
-        types = sorted({type(v).__name__ for v in values})
-        first = {t: next(i for i, v in enumerate(values) if type(v).__name__ == t) for t in types}
-        raise DataError(f"getter {getattr(getter, '__name__', getter)!r} returned mixed types {types} "
-                        f"(first at items {first}); make it return one type") from e
+    if not values:
+        return pl.Series([], dtype=pl.Null)
+    from pipekit.data.items import one_type_column
+
+    return one_type_column("", values, f"getter {getattr(getter, '__name__', getter)!r} returned",
+                           fix="make it return one type")

@@ -172,16 +172,16 @@ def _from_pandas(frame: Any) -> pl.DataFrame:
     return df
 
 
-def one_type_column(name: str, values: Sequence[Any], what: str) -> pl.Series:
+def one_type_column(name: str, values: Sequence[Any], what: str,
+                    fix: str = "give them one type, e.g. all text") -> pl.Series:
     """``values`` as a column of one type; values mixing types (``3`` and ``"seven"``) are a DataError naming the
-    types and the item where each first appears, as a getter returning mixed types is."""
+    types and the item where each first appears (labels given as lists, what a getter returns)."""
     try:
         return pl.Series(name, list(values), strict=True)
     except (TypeError, pl.exceptions.PolarsError) as e:
         types = sorted({type(v).__name__ for v in values if v is not None})
         first = {t: next(i for i, v in enumerate(values) if type(v).__name__ == t) for t in types}
-        raise DataError(f"{what} hold mixed types {types} (first at items {first}); give them one type, e.g. "
-                        "all text") from e
+        raise DataError(f"{what} mixed types {types} (first at items {first}); {fix}") from e
 
 
 def _check_unique_columns(names: Sequence[Any], kind: str) -> None:

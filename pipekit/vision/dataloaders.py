@@ -195,7 +195,7 @@ class ImageDataLoaders:
         if y_block is None:
             y_block = MultiCategoryBlock if labels and isinstance(labels[0], (list, tuple)) else CategoryBlock
         items = pl.DataFrame([pl.Series("path", [str(f) for f in files], dtype=pl.String),
-                              one_type_column("label", labels, "from_lists: the labels")])
+                              one_type_column("label", labels, "from_lists: the labels hold")])
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), y_block), get_x=ColReader("path"),
                            get_y=ColReader("label"), splitter=RandomSplitter(valid_pct, seed=seed),
                            item_tfms=item_tfms, batch_tfms=batch_tfms)
