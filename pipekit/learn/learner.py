@@ -33,10 +33,9 @@ from pipekit.learn.callbacks import (
     CancelStepException, CancelTrainException, CancelValidException, MixedPrecision, ProgressCallback, Recorder,
     TerminateOnNaNCallback, TrainEvalCallback,
 )
-from pipekit.learn.callbacks.core import sort_callbacks
 from pipekit.learn import distributed, export, inference, schedule, summary
 from pipekit.data.transform import as_list
-from pipekit.learn.callbacks.core import Cbs, state_keys
+from pipekit.learn.callbacks.core import Cbs, sort_callbacks, state_keys
 from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, loss_from_kind
 from pipekit.learn.optim import Adam, OptimWrapper
 from pipekit.metrics import Metric, as_metric
@@ -166,8 +165,9 @@ class Learner:
         Callbacks of the same name all run (two ``SaveModelCallback``, a fit's ``CSVLogger`` beside the
         learner's own); ``learn.<name>`` is the one added last, and removing it makes it the previous one
         again. A callback of a ``unique`` class (``TerminateOnNaNCallback``, ``Recorder``, ...) replaces the one
-        of its class the learner had (a subclass of it too: a ``Recorder`` of your own replaces the learner's). A callback already added is not added twice; one whose name is taken by
-        the Learner itself (``learn.summary``, ``learn.opt``) is refused."""
+        of its class the learner had (a subclass of it too: a ``Recorder`` of your own replaces the learner's,
+        as ``learn.recorder``). A callback already added is not added twice; one whose name is taken by the
+        Learner itself (``learn.summary``, ``learn.opt``) is refused."""
         cb = cb() if isinstance(cb, type) else cb
         check("add_cb", cb=(cb, Is(lambda c: isinstance(c, Callback), "a Callback")))
         if any(c is cb for c in self.cbs):
