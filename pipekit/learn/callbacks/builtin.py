@@ -24,6 +24,7 @@ from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks.core import (
     Callback, CancelBatchException, CancelFitException, CancelTrainException, CancelValidException,
 )
+from pipekit.learn.callbacks.training import _batch_size as batch_size
 from pipekit.learn.export import checkpoint_path
 from pipekit.learn.hooks import HookCallback
 from pipekit.learn.losses import Reducible
@@ -238,20 +239,13 @@ class GradientAccumulation(Callback):
         self.steps_ = 0
         self.learn.optimizer.zero_grad()
 
-    @staticmethod
-    def _bs(yb: Any, xb: Any) -> int:
-        for t in (*yb, *xb):
-            if isinstance(t, torch.Tensor) and t.ndim > 0:
-                return int(t.shape[0])
-        return 1
-
     def before_backward(self) -> None:
-        if self.learn.loss_grad is not None:
-            self.learn.loss_grad = self.learn.loss_grad * (self._bs(self.learn.yb, self.learn.xb) / self.n_acc)
+        if self.learn.loss_grad is not None:  # items counted as the Recorder counts them
+            self.learn.loss_grad = self.learn.loss_grad * (batch_size(self.learn.xb) / self.n_acc)
 
     def before_step(self) -> None:
         learn = self.learn
-        self.count_ += self._bs(learn.yb, learn.xb)
+        self.count_ += batch_size(learn.xb)
         last = learn.iter == learn.n_iter - 1
         if self.count_ < self.n_acc and not last:
             raise CancelBatchException  # neither step nor zero_grad: the gradients add up
