@@ -251,3 +251,46 @@ def test_a_learner_trained_with_a_pipeline_exports_and_predicts_the_same(tmp_pat
     p2 = again.get_preds(dl=again.dls.test_dl(test))[0]
     assert torch.allclose(p1, p2, atol=1e-5)
     assert float(learn.validate()[1]) > 0.6  # it learned from the augmented images
+
+
+def test_a_saved_pipeline_holds_only_what_a_file_may_hold(tmp_path):
+    """A file names only the transforms of FILE_TRANSFORMS with checked parameters; the export applies the same
+    checks, so it never writes a pipeline a load would refuse."""
+    from pipekit.vision.albu import FILE_TRANSFORMS, albumentations_from_data, albumentations_to_data
+
+    # every listed transform, as albumentations builds it by default, is written and rebuilt the same (after a
+    # Resize, for the ones whose output size follows the image's)
+    needs = {"Crop": dict(x_max=32, y_max=32), "CenterCrop": dict(height=32, width=32),
+             "RandomCrop": dict(height=32, width=32), "Resize": dict(height=32, width=32),
+             "RandomResizedCrop": dict(size=(32, 32)), "RandomSizedCrop": dict(min_max_height=(16, 32), size=(32, 32)),
+             "LongestMaxSize": dict(max_size=32), "SmallestMaxSize": dict(max_size=32)}
+    composes = {"Compose", "Sequential", "OneOf", "SomeOf", "RandomOrder"}
+    for name in FILE_TRANSFORMS:
+        t = getattr(A, name)([A.HorizontalFlip()]) if name in composes else getattr(A, name)(**needs.get(name, {}))
+        pipeline = A.Compose([A.Resize(64, 64), t])
+        back = albumentations_from_data(json.loads(json.dumps(albumentations_to_data(pipeline))))
+        assert A.to_dict(back) == A.to_dict(pipeline), name
+    # PadIfNeeded round-trips (albumentations' description adds a parameter its class does not take); a pipeline's
+    # box and keypoint settings, which pipekit replaces, are not written
+    pad = Albumentations(A.Compose([A.PadIfNeeded(72, 72), A.RandomCrop(64, 64)], bbox_params=A.BboxParams("coco")))
+    back = Component.from_record(json.loads(json.dumps(pad.to_record())))
+    assert [type(t).__name__ for t in back.transform.transforms] == ["PadIfNeeded", "RandomCrop"]
+    assert back.transform.transforms[0].min_height == 72 and back.transform.processors == {}
+    # a transform that reads files, or an upscaling step with nothing setting the size before it, is left out of the
+    # file with the reason (training augmentation never changes predictions) ...
+    for t, said in ((A.Compose([A.RandomScale(scale_limit=0.2), A.CenterCrop(64, 64)]),
+                     r"albumentations.RandomScale: scale_limit can turn an image of up to 8,192 x 8,192 px .* into one "
+                     r"of 9,830 x 9,830 px, over the 8192 px per side pipekit accepts .*set the size first with "
+                     r"A.Resize or a crop"),
+                    (A.Compose([A.TextImage(font_path=str(tmp_path / "font.ttf"))]),
+                     r"albumentations.TextImage is not among the transforms a saved pipeline may hold")):
+        with pytest.warns(UserWarning, match=r"left out of the saved file.*" + said):
+            rec = Albumentations(t).to_record()
+        assert rec["params"]["transform"] is None
+        # ... and refused when it runs on validation batches, where it decides the predictions
+        with pytest.raises(ExportError, match=r"Albumentations: transform: the pipeline runs on validation batches "
+                                              r"\(on_valid=True\).*" + said):
+            Albumentations(t, on_valid=True).to_record()
+    # with the size set first, the same zoom is written
+    ok = Albumentations(A.Compose([A.Resize(64, 64), A.RandomScale(scale_limit=0.2), A.CenterCrop(64, 64)]))
+    assert pipekit.load(pipekit.save(ok, tmp_path / "zoom.pipekit")).transform.transforms[1].scale_limit == (-0.2, 0.2)

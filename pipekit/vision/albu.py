@@ -20,8 +20,16 @@ cache holds one size: set it with ``Resize``, or crop with ``A.RandomResizedCrop
 that fails on the images (e.g. a colour transform on grey images).
 
 Use it as an item transform (``item_tfms=[Resize(64), Albumentations(A.Compose([...]))]``) or as a batch
-transform; either way it runs on batches. In a saved file the pipeline is stored as data (the classes
-albumentations lists and their plain parameters, rebuilt without running code from the file).
+transform; either way it runs on batches. In a saved file the pipeline is stored as data: the classes of
+:data:`FILE_TRANSFORMS` (compositions, flips, rotations and warps, crops, resizes and pads, colour, blur and
+noise: none takes a path, a function or an array) with every parameter checked (its type and range; image
+sizes at most 8192 px per side, the limit of pipekit's own vision transforms). A file is checked before
+anything is built from it, and so is a pipeline when it is saved: an image size a parameter sets, or can
+scale an image to, must stay within 8192 px per side for any image the cache can hold (up to 8192 px per
+side, of any shape), so an upscaling step (``A.RandomScale`` above 1, ``A.SmallestMaxSize``, ``A.Affine(
+fit_output=True)``) must come after a step that sets the size (``A.Resize``, a crop). A pipeline outside
+this is left out of a saved file with a warning (augmentation on training batches never changes
+predictions), or refused by the export when it also runs on validation batches (``on_valid=True``).
 
 Example:
     >>> import albumentations as A
@@ -45,11 +53,12 @@ import torch
 from pipekit.core.component import to_data
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.registry import register, registered
-from pipekit.core.validate import Is, Options
+from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.transform import BatchContext, BatchTransform
 from pipekit.vision.augment import run_chunks
+from pipekit.vision.geometry import MAX_SIDE
 
-__all__ = ["Albumentations", "albumentations_from_data", "albumentations_to_data"]
+__all__ = ["Albumentations", "FILE_TRANSFORMS", "albumentations_from_data", "albumentations_to_data"]
 
 KIND = "albumentations"
 #: transforms whose output is not a uint8 image of the same size: pipekit does these steps itself
@@ -90,10 +99,331 @@ def _leaves(t: Any) -> list[Any]:
     return [t] if inner is None else [x for sub in inner for x in _leaves(sub)]
 
 
+# ---------------------------------------------------------------------------------------- what a file may hold
+#: largest kernel (blur, median, sharpen) a file may ask for, in pixels
+MAX_KERNEL = 255
+#: most transforms one stored pipeline may hold, compositions included
+MAX_TRANSFORMS = 256
+
+
+def _is_real(v: Any) -> bool:
+    return Interval().accepts(v) and abs(float(v)) != float("inf")
+
+
+def _choice(*values: Any) -> Is:
+    """One of ``values`` exactly (True is not 1, 1.0 is not 1)."""
+    return Is(lambda v: any(type(v) is type(x) and v == x for x in values),
+              "one of " + ", ".join(repr(x) for x in values))
+
+
+def _range(item: Interval | Is, length: int = 2, ordered: bool = True) -> Is:
+    """A list of ``length`` numbers each accepted by ``item`` (a [low, high] range: low <= high)."""
+    def ok(v: Any) -> bool:
+        return (isinstance(v, (list, tuple)) and len(v) == length and all(item.accepts(x) for x in v)
+                and (not ordered or all(a <= b for a, b in zip(v, v[1:]))))
+    return Is(ok, f"[low, high] with low <= high, each {item}" if ordered and length == 2
+              else f"a list of {length}, each {item}")
+
+
+def _xy(item: Interval | Is) -> Is:
+    """Albumentations' per-axis ranges: ``{"x": [low, high], "y": [low, high]}``."""
+    pair = _range(item)
+    return Is(lambda v: isinstance(v, dict) and set(v) == {"x", "y"} and all(pair.accepts(v[k]) for k in v),
+              f'{{"x": [low, high], "y": [low, high]}} with low <= high, each {item}')
+
+
+def _either(*constraints: Any) -> Is:
+    return Is(lambda v: any(c.accepts(v) for c in constraints), " or ".join(str(c) for c in constraints))
+
+
+def _fill_ok(v: Any) -> bool:
+    return _is_real(v) or (isinstance(v, (list, tuple)) and 1 <= len(v) <= 16 and all(_is_real(x) for x in v))
+
+
+_BOOL = Is(lambda v: isinstance(v, bool), "true or false")
+_NONE = Is(lambda v: v is None, "None")
+_P = Interval(0, 1)
+_INTERP = _choice(0, 1, 2, 3, 4, 5, 6)  # OpenCV's interpolation flags albumentations takes
+_BORDER = _choice(0, 1, 2, 3, 4)  # OpenCV's border modes albumentations takes
+_FILL = Is(_fill_ok, "a number or a list of at most 16 numbers (one per channel)")
+#: an image side in pixels
+_SIDE = Is(Interval(1, MAX_SIDE, integer=True).accepts,
+           f"an integer in [1, {MAX_SIDE}] (at most {MAX_SIDE} per side, the largest image side pipekit makes)")
+_SIZE = Is(_range(_SIDE, ordered=False).accepts, f"a [height, width] pair, each {_SIDE}")
+_KERNEL = _range(Interval(0, MAX_KERNEL, integer=True))
+_POSITION = _choice("center", "top_left", "top_right", "bottom_left", "bottom_right", "random")
+_ROTATE_METHOD = _choice("largest_box", "ellipse")
+_ANGLES = _range(Interval(-360, 360))
+_FRACTION = Interval(0, 1)
+_COMMON: dict[str, Any] = {
+    "p": _P, "interpolation": _INTERP, "mask_interpolation": _INTERP, "border_mode": _BORDER, "fill": _FILL,
+    "fill_mask": _either(_NONE, _FILL), "area_for_downscale": _choice(None, "image", "image_mask"),
+    "keypoint_remapping_method": _choice("direct", "mask"), "pad_if_needed": _BOOL, "pad_position": _POSITION,
+    "rotate_method": _ROTATE_METHOD,
+}
+_PAD_CROP = ("p", "border_mode", "fill", "fill_mask", "pad_if_needed", "pad_position")
+_RESIZING = ("p", "interpolation", "mask_interpolation", "area_for_downscale")
+_WARP = ("p", "interpolation", "mask_interpolation", "border_mode", "fill", "fill_mask")
+_MAX_SIZE = {"max_size": _either(_NONE, _SIDE, Is(lambda v: isinstance(v, (list, tuple)) and 1 <= len(v) <= 64 and all(
+                 _SIDE.accepts(x) for x in v), f"a list of at most 64 sizes, each {_SIDE}")),
+             "max_size_hw": _either(_NONE, _range(_either(_NONE, _SIDE), ordered=False))}
+_COMPOSE = {"transforms": Is(lambda v: isinstance(v, list), "a list of transforms"), "p": _P}
+
+#: the albumentations transforms a saved pipeline may name, with the parameters each may have (a name alone: the
+#: check :data:`_COMMON` gives that name). None of them takes a path, a function or an array.
+FILE_TRANSFORMS: dict[str, dict[str, Any]] = {
+    # compositions (pipekit sets a pipeline's box and keypoint formats and extra targets itself)
+    "Compose": {**_COMPOSE, "bbox_params": _NONE, "keypoint_params": _NONE,
+                "additional_targets": Is(lambda v: v is None or v == {}, "{} (pipekit sets the targets)"),
+                "is_check_shapes": _BOOL},
+    "Sequential": _COMPOSE,
+    "OneOf": _COMPOSE,
+    "SomeOf": {**_COMPOSE, "n": Interval(1, 32, integer=True), "replace": _BOOL},
+    "RandomOrder": {**_COMPOSE, "n": Interval(1, 32, integer=True), "replace": _BOOL},
+    # flips, rotations, warps: the image keeps its size
+    "HorizontalFlip": {"p": _P}, "VerticalFlip": {"p": _P}, "Transpose": {"p": _P}, "RandomRotate90": {"p": _P},
+    "D4": {"p": _P},
+    "Affine": {**dict.fromkeys(_WARP + ("rotate_method",)), "rotate": _ANGLES,
+               "scale": _xy(Interval(0, 64, closed="right")), "shear": _xy(Interval(-89, 89)),
+               "translate_percent": _either(_NONE, _xy(Interval(-1, 1))),
+               "translate_px": _either(_NONE, _xy(Interval(-MAX_SIDE, MAX_SIDE, integer=True))),
+               "fit_output": _BOOL, "keep_ratio": _BOOL, "balanced_scale": _BOOL},
+    "Rotate": {**dict.fromkeys(_WARP + ("rotate_method",)), "limit": _ANGLES, "crop_border": _BOOL},
+    "ShiftScaleRotate": {**dict.fromkeys(_WARP + ("rotate_method",)), "shift_limit_x": _range(Interval(-1, 1)),
+                         "shift_limit_y": _range(Interval(-1, 1)),
+                         "scale_limit": _range(Interval(-1, 63, closed="right")), "rotate_limit": _ANGLES},
+    "Perspective": {**dict.fromkeys(_WARP), "scale": _range(_FRACTION), "keep_size": _BOOL,
+                    "fit_output": _choice(False)},
+    "GridDistortion": {**dict.fromkeys(_WARP + ("keypoint_remapping_method",)),
+                       "num_steps": Interval(1, 64, integer=True), "distort_limit": _range(Interval(-1, 1)),
+                       "normalized": _BOOL},
+    "CoarseDropout": {"p": _P, "fill": _either(_FILL, _choice("random", "random_uniform", "inpaint_telea",
+                                                                "inpaint_ns")),
+                      "fill_mask": _either(_NONE, _FILL), "num_holes_range": _range(Interval(1, 4096, integer=True)),
+                      "hole_height_range": _either(_range(Interval(0, 1, closed="right")), _range(_SIDE)),
+                      "hole_width_range": _either(_range(Interval(0, 1, closed="right")), _range(_SIDE))},
+    # crops, resizes, pads: the size they set is at most MAX_SIDE per side
+    "Crop": {**dict.fromkeys(_PAD_CROP), **dict.fromkeys(("x_min", "y_min"), Interval(0, MAX_SIDE - 1, integer=True)),
+             **dict.fromkeys(("x_max", "y_max"), _SIDE)},
+    "CenterCrop": {**dict.fromkeys(_PAD_CROP), "height": _SIDE, "width": _SIDE},
+    "RandomCrop": {**dict.fromkeys(_PAD_CROP), "height": _SIDE, "width": _SIDE},
+    "Resize": {**dict.fromkeys(_RESIZING), "height": _SIDE, "width": _SIDE},
+    "RandomResizedCrop": {**dict.fromkeys(_RESIZING), "size": _SIZE, "scale": _range(Interval(0, 1, closed="right")),
+                          "ratio": _range(Interval(0, 1000, closed="right"))},
+    "RandomSizedCrop": {**dict.fromkeys(_RESIZING), "size": _SIZE, "min_max_height": _range(_SIDE),
+                        "w2h_ratio": Interval(0, 1000, closed="right")},
+    "PadIfNeeded": {**dict.fromkeys(("p", "border_mode", "fill", "fill_mask")), "position": _POSITION,
+                    **dict.fromkeys(("min_height", "min_width", "pad_height_divisor", "pad_width_divisor"),
+                                    _either(_NONE, _SIDE))},
+    "LongestMaxSize": {**dict.fromkeys(_RESIZING), **_MAX_SIZE},
+    "SmallestMaxSize": {**dict.fromkeys(_RESIZING), **_MAX_SIZE},
+    "RandomScale": {**dict.fromkeys(_RESIZING), "scale_limit": _range(Interval(-1, 63, closed="right"))},
+    # colour and contrast (uint8 in, uint8 out)
+    "RandomBrightnessContrast": {"p": _P, "brightness_limit": _range(Interval(-10, 10)),
+                                 "contrast_limit": _range(Interval(-10, 10)), "brightness_by_max": _BOOL,
+                                 "ensure_safe_range": _BOOL},
+    "HueSaturationValue": {"p": _P, "hue_shift_limit": _range(Interval(-180, 180)),
+                           "sat_shift_limit": _range(Interval(-255, 255)),
+                           "val_shift_limit": _range(Interval(-255, 255))},
+    "ColorJitter": {"p": _P, **dict.fromkeys(("brightness", "contrast", "saturation"), _range(Interval(0, 100))),
+                    "hue": _range(Interval(-0.5, 0.5))},
+    "RandomGamma": {"p": _P, "gamma_limit": _range(Interval(0, 1000, closed="right"))},
+    "CLAHE": {"p": _P, "clip_limit": _range(Interval(0, 1000)), "tile_grid_size": _range(
+        Interval(1, 64, integer=True), ordered=False)},
+    "ToGray": {"p": _P, "num_output_channels": Interval(1, 4, integer=True),
+               "method": _choice("weighted_average", "from_lab", "desaturation", "average", "max", "pca")},
+    "ChannelShuffle": {"p": _P}, "InvertImg": {"p": _P}, "ToSepia": {"p": _P},
+    "FancyPCA": {"p": _P, "alpha": Interval(0, 100)},
+    "Posterize": {"p": _P, "num_bits": _either(_range(Interval(0, 8, integer=True)), Is(
+        lambda v: isinstance(v, (list, tuple)) and 1 <= len(v) <= 16 and all(
+            _range(Interval(0, 8, integer=True)).accepts(x) for x in v), "a list of such ranges, one per channel"))},
+    "Solarize": {"p": _P, "threshold_range": _range(_FRACTION)},
+    "Equalize": {"p": _P, "mode": _choice("cv", "pil"), "by_channels": _BOOL, "mask": _NONE},
+    "Sharpen": {"p": _P, "alpha": _range(_FRACTION), "lightness": _range(Interval(0, 100)),
+                "method": _choice("kernel", "gaussian"), "kernel_size": Interval(3, MAX_KERNEL, integer=True),
+                "sigma": Interval(0, 64, closed="right")},
+    "Emboss": {"p": _P, "alpha": _range(_FRACTION), "strength": _range(Interval(0, 100))},
+    # blur, noise, compression
+    "Blur": {"p": _P, "blur_limit": _KERNEL},
+    "MedianBlur": {"p": _P, "blur_limit": _KERNEL},
+    "GaussianBlur": {"p": _P, "blur_limit": _KERNEL, "sigma_limit": _range(Interval(0, 64))},
+    "MotionBlur": {"p": _P, "blur_limit": _KERNEL, "allow_shifted": _BOOL, "angle_range": _range(Interval(0, 360)),
+                   "direction_range": _range(Interval(-1, 1))},
+    "GaussNoise": {"p": _P, "std_range": _range(_FRACTION), "mean_range": _range(Interval(-1, 1)),
+                   "per_channel": _BOOL, "noise_scale_factor": Interval(0, 1, closed="right")},
+    "ImageCompression": {"p": _P, "compression_type": _choice("jpeg", "webp"),
+                         "quality_range": _range(Interval(1, 100, integer=True))},
+    "Downscale": {"p": _P, "scale_range": _range(Interval(0, 1, closed="neither")),
+                  "interpolation_pair": Is(lambda v: isinstance(v, dict) and set(v) == {"upscale", "downscale"} and all(
+                      _INTERP.accepts(x) for x in v.values()), '{"upscale": flag, "downscale": flag} (OpenCV '
+                                                               "interpolation flags)")},
+}
+#: parameters albumentations' description of a transform holds that its class does not take
+_NOT_TAKEN = {"PadIfNeeded": {"padding": 0}}
+#: the parameters a message names when a transform's output size is over the limit
+_SIZED_BY = {"Resize": "height/width", "CenterCrop": "height/width", "RandomCrop": "height/width",
+             "Crop": "x_min/y_min/x_max/y_max", "RandomResizedCrop": "size", "RandomSizedCrop": "size",
+             "PadIfNeeded": "min_height/min_width/pad_height_divisor/pad_width_divisor",
+             "LongestMaxSize": "max_size/max_size_hw", "SmallestMaxSize": "max_size/max_size_hw",
+             "RandomScale": "scale_limit", "Affine": "fit_output (with scale and shear)", "Perspective": "keep_size"}
+
+#: an upper bound on an image's height and width and a lower bound on its shorter side, in pixels
+_Shape = tuple[float, float, float]
+
+
+def _join(a: _Shape, b: _Shape) -> _Shape:
+    """Either shape (a step that may or may not run)."""
+    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2])
+
+
+def _resized(name: str, q: dict[str, Any], hw: _Shape) -> _Shape:
+    """The largest image ``name`` with parameters ``q`` can make from images within ``hw`` (their longest side
+    is at most ``L``, their shortest at least ``s``)."""
+    h, w, s = hw
+    L = max(h, w)
+    if name == "Resize":
+        return q["height"], q["width"], min(q["height"], q["width"])
+    if name in ("CenterCrop", "RandomCrop"):
+        return q["height"], q["width"], 1
+    if name == "Crop":
+        return q["y_max"] - q["y_min"], q["x_max"] - q["x_min"], 1
+    if name in ("RandomResizedCrop", "RandomSizedCrop"):
+        return q["size"][0], q["size"][1], min(q["size"])
+    if name == "PadIfNeeded":
+        def side(n: float, least: int | None, divisor: int | None) -> float:
+            return max(n, least) if least else -(-n // divisor) * divisor if divisor else n
+        return side(h, q["min_height"], q["pad_height_divisor"]), side(w, q["min_width"], q["pad_width_divisor"]), s
+    if name in ("Transpose", "RandomRotate90", "D4"):
+        return L, L, s
+    if name == "RandomScale":
+        lo, hi = q["scale_limit"]
+        return h * (1 + hi), w * (1 + hi), max(1.0, s * (1 + lo))
+    if name in ("LongestMaxSize", "SmallestMaxSize"):
+        m, (th, tw) = q["max_size"], q["max_size_hw"] or (None, None)
+        sizes = [m] if isinstance(m, int) else list(m) if m is not None else []
+        if name == "LongestMaxSize":  # scale = m / longest side, or min(th / h, tw / w)
+            if sizes:
+                return max(sizes), max(sizes), max(1.0, s * min(sizes) / L)
+            if th and tw:
+                return th, tw, max(1.0, s * min(th, tw) / L)
+            up = float(th or tw or 0) / s  # one side given: the other follows the image's aspect
+        else:  # scale = m / shortest side, or max(th / h, tw / w)
+            if sizes:
+                return h * max(sizes) / s, w * max(sizes) / s, min(sizes)
+            up = max(th or 0, tw or 0) / s
+        return h * up, w * up, 1.0
+    if name == "Affine" and q["fit_output"]:  # the box around the warped image: |A| (h + w) per side
+        grow = max(max(q["scale"]["x"]), max(q["scale"]["y"])) * (1 + sum(
+            float(np.tan(np.radians(max(abs(a) for a in q["shear"][k])))) for k in ("x", "y")))
+        return grow * (h + w) + 1, grow * (h + w) + 1, 1.0
+    if name == "Perspective" and not q["keep_size"]:  # the corners move inward by up to 0.32 of a side
+        return h + 0.32 * w + 2, w + 0.32 * h + 2, 1.0
+    return hw  # the image keeps its size (or gets smaller: Downscale and GaussNoise work on smaller copies)
+
+
+class _Step:
+    """A checked stored transform: its name, where it is in the pipeline, its parameters (defaults filled in)
+    and, for a composition, its transforms."""
+
+    def __init__(self, name: str, where: str, q: dict[str, Any], kids: list[_Step] | None):
+        self.name, self.where, self.q, self.kids = name, where, q, kids
+
+
+def _check_node(spec: Any, where: str, count: list[int], depth: int = 0) -> _Step:
+    """Check one stored transform: its class is in FILE_TRANSFORMS and each parameter has the type and range its
+    table gives."""
+    if depth > 16:
+        raise ExportError("an albumentations description is nested more than 16 levels deep")
+    count[0] += 1
+    if count[0] > MAX_TRANSFORMS:
+        raise ExportError(f"an albumentations description holds more than {MAX_TRANSFORMS} transforms")
+    if not (isinstance(spec, dict) and isinstance(spec.get("__class_fullname__"), str)):
+        raise ExportError(f"{where}an albumentations transform is stored as {{'__class_fullname__': name, "
+                          "...parameters}")
+    name = spec["__class_fullname__"]
+    cls = registered(KIND).get(f"albumentations.{name}")
+    if cls is None:
+        raise ExportError(f"{where}{name!r:.80} is not a transform albumentations lists; a file may name only those")
+    allowed = FILE_TRANSFORMS.get(name)
+    if allowed is None:
+        raise ExportError(f"{where}albumentations.{name} is not among the transforms a saved pipeline may hold "
+                          "(pipekit.vision.albu.FILE_TRANSFORMS: none takes a path, a function or an array, and each "
+                          "parameter is checked)")
+    params = {k: v for k, v in spec.items() if k != "__class_fullname__"}
+    signature = inspect.signature(cls.__init__).parameters
+    unknown = [k for k in params if k not in allowed or k not in signature or k == "self"]
+    if unknown:
+        raise ExportError(f"{where}albumentations.{name} takes no parameters {unknown}")
+    owner = f"{where}albumentations.{name}"
+    try:
+        check(owner, **{k: (v, allowed[k] if allowed[k] is not None else _COMMON[k]) for k, v in params.items()})
+    except ParameterError as e:
+        raise ExportError(str(e)) from None
+    kids = None
+    if "transforms" in allowed:
+        kids = [_check_node(t, f"{where}{name}.transforms[{i}]: ", count, depth + 1)
+                for i, t in enumerate(params.get("transforms", []))]
+    q = dict(params)
+    for k in allowed:  # what the description leaves out is the class's default, when that is in range too
+        if k not in q and k != "transforms":
+            default = signature[k].default
+            constraint = allowed[k] if allowed[k] is not None else _COMMON[k]
+            if default is inspect.Parameter.empty or not constraint.accepts(default):
+                raise ExportError(f"{owner}: {k} must be given ({constraint})")
+            q[k] = default
+    if name in ("LongestMaxSize", "SmallestMaxSize") and (q["max_size"] is None) == (
+            q["max_size_hw"] is None or q["max_size_hw"] == [None, None] or q["max_size_hw"] == (None, None)):
+        raise ExportError(f"{owner}: give one of max_size and max_size_hw (a side at least)")
+    return _Step(name, where, q, kids)
+
+
+def _largest(step: _Step, hw: _Shape, budget: list[int]) -> _Shape:
+    """The largest image ``step`` can make from images within ``hw``; over MAX_SIDE per side (at any step) is
+    refused naming the transform and the parameters that set the size."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ExportError("an albumentations description is too intricate to bound the image sizes it makes "
+                          "(nested SomeOf)")
+    name, q = step.name, step.q
+    if step.kids is not None:
+        out = hw
+        if name in ("Compose", "Sequential"):  # one after another
+            for kid in step.kids:
+                out = _largest(kid, out, budget)
+        else:  # OneOf: one of them; SomeOf: n of them in any order (with repeats when replace is true)
+            for _ in range(q.get("n", 1)):
+                grown = out
+                for kid in step.kids:
+                    grown = _join(grown, _largest(kid, out, budget))
+                if grown == out:
+                    break
+                out = grown
+    else:
+        out = _resized(name, q, hw)
+        if max(out[0], out[1]) > MAX_SIDE:
+            raise ExportError(
+                f"{step.where}albumentations.{name}: {_SIZED_BY.get(name, 'its parameters')} can turn an image of up "
+                f"to {hw[0]:,.0f} x {hw[1]:,.0f} px (its shortest side at least {hw[2]:,.0f} px) into one of "
+                f"{out[0]:,.0f} x {out[1]:,.0f} px, over the {MAX_SIDE} px per side pipekit accepts (the cache holds images of up to {MAX_SIDE} px per side, of "
+                "any shape: set the size first with A.Resize or a crop, or zoom with A.Affine(scale=...) or "
+                "A.RandomResizedCrop, which keep it)")
+    return _join(hw, out) if q.get("p", 1) < 1 else out
+
+
+def check_albumentations_data(spec: Any) -> None:
+    """Check a stored pipeline before anything is built from it (or written): only :data:`FILE_TRANSFORMS`,
+    each parameter of the type and range its table gives, and no image larger than MAX_SIDE per side from any
+    image the cache can hold (up to MAX_SIDE per side, of any shape). Raises an :class:`ExportError` naming the
+    transform, its place in the pipeline and the parameter."""
+    _register_listed()
+    _largest(_check_node(spec, "", [0]), (MAX_SIDE, MAX_SIDE, 1.0), [16 * MAX_TRANSFORMS])
+
+
 # ---------------------------------------------------------------------------------------- as data
 def albumentations_to_data(t: Any) -> dict[str, Any]:
     """An albumentations transform as plain data (albumentations' own ``to_dict`` description), refusing
-    what a file could not rebuild: classes albumentations does not list, functions as parameters."""
+    what a file could not rebuild or would be refused at load (:func:`check_albumentations_data`):
+    transforms outside :data:`FILE_TRANSFORMS`, functions as parameters, image sizes over the limit."""
     A = _albumentations()
     _register_listed()
     try:
@@ -101,39 +431,37 @@ def albumentations_to_data(t: Any) -> dict[str, Any]:
     except (NotImplementedError, TypeError, ValueError) as e:
         raise ExportError(f"{type(t).__name__} cannot be written as data ({e})") from None
 
-    def check(node: Any) -> None:
-        name = node.get("__class_fullname__")
-        if f"albumentations.{name}" not in registered(KIND):
-            raise ExportError(f"{name} is not a transform albumentations lists, so a file cannot name it")
+    def drop_unused(node: Any, top: bool) -> None:
+        if not isinstance(node, dict):
+            return
+        for k, v in _NOT_TAKEN.get(str(node.get("__class_fullname__")), {}).items():
+            if node.get(k) == v:  # written by albumentations' description, not taken by the class
+                del node[k]
+        if top and node.get("__class_fullname__") == "Compose":
+            # pipekit sets the boxes' and keypoints' formats and the extra targets of the pipeline it runs
+            node.update(bbox_params=None, keypoint_params=None, additional_targets={})
         for sub in node.get("transforms") or []:
-            check(sub)
+            drop_unused(sub, False)
 
-    check(spec)
-    to_data(spec)  # only plain values (numbers, text, lists, dicts) pass
-    return spec
+    drop_unused(spec, True)
+    check_albumentations_data(spec)
+    return to_data(spec)  # only plain values (numbers, text, lists, dicts) pass
 
 
-def albumentations_from_data(spec: Any, _depth: int = 0) -> Any:
-    """Rebuild :func:`albumentations_to_data`'s description: every class is looked up among the ones
-    albumentations lists, its parameters are checked against its signature and must be plain values."""
-    _register_listed()
-    if _depth > 16:
-        raise ExportError("an albumentations description is nested more than 16 levels deep")
-    if not (isinstance(spec, dict) and isinstance(spec.get("__class_fullname__"), str)):
-        raise ExportError("an albumentations transform is stored as {'__class_fullname__': name, ...parameters}")
+def albumentations_from_data(spec: Any) -> Any:
+    """Rebuild :func:`albumentations_to_data`'s description, checked first (:func:`check_albumentations_data`):
+    only the classes of :data:`FILE_TRANSFORMS`, each with the parameters its table lists, of the types and
+    ranges it gives."""
+    check_albumentations_data(spec)
+    return _build_checked(spec)
+
+
+def _build_checked(spec: dict[str, Any]) -> Any:
     params = {k: v for k, v in spec.items() if k != "__class_fullname__"}
     name = spec["__class_fullname__"]
-    cls = registered(KIND).get(f"albumentations.{name}")
-    if cls is None:
-        raise ExportError(f"{name!r:.80} is not a transform albumentations lists; a file may name only those")
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = [k for k in params if k not in accepted]
-    if unknown:
-        raise ExportError(f"albumentations.{name} takes no parameters {unknown}")
+    cls = registered(KIND)[f"albumentations.{name}"]
     if "transforms" in params:
-        if not isinstance(params["transforms"], list):
-            raise ExportError(f"albumentations.{name}: 'transforms' must be a list")
-        params["transforms"] = [albumentations_from_data(x, _depth + 1) for x in params["transforms"]]
+        params["transforms"] = [_build_checked(x) for x in params["transforms"]]
     try:
         return cls(**params)
     except Exception as e:  # albumentations validates its parameters with its own errors
@@ -159,7 +487,10 @@ class Albumentations(BatchTransform):
 
     def __init__(self, transform: Any = None, on_valid: bool = False):
         if isinstance(transform, dict) and set(transform) == {"albumentations"}:  # as a saved file holds it
-            transform = albumentations_from_data(transform["albumentations"])
+            try:
+                transform = albumentations_from_data(transform["albumentations"])
+            except ExportError as e:
+                raise ExportError(f"Albumentations: transform: {e}") from None
         self.transform, self.on_valid = transform, on_valid
         self.check_params()
         refused = [f"{type(t).__name__} ({REFUSED[type(t).__name__]})" for t in _leaves(transform)
@@ -178,7 +509,12 @@ class Albumentations(BatchTransform):
             try:
                 spec = albumentations_to_data(self.transform)
             except ExportError as e:
-                # augmentation never changes predictions: a saved model without it predicts the same
+                if self.on_valid:  # it runs at predict: a saved model without it would predict otherwise
+                    raise ExportError(f"Albumentations: transform: the pipeline runs on validation batches "
+                                      f"(on_valid=True), so predictions depend on it, and it cannot be saved: {e}"
+                                      ) from None
+                # augmentation on training batches never changes predictions: a saved model without it predicts
+                # the same
                 warnings.warn(f"Albumentations: the pipeline is left out of the saved file, which will not augment "
                               f"when trained again: {e}", stacklevel=2)
         return {"transform": None if spec is None else {"albumentations": spec}, "on_valid": self.on_valid}
