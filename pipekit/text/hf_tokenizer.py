@@ -8,7 +8,11 @@ the tokens as for any tokenizer (give ``TextBlock(min_freq=1)`` to keep every pi
 
 Exports keep the tokenizer as data: a record stores the tokenizer's JSON (a data format the ``tokenizers``
 library reads, no code), so a saved block or learner needs neither the file nor the object it was built
-from.
+from. A tokenizer is checked when it is read: its steps before the model (normaliser, pre-tokenizer) and
+after it (post-processor) may make a text at most :data:`MAX_GROWTH` times longer together, and so may its
+decoder, each with at most :data:`MAX_STEPS` steps of the kinds the library documents (see
+:func:`text_growth`), so a small file cannot chain steps that multiply a text's length until the process
+runs out of memory.
 
 Example:
     >>> from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -21,7 +25,11 @@ Example:
 """
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +53,255 @@ ID_SLACK, ID_EXTRA = 2, 256
 #: longest padding the tokenizer may apply to a text (pipekit pads its batches itself; the library's own padding
 #: builds every encoding at this length)
 MAX_PAD = 8192
+
+
+#: most a tokenizer's steps may lengthen a text: its normaliser, pre-tokenizer and post-processor together, and its
+#: decoder on its own. Real tokenizers stay below: BERT 3 (Chinese characters get spaces around them), GPT-2 15 (a
+#: character's UTF-8 bytes each shown as a character, and a space before each piece), T5, ALBERT and XLM-R 36
+#: (SentencePiece's table writes U+FDFA as 18 characters, and Metaspace adds its mark before each piece)
+MAX_GROWTH = 64
+#: most steps (Sequence members, nested ones included) in each of normalizer, pre_tokenizer, post_processor and
+#: decoder; and how deep Sequences may nest
+MAX_STEPS, MAX_NESTING = 32, 8
+#: the component types of the ``tokenizers`` library and how much each can lengthen a text by itself: a number, or
+#: a function of the step's JSON (see :func:`_factor`). Unicode normalisation, case and accent steps count 1: on
+#: the text a user gives they expand a character a bounded number of times (at most 18, NFKD of U+FDFA), and they
+#: do not compound, because what other steps add is counted at its longest normalised form (:func:`_longest`).
+_KINDS: dict[str, dict[str, Any]] = {
+    "normalizer": {"NFC": 1, "NFD": 1, "NFKC": 1, "NFKD": 1, "Lowercase": 1, "StripAccents": 1, "Strip": 1,
+                   "Nmt": 1, "BertNormalizer": "bert", "Replace": "replace", "Prepend": "prepend",
+                   "ByteLevel": "bytes", "Precompiled": "precompiled"},
+    "pre_tokenizer": {"Whitespace": 1, "WhitespaceSplit": 1, "BertPreTokenizer": 1, "Punctuation": 1, "Digits": 1,
+                      "UnicodeScripts": 1, "CharDelimiterSplit": 1, "Split": 1, "FixedLength": 1,
+                      "ByteLevel": "bytes", "Metaspace": "metaspace"},
+    "post_processor": {"ByteLevel": 1, "BertProcessing": 1, "RobertaProcessing": 1, "TemplateProcessing": "template"},
+    "decoder": {"ByteLevel": 1, "ByteFallback": 1, "Fuse": 1, "Strip": 1, "Metaspace": 1, "WordPiece": 2,
+                "BPEDecoder": "suffix", "CTC": "ctc", "Replace": "replace"},
+}
+_MEMBERS = {"normalizer": "normalizers", "pre_tokenizer": "pretokenizers", "post_processor": "processors",
+            "decoder": "decoders"}
+
+
+def _longest(text: str) -> int:
+    """The characters ``text`` can become under the Unicode steps (compatibility decomposition, lower case)."""
+    return len(unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).lower()))
+
+
+def _regex_min_chars(pattern: str) -> int:
+    """The fewest characters ``pattern`` matches, for a pattern of characters, escapes, classes and ``.``, each
+    optionally quantified; 0 for anything else (groups, alternation, anchors, look-arounds): it may match an empty
+    string, so a replacement may be inserted at every position."""
+    i, n, total = 0, len(pattern), 0
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            e = pattern[i + 1] if i + 1 < n else ""
+            if e in ("p", "P") and pattern[i + 2:i + 3] == "{":
+                end = pattern.find("}", i + 3)
+                if end < 0:
+                    return 0
+                i = end + 1
+            elif e in ("p", "P") and i + 2 < n:
+                i += 3
+            elif e and (e in "dDwWsShHtnrfv" or not e.isalnum()):
+                i += 2
+            else:  # \b, \A, \z, \K, back-references, hex escapes...: not counted
+                return 0
+        elif c == "[":
+            j = i + 1 + (pattern[i + 1:i + 2] == "^")
+            j += pattern[j:j + 1] == "]"  # a ']' first is a character
+            depth = 1
+            while j < n and depth:
+                if pattern[j] == "\\":
+                    j += 2
+                    continue
+                depth += {"[": 1, "]": -1}.get(pattern[j], 0)
+                j += 1
+            if depth:
+                return 0
+            i = j
+        elif c in "()|^$*+?{}":
+            return 0
+        else:
+            i += 1
+        least = 1
+        if pattern[i:i + 1] in ("*", "?"):
+            least, i = 0, i + 1
+        elif pattern[i:i + 1] == "+":
+            i += 1
+        elif pattern[i:i + 1] == "{":
+            m = re.match(r"\{(\d{1,6})(,\d{0,6})?\}", pattern[i:])
+            if m is None:
+                return 0
+            least, i = int(m.group(1)), i + m.end()
+        if pattern[i:i + 1] in ("?", "+"):  # lazy, possessive
+            i += 1
+        total += least
+    return total
+
+
+def _replaced(content: str, least: int) -> float:
+    """How much replacing matches of at least ``least`` characters by ``content`` can lengthen a text."""
+    longest = _longest(content)
+    return max(1.0, longest / least) if least else 1.0 + longest
+
+
+def _pattern_min_chars(pattern: Any) -> int:
+    if isinstance(pattern, dict) and set(pattern) == {"String"} and isinstance(pattern["String"], str):
+        return len(pattern["String"])
+    if isinstance(pattern, dict) and set(pattern) == {"Regex"} and isinstance(pattern["Regex"], str):
+        return _regex_min_chars(pattern["Regex"])
+    return 0
+
+
+def _precompiled_growth(charsmap: Any) -> float:
+    """The longest replacement (in characters, at its longest normalised form) a SentencePiece character map can
+    write for one character, after checking that every lookup in its trie stays inside it and every replacement it
+    names starts a character of its table (the library indexes both unchecked)."""
+    try:
+        blob = base64.b64decode(charsmap, validate=True)
+    except (TypeError, ValueError):
+        raise ValueError("its precompiled_charsmap is not base64") from None
+    if len(blob) < 4:
+        raise ValueError("its precompiled_charsmap is shorter than its header")
+    size = int.from_bytes(blob[:4], "little")
+    if size % 4 or size < 4 or 4 + size > len(blob):
+        raise ValueError(f"its precompiled_charsmap says its trie has {size:,} bytes, in {len(blob) - 4:,}")
+    units = np.frombuffer(blob[4:4 + size], dtype="<u4").astype(np.int64)
+    table = blob[4 + size:]
+    try:
+        table.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("its precompiled_charsmap's replacements are not UTF-8") from None
+
+    def offset(u: np.ndarray) -> np.ndarray:
+        return (u >> 10) << ((u & (1 << 9)) >> 6)
+
+    labels = np.arange(1, 256, dtype=np.int64)
+    seen = np.zeros(len(units), dtype=bool)
+    nodes, leaves = np.array([0], dtype=np.int64), []
+    while len(nodes):  # breadth first over the trie, as the library walks it for any input bytes
+        seen[nodes] = True
+        base = nodes ^ offset(units[nodes])
+        if (base | 0xFF).max() >= len(units):
+            raise ValueError("its precompiled_charsmap's trie points outside itself")
+        kids = (base[:, None] ^ labels[None, :])
+        match = (units[kids] & ((1 << 31) | 0xFF)) == labels[None, :]
+        kids = kids[match]
+        leaf = ((units[kids] >> 8) & 1) == 1
+        leaves.append(kids[leaf] ^ offset(units[kids[leaf]]))
+        nodes = np.unique(kids[~seen[kids]])
+    starts = np.unique(units[np.concatenate(leaves)] & ((1 << 31) - 1)) if leaves else np.zeros(0, np.int64)
+    bad = [int(v) for v in starts if v > len(table) or (v < len(table) and 0x80 <= table[v] < 0xC0)]
+    if bad:
+        raise ValueError(f"its precompiled_charsmap names replacement offset {bad[0]:,}, not the start of a character "
+                         f"of its {len(table):,}-byte table")
+    ends = {int(v): table.find(b"\0", int(v)) for v in starts}
+    return max([1.0] + [float(_longest(table[v:e if e >= 0 else len(table)].decode("utf-8"))) for v, e in ends.items()])
+
+
+def _factor(kind: str, spec: dict[str, Any]) -> float:
+    """How much one step (not a Sequence) can lengthen a text, from its JSON."""
+    how = _KINDS[kind][spec["type"]]
+    if not isinstance(how, str):
+        return float(how)
+    text = {k: v for k, v in spec.items() if isinstance(v, str)}
+    if how == "replace":
+        if not isinstance(spec.get("content"), str):
+            raise ValueError("its content is not text")
+        return _replaced(spec["content"], _pattern_min_chars(spec.get("pattern")))
+    if how == "prepend":  # once per piece of the text, and a piece may be one character
+        return 1.0 + _longest(text.get("prepend", ""))
+    if how == "bytes":  # each character's UTF-8 bytes as characters (up to 4), and a space before each piece
+        each = max(_longest(c) for c in _byte_alphabet())
+        return 4.0 * each + (each if spec.get("add_prefix_space") else 0)
+    if how == "metaspace":  # spaces become the mark, and the mark goes before each piece
+        mark = _longest(text.get("replacement", "")) or 1
+        return float(mark) + (mark if spec.get("prepend_scheme", "always") != "never" else 0)
+    if how == "bert":  # spaces around each Chinese character
+        return 3.0 if spec.get("handle_chinese_chars", True) else 1.0
+    if how == "precompiled":
+        return _precompiled_growth(spec.get("precompiled_charsmap"))
+    if how == "template":  # a template may repeat a sequence; special tokens are not added (add_special_tokens=False)
+        counts = [sum(1 for piece in spec.get(t) or [] if isinstance(piece, dict) and
+                      isinstance(piece.get("Sequence"), dict) and piece["Sequence"].get("id") == seq)
+                  for t in ("single", "pair") for seq in ("A", "B")]
+        return float(max([1, *counts]))
+    if how == "suffix":  # each suffix becomes a space; an empty one puts a space after every character
+        return 1.0 if text.get("suffix") else 2.0
+    if how == "ctc":  # the word delimiter becomes a space
+        return 1.0 if text.get("word_delimiter_token") else 2.0
+    raise ValueError(f"unknown growth rule {how!r}")
+
+
+def _byte_alphabet() -> list[str]:
+    from tokenizers import pre_tokenizers
+
+    return pre_tokenizers.ByteLevel.alphabet()
+
+
+def text_growth(kind: str, spec: Any) -> tuple[float, list[str]]:
+    """How many times one of a tokenizer's components (``kind``: normalizer, pre_tokenizer, post_processor or
+    decoder; ``spec``: its JSON, None for none) can lengthen a text, and the steps that do (as ``where xN``).
+    Raises ValueError, naming the step, for a type pipekit does not know, more than MAX_STEPS steps or Sequences
+    nested more than MAX_NESTING deep."""
+    steps: list[str] = []
+    count = [0]
+
+    def walk(node: Any, where: str, depth: int) -> float:
+        if node is None:
+            return 1.0
+        if depth > MAX_NESTING:
+            raise ValueError(f"{where}: Sequences nested more than {MAX_NESTING} deep")
+        if not (isinstance(node, dict) and isinstance(node.get("type"), str)):
+            raise ValueError(f"{where}: a step is stored as {{'type': name, ...}}")
+        if node["type"] == "Sequence":
+            members = node.get(_MEMBERS[kind])
+            if not isinstance(members, list):
+                raise ValueError(f"{where}: a Sequence lists its steps in {_MEMBERS[kind]!r}")
+            total = 1.0
+            for i, m in enumerate(members):
+                total *= walk(m, f"{where}.{_MEMBERS[kind]}[{i}]", depth + 1)
+            return total
+        count[0] += 1
+        if count[0] > MAX_STEPS:
+            raise ValueError(f"{where}: more than {MAX_STEPS} steps")
+        if node["type"] not in _KINDS[kind]:
+            raise ValueError(f"{where} has type {node['type'][:60]!r}, not one of the {kind} steps pipekit knows "
+                             f"(how much it lengthens a text): {', '.join(sorted(_KINDS[kind]))}")
+        try:
+            f = _factor(kind, node)
+        except ValueError as e:
+            raise ValueError(f"{where} ({node['type']}): {e}") from None
+        if f > 1:
+            steps.append(f"{where} ({node['type']}) x{f:g}")
+        return f
+
+    return walk(spec, kind, 0), steps
+
+
+def _component_json(tk: _Library, kind: str) -> Any:
+    part = getattr(tk, kind)
+    if part is None:
+        return None
+    try:
+        return json.loads(part.__getstate__())
+    except Exception as e:  # a step written in Python (custom) has no JSON: it could not be saved either
+        raise ValueError(f"{kind}: {str(e)[:200]}") from None
+
+
+def _check_growth(tk: _Library) -> None:
+    """The tokenizer's steps, as the library read them, may lengthen a text at most MAX_GROWTH times."""
+    try:
+        found = {kind: text_growth(kind, _component_json(tk, kind)) for kind in _MEMBERS}
+    except ValueError as e:
+        raise DataError(f"HFTokenizer: tokenizer: {e}") from None
+    for kinds in (("normalizer", "pre_tokenizer", "post_processor"), ("decoder",)):
+        growth = float(np.prod([found[k][0] for k in kinds]))
+        if growth > MAX_GROWTH:
+            steps = [s for k in kinds for s in found[k][1]]
+            raise DataError(f"HFTokenizer: tokenizer: its {' and '.join(kinds)} can make a text {growth:,.0f} times "
+                            f"longer, over the {MAX_GROWTH} accepted: {'; '.join(steps)[:600]}")
 
 
 def _is_source(v: Any) -> bool:
@@ -83,8 +340,12 @@ def _load(source: Any) -> _Library:
         text, where = path.read_text(encoding="utf-8", errors="replace"), str(path)
     try:
         return _Library.from_str(text)
-    except Exception as e:  # the library reports malformed JSON and unknown components as plain exceptions
-        raise DataError(f"HFTokenizer: {where} is not a tokenizer the tokenizers library can read ({e})") from None
+    except BaseException as e:  # the library reports malformed JSON and unknown components as plain exceptions,
+        # and some malformed values (a character map that is not base64) as a Rust panic, a BaseException
+        if isinstance(e, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        raise DataError(f"HFTokenizer: {where} is not a tokenizer the tokenizers library can read "
+                        f"({str(e)[:300]})") from None
 
 
 def _vocab_list(tk: _Library) -> list[str]:
@@ -152,6 +413,7 @@ class HFTokenizer(Tokenizer):
             tk = _load(self.tokenizer)
             self._vocab = _vocab_list(tk)
             _check_lengths(tk)
+            _check_growth(tk)
             self._tk = tk
         return self._tk
 
