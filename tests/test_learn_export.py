@@ -232,3 +232,39 @@ def test_export_needs_a_recipe_to_encode_new_items(trained, tmp_path):
     a = learn.get_preds(dl=learn.dls.test_dl(list(x[:5])))[0]
     assert torch.equal(a, loaded.get_preds(dl=loaded.dls.test_dl(list(x[:5])))[0])
     assert torch.allclose(loaded.predict(x[3])[2], a[3], atol=1e-6)  # a batch of one: same sums, other order
+
+
+def test_a_loaded_learner_exports_again(tmp_path):
+    """Someone else's model file, loaded, can be written out again (a vision, a tabular and a text learner)."""
+    import pandas as pd
+
+    from pipekit.data import GrandparentSplitter, get_image_files, parent_label
+    from pipekit.learn import simple_cnn
+    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, tabular_learner
+    from pipekit.text import AWD_LSTM, TextBlock, text_classifier_learner
+    from pipekit.vision import ImageBlock
+
+    torch.set_num_threads(1)
+    path = D.path("mnist_tiny")
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    splitter=GrandparentSplitter()).dataloaders(path, bs=64, seed=0)
+    vision = Learner(dls, simple_cnn(n_in=1, n_out=dls.c), metrics=accuracy)
+    vision.fit(1, 1e-2)
+    image = sorted((path / "test").glob("*.png"))[0]
+    adult = pl.read_csv(D.path("adult_sample") / "adult.csv").head(600)
+    tab = Tabular(adult, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass"], cont_names=["age"],
+                  y_names="salary", splits=RandomSplitter(0.2, seed=0))
+    table = tabular_learner(tab.dataloaders(bs=64), layers=[8])
+    table.fit(1)
+    reviews = pd.read_csv(D.path("imdb_sample") / "texts.csv").head(60)
+    tdls = DataBlock(blocks=(TextBlock.from_df("text", cache_dir=False), CategoryBlock), get_x=ColReader("text"),
+                     get_y=ColReader("label"), splitter=RandomSplitter(0.2, seed=0)).dataloaders(reviews, bs=16, seed=0)
+    text = text_classifier_learner(tdls, AWD_LSTM, config=dict(emb_sz=16, n_hid=16, n_layers=1), metrics=accuracy)
+    text.fit(1, 1e-2)
+    for name, learn, item in (("vision", vision, image), ("tabular", table, adult.row(0, named=True)),
+                              ("text", text, reviews["text"][0])):
+        first, second = tmp_path / f"{name}.pipekit", tmp_path / f"{name}_again.pipekit"
+        learn.export(first)
+        loaded = load_learner(first)
+        loaded.export(second)
+        torch.testing.assert_close(load_learner(second).predict(item)[2], learn.predict(item)[2])

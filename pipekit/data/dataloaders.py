@@ -412,8 +412,11 @@ class DataLoaders:
         if not isinstance(self.recipe, Component):
             raise ExportError("these DataLoaders have no exportable recipe; build them with a DataBlock or a "
                               "domain helper so new items can be encoded at inference time")
-        tmpl = self.valid if len(self.loaders) > 1 else self.train
-        return {"recipe": self.recipe.to_record(arrays), "bs": tmpl.bs, "n_inp": self.n_inp}
+        if self.loaders:
+            bs = (self.valid if len(self.loaders) > 1 else self.train).bs
+        else:  # rebuilt from an export (no data): what that export recorded, so a loaded learner exports again
+            bs = getattr(self, "_state_bs", 64)
+        return {"recipe": self.recipe.to_record(arrays), "bs": bs, "n_inp": self.n_inp}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
@@ -421,7 +424,10 @@ class DataLoaders:
         """DataLoaders with no data, able to encode new items exactly as at training time."""
         if not isinstance(state, dict) or "recipe" not in state:
             raise ExportError("the data state of this export has no recipe")
-        return cls(recipe=Component.from_record(state["recipe"], arrays), device=device)
+        dls = cls(recipe=Component.from_record(state["recipe"], arrays), device=device)
+        bs = state.get("bs")
+        dls._state_bs = bs if isinstance(bs, int) and not isinstance(bs, bool) and bs > 0 else 64
+        return dls
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{n}={len(dl.dataset)} items/{len(dl)} batches"
