@@ -234,6 +234,8 @@ class TimeSplitter(Splitter):
                              f"(first at row {int(s.is_null().arg_true()[0])}); a row with no time has no side")
         cut = self.cutoff
         if isinstance(cut, float) and 0 < cut < 1:
+            if s.dtype == pl.Date:  # each date as its midnight: a date plus 14.25 days drops the quarter day, so
+                s = s.cast(pl.Datetime("us"))  # dates split as the same days as datetimes or text dates do
             lo, hi = s.min(), s.max()
             cut = lo + (hi - lo) * (1 - cut)  # type: ignore[operator]
         elif isinstance(cut, str) and s.dtype in (pl.Date, pl.Datetime):
