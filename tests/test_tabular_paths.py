@@ -3,17 +3,67 @@ file, process_to_parquet), and bad rows get the same DataError on every path; on
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from pipekit.data import read_table
-from pipekit.data.splitters import TimeSplitter
+from pipekit.data.splitters import RandomSplitter, TimeSplitter
 from pipekit.tabular import Tabular
 
 DATA = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent"))
 ADULT, ROSSMANN = DATA / "adult_sample" / "adult.csv", DATA / "rossmann_sample"
+
+
+@pytest.fixture(scope="module")
+def stores() -> pl.DataFrame:
+    """Rossmann's daily rows with their store's metadata: the store columns are pandas floats ('11.0', NaN)."""
+    train, store = read_table(ROSSMANN / "train.csv"), read_table(ROSSMANN / "store.csv")
+    return train.head(3000).join(store, on="Store", how="left")
+
+
+def _same_everywhere(tabs: dict[str, Tabular]) -> None:
+    (first, ref), *others = tabs.items()
+    for name, tab in others:
+        assert tab.classes == ref.classes, (first, name)
+        assert tab.frame.equals(ref.frame), (first, name)
+
+
+# 1. a float-valued category: its vocabulary sorts as numbers, written as the frame writes them, on every path
+def test_float_valued_categories_have_one_vocabulary_on_every_path(tmp_path, stores):
+    csv, pq = tmp_path / "stores.csv", tmp_path / "stores.parquet"
+    stores.write_csv(csv)
+    stores.write_parquet(pq)
+    kw = dict(cat_names=["CompetitionOpenSinceMonth", "StoreType"], cont_names=["Customers"], y_names="Sales",
+              splits=RandomSplitter(0.2, seed=0))
+    tabs = {"frame": Tabular(stores, **kw), "lazy": Tabular(stores.lazy(), **kw), "parquet": Tabular(pq, **kw),
+            "csv": Tabular(csv, **kw), "csv as str": Tabular(str(csv), **kw)}
+    months = [f"{m}.0" for m in range(1, 13)]
+    assert tabs["csv"].classes["CompetitionOpenSinceMonth"] == ["#na#"] + months  # 2.0 before 10.0
+    _same_everywhere(tabs)
+    # numbers kept as text sort as numbers too
+    as_text = stores.with_columns(pl.col("CompetitionOpenSinceMonth").cast(pl.String))
+    assert Tabular(as_text, **kw).classes["CompetitionOpenSinceMonth"] == ["#na#"] + months
+
+
+# 2. int ids a pandas CSV writes as floats (2012.0) are the training ids on every path
+def test_new_rows_from_a_pandas_csv_match_whole_number_floats(tmp_path, stores):
+    df = stores.with_columns(pl.col("Promo2SinceYear").cast(pl.Int64))  # an int id column with gaps
+    tab = Tabular(df, cat_names=["Promo2SinceYear", "StoreType"], cont_names=["Customers"], y_names="Sales")
+    assert tab.classes["Promo2SinceYear"] == ["#na#"] + [str(y) for y in range(2009, 2016)]
+    new = df.head(300).to_pandas()  # Int64 with nulls: float64 in pandas, '2012.0' and '' in its CSV
+    new.to_csv(tmp_path / "new.csv", index=False)
+    new.to_parquet(tmp_path / "new.parquet")
+    assert "2012.0" in (tmp_path / "new.csv").read_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every value is found: no 'never seen in training' warning
+        paths = {"frame": tab.new(df.head(300)), "pandas": tab.new(new), "parquet": tab.new(tmp_path / "new.parquet"),
+                 "csv": tab.new(tmp_path / "new.csv")}
+    for name, got in paths.items():
+        assert got.cats.equals(tab.train.cats.head(300)), name
 
 
 # 6. a fractional TimeSplitter cutoff: dates, datetimes and text dates give the same validation rows

@@ -36,11 +36,14 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
                cont_names: Sequence[str] = ()) -> pl.LazyFrame:
     """A lazy query over a table; nothing is read until it is collected, and then only the columns selected.
 
-    A CSV/TSV, Parquet or Arrow file is scanned; in a CSV, ``cat_names`` (and ``text_names`` whose values
-    are text) are read as ``pl.Categorical`` and numeric ``cont_names`` as Float32, so 10M-row tables stay
-    small (category codes are never trusted: ``Categorify`` looks values up by value). Polars frames are
-    used as they are; any other source (pandas, Arrow, a Hugging Face dataset, rows as dicts) becomes a
-    table the way ``pipekit.data.to_items`` makes one.
+    A CSV/TSV, Parquet or Arrow file is scanned. A CSV's columns have the types ``read_table`` gives them (from
+    its first 10,000 rows), so a file gives the same table as the frame read from it: numbers are numbers, in
+    ``cat_names`` too (categories ``'2'`` before ``'10'``, and a new file's ``2012.0`` is the training year
+    ``2012``). Text ``cat_names`` and ``text_names`` are read as
+    ``pl.Categorical`` and numeric ``cont_names`` as Float32, so 10M-row tables stay small (category codes are
+    never trusted: ``Categorify`` looks values up by value). Polars frames are used as they are; any other source
+    (pandas, Arrow, a Hugging Face dataset, rows as dicts) becomes a table the way ``pipekit.data.to_items``
+    makes one.
 
     Example:
         >>> from pipekit.datasets import path
@@ -67,11 +70,14 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
             raise table_error(p, e) from e
         return lf
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
-    head = read_csv(p, n_rows=1000, separator=sep, infer_schema_length=1000)
-    types: dict[str, pl.DataType] = {c: pl.Categorical() for c in cat_names if c in head.columns}
-    types.update({c: pl.Categorical() for c in text_names if c in head.columns and head[c].dtype == pl.String})
-    types.update({c: pl.Float32() for c in cont_names if c in head.columns and head[c].dtype.is_numeric()})
-    return pl.scan_csv(p, schema_overrides=types, separator=sep, infer_schema_length=10000)
+    try:  # an empty file, or one not UTF-8 in the rows types are read from, is named here
+        schema = pl.scan_csv(p, separator=sep, infer_schema_length=10_000).collect_schema()
+    except pl.exceptions.PolarsError as e:
+        raise table_error(p, e) from e
+    types: dict[str, pl.DataType] = {c: pl.Categorical() for c in [*cat_names, *text_names]
+                                     if schema.get(c) == pl.String}
+    types.update({c: pl.Float32() for c in cont_names if c in schema and schema[c].is_numeric()})
+    return pl.scan_csv(p, schema={**schema, **types}, separator=sep)
 
 
 def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = ()) -> pl.DataFrame:

@@ -83,18 +83,23 @@ def categories_of(dtype: pl.Categorical | pl.Enum) -> pl.Series:
 
 
 def sort_values(values: pl.Series) -> pl.Series:
-    """Distinct values sorted by their natural order; text values that all read as integers sort by number.
+    """Distinct values sorted by their natural order; text values that all read as numbers sort by number, as the
+    numbers themselves do (integers exactly, as Int64).
 
     Example:
         >>> sort_values(pl.Series(["10", "2", "-1"])).to_list()
         ['-1', '2', '10']
+        >>> sort_values(pl.Series(["10.0", "2.5", "-1.0"])).to_list()
+        ['-1.0', '2.5', '10.0']
         >>> sort_values(pl.Series(["b", "10", "a"])).to_list()
         ['10', 'a', 'b']
     """
     if values.dtype == pl.String and len(values):
-        as_int = values.str.strip_chars().cast(pl.Int64, strict=False)
-        if as_int.null_count() == 0:
-            return values.gather(as_int.arg_sort())
+        text = values.str.strip_chars()
+        for dtype in (pl.Int64, pl.Float64):
+            as_number = text.cast(dtype, strict=False)
+            if as_number.null_count() == 0:
+                return values.gather(as_number.arg_sort())
     return values.sort()
 
 
@@ -346,8 +351,8 @@ class Categorify(TabularProc):
             elif dtype.is_float():  # a NaN id is missing (#na#), as a null is, not a category called 'NaN'
                 values = values.filter(values.is_not_nan())
             # Sort by the native value (numbers numerically), then store as strings cast the same way
-            # the encoder casts incoming values, so lookups match. Text that is all integers (a CSV's
-            # integer-valued category column is read as text) sorts numerically too: 2 before 10.
+            # the encoder casts incoming values, so lookups match. Text that is all numbers (ids kept as
+            # text) sorts numerically too: 2 before 10.
             seen: list[str] = sort_values(values).cast(pl.String).to_list()
             if c in ordered:
                 extra = sorted(set(seen) - set(ordered[c]))
