@@ -10,9 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from pipekit.core.errors import DataError
 from pipekit.data import read_table
 from pipekit.data.splitters import RandomSplitter, TimeSplitter
-from pipekit.tabular import Tabular
+from pipekit.tabular import Tabular, TabularProcessor
+from pipekit.tabular.stream import process_to_parquet
 
 DATA = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent"))
 ADULT, ROSSMANN = DATA / "adult_sample" / "adult.csv", DATA / "rossmann_sample"
@@ -64,6 +66,51 @@ def test_new_rows_from_a_pandas_csv_match_whole_number_floats(tmp_path, stores):
                  "csv": tab.new(tmp_path / "new.csv")}
     for name, got in paths.items():
         assert got.cats.equals(tab.train.cats.head(300)), name
+
+
+# 4. a class seen only in validation rows: the same DataError from Tabular and process_to_parquet
+def test_a_class_only_in_validation_rows_is_refused_on_the_lazy_path_too(tmp_path):
+    adult = read_table(ADULT).head(3000)
+    rare = adult["race"] == " Other"
+    table = pl.concat([adult.filter(~rare).head(1500), adult.filter(rare)]).with_columns(
+        (pl.int_range(pl.len()) >= 1200).alias("fold"))
+    pq = tmp_path / "adult.parquet"
+    table.write_parquet(pq)
+    first = 1500  # the first ' Other' row, a validation row
+    msg = (f"{pq}: target column 'race' has value ' Other' at row {first} that is not among the training classes "
+           "[' Amer-Indian-Eskimo', ' Asian-Pac-Islander', ' Black', ' White']; keep every class in the training rows.")
+    kw = dict(cat_names=["workclass"], cont_names=["age"], y_names="race")
+    with pytest.raises(DataError) as eager:
+        Tabular(pq, splits=(np.flatnonzero(~table["fold"]), np.flatnonzero(table["fold"])), **kw)
+    with pytest.raises(DataError) as lazy:
+        process_to_parquet(pq, tmp_path / "out.parquet", valid=pl.col("fold"), **kw)
+    assert str(eager.value) == str(lazy.value) == msg
+    assert not (tmp_path / "out.parquet").exists()
+    with pytest.raises(DataError, match=r"value ' Other' at row 1500 that is not among the training classes"):
+        TabularProcessor(cat_names=["workclass"], cont_names=["age"], y_names="race").fit_lazy(
+            table.lazy(), ~pl.col("fold"))
+
+
+# 5. text in a continuous column of a CSV, before and after the rows its types are read from
+@pytest.mark.parametrize("row", [2500, 25_000])
+def test_text_in_a_continuous_column_is_named_by_process_to_parquet(tmp_path, row):
+    adult = read_table(ADULT).head(row + 500).with_columns(pl.col("age").cast(pl.String))
+    f = tmp_path / "adult.csv"
+    adult.with_columns(pl.when(pl.int_range(pl.len()) == row).then(pl.lit("?")).otherwise("age").alias("age")
+                       ).write_csv(f)
+    msg = (f"{f}: continuous column 'age' holds text that is not a number, e.g. '?' at row {row} (1 such rows); "
+           "clean the column or list it in cat_names.")
+    kw = dict(cat_names=["workclass"], cont_names=["age"], y_names="salary")
+    with pytest.raises(DataError) as eager:
+        Tabular(f, **kw)
+    with pytest.raises(DataError) as lazy:
+        process_to_parquet(f, tmp_path / "out.parquet", **kw)
+    assert str(eager.value) == str(lazy.value) == msg
+    # the same file without the '?' is processed alike on both paths
+    clean = tmp_path / "clean.csv"
+    adult.write_csv(clean)
+    process_to_parquet(clean, tmp_path / "clean.parquet", **kw)
+    assert Tabular.from_processed(tmp_path / "clean.parquet").frame.equals(Tabular(clean, **kw).frame)
 
 
 # 6. a fractional TimeSplitter cutoff: dates, datetimes and text dates give the same validation rows

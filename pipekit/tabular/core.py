@@ -24,7 +24,7 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is, check
-from pipekit.data.items import TABLE_SUFFIXES, read_csv, table_error, to_items
+from pipekit.data.items import TABLE_SUFFIXES, table_error, to_items
 from pipekit.data.splitters import Splitter, row_index
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc, float32_overflow_error
@@ -33,13 +33,13 @@ Splits = Splitter | Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]] | Se
 
 
 def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[str] = (),
-               cont_names: Sequence[str] = ()) -> pl.LazyFrame:
+               cont_names: Sequence[str] = (), all_rows: bool = False) -> pl.LazyFrame:
     """A lazy query over a table; nothing is read until it is collected, and then only the columns selected.
 
     A CSV/TSV, Parquet or Arrow file is scanned. A CSV's columns have the types ``read_table`` gives them (from
-    its first 10,000 rows), so a file gives the same table as the frame read from it: numbers are numbers, in
-    ``cat_names`` too (categories ``'2'`` before ``'10'``, and a new file's ``2012.0`` is the training year
-    ``2012``). Text ``cat_names`` and ``text_names`` are read as
+    its first 10,000 rows; from all of them with ``all_rows``), so a file gives the same table as the frame read
+    from it: numbers are numbers, in ``cat_names`` too (categories ``'2'`` before ``'10'``, and a new file's
+    ``2012.0`` is the training year ``2012``). Text ``cat_names`` and ``text_names`` are read as
     ``pl.Categorical`` and numeric ``cont_names`` as Float32, so 10M-row tables stay small (category codes are
     never trusted: ``Categorify`` looks values up by value). Polars frames are used as they are; any other source
     (pandas, Arrow, a Hugging Face dataset, rows as dicts) becomes a table the way ``pipekit.data.to_items``
@@ -71,7 +71,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
         return lf
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
     try:  # an empty file, or one not UTF-8 in the rows types are read from, is named here
-        schema = pl.scan_csv(p, separator=sep, infer_schema_length=10_000).collect_schema()
+        schema = pl.scan_csv(p, separator=sep, infer_schema_length=None if all_rows else 10_000).collect_schema()
     except pl.exceptions.PolarsError as e:
         raise table_error(p, e) from e
     types: dict[str, pl.DataType] = {c: pl.Categorical() for c in [*cat_names, *text_names]
@@ -82,11 +82,11 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
 
 def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = ()) -> pl.DataFrame:
     """A query from :func:`scan_table` (or a selection of its columns) collected, streaming. Where a CSV does not
-    read as its first rows said (a '?' in a column of numbers, after row 1,000), its columns are read again as
-    ``TabularDataLoaders.from_csv`` reads them, each column's type from all its rows, so the table's checks name
-    the column, the value and its row; any other failure to read names the file. A CSV's continuous columns are
-    read as float32: one that holds inf is read again as float64, to refuse values beyond float32 by name rather
-    than take them for missing ones."""
+    read as its first rows said (a '?' in a column of numbers, after row 10,000), its columns are read again as
+    ``TabularDataLoaders.from_csv`` reads them, each column's type from all its rows (``scan_table(all_rows=
+    True)``), so the table's checks name the column, the value and its row; any other failure to read names the
+    file. A CSV's continuous columns are read as float32: one that holds inf is read again as float64, to refuse
+    values beyond float32 by name rather than take them for missing ones."""
     p = Path(source) if isinstance(source, (str, os.PathLike)) else None
     csv = p is not None and TABLE_SUFFIXES.get(p.suffix.lower()) == "csv"
     sep = "\t" if p is not None and p.suffix.lower() == ".tsv" else ","
@@ -98,7 +98,10 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
         if not csv:
             raise table_error(p, e) from e
         names = frame.collect_schema().names()
-        return read_csv(p, separator=sep, infer_schema_length=None, columns=names).select(names)
+        try:
+            return scan_table(p, all_rows=True).select(names).collect(engine="streaming")
+        except pl.exceptions.PolarsError as e2:
+            raise table_error(p, e2) from e2
     wide = [c for c in cont_names if csv and c in out.columns and out.schema[c] == pl.Float32
             and out[c].is_infinite().any()]
     if wide and p is not None:
@@ -108,6 +111,19 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
             if (err := float32_overflow_error(c, again[c])) is not None:
                 raise err
     return out
+
+
+@contextlib.contextmanager
+def naming_file(source: Any) -> Iterator[None]:
+    """A :class:`DataError` raised while the rows of a file are processed names the file (its rows are the
+    file's rows): ``'/data/adult.csv: continuous column 'age' holds text ...'``; other sources are left alone."""
+    try:
+        yield
+    except DataError as e:
+        where = str(source) if isinstance(source, (str, os.PathLike)) else None
+        if where and e.args and isinstance(e.args[0], str) and where not in e.args[0]:
+            e.args = (f"{where}: {e.args[0]}", *e.args[1:])
+        raise
 
 
 def read_frame(source: Any, cat_names: Sequence[str] = ()) -> pl.DataFrame:
@@ -351,7 +367,8 @@ class Tabular(_FittedNames):
             train_idx, valid_idx = split_rows(splits, items)
             mask = np.zeros(len(items), dtype=bool)
             mask[train_idx] = True
-        self._attach(p.fit_transform(items, mask), train_idx, valid_idx)
+        with naming_file(source):
+            self._attach(p.fit_transform(items, mask), train_idx, valid_idx)
 
     def _attach(self, frame: pl.DataFrame, train_idx: np.ndarray, valid_idx: np.ndarray) -> None:
         self.frame = frame
@@ -397,8 +414,10 @@ class Tabular(_FittedNames):
     def new(self, source: Any) -> TabularSplit:
         """Apply the fitted procs to new rows (a table, a path, a dict row, a pandas Series or a list of dict
         rows; targets are encoded when present); warns about filled values."""
-        return TabularSplit(self.processor.transform(read_frame(rows_to_frame(source), self.processor.cat_names)),
-                            self.processor, None, "new")
+        source = rows_to_frame(source)
+        with naming_file(source):
+            return TabularSplit(self.processor.transform(read_frame(source, self.processor.cat_names)),
+                                self.processor, None, "new")
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Every row (train and valid) as ``(xs, y)``; the subsets have their own ``to_numpy()``."""

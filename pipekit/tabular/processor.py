@@ -57,6 +57,24 @@ def _as_categorical(frame: F, columns: Sequence[str]) -> F:
     return frame.with_columns(pl.col(c).cast(pl.Categorical(pl.Categories.random())) for c in columns)
 
 
+def _check_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> None:
+    """Refuse text in continuous ``columns`` that does not read as a number (a blank is missing, not text), naming
+    the column, the first such value and its row: one aggregation, streaming on a lazy scan."""
+    if not columns:
+        return
+    aggs = []
+    for i, c in enumerate(columns):
+        text = pl.col(c).cast(pl.String)
+        bad = text.is_not_null() & (text.str.strip_chars() != "") & \
+            text.str.strip_chars().cast(pl.Float64, strict=False).is_null()
+        aggs += [bad.sum().alias(f"n{i}"), bad.arg_true().first().alias(f"r{i}"), text.filter(bad).first().alias(f"v{i}")]
+    found = collect(frame.select(aggs)).row(0, named=True)
+    for i, c in enumerate(columns):
+        if found[f"n{i}"]:
+            raise DataError(f"continuous column {c!r} holds text that is not a number, e.g. {found[f'v{i}']!r} at row "
+                            f"{found[f'r{i}']} ({found[f'n{i}']} such rows); clean the column or list it in cat_names.")
+
+
 def column_names(names: Any) -> Any:
     """Column names given as one name, a list or None, as a list (anything else is left for the check)."""
     return [] if names is None else [names] if isinstance(names, str) else list(names) \
@@ -120,9 +138,12 @@ class TabularProcessor(Component):
                 raise DataError(f"{where}: column(s) {missing} listed in {role} are not in the data; "
                                 f"the columns are {list(columns)}.")
 
-    def _prepare(self, frame: F) -> F:
-        """Cast continuous columns to Float32 (NaN -> null), failing early on text or dates."""
+    def _prepare(self, frame: F, check: bool = True) -> F:
+        """Cast continuous columns to Float32 (NaN -> null), failing early on text or dates; with ``check``, text
+        that is not a number is refused by row (on a lazy scan, one streaming pass over the text columns)."""
         schema = schema_of(frame)
+        if check:
+            _check_numbers(frame, [c for c in self.cont_names if _is_text(schema[c])])
         exprs = []
         for c in self.cont_names:
             dt = schema[c]
@@ -131,13 +152,7 @@ class TabularProcessor(Component):
                                 f"add_datepart(df, {c!r}) first.")
             if _is_text(dt):
                 if isinstance(frame, pl.DataFrame):
-                    s = frame[c].cast(pl.String)
-                    num = s.str.strip_chars().cast(pl.Float64, strict=False)
-                    bad = (s.is_not_null() & num.is_null() & (s.str.strip_chars() != "")).arg_true()
-                    if len(bad):
-                        i = int(bad[0])
-                        raise DataError(f"continuous column {c!r} holds text that is not a number, e.g. {s[i]!r} at "
-                                        f"row {i} ({len(bad)} such rows); clean the column or list it in cat_names.")
+                    num = frame[c].cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
                     if (err := float32_overflow_error(c, num)) is not None:
                         raise err
                 exprs.append(pl.col(c).cast(pl.String).str.strip_chars().replace("", None)
@@ -226,7 +241,8 @@ class TabularProcessor(Component):
         of their own right before Categorify: each string is hashed once, in parallel over the columns, so
         learning the vocabularies and encoding work on integer codes, and the codes are not held while the
         procs before it fit."""
-        frame = self._prepare(frame)
+        # a lazy query is checked when it is fitted; applying the fitted processing to one reads nothing
+        frame = self._prepare(frame, check=train is not None or isinstance(frame, pl.DataFrame))
         for proc in self.procs:
             if text and isinstance(proc, Categorify):
                 frame, text = _as_categorical(frame, text), ()
@@ -261,16 +277,23 @@ class TabularProcessor(Component):
             raise ParameterError(f"fit_lazy: expected a polars LazyFrame, got {type(frame).__name__}.")
         self.check_columns(frame.collect_schema().names(), where="fit_lazy")
         self._check_targets(frame)
-        return self._fit(frame, pl.lit(True) if train is None else train, keep)
+        out = self._fit(frame, pl.lit(True) if train is None else train, keep)
+        self._check_unseen_labels(frame)
+        return out
 
-    def _check_unseen_labels(self, raw: pl.DataFrame, out: pl.DataFrame) -> None:
+    def _check_unseen_labels(self, raw: pl.DataFrame | pl.LazyFrame, out: pl.DataFrame | None = None) -> None:
+        """Refuse a class target that is not among the training classes (it would be a null target), naming the
+        value and its first row. ``out``: ``raw`` processed, whose codes are read; without it the classes are looked
+        up again, as processing looks them up (one streaming pass on a lazy scan)."""
         if self.y_kind_ != "category":
             return
         c = self.y_names[0]
-        bad = out[c].is_null() & raw[c].is_not_null()
-        if bad.any():
-            i = int(bad.arg_true()[0])
-            raise DataError(f"target column {c!r} has value {raw[c][i]!r} at row {i} that is not among the training "
+        codes = pl.lit(out[c]) if out is not None else self._target_exprs(raw)[0]
+        bad = codes.is_null() & pl.col(c).is_not_null()
+        n, i, value = collect(raw.select(bad.sum(), bad.arg_true().first().alias("row"),
+                                         pl.col(c).filter(bad).first().alias("value"))).row(0)
+        if n:
+            raise DataError(f"target column {c!r} has value {value!r} at row {i} that is not among the training "
                             f"classes {self.y_vocab_}; keep every class in the training rows.")
 
     # ------------------------------------------------------------------ applying

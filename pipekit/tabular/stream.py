@@ -29,7 +29,8 @@ import polars as pl
 from pipekit.core.archive import save
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
-from pipekit.tabular.core import scan_table
+from pipekit.data.items import table_error
+from pipekit.tabular.core import naming_file, scan_table
 from pipekit.tabular.processor import TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs
 
@@ -63,18 +64,32 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
     cats, conts, ys = processor.cat_names, processor.cont_names, processor.y_names
     lf = scan_table(source, cats, ys, conts)
     processor.check_columns(lf.collect_schema().names(), where="process_to_parquet")
-    if valid_pct is not None:
-        lf = lf.with_row_index(_ROW)
-        valid = (pl.col(_ROW).hash(seed) % 1_000_000) < int(round(valid_pct * 1_000_000))
-    lf = lf.with_columns((valid.fill_null(False) if valid is not None else pl.lit(False)).alias(VALID_COL))
+
+    def with_split(lf: pl.LazyFrame) -> pl.LazyFrame:
+        split = valid
+        if valid_pct is not None:
+            lf = lf.with_row_index(_ROW)
+            split = (pl.col(_ROW).hash(seed) % 1_000_000) < int(round(valid_pct * 1_000_000))
+        return lf.with_columns((split.fill_null(False) if split is not None else pl.lit(False)).alias(VALID_COL))
+
+    lf = with_split(lf)
     out.parent.mkdir(parents=True, exist_ok=True)
     is_text_file = isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in (".csv", ".tsv")
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".pipekit_stage_") as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".pipekit_stage_") as tmp, naming_file(source):
         if is_text_file:
             # One pass over the CSV writes the model's columns and the split flag to Parquet; the several
             # statistics passes then read only the columns they need instead of parsing the text again.
-            staged = Path(tmp) / "staged.parquet"
-            lf.select(list(dict.fromkeys(cats + conts + ys)) + [VALID_COL]).sink_parquet(staged, engine="streaming")
+            staged, columns = Path(tmp) / "staged.parquet", list(dict.fromkeys(cats + conts + ys)) + [VALID_COL]
+            try:
+                lf.select(columns).sink_parquet(staged, engine="streaming")
+            except pl.exceptions.PolarsError:
+                # a value that does not read as the file's first rows said ('?' after 10,000 numbers): the file
+                # is read again with each column's type from all its rows, so the checks name the value and its row
+                again = with_split(scan_table(source, cats, ys, conts, all_rows=True))
+                try:
+                    again.select(columns).sink_parquet(staged, engine="streaming")
+                except pl.exceptions.PolarsError as e:
+                    raise table_error(Path(source), e) from e
             lf = pl.scan_parquet(staged)
         query = processor.fit_lazy(lf, ~pl.col(VALID_COL), keep=[VALID_COL])
         query.sink_parquet(out, engine="streaming")
