@@ -10,10 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+import pipekit
 from pipekit.core.errors import DataError
 from pipekit.data import read_table
 from pipekit.data.splitters import RandomSplitter, TimeSplitter
-from pipekit.tabular import Tabular, TabularProcessor
+from pipekit.tabular import Tabular, TabularDataLoaders, TabularProcessor
 from pipekit.tabular.stream import process_to_parquet
 
 DATA = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent"))
@@ -66,6 +67,25 @@ def test_new_rows_from_a_pandas_csv_match_whole_number_floats(tmp_path, stores):
                  "csv": tab.new(tmp_path / "new.csv")}
     for name, got in paths.items():
         assert got.cats.equals(tab.train.cats.head(300)), name
+
+
+# 3. from_csv strips the spaces after commas; new files given to test_dl are read the same way
+def test_test_dl_reads_a_csv_as_from_csv_read_the_training_file(tmp_path):
+    f = tmp_path / "adult.csv"
+    f.write_bytes(b"".join(ADULT.read_bytes().splitlines(keepends=True)[:501]))  # ', Private' as written
+    dls = TabularDataLoaders.from_csv(f, cat_names=["workclass", "education"], cont_names=["age"], y_names="salary",
+                                      bs=64, seed=0)
+    assert "Private" in dls.tabular.classes["workclass"]
+    train = dls.tabular.frame.select("workclass", "education").to_numpy()
+    for recipe in (dls.recipe, pipekit.load(pipekit.save(dls.recipe, tmp_path / "recipe.pipekit"))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # every category is found
+            cats = recipe.new_datasets(f).gather(np.arange(500))[0]
+        assert np.array_equal(cats.numpy(), train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = next(iter(dls.test_dl(f)))
+    assert np.array_equal(batch[0].numpy(), train[:len(batch[0])])
 
 
 # 4. a class seen only in validation rows: the same DataError from Tabular and process_to_parquet
