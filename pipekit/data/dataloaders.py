@@ -195,6 +195,8 @@ class DataLoaders:
             if callable(setup):
                 setup(self.loaders[0])
         self.datasets: Datasets | None = None
+        #: the batch size an export recorded, for loaders rebuilt from one (they have no loader to read it from)
+        self._state_bs = 64
         self.recipe = recipe
         self._device = torch.device(device) if device is not None else (
             loaders[0].device if loaders else default_device())
@@ -415,7 +417,7 @@ class DataLoaders:
         if self.loaders:
             bs = (self.valid if len(self.loaders) > 1 else self.train).bs
         else:  # rebuilt from an export (no data): what that export recorded, so a loaded learner exports again
-            bs = getattr(self, "_state_bs", 64)
+            bs = self._state_bs
         return {"recipe": self.recipe.to_record(arrays), "bs": bs, "n_inp": self.n_inp}
 
     @classmethod
