@@ -153,3 +153,14 @@ def test_a_fractional_time_cutoff_splits_dates_datetimes_and_text_alike(tmp_path
     kw = dict(cat_names=["Store"], cont_names=["Customers"], y_names="Sales", splits=splitter)
     a, b = Tabular(csv, **kw), Tabular(pq, **kw)
     assert np.array_equal(a.valid_idx, b.valid_idx) and a.frame.equals(b.frame)
+
+
+def test_from_csv_reads_a_tsv_file_with_tabs_as_test_dl_does(tmp_path):
+    adult = read_table(ADULT).head(400)
+    tsv = tmp_path / "adult.tsv"
+    adult.write_csv(tsv, separator="\t")
+    dls = TabularDataLoaders.from_csv(tsv, y_names="salary", cat_names=["workclass"], cont_names=["age"],
+                                      valid_idx=list(range(300, 400)), bs=64, seed=0)
+    assert len(dls.train.dataset) + len(dls.valid.dataset) == 400
+    new = dls.test_dl(tsv)
+    assert len(new.dataset) == 400

@@ -240,12 +240,14 @@ def read_csv_table(path: str | os.PathLike, csv_fname: str | os.PathLike | None,
                    delimiter: str | None = None, skipinitialspace: bool = False) -> pl.DataFrame:
     """The book's ``from_csv`` reading: ``path / csv_fname`` (or ``path`` itself when ``csv_fname`` is None),
     ``header="infer"`` (the first line names the columns) or None (no header: columns are used by position),
-    ``delimiter`` (default ","), ``skipinitialspace`` (drop the spaces after each delimiter in text)."""
+    ``delimiter`` (default "," or, for a ``.tsv`` file, a tab, as the rest of pipekit reads one),
+    ``skipinitialspace`` (drop the spaces after each delimiter in text)."""
     check("from_csv", header=(header, Options("infer", None)))
     file = Path(path) / csv_fname if csv_fname is not None else Path(path)
     if not file.exists():
         raise FileNotFoundError(f"{file} does not exist")
-    df = read_csv(file, has_header=header == "infer", separator=delimiter or ",")
+    sep = delimiter or ("\t" if file.suffix.lower() == ".tsv" else ",")
+    df = read_csv(file, has_header=header == "infer", separator=sep)
     if skipinitialspace:
         df = df.with_columns(pl.col(pl.String).str.strip_chars_start(" "))
     return df
