@@ -30,7 +30,7 @@ from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.items import read_csv_table
 from pipekit.data.splitters import RandomSplitter
 from pipekit.learn.registry import register_arch
-from pipekit.tabular.core import Tabular, read_frame
+from pipekit.tabular.core import Tabular, read_frame, read_new
 from pipekit.tabular.loaders import TabularRecipe, tabular_dataloaders
 from pipekit.learn.nets import sigmoid_range
 from pipekit.tabular.model import TabularModel, get_emb_sz
@@ -306,7 +306,7 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
 def unseen_report(dls: Any, ratings: Any) -> dict[str, int]:
     """How many rows of ``ratings`` have a user or item never seen in training (they predict from biases)."""
     processor = dls.recipe.processor
-    counts = next(p for p in processor.procs if isinstance(p, Categorify)).unseen(read_frame(ratings))
+    counts = next(p for p in processor.procs if isinstance(p, Categorify)).unseen(read_new(processor, ratings))
     return {c: counts[c] for c in processor.cat_names_[:2]}
 
 

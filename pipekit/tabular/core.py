@@ -24,7 +24,7 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is, check
-from pipekit.data.items import TABLE_SUFFIXES, table_error, to_items
+from pipekit.data.items import TABLE_SUFFIXES, read_csv_table, table_error, to_items
 from pipekit.data.splitters import Splitter, row_index
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc, float32_overflow_error
@@ -107,9 +107,10 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
     if wide and p is not None:
         again = pl.scan_csv(p, separator=sep, schema_overrides=dict.fromkeys(wide, pl.Float64),
                             infer_schema_length=10000).select(wide).collect(engine="streaming")
-        for c in wide:
-            if (err := float32_overflow_error(c, again[c])) is not None:
-                raise err
+        with naming_file(p):  # the file's own values are at fault
+            for c in wide:
+                if (err := float32_overflow_error(c, again[c])) is not None:
+                    raise err
     return out
 
 
@@ -126,9 +127,36 @@ def naming_file(source: Any) -> Iterator[None]:
         raise
 
 
-def read_frame(source: Any, cat_names: Sequence[str] = ()) -> pl.DataFrame:
-    """The whole table in memory (a Polars DataFrame is used as it is), read as :func:`scan_table` reads it."""
-    return source if isinstance(source, pl.DataFrame) else collect_table(scan_table(source, cat_names), source)
+def is_csv_file(source: Any) -> bool:
+    """Whether ``source`` is the path of a CSV or TSV file (by its suffix, as every table reader tells one)."""
+    return isinstance(source, (str, os.PathLike)) and TABLE_SUFFIXES.get(Path(source).suffix.lower()) == "csv"
+
+
+def read_frame(source: Any, cat_names: Sequence[str] = (), skipinitialspace: bool = False) -> pl.DataFrame:
+    """The whole table in memory (a Polars DataFrame is used as it is), read as :func:`scan_table` reads it; a CSV
+    file with ``skipinitialspace`` is read as ``TabularDataLoaders.from_csv`` reads one, the spaces after each
+    comma dropped from its text values (adult.csv's ``", Private"`` is ``"Private"``)."""
+    if isinstance(source, pl.DataFrame):
+        return source
+    if skipinitialspace and is_csv_file(source):
+        return read_csv_table(source, None, skipinitialspace=True)
+    return collect_table(scan_table(source, cat_names), source)
+
+
+def read_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
+    """New rows as fitted ``processor`` reads them: a table, a path, a dict row, a pandas Series or a list of dict
+    rows; a file is read as the training table was (the processor's ``skipinitialspace``), so its values are the
+    training values. Every reading of new rows through fitted processing goes through here."""
+    return read_frame(rows_to_frame(source), processor.cat_names, processor.skipinitialspace)
+
+
+def process_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
+    """New rows (what :func:`read_new` reads) processed by fitted ``processor``: ``Tabular.new``, ``dls.test_dl``
+    and ``learn.predict`` encode them here. A DataError about the rows of a file names the file."""
+    source = rows_to_frame(source)
+    frame = read_new(processor, source)
+    with naming_file(source):
+        return processor.transform(frame)
 
 
 def rows_to_frame(items: Any) -> Any:
@@ -339,6 +367,9 @@ class Tabular(_FittedNames):
             (``RandomSplitter(0.2, seed=42)``, ``ColSplitter``, ``TimeSplitter``, ... or a function
             ``items -> (train_idx, valid_idx)``), or a pair of index arrays. From a file only the model's
             columns and those the splitter reads (``Splitter.columns()``) are loaded.
+        skipinitialspace: drop the spaces after each comma from the text values of a CSV file, as
+            ``TabularDataLoaders.from_csv`` does (adult.csv writes ``", Private"``): the source's, and those of the
+            new files ``new`` (and the loaders' ``test_dl``) read, which the processor records.
 
     Example:
         >>> import polars as pl
@@ -350,14 +381,16 @@ class Tabular(_FittedNames):
 
     def __init__(self, source: Any, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
-                 y_names: str | Sequence[str] | None = None, y_block: Any = None, splits: Splits = None) -> None:
+                 y_names: str | Sequence[str] | None = None, y_block: Any = None, splits: Splits = None,
+                 skipinitialspace: bool = False) -> None:
         check("Tabular", splits=(splits, Is(lambda s: s is None or callable(s) or isinstance(s, (tuple, list))
                                             and len(s) == 2, "None, a splitter or a pair of index arrays")))
-        p = self.processor = TabularProcessor(procs, cat_names, cont_names, y_names, y_block)
+        p = self.processor = TabularProcessor(procs, cat_names, cont_names, y_names, y_block, skipinitialspace)
         reads = [] if splits is None or isinstance(splits, (tuple, list)) else \
             splits.columns() if isinstance(splits, Splitter) else None  # a function may read any column
         wanted = None if reads is None else list(dict.fromkeys(p.cat_names + p.cont_names + p.y_names + reads))
-        frame = source if isinstance(source, pl.DataFrame) else scan_table(source, p.cat_names, p.y_names, p.cont_names)
+        frame = source if isinstance(source, pl.DataFrame) else read_frame(source, skipinitialspace=True) \
+            if skipinitialspace and is_csv_file(source) else scan_table(source, p.cat_names, p.y_names, p.cont_names)
         have = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
         p.check_columns(have, where="Tabular")
         # an absent column a splitter wants is left for the splitter to report, naming it
@@ -414,10 +447,7 @@ class Tabular(_FittedNames):
     def new(self, source: Any) -> TabularSplit:
         """Apply the fitted procs to new rows (a table, a path, a dict row, a pandas Series or a list of dict
         rows; targets are encoded when present); warns about filled values."""
-        source = rows_to_frame(source)
-        with naming_file(source):
-            return TabularSplit(self.processor.transform(read_frame(source, self.processor.cat_names)),
-                                self.processor, None, "new")
+        return TabularSplit(process_new(self.processor, source), self.processor, None, "new")
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Every row (train and valid) as ``(xs, y)``; the subsets have their own ``to_numpy()``."""

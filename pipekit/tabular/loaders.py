@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,12 +25,12 @@ from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
-from pipekit.data.items import TABLE_SUFFIXES, read_csv_table
+from pipekit.data.items import read_csv_table
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
-from pipekit.tabular.core import Tabular, TabularSplit, naming_file, read_frame, rows_to_frame
+from pipekit.tabular.core import Tabular, TabularSplit, process_new, read_frame
 from pipekit.tabular.processor import TabularProcessor, column_names
 from pipekit.tabular.procs import DEFAULT_PROCS, Normalize, Procs
 
@@ -81,18 +80,17 @@ class TabularRecipe(Component):
     Batches are ``(cats, conts[, y])``: two input blocks (``TabularCatBlock``, ``TabularContBlock``) and
     a ``CategoryBlock`` or ``RegressionBlock`` target built from the fitted target vocabulary. With
     ``with_cont=False`` (ratings: ``CollabDataLoaders``) a batch is ``(cats[, y])``, one input of codes, as a
-    model written ``forward(self, x)`` takes it. ``skipinitialspace``: new CSV files are read as the training
-    file was (``TabularDataLoaders.from_csv`` drops the spaces after each comma in text values), so their
-    values are the training values.
+    model written ``forward(self, x)`` takes it. New CSV files are read as the processor records the training
+    file was read (its ``skipinitialspace``: ``TabularDataLoaders.from_csv`` drops the spaces after each comma in
+    text values), so their values are the training values.
     """
 
     registry_kind = "recipe"
     param_constraints = {"processor": Is(lambda p: isinstance(p, TabularProcessor), "a TabularProcessor"),
-                         "with_cont": Is(lambda v: isinstance(v, bool), "True or False"),
-                         "skipinitialspace": Is(lambda v: isinstance(v, bool), "True or False")}
+                         "with_cont": Is(lambda v: isinstance(v, bool), "True or False")}
 
-    def __init__(self, processor: TabularProcessor, with_cont: bool = True, skipinitialspace: bool = False) -> None:
-        self.processor, self.with_cont, self.skipinitialspace = processor, with_cont, skipinitialspace
+    def __init__(self, processor: TabularProcessor, with_cont: bool = True) -> None:
+        self.processor, self.with_cont = processor, with_cont
         self.check_params()
 
     @property
@@ -132,36 +130,24 @@ class TabularRecipe(Component):
     def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
         """Encode new rows (a DataFrame, a path, dict rows) with the fitted procs."""
         p = self.processor
-        source = rows_to_frame(source)
-        with naming_file(source):
-            frame = p.transform(_read_table(source, p.cat_names, self.skipinitialspace))
+        frame = process_new(p, source)
         if with_labels and not (p.y_names and all(c in frame.columns for c in p.y_names)):
             raise DataError(f"test_dl(with_labels=True): the new data lacks the target column(s) {p.y_names}.")
         stores = _stores(frame, p, with_y=with_labels, with_cont=self.with_cont)
         return ArrayDataset(stores, blocks=self.fitted_blocks[:len(stores)], n_inp=self.n_inp_)
 
 
-def _read_table(source: Any, cat_names: Sequence[str], skipinitialspace: bool) -> pl.DataFrame:
-    """A table (a frame, or a file's rows) as a tabular model reads it: a CSV file read with ``skipinitialspace``
-    is read as ``TabularDataLoaders.from_csv`` reads it; anything else as :func:`read_frame` reads it."""
-    suffix = Path(source).suffix.lower() if isinstance(source, (str, os.PathLike)) else None
-    if skipinitialspace and TABLE_SUFFIXES.get(suffix or "") == "csv":
-        return read_csv_table(source, None, delimiter="\t" if suffix == ".tsv" else None, skipinitialspace=True)
-    return read_frame(source, cat_names)
-
-
 def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
                         seed: int | None = None, device: Any = None, num_workers: int | None = None,
-                        with_cont: bool = True, skipinitialspace: bool = False) -> DataLoaders:
+                        with_cont: bool = True) -> DataLoaders:
     """DataLoaders over a ``Tabular``: the tensors are built once and both subsets index into them;
-    ``with_cont=False`` leaves the continuous part out of the batches, ``skipinitialspace`` says how the table's
-    CSV file was read (see :class:`TabularRecipe`)."""
+    ``with_cont=False`` leaves the continuous part out of the batches."""
     if len(tab.valid) == 0:
         raise DataError("dataloaders: this Tabular has no validation rows; build it with splits=, e.g. "
                         "RandomSplitter(valid_pct=0.2, seed=42).")
     if not tab.y_names:
         raise DataError("dataloaders: this Tabular has no target; give y_names= to train a model.")
-    recipe = TabularRecipe(tab.processor, with_cont=with_cont, skipinitialspace=skipinitialspace)
+    recipe = TabularRecipe(tab.processor, with_cont=with_cont)
     dsets = Datasets(tab.frame, [tab.train_idx, tab.valid_idx],
                      _stores(tab.frame, tab.processor, with_y=True, with_cont=with_cont),
                      recipe.fitted_blocks, recipe.n_inp_, recipe=recipe)
@@ -195,22 +181,22 @@ class TabularDataLoaders:
         ``valid_idx`` are the validation set, else a random ``valid_pct`` (with ``seed``, which also fixes the
         batches). ``procs`` default to Categorify, FillMissing and Normalize. ``path`` is accepted for the
         book's calls; the data is in the table. ``skipinitialspace`` drops the spaces after each comma in the
-        text values of a CSV file, ``df`` and the new files ``dls.test_dl`` reads alike.
+        text values of a CSV file, ``df`` and the new files ``dls.test_dl`` and ``dls.tabular.new`` read alike.
 
         Built as ``Tabular(df, procs, cat_names, cont_names, y_names, y_block, splits=IndexSplitter(valid_idx)
-        or RandomSplitter(valid_pct, seed)).dataloaders(bs, ...)``.
+        or RandomSplitter(valid_pct, seed), skipinitialspace).dataloaders(bs, ...)``.
         """
         check("TabularDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")),
               skipinitialspace=(skipinitialspace, Is(lambda v: isinstance(v, bool), "True or False")))
-        frame = _read_table(df, column_names(cat_names), skipinitialspace)
+        frame = read_frame(df, column_names(cat_names), skipinitialspace)
         cats, ys = column_names(cat_names), column_names(y_names)
         if cont_names is None:
             cont_names = [c for c, t in frame.schema.items() if t.is_numeric() and c not in cats and c not in ys]
         splits = IndexSplitter(valid_idx) if valid_idx is not None else RandomSplitter(valid_pct, seed=seed)
         tab = Tabular(frame, procs=procs, cat_names=cats, cont_names=cont_names, y_names=ys, y_block=y_block,
-                      splits=splits)
+                      splits=splits, skipinitialspace=skipinitialspace)
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
-                                       num_workers=num_workers, skipinitialspace=skipinitialspace)
+                                       num_workers=num_workers)
         dls.tabular = tab
         return dls
 
@@ -218,6 +204,7 @@ class TabularDataLoaders:
     def from_csv(csv: str | os.PathLike, skipinitialspace: bool = True, **kwargs: Any) -> DataLoaders:
         """:meth:`from_df` on a CSV file, read as ``from_csv`` reads tables (the first line names the columns,
         "," between them); ``skipinitialspace`` drops the spaces after each comma in text values (adult.csv writes
-        ``", Private"``), as the book's reading does, in this file and in the new files ``dls.test_dl`` reads."""
+        ``", Private"``), as the book's reading does, in this file and in the new files ``dls.test_dl``,
+        ``learn.predict`` and ``dls.tabular.new`` read."""
         return TabularDataLoaders.from_df(read_csv_table(csv, None, skipinitialspace=skipinitialspace),
                                           skipinitialspace=skipinitialspace, **kwargs)

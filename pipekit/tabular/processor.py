@@ -88,7 +88,10 @@ class TabularProcessor(Component):
     """Column roles, procs and target encoding; ``transform`` works on eager and lazy frames.
 
     ``y_block``: None (text/bool targets are classes, numbers are regression), "category", "regression",
-    a ``CategoryBlock`` (its ``vocab`` fixes the classes) or a ``RegressionBlock``. Fitted attributes:
+    a ``CategoryBlock`` (its ``vocab`` fixes the classes) or a ``RegressionBlock``. ``skipinitialspace``: the
+    table's CSV file was read with the spaces after each comma dropped from its text values
+    (``TabularDataLoaders.from_csv``), so new CSV files are read so too (``pipekit.tabular.core.read_new``) and their
+    values are the training values; it is saved with the processing. Fitted attributes:
     ``cat_names_`` (with the ``<col>_na`` flags FillMissing adds), ``cont_names_``, ``y_kind_``
     ("category", "regression" or "none"), ``y_vocab_``, ``c_``; ``classes_`` gathers the vocabularies.
     """
@@ -99,7 +102,8 @@ class TabularProcessor(Component):
                     "TabularProc classes or instances (Categorify, FillMissing, Normalize)"),
         "cat_names": _NAMES, "cont_names": _NAMES, "y_names": _NAMES,
         "y_block": Is(lambda v: v is None or v in ("category", "regression") or isinstance(
-            v, (CategoryBlock, RegressionBlock)), "None, 'category', 'regression', a CategoryBlock or a RegressionBlock")}
+            v, (CategoryBlock, RegressionBlock)), "None, 'category', 'regression', a CategoryBlock or a RegressionBlock"),
+        "skipinitialspace": Is(lambda v: isinstance(v, bool), "True or False")}
     cat_names_: list[str]
     cont_names_: list[str]
     y_kind_: str
@@ -108,11 +112,13 @@ class TabularProcessor(Component):
 
     def __init__(self, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
-                 y_names: str | Sequence[str] | None = None, y_block: Any = None) -> None:
+                 y_names: str | Sequence[str] | None = None, y_block: Any = None,
+                 skipinitialspace: bool = False) -> None:
         # Dependency order whatever the order given: fill (adds _na columns), categorify, normalise.
         self.procs = make_procs(procs)
         self.cat_names, self.cont_names = column_names(cat_names), column_names(cont_names)
         self.y_names, self.y_block = column_names(y_names), y_block
+        self.skipinitialspace = skipinitialspace
         self.check_params()
         for role, names in (("cat_names", self.cat_names), ("cont_names", self.cont_names), ("y_names", self.y_names)):
             twice = sorted({c for c in names if names.count(c) > 1})
