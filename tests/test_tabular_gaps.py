@@ -9,10 +9,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 import pipekit
-from pipekit.tabular import Tabular, TabularDataLoaders
+from pipekit.core.errors import DataError
+from pipekit.data.splitters import RandomSplitter
+from pipekit.tabular import Tabular, TabularDataLoaders, TabularProcessor
+from pipekit.tabular.stream import process_to_parquet
 
 DATA = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent"))
 ADULT = DATA / "adult_sample" / "adult.csv"
@@ -46,3 +50,30 @@ def test_every_reading_of_a_new_csv_follows_the_recorded_reading(tmp_path, adult
         assert np.array_equal(codes, train), name
     tab = Tabular(ADULT, cat_names=CATS, cont_names=CONTS, y_names="salary", skipinitialspace=True)
     assert tab.new(ADULT).cats.equals(tab.frame.select(CATS))
+
+
+# 2. a float64 value beyond float32: the same DataError, naming the column and row, on the eager and the lazy path
+def test_values_beyond_float32_are_refused_on_the_lazy_path_as_on_the_eager_one(tmp_path):
+    big = pl.read_csv(ADULT, n_rows=3000).with_columns(
+        pl.when(pl.int_range(pl.len()) == 2041).then(-1e300).otherwise(pl.col("fnlwgt")).alias("fnlwgt"))
+    assert big.schema["fnlwgt"] == pl.Float64
+    kw = dict(cat_names=["workclass"], cont_names=["age", "fnlwgt"], y_names="salary")
+    msg = r"continuous column 'fnlwgt' holds 1 value\(s\) beyond the float32 range .* the largest -1e\+300 \(first " \
+          r"at row 2041\)"
+    with pytest.raises(DataError, match=msg):
+        Tabular(big, splits=RandomSplitter(0.2, seed=0), **kw)  # the eager path
+    csv, pq = tmp_path / "big.csv", tmp_path / "big.parquet"
+    big.write_csv(csv)
+    big.write_parquet(pq)
+    out = tmp_path / "out.parquet"
+    lazy = {"process_to_parquet(frame)": lambda: process_to_parquet(big, out, valid_pct=0.2, **kw),
+            "process_to_parquet(LazyFrame)": lambda: process_to_parquet(big.lazy(), out, valid_pct=0.2, **kw),
+            "process_to_parquet(csv)": lambda: process_to_parquet(csv, out, valid_pct=0.2, **kw),
+            "process_to_parquet(parquet)": lambda: process_to_parquet(pq, out, valid_pct=0.2, **kw),
+            "fit_lazy": lambda: TabularProcessor(**kw).fit_lazy(pl.scan_parquet(pq)).collect()}
+    for name, run in lazy.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # not taken for a missing value with a warning
+            with pytest.raises(DataError, match=msg):
+                run()
+        assert not out.exists(), name

@@ -89,7 +89,6 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
     values beyond float32 by name rather than take them for missing ones."""
     p = Path(source) if isinstance(source, (str, os.PathLike)) else None
     csv = p is not None and TABLE_SUFFIXES.get(p.suffix.lower()) == "csv"
-    sep = "\t" if p is not None and p.suffix.lower() == ".tsv" else ","
     try:
         out = frame.collect(engine="streaming")
     except pl.exceptions.PolarsError as e:
@@ -102,16 +101,30 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
             return scan_table(p, all_rows=True).select(names).collect(engine="streaming")
         except pl.exceptions.PolarsError as e2:
             raise table_error(p, e2) from e2
-    wide = [c for c in cont_names if csv and c in out.columns and out.schema[c] == pl.Float32
-            and out[c].is_infinite().any()]
-    if wide and p is not None:
-        again = pl.scan_csv(p, separator=sep, schema_overrides=dict.fromkeys(wide, pl.Float64),
-                            infer_schema_length=10000).select(wide).collect(engine="streaming")
+    if csv and p is not None:
         with naming_file(p):  # the file's own values are at fault
-            for c in wide:
-                if (err := float32_overflow_error(c, again[c])) is not None:
-                    raise err
+            if (err := csv_float32_error(p, out, cont_names)) is not None:
+                raise err
     return out
+
+
+def csv_float32_error(path: Path, frame: pl.DataFrame | pl.LazyFrame, cont_names: Sequence[str]) -> DataError | None:
+    """A CSV's continuous columns are read as float32 (:func:`scan_table`), where a value beyond its range is inf:
+    the columns of ``frame`` (read from the CSV at ``path``, or staged from it) that hold inf are read again from the
+    file as float64, so such values get the DataError an eager frame gets (:func:`float32_overflow_error`) rather
+    than be taken for missing ones; an 'inf' written in the file stays inf. One streaming pass on a lazy scan."""
+    schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+    cols = [c for c in cont_names if schema.get(c) == pl.Float32]
+    if not cols:
+        return None
+    query = frame.select(pl.col(c).is_infinite().any() for c in cols)
+    has_inf = (query.collect(engine="streaming") if isinstance(query, pl.LazyFrame) else query).row(0)
+    wide = [c for c, inf in zip(cols, has_inf) if inf]
+    if not wide:
+        return None
+    again = pl.scan_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",", infer_schema_length=10_000,
+                        schema_overrides=dict.fromkeys(wide, pl.Float64)).select(wide)
+    return float32_overflow_error(again, wide)
 
 
 @contextlib.contextmanager

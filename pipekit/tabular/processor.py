@@ -146,28 +146,26 @@ class TabularProcessor(Component):
 
     def _prepare(self, frame: F, check: bool = True) -> F:
         """Cast continuous columns to Float32 (NaN -> null), failing early on text or dates; with ``check``, text
-        that is not a number is refused by row (on a lazy scan, one streaming pass over the text columns)."""
+        that is not a number and values beyond float32 are refused by row (on a lazy scan, one streaming pass over
+        the text columns and one over the float64 and text ones), as on an eager frame."""
         schema = schema_of(frame)
         if check:
             _check_numbers(frame, [c for c in self.cont_names if _is_text(schema[c])])
-        exprs = []
+        exprs, wide = [], []
         for c in self.cont_names:
             dt = schema[c]
             if dt in (pl.Date, pl.Duration, pl.Time) or isinstance(dt, (pl.Datetime, pl.Duration)):
                 raise DataError(f"continuous column {c!r} holds {dt} values; turn dates into numbers with "
                                 f"add_datepart(df, {c!r}) first.")
             if _is_text(dt):
-                if isinstance(frame, pl.DataFrame):
-                    num = frame[c].cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-                    if (err := float32_overflow_error(c, num)) is not None:
-                        raise err
+                wide.append(c)
                 exprs.append(pl.col(c).cast(pl.String).str.strip_chars().replace("", None)
                              .cast(pl.Float32, strict=False).alias(c))
             elif dt == pl.Float32 and isinstance(frame, pl.DataFrame) and not frame[c].is_nan().any():
                 continue  # already what the procs need
             elif dt.is_float():
-                if isinstance(frame, pl.DataFrame) and (err := float32_overflow_error(c, frame[c])) is not None:
-                    raise err
+                if dt != pl.Float32:
+                    wide.append(c)
                 exprs.append(pl.col(c).cast(pl.Float32).fill_nan(None).alias(c))
             elif dt.is_numeric() or dt == pl.Boolean:  # no NaN to look for
                 exprs.append(pl.col(c).cast(pl.Float32).alias(c))
@@ -177,6 +175,8 @@ class TabularProcessor(Component):
                 raise err
             else:
                 raise DataError(f"continuous column {c!r} has type {dt}, which is not numeric; list it in cat_names.")
+        if check and (err := float32_overflow_error(frame, wide)) is not None:
+            raise err  # as float32 they would be inf, taken for missing values
         return frame.with_columns(exprs) if exprs else frame
 
     def _check_targets(self, frame: pl.DataFrame | pl.LazyFrame) -> None:

@@ -119,17 +119,34 @@ def nested_column_error(c: str, dtype: pl.DataType, role: str) -> DataError | No
 FLOAT32_MAX = 3.4028234663852886e38
 
 
-def float32_overflow_error(c: str, values: pl.Series) -> DataError | None:
-    """The DataError for a continuous column ``c`` whose finite ``values`` (float64, or text read as numbers) lie
-    beyond the float32 range, where they would become inf and be taken for missing values; else None."""
-    big = values.is_finite() & (values.abs() > FLOAT32_MAX)
-    if not big.any():
+def float32_overflow_error(frame: Frame, columns: Sequence[str]) -> DataError | None:
+    """The DataError for the first of the continuous ``columns`` of ``frame`` whose finite values (float64, or text
+    read as numbers) lie beyond the float32 range, where they would become inf and be taken for missing values;
+    else None. One aggregation, streaming on a lazy scan, so the eager and the lazy path refuse the same values
+    with the same message.
+
+    >>> float32_overflow_error(pl.DataFrame({"x": [1.0, -1e300, 2e300]}), ["x"])
+    DataError("continuous column 'x' holds 2 value(s) beyond the float32 range (+-3.4e38) it is processed in, the largest 2e+300 (first at row 1); as float32 they would be inf. Rescale the column (divide it by a power of ten, or take its log) first.")
+    """
+    if not columns:
         return None
-    rows = big.arg_true()
-    top = int(values.abs().filter(big).arg_max() or 0)
-    return DataError(f"continuous column {c!r} holds {len(rows)} value(s) beyond the float32 range (+-3.4e38) it is "
-                     f"processed in, the largest {values.filter(big)[top]:g} (first at row {int(rows[0])}); as float32 "
-                     "they would be inf. Rescale the column (divide it by a power of ten, or take its log) first.")
+    schema, aggs = schema_of(frame), []
+    for i, c in enumerate(columns):
+        dtype = schema[c]
+        values = pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False) \
+            if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)) else pl.col(c).cast(pl.Float64)
+        big = values.is_finite() & (values.abs() > FLOAT32_MAX)
+        beyond = values.filter(big)
+        aggs += [big.sum().alias(f"n{i}"), big.arg_true().first().alias(f"r{i}"),
+                 beyond.sort_by(beyond.abs(), descending=True).first().alias(f"v{i}")]
+    found = collect(frame.select(aggs)).row(0, named=True)
+    for i, c in enumerate(columns):
+        if found[f"n{i}"]:
+            return DataError(f"continuous column {c!r} holds {found[f'n{i}']} value(s) beyond the float32 range "
+                             f"(+-3.4e38) it is processed in, the largest {found[f'v{i}']:g} (first at row "
+                             f"{found[f'r{i}']}); as float32 they would be inf. Rescale the column (divide it by a "
+                             "power of ten, or take its log) first.")
+    return None
 
 
 def code_dtype(n_classes: int) -> pl.DataType:

@@ -30,7 +30,7 @@ from pipekit.core.archive import save
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.items import table_error
-from pipekit.tabular.core import naming_file, scan_table
+from pipekit.tabular.core import csv_float32_error, naming_file, scan_table
 from pipekit.tabular.processor import TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs
 
@@ -91,6 +91,8 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
                 except pl.exceptions.PolarsError as e:
                     raise table_error(Path(source), e) from e
             lf = pl.scan_parquet(staged)
+            if (err := csv_float32_error(Path(source), lf, conts)) is not None:
+                raise err  # the continuous columns were staged as float32: a value beyond it would be inf
         query = processor.fit_lazy(lf, ~pl.col(VALID_COL), keep=[VALID_COL])
         query.sink_parquet(out, engine="streaming")
     save(processor, processor_path if processor_path is not None else out.with_suffix(".pipekit"))
