@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 
-from pipekit.core.errors import ExportError
+from pipekit.core.errors import ExportError, FieldError
 
 __all__ = ["Archive", "ExportError", "FORMAT", "VERSION", "load", "read_pipekit", "save", "write_archive",
            "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
@@ -484,6 +484,8 @@ def load(path: str | os.PathLike, **kwargs: Any) -> Any:
     if archive.kind == "component":
         try:
             return Component.from_record(archive.record, archive.arrays)
+        except FieldError as e:  # names its field from the top of the record
+            raise ExportError(f"{archive.where}: record.json {e}") from None
         except ExportError as e:
             raise ExportError(f"{archive.where}: record.json: {e}") from None
     try:

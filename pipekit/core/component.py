@@ -29,7 +29,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from pipekit.core.errors import ExportError, NotFittedError, ParameterError, UnknownNameError
+from pipekit.core.errors import ExportError, FieldError, NotFittedError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup, name_of, register
 
 __all__ = ["Component", "to_data", "from_data", "param_names", "construct"]
@@ -251,7 +251,7 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
     if _depth > MAX_DEPTH:
         raise ExportError(f"a record is nested more than {MAX_DEPTH} levels deep")
     if isinstance(data, list):
-        return [from_data(v, arrays, _depth + 1) for v in data]
+        return [_from_field(v, arrays, _depth + 1, i) for i, v in enumerate(data)]
     if not isinstance(data, dict):
         if data is None or isinstance(data, (bool, int, float, str)):
             return data
@@ -267,7 +267,16 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
             raise ExportError(str(e)) from None
     if _CLASS in data and "params" in data:
         return _build(data, arrays, _depth)
-    return {k: from_data(v, arrays, _depth + 1) for k, v in data.items()}
+    return {k: _from_field(v, arrays, _depth + 1, k) for k, v in data.items()}
+
+
+def _from_field(data: Any, arrays: dict[str, np.ndarray] | None, depth: int, key: str | int) -> Any:
+    """:func:`from_data` of the field ``key`` (a key, or a list index) of a record: a :class:`FieldError` raised by
+    a component nested in it gets the field's place in front of its path, so it names the path from the top."""
+    try:
+        return from_data(data, arrays, depth)
+    except FieldError as e:
+        raise e.within(f"[{key}]" if isinstance(key, int) else key) from None
 
 
 def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: int,
@@ -287,11 +296,11 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
         raise ExportError(f"the record of {name} has parameters {unknown} that {cls.__name__} does not take "
                           f"(it takes {allowed})")
     try:
-        obj = construct(cls, {k: from_data(v, arrays, depth + 1) for k, v in params.items()
+        obj = construct(cls, {k: _from_field(v, arrays, depth + 1, f"params.{k}") for k, v in params.items()
                               if k not in cls.local_params})  # a file's folder for this machine is not followed
     except ExportError:
         raise
     except Exception as e:
         raise ExportError(f"the record of {name} has parameters {cls.__name__} refuses: {e}") from e
-    obj.state_from_data({k: from_data(v, arrays, depth + 1) for k, v in state.items()})
+    obj.state_from_data({k: _from_field(v, arrays, depth + 1, f"state.{k}") for k, v in state.items()})
     return obj

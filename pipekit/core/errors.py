@@ -34,6 +34,25 @@ class ExportError(PipekitError, ValueError):
     """Something cannot be exported, or a file is not a loadable pipekit export."""
 
 
+class FieldError(ExportError):
+    """A field of a record read from a file is missing or malformed. ``field`` is its path within the record of
+    the component that refused it (``state.getters_``), so a loader that knows where that record sits in the file
+    names the whole path (:meth:`within`).
+
+    >>> str(FieldError("state.n_inp_", "must be a positive integer").within("dls.recipe"))
+    "field 'dls.recipe.state.n_inp_' must be a positive integer"
+    """
+
+    def __init__(self, field: str, problem: str):
+        self.field, self.problem = field, problem
+        super().__init__(f"field {field!r} {problem}")
+
+    def within(self, path: str) -> FieldError:
+        """The same refusal, for a record that sits at ``path`` in the file (``path`` a key, or a list index
+        ``[i]``)."""
+        return FieldError(f"{path}{'' if self.field.startswith('[') else '.'}{self.field}", self.problem)
+
+
 class PipelineStepError(PipekitError, ValueError):
     """A step of the data pipeline failed; the message names the step and its input."""
 

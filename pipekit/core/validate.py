@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import FieldError, ParameterError
 
-__all__ = ["Interval", "Options", "Is", "check", "check_positive_int"]
+__all__ = ["Interval", "Options", "Is", "check", "check_positive_int", "check_state"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,20 @@ def check_positive_int(owner: str, name: str, value: Any) -> int:
     if not Interval(1, None, integer=True).accepts(value):
         raise ParameterError(f"{owner}: {name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_state(state: dict[str, Any], purpose: str, **fields: Any) -> None:
+    """Check learned state read from a file: each ``name=constraint`` must be in ``state`` and accepted; a
+    :class:`FieldError` names the first that is not as ``state.<name>``, and ``purpose`` says what needs it.
+
+    >>> check_state({"n_inp_": 0}, "the recipe, to encode new items,", n_inp_=Interval(1, None, integer=True))
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.FieldError: field 'state.n_inp_' must be an integer in [1, inf], got '0'
+    """
+    for name, constraint in fields.items():
+        if name not in state:
+            raise FieldError(f"state.{name}", f"is missing: {purpose} needs {constraint}; the file is damaged or was "
+                                              "not written by pipekit")
+        if not constraint.accepts(state[name]):
+            raise FieldError(f"state.{name}", f"must be {constraint}, got {str(state[name])[:60]!r}")

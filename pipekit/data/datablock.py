@@ -20,9 +20,9 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component, construct
-from pipekit.core.errors import DataError, ParameterError, PipelineStepError, UnknownNameError
+from pipekit.core.errors import DataError, FieldError, ParameterError, PipelineStepError, UnknownNameError
 from pipekit.core.registry import name_of
-from pipekit.core.validate import Interval, Is, check, check_positive_int
+from pipekit.core.validate import Interval, Is, check, check_positive_int, check_state
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, learned_state, short_repr, walk_batch
 from pipekit.data.getters import ColReader, Getter, apply_getter, item_at
@@ -78,6 +78,18 @@ def _with_block_getters(blocks: Sequence[Any], getters: list) -> list:
                                  f"for {g.cols!r}")
         out.append(own if g is None and own is not None else g)
     return out
+
+
+#: what a fitted DataBlock read from a file must hold to encode new items
+_FITTED_STATE = {
+    "blocks_": Is(lambda v: isinstance(v, list) and bool(v) and all(isinstance(b, TransformBlock) for b in v),
+                  "the fitted blocks (a non-empty list)"),
+    "getters_": Is(lambda v: isinstance(v, list) and all(g is None or callable(g) for g in v),
+                   "one getter (or null) per block"),
+    "n_inp_": Is(lambda v: type(v) is int and v >= 1, "the number of inputs (a positive integer)"),
+    "batch_tfms_": Is(lambda v: isinstance(v, list) and all(isinstance(t, BatchTransform) for t in v),
+                      "the batch transforms (a list)"),
+}
 
 
 class DataBlock(Component):
@@ -344,6 +356,8 @@ class DataBlock(Component):
 
     def state_to_data(self) -> dict[str, Any]:
         state = self.fitted_state()
+        if not state:
+            return state  # an unfitted recipe: nothing learned
         getters = state.get("getters_", [])
         # a getter left out is named, so that reading rows without it says so instead of reading them wrongly;
         # a loaded recipe keeps the names it was given
@@ -356,6 +370,29 @@ class DataBlock(Component):
         else:
             state.pop("unstored_getters_", None)
         return state
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The fitted state of a file (an export's recipe, or a recipe saved on its own), checked before anything
+        encodes with it: fitted blocks, each with its fitted transforms, a getter per block, at most one input per block,
+        and batch transforms. A :class:`FieldError` names the field (``state.n_inp_``)."""
+        if set(state) <= {"getters_"} and not state.get("getters_"):
+            return  # an unfitted recipe's record (older files hold an empty getters_ for it)
+        super().state_from_data(state)
+        check_state(vars(self), "the data recipe, to encode new items,", **_FITTED_STATE)
+        blocks, getters, n_inp = self.blocks_, self.getters_, self.n_inp_
+        if len(getters) != len(blocks) or n_inp > len(blocks):
+            raise FieldError("state", f"holds {len(blocks)} blocks, {len(getters)} getters and n_inp_={n_inp}: a "
+                                      "getter per block and at most one input per block")
+        for i, b in enumerate(blocks):
+            if "tfms_" not in vars(b):
+                raise FieldError(f"state.blocks_[{i}]", f"({type(b).__name__}) holds no fitted transforms (tfms_)")
+        optional = {  # files written before these were recorded lack them
+            "item_columns_": Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+                                "the training items' column names (a list of text)"),
+            "unstored_getters_": Is(lambda v: isinstance(v, list) and len(v) == len(blocks)
+                                    and all(n is None or isinstance(n, str) for n in v),
+                                    f"the name (or null) of each of the {len(blocks)} blocks' getters")}
+        check_state(state, "the data recipe", **{k: c for k, c in optional.items() if k in state})
 
     def _check_getter_stored(self, i: int) -> None:
         names = getattr(self, "unstored_getters_", None) or []

@@ -33,8 +33,9 @@ from torch import nn
 
 from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
-from pipekit.core.errors import STATE_ERRORS, ExportError, ParameterError, UnknownNameError
+from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup, name_of, register
+from pipekit.core.validate import Is, check_state
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
@@ -117,9 +118,13 @@ def _field(value: Any, types: type | tuple[type, ...], field: str, what: str, wh
     return value
 
 
-def _rebuild(where: str, what: str, build: Callable[[], Any]) -> Any:
+def _rebuild(where: str, what: str, build: Callable[[], Any], path: str | None = None) -> Any:
+    """``build()``, its errors said as errors of the file ``where``; ``path``: where in record.json the record that
+    ``build`` rebuilds sits, so a refused field of it is named from the top."""
     try:
         return build()
+    except FieldError as e:
+        raise ExportError(f"{where}: record.json {e.within(path) if path else f'{what}: {e}'}") from None
     except UnknownArchError as e:
         raise ExportError(f"{where}: record.json: {e}") from None
     except (ExportError, UnknownNameError) as e:
@@ -178,7 +183,8 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     _field(rec.get("dls"), dict, "dls", "the DataLoaders state (an object)", where)
     learner_name = _field(rec.get("learner"), str, "learner", "the registered name of a Learner class", where)
 
-    dls = _rebuild(where, "field 'dls'", lambda: DataLoaders.from_state(rec["dls"], arrays, device=device))
+    dls = _rebuild(where, "field 'dls'", lambda: DataLoaders.from_state(rec["dls"], arrays, device=device),
+                   path="dls.recipe")
     try:
         tensors = archive.tensors()
     except ExportError as e:
@@ -199,10 +205,10 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     if rec.get("loss") is None:  # the loss was a plain function: the target's default gives the activation
         loss = _rebuild(where, "default loss (no 'loss' field)", lambda: loss_from_kind(dls.loss_kind))
     else:
-        loss = _rebuild(where, "field 'loss'", lambda: BaseLoss.from_record(rec["loss"], arrays))
+        loss = _rebuild(where, "field 'loss'", lambda: BaseLoss.from_record(rec["loss"], arrays), path="loss")
     _check_data_fits_model(where, dls, model, loss, name)
-    metric_objs = [_rebuild(where, f"field 'metrics[{i}]'", functools.partial(Metric.from_record, m, arrays))
-                   for i, m in enumerate(metrics)]
+    metric_objs = [_rebuild(where, f"field 'metrics[{i}]'", functools.partial(Metric.from_record, m, arrays),
+                            path=f"metrics[{i}]") for i, m in enumerate(metrics)]
     cls = _rebuild(where, "field 'learner'", lambda: lookup(learner_name, "learner", base=Learner))
     learn = cls(dls, model, loss_func=loss, metrics=metric_objs, device=device)
     learn.model.eval()
@@ -212,37 +218,17 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
 register(learner_from_archive, name="learner", kind="loader")
 
 
-#: what a fitted DataBlock must hold to encode new items: {field: (test, what it must be)}
-_DATABLOCK_STATE: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "blocks_": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(b, Component) for b in v),
-                "the fitted blocks (a non-empty list)"),
-    "getters_": (lambda v: isinstance(v, list), "one getter (or null) per block"),
-    "n_inp_": (lambda v: type(v) is int and v >= 1, "the number of inputs (a positive integer)"),
-    "batch_tfms_": (lambda v: isinstance(v, list) and all(isinstance(t, Component) for t in v),
-                    "the batch transforms (a list)"),
-}
-#: the same for the fitted procs of a table's recipe (TabularRecipe.processor)
-_PROCESSOR_STATE: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "cat_names_": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names"),
-    "cont_names_": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names"),
-    "y_kind_": (lambda v: isinstance(v, str), "the target's kind (text)"),
-    "y_vocab_": (lambda v: v is None or (isinstance(v, list) and all(isinstance(c, str) for c in v)),
-                 "the target's classes (a list of text) or null"),
-    "c_": (lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
+#: what the fitted procs of a table's recipe (TabularRecipe.processor) must hold to encode new items
+_PROCESSOR_STATE = {
+    "cat_names_": Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names"),
+    "cont_names_": Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names"),
+    "y_kind_": Is(lambda v: isinstance(v, str), "the target's kind (text)"),
+    "y_vocab_": Is(lambda v: v is None or (isinstance(v, list) and all(isinstance(c, str) for c in v)),
+                   "the target's classes (a list of text) or null"),
+    "c_": Is(lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
 }
 #: channels of the images an ImageBlock makes, by its ``cls``
 _IMAGE_CHANNELS = {"RGB": 3, "L": 1}
-
-
-def _check_state(where: str, field: str, obj: Any, fields: dict[str, tuple[Callable[[Any], bool], str]]) -> None:
-    state = vars(obj)
-    for k, (ok, what) in fields.items():
-        if k not in state:
-            raise ExportError(f"{where}: record.json field '{field}.{k}' is missing: the data recipe needs {what} to "
-                              "encode new items; the file is damaged or was not written by learn.export()")
-        if not ok(state[k]):
-            raise ExportError(f"{where}: record.json field '{field}.{k}' must be {what}, got "
-                              f"{str(state[k])[:60]!r}")
 
 
 def _layers(model: nn.Module, kinds: tuple[type, ...]) -> list[nn.Module]:
@@ -259,20 +245,15 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
     from pipekit.learn.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
 
     recipe = dls.recipe
-    if isinstance(recipe, DataBlock):
-        _check_state(where, "dls.recipe.state", recipe, _DATABLOCK_STATE)
-        blocks, n_inp = recipe.blocks_, recipe.n_inp_
-        if len(recipe.getters_) != len(blocks) or n_inp > len(blocks):
-            raise ExportError(f"{where}: record.json field 'dls.recipe.state' holds {len(blocks)} blocks, "
-                              f"{len(recipe.getters_)} getters and n_inp_={n_inp}: a getter per block and at most one "
-                              "input per block")
-        for i, b in enumerate(blocks):
-            if "tfms_" not in vars(b):
-                raise ExportError(f"{where}: record.json field 'dls.recipe.state.blocks_[{i}]' ({type(b).__name__}) "
-                                  "holds no fitted transforms (tfms_)")
+    if isinstance(recipe, DataBlock) and not recipe.is_fitted:  # its fields are checked as it is rebuilt
+        raise ExportError(f"{where}: record.json field 'dls.recipe.state' is empty: an export's data recipe is the "
+                          "fitted one; the file is damaged or was not written by learn.export()")
     processor = getattr(recipe, "processor", None)
     if processor is not None and isinstance(processor, Component):
-        _check_state(where, "dls.recipe.params.processor.state", processor, _PROCESSOR_STATE)
+        try:
+            check_state(vars(processor), "the data recipe, to encode new items,", **_PROCESSOR_STATE)
+        except FieldError as e:
+            raise ExportError(f"{where}: record.json {e.within('dls.recipe.params.processor')}") from None
         procs = vars(processor)
         labels = procs["y_vocab_"]
         if procs["y_kind_"] == "category" and not (labels is not None and len(set(labels)) == len(labels) >= 2

@@ -484,3 +484,70 @@ def test_sec_an_export_whose_recipe_does_not_fit_its_model_is_refused(exported, 
     with pytest.raises(ExportError, match=message) as e:
         load_learner(path)
     assert str(path) in str(e.value)
+
+
+# ------------------------------------------------------------------- 4. a data recipe saved on its own
+@pytest.fixture(scope="module")
+def recipe_file(adult, tmp_path_factory):
+    """adult's age -> salary DataBlock, fitted and saved on its own with pipekit.save: (recipe, path)."""
+    dls = DataBlock(blocks=(pipekit.data.RegressionBlock, CategoryBlock), get_x=ColReader("age"),
+                    get_y=ColReader("salary"), splitter=RandomSplitter(seed=42)).dataloaders(adult, bs=64)
+    return dls.recipe, pipekit.save(dls.recipe, tmp_path_factory.mktemp("recipe") / "recipe.pipekit")
+
+
+def test_sec_a_saved_recipe_loads_and_encodes_new_rows_as_the_fitted_one(recipe_file, adult):
+    recipe, path = recipe_file
+    loaded = pipekit.load(path)
+    assert type(loaded) is DataBlock and loaded.n_inp_ == 1
+    new = adult.tail(30)
+    mine, theirs = recipe.new_datasets(new, with_labels=True), loaded.new_datasets(new, with_labels=True)
+    idx = np.arange(len(new))
+    for a, b in zip(mine.gather(idx), theirs.gather(idx)):
+        assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+
+
+def _recipe_tampered(path, edit, tmp_path):
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    record = json.loads(files["record.json"])
+    edit(record)
+    files["record.json"] = json.dumps(record).encode()
+    out = tmp_path / "recipe-tampered.pipekit"
+    with zipfile.ZipFile(out, "w") as z:
+        for n, v in files.items():
+            z.writestr(n, v)
+    return out
+
+
+def _a_transform_as_block(r):
+    r["state"]["blocks_"][0] = r["state"]["blocks_"][1]["state"]["tfms_"][0]
+
+
+BARE_RECIPES = [
+    (lambda r: r["state"].pop("getters_"), r"field 'state.getters_' is missing: the data recipe, to encode new items, "
+                                           r"needs one getter \(or null\) per block"),
+    (lambda r: r["state"].pop("blocks_"), r"field 'state.blocks_' is missing"),
+    (lambda r: r["state"].update(n_inp_=3), r"field 'state' holds 2 blocks, 2 getters and n_inp_=3: a getter per block "
+                                            r"and at most one input per block"),
+    (lambda r: r["state"].update(n_inp_=0), r"field 'state.n_inp_' must be the number of inputs \(a positive integer\), "
+                                            r"got '0'"),
+    (lambda r: r["state"].update(n_inp_=True), r"field 'state.n_inp_' must be the number of inputs"),
+    (lambda r: r["state"]["getters_"].pop(), r"holds 2 blocks, 1 getters"),
+    (lambda r: r["state"]["getters_"].__setitem__(0, "age"), r"field 'state.getters_' must be one getter"),
+    (lambda r: r["state"]["blocks_"][1]["state"].pop("tfms_"),
+     r"field 'state.blocks_\[1\]' \(CategoryBlock\) holds no fitted transforms"),
+    (_a_transform_as_block, r"field 'state.blocks_' must be the fitted blocks"),
+    (lambda r: r["state"].update(batch_tfms_=[r["state"]["blocks_"][1]["state"]["tfms_"][0]]),
+     r"field 'state.batch_tfms_' must be the batch transforms"),
+    (lambda r: r["state"].update(item_columns_="age"), r"field 'state.item_columns_' must be the training items' column"),
+]
+
+
+@pytest.mark.parametrize("edit, message", BARE_RECIPES, ids=[str(i) for i in range(len(BARE_RECIPES))])
+def test_sec_a_tampered_recipe_saved_on_its_own_is_refused_at_load(recipe_file, tmp_path, edit, message):
+    """The checks of a recipe's fitted fields are the recipe's own: pipekit.load of a DataBlock file applies the
+    ones an export's recipe gets, naming the file and the field from the top of its record."""
+    path = _recipe_tampered(recipe_file[1], edit, tmp_path)
+    with pytest.raises(ExportError, match=message) as e:
+        pipekit.load(path)
+    assert str(e.value).startswith(f"{path}: record.json field 'state")
