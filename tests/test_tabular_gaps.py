@@ -4,8 +4,12 @@ class targets decode to their own type (also from an export in a fresh process),
 its rows came from exactly once."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +19,7 @@ import pytest
 import pipekit
 from pipekit.core.errors import DataError
 from pipekit.data.splitters import RandomSplitter
-from pipekit.tabular import Tabular, TabularDataLoaders, TabularProcessor
+from pipekit.tabular import Tabular, TabularDataLoaders, TabularProcessor, tabular_learner
 from pipekit.tabular.stream import process_to_parquet
 
 DATA = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent"))
@@ -77,3 +81,48 @@ def test_values_beyond_float32_are_refused_on_the_lazy_path_as_on_the_eager_one(
             with pytest.raises(DataError, match=msg):
                 run()
         assert not out.exists(), name
+
+
+# 3. a class target decodes to its own type: a bool column to False/True, ints used as classes to ints
+_FRESH = """
+import json, sys, warnings
+import polars as pl
+from pipekit.learn import load_learner
+warnings.simplefilter("ignore")
+out = {}
+for export, rows in zip(sys.argv[1::2], sys.argv[2::2]):
+    learn = load_learner(export)
+    preds = [learn.predict(r)[0] for r in pl.read_csv(rows).to_dicts()]
+    out[export] = {"vocab": learn.dls.vocab, "types": sorted({type(p).__name__ for p in preds})}
+print(json.dumps(out))
+"""
+
+
+def test_a_bool_or_int_class_target_decodes_to_its_own_type(tmp_path):
+    adult = pl.read_csv(ADULT, n_rows=2000)
+    rich = pl.col("salary") == ">=50k"
+    exports, wants = [], {}
+    for kind, y, want in (("bool", rich, [False, True]), ("int", rich.cast(pl.Int64), [0, 1])):
+        df = adult.with_columns(y.alias("rich")).drop("salary")
+        tab = Tabular(df, cat_names=["workclass", "education"], cont_names=["age", "fnlwgt"], y_names="rich",
+                      y_block=None if kind == "bool" else "category", splits=RandomSplitter(0.2, seed=0))
+        decoded = tab.valid.decode(50)["rich"]
+        assert decoded.dtype == df.schema["rich"], kind
+        assert decoded.to_list() == df["rich"].gather(tab.valid_idx[:50]).to_list(), kind
+        dls = tab.dataloaders(bs=64, seed=0)
+        assert dls.vocab == want and all(type(v) is type(want[0]) for v in dls.vocab), kind
+        assert [dls.y_block.decode(i) for i in (0, 1)] == want, kind
+        learn = tabular_learner(dls, layers=[16])
+        learn.fit(1, 1e-2)
+        pred = learn.predict(df.drop("rich").row(0, named=True))[0]
+        assert type(pred) is type(want[0]) and pred in want, kind
+        export, rows = tmp_path / f"{kind}.pipekit", tmp_path / f"{kind}.csv"
+        learn.export(export)
+        df.drop("rich").head(5).write_csv(rows)
+        exports += [str(export), str(rows)]
+        wants[str(export)] = {"vocab": want, "types": [type(want[0]).__name__]}
+        with zipfile.ZipFile(export) as z:  # the target's type is plain JSON in the record
+            state = json.loads(z.read("record.json"))["dls"]["recipe"]["params"]["processor"]["state"]
+        assert state["y_vocab_"] == [str(v).lower() for v in want] and state["y_type_"] == kind
+    out = subprocess.run([sys.executable, "-c", _FRESH, *exports], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == wants  # load_learner in a fresh process

@@ -31,7 +31,7 @@ from pipekit.data.splitters import IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
 from pipekit.tabular.core import Tabular, TabularSplit, process_new, read_frame
-from pipekit.tabular.processor import TabularProcessor, column_names
+from pipekit.tabular.processor import CLASS_TYPES, TabularProcessor, column_names
 from pipekit.tabular.procs import DEFAULT_PROCS, Normalize, Procs
 
 
@@ -116,9 +116,10 @@ class TabularRecipe(Component):
                  for c, m in norm.means_.items()}
         ins: tuple[TransformBlock, ...] = (TabularCatBlock(p.cat_names_, p.classes_),) + (
             (TabularContBlock(p.cont_names_, stats),) if self.with_cont else ())
-        if p.y_kind_ == "category":
-            y: TransformBlock = CategoryBlock(vocab=p.y_vocab_)
-            y.setup(pl.Series(p.y_vocab_, dtype=pl.String), np.arange(p.c_))
+        if p.y_kind_ == "category":  # classes in the target's own type: a bool target predicts False/True
+            classes = p.y_classes_
+            y: TransformBlock = CategoryBlock(vocab=classes)
+            y.setup(pl.Series(classes, dtype=CLASS_TYPES[p.y_type][0]), np.arange(p.c_))
         elif p.y_kind_ == "regression":
             y = RegressionBlock(n_out=len(p.y_names))
             y.setup(pl.Series([[0.0] * len(p.y_names)]), np.arange(1))

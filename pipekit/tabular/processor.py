@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,9 +30,9 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Is
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
-from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, TabularProc, collect,
-                                   distinct_train_values, float32_overflow_error, make_procs, nested_column_error,
-                                   schema_of)
+from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, TabularProc, as_stored,
+                                   collect, distinct_train_values, float32_overflow_error, make_procs,
+                                   nested_column_error, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
 F = TypeVar("F", pl.DataFrame, pl.LazyFrame)
@@ -75,6 +75,38 @@ def _check_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -
                             f"{found[f'r{i}']} ({found[f'n{i}']} such rows); clean the column or list it in cat_names.")
 
 
+#: the types a class target's values decode to, by the name ``y_type_`` saves: the column type a decoded target
+#: has, and how a class written as text in ``y_vocab_`` (as Polars writes the column's values) reads back
+CLASS_TYPES: dict[str, tuple[pl.DataType, Callable[[str], Any]]] = {
+    "str": (pl.String(), str), "bool": (pl.Boolean(), {"false": False, "true": True}.__getitem__),
+    "int": (pl.Int64(), int), "float": (pl.Float64(), float)}
+
+
+def class_type(dtype: pl.DataType) -> str:
+    """The name in :data:`CLASS_TYPES` of the type a class target of column type ``dtype`` decodes to: a bool
+    column's classes are ``False``/``True``, an integer column's ints, a float column's floats; anything else text."""
+    return "bool" if dtype == pl.Boolean else "int" if dtype.is_integer() else "float" if dtype.is_float() else "str"
+
+
+def typed_classes(vocab: Sequence[Any], kind: str) -> list[Any]:
+    """``vocab`` (classes as text) read back as the ``kind`` of :data:`CLASS_TYPES` (a ValueError for text that
+    is not such a value: a damaged file).
+
+    >>> typed_classes(["false", "true"], "bool"), typed_classes(["0", "1", "10"], "int")
+    ([False, True], [0, 1, 10])
+    """
+    read = CLASS_TYPES[kind][1]
+    out = []
+    for v in vocab:
+        try:
+            if not isinstance(v, str):
+                raise TypeError
+            out.append(read(v))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"class {str(v)[:40]!r} is not a value of type {kind} written as text") from None
+    return out
+
+
 def column_names(names: Any) -> Any:
     """Column names given as one name, a list or None, as a list (anything else is left for the check)."""
     return [] if names is None else [names] if isinstance(names, str) else list(names) \
@@ -93,7 +125,9 @@ class TabularProcessor(Component):
     (``TabularDataLoaders.from_csv``), so new CSV files are read so too (``pipekit.tabular.core.read_new``) and their
     values are the training values; it is saved with the processing. Fitted attributes:
     ``cat_names_`` (with the ``<col>_na`` flags FillMissing adds), ``cont_names_``, ``y_kind_``
-    ("category", "regression" or "none"), ``y_vocab_``, ``c_``; ``classes_`` gathers the vocabularies.
+    ("category", "regression" or "none"), ``y_vocab_`` (the classes, as text), ``y_type_`` (what they decode
+    to, by the target column's type: "str", "bool", "int" or "float"), ``c_``; ``classes_`` gathers the input
+    vocabularies and ``y_classes_`` gives the target's classes in their own type (``[False, True]``).
     """
 
     registry_kind = "proc"
@@ -108,6 +142,7 @@ class TabularProcessor(Component):
     cont_names_: list[str]
     y_kind_: str
     y_vocab_: list[str] | None
+    y_type_: str
     c_: int
 
     def __init__(self, procs: Procs = DEFAULT_PROCS,
@@ -204,17 +239,23 @@ class TabularProcessor(Component):
         kind = "category" if isinstance(y, CategoryBlock) else "regression" if isinstance(y, RegressionBlock) else y
         vocab = y.vocab if isinstance(y, CategoryBlock) else None
         self.y_vocab_ = [str(v) for v in vocab] if vocab else None
+        self.y_type_ = "str"
         if not self.y_names:
             self.y_kind_, self.c_ = kind or "none", 0
             return
         schema = schema_of(frame)
+        dt = schema[self.y_names[0]]
         if kind is None:
-            dt = schema[self.y_names[0]]
             kind = "category" if (_is_text(dt) or dt == pl.Boolean) else "regression"
         self.y_kind_ = kind
         if kind == "category":
             if len(self.y_names) != 1:
                 raise ParameterError(f"a classification target is one column, got y_names={self.y_names}.")
+            # predictions decode to the column's own values (False/True, ints), as the user wrote them
+            self.y_type_ = class_type(dt)
+            if vocab and self.y_type_ != "str":  # the classes given, written as the column's values are
+                self.y_vocab_ = as_stored(self.y_names[0], vocab, dt, f"CategoryBlock(vocab=...) of target "
+                                          f"{self.y_names[0]!r}")
             if self.y_vocab_ is None:
                 vals = distinct_train_values(frame, self.y_names[:1], train)[self.y_names[0]]
                 self.y_vocab_ = (vals.cast(pl.String) if _is_text(vals.dtype) else vals).sort().cast(pl.String).to_list()
@@ -327,17 +368,45 @@ class TabularProcessor(Component):
         return out
 
     def decode(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Categorical codes (and class targets) back to their values."""
-        vocabs = {c: v for c, v in self.classes_.items() if c in frame.columns}
-        if self.y_kind_ == "category" and self.y_vocab_ is not None and self.y_names[0] in frame.columns:
-            vocabs[self.y_names[0]] = self.y_vocab_
-        return frame.with_columns(pl.col(c).cast(pl.Int64).replace_strict(list(range(len(v))), v, return_dtype=pl.String)
-                                  for c, v in vocabs.items())
+        """Categorical codes back to their values, and class targets to theirs in the target's own type."""
+        vocabs: dict[str, tuple[list[Any], pl.DataType]] = {c: (v, pl.String()) for c, v in self.classes_.items()
+                                                            if c in frame.columns}
+        classes = self.y_classes_
+        if self.y_kind_ == "category" and classes is not None and self.y_names[0] in frame.columns:
+            vocabs[self.y_names[0]] = (classes, CLASS_TYPES[self.y_type][0])
+        return frame.with_columns(pl.col(c).cast(pl.Int64).replace_strict(list(range(len(v))), v, return_dtype=dt)
+                                  for c, (v, dt) in vocabs.items())
 
     @property
     def classes_(self) -> dict[str, list[str]]:
         """The vocabulary of every categorical input column (index 0 is ``#na#``)."""
         return {c: v for p in self.procs if isinstance(p, Categorify) and p.is_fitted for c, v in p.classes_.items()}
+
+    @property
+    def y_type(self) -> str:
+        """What the target's classes decode to (``y_type_``; text for processing saved before it was recorded)."""
+        return vars(self).get("y_type_") or "str"
+
+    @property
+    def y_classes_(self) -> list[Any] | None:
+        """The target's classes in the type of its column, what predictions decode to: ``[False, True]`` for a bool
+        column, ``[0, 1]`` for integers used as classes, text for text (``y_vocab_`` holds them as text)."""
+        vocab = vars(self).get("y_vocab_")
+        return None if vocab is None else typed_classes(vocab, self.y_type)
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """Restore saved state, refusing a target type pipekit does not know or classes that are not of it."""
+        kind = state.get("y_type_", "str")
+        if kind not in CLASS_TYPES:
+            raise ExportError(f"TabularProcessor: state entry 'y_type_' must be one of {sorted(CLASS_TYPES)} (the "
+                              f"type the target's classes decode to), got {str(kind)[:40]!r}")
+        if isinstance(state.get("y_vocab_"), list):
+            try:
+                typed_classes(state["y_vocab_"], kind)
+            except ValueError as e:
+                raise ExportError(f"TabularProcessor: state entry 'y_vocab_' does not match y_type_={kind!r}: {e}") \
+                    from None
+        super().state_from_data(state)
 
 
 def load_processor(path: str | os.PathLike) -> TabularProcessor:

@@ -305,17 +305,23 @@ class FillMissing(TabularProc):
                               stacklevel=3)
 
 
-def _as_stored(col: str, values: Sequence[Any], dtype: pl.DataType) -> list[str]:
-    """``values`` (a user's order of a categorical column) as the column's vocabulary stores them."""
+def as_stored(col: str, values: Sequence[Any], dtype: pl.DataType, what: str | None = None) -> list[str]:
+    """``values`` (a user's list of the values of column ``col``, of type ``dtype``: an order of categories, the
+    classes of a target; ``what`` names where they were given) written as text the way a vocabulary stores the
+    column's values: ``3`` of an integer column is ``'3'``, ``False`` of a bool column ``'false'``.
+
+    >>> as_stored("y", [False, True], pl.Boolean), as_stored("n", [3.0, 1], pl.Int64)
+    (['false', 'true'], ['3', '1'])
+    """
+    what = what or f"Categorify: ordered[{col!r}]"
     s = pl.Series(col, list(values), strict=False)
     if dtype.is_numeric() and not s.dtype.is_numeric() and s.dtype != pl.Null:
-        raise DataError(f"Categorify: ordered[{col!r}] holds {s.dtype} values but column {col!r} is {dtype}; give "
-                        "the order in the column's values")
+        raise DataError(f"{what} holds {s.dtype} values but column {col!r} is {dtype}; give them as the column's "
+                        "values")
     if dtype.is_numeric():
         exact = s.cast(dtype, strict=False)
         if exact.null_count() > s.null_count() or not (exact.cast(pl.Float64) == s.cast(pl.Float64)).all():
-            raise DataError(f"Categorify: ordered[{col!r}] has values that are not {dtype} values of column {col!r}: "
-                            f"{s.to_list()[:5]}")
+            raise DataError(f"{what} has values that are not {dtype} values of column {col!r}: {s.to_list()[:5]}")
         s = exact
     return s.cast(pl.String).to_list()
 
@@ -357,7 +363,7 @@ class Categorify(TabularProc):
         for c in cols:
             if (err := nested_column_error(c, schema[c], "cat_names")) is not None:
                 raise err
-        ordered = {k: _as_stored(k, vs, schema[k]) for k, vs in (self.ordered or {}).items()}
+        ordered = {k: as_stored(k, vs, schema[k]) for k, vs in (self.ordered or {}).items()}
         classes: dict[str, list[str]] = {}
         distinct = distinct_train_values(frame, cols, train)
         for c in cols:
