@@ -41,7 +41,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.base import align_classes, member_name
+from pipekit.ensemble.base import KeepsProcessor, align_classes, member_name
 from pipekit.metrics import get_metric
 
 
@@ -93,7 +93,7 @@ def aligned(pred: np.ndarray, model_classes: Any, classes: np.ndarray) -> np.nda
     return out
 
 
-class BaggedModel(Backend):
+class BaggedModel(KeepsProcessor, Backend):
     """``model`` (any unfitted backend: GBM, RandomForest, SklearnModel, TorchTabular, XGBoost, CatBoost)
     fitted on ``n_folds`` folds of the training rows, ``n_repeats`` times.
 
@@ -448,18 +448,6 @@ class BaggedModel(Backend):
             if classification and not set(np.asarray(m.classes_).tolist()) <= labels:
                 raise ExportError(f"BaggedModel: fold model {i} (models_[{i}]) predicts classes "
                                   f"{np.asarray(m.classes_).tolist()[:5]} the bag's classes_ do not hold")
-        check_loaded_processor(self)
-
-
-def check_loaded_processor(model: Any) -> None:
-    """Refuse a ``processor_`` read from a file that is not the fitted procs of a Tabular: ``process(rows)`` and
-    ``processor()`` hand it raw rows."""
-    from pipekit.tabular.processor import TabularProcessor
-
-    p = vars(model).get("processor_")
-    if p is not None and not isinstance(p, TabularProcessor):
-        raise ExportError(f"{type(model).__name__}: processor_ must be the fitted procs of a Tabular (a "
-                          f"TabularProcessor), got a {type(p).__name__}")
 
 
 def fitted_on(model: Any, sig: str) -> bool:

@@ -156,13 +156,29 @@ def members_processor(members: Sequence[Any]) -> Any:
     return found[0] if found else None
 
 
+class KeepsProcessor:
+    """What keeps the fitted procs of the data it was fitted on as ``processor_`` (every ensemble, and a
+    ``BaggedModel``, whose ensembles process raw rows with them): a ``processor_`` read from a file must be the fitted
+    procs of a Tabular, since ``process(rows)`` and ``processor()`` hand it raw rows."""
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        from pipekit.tabular.processor import TabularProcessor
+
+        super().state_from_data(state)  # type: ignore[misc]
+        p = vars(self).get("processor_")
+        if p is not None and not (isinstance(p, TabularProcessor) and p.is_fitted):
+            raise ExportError(f"{type(self).__name__}: processor_ must be the fitted procs of a Tabular (a fitted "
+                              f"TabularProcessor), got {'an unfitted' if isinstance(p, TabularProcessor) else 'a'} "
+                              f"{type(p).__name__}")
+
+
 #: standard units beyond which a normalised column's values cannot be processed values (see _check_processed)
 RAW_UNITS = 10.0
 
 
-class Ensemble(Model):
+class Ensemble(KeepsProcessor, Model):
     """Shared plumbing of the ensembles: members, scoring, ``report``, the processing of the data they were
-    fitted on (``processor()``). Subclasses implement ``_combine(preds, data)``."""
+    fitted on (``processor()``, checked as a file is loaded). Subclasses implement ``_combine(preds, data)``."""
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 

@@ -23,7 +23,6 @@ import numpy as np
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Options
-from pipekit.ensemble.bagged import check_loaded_processor
 from pipekit.ensemble.base import Ensemble, as_member_list, check_members
 
 
@@ -50,10 +49,6 @@ class MeanEnsemble(Ensemble):
             if w.shape != (len(self.members),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
                 raise ParameterError(f"weights must be {len(self.members)} finite, non-negative numbers with a positive "
                                      f"sum, got {str(self.weights)[:80]}")
-
-    def state_from_data(self, state: dict[str, Any]) -> None:
-        super().state_from_data(state)
-        check_loaded_processor(self)
 
     @property
     def is_fitted(self) -> bool:

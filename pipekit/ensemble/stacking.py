@@ -28,7 +28,7 @@ from pipekit.core.errors import DataError, ExportError, NotFittedError, Paramete
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar
 from pipekit.backends.data import rows_signature
-from pipekit.ensemble.bagged import check_loaded_processor, make_folds, out_of_fold, training_predictions
+from pipekit.ensemble.bagged import make_folds, out_of_fold, training_predictions
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    validate_prediction)
 
@@ -124,7 +124,6 @@ class StackingEnsemble(Ensemble):
                     and np.isfinite(oof).all()):
                 raise ExportError("StackingEnsemble: oof_predictions_ must hold one finite prediction per training "
                                   "row of oof_targets_")
-        check_loaded_processor(self)
 
     def _features(self, preds: np.ndarray, data: TabularData) -> TabularData:
         """What the meta-model reads: each member's prediction (log-odds for two classes, log-probabilities

@@ -30,7 +30,7 @@ from pipekit.backends.base import POSITIVE_INT, TIME_LIMIT
 from pipekit.backends.data import encode_y
 from pipekit.core.errors import DataError, ExportError
 from pipekit.core.validate import Options
-from pipekit.ensemble.bagged import check_loaded_processor, training_predictions
+from pipekit.ensemble.bagged import training_predictions
 from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
                                    validate_prediction)
 from pipekit.metrics import get_metric
@@ -136,7 +136,6 @@ class WeightedEnsemble(Ensemble):
             raise ExportError(f"WeightedEnsemble: selection_ must list member indices below {n}")
         if not (type(best) is int and 0 <= best < n):
             raise ExportError(f"WeightedEnsemble: best_member_ must be a member index below {n}, got {best!r:.40}")
-        check_loaded_processor(self)
 
     def _weights(self) -> np.ndarray:
         return self.weights_

@@ -392,6 +392,32 @@ def test_sec_tampered_fitted_state_is_refused_at_load(saved, tmp_path, name, edi
     assert str(path) in str(e.value)
 
 
+PROCESSORS = [
+    ({"class": "pipekit.data.Categorize", "params": {}, "state": {"vocab_": ["a", "b"]}}, r"got a Categorize"),
+    (lambda fitted: {**fitted, "state": {}}, r"got an unfitted TabularProcessor"),
+    ("Categorify", r"got a str"),
+    ([1, 2], r"got a list"),
+]
+
+
+@pytest.mark.parametrize("name", ["weighted", "mean", "bagged", "stacking"])
+@pytest.mark.parametrize("processor, message", PROCESSORS, ids=["component", "unfitted", "text", "list"])
+def test_sec_every_kind_of_ensemble_refuses_a_processor_that_is_not_fitted_procs(saved, tmp_path, name, processor,
+                                                                                 message):
+    """process(rows) and processor() hand processor_ raw rows: whatever kind the ensemble, the check is the one of
+    their base class, as the file is loaded."""
+    assert vars(saved[name][0]).get("processor_") is not None  # each was fitted on adult's split, and keeps its procs
+    def edit(r, a, array):
+        fitted = r["state"]["processor_"]
+        r["state"]["processor_"] = processor(fitted) if callable(processor) else processor
+
+    path = _tampered(saved, name, edit, tmp_path)
+    with pytest.raises(ExportError, match=r"processor_ must be the fitted procs of a Tabular \(a fitted "
+                                          r"TabularProcessor\), " + message) as e:
+        pipekit.load(path)
+    assert str(path) in str(e.value) and type(saved[name][0]).__name__ in str(e.value)
+
+
 # ------------------------------------------------------------------------- 3. the data recipe of exports
 @pytest.fixture(scope="module")
 def exported(ckpt, adult, tmp_path_factory):
