@@ -9,7 +9,7 @@ from pipekit.learn.callbacks import (
     GatherPreds, GradientAccumulation, GradientClip, LRFinder, MixedPrecision, MixUp, NonFiniteError, NonFiniteInputError,
     ParamScheduler, ProgressCallback, Recorder, ReduceLROnPlateau, SaveModelCallback, ShowGraphCallback,
     TerminateOnNaNCallback, TimeLimit, TrackerCallback,
-    TensorBoardCallback, TrainEvalCallback, cpu_bf16_is_fast,
+    TensorBoardCallback, TrainEvalCallback, CutMix, cpu_bf16_is_fast,
 )
 from pipekit.learn.export import load_learner, model_weights
 from pipekit.learn.hooks import Hook, HookCallback, Hooks, hook_output, hook_outputs
@@ -21,8 +21,9 @@ from pipekit.learn.losses import (
 )
 from pipekit.learn.nets import MLP, ConvBlock, ConvLayer, body_head_splitter, params, simple_cnn
 from pipekit.learn.optim import (
-    SGD, Adam, Optimizer, OptimWrapper, RMSProp, adam_step, average_grad, average_sqr_grad, l2_reg, momentum_step,
-    rms_prop_step, sgd_step, step_stat, weight_decay,
+    LAMB, SGD, Adam, Lamb, Lookahead, Optimizer, OptimWrapper, QHAdam, RAdam, RMSProp, adam_step, average_grad,
+    average_sqr_grad, l2_reg, lamb_step, momentum_step, qhadam_step, radam_step, ranger, rms_prop_step, sgd_step,
+    step_stat, weight_decay,
 )
 from pipekit.learn.registry import (
     UnknownArchError, arch_spec, build_arch, register_arch, registered_archs, set_arch_spec,
@@ -38,7 +39,7 @@ from pipekit.metrics import (
 
 __all__ = [
     "Hook", "HookCallback", "Hooks", "hook_output", "hook_outputs", "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "FocalLossFlat", "Precision", "Recall",
-    "PrecisionMulti", "RecallMulti", "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
+    "PrecisionMulti", "RecallMulti", "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "CutMix", "SaveModelCallback",
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "TimeLimit", "ProgressCallback", "Recorder",
@@ -50,7 +51,8 @@ __all__ = [
     "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "accuracy", "accuracy_multi", "as_metric", "error_rate", "mae", "mse", "perplexity",
     "rmse", "MLP", "ConvBlock", "ConvLayer", "body_head_splitter", "params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp", "Optimizer", "adam_step", "average_grad", "average_sqr_grad", "l2_reg",
-    "momentum_step", "rms_prop_step", "sgd_step", "step_stat", "weight_decay",
+    "momentum_step", "rms_prop_step", "sgd_step", "step_stat", "weight_decay", "RAdam", "QHAdam", "Lamb", "LAMB",
+    "Lookahead", "ranger", "radam_step", "qhadam_step", "lamb_step",
     "UnknownArchError", "arch_spec", "build_arch", "register_arch", "registered_archs", "set_arch_spec",
     "SuggestedLRs", "combine_scheds", "minimum", "sched_cos", "sched_exp", "sched_lin", "sched_no", "slide", "steep", "valley",
 ]

@@ -13,19 +13,23 @@ and no weight decay on biases and normalisation layers.
 """
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check
 
 __all__ = ["Adam", "SGD", "RMSProp", "Optimizer", "OptimWrapper", "lr_range", "even_mults", "norm_params", "sgd_step",
            "weight_decay", "l2_reg", "average_grad", "average_sqr_grad", "momentum_step", "step_stat", "debias",
-           "rms_prop_step", "adam_step"]
+           "rms_prop_step", "adam_step", "radam_step", "qhadam_step", "lamb_step", "RAdam", "QHAdam", "Lamb", "LAMB",
+           "Lookahead", "ranger"]
 
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
                nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.SyncBatchNorm)
@@ -193,6 +197,197 @@ def adam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float,
     debias1 = debias(mom, 1 - mom, step)
     debias2 = debias(sqr_mom, 1 - sqr_mom, step)
     p.data.addcdiv_(grad_avg, (sqr_avg / debias2).sqrt() + eps, value=-lr / debias1)
+
+
+def radam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float, grad_avg: torch.Tensor,
+               sqr_avg: torch.Tensor, eps: float, **kwargs: Any) -> None:
+    """RAdam's step (Liu et al., 2019): while the moving average of the squared gradients has seen too few steps for
+    its variance to be tractable (``rho_t <= 5``, the first five steps with ``sqr_mom=0.99``), a momentum step on the
+    debiased average; then Adam's step scaled by the rectification term. ``eps`` is added to the square root of the
+    raw average, as torch's ``RAdam`` adds it, so the two agree step for step."""
+    debias1, debias2 = 1 - mom ** step, 1 - sqr_mom ** step
+    rho_inf = 2 / (1 - sqr_mom) - 1
+    rho = rho_inf - 2 * step * sqr_mom ** step / debias2
+    if rho > 5:
+        rect = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        p.data.addcdiv_(grad_avg, sqr_avg.sqrt().add_(eps), value=-lr * rect * math.sqrt(debias2) / debias1)
+    else:
+        p.data.add_(grad_avg, alpha=-lr / debias1)
+
+
+def qhadam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float, grad_avg: torch.Tensor,
+                sqr_avg: torch.Tensor, eps: float, nu_1: float, nu_2: float, **kwargs: Any) -> None:
+    """QHAdam's step (Ma & Yarats, 2019): the numerator mixes the gradient and its debiased average,
+    ``(1 - nu_1) * g + nu_1 * m``, the denominator the squared gradient and its debiased average,
+    ``sqrt((1 - nu_2) * g**2 + nu_2 * v) + eps``; ``nu_1 = nu_2 = 1`` is Adam."""
+    g = _grad(p)
+    m = grad_avg / (1 - mom ** step)
+    v = sqr_avg / (1 - sqr_mom ** step)
+    p.data.addcdiv_(torch.lerp(g, m, nu_1), (g * g).mul_(1 - nu_2).add_(v, alpha=nu_2).sqrt_().add_(eps), value=-lr)
+
+
+#: LAMB's trust ratio is clipped here: a layer of large weights and a tiny update would otherwise take huge steps
+LAMB_MAX_TRUST = 10.0
+
+
+def lamb_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float, grad_avg: torch.Tensor,
+              sqr_avg: torch.Tensor, eps: float, **kwargs: Any) -> None:
+    """LAMB's step (You et al., 2019): Adam's update ``u``, scaled per parameter tensor by the trust ratio
+    ``||w|| / ||u||`` (clipped at ``LAMB_MAX_TRUST``; 1 when either norm is 0), so each layer moves by about ``lr``
+    times its own size whatever the scale of its gradients."""
+    update = (grad_avg / (1 - mom ** step)) / (sqr_avg / (1 - sqr_mom ** step)).sqrt_().add_(eps)
+    w_norm, u_norm = p.data.norm(), update.norm()
+    # a tensor, not a Python number: no wait for the device on every parameter
+    trust = torch.where((w_norm > 0) & (u_norm > 0), (w_norm / u_norm).clamp(max=LAMB_MAX_TRUST),
+                        torch.ones_like(w_norm))
+    p.data.add_(update.mul_(trust), alpha=-lr)
+
+
+def _check_hypers(owner: str, mom: float, sqr_mom: float, eps: float, wd: float) -> None:
+    unit = Interval(0, 1, closed="left")
+    check(owner, mom=(mom, unit), sqr_mom=(sqr_mom, unit), eps=(eps, Interval(0, None)), wd=(wd, Interval(0, None)))
+
+
+def _adam_cbs(decouple_wd: bool, step_fn: Callable[..., Any]) -> list[Callable[..., Any]]:
+    return [weight_decay if decouple_wd else l2_reg, partial(average_grad, dampening=True), average_sqr_grad,
+            step_stat, step_fn]
+
+
+def RAdam(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,  # noqa: N802
+          wd: float = 0.0, decouple_wd: bool = True) -> Optimizer:
+    """Rectified Adam as a step-function :class:`Optimizer` (``opt_func=RAdam``): Adam without the large, noisy
+    first steps, so it needs no warm-up. ``decouple_wd=False`` adds ``wd * w`` to the gradient (L2) instead of
+    decaying the weights; with ``mom``, ``sqr_mom``, ``eps`` and ``wd`` as ``torch.optim.RAdam``'s betas, eps and
+    weight decay (``decoupled_weight_decay=decouple_wd``) both take the same steps.
+
+    >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -2.0])
+    >>> opt = RAdam([{"params": [w]}], lr=0.1)
+    >>> opt.step(); w.data                         # the first steps: momentum on the debiased gradient average
+    tensor([0.9000, 1.2000])
+    """
+    _check_hypers("RAdam", mom, sqr_mom, eps, wd)
+    return Optimizer(params, _adam_cbs(decouple_wd, radam_step), lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+
+
+def QHAdam(params: Any, lr: float, mom: float = 0.999, sqr_mom: float = 0.999, nu_1: float = 0.7,  # noqa: N802
+           nu_2: float = 1.0, eps: float = 1e-8, wd: float = 0.0, decouple_wd: bool = True) -> Optimizer:
+    """Quasi-hyperbolic Adam as a step-function :class:`Optimizer` (``opt_func=QHAdam``); see :func:`qhadam_step`
+    for ``nu_1`` and ``nu_2``, :func:`RAdam` for ``decouple_wd``."""
+    _check_hypers("QHAdam", mom, sqr_mom, eps, wd)
+    check("QHAdam", nu_1=(nu_1, Interval(0, 1)), nu_2=(nu_2, Interval(0, 1)))
+    return Optimizer(params, _adam_cbs(decouple_wd, qhadam_step), lr=lr, mom=mom, sqr_mom=sqr_mom, nu_1=nu_1,
+                     nu_2=nu_2, eps=eps, wd=wd)
+
+
+def Lamb(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,  # noqa: N802
+         wd: float = 0.0, decouple_wd: bool = True) -> Optimizer:
+    """LAMB (layer-wise adaptive moments, for large batches) as a step-function :class:`Optimizer`
+    (``opt_func=Lamb``); see :func:`lamb_step`, :func:`RAdam` for ``decouple_wd``.
+
+    >>> w = torch.nn.Parameter(torch.tensor([3.0, 4.0])); w.grad = torch.tensor([1.0, 0.0])
+    >>> opt = Lamb([{"params": [w]}], lr=0.1)
+    >>> opt.step(); w.data          # Adam's update (~1, 0) is scaled by ||w|| / ||update|| = 5 / ~1
+    tensor([2.5000, 4.0000])
+    """
+    _check_hypers("Lamb", mom, sqr_mom, eps, wd)
+    return Optimizer(params, _adam_cbs(decouple_wd, lamb_step), lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+
+
+#: the paper's spelling of :func:`Lamb`
+LAMB = Lamb
+
+# the per-parameter state Lookahead adds to its optimiser's in a state dict (names no step function uses)
+_SLOW, _COUNT = "lookahead_slow", "lookahead_step"
+
+
+class Lookahead(torch.optim.Optimizer):
+    """Lookahead (Zhang et al., 2019) around any optimiser: the optimiser's weights (fast weights) explore for ``k``
+    steps, then the slow weights move ``alpha`` of the way towards them and the fast weights restart from there:
+    ``slow += alpha * (fast - slow); fast = slow``. The slow weights start at the weights of the first step.
+
+    ``opt`` is an optimiser built over the parameter groups (``Adam(params, lr)``, ``SGD``, ``RAdam``, a step-function
+    :class:`Optimizer`, any ``torch.optim`` one); the Learner's schedules and layer-group hyper-parameters reach it
+    through the shared parameter groups. Use it as ``opt_func=lambda params, lr: Lookahead(SGD(params, lr, mom=0.9))``
+    (or :func:`ranger`). Each parameter counts its own steps, so one frozen for a while (``freeze``) keeps its own
+    ``k``-step rhythm. A checkpoint (``learn.save``) holds the slow weights and counts with the optimiser's state.
+
+    >>> w = torch.nn.Parameter(torch.zeros(1))
+    >>> opt = Lookahead(SGD([{"params": [w]}], lr=1.0), k=2, alpha=0.5)
+    >>> for _ in range(2):
+    ...     w.grad = torch.tensor([-1.0]); opt.step()
+    >>> w.data                        # fast weights reached 2; the slow ones (0) moved half way, and so did w
+    tensor([1.])
+    """
+
+    def __init__(self, opt: torch.optim.Optimizer, k: int = 6, alpha: float = 0.5):
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise ParameterError(f"Lookahead wraps an optimiser built over the parameters, e.g. Lookahead(Adam(params, "
+                                 f"lr)), not a {type(opt).__name__}; as an opt_func: lambda params, lr: "
+                                 "Lookahead(Adam(params, lr))")
+        check("Lookahead", k=(k, Interval(1, None, integer=True)), alpha=(alpha, Interval(0, 1, closed="right")))
+        self.opt, self.k, self.alpha = opt, int(k), float(alpha)
+        super().__init__(opt.param_groups, opt.defaults)
+        self.param_groups = opt.param_groups  # shared: a hyper-parameter set here is the optimiser's
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        stepped = [p for p in self._params() if p.grad is not None]
+        for p in stepped:
+            if _SLOW not in self.state[p]:
+                self.state[p] = {_SLOW: p.detach().clone(), _COUNT: 0}
+        loss = self.opt.step(closure)
+        for p in stepped:
+            st = self.state[p]
+            st[_COUNT] += 1
+            if st[_COUNT] % self.k == 0:
+                slow = st[_SLOW]
+                slow.add_(p.detach() - slow, alpha=self.alpha)
+                p.copy_(slow)
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimiser's state dict, each parameter's state also holding its slow weights and step count."""
+        sd = self.opt.state_dict()
+        state = dict(sd["state"])
+        for i, p in enumerate(self._params()):
+            st = self.state.get(p)
+            if st:  # a new dict: the optimiser's state_dict hands out its live per-parameter dicts
+                state[i] = {**state.get(i, {}), _SLOW: st[_SLOW], _COUNT: st[_COUNT]}
+        return {"state": state, "param_groups": sd["param_groups"]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state written by :meth:`state_dict`; the slow weights are checked against their parameters before
+        anything changes (a :class:`DataError` names the parameter)."""
+        params = self._params()
+        inner, ours = {}, {}
+        for i, st in state_dict["state"].items():
+            st = dict(st)
+            mine = {k: st.pop(k) for k in (_SLOW, _COUNT) if k in st}
+            if mine:
+                p = params[i] if type(i) is int and 0 <= i < len(params) else None
+                slow, count = mine.get(_SLOW), mine.get(_COUNT)
+                if p is None or not (isinstance(slow, torch.Tensor) and slow.shape == p.shape
+                                     and slow.is_floating_point() and type(count) is int and count >= 0):
+                    raise DataError(f"Lookahead state of parameter {str(i)[:20]}: expected {_SLOW!r}, a float tensor "
+                                    f"of the parameter's shape {tuple(p.shape) if p is not None else '?'}, and "
+                                    f"{_COUNT!r}, a step count; load a state saved with the same model and optimiser")
+                ours[p] = {_SLOW: slow.detach().to(device=p.device, dtype=p.dtype).clone(), _COUNT: count}
+            if st:
+                inner[i] = st
+        self.opt.load_state_dict({"state": inner, "param_groups": state_dict["param_groups"]})
+        self.param_groups = self.opt.param_groups  # torch's load builds new group dicts
+        self.state = defaultdict(dict, ours)
+
+
+def ranger(params: Any, lr: float, mom: float = 0.95, sqr_mom: float = 0.99, eps: float = 1e-6, wd: float = 0.01,
+           decouple_wd: bool = True, k: int = 6, alpha: float = 0.5) -> Lookahead:
+    """Ranger: :func:`RAdam` inside :class:`Lookahead`, with the defaults fastai users know
+    (``opt_func=ranger``, often with ``fit_flat_cos``)."""
+    return Lookahead(RAdam(params, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, decouple_wd=decouple_wd),
+                     k=k, alpha=alpha)
 
 
 def even_mults(start: float, stop: float, n: int) -> np.ndarray:
