@@ -16,8 +16,8 @@ from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody,
 from pipekit.vision.imagenet import IMAGENET_CATS, IMAGENET_DOGS, imagenet_labels, imagenet_predict
 from pipekit.vision.learner import (PixelAccuracy, check_model_output, load_body_weights, pixel_accuracy, unet_learner,
                                     vision_learner, cnn_learner)
-from pipekit.vision.models import (ResBlock, UNet, XResNet, create_body, create_head, simple_cnn, unet, vision_model,
-                                   xresnet18, xresnet34, xresnet50)
+from pipekit.vision.models import (LayerGrouped, ResBlock, UNet, XResNet, XResNetBody, create_body, create_head,
+                                   simple_cnn, unet, vision_model, xresnet18, xresnet34, xresnet50)
 from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Flip, FlipVert, LightingSampler, RandomCrop,
                                      Rotate, Sampler, Warp, Zoom)
@@ -36,5 +36,5 @@ __all__ = [
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
     "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
-    "IMAGENET_DOGS",
+    "IMAGENET_DOGS", "XResNetBody", "LayerGrouped",
 ]

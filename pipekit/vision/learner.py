@@ -24,7 +24,7 @@ from pipekit.core.validate import Interval
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.metrics import MeanMetric
 from pipekit.vision.efficientnet import EfficientNetLiteBody, efficientnet_lite_stats, load_pretrained, pretrained_archs
-from pipekit.vision.models import Cut, UNet, unet, vision_model
+from pipekit.vision.models import Cut, LayerGrouped, UNet, _refuse_head_options, unet, vision_model
 from pipekit.vision.transforms import Normalize, image_stats
 
 __all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
@@ -215,11 +215,21 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
 
 def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_out: int | None = None,
                    pretrained: bool | str | os.PathLike = False, normalize: bool = True, loss_func: Any = None,
-                   metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = (512,), ps: float = 0.5,
-                   concat_pool: bool = True, cut: Cut = None, y_range: Sequence[float] | None = None, cbs: Any = None,
-                   splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None, **kwargs: Any) -> Learner:
+                   metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = None,
+                   ps: float | Sequence[float] = 0.5, concat_pool: bool = True, cut: Cut = None,
+                   y_range: Sequence[float] | None = None, cbs: Any = None,
+                   splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
+                   custom_head: nn.Module | None = None, first_bn: bool = True, bn_final: bool = False,
+                   lin_first: bool = False, **kwargs: Any) -> Learner:
     """A Learner with ``arch``'s body and a new head (avg+max pooling, batch-norm, dropout, linear; with
     ``y_range=(low, high)`` a sigmoid squashing the outputs into that range, as for the book's points).
+
+    The head is :func:`~pipekit.vision.models.create_head`'s, with its options ``lin_ftrs`` (hidden sizes; None:
+    one of 512, ``[]``: none), ``ps``, ``concat_pool``, ``first_bn``, ``bn_final``, ``lin_first`` and ``y_range``.
+    ``custom_head``: your own module, taking the body's feature map ``(N, C, H, W)`` to ``n_out`` outputs, in its
+    place (the body is cut as usual; those options then must stay unset). ``learn.export`` stores a custom head
+    built by a registered architecture (``create_head(...)``, or your class or factory decorated with
+    ``pipekit.learn.register_arch``; import it before ``load_learner``) and refuses any other, saying so.
 
     ``arch``: a registered name (``'efficientnet_lite0/1/2'``, ``'xresnet18/34/50'``, ``'simple_cnn'`` or one of
     yours), a factory function, or an ``nn.Module`` (e.g. a torchvision model with its weights). Its body is
@@ -236,8 +246,9 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     (a module ``arch``: from its registered class or factory; a function ``cut``: registered with
     ``pipekit.register(fn, kind="cut")``) and its saved weights, without the weights package.
 
-    Layer groups: (body, head), or for an EfficientNet-Lite body (early blocks, late blocks, head), so
-    ``slice(lo, hi)`` gives the earliest layers the smallest rate; ``splitter=`` (a function model -> lists of
+    Layer groups: for an XResNet body (stem and first two stages, last two stages, head), for an EfficientNet-Lite
+    body (early blocks, late blocks, head), for any other (body, head), so ``slice(lo, hi)`` gives the earliest
+    layers the smallest rate and ``freeze()`` trains the head alone; ``splitter=`` (a function model -> lists of
     parameters) gives your own, e.g. ``lambda m: [params(m.body[:4]), params(m.body[4:]), params(m.head)]``. One batch of two validation items runs through
     the model when it is built: an output of the wrong shape is reported here, not inside ``fit``.
 
@@ -246,10 +257,17 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     n_out, n_in = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
     if isinstance(arch, nn.Module) and pretrained not in (False, None):
         raise ParameterError("pretrained= is for arch names; a model instance already carries its weights")
+    head_options = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
+                    "bn_final": bn_final, "lin_first": lin_first, "y_range": y_range}
+    if custom_head is not None:
+        _refuse_head_options("vision_learner", head_options)
     model_arch, label = _resolve_arch(arch, n_in)
     try:
-        model = vision_model(model_arch, n_out, n_in=n_in, lin_ftrs=list(lin_ftrs) if lin_ftrs else None, ps=ps,
-                             concat_pool=concat_pool, cut=cut, y_range=y_range)
+        if custom_head is not None:
+            model = vision_model(model_arch, n_out, n_in=n_in, cut=cut, custom_head=custom_head)
+        else:  # vision_model's lin_ftrs=None is no hidden layer, as exports store it: give it the list
+            model = vision_model(model_arch, n_out, n_in=n_in, cut=cut, **{
+                **head_options, "lin_ftrs": [512] if lin_ftrs is None else list(lin_ftrs)})
     except ParameterError as e:
         raise ParameterError(f"vision_learner: {e}") from None
     stats = _start_from(model.body, pretrained, label)
@@ -264,7 +282,8 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
 
 
 def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwargs: Any) -> Learner:
-    """The book's name for :func:`vision_learner` (which it is, with the same arguments). The book's
+    """The book's name for :func:`vision_learner` (which it is, with the same arguments, ``custom_head`` and the head
+    options included). The book's
     ``resnet34`` is ``"xresnet34"`` here, or ``"efficientnet_lite0"`` with ``pretrained=True`` for ImageNet
     weights."""
     return vision_learner(dls, arch, **kwargs)
@@ -298,8 +317,8 @@ def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, ar
 
 
 def _groups(body: nn.Module) -> list[list[nn.Parameter]]:
-    # EfficientNet-Lite bodies are split in two so discriminative rates reach the early blocks least
-    return body.layer_groups() if isinstance(body, EfficientNetLiteBody) else [list(body.parameters())]
+    # XResNet and EfficientNet-Lite bodies split themselves, so discriminative rates reach the early layers least
+    return body.layer_groups() if isinstance(body, LayerGrouped) else [list(body.parameters())]
 
 
 def _body_head(model: nn.Module) -> list[list[nn.Parameter]]:

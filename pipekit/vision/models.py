@@ -14,7 +14,7 @@ import inspect
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, Union, cast, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +26,9 @@ from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
-__all__ = ["XResNet", "xresnet18", "xresnet34", "xresnet50", "UNet", "unet", "simple_cnn", "create_head",
-           "create_body", "vision_model", "body_features", "default_cut", "vision_archs", "MultiScaleEncoder"]
+__all__ = ["XResNet", "XResNetBody", "xresnet18", "xresnet34", "xresnet50", "UNet", "unet", "simple_cnn", "create_head",
+           "create_body", "vision_model", "body_features", "default_cut", "vision_archs", "MultiScaleEncoder",
+           "LayerGrouped"]
 
 #: ``cut=``: an index into the model's children (the body is the children before it) or a function model -> body
 Cut = Union[int, Callable[[nn.Module], nn.Module], None]
@@ -62,6 +63,37 @@ class ResBlock(nn.Module):
         return F.relu(self.convs(x) + self.idconv(self.pool(x)))
 
 
+@runtime_checkable
+class LayerGrouped(Protocol):
+    """A body that splits its parameters into layer groups, earliest layers first (``XResNetBody``,
+    ``EfficientNetLiteBody``): ``vision_learner`` and ``unet_learner`` give each group its own learning rate
+    (``lr=slice(lo, hi)``) and ``freeze`` them together."""
+
+    def layer_groups(self) -> list[list[nn.Parameter]]: ...
+
+
+class XResNetBody(nn.Sequential):
+    """An XResNet's body: the stem, its max-pool and the residual stages, in order."""
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Two parameter groups for discriminative learning rates, as fastai splits a ResNet: the stem and the first
+        half of the stages (edges and textures, which transfer well), then the later stages. A body sliced to fewer
+        than two stages is one group.
+
+        >>> [len(g) for g in xresnet18()[0].layer_groups()]
+        [36, 30]
+        """
+        children = list(self)
+        stages = [i for i, m in enumerate(children)
+                  if isinstance(m, nn.Sequential) and len(m) and all(isinstance(b, ResBlock) for b in m)]
+        if len(stages) < 2:
+            return [list(self.parameters())]
+        split = stages[len(stages) // 2]
+        groups = [[p for m in children[:split] for p in m.parameters()],
+                  [p for m in children[split:] for p in m.parameters()]]
+        return [g for g in groups if g]
+
+
 @register_arch("xresnet")
 class XResNet(nn.Sequential):
     """``nn.Sequential(body, head)``: a 3-conv stem, max-pool, four residual stages; avg-pool + linear head.
@@ -81,7 +113,7 @@ class XResNet(nn.Sequential):
         for i, (n, ni, nh) in enumerate(zip(layers, [64 // expansion, *widths[:-1]], widths)):
             first = ResBlock(expansion, ni, nh, stride=1 if i == 0 else 2)
             blocks.append(nn.Sequential(first, *[ResBlock(expansion, nh, nh) for _ in range(n - 1)]))
-        body = nn.Sequential(*stem, nn.MaxPool2d(3, stride=2, padding=1), *blocks)
+        body = XResNetBody(*stem, nn.MaxPool2d(3, stride=2, padding=1), *blocks)
         head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(widths[-1] * expansion, n_out))
         super().__init__(body, head)
         for m in self.modules():
@@ -133,7 +165,7 @@ def default_cut(model: nn.Module) -> nn.Module:
     ``nn.Sequential(body, nn.Sequential(pool, ...))``).
 
     >>> type(default_cut(xresnet18())).__name__, len(default_cut(xresnet18()))
-    ('Sequential', 8)
+    ('XResNetBody', 8)
     """
     body = model._modules.get("body")
     if isinstance(body, nn.Module):
@@ -253,18 +285,59 @@ def body_features(body: nn.Module, n_in: int = 3, size: int = 64) -> int:
     return int(out.shape[1])
 
 
-def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = (512,), ps: float = 0.5,
-                concat_pool: bool = True, bn_final: bool = False,
+@register_arch("create_head")
+def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
+                concat_pool: bool = True, first_bn: bool = True, bn_final: bool = False, lin_first: bool = False,
                 y_range: Sequence[float] | None = None) -> nn.Sequential:
-    """Pooling (avg+max concatenated) -> [BN, dropout, linear, ReLU]* -> BN, dropout, linear to ``n_out``
-    (-> a sigmoid squashing the outputs into ``y_range = (low, high)``, for a regression)."""
-    check("create_head", ps=(ps, Interval(0, 1, closed="left")),
+    """The head ``vision_learner`` puts on a body of ``nf`` channels, with the arguments fastai users know: pooling
+    (average and max concatenated, or average alone with ``concat_pool=False``), then for each linear layer
+    batch-norm, dropout, linear (and a ReLU between them) up to ``n_out`` scores.
+
+    ``lin_ftrs``: the hidden layers' sizes (None: one of 512, as in fastai; ``[]``: one linear layer).
+    ``ps``: the last dropout, the others being half of it, or one probability per linear layer.
+    ``first_bn=False`` leaves out the first batch-norm (on the pooled features; after the first linear layer with
+    ``lin_first``). ``lin_first=True`` orders each hidden block linear, ReLU, batch-norm, dropout, after a dropout
+    on the pooled features, and ends with a plain linear layer. ``bn_final`` adds a batch-norm on the outputs;
+    ``y_range = (low, high)`` a sigmoid squashing them into that range (a regression).
+
+    Registered as an architecture, so a head built here is exported with a learner that uses it as
+    ``custom_head``.
+
+    >>> [type(m).__name__ for m in create_head(64, 3, lin_ftrs=[32])]
+    ['ConcatPool2d', 'BatchNorm1d', 'Dropout', 'Linear', 'ReLU', 'BatchNorm1d', 'Dropout', 'Linear']
+    >>> [type(m).__name__ for m in create_head(64, 3, lin_ftrs=[32], lin_first=True, first_bn=False)]
+    ['ConcatPool2d', 'Dropout', 'Linear', 'ReLU', 'Dropout', 'Linear']
+    """
+    size, prob = Interval(1, None, integer=True), Interval(0, 1, closed="left")
+    hidden = [512] if lin_ftrs is None else lin_ftrs
+    check("create_head", nf=(nf, size), n_out=(n_out, size),
+          lin_ftrs=(hidden, Is(lambda v: isinstance(v, (list, tuple)) and all(size.accepts(n) for n in v),
+                               "None or a list of hidden layer sizes (positive integers)")),
           y_range=(y_range, Is(lambda v: v is None or (len(v) == 2 and float(v[0]) < float(v[1])),
                                "None or (low, high) with low < high")))
+    sizes = [int(nf) * (2 if concat_pool else 1), *(int(n) for n in hidden), int(n_out)]
+    n_lin = len(sizes) - 1
+    if isinstance(ps, (list, tuple)):
+        check("create_head", ps=(ps, Is(lambda v: len(v) == n_lin and all(prob.accepts(p) for p in v),
+                                        f"a probability in [0, 1) or {n_lin} of them (one per linear layer)")))
+        drops = [float(p) for p in ps]
+    else:
+        check("create_head", ps=(ps, prob))
+        last = float(cast(float, ps))  # a number: checked above
+        drops = [last / 2] * (n_lin - 1) + [last]
     pool: nn.Module = ConcatPool2d() if concat_pool else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    sizes = [nf * (2 if concat_pool else 1), *(lin_ftrs or []), n_out]
-    drops = [ps / 2] * (len(sizes) - 2) + [ps]
-    layers = [pool, *linear_layers(sizes, drops)]
+    layers: list[nn.Module] = [pool]
+    if not lin_first:
+        block = linear_layers(sizes, drops)
+        layers += block if first_bn else block[1:]  # the pooled features' batch-norm comes first
+    else:
+        layers.append(nn.Dropout(drops[0]))
+        for i in range(n_lin - 1):
+            layers += [nn.Linear(sizes[i], sizes[i + 1]), nn.ReLU(inplace=True)]
+            if i > 0 or first_bn:
+                layers.append(nn.BatchNorm1d(sizes[i + 1]))
+            layers.append(nn.Dropout(drops[i + 1]))
+        layers.append(nn.Linear(sizes[-2], sizes[-1]))
     if bn_final:
         layers.append(nn.BatchNorm1d(n_out, momentum=0.01))
     if y_range is not None:
@@ -272,25 +345,57 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = (512,), ps
     return nn.Sequential(*layers)
 
 
+#: create_head's options and their defaults: a ``custom_head`` replaces the head they describe
+_HEAD_DEFAULTS: dict[str, Any] = {"lin_ftrs": None, "ps": 0.5, "concat_pool": True, "first_bn": True,
+                                 "bn_final": False, "lin_first": False, "y_range": None}
+
+
+def _refuse_head_options(who: str, given: Mapping[str, Any], defaults: Mapping[str, Any] = _HEAD_DEFAULTS) -> None:
+    """With a ``custom_head``, the options of the head pipekit would build have nothing to act on: refuse any that
+    was changed rather than ignore it."""
+    def plain(v: Any) -> Any:  # a tuple and a list of the same values are the same option
+        return list(v) if isinstance(v, tuple) else v
+
+    changed = sorted(k for k, v in given.items() if k in defaults and plain(v) != plain(defaults[k]))
+    if changed:
+        raise ParameterError(f"{who}: {', '.join(changed)} shape{'s' if len(changed) == 1 else ''} the head pipekit "
+                             "builds, which custom_head replaces; build your head with them (e.g. custom_head="
+                             "create_head(nf, n_out, ...), or a SigmoidRange(low, high) as its last layer for y_range) "
+                             "or leave custom_head out")
+
+
 @register_arch("vision_model")
 def vision_model(arch: str | nn.Module, n_out: int, n_in: int = 3, lin_ftrs: Sequence[int] | None = (512,),
-                 ps: float = 0.5, concat_pool: bool = True, cut: Cut = None,
-                 y_range: Sequence[float] | None = None) -> nn.Sequential:
+                 ps: float | Sequence[float] = 0.5, concat_pool: bool = True, cut: Cut = None,
+                 y_range: Sequence[float] | None = None, first_bn: bool = True, bn_final: bool = False,
+                 lin_first: bool = False, custom_head: nn.Module | None = None) -> nn.Sequential:
     """``nn.Sequential(body=<body of arch>, head=<pooled head>)``: what ``vision_learner`` trains.
 
     ``model.body(x)`` is the feature map, ``model.head`` turns it into ``n_out`` scores (squashed into
     ``y_range = (low, high)`` when given, e.g. ``(-1, 1)`` for points in pipekit's coordinates). ``arch`` and ``cut``
     as in :func:`create_body`; a module ``arch`` is stored in an export by its own registered architecture,
-    a function ``cut`` by its registered name (``pipekit.register(fn, kind="cut")``).
+    a function ``cut`` by its registered name (``pipekit.register(fn, kind="cut")``). The head options are
+    :func:`create_head`'s, except that ``lin_ftrs=None`` here means no hidden layer (as exports store it).
+    ``custom_head``: a module taking the body's feature map ``(N, C, H, W)`` to the outputs, used as the head
+    instead; an export stores it when a registered architecture built it (``create_head``, or your class or
+    factory decorated with ``pipekit.learn.register_arch``) and refuses otherwise.
 
     >>> m = vision_model("simple_cnn", n_out=3, n_in=1)
     >>> m.body(torch.zeros(2, 1, 32, 32)).shape, m(torch.zeros(2, 1, 32, 32)).shape
     (torch.Size([2, 64, 4, 4]), torch.Size([2, 3]))
     """
-    check("vision_model", n_out=(n_out, Interval(1, None, integer=True)), n_in=(n_in, Interval(1, None, integer=True)))
+    check("vision_model", n_out=(n_out, Interval(1, None, integer=True)), n_in=(n_in, Interval(1, None, integer=True)),
+          custom_head=(custom_head, Is(lambda h: h is None or isinstance(h, nn.Module),
+                                       "None or an nn.Module (the head, taking the body's feature map)")))
+    options = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
+               "bn_final": bn_final, "lin_first": lin_first, "y_range": y_range}
     body = create_body(arch, n_in, cut)
-    head = create_head(body_features(body, n_in), n_out, lin_ftrs, ps, concat_pool,
-                       y_range=None if y_range is None else [float(v) for v in y_range])
+    if custom_head is not None:
+        _refuse_head_options("vision_model", options, {**_HEAD_DEFAULTS, "lin_ftrs": (512,)})
+        head: nn.Module = custom_head
+    else:
+        head = create_head(body_features(body, n_in), n_out, **{
+            **options, "lin_ftrs": list(lin_ftrs or []), "y_range": None if y_range is None else [float(v) for v in y_range]})
     return nn.Sequential(OrderedDict(body=body, head=head))
 
 
