@@ -208,7 +208,7 @@ def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
     assert ConvLayer(3, 8, norm_type=None)[0].bias is not None  # no norm: the conv has a bias
     with pytest.raises(ParameterError, match="norm_type"):
         ConvLayer(3, 8, norm_type="instance")
-    assert cnn_learner(dls, "xresnet18").optimizer.n_groups == 2
+    assert cnn_learner(dls, "xresnet18").optimizer.n_groups == 3  # stem + stages 1-2, stages 3-4, head
 
 
 def test_create_body_pretrained_loads_the_imagenet_weights_or_says_which_exist():
