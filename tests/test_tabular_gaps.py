@@ -17,9 +17,10 @@ import polars as pl
 import pytest
 
 import pipekit
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.data.blocks import CategoryBlock
 from pipekit.data.splitters import RandomSplitter
-from pipekit.tabular import Tabular, TabularDataLoaders, TabularProcessor, tabular_learner
+from pipekit.tabular import Categorify, Tabular, TabularDataLoaders, TabularProcessor, tabular_learner
 from pipekit.tabular.stream import process_to_parquet
 
 DATA = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent"))
@@ -126,3 +127,50 @@ def test_a_bool_or_int_class_target_decodes_to_its_own_type(tmp_path):
         assert state["y_vocab_"] == [str(v).lower() for v in want] and state["y_type_"] == kind
     out = subprocess.run([sys.executable, "-c", _FRESH, *exports], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == wants  # load_learner in a fresh process
+
+
+# 4. an error about a file's rows names the file once, however the path was written; one about a parameter does not
+def _damaged_adult(folder: Path) -> None:
+    adult = pl.read_csv(ADULT)
+    adult.head(300).with_columns(pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("?"))
+                                 .otherwise(pl.col("age").cast(pl.String)).alias("age")).write_csv(folder / "bad.csv")
+    (folder / "empty.csv").write_bytes(b"")
+    lines = ADULT.read_bytes().splitlines(keepends=True)  # not UTF-8 past the rows the column types are read from
+    (folder / "latin1.csv").write_bytes(b"".join(lines[:12_001]) + lines[12_001].replace(b"Private", "Priv\xe9".encode(
+        "latin-1")) + b"".join(lines[12_002:]))
+
+
+def test_an_error_names_the_file_once_and_only_when_its_rows_are_at_fault(tmp_path, monkeypatch):
+    _damaged_adult(tmp_path)
+    monkeypatch.chdir(tmp_path)  # paths written './bad.csv', as a user may
+    kw = dict(cat_names=["workclass"], cont_names=["age"], y_names="salary")
+    tab = Tabular(ADULT, splits=RandomSplitter(0.2, seed=0), **kw)
+    dls = tab.dataloaders(bs=64, seed=0)
+    readers = {"Tabular": lambda f: Tabular(f, splits=RandomSplitter(0.2, seed=0), **kw),
+               "tab.new": lambda f: tab.new(f),
+               "dls.test_dl": lambda f: dls.test_dl(f),
+               "process_to_parquet": lambda f: process_to_parquet(f, tmp_path / "out.parquet", valid_pct=0.2, **kw),
+               "TabularDataLoaders.from_csv": lambda f: TabularDataLoaders.from_csv(f, bs=64, seed=0, **kw),
+               "TabularDataLoaders.from_df": lambda f: TabularDataLoaders.from_df(f, bs=64, seed=0, **kw)}
+    faults = {"bad.csv": r"continuous column 'age' holds text that is not a number, e.g. '\?' at row 5",
+              "empty.csv": r"is empty \(no header line and no rows\)",
+              "latin1.csv": r"is not UTF-8 text \(line 12002, byte \d+\)"}
+    for name, read in readers.items():
+        for file, what in faults.items():
+            if file == "latin1.csv" and name in ("tab.new", "dls.test_dl"):
+                continue  # read whole: the error is the one of the file's reading, tested with the others
+            with pytest.raises(DataError, match=what) as info:
+                read(f"./{file}")
+            assert str(info.value).count(file) == 1, (name, str(info.value)[:200])
+    cases = {"ordered of another type": lambda f: Tabular(f, procs=[Categorify(ordered={"education-num": ["a"]})],
+                                                          cat_names=["education-num"], y_names="salary"),
+             "y_block='regression' on text": lambda f: Tabular(f, cat_names=["workclass"], y_names="salary",
+                                                                y_block="regression"),
+             "a CategoryBlock vocab of another type": lambda f: process_to_parquet(
+                 f, tmp_path / "out.parquet", cat_names=["workclass"], y_names="hours-per-week",
+                 y_block=CategoryBlock(vocab=["nine", "ten"]))}
+    for f in (ADULT, "./bad.csv"):  # a parameter at fault: no file named, whatever the file holds
+        for name, run in cases.items():
+            with pytest.raises(ParameterError) as info:
+                run(f)
+            assert "adult.csv" not in str(info.value) and "bad.csv" not in str(info.value), name

@@ -27,10 +27,9 @@ from torch import nn
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
-from pipekit.data.items import read_csv_table
 from pipekit.data.splitters import RandomSplitter
 from pipekit.learn.registry import register_arch
-from pipekit.tabular.core import Tabular, read_frame, read_new
+from pipekit.tabular.core import Tabular, naming_file, read_frame, read_new
 from pipekit.tabular.loaders import TabularRecipe, tabular_dataloaders
 from pipekit.learn.nets import sigmoid_range
 from pipekit.tabular.model import TabularModel, get_emb_sz
@@ -65,7 +64,8 @@ class CollabDataLoaders:
         df = read_frame(ratings)
         cols = df.columns
         if len(cols) < 3 and (user_name is None or item_name is None or rating_name is None):
-            raise DataError(f"CollabDataLoaders.from_df: expected user, item and rating columns, got {cols}.")
+            with naming_file(ratings):
+                raise DataError(f"CollabDataLoaders.from_df: expected user, item and rating columns, got {cols}.")
         user_name, item_name, rating_name = user_name or cols[0], item_name or cols[1], rating_name or cols[2]
         for param, c in (("user_name", user_name), ("item_name", item_name), ("rating_name", rating_name)):
             if c not in cols:
@@ -74,13 +74,14 @@ class CollabDataLoaders:
             raise ParameterError(f"CollabDataLoaders.from_df: user_name={user_name!r}, item_name={item_name!r} and "
                                  f"rating_name={rating_name!r} must name three different columns")
         dtype = df.schema[rating_name]
-        if not (dtype.is_numeric() or dtype == pl.Boolean):
-            first = df[rating_name].drop_nulls().head(1).to_list()
-            raise DataError(f"CollabDataLoaders.from_df: the ratings {rating_name!r} are {dtype} (e.g. "
-                            f"{first[0] if first else None!r}), not numbers; cast them first: "
-                            f"df.with_columns(pl.col({rating_name!r}).cast(pl.Float32))")
-        tab = Tabular(df, procs=[Categorify], cat_names=[user_name, item_name], cont_names=[],
-                      y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
+        with naming_file(ratings):  # a file's rows are at fault from here on
+            if not (dtype.is_numeric() or dtype == pl.Boolean):
+                first = df[rating_name].drop_nulls().head(1).to_list()
+                raise DataError(f"CollabDataLoaders.from_df: the ratings {rating_name!r} are {dtype} (e.g. "
+                                f"{first[0] if first else None!r}), not numbers; cast them first: "
+                                f"df.with_columns(pl.col({rating_name!r}).cast(pl.Float32))")
+            tab = Tabular(df, procs=[Categorify], cat_names=[user_name, item_name], cont_names=[],
+                          y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers,
                                        with_cont=False)
         dls.tabular = tab
@@ -90,7 +91,7 @@ class CollabDataLoaders:
     def from_csv(csv: str | os.PathLike, **kwargs: Any) -> Any:
         """:meth:`from_df` on a CSV file of ratings (``user_name``, ``item_name``, ``rating_name``, ``valid_pct``,
         ``seed``, ``bs``... as there)."""
-        return CollabDataLoaders.from_df(read_csv_table(csv, None), **kwargs)
+        return CollabDataLoaders.from_df(csv, **kwargs)
 
 
 #: the range predictions are squashed into: two numbers, low < high

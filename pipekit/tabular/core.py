@@ -129,12 +129,14 @@ def csv_float32_error(path: Path, frame: pl.DataFrame | pl.LazyFrame, cont_names
 
 @contextlib.contextmanager
 def naming_file(source: Any) -> Iterator[None]:
-    """A :class:`DataError` raised while the rows of a file are processed names the file (its rows are the
-    file's rows): ``'/data/adult.csv: continuous column 'age' holds text ...'``; other sources are left alone."""
+    """A :class:`DataError` raised while the rows of a file are processed names the file, once, as the errors of
+    its reading name it (``Path(source)``): ``'/data/adult.csv: continuous column 'age' holds text ...'``; other
+    sources are left alone. Only the processing of the rows goes inside: the reading of a file names the file
+    itself, and an error about a parameter is a :class:`ParameterError`, which names no file."""
     try:
         yield
     except DataError as e:
-        where = str(source) if isinstance(source, (str, os.PathLike)) else None
+        where = str(Path(source)) if isinstance(source, (str, os.PathLike)) else None
         if where and e.args and isinstance(e.args[0], str) and where not in e.args[0]:
             e.args = (f"{where}: {e.args[0]}", *e.args[1:])
         raise

@@ -25,12 +25,11 @@ from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
-from pipekit.data.items import read_csv_table
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
-from pipekit.tabular.core import Tabular, TabularSplit, process_new, read_frame
+from pipekit.tabular.core import Tabular, TabularSplit, process_new, read_frame, scan_table
 from pipekit.tabular.processor import CLASS_TYPES, TabularProcessor, column_names
 from pipekit.tabular.procs import DEFAULT_PROCS, Normalize, Procs
 
@@ -189,12 +188,14 @@ class TabularDataLoaders:
         """
         check("TabularDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")),
               skipinitialspace=(skipinitialspace, Is(lambda v: isinstance(v, bool), "True or False")))
-        frame = read_frame(df, column_names(cat_names), skipinitialspace)
         cats, ys = column_names(cat_names), column_names(y_names)
+        # a file is read by Tabular, which names it in an error about its rows; other tables become a Polars frame
+        source = df if isinstance(df, (str, os.PathLike)) else read_frame(df)
         if cont_names is None:
-            cont_names = [c for c, t in frame.schema.items() if t.is_numeric() and c not in cats and c not in ys]
+            schema = scan_table(source, all_rows=True).collect_schema()  # typed by all its rows, as it is read
+            cont_names = [c for c, t in schema.items() if t.is_numeric() and c not in cats and c not in ys]
         splits = IndexSplitter(valid_idx) if valid_idx is not None else RandomSplitter(valid_pct, seed=seed)
-        tab = Tabular(frame, procs=procs, cat_names=cats, cont_names=cont_names, y_names=ys, y_block=y_block,
+        tab = Tabular(source, procs=procs, cat_names=cats, cont_names=cont_names, y_names=ys, y_block=y_block,
                       splits=splits, skipinitialspace=skipinitialspace)
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                        num_workers=num_workers)
@@ -207,5 +208,4 @@ class TabularDataLoaders:
         "," between them); ``skipinitialspace`` drops the spaces after each comma in text values (adult.csv writes
         ``", Private"``), as the book's reading does, in this file and in the new files ``dls.test_dl``,
         ``learn.predict`` and ``dls.tabular.new`` read."""
-        return TabularDataLoaders.from_df(read_csv_table(csv, None, skipinitialspace=skipinitialspace),
-                                          skipinitialspace=skipinitialspace, **kwargs)
+        return TabularDataLoaders.from_df(csv, skipinitialspace=skipinitialspace, **kwargs)

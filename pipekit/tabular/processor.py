@@ -266,6 +266,10 @@ class TabularProcessor(Component):
         else:
             for c in self.y_names:
                 if not (schema[c].is_numeric() or schema[c] == pl.Boolean):
+                    if y is not None:  # asked for: the parameter is at fault, not the column
+                        raise ParameterError(f"y_block={y!r} makes a regression target, but target {c!r} has type "
+                                             f"{schema[c]}; pass y_block='category' to classify, or cast it to "
+                                             "numbers.")
                     raise DataError(f"regression target {c!r} has type {schema[c]}; pass y_block='category' to "
                                     "classify, or cast it to numbers.")
             self.c_ = len(self.y_names)

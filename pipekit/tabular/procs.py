@@ -316,12 +316,13 @@ def as_stored(col: str, values: Sequence[Any], dtype: pl.DataType, what: str | N
     what = what or f"Categorify: ordered[{col!r}]"
     s = pl.Series(col, list(values), strict=False)
     if dtype.is_numeric() and not s.dtype.is_numeric() and s.dtype != pl.Null:
-        raise DataError(f"{what} holds {s.dtype} values but column {col!r} is {dtype}; give them as the column's "
-                        "values")
+        raise ParameterError(f"{what} holds {s.dtype} values but column {col!r} is {dtype}; give them as the "
+                             "column's values")
     if dtype.is_numeric():
         exact = s.cast(dtype, strict=False)
         if exact.null_count() > s.null_count() or not (exact.cast(pl.Float64) == s.cast(pl.Float64)).all():
-            raise DataError(f"{what} has values that are not {dtype} values of column {col!r}: {s.to_list()[:5]}")
+            raise ParameterError(f"{what} has values that are not {dtype} values of column {col!r}: "
+                                 f"{s.to_list()[:5]}")
         s = exact
     return s.cast(pl.String).to_list()
 

@@ -75,8 +75,8 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
     lf = with_split(lf)
     out.parent.mkdir(parents=True, exist_ok=True)
     is_text_file = isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in (".csv", ".tsv")
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".pipekit_stage_") as tmp, naming_file(source):
-        if is_text_file:
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".pipekit_stage_") as tmp:
+        if is_text_file:  # an error reading the file names it (table_error); one about its rows, naming_file
             # One pass over the CSV writes the model's columns and the split flag to Parquet; the several
             # statistics passes then read only the columns they need instead of parsing the text again.
             staged, columns = Path(tmp) / "staged.parquet", list(dict.fromkeys(cats + conts + ys)) + [VALID_COL]
@@ -91,9 +91,11 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
                 except pl.exceptions.PolarsError as e:
                     raise table_error(Path(source), e) from e
             lf = pl.scan_parquet(staged)
-            if (err := csv_float32_error(Path(source), lf, conts)) is not None:
-                raise err  # the continuous columns were staged as float32: a value beyond it would be inf
-        query = processor.fit_lazy(lf, ~pl.col(VALID_COL), keep=[VALID_COL])
-        query.sink_parquet(out, engine="streaming")
+            with naming_file(source):
+                if (err := csv_float32_error(Path(source), lf, conts)) is not None:
+                    raise err  # the continuous columns were staged as float32: a value beyond it would be inf
+        with naming_file(source):  # the rows processed are the file's rows
+            query = processor.fit_lazy(lf, ~pl.col(VALID_COL), keep=[VALID_COL])
+            query.sink_parquet(out, engine="streaming")
     save(processor, processor_path if processor_path is not None else out.with_suffix(".pipekit"))
     return processor
