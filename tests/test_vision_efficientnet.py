@@ -348,3 +348,12 @@ def test_batch_norm_momentum_is_pytorchs_for_random_weights_and_the_references_o
     loaded = load_pretrained(EfficientNetLiteBody("lite0"))
     moms = {m.momentum for m in loaded.modules() if isinstance(m, torch.nn.BatchNorm2d)}
     assert moms == {0.01}
+
+
+def test_lin_ftrs_none_is_no_hidden_layer_as_older_exports_store_it():
+    # an EfficientNetLite record with lin_ftrs=None rebuilds the head it was exported with: one linear layer
+    from pipekit.vision.efficientnet import EfficientNetLite
+    linears = [m for m in EfficientNetLite("lite0", n_out=3, lin_ftrs=None).head if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [3]
+    linears = [m for m in EfficientNetLite("lite0", n_out=3).head if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [512, 3]

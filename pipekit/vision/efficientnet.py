@@ -315,7 +315,9 @@ class EfficientNetLite(nn.Sequential):
         if head == "imagenet":
             top: nn.Module = LiteImageNetHead(body.n_features, n_out, cfg.dropout if ps is None else ps)
         else:
-            top = create_head(body.n_features, n_out, lin_ftrs, 0.5 if ps is None else ps, concat_pool=True)
+            # None is no hidden layer here, as exports written before create_head took fastai's meaning store it
+            top = create_head(body.n_features, n_out, list(lin_ftrs or []), 0.5 if ps is None else ps,
+                              concat_pool=True)
         super().__init__(OrderedDict(body=body, head=top))
         self.variant = cfg.name
 
