@@ -14,14 +14,15 @@ from pipekit.data.show import show_items
 from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitter, IndexSplitter, RandomSplitter,
                                     Splitter, TimeSplitter, TrainTestSplitter)
 from pipekit.data.store import ListStore, Store, TensorStore
-from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, Transform
+from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform, FuncTransform, Pipeline, TfmdLists,
+                                    Transform)
 
 __all__ = [
     "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataLoader", "DataLoaders", "Datasets",
-    "FileName", "FuncSplitter", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
+    "FileName", "FuncSplitter", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
-    "ListStore", "Store", "TensorStore", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
+    "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "get_files", "get_image_files", "get_text_files", "parent_label", "read_table",
     "set_seed", "show_items", "to_items",
 ]

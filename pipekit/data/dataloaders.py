@@ -1,6 +1,7 @@
 """Datasets (items, split, one encoded store per block) and DataLoaders (train/valid loaders + recipe)."""
 from __future__ import annotations
 
+import inspect
 import io
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -105,7 +106,26 @@ def vocab_block(blocks: Sequence[Any], n_inp: int) -> Any:
 
 class Datasets(ArrayDataset):
     """The items, their split and one encoded store per block. ``ds.train``/``ds.valid`` are subsets;
-    ``recipe`` is the fitted recipe that built them."""
+    ``recipe`` is the fitted recipe that built them.
+
+    ``DataBlock.datasets(source)`` builds one. fastai's ``Datasets(items, [[get_x], [get_y]], splits=...)``
+    is refused, showing the DataBlock that builds the same (or :class:`~pipekit.data.TfmdLists` for one
+    list through transforms).
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Datasets:
+        try:  # the parameters are bound here so that a fastai-style call is named, not a bare TypeError
+            if args or kwargs:  # (a copy makes the object without arguments)
+                inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        except TypeError as e:
+            raise ParameterError(
+                f"{cls.__name__}: {e}. A "
+                "pipekit Datasets is what DataBlock.datasets builds (items, splits, stores, blocks, n_inp); fastai's "
+                "Datasets(items, [[get_x], [get_y]], splits=[train_idx, valid_idx]) is written "
+                "DataBlock(blocks=(TransformBlock, TransformBlock), get_x=get_x, get_y=get_y, "
+                "splitter=IndexSplitter(valid_idx)).datasets(items), and one list of items through transforms is "
+                "TfmdLists(items, tfms, splits=[train_idx, valid_idx])") from None
+        return super().__new__(cls)
 
     def __init__(self, items: pl.DataFrame, splits: Sequence[np.ndarray], stores: Sequence[Any],
                  blocks: Sequence[Any], n_inp: int, recipe: Any = None):

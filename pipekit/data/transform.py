@@ -8,7 +8,7 @@ transform is saved as a record and rebuilt from the registry without unpickling 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,8 +16,12 @@ import numpy as np
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import ParameterError, PipelineStepError
+from pipekit.core.validate import Is
 from pipekit.data.probe import stage
+
+#: fastai's method names and the pipekit methods they are read as (the book's chapter 11 spells them so)
+FASTAI_NAMES = {"encodes": "encode", "decodes": "decode", "setups": "setup"}
 
 
 class Transform(Component):
@@ -28,10 +32,49 @@ class Transform(Component):
     ...     def decode(self, x): return x - 1
     >>> AddOne().decode(AddOne().encode(np.arange(3))).tolist()
     [0, 1, 2]
+
+    The book's spelling works too: a subclass defining ``encodes``/``decodes``/``setups`` (as in fastai) has
+    them as ``encode``/``decode``/``setup``. pipekit does not pick a method by the type of its input, so such a
+    method may not annotate its argument's type. ``Transform(f)`` or ``Transform(f, g)`` wraps plain functions
+    (a :class:`FuncTransform`).
+
+    >>> class LowerCase(Transform):
+    ...     def encodes(self, x): return x.lower()
+    >>> LowerCase()("HeLLo"), Transform(lambda x: x + 1)(1)
+    ('hello', 2)
     """
 
     registry_kind = "transform"
     order: ClassVar[int] = 0
+    #: whether ``encode``/``decode`` take the batch context too (batch transforms), so fastai's one-argument
+    #: ``encodes`` cannot stand for them
+    takes_context: ClassVar[bool] = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Transform and (args or kwargs):  # Transform(f): fastai's transform of a plain function
+            return FuncTransform(*args, **kwargs)
+        return super().__new__(cls)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for theirs, ours in FASTAI_NAMES.items():
+            fn = cls.__dict__.get(theirs)
+            if fn is None:
+                continue
+            where = f"{cls.__name__}.{theirs}"
+            if ours in cls.__dict__:
+                raise ParameterError(f"{where}: {cls.__name__} defines both {theirs} (fastai's name) and {ours} "
+                                     f"(pipekit's); keep one, {ours}")
+            if cls.takes_context and theirs != "setups":
+                raise ParameterError(f"{where}: a batch transform works on whole batches; define "
+                                     f"{ours}(self, batch, ctx) instead (see BatchTransform)")
+            typed = [k for k in getattr(fn, "__annotations__", {}) if k != "return"]
+            if typed:
+                raise ParameterError(
+                    f"{where} annotates the type of {typed[0]!r}: in fastai that makes the transform skip other "
+                    f"types, but pipekit applies a transform to whatever it is given. Drop the annotation and test "
+                    f"the type inside {ours} (or give the transform only the values it is for)")
+            setattr(cls, ours, fn)
 
     def setup(self, values: Any) -> None:
         """Learn state from the training subset (default: nothing to learn)."""
@@ -48,6 +91,46 @@ class Transform(Component):
     def applies_to(self, block: Any) -> bool:
         """Whether this item/batch transform acts on ``block``'s data (default: every block)."""
         return True
+
+
+class FuncTransform(Transform):
+    """A transform made of plain functions: ``enc`` encodes, ``dec`` (optional) decodes; nothing to set up.
+    ``Transform(enc, dec)`` gives one, as fastai's does. A function pipekit did not register cannot be saved
+    in a file: an export that holds one is refused, naming it.
+
+    >>> t = Transform(lambda x: x * 2, lambda x: x // 2)
+    >>> type(t).__name__, t(np.arange(3)).tolist(), t.decode(t(np.arange(3))).tolist()
+    ('FuncTransform', [0, 2, 4], [0, 1, 2])
+    """
+
+    param_constraints = {"enc": Is(callable, "a function of the values"),
+                         "dec": Is(lambda v: v is None or callable(v), "None or a function of the values")}
+
+    def __init__(self, enc: Callable[[Any], Any], dec: Callable[[Any], Any] | None = None):
+        self.enc, self.dec = enc, dec
+        self.check_params()
+
+    def encode(self, values: Any) -> Any:
+        return self.enc(values)
+
+    def decode(self, values: Any) -> Any:
+        return values if self.dec is None else self.dec(values)
+
+
+def as_transform(t: Any) -> Transform:
+    """``t`` as a Transform: itself, an instance of a Transform class, or a plain function wrapped in a
+    :class:`FuncTransform`; anything else is refused.
+
+    >>> as_transform(str.lower)("AB"), type(as_transform(Transform)).__name__
+    ('ab', 'Transform')
+    """
+    if isinstance(t, Transform):
+        return t
+    if isinstance(t, type) and issubclass(t, Transform):
+        return t()
+    if callable(t) and not isinstance(t, type):
+        return FuncTransform(t)
+    raise ParameterError(f"expected a Transform (or a function to wrap in one), got {t!r:.80}")
 
 
 def as_list(value: Any) -> list:
@@ -68,19 +151,24 @@ def as_list(value: Any) -> list:
 
 
 class Pipeline:
-    """Transforms composed by their ``order``; ``setup`` fits each on the output of the ones before it.
+    """Transforms composed by their ``order``; ``setup`` fits each on the output of the ones before it. A plain
+    function is wrapped in a :class:`FuncTransform` and a Transform class is instantiated, as in fastai.
 
-    >>> Pipeline([]).encode([1, 2])
-    [1, 2]
+    >>> Pipeline([]).encode([1, 2]), Pipeline([str.lower]).encode("AB")
+    ([1, 2], 'ab')
     """
 
+    #: whether a plain function (or a Transform class) is taken as a step; batch transforms must be objects
+    wraps_functions: ClassVar[bool] = True
+
     def __init__(self, tfms: Iterable[Transform] | Transform | None = None):
-        tfms = as_list(tfms if tfms is None or isinstance(tfms, (Transform, list, tuple)) else list(tfms))
+        tfms = as_list(tfms if tfms is None or isinstance(tfms, (Transform, list, tuple)) or callable(tfms)
+                       else list(tfms))
         for t in tfms:
-            if not isinstance(t, Transform):
-                raise ParameterError(f"Pipeline takes Transform objects, got {t!r}; wrap a function in a "
-                                     "Transform subclass")
-        self.tfms: list[Transform] = sorted(tfms, key=lambda t: t.order)
+            if not (isinstance(t, Transform) or self.wraps_functions and callable(t)):
+                raise ParameterError(f"{type(self).__name__} takes Transform objects"
+                                     f"{' (or functions to wrap in one)' if self.wraps_functions else ''}, got {t!r:.80}")
+        self.tfms: list[Transform] = sorted((as_transform(t) for t in tfms), key=lambda t: t.order)
 
     def setup(self, values: Any) -> Any:
         for t in self.tfms:
@@ -110,6 +198,111 @@ class Pipeline:
         return f"{type(self).__name__}(" + " -> ".join(repr(t) for t in self.tfms) + ")"
 
 
+def _take(items: Any, idx: np.ndarray) -> Any:
+    """The items at positions ``idx``, in the container they came in (a list stays a list)."""
+    if isinstance(items, (np.ndarray, torch.Tensor)):
+        return items[torch.as_tensor(idx) if isinstance(items, torch.Tensor) else idx]
+    if hasattr(items, "gather") and hasattr(items, "dtype"):  # a Polars Series
+        return items.gather(idx)
+    if hasattr(items, "take") and hasattr(items, "type"):  # an Arrow array
+        return items.take(idx)
+    if hasattr(items, "iloc"):  # a pandas Series
+        return items.iloc[idx]
+    return [items[int(i)] for i in idx]
+
+
+class TfmdLists:
+    """Items through a :class:`Pipeline` fitted on the training split: the book's mid-level ``TfmdLists``.
+
+    ``tfms`` (transforms, Transform classes or functions) are set up on the training items only and encode
+    all the items at once: like every pipekit transform they see the whole column (a list of items, an array,
+    a Series), not one item at a time. ``splits`` is ``[train_idx, valid_idx]`` (default: every item is for
+    training). ``tl[i]`` is encoded item ``i``, ``tl.train``/``tl.valid`` the subsets (sharing the fitted
+    pipeline), ``tl.decode(x)`` runs the transforms backwards.
+
+    >>> class Centre(Transform):
+    ...     def setups(self, items): self.mean_ = float(np.mean(items))
+    ...     def encodes(self, x): return np.asarray(x, dtype=float) - self.mean_
+    ...     def decodes(self, x): return x + self.mean_
+    >>> tl = TfmdLists(np.array([1.0, 2.0, 3.0, 10.0]), [Centre], splits=[[0, 1, 2], [3]])
+    >>> tl.train[0], tl.valid[0], tl.decode(tl.valid[0]), len(tl.train), len(tl.valid)
+    (-1.0, 8.0, 10.0, 3, 1)
+    """
+
+    def __init__(self, items: Any, tfms: Any, splits: Sequence[Sequence[int]] | None = None):
+        if isinstance(items, (str, bytes)) or not (hasattr(items, "__len__") and hasattr(items, "__getitem__")):
+            raise ParameterError(f"TfmdLists takes a list (or array, or Series) of items, got {type(items).__name__}")
+        n = len(items)
+        if splits is None:
+            splits = [range(n), []]
+        if isinstance(splits, (str, bytes)) or len(splits) != 2:
+            raise ParameterError("TfmdLists: splits must be [train_idx, valid_idx] (two lists of positions), got "
+                                 f"{splits!r:.80}")
+        self.splits = [np.asarray(list(s), dtype=np.int64).reshape(-1) for s in splits]
+        for name, s in zip(("train", "valid"), self.splits):
+            bad = s[(s < -n) | (s >= n)]
+            if bad.size:
+                raise ParameterError(f"TfmdLists: the {name} split holds position {int(bad[0])}, outside the "
+                                     f"{n} items (0 to {n - 1})")
+        if not len(self.splits[0]):
+            raise ParameterError("TfmdLists: the train split is empty; the transforms are set up on it")
+        self.items = items
+        self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
+        values = _take(items, self.splits[0])
+        for t in self.pipeline:  # each transform learns from the training items as the ones before encoded them
+            _step(t, "setup", values)
+            values = _step(t, "encode", values)
+        self.encoded = items
+        for t in self.pipeline:
+            self.encoded = _step(t, "encode", self.encoded)
+
+    def _subset(self, i: int) -> TfmdLists:
+        sub = object.__new__(TfmdLists)
+        idx = self.splits[i]
+        sub.items, sub.pipeline, sub.encoded = _take(self.items, idx), self.pipeline, _take(self.encoded, idx)
+        sub.splits = [np.arange(len(idx)), np.zeros(0, np.int64)]
+        return sub
+
+    @property
+    def train(self) -> TfmdLists:
+        return self._subset(0)
+
+    @property
+    def valid(self) -> TfmdLists:
+        return self._subset(1)
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int) -> Any:
+        if not -len(self) <= int(i) < len(self):
+            raise IndexError(f"TfmdLists: item {i} is outside the {len(self)} items")
+        v = self.encoded[int(i)]
+        return v.item() if isinstance(v, np.generic) else v
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self[i] for i in range(len(self)))
+
+    def decode(self, value: Any) -> Any:
+        """An encoded value (one item's, or the column's) back through the transforms, last first."""
+        return self.pipeline.decode(value)
+
+    def __repr__(self) -> str:
+        return (f"TfmdLists({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
+                f"{self.pipeline!r})")
+
+
+def _step(t: Transform, what: str, values: Any) -> Any:
+    """``t.setup(values)`` or ``t.encode(values)``; a failure is named with the transform and what it was given."""
+    try:
+        return getattr(t, what)(values)
+    except Exception as e:
+        raise PipelineStepError(
+            f"{type(t).__name__}.{what} failed on a column of {len(values)} item(s) ({type(values).__name__}): "
+            f"{type(e).__name__}: {e}. pipekit transforms see all the items at once: write the transform for the "
+            "whole list (or array, or Series)") from e
+
+
 @dataclass
 class BatchContext:
     """What a batch transform may know: each batch element's geometry (``None``, ``"image"``,
@@ -136,6 +329,7 @@ class BatchTransform(Transform):
     """
 
     order: ClassVar[int] = 50
+    takes_context: ClassVar[bool] = True
     #: runs on the CPU, in the loader's worker threads, before the batch is moved to the device (per-image
     #: library code on NumPy arrays); such transforms run before every other batch transform
     on_host: ClassVar[bool] = False
@@ -181,6 +375,8 @@ class BatchPipeline(Pipeline):
     ``steps()`` is what ``encode`` runs: the transforms, with adjacent ones that can be done in one pass
     (``BatchTransform.fuse``) fused. Each step's time is reported under its ``stage_name`` when profiled.
     """
+
+    wraps_functions = False
 
     @property  # type: ignore[override]
     def tfms(self) -> list[Transform]:

