@@ -8,12 +8,15 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
+import pipekit
 from pipekit.core import ExportError, ParameterError
 from pipekit.core.errors import PipelineStepError
 from pipekit.data import (BatchTransform, DataBlock, Datasets, FuncTransform, IndexSplitter, Pipeline, TfmdLists,
                           Transform, TransformBlock)
 from pipekit.datasets import path
+from pipekit.text import LMDataLoader, Numericalize, Tokenizer
 
 NUMS = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
 
@@ -129,3 +132,68 @@ def test_fastai_datasets_call_names_the_datablock_that_builds_it(adult):
     ds = DataBlock(blocks=(TransformBlock, TransformBlock), get_x=lambda x: x * 2, get_y=lambda x: x + 1,
                    splitter=IndexSplitter(list(range(30, 40)))).datasets(ages)
     assert len(ds.train) == 30 and [int(v) for v in ds.valid[0]] == [ages[30] * 2, ages[30] + 1]
+
+
+# ------------------------------------------------------------------------------------ Numericalize
+def test_tfmdlists_tokenize_numericalize_decode(texts):
+    tl = TfmdLists(texts, [Tokenizer(), Numericalize(min_freq=1)], splits=[range(60), range(60, 80)])
+    num = tl.pipeline.tfms[1]
+    assert len(tl.valid) == 20
+    words = tl.decode(tl[5])  # ids -> tokens -> text
+    assert isinstance(words, str) and words.split()[:5] == texts[5].split()[:5]
+    assert num.vocab == num.vocab_ and len(num.vocab) > 1000
+
+
+def test_numericalize_round_trip_one_text_and_many(texts):
+    toks = Tokenizer().encode(texts)
+    num = Numericalize(min_freq=1)  # every token in the vocabulary: decoding gives the tokens back exactly
+    num.setup(toks)
+    many = num.encode(toks)
+    assert num.decode(many) == [toks[i] for i in range(len(toks))]
+    one = num(toks[0])
+    assert num.decode(one) == [toks[0]]  # a column of one text
+    assert num.decode(one[0]) == toks[0]  # that text
+    assert num.decode(many.to_pylist()[:2]) == [toks[0], toks[1]]
+    assert num.decode(torch.tensor(many[3].as_py())) == toks[3]
+    sliced = many.slice(10, 3)  # an Arrow slice keeps its offset into the parent buffer
+    assert num.decode(sliced) == [toks[10], toks[11], toks[12]]
+    small = Numericalize(min_freq=3)
+    small.setup(toks)
+    back = small.decode(small.encode(toks))[0]
+    assert back == [t if t in small.vocab else "xxunk" for t in toks[0]]
+    with pytest.raises(ParameterError, match="takes ids"):
+        small.decode(["the", "film"])
+
+
+def test_numericalize_vocab_is_the_learned_vocabulary(texts):
+    toks = Tokenizer().encode(texts)
+    num = Numericalize()
+    assert num.vocab is None
+    num.setup(toks)
+    assert num.vocab == num.vocab_ and len(num.vocab) > 100
+    assert num.get_params()["vocab"] is None  # the parameter is unchanged by setup
+    assert num.clone().vocab is None and not num.clone().is_fitted
+    given = Numericalize(vocab=num.vocab_)
+    assert given.vocab == num.vocab_ and given.get_params()["vocab"] == num.vocab_
+    again = pipekit.core.Component.from_record(num.to_record())
+    assert again.vocab == num.vocab_ and again.get_params()["vocab"] is None
+
+
+def test_lm_dataloader_of_numericalized_ids(texts):
+    toks = Tokenizer().encode(texts)
+    num = Numericalize()
+    num.setup(toks)
+    nums = num.encode(toks)
+    dl = LMDataLoader(nums, bs=4, seq_len=20, device="cpu")
+    x, y = dl.one_batch()
+    assert x.shape == y.shape == (4, 20)
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in nums.to_pylist()])
+    stream = (len(flat) - 1) // 4
+    assert x[1].tolist() == flat[stream:stream + 20].tolist()  # row 1 is the second of 4 contiguous streams
+    same = LMDataLoader([torch.tensor(v) for v in nums.to_pylist()], bs=4, seq_len=20, device="cpu").one_batch()
+    assert torch.equal(same[0], x)
+    with pytest.raises(ParameterError, match=r"TextDataLoaders\.from_df\(df, text_col='text', is_lm=True\)"):
+        LMDataLoader(texts)
+    with pytest.raises(ParameterError, match="numericalize the tokens first"):
+        LMDataLoader([toks[0], toks[1]])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from pipekit.core.errors import DataError, ParameterError
@@ -70,6 +71,37 @@ class SortedDataLoader(DataLoader):
         return 1.0 - real / max(padded, 1)
 
 
+def _lm_dataset(data: Any) -> Any:
+    """A language model's dataset: a pipekit dataset as it is; token ids (an Arrow list array from
+    ``Numericalize.encode``, or a list of id sequences) in a dataset of one TextStore; anything else refused with
+    the ways to build language-model loaders."""
+    if callable(getattr(data, "gather", None)):
+        return data
+    if isinstance(data, pa.ChunkedArray):
+        data = data.combine_chunks()
+    if isinstance(data, pa.Array) and (pa.types.is_list(data.type) or pa.types.is_large_list(data.type)):
+        if not pa.types.is_integer(data.type.value_type):
+            raise ParameterError(f"LMDataLoader takes token ids; this Arrow array holds {data.type.value_type} values "
+                                 "(numericalize the tokens first: Numericalize().encode(tokens))")
+        return ArrayDataset([TextStore(data.cast(pa.list_(pa.int32())))])
+    if isinstance(data, (list, tuple)) and len(data) and all(
+            isinstance(t, (list, tuple, np.ndarray, torch.Tensor)) for t in data):
+        try:
+            ids = [np.asarray(t.tolist() if isinstance(t, torch.Tensor) else t).reshape(-1) for t in data]
+            bad = next((i for i, a in enumerate(ids) if len(a) and a.dtype.kind not in "iu"), None)
+        except (TypeError, ValueError):
+            bad = 0
+        if bad is not None:
+            raise ParameterError(f"LMDataLoader: text {bad} is not a sequence of token ids (integers); numericalize the "
+                                 "tokens first: Numericalize().encode(tokens)")
+        return ArrayDataset([TextStore(pa.array([a.tolist() for a in ids], pa.list_(pa.int32())))])
+    raise ParameterError(
+        f"LMDataLoader takes the token ids of texts (what Numericalize.encode returns, or a list of id lists) or a "
+        f"dataset with a TextStore; got {type(data).__name__}. Language-model loaders from texts: "
+        "TextDataLoaders.from_df(df, text_col='text', is_lm=True), or DataBlock(blocks=TextBlock.from_df('text', "
+        "is_lm=True), get_x=ColReader('text'), splitter=RandomSplitter(0.1)).dataloaders(df)")
+
+
 class LMDataLoader(DataLoader):
     """Language-model batches: (x, y) windows of ``seq_len`` tokens, y shifted by one.
 
@@ -84,11 +116,18 @@ class LMDataLoader(DataLoader):
     >>> x, y = dl.one_batch()
     >>> x.tolist(), y.tolist(), len(dl)
     ([[0, 1, 2, 3, 4], [12, 13, 14, 15, 16]], [[1, 2, 3, 4, 5], [13, 14, 15, 16, 17]], 3)
+
+    As in the book, the ids themselves may be given (``LMDataLoader(num.encode(tokens))``, or a list of id
+    lists): they are wrapped in a dataset of one :class:`~pipekit.text.TextStore`.
+
+    >>> LMDataLoader([list(range(0, 10)), list(range(10, 25))], bs=2, seq_len=5, device="cpu").one_batch()[0].tolist()
+    [[0, 1, 2, 3, 4], [12, 13, 14, 15, 16]]
     """
 
     def __init__(self, dataset: Any, bs: int = 64, seq_len: int | None = None, **kwargs: Any):
-        """``seq_len`` defaults to the TextBlock's; ``kwargs`` are the :class:`~pipekit.data.DataLoader`'s."""
-        super().__init__(dataset, bs=bs, **kwargs)
+        """``seq_len`` defaults to the TextBlock's (72 without one); ``kwargs`` are the
+        :class:`~pipekit.data.DataLoader`'s."""
+        super().__init__(_lm_dataset(dataset), bs=bs, **kwargs)
         from pipekit.text.blocks import TextBlock
 
         if seq_len is None:

@@ -42,15 +42,23 @@ class Numericalize(Transform):
     training texts, most frequent first (ties alphabetical), at most ``max_vocab`` entries, padded with
     ``xxfake`` to a multiple of 8 (faster matrix products). Unknown tokens map to ``xxunk`` (id 0).
 
+    The learned vocabulary is ``vocab_``; ``vocab`` reads it as the book does (before ``setup``, the
+    vocabulary given as a parameter, or None).
+
     >>> from pipekit.text.tokenize import Tokenizer
     >>> tt = Tokenizer().encode(["a film", "a good film", "a bad film"])
     >>> num = Numericalize(min_freq=2)
     >>> num.setup(tt)
-    >>> num.vocab_[:11], len(num.vocab_)
+    >>> num.vocab[:11], len(num.vocab_)
     (['xxunk', 'xxpad', 'xxbos', 'xxeos', 'xxfld', 'xxrep', 'xxwrep', 'xxup', 'xxmaj', 'a', 'film'], 16)
     >>> num.encode(tt).to_pylist()
     [[2, 9, 10], [2, 9, 0, 10], [2, 9, 0, 10]]
+    >>> num.decode(num.encode(tt))[1], num.decode([2, 9, 10])
+    (['xxbos', 'a', 'xxunk', 'film'], ['xxbos', 'a', 'film'])
     """
+
+    #: the ``vocab`` parameter is kept as ``vocab_arg``: ``vocab`` is the property a reader uses
+    param_attrs = {"vocab": "vocab_arg"}
 
     param_constraints = {
         "min_freq": Interval(1, None, integer=True),
@@ -62,14 +70,22 @@ class Numericalize(Transform):
 
     def __init__(self, min_freq: int = 3, max_vocab: int = 60000, vocab: Sequence[str] | None = None,
                  special_tokens: Sequence[str] | None = None):
-        self.min_freq, self.max_vocab, self.vocab, self.special_tokens = min_freq, max_vocab, vocab, special_tokens
+        self.min_freq, self.max_vocab, self.vocab_arg, self.special_tokens = min_freq, max_vocab, vocab, special_tokens
         self.check_params()
         if max_vocab <= len(self.specials):
             raise ParameterError(f"Numericalize: max_vocab={max_vocab} leaves no room past the {len(self.specials)} "
                                  "special tokens")
         if vocab is not None:
-            self.vocab = check_vocab(vocab, self.specials)
+            self.vocab_arg = check_vocab(vocab, self.specials)
         self._lookup_cache: tuple[int, dict[str, int]] | None = None
+
+    @property
+    def vocab(self) -> list[str] | None:
+        """The vocabulary: the learned ``vocab_`` after ``setup``, before it the one given (or None)."""
+        learned = vars(self).get("vocab_")
+        if learned is not None:
+            return learned
+        return list(self.vocab_arg) if self.vocab_arg is not None else None
 
     @property
     def specials(self) -> list[str]:
@@ -79,8 +95,8 @@ class Numericalize(Transform):
         """Learn the vocabulary from the texts at ``idx`` (the training split; all when None).
 
         A vocabulary given to ``__init__`` is kept as is (it belongs to a pretrained model)."""
-        if self.vocab is not None:
-            self.vocab_ = list(self.vocab)
+        if self.vocab_arg is not None:
+            self.vocab_ = list(self.vocab_arg)
             return
         if not isinstance(tokens, TokenizedTexts):
             raise ParameterError(f"Numericalize.setup takes a TokenizedTexts (Tokenizer.encode output), "
@@ -123,13 +139,39 @@ class Numericalize(Transform):
         flat = self.encode_flat(tokens)
         return pa.ListArray.from_arrays(pa.array(tokens.offsets.astype(np.int32)), pa.array(flat, pa.int32()))
 
-    def decode(self, ids: Any) -> list[str]:
-        """Ids (a list, array or 1-d tensor) -> token strings."""
+    def decode(self, ids: Any) -> list[Any]:
+        """Ids back to token strings: one text's ids (a list, array, 1-d tensor or an Arrow list scalar) give
+        its tokens; a column of texts (what :meth:`encode` returns, an Arrow list array, or a list of id
+        lists) gives one list of tokens per text."""
         self.check_is_fitted("setup(tokens, train_idx)")
-        arr = np.asarray(ids.tolist() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+        if isinstance(ids, pa.ChunkedArray):
+            ids = ids.combine_chunks()
+        if isinstance(ids, pa.Array) and (pa.types.is_list(ids.type) or pa.types.is_large_list(ids.type)):
+            offsets = np.asarray(ids.offsets, dtype=np.int64)
+            flat = self._tokens(ids.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_numpy(
+                zero_copy_only=False))
+            offsets -= offsets[0]
+            return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+        if isinstance(ids, pa.Scalar):
+            ids = ids.as_py()
+            if ids is None:
+                raise DataError("Numericalize.decode: the ids are missing (a null list)")
+            return self._tokens(ids)
+        if isinstance(ids, (list, tuple)) and any(isinstance(v, (list, tuple)) or getattr(v, "ndim", 0) >= 1 for v in ids):
+            return [self._tokens(v) for v in ids]
+        return self._tokens(ids)
+
+    def _tokens(self, ids: Any) -> list[str]:
+        """The tokens of ids (flattened), each checked to be in the vocabulary."""
+        try:
+            arr = np.asarray(ids.tolist() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ParameterError(f"Numericalize.decode takes ids (a list, array or tensor of ints, or what encode "
+                                 f"returned), got {type(ids).__name__} {str(ids)[:60]}") from None
         if len(arr) and (arr.min() < 0 or arr.max() >= len(self.vocab_)):
             raise DataError(f"ids must be in [0, {len(self.vocab_)}); got min {arr.min()} max {arr.max()}")
-        return [self.vocab_[i] for i in arr]
+        vocab = self.vocab_
+        return [vocab[i] for i in arr]
 
 
 def _single(tokens: Sequence[str]) -> TokenizedTexts:
