@@ -4,6 +4,7 @@ Numericalize round trips and ``vocab``, ``LMDataLoader`` of ids, importance of s
 ``drop_redundant``'s default candidates and the once-per-model "unseen values" warning."""
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import polars as pl
@@ -11,11 +12,13 @@ import pytest
 import torch
 
 import pipekit
+from pipekit.backends import RandomForest
 from pipekit.core import ExportError, ParameterError
 from pipekit.core.errors import PipelineStepError
 from pipekit.data import (BatchTransform, DataBlock, Datasets, FuncTransform, IndexSplitter, Pipeline, TfmdLists,
                           Transform, TransformBlock)
 from pipekit.datasets import path
+from pipekit.sklearn import TabularClassifier
 from pipekit.text import LMDataLoader, Numericalize, Tokenizer
 
 NUMS = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
@@ -197,3 +200,83 @@ def test_lm_dataloader_of_numericalized_ids(texts):
         LMDataLoader(texts)
     with pytest.raises(ParameterError, match="numericalize the tokens first"):
         LMDataLoader([toks[0], toks[1]])
+
+
+# ------------------------------------------------------------------------------------ importance of estimators
+@pytest.fixture(scope="module")
+def adult_clf(adult):
+    df = adult.head(2500)
+    clf = TabularClassifier(RandomForest("classification", n_estimators=30, n_jobs=1), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(df.drop("salary"), df["salary"].to_numpy())
+    return clf
+
+
+def test_feature_importances_match_scikit_learns_forest(adult):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.feature_selection import SelectFromModel
+
+    df = adult.head(3000).drop_nulls(NUMS)
+    X, y = df.select(NUMS), df["salary"].to_numpy()
+    clf = TabularClassifier(RandomForest("classification", n_estimators=30, n_jobs=1), random_state=0).fit(X, y)
+    forest = dict(n_estimators=30, max_features=0.5, min_samples_leaf=5, random_state=0, n_jobs=1)
+    sk = RandomForestClassifier(**forest).fit(X.to_numpy().astype(np.float32), y)
+    assert np.allclose(clf.feature_importances_, sk.feature_importances_)
+    chosen = SelectFromModel(TabularClassifier(RandomForest("classification", n_estimators=30, n_jobs=1),
+                                               random_state=0)).fit(X, y).get_support()
+    assert chosen.tolist() == SelectFromModel(RandomForestClassifier(**forest)).fit(
+        X.to_numpy().astype(np.float32), y).get_support().tolist()
+    assert not hasattr(TabularClassifier("rf"), "feature_importances_")  # not fitted
+    net = TabularClassifier("net")
+    net.model_, net.n_features_in_ = object(), 6  # a backend without importances: the attribute is missing
+    assert not hasattr(net, "feature_importances_")
+
+
+def test_feature_importances_credit_processed_columns_to_their_inputs(adult_clf):
+    imp = adult_clf.model_.feature_importance()
+    assert "education-num_na" in imp["feature"].to_list()  # FillMissing's flag is a column of the backend
+    by_name = dict(zip(imp["feature"].to_list(), imp["importance"].to_list()))
+    fi = adult_clf.feature_importances_
+    names = list(adult_clf.feature_names_in_)
+    assert len(fi) == len(names) and fi.sum() == pytest.approx(1.0)
+    total = sum(by_name.values())
+    assert fi[names.index("education-num")] == pytest.approx(
+        (by_name["education-num"] + by_name["education-num_na"]) / total)
+    assert fi[names.index("workclass")] == pytest.approx(by_name["workclass"] / total)
+
+
+# ------------------------------------------------------------------------------------ warnings
+def with_martians(adult: pl.DataFrame) -> pl.DataFrame:
+    """300 rows of adult after the first 2000, the first 4 with a workclass never seen in training."""
+    return adult.slice(2000, 300).with_columns(
+        pl.when(pl.int_range(pl.len()) < 4).then(pl.lit("Martian")).otherwise(pl.col("workclass")).alias("workclass"))
+
+
+def test_unseen_values_warning_once_per_fitted_model(adult):
+    train = adult.head(2000)
+    clf = TabularClassifier(RandomForest("classification", n_estimators=10, n_jobs=1), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(train.drop("salary"), train["salary"].to_numpy())
+    X = with_martians(adult).drop("salary")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            clf.predict(X)
+        clf.predict_proba(X.head(2))  # other rows: another count, another message
+    unseen = [str(w.message) for w in caught if "never seen in training" in str(w.message)]
+    assert len(unseen) == 2 and "'workclass': 4" in unseen[0] and "'workclass': 2" in unseen[1]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        clf.fit(train.drop("salary"), train["salary"].to_numpy())
+        clf.predict(X)  # a new fit is a new model: its first warning is shown
+    assert sum("never seen in training" in str(w.message) for w in caught) == 1
+    other = clf.clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other.fit(train.drop("salary"), train["salary"].to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a user's filters still apply to the warning shown
+        with pytest.raises(UserWarning, match="never seen"):
+            other.predict(X)

@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -90,6 +91,8 @@ class _TabularEstimator(Component, BaseEstimator):
             backend, *(list(v) if isinstance(v, tuple) else v for v in (cat_names, cont_names, date_names)))
         self.procs, self.random_state = tuple(procs) if isinstance(procs, list) else procs, random_state
         self.check_params()
+        #: (category, text) of the warnings processing new rows gave, each shown once per fitted model
+        self._warned: set[tuple[type, str]] = set()
 
     # ------------------------------------------------------------------ scikit-learn's protocol
     def __sklearn_tags__(self) -> Any:
@@ -164,6 +167,7 @@ class _TabularEstimator(Component, BaseEstimator):
         """Fit the procs and the backend on every row of ``X`` (see the module docstring for what X may be)."""
         self.check_params()
         self.reset_state()
+        self.__dict__.setdefault("_warned", set()).clear()
         frame = self._frame(X, reset=True)
         y = self._targets(y, frame.height)
         cat, cont, dates = column_roles(frame, self.cat_names, self.cont_names, self.date_names)
@@ -190,7 +194,59 @@ class _TabularEstimator(Component, BaseEstimator):
         (``clf.model_.predict(clf.process(X))``)."""
         frame = self._frame(X, reset=False)
         frame, _, _ = date_parts(frame, self.date_names_)
-        return TabularSplit(self.processor_.transform(frame), self.processor_, None, "new")
+        # Python shows a warning once per place only until any code changes the warning filters, which pandas
+        # and scikit-learn do inside predict: Categorify's "unseen values" would repeat on every call (every
+        # shuffle of a permutation importance). Each distinct warning is shown once per fitted model instead.
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+                warnings.simplefilter("always")
+                out = self.processor_.transform(frame)
+        finally:
+            warned = self.__dict__.setdefault("_warned", set())
+            for w in caught:
+                key = (w.category, str(w.message))
+                if key not in warned:
+                    warned.add(key)
+                    warnings.warn(w.message, stacklevel=2)
+        return TabularSplit(out, self.processor_, None, "new")
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """The backend's own importance of each input column, in ``feature_names_in_`` order, summing to 1 (a
+        forest's impurity decrease, a GBM's gain), for scikit-learn's ``SelectFromModel`` and the like. A column
+        the procs made is credited to the input it came from (FillMissing's ``age_na`` to ``age``, date parts
+        to their date). A backend without importances (the net, an ensemble) has none: the attribute is
+        missing, as scikit-learn expects; use ``pipekit.inspection.permutation_importance(est, X, y=y)``."""
+        self.check_is_fitted()
+        getter = getattr(self.model_, "feature_importance", None)
+        try:
+            imp = getter() if getter is not None else None
+        except NotImplementedError:
+            imp = None
+        if imp is None:
+            raise AttributeError(f"{type(self).__name__}: its backend {type(self.model_).__name__} has no feature "
+                                 "importances; use pipekit.inspection.permutation_importance(est, X, y=y)")
+        names = vars(self).get("feature_names_in_")
+        inputs = list(names) if names is not None else default_columns(self.n_features_in_)
+        position = {c: i for i, c in enumerate(inputs)}
+        out = np.zeros(len(inputs))
+        for feature, value in zip(imp["feature"].to_list(), imp["importance"].to_numpy()):
+            out[position[self._input_of(feature, position)]] += float(value)
+        total = out.sum()
+        return out / total if total > 0 else out
+
+    def _input_of(self, feature: str, inputs: dict[str, int]) -> str:
+        """The input column a processed column ``feature`` came from."""
+        if feature in inputs:
+            return feature
+        for d in self.date_names_:  # date parts: '<date>_Year', ... (and their '_na' flags)
+            if feature.startswith(f"{d}_"):
+                return d
+        if feature.endswith("_na") and feature[:-3] in inputs:  # FillMissing's flag
+            return feature[:-3]
+        raise DataError(f"{type(self).__name__}: the backend's column {feature!r} comes from no input column "
+                        f"({list(inputs)[:10]})")
 
     def _raw_predict(self, X: Any) -> np.ndarray:
         split = self.process(X)  # checks that the estimator is fitted
