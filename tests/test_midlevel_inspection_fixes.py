@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 import torch
@@ -18,6 +19,7 @@ from pipekit.core.errors import PipelineStepError
 from pipekit.data import (BatchTransform, DataBlock, Datasets, FuncTransform, IndexSplitter, Pipeline, TfmdLists,
                           Transform, TransformBlock)
 from pipekit.datasets import path
+from pipekit.inspection import cluster_columns, drop_redundant, permutation_importance, plot_importance
 from pipekit.sklearn import TabularClassifier
 from pipekit.text import LMDataLoader, Numericalize, Tokenizer
 
@@ -280,3 +282,88 @@ def test_unseen_values_warning_once_per_fitted_model(adult):
         warnings.simplefilter("error")  # a user's filters still apply to the warning shown
         with pytest.raises(UserWarning, match="never seen"):
             other.predict(X)
+
+
+# ------------------------------------------------------------------------------------ inspection
+def test_plot_importance_takes_what_a_user_has(adult_clf, adult, tmp_path):
+    from sklearn.ensemble import RandomForestRegressor
+
+    assert plot_importance(adult_clf, path=tmp_path / "clf.png").stat().st_size > 1000
+    frame = pd.DataFrame({"feature": ["age", "fnlwgt"], "importance": [0.3, 0.7]})
+    assert plot_importance(frame, path=tmp_path / "pandas.png").exists()
+    book = pd.DataFrame({"cols": ["age", "fnlwgt"], "imp": [0.3, 0.7]})  # the book's rf_feat_importance names
+    assert plot_importance(book, path=tmp_path / "book.png").exists()
+    df = adult.head(1000).drop_nulls(NUMS)
+    rf = RandomForestRegressor(n_estimators=10, random_state=0).fit(df.select(NUMS[1:]).to_pandas(), df["age"])
+    assert plot_importance(rf, path=tmp_path / "sk.png").exists()
+    with pytest.raises(ParameterError, match="'feature' and 'importance'"):
+        plot_importance(pd.DataFrame({"name": ["a"], "score": [1.0]}))
+    with pytest.raises(ParameterError, match="no feature importances.*permutation_importance"):
+        plot_importance(TabularClassifier("rf"))
+
+
+def test_permutation_importance_of_a_tabular_classifier(adult_clf, adult):
+    rows = adult.slice(2500, 300)
+    imp = permutation_importance(adult_clf, rows, y="salary", n_repeats=2, seed=0)
+    assert sorted(imp["feature"].to_list()) == sorted(adult_clf.feature_names_in_)
+    assert imp["importance"].is_sorted(descending=True) and imp["importance"][0] > 0.01
+    X, y = rows.drop("salary"), rows["salary"].to_numpy()
+    # pandas rows, targets given as values: the same shuffles, the same numbers
+    same = permutation_importance(adult_clf, X.to_pandas(), y=y, n_repeats=2, seed=0)
+    assert same.equals(imp)
+    # by hand: accuracy drop with 'age' shuffled by the stream of (seed, its column position)
+    one = permutation_importance(adult_clf, X, y=y, n_repeats=1, seed=3, features=["age"])
+    names = X.columns
+    perm = np.random.default_rng([3, names.index("age")]).permutation(len(X))
+    shuffled = X.with_columns(X["age"].gather(perm))
+    drop = (adult_clf.predict(X) == y).mean() - (adult_clf.predict(shuffled) == y).mean()
+    assert one["importance"][0] == pytest.approx(drop)
+    with pytest.raises(ParameterError, match="y='salary'"):
+        permutation_importance(adult_clf, rows)
+
+
+# ------------------------------------------------------------------------------------ redundant columns
+@pytest.fixture(scope="module")
+def rossmann():
+    from pipekit.tabular import add_datepart
+
+    df = pl.read_csv(path("rossmann_sample") / "train.csv", infer_schema_length=10000)
+    df = df.filter(pl.col("Open") == 1).gather_every(25).with_columns(pl.col("Sales").log())  # days of 2.5 years
+    df = add_datepart(df, "Date").select("Store", "DayOfWeek", "Promo", "Year", "Month", "Week", "Dayofyear",
+                                         "Elapsed", "Sales")
+    from pipekit.backends import as_data
+
+    data = as_data(df.drop("Sales"), y=df["Sales"].to_numpy(), cat_names=[])
+    rows = np.random.default_rng(0).permutation(len(data))
+    return data.take(rows[:2400]), data.take(rows[2400:3000])
+
+
+def test_drop_redundant_tries_the_redundant_pairs_by_default(rossmann):
+    train, valid = rossmann
+    clusters = cluster_columns(train, plot=False)
+    text = repr(clusters)
+    assert len(text) < 400 and "array" not in text and f"{len(clusters.columns)} columns" in text
+    candidates = clusters.candidates()
+    assert {"Year", "Elapsed", "Week", "Dayofyear"} <= set(candidates) and "Store" not in candidates
+    rf = RandomForest("regression", n_estimators=10, n_jobs=1)
+    rep = drop_redundant(rf, train, valid)
+    assert rep["dropped"].to_list() == ["(none)", *candidates]  # no row dropping both of a pair
+    assert rep["change"][0] == 0
+    with pytest.warns(UserWarning, match="nothing to try dropping"):
+        only = drop_redundant(rf, train.drop(candidates), valid.drop(candidates))
+    assert only["dropped"].to_list() == ["(none)"]
+    with pytest.raises(ParameterError, match="at least one column"):
+        drop_redundant(rf, train, valid, [])
+
+
+def test_permutation_importance_shows_unseen_values_once(adult):
+    train = adult.head(2000)
+    clf = TabularClassifier(RandomForest("classification", n_estimators=10, n_jobs=1), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(train.drop("salary"), train["salary"].to_numpy())
+    rows = with_martians(adult)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        permutation_importance(clf, rows, y="salary", n_repeats=3, seed=0, features=["age", "sex", "workclass"])
+    assert sum("never seen in training" in str(w.message) for w in caught) == 1  # not one per shuffle

@@ -22,46 +22,63 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import Backend, Contributions, Model
-from pipekit.backends.data import TabularData, as_data
-from pipekit.core.errors import ParameterError
+from pipekit.backends.base import Backend, Contributions, Model, feature_frame
+from pipekit.backends.data import TabularData, as_data, encode_y
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Options, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.metrics import get_metric
 
 
-def permutation_importance(model: Model, data: Any, metric: Any = None, n_repeats: int = 5, seed: int | None = None,
-                           features: Sequence[str] | None = None) -> pl.DataFrame:
+def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats: int = 5, seed: int | None = None,
+                           features: Sequence[str] | None = None, y: Any = None) -> pl.DataFrame:
     """Score drop when one input column is shuffled (its link to the target broken), per column.
 
     ``importance`` is the mean drop over ``n_repeats`` shuffles, oriented so that positive means the column
     helps whatever the metric's direction; ``std`` is across repeats and ``ci_low``/``ci_high`` a 95%
-    t-interval of the mean. Sorted by importance, descending. Works for backends and ensembles.
+    t-interval of the mean. Sorted by importance, descending. Works for backends and ensembles (on a labelled
+    split, ``tab.valid``) and for fitted scikit-learn estimators, ``TabularClassifier``/``TabularRegressor``
+    included: those take the raw rows ``data`` (a pandas or Polars frame, or an array) and their targets ``y``
+    (values, or the name of the frame's target column), and shuffle the raw input columns. The default metric
+    is accuracy (on probabilities where the estimator gives them) or rmse.
 
     Example:
         >>> # permutation_importance(rf, tab.valid, n_repeats=5, seed=0).head()
+        >>> # permutation_importance(TabularClassifier("rf").fit(X, y), df, y="salary")
     """
     check("permutation_importance", n_repeats=(n_repeats, Interval(1, None, integer=True)))
-    d = as_data(data)
+    if not isinstance(model, Model):
+        return _estimator_importance(model, data, y, metric, n_repeats, seed, features)
+    d = as_data(data, y=y)
     m = get_metric(model.metric if metric is None else metric, model.task)
-    y = model.encode_y(d.y)
-    base = m.loss(m.score(y, model.predict(d)))
+    y_enc = model.encode_y(d.y)
     cols = list(features) if features is not None else model.feature_names_ if isinstance(model, Backend) \
         else d.feature_names
     d.check_columns(cols, "features")
+
+    def loss(c: str | None, perm: np.ndarray | None) -> float:
+        dd = d if c is None or perm is None else d.with_xs(d.xs.with_columns(d.xs.get_column(c).gather(perm)))
+        return m.loss(m.score(y_enc, model.predict(dd)))
+
+    return _drops(cols, d.feature_names, len(d), n_repeats, seed, loss)
+
+
+def _drops(cols: list[str], all_cols: list[str], n: int, n_repeats: int, seed: int | None,
+           loss: Callable[[str | None, np.ndarray | None], float]) -> pl.DataFrame:
+    """The permutation importance frame: ``loss(c, perm)`` is the loss with column ``c`` shuffled by ``perm``
+    (``loss(None, None)`` with nothing shuffled)."""
+    base = loss(None, None)
     drops = np.zeros((len(cols), n_repeats))
     for j, c in enumerate(cols):
         # one stream per column: a column's result does not depend on which other columns are asked for
-        rng = np.random.default_rng(None if seed is None else [seed, d.feature_names.index(c)])
+        rng = np.random.default_rng(None if seed is None else [seed, all_cols.index(c)])
         for r in range(n_repeats):
-            shuffled = d.xs.get_column(c).gather(rng.permutation(len(d)))
-            dd = d.with_xs(d.xs.with_columns(shuffled.alias(c)))
-            drops[j, r] = m.loss(m.score(y, model.predict(dd))) - base
+            drops[j, r] = loss(c, rng.permutation(n)) - base
     mean, std, half = drops.mean(1), np.zeros(len(cols)), np.zeros(len(cols))
     if n_repeats > 1:
         from scipy.stats import t
@@ -72,14 +89,133 @@ def permutation_importance(model: Model, data: Any, metric: Any = None, n_repeat
                          "ci_high": mean + half}).sort("importance", descending=True)
 
 
+def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats: int, seed: int | None,
+                          features: Sequence[str] | None) -> pl.DataFrame:
+    """:func:`permutation_importance` of a fitted scikit-learn estimator on raw rows ``data`` and targets ``y``."""
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.utils.validation import check_is_fitted
+
+    who = type(model).__name__
+    if not (callable(getattr(model, "predict", None)) and callable(getattr(model, "fit", None))):
+        raise ParameterError(f"permutation_importance takes a pipekit backend or ensemble, or a fitted scikit-learn "
+                             f"estimator; got {who}")
+    if not (is_classifier(model) or is_regressor(model)):
+        raise ParameterError(f"permutation_importance: {who} is neither a classifier nor a regressor (scikit-learn's "
+                             "estimator type), so no metric fits it")
+    check_is_fitted(model)
+    task = "classification" if is_classifier(model) else "regression"
+    X, names = _raw_columns(data, who)
+    if isinstance(y, str) and y in names:  # the target column of the frame
+        target, y = y, _column(X, y)
+        X = X.drop(columns=[target]) if hasattr(X, "iloc") else X.drop(target)
+        names = [c for c in names if c != target]
+    if y is None:
+        known = getattr(model, "feature_names_in_", None)
+        extra = [c for c in names if known is not None and c not in set(known)]
+        hint = f" (the frame's column {extra[0]!r} is none of its inputs: y={extra[0]!r}?)" if len(extra) == 1 else ""
+        raise ParameterError(f"permutation_importance: {who} is a scikit-learn estimator fitted with fit(X, y); pass "
+                             f"the targets of these rows, permutation_importance(model, X, y=y), or name the target "
+                             f"column of the frame, y='column'{hint}")
+    y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y).reshape(-1)
+    if len(y_arr) != len(X):
+        raise DataError(f"permutation_importance: X has {len(X)} rows but y has {len(y_arr)}")
+    m = get_metric(metric, task)
+    if task == "classification":
+        classes = np.asarray(model.classes_)
+        y_enc = encode_y(y_arr, task, classes)
+        proba = callable(getattr(model, "predict_proba", None))
+
+        def predict(x: Any) -> np.ndarray:
+            if proba:
+                return np.asarray(model.predict_proba(x))
+            return (np.asarray(model.predict(x))[:, None] == classes[None, :]).astype(np.float64)  # one-hot labels
+    else:
+        y_enc = encode_y(y_arr, task)
+
+        def predict(x: Any) -> np.ndarray:
+            return np.asarray(model.predict(x), dtype=np.float64).reshape(-1)
+
+    cols = list(features) if features is not None else names
+    missing = [c for c in cols if c not in names]
+    if missing:
+        raise ParameterError(f"permutation_importance: features {missing} are not columns of the data ({names[:10]})")
+
+    def loss(c: str | None, perm: np.ndarray | None) -> float:
+        return m.loss(m.score(y_enc, predict(X if c is None or perm is None else _shuffled(X, names, c, perm))))
+
+    return _drops(cols, names, len(X), n_repeats, seed, loss)
+
+
+def _raw_columns(data: Any, who: str) -> tuple[Any, list[str]]:
+    """Rows for an estimator's predict, as given (a pandas or Polars frame, a 2-d array), and the column names
+    (``x0, x1, ...`` for an array)."""
+    if isinstance(data, pl.DataFrame) or hasattr(data, "iloc") and hasattr(data, "columns"):
+        return data, [str(c) for c in data.columns]
+    arr = np.asarray(data) if isinstance(data, (np.ndarray, list)) else None
+    if arr is None or arr.ndim != 2:
+        raise ParameterError(f"permutation_importance: {who} predicts from raw rows; pass them as a pandas or Polars "
+                             f"DataFrame or a 2-d array, got {type(data).__name__}")
+    return arr, [f"x{j}" for j in range(arr.shape[1])]
+
+
+def _column(X: Any, name: str) -> Any:
+    return X.get_column(name) if isinstance(X, pl.DataFrame) else X[name]
+
+
+def _shuffled(X: Any, names: list[str], c: str, perm: np.ndarray) -> Any:
+    """``X`` with column ``c``'s values in the order ``perm`` (its type kept)."""
+    if isinstance(X, pl.DataFrame):
+        return X.with_columns(X.get_column(c).gather(perm))
+    if isinstance(X, np.ndarray):
+        out = X.copy()
+        j = names.index(c)
+        out[:, j] = X[perm, j]
+        return out
+    out = X.copy()
+    col = next(k for k in X.columns if str(k) == c)
+    out[col] = X[col].iloc[perm].set_axis(X.index)  # its dtype kept (categories, nullable integers)
+    return out
+
+
+def importance_frame(obj: Any) -> pl.DataFrame:
+    """A ``feature``/``importance`` frame from what a user has: such a frame (Polars or pandas; the book's
+    ``cols``/``imp`` names are read too), a pipekit model (its ``feature_importance()``), or a fitted estimator
+    with scikit-learn's ``feature_importances_`` (a forest, ``TabularClassifier("rf")``), named by its
+    ``feature_names_in_`` (``x0, x1, ...`` without names).
+
+    >>> import pandas as pd
+    >>> importance_frame(pd.DataFrame({"cols": ["a", "b"], "imp": [0.2, 0.8]}))["feature"].to_list()
+    ['b', 'a']
+    """
+    if hasattr(obj, "iloc") and hasattr(obj, "columns"):  # pandas
+        obj = pl.from_pandas(obj.reset_index(drop=True))
+    if isinstance(obj, pl.DataFrame):
+        if {"cols", "imp"} <= set(obj.columns) and not {"feature", "importance"} & set(obj.columns):
+            obj = obj.rename({"cols": "feature", "imp": "importance"})
+        if not {"feature", "importance"} <= set(obj.columns):
+            raise ParameterError(f"an importance frame needs columns 'feature' and 'importance'; got {obj.columns}")
+        return obj.sort("importance", descending=True)
+    if isinstance(obj, Model):
+        return obj.feature_importance()
+    values = getattr(obj, "feature_importances_", None)  # None too where it is not fitted
+    if values is None:
+        hint = "fit it first, or " if hasattr(obj, "fit") and not hasattr(obj, "n_features_in_") else ""
+        raise ParameterError(f"{type(obj).__name__} has no feature importances to plot: pass a frame with 'feature' and "
+                             f"'importance' columns (permutation_importance gives one: {hint}use "
+                             f"permutation_importance(model, X, y=y)), a pipekit model, or an estimator with "
+                             f"feature_importances_")
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    names = getattr(obj, "feature_names_in_", None)
+    names = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(len(values))]
+    return feature_frame(names, values)
+
+
 def plot_importance(importance: pl.DataFrame | Any, top: int = 20, path: str | Path | None = None,
                     title: str | None = None) -> Path | None:
     """Horizontal bars of a ``feature``/``importance`` frame (from ``permutation_importance`` or a model's
-    ``feature_importance()``; a fitted model is accepted too), with error bars when ``std`` is present."""
-    if not isinstance(importance, pl.DataFrame):
-        importance = importance.feature_importance()
-    if not {"feature", "importance"} <= set(importance.columns):
-        raise ParameterError(f"importance frame needs columns 'feature' and 'importance'; got {importance.columns}")
+    ``feature_importance()``), with error bars when ``std`` is present. Anything :func:`importance_frame` reads
+    is accepted: a pandas frame, a pipekit model, a fitted scikit-learn forest or ``TabularClassifier``."""
+    importance = importance_frame(importance)
     f = importance.sort("importance", descending=True).head(top).reverse()
     plt = get_pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.3 * f.height + 1.2))

@@ -45,6 +45,27 @@ class ColumnClusters:
     #: columns left out because they hold one value only (they correlate with nothing)
     constant: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        """A summary (the arrays are ``correlation`` and ``linkage``): how many columns, the closest pairs."""
+        pairs = self.pairs()
+        close = ", ".join(f"{a}~{b} ({r:+.2f})" for a, b, r in pairs.head(5).iter_rows())
+        more = f", +{pairs.height - 5} more" if pairs.height > 5 else ""
+        return (f"ColumnClusters({len(self.columns)} columns, {pairs.height} pair(s) with |spearman| >= 0.8"
+                f"{': ' + close + more if close else ''}"
+                f"{f'; constant, left out: {self.constant}' if self.constant else ''})")
+
+    def candidates(self, threshold: float = 0.8) -> list[str]:
+        """The columns of the pairs at ``threshold`` (each once, closest pairs first): what
+        :func:`drop_redundant` tries dropping by default.
+
+        >>> x = np.arange(50.0)
+        >>> c = cluster_columns(as_data(pl.DataFrame({"a": x, "a2": x ** 2, "b": np.sin(x)}), y=x), plot=False)
+        >>> c.candidates(), c
+        (['a', 'a2'], ColumnClusters(3 columns, 1 pair(s) with |spearman| >= 0.8: a~a2 (+1.00)))
+        """
+        pairs = self.pairs(threshold)
+        return list(dict.fromkeys(c for a, b in zip(pairs["column_a"], pairs["column_b"]) for c in (a, b)))
+
     def pairs(self, threshold: float = 0.8) -> pl.DataFrame:
         """Column pairs whose absolute rank correlation is at least ``threshold`` (candidates to drop)."""
         i, j = np.triu_indices(len(self.columns), k=1)
@@ -216,18 +237,31 @@ def refit(model: Model, train: TabularData, valid: TabularData | None = None,
 
 
 def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequence[str] | None = None,
-                   metric: Any = None) -> pl.DataFrame:
+                   metric: Any = None, threshold: float = 0.8) -> pl.DataFrame:
     """Refit an unfitted copy of ``model`` without each of ``columns`` in turn (and without all of them),
     reporting the score (``metric`` on ``valid``, or on a forest's out-of-bag predictions when ``valid`` is None)
     and its change from keeping everything. A column whose removal does not hurt is redundant. An ensemble is
     refitted as :func:`refit` does, its weights chosen again on ``valid`` where they were chosen on a split.
 
+    ``columns`` defaults to the columns of the redundant pairs of ``train`` (``cluster_columns(train)
+    .candidates(threshold)``: rank correlation at least ``threshold``), as in the book; dropping all of them
+    at once would drop both of a pair, so that row is made only for columns given. No pair that close: only
+    the score with every column is reported, with a warning.
+
     Returns a frame with columns ``dropped``, ``score``, ``change`` (positive = better without it).
     """
+    check("drop_redundant", threshold=(threshold, Interval(0, 1, closed="right")))
     tr = as_data(train)
     va = as_data(valid) if valid is not None else None
-    if not columns:
-        raise ParameterError("columns must name at least one column to try dropping")
+    given = columns is not None
+    if columns is None:
+        columns = cluster_columns(tr, plot=False).candidates(threshold)
+        if not columns:
+            warnings.warn(f"drop_redundant: no two columns have a rank correlation of {threshold} or more; nothing "
+                          "to try dropping (lower threshold= or pass columns=)", stacklevel=2)
+    elif isinstance(columns, str) or not columns:
+        raise ParameterError(f"drop_redundant: columns must be a list naming at least one column to try dropping "
+                             f"(or None for the redundant pairs' columns), got {columns!r}")
     tr.check_columns(columns)
     m = get_metric(model.metric if metric is None else metric, model.task)
     sign = 1.0 if m.greater_is_better else -1.0
@@ -238,7 +272,7 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
 
     base = score_without([])
     rows = [("(none)", base)] + [(c, score_without([c])) for c in columns]
-    if len(columns) > 1:
+    if given and len(columns) > 1:
         rows.append(("+".join(columns), score_without(list(columns))))
     return pl.DataFrame({"dropped": [r[0] for r in rows], "score": [float(r[1]) for r in rows],
                          "change": [sign * (float(r[1]) - base) + 0.0 for r in rows]})
