@@ -172,10 +172,11 @@ def test_summary_lists_layers_and_frozen_parameters(fmnist):
     assert f"Total params: {total:,}  trainable: {total - body_conv:,}  frozen: {body_conv:,}" in text
 
 
-def test_fine_tune_needs_two_groups(fmnist):
+def test_fine_tune_of_one_group_trains_the_whole_model(fmnist):
     learn = Learner(make_dls(fmnist, n_train=256), simple_cnn(1, 10, (4,)))
-    with pytest.raises(ValueError, match="splitter"):
+    with pytest.warns(UserWarning, match="nothing can be frozen.*give the Learner splitter="):
         learn.fine_tune(1)
+    assert len(learn.recorder.values) == 1 and all(p.requires_grad for p in learn.model.parameters())
 
 
 def test_checkpoint_resume_continues_schedule(fmnist, tmp_path):

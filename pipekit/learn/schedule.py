@@ -16,6 +16,7 @@ import itertools
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,14 +154,23 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     ``vision_learner`` on an EfficientNet-Lite has three groups: with 1, the stem and the high-resolution
     blocks stay frozen (their edge and texture filters transfer as they are) and, with ``train_bn=False``,
     nothing is back-propagated through them, the costliest layers per image. Other bodies are one group
-    (body, head), where 1 trains only the head again."""
+    (body, head), where 1 trains only the head again.
+
+    A model of one parameter group (a plain ``Learner`` without ``splitter=``, as after training from scratch
+    and swapping ``learn.dls`` for larger images) has nothing to freeze: the frozen phase is skipped, with a
+    warning unless ``freeze_epochs=0``, and the whole model trains for ``epochs``."""
     count = Interval(0, None, integer=True)
     check("fine_tune", epochs=(epochs, count), freeze_epochs=(freeze_epochs, count), lr_mult=(lr_mult, Interval(1)),
           unfreeze_to=(unfreeze_to, count))
     n_groups = learn.optimizer.n_groups
-    if n_groups < 2:
-        raise ParameterError("fine_tune needs at least two parameter groups (body, head) to freeze the body; "
-                             "pass splitter= to the Learner (e.g. body_head_splitter for nn.Sequential(body, head))")
+    if n_groups < 2 and freeze_epochs:
+        # one group is the whole model: freezing all but the last group freezes nothing, so the frozen phase would
+        # only be another epoch of full training at the head's rate
+        warnings.warn(f"fine_tune: the model is one parameter group, so nothing can be frozen: the {freeze_epochs} "
+                      f"frozen epoch(s) are skipped and the whole model trains for {epochs} epoch(s). To train a head "
+                      "first, give the Learner splitter= (e.g. body_head_splitter for nn.Sequential(body, head)); "
+                      "freeze_epochs=0 says you mean it", stacklevel=2)
+        freeze_epochs = 0
     if unfreeze_to >= n_groups:
         raise ParameterError(f"fine_tune: unfreeze_to={unfreeze_to} would leave nothing to train in the second phase; "
                              f"the model has {n_groups} layer groups, so give 0 to {n_groups - 1}")
