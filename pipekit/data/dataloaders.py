@@ -387,9 +387,12 @@ class DataLoaders:
         return (dl or self.train).show_batch(max_n=max_n, path=path, nrows=nrows, ncols=ncols, figsize=figsize,
                                              unique=unique)
 
-    def summary(self, bs: int = 4, show: bool = True) -> str:
+    def summary(self, bs: int = 4, show: bool = True) -> str | None:
         """Walk one training batch of these loaders: the subsets, what the recipe's components learned,
-        the collated batch, then each batch transform. A failing step is named. Returns the text printed.
+        the collated batch, then each batch transform. A failing step is named.
+
+        Each line is printed as it is found when ``show`` (and nothing is returned, so a notebook shows the walk
+        once); ``show=False`` prints nothing and returns the text.
 
         For loaders built by a DataBlock, ``dblock.summary(source)`` also walks the items, the split and
         the getters.
@@ -426,7 +429,7 @@ class DataLoaders:
         except PipelineStepError as e:
             say(f"FAILED: {e}")
             raise
-        return out.getvalue()
+        return None if show else out.getvalue()
 
     # ------------------------------------------------------------------ export
     def state(self, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:

@@ -154,12 +154,15 @@ class ClassificationInterpretation(Interpretation):
         fig.suptitle("predicted / actual / loss / probability")
         return savefig_or_show(fig, path, name="top_losses")
 
-    def print_classification_report(self) -> str:
-        """Precision, recall and F1 per class (sklearn's report); printed and returned."""
+    def classification_report(self) -> str:
+        """Precision, recall and F1 per class (sklearn's report), as text."""
         from sklearn.metrics import classification_report
 
         v = self.vocab
-        report = classification_report(self.targs.reshape(-1).numpy(), self.decoded.reshape(-1).numpy(),
-                                       labels=list(range(len(v))), target_names=[str(c) for c in v], zero_division=0)
-        print(report)
-        return report
+        return str(classification_report(self.targs.reshape(-1).numpy(), self.decoded.reshape(-1).numpy(),
+                                         labels=list(range(len(v))), target_names=[str(c) for c in v],
+                                         zero_division=0))
+
+    def print_classification_report(self) -> None:
+        """Print :meth:`classification_report`; nothing is returned, so a notebook shows the report once."""
+        print(self.classification_report())

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import torch
 from torch import nn
@@ -21,9 +21,20 @@ def _shape(out: Any) -> str:
     return "-"
 
 
-def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str:
+@overload
+def summary(learn: Learner, show: Literal[True] = ..., max_rows: int = ...) -> None: ...
+@overload
+def summary(learn: Learner, show: Literal[False], max_rows: int = ...) -> str: ...
+@overload
+def summary(learn: Learner, show: bool = ..., max_rows: int = ...) -> str | None: ...
+
+
+def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str | None:
     """``learn.summary()``: each layer's output shape and parameter count on one training batch, and what
-    is frozen; printed when ``show``, and returned."""
+    is frozen.
+
+    Printed when ``show`` (and then nothing is returned, so a notebook or a REPL shows the table once, not a
+    second time as an escaped string); ``show=False`` returns the text instead."""
     model: nn.Module = learn.model
     rows: list[tuple[str, str, str, int, bool]] = []
     if not getattr(learn.dls, "loaders", None):
@@ -58,7 +69,7 @@ def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str:
 
 
 def _table(learn: Learner, model: nn.Module, rows: list[tuple[str, str, str, int, bool]], what: str, show: bool,
-           max_rows: int) -> str:
+           max_rows: int) -> str | None:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     lines = [f"{type(model).__name__} ({what})",
@@ -76,4 +87,5 @@ def _table(learn: Learner, model: nn.Module, rows: list[tuple[str, str, str, int
     text = "\n".join(lines)
     if show:
         print(text)
+        return None
     return text
