@@ -1,0 +1,107 @@
+"""The recipes of the book's later chapters run end to end in quick mode, print their result line, and show what
+their chapter shows: learned weights beat pixel similarity (chapter 4), a regularised LSTM beats a model reading
+three words (chapter 12), batch-norm keeps a CNN's activations alive (chapters 13 and 17) and a ResNet learns
+(chapter 14)."""
+from __future__ import annotations
+
+import doctest
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_torch_thread")]
+
+
+def recipe(name: str):
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", ROOT / "recipes" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_quick(name: str, capsys) -> tuple[str, dict]:
+    out = recipe(name).main(quick=True)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("result:")]
+    assert len(lines) == 1
+    return lines[0], out
+
+
+def figure(line: str, name: str) -> float:
+    return float(line.split(f" {name}=")[1].split()[0])
+
+
+def test_mnist_basics_learned_weights_beat_pixel_similarity(capsys):
+    line, out = run_quick("mnist_basics", capsys)
+    assert line.startswith("result: mnist_basics 3-vs-7 (709 train / 699 valid digits)") and "time=" in line
+    baseline = figure(line, "pixel_similarity")
+    assert baseline == pytest.approx(out["pixel_similarity"]["all"], abs=1e-4)
+    # 675 of 699 digits are closer to their own class's mean: a property of the data, no training involved
+    assert baseline == pytest.approx(675 / 699, abs=1e-4)
+    for name in ("linear_learner", "two_layer_learner"):
+        assert figure(line, name) > baseline, line
+    assert figure(line, "linear_by_hand") > 0.85, line  # 5 epochs by hand from random weights
+
+
+def test_mnist_basics_loss_and_metric_are_the_books():
+    mod = recipe("mnist_basics")
+    import torch
+
+    preds, targs = torch.tensor([[3.0], [-3.0], [0.0]]), torch.tensor([[1.0], [1.0], [0.0]])
+    p = preds.sigmoid()
+    assert float(mod.mnist_loss(preds, targs)) == pytest.approx(float((1 - p[0] + 1 - p[1] + p[2]) / 3))
+    assert float(mod.batch_accuracy(preds, targs)) == pytest.approx(2 / 3)  # 0.0 -> 0.5, not above: a 7
+
+
+def test_language_model_regularised_lstm_beats_three_words(capsys):
+    line, out = run_quick("language_model", capsys)
+    assert "human numbers (63098 tokens, vocab 30, quick" in line and "time=" in line
+    acc = out["accuracy"]
+    # "." and "thousand" tie (one of each per number from 8,000 on): the first met wins
+    assert out["most_common"] == "." and acc["most_common_word"] == pytest.approx(1917 / 12634, abs=1e-4)
+    assert all(figure(line, name) == pytest.approx(a, abs=1e-4) for name, a in acc.items())
+    assert acc["3_words"] > acc["most_common_word"] + 0.2, line
+    assert acc["lstm_regularised"] > acc["3_words"] + 0.1, line
+
+
+def test_human_numbers_corpus_is_the_english_words_for_1_to_9999():
+    mod = recipe("language_model")
+    examples = doctest.testmod(mod)
+    assert examples.attempted >= 1 and examples.failed == 0
+    words = [mod.number_words(n) for n in range(1, 10_000)]
+    assert len(set(words)) == 9999
+    assert words[:3] == ["one", "two", "three"] and words[-1] == "nine thousand nine hundred ninety nine"
+    assert mod.number_words(1000) == "one thousand" and mod.number_words(110) == "one hundred ten"
+    nums, vocab = mod.corpus()
+    assert len(vocab) == 30 and vocab[:3] == ["one", ".", "two"]
+    assert " ".join(vocab[i] for i in nums[:8].tolist()) == "one . two . three . four ."
+    for bad in (0, 10_000):
+        with pytest.raises(ValueError, match="outside the corpus's 1..9999"):
+            mod.number_words(bad)
+
+
+def test_language_model_batches_continue_row_by_row():
+    mod = recipe("language_model")
+    import torch
+
+    nums = torch.arange(1000)
+    dls = mod.windows(nums, 5, multi=True, bs=4)
+    b0, b1 = list(dls.train)[:2]
+    # row r of the second batch starts where row r of the first ended, and y is x shifted by one token
+    assert torch.equal(b1[0][:, 0], b0[0][:, -1] + 1) and torch.equal(b0[1], b0[0] + 1)
+    assert all(len(x) == 4 for x, _ in dls.valid)  # every batch full: the kept state has one row per stream
+
+
+def test_resnet_fashion_batch_norm_keeps_activations_alive(capsys, tmp_path):
+    line, out = run_quick("resnet_fashion", capsys)
+    assert "(1024 of 60000 train / 512 test images, 28px)" in line and "time=" in line
+    # without batch-norm most inputs of the last hidden ReLU are at or below zero; with it about half
+    assert figure(line, "dead_last") > 0.8 and figure(line, "dead_last_bn") < 0.65, line
+    assert figure(line, "dead_last") > figure(line, "dead_last_bn") + 0.2
+    assert figure(line, "accuracy_bn") > figure(line, "accuracy") + 0.1, line
+    assert figure(line, "accuracy_resnet") > 0.4, line  # ten classes: chance is 0.1
+    # the charts went to $PIPEKIT_PLOTS (the test's folder), one pair per CNN
+    assert [p.name for p in out["plots"]] == ["color_dim_3.0.png", "dead_chart_3.0.png", "color_dim_3.1.png",
+                                              "dead_chart_3.1.png"]
+    assert all(p.parent == tmp_path / "plots" and p.stat().st_size > 1000 for p in out["plots"])
