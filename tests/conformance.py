@@ -111,6 +111,7 @@ def examples() -> dict[str, Callable[[], Component]]:
         "pipekit.data.ColReader": lambda: D.ColReader("x"),
         "pipekit.data.RegexLabeller": lambda: D.RegexLabeller(r"/(\w)/\d+\.png$"),
         "pipekit.data.Pipe": lambda: D.Pipe(D.ColReader("path"), D.parent_label),
+        "pipekit.data.UsingAttr": lambda: D.using_attr(D.RegexLabeller(r"^(\d+)\.png$"), "name"),
         "pipekit.data.FuncTransform": lambda: D.FuncTransform(np.negative),
         "pipekit.data.IndexSplitter": lambda: D.IndexSplitter([0, 3, 7]),
         "pipekit.data.TimeSplitter": lambda: D.TimeSplitter("when", "2020-02-01"),

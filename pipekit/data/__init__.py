@@ -5,8 +5,8 @@ from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, Mul
                                  ToFloat, TransformBlock)
 from pipekit.data.datablock import DataBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
-from pipekit.data.getters import (ColReader, FileName, Getter, Pipe, RegexLabeller, get_files, get_image_files,
-                                  get_text_files, parent_label)
+from pipekit.data.getters import (ColReader, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
+                                  get_image_files, get_text_files, parent_label, using_attr)
 from pipekit.data.items import read_table, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
 from pipekit.data.seed import set_seed
@@ -24,5 +24,5 @@ __all__ = [
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "get_files", "get_image_files", "get_text_files", "parent_label", "read_table",
-    "set_seed", "show_items", "to_items",
+    "set_seed", "show_items", "to_items", "UsingAttr", "using_attr",
 ]

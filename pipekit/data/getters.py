@@ -18,6 +18,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Is, Options
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"})
@@ -379,6 +380,65 @@ class Pipe(Getter):
         for g in self.getters[1:]:
             s = apply_getter(g, pl.DataFrame({"path": s}) if s.dtype == pl.Utf8 else s.to_frame())
         return s
+
+
+#: the parts of a path :func:`using_attr` reads, as ``pathlib.Path`` names them
+PATH_ATTRS = ("name", "stem", "suffix", "parent")
+
+
+def _path_part(paths: pl.Series, attr: str) -> pl.Series:
+    """``getattr(Path(p), attr)`` for every path, as text, on the whole column (``pathlib``'s rules: a suffix is
+    the last ``.xxx`` of the name, never a leading dot; the parent of a bare name is ``'.'``)."""
+    p = paths.str.replace_all(r"\\", "/")
+    name = p.str.replace(r"(.)/+$", "$1").str.split("/").list.get(-1, null_on_oob=True)
+    if attr == "name":
+        return name
+    if attr == "parent":
+        above = p.str.replace(r"(.)/+$", "$1").str.extract(r"^(.*)/[^/]*$", 1).str.strip_chars_end("/")
+        return pl.select(pl.when(above.is_null()).then(pl.lit(".")).when(above == "").then(pl.lit("/"))
+                         .otherwise(above)).to_series()
+    suffix = name.str.extract(r"^.+(\.[^.]+)$", 1).fill_null("")
+    if attr == "suffix":
+        return suffix
+    return pl.select(name.str.head(name.str.len_chars() - suffix.str.len_chars())).to_series()
+
+
+class UsingAttr(Getter):
+    """``f`` applied to one part of each item's path: ``attr`` is ``'name'``, ``'stem'``, ``'suffix'`` or
+    ``'parent'``, read as ``pathlib.Path`` reads it (made with :func:`using_attr`).
+
+    A getter (``RegexLabeller``, ``FileName``, ...) reads the part as a path; a plain function gets it as text
+    (as ``Path(item).name`` is), or as a ``Path`` for ``'parent'``.
+
+    >>> UsingAttr(RegexLabeller(r"^(.+)_\\d+\\.jpg$"), "name")("images/great_pyrenees_17.jpg")
+    'great_pyrenees'
+    """
+
+    param_constraints = {"f": Is(callable, "a getter or a function of the part"), "attr": Options(*PATH_ATTRS)}
+
+    def __init__(self, f: Getter | Callable[[Any], Any], attr: str = "name"):
+        self.f, self.attr = f, attr
+        self.check_params()
+
+    def column(self, items: pl.DataFrame) -> pl.Series:
+        part = _path_part(path_column(items, "using_attr"), self.attr)
+        if isinstance(self.f, Getter) or self.attr == "parent":
+            return apply_getter(self.f, pl.DataFrame({"path": part}))
+        return apply_getter(self.f, pl.DataFrame({self.attr: part}))
+
+
+def using_attr(f: Getter | Callable[[Any], Any], attr: str) -> UsingAttr:
+    """A getter applying ``f`` to the ``attr`` part of each item's path, as fastai's ``using_attr``: the book's
+    ``get_y=using_attr(RegexLabeller(r'(.+)_\\d+.jpg$'), 'name')`` labels a pet by its file name.
+
+    ``attr`` is one of ``'name'``, ``'stem'``, ``'suffix'``, ``'parent'``; the getter is a component, so a
+    DataBlock using it is exported with its learner (with ``f`` a getter, not a function of one's own).
+
+    >>> get_y = using_attr(RegexLabeller(r"^(.+)_\\d+.jpg$"), "name")
+    >>> get_y.column(pl.DataFrame({"path": ["pets/great_pyrenees_17.jpg", "pets/Abyssinian_3.jpg"]})).to_list()
+    ['great_pyrenees', 'Abyssinian']
+    """
+    return UsingAttr(f, attr)
 
 
 def apply_getter(getter: Getter | Callable | None, items: pl.DataFrame) -> pl.Series:
