@@ -6,7 +6,7 @@ import pytest
 
 MODULES = ["pipekit.learn.registry", "pipekit.learn.nets", "pipekit.learn.losses", "pipekit.learn.optim",
            "pipekit.learn.callbacks", "pipekit.learn.callbacks.core", "pipekit.learn.callbacks.builtin",
-           "pipekit.learn.callbacks.training", "pipekit.learn.callbacks.nonfinite", "pipekit.learn.schedule",
+           "pipekit.learn.callbacks.training", "pipekit.learn.callbacks.nonfinite", "pipekit.learn.callbacks.mixing", "pipekit.learn.schedule",
            "pipekit.learn.learner", "pipekit.learn.export", "pipekit.learn.interpret", "pipekit.learn.distributed",
            "pipekit.learn.inference", "pipekit.learn.summary"]
 

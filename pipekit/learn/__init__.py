@@ -9,7 +9,7 @@ from pipekit.learn.callbacks import (
     GatherPreds, GradientAccumulation, GradientClip, LRFinder, MixedPrecision, MixUp, NonFiniteError, NonFiniteInputError,
     ParamScheduler, ProgressCallback, Recorder, ReduceLROnPlateau, SaveModelCallback, ShowGraphCallback,
     TerminateOnNaNCallback, TimeLimit, TrackerCallback,
-    TensorBoardCallback, TrainEvalCallback, cpu_bf16_is_fast,
+    TensorBoardCallback, TrainEvalCallback, CutMix, cpu_bf16_is_fast,
 )
 from pipekit.learn.export import load_learner, model_weights
 from pipekit.learn.hooks import Hook, HookCallback, Hooks, hook_output, hook_outputs
@@ -39,7 +39,7 @@ from pipekit.metrics import (
 
 __all__ = [
     "Hook", "HookCallback", "Hooks", "hook_output", "hook_outputs", "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "FocalLossFlat", "Precision", "Recall",
-    "PrecisionMulti", "RecallMulti", "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "SaveModelCallback",
+    "PrecisionMulti", "RecallMulti", "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "CutMix", "SaveModelCallback",
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "TimeLimit", "ProgressCallback", "Recorder",

@@ -45,6 +45,7 @@ order  callback                     why there
   15   TerminateOnNaNCallback       checks the unscaled loss before backward and the weights after step
   20   GradientClip                 clips the gradients MixedPrecision has unscaled
   30   MixUp                        mixes the batch after the mode switches, before the forward pass
+  31   CutMix                       pastes boxes between the batch's images, as MixUp mixes them
   50   Recorder                     writes the epoch's losses and metrics
   55   LRFinder                     reads the loss the Recorder saw
   57   CSVLogger                    writes the row the Recorder wrote to a CSV file
@@ -71,7 +72,7 @@ callback ordered after those whose state matters (``SaveModelCallback(every_epoc
 ...     def after_batch(self): self.n_ += 1
 """
 from pipekit.learn.callbacks.builtin import (
-    ActivationStats, BnFreeze, EarlyStoppingCallback, GradientAccumulation, GradientClip, LRFinder, MixedPrecision, MixUp,
+    ActivationStats, BnFreeze, EarlyStoppingCallback, GradientAccumulation, GradientClip, LRFinder, MixedPrecision,
     ParamScheduler, ReduceLROnPlateau, SaveModelCallback, TimeLimit, TrackerCallback, cpu_bf16_is_fast,
 )
 from pipekit.learn.callbacks.core import (
@@ -79,6 +80,7 @@ from pipekit.learn.callbacks.core import (
     CancelFitException, CancelStepException, CancelTrainException, CancelValidException, sort_callbacks,
 )
 from pipekit.learn.callbacks.loggers import CSVLogger, ShowGraphCallback, TensorBoardCallback
+from pipekit.learn.callbacks.mixing import CutMix, MixUp
 from pipekit.learn.callbacks.nonfinite import (
     FiniteInputsCheck, NonFiniteError, NonFiniteInputError, TerminateOnNaNCallback, check_finite_weights,
 )
@@ -87,7 +89,7 @@ from pipekit.learn.callbacks.training import GatherPreds, ProgressCallback, Reco
 __all__ = [
     "EVENTS", "LEARNER_STATE", "sort_callbacks", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidException",
-    "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "TimeLimit", "MixedPrecision", "MixUp",
+    "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "TimeLimit", "MixedPrecision", "MixUp", "CutMix",
     "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",
     "NonFiniteInputError", "TerminateOnNaNCallback", "check_finite_weights", "GatherPreds", "ProgressCallback",
     "Recorder", "TrainEvalCallback", "cpu_bf16_is_fast",

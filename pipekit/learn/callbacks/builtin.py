@@ -1,5 +1,6 @@
 """Ready-made callbacks: checkpoints and early stopping on a monitored value, gradient clipping, mixed
-precision, MixUp, activation statistics, hyper-parameter schedules and the learning-rate finder.
+precision, activation statistics, hyper-parameter schedules and the learning-rate finder (MixUp and CutMix are
+in :mod:`pipekit.learn.callbacks.mixing`).
 
 >>> from pipekit.learn import SaveModelCallback, EarlyStoppingCallback
 >>> cbs = [SaveModelCallback(monitor="accuracy"), EarlyStoppingCallback(monitor="valid_loss", patience=2)]
@@ -27,10 +28,9 @@ from pipekit.learn.callbacks.core import (
 from pipekit.learn.callbacks.training import _batch_size as batch_size
 from pipekit.learn.export import checkpoint_path
 from pipekit.learn.hooks import HookCallback
-from pipekit.learn.losses import Reducible
 
 __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "ReduceLROnPlateau", "GradientAccumulation",
-           "GradientClip", "BnFreeze", "MixedPrecision", "MixUp", "ActivationStats", "ParamScheduler", "LRFinder",
+           "GradientClip", "BnFreeze", "MixedPrecision", "ActivationStats", "ParamScheduler", "LRFinder",
            "TimeLimit"]
 
 _POSITIVE = Interval(0, None, closed="neither")
@@ -532,57 +532,6 @@ class MixedPrecision(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.scaler is not None and state.get("scaler_"):
             self.scaler.load_state_dict(state["scaler_"])
-
-
-class MixUp(Callback):
-    """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta)."""
-
-    order = 30
-    run_valid = False
-    param_constraints = {"alpha": _POSITIVE}
-
-    def __init__(self, alpha: float = 0.4):
-        self.alpha = alpha
-        self.check_params()
-
-    def before_train(self) -> None:
-        lf = self.learn.loss_func
-        if not isinstance(lf, Reducible):
-            raise ParameterError("MixUp needs a loss with a `reduction` attribute (e.g. CrossEntropyLossFlat)")
-        self._orig_loss, self._reducible = self.learn.loss_func, lf
-        self.learn.loss_func = self._mixed_loss
-
-    def after_train(self) -> None:
-        # also when the training phase ends another way: an epoch or the fit cancelled, or an error
-        if "_orig_loss" in self.__dict__ and self.learn.loss_func == self._mixed_loss:
-            self.learn.loss_func = self._orig_loss
-
-    after_cancel_epoch = after_cancel_fit = release = after_train
-
-    def before_batch(self) -> None:
-        learn = self.learn
-        x = learn.xb[0]
-        bs = x.shape[0]
-        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((bs,))
-        #: this batch's weights of the items themselves (the larger of each pair)
-        self.lam = torch.maximum(lam, 1 - lam).to(x.device)
-        self.perm = torch.randperm(bs, device=x.device)
-        shape = (bs,) + (1,) * (x.ndim - 1)
-        learn.xb = tuple(torch.lerp(xi[self.perm], xi, self.lam.view(shape).to(xi.dtype)) if xi.is_floating_point()
-                         else xi for xi in learn.xb)
-        self.yb_other = tuple(y[self.perm] for y in learn.yb)
-
-    def _mixed_loss(self, pred: torch.Tensor, *yb: torch.Tensor) -> torch.Tensor:
-        lf = self._reducible
-        old = lf.reduction
-        lf.reduction = "none"
-        try:
-            l1, l2 = self._orig_loss(pred, *yb), self._orig_loss(pred, *self.yb_other)
-        finally:
-            lf.reduction = old
-        bs = pred.shape[0]
-        loss = torch.lerp(l2.reshape(bs, -1).mean(1), l1.reshape(bs, -1).mean(1), self.lam.to(l1.dtype))
-        return loss.mean() if old == "mean" else loss.sum() if old == "sum" else loss
 
 
 class ActivationStats(HookCallback):

@@ -1,0 +1,120 @@
+"""Callbacks that train on mixed pairs of items: MixUp blends whole images, CutMix pastes a box of one image
+into another; both mix the two items' losses by the share each item has in the mix.
+
+Their random draws come from torch's global generator, so ``pipekit.set_seed`` makes a run repeat, and a
+checkpoint (which keeps that generator's state) resumes it exactly.
+
+>>> from pipekit.learn import CutMix, MixUp
+>>> cbs = [MixUp(0.4)]          # or [CutMix(1.0)]: learn.fit_one_cycle(5, 1e-3, cbs=cbs)
+"""
+from __future__ import annotations
+
+import torch
+
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval
+from pipekit.learn.callbacks.core import Callback
+from pipekit.learn.losses import Reducible
+
+__all__ = ["MixUp", "CutMix"]
+
+_POSITIVE = Interval(0, None, closed="neither")
+
+
+class MixUp(Callback):
+    """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta)."""
+
+    order = 30
+    run_valid = False
+    param_constraints = {"alpha": _POSITIVE}
+
+    def __init__(self, alpha: float = 0.4):
+        self.alpha = alpha
+        self.check_params()
+
+    def before_train(self) -> None:
+        lf = self.learn.loss_func
+        if not isinstance(lf, Reducible):
+            raise ParameterError(f"{type(self).__name__} needs a loss with a `reduction` attribute (e.g. "
+                                 "CrossEntropyLossFlat)")
+        self._orig_loss, self._reducible = self.learn.loss_func, lf
+        self.learn.loss_func = self._mixed_loss
+
+    def after_train(self) -> None:
+        # also when the training phase ends another way: an epoch or the fit cancelled, or an error
+        if "_orig_loss" in self.__dict__ and self.learn.loss_func == self._mixed_loss:
+            self.learn.loss_func = self._orig_loss
+
+    after_cancel_epoch = after_cancel_fit = release = after_train
+
+    def before_batch(self) -> None:
+        learn = self.learn
+        x = learn.xb[0]
+        bs = x.shape[0]
+        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((bs,))
+        #: this batch's weights of the items themselves (the larger of each pair)
+        self.lam = torch.maximum(lam, 1 - lam).to(x.device)
+        self.perm = torch.randperm(bs, device=x.device)
+        shape = (bs,) + (1,) * (x.ndim - 1)
+        learn.xb = tuple(torch.lerp(xi[self.perm], xi, self.lam.view(shape).to(xi.dtype)) if xi.is_floating_point()
+                         else xi for xi in learn.xb)
+        self.yb_other = tuple(y[self.perm] for y in learn.yb)
+
+    def _mixed_loss(self, pred: torch.Tensor, *yb: torch.Tensor) -> torch.Tensor:
+        lf = self._reducible
+        old = lf.reduction
+        lf.reduction = "none"
+        try:
+            l1, l2 = self._orig_loss(pred, *yb), self._orig_loss(pred, *self.yb_other)
+        finally:
+            lf.reduction = old
+        bs = pred.shape[0]
+        loss = torch.lerp(l2.reshape(bs, -1).mean(1), l1.reshape(bs, -1).mean(1), self.lam.to(l1.dtype))
+        return loss.mean() if old == "mean" else loss.sum() if old == "sum" else loss
+
+
+class CutMix(MixUp):
+    """CutMix: a box of each training image is replaced by the same box of another image of the batch, and the
+    two items' losses are mixed by the share of pixels each keeps.
+
+    Each image draws its own share ``lam ~ Beta(alpha, alpha)``, a box ``sqrt(1 - lam)`` of its height and width
+    centred on a uniform random pixel and clipped to the image; the weight of its own label is then what the
+    clipped box leaves, ``lam = 1 - box area / image area`` (``self.lam``; ``self.perm`` pairs the images and
+    ``self.boxes`` holds each box as (top, bottom, left, right), bottom and right excluded). Every input of the
+    batch with the images' height and width is cut alike; inputs that are no images are refused (use MixUp).
+
+    >>> CutMix().alpha
+    1.0
+    """
+
+    order = 31
+
+    def __init__(self, alpha: float = 1.0):
+        super().__init__(alpha)
+
+    def before_batch(self) -> None:
+        learn = self.learn
+        x = learn.xb[0]
+        if x.ndim < 3 or not x.is_floating_point():
+            raise ParameterError(f"CutMix cuts boxes out of images, batches (B, C, H, W) of floats; the first input "
+                                 f"is {x.dtype} {tuple(x.shape)}: use MixUp for other inputs")
+        bs, (h, w), dev = x.shape[0], x.shape[-2:], x.device
+        # drawn on the CPU from the global generator (as MixUp): the same boxes on any device for one seed
+        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((bs,))
+        perm = torch.randperm(bs)
+        cut = torch.sqrt(1 - lam)
+        half_h, half_w = (h * cut).long() // 2, (w * cut).long() // 2
+        cy, cx = torch.randint(0, h, (bs,)), torch.randint(0, w, (bs,))
+        top, bottom = (cy - half_h).clamp(0, h), (cy + half_h).clamp(0, h)
+        left, right = (cx - half_w).clamp(0, w), (cx + half_w).clamp(0, w)
+        self.boxes = torch.stack([top, bottom, left, right], 1)
+        self.lam = (1 - (bottom - top) * (right - left) / (h * w)).float().to(dev)
+        self.perm = perm.to(dev)
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        t, b, lft, r = (v.to(dev).view(bs, 1, 1) for v in (top, bottom, left, right))
+        inside = ((rows >= t) & (rows < b) & (cols >= lft) & (cols < r)).unsqueeze(1)  # (B, 1, H, W)
+        learn.xb = tuple(torch.where(inside, xi[self.perm], xi)
+                         if xi.is_floating_point() and xi.ndim == x.ndim and xi.shape[-2:] == (h, w) else xi
+                         for xi in learn.xb)
+        self.yb_other = tuple(y[self.perm] for y in learn.yb)
