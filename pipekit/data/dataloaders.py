@@ -14,6 +14,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError, PipelineStepError
 from pipekit.core.protocols import Loader
 from pipekit.data.arrays import ArrayRecipe
+from pipekit.data.getters import item_at
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline, BatchTransform, as_list
@@ -104,6 +105,67 @@ def vocab_block(blocks: Sequence[Any], n_inp: int) -> Any:
     return next((b for b in targets if b.vocab is not None), targets[0] if targets else (blocks[0] if blocks else None))
 
 
+class ItemList(Sequence):
+    """The source items of one subset, in the subset's order, as a getter sees each one: a ``Path`` for file
+    items, the value for items of one column, else a dict of the row. Read on demand from the items table.
+
+    ``dls.valid_ds.items[i]`` is the item of validation position ``i`` (a top loss's index, a prediction's row).
+    """
+
+    def __init__(self, frame: pl.DataFrame, rows: np.ndarray):
+        self.frame, self.rows = frame, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [item_at(self.frame, int(r)) for r in self.rows[i]]
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+            raise TypeError(f"items are indexed by a position or a slice, got {type(i).__name__}")
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"item {i} is out of range: this subset has {len(self)} items")
+        return item_at(self.frame, int(self.rows[i]))
+
+    def __repr__(self) -> str:
+        first = ", ".join(repr(v) for v in self[:3])
+        return f"ItemList({len(self)} items: [{first}{', ...' if len(self) > 3 else ''}])"
+
+
+class DatasetSplit(ArrayDataset):
+    """One subset of :class:`Datasets` (``dls.train_ds``, ``dls.valid_ds``): its stores' rows, plus the source
+    items they were made from (``items``) and the target's ``vocab``.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    >>> from pipekit.vision import ImageBlock
+    >>> dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+    ...                 splitter=GrandparentSplitter()).dataloaders(D.path("mnist_tiny"), bs=64)
+    >>> dls.valid_ds.items[0].relative_to(D.path("mnist_tiny")).as_posix(), dls.train_ds.vocab
+    ('valid/3/7006.png', ['3', '7'])
+    """
+
+    def __init__(self, stores: Sequence[Any], blocks: Sequence[Any], n_inp: int | None, idxs: np.ndarray,
+                 split_idx: int | None, frame: pl.DataFrame):
+        super().__init__(stores, blocks, n_inp, idxs, split_idx)
+        self.frame = frame
+
+    @property
+    def items(self) -> ItemList:
+        """The source item of each position of this subset (see :class:`ItemList`)."""
+        return ItemList(self.frame, self.idxs)
+
+    @property
+    def vocab(self) -> list | None:
+        """As :attr:`DataLoaders.vocab`."""
+        block = vocab_block(self.blocks, self.n_inp)
+        return block.vocab if block is not None else None
+
+    def subset(self, positions: np.ndarray, split_idx: int | None = None) -> DatasetSplit:
+        return DatasetSplit(self.stores, self.blocks, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
+                            split_idx, self.frame)
+
+
 class Datasets(ArrayDataset):
     """The items, their split and one encoded store per block. ``ds.train``/``ds.valid`` are subsets;
     ``recipe`` is the fitted recipe that built them.
@@ -133,12 +195,18 @@ class Datasets(ArrayDataset):
         self.items, self.recipe = items, recipe
         self.splits = [np.asarray(s, dtype=np.int64) for s in splits]
 
+    def subset(self, positions: np.ndarray, split_idx: int | None = None) -> DatasetSplit:
+        return DatasetSplit(self.stores, self.blocks, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
+                            split_idx, self.items)
+
     @property
-    def train(self) -> ArrayDataset:
+    def train(self) -> DatasetSplit:
+        """The training subset, with its ``items`` and ``vocab``."""
         return self.subset(self.splits[0], split_idx=0)
 
     @property
-    def valid(self) -> ArrayDataset:
+    def valid(self) -> DatasetSplit:
+        """The validation subset, with its ``items`` and ``vocab``."""
         return self.subset(self.splits[1], split_idx=1)
 
     @property
