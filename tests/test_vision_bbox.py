@@ -79,7 +79,7 @@ def test_points_and_boxes_without_image_size_say_how_to_fix():
 
     from pipekit.vision import BBoxBlock, PointBlock
 
-    with pytest.raises(ValueError, match=r"PointBlock needs the source image size: give img_size"):
+    with pytest.raises(ValueError, match=r"PointBlock item 0 has no source image size: put an ImageBlock before it in the DataBlock.s blocks .* give img_size"):
         PointBlock()._encode(pl.Series([[[1.0, 2.0]]]))
     with pytest.raises(ValueError, match=r"BBoxBlock item 0: a dict value needs 'boxes' and 'size' keys"):
         BBoxBlock()._encode(pl.Series([{"boxes": [[0.0, 0.0, 1.0, 1.0]]}]))

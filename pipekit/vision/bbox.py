@@ -41,8 +41,8 @@ class BBoxBlock(CoordBlock):
     geometry, draws_on_input = "bbox", True
     key, example = "boxes", "[[x0, y0, x1, y1], ...]"
 
-    def _encode(self, raw: pl.Series) -> TensorStore:
-        values = self.coords(raw, 4)
+    def _encode(self, raw: pl.Series, source_sizes: np.ndarray | None = None) -> TensorStore:
+        values = self.coords(raw, 4, source_sizes)
         out = np.full((len(values), max(1, max(len(b) for b, _ in values)), 4), np.nan, dtype=np.float32)
         for i, (arr, hw) in enumerate(values):
             if not np.isfinite(arr).all() or (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():

@@ -178,12 +178,16 @@ class CoordBlock(TransformBlock):
     """Base of the blocks of coordinates in source-image pixels (points, boxes): they go through the image's
     item transform and are stored in -1..1, the frame augmentation moves them in.
 
-    The source size is ``img_size`` (h, w) when all images share one, or comes with each value as
-    ``{key: coords, "size": [h, w]}``. What ``setup`` learns: ``tfms_``, ``batch_tfms_`` (none).
+    The source size of each item comes with its value as ``{key: coords, "size": [h, w]}``, or else from the
+    item's decoded image (``source_sizes``, which a DataBlock with an image block gives, as fastai reads it off
+    the image), or else from ``img_size`` (h, w) when all images share one. What ``setup`` learns: ``tfms_``,
+    ``batch_tfms_`` (none).
     """
 
     key: ClassVar[str] = "points"
     example: ClassVar[str] = "[[x, y], ...]"
+    #: its coordinates are measured in the source image: a DataBlock passes the decoded images' sizes to setup
+    needs_source_sizes: ClassVar[bool] = True
 
     def __init__(self, img_size: Sequence[int] | None = None):
         name = type(self).__name__
@@ -191,17 +195,28 @@ class CoordBlock(TransformBlock):
         # than any size pipekit makes
         self.img_size = None if img_size is None else size2(size_param(name, img_size, name="img_size", limit=None))
 
-    def coords(self, raw: pl.Series, width: int) -> list[tuple[np.ndarray, tuple[int, int]]]:
-        """Each value as a (n, ``width``) float array with its source image size (h, w)."""
+    def coords(self, raw: pl.Series, width: int,
+               source_sizes: np.ndarray | None = None) -> list[tuple[np.ndarray, tuple[int, int]]]:
+        """Each value as a (n, ``width``) float array with its source image size (h, w): the value's own
+        ``size``, else its decoded image's (``source_sizes``, (N, 2) heights and widths), else ``img_size``."""
         out, name = [], type(self).__name__
+        if source_sizes is not None and len(source_sizes) != len(raw):
+            raise DataError(f"{name}: {len(raw)} values but {len(source_sizes)} image sizes; give one image per item")
         for i, v in enumerate(raw.to_list()):
             if isinstance(v, dict):
                 if self.key not in v or "size" not in v:
                     raise DataError(f"{name} item {i}: a dict value needs '{self.key}' and 'size' keys, got {list(v)}")
                 v, size = v[self.key], v["size"]
+            elif source_sizes is not None:
+                size = (int(source_sizes[i][0]), int(source_sizes[i][1]))
+                if self.img_size is not None and tuple(self.img_size) != size:
+                    raise DataError(f"{name} item {i}: its image is {size[1]}x{size[0]} (w x h) but img_size="
+                                    f"{tuple(self.img_size)} (h, w) says otherwise; leave img_size out, the size "
+                                    "is read from each image")
             elif self.img_size is None:
-                raise DataError(f"{name} needs the source image size: give img_size=(h, w) or a getter "
-                                f"returning {{'{self.key}': {self.example}, 'size': [h, w]}}")
+                raise DataError(f"{name} item {i} has no source image size: put an ImageBlock before it in the "
+                                "DataBlock's blocks (each image's size is read as it is decoded), give img_size=(h, w), "
+                                f"or a getter returning {{'{self.key}': {self.example}, 'size': [h, w]}}")
             else:
                 size = self.img_size
             out.append((np.asarray(v if v is not None else [], dtype=np.float64).reshape(-1, width),
@@ -250,19 +265,20 @@ class CoordBlock(TransformBlock):
         w = pts @ m[2, :2] + m[2, 2]
         return (homo / w[:, None]).reshape(unit.shape)
 
-    def _encode(self, raw: pl.Series) -> TensorStore:
+    def _encode(self, raw: pl.Series, source_sizes: np.ndarray | None = None) -> TensorStore:
         raise NotImplementedError
 
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
-              trace: Any = None) -> Store:
+              trace: Any = None, source_sizes: np.ndarray | None = None) -> Store:
+        """Encode the values (``source_sizes``: each item's decoded image (h, w), see :meth:`coords`)."""
         self.reset_state()
         self.fit_tfms(item_tfms)
         self.batch_tfms_ = []
-        return self._encode(raw)
+        return self._encode(raw, source_sizes)
 
-    def encode_new(self, raw: pl.Series) -> Store:
+    def encode_new(self, raw: pl.Series, source_sizes: np.ndarray | None = None) -> Store:
         self.check_is_fitted("setup (build the data)")
-        return self._encode(raw)
+        return self._encode(raw, source_sizes)
 
 
 class PointBlock(CoordBlock):
@@ -275,9 +291,9 @@ class PointBlock(CoordBlock):
 
     geometry, loss_kind, draws_on_input = "points", "mse", True
 
-    def _encode(self, raw: pl.Series) -> TensorStore:
+    def _encode(self, raw: pl.Series, source_sizes: np.ndarray | None = None) -> TensorStore:
         n_points = getattr(self, "n_points_", None)
-        values = self.coords(raw, 2)
+        values = self.coords(raw, 2, source_sizes)
         for i, (arr, _) in enumerate(values):
             if n_points is not None and len(arr) != n_points:
                 raise DataError(f"PointBlock item {i} has {len(arr)} points, others have {n_points}; "
