@@ -30,12 +30,35 @@ from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform, as_list
 from pipekit.vision.augment import AugmentSettings
 from pipekit.vision.cache import ImageStore, build_image_store
+from pipekit.vision.decode import decode_image, image_from_value
 from pipekit.vision.geometry import size2, size_param
 from pipekit.vision.presize import RandomResizedCrop, find_item_transform
 from pipekit.vision.sources import image_sources
 from pipekit.vision.transforms import BatchAugment, IntToFloat
 
 IMAGE_CLASSES = ("RGB", "L")
+
+
+class ImageMode(str):
+    """An image mode under the name fastai users know: ``ImageBlock(cls=PILImageBW)`` is ``ImageBlock(cls="L")``,
+    and ``PILImage.create(item)`` opens an image (a file path, its bytes, a PIL image or an array) as the uint8
+    (H, W, C) pixels ``learn.predict`` takes.
+
+    >>> PILImageBW == "L", PILImage.create(np.zeros((4, 6), np.uint8)).shape
+    (True, (4, 6, 3))
+    """
+
+    def create(self, item: Any) -> np.ndarray:
+        """The image ``item`` decoded in this mode (``'RGB'`` or ``'L'``)."""
+        if isinstance(item, (str, os.PathLike)):
+            return decode_image(item, mode=str(self))
+        return image_from_value(item, mode=str(self))
+
+
+#: colour images: ``ImageBlock(cls=PILImage)`` is ``ImageBlock(cls="RGB")``
+PILImage = ImageMode("RGB")
+#: grey images: ``ImageBlock(cls=PILImageBW)`` is ``ImageBlock(cls="L")``
+PILImageBW = ImageMode("L")
 
 
 def _to_display(value: Any) -> np.ndarray:
@@ -87,7 +110,8 @@ class _PixelBlock(TransformBlock):
 
 
 class ImageBlock(_PixelBlock):
-    """Images from files, decoded once into the presize cache; ``cls`` is ``'RGB'`` or ``'L'`` (grey).
+    """Images from files, decoded once into the presize cache; ``cls`` is ``'RGB'`` or ``'L'`` (grey), also
+    named ``PILImage`` and ``PILImageBW``.
 
     The item transform (``Resize``, ``CropPad`` or ``RandomResizedCrop``; needed when the files differ
     in size) sets the cached size. ``RandomResizedCrop`` adds the per-epoch random crop as a batch plan.
@@ -101,7 +125,7 @@ class ImageBlock(_PixelBlock):
     def __init__(self, cls: str = "RGB", cache_dir: str | os.PathLike | bool | None = None):
         check("ImageBlock", cls=(cls, Options(*IMAGE_CLASSES)))
         super().__init__(cache_dir)
-        self.cls = cls
+        self.cls = str(cls)  # PILImage / PILImageBW are the plain mode names
 
     @property
     def mode(self) -> str:  # type: ignore[override]
