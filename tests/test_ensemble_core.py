@@ -117,7 +117,7 @@ def test_members_on_different_columns_or_procs(members, splits):
         MeanEnsemble([members[0], other])
     with pytest.raises(ValueError, match="different procs"):
         MeanEnsemble(members).predict(unnormalised.valid)
-    with pytest.raises(DataError, match="member 0:RandomForest.*'age'"):
+    with pytest.raises(DataError, match=r"the model's input column\(s\) \['age'\] missing from the data"):
         MeanEnsemble(members).predict(va.xs.drop("age"))
     reg = RandomForest("regression", n_estimators=5, n_jobs=1).fit(as_data(tr.xs, y=np.arange(len(tr.xs)) * 1.0))
     with pytest.raises(ValueError, match="members mix tasks"):
@@ -241,9 +241,9 @@ def test_an_ensemble_refuses_raw_rows_and_takes_processed_ones(tmp_path):
 
 def test_raw_rows_whose_ids_fall_among_the_category_codes_are_refused(tmp_path):
     """Rossmann rows with only category inputs (day of week 1..7, promo and school holiday 0/1) and no normalised
-    column: every raw value is also a valid code (8 and 3 of them), so the backends' code range check passes,
-    yet a raw promo of 0 read as a code is the missing-value category. The ensemble refuses such a frame by the
-    type the procs write codes in, and takes processed rows, as a split or as a bare frame."""
+    column: every raw value is also a valid code (8 and 3 of them), so a code range check passes, yet a raw promo
+    of 0 read as a code is the missing-value category. A backend and its ensemble refuse such a frame by the type
+    the procs write codes in (the backend predicted from it), and take processed rows, as a split or a bare frame."""
     from pipekit.data.splitters import RandomSplitter
     from pipekit.ensemble import BaggedModel
     from pipekit.tabular import Tabular
@@ -257,19 +257,21 @@ def test_raw_rows_whose_ids_fall_among_the_category_codes_are_refused(tmp_path):
     rf = RandomForest("regression", n_estimators=20, n_jobs=1).fit(tab.train)
     raw = df[tab.valid_idx[:50]]
     assert raw["Promo"].min() == 0 and raw["DayOfWeek"].max() == 7  # inside the 3 and 8 codes
-    # a backend takes the raw frame, and predicts something else than from the processed rows
-    assert not np.allclose(gbm.predict(raw.drop("Sales")), gbm.predict(tab.valid)[:50])
     ens = MeanEnsemble([gbm, rf]).fit(tab.train)
     bag = BaggedModel(GBM("regression", n_estimators=30, n_jobs=1), n_folds=3).fit(tab.train)
     unfitted = MeanEnsemble([bag])  # never fitted on a split: the bagged member's procs tell
-    for e in (ens, unfitted, load_model(ens.export(tmp_path / "ens.pipekit"))):
+    for e in (gbm, bag, ens, unfitted, load_model(ens.export(tmp_path / "ens.pipekit"))):
         good = e.predict(tab.valid)[:50]
-        np.testing.assert_allclose(e.predict(e.process(raw)), good)
+        np.testing.assert_allclose(e.predict(tab.new(raw)), good)
+        if not isinstance(e, (GBM, BaggedModel)):
+            np.testing.assert_allclose(e.predict(e.process(raw)), good)
         np.testing.assert_allclose(e.predict(tab.valid.xs)[:50], good)           # processed rows as a frame
         np.testing.assert_allclose(e.predict(pl.from_pandas(tab.valid.xs.to_pandas()))[:50], good)
         for rows in (raw, raw.drop("Sales")):
             with pytest.raises(DataError, match=r"these rows look unprocessed: category column 'DayOfWeek' is Int64, "
-                                                r"where .* its 8 category codes as Int8; predict on ens.process\(rows\)"):
+                                                r"where .* its 8 category codes as Int8; pass the rows processed by "
+                                                r"the same Tabular \(tab.new\(df\)\), or for an ensemble predict on "
+                                                r"ens.process\(rows\)"):
                 e.predict(rows)
 
 

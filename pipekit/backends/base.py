@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.backends.data import TASKS, TabularData, as_data, check_no_infinite, encode_y, rows_signature
+from pipekit.backends.data import (TASKS, RowForm, TabularData, as_data, check_no_infinite, check_rows, encode_y,
+                                   normalised_stats, rows_signature)
 from pipekit.core.archive import load, save
 from pipekit.core.component import Component
 from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
@@ -158,8 +159,10 @@ class Backend(Model):
     model is not plain data, ``model_to_data()`` / ``model_from_data(data)``.
 
     Fitted attributes: ``feature_names_``, ``cat_features_``, ``classes_`` (classification, labels
-    sorted), ``procs_signature_``, ``cat_levels_`` (the number of codes of each categorical input, when fitted on
-    a Tabular's split), ``train_rows_signature_`` (of the training rows, see ``rows_signature``), ``valid_score_``
+    sorted), ``procs_signature_``, ``cat_levels_`` and ``cat_dtypes_`` (the number of codes of each categorical input
+    and the type they came in, when fitted on a Tabular's split), ``norm_stats_`` (the raw mean and standard deviation
+    of each normalised input, when fitted on a Tabular's split: :func:`~pipekit.backends.data.check_rows` holds bare
+    frames to them), ``train_rows_signature_`` (of the training rows, see ``rows_signature``), ``valid_score_``
     (when fitted with a ``valid`` split).
     """
 
@@ -210,6 +213,9 @@ class Backend(Model):
         self.train_rows_signature_ = rows_signature(train)  # an ensemble never chooses weights on these rows
         vocabs = train.processor.classes_ if train.processor is not None else {}
         self.cat_levels_ = {c: len(vocabs[c]) for c in self.cat_features_ if c in vocabs}
+        self.cat_dtypes_ = {c: str(train.xs.schema[c]) for c in self.cat_levels_}
+        self.norm_stats_ = None if train.processor is None else {
+            c: list(v) for c, v in normalised_stats(train.processor).items() if c in self.feature_names_}
         kind = getattr(train.processor, "y_kind_", None) if train.processor is not None else None
         if kind in ("category", "regression") and (self.task == "classification") != (kind == "category"):
             raise DataError(f"{type(self).__name__}(task={self.task!r}) cannot fit a Tabular whose target is a "
@@ -232,38 +238,17 @@ class Backend(Model):
     def _prepare(self, data: Any) -> TabularData:
         self.check_is_fitted()
         d = as_data(data, cat_names=None if isinstance(data, ProcessedSplit) else self.cat_features_)
-        if len(d) == 0:
-            raise DataError(f"the data passed to {type(self).__name__} has no rows")
-        self.check_compatible(d)
-        check_no_infinite(d, self.feature_names_, type(self).__name__)
+        check_rows(d, self.row_form())
         return d
 
-    def check_compatible(self, d: TabularData) -> None:
-        d.check_columns(self.feature_names_, f"{type(self).__name__}'s input column(s)")
-        if (self.procs_signature_ is not None and d.procs_signature is not None
-                and d.procs_signature != self.procs_signature_):
-            raise DataError(f"{type(self).__name__} was trained on data processed by different procs "
-                            f"(signature {self.procs_signature_} vs {d.procs_signature}); use the same Tabular")
-        if d.procs_signature is None:
-            self._check_codes(d)
-
-    def _check_codes(self, d: TabularData) -> None:
-        """A bare frame given to a model fitted on a Tabular's split must hold category codes, not the raw values
-        (a store id of 1115 read as a code would be predicted from without a word)."""
-        for c, n in (getattr(self, "cat_levels_", None) or {}).items():
-            s = d.xs[c]
-            if s.dtype.is_float() and (s.drop_nulls().drop_nans() % 1 == 0).all():
-                s = s.drop_nans()  # a pandas row (a Series) carries its codes as floats
-            elif not s.dtype.is_integer():
-                raise DataError(f"column {c!r} is {s.dtype}, but {type(self).__name__} was fitted on category codes "
-                                f"from a Tabular: pass the rows processed by it (tab.new(df)), not the raw frame")
-            lo, hi = s.min(), s.max()
-            if lo is not None and (lo < 0 or hi >= n):
-                bad = lo if lo < 0 else hi
-                row = int((s == bad).arg_true()[0])
-                raise DataError(f"column {c!r} holds {bad} (row {row}), outside the {n} category codes "
-                                f"{type(self).__name__} was fitted on: this looks like an unprocessed frame; pass "
-                                "the rows processed by the same Tabular (tab.new(df))")
+    def row_form(self) -> RowForm:
+        """What the rows this model was fitted on look like (:func:`~pipekit.backends.data.check_rows` holds new
+        rows to it); what a file written before it was recorded lacks is not known."""
+        state = vars(self)
+        dtypes, scales = state.get("cat_dtypes_") or {}, state.get("norm_stats_")
+        return RowForm(self.feature_names_, self.procs_signature_,
+                       {c: (n, dtypes.get(c)) for c, n in (state.get("cat_levels_") or {}).items()},
+                       None if scales is None else {c: (m, s) for c, (m, s) in scales.items() if c in self.feature_names_})
 
     def matrix(self, d: TabularData, order: Literal["C", "F"] = "C") -> np.ndarray:
         return d.matrix(self.feature_names_, order=order)
@@ -298,6 +283,15 @@ class Backend(Model):
         levels = state.get("cat_levels_", {})
         if not (isinstance(levels, dict) and all(k in cats and type(v) is int and v >= 1 for k, v in levels.items())):
             raise ExportError(f"{type(self).__name__}: cat_levels_ must map categorical inputs to their number of codes")
+        dtypes, scales = state.get("cat_dtypes_", {}), state.get("norm_stats_")
+        if not (isinstance(dtypes, dict) and all(k in levels and isinstance(v, str) for k, v in dtypes.items())):
+            raise ExportError(f"{type(self).__name__}: cat_dtypes_ must map categorical inputs to the type of their codes")
+        if not (scales is None or (isinstance(scales, dict) and all(
+                isinstance(v, list) and len(v) == 2 and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v) and v[1] > 0
+                for k, v in scales.items()))):
+            raise ExportError(f"{type(self).__name__}: norm_stats_ must map normalised inputs to their raw mean and "
+                              "standard deviation (finite numbers, a positive deviation), or be null")
         super().state_from_data(state)
         if model is None:
             raise ExportError(f"{type(self).__name__}: the state holds no {self.model_attr}")

@@ -74,15 +74,21 @@ class TabularData:
         """The inputs as one 2-D array in ``columns`` order, written column by column straight from the
         Arrow buffers into the layout the backend consumes (one copy, no intermediate frame)."""
         self.check_columns(columns, "the model's input column(s)")
+        self.check_numbers(columns)
         out = np.empty((self.xs.height, len(columns)), dtype=dtype, order=order)
         for j, c in enumerate(columns):
+            out[:, j] = self.xs.get_column(c).to_numpy()  # nulls come out as NaN for floats
+        return out
+
+    def check_numbers(self, columns: Sequence[str]) -> None:
+        """Every one of the input ``columns`` holds numbers; the error names the first that holds text."""
+        for c in columns:
             s = self.xs.get_column(c)
             if s.dtype == pl.String or isinstance(s.dtype, (pl.Categorical, pl.Enum)):
                 kind = "String" if s.dtype == pl.String else type(s.dtype).__name__
                 raise DataError(f"column {c!r} holds {kind} values (e.g. {s.drop_nulls().head(1).to_list()}); "
-                                "backends need numbers: run Categorify on it first")
-            out[:, j] = s.to_numpy()  # nulls come out as NaN for floats
-        return out
+                                "backends need numbers: run Categorify on it first, or for new rows of a Tabular pass "
+                                "them processed by it (tab.new(df))")
 
 
 def _ys_to_array(ys: Any) -> np.ndarray | None:
@@ -222,3 +228,102 @@ def check_no_infinite(d: TabularData, columns: Sequence[str], where: str) -> Non
             raise DataError(f"{where}: column {c!r} holds {s[row]} at row {row} ({n} infinite value(s) in that "
                             "column); models need finite inputs. Put FillMissing in the procs (it treats inf as "
                             "missing) or clean the column.")
+
+
+#: standard units beyond which a normalised column's values cannot be processed values (see :func:`check_rows`)
+RAW_UNITS = 10.0
+#: what to do with rows that are not processed, said alike by every model
+_PROCESS_THEM = ("pass the rows processed by the same Tabular (tab.new(df)), or for an ensemble predict on "
+                 "ens.process(rows), which applies the procs it was fitted with")
+
+
+@dataclass(frozen=True)
+class RowForm:
+    """What the rows a model was fitted on look like, as far as the model knows it; :func:`check_rows` holds new
+    rows to it. ``features``: the input columns; ``signature``: the procs' (:func:`procs_signature`); ``codes``:
+    each category input's number of codes and the integer type the procs write them in (None: not known);
+    ``scales``: each normalised input's raw mean and standard deviation (None: not known, as for a model fitted on
+    a bare frame or read from a file written before models kept them)."""
+
+    features: Sequence[str] = ()
+    signature: str | None = None
+    codes: dict[str, tuple[int, str | None]] = field(default_factory=dict)
+    scales: dict[str, tuple[float, float]] | None = None
+
+
+def normalised_stats(processor: Any) -> dict[str, tuple[float, float]]:
+    """The raw mean and standard deviation of each column the fitted procs ``processor`` normalise."""
+    stats = [p for p in getattr(processor, "procs", ()) if vars(p).get("means_")]
+    if not stats:
+        return {}
+    return {c: (float(m), float(stats[0].stds_[c])) for c, m in stats[0].means_.items()}
+
+
+def check_rows(d: TabularData, form: RowForm) -> None:
+    """Refuse rows a model fitted on rows of ``form`` cannot predict from, with one message per fault whatever the
+    model (a backend or an ensemble): no rows, a missing input, a split of other procs, and for a bare frame (a
+    Polars or pandas frame, a dict row, a pandas row) values that cannot be processed ones: normalised inputs in
+    their raw units (for at least half of them, the median sits more than ``RAW_UNITS`` standard units from 0,
+    where processed values sit, and within them of the raw mean), category inputs that are not whole numbers or
+    fall outside the codes, and, where no normalised input speaks for the rows, category codes of another type
+    than the procs write (a raw integer id that falls among the codes, a day of the week, would otherwise be
+    predicted from without a word); lastly text or infinite values in an input. An extra column is no fault: models
+    read theirs.
+
+    >>> form = RowForm(["a", "c"], codes={"c": (3, "Int8")}, scales={})
+    >>> check_rows(as_data(pl.DataFrame({"a": [0.5], "c": pl.Series([2], dtype=pl.Int8)})), form)
+    >>> check_rows(as_data(pl.DataFrame({"a": [0.5], "c": [7]})), form)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.DataError: these rows look unprocessed: category column 'c' holds 7 (row 0), outside the 3 ...
+    """
+    if len(d) == 0:
+        raise DataError("the data passed to the model has no rows")
+    d.check_columns(form.features, "the model's input column(s)")
+    if d.procs_signature is not None:
+        if form.signature is not None and d.procs_signature != form.signature:
+            raise DataError(f"the model was trained on data processed by different procs (signature {form.signature} "
+                            f"vs {d.procs_signature}); use the same Tabular")
+    else:
+        _check_processed(d, form)
+    d.check_numbers(form.features)
+    check_no_infinite(d, form.features, "the model's input")
+
+
+def _check_processed(d: TabularData, form: RowForm) -> None:
+    """The checks of :func:`check_rows` on a bare frame's values (see there)."""
+    scales = form.scales or {}
+    cols = [c for c in scales if c in d.xs.columns]
+    raw = []
+    for c in cols:
+        v = d.xs[c].cast(pl.Float64, strict=False).fill_nan(None).median()
+        mean, std = scales[c]
+        if isinstance(v, float) and abs(v) > RAW_UNITS and abs(v - mean) <= RAW_UNITS * std:
+            raw.append((c, v))
+    if raw and 2 * len(raw) >= len(cols):
+        c, v = raw[0]
+        raise DataError(f"these rows look unprocessed: column {c!r} has a median of {v:.4g}, where the processed rows "
+                        f"the model was fitted on are normalised around 0 (raw mean {scales[c][0]:.4g}, standard "
+                        f"deviation {scales[c][1]:.4g}); {_PROCESS_THEM}")
+    for c, (n, code) in form.codes.items():
+        if c not in d.xs.columns:
+            continue
+        col = d.xs[c]
+        s = col.drop_nulls()
+        s = s.drop_nans() if s.dtype.is_float() else s  # a pandas row (a Series) carries its codes as floats
+        whole = s.dtype.is_numeric() and (s.dtype.is_integer() or bool((s % 1 == 0).all()))
+        lo: Any = s.min() if whole else None
+        hi: Any = s.max() if whole else None
+        if lo is not None and (lo < 0 or hi >= n):
+            bad = lo if lo < 0 else hi
+            row = int((col == bad).arg_true()[0])
+            raise DataError(f"these rows look unprocessed: category column {c!r} holds {bad} (row {row}), outside the "
+                            f"{n} category codes the model was fitted on: this looks like an unprocessed frame; "
+                            f"{_PROCESS_THEM}")
+        # without a normalised input to speak for the rows, codes must come as the procs write them
+        typed = code is None or form.scales is None or bool(cols) or str(col.dtype) == code
+        if not (whole and typed):
+            raise DataError(f"these rows look unprocessed: category column {c!r} is {col.dtype}, where the processed "
+                            f"rows the model was fitted on hold its {n} category codes as {code or 'integers'}; "
+                            f"{_PROCESS_THEM}; rows already processed are taken as a processed split (tab.new(df), "
+                            f"tab.valid), as its frame (tab.valid.xs), or with the codes as {code or 'integers'}")

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.base import Backend, Model
-from pipekit.backends.data import TabularData, as_data
+from pipekit.backends.data import RowForm, TabularData, as_data, check_rows, normalised_stats
 from pipekit.core.component import Component, to_data
 from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError
 from pipekit.metrics import get_metric
@@ -172,10 +172,6 @@ class KeepsProcessor:
                               f"{type(p).__name__}")
 
 
-#: standard units beyond which a normalised column's values cannot be processed values (see _check_processed)
-RAW_UNITS = 10.0
-
-
 class Ensemble(KeepsProcessor, Model):
     """Shared plumbing of the ensembles: members, scoring, ``report``, the processing of the data they were
     fitted on (``processor()``, checked as a file is loaded). Subclasses implement ``_combine(preds, data)``."""
@@ -232,55 +228,34 @@ class Ensemble(KeepsProcessor, Model):
 
     def _data(self, data: Any) -> TabularData:
         d = as_data(data)
-        if d.procs_signature is None:
-            self._check_processed(d)
-        if d.procs_signature is not None:
-            for i, m in enumerate(self.fitted_members()):
-                if isinstance(m, Backend) and m.procs_signature_ not in (None, d.procs_signature):
-                    raise DataError(f"member {member_name(m, i)} was trained on data processed by different procs "
-                                    f"than the data given (signature {m.procs_signature_} vs {d.procs_signature})")
+        check_rows(d, self.row_form())
         return d
 
-    def _check_processed(self, d: TabularData) -> None:
-        """A plain frame given to an ensemble fitted on a Tabular's splits must hold processed rows: refuse one
-        whose normalised columns hold raw values (for at least half of them, the median sits more than
-        ``RAW_UNITS`` standard units from 0, where processed values sit, and within them of the raw training
-        mean), or whose category columns cannot be codes (not whole numbers, or outside the vocabulary). Where no
-        normalised column speaks for the rows, a category column must also be of the type the procs write codes
-        in (``code_dtype``): a raw integer id that falls among the codes (a day of the week) would otherwise be
-        predicted from without a word. The procs are the ensemble's own or its members' (``known_processor``)."""
+    def row_form(self) -> RowForm:
+        """What the rows the members were fitted on look like: their input columns and procs, and, where the procs
+        of the data this ensemble or its members were fitted on are known (``known_processor``), the codes and
+        normalised columns they make; else what the members know of them. :func:`~pipekit.backends.data.check_rows`
+        holds new rows to it, as each backend holds them to its own, so a backend and its ensemble refuse the same
+        rows with the same message."""
         from pipekit.tabular.procs import code_dtype
 
+        forms = [m.row_form() for m in self._members_or_given()
+                 if isinstance(m, (Backend, Ensemble)) and m.is_fitted]
+        features = list(dict.fromkeys(c for f in forms for c in f.features))
+        signature = next((f.signature for f in forms if f.signature is not None), None)
         processor = self.known_processor()
-        stats = [p for p in getattr(processor, "procs", ()) if vars(p).get("means_")]
-        means, stds = (stats[0].means_, stats[0].stds_) if stats else ({}, {})
-        cols = [c for c in means if c in d.xs.columns]
-        raw = []
-        for c in cols:
-            v = d.xs[c].cast(pl.Float64, strict=False).fill_nan(None).median()
-            if isinstance(v, float) and abs(v) > RAW_UNITS and abs(v - means[c]) <= RAW_UNITS * stds[c]:
-                raw.append((c, v))
-        if len(d) and raw and 2 * len(raw) >= len(cols):
-            c, v = raw[0]
-            raise DataError(f"these rows look unprocessed: column {c!r} has a median of {v:.4g}, where the processed "
-                            f"rows this ensemble was fitted on are normalised around 0 (raw mean {means[c]:.4g}, "
-                            f"standard deviation {stds[c]:.4g}); predict on ens.process(rows), which applies the "
-                            "procs the ensemble was fitted with")
-        for c, vocab in (getattr(processor, "classes_", None) or {}).items():
-            if c not in d.xs.columns or d.xs.schema[c] == code_dtype(len(vocab)):
-                continue
-            s = d.xs[c].drop_nulls()
-            s = s.drop_nans() if s.dtype.is_float() else s
-            codes = s.dtype.is_numeric() and (s.dtype.is_integer() or bool((s % 1 == 0).all())) and (
-                s.is_empty() or (s.min() >= 0 and s.max() < len(vocab)))  # type: ignore[operator]
-            if codes and cols:  # normalised columns in processed units speak for the rows (a dict or pandas row)
-                continue
-            raise DataError(f"these rows look unprocessed: category column {c!r} is {d.xs.schema[c]}, where the "
-                            f"processed rows the members were fitted on hold its {len(vocab)} category codes as "
-                            f"{code_dtype(len(vocab))}; predict on ens.process(rows) for raw rows, which applies "
-                            "the procs the ensemble was fitted with; rows already processed are taken as a processed "
-                            f"split (tab.new(df), tab.valid), as its frame (tab.valid.xs), or with the codes as "
-                            f"{code_dtype(len(vocab))}")
+        if processor is not None:
+            codes: dict[str, tuple[int, str | None]] = {
+                c: (len(v), str(code_dtype(len(v)))) for c, v in (getattr(processor, "classes_", None) or {}).items()}
+            scales: dict[str, tuple[float, float]] | None = normalised_stats(processor)
+        else:
+            codes = {c: v for f in forms for c, v in f.codes.items()}
+            scales = None if not forms or any(f.scales is None for f in forms) else {
+                c: v for f in forms for c, v in (f.scales or {}).items()}
+        if features:  # columns no member reads are not checked (as a backend checks only its own)
+            codes = {c: v for c, v in codes.items() if c in features}
+            scales = None if scales is None else {c: v for c, v in scales.items() if c in features}
+        return RowForm(features, signature, codes, scales)
 
     def _prepare(self, data: Any) -> TabularData:
         self.check_is_fitted()

@@ -370,6 +370,12 @@ STATES = [
         feature_names_=["age", "fnlwgt", "workclass", "education"]),
      r"fold model 2 \(models_\[2\]\) reads the columns \['age', 'fnlwgt', 'workclass', 'education'\], the bag"),
     ("bagged", _processor_of_another_kind, r"processor_ must be the fitted procs of a Tabular"),
+    # what a backend knows of the rows it was fitted on (held to new rows by check_rows)
+    ("bagged", lambda r, a, array: _st(r).update(norm_stats_={"age": [38.5, -1.0]}),
+     r"BaggedModel: norm_stats_ must map normalised inputs to their raw mean and standard deviation"),
+    ("bagged", lambda r, a, array: _st(r).update(norm_stats_={"age": ["38", 13.0]}), r"norm_stats_ must map"),
+    ("bagged", lambda r, a, array: _st(r).update(cat_dtypes_={"age": "Int8"}),
+     r"BaggedModel: cat_dtypes_ must map categorical inputs to the type of their codes"),
     # StackingEnsemble: refitted members and the meta-model against the members
     ("stacking", lambda r, a, array: _st(r)["members_"].pop(), r"members_ must hold 2 fitted models"),
     ("stacking", lambda r, a, array: _st(r)["members_"].reverse(), r"members_ must hold 2 fitted models"),
