@@ -162,7 +162,8 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
                    max_zoom: float = 1.1, max_lighting: float = 0.2, max_warp: float = 0.2, p_affine: float = 0.75,
                    p_lighting: float = 0.75, size: int | Sequence[int] | None = None, mode: str = "bilinear",
                    pad_mode: str = "reflection", min_scale: float = 1.0, executor: str = "auto",
-                   mult: float = 1.0) -> list[BatchTransform]:
+                   mult: float = 1.0, xtra_tfms: BatchTransform | Sequence[BatchTransform] | None = None,
+                   batch: bool = False, align_corners: bool = False) -> list[BatchTransform]:
     """The standard augmentation set as one :class:`BatchAugment`; ``mult`` scales the magnitudes.
 
     ``size``: output (int or (h, w); None keeps the input's); ``min_scale``: smallest share of the area
@@ -173,10 +174,28 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     ``'zeros'`` or ``'border'``; ``executor``: see :class:`BatchAugment`. ``mult`` multiplies ``max_rotate``,
     ``max_warp``, ``max_lighting`` and ``max_zoom - 1``; each result must stay in the range its argument accepts
     (``max_lighting`` below 0.5: with the default 0.2, ``mult`` below 2.5), else the error names ``mult``.
+    ``xtra_tfms``: batch transforms appended after the augmentation (as fastai's argument of that name).
+
+    fastai's ``batch=True`` (one draw for the whole batch) and ``align_corners=True`` have no counterpart:
+    each image draws its own augmentation, resampled on pixel edges; they are refused with what to do.
 
     >>> aug_transforms(size=128, min_scale=0.5)[0].settings.size
     128
     """
+    if batch:
+        raise ParameterError("aug_transforms: batch=True (one augmentation for the whole batch) is not available: "
+                             "pipekit draws each image's flip, rotation, zoom, warp and lighting on its own, from a "
+                             "generator seeded per batch, so runs repeat; leave batch out")
+    if align_corners:
+        raise ParameterError("aug_transforms: align_corners=True is not available: pipekit resamples on pixel edges "
+                             "(align_corners=False), so images, masks and points stay aligned; leave align_corners out")
+    extra: list[Any] = ([] if xtra_tfms is None else list(xtra_tfms) if isinstance(xtra_tfms, (list, tuple))
+                        else [xtra_tfms])
+    bad = next((t for t in extra if not isinstance(t, BatchTransform)), None)
+    if bad is not None:
+        raise ParameterError(f"aug_transforms: xtra_tfms holds {bad!r} ({type(bad).__name__}), not a batch transform; "
+                             "give pipekit batch transforms (e.g. Normalize.from_stats(*imagenet_stats)); item "
+                             "transforms (Resize, RandomResizedCrop) go in the DataBlock's item_tfms")
     check("aug_transforms", mult=(mult, Interval(0, None, closed="neither")))
     given = {"max_rotate": max_rotate, "max_warp": max_warp, "max_lighting": max_lighting}
     _check_scaled(given, min_zoom, max_zoom, mult)
@@ -184,7 +203,8 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
         size=size,  # type: ignore[arg-type]  # checked by AugmentSettings
         min_scale=min_scale, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
         min_zoom=min_zoom, max_zoom=1 + (max_zoom - 1) * mult, max_warp=max_warp * mult, p_affine=p_affine,
-        max_lighting=max_lighting * mult, p_lighting=p_lighting, mode=mode, pad_mode=pad_mode, executor=executor))]
+        max_lighting=max_lighting * mult, p_lighting=p_lighting, mode=mode, pad_mode=pad_mode, executor=executor)),
+        *extra]
 
 
 def _check_scaled(given: dict[str, float], min_zoom: float, max_zoom: float, mult: float) -> None:
