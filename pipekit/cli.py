@@ -1,9 +1,10 @@
-"""Command line: ``pipekit run | summary | datasets | bench | bench-loader``.
+"""Command line: ``pipekit run | summary | predict | datasets | bench | bench-loader``.
 
     pipekit datasets list             # which data sets are available locally
     pipekit run adult --quick         # run a built-in recipe (pipekit run --list names them all)
     pipekit run path/to/recipe.py     # run your own recipe file
     pipekit summary mnist_tiny        # walk one batch of a recipe's data through the pipeline
+    pipekit predict model.pipekit cat.jpg dog.jpg    # an exported model's prediction for each file
     pipekit bench image_loader        # run benchmarks/image_loader.py (in a pipekit source checkout)
     pipekit bench-loader my_recipe.py --batches 50 --workers 0,2,4 --compare reference
     pipekit --version
@@ -23,6 +24,7 @@ import runpy
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pipekit
 from pipekit.core.errors import WeightsNotInstalledError
@@ -43,9 +45,18 @@ def builtin_recipes() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pipekit.recipes.__path__) if not m.name.startswith("_"))
 
 
+#: what an exported model (``learn.export``) or any other pipekit file is saved as
+MODEL_SUFFIX = ".pipekit"
+
+
 def _user_file(name: str, what: str) -> Path | None:
-    """``name`` as a path to a Python file, or None when it is a bare name; a missing file is an error."""
+    """``name`` as a path to a Python file, or None when it is a bare name; a missing file is an error, and so
+    is a saved model, which is no recipe."""
     p = Path(name)
+    if p.suffix == MODEL_SUFFIX:
+        raise SystemExit(f"pipekit: {name!r} is a saved model (an export or checkpoint), not a recipe to run or "
+                         f"summarise: predict with it by `pipekit predict {name} FILE...`, or in Python with "
+                         f"load_learner({name!r}).predict(item)")
     if p.suffix != ".py" and len(p.parts) == 1:
         return None
     if not p.is_file():
@@ -131,6 +142,80 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label(decoded: Any, dec: Any, probs: Any) -> str:
+    """One prediction as a line: a class and the model's probability for it, labels, a number or coordinates."""
+    import numpy as np
+    import torch
+
+    if isinstance(dec, torch.Tensor) and dec.ndim == 0 and not dec.is_floating_point() and \
+            isinstance(probs, torch.Tensor) and probs.ndim == 1 and probs.numel() > int(dec) >= 0:
+        return f"{decoded}\t{float(probs[int(dec)]):.4f}"
+    if isinstance(decoded, (list, tuple)):
+        return ", ".join(str(v) for v in decoded) if decoded else "(no label)"
+    if isinstance(decoded, (np.ndarray, torch.Tensor)):
+        arr = np.asarray(decoded.detach().cpu() if isinstance(decoded, torch.Tensor) else decoded)
+        return f"{arr.item():.6g}" if arr.size == 1 else np.array2string(arr, precision=4, separator=", ",
+                                                                          max_line_width=10**6)
+    return f"{decoded:.6g}" if isinstance(decoded, float) else str(decoded)
+
+
+def _many(learn: Any, items: Any, what: str, first: int) -> list[tuple[str, str]]:
+    """Predictions for several items at once (a table's rows from 0, a file's lines from 1), in their order."""
+    preds, _, dec = learn.get_preds(dl=learn.dls.test_dl(items), with_decoded=True)
+    y_block = learn.dls.y_block
+    out = []
+    for i in range(len(preds)):
+        decoded = y_block.decode(dec[i]) if y_block is not None else dec[i]
+        out.append((f"{what} {first + i}", _label(decoded, dec[i], preds[i])))
+    return out
+
+
+def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
+    """``(where, prediction)`` for the file ``path``: each row of a table (CSV, TSV, Parquet, Arrow) read as the
+    model's recipe reads rows, each non-empty line of a ``.txt`` file as a text, any other file (an image) as
+    one item."""
+    from pipekit.data.items import TABLE_SUFFIXES
+
+    if not path.is_file():
+        raise FileNotFoundError("no such file" + ("" if path.is_absolute() else f" (looked in {Path.cwd()})"))
+    suffix = path.suffix.lower()
+    if suffix in TABLE_SUFFIXES:
+        return _many(learn, path, f"{path} row", 0)
+    if suffix == ".txt":
+        numbered = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+        if not numbered:
+            raise ValueError(f"{path} holds no text")
+        found = _many(learn, [line for _, line in numbered], f"{path} line", 0)
+        return [(f"{path} line {n}", text) for (n, _), (_, text) in zip(numbered, found)]
+    decoded, dec, probs = learn.predict(path)
+    return [(str(path), _label(decoded, dec, probs))]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pipekit.core.errors import PipekitError
+    from pipekit.learn import load_learner
+
+    model = Path(args.model)
+    if not model.is_file():
+        raise SystemExit(f"pipekit predict: model file {args.model!r} not found (looked in {Path.cwd()}); give the "
+                         f"file learn.export wrote (a {MODEL_SUFFIX} file)")
+    try:
+        learn = load_learner(model)
+    except (PipekitError, OSError) as e:
+        raise SystemExit(f"pipekit predict: {e}") from None
+    rc = 0
+    for name in args.files:
+        try:
+            found = predictions(learn, Path(name))
+        except (PipekitError, OSError, ValueError) as e:  # one bad file is named; the others are still predicted
+            print(f"pipekit predict: {name}: {e}", file=sys.stderr)
+            rc = 1
+            continue
+        for where, text in found:
+            print(f"{where}\t{text}", flush=True)
+    return rc
+
+
 def benchmark_dirs() -> list[Path]:
     """Where benchmarks are looked for: the source checkout pipekit runs from, then ``./benchmarks``."""
     dirs = (CHECKOUT / "benchmarks" if (CHECKOUT / "pyproject.toml").is_file() else None,
@@ -202,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("summary", help="walk one batch of a recipe's data through the pipeline")
     s.add_argument("recipe")
     s.set_defaults(fn=cmd_summary)
+    pr = sub.add_parser("predict", help="an exported model's prediction for each file (images; rows of a CSV; lines "
+                                        "of a .txt file for a text model)")
+    pr.add_argument("model", help=f"the exported model (learn.export's {MODEL_SUFFIX} file)")
+    pr.add_argument("files", nargs="+", help="images, tables (.csv, .tsv, .parquet) or text files (.txt, a text a line)")
+    pr.set_defaults(fn=cmd_predict)
     b = sub.add_parser("bench", help="run benchmarks (all when none named; in a source checkout)")
     b.add_argument("names", nargs="*")
     b.add_argument("--args", nargs=argparse.REMAINDER, default=[])
