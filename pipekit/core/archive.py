@@ -353,8 +353,11 @@ def read_npz(source: str | os.PathLike | bytes | bytearray, where: str, limits: 
 # ---------------------------------------------------------------------------------------- pipekit files
 #: The one format every pipekit export is written in (learners, models, ensembles, fitted table
 #: processing, text encoders): a zip (or a folder) of manifest.json, record.json, arrays.npz and
-#: weights.safetensors. Version 1 was pipekit 0.1's per-kind formats.
-FORMAT, VERSION = "pipekit", 2
+#: weights.safetensors. Version 1 was pipekit 0.1's per-kind formats. Version 3 moved how a table's CSV file
+#: was read (``skipinitialspace``) from the TabularRecipe to its TabularProcessor: a file of an older version
+#: is read by rewriting its record into the current shape (``pipekit.core.component.upgrade``, each class's
+#: ``upgrade_record``), then loaded as strictly as a current one.
+FORMAT, VERSION = "pipekit", 3
 _LIMITS = {"manifest.json": MAX_JSON_BYTES, "record.json": MAX_JSON_BYTES, "arrays.npz": MAX_TOTAL_BYTES,
            "weights.safetensors": MAX_WEIGHTS_BYTES}
 
@@ -436,7 +439,7 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
         files = read_archive(path, limit, where)
     if "manifest.json" not in files:
         old = "recipe.json" in files or any(k.endswith(".npy") for k in files)
-        raise ExportError(f"{where} was written by pipekit 0.1 (file format 1); this pipekit reads format {VERSION}. "
+        raise ExportError(f"{where} was written by pipekit 0.1 (file format 1); this pipekit reads formats 2 to {VERSION}. "
                           "Train and export the model again with this version (learn.export(path) or "
                           "model.export(path)), or load it with pipekit 0.1." if old else
                           f"{where} has no manifest.json; it is not a pipekit file")
@@ -451,6 +454,10 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
     if "record.json" not in files:
         raise ExportError(f"{where} has no record.json; it is not a complete pipekit file")
     record = parse_json(files["record.json"], f"{where}: record.json")
+    if version < VERSION:
+        from pipekit.core.component import upgrade
+
+        record = upgrade(record, version)
     arrays = read_npz(bytes(files["arrays.npz"]), f"{where}: arrays.npz") if "arrays.npz" in files else {}
     weights = files.get("weights.safetensors")
     return Archive(kind, record, arrays, bytes(weights) if weights is not None else None, where)

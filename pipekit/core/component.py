@@ -9,6 +9,10 @@ ensembles, losses, metrics and callbacks with state.
   a dict) and ``from_record()`` rebuilds it. Rebuilding goes through the registry only: a record can
   name nothing that pipekit (or the user, explicitly) did not register, and its parameters must be
   parameters of that class.
+- **Older records**: a field added to a class's record later is declared in ``record_defaults`` with what a
+  record without it means (written only where it says something else, so an older file's record, and the
+  fingerprint kept of it, stay the same); a record whose shape a file format changed is rewritten to the
+  current shape by the class's ``upgrade_record``, which :func:`upgrade` applies to a whole file's record.
 
 >>> from pipekit.data import Categorize
 >>> import polars as pl
@@ -32,7 +36,7 @@ import numpy as np
 from pipekit.core.errors import ExportError, FieldError, NotFittedError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup, name_of, register
 
-__all__ = ["Component", "to_data", "from_data", "param_names", "construct"]
+__all__ = ["Component", "to_data", "from_data", "param_names", "construct", "upgrade"]
 
 C = TypeVar("C", bound="Component")
 _ARRAY, _REF, _CLASS = "__array__", "__ref__", "class"
@@ -76,6 +80,12 @@ class Component:
     #: parameters that describe this machine (a cache folder): a record never keeps a path in them, and one read
     #: from a file leaves them at their default, so no file chooses where pipekit writes
     local_params: ClassVar[tuple[str, ...]] = ()
+    #: fields added to this class's record after files were written without them, each with the value a record
+    #: without it means: ``{"params.skipinitialspace": False, "state.y_type_": "str"}``. A record leaves such a field
+    #: out while it holds that value, so the record of what an older pipekit could describe is the one it wrote (and
+    #: a fingerprint of it, such as a backend's ``procs_signature_``, is unchanged); a record without the field reads
+    #: as that value (a state field only in a fitted record's state)
+    record_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -153,9 +163,14 @@ class Component:
     def to_record(self, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """``{"class", "params", "state"}`` as plain data; arrays go into ``arrays`` (inline lists if None)."""
         where = type(self).__name__
+        parts = {"params": dict(self.params_to_data()), "state": dict(self.state_to_data())}
+        for field, value in self.record_defaults.items():
+            part, name = field.split(".", 1)
+            if name in parts[part] and _same(parts[part][name], value):
+                del parts[part][name]  # what a record without it means (see record_defaults)
         return {_CLASS: name_of(type(self)),
-                "params": to_data(self.params_to_data(), arrays, where),
-                "state": to_data(self.state_to_data(), arrays, where)}
+                "params": to_data(parts["params"], arrays, where),
+                "state": to_data(parts["state"], arrays, where)}
 
     def params_to_data(self) -> dict[str, Any]:
         """The parameters a record keeps (override to leave out what a loaded copy cannot use); the
@@ -181,6 +196,13 @@ class Component:
                               f"got {type(record).__name__}")
         return _build(record, arrays, 0, base=cls)
 
+    @classmethod
+    def upgrade_record(cls, record: dict[str, Any], version: int) -> None:
+        """Rewrite, in place, a record of this class read from a file of format ``version`` (older than
+        ``pipekit.core.archive.VERSION``) into the current shape; :func:`upgrade` calls it for every record of a
+        file, outer records first. A class whose record a format changed overrides it; it leaves what it does not
+        recognise as it is, for the rebuild to refuse with its usual message."""
+
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
         sig = inspect.signature(type(self).__init__)  # type: ignore[misc]
@@ -195,6 +217,11 @@ class Component:
                 shown.append(f"{k}={getattr(v, '__name__', None) or repr(v)}" if callable(v) and
                              not isinstance(v, Component) else f"{k}={v!r}")
         return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a`` is the value ``b`` (of its type: ``0`` is not ``False``)."""
+    return type(a) is type(b) and a == b
 
 
 def _clone_param(v: Any) -> Any:
@@ -295,6 +322,13 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
     if unknown:
         raise ExportError(f"the record of {name} has parameters {unknown} that {cls.__name__} does not take "
                           f"(it takes {allowed})")
+    params, state = dict(params), dict(state)
+    for field, value in cls.record_defaults.items():  # a field left out holds what its absence means
+        part, key = field.split(".", 1)
+        if part == "params":
+            params.setdefault(key, value)
+        elif state:  # an unfitted record's empty state stays empty
+            state.setdefault(key, value)
     try:
         obj = construct(cls, {k: _from_field(v, arrays, depth + 1, f"params.{k}") for k, v in params.items()
                               if k not in cls.local_params})  # a file's folder for this machine is not followed
@@ -304,3 +338,27 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
         raise ExportError(f"the record of {name} has parameters {cls.__name__} refuses: {e}") from e
     obj.state_from_data({k: _from_field(v, arrays, depth + 1, f"state.{k}") for k, v in state.items()})
     return obj
+
+
+def upgrade(data: Any, version: int) -> Any:
+    """A whole record read from a file of format ``version`` (a component's record, or a learner export's, which
+    holds them) in the current format: each component record in it, outer ones first, goes through its class's
+    :meth:`Component.upgrade_record`. Classes are looked up in the registry only; a record naming a class that is
+    not registered is left as it is (rebuilding it refuses it)."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(reversed(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get(_CLASS), str) and isinstance(node.get("params"), dict):
+            try:
+                cls = lookup(node[_CLASS], base=Component)
+            except UnknownNameError:
+                cls = None
+            if cls is not None:
+                cls.upgrade_record(node, version)
+        stack.extend(reversed(list(node.values())))
+    return data

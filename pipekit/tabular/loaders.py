@@ -92,6 +92,15 @@ class TabularRecipe(Component):
         self.processor, self.with_cont = processor, with_cont
         self.check_params()
 
+    @classmethod
+    def upgrade_record(cls, record: dict[str, Any], version: int) -> None:
+        """Files of format 2 kept the reading of the training CSV file (``skipinitialspace``) as a parameter of
+        the recipe; it is now the processor's, which reads new files for every user of the processing."""
+        processor = record["params"].get("processor")
+        if version < 3 and "skipinitialspace" in record["params"] and isinstance(processor, dict) \
+                and isinstance(processor.get("params"), dict) and "skipinitialspace" not in processor["params"]:
+            processor["params"]["skipinitialspace"] = record["params"].pop("skipinitialspace")
+
     @property
     def n_inp_(self) -> int:
         """The inputs of a batch: codes and continuous values, or codes alone (``with_cont=False``)."""

@@ -138,6 +138,9 @@ class TabularProcessor(Component):
         "y_block": Is(lambda v: v is None or v in ("category", "regression") or isinstance(
             v, (CategoryBlock, RegressionBlock)), "None, 'category', 'regression', a CategoryBlock or a RegressionBlock"),
         "skipinitialspace": Is(lambda v: isinstance(v, bool), "True or False")}
+    # added to the record in format 3; a record without them (all of format 2) reads new CSV files as they are and
+    # decodes the target's classes as text, and the processing's fingerprint stays what format 2 files stored
+    record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str"}
     cat_names_: list[str]
     cont_names_: list[str]
     y_kind_: str
@@ -388,8 +391,9 @@ class TabularProcessor(Component):
 
     @property
     def y_type(self) -> str:
-        """What the target's classes decode to (``y_type_``; text for processing saved before it was recorded)."""
-        return vars(self).get("y_type_") or "str"
+        """What the target's classes decode to (``y_type_``; a record without it reads as text, see
+        ``record_defaults``)."""
+        return self.y_type_
 
     @property
     def y_classes_(self) -> list[Any] | None:

@@ -30,7 +30,7 @@ import torch
 
 import pipekit
 from pipekit.backends import load_model
-from pipekit.core.archive import MAX_JSON_BYTES, MAX_JSON_DEPTH, read_npz
+from pipekit.core.archive import MAX_JSON_BYTES, MAX_JSON_DEPTH, VERSION, read_npz
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path as dataset_path
 from pipekit.learn import ExportError, load_learner
@@ -277,7 +277,7 @@ MANIFEST_ATTACKS = {
     "version_bool": (_set(("version",), True), r"manifest.json needs a positive integer 'version'"),
     "version_zero": (_set(("version",), 0), r"manifest.json needs a positive integer 'version'"),
     "version_missing": (_set(("version",), KeyError), r"manifest.json needs a positive integer 'version'"),
-    "version_newer": (_set(("version",), 99), r"was written by a newer pipekit \(format 99 > 2\)"),
+    "version_newer": (_set(("version",), 99), rf"was written by a newer pipekit \(format 99 > {VERSION}\)"),
     "kind_int": (_set(("kind",), 5), r"manifest.json needs a positive integer 'version' and a text 'kind'"),
     "kind_other": (_set(("kind",), "component"), r"holds a component, not a learner export"),
     "kind_unknown": (_set(("kind",), "os.system"), r"holds a os.system, not a learner export"),
