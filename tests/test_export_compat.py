@@ -34,7 +34,7 @@ DATA = Path(os.environ.get("PIPEKIT_DATA", "")) if os.environ.get("PIPEKIT_DATA"
 needs_data = pytest.mark.skipif(DATA is None or not (DATA / "adult_sample").is_dir(), reason="needs $PIPEKIT_DATA")
 CATS = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
 CONTS = ["age", "fnlwgt", "education-num"]
-RECIPE, PROCESSOR = "pipekit.tabular.TabularRecipe", "pipekit.tabular.TabularProcessor"
+RECIPE, PROCESSOR, DATABLOCK = "pipekit.tabular.TabularRecipe", "pipekit.tabular.TabularProcessor", "pipekit.data.DataBlock"
 #: state backends record since format 2 (their files load without it)
 BACKEND_FIELDS_SINCE_2 = ("cat_dtypes_", "norm_stats_")
 
@@ -54,7 +54,8 @@ def _records(node: Any):
 def as_format_2(path: Path, out: Path, edit: Any = None) -> Path:
     """The file ``path`` as pipekit wrote it in format 2: manifest version 2; a TabularRecipe holds the
     ``skipinitialspace`` of its CSV reading (False for a table that was not a CSV file) and its processor does not;
-    a TabularProcessor's state has no ``y_type_``; a backend's state no ``cat_dtypes_``/``norm_stats_``. ``edit``
+    a TabularProcessor's state has no ``y_type_``; a backend's state no ``cat_dtypes_``/``norm_stats_``; an unfitted
+    DataBlock's state is ``{"getters_": []}``. ``edit``
     (record -> None) changes the record further, to make a damaged file."""
     with zipfile.ZipFile(path) as z:
         members = {i.filename: (z.read(i), i.compress_type) for i in z.infolist()}
@@ -68,6 +69,8 @@ def as_format_2(path: Path, out: Path, edit: Any = None) -> Path:
         elif rec["class"] == PROCESSOR:
             rec["params"].pop("skipinitialspace", None)
             rec["state"].pop("y_type_", None)
+        elif rec["class"] == DATABLOCK and not rec["state"]:
+            rec["state"] = {"getters_": []}
         for k in BACKEND_FIELDS_SINCE_2:
             (rec.get("state") or {}).pop(k, None)
     if edit is not None:
@@ -241,3 +244,28 @@ def test_format_2_records_are_upgraded_strictly(adult_csv, tmp_path):
                       lambda r: recipe(r)["processor"]["state"].update(y_type_="os.system"))
     with pytest.raises(ExportError, match=r"y_type_"):
         pipekit.load_learner(bad)
+
+
+@needs_data
+def test_a_format_2_unfitted_data_recipe_loads_unfitted(tmp_path):
+    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.vision import ImageBlock
+
+    recipe = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=GrandparentSplitter())
+    pipekit.save(recipe, tmp_path / "now.pipekit")
+    old = as_format_2(tmp_path / "now.pipekit", tmp_path / "format2.pipekit")
+    assert _record(old)["state"] == {"getters_": []}
+    loaded = pipekit.load(old)
+    assert not loaded.is_fitted and repr(loaded) == repr(pipekit.load(tmp_path / "now.pipekit"))
+    dls = loaded.dataloaders(get_image_files(DATA / "mnist_tiny"), bs=64, seed=42)  # get_items is not stored
+    assert dls.vocab == ["3", "7"]
+    # in a current file that state is a fitted recipe missing its fields
+    with zipfile.ZipFile(old) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    members["manifest.json"] = json.dumps({**json.loads(members["manifest.json"]), "version": VERSION}).encode()
+    with zipfile.ZipFile(tmp_path / "three.pipekit", "w") as z:
+        for k, v in members.items():
+            z.writestr(k, v)
+    with pytest.raises(ExportError, match=r"field 'state.blocks_' is missing"):
+        pipekit.load(tmp_path / "three.pipekit")

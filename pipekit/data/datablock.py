@@ -371,12 +371,18 @@ class DataBlock(Component):
             state.pop("unstored_getters_", None)
         return state
 
+    @classmethod
+    def upgrade_record(cls, record: dict[str, Any], version: int) -> None:
+        """Files of format 2 gave an unfitted recipe the state ``{"getters_": []}``; it holds none now."""
+        if version < 3 and record.get("state") == {"getters_": []}:
+            record["state"] = {}
+
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The fitted state of a file (an export's recipe, or a recipe saved on its own), checked before anything
         encodes with it: fitted blocks, each with its fitted transforms, a getter per block, at most one input per block,
         and batch transforms. A :class:`FieldError` names the field (``state.n_inp_``)."""
-        if set(state) <= {"getters_"} and not state.get("getters_"):
-            return  # an unfitted recipe's record (older files hold an empty getters_ for it)
+        if not state:
+            return  # an unfitted recipe's record
         super().state_from_data(state)
         check_state(vars(self), "the data recipe, to encode new items,", **_FITTED_STATE)
         blocks, getters, n_inp = self.blocks_, self.getters_, self.n_inp_
