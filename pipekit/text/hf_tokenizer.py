@@ -12,7 +12,8 @@ from. A tokenizer is checked when it is read: its steps before the model (normal
 after it (post-processor) may make a text at most :data:`MAX_GROWTH` times longer together, and so may its
 decoder, each with at most :data:`MAX_STEPS` steps of the kinds the library documents (see
 :func:`text_growth`), so a small file cannot chain steps that multiply a text's length until the process
-runs out of memory.
+runs out of memory; and the regular expressions of its ``Split`` and ``Replace`` steps must be ones whose
+matching time is bounded (:mod:`pipekit.text.regex_check`), so a file cannot make one text take minutes.
 
 Example:
     >>> from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -28,8 +29,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from tokenizers import Tokenizer as _Library
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Is, Options
 from pipekit.data.cache import fingerprint
+from pipekit.text.regex_check import MAX_PATTERN, check_pattern, min_chars
 from pipekit.text.tokenize import BOS, EOS, PAD, UNK, TokenizedTexts, Tokenizer, as_text_series
 
 __all__ = ["HFTokenizer"]
@@ -87,59 +89,6 @@ def _longest(text: str) -> int:
     return len(unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).lower()))
 
 
-def _regex_min_chars(pattern: str) -> int:
-    """The fewest characters ``pattern`` matches, for a pattern of characters, escapes, classes and ``.``, each
-    optionally quantified; 0 for anything else (groups, alternation, anchors, look-arounds): it may match an empty
-    string, so a replacement may be inserted at every position."""
-    i, n, total = 0, len(pattern), 0
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            e = pattern[i + 1] if i + 1 < n else ""
-            if e in ("p", "P") and pattern[i + 2:i + 3] == "{":
-                end = pattern.find("}", i + 3)
-                if end < 0:
-                    return 0
-                i = end + 1
-            elif e in ("p", "P") and i + 2 < n:
-                i += 3
-            elif e and (e in "dDwWsShHtnrfv" or not e.isalnum()):
-                i += 2
-            else:  # \b, \A, \z, \K, back-references, hex escapes...: not counted
-                return 0
-        elif c == "[":
-            j = i + 1 + (pattern[i + 1:i + 2] == "^")
-            j += pattern[j:j + 1] == "]"  # a ']' first is a character
-            depth = 1
-            while j < n and depth:
-                if pattern[j] == "\\":
-                    j += 2
-                    continue
-                depth += {"[": 1, "]": -1}.get(pattern[j], 0)
-                j += 1
-            if depth:
-                return 0
-            i = j
-        elif c in "()|^$*+?{}":
-            return 0
-        else:
-            i += 1
-        least = 1
-        if pattern[i:i + 1] in ("*", "?"):
-            least, i = 0, i + 1
-        elif pattern[i:i + 1] == "+":
-            i += 1
-        elif pattern[i:i + 1] == "{":
-            m = re.match(r"\{(\d{1,6})(,\d{0,6})?\}", pattern[i:])
-            if m is None:
-                return 0
-            least, i = int(m.group(1)), i + m.end()
-        if pattern[i:i + 1] in ("?", "+"):  # lazy, possessive
-            i += 1
-        total += least
-    return total
-
-
 def _replaced(content: str, least: int) -> float:
     """How much replacing matches of at least ``least`` characters by ``content`` can lengthen a text."""
     longest = _longest(content)
@@ -150,7 +99,7 @@ def _pattern_min_chars(pattern: Any) -> int:
     if isinstance(pattern, dict) and set(pattern) == {"String"} and isinstance(pattern["String"], str):
         return len(pattern["String"])
     if isinstance(pattern, dict) and set(pattern) == {"Regex"} and isinstance(pattern["Regex"], str):
-        return _regex_min_chars(pattern["Regex"])
+        return min_chars(pattern["Regex"])
     return 0
 
 
@@ -240,17 +189,17 @@ def _byte_alphabet() -> list[str]:
     return pre_tokenizers.ByteLevel.alphabet()
 
 
-def text_growth(kind: str, spec: Any) -> tuple[float, list[str]]:
-    """How many times one of a tokenizer's components (``kind``: normalizer, pre_tokenizer, post_processor or
-    decoder; ``spec``: its JSON, None for none) can lengthen a text, and the steps that do (as ``where xN``).
-    Raises ValueError, naming the step, for a type pipekit does not know, more than MAX_STEPS steps or Sequences
-    nested more than MAX_NESTING deep."""
-    steps: list[str] = []
-    count = [0]
+def _steps(kind: str, spec: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each step (not a Sequence) of one of a tokenizer's components (``kind``: normalizer, pre_tokenizer,
+    post_processor or decoder; ``spec``: its JSON, None for none) and where it is, as ``kind.members[i]...``.
+    Raises ValueError, naming the step, for a malformed step, more than MAX_STEPS steps or Sequences nested more
+    than MAX_NESTING deep."""
+    count = 0
 
-    def walk(node: Any, where: str, depth: int) -> float:
+    def walk(node: Any, where: str, depth: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        nonlocal count
         if node is None:
-            return 1.0
+            return
         if depth > MAX_NESTING:
             raise ValueError(f"{where}: Sequences nested more than {MAX_NESTING} deep")
         if not (isinstance(node, dict) and isinstance(node.get("type"), str)):
@@ -259,13 +208,24 @@ def text_growth(kind: str, spec: Any) -> tuple[float, list[str]]:
             members = node.get(_MEMBERS[kind])
             if not isinstance(members, list):
                 raise ValueError(f"{where}: a Sequence lists its steps in {_MEMBERS[kind]!r}")
-            total = 1.0
             for i, m in enumerate(members):
-                total *= walk(m, f"{where}.{_MEMBERS[kind]}[{i}]", depth + 1)
-            return total
-        count[0] += 1
-        if count[0] > MAX_STEPS:
+                yield from walk(m, f"{where}.{_MEMBERS[kind]}[{i}]", depth + 1)
+            return
+        count += 1
+        if count > MAX_STEPS:
             raise ValueError(f"{where}: more than {MAX_STEPS} steps")
+        yield where, node
+
+    return walk(spec, kind, 0)
+
+
+def text_growth(kind: str, spec: Any) -> tuple[float, list[str]]:
+    """How many times one of a tokenizer's components (``kind``: normalizer, pre_tokenizer, post_processor or
+    decoder; ``spec``: its JSON, None for none) can lengthen a text, and the steps that do (as ``where xN``).
+    Raises ValueError, naming the step, for a type pipekit does not know, more than MAX_STEPS steps or Sequences
+    nested more than MAX_NESTING deep."""
+    total, steps = 1.0, []
+    for where, node in _steps(kind, spec):  # a Sequence lengthens a text by the product of its steps
         if node["type"] not in _KINDS[kind]:
             raise ValueError(f"{where} has type {node['type'][:60]!r}, not one of the {kind} steps pipekit knows "
                              f"(how much it lengthens a text): {', '.join(sorted(_KINDS[kind]))}")
@@ -275,9 +235,8 @@ def text_growth(kind: str, spec: Any) -> tuple[float, list[str]]:
             raise ValueError(f"{where} ({node['type']}): {e}") from None
         if f > 1:
             steps.append(f"{where} ({node['type']}) x{f:g}")
-        return f
-
-    return walk(spec, kind, 0), steps
+        total *= f
+    return total, steps
 
 
 def _component_json(tk: _Library, kind: str) -> Any:
@@ -290,10 +249,18 @@ def _component_json(tk: _Library, kind: str) -> Any:
         raise ValueError(f"{kind}: {str(e)[:200]}") from None
 
 
-def _check_growth(tk: _Library) -> None:
-    """The tokenizer's steps, as the library read them, may lengthen a text at most MAX_GROWTH times."""
+def _components(tk: _Library) -> dict[str, Any]:
+    """The JSON of the tokenizer's normalizer, pre_tokenizer, post_processor and decoder, as the library read them."""
     try:
-        found = {kind: text_growth(kind, _component_json(tk, kind)) for kind in _MEMBERS}
+        return {kind: _component_json(tk, kind) for kind in _MEMBERS}
+    except ValueError as e:
+        raise DataError(f"HFTokenizer: tokenizer: {e}") from None
+
+
+def _check_growth(specs: dict[str, Any]) -> None:
+    """The tokenizer's steps may lengthen a text at most MAX_GROWTH times."""
+    try:
+        found = {kind: text_growth(kind, spec) for kind, spec in specs.items()}
     except ValueError as e:
         raise DataError(f"HFTokenizer: tokenizer: {e}") from None
     for kinds in (("normalizer", "pre_tokenizer", "post_processor"), ("decoder",)):
@@ -302,6 +269,27 @@ def _check_growth(tk: _Library) -> None:
             steps = [s for k in kinds for s in found[k][1]]
             raise DataError(f"HFTokenizer: tokenizer: its {' and '.join(kinds)} can make a text {growth:,.0f} times "
                             f"longer, over the {MAX_GROWTH} accepted: {'; '.join(steps)[:600]}")
+
+
+def _check_patterns(specs: dict[str, Any]) -> None:
+    """The patterns of Split and Replace steps, which the library matches with a backtracking engine, may take only a
+    bounded time on a text (:func:`pipekit.text.regex_check.check_pattern`)."""
+    for kind, spec in specs.items():
+        for where, node in _steps(kind, spec):
+            pattern = node.get("pattern") if node["type"] in ("Split", "Replace") else None
+            if not isinstance(pattern, dict):
+                continue
+            text = pattern.get("Regex", pattern.get("String"))
+            if not isinstance(text, str):
+                continue
+            try:
+                if "Regex" in pattern:
+                    check_pattern(text)
+                elif len(text) > MAX_PATTERN:
+                    raise ValueError(f"it has {len(text):,} characters, over the {MAX_PATTERN:,} accepted")
+            except ValueError as e:
+                raise DataError(f"HFTokenizer: tokenizer: {where} ({node['type']}): the pattern {text[:120]!r} is not "
+                                f"accepted: {e}") from None
 
 
 def _is_source(v: Any) -> bool:
@@ -413,7 +401,9 @@ class HFTokenizer(Tokenizer):
             tk = _load(self.tokenizer)
             self._vocab = _vocab_list(tk)
             _check_lengths(tk)
-            _check_growth(tk)
+            specs = _components(tk)
+            _check_growth(specs)
+            _check_patterns(specs)
             self._tk = tk
         return self._tk
 

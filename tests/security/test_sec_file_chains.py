@@ -380,13 +380,14 @@ def test_sec_hf_growth_rules():
 
     from pipekit.core import DataError
     from pipekit.text import HFTokenizer
-    from pipekit.text.hf_tokenizer import _regex_min_chars, text_growth
+    from pipekit.text.hf_tokenizer import text_growth
+    from pipekit.text.regex_check import min_chars
 
     # a replacement counts by the fewest characters its pattern matches; a pattern that may match nothing inserts
     # its replacement anywhere (one more character per character)
-    assert [_regex_min_chars(p) for p in (" {2,}", ".", "\\s+", "[^a-z]+", "\\p{L}+", "ab?c", "x{3}", "[]a]")] == [
+    assert [min_chars(p) for p in (" {2,}", ".", "\\s+", "[^a-z]+", "\\p{L}+", "ab?c", "x{3}", "[]a]")] == [
         2, 1, 1, 1, 1, 2, 3, 1]
-    assert [_regex_min_chars(p) for p in ("", "a*", "(a|b)", "\\bfoo", "a|b", "(?=a)", "\\x41")] == [0] * 7
+    assert [min_chars(p) for p in ("", "a*", "(a|b)", "\\bfoo", "a|b", "(?=a)", "\\x41")] == [0] * 7
     assert text_growth("normalizer", {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "})[0] == 1
     assert text_growth("normalizer", {"type": "Replace", "pattern": {"Regex": "."}, "content": "aaaa"})[0] == 4
     assert text_growth("normalizer", {"type": "Replace", "pattern": {"Regex": "a*"}, "content": "b"})[0] == 2
