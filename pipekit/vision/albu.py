@@ -22,14 +22,17 @@ that fails on the images (e.g. a colour transform on grey images).
 Use it as an item transform (``item_tfms=[Resize(64), Albumentations(A.Compose([...]))]``) or as a batch
 transform; either way it runs on batches. In a saved file the pipeline is stored as data: the classes of
 :data:`FILE_TRANSFORMS` (compositions, flips, rotations and warps, crops, resizes and pads, colour, blur and
-noise: none takes a path, a function or an array) with every parameter checked (its type and range; image
-sizes at most 8192 px per side, the limit of pipekit's own vision transforms). A file is checked before
-anything is built from it, and so is a pipeline when it is saved: an image size a parameter sets, or can
-scale an image to, must stay within 8192 px per side for any image the cache can hold (up to 8192 px per
+noise: none takes a path, a function or an array) with every parameter checked (its type and range; image sizes
+at most 8192 px per side, the limit of pipekit's own vision transforms; kernels at most 63 px and
+CoarseDropout's holes at most an image's area, so no parameter makes one image take minutes of CPU). A file is
+checked before anything is built from it, and so is a pipeline when it is saved: an image size a parameter sets,
+or can scale an image to, must stay within 8192 px per side for any image the cache can hold (up to 8192 px per
 side, of any shape), so an upscaling step (``A.RandomScale`` above 1, ``A.SmallestMaxSize``, ``A.Affine(
-fit_output=True)``) must come after a step that sets the size (``A.Resize``, a crop). A pipeline outside
-this is left out of a saved file with a warning (augmentation on training batches never changes
-predictions), or refused by the export when it also runs on validation batches (``on_valid=True``).
+fit_output=True)``) must come after a step that sets the size (``A.Resize``, a crop); and the whole pipeline may
+take at most :data:`MAX_SECONDS` of one CPU core on one such image (a SomeOf or RandomOrder repeats its
+transforms n times). A pipeline outside this is left out of a saved file with a warning (augmentation on
+training batches never changes predictions), or refused by the export when it also runs on validation batches
+(``on_valid=True``).
 
 Example:
     >>> import albumentations as A
@@ -100,10 +103,27 @@ def _leaves(t: Any) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------------------- what a file may hold
-#: largest kernel (blur, median, sharpen) a file may ask for, in pixels
-MAX_KERNEL = 255
+#: largest kernel (Blur, MedianBlur, GaussianBlur, MotionBlur, Sharpen) a file may ask for, in pixels (albumentations'
+#: defaults are 3-7). A Gaussian kernel costs its size: on one 8192 x 8192 RGB image, one CPU core, GaussianBlur takes
+#: 2.4 s at 63 px and 27 s at the 449 px sigma 64 asks for, Sharpen 5.2 s and 19 s at 255 px (median, box and motion
+#: blurs: 1.6-4 s at any size)
+MAX_KERNEL = 63
+#: largest sigma for GaussianBlur, whose kernel (when blur_limit allows 0) is int(sigma * 3.5) * 2 + 1 px: 63 px
+MAX_SIGMA = 9
+#: most of an image CoarseDropout's holes may cover, as images (num_holes x hole height x hole width at their
+#: largest): filling them costs their area, about 500 s on one 8192 x 8192 image for 4096 holes of 0.99 x 0.99 filled
+#: with "random" (measured on 1024 x 1024 and scaled); inpainting costs 12 s there for a quarter of the image
+#: (albumentations' default holes cover 8%)
+MAX_HOLES_COVER, MAX_INPAINT_COVER = 1.0, 0.25
 #: most transforms one stored pipeline may hold, compositions included
 MAX_TRANSFORMS = 256
+#: most CPU time a stored pipeline may take on one image of the largest size it can see (8192 x 8192 px unless it
+#: resizes first), in seconds of one core, each transform counted at its parameter bounds (:data:`_SECONDS`) and as
+#: often as a SomeOf or RandomOrder can repeat it. Ten transforms at albumentations' defaults (Affine,
+#: brightness/contrast, HSV, Gaussian and motion blur, noise, CoarseDropout, JPEG, Sharpen, CLAHE) count 18 s (they
+#: take 5 s), and 62 s with WebP compression and FancyPCA added; three SomeOf(n=32, replace=True) nested around one
+#: Blur run it 32,768 times, 76 minutes (measured on 64 x 64 px and scaled)
+MAX_SECONDS = 90.0
 
 
 def _is_real(v: Any) -> bool:
@@ -186,7 +206,7 @@ FILE_TRANSFORMS: dict[str, dict[str, Any]] = {
     "Affine": {**dict.fromkeys(_WARP + ("rotate_method",)), "rotate": _ANGLES,
                "scale": _xy(Interval(0, 64, closed="right")), "shear": _xy(Interval(-89, 89)),
                "translate_percent": _either(_NONE, _xy(Interval(-1, 1))),
-               "translate_px": _either(_NONE, _xy(Interval(-MAX_SIDE, MAX_SIDE, integer=True))),
+               "translate_px": _either(_NONE, _xy(Interval(-MAX_SIDE, MAX_SIDE))),  # albumentations writes floats
                "fit_output": _BOOL, "keep_ratio": _BOOL, "balanced_scale": _BOOL},
     "Rotate": {**dict.fromkeys(_WARP + ("rotate_method",)), "limit": _ANGLES, "crop_border": _BOOL},
     "ShiftScaleRotate": {**dict.fromkeys(_WARP + ("rotate_method",)), "shift_limit_x": _range(Interval(-1, 1)),
@@ -246,7 +266,7 @@ FILE_TRANSFORMS: dict[str, dict[str, Any]] = {
     # blur, noise, compression
     "Blur": {"p": _P, "blur_limit": _KERNEL},
     "MedianBlur": {"p": _P, "blur_limit": _KERNEL},
-    "GaussianBlur": {"p": _P, "blur_limit": _KERNEL, "sigma_limit": _range(Interval(0, 64))},
+    "GaussianBlur": {"p": _P, "blur_limit": _KERNEL, "sigma_limit": _range(Interval(0, MAX_SIGMA))},
     "MotionBlur": {"p": _P, "blur_limit": _KERNEL, "allow_shifted": _BOOL, "angle_range": _range(Interval(0, 360)),
                    "direction_range": _range(Interval(-1, 1))},
     "GaussNoise": {"p": _P, "std_range": _range(_FRACTION), "mean_range": _range(Interval(-1, 1)),
@@ -266,6 +286,34 @@ _SIZED_BY = {"Resize": "height/width", "CenterCrop": "height/width", "RandomCrop
              "PadIfNeeded": "min_height/min_width/pad_height_divisor/pad_width_divisor",
              "LongestMaxSize": "max_size/max_size_hw", "SmallestMaxSize": "max_size/max_size_hw",
              "RandomScale": "scale_limit", "Affine": "fit_output (with scale and shear)", "Perspective": "keep_size"}
+
+#: seconds of one CPU core each transform takes on one 8192 x 8192 RGB image at the parameter bounds of
+#: FILE_TRANSFORMS (OpenCV on one thread; measured there, or on 1024 x 1024 and scaled by 64); a function of the
+#: parameters where they choose the method. A transform on a smaller image takes its share by pixels.
+_SECONDS: dict[str, Any] = {
+    **dict.fromkeys(("HorizontalFlip", "VerticalFlip", "Crop", "CenterCrop", "RandomCrop", "PadIfNeeded", "Blur",
+                     "Emboss", "RandomBrightnessContrast", "RandomGamma", "ChannelShuffle", "InvertImg", "ToSepia",
+                     "Posterize", "Solarize", "Equalize"), 0.5),
+    **dict.fromkeys(("Transpose", "RandomRotate90", "D4", "HueSaturationValue", "ColorJitter", "Downscale"), 1.0),
+    **dict.fromkeys(("Affine", "Rotate", "ShiftScaleRotate", "Perspective", "Resize", "RandomResizedCrop",
+                     "RandomSizedCrop", "LongestMaxSize", "SmallestMaxSize", "RandomScale"), 4.5),  # Lanczos: 3.4-3.7 s
+    "GridDistortion": 6.0, "CLAHE": 1.5, "FancyPCA": 16.0, "MedianBlur": 6.0, "GaussianBlur": 3.0, "MotionBlur": 2.0,
+    "GaussNoise": 2.0, "ToGray": lambda q: 3.0 if q["method"] == "pca" else 1.0,
+    "Sharpen": lambda q: 6.0 if q["method"] == "gaussian" else 0.5,
+    "ImageCompression": lambda q: 30.0 if q["compression_type"] == "webp" else 2.0,
+    "CoarseDropout": lambda q: 13.0 if str(q["fill"]).startswith("inpaint") else 1.0,
+}
+
+
+def _holes_cover(q: dict[str, Any]) -> float:
+    """How many images' area CoarseDropout's holes can cover at their largest (of the largest image, for holes in
+    pixels): albumentations reads both sizes in pixels when the largest height is at least 1, as fractions otherwise."""
+    h, w = q["hole_height_range"][1], q["hole_width_range"][1]
+    n = q["num_holes_range"][1]
+    if h >= 1:
+        return n * min(h, MAX_SIDE) * min(w, MAX_SIDE) / MAX_SIDE**2
+    return n * h * min(w, 1.0)
+
 
 #: an upper bound on an image's height and width and a lower bound on its shorter side, in pixels
 _Shape = tuple[float, float, float]
@@ -374,29 +422,45 @@ def _check_node(spec: Any, where: str, count: list[int], depth: int = 0) -> _Ste
     if name in ("LongestMaxSize", "SmallestMaxSize") and (q["max_size"] is None) == (
             q["max_size_hw"] is None or q["max_size_hw"] == [None, None] or q["max_size_hw"] == (None, None)):
         raise ExportError(f"{owner}: give one of max_size and max_size_hw (a side at least)")
+    if name == "CoarseDropout":
+        cover = _holes_cover(q)
+        most = MAX_INPAINT_COVER if str(q["fill"]).startswith("inpaint") else MAX_HOLES_COVER
+        if cover > most:
+            raise ExportError(f"{owner}: num_holes_range/hole_height_range/hole_width_range can cover {cover:,.2f} "
+                              f"images' area with holes (fill={q['fill']!r}), over the {most:g} accepted (filling a "
+                              "hole costs its area: fewer or smaller holes)")
     return _Step(name, where, q, kids)
 
 
-def _largest(step: _Step, hw: _Shape, budget: list[int]) -> _Shape:
-    """The largest image ``step`` can make from images within ``hw``; over MAX_SIDE per side (at any step) is
-    refused naming the transform and the parameters that set the size."""
+def _largest(step: _Step, hw: _Shape, budget: list[int], times: float, spent: dict[str, float]
+             ) -> tuple[_Shape, float]:
+    """The largest image ``step`` can make from images within ``hw``, and the most CPU seconds it can take on one
+    (see :data:`_SECONDS`; ``times``: how often the compositions around it can run it, ``spent``: the seconds of each
+    transform, for a message). An image over MAX_SIDE per side (at any step) is refused naming the transform and the
+    parameters that set the size."""
     budget[0] -= 1
     if budget[0] < 0:
         raise ExportError("an albumentations description is too intricate to bound the image sizes it makes "
                           "(nested SomeOf)")
     name, q = step.name, step.q
+    seconds = 0.0
     if step.kids is not None:
         out = hw
         if name in ("Compose", "Sequential"):  # one after another
             for kid in step.kids:
-                out = _largest(kid, out, budget)
+                out, more = _largest(kid, out, budget, times, spent)
+                seconds += more
         else:  # OneOf: one of them; SomeOf: n of them in any order (with repeats when replace is true)
-            for _ in range(q.get("n", 1)):
-                grown = out
+            n = q.get("n", 1)
+            for i in range(n):
+                grown, most = out, 0.0
                 for kid in step.kids:
-                    grown = _join(grown, _largest(kid, out, budget))
-                if grown == out:
+                    made, more = _largest(kid, out, budget, times * n, spent)
+                    grown, most = _join(grown, made), max(most, more)
+                if grown == out:  # the images stop growing: each run left costs as much as this one
+                    seconds += most * (n - i)
                     break
+                seconds += most
                 out = grown
     else:
         out = _resized(name, q, hw)
@@ -407,16 +471,27 @@ def _largest(step: _Step, hw: _Shape, budget: list[int]) -> _Shape:
                 f"{out[0]:,.0f} x {out[1]:,.0f} px, over the {MAX_SIDE} px per side pipekit accepts (the cache holds images of up to {MAX_SIDE} px per side, of "
                 "any shape: set the size first with A.Resize or a crop, or zoom with A.Affine(scale=...) or "
                 "A.RandomResizedCrop, which keep it)")
-    return _join(hw, out) if q.get("p", 1) < 1 else out
+        each = _SECONDS[name]
+        seconds = (each(q) if callable(each) else each) * max(hw[0] * hw[1], out[0] * out[1]) / MAX_SIDE**2
+        key = f"{step.where}albumentations.{name}"
+        spent[key] = max(spent.get(key, 0.0), seconds * times)
+    return (_join(hw, out) if q.get("p", 1) < 1 else out), seconds
 
 
 def check_albumentations_data(spec: Any) -> None:
     """Check a stored pipeline before anything is built from it (or written): only :data:`FILE_TRANSFORMS`,
-    each parameter of the type and range its table gives, and no image larger than MAX_SIDE per side from any
-    image the cache can hold (up to MAX_SIDE per side, of any shape). Raises an :class:`ExportError` naming the
-    transform, its place in the pipeline and the parameter."""
+    each parameter of the type and range its table gives, no image larger than MAX_SIDE per side from any
+    image the cache can hold (up to MAX_SIDE per side, of any shape), and at most MAX_SECONDS of CPU on one such
+    image. Raises an :class:`ExportError` naming the transform, its place in the pipeline and the parameter."""
     _register_listed()
-    _largest(_check_node(spec, "", [0]), (MAX_SIDE, MAX_SIDE, 1.0), [16 * MAX_TRANSFORMS])
+    spent: dict[str, float] = {}
+    _, seconds = _largest(_check_node(spec, "", [0]), (MAX_SIDE, MAX_SIDE, 1.0), [16 * MAX_TRANSFORMS], 1.0, spent)
+    if seconds > MAX_SECONDS:
+        top = sorted(spent.items(), key=lambda kv: -kv[1])[:4]
+        raise ExportError(f"the pipeline can take {seconds:,.0f} s of one CPU core on one image of up to {MAX_SIDE} x "
+                          f"{MAX_SIDE} px (the largest the cache holds), over the {MAX_SECONDS:g} s accepted; the "
+                          f"costliest: {'; '.join(f'{k} {v:,.0f} s' for k, v in top)} (SomeOf and RandomOrder run "
+                          "their transforms n times: a smaller n, fewer transforms, or a Resize first)")
 
 
 # ---------------------------------------------------------------------------------------- as data

@@ -1,10 +1,13 @@
 """A loaded file is data: no value in it may make pipekit spend minutes of CPU on one text or one image. Each attack
 edits a real export the way a tester did and must be refused at load with an ExportError that names the file, the
-step and the parameter; what real tokenizers hold still loads.
+step and the parameter; what real tokenizers and pipelines hold still loads.
 
 - HFTokenizer: a stored tokenizer's Split and Replace steps carry regular expressions that the library matches with
   Oniguruma, a backtracking engine. ``(a+)+$``, ``(a|aa)+$``, ``(.*a){20}``, ``a+a+b`` or ``(?i)[sß]+$`` took
   4-100 s (and longer, up to the engine's own limit, where it panics) to split one 10,000-character text.
+- Albumentations: a stored pipeline's blur kernels went up to 255 px and GaussianBlur's sigma to 64 (a 449 px
+  kernel: 27 s on one 8192 x 8192 image), CoarseDropout could fill 4096 holes of a whole image each (about 500 s with
+  random values), and SomeOf(n=32, replace=True) nested three deep ran a Blur 32,768 times per image.
 """
 from __future__ import annotations
 
@@ -17,9 +20,9 @@ import sys
 import pytest
 
 import pipekit
-from pipekit.core import DataError
+from pipekit.core import DataError, ExportError
 from test_sec_file_bombs import with_tokenizer_json
-from test_sec_file_chains import hf_block_export  # noqa: F401
+from test_sec_file_chains import A, albu_export, full, hf_block_export, with_pipeline  # noqa: F401
 
 # ------------------------------------------------------------------------------------------------- regex patterns
 #: the split patterns published tokenizers store, and the normalizers' replacements
@@ -219,3 +222,142 @@ def test_sec_hf_published_splits_still_load(hf_block_export, tmp_path):  # noqa:
         start = time.process_time()
         back.tok.tokenize(hard)
         assert time.process_time() - start < 2.0, hard[:3]
+
+
+# ------------------------------------------------------------------------------------------- albumentations
+def _leaf(t) -> list[dict]:
+    """A transform as the one leaf of a stored pipeline."""
+    return [full(t)]
+
+
+def test_sec_albumentations_cpu_parameters_are_bounded_at_load(albu_export, tmp_path):  # noqa: F811 (a shared fixture)
+    """Kernels, sigma, dropout holes and repeated compositions a tester set so that one 8192 px image takes minutes:
+    each refused at load naming the file, the field, the transform and the parameter."""
+    from pipekit.learn import load_learner
+
+    _, path, _ = albu_export
+    nested = A.Blur(blur_limit=(3, 3), p=1)
+    for _ in range(3):
+        nested = A.SomeOf([nested], n=32, replace=True, p=1)
+    attacks = {
+        "blur": (_leaf(A.Blur(blur_limit=(255, 255), p=1)),
+                 r"albumentations.Blur: blur_limit=\[255, 255\] is not accepted; expected .* integer in \[0, 63\]"),
+        "median": (_leaf(A.MedianBlur(blur_limit=(255, 255), p=1)), r"albumentations.MedianBlur: blur_limit=\[255, 255\]"),
+        "motion": (_leaf(A.MotionBlur(blur_limit=(255, 255), p=1)), r"albumentations.MotionBlur: blur_limit=\[255, 255\]"),
+        "sigma": (_leaf(A.GaussianBlur(blur_limit=0, sigma_limit=(64, 64), p=1)),
+                  r"albumentations.GaussianBlur: sigma_limit=\[64.0, 64.0\] is not accepted; .* number in \[0, 9\]"),
+        "sharpen": (_leaf(A.Sharpen(method="gaussian", kernel_size=255, sigma=64, p=1)),
+                    r"albumentations.Sharpen: kernel_size=255 is not accepted; expected an integer in \[3, 63\]"),
+        "holes": (_leaf(A.CoarseDropout(num_holes_range=(4096, 4096), hole_height_range=(0.99, 0.99),
+                                        hole_width_range=(0.99, 0.99), fill="random", p=1)),
+                  r"albumentations.CoarseDropout: num_holes_range/hole_height_range/hole_width_range can cover 4,014.49 "
+                  r"images' area with holes \(fill='random'\), over the 1 accepted"),
+        "holes in pixels": (_leaf(A.CoarseDropout(num_holes_range=(64, 64), hole_height_range=(8192, 8192),
+                                                  hole_width_range=(8192, 8192), p=1)), r"can cover 64.00 images' area"),
+        "inpainting": (_leaf(A.CoarseDropout(num_holes_range=(16, 16), hole_height_range=(0.2, 0.2),
+                                             hole_width_range=(0.2, 0.2), fill="inpaint_telea", p=1)),
+                       r"can cover 0.64 images' area with holes \(fill='inpaint_telea'\), over the 0.25 accepted"),
+        "nested SomeOf": (_leaf(nested), r"the pipeline can take 16,384 s of one CPU core on one image of up to 8192 x "
+                                         r"8192 px .*, over the 90 s accepted; the costliest: Compose.transforms\[0\]: "
+                                         r"SomeOf.transforms\[0\]: SomeOf.transforms\[0\]: SomeOf.transforms\[0\]: "
+                                         r"albumentations.Blur 16,384 s"),
+        "many": ([full(A.ImageCompression(compression_type="webp", p=1))] * 4,
+                 r"the pipeline can take 120 s .* albumentations.ImageCompression 30 s"),
+    }
+    for name, (leaves, said) in attacks.items():
+        bad = with_pipeline(path, tmp_path / "bad.pipekit", *leaves)
+        with pytest.raises(ExportError, match=rf"{re.escape(str(bad))}: record.json field 'dls': .*Albumentations: "
+                                              rf"transform: .*{said}"):
+            load_learner(bad)
+            pytest.fail(f"{name}: loaded")
+
+
+def test_sec_albumentations_real_pipelines_still_save_and_load():
+    """albumentations' own strong example, ten transforms at their defaults (and with WebP and FancyPCA), default
+    inpainting and a heavy SomeOf after a Resize are written and read back; the same SomeOf without the Resize
+    counts every transform at 8192 x 8192 px and is refused."""
+    from pipekit.vision.albu import albumentations_from_data, albumentations_to_data
+
+    heavy = [A.Affine(p=1), A.RandomBrightnessContrast(p=1), A.HueSaturationValue(p=1), A.GaussianBlur(p=1),
+             A.GaussNoise(p=1), A.CoarseDropout(p=1), A.ImageCompression(p=1), A.Sharpen(p=1), A.CLAHE(p=1),
+             A.MotionBlur(p=1)]
+    pipelines = {
+        "strong": A.Compose([A.RandomRotate90(), A.HorizontalFlip(), A.Transpose(), A.OneOf([A.GaussNoise()], p=0.2),
+                             A.OneOf([A.MotionBlur(p=.2), A.MedianBlur(blur_limit=3, p=0.1),
+                                      A.Blur(blur_limit=3, p=0.1)], p=0.2),
+                             A.Affine(scale=(0.8, 1.2), rotate=(-45, 45), p=0.2), A.OneOf([A.GridDistortion(p=.1)]),
+                             A.OneOf([A.CLAHE(clip_limit=2), A.Sharpen(), A.Emboss(), A.RandomBrightnessContrast()]),
+                             A.HueSaturationValue(p=0.3)]),
+        "heavy": A.Compose(heavy),
+        "heavier": A.Compose([*heavy[:6], A.ImageCompression(compression_type="webp", p=1), A.FancyPCA(p=1),
+                              *heavy[7:]]),
+        "inpainting": A.Compose([A.CoarseDropout(fill="inpaint_telea", p=1)]),
+        "blurs at the bound": A.Compose([A.GaussianBlur(blur_limit=(3, 63), sigma_limit=(0.1, 9), p=1),
+                                         A.MedianBlur(blur_limit=63), A.Sharpen(method="gaussian", kernel_size=63)]),
+        "resized first": A.Compose([A.Resize(512, 512), A.SomeOf(heavy, n=32, replace=True)]),
+    }
+    for name, t in pipelines.items():
+        spec = albumentations_to_data(t)
+        again = albumentations_from_data(spec)
+        assert A.to_dict(again) == A.to_dict(albumentations_from_data(albumentations_to_data(again))), name
+    with pytest.raises(ExportError, match=r"the pipeline can take 144 s of one CPU core"):
+        albumentations_to_data(A.Compose([A.SomeOf(heavy, n=32, replace=True)]))
+
+
+def test_sec_albumentations_cost_table_covers_every_transform():
+    """Every transform a file may name has a cost the budget counts."""
+    from pipekit.vision.albu import _SECONDS, FILE_TRANSFORMS
+
+    assert set(FILE_TRANSFORMS) - {"Compose", "Sequential", "OneOf", "SomeOf", "RandomOrder"} == set(_SECONDS)
+
+
+_TIME_EACH = """
+import json, os, sys, time
+os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+import cv2, numpy as np, albumentations as A
+cv2.setNumThreads(1)
+img = np.random.default_rng(0).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+out = {}
+for name, code in json.loads(sys.argv[1]).items():
+    c = A.Compose([eval(code)], seed=0)
+    best = float("inf")
+    for _ in range(2):
+        start = time.process_time()
+        c(image=img)
+        best = min(best, time.process_time() - start)
+    out[name] = best
+print(json.dumps(out))
+"""
+
+
+def test_sec_albumentations_cost_table_bounds_the_measured_time():
+    """The seconds the budget counts for a transform at its parameter bounds are not below what it takes: each run on a
+    1024 x 1024 image (1/64 of the largest), OpenCV on one thread, in a child process."""
+    from pipekit.vision.albu import _SECONDS, MAX_KERNEL, MAX_SIGMA
+
+    k = MAX_KERNEL
+    worst = {
+        "Blur": f"A.Blur(blur_limit=({k}, {k}), p=1)", "MedianBlur": f"A.MedianBlur(blur_limit=({k}, {k}), p=1)",
+        "MedianBlur7": "A.MedianBlur(blur_limit=(7, 7), p=1)",
+        "GaussianBlur": f"A.GaussianBlur(blur_limit=0, sigma_limit=({MAX_SIGMA}, {MAX_SIGMA}), p=1)",
+        "MotionBlur": f"A.MotionBlur(blur_limit=({k}, {k}), p=1)",
+        "Sharpen": f"A.Sharpen(method='gaussian', kernel_size={k}, sigma=9, p=1)",
+        "CoarseDropout": "A.CoarseDropout(num_holes_range=(16, 16), hole_height_range=(0.125, 0.125), "
+                         "hole_width_range=(0.125, 0.125), fill='inpaint_ns', p=1)",
+        "ImageCompression": "A.ImageCompression(compression_type='webp', quality_range=(100, 100), p=1)",
+        "FancyPCA": "A.FancyPCA(alpha=100, p=1)", "ToGray": "A.ToGray(method='pca', p=1)",
+        "GridDistortion": "A.GridDistortion(num_steps=64, interpolation=4, p=1)",
+        "Affine": "A.Affine(scale=(2, 2), rotate=(30, 30), interpolation=4, p=1)",
+        "CLAHE": "A.CLAHE(clip_limit=(1000, 1000), tile_grid_size=(64, 64), p=1)",
+        "GaussNoise": "A.GaussNoise(std_range=(0.2, 0.2), per_channel=True, noise_scale_factor=1, p=1)",
+        "HueSaturationValue": "A.HueSaturationValue(p=1)", "ColorJitter": "A.ColorJitter(p=1)",
+    }
+    run = subprocess.run([sys.executable, "-c", _TIME_EACH, json.dumps(worst)], capture_output=True, text=True,
+                         timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    took = json.loads(run.stdout)
+    for name, seconds in took.items():
+        each = _SECONDS[name.rstrip("7")]
+        q = {"method": "gaussian" if name == "Sharpen" else "pca", "compression_type": "webp", "fill": "inpaint_ns"}
+        counted = (each(q) if callable(each) else each) / 64
+        assert seconds <= 2 * counted + 0.005, (name, seconds, counted)
