@@ -55,6 +55,10 @@ ID_SLACK, ID_EXTRA = 2, 256
 #: longest padding the tokenizer may apply to a text (pipekit pads its batches itself; the library's own padding
 #: builds every encoding at this length)
 MAX_PAD = 8192
+#: longest word a WordPiece model may split into pieces (BERT's is 100; a longer word is one unknown token): the
+#: library's longest-match search takes time growing with the cube of a word's length, 15 s for one 10,000-character
+#: word, under a millisecond for a 200-character one
+MAX_WORD_CHARS = 200
 
 
 #: most a tokenizer's steps may lengthen a text: its normaliser, pre-tokenizer and post-processor together, and its
@@ -355,7 +359,12 @@ def _vocab_list(tk: _Library) -> list[str]:
 def _check_lengths(tk: _Library) -> None:
     """The library's own padding and truncation, which set how long each encoding is built: a fixed padding
     length (or multiple) is allocated for every text, and a truncation stride makes overlapping pieces of a
-    long text (pipekit reads only the first)."""
+    long text (pipekit reads only the first); and the longest word a WordPiece model searches for its pieces."""
+    word = getattr(tk.model, "max_input_chars_per_word", None)
+    if isinstance(word, int) and word > MAX_WORD_CHARS:
+        raise DataError(f"HFTokenizer: tokenizer: its WordPiece model has max_input_chars_per_word={word:,}, over the "
+                        f"{MAX_WORD_CHARS} accepted (BERT's is 100: finding a word's pieces takes time growing with "
+                        "the cube of its length)")
     pad = tk.padding or {}
     for key in ("length", "pad_to_multiple_of"):
         if (pad.get(key) or 0) > MAX_PAD:

@@ -203,6 +203,32 @@ def test_sec_hf_backtracking_patterns_are_refused_at_load(hf_block_export, tmp_p
         assert re.search(said, line), (name, line)
 
 
+def test_sec_hf_wordpiece_word_length_is_bounded_at_load(hf_block_export, tmp_path):  # noqa: F811 (a shared fixture)
+    """A WordPiece model whose longest word was set to 10^9 characters spent 15 s on one 10,000-character word (the
+    search for its pieces grows with the cube of its length): refused at load; BERT's 100 loads and splits it at
+    once (a word over the limit is one unknown token)."""
+    import time
+
+    _, path, _ = hf_block_export
+
+    def wordpiece(longest):
+        def edit(tokenizer):
+            tokenizer["model"] = {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                                  "max_input_chars_per_word": longest, "vocab": tokenizer["model"]["vocab"]}
+            return json.dumps(tokenizer)
+        return with_tokenizer_json(path, tmp_path / f"wordpiece{longest}.pipekit", edit)
+
+    bad = wordpiece(10**9)
+    with pytest.raises(ExportError, match=rf"{re.escape(str(bad))}: record.json: .*HFTokenizer: tokenizer: its "
+                                          r"WordPiece model has max_input_chars_per_word=1,000,000,000, over the 200 "
+                                          r"accepted"):
+        pipekit.load(bad)
+    back = pipekit.load(wordpiece(100))
+    start = time.process_time()
+    assert back.tok.tokenize("the " + "a" * 10_000 + "b") == ["xxbos", "the", "[UNK]"]
+    assert time.process_time() - start < 1.0
+
+
 def test_sec_hf_published_splits_still_load(hf_block_export, tmp_path):  # noqa: F811 (a shared fixture)
     """A saved block whose tokenizer splits with each published pattern (and T5's normalizer) loads, tokenizes as the
     library does, and splits a 10,000-character text made to backtrack in well under a second."""
