@@ -35,7 +35,6 @@ from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup, name_of, register
-from pipekit.core.validate import Is, check_state
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
@@ -218,15 +217,6 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
 register(learner_from_archive, name="learner", kind="loader")
 
 
-#: what the fitted procs of a table's recipe (TabularRecipe.processor) must hold to encode new items
-_PROCESSOR_STATE = {
-    "cat_names_": Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names"),
-    "cont_names_": Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names"),
-    "y_kind_": Is(lambda v: isinstance(v, str), "the target's kind (text)"),
-    "y_vocab_": Is(lambda v: v is None or (isinstance(v, list) and all(isinstance(c, str) for c in v)),
-                   "the target's classes (a list of text) or null"),
-    "c_": Is(lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
-}
 #: channels of the images an ImageBlock makes, by its ``cls``
 _IMAGE_CHANNELS = {"RGB": 3, "L": 1}
 
@@ -249,18 +239,11 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
         raise ExportError(f"{where}: record.json field 'dls.recipe.state' is empty: an export's data recipe is the "
                           "fitted one; the file is damaged or was not written by learn.export()")
     processor = getattr(recipe, "processor", None)
-    if processor is not None and isinstance(processor, Component):
-        try:
-            check_state(vars(processor), "the data recipe, to encode new items,", **_PROCESSOR_STATE)
-        except FieldError as e:
-            raise ExportError(f"{where}: record.json {e.within('dls.recipe.params.processor')}") from None
-        procs = vars(processor)
-        labels = procs["y_vocab_"]
-        if procs["y_kind_"] == "category" and not (labels is not None and len(set(labels)) == len(labels) >= 2
-                                                   and procs["c_"] == len(labels)):
-            raise ExportError(f"{where}: record.json field 'dls.recipe.params.processor.state.y_vocab_' must list the "
-                              f"target's classes, distinct, at least two and as many as c_={procs['c_']}, got "
-                              f"{str(labels)[:60]}")
+    # a fitted processor's fields are checked as it is rebuilt (TabularProcessor.state_from_data); an unfitted one
+    # (an empty state) cannot encode new rows
+    if isinstance(processor, Component) and not processor.is_fitted:
+        raise ExportError(f"{where}: record.json field 'dls.recipe.params.processor.state' is empty: an export's table "
+                          "processing is the fitted one; the file is damaged or was not written by learn.export()")
     try:
         blocks, n_inp, c, vocab = list(dls.blocks), dls.n_inp, dls.c, dls.vocab
         kind = dls.loss_kind

@@ -27,8 +27,8 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, ParameterError
-from pipekit.core.validate import Is
+from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError
+from pipekit.core.validate import Is, Options, check_state
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, TabularProc, as_stored,
                                    collect, distinct_train_values, float32_overflow_error, make_procs,
@@ -114,6 +114,16 @@ def column_names(names: Any) -> Any:
 
 
 _NAMES = Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "column names (a name or a list)")
+_COLUMNS = Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names")
+#: what a fitted processor read from a file must hold to encode new rows (``TabularProcessor.state_from_data``)
+_FITTED_STATE = {
+    "cat_names_": _COLUMNS, "cont_names_": _COLUMNS,
+    "y_kind_": Options("category", "regression", "none"),
+    "y_vocab_": Is(lambda v: v is None or (isinstance(v, list) and all(isinstance(c, str) for c in v)),
+                   "the target's classes (a list of text) or null"),
+    "y_type_": Options(*CLASS_TYPES),
+    "c_": Is(lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
+}
 
 
 class TabularProcessor(Component):
@@ -403,19 +413,23 @@ class TabularProcessor(Component):
         return None if vocab is None else typed_classes(vocab, self.y_type)
 
     def state_from_data(self, state: dict[str, Any]) -> None:
-        """Restore saved state, refusing a target type pipekit does not know or classes that are not of it."""
-        kind = state.get("y_type_", "str")
-        if kind not in CLASS_TYPES:
-            raise ExportError(f"TabularProcessor: state entry 'y_type_' must be one of {sorted(CLASS_TYPES)} (the "
-                              f"type the target's classes decode to), got {str(kind)[:40]!r}")
-        if isinstance(state.get("y_vocab_"), list):
-            try:
-                typed_classes(state["y_vocab_"], kind)
-            except ValueError as e:
-                raise ExportError(f"TabularProcessor: state entry 'y_vocab_' does not match y_type_={kind!r}: {e}") \
-                    from None
+        """The fitted state of a file (a learner export's recipe, a processor saved on its own, an ensemble's procs),
+        checked before anything encodes with it: the column names, the target's kind, classes and size, and a
+        target type pipekit knows with classes of it. A :class:`FieldError` names the field (``state.y_vocab_``)."""
+        if not state:
+            return  # an unfitted processor's record
         super().state_from_data(state)
-
+        check_state(vars(self), "the table's processing, to encode new items,", **_FITTED_STATE)
+        labels, c = self.y_vocab_, self.c_
+        if self.y_kind_ == "category" and not (labels is not None and len(set(labels)) == len(labels) >= 2
+                                               and c == len(labels)):
+            raise FieldError("state.y_vocab_", f"must list the target's classes, distinct, at least two and as many "
+                                               f"as c_={c}, got {str(labels)[:60]}")
+        if labels is not None:
+            try:
+                typed_classes(labels, self.y_type_)
+            except ValueError as e:
+                raise FieldError("state.y_vocab_", f"does not match y_type_={self.y_type_!r}: {e}") from None
 
 def load_processor(path: str | os.PathLike) -> TabularProcessor:
     """The fitted processing saved in a pipekit file (``process_to_parquet`` writes ``<out>.pipekit``)."""

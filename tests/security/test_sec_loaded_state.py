@@ -583,3 +583,43 @@ def test_sec_a_tampered_recipe_saved_on_its_own_is_refused_at_load(recipe_file, 
     with pytest.raises(ExportError, match=message) as e:
         pipekit.load(path)
     assert str(e.value).startswith(f"{path}: record.json field 'state")
+
+
+# -------------------------------------------------------------- 5. a table's processing saved on its own
+@pytest.fixture(scope="module")
+def processor_file(tab, tmp_path_factory):
+    """adult's fitted TabularProcessor, saved on its own with pipekit.save: (processor, path)."""
+    return tab.processor, pipekit.save(tab.processor, tmp_path_factory.mktemp("procs") / "procs.pipekit")
+
+
+def test_sec_a_saved_processor_loads_and_processes_new_rows_as_the_fitted_one(processor_file, adult):
+    processor, path = processor_file
+    loaded = pipekit.load(path)
+    new = adult.tail(30)
+    assert loaded.transform(new).equals(processor.transform(new))
+
+
+BARE_PROCESSORS = [
+    (lambda s: s.pop("cat_names_"), r"field 'state.cat_names_' is missing: the table's processing, to encode new "
+                                    r"items, needs a list of column names"),
+    (lambda s: s.update(cont_names_="age"), r"field 'state.cont_names_' must be a list of column names, got 'age'"),
+    (lambda s: s.update(y_kind_="os.system"), r"field 'state.y_kind_' must be one of 'category', 'regression', "
+                                              r"'none', got 'os.system'"),
+    (lambda s: s.update(c_=-1), r"field 'state.c_' must be the target's size"),
+    (lambda s: s.update(y_vocab_=["<50k"]), r"field 'state.y_vocab_' must list the target's classes, distinct, at "
+                                            r"least two and as many as c_=2, got \['<50k'\]"),
+    (lambda s: s.update(y_vocab_=["<50k", "<50k"]), r"field 'state.y_vocab_' must list the target's classes, "
+                                                    r"distinct"),
+    (lambda s: s.update(y_type_="bool"), r"field 'state.y_vocab_' does not match y_type_='bool'"),
+    (lambda s: s.update(y_type_="os.system"), r"field 'state.y_type_' must be one of 'str', 'bool', 'int', 'float'"),
+]
+
+
+@pytest.mark.parametrize("edit, message", BARE_PROCESSORS, ids=[str(i) for i in range(len(BARE_PROCESSORS))])
+def test_sec_a_tampered_processor_saved_on_its_own_is_refused_at_load(processor_file, tmp_path, edit, message):
+    """The checks of a processor's fitted fields are the processor's own: pipekit.load of a file holding one (as
+    process_to_parquet writes) refuses what an export's processor is refused for, naming the file and the field."""
+    path = _recipe_tampered(processor_file[1], lambda r: edit(r["state"]), tmp_path)
+    with pytest.raises(ExportError, match=message) as e:
+        pipekit.load(path)
+    assert str(e.value).startswith(f"{path}: record.json field 'state")
