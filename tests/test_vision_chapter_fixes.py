@@ -229,9 +229,6 @@ def test_point_block_reads_each_source_size_off_the_decoded_image():
         PointBlock(img_size=(7, 9)).setup(centres, np.arange(len(files)), source_sizes=store.orig_sizes)
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="DataBlock does not yet give a coordinate block its items' decoded image sizes "
-                          "(needs_source_sizes)")
 def test_a_datablock_gives_points_their_image_sizes():
     import json
 
@@ -253,6 +250,93 @@ def test_a_datablock_gives_points_their_image_sizes():
     w, h = Image.open(f).size
     cx, cy = centre[ids[f.name]]
     assert dls.valid_ds[0][1][0].tolist() == pytest.approx([cx / w * 2 - 1, cy / h * 2 - 1], abs=1e-5)
+
+
+def test_a_datablock_gives_boxes_their_image_sizes():
+    import json
+
+    from pipekit.vision import BBoxBlock, BBoxLblBlock
+
+    root = D.path("coco_tiny")
+    meta = json.loads((root / "train.json").read_text())
+    names = {c["id"]: c["name"] for c in meta["categories"]}
+    boxes: dict[int, list] = {}
+    for a in meta["annotations"]:
+        x, y, w, h = a["bbox"]
+        boxes.setdefault(a["image_id"], []).append(([x, y, x + w, y + h], names[a["category_id"]]))
+    ids = {i["file_name"]: i["id"] for i in meta["images"]}
+    files = [f for f in sorted(root.glob("train/*.jpg")) if ids[f.name] in boxes][:24]
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), n_inp=1, get_items=lambda _: files,
+                       getters=[None, lambda f: [b for b, _ in boxes[ids[f.name]]],
+                                lambda f: [c for _, c in boxes[ids[f.name]]]],
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=Resize(64))
+    dls = dblock.dataloaders(root, bs=8, seed=0)
+    f = dls.valid_ds.items[0]
+    first = np.asarray([b for b, _ in boxes[ids[f.name]]], dtype=np.float32) / 64 - 1  # 128 px sources at 64 px
+    assert torch.allclose(torch.as_tensor(dls.valid_ds[0][1][: len(first)]), torch.from_numpy(first), atol=1e-5)
+
+
+def test_points_and_boxes_are_placed_by_their_own_photo_size_and_predicted_back_in_its_pixels(tmp_path, monkeypatch):
+    """Photos of four sizes (coco_tiny's, cropped): a point or box given in pixels alone is measured in its own
+    photo, read as the photo is decoded (each file once), for training, labelled new items and predictions."""
+    from PIL import Image
+    from torch import nn
+
+    import pipekit.vision.cache as cache
+    from pipekit.data import IndexSplitter
+    from pipekit.vision import BBoxBlock, BBoxLblBlock
+
+    files = []
+    for k, f in enumerate(sorted(D.path("coco_tiny").glob("train/*.jpg"))[:12]):
+        w, h = [(128, 128), (96, 128), (128, 80), (112, 64)][k % 4]
+        files.append(tmp_path / f.name)
+        Image.open(f).crop((0, 0, w, h)).save(files[-1])
+    sizes = {f.name: Image.open(f).size for f in files}  # (w, h)
+
+    def get_pt(f):  # the book's tensor([x, y]): a quarter of the width, a tenth of the height
+        w, h = sizes[Path(f).name]
+        return torch.tensor([w * 0.25, h * 0.1])
+
+    def get_box(f):
+        w, h = sizes[Path(f).name]
+        return [[w * 0.25, h * 0.1, w * 0.75, h * 0.5]]
+
+    decoded = []
+    decode_one = cache._decode_one
+    monkeypatch.setattr(cache, "_decode_one", lambda path, *a, **k: decoded.append(path) or decode_one(path, *a, **k))
+    squish = Resize(64, method="squish")  # keeps each point's place relative to its photo
+    db = DataBlock(blocks=(ImageBlock(cache_dir=False), PointBlock), get_items=lambda p: files, get_y=get_pt,
+                   splitter=IndexSplitter([0, 1]), item_tfms=squish)
+    dls = db.dataloaders("/", bs=4, seed=0)
+    with_points = len(decoded)
+    DataBlock(blocks=(ImageBlock(cache_dir=False), CategoryBlock), get_items=lambda p: files,
+              get_y=lambda f: f"{sizes[Path(f).name][0]} wide", splitter=IndexSplitter([0, 1]),
+              item_tfms=squish).dataloaders("/", bs=4)
+    assert with_points == len(decoded) - with_points  # the sizes come with the decoded photos: nothing read again
+    stored = torch.stack([dls.train_ds[i][1] for i in range(len(dls.train_ds))] +
+                         [dls.valid_ds[i][1] for i in range(len(dls.valid_ds))])
+    assert torch.allclose(stored, torch.tensor([[[-0.5, -0.8]]]).expand_as(stored), atol=1e-5)
+    labelled = dls.test_dl(pl.DataFrame({"path": [str(f) for f in files]}), with_labels=True)
+    assert torch.allclose(next(iter(labelled))[1], torch.tensor([[[-0.5, -0.8]]]).expand(4, 1, 2), atol=1e-5)
+
+    class Perfect(nn.Module):  # answers files[0]'s point as the model sees it, whatever the photo
+        def __init__(self, v):
+            super().__init__()
+            self.v = nn.Parameter(torch.tensor(v))
+
+        def forward(self, x):
+            return self.v.expand(len(x), -1).clone()
+
+    learn = Learner(dls, Perfect(dls.valid_ds[0][1].reshape(-1).tolist()))
+    for f in files[:3]:
+        w, h = sizes[f.name]
+        np.testing.assert_allclose(learn.predict(f)[0], [[w * 0.25, h * 0.1]], atol=0.6)
+
+    boxes = DataBlock(blocks=(ImageBlock(cache_dir=False), BBoxBlock, BBoxLblBlock), n_inp=1,
+                      get_items=lambda p: files, getters=[None, get_box, lambda f: ["dog"]],
+                      splitter=IndexSplitter([0, 1]), item_tfms=squish).dataloaders("/", bs=4, seed=0)
+    got = torch.stack([torch.as_tensor(boxes.train_ds[i][1]) for i in range(len(boxes.train_ds))])
+    assert torch.allclose(got, torch.tensor([[[-0.5, -0.8, 0.5, 0.0]]]).expand_as(got), atol=1e-5)
 
 
 # ------------------------------------------------------------------ 7. aug_transforms

@@ -66,6 +66,16 @@ def _check_masks_fit_images(blocks: Sequence[Any], stores: Sequence[Any], items:
                                 "of its image, pixel for pixel: check the getter pairs each image with its own mask")
 
 
+def _source_sizes(block: Any, before: Sequence[Any], stores: Sequence[Any]) -> dict[str, Any]:
+    """``{"source_sizes": (N, 2)}`` for a block whose values are measured in the source images (points, boxes):
+    each item's (h, w), read from the store of the first image block before it (its files are decoded once, so
+    this costs no second read); nothing for any other block, whose ``setup``/``encode_new`` keep their signature."""
+    if not getattr(block, "needs_source_sizes", False):
+        return {}
+    image = next((s for b, s in zip(before, stores) if b.geometry == "image" and hasattr(s, "orig_sizes")), None)
+    return {} if image is None else {"source_sizes": image.orig_sizes}
+
+
 def _with_block_getters(blocks: Sequence[Any], getters: list) -> list:
     """A block's own getter where none was given (``TextBlock.from_df("review")`` reads 'review'); a ColReader of
     other columns for such a block is a contradiction, refused naming both."""
@@ -221,7 +231,7 @@ class DataBlock(Component):
         self.n_inp_ = self._n_inp(len(self.blocks_))
         # a batch transform given in item_tfms runs on batches (see _batch_tfms), never on a block's column
         item_tfms = [t.clone() for t in as_list(self.item_tfms) if not isinstance(t, BatchTransform)]
-        stores = []
+        stores: list[Any] = []
         for j, (block, getter) in enumerate(zip(self.blocks_, self.getters_)):
             role = f"x{j}" if j < self.n_inp_ else f"y{j - self.n_inp_}"
             name = f"{type(block).__name__} [{role}]"
@@ -233,7 +243,9 @@ class DataBlock(Component):
                 getter.check_build(items, raw)
             step(f"{name} check", lambda b=block, r=raw, ro=role: b.check_raw(r, ro))  # type: ignore[misc]
             sub = (lambda label, v: say("tfm", label, v)) if trace else None
-            store = step(f"{name} encode", lambda b=block, r=raw, t=sub: b.setup(r, train, item_tfms, t),  # type: ignore[misc]
+            sizes = _source_sizes(block, self.blocks_[:j], stores)
+            store = step(f"{name} encode",
+                         lambda b=block, r=raw, t=sub, z=sizes: b.setup(r, train, item_tfms, t, **z),  # type: ignore[misc]
                          raw)
             say("store", name, (block, store))
             stores.append(store)
@@ -329,13 +341,13 @@ class DataBlock(Component):
             what = f"{self.n_inp_} inputs" if self.n_inp_ > 1 else "labels"
             raise DataError(f"new items given as bare values cannot give {what}; give rows (a table, dicts or a "
                             "pandas Series) with the columns the getters read")
-        stores = []
+        stores: list[Any] = []
         for i, (block, getter) in enumerate(zip(self.blocks_[:n], self.getters_[:n])):
             if not bare:
                 self._check_getter_stored(i)
             raw = apply_getter(None if bare else _raw_value_getter(getter, items), items)
             block.check_raw(raw, "new data")
-            stores.append(block.encode_new(raw))
+            stores.append(block.encode_new(raw, **_source_sizes(block, self.blocks_[:i], stores)))
         return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)
 
     def _new_items(self, items: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
