@@ -39,6 +39,9 @@ from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import BaseLoss, loss_from_kind
+from pipekit.learn.optim import _COUNT as LOOKAHEAD_COUNT
+from pipekit.learn.optim import _SLOW as LOOKAHEAD_SLOW
+from pipekit.learn.optim import Lookahead, Optimizer
 from pipekit.learn.registry import UnknownArchError, arch_spec, build_arch, config_from_data, config_to_data
 from pipekit.metrics import Metric
 
@@ -520,19 +523,45 @@ def _finite(v: Any) -> bool:
                for x in (v if isinstance(v, (list, tuple)) else [v]))
 
 
-def _state_names(opt: torch.optim.Optimizer, groups: list[dict[str, Any]]) -> list[set[str]]:
-    """The per-parameter state each group's options make ``opt``'s class keep: one step of a new optimiser with
-    those options over a one-element stand-in per group (options it cannot step with raise here)."""
+def _state_names(opt: torch.optim.Optimizer, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-parameter state each group's options make ``opt``'s class keep, and what each entry is ("param": a
+    tensor of the parameter's shape, a tuple: a tensor of that shape, "a count": an integer, None: a number): one
+    step of a new optimiser with those options over a two-element stand-in per group (options it cannot step with
+    raise here). A step-function :class:`Optimizer` gets its own step functions."""
     standins = []
     for g, cur in zip(groups, opt.param_groups):
         like = cur["params"][0]
-        p = torch.zeros(1, dtype=like.dtype, device=like.device, requires_grad=True)
+        p = torch.zeros(2, dtype=like.dtype, device=like.device, requires_grad=True)
         p.grad = torch.zeros_like(p)
         standins.append({**{k: v for k, v in g.items() if k != "params"}, "params": [p]})
-    make: Callable[..., torch.optim.Optimizer] = type(opt)  # the torch classes take (params) alone
+    make: Callable[..., torch.optim.Optimizer] = functools.partial(Optimizer, cbs=opt.cbs) \
+        if isinstance(opt, Optimizer) else type(opt)  # the torch classes take (params) alone
     trial = make(standins)
     trial.step()
-    return [set(trial.state[g["params"][0]]) for g in standins]
+
+    def what(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return "param" if tuple(v.shape) == (2,) else tuple(v.shape)
+        return "a count" if type(v) is int else None
+
+    return [{k: what(v) for k, v in trial.state[g["params"][0]].items()} for g in standins]
+
+
+def _check_lookahead(st: dict[str, Any], p: torch.Tensor, field: str, param: str,
+                     bad: Callable[[str], ExportError]) -> dict[str, Any]:
+    """A parameter's state under :class:`Lookahead` less its slow weights and step count, which must be both there
+    (or neither): a floating-point tensor of the parameter's shape and an integer >= 0."""
+    ours = {k: st[k] for k in (LOOKAHEAD_SLOW, LOOKAHEAD_COUNT) if k in st}
+    if ours:
+        slow, count = ours.get(LOOKAHEAD_SLOW), ours.get(LOOKAHEAD_COUNT)
+        if not (isinstance(slow, torch.Tensor) and slow.is_floating_point() and tuple(slow.shape) == tuple(p.shape)):
+            got = f"{slow.dtype} of shape {tuple(slow.shape)}" if isinstance(slow, torch.Tensor) else repr(str(slow)[:40])
+            raise bad(f"{field}.{LOOKAHEAD_SLOW}' {param} must be the slow weights, a floating-point tensor of the "
+                      f"parameter's shape, got {got}")
+        if not (type(count) is int and count >= 0):
+            raise bad(f"{field}.{LOOKAHEAD_COUNT}' {param} must be the step count, an integer >= 0, got "
+                      f"{str(count)[:40]!r}")
+    return {k: v for k, v in st.items() if k not in ours}
 
 
 def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[str, torch.Tensor],
@@ -583,12 +612,13 @@ def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[
                 finite = " (finite)" if "number" in _kind(cur[k]) else ""
                 raise bad(f"{field}.{k}' must be {_kind(cur[k])}{finite}, got {str(v)[:60]!r}")
         groups.append({**group, "params": ids})
-    shaped = isinstance(opt.opt, _PARAM_SHAPED)
+    inner = opt.opt.opt if isinstance(opt.opt, Lookahead) else opt.opt  # Lookahead's own state is checked below
+    shaped = isinstance(inner, (*_PARAM_SHAPED, Optimizer))
     if shaped:
         try:
-            needed = _state_names(opt.opt, groups)
+            needed = _state_names(inner, groups)
         except Exception as e:  # noqa: BLE001  (torch raises several types for options it cannot step with)
-            raise bad(f"'opt.opt.param_groups' holds options {type(opt.opt).__name__} cannot step with "
+            raise bad(f"'opt.opt.param_groups' holds options {type(inner).__name__} cannot step with "
                       f"({type(e).__name__}: {str(e)[:120]})") from None
     for j, st in torch_sd["state"].items():
         field = f"'opt.opt.state[{j}]"
@@ -598,18 +628,37 @@ def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[
         name = names.get(id(p), str(j))
         if not (isinstance(st, dict) and all(isinstance(k, str) for k in st)):
             raise bad(f"{field}' must map state names to values, got {str(st)[:60]!r}")
-        missing = sorted(needed[gi] - set(st)) if shaped and st else []
+        if isinstance(opt.opt, Lookahead):
+            st = _check_lookahead(st, p, f"{field}", f"(parameter {name!r}, shape {tuple(p.shape)})", bad)
+        missing = sorted(set(needed[gi]) - set(st)) if shaped and st else []
         if missing:
-            raise bad(f"{field}' (parameter {name!r}) lacks {missing}, which {type(opt.opt).__name__} reads at "
+            raise bad(f"{field}' (parameter {name!r}) lacks {missing}, which {type(inner).__name__} reads at "
                       "each step")
+        # a step-function Optimizer hands every state entry to its step functions as a keyword: a name no step
+        # wrote (an 'lr' among them) would change the step
+        extra = sorted(set(st) - set(needed[gi])) if isinstance(inner, Optimizer) else []
+        if extra:
+            raise bad(f"{field}' (parameter {name!r}) holds {extra[:3]}, which {type(inner).__name__}'s step "
+                      "functions do not keep")
         for k, v in st.items():
+            want = needed[gi].get(k) if isinstance(inner, Optimizer) else None
             if isinstance(v, torch.Tensor):
-                if v.is_complex() or v.dtype == torch.bool:
-                    raise bad(f"{field}.{k}' holds {v.dtype} values; optimiser state is real numbers")
-                want = () if k in _SCALAR_STATE else tuple(p.shape)
-                if shaped and tuple(v.shape) != want:
+                if v.is_complex() or v.dtype == torch.bool or (want == "param" and not v.is_floating_point()):
+                    raise bad(f"{field}.{k}' holds {v.dtype} values; optimiser state is real numbers"
+                              + (" (floating point)" if want == "param" else ""))
+                if isinstance(inner, Optimizer):
+                    shape = tuple(p.shape) if want == "param" else want if isinstance(want, tuple) else None
+                else:
+                    shape = () if k in _SCALAR_STATE else tuple(p.shape)
+                if shaped and tuple(v.shape) != shape:
                     raise bad(f"{field}.{k}' has shape {tuple(v.shape)}, but parameter {name!r} has shape "
-                              f"{tuple(p.shape)}" + (" (a step count is a single number)" if not want else ""))
+                              f"{tuple(p.shape)}" + (" (a step count is a single number)" if shape == () else "")
+                              if shape is not None else f"{field}.{k}' must be {want}, got a tensor")
+            elif want in ("param", "a count") or isinstance(want, tuple):
+                if not (want == "a count" and type(v) is int and v >= 0):
+                    raise bad(f"{field}.{k}' must be "
+                              f"{'a count (an integer >= 0)' if want == 'a count' else 'a tensor'}, got "
+                              f"{str(v)[:60]!r}")
             elif not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
                       or (not shaped and isinstance(v, list))):
                 raise bad(f"{field}.{k}' must be a tensor or a finite number, got {str(v)[:60]!r}")

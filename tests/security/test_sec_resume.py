@@ -215,3 +215,102 @@ def test_checkpoint_states_are_read_as_data(tab, tmp_path):
     write_archive(tmp_path / "export_like.pipekit", "learner", state, archive.arrays, weights=weights)
     with pytest.raises(ExportError, match="holds a learner, not a checkpoint"):
         other.load(tmp_path / "export_like.pipekit")
+
+
+# ----------------------------------------------- the optimiser state of step-function Optimizers and Lookahead
+def _opt_items(record, j):
+    """The stored [name, value] pairs of parameter ``j``'s state in a checkpoint record's optimiser state."""
+    opt = dict(record["opt"]["__items__"])["opt"]
+    return dict(dict(opt["__items__"])["state"]["__items__"])[j]["__items__"]
+
+
+def _small_learner(tab, tmp_path, opt_func):
+    return tabular_learner(tab.dataloaders(bs=256, seed=0), layers=[8], path=tmp_path, opt_func=opt_func)
+
+
+def _without(items, name):
+    items[:] = [kv for kv in items if kv[0] != name]
+
+
+TAMPERED_OPT = {
+    # a moving average of another shape: a step would fail (or broadcast) only at the next fit
+    "grad_avg shape": (lambda rec, t: t.update({"opt.opt.state.0.grad_avg": torch.zeros(3)}),
+                       r"'opt.opt.state\[0\].grad_avg' has shape \(3,\), but parameter '[\w.]+' has shape"),
+    "grad_avg integer": (lambda rec, t: t.update({"opt.opt.state.0.grad_avg": t["opt.opt.state.0.grad_avg"].long()}),
+                         r"'opt.opt.state\[0\].grad_avg' holds torch.int64 values; optimiser state is real numbers"),
+    "missing grad_avg": (lambda rec, t: _without(_opt_items(rec, 0), "grad_avg"),
+                         r"'opt.opt.state\[0\]' \(parameter '[\w.]+'\) lacks \['grad_avg'\], which Optimizer reads"),
+    "a step count as text": (lambda rec, t: _opt_items(rec, 0).append(["step", "1"]) or _without_first(rec, "step"),
+                             r"'opt.opt.state\[0\].step' must be a count \(an integer >= 0\), got '1'"),
+    "an extra name": (lambda rec, t: _opt_items(rec, 0).append(["lr", 100.0]),
+                      r"'opt.opt.state\[0\]' \(parameter '[\w.]+'\) holds \['lr'\], which Optimizer's step functions "
+                      r"do not keep"),
+    "slow weights shape": (lambda rec, t: t.update({"opt.opt.state.0.lookahead_slow": torch.zeros(3)}),
+                           r"'opt.opt.state\[0\].lookahead_slow' \(parameter '[\w.]+', shape \([\d, ]+\)\) must be the "
+                           r"slow weights, a floating-point tensor of the parameter's shape, got torch.float32 of "
+                           r"shape \(3,\)"),
+    "missing slow weights": (lambda rec, t: _without(_opt_items(rec, 0), "lookahead_slow"),
+                             r"'opt.opt.state\[0\].lookahead_slow' .* must be the slow weights"),
+    "a negative Lookahead count": (lambda rec, t: [kv.__setitem__(1, -1) for kv in _opt_items(rec, 0)
+                                                   if kv[0] == "lookahead_step"],
+                                   r"'opt.opt.state\[0\].lookahead_step' .* must be the step count"),
+}
+
+
+def _without_first(rec, name):
+    items = _opt_items(rec, 0)
+    first = next(i for i, kv in enumerate(items) if kv[0] == name)
+    del items[first]
+
+
+@pytest.fixture(scope="module")
+def ranger_ckpt(tab, tmp_path_factory):
+    """A checkpoint of a tabular learner trained for an epoch with ranger (Lookahead around the step-function
+    RAdam): (folder, record, arrays, tensors)."""
+    from pipekit.core.archive import read_pipekit
+    from pipekit.learn.optim import ranger
+
+    folder = tmp_path_factory.mktemp("ranger")
+    set_seed(0)
+    learn = _small_learner(tab, folder, ranger)
+    learn.fit(1, 1e-2)
+    archive = read_pipekit(learn.save("ck"))
+    return folder, archive.record, archive.arrays, archive.tensors()
+
+
+def test_a_ranger_checkpoint_loads_its_optimiser_state(tab, ranger_ckpt):
+    from pipekit.learn.optim import Lookahead, ranger
+
+    folder = ranger_ckpt[0]
+    learn = _small_learner(tab, folder, ranger)
+    learn.load("ck")
+    assert isinstance(learn.opt.opt, Lookahead)
+    saved = dict(_opt_items(ranger_ckpt[1], 0))
+    state = learn.opt.state_dict()["opt"]["state"][0]
+    assert set(state) == set(saved) and state["lookahead_step"] == saved["lookahead_step"] > 0
+    assert torch.equal(state["grad_avg"], ranger_ckpt[3]["opt.opt.state.0.grad_avg"])
+
+
+@pytest.mark.parametrize("case", list(TAMPERED_OPT))
+def test_a_tampered_optimiser_state_is_refused_before_anything_is_loaded(tab, ranger_ckpt, case):
+    """Every field of a step-function Optimizer's and Lookahead's state is checked before the model's weights
+    are set: a refused checkpoint leaves the learner as it was."""
+    import copy
+
+    from pipekit.core.archive import write_archive
+    from pipekit.core.errors import ExportError
+    from pipekit.learn.optim import ranger
+
+    folder, record, arrays, tensors = ranger_ckpt
+    record, tensors = copy.deepcopy(record), dict(tensors)
+    edit, message = TAMPERED_OPT[case]
+    edit(record, tensors)
+    path = write_archive(folder / "tampered.pipekit", "checkpoint", record, arrays, weights=tensors)
+    set_seed(1)
+    learn = _small_learner(tab, folder, ranger)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    assert not all(torch.equal(before[k[6:]], v) for k, v in tensors.items() if k.startswith("model."))
+    with pytest.raises(ExportError, match=message):
+        learn.load(path)
+    after = learn.model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
