@@ -317,11 +317,13 @@ class Ensemble(KeepsProcessor, Model):
     def process(self, raw: Any) -> Any:
         """Raw rows (a Polars/pandas frame, a table file, a dict row, a pandas Series or a list of dict rows; with
         or without the target) processed by the procs this ensemble was fitted with, ready for ``predict``:
-        ``ens.predict(ens.process(df))``."""
-        from pipekit.tabular.core import TabularSplit, read_frame, rows_to_frame
+        ``ens.predict(ens.process(df))``. A CSV file is read as the training table was (``Tabular.new`` reads it
+        the same way: ``pipekit.tabular.core.process_new``), so a table read with ``skipinitialspace`` keeps its
+        categories."""
+        from pipekit.tabular.core import TabularSplit, process_new
 
         p = self.processor()
-        return TabularSplit(p.transform(read_frame(rows_to_frame(raw), p.cat_names)), p, None, "new")
+        return TabularSplit(process_new(p, raw), p, None, "new")
 
     def processor(self) -> Any:
         """The fitted procs of the data this ensemble was fitted on (or, where it was fitted on none, of the data
