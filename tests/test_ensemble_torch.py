@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -80,6 +82,42 @@ def test_embeddings_as_features(net, splits):
     assert "education" in kept.xs.columns and "education_emb0" in kept.xs.columns
     with pytest.raises(ParameterError, match="'age'"):
         embeddings_as_features(net, va, columns=["age"])
+
+
+def test_embeddings_of_a_tabular_learner_and_its_model():
+    """The book's chapter 9: the embeddings of a tabular_learner's net (the Learner or learn.model) as a forest's
+    inputs; each row's features are the table rows of its codes, named by the learner's procs."""
+    from pipekit.tabular import tabular_learner
+    from test_models_helpers import adult_tab
+
+    tab = adult_tab(3000)
+    tr, va = tab.train, tab.valid
+    learn = tabular_learner(tab.dataloaders(bs=128, seed=0), layers=[50, 20])
+    learn.fit_one_cycle(1, 1e-2)
+    names = tab.processor.cat_names_
+    for src in (learn, learn.model):
+        e_tr = embeddings_as_features(src, tr)
+        for i, c in enumerate(names):
+            table = learn.model.embeds[i].weight.detach().cpu().numpy()
+            if table.shape[1] < 2:
+                continue  # one-wide tables are left as codes by default
+            got = e_tr.xs.select([f"{c}_emb{j}" for j in range(table.shape[1])]).to_numpy()
+            np.testing.assert_allclose(got, table[tr.xs[c].to_numpy()], rtol=1e-6)
+    rf = RandomForest("classification", n_estimators=20, n_jobs=1).fit(e_tr, embeddings_as_features(learn, va))
+    assert "workclass" not in rf.feature_names_ and "workclass_emb0" in rf.feature_names_
+    assert rf.score(embeddings_as_features(learn.model, va)) > 0.75
+    with pytest.raises(ParameterError, match="TorchTabular, a tabular_learner Learner"):
+        embeddings_as_features(rf, tr)
+    # learn.model knows no column names: the data's procs name its tables, and must name as many
+    import polars as pl
+
+    from pipekit.datasets import path
+    from pipekit.tabular import Tabular
+
+    other = Tabular(pl.read_csv(path("adult_sample") / "adult.csv").head(500), cat_names=["workclass"],
+                    cont_names=["age"], y_names="salary").processor
+    with pytest.raises(ParameterError, match=f"{len(names)} embedding tables but the procs of the data name 1 "):
+        embeddings_as_features(learn.model, replace(as_data(tr), processor=other))
 
 
 def test_net_bad_input(splits):

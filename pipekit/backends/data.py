@@ -151,7 +151,9 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
     elif isinstance(obj, ProcessedSplit):
         xs, yarr, processor = obj.xs, _ys_to_array(y if y is not None else obj.ys), obj.processor
         if yarr is not None and obj.y_vocab is not None and yarr.dtype.kind in "iu":
-            vocab = np.asarray(list(obj.y_vocab))
+            # the classes in the target's own type where the processing records it (a bool target's False/True),
+            # as a Tabular's learner decodes them
+            vocab = np.asarray(list(target_classes(obj)))
             if len(yarr) and (yarr.min() < 0 or yarr.max() >= len(vocab)):
                 raise DataError(f"target code {int(yarr.max())} is outside the target vocabulary of {len(vocab)}")
             yarr = vocab[yarr]
@@ -167,6 +169,14 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
             else [c for c in cat_names if c in xs.columns])
     return TabularData(xs=xs, y=yarr, cat_names=tuple(cats), procs_signature=procs_signature(processor),
                        processor=processor)
+
+
+def target_classes(split: Any) -> list[Any]:
+    """The target classes of a processed split, index = code: in the target's own type where its processing
+    records it (``TabularProcessor.y_classes_``: ``[False, True]`` for a bool column), else its text vocabulary
+    (processing saved before the type was recorded decodes to text, as it did)."""
+    typed = getattr(split.processor, "y_classes_", None)
+    return list(split.y_vocab) if typed is None else list(typed)
 
 
 def rows_signature(d: TabularData, chunk: int = 65_536) -> str:

@@ -77,7 +77,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         p = self.processor_ = d.processor
         self.feature_names_, self.cat_features_ = list(p.cat_names_) + list(p.cont_names_), list(p.cat_names_)
         if self.task == "classification":  # the net has one output per class of the vocabulary
-            self.classes_ = np.sort(np.asarray(p.y_vocab_))
+            self.classes_ = np.sort(self._net_classes())
         self.y_range_ = None if self.task == "classification" else (
             [float(x) for x in self.y_range] if self.y_range is not None else target_range(d.y))
         n = len(d)
@@ -106,7 +106,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         if d.y is None:
             return frame
         if self.task == "classification":
-            vocab = np.asarray(p.y_vocab_)
+            vocab = self._net_classes()
             order = np.argsort(vocab)
             y = order[encode_y(d.y, "classification", vocab[order])]
         else:
@@ -141,8 +141,13 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             out = torch.cat([self.model_(cats[i:i + 8192], conts[i:i + 8192]).float()
                              for i in range(0, len(d), 8192)])
         if self.task == "classification":
-            return torch.softmax(out, 1).numpy().astype(np.float64)[:, np.argsort(np.asarray(self.processor_.y_vocab_))]
+            return torch.softmax(out, 1).numpy().astype(np.float64)[:, np.argsort(self._net_classes())]
         return out[:, 0].numpy().astype(np.float64)
+
+    def _net_classes(self) -> np.ndarray:
+        """The classes of the net's outputs, in output order, decoded as the processing decodes them (a bool target's
+        False/True; the text of processing saved before it recorded the target's type)."""
+        return np.asarray(self.processor_.y_classes_)
 
     def embeddings(self) -> dict[str, np.ndarray]:
         """The learned embedding matrix per categorical input (row = category code)."""
@@ -207,17 +212,44 @@ def target_range(y: Any, margin: float = 0.05) -> list[float]:
     return [lo - margin * span, hi + margin * span]
 
 
-def embeddings_as_features(net: TorchTabular, data: Any, columns: Sequence[str] | None = None,
+def embedding_tables(source: Any, data: TabularData) -> dict[str, np.ndarray]:
+    """The learned embedding matrix per categorical input (row = category code) of ``source``: a fitted
+    :class:`TorchTabular`, a ``tabular_learner`` Learner or its ``TabularModel`` (``learn.model``), whose tables are
+    named by the categorical inputs of the processing that built them (the Learner's loaders', else ``data``'s)."""
+    if isinstance(source, TorchTabular):
+        return source.embeddings()
+    model = getattr(source, "model", source)  # a Learner holds the net as .model
+    embeds = getattr(model, "embeds", None)
+    if embeds is None or not hasattr(embeds, "emb_szs"):
+        raise ParameterError(f"embeddings_as_features takes a fitted TorchTabular, a tabular_learner Learner or its "
+                             f"TabularModel (learn.model), got {type(source).__name__}")
+    recipe = getattr(getattr(source, "dls", None), "recipe", None)
+    processor = getattr(recipe, "processor", None) or data.processor
+    if processor is None:
+        raise ParameterError("embeddings_as_features: the data must be a split of the Tabular the net was trained on "
+                             "(tab.train, tab.new(df)): its procs name the net's embedding tables")
+    names = list(processor.cat_names_)
+    if len(names) != len(embeds):
+        raise ParameterError(f"the net has {len(embeds)} embedding tables but the procs of the data name "
+                             f"{len(names)} categorical inputs ({names}); pass splits of the Tabular the net was "
+                             "trained on")
+    return {c: e.weight.detach().cpu().numpy().copy() for c, e in zip(names, embeds)}
+
+
+def embeddings_as_features(net: Any, data: Any, columns: Sequence[str] | None = None,
                            keep_codes: bool = False) -> TabularData:
     """Replace each categorical input in ``columns`` (default: every one with an embedding wider than 1) by
     its learned embedding vector, as continuous columns ``<col>_emb<j>``, so a forest or GBM can use
     what the net learned about the categories. ``keep_codes`` keeps the original code columns as well.
+    ``net``: a fitted :class:`TorchTabular`, or a ``tabular_learner`` Learner or its model (``learn.model``), as
+    in the book's chapter 9.
 
     Example:
         >>> # GBM("classification").fit(embeddings_as_features(net, tab.train), embeddings_as_features(net, tab.valid))
+        >>> # RandomForest("classification").fit(embeddings_as_features(learn, tab.train))
     """
     d = as_data(data)
-    embs = net.embeddings()
+    embs = embedding_tables(net, d)
     cols = list(columns) if columns is not None else [c for c, w in embs.items() if w.shape[1] > 1]
     unknown = [c for c in cols if c not in embs]
     if unknown:
