@@ -13,7 +13,9 @@ entry in ``examples()``; ``missing_examples()`` names those that have none. The 
   function, must refuse with an ``ExportError`` naming it instead);
 - every declared parameter constraint refuses a value outside it with a ``ParameterError`` naming the
   class and the parameter;
-- fitting twice on the same data learns the same state and leaves every parameter as it was.
+- fitting twice on the same data learns the same state and leaves every parameter as it was;
+- a class's ``record_defaults`` are its ``__init__`` defaults (or what fitting gives), left out of the record
+  of a component holding them, and every other field of its record is one format 2 wrote.
 
 >>> from pipekit.data import RandomSplitter
 >>> check_component(RandomSplitter(0.25, seed=1))
@@ -278,8 +280,61 @@ def check_fit_twice(obj: Component) -> None:
         check_record(a)
 
 
+#: the record fields of each class that declares ``record_defaults``, as format 2 wrote them: a field a record gains
+#: must be declared there (with what its absence means) so that records, and the fingerprints hashed from them
+#: (``procs_signature``), stay those older files stored
+FORMAT_2_FIELDS: dict[str, dict[str, set[str]]] = {
+    "pipekit.tabular.TabularProcessor": {
+        "params": {"procs", "cat_names", "cont_names", "y_names", "y_block"},
+        "state": {"cat_names_", "cont_names_", "y_kind_", "y_vocab_", "c_"}},
+}
+
+
+def check_record_defaults(obj: Component) -> None:
+    """A class's ``record_defaults`` say what a record without a field means: a parameter's is its ``__init__``
+    default, a learned field's is the value fitting gives the example (or absent, unfitted); a component with those
+    values writes a record without them, and every other field of its record was written by format 2."""
+    import inspect
+
+    from pipekit.core.registry import name_of
+
+    cls, declared = type(obj), type(obj).record_defaults
+    if not declared:
+        return
+    name = name_of(cls)
+    assert name in FORMAT_2_FIELDS, f"{name} declares record_defaults: list its format-2 fields in FORMAT_2_FIELDS"
+    sig = inspect.signature(cls.__init__)  # type: ignore[misc]
+    fitted = obj.clone()
+    _fit(fitted)
+    for field, value in declared.items():
+        part, key = field.split(".", 1)
+        assert part in ("params", "state"), f"{name}: record_defaults field {field!r} is not params.* or state.*"
+        if part == "params":
+            default = sig.parameters[key].default if key in sig.parameters else inspect.Parameter.empty
+            assert type(default) is type(value) and default == value, \
+                f"{name}: record_defaults[{field!r}] = {value!r}, but __init__'s default is {default!r}"
+        elif key in fitted.fitted_state():
+            got = fitted.fitted_state()[key]
+            assert type(got) is type(value), f"{name}: record_defaults[{field!r}] = {value!r}, fitted {got!r}"
+    for c in (obj.clone(), fitted):
+        rec = c.to_record()
+        for field, value in declared.items():
+            part, key = field.split(".", 1)
+            held = c.get_params(deep=False) if part == "params" else c.fitted_state()
+            if key in held and type(held[key]) is type(value) and held[key] == value:
+                assert key not in rec[part], f"{name}: {field}={value!r} is what its absence means, yet it is written"
+        for part in ("params", "state"):
+            new = set(rec[part]) - FORMAT_2_FIELDS[name][part] - {f.split(".", 1)[1] for f in declared
+                                                                   if f.startswith(part + ".")}
+            assert not new, f"{name}: record {part} {sorted(new)} were not written by format 2 and are not declared " \
+                            "in record_defaults (a record, and the fingerprint hashed from it, would change)"
+        back = cls.from_record(json.loads(json.dumps(rec)))
+        assert same(back, c), f"{name}: a record without its default fields does not rebuild the same component"
+
+
 def check_component(obj: Component) -> None:
     """Run every conformance check on ``obj`` (an example instance of its class)."""
     check_params(obj)
     check_record(obj)
     check_fit_twice(obj)
+    check_record_defaults(obj)

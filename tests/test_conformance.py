@@ -23,3 +23,21 @@ def test_conformance(name, factory):
     if name in optional:
         pytest.importorskip(optional[name])
     check_component(factory())
+
+
+def test_record_defaults_check_catches_an_undeclared_or_misdeclared_field(monkeypatch):
+    """A field added to a record without declaring it, or declared with another default than __init__'s, would
+    change procs_signature for every older file: the record-defaults check refuses both."""
+    from conformance import check_record_defaults, examples
+
+    from pipekit.tabular import TabularProcessor
+
+    obj = examples()["pipekit.tabular.TabularProcessor"]()
+    check_record_defaults(obj)
+    monkeypatch.setattr(TabularProcessor, "record_defaults", {"state.y_type_": "str"})
+    with pytest.raises(AssertionError, match=r"record params \['skipinitialspace'\] were not written by format 2"):
+        check_record_defaults(obj)
+    monkeypatch.setattr(TabularProcessor, "record_defaults", {"params.skipinitialspace": True, "state.y_type_": "str"})
+    with pytest.raises(AssertionError, match=r"record_defaults\['params.skipinitialspace'\] = True, but __init__'s "
+                                             r"default is False"):
+        check_record_defaults(obj)
