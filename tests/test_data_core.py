@@ -171,12 +171,13 @@ def test_state_roundtrip_rebuilds_recipe_without_data():
 
 
 def test_summary_walks_every_step(capsys):
-    text = mnist_block().summary(MNIST / "labels.csv")
-    assert "Collecting items: 1408 rows" in text
-    assert "709 train, 699 valid" in text
-    assert "Categorize learned vocab_=[3, 7]" in text
-    assert "Collating a batch of 4" in text
-    assert text in capsys.readouterr().out
+    assert mnist_block().summary(MNIST / "labels.csv") is None  # printed, not returned: a notebook shows it once
+    shown = capsys.readouterr().out
+    for step in ("Collecting items: 1408 rows", "709 train, 699 valid", "Categorize learned vocab_=[3, 7]",
+                 "Collating a batch of 4"):
+        assert shown.count(step) == 1, step
+    text = mnist_block().summary(MNIST / "labels.csv", show=False)  # the text, for a script, printed nowhere
+    assert text == shown and capsys.readouterr().out == ""
 
 
 def test_summary_names_failing_step():

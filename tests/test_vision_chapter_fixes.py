@@ -21,7 +21,7 @@ import torch
 import pipekit
 import pipekit.datasets as D
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.errors import DataError, ExportError, ParameterError, PipelineStepError
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, FuncSplitter, GrandparentSplitter,
                           RandomSplitter, RegexLabeller, get_image_files, parent_label)
 from pipekit.learn import ClassificationInterpretation, CrossEntropyLossFlat, Learner, accuracy, load_learner, simple_cnn
@@ -92,6 +92,19 @@ def test_summaries_and_the_report_show_once_in_a_repl(mnist_learner):
     # the text itself, for a script
     assert "Total params" in learn.summary(show=False) and "precision" in ns["interp"].classification_report()
     assert "Collating a batch of 4" in learn.dls.summary(show=False)
+
+
+@pytest.mark.filterwarnings("ignore:.*neither the training")
+def test_a_datablock_summary_shows_once_and_sets_up_normalize_as_dataloaders_does():
+    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+                       splitter=GrandparentSplitter(), get_y=parent_label, batch_tfms=[Normalize()])
+    shown = _repl({"dblock": dblock, "path": D.path("mnist_tiny")}, "dblock.summary(path)")
+    assert shown.count("Collecting items: 1428 rows") == 1 and "\\n" not in shown
+    norm = dblock.dataloaders(D.path("mnist_tiny"), bs=64, seed=0).train.batch_tfms.tfms[0]
+    assert isinstance(norm, Normalize) and 0.05 < norm.mean[0] < 0.3 and dblock.batch_tfms[0].mean is None
+    # the statistics the loaders learn, from the same training images, and a normalised batch
+    assert f"Batch transform {norm!r}: (Tensor(4, 1, 28, 28) float32" in shown
+    assert shown == dblock.summary(D.path("mnist_tiny"), show=False)
 
 
 # ------------------------------------------------------------------ 3. using_attr
@@ -250,6 +263,11 @@ def test_a_datablock_gives_points_their_image_sizes():
     w, h = Image.open(f).size
     cx, cy = centre[ids[f.name]]
     assert dls.valid_ds[0][1][0].tolist() == pytest.approx([cx / w * 2 - 1, cy / h * 2 - 1], abs=1e-5)
+    # the sizes come from an image block before the points: none there, the points say how to give them
+    with pytest.raises(PipelineStepError, match=r"PointBlock item 0 has no source image size: put an ImageBlock before"):
+        DataBlock(blocks=(PointBlock, ImageBlock), n_inp=1, get_items=lambda _: files,
+                  getters=[lambda f: torch.tensor(centre[ids[f.name]]), None],
+                  splitter=RandomSplitter(0.25, seed=0)).dataloaders(root, bs=8, seed=0)
 
 
 def test_a_datablock_gives_boxes_their_image_sizes():

@@ -13,7 +13,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import polars as pl
@@ -425,10 +425,35 @@ class DataBlock(Component):
                             f"image's path){fix}")
 
     # ------------------------------------------------------------------ summary
-    def summary(self, source: Any, bs: int = 4, show: bool = True) -> str:
-        """Walk one batch through every step, printing types and shapes; a failing step is named.
+    @overload
+    def summary(self, source: Any, bs: int = ..., show: Literal[True] = ...) -> None: ...
+    @overload
+    def summary(self, source: Any, bs: int = ..., *, show: Literal[False]) -> str: ...
+    @overload
+    def summary(self, source: Any, bs: int = ..., show: bool = ...) -> str | None: ...
 
-        Returns the text that was printed.
+    def summary(self, source: Any, bs: int = 4, show: bool = True) -> str | None:
+        """Walk one batch of ``source`` through every step (items, split, getters, what each block learned, the
+        collated batch, each batch transform), saying what comes out; a failing step is named. Batch transforms
+        that learn from the training batches (``Normalize()`` without statistics) learn as in ``dataloaders()``.
+
+        Each line is printed as it is found when ``show`` (and nothing is returned, so a notebook or a REPL shows
+        the walk once, as ``dls.summary()`` and ``learn.summary()`` do); ``show=False`` prints nothing and
+        returns the text.
+
+        >>> import polars as pl
+        >>> from pipekit.data import CategoryBlock, ColReader, RandomSplitter, RegressionBlock
+        >>> df = pl.DataFrame({"x": [0.5 * i for i in range(10)], "y": ["a", "b"] * 5})
+        >>> dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("x"), get_y=ColReader("y"),
+        ...                    splitter=RandomSplitter(0.2, seed=0))
+        >>> text = dblock.summary(df, show=False)
+        >>> [line for line in text.splitlines() if line.startswith("Splitting") or "vocab_" in line]
+        ['Splitting with RandomSplitter(seed=0): 8 train, 2 valid', "  Categorize learned vocab_=['a', 'b']"]
+        >>> dblock.summary(df) is None  # printed once, returned never  # doctest: +ELLIPSIS
+        DataBlock summary: 2 block(s), n_inp=1
+        ...
+        No batch transforms
+        True
         """
         out = io.StringIO()
 
@@ -459,11 +484,16 @@ class DataBlock(Component):
             dsets = fitted._fit(source, trace)
             dl = fitted.dl_type()(dsets.train, bs=bs, shuffle=False, seed=0, device="cpu", num_workers=0,
                                   batch_tfms=fitted.batch_pipeline(), augment=True)
+            try:  # loaders set up their batch transforms on the training batches: Normalize() takes its statistics
+                DataLoaders(dl, recipe=fitted, device="cpu")
+            except Exception as e:
+                raise PipelineStepError(f"step 'batch transforms learning from the training batches' failed: "
+                                        f"{type(e).__name__}: {e}") from e
             walk_batch(dl, say)
         except PipelineStepError as e:
             say(f"FAILED: {e}")
             raise
-        return out.getvalue()
+        return None if show else out.getvalue()
 
 
 def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
