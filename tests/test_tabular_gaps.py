@@ -57,6 +57,26 @@ def test_every_reading_of_a_new_csv_follows_the_recorded_reading(tmp_path, adult
     assert tab.new(ADULT).cats.equals(tab.frame.select(CATS))
 
 
+def test_rows_read_without_skipinitialspace_meet_a_model_trained_on_the_file_read_with_it(adult_dls):
+    """The book's pd.read_csv("adult.csv") keeps ' Private'; a model trained by from_csv (spaces dropped) strips
+    them from rows of any form, as the file's reading does, instead of making every category unseen."""
+    pd = pytest.importorskip("pandas")
+    raw = pd.read_csv(ADULT).head(200)
+    assert raw["workclass"].iloc[0].startswith(" ")
+    dls = adult_dls
+    want = dls.tabular.new(ADULT).cats.head(200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unseen category warns
+        for rows in (raw, pl.from_pandas(raw), raw.iloc[0], raw.iloc[0].to_dict(), raw.head(3).to_dict("records")):
+            got = dls.tabular.new(rows).cats
+            assert got.equals(want.head(len(got))), type(rows)
+    # from_df of a frame read without skipinitialspace, asked to drop the spaces, has the file's vocabulary
+    tab = TabularDataLoaders.from_df(raw, cat_names=CATS, cont_names=CONTS, y_names="salary", bs=64, seed=0,
+                                     skipinitialspace=True).tabular
+    assert "Private" in tab.classes["workclass"] and not any(str(v).startswith(" ") for v in tab.classes["workclass"])
+    assert set(tab.y_vocab) == {">=50k", "<50k"}
+
+
 # 2. a float64 value beyond float32: the same DataError, naming the column and row, on the eager and the lazy path
 def test_values_beyond_float32_are_refused_on_the_lazy_path_as_on_the_eager_one(tmp_path):
     big = pl.read_csv(ADULT, n_rows=3000).with_columns(

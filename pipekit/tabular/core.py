@@ -150,12 +150,23 @@ def is_csv_file(source: Any) -> bool:
 def read_frame(source: Any, cat_names: Sequence[str] = (), skipinitialspace: bool = False) -> pl.DataFrame:
     """The whole table in memory (a Polars DataFrame is used as it is), read as :func:`scan_table` reads it; a CSV
     file with ``skipinitialspace`` is read as ``TabularDataLoaders.from_csv`` reads one, the spaces after each
-    comma dropped from its text values (adult.csv's ``", Private"`` is ``"Private"``)."""
-    if isinstance(source, pl.DataFrame):
-        return source
+    comma dropped from its text values (adult.csv's ``", Private"`` is ``"Private"``), and a table in memory
+    or another file has the spaces beginning its text values dropped alike."""
     if skipinitialspace and is_csv_file(source):
         return read_csv_table(source, None, skipinitialspace=True)
-    return collect_table(scan_table(source, cat_names), source)
+    frame = source if isinstance(source, pl.DataFrame) else collect_table(scan_table(source, cat_names), source)
+    return strip_initial_spaces(frame) if skipinitialspace else frame
+
+
+def strip_initial_spaces(frame: Any) -> Any:
+    """``frame`` (eager or lazy) with the spaces that begin its text values dropped, as a CSV file read with
+    ``skipinitialspace`` gives them: rows a user read without it (``pd.read_csv("adult.csv")``'s ``" Private"``)
+    meet the categories of a model trained on the file read with it.
+
+    >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b"], "age": [1, 2]}))["job"].to_list()
+    ['cook', 'a b']
+    """
+    return frame.with_columns(pl.col(pl.String).str.strip_chars_start(" "))
 
 
 def read_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
@@ -404,8 +415,13 @@ class Tabular(_FittedNames):
         reads = [] if splits is None or isinstance(splits, (tuple, list)) else \
             splits.columns() if isinstance(splits, Splitter) else None  # a function may read any column
         wanted = None if reads is None else list(dict.fromkeys(p.cat_names + p.cont_names + p.y_names + reads))
-        frame = source if isinstance(source, pl.DataFrame) else read_frame(source, skipinitialspace=True) \
-            if skipinitialspace and is_csv_file(source) else scan_table(source, p.cat_names, p.y_names, p.cont_names)
+        if skipinitialspace and is_csv_file(source):
+            frame = read_frame(source, skipinitialspace=True)
+        else:  # a table in memory or another file: its text values as a CSV file read so gives them
+            frame = source if isinstance(source, pl.DataFrame) else scan_table(source, p.cat_names, p.y_names,
+                                                                               p.cont_names)
+            if skipinitialspace:
+                frame = strip_initial_spaces(frame)
         have = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
         p.check_columns(have, where="Tabular")
         # an absent column a splitter wants is left for the splitter to report, naming it
