@@ -132,9 +132,11 @@ def test_point_block_follows_the_item_transform():
     assert pv.shape == (2, 2, 2) and torch.allclose(pv[0], torch.tensor([[0.0, 0.0], [-0.5, -0.5]]), atol=1e-5)
     x, p = dls.one_batch()
     assert p.shape == (6, 2, 2) and not torch.allclose(p[:, 1], torch.tensor([-0.5, -0.5]))
-    with pytest.raises(ValueError, match="img_size"):
-        DataBlock(blocks=(ImageBlock, PointBlock()), getters=[None, lambda r: pts[0]],
-                  splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(64)]).dataloaders(items, bs=4)
+    # without img_size the sizes come from the decoded photos (200x200): the same points
+    dls = DataBlock(blocks=(ImageBlock, PointBlock()), getters=[None, lambda r: pts[0]],
+                    splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(64)]).dataloaders(items, bs=4)
+    _, pv = next(iter(dls.valid))
+    assert torch.allclose(pv[0], torch.tensor([[0.0, 0.0], [-0.5, -0.5]]), atol=1e-5)
 
 
 @pytest.mark.filterwarnings("ignore:.*neither the training")
