@@ -39,8 +39,7 @@ from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import BaseLoss, loss_from_kind
-from pipekit.learn.optim import _COUNT as LOOKAHEAD_COUNT
-from pipekit.learn.optim import _SLOW as LOOKAHEAD_SLOW
+from pipekit.learn.optim import LOOKAHEAD_COUNT, LOOKAHEAD_SLOW
 from pipekit.learn.optim import Lookahead, Optimizer
 from pipekit.learn.registry import UnknownArchError, arch_spec, build_arch, config_from_data, config_to_data
 from pipekit.metrics import Metric

@@ -297,7 +297,7 @@ def Lamb(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: f
 LAMB = Lamb
 
 # the per-parameter state Lookahead adds to its optimiser's in a state dict (names no step function uses)
-_SLOW, _COUNT = "lookahead_slow", "lookahead_step"
+LOOKAHEAD_SLOW, LOOKAHEAD_COUNT = "lookahead_slow", "lookahead_step"
 
 
 class Lookahead(torch.optim.Optimizer):
@@ -336,14 +336,14 @@ class Lookahead(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         stepped = [p for p in self._params() if p.grad is not None]
         for p in stepped:
-            if _SLOW not in self.state[p]:
-                self.state[p] = {_SLOW: p.detach().clone(), _COUNT: 0}
+            if LOOKAHEAD_SLOW not in self.state[p]:
+                self.state[p] = {LOOKAHEAD_SLOW: p.detach().clone(), LOOKAHEAD_COUNT: 0}
         loss = self.opt.step(closure)
         for p in stepped:
             st = self.state[p]
-            st[_COUNT] += 1
-            if st[_COUNT] % self.k == 0:
-                slow = st[_SLOW]
+            st[LOOKAHEAD_COUNT] += 1
+            if st[LOOKAHEAD_COUNT] % self.k == 0:
+                slow = st[LOOKAHEAD_SLOW]
                 slow.add_(p.detach() - slow, alpha=self.alpha)
                 p.copy_(slow)
         return loss
@@ -355,7 +355,7 @@ class Lookahead(torch.optim.Optimizer):
         for i, p in enumerate(self._params()):
             st = self.state.get(p)
             if st:  # a new dict: the optimiser's state_dict hands out its live per-parameter dicts
-                state[i] = {**state.get(i, {}), _SLOW: st[_SLOW], _COUNT: st[_COUNT]}
+                state[i] = {**state.get(i, {}), LOOKAHEAD_SLOW: st[LOOKAHEAD_SLOW], LOOKAHEAD_COUNT: st[LOOKAHEAD_COUNT]}
         return {"state": state, "param_groups": sd["param_groups"]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -365,16 +365,16 @@ class Lookahead(torch.optim.Optimizer):
         inner, ours = {}, {}
         for i, st in state_dict["state"].items():
             st = dict(st)
-            mine = {k: st.pop(k) for k in (_SLOW, _COUNT) if k in st}
+            mine = {k: st.pop(k) for k in (LOOKAHEAD_SLOW, LOOKAHEAD_COUNT) if k in st}
             if mine:
                 p = params[i] if type(i) is int and 0 <= i < len(params) else None
-                slow, count = mine.get(_SLOW), mine.get(_COUNT)
+                slow, count = mine.get(LOOKAHEAD_SLOW), mine.get(LOOKAHEAD_COUNT)
                 if p is None or not (isinstance(slow, torch.Tensor) and slow.shape == p.shape
                                      and slow.is_floating_point() and type(count) is int and count >= 0):
-                    raise DataError(f"Lookahead state of parameter {str(i)[:20]}: expected {_SLOW!r}, a float tensor "
+                    raise DataError(f"Lookahead state of parameter {str(i)[:20]}: expected {LOOKAHEAD_SLOW!r}, a float tensor "
                                     f"of the parameter's shape {tuple(p.shape) if p is not None else '?'}, and "
-                                    f"{_COUNT!r}, a step count; load a state saved with the same model and optimiser")
-                ours[p] = {_SLOW: slow.detach().to(device=p.device, dtype=p.dtype).clone(), _COUNT: count}
+                                    f"{LOOKAHEAD_COUNT!r}, a step count; load a state saved with the same model and optimiser")
+                ours[p] = {LOOKAHEAD_SLOW: slow.detach().to(device=p.device, dtype=p.dtype).clone(), LOOKAHEAD_COUNT: count}
             if st:
                 inner[i] = st
         self.opt.load_state_dict({"state": inner, "param_groups": state_dict["param_groups"]})
