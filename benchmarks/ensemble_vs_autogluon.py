@@ -278,8 +278,8 @@ def print_rows(name: str, rec: dict) -> None:
     p = rec["pipekit"]
     print(f"{name}: pipekit {rec['metric']} {p['score']:.4f} in {p['fit_s']:.0f} s ({p['cpu_s']:.0f} CPU s; returned "
           f"{p['returned']}, "
-          f"out-of-fold {p['oof']:.4f}; best member {p['best_member']} out-of-fold {p['best_member_oof']:.4f}, "
-          f"valid {p['best_member_valid']:.4f}); load average {rec['load_average'][0]} -> {rec['load_average'][1]}",
+          f"out-of-fold {p['oof']:.4f}; best member out of fold {p['best_member']} {p['best_member_oof']:.4f}; best "
+          f"member on the validation rows {p['best_member_valid']:.4f}); load average {rec['load_average'][0]} -> {rec['load_average'][1]}",
           flush=True)
     for presets, a in rec["autogluon"].items():
         print(f"{name}: AutoGluon {presets} {rec['metric']} {a['score']:.4f} in {a['fit_s']:.0f} s "
