@@ -415,6 +415,7 @@ class Tabular(_FittedNames):
         reads = [] if splits is None or isinstance(splits, (tuple, list)) else \
             splits.columns() if isinstance(splits, Splitter) else None  # a function may read any column
         wanted = None if reads is None else list(dict.fromkeys(p.cat_names + p.cont_names + p.y_names + reads))
+        frame: pl.DataFrame | pl.LazyFrame
         if skipinitialspace and is_csv_file(source):
             frame = read_frame(source, skipinitialspace=True)
         else:  # a table in memory or another file: its text values as a CSV file read so gives them
