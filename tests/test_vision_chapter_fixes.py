@@ -213,6 +213,18 @@ def test_valid_ds_items_lead_from_a_top_loss_back_to_its_file(mnist_learner):
     assert items[-1] == items[len(items) - 1] and items[:2] == [items[0], items[1]]
     with pytest.raises(IndexError, match=f"item {len(items)} is out of range: this subset has {len(items)} items"):
         items[len(items)]
+    # indexed by what top_losses gives: a 0-d tensor, the index tensor itself, numpy integers and arrays
+    assert [items[i] for i in idx] == [items[int(i)] for i in idx.tolist()]
+    assert items[idx] == items[idx.numpy()] == items[idx.tolist()] == [items[int(i)] for i in idx.tolist()]
+    assert items[np.int64(1)] == items[torch.tensor(1, dtype=torch.int32)] == items[1]
+    for f, i in zip(items[idx], idx.tolist()):
+        assert f.parent.name == dls.vocab[int(interp.targs[i])]
+    assert items[[]] == [] and items[torch.tensor([], dtype=torch.long)] == []
+    for bad in (1.0, torch.tensor(1.0), np.float32(1), True, [True, False], torch.tensor([0.5]), "0", [[0, 1]]):
+        with pytest.raises(ParameterError, match="integer position"):
+            items[bad]
+    with pytest.raises(IndexError, match="out of range"):
+        items[torch.tensor([0, len(items)])]
 
 
 # ------------------------------------------------------------------ 6. keypoints in the decoded image

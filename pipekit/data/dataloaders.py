@@ -119,13 +119,29 @@ class ItemList(Sequence):
         return len(self.rows)
 
     def __getitem__(self, i: Any) -> Any:
+        """One item for a position (a Python int, a numpy integer or a 0-d integer tensor, as ``top_losses``
+        gives), a list of items for a slice or for an integer list, array or tensor of positions."""
         if isinstance(i, slice):
             return [item_at(self.frame, int(r)) for r in self.rows[i]]
-        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
-            raise TypeError(f"items are indexed by a position or a slice, got {type(i).__name__}")
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"item {i} is out of range: this subset has {len(self)} items")
-        return item_at(self.frame, int(self.rows[i]))
+        a = self._positions(i)
+        if a.ndim == 0:
+            return item_at(self.frame, int(self.rows[int(a)]))
+        return [item_at(self.frame, int(self.rows[int(p)])) for p in a]
+
+    def _positions(self, i: Any) -> np.ndarray:
+        """``i`` as an int64 array of in-range positions (0-d for one position); floats and bools refused."""
+        if isinstance(i, torch.Tensor):
+            i = i.detach().cpu().numpy()
+        a = np.asarray(i) if isinstance(i, (list, tuple, np.ndarray, np.generic, int)) else None
+        if a is None or a.dtype == bool or a.ndim > 1 or (a.size and a.dtype.kind not in "iu"):
+            got = type(i).__name__ if a is None else f"{type(i).__name__} of {a.dtype}, shape {a.shape}"
+            raise ParameterError(f"items are indexed by an integer position (an int, a numpy or a 0-d tensor "
+                                 f"integer), a slice, or a list/array/tensor of integer positions; got {got}")
+        a = a.astype(np.int64)
+        bad = (a < -len(self)) | (a >= len(self))
+        if bad.any():
+            raise IndexError(f"item {a[bad].reshape(-1)[0]} is out of range: this subset has {len(self)} items")
+        return a
 
     def __repr__(self) -> str:
         first = ", ".join(repr(v) for v in self[:3])
