@@ -120,6 +120,38 @@ def test_embeddings_of_a_tabular_learner_and_its_model():
         embeddings_as_features(learn.model, replace(as_data(tr), processor=other))
 
 
+def test_embeddings_refuse_rows_of_other_procs_and_unprocessed_rows(net):
+    """The same adult rows without 'Bachelors' are coded by a vocabulary one shorter: every later education code
+    would pick the next embedding row. Where the net's procs are known (a Learner, a TorchTabular) such splits are
+    refused as models refuse them; raw rows are refused with how to process them."""
+    import polars as pl
+
+    from pipekit.core import DataError
+    from pipekit.data import RandomSplitter
+    from pipekit.datasets import path
+    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, tabular_learner
+    from test_models_helpers import ADULT_CATS, ADULT_CONTS
+
+    df = pl.read_csv(path("adult_sample") / "adult.csv").head(2000)
+    kw = dict(procs=[Categorify, FillMissing, Normalize], cat_names=ADULT_CATS, cont_names=ADULT_CONTS,
+              y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    tab = Tabular(df, **kw)
+    other = Tabular(df.filter(pl.col("education") != " Bachelors"), **kw)
+    assert other.processor.classes_["education"] != tab.processor.classes_["education"]  # codes shifted
+    learn = tabular_learner(tab.dataloaders(bs=256, seed=0), layers=[10])
+    for src, rows in ((learn, other.train), (net, other.train), (net, other.valid)):
+        with pytest.raises(DataError, match="processed by different procs"):
+            embeddings_as_features(src, rows)
+    e = embeddings_as_features(learn, tab.new(df.head(20)))  # the learner's own procs: taken
+    assert e.xs.height == 20 and "education_emb0" in e.xs.columns
+    with pytest.raises(ParameterError, match=r"'workclass' is String.*unprocessed.*tab.new\(rows\)"):
+        embeddings_as_features(learn, df)
+    # one name is one column, not its letters
+    one = embeddings_as_features(learn, tab.train, columns="workclass")
+    assert "workclass_emb0" in one.xs.columns and "workclass" not in one.xs.columns
+    assert "education" in one.xs.columns
+
+
 def test_net_bad_input(splits):
     tr, va = splits
     with pytest.raises(TypeError, match="splits of a Tabular"):

@@ -190,6 +190,29 @@ def test_format_2_backends_bags_and_ensembles_predict_the_same_on_old_and_new_pr
 
 
 @needs_data
+def test_a_format_2_forest_of_a_bool_target_predicts_on_the_tabular_built_now(adult_csv, tmp_path):
+    """A bool target's processing records ``y_type_`` since format 3; it only says how the classes decode, so the
+    fingerprint a format-2 forest stored (of the processing without it) is the one of the same Tabular built now."""
+    df = pl.read_csv(adult_csv).with_columns((pl.col("salary") == ">=50k").alias("rich")).drop("salary")
+    tab = Tabular(df, cat_names=CATS, cont_names=CONTS, y_names="rich", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    assert tab.processor.to_record()["state"]["y_type_"] == "bool"
+    pipekit.save(tab.processor, tmp_path / "processor.pipekit")
+    old_processor = pipekit.load(as_format_2(tmp_path / "processor.pipekit", tmp_path / "processor2.pipekit"))
+    old_sig = procs_signature(old_processor)  # what format 2 stored: its processing had no y_type_
+    assert old_processor.y_type_ == "str" and old_sig == procs_signature(tab.processor)
+    rf = RandomForest("classification", n_estimators=10, seed=0).fit(tab.train, tab.valid)
+    pipekit.save(rf, tmp_path / "rf.pipekit")
+    old = pipekit.load(as_format_2(tmp_path / "rf.pipekit", tmp_path / "rf2.pipekit",
+                                   edit=lambda r: r["state"].update(procs_signature_=old_sig)))
+    rebuilt = Tabular(df, cat_names=CATS, cont_names=CONTS, y_names="rich",
+                      splits=RandomSplitter(valid_pct=0.2, seed=42))
+    np.testing.assert_allclose(old.predict_proba(rebuilt.valid), rf.predict_proba(tab.valid), rtol=0, atol=1e-12)
+    # a forest sums its trees in threads: the same trees, in another order at the last bit
+    np.testing.assert_allclose(old.predict(rebuilt.new(df.head(50))), rf.predict(tab.new(df.head(50))), rtol=0,
+                               atol=1e-12)
+
+
+@needs_data
 def test_a_format_2_vision_learner_loads_and_predicts_the_same(tmp_path):
     from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
     from pipekit.learn import Learner, simple_cnn

@@ -116,7 +116,11 @@ def procs_signature(processor: Any) -> str | None:
     """A short hash of fitted processing's state, so models trained on differently processed data are caught."""
     if processor is None:
         return None
-    blob = json.dumps(processor.to_record(), sort_keys=True, default=lambda v: np.asarray(v).tolist()).encode()
+    record = processor.to_record()
+    # a class target's type only says how its labels decode, not how inputs are encoded: leaving it out keeps the
+    # signature of a bool or integer target's processing the one files written before it was recorded hold
+    record = {**record, "state": {k: v for k, v in (record.get("state") or {}).items() if k != "y_type_"}}
+    blob = json.dumps(record, sort_keys=True, default=lambda v: np.asarray(v).tolist()).encode()
     return hashlib.sha1(blob).hexdigest()[:16]
 
 
@@ -291,13 +295,19 @@ def check_rows(d: TabularData, form: RowForm) -> None:
         raise DataError("the data passed to the model has no rows")
     d.check_columns(form.features, "the model's input column(s)")
     if d.procs_signature is not None:
-        if form.signature is not None and d.procs_signature != form.signature:
-            raise DataError(f"the model was trained on data processed by different procs (signature {form.signature} "
-                            f"vs {d.procs_signature}); use the same Tabular")
+        check_signature(d, form.signature)
     else:
         _check_processed(d, form)
     d.check_numbers(form.features)
     check_no_infinite(d, form.features, "the model's input")
+
+
+def check_signature(d: TabularData, signature: str | None) -> None:
+    """Refuse a split processed by other procs than those of ``signature`` (a :func:`procs_signature`), where both
+    are known: its codes and scales would be read as those of another vocabulary and normalisation."""
+    if d.procs_signature is not None and signature is not None and d.procs_signature != signature:
+        raise DataError(f"the model was trained on data processed by different procs (signature {signature} "
+                        f"vs {d.procs_signature}); use the same Tabular")
 
 
 def _check_processed(d: TabularData, form: RowForm) -> None:

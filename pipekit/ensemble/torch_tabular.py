@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.base import NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend
-from pipekit.backends.data import TabularData, as_data, encode_y
+from pipekit.backends.data import TabularData, as_data, check_signature, encode_y, procs_signature
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is
 
@@ -215,8 +215,12 @@ def target_range(y: Any, margin: float = 0.05) -> list[float]:
 def embedding_tables(source: Any, data: TabularData) -> dict[str, np.ndarray]:
     """The learned embedding matrix per categorical input (row = category code) of ``source``: a fitted
     :class:`TorchTabular`, a ``tabular_learner`` Learner or its ``TabularModel`` (``learn.model``), whose tables are
-    named by the categorical inputs of the processing that built them (the Learner's loaders', else ``data``'s)."""
+    named by the categorical inputs of the processing that built them (the Learner's loaders', else ``data``'s).
+    Where that processing is known, ``data`` processed by other procs is refused as every model refuses it: its
+    codes would index rows of another vocabulary."""
     if isinstance(source, TorchTabular):
+        source.check_is_fitted()
+        check_signature(data, source.procs_signature_)
         return source.embeddings()
     model = getattr(source, "model", source)  # a Learner holds the net as .model
     embeds = getattr(model, "embeds", None)
@@ -224,7 +228,10 @@ def embedding_tables(source: Any, data: TabularData) -> dict[str, np.ndarray]:
         raise ParameterError(f"embeddings_as_features takes a fitted TorchTabular, a tabular_learner Learner or its "
                              f"TabularModel (learn.model), got {type(source).__name__}")
     recipe = getattr(getattr(source, "dls", None), "recipe", None)
-    processor = getattr(recipe, "processor", None) or data.processor
+    processor = getattr(recipe, "processor", None)
+    if processor is not None:
+        check_signature(data, procs_signature(processor))
+    processor = processor or data.processor
     if processor is None:
         raise ParameterError("embeddings_as_features: the data must be a split of the Tabular the net was trained on "
                              "(tab.train, tab.new(df)): its procs name the net's embedding tables")
@@ -242,7 +249,8 @@ def embeddings_as_features(net: Any, data: Any, columns: Sequence[str] | None = 
     its learned embedding vector, as continuous columns ``<col>_emb<j>``, so a forest or GBM can use
     what the net learned about the categories. ``keep_codes`` keeps the original code columns as well.
     ``net``: a fitted :class:`TorchTabular`, or a ``tabular_learner`` Learner or its model (``learn.model``), as
-    in the book's chapter 9.
+    in the book's chapter 9. ``data`` holds processed rows (``tab.train``, ``tab.new(rows)``), of the same procs as
+    the net's where they are known; ``columns`` may be one name.
 
     Example:
         >>> # GBM("classification").fit(embeddings_as_features(net, tab.train), embeddings_as_features(net, tab.valid))
@@ -250,10 +258,17 @@ def embeddings_as_features(net: Any, data: Any, columns: Sequence[str] | None = 
     """
     d = as_data(data)
     embs = embedding_tables(net, d)
+    if isinstance(columns, str):
+        columns = [columns]
     cols = list(columns) if columns is not None else [c for c, w in embs.items() if w.shape[1] > 1]
     unknown = [c for c in cols if c not in embs]
     if unknown:
         raise ParameterError(f"{unknown} have no embedding in this net; embedded columns: {list(embs)}")
+    for c in cols:  # raw rows first: they also lack the columns processing adds (FillMissing's '_na')
+        if c in d.xs.columns and not d.xs.schema[c].is_integer():
+            raise ParameterError(f"column {c!r} is {d.xs.schema[c]}, not category codes: these rows look unprocessed; "
+                                 f"process them with the Tabular the net was trained on first (tab.new(rows))")
+    d.check_columns(cols, "the embedded column(s)")
     new_cols = []
     for c in cols:
         codes = d.xs.get_column(c).to_numpy().astype(np.int64)
