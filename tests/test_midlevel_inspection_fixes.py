@@ -170,6 +170,26 @@ def test_numericalize_round_trip_one_text_and_many(texts):
         small.decode(["the", "film"])
 
 
+def test_numericalize_decode_takes_integer_ids_and_a_batch_row_by_row(texts):
+    toks = Tokenizer().encode(texts)
+    num = Numericalize(min_freq=1)
+    num.setup(toks)
+    ids = num.encode(toks)
+    rows = [ids[i].as_py()[:6] for i in range(3)]
+    xb = torch.tensor(rows)  # a batch as a language model's dataloader gives it
+    assert num.decode(xb) == num.decode(xb.numpy()) == num.decode(rows) == [toks[i][:6] for i in range(3)]
+    for dtype in (torch.int16, torch.int32, torch.int64, torch.uint8):
+        small = torch.tensor(rows[0][:1], dtype=dtype)
+        if int(small.max()) == rows[0][0]:
+            assert num.decode(small) == toks[0][:1]
+    assert num.decode(np.array(rows[1], dtype=np.uint32)) == toks[1][:6]
+    # a float or a bool is not an id: it used to be truncated (9.7 gave token 9) or read as 0/1
+    for bad in ([9.7], torch.tensor([9.7]), np.array([9.0]), [float("nan")], [True, False], ["9"],
+                torch.tensor([[[2]]])):
+        with pytest.raises(ParameterError, match="ids that are integers"):
+            num.decode(bad)
+
+
 def test_numericalize_vocab_is_the_learned_vocabulary(texts):
     toks = Tokenizer().encode(texts)
     num = Numericalize()

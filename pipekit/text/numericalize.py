@@ -142,7 +142,15 @@ class Numericalize(Transform):
     def decode(self, ids: Any) -> list[Any]:
         """Ids back to token strings: one text's ids (a list, array, 1-d tensor or an Arrow list scalar) give
         its tokens; a column of texts (what :meth:`encode` returns, an Arrow list array, or a list of id
-        lists) gives one list of tokens per text."""
+        lists) gives one list of tokens per text, and so does a 2-d batch of ids (``xb``), one list per row.
+        Ids are integers (any integer dtype): floats, bools and strings are refused.
+
+        >>> from pipekit.text.tokenize import Tokenizer
+        >>> num = Numericalize(min_freq=1)
+        >>> num.setup(Tokenizer().encode(["a film", "a good film"]))
+        >>> num.decode(torch.tensor([[2, 9], [11, 10]]))
+        [['xxbos', 'a'], ['good', 'film']]
+        """
         self.check_is_fitted("setup(tokens, train_idx)")
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
@@ -157,21 +165,28 @@ class Numericalize(Transform):
             if ids is None:
                 raise DataError("Numericalize.decode: the ids are missing (a null list)")
             return self._tokens(ids)
+        if isinstance(ids, (torch.Tensor, np.ndarray)) and ids.ndim == 2:  # a batch (``xb``): one token list per row
+            return [self._tokens(row) for row in ids]
         if isinstance(ids, (list, tuple)) and any(isinstance(v, (list, tuple)) or getattr(v, "ndim", 0) >= 1 for v in ids):
             return [self._tokens(v) for v in ids]
         return self._tokens(ids)
 
     def _tokens(self, ids: Any) -> list[str]:
-        """The tokens of ids (flattened), each checked to be in the vocabulary."""
+        """The tokens of one text's ids, each checked to be an integer in the vocabulary."""
         try:
-            arr = np.asarray(ids.tolist() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+            arr = np.asarray(ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids)
         except (TypeError, ValueError):
-            raise ParameterError(f"Numericalize.decode takes ids (a list, array or tensor of ints, or what encode "
-                                 f"returned), got {type(ids).__name__} {str(ids)[:60]}") from None
+            arr = np.asarray(None)
+        # a float id (9.7) or a bool is not an id: reading it as an int would decode a token nobody encoded
+        if arr.ndim > 1 or arr.dtype == bool or (arr.size and arr.dtype.kind not in "iu"):
+            raise ParameterError(f"Numericalize.decode takes ids that are integers (a list, array or tensor of any "
+                                 f"integer dtype, a 2-d batch, or what encode returned), got {type(ids).__name__} "
+                                 f"{str(ids)[:60]}" + (f" of {arr.dtype}" if arr.dtype != object else ""))
+        arr = arr.reshape(-1)
         if len(arr) and (arr.min() < 0 or arr.max() >= len(self.vocab_)):
             raise DataError(f"ids must be in [0, {len(self.vocab_)}); got min {arr.min()} max {arr.max()}")
         vocab = self.vocab_
-        return [vocab[i] for i in arr]
+        return [vocab[int(i)] for i in arr]
 
 
 def _single(tokens: Sequence[str]) -> TokenizedTexts:
