@@ -15,7 +15,7 @@ import torch
 import pipekit
 from pipekit.backends import RandomForest
 from pipekit.core import ExportError, ParameterError
-from pipekit.core.errors import PipelineStepError
+from pipekit.core.errors import DataError, PipelineStepError
 from pipekit.data import (BatchTransform, DataBlock, Datasets, FuncTransform, IndexSplitter, Pipeline, TfmdLists,
                           Transform, TransformBlock)
 from pipekit.datasets import path
@@ -120,8 +120,26 @@ def test_tfmdlists_sets_up_on_the_training_split(adult):
     assert tl.valid[0] == pytest.approx(ages[400] - mean)
     assert tl.decode(tl.valid[3]) == pytest.approx(ages[403])
     assert list(tl.train)[:3] == pytest.approx(list(ages[:3] - mean))
-    with pytest.raises(ParameterError, match="position 900"):
+    with pytest.raises(DataError, match=r"valid split has 1 row position\(s\) outside 0..499.*\[900\]"):
         TfmdLists(ages, [Centre], splits=[range(400), [900]])
+    # a boolean mask picks the items where it is True (it was read as positions 0 and 1)
+    mask = ages < 30
+    by_mask = TfmdLists(ages, [Centre], splits=[mask, ~mask])
+    assert by_mask.pipeline.tfms[0].mean_ == pytest.approx(ages[mask].mean())
+    assert len(by_mask.train) == int(mask.sum()) and len(by_mask.valid) == int((~mask).sum())
+    assert by_mask.valid[0] == pytest.approx(ages[~mask][0] - ages[mask].mean())
+    assert TfmdLists(ages[:4], [Centre], splits=[[True, False, True, False], [1]]).train[:] == \
+        pytest.approx([ages[0] - ages[[0, 2]].mean(), ages[2] - ages[[0, 2]].mean()])
+    with pytest.raises(DataError, match="mask has 3 values for 500 rows"):
+        TfmdLists(ages, [Centre], splits=[[True, False, True], [1]])
+    with pytest.raises(DataError, match="float64 values"):  # 0.5 was truncated to position 0
+        TfmdLists(ages, [Centre], splits=[[0.5, 1], [2]])
+    # slices give lists of encoded items; a float or a bool position is refused
+    assert tl[:3] == pytest.approx(list(ages[:3] - mean)) and tl.valid[-2:] == pytest.approx(list(ages[498:] - mean))
+    assert tl.train[:] == pytest.approx(list(ages[:400] - mean)) and tl[np.int64(2)] == tl[torch.tensor(2)] == tl[2]
+    for bad in (1.0, True, torch.tensor(1.5), "1"):
+        with pytest.raises(ParameterError, match="integer position or a slice"):
+            tl[bad]
     with pytest.raises(PipelineStepError, match="see all the items at once"):
         TfmdLists(["A", "B"], [str.lower])
 
@@ -340,6 +358,24 @@ def test_permutation_importance_of_a_tabular_classifier(adult_clf, adult):
     assert one["importance"][0] == pytest.approx(drop)
     with pytest.raises(ParameterError, match="y='salary'"):
         permutation_importance(adult_clf, rows)
+
+
+def test_permutation_importance_refuses_a_missing_target_column_an_unfitted_estimator_and_no_rows(adult_clf, adult):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from pipekit.core import DataError, NotFittedError
+
+    rows = adult.slice(2500, 300)
+    X, y = rows.drop("salary"), rows["salary"].to_numpy()
+    # a name that is no column is said to be one, not taken as one target value for 300 rows
+    with pytest.raises(ParameterError, match=r"y='zzz' names no column of the data.*'age'"):
+        permutation_importance(adult_clf, X, y="zzz")
+    with pytest.raises(NotFittedError, match="RandomForestClassifier is not fitted; fit it first"):
+        permutation_importance(RandomForestClassifier(), X.select(["age", "fnlwgt"]), y=y)
+    with pytest.raises(DataError, match="rows passed to TabularClassifier are empty"):
+        permutation_importance(adult_clf, X.head(0), y=y[:0])
+    with pytest.raises(DataError, match="rows passed to TabularClassifier are empty"):
+        permutation_importance(adult_clf, rows.head(0), y="salary")
 
 
 # ------------------------------------------------------------------------------------ redundant columns

@@ -7,6 +7,7 @@ transform is saved as a record and rebuilt from the registry without unpickling 
 """
 from __future__ import annotations
 
+import operator
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError, PipelineStepError
 from pipekit.core.validate import Is
 from pipekit.data.probe import stage
+from pipekit.data.splitters import row_index
 
 #: fastai's method names and the pipekit methods they are read as (the book's chapter 11 spells them so)
 FASTAI_NAMES = {"encodes": "encode", "decodes": "decode", "setups": "setup"}
@@ -217,8 +219,9 @@ class TfmdLists:
     ``tfms`` (transforms, Transform classes or functions) are set up on the training items only and encode
     all the items at once: like every pipekit transform they see the whole column (a list of items, an array,
     a Series), not one item at a time. ``splits`` is ``[train_idx, valid_idx]`` (default: every item is for
-    training). ``tl[i]`` is encoded item ``i``, ``tl.train``/``tl.valid`` the subsets (sharing the fitted
-    pipeline), ``tl.decode(x)`` runs the transforms backwards.
+    training); each is positions or a boolean mask with one value per item. ``tl[i]`` is encoded item ``i``
+    (``tl[:2]`` a list of them), ``tl.train``/``tl.valid`` the subsets (sharing the fitted pipeline),
+    ``tl.decode(x)`` runs the transforms backwards.
 
     >>> class Centre(Transform):
     ...     def setups(self, items): self.mean_ = float(np.mean(items))
@@ -238,12 +241,9 @@ class TfmdLists:
         if isinstance(splits, (str, bytes)) or len(splits) != 2:
             raise ParameterError("TfmdLists: splits must be [train_idx, valid_idx] (two lists of positions), got "
                                  f"{splits!r:.80}")
-        self.splits = [np.asarray(list(s), dtype=np.int64).reshape(-1) for s in splits]
-        for name, s in zip(("train", "valid"), self.splits):
-            bad = s[(s < -n) | (s >= n)]
-            if bad.size:
-                raise ParameterError(f"TfmdLists: the {name} split holds position {int(bad[0])}, outside the "
-                                     f"{n} items (0 to {n - 1})")
+        # positions or a boolean mask per item, checked as IndexSplitter checks them (floats refused, not truncated)
+        self.splits = [row_index(s if hasattr(s, "__array__") else list(s), n, f"TfmdLists: the {name}")
+                       for name, s in zip(("train", "valid"), splits)]
         if not len(self.splits[0]):
             raise ParameterError("TfmdLists: the train split is empty; the transforms are set up on it")
         self.items = items
@@ -274,10 +274,20 @@ class TfmdLists:
     def __len__(self) -> int:
         return len(self.encoded)
 
-    def __getitem__(self, i: int) -> Any:
-        if not -len(self) <= int(i) < len(self):
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):  # ``tl[:2]``, ``tl.train[:]``: the encoded items, as a list
+            return [self[j] for j in range(len(self))[i]]
+        if isinstance(i, (bool, np.bool_)) or not hasattr(i, "__index__"):
+            raise ParameterError(f"TfmdLists: items are indexed by an integer position or a slice, got "
+                                 f"{type(i).__name__} {i!r:.40}")
+        try:
+            i = operator.index(i)
+        except TypeError:  # a float tensor has __index__ but refuses it
+            raise ParameterError(f"TfmdLists: items are indexed by an integer position or a slice, got {i!r:.40}") \
+                from None
+        if not -len(self) <= i < len(self):
             raise IndexError(f"TfmdLists: item {i} is outside the {len(self)} items")
-        v = self.encoded[int(i)]
+        v = self.encoded[i]
         return v.item() if isinstance(v, np.generic) else v
 
     def __iter__(self) -> Iterator[Any]:
