@@ -29,7 +29,7 @@ import polars as pl
 
 from pipekit.backends.base import Backend, Contributions, Model, feature_frame
 from pipekit.backends.data import TabularData, as_data, encode_y
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.validate import Interval, Options, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.metrics import get_metric
@@ -93,6 +93,7 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
                           features: Sequence[str] | None) -> pl.DataFrame:
     """:func:`permutation_importance` of a fitted scikit-learn estimator on raw rows ``data`` and targets ``y``."""
     from sklearn.base import is_classifier, is_regressor
+    from sklearn.exceptions import NotFittedError as SklearnNotFitted
     from sklearn.utils.validation import check_is_fitted
 
     who = type(model).__name__
@@ -102,10 +103,20 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
     if not (is_classifier(model) or is_regressor(model)):
         raise ParameterError(f"permutation_importance: {who} is neither a classifier nor a regressor (scikit-learn's "
                              "estimator type), so no metric fits it")
-    check_is_fitted(model)
+    try:
+        check_is_fitted(model)
+    except SklearnNotFitted:
+        raise NotFittedError(f"permutation_importance: this {who} is not fitted; fit it first (model.fit(X, y)), "
+                             "then measure its importances on held-out rows") from None
     task = "classification" if is_classifier(model) else "regression"
     X, names = _raw_columns(data, who)
-    if isinstance(y, str) and y in names:  # the target column of the frame
+    if len(X) == 0:
+        raise DataError(f"permutation_importance: the rows passed to {who} are empty; pass held-out rows to "
+                        "measure the importances on")
+    if isinstance(y, str) and y not in names:
+        raise ParameterError(f"permutation_importance: y={y!r} names no column of the data (its columns: "
+                             f"{names[:10]}); name the target column, or pass the targets as values (y=targets)")
+    if isinstance(y, str):  # the target column of the frame
         target, y = y, _column(X, y)
         X = X.drop(columns=[target]) if hasattr(X, "iloc") else X.drop(target)
         names = [c for c in names if c != target]
