@@ -486,3 +486,29 @@ def test_run_and_summary_say_a_saved_model_is_no_recipe(mnist_learner, tmp_path,
     with pytest.raises(SystemExit) as e:
         main(["summary", "no_such_recipe"])
     assert f"built-in recipes: {', '.join(listed)};" in str(e.value)
+
+
+# ------------------------------------------------------------------ an image array's channel axis
+def test_an_array_with_a_channel_last_axis_is_read_channels_last_by_create_and_predict(mnist_learner):
+    from pipekit.vision import ImageDecodeError, PILImage
+    learn = mnist_learner
+    f = learn.dls.valid_ds.items[0]
+    grey = PILImage.create(f)[:, :, 0]  # (28, 28) uint8
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    # a few rows of a photo as floats: (4, 28, 3) was read as 4 channels of 28x3 and came out (28, 3, 3)
+    strip = rgb[:4].astype(np.float64) / 255
+    assert PILImage.create(strip).shape == (4, 28, 3) and np.array_equal(PILImage.create(strip), rgb[:4])
+    assert np.array_equal(PILImage.create(rgb[:4]), rgb[:4])  # uint8 and floats read alike
+    # channels first only when the last axis cannot be channels; predict reads arrays by the same rule
+    chw = torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float() / 255
+    assert np.array_equal(PILImage.create(chw), rgb) and np.array_equal(PILImage.create(rgb / 255), rgb)
+    want = learn.predict(f)
+    for value in (rgb, rgb / 255, chw, chw.numpy()):
+        got = learn.predict(value)
+        assert got[0] == want[0] and torch.allclose(got[2], want[2], atol=1e-5)
+    # a tensor whose first and last axes could both be channels names its shape, in create and in predict
+    for call in (PILImage.create, learn.predict):
+        with pytest.raises(ImageDecodeError, match=r"shape \(3, 28, 3\) could be channels first"):
+            call(chw[:, :, :3])
+    with pytest.raises(ImageDecodeError, match=r"shape \(5, 28, 2\) has no channel axis"):
+        PILImage.create(np.zeros((5, 28, 2), np.float32))

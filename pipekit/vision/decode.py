@@ -237,13 +237,19 @@ def _pixels_of(value: object, name: str, mode: str = "RGB") -> np.ndarray:
         arr = arr[:, :, None]
     elif arr.ndim == 3:
         last_ok, first_ok = arr.shape[2] in (1, 3, 4), arr.shape[0] in (1, 3, 4)
-        floats = arr.dtype.kind == "f"
-        # channels first: the tensor convention, and what float images (pipekit's decoded batches) use
-        if first_ok and (not last_ok or torch_like or floats):
+        # one rule for every array, whatever its dtype or size (a float (4, 12, 3) array is 4x12 RGB, not 3
+        # channels of 12x3): channels last when the last axis can be channels (numpy, PIL and OpenCV images),
+        # channels first only when the first can and the last cannot (a tensor, a decoded batch's image). A
+        # tensor that fits both is refused: tensors are channels first, yet this one reads as channels last.
+        if last_ok and first_ok and torch_like:
+            raise ImageDecodeError(f"{name}: an image tensor of shape {tuple(arr.shape)} could be channels first "
+                                   f"(C, H, W) or channels last (H, W, C); give it as an (H, W, C) array "
+                                   f"(t.permute(1, 2, 0).numpy() for a (C, H, W) tensor)")
+        if first_ok and not last_ok:
             arr = np.transpose(arr, (1, 2, 0))
         elif not last_ok:
-            raise ImageDecodeError(f"{name}: an image array of shape {arr.shape} has no channel axis of 1, 3 or 4; "
-                                   f"give {IMAGE_VALUES}")
+            raise ImageDecodeError(f"{name}: an image array of shape {arr.shape} has no channel axis of 1, 3 or 4 "
+                                   f"(first or last); give {IMAGE_VALUES}")
     else:
         raise ImageDecodeError(f"{name}: an image array needs 2 or 3 dimensions, got shape {arr.shape}; "
                                f"give {IMAGE_VALUES}")
@@ -253,7 +259,8 @@ def _pixels_of(value: object, name: str, mode: str = "RGB") -> np.ndarray:
 def image_from_value(value: object, mode: str = "RGB", name: str = "<image>") -> np.ndarray:
     """An image held in memory as a uint8 (H, W, C) array in ``mode`` (see :func:`decode_bytes`), as decoding
     its file would give it: encoded bytes are decoded; a PIL image, a NumPy array or a torch tensor is taken
-    as pixels (uint8 0..255, or floats 0..1), grey (H, W), (H, W, C) or channels first (C, H, W). 16-bit pixels
+    as pixels (uint8 0..255, or floats 0..1), grey (H, W), (H, W, C), or channels first (C, H, W) when the last
+    axis cannot be channels (is not 1, 3 or 4); a tensor that fits both readings is refused. 16-bit pixels
     (a PIL image of mode I;16, a uint16 array) keep their top 8 bits, as a 16-bit file's do.
 
     >>> image_from_value(np.full((2, 3), 7, np.uint8), mode="RGB").shape
