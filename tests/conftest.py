@@ -57,3 +57,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def adult_xy():
+    """512 adult rows as chapter 4 builds data: four standardised numbers and the 0/1 salary class."""
+    import polars as pl
+
+    import pipekit.datasets as D
+
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(512)
+    x = df.select(["age", "education-num", "hours-per-week", "fnlwgt"]).fill_null(0).to_numpy().astype("float32")
+    x = (x - x.mean(0)) / x.std(0)
+    return x, (df["salary"] == ">=50k").to_numpy().astype("int64")

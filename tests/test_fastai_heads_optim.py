@@ -10,7 +10,6 @@ import warnings
 from functools import partial
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 from torch import nn
@@ -38,14 +37,6 @@ def mnist_dls():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return dblock.dataloaders(D.path("mnist_tiny"), bs=64, seed=0, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def adult_xy():
-    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(512)
-    x = df.select(["age", "education-num", "hours-per-week", "fnlwgt"]).fill_null(0).to_numpy().astype("float32")
-    x = (x - x.mean(0)) / x.std(0)
-    return x, (df["salary"] == ">=50k").to_numpy().astype("int64")
 
 
 def adult_learner(adult_xy, opt_func, path=None):

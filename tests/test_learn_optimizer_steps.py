@@ -5,26 +5,16 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 
 import pipekit
-import pipekit.datasets as D
 from pipekit.core.errors import ParameterError
 from pipekit.data import DataLoaders, TensorStore
 from pipekit.learn import SGD, Adam, CrossEntropyLossFlat, Learner, MLP
 from pipekit.learn.optim import (
     Optimizer, adam_step, average_grad, average_sqr_grad, l2_reg, momentum_step, sgd_step, step_stat, weight_decay,
 )
-
-
-@pytest.fixture(scope="module")
-def adult_xy():
-    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(512)
-    x = df.select(["age", "education-num", "hours-per-week", "fnlwgt"]).fill_null(0).to_numpy().astype("float32")
-    x = (x - x.mean(0)) / x.std(0)
-    return x, (df["salary"] == ">=50k").to_numpy().astype("int64")
 
 
 def trained(adult_xy, opt_func, fit=lambda learn: learn.fit(2, 0.05)):
