@@ -178,7 +178,13 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
 def target_classes(split: Any) -> list[Any]:
     """The target classes of a processed split, index = code: in the target's own type where its processing
     records it (``TabularProcessor.y_classes_``: ``[False, True]`` for a bool column), else its text vocabulary
-    (processing saved before the type was recorded decodes to text, as it did)."""
+    (processing saved before the type was recorded decodes to text, as it did).
+
+    >>> from pipekit.tabular import Tabular
+    >>> df = pl.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": [True, False, True, False]})
+    >>> target_classes(Tabular(df, cont_names=["a"], y_names="y", splits=(np.arange(3), np.arange(3, 4))).train)
+    [False, True]
+    """
     typed = getattr(split.processor, "y_classes_", None)
     return list(split.y_vocab) if typed is None else list(typed)
 

@@ -217,7 +217,15 @@ def embedding_tables(source: Any, data: TabularData) -> dict[str, np.ndarray]:
     :class:`TorchTabular`, a ``tabular_learner`` Learner or its ``TabularModel`` (``learn.model``), whose tables are
     named by the categorical inputs of the processing that built them (the Learner's loaders', else ``data``'s).
     Where that processing is known, ``data`` processed by other procs is refused as every model refuses it: its
-    codes would index rows of another vocabulary."""
+    codes would index rows of another vocabulary.
+
+    >>> from pipekit.tabular import Tabular
+    >>> df = pl.DataFrame({"job": ["cook", "nurse", "cook", "clerk"] * 25, "y": [1.0, 2.0, 1.5, 3.0] * 25})
+    >>> tab = Tabular(df, cat_names=["job"], y_names="y", splits=(np.arange(80), np.arange(80, 100)))
+    >>> net = TorchTabular("regression", layers=[8], epochs=1, seed=0).fit(tab.train)
+    >>> {name: table.shape for name, table in embedding_tables(net, as_data(tab.train)).items()}  # #na# + 3 jobs
+    {'job': (4, 3)}
+    """
     if isinstance(source, TorchTabular):
         source.check_is_fitted()
         check_signature(data, source.procs_signature_)
