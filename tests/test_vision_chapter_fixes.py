@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import sys
+import types
 import warnings
 from pathlib import Path, PurePosixPath
 
@@ -192,6 +193,11 @@ def test_cutmix_pastes_a_box_of_another_image_and_weighs_the_labels_by_its_area(
     assert all(torch.equal(a, b) for a, b in zip(spy.seen, again.seen))
     with pytest.raises(ParameterError, match=r"CutMix: alpha=0 is not accepted"):
         CutMix(alpha=0)
+    # a batch without a channel axis: the (B, 1, H, W) box would broadcast it to (B, B, H, W)
+    grey = CutMix()
+    grey.learn = types.SimpleNamespace(xb=(torch.rand(4, 8, 8),), yb=(torch.zeros(4),))
+    with pytest.raises(ParameterError, match=r"batches \(B, C, H, W\) of floats.*\(4, 8, 8\)"):
+        grey.before_batch()
 
 
 # ------------------------------------------------------------------ 5. the items behind a subset

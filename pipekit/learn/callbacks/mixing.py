@@ -95,7 +95,7 @@ class CutMix(MixUp):
     def before_batch(self) -> None:
         learn = self.learn
         x = learn.xb[0]
-        if x.ndim < 3 or not x.is_floating_point():
+        if x.ndim != 4 or not x.is_floating_point():  # the box mask is (B, 1, H, W)
             raise ParameterError(f"CutMix cuts boxes out of images, batches (B, C, H, W) of floats; the first input "
                                  f"is {x.dtype} {tuple(x.shape)}: use MixUp for other inputs")
         bs, (h, w), dev = x.shape[0], x.shape[-2:], x.device
