@@ -54,7 +54,8 @@ class Transform(Component):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Transform and (args or kwargs):  # Transform(f): fastai's transform of a plain function
-            return FuncTransform(*args, **kwargs)
+            # an instance of Transform: Python runs FuncTransform.__init__ on it with these arguments
+            return super().__new__(FuncTransform)
         return super().__new__(cls)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
