@@ -166,7 +166,8 @@ class Numericalize(Transform):
                 raise DataError("Numericalize.decode: the ids are missing (a null list)")
             return self._tokens(ids)
         if isinstance(ids, (torch.Tensor, np.ndarray)) and ids.ndim == 2:  # a batch (``xb``): one token list per row
-            return [self._tokens(row) for row in ids]
+            rows = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids  # one copy, not one per row
+            return [self._tokens(row) for row in rows]
         if isinstance(ids, (list, tuple)) and any(isinstance(v, (list, tuple)) or getattr(v, "ndim", 0) >= 1 for v in ids):
             return [self._tokens(v) for v in ids]
         return self._tokens(ids)
