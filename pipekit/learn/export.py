@@ -652,7 +652,7 @@ def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[
                 if shaped and tuple(v.shape) != shape:
                     raise bad(f"{field}.{k}' has shape {tuple(v.shape)}, but parameter {name!r} has shape "
                               f"{tuple(p.shape)}" + (" (a step count is a single number)" if shape == () else "")
-                              if shape is not None else f"{field}.{k}' must be {want}, got a tensor")
+                              if shape is not None else f"{field}.{k}' must be a number, got a tensor")
             elif want in ("param", "a count") or isinstance(want, tuple):
                 if not (want == "a count" and type(v) is int and v >= 0):
                     raise bad(f"{field}.{k}' must be "
