@@ -248,6 +248,15 @@ def read_csv_table(path: str | os.PathLike, csv_fname: str | os.PathLike | None,
         raise FileNotFoundError(f"{file} does not exist")
     sep = delimiter or ("\t" if file.suffix.lower() == ".tsv" else ",")
     df = read_csv(file, has_header=header == "infer", separator=sep)
-    if skipinitialspace:
-        df = df.with_columns(pl.col(pl.String).str.strip_chars_start(" "))
-    return df
+    return strip_initial_spaces(df) if skipinitialspace else df
+
+
+def strip_initial_spaces(frame: Any) -> Any:
+    """``frame`` (eager or lazy) with the spaces that begin its text values dropped, as a CSV file read with
+    ``skipinitialspace`` gives them: rows a user read without it (``pd.read_csv("adult.csv")``'s ``" Private"``)
+    meet the categories of a model trained on the file read with it.
+
+    >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b"], "age": [1, 2]}))["job"].to_list()
+    ['cook', 'a b']
+    """
+    return frame.with_columns(pl.col(pl.String).str.strip_chars_start(" "))

@@ -24,7 +24,7 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is, check
-from pipekit.data.items import TABLE_SUFFIXES, read_csv_table, table_error, to_items
+from pipekit.data.items import TABLE_SUFFIXES, read_csv_table, strip_initial_spaces, table_error, to_items
 from pipekit.data.splitters import Splitter, row_index
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc, float32_overflow_error
@@ -156,17 +156,6 @@ def read_frame(source: Any, cat_names: Sequence[str] = (), skipinitialspace: boo
         return read_csv_table(source, None, skipinitialspace=True)
     frame = source if isinstance(source, pl.DataFrame) else collect_table(scan_table(source, cat_names), source)
     return strip_initial_spaces(frame) if skipinitialspace else frame
-
-
-def strip_initial_spaces(frame: Any) -> Any:
-    """``frame`` (eager or lazy) with the spaces that begin its text values dropped, as a CSV file read with
-    ``skipinitialspace`` gives them: rows a user read without it (``pd.read_csv("adult.csv")``'s ``" Private"``)
-    meet the categories of a model trained on the file read with it.
-
-    >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b"], "age": [1, 2]}))["job"].to_list()
-    ['cook', 'a b']
-    """
-    return frame.with_columns(pl.col(pl.String).str.strip_chars_start(" "))
 
 
 def read_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
