@@ -117,9 +117,10 @@ def procs_signature(processor: Any) -> str | None:
     if processor is None:
         return None
     record = processor.to_record()
-    # a class target's type only says how its labels decode, not how inputs are encoded: leaving it out keeps the
-    # signature of a bool or integer target's processing the one files written before it was recorded hold
-    record = {**record, "state": {k: v for k, v in (record.get("state") or {}).items() if k != "y_type_"}}
+    # fields that only say how labels decode, not how inputs are encoded (the processor's signature_ignores): left
+    # out, the signature of a bool or integer target's processing is the one files written before them hold
+    ignored: frozenset[str] = getattr(processor, "signature_ignores", frozenset())
+    record = {**record, "state": {k: v for k, v in (record.get("state") or {}).items() if k not in ignored}}
     blob = json.dumps(record, sort_keys=True, default=lambda v: np.asarray(v).tolist()).encode()
     return hashlib.sha1(blob).hexdigest()[:16]
 

@@ -151,6 +151,8 @@ class TabularProcessor(Component):
     # added to the record in format 3; a record without them (all of format 2) reads new CSV files as they are and
     # decodes the target's classes as text, and the processing's fingerprint stays what format 2 files stored
     record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str"}
+    #: state fields that change how labels decode, not how inputs are encoded: outside ``procs_signature``
+    signature_ignores: frozenset[str] = frozenset({"y_type_"})
     cat_names_: list[str]
     cont_names_: list[str]
     y_kind_: str
