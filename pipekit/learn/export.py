@@ -39,7 +39,7 @@ from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import BaseLoss, loss_from_kind
-from pipekit.learn.optim import LOOKAHEAD_COUNT, LOOKAHEAD_SLOW
+from pipekit.learn.optim import LOOKAHEAD_COUNT, LOOKAHEAD_SLOW, lookahead_problem
 from pipekit.learn.optim import Lookahead, Optimizer
 from pipekit.learn.registry import UnknownArchError, arch_spec, build_arch, config_from_data, config_to_data
 from pipekit.metrics import Metric
@@ -551,15 +551,9 @@ def _check_lookahead(st: dict[str, Any], p: torch.Tensor, field: str, param: str
     """A parameter's state under :class:`Lookahead` less its slow weights and step count, which must be both there
     (or neither): a floating-point tensor of the parameter's shape and an integer >= 0."""
     ours = {k: st[k] for k in (LOOKAHEAD_SLOW, LOOKAHEAD_COUNT) if k in st}
-    if ours:
-        slow, count = ours.get(LOOKAHEAD_SLOW), ours.get(LOOKAHEAD_COUNT)
-        if not (isinstance(slow, torch.Tensor) and slow.is_floating_point() and tuple(slow.shape) == tuple(p.shape)):
-            got = f"{slow.dtype} of shape {tuple(slow.shape)}" if isinstance(slow, torch.Tensor) else repr(str(slow)[:40])
-            raise bad(f"{field}.{LOOKAHEAD_SLOW}' {param} must be the slow weights, a floating-point tensor of the "
-                      f"parameter's shape, got {got}")
-        if not (type(count) is int and count >= 0):
-            raise bad(f"{field}.{LOOKAHEAD_COUNT}' {param} must be the step count, an integer >= 0, got "
-                      f"{str(count)[:40]!r}")
+    problem = lookahead_problem(ours.get(LOOKAHEAD_SLOW), ours.get(LOOKAHEAD_COUNT), p) if ours else None
+    if problem is not None:
+        raise bad(f"{field}.{problem[0]}' {param} {problem[1]}")
     return {k: v for k, v in st.items() if k not in ours}
 
 

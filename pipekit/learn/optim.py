@@ -300,6 +300,19 @@ LAMB = Lamb
 LOOKAHEAD_SLOW, LOOKAHEAD_COUNT = "lookahead_slow", "lookahead_step"
 
 
+def lookahead_problem(slow: Any, count: Any, p: torch.Tensor) -> tuple[str, str] | None:
+    """What is wrong with one parameter's Lookahead state, as ``(key, what it must be)``, or None: the slow
+    weights must be a floating-point tensor of parameter ``p``'s shape, the step count an integer >= 0. The one
+    check of a loaded Lookahead state (``Lookahead.load_state_dict`` and the checkpoint check use it)."""
+    if not (isinstance(slow, torch.Tensor) and slow.is_floating_point() and tuple(slow.shape) == tuple(p.shape)):
+        got = f"{slow.dtype} of shape {tuple(slow.shape)}" if isinstance(slow, torch.Tensor) else repr(str(slow)[:40])
+        return LOOKAHEAD_SLOW, (f"must be the slow weights, a floating-point tensor of the parameter's shape, got "
+                                f"{got} for a parameter of shape {tuple(p.shape)}")
+    if not (type(count) is int and count >= 0):
+        return LOOKAHEAD_COUNT, f"must be the step count, an integer >= 0, got {str(count)[:40]!r}"
+    return None
+
+
 class Lookahead(torch.optim.Optimizer):
     """Lookahead (Zhang et al., 2019) around any optimiser: the optimiser's weights (fast weights) explore for ``k``
     steps, then the slow weights move ``alpha`` of the way towards them and the fast weights restart from there:
@@ -369,11 +382,12 @@ class Lookahead(torch.optim.Optimizer):
             if mine:
                 p = params[i] if type(i) is int and 0 <= i < len(params) else None
                 slow, count = mine.get(LOOKAHEAD_SLOW), mine.get(LOOKAHEAD_COUNT)
-                if p is None or not (isinstance(slow, torch.Tensor) and slow.shape == p.shape
-                                     and slow.is_floating_point() and type(count) is int and count >= 0):
-                    raise DataError(f"Lookahead state of parameter {str(i)[:20]}: expected {LOOKAHEAD_SLOW!r}, a float tensor "
-                                    f"of the parameter's shape {tuple(p.shape) if p is not None else '?'}, and "
-                                    f"{LOOKAHEAD_COUNT!r}, a step count; load a state saved with the same model and optimiser")
+                problem = ("a parameter", "must be one of the optimiser's") if p is None else \
+                    lookahead_problem(slow, count, p)
+                if problem is not None:
+                    raise DataError(f"Lookahead state of parameter {str(i)[:20]}: {problem[0]!r} {problem[1]}; load a "
+                                    f"state saved with the same model and optimiser")
+                assert p is not None and isinstance(slow, torch.Tensor)
                 ours[p] = {LOOKAHEAD_SLOW: slow.detach().to(device=p.device, dtype=p.dtype).clone(), LOOKAHEAD_COUNT: count}
             if st:
                 inner[i] = st
