@@ -18,6 +18,7 @@ from torch import nn
 import pipekit
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, RegressionBlock
+from pipekit.core.errors import ParameterError
 from pipekit.data.external import read_idx
 from pipekit.learn import MLP, CrossEntropyLossFlat, ExportError, FuncMetric, Learner, accuracy, load_learner
 
@@ -118,6 +119,34 @@ def test_export_to_folder_and_load_in_process(trained):
     a = learn.get_preds(dl=learn.dls.test_dl(items))[0]
     b = loaded.get_preds(dl=loaded.dls.test_dl(items))[0]
     assert torch.equal(a, b)
+
+
+def test_load_learner_cpu_flag_as_in_fastai(trained, monkeypatch):
+    learn, items, _, out = trained
+    path = learn.export(out / "cpu_flag.pipekit")
+    want = learn.get_preds(dl=learn.dls.test_dl(items))[0]
+    on_cpu = load_learner(path, cpu=True)  # the deployment call fastai users write
+    assert on_cpu.device.type == "cpu" and next(on_cpu.model.parameters()).device.type == "cpu"
+    torch.testing.assert_close(on_cpu.get_preds(dl=on_cpu.dls.test_dl(items))[0], want)
+    # cpu=False takes the GPU when there is one; without CUDA it stays on the CPU and says so
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="no CUDA device is available"):
+        fallback = load_learner(path, cpu=False)
+    assert next(fallback.model.parameters()).device.type == "cpu"
+    torch.testing.assert_close(fallback.get_preds(dl=fallback.dls.test_dl(items))[0], want)
+    with pytest.raises(ParameterError, match="cpu or device, not both"):
+        load_learner(path, cpu=True, device="cpu")
+    with pytest.raises(ParameterError, match="cpu"):
+        load_learner(path, cpu="yes")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_load_learner_cpu_false_moves_the_model_to_the_gpu(trained):
+    learn, items, _, out = trained
+    loaded = load_learner(learn.export(out / "gpu.pipekit"), cpu=False)
+    assert loaded.device.type == "cuda" and next(loaded.model.parameters()).device.type == "cuda"
+    want = learn.get_preds(dl=learn.dls.test_dl(items))[0]
+    torch.testing.assert_close(loaded.get_preds(dl=loaded.dls.test_dl(items))[0].cpu(), want, atol=1e-4, rtol=1e-4)
 
 
 class _Evil:

@@ -35,7 +35,9 @@ from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup, name_of, register
+from pipekit.core.validate import Is, check
 from pipekit.data.dataloaders import DataLoaders
+from pipekit.data.loader import default_device
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import BaseLoss, loss_from_kind
@@ -296,11 +298,25 @@ def checkpoint_from_archive(archive: Archive, **kwargs: Any) -> None:
 register(checkpoint_from_archive, name="checkpoint", kind="loader")
 
 
-def load_learner(path: str | os.PathLike, device: str | torch.device = "cpu") -> Learner:
+def load_learner(path: str | os.PathLike, cpu: bool | None = None,
+                 device: str | torch.device | None = None) -> Learner:
     """``pipekit.load`` for a learner export: refuses a file that holds something else.
 
-    >>> # learn = load_learner("model.pipekit"); label, idx, probs = learn.predict(item)
+    As in fastai, ``cpu=True`` (what happens when neither ``cpu`` nor ``device`` is given) loads the model onto
+    the CPU; ``cpu=False`` onto the GPU when CUDA is available, and otherwise onto the CPU with a warning that
+    says so. ``device`` names the device instead (``"cuda:1"``); give one of the two.
+
+    >>> # learn = load_learner("model.pipekit", cpu=True); label, idx, probs = learn.predict(item)
     """
+    check("load_learner", cpu=(cpu, Is(lambda c: c is None or isinstance(c, bool), "True, False or None")))
+    if cpu is not None and device is not None:
+        raise ParameterError(f"load_learner: give cpu or device, not both (got cpu={cpu}, device={device!r}); "
+                             "cpu=True is device='cpu', cpu=False the GPU when there is one")
+    if device is None:
+        device = "cpu" if cpu is None or cpu else default_device()
+        if cpu is False and torch.device(device).type == "cpu":
+            warnings.warn("load_learner(cpu=False): no CUDA device is available, so the model stays on the CPU",
+                          stacklevel=2)
     archive = read_pipekit(path)
     if archive.kind != "learner":
         raise ExportError(f"{archive.where} holds a {archive.kind}, not a learner export; open it with pipekit.load")
