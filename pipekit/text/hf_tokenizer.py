@@ -440,7 +440,7 @@ class HFTokenizer(Tokenizer):
     def setup(self, texts: Any) -> None:
         """Nothing to learn: the tokenizer was trained before."""
 
-    def encode(self, texts: Any) -> TokenizedTexts:
+    def encode_texts(self, texts: Any) -> TokenizedTexts:
         """Tokenize many texts (one call into the library, parallel in Rust)."""
         s = as_text_series(texts)
         encs = self._library().encode_batch_fast(s.to_list(), add_special_tokens=False) if len(s) else []

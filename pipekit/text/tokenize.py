@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import polars as pl
@@ -345,7 +345,27 @@ class Tokenizer(Transform):
             offsets = offsets + np.arange(len(offsets))
         return TokenizedTexts(vocab, ids.astype(np.int32), offsets.astype(np.int64))
 
-    def encode(self, texts: Any) -> TokenizedTexts:
+    @overload
+    def encode(self, texts: str) -> list[str]: ...
+    @overload
+    def encode(self, texts: Any) -> TokenizedTexts: ...
+
+    def encode(self, texts: Any) -> TokenizedTexts | list[str]:
+        """Tokens of one text (a str gives its list of tokens, as ``tok(text)`` does in fastai), or of many
+        (a list, NumPy array or Polars Series of texts gives a :class:`TokenizedTexts`).
+
+        >>> tok = Tokenizer()
+        >>> tok("A GOOD film.")
+        ['xxbos', 'a', 'xxup', 'good', 'film', '.']
+        >>> many = tok(["A GOOD film.", "Bad."])
+        >>> len(many), many[1]
+        (2, ['xxbos', 'xxmaj', 'bad', '.'])
+        """
+        if isinstance(texts, str):
+            return self.encode_texts([texts])[0]
+        return self.encode_texts(texts)
+
+    def encode_texts(self, texts: Any) -> TokenizedTexts:
         """Tokenize a sequence of texts (list, NumPy array or Polars Series) into a :class:`TokenizedTexts`."""
         s = as_text_series(texts)
         words = self._encode_words(s)
@@ -375,7 +395,7 @@ class Tokenizer(Transform):
         """Tokens of one text."""
         if not isinstance(text, str):
             raise ParameterError(f"tokenize takes one str, got {type(text).__name__}; use encode() for many texts")
-        return self.encode([text])[0]
+        return self.encode_texts([text])[0]
 
     # -- decoding --------------------------------------------------------------------------------------
     def decode(self, tokens: Sequence[str]) -> str:
