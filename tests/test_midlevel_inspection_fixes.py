@@ -173,9 +173,9 @@ def test_numericalize_round_trip_one_text_and_many(texts):
     num.setup(toks)
     many = num.encode(toks)
     assert num.decode(many) == [toks[i] for i in range(len(toks))]
-    one = num(toks[0])
-    assert num.decode(one) == [toks[0]]  # a column of one text
-    assert num.decode(one[0]) == toks[0]  # that text
+    one = num(toks[0])  # one text's tokens: its ids as a tensor
+    assert num.decode(one) == toks[0]
+    assert num.decode(num.encode([toks[0]])) == [toks[0]]  # a column of one text
     assert num.decode(many.to_pylist()[:2]) == [toks[0], toks[1]]
     assert num.decode(torch.tensor(many[3].as_py())) == toks[3]
     sliced = many.slice(10, 3)  # an Arrow slice keeps its offset into the parent buffer

@@ -213,7 +213,7 @@ def test_numericalize_bad_vocab_and_params():
         Numericalize(special_tokens=["xxpad"])
     num = Numericalize(vocab=SPECIAL_TOKENS + ["film"])
     num.setup(Tokenizer().encode(["a film"]))
-    assert num.encode(["xxbos", "a", "film"]).to_pylist() == [[2, 0, 9]]
+    assert num.encode(["xxbos", "a", "film"]).tolist() == [2, 0, 9]
     with pytest.raises(DataError, match=r"ids must be in \[0, 10\)"):
         num.decode([3, 10])
     with pytest.raises(NotFittedError, match="not fitted"):

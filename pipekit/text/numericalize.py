@@ -6,7 +6,7 @@ padded classifier batches are slices of its flat value buffer, never Python list
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pyarrow as pa
@@ -91,16 +91,22 @@ class Numericalize(Transform):
     def specials(self) -> list[str]:
         return list(SPECIAL_TOKENS if self.special_tokens is None else self.special_tokens)
 
-    def setup(self, tokens: TokenizedTexts, idx: np.ndarray | None = None) -> None:
-        """Learn the vocabulary from the texts at ``idx`` (the training split; all when None).
+    def setup(self, tokens: TokenizedTexts | Sequence[Sequence[str]], idx: np.ndarray | None = None) -> None:
+        """Learn the vocabulary from the texts at ``idx`` (the training split; all when None): a
+        :class:`TokenizedTexts` (``tkn(texts)``) or one token list per text (``[tkn(t) for t in texts]``).
 
         A vocabulary given to ``__init__`` is kept as is (it belongs to a pretrained model)."""
         if self.vocab_arg is not None:
             self.vocab_ = list(self.vocab_arg)
             return
+        if isinstance(tokens, (list, tuple)) and tokens and all(isinstance(t, str) for t in tokens):
+            raise ParameterError("Numericalize.setup takes the tokens of many texts (one list per text); got one "
+                                 "text's tokens: wrap them in a list, [toks], or pass tkn(texts)")
+        if isinstance(tokens, (list, tuple)):
+            tokens = TokenizedTexts.from_lists(tokens, "Numericalize.setup")
         if not isinstance(tokens, TokenizedTexts):
-            raise ParameterError(f"Numericalize.setup takes a TokenizedTexts (Tokenizer.encode output), "
-                                 f"got {type(tokens).__name__}")
+            raise ParameterError(f"Numericalize.setup takes a TokenizedTexts (Tokenizer.encode output) or a list of "
+                                 f"token lists, got {type(tokens).__name__}")
         counts = tokens.counts(idx)
         specials = self.specials
         cand = sorted((-int(c), t) for t, c in zip(tokens.vocab, counts) if c >= self.min_freq and t not in specials)
@@ -127,13 +133,31 @@ class Numericalize(Transform):
         table = np.fromiter((lookup.get(t, unk) for t in tokens.vocab), dtype=np.int32, count=len(tokens.vocab))
         return table[tokens.ids] if len(tokens.ids) else np.zeros(0, np.int32)
 
-    def encode(self, tokens: Any) -> pa.ListArray:
-        """Ids as an Arrow ``list<int32>`` array, one list per text."""
+    @overload
+    def encode(self, tokens: TokenizedTexts) -> pa.ListArray: ...
+    @overload
+    def encode(self, tokens: Any) -> Any: ...
+
+    def encode(self, tokens: Any) -> pa.ListArray | torch.Tensor:
+        """Ids of one text's tokens (a list of str, what ``tkn(text)`` gives) as a 1-d ``torch.long`` tensor,
+        as ``num(toks)`` in the book; ids of many texts (a :class:`TokenizedTexts`, or a list of token lists)
+        as an Arrow ``list<int32>`` array, one list per text.
+
+        >>> from pipekit.text.tokenize import Tokenizer
+        >>> tkn, num = Tokenizer(), Numericalize(min_freq=1)
+        >>> num.setup(tkn(["a film", "a good film"]))
+        >>> nums = num(tkn("a good film"))
+        >>> nums, nums[:2], [num.vocab[o] for o in nums]
+        (tensor([ 2,  9, 11, 10]), tensor([2, 9]), ['xxbos', 'a', 'good', 'film'])
+        """
         if isinstance(tokens, (list, tuple)) and all(isinstance(t, str) for t in tokens):
-            tokens = _single(tokens)
+            one = TokenizedTexts.from_lists([tokens], "Numericalize")
+            return torch.from_numpy(self.encode_flat(one).astype(np.int64))
+        if isinstance(tokens, (list, tuple)):
+            tokens = TokenizedTexts.from_lists(tokens, "Numericalize")
         if not isinstance(tokens, TokenizedTexts):
-            raise ParameterError(f"Numericalize.encode takes a TokenizedTexts or a list of tokens, "
-                                 f"got {type(tokens).__name__}")
+            raise ParameterError(f"Numericalize.encode takes one text's tokens (a list of str), a TokenizedTexts or "
+                                 f"a list of token lists, got {type(tokens).__name__}")
         if tokens.offsets[-1] >= 2**31:
             raise DataError("more than 2**31 tokens in one column; split the corpus into several blocks")
         flat = self.encode_flat(tokens)
@@ -189,9 +213,3 @@ class Numericalize(Transform):
         vocab = self.vocab_
         return [vocab[int(i)] for i in arr]
 
-
-def _single(tokens: Sequence[str]) -> TokenizedTexts:
-    vocab = list(dict.fromkeys(tokens))
-    index = {t: i for i, t in enumerate(vocab)}
-    ids = np.fromiter((index[t] for t in tokens), dtype=np.int32, count=len(tokens))
-    return TokenizedTexts(vocab, ids, np.array([0, len(tokens)], dtype=np.int64))

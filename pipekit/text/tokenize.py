@@ -17,7 +17,7 @@ of the training texts and applied, again once per distinct word, in parallel in 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -75,8 +75,41 @@ class TokenizedTexts:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    @classmethod
+    def from_lists(cls, token_lists: Sequence[Sequence[str]], what: str = "tokens") -> TokenizedTexts:
+        """Many texts' token lists (``[tkn(t) for t in texts]``) as a :class:`TokenizedTexts`.
+
+        >>> tt = TokenizedTexts.from_lists([["xxbos", "a", "film"], ["xxbos", "a"]])
+        >>> tt[1], tt.vocab, tt.lengths.tolist()
+        (['xxbos', 'a'], ['xxbos', 'a', 'film'], [3, 2])
+        """
+        if isinstance(token_lists, (str, bytes)) or not isinstance(token_lists, Sequence):
+            raise ParameterError(f"{what}: expected a list of token lists (one per text), got "
+                                 f"{type(token_lists).__name__}")
+        index: dict[str, int] = {}
+        ids: list[int] = []
+        lengths = np.empty(len(token_lists), dtype=np.int64)
+        for k, toks in enumerate(token_lists):
+            if isinstance(toks, (str, bytes)) or not isinstance(toks, Sequence):
+                raise ParameterError(f"{what}: text {k} is a {type(toks).__name__}, not a list of tokens; give one "
+                                     f"list of str per text, as tkn(text) returns")
+            bad = next((j for j, t in enumerate(toks) if not isinstance(t, str)), None)
+            if bad is not None:
+                raise ParameterError(f"{what}: token {bad} of text {k} is {toks[bad]!r:.40}, not a str")
+            ids += [index.setdefault(t, len(index)) for t in toks]
+            lengths[k] = len(toks)
+        return cls(list(index), np.asarray(ids, dtype=np.int32),
+                   np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
     def __getitem__(self, i: int) -> list[str]:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"text {i} is outside the {n} texts")
+        i %= n  # tt[-1] is the last text
         return [self.vocab[j] for j in self.ids[self.offsets[i]:self.offsets[i + 1]]]
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return (self[i] for i in range(len(self)))
 
     @property
     def lengths(self) -> np.ndarray:
