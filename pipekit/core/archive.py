@@ -262,8 +262,12 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str) -
 
 # ---------------------------------------------------------------------------------------------- folders
 def _regular_size(path: Path, where: str, max_bytes: int) -> int:
-    """The size of the regular file ``path``, checked to be at most ``max_bytes``."""
-    st = os.stat(path)  # FileNotFoundError passes through: a missing file is not a malformed one
+    """The size of the regular file ``path``, checked to be at most ``max_bytes``. A link is refused: a file of
+    an export folder is the file itself, so a link could only send the reader somewhere else on the disk."""
+    st = os.lstat(path)  # FileNotFoundError passes through: a missing file is not a malformed one
+    if stat.S_ISLNK(st.st_mode):
+        raise ExportError(f"{where} is a symbolic link; an export folder holds its files themselves "
+                          "(copy the file in place of the link)")
     if not stat.S_ISREG(st.st_mode):
         raise ExportError(f"{where} is not a regular file")
     if st.st_size > max_bytes:
@@ -276,7 +280,9 @@ def read_file(path: str | os.PathLike, where: str, max_bytes: int = MAX_JSON_BYT
     in case it grows). Devices, pipes and sockets are refused (they have no size to check)."""
     path = Path(path)
     size = _regular_size(path, where, max_bytes)
-    with open(path, "rb") as f:
+    # O_NOFOLLOW: a link put in place between the check above and this open is refused too
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise ExportError(f"{where} is not a regular file")
         buf = bytearray(size)
@@ -358,6 +364,8 @@ def read_npz(source: str | os.PathLike | bytes | bytearray, where: str, limits: 
 #: is read by rewriting its record into the current shape (``pipekit.core.component.upgrade``, each class's
 #: ``upgrade_record``), then loaded as strictly as a current one.
 FORMAT, VERSION = "pipekit", 3
+#: the oldest format read (rewritten into the current one as it is read, by ``pipekit.core.component.upgrade``)
+MIN_VERSION = 2
 _LIMITS = {"manifest.json": MAX_JSON_BYTES, "record.json": MAX_JSON_BYTES, "arrays.npz": MAX_TOTAL_BYTES,
            "weights.safetensors": MAX_WEIGHTS_BYTES}
 
@@ -439,7 +447,7 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
         files = read_archive(path, limit, where)
     if "manifest.json" not in files:
         old = "recipe.json" in files or any(k.endswith(".npy") for k in files)
-        raise ExportError(f"{where} was written by pipekit 0.1 (file format 1); this pipekit reads formats 2 to {VERSION}. "
+        raise ExportError(f"{where} was written by pipekit 0.1 (file format 1); this pipekit reads formats {MIN_VERSION} to {VERSION}. "
                           "Train and export the model again with this version (learn.export(path) or "
                           "model.export(path)), or load it with pipekit 0.1." if old else
                           f"{where} has no manifest.json; it is not a pipekit file")
@@ -447,8 +455,11 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ExportError(f"{where}: manifest.json does not describe a pipekit file")
     version, kind = manifest.get("version"), manifest.get("kind")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1 or not isinstance(kind, str):
-        raise ExportError(f"{where}: manifest.json needs a positive integer 'version' and a text 'kind', got {manifest}")
+    if not isinstance(version, int) or isinstance(version, bool) or not isinstance(kind, str):
+        raise ExportError(f"{where}: manifest.json needs an integer 'version' and a text 'kind', got {manifest}")
+    if version < MIN_VERSION:  # format 1 had no manifest: a manifest saying 1 was not written by pipekit
+        raise ExportError(f"{where}: manifest.json says format {version}; this pipekit reads formats "
+                          f"{MIN_VERSION} to {VERSION}, and format 1 files have no manifest")
     if version > VERSION:
         raise ExportError(f"{where} was written by a newer pipekit (format {version} > {VERSION}); upgrade pipekit")
     if "record.json" not in files:

@@ -272,13 +272,15 @@ def _set(path: tuple, value):
 MANIFEST_ATTACKS = {
     "list": (lambda m: [1, 2], r"manifest.json does not describe a pipekit file"),
     "format": (_set(("format",), "pickle"), r"manifest.json does not describe a pipekit file"),
-    "version_str": (_set(("version",), "abc"), r"manifest.json needs a positive integer 'version'"),
-    "version_list": (_set(("version",), [2]), r"manifest.json needs a positive integer 'version'"),
-    "version_bool": (_set(("version",), True), r"manifest.json needs a positive integer 'version'"),
-    "version_zero": (_set(("version",), 0), r"manifest.json needs a positive integer 'version'"),
-    "version_missing": (_set(("version",), KeyError), r"manifest.json needs a positive integer 'version'"),
+    "version_str": (_set(("version",), "abc"), r"manifest.json needs an integer 'version'"),
+    "version_list": (_set(("version",), [2]), r"manifest.json needs an integer 'version'"),
+    "version_bool": (_set(("version",), True), r"manifest.json needs an integer 'version'"),
+    "version_zero": (_set(("version",), 0), r"manifest.json says format 0; this pipekit reads formats 2 to"),
+    # format 1 had no manifest: one that says 1 is not pipekit's (and is not run through the format-2 upgrade)
+    "version_one": (_set(("version",), 1), r"manifest.json says format 1; .*format 1 files have no manifest"),
+    "version_missing": (_set(("version",), KeyError), r"manifest.json needs an integer 'version'"),
     "version_newer": (_set(("version",), 99), rf"was written by a newer pipekit \(format 99 > {VERSION}\)"),
-    "kind_int": (_set(("kind",), 5), r"manifest.json needs a positive integer 'version' and a text 'kind'"),
+    "kind_int": (_set(("kind",), 5), r"manifest.json needs an integer 'version' and a text 'kind'"),
     "kind_other": (_set(("kind",), "component"), r"holds a component, not a learner export"),
     "kind_unknown": (_set(("kind",), "os.system"), r"holds a os.system, not a learner export"),
 }
@@ -490,14 +492,29 @@ def test_sec_export_folders_get_the_same_caps(exported, tmp_path):
     manifest = folder / "manifest.json"
     good_manifest = manifest.read_bytes()
     manifest.write_bytes(json_bytes(_set(("version",), "abc")(json.loads(good_manifest))))
-    refused(load_learner, folder, match=r"manifest.json needs a positive integer 'version'")
+    refused(load_learner, folder, match=r"manifest.json needs an integer 'version'")
     manifest.write_bytes(good_manifest)
     # a device or a pipe in place of the weights is refused (reading it could block or never end)
     weights = folder / "weights.safetensors"
+    good_weights = weights.read_bytes()
     weights.unlink()
     os.symlink("/dev/zero", weights)
-    refused(load_learner, folder, match=r"'weights.safetensors' is not a regular file")
+    refused(load_learner, folder, match=r"'weights.safetensors' is a symbolic link; an export folder holds")
+    # a link to a real file elsewhere on the disk is refused before that file is opened, even to a copy of
+    # the folder's own weights
     weights.unlink()
+    (tmp_path / "elsewhere.safetensors").write_bytes(good_weights)
+    os.symlink(tmp_path / "elsewhere.safetensors", weights)
+    refused(load_learner, folder, match=r"'weights.safetensors' is a symbolic link")
+    record.unlink()
+    os.symlink("/etc/passwd", record)
+    refused(load_learner, folder, match=r"'record.json' is a symbolic link")
+    record.unlink()
+    record.write_bytes(good)
+    weights.unlink()
+    weights.mkdir()
+    refused(load_learner, folder, match=r"'weights.safetensors' is not a regular file")
+    weights.rmdir()
     os.mkfifo(weights)
     refused(load_learner, folder, match=r"'weights.safetensors' is not a regular file")
 
