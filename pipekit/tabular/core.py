@@ -280,7 +280,8 @@ class _FittedNames:
 
 
 class TabularSplit(_FittedNames):
-    """Processed rows of one subset: ``.xs`` (Polars), ``.ys``, ``.cats``, ``.conts``, ``to_numpy()``, ``to_torch()``.
+    """Processed rows of one subset: ``.xs`` (Polars), ``.y`` (the target, 1-D), ``.ys``, ``.cats``, ``.conts``,
+    ``to_numpy()``, ``to_torch()``.
 
     Example:
         >>> xs, y = tab.train.to_numpy()        # doctest: +SKIP
@@ -322,8 +323,30 @@ class TabularSplit(_FittedNames):
 
     @property
     def ys(self) -> pl.DataFrame | None:
-        """Encoded targets (class codes into ``y_vocab`` or floats); None when the data has no target."""
+        """Encoded targets as a frame, one column per y_name (class codes into ``y_vocab`` or floats); None when the
+        data has no target. For one target, ``.y`` is the 1-D Series to score predictions against."""
         return self.frame.select(self.y_names) if self.has_targets else None
+
+    @property
+    def y(self) -> pl.Series | None:
+        """The one target as a 1-D Polars Series named after it (class codes into ``y_vocab``, or float32 values),
+        as fastai's ``to.train.y`` is a 1-D pandas Series; None when the data has no target. Built on
+        :meth:`y_array`. Use it rather than ``.ys`` (an ``(n, 1)`` frame) to score a 1-D prediction: numpy
+        broadcasts ``preds - ys`` to an ``(n, n)`` matrix, a wrong number with no error.
+
+        Example:
+            >>> import numpy as np, polars as pl
+            >>> df = pl.DataFrame({"a": ["x", "y", "x", "y"], "t": [0.5, 1.0, 1.5, 2.0]})
+            >>> tab = Tabular(df, cat_names=["a"], y_names="t", splits=([0, 1, 2], [3]))
+            >>> tab.train.y.to_list(), (np.zeros(3) - tab.train.y).shape
+            ([0.5, 1.0, 1.5], (3,))
+        """
+        if len(self.y_names) > 1:
+            raise ParameterError(f"{self.name}.y is the one target of a table with one y_name; this one has "
+                                 f"{len(self.y_names)} ({self.y_names}): use .ys (a frame, one column each) or "
+                                 ".y_array() (an (n, k) array).")
+        y = self.y_array()
+        return None if y is None else pl.Series(self.y_names[0], y)
 
     def y_array(self) -> np.ndarray | None:
         """Targets as numpy: int64 codes (classification), float32 ``(n,)`` or ``(n, k)`` (regression)."""
