@@ -528,6 +528,16 @@ def test_sec_tree_tables_from_a_file_are_checked(fitted, splits, tmp_path):
     offsets[1] = offsets[2]  # an empty tree
     with pytest.raises(ExportError, match="tree offsets must be increasing"):
         load_model(write_model_file(tmp_path / "rf_off.pipekit", record, {**arrays, offsets_key: offsets}))
+    # a NaN threshold would send every row one way and a NaN value reach the predictions, with no error
+    tables = {k: v["__array__"] for k, v in record["state"]["model_"]["trees"].items()}
+    for field, value, said in [("threshold", np.nan, r"tree 0 node 0 splits at threshold nan; a split threshold "
+                                                     r"must be a finite number"),
+                               ("threshold", np.inf, r"tree 0 node 0 splits at threshold inf"),
+                               ("values", np.nan, r"tree node values hold NaN or infinite numbers")]:
+        bad = {name: v.copy() for name, v in arrays.items()}
+        bad[tables[field]][0] = value
+        with pytest.raises(ExportError, match=said):
+            load_model(write_model_file(tmp_path / "rf_nan.pipekit", record, bad))
     # the untouched file still loads
     np.testing.assert_array_equal(load_model(tmp_path / "rf.pipekit").predict(va), fitted["rf"].predict(va))
 
