@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import pipekit.datasets as D
-from pipekit.core import ParameterError
-from pipekit.text import Numericalize, TokenizedTexts, Tokenizer
+from pipekit.core import Component, NotFittedError, ParameterError
+from pipekit.text import (Numericalize, SubwordTokenizer, TextBlock, TokenizedTexts, Tokenizer,
+                          WordTokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,49 @@ def test_numericalize_token_lists_bad_input(txts):
     num.setup([tkn(txts[0])])
     with pytest.raises(ParameterError, match="takes one text's tokens"):
         num(7)
+
+
+def test_word_tokenizer_is_the_word_mode_without_rules(txts):
+    spacy = WordTokenizer()
+    raw = spacy(txts[0])
+    assert raw[:12] == ["Un", "-", "bleeping", "-", "believable", "!", "Meg", "Ryan", "does", "n't", "even", "look"]
+    assert spacy(txts[:5])[4] == Tokenizer(rules=False, add_bos=False)(txts[4])
+    tkn = Tokenizer(spacy)  # the book's Tokenizer(spacy): the rules on those words
+    assert tkn.get_params() == Tokenizer().get_params() and repr(tkn) == "Tokenizer()"
+    assert [tkn(t) for t in txts[:30]] == [Tokenizer()(t) for t in txts[:30]]
+    assert repr(spacy) == "WordTokenizer()" and type(spacy.clone()) is WordTokenizer
+    again = Component.from_record(spacy.to_record())
+    assert type(again) is WordTokenizer and again(txts[1]) == spacy(txts[1])
+    # a TextBlock given a base tokenizer puts the rules on top, as fastai's does
+    block_tok = TextBlock(tok=spacy, cache_dir=False).tok
+    assert block_tok.rules and block_tok.add_bos and block_tok(txts[2]) == Tokenizer()(txts[2])
+
+
+def test_subword_tokenizer_is_the_unigram_mode(txts):
+    sp = SubwordTokenizer(vocab_sz=500)
+    with pytest.raises(NotFittedError, match="call setup"):
+        sp([txts[0]])
+    sp.setup(txts[:200])  # the book's sp.setup(txts); ' '.join(first(sp([txt]))[:40])
+    pieces = sp([txts[0]])[0][:40]
+    assert pieces == sp(txts[0])[:40] and "".join(pieces[:3]) == "\u2581Un" and "xxbos" not in pieces
+    assert sp.decode(sp(txts[3])) == WordTokenizer().decode(WordTokenizer()(txts[3]))
+    tkn = Tokenizer(sp)
+    assert (tkn.mode, tkn.vocab_sz, tkn.rules) == ("unigram", 500, True) and not tkn.is_fitted
+    assert Tokenizer(SubwordTokenizer(vocab_sz=300, model_type="bpe")).get_params() == \
+        Tokenizer("bpe", vocab_sz=300).get_params()
+    tkn.setup(txts[:200])
+    toks = tkn(txts[0])
+    assert toks[0] == "xxbos" and tkn.decode(toks) == Tokenizer().decode(Tokenizer()(txts[0]))
+
+
+def test_tokenizer_of_something_else_is_refused():
+    with pytest.raises(ParameterError, match=r"mode=Tokenizer\(...\) is a full tokenizer already: use it as it is"):
+        Tokenizer(Tokenizer())
+    with pytest.raises(ParameterError, match=r"mode=.* \(object\) is not a mode.*WordTokenizer\(\) or SubwordTokenizer"):
+        Tokenizer(object())
+    with pytest.raises(ParameterError, match="vocab_sz=100 differs from the SubwordTokenizer's vocab_sz=300"):
+        Tokenizer(SubwordTokenizer(vocab_sz=300), vocab_sz=100)
+    with pytest.raises(ParameterError, match="model_type"):
+        SubwordTokenizer(model_type="char")
+    with pytest.raises(ParameterError, match="vocab_sz"):
+        SubwordTokenizer(vocab_sz=3)

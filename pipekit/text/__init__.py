@@ -1,7 +1,8 @@
 """pipekit.text: tokenization, numericalization, text blocks and loaders, AWD-LSTM models, ULMFiT learners.
 
->>> from pipekit.text import TextBlock, Tokenizer, HFTokenizer, language_model_learner, text_classifier_learner, AWD_LSTM
+>>> from pipekit.text import TextBlock, Tokenizer, WordTokenizer, HFTokenizer, language_model_learner, text_classifier_learner, AWD_LSTM
 """
+from pipekit.text.base_tokenizers import SubwordTokenizer, WordTokenizer
 from pipekit.text.blocks import TextBlock
 from pipekit.text.hf_tokenizer import HFTokenizer
 from pipekit.text.dataloaders import TextDataLoaders
@@ -16,6 +17,6 @@ from pipekit.text.tokenize import SPECIAL_TOKENS, TokenizedTexts, Tokenizer, dec
 
 __all__ = ["AWD_LSTM", "HFTokenizer", "LMDataLoader", "LMLearner", "LinearDecoder", "ModelResetter", "Numericalize",
            "PoolingLinearClassifier", "RNNRegularizer", "SPECIAL_TOKENS", "SentenceEncoder", "SequentialRNN",
-           "SortedDataLoader", "TextBlock", "TextDataLoaders", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
+           "SortedDataLoader", "SubwordTokenizer", "TextBlock", "TextDataLoaders", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
            "decode_words", "get_language_model", "get_text_classifier", "language_model_learner",
-           "match_embeddings", "read_text_file", "text_classifier_learner"]
+           "match_embeddings", "read_text_file", "text_classifier_learner", "WordTokenizer"]

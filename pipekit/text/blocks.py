@@ -90,7 +90,10 @@ class TextBlock(TransformBlock):
         self.type_transforms()  # validates min_freq, max_vocab and vocab now
 
     def type_transforms(self) -> list[Any]:
-        return [self.tok_arg.clone() if self.tok_arg is not None else Tokenizer(),
+        tok = self.tok_arg.clone() if self.tok_arg is not None else Tokenizer()
+        if tok.is_base_tokenizer:  # the book's WordTokenizer()/SubwordTokenizer(): the rules go on top, as in fastai
+            tok = Tokenizer(tok)
+        return [tok,
                 Numericalize(min_freq=self.min_freq, max_vocab=self.max_vocab, vocab=self.vocab_arg)]
 
     def loader_type(self) -> type:

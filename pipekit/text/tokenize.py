@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 import numpy as np
 import polars as pl
@@ -229,8 +229,18 @@ class Tokenizer(Transform):
                          "vocab_sz": Interval(len(SPECIAL_TOKENS) + 1, None, integer=True, none_ok=True),
                          "rules": Options(True, False), "add_bos": Options(True, False), "add_eos": Options(True, False)}
 
-    def __init__(self, mode: str = "word", vocab_sz: int | None = None, rules: bool = True,
+    #: whether this is a tokenizer without the rules that ``Tokenizer(tok)`` turns into one with them, as the
+    #: book's ``Tokenizer(WordTokenizer())`` (see :mod:`pipekit.text.base_tokenizers`)
+    is_base_tokenizer: ClassVar[bool] = False
+
+    def __init__(self, mode: str | Tokenizer = "word", vocab_sz: int | None = None, rules: bool = True,
                  add_bos: bool = True, add_eos: bool = False):
+        if isinstance(mode, Tokenizer):
+            mode, vocab_sz = _mode_of(mode, vocab_sz)
+        elif not isinstance(mode, str):
+            raise ParameterError(f"Tokenizer: mode={mode!r:.40} ({type(mode).__name__}) is not a mode; give 'word', "
+                                 f"'bpe' or 'unigram', or, as in the book, WordTokenizer() or "
+                                 f"SubwordTokenizer(vocab_sz=...)")
         self.mode, self.vocab_sz, self.rules, self.add_bos, self.add_eos = mode, vocab_sz, rules, add_bos, add_eos
         self.check_params()
         if mode == "word" and vocab_sz is not None:
@@ -261,8 +271,10 @@ class Tokenizer(Transform):
         self.state_from_data({"subword_": tk.to_str()})
 
     def cache_settings(self) -> dict[str, Any]:
-        """What identifies this tokenizer's output in the token cache (its parameters)."""
-        return self.get_params()
+        """What identifies this tokenizer's output in the token cache (its settings, which a base tokenizer
+        fixes rather than takes as parameters)."""
+        return {"mode": self.mode, "vocab_sz": self.vocab_sz, "rules": self.rules, "add_bos": self.add_bos,
+                "add_eos": self.add_eos}
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         super().state_from_data(state)
@@ -435,6 +447,17 @@ class Tokenizer(Transform):
         """Readable text from tokens: case markers applied, repetitions expanded, spacing restored."""
         words = _merge_subwords(tokens) if self.mode != "word" else list(tokens)
         return decode_words(words)
+
+
+def _mode_of(tok: Tokenizer, vocab_sz: int | None) -> tuple[str, int | None]:
+    """The mode and subword vocabulary size that ``Tokenizer(tok)`` takes from the book's base tokenizer ``tok``."""
+    if not tok.is_base_tokenizer:
+        raise ParameterError(f"Tokenizer: mode={type(tok).__name__}(...) is a full tokenizer already: use it as it "
+                             f"is; Tokenizer(tok) takes the book's WordTokenizer() or SubwordTokenizer(vocab_sz=...)")
+    if vocab_sz is not None and tok.vocab_sz is not None and vocab_sz != tok.vocab_sz:
+        raise ParameterError(f"Tokenizer: vocab_sz={vocab_sz} differs from the {type(tok).__name__}'s "
+                             f"vocab_sz={tok.vocab_sz}; give it once")
+    return tok.mode, tok.vocab_sz if vocab_sz is None else vocab_sz
 
 
 def _merge_subwords(pieces: Iterable[str]) -> list[str]:
