@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from typing import Any
@@ -355,7 +356,11 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
     left, right = _numbers(tree, "left_child", m, int, where), _numbers(tree, "right_child", m, int, where)
     thresholds = _numbers(tree, "threshold", m, float, where)
     kinds = _numbers(tree, "decision_type", m, int, where)
-    _numbers(tree, "leaf_value", n, float, where)
+    leaves = _numbers(tree, "leaf_value", n, float, where)
+    # a NaN threshold sends every row one way without an error, and a NaN leaf reaches the predictions
+    if not all(math.isfinite(v) for v in (*thresholds, *leaves)):
+        raise ExportError(f"{where}: a split threshold or leaf value is NaN or infinite; a fitted tree's are "
+                          "finite numbers")
     for key in ("split_gain", "internal_value", "internal_weight", "internal_count"):
         _numbers(tree, key, m, float, where, required=False)
     for key in ("leaf_weight", "leaf_count"):

@@ -566,6 +566,10 @@ def test_sec_lightgbm_text_from_a_file_is_checked_before_lightgbm_reads_it(fitte
         "category set out of range": (re.sub(r"cat_boundaries=([^\n]*) \d+\n", r"cat_boundaries=\1 999999\n", no_sizes,
                                              count=1), r"category table"),
         "not a number": (re.sub(r"threshold=\S+", "threshold=nope", no_sizes, count=1), r"not a number"),
+        "NaN threshold": (re.sub(r"threshold=\S+", "threshold=nan", no_sizes, count=1), r"tree 0: a split threshold "
+                          r"or leaf value is NaN or infinite"),
+        "infinite threshold": (re.sub(r"threshold=\S+", "threshold=inf", no_sizes, count=1), r"NaN or infinite"),
+        "NaN leaf": (re.sub(r"leaf_value=\S+", "leaf_value=nan", no_sizes, count=1), r"NaN or infinite"),
         "another model's width": (re.sub(r"max_feature_idx=\d+", "max_feature_idx=2", text), r"for 3 inputs"),
         "LightGBM's own refusal": (re.sub(r"objective=[^\n]*", "objective=binary sigmoid:oops", no_sizes), r"LightGBM"),
     }
