@@ -170,19 +170,53 @@ def _many(learn: Any, items: Any, what: str, first: int) -> list[tuple[str, str]
     return out
 
 
+def input_kind(learn: Any) -> str | None:
+    """What a model's input is, as the files ``pipekit predict`` takes for it name it: "table" (rows of a table
+    file), "text" (lines of a .txt file), "image" (image files), or None (a recipe of another kind: any file
+    is one item)."""
+    from pipekit.tabular.loaders import TabularRecipe
+    from pipekit.text.blocks import TextBlock
+    from pipekit.vision.blocks import _PixelBlock
+
+    if isinstance(getattr(learn.dls, "recipe", None), TabularRecipe):
+        return "table"
+    blocks = learn.dls.blocks
+    first = blocks[0] if blocks else None
+    return "text" if isinstance(first, TextBlock) else "image" if isinstance(first, _PixelBlock) else None
+
+
+#: the files ``pipekit predict`` takes for each kind of input
+KIND_FILES = {"table": "tables (.csv, .tsv, .parquet, .arrow), a row each",
+              "text": "UTF-8 .txt files, a text a line",
+              "image": "image files (.jpg, .png, ...)"}
+
+
 def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
     """``(where, prediction)`` for the file ``path``: each row of a table (CSV, TSV, Parquet, Arrow) read as the
-    model's recipe reads rows, each non-empty line of a ``.txt`` file as a text, any other file (an image) as
-    one item."""
+    model's recipe reads rows, each non-empty line of a ``.txt`` file as a text, an image as one item. A file of
+    another kind than the model's input (a table for an image model, an image for a text model) is refused with
+    the kinds it takes."""
+    from pipekit.data.getters import IMAGE_EXTENSIONS
     from pipekit.data.items import TABLE_SUFFIXES
 
     if not path.is_file():
         raise FileNotFoundError("no such file" + ("" if path.is_absolute() else f" (looked in {Path.cwd()})"))
     suffix = path.suffix.lower()
+    kind = input_kind(learn)
+    found = "table" if suffix in TABLE_SUFFIXES else "text" if suffix == ".txt" else \
+        "image" if suffix in IMAGE_EXTENSIONS else None
+    if kind is not None and found != kind:
+        names = {"table": "a table", "text": "a text file", "image": "an image", None: "none of those"}
+        raise ValueError(f"this is {'an image' if kind == 'image' else 'a ' + kind} model; it takes "
+                         f"{KIND_FILES[kind]}, and {path.name!r} is {names[found]}")
     if suffix in TABLE_SUFFIXES:
         return _many(learn, path, f"{path} row", 0)
     if suffix == ".txt":
-        numbered = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"byte {e.start} is not UTF-8 ({e.reason}); save the file as UTF-8 text") from None
+        numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         if not numbered:
             raise ValueError(f"{path} holds no text")
         found = _many(learn, [line for _, line in numbered], f"{path} line", 0)

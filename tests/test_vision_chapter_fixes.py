@@ -430,6 +430,15 @@ def test_pipekit_predict_an_image_model(mnist_learner, tmp_path):
                                                             f"{tmp_path})")
     lines = done.stdout.splitlines()
     assert len(lines) == len(files) >= 3
+    # a file of another kind is named with the kinds the model takes (a .txt line was read as an image path)
+    (tmp_path / "notes.txt").write_text("hello\n")
+    done = _cli("predict", str(model), "notes.txt", str(D.path("adult_sample") / "adult.csv"), cwd=tmp_path)
+    assert done.returncode == 1 and not done.stdout
+    assert done.stderr.splitlines() == [
+        "pipekit predict: notes.txt: this is an image model; it takes image files (.jpg, .png, ...), and "
+        "'notes.txt' is a text file",
+        f"pipekit predict: {D.path('adult_sample') / 'adult.csv'}: this is an image model; it takes image files "
+        "(.jpg, .png, ...), and 'adult.csv' is a table"]
     for f, line in zip(files, lines):
         label, _, probs = mnist_learner.predict(f)
         assert line == f"{f}\t{label}\t{float(probs.max()):.4f}"
@@ -452,6 +461,11 @@ def test_pipekit_predict_rows_of_a_csv_with_a_tabular_model(tmp_path):
     assert done.returncode == 0, done.stderr
     want = [f"{rows} row {i}\t{dls.vocab[int(d)]}\t{float(p[int(d)]):.4f}" for i, (p, d) in enumerate(zip(preds, dec))]
     assert done.stdout.splitlines() == want and len(want) == 12
+    (tmp_path / "notes.txt").write_text("hello\n")
+    done = _cli("predict", str(model), "notes.txt", cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.strip() == (
+        "pipekit predict: notes.txt: this is a table model; it takes tables (.csv, .tsv, .parquet, .arrow), a row "
+        "each, and 'notes.txt' is a text file")
 
 
 def test_pipekit_predict_lines_of_text_with_a_text_model(tmp_path):
@@ -475,6 +489,18 @@ def test_pipekit_predict_lines_of_text_with_a_text_model(tmp_path):
         where, said, prob = line.split("\t")
         assert (where, said) == (f"{texts} line {n}", label) and float(prob) == pytest.approx(float(probs.max()), abs=2e-4)
     assert len(lines) == 3
+    # an image, another kind of file and a file that is not UTF-8 are refused, each named, with the fix
+    image = next(iter(get_image_files(D.path("mnist_tiny") / "valid")))
+    (tmp_path / "review.md").write_text(reviews[0], encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9 cr\u00e8me".encode("latin-1"))
+    done = _cli("predict", str(model), str(image), "review.md", "latin1.txt", cwd=tmp_path)
+    assert done.returncode == 1 and not done.stdout
+    assert done.stderr.splitlines() == [
+        f"pipekit predict: {image}: this is a text model; it takes UTF-8 .txt files, a text a line, and "
+        f"{image.name!r} is an image",
+        "pipekit predict: review.md: this is a text model; it takes UTF-8 .txt files, a text a line, and "
+        "'review.md' is none of those",
+        "pipekit predict: latin1.txt: byte 3 is not UTF-8 (invalid continuation byte); save the file as UTF-8 text"]
 
 
 def test_run_and_summary_say_a_saved_model_is_no_recipe(mnist_learner, tmp_path, monkeypatch, capsys):
