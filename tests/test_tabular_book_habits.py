@@ -7,7 +7,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.tabular import Categorify, FillMissing, Tabular
@@ -51,3 +51,32 @@ def test_y_with_several_targets_points_to_ys():
     with pytest.raises(ParameterError, match=r"valid.y is the one target .* 2 \(\['age', 'fnlwgt'\]\): use .ys"):
         _ = to.valid.y
     assert to.valid.ys.shape == (len(to.valid), 2)
+
+
+def test_add_datepart_gives_a_pandas_frame_for_a_pandas_frame_on_rossmann():
+    from pipekit.tabular import add_datepart
+
+    df = pd.read_csv(path("rossmann_sample") / "train.csv", dtype={"StateHoliday": str})
+    df = df[df["Store"] % 2 == 1]  # a filtered frame: its index has gaps, which the result keeps
+    sizes = ["Mini", "Small", "Medium", "Large"]
+    df["Size"] = pd.Categorical(np.array(sizes)[df["Store"].to_numpy() % 4], categories=sizes, ordered=True)
+    before = df.copy()
+    out = add_datepart(df, "Date")
+    assert isinstance(out, pd.DataFrame)
+    pd.testing.assert_frame_equal(df, before)  # the caller's frame is not changed
+    assert out.index.equals(df.index) and "Date" not in out.columns
+    assert out["Size"].dtype == df["Size"].dtype and out["Size"].cat.ordered  # other columns keep their types
+    pd.testing.assert_frame_equal(out[list(before.columns.drop("Date"))], before.drop(columns="Date"))
+    # the book's next line: pandas attribute access and comparison on the parts
+    assert int((out.Year < 2015).sum()) == int((pd.to_datetime(df["Date"]).dt.year < 2015).sum()) > 0
+    # the parts are those of a Polars frame, value for value
+    polars_out = add_datepart(pl.from_pandas(df[["Date"]]), "Date")
+    for c in polars_out.columns:
+        assert out[c].tolist() == polars_out[c].to_list(), c
+    # a pandas datetime column, kept with drop=False; a Polars LazyFrame stays lazy
+    kept = add_datepart(df.assign(Date=pd.to_datetime(df["Date"])).head(50), "Date", drop=False)
+    assert isinstance(kept, pd.DataFrame) and kept["Date"].dtype.kind == "M" and kept["Dayofweek"].iloc[0] == \
+        pd.to_datetime(df["Date"]).iloc[0].day_of_week
+    assert isinstance(add_datepart(pl.from_pandas(df[["Date"]]).lazy(), "Date"), pl.LazyFrame)
+    with pytest.raises(DataError, match=r"column 'saledate' is not in the data"):
+        add_datepart(df, "saledate")

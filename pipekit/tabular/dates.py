@@ -74,7 +74,7 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
 
 
 def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool = True, time: bool = False,
-                 format: str | None = None, errors: str = "raise") -> pl.DataFrame | pl.LazyFrame:
+                 format: str | None = None, errors: str = "raise") -> Any:
     """Replace a date column by its parts: Year, Month, Week, Day, Dayofweek (Monday=0), Dayofyear,
     Is_month_end/start, Is_quarter_end/start, Is_year_end/start, Elapsed (seconds since 1970), and with
     ``time=True`` Hour, Minute, Second. Nulls stay null (FillMissing fills them).
@@ -96,6 +96,11 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
 
     ``prefix`` defaults to the column name without a trailing "date"/"Date" (``Date`` -> ``Year``, ...).
 
+    The result is the caller's kind of frame: a pandas DataFrame gives a new pandas DataFrame (its index and its
+    other columns' types kept; ``df`` itself is not changed, so write ``df = add_datepart(df, ...)``), a Polars
+    LazyFrame stays lazy, and a Polars DataFrame or any other table (a path, an Arrow table) gives a Polars
+    DataFrame.
+
     Example:
         >>> import polars as pl
         >>> out = add_datepart(pl.DataFrame({"Date": ["2015-03-31"]}), "Date")
@@ -104,8 +109,14 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         >>> add_datepart(pl.DataFrame({"t": ["2015-03-31T23:30:00-05:00"]}), "t", time=True).select(
         ...     "tDay", "tHour", "tElapsed").row(0)
         (31, 23, 1427862600)
+        >>> import pandas as pd
+        >>> pdf = add_datepart(pd.DataFrame({"saledate": ["2011-11-16"], "x": [1]}), "saledate")
+        >>> type(pdf).__name__, list(pdf.columns[:3]), bool((pdf.saleYear < 2012).all())
+        ('DataFrame', ['x', 'saleYear', 'saleMonth'], True)
     """
     check("add_datepart", errors=(errors, Options("raise", "null")))
+    if _is_pandas_frame(df):
+        return _add_datepart_pandas(df, field_name, prefix, drop, time, format, errors)
     frame = df if isinstance(df, pl.LazyFrame) else read_frame(df)  # a lazy query stays lazy
     schema = schema_of(frame)
     if field_name not in schema:
@@ -147,6 +158,26 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     parts.append(elapsed.alias(f"{pre}Elapsed"))
     out = frame.with_columns(parts).drop(tmp)
     return out.drop(field_name) if drop else out
+
+
+def _is_pandas_frame(df: Any) -> bool:
+    return type(df).__name__ == "DataFrame" and type(df).__module__.startswith("pandas")
+
+
+def _add_datepart_pandas(df: Any, field_name: str, prefix: str | None, drop: bool, time: bool,
+                         format: str | None, errors: str) -> Any:
+    """``add_datepart`` on a pandas frame: the parts are computed from the date column alone and added to a copy of
+    ``df``, so its other columns keep their pandas types (an ordered category stays ordered) and its index."""
+    import pandas as pd
+
+    if field_name not in df.columns:
+        raise DataError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(df.columns)}.")
+    parts = add_datepart(read_frame(df[[field_name]]), field_name, prefix, True, time, format, errors)
+    new = parts.to_pandas()  # integer parts with nulls become floats with NaN, as pandas' own .dt.year gives
+    new.index = df.index
+    base = df.drop(columns=[field_name] if drop else [])
+    base = base.drop(columns=[c for c in new.columns if c in base.columns])  # a part recomputed replaces the old
+    return pd.concat([base, new], axis=1)
 
 
 def cont_cat_split(df: Any, max_card: int = 20, dep_var: str | Sequence[str] | None = None) -> tuple[list[str], list[str]]:
