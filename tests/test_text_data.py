@@ -147,6 +147,33 @@ def test_reuse_vocab_test_dl_and_unknowns(imdb, tmp_path):
     assert x[1][x[1] != 1].tolist() == [2]  # an empty text is just xxbos
 
 
+def test_a_path_given_as_a_new_item_is_read_by_a_model_trained_on_a_column(imdb, tmp_path):
+    """A text model trained on a column of texts reads a ``Path`` given to predict or test_dl (it classified the
+    file's name); a str is the text itself, a missing or non-UTF-8 file is refused by name."""
+    from pathlib import Path
+
+    from pipekit.text import AWD_LSTM, text_classifier_learner
+
+    some = pl.concat([imdb.filter(~pl.col("is_valid")).head(100), imdb.filter(pl.col("is_valid")).head(20)])
+    dls = clas_block(False).dataloaders(some, bs=16, seed=0, num_workers=0)
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(emb_sz=16, n_hid=32, n_layers=1), pretrained=False)
+    reviews = imdb.filter(pl.col("is_valid"))["text"].to_list()[50:53]
+    files = []
+    for i, text in enumerate(reviews):
+        files.append(tmp_path / f"review{i}.md")
+        files[-1].write_text(text, encoding="utf-8")
+    by_text = learn.get_preds(dl=dls.test_dl(reviews))[0]
+    by_path = learn.get_preds(dl=dls.test_dl(files))[0]
+    by_name = learn.get_preds(dl=dls.test_dl([str(f) for f in files]))[0]
+    assert torch.equal(by_path, by_text) and not torch.allclose(by_name, by_text)
+    assert torch.equal(learn.predict(files[0])[2], by_text[0]) and torch.equal(learn.predict(reviews[0])[2], by_text[0])
+    with pytest.raises(DataError, match=r"missing.md: no such file; give an existing text file, or the text"):
+        learn.predict(Path(tmp_path / "missing.md"))
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.txt: not valid utf-8 at byte 3"):
+        learn.predict(tmp_path / "latin1.txt")
+
+
 def test_unseen_label_and_null_text(imdb, tmp_path):
     bad = imdb.with_columns(pl.when(pl.col("is_valid") & (pl.int_range(pl.len()) % 50 == 0))
                             .then(pl.lit("neutral")).otherwise(pl.col("label")).alias("label"))

@@ -91,6 +91,12 @@ class TransformBlock(Component):
         self.batch_tfms_ = self.block_batch_tfms()
         return self.to_store(values)
 
+    def new_paths(self, raw: pl.Series) -> pl.Series:
+        """``raw``, the paths of files given as new items (``learn.predict(Path(...))``, a list of paths for
+        ``test_dl``), as this block's input values: a block whose values are files (an image) takes the paths
+        themselves; a block of other values reads them from the files (:class:`~pipekit.text.TextBlock`)."""
+        return raw
+
     def encode_new(self, raw: pl.Series) -> Store:
         """Encode new data with the fitted state (test sets, inference)."""
         self.check_is_fitted("setup (build the data)")

@@ -346,6 +346,8 @@ class DataBlock(Component):
             if not bare:
                 self._check_getter_stored(i)
             raw = apply_getter(None if bare else _raw_value_getter(getter, items), items)
+            if bare and items.columns == ["path"]:  # path objects: a file per item, which the block may read
+                raw = block.new_paths(raw)
             block.check_raw(raw, "new data")
             stores.append(block.encode_new(raw, **_source_sizes(block, self.blocks_[:i], stores)))
         return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)

@@ -201,9 +201,10 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
 
     - an image: a file path (str or pathlib.Path), the file's bytes, a PIL image, or a NumPy array / torch
       tensor of pixels (uint8 (H, W) grey, (H, W, C) or (C, H, W); floats (C, H, W) in 0..1);
-    - a text: the text as a str. For a model trained on text files (``TextBlock.from_folder``,
-      ``read_files=True``) a str naming an existing file is read, any other str is the text itself (one
-      that looks like a file name, e.g. ``"review.txt"``, but names no file is refused);
+    - a text: the text as a str, or a ``pathlib.Path`` of a text file, which is read. For a model trained on
+      text files (``TextBlock.from_folder``, ``read_files=True``) a str naming an existing file is read too,
+      any other str is the text itself (one that looks like a file name, e.g. ``"review.txt"``, but names no
+      file is refused);
     - a row, for tables and for models whose getters read columns (``ColReader``, a function of a row):
       a dict, a pandas Series, or a one-row Polars or pandas DataFrame;
     - for a model built from arrays (``DataLoaders.from_stores``, ``dataloaders_from_arrays``): one item

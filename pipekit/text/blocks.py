@@ -133,6 +133,23 @@ class TextBlock(TransformBlock):
         return cls(vocab=vocab, read_files=True, **kwargs)
 
     # ------------------------------------------------------------------ raw values -> texts
+    def new_paths(self, raw: pl.Series) -> pl.Series:
+        """Files given as new items (``learn.predict(Path("review.txt"))``) are read: their text is classified,
+        whether the training texts were files or a column of a table (a path given as a ``str`` is the text
+        itself for a model trained on a column)."""
+        paths = raw.cast(pl.String).to_list()
+        missing = next((p for p in paths if not os.path.isfile(p)), None)
+        if missing is not None:
+            raise DataError(f"{missing}: no such file; give an existing text file, or the text itself as a str")
+        if self.read_files:
+            return raw  # read as the training files were
+
+        def read(path: str) -> str:
+            return read_text_file(path, self.encoding, self.errors)
+
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # file reads release the GIL
+            return pl.Series(raw.name, list(pool.map(read, paths)), dtype=pl.String)
+
     def texts(self, raw: pl.Series, new: bool = False) -> pl.Series:
         """The raw column as one text per item (files read, several columns joined with ``xxfld``).
 
