@@ -80,3 +80,38 @@ def test_add_datepart_gives_a_pandas_frame_for_a_pandas_frame_on_rossmann():
     assert isinstance(add_datepart(pl.from_pandas(df[["Date"]]).lazy(), "Date"), pl.LazyFrame)
     with pytest.raises(DataError, match=r"column 'saledate' is not in the data"):
         add_datepart(df, "saledate")
+
+
+def test_a_backend_named_by_a_string_is_searchable_as_backend_params_on_adult():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    from pipekit.backends import RandomForest
+    from pipekit.sklearn import TabularClassifier, TabularRegressor
+
+    adult = pd.read_csv(path("adult_sample") / "adult.csv", nrows=3000)
+    X, y = adult.drop(columns="salary"), adult["salary"]
+    est = TabularClassifier("rf", random_state=0)
+    params = est.get_params()
+    assert params["backend__n_estimators"] == RandomForest("classification").n_estimators  # what fit would use
+    assert clone(est).get_params() == params and clone(est).backend == "rf"
+    grid = GridSearchCV(est, {"backend__n_estimators": [5, 40]}, cv=2).fit(X, y)
+    assert est.backend == "rf" and not est.is_fitted  # the search worked on clones
+    assert [p["backend__n_estimators"] for p in grid.cv_results_["params"]] == [5, 40]
+    best = grid.best_estimator_
+    assert isinstance(best.model_, RandomForest) and best.model_.n_estimators == grid.best_params_["backend__n_estimators"]
+    assert grid.cv_results_["mean_test_score"].min() > 0.7
+    # set_params resolves the name as fit does; clone keeps scikit-learn's contract on the result
+    est = TabularRegressor("rf").set_params(backend__n_estimators=10)
+    assert isinstance(est.backend, RandomForest) and est.backend.task == "regression"
+    expected = {**RandomForest("regression").get_params(), "n_estimators": 10}
+    assert est.backend.get_params() == expected
+    twin = clone(est)
+    assert twin.backend is not est.backend and repr(twin.backend) == repr(est.backend)
+    assert {k: v for k, v in twin.get_params().items() if k != "backend"} == \
+        {k: v for k, v in est.get_params().items() if k != "backend"}
+    # a name given with its parameters in one call, in either order; an unknown name is refused by name
+    both = TabularClassifier().set_params(backend__min_samples_leaf=3, backend="rf")
+    assert isinstance(both.backend, RandomForest) and both.backend.min_samples_leaf == 3
+    with pytest.raises(ParameterError, match=r"backend='forest' is not known; use one of \['gbm', 'rf', 'net'\]"):
+        TabularClassifier().set_params(backend="forest", backend__n_estimators=3)

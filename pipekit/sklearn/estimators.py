@@ -111,6 +111,26 @@ class _TabularEstimator(Component, BaseEstimator):
             raise EstimatorNotFittedError(f"This {type(self).__name__} instance is not fitted yet; call {what} "
                                           "with appropriate arguments before using this estimator")
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The ``__init__`` arguments; with ``deep``, the backend's as ``backend__<name>`` too, those of the
+        backend a name stands for (``"rf"``: ``RandomForest``'s) included, so a search grid can be written
+        from them."""
+        out = super().get_params(deep)
+        if deep and isinstance(self.backend, str) and self.backend in BACKENDS:
+            named = default_backend(self.backend, self.task).get_params(deep=True)
+            out.update({f"backend__{k}": v for k, v in named.items()})
+        return out
+
+    def set_params(self, **params: Any) -> Any:
+        """Change parameters. ``backend__<name>`` with a backend given by name (``"rf"``) sets the parameter on
+        the backend that name stands for, which becomes the ``backend`` parameter (``RandomForest(
+        "classification", n_estimators=10)``), as ``fit`` would have made it: scikit-learn's ``GridSearchCV``
+        and ``clone`` see an ordinary backend object from then on."""
+        backend = params.get("backend", self.backend)
+        if isinstance(backend, str) and any(k.startswith("backend__") for k in params):
+            params = {**params, "backend": default_backend(backend, self.task)}
+        return super().set_params(**params)
+
     # ------------------------------------------------------------------ checking inputs
     def _backend(self) -> Model:
         backend = default_backend(self.backend, self.task) if isinstance(self.backend, str) else self.backend
@@ -323,7 +343,8 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
         backend: ``"gbm"`` (LightGBM, 100 rounds), ``"rf"`` (random forest), ``"net"`` (the tabular net), or a
             pipekit backend or ensemble object for ``task="classification"`` (``GBM("classification",
             num_leaves=15)``, ``StackingEnsemble([...])``); it is cloned at every fit, never fitted in place,
-            and its parameters are searchable as ``backend__<name>``.
+            and its parameters are searchable as ``backend__<name>``, a named backend's too
+            (``GridSearchCV(TabularClassifier("rf"), {"backend__n_estimators": [50, 100]})``).
         cat_names, cont_names, date_names: columns (names, or positions for arrays) with those roles; every
             other column gets its role from its type (text, categories and booleans: categorical; numbers:
             continuous; dates and datetimes: date parts).
