@@ -103,6 +103,10 @@ class PadMode:
 class Resize(ItemTransform):
     """Resize to ``size`` by center-cropping (``crop``), padding (``pad``) or stretching (``squish``).
 
+    The crop is the centre on the training set too: the resized images are cached once, before any epoch
+    (fastai's ``Resize`` crops at a random position on the training set). The random crops are
+    :class:`RandomResizedCrop` and ``aug_transforms``, drawn each epoch within the cached image.
+
     >>> Resize((32, 48), method="squish")(np.zeros((10, 10, 1), np.uint8)).shape
     (32, 48, 1)
     """
