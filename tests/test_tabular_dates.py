@@ -70,6 +70,13 @@ def test_cont_cat_split_and_df_shrink(rossmann):
     assert df_shrink(df, int2uint=True)["DayOfWeek"].dtype == pl.UInt8
     assert small.estimated_size() < df.estimated_size() / 2
     assert small["Sales"].cast(pl.Int64).equals(df["Sales"])
+    # the book's pandas frame comes back as pandas, with its index, smaller and with the same values
+    pdf = rossmann.head(5000).to_pandas().set_index(np.arange(5000) * 3)
+    shrunk = df_shrink(pdf)
+    assert isinstance(shrunk, pd.DataFrame) and (shrunk.index == pdf.index).all()
+    assert str(shrunk["DayOfWeek"].dtype) == "int8" and str(shrunk["StateHoliday"].dtype) == "category"
+    assert shrunk.memory_usage(deep=True).sum() < pdf.memory_usage(deep=True).sum() / 2
+    assert (shrunk["Sales"].astype("int64") == pdf["Sales"]).all() and list(shrunk.columns) == list(pdf.columns)
     with pytest.raises(ParameterError, match="max_card"):
         cont_cat_split(df, max_card=0)
 

@@ -204,15 +204,24 @@ def cont_cat_split(df: Any, max_card: int = 20, dep_var: str | Sequence[str] | N
     return cont, cat
 
 
-def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint: bool = False) -> pl.DataFrame:
+def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint: bool = False) -> Any:
     """Downcast each column to the smallest type that holds its values: integers by range, floats to
     Float32, text to Categorical (``obj2cat``); ``int2uint`` uses unsigned types for non-negative integers.
+    The result is the caller's kind of frame: pandas in, pandas out (with its index); anything else gives a
+    Polars frame.
 
     Example:
         >>> import polars as pl
         >>> df_shrink(pl.DataFrame({"i": [1, 200], "f": [0.5, 1.0], "s": ["a", "b"]})).dtypes
         [Int16, Float32, Categorical]
+        >>> import pandas as pd
+        >>> df_shrink(pd.DataFrame({"i": [1, 200], "s": ["a", "b"]}, index=[7, 9])).dtypes.astype(str).to_dict()
+        {'i': 'int16', 's': 'category'}
     """
+    if _is_pandas_frame(df):
+        out = df_shrink(read_frame(df), skip, obj2cat, int2uint).to_pandas()
+        out.index = df.index
+        return out
     frame = read_frame(df)
     ints = [c for c, dt in frame.schema.items() if dt.is_integer() and c not in skip]
     bounds = frame.select([pl.col(c).min().alias(f"{c}\x00lo") for c in ints]
