@@ -39,7 +39,7 @@ class Decomposes(Protocol):
     def contributions(self, data: Any) -> Contributions: ...
 
 
-def contributions(model: Model, data: Any) -> Contributions:
+def contributions(model: Any, data: Any) -> Contributions:
     """Per-row contributions of ``model`` on ``data``: ``bias + values.sum(features) == prediction`` (per
     class for classification), for ``waterfall_plot``.
 
@@ -68,10 +68,13 @@ def contributions(model: Model, data: Any) -> Contributions:
     elif isinstance(model, Decomposes) and not isinstance(model, Ensemble):
         return model.contributions(data)
     else:
+        outside = "" if isinstance(model, Model) else (
+            " (a scikit-learn estimator, TabularClassifier/TabularRegressor included, has no tree paths pipekit "
+            "reads: fit pipekit's RandomForest or GBM on the Tabular's split for exact contributions)")
         raise ParameterError(
             f"{type(model).__name__} has no exact per-row contributions: only tree models decompose a prediction "
             "exactly (RandomForest, ExtraTrees, GBM, and BaggedModel, MeanEnsemble or WeightedEnsemble averages of "
-            "them); explain it with permutation_importance or partial_dependence")
+            f"them){outside}; explain it with permutation_importance or partial_dependence")
     explained = []
     for name, w, m in parts:
         try:

@@ -30,6 +30,7 @@ import polars as pl
 from pipekit.backends.base import Backend, Contributions, Model, feature_frame
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
+from pipekit.core.protocols import ProcessedSplit
 from pipekit.core.validate import Interval, Options, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.metrics import get_metric
@@ -89,26 +90,61 @@ def _drops(cols: list[str], all_cols: list[str], n: int, n_repeats: int, seed: i
                          "ci_high": mean + half}).sort("importance", descending=True)
 
 
-def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats: int, seed: int | None,
-                          features: Sequence[str] | None) -> pl.DataFrame:
-    """:func:`permutation_importance` of a fitted scikit-learn estimator on raw rows ``data`` and targets ``y``."""
+@dataclass
+class FittedEstimator:
+    """A fitted scikit-learn estimator (``TabularClassifier``/``TabularRegressor`` included) as the inspection
+    tools use it: its task, its classes, and ``predict(X)`` giving class probabilities (one-hot labels where it
+    has no ``predict_proba``) or values, on raw rows in the form it was fitted on."""
+
+    model: Any
+    task: str
+    classes: np.ndarray | None
+
+    @property
+    def who(self) -> str:
+        return type(self.model).__name__
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.task == "regression":
+            return np.asarray(self.model.predict(X), dtype=np.float64).reshape(-1)
+        if callable(getattr(self.model, "predict_proba", None)):
+            return np.asarray(self.model.predict_proba(X), dtype=np.float64)
+        assert self.classes is not None
+        return (np.asarray(self.model.predict(X))[:, None] == self.classes[None, :]).astype(np.float64)
+
+    def loss(self, X: Any, y: np.ndarray, metric: Any) -> float:
+        """``metric``'s loss (lower is better) of the predictions of ``X`` against the targets ``y``."""
+        return metric.loss(metric.score(encode_y(y, self.task, self.classes), self.predict(X)))
+
+
+def fitted_estimator(model: Any, fn: str) -> FittedEstimator:
+    """``model`` checked to be a fitted scikit-learn classifier or regressor, for the inspection function
+    ``fn``; anything else is refused naming what ``fn`` takes."""
     from sklearn.base import is_classifier, is_regressor
     from sklearn.exceptions import NotFittedError as SklearnNotFitted
     from sklearn.utils.validation import check_is_fitted
 
     who = type(model).__name__
     if not (callable(getattr(model, "predict", None)) and callable(getattr(model, "fit", None))):
-        raise ParameterError(f"permutation_importance takes a pipekit backend or ensemble, or a fitted scikit-learn "
-                             f"estimator; got {who}")
+        raise ParameterError(f"{fn} takes a pipekit backend or ensemble, or a fitted scikit-learn estimator; "
+                             f"got {who}")
     if not (is_classifier(model) or is_regressor(model)):
-        raise ParameterError(f"permutation_importance: {who} is neither a classifier nor a regressor (scikit-learn's "
-                             "estimator type), so no metric fits it")
+        raise ParameterError(f"{fn}: {who} is neither a classifier nor a regressor (scikit-learn's estimator type), "
+                             "so no metric fits it")
     try:
         check_is_fitted(model)
     except SklearnNotFitted:
-        raise NotFittedError(f"permutation_importance: this {who} is not fitted; fit it first (model.fit(X, y)), "
-                             "then measure its importances on held-out rows") from None
+        raise NotFittedError(f"{fn}: this {who} is not fitted; fit it first (model.fit(X, y)), then inspect it on "
+                             "held-out rows") from None
     task = "classification" if is_classifier(model) else "regression"
+    return FittedEstimator(model, task, np.asarray(model.classes_) if task == "classification" else None)
+
+
+def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats: int, seed: int | None,
+                          features: Sequence[str] | None) -> pl.DataFrame:
+    """:func:`permutation_importance` of a fitted scikit-learn estimator on raw rows ``data`` and targets ``y``."""
+    est = fitted_estimator(model, "permutation_importance")
+    who = est.who
     X, names = _raw_columns(data, who)
     if len(X) == 0:
         raise DataError(f"permutation_importance: the rows passed to {who} are empty; pass held-out rows to "
@@ -130,21 +166,8 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
     y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y).reshape(-1)
     if len(y_arr) != len(X):
         raise DataError(f"permutation_importance: X has {len(X)} rows but y has {len(y_arr)}")
-    m = get_metric(metric, task)
-    if task == "classification":
-        classes = np.asarray(model.classes_)
-        y_enc = encode_y(y_arr, task, classes)
-        proba = callable(getattr(model, "predict_proba", None))
-
-        def predict(x: Any) -> np.ndarray:
-            if proba:
-                return np.asarray(model.predict_proba(x))
-            return (np.asarray(model.predict(x))[:, None] == classes[None, :]).astype(np.float64)  # one-hot labels
-    else:
-        y_enc = encode_y(y_arr, task)
-
-        def predict(x: Any) -> np.ndarray:
-            return np.asarray(model.predict(x), dtype=np.float64).reshape(-1)
+    m = get_metric(metric, est.task)
+    encode_y(y_arr, est.task, est.classes)  # an unknown label is refused before any shuffling
 
     cols = list(features) if features is not None else names
     missing = [c for c in cols if c not in names]
@@ -152,19 +175,19 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
         raise ParameterError(f"permutation_importance: features {missing} are not columns of the data ({names[:10]})")
 
     def loss(c: str | None, perm: np.ndarray | None) -> float:
-        return m.loss(m.score(y_enc, predict(X if c is None or perm is None else _shuffled(X, names, c, perm))))
+        return est.loss(X if c is None or perm is None else _shuffled(X, names, c, perm), y_arr, m)
 
     return _drops(cols, names, len(X), n_repeats, seed, loss)
 
 
-def _raw_columns(data: Any, who: str) -> tuple[Any, list[str]]:
+def _raw_columns(data: Any, who: str, fn: str = "permutation_importance") -> tuple[Any, list[str]]:
     """Rows for an estimator's predict, as given (a pandas or Polars frame, a 2-d array), and the column names
     (``x0, x1, ...`` for an array)."""
     if isinstance(data, pl.DataFrame) or hasattr(data, "iloc") and hasattr(data, "columns"):
         return data, [str(c) for c in data.columns]
     arr = np.asarray(data) if isinstance(data, (np.ndarray, list)) else None
     if arr is None or arr.ndim != 2:
-        raise ParameterError(f"permutation_importance: {who} predicts from raw rows; pass them as a pandas or Polars "
+        raise ParameterError(f"{fn}: {who} predicts from raw rows; pass them as a pandas or Polars "
                              f"DataFrame or a 2-d array, got {type(data).__name__}")
     return arr, [f"x{j}" for j in range(arr.shape[1])]
 
@@ -253,42 +276,115 @@ class PartialDependence:
     output: str
 
 
-def _display(processor: Any, col: str, values: np.ndarray) -> list:
-    """Processed values -> what a person reads: vocab entries for codes, de-normalised continuous values."""
+def _decode(processor: Any, col: str, values: np.ndarray) -> np.ndarray:
+    """Processed values -> the data's own: vocab entries for codes, de-normalised continuous values (values
+    no processing touched are returned as they are)."""
     if processor is not None:
         from pipekit.tabular.procs import Normalize
 
         vocab = processor.classes_.get(col)
         if vocab is not None:
-            return [str(vocab[int(v)]) if 0 <= int(v) < len(vocab) else str(v) for v in values]
+            return np.asarray([vocab[int(v)] if 0 <= int(v) < len(vocab) else v for v in values], dtype=object)
         for proc in processor.procs:
             means, stds = (proc.means_, proc.stds_) if isinstance(proc, Normalize) else (None, None)
             if means is not None and stds is not None and col in means:
-                return [float(v) * stds[col] + means[col] for v in values]
-    return [float(v) for v in values]
+                return np.asarray([float(v) * stds[col] + means[col] for v in values], dtype=np.float64)
+    return np.asarray(values)
 
 
-def _grid(d: TabularData, col: str, grid: Any) -> np.ndarray:
-    s = d.xs.get_column(col)
+def _labels(raw: np.ndarray, categorical: bool) -> list:
+    """What a person reads of the grid points ``raw``: text for categories, floats for numbers."""
+    return [str(v) for v in raw] if categorical else [float(v) for v in raw]
+
+
+def _values(X: Any, names: list[str], col: str) -> np.ndarray:
+    """Column ``col`` of rows ``X`` (a Polars or pandas frame, a 2-d array) as an array."""
+    if isinstance(X, np.ndarray):
+        return X[:, names.index(col)]
+    return np.asarray(_column(X, col).to_numpy())
+
+
+def _is_categorical(X: Any, names: list[str], col: str) -> bool:
+    """A raw column holds categories when it is not numeric (text, a category dtype, booleans)."""
+    if isinstance(X, pl.DataFrame):
+        dt = X.schema[col]
+        return not dt.is_numeric()
+    if isinstance(X, np.ndarray):
+        return X.dtype.kind not in "iuf"
+    import pandas as pd
+
+    s = _column(X, col)
+    return isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(s) \
+        or not pd.api.types.is_numeric_dtype(s)
+
+
+def _grid(values: np.ndarray, categorical: bool, col: str, grid: Any) -> np.ndarray:
+    """Grid points of one column: every value present for categories, ``grid`` quantiles (5% to 95%) of a
+    number (whole numbers for a column holding only whole numbers: an integer column holds no others), or the
+    points given."""
     if isinstance(grid, dict):
         grid = grid.get(col, 20)
     if not isinstance(grid, (int, np.integer)):
         return np.asarray(list(grid))
-    if col in d.cat_names:
-        return np.sort(s.unique().to_numpy())
-    vals = s.drop_nulls().to_numpy().astype(np.float64)
-    return np.unique(np.quantile(vals, np.linspace(0.05, 0.95, int(grid))))
+    import pandas as pd
+
+    present = values[~np.asarray(pd.isna(values), dtype=bool)].tolist()  # missing values left out
+    if categorical:
+        uniq = list(dict.fromkeys(present))
+        try:
+            uniq = sorted(uniq)
+        except TypeError:  # mixed types: kept in order of appearance
+            pass
+        return np.asarray(uniq, dtype=values.dtype if values.dtype.kind in "iufb" else object)
+    vals = np.asarray(present, dtype=np.float64)
+    if len(vals) == 0:
+        raise DataError(f"partial_dependence: column {col!r} has no values (all missing) to make a grid from")
+    q = np.quantile(vals, np.linspace(0.05, 0.95, int(grid)))
+    return np.unique(np.round(q)) if np.array_equal(vals, np.round(vals)) else np.unique(q)
 
 
-def partial_dependence(model: Model, data: Any, features: str | Sequence[str], kind: str = "average",
+def _take(X: Any, idx: np.ndarray) -> Any:
+    return X.iloc[idx].reset_index(drop=True) if hasattr(X, "iloc") else X[idx]
+
+
+def _repeat_with(X: Any, names: list[str], feats: Sequence[str], combos: list[np.ndarray]) -> Any:
+    """``len(combos[0])`` copies of the rows ``X`` one after another, copy ``k`` with each of ``feats`` set to
+    ``combos[j][k]`` (each column keeps its type)."""
+    n, g = len(X), len(combos[0])
+    if isinstance(X, pl.DataFrame):
+        rep = pl.concat([X] * g)
+        return rep.with_columns([pl.Series(f, np.repeat(c, n).tolist()).cast(X.schema[f])
+                                 for f, c in zip(feats, combos)])
+    if isinstance(X, np.ndarray):
+        out = np.tile(X, (g, 1))
+        for f, c in zip(feats, combos):
+            out[:, names.index(f)] = np.repeat(c, n)
+        return out
+    import pandas as pd
+
+    out = pd.concat([X] * g, ignore_index=True)
+    for f, c in zip(feats, combos):
+        col = next(k for k in X.columns if str(k) == f)
+        out[col] = pd.Series(np.repeat(c, n), index=out.index).astype(X[col].dtype)
+    return out
+
+
+def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kind: str = "average",
                        grid: int | Sequence | dict = 20, target_class: Any = None, n_rows: int | None = 1000,
                        seed: int = 0) -> PartialDependence:
     """Average (and/or per-row, ``kind="individual"``/``"both"``) prediction when ``features`` (one name, or
     two for a 2-D surface) are set to each grid value for every row (the book's YearMade analysis).
 
-    ``grid``: number of quantile points for continuous columns (categories use every code present), explicit
-    values, or a dict per feature. Classification uses the probability of ``target_class`` (default: the last
-    class, the positive one for binary). ``n_rows`` rows are sampled (seeded) to keep it fast.
+    ``model``: a pipekit backend or ensemble, with a split of a Tabular (``tab.valid``) or a Polars frame of
+    processed inputs; or a fitted scikit-learn estimator (a forest fitted on ``tab.train.xs``,
+    ``TabularClassifier``/``TabularRegressor``), with the rows it predicts from: a Tabular's split (its
+    processed inputs, whose codes and normalised numbers the plot decodes), or a pandas or
+    Polars frame or 2-d array as given to its ``fit`` (raw rows: text and category columns are categorical).
+
+    ``grid``: number of quantile points for continuous columns (categories use every value present), explicit
+    values (in the units of ``data``), or a dict per feature. Classification uses the probability of
+    ``target_class`` (default: the last class, the positive one for binary). ``n_rows`` rows are sampled
+    (seeded) to keep it fast.
     """
     check("partial_dependence", kind=(kind, Options("average", "individual", "both")),
           n_rows=(n_rows, Interval(1, None, integer=True, none_ok=True)))
@@ -297,32 +393,53 @@ def partial_dependence(model: Model, data: Any, features: str | Sequence[str], k
         raise ParameterError(f"features must be one column name or a pair, got {features!r}")
     if len(feats) == 2 and kind != "average":
         raise ParameterError("2-D partial dependence supports kind='average' only")
-    d = as_data(data)
-    d.check_columns(feats, "features")
-    if n_rows is not None and len(d) > n_rows:
-        d = d.take(np.sort(np.random.default_rng(seed).choice(len(d), n_rows, replace=False)))
+    processor: Any = None
+    if isinstance(model, Model) or isinstance(data, (TabularData, ProcessedSplit)):
+        d = as_data(data)
+        d.check_columns(feats, "features")
+        X, names, processor = d.xs, d.feature_names, d.processor
+        cats = [f in d.cat_names for f in feats]
+    predict: Callable[[Any], np.ndarray]
+    if isinstance(model, Model):
+        task = model.task
+        classes = model.classes_ if task == "classification" else None
+
+        def model_predict(rows: Any) -> np.ndarray:
+            return np.asarray(model.predict(replace(d, xs=rows, y=None)))
+        predict = model_predict
+    else:
+        est = fitted_estimator(model, "partial_dependence")
+        task, classes, predict = est.task, est.classes, est.predict
+        if processor is None and not isinstance(data, (TabularData, ProcessedSplit)):
+            X, names = _raw_columns(data, est.who, "partial_dependence")
+            missing = [f for f in feats if f not in names]
+            if missing:
+                raise DataError(f"features {missing} missing from the data (its columns: {names[:20]}); pass the "
+                                "rows with the columns the estimator was fitted on")
+            cats = [_is_categorical(X, names, f) for f in feats]
+    if len(X) == 0:
+        raise DataError("partial_dependence: the data has no rows to average the predictions over")
+    if n_rows is not None and len(X) > n_rows:
+        X = _take(X, np.sort(np.random.default_rng(seed).choice(len(X), n_rows, replace=False)))
     col_out, output = 0, "value"
-    if model.task == "classification":
-        classes = list(np.asarray(model.classes_).tolist())
-        col_out = class_index(classes, target_class, "target_class")
-        output = f"P({classes[col_out]})"
-    grids = [_grid(d, f, grid) for f in feats]
-    n = len(d)
+    if task == "classification":
+        labels = list(np.asarray(classes).tolist())
+        col_out = class_index(labels, target_class, "target_class")
+        output = f"P({labels[col_out]})"
+    grids = [_grid(_values(X, names, f), c, f, grid) for f, c in zip(feats, cats)]
+    n = len(X)
     combos = [m.ravel() for m in np.meshgrid(*grids, indexing="ij")]
-    dtypes = [d.xs.schema[f] for f in feats]
     # one predict call on all grid copies of the rows: fast for every backend
-    rep = pl.concat([d.xs] * len(combos[0]))
-    rep = rep.with_columns([pl.Series(f, np.repeat(c, n)).cast(t) for f, c, t in zip(feats, combos, dtypes)])
-    pred = np.asarray(model.predict(replace(d, xs=rep, y=None)))
+    pred = predict(_repeat_with(X, names, feats, combos))
     if pred.ndim == 2:
         pred = pred[:, col_out]
     pred = pred.reshape(len(combos[0]), n)  # (grid points, rows)
     average = pred.mean(1).reshape([len(g) for g in grids])
     individual = pred.T.copy() if kind in ("individual", "both") else None
-    return PartialDependence(features=feats, grid=grids, grid_labels=[_display(d.processor, f, g) for f, g in
-                                                                      zip(feats, grids)],
-                             average=average, individual=individual,
-                             categorical=tuple(f in d.cat_names for f in feats), output=output)
+    raws = [_decode(processor, f, g) for f, g in zip(feats, grids)]
+    return PartialDependence(features=feats, grid=grids,
+                             grid_labels=[_labels(r, c) for r, c in zip(raws, cats)], average=average,
+                             individual=individual, categorical=tuple(cats), output=output)
 
 
 def plot_partial_dependence(pd: PartialDependence, path: str | Path | None = None, max_lines: int = 50) -> Path | None:
@@ -405,6 +522,10 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
         'pipekit_waterfall.png'
     """
     c = contributions
+    if not isinstance(c, Contributions):
+        raise ParameterError(f"waterfall_plot takes the per-row contributions of a model, got "
+                             f"{type(c).__name__}; pass waterfall_plot(contributions(model, data), row=0) "
+                             "(pipekit.inspection.contributions)")
     if not 0 <= row < len(c.values):
         raise ParameterError(f"row={row} is out of range for {len(c.values)} rows")
     values, bias, pred = c.values[row], c.bias[row], c.prediction[row]

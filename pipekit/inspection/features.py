@@ -26,11 +26,12 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.base import Model
-from pipekit.backends.data import TabularData, as_data
+from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.backends.forest import RandomForest
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check
+from pipekit.inspection.explain import FittedEstimator, _raw_columns, fitted_estimator, importance_frame
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.metrics import get_metric
 
@@ -150,10 +151,81 @@ def _score(model: Model, train: TabularData, valid: TabularData | None, metric: 
         return model.score(valid, metric)
     oob = getattr(model, "oob_predictions_", None) if isinstance(model, RandomForest) else None
     if oob is not None:
-        keep = ~np.isnan(oob).any(1) if oob.ndim == 2 else ~np.isnan(oob)
-        return float(metric.score(model.encode_y(train.y)[keep], oob[keep]))
+        return _oob_score(oob, model.encode_y(train.y), metric)
     raise ParameterError("no valid split given and the model has no out-of-bag score (a RandomForest with "
                          "oob_score=True); pass valid=")
+
+
+def _oob_score(oob: np.ndarray, y_enc: np.ndarray, metric: Any) -> float:
+    """``metric`` on out-of-bag predictions, leaving out the rows no tree left out (as ``oob_score_`` does)."""
+    keep = ~np.isnan(oob).any(1) if oob.ndim == 2 else ~np.isnan(oob)
+    return float(metric.score(y_enc[keep], oob[keep]))
+
+
+def _labelled(obj: Any, fn: str, who: str) -> tuple[Any, list[str], np.ndarray]:
+    """Rows and targets for a scikit-learn estimator: a labelled split of a Tabular (``tab.train``, its
+    processed inputs) or an ``(X, y)`` pair of raw rows as given to its ``fit``."""
+    if isinstance(obj, tuple) and len(obj) == 2:
+        X, names = _raw_columns(obj[0], who, fn)
+        y = obj[1]
+        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y).reshape(-1)
+        if len(y) != len(X):
+            raise DataError(f"{fn}: X has {len(X)} rows but y has {len(y)}")
+        return X, names, y
+    try:
+        d = as_data(obj)
+    except ParameterError:
+        d = None
+    if d is None or d.y is None:
+        raise ParameterError(f"{fn}: {who} is a scikit-learn estimator; pass labelled rows: a Tabular's split "
+                             f"(tab.train, tab.valid) or an (X, y) pair, got {type(obj).__name__} without targets")
+    return d.xs, d.feature_names, d.y
+
+
+def _without(X: Any, names: list[str], cols: Sequence[str]) -> Any:
+    """The rows ``X`` without the columns ``cols``."""
+    if isinstance(X, pl.DataFrame):
+        return X.drop(list(cols))
+    if isinstance(X, np.ndarray):
+        return np.delete(X, [names.index(c) for c in cols], axis=1)
+    return X.drop(columns=[k for k in X.columns if str(k) in set(cols)])
+
+
+class _EstimatorRefits:
+    """Copies of a fitted scikit-learn estimator (``sklearn.base.clone``) fitted on some of the columns of
+    ``train`` and scored on ``valid`` (or out of bag, for a forest with ``oob_score=True``)."""
+
+    def __init__(self, model: Any, train: Any, valid: Any, metric: Any, fn: str) -> None:
+        self.est = fitted_estimator(model, fn)
+        self.fn = fn
+        self.train = _labelled(train, fn, self.est.who)
+        self.valid = None if valid is None else _labelled(valid, fn, self.est.who)
+        self.metric = get_metric(metric, self.est.task)
+
+    def check_columns(self, columns: Sequence[str]) -> None:
+        names = self.train[1]
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise DataError(f"{self.fn}: columns {missing} missing from the data (its columns: {names[:20]})")
+
+    def refit(self, cols: Sequence[str]) -> FittedEstimator:
+        from sklearn.base import clone
+
+        X, names, y = self.train
+        return fitted_estimator(clone(self.est.model).fit(_without(X, names, cols), y), self.fn)
+
+    def score(self, est: FittedEstimator, cols: Sequence[str]) -> float:
+        """The score (not the loss) of ``est``, fitted without ``cols``."""
+        if self.valid is not None:
+            X, names, y = self.valid
+            return float(self.metric.score(encode_y(y, est.task, est.classes), est.predict(_without(X, names, cols))))
+        oob = getattr(est.model, "oob_decision_function_" if est.task == "classification" else "oob_prediction_",
+                      None)
+        if oob is None:
+            raise ParameterError(f"{self.fn}: no valid split given and {est.who} has no out-of-bag predictions (a "
+                                 "forest with oob_score=True); pass valid=")
+        return _oob_score(np.asarray(oob, dtype=np.float64), encode_y(self.train[2], est.task, est.classes),
+                          self.metric)
 
 
 def refit(model: Model, train: TabularData, valid: TabularData | None = None,
@@ -248,25 +320,40 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
     at once would drop both of a pair, so that row is made only for columns given. No pair that close: only
     the score with every column is reported, with a warning.
 
+    ``model`` may also be a fitted scikit-learn estimator (a forest fitted on ``tab.train.xs``,
+    ``TabularRegressor``): copies of it (``sklearn.base.clone``) are fitted on ``train`` and scored on
+    ``valid``, each a Tabular's labelled split or an ``(X, y)`` pair of the rows its ``fit`` takes; without
+    ``valid``, on the out-of-bag predictions of a forest made with ``oob_score=True``. The default metric is
+    accuracy (classifiers) or rmse.
+
     Returns a frame with columns ``dropped``, ``score``, ``change`` (positive = better without it).
     """
     check("drop_redundant", threshold=(threshold, Interval(0, 1, closed="right")))
-    tr = as_data(train)
-    va = as_data(valid) if valid is not None else None
+    sk = None if isinstance(model, Model) else _EstimatorRefits(model, train, valid, metric, "drop_redundant")
+    tr = as_data(train) if sk is None else None
+    va = as_data(valid) if valid is not None and sk is None else None
     given = columns is not None
     if columns is None:
-        columns = cluster_columns(tr, plot=False).candidates(threshold)
+        columns = cluster_columns(sk.train[0] if tr is None else tr, plot=False).candidates(threshold)
         if not columns:
             warnings.warn(f"drop_redundant: no two columns have a rank correlation of {threshold} or more; nothing "
                           "to try dropping (lower threshold= or pass columns=)", stacklevel=2)
     elif isinstance(columns, str) or not columns:
         raise ParameterError(f"drop_redundant: columns must be a list naming at least one column to try dropping "
                              f"(or None for the redundant pairs' columns), got {columns!r}")
-    tr.check_columns(columns)
-    m = get_metric(model.metric if metric is None else metric, model.task)
+    if tr is None:
+        assert sk is not None
+        sk.check_columns(columns)
+        m = sk.metric
+    else:
+        tr.check_columns(columns)
+        m = get_metric(model.metric if metric is None else metric, model.task)
     sign = 1.0 if m.greater_is_better else -1.0
 
     def score_without(cols: list[str]) -> float:
+        if tr is None:
+            assert sk is not None
+            return sk.score(sk.refit(cols), cols)
         fitted = refit(model, tr.drop(cols), select=None if va is None else va.drop(cols))
         return _score(fitted, tr, va, m)
 
@@ -342,10 +429,16 @@ def prune_features(model: Model, train: Any, valid: Any, threshold: float = 0.00
     with importance > 0.005 and sees the score hold). ``importance`` defaults to the model's own
     ``feature_importance()``; pass a ``permutation_importance`` frame for models without one (an ensemble,
     the tabular net). An ensemble is refitted as :func:`refit` does, its weights chosen again on ``valid``
-    where they were chosen on a split."""
+    where they were chosen on a split. A fitted scikit-learn estimator is refitted as :func:`drop_redundant`
+    refits one (``train``/``valid``: Tabular splits or ``(X, y)`` pairs), ranked by its ``feature_importances_``
+    unless ``importance`` is given; ``model`` is then the refitted estimator."""
     check("prune_features", threshold=(threshold, Interval(0, 1, closed="left")))
-    tr, va = as_data(train), as_data(valid)
-    imp = importance if importance is not None else model.feature_importance()
+    sk = None if isinstance(model, Model) else _EstimatorRefits(model, train, valid, metric, "prune_features")
+    if sk is None:
+        tr, va = as_data(train), as_data(valid)
+        imp = importance if importance is not None else model.feature_importance()
+    else:  # its feature_importances_, as plot_importance reads them
+        imp = importance_frame(importance if importance is not None else model)
     values = np.clip(imp["importance"].to_numpy().astype(np.float64), 0, None)
     total = values.sum()
     if total <= 0:
@@ -356,6 +449,11 @@ def prune_features(model: Model, train: Any, valid: Any, threshold: float = 0.00
     dropped = [f for f, s in zip(feats, share) if s < threshold]
     if not kept:
         raise ParameterError(f"threshold={threshold} drops every column; lower it")
+    if sk is not None:
+        sk.check_columns(dropped)
+        fitted = sk.refit(dropped)
+        return PrunedFeatures(kept=kept, dropped=dropped, score_before=sk.score(sk.est, []),
+                              score_after=sk.score(fitted, dropped), model=fitted.model)
     before = model.score(va, metric)
     refitted = refit(model, tr.drop(dropped), va.drop(dropped), select=va.drop(dropped))
     return PrunedFeatures(kept=kept, dropped=dropped, score_before=before, score_after=refitted.score(va, metric),

@@ -1,0 +1,129 @@
+"""The inspection tools on fitted scikit-learn estimators (a forest fitted on ``tab.train.xs``) and on
+``TabularClassifier``/``TabularRegressor``, checked against the same quantities computed by hand on real
+Rossmann and adult rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from sklearn.base import clone
+from sklearn.ensemble import RandomForestRegressor
+
+from pipekit.backends import as_data
+from pipekit.core import DataError, NotFittedError, ParameterError
+from pipekit.datasets import path
+from pipekit.inspection import (contributions, drop_redundant, partial_dependence, plot_partial_dependence,
+                                prune_features, waterfall_plot)
+from pipekit.sklearn import TabularClassifier, TabularRegressor
+from pipekit.tabular import Categorify, Normalize, Tabular
+
+
+def rmse(y, p):
+    return float(np.sqrt(np.mean((np.asarray(y, dtype=np.float64) - p) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def ross():
+    df = pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.String})
+    df = df.filter(pl.col("Open") == 1).head(4000)
+    tab = Tabular(df, procs=[Categorify, Normalize], cat_names=["Store", "DayOfWeek", "StateHoliday"],
+                  cont_names=["Customers", "Promo", "SchoolHoliday"], y_names="Sales",
+                  splits=(np.arange(3000), np.arange(3000, 4000)))
+    ytr = as_data(tab.train).y
+    rf = RandomForestRegressor(n_estimators=10, min_samples_leaf=5, random_state=0, n_jobs=1)
+    return df, tab, rf.fit(tab.train.xs, ytr), ytr
+
+
+def test_pd_of_sklearn_forest_matches_hand(ross, tmp_path):
+    df, tab, rf, _ = ross
+    pdep = partial_dependence(rf, tab.valid, "Customers", grid=6, n_rows=None)
+    xs = tab.valid.xs
+    hand = [rf.predict(xs.with_columns(pl.lit(g).cast(xs.schema["Customers"]).alias("Customers"))).mean()
+            for g in pdep.grid[0]]
+    assert np.allclose(pdep.average, hand)
+    assert pdep.average[-1] > pdep.average[0] + 1000  # more customers, more sales
+    assert plot_partial_dependence(pdep, tmp_path / "customers.png").exists()
+
+
+def test_pd_of_sklearn_forest_categorical_and_2d(ross):
+    df, tab, rf, _ = ross
+    xs = tab.valid.xs
+    one = partial_dependence(rf, tab.valid, "DayOfWeek", n_rows=None)
+    assert one.categorical == (True,)
+    assert sorted(int(v) for v in one.grid_labels[0]) == sorted(set(df["DayOfWeek"].to_list()[3000:]))
+    day = lambda g: xs.with_columns(pl.lit(g).cast(xs.schema["DayOfWeek"]).alias("DayOfWeek"))  # noqa: E731
+    assert np.allclose(one.average, [rf.predict(day(g)).mean() for g in one.grid[0]])
+    two = partial_dependence(rf, tab.valid, ("DayOfWeek", "Promo"), n_rows=None)
+    assert two.average.shape == (len(two.grid[0]), len(two.grid[1]))
+    i, j = len(two.grid[0]) - 1, len(two.grid[1]) - 1
+    cell = day(two.grid[0][i]).with_columns(pl.lit(two.grid[1][j]).cast(xs.schema["Promo"]).alias("Promo"))
+    assert np.isclose(two.average[i, j], rf.predict(cell).mean())
+
+
+@pytest.mark.filterwarnings("ignore:Categorify")  # a workclass rarer than 1 in 2500 rows, set on every row
+def test_pd_of_tabular_classifier_on_raw_adult_rows():
+    df = pd.read_csv(path("adult_sample") / "adult.csv").sample(3000, random_state=0).reset_index(drop=True)
+    X, y = df.drop(columns="salary"), df["salary"]
+    clf = TabularClassifier("rf", random_state=0).fit(X[:2500], y[:2500])
+    va = X[2500:].reset_index(drop=True)
+    work = partial_dependence(clf, va, "workclass", n_rows=None)
+    present = sorted(v for v in va["workclass"].unique() if isinstance(v, str))
+    assert work.categorical == (True,) and list(work.grid[0]) == present == work.grid_labels[0]
+    pos = list(clf.classes_).index(clf.classes_[-1])
+    hand = [clf.predict_proba(va.assign(workclass=g))[:, pos].mean() for g in present]
+    assert np.allclose(work.average, hand) and work.output == f"P({clf.classes_[-1]})"
+    age = partial_dependence(clf, va, "age", grid=5, n_rows=None)  # an integer column: whole-number grid
+    assert not age.categorical[0] and np.array_equal(age.grid[0], np.round(age.grid[0]))
+    assert np.allclose(age.average, [clf.predict_proba(va.assign(age=int(g)))[:, pos].mean() for g in age.grid[0]])
+    with pytest.raises(DataError, match="'nope'"):
+        partial_dependence(clf, va, "nope")
+    with pytest.raises(NotFittedError, match="not fitted"):
+        partial_dependence(TabularRegressor("rf"), va, "age")
+
+
+def test_drop_redundant_and_prune_features_refit_a_sklearn_forest(ross):
+    _, tab, rf, ytr = ross
+    yva = as_data(tab.valid).y
+    out = drop_redundant(rf, tab.train, tab.valid, columns=["SchoolHoliday", "StateHoliday"], metric="rmse")
+    assert out["dropped"].to_list() == ["(none)", "SchoolHoliday", "StateHoliday", "SchoolHoliday+StateHoliday"]
+    full = clone(rf).fit(tab.train.xs, ytr)
+    assert np.isclose(out["score"][0], rmse(yva, full.predict(tab.valid.xs)))
+    no_school = clone(rf).fit(tab.train.xs.drop("SchoolHoliday"), ytr)
+    assert np.isclose(out["score"][1], rmse(yva, no_school.predict(tab.valid.xs.drop("SchoolHoliday"))))
+    # without valid: the out-of-bag predictions of a forest made with oob_score=True
+    oob_rf = clone(rf).set_params(oob_score=True, n_estimators=30).fit(tab.train.xs, ytr)
+    oob = drop_redundant(oob_rf, tab.train, columns=["SchoolHoliday"])
+    assert np.isclose(oob["score"][0], rmse(ytr, oob_rf.oob_prediction_))
+    with pytest.raises(ParameterError, match="oob_score=True"):
+        drop_redundant(rf, tab.train, columns=["SchoolHoliday"])
+    with pytest.raises(ParameterError, match=r"\(X, y\) pair"):
+        drop_redundant(rf, tab.train.xs, tab.valid, columns=["SchoolHoliday"])
+
+    share = rf.feature_importances_ / rf.feature_importances_.sum()
+    low = [c for c, s in zip(rf.feature_names_in_, share) if s < 0.01]
+    assert low  # the holiday columns barely matter for sales
+    pruned = prune_features(rf, tab.train, tab.valid, threshold=0.01)
+    assert sorted(pruned.dropped) == sorted(low) and pruned.model.n_features_in_ == len(share) - len(low)
+    assert np.isclose(pruned.score_before, rmse(yva, rf.predict(tab.valid.xs)))
+    assert np.isclose(pruned.score_after, rmse(yva, pruned.model.predict(tab.valid.xs.drop(low))))
+
+
+@pytest.mark.filterwarnings("ignore:Categorify")  # countries seen only in the last 500 rows
+def test_drop_redundant_of_tabular_regressor_on_raw_pairs():
+    df = pd.read_csv(path("adult_sample") / "adult.csv").head(1500)
+    X, y = df.drop(columns=["age", "salary"]), df["age"]
+    reg = TabularRegressor("rf", random_state=0).fit(X[:1000], y[:1000])
+    out = drop_redundant(reg, (X[:1000], y[:1000]), (X[1000:], y[1000:]), columns=["fnlwgt"])
+    full = clone(reg).fit(X[:1000], y[:1000])
+    assert out["dropped"].to_list() == ["(none)", "fnlwgt"]
+    assert np.isclose(out["score"][0], rmse(y[1000:], full.predict(X[1000:])))
+
+
+def test_contributions_and_waterfall_refuse_sklearn_estimators_naming_what_to_use(ross):
+    _, tab, rf, _ = ross
+    with pytest.raises(ParameterError, match="pipekit's RandomForest or GBM"):
+        contributions(rf, tab.valid)
+    with pytest.raises(ParameterError, match=r"contributions\(model, data\)"):
+        waterfall_plot(rf)
