@@ -1,6 +1,6 @@
 """The inspection tools on fitted scikit-learn estimators (a forest fitted on ``tab.train.xs``) and on
 ``TabularClassifier``/``TabularRegressor``, checked against the same quantities computed by hand on real
-Rossmann and adult rows."""
+Rossmann and adult rows; and ``PartialDependence.grid_raw``, the grid in the data's own units."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def ross():
     return df, tab, rf.fit(tab.train.xs, ytr), ytr
 
 
-def test_pd_of_sklearn_forest_matches_hand(ross, tmp_path):
+def test_pd_of_sklearn_forest_matches_hand_and_grid_raw_is_in_raw_units(ross, tmp_path):
     df, tab, rf, _ = ross
     pdep = partial_dependence(rf, tab.valid, "Customers", grid=6, n_rows=None)
     xs = tab.valid.xs
@@ -44,6 +44,11 @@ def test_pd_of_sklearn_forest_matches_hand(ross, tmp_path):
             for g in pdep.grid[0]]
     assert np.allclose(pdep.average, hand)
     assert pdep.average[-1] > pdep.average[0] + 1000  # more customers, more sales
+    # grid is what the forest was given (normalised); grid_raw the customers counts the plot shows
+    raw = df["Customers"].to_numpy()[3000:].astype(np.float64)
+    assert abs(pdep.grid[0]).max() < 10
+    assert np.allclose(pdep.grid_raw[0][[0, -1]], np.quantile(raw, [0.05, 0.95]), rtol=1e-3)
+    assert np.allclose(pdep.grid_raw[0], pdep.grid_labels[0])
     assert plot_partial_dependence(pdep, tmp_path / "customers.png").exists()
 
 
@@ -52,7 +57,7 @@ def test_pd_of_sklearn_forest_categorical_and_2d(ross):
     xs = tab.valid.xs
     one = partial_dependence(rf, tab.valid, "DayOfWeek", n_rows=None)
     assert one.categorical == (True,)
-    assert sorted(int(v) for v in one.grid_labels[0]) == sorted(set(df["DayOfWeek"].to_list()[3000:]))
+    assert sorted(int(v) for v in one.grid_raw[0]) == sorted(set(df["DayOfWeek"].to_list()[3000:]))
     day = lambda g: xs.with_columns(pl.lit(g).cast(xs.schema["DayOfWeek"]).alias("DayOfWeek"))  # noqa: E731
     assert np.allclose(one.average, [rf.predict(day(g)).mean() for g in one.grid[0]])
     two = partial_dependence(rf, tab.valid, ("DayOfWeek", "Promo"), n_rows=None)
@@ -60,6 +65,7 @@ def test_pd_of_sklearn_forest_categorical_and_2d(ross):
     i, j = len(two.grid[0]) - 1, len(two.grid[1]) - 1
     cell = day(two.grid[0][i]).with_columns(pl.lit(two.grid[1][j]).cast(xs.schema["Promo"]).alias("Promo"))
     assert np.isclose(two.average[i, j], rf.predict(cell).mean())
+    assert np.allclose(two.grid_raw[1][[0, -1]], [0, 1], atol=1e-6)  # Promo de-normalised back to 0/1
 
 
 @pytest.mark.filterwarnings("ignore:Categorify")  # a workclass rarer than 1 in 2500 rows, set on every row
@@ -70,7 +76,7 @@ def test_pd_of_tabular_classifier_on_raw_adult_rows():
     va = X[2500:].reset_index(drop=True)
     work = partial_dependence(clf, va, "workclass", n_rows=None)
     present = sorted(v for v in va["workclass"].unique() if isinstance(v, str))
-    assert work.categorical == (True,) and list(work.grid[0]) == present == work.grid_labels[0]
+    assert work.categorical == (True,) and list(work.grid[0]) == present == list(work.grid_raw[0])
     pos = list(clf.classes_).index(clf.classes_[-1])
     hand = [clf.predict_proba(va.assign(workclass=g))[:, pos].mean() for g in present]
     assert np.allclose(work.average, hand) and work.output == f"P({clf.classes_[-1]})"
@@ -127,3 +133,14 @@ def test_contributions_and_waterfall_refuse_sklearn_estimators_naming_what_to_us
         contributions(rf, tab.valid)
     with pytest.raises(ParameterError, match=r"contributions\(model, data\)"):
         waterfall_plot(rf)
+
+
+def test_grid_raw_of_a_pipekit_forest_decodes_codes_and_normalised_numbers(ross):
+    from pipekit.backends import RandomForest
+
+    df, tab, _, _ = ross
+    forest = RandomForest("regression", n_estimators=5, n_jobs=1, seed=0).fit(tab.train)
+    pdep = partial_dependence(forest, tab.valid, ("StateHoliday", "Customers"), grid=4, n_rows=None)
+    assert set(pdep.grid_raw[0].tolist()) == set(df["StateHoliday"].to_list()[3000:])  # "0", "a", ... not codes
+    raw = df["Customers"].to_numpy()[3000:].astype(np.float64)
+    assert np.allclose(pdep.grid_raw[1][[0, -1]], np.quantile(raw, [0.05, 0.95]), rtol=1e-3)

@@ -263,12 +263,20 @@ def plot_importance(importance: pl.DataFrame | Any, top: int = 20, path: str | P
 # ------------------------------------------------------------------------------------ partial dependence
 @dataclass
 class PartialDependence:
-    """Result of :func:`partial_dependence`. ``grid`` holds one array of (processed) values per feature and
-    ``grid_labels`` their human-readable form (category names, de-normalised numbers); ``average`` has
-    shape (g,) or (g1, g2); ``individual`` (n_rows, g) for 1-D when requested."""
+    """Result of :func:`partial_dependence`, one entry per feature in ``grid``, ``grid_raw`` and ``grid_labels``:
+
+    - ``grid``: the values the model was given, in the units it was fitted on: for a Tabular's split these
+      are processed (category codes, ``Normalize``'d numbers), so set a column to ``grid[0][i]`` to repeat
+      one point by hand;
+    - ``grid_raw``: the same points in the data's own units (category values, de-normalised numbers), as
+      the plot's axis shows them; equal to ``grid`` where nothing was processed (raw rows);
+    - ``grid_labels``: their readable form (category names as text, numbers as floats).
+
+    ``average`` has shape (g,) or (g1, g2); ``individual`` (n_rows, g) for 1-D when requested."""
 
     features: tuple[str, ...]
     grid: list[np.ndarray]
+    grid_raw: list[np.ndarray]
     grid_labels: list[list]
     average: np.ndarray
     individual: np.ndarray | None
@@ -378,7 +386,7 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     ``model``: a pipekit backend or ensemble, with a split of a Tabular (``tab.valid``) or a Polars frame of
     processed inputs; or a fitted scikit-learn estimator (a forest fitted on ``tab.train.xs``,
     ``TabularClassifier``/``TabularRegressor``), with the rows it predicts from: a Tabular's split (its
-    processed inputs, whose codes and normalised numbers the plot decodes), or a pandas or
+    processed inputs, whose codes and normalised numbers ``grid_raw`` and the plot decode), or a pandas or
     Polars frame or 2-d array as given to its ``fit`` (raw rows: text and category columns are categorical).
 
     ``grid``: number of quantile points for continuous columns (categories use every value present), explicit
@@ -437,7 +445,7 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     average = pred.mean(1).reshape([len(g) for g in grids])
     individual = pred.T.copy() if kind in ("individual", "both") else None
     raws = [_decode(processor, f, g) for f, g in zip(feats, grids)]
-    return PartialDependence(features=feats, grid=grids,
+    return PartialDependence(features=feats, grid=grids, grid_raw=raws,
                              grid_labels=[_labels(r, c) for r, c in zip(raws, cats)], average=average,
                              individual=individual, categorical=tuple(cats), output=output)
 
