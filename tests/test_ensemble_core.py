@@ -321,3 +321,18 @@ def test_processed_rows_in_any_form_a_backend_takes_are_taken_by_an_ensemble_too
     raw_units = xs.head(5).with_columns(pl.col(c) * norm.stds_[c] + norm.means_[c] for c in norm.means_)
     with pytest.raises(DataError, match="these rows look unprocessed: column '.*' has a median of"):
         ens.predict(raw_units)
+
+
+def test_a_learner_member_is_refused_by_its_key_pointing_to_torch_tabular(members):
+    from pipekit.tabular.model import tabular_learner
+
+    learn = tabular_learner(adult_tab(600).dataloaders(bs=64), layers=[10])
+    with pytest.raises(ParameterError, match=r"member 'net' \(Learner\).*TorchTabular\(task"):
+        MeanEnsemble({"rf": members[0], "net": learn})
+    assert not hasattr(learn, "name")  # the refused object is left as it was
+    with pytest.raises(ParameterError, match=r"member 1 \(Learner\).*TorchTabular\(task"):
+        WeightedEnsemble([members[0], learn])
+    with pytest.raises(ParameterError, match=r"member 'lr' \(LogisticRegression\)"):
+        from sklearn.linear_model import LogisticRegression
+
+        StackingEnsemble({"rf": members[0], "lr": LogisticRegression()})

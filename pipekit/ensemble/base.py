@@ -34,10 +34,24 @@ def member_name(member: Member, i: int) -> str:
     return f"{i}:{member.name or type(member).__name__}"
 
 
+def not_a_member(m: Any, label: str) -> ParameterError:
+    """The error for ``m``, which is no model an ensemble can hold, named ``label`` (its key, or its position),
+    saying what to pass instead."""
+    hint = ""
+    if hasattr(m, "dls") and hasattr(m, "model"):  # a Learner: its net is trained behind the model interface
+        hint = ("; a tabular_learner Learner is no member: train the same net as TorchTabular(task, layers=[...], "
+                "epochs=...).fit(tab.train, tab.valid), which an ensemble takes")
+    return ParameterError(f"member {label} ({type(m).__name__}) has no predict/task/name; members must be pipekit "
+                          f"models (RandomForest, GBM, SklearnModel, TorchTabular, an ensemble){hint}")
+
+
 def as_member_list(members: Any) -> list:
-    """Members as a list; a dict ``{name: model}`` names its models for reports and error messages."""
+    """Members as a list; a dict ``{name: model}`` names its models for reports and error messages (and errors
+    name a member by its key: ``member 'net'``)."""
     if isinstance(members, dict):
         for name, m in members.items():
+            if not isinstance(m, Member) and not (hasattr(m, "predict") and hasattr(m, "task")):
+                raise not_a_member(m, repr(str(name)))
             m.name = str(name)
         return list(members.values())
     if isinstance(members, (str, bytes)) or not isinstance(members, Sequence):
@@ -53,8 +67,7 @@ def check_members(members: Sequence[Any], check_columns: bool = True, fitted: bo
         raise ParameterError("members must be a non-empty list of models")
     for i, m in enumerate(members):
         if not isinstance(m, Member):
-            raise ParameterError(f"member {i} ({type(m).__name__}) has no predict/task/name; members must be pipekit "
-                                 "models (RandomForest, GBM, SklearnModel, TorchTabular, an ensemble)")
+            raise not_a_member(m, str(i))
     tasks = {m.task for m in members}
     if len(tasks) > 1:
         raise ParameterError(f"members mix tasks {sorted(tasks)}: " +
