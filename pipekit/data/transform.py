@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import ParameterError, PipelineStepError
+from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
 from pipekit.core.validate import Is
 from pipekit.data.probe import stage
 from pipekit.data.splitters import row_index
@@ -174,9 +174,18 @@ class Pipeline:
         self.tfms: list[Transform] = sorted((as_transform(t) for t in tfms), key=lambda t: t.order)
 
     def setup(self, values: Any) -> Any:
+        """Fit each transform on ``values`` as the ones before it encoded them; returns the encoded values. A
+        transform that fails is named, with what it was given (a :class:`PipelineStepError`).
+
+        >>> class Half(Transform):
+        ...     def setups(self, xs): self.n_ = len(xs)
+        ...     def encodes(self, xs): return xs[: self.n_ // 2]
+        >>> Pipeline([Half]).setup([1, 2, 3, 4])
+        [1, 2]
+        """
         for t in self.tfms:
-            t.setup(values)
-            values = t.encode(values)
+            _step(t, "setup", values)
+            values = _step(t, "encode", values)
         return values
 
     def encode(self, values: Any) -> Any:
@@ -249,10 +258,7 @@ class TfmdLists:
             raise ParameterError("TfmdLists: the train split is empty; the transforms are set up on it")
         self.items = items
         self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
-        values = _take(items, self.splits[0])
-        for t in self.pipeline:  # each transform learns from the training items as the ones before encoded them
-            _step(t, "setup", values)
-            values = _step(t, "encode", values)
+        self.pipeline.setup(_take(items, self.splits[0]))  # on the training items only
         self.encoded = items
         for t in self.pipeline:
             self.encoded = _step(t, "encode", self.encoded)
@@ -304,14 +310,25 @@ class TfmdLists:
 
 
 def _step(t: Transform, what: str, values: Any) -> Any:
-    """``t.setup(values)`` or ``t.encode(values)``; a failure is named with the transform and what it was given."""
+    """``t.setup(values)`` or ``t.encode(values)``; a failure is named with the transform and what it was given.
+    pipekit's own errors (a label outside the vocab, a bad parameter) already say what is wrong and pass as they
+    are; any other error is most often a transform written for one item, hence the hint."""
     try:
         return getattr(t, what)(values)
+    except PipekitError:
+        raise
     except Exception as e:
         raise PipelineStepError(
-            f"{type(t).__name__}.{what} failed on a column of {len(values)} item(s) ({type(values).__name__}): "
+            f"{type(t).__name__}.{what} failed on a column of {_count(values)} item(s) ({type(values).__name__}): "
             f"{type(e).__name__}: {e}. pipekit transforms see all the items at once: write the transform for the "
             "whole list (or array, or Series)") from e
+
+
+def _count(values: Any) -> str:
+    try:
+        return str(len(values))
+    except TypeError:  # one value (``Pipeline.setup(2.0)``)
+        return "1"
 
 
 @dataclass
