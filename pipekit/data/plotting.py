@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 
 #: matplotlib's non-interactive backends: they can only write files
 _FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
@@ -73,6 +75,49 @@ def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str =
         plt.show()
     plt.close(fig)
     return out
+
+
+def image_array(value: Any) -> np.ndarray:
+    """A decoded image as the (H, W, C) array :func:`show_image` draws: uint8 pictures are (H, W, C) or (H, W) as
+    decoded, float ones (C, H, W) or (H, W) with values in 0..1 (clipped).
+
+    >>> image_array(torch.ones(3, 4, 5)).shape, image_array(np.zeros((4, 5), dtype=np.uint8)).shape
+    ((4, 5, 3), (4, 5, 1))
+    """
+    v = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if v.dtype == torch.uint8:
+        arr = v.numpy()
+        return arr if arr.ndim == 3 else arr[:, :, None]
+    arr = v.float().clamp(0, 1).numpy()
+    return np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 else arr[:, :, None]
+
+
+def tensor_image(value: Any) -> np.ndarray | None:
+    """A tensor known only by its shape (a loader without blocks) as an image :func:`show_image` draws: (C, H, W)
+    with C = 1 or 3, or (H, W), any dtype (uint8 read as 0..255; other values outside 0..1, such as normalised
+    pixels, stretched to 0..1 per image). None when the shape is not an image's.
+
+    >>> tensor_image(torch.zeros(1, 28, 28)).shape, tensor_image(torch.zeros(5)) is None
+    ((28, 28, 1), True)
+    """
+    v = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if not (v.ndim == 2 or (v.ndim == 3 and v.shape[0] in (1, 3))) or 0 in v.shape:
+        return None
+    x = v.float() / 255 if v.dtype == torch.uint8 else v.float()
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        x = (x - lo) / max(hi - lo, 1e-8)
+    return image_array(x)
+
+
+def show_image(ax: Any, value: Any, title: str | None = None) -> None:
+    """Draw one image (anything :func:`image_array` reads) on ``ax``: grey when it has one channel."""
+    img = value if isinstance(value, np.ndarray) and value.ndim == 3 else image_array(value)
+    grey = img.shape[2] == 1
+    ax.imshow(img[:, :, 0] if grey else img, cmap="gray" if grey else None)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
 
 
 def _table_figure(frame: Any) -> Any:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from pipekit.data.plotting import get_pyplot, savefig_or_show, show_table
+from pipekit.core.errors import ParameterError
+from pipekit.data.plotting import get_pyplot, savefig_or_show, show_image, show_table, tensor_image
 
 #: inches per picture; a title line holds about as many characters as fit that width
 CELL_INCHES, TITLE_LINES = 3.0, 4
@@ -83,6 +84,75 @@ def _table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequ
     return pl.DataFrame(records).with_columns(pl.col(pl.Float64).round_sig_figs(6))
 
 
+class _TensorPicture:
+    """How an input of a loader without blocks (``DataLoaders.from_dsets``, ``from_stores``) is drawn: an image
+    tensor (already made drawable by :func:`blockless_rows`)."""
+    draws_on_input = False
+    table_columns = False
+
+    def show(self, ax: Any, value: Any, title: str | None = None) -> None:
+        show_image(ax, value, title)
+
+
+class _TensorLabel:
+    """A target of a loader without blocks: written in the title."""
+    draws_on_input = False
+    table_columns = False
+
+
+def _plain(value: Any) -> Any:
+    """A target or prediction tensor as a title writes it: one number, or a short list of numbers; None when
+    it is bigger than a title can say."""
+    arr = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    if arr.ndim == 0:
+        return arr.item()
+    if arr.ndim == 1 and arr.size <= 10:
+        return [round(x, 3) if isinstance(x, float) else x for x in arr.tolist()]
+    return None
+
+
+def blockless_rows(rows: Sequence[tuple], n_inp: int, preds: Sequence[Any] | None,
+                   name: str = "show_batch") -> tuple[list[tuple], tuple[Any, ...], list[Any] | None]:
+    """Rows of a loader without blocks made drawable: each input an image (see :func:`tensor_image`), each target
+    and prediction a number (or a short list of them) for the title, with the blocks that show them that way.
+    Anything else is refused, saying what can be drawn.
+
+    >>> import torch
+    >>> rows, blocks, _ = blockless_rows([(torch.zeros(1, 28, 28), torch.tensor(7))], 1, None)
+    >>> rows[0][0].shape, rows[0][1], [type(b).__name__ for b in blocks]
+    ((28, 28, 1), 7, ['_TensorPicture', '_TensorLabel'])
+    """
+    out = []
+    for i, row in enumerate(rows):
+        new: list[Any] = []
+        for j, value in enumerate(row):
+            shape = tuple(getattr(value, "shape", np.shape(value)))
+            if j < n_inp:
+                img = tensor_image(value)
+                if img is None:
+                    raise ParameterError(
+                        f"{name}: input {j} of item {i} is a tensor of shape {shape}; without blocks {name} draws "
+                        "inputs shaped like images: (C, H, W) with C = 1 or 3, or (H, W). Build the loaders with a "
+                        "DataBlock (its blocks say how to show the data), or look at the values with dls.one_batch()")
+                new.append(img)
+            else:
+                plain = _plain(value)
+                if plain is None:
+                    raise ParameterError(
+                        f"{name}: target {j - n_inp} of item {i} has shape {shape}; without blocks {name} writes "
+                        "targets of one number (or up to 10) in the title. Build the loaders with a DataBlock whose "
+                        "target block says how to show it")
+                new.append(plain)
+        out.append(tuple(new))
+    plain_preds = None
+    if preds is not None:
+        plain_preds = [_plain(p) for p in preds]
+        plain_preds = [p if p is not None else "(prediction too big to write)" for p in plain_preds]
+    n = len(rows[0]) if rows else n_inp
+    blocks = tuple(_TensorPicture() for _ in range(n_inp)) + tuple(_TensorLabel() for _ in range(n - n_inp))
+    return out, blocks, plain_preds
+
+
 def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None = None,
                path: Any = None, name: str = "show_batch", nrows: int | None = None, ncols: int | None = None,
                figsize: tuple[float, float] | None = None) -> Any:
@@ -92,6 +162,8 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     one reads "actual / predicted" (green when right, red when not). ``nrows``/``ncols`` shape the grid (either
     one sets the other; default about square) and ``figsize`` the figure, as in the book's
     ``show_batch(max_n=4, nrows=1)``. Returns the PNG path when one was written (see :func:`savefig_or_show`)."""
+    if not blocks:
+        rows, blocks, preds = blockless_rows(rows, n_inp, preds, name)
     if blocks[:n_inp] and all(b.table_columns for b in blocks[:n_inp]):
         return show_table(_table(rows, blocks, n_inp, preds), path, name=name)
     n = len(rows)
@@ -129,9 +201,6 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
             shown = [(i, row[n_inp:], None)]
         for pos, values, title in shown:
             head, axes = cell(pos)
-            if not blocks:
-                axes[0].text(0.5, 0.5, str(row[0]))
-                continue
             words = [v for b, v in zip(targets, values) if not b.draws_on_input]
             color = None
             if preds is not None and not side_by_side:

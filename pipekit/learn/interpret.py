@@ -19,7 +19,7 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
-from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.data.plotting import get_pyplot, savefig_or_show, show_image, tensor_image
 from pipekit.data.show import title_chars, title_text
 
 if TYPE_CHECKING:
@@ -65,15 +65,11 @@ class Interpretation:
                 return
         ax.axis("off")
         arr = x.detach().float().cpu()
-        if arr.ndim == 3 and arr.shape[0] in (1, 3):
-            arr = arr.permute(1, 2, 0)
-        if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (1, 3)):
-            a = arr.numpy()
-            a = (a - a.min()) / (a.max() - a.min() + 1e-8)
-            ax.imshow(a.squeeze(-1) if a.ndim == 3 and a.shape[-1] == 1 else a, cmap="gray")
-        elif arr.ndim == 1 and int(np.sqrt(arr.numel())) ** 2 == arr.numel():  # flattened square image
-            side = int(np.sqrt(arr.numel()))
-            ax.imshow(arr.reshape(side, side).numpy(), cmap="gray")
+        if arr.ndim == 1 and int(np.sqrt(arr.numel())) ** 2 == arr.numel():  # flattened square image
+            arr = arr.reshape(int(np.sqrt(arr.numel())), -1)
+        img = tensor_image(arr)
+        if img is not None:
+            show_image(ax, img)
         else:
             ax.text(0.5, 0.5, str(arr.tolist())[:120], ha="center", va="center", wrap=True)
         ax.set_title(title, fontsize=8)

@@ -20,12 +20,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
-import torch
 
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import TransformBlock
+from pipekit.data.plotting import image_array, show_image
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform, as_list
 from pipekit.vision.augment import AugmentSettings
@@ -63,12 +63,7 @@ PILImageBW = ImageMode("L")
 
 def _to_display(value: Any) -> np.ndarray:
     """A float (C,H,W) or uint8 (H,W,C) image as an (H,W,C) array matplotlib can draw."""
-    v = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
-    if v.dtype == torch.uint8:
-        arr = v.numpy()
-        return arr if arr.ndim == 3 else arr[:, :, None]
-    arr = v.float().clamp(0, 1).numpy()
-    return np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 else arr[:, :, None]
+    return image_array(value)
 
 
 class _PixelBlock(TransformBlock):
@@ -144,11 +139,7 @@ class ImageBlock(_PixelBlock):
         return _to_display(value)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
-        img = value if isinstance(value, np.ndarray) else _to_display(value)
-        ax.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None)
-        ax.axis("off")
-        if title:
-            ax.set_title(title)
+        show_image(ax, value, title)
 
 
 class MaskBlock(_PixelBlock):
