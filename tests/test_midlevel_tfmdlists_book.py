@@ -3,6 +3,7 @@ named the same way by both, splits refused when they overlap, pipekit's getters 
 numericalized texts as 1-d tensors that slice and decode."""
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -42,3 +43,15 @@ def test_pipeline_setup_names_a_failing_step_as_tfmdlists_does(files):
 
     with pytest.raises(DataError, match=r"label\(s\) \['4'\] .* not in the vocab you gave"):
         Pipeline([Categorize(vocab=["3", "7"])]).setup(pl.Series(["3", "4"]))
+
+
+def test_tfmdlists_refuses_splits_that_overlap_as_the_datablock_does(files):
+    names = [f.name for f in files]
+    with pytest.raises(DataError, match=r"TfmdLists: the split puts 2 item\(s\) in both the training and the "
+                                        rf"validation set \(first: item 700, '{names[700]}'\)"):
+        TfmdLists(names, [], splits=[range(702), range(700, len(files))])
+    mask = np.arange(len(files)) < 709
+    with pytest.raises(DataError, match="1 item"):  # a mask and positions overlapping on one item
+        TfmdLists(names, [], splits=[mask, [0]])
+    tl = TfmdLists(names, [], splits=[mask, ~mask])
+    assert len(tl.train) == 709 and tl.valid[0] == names[709]

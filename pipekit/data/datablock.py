@@ -28,7 +28,7 @@ from pipekit.data.dataloaders import DataLoaders, Datasets, learned_state, short
 from pipekit.data.getters import ColReader, Getter, apply_getter, item_at
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
-from pipekit.data.splitters import RandomSplitter, Splitter
+from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint
 from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_list
 
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
@@ -505,10 +505,7 @@ def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
         raise DataError(f"the split {splitter!r} leaves the {'training' if len(train) == 0 else 'validation'} "
                         f"set empty ({len(train)} train / {len(valid)} valid of {len(items)} items); "
                         "change the splitter's settings")
-    both = np.intersect1d(train, valid)
-    if both.size:
-        raise DataError(f"the split {splitter!r} puts {both.size} item(s) in both the training and the validation "
-                        f"set (first: {item_at(items, int(both[0]))!r})")
+    check_disjoint(train, valid, f"the split {splitter!r}", lambda i: repr(item_at(items, i)))
     if len(train) + len(valid) < len(items):
         keep = np.sort(np.concatenate([train, valid]))
         left = np.setdiff1d(np.arange(len(items)), keep)

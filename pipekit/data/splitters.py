@@ -165,6 +165,22 @@ def row_index(rows: Any, n: int, what: str) -> np.ndarray:
     return a
 
 
+def check_disjoint(train: np.ndarray, valid: np.ndarray, who: str, item: Callable[[int], Any]) -> None:
+    """Refuse a split that puts an item in both the training and the validation set: its validation score would
+    be measured on items the model was trained on. ``who`` starts the message, ``item(i)`` shows item ``i``.
+
+    >>> check_disjoint(np.array([0, 1]), np.array([2]), "the split", str)
+    >>> check_disjoint(np.array([0, 1]), np.array([1, 2]), "the split", lambda i: f"row {i}")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.DataError: the split puts 1 item(s) in both the training and the validation set (first: row 1)
+    """
+    both = np.intersect1d(train, valid)
+    if both.size:
+        raise DataError(f"{who} puts {both.size} item(s) in both the training and the validation set "
+                        f"(first: {item(int(both[0]))})")
+
+
 class IndexSplitter(Splitter):
     """The items at ``idxs`` are the validation set: row positions, or a boolean mask with one value per item
     (``(df.year == 2020).to_numpy()``).

@@ -20,7 +20,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
 from pipekit.core.validate import Is
 from pipekit.data.probe import stage
-from pipekit.data.splitters import row_index
+from pipekit.data.splitters import check_disjoint, row_index
 
 #: fastai's method names and the pipekit methods they are read as (the book's chapter 11 spells them so)
 FASTAI_NAMES = {"encodes": "encode", "decodes": "decode", "setups": "setup"}
@@ -256,6 +256,7 @@ class TfmdLists:
                        for name, s in zip(("train", "valid"), splits)]
         if not len(self.splits[0]):
             raise ParameterError("TfmdLists: the train split is empty; the transforms are set up on it")
+        check_disjoint(*self.splits, "TfmdLists: the split", lambda i: f"item {i}, {_take(items, [i])[0]!r:.80}")
         self.items = items
         self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
         self.pipeline.setup(_take(items, self.splits[0]))  # on the training items only
