@@ -132,6 +132,7 @@ class Learner:
         self.pred: Any = None  # the model's output: a tensor, or whatever the model returns
         self.loss: torch.Tensor | None = None
         self.loss_grad: torch.Tensor | None = None
+        self._warned_loss = False  # a callback changed learn.loss alone (warned once per Learner)
         self.final_record: list[Any] = []
         self.batch_wrapper: Callable[[Loader], Any] | None = None
         self.resume_epoch, self.epoch_done, self.stop_requested = 0, False, False
@@ -378,7 +379,17 @@ class Learner:
             name = getattr(self.loss_func, "__name__", type(self.loss_func).__name__)
             raise ParameterError(f"loss_func {name!r} returned {tuple(self.loss_grad.shape)} values for a batch: "
                                  "training needs one number per batch (reduce it, e.g. end with .mean())")
+        loss, loss_grad = self.loss, self.loss_grad
         self("after_loss")
+        if self.training and self.loss is not loss and self.loss_grad is loss_grad and not self._warned_loss:
+            # the book's callbacks (written for an older fastai) add penalties to learn.loss, which only the
+            # record reads: say so once, as a changed loss that does not change training is hard to see
+            self._warned_loss = True
+            warnings.warn("a callback changed learn.loss in after_loss but not learn.loss_grad: the recorded loss "
+                          "changes, training does not (backward uses learn.loss_grad, as in fastai). To change "
+                          "training assign self.learn.loss_grad (e.g. self.learn.loss_grad = self.learn.loss_grad + "
+                          "penalty); to change only the record, set both or ignore this warning", UserWarning,
+                          stacklevel=2)
         if not self.training or self.loss_grad is None:
             return
         self._with_events(self._backward, "backward")

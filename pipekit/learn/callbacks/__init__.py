@@ -16,8 +16,12 @@ The Learner calls, in order::
     after_fit
 
 A callback overrides the methods for the events it cares about and reads or changes the Learner's
-state through ``self.learn`` (``xb``, ``yb``, ``pred``, ``loss``, ``epoch``, ``iter``, ``pct_train``,
-``training``, ``opt``, ``model``...). Raising a ``Cancel*Exception`` skips the rest of that stage;
+state through ``self.learn`` (``xb``, ``yb``, ``pred``, ``loss_grad``, ``loss``, ``epoch``, ``iter``,
+``pct_train``, ``training``, ``opt``, ``model``...). The loss is there twice, as in fastai: ``loss_grad`` is
+what ``backward`` differentiates, ``loss`` (its detached copy) is what the Recorder and metrics read. To change
+training, a callback assigns ``loss_grad`` in ``after_loss`` (``self.learn.loss_grad = self.learn.loss_grad +
+penalty``, as RNNRegularizer adds AR/TAR, which the recorded loss then leaves out); assigning ``loss`` alone only
+changes what is recorded, and the Learner warns once when a training batch does that. Raising a ``Cancel*Exception`` skips the rest of that stage;
 the matching ``after_cancel_*`` event runs, then the stage's ``after_*`` event. The stages inside it
 are left without theirs: an epoch cancelled while training runs ``after_cancel_epoch`` and ``after_epoch``
 but no ``after_train``, so a callback that undoes in ``after_train`` what it did in ``before_train``

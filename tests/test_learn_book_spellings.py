@@ -1,0 +1,67 @@
+"""fastai spellings readers of chapters 13-19 write, on Fashion-MNIST: a callback changing the loss (``loss_grad``
+trains, ``loss`` is only recorded), ``partial(OptimWrapper, opt=...)`` as ``opt_func``, one callback or a list in
+``added_cbs``/``removed_cbs``/``add_cbs``/``remove_cbs``, and ``no_bar``/``no_logging``."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.data import DataLoaders, TensorStore
+from pipekit.data.external import read_idx
+from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, simple_cnn
+
+
+@pytest.fixture(scope="module")
+def dls():
+    torch.set_num_threads(1)
+    root = D.path("fashion_mnist")
+    x = read_idx(root / "train-images-idx3-ubyte.gz")[:384, None].astype(np.float32) / 255.0
+    y = read_idx(root / "train-labels-idx1-ubyte.gz")[:384].astype(np.int64)
+    return DataLoaders.from_stores([TensorStore(x[:256]), TensorStore(y[:256])],
+                                   [TensorStore(x[256:]), TensorStore(y[256:])], bs=64, seed=0, device="cpu",
+                                   num_workers=0)
+
+
+def learner(dls, **kw):
+    pipekit.set_seed(0)
+    return Learner(dls, simple_cnn(1, 10, (8, 16)), loss_func=CrossEntropyLossFlat(), **kw)
+
+
+def _weights(learn):
+    return torch.cat([p.detach().flatten().clone() for p in learn.model.parameters()])
+
+
+class ZeroLoss(Callback):
+    def after_loss(self):
+        self.learn.loss = self.loss * 0
+
+
+class ZeroLossGrad(Callback):
+    def after_loss(self):
+        self.learn.loss_grad = self.learn.loss_grad * 0
+
+
+def test_a_callback_changes_training_through_loss_grad_and_is_warned_when_it_changes_loss_alone(dls):
+    learn = learner(dls, cbs=ZeroLossGrad(), wd=0.0)
+    before = _weights(learn)
+    learn.fit(1, 1e-2)
+    assert torch.equal(before, _weights(learn))  # a zero loss_grad: nothing learned
+    assert learn.recorder.values[-1][0] > 1.0  # the record keeps the real loss (ln 10 at the start)
+
+    learn = learner(dls, cbs=ZeroLoss(), wd=0.0)
+    before = _weights(learn)
+    with pytest.warns(UserWarning, match=r"changed learn.loss in after_loss but not learn.loss_grad.*"
+                                         r"self.learn.loss_grad = self.learn.loss_grad \+ penalty") as caught:
+        learn.fit(1, 1e-2)
+    assert sum("learn.loss_grad" in str(w.message) for w in caught) == 1  # once, not once per batch
+    assert not torch.equal(before, _weights(learn))  # training went on
+    assert learn.recorder.values[-1][0] == 0.0  # the record says what the callback set
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a plain fit warns of nothing
+        learner(dls).fit(1, 1e-3)
