@@ -4,6 +4,7 @@ trains, ``loss`` is only recorded), ``partial(OptimWrapper, opt=...)`` as ``opt_
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -11,17 +12,29 @@ import torch
 
 import pipekit
 import pipekit.datasets as D
+from pipekit.core.errors import ParameterError
 from pipekit.data import DataLoaders, TensorStore
 from pipekit.data.external import read_idx
-from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, simple_cnn
+from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, OptimWrapper, simple_cnn
 
 
 @pytest.fixture(scope="module")
-def dls():
+def arrays():
     torch.set_num_threads(1)
     root = D.path("fashion_mnist")
     x = read_idx(root / "train-images-idx3-ubyte.gz")[:384, None].astype(np.float32) / 255.0
     y = read_idx(root / "train-labels-idx1-ubyte.gz")[:384].astype(np.int64)
+    return x, y
+
+
+@pytest.fixture
+def dls(arrays):
+    x, y = arrays
+    return fresh(x, y)
+
+
+def fresh(x, y):
+    """Loaders at epoch 0 (a fit advances its loaders' epochs, hence their shuffles)."""
     return DataLoaders.from_stores([TensorStore(x[:256]), TensorStore(y[:256])],
                                    [TensorStore(x[256:]), TensorStore(y[256:])], bs=64, seed=0, device="cpu",
                                    num_workers=0)
@@ -65,3 +78,22 @@ def test_a_callback_changes_training_through_loss_grad_and_is_warned_when_it_cha
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a plain fit warns of nothing
         learner(dls).fit(1, 1e-3)
+
+
+def test_partial_optimwrapper_with_a_torch_optimiser_trains_as_that_optimiser(arrays):
+    direct = learner(fresh(*arrays), opt_func=partial(torch.optim.SGD, momentum=0.9), wd=0.0)
+    direct.fit(1, 1e-2)
+    for spelling in (partial(OptimWrapper, opt=torch.optim.SGD, momentum=0.9),
+                     partial(OptimWrapper, opt_func=torch.optim.SGD, momentum=0.9, convert_groups=True)):
+        learn = learner(fresh(*arrays), opt_func=spelling, wd=0.0)
+        learn.fit(1, 1e-2)
+        assert isinstance(learn.opt.opt, torch.optim.SGD)
+        assert learn.opt.opt.param_groups[0]["momentum"] == pytest.approx(direct.opt.opt.param_groups[0]["momentum"])
+        assert torch.allclose(_weights(learn), _weights(direct))  # the same steps as opt_func=SGD
+
+
+@pytest.mark.parametrize("spelling", [OptimWrapper, partial(OptimWrapper), partial(OptimWrapper, torch.optim.SGD),
+                                      partial(OptimWrapper, opt=torch.optim.SGD, hp_map={"lr": "lr"})])
+def test_optimwrapper_spellings_that_cannot_work_are_refused_showing_the_one_that_does(dls, spelling):
+    with pytest.raises(ParameterError, match=r"opt_func=partial\(OptimWrapper, opt=torch.optim.SGD\)"):
+        learner(dls, opt_func=spelling)

@@ -37,7 +37,7 @@ from pipekit.learn import distributed, export, inference, schedule, summary
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs, sort_callbacks, state_keys
 from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, loss_from_kind
-from pipekit.learn.optim import Adam, OptimWrapper
+from pipekit.learn.optim import Adam, OptimWrapper, torch_opt_func
 from pipekit.metrics import Metric, as_metric
 
 __all__ = ["Learner"]
@@ -105,7 +105,7 @@ class Learner:
               lr=(lr, _LR), wd=(wd, Interval(0, None, none_ok=True)),
               moms=(moms, Is(lambda m: len(m) == 3, "3 momentums (start, middle, end)")))
         self.dls, self.model = dls, model
-        self.opt_func, self.lr, self.splitter, self.wd = opt_func, lr, splitter, wd
+        self.opt_func, self.lr, self.splitter, self.wd = torch_opt_func(opt_func), lr, splitter, wd
         self.wd_bn_bias, self.train_bn, self.moms = wd_bn_bias, train_bn, tuple(moms)
         self.path = Path(path) if path is not None else Path(".")
         self.model_dir = model_dir
@@ -270,7 +270,7 @@ class Learner:
     def create_opt(self) -> OptimWrapper:
         """Build the optimiser over the splitter's layer groups (called by ``fit`` when needed)."""
         top = self.lr.stop if isinstance(self.lr, slice) else self.lr
-        self.opt = OptimWrapper(self.model, self.opt_func, lr=float(np.max(np.atleast_1d(top))),
+        self.opt = OptimWrapper(self.model, torch_opt_func(self.opt_func), lr=float(np.max(np.atleast_1d(top))),
                                 splitter=self.splitter, wd_bn_bias=self.wd_bn_bias, train_bn=self.train_bn)
         if self.wd is not None:
             self.opt.set_hyper("wd", self.wd)

@@ -454,6 +454,37 @@ def _get_group(group: dict[str, Any], name: str) -> Any:
     return group.get("weight_decay" if name == "wd" else name)
 
 
+_WRAPPER_SPELLING = "opt_func=partial(OptimWrapper, opt=torch.optim.SGD) (or simply opt_func=torch.optim.SGD)"
+
+
+def torch_opt_func(opt_func: Callable[..., Any]) -> Callable[..., torch.optim.Optimizer]:
+    """The ``opt_func(param_groups, lr=...)`` a Learner builds its optimiser with. ``partial(OptimWrapper,
+    opt=torch.optim.SGD, momentum=0.9)``, fastai's way of training with a torch optimiser, is read as that
+    optimiser (with its keyword arguments): a Learner wraps every optimiser in an :class:`OptimWrapper` itself.
+
+    >>> torch_opt_func(partial(OptimWrapper, opt=torch.optim.SGD, momentum=0.9)).keywords
+    {'momentum': 0.9}
+    """
+    if opt_func is OptimWrapper:
+        raise ParameterError(f"opt_func=OptimWrapper: say which torch optimiser it wraps, {_WRAPPER_SPELLING}")
+    if not (isinstance(opt_func, partial) and opt_func.func is OptimWrapper):
+        return opt_func
+    kw = dict(opt_func.keywords)
+    given = [k for k in ("opt", "opt_func") if k in kw]
+    if opt_func.args or len(given) != 1:
+        raise ParameterError(f"opt_func=partial(OptimWrapper, ...) needs the torch optimiser as its one 'opt' keyword "
+                             f"argument, as in fastai: {_WRAPPER_SPELLING}")
+    opt = kw.pop(given[0])
+    if kw.pop("hp_map", None) is not None:
+        raise ParameterError("partial(OptimWrapper, hp_map=...): pipekit maps lr/mom/wd to the torch optimiser's own "
+                             f"names itself; leave hp_map out: {_WRAPPER_SPELLING}")
+    kw.pop("convert_groups", None)  # layer groups always reach the torch optimiser as its param groups
+    if not callable(opt) or opt is OptimWrapper:
+        raise ParameterError(f"partial(OptimWrapper, opt={opt!r}): opt must be a torch optimiser class, "
+                             f"{_WRAPPER_SPELLING}")
+    return partial(opt, **kw) if kw else opt
+
+
 class OptimWrapper:
     """A torch optimiser over a model's layer groups, with hyper-parameters settable per group.
 
