@@ -252,3 +252,131 @@ def test_same_seed_same_tabular_learner_with_two_threads(two_threads_nondetermin
         learn.fit_one_cycle(2, 1e-2)
         weights.append({k: v.clone() for k, v in learn.model.state_dict().items()})
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+# -- a net trained with tabular_learner, as a model: TorchTabular.from_learner ---------------------------------
+@pytest.fixture(scope="module")
+def learned():
+    """The book's chapter 9 net on 3000 adult rows: a tabular_learner Learner trained one epoch, with dropout (so
+    its config is not the default one)."""
+    from pipekit.tabular import tabular_learner
+    from test_models_helpers import adult_tab
+
+    torch.set_num_threads(1)
+    tab = adult_tab(3000)
+    learn = tabular_learner(tab.dataloaders(bs=128, seed=0), layers=[40, 20], config={"ps": [0.1, 0.05], "embed_p": 0.02})
+    learn.fit_one_cycle(1, 1e-2)
+    return tab, learn
+
+
+def test_from_learner_predicts_what_the_learner_predicts(learned):
+    tab, learn = learned
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    learn.model.train()
+    net = TorchTabular.from_learner(learn, name="net")
+    # the Learner and its net are left as they were: mode, weights, the module itself
+    assert learn.model.training and net.model_ is not learn.model and not net.model_.training
+    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+    assert net.task == "classification" and net.name == "net" and list(net.classes_) == ["<50k", ">=50k"]
+    assert net.layers == [40, 20] and net.config == {"ps": [0.1, 0.05], "embed_p": 0.02}
+    assert net.emb_szs_ == [list(s) for s in learn.model.embeds.emb_szs] and net.y_range_ is None
+    probs, targs = learn.get_preds()  # softmax already applied
+    np.testing.assert_allclose(net.predict_proba(tab.valid), probs.numpy(), atol=1e-6)
+    assert net.valid_score_ == pytest.approx(float((probs.argmax(1) == targs).float().mean()))
+    # fitted as fit fits on tab.train: the same signatures a forest on tab.train records
+    rf = RandomForest("classification", n_estimators=20, n_jobs=1, seed=0).fit(tab.train)
+    for attr in ("feature_names_", "cat_features_", "procs_signature_", "train_rows_signature_", "cat_levels_",
+                 "norm_stats_"):
+        assert getattr(net, attr) == getattr(rf, attr), attr
+    # its embeddings are the Learner's
+    np.testing.assert_array_equal(embeddings_as_features(net, tab.valid).xs.to_numpy(),
+                                  embeddings_as_features(learn, tab.valid).xs.to_numpy())
+
+
+def test_a_learners_net_joins_an_ensemble_and_files(learned, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipekit.ensemble import MeanEnsemble
+
+    tab, learn = learned
+    net = TorchTabular.from_learner(learn)
+    rf = RandomForest("classification", n_estimators=20, n_jobs=1, seed=0).fit(tab.train)
+    ens = MeanEnsemble({"rf": rf, "net": net})
+    p = ens.predict(tab.valid)
+    np.testing.assert_allclose(p, (rf.predict(tab.valid) + net.predict(tab.valid)) / 2, atol=1e-12)
+    assert ens.score(tab.valid) > 0.75
+    back = load_model(net.export(tmp_path / "net.pipekit"))
+    assert isinstance(back, TorchTabular) and back.layers == net.layers and back.config == net.config
+    np.testing.assert_array_equal(back.predict(tab.valid), net.predict(tab.valid))
+    path = ens.export(tmp_path / "ens.pipekit")
+    np.testing.assert_array_equal(load_model(path).predict(tab.valid), p)
+    # a fresh process rebuilds the net from the file alone
+    tab.valid.xs.write_parquet(tmp_path / "xs.parquet")
+    code = ("import sys, numpy as np, polars as pl; from pipekit.backends import load_model; "
+            "np.save(sys.argv[3], load_model(sys.argv[1]).predict(pl.read_parquet(sys.argv[2])))")
+    subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "xs.parquet"), str(tmp_path / "p.npy")],
+                   check=True, cwd=Path(__file__).parent.parent)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), p, atol=1e-6)
+
+
+def test_from_learner_regression_on_adults_age(tmp_path):
+    import polars as pl
+
+    from pipekit.data.splitters import RandomSplitter
+    from pipekit.datasets import path
+    from pipekit.tabular import Tabular, tabular_learner
+
+    df = pl.read_csv(path("adult_sample") / "adult.csv").head(3000)
+    tab = Tabular(df, cat_names=["workclass", "education", "marital-status", "occupation", "sex"],
+                  cont_names=["fnlwgt", "education-num", "hours-per-week"], y_names="age",
+                  splits=RandomSplitter(valid_pct=0.2, seed=42))
+    learn = tabular_learner(tab.dataloaders(bs=128, seed=0), layers=[30], y_range=(15.0, 95.0),
+                            config={"use_bn": False, "bn_final": True})
+    learn.fit_one_cycle(1, 1e-2)
+    net = TorchTabular.from_learner(learn, epochs=3)
+    assert net.task == "regression" and net.y_range == (15.0, 95.0) and net.y_range_ == [15.0, 95.0]
+    assert net.config == {"use_bn": False, "bn_final": True} and net.epochs == 3
+    preds = learn.get_preds()[0][:, 0].numpy()
+    np.testing.assert_allclose(net.predict(tab.valid), preds, rtol=1e-6)
+    rf = RandomForest("regression", n_estimators=20, n_jobs=1, seed=0).fit(tab.train)
+    from pipekit.ensemble import MeanEnsemble
+
+    ens = MeanEnsemble({"rf": rf, "net": net})
+    np.testing.assert_allclose(ens.predict(tab.valid), (rf.predict(tab.valid) + preds) / 2, rtol=1e-6)
+    np.testing.assert_array_equal(load_model(ens.export(tmp_path / "ens.pipekit")).predict(tab.valid),
+                                  ens.predict(tab.valid))
+    # a refit (what clone() and stacking's folds do) trains the same architecture with the given settings
+    fresh = net.clone().fit(tab.train)
+    assert fresh.model_.state_dict().keys() == net.model_.state_dict().keys() and repr(fresh.model_) == repr(net.model_)
+    # two targets: TorchTabular predicts one
+    two = Tabular(df, cat_names=["workclass"], cont_names=["fnlwgt"], y_names=["age", "hours-per-week"],
+                  splits=RandomSplitter(valid_pct=0.2, seed=42))
+    with pytest.raises(ParameterError, match=r"2 output\(s\) for the target\(s\) \['age', 'hours-per-week'\]"):
+        TorchTabular.from_learner(tabular_learner(two.dataloaders(bs=128, seed=0), layers=[8]))
+
+
+def test_from_learner_refuses_what_it_cannot_rebuild(learned):
+    from torch import nn
+
+    from pipekit.learn import Learner
+    from pipekit.tabular import tabular_learner
+
+    tab, learn = learned
+    dls = learn.dls
+    with pytest.raises(ParameterError, match="custom body"):
+        TorchTabular.from_learner(tabular_learner(dls, body=lambda n_in: nn.Sequential(nn.Linear(n_in, 8), nn.ReLU())))
+    with pytest.raises(ParameterError, match=r"1 output\(s\) but the target has 2 classes"):
+        TorchTabular.from_learner(tabular_learner(dls, layers=[8], n_out=1))
+    changed = tabular_learner(dls, layers=[8])
+    for swapped in (nn.Tanh(), nn.ReLU(inplace=False)):  # no longer what layers=[8] builds
+        changed.model.layers[1] = swapped
+        with pytest.raises(ParameterError, match="modules differ from those TabularModel builds"):
+            TorchTabular.from_learner(changed)
+    with pytest.raises(ParameterError, match="not the TabularModel"):
+        TorchTabular.from_learner(Learner(dls, nn.Linear(3, 2)))
+    with pytest.raises(ParameterError, match=r"\['layers'\] cannot be given"):
+        TorchTabular.from_learner(learn, layers=[5])
+    with pytest.raises(ParameterError, match="takes a tabular_learner Learner"):
+        TorchTabular.from_learner(RandomForest("classification"))

@@ -35,6 +35,8 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
 
     Fitted: ``model_`` (the torch module, eval mode), ``processor_`` (the fitted procs), ``emb_szs_``,
     ``y_range_`` (the range used; None for classification), ``valid_score_`` when ``valid`` is given.
+
+    A net already trained with ``tabular_learner`` joins the same way: ``TorchTabular.from_learner(learn)``.
     """
 
     param_constraints = {
@@ -47,6 +49,9 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         "seed": Interval(0, 2**32 - 1, integer=True), "time_limit": TIME_LIMIT, "name": NAME}
     unsaved = ("processor_",)  # written inside model_, which is rebuilt from it
     imports = ("torch._dynamo",)  # torch's compiler, imported the first time a process builds an optimizer
+    #: the settings ``from_learner`` takes besides the net (which gives the task, layers, config and y_range)
+    learner_params = ("epochs", "lr", "bs", "wd", "seed", "time_limit", "name")
+    _trained: Any = None  # while from_learner fits: the Learner's net, kept in place of training one
 
     def __init__(self, task: str, layers: Sequence[int] = (200, 100), epochs: int = 5, lr: float = 1e-2,
                  bs: int = 256, wd: float | None = None, config: dict | None = None,
@@ -56,6 +61,69 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         self.config, self.y_range, self.seed, self.time_limit, self.name = config, y_range, seed, time_limit, name
         self.check_params()
         self.layers = list(layers)
+
+    @classmethod
+    def from_learner(cls, learn: Any, **params: Any) -> TorchTabular:
+        """A fitted TorchTabular holding the net of a trained ``tabular_learner`` Learner (the book's chapter 9 net),
+        so it joins ensembles, stacking, ``embeddings_as_features`` and files like a net this class trained. Fitted
+        on the Learner's training rows and procs as :meth:`fit` fits (``valid_score_`` on its validation rows);
+        ``model_`` is a copy on the CPU (the Learner and its net are left as they are) that predicts what
+        ``learn.get_preds`` gives. ``layers``, ``config`` and ``y_range`` are read from the net; ``params`` are the
+        other settings (``epochs``, ``lr``, ``bs``, ``wd``, ``seed``, ``time_limit``, ``name``), which only a refit
+        (``clone()``, stacking's folds) uses. A net that these parameters cannot rebuild is refused: a custom
+        ``body``, a model other than a ``TabularModel``, outputs that are not one per class of the target's
+        vocabulary, several regression targets.
+
+        Example:
+            >>> # learn = tabular_learner(tab.dataloaders(bs=256), layers=[200, 100]); learn.fit_one_cycle(3, 1e-2)
+            >>> # MeanEnsemble({"rf": RandomForest("classification").fit(tab.train),
+            >>> #               "net": TorchTabular.from_learner(learn)}).predict(tab.valid)
+        """
+        from pipekit.tabular.core import TabularSplit
+        from pipekit.tabular.loaders import TabularRecipe
+        from pipekit.tabular.model import TabularModel
+
+        bad = sorted(set(params) - set(cls.learner_params))
+        if bad:
+            raise ParameterError(f"TorchTabular.from_learner: {bad} cannot be given; the net gives the task, layers, "
+                                 f"config and y_range, and the other settings are {list(cls.learner_params)}")
+        model, dls = getattr(learn, "model", None), getattr(learn, "dls", None)
+        recipe, dsets = getattr(dls, "recipe", None), getattr(dls, "datasets", None)
+        items, splits = getattr(dsets, "items", None), getattr(dsets, "splits", None)
+        if not (isinstance(recipe, TabularRecipe) and recipe.with_cont
+                and isinstance(items, pl.DataFrame) and splits is not None):
+            raise ParameterError(f"TorchTabular.from_learner takes a tabular_learner Learner trained on a Tabular's "
+                                 f"loaders (tab.dataloaders(...)), got {type(learn).__name__} with loaders of "
+                                 f"{type(recipe).__name__}")
+        if not isinstance(model, TabularModel):
+            raise ParameterError(f"TorchTabular.from_learner: the Learner's model is a {type(model).__name__}, not the "
+                                 "TabularModel tabular_learner builds; only that net can be rebuilt from a file")
+        p = recipe.processor
+        task = {"category": "classification", "regression": "regression"}.get(p.y_kind_)
+        if task is None:
+            raise ParameterError(f"TorchTabular.from_learner: the Tabular's target kind is {p.y_kind_!r}; TorchTabular "
+                                 "predicts one category or one number")
+        layers, config, out_sz = net_structure(model)
+        if task == "classification" and out_sz != len(p.y_vocab_ or ()):
+            raise ParameterError(f"TorchTabular.from_learner: the net has {out_sz} output(s) but the target has "
+                                 f"{len(p.y_vocab_ or ())} classes {list(p.y_classes_ or ())}; TorchTabular gives one "
+                                 "probability per class (the softmax of one output per class, as tabular_learner builds "
+                                 "it by default), so train the Learner without n_out=")
+        if task == "regression" and (out_sz != 1 or len(p.y_names) != 1):
+            raise ParameterError(f"TorchTabular.from_learner: the net has {out_sz} output(s) for the target(s) "
+                                 f"{list(p.y_names)}; TorchTabular predicts one regression target")
+        rows = [len(p.classes_[c]) for c in p.cat_names_]
+        if [ni for ni, _ in model.embeds.emb_szs] != rows or model.n_cont != len(p.cont_names_):
+            raise ParameterError(f"TorchTabular.from_learner: the net's embeddings {model.embeds.emb_szs} and "
+                                 f"{model.n_cont} continuous input(s) do not match the Learner's procs ({rows} codes, "
+                                 f"{len(p.cont_names_)} continuous); it was built for other data")
+        net = cls(task, layers=layers, config=config, y_range=model.y_range if task == "regression" else None, **params)
+        train, valid = (TabularSplit(items, p, idx, name) for idx, name in zip(splits, ("train", "valid")))
+        net._trained = model
+        try:
+            return net.fit(train, valid if len(valid) else None)
+        finally:
+            del net._trained
 
     def fit(self, train: Any, valid: Any = None) -> TorchTabular:
         d = as_data(train)
@@ -78,6 +146,13 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         self.feature_names_, self.cat_features_ = list(p.cat_names_) + list(p.cont_names_), list(p.cat_names_)
         if self.task == "classification":  # the net has one output per class of the vocabulary
             self.classes_ = np.sort(self._net_classes())
+        if self._trained is not None:  # from_learner: the Learner's net, rebuilt as a file rebuilds it
+            self.y_range_ = None if self._trained.y_range is None else [float(x) for x in self._trained.y_range]
+            self.emb_szs_ = [[int(ni), int(nf)] for ni, nf in self._trained.embeds.emb_szs]
+            self.model_ = self.model_from_data({"processor": p, "weights": {
+                k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().numpy()
+                for k, v in self._trained.state_dict().items()}})
+            return
         self.y_range_ = None if self.task == "classification" else (
             [float(x) for x in self.y_range] if self.y_range is not None else target_range(d.y))
         n = len(d)
@@ -197,6 +272,54 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         model = build()
         model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()})
         return model.eval()
+
+
+def net_structure(model: Any) -> tuple[list[int], dict[str, Any] | None, int]:
+    """The ``layers``, ``config`` (the ``TabularModel`` arguments that differ from their defaults) and number of
+    outputs that rebuild the ``TabularModel`` ``model``, read from its modules; a ParameterError for a net they cannot
+    rebuild (a custom ``body``, layers changed after it was built).
+
+    >>> from pipekit.tabular.model import TabularModel
+    >>> net_structure(TabularModel([(5, 3)], 2, 4, layers=[20, 10], ps=[0.1, 0.0], use_bn=False))
+    ([20, 10], {'ps': [0.1, 0.0], 'use_bn': False}, 4)
+    """
+    import torch
+    from torch import nn
+
+    from pipekit.tabular.model import TabularModel
+
+    mods, i = list(model.layers.children()), 0
+    layers: list[int] = []
+    ps: list[float] = []
+    bns: set[bool] = set()
+    # hidden blocks are Linear, ReLU, then BatchNorm1d (use_bn) and Dropout (a p above 0), as TabularModel builds them
+    while i + 1 < len(mods) and type(mods[i]) is nn.Linear and type(mods[i + 1]) is nn.ReLU:
+        layers.append(int(mods[i].out_features))
+        i += 2
+        bn = i < len(mods) and type(mods[i]) is nn.BatchNorm1d
+        bns.add(bn)
+        i += int(bn)
+        dropout = i < len(mods) and type(mods[i]) is nn.Dropout
+        ps.append(float(mods[i].p) if dropout else 0.0)
+        i += int(dropout)
+    if i >= len(mods) or type(mods[i]) is not nn.Linear:
+        raise ParameterError("the net's layers are not the hidden blocks tabular_learner builds (a custom body= or "
+                             "changed layers): TorchTabular rebuilds its net from layers and config, so it cannot hold "
+                             "this one; train it with layers=[...] and config")
+    out_sz = int(mods[i].out_features)
+    bn_final = i + 1 < len(mods) and type(mods[i + 1]) is nn.BatchNorm1d
+    config: dict[str, Any] = {"ps": ps if any(ps) else None, "embed_p": float(model.emb_drop.p), "use_bn": bns != {False},
+              "bn_final": bn_final, "bn_cont": model.bn_cont is not None or not model.n_cont}
+    defaults = {"ps": None, "embed_p": 0.0, "use_bn": True, "bn_final": False, "bn_cont": True}
+    config = {k: v for k, v in config.items() if v != defaults[k]}
+    with torch.device("meta"):  # the same modules, or the net cannot be rebuilt from these parameters
+        rebuilt = TabularModel(model.embeds.emb_szs, model.n_cont, out_sz, layers=layers, y_range=model.y_range,
+                               **config)
+    if len(bns) > 1 or repr(rebuilt) != repr(model):
+        raise ParameterError("the net's modules differ from those TabularModel builds from its layers and config "
+                             f"(layers={layers}, config={config}), so a file could not rebuild it: train it with "
+                             "tabular_learner's layers and config only")
+    return layers, config or None, out_sz
 
 
 def target_range(y: Any, margin: float = 0.05) -> list[float]:
