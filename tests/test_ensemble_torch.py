@@ -360,6 +360,7 @@ def test_from_learner_regression_on_adults_age(tmp_path):
 def test_from_learner_refuses_what_it_cannot_rebuild(learned):
     from torch import nn
 
+    from pipekit.ensemble import MeanEnsemble
     from pipekit.learn import Learner
     from pipekit.tabular import tabular_learner
 
@@ -380,3 +381,6 @@ def test_from_learner_refuses_what_it_cannot_rebuild(learned):
         TorchTabular.from_learner(learn, layers=[5])
     with pytest.raises(ParameterError, match="takes a tabular_learner Learner"):
         TorchTabular.from_learner(RandomForest("classification"))
+    # an ensemble refuses the Learner itself, pointing to from_learner
+    with pytest.raises(ParameterError, match=r"member 'net' \(Learner\).*TorchTabular.from_learner\(learn\)"):
+        MeanEnsemble({"net": learn})

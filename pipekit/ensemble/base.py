@@ -39,8 +39,9 @@ def not_a_member(m: Any, label: str) -> ParameterError:
     saying what to pass instead."""
     hint = ""
     if hasattr(m, "dls") and hasattr(m, "model"):  # a Learner: its net is trained behind the model interface
-        hint = ("; a tabular_learner Learner is no member: train the same net as TorchTabular(task, layers=[...], "
-                "epochs=...).fit(tab.train, tab.valid), which an ensemble takes")
+        hint = ("; a tabular_learner Learner is no member: pass TorchTabular.from_learner(learn), its trained net "
+                "as a model (or train the same net as TorchTabular(task, layers=[...], epochs=...).fit(tab.train, "
+                "tab.valid))")
     return ParameterError(f"member {label} ({type(m).__name__}) has no predict/task/name; members must be pipekit "
                           f"models (RandomForest, GBM, SklearnModel, TorchTabular, an ensemble){hint}")
 
