@@ -267,14 +267,14 @@ def tree_structures_from_data(tables: Any, task: str, n_features: int, n_classes
         raise ExportError(f"tree {t} node {int(local[i])} is malformed: children ({int(left[i])}, {int(right[i])}) "
                           f"and feature {int(feature[i])} must be later nodes of the same tree (or -1 for a leaf) "
                           f"and an input column below {n_features}")
-    # a NaN threshold sends every row one way without an error, and a NaN or infinite value reaches predictions
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(tables["threshold"].astype(np.float64)) & (left != -1)
+    # a NaN threshold sends every row one way without an error, and a NaN or infinite value reaches predictions;
+    # an infinite threshold is scikit-learn's own (a split that sends only the missing values to one side)
+    bad = np.isnan(tables["threshold"].astype(np.float64)) & (left != -1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         t = int(np.searchsorted(offsets, i, side="right") - 1)
-        raise ExportError(f"tree {t} node {int(local[i])} splits at threshold {float(tables['threshold'][i])}; a "
-                          "split threshold must be a finite number")
+        raise ExportError(f"tree {t} node {int(local[i])} splits at threshold nan; a split threshold must be a "
+                          "number")
     if not np.isfinite(values.astype(np.float64)).all():
         raise ExportError("the tree node values hold NaN or infinite numbers; a fitted tree's values are finite")
     if (depth < 0).any() or (depth >= counts).any():

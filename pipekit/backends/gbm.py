@@ -357,10 +357,10 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
     thresholds = _numbers(tree, "threshold", m, float, where)
     kinds = _numbers(tree, "decision_type", m, int, where)
     leaves = _numbers(tree, "leaf_value", n, float, where)
-    # a NaN threshold sends every row one way without an error, and a NaN leaf reaches the predictions
-    if not all(math.isfinite(v) for v in (*thresholds, *leaves)):
-        raise ExportError(f"{where}: a split threshold or leaf value is NaN or infinite; a fitted tree's are "
-                          "finite numbers")
+    # a NaN threshold sends every row one way without an error, and a NaN or infinite leaf reaches the predictions
+    if any(math.isnan(v) for v in thresholds) or not all(math.isfinite(v) for v in leaves):
+        raise ExportError(f"{where}: a split threshold is NaN or a leaf value is not a finite number; a fitted "
+                          "tree's are numbers")
     for key in ("split_gain", "internal_value", "internal_weight", "internal_count"):
         _numbers(tree, key, m, float, where, required=False)
     for key in ("leaf_weight", "leaf_count"):
@@ -397,7 +397,7 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
                   or any(not 0 <= c < 1 << 32 for c in cats)):
         raise ExportError(f"{where}: its category table (cat_boundaries, cat_threshold) is inconsistent")
     for k, t in zip(kinds, thresholds):
-        if k & 1 and not (t == int(t) and 0 <= int(t) < n_cat):
+        if k & 1 and not (math.isfinite(t) and t == int(t) and 0 <= int(t) < n_cat):
             raise ExportError(f"{where}: a categorical split points outside its {n_cat} category sets")
     if tree.get("is_linear", "0") not in ("0", "1"):
         raise ExportError(f"{where}: is_linear must be 0 or 1")

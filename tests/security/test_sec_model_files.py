@@ -531,15 +531,35 @@ def test_sec_tree_tables_from_a_file_are_checked(fitted, splits, tmp_path):
     # a NaN threshold would send every row one way and a NaN value reach the predictions, with no error
     tables = {k: v["__array__"] for k, v in record["state"]["model_"]["trees"].items()}
     for field, value, said in [("threshold", np.nan, r"tree 0 node 0 splits at threshold nan; a split threshold "
-                                                     r"must be a finite number"),
-                               ("threshold", np.inf, r"tree 0 node 0 splits at threshold inf"),
-                               ("values", np.nan, r"tree node values hold NaN or infinite numbers")]:
+                                                     r"must be a number"),
+                               ("values", np.nan, r"tree node values hold NaN or infinite numbers"),
+                               ("values", -np.inf, r"tree node values hold NaN or infinite numbers")]:
         bad = {name: v.copy() for name, v in arrays.items()}
         bad[tables[field]][0] = value
         with pytest.raises(ExportError, match=said):
             load_model(write_model_file(tmp_path / "rf_nan.pipekit", record, bad))
     # the untouched file still loads
     np.testing.assert_array_equal(load_model(tmp_path / "rf.pipekit").predict(va), fitted["rf"].predict(va))
+
+
+def test_trees_fitted_with_missing_values_load(tmp_path):
+    """Trees fitted on data with missing values left in (no FillMissing) split the missing rows off at an infinite
+    threshold, scikit-learn's own: such a file loads and predicts as the fitted model did."""
+    from test_models_helpers import adult_tab
+
+    from pipekit.backends import ExtraTrees
+    from pipekit.tabular import Categorify
+
+    tab = adult_tab(4000, procs=(Categorify,))
+    assert tab.train.xs["education-num"].null_count() + tab.train.xs["education-num"].is_nan().sum() > 0
+    for model in (RandomForest("classification", n_estimators=20, n_jobs=1),
+                  ExtraTrees("classification", n_estimators=20, n_jobs=1), GBM("classification", n_estimators=30)):
+        model.fit(tab.train)
+        if isinstance(model, RandomForest) and not isinstance(model, ExtraTrees):
+            thresholds = np.concatenate([e.tree_.threshold for e in model.model_.estimators_])
+            assert np.isinf(thresholds).any()  # the case this test is for
+        path = model.export(tmp_path / f"{type(model).__name__}.pipekit")
+        np.testing.assert_array_equal(load_model(path).predict_proba(tab.valid), model.predict_proba(tab.valid))
 
 
 def test_sec_lightgbm_text_from_a_file_is_checked_before_lightgbm_reads_it(fitted, splits, tmp_path):
@@ -567,9 +587,11 @@ def test_sec_lightgbm_text_from_a_file_is_checked_before_lightgbm_reads_it(fitte
                                              count=1), r"category table"),
         "not a number": (re.sub(r"threshold=\S+", "threshold=nope", no_sizes, count=1), r"not a number"),
         "NaN threshold": (re.sub(r"threshold=\S+", "threshold=nan", no_sizes, count=1), r"tree 0: a split threshold "
-                          r"or leaf value is NaN or infinite"),
-        "infinite threshold": (re.sub(r"threshold=\S+", "threshold=inf", no_sizes, count=1), r"NaN or infinite"),
-        "NaN leaf": (re.sub(r"leaf_value=\S+", "leaf_value=nan", no_sizes, count=1), r"NaN or infinite"),
+                          r"is NaN or a leaf value is not a finite number"),
+        "NaN leaf": (re.sub(r"leaf_value=\S+", "leaf_value=nan", no_sizes, count=1), r"leaf value is not a finite"),
+        "infinite leaf": (re.sub(r"leaf_value=\S+", "leaf_value=inf", no_sizes, count=1), r"leaf value is not a"),
+        "infinite category set": (re.sub(r"threshold=(\S+)", "threshold=inf", re.sub(r"decision_type=\S+",
+                                  "decision_type=1", no_sizes, count=1), count=1), r"a categorical split points outside"),
         "another model's width": (re.sub(r"max_feature_idx=\d+", "max_feature_idx=2", text), r"for 3 inputs"),
         "LightGBM's own refusal": (re.sub(r"objective=[^\n]*", "objective=binary sigmoid:oops", no_sizes), r"LightGBM"),
     }
