@@ -4,11 +4,13 @@ numericalized texts as 1-d tensors that slice and decode."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
 from pipekit.core.errors import DataError, PipelineStepError
-from pipekit.data import Categorize, Pipeline, TfmdLists, Transform, get_image_files
+from pipekit.data import (Categorize, ColReader, Pipeline, RegexLabeller, TfmdLists, Transform, get_image_files,
+                          parent_label, using_attr)
 from pipekit.datasets import path
 
 
@@ -55,3 +57,30 @@ def test_tfmdlists_refuses_splits_that_overlap_as_the_datablock_does(files):
         TfmdLists(names, [], splits=[mask, [0]])
     tl = TfmdLists(names, [], splits=[mask, ~mask])
     assert len(tl.train) == 709 and tl.valid[0] == names[709]
+
+
+def test_tfmdlists_of_files_with_pipekits_getters_and_categorize(files):
+    splits = [range(709), range(709, len(files))]  # mnist_tiny's train/ then valid/
+    tls = TfmdLists(files, [parent_label, Categorize()], splits=splits)
+    labels = [f.parent.name for f in files]
+    assert tls.vocab == tls.tfms[1].vocab == ["3", "7"] and len(tls.valid) == 699
+    assert isinstance(tls[0], int) and tls[0] == ["3", "7"].index(labels[0])
+    assert tls.decode(tls[0]) == labels[0] and tls.decode(tls.valid[-1]) == labels[-1]
+    assert tls.decode(np.array(tls[:4])) == labels[:4]  # codes back to their labels
+    assert [tls.vocab[c] for c in tls.valid] == labels[709:]
+    # the labels as a list, a Polars Series or a pandas Series
+    for lab in (lambda fs: [f.parent.name for f in fs], lambda fs: pl.Series([f.parent.name for f in fs]),
+                lambda fs: pd.Series([f.parent.name for f in fs])):
+        assert list(TfmdLists(files, [lab, Categorize()], splits=splits)) == list(tls)
+    # other getters read the whole column the same way
+    by_regex = TfmdLists(files, [RegexLabeller(r"/(\d)/[^/]+\.png$"), Categorize()], splits=splits)
+    by_attr = TfmdLists(files, [using_attr(RegexLabeller(r"/(\d)$"), "parent"), Categorize()], splits=splits)
+    assert list(by_regex) == list(by_attr) == list(tls)
+    table = pl.read_csv(path("mnist_tiny") / "labels.csv")
+    n = len(table)
+    by_col = TfmdLists(table, [ColReader("label"), Categorize()], splits=[range(n - 10), range(n - 10, n)])
+    assert by_col.vocab == [3, 7] and by_col.decode(by_col.valid[4]) == table["label"][n - 6]
+    by_name = TfmdLists(table, [ColReader("name"), parent_label, Categorize()], splits=[range(n - 10), range(n - 10, n)])
+    assert by_name.vocab == ["3", "7"] and [by_name.decode(c) for c in by_name] == [str(v) for v in table["label"]]
+    with pytest.raises(DataError, match=r"RegexLabeller: pattern .* does not match item 0"):
+        TfmdLists(files, [RegexLabeller(r"/(cat)_"), Categorize()], splits=splits)

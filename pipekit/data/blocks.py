@@ -18,6 +18,7 @@ import torch
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.data.arrays import to_numpy
+from pipekit.data.items import one_type_column
 from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.transform import BatchTransform, Pipeline, Transform, as_list
 
@@ -159,24 +160,57 @@ def _check_vocab(owner: str, vocab: Sequence[Any] | None) -> None:
         raise ParameterError(f"{owner}: the vocab has duplicates: {list(vocab)}")
 
 
+def label_column(values: Any, who: str) -> pl.Series:
+    """Labels given as a Polars Series, a list, a tuple, a NumPy array or a pandas Series, as a Polars Series
+    (labels of mixed types are refused, naming them).
+
+    >>> label_column(["3", "7"], "Categorize").to_list(), label_column(np.array([1, 0]), "Categorize").dtype
+    (['3', '7'], Int64)
+    """
+    if isinstance(values, pl.Series):
+        return values
+    if type(values).__module__.startswith("pandas") and getattr(values, "ndim", 0) == 1:
+        return pl.Series(values.to_numpy())
+    if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 1:
+        return pl.Series(to_numpy(values))
+    if isinstance(values, (list, tuple)):
+        return one_type_column("", values, f"{who} got labels of", fix="give the labels one type")
+    raise DataError(f"{who} takes the labels of all the items at once (a list, array or Series), got "
+                    f"{type(values).__name__} {values!r:.60}")
+
+
 class Categorize(Transform):
     """Labels -> integer codes with a vocab learned on the training labels (sorted), or the one given.
 
-    >>> t = Categorize(); t.setup(pl.Series(["dog", "cat", "dog"])); t.vocab_
+    ``vocab`` is the learned vocabulary once set up (before, the one given, or None), as the book reads
+    ``tls.tfms[1].vocab``. The labels may be a Series, a list or an array.
+
+    >>> t = Categorize(); t.setup(pl.Series(["dog", "cat", "dog"])); t.vocab
     ['cat', 'dog']
-    >>> t.encode(pl.Series(["dog", "cat"])).tolist()
-    [1, 0]
+    >>> t.encode(["dog", "cat"]).tolist(), t.decode(1), t.decode(np.array([1, 0]))
+    ([1, 0], 'dog', ['dog', 'cat'])
     """
 
     order = 1
+    #: the ``vocab`` parameter is kept as ``vocab_arg``: ``vocab`` is the property a reader uses
+    param_attrs = {"vocab": "vocab_arg"}
 
     def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True):
         _check_vocab("Categorize", vocab)
-        self.vocab, self.sort = vocab, sort
+        self.vocab_arg, self.sort = vocab, sort
 
-    def setup(self, values: pl.Series) -> None:
-        if self.vocab is not None:
-            self.vocab_ = list(self.vocab)
+    @property
+    def vocab(self) -> list | None:
+        """The vocabulary: the learned ``vocab_`` after ``setup``, before it the one given (or None)."""
+        learned = vars(self).get("vocab_")
+        if learned is not None:
+            return learned
+        return list(self.vocab_arg) if self.vocab_arg is not None else None
+
+    def setup(self, values: Any) -> None:
+        values = label_column(values, "Categorize")
+        if self.vocab_arg is not None:
+            self.vocab_ = list(self.vocab_arg)
             self._codes(values, "the vocab you gave")
             return
         uniq = values.unique(maintain_order=True)
@@ -202,12 +236,17 @@ class Categorize(Transform):
                             "add them to the vocab or to the training set")
         return codes.to_numpy()
 
-    def encode(self, values: pl.Series) -> np.ndarray:
+    def encode(self, values: Any) -> np.ndarray:
         self.check_is_fitted("setup")
-        return self._codes(values, "the training labels")
+        return self._codes(label_column(values, "Categorize"), "the training labels")
 
     def decode(self, value: Any) -> Any:
+        """A code -> its label; codes (a 1-d integer array or tensor) -> their labels; one item's scores (a
+        1-d float tensor) -> the label scored highest."""
         self.check_is_fitted("setup")
+        codes = to_numpy(value) if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 1 else None
+        if codes is not None and codes.dtype.kind in "iu":
+            return [self.vocab_[int(v)] for v in codes]
         if isinstance(value, torch.Tensor):
             value = value.item() if value.ndim == 0 else value.argmax(-1).item()
         return self.vocab_[int(value)]

@@ -212,6 +212,19 @@ class Getter(Component):
         df = pl.DataFrame({"path": [str(item)]}) if isinstance(item, (str, os.PathLike)) else pl.DataFrame([item])
         return self.column(df)[0]
 
+    def on_items(self, items: Any) -> pl.Series:
+        """This getter over many items at once: a list (or array, or Series) of paths or values, or a table, read
+        as a DataBlock reads its source. It is what a getter does as a step of a
+        :class:`~pipekit.data.TfmdLists` or :class:`~pipekit.data.Pipeline` (``TfmdLists(files, [parent_label,
+        Categorize()])``).
+
+        >>> parent_label.on_items(["train/3/1.png", "train/7/2.png"]).to_list()
+        ['3', '7']
+        """
+        from pipekit.data.items import to_items
+
+        return apply_getter(self, to_items(items))
+
 
 class ColReader(Getter):
     """Read column(s) ``cols`` of a table of items, optionally adding a prefix/suffix or splitting labels.

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import polars as pl
 import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
 from pipekit.core.validate import Is
+from pipekit.data.getters import Getter
 from pipekit.data.probe import stage
 from pipekit.data.splitters import check_disjoint, row_index
 
@@ -121,14 +123,16 @@ class FuncTransform(Transform):
 
 
 def as_transform(t: Any) -> Transform:
-    """``t`` as a Transform: itself, an instance of a Transform class, or a plain function wrapped in a
-    :class:`FuncTransform`; anything else is refused.
+    """``t`` as a Transform: itself, an instance of a Transform class, a getter (``parent_label``, ``ColReader``...)
+    run over the whole column, or a plain function wrapped in a :class:`FuncTransform`; anything else is refused.
 
     >>> as_transform(str.lower)("AB"), type(as_transform(Transform)).__name__
     ('ab', 'Transform')
     """
     if isinstance(t, Transform):
         return t
+    if isinstance(t, Getter):  # a getter reads the whole column, as in a DataBlock
+        return FuncTransform(t.on_items)
     if isinstance(t, type) and issubclass(t, Transform):
         return t()
     if callable(t) and not isinstance(t, type):
@@ -206,6 +210,10 @@ class Pipeline:
     def __iter__(self):
         return iter(self.tfms)
 
+    def __getitem__(self, i: int) -> Transform:
+        """Step ``i`` (in the order the steps run), as the book's ``tls.tfms[1]``."""
+        return self.tfms[i]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(" + " -> ".join(repr(t) for t in self.tfms) + ")"
 
@@ -218,9 +226,17 @@ def _take(items: Any, idx: np.ndarray) -> Any:
         return items.gather(idx)
     if hasattr(items, "take") and hasattr(items, "type"):  # an Arrow array
         return items.take(idx)
-    if hasattr(items, "iloc"):  # a pandas Series
+    if isinstance(items, pl.DataFrame):  # its rows
+        return items[np.asarray(idx, dtype=np.int64)]
+    if hasattr(items, "iloc"):  # a pandas Series or DataFrame
         return items.iloc[idx]
     return [items[int(i)] for i in idx]
+
+
+def _one(items: Any, i: int) -> Any:
+    """Item ``i`` of ``items`` as a person reads it (a table's row as a tuple)."""
+    v = _take(items, np.array([i]))
+    return v.row(0) if isinstance(v, pl.DataFrame) else v.iloc[0] if hasattr(v, "iloc") else v[0]
 
 
 class TfmdLists:
@@ -231,7 +247,17 @@ class TfmdLists:
     a Series), not one item at a time. ``splits`` is ``[train_idx, valid_idx]`` (default: every item is for
     training); each is positions or a boolean mask with one value per item. ``tl[i]`` is encoded item ``i``
     (``tl[:2]`` a list of them), ``tl.train``/``tl.valid`` the subsets (sharing the fitted pipeline),
-    ``tl.decode(x)`` runs the transforms backwards.
+    ``tl.decode(x)`` runs the transforms backwards. pipekit's getters (``parent_label``, ``RegexLabeller``,
+    ``ColReader``, ``using_attr(...)``) are steps too, reading the whole column as in a DataBlock, and
+    ``tl.vocab`` is the vocabulary the steps learned:
+
+    >>> from pipekit.data import Categorize, RegexLabeller
+    >>> files = ["pets/great_pyrenees_17.jpg", "pets/Abyssinian_3.jpg", "pets/Abyssinian_8.jpg"]
+    >>> tls = TfmdLists(files, [RegexLabeller(r"([^/]+)_[0-9]+.jpg$"), Categorize()], splits=[[0, 1], [2]])
+    >>> tls[0], tls.decode(tls[0]), tls.vocab
+    (1, 'great_pyrenees', ['Abyssinian', 'great_pyrenees'])
+
+    The steps:
 
     >>> class Centre(Transform):
     ...     def setups(self, items): self.mean_ = float(np.mean(items))
@@ -256,7 +282,7 @@ class TfmdLists:
                        for name, s in zip(("train", "valid"), splits)]
         if not len(self.splits[0]):
             raise ParameterError("TfmdLists: the train split is empty; the transforms are set up on it")
-        check_disjoint(*self.splits, "TfmdLists: the split", lambda i: f"item {i}, {_take(items, [i])[0]!r:.80}")
+        check_disjoint(self.splits[0], self.splits[1], "TfmdLists: the split", lambda i: f"item {i}, {_one(items, i)!r:.80}")
         self.items = items
         self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
         self.pipeline.setup(_take(items, self.splits[0]))  # on the training items only
@@ -304,6 +330,19 @@ class TfmdLists:
     def decode(self, value: Any) -> Any:
         """An encoded value (one item's, or the column's) back through the transforms, last first."""
         return self.pipeline.decode(value)
+
+    @property
+    def tfms(self) -> Pipeline:
+        """The fitted pipeline (``tls.tfms[1].vocab``, as in fastai)."""
+        return self.pipeline
+
+    @property
+    def vocab(self) -> list | None:
+        """The vocabulary learned by the last step that learns one (``Categorize``, ``Numericalize``), or None."""
+        for t in reversed(self.pipeline.tfms):
+            if getattr(t, "vocab_", None) is not None:
+                return t.vocab_  # type: ignore[attr-defined]
+        return None
 
     def __repr__(self) -> str:
         return (f"TfmdLists({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
