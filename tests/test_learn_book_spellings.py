@@ -97,3 +97,32 @@ def test_partial_optimwrapper_with_a_torch_optimiser_trains_as_that_optimiser(ar
 def test_optimwrapper_spellings_that_cannot_work_are_refused_showing_the_one_that_does(dls, spelling):
     with pytest.raises(ParameterError, match=r"opt_func=partial\(OptimWrapper, opt=torch.optim.SGD\)"):
         learner(dls, opt_func=spelling)
+
+
+class Counter(Callback):
+    def before_fit(self):
+        self.batches_ = 0
+
+    def after_batch(self):
+        self.batches_ += 1
+
+
+def test_one_callback_or_a_list_in_added_removed_add_and_remove_cbs(dls):
+    cb, other = Counter(), Counter()
+    learn = learner(dls, cbs=cb)
+    with learn.removed_cbs(cb):  # one callback, as fastai takes it
+        assert cb not in learn.cbs
+        learn.fit(1, 1e-3)
+    assert cb in learn.cbs and not hasattr(cb, "batches_")  # switched off during the fit, back after it
+    with learn.removed_cbs(Counter):  # a class: every callback of it
+        assert not any(isinstance(c, Counter) for c in learn.cbs)
+    assert cb in learn.cbs
+    with learn.added_cbs(other):
+        learn.fit(1, 1e-3)
+    assert other.batches_ == len(dls.train) + len(dls.valid) and other not in learn.cbs
+    learn.remove_cbs(cb)
+    assert cb not in learn.cbs
+    learn.add_cbs(cb)
+    assert cb in learn.cbs
+    learn.remove_cbs([cb])
+    assert cb not in learn.cbs

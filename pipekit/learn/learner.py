@@ -228,9 +228,12 @@ class Learner:
             self.add_cbs([o for o in replaced if not any(o is c for c in self.cbs)])
 
     @contextlib.contextmanager
-    def removed_cbs(self, cbs: Sequence[Callback]) -> Iterator[Learner]:
-        """Callbacks switched off inside the ``with`` block (e.g. the Recorder while predicting)."""
-        removed = [c for c in cbs if c in self.cbs]
+    def removed_cbs(self, cbs: Cbs) -> Iterator[Learner]:
+        """Callbacks switched off inside the ``with`` block (e.g. the Recorder while predicting): one callback or
+        several, as :meth:`remove_cbs` takes them (a class switches off every callback of that class)."""
+        given = as_list(cbs)
+        removed = [c for c in self.cbs
+                   if any(c is g or (isinstance(g, type) and isinstance(c, g)) for g in given)]
         for c in removed:
             self.cbs.remove(c)
         self._rebuild_events()
