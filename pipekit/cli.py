@@ -178,7 +178,8 @@ def input_kind(learn: Any) -> str | None:
     from pipekit.text.blocks import TextBlock
     from pipekit.vision.blocks import _PixelBlock
 
-    if isinstance(getattr(learn.dls, "recipe", None), TabularRecipe):
+    recipe = getattr(learn.dls, "recipe", None)
+    if isinstance(recipe, TabularRecipe):
         return "table"
     blocks = learn.dls.blocks
     first = blocks[0] if blocks else None
@@ -205,10 +206,13 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
     kind = input_kind(learn)
     found = "table" if suffix in TABLE_SUFFIXES else "text" if suffix == ".txt" else \
         "image" if suffix in IMAGE_EXTENSIONS else None
-    if kind is not None and found != kind:
+    # a model whose items were rows of a table (a column of texts, a CSV of file names) reads a table's rows too
+    rows = getattr(getattr(learn.dls, "recipe", None), "item_columns_", None) not in (None, ["path"], ["item"])
+    if kind is not None and found != kind and not (found == "table" and rows):
         names = {"table": "a table", "text": "a text file", "image": "an image", None: "none of those"}
+        also = f", or {KIND_FILES['table']}" if rows and kind != "table" else ""
         raise ValueError(f"this is {'an image' if kind == 'image' else 'a ' + kind} model; it takes "
-                         f"{KIND_FILES[kind]}, and {path.name!r} is {names[found]}")
+                         f"{KIND_FILES[kind]}{also}, and {path.name!r} is {names[found]}")
     if suffix in TABLE_SUFFIXES:
         return _many(learn, path, f"{path} row", 0)
     if suffix == ".txt":

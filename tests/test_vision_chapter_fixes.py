@@ -495,12 +495,21 @@ def test_pipekit_predict_lines_of_text_with_a_text_model(tmp_path):
     (tmp_path / "latin1.txt").write_bytes("caf\u00e9 cr\u00e8me".encode("latin-1"))
     done = _cli("predict", str(model), str(image), "review.md", "latin1.txt", cwd=tmp_path)
     assert done.returncode == 1 and not done.stdout
+    takes = ("this is a text model; it takes UTF-8 .txt files, a text a line, or tables (.csv, .tsv, .parquet, "
+             ".arrow), a row each")
     assert done.stderr.splitlines() == [
-        f"pipekit predict: {image}: this is a text model; it takes UTF-8 .txt files, a text a line, and "
-        f"{image.name!r} is an image",
-        "pipekit predict: review.md: this is a text model; it takes UTF-8 .txt files, a text a line, and "
-        "'review.md' is none of those",
+        f"pipekit predict: {image}: {takes}, and {image.name!r} is an image",
+        f"pipekit predict: review.md: {takes}, and 'review.md' is none of those",
         "pipekit predict: latin1.txt: byte 3 is not UTF-8 (invalid continuation byte); save the file as UTF-8 text"]
+    # trained on a column of a table, it reads a table's rows (texts with line breaks come in no other way)
+    table = tmp_path / "reviews.csv"
+    df.filter(pl.col("is_valid")).head(3).write_csv(table)
+    done = _cli("predict", str(model), str(table), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for i, (text, line) in enumerate(zip(reviews, done.stdout.splitlines())):
+        label, _, probs = learn.predict(text)
+        where, said, prob = line.split("\t")
+        assert (where, said) == (f"{table} row {i}", label) and float(prob) == pytest.approx(float(probs.max()), abs=2e-4)
 
 
 def test_run_and_summary_say_a_saved_model_is_no_recipe(mnist_learner, tmp_path, monkeypatch, capsys):
