@@ -384,3 +384,21 @@ def test_from_learner_refuses_what_it_cannot_rebuild(learned):
     # an ensemble refuses the Learner itself, pointing to from_learner
     with pytest.raises(ParameterError, match=r"member 'net' \(Learner\).*TorchTabular.from_learner\(learn\)"):
         MeanEnsemble({"net": learn})
+
+
+@pytest.mark.parametrize("layers, config, read", [
+    ([20, 10], {}, None), ([], {}, None), ([16], {"ps": 0.3, "bn_final": True}, {"ps": [0.3], "bn_final": True}),
+    ([12, 6], {"use_bn": False, "bn_cont": False}, {"use_bn": False, "bn_cont": False}),
+    ([8, 8, 4], {"ps": [0.0, 0.2, 0.0], "embed_p": 0.1, "use_bn": False, "bn_final": True},
+     {"ps": [0.0, 0.2, 0.0], "embed_p": 0.1, "use_bn": False, "bn_final": True}),
+    ([5], {"y_range": (0.0, 3.0), "ps": 0.0}, None)])
+def test_net_structure_rebuilds_every_tabular_model(layers, config, read):
+    """layers and config (those that differ from the defaults) read from a TabularModel's modules build the same
+    modules again, whatever the options."""
+    from pipekit.ensemble.torch_tabular import net_structure
+    from pipekit.tabular.model import TabularModel
+
+    model = TabularModel([(6, 4), (3, 2)], 3, 2, layers=layers, **config)
+    assert net_structure(model) == (layers, read, 2)
+    rebuilt = TabularModel([(6, 4), (3, 2)], 3, 2, layers=layers, y_range=model.y_range, **(read or {}))
+    assert repr(rebuilt) == repr(model)
