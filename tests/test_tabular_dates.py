@@ -77,8 +77,26 @@ def test_cont_cat_split_and_df_shrink(rossmann):
     assert str(shrunk["DayOfWeek"].dtype) == "int8" and str(shrunk["StateHoliday"].dtype) == "category"
     assert shrunk.memory_usage(deep=True).sum() < pdf.memory_usage(deep=True).sum() / 2
     assert (shrunk["Sales"].astype("int64") == pdf["Sales"]).all() and list(shrunk.columns) == list(pdf.columns)
+    # gaps keep pandas' nullable types (a plain conversion made Int8 with a gap float64, and bool with one object)
+    gaps = df_shrink(pd.DataFrame({"i": pd.array([1, None, 3], dtype="Int64"), "b": pd.array([True, None, False])}))
+    assert gaps.dtypes.astype(str).to_dict() == {"i": "Int8", "b": "boolean"} and gaps["i"].isna().tolist() == [
+        False, True, False]
     with pytest.raises(ParameterError, match="max_card"):
         cont_cat_split(df, max_card=0)
+
+
+def test_pandas_dates_with_gaps_split_as_polars_dates(rossmann):
+    """A pandas frame with missing dates gets the same parts, and the same continuous / categorical split, as the
+    Polars frame: the parts of a missing date were float64 (and the flags object), which sent Year, Month and
+    Dayofweek to the continuous columns."""
+    pdf = rossmann.select("Date", "Sales").head(3000).to_pandas()
+    pdf["Date"] = pd.to_datetime(pdf["Date"])
+    pdf.loc[::50, "Date"] = pd.NaT
+    from_pandas, from_polars = add_datepart(pdf, "Date"), add_datepart(pl.from_pandas(pdf), "Date")
+    assert str(from_pandas["Year"].dtype) == "Int32" and str(from_pandas["Is_month_end"].dtype) == "boolean"
+    assert from_pandas["Year"].isna().sum() == 60
+    assert cont_cat_split(from_pandas, dep_var="Sales") == cont_cat_split(from_polars, dep_var="Sales")
+    assert pl.from_pandas(from_pandas).equals(from_polars)
 
 
 def test_tabular_with_time_split(rossmann):

@@ -173,11 +173,25 @@ def _add_datepart_pandas(df: Any, field_name: str, prefix: str | None, drop: boo
     if field_name not in df.columns:
         raise DataError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(df.columns)}.")
     parts = add_datepart(read_frame(df[[field_name]]), field_name, prefix, True, time, format, errors)
-    new = parts.to_pandas()  # integer parts with nulls become floats with NaN, as pandas' own .dt.year gives
-    new.index = df.index
+    new = to_pandas(parts, df.index)
     base = df.drop(columns=[field_name] if drop else [])
     base = base.drop(columns=[c for c in new.columns if c in base.columns])  # a part recomputed replaces the old
     return pd.concat([base, new], axis=1)
+
+
+def to_pandas(frame: pl.DataFrame, index: Any) -> Any:
+    """``frame`` as a pandas DataFrame with ``index``. Integer and boolean columns holding nulls become pandas'
+    nullable ``Int32``/``boolean`` types (a plain conversion gives float64 and object), so that a missing date's
+    parts, or a shrunk column with gaps, are read by ``cont_cat_split`` and ``Tabular`` as the Polars frame is."""
+    import pandas as pd
+
+    out = frame.to_pandas()
+    for name, dtype in frame.schema.items():
+        col = frame.get_column(name)
+        if col.null_count() and (dtype.is_integer() or dtype == pl.Boolean):
+            out[name] = pd.Series(col.to_list(), dtype="boolean" if dtype == pl.Boolean else str(dtype))  # "Int32"
+    out.index = index
+    return out
 
 
 def cont_cat_split(df: Any, max_card: int = 20, dep_var: str | Sequence[str] | None = None) -> tuple[list[str], list[str]]:
@@ -219,9 +233,7 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
         {'i': 'int16', 's': 'category'}
     """
     if _is_pandas_frame(df):
-        out = df_shrink(read_frame(df), skip, obj2cat, int2uint).to_pandas()
-        out.index = df.index
-        return out
+        return to_pandas(df_shrink(read_frame(df), skip, obj2cat, int2uint), df.index)
     frame = read_frame(df)
     ints = [c for c, dt in frame.schema.items() if dt.is_integer() and c not in skip]
     bounds = frame.select([pl.col(c).min().alias(f"{c}\x00lo") for c in ints]
