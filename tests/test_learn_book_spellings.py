@@ -126,3 +126,27 @@ def test_one_callback_or_a_list_in_added_removed_add_and_remove_cbs(dls):
     assert cb in learn.cbs
     learn.remove_cbs([cb])
     assert cb not in learn.cbs
+
+
+class SeesBar(Callback):
+    order = 61  # after the ProgressCallback set (or did not set) the bar
+
+    def before_fit(self):
+        self.bar_ = self.learn.batch_wrapper is not None
+
+
+def test_no_bar_and_no_logging_switch_off_the_bar_and_the_table_for_the_block(dls, monkeypatch, capsys):
+    monkeypatch.delenv("PIPEKIT_QUIET", raising=False)
+    seen = SeesBar()
+    learn = learner(dls, cbs=seen)
+    learn.fit(1, 1e-3)
+    assert seen.bar_ and "train_loss" in capsys.readouterr().out
+    with learn.no_bar():
+        learn.fit(1, 1e-3)
+    assert not seen.bar_ and "train_loss" in capsys.readouterr().out  # the table still prints
+    with learn.no_logging():
+        learn.fit(1, 1e-3)
+    assert seen.bar_ and capsys.readouterr().out == ""
+    assert len(learn.recorder.values) == 1  # still recorded
+    learn.fit(1, 1e-3)  # both back after the blocks
+    assert seen.bar_ and "train_loss" in capsys.readouterr().out

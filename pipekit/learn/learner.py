@@ -243,6 +243,34 @@ class Learner:
             self.cbs.extend(removed)
             self._rebuild_events()
 
+    @contextlib.contextmanager
+    def no_bar(self) -> Iterator[Learner]:
+        """Fits inside the ``with`` block show no progress bar; the table of losses and metrics still prints, as
+        with fastai's ``learn.no_bar()``."""
+        with self._progress_set(show_bar=False):
+            yield self
+
+    @contextlib.contextmanager
+    def no_logging(self) -> Iterator[Learner]:
+        """Fits inside the ``with`` block print no table of losses and metrics (``learn.recorder`` still records
+        them), as with fastai's ``learn.no_logging()``."""
+        with self._progress_set(show_table=False):
+            yield self
+
+    @contextlib.contextmanager
+    def _progress_set(self, **settings: bool) -> Iterator[None]:
+        shown = [c for c in self.cbs if isinstance(c, ProgressCallback)]
+        before = [{k: getattr(c, k) for k in settings} for c in shown]
+        for c in shown:
+            for k, v in settings.items():
+                setattr(c, k, v)
+        try:
+            yield
+        finally:
+            for c, old in zip(shown, before):
+                for k, v in old.items():
+                    setattr(c, k, v)
+
     def __call__(self, event: str) -> None:
         training = self.training
         for fn, run_train, run_valid in self._events.get(event, ()):

@@ -249,21 +249,24 @@ def _fmt(v: Any) -> str:
 class ProgressCallback(Callback):
     """A rich progress bar over batches and a per-epoch table of losses and metrics.
 
-    The table prints unless ``PIPEKIT_QUIET=1``; the bar shows only on a terminal.
+    The table prints unless ``PIPEKIT_QUIET=1`` or ``show_table=False``; the bar shows only on a terminal, unless
+    ``show_bar=False`` (``learn.no_logging()`` and ``learn.no_bar()`` turn them off for a ``with`` block).
     """
 
     unique = True  # one per learner: another replaces it
 
     order = 60
 
-    def __init__(self, show_table: bool = True):
-        self.show_table = show_table
+    def __init__(self, show_table: bool = True, show_bar: bool = True):
+        self.show_table, self.show_bar = show_table, show_bar
 
     def before_fit(self) -> None:
         self._header_done = False
         # one table for the job, not one per process
         self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table or not is_main_process()
         learn = self.learn
+        if not self.show_bar:
+            return
         learn.batch_wrapper = lambda dl: progress_bar(dl, total=len(dl),
                                                       description=f"epoch {learn.epoch + 1}/{learn.n_epoch} "
                                                                   f"{'train' if learn.training else 'valid'}")
