@@ -136,8 +136,10 @@ def test_load_learner_cpu_flag_as_in_fastai(trained, monkeypatch):
     torch.testing.assert_close(fallback.get_preds(dl=fallback.dls.test_dl(items))[0], want)
     with pytest.raises(ParameterError, match="cpu or device, not both"):
         load_learner(path, cpu=True, device="cpu")
-    with pytest.raises(ParameterError, match="cpu"):
+    with pytest.raises(ParameterError, match=r"cpu='yes' .*True, False or None \(a device goes to device=\)"):
         load_learner(path, cpu="yes")
+    # a device given second, as pipekit took it before cpu= came
+    assert next(load_learner(path, "cpu").model.parameters()).device.type == "cpu"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

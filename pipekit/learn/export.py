@@ -298,6 +298,14 @@ def checkpoint_from_archive(archive: Archive, **kwargs: Any) -> None:
 register(checkpoint_from_archive, name="checkpoint", kind="loader")
 
 
+def _is_device(name: Any) -> bool:
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
 def load_learner(path: str | os.PathLike, cpu: bool | None = None,
                  device: str | torch.device | None = None) -> Learner:
     """``pipekit.load`` for a learner export: refuses a file that holds something else.
@@ -308,7 +316,10 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
 
     >>> # learn = load_learner("model.pipekit", cpu=True); label, idx, probs = learn.predict(item)
     """
-    check("load_learner", cpu=(cpu, Is(lambda c: c is None or isinstance(c, bool), "True, False or None")))
+    if isinstance(cpu, (str, torch.device)) and device is None and _is_device(cpu):
+        cpu, device = None, cpu  # load_learner(path, "cuda"): a device given second, as before cpu= came
+    check("load_learner", cpu=(cpu, Is(lambda c: c is None or isinstance(c, bool),
+                                       "True, False or None (a device goes to device=)")))
     if cpu is not None and device is not None:
         raise ParameterError(f"load_learner: give cpu or device, not both (got cpu={cpu}, device={device!r}); "
                              "cpu=True is device='cpu', cpu=False the GPU when there is one")
