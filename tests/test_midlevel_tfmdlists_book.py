@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+import torch
 
 from pipekit.core.errors import DataError, PipelineStepError
 from pipekit.data import (Categorize, ColReader, Pipeline, RegexLabeller, TfmdLists, Transform, get_image_files,
                           parent_label, using_attr)
 from pipekit.datasets import path
+from pipekit.text import Numericalize, Tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +86,27 @@ def test_tfmdlists_of_files_with_pipekits_getters_and_categorize(files):
     assert by_name.vocab == ["3", "7"] and [by_name.decode(c) for c in by_name] == [str(v) for v in table["label"]]
     with pytest.raises(DataError, match=r"RegexLabeller: pattern .* does not match item 0"):
         TfmdLists(files, [RegexLabeller(r"/(cat)_"), Categorize()], splits=splits)
+
+
+def test_tfmdlists_of_texts_gives_id_tensors_that_slice_and_decode(texts):
+    tl = TfmdLists(texts, [Tokenizer(), Numericalize], splits=[range(100), range(100, 120)])
+    tkn, num = tl.tfms[0], tl.tfms[1]
+    assert tl.vocab == num.vocab and len(tl.vocab) % 8 == 0
+    x = tl[0]
+    # an item is what num(tkn(text)) gives for the one text
+    assert isinstance(x, torch.Tensor) and x.dtype == torch.long and x.ndim == 1
+    assert torch.equal(x, num(tkn(texts[0]))) and torch.equal(tl.valid[3], num(tkn(texts[103])))
+    assert tl.decode(x[:10]) == tkn.decode([num.vocab[i] for i in x[:10]])
+    assert tl.decode(x[:1]) == "" and [num.vocab[i] for i in x[:3]][0] == "xxbos"
+    two = tl[:2]
+    assert [type(v) for v in two] == [torch.Tensor, torch.Tensor] and torch.equal(two[1], tl[1])
+    decoded = tl.decode(two)
+    assert len(decoded) == 2 and decoded[1] == tl.decode(tl[1]) and isinstance(decoded[0], str)
+    # words of the text come back (those in the vocabulary)
+    known = [w for w in tkn(texts[1]) if w in set(num.vocab)]
+    assert tkn(decoded[1])[:20] == known[:20]
+    # a Pipeline decodes what it encoded, one text per text
+    p = Pipeline([Tokenizer(), Numericalize(min_freq=1)])
+    p.setup(texts[:100])
+    back = p.decode(p(texts[:3]))
+    assert len(back) == 3 and all(tkn(b) == tkn(t) for b, t in zip(back, texts[:3]))

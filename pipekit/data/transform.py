@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import torch
 
 from pipekit.core.component import Component
@@ -233,6 +234,19 @@ def _take(items: Any, idx: np.ndarray) -> Any:
     return [items[int(i)] for i in idx]
 
 
+def _item(v: Any) -> Any:
+    """One encoded item as a user works with it: a NumPy scalar as a Python number, one text's ids (an Arrow list
+    of integers, what ``Numericalize`` gives each text of a column) as the 1-d ``torch.long`` tensor
+    ``Numericalize`` gives for one text, any other Arrow value as Python's."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, pa.Scalar):
+        if isinstance(v, (pa.ListScalar, pa.LargeListScalar)) and v.is_valid and pa.types.is_integer(v.type.value_type):
+            return torch.from_numpy(v.values.to_numpy(zero_copy_only=False).astype(np.int64))
+        return v.as_py()
+    return v
+
+
 def _one(items: Any, i: int) -> Any:
     """Item ``i`` of ``items`` as a person reads it (a table's row as a tuple)."""
     v = _take(items, np.array([i]))
@@ -321,8 +335,7 @@ class TfmdLists:
                 from None
         if not -len(self) <= i < len(self):
             raise IndexError(f"TfmdLists: item {i} is outside the {len(self)} items")
-        v = self.encoded[i]
-        return v.item() if isinstance(v, np.generic) else v
+        return _item(self.encoded[i])
 
     def __iter__(self) -> Iterator[Any]:
         return (self[i] for i in range(len(self)))

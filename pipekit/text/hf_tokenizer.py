@@ -448,8 +448,8 @@ class HFTokenizer(Tokenizer):
         ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lens.sum()))
         return self.with_markers(list(self._vocab), ids, np.concatenate([[0], np.cumsum(lens)]))
 
-    def decode(self, tokens: Any) -> str:
-        """Text from tokens, by the tokenizer's own decoder; pipekit's markers are dropped and ``xxunk`` is
+    def decode_text(self, tokens: Any) -> str:
+        """Text from one text's tokens, by the tokenizer's own decoder; pipekit's markers are dropped and ``xxunk`` is
         written where a token was not in the vocabulary."""
         tk = self._library()
         parts: list[str] = []

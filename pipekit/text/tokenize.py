@@ -443,8 +443,28 @@ class Tokenizer(Transform):
         return self.encode_texts([text])[0]
 
     # -- decoding --------------------------------------------------------------------------------------
-    def decode(self, tokens: Sequence[str]) -> str:
-        """Readable text from tokens: case markers applied, repetitions expanded, spacing restored."""
+    @overload
+    def decode(self, tokens: TokenizedTexts | list[list[str]]) -> list[str]: ...
+    @overload
+    def decode(self, tokens: Sequence[str]) -> str: ...
+
+    def decode(self, tokens: Any) -> Any:
+        """Readable text from tokens: case markers applied, repetitions expanded, spacing restored. Many texts'
+        tokens (a :class:`TokenizedTexts`, or one list per text, what ``Numericalize.decode`` gives for many)
+        give one text each.
+
+        >>> tok = Tokenizer()
+        >>> tok.decode([["xxbos", "xxmaj", "so", "good", "!"], ["xxbos", "xxup", "bad"]])
+        ['So good!', 'BAD']
+        """
+        if isinstance(tokens, TokenizedTexts) or (isinstance(tokens, (list, tuple)) and tokens
+                                                  and all(isinstance(t, (list, tuple)) for t in tokens)):
+            return [self.decode_text(list(t)) for t in tokens]
+        return self.decode_text(tokens)
+
+    def decode_text(self, tokens: Sequence[str]) -> str:
+        """One text from its tokens (what :meth:`decode` does for each text; a tokenizer of another kind
+        overrides this)."""
         words = _merge_subwords(tokens) if self.mode != "word" else list(tokens)
         return decode_words(words)
 
