@@ -10,7 +10,7 @@ wrapped to the cell's width so neighbouring titles never run into each other.
 """
 from __future__ import annotations
 
-import textwrap
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,9 +37,22 @@ def title_text(values: Sequence[Any], width: int) -> str:
     """``values`` joined with `` / ``, wrapped at ``width`` characters (after a ``;`` or a space, never inside a
     label), at most ``TITLE_LINES`` lines."""
     text = " / ".join(label_text(v) for v in values)
-    # textwrap breaks at spaces only: give it one after each ';', taken out again once the lines are made
-    lines = textwrap.wrap(text.replace(";", "; "), max(8, width), break_on_hyphens=False)
-    lines = [ln.replace("; ", ";") for ln in lines]
+    # lines are filled word by word, a word ending at a space or after a ';' (a label is never cut), and measured
+    # as drawn: a break after ';' adds no space
+    width = max(8, width)
+    lines: list[str] = []
+    line = ""
+    words = re.findall(r"[^ ;]*;|[^ ;]+ *| +", text)
+    # a label wider than a whole line is the one thing cut, in line-wide pieces, so it cannot cover its neighbours
+    words = [w[k:k + width] for w in words for k in range(0, max(1, len(w.rstrip())), width)]
+    for word in words:
+        if line and len((line + word).rstrip()) > width:
+            lines.append(line.rstrip())
+            line = word.lstrip()
+        else:
+            line += word
+    if line.strip():
+        lines.append(line.rstrip())
     if len(lines) > TITLE_LINES:
         lines = lines[:TITLE_LINES - 1] + [lines[TITLE_LINES - 1][: max(1, width - 3)] + "..."]
     return "\n".join(lines)
