@@ -296,7 +296,7 @@ class TfmdLists:
                        for name, s in zip(("train", "valid"), splits)]
         if not len(self.splits[0]):
             raise ParameterError("TfmdLists: the train split is empty; the transforms are set up on it")
-        check_disjoint(self.splits[0], self.splits[1], "TfmdLists: the split", lambda i: f"item {i}, {_one(items, i)!r:.80}")
+        check_disjoint(self.splits[0], self.splits[1], "TfmdLists: the split", lambda i: f"item {i}, {_item(_one(items, i))!r:.80}")
         self.items = items
         self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
         self.pipeline.setup(_take(items, self.splits[0]))  # on the training items only
