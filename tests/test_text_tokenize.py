@@ -25,6 +25,11 @@ def test_rules_special_tokens():
     assert tok.tokenize("This is GREAT") == ["xxbos", "xxmaj", "this", "is", "xxup", "great"]
     assert tok.tokenize("soooo good!!!!") == ["xxbos", "s", "xxrep", "4", "o", "good", "xxrep", "4", "!"]
     assert tok.tokenize("it was very very very very bad") == ["xxbos", "it", "was", "xxwrep", "4", "very", "bad"]
+    # a run's count is a number, not text: 1000 repeats are not "1 xxrep 3 0" (a text's own 1000 is)
+    for n in (111, 1000):
+        toks = tok.tokenize("word " * n + "then 1000 people")
+        assert toks == ["xxbos", "xxwrep", str(n), "word", "then", "1", "xxrep", "3", "0", "people"], toks
+        assert tok.decode(toks) == " ".join(["word"] * n) + " then 1000 people"
     # two repeats are not a run; a single capital letter gets no marker (as in the book)
     assert tok.tokenize("no no I") == ["xxbos", "no", "no", "i"]
     assert tok.tokenize("I don't know, it's fine") == ["xxbos", "i", "do", "n't", "know", ",", "it", "'s", "fine"]

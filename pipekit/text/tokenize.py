@@ -286,6 +286,8 @@ class Tokenizer(Transform):
     def _chunk_tokens(self, chunk: str) -> list[str]:
         toks = self._memo.get(chunk)
         if toks is None:
+            if chunk[0] == " ":  # xxwrep's count, which no text chunk can be (chunks hold no spaces): no rules
+                return [chunk[1:]]
             if chunk[0] == "\n" or (chunk.isalpha() and chunk.islower() and not _RE_REP.search(chunk)):
                 toks = [chunk]  # a newline run or a plain lower-case word: nothing to split or mark
             else:
@@ -369,7 +371,7 @@ class Tokenizer(Transform):
         wrep = code_of(TK_WREP)
         for st, n in zip(starts[long], run_len[long]):
             word = codes[st]
-            codes[st], codes[st + 1], codes[st + 2] = wrep, code_of(str(int(n))), word
+            codes[st], codes[st + 1], codes[st + 2] = wrep, code_of(f" {int(n)}"), word
             keep[st + 3:st + n] = False
         return codes[keep], doc_of[keep], chunk_strs
 
