@@ -204,15 +204,15 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
         raise FileNotFoundError("no such file" + ("" if path.is_absolute() else f" (looked in {Path.cwd()})"))
     suffix = path.suffix.lower()
     kind = input_kind(learn)
-    found = "table" if suffix in TABLE_SUFFIXES else "text" if suffix == ".txt" else \
+    given = "table" if suffix in TABLE_SUFFIXES else "text" if suffix == ".txt" else \
         "image" if suffix in IMAGE_EXTENSIONS else None
     # a model whose items were rows of a table (a column of texts, a CSV of file names) reads a table's rows too
     rows = getattr(getattr(learn.dls, "recipe", None), "item_columns_", None) not in (None, ["path"], ["item"])
-    if kind is not None and found != kind and not (found == "table" and rows):
+    if kind is not None and given != kind and not (given == "table" and rows):
         names = {"table": "a table", "text": "a text file", "image": "an image", None: "none of those"}
         also = f", or {KIND_FILES['table']}" if rows and kind != "table" else ""
         raise ValueError(f"this is {'an image' if kind == 'image' else 'a ' + kind} model; it takes "
-                         f"{KIND_FILES[kind]}{also}, and {path.name!r} is {names[found]}")
+                         f"{KIND_FILES[kind]}{also}, and {path.name!r} is {names[given]}")
     if suffix in TABLE_SUFFIXES:
         return _many(learn, path, f"{path} row", 0)
     if suffix == ".txt":
