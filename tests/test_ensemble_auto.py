@@ -18,6 +18,7 @@ from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.ensemble import (BaggedModel, Candidate, StackingEnsemble, TorchTabular, WeightedEnsemble,
                               fit_ensemble)
+from pipekit.ensemble.bagged import Budget
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
 N_ROWS = 3000
@@ -109,9 +110,9 @@ def test_no_validation_row_feeds_any_choice(tab):
 
 
 def test_members_predict_the_validation_rows_inside_their_fit_time(tab, monkeypatch):
-    """The report's validation scores come from the predictions each member made when it was fitted (and a
-    booster again once refitted on its stopping rows), counted in its fit time; the ensembles combine those
-    instead of asking the members again."""
+    """The report's validation scores come from the predictions each member's fold models made as they were
+    fitted (and a booster's again once refitted on its stopping rows), inside their share of the time; the
+    ensembles combine those instead of asking the members again."""
     calls: list[str] = []
     predict = BaggedModel.predict
 
@@ -122,8 +123,9 @@ def test_members_predict_the_validation_rows_inside_their_fit_time(tab, monkeypa
 
     monkeypatch.setattr(BaggedModel, "predict", counted)
     ens = fit_ensemble(tab, metric="accuracy", candidates=candidates(), n_folds=3, stack=True, verbose=False)
-    # the second layer's meta-model (a bag of its own, unnamed) predicts once, from the members' predictions
-    assert sorted(calls, key=str) == [None, "extra_trees", "gbm", "gbm", "logistic"]
+    # the second layer's meta-model (a bag of its own, unnamed) predicts once, from the members' predictions;
+    # the members never predict the validation rows after their time
+    assert calls == [None]
     rep = ens.report_
     members = rep.filter(pl.col("model").is_in(["gbm", "logistic", "extra_trees"]))
     assert members["refit"].to_list() == [True, None, None] and (members["fit_s"] > 0).all()
@@ -169,6 +171,32 @@ def test_a_first_member_far_slower_than_the_limit_still_ends_about_in_time(tab):
     assert status["slow"] == "fitted (5 of 5 fold models cut short by the time limit)"
     assert dict(zip(rep["model"], rep["refit"]))["slow"] is False  # no time was left to refit it
     assert [m.name for m in ens.members] == ["slow"] and ens.members[0].n_folds == 5
+
+
+def test_fold_shares_leave_room_for_the_predictions_made_after_each_fit():
+    """Fold models stop fitting at their share, then predict their fold and the validation rows, in time that
+    grows with what they fitted: the shares after the first shrink by that, so the last fold model ends at the
+    deadline, not a prediction per round late (a fake clock: fits take exactly their share, predictions half)."""
+    now = [0.0]
+    budget = Budget(10.0, 5, 1, clock=lambda: now[0])
+    for _ in range(5):
+        given = budget.start()
+        assert given[1] is not None and given[1] > 0.5
+        now[0] += given[1] * 1.5
+        budget.done(given, given[1], given[1] * 0.5)
+    assert now[0] == pytest.approx(10.0)  # shares of what is left over the rounds left alone: 15 s
+
+
+def test_only_the_libraries_of_members_fitted_are_imported(tab, monkeypatch):
+    """A candidate skipped for time never imports its library: the import (about 1 s for XGBoost or CatBoost)
+    would be paid inside the time limit for nothing."""
+    from pipekit.ensemble import auto
+
+    imported: list[list[str]] = []
+    monkeypatch.setattr(auto, "_import_libraries", lambda cands: imported.append([c.name for c in cands]))
+    with pytest.warns(UserWarning, match="cut short"):
+        fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), n_folds=2, verbose=False)
+    assert imported == [["gbm"]]
 
 
 def test_folds_stay_at_five_when_the_rarest_class_has_fewer_than_eight_rows():

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -168,11 +167,10 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None)
     cands = _candidates(candidates, task, n_jobs, seed, train)
     plan = Plan(cands, time_limit, start, stack, n_folds)
-    _import_libraries(plan.order())
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
-    # each member predicts the validation rows for the report inside the time it is given: once fitted (which
-    # tells how long predicting takes), and a booster again once refitted
+    # each member's fold models predict the validation rows for the report inside their share of the time,
+    # and a booster's again when refitted
     made: dict[int, Any] = {}
     queue = plan.order()
     while queue:
@@ -183,10 +181,11 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         if fitted and not plan.fits(c, expected):
             row["status"] = "skipped: over the time limit"
             continue
+        _import_libraries([c])
         # stopped early on their own rows only: refitting on the stopping rows too comes later, as time allows
         bag = BaggedModel(c.model, n_folds=n_folds, seed=seed, name=c.name, refit_stopped=False)
         t = time.perf_counter()
-        ends = _budgeted(bag.fit_folds(train, time_limit=plan.budget(c)), n_folds, bag.workers()[0],
+        ends = _budgeted(bag.fit_folds(train, time_limit=plan.budget(c), valid=valid), n_folds, bag.workers()[0],
                          f"bagging {c.name}", plan, t, must_finish=not fitted)
         row["fit_s"] = time.perf_counter() - t
         if not bag.is_fitted:
@@ -212,9 +211,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         fitted.append((c, bag))
         row["status"] = "fitted" + (f" ({bag.stopped_on_time_} of {n_folds} fold models cut short by the time limit)"
                                     if bag.stopped_on_time_ else "")
-        p = time.perf_counter()
-        _predict_valid(bag, valid, made)
-        row["predict_s"] = time.perf_counter() - p
+        _keep_valid(bag, made)
         row["fit_s"] = time.perf_counter() - t
         if verbose:
             print(f"{c.name}: out-of-fold {m.name} {m.score(bag.oof_targets_, bag.oof_predictions_):.4f} "
@@ -247,20 +244,14 @@ def _rarest_class(train: Any, task: str) -> float:
 
 
 def _import_libraries(cands: list[Candidate]) -> None:
-    """Import what the candidates fit with (``Backend.imports``, in their fitting order) before their time is
-    measured: a first import would be paid inside the first fold models' time, cut their share of a small limit
-    or project their bag too slow (LightGBM's takes about 2 s with scikit-learn, torch's compiler, which the net's
-    first optimizer imports, about 3 s). The first member's modules are imported now (the time still counts: it
-    is inside the call), the others' in the background while the first members fit."""
-    first = [n for n in getattr(cands[0].model, "imports", ()) if n not in sys.modules]
-    rest = [n for c in cands[1:] for n in getattr(c.model, "imports", ()) if n not in sys.modules and n not in first]
-    _import(first)
-    if rest:
-        threading.Thread(target=_import, args=(list(dict.fromkeys(rest)),), daemon=True).start()
-
-
-def _import(names: list[str]) -> None:
-    for name in names:
+    """Import what the candidates fit with (``Backend.imports``) just before they are fitted, outside their
+    measured time: a first import would be paid inside the first fold models' time, cut their share of a small
+    limit or project their bag too slow (LightGBM's takes about 2 s with scikit-learn, torch's compiler, which
+    the net's first optimizer imports, about 3 s). The time still counts against the limit (it is inside the
+    call); a candidate skipped for time never imports its library (XGBoost's and CatBoost's take about 1 s)."""
+    for name in dict.fromkeys(n for c in cands for n in getattr(c.model, "imports", ())):
+        if name in sys.modules:
+            continue
         try:
             importlib.import_module(name)
         except ImportError:  # the candidate's own fit says what to install
@@ -306,14 +297,13 @@ def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, valid: Any, mad
         if not c.model.stops_early():
             row["refit"] = None
             continue
-        if not plan.fits(c, bag.fit_seconds_ + row["predict_s"]):
+        if not plan.fits(c, bag.fit_seconds_):
             continue
         t = time.perf_counter()
-        budget = plan.budget(c)
-        steps = bag.refit_folds(train, None if budget is None else budget - row["predict_s"])
+        steps = bag.refit_folds(train, plan.budget(c), valid=valid)
         _budgeted(steps, n_folds, bag.workers()[0], f"refitting {c.name}", plan, t, must_finish=False)
         if bag.refit_stopped:
-            _predict_valid(bag, valid, made)
+            _keep_valid(bag, made)
         row["fit_s"] += time.perf_counter() - t
         row["refit"] = bag.refit_stopped
         if verbose and bag.refit_stopped:
@@ -404,6 +394,13 @@ def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train
                "y_block='category')" if task == "regression" else ""
         raise ParameterError(f"candidates {bad} are not {task} models, the Tabular's task{hint}")
     return list(candidates)
+
+
+def _keep_valid(bag: BaggedModel, made: dict[int, Any]) -> None:
+    """Keep what a member's fold models predicted on the validation rows as they were fitted (``fit_folds``'s
+    ``valid``): its ``predict(valid)``, paid inside its time."""
+    if "valid_predictions_" in vars(bag):
+        made[id(bag)] = bag.valid_predictions_
 
 
 def _predict_valid(model: Any, valid: Any, made: dict[int, Any]) -> None:

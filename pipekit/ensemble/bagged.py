@@ -71,6 +71,40 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None) -> list
     return list(cv.split(np.zeros(len(y)), y))
 
 
+class Budget:
+    """The seconds each fold model may take when ``n`` of them, ``at_once`` side by side, share what is left
+    until ``deadline`` (None: no limit): the time left over the rounds left, divided by how much longer than
+    its fit the last fold model to end took in all (its predictions, of its fold and any ``valid`` rows, take
+    time in proportion to what it fitted, after its time limit stopped it), so the last ones end about at the
+    deadline rather than a round's predictions late.
+
+    >>> clock = iter([0.0, 5.0])
+    >>> b = Budget(12.0, 3, 1, clock=lambda: next(clock))
+    >>> first = b.start(); first[1]                 # 12 s left over 3 rounds
+    4.0
+    >>> b.done(first, fit_s=4.0, predict_s=1.0)     # 1.25 times its fit in all: 7 s left over 2 rounds, / 1.25
+    >>> b.start()[1]
+    2.8
+    """
+
+    def __init__(self, deadline: float | None, n: int, at_once: int, clock: Any = time.perf_counter):
+        self.deadline, self.left, self.at_once, self.clock, self.over = deadline, n, at_once, clock, 1.0
+
+    def start(self) -> tuple[float, float | None]:
+        """``(now, share)`` for the fold model starting now; pass it to :meth:`done` when that one ends, with
+        the seconds it spent fitting and predicting."""
+        now = self.clock()
+        if self.deadline is None:
+            return now, None
+        rounds = -(-self.left // self.at_once)  # those running count until they end
+        return now, max((self.deadline - now) / rounds / self.over, 1e-3)
+
+    def done(self, given: tuple[float, float | None], fit_s: float, predict_s: float) -> None:
+        self.left -= 1
+        if fit_s > 0:
+            self.over = (fit_s + predict_s) / fit_s
+
+
 def out_of_fold(model: Any) -> np.ndarray | None:
     """The out-of-fold predictions a fitted model keeps for its training rows (a ``BaggedModel``, or a
     ``StackingEnsemble`` whose meta-model is bagged), in ``classes_`` order; None when it keeps none."""
@@ -127,7 +161,7 @@ class BaggedModel(KeepsProcessor, Backend):
         "n_folds": Interval(2, None, integer=True), "n_repeats": POSITIVE_INT,
         "stop_fraction": Interval(0, 0.5, closed="neither"), "refit_stopped": Options(True, False),
         "seed": Interval(0, 2**31 - 1, integer=True), "n_jobs": N_JOBS, "time_limit": TIME_LIMIT, "name": NAME}
-    unsaved: ClassVar[tuple[str, ...]] = ()
+    unsaved: ClassVar[tuple[str, ...]] = ("valid_predictions_",)  # for whoever fitted it, of rows not kept
 
     def __init__(self, model: Any, n_folds: int = 5, n_repeats: int = 1, stop_fraction: float = 0.1,
                  refit_stopped: bool = True, seed: int = 0, n_jobs: int | None = None, time_limit: float | None = None,
@@ -220,7 +254,7 @@ class BaggedModel(KeepsProcessor, Backend):
             self.valid_score_ = self.score(v)
         return self
 
-    def fit_folds(self, train: Any, time_limit: float | None = None) -> Iterator[float]:
+    def fit_folds(self, train: Any, time_limit: float | None = None, valid: Any = None) -> Iterator[float]:
         """Fit fold by fold, yielding the seconds spent each time a fold model is done (a caller with a time
         budget may stop early: fold models not started are dropped, those running finish; the model is
         fitted only once every fold is).
@@ -230,18 +264,25 @@ class BaggedModel(KeepsProcessor, Backend):
         starts: the seconds left over the rounds of fold models left (``n_jobs`` of them side by side make a
         round), and keeps what it fitted by then (the rounds boosted, the trees grown, the net's shortened
         schedule). ``stopped_on_time_`` counts the fold models it stopped. Other models (a scikit-learn model)
-        fit whole."""
+        fit whole. A fold model that overran its share (what it does besides boosting: binning its rows,
+        predicting) has the next ones' shares cut by as much, so the last ends about at the limit.
+
+        ``valid`` (optional, processed rows): each fold model also predicts them inside its time, and
+        ``valid_predictions_`` keeps their mean (what ``predict(valid)`` gives, without a pass of its own
+        after the limit)."""
         d = as_data(train)
+        v = None if valid is None else as_data(valid)
         self.reset_state()
         done = False
         try:
-            yield from self._fit_folds(d, deadline=None if time_limit is None else time.perf_counter() + time_limit)
+            yield from self._fit_folds(d, deadline=None if time_limit is None else time.perf_counter() + time_limit,
+                                       valid=v)
             done = True
         finally:
             if not done:  # stopped between folds (or failed): no half-fitted state is left behind
                 self.reset_state()
 
-    def refit_folds(self, train: Any, time_limit: float | None = None) -> Iterator[float]:
+    def refit_folds(self, train: Any, time_limit: float | None = None, valid: Any = None) -> Iterator[float]:
         """For a model bagged with ``refit_stopped=False``: fit each fold model again on all its rows (stopping
         rows included) for the rounds early stopping kept, as ``refit_stopped=True`` would have, yielding the
         seconds spent each time a fold model is done. ``train`` must be the rows it was bagged on. The model
@@ -270,16 +311,18 @@ class BaggedModel(KeepsProcessor, Backend):
         on_time = vars(self).get("stopped_on_time_", 0)  # the rounds refitted are those the time left them
         try:
             yield from self._fit_folds(d, stopped=list(self.models_),
-                                       deadline=None if time_limit is None else time.perf_counter() + time_limit)
+                                       deadline=None if time_limit is None else time.perf_counter() + time_limit,
+                                       valid=None if valid is None else as_data(valid))
         except _OutOfTime:
             return  # nothing was changed: the fold models and out-of-fold predictions are set only at the end
         self.refit_stopped, self.fit_seconds_, self.stopped_on_time_ = True, spent + vars(self)["fit_seconds_"], on_time
 
     def _fit_one(self, d: TabularData, folds: np.ndarray, fold: int, repeat: int, threads: int | None,
-                 stopped: Any = None, seconds: float | None = None) -> tuple:
+                 stopped: Any = None, valid: TabularData | None = None, seconds: float | None = None) -> tuple:
         strata = np.unique(np.asarray(d.y), return_inverse=True)[1].ravel() if self.task == "classification" else None
         fit_idx, stop_idx, held = self._split(folds, fold, repeat, strata)
-        end = None if seconds is None else time.perf_counter() + seconds
+        t0 = time.perf_counter()
+        end = None if seconds is None else t0 + seconds
 
         def fresh() -> Any:
             m = self.fold_model(fold, repeat)
@@ -302,35 +345,38 @@ class BaggedModel(KeepsProcessor, Backend):
                     raise _OutOfTime  # a refit the time cuts short would be worse than the model it replaces
             else:
                 m = again  # else the model stopped on its own rows stays
-        return m, held, m.predict(d.take(held))
+        t1 = time.perf_counter()
+        p, pv = m.predict(d.take(held)), None if valid is None else m.predict(valid)
+        return m, held, p, pv, (t1 - t0, time.perf_counter() - t1)
 
-    def _run(self, d: TabularData, folds: np.ndarray, jobs: list[tuple[int, int]],
-             stopped: list | None, deadline: float | None) -> Iterator[tuple[int, tuple]]:
+    def _run(self, d: TabularData, folds: np.ndarray, jobs: list[tuple[int, int]], stopped: list | None,
+             deadline: float | None, valid: TabularData | None = None) -> Iterator[tuple[int, tuple]]:
         """``(job index, fitted fold model)`` as each is done: in this thread one at a time, else in a pool of
         threads. A fold model is started only when the caller asks for the next one (at most ``at_once`` run),
         so a caller that stops waits only for those already running. ``stopped``: the fold models to refit,
         by job index. ``deadline``: each fold model gets its share of the time left to it (``fit_folds``)."""
         at_once, threads = self.workers()
-        args = [(d, folds[r], f, r, threads, None if stopped is None else stopped[j]) for j, (r, f) in enumerate(jobs)]
-        finished = 0
-
-        def share() -> float | None:  # the time left over the rounds left, this fold model's among them
-            return None if deadline is None else (deadline - time.perf_counter()) / -(-(len(jobs) - finished)
-                                                                                       // at_once)
-
+        args = [(d, folds[r], f, r, threads, None if stopped is None else stopped[j], valid)
+                for j, (r, f) in enumerate(jobs)]
+        clock = Budget(deadline, len(jobs), at_once)
         if at_once == 1:
             for j, a in enumerate(args):
-                yield j, self._fit_one(*a, share())
-                finished += 1
+                given = clock.start()
+                out = self._fit_one(*a, given[1])
+                clock.done(given, *out[-1])
+                yield j, out
             return
         with ThreadPoolExecutor(at_once) as pool:
             waiting = iter(enumerate(args))
             running: dict[Future, int] = {}
+            shares: dict[Future, tuple[float, float | None]] = {}
 
             def start_next() -> None:
                 nxt = next(waiting, None)
                 if nxt is not None:
-                    running[pool.submit(self._fit_one, *nxt[1], share())] = nxt[0]
+                    given = clock.start()
+                    fut = pool.submit(self._fit_one, *nxt[1], given[1])
+                    running[fut], shares[fut] = nxt[0], given
 
             for _ in range(at_once):
                 start_next()
@@ -338,14 +384,15 @@ class BaggedModel(KeepsProcessor, Backend):
                 while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for fut in sorted(done, key=running.__getitem__):
+                        clock.done(shares.pop(fut), *fut.result()[-1])
                         yield running.pop(fut), fut.result()
-                        finished += 1
                         start_next()
             finally:
                 for fut in running:
                     fut.cancel()
 
-    def _fit_folds(self, d: TabularData, stopped: list | None = None, deadline: float | None = None) -> Iterator[float]:
+    def _fit_folds(self, d: TabularData, stopped: list | None = None, deadline: float | None = None,
+                   valid: TabularData | None = None) -> Iterator[float]:
         self._setup(d)
         y = self.encode_y(d.y)
         classes = self.classes_ if self.task == "classification" else None
@@ -360,10 +407,13 @@ class BaggedModel(KeepsProcessor, Backend):
                 folds[r, held] = f
         jobs = [(r, f) for r in range(self.n_repeats) for f in range(self.n_folds)]
         models: list[Any] = [None] * len(jobs)
-        for j, (m, held, p) in self._run(d, folds, jobs, stopped, deadline):
+        on_valid: list[Any] = [None] * len(jobs)
+        for j, (m, held, p, pv, _) in self._run(d, folds, jobs, stopped, deadline, valid):
             r = jobs[j][0]
             oof[r, held] = aligned(p, m.classes_, classes) if classes is not None else np.asarray(p, np.float64)
             models[j] = m
+            if pv is not None:
+                on_valid[j] = aligned(pv, m.classes_, classes) if classes is not None else np.asarray(pv, np.float64)
             yield time.perf_counter() - start
         self.models_, self.folds_ = models, folds
         self.oof_predictions_, self.oof_targets_ = oof.mean(0), y
@@ -373,6 +423,8 @@ class BaggedModel(KeepsProcessor, Backend):
         self.fit_seconds_ = time.perf_counter() - start
         self.stopped_on_time_ = sum(bool(vars(m).get("stopped_on_time_")) for m in models)
         self.valid_score_ = None
+        if valid is not None:  # summed in fold order, as _predict sums them
+            self.valid_predictions_ = sum(on_valid[1:], on_valid[0]) / len(models)
 
     def oof_score(self, metric: Any = None) -> float:
         """``metric`` (default: the default metric) of the out-of-fold predictions on the training rows."""
