@@ -63,6 +63,12 @@ def test_tfmdlists_refuses_splits_that_overlap_as_the_datablock_does(files):
 
 def test_tfmdlists_of_files_with_pipekits_getters_and_categorize(files):
     splits = [range(709), range(709, len(files))]  # mnist_tiny's train/ then valid/
+    # the book's splits come from a splitter called on the list of files (it took only a table)
+    from pipekit.data import FuncSplitter, GrandparentSplitter
+
+    for splitter in (GrandparentSplitter(valid_name="valid"), FuncSplitter(lambda f: f.parent.parent.name == "valid")):
+        train, valid = splitter(files)
+        assert train.tolist() == list(splits[0]) and valid.tolist() == list(splits[1])
     tls = TfmdLists(files, [parent_label, Categorize()], splits=splits)
     labels = [f.parent.name for f in files]
     assert tls.vocab == tls.tfms[1].vocab == ["3", "7"] and len(tls.valid) == 699

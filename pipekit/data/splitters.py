@@ -33,7 +33,13 @@ class Splitter(Component):
         a reader of a large table can load only those."""
         return None
 
-    def __call__(self, items: pl.DataFrame) -> Split:
+    def __call__(self, items: Any) -> Split:
+        """Split ``items``: a table, or a list of files or values as ``get_image_files`` gives (the book's
+        ``GrandparentSplitter()(files)``), read as a DataBlock reads its items."""
+        if not isinstance(items, pl.DataFrame):
+            from pipekit.data.items import to_items
+
+            items = to_items(items)
         if len(items) == 0:
             raise DataError(f"{self!r}: there are no items to split")
         train, valid = self.split(items)
