@@ -80,6 +80,34 @@ def test_a_callback_changes_training_through_loss_grad_and_is_warned_when_it_cha
         learner(dls).fit(1, 1e-3)
 
 
+class PenaltyInPlace(Callback):
+    """The book's spelling (chapter 12): an in-place penalty on learn.loss."""
+    def after_loss(self):
+        self.learn.loss += 10 * self.learn.pred.pow(2).mean()
+
+
+class PenaltyInPlaceGrad(Callback):
+    def after_loss(self):
+        self.learn.loss_grad += 10 * self.learn.pred.pow(2).mean()
+
+
+def test_an_in_place_change_of_loss_alone_is_warned_and_one_of_loss_grad_trains(arrays):
+    plain = learner(fresh(*arrays), wd=0.0)
+    plain.fit(1, 1e-2)
+    learn = learner(fresh(*arrays), cbs=PenaltyInPlace(), wd=0.0)
+    with pytest.warns(UserWarning, match=r"changed learn.loss in after_loss but not learn.loss_grad") as caught:
+        learn.fit(1, 1e-2)
+    assert sum("learn.loss_grad" in str(w.message) for w in caught) == 1
+    assert torch.equal(_weights(learn), _weights(plain))  # the penalty did not train, hence the warning
+    assert learn.recorder.values[-1][0] > plain.recorder.values[-1][0]  # it changed the record
+
+    learn = learner(fresh(*arrays), cbs=PenaltyInPlaceGrad(), wd=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an in-place penalty on loss_grad trains: nothing to warn of
+        learn.fit(1, 1e-2)
+    assert not torch.equal(_weights(learn), _weights(plain))
+
+
 def test_partial_optimwrapper_with_a_torch_optimiser_trains_as_that_optimiser(arrays):
     direct = learner(fresh(*arrays), opt_func=partial(torch.optim.SGD, momentum=0.9), wd=0.0)
     direct.fit(1, 1e-2)

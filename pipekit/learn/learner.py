@@ -411,8 +411,15 @@ class Learner:
             raise ParameterError(f"loss_func {name!r} returned {tuple(self.loss_grad.shape)} values for a batch: "
                                  "training needs one number per batch (reduce it, e.g. end with .mean())")
         loss, loss_grad = self.loss, self.loss_grad
+        # loss is a detached view of loss_grad: they share a version counter, which an in-place change of either
+        # bumps (``self.learn.loss += penalty``, the book's spelling); only a change of loss_grad changes its
+        # grad_fn. Reading both costs no device sync.
+        version = loss._version if loss is not None else None
+        grad_fn = loss_grad.grad_fn if loss_grad is not None else None
         self("after_loss")
-        if self.training and self.loss is not loss and self.loss_grad is loss_grad and not self._warned_loss:
+        if self.training and not self._warned_loss and self.loss_grad is loss_grad and (
+                self.loss is not loss or (loss is not None and loss._version != version
+                                          and (loss_grad is None or loss_grad.grad_fn is grad_fn))):
             # the book's callbacks (written for an older fastai) add penalties to learn.loss, which only the
             # record reads: say so once, as a changed loss that does not change training is hard to see
             self._warned_loss = True
