@@ -695,8 +695,20 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> Non
     cannot take what it will be given (``(n, n_classes)`` probabilities and class indices, or values) fails
     here, with what it gets, rather than after every fit.
 
+    A metric known to score the other task (a named one, a function of ``sklearn.metrics``) is refused first:
+    ``mean_squared_error`` of a classifier's labels is a number, and a meaningless one.
+
     >>> check_metric(get_metric("accuracy", "classification"), "classification", 2)
+    >>> from sklearn.metrics import mean_squared_error
+    >>> check_metric(get_metric(mean_squared_error, "classification"), "classification", 2)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: metric 'mean_squared_error' is a regression metric but the task is 'classification'...
     """
+    scores = metric_task(metric)
+    if scores is not None and scores != task:
+        raise ParameterError(f"metric {metric.name!r} is a {scores} metric but the task is {task!r}; use a "
+                             f"{task} metric (default: {DEFAULT_METRIC[task]!r})")
     rows = np.arange(12)
     if task == "classification":
         k = max(2, n_classes or 2)
@@ -713,6 +725,26 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> Non
     except Exception as e:  # a user's function: whatever it raises is reported with what it was given
         raise ParameterError(f"metric {metric.name!r} fails on a {task}'s predictions (it gets {gets}): "
                              f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+
+
+#: the task of each module of ``sklearn.metrics`` whose functions score one task only
+_SKLEARN_TASKS = {"sklearn.metrics._regression": "regression", "sklearn.metrics._classification": "classification",
+                  "sklearn.metrics._ranking": "classification"}
+
+
+def metric_task(metric: Metric) -> str | None:
+    """The task ``metric`` scores, where it is known: a pipekit metric's ``task``, or for a function of
+    ``sklearn.metrics`` the task of the module it is defined in; None for any other function.
+
+    >>> from sklearn.metrics import r2_score, roc_auc_score
+    >>> metric_task(get_metric(r2_score, "regression")), metric_task(get_metric(roc_auc_score, "classification"))
+    ('regression', 'classification')
+    """
+    fn = getattr(metric, "fn", None) if isinstance(metric, FuncMetric) else None
+    if fn is None:
+        return getattr(metric, "task", None)
+    base = fn.func if isinstance(fn, functools.partial) else fn
+    return _SKLEARN_TASKS.get(str(getattr(base, "__module__", "")))
 
 
 def get_metric(metric: Any, task: str) -> Metric:

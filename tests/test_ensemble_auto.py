@@ -407,3 +407,24 @@ def test_the_time_limit_warning_says_what_each_kind_of_member_keeps(tab):
     gbm = {"gbm": GBM("classification", learning_rate=0.01, n_estimators=5000, n_jobs=1)}
     with pytest.warns(UserWarning, match=r"cut short the fold models of gbm \(3 of 3\): they keep the rounds boosted"):
         fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=gbm, n_folds=3, stack=False, verbose=False)
+
+
+@pytest.mark.parametrize("fn", ["mean_squared_error", "mean_absolute_error", "r2_score"])
+def test_a_scikit_learn_regression_function_is_refused_for_classes_as_its_name_is(tab, fn):
+    """Scored on a classifier's labels, mean_squared_error is a number, and would choose the members; refused
+    before any fit, as the name 'mse' is."""
+    import sklearn.metrics as skm
+
+    with pytest.raises(ParameterError, match=rf"metric '{fn}' is a regression metric but the task is "
+                                             "'classification'"):
+        fit_ensemble(tab, metric=getattr(skm, fn), candidates=candidates()[:1], n_folds=2, verbose=False)
+    with pytest.raises(ParameterError, match="metric='mse' is a regression metric"):
+        fit_ensemble(tab, metric="mse", candidates=candidates()[:1], n_folds=2, verbose=False)
+    from pipekit.metrics import check_metric, get_metric  # a function of the task's own and any other pass
+
+    check_metric(get_metric(skm.f1_score, "classification"), "classification", 2)
+
+    def hits(y, p):
+        return float(np.mean(y == p.argmax(1)))
+
+    check_metric(get_metric(hits, "classification"), "classification", 2)
