@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import pipekit.datasets as D
-from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoader, FuncSplitter,
+from pipekit.core.errors import DataError
+from pipekit.data import (Categorize, CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoader, FuncSplitter,
                           GrandparentSplitter, IndexSplitter, MultiCategoryBlock, Pipe, PipelineStepError,
                           RandomSplitter, RegexLabeller, RegressionBlock, TensorStore, TimeSplitter,
                           TransformBlock, get_image_files, parent_label)
@@ -347,3 +348,28 @@ def test_test_dl_takes_bare_values_for_a_column_reader():
     dls = adult_block().dataloaders(ADULT, bs=64, seed=0)
     (x,) = next(iter(dls.test_dl([33, 71])))  # values, not rows: ColReader('age') reads them as the column
     assert x[:, 0].tolist() == [33.0, 71.0]
+
+
+@pytest.mark.parametrize("kind", ["list", "pandas", "polars", "numpy"])
+def test_categorize_refuses_missing_labels_naming_their_positions(kind):
+    labels = pd.read_csv(D.path("mnist_tiny") / "labels.csv", dtype={"label": str})["label"].sample(20, random_state=0).reset_index(drop=True)
+    labels[[3, 11]] = None  # NaN in pandas; None in the others
+    listed = [None if v != v else v for v in labels.tolist()]
+    given = {"list": listed, "pandas": labels, "polars": pl.Series(listed),
+             "numpy": np.array(listed, dtype=object)}[kind]
+    with pytest.raises(DataError, match=r"2 missing label\(s\).*at position\(s\) \[3, 11\].*drop those items or fill"):
+        Categorize().setup(given)
+    c = Categorize()
+    c.setup(labels.dropna())
+    with pytest.raises(DataError, match=r"position\(s\) \[3, 11\]"):
+        c.encode(given)  # not codes of NaN
+
+
+def test_categorize_decodes_float_codes_of_whole_numbers_and_refuses_other_floats():
+    c = Categorize()
+    c.setup(pd.read_csv(D.path("mnist_tiny") / "labels.csv", dtype={"label": str})["label"])
+    assert c.decode(np.array([0.0, 1.0, 1.0])) == ["3", "7", "7"]
+    with pytest.raises(DataError, match="not whole numbers"):
+        c.decode(np.array([0.2, 0.8]))
+    with pytest.raises(DataError, match=r"code\(s\) \[2\] outside the vocab of 2 classes"):
+        c.decode(np.array([0, 2]))

@@ -160,6 +160,21 @@ def _check_vocab(owner: str, vocab: Sequence[Any] | None) -> None:
         raise ParameterError(f"{owner}: the vocab has duplicates: {list(vocab)}")
 
 
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _refuse_missing(missing: np.ndarray, who: str) -> None:
+    """A label that is None, null or NaN has no class: name where they are (sorting or matching them would fail
+    on a type error that does not say which item)."""
+    rows = np.flatnonzero(missing)
+    if rows.size:
+        more = " ..." if rows.size > 10 else ""
+        raise DataError(f"{who} got {rows.size} missing label(s) (None, null or NaN) at position(s) "
+                        f"{rows[:10].tolist()}{more}: every item needs a label; drop those items or fill them "
+                        "(e.g. with 'unknown')")
+
+
 def label_column(values: Any, who: str) -> pl.Series:
     """Labels given as a Polars Series, a list, a tuple, a NumPy array or a pandas Series, as a Polars Series
     (labels of mixed types are refused, naming them).
@@ -168,12 +183,19 @@ def label_column(values: Any, who: str) -> pl.Series:
     (['3', '7'], Int64)
     """
     if isinstance(values, pl.Series):
+        missing = values.is_null() | (values.is_nan() if values.dtype.is_float() else False)
+        _refuse_missing(missing.to_numpy(), who)
         return values
     if type(values).__module__.startswith("pandas") and getattr(values, "ndim", 0) == 1:
+        _refuse_missing(values.isna().to_numpy(), who)  # before Polars, which refuses a NaN among texts
         return pl.Series(values.to_numpy())
     if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 1:
-        return pl.Series(to_numpy(values))
+        arr = to_numpy(values)
+        _refuse_missing(np.isnan(arr) if arr.dtype.kind == "f" else np.array([_is_missing(v) for v in arr], bool)
+                        if arr.dtype.kind == "O" else np.zeros(len(arr), bool), who)
+        return pl.Series(arr)
     if isinstance(values, (list, tuple)):
+        _refuse_missing(np.array([_is_missing(v) for v in values], bool), who)
         return one_type_column("", values, f"{who} got labels of", fix="give the labels one type")
     raise DataError(f"{who} takes the labels of all the items at once (a list, array or Series), got "
                     f"{type(values).__name__} {values!r:.60}")
@@ -245,7 +267,18 @@ class Categorize(Transform):
         1-d float tensor) -> the label scored highest."""
         self.check_is_fitted("setup")
         codes = to_numpy(value) if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 1 else None
+        if isinstance(value, np.ndarray) and codes is not None and codes.dtype.kind == "f":
+            # a float array of codes (as a NumPy computation may give them); scores are a tensor's business
+            if not (np.isfinite(codes).all() and (codes == np.round(codes)).all()):
+                raise DataError(f"Categorize.decode got a float array that is not whole numbers ({codes[:5]}): "
+                                "give codes as integers (e.g. .argmax(-1) of the scores), or one item's scores "
+                                "as a torch tensor")
+            codes = codes.astype(np.int64)
         if codes is not None and codes.dtype.kind in "iu":
+            bad = [int(v) for v in codes if not 0 <= v < len(self.vocab_)]
+            if bad:
+                raise DataError(f"Categorize.decode got code(s) {bad[:10]} outside the vocab of "
+                                f"{len(self.vocab_)} classes (codes are 0..{len(self.vocab_) - 1})")
             return [self.vocab_[int(v)] for v in codes]
         if isinstance(value, torch.Tensor):
             value = value.item() if value.ndim == 0 else value.argmax(-1).item()
