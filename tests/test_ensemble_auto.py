@@ -428,3 +428,15 @@ def test_a_scikit_learn_regression_function_is_refused_for_classes_as_its_name_i
         return float(np.mean(y == p.argmax(1)))
 
     check_metric(get_metric(hits, "classification"), "classification", 2)
+
+
+def test_raw_rows_given_to_an_ensemble_name_ens_process_which_a_fresh_process_has(weighted):
+    """A loaded ensemble has no Tabular: the message names ens.predict(ens.process(df)) (tab.new(df) only as the
+    way of the session that built it)."""
+    from pipekit.core import DataError
+
+    with pytest.raises(DataError, match=r"missing from the data.*tab\.new\(df\), in the session that built it\).*"
+                                        r"ens\.predict\(ens\.process\(df\)\)"):
+        weighted.predict(raw_adult().head(5))
+    assert weighted.predict(weighted.process(raw_adult().head(5))).shape == (5, 2)
+

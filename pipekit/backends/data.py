@@ -254,8 +254,9 @@ def check_no_infinite(d: TabularData, columns: Sequence[str], where: str) -> Non
 #: standard units beyond which a normalised column's values cannot be processed values (see :func:`check_rows`)
 RAW_UNITS = 10.0
 #: what to do with rows that are not processed, said alike by every model
-_PROCESS_THEM = ("pass the rows processed by the same Tabular (tab.new(df)), or for an ensemble predict on "
-                 "ens.process(rows), which applies the procs it was fitted with")
+_PROCESS_THEM = ("pass the rows processed by the same Tabular (tab.new(df), in the session that built it), or for an "
+                 "ensemble, also one loaded in a fresh process, ens.predict(ens.process(df)): ens.process applies "
+                 "the procs it was fitted with")
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,10 @@ def check_rows(d: TabularData, form: RowForm) -> None:
     """
     if len(d) == 0:
         raise DataError("the data passed to the model has no rows")
-    d.check_columns(form.features, "the model's input column(s)")
+    missing = [c for c in form.features if c not in d.xs.columns]
+    if missing:  # raw rows lack the columns procs add (FillMissing's "_na" flags)
+        raise DataError(f"the model's input column(s) {missing} missing from the data (its columns: "
+                        f"{d.feature_names}); {_PROCESS_THEM}")
     if d.procs_signature is not None:
         check_signature(d, form.signature)
     else:
