@@ -440,3 +440,18 @@ def test_raw_rows_given_to_an_ensemble_name_ens_process_which_a_fresh_process_ha
         weighted.predict(raw_adult().head(5))
     assert weighted.predict(weighted.process(raw_adult().head(5))).shape == (5, 2)
 
+
+def test_encode_y_of_a_processed_splits_codes_says_they_are_codes_not_labels(weighted, tab):
+    """tab.valid.y holds the Tabular's class codes: encode_y takes labels, and says these are codes rather than
+    that label 0 was never seen."""
+    from pipekit.core import DataError
+
+    codes = np.asarray(tab.valid.y)
+    assert codes.dtype.kind in "iu"
+    with pytest.raises(DataError, match=r"integer codes of the known classes \['<50k', '>=50k'\].*tab\.valid\.y.*"
+                                        r"not labels"):
+        weighted.encode_y(codes)
+    labels = np.asarray(weighted.classes_)[codes]
+    np.testing.assert_array_equal(weighted.encode_y(labels), codes)
+    with pytest.raises(DataError, match=r"label 'maybe' \(row 0\) was not seen in training"):
+        weighted.encode_y(np.array(["maybe"]))

@@ -227,6 +227,12 @@ def encode_y(y: np.ndarray | None, task: str, classes: np.ndarray | None = None)
     bad = classes[idx] != y
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        if y.dtype.kind in "iu" and classes.dtype.kind not in "iufb" and len(y) and 0 <= y.min() \
+                and y.max() < len(classes):  # a processed split's targets (tab.valid.y) hold the class codes
+            raise DataError(f"the targets are integer codes of the known classes {classes.tolist()} (row {row} "
+                            f"holds {y[row].item()!r}), as a processed split's y holds them (tab.valid.y), not "
+                            "labels; pass the labels (np.asarray(classes)[codes]), or score the split itself "
+                            "(model.score(tab.valid))")
         raise DataError(f"label {y[row:row + 1].tolist()[0]!r} (row {row}) was not seen in training; known classes: "
                         f"{classes.tolist()}")
     return idx.astype(np.int64)
