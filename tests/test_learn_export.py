@@ -142,6 +142,22 @@ def test_load_learner_cpu_flag_as_in_fastai(trained, monkeypatch):
     assert next(load_learner(path, "cpu").model.parameters()).device.type == "cpu"
 
 
+def test_load_learner_onto_a_device_this_machine_lacks_says_so(trained, monkeypatch):
+    learn, _, _, out = trained
+    path = learn.export(out / "no_cuda.pipekit")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, GPU or not
+    for call in (lambda: load_learner(path, "cuda"), lambda: load_learner(path, device="cuda:0")):
+        with pytest.raises(ParameterError, match=r"no CUDA device is available here; load onto the CPU with "
+                                                 r"cpu=True \(or device='cpu'\)"):
+            call()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ParameterError, match=r"device='cuda:3' but this machine has 1 CUDA device\(s\) \(cuda:0 to "):
+        load_learner(path, device="cuda:3")
+    with pytest.raises(ParameterError, match=r"device='gpu' is not a device; give 'cpu', 'cuda'"):
+        load_learner(path, device="gpu")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_load_learner_cpu_false_moves_the_model_to_the_gpu(trained):
     learn, items, _, out = trained

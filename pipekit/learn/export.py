@@ -306,6 +306,28 @@ def _is_device(name: Any) -> bool:
     return True
 
 
+def _checked_device(device: str | torch.device) -> None:
+    """A device this machine has, or a ParameterError saying what to give (torch would fail deep in the load with
+    'Torch not compiled with CUDA enabled' or an invalid device ordinal)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ParameterError(f"load_learner: device={device!r} is not a device; give 'cpu', 'cuda' or "
+                             "'cuda:1', or cpu=True") from e
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ParameterError(f"load_learner: device={str(device)!r} but no CUDA device is available here; load "
+                                 "onto the CPU with cpu=True (or device='cpu'), or give cpu=False to take the GPU "
+                                 "only when there is one")
+        if dev.index is not None and dev.index >= n:
+            raise ParameterError(f"load_learner: device={str(device)!r} but this machine has {n} CUDA device(s) "
+                                 f"(cuda:0 to cuda:{n - 1}); give one of those, or cpu=True")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ParameterError(f"load_learner: device={str(device)!r} but MPS is not available here; give "
+                             "cpu=True (or device='cpu')")
+
+
 def load_learner(path: str | os.PathLike, cpu: bool | None = None,
                  device: str | torch.device | None = None) -> Learner:
     """``pipekit.load`` for a learner export: refuses a file that holds something else.
@@ -328,6 +350,7 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
         if cpu is False and torch.device(device).type == "cpu":
             warnings.warn("load_learner(cpu=False): no CUDA device is available, so the model stays on the CPU",
                           stacklevel=2)
+    _checked_device(device)
     archive = read_pipekit(path)
     if archive.kind != "learner":
         raise ExportError(f"{archive.where} holds a {archive.kind}, not a learner export; open it with pipekit.load")
