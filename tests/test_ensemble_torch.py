@@ -386,6 +386,24 @@ def test_from_learner_refuses_what_it_cannot_rebuild(learned):
         MeanEnsemble({"net": learn})
 
 
+def test_from_learner_of_a_loaded_learner_says_it_has_no_rows_and_the_way_that_works(learned, tmp_path):
+    import pipekit
+    from pipekit.learn import model_weights
+    from pipekit.tabular import tabular_learner
+
+    tab, learn = learned
+    path = learn.export(tmp_path / "learn.pipekit")
+    with pytest.raises(ParameterError, match=r"holds no training rows \(a Learner from load_learner keeps the procs "
+                                             r"and the net, not the data\).*model_weights\(path\)"):
+        TorchTabular.from_learner(pipekit.load_learner(path))
+    # the way the message gives: the Learner rebuilt on the same Tabular, with the exported weights
+    again = tabular_learner(tab.dataloaders(bs=128, seed=0), layers=[40, 20],
+                            config={"ps": [0.1, 0.05], "embed_p": 0.02})
+    again.model.load_state_dict(model_weights(path))
+    np.testing.assert_allclose(TorchTabular.from_learner(again).predict_proba(tab.valid),
+                               TorchTabular.from_learner(learn).predict_proba(tab.valid), atol=1e-6)
+
+
 @pytest.mark.parametrize("layers, config, read", [
     ([20, 10], {}, None), ([], {}, None), ([16], {"ps": 0.3, "bn_final": True}, {"ps": [0.3], "bn_final": True}),
     ([12, 6], {"use_bn": False, "bn_cont": False}, {"use_bn": False, "bn_cont": False}),

@@ -90,6 +90,17 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         model, dls = getattr(learn, "model", None), getattr(learn, "dls", None)
         recipe, dsets = getattr(dls, "recipe", None), getattr(dls, "datasets", None)
         items, splits = getattr(dsets, "items", None), getattr(dsets, "splits", None)
+        if isinstance(recipe, TabularRecipe) and dsets is None:
+            # an export keeps the procs and the net, not the rows; the fit needs the rows: their signature keeps
+            # an ensemble from weighing the net on the rows it was trained on, and the valid ones give valid_score_
+            raise ParameterError("TorchTabular.from_learner: this Learner holds no training rows (a Learner from "
+                                 "load_learner keeps the procs and the net, not the data), and the wrapped net needs "
+                                 "them: ensembles check new rows against them and score on the validation rows. Call "
+                                 "from_learner on the Learner that trained the net and keep the result with "
+                                 "pipekit.save(net, path) / pipekit.load(path); or rebuild the Learner on the same "
+                                 "Tabular (tabular_learner(tab.dataloaders(...), layers=...) as it was built), "
+                                 "load the exported weights with learn.model.load_state_dict(model_weights(path)) "
+                                 "(pipekit.learn) and call from_learner on it")
         if not (isinstance(recipe, TabularRecipe) and recipe.with_cont
                 and isinstance(items, pl.DataFrame) and splits is not None):
             raise ParameterError(f"TorchTabular.from_learner takes a tabular_learner Learner trained on a Tabular's "
