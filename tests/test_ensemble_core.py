@@ -231,7 +231,7 @@ def test_an_ensemble_refuses_raw_rows_and_takes_processed_ones(tmp_path):
     assert ens.predict(extreme).shape == (len(extreme),)
     for raw in (df.head(100), df.head(1).drop("target")):
         with pytest.raises(DataError, match=r"these rows look unprocessed: column 'age' has a median of .*raw mean "
-                                            r"48.* predict on ens.process\(rows\)"):
+                                            r"48.* ens.predict\(ens.process\(df\)\)"):
             ens.predict(raw)
     back = load_model(ens.export(tmp_path / "ens.pipekit"))  # the check needs only what the file holds
     with pytest.raises(DataError, match="look unprocessed"):
@@ -270,8 +270,8 @@ def test_raw_rows_whose_ids_fall_among_the_category_codes_are_refused(tmp_path):
         for rows in (raw, raw.drop("Sales")):
             with pytest.raises(DataError, match=r"these rows look unprocessed: category column 'DayOfWeek' is Int64, "
                                                 r"where .* its 8 category codes as Int8; pass the rows processed by "
-                                                r"the same Tabular \(tab.new\(df\)\), or for an ensemble predict on "
-                                                r"ens.process\(rows\)"):
+                                                r"the same Tabular \(tab.new\(df\), in the session that built it\), or "
+                                                r"for an ensemble.*ens.predict\(ens.process\(df\)\)"):
                 e.predict(rows)
 
 
