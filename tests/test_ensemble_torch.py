@@ -171,7 +171,7 @@ def test_stacking_with_a_net(splits):
                            "gbm": GBM("classification", n_estimators=40, learning_rate=0.2, n_jobs=1)},
                           n_folds=2).fit(small, va)
     assert st.oob_predictions_.shape == (2, 1500, 2)
-    assert st.report_["model"].to_list() == ["0:net", "1:gbm", "StackingEnsemble"]
+    assert st.report_["model"].to_list() == ["net", "gbm", "StackingEnsemble"]
     assert st.score(va) > 0.75
 
 
@@ -384,6 +384,27 @@ def test_from_learner_refuses_what_it_cannot_rebuild(learned):
     # an ensemble refuses the Learner itself, pointing to from_learner
     with pytest.raises(ParameterError, match=r"member 'net' \(Learner\).*TorchTabular.from_learner\(learn\)"):
         MeanEnsemble({"net": learn})
+
+
+def test_a_learners_net_joins_stacking_as_a_clone_and_a_fitted_one_is_refused_saying_so(learned):
+    from pipekit.ensemble import StackingEnsemble
+
+    tab, learn = learned
+    net = TorchTabular.from_learner(learn, epochs=1, lr=1e-2, bs=128, seed=0)
+    fix = r"pass unfitted members, e.g. member.clone\(\).*TorchTabular.from_learner net is retrained"
+    rf = RandomForest("classification", n_estimators=10, n_jobs=1, seed=0)
+    with pytest.raises(ParameterError, match=r"some members are fitted and some are not \(fitted: \['net'\]\); " + fix):
+        StackingEnsemble({"net": net, "rf": rf}, n_folds=2).fit(tab.train)
+    for rows in (tab.train, tab.valid):  # on the rows they were fitted on, or others: no out-of-fold predictions
+        with pytest.raises(ParameterError, match=r"not bagged on these training rows: \['net', 'rf'\]; " + fix):
+            StackingEnsemble({"net": net, "rf": rf.clone().fit(tab.train)}, n_folds=2).fit(rows)
+    # the way the message gives: the clone, retrained in each fold with the settings given to from_learner
+    small = as_data(tab.train).take(np.arange(800))
+    stack = StackingEnsemble({"net": net.clone(), "rf": rf}, n_folds=2).fit(small, tab.valid)
+    assert stack.report_["model"].to_list() == ["net", "rf", "StackingEnsemble"]
+    refit = stack.members_[0]
+    assert refit.layers == [40, 20] and refit.config == net.config and refit.epochs == 1 and refit.is_fitted
+    assert stack.score(tab.valid) > 0.7
 
 
 def test_from_learner_of_a_loaded_learner_says_it_has_no_rows_and_the_way_that_works(learned, tmp_path):

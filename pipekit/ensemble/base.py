@@ -30,8 +30,9 @@ class Member(Protocol):
 
 
 def member_name(member: Member, i: int) -> str:
-    """``"<i>:<name>"``, the member's ``name`` or its class name."""
-    return f"{i}:{member.name or type(member).__name__}"
+    """The member's ``name`` (its key when the members were a dict, as every message names it), or
+    ``"<i>:<class name>"`` for an unnamed one."""
+    return str(member.name) if member.name else f"{i}:{type(member).__name__}"
 
 
 def not_a_member(m: Any, label: str) -> ParameterError:

@@ -33,6 +33,12 @@ from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, chec
                                    validate_prediction)
 
 
+#: what to pass StackingEnsemble in place of fitted members (it fits clones of them fold by fold)
+_UNFIT_FIX = ("pass unfitted members, e.g. member.clone(), which stacking fits fold by fold (a "
+              "TorchTabular.from_learner net is retrained so, with the epochs and lr given to from_learner), or "
+              "members bagged on these training rows (BaggedModel(member).fit(train))")
+
+
 class StackingEnsemble(Ensemble):
     """A meta-model (``meta``: any pipekit model, e.g. a bagged GBM, or a scikit-learn estimator; default
     logistic regression on the members' log-probabilities / ridge on their values) learns from the members'
@@ -164,15 +170,19 @@ class StackingEnsemble(Ensemble):
         fitted = [isinstance(m, Component) and m.is_fitted for m in self.members]
         if all(fitted):
             task, classes = check_members(self.members, fitted=True)
+            plain = [member_name(m, i) for i, m in enumerate(self.members) if out_of_fold(m) is None]
+            if len(plain) == len(self.members):  # fitted, none bagged: no out-of-fold predictions to learn from
+                raise ParameterError(f"the members are fitted, but not bagged on these training rows: {plain}; "
+                                     + _UNFIT_FIX)
             kept = training_predictions(self.members, classes, d)
             if kept is None:
-                raise ParameterError("the members are fitted, but not bagged on these training rows; pass unfitted "
-                                     "members (stacking fits them fold by fold) or members bagged on this split")
+                raise ParameterError("the members are fitted, but not bagged on these training rows; "
+                                     + _UNFIT_FIX)
             oof = np.stack(kept[0])
             self.members_ = None
         elif any(fitted):
-            raise ParameterError("some members are fitted and some are not; pass members bagged on the training "
-                                 "rows (BaggedModel), or unfitted members")
+            names = [member_name(m, i) for i, m in enumerate(self.members) if fitted[i]]
+            raise ParameterError(f"some members are fitted and some are not (fitted: {names}); " + _UNFIT_FIX)
         else:
             oof = self._fit_members(d, v)
         self.oob_predictions_ = oof

@@ -65,7 +65,8 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     @classmethod
     def from_learner(cls, learn: Any, **params: Any) -> TorchTabular:
         """A fitted TorchTabular holding the net of a trained ``tabular_learner`` Learner (the book's chapter 9 net),
-        so it joins ensembles, stacking, ``embeddings_as_features`` and files like a net this class trained. Fitted
+        so it joins ensembles, ``embeddings_as_features`` and files like a net this class trained, and stacking as
+        ``net.clone()`` (stacking fits its members fold by fold; a fitted member is refused there). Fitted
         on the Learner's training rows and procs as :meth:`fit` fits (``valid_score_`` on its validation rows);
         ``model_`` is a copy on the CPU (the Learner and its net are left as they are) that predicts what
         ``learn.get_preds`` gives. ``layers``, ``config`` and ``y_range`` are read from the net; ``params`` are the
