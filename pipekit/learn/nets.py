@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,7 +17,64 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.learn.registry import register_arch
 
-__all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params", "linear_layers"]
+__all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
+           "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np"]
+
+
+class Module(nn.Module):
+    """An ``nn.Module`` whose subclasses need not call ``super().__init__()`` before assigning layers, as the book
+    writes its models from scratch (fastai's ``Module``). Calling it anyway does no harm.
+
+    >>> class DotProduct(Module):
+    ...     def __init__(self, n_users, n_items, n_factors):
+    ...         self.users, self.items = Embedding(n_users, n_factors), Embedding(n_items, n_factors)
+    ...     def forward(self, x):
+    ...         return (self.users(x[:, 0]) * self.items(x[:, 1])).sum(dim=1)
+    >>> DotProduct(3, 4, 5)(torch.tensor([[0, 1], [2, 3]])).shape
+    torch.Size([2])
+    """
+
+    def __new__(cls, *args: object, **kwargs: object) -> Module:
+        obj = super().__new__(cls)
+        nn.Module.__init__(obj)  # before the subclass's __init__ assigns its first layer
+        return obj
+
+    def __init__(self) -> None:
+        """Nothing: ``nn.Module.__init__`` already ran when the object was made, so a subclass's
+        ``super().__init__()`` does not reset the layers it assigned before calling it."""
+
+
+class Embedding(nn.Embedding):
+    """``nn.Embedding`` with small weights (a normal of standard deviation 0.01, truncated at two of them), as the
+    book's collaborative filtering models start: torch's N(0, 1) start saturates a ``sigmoid_range`` output.
+
+    >>> float(Embedding(1000, 8).weight.detach().std()) < 0.02
+    True
+    """
+
+    def __init__(self, ni: int, nf: int, **kwargs: object) -> None:
+        super().__init__(ni, nf, **kwargs)  # type: ignore[arg-type]
+        with torch.no_grad():
+            nn.init.trunc_normal_(self.weight, std=0.01, a=-0.02, b=0.02)
+
+
+def create_params(size: Sequence[int] | int) -> nn.Parameter:
+    """A parameter of shape ``size`` drawn from N(0, 0.01), the book's start for an embedding written by hand.
+
+    >>> create_params([4, 3]).shape
+    torch.Size([4, 3])
+    """
+    shape = (size,) if isinstance(size, int) else tuple(size)
+    return nn.Parameter(torch.zeros(*shape).normal_(0, 0.01))
+
+
+def to_np(x: torch.Tensor) -> np.ndarray:
+    """A tensor as a NumPy array (detached, on the CPU).
+
+    >>> to_np(torch.ones(2, requires_grad=True)).tolist()
+    [1.0, 1.0]
+    """
+    return x.detach().cpu().numpy()
 
 
 def params(module: nn.Module) -> list[nn.Parameter]:

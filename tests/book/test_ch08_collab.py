@@ -15,8 +15,7 @@ from torch import nn
 
 import pipekit
 import pipekit.datasets as D
-from pipekit.learn import Learner, MSELossFlat, mse
-from pipekit.learn.nets import sigmoid_range
+from pipekit.learn import Embedding, Learner, Module, MSELossFlat, mse, sigmoid_range
 from pipekit.tabular import CollabDataLoaders, collab_learner, get_emb_sz
 
 path = D.path("movie_lens_sample")
@@ -60,18 +59,10 @@ def test_predict_a_rating_from_a_row(learn, tmp_path):
         assert float(np.asarray(decoded).reshape(-1)[0]) == pytest.approx(ref, abs=1e-6)
 
 
-def _embedding(ni: int, nf: int) -> nn.Embedding:
-    """The book's ``Embedding``: an ``nn.Embedding`` with small normal weights."""
-    emb = nn.Embedding(ni, nf)
-    nn.init.trunc_normal_(emb.weight, std=0.01)
-    return emb
-
-
-class DotProduct(nn.Module):
+class DotProduct(Module):  # the book's spelling: Module needs no super().__init__(), Embedding starts small
     def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5)):
-        super().__init__()
-        self.user_factors = _embedding(n_users, n_factors)
-        self.movie_factors = _embedding(n_movies, n_factors)
+        self.user_factors = Embedding(n_users, n_factors)
+        self.movie_factors = Embedding(n_movies, n_factors)
         self.y_range = y_range
 
     def forward(self, x):
@@ -80,11 +71,11 @@ class DotProduct(nn.Module):
         return sigmoid_range((users * movies).sum(dim=1), *self.y_range)
 
 
-class CollabNN(nn.Module):
+class CollabNN(Module):
     def __init__(self, user_sz, item_sz, y_range=(0, 5.5), n_act=100):
-        super().__init__()
-        self.user_factors = _embedding(*user_sz)
-        self.item_factors = _embedding(*item_sz)
+        super().__init__()  # harmless, as in fastai
+        self.user_factors = Embedding(*user_sz)
+        self.item_factors = Embedding(*item_sz)
         self.layers = nn.Sequential(nn.Linear(user_sz[1] + item_sz[1], n_act), nn.ReLU(), nn.Linear(n_act, 1))
         self.y_range = y_range
 
