@@ -30,8 +30,9 @@ def short_repr(value: Any) -> str:
         return f"Series[{value.dtype}] len {len(value)}, first {value[0]!r}" if len(value) else "Series (empty)"
     if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
         return repr(value[:20])[:-1] + (", ...]" if len(value) > 20 else "]")
-    if isinstance(value, (tuple, list)):
-        return "(" + ", ".join(short_repr(v) for v in value) + ")"
+    if isinstance(value, (tuple, list)):  # a batch's parts, or a long list of paths: the first few, and how many
+        more = f", ... ({len(value)} in all)" if len(value) > 5 else ""
+        return "(" + ", ".join(short_repr(v) for v in value[:5]) + more + ")"
     if isinstance(value, pl.DataFrame):
         cols = value.columns
         return f"DataFrame ({len(value)} rows, columns {cols[:10]}{' ...' if len(cols) > 10 else ''})"

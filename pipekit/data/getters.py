@@ -18,6 +18,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.registry import register
 from pipekit.core.validate import Is, Options
 
 IMAGE_EXTENSIONS = frozenset(
@@ -163,6 +164,11 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
 def get_text_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> list[Path]:
     """``.txt`` files under ``path`` (see :func:`get_files`)."""
     return get_files(path, extensions=TEXT_EXTENSIONS, recurse=recurse, folders=folders)
+
+
+# pipekit's own finders can be named in a file, so a saved DataBlock keeps its get_items (a user's function is left out)
+for _finder in (get_files, get_image_files, get_text_files):
+    register(_finder, kind="getter")
 
 
 # ---------------------------------------------------------------------------------------- item access

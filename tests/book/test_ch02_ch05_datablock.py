@@ -134,3 +134,25 @@ def test_ch02_resize_methods_and_show_batch_as_the_book_spells_them(pets):
     # of the same photo: their means sit much closer together than those of four different photos
     spread = lambda ims: np.std([float(np.asarray(i, dtype=float).mean()) for i in ims])  # noqa: E731
     assert spread(unique) < spread(plain)
+
+
+def test_a_saved_datablock_keeps_pipekits_own_item_finder(tmp_path):
+    """A DataBlock saved with pipekit.save keeps get_items=get_image_files (pipekit's own function, named in the
+    file), so the loaded recipe builds the same loaders from the folder; a user's own finder is still left out."""
+    from pipekit.data import GrandparentSplitter, get_text_files, parent_label
+
+    mnist = D.path("mnist_tiny")
+    db = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                   splitter=GrandparentSplitter())
+    loaded = pipekit.load(pipekit.save(db, tmp_path / "recipe.pipekit"))
+    assert loaded.get_items is get_image_files
+    a, b = db.dataloaders(mnist, bs=8, seed=0), loaded.dataloaders(mnist, bs=8, seed=0)
+    assert len(a.train_ds) == len(b.train_ds) == 709 and torch.equal(a.one_batch()[0], b.one_batch()[0])
+    texts = DataBlock(blocks=(CategoryBlock,), get_items=get_text_files)
+    assert pipekit.load(pipekit.save(texts, tmp_path / "texts.pipekit")).get_items is get_text_files
+    # a list of files given to a recipe that finds its own is refused with the fix (it was a TypeError on a list)
+    with pytest.raises(ValueError, match=r"get_items=get_image_files finds the files in a folder, "
+                                       r"and the source is already a list of 1428 files"):
+        loaded.dataloaders(get_image_files(mnist))
+    mine = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p), get_y=parent_label)
+    assert pipekit.load(pipekit.save(mine, tmp_path / "mine.pipekit")).get_items is None
