@@ -121,6 +121,23 @@ def test_export_to_folder_and_load_in_process(trained):
     assert torch.equal(a, b)
 
 
+def test_a_loaded_learner_asks_for_loaders_before_training(trained):
+    """A loaded learner keeps only what predicting needs: fit, fine_tune, lr_find and validate say to give it
+    loaders (they raised IndexError or AttributeError), and it trains once given them."""
+    from pipekit.core.errors import DataError
+
+    learn, items, _, out = trained
+    loaded = load_learner(learn.export(out / "no_data.pipekit"))
+    for call in (lambda: loaded.fit(1, 1e-3), lambda: loaded.fine_tune(1, freeze_epochs=0), loaded.lr_find,
+                 loaded.validate):
+        with pytest.raises(DataError, match=r"these DataLoaders hold no data .* learn.dls = <dls built the same way>"):
+            call()
+    assert len(loaded.dls.test_dl(items).dataset) == len(items)  # predicting needs no loaders
+    loaded.dls = learn.dls
+    loaded.fit(1, 1e-3)
+    assert len(loaded.recorder.values) == 1
+
+
 def test_load_learner_cpu_flag_as_in_fastai(trained, monkeypatch):
     learn, items, _, out = trained
     path = learn.export(out / "cpu_flag.pipekit")

@@ -378,10 +378,17 @@ class DataLoaders:
 
     @property
     def train(self) -> DataLoader:
+        if not self.loaders:
+            raise DataError("these DataLoaders hold no data (a learner loaded with load_learner keeps only what "
+                            "predicting needs): to train, give it loaders first, learn.dls = <dls built the same way>")
         return self.loaders[0]
 
     @property
     def valid(self) -> DataLoader:
+        if not self.loaders:
+            raise DataError("these DataLoaders hold no data (a learner loaded with load_learner keeps only what "
+                            "predicting needs): to validate, give it loaders first, learn.dls = <dls built the same "
+                            "way>")
         if len(self.loaders) < 2:
             raise AttributeError("these DataLoaders have no validation loader")
         return self.loaders[1]
