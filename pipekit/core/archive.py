@@ -280,11 +280,15 @@ def read_file(path: str | os.PathLike, where: str, max_bytes: int = MAX_JSON_BYT
     in case it grows). Devices, pipes and sockets are refused (they have no size to check)."""
     path = Path(path)
     size = _regular_size(path, where, max_bytes)
-    # O_NOFOLLOW: a link put in place between the check above and this open is refused too
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    # O_NOFOLLOW: a link put in place between the check above and this open is refused too; O_NONBLOCK: so is a
+    # pipe (opening one for reading would wait for a writer), then reading blocks again for the regular file it is
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0) | nonblock)
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise ExportError(f"{where} is not a regular file")
+        if nonblock:
+            os.set_blocking(f.fileno(), True)
         buf = bytearray(size)
         got = f.readinto(buf)
         if got != size or f.read(1):

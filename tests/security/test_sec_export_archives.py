@@ -574,3 +574,28 @@ def test_sec_archive_docstring_examples_run():
 
     result = doctest.testmod(pipekit.core.archive, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_sec_a_pipe_swapped_in_after_the_check_does_not_hang_the_load(tmp_path, monkeypatch):
+    """A member replaced by a named pipe between the size check and the open was opened for reading, which waits
+    for a writer forever; it is now opened without waiting and refused."""
+    import threading
+
+    import pipekit.core.archive as archive
+
+    fifo = tmp_path / "record.json"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(archive, "_regular_size", lambda path, where, max_bytes: 2)  # the check saw a file
+    found: list = []
+
+    def read() -> None:
+        try:
+            archive.read_file(fifo, "record.json")
+        except ExportError as e:
+            found.append(str(e))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "read_file waited on the pipe"
+    assert found == ["record.json is not a regular file"]
