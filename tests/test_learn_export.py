@@ -173,6 +173,10 @@ def test_load_learner_onto_a_device_this_machine_lacks_says_so(trained, monkeypa
         load_learner(path, device="cuda:3")
     with pytest.raises(ParameterError, match=r"device='gpu' is not a device; give 'cpu', 'cuda'"):
         load_learner(path, device="gpu")
+    # devices torch knows but pipekit does not load onto (meta holds no weights; hpu made torch import a module)
+    for name in ("meta", "xla", "hpu", "privateuseone"):
+        with pytest.raises(ParameterError, match=rf"device='{name}' is not one pipekit loads onto"):
+            load_learner(path, device=name)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

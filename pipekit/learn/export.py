@@ -314,6 +314,9 @@ def _checked_device(device: str | torch.device) -> None:
     except (RuntimeError, TypeError, ValueError) as e:
         raise ParameterError(f"load_learner: device={device!r} is not a device; give 'cpu', 'cuda' or "
                              "'cuda:1', or cpu=True") from e
+    if dev.type not in ("cpu", "cuda", "mps"):  # meta, xla, hpu...: no weights to predict with, or a backend
+        raise ParameterError(f"load_learner: device={str(device)!r} is not one pipekit loads onto; give 'cpu', "
+                             "'cuda', 'cuda:1' or 'mps', or cpu=True")
     if dev.type == "cuda":
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0:
