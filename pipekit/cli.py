@@ -249,6 +249,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"pipekit predict: {name}: {e}", file=sys.stderr)
             rc = 1
             continue
+        except Exception as e:  # noqa: BLE001  (a model that reads this file wrongly: named too, never a traceback)
+            print(f"pipekit predict: {name}: this model could not read it ({type(e).__name__}: {str(e)[:300]})",
+                  file=sys.stderr)
+            rc = 1
+            continue
         for where, text in found:
             print(f"{where}\t{text}", flush=True)
     return rc

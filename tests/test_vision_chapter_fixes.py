@@ -444,6 +444,29 @@ def test_pipekit_predict_an_image_model(mnist_learner, tmp_path):
         assert line == f"{f}\t{label}\t{float(probs.max()):.4f}"
 
 
+def test_pipekit_predict_names_a_file_a_model_reads_wrongly(mnist_learner, tmp_path, monkeypatch, capsys):
+    """A model that fails on a file in an unforeseen way (a crafted recipe's getter) names the file and goes on to the
+    next one, where it printed a traceback and stopped."""
+    import pipekit.cli as cli
+
+    model = mnist_learner.export(tmp_path / "digits.pipekit")
+    good = str(next(iter(get_image_files(D.path("mnist_tiny") / "valid"))))
+    real = cli.predictions
+
+    def failing(learn, path):
+        if path.name == "bad.png":
+            raise TypeError("expected str, bytes or os.PathLike object, not dict")
+        return real(learn, path)
+
+    monkeypatch.setattr(cli, "predictions", failing)
+    (tmp_path / "bad.png").write_bytes(b"")
+    assert cli.main(["predict", str(model), str(tmp_path / "bad.png"), good]) == 1
+    out, err = capsys.readouterr()
+    assert err.strip() == (f"pipekit predict: {tmp_path / 'bad.png'}: this model could not read it (TypeError: "
+                           "expected str, bytes or os.PathLike object, not dict)")
+    assert out.startswith(good + "\t")
+
+
 def test_pipekit_predict_rows_of_a_csv_with_a_tabular_model(tmp_path):
     from pipekit.tabular import TabularDataLoaders, tabular_learner
 
