@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.registry import register
 from pipekit.core.validate import Is, Options
 
@@ -363,6 +363,23 @@ class RegexLabeller(Getter):
     def _regex(self) -> str:
         return ("^" + self.pat) if self.match and not self.pat.startswith("^") else self.pat
 
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """A pattern read from a file runs in Polars' linear-time engine; one that engine refuses (a look-around, a
+        back-reference) would run in Python's backtracking ``re``, so it must pass
+        :func:`pipekit.text.regex_check.check_pattern`, which bounds its time on a path (``(?=(a+)+$)(x)`` would
+        take seconds on a path of 26 a's, doubling with each one more)."""
+        from pipekit.text.regex_check import check_pattern
+
+        super().state_from_data(state)
+        if _polars_runs(self._regex()):
+            return
+        try:
+            check_pattern(self._regex())
+        except ValueError as e:
+            raise FieldError("params.pat", f"= {self.pat[:120]!r} needs Python's backtracking regex engine (Polars' "
+                                           f"refuses it) and its time on a path is not bounded: {e}; write the pattern "
+                                           "without look-arounds and back-references") from None
+
     def column(self, items: pl.DataFrame) -> pl.Series:
         p = path_column(items, "RegexLabeller")
         try:
@@ -379,6 +396,15 @@ class RegexLabeller(Getter):
 
     def __call__(self, item: Any) -> str:
         return self.column(pl.DataFrame({"path": [str(item)]}))[0]
+
+
+def _polars_runs(pattern: str) -> bool:
+    """Whether Polars' regex engine (Rust's ``regex``: time linear in the text) takes ``pattern``."""
+    try:
+        pl.Series([""], dtype=pl.Utf8).str.extract(pattern, 1)
+    except Exception:  # Polars refuses what its engine does not support
+        return False
+    return True
 
 
 class Pipe(Getter):
