@@ -41,9 +41,9 @@ from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Is, Options
 from pipekit.data.cache import fingerprint
 from pipekit.text.regex_check import MAX_PATTERN, check_pattern, min_chars
-from pipekit.text.tokenize import BOS, EOS, PAD, UNK, TokenizedTexts, Tokenizer, as_text_series
+from pipekit.text.tokenize import BOS, EOS, PAD, UNK, TokenizedTexts, Tokenizer, as_text_series, library_encode
 
-__all__ = ["HFTokenizer"]
+__all__ = ["HFTokenizer", "load_checked"]
 
 
 #: largest tokenizer JSON accepted: Hugging Face's largest published tokenizers (250k-token multilingual
@@ -376,6 +376,28 @@ def _check_lengths(tk: _Library) -> None:
                         "piece of each text, so give a stride of 0 (or tokenizer.no_truncation())")
 
 
+def load_checked(source: Any) -> tuple[_Library, list[str]]:
+    """The tokenizer ``source`` names (a ``tokenizers.Tokenizer``, a tokenizer.json path, its JSON text or that text
+    as UTF-8 bytes), with its tokens by id, refused with a :class:`DataError` unless its ids, padding, truncation,
+    growth of a text and regular expressions are within pipekit's bounds. Every tokenizer pipekit reads from a file
+    goes through this: an ``HFTokenizer``'s and a subword ``Tokenizer``'s learned model.
+
+    >>> load_checked('{"model": {"type": "WordLevel", "vocab": {"a": 0}, "unk_token": "a"}, '
+    ...              '"normalizer": {"type": "Replace", "pattern": {"Regex": "(a+)+$"}, "content": "x"}}')
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.DataError: HFTokenizer: tokenizer: normalizer (Replace): the pattern '(a+)+$' is not ...
+    """
+    tk = _load(source)
+    vocab = _vocab_list(tk)
+    _check_lengths(tk)
+    specs = _components(tk)
+    _check_growth(specs)
+    _check_patterns(specs)
+    return tk, vocab
+
+
 class HFTokenizer(Tokenizer):
     """Texts -> tokens with a trained Hugging Face tokenizer (see the module docstring).
 
@@ -407,13 +429,7 @@ class HFTokenizer(Tokenizer):
     def _library(self) -> _Library:
         """The tokenizer, read and checked on first use."""
         if self._tk is None:
-            tk = _load(self.tokenizer)
-            self._vocab = _vocab_list(tk)
-            _check_lengths(tk)
-            specs = _components(tk)
-            _check_growth(specs)
-            _check_patterns(specs)
-            self._tk = tk
+            self._tk, self._vocab = load_checked(self.tokenizer)
         return self._tk
 
     def state_from_data(self, state: dict[str, Any]) -> None:
@@ -443,7 +459,9 @@ class HFTokenizer(Tokenizer):
     def encode_texts(self, texts: Any) -> TokenizedTexts:
         """Tokenize many texts (one call into the library, parallel in Rust)."""
         s = as_text_series(texts)
-        encs = self._library().encode_batch_fast(s.to_list(), add_special_tokens=False) if len(s) else []
+        tk = self._library()
+        encs = library_encode(lambda b: tk.encode_batch_fast(b, add_special_tokens=False), s.to_list(),
+                              "HFTokenizer", "text") if len(s) else []
         lens = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
         ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lens.sum()))
         return self.with_markers(list(self._vocab), ids, np.concatenate([[0], np.cumsum(lens)]))

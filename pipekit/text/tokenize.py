@@ -17,7 +17,7 @@ of the training texts and applied, again once per distinct word, in parallel in 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, overload
 
@@ -27,7 +27,7 @@ import pyarrow as pa
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _HFTokenizer
 
-from pipekit.core.errors import DataError, NotFittedError, ParameterError
+from pipekit.core.errors import DataError, FieldError, NotFittedError, ParameterError
 from pipekit.core.validate import Interval, Options, check
 from pipekit.data.transform import Transform
 
@@ -210,6 +210,41 @@ def apply_rules(piece: str) -> list[str]:
     return out + _split_reps(piece.lower())
 
 
+def _is_panic(e: BaseException) -> bool:
+    """A Rust panic in the tokenizers library: pyo3's ``PanicException``, a ``BaseException`` (not an ``Exception``,
+    so ``except Exception`` lets it through)."""
+    return type(e).__name__ == "PanicException" and not isinstance(e, (Exception, KeyboardInterrupt, SystemExit,
+                                                                        GeneratorExit))
+
+
+def library_encode(encode: Callable[[list[str]], list[Any]], texts: list[str], owner: str,
+                   noun: str = "text") -> list[Any]:
+    """``encode(texts)``, a call into the tokenizers library, with a panic there (its regex engine gives up on a
+    text, say) raised as a :class:`DataError` naming the first of ``texts`` it panics on; an interrupt passes
+    through untouched.
+
+    >>> library_encode(lambda b: [len(t) for t in b], ["ab", "c"], "Tokenizer")
+    [2, 1]
+    """
+    try:
+        return encode(texts)
+    except BaseException as e:
+        if not _is_panic(e):
+            raise
+        first = e
+    for i, text in enumerate(texts):  # only after a panic: find the text to name
+        try:
+            encode([text])
+        except BaseException as e:
+            if not _is_panic(e):
+                raise
+            raise DataError(f"{owner}: the tokenizers library failed on {noun} {i} ({text[:80]!r}, {len(text):,} "
+                            f"characters): {str(e)[:200]}; check the tokenizer's patterns, or shorten or leave out "
+                            f"that {noun}") from None
+    raise DataError(f"{owner}: the tokenizers library failed on {len(texts):,} {noun}s taken together "
+                    f"({str(first)[:200]})") from None
+
+
 class Tokenizer(Transform):
     """Texts -> tokens with the book's rules (``xxbos``, ``xxmaj``, ``xxup``, ``xxrep``, ``xxwrep`` ...).
 
@@ -277,9 +312,20 @@ class Tokenizer(Transform):
                 "add_eos": self.add_eos}
 
     def state_from_data(self, state: dict[str, Any]) -> None:
-        super().state_from_data(state)
+        """A subword model (the tokenizers library's JSON) goes through the checks an ``HFTokenizer``'s tokenizer
+        does (:func:`pipekit.text.hf_tokenizer.load_checked`): one read from a file may hold any normalizer or
+        pattern."""
+        from pipekit.text.hf_tokenizer import load_checked
+
         subword = state.get("subword_")
-        self._sub = _HFTokenizer.from_str(subword) if subword else None
+        if subword is not None and not isinstance(subword, str):
+            raise FieldError("state.subword_", f"must be the subword model's JSON text, got {type(subword).__name__}")
+        try:
+            sub = load_checked(subword)[0] if subword else None
+        except DataError as e:
+            raise FieldError("state.subword_", f"is not a subword model pipekit accepts: {e}") from None
+        super().state_from_data(state)
+        self._sub = sub
         self._memo = {}
 
     # -- encoding --------------------------------------------------------------------------------------
@@ -423,7 +469,9 @@ class Tokenizer(Transform):
                                  "(TextBlock does this on the training split)")
         # subword pieces per distinct word, computed in parallel by the tokenizers library
         plain = [w for w in words.vocab if w not in SPECIAL_TOKENS]
-        encs = self._sub.encode_batch(plain, add_special_tokens=False) if plain else []
+        sub = self._sub
+        encs = library_encode(lambda b: sub.encode_batch(b, add_special_tokens=False), plain,
+                              f"Tokenizer(mode={self.mode!r})", "word") if plain else []
         piece_lists = dict(zip(plain, (e.tokens for e in encs)))
         piece_index: dict[str, int] = {}
         lens = np.empty(len(words.vocab), dtype=np.int64)

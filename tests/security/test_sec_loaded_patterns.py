@@ -69,3 +69,71 @@ def test_regex_labeller_in_a_recipe_file_is_checked(tmp_path, cat_paths):
         r["params"]["get_y"]["params"]["pat"] = r"(?=(a+)+$)(x)"
     with pytest.raises(ExportError, match=r"field 'params\.get_y\.params\.pat'"):
         pipekit.load(_tampered(saved, edit, tmp_path / "bad.pipekit"))
+
+
+# ------------------------------------------------------------------------------------------- subword Tokenizer
+@pytest.fixture(scope="module")
+def imdb_texts() -> list[str]:
+    import polars as pl
+    return pl.read_csv(Path(os.environ["PIPEKIT_DATA"]) / "imdb_sample" / "texts.csv")["text"].to_list()[:200]
+
+
+@pytest.fixture(scope="module")
+def subword(imdb_texts, tmp_path_factory):
+    from pipekit.text import Tokenizer
+    tok = Tokenizer("bpe", vocab_sz=500)
+    tok.setup(imdb_texts)
+    return tok, pipekit.save(tok, tmp_path_factory.mktemp("sub") / "sub.pipekit")
+
+
+def _with_normalizer(normalizer):
+    def edit(r):
+        sw = json.loads(r["state"]["subword_"])
+        sw["normalizer"] = normalizer
+        r["state"]["subword_"] = json.dumps(sw)
+        r["params"]["rules"] = False
+    return edit
+
+
+def test_subword_model_from_file_goes_through_the_tokenizer_checks(subword, tmp_path):
+    tok, saved = subword
+    bad = _tampered(saved, _with_normalizer({"type": "Replace", "pattern": {"Regex": "(a+)+$"}, "content": "x"}),
+                    tmp_path / "bad.pipekit")
+    with pytest.raises(ExportError, match=r"field 'state\.subword_'.*\(a\+\)\+\$"):
+        pipekit.load(bad)
+    for value in (7, ["{}"]):
+        wrong = _tampered(saved, lambda r, v=value: r["state"].update(subword_=v), tmp_path / "wrong.pipekit")
+        with pytest.raises(ExportError, match=r"field 'state\.subword_'"):
+            pipekit.load(wrong)
+
+
+def test_subword_model_from_file_still_tokenizes_as_saved(subword, imdb_texts):
+    tok, saved = subword
+    loaded = pipekit.load(saved)
+    got, want = loaded.encode(imdb_texts[:20]), tok.encode(imdb_texts[:20])
+    assert [got[i] for i in range(20)] == [want[i] for i in range(20)]
+    assert any(len(want[i]) > len(imdb_texts[i].split()) for i in range(20))  # words split into pieces
+
+
+def test_a_panic_in_the_tokenizers_library_is_a_data_error_naming_the_word(subword):
+    from tokenizers import Tokenizer as Library
+
+    from pipekit.core.errors import DataError
+    tok, saved = subword
+    tok = pipekit.load(saved)
+    tok.rules = False
+    # a subword model set in memory, past the checks, whose pattern exhausts the regex engine's retry limit
+    sw = json.loads(tok._sub.to_str())
+    sw["normalizer"] = {"type": "Replace", "pattern": {"Regex": "(a+)+$"}, "content": "x"}
+    tok._sub = Library.from_str(json.dumps(sw))
+    with pytest.raises(DataError, match=r"word \d+ \('a{30}b'"):
+        tok.encode(["a fine film", "a" * 30 + "b"])
+
+
+def test_an_interrupt_in_the_tokenizers_library_passes_through():
+    from pipekit.text.tokenize import library_encode
+
+    def interrupted(texts):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        library_encode(interrupted, ["a"], "Tokenizer")
