@@ -16,7 +16,8 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, FieldError, ParameterError
+from pipekit.core.validate import Is, check_state
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
 from pipekit.data.store import ListStore, Store, TensorStore
@@ -164,6 +165,44 @@ def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v)
 
 
+#: the label types a learned vocabulary holds (what a label column of text, integers, numbers or flags gives)
+LABEL_TYPES = (str, int, float, bool)
+
+
+def is_label_list(v: Any) -> bool:
+    """Whether ``v`` is a list of distinct labels, all of one of :data:`LABEL_TYPES` (``True`` is no integer here),
+    none missing: what learning a vocabulary makes.
+
+    >>> is_label_list(["cat", "dog"]), is_label_list(["cat", "cat"]), is_label_list([1, "1"]), is_label_list([None])
+    (True, False, False, False)
+    """
+    if not isinstance(v, list) or not v:
+        return False
+    kind = type(v[0])
+    return (kind in LABEL_TYPES and all(type(x) is kind for x in v) and not any(_is_missing(x) for x in v)
+            and len(set(v)) == len(v))
+
+
+_LABELS = Is(is_label_list, "distinct labels of one type (text, integers, numbers or booleans), none missing")
+
+
+def _check_vocab_state(state: dict[str, Any], who: str, given: Sequence[Any] | None, sort: bool,
+                       empty_ok: bool = False) -> None:
+    """A learned ``vocab_`` read from a file: labels as :func:`is_label_list` says, the vocab given as the parameter
+    when there is one (``setup`` keeps it as given), else sorted when ``sort`` (as ``setup`` sorts it). Codes are
+    positions in it, so a vocab that is not the one fitting made labels predictions wrongly."""
+    if not state:
+        return  # an unfitted record
+    if not (empty_ok and state.get("vocab_") == []):  # labels of items that all have none
+        check_state(state, f"{who}, to encode and decode labels,", vocab_=_LABELS)
+    vocab = state["vocab_"]
+    if given is not None and vocab != list(given):
+        raise FieldError("state.vocab_", f"must be the vocab given as the parameter ({str(list(given))[:80]}), as "
+                                         f"fitting keeps it, got {str(vocab)[:80]}")
+    if given is None and sort and vocab != sorted(vocab):
+        raise FieldError("state.vocab_", f"must be sorted, as fitting sorts it, got {str(vocab)[:80]}")
+
+
 def _refuse_missing(missing: np.ndarray, who: str) -> None:
     """A label that is None, null or NaN has no class: name where they are (sorting or matching them would fail
     on a type error that does not say which item)."""
@@ -228,6 +267,11 @@ class Categorize(Transform):
         if learned is not None:
             return learned
         return list(self.vocab_arg) if self.vocab_arg is not None else None
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The learned vocab read from a file must be what ``setup`` makes (see :func:`_check_vocab_state`)."""
+        _check_vocab_state(state, "Categorize", self.vocab_arg, self.sort)
+        super().state_from_data(state)
 
     def setup(self, values: Any) -> None:
         values = label_column(values, "Categorize")
@@ -321,6 +365,11 @@ class MultiCategorize(Transform):
         if not isinstance(values.dtype, pl.List):
             raise DataError(f"MultiCategoryBlock needs a list of labels per item, got {values.dtype}")
         return values
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The learned vocab read from a file must be what ``setup`` makes (see :func:`_check_vocab_state`)."""
+        _check_vocab_state(state, "MultiCategorize", self.vocab, True, empty_ok=True)
+        super().state_from_data(state)
 
     def setup(self, values: pl.Series) -> None:
         flat = self._lists(values).explode().drop_nulls()

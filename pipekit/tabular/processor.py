@@ -432,6 +432,25 @@ class TabularProcessor(Component):
                 typed_classes(labels, self.y_type_)
             except ValueError as e:
                 raise FieldError("state.y_vocab_", f"does not match y_type_={self.y_type_!r}: {e}") from None
+        self._check_categories()
+
+    def _check_categories(self) -> None:
+        """Each fitted Categorify's classes, as its ``setup`` makes them: ``#na#`` first, then the column's values
+        written as text, each once (codes are positions in the list, and a value in it twice or not text fails to
+        encode at predict)."""
+        for i, proc in enumerate(self.procs if isinstance(self.procs, list) else []):
+            if not (isinstance(proc, Categorify) and proc.is_fitted):
+                continue
+            where = f"params.procs[{i}].state.classes_"
+            classes = proc.classes_
+            if not (isinstance(classes, dict) and all(isinstance(c, str) for c in classes)):
+                raise FieldError(where, f"must map each categorical column's name to its classes, got "
+                                        f"{str(classes)[:60]!r}")
+            for col, vocab in classes.items():
+                if not (isinstance(vocab, list) and vocab and vocab[0] == NA_TOKEN
+                        and all(isinstance(v, str) for v in vocab) and len(set(vocab)) == len(vocab)):
+                    raise FieldError(f"{where}.{col}", f"must be {NA_TOKEN!r} then the column's values as text, each "
+                                                       f"once, got {str(vocab)[:60]!r}")
 
 def load_processor(path: str | os.PathLike) -> TabularProcessor:
     """The fitted processing saved in a pipekit file (``process_to_parquet`` writes ``<out>.pipekit``)."""

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, Is
+from pipekit.core.errors import DataError, FieldError, ParameterError
+from pipekit.core.validate import Interval, Is, check_state
 from pipekit.data.transform import Transform
 from pipekit.text.tokenize import SPECIAL_TOKENS, UNK, TokenizedTexts
 
@@ -30,10 +30,11 @@ def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TO
     if missing:
         raise ParameterError(f"vocab is missing the special tokens {missing}; put them first, e.g. "
                              f"vocab = SPECIAL_TOKENS + [t for t in vocab if t not in SPECIAL_TOKENS]")
-    real = [t for t in vocab if t != FAKE]  # padding entries may repeat
-    dup = next((t for i, t in enumerate(real) if t in real[:i]), None) if len(set(real)) != len(real) else None
-    if dup is not None:
-        raise ParameterError(f"vocab has duplicate entries (first: {dup!r}); each token must appear once")
+    seen: set[str] = set()
+    for t in vocab:
+        if t in seen and t != FAKE:  # padding entries may repeat
+            raise ParameterError(f"vocab has duplicate entries (first: {t!r}); each token must appear once")
+        seen.add(t)
     return vocab
 
 
@@ -86,6 +87,20 @@ class Numericalize(Transform):
         if learned is not None:
             return learned
         return list(self.vocab_arg) if self.vocab_arg is not None else None
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """A learned vocab read from a file must be what ``setup`` makes: tokens (text), each once, the special
+        tokens among them (unknown words map to ``xxunk``), and the vocab given as the parameter when there is one."""
+        if state:
+            check_state(state, "Numericalize, to turn tokens into ids,",
+                        vocab_=Is(lambda v: isinstance(v, list), "a list of tokens"))
+            try:
+                check_vocab(state["vocab_"], self.specials)
+            except ParameterError as e:
+                raise FieldError("state.vocab_", f"is not a vocabulary Numericalize can use: {e}") from None
+            if self.vocab_arg is not None and state["vocab_"] != list(self.vocab_arg):
+                raise FieldError("state.vocab_", "must be the vocab given as the parameter, as fitting keeps it")
+        super().state_from_data(state)
 
     @property
     def specials(self) -> list[str]:

@@ -137,3 +137,88 @@ def test_an_interrupt_in_the_tokenizers_library_passes_through():
         raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
         library_encode(interrupted, ["a"], "Tokenizer")
+
+
+# ------------------------------------------------------------------------------------------- learned vocabularies
+@pytest.fixture(scope="module")
+def imdb_labels():
+    import polars as pl
+    return pl.read_csv(Path(os.environ["PIPEKIT_DATA"]) / "imdb_sample" / "texts.csv")["label"]
+
+
+def _state_edit(field, value):
+    return lambda r: r["state"].update({field: value})
+
+
+@pytest.mark.parametrize("vocab", [["negative", "negative"], [None, "positive"], [1, "positive"],
+                                   [{"a": 1}, "positive"], "negative", [], ["positive", "negative"]])
+def test_categorize_vocab_from_file_must_be_distinct_plain_sorted_labels(tmp_path, imdb_labels, vocab):
+    from pipekit.data.blocks import Categorize
+    cat = Categorize()
+    cat.setup(imdb_labels)
+    saved = pipekit.save(cat, tmp_path / "cat.pipekit")
+    assert pipekit.load(saved).encode(imdb_labels[:10]).tolist() == cat.encode(imdb_labels[:10]).tolist()
+    with pytest.raises(ExportError, match=r"field 'state\.vocab_' must be"):
+        pipekit.load(_tampered(saved, _state_edit("vocab_", vocab), tmp_path / "bad.pipekit"))
+
+
+def test_categorize_vocab_from_file_must_be_the_vocab_given(tmp_path, imdb_labels):
+    from pipekit.data.blocks import Categorize
+    cat = Categorize(vocab=["positive", "negative"])  # kept in the order given
+    cat.setup(imdb_labels)
+    saved = pipekit.save(cat, tmp_path / "cat.pipekit")
+    assert pipekit.load(saved).vocab == ["positive", "negative"]
+    for vocab in (["negative", "positive"], ["a", "b"]):
+        with pytest.raises(ExportError, match=r"field 'state\.vocab_' must be the vocab given"):
+            pipekit.load(_tampered(saved, _state_edit("vocab_", vocab), tmp_path / "bad.pipekit"))
+
+
+@pytest.fixture(scope="module")
+def numericalize(imdb_texts, tmp_path_factory):
+    from pipekit.text import Numericalize, Tokenizer
+    num = Numericalize()
+    tokens = Tokenizer().encode(imdb_texts)
+    num.setup(tokens)
+    return num, tokens, pipekit.save(num, tmp_path_factory.mktemp("num") / "num.pipekit")
+
+
+@pytest.mark.parametrize("edit", ["dups", "none", "int", "dict", "no_specials", "short", "not_a_list"])
+def test_numericalize_vocab_from_file_must_be_tokens_with_the_specials(numericalize, tmp_path, edit):
+    num, tokens, saved = numericalize
+    loaded = pipekit.load(saved)
+    assert loaded.encode_flat(tokens).tolist() == num.encode_flat(tokens).tolist()
+    v = list(num.vocab_)
+    vocab = {"dups": v[:9] + ["the"] * (len(v) - 9), "none": v[:9] + [None] + v[10:], "int": v[:9] + [5] + v[10:],
+             "dict": v[:9] + [{"a": 1}] + v[10:], "no_specials": ["zz"] * 9 + v[9:], "short": v[:5],
+             "not_a_list": {"xxunk": 0}}[edit]
+    with pytest.raises(ExportError, match=r"field 'state\.vocab_'"):
+        pipekit.load(_tampered(saved, _state_edit("vocab_", vocab), tmp_path / "bad.pipekit"))
+
+
+@pytest.fixture(scope="module")
+def processor(tmp_path_factory):
+    import numpy as np
+    import polars as pl
+
+    from pipekit.tabular.processor import TabularProcessor
+    from pipekit.tabular.procs import Categorify, FillMissing, Normalize
+    df = pl.read_csv(Path(os.environ["PIPEKIT_DATA"]) / "adult_sample" / "adult.csv").head(2000)
+    proc = TabularProcessor([Categorify(), FillMissing(), Normalize()], ["workclass", "education"], ["age"], "salary")
+    proc.fit_transform(df, np.arange(len(df)) < 1600)
+    return proc, df, pipekit.save(proc, tmp_path_factory.mktemp("proc") / "proc.pipekit")
+
+
+@pytest.mark.parametrize("edit", ["dups", "none", "int", "no_na", "empty"])
+def test_categorify_classes_from_file_must_be_distinct_text_after_na(processor, tmp_path, edit):
+    proc, df, saved = processor
+    assert pipekit.load(saved).transform(df.head(50)).equals(proc.transform(df.head(50)))
+
+    def change(r):
+        for p in r["params"]["procs"]:
+            if p["class"].endswith("Categorify"):
+                v = p["state"]["classes_"]["workclass"]
+                p["state"]["classes_"]["workclass"] = {
+                    "dups": ["#na#"] * len(v), "none": ["#na#", None] + v[2:], "int": ["#na#", 3] + v[2:],
+                    "no_na": v[1:], "empty": []}[edit]
+    with pytest.raises(ExportError, match=r"field 'params\.procs\[\d\]\.state\.classes_\.workclass' must be"):
+        pipekit.load(_tampered(saved, change, tmp_path / "bad.pipekit"))
