@@ -167,6 +167,14 @@ def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict
                           "by learn.export()")
 
 
+def _registered_arch(name: str) -> Any:
+    """The class or factory registered as architecture ``name``; None when there is none (the build reports it)."""
+    try:
+        return lookup(name, "arch")
+    except UnknownNameError:
+        return None
+
+
 def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -> Learner:
     """Rebuild an exported Learner for inference (the loader of kind "learner" behind ``pipekit.load``);
     every field of the record is checked before any is used."""
@@ -196,6 +204,14 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     def build() -> Any:
         return build_arch(name, config_from_data(arch["config"], arrays))
 
+    # an architecture may check its stored arguments against the stored weights' shapes before anything is built:
+    # building is the cost a crafted config could inflate (one module per requested layer, even on the meta device)
+    checker = getattr(_registered_arch(name), "check_stored", None)
+    if callable(checker):
+        try:
+            checker(arch["config"], {k: tuple(v.shape) for k, v in tensors.items()}, "arch.config")
+        except ExportError as e:
+            raise ExportError(f"{where}: record.json {e}") from None
     _check_shapes(where, name, build, tensors)
     model = _rebuild(where, f"architecture {name!r}", build)
     if not isinstance(model, nn.Module):

@@ -9,6 +9,10 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+import math
+import numbers
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -18,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _mod
 
-from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, check
+from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.nets import sigmoid_range
 from pipekit.learn.registry import register_arch
@@ -171,6 +175,101 @@ class TabularEmbeddings(nn.Module):
         return ", ".join(f"{ni}x{nf}" for ni, nf in self.emb_szs)
 
 
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_y_range(v: Any) -> bool:
+    """None or a (low, high) pair of finite numbers with low < high (a NaN bound makes every prediction NaN)."""
+    if v is None:
+        return True
+    if isinstance(v, (str, bytes, Mapping)) or len(v) != 2:
+        return False
+    lo, hi = v
+    return all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in (lo, hi)) \
+        and lo < hi
+
+
+_DROPOUT = Interval(0, 1, closed="left")
+
+#: what each of the TabularModel options a config may set (``tabular_learner``'s and TorchTabular's ``config``) takes
+TABULAR_OPTIONS: dict[str, Any] = {
+    "ps": Is(lambda v: v is None or _DROPOUT.accepts(v) or (isinstance(v, (list, tuple))
+                                                           and all(_DROPOUT.accepts(x) for x in v)),
+             "None, a dropout probability in [0, 1), or one per layer"),
+    "embed_p": _DROPOUT, "use_bn": Is(_is_bool, "True or False"), "bn_final": Is(_is_bool, "True or False"),
+    "bn_cont": Is(_is_bool, "True or False")}
+_Y_RANGE = Is(_is_y_range, "None or a (low, high) pair of finite numbers with low < high")
+_SIZES = Is(lambda v: isinstance(v, (list, tuple)) and all(Interval(1, None, integer=True).accepts(x) for x in v),
+            "a list of positive layer sizes")
+_LINEAR_KEY = re.compile(r"layers\.(\d+)\.weight")
+
+
+def check_options(owner: str, config: Mapping[str, Any]) -> None:
+    """Check the ``TabularModel`` options in ``config`` (the keys of ``TABULAR_OPTIONS``): a ParameterError names an
+    unknown key, listing the accepted ones, or the first value of the wrong type or range.
+
+    >>> check_options("TorchTabular", {"ps": 0.1, "use_bn": False})
+    >>> check_options("TorchTabular", {"use_bn": "yes"})
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: TorchTabular: config.use_bn='yes' is not accepted; expected True or False
+    """
+    unknown = sorted(str(k) for k in config if k not in TABULAR_OPTIONS)
+    if unknown:
+        raise ParameterError(f"{owner}: config has unknown key(s) {unknown}; the accepted keys are "
+                             f"{list(TABULAR_OPTIONS)}")
+    check(owner, **{f"config.{k}": (v, TABULAR_OPTIONS[k]) for k, v in config.items()})
+
+
+def check_stored_net(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str,
+                     net: type | None = None) -> None:
+    """Check the arguments of a ``TabularModel`` read from a file (``config``, as the file stores them) against the
+    names and shapes of the weights stored with it, before any module is built: the number of hidden ``layers``
+    and each size must be those of the stored linear layers, so a file cannot ask for a net larger than its own
+    weights (building one module per layer, even on the meta device, takes time and memory per layer). An
+    ExportError names the field (``field`` + ``.layers``, ...).
+
+    >>> shapes = {"embeds.weight": (12,), "layers.0.weight": (8, 5), "layers.2.weight": (1, 8)}
+    >>> check_stored_net({"emb_szs": [[4, 3]], "n_cont": 2, "out_sz": 1, "layers": [8],
+    ...                   "use_bn": False}, shapes, "arch.config")
+    >>> check_stored_net({"emb_szs": [[4, 3]], "n_cont": 2, "out_sz": 1, "layers": [1] * 1000,
+    ...                   "use_bn": False}, shapes, "arch.config")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ExportError: field 'arch.config.layers' has 1000 hidden layer size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [8]; the file is damaged or was not written by pipekit
+    """
+    def bad(name: str, what: str) -> ExportError:
+        return ExportError(f"field '{field}.{name}' {what}; the file is damaged or was not written by pipekit")
+
+    params = inspect.signature(net or TabularModel).parameters  # a subclass (EmbeddingNN) takes its own arguments
+    known = set(params)
+    unknown = sorted(str(k) for k in config if k not in known)
+    if unknown:
+        raise ExportError(f"field '{field}' has unknown key(s) {unknown}; TabularModel takes {sorted(known)}")
+    fields: dict[str, Any] = {"y_range": _Y_RANGE, "layers": _SIZES, "n_cont": Interval(0, None, integer=True),
+                              "out_sz": Interval(1, None, integer=True), **TABULAR_OPTIONS}
+    for name, value in config.items():
+        constraint = fields.get(name)
+        if constraint is not None and not constraint.accepts(value):
+            raise bad(name, f"must be {constraint}, got {str(value)[:60]!r}")
+    if config.get("body") is not None:  # a registered body's own weights are compared once it is built
+        return
+    linear = sorted((int(m.group(1)), tuple(s)) for k, s in shapes.items()
+                    if (m := _LINEAR_KEY.fullmatch(k)) is not None and len(s) == 2)
+    stored = [int(s[0]) for _, s in linear]
+    layers = list(config.get("layers", params["layers"].default if "layers" in params else ()))
+    if len(layers) + 1 != len(stored) or layers != stored[:-1]:
+        raise bad("layers", f"has {len(layers)} hidden layer size(s){'' if len(layers) > 8 else f' {layers}'}, but "
+                            f"the stored weights hold {max(len(stored) - 1, 0)} hidden linear layer(s) of sizes "
+                            f"{stored[:-1][:8]}{' ...' if len(stored) > 9 else ''}")
+    if "out_sz" in config and config["out_sz"] != stored[-1]:
+        raise bad("out_sz", f"is {config['out_sz']}, but the stored output layer has {stored[-1]} output(s)")
+    ps = config.get("ps")
+    if isinstance(ps, (list, tuple)) and len(ps) != len(layers):
+        raise bad("ps", f"has {len(ps)} values for {len(layers)} layers")
+
+
 @register_arch("TabularModel")
 class TabularModel(nn.Module):
     """Embeddings for categorical columns + batch-normalised continuous columns, then Linear/ReLU/BN/Dropout blocks.
@@ -187,12 +286,20 @@ class TabularModel(nn.Module):
             factory is registered (``pipekit.learn.register_arch``).
     """
 
+    @classmethod
+    def check_stored(cls, config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str) -> None:
+        """Read by ``load_learner`` before the net is built: its stored arguments against the stored weights'
+        shapes (:func:`check_stored_net`)."""
+        check_stored_net(config, shapes, field, cls)
+
     def __init__(self, emb_szs: Sequence[Sequence[int]], n_cont: int, out_sz: int,
                  layers: Sequence[int] = (200, 100), ps: float | Sequence[float] | None = None, embed_p: float = 0.0,
                  y_range: Sequence[float] | None = None, use_bn: bool = True, bn_final: bool = False,
                  bn_cont: bool = True, body: nn.Module | None = None) -> None:
         super().__init__()
-        check("TabularModel", out_sz=(out_sz, Interval(1, None, integer=True)))
+        check("TabularModel", out_sz=(out_sz, Interval(1, None, integer=True)), y_range=(y_range, _Y_RANGE),
+              **{k: (v, TABULAR_OPTIONS[k]) for k, v in (("ps", ps), ("embed_p", embed_p), ("use_bn", use_bn),
+                                                          ("bn_final", bn_final), ("bn_cont", bn_cont))})
         layers = list(layers)
         if ps is None:
             ps = [0.0] * len(layers)
@@ -200,8 +307,6 @@ class TabularModel(nn.Module):
             ps = [float(ps)] * len(layers)
         if len(ps) != len(layers):
             raise ParameterError(f"TabularModel: ps has {len(ps)} values for {len(layers)} layers; give one per layer.")
-        if y_range is not None and len(y_range) != 2:
-            raise ParameterError(f"TabularModel: y_range must be (low, high), got {y_range!r}.")
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
         self.embeds = TabularEmbeddings(emb_szs)
         self.emb_drop = nn.Dropout(embed_p)

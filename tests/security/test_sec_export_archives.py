@@ -303,13 +303,15 @@ RECORD_ATTACKS = {
     "arch_name": (_set(("arch", "name"), 5), r"field 'arch.name' must be a registered architecture name"),
     "arch_config_list": (_set(("arch", "config"), [1]), r"field 'arch.config' must be an object"),
     "arch_config_type": (_set(("arch", "config", "n_cont"), "three"),
-                         r"record.json architecture 'TabularModel' could not be rebuilt \(TypeError"),
+                         r"record.json field 'arch.config.n_cont' must be an integer in \[0, inf\], got 'three'"),
     "arch_config_unknown": (_set(("arch", "config", "evil"), 1),
-                            r"architecture 'TabularModel' could not be rebuilt \(TypeError: .*evil"),
+                            r"field 'arch.config' has unknown key\(s\) \['evil'\]; TabularModel takes \['bn_cont'"),
     "arch_config_shape": (_set(("arch", "config", "emb_szs"), [[1, 2, 3]]),
                           r"architecture 'TabularModel' could not be rebuilt"),
     "arch_config_ref": (_set(("arch", "config", "n_cont"), {"__ref__": "os.system"}),
-                        r"architecture 'TabularModel': object 'os.system' is not registered"),
+                        r"field 'arch.config.n_cont' must be an integer in \[0, inf\], got \"{'__ref__'"),
+    "arch_config_body_ref": (_set(("arch", "config", "body"), {"__ref__": "os.system"}),
+                             r"architecture 'TabularModel': object 'os.system' is not registered"),
     "arch_unknown": (_set(("arch", "name"), "no_such_net"), r"record.json: architecture 'no_such_net' is not registered"),
     "arch_other_kind": (_set(("arch", "name"), "pipekit.data.Categorize"),
                         r"record.json: architecture 'pipekit.data.Categorize' is not registered"),
@@ -389,8 +391,8 @@ def test_sec_bad_weights_are_export_errors(exported, tmp_path):
 
     other = save({"layers.0.weight": torch.zeros(3, 3)})
     path = with_members(exported, tmp_path, "other.pipekit", **{"weights.safetensors": other})
-    refused(load_learner, path, match=r"(?s)the weights \(weights.safetensors\) do not load into architecture "
-                                      r"'TabularModel' .*Missing key")
+    refused(load_learner, path, match=r"field 'arch.config.layers' has 1 hidden layer size\(s\) \[32\], but the stored "
+                                      r"weights hold 0 hidden linear layer\(s\)")
     path = with_members(exported, tmp_path, "none.pipekit", **{"weights.safetensors": None})
     refused(load_learner, path, match=r"holds no weights.safetensors")
 
@@ -402,8 +404,8 @@ def test_sec_a_config_asking_for_a_huge_model_is_refused_before_it_is_built(expo
     record["arch"]["config"]["layers"] = [20000, 20000]  # 4e8 weights, 1.6 GB, that the file does not hold
     path = with_members(exported, tmp_path, "huge.pipekit", **{"record.json": json_bytes(record)})
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    refused(load_learner, path, match=r"do not load into architecture 'TabularModel' as record.json configures it "
-                                      r"\(.*size mismatch: \['layers.0.weight: \(32, \d+\) stored, \(20000, \d+\) built")
+    refused(load_learner, path, match=r"field 'arch.config.layers' has 2 hidden layer size\(s\) \[20000, 20000\], but "
+                                      r"the stored weights hold 1 hidden linear layer\(s\) of sizes \[32\]")
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 300, f"loading grew the process by {grown_mb:.0f} MB"
 
