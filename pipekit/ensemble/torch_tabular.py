@@ -23,6 +23,12 @@ from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is
 
 
+def _y_range_ok(v: Any) -> bool:
+    from pipekit.tabular.model import _is_y_range  # the net's own check (the module needs torch: imported late)
+
+    return _is_y_range(v)
+
+
 class TorchTabular(Backend):
     """A ``TabularModel`` trained with one-cycle for ``epochs`` at ``lr`` (batch size ``bs``). Needs splits of
     a ``Tabular`` (their fitted procs size the embeddings). ``config`` goes to ``TabularModel`` (``ps``,
@@ -41,11 +47,11 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
 
     param_constraints = {
         "task": TASK, "epochs": POSITIVE_INT, "bs": POSITIVE_INT, "lr": Interval(0, None, closed="neither"),
-        "layers": Is(lambda v: all(isinstance(x, int) and x > 0 for x in v), "a list of positive layer sizes"),
-        "wd": Interval(0, None, none_ok=True), "config": Is(lambda v: v is None or isinstance(v, dict),
-                                                             "None or a dict of TabularModel arguments"),
-        "y_range": Is(lambda v: v is None or (len(v) == 2 and all(isinstance(x, (int, float)) for x in v)),
-                      "None or a (low, high) pair"),
+        "layers": Is(lambda v: all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v),
+                     "a list of positive layer sizes"),
+        "wd": Interval(0, None, none_ok=True),
+        "config": Is(lambda v: v is None or isinstance(v, dict), "None or a dict of TabularModel options"),
+        "y_range": Is(lambda v: _y_range_ok(v), "None or a (low, high) pair of finite numbers with low < high"),
         "seed": Interval(0, 2**32 - 1, integer=True), "time_limit": TIME_LIMIT, "name": NAME}
     unsaved = ("processor_",)  # written inside model_, which is rebuilt from it
     imports = ("torch._dynamo",)  # torch's compiler, imported the first time a process builds an optimizer
@@ -60,6 +66,10 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         self.task, self.layers, self.epochs, self.lr, self.bs, self.wd = task, layers, epochs, lr, bs, wd
         self.config, self.y_range, self.seed, self.time_limit, self.name = config, y_range, seed, time_limit, name
         self.check_params()
+        if config is not None:  # its keys and each value's type, as TabularModel takes them
+            from pipekit.tabular.model import check_options
+
+            check_options("TorchTabular", config)
         self.layers = list(layers)
 
     @classmethod
@@ -249,7 +259,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     def model_from_data(self, data: Any) -> Any:
         import torch
 
-        from pipekit.tabular.model import TabularModel
+        from pipekit.tabular.model import TabularModel, check_stored_net
         from pipekit.tabular.processor import TabularProcessor
 
         if not (isinstance(data, dict) and set(data) == {"processor", "weights"}):
@@ -268,12 +278,16 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             raise ExportError("emb_szs_ must be (rows, width) pairs that the stored embedding table fills exactly")
 
         y_range = getattr(self, "y_range_", self.y_range)  # files written before y_range_ was recorded
-        if not (y_range is None or (len(y_range) == 2 and all(isinstance(x, (int, float)) and np.isfinite(x)
-                                                               for x in y_range))):
-            raise ExportError("y_range_ must be None or a (low, high) pair of finite numbers")
+        if not _y_range_ok(y_range):
+            raise ExportError("y_range_ must be None or a (low, high) pair of finite numbers with low < high")
+
+        out_sz = len(p.y_vocab_ or ()) if self.task == "classification" else len(p.y_names)
+        # the layer sizes against the stored weights before any module is built (even on the meta device, building
+        # costs time and memory per layer: a file must not ask for a net larger than its own weights)
+        check_stored_net({"layers": self.layers, **(self.config or {})},
+                         {k: v.shape for k, v in data.items()}, "params")
 
         def build() -> Any:
-            out_sz = len(p.y_vocab_ or ()) if self.task == "classification" else len(p.y_names)
             return TabularModel(sizes, len(p.cont_names_), out_sz, layers=self.layers, y_range=y_range,
                                 **(self.config or {}))
 
