@@ -7,13 +7,15 @@ torch.Size([2, 10])
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.learn.registry import register_arch
 
@@ -93,6 +95,31 @@ def body_head_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     return [params(model[0]), params(model[1])]
 
 
+def check_stored_layers(layers: Sequence[int], shapes: Mapping[str, Sequence[int]], field: str) -> list[int]:
+    """Refuse hidden ``layers`` read from a file (an architecture's stored argument ``field``) that are not the
+    output sizes of the stored linear layers (2-d ``layers.<i>.weight`` in ``shapes``, the last one the output):
+    checked before building, as one module per requested layer costs time and memory even on the meta device.
+    Returns the stored sizes (the output layer's last).
+
+    >>> check_stored_layers([4], {"layers.1.weight": (4, 3), "layers.3.weight": (2, 4)}, "arch.config")
+    [4, 2]
+    >>> check_stored_layers([1] * 500, {"layers.1.weight": (4, 3), "layers.3.weight": (2, 4)}, "arch.config")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ExportError: field 'arch.config.layers' has 500 hidden layer size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [4]; the file is damaged or was not written by pipekit
+    """
+    linear = sorted((int(m.group(1)), tuple(s)) for k, s in shapes.items()
+                    if (m := re.fullmatch(r"layers\.(\d+)\.weight", k)) is not None and len(s) == 2)
+    stored = [int(s[0]) for _, s in linear]
+    layers = list(layers)
+    if len(layers) + 1 != len(stored) or layers != stored[:-1]:
+        raise ExportError(f"field '{field}.layers' has {len(layers)} hidden layer size(s)"
+                          f"{'' if len(layers) > 8 else f' {layers}'}, but the stored weights hold "
+                          f"{max(len(stored) - 1, 0)} hidden linear layer(s) of sizes {stored[:-1][:8]}"
+                          f"{' ...' if len(stored) > 9 else ''}; the file is damaged or was not written by pipekit")
+    return stored
+
+
 @register_arch("mlp")
 class MLP(nn.Module):
     """Fully connected net: ``n_in -> layers... -> n_out`` with ReLU, optional batch-norm and dropout.
@@ -119,6 +146,15 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x.float())
+
+    @classmethod
+    def check_stored(cls, config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str) -> None:
+        """Read by ``load_learner`` before the net is built: the stored ``layers`` against the stored weights."""
+        layers = config.get("layers", (200, 100))
+        if not (isinstance(layers, list) and all(Interval(1, None, integer=True).accepts(x) for x in layers)):
+            raise ExportError(f"field '{field}.layers' must be a list of positive layer sizes, got {str(layers)[:60]!r}"
+                              "; the file is damaged or was not written by pipekit")
+        check_stored_layers(layers, shapes, field)
 
 
 def linear_layers(sizes: Sequence[int], ps: Sequence[float]) -> list[nn.Module]:

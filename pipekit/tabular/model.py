@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -25,7 +24,7 @@ from torch.nn.modules import module as _mod
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
-from pipekit.learn.nets import sigmoid_range
+from pipekit.learn.nets import check_stored_layers, sigmoid_range
 from pipekit.learn.registry import register_arch
 
 
@@ -202,7 +201,6 @@ TABULAR_OPTIONS: dict[str, Any] = {
 _Y_RANGE = Is(_is_y_range, "None or a (low, high) pair of finite numbers with low < high")
 _SIZES = Is(lambda v: isinstance(v, (list, tuple)) and all(Interval(1, None, integer=True).accepts(x) for x in v),
             "a list of positive layer sizes")
-_LINEAR_KEY = re.compile(r"layers\.(\d+)\.weight")
 
 
 def check_options(owner: str, config: Mapping[str, Any]) -> None:
@@ -255,14 +253,8 @@ def check_stored_net(config: Mapping[str, Any], shapes: Mapping[str, Sequence[in
             raise bad(name, f"must be {constraint}, got {str(value)[:60]!r}")
     if config.get("body") is not None:  # a registered body's own weights are compared once it is built
         return
-    linear = sorted((int(m.group(1)), tuple(s)) for k, s in shapes.items()
-                    if (m := _LINEAR_KEY.fullmatch(k)) is not None and len(s) == 2)
-    stored = [int(s[0]) for _, s in linear]
     layers = list(config.get("layers", params["layers"].default if "layers" in params else ()))
-    if len(layers) + 1 != len(stored) or layers != stored[:-1]:
-        raise bad("layers", f"has {len(layers)} hidden layer size(s){'' if len(layers) > 8 else f' {layers}'}, but "
-                            f"the stored weights hold {max(len(stored) - 1, 0)} hidden linear layer(s) of sizes "
-                            f"{stored[:-1][:8]}{' ...' if len(stored) > 9 else ''}")
+    stored = check_stored_layers(layers, shapes, field)
     if "out_sz" in config and config["out_sz"] != stored[-1]:
         raise bad("out_sz", f"is {config['out_sz']}, but the stored output layer has {stored[-1]} output(s)")
     ps = config.get("ps")

@@ -154,3 +154,16 @@ def test_sec_collab_nets_are_checked_with_their_own_arguments():
         EmbeddingNN.check_stored(dict(config, layers=[1] * 100000), shapes, "arch.config")
     with pytest.raises(ExportError, match=r"'arch.config' has unknown key\(s\) \['n_factors'\]"):
         EmbeddingNN.check_stored(dict(config, n_factors=3), shapes, "arch.config")
+
+
+def test_sec_mlp_layers_are_checked_against_the_stored_weights():
+    from pipekit.learn.nets import MLP
+
+    model = MLP(4, 2, layers=[8, 3], use_bn=True)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    MLP.check_stored({"n_in": 4, "n_out": 2, "layers": [8, 3], "use_bn": True}, shapes, "arch.config")
+    start = time.perf_counter()
+    for layers in ([1] * 200000, [8], [8, 2**40], [8, True]):
+        with pytest.raises(ExportError, match=r"'arch.config.layers'"):
+            MLP.check_stored({"n_in": 4, "n_out": 2, "layers": layers}, shapes, "arch.config")
+    assert time.perf_counter() - start < 5
