@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,10 @@ import pytest
 import pipekit
 from pipekit.core.errors import ExportError
 from pipekit.data.getters import RegexLabeller
+from sec_files import edited_copy
 
 
-def _tampered(path: Path, edit, out: Path) -> Path:
-    """The pipekit file ``path`` with ``edit(record)`` applied to its record.json, written to ``out``."""
-    with zipfile.ZipFile(path) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    record = json.loads(files["record.json"])
-    edit(record)
-    files["record.json"] = json.dumps(record).encode()
-    with zipfile.ZipFile(out, "w") as z:
-        for n, v in files.items():
-            z.writestr(n, v)
-    return out
+_tampered = edited_copy
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pytest
 import torch
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.naive_bayes import GaussianNB
+from sec_files import edited_copy
 
 import pipekit
 import pipekit.datasets as D
@@ -460,16 +461,8 @@ def test_sec_real_exports_still_load_and_predict_identically(exported):
 
 
 def _tampered_export(exported, name, edit, tmp_path):
-    with zipfile.ZipFile(exported[name][1]) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    record = json.loads(files["record.json"])
-    edit(record["dls"]["recipe"])
-    files["record.json"] = json.dumps(record).encode()
-    path = tmp_path / f"{name}-tampered.pipekit"
-    with zipfile.ZipFile(path, "w") as z:
-        for n, v in files.items():
-            z.writestr(n, v)
-    return path
+    return edited_copy(exported[name][1], edit, tmp_path / f"{name}-tampered.pipekit",
+                       part=lambda record: record["dls"]["recipe"])
 
 
 def _vocab(recipe, block):

@@ -4,11 +4,9 @@ hundreds of thousands of layers (a minute and gigabytes before the weights were 
 value the net cannot use is refused with the field named, at load and as a parameter."""
 from __future__ import annotations
 
-import json
 import math
 import time
 import tracemalloc
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from pipekit.datasets import path as dataset_path
 from pipekit.ensemble import TorchTabular
 from pipekit.learn import load_learner
 from pipekit.tabular import Tabular, TabularModel, tabular_learner
+from sec_files import edited_copy
 
 CATS = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
 CONTS = ["age", "fnlwgt", "education-num"]
@@ -41,15 +40,7 @@ def files(tmp_path_factory):
 
 
 def craft(base: Path, out: Path, edit) -> Path:
-    with zipfile.ZipFile(base) as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    record = json.loads(members["record.json"])
-    edit(record)
-    members["record.json"] = json.dumps(record).encode()
-    with zipfile.ZipFile(out, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return out
+    return edited_copy(base, edit, out)
 
 
 def refused_quickly(load, path: Path, *named: str) -> str:
