@@ -254,3 +254,36 @@ def simple_cnn(n_in: int = 3, n_out: int = 10, channels: Sequence[int] = (16, 32
     body = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(sizes[:-1], sizes[1:])])
     head = nn.Sequential(ConcatPool2d(), nn.Linear(2 * sizes[-1], n_out))
     return nn.Sequential(body, head)
+
+
+_CONV_KEY = re.compile(r"0\.(\d+)\.0\.weight")
+
+
+def check_stored_channels(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str) -> None:
+    """Refuse a ``simple_cnn`` config read from a file whose ``channels`` are not the output widths of the stored
+    convolutions (4-d ``0.<i>.0.weight`` in ``shapes``), before building: each requested width is one conv block,
+    built even on the meta device, so a long list in a small file costs seconds and hundreds of MB per 20000.
+    ``load_learner`` reads it as ``simple_cnn.check_stored``.
+
+    >>> shapes = {"0.0.0.weight": (4, 1, 3, 3), "0.1.0.weight": (8, 4, 3, 3), "1.1.weight": (2, 16)}
+    >>> check_stored_channels({"n_in": 1, "n_out": 2, "channels": [4, 8]}, shapes, "arch.config")
+    >>> check_stored_channels({"channels": [1] * 500}, shapes, "arch.config")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ExportError: field 'arch.config.channels' has 500 width(s), but the stored weights hold 2 convolution(s) of widths [4, 8]; the file is damaged or was not written by pipekit
+    """
+    channels = config.get("channels", (16, 32, 64))
+    if not (isinstance(channels, (list, tuple)) and all(Interval(1, None, integer=True).accepts(c) for c in channels)):
+        raise ExportError(f"field '{field}.channels' must be a list of positive widths, got {str(channels)[:60]!r}; "
+                          "the file is damaged or was not written by pipekit")
+    convs = sorted((int(m.group(1)), tuple(s)) for k, s in shapes.items()
+                   if (m := _CONV_KEY.fullmatch(k)) is not None and len(s) == 4)
+    stored = [int(s[0]) for _, s in convs]
+    if list(channels) != stored:
+        raise ExportError(f"field '{field}.channels' has {len(channels)} width(s)"
+                          f"{'' if len(channels) > 8 else f' {list(channels)}'}, but the stored weights hold "
+                          f"{len(stored)} convolution(s) of widths {stored[:8]}{' ...' if len(stored) > 8 else ''}; "
+                          "the file is damaged or was not written by pipekit")
+
+
+simple_cnn.check_stored = check_stored_channels  # type: ignore[attr-defined]

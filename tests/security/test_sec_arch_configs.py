@@ -1,0 +1,74 @@
+"""Exported learners whose record asks for far more modules than the file holds weights for: the stored arguments
+that decide how many modules are built are checked against the stored weights before anything is built, so a small
+crafted file cannot make ``load_learner`` spend seconds and hundreds of MB building a net it then refuses."""
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipekit.core import ExportError
+from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+from pipekit.datasets import path as dataset_path
+from pipekit.learn import Learner, load_learner, simple_cnn
+from pipekit.vision import ImageBlock
+
+
+@pytest.fixture(scope="module")
+def mnist_dls():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                         splitter=GrandparentSplitter()).dataloaders(dataset_path("mnist_tiny"), bs=64, seed=42)
+
+
+def craft(base: Path, out: Path, edit) -> Path:
+    """``base`` with its record.json's ``arch.config`` changed by ``edit`` (the weights left as they are)."""
+    with zipfile.ZipFile(base) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    record = json.loads(members["record.json"])
+    edit(record["arch"]["config"])
+    members["record.json"] = json.dumps(record).encode()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return out
+
+
+def refused_quickly(path: Path, match: str) -> None:
+    """``load_learner(path)`` raises an ExportError matching ``match`` in under 5 s and 100 MB traced."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ExportError, match=match):
+            load_learner(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    took = time.perf_counter() - start
+    assert took < 5, f"refusing {path.name} took {took:.1f} s"
+    assert peak < 100 * 2**20, f"refusing {path.name} traced {peak / 2**20:.0f} MB"
+
+
+def test_sec_simple_cnn_channels_must_be_the_stored_convolutions(mnist_dls, tmp_path):
+    learn = Learner(mnist_dls, simple_cnn(n_in=1, n_out=mnist_dls.c, channels=(4, 8)))
+    learn.export(tmp_path / "cnn.pipekit")
+    x = torch.rand(3, 1, 28, 28)
+    loaded = load_learner(tmp_path / "cnn.pipekit")
+    learn.model.eval()
+    assert torch.equal(loaded.model(x), learn.model(x))  # a real export still loads and predicts the same
+    # 100000 widths: one conv block each (20000 took 7 s and 360 MB before the weights were compared)
+    huge = craft(tmp_path / "cnn.pipekit", tmp_path / "huge.pipekit", lambda c: c.update(channels=[1] * 100_000))
+    refused_quickly(huge, r"field 'arch.config.channels' has 100000 width\(s\), but the stored weights hold "
+                          r"2 convolution\(s\) of widths \[4, 8\]")
+    wider = craft(tmp_path / "cnn.pipekit", tmp_path / "wider.pipekit", lambda c: c.update(channels=[4, 4096]))
+    refused_quickly(wider, r"field 'arch.config.channels' has 2 width\(s\) \[4, 4096\]")
+    for bad in ("wide", [4, -8], [4, 8.5], [True, 8]):
+        path = craft(tmp_path / "cnn.pipekit", tmp_path / "bad.pipekit", lambda c, b=bad: c.update(channels=b))
+        refused_quickly(path, r"field 'arch.config.channels' must be a list of positive widths")
