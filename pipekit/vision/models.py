@@ -10,8 +10,10 @@ torch.Size([2, 10])
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, Union, cast, runtime_checkable
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipekit.core.errors import ParameterError, UnknownNameError
+from pipekit.core.errors import ExportError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, linear_layers, simple_cnn
@@ -486,3 +488,49 @@ def unet(encoder: str = "xresnet18", n_out: int = 2, n_in: int = 3) -> UNet:
     torch.Size([1, 5, 64, 96])
     """
     return UNet(create_body(encoder, n_in), n_out=n_out, n_in=n_in)
+
+
+def check_stored_head(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str,
+                      prefix: str = "head.", default: Sequence[int] | None = (512,),
+                      none: Sequence[int] = ()) -> None:
+    """Refuse a head's stored ``lin_ftrs`` (and ``n_out``) that are not the output sizes of the stored linear
+    layers (2-d ``<prefix><i>.weight`` in ``shapes``), before building: each requested size is a linear,
+    batch-norm and dropout built even on the meta device, so a long list in a small file costs seconds and
+    hundreds of MB per 20000. ``load_learner`` reads it as ``vision_model.check_stored`` and
+    ``create_head.check_stored`` (``default``: the sizes when the config has no ``lin_ftrs``, ``none`` what
+    ``lin_ftrs=None`` means: no hidden layer for ``vision_model``, one of 512 for ``create_head``); a ``custom_head``'s own
+    weights are compared once it is built.
+
+    >>> shapes = {"head.1.weight": (128,), "head.3.weight": (8, 128), "head.7.weight": (2, 8)}
+    >>> check_stored_head({"n_out": 2, "lin_ftrs": [8]}, shapes, "arch.config")
+    >>> check_stored_head({"n_out": 2, "lin_ftrs": [1] * 500}, shapes, "arch.config")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ExportError: field 'arch.config.lin_ftrs' has 500 hidden size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [8]; the file is damaged or was not written by pipekit
+    """
+    def bad(name: str, what: str) -> ExportError:
+        return ExportError(f"field '{field}.{name}' {what}; the file is damaged or was not written by pipekit")
+
+    if config.get("custom_head") is not None:
+        return
+    lin_ftrs = config.get("lin_ftrs", default)
+    lin_ftrs = none if lin_ftrs is None else lin_ftrs
+    size = Interval(1, None, integer=True)
+    if not (isinstance(lin_ftrs, (list, tuple)) and all(size.accepts(n) for n in lin_ftrs)):
+        raise bad("lin_ftrs", f"must be None or a list of positive sizes, got {str(lin_ftrs)[:60]!r}")
+    key = re.compile(re.escape(prefix) + r"(\d+)\.weight")
+    linear = sorted((int(m.group(1)), tuple(s)) for k, s in shapes.items()
+                    if (m := key.fullmatch(k)) is not None and len(s) == 2)
+    stored = [int(s[0]) for _, s in linear]
+    hidden = list(lin_ftrs)
+    if len(hidden) + 1 != len(stored) or hidden != stored[:-1]:
+        raise bad("lin_ftrs", f"has {len(hidden)} hidden size(s){'' if len(hidden) > 8 else f' {hidden}'}, but the "
+                              f"stored weights hold {max(len(stored) - 1, 0)} hidden linear layer(s) of sizes "
+                              f"{stored[:-1][:8]}{' ...' if len(stored) > 9 else ''}")
+    if "n_out" in config and config["n_out"] != stored[-1]:
+        raise bad("n_out", f"is {str(config['n_out'])[:60]}, but the stored output layer has {stored[-1]} output(s)")
+
+
+vision_model.check_stored = check_stored_head  # type: ignore[attr-defined]
+create_head.check_stored = functools.partial(  # type: ignore[attr-defined]
+    check_stored_head, prefix="", default=None, none=(512,))

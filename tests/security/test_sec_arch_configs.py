@@ -72,3 +72,38 @@ def test_sec_simple_cnn_channels_must_be_the_stored_convolutions(mnist_dls, tmp_
     for bad in ("wide", [4, -8], [4, 8.5], [True, 8]):
         path = craft(tmp_path / "cnn.pipekit", tmp_path / "bad.pipekit", lambda c, b=bad: c.update(channels=b))
         refused_quickly(path, r"field 'arch.config.channels' must be a list of positive widths")
+
+
+@pytest.mark.parametrize("custom", [False, True], ids=["vision_model", "create_head"])
+def test_sec_vision_head_lin_ftrs_must_be_the_stored_linear_layers(mnist_dls, tmp_path, custom):
+    from pipekit.vision import create_head, vision_learner
+    from pipekit.vision.models import check_stored_head
+
+    head = {"custom_head": create_head(64, mnist_dls.c, lin_ftrs=[8])} if custom else {"lin_ftrs": [8]}
+    learn = vision_learner(mnist_dls, "simple_cnn", pretrained=False, **head)
+    learn.export(tmp_path / "vis.pipekit")
+    x = torch.rand(3, 1, 28, 28)
+    loaded = load_learner(tmp_path / "vis.pipekit")
+    learn.model.eval()
+    assert torch.equal(loaded.model(x), learn.model(x))
+    if custom:  # load_learner checks the top-level architecture; create_head's own check, as registered
+        shapes = {k: tuple(v.shape) for k, v in learn.model.head.state_dict().items()}
+        create_head.check_stored({"nf": 64, "n_out": 2, "lin_ftrs": [8]}, shapes, "arch.config")
+        for cfg, match in (({"nf": 64, "n_out": 2, "lin_ftrs": [1] * 100_000}, r"has 100000 hidden size"),
+                           ({"nf": 64, "n_out": 2}, r"has 1 hidden size\(s\) \[512\]"),
+                           ({"nf": 64, "n_out": 3, "lin_ftrs": [8]}, r"'arch.config.n_out' is 3")):
+            with pytest.raises(ExportError, match=match):
+                create_head.check_stored(cfg, shapes, "arch.config")
+        return
+    # 100000 hidden sizes: a linear, batch-norm and dropout each (20000 took 7 s and 440 MB before the weights
+    # were compared)
+    huge = craft(tmp_path / "vis.pipekit", tmp_path / "huge.pipekit", lambda c: c.update(lin_ftrs=[1] * 100_000))
+    refused_quickly(huge, r"field 'arch.config.lin_ftrs' has 100000 hidden size\(s\), but the stored weights hold "
+                          r"1 hidden linear layer\(s\) of sizes \[8\]")
+    none = craft(tmp_path / "vis.pipekit", tmp_path / "none.pipekit", lambda c: c.update(lin_ftrs=None))
+    refused_quickly(none, r"field 'arch.config.lin_ftrs' has 0 hidden size\(s\) \[\]")
+    out = craft(tmp_path / "vis.pipekit", tmp_path / "out.pipekit", lambda c: c.update(n_out=3))
+    refused_quickly(out, r"field 'arch.config.n_out' is 3, but the stored output layer has 2 output\(s\)")
+    bad = craft(tmp_path / "vis.pipekit", tmp_path / "bad.pipekit", lambda c: c.update(lin_ftrs=[0]))
+    refused_quickly(bad, r"field 'arch.config.lin_ftrs' must be None or a list of positive sizes")
+    assert check_stored_head({"lin_ftrs": [8], "custom_head": {"x": 1}}, {}, "arch.config") is None
