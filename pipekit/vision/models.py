@@ -122,6 +122,35 @@ class XResNet(nn.Sequential):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
 
+    @classmethod
+    def check_stored(cls, config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str) -> None:
+        """Read by ``load_learner`` before the net is built: the stored ``layers`` (blocks per stage) must be the
+        residual blocks the stored weights hold (``0.<4 + stage>.<block>.*``), as every requested block is built
+        even on the meta device (a crafted 5000 took 6 s and 300 MB before the weights were compared).
+
+        >>> XResNet.check_stored({"layers": [1, 1]}, {"0.4.0.convs.0.0.weight": (8, 64, 3, 3),
+        ...                                           "0.5.0.convs.0.0.weight": (8, 8, 3, 3)}, "arch.config")
+        >>> XResNet.check_stored({"layers": [100000, 1]}, {"0.4.0.convs.0.0.weight": (8, 64, 3, 3),
+        ...                                                "0.5.0.convs.0.0.weight": (8, 8, 3, 3)}, "arch.config")
+        Traceback (most recent call last):
+        ...
+        pipekit.core.errors.ExportError: field 'arch.config.layers' has blocks per stage [100000, 1], but the stored weights hold [1, 1]; the file is damaged or was not written by pipekit
+        """
+        layers = config.get("layers", (2, 2, 2, 2))
+        if not (isinstance(layers, (list, tuple)) and all(Interval(1, None, integer=True).accepts(n) for n in layers)):
+            raise ExportError(f"field '{field}.layers' must be a list of positive block counts, got "
+                              f"{str(layers)[:60]!r}; the file is damaged or was not written by pipekit")
+        blocks: dict[int, set[int]] = {}
+        for k in shapes:
+            if (m := re.match(r"0\.(\d+)\.(\d+)\.", k)) is not None and int(m.group(1)) >= 4:
+                blocks.setdefault(int(m.group(1)) - 4, set()).add(int(m.group(2)))
+        stored = [len(blocks.get(i, ())) for i in range(max(blocks, default=-1) + 1)]
+        if list(layers) != stored:
+            said = str(list(layers)) if len(layers) <= 8 else f"{len(layers)} stages"
+            raise ExportError(f"field '{field}.layers' has blocks per stage {said[:80]}, but the stored weights hold "
+                              f"{stored[:8]}{' ...' if len(stored) > 8 else ''}; the file is damaged or was not "
+                              "written by pipekit")
+
 
 @register_arch("xresnet18")
 def xresnet18(n_in: int = 3, n_out: int = 1000, p: float = 0.0) -> XResNet:

@@ -107,3 +107,22 @@ def test_sec_vision_head_lin_ftrs_must_be_the_stored_linear_layers(mnist_dls, tm
     bad = craft(tmp_path / "vis.pipekit", tmp_path / "bad.pipekit", lambda c: c.update(lin_ftrs=[0]))
     refused_quickly(bad, r"field 'arch.config.lin_ftrs' must be None or a list of positive sizes")
     assert check_stored_head({"lin_ftrs": [8], "custom_head": {"x": 1}}, {}, "arch.config") is None
+
+
+def test_sec_xresnet_layers_must_be_the_stored_residual_blocks(mnist_dls, tmp_path):
+    from pipekit.vision.models import XResNet
+
+    learn = Learner(mnist_dls, XResNet(1, (1, 1), n_in=1, n_out=mnist_dls.c, widths=(8, 8)))
+    learn.export(tmp_path / "xres.pipekit")
+    x = torch.rand(2, 1, 28, 28)
+    learn.model.eval()
+    assert torch.equal(load_learner(tmp_path / "xres.pipekit").model(x), learn.model(x))
+    # 100000 blocks in the first stage (5000 took 6 s and 300 MB before the weights were compared)
+    huge = craft(tmp_path / "xres.pipekit", tmp_path / "huge.pipekit", lambda c: c.update(layers=[100_000, 1]))
+    refused_quickly(huge, r"field 'arch.config.layers' has blocks per stage \[100000, 1\], but the stored weights "
+                          r"hold \[1, 1\]")
+    stages = craft(tmp_path / "xres.pipekit", tmp_path / "stages.pipekit",
+                   lambda c: c.update(layers=[1] * 100_000, widths=[8] * 100_000))
+    refused_quickly(stages, r"field 'arch.config.layers' has blocks per stage 100000 stages")
+    bad = craft(tmp_path / "xres.pipekit", tmp_path / "bad.pipekit", lambda c: c.update(layers=[1, 0]))
+    refused_quickly(bad, r"field 'arch.config.layers' must be a list of positive block counts")
