@@ -13,7 +13,8 @@ weights, and dropout everywhere, plus the language-model decoder and the concat-
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.learn.nets import SigmoidRange, linear_layers
 
@@ -277,3 +278,46 @@ def awd_lstm_clas_split(model: nn.Module) -> list[list[nn.Parameter]]:
     """Layer groups of a classifier: embedding, each LSTM, the head (what ``freeze_to`` counts)."""
     enc, head = encoder_of(model), list(model.children())[1]
     return [list(enc.encoder.parameters())] + [list(r.parameters()) for r in enc.rnns] + [list(head.parameters())]
+
+
+def check_stored_awd_lstm(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str) -> None:
+    """Refuse the arguments of an AWD-LSTM language model or classifier read from a file (``config``) whose
+    ``n_layers`` is not the number of stored LSTMs (``...rnns.<i>.lstm.weight_ih_l0``), or, for a classifier, whose
+    ``lin_ftrs`` are not the stored head's hidden linear sizes (2-d ``1.layers.<i>.weight``), before anything is
+    built: each requested layer is a module built even on the meta device (a crafted n_layers=10000 took 4.5 s and
+    220 MB, lin_ftrs of 20000 7 s and 430 MB, before the weights were compared).
+
+    >>> shapes = {"0.module.rnns.0.lstm.weight_ih_l0": (64, 16), "1.layers.2.weight": (8, 48),
+    ...           "1.layers.6.weight": (2, 8)}
+    >>> check_stored_awd_lstm({"n_layers": 1, "n_class": 2, "lin_ftrs": [8]}, shapes, "arch.config")
+    >>> check_stored_awd_lstm({"n_layers": 100000}, shapes, "arch.config")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ExportError: field 'arch.config.n_layers' is 100000, but the stored weights hold 1 LSTM layer(s); the file is damaged or was not written by pipekit
+    """
+    def bad(name: str, what: str) -> ExportError:
+        return ExportError(f"field '{field}.{name}' {what}; the file is damaged or was not written by pipekit")
+
+    size = Interval(1, None, integer=True)
+    n_layers = config.get("n_layers", 3)
+    if not size.accepts(n_layers):
+        raise bad("n_layers", f"must be a positive integer, got {str(n_layers)[:60]!r}")
+    rnns = {int(m.group(1)) for k in shapes if (m := re.fullmatch(r"(?:.*\.)?rnns\.(\d+)\.lstm\.weight_ih_l0", k))}
+    if n_layers != len(rnns):
+        raise bad("n_layers", f"is {n_layers}, but the stored weights hold {len(rnns)} LSTM layer(s)")
+    if "n_class" not in config:  # a language model: no classifier head
+        return
+    lin_ftrs = config.get("lin_ftrs")
+    hidden = [50] if lin_ftrs is None else lin_ftrs
+    if not (isinstance(hidden, (list, tuple)) and all(size.accepts(n) for n in hidden)):
+        raise bad("lin_ftrs", f"must be None or a list of positive sizes, got {str(lin_ftrs)[:60]!r}")
+    linear = sorted((int(m.group(1)), int(s[0])) for k, s in shapes.items()
+                    if (m := re.fullmatch(r"1\.layers\.(\d+)\.weight", k)) is not None and len(s) == 2)
+    stored = [n for _, n in linear]
+    if len(hidden) + 1 != len(stored) or list(hidden) != stored[:-1]:
+        raise bad("lin_ftrs", f"has {len(hidden)} hidden size(s){'' if len(hidden) > 8 else f' {list(hidden)}'}, "
+                              f"but the stored weights hold {max(len(stored) - 1, 0)} hidden linear layer(s) of "
+                              f"sizes {stored[:-1][:8]}{' ...' if len(stored) > 9 else ''}")
+    if config["n_class"] != stored[-1]:
+        raise bad("n_class", f"is {str(config['n_class'])[:60]}, but the stored output layer has {stored[-1]} "
+                             "output(s)")

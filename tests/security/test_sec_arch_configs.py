@@ -126,3 +126,49 @@ def test_sec_xresnet_layers_must_be_the_stored_residual_blocks(mnist_dls, tmp_pa
     refused_quickly(stages, r"field 'arch.config.layers' has blocks per stage 100000 stages")
     bad = craft(tmp_path / "xres.pipekit", tmp_path / "bad.pipekit", lambda c: c.update(layers=[1, 0]))
     refused_quickly(bad, r"field 'arch.config.layers' must be a list of positive block counts")
+
+
+@pytest.fixture(scope="module")
+def text_export(tmp_path_factory):
+    import pandas as pd
+
+    from pipekit.data import ColReader, RandomSplitter
+    from pipekit.text import AWD_LSTM, TextBlock, language_model_learner, text_classifier_learner
+
+    reviews = pd.read_csv(dataset_path("imdb_sample") / "texts.csv").head(60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dls = DataBlock(blocks=(TextBlock.from_df("text", cache_dir=False), CategoryBlock), get_x=ColReader("text"),
+                        get_y=ColReader("label"), splitter=RandomSplitter(0.2, seed=0)).dataloaders(reviews, bs=16,
+                                                                                                     seed=0)
+        lm_dls = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, cache_dir=False), get_x=ColReader("text"),
+                           splitter=RandomSplitter(0.2, seed=0)).dataloaders(reviews, bs=8, seq_len=16, seed=0)
+    out = tmp_path_factory.mktemp("text")
+    config = dict(emb_sz=16, n_hid=16, n_layers=2)
+    text_classifier_learner(dls, AWD_LSTM, config=config, lin_ftrs=[8]).export(out / "clas.pipekit")
+    lm = language_model_learner(lm_dls, AWD_LSTM, config=config)
+    return out, {k: tuple(v.shape) for k, v in lm.model.state_dict().items()}
+
+
+def test_sec_awd_lstm_n_layers_and_lin_ftrs_must_be_the_stored_layers(text_export, tmp_path, monkeypatch):
+    from pipekit.text import learner as text_learner
+    from pipekit.text.models import check_stored_awd_lstm
+
+    out, lm_shapes = text_export
+    check_stored_awd_lstm({"vocab_sz": 10, "n_layers": 2}, lm_shapes, "arch.config")  # the language model's own
+    with pytest.raises(ExportError, match=r"field 'arch.config.n_layers' is 100000, but the stored weights hold 2"):
+        check_stored_awd_lstm({"vocab_sz": 10, "n_layers": 100_000}, lm_shapes, "arch.config")
+    # as load_learner reads it from the registered architecture
+    monkeypatch.setattr(text_learner.awd_lstm_classifier, "check_stored", check_stored_awd_lstm, raising=False)
+    assert load_learner(out / "clas.pipekit").model is not None  # a real export still loads
+    # n_layers=10000 took 4.5 s and 220 MB, lin_ftrs of 20000 7 s and 430 MB, before the weights were compared
+    for edit, match in ((lambda c: c.update(n_layers=100_000), r"'arch.config.n_layers' is 100000, but the stored "
+                                                               r"weights hold 2 LSTM layer\(s\)"),
+                        (lambda c: c.update(lin_ftrs=[1] * 100_000, ps=[0.1] * 100_000),
+                         r"'arch.config.lin_ftrs' has 100000 hidden size\(s\), but the stored weights hold 1 hidden "
+                         r"linear layer\(s\) of sizes \[8\]"),
+                        (lambda c: c.update(lin_ftrs=None), r"'arch.config.lin_ftrs' has 1 hidden size\(s\) \[50\]"),
+                        (lambda c: c.update(n_class=3), r"'arch.config.n_class' is 3, but the stored output layer "
+                                                        r"has 2 output\(s\)"),
+                        (lambda c: c.update(n_layers="many"), r"'arch.config.n_layers' must be a positive integer")):
+        refused_quickly(craft(out / "clas.pipekit", tmp_path / "bad.pipekit", edit), match)
