@@ -172,3 +172,20 @@ def test_sec_awd_lstm_n_layers_and_lin_ftrs_must_be_the_stored_layers(text_expor
                                                         r"has 2 output\(s\)"),
                         (lambda c: c.update(n_layers="many"), r"'arch.config.n_layers' must be a positive integer")):
         refused_quickly(craft(out / "clas.pipekit", tmp_path / "bad.pipekit", edit), match)
+
+
+def test_sec_efficientnet_concat_head_lin_ftrs_must_be_the_stored_linear_layers(mnist_dls, tmp_path):
+    from pipekit.vision.efficientnet import EfficientNetLite, efficientnet_lite0
+
+    learn = Learner(mnist_dls, efficientnet_lite0(n_out=mnist_dls.c, n_in=1, head="concat", lin_ftrs=[8]))
+    learn.export(tmp_path / "eff.pipekit")
+    assert load_learner(tmp_path / "eff.pipekit").model.head[3].weight.shape == (8, 2560)  # a real export loads
+    # 100000 hidden sizes (20000 took 6 s and 400 MB before the weights were compared)
+    huge = craft(tmp_path / "eff.pipekit", tmp_path / "huge.pipekit", lambda c: c.update(lin_ftrs=[1] * 100_000))
+    refused_quickly(huge, r"field 'arch.config.lin_ftrs' has 100000 hidden size\(s\), but the stored weights hold "
+                          r"1 hidden linear layer\(s\) of sizes \[8\]")
+    # the class builds a "concat" head by default, the lite0/1/2 builders an "imagenet" one (no lin_ftrs used)
+    shapes = {"head._fc.weight": (2, 1280), "head._fc.bias": (2,)}
+    efficientnet_lite0.check_stored({"n_out": 2, "lin_ftrs": [1] * 10}, shapes, "arch.config")
+    with pytest.raises(ExportError, match=r"'arch.config.lin_ftrs' has 10 hidden size\(s\)"):
+        EfficientNetLite.check_stored({"n_out": 2, "lin_ftrs": [1] * 10}, shapes, "arch.config")
