@@ -199,7 +199,8 @@ def test_sec_vision_model_nested_body_and_custom_head_configs_are_checked(mnist_
     for name, learn in (("body", vision_learner(mnist_dls, XResNet(1, (1, 1), n_in=1, n_out=2, widths=(8, 8)),
                                                 pretrained=False)),
                         ("head", vision_learner(mnist_dls, "simple_cnn", pretrained=False,
-                                                custom_head=create_head(64, mnist_dls.c, lin_ftrs=[8])))):
+                                                custom_head=create_head(64, mnist_dls.c, lin_ftrs=[8]))),
+                        ("cnn", vision_learner(mnist_dls, simple_cnn(1, 2, (4, 8)), pretrained=False))):
         learn.export(tmp_path / f"{name}.pipekit")
         learn.model.eval()
         assert torch.equal(load_learner(tmp_path / f"{name}.pipekit").model(x), learn.model(x))
@@ -210,3 +211,8 @@ def test_sec_vision_model_nested_body_and_custom_head_configs_are_checked(mnist_
     head = craft(tmp_path / "head.pipekit", tmp_path / "huge_head.pipekit",
                  lambda c: c["custom_head"]["params"]["config"].update(lin_ftrs=[1] * 100_000))
     refused_quickly(head, r"field 'arch.config.custom_head.params.config.lin_ftrs' has 100000 hidden size\(s\)")
+    # a simple_cnn body of 20000 widths took 22 s and 410 MB
+    cnn = craft(tmp_path / "cnn.pipekit", tmp_path / "huge_cnn.pipekit",
+                lambda c: c["arch"]["params"]["config"].update(channels=[1] * 100_000))
+    refused_quickly(cnn, r"field 'arch.config.arch.params.config.channels' has 100000 width\(s\), but the stored "
+                         r"weights hold 2 convolution\(s\) of widths \[4, 8\]")
