@@ -29,8 +29,8 @@ from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
 from pipekit.text.blocks import TextBlock
-from pipekit.text.models import (AWD_LSTM, DROPOUTS, Y_RANGE, awd_lstm_clas_split, awd_lstm_lm_split, encoder_of,
-                                 get_language_model, get_text_classifier)
+from pipekit.text.models import (AWD_LSTM, DROPOUTS, Y_RANGE, awd_lstm_clas_split, awd_lstm_lm_split,
+                                 check_stored_awd_lstm, encoder_of, get_language_model, get_text_classifier)
 from pipekit.text.tokenize import UNK
 
 #: defaults of the language model (lighter dropout: it sees much more data than the classifier)
@@ -61,6 +61,11 @@ def awd_lstm_classifier(vocab_sz: int, n_class: int, seq_len: int = 72, max_len:
     ``(low, high)``, for a regression)."""
     enc = AWD_LSTM(vocab_sz, emb_sz, n_hid, n_layers, pad_token, hidden_p, input_p, embed_p, weight_p)
     return get_text_classifier(enc, n_class, seq_len, max_len, lin_ftrs, ps, output_p, drop_mult, y_range)
+
+
+# a file's n_layers and lin_ftrs are compared with its stored weights before load_learner builds anything
+awd_lstm_lm.check_stored = check_stored_awd_lstm  # type: ignore[attr-defined]
+awd_lstm_classifier.check_stored = check_stored_awd_lstm  # type: ignore[attr-defined]
 
 
 class ModelResetter(Callback):
