@@ -189,7 +189,11 @@ def to_pandas(frame: pl.DataFrame, index: Any) -> Any:
     for name, dtype in frame.schema.items():
         col = frame.get_column(name)
         if col.null_count() and (dtype.is_integer() or dtype == pl.Boolean):
-            out[name] = pd.Series(col.to_list(), dtype="boolean" if dtype == pl.Boolean else str(dtype))  # "Int32"
+            # built from the values and the null mask, not from to_pandas' float64: 64-bit integers past
+            # 2**53 stay exact, and no Python list is made (Int32 comes from int32 values)
+            values, mask = col.fill_null(False if dtype == pl.Boolean else 0).to_numpy(), col.is_null().to_numpy()
+            out[name] = (pd.arrays.BooleanArray(values, mask) if dtype == pl.Boolean
+                         else pd.arrays.IntegerArray(values, mask))
     out.index = index
     return out
 
