@@ -95,11 +95,13 @@ def body_head_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     return [params(model[0]), params(model[1])]
 
 
-def check_stored_layers(layers: Sequence[int], shapes: Mapping[str, Sequence[int]], field: str) -> list[int]:
-    """Refuse hidden ``layers`` read from a file (an architecture's stored argument ``field``) that are not the
-    output sizes of the stored linear layers (2-d ``layers.<i>.weight`` in ``shapes``, the last one the output):
-    checked before building, as one module per requested layer costs time and memory even on the meta device.
-    Returns the stored sizes (the output layer's last).
+def check_stored_layers(layers: Sequence[int], shapes: Mapping[str, Sequence[int]], field: str,
+                        prefix: str = "layers.", name: str = "layers",
+                        what: str = "hidden layer size(s)") -> list[int]:
+    """Refuse hidden ``layers`` read from a file (the argument ``name`` of an architecture's stored ``field``) that
+    are not the output sizes of the stored linear layers (2-d ``<prefix><i>.weight`` in ``shapes``, the last one
+    the output): checked before building, as one module per requested layer costs time and memory even on the
+    meta device. Returns the stored sizes (the output layer's last), for a caller to compare its output size.
 
     >>> check_stored_layers([4], {"layers.1.weight": (4, 3), "layers.3.weight": (2, 4)}, "arch.config")
     [4, 2]
@@ -108,12 +110,13 @@ def check_stored_layers(layers: Sequence[int], shapes: Mapping[str, Sequence[int
     ...
     pipekit.core.errors.ExportError: field 'arch.config.layers' has 500 hidden layer size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [4]; the file is damaged or was not written by pipekit
     """
-    linear = sorted((int(m.group(1)), tuple(s)) for k, s in shapes.items()
-                    if (m := re.fullmatch(r"layers\.(\d+)\.weight", k)) is not None and len(s) == 2)
-    stored = [int(s[0]) for _, s in linear]
+    key = re.compile(re.escape(prefix) + r"(\d+)\.weight")
+    linear = sorted((int(m.group(1)), int(s[0])) for k, s in shapes.items()
+                    if (m := key.fullmatch(k)) is not None and len(s) == 2)
+    stored = [n for _, n in linear]
     layers = list(layers)
     if len(layers) + 1 != len(stored) or layers != stored[:-1]:
-        raise ExportError(f"field '{field}.layers' has {len(layers)} hidden layer size(s)"
+        raise ExportError(f"field '{field}.{name}' has {len(layers)} {what}"
                           f"{'' if len(layers) > 8 else f' {layers}'}, but the stored weights hold "
                           f"{max(len(stored) - 1, 0)} hidden linear layer(s) of sizes {stored[:-1][:8]}"
                           f"{' ...' if len(stored) > 9 else ''}; the file is damaged or was not written by pipekit")

@@ -24,7 +24,7 @@ from torch.func import functional_call
 
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, check
-from pipekit.learn.nets import SigmoidRange, linear_layers
+from pipekit.learn.nets import SigmoidRange, check_stored_layers, linear_layers
 
 #: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all
 DROPOUTS = {"input_p": 0.4, "hidden_p": 0.3, "embed_p": 0.05, "weight_p": 0.5, "output_p": 0.1}
@@ -311,13 +311,7 @@ def check_stored_awd_lstm(config: Mapping[str, Any], shapes: Mapping[str, Sequen
     hidden = [50] if lin_ftrs is None else lin_ftrs
     if not (isinstance(hidden, (list, tuple)) and all(size.accepts(n) for n in hidden)):
         raise bad("lin_ftrs", f"must be None or a list of positive sizes, got {str(lin_ftrs)[:60]!r}")
-    linear = sorted((int(m.group(1)), int(s[0])) for k, s in shapes.items()
-                    if (m := re.fullmatch(r"1\.layers\.(\d+)\.weight", k)) is not None and len(s) == 2)
-    stored = [n for _, n in linear]
-    if len(hidden) + 1 != len(stored) or list(hidden) != stored[:-1]:
-        raise bad("lin_ftrs", f"has {len(hidden)} hidden size(s){'' if len(hidden) > 8 else f' {list(hidden)}'}, "
-                              f"but the stored weights hold {max(len(stored) - 1, 0)} hidden linear layer(s) of "
-                              f"sizes {stored[:-1][:8]}{' ...' if len(stored) > 9 else ''}")
+    stored = check_stored_layers(hidden, shapes, field, "1.layers.", "lin_ftrs", "hidden size(s)")
     if config["n_class"] != stored[-1]:
         raise bad("n_class", f"is {str(config['n_class'])[:60]}, but the stored output layer has {stored[-1]} "
                              "output(s)")

@@ -25,7 +25,7 @@ from torch import nn
 from pipekit.core.errors import ExportError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import Interval, Is, Options, check
-from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, linear_layers, simple_cnn
+from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
 __all__ = ["XResNet", "XResNetBody", "xresnet18", "xresnet34", "xresnet50", "UNet", "unet", "simple_cnn", "create_head",
@@ -547,15 +547,7 @@ def check_stored_head(config: Mapping[str, Any], shapes: Mapping[str, Sequence[i
     size = Interval(1, None, integer=True)
     if not (isinstance(lin_ftrs, (list, tuple)) and all(size.accepts(n) for n in lin_ftrs)):
         raise bad("lin_ftrs", f"must be None or a list of positive sizes, got {str(lin_ftrs)[:60]!r}")
-    key = re.compile(re.escape(prefix) + r"(\d+)\.weight")
-    linear = sorted((int(m.group(1)), tuple(s)) for k, s in shapes.items()
-                    if (m := key.fullmatch(k)) is not None and len(s) == 2)
-    stored = [int(s[0]) for _, s in linear]
-    hidden = list(lin_ftrs)
-    if len(hidden) + 1 != len(stored) or hidden != stored[:-1]:
-        raise bad("lin_ftrs", f"has {len(hidden)} hidden size(s){'' if len(hidden) > 8 else f' {hidden}'}, but the "
-                              f"stored weights hold {max(len(stored) - 1, 0)} hidden linear layer(s) of sizes "
-                              f"{stored[:-1][:8]}{' ...' if len(stored) > 9 else ''}")
+    stored = check_stored_layers(lin_ftrs, shapes, field, prefix, "lin_ftrs", "hidden size(s)")
     if "n_out" in config and config["n_out"] != stored[-1]:
         raise bad("n_out", f"is {str(config['n_out'])[:60]}, but the stored output layer has {stored[-1]} output(s)")
 
