@@ -16,8 +16,8 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, FieldError, ParameterError
-from pipekit.core.validate import Is, check_state
+from pipekit.core.errors import DataError, FieldError
+from pipekit.core.validate import Is, check, check_state
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
 from pipekit.data.store import ListStore, Store, TensorStore
@@ -156,11 +156,6 @@ class TransformBlock(Component):
 
 
 # ---------------------------------------------------------------------------------------- categories
-def _check_vocab(owner: str, vocab: Sequence[Any] | None) -> None:
-    if vocab is not None and len(set(vocab)) != len(list(vocab)):
-        raise ParameterError(f"{owner}: the vocab has duplicates: {list(vocab)}")
-
-
 def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v)
 
@@ -184,6 +179,13 @@ def is_label_list(v: Any) -> bool:
 
 
 _LABELS = Is(is_label_list, "distinct labels of one type (text, integers, numbers or booleans), none missing")
+
+
+def _check_vocab(owner: str, vocab: Sequence[Any] | None) -> None:
+    """A vocab given as a parameter follows the rule a learned one read from a file does (``_LABELS``), so what a
+    block exports with it loads back."""
+    if vocab is not None:
+        check(owner, vocab=(list(vocab), _LABELS))
 
 
 def _check_vocab_state(state: dict[str, Any], who: str, given: Sequence[Any] | None, sort: bool,

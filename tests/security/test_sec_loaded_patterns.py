@@ -163,6 +163,24 @@ def test_categorize_vocab_from_file_must_be_the_vocab_given(tmp_path, imdb_label
             pipekit.load(_tampered(saved, _state_edit("vocab_", vocab), tmp_path / "bad.pipekit"))
 
 
+@pytest.mark.parametrize("vocab", [[1, "1"], ["a", None], ["a", "a"], [True, 1], [float("nan"), 1.0]])
+@pytest.mark.parametrize("owner", ["Categorize", "CategoryBlock", "MultiCategorize", "MultiCategoryBlock"])
+def test_a_given_vocab_follows_the_rule_its_export_is_loaded_by(vocab, owner):
+    """A vocab the loader would refuse in the state is refused when given, so every block exports what loads."""
+    from pipekit.core.errors import ParameterError
+    from pipekit.data import blocks
+    with pytest.raises(ParameterError, match=rf"{owner}: vocab=.* is not accepted; expected distinct labels of one"):
+        getattr(blocks, owner)(vocab=vocab)
+
+
+def test_a_given_vocab_of_one_label_type_exports_and_loads(tmp_path):
+    from pipekit.data.blocks import Categorize
+    cat = Categorize(vocab=(3, 1, 2))  # any sequence; kept as given
+    cat.setup([1, 2, 3, 3])
+    loaded = pipekit.load(pipekit.save(cat, tmp_path / "cat.pipekit"))
+    assert loaded.vocab == [3, 1, 2] and loaded.encode([2, 3]).tolist() == [2, 0]
+
+
 @pytest.fixture(scope="module")
 def numericalize(imdb_texts, tmp_path_factory):
     from pipekit.text import Numericalize, Tokenizer
