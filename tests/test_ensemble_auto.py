@@ -180,10 +180,10 @@ def test_fold_shares_leave_room_for_the_predictions_made_after_each_fit():
     now = [0.0]
     budget = Budget(10.0, 5, 1, clock=lambda: now[0])
     for _ in range(5):
-        given = budget.start()
-        assert given[1] is not None and given[1] > 0.5
-        now[0] += given[1] * 1.5
-        budget.done(given, given[1], given[1] * 0.5)
+        share = budget.start()
+        assert share is not None and share > 0.5
+        now[0] += share * 1.5
+        budget.done(share, share * 0.5)
     assert now[0] == pytest.approx(10.0)  # shares of what is left over the rounds left alone: 15 s
 
 

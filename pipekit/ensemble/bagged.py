@@ -80,26 +80,25 @@ class Budget:
 
     >>> clock = iter([0.0, 5.0])
     >>> b = Budget(12.0, 3, 1, clock=lambda: next(clock))
-    >>> first = b.start(); first[1]                 # 12 s left over 3 rounds
+    >>> b.start()                                   # 12 s left over 3 rounds
     4.0
-    >>> b.done(first, fit_s=4.0, predict_s=1.0)     # 1.25 times its fit in all: 7 s left over 2 rounds, / 1.25
-    >>> b.start()[1]
+    >>> b.done(fit_s=4.0, predict_s=1.0)            # 1.25 times its fit in all: 7 s left over 2 rounds, / 1.25
+    >>> b.start()
     2.8
     """
 
     def __init__(self, deadline: float | None, n: int, at_once: int, clock: Any = time.perf_counter):
         self.deadline, self.left, self.at_once, self.clock, self.over = deadline, n, at_once, clock, 1.0
 
-    def start(self) -> tuple[float, float | None]:
-        """``(now, share)`` for the fold model starting now; pass it to :meth:`done` when that one ends, with
-        the seconds it spent fitting and predicting."""
-        now = self.clock()
+    def start(self) -> float | None:
+        """The seconds the fold model starting now may take (None: no limit); call :meth:`done` when that one
+        ends, with the seconds it spent fitting and predicting."""
         if self.deadline is None:
-            return now, None
+            return None
         rounds = -(-self.left // self.at_once)  # those running count until they end
-        return now, max((self.deadline - now) / rounds / self.over, 1e-3)
+        return max((self.deadline - self.clock()) / rounds / self.over, 1e-3)
 
-    def done(self, given: tuple[float, float | None], fit_s: float, predict_s: float) -> None:
+    def done(self, fit_s: float, predict_s: float) -> None:
         self.left -= 1
         if fit_s > 0:
             self.over = (fit_s + predict_s) / fit_s
@@ -361,22 +360,19 @@ class BaggedModel(KeepsProcessor, Backend):
         clock = Budget(deadline, len(jobs), at_once)
         if at_once == 1:
             for j, a in enumerate(args):
-                given = clock.start()
-                out = self._fit_one(*a, given[1])
-                clock.done(given, *out[-1])
+                out = self._fit_one(*a, clock.start())
+                clock.done(*out[-1])
                 yield j, out
             return
         with ThreadPoolExecutor(at_once) as pool:
             waiting = iter(enumerate(args))
             running: dict[Future, int] = {}
-            shares: dict[Future, tuple[float, float | None]] = {}
 
             def start_next() -> None:
                 nxt = next(waiting, None)
                 if nxt is not None:
-                    given = clock.start()
-                    fut = pool.submit(self._fit_one, *nxt[1], given[1])
-                    running[fut], shares[fut] = nxt[0], given
+                    fut = pool.submit(self._fit_one, *nxt[1], clock.start())
+                    running[fut] = nxt[0]
 
             for _ in range(at_once):
                 start_next()
@@ -384,7 +380,7 @@ class BaggedModel(KeepsProcessor, Backend):
                 while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for fut in sorted(done, key=running.__getitem__):
-                        clock.done(shares.pop(fut), *fut.result()[-1])
+                        clock.done(*fut.result()[-1])
                         yield running.pop(fut), fut.result()
                         start_next()
             finally:
