@@ -312,18 +312,21 @@ def _values(X: Any, names: list[str], col: str) -> np.ndarray:
     return np.asarray(_column(X, col).to_numpy())
 
 
-def _is_categorical(X: Any, names: list[str], col: str) -> bool:
-    """A raw column holds categories when it is not numeric (text, a category dtype, booleans)."""
-    if isinstance(X, pl.DataFrame):
-        dt = X.schema[col]
-        return not dt.is_numeric()
-    if isinstance(X, np.ndarray):
-        return X.dtype.kind not in "iuf"
-    import pandas as pd
+def _categorical(X: Any, names: list[str], feats: Sequence[str], who: str) -> list[bool]:
+    """Whether each raw column of ``feats`` holds categories, by the rule ``TabularClassifier`` and
+    ``TabularRegressor`` give the same raw rows (``column_roles``): text, categories and booleans do, numbers
+    do not; a date column's grid is the dates present, as for categories."""
+    from pipekit.sklearn.frames import as_frame, column_roles
 
-    s = _column(X, col)
-    return isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(s) \
-        or not pd.api.types.is_numeric_dtype(s)
+    if isinstance(X, np.ndarray):
+        sub = X[:, [names.index(f) for f in feats]]
+    elif isinstance(X, pl.DataFrame):
+        sub = X.select(feats)
+    else:
+        sub = X[[next(k for k in X.columns if str(k) == f) for f in feats]].set_axis(list(feats), axis=1)
+    frame = as_frame(sub, who)
+    _, cont, _ = column_roles(frame, None, None, None)
+    return [c not in cont for c in frame.columns]
 
 
 def _grid(values: np.ndarray, categorical: bool, col: str, grid: Any) -> np.ndarray:
@@ -424,7 +427,7 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
             if missing:
                 raise DataError(f"features {missing} missing from the data (its columns: {names[:20]}); pass the "
                                 "rows with the columns the estimator was fitted on")
-            cats = [_is_categorical(X, names, f) for f in feats]
+            cats = _categorical(X, names, feats, est.who)
     if len(X) == 0:
         raise DataError("partial_dependence: the data has no rows to average the predictions over")
     if n_rows is not None and len(X) > n_rows:
