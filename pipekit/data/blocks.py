@@ -321,9 +321,9 @@ class Categorize(Transform):
                                 "as a torch tensor")
             codes = codes.astype(np.int64)
         if codes is not None and codes.dtype.kind in "iu":
-            bad = [int(v) for v in codes if not 0 <= v < len(self.vocab_)]
-            if bad:
-                raise DataError(f"Categorize.decode got code(s) {bad[:10]} outside the vocab of "
+            bad = codes[(codes < 0) | (codes >= len(self.vocab_))]
+            if bad.size:
+                raise DataError(f"Categorize.decode got code(s) {bad[:10].tolist()} outside the vocab of "
                                 f"{len(self.vocab_)} classes (codes are 0..{len(self.vocab_) - 1})")
             return [self.vocab_[int(v)] for v in codes]
         if isinstance(value, torch.Tensor):
