@@ -112,9 +112,10 @@ class FittedEstimator:
         assert self.classes is not None
         return (np.asarray(self.model.predict(X))[:, None] == self.classes[None, :]).astype(np.float64)
 
-    def loss(self, X: Any, y: np.ndarray, metric: Any) -> float:
-        """``metric``'s loss (lower is better) of the predictions of ``X`` against the targets ``y``."""
-        return metric.loss(metric.score(encode_y(y, self.task, self.classes), self.predict(X)))
+    def loss(self, X: Any, y_enc: np.ndarray, metric: Any) -> float:
+        """``metric``'s loss (lower is better) of the predictions of ``X`` against the targets ``y_enc``, as
+        ``encode_y`` gives them for this estimator (encoded once by the caller, not on every call)."""
+        return metric.loss(metric.score(y_enc, self.predict(X)))
 
 
 def fitted_estimator(model: Any, fn: str) -> FittedEstimator:
@@ -167,7 +168,7 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
     if len(y_arr) != len(X):
         raise DataError(f"permutation_importance: X has {len(X)} rows but y has {len(y_arr)}")
     m = get_metric(metric, est.task)
-    encode_y(y_arr, est.task, est.classes)  # an unknown label is refused before any shuffling
+    y_enc = encode_y(y_arr, est.task, est.classes)  # an unknown label is refused before any shuffling
 
     cols = list(features) if features is not None else names
     missing = [c for c in cols if c not in names]
@@ -175,7 +176,7 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
         raise ParameterError(f"permutation_importance: features {missing} are not columns of the data ({names[:10]})")
 
     def loss(c: str | None, perm: np.ndarray | None) -> float:
-        return est.loss(X if c is None or perm is None else _shuffled(X, names, c, perm), y_arr, m)
+        return est.loss(X if c is None or perm is None else _shuffled(X, names, c, perm), y_enc, m)
 
     return _drops(cols, names, len(X), n_repeats, seed, loss)
 

@@ -201,6 +201,14 @@ class _EstimatorRefits:
         self.train = _labelled(train, fn, self.est.who)
         self.valid = None if valid is None else _labelled(valid, fn, self.est.who)
         self.metric = get_metric(metric, self.est.task)
+        # targets encoded once per split: every refit learns the same classes from the same train targets
+        self._encoded: dict[tuple, np.ndarray] = {}
+
+    def _targets(self, split: str, y: Any, est: FittedEstimator) -> np.ndarray:
+        key = (split, None if est.classes is None else tuple(est.classes.tolist()))
+        if key not in self._encoded:
+            self._encoded[key] = encode_y(y, est.task, est.classes)
+        return self._encoded[key]
 
     def check_columns(self, columns: Sequence[str]) -> None:
         names = self.train[1]
@@ -218,13 +226,13 @@ class _EstimatorRefits:
         """The score (not the loss) of ``est``, fitted without ``cols``."""
         if self.valid is not None:
             X, names, y = self.valid
-            return float(self.metric.score(encode_y(y, est.task, est.classes), est.predict(_without(X, names, cols))))
+            return float(self.metric.score(self._targets("valid", y, est), est.predict(_without(X, names, cols))))
         oob = getattr(est.model, "oob_decision_function_" if est.task == "classification" else "oob_prediction_",
                       None)
         if oob is None:
             raise ParameterError(f"{self.fn}: no valid split given and {est.who} has no out-of-bag predictions (a "
                                  "forest with oob_score=True); pass valid=")
-        return _oob_score(np.asarray(oob, dtype=np.float64), encode_y(self.train[2], est.task, est.classes),
+        return _oob_score(np.asarray(oob, dtype=np.float64), self._targets("train", self.train[2], est),
                           self.metric)
 
 
