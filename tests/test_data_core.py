@@ -373,3 +373,13 @@ def test_categorize_decodes_float_codes_of_whole_numbers_and_refuses_other_float
         c.decode(np.array([0.2, 0.8]))
     with pytest.raises(DataError, match=r"code\(s\) \[2\] outside the vocab of 2 classes"):
         c.decode(np.array([0, 2]))
+
+
+@pytest.mark.parametrize("finder", ["get_files", "get_image_files", "get_text_files"])
+def test_a_finder_given_a_list_of_files_names_itself_and_the_fix(finder):
+    """Called directly (not only through a DataBlock), a finder says the list is already the files."""
+    from pipekit.data import getters
+    files = getters.get_image_files(D.path("mnist_tiny") / "train")[:3]
+    with pytest.raises(DataError, match=rf"get_items={finder} finds the files in a folder, and the source is already "
+                                        r"a list of 3 files: give the folder, or leave get_items out"):
+        getattr(getters, finder)(files)

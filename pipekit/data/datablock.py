@@ -25,8 +25,7 @@ from pipekit.core.registry import name_of
 from pipekit.core.validate import Interval, Is, check, check_positive_int, check_state
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, learned_state, short_repr, walk_batch
-from pipekit.data.getters import (ColReader, Getter, apply_getter, get_files, get_image_files, get_text_files,
-                                  item_at)
+from pipekit.data.getters import (ColReader, Getter, apply_getter, item_at)
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint
@@ -191,10 +190,6 @@ class DataBlock(Component):
 
     # ------------------------------------------------------------------ building
     def items_from(self, source: Any) -> pl.DataFrame:
-        if self.get_items in (get_files, get_image_files, get_text_files) and isinstance(source, (list, tuple)) \
-                and source and all(isinstance(v, (str, os.PathLike)) for v in source):
-            raise DataError(f"get_items={self.get_items.__name__} finds the files in a folder, and the source is "
-                            f"already a list of {len(source)} files: give the folder, or leave get_items out")
         items = to_items(source if self.get_items is None else self.get_items(source))
         if len(items) == 0 and self.get_items is not None:
             raise DataError(f"get_items {getattr(self.get_items, '__name__', self.get_items)} found no items "

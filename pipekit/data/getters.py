@@ -27,6 +27,13 @@ TEXT_EXTENSIONS = frozenset({".txt"})
 
 
 # ---------------------------------------------------------------------------------------- finding files
+def _folder_not_list(path: Any, finder: str) -> None:
+    """A finder lists the files in a folder: a source that is already a list of files is a mistake to name."""
+    if isinstance(path, (list, tuple)) and path and all(isinstance(v, (str, os.PathLike)) for v in path):
+        raise DataError(f"get_items={finder} finds the files in a folder, and the source is already a list of "
+                        f"{len(path)} files: give the folder, or leave get_items out")
+
+
 def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, recurse: bool = True,
               folders: Sequence[str] | None = None, followlinks: bool = True) -> list[Path]:
     """All files under ``path`` (sorted, so the order is the same on every machine).
@@ -44,6 +51,7 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, 
     >>> len(get_files(D.path("mnist_tiny") / "train", extensions=[".png"]))
     709
     """
+    _folder_not_list(path, "get_files")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"get_files: {path} does not exist")
@@ -158,11 +166,13 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
     >>> len(get_image_files(D.path("mnist_tiny"), folders=["train", "valid"]))
     1408
     """
+    _folder_not_list(path, "get_image_files")
     return get_files(path, extensions=IMAGE_EXTENSIONS, recurse=recurse, folders=folders)
 
 
 def get_text_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> list[Path]:
     """``.txt`` files under ``path`` (see :func:`get_files`)."""
+    _folder_not_list(path, "get_text_files")
     return get_files(path, extensions=TEXT_EXTENSIONS, recurse=recurse, folders=folders)
 
 
