@@ -8,14 +8,15 @@ pipekit.core.errors.ParameterError: RandomSplitter: valid_pct=1.5 is not accepte
 """
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipekit.core.errors import FieldError, ParameterError
 
-__all__ = ["Interval", "Options", "Is", "check", "check_positive_int", "check_state"]
+__all__ = ["Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "check", "check_positive_int", "check_state"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,23 @@ class Is:
 
     def __str__(self) -> str:
         return self.description
+
+
+def _is_y_range(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, (str, bytes, Mapping)) or len(v) != 2:
+        return False
+    lo, hi = v
+    return all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in (lo, hi)) \
+        and lo < hi
+
+
+#: a list of positive whole numbers: hidden layer sizes, widths, blocks per stage
+POSITIVE_SIZES = Is(lambda v: isinstance(v, (list, tuple)) and all(Interval(1, None, integer=True).accepts(x) for x in v),
+                    "a list of positive sizes")
+#: a regression's output range: None, or two finite numbers with low < high (a NaN bound makes every prediction NaN)
+Y_RANGE = Is(_is_y_range, "None or a (low, high) pair of finite numbers with low < high")
 
 
 def check(owner: str, **params: tuple[Any, Any]) -> None:

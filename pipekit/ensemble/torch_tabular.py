@@ -20,13 +20,7 @@ import polars as pl
 from pipekit.backends.base import NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend
 from pipekit.backends.data import TabularData, as_data, check_signature, encode_y, procs_signature
 from pipekit.core.errors import DataError, ExportError, ParameterError
-from pipekit.core.validate import Interval, Is
-
-
-def _y_range_ok(v: Any) -> bool:
-    from pipekit.tabular.model import _is_y_range  # the net's own check (the module needs torch: imported late)
-
-    return _is_y_range(v)
+from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
 
 
 class TorchTabular(Backend):
@@ -47,11 +41,10 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
 
     param_constraints = {
         "task": TASK, "epochs": POSITIVE_INT, "bs": POSITIVE_INT, "lr": Interval(0, None, closed="neither"),
-        "layers": Is(lambda v: all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v),
-                     "a list of positive layer sizes"),
+        "layers": POSITIVE_SIZES,
         "wd": Interval(0, None, none_ok=True),
         "config": Is(lambda v: v is None or isinstance(v, dict), "None or a dict of TabularModel options"),
-        "y_range": Is(lambda v: _y_range_ok(v), "None or a (low, high) pair of finite numbers with low < high"),
+        "y_range": Y_RANGE,
         "seed": Interval(0, 2**32 - 1, integer=True), "time_limit": TIME_LIMIT, "name": NAME}
     unsaved = ("processor_",)  # written inside model_, which is rebuilt from it
     imports = ("torch._dynamo",)  # torch's compiler, imported the first time a process builds an optimizer
@@ -278,8 +271,8 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             raise ExportError("emb_szs_ must be (rows, width) pairs that the stored embedding table fills exactly")
 
         y_range = getattr(self, "y_range_", self.y_range)  # files written before y_range_ was recorded
-        if not _y_range_ok(y_range):
-            raise ExportError("y_range_ must be None or a (low, high) pair of finite numbers with low < high")
+        if not Y_RANGE.accepts(y_range):
+            raise ExportError(f"y_range_ must be {Y_RANGE}")
 
         out_sz = len(p.y_vocab_ or ()) if self.task == "classification" else len(p.y_names)
         # the layer sizes against the stored weights before any module is built (even on the meta device, building

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import ExportError, ParameterError
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
 __all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
@@ -154,7 +154,7 @@ class MLP(nn.Module):
     def check_stored(cls, config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str) -> None:
         """Read by ``load_learner`` before the net is built: the stored ``layers`` against the stored weights."""
         layers = config.get("layers", (200, 100))
-        if not (isinstance(layers, list) and all(Interval(1, None, integer=True).accepts(x) for x in layers)):
+        if not POSITIVE_SIZES.accepts(layers):
             raise ExportError(f"field '{field}.layers' must be a list of positive layer sizes, got {str(layers)[:60]!r}"
                               "; the file is damaged or was not written by pipekit")
         check_stored_layers(layers, shapes, field)
@@ -276,7 +276,7 @@ def check_stored_channels(config: Mapping[str, Any], shapes: Mapping[str, Sequen
     pipekit.core.errors.ExportError: field 'arch.config.channels' has 500 width(s), but the stored weights hold 2 convolution(s) of widths [4, 8]; the file is damaged or was not written by pipekit
     """
     channels = config.get("channels", (16, 32, 64))
-    if not (isinstance(channels, (list, tuple)) and all(Interval(1, None, integer=True).accepts(c) for c in channels)):
+    if not POSITIVE_SIZES.accepts(channels):
         raise ExportError(f"field '{field}.channels' must be a list of positive widths, got {str(channels)[:60]!r}; "
                           "the file is damaged or was not written by pipekit")
     convs = sorted((int(m.group(1)), tuple(s)) for k, s in shapes.items()

@@ -10,8 +10,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -22,7 +20,7 @@ from torch import nn
 from torch.nn.modules import module as _mod
 
 from pipekit.core.errors import DataError, ExportError, ParameterError
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.nets import check_stored_layers, sigmoid_range
 from pipekit.learn.registry import register_arch
@@ -178,17 +176,6 @@ def _is_bool(v: Any) -> bool:
     return isinstance(v, bool)
 
 
-def _is_y_range(v: Any) -> bool:
-    """None or a (low, high) pair of finite numbers with low < high (a NaN bound makes every prediction NaN)."""
-    if v is None:
-        return True
-    if isinstance(v, (str, bytes, Mapping)) or len(v) != 2:
-        return False
-    lo, hi = v
-    return all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in (lo, hi)) \
-        and lo < hi
-
-
 _DROPOUT = Interval(0, 1, closed="left")
 
 #: what each of the TabularModel options a config may set (``tabular_learner``'s and TorchTabular's ``config``) takes
@@ -198,9 +185,6 @@ TABULAR_OPTIONS: dict[str, Any] = {
              "None, a dropout probability in [0, 1), or one per layer"),
     "embed_p": _DROPOUT, "use_bn": Is(_is_bool, "True or False"), "bn_final": Is(_is_bool, "True or False"),
     "bn_cont": Is(_is_bool, "True or False")}
-_Y_RANGE = Is(_is_y_range, "None or a (low, high) pair of finite numbers with low < high")
-_SIZES = Is(lambda v: isinstance(v, (list, tuple)) and all(Interval(1, None, integer=True).accepts(x) for x in v),
-            "a list of positive layer sizes")
 
 
 def check_options(owner: str, config: Mapping[str, Any]) -> None:
@@ -245,7 +229,7 @@ def check_stored_net(config: Mapping[str, Any], shapes: Mapping[str, Sequence[in
     unknown = sorted(str(k) for k in config if k not in known)
     if unknown:
         raise ExportError(f"field '{field}' has unknown key(s) {unknown}; TabularModel takes {sorted(known)}")
-    fields: dict[str, Any] = {"y_range": _Y_RANGE, "layers": _SIZES, "n_cont": Interval(0, None, integer=True),
+    fields: dict[str, Any] = {"y_range": Y_RANGE, "layers": POSITIVE_SIZES, "n_cont": Interval(0, None, integer=True),
                               "out_sz": Interval(1, None, integer=True), **TABULAR_OPTIONS}
     for name, value in config.items():
         constraint = fields.get(name)
@@ -289,7 +273,7 @@ class TabularModel(nn.Module):
                  y_range: Sequence[float] | None = None, use_bn: bool = True, bn_final: bool = False,
                  bn_cont: bool = True, body: nn.Module | None = None) -> None:
         super().__init__()
-        check("TabularModel", out_sz=(out_sz, Interval(1, None, integer=True)), y_range=(y_range, _Y_RANGE),
+        check("TabularModel", out_sz=(out_sz, Interval(1, None, integer=True)), y_range=(y_range, Y_RANGE),
               **{k: (v, TABULAR_OPTIONS[k]) for k, v in (("ps", ps), ("embed_p", embed_p), ("use_bn", use_bn),
                                                           ("bn_final", bn_final), ("bn_cont", bn_cont))})
         layers = list(layers)

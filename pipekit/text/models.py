@@ -23,7 +23,7 @@ from torch import nn
 from torch.func import functional_call
 
 from pipekit.core.errors import DataError, ExportError, ParameterError
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.nets import SigmoidRange, check_stored_layers, linear_layers
 
 #: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all
@@ -309,7 +309,7 @@ def check_stored_awd_lstm(config: Mapping[str, Any], shapes: Mapping[str, Sequen
         return
     lin_ftrs = config.get("lin_ftrs")
     hidden = [50] if lin_ftrs is None else lin_ftrs
-    if not (isinstance(hidden, (list, tuple)) and all(size.accepts(n) for n in hidden)):
+    if not POSITIVE_SIZES.accepts(hidden):
         raise bad("lin_ftrs", f"must be None or a list of positive sizes, got {str(lin_ftrs)[:60]!r}")
     stored = check_stored_layers(hidden, shapes, field, "1.layers.", "lin_ftrs", "hidden size(s)")
     if config["n_class"] != stored[-1]:

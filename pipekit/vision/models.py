@@ -24,7 +24,7 @@ from torch import nn
 
 from pipekit.core.errors import ExportError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, Options, check
 from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
@@ -137,7 +137,7 @@ class XResNet(nn.Sequential):
         pipekit.core.errors.ExportError: field 'arch.config.layers' has blocks per stage [100000, 1], but the stored weights hold [1, 1]; the file is damaged or was not written by pipekit
         """
         layers = config.get("layers", (2, 2, 2, 2))
-        if not (isinstance(layers, (list, tuple)) and all(Interval(1, None, integer=True).accepts(n) for n in layers)):
+        if not POSITIVE_SIZES.accepts(layers):
             raise ExportError(f"field '{field}.layers' must be a list of positive block counts, got "
                               f"{str(layers)[:60]!r}; the file is damaged or was not written by pipekit")
         blocks: dict[int, set[int]] = {}
@@ -342,8 +342,7 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
     size, prob = Interval(1, None, integer=True), Interval(0, 1, closed="left")
     hidden = [512] if lin_ftrs is None else lin_ftrs
     check("create_head", nf=(nf, size), n_out=(n_out, size),
-          lin_ftrs=(hidden, Is(lambda v: isinstance(v, (list, tuple)) and all(size.accepts(n) for n in v),
-                               "None or a list of hidden layer sizes (positive integers)")),
+          lin_ftrs=(hidden, POSITIVE_SIZES),
           y_range=(y_range, Is(lambda v: v is None or (len(v) == 2 and float(v[0]) < float(v[1])),
                                "None or (low, high) with low < high")))
     sizes = [int(nf) * (2 if concat_pool else 1), *(int(n) for n in hidden), int(n_out)]
@@ -544,8 +543,7 @@ def check_stored_head(config: Mapping[str, Any], shapes: Mapping[str, Sequence[i
         return
     lin_ftrs = config.get("lin_ftrs", default)
     lin_ftrs = none if lin_ftrs is None else lin_ftrs
-    size = Interval(1, None, integer=True)
-    if not (isinstance(lin_ftrs, (list, tuple)) and all(size.accepts(n) for n in lin_ftrs)):
+    if not POSITIVE_SIZES.accepts(lin_ftrs):
         raise bad("lin_ftrs", f"must be None or a list of positive sizes, got {str(lin_ftrs)[:60]!r}")
     stored = check_stored_layers(lin_ftrs, shapes, field, prefix, "lin_ftrs", "hidden size(s)")
     if "n_out" in config and config["n_out"] != stored[-1]:
