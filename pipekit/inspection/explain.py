@@ -365,8 +365,9 @@ def _repeat_with(X: Any, names: list[str], feats: Sequence[str], combos: list[np
     n, g = len(X), len(combos[0])
     if isinstance(X, pl.DataFrame):
         rep = pl.concat([X] * g)
-        return rep.with_columns([pl.Series(f, np.repeat(c, n).tolist()).cast(X.schema[f])
-                                 for f, c in zip(feats, combos)])
+        # a Python list only for object values (categories of mixed types): a 2-D grid repeats the rows many times
+        return rep.with_columns([pl.Series(f, r.tolist() if r.dtype == object else r).cast(X.schema[f])
+                                 for f, r in ((f, np.repeat(c, n)) for f, c in zip(feats, combos))])
     if isinstance(X, np.ndarray):
         out = np.tile(X, (g, 1))
         for f, c in zip(feats, combos):
