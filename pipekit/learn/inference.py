@@ -131,7 +131,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     was_training = learn.training
     learn.training = False
     try:
-        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, (Recorder, ProgressCallback))]), \
+        with learn.removed_cbs((Recorder, ProgressCallback)), \
                 learn.added_cbs(extra):
             learn._do_validate(dl)
             if not gather.preds:

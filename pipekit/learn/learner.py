@@ -105,7 +105,7 @@ class Learner:
               lr=(lr, _LR), wd=(wd, Interval(0, None, none_ok=True)),
               moms=(moms, Is(lambda m: len(m) == 3, "3 momentums (start, middle, end)")))
         self.dls, self.model = dls, model
-        self.opt_func, self.lr, self.splitter, self.wd = torch_opt_func(opt_func), lr, splitter, wd
+        self.opt_func, self.lr, self.splitter, self.wd = opt_func, lr, splitter, wd
         self.wd_bn_bias, self.train_bn, self.moms = wd_bn_bias, train_bn, tuple(moms)
         self.path = Path(path) if path is not None else Path(".")
         self.model_dir = model_dir
@@ -298,10 +298,20 @@ class Learner:
         self.stop_requested = True
 
     # ------------------------------------------------------------------ optimiser and groups
+    @property
+    def opt_func(self) -> Callable[..., torch.optim.Optimizer]:
+        """What builds the optimiser; ``partial(OptimWrapper, opt=...)`` is read once, when it is given (here
+        or assigned later), as the torch optimiser it names."""
+        return self._opt_func
+
+    @opt_func.setter
+    def opt_func(self, opt_func: Callable[..., Any]) -> None:
+        self._opt_func = torch_opt_func(opt_func)
+
     def create_opt(self) -> OptimWrapper:
         """Build the optimiser over the splitter's layer groups (called by ``fit`` when needed)."""
         top = self.lr.stop if isinstance(self.lr, slice) else self.lr
-        self.opt = OptimWrapper(self.model, torch_opt_func(self.opt_func), lr=float(np.max(np.atleast_1d(top))),
+        self.opt = OptimWrapper(self.model, self.opt_func, lr=float(np.max(np.atleast_1d(top))),
                                 splitter=self.splitter, wd_bn_bias=self.wd_bn_bias, train_bn=self.train_bn)
         if self.wd is not None:
             self.opt.set_hyper("wd", self.wd)
@@ -458,7 +468,7 @@ class Learner:
         """Loss and metrics over a whole set (default: validation) as ``[loss, *metrics]``."""
         dl = self._get_dl(ds_idx, dl)
         self.training = False
-        with self.removed_cbs([c for c in self.cbs if isinstance(c, ProgressCallback)]):
+        with self.removed_cbs(ProgressCallback):
             self.recorder.metrics = list(self.metrics)
             self._do_validate(dl)
         return self.recorder.valid_row()

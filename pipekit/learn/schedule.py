@@ -374,7 +374,7 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     recorder = learn.__dict__.get("recorder")
     history = dict(recorder.__dict__) if recorder is not None else {}  # a fit makes new lists: a shallow copy keeps it
     try:
-        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, _NOT_IN_SWEEP)]):
+        with learn.removed_cbs(_NOT_IN_SWEEP):
             learn.fit(n_epoch, cbs=[finder])
     finally:
         for k, v in fit_state.items():
