@@ -319,6 +319,7 @@ def _categorical(X: Any, names: list[str], feats: Sequence[str], who: str) -> li
     do not; a date column's grid is the dates present, as for categories."""
     from pipekit.sklearn.frames import as_frame, column_roles
 
+    sub: Any
     if isinstance(X, np.ndarray):
         sub = X[:, [names.index(f) for f in feats]]
     elif isinstance(X, pl.DataFrame):
