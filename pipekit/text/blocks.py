@@ -44,6 +44,9 @@ def _names_file(value: str | None) -> bool:
     return False
 
 
+_GIVE_FILE = "give an existing text file, or the text itself as a str"
+
+
 class TextBlock(TransformBlock):
     """Texts tokenized (:class:`Tokenizer`) and numericalized (:class:`Numericalize`) once, cached on disk.
 
@@ -136,19 +139,31 @@ class TextBlock(TransformBlock):
     def new_paths(self, raw: pl.Series) -> pl.Series:
         """Files given as new items (``learn.predict(Path("review.txt"))``) are read: their text is classified,
         whether the training texts were files or a column of a table (a path given as a ``str`` is the text
-        itself for a model trained on a column)."""
+        itself for a model trained on a column). A missing file is refused by name."""
         paths = raw.cast(pl.String).to_list()
-        missing = next((p for p in paths if not os.path.isfile(p)), None)
-        if missing is not None:
-            raise DataError(f"{missing}: no such file; give an existing text file, or the text itself as a str")
-        if self.read_files:
-            return raw  # read as the training files were
+        if self.read_files:  # the values are files already, read by :meth:`texts` as the training files were
+            missing = next((p for p in paths if not os.path.isfile(p)), None)
+            if missing is not None:  # else taken as words there, a name being a text for such a block
+                raise DataError(f"{missing}: no such file; {_GIVE_FILE}")
+            return raw
+        return pl.Series(raw.name, self._read(paths, [True] * len(paths), missing=_GIVE_FILE), dtype=pl.String)
 
-        def read(path: str) -> str:
-            return read_text_file(path, self.encoding, self.errors)
+    def _read(self, values: list[str | None], read: list[bool], missing: str | None = None) -> list[str | None]:
+        """``values`` with those flagged in ``read`` replaced by their file's text, read in threads (file reads
+        release the GIL); a file that is not there is a :class:`DataError` saying ``missing`` when given."""
+        def one(value_read: tuple[str | None, bool]) -> str | None:
+            value, flag = value_read
+            if not flag:
+                return value
+            try:
+                return read_text_file(value, self.encoding, self.errors)  # type: ignore[arg-type]
+            except FileNotFoundError:
+                if missing is None:
+                    raise
+                raise DataError(f"{value}: no such file; {missing}") from None
 
-        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # file reads release the GIL
-            return pl.Series(raw.name, list(pool.map(read, paths)), dtype=pl.String)
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            return list(pool.map(one, zip(values, read)))
 
     def texts(self, raw: pl.Series, new: bool = False) -> pl.Series:
         """The raw column as one text per item (files read, several columns joined with ``xxfld``).
@@ -164,10 +179,7 @@ class TextBlock(TransformBlock):
                                 f"{raw[0]!r}); give a str")
             values = raw.cast(pl.String).to_list()
             read = [not new or _names_file(v) for v in values]
-            with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # file reads release the GIL
-                texts = list(pool.map(lambda vr: read_text_file(vr[0], self.encoding, self.errors) if vr[1] else vr[0],
-                                      zip(values, read)))
-            return pl.Series("text", texts, dtype=pl.String)
+            return pl.Series("text", self._read(values, read), dtype=pl.String)
         if new and not (raw.dtype == pl.String or raw.dtype == pl.Null or isinstance(raw.dtype, pl.Struct)):
             bad = next((i for i, v in enumerate(raw.to_list()) if not isinstance(v, str)), 0)
             raise DataError(f"a text model predicts on texts: item {bad} is {raw[bad]!r} ({raw.dtype}); give a str")
