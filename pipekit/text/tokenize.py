@@ -89,6 +89,26 @@ class TokenizedTexts:
         index: dict[str, int] = {}
         ids: list[int] = []
         lengths = np.empty(len(token_lists), dtype=np.int64)
+        ok = True
+        for k, toks in enumerate(token_lists):
+            if isinstance(toks, (str, bytes)) or not isinstance(toks, Sequence):
+                ok = False
+                break
+            try:
+                ids += [index.setdefault(t, len(index)) for t in toks]
+            except TypeError:  # an unhashable token
+                ok = False
+                break
+            lengths[k] = len(toks)
+        # the types are checked on the distinct tokens only; the text holding a bad one is looked for on failure
+        if not ok or not all(isinstance(t, str) for t in index):
+            cls._refuse(token_lists, what)
+        return cls(list(index), np.asarray(ids, dtype=np.int32),
+                   np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
+    @staticmethod
+    def _refuse(token_lists: Sequence[Any], what: str) -> None:
+        """Raise naming the first text that is no list of tokens or holds a token that is not a str."""
         for k, toks in enumerate(token_lists):
             if isinstance(toks, (str, bytes)) or not isinstance(toks, Sequence):
                 raise ParameterError(f"{what}: text {k} is a {type(toks).__name__}, not a list of tokens; give one "
@@ -96,10 +116,6 @@ class TokenizedTexts:
             bad = next((j for j, t in enumerate(toks) if not isinstance(t, str)), None)
             if bad is not None:
                 raise ParameterError(f"{what}: token {bad} of text {k} is {toks[bad]!r:.40}, not a str")
-            ids += [index.setdefault(t, len(index)) for t in toks]
-            lengths[k] = len(toks)
-        return cls(list(index), np.asarray(ids, dtype=np.int32),
-                   np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
 
     def __getitem__(self, i: int) -> list[str]:
         n = len(self)
