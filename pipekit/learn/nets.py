@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.errors import ExportError, ParameterError
+from pipekit.core.errors import FieldError, ParameterError
 from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
@@ -108,7 +108,7 @@ def check_stored_layers(layers: Sequence[int], shapes: Mapping[str, Sequence[int
     >>> check_stored_layers([1] * 500, {"layers.1.weight": (4, 3), "layers.3.weight": (2, 4)}, "arch.config")
     Traceback (most recent call last):
     ...
-    pipekit.core.errors.ExportError: field 'arch.config.layers' has 500 hidden layer size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [4]; the file is damaged or was not written by pipekit
+    pipekit.core.errors.FieldError: field 'arch.config.layers' has 500 hidden layer size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [4]; the file is damaged or was not written by pipekit
     """
     key = re.compile(re.escape(prefix) + r"(\d+)\.weight")
     linear = sorted((int(m.group(1)), int(s[0])) for k, s in shapes.items()
@@ -116,10 +116,10 @@ def check_stored_layers(layers: Sequence[int], shapes: Mapping[str, Sequence[int
     stored = [n for _, n in linear]
     layers = list(layers)
     if len(layers) + 1 != len(stored) or layers != stored[:-1]:
-        raise ExportError(f"field '{field}.{name}' has {len(layers)} {what}"
-                          f"{'' if len(layers) > 8 else f' {layers}'}, but the stored weights hold "
-                          f"{max(len(stored) - 1, 0)} hidden linear layer(s) of sizes {stored[:-1][:8]}"
-                          f"{' ...' if len(stored) > 9 else ''}; the file is damaged or was not written by pipekit")
+        raise FieldError(f"{field}.{name}", f"has {len(layers)} {what}{'' if len(layers) > 8 else f' {layers}'}, but "
+                                            f"the stored weights hold {max(len(stored) - 1, 0)} hidden linear layer(s) "
+                                            f"of sizes {stored[:-1][:8]}{' ...' if len(stored) > 9 else ''}; the file "
+                                            "is damaged or was not written by pipekit")
     return stored
 
 
@@ -155,8 +155,8 @@ class MLP(nn.Module):
         """Read by ``load_learner`` before the net is built: the stored ``layers`` against the stored weights."""
         layers = config.get("layers", (200, 100))
         if not POSITIVE_SIZES.accepts(layers):
-            raise ExportError(f"field '{field}.layers' must be a list of positive layer sizes, got {str(layers)[:60]!r}"
-                              "; the file is damaged or was not written by pipekit")
+            raise FieldError(f"{field}.layers", f"must be a list of positive layer sizes, got {str(layers)[:60]!r}; "
+                                                "the file is damaged or was not written by pipekit")
         check_stored_layers(layers, shapes, field)
 
 
@@ -273,20 +273,21 @@ def check_stored_channels(config: Mapping[str, Any], shapes: Mapping[str, Sequen
     >>> check_stored_channels({"channels": [1] * 500}, shapes, "arch.config")
     Traceback (most recent call last):
     ...
-    pipekit.core.errors.ExportError: field 'arch.config.channels' has 500 width(s), but the stored weights hold 2 convolution(s) of widths [4, 8]; the file is damaged or was not written by pipekit
+    pipekit.core.errors.FieldError: field 'arch.config.channels' has 500 width(s), but the stored weights hold 2 convolution(s) of widths [4, 8]; the file is damaged or was not written by pipekit
     """
     channels = config.get("channels", (16, 32, 64))
     if not POSITIVE_SIZES.accepts(channels):
-        raise ExportError(f"field '{field}.channels' must be a list of positive widths, got {str(channels)[:60]!r}; "
-                          "the file is damaged or was not written by pipekit")
+        raise FieldError(f"{field}.channels", f"must be a list of positive widths, got {str(channels)[:60]!r}; the "
+                                              "file is damaged or was not written by pipekit")
     convs = sorted((int(m.group(1)), tuple(s)) for k, s in shapes.items()
                    if (m := _CONV_KEY.fullmatch(k)) is not None and len(s) == 4)
     stored = [int(s[0]) for _, s in convs]
     if list(channels) != stored:
-        raise ExportError(f"field '{field}.channels' has {len(channels)} width(s)"
-                          f"{'' if len(channels) > 8 else f' {list(channels)}'}, but the stored weights hold "
-                          f"{len(stored)} convolution(s) of widths {stored[:8]}{' ...' if len(stored) > 8 else ''}; "
-                          "the file is damaged or was not written by pipekit")
+        raise FieldError(f"{field}.channels", f"has {len(channels)} width(s)"
+                                              f"{'' if len(channels) > 8 else f' {list(channels)}'}, but the stored "
+                                              f"weights hold {len(stored)} convolution(s) of widths {stored[:8]}"
+                                              f"{' ...' if len(stored) > 8 else ''}; the file is damaged or was not "
+                                              "written by pipekit")
 
 
 simple_cnn.check_stored = check_stored_channels  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _mod
 
-from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.nets import check_stored_layers, sigmoid_range
@@ -210,7 +210,7 @@ def check_stored_net(config: Mapping[str, Any], shapes: Mapping[str, Sequence[in
     names and shapes of the weights stored with it, before any module is built: the number of hidden ``layers``
     and each size must be those of the stored linear layers, so a file cannot ask for a net larger than its own
     weights (building one module per layer, even on the meta device, takes time and memory per layer). An
-    ExportError names the field (``field`` + ``.layers``, ...).
+    :class:`FieldError` (an ExportError) names the field (``field`` + ``.layers``, ...).
 
     >>> shapes = {"embeds.weight": (12,), "layers.0.weight": (8, 5), "layers.2.weight": (1, 8)}
     >>> check_stored_net({"emb_szs": [[4, 3]], "n_cont": 2, "out_sz": 1, "layers": [8],
@@ -219,16 +219,16 @@ def check_stored_net(config: Mapping[str, Any], shapes: Mapping[str, Sequence[in
     ...                   "use_bn": False}, shapes, "arch.config")
     Traceback (most recent call last):
     ...
-    pipekit.core.errors.ExportError: field 'arch.config.layers' has 1000 hidden layer size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [8]; the file is damaged or was not written by pipekit
+    pipekit.core.errors.FieldError: field 'arch.config.layers' has 1000 hidden layer size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [8]; the file is damaged or was not written by pipekit
     """
-    def bad(name: str, what: str) -> ExportError:
-        return ExportError(f"field '{field}.{name}' {what}; the file is damaged or was not written by pipekit")
+    def bad(name: str, what: str) -> FieldError:
+        return FieldError(f"{field}.{name}", f"{what}; the file is damaged or was not written by pipekit")
 
     params = inspect.signature(net or TabularModel).parameters  # a subclass (EmbeddingNN) takes its own arguments
     known = set(params)
     unknown = sorted(str(k) for k in config if k not in known)
     if unknown:
-        raise ExportError(f"field '{field}' has unknown key(s) {unknown}; TabularModel takes {sorted(known)}")
+        raise FieldError(field, f"has unknown key(s) {unknown}; TabularModel takes {sorted(known)}")
     fields: dict[str, Any] = {"y_range": Y_RANGE, "layers": POSITIVE_SIZES, "n_cont": Interval(0, None, integer=True),
                               "out_sz": Interval(1, None, integer=True), **TABULAR_OPTIONS}
     for name, value in config.items():

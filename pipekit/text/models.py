@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.nets import SigmoidRange, check_stored_layers, linear_layers
 
@@ -293,10 +293,10 @@ def check_stored_awd_lstm(config: Mapping[str, Any], shapes: Mapping[str, Sequen
     >>> check_stored_awd_lstm({"n_layers": 100000}, shapes, "arch.config")
     Traceback (most recent call last):
     ...
-    pipekit.core.errors.ExportError: field 'arch.config.n_layers' is 100000, but the stored weights hold 1 LSTM layer(s); the file is damaged or was not written by pipekit
+    pipekit.core.errors.FieldError: field 'arch.config.n_layers' is 100000, but the stored weights hold 1 LSTM layer(s); the file is damaged or was not written by pipekit
     """
-    def bad(name: str, what: str) -> ExportError:
-        return ExportError(f"field '{field}.{name}' {what}; the file is damaged or was not written by pipekit")
+    def bad(name: str, what: str) -> FieldError:
+        return FieldError(f"{field}.{name}", f"{what}; the file is damaged or was not written by pipekit")
 
     size = Interval(1, None, integer=True)
     n_layers = config.get("n_layers", 3)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipekit.core.errors import ExportError, ParameterError, UnknownNameError
+from pipekit.core.errors import FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, Options, check
 from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers, simple_cnn
@@ -134,12 +134,12 @@ class XResNet(nn.Sequential):
         ...                                                "0.5.0.convs.0.0.weight": (8, 8, 3, 3)}, "arch.config")
         Traceback (most recent call last):
         ...
-        pipekit.core.errors.ExportError: field 'arch.config.layers' has blocks per stage [100000, 1], but the stored weights hold [1, 1]; the file is damaged or was not written by pipekit
+        pipekit.core.errors.FieldError: field 'arch.config.layers' has blocks per stage [100000, 1], but the stored weights hold [1, 1]; the file is damaged or was not written by pipekit
         """
         layers = config.get("layers", (2, 2, 2, 2))
         if not POSITIVE_SIZES.accepts(layers):
-            raise ExportError(f"field '{field}.layers' must be a list of positive block counts, got "
-                              f"{str(layers)[:60]!r}; the file is damaged or was not written by pipekit")
+            raise FieldError(f"{field}.layers", f"must be a list of positive block counts, got {str(layers)[:60]!r}; "
+                                                "the file is damaged or was not written by pipekit")
         blocks: dict[int, set[int]] = {}
         for k in shapes:
             if (m := re.match(r"0\.(\d+)\.(\d+)\.", k)) is not None and int(m.group(1)) >= 4:
@@ -147,9 +147,9 @@ class XResNet(nn.Sequential):
         stored = [len(blocks.get(i, ())) for i in range(max(blocks, default=-1) + 1)]
         if list(layers) != stored:
             said = str(list(layers)) if len(layers) <= 8 else f"{len(layers)} stages"
-            raise ExportError(f"field '{field}.layers' has blocks per stage {said[:80]}, but the stored weights hold "
-                              f"{stored[:8]}{' ...' if len(stored) > 8 else ''}; the file is damaged or was not "
-                              "written by pipekit")
+            raise FieldError(f"{field}.layers", f"has blocks per stage {said[:80]}, but the stored weights hold "
+                                                f"{stored[:8]}{' ...' if len(stored) > 8 else ''}; the file is "
+                                                "damaged or was not written by pipekit")
 
 
 @register_arch("xresnet18")
@@ -534,10 +534,10 @@ def check_stored_head(config: Mapping[str, Any], shapes: Mapping[str, Sequence[i
     >>> check_stored_head({"n_out": 2, "lin_ftrs": [1] * 500}, shapes, "arch.config")
     Traceback (most recent call last):
     ...
-    pipekit.core.errors.ExportError: field 'arch.config.lin_ftrs' has 500 hidden size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [8]; the file is damaged or was not written by pipekit
+    pipekit.core.errors.FieldError: field 'arch.config.lin_ftrs' has 500 hidden size(s), but the stored weights hold 1 hidden linear layer(s) of sizes [8]; the file is damaged or was not written by pipekit
     """
-    def bad(name: str, what: str) -> ExportError:
-        return ExportError(f"field '{field}.{name}' {what}; the file is damaged or was not written by pipekit")
+    def bad(name: str, what: str) -> FieldError:
+        return FieldError(f"{field}.{name}", f"{what}; the file is damaged or was not written by pipekit")
 
     if config.get("custom_head") is not None:
         return
