@@ -61,11 +61,6 @@ PILImage = ImageMode("RGB")
 PILImageBW = ImageMode("L")
 
 
-def _to_display(value: Any) -> np.ndarray:
-    """A float (C,H,W) or uint8 (H,W,C) image as an (H,W,C) array matplotlib can draw."""
-    return image_array(value)
-
-
 class _PixelBlock(TransformBlock):
     mode = "RGB"
     local_params = ("cache_dir",)  # where this machine caches decoded images
@@ -136,7 +131,7 @@ class ImageBlock(_PixelBlock):
         return [IntToFloat()]
 
     def decode(self, value: Any) -> np.ndarray:
-        return _to_display(value)
+        return image_array(value)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         show_image(ax, value, title)
