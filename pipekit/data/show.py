@@ -37,6 +37,7 @@ def title_text(values: Sequence[Any], width: int) -> str:
     """``values`` joined with `` / ``, wrapped at ``width`` characters (after a ``;`` or a space, never inside a
     label), at most ``TITLE_LINES`` lines."""
     text = " / ".join(label_text(v) for v in values)
+    # not textwrap: it breaks only at spaces and hyphens, and multi-label titles ("a;b;c") need a break after ';'
     # lines are filled word by word, a word ending at a space or after a ';' (a label is never cut), and measured
     # as drawn: a break after ';' adds no space
     width = max(8, width)
