@@ -183,7 +183,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
                                 config=self.config, y_range=self.y_range_, **kwargs)
         _ = learn.optimizer  # built now (a process's first one imports torch's compiler): inside the time counted
         limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3))
-        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)]):  # quiet, as every backend
+        with learn.removed_cbs(ProgressCallback):  # quiet, as every backend
             learn.fit_one_cycle(self.epochs, self.lr, cbs=limit)
         self.stopped_on_time_ = bool(limit is not None and limit.stopped_on_time_)
         self.model_ = learn.model.cpu().eval()
