@@ -105,3 +105,18 @@ def test_resnet_fashion_batch_norm_keeps_activations_alive(capsys, tmp_path):
     assert [p.name for p in out["plots"]] == ["color_dim_3.0.png", "dead_chart_3.0.png", "color_dim_3.1.png",
                                               "dead_chart_3.1.png"]
     assert all(p.parent == tmp_path / "plots" and p.stat().st_size > 1000 for p in out["plots"])
+
+
+def test_book_spellings_run_as_the_book_writes_them(capsys):
+    line, out = run_quick("book_spellings", capsys)
+    assert line.startswith("result: book_spellings quick ch8_mse=") and "time=" in line
+    c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
+    # chapter 8: the model written from scratch learns (it would saturate from torch's N(0, 1) embeddings)
+    assert c["mse"] < 0.9 * c["mean_rating_mse"], line
+    # chapter 9: the 1-D .y feeds scikit-learn, and the book's ensemble is the mean of the forest and the net
+    assert t["rf_sklearn"] > 0.8 and t["forest"] > 0.8 and t["net"] > 0.75, line
+    assert t["ensemble_is_mean"] and t["net_is_learner"]
+    # chapter 10: the ids of one text index the vocabulary back to its tokens
+    assert k["text"].startswith("xxbos xxmaj") and len(k["text"].split()) == 20 and k["vocab"] > 1000
+    # chapter 11: mnist_tiny's two folders and the label of the first file
+    assert s["vocab"] == ["3", "7"] and (s["train"], s["valid"]) == (709, 699) and s["first"] == s["first_folder"]

@@ -1,0 +1,124 @@
+"""book_spellings: four of the book's workflows written the way the book writes them, on the real data sets.
+
+1. Chapter 8, a collaborative-filtering model from scratch on the MovieLens sample: ``class DotProductBias(Module)``
+   with no ``super().__init__()``, ``Embedding`` tables starting from N(0, 0.01) and ``sigmoid_range``, trained by a
+   plain ``Learner`` with ``MSELossFlat``; scored as validation MSE against predicting the mean rating.
+2. Chapter 9, adult with pandas habits: ``pd.read_csv``, the processed ``to.train.xs`` / ``to.train.y`` (1-D)
+   given to scikit-learn's random forest, then a ``tabular_learner`` net, and the book's ensemble of the two
+   (``MeanEnsemble({"rf": ..., "net": TorchTabular.from_learner(learn)})``); accuracy of each.
+3. Chapter 10, the tokenizer by hand on imdb_sample: ``tkn = Tokenizer(WordTokenizer())``, ``toks = tkn(txt)``,
+   ``num.setup(toks200)``, ``nums = num(toks)[:20]``, and ``' '.join(num.vocab[o] for o in nums)``.
+4. Chapter 11, ``TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter()(files))`` on
+   mnist_tiny: the vocabulary, an item and its decoded label.
+
+    python recipes/book_spellings.py            # full run
+    python recipes/book_spellings.py --quick    # fewer rows and epochs, for tests
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+import pipekit
+from pipekit.data import Categorize, GrandparentSplitter, TfmdLists, get_image_files, parent_label
+from pipekit.datasets import path
+from pipekit.ensemble import MeanEnsemble, TorchTabular
+from pipekit.learn import Embedding, Learner, Module, MSELossFlat, accuracy, sigmoid_range
+from pipekit.tabular import Categorify, CollabDataLoaders, FillMissing, Normalize, Tabular, tabular_learner
+from pipekit.text import Numericalize, Tokenizer, WordTokenizer
+
+
+class DotProductBias(Module):
+    """The book's chapter 8 model: user and movie factors and biases, squashed into ``y_range``."""
+
+    def __init__(self, n_users: int, n_movies: int, n_factors: int, y_range: tuple = (0, 5.5)):
+        self.user_factors, self.user_bias = Embedding(n_users, n_factors), Embedding(n_users, 1)
+        self.movie_factors, self.movie_bias = Embedding(n_movies, n_factors), Embedding(n_movies, 1)
+        self.y_range = y_range
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        users, movies = self.user_factors(x[:, 0]), self.movie_factors(x[:, 1])
+        res = (users * movies).sum(dim=1, keepdim=True) + self.user_bias(x[:, 0]) + self.movie_bias(x[:, 1])
+        return sigmoid_range(res, *self.y_range)
+
+
+def collab_from_scratch(epochs: int) -> dict:
+    dls = CollabDataLoaders.from_csv(path("movie_lens_sample") / "ratings.csv", bs=64, seed=42)
+    tab = dls.tabular
+    baseline = float(((tab.valid.y_array() - float(tab.train.y_array().mean())) ** 2).mean())
+    pipekit.set_seed(42)
+    learn = Learner(dls, DotProductBias(len(dls.classes["userId"]), len(dls.classes["movieId"]), 50),
+                    loss_func=MSELossFlat())
+    learn.fit_one_cycle(epochs, 5e-3, wd=0.1)
+    return {"mse": float(learn.validate()[0]), "mean_rating_mse": baseline}
+
+
+def tabular_ensemble(rows: int, epochs: int) -> dict:
+    from sklearn.ensemble import RandomForestClassifier
+
+    df = pd.read_csv(path("adult_sample") / "adult.csv", skipinitialspace=True).head(rows)
+    n_train = int(len(df) * 0.8)
+    to = Tabular(df, procs=[Categorify, FillMissing, Normalize],
+                 cat_names=["workclass", "education", "marital-status", "occupation", "relationship", "race"],
+                 cont_names=["age", "fnlwgt", "education-num"], y_names="salary", y_block="category",
+                 splits=(list(range(n_train)), list(range(n_train, len(df)))))
+    xs, y, valid_xs, valid_y = to.train.xs.to_pandas(), np.asarray(to.train.y), to.valid.xs.to_pandas(), np.asarray(to.valid.y)
+    rf = RandomForestClassifier(100, min_samples_leaf=5, max_features=0.5, n_jobs=-1, random_state=0).fit(xs, y)
+    rf_acc = float((rf.predict(valid_xs) == valid_y).mean())
+    pipekit.set_seed(42)
+    learn = tabular_learner(to.dataloaders(bs=256), layers=[200, 100], metrics=accuracy)
+    learn.fit_one_cycle(epochs, 1e-2)
+    net = TorchTabular.from_learner(learn)
+    from pipekit.backends import RandomForest
+
+    forest = RandomForest("classification", n_estimators=100, min_samples_leaf=5, n_jobs=-1).fit(to.train)
+    ens = MeanEnsemble({"rf": forest, "net": net})
+    mean = (forest.predict_proba(to.valid) + net.predict_proba(to.valid)) / 2
+    same = bool(np.allclose(ens.predict_proba(to.valid), mean))
+    # the wrapped net predicts what the learner does
+    learner_probs = learn.get_preds()[0].numpy()
+    return {"ensemble_is_mean": same, "net_is_learner": bool(np.allclose(net.predict_proba(to.valid), learner_probs,
+                                                                          atol=1e-5)),
+            "rf_sklearn": rf_acc, "net": float(net.score(to.valid)), "forest": float(forest.score(to.valid)),
+            "ensemble": float(ens.score(to.valid))}
+
+
+def tokenizer_by_hand() -> dict:
+    txts = pd.read_csv(path("imdb_sample") / "texts.csv").text.tolist()
+    tkn = Tokenizer(WordTokenizer())
+    toks = tkn(txts[0])
+    num = Numericalize()
+    num.setup([tkn(t) for t in txts[:200]])
+    nums = num(toks)[:20]
+    return {"tokens": len(toks), "vocab": len(num.vocab), "text": " ".join(num.vocab[o] for o in nums)}
+
+
+def tfmdlists_of_files() -> dict:
+    files = get_image_files(path("mnist_tiny"), folders=["train", "valid"])
+    tls = TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter(valid_name="valid")(files))
+    return {"vocab": tls.vocab, "train": len(tls.train), "valid": len(tls.valid), "first": tls.decode(tls[0]),
+            "first_folder": files[0].parent.name}
+
+
+def main(quick: bool = False) -> dict:
+    t0 = time.perf_counter()
+    out = {"collab": collab_from_scratch(2 if quick else 5),
+           "tabular": tabular_ensemble(6000 if quick else 32561, 1 if quick else 4),
+           "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files()}
+    c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
+    print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
+          f"(mean rating {c['mean_rating_mse']:.4f}) ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
+          f"ch9_forest={t['forest']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
+          f"ch11_vocab={'/'.join(s['vocab'])} ch11_items={s['train']}+{s['valid']} "
+          f"time={time.perf_counter() - t0:.1f}s")
+    return out
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer rows and epochs (for tests)")
+    main(quick=p.parse_args().quick)
