@@ -46,8 +46,13 @@ class DotProductBias(Module):
         return sigmoid_range(res, *self.y_range)
 
 
+def dataloaders(bs: int = 64):
+    """Chapter 8's loaders: the MovieLens sample's ratings, (user, movie) codes and a rating per row."""
+    return CollabDataLoaders.from_csv(path("movie_lens_sample") / "ratings.csv", bs=bs, seed=42)
+
+
 def collab_from_scratch(epochs: int) -> dict:
-    dls = CollabDataLoaders.from_csv(path("movie_lens_sample") / "ratings.csv", bs=64, seed=42)
+    dls = dataloaders()
     tab = dls.tabular
     baseline = float(((tab.valid.y_array() - float(tab.train.y_array().mean())) ** 2).mean())
     pipekit.set_seed(42)
