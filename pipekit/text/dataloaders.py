@@ -36,9 +36,10 @@ _PCT_OR_NONE = Interval(0, 1, closed="neither", none_ok=True)
 
 
 def _text_block(text_vocab: Sequence[str] | None, is_lm: bool, seq_len: int, tok: Tokenizer | None, min_freq: int,
-                max_vocab: int, max_len: int | None, cache_dir: Any, read_files: bool) -> TextBlock:
+                max_vocab: int, max_len: int | None, cache_dir: Any, read_files: bool, encoding: str = "utf-8",
+                errors: str = "strict") -> TextBlock:
     return TextBlock(tok=tok, is_lm=is_lm, seq_len=seq_len, vocab=text_vocab, min_freq=min_freq, max_vocab=max_vocab,
-                     max_len=max_len, read_files=read_files, cache_dir=cache_dir)
+                     max_len=max_len, read_files=read_files, encoding=encoding, errors=errors, cache_dir=cache_dir)
 
 
 def _check_not_continuous(frame: pl.DataFrame, label: str) -> None:
@@ -69,9 +70,12 @@ class TextDataLoaders:
                     valid_pct: float | None = None, seed: int | None = None, vocab: Sequence[str] | None = None,
                     text_vocab: Sequence[str] | None = None, is_lm: bool = False, seq_len: int = 72,
                     tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, max_len: int | None = None,
-                    cache_dir: Any = None, **kwargs: Any) -> DataLoaders:
+                    cache_dir: Any = None, encoding: str = "utf-8", errors: str = "strict",
+                    **kwargs: Any) -> DataLoaders:
         """Text files in ImageNet-style folders: ``path/train/<label>/*.txt`` and ``path/valid/<label>/*.txt``
         (or, with ``valid_pct``, every text file under ``path`` split at random); the label is the folder.
+        The files are read as ``encoding``; ``errors="replace"`` (or ``"ignore"``) reads bytes that are not
+        valid in it instead of stopping at the first file that has them.
 
         The DataBlock: ``blocks=(TextBlock.from_folder(path, ...), CategoryBlock(vocab))`` (only the
         TextBlock with ``is_lm``), ``get_items=get_text_files`` (in ``train`` and ``valid`` without
@@ -84,7 +88,8 @@ class TextDataLoaders:
             get_items: Callable[..., Any] = partial(get_text_files, folders=[train, valid])
         else:
             splitter, get_items = RandomSplitter(valid_pct, seed=seed), get_text_files
-        text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, max_len, cache_dir, read_files=True)
+        text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, max_len, cache_dir, read_files=True,
+                           encoding=encoding, errors=errors)
         blocks: tuple[Any, ...] = (text,) if is_lm else (text, CategoryBlock(vocab=vocab))
         dblock = DataBlock(blocks=blocks, get_items=get_items, get_y=None if is_lm else parent_label, splitter=splitter)
         return dblock.dataloaders(path, seed=seed, **kwargs)
