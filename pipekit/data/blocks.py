@@ -72,7 +72,8 @@ class TransformBlock(Component):
             rows = raw.is_null().arg_true().to_list()
             more = " ..." if len(rows) > 10 else ""
             raise DataError(f"{type(self).__name__} ({role}) has {len(rows)} null value(s) at rows "
-                            f"{rows[:10]}{more}; fill or drop those rows before building the data")
+                            f"{rows[:10]}{more} (positions in the items, from 0); fill or drop those rows before "
+                            f"building the data")
 
     def fit_tfms(self, item_tfms: Sequence[Transform] = ()) -> list[Transform]:
         """Set ``tfms_``: the type transforms plus the item transforms that apply to this block, in order."""

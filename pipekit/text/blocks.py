@@ -165,6 +165,19 @@ class TextBlock(TransformBlock):
         with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
             return list(pool.map(one, zip(values, read)))
 
+    def check_raw(self, raw: pl.Series, role: str) -> None:
+        """Refuse nulls; with several text columns, a row is refused only when all of them are null (a null
+        field is an empty one, its ``xxfld`` marker kept)."""
+        super().check_raw(raw, role)
+        if isinstance(raw.dtype, pl.Struct):
+            fields = raw.struct.unnest()
+            rows = fields.select(pl.all_horizontal(pl.all().is_null())).to_series().arg_true().to_list()
+            if rows:
+                more = " ..." if len(rows) > 10 else ""
+                raise DataError(f"TextBlock ({role}) has {len(rows)} row(s) with no text in any of the columns "
+                                f"{fields.columns}, at rows {rows[:10]}{more} (positions in the items, from 0); "
+                                f"fill or drop those rows before building the data")
+
     def texts(self, raw: pl.Series, new: bool = False) -> pl.Series:
         """The raw column as one text per item (files read, several columns joined with ``xxfld``).
 
