@@ -272,9 +272,14 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
                         f"no batch to train on; lower bs (e.g. bs={len(train)}) or pass drop_last=False")
     seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
-    return (dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common),
-            dl_type(valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False,
-                    **({"drop_last": True} if valid_drop_last else {}), **common))
+    train_dl = dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common)
+    try:
+        valid_dl = dl_type(valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False,
+                           **({"drop_last": True} if valid_drop_last else {}), **common)
+    except DataError as e:  # a loader's size check (a language model's streams) failing on the validation set
+        raise DataError(f"the validation set ({len(valid)} items, bs={val_bs or bs}): {e}; for the validation set "
+                        f"alone, pass val_bs=... to dataloaders()") from None
+    return train_dl, valid_dl
 
 
 class DataLoaders:
