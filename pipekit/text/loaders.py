@@ -13,7 +13,7 @@ import pyarrow as pa
 import torch
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, check
+from pipekit.core.validate import Interval, check, check_positive_int
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.text.store import TextStore
 
@@ -174,3 +174,30 @@ class LMDataLoader(DataLoader):
         block = self.blocks[0]
         n = len(batch[0]) if max_n is None else min(max_n, len(batch[0]))
         return [(block.decode(batch[0][k]), block.decode(batch[1][k])) for k in range(n)]
+
+    def show_batch(self, max_n: int = 9, path: str | None = None, nrows: int | None = None,
+                   ncols: int | None = None, figsize: tuple[float, float] | None = None, unique: bool = False) -> Any:
+        """The first batch's windows, one per row, each beside its target: the same tokens moved on by one
+        (the columns ``text`` and ``text_``, as fastai shows them), the next token the model learns to predict
+        at each position. ``nrows`` (at most ``max_n``) limits the rows; the two columns are fixed. Returns the
+        PNG path when one was written."""
+        from pipekit.data.plotting import get_pyplot, savefig_or_show
+        from pipekit.data.show import CELL_INCHES
+
+        check_positive_int("show_batch", "max_n", max_n)
+        if unique:
+            raise ParameterError("show_batch(unique=True) shows one item's augmentations; a language model's "
+                                 "batches have none: call show_batch(max_n=...)")
+        if ncols not in (None, 2):
+            raise ParameterError(f"show_batch: a language model's batch is shown in 2 columns (text, text_), "
+                                 f"got ncols={ncols}")
+        if nrows is not None:
+            check_positive_int("show_batch", "nrows", nrows)
+            max_n = min(max_n, nrows)
+        block, rows = self.blocks[0], self.decode_batch(self.one_batch(), max_n=max_n)
+        fig, axes = get_pyplot().subplots(len(rows), 2, squeeze=False, layout="constrained",
+                                          figsize=figsize or (4 * CELL_INCHES, 0.6 * CELL_INCHES * len(rows)))
+        for i, pair in enumerate(rows):
+            for j, value in enumerate(pair):
+                block.show(axes[i, j], value, ("text", "text_")[j] if i == 0 else None)
+        return savefig_or_show(fig, path, name="show_batch")
