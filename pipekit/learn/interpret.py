@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check
 from pipekit.data.blocks import TransformBlock
@@ -76,7 +76,29 @@ class Interpretation:
 
 
 class ClassificationInterpretation(Interpretation):
-    """Interpretation for single-label classifiers; class names come from ``dls.vocab``."""
+    """Interpretation for classifiers; class names come from ``dls.vocab``.
+
+    A multi-label model (``MultiCategoryBlock``: targets of 0/1 per label) has no confusion matrix between
+    classes: ``confusion_matrix``, ``most_confused`` and ``plot_confusion_matrix`` refuse it, while
+    ``classification_report`` gives each label's precision and recall and ``plot_top_losses`` titles each item
+    with its predicted and actual label sets.
+    """
+
+    @property
+    def multi_label(self) -> bool:
+        """True when each target is a 0/1 vector over the labels (a ``MultiCategoryBlock``)."""
+        return self.targs.ndim == 2 and self.targs.shape == self.preds.shape
+
+    def _single_label(self, what: str) -> None:
+        if self.multi_label:
+            raise ParameterError(f"{what}: a multi-label model's items may have any number of labels, so there is no "
+                                 f"confusion between one actual and one predicted class; use "
+                                 f"interp.print_classification_report() (precision and recall per label), "
+                                 f"interp.plot_top_losses(k) or learn.show_results()")
+
+    def _labels(self, row: torch.Tensor) -> str:
+        v = self.vocab
+        return ";".join(str(v[j]) for j in torch.nonzero(row.reshape(-1) > 0.5).reshape(-1).tolist()) or "(none)"
 
     @property
     def vocab(self) -> list:
@@ -86,7 +108,8 @@ class ClassificationInterpretation(Interpretation):
         return list(v) if v is not None and len(v) == n else [str(i) for i in range(n)]
 
     def confusion_matrix(self) -> np.ndarray:
-        """Counts ``[actual, predicted]`` over the set."""
+        """Counts ``[actual, predicted]`` over the set (single-label models)."""
+        self._single_label("confusion_matrix")
         n = len(self.vocab)
         t = self.targs.reshape(-1).long().numpy()
         d = self.decoded.reshape(-1).long().numpy()
@@ -94,6 +117,7 @@ class ClassificationInterpretation(Interpretation):
 
     def most_confused(self, min_val: int = 1) -> list[tuple[str, str, int]]:
         """(actual, predicted, count) for off-diagonal cells with at least ``min_val`` items, most first."""
+        self._single_label("most_confused")
         cm = self.confusion_matrix()
         v = self.vocab
         pairs = [(v[i], v[j], int(cm[i, j])) for i in range(len(v)) for j in range(len(v))
@@ -105,6 +129,7 @@ class ClassificationInterpretation(Interpretation):
                               **fig_kwargs: Any) -> Path | None:
         """Draw the confusion matrix (PNG when headless); ``fig_kwargs`` (``figsize``, ``dpi``) go to the figure,
         as in the book's ``plot_confusion_matrix(figsize=(12, 12), dpi=60)``."""
+        self._single_label("plot_confusion_matrix")
         cm = self.confusion_matrix().astype(float)
         if normalize:
             cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -144,17 +169,23 @@ class ClassificationInterpretation(Interpretation):
             ax.axis("off")
         width = title_chars(size[0] / ncols)
         for ax, loss, i in zip(axs.flat, losses.tolist(), idxs.tolist()):
-            actual, predicted = int(self.targs[i]), int(self.decoded[i])
-            title = f"{v[predicted]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, predicted]):.2f}"
+            if self.multi_label:  # the label sets; no single probability to give
+                title = f"{self._labels(self.decoded[i])}/{self._labels(self.targs[i])} / {loss:.2f}"
+            else:
+                actual, predicted = int(self.targs[i]), int(self.decoded[i])
+                title = f"{v[predicted]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, predicted]):.2f}"
             self._show_input(ax, i, title_text([title], width))
-        fig.suptitle("predicted / actual / loss / probability")
+        fig.suptitle("predicted / actual / loss" + ("" if self.multi_label else " / probability"))
         return savefig_or_show(fig, path, name="top_losses")
 
     def classification_report(self) -> str:
-        """Precision, recall and F1 per class (sklearn's report), as text."""
+        """Precision, recall and F1 per class (sklearn's report), as text; per label for a multi-label model."""
         from sklearn.metrics import classification_report
 
         v = self.vocab
+        if self.multi_label:
+            return str(classification_report((self.targs > 0.5).int().numpy(), (self.decoded > 0.5).int().numpy(),
+                                             target_names=[str(c) for c in v], zero_division=0))
         return str(classification_report(self.targs.reshape(-1).numpy(), self.decoded.reshape(-1).numpy(),
                                          labels=list(range(len(v))), target_names=[str(c) for c in v],
                                          zero_division=0))

@@ -178,3 +178,33 @@ def test_points_are_learned_and_answered_in_pixels(points, canvases, tmp_path):
                               tmp_path)
     for decoded, _ in there:
         assert np.allclose(np.asarray(decoded), ref, atol=1e-5)
+
+
+def test_multi_label_interpretation(multi, tmp_path, monkeypatch):
+    """ClassificationInterpretation on the multi-label model: per-label report, top losses titled with label
+    sets, and no confusion matrix (there is no one actual class per picture), where the flattened 0/1 bits
+    were counted as class indices."""
+    from sklearn.metrics import precision_score
+
+    import pipekit.data.plotting as plotting
+    from pipekit.core.errors import ParameterError
+    from pipekit.learn import ClassificationInterpretation
+
+    interp = ClassificationInterpretation.from_learner(multi)
+    assert interp.multi_label
+    for call in (interp.confusion_matrix, interp.most_confused, interp.plot_confusion_matrix):
+        with pytest.raises(ParameterError, match="multi-label.*print_classification_report"):
+            call()
+    report = interp.classification_report()
+    t, d = (interp.targs > 0.5).int().numpy(), (interp.decoded > 0.5).int().numpy()
+    p7 = precision_score(t[:, 1], d[:, 1], zero_division=0)
+    line7 = next(ln.split() for ln in report.splitlines() if ln.strip().startswith("7 "))
+    assert float(line7[1]) == pytest.approx(p7, abs=0.006) and int(line7[-1]) == int(t[:, 1].sum())
+    shown = []
+    monkeypatch.setattr(plotting, "savefig_or_show", lambda fig, path=None, name="": shown.append(fig))
+    monkeypatch.setattr("pipekit.learn.interpret.savefig_or_show", lambda fig, path=None, name="": shown.append(fig))
+    interp.plot_top_losses(3)
+    titles = [ax.get_title() for ax in shown[0].axes if ax.get_title()]
+    losses, idxs = interp.top_losses(3)
+    want = [";".join(multi.dls.vocab[j] for j in range(2) if interp.targs[i, j] > 0.5) for i in idxs.tolist()]
+    assert len(titles) == 3 and [t.split(" / ")[0].split("/")[1] for t in titles] == want
