@@ -99,6 +99,10 @@ def test_an_image_too_large_to_decode_is_named_and_listed(tmp_path):
         decode_image(huge)
     files = sorted(tmp_path.rglob("*.png"))
     assert verify_images(files) == [huge]
+    # a folder is searched (not walked as the characters of its name, which listed Path('/') as a bad file)
+    assert verify_images(tmp_path) == verify_images(str(tmp_path)) == [huge]
+    with pytest.raises(DataError, match=r"huge.png' is not a folder; give a folder or a list of files"):
+        verify_images(huge)
     with pytest.raises(PipelineStepError, match=msg):
         ImageDataLoaders.from_folder(tmp_path, img_cls="L", bs=4, seed=0)
 
@@ -185,3 +189,26 @@ def test_values_beyond_float32_are_named_not_taken_for_missing(tmp_path):
                                   .alias("fnlwgt"))
     with pytest.raises(DataError, match=r"'fnlwgt' holds 1 value\(s\) beyond .* the largest -1e\+300 \(first at row 7\)"):
         Tabular(one, splits=RandomSplitter(0.2, seed=0), **kw)
+
+
+def test_image_formats_found_and_the_ones_left_out_named(tmp_path):
+    """Every format pipekit decodes is found in a folder; a file in an image format it cannot decode (.heic,
+    .svg) is named in a warning instead of disappearing from the data."""
+    from PIL import Image
+
+    from pipekit.data import get_image_files
+    from pipekit.data.getters import IMAGE_EXTENSIONS
+
+    img = Image.open(sorted((MNIST / "train" / "3").glob("*.png"))[0]).convert("RGB")
+    formats = {".jpe": "JPEG", ".pbm": "PPM", ".pnm": "PPM", ".avif": "AVIF", ".dib": "BMP", ".jp2": "JPEG2000"}
+    for ext, fmt in formats.items():
+        (img.convert("1") if ext == ".pbm" else img).save(tmp_path / f"a{ext}", format=fmt)
+    (tmp_path / "phone.heic").write_bytes(b"\0" * 64)
+    (tmp_path / "logo.svg").write_text("<svg/>")
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.warns(UserWarning, match=r"left out 2 file\(s\) in image formats pipekit does not decode: 1 \.heic, "
+                                         r"1 \.svg; convert them"):
+        found = get_image_files(tmp_path)
+    assert sorted(f.suffix for f in found) == sorted(formats) and set(formats) <= IMAGE_EXTENSIONS
+    for f in found:
+        assert decode_image(f).shape == (28, 28, 3), f

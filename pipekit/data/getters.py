@@ -7,6 +7,7 @@ one item names that item.
 """
 from __future__ import annotations
 
+import mimetypes
 import os
 import re
 import warnings
@@ -21,9 +22,12 @@ from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.registry import register
 from pipekit.core.validate import Is, Options
 
+#: the image formats pipekit decodes (OpenCV, else Pillow); other files that look like images are named when left out
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"})
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp", ".avif", ".jp2",
+     ".ppm", ".pgm", ".pbm", ".pnm"})
 TEXT_EXTENSIONS = frozenset({".txt"})
+_MIME = mimetypes.MimeTypes()  # Python's own table, not this machine's files: the same answer everywhere
 
 
 # ---------------------------------------------------------------------------------------- finding files
@@ -52,6 +56,11 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, 
     709
     """
     _folder_not_list(path, "get_files")
+    return _walk(path, extensions, recurse, folders, followlinks)[0]
+
+
+def _walk(path: str | os.PathLike, extensions: Iterable[str] | None, recurse: bool, folders: Sequence[str] | None,
+          followlinks: bool) -> tuple[list[Path], _Walk]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"get_files: {path} does not exist")
@@ -67,7 +76,7 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, 
         walk.folder(str(root), os.path.realpath(root), via=None, recurse=recurse)
     walk.follow_links(recurse)
     walk.report()
-    return sorted(Path(p) for p in walk.kept.values())
+    return sorted(Path(p) for p in walk.kept.values()), walk
 
 
 class _Walk:
@@ -86,6 +95,7 @@ class _Walk:
         self.dropped: dict[str, int] = {}  # link -> files it led to a second time
         self.loops: dict[str, tuple[str, int]] = {}  # link -> (the folder above it that it points to, files there)
         self.unreadable: list[str] = []
+        self.left_out: dict[str, int] = {}  # extension -> files not listed for it
 
     def _rel(self, p: str) -> str:
         return os.path.relpath(p, self.base)
@@ -124,6 +134,9 @@ class _Walk:
                     self.file_links.append((entry.path, os.path.realpath(entry.path)))
                 else:
                     self._file(entry.path, os.path.join(real, entry.name), via)
+            else:
+                ext = os.path.splitext(entry.name)[1].lower()
+                self.left_out[ext] = self.left_out.get(ext, 0) + 1
 
     def follow_links(self, recurse: bool) -> None:
         i = 0
@@ -167,13 +180,35 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
     1408
     """
     _folder_not_list(path, "get_image_files")
-    return get_files(path, extensions=IMAGE_EXTENSIONS, recurse=recurse, folders=folders)
+    files, walk = _walk(path, IMAGE_EXTENSIONS, recurse, folders, True)
+    # files whose extension says image but that pipekit cannot decode (.heic, .svg, .tga...): named, not lost quietly
+    looks = {e: n for e, n in sorted(walk.left_out.items())
+             if e and (_MIME.guess_type("x" + e)[0] or "").startswith("image/")}
+    if looks:
+        warnings.warn(f"get_image_files({str(path)!r}) left out {sum(looks.values())} file(s) in image formats "
+                      f"pipekit does not decode: " + ", ".join(f"{n} {e}" for e, n in looks.items())
+                      + f"; convert them to one of {sorted(IMAGE_EXTENSIONS)} to use them", stacklevel=2)
+    return files
 
 
 def get_text_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> list[Path]:
     """``.txt`` files under ``path`` (see :func:`get_files`)."""
     _folder_not_list(path, "get_text_files")
     return get_files(path, extensions=TEXT_EXTENSIONS, recurse=recurse, folders=folders)
+
+
+def check_split_folders(path: str | os.PathLike, train: str, valid: str, who: str) -> None:
+    """Refuse a folder without the ``train``/``valid`` sub-folders a factory reads, naming the folders there and
+    the two fixes (``valid_pct`` for class folders straight under ``path``, or the names of the split folders)."""
+    root = Path(path)
+    missing = [name for name in (train, valid) if not (root / name).is_dir()]
+    if not missing or not root.is_dir():
+        return  # a missing path is named by the finder itself
+    there = sorted(e.name for e in root.iterdir() if e.is_dir() and not e.name.startswith("."))
+    raise DataError(f"{who}: {str(root)!r} has no {' or '.join(repr(m) for m in missing)} folder (its folders: "
+                    f"{there[:10]}{' ...' if len(there) > 10 else ''}); with the class folders directly under it, "
+                    f"pass valid_pct=0.2 (and seed=42) to split at random, or name the split folders with "
+                    f"train=..., valid=...")
 
 
 # pipekit's own finders can be named in a file, so a saved DataBlock keeps its get_items (a user's function is left out)

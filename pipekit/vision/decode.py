@@ -181,6 +181,7 @@ def _bad(path: Path, mode: str) -> str | None:
 def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_workers: int = 2) -> list[Path]:
     """Return the files that cannot be decoded or are truncated (empty list when all are fine).
 
+    ``files`` is a list of files (``get_image_files(path)``), or a folder, whose image files are checked.
     Run it before training, then delete or fix what it lists, as in:
         >>> bad = verify_images(get_image_files(path))   # doctest: +SKIP
         >>> for f in bad: f.unlink()                      # doctest: +SKIP
@@ -188,6 +189,14 @@ def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_wor
     _check_mode(mode)
     if num_workers < 1:
         raise ValueError(f"num_workers={num_workers} must be >= 1")
+    if isinstance(files, (str, os.PathLike)):  # one path: a folder to search, never the characters of its name
+        from pipekit.core.errors import DataError
+        from pipekit.data.getters import get_image_files
+
+        if not os.path.isdir(files):
+            raise DataError(f"verify_images: {os.fspath(files)!r} is not a folder; give a folder or a list of files "
+                            f"(verify_images(get_image_files(path)))")
+        files = get_image_files(files)
     paths = [Path(f) for f in files]
     with ThreadPoolExecutor(num_workers) as ex:
         errors = list(ex.map(lambda p: _bad(p, mode), paths))
