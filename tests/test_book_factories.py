@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pipekit.datasets as D
-from pipekit.core.errors import ParameterError, PipelineStepError
+from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.data import (CategoryBlock, ColReader, DataBlock, GrandparentSplitter,
                           MultiCategoryBlock, RandomSplitter, get_image_files, get_text_files,
                           parent_label)
@@ -181,3 +181,34 @@ def test_tabular_and_collab_from_csv():
     d = CollabDataLoaders.from_df(pl.read_csv(ratings), bs=64, seed=0)
     _same(c, d)
     assert c.tabular.cat_names[:2] == ["userId", "movieId"] and len(c.valid_ds) == round(0.2 * 6031)
+
+
+def test_from_folder_without_split_folders_names_the_fix(tmp_path):
+    """Class folders straight under the path (a user's own folder): the error lists them and says valid_pct."""
+    src = sorted(get_image_files(D.path("mnist_tiny") / "train"))
+    for label in ("3", "7"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        (tmp_path / "txts" / label).mkdir(parents=True)
+        for i, f in enumerate(x for x in src if x.parent.name == label):
+            if i < 10:
+                (tmp_path / "imgs" / label / f.name).write_bytes(f.read_bytes())
+                (tmp_path / "txts" / label / f"{i}.txt").write_text(f"a {label} text {i}")
+    with pytest.raises(DataError, match=r"'train' or 'valid' folder \(its folders: \['3', '7'\]\); .*valid_pct=0\.2"):
+        ImageDataLoaders.from_folder(tmp_path / "imgs", item_tfms=Resize(28))
+    with pytest.raises(DataError, match=r"TextDataLoaders.from_folder: .*'train' or 'valid' folder"):
+        TextDataLoaders.from_folder(tmp_path / "txts")
+    dls = ImageDataLoaders.from_folder(tmp_path / "imgs", valid_pct=0.2, seed=42, item_tfms=Resize(28), bs=4)
+    assert len(dls.train_ds) + len(dls.valid_ds) == 20 and dls.vocab == ["3", "7"]
+
+
+def test_from_df_takes_full_paths():
+    """A table made from get_image_files holds full paths: they are used as they are, not put under path."""
+    files = sorted(get_image_files(D.path("mnist_tiny") / "valid"))[::20]
+    df = pl.DataFrame({"fname": [str(f) for f in files], "label": [f.parent.name for f in files]})
+    dls = ImageDataLoaders.from_df(df, item_tfms=Resize(28), seed=1, bs=4)
+    assert len(dls.train_ds) + len(dls.valid_ds) == len(files)
+    rel = pl.DataFrame({"fname": [str(f.relative_to(D.path("mnist_tiny"))) for f in files], "label": df["label"]})
+    _same(dls, ImageDataLoaders.from_df(rel, path=D.path("mnist_tiny"), item_tfms=Resize(28), seed=1, bs=4))
+    mixed = pl.concat([df.head(2), rel.slice(2)])
+    with pytest.raises(DataError, match=r"fn_col 'fname' mixes full paths \(row 0: .*\) with names relative"):
+        ImageDataLoaders.from_df(mixed, path=D.path("mnist_tiny"), item_tfms=Resize(28), seed=1)

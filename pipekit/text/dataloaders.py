@@ -25,6 +25,7 @@ from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, check
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, GrandparentSplitter,
                           MultiCategoryBlock, RandomSplitter, get_text_files, parent_label)
+from pipekit.data.getters import check_split_folders
 from pipekit.data.items import read_csv_table, table_column, to_items
 from pipekit.text.blocks import TextBlock
 from pipekit.text.tokenize import Tokenizer
@@ -84,6 +85,7 @@ class TextDataLoaders:
         """
         check("TextDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE))
         if valid_pct is None:
+            check_split_folders(path, train, valid, "TextDataLoaders.from_folder")
             splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid)
             get_items: Callable[..., Any] = partial(get_text_files, folders=[train, valid])
         else:

@@ -23,11 +23,12 @@ from typing import Any
 
 import polars as pl
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, FileName,
                           GrandparentSplitter, MultiCategoryBlock, Pipe, RandomSplitter, RegexLabeller, get_image_files,
                           parent_label)
+from pipekit.data.getters import check_split_folders
 from pipekit.data.items import one_type_column, read_csv_table, table_column, to_items
 from pipekit.vision.blocks import IMAGE_CLASSES, ImageBlock, MaskBlock
 
@@ -86,6 +87,7 @@ class ImageDataLoaders:
         check("ImageDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE),
               img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         if valid_pct is None:
+            check_split_folders(path, train, valid, "ImageDataLoaders.from_folder")
             splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid)
             get_items: Callable[..., Any] = partial(get_image_files, folders=[train, valid])
         else:
@@ -150,7 +152,7 @@ class ImageDataLoaders:
                 label_delim: str | None = None, y_block: Any = None, valid_col: int | str | None = None,
                 item_tfms: Any = None, batch_tfms: Any = None, img_cls: str = "RGB", **kwargs: Any) -> DataLoaders:
         """A table (Polars or pandas) with a file-name column ``fn_col`` (files at
-        ``path/folder/<name><suff>``) and a label column ``label_col``; several labels per image with
+        ``path/folder/<name><suff>``, or the names themselves when they are all full paths) and a label column ``label_col``; several labels per image with
         ``label_delim`` (then ``y_block`` defaults to ``MultiCategoryBlock``); the rows where ``valid_col``
         is true are the validation set, else a random ``valid_pct``.
 
@@ -161,7 +163,14 @@ class ImageDataLoaders:
         check("ImageDataLoaders.from_df", valid_pct=(valid_pct, _PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         frame = to_items(df)
         fn, label = table_column(frame, fn_col, "fn_col"), table_column(frame, label_col, "label_col")
-        pref = Path(path) / folder if folder is not None else Path(path)
+        pref: Path | str = Path(path) / folder if folder is not None else Path(path)
+        absolute = frame[fn].cast(pl.String).map_elements(os.path.isabs, return_dtype=pl.Boolean).fill_null(False)
+        if absolute.all():  # names that are full paths already (a table made from get_image_files): used as they are
+            pref = ""
+        elif absolute.any():
+            i = int(absolute.arg_true()[0])
+            raise DataError(f"ImageDataLoaders.from_df: fn_col {fn!r} mixes full paths (row {i}: {frame[fn][i]!r}) "
+                            f"with names relative to path/folder; make them all one or the other")
         if y_block is None:
             y_block = MultiCategoryBlock if label_delim is not None else CategoryBlock
         splitter = (ColSplitter(table_column(frame, valid_col, "valid_col")) if valid_col is not None
