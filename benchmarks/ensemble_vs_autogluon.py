@@ -153,7 +153,7 @@ def pipekit_worker(spec_file: str) -> None:
     ens = fit_ensemble(tab, time_limit=spec["time_limit"], metric=metric, n_jobs=spec["n_jobs"],
                        seed=spec["seed"], verbose=True)
     fit_s, cpu_s = time.perf_counter() - t, time.process_time() - cpu
-    ens.report()
+    ens.print_report()
     rep = ens.report_
     oof_col, valid_col = f"oof_{metric.name}", f"valid_{metric.name}"
     members = rep.filter(pl.col("weight").is_not_null())  # every member fitted has a weight, 0 when unused

@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     mean = MeanEnsemble({k: library[k] for k in ("rf", "gbm", "net")}).fit(tab.valid)
     ens = WeightedEnsemble(library, metric="accuracy", n_iter=50).fit(tab.valid)
     print("members and ensembles on the validation set (the weighted ensemble's selection set):")
-    mean.report()
-    ens.report()
+    mean.print_report()
+    ens.print_report()
     scores = dict(zip(names, map(float, ens.report_["accuracy"].to_list()[:-1])))
     best = max(scores.values())
     weighted = ens.score(tab.valid)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
              Candidate("extra_trees", ExtraTrees("classification", n_estimators=20, n_jobs=args.n_jobs), 0.3)]
     auto = fit_ensemble(tab, time_limit=args.time_limit, metric="accuracy", candidates=quick if args.quick else None,
                         n_folds=3 if args.quick else 5, n_jobs=args.n_jobs, seed=args.seed)
-    auto.report()
+    auto.print_report()
     rep = auto.report_
     returned = rep.filter(pl.col("status") == "returned")
     fitted = rep.filter(pl.col("weight").is_not_null())

@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     ens = WeightedEnsemble(members, metric=RMSPE, n_iter=50).fit(tab.valid)
     mean = MeanEnsemble(members, metric=RMSPE).fit(tab.valid)
     print("validation RMSPE (the weighted ensemble's selection set):")
-    ens.report()
-    mean.report()
+    ens.print_report()
+    mean.print_report()
     scores = dict(zip(names, map(float, ens.report_["rmspe"].to_list()[:-1])))
     weighted = float(ens.score(tab.valid))
 

@@ -81,7 +81,11 @@ def test_mean_ensemble_and_report(members, splits, capsys):
     expected = np.mean([m.predict(va) for m in members], axis=0)
     assert np.allclose(ens.predict(va), expected)
     frame = ens.report(va)
-    assert frame.height == 4 and "MeanEnsemble" in capsys.readouterr().out
+    # returned, not printed: print(ens.report()) and a notebook cell show it once
+    assert frame.height == 4 and frame["model"][-1] == "MeanEnsemble" and capsys.readouterr().out == ""
+    assert ens.print_report(va) is None
+    out = capsys.readouterr().out
+    assert out.count("MeanEnsemble") == 1 and all(str(m) in out for m in frame["model"].to_list())
     with pytest.raises(ValueError, match="weights must be 3"):
         MeanEnsemble(members, weights=[1, 2])
 

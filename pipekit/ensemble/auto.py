@@ -19,7 +19,7 @@ rows are scored for the report and choose nothing.
 Example:
     >>> from pipekit.ensemble import fit_ensemble
     >>> # ens = fit_ensemble(tab, time_limit=120, metric="accuracy")
-    >>> # ens.report(); ens.export("adult.pipekit"); ens.predict(ens.process(raw_rows))
+    >>> # ens.print_report(); ens.export("adult.pipekit"); ens.predict(ens.process(raw_rows))
 """
 
 from __future__ import annotations

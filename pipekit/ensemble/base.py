@@ -316,7 +316,8 @@ class Ensemble(KeepsProcessor, Model):
 
     def report(self, data: Any = None, metric: Any = None) -> pl.DataFrame:
         """Each member's and the ensemble's score (on ``data``, default the data the ensemble was fitted or
-        selected on), with the member weights where the ensemble has them. Printed and returned."""
+        selected on), with the member weights where the ensemble has them, as a Polars frame (a notebook shows
+        it; :meth:`print_report` prints it whole)."""
         if data is None:
             frame = vars(self).get("report_")
             if frame is None:
@@ -325,9 +326,13 @@ class Ensemble(KeepsProcessor, Model):
                                      "has none)")
         else:
             frame = self._scores(self._prepare(data), metric)
-        with pl.Config(tbl_rows=max(frame.height, 10), tbl_cols=-1, tbl_width_chars=160):
-            print(frame)
         return frame
+
+    def print_report(self, data: Any = None, metric: Any = None) -> None:
+        """Print :meth:`report` with every row and column (nothing is returned, so it shows once)."""
+        frame = self.report(data, metric)
+        with pl.Config(tbl_rows=max(frame.height, 10), tbl_cols=-1, tbl_width_chars=160, fmt_str_lengths=60):
+            print(frame)
 
     def process(self, raw: Any) -> Any:
         """Raw rows (a Polars/pandas frame, a table file, a dict row, a pandas Series or a list of dict rows; with
