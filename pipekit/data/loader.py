@@ -255,8 +255,9 @@ class DataLoader:
                    ncols: int | None = None, figsize: tuple[float, float] | None = None, unique: bool = False) -> Any:
         """Draw ``max_n`` decoded items of this loader's first batch, in ``nrows`` x ``ncols`` (either one; default
         about square). ``unique``: the first item ``max_n`` times, each with its own augmentation, as the book
-        shows what augmentation does (``dls.train.show_batch(max_n=8, nrows=2, unique=True)``). Returns the PNG
-        path when one was written."""
+        shows what augmentation does (``dls.train.show_batch(max_n=8, nrows=2, unique=True)``). The seed fixes
+        every batch, so calling it again shows the same items and augmentation; the next epoch's batches differ
+        (``dl.epoch`` is the one shown). Returns the PNG path when one was written."""
         from pipekit.data.show import show_items
 
         check_positive_int("show_batch", "max_n", max_n)
