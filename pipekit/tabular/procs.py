@@ -327,6 +327,53 @@ def as_stored(col: str, values: Sequence[Any], dtype: pl.DataType, what: str | N
     return s.cast(pl.String).to_list()
 
 
+#: how a yes/no value is written: by a bool column (as text), an integer column, a float column
+_TRUTH_WORDS = (("true", "false"), ("1", "0"), ("1.0", "0.0"))
+
+
+def truth_codes(vocab: Sequence[str]) -> tuple[int | None, int | None] | None:
+    """Where ``vocab`` (``#na#`` then a column's values as text) holds the two values of a yes/no column, the
+    codes of true and of false (None for one the training rows never had); None for any other vocabulary.
+
+    >>> truth_codes(["#na#", "false", "true"]), truth_codes(["#na#", "0", "1"]), truth_codes(["#na#", "True"])
+    ((2, 1), (2, 1), (1, None))
+    >>> truth_codes(["#na#", "0", "1", "2"]) is None, truth_codes(["#na#", "a"]) is None
+    (True, True)
+    """
+    words = [v.strip().lower() for v in vocab[1:]]
+    if not words or len(set(words)) != len(words):
+        return None
+    for yes, no in _TRUTH_WORDS:
+        if set(words) <= {yes, no}:
+            return (words.index(yes) + 1 if yes in words else None, words.index(no) + 1 if no in words else None)
+    return None
+
+
+def as_truth(col: pl.Expr, dtype: pl.DataType | None) -> pl.Expr:
+    """Column ``col`` (of type ``dtype``, None when unknown) read as true/false: a bool as it is, the numbers 1
+    and 0, the text ``true``/``false``/``1``/``0`` in any case; anything else is null."""
+    if dtype == pl.Boolean:
+        return col
+    if dtype is not None and dtype.is_numeric():
+        return pl.when(col == 1).then(pl.lit(True)).when(col == 0).then(pl.lit(False))
+    text = col.cast(pl.String).str.strip_chars().str.to_lowercase()
+    yes, no = [w for w, _ in _TRUTH_WORDS], [w for _, w in _TRUTH_WORDS]
+    return pl.when(text.is_in(yes)).then(pl.lit(True)).when(text.is_in(no)).then(pl.lit(False))
+
+
+def _written_otherwise(given: pl.Series, learned: Sequence[str]) -> bool:
+    """Whether ``given`` values, none of them a ``learned`` one, look like the learned values written another way:
+    numbers where text was learned (or text for numbers), or the same words in other spacing or case."""
+    text = given.cast(pl.String)
+    numbers = text.str.strip_chars().cast(pl.Float64, strict=False).is_not_null()
+    known = pl.Series(list(learned), dtype=pl.String)
+    known_numbers = known.str.strip_chars().cast(pl.Float64, strict=False).is_not_null()
+    if bool(numbers.all()) != bool(known_numbers.all()):
+        return True
+    fold = set(text.str.strip_chars().str.to_lowercase().to_list())
+    return bool(fold & set(known.str.strip_chars().str.to_lowercase().to_list()))
+
+
 class Categorify(TabularProc):
     """Map each categorical column to codes of a vocabulary learned on the training rows.
 
@@ -410,16 +457,17 @@ class Categorify(TabularProc):
         """Codes by value into ``vocab`` (entry 0 is ``#na#``) for column ``c``; unseen values are null."""
         dt = code_dtype(len(vocab))
         col = pl.col(c)
+        if (codes := truth_codes(vocab)) is not None:
+            # a yes/no column learned as bools, 0/1 or "True"/"False" text matches any of those at predict (a CSV
+            # gives the text back, pandas gives 0/1 after arithmetic): the value is read as true/false first
+            t, f = (pl.lit(code, dtype=dt) for code in codes)
+            truth = as_truth(col, dtype)
+            return pl.when(truth).then(t).when(truth.not_()).then(f)
         if eager and isinstance(dtype, (pl.Categorical, pl.Enum)):
             # Look the few distinct strings up once, then gather codes by the physical index: 3x faster
             # than casting every row. Only for materialised frames, whose strings are all in the mapping.
             lut = categories_of(dtype).cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1
             return pl.lit(lut.cast(dt)).gather(col.to_physical())
-        if dtype == pl.Boolean and set(vocab[1:]) <= {"false", "true"}:
-            # Flags (e.g. FillMissing's <col>_na): no detour through 10M strings.
-            t = vocab.index("true") if "true" in vocab else 0
-            f = vocab.index("false") if "false" in vocab else 0
-            return pl.when(col).then(pl.lit(t, dtype=dt)).when(~col).then(pl.lit(f, dtype=dt))
         if dtype is not None and (dtype.is_integer() or dtype.is_float()):
             try:
                 keys = [int(v) for v in vocab[1:]]
@@ -455,7 +503,24 @@ class Categorify(TabularProc):
         return {c: int(n) for c, n in zip(cols, counts)}
 
     def check_new(self, frame: pl.DataFrame) -> None:
+        """Warn about values never seen in training (they become ``#na#``, as a genuinely new category should).
+        A column whose every value is unseen, two or more different values of it, and written another way than in
+        training (numbers for text or text for numbers, other spacing or case) is refused: it would score every row
+        as ``#na#``. New ids of the same kind (new users of a recommender) are only warned about."""
         unseen = {c: n for c, n in self.unseen(frame).items() if n}
+        for c, n in unseen.items():
+            col = frame[c]
+            given = col.drop_nulls()
+            if col.dtype.is_float():
+                given = given.drop_nans()
+            learned = self.classes_[c][1:]
+            if n == len(given) and given.n_unique() >= 2 and _written_otherwise(given.unique().head(1000), learned):
+                shown = given.unique(maintain_order=True).head(5).to_list()
+                raise DataError(f"Categorify: none of the values of categorical column {c!r} was seen in training: "
+                                f"given {shown} ({col.dtype}), learned {learned[:5]}"
+                                f"{' ...' if len(learned) > 5 else ''}; write the column as it was written for "
+                                "training (same type, spelling and codes). If these are new categories, set them to "
+                                f"null to score them as {NA_TOKEN!r}, as an unseen value is.")
         if unseen:
             warnings.warn(f"Categorify: values never seen in training were mapped to {NA_TOKEN!r} "
                           f"(count per column: {unseen}).", stacklevel=3)

@@ -1,0 +1,73 @@
+"""A user's own rows at predict time: a yes/no column written another way than in training (0/1, "True" text read
+back from a CSV), rows that still carry the target, mixed or clashing columns, dates as text. Each is matched or
+refused with a DataError that names the column."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from pipekit.datasets import path
+
+from pipekit.core.errors import DataError
+from pipekit.tabular import Tabular
+
+
+def adult_pd(n: int = 3000) -> pd.DataFrame:
+    """The first ``n`` rows of adult.csv with a bool column ``is_male`` (pandas, as a user builds it)."""
+    df = pd.read_csv(path("adult_sample") / "adult.csv", nrows=n)
+    df["is_male"] = df["sex"].str.strip() == "Male"
+    return df
+
+
+FEATURES = ["age", "education-num", "hours-per-week", "is_male"]
+
+
+@pytest.mark.parametrize("fit_as", ["bool", "int", "text"])
+def test_a_yes_no_column_matches_bools_ints_and_text_at_predict(fit_as):
+    from pipekit.sklearn import TabularClassifier
+
+    df = adult_pd()
+    forms = {"bool": df["is_male"], "int": df["is_male"].astype(int), "text": df["is_male"].astype(str),
+             "lower": df["is_male"].astype(str).str.lower(), "object": df["is_male"].astype(object),
+             "float": df["is_male"].astype(float)}
+    X = df[FEATURES].assign(is_male=forms[fit_as])
+    clf = TabularClassifier("rf", cat_names=["is_male"], random_state=0).fit(X, df["salary"])
+    ref = clf.predict_proba(X)
+    for name, form in forms.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no value may become #na#
+            np.testing.assert_allclose(clf.predict_proba(X.assign(is_male=form)), ref, err_msg=name)
+    assert clf.processor_.classes_["is_male"][0] == "#na#"
+
+
+def test_tabular_new_reads_a_bool_column_back_from_csv_text():
+    df = adult_pd()
+    tab = Tabular(df, cat_names=["workclass", "is_male"], cont_names=["age"], y_names="salary",
+                  splits=(np.arange(2400), np.arange(2400, 3000)))
+    ref = tab.new(df).xs["is_male"].to_numpy()
+    assert set(ref) == {1, 2}
+    for form in (df["is_male"].astype(int), df["is_male"].astype(str), df["is_male"].map({True: "true", False: "false"})):
+        np.testing.assert_array_equal(tab.new(df.assign(is_male=form)).xs["is_male"].to_numpy(), ref)
+
+
+def test_a_column_written_another_way_in_every_row_is_refused_a_new_category_is_not():
+    from pipekit.sklearn import TabularClassifier
+
+    df = adult_pd()
+    X = df[["age", "workclass", "sex"]]
+    clf = TabularClassifier("rf", random_state=0).fit(X, df["salary"])
+    # adult's text has a space after each comma: ' Male'; the same words typed without it are all unseen
+    with pytest.raises(DataError, match=r"categorical column 'sex'.*given \['(Male|Female)', '(Male|Female)'\].*"
+                                        r"learned \[' Female', ' Male'\].*set them to null"):
+        clf.predict(X.assign(sex=X["sex"].str.strip()))
+    codes = X.assign(sex=(X["sex"] == " Male").astype(int) + 1)
+    with pytest.raises(DataError, match=r"categorical column 'sex'.*\(Int64\)"):
+        clf.predict(codes)
+    # a genuinely new category, in one row or in every row of a batch, is #na# with a warning, as in fastai
+    with pytest.warns(UserWarning, match=r"never seen in training.*'workclass': 1"):
+        one = clf.predict(X.head(1).assign(workclass=" Space-agency"))
+    assert len(one) == 1
+    with pytest.warns(UserWarning, match=r"never seen"):
+        clf.predict(X.head(4).assign(workclass=[" Space-agency", " Moon-base", " Space-agency", " Guild"]))
