@@ -71,3 +71,26 @@ def test_a_column_written_another_way_in_every_row_is_refused_a_new_category_is_
     assert len(one) == 1
     with pytest.warns(UserWarning, match=r"never seen"):
         clf.predict(X.head(4).assign(workclass=[" Space-agency", " Moon-base", " Space-agency", " Guild"]))
+
+
+def test_rows_to_score_may_carry_a_blank_or_unknown_target():
+    from pipekit.tabular import tabular_learner
+
+    df = adult_pd(1000)
+    tab = Tabular(df, cat_names=["workclass", "sex"], cont_names=["age", "education-num"], y_names="salary",
+                  splits=(np.arange(800), np.arange(800, 1000)))
+    learn = tabular_learner(tab.dataloaders(bs=64), layers=[8])
+    new = df.iloc[:4].copy()
+    new["salary"] = new["salary"].astype(object)
+    new.loc[0, "salary"], new.loc[1, "salary"] = None, "unknown"  # one row still to label, one odd label
+    bare = learn.get_preds(dl=learn.dls.test_dl(df.iloc[:4].drop(columns="salary")))[0]
+    np.testing.assert_allclose(learn.get_preds(dl=learn.dls.test_dl(new))[0], bare)
+    assert learn.predict(new.iloc[1])[0] in ("<50k", ">=50k")
+    # labels asked for: still checked, by row
+    with pytest.raises(DataError, match=r"target column 'salary' has 1 missing"):
+        learn.dls.test_dl(new, with_labels=True)
+    # Tabular.new (what an ensemble's process reads through) keeps usable labels, and leaves unusable ones out
+    assert "salary" in tab.new(df.iloc[:4]).frame.columns
+    with pytest.warns(UserWarning, match=r"target column 'salary' has 1 missing.*processed without their target"):
+        split = tab.new(new)
+    assert "salary" not in split.frame.columns and split.frame.height == 4

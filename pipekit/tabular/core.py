@@ -165,13 +165,14 @@ def read_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
     return read_frame(rows_to_frame(source), processor.cat_names, processor.skipinitialspace)
 
 
-def process_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
+def process_new(processor: TabularProcessor, source: Any, with_labels: bool | None = None) -> pl.DataFrame:
     """New rows (what :func:`read_new` reads) processed by fitted ``processor``: ``Tabular.new``, ``dls.test_dl``
-    and ``learn.predict`` encode them here. A DataError about the rows of a file names the file."""
+    and ``learn.predict`` encode them here; ``with_labels`` as :meth:`TabularProcessor.transform` takes it
+    (``test_dl`` ignores the target unless asked for it). A DataError about the rows of a file names the file."""
     source = rows_to_frame(source)
     frame = read_new(processor, source)
     with naming_file(source):
-        return processor.transform(frame)
+        return processor.transform(frame, with_labels)
 
 
 def rows_to_frame(items: Any) -> Any:

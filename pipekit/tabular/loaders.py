@@ -141,7 +141,7 @@ class TabularRecipe(Component):
     def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
         """Encode new rows (a DataFrame, a path, dict rows) with the fitted procs."""
         p = self.processor
-        frame = process_new(p, source)
+        frame = process_new(p, source, with_labels)  # rows to score may carry a blank or unknown target
         if with_labels and not (p.y_names and all(c in frame.columns for c in p.y_names)):
             raise DataError(f"test_dl(with_labels=True): the new data lacks the target column(s) {p.y_names}.")
         stores = _stores(frame, p, with_y=with_labels, with_cont=self.with_cont)

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -363,17 +364,26 @@ class TabularProcessor(Component):
                             f"classes {self.y_vocab_}; keep every class in the training rows.")
 
     # ------------------------------------------------------------------ applying
-    def transform(self, frame: F) -> F:
-        """Apply the fitted processing to new rows; targets are encoded when their columns are present
-        (a labelled frame with no rows keeps its target columns; an all-null target is an unlabelled set)."""
+    def transform(self, frame: F, with_labels: bool | None = None) -> F:
+        """Apply the fitted processing to new rows. ``with_labels=True``: the targets must be there, each a known
+        class (or a finite number); ``False``: the target columns are ignored, as rows to be scored carry them
+        blank or with anything in them; ``None``: targets are encoded when their columns are present and usable
+        (a labelled frame with no rows keeps its target columns; an all-null target is an unlabelled set, and a
+        target with blanks or classes never seen in training is ignored, with a warning)."""
         self.check_is_fitted("Tabular(...) or fit_transform")
         columns = schema_of(frame).names()
         self.check_columns(columns, where="new data", need_y=False)
         y_present = bool(self.y_names) and all(c in columns for c in self.y_names)
+        if with_labels is False and y_present:
+            frame, y_present = frame.drop(self.y_names), False  # labels not asked for: the rows are only scored
         raw = frame
         if isinstance(frame, pl.DataFrame):
             if y_present and len(frame) and all(frame[c].null_count() == len(frame) for c in self.y_names):
                 frame, y_present = frame.drop(self.y_names), False  # an unlabelled test set
+            if y_present and with_labels is None and (why := self._unusable_targets(frame)):
+                warnings.warn(f"new data: {why}; the rows are processed without their target.", stacklevel=2)
+                frame, y_present = frame.drop(self.y_names), False
+                raw = frame
             if y_present:
                 self._check_targets(frame)
             for proc in self.procs:
@@ -385,6 +395,17 @@ class TabularProcessor(Component):
         if y_present and isinstance(raw, pl.DataFrame) and isinstance(out, pl.DataFrame):
             self._check_unseen_labels(raw, out)
         return out
+
+    def _unusable_targets(self, frame: pl.DataFrame) -> str | None:
+        """Why the target columns of new rows ``frame`` cannot be encoded (blanks, classes never seen in
+        training), or None when they can."""
+        try:
+            self._check_targets(frame)
+            if self.y_kind_ == "category":
+                self._check_unseen_labels(frame)
+        except DataError as e:
+            return str(e).split(";")[0]
+        return None
 
     def decode(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Categorical codes back to their values, and class targets to theirs in the target's own type."""
