@@ -177,3 +177,41 @@ def test_a_tabular_net_on_collab_loaders_trains(ratings):
     learn.fit_one_cycle(3, 5e-3)
     targs = learn.get_preds()[1]
     assert learn.validate()[1] < float(((targs - targs.mean()) ** 2).mean().sqrt())
+
+
+def test_pca_of_chosen_items_as_the_book_fits_it(learn, ratings):
+    """The book's PCA of the most-rated movies: fitted on their factors only, one row each in their order."""
+    import numpy as np
+
+    m = learn.model
+    top = (ratings.group_by("movieId").len().sort(["len", "movieId"], descending=[True, False])["movieId"]
+           .head(30).to_list())
+    comps = m.pca(3, values=top)
+    w = m.weight(top).double().numpy()
+    w = w - w.mean(0)
+    expected = w @ np.linalg.svd(w, full_matrices=False)[2][:3].T
+    assert comps.shape == (30, 3) and np.allclose(comps, expected)
+    assert not np.allclose(np.abs(comps), np.abs(m.pca(3)[[m.all_values().index(str(v)) for v in top]]))
+    with pytest.raises(DataError, match="never seen in training"):
+        m.pca(3, values=[999999])
+
+
+def test_missing_ids_and_impossible_y_range_are_named(ratings):
+    pdf = ratings.to_pandas()
+    pdf.loc[[3, 10], "userId"] = None  # pandas makes the int column float with NaN
+    with pytest.raises(DataError, match=r"'userId' is missing in 2 of 6031 rows \(first rows \[3, 10\]\).*"
+                                        r"df.dropna\(subset=\['userId'\]\)"):
+        CollabDataLoaders.from_df(pdf, seed=0)
+    with pytest.raises(DataError, match=r"'movieId' is missing in 1 of"):
+        CollabDataLoaders.from_df(ratings.with_columns(
+            pl.when(pl.int_range(pl.len()) == 7).then(None).otherwise(pl.col("movieId")).alias("movieId")), seed=0)
+    with pytest.raises(DataError, match=r"valid_pct=1e-05 of 6031 ratings leaves no rating for validation"):
+        CollabDataLoaders.from_df(ratings, valid_pct=1e-5, seed=0)
+    dls = CollabDataLoaders.from_df(ratings.with_columns(pl.col("rating") * 20), seed=0)  # ratings 10..100
+    with pytest.warns(UserWarning, match=r"y_range=\(0, 5.5\), but \d+ of 4825 training ratings lie outside it "
+                                         r"\(they run from 10 to 100\)"):
+        collab_learner(dls, n_factors=4, y_range=(0, 5.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        collab_learner(dls, n_factors=4, y_range=(0, 110))
+        collab_learner(CollabDataLoaders.from_df(ratings, seed=0), n_factors=4, y_range=(0, 5.5))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,19 @@ class CollabDataLoaders:
                 raise DataError(f"CollabDataLoaders.from_df: the ratings {rating_name!r} are {dtype} (e.g. "
                                 f"{first[0] if first else None!r}), not numbers; cast them first: "
                                 f"df.with_columns(pl.col({rating_name!r}).cast(pl.Float32))")
+            for c in (user_name, item_name):  # a missing id would train the #na# slot that unseen ids predict from
+                missing = df[c].is_null() | (df[c].is_nan() if df.schema[c].is_float() else False)
+                if missing.any():
+                    rows = missing.arg_true().to_list()
+                    raise DataError(f"CollabDataLoaders.from_df: {c!r} is missing in {len(rows)} of {len(df)} rows "
+                                    f"(first rows {rows[:5]}); a rating needs its user and its item: drop those rows "
+                                    f"(pandas: df.dropna(subset=[{c!r}]); Polars: df.drop_nulls({c!r}))")
+            n_valid = int(round(valid_pct * len(df)))
+            if n_valid == 0 or n_valid == len(df):
+                raise DataError(f"CollabDataLoaders.from_df: valid_pct={valid_pct} of {len(df)} ratings leaves "
+                                f"{'no' if n_valid == 0 else 'every'} rating for validation; pass a valid_pct "
+                                f"between {1 / len(df):.3g} and {1 - 1 / len(df):.3g}" if len(df) else
+                                "CollabDataLoaders.from_df: the ratings are empty")
             tab = Tabular(df, procs=[Categorify], cat_names=[user_name, item_name], cont_names=[],
                           y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers,
@@ -179,16 +193,19 @@ class _CollabInspect:
         names = self.all_values(is_item)
         return [(names[i], float(sims[i])) for i in top]
 
-    def pca(self, n_components: int = 3, is_item: bool = True) -> np.ndarray:
-        """Principal components of the item (or user) embeddings, one row per known value; at most as many
-        components as the embeddings have factors (a larger ``n_components`` is refused)."""
+    def pca(self, n_components: int = 3, is_item: bool = True, values: Sequence[Any] | None = None) -> np.ndarray:
+        """Principal components of the item (or user) embeddings, one row per known value, or fitted on the
+        embeddings of ``values`` only, one row each in their order (the book's PCA of the most-rated movies:
+        ``pca(3, values=top_movies)``); at most as many components as the embeddings have factors (a larger
+        ``n_components`` is refused)."""
         emb, _ = self._tables(is_item)
         n_factors = emb.weight.shape[1]
         check("pca", n_components=(n_components, Interval(1, None, integer=True)))
         if n_components > n_factors:
             raise ParameterError(f"pca: n_components={n_components} is more than the {n_factors} factors of the "
                                  f"embeddings; ask for at most {n_factors}")
-        w = emb.weight.detach().cpu().double().numpy()[1:]
+        w = emb.weight.detach().cpu().double().numpy()
+        w = w[1:] if values is None else w[self._codes(values, is_item).numpy()]
         w = w - w.mean(0)
         _, _, vt = np.linalg.svd(w, full_matrices=False)
         return w @ vt[:n_components].T
@@ -294,6 +311,16 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     user, item = processor.cat_names_[:2]
     classes = processor.classes_
     yr = None if y_range is None else [float(y_range[0]), float(y_range[1])]
+    if yr is not None:  # predictions never leave y_range: ratings outside it cannot be learned
+        tab = getattr(dls, "tabular", None)
+        y = tab.train.y.cast(pl.Float64).to_numpy() if tab is not None else np.zeros(0)
+        outside = int(((y < yr[0]) | (y > yr[1])).sum())
+        if outside:
+            lo, hi = float(y.min()), float(y.max())
+            warnings.warn(f"collab_learner: y_range=({yr[0]:g}, {yr[1]:g}), but {outside} of {len(y)} training "
+                          f"ratings lie outside it (they run from {lo:g} to {hi:g}); predictions stay inside y_range, "
+                          f"so those ratings cannot be learned: pass y_range=({lo:g}, {hi + 0.1 * (hi - lo):g}) or "
+                          f"about that", stacklevel=2)
     names: dict[str, Any] = dict(classes={user: list(classes[user]), item: list(classes[item])}, user_name=user,
                                  item_name=item)
     if use_nn:
