@@ -242,7 +242,8 @@ class DataBlock(Component):
             if isinstance(getter, Getter):
                 getter.check_build(items, raw)
             # the role names the getter too (a ColReader names its column), so an error points at the data
-            step(f"{name} check", lambda b=block, r=raw, ro=f"{role}, {gname}": b.check_raw(r, ro))  # type: ignore[misc]
+            named = role if getter is None else f"{role}, {gname}"
+            step(f"{name} check", lambda b=block, r=raw, ro=named: b.check_raw(r, ro))  # type: ignore[misc]
             sub = (lambda label, v: say("tfm", label, v)) if trace else None
             sizes = _source_sizes(block, self.blocks_[:j], stores)
             store = step(f"{name} encode",
