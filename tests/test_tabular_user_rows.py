@@ -94,3 +94,37 @@ def test_rows_to_score_may_carry_a_blank_or_unknown_target():
     with pytest.warns(UserWarning, match=r"target column 'salary' has 1 missing.*processed without their target"):
         split = tab.new(new)
     assert "salary" not in split.frame.columns and split.frame.height == 4
+
+
+def test_a_spreadsheet_column_mixing_numbers_and_text_and_a_name_given_twice():
+    from pipekit.sklearn import TabularClassifier
+
+    df = adult_pd(1000)
+    X = df[["age", "workclass"]].astype({"workclass": object})
+    X.loc[::7, "workclass"] = 3  # a hand-edited cell: a number among the words
+    with pytest.warns(UserWarning, match=r"\['workclass'\] mix text and numbers; read as text"):
+        clf = TabularClassifier("rf", random_state=0).fit(X, df["salary"])
+    assert "3" in clf.processor_.classes_["workclass"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert len(clf.predict(X)) == len(X)
+    twice = pd.concat([df[["age"]], df[["age", "education-num"]]], axis=1)
+    with pytest.raises(DataError, match=r"column name\(s\) \['age'\] more than once"):
+        TabularClassifier("rf").fit(twice, df["salary"])
+
+
+def test_a_users_column_named_like_the_missing_value_flag_is_refused():
+    from pipekit.sklearn import TabularClassifier
+
+    df = adult_pd(1000)
+    df["education-num_na"] = df["age"] > 40  # the user's own column, named as FillMissing names its flag
+    with pytest.raises(DataError, match=r"column 'education-num' has missing values .* already has a column "
+                                        r"'education-num_na'; rename that column"):
+        Tabular(df, cat_names=["education-num_na"], cont_names=["education-num"], y_names="salary",
+                splits=(np.arange(800), np.arange(800, 1000)))
+    with pytest.raises(DataError, match=r"already has a column 'education-num_na'"):
+        TabularClassifier("rf").fit(df[["education-num", "education-num_na"]], df["salary"])
+    # without missing values there is no flag, so no clash
+    full = df[df["education-num"].notna()]
+    clf = TabularClassifier("rf", random_state=0).fit(full[["education-num", "education-num_na"]], full["salary"])
+    assert clf.processor_.cat_names_ == ["education-num_na"]

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipekit.data.items import to_items
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.tabular.dates import add_datepart
 
@@ -88,7 +89,9 @@ def as_frame(X: Any, who: str) -> pl.DataFrame:
         if isinstance(X, pd.DataFrame):
             if not all(isinstance(c, str) for c in X.columns):
                 X = X.set_axis(default_columns(X.shape[1]), axis=1)
-            X = pl.from_pandas(X)
+            # read as a Tabular reads pandas: a column mixing numbers and text becomes text (with a warning),
+            # a name given twice is a DataError
+            X = to_items(X)
     if isinstance(X, pl.DataFrame):
         _check_shape(X.height, X.width, who)
         return X

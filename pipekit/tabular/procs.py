@@ -261,6 +261,13 @@ class FillMissing(TabularProc):
             fills[c] = float(v)
         self.fill_values_ = fills
         self.na_columns_ = [c for c in cols if stats[f"{c}\x00n"][0] > 0]
+        clash = [c for c in self.na_columns_ if self.add_col and f"{c}_na" in schema]
+        if clash:
+            c = clash[0]
+            raise DataError(f"FillMissing: continuous column {c!r} has missing values in the training rows, so it "
+                            f"gets a flag column {c + '_na'!r}, but the table already has a column {c + '_na'!r}; "
+                            f"rename that column (e.g. df.rename(columns={{{c + '_na'!r}: {c + '_na_given'!r}}})) or "
+                            "pass FillMissing(add_col=False).")
         for c in cols:
             n_inf = int(stats[f"{c}\x00i"][0] or 0)
             if n_inf:
