@@ -128,3 +128,17 @@ def test_a_users_column_named_like_the_missing_value_flag_is_refused():
     full = df[df["education-num"].notna()]
     clf = TabularClassifier("rf", random_state=0).fit(full[["education-num", "education-num_na"]], full["salary"])
     assert clf.processor_.cat_names_ == ["education-num_na"]
+
+
+def test_a_date_column_read_back_from_csv_as_text_gives_the_parts_it_gave_at_fit():
+    from pipekit.sklearn import TabularRegressor
+
+    raw = pd.read_csv(path("rossmann_sample") / "train.csv", nrows=2000, dtype={"StateHoliday": str})
+    X = raw[["Store", "Promo", "Date"]].assign(Date=pd.to_datetime(raw["Date"]))  # a datetime: with times of day
+    reg = TabularRegressor("rf", cat_names=["Store"], random_state=0).fit(X, raw["Sales"])
+    assert "Date_Hour" in reg.processor_.cont_names
+    ref = reg.predict(X)
+    np.testing.assert_allclose(reg.predict(X.assign(Date=raw["Date"])), ref)  # the CSV's "2015-07-31" text
+    np.testing.assert_allclose(reg.predict(X.assign(Date=X["Date"].dt.date)), ref)  # python dates
+    with pytest.raises(DataError, match=r"of column 'Date' are not dates: 'soon' at row 0"):
+        reg.predict(X.head(3).assign(Date="soon"))

@@ -213,7 +213,9 @@ class _TabularEstimator(Component, BaseEstimator):
         """``X`` processed by the fitted procs: the split the backend in ``model_`` reads
         (``clf.model_.predict(clf.process(X))``)."""
         frame = self._frame(X, reset=False)
-        frame, _, _ = date_parts(frame, self.date_names_)
+        # a date column arriving as text (read back from a CSV) is parsed, with the times of day it had at fit
+        timed = [d for d in self.date_names_ if f"{d}_Hour" in self.processor_.cont_names]
+        frame, _, _ = date_parts(frame, self.date_names_, timed)
         # Python shows a warning once per place only until any code changes the warning filters, which pandas
         # and scikit-learn do inside predict: Categorify's "unseen values" would repeat on every call (every
         # shuffle of a permutation importance). Each distinct warning is shown once per fitted model instead.

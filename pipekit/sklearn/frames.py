@@ -159,16 +159,18 @@ def column_roles(frame: pl.DataFrame, cat_names: Sequence[Any] | None, cont_name
             sorted(dates, key=order.__getitem__))
 
 
-def date_parts(frame: pl.DataFrame, dates: Sequence[str]) -> tuple[pl.DataFrame, list[str], list[str]]:
+def date_parts(frame: pl.DataFrame, dates: Sequence[str],
+               times: Sequence[str] | None = None) -> tuple[pl.DataFrame, list[str], list[str]]:
     """Each date column replaced by its parts (``<col>_Year``, ``<col>_Month``, ..., ``<col>_Elapsed``;
-    times of day for datetimes); returns the frame and the new categorical (the ``Is_*`` flags) and
-    continuous part names."""
+    times of day for the ``times`` columns, by default those that are datetimes); returns the frame and the new
+    categorical (the ``Is_*`` flags) and continuous part names. Text dates are parsed (ISO and the usual layouts),
+    so rows read back from a CSV give the parts their datetimes gave at fit when ``times`` names them."""
     cat: list[str] = []
     cont: list[str] = []
     for c in dates:
         before = set(frame.columns)
-        frame = add_datepart(frame, c, prefix=f"{c}_",  # type: ignore[assignment]
-                             time=isinstance(frame.schema[c], pl.Datetime))
+        time = c in times if times is not None else isinstance(frame.schema[c], pl.Datetime)
+        frame = add_datepart(frame, c, prefix=f"{c}_", time=time)  # type: ignore[assignment]
         for part in frame.columns:
             if part not in before:
                 (cat if frame.schema[part] == pl.Boolean else cont).append(part)

@@ -128,7 +128,8 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         frame = _parse_text_dates(frame, field_name, format, errors, *tmp)
         col, elapsed = pl.col(tmp[0]), pl.col(tmp[1])
     elif dtype == pl.Date:
-        col = pl.col(field_name)
+        # times of day asked of a date (a datetime column given as dates at predict) are midnight's
+        col = pl.col(field_name).cast(pl.Datetime("us")) if time else pl.col(field_name)
         elapsed = col.cast(pl.Datetime("ms")).dt.epoch("s")
     elif isinstance(dtype, pl.Datetime):
         col = pl.col(field_name)  # a zone-aware column gives its parts in its own zone
