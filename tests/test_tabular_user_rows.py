@@ -142,3 +142,31 @@ def test_a_date_column_read_back_from_csv_as_text_gives_the_parts_it_gave_at_fit
     np.testing.assert_allclose(reg.predict(X.assign(Date=X["Date"].dt.date)), ref)  # python dates
     with pytest.raises(DataError, match=r"of column 'Date' are not dates: 'soon' at row 0"):
         reg.predict(X.head(3).assign(Date="soon"))
+
+
+def test_net_probabilities_sum_to_one_for_log_loss():
+    from sklearn.metrics import log_loss
+
+    from pipekit.sklearn import TabularClassifier
+
+    df = adult_pd(1500)
+    X, y = df[["age", "education-num", "hours-per-week", "workclass"]], df["salary"]
+    clf = TabularClassifier("net", random_state=0).fit(X.iloc[:1200], y.iloc[:1200])
+    p = clf.predict_proba(X.iloc[1200:])
+    assert p.dtype == np.float64 and np.abs(p.sum(1) - 1).max() <= 1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn warns when rows do not sum to one
+        assert 0 < log_loss(y.iloc[1200:], p, labels=clf.classes_) < 1
+
+
+def test_an_empty_column_of_x_is_named_for_the_estimator():
+    from pipekit.sklearn import TabularClassifier, TabularRegressor
+
+    df = adult_pd(500)
+    for empty in (np.nan, None):
+        X = df[["age", "workclass"]].assign(notes=empty)
+        with pytest.raises(DataError, match=r"TabularClassifier: column 'notes' of X has no values .*drop the "
+                                            r"column from X"):
+            TabularClassifier("rf").fit(X, df["salary"])
+    with pytest.raises(DataError, match=r"TabularRegressor: column 'workclass' of X"):
+        TabularRegressor("rf").fit(df[["age"]].assign(workclass=None).astype({"workclass": object}), df["age"])

@@ -46,7 +46,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.validate import Is
 from pipekit.sklearn.fitting import BACKENDS, default_backend, fit_model, model_task
-from pipekit.sklearn.frames import as_frame, column_roles, date_parts, default_columns
+from pipekit.sklearn.frames import as_frame, check_filled, column_roles, date_parts, default_columns
 from pipekit.tabular.core import TabularSplit
 from pipekit.tabular.processor import TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, TabularProc
@@ -191,6 +191,7 @@ class _TabularEstimator(Component, BaseEstimator):
         frame = self._frame(X, reset=True)
         y = self._targets(y, frame.height)
         cat, cont, dates = column_roles(frame, self.cat_names, self.cont_names, self.date_names)
+        check_filled(frame, cat + cont + dates, type(self).__name__)
         frame, date_cat, date_cont = date_parts(frame, dates)
         target = "__target__"
         while target in frame.columns:
@@ -391,7 +392,10 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
         index = {str(c): i for i, c in enumerate(self.classes_)}
         out = np.zeros((p.shape[0], len(self.classes_)))
         out[:, [index[str(c)] for c in self.model_.classes_]] = p
-        return out
+        # a net's float32 softmax sums to 1 within ~1e-7, which scikit-learn's log_loss warns about: each row is
+        # scaled to sum to 1 in float64
+        total = out.sum(axis=1, keepdims=True)
+        return np.divide(out, total, out=out, where=total > 0)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         with np.errstate(divide="ignore"):

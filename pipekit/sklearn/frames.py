@@ -159,6 +159,26 @@ def column_roles(frame: pl.DataFrame, cat_names: Sequence[Any] | None, cont_name
             sorted(dates, key=order.__getitem__))
 
 
+def check_filled(frame: pl.DataFrame, columns: Sequence[str], who: str) -> None:
+    """Refuse a column of ``X`` with no value at all (every row null, NaN or inf): the procs could learn nothing
+    from it.
+
+    >>> try:
+    ...     check_filled(pl.DataFrame({"a": [1.0, None], "b": [None, None]}), ["a", "b"], "TabularClassifier")
+    ... except DataError as e:
+    ...     print(str(e)[:54])
+    TabularClassifier: column 'b' of X has no values (ever
+    """
+    if not columns:
+        return
+    empty = frame.select([(pl.col(c).is_finite().any() if frame.schema[c].is_float() else pl.col(c).is_not_null()
+                           .any()).alias(c) for c in columns]).row(0)
+    for c, has in zip(columns, empty):
+        if not has:
+            raise DataError(f"{who}: column {c!r} of X has no values (every row is null, NaN or inf); drop the "
+                            "column from X.")
+
+
 def date_parts(frame: pl.DataFrame, dates: Sequence[str],
                times: Sequence[str] | None = None) -> tuple[pl.DataFrame, list[str], list[str]]:
     """Each date column replaced by its parts (``<col>_Year``, ``<col>_Month``, ..., ``<col>_Elapsed``;
