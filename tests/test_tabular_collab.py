@@ -208,7 +208,7 @@ def test_missing_ids_and_impossible_y_range_are_named(ratings):
     with pytest.raises(DataError, match=r"valid_pct=1e-05 of 6031 ratings leaves no rating for validation"):
         CollabDataLoaders.from_df(ratings, valid_pct=1e-5, seed=0)
     dls = CollabDataLoaders.from_df(ratings.with_columns(pl.col("rating") * 20), seed=0)  # ratings 10..100
-    with pytest.warns(UserWarning, match=r"y_range=\(0, 5.5\), but \d+ of 4825 training ratings lie outside it "
+    with pytest.warns(UserWarning, match=r"y_range=\(0, 5.5\), but \d+ of 4825 training targets lie outside it "
                                          r"\(they run from 10 to 100\)"):
         collab_learner(dls, n_factors=4, y_range=(0, 5.5))
     with warnings.catch_warnings():

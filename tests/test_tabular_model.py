@@ -339,3 +339,22 @@ def test_show_batch_and_show_results_are_tables_of_decoded_rows(tab, adult, tmp_
     last = max(j for _, j in cells)
     assert [cells[0, j].get_text().get_text() for j in (last - 1, last)] == ["salary", "salary_pred"]
     assert {cells[r, last].get_text().get_text() for r in range(1, 6)} <= {"<50k", ">=50k"}
+
+
+def test_y_range_that_cannot_hold_the_targets_warns(adult):
+    """Regression on age with the book's log-price y_range=(8, 12): every target lies outside, predictions can
+    never reach them; the warning names their range. A range that holds them is quiet."""
+    tab = Tabular(adult, cat_names=CAT, cont_names=["fnlwgt", "education-num"], y_names="age",
+                  y_block="regression", splits=RandomSplitter(0.2, seed=42))
+    dls = tab.dataloaders(bs=64, seed=0)
+    lo, hi = float(tab.train.y.min()), float(tab.train.y.max())
+    with pytest.warns(UserWarning, match=rf"tabular_learner: y_range=\(8, 12\), but {len(tab.train)} of "
+                                         rf"{len(tab.train)} training targets lie outside it \(they run from "
+                                         rf"{lo:g} to {hi:g}\)"):
+        tabular_learner(dls, y_range=(8, 12))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tabular_learner(dls, y_range=(0, 100))
+        tabular_learner(dls)
+        tabular_learner(Tabular(adult, cat_names=CAT, cont_names=CONT, y_names="salary",
+                                splits=RandomSplitter(0.2, seed=42)).dataloaders(bs=64), y_range=(0, 1))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from pipekit.learn.registry import register_arch
 from pipekit.tabular.core import Tabular, naming_file, read_frame, read_new
 from pipekit.tabular.loaders import TabularRecipe, tabular_dataloaders
 from pipekit.learn.nets import sigmoid_range
-from pipekit.tabular.model import TabularModel, get_emb_sz
+from pipekit.tabular.model import TabularModel, get_emb_sz, warn_y_range
 from pipekit.tabular.procs import Categorify
 
 
@@ -311,16 +310,7 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     user, item = processor.cat_names_[:2]
     classes = processor.classes_
     yr = None if y_range is None else [float(y_range[0]), float(y_range[1])]
-    if yr is not None:  # predictions never leave y_range: ratings outside it cannot be learned
-        tab = getattr(dls, "tabular", None)
-        y = tab.train.y.cast(pl.Float64).to_numpy() if tab is not None else np.zeros(0)
-        outside = int(((y < yr[0]) | (y > yr[1])).sum())
-        if outside:
-            lo, hi = float(y.min()), float(y.max())
-            warnings.warn(f"collab_learner: y_range=({yr[0]:g}, {yr[1]:g}), but {outside} of {len(y)} training "
-                          f"ratings lie outside it (they run from {lo:g} to {hi:g}); predictions stay inside y_range, "
-                          f"so those ratings cannot be learned: pass y_range=({lo:g}, {hi + 0.1 * (hi - lo):g}) or "
-                          f"about that", stacklevel=2)
+    warn_y_range("collab_learner", dls, yr)
     names: dict[str, Any] = dict(classes={user: list(classes[user]), item: list(classes[item])}, user_name=user,
                                  item_name=item)
     if use_nn:

@@ -164,9 +164,10 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
                      recipe.fitted_blocks, recipe.n_inp_, recipe=recipe)
     # A batch is three index_selects (microseconds): prefetch threads would only fight the training
     # loop for the GIL, so batches are made in the main thread unless asked otherwise.
-    return DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
-                                     num_workers=0 if num_workers is None else num_workers,
-                                     drop_last=None)
+    dls = DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
+                                    num_workers=0 if num_workers is None else num_workers, drop_last=None)
+    dls.tabular = tab  # type: ignore[attr-defined]
+    return dls
 
 
 class TabularDataLoaders:

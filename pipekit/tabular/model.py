@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -387,6 +388,23 @@ def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return m(x)
 
 
+def warn_y_range(who: str, dls: Any, y_range: Sequence[float] | None) -> None:
+    """Warn when training targets lie outside ``y_range``: predictions never leave it, so those targets cannot be
+    learned (a book's ``y_range=(0, 5.5)`` copied onto ratings of another scale), naming their range and a fix."""
+    tab = getattr(dls, "tabular", None)
+    if y_range is None or tab is None or tab.y_kind != "regression":
+        return
+    y = tab.train.ys.cast({c: float for c in tab.y_names}).to_numpy().ravel() if len(tab.train) else np.zeros(0)
+    y = y[np.isfinite(y)]
+    lo, hi = float(y_range[0]), float(y_range[1])
+    outside = int(((y < lo) | (y > hi)).sum())
+    if outside:
+        ymin, ymax = float(y.min()), float(y.max())
+        warnings.warn(f"{who}: y_range=({lo:g}, {hi:g}), but {outside} of {len(y)} training targets lie outside it "
+                      f"(they run from {ymin:g} to {ymax:g}); predictions stay inside y_range, so those cannot be "
+                      f"learned: pass y_range=({ymin:g}, {ymax + 0.1 * (ymax - ymin):g}) or about that", stacklevel=3)
+
+
 def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapping[str, int] | None = None,
                     config: Mapping[str, Any] | None = None, n_out: int | None = None,
                     y_range: Sequence[float] | None = None, body: Any = None, **kwargs: Any) -> Any:
@@ -422,6 +440,7 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
         body = body(n_in=n_emb + len(processor.cont_names_))
     if body is not None:
         cfg["body"] = body
+    warn_y_range("tabular_learner", dls, y_range)
     model = TabularModel(get_emb_sz(processor.cat_names_, processor.classes_, emb_szs),
                          len(processor.cont_names_), int(n_out), layers=list(layers or [200, 100]),
                          y_range=None if y_range is None else list(y_range), **cfg)
