@@ -347,8 +347,10 @@ def truth_codes(vocab: Sequence[str]) -> tuple[int | None, int | None] | None:
     >>> truth_codes(["#na#", "0", "1", "2"]) is None, truth_codes(["#na#", "a"]) is None
     (True, True)
     """
+    if not 1 < len(vocab) <= 3:  # #na# and at most two values: anything longer is no yes/no column (checked first,
+        return None  # as this runs on every encode and a vocabulary may hold millions of ids)
     words = [v.strip().lower() for v in vocab[1:]]
-    if not words or len(set(words)) != len(words):
+    if len(set(words)) != len(words):
         return None
     for yes, no in _TRUTH_WORDS:
         if set(words) <= {yes, no}:
@@ -375,7 +377,9 @@ def _written_otherwise(given: pl.Series, learned: Sequence[str]) -> bool:
     numbers = text.str.strip_chars().cast(pl.Float64, strict=False).is_not_null()
     known = pl.Series(list(learned), dtype=pl.String)
     known_numbers = known.str.strip_chars().cast(pl.Float64, strict=False).is_not_null()
-    if bool(numbers.all()) != bool(known_numbers.all()):
+    # a type mismatch only when one side is all numbers and the other has none: learned zips with an 'n/a' among
+    # them still take new zips as new values
+    if (numbers.all() and not known_numbers.any()) or (known_numbers.all() and not numbers.any()):
         return True
     fold = set(text.str.strip_chars().str.to_lowercase().to_list())
     return bool(fold & set(known.str.strip_chars().str.to_lowercase().to_list()))
