@@ -71,6 +71,12 @@ def test_a_column_written_another_way_in_every_row_is_refused_a_new_category_is_
     assert len(one) == 1
     with pytest.warns(UserWarning, match=r"never seen"):
         clf.predict(X.head(4).assign(workclass=[" Space-agency", " Moon-base", " Space-agency", " Guild"]))
+    # numeric codes learned beside one text value ('?' for unknown): a batch of new codes is new, not mistyped
+    zips = df[["age", "sex"]].assign(zip=np.where(np.arange(len(df)) % 7 == 0, "?", (10001 + np.arange(len(df)) % 5)
+                                                  .astype(str)))
+    zclf = TabularClassifier("rf", random_state=0).fit(zips, df["salary"])
+    with pytest.warns(UserWarning, match=r"never seen in training.*'zip': 3"):
+        zclf.predict(zips.head(3).assign(zip=["20001", "20002", "20003"]))
 
 
 def test_rows_to_score_may_carry_a_blank_or_unknown_target():
@@ -170,3 +176,20 @@ def test_an_empty_column_of_x_is_named_for_the_estimator():
             TabularClassifier("rf").fit(X, df["salary"])
     with pytest.raises(DataError, match=r"TabularRegressor: column 'workclass' of X"):
         TabularRegressor("rf").fit(df[["age"]].assign(workclass=None).astype({"workclass": object}), df["age"])
+
+
+def test_a_users_column_named_like_a_date_part_is_not_taken_for_one(tmp_path):
+    """X has a date without times and the user's own 'd_Hour': predict must not read the date as timed (its
+    parts would overwrite d_Hour with midnight)."""
+    import pipekit
+    from pipekit.sklearn import TabularClassifier
+
+    raw = pd.read_csv(path("rossmann_sample") / "train.csv", nrows=1500, dtype={"StateHoliday": str})
+    X = pd.DataFrame({"d": pd.to_datetime(raw["Date"]).dt.date, "d_Hour": (raw["Store"] % 24).astype(float)})
+    y = np.where(X["d_Hour"] > 11, "late", "early")
+    clf = TabularClassifier("rf", random_state=0).fit(X, y)
+    assert clf.date_names_ == ["d"] and "d_Hour" in clf.cont_names_
+    assert (clf.predict(X) == y).mean() > 0.99  # 0.52 when d_Hour was overwritten
+    assert clf.process(X).xs["d_Hour"].n_unique() == X["d_Hour"].nunique() > 10
+    pipekit.save(clf, tmp_path / "clf.pipekit")
+    np.testing.assert_array_equal(pipekit.load(tmp_path / "clf.pipekit").predict(X), clf.predict(X))

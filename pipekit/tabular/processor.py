@@ -380,32 +380,32 @@ class TabularProcessor(Component):
         if isinstance(frame, pl.DataFrame):
             if y_present and len(frame) and all(frame[c].null_count() == len(frame) for c in self.y_names):
                 frame, y_present = frame.drop(self.y_names), False  # an unlabelled test set
-            if y_present and with_labels is None and (why := self._unusable_targets(frame)):
-                warnings.warn(f"new data: {why}; the rows are processed without their target.", stacklevel=2)
-                frame, y_present = frame.drop(self.y_names), False
-                raw = frame
-            if y_present:
-                self._check_targets(frame)
+            if y_present and self._target_problem(lambda: self._check_targets(frame), with_labels):
+                frame, raw, y_present = frame.drop(self.y_names), frame.drop(self.y_names), False
             for proc in self.procs:
                 proc.check_new(frame)
         out = self._apply(frame)
         if y_present:
             out = out.with_columns(self._target_exprs(out))
         out = out.select(self.cat_names_ + self.cont_names_ + (self.y_names if y_present else []))
-        if y_present and isinstance(raw, pl.DataFrame) and isinstance(out, pl.DataFrame):
-            self._check_unseen_labels(raw, out)
+        if y_present and isinstance(raw, pl.DataFrame) and isinstance(out, pl.DataFrame) and \
+                self._target_problem(lambda: self._check_unseen_labels(raw, out), with_labels):
+            out = out.drop(self.y_names)  # classes never seen in training, read from the codes just made
         return out
 
-    def _unusable_targets(self, frame: pl.DataFrame) -> str | None:
-        """Why the target columns of new rows ``frame`` cannot be encoded (blanks, classes never seen in
-        training), or None when they can."""
+    @staticmethod
+    def _target_problem(check: Callable[[], None], with_labels: bool | None) -> bool:
+        """Run one of the target checks: with ``with_labels=True`` its DataError stands; with None (targets
+        encoded when usable) it becomes a warning, and True says the rows go on without their target."""
         try:
-            self._check_targets(frame)
-            if self.y_kind_ == "category":
-                self._check_unseen_labels(frame)
+            check()
         except DataError as e:
-            return str(e).split(";")[0]
-        return None
+            if with_labels:
+                raise
+            warnings.warn(f"new data: {str(e).split(';')[0]}; the rows are processed without their target.",
+                          stacklevel=3)
+            return True
+        return False
 
     def decode(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Categorical codes back to their values, and class targets to theirs in the target's own type."""
