@@ -44,11 +44,11 @@ from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import procs_signature
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
-from pipekit.core.validate import Is
+from pipekit.core.validate import Is, check_state
 from pipekit.sklearn.fitting import BACKENDS, default_backend, fit_model, model_task
 from pipekit.sklearn.frames import as_frame, check_filled, column_roles, date_parts, default_columns
 from pipekit.tabular.core import TabularSplit
-from pipekit.tabular.processor import TabularProcessor
+from pipekit.tabular.processor import _COLUMNS, TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, TabularProc
 
 __all__ = ["EstimatorNotFittedError", "TabularClassifier", "TabularRegressor"]
@@ -215,7 +215,9 @@ class _TabularEstimator(Component, BaseEstimator):
         (``clf.model_.predict(clf.process(X))``)."""
         frame = self._frame(X, reset=False)
         # a date column arriving as text (read back from a CSV) is parsed, with the times of day it had at fit
-        timed = [d for d in self.date_names_ if f"{d}_Hour" in self.processor_.cont_names]
+        # (a '<date>_Hour' part made at fit, not a column of X of that name)
+        timed = [d for d in self.date_names_
+                 if f"{d}_Hour" in self.processor_.cont_names and f"{d}_Hour" not in self.cont_names_]
         frame, _, _ = date_parts(frame, self.date_names_, timed)
         # Python shows a warning once per place only until any code changes the warning filters, which pandas
         # and scikit-learn do inside predict: Categorify's "unseen values" would repeat on every call (every
@@ -283,6 +285,9 @@ class _TabularEstimator(Component, BaseEstimator):
         return params
 
     def state_from_data(self, state: dict[str, Any]) -> None:
+        # the column roles decide what predict reads and parses: lists of names, checked before any is used
+        check_state(state, f"{type(self).__name__}, to read new rows,",
+                    **{k: _COLUMNS for k in ("cat_names_", "cont_names_", "date_names_")})
         state = dict(state)
         for k in ("classes_", "feature_names_in_"):
             if isinstance(state.get(k), list):

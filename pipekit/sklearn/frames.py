@@ -171,9 +171,9 @@ def check_filled(frame: pl.DataFrame, columns: Sequence[str], who: str) -> None:
     """
     if not columns:
         return
-    empty = frame.select([(pl.col(c).is_finite().any() if frame.schema[c].is_float() else pl.col(c).is_not_null()
+    filled = frame.select([(pl.col(c).is_finite().any() if frame.schema[c].is_float() else pl.col(c).is_not_null()
                            .any()).alias(c) for c in columns]).row(0)
-    for c, has in zip(columns, empty):
+    for c, has in zip(columns, filled):
         if not has:
             raise DataError(f"{who}: column {c!r} of X has no values (every row is null, NaN or inf); drop the "
                             "column from X.")

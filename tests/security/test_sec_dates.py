@@ -93,3 +93,24 @@ def test_mixed_offsets_are_refused_and_drop_matches_fastai():
     df = pl.DataFrame({"saledate": ["2015-01-01"]})
     assert "saledate" not in add_datepart(df, "saledate").columns  # fastai's add_datepart(drop=True) default
     assert "saledate" in add_datepart(df, "saledate", drop=False).columns
+
+
+@pytest.mark.parametrize("value", [None, "when", [1, 2]])
+def test_sec_an_estimators_date_columns_from_a_file_are_checked(tmp_path, value):
+    """The column roles of a saved estimator decide what predict parses as dates: a file's null, a string (read
+    letter by letter as columns) or numbers there are refused at load, naming the field."""
+    import pipekit
+    from pipekit.core.errors import ExportError
+    from pipekit.sklearn import TabularRegressor
+    from sec_files import edited_copy
+
+    raw = pd.read_csv(path("rossmann_sample") / "train.csv", nrows=500, dtype={"StateHoliday": str})
+    reg = TabularRegressor("rf", random_state=0).fit(raw[["Store", "Date"]].assign(Date=pd.to_datetime(raw["Date"])),
+                                                    raw["Sales"])
+    pipekit.save(reg, tmp_path / "reg.pipekit")
+
+    def edit(record):
+        record["state"]["date_names_"] = value
+    bad = edited_copy(tmp_path / "reg.pipekit", edit, tmp_path / "bad.pipekit")
+    with pytest.raises(ExportError, match=r"field 'state.date_names_' must be a list of column names"):
+        pipekit.load(bad)
