@@ -124,6 +124,26 @@ def _as_values(values: Any) -> list[Any]:
     return [v.item() if getattr(v, "ndim", 1) == 0 and hasattr(v, "item") else v for v in values]
 
 
+def _check_classes(owner: str, classes: Any, user_name: Any, item_name: Any, n_users: int, n_items: int) -> None:
+    """The vocabularies a collab model looks ids up in (they ride along in its stored arguments): None, or the
+    user and item vocabularies, ``#na#`` then distinct text ids, one per embedding row, so a lookup can never
+    land outside the embeddings or on another id."""
+    if classes is None:
+        return
+    if not (isinstance(classes, dict) and isinstance(user_name, str) and isinstance(item_name, str)
+            and user_name in classes and item_name in classes):
+        raise ParameterError(f"{owner}: classes must map user_name and item_name to their vocabularies, got "
+                             f"user_name={user_name!r:.40}, item_name={item_name!r:.40}, classes of "
+                             f"{type(classes).__name__}")
+    for name, n in ((user_name, n_users), (item_name, n_items)):
+        vocab = classes[name]
+        if not (isinstance(vocab, list) and vocab[:1] == ["#na#"] and all(isinstance(v, str) for v in vocab)
+                and len(set(vocab)) == len(vocab)):
+            raise ParameterError(f"{owner}: classes[{name!r}] must be '#na#' then distinct ids as text")
+        if len(vocab) != n:
+            raise ParameterError(f"{owner}: classes[{name!r}] holds {len(vocab)} values for {n} embedding rows")
+
+
 class _CollabInspect:
     """Inspection shared by the collab models: look items/users up by value (one id, or a list of ids)."""
 
@@ -248,6 +268,7 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
         positive = Interval(1, None, integer=True)
         check("EmbeddingDotBias", n_factors=(n_factors, positive), n_users=(n_users, positive),
               n_items=(n_items, positive), y_range=(y_range, _Y_RANGE))
+        _check_classes("EmbeddingDotBias", classes, user_name, item_name, n_users, n_items)
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
         self.u_weight, self.i_weight = nn.Embedding(n_users, n_factors), nn.Embedding(n_items, n_factors)
         self.u_bias, self.i_bias = nn.Embedding(n_users, 1), nn.Embedding(n_items, 1)
@@ -282,6 +303,9 @@ class EmbeddingNN(_CollabInspect, TabularModel):
                  item_name: str | None = None) -> None:
         TabularModel.__init__(self, emb_szs, n_cont=0, out_sz=1, layers=layers, ps=ps, embed_p=embed_p,
                               y_range=y_range, use_bn=use_bn)
+        if len(emb_szs) != 2:
+            raise ParameterError(f"EmbeddingNN: emb_szs must size 2 embeddings (users, items), got {len(emb_szs)}")
+        _check_classes("EmbeddingNN", classes, user_name, item_name, int(emb_szs[0][0]), int(emb_szs[1][0]))
         self.classes, self.user_name, self.item_name = classes, user_name, item_name
 
     def _tables(self, is_item: bool) -> tuple[Any, nn.Embedding | None]:

@@ -158,3 +158,25 @@ def test_sec_mlp_layers_are_checked_against_the_stored_weights():
         with pytest.raises(ExportError, match=r"'arch.config.layers'"):
             MLP.check_stored({"n_in": 4, "n_out": 2, "layers": layers}, shapes, "arch.config")
     assert time.perf_counter() - start < 5
+
+
+def test_sec_collab_vocabularies_from_a_file_are_checked(tmp_path):
+    """A collab model looks ids up in the vocabularies stored in its arguments: a non-text id, a duplicate, no
+    '#na#' first, or more ids than embedding rows (a lookup past the weights) are refused at load."""
+    from pipekit.tabular import CollabDataLoaders, collab_learner
+
+    ratings = pl.read_csv(dataset_path("movie_lens_sample") / "ratings.csv").head(1500)
+    for use_nn in (False, True):
+        learn = collab_learner(CollabDataLoaders.from_df(ratings, seed=0, bs=64), n_factors=4, use_nn=use_nn,
+                               layers=[8])
+        good = tmp_path / f"collab{use_nn}.pipekit"
+        learn.export(good)
+        for name, edit in (("int", lambda v: v.__setitem__(1, 7)), ("dup", lambda v: v.__setitem__(2, v[1])),
+                           ("na", lambda v: v.__setitem__(0, "x")), ("longer", lambda v: v.extend(["a", "b"]))):
+            path = craft(good, tmp_path / f"c_{name}.pipekit",
+                         lambda r, e=edit: e(r["arch"]["config"]["classes"]["movieId"]))
+            with pytest.raises(ExportError, match=r"classes\['movieId'\]"):
+                load_learner(path)
+        loaded = load_learner(good)
+        movies = ratings["movieId"].unique().sort().head(3).to_list()
+        assert torch.equal(loaded.model.weight(movies), learn.model.weight(movies))
