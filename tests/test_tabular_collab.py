@@ -215,3 +215,20 @@ def test_missing_ids_and_impossible_y_range_are_named(ratings):
         warnings.simplefilter("error")
         collab_learner(dls, n_factors=4, y_range=(0, 110))
         collab_learner(CollabDataLoaders.from_df(ratings, seed=0), n_factors=4, y_range=(0, 5.5))
+
+
+def test_plot_pca_of_chosen_items_uses_their_own_components(learn, ratings, monkeypatch):
+    import numpy as np
+
+    import pipekit.data.plotting as plotting
+
+    shown = []
+    monkeypatch.setattr(plotting, "savefig_or_show", lambda fig, path=None, name="": shown.append(fig))
+    top = ratings["movieId"].value_counts(sort=True)["movieId"].head(12).to_list()
+    learn.model.plot_pca(top)
+    ax = shown[0].axes[0]
+    drawn = ax.collections[0].get_offsets()
+    assert np.allclose(drawn, learn.model.pca(2, values=top)[:, :2])
+    assert [t.get_text() for t in ax.texts] == [str(v) for v in top]
+    with pytest.raises(ParameterError, match=r"pca: 2 value\(s\) give at most 2 components"):
+        learn.model.pca(3, values=top[:2])

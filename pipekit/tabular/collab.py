@@ -97,7 +97,6 @@ class CollabDataLoaders:
                           y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers,
                                        with_cont=False)
-        dls.tabular = tab
         return dls
 
     @staticmethod
@@ -225,21 +224,25 @@ class _CollabInspect:
                                  f"embeddings; ask for at most {n_factors}")
         w = emb.weight.detach().cpu().double().numpy()
         w = w[1:] if values is None else w[self._codes(values, is_item).numpy()]
+        if len(w) < n_components:
+            raise ParameterError(f"pca: {len(w)} value(s) give at most {len(w)} components; ask for n_components <= "
+                                 f"{len(w)} or pass more values")
         w = w - w.mean(0)
         _, _, vt = np.linalg.svd(w, full_matrices=False)
         return w @ vt[:n_components].T
 
     def plot_pca(self, values: Sequence[Any] | None = None, n: int = 50, is_item: bool = True,
                  path: str | Path | None = None) -> Path | None:
-        """Scatter the first two principal components of the item factors, labelled (PNG when headless)."""
+        """Scatter the first two principal components of the item factors, labelled (PNG when headless): of the
+        first ``n`` items, or fitted on and drawn for ``values`` (e.g. the most-rated movies)."""
         from pipekit.data.plotting import get_pyplot, savefig_or_show
 
-        comps = self.pca(2, is_item)
         names = self.all_values(is_item)
         if values is None:
-            idx = list(range(min(n, len(names))))
-        else:
-            idx = (self._codes(values, is_item) - 1).tolist()
+            comps, idx = self.pca(2, is_item), list(range(min(n, len(names))))
+        else:  # fitted on the chosen values only, as pca(values=) is
+            comps, idx = self.pca(2, is_item, values=values), list(range(len(_as_values(values))))
+            names = [names[int(c) - 1] for c in self._codes(values, is_item)]
         plt = get_pyplot()
         fig, ax = plt.subplots(figsize=(8, 8))
         ax.scatter(comps[idx, 0], comps[idx, 1], s=8)

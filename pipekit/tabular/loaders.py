@@ -211,7 +211,6 @@ class TabularDataLoaders:
                       splits=splits, skipinitialspace=skipinitialspace)
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                        num_workers=num_workers)
-        dls.tabular = tab
         return dls
 
     @staticmethod
