@@ -22,9 +22,9 @@ from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.registry import register
 from pipekit.core.validate import Is, Options
 
-#: the image formats pipekit decodes (OpenCV, else Pillow); other files that look like images are named when left out
+#: the image formats pipekit decodes; other files whose extension says image (.heic, .svg) are named when left out
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp", ".avif", ".jp2",
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".jp2",
      ".ppm", ".pgm", ".pbm", ".pnm"})
 TEXT_EXTENSIONS = frozenset({".txt"})
 _MIME = mimetypes.MimeTypes()  # Python's own table, not this machine's files: the same answer everywhere
@@ -181,7 +181,8 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
     """
     _folder_not_list(path, "get_image_files")
     files, walk = _walk(path, IMAGE_EXTENSIONS, recurse, folders, True)
-    # files whose extension says image but that pipekit cannot decode (.heic, .svg, .tga...): named, not lost quietly
+    # files whose extension says image (Python's own table of types) but that pipekit cannot decode (.heic, .svg):
+    # named, not lost quietly
     looks = {e: n for e, n in sorted(walk.left_out.items())
              if e and (_MIME.guess_type("x" + e)[0] or "").startswith("image/")}
     if looks:

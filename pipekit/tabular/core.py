@@ -491,7 +491,8 @@ class Tabular(_FittedNames):
 
     def new(self, source: Any) -> TabularSplit:
         """Apply the fitted procs to new rows (a table, a path, a dict row, a pandas Series or a list of dict
-        rows; targets are encoded when present); warns about filled values."""
+        rows; targets are encoded when present and usable: a target with blanks or classes never seen in
+        training is left out, with a warning); warns about filled values."""
         return TabularSplit(process_new(self.processor, source), self.processor, None, "new")
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:

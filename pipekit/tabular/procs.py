@@ -266,7 +266,8 @@ class FillMissing(TabularProc):
             c = clash[0]
             raise DataError(f"FillMissing: continuous column {c!r} has missing values in the training rows, so it "
                             f"gets a flag column {c + '_na'!r}, but the table already has a column {c + '_na'!r}; "
-                            f"rename that column (e.g. df.rename(columns={{{c + '_na'!r}: {c + '_na_given'!r}}})) or "
+                            f"rename that column (pandas: df.rename(columns={{{c + '_na'!r}: {c + '_na_given'!r}}}); "
+                            f"Polars: df.rename({{{c + '_na'!r}: {c + '_na_given'!r}}})) or "
                             "pass FillMissing(add_col=False).")
         for c in cols:
             n_inf = int(stats[f"{c}\x00i"][0] or 0)
