@@ -170,6 +170,25 @@ def test_reference_loader_refuses_what_it_cannot_mirror(source):
         reference_loader(odd, source)
     with pytest.raises(ParameterError, match="DataBlock and its source"):
         reference_loader(digits())
+    for bad in ({"bs": 0}, {"num_workers": -1}):
+        with pytest.raises(ParameterError, match=rf"reference_loader: {next(iter(bad))}="):
+            reference_loader(digits(), source, **bad)
+
+
+def test_data_is_not_measured_as_a_loader_and_sweep_checks_its_batches(dls):
+    """A table, an array or a tensor has a length and can be iterated, but is the data, not a loader: measuring
+    its column names as batches gave hundreds of thousands of 'items/s'."""
+    import pandas as pd
+    import polars as pl
+
+    from pipekit.bench import sweep
+
+    for data in (pd.DataFrame({"a": [1, 2]}), pl.DataFrame({"a": [1, 2]}), np.zeros((4, 2)), torch.zeros(4, 2)):
+        with pytest.raises(ParameterError, match=rf"cannot measure {type(data).__name__}: give pipekit DataLoaders"):
+            profile(data, n_batches=1)
+    for n in (0, -1):
+        with pytest.raises(ParameterError, match=rf"sweep: n_batches={n} is not accepted"):
+            sweep(dls, workers=(0,), n_batches=n)
 
 
 def test_bottleneck_measures_three_ways_and_restores_the_learner(dls):
@@ -185,6 +204,7 @@ def test_bottleneck_measures_three_ways_and_restores_the_learner(dls):
     assert min(b.loader_items_s, b.model_items_s, b.full_items_s) > 0
     assert b.limiter in ("loader", "model", "balanced") and b.limiter in b.verdict or b.limiter == "balanced"
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model.training  # the mode get_preds left is put back with the weights (it was left in training)
     d = b.to_dict()
     assert d["overlap"] == pytest.approx(b.full_items_s / min(b.loader_items_s, b.model_items_s))
     assert b.rounds == 1 and {k: len(v) for k, v in b.per_round.items()} == {"loader": 1, "model": 1, "full": 1}
@@ -244,11 +264,11 @@ def test_bench_loader_runs_a_recipe_file_outside_the_repository(tmp_path):
     env = {**os.environ, "PIPEKIT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "pipekit.cli", "bench-loader", "my_digits.py", "--batches", "3", "--bs", "32",
            "--workers", "0,1", "--rounds", "1", "--warm-epochs", "1", "--compare", "reference",
-           "--json", "out.json"]
+           "--json", "figures/out.json"]
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert ROOT not in tmp_path.parents
-    out = json.loads((tmp_path / "out.json").read_text())
+    out = json.loads((tmp_path / "figures" / "out.json").read_text())  # its folder made before measuring
     assert out["recipe"] == str(tmp_path / "my_digits.py")
     assert set(out["sweep"]["rates"]) == {"0", "1"} and out["sweep"]["best"] in (0, 1)
     assert out["profile"]["warm"]["batches"] == 3 and out["profile"]["bs"] == 32

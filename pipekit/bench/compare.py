@@ -211,7 +211,8 @@ def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None
     >>> sorted(s.rounds), s.best in (0, 1)
     ([0, 1], True)
     """
-    check("sweep", rounds=(rounds, Interval(1, None, integer=True)), workers=(workers, _WORKERS))
+    check("sweep", rounds=(rounds, Interval(1, None, integer=True)), workers=(workers, _WORKERS),
+          n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)))
     before = machine()
     make: Callable[[int], Any]
     datablock, obj = resolve(loader, source)

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, check
 from pipekit.data.transform import BatchTransform, as_list
 
 STAGES = ("read file", "decode", "item transforms", "augment + normalize (per item)", "collate")
@@ -256,6 +257,8 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
         raise ParameterError("reference_loader: give a DataBlock and its source, or (DataBlock, source)")
     if subset not in ("train", "valid"):
         raise ParameterError(f"reference_loader: subset must be 'train' or 'valid', got {subset!r}")
+    check("reference_loader", bs=(bs, Interval(1, None, integer=True)),
+          num_workers=(num_workers, Interval(0, None, integer=True)))
     train = subset == "train"
     items = datablock.items_from(source)
     splitter = datablock.splitter if datablock.splitter is not None else RandomSplitter(0.2)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipekit.core.errors import ParameterError
@@ -252,7 +253,11 @@ def as_runner(obj: Any, subset: str = "train", device: Any = None, name: str | N
     if isinstance(obj, tuple) and any(isinstance(o, (DataLoaders, DataLoader)) for o in obj):
         raise ParameterError("a (DataBlock, source) pair is measured built from the DataBlock; this tuple holds "
                              "DataLoaders already built: give them alone")
-    if hasattr(obj, "__iter__") and hasattr(obj, "__len__") and not isinstance(obj, (str, bytes, dict, tuple)):
+    # a table, an array or a tensor is the data, not a loader of it (its len counts rows, its iteration columns)
+    kind = type(obj).__module__.split(".")[0]
+    data = isinstance(obj, (str, bytes, dict, tuple, np.ndarray)) or kind in ("pandas", "polars", "pyarrow") \
+        or (kind == "torch" and hasattr(obj, "shape"))
+    if hasattr(obj, "__iter__") and hasattr(obj, "__len__") and not data:
         return TorchRunner(obj, device, name)
     raise ParameterError(f"cannot measure {type(obj).__name__}: give pipekit DataLoaders or a DataLoader, a torch "
                          "DataLoader, a DataBlock with source=, or (DataBlock, source) as a recipe's datablock() returns")
