@@ -16,6 +16,7 @@ live only in a source checkout's ``benchmarks/`` folder.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import importlib.util
 import os
@@ -270,6 +271,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     dirs = benchmark_dirs()
     available = {p.stem: p for d in reversed(dirs) for p in sorted(d.glob("*.py"))
                  if not p.stem.startswith("_") and p.stem != "run_all"}
+    if args.list:
+        for name, path in sorted(available.items()):
+            # the first line of each file's docstring, read without running the file
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+            print(f"{name:<28} {doc.strip().splitlines()[0] if doc.strip() else ''}")
+        return 0
     if not args.names and not available:
         raise SystemExit("pipekit bench: no benchmarks to run. They compare pipekit with other libraries and live "
                          "in the benchmarks/ folder of a pipekit source checkout: run `pipekit bench` (or "
@@ -335,9 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("model", help=f"the exported model (learn.export's {MODEL_SUFFIX} file)")
     pr.add_argument("files", nargs="+", help="images, tables (.csv, .tsv, .parquet) or text files (.txt, a text a line)")
     pr.set_defaults(fn=cmd_predict)
-    b = sub.add_parser("bench", help="run benchmarks (all when none named; in a source checkout)")
-    b.add_argument("names", nargs="*")
-    b.add_argument("--args", nargs=argparse.REMAINDER, default=[])
+    b = sub.add_parser("bench", help="run benchmarks (all when none named; in a source checkout)",
+                       description="Run the benchmarks in the benchmarks/ folder of a pipekit source checkout: each "
+                                   "compares pipekit with another library and prints their ratio. With no name, every "
+                                   "one runs, which takes many minutes; --list shows what there is.")
+    b.add_argument("names", nargs="*", help="benchmark names (see --list) or paths of benchmark files; none: all")
+    b.add_argument("--list", action="store_true", help="list the benchmarks (name and what each measures) and exit")
+    b.add_argument("--args", nargs=argparse.REMAINDER, default=[], help="arguments passed on to each benchmark")
     b.set_defaults(fn=cmd_bench)
     bl = sub.add_parser("bench-loader", add_help=False,
                         help="profile a recipe file's data loader (pipekit bench-loader --help)")

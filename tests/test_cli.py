@@ -155,3 +155,8 @@ def test_bench_runs_a_named_benchmark_and_reports_its_failure(tmp_path, monkeypa
     assert capsys.readouterr().out.count("== benchmark") == 2
     with pytest.raises(SystemExit, match="no benchmark named 'nope'; available: broken, ok"):
         main(["bench", "nope"])
+    # --list names them with their docstring's first line, running none of them
+    (tmp_path / "benchmarks" / "ok.py").write_text('"""Throughput of ok.\n\nMore."""\nraise SystemExit(3)\n')
+    assert main(["bench", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in listed] == ["broken", "ok"] and listed[1].endswith("Throughput of ok.")

@@ -211,6 +211,7 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
         raise ParameterError(f"bottleneck: give a Learner or a pair (dls, model), got {type(learn).__name__}")
     before = machine()
     model_state = copy.deepcopy(learn.model.state_dict())
+    modes = {m: m.training for m in learn.model.modules()}  # train/eval mode, put back with the weights
     saved = {k: learn.__dict__.get(k) for k in ("opt", "epoch", "n_epoch", "final_record")}
     recorder = dict(vars(learn.recorder))
     runner = as_runner(learn.dls.train)
@@ -238,6 +239,8 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
         del cached, timed
     finally:
         learn.model.load_state_dict(model_state)
+        for m, training in modes.items():
+            m.training = training
         for k, v in saved.items():
             setattr(learn, k, v)
         learn.recorder.__dict__.update(recorder)

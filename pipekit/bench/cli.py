@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare == "reference" and not callable(getattr(mod, "datablock", None)):
         raise ParameterError("bench-loader: --compare reference needs a recipe with datablock() (the reference is "
                              "built from the DataBlock); this one defines only dataloaders()")
+    if args.json:  # its folder made before anything is measured (as --plot's is), not found missing at the end
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"recipe": str(Path(args.recipe).resolve()), "settings": vars(args), "machine": machine()}
     try:
         _measure(args, mod, omod, console, record)
