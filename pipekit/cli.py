@@ -272,9 +272,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     available = {p.stem: p for d in reversed(dirs) for p in sorted(d.glob("*.py"))
                  if not p.stem.startswith("_") and p.stem != "run_all"}
     if args.list:
-        for name, path in sorted(available.items()):
+        for name, file in sorted(available.items()):
             # the first line of each file's docstring, read without running the file
-            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+            doc = ast.get_docstring(ast.parse(file.read_text(encoding="utf-8"))) or ""
             print(f"{name:<28} {doc.strip().splitlines()[0] if doc.strip() else ''}")
         return 0
     if not args.names and not available:
