@@ -271,6 +271,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     dirs = benchmark_dirs()
     available = {p.stem: p for d in reversed(dirs) for p in sorted(d.glob("*.py"))
                  if not p.stem.startswith("_") and p.stem != "run_all"}
+    if args.list and not available:
+        raise SystemExit("pipekit bench --list: no benchmarks here. They compare pipekit with other libraries and live "
+                         "in the benchmarks/ folder of a pipekit source checkout: run it there.")
     if args.list:
         for name, file in sorted(available.items()):
             # the first line of each file's docstring, read without running the file

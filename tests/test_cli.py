@@ -141,6 +141,8 @@ def test_bench_with_nothing_to_run_fails_with_a_message(tmp_path, monkeypatch):
         main(["bench"])
     with pytest.raises(SystemExit, match="no benchmark named 'image_loader'; available: none"):
         main(["bench", "image_loader"])
+    with pytest.raises(SystemExit, match=r"bench --list: no benchmarks here.*source checkout"):
+        main(["bench", "--list"])
 
 
 def test_bench_runs_a_named_benchmark_and_reports_its_failure(tmp_path, monkeypatch, capsys):
