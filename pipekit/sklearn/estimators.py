@@ -286,8 +286,9 @@ class _TabularEstimator(Component, BaseEstimator):
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         # the column roles decide what predict reads and parses: lists of names, checked before any is used
-        check_state(state, f"{type(self).__name__}, to read new rows,",
-                    **{k: _COLUMNS for k in ("cat_names_", "cont_names_", "date_names_")})
+        if state:  # a fitted estimator's state (an unfitted one stores none)
+            check_state(state, f"{type(self).__name__}, to read new rows,",
+                        **{k: _COLUMNS for k in ("cat_names_", "cont_names_", "date_names_")})
         state = dict(state)
         for k in ("classes_", "feature_names_in_"):
             if isinstance(state.get(k), list):
