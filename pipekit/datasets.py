@@ -4,8 +4,8 @@
 >>> sorted(D.REGISTRY)[:3]
 ['adult_sample', 'camvid_tiny', 'coco_tiny']
 """
-from pipekit.data.external import (REGISTRY, Checksum, DatasetInfo, available, cache_root, data_root, extract, fetch,
-                                   locate, path, read_idx, register_dataset)
+from pipekit.data.external import (REGISTRY, URLs, Checksum, DatasetInfo, available, cache_root, data_root, extract,
+                                   fetch, locate, path, read_idx, register_dataset, untar_data)
 
 __all__ = ["REGISTRY", "Checksum", "DatasetInfo", "available", "cache_root", "data_root", "extract", "fetch", "locate",
-           "path", "read_idx", "register_dataset"]
+           "path", "read_idx", "register_dataset", "untar_data", "URLs"]

@@ -100,3 +100,36 @@ def test_cli_summary_and_run(capsys):
     assert "result: mnist_tiny" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no recipe named 'nope'"):
         main(["run", "nope"])
+
+
+@pytest.mark.data
+def test_untar_data_gives_the_books_first_line_its_local_folder():
+    from pipekit.data import URLs, untar_data
+    path = untar_data(URLs.MNIST_TINY)
+    assert path == D.path("mnist_tiny") and {"labels.csv", "train", "valid"} <= {p.name for p in path.iterdir()}
+    for name, folder in [("ADULT_SAMPLE", "adult_sample"), ("IMDB_SAMPLE", "imdb_sample"),
+                         ("ML_SAMPLE", "movie_lens_sample"), ("CAMVID_TINY", "camvid_tiny"),
+                         ("COCO_TINY", "coco_tiny"), ("DOGS", "dogscats")]:
+        assert untar_data(getattr(URLs, name)) == D.path(folder)
+    assert untar_data("adult_sample") == D.path("adult_sample")    # a registered name works too
+    assert "MNIST_TINY" in dir(URLs)
+
+
+def test_untar_data_names_what_it_has_for_an_unknown_set(monkeypatch, tmp_path):
+    from pipekit.data import URLs, untar_data
+    with pytest.raises(AttributeError, match=r"no data set registered as URLs.PETS; it knows .*URLs.MNIST_TINY "
+                                             r"\(mnist_tiny\).*register_dataset"):
+        _ = URLs.PETS
+    with pytest.raises(ValueError, match=r"no registered data set comes from 'https://example.org/pets.tgz'.*"
+                                         r"register_dataset"):
+        untar_data("https://example.org/pets.tgz")
+    # a data set the user registers is found by its address, as the error says
+    arc = _archive(tmp_path, "pets")
+    url = arc.as_uri()
+    monkeypatch.setenv("PIPEKIT_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(D.REGISTRY, "pets", DatasetInfo("pets", (url,), ("labels.csv", "train")))
+    with pytest.warns(UserWarning, match="no pinned checksum"):
+        folder = untar_data(url)
+    assert (folder / "train" / "a.png").read_bytes() == b"x"
+    assert untar_data(url) == folder                                 # the second call finds the copy

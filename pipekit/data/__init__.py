@@ -4,6 +4,7 @@ from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, MultiCategoryBlock, RegressionBlock,
                                  ToFloat, TransformBlock)
 from pipekit.data.datablock import DataBlock
+from pipekit.data.external import URLs, untar_data
 from pipekit.data.dataloaders import DataLoaders, Datasets
 from pipekit.data.getters import (ColReader, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
                                   get_image_files, get_text_files, parent_label, using_attr)
@@ -24,5 +25,5 @@ __all__ = [
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "get_files", "get_image_files", "get_text_files", "parent_label", "read_table",
-    "set_seed", "show_items", "to_items", "UsingAttr", "using_attr",
+    "set_seed", "show_items", "to_items", "untar_data", "URLs", "UsingAttr", "using_attr",
 ]

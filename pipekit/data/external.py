@@ -198,6 +198,63 @@ def path(name: str, download: bool = True) -> Path:
     return fetch(info)
 
 
+#: the names the fastai book gives the registered data sets (``URLs.ADULT_SAMPLE``...), by data set
+_BOOK_NAMES = {"ADULT_SAMPLE": "adult_sample", "IMDB_SAMPLE": "imdb_sample", "ML_SAMPLE": "movie_lens_sample",
+               "MNIST_TINY": "mnist_tiny", "CAMVID_TINY": "camvid_tiny", "COCO_TINY": "coco_tiny",
+               "DOGS": "dogscats"}
+
+
+class _URLs:
+    """The book's ``URLs.<NAME>`` constants for the data sets pipekit knows: each is the data set's download
+    address, which :func:`untar_data` turns into its local folder.
+
+    >>> URLs.ADULT_SAMPLE
+    'https://s3.amazonaws.com/fast-ai-sample/adult_sample.tgz'
+    >>> untar_data(URLs.ADULT_SAMPLE).name
+    'adult_sample'
+    """
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name not in _BOOK_NAMES:
+            known = ", ".join(f"URLs.{k} ({v})" for k, v in _BOOK_NAMES.items())
+            raise AttributeError(f"pipekit has no data set registered as URLs.{name}; it knows {known}. For another "
+                                 "data set, put its files in a folder and pass that folder to the loaders, or add it "
+                                 "with register_dataset(DatasetInfo(name, urls, files, checksums=...)) and use "
+                                 "pipekit.datasets.path(name)")
+        urls = _info(_BOOK_NAMES[name]).urls
+        return urls[0] if urls else _BOOK_NAMES[name]
+
+    def __dir__(self) -> list[str]:
+        return sorted(_BOOK_NAMES)
+
+    def __repr__(self) -> str:
+        return f"URLs({', '.join(sorted(_BOOK_NAMES))})"
+
+
+URLs = _URLs()
+
+
+def untar_data(url: str, download: bool = True) -> Path:
+    """The local folder of the data set downloaded from ``url`` (a ``URLs.<NAME>``, any registered data set's
+    address, or its name), as the book's first line gives it: :func:`path` of that data set.
+
+    >>> (untar_data(URLs.MNIST_TINY) / "labels.csv").exists()
+    True
+    """
+    url = os.fspath(url)
+    if url in REGISTRY:
+        return path(url, download=download)
+    for info in REGISTRY.values():
+        if url in info.urls:
+            return path(info.name, download=download)
+    raise ValueError(f"untar_data: no registered data set comes from {url!r}; registered: {sorted(REGISTRY)}. "
+                     "Pass a folder holding the files to the loaders, or register the address first: "
+                     "register_dataset(DatasetInfo(name, urls=(url,), files=(...), checksums={url: Checksum(size, "
+                     "sha256=...)}))")
+
+
 def available() -> dict[str, Path | None]:
     """Every registered data set and its local folder (None when it would have to be downloaded)."""
     return {name: locate(name) for name in sorted(REGISTRY)}
