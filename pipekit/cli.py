@@ -5,6 +5,7 @@
     pipekit run path/to/recipe.py     # run your own recipe file
     pipekit summary mnist_tiny        # walk one batch of a recipe's data through the pipeline
     pipekit predict model.pipekit cat.jpg dog.jpg    # an exported model's prediction for each file
+    pipekit predict ensemble.pipekit rows.csv        # a saved ensemble's (ens.export) for each row of a table
     pipekit bench image_loader        # run benchmarks/image_loader.py (in a pipekit source checkout)
     pipekit bench-loader my_recipe.py --batches 50 --workers 0,2,4 --compare reference
     pipekit --version
@@ -28,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 import pipekit
-from pipekit.core.errors import WeightsNotInstalledError
+from pipekit.core.errors import ParameterError, WeightsNotInstalledError
 
 #: the folder holding the ``pipekit`` package: a source checkout when it has a pyproject.toml
 CHECKOUT = Path(pipekit.__file__).resolve().parents[1]
@@ -193,27 +194,68 @@ KIND_FILES = {"table": "tables (.csv, .tsv, .parquet, .arrow), a row each",
               "image": "image files (.jpg, .png, ...)"}
 
 
+def _model_rows(model: Any, path: Path) -> list[tuple[str, str]]:
+    """A saved model's or ensemble's prediction for each row of the table ``path``, read and processed by the procs
+    it keeps, as a tabular learner's are (a target column in the rows is ignored), in the learner's format."""
+    import numpy as np
+    import torch
+
+    from pipekit.tabular.core import TabularSplit, process_new
+
+    processor = _model_processor(model, type(model).__name__)
+    preds = np.asarray(model.predict(TabularSplit(process_new(processor, path, with_labels=False), processor, None,
+                                                  "new")))
+    where = f"{path} row"
+    if model.task != "classification":
+        return [(f"{where} {i}", _label(np.asarray(v), None, None)) for i, v in enumerate(preds)]
+    classes, best = np.asarray(model.classes_), preds.argmax(1)
+    return [(f"{where} {i}", _label(classes[k].item(), torch.tensor(int(k)), torch.from_numpy(p)))
+            for i, (k, p) in enumerate(zip(best, preds))]
+
+
+def _model_processor(model: Any, what: str) -> Any:
+    """The fitted procs a saved model or ensemble (``what``) processes raw rows with: an ensemble's, a
+    ``BaggedModel``'s, the tabular net's. A plain GBM or forest keeps only their signature: refused, saying how to
+    predict with it."""
+    from pipekit.ensemble.base import members_processor
+
+    processor = members_processor([model])
+    if processor is None:
+        raise ParameterError(
+            f"{what} holds a {type(model).__name__}, which keeps only the signature of the procs it was trained on, "
+            "not the procs, so it cannot process raw rows: score processed rows in Python "
+            "(model.predict(tab.new(df))), or export a model that keeps them (an ensemble fitted on a split of the "
+            "Tabular, a BaggedModel, the tabular net TorchTabular)")
+    return processor
+
+
 def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
     """``(where, prediction)`` for the file ``path``: each row of a table (CSV, TSV, Parquet, Arrow) read as the
     model's recipe reads rows, each non-empty line of a ``.txt`` file as a text, an image as one item. A file of
     another kind than the model's input (a table for an image model, an image for a text model) is refused with
-    the kinds it takes."""
+    the kinds it takes. ``learn`` is a Learner, or a saved model or ensemble (``pipekit.load`` of a file written by
+    its ``export``), which reads rows of a table."""
+    from pipekit.backends.base import Model
     from pipekit.data.getters import IMAGE_EXTENSIONS
     from pipekit.data.items import TABLE_SUFFIXES
 
     if not path.is_file():
         raise FileNotFoundError("no such file" + ("" if path.is_absolute() else f" (looked in {Path.cwd()})"))
     suffix = path.suffix.lower()
-    kind = input_kind(learn)
+    is_model = isinstance(learn, Model)
+    kind = "table" if is_model else input_kind(learn)
     given = "table" if suffix in TABLE_SUFFIXES else "text" if suffix == ".txt" else \
         "image" if suffix in IMAGE_EXTENSIONS else None
     # a model whose items were rows of a table (a column of texts, a CSV of file names) reads a table's rows too
-    rows = getattr(getattr(learn.dls, "recipe", None), "item_columns_", None) not in (None, ["path"], ["item"])
+    rows = not is_model and \
+        getattr(getattr(learn.dls, "recipe", None), "item_columns_", None) not in (None, ["path"], ["item"])
     if kind is not None and given != kind and not (given == "table" and rows):
         names = {"table": "a table", "text": "a text file", "image": "an image", None: "none of those"}
         also = f", or {KIND_FILES['table']}" if rows and kind != "table" else ""
         raise ValueError(f"this is {'an image' if kind == 'image' else 'a ' + kind} model; it takes "
                          f"{KIND_FILES[kind]}{also}, and {path.name!r} is {names[given]}")
+    if is_model:
+        return _model_rows(learn, path)
     if suffix in TABLE_SUFFIXES:
         return _many(learn, path, f"{path} row", 0)
     if suffix == ".txt":
@@ -230,16 +272,33 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
     return [(str(path), _label(decoded, dec, probs))]
 
 
+def _load_predictor(model: Path) -> Any:
+    """What ``pipekit predict`` predicts with: the Learner of a learner export, or the model or ensemble a file
+    written by its ``export`` (``pipekit.save``) holds, as ``pipekit.load`` rebuilds them (onto the CPU). Any other
+    pipekit file, and a model that cannot process raw rows, is refused saying what to give instead."""
+    from pipekit.backends.base import Model
+    from pipekit.core.archive import load
+    from pipekit.learn import Learner
+
+    loaded = load(model)
+    if isinstance(loaded, Model):
+        _model_processor(loaded, str(model))  # refused once here, not once per file
+        return loaded
+    if isinstance(loaded, Learner):
+        return loaded
+    raise ParameterError(f"{model} holds a {type(loaded).__name__}, not a model to predict with: give the file "
+                         f"learn.export wrote, or one a model's or ensemble's export wrote (a {MODEL_SUFFIX} file)")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from pipekit.core.errors import PipekitError
-    from pipekit.learn import load_learner
 
     model = Path(args.model)
     if not model.is_file():
         raise SystemExit(f"pipekit predict: model file {args.model!r} not found (looked in {Path.cwd()}); give the "
-                         f"file learn.export wrote (a {MODEL_SUFFIX} file)")
+                         f"file learn.export wrote, or a model's or ensemble's export (a {MODEL_SUFFIX} file)")
     try:
-        learn = load_learner(model)
+        learn = _load_predictor(model)
     except (PipekitError, OSError) as e:
         raise SystemExit(f"pipekit predict: {e}") from None
     rc = 0
@@ -342,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(fn=cmd_summary)
     pr = sub.add_parser("predict", help="an exported model's prediction for each file (images; rows of a CSV; lines "
                                         "of a .txt file for a text model)")
-    pr.add_argument("model", help=f"the exported model (learn.export's {MODEL_SUFFIX} file)")
+    pr.add_argument("model", help=f"the exported model (learn.export's {MODEL_SUFFIX} file, or a saved model's or "
+                                  "ensemble's export, which reads rows of tables)")
     pr.add_argument("files", nargs="+", help="images, tables (.csv, .tsv, .parquet) or text files (.txt, a text a line)")
     pr.set_defaults(fn=cmd_predict)
     b = sub.add_parser("bench", help="run benchmarks (all when none named; in a source checkout)",

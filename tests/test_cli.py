@@ -162,3 +162,114 @@ def test_bench_runs_a_named_benchmark_and_reports_its_failure(tmp_path, monkeypa
     assert main(["bench", "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [ln.split()[0] for ln in listed] == ["broken", "ok"] and listed[1].endswith("Throughput of ok.")
+
+
+# ------------------------------------------------------------------ pipekit predict with a saved ensemble
+ADULT_CATS, ADULT_CONTS = ["workclass", "education", "sex"], ["age", "fnlwgt", "education-num"]
+
+
+@pytest.fixture(scope="module")
+def adult_ensembles(tmp_path_factory):
+    """A weighted ensemble of a small forest and GBM on 2000 adult_sample rows, exported; a regression mean
+    ensemble (age from the rest) and the forest alone, exported too."""
+    import polars as pl
+
+    import pipekit.datasets as D
+    from pipekit.backends import GBM, RandomForest
+    from pipekit.data import RandomSplitter
+    from pipekit.ensemble import MeanEnsemble, WeightedEnsemble
+    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
+
+    out = tmp_path_factory.mktemp("ensembles")
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(2000)
+
+    def table(y, cats, conts):
+        return Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=cats, cont_names=conts, y_names=y,
+                       splits=RandomSplitter(valid_pct=0.2, seed=42))
+
+    tab = table("salary", ADULT_CATS, ADULT_CONTS)
+    rf = RandomForest("classification", n_estimators=10, seed=0, n_jobs=1).fit(tab.train, tab.valid)
+    gbm = GBM("classification", n_estimators=20, seed=0, n_jobs=1).fit(tab.train, tab.valid)
+    ens = WeightedEnsemble({"rf": rf, "gbm": gbm}, n_iter=5).fit(tab.valid)
+    reg = table("age", ADULT_CATS, ["fnlwgt", "education-num"])
+    mean = MeanEnsemble([GBM("regression", n_estimators=20, seed=0, n_jobs=1).fit(reg.train, reg.valid)]).fit(reg.valid)
+    return {"classifier": ens.export(out / "adult.pipekit"), "regressor": mean.export(out / "age.pipekit"),
+            "forest": rf.export(out / "forest.pipekit")}
+
+
+def _saved_ensemble_lines(file, rows):
+    """What pipekit.load's ensemble predicts for the raw rows of the table ``rows``, as `pipekit predict` prints it."""
+    import pipekit
+
+    back = pipekit.load(file)
+    preds = back.predict(back.process(rows))
+    if back.task == "regression":
+        return [f"{rows} row {i}\t{float(v):.6g}" for i, v in enumerate(preds)]
+    return [f"{rows} row {i}\t{back.classes_[p.argmax()]}\t{float(p.max()):.4f}" for i, p in enumerate(preds)]
+
+
+def test_predict_scores_the_rows_of_a_table_with_a_saved_ensemble(adult_ensembles, tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    import polars as pl
+
+    import pipekit
+    import pipekit.datasets as D
+
+    adult = D.path("adult_sample") / "adult.csv"
+    rows = tmp_path / "people.csv"  # the header and 12 people as written, the target column with them
+    lines = adult.read_text().splitlines(keepends=True)
+    rows.write_text("".join([lines[0], *lines[2001:2013]]))  # rows the ensemble was not fitted on
+    unlabelled = tmp_path / "people.parquet"
+    pl.read_csv(adult).slice(2000, 12).drop("salary").write_parquet(unlabelled)
+    assert main(["predict", str(adult_ensembles["classifier"]), str(rows), str(unlabelled)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    want = _saved_ensemble_lines(adult_ensembles["classifier"], rows)
+    assert out[:12] == want and len(want) == 12 and {ln.split("\t")[1] for ln in want} == {"<50k", ">=50k"}
+    # the same rows without their target give the same predictions
+    assert [ln.split("\t", 1)[1] for ln in out[12:]] == [ln.split("\t", 1)[1] for ln in want]
+    # a regression ensemble prints a value a row
+    assert main(["predict", str(adult_ensembles["regressor"]), str(rows)]) == 0
+    values = capsys.readouterr().out.splitlines()
+    assert values == _saved_ensemble_lines(adult_ensembles["regressor"], rows)
+    ages = [float(ln.split("\t")[1]) for ln in values]
+    assert len(ages) == 12 and all(17 <= a <= 90 for a in ages) and len(set(ages)) > 1
+    # as a user starts it, in a process of its own
+    here = str(Path(pipekit.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-m", "pipekit.cli", "predict", str(adult_ensembles["classifier"]),
+                           str(rows)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.splitlines() == want, done.stderr
+
+
+def test_predict_with_a_saved_ensemble_names_wrong_input(adult_ensembles, tmp_path, capsys):
+    import polars as pl
+
+    import pipekit.datasets as D
+
+    model = str(adult_ensembles["classifier"])
+    pl.read_csv(D.path("adult_sample") / "adult.csv").head(3).drop("education").write_csv(tmp_path / "short.csv")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG")
+    (tmp_path / "broken.parquet").write_bytes(b"\x00\x01\x02")
+    files = [str(tmp_path / n) for n in ("short.csv", "photo.png", "broken.parquet", "missing.csv")]
+    assert main(["predict", model, *files]) == 1
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert not out and len(lines) == 4 and all(ln.startswith(f"pipekit predict: {f}: ") for f, ln in zip(files, lines))
+    assert "column(s) ['education'] listed in cat_names are not in the data" in lines[0]
+    assert lines[1].endswith("this is a table model; it takes tables (.csv, .tsv, .parquet, .arrow), a row each, and "
+                             "'photo.png' is an image")
+    assert "could not read" in lines[2] and "broken.parquet" in lines[2]
+    assert lines[3].endswith("no such file")
+    # a forest keeps only the signature of its procs: it cannot read raw rows, and says how to predict with it
+    with pytest.raises(SystemExit, match=r"holds a RandomForest, which keeps only the signature of the procs .*"
+                                         r"\(model\.predict\(tab\.new\(df\)\)"):
+        main(["predict", str(adult_ensembles["forest"]), files[0]])
+    import pipekit
+    from pipekit.data import RandomSplitter
+
+    pipekit.save(RandomSplitter(valid_pct=0.1, seed=7), tmp_path / "splitter.pipekit")
+    with pytest.raises(SystemExit, match=r"holds a RandomSplitter, not a model to predict with"):
+        main(["predict", str(tmp_path / "splitter.pipekit"), files[0]])
