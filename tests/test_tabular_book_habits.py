@@ -115,3 +115,40 @@ def test_a_backend_named_by_a_string_is_searchable_as_backend_params_on_adult():
     assert isinstance(both.backend, RandomForest) and both.backend.min_samples_leaf == 3
     with pytest.raises(ParameterError, match=r"backend='forest' is not known; use one of \['gbm', 'rf', 'net'\]"):
         TabularClassifier().set_params(backend="forest", backend__n_estimators=3)
+
+
+def test_classes_look_codes_up_by_value_as_chapter_9_reads_them_on_rossmann_and_adult():
+    import json
+    import warnings
+
+    from pipekit.tabular import TabularDataLoaders
+
+    df = pd.read_csv(path("rossmann_sample") / "train.csv", dtype={"StateHoliday": str}, nrows=3000)
+    sizes = ["Mini", "Small", "Medium", "Large"]
+    df["Size"] = np.array(sizes)[df["Store"].to_numpy() % 4]
+    to = Tabular(df, procs=[Categorify(ordered={"Size": sizes})], cat_names=["Size", "Store", "StateHoliday"],
+                 cont_names=["Customers"], y_names="Sales", splits=RandomSplitter(0.2, seed=0))
+    size = to.classes["Size"]
+    assert size == ["#na#", *sizes] and repr(size) == repr(["#na#", *sizes]) and size.o2i["Medium"] == 3
+    # o2i gives the code Categorify wrote for each training value, given as the user's own (int) value
+    xs, raw = to.train.xs, df.iloc[to.train_idx[:50]]
+    for c in ("Size", "Store", "StateHoliday"):
+        assert [to.classes[c].o2i[v] for v in raw[c]] == xs[c].head(50).to_list(), c
+    store = int(raw["Store"].iloc[0])
+    assert to.classes["Store"].o2i[store] == to.classes["Store"].o2i[str(store)] == to.classes["Store"].index(str(store))
+    with pytest.raises(KeyError, match=r"'Store': 100000 was never seen in training; \d+ known values"):
+        to.classes["Store"].o2i[100000]
+    assert json.loads(json.dumps(to.classes)) == {c: list(v) for c, v in to.classes.items()}
+    # the loaders of adult.csv (spaces after the commas dropped): the same vocabularies, the same lookups
+    dls = TabularDataLoaders.from_csv(path("adult_sample") / "adult.csv", y_names="salary", bs=64, seed=42,
+                                      cat_names=["workclass", "education", "occupation"], cont_names=["age"])
+    edu = dls.classes["education"]
+    assert edu is dls.tabular.classes["education"] and edu[edu.o2i["Masters"]] == "Masters"
+    with pytest.raises(KeyError, match=r"'education': ' Masters' was never seen in training"):
+        edu.o2i[" Masters"]
+    # a blank category of a table stays a category of its own at predict: nothing to warn about
+    rows = pd.read_csv(path("adult_sample") / "adult.csv", skipinitialspace=True, nrows=10)
+    assert rows["occupation"].isna().any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dls.test_dl(rows)

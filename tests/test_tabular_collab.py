@@ -232,3 +232,65 @@ def test_plot_pca_of_chosen_items_uses_their_own_components(learn, ratings, monk
     assert [t.get_text() for t in ax.texts] == [str(v) for v in top]
     with pytest.raises(ParameterError, match=r"pca: 2 value\(s\) give at most 2 components"):
         learn.model.pca(3, values=top[:2])
+
+
+def _stored(record, key):
+    """Every value stored under ``key`` anywhere in an export's record (plain JSON)."""
+    if isinstance(record, dict):
+        return ([record[key]] if key in record else []) + [v for x in record.values() for v in _stored(x, key)]
+    return [v for x in record for v in _stored(x, key)] if isinstance(record, list) else []
+
+
+def test_classes_o2i_is_the_embedding_row_as_the_book_looks_it_up(learn, ratings, tmp_path):
+    import json
+    import zipfile
+
+    import numpy as np
+
+    from pipekit.learn.export import load_learner
+
+    classes = learn.dls.classes["movieId"]
+    movie = ratings["movieId"].value_counts(sort=True)["movieId"][0]  # the most-rated movie, an int id
+    idx = classes.o2i[movie]
+    assert classes[idx] == str(movie) and idx == classes.index(str(movie))
+    # the book's lookup: the row of the item embedding that learn.model.weight(id) reads
+    assert torch.equal(learn.model.i_weight.weight[idx].detach(), learn.model.weight(movie))
+    assert classes.o2i[str(movie)] == classes.o2i[float(movie)] == classes.o2i[np.int64(movie)] == idx
+    assert learn.dls.classes["userId"].o2i[ratings["userId"][0]] == learn.dls.classes["userId"].index(
+        str(ratings["userId"][0]))
+    assert classes.o2i["#na#"] == 0 and movie in classes.o2i and 888888 not in classes.o2i
+    assert classes.o2i.get(888888, -1) == -1 and len(classes.o2i) == len(classes)
+    with pytest.raises(KeyError, match=r"'movieId': 888888 was never seen in training; 100 known values, e\.g\. "
+                                       r"\['1', '10', '32'\]"):
+        classes.o2i[888888]
+    # still the list it was: equal to plain lists, JSON, slicing, and a short repr naming the column
+    plain = list(classes)
+    assert classes == plain and plain == classes and json.loads(json.dumps(classes)) == plain
+    assert type(classes[1:3]) is list and classes[0] == "#na#" and len(classes) == 101
+    assert repr(classes).startswith("['#na#', '1', '10',") and "(101 classes of 'movieId'" in repr(classes)
+    assert len(repr(classes)) < 200
+    # the export stores plain lists, and the loaded loaders look up the same rows
+    path_ = learn.export(tmp_path / "collab.pipekit")
+    record = json.loads(zipfile.ZipFile(path_).read("record.json"))
+    stored = [v["movieId"] for v in _stored(record, "classes_")]
+    assert stored == [plain]
+    loaded = load_learner(path_)
+    assert loaded.dls.classes == learn.dls.classes and loaded.dls.classes["movieId"].o2i[movie] == idx
+
+
+def test_a_missing_id_at_predict_is_warned_about_as_an_unseen_id(learn, ratings):
+    movie = ratings["movieId"][0]
+    with pytest.warns(UserWarning, match=r"'userId' is missing in 1 of 1 rows; they are scored as an unseen userId"):
+        pred = learn.predict({"userId": None, "movieId": movie})[0]
+    # scored as an unseen user is: the movie's bias through the range
+    assert pred == pytest.approx(sigmoid_range(learn.model.bias([movie]), 0, 5.5).item(), abs=1e-5)
+    new = ratings.head(10).to_pandas()
+    new.loc[[0, 4, 5], "movieId"] = None  # pandas: a float column with NaN
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        learn.dls.test_dl(new)
+    said = [str(x.message) for x in w if "missing" in str(x.message)]
+    assert len(said) == 1 and "'movieId' is missing in 3 of 10 rows" in said[0] and "userId" not in said[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learn.dls.test_dl(ratings.head(10))  # every id given: nothing to say

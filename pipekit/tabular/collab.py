@@ -156,13 +156,7 @@ class _CollabInspect:
             raise NotFittedError("this model has no vocabularies; build it with collab_learner(dls) to look items up.")
         vocab = self.classes[name]
         values = list(_as_values(values))
-        try:  # looked up as the procs encode a column (a float 1097.0 is the training id 1097)
-            col = pl.Series(name, values, strict=False)
-            found = pl.DataFrame([col]).select(Categorify.encode_values(name, vocab, col.dtype)).to_series().to_list()
-        except (TypeError, ValueError, pl.exceptions.PolarsError):
-            lookup = {v: i for i, v in enumerate(vocab)}
-            found = [lookup.get(str(v)) for v in values]
-        codes = [int(c or 0) for c in found]
+        codes = [c or 0 for c in Categorify.lookup(name, vocab, values)]  # as dls.classes[name].o2i looks up
         unknown = [v for v, c in zip(values, codes) if c == 0]
         if unknown:
             raise DataError(f"{name!r}: {unknown[:5]} never seen in training ({len(unknown)} unknown); "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -165,14 +166,44 @@ def read_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
     return read_frame(rows_to_frame(source), processor.cat_names, processor.skipinitialspace)
 
 
-def process_new(processor: TabularProcessor, source: Any, with_labels: bool | None = None) -> pl.DataFrame:
+def process_new(processor: TabularProcessor, source: Any, with_labels: bool | None = None,
+                ids: Sequence[str] = ()) -> pl.DataFrame:
     """New rows (what :func:`read_new` reads) processed by fitted ``processor``: ``Tabular.new``, ``dls.test_dl``
     and ``learn.predict`` encode them here; ``with_labels`` as :meth:`TabularProcessor.transform` takes it
-    (``test_dl`` ignores the target unless asked for it). A DataError about the rows of a file names the file."""
+    (``test_dl`` ignores the target unless asked for it). A DataError about the rows of a file names the file.
+    ``ids``: categorical columns that identify something (the users and items of ratings), where a missing value
+    is no category of its own: it is warned about, as it is scored as an id never seen in training."""
     source = rows_to_frame(source)
     frame = read_new(processor, source)
     with naming_file(source):
+        warn_missing_ids(frame, ids)
         return processor.transform(frame, with_labels)
+
+
+def warn_missing_ids(frame: pl.DataFrame, ids: Sequence[str]) -> None:
+    """One warning naming each column of ``ids`` that is missing (null or NaN) in some rows of ``frame``, and in
+    how many: a rating's user or item cannot be missing in training, so at predict such a row is scored as an
+    unseen id (the ``#na#`` row of the embeddings).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warn_missing_ids(pl.DataFrame({"userId": [73, None, None], "movieId": [1, 2, 3]}), ["userId", "movieId"])
+    >>> print(w[0].message)  # doctest: +ELLIPSIS
+    'userId' is missing in 2 of 3 rows; they are scored as an unseen userId (#na#)...
+    """
+    cols = [c for c in ids if c in frame.columns]
+    if not cols or not len(frame):
+        return
+    counts = frame.select([(pl.col(c).is_null() | pl.col(c).is_nan() if frame.schema[c].is_float()
+                            else pl.col(c).is_null()).sum().alias(c) for c in cols]).row(0)
+    missing = {c: int(n) for c, n in zip(cols, counts) if n}
+    if missing:
+        said = "; ".join(f"{c!r} is missing in {n} of {len(frame)} rows" for c, n in missing.items())
+        names = ", ".join(missing)
+        warnings.warn(f"{said}; they are scored as an unseen {names} (#na#): the prediction of an id never seen "
+                      f"in training. Give the id, or drop those rows (Polars: df.drop_nulls({list(missing)}))",
+                      stacklevel=5)
 
 
 def rows_to_frame(items: Any) -> Any:
@@ -273,6 +304,8 @@ class _FittedNames:
 
     @property
     def classes(self) -> dict[str, list[str]]:
+        """Each categorical column's classes, ``#na#`` first, in code order (the book's ``to.classes['ProductSize']``):
+        a :class:`~pipekit.tabular.procs.CategoryMap`, whose ``.o2i[value]`` is a value's code."""
         return self.processor.classes_
 
     @property
