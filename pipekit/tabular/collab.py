@@ -47,6 +47,9 @@ class CollabDataLoaders:
     >>> x, y = dls.one_batch()
     >>> dls.n_inp, tuple(x.shape), x.dtype, y.dtype
     (1, (64, 2), torch.int64, torch.float32)
+    >>> movies = dls.classes["movieId"]  # '#na#', then the ids as text; .o2i gives an id's embedding row
+    >>> movies.o2i[1097], movies.o2i["1097"], movies[52]
+    (52, 52, '1097')
     """
 
     @staticmethod
