@@ -102,6 +102,57 @@ def _syntax_message(path: Path | str, e: SyntaxError) -> str:
     return f"pipekit: the recipe {str(path)!r} is not valid Python ({e.msg} at {where}): fix it and run again"
 
 
+#: top-level statements that only define names: a file of nothing else does nothing when run
+_DEFINING = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign,
+             ast.AnnAssign, ast.AugAssign, ast.Pass)
+
+
+def defines_only(source: str) -> list[str] | None:
+    r"""The names a Python file defines when it only defines names (imports, functions, classes, assignments,
+    docstrings: nothing to run, no ``if __name__ == "__main__":`` block), else None (it does something when run,
+    or is no valid Python).
+
+    >>> defines_only("'Digits.'\nimport sys\nBS = 64\ndef datablock():\n    return sys.argv\n")
+    ['BS', 'datablock']
+    >>> defines_only("def main():\n    pass\n\nif __name__ == '__main__':\n    main()\n") is None
+    True
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue  # a docstring
+        if not isinstance(node, _DEFINING):
+            return None
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return list(dict.fromkeys(names))
+
+
+def _nothing_ran(path: Path) -> str | None:
+    """What to say after running ``path`` when the file only defines names, so running it did nothing."""
+    try:
+        names = defines_only(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    if names is None:
+        return None
+    main_block = 'add an `if __name__ == "__main__":` block'
+    if not names:
+        return f"pipekit run: {path} holds no code that runs, so it did nothing: {main_block} that does something"
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    instead = [f"walk its data with `pipekit summary {path}` or profile its loader with `pipekit bench-loader "
+               f"{path}`"] if {"datablock", "dataloaders"} & set(names) else []
+    return (f"pipekit run: {path} only defines names ({shown}) and has no code that runs them, so it did nothing: "
+            f"{', or '.join([*instead, main_block + ' that calls them'])}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(builtin_recipes()))
@@ -113,7 +164,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = importlib.util.find_spec(_recipe_module(args.recipe))
         assert spec is not None and spec.origin  # listed by builtin_recipes(), so its file is there
         path = Path(spec.origin)
-    return _run_main(path, args.args)
+    rc = _run_main(path, args.args)
+    said = _nothing_ran(path) if rc == 0 else None
+    if said:
+        print(said, file=sys.stderr)
+    return rc
 
 
 def _load_recipe(name: str) -> ModuleType:

@@ -273,3 +273,36 @@ def test_predict_with_a_saved_ensemble_names_wrong_input(adult_ensembles, tmp_pa
     pipekit.save(RandomSplitter(valid_pct=0.1, seed=7), tmp_path / "splitter.pipekit")
     with pytest.raises(SystemExit, match=r"holds a RandomSplitter, not a model to predict with"):
         main(["predict", str(tmp_path / "splitter.pipekit"), files[0]])
+
+
+def test_run_says_when_a_recipe_file_only_defines_names(tmp_path, monkeypatch, capsys):
+    """A file of definitions (the datablock() that summary and bench-loader read) does nothing when run: said on
+    stderr with what to run instead, where it printed nothing and the user thought it had run."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "digits.py").write_text(textwrap.dedent('''
+        """My digits."""
+        import pipekit.datasets as D
+        from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+        from pipekit.vision import ImageBlock
+
+        BS: int = 16
+
+        def datablock():
+            return (DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+                              get_y=parent_label, splitter=GrandparentSplitter()), D.path("mnist_tiny"))
+    '''))
+    assert main(["run", "digits.py"]) == 0
+    out, err = capsys.readouterr()
+    assert not out and err.splitlines() == [
+        "pipekit run: digits.py only defines names (BS, datablock) and has no code that runs them, so it did nothing: "
+        "walk its data with `pipekit summary digits.py` or profile its loader with `pipekit bench-loader digits.py`, "
+        'or add an `if __name__ == "__main__":` block that calls them']
+    (tmp_path / "empty.py").write_text('"""Nothing yet."""\n')
+    assert main(["run", "empty.py"]) == 0
+    assert capsys.readouterr().err.strip() == ('pipekit run: empty.py holds no code that runs, so it did nothing: add '
+                                               'an `if __name__ == "__main__":` block that does something')
+    # a file that does something, at the top level or in a main block, runs as before with nothing added
+    (tmp_path / "does.py").write_text("import sys\nprint('trained', sys.argv[1:])\n")
+    (tmp_path / "main.py").write_text("def main():\n    print('main ran')\n\nif __name__ == '__main__':\n    main()\n")
+    assert main(["run", "does.py", "--quick"]) == 0 and capsys.readouterr() == ("trained ['--quick']\n", "")
+    assert main(["run", "main.py"]) == 0 and capsys.readouterr() == ("main ran\n", "")
