@@ -361,7 +361,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         try:
             found = predictions(learn, Path(name))
         except (PipekitError, OSError, ValueError) as e:  # one bad file is named; the others are still predicted
-            print(f"pipekit predict: {name}: {e}", file=sys.stderr)
+            # a table's rows are refused naming the file already: it is named once
+            print(f"pipekit predict: {name}: {str(e).removeprefix(f'{name}: ')}", file=sys.stderr)
             rc = 1
             continue
         except Exception as e:  # noqa: BLE001  (a model that reads this file wrongly: named too, never a traceback)

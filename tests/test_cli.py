@@ -258,7 +258,8 @@ def test_predict_with_a_saved_ensemble_names_wrong_input(adult_ensembles, tmp_pa
     out, err = capsys.readouterr()
     lines = err.splitlines()
     assert not out and len(lines) == 4 and all(ln.startswith(f"pipekit predict: {f}: ") for f, ln in zip(files, lines))
-    assert "column(s) ['education'] listed in cat_names are not in the data" in lines[0]
+    assert lines[0].startswith(f"pipekit predict: {files[0]}: new data: column(s) ['education'] listed in cat_names "
+                               "are not in the data")
     assert lines[1].endswith("this is a table model; it takes tables (.csv, .tsv, .parquet, .arrow), a row each, and "
                              "'photo.png' is an image")
     assert "could not read" in lines[2] and "broken.parquet" in lines[2]
