@@ -18,9 +18,12 @@ training script as well.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
+import warnings
 from pathlib import Path
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -118,12 +121,33 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"recipe": str(Path(args.recipe).resolve()), "settings": vars(args), "machine": machine()}
     try:
-        _measure(args, mod, omod, console, record)
+        with _each_warning_once():
+            _measure(args, mod, omod, console, record)
     finally:  # what was measured is kept, even when a later step fails
         if args.json:
             Path(args.json).write_text(json.dumps(record, indent=1, default=str))
             console.print(f"figures written to {args.json}")
     return 0
+
+
+@contextlib.contextmanager
+def _each_warning_once() -> Iterator[None]:
+    """Show each warning's text once. The loaders are built several times (for each worker count, for the
+    reference), so a warning about the data would otherwise come once for each place that builds them;
+    Python's ``"once"`` filter cannot do this, as importing a library that adds a filter resets it."""
+    seen: set[tuple[str, type]] = set()
+    show = warnings.showwarning
+
+    def once(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if (str(message), category) not in seen:
+            seen.add((str(message), category))
+            show(message, category, *args, **kwargs)
+
+    warnings.showwarning = once
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
 
 
 def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None, console: Any,
