@@ -153,3 +153,62 @@ def test_the_books_pandas_habits_with_rossmann_work():
     # a column named twice
     with pytest.raises(ParameterError, match=r"cat_names lists \['Store'\] more than once; give each column once"):
         Tabular(df.head(100), cat_names=["Store", "Store"], y_names="Sales", splits=(np.arange(80), np.arange(80, 100)))
+
+
+def _split_warnings(*args, **kwargs):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        tab = Tabular(*args, **kwargs)
+    return tab, [str(x.message) for x in w if "validation rows" in str(x.message)], w
+
+
+@pytest.mark.data
+def test_a_split_whose_validation_rows_the_training_rows_never_taught_is_warned_about():
+    import pipekit.datasets as D
+    from pipekit.tabular import Categorify, FillMissing, add_datepart, cont_cat_split
+    path = D.path("rossmann_sample")
+    df = pl.read_csv(path / "train.csv", infer_schema_length=None).join(pl.read_csv(path / "store.csv"), on="Store")
+    df = add_datepart(df.filter(pl.col("Open") == 1).with_columns(pl.col("Sales").log1p()), "Date", drop=False)
+    # the elapsed time has under 1000 distinct values, so cont_cat_split makes it a category; under a time split
+    # every validation row holds one never seen in training, and would train and score as '#na#'
+    cont, cat = cont_cat_split(df.drop("Date", "Customers"), max_card=1000, dep_var="Sales")
+    assert "Elapsed" in cat
+    tab, said, w = _split_warnings(df, procs=[Categorify, FillMissing], cat_names=cat, cont_names=cont,
+                                   y_names="Sales", splits=TimeSplitter("Date", "2015-06-01"))
+    n = len(tab.valid)
+    assert tab.valid.xs["Elapsed"].unique().to_list() == [0]
+    assert len(said) == 1 and said[0].startswith(f"Categorify: {n} of {n} validation rows (100%) hold a value of "
+                                                  "categorical column 'Elapsed' never seen in the training rows")
+    assert "put it in cont_names" in said[0] and w[0].filename == __file__
+    # the book's spelling (the elapsed time continuous) says nothing: the other columns' values were all seen
+    cont, cat = cont_cat_split(df.drop("Date", "Customers"), max_card=1, dep_var="Sales")
+    assert _split_warnings(df, procs=[Categorify, FillMissing], cat_names=cat, cont_names=cont, y_names="Sales",
+                           splits=TimeSplitter("Date", "2015-06-01"))[1] == []
+    # nor does a random split's handful of rare categories (adult's countries seen once or twice)
+    frame = pl.read_csv(D.path("adult_sample") / "adult.csv")
+    cats = ["workclass", "education", "occupation", "native-country"]
+    tab, said, _ = _split_warnings(frame, cat_names=cats, cont_names=["age", "fnlwgt"], y_names="salary",
+                                   splits=(np.arange(3000), np.arange(3000, len(frame))))
+    categorify = next(p for p in tab.procs if isinstance(p, Categorify))
+    assert said == [] and 0 < categorify.unseen(frame[3000:])["native-country"] < 0.05 * len(tab.valid)
+
+
+@pytest.mark.data
+def test_missing_values_only_the_validation_rows_have_are_warned_about():
+    import pipekit.datasets as D
+    from pipekit.tabular import FillMissing
+    frame = pl.read_csv(D.path("adult_sample") / "adult.csv").with_row_index("i")
+    blank = frame.with_columns(pl.when(pl.col("i") % 97 == 3).then(None).otherwise(pl.col("age")).alias("age"))
+    splits = (np.arange(26000), np.arange(26000, len(frame)))
+    only_valid = blank.with_columns(pl.when(pl.col("i") < 26000).then(frame["age"]).otherwise(pl.col("age"))
+                                    .alias("age"))
+    n = int(only_valid["age"].null_count())
+    tab, said, _ = _split_warnings(only_valid, cat_names=["workclass"], cont_names=["age"], y_names="salary",
+                                   splits=splits)
+    assert said == [f"FillMissing: continuous column 'age' has no missing values in the training rows but {n} in "
+                    f"the validation rows; they are filled with {next(p for p in tab.procs if isinstance(p, FillMissing)).fill_values_['age']!r} (training "
+                    "median), and as training had none, no 'age_na' column flags them."]
+    assert "age_na" not in tab.cat_names
+    # blanks in the training rows too: the flag column is there, nothing to say
+    tab, said, _ = _split_warnings(blank, cat_names=["workclass"], cont_names=["age"], y_names="salary", splits=splits)
+    assert said == [] and "age_na" in tab.cat_names

@@ -480,6 +480,10 @@ class Tabular(_FittedNames):
             mask[train_idx] = True
         with naming_file(source):
             self._attach(p.fit_transform(items, mask), train_idx, valid_idx)
+        if len(valid_idx):  # what the validation rows hold that training did not teach, said as the split is made
+            raw, out = take_rows(items, valid_idx), take_rows(self.frame, valid_idx)
+            for proc in p.procs:
+                proc.check_valid(raw, out)
 
     def _attach(self, frame: pl.DataFrame, train_idx: np.ndarray, valid_idx: np.ndarray) -> None:
         self.frame = frame

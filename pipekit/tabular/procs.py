@@ -181,8 +181,17 @@ class TabularProc(Component):
     def check_new(self, frame: pl.DataFrame) -> None:
         """Inspect new data before it is processed (warn about what will be filled); default: nothing."""
 
+    def check_valid(self, raw: pl.DataFrame, out: pl.DataFrame) -> None:
+        """Warn about what the validation rows ``raw`` (``out`` once processed) hold that the training rows did not
+        teach, as the split is made; default: nothing."""
+
     def check_is_fitted(self, what: str = "setup() (Tabular does this on the training rows)") -> None:
         super().check_is_fitted(what)
+
+
+def _present(c: str, dtype: pl.DataType) -> pl.Expr:
+    """True where categorical column ``c`` holds a value: a NaN of a float column is missing, not a category."""
+    return pl.col(c).is_not_null() & pl.col(c).is_not_nan() if dtype.is_float() else pl.col(c).is_not_null()
 
 
 def _missing(c: str) -> pl.Expr:
@@ -292,16 +301,18 @@ class FillMissing(TabularProc):
                   for c in self.columns_]
         return exprs
 
-    def check_new(self, frame: pl.DataFrame) -> None:
+    def _unflagged_missing(self, frame: pl.DataFrame) -> dict[str, int]:
+        """Per column with no missing values in training (so no ``_na`` flag): its nulls and NaN in ``frame``."""
         self.check_is_fitted()
         cols = [c for c in self.columns_ if c not in self.na_columns_ and c in frame.columns]
-        if cols:
-            counts = frame.select([(pl.col(c).is_null() | pl.col(c).is_nan()).sum() if frame.schema[c].is_float()
-                                   else pl.col(c).null_count() for c in cols]).row(0)
-            for c, n in zip(cols, counts):
-                if n:  # null or NaN (inf is reported below)
-                    warnings.warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
-                                  f"filled with {self.fill_values_[c]!r} (training {self.strategy}).", stacklevel=3)
+        counts = frame.select([(pl.col(c).is_null() | pl.col(c).is_nan()).sum() if frame.schema[c].is_float()
+                               else pl.col(c).null_count() for c in cols]).row(0) if cols else ()
+        return {c: int(n) for c, n in zip(cols, counts) if n}
+
+    def check_new(self, frame: pl.DataFrame) -> None:
+        for c, n in self._unflagged_missing(frame).items():  # null or NaN (inf is reported below)
+            warnings.warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
+                          f"filled with {self.fill_values_[c]!r} (training {self.strategy}).", stacklevel=3)
         nums = {c: e for c in self.columns_ if c in frame.columns and (e := _as_number(c, frame.schema[c])) is not None}
         if not nums:
             return
@@ -311,6 +322,13 @@ class FillMissing(TabularProc):
                 warnings.warn(f"FillMissing: column {c!r} has {n} infinite value(s) (inf/-inf) here; treated as "
                               f"missing and filled with {self.fill_values_[c]!r} (training {self.strategy}).",
                               stacklevel=3)
+
+    def check_valid(self, raw: pl.DataFrame, out: pl.DataFrame) -> None:
+        for c, n in self._unflagged_missing(raw).items():
+            flag = f", and as training had none, no {c + '_na'!r} column flags them" if self.add_col else ""
+            warnings.warn(f"FillMissing: continuous column {c!r} has no missing values in the training rows but {n} "
+                          f"in the validation rows; they are filled with {self.fill_values_[c]!r} (training "
+                          f"{self.strategy}){flag}.", stacklevel=3)
 
 
 def as_stored(col: str, values: Sequence[Any], dtype: pl.DataType, what: str | None = None) -> list[str]:
@@ -611,11 +629,34 @@ class Categorify(TabularProc):
         self.check_is_fitted()
         cols = [c for c in self.classes_ if c in frame.columns]
         # looked up as encoding looks them up (a float 13.0 is the training id 13)
-        present = {c: pl.col(c).is_not_null() & pl.col(c).is_not_nan() if frame.schema[c].is_float()
-                   else pl.col(c).is_not_null() for c in cols}  # a NaN is missing, not unseen
-        counts = frame.select([(present[c] & self.encode_values(c, self.classes_[c], frame.schema[c])
+        counts = frame.select([(_present(c, frame.schema[c]) & self.encode_values(c, self.classes_[c], frame.schema[c])
                                 .is_null()).sum().alias(c) for c in cols]).row(0) if cols else ()
         return {c: int(n) for c, n in zip(cols, counts)}
+
+    #: the share of the validation rows holding a category never seen in training that is warned about: a few
+    #: rare values are normal, while a large share means the column does not work as a category
+    VALID_UNSEEN_SHARE = 0.05
+
+    def check_valid(self, raw: pl.DataFrame, out: pl.DataFrame) -> None:
+        """Warn about a categorical column that most validation rows can only see as ``#na#`` (an elapsed time,
+        an id or a count made categorical meets values past the training rows under a time split). Read from the
+        codes already made: a present value coded 0 was never seen in training."""
+        self.check_is_fitted()
+        cols = [c for c in self.classes_ if c in raw.columns and c in out.columns]
+        if not cols or not len(raw):
+            return
+        present = raw.select([_present(c, raw.schema[c]).alias(c) for c in cols])
+        for c in cols:
+            unseen = present[c] & (out[c] == 0)
+            n = int(unseen.sum())
+            if n and n >= self.VALID_UNSEEN_SHARE * len(raw):
+                shown = raw[c].filter(unseen).unique(maintain_order=True).head(3).to_list()
+                warnings.warn(f"Categorify: {n} of {len(raw)} validation rows ({n / len(raw):.0%}) hold a value of "
+                              f"categorical column {c!r} never seen in the training rows (e.g. {shown}), which the "
+                              f"model sees as {NA_TOKEN!r}. A column whose values run past the training rows (a date "
+                              "or elapsed time, an id, a count) is continuous: put it in cont_names "
+                              "(cont_cat_split(max_card=...) puts an integer column of few distinct values in "
+                              "cat_names).", stacklevel=3)
 
     def check_new(self, frame: pl.DataFrame) -> None:
         """Warn about values never seen in training (they become ``#na#``, as a genuinely new category should).
