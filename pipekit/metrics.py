@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipekit.core.component import Component, construct
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.registry import registered
 from pipekit.core.validate import Interval, Is, Options, check
 
@@ -284,9 +284,9 @@ class FuncMetric(MeanMetric):
             self.greater_is_better = (name.lower().endswith("score")  # type: ignore[misc]
                                       or not _LOWER_IS_BETTER.search(name))
             if y_first and name == "<lambda>":  # chosen on: a loss maximised would pick the worst model
-                warnings.warn("a lambda metric has no name to read its direction from; it is taken as better larger. "
-                              "For a loss or an error pass FuncMetric(fn, greater_is_better=False, y_first=True), or "
-                              "name the function", stacklevel=3)
+                warn("a lambda metric has no name to read its direction from; it is taken as better larger. "
+                     "For a loss or an error pass FuncMetric(fn, greater_is_better=False, y_first=True), or "
+                     "name the function")
 
     @property
     def name(self) -> str:

@@ -8,6 +8,10 @@ True
 """
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 
 #: what rebuilding an object from a malformed (but well-typed) record raises; a loader turns it into an
 #: ExportError naming the file and field
@@ -66,3 +70,25 @@ class UnknownNameError(PipekitError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+#: pipekit's own code: a warning points past its frames to the user's line (the built-in recipes are user code)
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_RECIPES = os.path.join(_PACKAGE, "recipes") + os.sep
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointing at the line of the user's code that led here (the first caller outside
+    pipekit), however deep in pipekit it is raised: a script, a notebook cell or a test sees its own line.
+
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warn("column 'age' is blank in 3 rows")
+    >>> w[0].filename.startswith(_PACKAGE), str(w[0].message)
+    (False, "column 'age' is blank in 3 rows")
+    """
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE) \
+            and not frame.f_code.co_filename.startswith(_RECIPES):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

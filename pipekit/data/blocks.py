@@ -6,7 +6,6 @@ transforms it brings. Domains (vision, text, tabular) subclass it.
 """
 from __future__ import annotations
 
-import warnings
 
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -16,7 +15,7 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, FieldError
+from pipekit.core.errors import DataError, FieldError, warn
 from pipekit.core.validate import Is, check, check_state
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
@@ -285,9 +284,9 @@ class Categorize(Transform):
         uniq = values.unique(maintain_order=True)
         self.vocab_ = sorted(uniq.to_list()) if self.sort else uniq.to_list()
         if len(self.vocab_) == 1:  # a classifier of one class learns nothing and scores perfectly
-            warnings.warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
-                          "nothing (its loss is 0, its accuracy 1); check the label column or getter, or give "
-                          "CategoryBlock(vocab=[...]) with every class", UserWarning, stacklevel=2)
+            warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
+                 "nothing (its loss is 0, its accuracy 1); check the label column or getter, or give "
+                 "CategoryBlock(vocab=[...]) with every class", UserWarning)
 
     def _codes(self, values: pl.Series, where: str) -> np.ndarray:
         try:

@@ -39,13 +39,13 @@ import os
 import re
 import socket
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipekit.core.errors import warn
 from pipekit.data.external import pipekit_cache_dir
 
 #: The checksum scheme of packs: SHA-256 of each record, then SHA-256 of the layout and those digests.
@@ -80,10 +80,9 @@ class CacheRebuildWarning(UserWarning):
     """A cache file could not be trusted and is being rebuilt from the source data."""
 
 
-def warn_rebuild(path: str | os.PathLike, reason: str, stacklevel: int = 3) -> None:
+def warn_rebuild(path: str | os.PathLike, reason: str) -> None:
     """Warn that the cache file ``path`` failed its checks because of ``reason`` and is rebuilt."""
-    warnings.warn(f"cache file {path}: {reason}; rebuilding it from the source data", CacheRebuildWarning,
-                  stacklevel=stacklevel)
+    warn(f"cache file {path}: {reason}; rebuilding it from the source data", CacheRebuildWarning)
 
 
 # ---------------------------------------------------------------------------------------- keys, folders

@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import io
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -20,7 +19,7 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component, construct
-from pipekit.core.errors import DataError, FieldError, ParameterError, PipelineStepError, UnknownNameError
+from pipekit.core.errors import DataError, FieldError, ParameterError, PipelineStepError, UnknownNameError, warn
 from pipekit.core.registry import name_of
 from pipekit.core.validate import Interval, Is, check, check_positive_int, check_state
 from pipekit.data.blocks import TransformBlock
@@ -511,8 +510,8 @@ def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
     if len(train) + len(valid) < len(items):
         keep = np.sort(np.concatenate([train, valid]))
         left = np.setdiff1d(np.arange(len(items)), keep)
-        warnings.warn(f"{len(left)} of {len(items)} items are in neither the training nor the validation set "
-                      f"and are left out (first: {item_at(items, int(left[0]))!r})", stacklevel=4)
+        warn(f"{len(left)} of {len(items)} items are in neither the training nor the validation set "
+             f"and are left out (first: {item_at(items, int(left[0]))!r})")
         remap = np.full(len(items), -1, dtype=np.int64)
         remap[keep] = np.arange(len(keep))
         items, train, valid = items[keep], remap[train], remap[valid]

@@ -13,7 +13,6 @@ import shutil
 import struct
 import tempfile
 import urllib.request
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from pipekit.data.extract import TAR_SUFFIXES, extract_archive
 from pipekit.data.progress import progress_bar
+from pipekit.core.errors import warn
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
 #: fastai's ``checks.txt`` lists, per archive, its size and the md5 of its first MiB (not of the whole file)
@@ -368,9 +368,9 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
                                       f"put it in $PIPEKIT_DATA/{info.name}/") from e
             if checksum is None:
                 size, _, sha = file_digests(archive)
-                warnings.warn(f"{info.name}: {url} has no pinned checksum, so the download was not verified; it is "
-                              f"{size} bytes with sha256 {sha}: once you trust it, pin it with "
-                              f"checksums={{{url!r}: Checksum({size}, sha256={sha!r})}}", stacklevel=2)
+                warn(f"{info.name}: {url} has no pinned checksum, so the download was not verified; it is "
+                     f"{size} bytes with sha256 {sha}: once you trust it, pin it with "
+                     f"checksums={{{url!r}: Checksum({size}, sha256={sha!r})}}")
             extract(archive, staging)
         folder = _content_root(staging, info)
         if info.postprocess is not None:

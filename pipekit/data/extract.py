@@ -28,14 +28,13 @@ import os
 import shutil
 import stat
 import tarfile
-import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, warn
 
 TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
 _SHOW = 10  # members named in a message; the rest are counted
@@ -203,6 +202,6 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
     if cleared:
         notes.append(f"cleared the setuid/setgid/sticky bits of {len(cleared)} file(s): {_listing(cleared)}")
     if notes:
-        warnings.warn(f"{archive.name}: " + "; ".join(notes) + " (pipekit extracts regular files and directories "
-                      "only, with plain permissions)", stacklevel=2)
+        warn(f"{archive.name}: " + "; ".join(notes) + " (pipekit extracts regular files and directories "
+             "only, with plain permissions)")
     return dest

@@ -10,7 +10,6 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePath
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, FieldError, ParameterError
+from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.registry import register
 from pipekit.core.validate import Is, Options
 
@@ -169,7 +168,7 @@ class _Walk:
         if self.unreadable:
             notes.append(f"{len(self.unreadable)} folder(s) could not be read: {', '.join(self.unreadable[:10])}")
         if notes:
-            warnings.warn(f"get_files({str(self.base)!r}) lists each file once: " + "; ".join(notes), stacklevel=3)
+            warn(f"get_files({str(self.base)!r}) lists each file once: " + "; ".join(notes))
 
 
 def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> list[Path]:
@@ -186,9 +185,9 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
     looks = {e: n for e, n in sorted(walk.left_out.items())
              if e and (_MIME.guess_type("x" + e)[0] or "").startswith("image/")}
     if looks:
-        warnings.warn(f"get_image_files({str(path)!r}) left out {sum(looks.values())} file(s) in image formats "
-                      f"pipekit does not decode: " + ", ".join(f"{n} {e}" for e, n in looks.items())
-                      + f"; convert them to one of {sorted(IMAGE_EXTENSIONS)} to use them", stacklevel=2)
+        warn(f"get_image_files({str(path)!r}) left out {sum(looks.values())} file(s) in image formats "
+             f"pipekit does not decode: " + ", ".join(f"{n} {e}" for e, n in looks.items())
+             + f"; convert them to one of {sorted(IMAGE_EXTENSIONS)} to use them")
     return files
 
 
@@ -364,7 +363,7 @@ class ParentLabel(Getter):
         if empty:
             notes.append(f"{len(empty)} class folder(s) hold no image, so their class is missing: {empty[:10]}")
         if notes:
-            warnings.warn("parent_label: " + "; ".join(notes), stacklevel=4)
+            warn("parent_label: " + "; ".join(notes))
 
     def __repr__(self) -> str:
         return "parent_label"

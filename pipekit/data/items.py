@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Options, check
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc",
@@ -159,8 +158,7 @@ def _from_pandas(frame: Any) -> pl.DataFrame:
                  and len({type(v) for v in frame[c].dropna()}) > 1]
         if not mixed:
             raise
-        warnings.warn(f"column(s) {mixed} mix text and numbers; read as text (0 and '0' become the same value)",
-                      stacklevel=3)
+        warn(f"column(s) {mixed} mix text and numbers; read as text (0 and '0' become the same value)")
         frame = frame.copy()
         for c in mixed:
             frame[c] = frame[c].map(lambda v: v if v is None or v != v else str(v))

@@ -27,7 +27,6 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,7 @@ import polars as pl
 
 from pipekit.backends import GBM, CatBoost, ExtraTrees, RandomForest, XGBoost, as_data, installed
 from pipekit.backends.base import Model
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
 from pipekit.ensemble.bagged import BaggedModel, out_of_fold
@@ -221,9 +220,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     if cut:
         limit = "the time limit" if time_limit is None else f"time_limit={time_limit:g} s"
         kept = " or ".join(dict.fromkeys(_kept_on_time(c.model) for c, bag in fitted if bag.stopped_on_time_))
-        warnings.warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: they keep {kept} by "
-                      "then and may score far below what they reach with more time; raise time_limit", UserWarning,
-                      stacklevel=2)
+        warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: they keep {kept} by "
+             "then and may score far below what they reach with more time; raise time_limit", UserWarning)
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose)
 
 

@@ -22,7 +22,6 @@ import functools
 import math
 import os
 import random
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,7 @@ from torch import nn
 
 from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
-from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError
+from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.core.validate import Is, check
 from pipekit.data.dataloaders import DataLoaders
@@ -367,8 +366,7 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
     if device is None:
         device = "cpu" if cpu is None or cpu else default_device()
         if cpu is False and torch.device(device).type == "cpu":
-            warnings.warn("load_learner(cpu=False): no CUDA device is available, so the model stays on the CPU",
-                          stacklevel=2)
+            warn("load_learner(cpu=False): no CUDA device is available, so the model stays on the CPU")
     _checked_device(device)
     archive = read_pipekit(path)
     if archive.kind != "learner":
@@ -533,9 +531,9 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
         return learn
     learn.resume_epoch, loaders, rng, callbacks = resume
     if with_opt and "opt" not in rec and learn.resume_epoch > 0:
-        warnings.warn(f"Learner.load: {path} has no optimiser state (saved with with_opt=False); a fit resumed "
-                      "from it starts the optimiser afresh and will not follow the uninterrupted run",
-                      RuntimeWarning, stacklevel=3)
+        warn(f"Learner.load: {path} has no optimiser state (saved with with_opt=False); a fit resumed "
+             "from it starts the optimiser afresh and will not follow the uninterrupted run",
+             RuntimeWarning)
     for dl, (seed, epoch) in zip(learn.dls.loaders, loaders):
         # only the two counters pipekit writes: a name read from the file never picks the attribute
         dl.seed, dl.epoch = dl.seed if seed is None else seed, dl.epoch if epoch is None else epoch

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.protocols import Loader, Loaders, conforms
 from pipekit.core.registry import register
 from pipekit.core.validate import Interval, Is, check, check_positive_int
@@ -433,11 +432,10 @@ class Learner:
             # the book's callbacks (written for an older fastai) add penalties to learn.loss, which only the
             # record reads: say so once, as a changed loss that does not change training is hard to see
             self._warned_loss = True
-            warnings.warn("a callback changed learn.loss in after_loss but not learn.loss_grad: the recorded loss "
-                          "changes, training does not (backward uses learn.loss_grad, as in fastai). To change "
-                          "training assign self.learn.loss_grad (e.g. self.learn.loss_grad = self.learn.loss_grad + "
-                          "penalty); to change only the record, set both or ignore this warning", UserWarning,
-                          stacklevel=2)
+            warn("a callback changed learn.loss in after_loss but not learn.loss_grad: the recorded loss "
+                 "changes, training does not (backward uses learn.loss_grad, as in fastai). To change "
+                 "training assign self.learn.loss_grad (e.g. self.learn.loss_grad = self.learn.loss_grad + "
+                 "penalty); to change only the record, set both or ignore this warning", UserWarning)
         if not self.training or self.loss_grad is None:
             return
         self._with_events(self._backward, "backward")
@@ -489,8 +487,8 @@ class Learner:
         as in the book.
         """
         if self.device.type != "cuda":
-            warnings.warn(f"to_fp16: fp16 mixed precision needs a CUDA device and this learner is on {self.device}; "
-                          "training stays in fp32 (use to_bf16() for bf16 autocast on a CPU)", stacklevel=2)
+            warn(f"to_fp16: fp16 mixed precision needs a CUDA device and this learner is on {self.device}; "
+                 "training stays in fp32 (use to_bf16() for bf16 autocast on a CPU)")
             return self
         return self.add_cb(MixedPrecision(dtype="fp16"))  # unique: it replaces the one the learner had
 

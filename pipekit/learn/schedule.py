@@ -16,14 +16,13 @@ import itertools
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, TensorBoardCallback,
@@ -166,10 +165,10 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     if n_groups < 2 and freeze_epochs:
         # one group is the whole model: freezing all but the last group freezes nothing, so the frozen phase would
         # only be another epoch of full training at the head's rate
-        warnings.warn(f"fine_tune: the model is one parameter group, so nothing can be frozen: the {freeze_epochs} "
-                      f"frozen epoch(s) are skipped and the whole model trains for {epochs} epoch(s). To train a head "
-                      "first, give the Learner splitter= (e.g. body_head_splitter for nn.Sequential(body, head)); "
-                      "freeze_epochs=0 says you mean it", stacklevel=2)
+        warn(f"fine_tune: the model is one parameter group, so nothing can be frozen: the {freeze_epochs} "
+             f"frozen epoch(s) are skipped and the whole model trains for {epochs} epoch(s). To train a head "
+             "first, give the Learner splitter= (e.g. body_head_splitter for nn.Sequential(body, head)); "
+             "freeze_epochs=0 says you mean it")
         freeze_epochs = 0
     if unfreeze_to >= n_groups:
         raise ParameterError(f"fine_tune: unfreeze_to={unfreeze_to} would leave nothing to train in the second phase; "

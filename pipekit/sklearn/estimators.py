@@ -43,7 +43,7 @@ from pipekit.backends import GBM  # noqa: F401  (the docstring's example)
 from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import procs_signature
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, NotFittedError, ParameterError
+from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Is, check_state
 from pipekit.sklearn.fitting import BACKENDS, default_backend, fit_model, model_task
 from pipekit.sklearn.frames import as_frame, check_filled, column_roles, date_parts, default_columns
@@ -233,7 +233,7 @@ class _TabularEstimator(Component, BaseEstimator):
                 key = (w.category, str(w.message))
                 if key not in warned:
                     warned.add(key)
-                    warnings.warn(w.message, stacklevel=2)
+                    warn(str(w.message), w.category)
         return TabularSplit(out, self.processor_, None, "new")
 
     @property

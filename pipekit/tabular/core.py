@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Is, check
 from pipekit.data.items import TABLE_SUFFIXES, read_csv_table, strip_initial_spaces, table_error, to_items
 from pipekit.data.splitters import Splitter, row_index
@@ -201,9 +200,8 @@ def warn_missing_ids(frame: pl.DataFrame, ids: Sequence[str]) -> None:
     if missing:
         said = "; ".join(f"{c!r} is missing in {n} of {len(frame)} rows" for c, n in missing.items())
         names = ", ".join(missing)
-        warnings.warn(f"{said}; they are scored as an unseen {names} (#na#): the prediction of an id never seen "
-                      f"in training. Give the id, or drop those rows (Polars: df.drop_nulls({list(missing)}))",
-                      stacklevel=5)
+        warn(f"{said}; they are scored as an unseen {names} (#na#): the prediction of an id never seen "
+             f"in training. Give the id, or drop those rows (Polars: df.drop_nulls({list(missing)}))")
 
 
 def rows_to_frame(items: Any) -> Any:

@@ -10,14 +10,13 @@ Example:
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, warn
 from pipekit.core.validate import Interval, Options, check
 from pipekit.data.dates import AWARE, OFFSET, iso_format, numeric_date_format
 from pipekit.tabular.core import read_frame
@@ -69,7 +68,7 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
         if errors == "raise":
             raise DataError(msg + "; fix them, null them, pass format= if they share another format, or "
                              "errors='null' to turn them into nulls.")
-        warnings.warn(msg + "; their date parts are null (FillMissing fills them and marks the rows).", stacklevel=3)
+        warn(msg + "; their date parts are null (FillMissing fills them and marks the rows).")
     return frame
 
 

@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _mod
 
-from pipekit.core.errors import DataError, FieldError, ParameterError
+from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.nets import check_stored_layers, sigmoid_range
@@ -400,9 +399,9 @@ def warn_y_range(who: str, dls: Any, y_range: Sequence[float] | None) -> None:
     outside = int(((y < lo) | (y > hi)).sum())
     if outside:
         ymin, ymax = float(y.min()), float(y.max())
-        warnings.warn(f"{who}: y_range=({lo:g}, {hi:g}), but {outside} of {len(y)} training targets lie outside it "
-                      f"(they run from {ymin:g} to {ymax:g}); predictions stay inside y_range, so those cannot be "
-                      f"learned: pass y_range=({ymin:g}, {ymax + 0.1 * (ymax - ymin):g}) or about that", stacklevel=3)
+        warn(f"{who}: y_range=({lo:g}, {hi:g}), but {outside} of {len(y)} training targets lie outside it "
+             f"(they run from {ymin:g} to {ymax:g}); predictions stay inside y_range, so those cannot be "
+             f"learned: pass y_range=({ymin:g}, {ymax + 0.1 * (ymax - ymin):g}) or about that")
 
 
 def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapping[str, int] | None = None,

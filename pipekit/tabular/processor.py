@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError
+from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
 from pipekit.core.validate import Is, Options, check_state
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, TabularProc, as_stored,
@@ -402,8 +401,7 @@ class TabularProcessor(Component):
         except DataError as e:
             if with_labels:
                 raise
-            warnings.warn(f"new data: {str(e).split(';')[0]}; the rows are processed without their target.",
-                          stacklevel=3)
+            warn(f"new data: {str(e).split(';')[0]}; the rows are processed without their target.")
             return True
         return False
 

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
@@ -28,7 +27,7 @@ from typing import Any, ClassVar, Union
 import polars as pl
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.transform import as_list
 
@@ -283,9 +282,9 @@ class FillMissing(TabularProc):
             if n_inf:
                 n_null = int(stats[f"{c}\x00n"][0]) - n_inf
                 flag = f" and flagged in {c + '_na'!r}" if self.add_col else ""
-                warnings.warn(f"FillMissing: continuous column {c!r} has {n_inf} infinite value(s) (inf/-inf) in the "
-                              f"training rows (besides {n_null} null/NaN); they are treated as missing: filled with "
-                              f"{fills[c]!r} (training {self.strategy}){flag}.", stacklevel=3)
+                warn(f"FillMissing: continuous column {c!r} has {n_inf} infinite value(s) (inf/-inf) in the "
+                     f"training rows (besides {n_null} null/NaN); they are treated as missing: filled with "
+                     f"{fills[c]!r} (training {self.strategy}){flag}.")
         if self.add_col:
             for c in self.na_columns_:
                 if f"{c}_na" not in names.cat_names:
@@ -311,24 +310,23 @@ class FillMissing(TabularProc):
 
     def check_new(self, frame: pl.DataFrame) -> None:
         for c, n in self._unflagged_missing(frame).items():  # null or NaN (inf is reported below)
-            warnings.warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
-                          f"filled with {self.fill_values_[c]!r} (training {self.strategy}).", stacklevel=3)
+            warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
+                 f"filled with {self.fill_values_[c]!r} (training {self.strategy}).")
         nums = {c: e for c in self.columns_ if c in frame.columns and (e := _as_number(c, frame.schema[c])) is not None}
         if not nums:
             return
         infs = frame.select([e.is_infinite().sum().alias(c) for c, e in nums.items()]).row(0)
         for c, n in zip(nums, infs):
             if n:
-                warnings.warn(f"FillMissing: column {c!r} has {n} infinite value(s) (inf/-inf) here; treated as "
-                              f"missing and filled with {self.fill_values_[c]!r} (training {self.strategy}).",
-                              stacklevel=3)
+                warn(f"FillMissing: column {c!r} has {n} infinite value(s) (inf/-inf) here; treated as "
+                     f"missing and filled with {self.fill_values_[c]!r} (training {self.strategy}).")
 
     def check_valid(self, raw: pl.DataFrame, out: pl.DataFrame) -> None:
         for c, n in self._unflagged_missing(raw).items():
             flag = f", and as training had none, no {c + '_na'!r} column flags them" if self.add_col else ""
-            warnings.warn(f"FillMissing: continuous column {c!r} has no missing values in the training rows but {n} "
-                          f"in the validation rows; they are filled with {self.fill_values_[c]!r} (training "
-                          f"{self.strategy}){flag}.", stacklevel=3)
+            warn(f"FillMissing: continuous column {c!r} has no missing values in the training rows but {n} "
+                 f"in the validation rows; they are filled with {self.fill_values_[c]!r} (training "
+                 f"{self.strategy}){flag}.")
 
 
 def as_stored(col: str, values: Sequence[Any], dtype: pl.DataType, what: str | None = None) -> list[str]:
@@ -651,12 +649,12 @@ class Categorify(TabularProc):
             n = int(unseen.sum())
             if n and n >= self.VALID_UNSEEN_SHARE * len(raw):
                 shown = raw[c].filter(unseen).unique(maintain_order=True).head(3).to_list()
-                warnings.warn(f"Categorify: {n} of {len(raw)} validation rows ({n / len(raw):.0%}) hold a value of "
-                              f"categorical column {c!r} never seen in the training rows (e.g. {shown}), which the "
-                              f"model sees as {NA_TOKEN!r}. A column whose values run past the training rows (a date "
-                              "or elapsed time, an id, a count) is continuous: put it in cont_names "
-                              "(cont_cat_split(max_card=...) puts an integer column of few distinct values in "
-                              "cat_names).", stacklevel=3)
+                warn(f"Categorify: {n} of {len(raw)} validation rows ({n / len(raw):.0%}) hold a value of "
+                     f"categorical column {c!r} never seen in the training rows (e.g. {shown}), which the "
+                     f"model sees as {NA_TOKEN!r}. A column whose values run past the training rows (a date "
+                     "or elapsed time, an id, a count) is continuous: put it in cont_names "
+                     "(cont_cat_split(max_card=...) puts an integer column of few distinct values in "
+                     "cat_names).")
 
     def check_new(self, frame: pl.DataFrame) -> None:
         """Warn about values never seen in training (they become ``#na#``, as a genuinely new category should).
@@ -678,8 +676,8 @@ class Categorify(TabularProc):
                                 "training (same type, spelling and codes). If these are new categories, set them to "
                                 f"null to score them as {NA_TOKEN!r}, as an unseen value is.")
         if unseen:
-            warnings.warn(f"Categorify: values never seen in training were mapped to {NA_TOKEN!r} "
-                          f"(count per column: {unseen}).", stacklevel=3)
+            warn(f"Categorify: values never seen in training were mapped to {NA_TOKEN!r} "
+                 f"(count per column: {unseen}).")
 
 
 class Normalize(TabularProc):

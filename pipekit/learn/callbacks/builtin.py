@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks.core import (
@@ -317,10 +316,10 @@ class TimeLimit(Callback):
             self.stopped_on_time_ = self.cut_off_ = True
             self.kept_ = learn.train_iter - self._first
             if learn.total_iters - learn.train_iter > max(2, 0.1 * self.kept_):  # far from the schedule's end
-                warnings.warn(f"TimeLimit({self.seconds:.3g}): the time ran out after {self.kept_} of {self.planned_} "
-                              "training batches, before the schedule could be fitted to it (the first batches, or a "
-                              "stall, took it all): the model is barely trained at a high learning rate; raise the "
-                              "limit", UserWarning, stacklevel=2)
+                warn(f"TimeLimit({self.seconds:.3g}): the time ran out after {self.kept_} of {self.planned_} "
+                     "training batches, before the schedule could be fitted to it (the first batches, or a "
+                     "stall, took it all): the model is barely trained at a high learning rate; raise the "
+                     "limit", UserWarning)
             raise CancelFitException()
         if self._over:  # the shortened schedule is done: validate this epoch and stop
             raise CancelTrainException()

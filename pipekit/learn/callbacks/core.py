@@ -3,12 +3,11 @@ docstring for the order of events and of the built-in callbacks)."""
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from pipekit.core.component import Component
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import ParameterError, warn
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -123,9 +122,8 @@ class Callback(Component):
     def __setattr__(self, name: str, value: Any) -> None:
         if name in LEARNER_STATE and "learn" in self.__dict__ and name not in self.__dict__ \
                 and not hasattr(type(self), name):
-            warnings.warn(f"{type(self).__name__} sets self.{name}, which only hides the Learner's {name}: the "
-                          f"training loop never sees it. To change it, set self.learn.{name}", UserWarning,
-                          stacklevel=2)
+            warn(f"{type(self).__name__} sets self.{name}, which only hides the Learner's {name}: the "
+                 f"training loop never sees it. To change it, set self.learn.{name}", UserWarning)
         super().__setattr__(name, value)
 
     @property

@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from pipekit.core.errors import NotFittedError, ParameterError
+from pipekit.core.errors import NotFittedError, ParameterError, warn
 from pipekit.core.protocols import Loader
 from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
@@ -148,9 +147,9 @@ class Recorder(Callback):
         bs = np.asarray(self._bs, dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(raw))
         if len(bad):
-            warnings.warn(f"the training loss was not finite in {len(bad)} batch(es) of epoch {self.learn.epoch} "
-                          f"(first: batch {int(bad[0])}); lower the learning rate, add GradientClip, or check the "
-                          "inputs for NaN/inf", RuntimeWarning, stacklevel=2)
+            warn(f"the training loss was not finite in {len(bad)} batch(es) of epoch {self.learn.epoch} "
+                 f"(first: batch {int(bad[0])}); lower the learning rate, add GradientClip, or check the "
+                 "inputs for NaN/inf", RuntimeWarning)
         self._train_total += float((raw * bs).sum())
         self._train_count += int(bs.sum())
         ema, count, beta = self.ema_, self.n_smoothed_, self.beta
