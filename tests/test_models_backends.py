@@ -16,6 +16,8 @@ from test_models_helpers import adult
 import pipekit
 from pipekit.backends import GBM, RandomForest, SklearnModel, as_data, load_model
 from pipekit.core import Component, DataError, ExportError, NotFittedError, ParameterError
+from pipekit.datasets import path as data_path
+from pipekit.tabular import Categorify, Tabular
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,58 @@ def test_rf_feature_importance_names_real_signal(rf):
     assert imp["importance"].sum() == pytest.approx(1.0)
     # relationship / marital status / education-num / age carry the salary signal in adult
     assert set(imp["feature"][:4]) & {"relationship", "marital-status", "education-num", "age"}
+
+
+def test_rf_reads_scikit_learns_fitted_names(rf, splits, tmp_path):
+    """The book's forest code reads ``estimators_``, ``feature_importances_`` and ``oob_prediction_``; the
+    backend answers them from its fitted forest."""
+    tr, va = splits
+    # classification: the trees, per-tree probabilities whose mean is the forest's prediction
+    assert len(rf.estimators_) == 30
+    per_tree = np.stack([t.predict_proba(va.xs.to_numpy()) for t in rf.estimators_])
+    np.testing.assert_allclose(per_tree.mean(0), rf.predict(va), atol=1e-6)
+    imp = rf.feature_importances_
+    assert isinstance(imp, np.ndarray) and imp.shape == (len(rf.feature_names_),)
+    by_name = dict(zip(*rf.feature_importance().to_dict(as_series=False).values()))
+    np.testing.assert_allclose(imp, [by_name[c] for c in rf.feature_names_])
+    oob = rf.oob_decision_function_
+    assert oob.shape == (len(tr.xs), 2)
+    kept = ~np.isnan(oob).any(1)
+    assert (oob[kept].argmax(1) == tr.y.to_numpy()[kept]).mean() == pytest.approx(rf.oob_score_)
+    assert not hasattr(rf, "oob_prediction_")  # a classifier's is the decision function, as in scikit-learn
+    with pytest.raises(AttributeError, match="read oob_decision_function_"):
+        _ = rf.oob_prediction_
+    # regression on real Rossmann rows: the book's tree variance and OOB error
+    df = pl.read_csv(data_path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.String})
+    df = df.filter(pl.col("Open") == 1).head(3000).with_columns(pl.col("Sales").log1p())
+    tab = Tabular(df, procs=[Categorify], cat_names=["Store", "DayOfWeek", "StateHoliday"],
+                  cont_names=["Customers", "Promo", "SchoolHoliday"], y_names="Sales",
+                  splits=(np.arange(2500), np.arange(2500, 3000)))
+    reg = RandomForest("regression", n_estimators=20, n_jobs=1).fit(tab.train)
+    preds = np.stack([t.predict(tab.valid.xs.to_numpy()) for t in reg.estimators_])
+    mean, std = reg.tree_predictions(tab.valid)
+    np.testing.assert_allclose(preds.mean(0), mean, rtol=1e-9)
+    np.testing.assert_allclose(preds.std(0), std, rtol=1e-9, atol=1e-12)
+    oob = reg.oob_prediction_
+    kept = ~np.isnan(oob)
+    y = tab.train.y.to_numpy().astype(np.float64)
+    # pipekit's oob_score_ is the rmse of these predictions; scikit-learn's (R²) stays on model_
+    assert reg.oob_score_ == pytest.approx(np.sqrt(np.mean((oob[kept] - y[kept]) ** 2)), rel=1e-6)
+    assert reg.model_.oob_score_ == pytest.approx(1 - np.mean((oob[kept] - y[kept]) ** 2) / np.var(y[kept]), rel=1e-6)
+    assert not hasattr(reg, "oob_decision_function_")
+    assert np.array_equal(reg.feature_importances_, reg.model_.feature_importances_)
+    # a loaded model has its trees but no out-of-bag predictions; an unfitted one has neither
+    back = load_model(reg.export(tmp_path / "reg.pipekit"))
+    assert len(back.estimators_) == 20
+    with pytest.raises(AttributeError, match="not kept in a model's file"):
+        _ = back.oob_prediction_
+    with pytest.raises(AttributeError, match="oob_score=False"):
+        _ = RandomForest("regression", n_estimators=5, oob_score=False, n_jobs=1).fit(tab.train).oob_prediction_
+    fresh = RandomForest("regression")
+    for name in ("estimators_", "feature_importances_", "oob_prediction_"):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            getattr(fresh, name)
+        assert not hasattr(fresh, name)
 
 
 def test_rf_export_load_roundtrip(rf, splits, tmp_path):

@@ -44,6 +44,25 @@ class RandomForest(Backend):
     predictions), ``oob_predictions_``, ``valid_score_`` when ``valid`` is given. ``time_limit``: seconds of
     fitting; the trees are grown a few at a time and growing stops when the next few would end past it (the
     forest keeps the trees grown: ``stopped_on_time_``). Grown in full, the trees are those one fit would grow.
+
+    scikit-learn's names read the fitted forest too, so code written for ``RandomForestRegressor`` runs:
+    ``estimators_`` (the trees: ``np.stack([t.predict(tab.valid.xs) for t in rf.estimators_])`` is the
+    per-tree spread the book reads; :meth:`tree_predictions` gives its mean and standard deviation),
+    ``feature_importances_`` (an array in input column order; :meth:`feature_importance` is the sorted frame),
+    ``oob_prediction_`` (regression) and ``oob_decision_function_`` (classification), the out-of-bag
+    predictions of the training rows (from the fit; a loaded model has none). Unlike scikit-learn's
+    ``oob_score_``, which is R² for a regressor, pipekit's ``oob_score_`` is the model's metric (rmse for
+    regression, accuracy for classification); scikit-learn's R² is ``rf.model_.oob_score_``.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> from pipekit.backends import as_data
+        >>> xs = pl.DataFrame({"a": np.linspace(0, 1, 300), "b": np.zeros(300)})
+        >>> rf = RandomForest("regression", n_estimators=10, n_jobs=1).fit(as_data(xs, y=xs["a"].to_numpy()))
+        >>> len(rf.estimators_), rf.feature_importances_.round(2).tolist(), rf.oob_prediction_.shape
+        (10, [1.0, 0.0], (300,))
+        >>> bool(rf.oob_score_ < 0.1), bool(rf.model_.oob_score_ > 0.9)  # rmse; scikit-learn's R²
+        (True, True)
     """
 
     imports = ("sklearn.ensemble",)
@@ -135,6 +154,43 @@ class RandomForest(Backend):
         method = "predict_proba" if self.task == "classification" else "predict"
         preds = np.stack([getattr(t, method)(X, check_input=False) for t in self.model_.estimators_])
         return preds.mean(0), preds.std(0)
+
+    # -- scikit-learn's names of what the fitted forest holds ---------------------------------------------
+    @property
+    def estimators_(self) -> list:
+        """The fitted scikit-learn trees, as on scikit-learn's forest."""
+        self.check_is_fitted()
+        return self.model_.estimators_
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Mean decrease in impurity per input column, in the order of ``feature_names_`` (sums to 1), as on
+        scikit-learn's forest."""
+        self.check_is_fitted()
+        return np.asarray(self.model_.feature_importances_, dtype=np.float64)
+
+    @property
+    def oob_prediction_(self) -> np.ndarray:
+        """Out-of-bag prediction of each training row (regression; NaN for a row no tree left out)."""
+        return self._oob("regression", "oob_prediction_", "oob_decision_function_")
+
+    @property
+    def oob_decision_function_(self) -> np.ndarray:
+        """Out-of-bag class probabilities of each training row, in ``classes_`` order (classification)."""
+        return self._oob("classification", "oob_decision_function_", "oob_prediction_")
+
+    def _oob(self, task: str, name: str, other: str) -> np.ndarray:
+        # an AttributeError, as scikit-learn raises for a name its forest lacks: hasattr(rf, name) says False
+        self.check_is_fitted()
+        if self.task != task:
+            raise AttributeError(f"{name} is the out-of-bag prediction of a {task} forest; this one is for "
+                                 f"{self.task}: read {other}")
+        oob = getattr(self, "oob_predictions_", None)
+        if oob is None:
+            why = ("it was fitted with oob_score=False: fit with oob_score=True" if hasattr(self, "oob_predictions_")
+                   else "out-of-bag predictions are not kept in a model's file; they come from fitting it")
+            raise AttributeError(f"{type(self).__name__} has no {name}: {why}")
+        return oob
 
     def feature_importance(self) -> pl.DataFrame:
         """Mean decrease in impurity per input column (sums to 1), sorted descending."""
