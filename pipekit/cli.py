@@ -116,6 +116,8 @@ def defines_only(source: str) -> list[str] | None:
     ['BS', 'datablock']
     >>> defines_only("def main():\n    pass\n\nif __name__ == '__main__':\n    main()\n") is None
     True
+    >>> defines_only("def main():\n    return 1\nresult = main()\n") is None
+    True
     """
     try:
         tree = ast.parse(source)
@@ -127,6 +129,9 @@ def defines_only(source: str) -> list[str] | None:
             continue  # a docstring
         if not isinstance(node, _DEFINING):
             return None
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None and \
+                any(isinstance(n, (ast.Call, ast.Await)) for n in ast.walk(node.value)):
+            return None  # `learn = train()` runs something, where `BS = 64` only names a value
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.append(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):

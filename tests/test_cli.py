@@ -307,3 +307,5 @@ def test_run_says_when_a_recipe_file_only_defines_names(tmp_path, monkeypatch, c
     (tmp_path / "main.py").write_text("def main():\n    print('main ran')\n\nif __name__ == '__main__':\n    main()\n")
     assert main(["run", "does.py", "--quick"]) == 0 and capsys.readouterr() == ("trained ['--quick']\n", "")
     assert main(["run", "main.py"]) == 0 and capsys.readouterr() == ("main ran\n", "")
+    (tmp_path / "assigns.py").write_text("def train():\n    print('trained')\n\nlearn = train()\n")
+    assert main(["run", "assigns.py"]) == 0 and capsys.readouterr() == ("trained\n", "")
