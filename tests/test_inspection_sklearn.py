@@ -144,3 +144,92 @@ def test_grid_raw_of_a_pipekit_forest_decodes_codes_and_normalised_numbers(ross)
     assert set(pdep.grid_raw[0].tolist()) == set(df["StateHoliday"].to_list()[3000:])  # "0", "a", ... not codes
     raw = df["Customers"].to_numpy()[3000:].astype(np.float64)
     assert np.allclose(pdep.grid_raw[1][[0, -1]], np.quantile(raw, [0.05, 0.95]), rtol=1e-3)
+
+
+def test_pd_grid_of_normalised_columns_is_in_raw_units_without_float_noise(ross):
+    df, tab, rf, _ = ross
+    # Customers is a whole-number column, normalised to float32: the grid is its quantiles, whole, as in the data
+    raw = df["Customers"].to_numpy()[3000:].astype(np.float64)
+    pdep = partial_dependence(rf, tab.valid, "Customers", grid=6, n_rows=None)
+    expect = np.unique(np.round(np.quantile(raw, np.linspace(0.05, 0.95, 6))))
+    assert pdep.grid_raw[0].tolist() == expect.tolist() == pdep.grid_labels[0]
+    # the forest was given those points normalised as Normalize does (float32, as the column)
+    norm = next(p for p in tab.processor.procs if isinstance(p, Normalize))
+    mean, std = norm.means_["Customers"], norm.stds_["Customers"]
+    assert pdep.grid[0].dtype == np.float32
+    assert np.array_equal(pdep.grid[0], ((expect - mean) / std).astype(np.float32))
+    # adult's age (whole years): 20, not 19.99999992
+    adult = pl.read_csv(path("adult_sample") / "adult.csv").head(3000)
+    atab = Tabular(adult, procs=[Categorify, Normalize], cat_names=["relationship"], cont_names=["age", "fnlwgt"],
+                   y_names="salary", splits=(np.arange(2500), np.arange(2500, 3000)))
+    arf = RandomForestRegressor(n_estimators=5, random_state=0, n_jobs=1).fit(atab.train.xs, atab.train.y)
+    ages = partial_dependence(arf, atab.valid, "age", grid=8, n_rows=None).grid_raw[0]
+    assert ages.tolist() == np.unique(np.round(np.quantile(adult["age"].to_numpy()[2500:], np.linspace(0.05, 0.95, 8)))).tolist()
+    assert set(ages.tolist()) <= set(adult["age"].to_list())  # every age shown is one in the data here
+
+
+def _drawn(fig, n):
+    """The ``n`` panels plot_partial_dependence added to ``fig`` (axes it drew a line or an image on)."""
+    axes = [a for a in fig.axes if a.axison and (a.lines or a.images)]
+    assert len(axes) == n
+    return axes
+
+
+def test_plot_partial_dependence_takes_the_books_call_with_a_model(ross, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from pipekit.backends import RandomForest
+
+    _, tab, sk, _ = ross
+    forest = RandomForest("regression", n_estimators=5, n_jobs=1, seed=0).fit(tab.train)
+    for model in (forest, sk):  # pipekit's forest, and a scikit-learn forest fitted on tab.train.xs
+        fig, ax = plt.subplots(figsize=(12, 4))
+        assert plot_partial_dependence(model, tab.valid, ["Customers", "DayOfWeek"], grid_resolution=6, ax=ax) is None
+        cust, day = _drawn(fig, 2)
+        want = partial_dependence(model, tab.valid, "Customers", grid=6)
+        np.testing.assert_allclose(cust.lines[-1].get_ydata(), want.average)
+        np.testing.assert_allclose(cust.lines[-1].get_xdata(), want.grid_raw[0])
+        assert (cust.get_xlabel(), day.get_xlabel()) == ("Customers", "DayOfWeek")
+        np.testing.assert_allclose(day.lines[-1].get_ydata(), partial_dependence(model, tab.valid, "DayOfWeek").average)
+        plt.close(fig)
+    # a pair is one 2-D panel; a list of Axes takes one panel each
+    fig, axes = plt.subplots(1, 2)
+    out = plot_partial_dependence(forest, tab.valid, ["Customers", ("DayOfWeek", "Promo")], grid_resolution=4,
+                                  ax=list(axes), path=tmp_path / "two.png")
+    assert out == tmp_path / "two.png" and out.exists()
+    assert len(axes[0].lines) == 1 and len(axes[1].images) == 1
+    plt.close(fig)
+    # kind="both" draws up to max_lines individual curves under the average
+    fig, ax = plt.subplots()
+    plot_partial_dependence(forest, tab.valid, ["Customers"], kind="both", max_lines=7, ax=ax)
+    assert len(ax.lines) == 8
+    plt.close(fig)
+    with pytest.raises(ParameterError, match="kind='average' only"):
+        plot_partial_dependence(forest, tab.valid, [("DayOfWeek", "Promo")], kind="both")
+    assert plot_partial_dependence(sk, tab.valid, "Customers", path=tmp_path / "one.png").exists()
+
+
+def test_plot_partial_dependence_names_what_to_pass(ross, tmp_path):
+    import matplotlib.pyplot as plt
+
+    _, tab, rf, _ = ross
+    pdep = partial_dependence(rf, tab.valid, "Customers", grid=4)
+    with pytest.raises(ParameterError, match=r"\['grid_resolution'\].*computed already"):
+        plot_partial_dependence(pdep, grid_resolution=10)
+    with pytest.raises(ParameterError, match=r"\['data', 'features'\]"):
+        plot_partial_dependence(pdep, tab.valid, ["Customers"])
+    with pytest.raises(ParameterError, match=r"plot_partial_dependence\(model, tab.valid, \['column'"):
+        plot_partial_dependence(rf, tab.valid)
+    with pytest.raises(ParameterError, match="got str"):
+        plot_partial_dependence("Customers", tab.valid, ["Customers"])
+    with pytest.raises(ParameterError, match="pairs of names"):
+        plot_partial_dependence(rf, tab.valid, [("Customers", "Promo", "DayOfWeek")])
+    with pytest.raises(ParameterError, match="grid_resolution"):
+        plot_partial_dependence(rf, tab.valid, ["Customers"], grid_resolution=1)
+    fig, axes = plt.subplots(1, 3)
+    with pytest.raises(ParameterError, match="a list of 2 Axes"):
+        plot_partial_dependence(rf, tab.valid, ["Customers", "Promo"], ax=list(axes))
+    plt.close(fig)
+    with pytest.raises(ParameterError, match="kind"):
+        plot_partial_dependence(rf, tab.valid, ["Customers"], kind="mean")
+    assert plot_partial_dependence(pdep, tmp_path / "pd.png").exists()  # a path as the second argument, as before

@@ -289,16 +289,49 @@ def _decode(processor: Any, col: str, values: np.ndarray) -> np.ndarray:
     """Processed values -> the data's own: vocab entries for codes, de-normalised continuous values (values
     no processing touched are returned as they are)."""
     if processor is not None:
-        from pipekit.tabular.procs import Normalize
-
         vocab = processor.classes_.get(col)
         if vocab is not None:
             return np.asarray([vocab[int(v)] if 0 <= int(v) < len(vocab) else v for v in values], dtype=object)
-        for proc in processor.procs:
-            means, stds = (proc.means_, proc.stds_) if isinstance(proc, Normalize) else (None, None)
-            if means is not None and stds is not None and col in means:
-                return np.asarray([float(v) * stds[col] + means[col] for v in values], dtype=np.float64)
+        stats = _norm_stats(processor, col)
+        if stats is not None:
+            return np.asarray([float(v) * stats[1] + stats[0] for v in values], dtype=np.float64)
     return np.asarray(values)
+
+
+def _norm_stats(processor: Any, col: str) -> tuple[float, float] | None:
+    """The mean and standard deviation ``Normalize`` scaled column ``col`` by, or None where it did not."""
+    if processor is None:
+        return None
+    from pipekit.tabular.procs import Normalize
+
+    for proc in processor.procs:
+        means, stds = (proc.means_, proc.stds_) if isinstance(proc, Normalize) else (None, None)
+        if means is not None and stds is not None and col in means:
+            return float(means[col]), float(stds[col])
+    return None
+
+
+def _column_grid(values: np.ndarray, categorical: bool, col: str, grid: Any, processor: Any) -> tuple[np.ndarray,
+                                                                                                        np.ndarray]:
+    """``(grid, grid_raw)`` of one column: the points the model is given and the same points in the data's own
+    units. A normalised column's quantiles are taken in its own units and rounded to the precision its float32
+    normalised values keep of them (an age of 20, not 19.99999992; a whole-number column's points are whole), then
+    normalised as ``Normalize`` does; the model is given exactly the points shown."""
+    stats = None if categorical or not isinstance(grid, (int, np.integer, dict)) else _norm_stats(processor, col)
+    if stats is None or isinstance(grid, dict) and not isinstance(grid.get(col, 20), (int, np.integer)):
+        g = _grid(values, categorical, col, grid)
+        return g, _decode(processor, col, g)
+    mean, std = stats
+    z = values.astype(np.float64)
+    z = z[np.isfinite(z)]
+    if len(z) == 0:
+        raise DataError(f"partial_dependence: column {col!r} has no values (all missing) to make a grid from")
+    # float32 keeps a normalised value to within half its spacing: in the column's units, that times std
+    noise = float(np.spacing(np.float32(np.abs(z).max()))) * std
+    digits = -int(np.ceil(np.log10(noise))) if noise > 0 else 6
+    raw = np.round(z * std + mean, digits)
+    raw_grid = np.unique(np.round(_grid(raw, False, col, grid), digits))
+    return ((raw_grid - mean) / std).astype(values.dtype if values.dtype.kind == "f" else np.float64), raw_grid
 
 
 def _labels(raw: np.ndarray, categorical: bool) -> list:
@@ -440,7 +473,8 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
         labels = list(np.asarray(classes).tolist())
         col_out = class_index(labels, target_class, "target_class")
         output = f"P({labels[col_out]})"
-    grids = [_grid(_values(X, names, f), c, f, grid) for f, c in zip(feats, cats)]
+    grids, raws = map(list, zip(*[_column_grid(_values(X, names, f), c, f, grid, processor)
+                                  for f, c in zip(feats, cats)]))
     n = len(X)
     combos = [m.ravel() for m in np.meshgrid(*grids, indexing="ij")]
     # one predict call on all grid copies of the rows: fast for every backend
@@ -450,27 +484,127 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     pred = pred.reshape(len(combos[0]), n)  # (grid points, rows)
     average = pred.mean(1).reshape([len(g) for g in grids])
     individual = pred.T.copy() if kind in ("individual", "both") else None
-    raws = [_decode(processor, f, g) for f, g in zip(feats, grids)]
     return PartialDependence(features=feats, grid=grids, grid_raw=raws,
                              grid_labels=[_labels(r, c) for r, c in zip(raws, cats)], average=average,
                              individual=individual, categorical=tuple(cats), output=output)
 
 
-def plot_partial_dependence(pd: PartialDependence, path: str | Path | None = None, max_lines: int = 50) -> Path | None:
-    """Line (continuous) or points (categorical) plot for 1-D, with up to ``max_lines`` individual curves;
-    heat map for 2-D."""
+def plot_partial_dependence(pd: PartialDependence | Any, data: Any = None, features: Any = None,
+                            path: str | Path | None = None, max_lines: int = 50, *, kind: str | None = None,
+                            grid_resolution: int | None = None, target_class: Any = None,
+                            ax: Any = None) -> Path | None:
+    """Plot partial dependence: a line (continuous) or points (categorical) for one feature, with up to
+    ``max_lines`` individual curves; a heat map for a pair.
+
+    Two ways to call it:
+
+    - ``plot_partial_dependence(pd, path)`` with a :class:`PartialDependence` from :func:`partial_dependence`;
+    - ``plot_partial_dependence(model, data, features)``, as scikit-learn's is called: :func:`partial_dependence`
+      of ``model`` on ``data`` (what it takes) is computed for each entry of ``features``, one panel each, side
+      by side. As in scikit-learn, ``["YearMade", "ProductSize"]`` is two one-feature panels and a pair in it,
+      ``[("YearMade", "ProductSize")]``, is one 2-D panel (:func:`partial_dependence` itself reads a pair of names
+      as one surface). ``grid_resolution`` is its ``grid`` (quantile points of a continuous column, default 20),
+      ``kind`` ("average", "individual", "both") and ``target_class`` are passed on.
+
+    ``ax``: draw into this matplotlib Axes (its area is shared between the panels; or a list of Axes, one per
+    panel) instead of a new figure; the figure is then the caller's to show, written to ``path`` when one is
+    given. Returns the PNG written, if any.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> from pipekit.backends import RandomForest, as_data
+        >>> xs = pl.DataFrame({"a": np.linspace(-1, 1, 200), "b": np.tile([0.0, 1.0], 100)})
+        >>> rf = RandomForest("regression", n_estimators=10, n_jobs=1).fit(as_data(xs, y=xs["a"].to_numpy()))
+        >>> plot_partial_dependence(rf, xs, ["a", "b"], grid_resolution=5, path="/tmp/pipekit_pdp.png").name
+        'pipekit_pdp.png'
+    """
+    check("plot_partial_dependence", grid_resolution=(grid_resolution, Interval(2, None, integer=True, none_ok=True)),
+          max_lines=(max_lines, Interval(0, None, integer=True)))
+    if isinstance(pd, PartialDependence):
+        if isinstance(data, (str, Path)) and features is None and path is None:
+            data, path = None, data  # plot_partial_dependence(pd, "pdp.png")
+        given = [n for n, v in (("data", data), ("features", features), ("kind", kind),
+                                ("grid_resolution", grid_resolution), ("target_class", target_class)) if v is not None]
+        if given:
+            raise ParameterError(f"plot_partial_dependence: {given} choose what partial_dependence computes, but a "
+                                 "PartialDependence is computed already; plot it as it is, plot_partial_dependence(pd, "
+                                 "path), or pass the model: plot_partial_dependence(model, data, features, ...)")
+        results = [pd]
+    else:
+        if data is None or features is None or isinstance(pd, (str, Path)) or not callable(getattr(pd, "predict", None)):
+            raise ParameterError("plot_partial_dependence takes a PartialDependence (pd = partial_dependence(model, "
+                                 "data, 'column')) or a fitted model with the rows and features to compute it on: "
+                                 "plot_partial_dependence(model, tab.valid, ['column', ...]); got "
+                                 f"{type(pd).__name__}" + ("" if data is not None and features is not None else
+                                                          " without data and features"))
+        results = [partial_dependence(pd, data, f, kind=kind or "average", grid=20 if grid_resolution is None
+                                      else grid_resolution, target_class=target_class) for f in _panels(features)]
     plt = get_pyplot()
+    axes, fig = _panel_axes(ax, len(results), results, plt)
+    for a, r in zip(axes, results):
+        _draw_partial_dependence(a, r, max_lines, title=len(results) == 1)
+    if ax is None:
+        return savefig_or_show(fig, path, name="partial_dependence")
+    if path is None:
+        return None
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return Path(path)
+
+
+def _panels(features: Any) -> list[Any]:
+    """The panels of scikit-learn's ``features``: a name, or a list whose entries are names (one 1-D panel each)
+    or pairs of names (one 2-D panel each)."""
+    if isinstance(features, str):
+        return [features]
+    entries = list(features) if isinstance(features, (list, tuple)) else None
+    ok = entries and all(isinstance(f, str) or isinstance(f, (list, tuple)) and len(f) == 2
+                         and all(isinstance(g, str) for g in f) for f in entries)
+    if not ok:
+        raise ParameterError(f"plot_partial_dependence: features={features!r}: pass a column name, or a list of "
+                             "column names (one panel each) and pairs of names (one 2-D panel each), e.g. "
+                             "['YearMade', ('YearMade', 'ProductSize')]")
+    return [f if isinstance(f, str) else tuple(f) for f in entries]  # type: ignore[union-attr]
+
+
+def _panel_axes(ax: Any, n: int, results: list[PartialDependence], plt: Any) -> tuple[list[Any], Any]:
+    """One Axes per panel and their figure: a new figure (up to 3 panels a row), ``ax``'s area shared between
+    them, or the Axes of a list ``ax``."""
+    from matplotlib.axes import Axes
+
+    rows, cols = -(-n // 3), min(n, 3)
+    if ax is None:
+        size = ((7, 5) if len(results[0].features) == 2 else (7, 4)) if n == 1 else (5 * cols, 4 * rows)
+        fig, grid = plt.subplots(rows, cols, figsize=size, squeeze=False)
+        for extra in grid.ravel()[n:]:
+            extra.set_axis_off()
+        return list(grid.ravel()[:n]), fig
+    if isinstance(ax, Axes):
+        if n == 1:
+            return [ax], ax.figure
+        box = ax.get_position()
+        ax.set_axis_off()  # its area is shared between the panels, as scikit-learn does
+        w, h = box.width / cols, box.height / rows
+        return [ax.figure.add_axes((box.x0 + (k % cols + 0.12) * w, box.y0 + (rows - 1 - k // cols + 0.22) * h,
+                                    0.8 * w, 0.68 * h)) for k in range(n)], ax.figure
+    axes = list(np.ravel(np.asarray(ax, dtype=object))) if isinstance(ax, (list, tuple, np.ndarray)) else None
+    if axes is None or len(axes) != n or not all(isinstance(a, Axes) for a in axes):
+        raise ParameterError(f"plot_partial_dependence: ax must be a matplotlib Axes or a list of {n} Axes (one per "
+                             f"panel), got {type(ax).__name__}" + (f" of {len(axes)}" if axes is not None else ""))
+    return axes, axes[0].figure
+
+
+def _draw_partial_dependence(ax: Any, pd: PartialDependence, max_lines: int, title: bool) -> None:
+    """Draw one :class:`PartialDependence` on ``ax``: a heat map for a pair, else the average (and individual)
+    curves."""
     if len(pd.features) == 2:
-        fig, ax = plt.subplots(figsize=(7, 5))
         im = ax.imshow(pd.average.T, origin="lower", aspect="auto", cmap="viridis")
         for axis, labels, setter in ((0, pd.grid_labels[0], ax.set_xticks), (1, pd.grid_labels[1], ax.set_yticks)):
             ticks = _tick_positions(len(labels))
             setter(ticks, [_fmt(labels[i]) for i in ticks], **({"rotation": 45} if axis == 0 else {}))
         ax.set_xlabel(pd.features[0])
         ax.set_ylabel(pd.features[1])
-        fig.colorbar(im, ax=ax, label=pd.output)
+        ax.figure.colorbar(im, ax=ax, label=pd.output)
     else:
-        fig, ax = plt.subplots(figsize=(7, 4))
         x = np.arange(len(pd.grid[0])) if pd.categorical[0] else np.asarray(pd.grid_labels[0], dtype=np.float64)
         if pd.individual is not None:
             for row in pd.individual[:max_lines]:
@@ -483,8 +617,8 @@ def plot_partial_dependence(pd: PartialDependence, path: str | Path | None = Non
         ax.set_xlabel(pd.features[0])
         ax.set_ylabel(pd.output)
         ax.legend()
-    ax.set_title("partial dependence")
-    return savefig_or_show(fig, path, name="partial_dependence")
+    if title:
+        ax.set_title("partial dependence")
 
 
 def _fmt(v: Any) -> str:
