@@ -327,8 +327,8 @@ def _column_grid(values: np.ndarray, categorical: bool, col: str, grid: Any, pro
     if len(z) == 0:
         raise DataError(f"partial_dependence: column {col!r} has no values (all missing) to make a grid from")
     # float32 keeps a normalised value to within half its spacing: in the column's units, that times std
-    noise = float(np.spacing(np.float32(np.abs(z).max()))) * std
-    digits = -int(np.ceil(np.log10(noise))) if noise > 0 else 6
+    noise = float(np.spacing(np.float32(max(np.abs(z).max(), 1.0)))) * std  # a constant column is all 0
+    digits = -int(np.ceil(np.log10(noise)))
     raw = np.round(z * std + mean, digits)
     raw_grid = np.unique(np.round(_grid(raw, False, col, grid), digits))
     return ((raw_grid - mean) / std).astype(values.dtype if values.dtype.kind == "f" else np.float64), raw_grid
