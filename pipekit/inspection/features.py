@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,7 +28,7 @@ from pipekit.backends.base import Model
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.backends.forest import RandomForest
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, check
 from pipekit.inspection.explain import FittedEstimator, _raw_columns, fitted_estimator, importance_frame
 from pipekit.data.plotting import get_pyplot, savefig_or_show
@@ -123,8 +122,8 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
     constant = [c for c, k in zip(d.feature_names, const) if k]
     columns = [c for c, k in zip(d.feature_names, const) if not k]
     if constant:
-        warnings.warn(f"cluster_columns: left out {len(constant)} column(s) holding a single value in the "
-                      f"{len(d)} rows used, which correlate with nothing: {constant}", stacklevel=2)
+        warn(f"cluster_columns: left out {len(constant)} column(s) holding a single value in the "
+             f"{len(d)} rows used, which correlate with nothing: {constant}")
     if len(columns) < 2:
         raise DataError(f"cluster_columns needs at least 2 columns that vary; only {columns} vary "
                          f"(constant: {constant})")
@@ -344,8 +343,8 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
     if columns is None:
         columns = cluster_columns(sk.train[0] if tr is None else tr, plot=False).candidates(threshold)
         if not columns:
-            warnings.warn(f"drop_redundant: no two columns have a rank correlation of {threshold} or more; nothing "
-                          "to try dropping (lower threshold= or pass columns=)", stacklevel=2)
+            warn(f"drop_redundant: no two columns have a rank correlation of {threshold} or more; nothing "
+                 "to try dropping (lower threshold= or pass columns=)")
     elif isinstance(columns, str) or not columns:
         raise ParameterError(f"drop_redundant: columns must be a list naming at least one column to try dropping "
                              f"(or None for the redundant pairs' columns), got {columns!r}")
