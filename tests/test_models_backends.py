@@ -119,7 +119,7 @@ def test_rf_reads_scikit_learns_fitted_names(rf, splits, tmp_path):
         _ = back.oob_prediction_
     with pytest.raises(AttributeError, match="oob_score=False"):
         _ = RandomForest("regression", n_estimators=5, oob_score=False, n_jobs=1).fit(tab.train).oob_prediction_
-    with pytest.raises(ExportError, match=r"\['estimators_'\] are read from the fitted forest"):
+    with pytest.raises(ExportError, match=r"'estimators_' is computed from the fitted state, not stored"):
         RandomForest("regression").state_from_data({**reg.state_to_data(), "estimators_": [1]})
     fresh = RandomForest("regression")
     for name in ("estimators_", "feature_importances_", "oob_prediction_"):

@@ -179,15 +179,6 @@ class RandomForest(Backend):
         """Out-of-bag class probabilities of each training row, in ``classes_`` order (classification)."""
         return self._oob("classification", "oob_decision_function_", "oob_prediction_")
 
-    def state_from_data(self, state: dict[str, Any]) -> None:
-        # scikit-learn's names above are read from the forest, never stored: a file's state naming one is not a
-        # RandomForest's
-        named = sorted(k for k in state if isinstance(k, str) and isinstance(getattr(type(self), k, None), property))
-        if named:
-            raise ExportError(f"{type(self).__name__}: state entries {named} are read from the fitted forest, not "
-                              "stored; this file was not written by a RandomForest's export")
-        super().state_from_data(state)
-
     def _oob(self, task: str, name: str, other: str) -> np.ndarray:
         # an AttributeError, as scikit-learn raises for a name its forest lacks: hasattr(rf, name) says False
         self.check_is_fitted()

@@ -186,6 +186,12 @@ class Component:
         for k, v in state.items():
             if not (isinstance(k, str) and k.endswith("_") and not k.startswith("_")):
                 raise ExportError(f"{type(self).__name__}: state entry {k!r} is not a learned attribute")
+            # a name the class defines as a property or method (read from the fitted state, never stored) is no
+            # entry of a file this class wrote
+            found = inspect.getattr_static(type(self), k, None)
+            if isinstance(found, (property, staticmethod, classmethod)) or inspect.isfunction(found):
+                raise ExportError(f"{type(self).__name__}: state entry {k!r} is computed from the fitted state, not "
+                                  "stored; this file was not written by this class's export")
             setattr(self, k, v)
 
     @classmethod

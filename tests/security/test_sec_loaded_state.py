@@ -344,6 +344,11 @@ STATES = [
     ("mean", lambda r, a, array: r["params"].update(weights=[float("nan"), 1.0]), r"weights must be 2 finite"),
     ("mean", lambda r, a, array: r["params"].update(weights=["x", 1]), r"weights must be 2 finite"),
     ("mean", _processor_of_another_kind, r"processor_ must be the fitted procs of a Tabular"),
+    # a name the class computes (a property) is no stored entry, at any depth: named, not a bare AttributeError
+    ("mean", lambda r, a, array: _st(r).update(weights_=[0.9, 0.1]),
+     r"MeanEnsemble: state entry 'weights_' is computed from the fitted state, not stored"),
+    ("weighted", lambda r, a, array: _st(r)["processor_"]["state"].update(classes_={"workclass": ["#na#"]}),
+     r"TabularProcessor: state entry 'classes_' is computed from the fitted state, not stored"),
     # SklearnModel: fitted arrays against the features and classes
     ("logistic", lambda r, a, array: array(_attrs(r)["coef_"], np.zeros((1, 1))),
      r"LogisticRegression: the fitted attribute 'coef_' has shape \(1, 1\).*must be numbers of shape \(1, 4\)"),
