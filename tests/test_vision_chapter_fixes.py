@@ -576,3 +576,45 @@ def test_an_array_with_a_channel_last_axis_is_read_channels_last_by_create_and_p
             call(chw[:, :, :3])
     with pytest.raises(ImageDecodeError, match=r"shape \(5, 28, 2\) has no channel axis"):
         PILImage.create(np.zeros((5, 28, 2), np.float32))
+
+
+# ------------------------------------------------------------------ TTA on targets that move with the image
+def _camvid_dls(batch_tfms=None):
+    from pipekit.vision import MaskBlock, image_paths_with
+
+    path = D.path("camvid_tiny")
+    codes = (path / "codes.txt").read_text().split()
+    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=lambda p: get_image_files(p / "images")[:8],
+                       get_y=image_paths_with(path / "labels", lambda p: f"{p.stem}_P{p.suffix}"),
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize((32, 48))],
+                       batch_tfms=batch_tfms if batch_tfms is not None else aug_transforms())
+    return dblock.dataloaders(path, bs=4, seed=0, device="cpu")
+
+
+def test_tta_refuses_masks_and_points_which_the_augmentation_moves():
+    from pipekit.vision import unet_learner
+
+    learn = unet_learner(_camvid_dls(), "simple_cnn")
+    preds, targs = learn.get_preds()  # plain predictions stay available
+    assert preds.shape[-2:] == targs.shape[-2:] == (32, 48)
+    for kw in ({}, {"beta": None}, {"ds_idx": 0, "n": 1}):
+        with pytest.raises(ParameterError, match=r"tta: the targets are mask, which the augmentation moves with the "
+                                                 r"image.*use learn\.get_preds\(\)"):
+            learn.tta(**kw)
+    # points: mnist_tiny digits with their centre pixel as the target
+    files = get_image_files(D.path("mnist_tiny") / "train")[::20]
+    dblock = DataBlock(blocks=(ImageBlock(cls="L"), PointBlock), get_y=lambda f: torch.tensor([[14.0, 14.0]]),
+                       splitter=RandomSplitter(0.25, seed=0), batch_tfms=aug_transforms())
+    dls = dblock.dataloaders(files, bs=8, seed=0, device="cpu")
+    plearn = Learner(dls, torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2)))
+    with pytest.raises(ParameterError, match=r"tta: the targets are points"):
+        plearn.tta(n=1)
+
+
+def test_tta_of_a_classifier_blends_augmented_and_plain_and_returns_the_plain_targets(mnist_learner):
+    plain, targs = mnist_learner.get_preds()
+    aug, aug_targs = mnist_learner.tta(beta=None)
+    blended, blended_targs = mnist_learner.tta()
+    assert torch.equal(aug_targs, targs) and torch.equal(blended_targs, targs)
+    assert torch.allclose(blended, 0.75 * aug + 0.25 * plain, atol=1e-6)
+    assert torch.equal(mnist_learner.tta()[0], blended)  # deterministic

@@ -250,25 +250,42 @@ def _pipekit_loader(dl: Loader, what: str) -> DataLoader:
     return dl
 
 
+#: target geometries the batch augmentation moves with the image (see ``TransformBlock.geometry``)
+_MOVING = ("mask", "points", "bbox")
+
+
 def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, beta: float | None = 0.25,
         use_max: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Test-time augmentation (``learn.tta``): mean (or max) of ``n`` passes with the training-time batch
-    augmentation, blended with a plain pass by ``beta``."""
+    augmentation, blended with a plain pass by ``beta`` (None: the augmented passes alone). The targets
+    returned are the plain, un-augmented ones, as ``get_preds`` gives them.
+
+    For targets that move with the image (masks, points, boxes) a prediction on a flipped or warped image
+    answers for that flipped image, not the original, so averaging them is wrong: such learners are refused
+    with a :class:`ParameterError` (use ``get_preds``)."""
     check_positive_int("tta", "n", n)
     check("tta", beta=(beta, Interval(0, 1, none_ok=True)))
     dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "tta")
+    n_inp = dl.n_inp
+    # the model's targets are the learner's data's (a test loader may carry none)
+    targets = [*tuple(dl.blocks or ())[n_inp:], *tuple(getattr(learn.dls, "blocks", ()) or ())[n_inp:]]
+    moving = sorted({str(g) for b in targets if (g := getattr(b, "geometry", None)) in _MOVING})
+    if moving:
+        raise ParameterError(f"tta: the targets are {'/'.join(moving)}, which the augmentation moves with the "
+                             "image, so a prediction on a flipped or warped image is not one for the original and "
+                             "cannot be averaged with it; use learn.get_preds() for these predictions")
     # the training-time batch augmentation, on the same items in the same order
     aug_dl = dl.new(shuffle=False, augment=True)
     aug_dl.epoch = 0
-    runs, targs = [], None
+    runs = []
     for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
-        p, targs = get_preds(learn, dl=aug_dl)[:2]
-        runs.append(p)
+        runs.append(get_preds(learn, dl=aug_dl)[0])
     stacked = torch.stack(runs)
     aug = stacked.max(0).values if use_max else stacked.mean(0)
+    # targets from the plain pass: an augmentation may change what a batch carries as its targets
+    plain, targs = get_preds(learn, dl=dl)[:2]
     if beta is None:
         return aug, targs
-    plain, targs = get_preds(learn, dl=dl)[:2]
     return torch.lerp(aug, plain, beta), targs
 
 
