@@ -362,6 +362,7 @@ class AccuracyMulti(MeanMetric):
     def __init__(self, thresh: float = 0.5, sigmoid: bool = True):
         self.thresh, self.sigmoid = thresh, sigmoid
         self.check_params()
+        self.thresh = float(thresh)  # a 0-d tensor (a step of ``torch.linspace``) is kept as the number it holds
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         p = pred.float().sigmoid() if self.sigmoid else pred
@@ -592,16 +593,18 @@ class RocAucMulti(ArrayMetric):
 class _LabelScoreMulti(ArrayMetric):
     """A scikit-learn score (``sk_name``) of a multi-label model: each label predicted present when its
     probability (a sigmoid of the output, unless ``sigmoid=False``) is above ``thresh``; ``average`` as in
-    scikit-learn ('micro' pools every item and label)."""
+    scikit-learn ('macro', the default as in fastai: the mean of each label's score; 'micro' pools every item and
+    label)."""
 
     abstract = True
     sk_name = ""
     param_constraints = {"thresh": Interval(0, 1, closed="neither"),
                          "average": Options("micro", "macro", "weighted", "samples")}
 
-    def __init__(self, thresh: float = 0.5, sigmoid: bool = True, average: str = "micro"):
+    def __init__(self, thresh: float = 0.5, sigmoid: bool = True, average: str = "macro"):
         self.thresh, self.sigmoid, self.average = thresh, sigmoid, average
         self.check_params()
+        self.thresh = float(thresh)  # a 0-d tensor (a step of ``torch.linspace``) is kept as the number it holds
 
     def _activate(self, pred: Any) -> Any:
         return pred.float().sigmoid() if self.sigmoid else pred.float()
@@ -615,20 +618,22 @@ class _LabelScoreMulti(ArrayMetric):
 
 class F1ScoreMulti(_LabelScoreMulti):
     """F1 of a multi-label model: each label predicted present when its probability (a sigmoid of the output,
-    unless ``sigmoid=False``) is above ``thresh``; ``average`` as in scikit-learn ('micro' pools every item and
-    label).
+    unless ``sigmoid=False``) is above ``thresh``; ``average`` as in scikit-learn: 'macro' (the default, as in
+    fastai) is the mean of each label's F1, so a rare label counts as much as a common one; 'micro' pools every
+    item and label. A label never predicted nor present scores 0, with scikit-learn's warning.
 
     >>> import torch
     >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    >>> float(F1ScoreMulti()(torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, -0.5]]), targs))
-    0.8571428571428571
+    >>> preds = torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, -0.5]])
+    >>> float(F1ScoreMulti()(preds, targs)), float(F1ScoreMulti(average="micro")(preds, targs))
+    (0.8333333333333333, 0.8571428571428571)
     """
 
     sk_name = "f1_score"
 
 
 class PrecisionMulti(_LabelScoreMulti):
-    """Precision of a multi-label model, labels thresholded as in ``F1ScoreMulti``.
+    """Precision of a multi-label model, labels thresholded and averaged ('macro' by default) as in ``F1ScoreMulti``.
 
     >>> import torch
     >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -640,7 +645,7 @@ class PrecisionMulti(_LabelScoreMulti):
 
 
 class RecallMulti(_LabelScoreMulti):
-    """Recall of a multi-label model, labels thresholded as in ``F1ScoreMulti``.
+    """Recall of a multi-label model, labels thresholded and averaged ('macro' by default) as in ``F1ScoreMulti``.
 
     >>> import torch
     >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])

@@ -1,6 +1,6 @@
 """pipekit's metrics against scikit-learn's on the edge cases where definitions part ways: empty input,
 log-loss clipping and a single class, ROC-AUC with one class, RMSE with several outputs, R2 on a constant
-target, accuracy on predicted labels. Both faces are checked: ``score`` on arrays and the Learner's
+target, accuracy on predicted labels, multi-label scores (and the book's threshold sweep) on coco_tiny. Both faces are checked: ``score`` on arrays and the Learner's
 accumulation over batches."""
 from __future__ import annotations
 
@@ -201,11 +201,13 @@ def test_multi_label_targets_get_the_multi_label_metrics_or_a_refusal_naming_the
     for average in ("macro", "micro", "weighted"):
         assert accumulate(RocAucMulti(average=average), batches) == pytest.approx(
             skm.roc_auc_score(targs, probs, average=average))
-    assert accumulate(F1ScoreMulti(), batches) == pytest.approx(skm.f1_score(targs, probs > 0.5, average="micro"))
+    assert accumulate(F1ScoreMulti(), batches) == pytest.approx(skm.f1_score(targs, probs > 0.5, average="macro"))
+    assert accumulate(F1ScoreMulti(average="micro"), batches) == pytest.approx(
+        skm.f1_score(targs, probs > 0.5, average="micro"))
     assert accumulate(F1ScoreMulti(thresh=0.3, average="macro"), batches) == pytest.approx(
         skm.f1_score(targs, probs > 0.3, average="macro"))
     # the array face takes probabilities, as a backend gives them
-    assert F1ScoreMulti().score(targs, probs) == pytest.approx(skm.f1_score(targs, probs > 0.5, average="micro"))
+    assert F1ScoreMulti().score(targs, probs) == pytest.approx(skm.f1_score(targs, probs > 0.5, average="macro"))
     for metric, instead in [(roc_auc, r"RocAucMulti\(\)"), (RocAucBinary(), r"RocAucMulti\(\)"),
                             (F1Score(average="macro"), r"F1ScoreMulti\(\)"), (accuracy, "accuracy_multi"),
                             (log_loss, r"the loss itself \(BCEWithLogitsLossFlat\)")]:
@@ -214,3 +216,72 @@ def test_multi_label_targets_get_the_multi_label_metrics_or_a_refusal_naming_the
     # two labels look like two class scores: still refused, not scored as one class's column
     with pytest.raises(ValueError, match=r"roc_auc_binary scores one class per item.*RocAucMulti"):
         accumulate(RocAucBinary(), _batches(logits[:, :2], targs[:, :2]))
+
+
+@pytest.fixture(scope="module")
+def coco_preds(one_torch_thread):
+    """Probabilities and 0/1 targets of a small CNN trained one epoch on coco_tiny's multi-label images (6 labels)."""
+    import json
+
+    import polars as pl
+
+    import pipekit
+    import pipekit.datasets as D
+    from pipekit.data import ColReader, DataBlock, MultiCategoryBlock, RandomSplitter
+    from pipekit.learn import Learner, simple_cnn
+    from pipekit.vision import ImageBlock, Resize
+
+    path = D.path("coco_tiny")
+    meta = json.loads((path / "train.json").read_text())
+    names, labels = {c["id"]: c["name"] for c in meta["categories"]}, {}
+    for a in meta["annotations"]:
+        labels.setdefault(a["image_id"], set()).add(names[a["category_id"]])
+    items = pl.DataFrame([{"fname": im["file_name"], "labels": " ".join(sorted(labels[im["id"]]))}
+                          for im in meta["images"]])
+    dls = DataBlock(blocks=(ImageBlock, MultiCategoryBlock(label_delim=" ")), get_x=ColReader("fname", pref=path / "train"),
+                    get_y=ColReader("labels"), splitter=RandomSplitter(0.4, seed=0),
+                    item_tfms=Resize(32)).dataloaders(items, bs=16, seed=0, device="cpu", num_workers=0)
+    pipekit.set_seed(0)
+    learn = Learner(dls, simple_cnn(n_in=3, n_out=dls.c, channels=(8, 16)))
+    learn.fit(1, 3e-3)
+    preds, targs = learn.get_preds()
+    return learn, preds, targs
+
+
+def test_threshold_sweep_of_the_book_takes_linspace_steps_on_coco_tiny(coco_preds):
+    from pipekit.core import ParameterError
+    from pipekit.metrics import AccuracyMulti
+
+    _, preds, targs = coco_preds
+    xs = torch.linspace(0.05, 0.95, 29)
+    accs = [accuracy_multi(preds, targs, thresh=i, sigmoid=False) for i in xs]
+    by_hand = [((preds > float(i)) == targs.bool()).float().mean().item() for i in xs]
+    assert [float(a) for a in accs] == pytest.approx(by_hand)
+    assert len(set(by_hand)) > 5  # the sweep moves the score: each threshold was used, not one of them
+    # a 0-d NumPy array or NumPy number is one number too, and is kept as a float
+    assert [AccuracyMulti(thresh=t).thresh for t in (np.array(0.3), np.float32(0.3))] == pytest.approx([0.3, 0.3])
+    assert type(AccuracyMulti(thresh=xs[3]).thresh) is float
+    # what is still refused says why, rather than calling 0.05 no number in (0, 1)
+    for bad, why in [(True, "a bool, not a number"), (torch.tensor(True), "a Tensor of torch.bool, not a number"),
+                     (xs[:2], r"a Tensor of shape \(2,\), not one number"), ("0.5", "a str, not a number")]:
+        with pytest.raises(ParameterError, match=rf"AccuracyMulti: thresh=.* is not accepted; expected a number in "
+                                                 rf"\(0, 1\) \(it is {why}\)$"):
+            AccuracyMulti(thresh=bad)
+    with pytest.raises(ParameterError, match=r"thresh=tensor\(1.5000\) is not accepted; expected a number in \(0, 1\)$"):
+        AccuracyMulti(thresh=torch.tensor(1.5))
+
+
+def test_multi_label_f1_precision_recall_average_per_label_by_default_as_fastai_on_coco_tiny(coco_preds):
+    from pipekit.metrics import F1ScoreMulti, PrecisionMulti, RecallMulti
+
+    learn, preds, targs = coco_preds
+    y, yhat = targs.numpy() > 0.5, (preds > 0.5).numpy()
+    learn.metrics = [F1ScoreMulti(), PrecisionMulti(), RecallMulti(), F1ScoreMulti(average="micro")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # a label never predicted scores 0, as in scikit-learn
+        values = learn.validate()[1:]
+        want = [skm.f1_score(y, yhat, average="macro"), skm.precision_score(y, yhat, average="macro"),
+                skm.recall_score(y, yhat, average="macro"), skm.f1_score(y, yhat, average="micro")]
+    assert values == pytest.approx(want)
+    assert abs(want[0] - want[3]) > 0.01  # the two averages part on these predictions
+    assert F1ScoreMulti().average == PrecisionMulti().average == RecallMulti().average == "macro"

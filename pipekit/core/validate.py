@@ -14,9 +14,33 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from pipekit.core.errors import FieldError, ParameterError
 
-__all__ = ["Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "check", "check_positive_int", "check_state"]
+__all__ = ["as_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "check", "check_positive_int", "check_state"]
+
+
+def as_number(v: Any) -> numbers.Real | None:
+    """``v`` as one real number, or None when it is not one: a Python or NumPy number as it is, a 0-d tensor or
+    array (``torch.tensor(0.2)``, an element of ``torch.linspace``) as the number it holds. Bools, and tensors of a
+    bool dtype, are not numbers here (``True`` for a threshold or a size is a slip, not a 1).
+
+    >>> import torch, numpy as np
+    >>> as_number(torch.tensor(0.25)), as_number(np.array(3)), as_number(True), as_number(torch.ones(2))
+    (0.25, 3, None, None)
+    """
+    if isinstance(v, (bool, np.bool_)):
+        return None
+    if isinstance(v, numbers.Real):
+        return v
+    if getattr(v, "ndim", None) == 0 and callable(getattr(v, "item", None)):  # a 0-d torch tensor or NumPy array
+        try:
+            x = v.item()
+        except Exception:
+            return None
+        return None if isinstance(x, bool) or not isinstance(x, numbers.Real) else x
+    return None
 
 
 @dataclass(frozen=True)
@@ -32,7 +56,8 @@ class Interval:
     def accepts(self, v: Any) -> bool:
         if v is None:
             return self.none_ok
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or v != v:  # bools and NaN are not numbers here
+        v = as_number(v)
+        if v is None or v != v:  # bools, NaN and anything holding more (or other) than one number are refused
             return False
         if self.integer and not isinstance(v, numbers.Integral):
             return False
@@ -40,6 +65,16 @@ class Interval:
         lo_ok = self.low is None or (x >= self.low if self.closed in ("both", "left") else x > self.low)
         hi_ok = self.high is None or (x <= self.high if self.closed in ("both", "right") else x < self.high)
         return lo_ok and hi_ok
+
+    def reason(self, v: Any) -> str:
+        """Why ``v`` was refused, when it is not a plain number (a bool, a str, a tensor of several values)."""
+        if v is None or as_number(v) is not None:
+            return ""
+        shape = getattr(v, "shape", None)
+        if shape is not None and len(shape) > 0:
+            return f"a {type(v).__name__} of shape {tuple(shape)}, not one number"
+        dtype = getattr(v, "dtype", None)
+        return f"a {type(v).__name__}{f' of {dtype}' if dtype is not None else ''}, not a number"
 
     def __str__(self) -> str:
         what = "an integer" if self.integer else "a number"
@@ -93,9 +128,8 @@ def _is_y_range(v: Any) -> bool:
         return True
     if isinstance(v, (str, bytes, Mapping)) or len(v) != 2:
         return False
-    lo, hi = v
-    return all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in (lo, hi)) \
-        and lo < hi
+    lo, hi = (as_number(x) for x in v)
+    return lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) and lo < hi
 
 
 #: a list of positive whole numbers: hidden layer sizes, widths, blocks per stage
@@ -109,7 +143,9 @@ def check(owner: str, **params: tuple[Any, Any]) -> None:
     """Check ``name=(value, constraint)`` pairs, raising one :class:`ParameterError` that names the first bad one."""
     for name, (value, constraint) in params.items():
         if not constraint.accepts(value):
-            raise ParameterError(f"{owner}: {name}={value!r:.80} is not accepted; expected {constraint}")
+            why = constraint.reason(value) if isinstance(constraint, Interval) else ""
+            raise ParameterError(f"{owner}: {name}={value!r:.80} is not accepted; expected {constraint}"
+                                 + (f" (it is {why})" if why else ""))
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:
