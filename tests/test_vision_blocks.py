@@ -104,6 +104,35 @@ def test_camvid_masks_travel_with_images(tmp_path):
     assert png.exists()
 
 
+def test_plain_learner_on_masks_defaults_to_cross_entropy_per_pixel_and_trains_on_camvid_tiny(tmp_path):
+    from torch import nn
+
+    import pipekit
+    from pipekit.learn import CrossEntropyLossFlat, Learner
+    from pipekit.vision import unet_learner
+
+    codes = (D.path("camvid_tiny") / "codes.txt").read_text().split()
+    dblock, path = _camvid_dblock(codes, item_tfms=[Resize((24, 32))])
+    dls = dblock.dataloaders(path, bs=8, seed=0, device="cpu", num_workers=0)
+    pipekit.set_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, len(codes), 1))
+    learn = Learner(dls, model, path=tmp_path)  # no loss_func: the mask block's default
+    assert isinstance(learn.loss_func, CrossEntropyLossFlat) and learn.loss_func.axis == 1
+    assert learn.loss_func.to_record() == unet_learner(dls, "xresnet18", pretrained=False).loss_func.to_record()
+    before = learn.validate()[0]
+    learn.fit(2, 1e-2)
+    after = learn.validate()[0]
+    assert np.isfinite(after) and after < before
+    preds, targs = learn.get_preds()
+    assert preds.shape == (len(dls.valid_ds), len(codes), 24, 32) and targs.shape == (len(dls.valid_ds), 24, 32)
+    assert torch.allclose(preds.sum(1), torch.ones(()), atol=1e-4)  # a softmax over the classes of each pixel
+    # the loss the learner reports is cross-entropy of each pixel over its class scores
+    x, y = dls.valid.one_batch()
+    with torch.no_grad():
+        out = learn.model(x)
+    assert float(learn.loss_func(out, y)) == pytest.approx(float(nn.functional.cross_entropy(out, y)), rel=1e-5)
+
+
 def test_mask_values_beyond_codes_name_the_file():
     dblock, path = _camvid_dblock(["road", "sky"], item_tfms=[Resize(32)])
     with pytest.raises(ValueError, match=r"_P\.png: mask value \d+ but only 2 codes"):
@@ -117,6 +146,15 @@ def test_image_block_rejects_bad_settings_and_non_paths():
                        splitter=RandomSplitter(0.5, seed=0))
     with pytest.raises(Exception, match="file paths"):
         dblock.dataloaders(pl.DataFrame({"a": [1, 2, 3, 4]}), bs=2)
+
+
+def test_point_block_docs_name_only_what_pipekit_vision_exports():
+    import re
+
+    import pipekit.vision
+
+    named = re.findall(r":class:`(\w+)`", PointBlock.__doc__ or "")
+    assert named and all(hasattr(pipekit.vision, n) for n in named), named
 
 
 def test_point_block_follows_the_item_transform():

@@ -14,7 +14,7 @@ True
 """
 from __future__ import annotations
 
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -51,8 +51,9 @@ class BaseLoss(nn.Module, Component):
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     registry_kind = "loss"
-    #: the target ``loss_kind`` (a block capability) this loss is the default for
-    default_for: ClassVar[str | None] = None
+    #: the target ``loss_kind`` (a block capability) this loss is the default for, or several kinds, each with the
+    #: parameters the default is built with (``{"cross_entropy": {}, "pixel_cross_entropy": {"axis": 1}}``)
+    default_for: ClassVar[str | dict[str, dict[str, Any]] | None] = None
     param_constraints = {"reduction": _REDUCTION}
     __repr__ = Component.__repr__  # the parameters, not torch's module tree
 
@@ -84,9 +85,16 @@ class BaseLoss(nn.Module, Component):
 
 
 class CrossEntropyLossFlat(BaseLoss):
-    """Cross-entropy over the class axis; targets are class indices. ``activation`` is softmax."""
+    """Cross-entropy over the class axis; targets are class indices. ``activation`` is softmax.
 
-    default_for = "cross_entropy"
+    It is the default loss of class targets (``CategoryBlock``) and, over the channel axis 1 of ``(bs, n_classes,
+    h, w)`` outputs, of segmentation masks (``MaskBlock``, whose ``loss_kind`` is 'pixel_cross_entropy').
+
+    >>> loss_from_kind("pixel_cross_entropy")
+    CrossEntropyLossFlat(axis=1)
+    """
+
+    default_for = {"cross_entropy": {}, "pixel_cross_entropy": {"axis": 1}}
     # ``weight`` is the buffer torch reads; the parameter (a list) is kept beside it
     param_attrs = {"weight": "weight_list"}
     weight: torch.Tensor | None
@@ -214,11 +222,17 @@ class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
 
 
 def loss_from_kind(kind: str | None) -> BaseLoss:
-    """The default loss for a target block's ``loss_kind`` ('cross_entropy', 'bce' or 'mse'): pipekit's loss
-    class that declares itself ``default_for`` it (a subclass does not inherit the claim)."""
-    defaults = {vars(cls)["default_for"]: cls for name, cls in registered("loss").items()
-                if name.startswith("pipekit.") and vars(cls).get("default_for") is not None}
+    """The default loss for a target block's ``loss_kind`` ('cross_entropy', 'pixel_cross_entropy', 'bce' or
+    'mse'): pipekit's loss class that declares itself ``default_for`` it (a subclass does not inherit the claim),
+    built with the parameters it gives for that kind."""
+    defaults: dict[str, tuple[type[BaseLoss], dict[str, Any]]] = {}
+    for name, cls in registered("loss").items():
+        claim = vars(cls).get("default_for")
+        if name.startswith("pipekit.") and claim is not None:
+            for k, params in ({claim: {}} if isinstance(claim, str) else claim).items():
+                defaults[k] = (cls, params)
     if kind not in defaults:
         raise ParameterError(f"no default loss for target loss_kind={kind!r}; pass loss_func= to the Learner "
                              f"(known kinds: {', '.join(sorted(defaults))})")
-    return defaults[kind]()
+    cls, params = defaults[kind]
+    return cls(**params)

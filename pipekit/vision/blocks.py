@@ -138,13 +138,15 @@ class ImageBlock(_PixelBlock):
 
 
 class MaskBlock(_PixelBlock):
-    """Segmentation masks (one class index per pixel, grey or palette PNG) for ``codes`` classes.
+    """Segmentation masks (one class index per pixel, grey or palette PNG) for ``codes`` classes. As a target, its
+    default loss is cross-entropy per pixel over the model's channel axis (``CrossEntropyLossFlat(axis=1)`` on
+    ``(bs, n_classes, h, w)`` outputs), as ``unet_learner`` uses.
 
-    >>> MaskBlock(codes=["road", "sky"]).c
-    2
+    >>> MaskBlock(codes=["road", "sky"]).c, MaskBlock().loss_kind
+    (2, 'pixel_cross_entropy')
     """
 
-    geometry, loss_kind, draws_on_input = "mask", "cross_entropy", True
+    geometry, loss_kind, draws_on_input = "mask", "pixel_cross_entropy", True
     mode = "mask"
 
     def __init__(self, codes: Sequence[str] | None = None, cache_dir: str | os.PathLike | bool | None = None):
@@ -292,8 +294,11 @@ class CoordBlock(TransformBlock):
 
 
 class PointBlock(CoordBlock):
-    """Keypoints: each item is a list of (x, y) pixel coordinates in its source image (see :class:`CoordBlock`),
-    the same number for every item.
+    """Keypoints: each item is a list of (x, y) pixel coordinates in its source image, the same number for every
+    item. They go through the image's item transform and are stored in -1..1, the frame augmentation moves them in.
+    The source size of each item comes with its value as ``{"points": [[x, y], ...], "size": [h, w]}``, or else
+    from the item's decoded image (a DataBlock with an ``ImageBlock`` gives it), or else from ``img_size`` (h, w)
+    when all images share one; boxes (:class:`BBoxBlock`) take their sizes the same way.
 
     >>> PointBlock(img_size=(480, 640)).loss_kind
     'mse'
