@@ -383,3 +383,130 @@ def test_a_finder_given_a_list_of_files_names_itself_and_the_fix(finder):
     with pytest.raises(DataError, match=rf"get_items={finder} finds the files in a folder, and the source is already "
                                         r"a list of 3 files: give the folder, or leave get_items out"):
         getattr(getters, finder)(files)
+
+
+# ---------------------------------------------------------------------------------------- the vocab as an index
+def coco_tiny_labels(n=40):
+    """coco_tiny's first ``n`` images with their labels (the names of the objects in them), as a table."""
+    import json
+
+    p = D.path("coco_tiny")
+    meta = json.loads((p / "train.json").read_text())
+    names, labels = {c["id"]: c["name"] for c in meta["categories"]}, {}
+    for a in meta["annotations"]:
+        labels.setdefault(a["image_id"], set()).add(names[a["category_id"]])
+    return p, pl.DataFrame([{"fname": im["file_name"], "labels": " ".join(sorted(labels[im["id"]]))}
+                            for im in meta["images"][:n]])
+
+
+def test_the_books_chapter_6_reads_a_multi_hot_targets_labels_through_the_vocab():
+    from pipekit.data.vocab import CategoryMap
+    from pipekit.vision import ImageBlock
+
+    p, items = coco_tiny_labels()
+    dblock = DataBlock(blocks=(ImageBlock, MultiCategoryBlock(label_delim=" ")), get_x=ColReader("fname", pref=p / "train"),
+                       get_y=ColReader("labels"), splitter=RandomSplitter(0.5, seed=0))
+    dsets = dblock.datasets(items)
+    assert isinstance(dsets.train.vocab, CategoryMap) and dsets.train.vocab == sorted(dsets.train.vocab)
+    for i in range(5):
+        y = dsets.train[i][1]
+        idxs = torch.where(y == 1.)[0]  # the book's line
+        truth = items["labels"][int(dsets.splits[0][i])].split(" ")
+        assert dsets.train.vocab[idxs] == truth
+        assert dsets.train.vocab[y == 1.] == dsets.train.vocab[idxs.numpy()] == dsets.train.vocab[idxs.tolist()] == truth
+        assert [dsets.train.vocab.o2i[t] for t in truth] == idxs.tolist()
+
+
+def test_dls_vocab_takes_a_batch_of_predicted_codes_on_mnist_tiny_and_keeps_it_through_export(tmp_path):
+    from pipekit.data.vocab import CategoryMap
+    from pipekit.learn import load_learner
+    from pipekit.vision import ImageBlock, vision_learner
+
+    files = [f for f in get_image_files(MNIST) if "/test/" not in f.as_posix()]
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label,
+                    splitter=GrandparentSplitter()).dataloaders(files, bs=16, seed=0, device="cpu")
+    xb, yb = dls.valid.one_batch()
+    truth = [f.parent.name for f in dls.valid.dataset.items[:16]]
+    preds = torch.nn.functional.one_hot(yb, 2).float() * 3 - 1  # scores whose highest is the true class
+    assert dls.vocab[preds.argmax(1)] == dls.vocab[yb] == truth and dls.vocab.o2i["7"] == 1
+    learn = vision_learner(dls, "simple_cnn", path=tmp_path)
+    learn.model.eval()
+    with torch.no_grad():
+        mine = learn.model(xb).argmax(1)
+    again = load_learner(learn.export(tmp_path / "digits.pipekit"))
+    assert isinstance(again.dls.vocab, CategoryMap) and again.dls.vocab == ["3", "7"]
+    with torch.no_grad():
+        theirs = again.model(xb).argmax(1)
+    assert again.dls.vocab[theirs] == dls.vocab[mine] == [["3", "7"][int(c)] for c in mine]
+
+
+def test_a_category_blocks_record_holds_the_vocab_as_a_list_and_loads_it_back_as_a_vocab():
+    import json
+
+    from pipekit.core.component import Component
+    from pipekit.data.vocab import CategoryMap
+
+    dsets = mnist_block().datasets(MNIST / "labels.csv")
+    block = dsets.blocks[1]
+    rec = json.loads(json.dumps(block.to_record()))  # what a file holds
+    assert [t["state"]["vocab_"] for t in rec["state"]["tfms_"]] == [[3, 7]]
+    back = Component.from_record(rec)
+    assert isinstance(back.vocab, CategoryMap) and back.vocab == [3, 7]
+    assert back.vocab[np.array([1, 0, 1])] == [7, 3, 7]
+
+
+def test_vocab_index_forms_and_bad_indices():
+    import json
+
+    from pipekit.core.errors import ParameterError
+    from pipekit.data.vocab import CategoryMap
+
+    v = CategoryMap(["a", "b", "c"])
+    assert v[1] == "b" and v[-1] == "c" and v[1:] == ["b", "c"] and type(v[1:]) is list
+    assert v[torch.tensor(2)] == v[np.int64(2)] == v[np.array(2)] == "c"
+    assert v[torch.tensor([2, 0, 2])] == v[np.array([2, 0, 2], np.uint8)] == v[[2, 0, 2]] == ["c", "a", "c"]
+    assert v[torch.tensor([True, False, True])] == v[np.array([1, 0, 1]) > 0] == v[[True, False, True]] == ["a", "c"]
+    assert v[torch.tensor([], dtype=torch.long)] == [] and v[[]] == []
+    with pytest.raises(IndexError, match=r"code\(s\) \[3\] outside the vocab of 3 classes"):
+        v[torch.tensor([0, 3])]
+    with pytest.raises(IndexError, match="a boolean mask of 2 values for a vocab of 3 classes"):
+        v[torch.tensor([True, False])]
+    with pytest.raises(ParameterError, match="1-D integer codes .* got 1-D values of type float32"):
+        v[torch.tensor([0.0, 1.0])]  # scores are no codes: argmax them first
+    with pytest.raises(ParameterError, match="got 2-D values"):
+        v[torch.tensor([[0, 1]])]
+    with pytest.raises(ParameterError, match=r"vocab.o2i\[value\]"):
+        v["a"]
+    assert json.dumps(v) == '["a", "b", "c"]' and v == ["a", "b", "c"]
+
+
+def test_vocab_o2i_matches_labels_as_categorize_encodes_them():
+    t = Categorize()
+    t.setup(pl.read_csv(MNIST / "labels.csv")["label"])  # integer labels keep their type in the vocab
+    assert t.vocab == [3, 7] and t.encode([7, 3]).tolist() == [t.vocab.o2i[7], t.vocab.o2i[3]] == [1, 0]
+    assert t.vocab.o2i[np.int64(7)] == t.vocab.o2i[torch.tensor(7)] == 1 and 7 in t.vocab.o2i
+    # text digits and whole floats are the integer labels, for encoding as for o2i
+    assert t.encode(["7", "3"]).tolist() == t.encode([7.0, 3.0]).tolist() == [t.vocab.o2i["7"], t.vocab.o2i[3.0]]
+    # a flag is no integer label: one label gave two codes, [3, 7] read as flags
+    with pytest.raises(DataError, match="labels of type Boolean cannot be matched to a vocab of int"):
+        t.encode([True])
+    for value in (True, 5, 7.5, "x", None):
+        with pytest.raises(KeyError, match="is not in the vocab"):
+            t.vocab.o2i[value]
+    assert True not in t.vocab.o2i and t.vocab.o2i.get(5) is None
+
+
+def test_tabular_classes_are_the_same_vocab_type_and_take_tensor_indices():
+    from pipekit.data.vocab import CategoryMap
+    from pipekit.tabular import Tabular
+    from pipekit.tabular.procs import CategoryMap as TabularCategoryMap, Categorify
+
+    assert TabularCategoryMap is CategoryMap
+    df = pl.read_csv(ADULT).head(2000)
+    tab = Tabular(df, procs=Categorify, cat_names="workclass", cont_names=[], y_names="salary",
+                  splits=(range(1500), range(1500, 2000)))
+    classes = tab.classes["workclass"]
+    assert isinstance(classes, CategoryMap) and classes[0] == "#na#"
+    codes = torch.tensor(tab.train.cats["workclass"].to_numpy()[:20])
+    assert classes[codes] == [w if w is not None else "#na#" for w in df["workclass"][:20].to_list()]
+    assert [classes.o2i[w] for w in classes[codes]] == codes.tolist()

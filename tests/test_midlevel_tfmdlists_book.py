@@ -76,6 +76,8 @@ def test_tfmdlists_of_files_with_pipekits_getters_and_categorize(files):
     assert tls.decode(tls[0]) == labels[0] and tls.decode(tls.valid[-1]) == labels[-1]
     assert tls.decode(np.array(tls[:4])) == labels[:4]  # codes back to their labels
     assert [tls.vocab[c] for c in tls.valid] == labels[709:]
+    # all the codes at once, as a tensor of a batch or an array (the book indexes the vocab with what a model gives)
+    assert tls.vocab[torch.tensor(list(tls.valid))] == tls.vocab[np.array(list(tls.valid))] == labels[709:]
     # the labels as a list, a Polars Series or a pandas Series
     for lab in (lambda fs: [f.parent.name for f in fs], lambda fs: pl.Series([f.parent.name for f in fs]),
                 lambda fs: pd.Series([f.parent.name for f in fs])):
@@ -88,6 +90,7 @@ def test_tfmdlists_of_files_with_pipekits_getters_and_categorize(files):
     n = len(table)
     by_col = TfmdLists(table, [ColReader("label"), Categorize()], splits=[range(n - 10), range(n - 10, n)])
     assert by_col.vocab == [3, 7] and by_col.decode(by_col.valid[4]) == table["label"][n - 6]
+    assert by_col.vocab[torch.tensor(list(by_col.valid))] == table["label"][n - 10:].to_list()
     by_name = TfmdLists(table, [ColReader("name"), parent_label, Categorize()], splits=[range(n - 10), range(n - 10, n)])
     assert by_name.vocab == ["3", "7"] and [by_name.decode(c) for c in by_name] == [str(v) for v in table["label"]]
     with pytest.raises(DataError, match=r"RegexLabeller: pattern .* does not match item 0"):

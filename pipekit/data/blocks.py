@@ -21,6 +21,7 @@ from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
 from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.transform import BatchTransform, Pipeline, Transform, as_list
+from pipekit.data.vocab import CategoryMap, label_codes
 
 Trace = Callable[[str, Any], None]
 
@@ -146,7 +147,7 @@ class TransformBlock(Component):
             if getattr(t, "vocab_", None) is not None:
                 return t.vocab_  # type: ignore[attr-defined]
         given = getattr(self, "vocab_arg", None)
-        return list(given) if given is not None else None
+        return CategoryMap(given) if given is not None else None
 
     @property
     def c(self) -> int | None:
@@ -246,17 +247,22 @@ class Categorize(Transform):
     """Labels -> integer codes with a vocab learned on the training labels (sorted), or the one given.
 
     ``vocab`` is the learned vocabulary once set up (before, the one given, or None), as the book reads
-    ``tls.tfms[1].vocab``. The labels may be a Series, a list or an array.
+    ``tls.tfms[1].vocab``: a :class:`~pipekit.data.vocab.CategoryMap`, which takes codes as a model gives them
+    (``dls.vocab[preds.argmax(1)]``) and looks a label's code up with ``.o2i``. The labels may be a Series, a list
+    or an array.
 
     >>> t = Categorize(); t.setup(pl.Series(["dog", "cat", "dog"])); t.vocab
     ['cat', 'dog']
     >>> t.encode(["dog", "cat"]).tolist(), t.decode(1), t.decode(np.array([1, 0]))
     ([1, 0], 'dog', ['dog', 'cat'])
+    >>> t.vocab[torch.tensor([1, 1, 0])], t.vocab.o2i["dog"]
+    (['dog', 'dog', 'cat'], 1)
     """
 
     order = 1
     #: the ``vocab`` parameter is kept as ``vocab_arg``: ``vocab`` is the property a reader uses
     param_attrs = {"vocab": "vocab_arg"}
+    vocab_: CategoryMap
 
     def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True):
         _check_vocab("Categorize", vocab)
@@ -268,21 +274,24 @@ class Categorize(Transform):
         learned = vars(self).get("vocab_")
         if learned is not None:
             return learned
-        return list(self.vocab_arg) if self.vocab_arg is not None else None
+        return CategoryMap(self.vocab_arg) if self.vocab_arg is not None else None
 
     def state_from_data(self, state: dict[str, Any]) -> None:
-        """The learned vocab read from a file must be what ``setup`` makes (see :func:`_check_vocab_state`)."""
+        """The learned vocab read from a file must be what ``setup`` makes (see :func:`_check_vocab_state`); it
+        comes back a :class:`~pipekit.data.vocab.CategoryMap`, as fitting made it."""
         _check_vocab_state(state, "Categorize", self.vocab_arg, self.sort)
         super().state_from_data(state)
+        if isinstance(vars(self).get("vocab_"), list):
+            self.vocab_ = CategoryMap(self.vocab_)
 
     def setup(self, values: Any) -> None:
         values = label_column(values, "Categorize")
         if self.vocab_arg is not None:
-            self.vocab_ = list(self.vocab_arg)
+            self.vocab_ = CategoryMap(self.vocab_arg)
             self._codes(values, "the vocab you gave")
             return
         uniq = values.unique(maintain_order=True)
-        self.vocab_ = sorted(uniq.to_list()) if self.sort else uniq.to_list()
+        self.vocab_ = CategoryMap(sorted(uniq.to_list()) if self.sort else uniq.to_list())
         if len(self.vocab_) == 1:  # a classifier of one class learns nothing and scores perfectly
             warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
                  "nothing (its loss is 0, its accuracy 1); check the label column or getter, or give "
@@ -290,8 +299,7 @@ class Categorize(Transform):
 
     def _codes(self, values: pl.Series, where: str) -> np.ndarray:
         try:
-            codes = values.replace_strict(self.vocab_, list(range(len(self.vocab_))), default=None,
-                                          return_dtype=pl.Int64)
+            codes = label_codes(self.vocab_, values)
         except pl.exceptions.InvalidOperationError as e:
             raise DataError(f"labels of type {values.dtype} cannot be matched to a vocab of "
                             f"{type(self.vocab_[0]).__name__}: {e}") from e
@@ -350,9 +358,19 @@ class CategoryBlock(TransformBlock):
 
 
 class MultiCategorize(Transform):
-    """Lists of labels -> one-hot float rows, vocab learned on the training labels (or the one given)."""
+    """Lists of labels -> one-hot float rows, vocab learned on the training labels (or the one given).
+
+    The learned ``vocab_`` is a :class:`~pipekit.data.vocab.CategoryMap`: the labels of a one-hot row are
+    ``vocab_[torch.where(row == 1.)[0]]`` (as the book reads ``dsets.train.vocab[idxs]``) or ``vocab_[row == 1.]``.
+
+    >>> t = MultiCategorize(); t.setup(pl.Series([["cat", "dog"], ["fish"]]))
+    >>> row = torch.tensor(t.encode(pl.Series([["fish", "cat"]]))[0])
+    >>> t.vocab_[torch.where(row == 1.)[0]], t.vocab_[row == 1.], t.decode(row)
+    (['cat', 'fish'], ['cat', 'fish'], ['cat', 'fish'])
+    """
 
     order = 1
+    vocab_: CategoryMap
 
     def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None):
         _check_vocab("MultiCategorize", vocab)
@@ -372,16 +390,18 @@ class MultiCategorize(Transform):
         """The learned vocab read from a file must be what ``setup`` makes (see :func:`_check_vocab_state`)."""
         _check_vocab_state(state, "MultiCategorize", self.vocab, True, empty_ok=True)
         super().state_from_data(state)
+        if isinstance(vars(self).get("vocab_"), list):
+            self.vocab_ = CategoryMap(self.vocab_)
 
     def setup(self, values: pl.Series) -> None:
         flat = self._lists(values).explode().drop_nulls()
         if self.vocab is None:
-            self.vocab_ = sorted(flat.unique().to_list())
+            self.vocab_ = CategoryMap(sorted(flat.unique().to_list()))
             return
         missing = sorted(set(flat.unique().to_list()) - set(self.vocab))
         if missing:
             raise DataError(f"label(s) {missing[:10]} are not in the vocab you gave ({list(self.vocab)[:20]})")
-        self.vocab_ = list(self.vocab)
+        self.vocab_ = CategoryMap(self.vocab)
 
     def encode(self, values: pl.Series) -> np.ndarray:
         self.check_is_fitted("setup")
@@ -390,7 +410,7 @@ class MultiCategorize(Transform):
         rows = np.repeat(np.arange(len(lists)), lens)
         flat = lists.explode()
         flat = flat.filter(flat.is_not_null()) if len(flat) != lens.sum() else flat
-        codes = flat.replace_strict(self.vocab_, list(range(len(self.vocab_))), default=None, return_dtype=pl.Int64)
+        codes = label_codes(self.vocab_, flat)
         if codes.null_count():
             i = int(codes.is_null().arg_true()[0])
             raise DataError(f"label {flat[i]!r} (item {rows[i]}) is not in the training labels {self.vocab_[:20]}")

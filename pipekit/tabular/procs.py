@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
@@ -30,6 +30,8 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.transform import as_list
+# the vocabulary type is the data layer's; it is also importable from here, where the tabular classes are built
+from pipekit.data.vocab import CategoryMap as CategoryMap, ValueCodes as ValueCodes, one_value
 
 NA_TOKEN = "#na#"
 
@@ -402,82 +404,25 @@ def _written_otherwise(given: pl.Series, learned: Sequence[str]) -> bool:
     return bool(fold & set(known.str.strip_chars().str.to_lowercase().to_list()))
 
 
-def _one_value(value: Any) -> Any:
-    """One id as Python sees it (a 0-d array or tensor gives its item); a list or array of several is refused."""
-    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
-        return value.item()
-    if not isinstance(value, (str, bytes)) and isinstance(value, Iterable):
-        raise ParameterError(f"o2i takes one value, got {type(value).__name__} {value!r:.60}; for several, "
-                             "[vocab.o2i[v] for v in values]")
-    return value
+def column_code(vocab: CategoryMap, value: Any) -> int:
+    """The code of ``value`` in the classes of one categorical column, looked up as ``Categorify`` encodes new rows
+    (so ``50``, ``50.0`` and ``'50'`` are the same id of an integer column): what a column's
+    ``CategoryMap.o2i`` answers. A value never seen in training is a KeyError naming the column and some known
+    values.
 
-
-class CategoryMap(list[str]):
-    """The classes of one categorical column: ``#na#`` then its training values as text, in code order; a list
-    (equal to the plain list, stored as one) that also looks codes up by value, as fastai's ``CategoryMap`` does:
-    ``dls.classes['title'].o2i['Silence of the Lambs, The (1991)']`` is that movie's embedding row.
-
-    ``o2i`` takes values the way the column was written for training, looked up as ``Categorify`` encodes new
-    rows: an integer id column answers ``o2i[50]`` and ``o2i['50']``; a value never seen in training is a
-    KeyError naming the column and some known values.
-
-    Example:
-        >>> ids = CategoryMap(["#na#", "1", "50", "73"], name="userId")
-        >>> ids.o2i[50], ids.o2i["73"], ids == ["#na#", "1", "50", "73"], ids[1:]
-        (2, 3, True, ['1', '50', '73'])
+    >>> ids = CategoryMap(["#na#", "1", "50", "73"], name="userId", code_of=column_code)
+    >>> ids.o2i[50], ids.o2i["73"], ids.o2i[50.0], ids == ["#na#", "1", "50", "73"], ids[1:]
+    (2, 3, 2, True, ['1', '50', '73'])
     """
-
-    #: a vocabulary longer than this shows its first and last values only
-    SHOWN = 20
-
-    def __init__(self, items: Iterable[str] = (), name: str | None = None) -> None:
-        super().__init__(items)
-        self.name = name
-
-    @property
-    def o2i(self) -> ValueCodes:
-        """Value -> code (the row of the column's embedding): ``o2i[value]``, ``value in o2i``, ``o2i.get``."""
-        return ValueCodes(self)
-
-    def __repr__(self) -> str:
-        if len(self) <= self.SHOWN:
-            return list.__repr__(self)
-        head, tail = list.__repr__(self[:10])[:-1], list.__repr__(self[-2:])[1:]
-        of = f" of {self.name!r}" if self.name else ""
-        return f"{head}, ..., {tail} ({len(self)} classes{of}; .o2i[value] gives a code)"
-
-
-class ValueCodes(Mapping[Any, int]):
-    """A :class:`CategoryMap`'s ``o2i``: the code of a value, looked up as ``Categorify`` encodes a column (so
-    ``50``, ``50.0`` and ``'50'`` are the same id of an integer column); iterates over the classes as text."""
-
-    def __init__(self, vocab: CategoryMap) -> None:
-        self.vocab = vocab
-
-    def __getitem__(self, value: Any) -> int:
-        value = _one_value(value)
-        if isinstance(value, str) and value == NA_TOKEN:
-            return 0
-        code = Categorify.lookup(self.vocab.name or "value", self.vocab, [value])[0] if value is not None else None
-        if code is None:
-            col, known = self.vocab.name or "this column", self.vocab[1:4]
-            why = ("is a missing value, scored as #na# (code 0)" if value is None else "was never seen in training")
-            raise KeyError(f"{col!r}: {value!r} {why}; {len(self.vocab) - 1} known values, e.g. {known}")
-        return code
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.vocab)
-
-    def __len__(self) -> int:
-        return len(self.vocab)
-
-    def items(self) -> Any:
-        """(value as text, code) pairs, in code order."""
-        return {v: i for i, v in enumerate(self.vocab)}.items()
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{v!r}: {i}" for i, v in enumerate(self.vocab[:5]))
-        return f"o2i({{{shown}{', ...' if len(self.vocab) > 5 else ''}}})"
+    value = one_value(value)
+    if isinstance(value, str) and value == NA_TOKEN:
+        return 0
+    code = Categorify.lookup(vocab.name or "value", vocab, [value])[0] if value is not None else None
+    if code is None:
+        col, known = vocab.name or "this column", vocab[1:4]
+        why = ("is a missing value, scored as #na# (code 0)" if value is None else "was never seen in training")
+        raise KeyError(f"{col!r}: {value!r} {why}; {len(vocab) - 1} known values, e.g. {known}")
+    return code
 
 
 class Categorify(TabularProc):
@@ -546,7 +491,7 @@ class Categorify(TabularProc):
                                 "(all null); drop it from cat_names.")
             if NA_TOKEN in vocab:
                 vocab.remove(NA_TOKEN)
-            classes[c] = CategoryMap([NA_TOKEN] + vocab, name=c)
+            classes[c] = CategoryMap([NA_TOKEN] + vocab, name=c, code_of=column_code)
         self.classes_ = classes
 
     def state_from_data(self, state: dict[str, Any]) -> None:
@@ -555,8 +500,8 @@ class Categorify(TabularProc):
         super().state_from_data(state)
         classes = getattr(self, "classes_", None)
         if isinstance(classes, dict):  # anything else is refused by the processor's check of the record
-            self.classes_ = {c: CategoryMap(v, name=c) if isinstance(v, list) and isinstance(c, str) else v
-                             for c, v in classes.items()}
+            self.classes_ = {c: CategoryMap(v, name=c, code_of=column_code)
+                             if isinstance(v, list) and isinstance(c, str) else v for c, v in classes.items()}
 
     def expressions(self, schema: Mapping[str, pl.DataType] | None = None, eager: bool = False) -> list[pl.Expr]:
         """Encoding expressions; with the input ``schema`` known, Categorical columns skip the string cast."""

@@ -1,0 +1,180 @@
+"""The vocabulary of a categorical target or column: a list of classes, in code order, that is indexed with codes.
+
+:class:`CategoryMap` is what ``dls.vocab``, ``dsets.train.vocab`` (``Categorize``, ``MultiCategorize``) and a
+tabular ``dls.classes[col]`` (``Categorify``) are. It is a plain list (equal to one, stored as one in exports)
+that also takes what a model gives as an index, as fastai's vocab does: the codes of a batch of predictions
+(``dls.vocab[preds.argmax(1)]``), the positions of a multi-hot target
+(``vocab[torch.where(y == 1.)[0]]``) or a boolean mask of the classes (``vocab[y.bool()]``); and it looks a
+class's code up by value with ``.o2i``.
+
+Example:
+    >>> import torch
+    >>> v = CategoryMap(["cat", "dog", "fish"])
+    >>> v[1], v[torch.tensor([2, 0])], v[torch.tensor([0., 1., 1.]) == 1.], v.o2i["fish"]
+    ('dog', ['fish', 'cat'], ['dog', 'fish'], 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, SupportsIndex, overload
+
+import numpy as np
+import polars as pl
+
+from pipekit.core.errors import ParameterError
+
+#: how a vocabulary finds the code of one value: ``code_of(vocab, value)`` is the code, or a KeyError naming it
+CodeOf = Callable[["CategoryMap", Any], int]
+
+
+def label_codes(vocab: list[Any], values: pl.Series) -> pl.Series:
+    """The code of each of ``values`` in ``vocab`` (null where a value is not in it), matched by value as
+    ``Categorize`` and ``MultiCategorize`` encode labels; labels of a type the vocab's cannot be matched to raise
+    Polars' ``InvalidOperationError``.
+
+    >>> label_codes([3, 7], pl.Series([7, 3, 5])).to_list()
+    [1, 0, None]
+    """
+    if vocab and (values.dtype == pl.Boolean) != isinstance(vocab[0], bool):
+        # Polars would cast the vocab to the labels' type: [3, 7] as flags is [True, True], two codes for one label
+        raise pl.exceptions.InvalidOperationError(f"labels of type {values.dtype} are not of the vocab's type")
+    return values.replace_strict(vocab, list(range(len(vocab))), default=None, return_dtype=pl.Int64)
+
+
+def one_value(value: Any) -> Any:
+    """One value as Python sees it (a 0-d array or tensor gives its item); a list or array of several is refused.
+
+    >>> one_value(np.int64(3)), one_value("a")
+    (3, 'a')
+    """
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()
+    if not isinstance(value, (str, bytes)) and isinstance(value, Iterable):
+        raise ParameterError(f"o2i takes one value, got {type(value).__name__} {value!r:.60}; for several, "
+                             "[vocab.o2i[v] for v in values]")
+    return value
+
+
+def label_code(vocab: CategoryMap, value: Any) -> int:
+    """The code of the label ``value`` in ``vocab``, matched as :func:`label_codes` (and so ``Categorize``) matches
+    it: an integer label is found as ``3``, ``np.int64(3)``, ``torch.tensor(3)``, ``3.0`` or ``'3'`` (as a label
+    column of text digits is encoded), a flag only among flags.
+
+    >>> label_code(CategoryMap([3, 7]), 7), label_code(CategoryMap([3, 7]), "7")
+    (1, 1)
+    """
+    value = one_value(value)
+    code = None
+    if value is not None:
+        try:
+            code = label_codes(vocab, pl.Series([value])).item()
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            code = None  # a value of another type than the labels' is none of them
+    if code is None:
+        of = f" of {vocab.name!r}" if vocab.name else ""
+        raise KeyError(f"{value!r} is not in the vocab{of} ({len(vocab)} classes, e.g. {list.__repr__(vocab[:4])}); "
+                       "classes are looked up by the value the labels hold")
+    return int(code)
+
+
+class CategoryMap(list[Any]):
+    """The classes of a categorical target or column, in code order: a list (equal to the plain list, stored as
+    one) indexed by codes as a model gives them, that also looks codes up by value, as fastai's ``CategoryMap``
+    does.
+
+    An index is an int (the class), a slice (a list), a 1-D integer tensor, array or list of ints (the list of
+    those classes), a 0-d integer tensor or array (the class), or a boolean tensor, array or list as long as the
+    vocab (the classes where it is True). ``o2i[value]`` is the code of a class (``code_of`` says how a value is
+    matched; by default as ``Categorize`` matches labels).
+
+    Example:
+        >>> import torch
+        >>> v = CategoryMap(["3", "7"])
+        >>> v[torch.tensor([1, 1, 0])], v[np.int64(0)], v == ["3", "7"], v.o2i["7"]
+        (['7', '7', '3'], '3', True, 1)
+    """
+
+    #: a vocabulary longer than this shows its first and last values only
+    SHOWN = 20
+
+    def __init__(self, items: Iterable[Any] = (), name: str | None = None, code_of: CodeOf | None = None) -> None:
+        super().__init__(items)
+        self.name = name
+        self.code_of: CodeOf = code_of or label_code
+
+    @overload
+    def __getitem__(self, i: SupportsIndex) -> Any: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+
+    @overload
+    def __getitem__(self, i: object) -> Any: ...
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, (int, slice)):  # the list's own (an int is a class, a slice a plain list)
+            return list.__getitem__(self, i)
+        if isinstance(i, list):
+            i = np.asarray(i) if i else np.zeros(0, np.int64)
+        elif type(i).__module__.startswith("torch") and hasattr(i, "detach"):
+            i = i.detach().cpu().numpy()
+        elif not isinstance(i, (np.ndarray, np.generic)):
+            raise ParameterError(f"a vocab is indexed by an int, a slice, integer codes or a boolean mask, got "
+                                 f"{type(i).__name__} {i!r:.60}; for the code of a class, vocab.o2i[value]")
+        if i.ndim == 0 and i.dtype.kind in "iu":
+            return list.__getitem__(self, int(i))
+        if i.ndim != 1 or i.dtype.kind not in "iub":
+            raise ParameterError(f"a vocab is indexed by 1-D integer codes (e.g. preds.argmax(1)) or a boolean mask of "
+                                 f"its {len(self)} classes, got {i.ndim}-D values of type {i.dtype}")
+        if i.dtype.kind == "b":
+            if len(i) != len(self):
+                raise IndexError(f"a boolean mask of {len(i)} values for a vocab of {len(self)} classes: a mask "
+                                 "has one value per class")
+            i = np.flatnonzero(i)
+        bad = i[(i < -len(self)) | (i >= len(self))]
+        if bad.size:
+            raise IndexError(f"code(s) {bad[:10].tolist()} outside the vocab of {len(self)} classes (codes are "
+                             f"0..{len(self) - 1})")
+        return [list.__getitem__(self, int(c)) for c in i]
+
+    @property
+    def o2i(self) -> ValueCodes:
+        """Value -> code: ``o2i[value]``, ``value in o2i``, ``o2i.get``."""
+        return ValueCodes(self)
+
+    def __repr__(self) -> str:
+        if len(self) <= self.SHOWN:
+            return list.__repr__(self)
+        head, tail = list.__repr__(self[:10])[:-1], list.__repr__(self[-2:])[1:]
+        of = f" of {self.name!r}" if self.name else ""
+        return f"{head}, ..., {tail} ({len(self)} classes{of}; .o2i[value] gives a code)"
+
+
+class ValueCodes(Mapping[Any, int]):
+    """A :class:`CategoryMap`'s ``o2i``: the code of a value, looked up by the vocab's ``code_of``; iterates over
+    the classes.
+
+    >>> CategoryMap([3, 7]).o2i
+    o2i({3: 0, 7: 1})
+    """
+
+    def __init__(self, vocab: CategoryMap) -> None:
+        self.vocab = vocab
+
+    def __getitem__(self, value: Any) -> int:
+        return self.vocab.code_of(self.vocab, value)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.vocab)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def items(self) -> Any:
+        """(class, code) pairs, in code order."""
+        return {v: i for i, v in enumerate(self.vocab)}.items()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{v!r}: {i}" for i, v in enumerate(self.vocab[:5]))
+        return f"o2i({{{shown}{', ...' if len(self.vocab) > 5 else ''}}})"
