@@ -1,4 +1,4 @@
-"""The book's training calls: lr_find(suggest_funcs=...), to_fp16/to_fp32, metrics bare or configured,
+"""The book's training calls: lr_find(suggest_funcs=...) and recorder.plot_lr_find(), to_cpu, to_fp16/to_fp32, metrics bare or configured,
 CSVLogger, TensorBoardCallback and the plain-text progress lines, on mnist_tiny."""
 from __future__ import annotations
 
@@ -277,3 +277,46 @@ def test_metrics_set_after_the_learner_is_built_as_the_constructor_takes_them(ti
     assert learn.metrics == [] and "metrics=[]" in repr(learn)
     with pytest.raises(ParameterError, match="a metric must be a pipekit Metric or a function"):
         learn.metrics = [3]
+
+
+def test_to_cpu_moves_a_batch_of_mnist_tiny_as_the_book_calls_it(dls):
+    from pipekit.learn import to_cpu
+
+    x, y = to_cpu(dls.train.one_batch())
+    assert isinstance(x, torch.Tensor) and x.device.type == "cpu" and x.shape[0] == y.shape[0] == 64
+    assert y.dtype == torch.int64 and set(y.tolist()) == {0, 1}
+    moved = []
+
+    class Elsewhere(torch.Tensor):  # a tensor that records being moved, as one on an accelerator would be
+        def cpu(self, *args, **kwargs):
+            moved.append(self.shape)
+            return super().cpu(*args, **kwargs).as_subclass(torch.Tensor)
+
+    on = torch.device("cuda") if torch.cuda.is_available() else None
+    nested = {"xb": (torch.ones(2, device=on).as_subclass(Elsewhere),),
+              "yb": [torch.zeros(3, device=on).as_subclass(Elsewhere)], "n": 2, "name": "a"}
+    out = to_cpu(nested)
+    assert moved == [torch.Size([2]), torch.Size([3])]
+    assert type(out["xb"][0]) is torch.Tensor and out["xb"][0].device.type == out["yb"][0].device.type == "cpu"
+    assert isinstance(out["xb"], tuple) and isinstance(out["yb"], list) and out["n"] == 2 and out["name"] == "a"
+
+
+def test_plot_lr_find_draws_the_last_sweep_kept_apart_from_the_training_history(tiny, tmp_path):
+    learn = _mlp(tiny, metrics=accuracy)
+    with pytest.raises(ValueError, match=r"plot_lr_find .* has not run it: call learn.lr_find\(\) first"):
+        learn.recorder.plot_lr_find(path=tmp_path / "none.png")
+    learn.fit(1, 1e-2)
+    losses, values = list(learn.recorder.losses), [list(r) for r in learn.recorder.values]
+    res = learn.lr_find(num_it=40, stop_div=False, show_plot=False, suggest_funcs=(minimum, steep))
+    rec = learn.recorder
+    assert rec.lr_find_lrs == res.lrs.tolist() and rec.lr_find_losses == res.losses.tolist() and len(rec.lr_find_lrs) == 40
+    assert rec.lr_find_suggestions == {"minimum": res.minimum, "steep": res.steep}
+    assert rec.losses == losses and rec.values == values  # the training history is left as it was
+    png = rec.plot_lr_find(path=tmp_path / "lr.png")
+    assert png == tmp_path / "lr.png" and png.stat().st_size > 5000
+    import matplotlib.image
+
+    img = matplotlib.image.imread(str(png))
+    assert img.shape[0] > 200 and img[..., :3].std() > 0.05  # a drawn curve, not a blank canvas
+    learn.fit(1, 1e-2)  # a later fit keeps the last sweep
+    assert rec.lr_find_lrs == res.lrs.tolist()

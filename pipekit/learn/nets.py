@@ -20,7 +20,7 @@ from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
 __all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
-           "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np"]
+           "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu"]
 
 
 class Module(nn.Module):
@@ -77,6 +77,26 @@ def to_np(x: torch.Tensor) -> np.ndarray:
     [1.0, 1.0]
     """
     return x.detach().cpu().numpy()
+
+
+def to_cpu(x: Any) -> Any:
+    """``x`` moved to the CPU: a tensor, or the tensors in a tuple, list or dict (nested as a batch is, e.g.
+    ``to_cpu(dls.train.one_batch())``); anything else is returned as it is. Tensors keep their gradient history,
+    as ``Tensor.cpu()`` keeps it (``to_np`` detaches).
+
+    >>> xb, yb = to_cpu((torch.ones(2, 3), {"y": [torch.zeros(2)], "n": 2}))
+    >>> xb.device.type, yb["y"][0].device.type, yb["n"]
+    ('cpu', 'cpu', 2)
+    """
+    if isinstance(x, torch.Tensor):
+        return x.cpu()
+    if isinstance(x, dict):
+        return {k: to_cpu(v) for k, v in x.items()}
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # a named tuple is rebuilt field by field
+        return type(x)(*(to_cpu(v) for v in x))
+    if isinstance(x, (tuple, list)):
+        return type(x)(to_cpu(v) for v in x)
+    return x
 
 
 def params(module: nn.Module) -> list[nn.Parameter]:

@@ -354,7 +354,8 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         learn.lr_find(suggest_funcs=valley).valley
 
     The model and optimiser are restored afterwards, and so are the Recorder's history and the learner's epoch
-    counters. The sweep runs without the learner's trackers (``SaveModelCallback``, ``EarlyStoppingCallback``,
+    counters; the sweep's curve is kept on the Recorder (``lr_find_lrs``, ``lr_find_losses``,
+    ``lr_find_suggestions``) for ``learn.recorder.plot_lr_find()``. The sweep runs without the learner's trackers (``SaveModelCallback``, ``EarlyStoppingCallback``,
     any ``TrackerCallback``), ``TimeLimit``, loggers and progress display; ``show_plot`` draws loss vs lr with
     the suggestions (PNG when headless).
     """
@@ -400,6 +401,9 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         except (TypeError, ValueError):
             raise ParameterError(f"lr_find: the suggestion function {name} returned {out!r}, not a learning rate") from None
     res = SuggestedLRs(suggestions, lrs, losses)
+    if recorder is not None:  # beside the training history, which the sweep left as it was: plot_lr_find() draws it
+        recorder.lr_find_lrs, recorder.lr_find_losses = lrs.tolist(), losses.tolist()
+        recorder.lr_find_suggestions = dict(suggestions)
     if show_plot:
         res.plot_path = res.plot(path)
     return res

@@ -80,7 +80,9 @@ class Recorder(Callback):
     fastai's, so ``values[-1][2]`` is the first metric), ``metric_names`` (``['epoch', 'train_loss', 'valid_loss',
     *metrics, 'time']``, metrics of one name told apart by a suffix: ``accuracy_multi``, ``accuracy_multi_2``),
     ``history`` (the rows of the progress table, laid out as ``metric_names``), ``value(name)`` (one recorded value
-    by name), ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them.
+    by name), ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them. After
+    ``learn.lr_find()``, which leaves that history as it was, the sweep's curve is kept apart (``lr_find_lrs``,
+    ``lr_find_losses``, ``lr_find_suggestions``) and ``plot_lr_find()`` draws it.
     The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit.
     """
 
@@ -98,6 +100,10 @@ class Recorder(Callback):
         self.lrs: list[list[float]] = []
         self.moms: list[list[float | None]] = []
         self.valid_losses_at: list[tuple[int, float]] = []
+        # the last lr_find's sweep (a fit does not reset it)
+        self.lr_find_lrs: list[float] = []
+        self.lr_find_losses: list[float] = []
+        self.lr_find_suggestions: dict[str, float] = {}
         self._valid_total: Any = 0.0
         self._valid_count = 0
 
@@ -226,6 +232,17 @@ class Recorder(Callback):
         ax.set_ylabel("loss")
         ax.legend()
         return savefig_or_show(fig, path, name="loss")
+
+    def plot_lr_find(self, path: str | os.PathLike | None = None) -> Path | None:
+        """Plot the last ``learn.lr_find()``'s smoothed loss against the learning rate (log scale), its
+        suggestions marked, as ``lr_find(show_plot=True)`` draws it; inline in a notebook, PNG when headless."""
+        if not self.lr_find_lrs:
+            raise NotFittedError("plot_lr_find draws the curve of learn.lr_find(), and this learner has not run it: "
+                                 "call learn.lr_find() first")
+        from pipekit.learn.schedule import SuggestedLRs  # the module that runs the sweep imports this one
+
+        return SuggestedLRs(self.lr_find_suggestions, np.asarray(self.lr_find_lrs),
+                            np.asarray(self.lr_find_losses)).plot(path)
 
     def plot_sched(self, path: str | os.PathLike | None = None) -> Path | None:
         """Plot the learning rate and momentum of the last group per batch."""
