@@ -618,3 +618,66 @@ def test_tta_of_a_classifier_blends_augmented_and_plain_and_returns_the_plain_ta
     assert torch.equal(aug_targs, targs) and torch.equal(blended_targs, targs)
     assert torch.allclose(blended, 0.75 * aug + 0.25 * plain, atol=1e-6)
     assert torch.equal(mnist_learner.tta()[0], blended)  # deterministic
+
+
+# ------------------------------------------------------------------ normalisation of loaders a learner is given later
+def _norms(dls) -> list:
+    return [(t.mean, t.std) for t in dls.train.batch_tfms if isinstance(t, Normalize)]
+
+
+def test_progressive_resizing_keeps_the_pretrained_normalisation_through_export(tmp_path):
+    from pipekit.vision import vision_learner
+
+    learn = vision_learner(dogscats_dls(32), "efficientnet_lite0", pretrained=True, metrics=accuracy)
+    want = _norms(learn.dls)
+    assert len(want) == 1 and want[0][0] == pytest.approx([127 / 255] * 3) and want[0][1] == pytest.approx([128 / 255] * 3)
+    big = dogscats_dls(48)
+    assert _norms(big) == []
+    learn.dls = big  # the book's progressive resizing
+    assert learn.dls is big and _norms(big) == want
+    x = learn.dls.valid.one_batch()[0]
+    assert x.shape[-2:] == (48, 48) and x.min() < -0.9  # normalised; 0..1 pixels never go below 0
+    path = learn.export(tmp_path / "big.pipekit")
+    loaded = load_learner(path)
+    files = list(get_image_files(D.path("dogscats") / "valid"))[::400]
+    for f in files:
+        assert torch.allclose(loaded.predict(f)[2], learn.predict(f)[2], atol=1e-5)
+    plain = dogscats_dls(32)
+    loaded.dls = plain  # a loaded learner is given the loaders as they are
+    assert loaded.dls is plain and _norms(plain) == []
+
+
+def test_loaders_assigned_later_get_the_statistics_measured_first():
+    from pipekit.vision import vision_learner
+    from pipekit.vision.transforms import image_stats
+
+    learn = vision_learner(dogscats_dls(32), "simple_cnn")
+    first = _norms(learn.dls)
+    assert len(first) == 1
+    big = dogscats_dls(48, step=70)  # other photos too
+    assert not np.allclose(image_stats(big.train)[0], first[0][0], atol=1e-3)  # measuring again would differ
+    learn.dls = big
+    assert _norms(big) == first
+    learn.fit(1, 1e-3)  # trains on them
+    assert len(learn.recorder.values) == 1
+
+
+def test_a_pretrained_learner_after_a_random_weights_one_on_the_same_loaders_gets_its_own_statistics():
+    from pipekit.vision import vision_learner
+
+    dls = dogscats_dls(32)
+    first = vision_learner(dls, "simple_cnn")
+    measured = _norms(dls)
+    with pytest.warns(UserWarning, match=r"normalised by a previous learner \(simple_cnn\) .* efficientnet_lite0 "
+                                         r"weights .* this learner gets a copy of the loaders normalised that way") as rec:
+        second = vision_learner(dls, "efficientnet_lite0", pretrained=True)
+    assert not any("Leave Normalize out" in str(w.message) for w in rec)
+    assert first.dls is dls and _norms(dls) == measured  # the first learner keeps its statistics
+    assert second.dls is not dls
+    assert _norms(second.dls) == [([127 / 255] * 3, [128 / 255] * 3)]
+    assert [(t.mean, t.std) for t in second.dls.valid.batch_tfms if isinstance(t, Normalize)] == _norms(second.dls)
+    files = list(get_image_files(D.path("dogscats") / "valid"))[:2]
+    x1, x2 = first.dls.test_dl(files).one_batch()[0], second.dls.test_dl(files).one_batch()[0]
+    m, s = measured[0]
+    raw = x1 * torch.tensor(s).view(1, -1, 1, 1) + torch.tensor(m).view(1, -1, 1, 1)
+    assert torch.allclose(x2, (raw - 127 / 255) / (128 / 255), atol=1e-4)  # the same pixels, each on its scale

