@@ -681,3 +681,16 @@ def test_a_pretrained_learner_after_a_random_weights_one_on_the_same_loaders_get
     m, s = measured[0]
     raw = x1 * torch.tensor(s).view(1, -1, 1, 1) + torch.tensor(m).view(1, -1, 1, 1)
     assert torch.allclose(x2, (raw - 127 / 255) / (128 / 255), atol=1e-4)  # the same pixels, each on its scale
+
+
+def test_unet_learner_normalises_loaders_assigned_later_as_it_was_built():
+    from pipekit.vision import unet_learner
+
+    learn = unet_learner(_camvid_dls(), "simple_cnn")
+    first = _norms(learn.dls)
+    assert len(first) == 1
+    other = _camvid_dls(batch_tfms=[])  # no augmentation: another pipeline, with no Normalize
+    assert _norms(other) == []
+    learn.dls = other
+    assert _norms(other) == first
+    assert learn.dls.valid.one_batch()[0].min() < -0.5  # normalised inputs, not 0..1 pixels
