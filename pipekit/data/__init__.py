@@ -15,11 +15,12 @@ from pipekit.data.show import show_items
 from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitter, IndexSplitter, RandomSplitter,
                                     Splitter, TimeSplitter, TrainTestSplitter)
 from pipekit.data.store import ListStore, Store, TensorStore
+from pipekit.data.vocab import CategoryMap
 from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform, FuncTransform, Pipeline, TfmdLists,
                                     Transform)
 
 __all__ = [
-    "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "Categorize",
+    "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataLoader", "DataLoaders", "Datasets",
     "FileName", "FuncSplitter", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
