@@ -291,7 +291,7 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
                           f"vocabulary of {len(in_vocab)} tokens, but the model embeds "
                           f"{embeddings[0].num_embeddings}")
     heads = _layers(model, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
-    if kind in ("cross_entropy", "bce") and isinstance(loss, (CrossEntropyLossFlat, BCEWithLogitsLossFlat)) and heads:
+    if kind in ("cross_entropy", "pixel_cross_entropy", "bce") and isinstance(loss, (CrossEntropyLossFlat, BCEWithLogitsLossFlat)) and heads:
         head = heads[-1]
         out = head.out_features if isinstance(head, nn.Linear) else head.out_channels
         n = len(vocab) if isinstance(vocab, (list, tuple)) else c

@@ -77,7 +77,8 @@ class Learner:
     ----------
     dls: DataLoaders with ``.train`` and ``.valid`` (their target block's ``loss_kind`` picks the default loss).
     model: any ``nn.Module`` taking the ``n_inp`` input tensors of a batch.
-    loss_func: defaults from ``dls.y_block.loss_kind``: CrossEntropyLossFlat, BCEWithLogitsLossFlat or MSELossFlat.
+    loss_func: defaults from ``dls.y_block.loss_kind``: CrossEntropyLossFlat (over the class axis: ``axis=1`` for
+        a mask's scores per pixel), BCEWithLogitsLossFlat or MSELossFlat.
     opt_func: ``opt_func(param_groups, lr) -> torch.optim.Optimizer`` (``Adam`` = AdamW, ``SGD``, ``RMSProp``).
     lr: default learning rate for ``fit``.  splitter: ``model -> list of parameter lists`` (layer groups;
     the last is the head) used by ``freeze``/``freeze_to`` and ``slice`` learning rates.
@@ -117,7 +118,8 @@ class Learner:
             kind = dls.y_block.loss_kind if dls.y_block is not None else None
             if kind is None:
                 raise ParameterError("Learner: loss_func was not given and the target block has no loss_kind "
-                                     "('cross_entropy', 'bce' or 'mse'); pass loss_func=, e.g. CrossEntropyLossFlat()")
+                                     "('cross_entropy', 'pixel_cross_entropy', 'bce' or 'mse'); pass loss_func=, e.g. "
+                                     "CrossEntropyLossFlat()")
             loss_func = loss_from_kind(kind)
         self.loss_func = loss_func
         if isinstance(loss_func, nn.Module):

@@ -621,3 +621,27 @@ def test_sec_a_tampered_processor_saved_on_its_own_is_refused_at_load(processor_
     with pytest.raises(ExportError, match=message) as e:
         pipekit.load(path)
     assert str(e.value).startswith(f"{path}: record.json field 'state")
+
+
+def test_sec_a_segmentation_export_whose_codes_do_not_fit_its_model_is_refused(tmp_path):
+    """A mask model's last layer gives a score per code: a file listing other codes is refused at load, as a
+    classifier's vocabulary is."""
+    from pipekit.vision import Resize, SegmentationDataLoaders, unet_learner
+
+    path = D.path("camvid_tiny")
+    codes = np.loadtxt(path / "codes.txt", dtype=str)
+    dls = SegmentationDataLoaders.from_label_func(
+        path, bs=4, fnames=sorted((path / "images").iterdir())[:12], seed=0, valid_pct=0.25,
+        label_func=lambda o: path / "labels" / f"{o.stem}_P{o.suffix}", codes=codes, item_tfms=Resize((24, 32)))
+    learn = unet_learner(dls, "xresnet18")
+    saved = learn.export(tmp_path / "camvid.pipekit")
+    assert load_learner(saved).dls.c == len(codes)
+
+    def fewer_codes(recipe):
+        block = recipe["state"]["blocks_"][1]
+        block["params"]["codes"] = block["params"]["codes"][:-1]
+
+    bad = edited_copy(saved, fewer_codes, tmp_path / "fewer.pipekit", part=lambda record: record["dls"]["recipe"])
+    with pytest.raises(ExportError, match=rf"gives {len(codes) - 1} classes .*but the model's last layer gives "
+                                          rf"{len(codes)} scores"):
+        load_learner(bad)
