@@ -510,3 +510,19 @@ def test_tabular_classes_are_the_same_vocab_type_and_take_tensor_indices():
     codes = torch.tensor(tab.train.cats["workclass"].to_numpy()[:20])
     assert classes[codes] == [w if w is not None else "#na#" for w in df["workclass"][:20].to_list()]
     assert [classes.o2i[w] for w in classes[codes]] == codes.tolist()
+
+
+def test_first_of_a_loader_is_its_one_batch_and_leaves_no_threads():
+    import threading
+
+    from pipekit.data.loader import first
+    ds = ArrayDataset([TensorStore(np.arange(100)), TensorStore(np.arange(100) % 3)])
+    dl = DataLoader(ds, bs=8, shuffle=True, seed=4, num_workers=2, device="cpu")
+    b = first(dl)
+    assert torch.equal(b[0], dl.one_batch()[0]) and dl.epoch == 0
+    # with a condition the epoch is iterated; stopping early still shuts its prefetch threads down
+    odd = first(dl, lambda batch: int(batch[0][0]) % 2 == 1)
+    assert odd is not None and int(odd[0][0]) % 2 == 1
+    assert not [t for t in threading.enumerate() if t.name.startswith("pipekit-prefetch")]
+    assert first(dl, lambda batch: False) is None
+    assert first([]) is None and first(iter([5, 6])) == 5 and first(range(10), lambda i: i > 6) == 7

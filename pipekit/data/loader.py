@@ -338,3 +338,27 @@ class ArrayDataset:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={len(self)}, blocks={[type(b).__name__ for b in self.blocks]})"
+
+
+def first(x: Any, f: Any = None) -> Any:
+    """The first item of an iterable, or the first for which ``f(item)`` is true; None when there is none
+    (as fastai's ``first``). For a :class:`DataLoader` it is ``dl.one_batch()``: the epoch does not advance
+    and no prefetch threads are started.
+
+    >>> first([3, 4, 5]), first([3, 4, 5], lambda o: o % 2 == 0), first([]), first("ab")
+    (3, 4, None, 'a')
+    >>> from pipekit.data.store import TensorStore
+    >>> dl = DataLoader(ArrayDataset([TensorStore(np.arange(10))]), bs=4, device="cpu")
+    >>> first(dl)[0].tolist(), dl.epoch
+    ([0, 1, 2, 3], 0)
+    """
+    if f is None and isinstance(x, DataLoader):
+        return x.one_batch() if len(x) else None
+    it = iter(x)
+    try:
+        return next((o for o in it if f is None or f(o)), None)
+    finally:
+        # a generator made here (a loader's epoch, say) is closed now, releasing what it holds (its
+        # prefetch threads) instead of waiting for garbage collection; an iterator passed in is left as is
+        if it is not x and hasattr(it, "close"):
+            it.close()
