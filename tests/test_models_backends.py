@@ -388,3 +388,21 @@ def test_scores_use_pipekit_metrics_by_name_or_object(gbm, splits):
     assert reg.score(as_data(xs, y=np.full(len(xs), 3.0)), "r2") == 0.0
     assert reg.score(as_data(xs, y=va.xs[target].to_numpy()), "mae") < reg.score(
         as_data(xs, y=va.xs[target].to_numpy()), "rmse")
+
+
+def test_a_number_given_as_a_0d_tensor_is_kept_as_that_number(splits, tmp_path):
+    """A step of torch.linspace or a NumPy scalar is accepted where a number is, and kept as the plain number, so
+    scikit-learn and LightGBM (and a saved file) get an int or a float, not a tensor."""
+    import torch
+
+    tr, va = splits
+    rf = RandomForest("classification", n_estimators=torch.tensor(12), n_jobs=1)
+    assert type(rf.n_estimators) is int and rf.n_estimators == 12
+    rf.fit(tr, va)
+    assert len(rf.estimators_) == 12
+    back = pipekit.load(pipekit.save(rf, tmp_path / "rf.pipekit"))
+    assert back.n_estimators == 12 and type(back.n_estimators) is int
+    gbm = GBM("classification", learning_rate=torch.tensor(0.25), n_estimators=np.int64(5))
+    assert repr(gbm) == "GBM(task='classification', n_estimators=5, learning_rate=0.25)"
+    with pytest.raises(ParameterError, match=r"n_estimators=.* \(it is a Tensor of shape \(2,\)"):
+        RandomForest("classification", n_estimators=torch.tensor([3, 4]))

@@ -136,10 +136,15 @@ class Component:
 
     def check_params(self) -> None:
         """Check every parameter against ``param_constraints``; a :class:`ParameterError` names the first bad one."""
-        from pipekit.core.validate import check
+        from pipekit.core.validate import as_number, check
 
         check(type(self).__name__, **{k: (getattr(self, self.param_attrs.get(k, k)), c)
                                       for k, c in self.param_constraints.items()})
+        for k in self.param_constraints:  # a 0-d tensor or array accepted as a number is kept as that number, so
+            attr = self.param_attrs.get(k, k)  # what is handed on (to scikit-learn, to a file) is a plain number
+            v = getattr(self, attr)
+            if getattr(v, "ndim", None) == 0 and type(v) not in (int, float) and (x := as_number(v)) is not None:
+                setattr(self, attr, x.item() if hasattr(x, "item") else x)  # a NumPy number as Python's
 
     # ------------------------------------------------------------------ learned state
     def fitted_state(self) -> dict[str, Any]:
