@@ -42,6 +42,25 @@ def test_html_fixes_and_newlines():
     assert "<" not in "".join(tok.tokenize("a<br />b"))
 
 
+def test_character_references_are_unescaped_after_the_html_fixes():
+    tok = Tokenizer()
+    assert tok("&copy; caf&eacute; x &#8211; y &#x263A;") == ["xxbos", "©", "café", "x", "–", "y", "☺"]
+    # the fixes of before are kept; a "&" not closed by ";" (a URL's query) is not read as a reference
+    assert tok("Good.<br />Bad &amp; ugly &quot;x&quot;") == ["xxbos", "xxmaj", "good", ".", "\n", "xxmaj", "bad",
+                                                              "&", "ugly", '"', "x", '"']
+    assert tok("?a=1&para=2") == ["xxbos", "?", "a", "=", "1", "&", "para", "=", "2"]
+    assert tok(["caf&eacute;", "plain"])[0] == ["xxbos", "café"]
+
+
+def test_unescaping_leaves_the_imdb_sample_vocabulary_as_it_was(imdb):
+    # the reviews hold no character references other than those HTML_FIXES handles
+    tt = Tokenizer().encode(imdb["text"])
+    num = Numericalize()
+    num.setup(tt)
+    assert (len(tt.vocab), len(num.vocab), len(tt.ids)) == (18705, 7088, 322374)
+    assert "eacute" not in tt.vocab and "quot" not in tt.vocab and "amp" not in tt.vocab
+
+
 def test_rules_off_keeps_raw_pieces():
     tok = Tokenizer(rules=False, add_bos=False)
     assert tok.tokenize("Hello WORLD!!!") == ["Hello", "WORLD", "!!!"]

@@ -22,7 +22,8 @@ from pipekit.data.cache import (CacheEntryError, ChecksumWriter, TempFile, atomi
 from pipekit.data.store import Store
 from pipekit.text.tokenize import ragged_positions
 
-CACHE_VERSION = "pk-text-3"
+# bumped whenever the tokens of a text change (4: character references such as &eacute; are unescaped)
+CACHE_VERSION = "pk-text-4"
 
 
 class TextStore(Store):

@@ -2,7 +2,8 @@
 
 How a corpus is tokenized (all heavy work in Rust, none per text in Python):
 
-1. HTML fixes (``<br />`` -> newline, ``&amp;`` -> ``&`` ...) in one Aho-Corasick pass (Polars).
+1. HTML fixes (``<br />`` -> newline, ``&amp;`` -> ``&`` ...) in one Aho-Corasick pass (Polars), then any other
+   character reference (``&eacute;`` -> ``é``).
 2. Split every text into whitespace-delimited chunks (Polars regex, Rust) and find the distinct chunks.
 3. Each *distinct* chunk is pre-tokenized once by the ``tokenizers`` library (an Oniguruma regex that
    splits words, punctuation, contractions such as ``do n't`` and runs of repeated punctuation) and the
@@ -16,6 +17,7 @@ of the training texts and applied, again once per distinct word, in parallel in 
 """
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -43,6 +45,9 @@ HTML_FIXES: list[tuple[str, str]] = [
     ("\\n", "\n"), ('\\"', '"'), ("<unk>", UNK), (" @.@ ", "."), (" @-@ ", "-"), (" @,@ ", ","),
     ("\u2019", "'"),
 ]
+# any other character reference left after HTML_FIXES (``&copy;``, ``&eacute;``, ``&#8211;``) becomes its
+# character, as html.unescape reads it; only the ones closed by ";", so "&para=2" in a URL stays as written
+_RE_ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 # pieces of one chunk: runs of >= 3 equal punctuation marks (-> xxrep), contractions the way spaCy splits
 # them ("do n't", "it 's"), words, single punctuation marks.
 _PIECE_PATTERN = (r"([^\w\s])\1{2,}|(?i:n't)(?!\w)|'(?i:s|m|re|ve|ll|d)(?!\w)|\w+(?=(?i:n't)(?!\w))"
@@ -162,6 +167,16 @@ def _factorize(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
     uniq = values.unique(maintain_order=True)
     return uniq, (values.replace_strict(uniq, pl.int_range(len(uniq), eager=True, dtype=pl.Int64), return_dtype=pl.Int64)
                   .to_numpy() if len(values) else np.zeros(0, np.int64))
+
+
+def _unescape_entities(s: pl.Series) -> pl.Series:
+    """``s`` with its character references unescaped; only the texts that hold one go through Python."""
+    has = s.str.contains(_RE_ENTITY.pattern).fill_null(False)
+    if not has.any():
+        return s
+    rows = has.arg_true()
+    fixed = [_RE_ENTITY.sub(lambda m: html.unescape(m.group()), t) for t in s.gather(rows).to_list()]
+    return s.scatter(rows, pl.Series(s.name, fixed, dtype=pl.String))
 
 
 def as_text_series(texts: Any, name: str = "text") -> pl.Series:
@@ -391,7 +406,7 @@ class Tokenizer(Transform):
 
     def _encode_words(self, s: pl.Series) -> TokenizedTexts:
         if self.rules:
-            s = s.str.replace_many([a for a, _ in HTML_FIXES], [b for _, b in HTML_FIXES])
+            s = _unescape_entities(s.str.replace_many([a for a, _ in HTML_FIXES], [b for _, b in HTML_FIXES]))
         chunks = s.str.extract_all(_CHUNK_PATTERN)
         n_chunks = chunks.list.len().fill_null(0).to_numpy().astype(np.int64)
         uniq, codes = _factorize(chunks.explode().drop_nulls())
