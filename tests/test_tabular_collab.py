@@ -294,3 +294,24 @@ def test_a_missing_id_at_predict_is_warned_about_as_an_unseen_id(learn, ratings)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         learn.dls.test_dl(ratings.head(10))  # every id given: nothing to say
+
+
+def test_o2i_of_every_id_is_the_whole_mapping_and_follows_changes_to_the_vocab():
+    """``dict(classes.o2i)`` (every id's code, as a user builds an id -> row table) gives each class its position,
+    and a vocab changed in place answers for what it holds now, not for what it held."""
+    import pipekit.datasets as D
+    from pipekit.tabular import CollabDataLoaders
+
+    ratings = pl.read_csv(D.path("movie_lens_sample") / "ratings.csv")
+    movies = CollabDataLoaders.from_df(ratings, bs=64, seed=42).classes["movieId"]
+    assert dict(movies.o2i) == {m: i for i, m in enumerate(movies)} and list(movies.o2i.values()) == \
+        list(range(len(movies)))
+    some = int(movies[5])
+    assert movies.o2i[some] == movies.o2i[str(some)] == 5 and (some in movies.o2i) and ((1, 2) not in movies.o2i)
+    grown = type(movies)(list(movies), name="movieId", code_of=movies.code_of)
+    assert grown.o2i["#na#"] == 0
+    grown.append("999999")
+    grown[1] = "424242"
+    assert grown.o2i["999999"] == len(movies) and grown.o2i[424242] == 1
+    with pytest.raises(KeyError):
+        grown.o2i[str(movies[1])]

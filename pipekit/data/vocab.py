@@ -102,6 +102,72 @@ class CategoryMap(list[Any]):
         super().__init__(items)
         self.name = name
         self.code_of: CodeOf = code_of or label_code
+        self._exact: dict[tuple[type, Any], int] | None = None
+
+    def exact_code(self, value: Any) -> int | None:
+        """The code of ``value`` when the vocab holds that very value (same type, equal), else None: one dict
+        lookup, built once, where ``code_of`` matches a value of another type (``50`` for ``'50'``) at a cost that
+        grows with the vocab."""
+        if self._exact is None:
+            self._exact = {}
+            for i, v in enumerate(self):
+                try:
+                    self._exact.setdefault((type(v), v), i)
+                except TypeError:  # an unhashable class is found by code_of
+                    pass
+        try:
+            return self._exact.get((type(value), value))
+        except TypeError:
+            return None
+
+    def _changed(self) -> None:
+        self._exact = None
+
+    def __setitem__(self, i: Any, v: Any) -> None:
+        list.__setitem__(self, i, v)
+        self._changed()
+
+    def __delitem__(self, i: Any) -> None:
+        list.__delitem__(self, i)
+        self._changed()
+
+    def __iadd__(self, other: Iterable[Any]) -> CategoryMap:  # type: ignore[override,misc]
+        list.extend(self, other)
+        self._changed()
+        return self
+
+    def append(self, v: Any) -> None:
+        list.append(self, v)
+        self._changed()
+
+    def extend(self, vs: Iterable[Any]) -> None:
+        list.extend(self, vs)
+        self._changed()
+
+    def insert(self, i: SupportsIndex, v: Any) -> None:
+        list.insert(self, i, v)
+        self._changed()
+
+    def remove(self, v: Any) -> None:
+        list.remove(self, v)
+        self._changed()
+
+    def pop(self, i: SupportsIndex = -1) -> Any:
+        out = list.pop(self, i)
+        self._changed()
+        return out
+
+    def clear(self) -> None:
+        list.clear(self)
+        self._changed()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        list.sort(self, *args, **kwargs)
+        self._changed()
+
+    def reverse(self) -> None:
+        list.reverse(self)
+        self._changed()
 
     @overload
     def __getitem__(self, i: SupportsIndex) -> Any: ...
@@ -163,7 +229,19 @@ class ValueCodes(Mapping[Any, int]):
         self.vocab = vocab
 
     def __getitem__(self, value: Any) -> int:
-        return self.vocab.code_of(self.vocab, value)
+        code = self.vocab.exact_code(value)
+        return code if code is not None else self.vocab.code_of(self.vocab, value)
+
+    def __contains__(self, value: object) -> bool:
+        try:
+            self[value]
+        except (KeyError, ParameterError):
+            return False
+        return True
+
+    def values(self) -> Any:
+        """The codes, in code order."""
+        return range(len(self.vocab))
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.vocab)
