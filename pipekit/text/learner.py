@@ -177,7 +177,7 @@ class TextLearner(Learner):
     (``RNNRegularizer``). It saves and loads an AWD-LSTM encoder with vocabulary alignment.
 
     >>> from pipekit.text import TextLearner
-    >>> # learn = TextLearner(dls, LMModel7(len(vocab), 64, 16, 2, 0.5), loss_func=CrossEntropyLossFlat(),
+    >>> # learn = TextLearner(dls, LMModel7(len(vocab), 64, 2, 0.5), loss_func=CrossEntropyLossFlat(),
     >>> #                     metrics=accuracy); learn.fit_one_cycle(15, 1e-2, wd=0.1)
     """
 
