@@ -124,3 +124,36 @@ def test_tokenizer_of_something_else_is_refused():
         SubwordTokenizer(model_type="char")
     with pytest.raises(ParameterError, match="vocab_sz"):
         SubwordTokenizer(vocab_sz=3)
+
+
+def test_tokenizer_of_no_text_says_what_it_takes():
+    with pytest.raises(ParameterError, match=r"Tokenizer takes a text \(str\) or a list of texts.*got NoneType"):
+        Tokenizer()(None)
+    with pytest.raises(ParameterError, match="must be a sequence of strings.*got int"):
+        Tokenizer().encode_texts(3)
+
+
+def test_numericalize_before_setup_shows_the_call_that_works(txts):
+    num = Numericalize()
+    with pytest.raises(NotFittedError, match=r"call num\.setup\(toks\) \(or num\.setup\(toks, train_idx\)"):
+        num(["xxbos", "a"])
+    toks200 = Tokenizer()(txts[:200])
+    num.setup(toks200)  # the call the message shows, as the book writes it
+    assert num(["xxbos", "the"]).tolist() == [num.vocab.index("xxbos"), num.vocab.index("the")]
+
+
+def test_text_learner_example_fits_the_books_lmmodel7():
+    import ast
+    import inspect
+
+    from pipekit.text import TextLearner
+
+    def book_lmmodel7(vocab_sz, n_hidden, n_layers, p):  # the book's LMModel7.__init__ signature
+        pass
+
+    example = " ".join(line.split("#", 1)[1].strip() for line in (TextLearner.__doc__ or "").splitlines()
+                       if ">>> #" in line)
+    calls = [n for n in ast.walk(ast.parse(example))
+             if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LMModel7"]
+    assert len(calls) == 1
+    inspect.signature(book_lmmodel7).bind(*calls[0].args)

@@ -18,6 +18,8 @@ from pipekit.data.transform import Transform
 from pipekit.text.tokenize import SPECIAL_TOKENS, UNK, TokenizedTexts
 
 FAKE = "xxfake"
+# what a Numericalize used before its vocabulary is learned says to call (idx, the training rows, is optional)
+_SETUP_CALL = "num.setup(toks) (or num.setup(toks, train_idx): the vocabulary of those texts only)"
 
 
 def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TOKENS) -> list[str]:
@@ -135,7 +137,7 @@ class Numericalize(Transform):
         self.vocab_ = vocab
 
     def _lookup(self) -> dict[str, int]:
-        self.check_is_fitted("setup(tokens, train_idx)")
+        self.check_is_fitted(_SETUP_CALL)
         key = id(self.vocab_)
         if self._lookup_cache is None or self._lookup_cache[0] != key:
             self._lookup_cache = (key, {t: i for i, t in enumerate(self.vocab_) if t != FAKE})
@@ -190,7 +192,7 @@ class Numericalize(Transform):
         >>> num.decode(torch.tensor([[2, 9], [11, 10]]))
         [['xxbos', 'a'], ['good', 'film']]
         """
-        self.check_is_fitted("setup(tokens, train_idx)")
+        self.check_is_fitted(_SETUP_CALL)
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
         if isinstance(ids, pa.Array) and (pa.types.is_list(ids.type) or pa.types.is_large_list(ids.type)):

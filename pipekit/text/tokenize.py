@@ -183,6 +183,9 @@ def as_text_series(texts: Any, name: str = "text") -> pl.Series:
     """Texts as a Polars string Series; nulls and non-strings fail with the row number."""
     if isinstance(texts, str):
         raise ParameterError(f"{name} must be a sequence of strings, got one str; wrap it in a list: [{texts[:30]!r}]")
+    if not isinstance(texts, Iterable):
+        raise ParameterError(f"{name} must be a sequence of strings (a list, NumPy array or Polars Series), got "
+                             f"{type(texts).__name__}")
     s = texts if isinstance(texts, pl.Series) else pl.Series(name, list(texts) if not isinstance(texts, np.ndarray)
                                                             else texts.tolist())
     if len(s) and s.dtype != pl.String:
@@ -487,6 +490,9 @@ class Tokenizer(Transform):
         """
         if isinstance(texts, str):
             return self.encode_texts([texts])[0]
+        if not isinstance(texts, Iterable):
+            raise ParameterError(f"{type(self).__name__} takes a text (str) or a list of texts (a list, NumPy array "
+                                 f"or Polars Series of str), got {type(texts).__name__}")
         return self.encode_texts(texts)
 
     def encode_texts(self, texts: Any) -> TokenizedTexts:
