@@ -14,6 +14,12 @@ from pipekit.core.errors import DataError
 from pipekit.tabular import Tabular
 
 
+def _line() -> int:
+    """The line of the caller."""
+    import sys
+    return sys._getframe(1).f_lineno
+
+
 def adult_pd(n: int = 3000) -> pd.DataFrame:
     """The first ``n`` rows of adult.csv with a bool column ``is_male`` (pandas, as a user builds it)."""
     df = pd.read_csv(path("adult_sample") / "adult.csv", nrows=n)
@@ -116,6 +122,16 @@ def test_a_spreadsheet_column_mixing_numbers_and_text_and_a_name_given_twice():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert len(clf.predict(X)) == len(X)
+    # called through scikit-learn, the warning still points at the user's line, not at scikit-learn's
+    from sklearn.inspection import permutation_importance
+    seen = X[X["workclass"] != " Never-worked"].iloc[:600]
+    clf2 = TabularClassifier("rf", random_state=0).fit(seen.assign(workclass=seen["workclass"].astype(str)),
+                                                       df["salary"].loc[seen.index])
+    rows = X.iloc[600:].assign(workclass=" Never-worked")
+    with pytest.warns(UserWarning, match="never seen in training") as said:
+        line = _line() + 1
+        permutation_importance(clf2, rows, df["salary"].iloc[600:], n_repeats=1, random_state=0)
+    assert {(w.filename, w.lineno) for w in said if "never seen" in str(w.message)} == {(__file__, line)}
     twice = pd.concat([df[["age"]], df[["age", "education-num"]]], axis=1)
     with pytest.raises(DataError, match=r"column name\(s\) \['age'\] more than once"):
         TabularClassifier("rf").fit(twice, df["salary"])

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 import warnings
+from typing import Any
 
 
 #: what rebuilding an object from a malformed (but well-typed) record raises; a loader turns it into an
@@ -75,11 +77,20 @@ class UnknownNameError(PipekitError, KeyError):
 #: pipekit's own code: a warning points past its frames to the user's line (the built-in recipes are user code)
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _RECIPES = os.path.join(_PACKAGE, "recipes") + os.sep
+#: Python's and installed libraries' code (scikit-learn calling a pipekit estimator, torch calling a module)
+_LIBRARIES = tuple(sorted({os.path.join(os.path.abspath(p), "") for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                           if (p := sysconfig.get_paths().get(key))}))
+
+
+def _ours(filename: str) -> bool:
+    return filename.startswith(_PACKAGE) and not filename.startswith(_RECIPES)
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
-    """``warnings.warn`` pointing at the line of the user's code that led here (the first caller outside
-    pipekit), however deep in pipekit it is raised: a script, a notebook cell or a test sees its own line.
+    """``warnings.warn`` pointing at the line of the user's code that led here, however deep in pipekit (or in a
+    library that called pipekit, such as scikit-learn's ``cross_val_score``) it is raised: a script, a notebook
+    cell or a test sees its own line. Without such a line (a loader's worker thread), the first caller outside
+    pipekit.
 
     >>> with warnings.catch_warnings(record=True) as w:
     ...     warnings.simplefilter("always")
@@ -87,8 +98,13 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     >>> w[0].filename.startswith(_PACKAGE), str(w[0].message)
     (False, "column 'age' is blank in 3 rows")
     """
-    frame, level = sys._getframe(1), 2
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE) \
-            and not frame.f_code.co_filename.startswith(_RECIPES):
+    frame: Any = sys._getframe(1)
+    level, first_outside = 2, None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not _ours(name):
+            first_outside = first_outside or level
+            if not (name.startswith(_LIBRARIES) or name.startswith("<frozen")):
+                break
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
+    warnings.warn(message, category, stacklevel=level if frame is not None else (first_outside or 2))
