@@ -46,7 +46,7 @@ class RandomForest(Backend):
     forest keeps the trees grown: ``stopped_on_time_``). Grown in full, the trees are those one fit would grow.
 
     scikit-learn's names read the fitted forest too, so code written for ``RandomForestRegressor`` runs:
-    ``estimators_`` (the trees: ``np.stack([t.predict(tab.valid.xs) for t in rf.estimators_])`` is the
+    ``estimators_`` (the trees: ``np.stack([t.predict(tab.valid.xs.to_numpy()) for t in rf.estimators_])`` is the
     per-tree spread the book reads; :meth:`tree_predictions` gives its mean and standard deviation),
     ``feature_importances_`` (an array in input column order; :meth:`feature_importance` is the sorted frame),
     ``oob_prediction_`` (regression) and ``oob_decision_function_`` (classification), the out-of-bag
