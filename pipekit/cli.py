@@ -107,6 +107,21 @@ _DEFINING = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, 
              ast.AnnAssign, ast.AugAssign, ast.Pass)
 
 
+def _calls_when_run(node: ast.AST) -> bool:
+    """Whether running the top-level statement ``node`` calls something: anywhere in it but the bodies of the
+    functions it defines (a decorator and default values run; a class body runs)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.Call, ast.Await)) or getattr(n, "decorator_list", None):
+            return True  # a decorator is called with what it decorates
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            stack += [*n.args.defaults, *(d for d in n.args.kw_defaults if d)]
+            continue
+        stack += ast.iter_child_nodes(n)
+    return False
+
+
 def defines_only(source: str) -> list[str] | None:
     r"""The names a Python file defines when it only defines names (imports, functions, classes, assignments,
     docstrings: nothing to run, no ``if __name__ == "__main__":`` block), else None (it does something when run,
@@ -117,6 +132,8 @@ def defines_only(source: str) -> list[str] | None:
     >>> defines_only("def main():\n    pass\n\nif __name__ == '__main__':\n    main()\n") is None
     True
     >>> defines_only("def main():\n    return 1\nresult = main()\n") is None
+    True
+    >>> defines_only("import atexit\n@atexit.register\ndef report():\n    print('saved')\n") is None
     True
     """
     try:
@@ -129,9 +146,8 @@ def defines_only(source: str) -> list[str] | None:
             continue  # a docstring
         if not isinstance(node, _DEFINING):
             return None
-        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None and \
-                any(isinstance(n, (ast.Call, ast.Await)) for n in ast.walk(node.value)):
-            return None  # `learn = train()` runs something, where `BS = 64` only names a value
+        if _calls_when_run(node):
+            return None  # `learn = train()` or a decorator runs something, where `BS = 64` only names a value
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.append(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
