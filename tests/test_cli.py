@@ -309,5 +309,6 @@ def test_run_says_when_a_recipe_file_only_defines_names(tmp_path, monkeypatch, c
     assert main(["run", "main.py"]) == 0 and capsys.readouterr() == ("main ran\n", "")
     (tmp_path / "assigns.py").write_text("def train():\n    print('trained')\n\nlearn = train()\n")
     assert main(["run", "assigns.py"]) == 0 and capsys.readouterr() == ("trained\n", "")
-    (tmp_path / "decorated.py").write_text("import atexit\n\n@atexit.register\ndef report():\n    print('saved')\n")
-    assert main(["run", "decorated.py"]) == 0 and capsys.readouterr().err == ""
+    # a decorator is called (an atexit.register'ed report prints at exit): no note
+    (tmp_path / "decorated.py").write_text("import functools\n\n@functools.lru_cache\ndef dls():\n    return 1\n")
+    assert main(["run", "decorated.py"]) == 0 and capsys.readouterr() == ("", "")
