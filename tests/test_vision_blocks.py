@@ -331,3 +331,17 @@ def test_batch_transforms_given_as_item_transforms_run_on_batches():
         (rt, ryt), (rv, ryv) = batches([Resize(32)], extra)
         assert torch.equal(xt, rt) and torch.equal(xv, rv) and torch.equal(yt, ryt) and torch.equal(yv, ryv)
     assert abs(float(xv.mean())) < 0.6 and xt.shape == (8, 3, 24, 24)  # normalised and cropped: they did run
+
+
+def test_a_mask_models_vocab_names_the_class_of_a_pixel_and_looks_a_code_up():
+    from pipekit.vision import SegmentationDataLoaders
+
+    path = D.path("camvid_tiny")
+    codes = np.loadtxt(path / "codes.txt", dtype=str)
+    dls = SegmentationDataLoaders.from_label_func(
+        path, bs=4, fnames=sorted((path / "images").iterdir())[:8], seed=0, valid_pct=0.25,
+        label_func=lambda o: path / "labels" / f"{o.stem}_P{o.suffix}", codes=codes, item_tfms=Resize((24, 32)))
+    _, masks = dls.one_batch()
+    first_row = masks[0, 0]
+    assert dls.vocab[first_row] == [str(codes[int(c)]) for c in first_row]
+    assert dls.vocab == list(codes) and dls.vocab.o2i["Road"] == list(codes).index("Road")

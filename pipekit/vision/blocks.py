@@ -28,6 +28,7 @@ from pipekit.data.blocks import TransformBlock
 from pipekit.data.plotting import image_array, show_image
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform, as_list
+from pipekit.data.vocab import CategoryMap
 from pipekit.vision.augment import AugmentSettings
 from pipekit.vision.cache import ImageStore, build_image_store
 from pipekit.vision.decode import decode_image, image_from_value
@@ -157,7 +158,9 @@ class MaskBlock(_PixelBlock):
 
     @property
     def vocab(self) -> list | None:
-        return self.codes
+        """The codes as a :class:`~pipekit.data.vocab.CategoryMap`: ``dls.vocab[mask_pred]`` names a pixel's class
+        (``dls.vocab[pred[0, y, x]]``), ``dls.vocab.o2i['Road']`` is a class's index."""
+        return CategoryMap(self.codes) if self.codes is not None else None
 
     @property
     def c(self) -> int | None:
