@@ -40,6 +40,9 @@ def test_coco_boxes_and_labels_through_datablock(tmp_path):
     assert torch.allclose(b[0, : len(first)], torch.from_numpy(first), atol=1e-5)
     assert torch.isnan(b[0, len(first):]).all() and (lab[0, len(first):] == 0).all()
     assert [vocab[int(k)] for k in lab[0, : len(first)]] == df["labels"][i0].to_list()
+    assert vocab[lab[0, : len(first)]] == df["labels"][i0].to_list()  # a row of codes names its labels at once
+    label = df["labels"][i0][0]
+    assert vocab.o2i[label] == list(vocab).index(label)
     png = dls.show_batch(max_n=4, path=str(tmp_path / "boxes.png"))
     assert png.exists()
 

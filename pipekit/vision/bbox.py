@@ -20,6 +20,7 @@ from pipekit.core.errors import DataError
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import Transform
+from pipekit.data.vocab import CategoryMap
 from pipekit.vision.blocks import CoordBlock, to_numpy
 
 PAD_LABEL = "#na#"
@@ -89,7 +90,14 @@ class BoxLabels(Transform):
 
     def setup(self, values: pl.Series) -> None:
         given = self.vocab if self.vocab is not None else sorted({str(x) for v in values.to_list() for x in (v or [])})
-        self.vocab_ = [PAD_LABEL, *[v for v in given if v != PAD_LABEL]]
+        self.vocab_ = CategoryMap([PAD_LABEL, *[v for v in given if v != PAD_LABEL]])
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The labels read from a file come back a :class:`~pipekit.data.vocab.CategoryMap`, as fitting made them
+        (``vocab[codes]`` names the labels of a row of boxes)."""
+        super().state_from_data(state)
+        if isinstance(vars(self).get("vocab_"), list):
+            self.vocab_ = CategoryMap(self.vocab_)
 
     def encode(self, values: pl.Series) -> np.ndarray:
         self.check_is_fitted("setup")
