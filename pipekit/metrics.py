@@ -362,7 +362,6 @@ class AccuracyMulti(MeanMetric):
     def __init__(self, thresh: float = 0.5, sigmoid: bool = True):
         self.thresh, self.sigmoid = thresh, sigmoid
         self.check_params()
-        self.thresh = float(thresh)  # a 0-d tensor (a step of ``torch.linspace``) is kept as the number it holds
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         p = pred.float().sigmoid() if self.sigmoid else pred
@@ -604,7 +603,6 @@ class _LabelScoreMulti(ArrayMetric):
     def __init__(self, thresh: float = 0.5, sigmoid: bool = True, average: str = "macro"):
         self.thresh, self.sigmoid, self.average = thresh, sigmoid, average
         self.check_params()
-        self.thresh = float(thresh)  # a 0-d tensor (a step of ``torch.linspace``) is kept as the number it holds
 
     def _activate(self, pred: Any) -> Any:
         return pred.float().sigmoid() if self.sigmoid else pred.float()
