@@ -1,15 +1,18 @@
 """book_spellings: four of the book's workflows written the way the book writes them, on the real data sets.
 
-1. Chapter 8, a collaborative-filtering model from scratch on the MovieLens sample: ``class DotProductBias(Module)``
-   with no ``super().__init__()``, ``Embedding`` tables starting from N(0, 0.01) and ``sigmoid_range``, trained by a
-   plain ``Learner`` with ``MSELossFlat``; scored as validation MSE against predicting the mean rating.
+1. Chapter 8, a collaborative-filtering model from scratch on the MovieLens sample (``untar_data(URLs.ML_SAMPLE)``):
+   ``class DotProductBias(Module)`` with no ``super().__init__()``, ``Embedding`` tables starting from N(0, 0.01)
+   and ``sigmoid_range``, trained by a plain ``Learner`` with ``MSELossFlat``; scored as validation MSE against
+   predicting the mean rating. Then the book's lookups: ``idx = dls.classes['movieId'].o2i[m]`` into the movie
+   factors, the cosine similarity to every movie, and ``dls.classes['movieId'][idxs]`` of the closest.
 2. Chapter 9, adult with pandas habits: ``pd.read_csv``, the processed ``to.train.xs`` / ``to.train.y`` (1-D)
    given to scikit-learn's random forest, then a ``tabular_learner`` net, and the book's ensemble of the two
    (``MeanEnsemble({"rf": ..., "net": TorchTabular.from_learner(learn)})``); accuracy of each.
 3. Chapter 10, the tokenizer by hand on imdb_sample: ``tkn = Tokenizer(WordTokenizer())``, ``toks = tkn(txt)``,
-   ``num.setup(toks200)``, ``nums = num(toks)[:20]``, and ``' '.join(num.vocab[o] for o in nums)``.
+   ``num.setup(toks200)``, ``nums = num(toks)[:20]``, and ``' '.join(num.vocab[o] for o in nums)``; ``first(toks)``.
 4. Chapter 11, ``TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter()(files))`` on
-   mnist_tiny: the vocabulary, an item and its decoded label.
+   mnist_tiny: the vocabulary, an item and its decoded label; chapter 6's ``vocab[torch.where(y == 1.)[0]]``.
+   Chapter 9 (2. above) also reads the pipekit forest's trees as the book reads scikit-learn's: ``rf.estimators_``.
 
     python recipes/book_spellings.py            # full run
     python recipes/book_spellings.py --quick    # fewer rows and epochs, for tests
@@ -24,7 +27,10 @@ import pandas as pd
 import torch
 
 import pipekit
-from pipekit.data import Categorize, GrandparentSplitter, TfmdLists, get_image_files, parent_label
+import torch.nn.functional as F
+
+from pipekit.data import (URLs, Categorize, GrandparentSplitter, TfmdLists, first, get_image_files, parent_label,
+                          untar_data)
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular
 from pipekit.learn import Embedding, Learner, Module, MSELossFlat, accuracy, sigmoid_range
@@ -48,7 +54,7 @@ class DotProductBias(Module):
 
 def dataloaders(bs: int = 64):
     """Chapter 8's loaders: the MovieLens sample's ratings, (user, movie) codes and a rating per row."""
-    return CollabDataLoaders.from_csv(path("movie_lens_sample") / "ratings.csv", bs=bs, seed=42)
+    return CollabDataLoaders.from_csv(untar_data(URLs.ML_SAMPLE) / "ratings.csv", bs=bs, seed=42)
 
 
 def collab_from_scratch(epochs: int) -> dict:
@@ -59,7 +65,15 @@ def collab_from_scratch(epochs: int) -> dict:
     learn = Learner(dls, DotProductBias(len(dls.classes["userId"]), len(dls.classes["movieId"]), 50),
                     loss_func=MSELossFlat())
     learn.fit_one_cycle(epochs, 5e-3, wd=0.1)
-    return {"mse": float(learn.validate()[0]), "mean_rating_mse": baseline}
+    # the book's lookups: a movie's row of the factors by its id, and the movies closest to it
+    movie = int(tab.train.frame["movieId"].value_counts().sort("count")["movieId"][-1])  # the most rated (a code)
+    m = dls.classes["movieId"][movie]
+    idx = dls.classes["movieId"].o2i[int(m)]
+    movie_factors = learn.model.movie_factors.weight
+    distances = F.cosine_similarity(movie_factors, movie_factors[idx][None])
+    closest = dls.classes["movieId"][distances.argsort(descending=True)[:3]]
+    return {"mse": float(learn.validate()[0]), "mean_rating_mse": baseline, "movie": m, "idx": idx,
+            "closest": closest, "code": movie}
 
 
 def tabular_ensemble(rows: int, epochs: int) -> dict:
@@ -86,7 +100,10 @@ def tabular_ensemble(rows: int, epochs: int) -> dict:
     same = bool(np.allclose(ens.predict_proba(to.valid), mean))
     # the wrapped net predicts what the learner does
     learner_probs = learn.get_preds()[0].numpy()
-    return {"ensemble_is_mean": same, "net_is_learner": bool(np.allclose(net.predict_proba(to.valid), learner_probs,
+    # the book's spread over the trees, read from the pipekit forest as from scikit-learn's
+    per_tree = np.stack([t.predict_proba(to.valid.xs.to_numpy()) for t in forest.estimators_])
+    return {"trees_are_forest": bool(np.allclose(per_tree.mean(0), forest.predict_proba(to.valid), atol=1e-6)),
+            "tree_std": float(per_tree[:, :, 1].std(0).mean()),"ensemble_is_mean": same, "net_is_learner": bool(np.allclose(net.predict_proba(to.valid), learner_probs,
                                                                           atol=1e-5)),
             "rf_sklearn": rf_acc, "net": float(net.score(to.valid)), "forest": float(forest.score(to.valid)),
             "ensemble": float(ens.score(to.valid))}
@@ -99,14 +116,16 @@ def tokenizer_by_hand() -> dict:
     num = Numericalize()
     num.setup([tkn(t) for t in txts[:200]])
     nums = num(toks)[:20]
-    return {"tokens": len(toks), "vocab": len(num.vocab), "text": " ".join(num.vocab[o] for o in nums)}
+    return {"tokens": len(toks), "vocab": len(num.vocab), "text": " ".join(num.vocab[o] for o in nums),
+            "first": first(toks)}
 
 
 def tfmdlists_of_files() -> dict:
     files = get_image_files(path("mnist_tiny"), folders=["train", "valid"])
     tls = TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter(valid_name="valid")(files))
+    y = torch.tensor([0., 1.])  # a multi-hot target, as chapter 6 reads its labels
     return {"vocab": tls.vocab, "train": len(tls.train), "valid": len(tls.valid), "first": tls.decode(tls[0]),
-            "first_folder": files[0].parent.name}
+            "first_folder": files[0].parent.name, "hot": tls.vocab[torch.where(y == 1.)[0]]}
 
 
 def main(quick: bool = False) -> dict:
@@ -116,8 +135,8 @@ def main(quick: bool = False) -> dict:
            "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files()}
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
-          f"(mean rating {c['mean_rating_mse']:.4f}) ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
-          f"ch9_forest={t['forest']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
+          f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
+          f"ch9_forest={t['forest']:.4f} ch9_tree_std={t['tree_std']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
           f"ch11_vocab={'/'.join(s['vocab'])} ch11_items={s['train']}+{s['valid']} "
           f"time={time.perf_counter() - t0:.1f}s")
     return out

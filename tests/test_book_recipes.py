@@ -113,10 +113,15 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     # chapter 8: the model written from scratch learns (it would saturate from torch's N(0, 1) embeddings)
     assert c["mse"] < 0.9 * c["mean_rating_mse"], line
+    # ... and its lookups: o2i of the most rated movie is its row, which is closest to itself
+    assert c["idx"] == c["code"] and c["closest"][0] == c["movie"], line
+    assert len(c["closest"]) == 3 and f"ch8_closest_to_{c['movie']}=" in line
     # chapter 9: the 1-D .y feeds scikit-learn, and the book's ensemble is the mean of the forest and the net
     assert t["rf_sklearn"] > 0.8 and t["forest"] > 0.8 and t["net"] > 0.75, line
     assert t["ensemble_is_mean"] and t["net_is_learner"]
+    assert t["trees_are_forest"] and 0 < t["tree_std"] < 0.5  # the book's per-tree spread, from rf.estimators_
     # chapter 10: the ids of one text index the vocabulary back to its tokens
     assert k["text"].startswith("xxbos xxmaj") and len(k["text"].split()) == 20 and k["vocab"] > 1000
     # chapter 11: mnist_tiny's two folders and the label of the first file
     assert s["vocab"] == ["3", "7"] and (s["train"], s["valid"]) == (709, 699) and s["first"] == s["first_folder"]
+    assert s["hot"] == ["7"] and k["first"] == "xxbos"  # chapter 6's vocab[torch.where(y == 1.)[0]]; first(toks)
