@@ -611,6 +611,23 @@ def test_tta_refuses_masks_and_points_which_the_augmentation_moves():
         plearn.tta(n=1)
 
 
+def test_tta_averages_masks_when_the_augmentation_changes_lighting_only():
+    from pipekit.vision import unet_learner
+
+    lighting = aug_transforms(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0, max_lighting=0.4, p_lighting=1)
+    learn = unet_learner(_camvid_dls(lighting), "simple_cnn")
+    plain, targs = learn.get_preds()
+    aug, aug_targs = learn.tta(beta=None, n=2)
+    assert torch.equal(aug_targs, targs) and aug.shape == plain.shape
+    assert not torch.allclose(aug, plain, atol=1e-4)  # the passes saw other pixels
+    blended = learn.tta(n=2)[0]
+    assert torch.allclose(blended, 0.75 * aug + 0.25 * plain, atol=1e-6)
+    # a test loader has no masks to show that they stay put
+    test_dl = learn.dls.test_dl(get_image_files(D.path("camvid_tiny") / "images")[:2])
+    with pytest.raises(ParameterError, match=r"this loader carries no targets"):
+        learn.tta(dl=test_dl)
+
+
 def test_tta_of_a_classifier_blends_augmented_and_plain_and_returns_the_plain_targets(mnist_learner):
     plain, targs = mnist_learner.get_preds()
     aug, aug_targs = mnist_learner.tta(beta=None)

@@ -261,32 +261,53 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     returned are the plain, un-augmented ones, as ``get_preds`` gives them.
 
     For targets that move with the image (masks, points, boxes) a prediction on a flipped or warped image
-    answers for that flipped image, not the original, so averaging them is wrong: such learners are refused
-    with a :class:`ParameterError` (use ``get_preds``)."""
+    answers for that flipped image, not the original, so it cannot be averaged with the plain one: each
+    augmented pass's targets are compared with the plain pass's, and when the augmentation moved them a
+    :class:`ParameterError` says so (use ``get_preds``, or an augmentation that changes lighting only, such as
+    ``aug_transforms(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0)`` on images already at their size).
+    A loader without targets cannot show whether they would move, so such learners are refused there."""
     check_positive_int("tta", "n", n)
     check("tta", beta=(beta, Interval(0, 1, none_ok=True)))
     dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "tta")
     n_inp = dl.n_inp
     # the model's targets are the learner's data's (a test loader may carry none)
     targets = [*tuple(dl.blocks or ())[n_inp:], *tuple(getattr(learn.dls, "blocks", ()) or ())[n_inp:]]
-    moving = sorted({str(g) for b in targets if (g := getattr(b, "geometry", None)) in _MOVING})
-    if moving:
-        raise ParameterError(f"tta: the targets are {'/'.join(moving)}, which the augmentation moves with the "
-                             "image, so a prediction on a flipped or warped image is not one for the original and "
-                             "cannot be averaged with it; use learn.get_preds() for these predictions")
+    moving = "/".join(sorted({str(g) for b in targets if (g := getattr(b, "geometry", None)) in _MOVING}))
+    # targets from the plain pass: an augmentation may change what a batch carries as its targets
+    plain, targs = get_preds(learn, dl=dl)[:2]
+    if moving and targs is None:
+        raise ParameterError(f"tta: the model's targets are {moving}, which an augmentation may move with the "
+                             "image, and this loader carries no targets to show that it does not; use "
+                             "learn.get_preds() for these predictions")
     # the training-time batch augmentation, on the same items in the same order
     aug_dl = dl.new(shuffle=False, augment=True)
     aug_dl.epoch = 0
     runs = []
     for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
-        runs.append(get_preds(learn, dl=aug_dl)[0])
+        preds, aug_targs = get_preds(learn, dl=aug_dl)[:2]
+        if moving and not _same_targets(aug_targs, targs):
+            raise ParameterError(f"tta: the targets are {moving}, which the augmentation moves with the image, so "
+                                 "a prediction on a flipped or warped image is not one for the original and cannot "
+                                 "be averaged with it; use learn.get_preds() for these predictions, or batch_tfms "
+                                 "that change lighting only")
+        runs.append(preds)
     stacked = torch.stack(runs)
     aug = stacked.max(0).values if use_max else stacked.mean(0)
-    # targets from the plain pass: an augmentation may change what a batch carries as its targets
-    plain, targs = get_preds(learn, dl=dl)[:2]
     if beta is None:
         return aug, targs
     return torch.lerp(aug, plain, beta), targs
+
+
+def _same_targets(a: Any, b: Any) -> bool:
+    """Whether an augmented pass's targets are the plain pass's (a mask's class codes exactly, points and boxes
+    to a thousandth of a pixel)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same_targets(x, y) for x, y in zip(a, b))
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
+        return False
+    if a.is_floating_point() or b.is_floating_point():
+        return bool(torch.allclose(a.double(), b.double(), atol=1e-3, rtol=0, equal_nan=True))
+    return bool(torch.equal(a, b))
 
 
 def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_n: int = 9,
