@@ -27,13 +27,14 @@ from torch import nn
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
+from pipekit.data.vocab import CategoryMap
 from pipekit.data.splitters import RandomSplitter
 from pipekit.learn.registry import register_arch
 from pipekit.tabular.core import Tabular, naming_file, read_frame, read_new
 from pipekit.tabular.loaders import TabularRecipe, tabular_dataloaders
 from pipekit.learn.nets import sigmoid_range
 from pipekit.tabular.model import TabularModel, get_emb_sz, warn_y_range
-from pipekit.tabular.procs import Categorify
+from pipekit.tabular.procs import Categorify, column_code
 
 
 class CollabDataLoaders:
@@ -146,10 +147,19 @@ def _check_classes(owner: str, classes: Any, user_name: Any, item_name: Any, n_u
             raise ParameterError(f"{owner}: classes[{name!r}] holds {len(vocab)} values for {n} embedding rows")
 
 
+def _vocabs(classes: dict[str, Any] | None, user_name: Any, item_name: Any) -> dict[str, Any] | None:
+    """The model's own copy of the user and item vocabularies as the loaders' ``dls.classes`` holds them: each a
+    :class:`CategoryMap` (equal to, and stored as, the plain list) whose ``o2i`` gives an id's embedding row."""
+    if classes is None:
+        return None
+    return {k: CategoryMap(v, name=k, code_of=column_code) if k in (user_name, item_name) else v
+            for k, v in classes.items()}
+
+
 class _CollabInspect:
     """Inspection shared by the collab models: look items/users up by value (one id, or a list of ids)."""
 
-    classes: dict[str, list[str]] | None
+    classes: dict[str, CategoryMap] | None
     user_name: str | None
     item_name: str | None
 
@@ -278,9 +288,9 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
                 e.weight[0].zero_()  # #na#: an unseen user/item contributes nothing but the other side's bias
             for e in (self.u_bias, self.i_bias):
                 e.weight.zero_()
-        # The vocabularies ride along as constructor arguments so an exported model can still look
-        # items up by value after load_learner.
-        self.classes, self.user_name, self.item_name = classes, user_name, item_name
+        # The vocabularies ride along as constructor arguments (plain lists) so an exported model can still look
+        # items up by value after load_learner; the model keeps them as CategoryMaps, as dls.classes are.
+        self.classes, self.user_name, self.item_name = _vocabs(classes, user_name, item_name), user_name, item_name
 
     def _tables(self, is_item: bool) -> tuple[Any, nn.Embedding | None]:
         return (self.i_weight, self.i_bias) if is_item else (self.u_weight, self.u_bias)
@@ -306,7 +316,7 @@ class EmbeddingNN(_CollabInspect, TabularModel):
         if len(emb_szs) != 2:
             raise ParameterError(f"EmbeddingNN: emb_szs must size 2 embeddings (users, items), got {len(emb_szs)}")
         _check_classes("EmbeddingNN", classes, user_name, item_name, int(emb_szs[0][0]), int(emb_szs[1][0]))
-        self.classes, self.user_name, self.item_name = classes, user_name, item_name
+        self.classes, self.user_name, self.item_name = _vocabs(classes, user_name, item_name), user_name, item_name
 
     def _tables(self, is_item: bool) -> tuple[Any, nn.Embedding | None]:
         return (self.embeds[1] if is_item else self.embeds[0]), None
