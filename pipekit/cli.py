@@ -6,6 +6,7 @@
     pipekit summary mnist_tiny        # walk one batch of a recipe's data through the pipeline
     pipekit predict model.pipekit cat.jpg dog.jpg    # an exported model's prediction for each file
     pipekit predict ensemble.pipekit rows.csv        # a saved ensemble's (ens.export) for each row of a table
+    pipekit predict clf.pipekit rows.csv             # a TabularClassifier's (pipekit.save(clf, ...)) too
     pipekit bench image_loader        # run benchmarks/image_loader.py (in a pipekit source checkout)
     pipekit bench-loader my_recipe.py --batches 50 --workers 0,2,4 --compare reference
     pipekit --version
@@ -271,22 +272,55 @@ KIND_FILES = {"table": "tables (.csv, .tsv, .parquet, .arrow), a row each",
 
 
 def _model_rows(model: Any, path: Path) -> list[tuple[str, str]]:
-    """A saved model's or ensemble's prediction for each row of the table ``path``, read and processed by the procs
-    it keeps, as a tabular learner's are (a target column in the rows is ignored), in the learner's format."""
+    """A saved model's, ensemble's or estimator's prediction for each row of the table ``path``, read and processed by
+    the procs it keeps, as a tabular learner's are (a target column in the rows is ignored), in the learner's format."""
     import numpy as np
     import torch
 
     from pipekit.tabular.core import TabularSplit, process_new
 
-    processor = _model_processor(model, type(model).__name__)
-    preds = np.asarray(model.predict(TabularSplit(process_new(processor, path, with_labels=False), processor, None,
-                                                  "new")))
+    if _is_estimator(model):
+        preds = _estimator_scores(model, path)
+    else:
+        processor = _model_processor(model, type(model).__name__)
+        preds = np.asarray(model.predict(TabularSplit(process_new(processor, path, with_labels=False), processor,
+                                                      None, "new")))
     where = f"{path} row"
     if model.task != "classification":
         return [(f"{where} {i}", _label(np.asarray(v), None, None)) for i, v in enumerate(preds)]
-    classes, best = np.asarray(model.classes_), preds.argmax(1)
-    return [(f"{where} {i}", _label(classes[k].item(), torch.tensor(int(k)), torch.from_numpy(p)))
+    # an ensemble's classes are a NumPy array of labels, an estimator's the labels y had (an object array of text)
+    labels, best = np.asarray(model.classes_).tolist(), preds.argmax(1)
+    return [(f"{where} {i}", _label(labels[k], torch.tensor(int(k)), torch.from_numpy(p)))
             for i, (k, p) in enumerate(zip(best, preds))]
+
+
+def _is_estimator(obj: Any) -> bool:
+    """Whether ``obj`` is a ``TabularClassifier`` or ``TabularRegressor`` (which keep their fitted procs)."""
+    from pipekit.sklearn.estimators import TabularClassifier, TabularRegressor
+
+    return isinstance(obj, (TabularClassifier, TabularRegressor))
+
+
+def _estimator_scores(est: Any, path: Path) -> Any:
+    """A fitted ``TabularClassifier``'s class probabilities (in ``classes_`` order) or a ``TabularRegressor``'s
+    values for the rows of the table ``path``: the columns it was fitted on, read as its procs read rows (other
+    columns, the target's among them, are ignored); a missing one is refused naming the file."""
+    import numpy as np
+
+    from pipekit.core.errors import DataError
+    from pipekit.sklearn.frames import default_columns
+    from pipekit.tabular.core import naming_file, read_frame
+
+    frame = read_frame(path, est.cat_names_, est.processor_.skipinitialspace)
+    names = vars(est).get("feature_names_in_")
+    inputs = [str(c) for c in names] if names is not None else default_columns(est.n_features_in_)
+    missing = [c for c in inputs if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: column(s) {missing} the {type(est).__name__} was fitted on are not in the data; "
+                        f"the columns are {frame.columns}.")
+    with naming_file(path):
+        rows = frame.select(inputs)
+        return np.asarray(est.predict_proba(rows) if est.task == "classification" else est.predict(rows))
 
 
 def _model_processor(model: Any, what: str) -> Any:
@@ -301,7 +335,8 @@ def _model_processor(model: Any, what: str) -> Any:
             f"{what} holds a {type(model).__name__}, which keeps only the signature of the procs it was trained on, "
             "not the procs, so it cannot process raw rows: score processed rows in Python "
             "(model.predict(tab.new(df))), or export a model that keeps them (an ensemble fitted on a split of the "
-            "Tabular, a BaggedModel, the tabular net TorchTabular)")
+            "Tabular, a BaggedModel, the tabular net TorchTabular, or a TabularClassifier/TabularRegressor saved with "
+            "pipekit.save)")
     return processor
 
 
@@ -310,7 +345,8 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
     model's recipe reads rows, each non-empty line of a ``.txt`` file as a text, an image as one item. A file of
     another kind than the model's input (a table for an image model, an image for a text model) is refused with
     the kinds it takes. ``learn`` is a Learner, or a saved model or ensemble (``pipekit.load`` of a file written by
-    its ``export``), which reads rows of a table."""
+    its ``export``) or a fitted ``TabularClassifier``/``TabularRegressor`` (``pipekit.save``), which read rows of a
+    table."""
     from pipekit.backends.base import Model
     from pipekit.data.getters import IMAGE_EXTENSIONS
     from pipekit.data.items import TABLE_SUFFIXES
@@ -318,7 +354,7 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise FileNotFoundError("no such file" + ("" if path.is_absolute() else f" (looked in {Path.cwd()})"))
     suffix = path.suffix.lower()
-    is_model = isinstance(learn, Model)
+    is_model = isinstance(learn, Model) or _is_estimator(learn)
     kind = "table" if is_model else input_kind(learn)
     given = "table" if suffix in TABLE_SUFFIXES else "text" if suffix == ".txt" else \
         "image" if suffix in IMAGE_EXTENSIONS else None
@@ -350,20 +386,27 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
 
 def _load_predictor(model: Path) -> Any:
     """What ``pipekit predict`` predicts with: the Learner of a learner export, or the model or ensemble a file
-    written by its ``export`` (``pipekit.save``) holds, as ``pipekit.load`` rebuilds them (onto the CPU). Any other
+    written by its ``export`` (``pipekit.save``) holds, or a fitted ``TabularClassifier``/``TabularRegressor`` saved
+    with ``pipekit.save``, as ``pipekit.load`` rebuilds them (onto the CPU). Any other
     pipekit file, and a model that cannot process raw rows, is refused saying what to give instead."""
     from pipekit.backends.base import Model
     from pipekit.core.archive import load
     from pipekit.learn import Learner
 
     loaded = load(model)
+    if _is_estimator(loaded):
+        if not loaded.is_fitted:
+            raise ParameterError(f"{model} holds an unfitted {type(loaded).__name__}: fit it (est.fit(X, y)) before "
+                                 "pipekit.save, then predict with the file")
+        return loaded  # it keeps its fitted procs (processor_): it reads raw rows
     if isinstance(loaded, Model):
         _model_processor(loaded, str(model))  # refused once here, not once per file
         return loaded
     if isinstance(loaded, Learner):
         return loaded
     raise ParameterError(f"{model} holds a {type(loaded).__name__}, not a model to predict with: give the file "
-                         f"learn.export wrote, or one a model's or ensemble's export wrote (a {MODEL_SUFFIX} file)")
+                         "learn.export wrote, or one a model's or ensemble's export wrote, or a fitted "
+                         f"TabularClassifier/TabularRegressor saved with pipekit.save (a {MODEL_SUFFIX} file)")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -479,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     pr = sub.add_parser("predict", help="an exported model's prediction for each file (images; rows of a CSV; lines "
                                         "of a .txt file for a text model)")
     pr.add_argument("model", help=f"the exported model (learn.export's {MODEL_SUFFIX} file, or a saved model's or "
-                                  "ensemble's export, which reads rows of tables)")
+                                  "ensemble's export or a TabularClassifier saved by pipekit.save, which read rows "
+                                  "of tables)")
     pr.add_argument("files", nargs="+", help="images, tables (.csv, .tsv, .parquet) or text files (.txt, a text a line)")
     pr.set_defaults(fn=cmd_predict)
     b = sub.add_parser("bench", help="run benchmarks (all when none named; in a source checkout)",

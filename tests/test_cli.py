@@ -312,3 +312,80 @@ def test_run_says_when_a_recipe_file_only_defines_names(tmp_path, monkeypatch, c
     # a decorator is called (an atexit.register'ed report prints at exit): no note
     (tmp_path / "decorated.py").write_text("import functools\n\n@functools.lru_cache\ndef dls():\n    return 1\n")
     assert main(["run", "decorated.py"]) == 0 and capsys.readouterr() == ("", "")
+
+
+# ------------------------------------------------------------------ pipekit predict with a saved scikit-learn estimator
+@pytest.fixture(scope="module")
+def adult_estimators(tmp_path_factory):
+    """A TabularClassifier (salary) and a TabularRegressor (age) fitted on 1500 adult_sample rows read as a user
+    reads them, saved with pipekit.save, with the fitted objects to compare with."""
+    import polars as pl
+
+    import pipekit
+    import pipekit.datasets as D
+    from pipekit.backends import GBM
+    from pipekit.sklearn import TabularClassifier, TabularRegressor
+
+    out = tmp_path_factory.mktemp("estimators")
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(1500)
+    X = df.select([*ADULT_CATS, *ADULT_CONTS])
+    clf = TabularClassifier(GBM("classification", n_estimators=20, n_jobs=1), random_state=0).fit(X, df["salary"])
+    reg = TabularRegressor(GBM("regression", n_estimators=20, n_jobs=1), random_state=0).fit(X.drop("age"), df["age"])
+    return {"classifier": (clf, pipekit.save(clf, out / "clf.pipekit")),
+            "regressor": (reg, pipekit.save(reg, out / "reg.pipekit"))}
+
+
+def test_predict_scores_the_rows_of_a_table_with_a_saved_estimator(adult_estimators, tmp_path, capsys):
+    """A TabularClassifier or TabularRegressor saved with pipekit.save keeps its procs: `pipekit predict` scores raw
+    rows with it as with an ensemble, printing what clf.predict gives in Python (the target column ignored)."""
+    import numpy as np
+    import polars as pl
+
+    import pipekit.datasets as D
+
+    adult = D.path("adult_sample") / "adult.csv"
+    rows = tmp_path / "people.csv"  # the header and 15 people the models were not fitted on, salary with them
+    lines = adult.read_text().splitlines(keepends=True)
+    rows.write_text("".join([lines[0], *lines[1601:1616]]))
+    unlabelled = tmp_path / "people.parquet"
+    pl.read_csv(rows).drop("salary").write_parquet(unlabelled)
+    clf, file = adult_estimators["classifier"]
+    assert main(["predict", str(file), str(rows), str(unlabelled)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    people = pl.read_csv(rows).select(clf.feature_names_in_.tolist())
+    labels, probs = clf.predict(people), clf.predict_proba(people)
+    want = [f"{rows} row {i}\t{label}\t{p.max():.4f}" for i, (label, p) in enumerate(zip(labels, probs))]
+    assert out[:15] == want and len(out) == 30 and len(set(labels.tolist())) == 2
+    assert [ln.split("\t", 1)[1] for ln in out[15:]] == [ln.split("\t", 1)[1] for ln in want]
+    reg, file = adult_estimators["regressor"]
+    assert main(["predict", str(file), str(rows)]) == 0
+    values = capsys.readouterr().out.splitlines()
+    ages = reg.predict(pl.read_csv(rows).select(reg.feature_names_in_.tolist()))
+    assert values == [f"{rows} row {i}\t{v:.6g}" for i, v in enumerate(ages)] and np.ptp(ages) > 0
+
+
+def test_predict_with_a_saved_estimator_names_wrong_input(adult_estimators, tmp_path, capsys):
+    import polars as pl
+
+    import pipekit
+    import pipekit.datasets as D
+    from pipekit.sklearn import TabularClassifier
+
+    _, file = adult_estimators["classifier"]
+    pl.read_csv(D.path("adult_sample") / "adult.csv").head(3).drop("education").write_csv(tmp_path / "short.csv")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG")
+    files = [str(tmp_path / n) for n in ("short.csv", "photo.png", "missing.csv")]
+    assert main(["predict", str(file), *files]) == 1
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert not out and len(lines) == 3 and all(ln.startswith(f"pipekit predict: {f}: ") for f, ln in zip(files, lines))
+    assert lines[0] == (f"pipekit predict: {files[0]}: column(s) ['education'] the TabularClassifier was fitted on "
+                        "are not in the data; the columns are ['age', 'workclass', 'fnlwgt', 'education-num', "
+                        "'marital-status', 'occupation', 'relationship', 'race', 'sex', 'capital-gain', "
+                        "'capital-loss', 'hours-per-week', 'native-country', 'salary'].")
+    assert lines[1].endswith("this is a table model; it takes tables (.csv, .tsv, .parquet, .arrow), a row each, and "
+                             "'photo.png' is an image")
+    assert lines[2].endswith("no such file")
+    pipekit.save(TabularClassifier("rf"), tmp_path / "unfitted.pipekit")
+    with pytest.raises(SystemExit, match=r"holds an unfitted TabularClassifier: fit it"):
+        main(["predict", str(tmp_path / "unfitted.pipekit"), files[0]])
