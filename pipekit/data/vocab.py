@@ -56,6 +56,23 @@ def one_value(value: Any) -> Any:
     return value
 
 
+class NotInVocab(KeyError):
+    """A value a vocabulary does not hold, looked up with ``vocab.o2i[value]``: a KeyError (so ``o2i.get``,
+    ``value in vocab.o2i`` and ``except KeyError`` treat it as any missing key) whose message reads as a sentence,
+    where a plain KeyError prints its message quoted, newlines escaped.
+
+    >>> str(NotInVocab("'x' is not in the vocab")), isinstance(NotInVocab("x"), KeyError)
+    ("'x' is not in the vocab", True)
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+#: what to do about a value a vocabulary does not hold, ending each :class:`NotInVocab` message
+NOT_IN_VOCAB_FIX = "test first with `value in vocab.o2i`, or take a default with vocab.o2i.get(value, default)"
+
+
 def label_code(vocab: CategoryMap, value: Any) -> int:
     """The code of the label ``value`` in ``vocab``, matched as :func:`label_codes` (and so ``Categorize``) matches
     it: an integer label is found as ``3``, ``np.int64(3)``, ``torch.tensor(3)``, ``3.0`` or ``'3'`` (as a label
@@ -73,8 +90,8 @@ def label_code(vocab: CategoryMap, value: Any) -> int:
             code = None  # a value of another type than the labels' is none of them
     if code is None:
         of = f" of {vocab.name!r}" if vocab.name else ""
-        raise KeyError(f"{value!r} is not in the vocab{of} ({len(vocab)} classes, e.g. {list.__repr__(vocab[:4])}); "
-                       "classes are looked up by the value the labels hold")
+        raise NotInVocab(f"{value!r} is not in the vocab{of} ({len(vocab)} classes, e.g. {list.__repr__(vocab[:4])}); "
+                         f"classes are looked up by the value the labels hold; {NOT_IN_VOCAB_FIX}")
     return int(code)
 
 
@@ -230,7 +247,15 @@ class ValueCodes(Mapping[Any, int]):
 
     def __getitem__(self, value: Any) -> int:
         code = self.vocab.exact_code(value)
-        return code if code is not None else self.vocab.code_of(self.vocab, value)
+        if code is not None:
+            return code
+        try:
+            return self.vocab.code_of(self.vocab, value)
+        except NotInVocab:
+            raise
+        except KeyError as e:  # a code_of's own KeyError, made as readable as the vocab's
+            what = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else f"{value!r} is not in the vocab"
+            raise NotInVocab(f"{what}; {NOT_IN_VOCAB_FIX}") from None
 
     def __contains__(self, value: object) -> bool:
         try:
