@@ -76,10 +76,16 @@ def _recipe_module(name: str) -> str:
     return f"{RECIPES}.{name}"
 
 
-def _run_main(path: Path, argv: list[str]) -> int:
-    """Run the script at ``path`` as ``__main__`` with ``sys.argv`` as if it had been started by itself."""
+def _run_main(path: Path, argv: list[str], own_folder: bool = True) -> int:
+    """Run the script at ``path`` as ``__main__`` with ``sys.argv`` and ``sys.path`` as if it had been started by
+    itself (``python path``): with ``own_folder``, its folder first on the path, so it imports the modules beside
+    it. A built-in recipe is a module of ``pipekit.recipes`` and imports as one: its folder stays off the path,
+    where its file names (``demo``, ``transfer``) would hide modules of those names."""
     old = sys.argv
     sys.argv = [str(path), *argv]
+    folder = str(path.resolve().parent)
+    if own_folder:
+        sys.path.insert(0, folder)
     try:
         runpy.run_path(str(path), run_name="__main__")
     except SystemExit as e:
@@ -95,12 +101,28 @@ def _run_main(path: Path, argv: list[str]) -> int:
         return 1
     finally:
         sys.argv = old
+        if own_folder and folder in sys.path:  # the first one: the script may have put it there itself too
+            sys.path.remove(folder)
     return 0
 
 
 def _syntax_message(path: Path | str, e: SyntaxError) -> str:
     where = f"line {e.lineno}" + (f", column {e.offset}" if e.offset else "")
     return f"pipekit: the recipe {str(path)!r} is not valid Python ({e.msg} at {where}): fix it and run again"
+
+
+def _imports_local(node: ast.Import | ast.ImportFrom, folder: Path | None) -> bool:
+    """Whether the import ``node`` imports a module of the script's own ``folder`` (a ``.py`` file or a package
+    beside it, which it finds first on its path, or a relative import), which runs that module's code: a script
+    whose work is ``import prepare_data`` does something. Installed and standard modules (numpy, pipekit, sys)
+    only define names, and so does any import when the folder is unknown."""
+    if isinstance(node, ast.ImportFrom) and node.level:
+        return True
+    if folder is None:
+        return False
+    tops = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+    return any((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()
+               for top in (t.partition(".")[0] for t in tops) if top)
 
 
 #: top-level statements that only define names: a file of nothing else does nothing when run
@@ -123,10 +145,11 @@ def _calls_when_run(node: ast.AST) -> bool:
     return False
 
 
-def defines_only(source: str) -> list[str] | None:
+def defines_only(source: str, folder: Path | None = None) -> list[str] | None:
     r"""The names a Python file defines when it only defines names (imports, functions, classes, assignments,
     docstrings: nothing to run, no ``if __name__ == "__main__":`` block), else None (it does something when run,
-    or is no valid Python).
+    or is no valid Python). An import of a module in the file's ``folder`` (or a relative one) runs that module,
+    so it does something; an import of an installed or standard module only defines a name.
 
     >>> defines_only("'Digits.'\nimport sys\nBS = 64\ndef datablock():\n    return sys.argv\n")
     ['BS', 'datablock']
@@ -136,6 +159,17 @@ def defines_only(source: str) -> list[str] | None:
     True
     >>> defines_only("import atexit\n@atexit.register\ndef report():\n    print('saved')\n") is None
     True
+    >>> import tempfile
+    >>> here = Path(tempfile.mkdtemp())
+    >>> _ = (here / "prepare.py").write_text("print('prepared the data')\n")
+    >>> defines_only("import sys\nimport prepare\n", here) is None  # prepare.py, beside the file, runs
+    True
+    >>> defines_only("from prepare import cleaned\n", here) is None
+    True
+    >>> defines_only("from . import prepare\n") is None
+    True
+    >>> defines_only("import sys, numpy\nfrom pipekit.data import DataBlock\nBS = 64\n", here)
+    ['BS']
     """
     try:
         tree = ast.parse(source)
@@ -147,6 +181,8 @@ def defines_only(source: str) -> list[str] | None:
             continue  # a docstring
         if not isinstance(node, _DEFINING):
             return None
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and _imports_local(node, folder):
+            return None  # the module beside the file runs when imported
         if _calls_when_run(node):
             return None  # `learn = train()` or a decorator runs something, where `BS = 64` only names a value
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -160,7 +196,7 @@ def defines_only(source: str) -> list[str] | None:
 def _nothing_ran(path: Path) -> str | None:
     """What to say after running ``path`` when the file only defines names, so running it did nothing."""
     try:
-        names = defines_only(path.read_text(encoding="utf-8"))
+        names = defines_only(path.read_text(encoding="utf-8"), path.resolve().parent)
     except (OSError, UnicodeDecodeError):
         return None
     if names is None:
@@ -182,11 +218,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.recipe:
         raise SystemExit("pipekit run: name a recipe (pipekit run --list shows them) or a recipe file")
     path = _user_file(args.recipe, "recipe")
+    builtin = path is None
     if path is None:
         spec = importlib.util.find_spec(_recipe_module(args.recipe))
         assert spec is not None and spec.origin  # listed by builtin_recipes(), so its file is there
         path = Path(spec.origin)
-    rc = _run_main(path, args.args)
+    rc = _run_main(path, args.args, own_folder=not builtin)
     said = _nothing_ran(path) if rc == 0 else None
     if said:
         print(said, file=sys.stderr)

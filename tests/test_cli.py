@@ -389,3 +389,31 @@ def test_predict_with_a_saved_estimator_names_wrong_input(adult_estimators, tmp_
     pipekit.save(TabularClassifier("rf"), tmp_path / "unfitted.pipekit")
     with pytest.raises(SystemExit, match=r"holds an unfitted TabularClassifier: fit it"):
         main(["predict", str(tmp_path / "unfitted.pipekit"), files[0]])
+
+
+def test_run_a_file_whose_work_is_importing_a_module_beside_it(tmp_path, monkeypatch, capsys):
+    """`import prepare` of a prepare.py beside the file runs prepare.py, as `python main.py` would, from any folder:
+    no "did nothing" note; an import of an installed or standard module still only defines a name."""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    project = tmp_path / "project"
+    (project / "cli_test_helpers").mkdir(parents=True)
+    (project / "cli_test_prepare.py").write_text("import sys\nprint('prepared', sys.argv[1:])\n")
+    (project / "cli_test_helpers" / "__init__.py").write_text("print('helpers ran')\nSEED = 1\n")
+    (project / "main.py").write_text('"""Prepares the data."""\nimport sys\nimport cli_test_prepare\n')
+    (project / "seeded.py").write_text("from cli_test_helpers import SEED\n")
+    (project / "only_installed.py").write_text("import sys\nimport numpy as np\nfrom pipekit.data import DataBlock\n")
+    path_before = list(sys.path)
+    try:
+        assert main(["run", "project/main.py", "--quick"]) == 0
+        assert capsys.readouterr() == ("prepared ['--quick']\n", "")
+        assert main(["run", str(project / "seeded.py")]) == 0
+        assert capsys.readouterr() == ("helpers ran\n", "")
+    finally:
+        for name in ("cli_test_prepare", "cli_test_helpers"):
+            sys.modules.pop(name, None)
+    assert main(["run", "project/only_installed.py"]) == 0
+    assert capsys.readouterr() == ("", "pipekit run: project/only_installed.py holds no code that runs, so it did "
+                                   'nothing: add an `if __name__ == "__main__":` block that does something\n')
+    assert sys.path == path_before  # the file's folder was on the path only while it ran
