@@ -1,6 +1,7 @@
 """Parameter checks written once: each names the owner, the parameter, the value and what is accepted.
 
 >>> check("RandomSplitter", valid_pct=(0.2, Interval(0, 1, closed="neither")))
+{'valid_pct': 0.2}
 >>> check("RandomSplitter", valid_pct=(1.5, Interval(0, 1, closed="neither")))
 Traceback (most recent call last):
 ...
@@ -18,7 +19,7 @@ import numpy as np
 
 from pipekit.core.errors import FieldError, ParameterError
 
-__all__ = ["as_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "check", "check_positive_int", "check_state"]
+__all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "check", "check_positive_int", "check_state"]
 
 
 def as_number(v: Any) -> numbers.Real | None:
@@ -41,6 +42,26 @@ def as_number(v: Any) -> numbers.Real | None:
             return None
         return None if isinstance(x, bool) or not isinstance(x, numbers.Real) else x
     return None
+
+
+def plain_number(v: Any) -> Any:
+    """``v`` as a plain Python ``int`` or ``float`` when it is one number held by NumPy or torch (a NumPy number, a
+    0-d array or tensor), else ``v`` itself: what :func:`check` hands every constraint, so each accepts
+    ``torch.tensor(0.5)`` or ``np.int64(3)`` where it accepts ``0.5`` or ``3``. Bools (NumPy's and 0-d bool tensors
+    too) and arrays of several values stay as they are, for the constraint to refuse where a number is meant.
+
+    >>> import torch, numpy as np
+    >>> plain_number(torch.tensor(0.5)), plain_number(np.int64(3)), plain_number(np.array(2.0)), plain_number("a")
+    (0.5, 3, 2.0, 'a')
+    >>> plain_number(np.bool_(True)), plain_number(torch.tensor(True)), plain_number(torch.ones(2)).shape
+    (np.True_, tensor(True), torch.Size([2]))
+    """
+    if type(v) in (int, float) or not (isinstance(v, np.generic) or getattr(v, "ndim", None) == 0):
+        return v
+    x = as_number(v)
+    if x is None:
+        return v
+    return x.item() if isinstance(x, np.generic) else x
 
 
 @dataclass(frozen=True)
@@ -139,13 +160,25 @@ POSITIVE_SIZES = Is(lambda v: isinstance(v, (list, tuple)) and all(Interval(1, N
 Y_RANGE = Is(_is_y_range, "None or a (low, high) pair of finite numbers with low < high")
 
 
-def check(owner: str, **params: tuple[Any, Any]) -> None:
-    """Check ``name=(value, constraint)`` pairs, raising one :class:`ParameterError` that names the first bad one."""
-    for name, (value, constraint) in params.items():
+def check(owner: str, **params: tuple[Any, Any]) -> dict[str, Any]:
+    """Check ``name=(value, constraint)`` pairs, raising one :class:`ParameterError` that names the first bad one.
+
+    A number given as a 0-d tensor or array or a NumPy number is checked as the plain Python number it holds
+    (:func:`plain_number`), whatever the constraint, and the checked values are returned that way, ``{name:
+    value}``, for the caller to keep.
+
+    >>> import torch
+    >>> check("RandomForest", max_features=(torch.tensor(0.5), Is(lambda v: isinstance(v, float), "a float")))
+    {'max_features': 0.5}
+    """
+    out: dict[str, Any] = {}
+    for name, (given, constraint) in params.items():
+        value = out[name] = plain_number(given)
         if not constraint.accepts(value):
             why = constraint.reason(value) if isinstance(constraint, Interval) else ""
-            raise ParameterError(f"{owner}: {name}={value!r:.80} is not accepted; expected {constraint}"
+            raise ParameterError(f"{owner}: {name}={given!r:.80} is not accepted; expected {constraint}"
                                  + (f" (it is {why})" if why else ""))
+    return out
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:

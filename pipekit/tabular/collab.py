@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import Y_RANGE, Interval, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.vocab import CategoryMap
 from pipekit.data.splitters import RandomSplitter
@@ -108,12 +107,6 @@ class CollabDataLoaders:
         """:meth:`from_df` on a CSV file of ratings (``user_name``, ``item_name``, ``rating_name``, ``valid_pct``,
         ``seed``, ``bs``... as there)."""
         return CollabDataLoaders.from_df(csv, **kwargs)
-
-
-#: the range predictions are squashed into: two numbers, low < high
-_Y_RANGE = Is(lambda v: v is None or (len(v) == 2 and all(isinstance(x, numbers.Real) and not isinstance(x, bool)
-                                                          for x in v) and float(v[0]) < float(v[1])),
-              "None or (low, high), two numbers with low < high, e.g. (0, 5.5)")
 
 
 def _is_one(values: Any) -> bool:
@@ -277,7 +270,7 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
         nn.Module.__init__(self)
         positive = Interval(1, None, integer=True)
         check("EmbeddingDotBias", n_factors=(n_factors, positive), n_users=(n_users, positive),
-              n_items=(n_items, positive), y_range=(y_range, _Y_RANGE))
+              n_items=(n_items, positive), y_range=(y_range, Y_RANGE))
         _check_classes("EmbeddingDotBias", classes, user_name, item_name, n_users, n_items)
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
         self.u_weight, self.i_weight = nn.Embedding(n_users, n_factors), nn.Embedding(n_items, n_factors)
@@ -339,7 +332,8 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe) or len(recipe.processor.cat_names_) < 2:
         raise ParameterError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")
-    check("collab_learner", n_factors=(n_factors, Interval(1, None, integer=True)), y_range=(y_range, _Y_RANGE))
+    n_factors = check("collab_learner", n_factors=(n_factors, Interval(1, None, integer=True)),
+                      y_range=(y_range, Y_RANGE))["n_factors"]  # a plain int, for the model's stored arguments
     processor = recipe.processor
     user, item = processor.cat_names_[:2]
     classes = processor.classes_

@@ -1,0 +1,80 @@
+"""A number given as a 0-d tensor or array or a NumPy number is checked, by every constraint, as the plain Python
+number it holds (``check`` converts it once), and a component keeps that plain number; bools and arrays of several
+values are still refused where a number is meant. Forests are fitted on a real adult subset."""
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from pipekit.backends import RandomForest, as_data
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Interval, Is, Options, check, plain_number
+from pipekit.datasets import path
+from pipekit.learn.registry import arch_spec
+from pipekit.tabular import CollabDataLoaders, EmbeddingDotBias, collab_learner
+
+NUMS = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+
+
+@pytest.fixture(scope="module")
+def adult():
+    df = pl.read_csv(path("adult_sample") / "adult.csv", n_rows=1500)
+    return as_data(df.select(NUMS), y=(df["salary"] == ">=50k").to_numpy())
+
+
+@pytest.mark.parametrize("given, plain", [(torch.tensor(0.5), 0.5), (np.float32(0.5), 0.5), (np.array(0.5), 0.5),
+                                          (np.float64(0.5), 0.5), (torch.tensor(3), 3), (np.int64(3), 3)])
+def test_forest_max_features_as_tensor_or_numpy_number_is_kept_as_the_plain_number(adult, given, plain):
+    rf = RandomForest("classification", n_estimators=8, max_features=given, max_samples=given if plain == 0.5 else 400,
+                      n_jobs=np.int64(1), seed=0)
+    params = rf.get_params()
+    assert params["max_features"] == plain and type(params["max_features"]) is type(plain)
+    assert type(params["n_jobs"]) is int and type(params["max_samples"]) in (int, float)
+    rf.fit(adult)
+    same = RandomForest("classification", n_estimators=8, max_features=plain,
+                        max_samples=plain if plain == 0.5 else 400, n_jobs=1, seed=0).fit(adult)
+    assert type(rf.model_.max_features) is type(plain) and rf.model_.max_features == plain
+    np.testing.assert_array_equal(rf.predict(adult), same.predict(adult))
+    assert 0.5 < rf.oob_score_ == same.oob_score_ <= 1.0
+
+
+@pytest.mark.parametrize("bad", [torch.tensor(True), np.bool_(True), True, torch.tensor([0.5, 0.5]), np.array([3]),
+                                 np.array(["0.5"])[0], torch.tensor(1.5), np.int64(0)])
+def test_forest_still_refuses_bools_several_values_and_out_of_range(bad):
+    with pytest.raises(ParameterError, match=r"RandomForest: max_features=.* is not accepted; expected None, 'sqrt'"):
+        RandomForest("classification", max_features=bad)
+
+
+def test_check_hands_every_constraint_the_plain_number_and_returns_it():
+    is_float = Is(lambda v: type(v) is float, "a float")
+    out = check("owner", a=(torch.tensor(0.25), is_float), b=(np.int64(2), Options(1, 2)),
+                c=(np.array(7), Interval(1, None, integer=True)), d=("sqrt", Options("sqrt")), e=(None, Y_OK))
+    assert out == {"a": 0.25, "b": 2, "c": 7, "d": "sqrt", "e": None}
+    assert [type(v) for v in out.values()] == [float, int, int, str, type(None)]
+    # the error names the value as the user gave it
+    with pytest.raises(ParameterError, match=r"owner: a=tensor\(2\.5000\) is not accepted; expected a number in"):
+        check("owner", a=(torch.tensor(2.5), Interval(0, 1)))
+    with pytest.raises(ParameterError, match=r"owner: a=tensor\(\[1, 2\]\) is not accepted; expected a float"):
+        check("owner", a=(torch.tensor([1, 2]), is_float))
+    with pytest.raises(ParameterError, match=r"owner: flag=np\.True_ is not accepted; expected a float"):
+        check("owner", flag=(np.bool_(True), is_float))
+    big = torch.tensor([0.5])
+    assert plain_number(big) is big and plain_number(np.str_("a")) == "a"
+
+
+Y_OK = Is(lambda v: v is None, "None")
+
+
+def test_collab_y_range_of_tensors_and_n_factors_as_a_tensor():
+    ratings = pl.read_csv(path("movie_lens_sample") / "ratings.csv")
+    dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
+    learn = collab_learner(dls, n_factors=torch.tensor(6), y_range=(torch.tensor(0.0), np.float32(5.5)))
+    assert learn.model.u_weight.embedding_dim == 6 and learn.model.y_range == (0.0, 5.5)
+    assert type(arch_spec(learn.model)[1]["n_factors"]) is int
+    m = EmbeddingDotBias(4, 3, 5, y_range=(torch.tensor(1.0), 5))
+    assert m.y_range == (1.0, 5.0)
+    with pytest.raises(ParameterError, match=r"EmbeddingDotBias: y_range=.*low < high"):
+        EmbeddingDotBias(4, 3, 5, y_range=(torch.tensor(5.0), 1))
+    with pytest.raises(ParameterError, match=r"collab_learner: y_range="):
+        collab_learner(dls, y_range=(torch.tensor([0.0, 1.0]), 5.5))
