@@ -417,3 +417,43 @@ def test_run_a_file_whose_work_is_importing_a_module_beside_it(tmp_path, monkeyp
     assert capsys.readouterr() == ("", "pipekit run: project/only_installed.py holds no code that runs, so it did "
                                    'nothing: add an `if __name__ == "__main__":` block that does something\n')
     assert sys.path == path_before  # the file's folder was on the path only while it ran
+
+
+def test_a_warning_in_an_installed_builtin_recipe_points_at_the_recipes_line(tmp_path):
+    """Installed from a wheel, the built-in recipes sit in site-packages (pipekit/recipes/), among the libraries
+    whose frames a warning looks past: `pipekit run NAME` still shows the recipe's line that led to the warning,
+    not the `pipekit` command's `sys.exit(main())`. Laid out here as the wheel installs it (setup.py maps recipes/
+    to pipekit.recipes), in an environment that reaches this one's dependencies but not this checkout."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+
+    root = Path(__file__).resolve().parents[1]
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = env / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(root / "pipekit", site / "pipekit", ignore=skip)
+    shutil.copytree(root / "recipes", site / "pipekit" / "recipes", ignore=skip)
+    deps = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    (site / "dependencies.pth").write_text("".join(f"{p}\n" for p in deps))
+    recipe = site / "pipekit" / "recipes" / "cli_test_warns.py"
+    recipe.write_text('"""Scores ratings with a missing user."""\nimport polars as pl\n\n'
+                      'from pipekit.tabular.core import warn_missing_ids\n\nif __name__ == "__main__":\n'
+                      '    warn_missing_ids(pl.DataFrame({"userId": [1, None]}), ["userId"])\n')
+    command = env / "bin" / "pipekit"  # as pip writes the console script
+    command.write_text(f"#!{python}\nimport sys\nfrom pipekit.cli import main\nif __name__ == '__main__':\n"
+                       "    sys.exit(main())\n")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    done = subprocess.run([str(python), str(command), "run", "cli_test_warns"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**clean, "PIPEKIT_QUIET": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[:2] == [
+        f"{recipe}:7: UserWarning: 'userId' is missing in 1 of 2 rows; they are scored as an unseen userId (#na#): "
+        "the prediction of an id never seen in training. Give the id, or drop those rows (Polars: "
+        "df.drop_nulls(['userId']))",
+        '  warn_missing_ids(pl.DataFrame({"userId": [1, None]}), ["userId"])']

@@ -76,6 +76,8 @@ class UnknownNameError(PipekitError, KeyError):
 
 #: pipekit's own code: a warning points past its frames to the user's line (the built-in recipes are user code)
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+#: where an installed pipekit keeps the built-in recipes (a source checkout keeps them in its recipes/ folder,
+#: outside the package): installed under site-packages, they are the user's script all the same
 _RECIPES = os.path.join(_PACKAGE, "recipes") + os.sep
 #: Python's and installed libraries' code (scikit-learn calling a pipekit estimator, torch calling a module)
 _LIBRARIES = tuple(sorted({os.path.join(os.path.abspath(p), "") for key in ("stdlib", "platstdlib", "purelib", "platlib")
@@ -89,8 +91,9 @@ def _ours(filename: str) -> bool:
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` pointing at the line of the user's code that led here, however deep in pipekit (or in a
     library that called pipekit, such as scikit-learn's ``cross_val_score``) it is raised: a script, a notebook
-    cell or a test sees its own line. Without such a line (a loader's worker thread), the first caller outside
-    pipekit.
+    cell or a test sees its own line, and so does a built-in recipe run by ``pipekit run``, installed or not (the
+    ``pipekit`` command's own line is no one's). Without such a line (a loader's worker thread), the first caller
+    outside pipekit.
 
     >>> with warnings.catch_warnings(record=True) as w:
     ...     warnings.simplefilter("always")
@@ -104,7 +107,8 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
         name = frame.f_code.co_filename
         if not _ours(name):
             first_outside = first_outside or level
-            if not (name.startswith(_LIBRARIES) or name.startswith("<frozen")):
+            # a recipe installed with pipekit sits under site-packages, beside the libraries: still the script
+            if not (name.startswith(_LIBRARIES) or name.startswith("<frozen")) or name.startswith(_RECIPES):
                 break
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level if frame is not None else (first_outside or 2))
