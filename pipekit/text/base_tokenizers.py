@@ -40,8 +40,10 @@ class WordTokenizer(Tokenizer):
 class SubwordTokenizer(Tokenizer):
     """Subword pieces of a model with ``vocab_sz`` entries that ``setup`` trains on the training texts (no
     rules, no ``xxbos``): fastai's ``SubwordTokenizer``. ``model_type`` is "unigram" (as in fastai) or "bpe".
-    ``Tokenizer(SubwordTokenizer(vocab_sz=n))`` is ``Tokenizer("unigram", vocab_sz=n)``, which trains its own
-    model on the words after the rules when it is set up.
+    As SentencePiece does, the model is trained on the raw text split at whitespace (``▁`` marks the space
+    before a chunk: ``in this, which`` is ``▁in ▁this , ▁which``), and decoding the pieces gives the text back with its runs of
+    spaces as one. ``Tokenizer(SubwordTokenizer(vocab_sz=n))`` is ``Tokenizer("unigram", vocab_sz=n)``, which
+    trains its own model on the words after the rules when it is set up.
 
     >>> sp = SubwordTokenizer(vocab_sz=60)
     >>> sp.setup(["a good film", "a bad film", "good fun"] * 5)

@@ -22,8 +22,9 @@ from pipekit.data.cache import (CacheEntryError, ChecksumWriter, TempFile, atomi
 from pipekit.data.store import Store
 from pipekit.text.tokenize import ragged_positions
 
-# bumped whenever the tokens of a text change (4: character references such as &eacute; are unescaped)
-CACHE_VERSION = "pk-text-4"
+# bumped whenever the tokens of a text change (4: character references such as &eacute; are unescaped; 5: a
+# subword model without the rules is trained on and applied to whitespace-separated chunks of the raw text)
+CACHE_VERSION = "pk-text-5"
 
 
 class TextStore(Store):

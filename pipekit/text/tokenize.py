@@ -13,7 +13,9 @@ How a corpus is tokenized (all heavy work in Rust, none per text in Python):
 5. The per-chunk token lists are expanded over the whole corpus with vectorised NumPy gathers.
 
 In subword mode (``"bpe"`` / ``"unigram"``) a ``tokenizers`` model is trained on the word-level tokens
-of the training texts and applied, again once per distinct word, in parallel in Rust.
+of the training texts and applied, again once per distinct word, in parallel in Rust. Without the rules
+(``rules=False``, the book's ``SubwordTokenizer``) the model sees the raw text as SentencePiece does: its
+whitespace-separated chunks, ``▁`` marking the space before each, punctuation kept against its word.
 """
 from __future__ import annotations
 
@@ -324,7 +326,7 @@ class Tokenizer(Transform):
         """Train the subword model on ``texts`` (the training split); nothing to learn in word mode."""
         if self.mode == "word":
             return
-        words = self._encode_words(as_text_series(texts))
+        words = self._subword_units(as_text_series(texts))
         counts = words.counts()
         keep = [(w, int(c)) for w, c in zip(words.vocab, counts) if c > 0 and w not in SPECIAL_TOKENS]
         if not keep:
@@ -406,6 +408,19 @@ class Tokenizer(Transform):
             toks = (pl.concat([done.filter(pl.col("t").is_not_null()), pl.DataFrame({"i": rest, "t": slow})])
                     .sort("i").get_column("t"))
         return toks
+
+    def _subword_units(self, s: pl.Series) -> TokenizedTexts:
+        """What a subword model is trained on and applied to, one unit at a time: the word tokens after the
+        rules, or without the rules the whitespace-separated chunks of the raw text, as SentencePiece sees a
+        text (``▁`` marks the space before each chunk, and a word keeps the punctuation written against it).
+        Splitting the raw text into words first would hide from the trainer how often a word occurs inside
+        other chunks, and the unigram model then learns common words such as ``this`` in two pieces."""
+        if self.rules:
+            return self._encode_words(s)
+        chunks = s.str.extract_all(_CHUNK_PATTERN)
+        n_chunks = chunks.list.len().fill_null(0).to_numpy().astype(np.int64)
+        uniq, codes = _factorize(chunks.explode().drop_nulls())
+        return self.with_markers(uniq.to_list(), codes, np.concatenate([[0], np.cumsum(n_chunks)]))
 
     def _encode_words(self, s: pl.Series) -> TokenizedTexts:
         if self.rules:
@@ -498,9 +513,9 @@ class Tokenizer(Transform):
     def encode_texts(self, texts: Any) -> TokenizedTexts:
         """Tokenize a sequence of texts (list, NumPy array or Polars Series) into a :class:`TokenizedTexts`."""
         s = as_text_series(texts)
-        words = self._encode_words(s)
         if self.mode == "word":
-            return words
+            return self._encode_words(s)
+        words = self._subword_units(s)
         if self._sub is None:
             raise NotFittedError(f"Tokenizer(mode={self.mode!r}) is not fitted; call setup(train_texts) first "
                                  "(TextBlock does this on the training split)")
@@ -552,8 +567,11 @@ class Tokenizer(Transform):
     def decode_text(self, tokens: Sequence[str]) -> str:
         """One text from its tokens (what :meth:`decode` does for each text; a tokenizer of another kind
         overrides this)."""
-        words = _merge_subwords(tokens) if self.mode != "word" else list(tokens)
-        return decode_words(words)
+        if self.mode == "word":
+            return decode_words(list(tokens))
+        words = _merge_subwords(tokens)
+        # without the rules the merged pieces are the text's own whitespace-separated chunks
+        return decode_words(words) if self.rules else _join_chunks(words)
 
 
 def _mode_of(tok: Tokenizer, vocab_sz: int | None) -> tuple[str, int | None]:
@@ -579,6 +597,24 @@ def _merge_subwords(pieces: Iterable[str]) -> list[str]:
             words.append(p if special else p.lstrip("\u2581"))
         open_word = not special
     return [w for w in words if w != ""]
+
+
+def _join_chunks(chunks: Sequence[str]) -> str:
+    """A text's whitespace-separated chunks (what a subword model without the rules encodes) -> the text, its
+    runs of spaces as one space and no space around a line break, as SentencePiece decodes.
+
+    >>> _join_chunks(["xxbos", "Great", "film,", "\\n\\n", "(really)."])
+    'Great film,\\n\\n(really).'
+    """
+    out: list[str] = []
+    glue = True  # no space before the next chunk
+    for c in chunks:
+        if c in (BOS, EOS, PAD):
+            continue
+        line = c.startswith("\n") or c == FLD
+        out.append("\n" if c == FLD else c if line or glue else " " + c)
+        glue = line
+    return "".join(out)
 
 
 def decode_words(tokens: Sequence[str]) -> str:
