@@ -91,9 +91,9 @@ def _ours(filename: str) -> bool:
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` pointing at the line of the user's code that led here, however deep in pipekit (or in a
     library that called pipekit, such as scikit-learn's ``cross_val_score``) it is raised: a script, a notebook
-    cell or a test sees its own line, and so does a built-in recipe run by ``pipekit run``, installed or not (the
-    ``pipekit`` command's own line is no one's). Without such a line (a loader's worker thread), the first caller
-    outside pipekit.
+    cell or a test sees its own line, and so does a built-in recipe run by ``pipekit run``, installed or not, rather
+    than the ``pipekit`` command's ``sys.exit(main())``. Without such a line (a loader's worker thread), the first
+    caller outside pipekit.
 
     >>> with warnings.catch_warnings(record=True) as w:
     ...     warnings.simplefilter("always")
