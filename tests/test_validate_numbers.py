@@ -78,3 +78,20 @@ def test_collab_y_range_of_tensors_and_n_factors_as_a_tensor():
         EmbeddingDotBias(4, 3, 5, y_range=(torch.tensor(5.0), 1))
     with pytest.raises(ParameterError, match=r"collab_learner: y_range="):
         collab_learner(dls, y_range=(torch.tensor([0.0, 1.0]), 5.5))
+
+
+def test_set_params_checks_and_converts_as_init_does_and_a_bad_grid_value_is_named_before_fitting(adult):
+    from sklearn.model_selection import GridSearchCV
+
+    rf = RandomForest("classification", n_estimators=8, n_jobs=1, seed=0)
+    rf.set_params(max_features=torch.tensor(0.5))
+    assert type(rf.max_features) is float and rf.max_features == 0.5
+    with pytest.raises(ParameterError, match=r"RandomForest: n_estimators=-3 is not accepted"):
+        rf.set_params(n_estimators=-3, max_features=0.7)
+    assert (rf.n_estimators, rf.max_features) == (8, 0.5)  # a refused call changes nothing
+    from pipekit.sklearn import TabularClassifier
+
+    clf = TabularClassifier(RandomForest("classification", n_estimators=8, n_jobs=1, seed=0), random_state=0)
+    search = GridSearchCV(clf, {"backend__min_samples_leaf": [1, 0]}, cv=2, error_score="raise")
+    with pytest.raises(ParameterError, match=r"min_samples_leaf=0 is not accepted"):
+        search.fit(adult.xs.to_pandas(), adult.y)

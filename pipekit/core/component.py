@@ -107,9 +107,12 @@ class Component:
         return out
 
     def set_params(self: C, **params: Any) -> C:
-        """Change parameters (``name__param`` reaches a nested component); learned state is dropped."""
+        """Change parameters (``name__param`` reaches a nested component); learned state is dropped. The new
+        values are checked as ``__init__`` checks them (a bad one raises :class:`ParameterError` and leaves the
+        component as it was), so a search grid's mistake is named before any fitting."""
         names = param_names(type(self))
         nested: dict[str, dict[str, Any]] = {}
+        own: dict[str, Any] = {}
         for k, v in params.items():
             head, _, rest = k.partition("__")
             if head not in names:
@@ -117,7 +120,16 @@ class Component:
             if rest:
                 nested.setdefault(head, {})[rest] = v
             else:
-                setattr(self, self.param_attrs.get(head, head), v)
+                own[self.param_attrs.get(head, head)] = v
+        before = {attr: getattr(self, attr) for attr in own}
+        for attr, v in own.items():
+            setattr(self, attr, v)
+        try:
+            self.check_params()
+        except ParameterError:
+            for attr, v in before.items():
+                setattr(self, attr, v)
+            raise
         # nested values last, so {"backend": GBM(...), "backend__num_leaves": 7} reaches the new backend
         # whatever the order given (a search grid sorts its keys, a user's dict need not)
         for head, sub in nested.items():
@@ -136,15 +148,14 @@ class Component:
 
     def check_params(self) -> None:
         """Check every parameter against ``param_constraints``; a :class:`ParameterError` names the first bad one."""
-        from pipekit.core.validate import as_number, check
+        from pipekit.core.validate import check
 
-        check(type(self).__name__, **{k: (getattr(self, self.param_attrs.get(k, k)), c)
-                                      for k, c in self.param_constraints.items()})
-        for k in self.param_constraints:  # a 0-d tensor or array accepted as a number is kept as that number, so
-            attr = self.param_attrs.get(k, k)  # what is handed on (to scikit-learn, to a file) is a plain number
-            v = getattr(self, attr)
-            if getattr(v, "ndim", None) == 0 and type(v) not in (int, float) and (x := as_number(v)) is not None:
-                setattr(self, attr, x.item() if hasattr(x, "item") else x)  # a NumPy number as Python's
+        checked = check(type(self).__name__, **{k: (getattr(self, self.param_attrs.get(k, k)), c)
+                                                for k, c in self.param_constraints.items()})
+        for k, v in checked.items():  # a number given as a 0-d tensor or NumPy number is kept as the plain number,
+            attr = self.param_attrs.get(k, k)  # so what is handed on (to scikit-learn, to a file) is plain
+            if v is not getattr(self, attr):
+                setattr(self, attr, v)
 
     # ------------------------------------------------------------------ learned state
     def fitted_state(self) -> dict[str, Any]:
