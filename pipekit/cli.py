@@ -333,9 +333,9 @@ def _model_rows(model: Any, path: Path) -> list[tuple[str, str]]:
 
 def _is_estimator(obj: Any) -> bool:
     """Whether ``obj`` is a ``TabularClassifier`` or ``TabularRegressor`` (which keep their fitted procs)."""
-    from pipekit.sklearn.estimators import TabularClassifier, TabularRegressor
-
-    return isinstance(obj, (TabularClassifier, TabularRegressor))
+    # not imported: nothing loaded is one of them, and an image model's predict need not import scikit-learn (2 s)
+    mod = sys.modules.get("pipekit.sklearn.estimators")
+    return mod is not None and isinstance(obj, (mod.TabularClassifier, mod.TabularRegressor))
 
 
 def _estimator_scores(est: Any, path: Path) -> Any:

@@ -338,9 +338,14 @@ def adult_estimators(tmp_path_factory):
 def test_predict_scores_the_rows_of_a_table_with_a_saved_estimator(adult_estimators, tmp_path, capsys):
     """A TabularClassifier or TabularRegressor saved with pipekit.save keeps its procs: `pipekit predict` scores raw
     rows with it as with an ensemble, printing what clf.predict gives in Python (the target column ignored)."""
+    import os
+    import subprocess
+    import sys
+
     import numpy as np
     import polars as pl
 
+    import pipekit
     import pipekit.datasets as D
 
     adult = D.path("adult_sample") / "adult.csv"
@@ -357,6 +362,12 @@ def test_predict_scores_the_rows_of_a_table_with_a_saved_estimator(adult_estimat
     want = [f"{rows} row {i}\t{label}\t{p.max():.4f}" for i, (label, p) in enumerate(zip(labels, probs))]
     assert out[:15] == want and len(out) == 30 and len(set(labels.tolist())) == 2
     assert [ln.split("\t", 1)[1] for ln in out[15:]] == [ln.split("\t", 1)[1] for ln in want]
+    # in a process of its own, where nothing imported the estimators' module before the file is loaded
+    here = str(Path(pipekit.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-m", "pipekit.cli", "predict", str(file), str(rows)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.splitlines() == want, done.stderr
     reg, file = adult_estimators["regressor"]
     assert main(["predict", str(file), str(rows)]) == 0
     values = capsys.readouterr().out.splitlines()
