@@ -3,6 +3,7 @@ a review, as a SentencePiece user sees them."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import polars as pl
 import pytest
@@ -19,7 +20,10 @@ def txts() -> list[str]:
 @pytest.fixture(scope="module")
 def sp10k(txts) -> SubwordTokenizer:
     sp = SubwordTokenizer(vocab_sz=10000)
-    sp.setup(txts)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sp.setup(txts)
+    sp.setup_warnings = [str(w.message) for w in caught]  # type: ignore[attr-defined]
     return sp
 
 
@@ -41,3 +45,15 @@ def test_decoding_the_pieces_gives_the_raw_text_back(txts, sp10k):
 
     assert sp10k.decode(sp10k(txts)) == [spaced(t) for t in txts]
     assert sp10k.decode(sp10k(["A film (really) that 's  odd .\n\nEnd"])) == ["A film (really) that 's odd .\n\nEnd"]
+
+
+def test_too_little_text_for_vocab_sz_warns(txts, sp10k):
+    sp = SubwordTokenizer(vocab_sz=10000)
+    with pytest.warns(UserWarning, match=r"SubwordTokenizer: the 200 training texts gave ([\d,]+) subword pieces, "
+                      r"not the vocab_sz=10,000 asked for; set it up on more text, or ask for a smaller vocab_sz "
+                      r"\(at most \1 for these texts\)") as rec:
+        sp.setup(txts[:200])
+    learnt = sp._sub.get_vocab_size() if sp._sub is not None else 0
+    assert learnt < 10000 and f"gave {learnt:,} subword pieces" in str(rec[0].message)
+    # the whole sample holds the 10,000 pieces asked for: nothing to warn about
+    assert sp10k.setup_warnings == []

@@ -45,11 +45,13 @@ class SubwordTokenizer(Tokenizer):
     spaces as one. ``Tokenizer(SubwordTokenizer(vocab_sz=n))`` is ``Tokenizer("unigram", vocab_sz=n)``, which
     trains its own model on the words after the rules when it is set up.
 
-    >>> sp = SubwordTokenizer(vocab_sz=60)
-    >>> sp.setup(["a good film", "a bad film", "good fun"] * 5)
-    >>> pieces = sp("a good film")
-    >>> pieces[0].startswith("\u2581"), sp.decode(pieces)
-    (True, 'a good film')
+    >>> sp = SubwordTokenizer(vocab_sz=30)
+    >>> sp.setup(["A good film.", "A bad film!", "Good fun, a film, a good one.", "films are fun"] * 5)
+    >>> pieces = sp("a good film!")
+    >>> pieces[-2:], sp.decode(pieces)
+    (['\u2581film', '!'], 'a good film!')
+
+    ``setup`` warns when the texts hold fewer pieces than ``vocab_sz`` asks for.
     """
 
     is_base_tokenizer = True

@@ -31,7 +31,7 @@ import pyarrow as pa
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _HFTokenizer
 
-from pipekit.core.errors import DataError, FieldError, NotFittedError, ParameterError
+from pipekit.core.errors import DataError, FieldError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Interval, Options, check
 from pipekit.data.transform import Transform
 
@@ -339,6 +339,12 @@ class Tokenizer(Transform):
                    else trainers.UnigramTrainer(unk_token=UNK, **opts))
         # each word repeated by its count: the trainer sees the corpus statistics without one string per text
         tk.train_from_iterator(((w + " ") * c for w, c in keep), trainer, length=len(keep))
+        learnt = tk.get_vocab_size()
+        if self.vocab_sz is not None and learnt < self.vocab_sz:
+            # the trainer stops when the texts hold no more pieces worth keeping, without a word
+            warn(f"{type(self).__name__}: the {len(words):,} training texts gave {learnt:,} subword pieces, not the "
+                 f"vocab_sz={self.vocab_sz:,} asked for; set it up on more text, or ask for a smaller vocab_sz "
+                 f"(at most {learnt:,} for these texts)")
         self.state_from_data({"subword_": tk.to_str()})
 
     def cache_settings(self) -> dict[str, Any]:
