@@ -197,6 +197,27 @@ def test_several_text_columns(tmp_path):
     assert [v[i] for i in x] == ["xxbos", "xxfld", "1", "xxmaj", "great", "xxfld", "2", "loved", "it"]
 
 
+def test_several_text_columns_decode_with_their_field_markers(imdb):
+    from pipekit.text import SubwordTokenizer, Tokenizer
+
+    # the label and the review of imdb_sample as two text columns: "xxfld 1 negative xxfld 2 Un-bleeping..."
+    rows = imdb.head(80)
+    texts = TextBlock.from_df(["label", "text"], cache_dir=False).texts(rows.select(pl.struct("label", "text"))
+                                                                         .to_series())
+    tok = Tokenizer()
+    tt = tok(texts)
+    decoded = tok.decode(tt)
+    # each field keeps its numbered marker, so the fields (and a line break inside one) stay apart, and the
+    # decoded text tokenizes back to the same tokens
+    assert decoded[0].startswith("xxfld 1 negative xxfld 2 Un - bleeping - believable! Meg Ryan")
+    assert [tok(d) for d in decoded] == list(tt)
+    assert tok.decode(["xxbos", "xxfld", "1", "xxmaj", "title", "xxfld", "2", "line", "\n", "next"]) == \
+        "xxfld 1 Title xxfld 2 line\nnext"
+    sp = SubwordTokenizer(vocab_sz=2000)
+    sp.setup(texts)
+    assert sp.decode(sp(texts)) == [" ".join(t.split()) for t in texts.to_list()]
+
+
 def test_from_folder_and_bad_file(tmp_path):
     for split in ("train", "valid"):
         for label, words in (("pos", "wonderful lovely"), ("neg", "awful boring")):

@@ -617,9 +617,8 @@ def _join_chunks(chunks: Sequence[str]) -> str:
     for c in chunks:
         if c in (BOS, EOS, PAD):
             continue
-        line = c.startswith("\n") or c == FLD
-        out.append("\n" if c == FLD else c if line or glue else " " + c)
-        glue = line
+        out.append(c if glue or c.startswith("\n") else " " + c)
+        glue = c.startswith("\n")
     return "".join(out)
 
 
@@ -630,6 +629,8 @@ def decode_words(tokens: Sequence[str]) -> str:
     "It's SO good!!!"
     >>> decode_words(Tokenizer().tokenize("Sooo goood, a MUST MUST MUST see. Mmmm hmmm"))
     'Sooo goood, a MUST MUST MUST see. Mmmm hmmm'
+    >>> decode_words(['xxbos', 'xxfld', '1', 'xxmaj', 'great', 'xxfld', '2', 'loved', 'it'])  # two text columns
+    'xxfld 1 Great xxfld 2 loved it'
 
     Decoding the tokens of a text gives the text back, except for what the tokenizer leaves out by design:
 
@@ -661,10 +662,11 @@ def decode_words(tokens: Sequence[str]) -> str:
             case = t
             i += 1
             continue
-        if t == FLD:
-            i += 2 if i + 1 < n and tokens[i + 1].isdigit() else 1
-            out.append("\n")
-            glue = True
+        if t == FLD:  # a field of a text of several columns, numbered: kept as the tokenized text wrote it
+            field = f"{FLD} {tokens[i + 1]}" if i + 1 < n and tokens[i + 1].isdigit() else FLD
+            i += 1 + (field != FLD)
+            out.append(field if glue else " " + field)
+            case, glue = None, False
             continue
         if t == TK_WREP and i + 2 < n and tokens[i + 1].isdigit():
             count, i = int(tokens[i + 1]), i + 2
