@@ -40,7 +40,7 @@ from pipekit.core.archive import load, save
 from pipekit.core.component import Component
 from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
-from pipekit.core.validate import Interval, Is, Options
+from pipekit.core.validate import Interval, Is, Options, check_state
 from pipekit.metrics import get_metric
 
 #: constraints most backends share
@@ -151,6 +151,11 @@ class Model(Component):
         if not isinstance(obj, cls):
             raise ExportError(f"{path} holds a {type(obj).__name__}, not a {cls.__name__}")
         return obj
+
+
+#: a fitted model's ``procs_signature_``: the signature of the procs of the Tabular it was fitted on, or None when
+#: it was fitted on a bare frame
+PROCS_SIGNATURE = Is(lambda v: v is None or isinstance(v, str), "the signature of its procs (text) or null")
 
 
 class Backend(Model):
@@ -292,6 +297,8 @@ class Backend(Model):
                 for k, v in scales.items()))):
             raise ExportError(f"{type(self).__name__}: norm_stats_ must map normalised inputs to their raw mean and "
                               "standard deviation (finite numbers, a positive deviation), or be null")
+        # new rows (and an ensemble's other members) are held to the procs this model was fitted after
+        check_state(state, "checking new rows against the procs it was fitted after", procs_signature_=PROCS_SIGNATURE)
         super().state_from_data(state)
         if model is None:
             raise ExportError(f"{type(self).__name__}: the state holds no {self.model_attr}")

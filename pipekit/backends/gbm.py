@@ -28,7 +28,7 @@ from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT,
                                    feature_frame)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import Interval, Is, Options, check, check_state
 
 FRACTION = Interval(0, 1, closed="right")
 
@@ -144,6 +144,13 @@ class GBM(Booster):
     # -- files: the booster as LightGBM's own model text --------------------------------------------------
     def model_to_data(self) -> np.ndarray:
         return np.frombuffer(self.booster_.model_to_string().encode("utf-8"), dtype=np.uint8).copy()
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The fitted state of a file; ``best_iteration_`` (the rounds prediction uses) must be a whole number of
+        rounds the stored booster holds."""
+        super().state_from_data(state)
+        if "booster_" in vars(self):
+            check_state(state, "prediction", best_iteration_=Interval(1, self.booster_.current_iteration(), integer=True))
 
     def model_from_data(self, data: Any) -> Any:
         import lightgbm as lgb

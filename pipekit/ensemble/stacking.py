@@ -24,7 +24,7 @@ from pipekit.backends.base import Model
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.backends.sklearn_adapter import SklearnModel
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError
+from pipekit.core.errors import DataError, ExportError, FieldError, NotFittedError, ParameterError
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar
 from pipekit.backends.data import rows_signature
@@ -89,6 +89,9 @@ class StackingEnsemble(Ensemble):
         super().state_from_data(state)
         if not state:
             return  # an unfitted ensemble's record
+        if "members_" not in state:  # null (the bagged members used as given) is written, never left out
+            raise FieldError("state.members_", "is missing: prediction needs the refitted members (a list of fitted "
+                                               "models) or null; the file is damaged or was not written by pipekit")
         cols, cats = vars(self).get("passthrough_columns_"), vars(self).get("passthrough_cats_")
         if not (isinstance(cols, list) and isinstance(cats, list) and all(isinstance(c, str) for c in cols + cats)
                 and set(cats) <= set(cols)):

@@ -193,6 +193,7 @@ LR_RECORD = {"class": "pipekit.backends.SklearnModel",
              "params": {"estimator": {"sklearn_estimator": "sklearn.linear_model.LogisticRegression", "params": {}},
                         "task": "classification"},
              "state": {"feature_names_": ["a"], "cat_features_": [], "classes_": {"__array__": "classes"},
+                       "procs_signature_": None,
                        "model_": {"attributes": {"coef_": {"__array__": "coef"}, "intercept_": {"__array__": "intercept"},
                                                  "classes_": {"__array__": "classes"}}}}}
 
