@@ -300,6 +300,12 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
     if _depth > MAX_DEPTH:
         raise ExportError(f"a record is nested more than {MAX_DEPTH} levels deep")
     if isinstance(data, list):
+        for i, v in enumerate(data):
+            # to_data writes an array as a field's whole value (or a mapping's); a list in a record holds labels,
+            # names, numbers or records, whose checks compare values one by one and need one value each
+            if isinstance(v, dict) and _ARRAY in v:
+                raise FieldError(f"[{i}]", "is an array, where a record's list holds labels, names, numbers or "
+                                           "records; the file is damaged or was not written by pipekit")
         return [_from_field(v, arrays, _depth + 1, i) for i, v in enumerate(data)]
     if not isinstance(data, dict):
         if data is None or isinstance(data, (bool, int, float, str)):

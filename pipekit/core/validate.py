@@ -118,9 +118,11 @@ class Options:
         object.__setattr__(self, "values", tuple(values))
 
     def accepts(self, v: Any) -> bool:
+        if getattr(v, "ndim", 0):  # an array or tensor (as read from a file) is never one of the options
+            return False
         try:
             return v in self.values
-        except TypeError:  # an unhashable value
+        except (TypeError, ValueError):  # an unhashable value, or something compared element by element
             return False
 
     def __str__(self) -> str:
