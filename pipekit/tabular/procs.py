@@ -28,7 +28,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError, warn
-from pipekit.core.validate import Interval, Is, Options
+from pipekit.core.validate import Interval, Is, Options, as_number, check_state
 from pipekit.data.transform import as_list
 # the vocabulary type is the data layer's; it is also importable from here, where the tabular classes are built
 from pipekit.data.vocab import CategoryMap as CategoryMap, ValueCodes as ValueCodes, one_value
@@ -209,6 +209,11 @@ def _as_number(c: str, dtype: pl.DataType) -> pl.Expr | None:
     return None
 
 
+#: column names as a fitted proc keeps them: a list of distinct text
+_COLUMN_NAMES = Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v) and len(set(v)) == len(v),
+                   "a list of distinct column names")
+
+
 class FillMissing(TabularProc):
     """Fill missing continuous values with a train statistic and flag them in ``<col>_na`` columns.
 
@@ -291,6 +296,23 @@ class FillMissing(TabularProc):
             for c in self.na_columns_:
                 if f"{c}_na" not in names.cat_names:
                     names.cat_names.append(f"{c}_na")
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The fitted state of a file, checked as Categorify's classes are before anything fills with it:
+        ``columns_`` distinct column names, ``fill_values_`` one number for each of them, ``na_columns_`` those of
+        them that get a flag column. A :class:`FieldError` names the field (``state.fill_values_``)."""
+        super().state_from_data(state)
+        if not state:
+            return  # an unfitted proc's record
+        purpose = "filling missing values in new rows"
+        check_state(vars(self), purpose, columns_=_COLUMN_NAMES)
+        cols = self.columns_
+        check_state(vars(self), purpose, fill_values_=Is(
+            lambda v: isinstance(v, dict) and set(v) == set(cols) and len(v) == len(cols)
+            and all(as_number(x) is not None and x == x for x in v.values()),
+            "one number (not NaN) for each of columns_, by column name"),
+            na_columns_=Is(lambda v: _COLUMN_NAMES.accepts(v) and set(v) <= set(cols),
+                           "distinct column names among columns_"))
 
     def expressions(self, schema: Mapping[str, pl.DataType] | None = None, eager: bool = False) -> list[pl.Expr]:
         self.check_is_fitted()
