@@ -29,17 +29,19 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 
-from pipekit.core.errors import ExportError, FieldError
+from pipekit.core.errors import ExportError, FieldError, PipekitError
 
 __all__ = ["Archive", "ExportError", "FORMAT", "VERSION", "load", "read_pipekit", "save", "write_archive",
            "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
-           "MAX_WEIGHTS_BYTES", "parse_json", "read_archive", "read_file", "read_folder", "read_npz"]
+           "MAX_WEIGHTS_BYTES", "building_from", "parse_json", "read_archive", "read_file", "read_folder", "read_npz"]
 
 
 MiB = 1 << 20
@@ -478,6 +480,27 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
     return Archive(kind, record, arrays, bytes(weights) if weights is not None else None, where)
 
 
+@contextmanager
+def building_from(where: str) -> Iterator[None]:
+    """Around turning a file's records into objects, after every specific check: an error that is not pipekit's own
+    (a check a crafted file slipped past, so a library fails on what it was handed) becomes an
+    :class:`ExportError` naming the file, chained to the original. Running out of memory stays as it is.
+
+    >>> with building_from("model.pipekit"):
+    ...     {}["members_"]
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ExportError: model.pipekit could not be loaded: KeyError: 'members_'; the file is damaged or not written by pipekit
+    """
+    try:
+        yield
+    except (PipekitError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001  (whatever a library raises on state it was not meant to get)
+        raise ExportError(f"{where} could not be loaded: {type(e).__name__}: {str(e)[:300]}; the file is damaged or "
+                          "not written by pipekit") from e
+
+
 def save(obj: Any, path: str | os.PathLike) -> Path:
     """Write any pipekit object to one file: a learner (``learn.export``) or any component (a backend,
     an ensemble, a fitted processing, a recipe). ``load`` reads it back."""
@@ -504,14 +527,16 @@ def load(path: str | os.PathLike, **kwargs: Any) -> Any:
 
     archive = read_pipekit(path)
     if archive.kind == "component":
-        try:
-            return Component.from_record(archive.record, archive.arrays)
-        except FieldError as e:  # names its field from the top of the record
-            raise ExportError(f"{archive.where}: record.json {e}") from None
-        except ExportError as e:
-            raise ExportError(f"{archive.where}: record.json: {e}") from None
+        with building_from(archive.where):
+            try:
+                return Component.from_record(archive.record, archive.arrays)
+            except FieldError as e:  # names its field from the top of the record
+                raise ExportError(f"{archive.where}: record.json {e}") from None
+            except ExportError as e:
+                raise ExportError(f"{archive.where}: record.json: {e}") from None
     try:
         loader = lookup(archive.kind, "loader")
     except KeyError:
         raise ExportError(f"{archive.where}: a file of kind {archive.kind!r} cannot be loaded by this pipekit") from None
-    return loader(archive, **kwargs)
+    with building_from(archive.where):
+        return loader(archive, **kwargs)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.archive import Archive, read_pipekit, write_archive
+from pipekit.core.archive import Archive, building_from, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
 from pipekit.core.registry import lookup, name_of, register
@@ -371,7 +371,8 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
     archive = read_pipekit(path)
     if archive.kind != "learner":
         raise ExportError(f"{archive.where} holds a {archive.kind}, not a learner export; open it with pipekit.load")
-    return learner_from_archive(archive, device)
+    with building_from(archive.where):
+        return learner_from_archive(archive, device)
 
 
 def model_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
