@@ -36,7 +36,7 @@ import numpy as np
 from pipekit.core.component import Component, construct
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.registry import registered
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import CLASS_AXIS, Interval, Is, Options, check
 
 __all__ = [
     "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric", "check_metric",
@@ -329,8 +329,11 @@ class Accuracy(MeanMetric):
 
     task, multi_label_instead = "classification", "accuracy_multi (a sigmoid, then a threshold)"
 
+    param_constraints = {"axis": CLASS_AXIS}
+
     def __init__(self, axis: int = -1):
         self.axis = axis
+        self.check_params()
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         self._refuse_multi_label(pred, targ)

@@ -19,7 +19,7 @@ import numpy as np
 
 from pipekit.core.errors import FieldError, ParameterError
 
-__all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "check", "check_positive_int", "check_state"]
+__all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state"]
 
 
 def as_number(v: Any) -> numbers.Real | None:
@@ -160,6 +160,12 @@ POSITIVE_SIZES = Is(lambda v: isinstance(v, (list, tuple)) and all(Interval(1, N
                     "a list of positive sizes")
 #: a regression's output range: None, or two finite numbers with low < high (a NaN bound makes every prediction NaN)
 Y_RANGE = Is(_is_y_range, "None or a (low, high) pair of finite numbers with low < high")
+
+
+#: the class axis of a loss or metric: a whole number naming an axis of outputs of up to 5 dimensions (``(bs, n_classes,
+#: d, h, w)``), never 0, the batch axis
+CLASS_AXIS = Is(lambda v: type(v) is int and v != 0 and -5 <= v <= 4,
+                "the class axis of the outputs: a whole number from -5 to 4, not 0 (the batch axis)")
 
 
 def check(owner: str, **params: tuple[Any, Any]) -> dict[str, Any]:

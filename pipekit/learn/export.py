@@ -269,6 +269,12 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
     except Exception as e:  # noqa: BLE001  (a recipe's own code reads the state, and may raise anything on a bad one)
         raise ExportError(f"{where}: record.json field 'dls' holds a data recipe that cannot be read ({type(e).__name__}"
                           f": {str(e)[:200]})") from None
+    if kind == "pixel_cross_entropy" and isinstance(loss, BaseLoss) and loss.axis != 1:
+        # a mask's classes are the channels of (bs, n_classes, h, w) outputs: another axis would softmax over the
+        # image's rows or columns and decode nonsense without any error
+        raise ExportError(f"{where}: record.json field 'loss.params.axis' is {loss.axis}, but a segmentation mask's "
+                          "loss reads the classes on axis 1 of the model's (bs, n_classes, h, w) outputs; the file is "
+                          "damaged or was not written by learn.export()")
     try:
         ours = lookup(arch, "arch").__module__.split(".")[0] == "pipekit"
     except UnknownNameError:

@@ -23,7 +23,7 @@ from torch import nn
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
-from pipekit.core.validate import Interval, Options
+from pipekit.core.validate import CLASS_AXIS, Interval, Options
 
 __all__ = [
     "BaseLoss", "CrossEntropyLossFlat", "FocalLossFlat", "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat",
@@ -54,7 +54,7 @@ class BaseLoss(nn.Module, Component):
     #: the target ``loss_kind`` (a block capability) this loss is the default for, or several kinds, each with the
     #: parameters the default is built with (``{"cross_entropy": {}, "pixel_cross_entropy": {"axis": 1}}``)
     default_for: ClassVar[str | dict[str, dict[str, Any]] | None] = None
-    param_constraints = {"reduction": _REDUCTION}
+    param_constraints = {"axis": CLASS_AXIS, "reduction": _REDUCTION}
     __repr__ = Component.__repr__  # the parameters, not torch's module tree
 
     def __init__(self, axis: int = -1, flatten: bool = True, floatify: bool = False, is_2d: bool = True,
@@ -63,7 +63,17 @@ class BaseLoss(nn.Module, Component):
         self.axis, self.flatten, self.floatify, self.is_2d, self.reduction = axis, flatten, floatify, is_2d, reduction
         self.check_params()
 
+    def class_axis(self, x: torch.Tensor) -> int:
+        """``axis``, checked to be an axis of the outputs ``x`` (a loss read from a file may name one of a model
+        with more dimensions)."""
+        if x.ndim > 1 and not -x.ndim <= self.axis < x.ndim:
+            raise ParameterError(f"{type(self).__name__}: axis={self.axis} is not an axis of the model's outputs of "
+                                 f"shape {tuple(x.shape)}; give the class axis (-1 for (bs, n_classes), 1 for "
+                                 "(bs, n_classes, h, w))")
+        return self.axis
+
     def _prep(self, inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.class_axis(inp)
         if self.floatify and targ.dtype != inp.dtype:
             targ = targ.to(inp.dtype)
         if inp.ndim > 1 and self.axis not in (-1, inp.ndim - 1):
@@ -98,7 +108,8 @@ class CrossEntropyLossFlat(BaseLoss):
     # ``weight`` is the buffer torch reads; the parameter (a list) is kept beside it
     param_attrs = {"weight": "weight_list"}
     weight: torch.Tensor | None
-    param_constraints = {"reduction": _REDUCTION, "label_smoothing": Interval(0, 1, closed="left")}
+    param_constraints = {"axis": CLASS_AXIS, "ignore_index": Interval(integer=True), "reduction": _REDUCTION,
+                         "label_smoothing": Interval(0, 1, closed="left")}
 
     def __init__(self, axis: int = -1, weight: list[float] | None = None, ignore_index: int = -100,
                  label_smoothing: float = 0.0, reduction: str = "mean"):
@@ -113,10 +124,10 @@ class CrossEntropyLossFlat(BaseLoss):
                                label_smoothing=self.label_smoothing, reduction=self.reduction)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
-        return F.softmax(x, dim=self.axis)
+        return F.softmax(x, dim=self.class_axis(x))
 
     def decodes(self, x: torch.Tensor) -> torch.Tensor:
-        return x.argmax(dim=self.axis)
+        return x.argmax(dim=self.class_axis(x))
 
 
 class FocalLossFlat(CrossEntropyLossFlat):
@@ -134,7 +145,8 @@ class FocalLossFlat(CrossEntropyLossFlat):
     True
     """
 
-    param_constraints = {"reduction": _REDUCTION, "gamma": Interval(0, None)}
+    param_constraints = {"axis": CLASS_AXIS, "ignore_index": Interval(integer=True), "reduction": _REDUCTION,
+                         "gamma": Interval(0, None)}
 
     def __init__(self, gamma: float = 2.0, axis: int = -1, weight: list[float] | None = None,
                  ignore_index: int = -100, reduction: str = "mean"):
@@ -162,7 +174,7 @@ class BCEWithLogitsLossFlat(BaseLoss):
     default_for = "bce"
     param_attrs = {"pos_weight": "pos_weight_list"}
     pos_weight: torch.Tensor | None
-    param_constraints = {"reduction": _REDUCTION, "thresh": Interval(0, 1)}
+    param_constraints = {"axis": CLASS_AXIS, "reduction": _REDUCTION, "thresh": Interval(0, 1)}
 
     def __init__(self, axis: int = -1, thresh: float = 0.5, pos_weight: list[float] | None = None,
                  reduction: str = "mean"):
@@ -174,7 +186,7 @@ class BCEWithLogitsLossFlat(BaseLoss):
         targ = targ.to(inp.dtype)
         if self.pos_weight is None:
             inp, targ = inp.reshape(-1), targ.reshape(-1)
-        elif self.axis not in (-1, inp.ndim - 1):  # pos_weight broadcasts over the last axis
+        elif self.class_axis(inp) not in (-1, inp.ndim - 1):  # pos_weight broadcasts over the last axis
             inp, targ = inp.movedim(self.axis, -1), targ.movedim(self.axis, -1)
         return F.binary_cross_entropy_with_logits(inp, targ, pos_weight=self.pos_weight, reduction=self.reduction)
 
@@ -207,7 +219,7 @@ class L1LossFlat(MSELossFlat):
 class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
     """Label-smoothing cross-entropy over the class axis ``axis`` (works for ``[bs, seq, n]``)."""
 
-    param_constraints = {"reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}
+    param_constraints = {"axis": CLASS_AXIS, "reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}
 
     def __init__(self, eps: float = 0.1, axis: int = -1, reduction: str = "mean"):
         self.eps = eps
@@ -216,6 +228,8 @@ class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
 
 class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
     """Cross-entropy with label smoothing over the class axis 1: ``(1-eps) * nll + eps * mean(-log p)``."""
+
+    param_constraints = {"reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}  # its axis is always 1
 
     def __init__(self, eps: float = 0.1, reduction: str = "mean"):
         super().__init__(eps, axis=1, reduction=reduction)
