@@ -24,7 +24,7 @@ import polars as pl
 from pipekit.core.errors import DataError
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
-from pipekit.data.blocks import TransformBlock
+from pipekit.data.blocks import _LABELS, TransformBlock
 from pipekit.data.plotting import image_array, show_image
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform, as_list
@@ -152,6 +152,11 @@ class MaskBlock(_PixelBlock):
 
     def __init__(self, codes: Sequence[str] | None = None, cache_dir: str | os.PathLike | bool | None = None):
         super().__init__(cache_dir)
+        if codes is not None and not isinstance(codes, (str, bytes)) and hasattr(codes, "__iter__"):
+            # names read with np.loadtxt are NumPy text; a mask value's name is then checked as a learned vocab_ is
+            # (a name twice would make o2i give one index for both, a mix of types names no class reliably)
+            codes = [str(c) if isinstance(c, str) else c for c in codes]
+            check("MaskBlock", codes=(codes, _LABELS))
         check("MaskBlock", codes=(codes, Is(lambda c: c is None or len(c) > 0, "None or the class names, one per "
                                                                           "mask value")))
         self.codes = [str(c) for c in codes] if codes is not None else None
