@@ -164,3 +164,27 @@ def test_from_csv_reads_a_tsv_file_with_tabs_as_test_dl_does(tmp_path):
     assert len(dls.train.dataset) + len(dls.valid.dataset) == 400
     new = dls.test_dl(tsv)
     assert len(new.dataset) == 400
+
+
+@pytest.mark.parametrize("name", ["adult[2024].csv", "adult*.csv", "adult?.tsv", "adult[1].parquet", "adult[1].arrow"])
+def test_a_file_name_with_glob_characters_is_that_file_never_a_pattern(tmp_path, name):
+    """``data[2024].csv`` was a pattern matching no file (Polars globbed it), and ``adult*.csv`` matched the other
+    tables beside it too, read as one: a file name is the file, on every path that reads one."""
+    df = pl.read_csv(ADULT, n_rows=400)
+    other = pl.read_csv(ADULT, n_rows=50, skip_rows_after_header=1000)
+    other.write_csv(tmp_path / "adult1.csv")  # what adult*.csv and adult?.csv matched as patterns
+    other.write_csv(tmp_path / "adult1.tsv", separator="\t")
+    target = tmp_path / name
+    if name.endswith(".csv"):
+        df.write_csv(target)
+    elif name.endswith(".tsv"):
+        df.write_csv(target, separator="\t")
+    elif name.endswith(".parquet"):
+        df.write_parquet(target)
+    else:
+        df.write_ipc(target)
+    assert read_table(target).equals(df)
+    splits = (np.arange(300), np.arange(300, 400))
+    kw = dict(cat_names=["workclass", "education"], cont_names=["age", "fnlwgt"], y_names="salary", splits=splits)
+    from_file, from_frame = Tabular(target, **kw), Tabular(df, **kw)
+    assert from_file.train.xs.equals(from_frame.train.xs) and from_file.valid.xs.equals(from_frame.valid.xs)

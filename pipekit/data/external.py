@@ -82,11 +82,11 @@ def _rossmann_sample(folder: Path) -> None:
     """Keep a seeded random choice of 100 stores of the full Rossmann download, as the sample has."""
     import polars as pl
 
-    train = pl.read_csv(folder / "train.csv", infer_schema_length=10_000)
+    train = pl.read_csv(folder / "train.csv", infer_schema_length=10_000, glob=False)
     stores = np.random.default_rng(0).choice(np.sort(train["Store"].unique().to_numpy()), 100, replace=False)
     keep = pl.Series(stores)
     train.filter(pl.col("Store").is_in(keep)).write_csv(folder / "train.csv")
-    store = pl.read_csv(folder / "store.csv", infer_schema_length=10_000)
+    store = pl.read_csv(folder / "store.csv", infer_schema_length=10_000, glob=False)
     store.filter(pl.col("Store").is_in(keep)).write_csv(folder / "store.csv")
 
 

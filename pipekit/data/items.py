@@ -30,8 +30,9 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
         return read_csv(path, **{"separator": "\t" if path.suffix.lower() == ".tsv" else ",", **kwargs})
     try:
         if kind == "parquet":
-            return pl.read_parquet(path, **kwargs)
-        return pl.read_ipc(path, **kwargs)
+            return pl.read_parquet(path, **{"glob": False, **kwargs})
+        with open(path, "rb") as f:  # read_ipc has no glob switch; an open file is read as it is
+            return pl.read_ipc(f, **kwargs)
     except pl.exceptions.PolarsError as e:
         raise table_error(path, e) from e
 
@@ -42,7 +43,8 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
     first rows gave its column (a '?' after 10,000 numbers) makes the file be read again with each column's type
     from all its rows, so the column reads as text and the table's checks name the value and its row."""
     path = Path(path)
-    kwargs = {"infer_schema_length": 10_000, **kwargs}
+    # glob=False: a file named data[1].csv or q*.csv is that file, never a pattern over others beside it
+    kwargs = {"infer_schema_length": 10_000, "glob": False, **kwargs}
     try:
         try:
             return pl.read_csv(path, **kwargs)

@@ -63,7 +63,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     if kind is None:
         raise DataError(f"Tabular: cannot read {str(p)!r} as a table; the formats read are {sorted(TABLE_SUFFIXES)}.")
     if kind != "csv":
-        lf = pl.scan_parquet(p) if kind == "parquet" else pl.scan_ipc(p)
+        lf = pl.scan_parquet(p, glob=False) if kind == "parquet" else pl.scan_ipc(p, glob=False)
         try:
             lf.collect_schema()  # a file that is not a table fails here, where its name is known
         except pl.exceptions.PolarsError as e:
@@ -71,13 +71,14 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
         return lf
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
     try:  # an empty file, or one not UTF-8 in the rows types are read from, is named here
-        schema = pl.scan_csv(p, separator=sep, infer_schema_length=None if all_rows else 10_000).collect_schema()
+        schema = pl.scan_csv(p, separator=sep, infer_schema_length=None if all_rows else 10_000,
+                             glob=False).collect_schema()
     except pl.exceptions.PolarsError as e:
         raise table_error(p, e) from e
     types: dict[str, pl.DataType] = {c: pl.Categorical() for c in [*cat_names, *text_names]
                                      if schema.get(c) == pl.String}
     types.update({c: pl.Float32() for c in cont_names if c in schema and schema[c].is_numeric()})
-    return pl.scan_csv(p, schema={**schema, **types}, separator=sep)
+    return pl.scan_csv(p, schema={**schema, **types}, separator=sep, glob=False)
 
 
 def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = ()) -> pl.DataFrame:
@@ -122,7 +123,7 @@ def csv_float32_error(path: Path, frame: pl.DataFrame | pl.LazyFrame, cont_names
     wide = [c for c, inf in zip(cols, has_inf) if inf]
     if not wide:
         return None
-    again = pl.scan_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",", infer_schema_length=10_000,
+    again = pl.scan_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",", infer_schema_length=10_000, glob=False,
                         schema_overrides=dict.fromkeys(wide, pl.Float64)).select(wide)
     return float32_overflow_error(again, wide)
 
@@ -501,7 +502,7 @@ class Tabular(_FittedNames):
         if not isinstance(processor, TabularProcessor):
             where, old = Path(processor) if processor is not None else p.with_suffix(".pipekit"), p.with_suffix(".state.json")
             processor = load_processor(old if processor is None and not where.exists() and old.exists() else where)
-        frame = pl.read_parquet(p)
+        frame = pl.read_parquet(p, glob=False)
         if "is_valid" not in frame.columns:
             raise DataError(f"Tabular.from_processed: {str(p)!r} has no 'is_valid' column; write it with process_to_parquet.")
         valid = frame["is_valid"].to_numpy()

@@ -90,7 +90,7 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
                     again.select(columns).sink_parquet(staged, engine="streaming")
                 except pl.exceptions.PolarsError as e:
                     raise table_error(Path(source), e) from e
-            lf = pl.scan_parquet(staged)
+            lf = pl.scan_parquet(staged, glob=False)
             with naming_file(source):
                 if (err := csv_float32_error(Path(source), lf, conts)) is not None:
                     raise err  # the continuous columns were staged as float32: a value beyond it would be inf
