@@ -468,3 +468,39 @@ def test_a_warning_in_an_installed_builtin_recipe_points_at_the_recipes_line(tmp
         "the prediction of an id never seen in training. Give the id, or drop those rows (Polars: "
         "df.drop_nulls(['userId']))",
         '  warn_missing_ids(pl.DataFrame({"userId": [1, None]}), ["userId"])']
+
+
+def test_predict_prints_labels_and_names_from_files_without_acting_on_the_terminal(tmp_path, capsys, monkeypatch):
+    """Labels come from the data a model was fitted on (a file of someone else's): an escape sequence or a carriage
+    return in one is printed as its escape, so it cannot recolour or overwrite the lines pipekit predict prints; a
+    file that passes pipekit's checks yet cannot be rebuilt is named in one line, never a traceback."""
+    import polars as pl
+
+    import pipekit
+    import pipekit.datasets as D
+    from pipekit.backends import GBM
+    from pipekit.sklearn import TabularClassifier
+
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(600)
+    y = df["salary"].replace({">=50k": "\x1b[31mRICH\x1b[0m\r", "<50k": "other\tclass"})
+    X = df.select(ADULT_CONTS)
+    clf = TabularClassifier(GBM("classification", n_estimators=100, n_jobs=1), random_state=0).fit(X, y)
+    file = pipekit.save(clf, tmp_path / "clf.pipekit")
+    rows = tmp_path / "rows\x1b[2J.csv"
+    df.head(300).write_csv(rows)
+    assert main(["predict", str(file), str(rows)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out
+    lines = out.splitlines()
+    assert len(lines) == 300 and all(ln.count("\t") == 2 for ln in lines)  # the label's tab is escaped too
+    assert {ln.split("\t")[1] for ln in lines} == {"\\x1b[31mRICH\\x1b[0m\\r", "other\\tclass"}
+    assert lines[0].startswith(str(tmp_path / "rows\\x1b[2J.csv") + " row 0\t")
+
+    def damaged(model):
+        raise AttributeError("'StackingEnsemble' object has no attribute 'members_'")
+
+    monkeypatch.setattr(cli, "_load_predictor", damaged)
+    with pytest.raises(SystemExit, match=r"clf\.pipekit could not be loaded \(AttributeError: 'StackingEnsemble' "
+                                         r"object has no attribute 'members_'\); the file is damaged or was not "
+                                         r"written by pipekit"):
+        main(["predict", str(file), str(rows)])
