@@ -1,5 +1,6 @@
 """TabularModel, tabular DataLoaders and tabular_learner on a subset of adult_sample (short trainings)."""
 
+import re
 import warnings
 
 import numpy as np
@@ -358,3 +359,28 @@ def test_y_range_that_cannot_hold_the_targets_warns(adult):
         tabular_learner(dls)
         tabular_learner(Tabular(adult, cat_names=CAT, cont_names=CONT, y_names="salary",
                                 splits=RandomSplitter(0.2, seed=42)).dataloaders(bs=64), y_range=(0, 1))
+
+
+def test_y_range_from_the_log_targets_own_min_and_max_is_quiet():
+    """Rossmann log(Sales) with the usual y_range=(y.min(), y.max()*1.2): the targets are float32 in the model, and
+    float32 rounding puts the smallest a hair below the float64 y.min(); that is not a target outside the range.
+    A range that does cut targets off suggests bounds that hold them all."""
+    ross = pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.Utf8},
+                       n_rows=20000).filter(pl.col("Sales") > 0).with_columns(pl.col("Sales").log())
+    tab = Tabular(ross, cat_names=["Store", "DayOfWeek"], cont_names=["Promo"], y_names="Sales",
+                  splits=RandomSplitter(0.2, seed=0))
+    dls = tab.dataloaders(bs=256, seed=0)
+    y = ross["Sales"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tabular_learner(dls, layers=[8], y_range=(float(y.min()), float(y.max()) * 1.2))
+        tabular_learner(dls, layers=[8], y_range=(float(tab.train.y.min()), float(tab.train.y.max())))
+    with pytest.warns(UserWarning, match=r"lie outside it") as rec:
+        tabular_learner(dls, layers=[8], y_range=(8.0, 9.0))
+    lo, hi = (float(v) for v in re.search(r"pass y_range=\(([-\d.e]+), ([-\d.e]+)\)", str(rec[0].message)).groups())
+    ys = tab.train.y.cast(pl.Float32)
+    assert lo <= float(tab.train.y.min()) and hi >= float(tab.train.y.max())
+    assert ((ys >= np.float32(lo)) & (ys <= np.float32(hi))).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tabular_learner(dls, layers=[8], y_range=(lo, hi))

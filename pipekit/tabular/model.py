@@ -396,12 +396,33 @@ def warn_y_range(who: str, dls: Any, y_range: Sequence[float] | None) -> None:
     y = tab.train.ys.cast({c: float for c in tab.y_names}).to_numpy().ravel() if len(tab.train) else np.zeros(0)
     y = y[np.isfinite(y)]
     lo, hi = float(y_range[0]), float(y_range[1])
-    outside = int(((y < lo) | (y > hi)).sum())
+    # the model sees float32 targets and outputs: y_range=(y.min(), ...) taken from float64 data holds them
+    # although float32 rounding can put a target a hair below the float64 bound
+    y32, lo32, hi32 = y.astype(np.float32), np.float32(lo), np.float32(hi)
+    outside = int(((y32 < lo32) | (y32 > hi32)).sum())
     if outside:
         ymin, ymax = float(y.min()), float(y.max())
+        low, high = _round_out(ymin, down=True), _round_out(ymax + 0.1 * (ymax - ymin), down=False)
         warn(f"{who}: y_range=({lo:g}, {hi:g}), but {outside} of {len(y)} training targets lie outside it "
              f"(they run from {ymin:g} to {ymax:g}); predictions stay inside y_range, so those cannot be "
-             f"learned: pass y_range=({ymin:g}, {ymax + 0.1 * (ymax - ymin):g}) or about that")
+             f"learned: pass y_range=({low:g}, {high:g}) or about that")
+
+
+def _round_out(v: float, down: bool) -> float:
+    """``v`` to six significant digits, rounded down (or up), so a suggested bound printed with ``:g`` still
+    holds the value it bounds.
+
+    >>> _round_out(6.447305862541213, down=True), _round_out(9.90349, down=False)
+    (6.4473, 9.90349)
+    """
+    if v == 0 or not np.isfinite(v):
+        return v
+    scale = 10.0 ** (5 - int(np.floor(np.log10(abs(v)))))
+    r = (np.floor if down else np.ceil)(v * scale) / scale
+    # v * scale may itself round across a step: step once more so the bound is on the right side of v
+    if (r > v) if down else (r < v):
+        r = r + (-1 if down else 1) / scale
+    return float(f"{r:.6g}")
 
 
 def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapping[str, int] | None = None,
