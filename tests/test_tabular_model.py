@@ -384,3 +384,38 @@ def test_y_range_from_the_log_targets_own_min_and_max_is_quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tabular_learner(dls, layers=[8], y_range=(lo, hi))
+
+
+def test_category_missing_only_in_new_rows_is_named_with_its_count(tab, adult, tmp_path):
+    """adult's workclass has no missing values in the training rows: a NaN or None there at predict is read as
+    '#na#', a code the model never learned from, and shifts its probabilities; the warning names the column and
+    count. occupation has missing values in training, so its missing values are no news; a file whose processing
+    does not say which columns had missing values (written before it was kept) stays quiet."""
+    from pipekit.learn.export import load_learner
+
+    assert adult["workclass"].null_count() == 0 and "occupation" in tab.processor.cat_missing_
+    learn = _fit(tab, 3)
+    rows = adult.tail(40).drop("salary")
+    p0 = learn.get_preds(dl=learn.dls.test_dl(rows))[0]
+    pdf = rows.to_pandas()
+    pdf.loc[pdf.index[:7], "workclass"] = np.nan
+    pdf.loc[pdf.index[7:10], "workclass"] = None
+    with pytest.warns(UserWarning, match=r"Categorify: categorical column\(s\) with no missing values in training "
+                                         r"have missing values here \(count per column: \{'workclass': 10\}\); the "
+                                         r"model sees them as '#na#'"):
+        dl = learn.dls.test_dl(pdf)
+    assert (learn.get_preds(dl=dl)[0] - p0).abs().max() > 0  # the rows' predictions did change
+    with pytest.warns(UserWarning, match=r"\{'workclass': 40\}"):
+        tab.new(rows.with_columns(pl.lit(None, dtype=pl.String).alias("workclass")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learn.dls.test_dl(rows)
+        tab.new(rows.with_columns(pl.lit(None, dtype=pl.String).alias("occupation")))
+    loaded = load_learner(learn.export(tmp_path / "adult.pipekit"))
+    with pytest.warns(UserWarning, match=r"\{'workclass': 10\}"):
+        loaded.dls.test_dl(pdf)
+    proc = loaded.dls.recipe.processor
+    del proc.cat_missing_  # as a file written before the training rows' missing values were kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proc.transform(pl.from_pandas(pdf))

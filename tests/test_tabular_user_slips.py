@@ -42,16 +42,20 @@ def test_a_missing_label_and_a_missing_category_in_a_row():
     y[7] = np.nan
     with pytest.raises(DataError, match=r"y has 1 missing label\(s\) \(None or NaN\), first at row 7"):
         TabularClassifier().fit(X, y)
-    # a pandas row (or dict) with a missing text value: a missing category, not one never seen in training
+    # a pandas row (or dict) with a missing text value: a missing category, not one never seen in training; as
+    # workclass had no missing values in training, that is said (and nothing else)
     from pipekit.datasets import path
 
     tab = adult_tab()
     row = pd.read_csv(path("adult_sample") / "adult.csv").iloc[0].copy()  # as a pandas user has it
     row["workclass"] = np.nan
     for given in (row, row.to_dict(), [row.to_dict()]):
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
             assert tab.new(given).cats["workclass"].to_list() == [0]
+        assert [str(x.message).split(";")[0] for x in w] == [
+            "Categorify: categorical column(s) with no missing values in training have missing values here (count "
+            "per column: {'workclass': 1})"]
 
 
 def test_drop_redundant_scores_out_of_bag_with_the_metric_given():

@@ -32,7 +32,7 @@ from pipekit.core.validate import Is, Options, check_state
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, TabularProc, as_stored,
                                    collect, distinct_train_values, float32_overflow_error, make_procs,
-                                   nested_column_error, schema_of)
+                                   nested_column_error, present, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
 F = TypeVar("F", pl.DataFrame, pl.LazyFrame)
@@ -123,6 +123,8 @@ _FITTED_STATE = {
                    "the target's classes (a list of text) or null"),
     "y_type_": Options(*CLASS_TYPES),
     "c_": Is(lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
+    "cat_missing_": Is(lambda v: v is None or (isinstance(v, list) and all(isinstance(c, str) for c in v)),
+                       "the categorical columns with missing values in the training rows (a list), or null"),
 }
 
 
@@ -136,7 +138,8 @@ class TabularProcessor(Component):
     values are the training values; it is saved with the processing. Fitted attributes:
     ``cat_names_`` (with the ``<col>_na`` flags FillMissing adds), ``cont_names_``, ``y_kind_``
     ("category", "regression" or "none"), ``y_vocab_`` (the classes, as text), ``y_type_`` (what they decode
-    to, by the target column's type: "str", "bool", "int" or "float"), ``c_``; ``classes_`` gathers the input
+    to, by the target column's type: "str", "bool", "int" or "float"), ``c_``, ``cat_missing_`` (the categorical
+    columns with a missing value in the training rows; None in files written before it); ``classes_`` gathers the input
     vocabularies and ``y_classes_`` gives the target's classes in their own type (``[False, True]``).
     """
 
@@ -150,15 +153,18 @@ class TabularProcessor(Component):
         "skipinitialspace": Is(lambda v: isinstance(v, bool), "True or False")}
     # added to the record in format 3; a record without them (all of format 2) reads new CSV files as they are and
     # decodes the target's classes as text, and the processing's fingerprint stays what format 2 files stored
-    record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str"}
-    #: state fields that change how labels decode, not how inputs are encoded: outside ``procs_signature``
-    signature_ignores: frozenset[str] = frozenset({"y_type_"})
+    # cat_missing_ came later still: a record without it does not say which columns had missing values in training
+    record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str", "state.cat_missing_": None}
+    #: state fields that change how labels decode or what is warned about, not how inputs are encoded: outside
+    #: ``procs_signature``, so a model saved before them still matches the same processing fitted now
+    signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_missing_"})
     cat_names_: list[str]
     cont_names_: list[str]
     y_kind_: str
     y_vocab_: list[str] | None
     y_type_: str
     c_: int
+    cat_missing_: list[str] | None
 
     def __init__(self, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
@@ -319,6 +325,12 @@ class TabularProcessor(Component):
 
     def _fit(self, frame: F, train: pl.Expr, keep: Sequence[str] = (), text: Sequence[str] = ()) -> F:
         names = ColumnNames(list(self.cat_names), list(self.cont_names))
+        # which categorical columns had missing values to learn from: one missing only in new rows is warned about
+        schema = schema_of(frame)
+        cats = [c for c in self.cat_names if any(isinstance(p, Categorify) for p in self.procs)]
+        counts = collect(frame.select([(train & present(c, schema[c]).not_()).any().alias(c) for c in cats])) \
+            if cats else None
+        self.cat_missing_ = [c for c in cats if counts is not None and counts[c][0]]
         frame = self._apply(frame, train, names, text)
         self.cat_names_, self.cont_names_ = names.cat_names, names.cont_names
         self._fit_targets(frame, train)
@@ -383,6 +395,7 @@ class TabularProcessor(Component):
                 frame, raw, y_present = frame.drop(self.y_names), frame.drop(self.y_names), False
             for proc in self.procs:
                 proc.check_new(frame)
+            self._check_new_missing(frame)
         out = self._apply(frame)
         if y_present:
             out = out.with_columns(self._target_exprs(out))
@@ -391,6 +404,22 @@ class TabularProcessor(Component):
                 self._target_problem(lambda: self._check_unseen_labels(raw, out), with_labels):
             out = out.drop(self.y_names)  # classes never seen in training, read from the codes just made
         return out
+
+    def _check_new_missing(self, frame: pl.DataFrame) -> None:
+        """Warn about a categorical column with missing values in new rows that had none in the training rows: the
+        model reads them as ``#na#``, a code it never learned from, and its predictions for those rows shift."""
+        learned = getattr(self, "cat_missing_", None)
+        if learned is None:
+            return  # a file written before the training rows' missing values were kept
+        cols = [c for c in self.cat_names if c not in learned and c in frame.columns]
+        if not cols or not len(frame):
+            return
+        counts = frame.select([present(c, frame.schema[c]).not_().sum().alias(c) for c in cols]).row(0)
+        new = {c: int(n) for c, n in zip(cols, counts) if n}
+        if new:
+            warn(f"Categorify: categorical column(s) with no missing values in training have missing values here "
+                 f"(count per column: {new}); the model sees them as {NA_TOKEN!r}, which it never learned from, so "
+                 "predictions for those rows are a guess: fill them with a value of the column if one is known.")
 
     @staticmethod
     def _target_problem(check: Callable[[], None], with_labels: bool | None) -> bool:

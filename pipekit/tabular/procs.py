@@ -190,7 +190,7 @@ class TabularProc(Component):
         super().check_is_fitted(what)
 
 
-def _present(c: str, dtype: pl.DataType) -> pl.Expr:
+def present(c: str, dtype: pl.DataType) -> pl.Expr:
     """True where categorical column ``c`` holds a value: a NaN of a float column is missing, not a category."""
     return pl.col(c).is_not_null() & pl.col(c).is_not_nan() if dtype.is_float() else pl.col(c).is_not_null()
 
@@ -594,7 +594,7 @@ class Categorify(TabularProc):
         self.check_is_fitted()
         cols = [c for c in self.classes_ if c in frame.columns]
         # looked up as encoding looks them up (a float 13.0 is the training id 13)
-        counts = frame.select([(_present(c, frame.schema[c]) & self.encode_values(c, self.classes_[c], frame.schema[c])
+        counts = frame.select([(present(c, frame.schema[c]) & self.encode_values(c, self.classes_[c], frame.schema[c])
                                 .is_null()).sum().alias(c) for c in cols]).row(0) if cols else ()
         return {c: int(n) for c, n in zip(cols, counts)}
 
@@ -610,9 +610,9 @@ class Categorify(TabularProc):
         cols = [c for c in self.classes_ if c in raw.columns and c in out.columns]
         if not cols or not len(raw):
             return
-        present = raw.select([_present(c, raw.schema[c]).alias(c) for c in cols])
+        held = raw.select([present(c, raw.schema[c]).alias(c) for c in cols])
         for c in cols:
-            unseen = present[c] & (out[c] == 0)
+            unseen = held[c] & (out[c] == 0)
             n = int(unseen.sum())
             if n and n >= self.VALID_UNSEEN_SHARE * len(raw):
                 shown = raw[c].filter(unseen).unique(maintain_order=True).head(3).to_list()
