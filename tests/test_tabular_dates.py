@@ -194,3 +194,20 @@ def test_process_to_parquet_expression_split_and_errors(tmp_path, rossmann):
     with pytest.raises(DataError, match=rf"'Sales' has {n} missing or infinite value\(s\) .*, first at row {first}"):
         process_to_parquet(nulls, out, cat_names=["Store"], y_names="Sales")
     assert np.isfinite(tab.train.conts.to_numpy()).all()
+
+
+def test_a_time_split_on_the_date_add_datepart_dropped_says_so(rossmann):
+    """add_datepart(df, "Date") drops Date (as in fastai), so TimeSplitter("Date") has nothing to read: the error
+    lists the table's columns (not the few Tabular selected) and says drop=False keeps the column."""
+    df = add_datepart(rossmann.head(2000), "Date")
+    kw = dict(cat_names=["Store", "DayOfWeek"], cont_names=["Elapsed"], y_names="Sales")
+    with pytest.raises(DataError, match=r"TimeSplitter: column 'Date' is not in the table; the columns are "
+                                        r"\['Store', 'DayOfWeek', 'Sales', 'Customers', 'Open', 'Promo', .*'Elapsed'\]"
+                                        r"\. It was replaced by its date parts \(Year, Elapsed, \.\.\.\); "
+                                        r"add_datepart\(df, 'Date', drop=False\) keeps the column\."):
+        Tabular(df, **kw, splits=TimeSplitter("Date", "2015-07-20"))
+    with pytest.raises(DataError, match=r"column 'day' is not in the table; the columns are \['Store', .*\]$"):
+        Tabular(df, **kw, splits=TimeSplitter("day", "2015-07-20"))
+    tab = Tabular(add_datepart(rossmann.head(2000), "Date", drop=False), **kw,
+                  splits=TimeSplitter("Date", "2015-07-20"))
+    assert len(tab.train) and len(tab.valid)

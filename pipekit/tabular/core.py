@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -423,6 +424,22 @@ class TabularSplit(_FittedNames):
                 f"{len(self.cont_names)} continuous, y={self.y_names})")
 
 
+def missing_split_column(who: str, col: str, columns: Sequence[str]) -> str:
+    """The message for a column a splitter reads that the table lacks, listing the table's columns; when date parts
+    of it are there (``add_datepart`` drops the column it reads by default), saying so.
+
+    >>> missing_split_column("TimeSplitter", "Date", ["Store", "Year", "Elapsed"])[-82:]
+    "parts (Year, Elapsed, ...); add_datepart(df, 'Date', drop=False) keeps the column."
+    """
+    msg = f"{who}: column {col!r} is not in the table; the columns are {list(columns)}"
+    pre = re.sub("[Dd]ate$", "", col)
+    parts = [c for c in (f"{pre}Year", f"{pre}Elapsed") if c in columns]
+    if parts:
+        msg += (f". It was replaced by its date parts ({', '.join(parts)}, ...); add_datepart(df, {col!r}, "
+                "drop=False) keeps the column.")
+    return msg
+
+
 class Tabular(_FittedNames):
     """A table processed by procs fitted on its training rows, split into ``.train`` and ``.valid``.
 
@@ -470,8 +487,9 @@ class Tabular(_FittedNames):
                 frame = strip_initial_spaces(frame)
         have = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
         p.check_columns(have, where="Tabular")
-        # an absent column a splitter wants is left for the splitter to report, naming it
-        picked = frame if wanted is None else frame.select([c for c in wanted if c in have])  # never a copy
+        for c in [] if reads is None else [c for c in reads if c not in have]:
+            raise DataError(missing_split_column(type(splits).__name__, c, have))
+        picked = frame if wanted is None else frame.select(wanted)  # never a copy
         items = collect_table(picked, source, p.cont_names) if isinstance(picked, pl.LazyFrame) else picked
         with _plain_pages():  # the split's index arrays are the size of the table
             train_idx, valid_idx = split_rows(splits, items)
