@@ -16,6 +16,11 @@ fitted when time allows (its fold models sharing the time left), and kept only w
 ensemble out of fold. The validation
 rows are scored for the report and choose nothing.
 
+Folds: a Tabular split by time (its validation rows all come after its training rows in a date column, as a
+``TimeSplitter`` makes them) is bagged on contiguous periods in time order, so out of fold no model predicts
+a period from rows of later days in it, as the validation rows are predicted from earlier ones; other
+splits on shuffled folds, stratified by class. ``folds=`` / ``time_col=`` choose them explicitly.
+
 Example:
     >>> from pipekit.ensemble import fit_ensemble
     >>> # ens = fit_ensemble(tab, time_limit=120, metric="accuracy")
@@ -38,7 +43,7 @@ from pipekit.backends.base import Model
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.bagged import BaggedModel, out_of_fold
+from pipekit.ensemble.bagged import BaggedModel, out_of_fold, text_dates, time_ranks, time_values
 from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular, target_range
@@ -123,7 +128,8 @@ def stacker(task: str, n_jobs: int | None = -1, seed: int = 0) -> GBM:
 
 def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
                  candidates: list[Candidate] | dict[str, Any] | None = None, n_folds: int | None = None,
-                 stack: bool = True, seed: int = 0, n_jobs: int | None = -1, verbose: bool = True) -> Any:
+                 stack: bool = True, seed: int = 0, n_jobs: int | None = -1, verbose: bool = True,
+                 folds: str = "auto", time_col: str | None = None) -> Any:
     """Bag the ``candidates`` on ``tab.train`` in order of expected value per second, select weights on their
     out-of-fold predictions, try a second stacking layer, and return the best ensemble by out-of-fold
     ``metric`` (a ``WeightedEnsemble``, or a ``StackingEnsemble`` when the second layer wins). ``report()``
@@ -135,7 +141,12 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     ``{name: unfitted backend}`` (default :func:`default_candidates`). ``n_folds``: folds each member is bagged
     on (default: 8 without a ``time_limit``; with one, the first member is bagged on 5, and the ensemble moves
     to 8, bagging that member again, only when its time says that every candidate fits with 8).
-    ``stack``: try the second layer.
+    ``stack``: try the second layer. ``folds``: ``"auto"`` (the default: ``"time"`` when ``time_col`` is given or
+    the Tabular was split by time, i.e. it keeps a date or datetime column whose validation rows all come after
+    its training rows, as a ``TimeSplitter`` leaves it; else ``"shuffled"``), ``"time"`` (every member, and
+    the second layer, bagged on contiguous periods in the time order of column ``time_col`` of ``tab``: a
+    date column the Tabular keeps or a model input such as ``add_datepart``'s ``Elapsed``) or ``"shuffled"``
+    (seeded, stratified by class). The report's last row and the verbose lines say which folds were used.
 
     Example:
         >>> import numpy as np, polars as pl
@@ -152,7 +163,9 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     """
     check("fit_ensemble", time_limit=(time_limit, Interval(0, None, closed="neither", none_ok=True)),
           n_folds=(n_folds, Interval(2, None, integer=True, none_ok=True)), stack=(stack, Options(True, False)),
-          tab=(tab, Is(lambda t: hasattr(t, "train") and hasattr(t, "processor"), "a Tabular")))
+          tab=(tab, Is(lambda t: hasattr(t, "train") and hasattr(t, "processor"), "a Tabular")),
+          folds=(folds, Options("auto", "shuffled", "time")),
+          time_col=(time_col, Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a column name")))
     start = time.perf_counter()
     more_folds = n_folds is None and time_limit is not None  # 5 folds, 8 if everything fits with them
     if n_folds is None:
@@ -165,7 +178,11 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     m = get_metric(metric, task)
     check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None)
     cands = _candidates(candidates, task, n_jobs, seed, train)
+    kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col)
+    if verbose:
+        print(f"folds: {_folds_said(kind, time_col, n_folds)}", flush=True)
     plan = Plan(cands, time_limit, start, stack, n_folds)
+    plan.fold_kind, plan.time_col = kind, time_col
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
     # each member's fold models predict the validation rows for the report inside their share of the time,
@@ -182,9 +199,11 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
             continue
         _import_libraries([c])
         # stopped early on their own rows only: refitting on the stopping rows too comes later, as time allows
-        bag = BaggedModel(c.model, n_folds=n_folds, seed=seed, name=c.name, refit_stopped=False)
+        bag = BaggedModel(c.model, n_folds=n_folds, seed=seed, name=c.name, refit_stopped=False, folds=kind,
+                          time_col=time_col)
         t = time.perf_counter()
-        ends = _budgeted(bag.fit_folds(train, time_limit=plan.budget(c), valid=valid), n_folds, bag.workers()[0],
+        ends = _budgeted(bag.fit_folds(train, time_limit=plan.budget(c), valid=valid, order=ranks), n_folds,
+                         bag.workers()[0],
                          f"bagging {c.name}", plan, t, must_finish=not fitted)
         row["fit_s"] = time.perf_counter() - t
         if not bag.is_fitted:
@@ -222,7 +241,66 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         kept = " or ".join(dict.fromkeys(_kept_on_time(c.model) for c, bag in fitted if bag.stopped_on_time_))
         warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: they keep {kept} by "
              "then and may score far below what they reach with more time; raise time_limit", UserWarning)
-    return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose)
+    return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose, ranks)
+
+
+def _fold_order(tab: Any, n: int, folds: str, time_col: str | None) -> tuple[str, str | None, np.ndarray | None]:
+    """``(fold kind, time column, each training row's time rank)`` the members are bagged on."""
+    if folds == "shuffled":
+        if time_col is not None:
+            raise ParameterError(f"fit_ensemble: time_col={time_col!r} orders time folds, and folds='shuffled'; give "
+                                 "folds='time' (or 'auto'), or no time_col")
+        return "shuffled", None, None
+    if time_col is None:
+        time_col = split_in_time(tab)
+        if time_col is None:
+            if folds == "time":
+                raise ParameterError("fit_ensemble(folds='time') needs time_col=, the column of the rows' dates (the "
+                                     "Tabular keeps the column its TimeSplitter read, or a model input such as "
+                                     "'Elapsed')")
+            return "shuffled", None, None
+    return "time", time_col, time_ranks(time_values(tab.train, time_col), n, where=f"column {time_col!r}")
+
+
+def split_in_time(tab: Any) -> str | None:
+    """The column along which ``tab``'s validation rows all come after its training rows, or None: a date or
+    datetime column the Tabular keeps (dates as text too), else a continuous input (``add_datepart``'s
+    ``Elapsed``: normalising keeps the order). A ``TimeSplitter``'s split is one; a random split has none (its
+    validation rows interleave with the training rows in every column), so its members keep shuffled folds.
+
+    >>> import polars as pl, datetime as dt
+    >>> from pipekit.data import TimeSplitter
+    >>> from pipekit.tabular import Tabular
+    >>> df = pl.DataFrame({"day": [dt.date(2015, 1, d) for d in range(1, 11)], "x": range(10), "y": [1.0] * 10})
+    >>> split_in_time(Tabular(df, cont_names=["x"], y_names="y", splits=TimeSplitter("day", "2015-01-08")))
+    'x'
+    >>> split_in_time(Tabular(df, cont_names=["x"], y_names="y", splits=([0, 2, 4, 6, 8], [1, 3, 5, 7, 9])))
+    """
+    frame = getattr(tab, "frame", None)
+    train_idx, valid_idx = getattr(tab, "train_idx", None), getattr(tab, "valid_idx", None)
+    if frame is None or train_idx is None or valid_idx is None or not len(valid_idx) or not len(train_idx):
+        return None
+    dates, numbers = [], []
+    for name, dtype in frame.schema.items():
+        col = frame[name]
+        if dtype == pl.String:  # dates as text (a CSV read without parsing them)
+            col = text_dates(col)
+            if col is not None:
+                dates.append((name, col))
+        elif dtype == pl.Date or isinstance(dtype, pl.Datetime):
+            dates.append((name, col))
+        elif name in tab.cont_names and dtype.is_numeric():
+            numbers.append((name, col))
+    for name, col in dates + numbers:
+        train_last, valid_first = col.gather(train_idx).max(), col.gather(valid_idx).min()
+        if train_last is not None and valid_first is not None and train_last < valid_first:  # type: ignore[operator]
+            return str(name)
+    return None
+
+
+def _folds_said(kind: str, time_col: str | None, n_folds: int) -> str:
+    return (f"{n_folds} contiguous periods in the time order of {time_col!r} (blocked, not shuffled)"
+            if kind == "time" else f"{n_folds} shuffled folds")
 
 
 def _kept_on_time(model: Any) -> str:
@@ -318,6 +396,9 @@ class Plan:
         self.cands, self.time_limit, self.start, self.stack, self.n_folds = cands, time_limit, start, stack, n_folds
         self.unit: float | None = None
         self._units: list[float] = []
+        # the folds every member is bagged on (fit_ensemble's)
+        self.fold_kind: str = "shuffled"
+        self.time_col: str | None = None
 
     def order(self) -> list[Candidate]:
         return sorted(self.cands, key=lambda c: -c.value / c.cost)  # stable: ties keep the given order
@@ -410,7 +491,8 @@ def _predict_valid(model: Any, valid: Any, made: dict[int, Any]) -> None:
 
 
 def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: Any, valid: Any,
-            made: dict[int, Any], plan: Plan, n_folds: int, seed: int, n_jobs: int | None, verbose: bool) -> Any:
+            made: dict[int, Any], plan: Plan, n_folds: int, seed: int, n_jobs: int | None, verbose: bool,
+            ranks: np.ndarray | None = None) -> Any:
     bags = [b for _, b in fitted]
     t = time.perf_counter()
     weighted = _select(bags, m, train, plan)
@@ -431,8 +513,10 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
         else:
             t = time.perf_counter()
             meta = BaggedModel(stacker(task, n_jobs, seed), n_folds=n_folds, seed=seed,
-                               time_limit=None if plan.time_limit is None else max(plan.left(), 1e-3))
-            layer2 = StackingEnsemble(list(weighted.members), meta=meta, passthrough=True, metric=m).fit(train)
+                               time_limit=None if plan.time_limit is None else max(plan.left(), 1e-3),
+                               folds=plan.fold_kind, time_col=plan.time_col)
+            layer2 = StackingEnsemble(list(weighted.members), meta=meta, passthrough=True, metric=m).fit(
+                train, order=ranks)
             _predict_valid(layer2, valid, made)
             row.update(model_obj=layer2, oof=m.score(y, layer2.oof_predictions_), fit_s=time.perf_counter() - t)
             if verbose:
@@ -486,7 +570,8 @@ def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, made: di
                     "weight": r.get("weight"), "fit_s": r.get("fit_s"), "expected_s": r.get("expected_s"),
                     "refit": r.get("refit"), "status": r.get("status")})
     out.append({"model": "total", "fit_s": time.perf_counter() - plan.start, "status": f"time limit "
-                f"{'none' if plan.time_limit is None else format(plan.time_limit, 'g') + ' s'}, {plan.n_folds} folds"})
+                f"{'none' if plan.time_limit is None else format(plan.time_limit, 'g') + ' s'}, "
+                f"{_folds_said(plan.fold_kind, plan.time_col, plan.n_folds)}"})
     schema = {"model": pl.String, f"oof_{m.name}": pl.Float64, f"valid_{m.name}": pl.Float64, "weight": pl.Float64,
               "fit_s": pl.Float64, "expected_s": pl.Float64, "refit": pl.Boolean, "status": pl.String}
     return pl.DataFrame(out, schema=schema)

@@ -5,7 +5,9 @@ out-of-fold prediction from a model that never saw it: not in its training rows,
 rows that stopped it early either (a model that stops early, such as a GBM, stops on a seeded
 ``stop_fraction`` of its own training folds, never on the fold it predicts). New rows get the mean of
 the fold models. Folds are seeded and stratified by class for classification; ``n_repeats`` repeats
-the k folds with other shuffles and averages each row's out-of-fold predictions.
+the k folds with other shuffles and averages each row's out-of-fold predictions. Rows split by time
+(``folds="time"``) get contiguous periods instead, in time order, so no fold model is scored on a period
+it saw any time of (``fit_ensemble`` does so by itself for a Tabular split by a ``TimeSplitter``).
 
 The out-of-fold predictions (``oof_predictions_``), the fold of every row (``folds_``) and the targets
 (``oof_targets_``) are kept, so ensembles select weights and stack on training rows only
@@ -49,17 +51,26 @@ class _OutOfTime(Exception):
     """A refit fold model ran out of its time: the refit ends and the model stays as it was."""
 
 
-def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(train_idx, held_idx)`` for each of ``n_folds`` shuffled folds, stratified by class for classification
-    (``y``: class indices or values). The one fold maker of the ensembles.
+def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
+               order: Any = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train_idx, held_idx)`` for each of ``n_folds`` folds: shuffled and seeded, stratified by class for
+    classification (``y``: class indices or values); or, with ``order`` (each row's time: dates, numbers or
+    anything that sorts), contiguous periods in time order, fold 0 the earliest, no shuffling (blocked k-fold):
+    the rows of one time always share a fold, so a fold model is scored on a period of which it saw no time
+    at all (rows from later days predicting earlier ones in the same period would make out-of-fold scores
+    optimistic for a model used on later days). The one fold maker of the ensembles.
 
     >>> [len(h) for _, h in make_folds(np.array([0, 1] * 5), "classification", 5, seed=0)]
     [2, 2, 2, 2, 2]
+    >>> [h.tolist() for _, h in make_folds(np.zeros(6), "regression", 3, seed=0, order=[5, 5, 3, 2, 1, 0])]
+    [[4, 5], [2, 3], [0, 1]]
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if len(y) < n_folds:
         raise DataError(f"{len(y)} training rows cannot make {n_folds} folds; lower n_folds")
+    if order is not None:
+        return _time_folds(time_ranks(order, len(y)), n_folds)
     if task == "classification":
         labels, counts = np.unique(y, return_counts=True)
         if counts.min() < n_folds:
@@ -69,6 +80,72 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None) -> list
     else:
         cv = KFold(n_folds, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros(len(y)), y))
+
+
+def time_ranks(order: Any, n: int, where: str = "order") -> np.ndarray:
+    """Each row's time as a dense rank (0 the earliest): ``order`` is a sequence or Series of ``n`` dates,
+    datetimes, numbers or ISO text."""
+    import polars as pl
+
+    s = order if isinstance(order, pl.Series) else pl.Series("order", order)
+    if s.dtype == pl.String:  # text sorts as dates only when it reads as them
+        parsed = text_dates(s)
+        if parsed is None:
+            raise DataError(f"{where} holds text that does not read as dates or times ({s.drop_nulls().head(1).to_list()}); "
+                            "give a date column, or its times as numbers")
+        s = parsed
+    if len(s) != n:
+        raise DataError(f"{where} gives {len(s)} times for {n} training rows; give one per row")
+    missing = s.is_null() | s.is_nan() if s.dtype.is_float() else s.is_null()
+    if missing.any():
+        bad = int(missing.arg_true()[0])
+        raise DataError(f"{where} has a missing time (first at training row {bad}); a row with no time has no "
+                        "period to fall in")
+    return s.rank("dense").to_numpy().astype(np.int64) - 1
+
+
+def text_dates(s: Any) -> Any:
+    """A text Series read as datetimes (the format inferred, as Polars infers it), or None when some of its
+    values do not read so."""
+    import polars as pl
+
+    if s.null_count() == len(s):
+        return None
+    try:
+        parsed = s.str.to_datetime(strict=False)
+    except pl.exceptions.PolarsError:
+        return None
+    return parsed if parsed.null_count() == s.null_count() else None
+
+
+def _time_folds(ranks: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Contiguous periods of about equal rows: each time goes whole to the fold its first row falls in."""
+    n = len(ranks)
+    idx = np.argsort(ranks, kind="stable")
+    sorted_ranks = ranks[idx]
+    new_time = np.r_[True, sorted_ranks[1:] != sorted_ranks[:-1]]
+    first = np.maximum.accumulate(np.where(new_time, np.arange(n), 0))  # position of each row's time's first row
+    fold = np.empty(n, dtype=np.int64)
+    fold[idx] = first * n_folds // n
+    sizes = np.bincount(fold, minlength=n_folds)
+    if (sizes == 0).any():
+        raise DataError(f"the training rows' {int(new_time.sum())} distinct times cannot make {n_folds} contiguous "
+                        "periods of rows (one time holds too many rows); lower n_folds")
+    return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(n_folds)]
+
+
+def time_values(data: Any, col: str) -> Any:
+    """Column ``col`` of the rows ``data`` holds (a Tabular's split, whose frame keeps the column a
+    ``TimeSplitter`` read; a TabularData or a frame of inputs), for time-ordered folds."""
+    frame = getattr(data, "frame", None)
+    if frame is not None and col in frame.columns:
+        return frame[col]
+    xs = getattr(data, "xs", data)
+    if hasattr(xs, "columns") and col in xs.columns:
+        return xs[col]
+    have = list(getattr(frame if frame is not None else xs, "columns", []))
+    raise DataError(f"time_col={col!r} is not a column of the training rows (columns: {have[:12]}); name the column "
+                    "of their dates (a Tabular keeps the column its TimeSplitter read), or pass order=")
 
 
 class Budget:
@@ -134,6 +211,12 @@ class BaggedModel(KeepsProcessor, Backend):
     that stop early (``model.stops_early()``); the fold it predicts never serves. With ``refit_stopped`` the
     fold model is then fitted again on all its rows (stopping rows included) for the rounds early stopping
     kept, scaled by the rows added (``model.stopped_params``), so no training row is lost to stopping.
+    ``folds``: ``"shuffled"`` (seeded, stratified by class for classification), ``"time"`` (contiguous periods
+    in time order, fold 0 the earliest, never shuffled: for rows that will predict later days, so that out of
+    fold a model never predicts a period from rows of later days in it; the times are column ``time_col`` of
+    the training rows, or ``order=`` given to ``fit``), or ``"auto"`` (the default: ``"time"`` when
+    ``time_col`` or ``order`` is given, else ``"shuffled"``); ``fold_kind_`` records the folds used. With time
+    folds every repeat has the same folds (its fold models differ by seed).
     ``seed`` shuffles the folds;
     fold model ``j`` gets ``seed + j`` where the model takes a seed, so fold models differ.
     ``n_jobs``: fold models fitted at once, in threads. None (the default): as many as the model's own
@@ -159,15 +242,18 @@ class BaggedModel(KeepsProcessor, Backend):
                     "RandomForest, SklearnModel, TorchTabular, ...)"),
         "n_folds": Interval(2, None, integer=True), "n_repeats": POSITIVE_INT,
         "stop_fraction": Interval(0, 0.5, closed="neither"), "refit_stopped": Options(True, False),
-        "seed": Interval(0, 2**31 - 1, integer=True), "n_jobs": N_JOBS, "time_limit": TIME_LIMIT, "name": NAME}
+        "seed": Interval(0, 2**31 - 1, integer=True), "n_jobs": N_JOBS, "time_limit": TIME_LIMIT, "name": NAME,
+        "folds": Options("auto", "shuffled", "time"),
+        "time_col": Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a column name")}
     unsaved: ClassVar[tuple[str, ...]] = ("valid_predictions_",)  # for whoever fitted it, of rows not kept
 
     def __init__(self, model: Any, n_folds: int = 5, n_repeats: int = 1, stop_fraction: float = 0.1,
                  refit_stopped: bool = True, seed: int = 0, n_jobs: int | None = None, time_limit: float | None = None,
-                 name: str | None = None):
+                 name: str | None = None, folds: str = "auto", time_col: str | None = None):
         self.model, self.n_folds, self.n_repeats, self.stop_fraction = model, n_folds, n_repeats, stop_fraction
         self.refit_stopped, self.seed, self.n_jobs, self.time_limit, self.name = (refit_stopped, seed, n_jobs,
                                                                                   time_limit, name)
+        self.folds, self.time_col = folds, time_col
         self.check_params()
         if isinstance(model, BaggedModel):
             raise ParameterError("BaggedModel: model is already bagged; bag the backend itself")
@@ -241,9 +327,10 @@ class BaggedModel(KeepsProcessor, Backend):
         return (1, None) if at_once == 1 else (at_once, max(1, have // at_once))
 
     # -- fitting -------------------------------------------------------------------------------------
-    def fit(self, train: Any, valid: Any = None) -> BaggedModel:
-        """Fit the fold models on ``train`` (a progress bar per fold); ``valid`` is only scored."""
-        for _ in progress_bar(self.fit_folds(train, self.time_limit), total=self.n_folds * self.n_repeats,
+    def fit(self, train: Any, valid: Any = None, order: Any = None) -> BaggedModel:
+        """Fit the fold models on ``train`` (a progress bar per fold); ``valid`` is only scored. ``order``: each
+        training row's time, for time folds (see ``folds``)."""
+        for _ in progress_bar(self.fit_folds(train, self.time_limit, order=order), total=self.n_folds * self.n_repeats,
                               description=f"bagging {self.name or type(self.model).__name__}"):
             pass
         if valid is not None:
@@ -253,7 +340,8 @@ class BaggedModel(KeepsProcessor, Backend):
             self.valid_score_ = self.score(v)
         return self
 
-    def fit_folds(self, train: Any, time_limit: float | None = None, valid: Any = None) -> Iterator[float]:
+    def fit_folds(self, train: Any, time_limit: float | None = None, valid: Any = None,
+                  order: Any = None) -> Iterator[float]:
         """Fit fold by fold, yielding the seconds spent each time a fold model is done (a caller with a time
         budget may stop early: fold models not started are dropped, those running finish; the model is
         fitted only once every fold is).
@@ -268,14 +356,18 @@ class BaggedModel(KeepsProcessor, Backend):
 
         ``valid`` (optional, processed rows): each fold model also predicts them inside its time, and
         ``valid_predictions_`` keeps their mean (what ``predict(valid)`` gives, without a pass of its own
-        after the limit)."""
+        after the limit).
+
+        ``order``: each training row's time (dates, numbers, ISO text), for time folds; else ``time_col`` is
+        read from ``train`` (a Tabular's split keeps the column its ``TimeSplitter`` read)."""
+        ranks = self._time_ranks(train, order)
         d = as_data(train)
         v = None if valid is None else as_data(valid)
         self.reset_state()
         done = False
         try:
             yield from self._fit_folds(d, deadline=None if time_limit is None else time.perf_counter() + time_limit,
-                                       valid=v)
+                                       valid=v, ranks=ranks)
             done = True
         finally:
             if not done:  # stopped between folds (or failed): no half-fitted state is left behind
@@ -315,6 +407,21 @@ class BaggedModel(KeepsProcessor, Backend):
         except _OutOfTime:
             return  # nothing was changed: the fold models and out-of-fold predictions are set only at the end
         self.refit_stopped, self.fit_seconds_, self.stopped_on_time_ = True, spent + vars(self)["fit_seconds_"], on_time
+
+    def _time_ranks(self, train: Any, order: Any) -> np.ndarray | None:
+        """Each training row's time as a rank for time folds, None for shuffled ones."""
+        if self.folds == "shuffled" or (self.folds == "auto" and order is None and self.time_col is None):
+            if order is not None:
+                raise ParameterError("BaggedModel: order= orders time folds, and folds='shuffled'; give "
+                                     "folds='time' (or 'auto'), or no order")
+            return None
+        if order is None and self.time_col is None:
+            raise ParameterError("BaggedModel(folds='time') needs the rows' times: time_col='Date' (a column of the "
+                                 "training rows) or fit(..., order=times)")
+        n = len(train)
+        if order is not None:
+            return time_ranks(order, n)
+        return time_ranks(time_values(train, self.time_col), n, where=f"column {self.time_col!r}")  # type: ignore[arg-type]
 
     def _fit_one(self, d: TabularData, folds: np.ndarray, fold: int, repeat: int, threads: int | None,
                  stopped: Any = None, valid: TabularData | None = None, seconds: float | None = None) -> tuple:
@@ -388,7 +495,7 @@ class BaggedModel(KeepsProcessor, Backend):
                     fut.cancel()
 
     def _fit_folds(self, d: TabularData, stopped: list | None = None, deadline: float | None = None,
-                   valid: TabularData | None = None) -> Iterator[float]:
+                   valid: TabularData | None = None, ranks: np.ndarray | None = None) -> Iterator[float]:
         self._setup(d)
         y = self.encode_y(d.y)
         classes = self.classes_ if self.task == "classification" else None
@@ -396,11 +503,16 @@ class BaggedModel(KeepsProcessor, Backend):
         folds = np.empty((self.n_repeats, n), dtype=np.int32)
         oof = np.zeros((self.n_repeats, n) + ((k,) if k else ()))
         start = time.perf_counter()
-        for r in range(self.n_repeats):
-            # folds stratified by label (the same folds as by code; an error names the label)
-            for f, (_, held) in enumerate(make_folds(y if classes is None else d.y, self.task, self.n_folds,  # type: ignore[arg-type]
-                                                     self.seed + r)):
-                folds[r, held] = f
+        kind = vars(self).get("fold_kind_", "shuffled") if stopped is not None else \
+            "shuffled" if ranks is None else "time"
+        if stopped is not None:  # a refit: the very folds its first fit used (the rows are checked to be the same)
+            folds[:] = vars(self)["folds_"]
+        else:
+            for r in range(self.n_repeats):
+                # folds stratified by label (the same folds as by code; an error names the label)
+                for f, (_, held) in enumerate(make_folds(y if classes is None else d.y, self.task,  # type: ignore[arg-type]
+                                                         self.n_folds, self.seed + r, order=ranks)):
+                    folds[r, held] = f
         jobs = [(r, f) for r in range(self.n_repeats) for f in range(self.n_folds)]
         models: list[Any] = [None] * len(jobs)
         on_valid: list[Any] = [None] * len(jobs)
@@ -411,7 +523,7 @@ class BaggedModel(KeepsProcessor, Backend):
             if pv is not None:
                 on_valid[j] = aligned(pv, m.classes_, classes) if classes is not None else np.asarray(pv, np.float64)
             yield time.perf_counter() - start
-        self.models_, self.folds_ = models, folds
+        self.models_, self.folds_, self.fold_kind_ = models, folds, kind
         self.oof_predictions_, self.oof_targets_ = oof.mean(0), y
         self.oof_score_ = get_metric(None, self.task).score(y, self.oof_predictions_)
         self.rows_signature_ = self.train_rows_signature_  # of d, hashed by _setup
@@ -472,6 +584,8 @@ class BaggedModel(KeepsProcessor, Backend):
                 and folds.min() >= 0 and folds.max() < self.n_folds):
             raise ExportError(f"BaggedModel: folds_ must give a fold below {self.n_folds} for each of the training "
                               "rows, per repeat, and oof_targets_ one target per row")
+        if vars(self).get("fold_kind_", "shuffled") not in ("shuffled", "time"):
+            raise ExportError("BaggedModel: fold_kind_ must be 'shuffled' or 'time'")
         classification = self.task == "classification"
         k = len(self.classes_) if classification else None
         targets = self.oof_targets_

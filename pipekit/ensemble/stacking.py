@@ -28,7 +28,7 @@ from pipekit.core.errors import DataError, ExportError, FieldError, NotFittedErr
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar
 from pipekit.backends.data import rows_signature
-from pipekit.ensemble.bagged import make_folds, out_of_fold, training_predictions
+from pipekit.ensemble.bagged import BaggedModel, make_folds, out_of_fold, time_ranks, training_predictions
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    validate_prediction)
 
@@ -158,11 +158,13 @@ class StackingEnsemble(Ensemble):
                     cols.append(s.cast(pl.Float64).alias(f"m{j}"))
         return as_data(pl.DataFrame(cols), y=data.y, cat_names=cats)
 
-    def fit(self, train: Any, valid: Any = None) -> StackingEnsemble:
+    def fit(self, train: Any, valid: Any = None, order: Any = None) -> StackingEnsemble:
         """Fit on ``train``. Bagged members already fitted on ``train`` (``BaggedModel``) are kept as they are
         and their out-of-fold predictions feed the meta-model; other members are fitted here, fold by fold.
         A bagged ``meta`` keeps out-of-fold predictions of the whole stack (``oof_predictions_``), so the
-        stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored."""
+        stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored. ``order``: each
+        training row's time, for a bagged ``meta`` with time folds (``BaggedModel(folds="time")``) and for the
+        folds unfitted members are fitted on, then contiguous periods in time order."""
         d = as_data(train)
         if d.y is None:
             raise DataError("the training split has no targets (ys)")
@@ -187,7 +189,7 @@ class StackingEnsemble(Ensemble):
             names = [member_name(m, i) for i, m in enumerate(self.members) if fitted[i]]
             raise ParameterError(f"some members are fitted and some are not (fitted: {names}); " + _UNFIT_FIX)
         else:
-            oof = self._fit_members(d, v)
+            oof = self._fit_members(d, v, order)
         self.oob_predictions_ = oof
         if self.meta is not None:
             meta = self.meta.clone()
@@ -196,7 +198,11 @@ class StackingEnsemble(Ensemble):
 
             meta = SklearnModel(LogisticRegression(C=1.0, max_iter=1000) if self.task == "classification"
                                 else Ridge(alpha=1.0), self.task)
-        self.meta_model_ = meta.fit(self._features(oof, d))  # type: ignore[attr-defined]
+        if order is not None and not isinstance(meta, BaggedModel):
+            raise ParameterError("StackingEnsemble: order= is for a bagged meta-model's time folds "
+                                 f"(meta=BaggedModel(..., folds='time')), and the meta-model is {type(meta).__name__}")
+        features = self._features(oof, d)
+        self.meta_model_ = meta.fit(features) if order is None else meta.fit(features, order=order)  # type: ignore[attr-defined]
         meta_oof = out_of_fold(self.meta_model_)
         if meta_oof is not None:  # the meta-model's folds: the stack's own out-of-fold predictions
             classes = self.classes_
@@ -209,12 +215,13 @@ class StackingEnsemble(Ensemble):
         self.report_ = None if v is None else self._scores(self._data(v))
         return self
 
-    def _fit_members(self, d: TabularData, v: TabularData | None) -> np.ndarray:
+    def _fit_members(self, d: TabularData, v: TabularData | None, order: Any = None) -> np.ndarray:
         """Out-of-fold predictions of clones of the members fitted fold by fold, then every member refitted on
         all of ``d`` (with ``v`` for early stopping) into ``members_``."""
         classes = np.unique(d.y) if self.task == "classification" else None  # type: ignore[arg-type]
         y = encode_y(d.y, self.task, classes)
-        folds = make_folds(d.y if classes is not None else y, self.task, self.n_folds, self.seed)  # type: ignore[arg-type]
+        folds = make_folds(d.y if classes is not None else y, self.task, self.n_folds, self.seed,  # type: ignore[arg-type]
+                           order=None if order is None else time_ranks(order, len(d)))
         k = None if classes is None else len(classes)
         oof = np.zeros((len(self.members), len(d)) + ((k,) if k else ()))
         jobs = [(i, f) for i in range(len(self.members)) for f in range(len(folds))]

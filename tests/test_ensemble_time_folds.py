@@ -1,0 +1,125 @@
+"""Time-ordered folds on real rossmann rows: a table split by time bags its members on contiguous periods, so no
+fold model is scored on a period it saw any day of; random splits keep shuffled folds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipekit.backends import GBM, as_data
+from pipekit.core import DataError, ParameterError
+from pipekit.data import RandomSplitter, TimeSplitter
+from pipekit.ensemble import BaggedModel, fit_ensemble
+from pipekit.ensemble.auto import split_in_time
+from pipekit.ensemble.bagged import make_folds
+from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+from rossmann_ensemble import CAT_NAMES, CONT_NAMES, load  # noqa: E402
+
+
+def gbm(**kw):
+    return GBM("regression", learning_rate=0.1, n_estimators=300, early_stopping_rounds=20, n_jobs=1, **kw)
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return load(n_stores=6)  # about 4,300 rows, January 2013 to July 2015; Date is ISO text
+
+
+def table(raw, splits):
+    return Tabular(raw, procs=[Categorify, FillMissing, Normalize], cat_names=CAT_NAMES, cont_names=CONT_NAMES,
+                   y_names="LogSales", y_block="regression", splits=splits)
+
+
+@pytest.fixture(scope="module")
+def tab(raw):
+    return table(raw, TimeSplitter("Date", "2015-06-01"))
+
+
+def days_of(raw, tab):
+    """Each training row's day, from the raw table (the Tabular's training rows are rows train_idx of it)."""
+    return raw["Date"].str.to_date().to_numpy()[tab.train_idx]
+
+
+def assert_periods(bag, days):
+    """Each fold's scored rows are one contiguous period: no row a fold model trained or stopped on falls on a day
+    inside it, and fold f's period ends before fold f + 1's begins."""
+    last = None
+    for f in range(bag.n_folds):
+        fit_idx, stop_idx, held = bag.fold_rows(f)
+        lo, hi = days[held].min(), days[held].max()
+        seen = days[np.concatenate([fit_idx, stop_idx])]
+        assert not ((seen >= lo) & (seen <= hi)).any(), f"fold {f} trained on a day of the period it is scored on"
+        assert last is None or last < lo
+        last = hi
+
+
+def test_fit_ensemble_bags_a_time_split_table_on_contiguous_periods(raw, tab):
+    assert split_in_time(tab) == "Elapsed"  # the date as a number, a model input; Normalize keeps its order
+    ens = fit_ensemble(tab, n_folds=4, candidates={"gbm": gbm()}, stack=False, verbose=False)
+    bag = ens.members[0]
+    assert (bag.fold_kind_, bag.folds, bag.time_col) == ("time", "time", "Elapsed")
+    assert_periods(bag, days_of(raw, tab))
+    assert "4 contiguous periods in the time order of 'Elapsed'" in ens.report_["status"][-1]
+    # shuffled folds, as before: every fold's scored rows share their days with the rows its model trained on
+    shuffled = BaggedModel(gbm(), n_folds=4, folds="shuffled").fit(tab.train)
+    days = days_of(raw, tab)
+    fit_idx, _, held = shuffled.fold_rows(0)
+    assert shuffled.fold_kind_ == "shuffled" and np.isin(days[held], days[fit_idx]).mean() > 0.9
+
+
+def test_bagged_model_time_folds_explicit_and_refit_keeps_them(raw, tab):
+    days = days_of(raw, tab)
+    by_col = BaggedModel(gbm(), n_folds=3, time_col="Elapsed", refit_stopped=False).fit(tab.train)
+    by_order = BaggedModel(gbm(), n_folds=3, folds="time").fit(as_data(tab.train), order=days)
+    assert by_col.fold_kind_ == by_order.fold_kind_ == "time"
+    assert np.array_equal(by_col.folds_, by_order.folds_)  # the same periods from the column or the days
+    assert_periods(by_order, days)
+    # the out-of-fold guarantee holds: each row predicted by the model fitted without it
+    d = as_data(tab.train)
+    held = by_order.fold_rows(1)[2]
+    assert np.allclose(by_order.models_[1].predict(d.take(held)), by_order.oof_predictions_[held])
+    before = by_col.folds_.copy()
+    for _ in by_col.refit_folds(tab.train):
+        pass
+    assert by_col.refit_stopped and np.array_equal(by_col.folds_, before) and by_col.fold_kind_ == "time"
+
+
+def test_time_folds_bad_input(raw, tab):
+    d = as_data(tab.train)
+    with pytest.raises(ParameterError, match="time_col="):
+        BaggedModel(gbm(), folds="time").fit(d)
+    with pytest.raises(ParameterError, match="folds='shuffled'"):
+        BaggedModel(gbm(), folds="shuffled").fit(d, order=np.arange(len(d)))
+    with pytest.raises(DataError, match="'Date' is not a column"):
+        BaggedModel(gbm(), time_col="Date").fit(d)
+    with pytest.raises(DataError, match="gives 3 times"):
+        BaggedModel(gbm(), folds="time").fit(d, order=[1, 2, 3])
+    with pytest.raises(ParameterError, match="folds="):
+        BaggedModel(gbm(), folds="blocked")
+    with pytest.raises(ParameterError, match="time_col"):
+        fit_ensemble(tab, folds="shuffled", time_col="Elapsed", verbose=False)
+    # too few distinct times for the folds, a missing time, text that is not dates
+    with pytest.raises(DataError, match="2 distinct times cannot make 3"):
+        make_folds(np.zeros(6), "regression", 3, 0, order=[0, 0, 0, 0, 1, 1])
+    with pytest.raises(DataError, match="first at training row 2"):
+        make_folds(np.zeros(4), "regression", 2, 0, order=[1.0, 2.0, np.nan, 3.0])
+    with pytest.raises(DataError, match="does not read as dates"):
+        make_folds(np.zeros(4), "regression", 2, 0, order=["a", "b", "c", "d"])
+
+
+def test_a_random_split_keeps_shuffled_folds(raw):
+    tab = table(raw.head(1500), RandomSplitter(0.2, seed=0))
+    assert split_in_time(tab) is None
+    ens = fit_ensemble(tab, n_folds=3, candidates={"gbm": gbm()}, stack=False, verbose=False)
+    assert ens.members[0].fold_kind_ == "shuffled" and ens.report_["status"][-1].endswith("3 shuffled folds")
+
+
+def test_text_dates_order_folds_by_day():
+    order = pl.Series(["2015-01-03", "2015-01-01", "2015-01-02", "2015-01-01"])
+    assert [h.tolist() for _, h in make_folds(np.zeros(4), "regression", 2, 0, order=order)] == [[1, 3], [0, 2]]
