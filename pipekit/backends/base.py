@@ -153,21 +153,63 @@ class Model(Component):
         return obj
 
 
+class KeepsProcessor:
+    """What keeps the fitted procs of the Tabular whose split it was fitted on as ``processor_`` (None for a bare
+    frame), so that, saved and loaded in a fresh process, it still processes raw rows as that Tabular did:
+    ``model.predict(model.process(df))``, as ``learn.export`` carries its processing in fastai. Every backend keeps
+    them; a ``processor_`` read from a file must be the fitted procs of a Tabular, since ``process(rows)`` and
+    ``processor()`` hand it raw rows. A file written before models kept them loads without them."""
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        from pipekit.tabular.processor import TabularProcessor
+
+        super().state_from_data(state)  # type: ignore[misc]
+        p = vars(self).get("processor_")
+        if p is not None and not (isinstance(p, TabularProcessor) and p.is_fitted):
+            raise ExportError(f"{type(self).__name__}: processor_ must be the fitted procs of a Tabular (a fitted "
+                              f"TabularProcessor), got {'an unfitted' if isinstance(p, TabularProcessor) else 'a'} "
+                              f"{type(p).__name__}")
+
+    def processor(self) -> Any:
+        """The fitted procs of the Tabular whose split this model was fitted on (``model.processor().transform(df)``
+        processes new raw rows)."""
+        self.check_is_fitted()  # type: ignore[attr-defined]
+        p = vars(self).get("processor_")
+        if p is None:
+            raise ParameterError(f"this {type(self).__name__} keeps no procs: it was fitted on a bare frame (as_data), "
+                                 "or read from a file written before models kept them; process rows with the Tabular "
+                                 "it was fitted on (model.predict(tab.new(df)), in the session that built it), or fit "
+                                 "it on a split of a Tabular (model.fit(tab.train)) and save it again")
+        return p
+
+    def process(self, raw: Any) -> Any:
+        """Raw rows (a Polars/pandas frame, a table file, a dict row, a pandas Series or a list of dict rows; with
+        or without the target) processed by the procs this model was fitted with, ready for ``predict``:
+        ``model.predict(model.process(df))`` gives what ``model.predict(tab.new(df))`` gave in the session that built
+        the Tabular. A CSV file is read as the training table was (``Tabular.new`` reads it the same way:
+        ``pipekit.tabular.core.process_new``)."""
+        from pipekit.tabular.core import TabularSplit, process_new
+
+        p = self.processor()
+        return TabularSplit(process_new(p, raw), p, None, "new")
+
+
 #: a fitted model's ``procs_signature_``: the signature of the procs of the Tabular it was fitted on, or None when
 #: it was fitted on a bare frame
 PROCS_SIGNATURE = Is(lambda v: v is None or isinstance(v, str), "the signature of its procs (text) or null")
 
 
-class Backend(Model):
+class Backend(KeepsProcessor, Model):
     """Shared behaviour of the backends. Subclasses implement ``_fit(d, valid)`` (setting the learned
     model in ``model_``, or the attribute named by ``model_attr``), ``_predict(d)``, and, when the learned
     model is not plain data, ``model_to_data()`` / ``model_from_data(data)``.
 
     Fitted attributes: ``feature_names_``, ``cat_features_``, ``classes_`` (classification, labels
     sorted), ``procs_signature_``, ``cat_levels_`` and ``cat_dtypes_`` (the number of codes of each categorical input
-    and the type they came in, when fitted on a Tabular's split), ``norm_stats_`` (the raw mean and standard deviation
-    of each normalised input, when fitted on a Tabular's split: :func:`~pipekit.backends.data.check_rows` holds bare
-    frames to them), ``train_rows_signature_`` (of the training rows, see ``rows_signature``), ``valid_score_``
+    and the type they came in, when fitted on a Tabular's split), ``processor_`` (the fitted procs of that Tabular,
+    None for a bare frame: ``process(df)`` applies them to raw rows, see :class:`KeepsProcessor`), ``norm_stats_``
+    (the raw mean and standard deviation of each normalised input, when fitted on a Tabular's split:
+    :func:`~pipekit.backends.data.check_rows` holds bare frames to them), ``train_rows_signature_`` (of the training rows, see ``rows_signature``), ``valid_score_``
     (when fitted with a ``valid`` split).
     """
 
@@ -215,6 +257,7 @@ class Backend(Model):
         self.feature_names_ = list(train.feature_names)
         self.cat_features_ = [c for c in train.cat_names if c in self.feature_names_]
         self.procs_signature_ = train.procs_signature
+        self.processor_ = train.processor  # saved with the model: a loaded one processes raw rows (process(df))
         self.train_rows_signature_ = rows_signature(train)  # an ensemble never chooses weights on these rows
         vocabs = train.processor.classes_ if train.processor is not None else {}
         self.cat_levels_ = {c: len(vocabs[c]) for c in self.cat_features_ if c in vocabs}

@@ -261,8 +261,9 @@ def check_no_infinite(d: TabularData, columns: Sequence[str], where: str) -> Non
 RAW_UNITS = 10.0
 #: what to do with rows that are not processed, said alike by every model
 _PROCESS_THEM = ("pass the rows processed by the same Tabular (tab.new(df), in the session that built it), or for an "
-                 "ensemble, also one loaded in a fresh process, ens.predict(ens.process(df)): ens.process applies "
-                 "the procs it was fitted with")
+                 "ensemble or a model fitted on a Tabular's split, also one loaded in a fresh process, "
+                 "ens.predict(ens.process(df)) or model.predict(model.process(df)): process applies the procs it was "
+                 "fitted with")
 
 
 @dataclass(frozen=True)
