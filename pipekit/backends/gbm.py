@@ -12,6 +12,8 @@ Example:
     >>> gbm = gbm.fit(data.take(np.arange(300)), data.take(np.arange(300, 400)))
     >>> gbm.score(data) < 0.5
     True
+    >>> gbm.feature_names_, gbm.feature_importances_.shape, bool((gbm.feature_importances_ > 0).all())
+    (['a', 'c'], (2,), True)
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class GBM(Booster):
     ``early_stopping_rounds`` rounds without improvement and ``best_iteration_`` is used for prediction.
     ``time_limit``: seconds of fitting, after which boosting stops (the rounds done are kept, the best of them
     when it stops early). ``params`` adds or overrides raw LightGBM parameters.
-    Fitted: ``booster_``, ``best_iteration_``, ``evals_result_``, ``stopped_on_time_``, ``valid_score_``.
+    Fitted: ``booster_``, ``best_iteration_``, ``evals_result_``, ``stopped_on_time_``, ``valid_score_``,
+    ``feature_importances_`` (split counts in ``feature_names_`` order, as LightGBM's scikit-learn API).
     """
 
     model_attr = "booster_"
@@ -123,6 +126,15 @@ class GBM(Booster):
         check("GBM.feature_importance", kind=(kind, Options("gain", "split")))
         imp = self.booster_.feature_importance(importance_type=kind, iteration=self.best_iteration_)
         return feature_frame(self.feature_names_, imp)
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """The number of splits on each input (over the rounds kept, ``best_iteration_``), in the order of
+        ``feature_names_``, unnormalised: what LightGBM's scikit-learn API gives with its default
+        ``importance_type="split"``. ``feature_importance(kind="gain")`` is the total gain, as a sorted frame."""
+        self.check_is_fitted()
+        return np.asarray(self.booster_.feature_importance(importance_type="split", iteration=self.best_iteration_),
+                          dtype=np.int64)
 
     def contributions(self, data: Any) -> Contributions:
         """TreeSHAP values from LightGBM (``pred_contrib=True``) in raw-score space: log-odds for binary,

@@ -1,0 +1,63 @@
+"""What scikit-learn and book chapter 9 users reach for on a backend, on real adult rows: ``feature_importances_``
+on the GBM as on the forest, ``fit(xs, y)`` refused with what fit takes, and ``xs[to_keep]`` as
+``TabularData.select``."""
+
+from __future__ import annotations
+
+import os
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+import pytest
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.backends import GBM, ExtraTrees, RandomForest, as_data
+from pipekit.core import DataError, ParameterError
+from pipekit.data import RandomSplitter
+from pipekit.tabular import Tabular
+
+pytestmark = pytest.mark.skipif(not os.environ.get("PIPEKIT_DATA"), reason="needs $PIPEKIT_DATA")
+CATS, CONTS = ["workclass", "education", "marital-status", "occupation"], ["age", "hours-per-week", "education-num"]
+
+
+@pytest.fixture(scope="module")
+def tab() -> Tabular:
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(3000)
+    return Tabular(df, cat_names=CATS, cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=1))
+
+
+@pytest.fixture(scope="module")
+def gbm(tab) -> GBM:
+    return GBM("classification", n_estimators=200, learning_rate=0.1, n_jobs=1).fit(tab.train, tab.valid)
+
+
+def test_gbm_feature_importances_are_lightgbm_split_counts_in_input_order(tab, gbm, tmp_path):
+    imp = gbm.feature_importances_
+    names = gbm.feature_names_
+    assert imp.shape == (len(names),) and imp.dtype.kind == "i" and imp.sum() > 0
+    # LightGBM's scikit-learn API on the same inputs and rounds gives the same counts, in the same order
+    X, d = gbm.matrix(as_data(tab.train), order="F"), as_data(tab.train)
+    assert gbm.best_iteration_ < 200  # early stopping kept fewer rounds: the counts are of those kept
+    ref = lgb.LGBMClassifier(n_estimators=gbm.best_iteration_, learning_rate=0.1, num_leaves=31,
+                             min_child_samples=20, reg_lambda=0.0, colsample_bytree=1.0, random_state=0,
+                             deterministic=True, n_jobs=1, verbose=-1, force_col_wise=True)
+    ref.fit(X, gbm.encode_y(d.y), categorical_feature=[names.index(c) for c in gbm.cat_features_])
+    np.testing.assert_array_equal(imp, ref.feature_importances_)
+    # the sorted frame with kind="split" holds the same numbers
+    frame = gbm.feature_importance(kind="split")
+    assert dict(zip(frame["feature"], frame["importance"])) == dict(zip(names, imp.tolist()))
+    # and a loaded model gives them too
+    loaded = pipekit.load(gbm.export(tmp_path / "g.pipekit"))
+    np.testing.assert_array_equal(loaded.feature_importances_, imp)
+
+
+def test_forest_and_gbm_importances_agree_in_shape_and_order(tab, gbm):
+    rf = RandomForest("classification", n_estimators=20, n_jobs=1, seed=0).fit(tab.train)
+    assert rf.feature_names_ == gbm.feature_names_
+    assert rf.feature_importances_.shape == gbm.feature_importances_.shape == (len(rf.feature_names_),)
+    # both in feature_names_ order: the same top input by both frames as by the arrays
+    for m in (rf, gbm):
+        frame = m.feature_importance() if m is rf else m.feature_importance(kind="split")
+        assert frame["feature"][0] == m.feature_names_[int(np.argmax(m.feature_importances_))]
