@@ -61,3 +61,46 @@ def test_forest_and_gbm_importances_agree_in_shape_and_order(tab, gbm):
     for m in (rf, gbm):
         frame = m.feature_importance() if m is rf else m.feature_importance(kind="split")
         assert frame["feature"][0] == m.feature_names_[int(np.argmax(m.feature_importances_))]
+
+
+@pytest.mark.parametrize("y_of", [lambda s: s.y, lambda s: pl.Series("salary", s.y), lambda s: list(s.y)],
+                         ids=["numpy", "polars", "list"])
+def test_fit_with_a_target_as_valid_says_what_fit_takes(tab, y_of):
+    xs, y = tab.train.xs, as_data(tab.train).y
+    for model in (RandomForest("classification", n_estimators=5, n_jobs=1), GBM("classification", n_jobs=1)):
+        with pytest.raises(ParameterError, match=r"fit\(train, valid=None\) takes splits .*valid got a "
+                                                 r"(numpy\.ndarray|polars\.Series|list) of \d+ values.*"
+                                                 r"as_data\(xs, y=y\).*TabularClassifier"):
+            model.fit(xs, y_of(tab.train))
+        assert not model.is_fitted
+    # the way it says works
+    rf = RandomForest("classification", n_estimators=5, n_jobs=1).fit(as_data(xs, y=y))
+    assert rf.score(tab.valid) > 0.7
+
+
+def test_select_keeps_inputs_categories_and_procs(tab):
+    to_keep = ["age", "education", "marital-status", "education-num"]
+    train, valid = as_data(tab.train), as_data(tab.valid)
+    sel = train.select(to_keep)
+    assert sel.feature_names == to_keep and sel.cat_names == ("education", "marital-status")
+    assert sel.procs_signature == train.procs_signature and sel.processor is train.processor
+    np.testing.assert_array_equal(sel.y, train.y)
+    assert train.drop(["workclass", "occupation"]).feature_names == [
+        c for c in train.feature_names if c not in ("workclass", "occupation")]
+    for bad in (lambda: train.select(["age", "Age", "salary"]), lambda: train.drop(["nope"])):
+        with pytest.raises(DataError, match=r"column\(s\) \['(Age', 'salary|nope)'\] are not inputs of this split"):
+            bad()
+
+    rf = ExtraTrees("classification", n_estimators=20, n_jobs=1, seed=0).fit(sel, valid.select(to_keep))
+    assert rf.feature_names_ == to_keep and rf.cat_features_ == ["education", "marital-status"]
+    # it predicts its selection, and any split of the Tabular (it reads its own columns of it)
+    p = rf.predict(valid.select(to_keep))
+    np.testing.assert_array_equal(p, rf.predict(tab.valid))
+    assert rf.valid_score_ > 0.7
+    # given other columns, or a split of other procs, it refuses
+    with pytest.raises(DataError, match=r"input column\(s\) \['education-num'\] missing"):
+        rf.predict(valid.select(to_keep[:3]))
+    other = Tabular(pl.read_csv(D.path("adult_sample") / "adult.csv").slice(3000, 1000), cat_names=CATS,
+                    cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=1))
+    with pytest.raises(DataError, match="processed by different procs"):
+        rf.predict(as_data(other.valid).select(to_keep))

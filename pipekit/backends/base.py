@@ -194,6 +194,30 @@ class KeepsProcessor:
         return TabularSplit(process_new(p, raw), p, None, "new")
 
 
+def check_valid_split(model: Any, valid: Any) -> None:
+    """Refuse a ``valid`` given to ``model.fit(train, valid)`` that is not a split (None, a processed split of a
+    Tabular, a ``TabularData`` or a frame of inputs): an array, Series or list there is the target of a scikit-learn
+    habit, ``fit(xs, y)``, which fit would take as validation rows.
+
+    >>> from pipekit.backends import RandomForest
+    >>> check_valid_split(RandomForest("regression"), [1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: RandomForest.fit(train, valid=None) takes splits ...
+    """
+    if valid is None or isinstance(valid, (TabularData, ProcessedSplit, pl.DataFrame)) or (
+            type(valid).__module__.split(".")[0] == "pandas" and type(valid).__name__ == "DataFrame"):
+        return
+    n = len(valid) if hasattr(valid, "__len__") else None
+    what = f"a {type(valid).__module__.split('.')[0]}.{type(valid).__name__}".replace("builtins.", "")
+    name = type(model).__name__
+    raise ParameterError(f"{name}.fit(train, valid=None) takes splits (tab.train, tab.valid from a Tabular, or "
+                         f"as_data(xs, y=y)), and valid got {what}{'' if n is None else f' of {n} values'}, not a "
+                         "split: to fit on inputs xs and targets y, pass model.fit(as_data(xs, y=y)) "
+                         "(pipekit.backends.as_data), or use the scikit-learn wrappers TabularClassifier / "
+                         "TabularRegressor (pipekit.sklearn), whose fit takes X and y")
+
+
 #: a fitted model's ``procs_signature_``: the signature of the procs of the Tabular it was fitted on, or None when
 #: it was fitted on a bare frame
 PROCS_SIGNATURE = Is(lambda v: v is None or isinstance(v, str), "the signature of its procs (text) or null")
@@ -228,6 +252,7 @@ class Backend(KeepsProcessor, Model):
 
     def fit(self, train: Any, valid: Any = None) -> Any:
         """Fit on ``train``; ``valid`` (optional) is scored into ``valid_score_`` (and stops a GBM early)."""
+        check_valid_split(self, valid)
         d = as_data(train)
         self._setup(d)
         v = None if valid is None else self._prepare(valid)
@@ -250,7 +275,8 @@ class Backend(KeepsProcessor, Model):
 
     def _setup(self, train: TabularData) -> None:
         if train.y is None:
-            raise DataError("the training split has no targets (ys); pass a labelled split to fit")
+            raise DataError("the training split has no targets (ys); pass a labelled split to fit: tab.train, or for "
+                            "a frame of inputs and its targets as_data(xs, y=y)")
         if len(train) == 0:
             raise DataError("the training split is empty")
         check_no_infinite(train, train.feature_names, f"{type(self).__name__}.fit")

@@ -65,10 +65,39 @@ class TabularData:
             raise DataError(f"{what} {missing} missing from the data (its columns: {self.feature_names}); process "
                             "new data with the same Tabular (tab.new(df)) so every input column exists")
 
-    def drop(self, columns: Sequence[str]) -> TabularData:
-        """The split without the input ``columns``."""
-        return replace(self, xs=self.xs.drop(list(columns)),
-                       cat_names=tuple(c for c in self.cat_names if c not in columns))
+    def select(self, columns: str | Sequence[str]) -> TabularData:
+        """The split with only the input ``columns``, in that order (the book's ``xs[to_keep]``): the same rows,
+        targets and procs, its categorical inputs still categorical. A model fitted on it reads those columns of
+        any split of the same Tabular.
+
+        >>> d = as_data(pl.DataFrame({"a": [0.5, 1.5], "b": [1.0, 2.0], "c": [1, 2]}), y=[0, 1])
+        >>> d.select(["c", "a"]).feature_names, d.select(["c", "a"]).cat_names, d.drop("b").feature_names
+        (['c', 'a'], ('c',), ['a', 'c'])
+        >>> d.select(["a", "age"])
+        Traceback (most recent call last):
+        ...
+        pipekit.core.errors.DataError: select: column(s) ['age'] are not inputs of this split; its inputs are ['a', 'b', 'c']
+        """
+        keep = self._known(columns, "select")
+        if not keep:
+            raise DataError("select: no columns given; a split needs at least one input")
+        return replace(self, xs=self.xs.select(keep), cat_names=tuple(c for c in self.cat_names if c in keep))
+
+    def drop(self, columns: str | Sequence[str]) -> TabularData:
+        """The split without the input ``columns`` (see :meth:`select`)."""
+        gone = self._known(columns, "drop")
+        return replace(self, xs=self.xs.drop(gone), cat_names=tuple(c for c in self.cat_names if c not in gone))
+
+    def _known(self, columns: str | Sequence[str], what: str) -> list[str]:
+        """``columns`` (one name or several, each once) where every one is an input; the error names the others."""
+        names = [columns] if isinstance(columns, str) else list(columns)
+        if not all(isinstance(c, str) for c in names):
+            raise ParameterError(f"{what}: columns must be column names (text), got {names[:5]}")
+        unknown = [c for c in names if c not in self.xs.columns]
+        if unknown:
+            raise DataError(f"{what}: column(s) {unknown} are not inputs of this split; its inputs are "
+                            f"{self.feature_names}")
+        return list(dict.fromkeys(names))
 
     def matrix(self, columns: Sequence[str], order: Literal["C", "F"] = "C", dtype: Any = np.float32) -> np.ndarray:
         """The inputs as one 2-D array in ``columns`` order, written column by column straight from the
