@@ -245,6 +245,69 @@ def test_date_columns_become_date_parts_on_rossmann():
     assert with_dates > without + 0.01 and with_dates > 0.88, (with_dates, without)
 
 
+def _rossmann_as_read_by_pandas():
+    import pandas as pd
+
+    df = pd.read_csv(path("rossmann_sample") / "train.csv", low_memory=False)  # no parse_dates: Date is text
+    df = df[df.Sales > 0]
+    return df.drop(columns=["Sales", "Customers"]), np.log(df.Sales.to_numpy())
+
+
+def test_iso_text_dates_are_dates_with_no_time_parts_for_days():
+    """Rossmann read by pd.read_csv without parse_dates has Date as text ('2015-07-31'): it is a date column (its
+    later days were all '#na#' as a category), and a column of days gets no constant Hour/Minute/Second parts, as
+    text or as datetime64. Text with one value that is no ISO date stays a category."""
+    import warnings
+
+    import pandas as pd
+
+    X, y = _rossmann_as_read_by_pandas()
+    later, earlier = slice(None, 15711), slice(15711, None)  # the file runs from the last day back
+
+    def fit(XX):
+        return TabularRegressor(GBM("regression", n_estimators=40, n_jobs=1), random_state=0).fit(
+            XX.iloc[earlier], y[earlier])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 15623 later dates never seen in training
+        text = fit(X)
+        p_text = text.predict(X.iloc[later])
+    assert text.date_names_ == ["Date"] and text.cat_names_ == ["StateHoliday"]
+    parts = text.processor_.cont_names_
+    assert {"Date_Year", "Date_Dayofyear", "Date_Elapsed"} <= set(parts) and "Date" not in text.processor_.cat_names_
+    assert not {"Date_Hour", "Date_Minute", "Date_Second"} & set(parts)
+    timed = fit(X.assign(Date=pd.to_datetime(X.Date)))
+    assert timed.processor_.cont_names_ == parts
+    assert np.array_equal(timed.predict(X.iloc[later]), p_text)  # text at predict is parsed the same
+    odd = X.iloc[earlier].copy()
+    odd.iloc[5, odd.columns.get_loc("Date")] = "2015-07-31x"
+    assert TabularRegressor(GBM("regression", n_estimators=5, n_jobs=1)).fit(
+        odd.head(3000), y[earlier][:3000]).date_names_ == []
+    hours = X.head(3000).assign(Date=X.Date.head(3000) + " 13:45")
+    assert "Date_Hour" in TabularRegressor(GBM("regression", n_estimators=5, n_jobs=1)).fit(
+        hours, y[:3000]).processor_.cont_names_
+
+
+def test_a_saved_model_with_time_parts_of_a_date_column_predicts_as_it_did(tmp_path, monkeypatch):
+    """A model saved when a datetime column of days still got Hour/Minute/Second parts keeps reading them."""
+    import pandas as pd
+
+    import pipekit.sklearn.frames as frames
+
+    X, y = _rossmann_as_read_by_pandas()
+    X = X.head(6000).assign(Date=pd.to_datetime(X.Date.head(6000)))
+    y = y[:6000]
+    with monkeypatch.context() as m:
+        m.setattr(frames, "has_time_of_day", lambda values: True)  # as date parts were made before
+        old = TabularRegressor(GBM("regression", n_estimators=20, n_jobs=1), random_state=0).fit(X, y)
+        before = old.predict(X)
+        pipekit.save(old, tmp_path / "old.pipekit")
+    assert "Date_Hour" in old.processor_.cont_names_
+    loaded = pipekit.load(tmp_path / "old.pipekit")
+    assert np.array_equal(loaded.predict(X), before)
+    assert np.array_equal(loaded.predict(X.assign(Date=X.Date.dt.strftime("%Y-%m-%d"))), before)
+
+
 # ---------------------------------------------------------------------------------------- seeds
 def test_random_state_makes_fits_reproducible(held):
     (X, y), (Xt, _) = held

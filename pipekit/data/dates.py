@@ -4,6 +4,8 @@ day-first and month-first (``01/06/2015``), so no date is silently read the othe
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 from pipekit.core.errors import DataError
@@ -65,3 +67,44 @@ def iso_format(values: pl.Series) -> str | None:
     misses = [values.str.to_datetime(f, strict=False).null_count() for f in _ISO_FORMATS]
     best = min(range(len(misses)), key=misses.__getitem__)
     return _ISO_FORMATS[best] if len(values) and misses[best] < len(values) else None
+
+
+# a date written year first with dashes, optionally with a time of day: 2015-07-31, 2015-07-31 13:45:00, ...T13:45
+_STRICT_ISO = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+
+
+def iso_dates(values: pl.Series) -> bool:
+    """Whether text ``values`` are dates written the ISO way (``2015-07-31``, optionally with a time of day), every
+    one of them that is not null in one layout, and real dates (no 2015-02-30): a column read from a CSV without
+    parsing its dates.
+
+    >>> iso_dates(pl.Series(["2015-07-31", None, "2015-08-01"])), iso_dates(pl.Series(["2015-02-30"]))
+    (True, False)
+    >>> iso_dates(pl.Series(["31/07/2015"])), iso_dates(pl.Series(["2015", "a"])), iso_dates(pl.Series([None], dtype=pl.String))
+    (False, False, False)
+    """
+    if values.dtype != pl.String:
+        return False
+    given = values.drop_nulls().str.strip_chars().unique()
+    if given.is_empty() or not given.str.contains(_STRICT_ISO).all():
+        return False
+    fmt = iso_format(given)  # one layout for all, as add_datepart reads them
+    return fmt is not None and not given.str.to_datetime(fmt, strict=False, time_unit="us").null_count()
+
+
+def has_time_of_day(values: pl.Series) -> bool:
+    """Whether dates (a Date or Datetime column, or ISO text) hold a time of day other than midnight: date parts
+    of a column of days leave out the hour, minute and second, which would be constant.
+
+    >>> has_time_of_day(pl.Series(["2015-07-31", "2015-08-01"])), has_time_of_day(pl.Series(["2015-07-31 13:45"]))
+    (False, True)
+    """
+    if values.dtype == pl.String:
+        given = values.drop_nulls().str.strip_chars().unique()
+        fmt = iso_format(given)
+        if fmt is None:
+            return False
+        values = given.str.to_datetime(fmt, strict=False, time_unit="us")
+    if not isinstance(values.dtype, pl.Datetime):
+        return False
+    return bool((values.drop_nulls().dt.time() != dt.time(0)).any())

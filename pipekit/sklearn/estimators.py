@@ -3,8 +3,8 @@ scikit-learn's estimator contract, so they work in ``cross_val_score``, ``GridSe
 ``StackingClassifier`` and the rest of scikit-learn's tools.
 
 ``fit(X, y)`` takes a pandas or Polars frame, a pyarrow table or a NumPy array; text, category, boolean
-and date columns are handled by the procs (``Categorify``, ``FillMissing``, ``Normalize``) and date parts,
-not by the user. The fitted pipekit pieces stay reachable: ``model_`` is the backend (or ensemble) with its
+and date columns (dates and datetimes, and text holding ISO dates) are handled by the procs (``Categorify``,
+``FillMissing``, ``Normalize``) and date parts, not by the user. The fitted pipekit pieces stay reachable: ``model_`` is the backend (or ensemble) with its
 own API, ``processor_`` the fitted processing, and ``process(X)`` the processed split the backend reads,
 so ``clf.model_.predict(clf.process(X))`` is what ``clf.predict_proba(X)`` returns. A backend trained the
 pipekit way (on a ``Tabular``) becomes an estimator with :meth:`TabularClassifier.from_model`.

@@ -3,7 +3,8 @@ way scikit-learn checks them (the same messages where scikit-learn's tools match
 
 ``X`` may be a pandas or Polars frame, a pyarrow table, a NumPy array or anything ``np.asarray`` takes.
 Frames keep their column types (text, categories, dates); an array's object columns holding text become
-text columns. Columns get roles (categorical, continuous, date) from the names given or from their type.
+text columns. Columns get roles (categorical, continuous, date) from the names given or from their type; text
+whose every value is an ISO date (``2015-07-31``, a CSV read without parsing dates) is a date column.
 
 Example:
     >>> import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipekit.data.dates import has_time_of_day, iso_dates
 from pipekit.data.items import to_items
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.tabular.dates import add_datepart
@@ -145,8 +147,8 @@ def column_roles(frame: pl.DataFrame, cat_names: Sequence[Any] | None, cont_name
     for c, dt in frame.schema.items():
         if c in seen:
             continue
-        if dt == pl.Date or isinstance(dt, pl.Datetime):
-            dates.append(c)
+        if dt == pl.Date or isinstance(dt, pl.Datetime) or iso_dates(frame[c]):
+            dates.append(c)  # ISO text too: a date column of a CSV read without parse_dates
         elif dt == pl.String or dt == pl.Boolean or isinstance(dt, (pl.Categorical, pl.Enum)):
             cat.append(c)
         elif dt.is_numeric() or dt == pl.Null:
@@ -184,12 +186,19 @@ def date_parts(frame: pl.DataFrame, dates: Sequence[str],
     """Each date column replaced by its parts (``<col>_Year``, ``<col>_Month``, ..., ``<col>_Elapsed``;
     times of day for the ``times`` columns, by default those that are datetimes); returns the frame and the new
     categorical (the ``Is_*`` flags) and continuous part names. Text dates are parsed (ISO and the usual layouts),
-    so rows read back from a CSV give the parts their datetimes gave at fit when ``times`` names them."""
+    so rows read back from a CSV give the parts their datetimes gave at fit when ``times`` names them. By default
+    only a column holding a time of day other than midnight gets the hour, minute and second (of a column of days
+    they would be constant), as ``add_datepart(time=False)`` leaves them out.
+
+    >>> out, cat, cont = date_parts(pl.DataFrame({"d": ["2015-07-31", "2015-08-01"]}), ["d"])
+    >>> cont[:2], "d_Hour" in cont, "d_Hour" in date_parts(pl.DataFrame({"d": ["2015-07-31 13:45"]}), ["d"])[2]
+    (['d_Year', 'd_Month'], False, True)
+    """
     cat: list[str] = []
     cont: list[str] = []
     for c in dates:
         before = set(frame.columns)
-        time = c in times if times is not None else isinstance(frame.schema[c], pl.Datetime)
+        time = c in times if times is not None else has_time_of_day(frame[c])
         frame = add_datepart(frame, c, prefix=f"{c}_", time=time)  # type: ignore[assignment]
         for part in frame.columns:
             if part not in before:
