@@ -209,7 +209,7 @@ def test_folds_stay_at_five_when_the_rarest_class_has_fewer_than_eight_rows():
                   y_names="race", splits=(np.arange(len(df) - 600), np.arange(len(df) - 600, len(df))))
     gbm = {"gbm": GBM("classification", learning_rate=0.3, n_estimators=30, n_jobs=1)}
     ens = fit_ensemble(tab, time_limit=600, metric="accuracy", candidates=gbm, stack=False, verbose=False)
-    assert ens.members[0].n_folds == 5 and ens.report_["status"][-1] == "time limit 600 s, 5 folds"
+    assert ens.members[0].n_folds == 5 and ens.report_["status"][-1] == "time limit 600 s, 5 shuffled folds"
 
 
 def test_bad_candidates_and_a_quiet_net(tab, capfd):
@@ -238,11 +238,11 @@ def test_default_folds_are_eight_unless_a_time_limit_leaves_too_little_for_them(
         bag = ens.members[0]
         assert bag.n_folds == k and len(bag.models_) == k
         assert sorted(np.unique(bag.folds_[0]).tolist()) == list(range(k))
-        assert ens.report_["status"][-1].endswith(f", {k} folds")
-    assert free.report_["status"][-1] == "time limit none, 8 folds"
-    assert roomy.report_["status"][-1] == "time limit 600 s, 8 folds"
+        assert ens.report_["status"][-1].endswith(f", {k} shuffled folds")
+    assert free.report_["status"][-1] == "time limit none, 8 shuffled folds"
+    assert roomy.report_["status"][-1] == "time limit 600 s, 8 shuffled folds"
     assert roomy.report_["model"].to_list() == ["gbm", "weighted_ensemble", "total"]  # bagged again, listed once
-    assert tight.report_["status"][-1] == "time limit 0.001 s, 5 folds"
+    assert tight.report_["status"][-1] == "time limit 0.001 s, 5 shuffled folds"
     np.testing.assert_array_equal(roomy.members[0].oof_predictions_, free.members[0].oof_predictions_)
     with pytest.raises(ParameterError, match="n_folds=1 is not accepted"):
         fit_ensemble(tab, n_folds=1)
