@@ -178,7 +178,7 @@ def process_new(processor: TabularProcessor, source: Any, with_labels: bool | No
     frame = read_new(processor, source)
     with naming_file(source):
         warn_missing_ids(frame, ids)
-        return processor.transform(frame, with_labels)
+        return processor.transform(frame, with_labels, missing_said=ids)
 
 
 def warn_missing_ids(frame: pl.DataFrame, ids: Sequence[str]) -> None:

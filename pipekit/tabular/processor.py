@@ -375,12 +375,14 @@ class TabularProcessor(Component):
                             f"classes {self.y_vocab_}; keep every class in the training rows.")
 
     # ------------------------------------------------------------------ applying
-    def transform(self, frame: F, with_labels: bool | None = None) -> F:
+    def transform(self, frame: F, with_labels: bool | None = None, missing_said: Sequence[str] = ()) -> F:
         """Apply the fitted processing to new rows. ``with_labels=True``: the targets must be there, each a known
         class (or a finite number); ``False``: the target columns are ignored, as rows to be scored carry them
         blank or with anything in them; ``None``: targets are encoded when their columns are present and usable
         (a labelled frame with no rows keeps its target columns; an all-null target is an unlabelled set, and a
-        target with blanks or classes never seen in training is ignored, with a warning)."""
+        target with blanks or classes never seen in training is ignored, with a warning). ``missing_said``: columns
+        whose missing values the caller has already warned about (a rating's ids), left out of the warning about
+        categorical columns missing only in new rows."""
         self.check_is_fitted("Tabular(...) or fit_transform")
         columns = schema_of(frame).names()
         self.check_columns(columns, where="new data", need_y=False)
@@ -395,7 +397,7 @@ class TabularProcessor(Component):
                 frame, raw, y_present = frame.drop(self.y_names), frame.drop(self.y_names), False
             for proc in self.procs:
                 proc.check_new(frame)
-            self._check_new_missing(frame)
+            self._check_new_missing(frame, missing_said)
         out = self._apply(frame)
         if y_present:
             out = out.with_columns(self._target_exprs(out))
@@ -405,13 +407,13 @@ class TabularProcessor(Component):
             out = out.drop(self.y_names)  # classes never seen in training, read from the codes just made
         return out
 
-    def _check_new_missing(self, frame: pl.DataFrame) -> None:
+    def _check_new_missing(self, frame: pl.DataFrame, said: Sequence[str] = ()) -> None:
         """Warn about a categorical column with missing values in new rows that had none in the training rows: the
         model reads them as ``#na#``, a code it never learned from, and its predictions for those rows shift."""
         learned = getattr(self, "cat_missing_", None)
         if learned is None:
             return  # a file written before the training rows' missing values were kept
-        cols = [c for c in self.cat_names if c not in learned and c in frame.columns]
+        cols = [c for c in self.cat_names if c not in learned and c not in said and c in frame.columns]
         if not cols or not len(frame):
             return
         counts = frame.select([present(c, frame.schema[c]).not_().sum().alias(c) for c in cols]).row(0)
