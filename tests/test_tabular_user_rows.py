@@ -158,9 +158,9 @@ def test_a_date_column_read_back_from_csv_as_text_gives_the_parts_it_gave_at_fit
     from pipekit.sklearn import TabularRegressor
 
     raw = pd.read_csv(path("rossmann_sample") / "train.csv", nrows=2000, dtype={"StateHoliday": str})
-    X = raw[["Store", "Promo", "Date"]].assign(Date=pd.to_datetime(raw["Date"]))  # a datetime: with times of day
+    X = raw[["Store", "Promo", "Date"]].assign(Date=pd.to_datetime(raw["Date"]))  # a datetime of days
     reg = TabularRegressor("rf", cat_names=["Store"], random_state=0).fit(X, raw["Sales"])
-    assert "Date_Hour" in reg.processor_.cont_names
+    assert "Date_Dayofyear" in reg.processor_.cont_names and "Date_Hour" not in reg.processor_.cont_names
     ref = reg.predict(X)
     np.testing.assert_allclose(reg.predict(X.assign(Date=raw["Date"])), ref)  # the CSV's "2015-07-31" text
     np.testing.assert_allclose(reg.predict(X.assign(Date=X["Date"].dt.date)), ref)  # python dates
