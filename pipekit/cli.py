@@ -362,19 +362,18 @@ def _estimator_scores(est: Any, path: Path) -> Any:
 
 
 def _model_processor(model: Any, what: str) -> Any:
-    """The fitted procs a saved model or ensemble (``what``) processes raw rows with: an ensemble's, a
-    ``BaggedModel``'s, the tabular net's. A plain GBM or forest keeps only their signature: refused, saying how to
-    predict with it."""
+    """The fitted procs a saved model or ensemble (``what``) processes raw rows with (every model fitted on a split
+    of a Tabular keeps them). A model fitted on a bare frame (``as_data``), or read from a file written before
+    models kept them, has none: refused, saying how to predict with it."""
     from pipekit.ensemble.base import members_processor
 
     processor = members_processor([model])
     if processor is None:
         raise ParameterError(
-            f"{what} holds a {type(model).__name__}, which keeps only the signature of the procs it was trained on, "
-            "not the procs, so it cannot process raw rows: score processed rows in Python "
-            "(model.predict(tab.new(df))), or export a model that keeps them (an ensemble fitted on a split of the "
-            "Tabular, a BaggedModel, the tabular net TorchTabular, or a TabularClassifier/TabularRegressor saved with "
-            "pipekit.save)")
+            f"{what} holds a {type(model).__name__} that keeps no procs (it was fitted on a bare frame, or saved "
+            "before models kept them), so it cannot process raw rows: score processed rows in Python "
+            "(model.predict(tab.new(df))), or fit it on a split of the Tabular (model.fit(tab.train)) and export it "
+            "again")
     return processor
 
 

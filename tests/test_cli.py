@@ -264,12 +264,27 @@ def test_predict_with_a_saved_ensemble_names_wrong_input(adult_ensembles, tmp_pa
                              "'photo.png' is an image")
     assert "could not read" in lines[2] and "broken.parquet" in lines[2]
     assert lines[3].endswith("no such file")
-    # a forest keeps only the signature of its procs: it cannot read raw rows, and says how to predict with it
-    with pytest.raises(SystemExit, match=r"holds a RandomForest, which keeps only the signature of the procs .*"
-                                         r"\(model\.predict\(tab\.new\(df\)\)"):
-        main(["predict", str(adult_ensembles["forest"]), files[0]])
+    # a forest fitted on a split of the Tabular keeps its procs: it reads raw rows as the ensembles do
+    import numpy as np
+    import polars as pl
+
     import pipekit
+    from pipekit.backends import RandomForest, as_data
     from pipekit.data import RandomSplitter
+
+    forest = pipekit.load(adult_ensembles["forest"])
+    rows = tmp_path / "people.csv"
+    pl.read_csv(D.path("adult_sample") / "adult.csv").slice(2000, 12).write_csv(rows)
+    assert main(["predict", str(adult_ensembles["forest"]), str(rows)]) == 0
+    printed = [ln.split("\t")[1] for ln in capsys.readouterr().out.splitlines()]
+    assert printed == forest.predict_labels(forest.process(pl.read_csv(rows))).tolist() and len(printed) == 12
+    # one fitted on a bare frame keeps none: refused, saying how to predict with it
+    bare = RandomForest("classification", n_estimators=5, n_jobs=1).fit(
+        as_data(pl.DataFrame({"age": np.arange(60.0)}), y=np.arange(60) % 2))
+    bare.export(tmp_path / "bare.pipekit")
+    with pytest.raises(SystemExit, match=r"holds a RandomForest that keeps no procs .*"
+                                         r"\(model\.predict\(tab\.new\(df\)\)"):
+        main(["predict", str(tmp_path / "bare.pipekit"), files[0]])
 
     pipekit.save(RandomSplitter(valid_pct=0.1, seed=7), tmp_path / "splitter.pipekit")
     with pytest.raises(SystemExit, match=r"holds a RandomSplitter, not a model to predict with"):
