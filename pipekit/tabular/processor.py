@@ -123,8 +123,8 @@ _FITTED_STATE = {
                    "the target's classes (a list of text) or null"),
     "y_type_": Options(*CLASS_TYPES),
     "c_": Is(lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
-    "cat_missing_": Is(lambda v: v is None or (isinstance(v, list) and all(isinstance(c, str) for c in v)),
-                       "the categorical columns with missing values in the training rows (a list), or null"),
+    "cat_complete_": Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+                        "the categorical columns with no missing values in the training rows (a list)"),
 }
 
 
@@ -138,8 +138,8 @@ class TabularProcessor(Component):
     values are the training values; it is saved with the processing. Fitted attributes:
     ``cat_names_`` (with the ``<col>_na`` flags FillMissing adds), ``cont_names_``, ``y_kind_``
     ("category", "regression" or "none"), ``y_vocab_`` (the classes, as text), ``y_type_`` (what they decode
-    to, by the target column's type: "str", "bool", "int" or "float"), ``c_``, ``cat_missing_`` (the categorical
-    columns with a missing value in the training rows; None in files written before it); ``classes_`` gathers the input
+    to, by the target column's type: "str", "bool", "int" or "float"), ``c_``, ``cat_complete_`` (the categorical
+    columns with no missing value in the training rows; none in files written before it); ``classes_`` gathers the input
     vocabularies and ``y_classes_`` gives the target's classes in their own type (``[False, True]``).
     """
 
@@ -153,18 +153,19 @@ class TabularProcessor(Component):
         "skipinitialspace": Is(lambda v: isinstance(v, bool), "True or False")}
     # added to the record in format 3; a record without them (all of format 2) reads new CSV files as they are and
     # decodes the target's classes as text, and the processing's fingerprint stays what format 2 files stored
-    # cat_missing_ came later still: a record without it does not say which columns had missing values in training
-    record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str", "state.cat_missing_": None}
+    # cat_complete_ came later still: a record without it names no column as complete in training, so nothing
+    # missing in new rows is news
+    record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str", "state.cat_complete_": []}
     #: state fields that change how labels decode or what is warned about, not how inputs are encoded: outside
     #: ``procs_signature``, so a model saved before them still matches the same processing fitted now
-    signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_missing_"})
+    signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_complete_"})
     cat_names_: list[str]
     cont_names_: list[str]
     y_kind_: str
     y_vocab_: list[str] | None
     y_type_: str
     c_: int
-    cat_missing_: list[str] | None
+    cat_complete_: list[str]
 
     def __init__(self, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
@@ -330,7 +331,7 @@ class TabularProcessor(Component):
         cats = [c for c in self.cat_names if any(isinstance(p, Categorify) for p in self.procs)]
         counts = collect(frame.select([(train & present(c, schema[c]).not_()).any().alias(c) for c in cats])) \
             if cats else None
-        self.cat_missing_ = [c for c in cats if counts is not None and counts[c][0]]
+        self.cat_complete_ = [c for c in cats if counts is not None and not counts[c][0]]
         frame = self._apply(frame, train, names, text)
         self.cat_names_, self.cont_names_ = names.cat_names, names.cont_names
         self._fit_targets(frame, train)
@@ -410,10 +411,7 @@ class TabularProcessor(Component):
     def _check_new_missing(self, frame: pl.DataFrame, said: Sequence[str] = ()) -> None:
         """Warn about a categorical column with missing values in new rows that had none in the training rows: the
         model reads them as ``#na#``, a code it never learned from, and its predictions for those rows shift."""
-        learned = getattr(self, "cat_missing_", None)
-        if learned is None:
-            return  # a file written before the training rows' missing values were kept
-        cols = [c for c in self.cat_names if c not in learned and c not in said and c in frame.columns]
+        cols = [c for c in self.cat_complete_ if c not in said and c in frame.columns]
         if not cols or not len(frame):
             return
         counts = frame.select([present(c, frame.schema[c]).not_().sum().alias(c) for c in cols]).row(0)
