@@ -123,3 +123,13 @@ def test_a_random_split_keeps_shuffled_folds(raw):
 def test_text_dates_order_folds_by_day():
     order = pl.Series(["2015-01-03", "2015-01-01", "2015-01-02", "2015-01-01"])
     assert [h.tolist() for _, h in make_folds(np.zeros(4), "regression", 2, 0, order=order)] == [[1, 3], [0, 2]]
+
+
+def test_time_folds_survive_a_file(raw, tab, tmp_path):
+    import pipekit
+
+    bag = BaggedModel(gbm(), n_folds=3, time_col="Elapsed").fit(tab.train)
+    back = pipekit.load(pipekit.save(bag, tmp_path / "bag.pipekit"))
+    assert (back.fold_kind_, back.folds, back.time_col) == ("time", "auto", "Elapsed")
+    assert np.array_equal(back.folds_, bag.folds_)
+    assert_periods(back, days_of(raw, tab))
