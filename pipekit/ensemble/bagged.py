@@ -43,7 +43,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.base import KeepsProcessor, align_classes, member_name
+from pipekit.ensemble.base import align_classes, member_name
 from pipekit.metrics import get_metric
 
 
@@ -203,7 +203,7 @@ def aligned(pred: np.ndarray, model_classes: Any, classes: np.ndarray) -> np.nda
     return out
 
 
-class BaggedModel(KeepsProcessor, Backend):
+class BaggedModel(Backend):
     """``model`` (any unfitted backend: GBM, RandomForest, SklearnModel, TorchTabular, XGBoost, CatBoost)
     fitted on ``n_folds`` folds of the training rows, ``n_repeats`` times.
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import Backend, Model
+from pipekit.backends.base import Backend, KeepsProcessor, Model
 from pipekit.backends.data import RowForm, TabularData, as_data, check_rows, normalised_stats
 from pipekit.core.component import Component, to_data
 from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError
@@ -155,9 +155,9 @@ def member_predictions(members: Sequence[Any], data: TabularData, task: str,
 
 
 def members_processor(members: Sequence[Any]) -> Any:
-    """The fitted procs the members were trained on, when members keep them (a ``BaggedModel``, the tabular net
-    or an ensemble fitted on a Tabular's split; a plain GBM or forest keeps only their signature) and all
-    those that keep them keep the same; else None."""
+    """The fitted procs the members were trained on, when members keep them (every model fitted on a Tabular's
+    split does; one fitted on a bare frame, or read from an older file, keeps only their signature) and all those
+    that keep them keep the same; else None."""
     found: list[Any] = []
     for m in members:
         p = m.known_processor() if isinstance(m, Ensemble) else vars(m).get("processor_")
@@ -169,22 +169,6 @@ def members_processor(members: Sequence[Any]) -> Any:
         if len({procs_signature(p) for p in found}) > 1:
             return None
     return found[0] if found else None
-
-
-class KeepsProcessor:
-    """What keeps the fitted procs of the data it was fitted on as ``processor_`` (every ensemble, and a
-    ``BaggedModel``, whose ensembles process raw rows with them): a ``processor_`` read from a file must be the fitted
-    procs of a Tabular, since ``process(rows)`` and ``processor()`` hand it raw rows."""
-
-    def state_from_data(self, state: dict[str, Any]) -> None:
-        from pipekit.tabular.processor import TabularProcessor
-
-        super().state_from_data(state)  # type: ignore[misc]
-        p = vars(self).get("processor_")
-        if p is not None and not (isinstance(p, TabularProcessor) and p.is_fitted):
-            raise ExportError(f"{type(self).__name__}: processor_ must be the fitted procs of a Tabular (a fitted "
-                              f"TabularProcessor), got {'an unfitted' if isinstance(p, TabularProcessor) else 'a'} "
-                              f"{type(p).__name__}")
 
 
 class Ensemble(KeepsProcessor, Model):
@@ -334,17 +318,6 @@ class Ensemble(KeepsProcessor, Model):
         with pl.Config(tbl_rows=max(frame.height, 10), tbl_cols=-1, tbl_width_chars=160, fmt_str_lengths=60):
             print(frame)
 
-    def process(self, raw: Any) -> Any:
-        """Raw rows (a Polars/pandas frame, a table file, a dict row, a pandas Series or a list of dict rows; with
-        or without the target) processed by the procs this ensemble was fitted with, ready for ``predict``:
-        ``ens.predict(ens.process(df))``. A CSV file is read as the training table was (``Tabular.new`` reads it
-        the same way: ``pipekit.tabular.core.process_new``), so a table read with ``skipinitialspace`` keeps its
-        categories."""
-        from pipekit.tabular.core import TabularSplit, process_new
-
-        p = self.processor()
-        return TabularSplit(process_new(p, raw), p, None, "new")
-
     def processor(self) -> Any:
         """The fitted procs of the data this ensemble was fitted on (or, where it was fitted on none, of the data
         its members were: bagged members and the tabular net keep them), rebuilt from the exported state, to
@@ -352,8 +325,8 @@ class Ensemble(KeepsProcessor, Model):
         processor = self.known_processor()
         if processor is None:
             raise ParameterError("this ensemble has no procs state: it was not fitted on the splits of a Tabular, and "
-                                 "no member keeps the procs it was trained on (a GBM or forest keeps only their "
-                                 "signature); fit the ensemble on a split of that Tabular (ens.fit(tab.valid), or "
+                                 "no member keeps the procs it was trained on (each was fitted on a bare frame, or "
+                                 "saved before models kept them); fit the ensemble on a split of that Tabular (ens.fit(tab.valid), or "
                                  "ens.fit(tab.train) with members bagged on it), bag the members on a split of a "
                                  "Tabular (BaggedModel keeps its procs), or process rows with the Tabular itself "
                                  "(tab.new(df))")
