@@ -67,7 +67,10 @@ def test_forest_and_gbm_importances_agree_in_shape_and_order(tab, gbm):
                          ids=["numpy", "polars", "list"])
 def test_fit_with_a_target_as_valid_says_what_fit_takes(tab, y_of):
     xs, y = tab.train.xs, as_data(tab.train).y
-    for model in (RandomForest("classification", n_estimators=5, n_jobs=1), GBM("classification", n_jobs=1)):
+    from pipekit.ensemble import BaggedModel, TorchTabular
+
+    for model in (RandomForest("classification", n_estimators=5, n_jobs=1), GBM("classification", n_jobs=1),
+                  BaggedModel(GBM("classification", n_jobs=1), n_folds=2), TorchTabular("classification", epochs=1)):
         with pytest.raises(ParameterError, match=r"fit\(train, valid=None\) takes splits .*valid got a "
                                                  r"(numpy\.ndarray|polars\.Series|list) of \d+ values.*"
                                                  r"as_data\(xs, y=y\).*TabularClassifier"):

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, cores
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, check_valid_split, cores
 from pipekit.backends.data import TabularData, as_data, rows_signature
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
@@ -330,6 +330,7 @@ class BaggedModel(Backend):
     def fit(self, train: Any, valid: Any = None, order: Any = None) -> BaggedModel:
         """Fit the fold models on ``train`` (a progress bar per fold); ``valid`` is only scored. ``order``: each
         training row's time, for time folds (see ``folds``)."""
+        check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows
         for _ in progress_bar(self.fit_folds(train, self.time_limit, order=order), total=self.n_folds * self.n_repeats,
                               description=f"bagging {self.name or type(self.model).__name__}"):
             pass

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend
+from pipekit.backends.base import NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, check_valid_split
 from pipekit.backends.data import TabularData, as_data, check_signature, encode_y, procs_signature
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
@@ -141,6 +141,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             del net._trained
 
     def fit(self, train: Any, valid: Any = None) -> TorchTabular:
+        check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows
         d = as_data(train)
         if d.processor is None:
             raise ParameterError("TorchTabular needs splits of a Tabular (tab.train / tab.valid): the fitted procs "
