@@ -107,3 +107,8 @@ def test_select_keeps_inputs_categories_and_procs(tab):
                     cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=1))
     with pytest.raises(DataError, match="processed by different procs"):
         rf.predict(as_data(other.valid).select(to_keep))
+    # the book's spelling on the Tabular's own splits: tab.train.select(to_keep), tab.valid.drop(...)
+    direct = tab.train.select(to_keep)
+    assert direct.feature_names == to_keep and direct.xs.equals(sel.xs) and direct.processor is train.processor
+    assert tab.valid.drop(["workclass"]).feature_names == valid.drop(["workclass"]).feature_names
+    np.testing.assert_array_equal(rf.predict(tab.valid.select(to_keep)), p)

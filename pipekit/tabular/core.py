@@ -347,6 +347,20 @@ class TabularSplit(_FittedNames):
         """Model inputs: categorical codes then normalised continuous columns."""
         return self.frame.select(self.cat_names + self.cont_names)
 
+    def select(self, columns: str | Sequence[str]) -> Any:
+        """This split with only the input ``columns`` (the book's ``xs[to_keep]``), as the model-facing
+        :class:`~pipekit.backends.TabularData` with the same rows, targets and procs: a model fitted on it reads
+        those columns of any split of this Tabular (``m.fit(tab.train.select(keep)); m.score(tab.valid)``)."""
+        from pipekit.backends.data import as_data
+
+        return as_data(self).select(columns)
+
+    def drop(self, columns: str | Sequence[str]) -> Any:
+        """This split without the input ``columns`` (see :meth:`select`)."""
+        from pipekit.backends.data import as_data
+
+        return as_data(self).drop(columns)
+
     @property
     def cats(self) -> pl.DataFrame:
         return self.frame.select(self.cat_names)
