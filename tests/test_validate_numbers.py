@@ -95,3 +95,23 @@ def test_set_params_checks_and_converts_as_init_does_and_a_bad_grid_value_is_nam
     search = GridSearchCV(clf, {"backend__min_samples_leaf": [1, 0]}, cv=2, error_score="raise")
     with pytest.raises(ParameterError, match=r"min_samples_leaf=0 is not accepted"):
         search.fit(adult.xs.to_pandas(), adult.y)
+
+
+def test_set_params_tries_every_value_before_setting_any():
+    """A refused nested value leaves the outer component's new values unset too, and checks only __init__ makes
+    (across parameters, such as bagging a bagged model) apply to set_params as well."""
+    from pipekit.backends import GBM
+    from pipekit.ensemble import BaggedModel
+
+    bag = BaggedModel(GBM("classification", n_jobs=1), n_folds=5)
+    with pytest.raises(ParameterError, match=r"GBM: num_leaves=-1 is not accepted"):
+        bag.set_params(n_folds=3, model__num_leaves=-1)
+    assert (bag.n_folds, bag.model.num_leaves) == (5, 31)
+    with pytest.raises(ParameterError, match=r"model is already bagged"):
+        bag.set_params(model=BaggedModel(GBM("classification")))
+    assert type(bag.model) is GBM
+    with pytest.raises(ParameterError, match=r"n_folds__x reaches into n_folds, which is a int"):
+        bag.set_params(n_folds__x=1)
+    # the new backend and its nested value both land, in either order
+    bag.set_params(model__num_leaves=7, model=GBM("classification", learning_rate=0.2))
+    assert (bag.model.learning_rate, bag.model.num_leaves) == (0.2, 7)

@@ -108,8 +108,9 @@ class Component:
 
     def set_params(self: C, **params: Any) -> C:
         """Change parameters (``name__param`` reaches a nested component); learned state is dropped. The new
-        values are checked as ``__init__`` checks them (a bad one raises :class:`ParameterError` and leaves the
-        component as it was), so a search grid's mistake is named before any fitting."""
+        values are checked as ``__init__`` checks them, all before any is set: a bad one raises
+        :class:`ParameterError` and leaves the component, and its nested components, as they were, so a search
+        grid's mistake is named before any fitting."""
         names = param_names(type(self))
         nested: dict[str, dict[str, Any]] = {}
         own: dict[str, Any] = {}
@@ -120,16 +121,19 @@ class Component:
             if rest:
                 nested.setdefault(head, {})[rest] = v
             else:
-                own[self.param_attrs.get(head, head)] = v
-        before = {attr: getattr(self, attr) for attr in own}
-        for attr, v in own.items():
-            setattr(self, attr, v)
-        try:
-            self.check_params()
-        except ParameterError:
-            for attr, v in before.items():
-                setattr(self, attr, v)
-            raise
+                own[head] = v
+        # tried first on copies: this component built anew with the new values (every check __init__ makes,
+        # those across parameters too), and each nested component's copy given its own
+        trial = construct(type(self), {**self.get_params(deep=False), **own}) if own else self
+        for head, sub in nested.items():
+            part = getattr(trial, self.param_attrs.get(head, head))
+            if not isinstance(part, Component):
+                raise ParameterError(f"{type(self).__name__}: {head}__{next(iter(sub))} reaches into {head}, which is "
+                                     f"a {type(part).__name__}, not a component with parameters")
+            part.clone().set_params(**sub)
+        for head in own:  # the values as __init__ keeps them (0-d tensors as numbers, lists as lists)
+            attr = self.param_attrs.get(head, head)
+            setattr(self, attr, getattr(trial, attr))
         # nested values last, so {"backend": GBM(...), "backend__num_leaves": 7} reaches the new backend
         # whatever the order given (a search grid sorts its keys, a user's dict need not)
         for head, sub in nested.items():
