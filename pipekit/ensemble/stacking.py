@@ -165,6 +165,10 @@ class StackingEnsemble(Ensemble):
         stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored. ``order``: each
         training row's time, for a bagged ``meta`` with time folds (``BaggedModel(folds="time")``) and for the
         folds unfitted members are fitted on, then contiguous periods in time order."""
+        if order is not None and not isinstance(self.meta, BaggedModel):  # refused before any member is fitted
+            meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__
+            raise ParameterError("StackingEnsemble: order= is for a bagged meta-model's time folds "
+                                 f"(meta=BaggedModel(..., folds='time')), and the meta-model is {meta_name}")
         d = as_data(train)
         if d.y is None:
             raise DataError("the training split has no targets (ys)")
@@ -198,9 +202,6 @@ class StackingEnsemble(Ensemble):
 
             meta = SklearnModel(LogisticRegression(C=1.0, max_iter=1000) if self.task == "classification"
                                 else Ridge(alpha=1.0), self.task)
-        if order is not None and not isinstance(meta, BaggedModel):
-            raise ParameterError("StackingEnsemble: order= is for a bagged meta-model's time folds "
-                                 f"(meta=BaggedModel(..., folds='time')), and the meta-model is {type(meta).__name__}")
         features = self._features(oof, d)
         self.meta_model_ = meta.fit(features) if order is None else meta.fit(features, order=order)  # type: ignore[attr-defined]
         meta_oof = out_of_fold(self.meta_model_)
