@@ -462,29 +462,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = Path(args.model)
     if not model.is_file():
-        raise SystemExit(f"pipekit predict: model file {args.model!r} not found (looked in {Path.cwd()}); give the "
-                         f"file learn.export wrote, or a model's or ensemble's export (a {MODEL_SUFFIX} file)")
-    try:
+        raise SystemExit(printable(f"pipekit predict: model file {args.model!r} not found (looked in {Path.cwd()}); "
+                                   "give the file learn.export wrote, or a model's or ensemble's export (a "
+                                   f"{MODEL_SUFFIX} file)"))
+    try:  # an error that is not pipekit's while the file is rebuilt is an ExportError naming it (pipekit.load)
         learn = _load_predictor(model)
     except (PipekitError, OSError) as e:
-        raise SystemExit(f"pipekit predict: {e}") from None
-    except MemoryError:
-        raise
-    except Exception as e:  # noqa: BLE001  (a file pipekit's checks let through yet cannot rebuild: named, no traceback)
-        raise SystemExit(f"pipekit predict: {model} could not be loaded ({type(e).__name__}: {str(e)[:300]}); the "
-                         "file is damaged or was not written by pipekit") from None
+        raise SystemExit(printable(f"pipekit predict: {e}")) from None
     rc = 0
     for name in args.files:
         try:
             found = predictions(learn, Path(name))
         except (PipekitError, OSError, ValueError) as e:  # one bad file is named; the others are still predicted
             # a table's rows are refused naming the file already: it is named once
-            print(f"pipekit predict: {name}: {str(e).removeprefix(f'{name}: ')}", file=sys.stderr)
+            print(printable(f"pipekit predict: {name}: {str(e).removeprefix(f'{name}: ')}"), file=sys.stderr)
             rc = 1
             continue
         except Exception as e:  # noqa: BLE001  (a model that reads this file wrongly: named too, never a traceback)
-            print(f"pipekit predict: {name}: this model could not read it ({type(e).__name__}: {str(e)[:300]})",
-                  file=sys.stderr)
+            print(printable(f"pipekit predict: {name}: this model could not read it ({type(e).__name__}: "
+                            f"{str(e)[:300]})"), file=sys.stderr)
             rc = 1
             continue
         for where, text in found:
