@@ -133,3 +133,16 @@ def test_time_folds_survive_a_file(raw, tab, tmp_path):
     assert (back.fold_kind_, back.folds, back.time_col) == ("time", "auto", "Elapsed")
     assert np.array_equal(back.folds_, bag.folds_)
     assert_periods(back, days_of(raw, tab))
+
+
+def test_one_busy_period_gets_its_own_fold_and_leaves_none_empty(raw):
+    """Rossmann rows of 2013 with one week of 2014 and one of 2015: three years make three contiguous periods
+    (a year each), although 2013 holds far more than a third of the rows."""
+    day = pl.col("Date").str.to_date()
+    rows = raw.filter((day.dt.year() == 2013) | (day.dt.ordinal_day() <= 7))
+    years = rows["Date"].str.to_date().dt.year()
+    folds = make_folds(np.zeros(len(rows)), "regression", 3, 0, order=years)
+    assert [sorted(set(years.gather(h).to_list())) for _, h in folds] == [[2013], [2014], [2015]]
+    # with days as times, the 4 folds are contiguous and each about a quarter of the rows
+    sizes = [len(h) for _, h in make_folds(np.zeros(len(rows)), "regression", 4, 0, order=rows["Date"])]
+    assert min(sizes) > 0.2 * len(rows) and sum(sizes) == len(rows)
