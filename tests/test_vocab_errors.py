@@ -7,7 +7,8 @@ import traceback
 import polars as pl
 import pytest
 
-from pipekit.data.vocab import CategoryMap, NotInVocab
+from pipekit.core.errors import NotInVocab, PipekitError
+from pipekit.data.vocab import CategoryMap
 from pipekit.datasets import path
 from pipekit.tabular import CollabDataLoaders
 
@@ -26,7 +27,7 @@ def _raised(vocab: CategoryMap, value) -> KeyError:
 
 def test_a_missing_label_reads_as_a_sentence_naming_it_some_classes_and_the_fix(workclass):
     e = _raised(workclass, "Never\nworked")
-    assert isinstance(e, NotInVocab) and isinstance(e, KeyError)
+    assert isinstance(e, NotInVocab) and isinstance(e, KeyError) and isinstance(e, PipekitError)
     msg = str(e)
     assert msg == (f"'Never\\nworked' is not in the vocab of 'workclass' ({len(workclass)} classes, e.g. "
                    f"{list(workclass[:4])!r}); classes are looked up by the value the labels hold; test first with "
@@ -34,7 +35,7 @@ def test_a_missing_label_reads_as_a_sentence_naming_it_some_classes_and_the_fix(
     assert not msg.startswith(("'\"", '"')) and "\\'" not in msg
     # the traceback's last line is the sentence itself, as a user sees it
     last = traceback.format_exception_only(type(e), e)[-1]
-    assert last == f"pipekit.data.vocab.NotInVocab: {msg}\n"
+    assert last == f"pipekit.core.errors.NotInVocab: {msg}\n"
     # a KeyError still: get, `in` and `except KeyError` treat it as any missing key
     assert workclass.o2i.get("Never\nworked", -1) == -1 and "Never\nworked" not in workclass.o2i
     assert workclass.o2i[workclass[2]] == 2

@@ -67,11 +67,24 @@ class WeightsNotInstalledError(PipekitError, ImportError):
     """The package that ships a pretrained weights file is not installed (or lacks the file)."""
 
 
-class UnknownNameError(PipekitError, KeyError):
+class MissingKeyError(PipekitError, KeyError):
+    """A key that is not there, as a KeyError (``except KeyError``, ``.get`` and ``in`` treat it as any missing key)
+    whose message reads as a sentence, where a plain KeyError prints it quoted, newlines escaped."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownNameError(MissingKeyError):
     """A name (class, architecture, metric, data set) is not registered."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+
+class NotInVocab(MissingKeyError):
+    """A value a vocabulary does not hold, looked up with ``vocab.o2i[value]``.
+
+    >>> str(NotInVocab("'x' is not in the vocab")), isinstance(NotInVocab("x"), KeyError)
+    ("'x' is not in the vocab", True)
+    """
 
 
 #: pipekit's own code: a warning points past its frames to the user's line (the built-in recipes are user code)

@@ -22,7 +22,7 @@ from typing import Any, SupportsIndex, overload
 import numpy as np
 import polars as pl
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import NotInVocab, ParameterError
 
 #: how a vocabulary finds the code of one value: ``code_of(vocab, value)`` is the code, or a KeyError naming it
 CodeOf = Callable[["CategoryMap", Any], int]
@@ -54,19 +54,6 @@ def one_value(value: Any) -> Any:
         raise ParameterError(f"o2i takes one value, got {type(value).__name__} {value!r:.60}; for several, "
                              "[vocab.o2i[v] for v in values]")
     return value
-
-
-class NotInVocab(KeyError):
-    """A value a vocabulary does not hold, looked up with ``vocab.o2i[value]``: a KeyError (so ``o2i.get``,
-    ``value in vocab.o2i`` and ``except KeyError`` treat it as any missing key) whose message reads as a sentence,
-    where a plain KeyError prints its message quoted, newlines escaped.
-
-    >>> str(NotInVocab("'x' is not in the vocab")), isinstance(NotInVocab("x"), KeyError)
-    ("'x' is not in the vocab", True)
-    """
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 #: what to do about a value a vocabulary does not hold, ending each :class:`NotInVocab` message
