@@ -15,7 +15,7 @@ from pipekit.core import DataError, ParameterError
 from pipekit.data import RandomSplitter, TimeSplitter
 from pipekit.ensemble import BaggedModel, fit_ensemble
 from pipekit.ensemble.auto import split_in_time
-from pipekit.ensemble.bagged import make_folds
+from pipekit.ensemble.bagged import make_folds, time_ranks
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
@@ -109,7 +109,7 @@ def test_time_folds_bad_input(raw, tab):
         make_folds(np.zeros(6), "regression", 3, 0, order=[0, 0, 0, 0, 1, 1])
     with pytest.raises(DataError, match="first at training row 2"):
         make_folds(np.zeros(4), "regression", 2, 0, order=[1.0, 2.0, np.nan, 3.0])
-    with pytest.raises(DataError, match="does not read as dates"):
+    with pytest.raises(DataError, match="column .order. are not dates, first .a. at row 0"):
         make_folds(np.zeros(4), "regression", 2, 0, order=["a", "b", "c", "d"])
 
 
@@ -146,3 +146,14 @@ def test_one_busy_period_gets_its_own_fold_and_leaves_none_empty(raw):
     # with days as times, the 4 folds are contiguous and each about a quarter of the rows
     sizes = [len(h) for _, h in make_folds(np.zeros(len(rows)), "regression", 4, 0, order=rows["Date"])]
     assert min(sizes) > 0.2 * len(rows) and sum(sizes) == len(rows)
+
+
+def test_text_dates_are_read_as_time_splitter_reads_them(raw):
+    """Rossmann days of early 2015 written month first (03/01/2015 is March 1): read one way only, as
+    TimeSplitter and add_datepart read them, or refused when every day reads both ways."""
+    rows = raw.filter(pl.col("Date").str.starts_with("2015-0")).with_columns(day=pl.col("Date").str.to_date())
+    us = rows["day"].dt.strftime("%m/%d/%Y").alias("Date")
+    assert np.array_equal(time_ranks(us, len(rows)), time_ranks(rows["day"], len(rows)))  # 01/31/2015 says how
+    early = rows.filter(pl.col("day").dt.day() <= 12)
+    with pytest.raises(DataError, match="'Date' is ambiguous.*format='%m/%d/%Y'"):
+        time_ranks(early["day"].dt.strftime("%m/%d/%Y").alias("Date"), len(early))

@@ -277,26 +277,40 @@ class TimeSplitter(Splitter):
         return _mask_split((s >= cut).to_numpy())
 
     def _parse(self, text: pl.Series) -> pl.Series:
-        text = text.str.strip_chars()
-        if text.drop_nulls().str.contains(AWARE).all() and text.drop_nulls().len():
-            # times written with their UTC offset are compared on the clock they were written in, as
-            # add_datepart reads their parts (Polars would turn them into UTC: 01:00+02:00 the day before)
-            text = text.str.replace(OFFSET, "")
-        fmt = self.format
-        if fmt is None:
-            values = text.drop_nulls().unique(maintain_order=True)
-            fmt = numeric_date_format(values, self.col, "TimeSplitter") or iso_format(values)
-        parsed = text.str.to_datetime(format=fmt, strict=False, time_unit="us")
-        bad = parsed.is_null() & text.is_not_null()
-        if bad.any():
-            row = int(bad.arg_true()[0])
-            how = f" in format {fmt!r}" if fmt else ""
-            raise DataError(f"TimeSplitter: {int(bad.sum())} value(s) of column {self.col!r} are not dates{how}, first "
-                            f"{text[row]!r} at row {row}; fix them, or pass format= (e.g. format='%m/%d/%Y')")
-        return parsed
+        return text_times(text, self.col, "TimeSplitter", self.format)
 
     def columns(self) -> list[str] | None:
         return [self.col]
+
+
+def text_times(text: pl.Series, col: str, who: str, format: str | None = None) -> pl.Series:
+    """Text dates as datetimes, read as ``TimeSplitter`` and ``add_datepart`` read them: in ``format`` when given,
+    else ISO text or day/month numbers, refusing a column that reads both day-first and month-first
+    (``01/06/2015``); times written with a UTC offset keep the clock they were written in. A value that does not
+    read is a DataError naming ``who``, column ``col`` and its row.
+
+    >>> text_times(pl.Series(["2015-01-02", "2015-01-01"]), "Date", "TimeSplitter").dt.day().to_list()
+    [2, 1]
+    """
+    text = text.str.strip_chars()
+    if text.drop_nulls().str.contains(AWARE).all() and text.drop_nulls().len():
+        # times written with their UTC offset are compared on the clock they were written in, as
+        # add_datepart reads their parts (Polars would turn them into UTC: 01:00+02:00 the day before)
+        text = text.str.replace(OFFSET, "")
+    fmt = format
+    if fmt is None:
+        values = text.drop_nulls().unique(maintain_order=True)
+        fmt = numeric_date_format(values, col, who) or iso_format(values)
+    # no layout reads any value: every value is a misfit (Polars' own inference would raise on it)
+    parsed = pl.Series(col, [None] * len(text), pl.Datetime("us")) if fmt is None else \
+        text.str.to_datetime(format=fmt, strict=False, time_unit="us")
+    bad = parsed.is_null() & text.is_not_null()
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        how = f" in format {fmt!r}" if fmt else ""
+        raise DataError(f"{who}: {int(bad.sum())} value(s) of column {col!r} are not dates{how}, first "
+                        f"{text[row]!r} at row {row}; fix them, or pass format= (e.g. format='%m/%d/%Y')")
+    return parsed
 
 
 class TrainTestSplitter(Splitter):

@@ -43,7 +43,7 @@ from pipekit.backends.base import Model
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.bagged import BaggedModel, out_of_fold, text_dates, time_ranks, time_values
+from pipekit.ensemble.bagged import BaggedModel, out_of_fold, time_ranks, time_values
 from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular, target_range
@@ -264,7 +264,7 @@ def _fold_order(tab: Any, n: int, folds: str, time_col: str | None) -> tuple[str
 
 def split_in_time(tab: Any) -> str | None:
     """The column along which ``tab``'s validation rows all come after its training rows, or None: a date or
-    datetime column the Tabular keeps (dates as text too), else a continuous input (``add_datepart``'s
+    datetime column the Tabular keeps, else a continuous input (``add_datepart``'s
     ``Elapsed``: normalising keeps the order). A ``TimeSplitter``'s split is one; a random split has none (its
     validation rows interleave with the training rows in every column), so its members keep shuffled folds.
 
@@ -283,11 +283,7 @@ def split_in_time(tab: Any) -> str | None:
     dates, numbers = [], []
     for name, dtype in frame.schema.items():
         col = frame[name]
-        if dtype == pl.String:  # dates as text (a CSV read without parsing them)
-            col = text_dates(col)
-            if col is not None:
-                dates.append((name, col))
-        elif dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        if dtype == pl.Date or isinstance(dtype, pl.Datetime):
             dates.append((name, col))
         elif name in tab.cont_names and dtype.is_numeric():
             numbers.append((name, col))

@@ -43,6 +43,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.progress import progress_bar
+from pipekit.data.splitters import text_times
 from pipekit.ensemble.base import align_classes, member_name
 from pipekit.metrics import get_metric
 
@@ -84,16 +85,17 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
 
 def time_ranks(order: Any, n: int, where: str = "order") -> np.ndarray:
     """Each row's time as a dense rank (0 the earliest): ``order`` is a sequence or Series of ``n`` dates,
-    datetimes, numbers or ISO text."""
+    datetimes, numbers or text dates (read as ``TimeSplitter`` reads them: ISO, or day/month numbers that read
+    only one way round).
+
+    >>> time_ranks(["01/02/2015", "31/01/2015", "01/02/2015"], 3).tolist()
+    [1, 0, 1]
+    """
     import polars as pl
 
     s = order if isinstance(order, pl.Series) else pl.Series("order", order)
-    if s.dtype == pl.String:  # text sorts as dates only when it reads as them
-        parsed = text_dates(s)
-        if parsed is None:
-            raise DataError(f"{where} holds text that does not read as dates or times ({s.drop_nulls().head(1).to_list()}); "
-                            "give a date column, or its times as numbers")
-        s = parsed
+    if s.dtype == pl.String:  # text sorts as dates only when it reads as them, as TimeSplitter reads it
+        s = text_times(s, s.name, "time folds")
     if len(s) != n:
         raise DataError(f"{where} gives {len(s)} times for {n} training rows; give one per row")
     missing = s.is_null() | s.is_nan() if s.dtype.is_float() else s.is_null()
@@ -102,20 +104,6 @@ def time_ranks(order: Any, n: int, where: str = "order") -> np.ndarray:
         raise DataError(f"{where} has a missing time (first at training row {bad}); a row with no time has no "
                         "period to fall in")
     return s.rank("dense").to_numpy().astype(np.int64) - 1
-
-
-def text_dates(s: Any) -> Any:
-    """A text Series read as datetimes (the format inferred, as Polars infers it), or None when some of its
-    values do not read so."""
-    import polars as pl
-
-    if s.null_count() == len(s):
-        return None
-    try:
-        parsed = s.str.to_datetime(strict=False)
-    except pl.exceptions.PolarsError:
-        return None
-    return parsed if parsed.null_count() == s.null_count() else None
 
 
 def _time_folds(ranks: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
