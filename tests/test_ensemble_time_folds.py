@@ -60,12 +60,16 @@ def assert_periods(bag, days):
 
 
 def test_fit_ensemble_bags_a_time_split_table_on_contiguous_periods(raw, tab):
-    assert split_in_time(tab) == "Elapsed"  # the date as a number, a model input; Normalize keeps its order
+    assert split_in_time(tab) == "Date"  # the column the TimeSplitter read, which the Tabular records
     ens = fit_ensemble(tab, n_folds=4, candidates={"gbm": gbm()}, stack=False, verbose=False)
     bag = ens.members[0]
-    assert (bag.fold_kind_, bag.folds, bag.time_col) == ("time", "time", "Elapsed")
+    assert (bag.fold_kind_, bag.folds, bag.time_col) == ("time", "time", "Date")
     assert_periods(bag, days_of(raw, tab))
-    assert "4 contiguous periods in the time order of 'Elapsed'" in ens.report_["status"][-1]
+    assert "4 contiguous periods in the time order of 'Date'" in ens.report_["status"][-1]
+    # add_datepart's Elapsed, named explicitly, orders the rows as their days do: the same periods
+    by_elapsed = fit_ensemble(tab, n_folds=4, candidates={"gbm": gbm()}, stack=False, verbose=False,
+                              time_col="Elapsed").members[0]
+    assert by_elapsed.time_col == "Elapsed" and np.array_equal(by_elapsed.folds_, bag.folds_)
     # shuffled folds, as before: every fold's scored rows share their days with the rows its model trained on
     shuffled = BaggedModel(gbm(), n_folds=4, folds="shuffled").fit(tab.train)
     days = days_of(raw, tab)
@@ -157,3 +161,27 @@ def test_text_dates_are_read_as_time_splitter_reads_them(raw):
     early = rows.filter(pl.col("day").dt.day() <= 12)
     with pytest.raises(DataError, match="'Date' is ambiguous.*format='%m/%d/%Y'"):
         time_ranks(early["day"].dt.strftime("%m/%d/%Y").alias("Date"), len(early))
+
+
+def test_a_time_split_without_date_parts_bags_on_the_splitters_dates(raw):
+    """Rossmann split by TimeSplitter('Date') with no add_datepart: no model input orders the rows in time, and
+    the Tabular's record of the days it split on gives the periods."""
+    tab = Tabular(raw, procs=[Categorify, FillMissing, Normalize], y_names="LogSales", y_block="regression",
+                  cat_names=["Store", "DayOfWeek", "Promo", "StateHoliday", "SchoolHoliday", "StoreType"],
+                  cont_names=["CompetitionDistance"], splits=TimeSplitter("Date", "2015-06-01"))
+    assert tab.time_col == "Date" and "Date" not in tab.frame.columns
+    days = days_of(raw, tab)
+    assert np.array_equal(tab.train_times.dt.date().to_numpy(), days)  # ISO text read as the splitter read it
+    ens = fit_ensemble(tab, n_folds=4, candidates={"gbm": gbm()}, stack=False, verbose=False)
+    bag = ens.members[0]
+    assert bag.fold_kind_ == "time" and "time order of 'Date'" in ens.report_["status"][-1]
+    assert_periods(bag, days)
+    named = fit_ensemble(tab, n_folds=4, candidates={"gbm": gbm()}, stack=False, verbose=False, time_col="Date")
+    assert np.array_equal(named.members[0].folds_, bag.folds_)
+    # a bare BaggedModel reads columns of the rows it is given; the message says where the days are
+    with pytest.raises(DataError, match="order=tab.train_times"):
+        BaggedModel(gbm(), time_col="Date").fit(tab.train)
+    again = BaggedModel(gbm(), n_folds=4, folds="time").fit(tab.train, order=tab.train_times)
+    assert np.array_equal(again.folds_, bag.folds_)
+    # a Tabular split otherwise records no time
+    assert table(raw.head(500), RandomSplitter(0.2, seed=0)).time_col is None

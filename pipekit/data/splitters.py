@@ -245,7 +245,13 @@ class TimeSplitter(Splitter):
                 raise ParameterError(f"TimeSplitter: cutoff={self.cutoff!r} is not an ISO date; give e.g. '2015-06-14' "
                                      "(or '2015-06-14 12:00'), a datetime.date, a number or a share in (0, 1)") from None
 
-    def split(self, items: pl.DataFrame) -> Split:
+    def times(self, items: pl.DataFrame) -> pl.Series:
+        """Column ``col`` of ``items`` as the split compares it (text read as dates), one time per row: what a
+        ``Tabular`` split by this splitter records of its training rows (``Tabular.train_times``).
+
+        >>> TimeSplitter("Date", "2015-06-01").times(pl.DataFrame({"Date": ["2015-06-02"]})).dtype
+        Datetime(time_unit='us', time_zone=None)
+        """
         if self.col not in items.columns:
             raise DataError(f"TimeSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
         s = items[self.col]
@@ -254,6 +260,10 @@ class TimeSplitter(Splitter):
         if s.null_count():
             raise DataError(f"TimeSplitter: column {self.col!r} has {s.null_count()} null(s) "
                              f"(first at row {int(s.is_null().arg_true()[0])}); a row with no time has no side")
+        return s
+
+    def split(self, items: pl.DataFrame) -> Split:
+        s = self.times(items)
         cut = self.cutoff
         if isinstance(cut, float) and 0 < cut < 1:
             if s.dtype == pl.Date:  # each date as its midnight: a date plus 14.25 days drops the quarter day, so

@@ -16,8 +16,8 @@ fitted when time allows (its fold models sharing the time left), and kept only w
 ensemble out of fold. The validation
 rows are scored for the report and choose nothing.
 
-Folds: a Tabular split by time (its validation rows all come after its training rows in a date column, as a
-``TimeSplitter`` makes them) is bagged on contiguous periods in time order, so out of fold no model predicts
+Folds: a Tabular split by time (by a ``TimeSplitter``, whose column and training rows' times it records) is
+bagged on contiguous periods in time order, so out of fold no model predicts
 a period from rows of later days in it, as the validation rows are predicted from earlier ones; other
 splits on shuffled folds, stratified by class. ``folds=`` / ``time_col=`` choose them explicitly.
 
@@ -142,11 +142,12 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     on (default: 8 without a ``time_limit``; with one, the first member is bagged on 5, and the ensemble moves
     to 8, bagging that member again, only when its time says that every candidate fits with 8).
     ``stack``: try the second layer. ``folds``: ``"auto"`` (the default: ``"time"`` when ``time_col`` is given or
-    the Tabular was split by time, i.e. it keeps a date or datetime column whose validation rows all come after
-    its training rows, as a ``TimeSplitter`` leaves it; else ``"shuffled"``), ``"time"`` (every member, and
-    the second layer, bagged on contiguous periods in the time order of column ``time_col`` of ``tab``: a
-    date column the Tabular keeps or a model input such as ``add_datepart``'s ``Elapsed``) or ``"shuffled"``
-    (seeded, stratified by class). The report's last row and the verbose lines say which folds were used.
+    the Tabular was split by time (see :func:`split_in_time`: split by a ``TimeSplitter``, whose column and
+    training rows' times it records); else ``"shuffled"``), ``"time"`` (every member, and the second layer,
+    bagged on contiguous periods in the time order of ``time_col``: the column the Tabular's ``TimeSplitter``
+    read, a date or datetime column it keeps, or a model input such as ``add_datepart``'s ``Elapsed``) or
+    ``"shuffled"`` (seeded, stratified by class). The report's last row and the verbose lines say which folds
+    were used.
 
     Example:
         >>> import numpy as np, polars as pl
@@ -255,11 +256,19 @@ def _fold_order(tab: Any, n: int, folds: str, time_col: str | None) -> tuple[str
         time_col = split_in_time(tab)
         if time_col is None:
             if folds == "time":
-                raise ParameterError("fit_ensemble(folds='time') needs time_col=, the column of the rows' dates (the "
-                                     "Tabular keeps the column its TimeSplitter read, or a model input such as "
-                                     "'Elapsed')")
+                raise ParameterError("fit_ensemble(folds='time') needs time_col=, the column of the rows' times: a "
+                                     "model input such as add_datepart's 'Elapsed', or split the Tabular with a "
+                                     "TimeSplitter, whose column it records")
             return "shuffled", None, None
-    return "time", time_col, time_ranks(time_values(tab.train, time_col), n, where=f"column {time_col!r}")
+    return "time", time_col, time_ranks(recorded_times(tab, time_col), n, where=f"column {time_col!r}")
+
+
+def recorded_times(tab: Any, col: str) -> Any:
+    """The training rows' times in column ``col``: those the Tabular recorded when a ``TimeSplitter`` split it
+    on ``col`` (its ``train_times``), else column ``col`` of its training rows (a model input)."""
+    if col == getattr(tab, "time_col", None) and getattr(tab, "train_times", None) is not None:
+        return tab.train_times
+    return time_values(tab.train, col)
 
 
 def split_in_time(tab: Any) -> str | None:
@@ -273,9 +282,11 @@ def split_in_time(tab: Any) -> str | None:
     >>> from pipekit.tabular import Tabular
     >>> df = pl.DataFrame({"day": [dt.date(2015, 1, d) for d in range(1, 11)], "x": range(10), "y": [1.0] * 10})
     >>> split_in_time(Tabular(df, cont_names=["x"], y_names="y", splits=TimeSplitter("day", "2015-01-08")))
-    'x'
+    'day'
     >>> split_in_time(Tabular(df, cont_names=["x"], y_names="y", splits=([0, 2, 4, 6, 8], [1, 3, 5, 7, 9])))
     """
+    if getattr(tab, "time_col", None) is not None:  # a TimeSplitter's split: its validation rows come later
+        return str(tab.time_col)
     frame = getattr(tab, "frame", None)
     train_idx, valid_idx = getattr(tab, "train_idx", None), getattr(tab, "valid_idx", None)
     if frame is None or train_idx is None or valid_idx is None or not len(valid_idx) or not len(train_idx):

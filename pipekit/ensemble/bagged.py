@@ -133,8 +133,9 @@ def _time_folds(ranks: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.nd
 
 
 def time_values(data: Any, col: str) -> Any:
-    """Column ``col`` of the rows ``data`` holds (a Tabular's split, whose frame keeps the column a
-    ``TimeSplitter`` read; a TabularData or a frame of inputs), for time-ordered folds."""
+    """Column ``col`` of the rows ``data`` holds (a Tabular's split, a TabularData or a frame of inputs), for
+    time-ordered folds. A Tabular's split holds its processed columns only: the column a ``TimeSplitter`` read
+    is not among them (the Tabular records its training rows' times as ``train_times``)."""
     frame = getattr(data, "frame", None)
     if frame is not None and col in frame.columns:
         return frame[col]
@@ -142,8 +143,9 @@ def time_values(data: Any, col: str) -> Any:
     if hasattr(xs, "columns") and col in xs.columns:
         return xs[col]
     have = list(getattr(frame if frame is not None else xs, "columns", []))
-    raise DataError(f"time_col={col!r} is not a column of the training rows (columns: {have[:12]}); name the column "
-                    "of their dates (a Tabular keeps the column its TimeSplitter read), or pass order=")
+    raise DataError(f"time_col={col!r} is not a column of the training rows (columns: {have[:12]}); name a column "
+                    "of them that orders them in time (such as add_datepart's 'Elapsed'), or pass their times as "
+                    "order= (a Tabular split by a TimeSplitter records them: order=tab.train_times)")
 
 
 class Budget:
@@ -213,7 +215,8 @@ class BaggedModel(Backend):
     in time order, fold 0 the earliest, never shuffled: for rows that will predict later days, so that out of
     fold a model never predicts a period from rows of later days in it; the times are column ``time_col`` of
     the training rows, or ``order=`` given to ``fit``), or ``"auto"`` (the default: ``"time"`` when
-    ``time_col`` or ``order`` is given, else ``"shuffled"``); ``fold_kind_`` records the folds used. With time
+    ``time_col`` or ``order`` is given, else ``"shuffled"``; ``fit_ensemble`` gives the times of a Tabular split
+    by a ``TimeSplitter`` as ``order``); ``fold_kind_`` records the folds used. With time
     folds every repeat has the same folds (its fold models differ by seed).
     ``seed`` shuffles the folds;
     fold model ``j`` gets ``seed + j`` where the model takes a seed, so fold models differ.
@@ -358,7 +361,8 @@ class BaggedModel(Backend):
         after the limit).
 
         ``order``: each training row's time (dates, numbers, ISO text), for time folds; else ``time_col`` is
-        read from ``train`` (a Tabular's split keeps the column its ``TimeSplitter`` read)."""
+        read from ``train``'s columns (the column a ``TimeSplitter`` read is not one: a Tabular it split records
+        those rows' times, ``order=tab.train_times``)."""
         ranks = self._time_ranks(train, order)
         d = as_data(train)
         v = None if valid is None else as_data(valid)

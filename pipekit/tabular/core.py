@@ -26,7 +26,7 @@ import polars as pl
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Is, check
 from pipekit.data.items import TABLE_SUFFIXES, read_csv_table, strip_initial_spaces, table_error, to_items
-from pipekit.data.splitters import Splitter, row_index
+from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc, float32_overflow_error
 
@@ -468,7 +468,10 @@ class Tabular(_FittedNames):
         splits: None (every row trains, no validation set), a splitter as DataBlock takes them
             (``RandomSplitter(0.2, seed=42)``, ``ColSplitter``, ``TimeSplitter``, ... or a function
             ``items -> (train_idx, valid_idx)``), or a pair of index arrays. From a file only the model's
-            columns and those the splitter reads (``Splitter.columns()``) are loaded.
+            columns and those the splitter reads (``Splitter.columns()``) are loaded. Split by a
+            ``TimeSplitter``, the Tabular records the column it read (``time_col``) and its training rows' times
+            (``train_times``, text read as dates; not written to files), which ``fit_ensemble`` bags on in
+            time order; otherwise both are None.
         skipinitialspace: drop the spaces after each comma from the text values of a CSV file, as
             ``TabularDataLoaders.from_csv`` does (adult.csv writes ``", Private"``): the source's, and those of the
             new files ``new`` (and the loaders' ``test_dl``) read, which the processor records.
@@ -480,6 +483,9 @@ class Tabular(_FittedNames):
         >>> tab.cat_names, tab.train.cats["a"].to_list()
         (['a', 'b_na'], [1, 2, 1])
     """
+
+    time_col: str | None
+    train_times: pl.Series | None
 
     def __init__(self, source: Any, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
@@ -511,6 +517,8 @@ class Tabular(_FittedNames):
             mask[train_idx] = True
         with naming_file(source):
             self._attach(p.fit_transform(items, mask), train_idx, valid_idx)
+        if isinstance(splits, TimeSplitter):  # the column is no model input, so the processed frame drops it
+            self.time_col, self.train_times = splits.col, splits.times(items).gather(train_idx)
         if len(valid_idx):  # what the validation rows hold that training did not teach, said as the split is made
             raw, out = take_rows(items, valid_idx), take_rows(self.frame, valid_idx)
             for proc in p.procs:
@@ -519,6 +527,7 @@ class Tabular(_FittedNames):
     def _attach(self, frame: pl.DataFrame, train_idx: np.ndarray, valid_idx: np.ndarray) -> None:
         self.frame = frame
         self.train_idx, self.valid_idx = train_idx, valid_idx
+        self.time_col, self.train_times = None, None  # a TimeSplitter's split sets them (see splits)
         self.train = TabularSplit(self.frame, self.processor, train_idx, "train")
         self.valid = TabularSplit(self.frame, self.processor, valid_idx, "valid")
 
