@@ -185,3 +185,42 @@ def test_a_time_split_without_date_parts_bags_on_the_splitters_dates(raw):
     assert np.array_equal(again.folds_, bag.folds_)
     # a Tabular split otherwise records no time
     assert table(raw.head(500), RandomSplitter(0.2, seed=0)).time_col is None
+
+
+def test_a_table_sorted_by_a_number_is_not_split_in_time():
+    """Adult sorted by education-num (as an export may be), its last rows held out: the validation rows come after
+    the training rows in that number and in a row id, yet neither is time, so the members keep shuffled folds
+    (13 distinct values cannot make 5 periods, which used to fail the whole fit)."""
+    from pipekit.datasets import path
+    from pipekit.ensemble.auto import _fold_order
+
+    df = pl.read_csv(path("adult_sample") / "adult.csv").sort("education-num").with_row_index("row_id")
+    df = df.with_columns(pl.col("row_id").cast(pl.Int64))
+    cut = int(df["education-num"].search_sorted(13))  # every row of 13 years or more is held out
+    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass", "education", "race"],
+                  cont_names=["row_id", "age", "education-num"], y_names="salary",
+                  splits=(np.arange(cut), np.arange(cut, len(df))))
+    assert split_in_time(tab) is None and tab.time_col is None
+    ens = fit_ensemble(tab, n_folds=5, candidates={"gbm": GBM("classification", n_estimators=50, n_jobs=1)},
+                       stack=False, verbose=False)
+    assert ens.members[0].fold_kind_ == "shuffled" and ens.members[0].oof_score_ > 0.75
+    # named explicitly, a number orders time folds; too few of its values for the folds: refused with folds='time',
+    # shuffled with a warning in auto mode
+    assert _fold_order(tab, len(tab.train), "auto", "row_id", 5)[0] == "time"
+    with pytest.raises(DataError, match="12 distinct times in 'education-num', too few for 15"):
+        _fold_order(tab, len(tab.train), "time", "education-num", 15)
+    with pytest.warns(UserWarning, match="too few for 15 contiguous periods; bagging on 15 shuffled folds"):
+        assert _fold_order(tab, len(tab.train), "auto", "education-num", 15) == ("shuffled", None, None)
+
+
+def test_a_time_split_with_too_few_days_falls_back_to_shuffled_folds(raw):
+    """Rossmann trained on four days of six stores: four days cannot make five periods, so auto mode bags on
+    shuffled folds and says so, rather than failing."""
+    rows = raw.filter(pl.col("Date").is_between(pl.lit("2015-05-26"), pl.lit("2015-06-05")))
+    tab = table(rows, TimeSplitter("Date", "2015-05-30"))
+    assert tab.train_times.n_unique() == 4
+    with pytest.warns(UserWarning, match="4 distinct times in 'Date', too few for 5"):
+        ens = fit_ensemble(tab, n_folds=5, candidates={"gbm": gbm()}, stack=False, verbose=False)
+    assert ens.members[0].fold_kind_ == "shuffled" and ens.report_["status"][-1].endswith("5 shuffled folds")
+    with pytest.raises(DataError, match="too few for 5 contiguous periods; lower n_folds"):
+        fit_ensemble(tab, n_folds=5, candidates={"gbm": gbm()}, stack=False, verbose=False, folds="time")

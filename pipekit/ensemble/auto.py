@@ -179,7 +179,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     m = get_metric(metric, task)
     check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None)
     cands = _candidates(candidates, task, n_jobs, seed, train)
-    kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col)
+    kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col, n_folds)
     if verbose:
         print(f"folds: {_folds_said(kind, time_col, n_folds)}", flush=True)
     plan = Plan(cands, time_limit, start, stack, n_folds)
@@ -217,7 +217,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         plan.measured(c, (ends[-1] - ends[at_once]) / (rounds - 1) * rounds if rounds > 1 else ends[-1])
         if more_folds:
             more_folds = False
-            if plan.everything_fits(FOLDS, at_once) and _rarest_class(train, task) >= FOLDS:
+            if plan.everything_fits(FOLDS, at_once) and min(_rarest_class(train, task), _times(ranks)) >= FOLDS:
                 # the first member told the time: every candidate fits with 8 folds, so bag it again on 8
                 if verbose:
                     print(f"{c.name}: {n_folds} folds took {row['fit_s']:.1f} s; every candidate fits with "
@@ -245,13 +245,17 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose, ranks)
 
 
-def _fold_order(tab: Any, n: int, folds: str, time_col: str | None) -> tuple[str, str | None, np.ndarray | None]:
-    """``(fold kind, time column, each training row's time rank)`` the members are bagged on."""
+def _fold_order(tab: Any, n: int, folds: str, time_col: str | None,
+                n_folds: int) -> tuple[str, str | None, np.ndarray | None]:
+    """``(fold kind, time column, each training row's time rank)`` the members are bagged on. In auto mode a
+    split that cannot give ``n_folds`` periods (fewer distinct times) falls back to shuffled folds, with a
+    warning; ``folds='time'`` refuses it."""
     if folds == "shuffled":
         if time_col is not None:
             raise ParameterError(f"fit_ensemble: time_col={time_col!r} orders time folds, and folds='shuffled'; give "
                                  "folds='time' (or 'auto'), or no time_col")
         return "shuffled", None, None
+    found = time_col is None
     if time_col is None:
         time_col = split_in_time(tab)
         if time_col is None:
@@ -260,7 +264,28 @@ def _fold_order(tab: Any, n: int, folds: str, time_col: str | None) -> tuple[str
                                      "model input such as add_datepart's 'Elapsed', or split the Tabular with a "
                                      "TimeSplitter, whose column it records")
             return "shuffled", None, None
-    return "time", time_col, time_ranks(recorded_times(tab, time_col), n, where=f"column {time_col!r}")
+    try:
+        ranks = time_ranks(recorded_times(tab, time_col), n, where=f"column {time_col!r}")
+    except DataError as e:
+        if folds == "time" or not found:  # a column asked for: its times are the user's to fix
+            raise
+        warn(f"fit_ensemble: the training rows' times in {time_col!r} cannot order time folds ({e}); bagging on "
+             "shuffled folds", UserWarning)
+        return "shuffled", None, None
+    if _times(ranks) < n_folds:
+        said = (f"the training rows hold {_times(ranks):g} distinct times in {time_col!r}, too few for {n_folds} "
+                "contiguous periods")
+        if folds == "time":
+            raise DataError(f"fit_ensemble: {said}; lower n_folds")
+        warn(f"fit_ensemble: {said}; bagging on {n_folds} shuffled folds instead (for periods, lower n_folds "
+             "and pass folds='time')", UserWarning)
+        return "shuffled", None, None
+    return "time", time_col, ranks
+
+
+def _times(ranks: np.ndarray | None) -> float:
+    """Distinct times among the training rows (no limit for shuffled folds): the periods time folds can make."""
+    return np.inf if ranks is None else float(ranks.max() + 1 if len(ranks) else 0)
 
 
 def recorded_times(tab: Any, col: str) -> Any:
@@ -272,10 +297,11 @@ def recorded_times(tab: Any, col: str) -> Any:
 
 
 def split_in_time(tab: Any) -> str | None:
-    """The column along which ``tab``'s validation rows all come after its training rows, or None: a date or
-    datetime column the Tabular keeps, else a continuous input (``add_datepart``'s
-    ``Elapsed``: normalising keeps the order). A ``TimeSplitter``'s split is one; a random split has none (its
-    validation rows interleave with the training rows in every column), so its members keep shuffled folds.
+    """The column ``tab`` was split in time on, or None: the column its ``TimeSplitter`` read (the Tabular records
+    it, ``tab.time_col``), else a date or datetime column the Tabular keeps in which its validation rows all come
+    after its training rows. A number is never taken for time here (a table sorted by an id, an age or a count
+    and split on its last rows is not split in time); ``fit_ensemble(time_col=...)`` names one (such as
+    ``add_datepart``'s ``Elapsed``). A random split has none, so its members keep shuffled folds.
 
     >>> import polars as pl, datetime as dt
     >>> from pipekit.data import TimeSplitter
@@ -283,6 +309,7 @@ def split_in_time(tab: Any) -> str | None:
     >>> df = pl.DataFrame({"day": [dt.date(2015, 1, d) for d in range(1, 11)], "x": range(10), "y": [1.0] * 10})
     >>> split_in_time(Tabular(df, cont_names=["x"], y_names="y", splits=TimeSplitter("day", "2015-01-08")))
     'day'
+    >>> split_in_time(Tabular(df, cont_names=["x"], y_names="y", splits=(range(7), range(7, 10))))  # x is no time
     >>> split_in_time(Tabular(df, cont_names=["x"], y_names="y", splits=([0, 2, 4, 6, 8], [1, 3, 5, 7, 9])))
     """
     if getattr(tab, "time_col", None) is not None:  # a TimeSplitter's split: its validation rows come later
@@ -291,17 +318,12 @@ def split_in_time(tab: Any) -> str | None:
     train_idx, valid_idx = getattr(tab, "train_idx", None), getattr(tab, "valid_idx", None)
     if frame is None or train_idx is None or valid_idx is None or not len(valid_idx) or not len(train_idx):
         return None
-    dates, numbers = [], []
     for name, dtype in frame.schema.items():
-        col = frame[name]
         if dtype == pl.Date or isinstance(dtype, pl.Datetime):
-            dates.append((name, col))
-        elif name in tab.cont_names and dtype.is_numeric():
-            numbers.append((name, col))
-    for name, col in dates + numbers:
-        train_last, valid_first = col.gather(train_idx).max(), col.gather(valid_idx).min()
-        if train_last is not None and valid_first is not None and train_last < valid_first:  # type: ignore[operator]
-            return str(name)
+            col = frame[name]
+            train_last, valid_first = col.gather(train_idx).max(), col.gather(valid_idx).min()
+            if train_last is not None and valid_first is not None and train_last < valid_first:  # type: ignore[operator]
+                return str(name)
     return None
 
 
