@@ -32,6 +32,7 @@ class WordTokenizer(Tokenizer):
 
     is_base_tokenizer = True
     param_constraints: ClassVar[dict[str, Any]] = {}  # no parameters: the settings are fixed
+    record_defaults: ClassVar[dict[str, Any]] = {}  # words, nothing to fit: no subword model, so no units_
 
     def __init__(self) -> None:
         super().__init__("word", rules=False, add_bos=False)
@@ -42,7 +43,8 @@ class SubwordTokenizer(Tokenizer):
     rules, no ``xxbos``): fastai's ``SubwordTokenizer``. ``model_type`` is "unigram" (as in fastai) or "bpe".
     As SentencePiece does, the model is trained on the raw text split at whitespace (``▁`` marks the space
     before a chunk: ``in this, which`` is ``▁in ▁this , ▁which``), and decoding the pieces gives the text back with its runs of
-    spaces as one. ``Tokenizer(SubwordTokenizer(vocab_sz=n))`` is ``Tokenizer("unigram", vocab_sz=n)``, which
+    spaces as one. ``units_`` says what the model is applied to: a file from a pipekit that trained it on the word split
+    has none and keeps the word split, and so the tokens it gave. ``Tokenizer(SubwordTokenizer(vocab_sz=n))`` is ``Tokenizer("unigram", vocab_sz=n)``, which
     trains its own model on the words after the rules when it is set up.
 
     >>> sp = SubwordTokenizer(vocab_sz=30)

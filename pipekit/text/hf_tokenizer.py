@@ -32,7 +32,7 @@ import os
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from tokenizers import Tokenizer as _Library
@@ -409,6 +409,7 @@ class HFTokenizer(Tokenizer):
     param_constraints = {"tokenizer": Is(_is_source, "a tokenizers.Tokenizer, the path of a tokenizer.json or its "
                                                      "JSON text"),
                          "add_bos": Options(True, False), "add_eos": Options(True, False)}
+    record_defaults: ClassVar[dict[str, Any]] = {}  # no subword model of pipekit's own, so no units_ to default
 
     def __init__(self, tokenizer: Any, add_bos: bool = True, add_eos: bool = False):
         self.tokenizer, self.add_bos, self.add_eos = tokenizer, add_bos, add_eos

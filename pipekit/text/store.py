@@ -23,8 +23,9 @@ from pipekit.data.store import Store
 from pipekit.text.tokenize import ragged_positions
 
 # bumped whenever the tokens of a text change (4: character references such as &eacute; are unescaped; 5: a
-# subword model without the rules is trained on and applied to whitespace-separated chunks of the raw text)
-CACHE_VERSION = "pk-text-5"
+# subword model without the rules is trained on and applied to whitespace-separated chunks of the raw text; 6: the
+# tokenizer state an entry keeps says which, units_, so an entry without it is not read as a model of words)
+CACHE_VERSION = "pk-text-6"
 
 
 class TextStore(Store):

@@ -55,6 +55,7 @@ _RE_ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 _PIECE_PATTERN = (r"([^\w\s])\1{2,}|(?i:n't)(?!\w)|'(?i:s|m|re|ve|ll|d)(?!\w)|\w+(?=(?i:n't)(?!\w))"
                   r"|\w+|[^\w\s]")
 _CHUNK_PATTERN = r"\n+|\S+"
+_UNITS = ("words", "chunks")  # what a subword model is trained on and applied to (Tokenizer.units_)
 _RE_REP = re.compile(r"(\S)\1{2,}")
 _RE_REP_SPLIT = re.compile(r"((\S)\2{2,})")
 _RE_WORD = re.compile(r"^\w+$")
@@ -303,6 +304,10 @@ class Tokenizer(Transform):
     #: whether this is a tokenizer without the rules that ``Tokenizer(tok)`` turns into one with them, as the
     #: book's ``Tokenizer(WordTokenizer())`` (see :mod:`pipekit.text.base_tokenizers`)
     is_base_tokenizer: ClassVar[bool] = False
+    #: ``units_`` is what the subword model was trained on and is applied to: "words" (the word tokens) or
+    #: "chunks" (the raw text's whitespace-separated chunks, what a model without the rules is set up on now). A
+    #: subword model saved without the field was trained on the words, and keeps giving the tokens it gave.
+    record_defaults = {"state.units_": "words"}
 
     def __init__(self, mode: str | Tokenizer = "word", vocab_sz: int | None = None, rules: bool = True,
                  add_bos: bool = True, add_eos: bool = False):
@@ -326,7 +331,11 @@ class Tokenizer(Transform):
         """Train the subword model on ``texts`` (the training split); nothing to learn in word mode."""
         if self.mode == "word":
             return
-        words = self._subword_units(as_text_series(texts))
+        self._train(as_text_series(texts), "words" if self.rules else "chunks")
+
+    def _train(self, s: pl.Series, units: str) -> None:
+        """Train the subword model on the ``units`` ("words" or "chunks", see :meth:`_subword_units`) of ``s``."""
+        words = self._subword_units(s, units)
         counts = words.counts()
         keep = [(w, int(c)) for w, c in zip(words.vocab, counts) if c > 0 and w not in SPECIAL_TOKENS]
         if not keep:
@@ -345,7 +354,7 @@ class Tokenizer(Transform):
             warn(f"{type(self).__name__}: the {len(words):,} training texts gave {learnt:,} subword pieces, not the "
                  f"vocab_sz={self.vocab_sz:,} asked for; set it up on more text, or ask for a smaller vocab_sz "
                  f"(at most {learnt:,} for these texts)")
-        self.state_from_data({"subword_": tk.to_str()})
+        self.state_from_data({"subword_": tk.to_str(), "units_": units})
 
     def cache_settings(self) -> dict[str, Any]:
         """What identifies this tokenizer's output in the token cache (its settings, which a base tokenizer
@@ -362,6 +371,9 @@ class Tokenizer(Transform):
         subword = state.get("subword_")
         if subword is not None and not isinstance(subword, str):
             raise FieldError("state.subword_", f"must be the subword model's JSON text, got {type(subword).__name__}")
+        if "units_" in state and state["units_"] not in _UNITS:
+            raise FieldError("state.units_", f"must be one of {_UNITS} (what the subword model was trained on), got "
+                                             f"{state['units_']!r:.40}")
         try:
             sub = load_checked(subword)[0] if subword else None
         except DataError as e:
@@ -415,13 +427,23 @@ class Tokenizer(Transform):
                     .sort("i").get_column("t"))
         return toks
 
-    def _subword_units(self, s: pl.Series) -> TokenizedTexts:
-        """What a subword model is trained on and applied to, one unit at a time: the word tokens after the
-        rules, or without the rules the whitespace-separated chunks of the raw text, as SentencePiece sees a
-        text (``▁`` marks the space before each chunk, and a word keeps the punctuation written against it).
-        Splitting the raw text into words first would hide from the trainer how often a word occurs inside
-        other chunks, and the unigram model then learns common words such as ``this`` in two pieces."""
-        if self.rules:
+    @property
+    def units(self) -> str:
+        """What the subword model is applied to: "words" or "chunks" (see ``record_defaults``); before ``setup``,
+        what it will be trained on."""
+        if self._sub is None:
+            return "words" if self.rules else "chunks"
+        return str(getattr(self, "units_", self.record_defaults["state.units_"]))
+
+    def _subword_units(self, s: pl.Series, units: str) -> TokenizedTexts:
+        """What a subword model is trained on and applied to, one unit at a time: ``units="words"``, the word
+        tokens (after the rules when there are rules), or ``"chunks"``, the whitespace-separated chunks of the
+        raw text, as SentencePiece sees a text (``▁`` marks the space before each chunk, and a word keeps the
+        punctuation written against it). Splitting the raw text into words first would hide from the trainer
+        how often a word occurs inside other chunks, and the unigram model then learns common words such as
+        ``this`` in two pieces; a model trained on words is still applied to words, so its tokens stay those
+        it was trained to give."""
+        if units == "words":
             return self._encode_words(s)
         chunks = s.str.extract_all(_CHUNK_PATTERN)
         n_chunks = chunks.list.len().fill_null(0).to_numpy().astype(np.int64)
@@ -521,10 +543,10 @@ class Tokenizer(Transform):
         s = as_text_series(texts)
         if self.mode == "word":
             return self._encode_words(s)
-        words = self._subword_units(s)
         if self._sub is None:
             raise NotFittedError(f"Tokenizer(mode={self.mode!r}) is not fitted; call setup(train_texts) first "
                                  "(TextBlock does this on the training split)")
+        words = self._subword_units(s, self.units)
         # subword pieces per distinct word, computed in parallel by the tokenizers library
         plain = [w for w in words.vocab if w not in SPECIAL_TOKENS]
         sub = self._sub
@@ -576,8 +598,8 @@ class Tokenizer(Transform):
         if self.mode == "word":
             return decode_words(list(tokens))
         words = _merge_subwords(tokens)
-        # without the rules the merged pieces are the text's own whitespace-separated chunks
-        return decode_words(words) if self.rules else _join_chunks(words)
+        # a model applied to chunks gives pieces that merge back into the text's own whitespace-separated chunks
+        return _join_chunks(words) if self.units == "chunks" else decode_words(words)
 
 
 def _mode_of(tok: Tokenizer, vocab_sz: int | None) -> tuple[str, int | None]:
