@@ -287,6 +287,8 @@ FORMAT_2_FIELDS: dict[str, dict[str, set[str]]] = {
     "pipekit.tabular.TabularProcessor": {
         "params": {"procs", "cat_names", "cont_names", "y_names", "y_block"},
         "state": {"cat_names_", "cont_names_", "y_kind_", "y_vocab_", "c_"}},
+    "pipekit.text.Tokenizer": {"params": {"mode", "vocab_sz", "rules", "add_bos", "add_eos"}, "state": {"subword_"}},
+    "pipekit.text.SubwordTokenizer": {"params": {"vocab_sz", "model_type"}, "state": {"subword_"}},
 }
 
 
