@@ -422,3 +422,19 @@ def test_category_missing_only_in_new_rows_is_named_with_its_count(tab, adult, t
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         proc.transform(pl.from_pandas(pdf))
+
+
+def test_category_missing_only_in_the_validation_rows_is_said_as_the_split_is_made(adult):
+    """A split whose validation rows alone hold missing values of a categorical column (a later export of the data
+    with a field left blank) is said as the Tabular is made, with the count; a random split of adult is quiet."""
+    n = len(adult)
+    blank = adult.with_columns(pl.when(pl.int_range(n) >= n - 500).then(None).otherwise(pl.col("workclass"))
+                               .alias("workclass"))
+    with pytest.warns(UserWarning, match=r"Categorify: categorical column\(s\) with no missing values in training "
+                                         r"have missing values in the validation rows \(count per column: "
+                                         r"\{'workclass': 500\}\)"):
+        Tabular(blank, cat_names=CAT, cont_names=CONT, y_names="salary",
+                splits=(np.arange(n - 1000), np.arange(n - 1000, n)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Tabular(adult, cat_names=CAT, cont_names=CONT, y_names="salary", splits=RandomSplitter(0.2, seed=42))

@@ -523,6 +523,7 @@ class Tabular(_FittedNames):
             raw, out = take_rows(items, valid_idx), take_rows(self.frame, valid_idx)
             for proc in p.procs:
                 proc.check_valid(raw, out)
+            p._check_new_missing(raw, where="in the validation rows")
 
     def _attach(self, frame: pl.DataFrame, train_idx: np.ndarray, valid_idx: np.ndarray) -> None:
         self.frame = frame

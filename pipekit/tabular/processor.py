@@ -408,16 +408,17 @@ class TabularProcessor(Component):
             out = out.drop(self.y_names)  # classes never seen in training, read from the codes just made
         return out
 
-    def _check_new_missing(self, frame: pl.DataFrame, said: Sequence[str] = ()) -> None:
-        """Warn about a categorical column with missing values in new rows that had none in the training rows: the
-        model reads them as ``#na#``, a code it never learned from, and its predictions for those rows shift."""
+    def _check_new_missing(self, frame: pl.DataFrame, said: Sequence[str] = (), where: str = "here") -> None:
+        """Warn about a categorical column with missing values in new rows (``where``: the validation rows as a
+        Tabular is split) that had none in the training rows: the model reads them as ``#na#``, a code it never
+        learned from, and its predictions for those rows shift."""
         cols = [c for c in self.cat_complete_ if c not in said and c in frame.columns]
         if not cols or not len(frame):
             return
         counts = frame.select([present(c, frame.schema[c]).not_().sum().alias(c) for c in cols]).row(0)
         new = {c: int(n) for c, n in zip(cols, counts) if n}
         if new:
-            warn(f"Categorify: categorical column(s) with no missing values in training have missing values here "
+            warn(f"Categorify: categorical column(s) with no missing values in training have missing values {where} "
                  f"(count per column: {new}); the model sees them as {NA_TOKEN!r}, which it never learned from, so "
                  "predictions for those rows are a guess: fill them with a value of the column if one is known.")
 
