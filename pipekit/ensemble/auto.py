@@ -43,7 +43,7 @@ from pipekit.backends.base import Model
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.bagged import BaggedModel, out_of_fold, time_ranks, time_values
+from pipekit.ensemble.bagged import FOLD_KINDS, TIME_COL, BaggedModel, out_of_fold, time_ranks, time_values
 from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular, target_range
@@ -165,8 +165,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     check("fit_ensemble", time_limit=(time_limit, Interval(0, None, closed="neither", none_ok=True)),
           n_folds=(n_folds, Interval(2, None, integer=True, none_ok=True)), stack=(stack, Options(True, False)),
           tab=(tab, Is(lambda t: hasattr(t, "train") and hasattr(t, "processor"), "a Tabular")),
-          folds=(folds, Options("auto", "shuffled", "time")),
-          time_col=(time_col, Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a column name")))
+          folds=(folds, FOLD_KINDS), time_col=(time_col, TIME_COL))
     start = time.perf_counter()
     more_folds = n_folds is None and time_limit is not None  # 5 folds, 8 if everything fits with them
     if n_folds is None:

@@ -48,6 +48,11 @@ from pipekit.ensemble.base import align_classes, member_name
 from pipekit.metrics import get_metric
 
 
+#: the folds a BaggedModel or fit_ensemble cuts, and the column that orders time folds
+FOLD_KINDS = Options("auto", "shuffled", "time")
+TIME_COL = Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a column name")
+
+
 class _OutOfTime(Exception):
     """A refit fold model ran out of its time: the refit ends and the model stays as it was."""
 
@@ -244,8 +249,7 @@ class BaggedModel(Backend):
         "n_folds": Interval(2, None, integer=True), "n_repeats": POSITIVE_INT,
         "stop_fraction": Interval(0, 0.5, closed="neither"), "refit_stopped": Options(True, False),
         "seed": Interval(0, 2**31 - 1, integer=True), "n_jobs": N_JOBS, "time_limit": TIME_LIMIT, "name": NAME,
-        "folds": Options("auto", "shuffled", "time"),
-        "time_col": Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a column name")}
+        "folds": FOLD_KINDS, "time_col": TIME_COL}
     unsaved: ClassVar[tuple[str, ...]] = ("valid_predictions_",)  # for whoever fitted it, of rows not kept
 
     def __init__(self, model: Any, n_folds: int = 5, n_repeats: int = 1, stop_fraction: float = 0.1,
@@ -454,6 +458,8 @@ class BaggedModel(Backend):
                     raise _OutOfTime  # a refit the time cuts short would be worse than the model it replaces
             else:
                 m = again  # else the model stopped on its own rows stays
+        if "processor_" not in m.unsaved:  # the bag keeps the procs, once in its file; its fold models their
+            vars(m).pop("processor_", None)  # signature (the net builds its module from them, and writes them there)
         t1 = time.perf_counter()
         p, pv = m.predict(d.take(held)), None if valid is None else m.predict(valid)
         return m, held, p, pv, (t1 - t0, time.perf_counter() - t1)

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import Model
+from pipekit.backends.base import Model, check_valid_split
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.backends.sklearn_adapter import SklearnModel
 from pipekit.core.component import Component
@@ -165,6 +165,7 @@ class StackingEnsemble(Ensemble):
         stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored. ``order``: each
         training row's time, for a bagged ``meta`` with time folds (``BaggedModel(folds="time")``) and for the
         folds unfitted members are fitted on, then contiguous periods in time order."""
+        check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows
         if order is not None and not isinstance(self.meta, BaggedModel):  # refused before any member is fitted
             meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__
             raise ParameterError("StackingEnsemble: order= is for a bagged meta-model's time folds "

@@ -273,8 +273,9 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     # the model's targets are the learner's data's (a test loader may carry none)
     targets = [*tuple(dl.blocks or ())[n_inp:], *tuple(getattr(learn.dls, "blocks", ()) or ())[n_inp:]]
     moving = "/".join(sorted({str(g) for b in targets if (g := getattr(b, "geometry", None)) in _MOVING}))
-    # targets from the plain pass: an augmentation may change what a batch carries as its targets
-    plain, targs = get_preds(learn, dl=dl)[:2]
+    # targets from the plain pass: an augmentation may change what a batch carries as its targets (a pass made
+    # only when it is blended in, or there are targets that could move, to compare with)
+    plain, targs = get_preds(learn, dl=dl)[:2] if beta is not None or moving else (None, None)
     if moving and targs is None:
         raise ParameterError(f"tta: the model's targets are {moving}, which an augmentation may move with the "
                              "image, and this loader carries no targets to show that it does not; use "
@@ -282,9 +283,11 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     # the training-time batch augmentation, on the same items in the same order
     aug_dl = dl.new(shuffle=False, augment=True)
     aug_dl.epoch = 0
-    runs = []
+    runs: list[torch.Tensor] = []
     for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
         preds, aug_targs = get_preds(learn, dl=aug_dl)[:2]
+        if plain is None and not runs:
+            targs = aug_targs  # targets that do not move: the augmented pass carries the plain ones
         if moving and not _same_targets(aug_targs, targs):
             raise ParameterError(f"tta: the targets are {moving}, which the augmentation moves with the image, so "
                                  "a prediction on a flipped or warped image is not one for the original and cannot "
@@ -293,7 +296,7 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
         runs.append(preds)
     stacked = torch.stack(runs)
     aug = stacked.max(0).values if use_max else stacked.mean(0)
-    if beta is None:
+    if beta is None or plain is None:
         return aug, targs
     return torch.lerp(aug, plain, beta), targs
 
