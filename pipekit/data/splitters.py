@@ -263,7 +263,10 @@ class TimeSplitter(Splitter):
         return s
 
     def split(self, items: pl.DataFrame) -> Split:
-        s = self.times(items)
+        return self.split_times(self.times(items))
+
+    def split_times(self, s: pl.Series) -> Split:
+        """The split of rows whose times (as :meth:`times` gives them) are ``s``."""
         cut = self.cutoff
         if isinstance(cut, float) and 0 < cut < 1:
             if s.dtype == pl.Date:  # each date as its midnight: a date plus 14.25 days drops the quarter day, so

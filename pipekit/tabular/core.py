@@ -511,14 +511,18 @@ class Tabular(_FittedNames):
             raise DataError(missing_split_column(type(splits).__name__, c, have))
         picked = frame if wanted is None else frame.select(wanted)  # never a copy
         items = collect_table(picked, source, p.cont_names) if isinstance(picked, pl.LazyFrame) else picked
+        # a TimeSplitter's times are read once (text dates parsed once), for the split and for train_times
+        by_time = splits if isinstance(splits, TimeSplitter) else None
+        times = None if by_time is None else by_time.times(items)
         with _plain_pages():  # the split's index arrays are the size of the table
-            train_idx, valid_idx = split_rows(splits, items)
+            train_idx, valid_idx = split_rows(splits if by_time is None or times is None else
+                                              lambda _: by_time.split_times(times), items)
             mask = np.zeros(len(items), dtype=bool)
             mask[train_idx] = True
         with naming_file(source):
             self._attach(p.fit_transform(items, mask), train_idx, valid_idx)
-        if isinstance(splits, TimeSplitter):  # the column is no model input, so the processed frame drops it
-            self.time_col, self.train_times = splits.col, splits.times(items).gather(train_idx)
+        if by_time is not None and times is not None:  # the column is no model input, so the processed frame drops it
+            self.time_col, self.train_times = by_time.col, times.gather(train_idx)
         if len(valid_idx):  # what the validation rows hold that training did not teach, said as the split is made
             raw, out = take_rows(items, valid_idx), take_rows(self.frame, valid_idx)
             for proc in p.procs:

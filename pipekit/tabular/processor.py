@@ -123,8 +123,7 @@ _FITTED_STATE = {
                    "the target's classes (a list of text) or null"),
     "y_type_": Options(*CLASS_TYPES),
     "c_": Is(lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
-    "cat_complete_": Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
-                        "the categorical columns with no missing values in the training rows (a list)"),
+    "cat_complete_": _COLUMNS,  # the categorical columns with no missing values in the training rows
 }
 
 
@@ -328,7 +327,7 @@ class TabularProcessor(Component):
         names = ColumnNames(list(self.cat_names), list(self.cont_names))
         # which categorical columns had missing values to learn from: one missing only in new rows is warned about
         schema = schema_of(frame)
-        cats = [c for c in self.cat_names if any(isinstance(p, Categorify) for p in self.procs)]
+        cats = list(self.cat_names) if any(isinstance(p, Categorify) for p in self.procs) else []
         counts = collect(frame.select([(train & present(c, schema[c]).not_()).any().alias(c) for c in cats])) \
             if cats else None
         self.cat_complete_ = [c for c in cats if counts is not None and not counts[c][0]]

@@ -445,17 +445,13 @@ class Tokenizer(Transform):
         it was trained to give."""
         if units == "words":
             return self._encode_words(s)
-        chunks = s.str.extract_all(_CHUNK_PATTERN)
-        n_chunks = chunks.list.len().fill_null(0).to_numpy().astype(np.int64)
-        uniq, codes = _factorize(chunks.explode().drop_nulls())
+        uniq, codes, n_chunks = _chunk_codes(s)
         return self.with_markers(uniq.to_list(), codes, np.concatenate([[0], np.cumsum(n_chunks)]))
 
     def _encode_words(self, s: pl.Series) -> TokenizedTexts:
         if self.rules:
             s = _unescape_entities(s.str.replace_many([a for a, _ in HTML_FIXES], [b for _, b in HTML_FIXES]))
-        chunks = s.str.extract_all(_CHUNK_PATTERN)
-        n_chunks = chunks.list.len().fill_null(0).to_numpy().astype(np.int64)
-        uniq, codes = _factorize(chunks.explode().drop_nulls())
+        uniq, codes, n_chunks = _chunk_codes(s)
         chunk_strs = uniq.to_list()
         doc_of = np.repeat(np.arange(len(s), dtype=np.int64), n_chunks)
         if self.rules:
@@ -611,6 +607,15 @@ def _mode_of(tok: Tokenizer, vocab_sz: int | None) -> tuple[str, int | None]:
         raise ParameterError(f"Tokenizer: vocab_sz={vocab_sz} differs from the {type(tok).__name__}'s "
                              f"vocab_sz={tok.vocab_sz}; give it once")
     return tok.mode, tok.vocab_sz if vocab_sz is None else vocab_sz
+
+
+def _chunk_codes(s: pl.Series) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """The whitespace-separated chunks of the texts ``s``: the distinct chunks, each chunk's code into them (all
+    texts' chunks in order) and the number of chunks of each text."""
+    chunks = s.str.extract_all(_CHUNK_PATTERN)
+    n_chunks = chunks.list.len().fill_null(0).to_numpy().astype(np.int64)
+    uniq, codes = _factorize(chunks.explode().drop_nulls())
+    return uniq, codes, n_chunks
 
 
 def _merge_subwords(pieces: Iterable[str]) -> list[str]:
