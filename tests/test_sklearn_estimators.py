@@ -288,6 +288,44 @@ def test_iso_text_dates_are_dates_with_no_time_parts_for_days():
         hours, y[:3000]).processor_.cont_names_
 
 
+def test_day_first_text_dates_are_read_at_predict_in_the_layout_of_the_training_rows(tmp_path):
+    """Rossmann's dates written day first ('31/07/2015', as a European export has them): unnamed, the column is a
+    category and a warning says how to name it a date; named in date_names, the layout read from the training rows
+    is kept, so a few later rows that read both ways alone ('05/06/2015') are read as in training, also after
+    saving, and give the same predictions as the dates themselves. A column whose every training row reads both
+    ways is refused, saying how to parse it."""
+    import warnings
+
+    import pandas as pd
+
+    import pipekit
+
+    X, y = _rossmann_as_read_by_pandas()
+    day_first = X.assign(Date=pd.to_datetime(X.Date).dt.strftime("%d/%m/%Y"))
+    later, earlier = slice(None, 15711), slice(15711, None)  # the file runs from the last day back
+    gbm = GBM("regression", n_estimators=40, n_jobs=1)
+    with pytest.warns(UserWarning, match=r"column 'Date' holds dates written as text \('\d\d/\d\d/2015'\) and is "
+                                         r"taken as a category.*date_names=\['Date'\]"):
+        unnamed = TabularRegressor(gbm, random_state=0).fit(day_first.iloc[earlier].head(2000), y[earlier][:2000])
+    assert unnamed.date_names_ == [] and "Date" in unnamed.cat_names_
+
+    named = TabularRegressor(gbm, date_names=["Date"], random_state=0).fit(day_first.iloc[earlier], y[earlier])
+    assert named.date_formats_ == {"Date": "%d/%m/%Y"}
+    parsed = TabularRegressor(gbm, random_state=0).fit(X.iloc[earlier], y[earlier])  # ISO text: a date by itself
+    few = day_first.iloc[later][day_first.iloc[later].Date.str.startswith("05/06")].head(3)  # 5 June, or 6 May
+    assert len(few) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = named.predict(few)
+    assert np.array_equal(p, parsed.predict(X.loc[few.index]))
+    pipekit.save(named, tmp_path / "named.pipekit")
+    assert np.array_equal(pipekit.load(tmp_path / "named.pipekit").predict(few), p)
+    ambiguous = day_first[day_first.Date.str.slice(0, 2).astype(int) <= 12]
+    with pytest.raises(DataError, match=r"column 'Date' is ambiguous.*parse it before fitting: "
+                                        r"pd.to_datetime\(X\['Date'\], format='%d/%m/%Y'\) \(day first\)"):
+        TabularRegressor(gbm, date_names=["Date"]).fit(ambiguous.head(3000), y[:3000])
+
+
 def test_a_saved_model_with_time_parts_of_a_date_column_predicts_as_it_did(tmp_path, monkeypatch):
     """A model saved when a datetime column of days still got Hour/Minute/Second parts keeps reading them."""
     import pandas as pd

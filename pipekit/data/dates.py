@@ -15,17 +15,20 @@ AWARE = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 OFFSET = r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 # day and month as numbers in either order: 01/02/2015, 1.2.15, 01-02-2015 13:45
 _NUMERIC_DATE = r"^(\d{1,2})([/.\-])(\d{1,2})([/.\-])(\d{4}|\d{2})(.*)$"
+# the same, with nothing after the year but a time of day (not "1.2.30.4")
+_NUMERIC_DAY = r"^\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp][Mm])?)?$"
 _TIME_FORMATS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S%.f", "T%H:%M", "T%H:%M:%S", "T%H:%M:%S%.f", " %I:%M %p",
                  " %I:%M:%S %p")
 _ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
                 "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f")
 
 
-def numeric_date_format(values: pl.Series, field: str, who: str) -> str | None:
+def numeric_date_format(values: pl.Series, field: str, who: str,
+                        fix: str = "pass format={day!r} (day first) or format={month!r} (month first)") -> str | None:
     """The format of dates written day and month as numbers (``01/02/2015``), or None for other text.
 
     Raises (naming ``who``, the caller) when every value reads both day-first and month-first and the two
-    readings differ.
+    readings differ; ``fix`` says what to do, given the two formats as ``day`` and ``month``.
 
     >>> numeric_date_format(pl.Series(["31/01/2015", "01/02/2015"]), "Date", "add_datepart")
     '%d/%m/%Y'
@@ -57,8 +60,8 @@ def numeric_date_format(values: pl.Series, field: str, who: str) -> str | None:
         (_, fmt_d, by_day), (_, fmt_m, by_month) = readings
         raise DataError(
             f"{who}: column {field!r} is ambiguous: every value reads both day-first and month-first, "
-            f"e.g. {values[i]!r} is {by_day[i]:%d %B %Y} or {by_month[i]:%d %B %Y}; pass format={fmt_d!r} "
-            f"(day first) or format={fmt_m!r} (month first).")
+            f"e.g. {values[i]!r} is {by_day[i]:%d %B %Y} or {by_month[i]:%d %B %Y}; "
+            f"{fix.format(day=fmt_d, month=fmt_m)}.")
     return readings[0][1]
 
 
@@ -69,8 +72,58 @@ def iso_format(values: pl.Series) -> str | None:
     return _ISO_FORMATS[best] if len(values) and misses[best] < len(values) else None
 
 
+def text_date_format(values: pl.Series, field: str, who: str, fix: str | None = None) -> str | None:
+    """The one layout a column of text dates is read in: day and month as numbers read one way only (see
+    :func:`numeric_date_format`; ``fix`` as it takes it), else the ISO layout that reads most of them; None when
+    no layout reads any. It is read from every distinct value, a UTC offset after the time of day left out (the
+    parts read the local clock). ``add_datepart`` parses a column in it, and a fitted ``TabularClassifier`` or
+    ``TabularRegressor`` keeps it, so later rows are read as the training rows were: a few rows such as
+    ``05/03/2016`` read both ways on their own.
+
+    >>> text_date_format(pl.Series(["31/01/2015", "05/03/2016", None]), "Date", "fit")
+    '%d/%m/%Y'
+    >>> text_date_format(pl.Series(["2015-07-31T10:00:00+02:00"]), "t", "fit"), text_date_format(pl.Series(["x"]), "t", "fit")
+    ('%Y-%m-%dT%H:%M:%S', None)
+    """
+    given = values.cast(pl.String).str.strip_chars().drop_nulls().unique(maintain_order=True)
+    if len(given) and given.str.contains(AWARE).all():
+        given = given.str.replace(OFFSET, "")
+    numeric = numeric_date_format(given, field, who) if fix is None else numeric_date_format(given, field, who, fix)
+    return numeric or iso_format(given)
+
+
+def _numeric_formats() -> frozenset[str]:
+    out: set[str] = set()
+    for s1 in "/.-":
+        for s2 in "/.-":
+            for year in ("%Y", "%y"):
+                for date in (f"%d{s1}%m{s2}{year}", f"%m{s1}%d{s2}{year}"):
+                    out.update(date + t for t in _TIME_FORMATS)
+    return frozenset(out)
+
+
+#: every layout :func:`text_date_format` gives: a layout read from a file must be one of them
+DATE_FORMATS = _numeric_formats() | frozenset(_ISO_FORMATS)
+
+
 # a date written year first with dashes, optionally with a time of day: 2015-07-31, 2015-07-31 13:45:00, ...T13:45
 _STRICT_ISO = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+
+
+def numeric_dates(values: pl.Series) -> bool:
+    """Whether text ``values`` are all dates written day and month as numbers (``31/07/2015``, ``7.31.15 13:45``),
+    every one that is not null: a layout read only when a column is named as a date, since ``01/02/2015`` reads
+    two ways.
+
+    >>> numeric_dates(pl.Series(["31/07/2015", None, "01/08/2015 10:30"])), numeric_dates(pl.Series(["1.2.30.4"]))
+    (True, False)
+    """
+    if values.dtype != pl.String:
+        return False
+    given = values.drop_nulls().str.strip_chars()
+    if given.is_empty() or not given.head(64).str.contains(_NUMERIC_DAY).all():
+        return False
+    return bool(given.str.contains(_NUMERIC_DAY).all())
 
 
 def iso_dates(values: pl.Series) -> bool:

@@ -45,6 +45,7 @@ from pipekit.backends.data import procs_signature
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Is, check_state
+from pipekit.data.dates import DATE_FORMATS, text_date_format
 from pipekit.sklearn.fitting import BACKENDS, default_backend, fit_model, model_task
 from pipekit.sklearn.frames import as_frame, check_filled, column_roles, date_parts, default_columns
 from pipekit.tabular.core import TabularSplit
@@ -64,6 +65,13 @@ def _names_or_none(v: Any) -> bool:
 
 
 _NAMES = Is(_names_or_none, "None or a list of column names (or positions)")
+#: a text date column's layout, as a file holds it: one pipekit reads dates in, by column name
+_DATE_FORMATS = Is(lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(f, str) and f in DATE_FORMATS
+                                                         for k, f in v.items()),
+                   "a dict of column names to date layouts pipekit reads (such as '%d/%m/%Y')")
+#: what to do about a text date column whose every value reads both day-first and month-first
+_PARSE_FIRST = ("parse it before fitting: pd.to_datetime(X[{column}], format={day!r}) (day first) or "
+                "format={month!r} (month first)")
 
 
 class _TabularEstimator(Component, BaseEstimator):
@@ -71,6 +79,8 @@ class _TabularEstimator(Component, BaseEstimator):
 
     registry_kind = "estimator"
     task: ClassVar[str]
+    #: the layout of each text date column (a file written before they were kept reads each call's own rows)
+    record_defaults: ClassVar[dict[str, Any]] = {"state.date_formats_": {}}
     param_constraints = {
         "backend": Is(lambda v: v in BACKENDS if isinstance(v, str) else isinstance(v, Model),
                       f"one of {list(BACKENDS)} or a pipekit backend or ensemble (GBM(...), RandomForest(...), "
@@ -190,9 +200,19 @@ class _TabularEstimator(Component, BaseEstimator):
         self.__dict__.setdefault("_warned", set()).clear()
         frame = self._frame(X, reset=True)
         y = self._targets(y, frame.height)
-        cat, cont, dates = column_roles(frame, self.cat_names, self.cont_names, self.date_names)
-        check_filled(frame, cat + cont + dates, type(self).__name__)
-        frame, date_cat, date_cont = date_parts(frame, dates)
+        who = type(self).__name__
+        cat, cont, dates = column_roles(frame, self.cat_names, self.cont_names, self.date_names, who)
+        check_filled(frame, cat + cont + dates, who)
+        # the layout of each text date column, read from every training row and kept: a few later rows alone
+        # may read two ways (05/03/2016) or the other way round
+        formats = {}
+        for c in dates:
+            if frame.schema[c] == pl.String:
+                fix = _PARSE_FIRST.replace("{column}", repr(c).replace("{", "{{").replace("}", "}}"))
+                fmt = text_date_format(frame[c], c, who, fix)
+                if fmt is not None:
+                    formats[c] = fmt
+        frame, date_cat, date_cont = date_parts(frame, dates, formats=formats)
         target = "__target__"
         while target in frame.columns:
             target += "_"
@@ -203,6 +223,7 @@ class _TabularEstimator(Component, BaseEstimator):
         self.model_ = fit_model(self._backend(), TabularSplit(processed, processor), self._seed())
         self.processor_ = processor
         self.cat_names_, self.cont_names_, self.date_names_ = cat, cont, dates
+        self.date_formats_ = formats
         return self
 
     def _encode_targets(self, name: str, y: np.ndarray) -> tuple[pl.Series, str]:
@@ -218,7 +239,7 @@ class _TabularEstimator(Component, BaseEstimator):
         # (a '<date>_Hour' part made at fit, not a column of X of that name)
         timed = [d for d in self.date_names_
                  if f"{d}_Hour" in self.processor_.cont_names and f"{d}_Hour" not in self.cont_names_]
-        frame, _, _ = date_parts(frame, self.date_names_, timed)
+        frame, _, _ = date_parts(frame, self.date_names_, timed, vars(self).get("date_formats_"))
         # Python shows a warning once per place only until any code changes the warning filters, which pandas
         # and scikit-learn do inside predict: Categorify's "unseen values" would repeat on every call (every
         # shuffle of a permutation importance). Each distinct warning is shown once per fitted model instead.
@@ -287,7 +308,7 @@ class _TabularEstimator(Component, BaseEstimator):
     def state_from_data(self, state: dict[str, Any]) -> None:
         # the column roles decide what predict reads and parses: lists of names, checked before any is used
         if state:  # a fitted estimator's state (an unfitted one stores none)
-            check_state(state, f"{type(self).__name__}, to read new rows,",
+            check_state(state, f"{type(self).__name__}, to read new rows,", date_formats_=_DATE_FORMATS,
                         **{k: _COLUMNS for k in ("cat_names_", "cont_names_", "date_names_")})
         state = dict(state)
         for k in ("classes_", "feature_names_in_"):
@@ -339,6 +360,7 @@ class _TabularEstimator(Component, BaseEstimator):
                   procs=[p.clone() for p in processor.procs])
         est.model_, est.processor_ = model, processor
         est.cat_names_, est.cont_names_, est.date_names_ = list(processor.cat_names), list(processor.cont_names), []
+        est.date_formats_ = {}
         est.n_features_in_, est.feature_names_in_ = len(names), np.asarray(names, dtype=object)
         if cls.task == "classification":
             est.classes_ = np.asarray(model.classes_)

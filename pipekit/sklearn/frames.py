@@ -18,16 +18,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipekit.data.dates import has_time_of_day, iso_dates
+from pipekit.data.dates import has_time_of_day, iso_dates, numeric_dates
 from pipekit.data.items import to_items
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.tabular.dates import add_datepart
 
 _2D = ("Reshape your data either using array.reshape(-1, 1) if your data has a single feature or "
@@ -131,9 +131,12 @@ def _resolve(names: Sequence[Any] | None, columns: list[str], role: str) -> list
 
 
 def column_roles(frame: pl.DataFrame, cat_names: Sequence[Any] | None, cont_names: Sequence[Any] | None,
-                 date_names: Sequence[Any] | None) -> tuple[list[str], list[str], list[str]]:
+                 date_names: Sequence[Any] | None, who: str | None = None) -> tuple[list[str], list[str], list[str]]:
     """``(cat, cont, dates)``: the columns named in each role, and every other column by its type: text,
-    categories and booleans are categorical, numbers continuous, dates and datetimes are dates."""
+    categories and booleans are categorical, numbers continuous, dates and datetimes are dates, and so is text
+    holding only ISO dates (``2015-07-31``). Text holding only dates with day and month as numbers
+    (``31/07/2015``), which may read two ways, stays categorical; with ``who`` (the estimator fitting) a warning
+    says so and how to name it a date."""
     cols = frame.columns
     given = {role: _resolve(names, cols, role) for role, names in
              (("cat_names", cat_names), ("cont_names", cont_names), ("date_names", date_names))}
@@ -151,6 +154,12 @@ def column_roles(frame: pl.DataFrame, cat_names: Sequence[Any] | None, cont_name
             dates.append(c)  # ISO text too: a date column of a CSV read without parse_dates
         elif dt == pl.String or dt == pl.Boolean or isinstance(dt, (pl.Categorical, pl.Enum)):
             cat.append(c)
+            if who is not None and numeric_dates(frame[c]):
+                example = frame[c].drop_nulls()[0]
+                warn(f"{who}: column {c!r} holds dates written as text ({example!r}) and is taken as a category, so "
+                     f"every date not in the training rows is unseen; give date_names=[{c!r}] for its date parts "
+                     "(year, month, day of week, elapsed time), read in the layout of its values, or parse it "
+                     f"first (pd.to_datetime(X[{c!r}], format=...))")
         elif dt.is_numeric() or dt == pl.Null:
             cont.append(c)
         else:
@@ -181,14 +190,16 @@ def check_filled(frame: pl.DataFrame, columns: Sequence[str], who: str) -> None:
                             "column from X.")
 
 
-def date_parts(frame: pl.DataFrame, dates: Sequence[str],
-               times: Sequence[str] | None = None) -> tuple[pl.DataFrame, list[str], list[str]]:
+def date_parts(frame: pl.DataFrame, dates: Sequence[str], times: Sequence[str] | None = None,
+               formats: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, list[str], list[str]]:
     """Each date column replaced by its parts (``<col>_Year``, ``<col>_Month``, ..., ``<col>_Elapsed``;
     times of day for the ``times`` columns, by default those that are datetimes); returns the frame and the new
     categorical (the ``Is_*`` flags) and continuous part names. Text dates are parsed (ISO and the usual layouts),
     so rows read back from a CSV give the parts their datetimes gave at fit when ``times`` names them. By default
     only a column holding a time of day other than midnight gets the hour, minute and second (of a column of days
-    they would be constant), as ``add_datepart(time=False)`` leaves them out.
+    they would be constant), as ``add_datepart(time=False)`` leaves them out. ``formats``: the layout each text
+    column is read in (what ``text_date_format`` read from the training rows); a column without one is read in
+    the layout of its own values.
 
     >>> out, cat, cont = date_parts(pl.DataFrame({"d": ["2015-07-31", "2015-08-01"]}), ["d"])
     >>> cont[:2], "d_Hour" in cont, "d_Hour" in date_parts(pl.DataFrame({"d": ["2015-07-31 13:45"]}), ["d"])[2]
@@ -199,7 +210,8 @@ def date_parts(frame: pl.DataFrame, dates: Sequence[str],
     for c in dates:
         before = set(frame.columns)
         time = c in times if times is not None else has_time_of_day(frame[c])
-        frame = add_datepart(frame, c, prefix=f"{c}_", time=time)  # type: ignore[assignment]
+        frame = add_datepart(frame, c, prefix=f"{c}_", time=time,  # type: ignore[assignment]
+                             format=(formats or {}).get(c) if frame.schema[c] == pl.String else None)
         for part in frame.columns:
             if part not in before:
                 (cat if frame.schema[part] == pl.Boolean else cont).append(part)

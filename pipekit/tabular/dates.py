@@ -18,7 +18,7 @@ import polars as pl
 
 from pipekit.core.errors import DataError, warn
 from pipekit.core.validate import Interval, Options, check
-from pipekit.data.dates import AWARE, OFFSET, iso_format, numeric_date_format
+from pipekit.data.dates import AWARE, OFFSET, text_date_format
 from pipekit.tabular.core import read_frame
 from pipekit.tabular.procs import collect, schema_of
 
@@ -44,8 +44,7 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
     if format is not None:
         fmt: str | None = re.sub(r"\s*%[:#]?z", "", format) if is_aware else format
     else:
-        local_values = values.str.replace(OFFSET, "") if is_aware else values
-        fmt = numeric_date_format(local_values, field, "add_datepart") or iso_format(local_values)
+        fmt = text_date_format(values, field, "add_datepart")
     # an explicit format parses about ten times faster than polars' per-value inference
     local = local_text.str.to_datetime(format=fmt, strict=False, time_unit="us")
     if is_aware:

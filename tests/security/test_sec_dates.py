@@ -1,6 +1,7 @@
 """add_datepart: time-zone-aware values keep their parts, ambiguous and unparseable dates are never guessed."""
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -114,3 +115,32 @@ def test_sec_an_estimators_date_columns_from_a_file_are_checked(tmp_path, value)
     bad = edited_copy(tmp_path / "reg.pipekit", edit, tmp_path / "bad.pipekit")
     with pytest.raises(ExportError, match=r"field 'state.date_names_' must be a list of column names"):
         pipekit.load(bad)
+
+
+@pytest.mark.parametrize("value", [None, "%d/%m/%Y", {"Date": "%s"}, {"Date": "%d/%m/%Y%z"}, {"Date": 3}, {"Date": ["%d/%m/%Y"]}])
+def test_sec_an_estimators_date_layouts_from_a_file_are_layouts_pipekit_reads(tmp_path, value):
+    """The layout a saved estimator reads a text date column in goes to the date parser: a file's layout must be
+    one pipekit itself writes (by name, no other directive), or the file is refused at load, naming the field. A
+    file written before layouts were kept reads each call's own rows, as it did."""
+    import pipekit
+    from pipekit.core.errors import ExportError
+    from pipekit.sklearn import TabularRegressor
+    from sec_files import edited_copy
+
+    raw = pd.read_csv(path("rossmann_sample") / "train.csv", nrows=500, dtype={"StateHoliday": str})
+    X = raw[["Store", "Date"]].assign(Date=pd.to_datetime(raw["Date"]).dt.strftime("%d/%m/%Y"))
+    reg = TabularRegressor("rf", date_names=["Date"], random_state=0).fit(X, raw["Sales"])
+    assert reg.date_formats_ == {"Date": "%d/%m/%Y"}
+    pipekit.save(reg, tmp_path / "reg.pipekit")
+
+    def edit(record):
+        record["state"]["date_formats_"] = value
+    bad = edited_copy(tmp_path / "reg.pipekit", edit, tmp_path / "bad.pipekit")
+    with pytest.raises(ExportError, match=r"field 'state.date_formats_' must be a dict of column names to date "
+                                          r"layouts pipekit reads"):
+        pipekit.load(bad)
+
+    def older(record):
+        del record["state"]["date_formats_"]
+    old = pipekit.load(edited_copy(tmp_path / "reg.pipekit", older, tmp_path / "old.pipekit"))
+    assert old.date_formats_ == {} and np.allclose(old.predict(X), reg.predict(X), rtol=1e-12)  # forest threads sum in any order
