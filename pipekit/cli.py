@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import importlib
 import importlib.util
 import os
 import pkgutil
 import runpy
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -457,6 +460,20 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+@contextlib.contextmanager
+def said_warnings(prefix: str) -> Iterator[None]:
+    """Warnings raised inside, printed on stderr as the command's own lines, ``<prefix>: warning: <message>``, each
+    once: the ``pipekit`` command has no line of the user's to point at (a warning raised inside it would point at
+    its ``sys.exit(main())``). The warning filters are kept (``python -W ignore`` still silences them)."""
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            yield
+        finally:
+            said = dict.fromkeys(str(w.message) for w in caught)
+    for message in said:
+        print(printable(f"{prefix}: warning: {message}"), file=sys.stderr)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from pipekit.core.errors import PipekitError
 
@@ -466,13 +483,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                    "give the file learn.export wrote, or a model's or ensemble's export (a "
                                    f"{MODEL_SUFFIX} file)"))
     try:  # an error that is not pipekit's while the file is rebuilt is an ExportError naming it (pipekit.load)
-        learn = _load_predictor(model)
+        with said_warnings(f"pipekit predict: {args.model}"):
+            learn = _load_predictor(model)
     except (PipekitError, OSError) as e:
         raise SystemExit(printable(f"pipekit predict: {e}")) from None
     rc = 0
     for name in args.files:
         try:
-            found = predictions(learn, Path(name))
+            with said_warnings(f"pipekit predict: {name}"):
+                found = predictions(learn, Path(name))
         except (PipekitError, OSError, ValueError) as e:  # one bad file is named; the others are still predicted
             # a table's rows are refused naming the file already: it is named once
             print(printable(f"pipekit predict: {name}: {str(e).removeprefix(f'{name}: ')}"), file=sys.stderr)

@@ -244,6 +244,41 @@ def test_predict_scores_the_rows_of_a_table_with_a_saved_ensemble(adult_ensemble
     assert done.returncode == 0 and done.stdout.splitlines() == want, done.stderr
 
 
+def test_predict_says_a_warning_about_a_file_as_its_own_line(adult_ensembles, tmp_path, capsys):
+    """A warning raised while a file is predicted (here: 'education' is blank in rows of the file, where the
+    training rows had it in every row) is printed as the command's line naming the file, once per file, not as a
+    line of pipekit's source or of the `pipekit` script; the rows are still predicted, and -W ignore silences it."""
+    import os
+    import subprocess
+    import sys
+
+    import polars as pl
+
+    import pipekit
+    import pipekit.datasets as D
+
+    people = pl.read_csv(D.path("adult_sample") / "adult.csv").slice(2000, 6)
+    blank = tmp_path / "blank.csv"
+    people.with_columns(pl.when(pl.int_range(6) < 2).then(None).otherwise(pl.col("education")).alias("education")) \
+        .write_csv(blank)
+    whole = tmp_path / "whole.csv"
+    people.write_csv(whole)
+    assert main(["predict", str(adult_ensembles["classifier"]), str(blank), str(whole), str(blank)]) == 0
+    captured = capsys.readouterr()
+    said = [ln for ln in captured.err.splitlines() if ln]
+    assert len(said) == 2 and all(ln.startswith(f"pipekit predict: {blank}: warning: ") for ln in said), said
+    assert "{'education': 2}" in said[0], said[0]
+    assert len(captured.out.splitlines()) == 18
+    here = str(Path(pipekit.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    for flags, lines in (([], 1), (["-W", "ignore"], 0)):
+        done = subprocess.run([sys.executable, *flags, "-m", "pipekit.cli", "predict", str(adult_ensembles["classifier"]),
+                               str(blank)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        err = [ln for ln in done.stderr.splitlines() if ln]
+        assert done.returncode == 0 and len(done.stdout.splitlines()) == 6 and len(err) == lines, done.stderr
+        assert all(ln.startswith(f"pipekit predict: {blank}: warning: ") for ln in err), done.stderr
+
+
 def test_predict_with_a_saved_ensemble_names_wrong_input(adult_ensembles, tmp_path, capsys):
     import polars as pl
 
