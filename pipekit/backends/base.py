@@ -40,7 +40,7 @@ from pipekit.core.archive import load, save
 from pipekit.core.component import Component
 from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
-from pipekit.core.validate import Interval, Is, Options, check_state
+from pipekit.core.validate import Interval, Is, Options, check_state, is_pandas
 from pipekit.metrics import get_metric
 
 #: constraints most backends share
@@ -206,7 +206,7 @@ def check_valid_split(model: Any, valid: Any) -> None:
     pipekit.core.errors.ParameterError: RandomForest.fit(train, valid=None) takes splits ...
     """
     if valid is None or isinstance(valid, (TabularData, ProcessedSplit, pl.DataFrame)) or (
-            type(valid).__module__.split(".")[0] == "pandas" and type(valid).__name__ == "DataFrame"):
+            is_pandas(valid, "DataFrame")):
         return
     n = len(valid) if hasattr(valid, "__len__") else None
     what = f"a {type(valid).__module__.split('.')[0]}.{type(valid).__name__}".replace("builtins.", "")

@@ -22,6 +22,18 @@ from pipekit.core.errors import FieldError, ParameterError
 __all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state"]
 
 
+def is_pandas(obj: Any, kind: str | None = None) -> bool:
+    """Whether ``obj`` is a pandas object (of class ``kind``, such as "DataFrame" or "Series", when given), told
+    without importing pandas (about a second), which a user without a pandas object need not pay.
+
+    >>> import polars as pl
+    >>> is_pandas(pl.DataFrame()), is_pandas([1, 2])
+    (False, False)
+    """
+    cls = type(obj)
+    return cls.__module__.split(".")[0] == "pandas" and (kind is None or cls.__name__ == kind)
+
+
 def as_number(v: Any) -> numbers.Real | None:
     """``v`` as one real number, or None when it is not one: a Python or NumPy number as it is, a 0-d tensor or
     array (``torch.tensor(0.2)``, an element of ``torch.linspace``) as the number it holds. Bools, and tensors of a

@@ -16,7 +16,7 @@ import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, warn
-from pipekit.core.validate import Is, check, check_state
+from pipekit.core.validate import Is, check, check_state, is_pandas
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
 from pipekit.data.store import ListStore, Store, TensorStore
@@ -228,7 +228,7 @@ def label_column(values: Any, who: str) -> pl.Series:
         missing = values.is_null() | (values.is_nan() if values.dtype.is_float() else False)
         _refuse_missing(missing.to_numpy(), who)
         return values
-    if type(values).__module__.startswith("pandas") and getattr(values, "ndim", 0) == 1:
+    if is_pandas(values) and getattr(values, "ndim", 0) == 1:
         _refuse_missing(values.isna().to_numpy(), who)  # before Polars, which refuses a NaN among texts
         return pl.Series(values.to_numpy())
     if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 1:

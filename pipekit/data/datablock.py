@@ -21,7 +21,7 @@ import torch
 from pipekit.core.component import Component, construct
 from pipekit.core.errors import DataError, FieldError, ParameterError, PipelineStepError, UnknownNameError, warn
 from pipekit.core.registry import name_of
-from pipekit.core.validate import Interval, Is, check, check_positive_int, check_state
+from pipekit.core.validate import Interval, Is, check, check_positive_int, check_state, is_pandas
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, learned_state, short_repr, walk_batch
 from pipekit.data.getters import (ColReader, Getter, apply_getter, item_at)
@@ -219,7 +219,7 @@ class DataBlock(Component):
                 and splitter.get_params()["seed"] is None:  # a random split without its own seed takes the loaders'
             splitter = splitter.clone().set_params(seed=seed)
         # a splitter written as a function of the user's pandas frame gets it as pandas (positions as its index)
-        as_given = items.to_pandas() if type(source).__module__.split(".")[0] == "pandas" and not isinstance(
+        as_given = items.to_pandas() if is_pandas(source) and not isinstance(
             splitter, Component) else items
         train, valid = step(f"split ({splitter!r})", lambda: splitter(as_given), items)
         say("split", repr(splitter), (train, valid))

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipekit.core.errors import DataError, ParameterError, warn
-from pipekit.core.validate import Options, check
+from pipekit.core.validate import Options, check, is_pandas
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc",
                   ".feather": "ipc", ".ipc": "ipc"}
@@ -106,7 +106,7 @@ def to_items(source: Any) -> pl.DataFrame:
     elif isinstance(source, pa.Table):
         _check_unique_columns(source.column_names, "Arrow table")
         df = pl.from_arrow(source)  # type: ignore[assignment]
-    elif type(source).__module__.startswith("pandas"):
+    elif is_pandas(source):
         import pandas as pd
 
         if isinstance(source, pd.Series):

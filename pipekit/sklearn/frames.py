@@ -28,6 +28,7 @@ import pyarrow as pa
 from pipekit.data.dates import has_time_of_day, iso_dates, numeric_dates
 from pipekit.data.items import to_items
 from pipekit.core.errors import DataError, ParameterError, warn
+from pipekit.core.validate import is_pandas
 from pipekit.tabular.dates import add_datepart
 
 _2D = ("Reshape your data either using array.reshape(-1, 1) if your data has a single feature or "
@@ -83,7 +84,7 @@ def as_frame(X: Any, who: str) -> pl.DataFrame:
         X = X.collect()
     if isinstance(X, (pa.Table, pa.RecordBatch)):
         X = pl.from_arrow(X)
-    if type(X).__module__.startswith("pandas"):
+    if is_pandas(X):
         import pandas as pd
 
         if isinstance(X, pd.Series):

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError, warn
-from pipekit.core.validate import Is, check
+from pipekit.core.validate import Is, check, is_pandas
 from pipekit.data.items import TABLE_SUFFIXES, read_csv_table, strip_initial_spaces, table_error, to_items
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -220,7 +220,7 @@ def rows_to_frame(items: Any) -> Any:
                              "of a CSV/Parquet file, a dict row, a pandas Series or a list of dict rows.")
     if isinstance(items, dict):
         return pl.DataFrame([_missing_as_null(items)])
-    if type(items).__name__ == "Series" and type(items).__module__.startswith("pandas"):
+    if is_pandas(items, "Series"):
         return pl.DataFrame([_missing_as_null(items.to_dict())])
     if isinstance(items, (list, tuple)) and not all(isinstance(r, dict) for r in items):
         raise ParameterError("tabular new data: give a DataFrame, a path, a dict row, a pandas Series or a list "

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, warn
-from pipekit.core.validate import Interval, Options, check
+from pipekit.core.validate import Interval, Options, check, is_pandas
 from pipekit.data.dates import AWARE, OFFSET, text_date_format
 from pipekit.tabular.core import read_frame
 from pipekit.tabular.procs import collect, schema_of
@@ -113,7 +113,7 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         ('DataFrame', ['x', 'saleYear', 'saleMonth'], True)
     """
     check("add_datepart", errors=(errors, Options("raise", "null")))
-    if _is_pandas_frame(df):
+    if is_pandas(df, "DataFrame"):
         return _add_datepart_pandas(df, field_name, prefix, drop, time, format, errors)
     frame = df if isinstance(df, pl.LazyFrame) else read_frame(df)  # a lazy query stays lazy
     schema = schema_of(frame)
@@ -157,10 +157,6 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     parts.append(elapsed.alias(f"{pre}Elapsed"))
     out = frame.with_columns(parts).drop(tmp)
     return out.drop(field_name) if drop else out
-
-
-def _is_pandas_frame(df: Any) -> bool:
-    return type(df).__name__ == "DataFrame" and type(df).__module__.startswith("pandas")
 
 
 def _add_datepart_pandas(df: Any, field_name: str, prefix: str | None, drop: bool, time: bool,
@@ -235,7 +231,7 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
         >>> df_shrink(pd.DataFrame({"i": [1, 200], "s": ["a", "b"]}, index=[7, 9])).dtypes.astype(str).to_dict()
         {'i': 'int16', 's': 'category'}
     """
-    if _is_pandas_frame(df):
+    if is_pandas(df, "DataFrame"):
         return to_pandas(df_shrink(read_frame(df), skip, obj2cat, int2uint), df.index)
     frame = read_frame(df)
     ints = [c for c, dt in frame.schema.items() if dt.is_integer() and c not in skip]
