@@ -30,7 +30,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
 from pipekit.core.validate import Is, Options, check_state
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
-from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, TabularProc, as_stored,
+from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, TabularProc, as_stored,
                                    collect, distinct_train_values, float32_overflow_error, make_procs,
                                    nested_column_error, present, schema_of)
 
@@ -481,6 +481,22 @@ class TabularProcessor(Component):
             except ValueError as e:
                 raise FieldError("state.y_vocab_", f"does not match y_type_={self.y_type_!r}: {e}") from None
         self._check_categories()
+        self._check_flags()
+
+    def _check_flags(self) -> None:
+        """Each fitted FillMissing flags the columns whose ``<col>_na`` flag the processing's output names
+        (``cat_names_``, less the input columns), and no other: a flag named but not made would be missing from every row at predict (a
+        Polars error about a column), one made but not named would never be read."""
+        named = set(self.cat_names_) - set(self.cat_names)  # an input column may be called '<col>_na' too
+        for i, proc in enumerate(self.procs if isinstance(self.procs, list) else []):
+            if not (isinstance(proc, FillMissing) and proc.is_fitted):
+                continue
+            flagged = sorted(proc.na_columns_) if proc.add_col else []
+            expected = sorted(c for c in proc.columns_ if f"{c}_na" in named)
+            if flagged != expected:
+                raise FieldError(f"params.procs[{i}].state.na_columns_",
+                                 f"must list the columns whose '<col>_na' flag the processing's cat_names_ name "
+                                 f"({expected}), got {proc.na_columns_}" + ("" if proc.add_col else " with add_col=False"))
 
     def _check_categories(self) -> None:
         """Each fitted Categorify's classes, as its ``setup`` makes them: ``#na#`` first, then the column's values

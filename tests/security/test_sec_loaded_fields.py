@@ -138,6 +138,14 @@ CASES = {
                                               "state.processor_.params.procs[0].state.fill_values_", ()),
     "FillMissing flag of no column": ("bag", _set(*FILL, "na_columns_", value=["nope"]),
                                       "state.processor_.params.procs[0].state.na_columns_", ("among columns_",)),
+    # education-num is flagged: with no flag made, every row would lack the 'education-num_na' the model reads
+    "FillMissing flags emptied": ("bag", _set(*FILL, "na_columns_", value=[]),
+                                  "state.processor_.params.procs[0].state.na_columns_",
+                                  ("['education-num']", "flag the processing's cat_names_ name")),
+    "FillMissing flag the output does not name": ("bag", _set(*FILL, "na_columns_", value=["age", "education-num"]),
+                                                  "state.processor_.params.procs[0].state.na_columns_", ()),
+    "FillMissing flags without add_col": ("bag", _set(*FILL[:-1], "params", "add_col", value=False),
+                                          "state.processor_.params.procs[0].state.na_columns_", ("add_col=False",)),
 }
 
 
