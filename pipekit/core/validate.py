@@ -34,6 +34,17 @@ def is_pandas(obj: Any, kind: str | None = None) -> bool:
     return cls.__module__.split(".")[0] == "pandas" and (kind is None or cls.__name__ == kind)
 
 
+def is_column(v: Any) -> bool:
+    """Whether ``v`` is a column of values (a list, tuple, NumPy array, or a Polars or pandas Series), not one cell:
+    a dict of them is columns, a dict of cells one row.
+
+    >>> is_column([30, 41]), is_column(np.array([1.0])), is_column("cook"), is_column(30)
+    (True, True, False, False)
+    """
+    return isinstance(v, (list, tuple, np.ndarray)) or type(v).__name__ == "Series" and (
+        is_pandas(v) or type(v).__module__.split(".")[0] == "polars")
+
+
 def as_number(v: Any) -> numbers.Real | None:
     """``v`` as one real number, or None when it is not one: a Python or NumPy number as it is, a 0-d tensor or
     array (``torch.tensor(0.2)``, an element of ``torch.linspace``) as the number it holds. Bools, and tensors of a

@@ -91,6 +91,9 @@ class CollabDataLoaders:
                                     f"(first rows {rows[:5]}); a rating needs its user and its item: drop those rows "
                                     f"(pandas: df.dropna(subset=[{c!r}]); Polars: df.drop_nulls({c!r}))")
             n_valid = int(round(valid_pct * len(df)))
+            if len(df) == 1:
+                raise DataError("CollabDataLoaders.from_df: 1 rating cannot be split into training and validation "
+                                "ratings; give at least 2")
             if n_valid == 0 or n_valid == len(df):
                 raise DataError(f"CollabDataLoaders.from_df: valid_pct={valid_pct} of {len(df)} ratings leaves "
                                 f"{'no' if n_valid == 0 else 'every'} rating for validation; pass a valid_pct "
@@ -332,6 +335,15 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe) or len(recipe.processor.cat_names_) < 2:
         raise ParameterError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")
+    p = recipe.processor
+    # the model reads a user and an item and predicts a number: other inputs would be ignored, a class target fail
+    wrong = ([f"{len(p.cat_names_)} categorical columns ({p.cat_names_[:5]})"] if len(p.cat_names_) != 2 else []) + \
+        ([f"continuous columns {p.cont_names_[:5]}"] if p.cont_names_ else []) + \
+        ([f"a {p.y_kind_} target"] if p.y_kind_ != "regression" else [])
+    if wrong:
+        raise ParameterError(f"collab_learner: dls must hold a user column, an item column and a numeric rating (as "
+                             f"CollabDataLoaders.from_df(ratings) makes them); these have {', '.join(wrong)}. For "
+                             "other columns or a class target use tabular_learner(dls).")
     n_factors = check("collab_learner", n_factors=(n_factors, Interval(1, None, integer=True)),
                       y_range=(y_range, Y_RANGE))["n_factors"]  # a plain int, for the model's stored arguments
     processor = recipe.processor

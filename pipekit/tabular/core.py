@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError, warn
-from pipekit.core.validate import Is, check, is_pandas
+from pipekit.core.validate import Is, check, is_column, is_pandas
 from pipekit.data.items import TABLE_SUFFIXES, read_csv_table, strip_initial_spaces, table_error, to_items
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -207,27 +207,47 @@ def warn_missing_ids(frame: pl.DataFrame, ids: Sequence[str]) -> None:
 
 
 def rows_to_frame(items: Any) -> Any:
-    """New rows as a table: a dict row, a pandas Series (a row), a list of dict rows, or ``[one of those]``
-    (what ``learn.predict(row)`` hands over); frames and paths are left to be read as tables are.
+    """New rows as a table: a dict row, a dict of columns (a list of values each), a pandas Series (a row), a list
+    of dict rows, or ``[one of those]`` (what ``learn.predict(row)`` hands over); frames and paths are left to be
+    read as tables are.
 
-    >>> rows_to_frame({"age": 30, "job": "cook"}).shape
-    (1, 2)
+    >>> rows_to_frame({"age": 30, "job": "cook"}).shape, rows_to_frame({"age": [30, 41], "job": ["cook", None]}).shape
+    ((1, 2), (2, 2))
     """
-    if isinstance(items, (list, tuple)) and len(items) == 1 and not isinstance(items[0], dict):
+    if isinstance(items, (list, tuple)) and len(items) == 1 and (
+            not isinstance(items[0], dict) or any(is_column(v) for v in items[0].values())):
         items = items[0]
     if isinstance(items, (str, os.PathLike)) and not Path(items).is_file():
         raise ParameterError(f"tabular new data: {str(items)[:80]!r} is not a table file; give a DataFrame, the path "
                              "of a CSV/Parquet file, a dict row, a pandas Series or a list of dict rows.")
     if isinstance(items, dict):
+        if items and all(is_column(v) for v in items.values()):  # columns: {"age": [30, 41], "job": [...]}
+            lengths = {k: len(v) for k, v in items.items()}
+            if len(set(lengths.values())) > 1:
+                raise ParameterError(f"tabular new data: the columns of the dict have different lengths ({lengths}); "
+                                     "give every column a value for each row")
+            return pl.DataFrame({k: [_missing_as_null({"v": x})["v"] for x in _values(v)] for k, v in items.items()})
+        columns = [k for k, v in items.items() if is_column(v)]
+        if columns:
+            raise ParameterError(f"tabular new data: a dict is one row (a value per column) or columns (a list of values "
+                                 f"per column); this one mixes them: {columns[:5]} hold lists, the others single values. "
+                                 "Give every column a list, or a DataFrame.")
         return pl.DataFrame([_missing_as_null(items)])
     if is_pandas(items, "Series"):
         return pl.DataFrame([_missing_as_null(items.to_dict())])
     if isinstance(items, (list, tuple)) and not all(isinstance(r, dict) for r in items):
-        raise ParameterError("tabular new data: give a DataFrame, a path, a dict row, a pandas Series or a list "
-                             f"of dict rows, got a list of {type(items[0]).__name__ if items else 'nothing'}.")
+        kinds = sorted({type(r).__name__ for r in items})
+        raise ParameterError(f"tabular new data: give a DataFrame, a path, a dict row ({{column: value}}), a dict of "
+                             "columns, a pandas Series or a list of dict rows; got a "
+                             f"{type(items).__name__} of {', '.join(kinds[:4]) if items else 'nothing'} (values without "
+                             "their column names: a row needs them, as in dict(zip(columns, values))).")
     if isinstance(items, (list, tuple)):
         return pl.DataFrame([_missing_as_null(r) for r in items])
     return items
+
+
+def _values(v: Any) -> list:
+    return v.to_list() if isinstance(v, pl.Series) else v.tolist() if hasattr(v, "tolist") else list(v)
 
 
 def _missing_as_null(row: dict) -> dict:
@@ -411,6 +431,13 @@ class TabularSplit(_FittedNames):
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``(cats, conts, y)``: int64 ``(n, n_cat)`` codes, float32 ``(n, n_cont)`` values and ``y_array()``."""
         n = len(self)
+        for c, dtype in self.cats.schema.items():  # codes: text or fractions would fail or be cut short here
+            if not (dtype.is_integer() or dtype == pl.Boolean):
+                kind = type(dtype).__name__ if isinstance(dtype, (pl.Categorical, pl.Enum)) else dtype
+                raise DataError(f"categorical column {c!r} holds {kind} values (e.g. "
+                                f"{self.cats[c].drop_nulls().head(1).to_list()}), and a model reads a category as its "
+                                "code: add Categorify to procs (procs=[Categorify, FillMissing, Normalize]), or give the "
+                                "column as cont_names")
         cats = (self.cats.to_numpy(order="c").astype(np.int64, copy=False) if self.cat_names
                 else np.zeros((n, 0), dtype=np.int64))
         conts = (self.conts.to_numpy(order="c").astype(np.float32, copy=False) if self.cont_names

@@ -46,6 +46,11 @@ def get_emb_sz(cat_names: Any, classes: Mapping[str, Sequence[Any]] | None = Non
             raise ParameterError("get_emb_sz takes (cat_names, classes), or DataLoaders / a Tabular with categorical "
                                  f"columns; got {type(cat_names).__name__}")
         cat_names = list(classes)
+    lacking = [c for c in cat_names if c not in classes]
+    if lacking:
+        raise ParameterError(f"get_emb_sz: categorical column(s) {lacking[:5]} have no classes to size an embedding "
+                             "from: Categorify learns them; add it to procs (procs=[Categorify, FillMissing, Normalize]), "
+                             "or give the column(s) as cont_names")
     sz_dict = dict(sz_dict or {})
     unknown = set(sz_dict) - set(cat_names)
     if unknown:
