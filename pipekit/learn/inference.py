@@ -12,7 +12,7 @@ import torch
 
 from pipekit.core.errors import ParameterError
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import Interval, check, check_positive_int
+from pipekit.core.validate import Interval, check, check_positive_int, is_pandas
 from pipekit.data.loader import DataLoader
 from pipekit.data.show import show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
@@ -55,17 +55,31 @@ def _reindex(x: Any, inv: np.ndarray) -> Any:
     return x
 
 
-class _OneBatch:
-    """A loader of one given batch (the zero-row batch of an empty loader)."""
+class GivenBatches:
+    """Batches given as they are, as a loader of them: the book's ``learn.get_preds(dl=[(x, y)])`` (``n_inp`` of each
+    batch's tensors are the model's inputs, the rest its targets), or one batch pipekit makes.
 
-    def __init__(self, batch: tuple, n_inp: int):
-        self.batch, self.n_inp = batch, n_inp
+    >>> import torch
+    >>> dl = GivenBatches([(torch.zeros(2, 3), torch.ones(2))], n_inp=1)
+    >>> len(dl), [len(b) for b in dl]
+    (1, [2])
+    """
+
+    def __init__(self, batches: Sequence[Any], n_inp: int):
+        bad = [i for i, b in enumerate(batches) if not (isinstance(b, (list, tuple)) and len(b) >= n_inp and all(
+            isinstance(t, torch.Tensor) for t in b))]
+        if bad or not batches:
+            raise ParameterError(f"dl: a list given as the loader must hold batches, each a tuple of {n_inp} input "
+                                 f"tensor(s) and the targets (x, y) as dls.one_batch() gives them; "
+                                 f"{'it is empty' if not batches else f'item {bad[0]} is not'}. For new items use "
+                                 "learn.dls.test_dl(items)")
+        self.batches, self.n_inp = [tuple(b) for b in batches], n_inp
 
     def __len__(self) -> int:
-        return 1
+        return len(self.batches)
 
     def __iter__(self) -> Iterator[tuple]:
-        yield self.batch
+        return iter(self.batches)
 
 
 def _empty_batch(dl: Loader) -> tuple | None:
@@ -138,7 +152,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
                 # no rows: one zero-row batch through the model gives empty outputs of the right shape/dtype
                 empty = _empty_batch(dl)
                 if empty is not None:
-                    learn._do_validate(_OneBatch(empty, dl.n_inp))
+                    learn._do_validate(GivenBatches([empty], dl.n_inp))
     finally:
         if reducible is not None:
             reducible.reduction = old_red
@@ -171,10 +185,10 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
 def one_item_source(item: Any, n_inp: int = 1) -> Any:
     """``item`` (see :func:`predict` for what it may be) as the source of a one-item test loader (``n_inp``:
     the model's inputs; a model of one input refuses a list of files, texts or images)."""
-    kind = type(item).__module__.split(".")[0]
-    if kind == "pandas" and type(item).__name__ == "Series":
+    if is_pandas(item, "Series"):
         return [item.to_dict()]
-    if kind in ("pandas", "polars") and type(item).__name__ == "DataFrame":
+    if is_pandas(item, "DataFrame") or type(item).__module__.split(".")[0] == "polars" and type(item).__name__ == \
+            "DataFrame":
         if len(item) != 1:
             raise ParameterError(f"predict takes one item; this DataFrame has {len(item)} rows: for several use "
                                  "learn.get_preds(dl=learn.dls.test_dl(df))")
@@ -215,6 +229,9 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
     block takes. Several items: ``learn.get_preds(dl=learn.dls.test_dl(items))``.
     """
     dl = learn.dls.test_dl(one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1)))
+    if len(dl.dataset) != 1:  # a table's dict of columns ({"userId": [73, 561], ...}) is as many rows
+        raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(dl.dataset)}: for several "
+                             "use learn.get_preds(dl=learn.dls.test_dl(items))")
     _, preds, _, dec = get_preds(learn, dl=dl, with_input=True, with_decoded=True)
     learn._check_scores(preds)
     y_block = learn.dls.y_block

@@ -101,10 +101,16 @@ class ClassificationInterpretation(Interpretation):
         return ";".join(str(v[j]) for j in torch.nonzero(row.reshape(-1) > 0.5).reshape(-1).tolist()) or "(none)"
 
     @property
+    def per_pixel(self) -> bool:
+        """True for a segmentation model: a class per pixel, the classes on axis 1 of the ``(n, classes, h, w)``
+        predictions; the confusion matrix and report count pixels."""
+        return self.preds.ndim > 2 and self.targs.ndim == self.preds.ndim - 1
+
+    @property
     def vocab(self) -> list:
         y_block = self.learn.dls.y_block
         v = y_block.vocab if y_block is not None else None
-        n = self.preds.shape[-1]
+        n = self.preds.shape[1] if self.per_pixel else self.preds.shape[-1]
         return list(v) if v is not None and len(v) == n else [str(i) for i in range(n)]
 
     def confusion_matrix(self) -> np.ndarray:
@@ -171,11 +177,14 @@ class ClassificationInterpretation(Interpretation):
         for ax, loss, i in zip(axs.flat, losses.tolist(), idxs.tolist()):
             if self.multi_label:  # the label sets; no single probability to give
                 title = f"{self._labels(self.decoded[i])}/{self._labels(self.targs[i])} / {loss:.2f}"
+            elif self.per_pixel:  # a mask: its share of pixels predicted right
+                title = f"{float((self.decoded[i] == self.targs[i]).float().mean()):.0%} of pixels / {loss:.2f}"
             else:
                 actual, predicted = int(self.targs[i]), int(self.decoded[i])
                 title = f"{v[predicted]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, predicted]):.2f}"
             self._show_input(ax, i, title_text([title], width))
-        fig.suptitle("predicted / actual / loss" + ("" if self.multi_label else " / probability"))
+        fig.suptitle("pixels right / loss" if self.per_pixel else
+                     "predicted / actual / loss" + ("" if self.multi_label else " / probability"))
         return savefig_or_show(fig, path, name="top_losses")
 
     def classification_report(self) -> str:

@@ -70,6 +70,8 @@ _LR = Is(_valid_lr, "a positive finite number, a slice of them, or a list")
 _LR_OR_NONE = Is(lambda lr: lr is None or _valid_lr(lr), "a positive finite number, a slice of them, a list or None")
 
 
+
+
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func``, an optimiser built by ``opt_func`` and callbacks.
 
@@ -488,6 +490,8 @@ class Learner:
         return self.recorder.valid_row()
 
     def _get_dl(self, ds_idx: int, dl: Loader | None) -> Loader:
+        if isinstance(dl, (list, tuple)):  # the book's learn.get_preds(dl=[(x, y)]): batches as they are
+            return inference.GivenBatches(dl, self.dls.n_inp)
         if dl is not None:
             return dl
         check("Learner", ds_idx=(ds_idx, Is(lambda i: i in (0, 1), "0 (train) or 1 (valid)")))
