@@ -136,8 +136,15 @@ class Numericalize(Transform):
         vocab += [FAKE] * (-len(vocab) % 8)
         self.vocab_ = vocab
 
-    def _lookup(self) -> dict[str, int]:
+    def _ready(self) -> None:
+        """Refuse to encode or decode before there is a vocabulary; one given to ``__init__`` is the vocabulary
+        (``setup`` would keep it as is), so ``Numericalize(vocab=v)`` encodes at once, as in the book."""
+        if "vocab_" not in vars(self) and self.vocab_arg is not None:
+            self.vocab_ = list(self.vocab_arg)
         self.check_is_fitted(_SETUP_CALL)
+
+    def _lookup(self) -> dict[str, int]:
+        self._ready()
         key = id(self.vocab_)
         if self._lookup_cache is None or self._lookup_cache[0] != key:
             self._lookup_cache = (key, {t: i for i, t in enumerate(self.vocab_) if t != FAKE})
@@ -192,7 +199,7 @@ class Numericalize(Transform):
         >>> num.decode(torch.tensor([[2, 9], [11, 10]]))
         [['xxbos', 'a'], ['good', 'film']]
         """
-        self.check_is_fitted(_SETUP_CALL)
+        self._ready()
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
         if isinstance(ids, pa.Array) and (pa.types.is_list(ids.type) or pa.types.is_large_list(ids.type)):

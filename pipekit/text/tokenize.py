@@ -182,18 +182,48 @@ def _unescape_entities(s: pl.Series) -> pl.Series:
     return s.scatter(rows, pl.Series(s.name, fixed, dtype=pl.String))
 
 
+def _refuse_non_text(values: list, name: str) -> None:
+    """A DataError naming the first value of ``values`` that is missing (NaN, pandas' NA) or not a string."""
+    for i, v in enumerate(values):
+        if isinstance(v, str) or v is None:
+            continue
+        if (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType"):
+            raise DataError(f"{name}: text at row {i} is missing (NaN or NA); fill it (e.g. .fillna('') in pandas, "
+                            ".fill_null('') in Polars) or drop the row")
+        raise DataError(f"{name}: text at row {i} is a {type(v).__name__} ({str(v)[:30]!r}), not a string; convert "
+                        "the texts (pandas: .astype(str); Polars: .cast(pl.String)) or pick the text column")
+
+
 def as_text_series(texts: Any, name: str = "text") -> pl.Series:
-    """Texts as a Polars string Series; nulls and non-strings fail with the row number."""
+    """Texts as a Polars string Series; nulls (None, NaN) and non-strings fail with the row number.
+
+    >>> as_text_series(["a b", float("nan")])
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.DataError: text: text at row 1 is missing (NaN or NA); fill it (e.g. .fillna('') in pandas, .fill_null('') in Polars) or drop the row
+    """
     if isinstance(texts, str):
         raise ParameterError(f"{name} must be a sequence of strings, got one str; wrap it in a list: [{texts[:30]!r}]")
+    if isinstance(texts, (bytes, bytearray)):
+        raise ParameterError(f"{name} must be a sequence of strings, got {type(texts).__name__}; decode it and wrap it "
+                             "in a list: [data.decode('utf-8')]")
     if not isinstance(texts, Iterable):
         raise ParameterError(f"{name} must be a sequence of strings (a list, NumPy array or Polars Series), got "
                              f"{type(texts).__name__}")
-    s = texts if isinstance(texts, pl.Series) else pl.Series(name, list(texts) if not isinstance(texts, np.ndarray)
-                                                            else texts.tolist())
+    if isinstance(texts, pl.Series):
+        s = texts
+    else:
+        values = list(texts) if not isinstance(texts, np.ndarray) else texts.tolist()
+        try:
+            s = pl.Series(name, values)
+        except (TypeError, pl.exceptions.PolarsError):  # a NaN or a number among strings: say which row
+            _refuse_non_text(values, name)
+            raise
+    if s.dtype == pl.Null:  # no texts, or only missing ones (named below)
+        s = s.cast(pl.String)
     if len(s) and s.dtype != pl.String:
-        if s.dtype == pl.Null:
-            s = s.cast(pl.String)
+        if s.dtype.is_float() and s.is_nan().any():
+            _refuse_non_text(s.to_list(), name)
         else:
             raise DataError(f"{name} must hold strings, got dtype {s.dtype}; convert the column with "
                             f".cast(pl.String) or pick the text column")
@@ -603,6 +633,10 @@ def _mode_of(tok: Tokenizer, vocab_sz: int | None) -> tuple[str, int | None]:
     if not tok.is_base_tokenizer:
         raise ParameterError(f"Tokenizer: mode={type(tok).__name__}(...) is a full tokenizer already: use it as it "
                              f"is; Tokenizer(tok) takes the book's WordTokenizer() or SubwordTokenizer(vocab_sz=...)")
+    if tok.is_fitted:
+        warn(f"Tokenizer({type(tok).__name__}(...)): the {type(tok).__name__} given is set up already, and Tokenizer "
+             "takes only its mode and vocab_sz: it trains a model of its own at setup (with the rules), so the one "
+             "trained is not used; to tokenize with that one, call it itself (tok(texts))")
     if vocab_sz is not None and tok.vocab_sz is not None and vocab_sz != tok.vocab_sz:
         raise ParameterError(f"Tokenizer: vocab_sz={vocab_sz} differs from the {type(tok).__name__}'s "
                              f"vocab_sz={tok.vocab_sz}; give it once")
