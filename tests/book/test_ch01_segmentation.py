@@ -50,3 +50,22 @@ def test_predict_a_mask_from_a_file_or_its_pixels(learn, tmp_path):
     there = fresh_predictions(learn.export(tmp_path / "camvid.pipekit"), [("path", f), ("array", pixels)], tmp_path)
     for decoded, p in there:
         assert np.array_equal(np.asarray(decoded), mask) and np.allclose(p, probs.reshape(-1).numpy(), atol=1e-5)
+
+
+def test_interpretation_counts_pixels_over_the_codes(learn, tmp_path):
+    """ClassificationInterpretation of a U-Net: the confusion matrix is over CamVid's 32 codes, counting every
+    validation pixel (it took the image width, 32 here, for the class count and named classes '0'...'31'), and
+    plot_top_losses titles each image with its share of pixels right (it raised a tensor-to-scalar error)."""
+    from pipekit.learn import ClassificationInterpretation
+
+    interp = ClassificationInterpretation.from_learner(learn)
+    codes = list(np.loadtxt(path / "codes.txt", dtype=str))
+    assert interp.per_pixel and interp.vocab == codes
+    preds, targs = learn.get_preds()
+    cm = interp.confusion_matrix()
+    assert cm.shape == (32, 32) and cm.sum() == targs.numel()
+    assert np.trace(cm) == int((preds.argmax(1) == targs).sum())
+    assert cm[codes.index("Road")].sum() == int((targs == codes.index("Road")).sum())
+    actual, predicted, n = interp.most_confused()[0]
+    assert {actual, predicted} <= set(codes) and n == cm[codes.index(actual), codes.index(predicted)]
+    assert interp.plot_top_losses(3, path=tmp_path / "top.png").is_file()
