@@ -178,3 +178,15 @@ def test_get_preds_of_a_list_of_batches_as_the_book_writes_it(tabular):
     with pytest.raises(ParameterError, match=r"a list given as the loader must hold batches, each a tuple of 2 input "
                                              r"tensor\(s\) and the targets .* item 0 is not"):
         tabular.get_preds(dl=[{"age": 40}])
+
+
+def test_a_datablock_without_blocks_gives_what_its_getters_give(adult):
+    """Chapter 6 builds DataBlock(get_x=..., get_y=...) before choosing blocks: as there, an input and a target
+    each as its getter gives it (it was refused as 'give at least one block')."""
+    from pipekit.data import DataBlock, RandomSplitter
+
+    dsets = DataBlock(get_x=lambda r: r["education"], get_y=lambda r: r["salary"],
+                      splitter=RandomSplitter(seed=42)).datasets(adult.head(200))
+    train_rows = adult.head(200).iloc[dsets.splits[0]]
+    assert dsets.train[0] == (train_rows["education"].iloc[0], train_rows["salary"].iloc[0])
+    assert len(dsets.train) + len(dsets.valid) == 200

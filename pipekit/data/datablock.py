@@ -164,8 +164,8 @@ class DataBlock(Component):
                 raise ParameterError(f"DataBlock: {b!r} is not a block; use CategoryBlock, ImageBlock, ... "
                                      "or a TransformBlock")
             out.append(b)
-        if not out:
-            raise ParameterError("DataBlock: give at least one block, e.g. blocks=(ImageBlock, CategoryBlock)")
+        if not out:  # as the book's DataBlock(): an input and a target, each what its getter gives
+            out = [TransformBlock(), TransformBlock()]
         if not 1 <= self._n_inp(len(out)) <= len(out):
             raise ParameterError(f"DataBlock: n_inp={self.n_inp} must be between 1 and the number of blocks ({len(out)})")
         return out
