@@ -335,18 +335,18 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe) or len(recipe.processor.cat_names_) < 2:
         raise ParameterError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")
-    p = recipe.processor
+    processor = recipe.processor
     # the model reads a user and an item and predicts a number: other inputs would be ignored, a class target fail
-    wrong = ([f"{len(p.cat_names_)} categorical columns ({p.cat_names_[:5]})"] if len(p.cat_names_) != 2 else []) + \
-        ([f"continuous columns {p.cont_names_[:5]}"] if p.cont_names_ else []) + \
-        ([f"a {p.y_kind_} target"] if p.y_kind_ != "regression" else [])
+    cats, conts = processor.cat_names_, processor.cont_names_
+    wrong = ([f"{len(cats)} categorical columns ({cats[:5]})"] if len(cats) != 2 else []) + \
+        ([f"continuous columns {conts[:5]}"] if conts else []) + \
+        ([f"a {processor.y_kind_} target"] if processor.y_kind_ != "regression" else [])
     if wrong:
         raise ParameterError(f"collab_learner: dls must hold a user column, an item column and a numeric rating (as "
                              f"CollabDataLoaders.from_df(ratings) makes them); these have {', '.join(wrong)}. For "
                              "other columns or a class target use tabular_learner(dls).")
     n_factors = check("collab_learner", n_factors=(n_factors, Interval(1, None, integer=True)),
                       y_range=(y_range, Y_RANGE))["n_factors"]  # a plain int, for the model's stored arguments
-    processor = recipe.processor
     user, item = processor.cat_names_[:2]
     classes = processor.classes_
     yr = None if y_range is None else [float(y_range[0]), float(y_range[1])]

@@ -226,7 +226,7 @@ def rows_to_frame(items: Any) -> Any:
             if len(set(lengths.values())) > 1:
                 raise ParameterError(f"tabular new data: the columns of the dict have different lengths ({lengths}); "
                                      "give every column a value for each row")
-            return pl.DataFrame({k: [_missing_as_null({"v": x})["v"] for x in _values(v)] for k, v in items.items()})
+            return pl.DataFrame({k: [_null_if_missing(x) for x in _values(v)] for k, v in items.items()})
         columns = [k for k, v in items.items() if is_column(v)]
         if columns:
             raise ParameterError(f"tabular new data: a dict is one row (a value per column) or columns (a list of values "
@@ -253,8 +253,11 @@ def _values(v: Any) -> list:
 def _missing_as_null(row: dict) -> dict:
     """A row's missing values (pandas' NaN, NA and NaT, which a text column holds as a float or a marker) as None,
     so a missing category is missing, not the text 'NaN' or a column of floats."""
-    return {k: None if (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType") else v
-            for k, v in row.items()}
+    return {k: _null_if_missing(v) for k, v in row.items()}
+
+
+def _null_if_missing(v: Any) -> Any:
+    return None if (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType") else v
 
 
 def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
