@@ -23,8 +23,11 @@ _ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d 
                 "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f")
 
 
-def numeric_date_format(values: pl.Series, field: str, who: str,
-                        fix: str = "pass format={day!r} (day first) or format={month!r} (month first)") -> str | None:
+#: what to do about a column whose every value reads both day-first and month-first, given the two formats
+PASS_FORMAT = "pass format={day!r} (day first) or format={month!r} (month first)"
+
+
+def numeric_date_format(values: pl.Series, field: str, who: str, fix: str = PASS_FORMAT) -> str | None:
     """The format of dates written day and month as numbers (``01/02/2015``), or None for other text.
 
     Raises (naming ``who``, the caller) when every value reads both day-first and month-first and the two
@@ -72,7 +75,7 @@ def iso_format(values: pl.Series) -> str | None:
     return _ISO_FORMATS[best] if len(values) and misses[best] < len(values) else None
 
 
-def text_date_format(values: pl.Series, field: str, who: str, fix: str | None = None) -> str | None:
+def text_date_format(values: pl.Series, field: str, who: str, fix: str = PASS_FORMAT) -> str | None:
     """The one layout a column of text dates is read in: day and month as numbers read one way only (see
     :func:`numeric_date_format`; ``fix`` as it takes it), else the ISO layout that reads most of them; None when
     no layout reads any. It is read from every distinct value, a UTC offset after the time of day left out (the
@@ -88,8 +91,7 @@ def text_date_format(values: pl.Series, field: str, who: str, fix: str | None = 
     given = values.cast(pl.String).str.strip_chars().drop_nulls().unique(maintain_order=True)
     if len(given) and given.str.contains(AWARE).all():
         given = given.str.replace(OFFSET, "")
-    numeric = numeric_date_format(given, field, who) if fix is None else numeric_date_format(given, field, who, fix)
-    return numeric or iso_format(given)
+    return numeric_date_format(given, field, who, fix) or iso_format(given)
 
 
 def _numeric_formats() -> frozenset[str]:
