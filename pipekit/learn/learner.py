@@ -70,8 +70,6 @@ _LR = Is(_valid_lr, "a positive finite number, a slice of them, or a list")
 _LR_OR_NONE = Is(lambda lr: lr is None or _valid_lr(lr), "a positive finite number, a slice of them, a list or None")
 
 
-
-
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func``, an optimiser built by ``opt_func`` and callbacks.
 

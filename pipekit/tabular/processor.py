@@ -30,8 +30,8 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
 from pipekit.core.validate import Is, Options, check_state
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
-from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, TabularProc, as_stored,
-                                   collect, distinct_train_values, float32_overflow_error, make_procs,
+from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, TabularProc,
+                                   as_stored, collect, distinct_train_values, float32_overflow_error, make_procs,
                                    nested_column_error, present, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
@@ -485,8 +485,8 @@ class TabularProcessor(Component):
 
     def _check_flags(self) -> None:
         """Each fitted FillMissing flags the columns whose ``<col>_na`` flag the processing's output names
-        (``cat_names_``, less the input columns), and no other: a flag named but not made would be missing from every row at predict (a
-        Polars error about a column), one made but not named would never be read."""
+        (``cat_names_``, less the input columns), and no other: a flag named but not made would be missing from every
+        row at predict (a Polars error about a column), one made but not named would never be read."""
         named = set(self.cat_names_) - set(self.cat_names)  # an input column may be called '<col>_na' too
         for i, proc in enumerate(self.procs if isinstance(self.procs, list) else []):
             if not (isinstance(proc, FillMissing) and proc.is_fitted):
