@@ -423,3 +423,25 @@ def test_permutation_importance_shows_unseen_values_once(adult):
         warnings.simplefilter("default")
         permutation_importance(clf, rows, y="salary", n_repeats=3, seed=0, features=["age", "sex", "workclass"])
     assert sum("never seen in training" in str(w.message) for w in caught) == 1  # not one per shuffle
+
+
+def test_permutation_importance_of_one_named_column_and_a_mistyped_name(adult):
+    """features="age" is the column age (it was read as the columns 'a', 'g', 'e'), for a backend and for a fitted
+    estimator alike; a mistyped name says to name columns of the data, not to process the data again."""
+    from pipekit.inspection import partial_dependence
+    from pipekit.tabular import Tabular
+
+    df = adult.head(3000)
+    tab = Tabular(df, cat_names=["workclass", "education"], cont_names=NUMS, y_names="salary",
+                  splits=(np.arange(2400), np.arange(2400, 3000)))
+    rf = RandomForest("classification", n_estimators=20, n_jobs=1, seed=0).fit(tab.train)
+    one = permutation_importance(rf, tab.valid, features="age", n_repeats=2, seed=0)
+    listed = permutation_importance(rf, tab.valid, features=["age"], n_repeats=2, seed=0)
+    assert one["feature"].to_list() == ["age"] and one.equals(listed)
+    clf = TabularClassifier("rf", random_state=0).fit(df.head(2400).drop("salary"), df.head(2400)["salary"])
+    raw = permutation_importance(clf, df.slice(2400, 600), features="age", y="salary", n_repeats=2, seed=0)
+    assert raw["feature"].to_list() == ["age"]
+    for call in (lambda: permutation_importance(rf, tab.valid, features=["agee"]),
+                 lambda: partial_dependence(rf, tab.valid, "agee")):
+        with pytest.raises(DataError, match=r"features \['agee'\] missing from the data .*; name columns of the data$"):
+            call()

@@ -58,12 +58,14 @@ class TabularData:
             raise ParameterError(f"new xs has {xs.height} rows, the split has {self.xs.height}")
         return replace(self, xs=xs)
 
-    def check_columns(self, columns: Sequence[str], what: str = "column(s)") -> None:
-        """Every one of ``columns`` is an input; the error names the missing ones."""
+    def check_columns(self, columns: Sequence[str], what: str = "column(s)", named: bool = False) -> None:
+        """Every one of ``columns`` is an input; the error names the missing ones. ``named``: the user named them
+        (features to explain), so a name is more likely mistyped than the data processed another way."""
         missing = [c for c in columns if c not in self.xs.columns]
         if missing:
-            raise DataError(f"{what} {missing} missing from the data (its columns: {self.feature_names}); process "
-                            "new data with the same Tabular (tab.new(df)) so every input column exists")
+            fix = ("name columns of the data" if named else
+                   "process new data with the same Tabular (tab.new(df)) so every input column exists")
+            raise DataError(f"{what} {missing} missing from the data (its columns: {self.feature_names}); {fix}")
 
     def select(self, columns: str | Sequence[str]) -> TabularData:
         """The split with only the input ``columns``, in that order (the book's ``xs[to_keep]``): the same rows,

@@ -37,7 +37,7 @@ from pipekit.metrics import get_metric
 
 
 def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats: int = 5, seed: int | None = None,
-                           features: Sequence[str] | None = None, y: Any = None) -> pl.DataFrame:
+                           features: str | Sequence[str] | None = None, y: Any = None) -> pl.DataFrame:
     """Score drop when one input column is shuffled (its link to the target broken), per column.
 
     ``importance`` is the mean drop over ``n_repeats`` shuffles, oriented so that positive means the column
@@ -58,15 +58,20 @@ def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats:
     d = as_data(data, y=y)
     m = get_metric(model.metric if metric is None else metric, model.task)
     y_enc = model.encode_y(d.y)
-    cols = list(features) if features is not None else model.feature_names_ if isinstance(model, Backend) \
+    cols = _names(features) if features is not None else model.feature_names_ if isinstance(model, Backend) \
         else d.feature_names
-    d.check_columns(cols, "features")
+    d.check_columns(cols, "features", named=features is not None)
 
     def loss(c: str | None, perm: np.ndarray | None) -> float:
         dd = d if c is None or perm is None else d.with_xs(d.xs.with_columns(d.xs.get_column(c).gather(perm)))
         return m.loss(m.score(y_enc, model.predict(dd)))
 
     return _drops(cols, d.feature_names, len(d), n_repeats, seed, loss)
+
+
+def _names(features: str | Sequence[str]) -> list[str]:
+    """Column names given as one name or a list of them (one name is not a list of its letters)."""
+    return [features] if isinstance(features, str) else list(features)
 
 
 def _drops(cols: list[str], all_cols: list[str], n: int, n_repeats: int, seed: int | None,
@@ -142,7 +147,7 @@ def fitted_estimator(model: Any, fn: str) -> FittedEstimator:
 
 
 def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats: int, seed: int | None,
-                          features: Sequence[str] | None) -> pl.DataFrame:
+                          features: str | Sequence[str] | None) -> pl.DataFrame:
     """:func:`permutation_importance` of a fitted scikit-learn estimator on raw rows ``data`` and targets ``y``."""
     est = fitted_estimator(model, "permutation_importance")
     who = est.who
@@ -170,7 +175,7 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
     m = get_metric(metric, est.task)
     y_enc = encode_y(y_arr, est.task, est.classes)  # an unknown label is refused before any shuffling
 
-    cols = list(features) if features is not None else names
+    cols = _names(features) if features is not None else names
     missing = [c for c in cols if c not in names]
     if missing:
         raise ParameterError(f"permutation_importance: features {missing} are not columns of the data ({names[:10]})")
@@ -443,7 +448,7 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     processor: Any = None
     if isinstance(model, Model) or isinstance(data, (TabularData, ProcessedSplit)):
         d = as_data(data)
-        d.check_columns(feats, "features")
+        d.check_columns(feats, "features", named=True)
         X, names, processor = d.xs, d.feature_names, d.processor
         cats = [f in d.cat_names for f in feats]
     predict: Callable[[Any], np.ndarray]
