@@ -430,3 +430,33 @@ def test_text_columns_left_without_categorify_are_named_with_the_fix():
     with pytest.raises(DataError, match=r"column 'workclass' holds Categorical values \(e.g. \[.*\]\); backends "
                                         r"need numbers: run Categorify on it first"):
         TabularClassifier(GBM("classification", n_estimators=5, n_jobs=1), procs=[FillMissing, Normalize]).fit(X, y)
+
+
+def test_a_search_grid_tunes_one_member_of_an_ensemble_by_its_name():
+    """As scikit-learn's VotingClassifier names its estimators' parameters: backend__<member>__<param> is searched
+    (it was 'MeanEnsemble has no parameter r'), <member> alone replaces it, every deep parameter can be set back,
+    and a bad value or an unknown member is refused before anything is set."""
+    from pipekit.backends import ExtraTrees, RandomForest
+    from pipekit.ensemble import MeanEnsemble
+
+    df = pl.read_csv(path("adult_sample") / "adult.csv").head(1500)
+    X, y = df.drop("salary"), df["salary"].to_numpy()
+    ens = MeanEnsemble({"gbm": GBM("classification", n_estimators=20, n_jobs=1),
+                        "rf": RandomForest("classification", n_estimators=10, n_jobs=1)})
+    clf = TabularClassifier(ens, random_state=0)
+    assert clf.get_params()["backend__rf__n_estimators"] == 10
+    search = GridSearchCV(clf, {"backend__rf__n_estimators": [3, 30]}, cv=2).fit(X, y)
+    assert search.best_params_["backend__rf__n_estimators"] in (3, 30)
+    assert search.best_estimator_.model_.members[1].n_estimators == search.best_params_["backend__rf__n_estimators"]
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[0] != scores[1]  # the member's parameter reached the fits
+    again = ens.clone()
+    again.set_params(**again.get_params())
+    assert repr(again) == repr(ens)
+    again.set_params(rf=ExtraTrees("classification", n_estimators=5, n_jobs=1), rf__n_estimators=7)
+    assert [(m.name, type(m).__name__, m.n_estimators) for m in again.members][1] == ("rf", "ExtraTrees", 7)
+    for bad, words in (({"rf__n_estimators": 0}, "n_estimators=0 is not accepted"),
+                       ({"svm__C": 1.0}, "no parameter or named member 'svm'")):
+        with pytest.raises(ParameterError, match=words):
+            again.set_params(gbm__num_leaves=7, **bad)
+        assert again.members[0].num_leaves == 31  # nothing was set

@@ -14,7 +14,7 @@ import polars as pl
 
 from pipekit.backends.base import Backend, KeepsProcessor, Model
 from pipekit.backends.data import RowForm, TabularData, as_data, check_rows, normalised_stats
-from pipekit.core.component import Component, to_data
+from pipekit.core.component import Component, param_names, to_data
 from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError
 from pipekit.metrics import get_metric
 
@@ -193,6 +193,62 @@ class Ensemble(KeepsProcessor, Model):
 
     def fitted_members(self) -> list:
         return self.members
+
+    # -- the members' parameters, by name, as scikit-learn's VotingClassifier gives its estimators' -------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The ``__init__`` arguments; with ``deep``, each named member's too, as ``<name>__<param>``: a search grid
+        tunes one member, ``{"backend__rf__n_estimators": [100, 300]}`` for a ``TabularClassifier`` around
+        ``MeanEnsemble({"rf": RandomForest(...), "gbm": GBM(...)})`` (a member named like one of the ensemble's
+        own parameters is reached through ``members`` only)."""
+        out = super().get_params(deep)  # type: ignore[misc]
+        if deep:
+            for name, m in self._named(self.members).items():
+                out[name] = m
+                out.update({f"{name}__{k}": v for k, v in m.get_params(deep=True).items()})
+        return out
+
+    def set_params(self, **params: Any) -> Any:
+        """As every component's (checked before any is set), and ``<name>__<param>`` sets a named member's
+        parameter (the members given in the same call, when ``members`` is among them)."""
+        own = param_names(type(self))
+        by_member: dict[str, dict[str, Any]] = {}
+        rest: dict[str, Any] = {}
+        replaced: dict[str, Any] = {}
+        for k, v in params.items():
+            head, sep, key = k.partition("__")
+            if sep and head not in own:
+                by_member.setdefault(head, {})[key] = v
+            elif not sep and head not in own:  # a named member replaced: {"rf": RandomForest(...)}
+                replaced[head] = v
+            else:
+                rest[k] = v
+        if replaced:
+            given = as_member_list(rest["members"]) if "members" in rest else list(self.members)
+            named = self._named(given)
+            unknown = sorted(set(replaced) - set(named))
+            if unknown:
+                raise ParameterError(f"{type(self).__name__} has no parameter or named member {unknown[0]!r}; its "
+                                     f"parameters are {own}, its named members {sorted(named)}")
+            new = {name: as_member_list({name: m})[0] for name, m in replaced.items()}  # named as the one replaced
+            rest["members"] = [new.get(str(getattr(m, "name", None)), m) for m in given]
+        if by_member:
+            named = self._named(as_member_list(rest["members"]) if "members" in rest else self.members)
+            for head, values in by_member.items():
+                if head not in named:
+                    raise ParameterError(f"{type(self).__name__} has no parameter or named member {head!r}; its "
+                                         f"parameters are {own}, its named members {sorted(named)}")
+                named[head].clone().set_params(**values)  # checked on a copy before anything is set
+        super().set_params(**rest)  # type: ignore[misc]
+        named = self._named(self.members)
+        for head, values in by_member.items():
+            named[head].set_params(**values)
+        self.reset_state()
+        return self
+
+    def _named(self, members: Sequence[Any]) -> dict[str, Any]:
+        own = set(param_names(type(self)))
+        names = {str(getattr(m, "name", None) or ""): m for m in members if isinstance(m, Component)}
+        return {k: m for k, m in names.items() if k and "__" not in k and k not in own}
 
     def contributions(self, data: Any) -> Any:
         """Per-row contributions, exact where the model averages tree models' probabilities or values (see
