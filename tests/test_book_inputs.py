@@ -190,3 +190,16 @@ def test_a_datablock_without_blocks_gives_what_its_getters_give(adult):
     train_rows = adult.head(200).iloc[dsets.splits[0]]
     assert dsets.train[0] == (train_rows["education"].iloc[0], train_rows["salary"].iloc[0])
     assert len(dsets.train) + len(dsets.valid) == 200
+
+
+def test_no_rows_to_predict_give_no_predictions_before_and_after_export(tabular, adult, tmp_path):
+    """An empty test set scores to empty predictions in the session, and so it does with the learner loaded from its
+    export (whose loaders are made anew: it was 'DataLoader: the dataset is empty; check the items and the split')."""
+    import pipekit
+
+    back = pipekit.load_learner(tabular.export(tmp_path / "adult.pipekit"))
+    for learn in (tabular, back):
+        preds, targs = learn.get_preds(dl=learn.dls.test_dl(adult.iloc[:0]))
+        assert preds.shape == (0, 2) and targs is None
+        preds, targs = learn.get_preds(dl=learn.dls.test_dl(adult.iloc[:0], with_labels=True))
+        assert preds.shape == (0, 2) and targs.shape == (0,)

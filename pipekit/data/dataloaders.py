@@ -472,7 +472,7 @@ class DataLoaders:
         if template is not None:
             return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs, **kwargs)
         return self.recipe.dl_type()(ds, bs=bs or 64, shuffle=False, device=self.device,
-                                     batch_tfms=self.recipe.batch_pipeline(), augment=False,
+                                     batch_tfms=self.recipe.batch_pipeline(), augment=False, allow_empty=True,
                                      **{k: v for k, v in kwargs.items() if k in ("num_workers",)})
 
     # ------------------------------------------------------------------ showing

@@ -51,14 +51,14 @@ class DataLoader:
     def __init__(self, dataset: Any, bs: int = 64, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, device: str | torch.device | None = None,
                  batch_tfms: BatchPipeline | Sequence | None = None, num_workers: int | None = None,
-                 augment: bool | None = None, pin_memory: bool | None = None):
+                 augment: bool | None = None, pin_memory: bool | None = None, allow_empty: bool = False):
         check_positive_int("DataLoader", "bs", bs)
         if not callable(getattr(dataset, "gather", None)):
             raise ParameterError(f"DataLoader takes a pipekit dataset (stores it gathers batches from), got a "
                                  f"{type(dataset).__name__}: for tensors x, y use DataLoaders.from_stores([TensorStore(x_train), "
                                  "TensorStore(y_train)], [TensorStore(x_valid), TensorStore(y_valid)], bs=...) or "
                                  "DataLoader(ArrayDataset([TensorStore(x), TensorStore(y)]), bs=...)")
-        if len(dataset) == 0:
+        if len(dataset) == 0 and not allow_empty:  # a loader of new items (test_dl) may hold none: no batch
             raise ParameterError("DataLoader: the dataset is empty; check the items and the split")
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, int(bs), shuffle, drop_last
         self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
