@@ -32,8 +32,24 @@ EXPECTED_FAILURES = {
 }
 
 
+#: a backend that weighs rows (LightGBM, scikit-learn's forests) is not exactly the same fitted on rows weighed 2 as on
+#: the rows repeated: LightGBM bins its features and stops on the rows it has, a forest draws its bootstrap from them
+#: (scikit-learn marks its own forests and histogram boosting so)
+WEIGHTS_NOT_REPEATS = {"check_sample_weight_equivalence_on_dense_data":
+                       "a weight of 2 is not the row repeated: the backend's bins and bootstrap see the rows given"}
+#: a backend that weighs every row alike (the net, an ensemble) refuses sample_weight with a ParameterError naming the
+#: backends that weigh rows, so every check that fits with weights fails on purpose
+NO_WEIGHTS = {name: "this backend weighs every row alike and refuses sample_weight, naming the backends that weigh rows"
+              for name in ("check_sample_weights_pandas_series", "check_sample_weights_not_an_array",
+                           "check_sample_weights_list", "check_all_zero_sample_weights_error",
+                           "check_sample_weights_shape", "check_sample_weights_not_overwritten",
+                           "check_sample_weight_equivalence_on_dense_data", "check_classifiers_one_label_sample_weights",
+                           "check_sample_weights_invariance")}
+
+
 def expected_failures(estimator):
-    return EXPECTED_FAILURES
+    weighs = estimator.backend.takes_weights() if hasattr(estimator.backend, "takes_weights") else False
+    return {**EXPECTED_FAILURES, **(WEIGHTS_NOT_REPEATS if weighs else NO_WEIGHTS)}
 
 
 @pytest.mark.usefixtures("one_torch_thread")

@@ -460,3 +460,35 @@ def test_a_search_grid_tunes_one_member_of_an_ensemble_by_its_name():
         with pytest.raises(ParameterError, match=words):
             again.set_params(gbm__num_leaves=7, **bad)
         assert again.members[0].num_leaves == 31  # nothing was set
+
+
+def test_sample_weight_weighs_rows_for_the_backends_that_can():
+    """fit(X, y, sample_weight=w) as scikit-learn's estimators take it: weights of 3 on adult's >=50k rows raise the
+    mean predicted probability of >=50k for every backend that weighs rows, weights of 1 change nothing for the
+    boosters, cross_val_score passes them on; the net and an ensemble refuse them naming the backends that weigh
+    rows, and a negative weight is named with its row."""
+    from pipekit.backends import CatBoost, RandomForest, SklearnModel, XGBoost, installed
+    from pipekit.ensemble import MeanEnsemble, TorchTabular
+    from sklearn.linear_model import LogisticRegression
+
+    df = pl.read_csv(path("adult_sample") / "adult.csv").head(3000)
+    X, y = df.drop("salary"), df["salary"].to_numpy()
+    w = np.where(y == ">=50k", 3.0, 1.0)
+    backends = [GBM("classification", n_estimators=50, n_jobs=1), RandomForest("classification", n_estimators=30, n_jobs=1),
+                SklearnModel(LogisticRegression(max_iter=300), "classification")]
+    backends += [XGBoost("classification", n_estimators=50, n_jobs=1)] if installed("xgboost") else []
+    backends += [CatBoost("classification", n_estimators=50, n_jobs=1)] if installed("catboost") else []
+    for b in backends:
+        plain = TabularClassifier(b, random_state=0).fit(X, y).predict_proba(X)[:, 1]
+        weighed = TabularClassifier(b, random_state=0).fit(X, y, sample_weight=w).predict_proba(X)[:, 1]
+        assert weighed.mean() > plain.mean() + 0.05, type(b).__name__
+    gbm = backends[0]
+    ones = TabularClassifier(gbm, random_state=0).fit(X, y, sample_weight=np.ones(len(y))).predict_proba(X)
+    assert np.array_equal(ones, TabularClassifier(gbm, random_state=0).fit(X, y).predict_proba(X))
+    scores = cross_val_score(TabularClassifier(gbm, random_state=0), X, y, cv=2, params={"sample_weight": w})
+    assert np.isfinite(scores).all()
+    for b in (TorchTabular("classification", epochs=1), MeanEnsemble([gbm, backends[1]])):
+        with pytest.raises(ParameterError, match=r"weighs every row alike.*GBM, RandomForest"):
+            TabularClassifier(b).fit(X, y, sample_weight=w)
+    with pytest.raises(ParameterError, match=r"sample_weight at row 5 is -1.0; weights must be finite and not negative"):
+        TabularClassifier(gbm).fit(X, y, sample_weight=np.where(np.arange(len(y)) == 5, -1.0, 1.0))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
@@ -250,10 +250,15 @@ class Backend(KeepsProcessor, Model):
     #: whether a ``time_limit`` stopped the fit (a bagged model: how many of its fold models it stopped)
     stopped_on_time_: int
 
-    def fit(self, train: Any, valid: Any = None) -> Any:
-        """Fit on ``train``; ``valid`` (optional) is scored into ``valid_score_`` (and stops a GBM early)."""
+    def fit(self, train: Any, valid: Any = None, sample_weight: Any = None) -> Any:
+        """Fit on ``train``; ``valid`` (optional) is scored into ``valid_score_`` (and stops a GBM early).
+        ``sample_weight``: each training row's weight in the loss (one non-negative number per row), for the
+        backends whose library weighs rows (GBM, the forests, XGBoost, CatBoost, a scikit-learn model whose fit
+        takes ``sample_weight``); the others refuse it."""
         check_valid_split(self, valid)
         d = as_data(train)
+        if sample_weight is not None:
+            d = replace(d, weight=self._checked_weights(sample_weight, len(d)))
         self._setup(d)
         v = None if valid is None else self._prepare(valid)
         if v is not None and v.y is None:
@@ -264,6 +269,29 @@ class Backend(KeepsProcessor, Model):
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
         raise NotImplementedError
+
+    def takes_weights(self) -> bool:
+        """Whether ``fit`` takes ``sample_weight`` (``_fit`` then reads ``d.weight``)."""
+        return False
+
+    def _checked_weights(self, sample_weight: Any, n: int) -> np.ndarray:
+        who = f"{type(self).__name__}.fit"
+        if not self.takes_weights():
+            raise ParameterError(f"{who} takes no sample_weight: its model weighs every row alike; GBM, RandomForest, "
+                                 "ExtraTrees, XGBoost, CatBoost and scikit-learn models whose fit takes sample_weight "
+                                 "weigh rows")
+        try:
+            w = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{who}: sample_weight must be numbers, one per training row") from None
+        if w.ndim != 1 or len(w) != n:
+            raise ParameterError(f"{who}: sample_weight has shape {w.shape}; give one number per training row ({n})")
+        if not np.isfinite(w).all() or (w < 0).any():
+            i = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
+            raise ParameterError(f"{who}: sample_weight at row {i} is {w[i]}; weights must be finite and not negative")
+        if not w.sum() > 0:
+            raise ParameterError(f"{who}: sample_weight is zero for every row; at least one row must count")
+        return w
 
     def _deadline(self) -> float | None:
         """When fitting must stop (``time.perf_counter()``), or None: for a backend with a ``time_limit`` (the
@@ -396,6 +424,9 @@ class Booster(Backend):
 
     def stops_early(self) -> bool:
         return self.early_stopping_rounds is not None
+
+    def takes_weights(self) -> bool:
+        return True  # each library weighs a row's gradient
 
     def stopped_params(self, scale: float = 1.0) -> dict[str, Any]:
         self.check_is_fitted()

@@ -102,7 +102,8 @@ class XGBoost(Booster):
     def _dmatrix(self, d: TabularData, label: bool = True) -> Any:
         xgb = _require("xgboost", "XGBoost")
         types = ["c" if c in self.cat_features_ else "q" for c in self.feature_names_]
-        return xgb.DMatrix(self.matrix(d), label=self.encode_y(d.y) if label else None, feature_types=types,
+        return xgb.DMatrix(self.matrix(d), label=self.encode_y(d.y) if label else None,
+                           weight=d.weight if label else None, feature_types=types,
                            feature_names=[f"f{i}" for i in range(len(types))], enable_categorical=True,
                            nthread=_threads(self.n_jobs))
 
@@ -195,7 +196,7 @@ class CatBoost(Booster):
         # CatBoost takes category codes as integers (it hashes them), everything else as float32
         frame = d.xs.select([pl.col(c).cast(pl.Int64) if c in cats else pl.col(c).cast(pl.Float32)
                              for c in self.feature_names_]).to_pandas()
-        return cb.Pool(frame, label=self.encode_y(d.y) if label else None,
+        return cb.Pool(frame, label=self.encode_y(d.y) if label else None, weight=d.weight if label else None,
                        cat_features=[self.feature_names_.index(c) for c in cats])
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:

@@ -39,6 +39,8 @@ class TabularData:
     cat_names: tuple[str, ...] = ()
     procs_signature: str | None = None
     processor: Any = field(default=None, repr=False)
+    #: each row's weight in the loss (``fit(..., sample_weight=w)``), or None: every row counts once
+    weight: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return self.xs.height
@@ -50,7 +52,8 @@ class TabularData:
     def take(self, idx: np.ndarray) -> TabularData:
         """Rows ``idx`` of this split."""
         idx = np.asarray(idx, dtype=np.int64)
-        return replace(self, xs=self.xs[idx], y=None if self.y is None else self.y[idx])
+        return replace(self, xs=self.xs[idx], y=None if self.y is None else self.y[idx],
+                       weight=None if self.weight is None else self.weight[idx])
 
     def with_xs(self, xs: pl.DataFrame) -> TabularData:
         """The same rows with other inputs (e.g. one column shuffled)."""

@@ -104,7 +104,7 @@ class RandomForest(Backend):
         with warnings.catch_warnings():
             # rows that no tree left out get NaN OOB predictions; they are excluded from oob_score_ below
             warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
-            self.model_ = self._grow(self._make_sklearn(len(d)), X, y, end)
+            self.model_ = self._grow(self._make_sklearn(len(d)), X, y, end, d.weight)
         self.oob_score_ = self.oob_predictions_ = None
         if self.oob_score:
             if self.task == "classification":
@@ -117,12 +117,15 @@ class RandomForest(Backend):
             self.oob_predictions_ = oob
             self.oob_score_ = get_metric(None, self.task).score(y[keep], oob[keep]) if keep.any() else float("nan")
 
-    def _grow(self, forest: Any, X: np.ndarray, y: np.ndarray, end: float | None) -> Any:
+    def takes_weights(self) -> bool:
+        return True
+
+    def _grow(self, forest: Any, X: np.ndarray, y: np.ndarray, end: float | None, w: np.ndarray | None = None) -> Any:
         """Fit ``forest``: at once without a time limit; with one, two trees per thread first (they tell the
         rate), then a tenth of the trees at a time (warm start, which draws each tree's seed as one fit would) while
         the next are expected to end in time."""
         if end is None:
-            return forest.fit(X, y)
+            return forest.fit(X, y, sample_weight=w)
         oob, step, grown, start = forest.oob_score, max(1, -(-self.n_estimators // 10)), 0, time.perf_counter()
         first = min(step, 2 * cores(self.n_jobs))
         forest.set_params(warm_start=True, oob_score=False)
@@ -136,11 +139,11 @@ class RandomForest(Backend):
             else:
                 fit = first  # the first trees tell the rate, whatever the limit
             grown = min(self.n_estimators, grown + fit)
-            forest.set_params(n_estimators=grown).fit(X, y)
+            forest.set_params(n_estimators=grown).fit(X, y, sample_weight=w)
         if oob:  # scored once, on the trees grown (a warm start with no new tree only scores them)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Warm-start fitting without increasing")
-                forest.set_params(oob_score=True).fit(X, y)
+                forest.set_params(oob_score=True).fit(X, y, sample_weight=w)
         return forest.set_params(warm_start=False)
 
     def _predict(self, d: TabularData) -> np.ndarray:

@@ -96,8 +96,8 @@ class GBM(Booster):
             if self.native_categorical else []
         names = [f"f{i}" for i in range(len(self.feature_names_))]  # LightGBM refuses some characters in names
         # Fortran order: LightGBM reads column-major float32 without converting it again
-        ds = lgb.Dataset(self.matrix(d, order="F"), label=self.encode_y(d.y), categorical_feature=cats,
-                         feature_name=names, free_raw_data=True)
+        ds = lgb.Dataset(self.matrix(d, order="F"), label=self.encode_y(d.y), weight=d.weight,
+                         categorical_feature=cats, feature_name=names, free_raw_data=True)
         valid_sets, callbacks = [], []
         self.evals_result_: dict[str, Any] = {}
         if valid is not None:

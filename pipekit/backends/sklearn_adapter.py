@@ -163,7 +163,13 @@ class SklearnModel(Backend):
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
         from sklearn.base import clone
 
-        self.model_ = clone(self.estimator).fit(self.matrix(d, order="C"), self.encode_y(d.y))
+        weights = {} if d.weight is None else {"sample_weight": d.weight}
+        self.model_ = clone(self.estimator).fit(self.matrix(d, order="C"), self.encode_y(d.y), **weights)
+
+    def takes_weights(self) -> bool:
+        from sklearn.utils.validation import has_fit_parameter
+
+        return has_fit_parameter(self.estimator, "sample_weight")
 
     def _predict(self, d: TabularData) -> np.ndarray:
         X = self.matrix(d, order="C")

@@ -140,9 +140,11 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         finally:
             del net._trained
 
-    def fit(self, train: Any, valid: Any = None) -> TorchTabular:
+    def fit(self, train: Any, valid: Any = None, sample_weight: Any = None) -> TorchTabular:
         check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows
         d = as_data(train)
+        if sample_weight is not None:
+            self._checked_weights(sample_weight, len(d))  # refused: the net weighs every row alike
         if d.processor is None:
             raise ParameterError("TorchTabular needs splits of a Tabular (tab.train / tab.valid): the fitted procs "
                                  "size its embeddings")

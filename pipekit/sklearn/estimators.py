@@ -193,8 +193,11 @@ class _TabularEstimator(Component, BaseEstimator):
         return y
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any) -> Any:
-        """Fit the procs and the backend on every row of ``X`` (see the module docstring for what X may be)."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """Fit the procs and the backend on every row of ``X`` (see the module docstring for what X may be).
+        ``sample_weight``: each row's weight in the backend's loss, for a backend that weighs rows (GBM, the
+        forests, XGBoost, CatBoost, a scikit-learn model whose fit takes it); the procs' statistics are not
+        weighted."""
         self.check_params()
         self.reset_state()
         self.__dict__.setdefault("_warned", set()).clear()
@@ -220,7 +223,7 @@ class _TabularEstimator(Component, BaseEstimator):
         processor = TabularProcessor([p.clone() if isinstance(p, TabularProc) else p for p in self.procs],
                                      cat + date_cat, cont + date_cont, target, y_block)
         processed = processor.fit_transform(frame.with_columns(column), np.ones(frame.height, dtype=bool))
-        self.model_ = fit_model(self._backend(), TabularSplit(processed, processor), self._seed())
+        self.model_ = fit_model(self._backend(), TabularSplit(processed, processor), self._seed(), sample_weight)
         self.processor_ = processor
         self.cat_names_, self.cont_names_, self.date_names_ = cat, cont, dates
         self.date_formats_ = formats

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from pipekit.backends import GBM, RandomForest
-from pipekit.backends.base import Model
+from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.ensemble import MeanEnsemble, TorchTabular, WeightedEnsemble
+from pipekit.ensemble import BaggedModel, MeanEnsemble, TorchTabular, WeightedEnsemble
 from pipekit.ensemble.base import align_classes
 
 #: the backends named by a string
@@ -57,11 +57,18 @@ def model_task(model: Any) -> str:
     return task
 
 
-def fit_model(model: Model, train: Any, seed: int | None = None) -> Model:
-    """A fitted copy of ``model`` (a backend or an ensemble) trained on ``train`` (a processed split)."""
+def fit_model(model: Model, train: Any, seed: int | None = None, sample_weight: Any = None) -> Model:
+    """A fitted copy of ``model`` (a backend or an ensemble) trained on ``train`` (a processed split), each row
+    weighed by ``sample_weight`` when given (a backend that weighs rows)."""
     m = model.clone()
     if seed is not None:
         seed_all(m, seed)
+    if sample_weight is not None:
+        if not isinstance(m, Backend) or isinstance(m, BaggedModel):  # a Backend's fit says which weigh rows
+            raise ParameterError(f"sample_weight: a {type(m).__name__} backend weighs every row alike; give a backend "
+                                 "that weighs rows (GBM, RandomForest, ExtraTrees, XGBoost, CatBoost or a scikit-learn "
+                                 "model whose fit takes sample_weight)")
+        return m.fit(train, sample_weight=sample_weight)  # type: ignore[attr-defined]
     if isinstance(m, MeanEnsemble):
         members = [fit_model(x, train) for x in m.members]
         return type(m)(**{**m.get_params(deep=False), "members": members})
