@@ -468,10 +468,9 @@ def said_warnings(prefix: str) -> Iterator[None]:
     with warnings.catch_warnings(record=True) as caught:
         try:
             yield
-        finally:
-            said = dict.fromkeys(str(w.message) for w in caught)
-    for message in said:
-        print(printable(f"{prefix}: warning: {message}"), file=sys.stderr)
+        finally:  # said also when the command then fails: a warning may be why
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                print(printable(f"{prefix}: warning: {message}"), file=sys.stderr)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -175,7 +175,7 @@ def test_get_preds_of_a_list_of_batches_as_the_book_writes_it(tabular):
     n = len(batch[-1])
     assert torch.equal(targs, batch[-1]) and torch.allclose(preds, whole[:n], atol=1e-6)
     assert torch.equal(targs, all_targs[:n])
-    with pytest.raises(ParameterError, match=r"a list given as the loader must hold batches, each a tuple of 2 input "
+    with pytest.raises(ParameterError, match=r"a list or tuple given as the loader must hold batches, each a tuple of 2 input "
                                              r"tensor\(s\) and the targets .* item 0 is not"):
         tabular.get_preds(dl=[{"age": 40}])
 
@@ -203,3 +203,28 @@ def test_no_rows_to_predict_give_no_predictions_before_and_after_export(tabular,
         assert preds.shape == (0, 2) and targs is None
         preds, targs = learn.get_preds(dl=learn.dls.test_dl(adult.iloc[:0], with_labels=True))
         assert preds.shape == (0, 2) and targs.shape == (0,)
+
+
+def test_what_a_review_found_in_these_inputs(adult, tmp_path):
+    """A 0-d array in a dict row is one value; get_emb_sz(tab) names a categorical column without Categorify, as
+    get_emb_sz(cat_names, classes) does; a processing with two FillMissing procs (the second finds nothing to fill)
+    saves and loads."""
+    import pipekit
+    from pipekit.tabular import Tabular, get_emb_sz
+    from pipekit.tabular.core import rows_to_frame
+
+    assert rows_to_frame({"age": np.array(40), "workclass": " Private"}).row(0) == (40, " Private")
+    tab = Tabular(adult, procs=[Normalize], cat_names=["age"], cont_names=["fnlwgt"], y_names="salary")
+    with pytest.raises(ParameterError, match=r"categorical column\(s\) \['age'\] have no classes"):
+        get_emb_sz(tab)
+    blank = adult.assign(age=adult.age.where(adult.index % 7 != 0))
+    twice = Tabular(blank, procs=[Categorify, FillMissing, FillMissing, Normalize], cat_names=["workclass"],
+                    cont_names=["age", "fnlwgt"], y_names="salary")
+    assert "age_na" in twice.cat_names
+    back = pipekit.load(pipekit.save(twice.processor, tmp_path / "procs.pipekit"))
+    assert back.transform(pl_frame(blank.head(20))).equals(twice.processor.transform(pl_frame(blank.head(20))))
+
+
+def pl_frame(df):
+    import polars as pl
+    return pl.from_pandas(df)

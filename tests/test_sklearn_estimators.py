@@ -488,7 +488,30 @@ def test_sample_weight_weighs_rows_for_the_backends_that_can():
     scores = cross_val_score(TabularClassifier(gbm, random_state=0), X, y, cv=2, params={"sample_weight": w})
     assert np.isfinite(scores).all()
     for b in (TorchTabular("classification", epochs=1), MeanEnsemble([gbm, backends[1]])):
-        with pytest.raises(ParameterError, match=r"weighs every row alike.*GBM, RandomForest"):
+        with pytest.raises(ParameterError, match=r"(does not weigh rows|does not pass sample_weight on).*GBM, RandomForest"):
             TabularClassifier(b).fit(X, y, sample_weight=w)
     with pytest.raises(ParameterError, match=r"sample_weight at row 5 is -1.0; weights must be finite and not negative"):
         TabularClassifier(gbm).fit(X, y, sample_weight=np.where(np.arange(len(y)) == 5, -1.0, 1.0))
+
+
+def test_a_kept_date_layout_still_reads_a_time_of_day_and_iso_dates_read_as_before():
+    """The estimator keeps only the day/month order of a column written with numbers: later rows written with a
+    time of day (or without one) are read in that order; ISO text is read as each call's rows are written (a model fitted
+    on days predicted a row '2015-08-01 13:45:00' before layouts were kept, and must still)."""
+    X, y = _rossmann_as_read_by_pandas()
+    X, y = X.head(4000), y[:4000]
+    gbm = GBM("regression", n_estimators=30, n_jobs=1)
+    iso = TabularRegressor(gbm, random_state=0).fit(X, y)
+    assert iso.date_formats_ == {}
+    row = X.head(1).assign(Date="2015-08-01 13:45:00")
+    assert np.isfinite(iso.predict(row)).all()
+    day_first = X.assign(Date=pd_dates(X.Date).dt.strftime("%d/%m/%Y"))
+    named = TabularRegressor(gbm, date_names=["Date"], random_state=0).fit(day_first, y)
+    assert named.date_formats_ == {"Date": "%d/%m/%Y"}
+    at_ten = named.predict(day_first.head(1).assign(Date="05/06/2015 10:30"))
+    assert np.array_equal(at_ten, named.predict(day_first.head(1).assign(Date="05/06/2015")))
+
+
+def pd_dates(s):
+    import pandas as pd
+    return pd.to_datetime(s)

@@ -277,9 +277,9 @@ class Backend(KeepsProcessor, Model):
     def _checked_weights(self, sample_weight: Any, n: int) -> np.ndarray:
         who = f"{type(self).__name__}.fit"
         if not self.takes_weights():
-            raise ParameterError(f"{who} takes no sample_weight: its model weighs every row alike; GBM, RandomForest, "
-                                 "ExtraTrees, XGBoost, CatBoost and scikit-learn models whose fit takes sample_weight "
-                                 "weigh rows")
+            raise ParameterError(f"{who} takes no sample_weight: the model it fits does not weigh rows; GBM, "
+                                 "RandomForest, ExtraTrees, XGBoost, CatBoost and scikit-learn models whose fit takes "
+                                 "sample_weight do")
         try:
             w = np.asarray(sample_weight, dtype=np.float64)
         except (TypeError, ValueError):

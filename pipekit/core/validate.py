@@ -41,8 +41,19 @@ def is_column(v: Any) -> bool:
     >>> is_column([30, 41]), is_column(np.array([1.0])), is_column("cook"), is_column(30)
     (True, True, False, False)
     """
-    return isinstance(v, (list, tuple, np.ndarray)) or type(v).__name__ == "Series" and (
+    if isinstance(v, np.ndarray):
+        return v.ndim >= 1  # a 0-d array is one value
+    return isinstance(v, (list, tuple)) or type(v).__name__ == "Series" and (
         is_pandas(v) or type(v).__module__.split(".")[0] == "polars")
+
+
+def is_missing(v: Any) -> bool:
+    """Whether one value is missing as pandas and NumPy write it: None, NaN, pandas' NA or NaT.
+
+    >>> is_missing(None), is_missing(float("nan")), is_missing(0.0), is_missing("")
+    (True, True, False, False)
+    """
+    return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
 
 
 def as_number(v: Any) -> numbers.Real | None:

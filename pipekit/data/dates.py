@@ -104,8 +104,27 @@ def _numeric_formats() -> frozenset[str]:
     return frozenset(out)
 
 
-#: every layout :func:`text_date_format` gives: a layout read from a file must be one of them
-DATE_FORMATS = _numeric_formats() | frozenset(_ISO_FORMATS)
+#: the layouts of dates written day and month as numbers (what a fitted estimator keeps: they read two ways), every
+#: one :func:`text_date_format` gives; a layout read from a file must be one of them
+NUMERIC_FORMATS = _numeric_formats()
+
+
+def in_order_of(fmt: str, values: pl.Series) -> str:
+    """The layout with ``fmt``'s day and month order and separators that reads every one of ``values`` (text dates),
+    with or without a time of day whatever ``fmt`` had; ``fmt`` itself when none does (the values not read are then
+    named by whoever parses them).
+
+    >>> in_order_of("%d/%m/%Y", pl.Series(["05/03/2016 13:45"])), in_order_of("%d/%m/%Y %H:%M", pl.Series(["05/03/2016"]))
+    ('%d/%m/%Y %H:%M', '%d/%m/%Y')
+    """
+    given = values.cast(pl.String).str.strip_chars().drop_nulls().unique()
+    if given.str.contains(AWARE).all() and len(given):
+        given = given.str.replace(OFFSET, "")
+    date = fmt[:8]  # "%d/%m/%Y": every numeric layout starts with its date
+    for t in _TIME_FORMATS:
+        if not given.str.to_datetime(date + t, strict=False).null_count():
+            return date + t
+    return fmt
 
 
 # a date written year first with dashes, optionally with a time of day: 2015-07-31, 2015-07-31 13:45:00, ...T13:45

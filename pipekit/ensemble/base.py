@@ -242,7 +242,6 @@ class Ensemble(KeepsProcessor, Model):
         named = self._named(self.members)
         for head, values in by_member.items():
             named[head].set_params(**values)
-        self.reset_state()
         return self
 
     def _named(self, members: Sequence[Any]) -> dict[str, Any]:

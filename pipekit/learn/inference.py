@@ -69,7 +69,7 @@ class GivenBatches:
         bad = [i for i, b in enumerate(batches) if not (isinstance(b, (list, tuple)) and len(b) >= n_inp and all(
             isinstance(t, torch.Tensor) for t in b))]
         if bad or not batches:
-            raise ParameterError(f"dl: a list given as the loader must hold batches, each a tuple of {n_inp} input "
+            raise ParameterError(f"dl: a list or tuple given as the loader must hold batches, each a tuple of {n_inp} input "
                                  f"tensor(s) and the targets (x, y) as dls.one_batch() gives them; "
                                  f"{'it is empty' if not batches else f'item {bad[0]} is not'}. For new items use "
                                  "learn.dls.test_dl(items)")

@@ -104,7 +104,7 @@ class ClassificationInterpretation(Interpretation):
     def per_pixel(self) -> bool:
         """True for a segmentation model: a class per pixel, the classes on axis 1 of the ``(n, classes, h, w)``
         predictions; the confusion matrix and report count pixels."""
-        return self.preds.ndim > 2 and self.targs.ndim == self.preds.ndim - 1
+        return getattr(self.learn.dls, "loss_kind", None) == "pixel_cross_entropy"
 
     @property
     def vocab(self) -> list:

@@ -45,7 +45,7 @@ from pipekit.backends.data import procs_signature
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Is, check_state
-from pipekit.data.dates import DATE_FORMATS, text_date_format
+from pipekit.data.dates import NUMERIC_FORMATS, in_order_of, text_date_format
 from pipekit.sklearn.fitting import BACKENDS, default_backend, fit_model, model_task
 from pipekit.sklearn.frames import as_frame, check_filled, column_roles, date_parts, default_columns
 from pipekit.tabular.core import TabularSplit
@@ -66,7 +66,7 @@ def _names_or_none(v: Any) -> bool:
 
 _NAMES = Is(_names_or_none, "None or a list of column names (or positions)")
 #: a text date column's layout, as a file holds it: one pipekit reads dates in, by column name
-_DATE_FORMATS = Is(lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(f, str) and f in DATE_FORMATS
+_DATE_FORMATS = Is(lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(f, str) and f in NUMERIC_FORMATS
                                                          for k, f in v.items()),
                    "a dict of column names to date layouts pipekit reads (such as '%d/%m/%Y')")
 #: what to do about a text date column whose every value reads both day-first and month-first
@@ -206,14 +206,14 @@ class _TabularEstimator(Component, BaseEstimator):
         who = type(self).__name__
         cat, cont, dates = column_roles(frame, self.cat_names, self.cont_names, self.date_names, who)
         check_filled(frame, cat + cont + dates, who)
-        # the layout of each text date column, read from every training row and kept: a few later rows alone
-        # may read two ways (05/03/2016) or the other way round
+        # the day and month order of each text date column written with numbers, read from every training row and
+        # kept: a few later rows alone may read two ways (05/03/2016) or the other way round (ISO reads one way)
         formats = {}
         for c in dates:
             if frame.schema[c] == pl.String:
                 fix = _PARSE_FIRST.replace("{column}", repr(c).replace("{", "{{").replace("}", "}}"))
                 fmt = text_date_format(frame[c], c, who, fix)
-                if fmt is not None:
+                if fmt in NUMERIC_FORMATS:
                     formats[c] = fmt
         frame, date_cat, date_cont = date_parts(frame, dates, formats=formats)
         target = "__target__"
@@ -242,7 +242,9 @@ class _TabularEstimator(Component, BaseEstimator):
         # (a '<date>_Hour' part made at fit, not a column of X of that name)
         timed = [d for d in self.date_names_
                  if f"{d}_Hour" in self.processor_.cont_names and f"{d}_Hour" not in self.cont_names_]
-        frame, _, _ = date_parts(frame, self.date_names_, timed, vars(self).get("date_formats_"))
+        kept = vars(self).get("date_formats_") or {}
+        formats = {c: in_order_of(f, frame[c]) for c, f in kept.items() if c in frame.columns and frame.schema[c] == pl.String}
+        frame, _, _ = date_parts(frame, self.date_names_, timed, formats)
         # Python shows a warning once per place only until any code changes the warning filters, which pandas
         # and scikit-learn do inside predict: Categorify's "unseen values" would repeat on every call (every
         # shuffle of a permutation importance). Each distinct warning is shown once per fitted model instead.

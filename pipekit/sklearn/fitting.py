@@ -65,9 +65,9 @@ def fit_model(model: Model, train: Any, seed: int | None = None, sample_weight: 
         seed_all(m, seed)
     if sample_weight is not None:
         if not isinstance(m, Backend) or isinstance(m, BaggedModel):  # a Backend's fit says which weigh rows
-            raise ParameterError(f"sample_weight: a {type(m).__name__} backend weighs every row alike; give a backend "
-                                 "that weighs rows (GBM, RandomForest, ExtraTrees, XGBoost, CatBoost or a scikit-learn "
-                                 "model whose fit takes sample_weight)")
+            raise ParameterError(f"sample_weight: a {type(m).__name__} backend does not pass sample_weight on to its "
+                                 "models; give one backend that weighs rows (GBM, RandomForest, ExtraTrees, XGBoost, "
+                                 "CatBoost or a scikit-learn model whose fit takes sample_weight)")
         return m.fit(train, sample_weight=sample_weight)  # type: ignore[attr-defined]
     if isinstance(m, MeanEnsemble):
         members = [fit_model(x, train) for x in m.members]

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError, warn
-from pipekit.core.validate import Is, check, is_column, is_pandas
+from pipekit.core.validate import Is, check, is_column, is_missing, is_pandas
 from pipekit.data.items import TABLE_SUFFIXES, read_csv_table, strip_initial_spaces, table_error, to_items
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -257,7 +257,9 @@ def _missing_as_null(row: dict) -> dict:
 
 
 def _null_if_missing(v: Any) -> Any:
-    return None if (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType") else v
+    if isinstance(v, np.ndarray) and v.ndim == 0:  # a 0-d array is its one value
+        v = v.item()
+    return None if is_missing(v) else v
 
 
 def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:

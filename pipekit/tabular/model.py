@@ -45,7 +45,7 @@ def get_emb_sz(cat_names: Any, classes: Mapping[str, Sequence[Any]] | None = Non
         if not isinstance(classes, Mapping):
             raise ParameterError("get_emb_sz takes (cat_names, classes), or DataLoaders / a Tabular with categorical "
                                  f"columns; got {type(cat_names).__name__}")
-        cat_names = list(classes)
+        cat_names = list(getattr(cat_names, "cat_names", None) or classes)
     lacking = [c for c in cat_names if c not in classes]
     if lacking:
         raise ParameterError(f"get_emb_sz: categorical column(s) {lacking[:5]} have no classes to size an embedding "

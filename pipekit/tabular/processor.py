@@ -488,15 +488,18 @@ class TabularProcessor(Component):
         (``cat_names_``, less the input columns), and no other: a flag named but not made would be missing from every
         row at predict (a Polars error about a column), one made but not named would never be read."""
         named = set(self.cat_names_) - set(self.cat_names)  # an input column may be called '<col>_na' too
-        for i, proc in enumerate(self.procs if isinstance(self.procs, list) else []):
-            if not (isinstance(proc, FillMissing) and proc.is_fitted):
-                continue
-            flagged = sorted(proc.na_columns_) if proc.add_col else []
-            expected = sorted(c for c in proc.columns_ if f"{c}_na" in named)
-            if flagged != expected:
-                raise FieldError(f"params.procs[{i}].state.na_columns_",
-                                 f"must list the columns whose '<col>_na' flag the processing's cat_names_ name "
-                                 f"({expected}), got {proc.na_columns_}" + ("" if proc.add_col else " with add_col=False"))
+        fills = [(i, p) for i, p in enumerate(self.procs if isinstance(self.procs, list) else [])
+                 if isinstance(p, FillMissing) and p.is_fitted]
+        if not fills:
+            return
+        # a second FillMissing finds nothing left to fill: the flags are those of all of them together
+        flagged = sorted({c for _, p in fills if p.add_col for c in p.na_columns_})
+        expected = sorted({c for _, p in fills for c in p.columns_ if f"{c}_na" in named})
+        if flagged != expected:
+            i, proc = fills[0]
+            raise FieldError(f"params.procs[{i}].state.na_columns_",
+                             f"must list the columns whose '<col>_na' flag the processing's cat_names_ name "
+                             f"({expected}), got {proc.na_columns_}" + ("" if proc.add_col else " with add_col=False"))
 
     def _check_categories(self) -> None:
         """Each fitted Categorify's classes, as its ``setup`` makes them: ``#na#`` first, then the column's values

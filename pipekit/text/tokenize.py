@@ -32,7 +32,7 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _HFTokenizer
 
 from pipekit.core.errors import DataError, FieldError, NotFittedError, ParameterError, warn
-from pipekit.core.validate import Interval, Options, check
+from pipekit.core.validate import Interval, Options, check, is_missing
 from pipekit.data.transform import Transform
 
 UNK, PAD, BOS, EOS, FLD = "xxunk", "xxpad", "xxbos", "xxeos", "xxfld"
@@ -187,7 +187,7 @@ def _refuse_non_text(values: list, name: str) -> None:
     for i, v in enumerate(values):
         if isinstance(v, str) or v is None:
             continue
-        if (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType"):
+        if is_missing(v):
             raise DataError(f"{name}: text at row {i} is missing (NaN or NA); fill it (e.g. .fillna('') in pandas, "
                             ".fill_null('') in Polars) or drop the row")
         raise DataError(f"{name}: text at row {i} is a {type(v).__name__} ({str(v)[:30]!r}), not a string; convert "
