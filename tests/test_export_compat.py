@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from file_edits import edited_copy
 
 import pipekit
 from pipekit.backends import GBM, RandomForest
@@ -252,14 +253,7 @@ def test_format_2_records_are_upgraded_strictly(adult_csv, tmp_path):
         with pytest.raises(ExportError, match=match):
             pipekit.load_learner(as_format_2(tmp_path / "now.pipekit", tmp_path / f"{name}.pipekit", edit))
     # a format-3 file is never upgraded: the recipe's old parameter is refused there
-    with zipfile.ZipFile(tmp_path / "now.pipekit") as z:
-        members = {i.filename: z.read(i) for i in z.infolist()}
-    rec = json.loads(members["record.json"])
-    recipe(rec)["skipinitialspace"] = True
-    members["record.json"] = json.dumps(rec).encode()
-    with zipfile.ZipFile(tmp_path / "three.pipekit", "w") as z:
-        for k, v in members.items():
-            z.writestr(k, v)
+    edited_copy(tmp_path / "now.pipekit", lambda r: recipe(r).update(skipinitialspace=True), tmp_path / "three.pipekit")
     with pytest.raises(ExportError, match=r"parameters \['skipinitialspace'\] that TabularRecipe does not take"):
         pipekit.load_learner(tmp_path / "three.pipekit")
     # a target type that is not one pipekit knows is refused in either format

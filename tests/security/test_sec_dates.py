@@ -103,7 +103,7 @@ def test_sec_an_estimators_date_columns_from_a_file_are_checked(tmp_path, value)
     import pipekit
     from pipekit.core.errors import ExportError
     from pipekit.sklearn import TabularRegressor
-    from sec_files import edited_copy
+    from file_edits import edited_copy
 
     raw = pd.read_csv(path("rossmann_sample") / "train.csv", nrows=500, dtype={"StateHoliday": str})
     reg = TabularRegressor("rf", random_state=0).fit(raw[["Store", "Date"]].assign(Date=pd.to_datetime(raw["Date"])),
@@ -125,7 +125,7 @@ def test_sec_an_estimators_date_layouts_from_a_file_are_layouts_pipekit_reads(tm
     import pipekit
     from pipekit.core.errors import ExportError
     from pipekit.sklearn import TabularRegressor
-    from sec_files import edited_copy
+    from file_edits import edited_copy
 
     raw = pd.read_csv(path("rossmann_sample") / "train.csv", nrows=500, dtype={"StateHoliday": str})
     X = raw[["Store", "Date"]].assign(Date=pd.to_datetime(raw["Date"]).dt.strftime("%d/%m/%Y"))

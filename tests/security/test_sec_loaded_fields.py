@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from sec_files import edited_copy
+from file_edits import edited_copy
 from test_models_helpers import adult_tab
 
 import pipekit

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from sec_files import edited_copy
+from file_edits import edited_copy
 
 import pipekit.datasets as D
 from pipekit.core import ExportError, ParameterError

@@ -17,7 +17,7 @@ import pytest
 import pipekit
 from pipekit.core.errors import ExportError
 from pipekit.data.getters import RegexLabeller
-from sec_files import edited_copy
+from file_edits import edited_copy
 
 
 _tampered = edited_copy

@@ -19,7 +19,7 @@ import pytest
 import torch
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.naive_bayes import GaussianNB
-from sec_files import edited_copy
+from file_edits import edited_copy
 
 import pipekit
 import pipekit.datasets as D

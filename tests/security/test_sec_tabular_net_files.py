@@ -21,7 +21,7 @@ from pipekit.datasets import path as dataset_path
 from pipekit.ensemble import TorchTabular
 from pipekit.learn import load_learner
 from pipekit.tabular import Tabular, TabularModel, tabular_learner
-from sec_files import edited_copy
+from file_edits import edited_copy
 
 CATS = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
 CONTS = ["age", "fnlwgt", "education-num"]

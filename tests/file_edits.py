@@ -1,4 +1,4 @@
-"""Shared helper for the crafted-file tests: a copy of a real pipekit file with its record edited (no tests here)."""
+"""Shared helper for the tests of edited files: a copy of a real pipekit file with its record edited (no tests here)."""
 from __future__ import annotations
 
 import json
