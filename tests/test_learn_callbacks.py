@@ -266,8 +266,10 @@ def test_plain_functions_as_metrics_and_losses_say_what_they_must_return():
     assert flat.get_preds(with_loss=True)[2].shape == (80,)
     from pipekit.data import DataLoader
 
-    with pytest.raises(ParameterError, match=r"DataLoader takes a pipekit dataset .*got a list.*TensorStore"):
-        DataLoader(list(zip(range(4), range(4))), bs=2)
+    dl = DataLoader(list(zip(range(4), range(10, 14))), bs=2)  # the book's list of (x, y) items
+    assert [[t.tolist() for t in b] for b in dl] == [[[0, 1], [10, 11]], [[2, 3], [12, 13]]]
+    with pytest.raises(ParameterError, match=r"DataLoader takes a pipekit dataset .*got a dict.*list\(zip"):
+        DataLoader({"x": [1, 2]}, bs=2)
 
 
 def test_an_interrupted_fit_leaves_nothing_of_its_callbacks_behind():

@@ -312,14 +312,25 @@ class Categorize(Transform):
                             "add them to the vocab or to the training set")
         return codes.to_numpy()
 
-    def encode(self, values: Any) -> np.ndarray:
+    def encode(self, values: Any) -> Any:
+        """Labels -> their codes (an array); one label (``cat('7')``, as the book calls it) -> its code, an int.
+        With a ``vocab`` given, no ``setup`` is needed."""
+        if "vocab_" not in vars(self) and self.vocab_arg is not None:
+            self.vocab_ = CategoryMap(self.vocab_arg)
         self.check_is_fitted("setup")
+        if isinstance(values, (str, bytes, bool, int, float, np.generic)) or (
+                isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 0):
+            one = values.item() if isinstance(values, (np.ndarray, torch.Tensor, np.generic)) else values
+            return int(self._codes(label_column([one], "Categorize"), "the training labels")[0])
         return self._codes(label_column(values, "Categorize"), "the training labels")
 
     def decode(self, value: Any) -> Any:
         """A code -> its label; codes (a 1-d integer array or tensor) -> their labels; one item's scores (a
         1-d float tensor) -> the label scored highest."""
         self.check_is_fitted("setup")
+        if isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+            value = np.asarray(value, dtype=np.int64)  # codes as a list (tls.decode(tls[:3]))
         codes = to_numpy(value) if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 1 else None
         if isinstance(value, np.ndarray) and codes is not None and codes.dtype.kind == "f":
             # a float array of codes (as a NumPy computation may give them); scores are a tensor's business

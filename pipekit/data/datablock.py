@@ -292,15 +292,9 @@ class DataBlock(Component):
                                  "batches, and these blocks make none; give TextBlock(is_lm=True) (or "
                                  "TextBlock.from_folder/from_df(..., is_lm=True)) for a language model, or leave "
                                  "seq_len out")
-        dsets = self.datasets(source, seed=seed)
-        dls = DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
-                                        num_workers=num_workers, drop_last=drop_last)
-        if seq_len is not None and lm_loader:
-            dls.loaders = [dl.new(seq_len=int(seq_len)) for dl in dls.loaders]
-            for b in getattr(dls.recipe, "blocks_", ()):  # the fitted block records it: exports and test_dl alike
-                if getattr(b, "is_lm", False) and hasattr(b, "seq_len"):
-                    b.seq_len = int(seq_len)
-        return dls
+        return self.datasets(source, seed=seed).dataloaders(bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
+                                                            device=device, num_workers=num_workers,
+                                                            drop_last=drop_last, seq_len=seq_len)
 
     # ------------------------------------------------------------------ the fitted recipe
     def batch_pipeline(self) -> BatchPipeline:

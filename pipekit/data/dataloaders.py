@@ -13,10 +13,10 @@ import torch
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError, PipelineStepError
 from pipekit.core.protocols import Loader
+from pipekit.core.validate import Interval, check, check_positive_int
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
-from pipekit.data.loader import ArrayDataset, DataLoader, default_device
-from pipekit.data.store import TensorStore
+from pipekit.data.loader import ArrayDataset, DataLoader, default_device, stack_items
 from pipekit.data.transform import BatchPipeline, BatchTransform, as_list
 
 
@@ -198,11 +198,14 @@ class Datasets(ArrayDataset):
                 inspect.signature(cls.__init__).bind(None, *args, **kwargs)
         except TypeError as e:
             raise ParameterError(
-                f"{cls.__name__}: {e}. A "
-                "pipekit Datasets is what DataBlock.datasets builds (items, splits, stores, blocks, n_inp); fastai's "
-                "Datasets(items, [[get_x], [get_y]], splits=[train_idx, valid_idx]) is written "
-                "DataBlock(blocks=(TransformBlock, TransformBlock), get_x=get_x, get_y=get_y, "
-                "splitter=IndexSplitter(valid_idx)).datasets(items), and one list of items through transforms is "
+                f"{cls.__name__} does not take these arguments ({e}). A pipekit Datasets is what "
+                "DataBlock.datasets builds (items, splits, stores, blocks, n_inp); fastai's "
+                "Datasets(items, [[get_x], [get_y]], splits=[train_idx, valid_idx]) is written with blocks that say "
+                "what the input and the target are, e.g. for image files and their folder's label "
+                "DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, "
+                "splitter=IndexSplitter(valid_idx)).datasets(items) (ImageBlock reads the files: no PILImage.create; "
+                "CategoryBlock encodes the labels: no Categorize), TransformBlock for numbers or texts a getter "
+                "gives; then dsets.dataloaders(bs=64). One list of items through transforms is "
                 "TfmdLists(items, tfms, splits=[train_idx, valid_idx])") from None
         return super().__new__(cls)
 
@@ -232,35 +235,45 @@ class Datasets(ArrayDataset):
         block = vocab_block(self.blocks, self.n_inp)
         return block.vocab if block is not None else None
 
+    def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
+                    device: str | torch.device | None = None, num_workers: int | None = None,
+                    drop_last: bool | None = None, seq_len: int | None = None) -> DataLoaders:
+        """The training loader (shuffled, augmented) and the validation loader of these datasets, as
+        :meth:`DataBlock.dataloaders <pipekit.data.DataBlock.dataloaders>` makes them from the same items
+        (``dsets.dataloaders(bs=64)``, as the book writes it).
+
+        >>> import pipekit.datasets as D
+        >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+        >>> from pipekit.vision import ImageBlock
+        >>> dsets = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+        ...                   get_y=parent_label, splitter=GrandparentSplitter()).datasets(D.path("mnist_tiny"))
+        >>> dls = dsets.dataloaders(bs=16, seed=0)
+        >>> tuple(dls.one_batch()[0].shape), dls.vocab
+        ((16, 1, 28, 28), ['3', '7'])
+        """
+        if self.recipe is None or not hasattr(self.recipe, "dl_type"):
+            raise ParameterError("Datasets.dataloaders: these datasets carry no recipe to batch them with; build "
+                                 "them with DataBlock(...).datasets(source), or the loaders at once with "
+                                 "DataBlock(...).dataloaders(source, bs=...)")
+        check_positive_int("dataloaders", "bs", bs)
+        check("Datasets.dataloaders", seq_len=(seq_len, Interval(1, None, integer=True, none_ok=True)))
+        lm_blocks = [b for b in self.blocks if getattr(b, "is_lm", False) and hasattr(b, "seq_len")]
+        lm_loader = "seq_len" in inspect.signature(self.recipe.dl_type()).parameters
+        if seq_len is not None and not lm_loader and not any(hasattr(b, "seq_len") for b in self.blocks):
+            raise ParameterError(f"dataloaders: seq_len={seq_len} sets the window of a language model's batches, "
+                                 "and these blocks make none; give TextBlock(is_lm=True) for a language model, or "
+                                 "leave seq_len out")
+        dls = DataLoaders.from_datasets(self, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
+                                        num_workers=num_workers, drop_last=drop_last)
+        if seq_len is not None and lm_loader:
+            dls.loaders = [dl.new(seq_len=int(seq_len)) for dl in dls.loaders]
+            for b in lm_blocks:  # the fitted block records it: exports and test_dl alike
+                b.seq_len = int(seq_len)
+        return dls
+
     def __repr__(self) -> str:
         return (f"Datasets(items={len(self.items)}, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"blocks={list(self.blocks)})")
-
-
-def _stack_items(items: Sequence[Any], name: str) -> list[TensorStore]:
-    """One store per position of the ``(x, y, ...)`` tuples of ``items`` (from_dsets)."""
-    if isinstance(items, torch.utils.data.DataLoader) or not hasattr(items, "__len__") or not len(items):
-        raise DataError(f"from_dsets: the {name} items must be a non-empty list of (x, y) tuples, e.g. "
-                        f"list(zip(x, y)); got {type(items).__name__}" + (" of none" if hasattr(items, "__len__") else ""))
-    first = items[0]
-    if not isinstance(first, (tuple, list)):
-        raise DataError(f"from_dsets: {name} item 0 is a {type(first).__name__}, not an (x, y) tuple; pass "
-                        "list(zip(x, y))")
-    n = len(first)
-    parts: list[list[Any]] = [[] for _ in range(n)]
-    for i, item in enumerate(items):
-        if not isinstance(item, (tuple, list)) or len(item) != n:
-            raise DataError(f"from_dsets: {name} item {i} is not a tuple of {n} like item 0 ({item!r:.80})")
-        for j, v in enumerate(item):
-            parts[j].append(v.detach().cpu() if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)))
-    out = []
-    for j, vals in enumerate(parts):
-        shapes = {tuple(v.shape) for v in vals}
-        if len(shapes) > 1:
-            raise DataError(f"from_dsets: part {j} of the {name} items has shapes {sorted(shapes)[:3]}; every "
-                            "item's part must have one shape to be batched")
-        out.append(TensorStore(torch.stack(vals)))
-    return out
 
 
 def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
@@ -339,7 +352,7 @@ class DataLoaders:
         >>> [tuple(t.shape) for t in dls.one_batch()], dls.n_inp
         ([(4, 3), (4,)], 1)
         """
-        stores = [_stack_items(d, name) for d, name in ((train, "train"), (valid, "valid"))]
+        stores = [stack_items(d, name) for d, name in ((train, "train"), (valid, "valid"))]
         if len(stores[0]) != len(stores[1]):
             raise DataError(f"from_dsets: the training items are tuples of {len(stores[0])} and the validation "
                             f"items of {len(stores[1])}; give both the same parts (x, y)")
@@ -397,6 +410,12 @@ class DataLoaders:
         if len(self.loaders) < 2:
             raise AttributeError("these DataLoaders have no validation loader")
         return self.loaders[1]
+
+    @property
+    def bs(self) -> int:
+        """The training loader's batch size (``dls.bs``, as the book reads it; ``dls.valid.bs`` is the validation
+        loader's)."""
+        return self.train.bs
 
     @property
     def train_ds(self) -> Any:

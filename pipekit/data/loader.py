@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import check_positive_int
 from pipekit.data.probe import stage
-from pipekit.data.store import StoreRows
+from pipekit.data.store import StoreRows, TensorStore
 from pipekit.data.transform import BatchContext, BatchPipeline
 
 
@@ -51,13 +51,26 @@ class DataLoader:
     def __init__(self, dataset: Any, bs: int = 64, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, device: str | torch.device | None = None,
                  batch_tfms: BatchPipeline | Sequence | None = None, num_workers: int | None = None,
-                 augment: bool | None = None, pin_memory: bool | None = None, allow_empty: bool = False):
+                 augment: bool | None = None, pin_memory: bool | None = None, allow_empty: bool = False,
+                 batch_size: int | None = None):
+        if batch_size is not None:  # fastai's and torch's name for bs
+            if bs != 64 and bs != batch_size:
+                raise ParameterError(f"DataLoader: bs={bs} and batch_size={batch_size} are one setting; give one")
+            bs = batch_size
         check_positive_int("DataLoader", "bs", bs)
+        if isinstance(dataset, (list, tuple, range)) or (isinstance(dataset, (np.ndarray, torch.Tensor))
+                                                          and dataset.ndim >= 1):
+            if not len(dataset):
+                raise ParameterError("DataLoader: the list of items is empty; give the items to batch (e.g. "
+                                     "list(zip(x, y)))")
+            # the book's DataLoader(list(zip(x, y)), batch_size=256) and DataLoader(range(15), batch_size=5)
+            dataset = ArrayDataset(stack_items(list(dataset), "", who="DataLoader", single_ok=True))
         if not callable(getattr(dataset, "gather", None)):
-            raise ParameterError(f"DataLoader takes a pipekit dataset (stores it gathers batches from), got a "
-                                 f"{type(dataset).__name__}: for tensors x, y use DataLoaders.from_stores([TensorStore(x_train), "
-                                 "TensorStore(y_train)], [TensorStore(x_valid), TensorStore(y_valid)], bs=...) or "
-                                 "DataLoader(ArrayDataset([TensorStore(x), TensorStore(y)]), bs=...)")
+            raise ParameterError(f"DataLoader takes a pipekit dataset (stores it gathers batches from) or a list of "
+                                 f"items such as list(zip(x, y)), got a {type(dataset).__name__}: for tensors x, y "
+                                 "use DataLoader(list(zip(x, y)), bs=...), DataLoaders.from_dsets(list(zip(x_train, "
+                                 "y_train)), list(zip(x_valid, y_valid)), bs=...) or DataLoader(ArrayDataset("
+                                 "[TensorStore(x), TensorStore(y)]), bs=...)")
         if len(dataset) == 0 and not allow_empty:  # a loader of new items (test_dl) may hold none: no batch
             raise ParameterError("DataLoader: the dataset is empty; check the items and the split")
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, int(bs), shuffle, drop_last
@@ -284,6 +297,46 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n={self.n}, bs={self.bs}, batches={len(self)}, shuffle={self.shuffle}, "
                 f"device={self.device}, batch_tfms={self.batch_tfms!r})")
+
+
+def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single_ok: bool = False) -> list[Any]:
+    """One store per position of the ``(x, y, ...)`` tuples of ``items`` (``single_ok``: items that are not tuples
+    are one store), each position stacked into a :class:`~pipekit.data.store.TensorStore`.
+
+    >>> [tuple(s.data.shape) for s in stack_items([(np.zeros(3), 1), (np.ones(3), 0)], "train")]
+    [(2, 3), (2,)]
+    """
+    if isinstance(items, torch.utils.data.DataLoader) or not hasattr(items, "__len__") or not len(items):
+        raise DataError(f"{who}: the {name + ' ' if name else ''}items must be a non-empty list of (x, y) tuples, "
+                        f"e.g. list(zip(x, y)); got {type(items).__name__}"
+                        + (" of none" if hasattr(items, "__len__") else ""))
+    first = items[0]
+    single = not isinstance(first, (tuple, list))
+    if single and not single_ok:
+        raise DataError(f"{who}: {name} item 0 is a {type(first).__name__}, not an (x, y) tuple; pass "
+                        "list(zip(x, y))")
+    n = 1 if single else len(first)
+    parts: list[list[Any]] = [[] for _ in range(n)]
+    for i, item in enumerate(items):
+        if single:
+            item = (item,)
+        elif not isinstance(item, (tuple, list)) or len(item) != n:
+            raise DataError(f"{who}: {name + ' ' if name else ''}item {i} is not a tuple of {n} like item 0 "
+                            f"({item!r:.80})")
+        for j, v in enumerate(item):
+            if isinstance(v, (str, bytes)) or (isinstance(v, np.ndarray) and v.dtype.kind in "OUS"):
+                raise DataError(f"{who}: {name + ' ' if name else ''}item {i} holds {type(v).__name__} {v!r:.40}, "
+                                "which is not a number: a loader of items batches numbers, arrays and tensors; "
+                                "encode texts and labels first (a DataBlock with TextBlock or CategoryBlock does)")
+            parts[j].append(v.detach().cpu() if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)))
+    out = []
+    for j, vals in enumerate(parts):
+        shapes = {tuple(v.shape) for v in vals}
+        if len(shapes) > 1:
+            raise DataError(f"{who}: part {j} of the {name + ' ' if name else ''}items has shapes "
+                            f"{sorted(shapes)[:3]}; every item's part must have one shape to be batched")
+        out.append(TensorStore(torch.stack(vals)))
+    return out
 
 
 class ArrayDataset:

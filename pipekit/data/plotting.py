@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipekit.core.errors import ParameterError
+
 #: matplotlib's non-interactive backends: they can only write files
 _FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
@@ -78,7 +80,7 @@ def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str =
 
 
 def image_array(value: Any) -> np.ndarray:
-    """A decoded image as the (H, W, C) array :func:`show_image` draws: uint8 pictures are (H, W, C) or (H, W) as
+    """A decoded image as the (H, W, C) array :func:`draw_image` draws: uint8 pictures are (H, W, C) or (H, W) as
     decoded, float ones (C, H, W) or (H, W) with values in 0..1 (clipped).
 
     >>> image_array(torch.ones(3, 4, 5)).shape, image_array(np.zeros((4, 5), dtype=np.uint8)).shape
@@ -93,7 +95,7 @@ def image_array(value: Any) -> np.ndarray:
 
 
 def tensor_image(value: Any) -> np.ndarray | None:
-    """A tensor known only by its shape (a loader without blocks) as an image :func:`show_image` draws: (C, H, W)
+    """A tensor known only by its shape (a loader without blocks) as an image :func:`draw_image` draws: (C, H, W)
     with C = 1 or 3, or (H, W), any dtype (uint8 read as 0..255; other values outside 0..1, such as normalised
     pixels, stretched to 0..1 per image). None when the shape is not an image's.
 
@@ -110,7 +112,7 @@ def tensor_image(value: Any) -> np.ndarray | None:
     return image_array(x)
 
 
-def show_image(ax: Any, value: Any, title: str | None = None) -> None:
+def draw_image(ax: Any, value: Any, title: str | None = None) -> None:
     """Draw one image (anything :func:`image_array` reads) on ``ax``: grey when it has one channel."""
     img = value if isinstance(value, np.ndarray) and value.ndim == 3 else image_array(value)
     grey = img.shape[2] == 1
@@ -118,6 +120,44 @@ def show_image(ax: Any, value: Any, title: str | None = None) -> None:
     ax.axis("off")
     if title:
         ax.set_title(title)
+
+
+def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None,
+               cmap: str | None = None, name: str = "image") -> Any:
+    """Show one image as the book does (``show_image(three_tensors[1])``, ``show_image(mean3)``): a tensor or
+    array of (H, W), (C, H, W) or (H, W, C) pixels (floats in 0..1, others stretched to it; uint8 as 0..255), or a
+    PIL image. On ``ax`` when given (the caller shows the figure); else in a figure of its own that goes where
+    figures go (inline in a notebook, a window, or ``plot_dir()/name.png``). Returns the axes drawn on.
+
+    >>> ax = show_image(torch.rand(28, 28), title="noise", name="doctest_image")
+    >>> ax.get_title()
+    'noise'
+    """
+    from PIL import Image
+
+    if isinstance(im, Image.Image):
+        img = image_array(np.array(im))
+    else:
+        v = im.detach().cpu() if isinstance(im, torch.Tensor) else torch.as_tensor(np.asarray(im))
+        if v.ndim == 3 and v.shape[-1] in (1, 3, 4) and v.shape[0] not in (1, 3):  # (H, W, C)
+            v = v.permute(2, 0, 1)
+        found = tensor_image(v)
+        if found is None:
+            raise ParameterError(f"show_image: a tensor of shape {tuple(v.shape)} is not an image; give (H, W), "
+                                 "(C, H, W) or (H, W, C) pixels with 1 or 3 channels")
+        img = found
+    plt = get_pyplot()
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=figsize or (3, 3))
+    grey = img.shape[2] == 1
+    ax.imshow(img[:, :, 0] if grey else img, cmap=cmap or ("gray" if grey else None))
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    if own:
+        savefig_or_show(fig, name=name)
+    return ax
 
 
 def _table_figure(frame: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipekit.core.errors import ParameterError
-from pipekit.data.plotting import get_pyplot, savefig_or_show, show_image, show_table, tensor_image
+from pipekit.data.plotting import draw_image, get_pyplot, savefig_or_show, show_table, tensor_image
 
 #: inches per picture; a title line holds about as many characters as fit that width
 CELL_INCHES, TITLE_LINES = 3.0, 4
@@ -105,7 +105,7 @@ class _TensorPicture:
     table_columns = False
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
-        show_image(ax, value, title)
+        draw_image(ax, value, title)
 
 
 class _TensorLabel:

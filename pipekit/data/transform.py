@@ -8,6 +8,7 @@ transform is saved as a record and rebuilt from the registry without unpickling 
 from __future__ import annotations
 
 import operator
+import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -132,8 +133,9 @@ def as_transform(t: Any) -> Transform:
     """
     if isinstance(t, Transform):
         return t
-    if isinstance(t, Getter):  # a getter reads the whole column, as in a DataBlock
-        return FuncTransform(t.on_items)
+    if isinstance(t, Getter):  # a getter reads the whole column, as in a DataBlock; one path or text is one item
+        getter = t
+        return FuncTransform(lambda v: getter(v) if isinstance(v, (str, os.PathLike)) else getter.on_items(v))
     if isinstance(t, type) and issubclass(t, Transform):
         return t()
     if callable(t) and not isinstance(t, type):

@@ -57,21 +57,25 @@ class Hook:
     """Calls ``hook_func(module, input, output)`` on every forward pass of ``module`` (``is_forward=False``: on
     every backward pass, with the gradients of its inputs and outputs) and keeps what it returns in ``stored``.
     ``detach`` (default) detaches the tensors first, ``cpu`` moves them to the CPU. A context manager: the hook
-    is removed at the end of the ``with`` block, or by ``remove()``."""
+    is removed at the end of the ``with`` block, or by ``remove()``. ``active`` (a function of no arguments),
+    when given, says on each pass whether the hook runs: a pass it skips leaves ``stored`` as it was."""
 
     def __init__(self, module: nn.Module, hook_func: HookFunc, is_forward: bool = True, detach: bool = True,
-                 cpu: bool = False):
+                 cpu: bool = False, active: Callable[[], bool] | None = None):
         if not isinstance(module, nn.Module):
             raise ParameterError(f"Hook: module must be an nn.Module (a layer of the model), got {type(module).__name__}")
         if not callable(hook_func):
             raise ParameterError("Hook: hook_func must be a function (module, input, output) -> what to store")
         self.hook_func, self.detach, self.cpu, self.is_forward = hook_func, detach, cpu, is_forward
+        self.active = active
         self.stored: Any = None
         self.removed = False
         register = module.register_forward_hook if is_forward else module.register_full_backward_hook
         self._handle = register(self._run)  # type: ignore[operator]
 
     def _run(self, module: nn.Module, inp: Any, out: Any) -> None:
+        if self.active is not None and not self.active():
+            return
         if self.detach:
             inp, out = _detach(inp, self.cpu), _detach(out, self.cpu)
         self.stored = self.hook_func(module, inp, out)
@@ -108,8 +112,8 @@ class Hooks:
     manager, like ``Hook``."""
 
     def __init__(self, modules: Sequence[nn.Module], hook_func: HookFunc, is_forward: bool = True,
-                 detach: bool = True, cpu: bool = False):
-        self.hooks = [Hook(m, hook_func, is_forward, detach, cpu) for m in modules]
+                 detach: bool = True, cpu: bool = False, active: Callable[[], bool] | None = None):
+        self.hooks = [Hook(m, hook_func, is_forward, detach, cpu, active) for m in modules]
 
     def __getitem__(self, i: int) -> Hook:
         return self.hooks[i]
@@ -182,11 +186,11 @@ class HookCallback(Callback):
                                                                                 self.include_paramless)
 
     def before_fit(self) -> None:
-        self.hooks = Hooks(self.hooked_modules(), self._maybe_hook, self.is_forward, self.detach, self.cpu)
+        # a pass between the hooked batches (a validation batch without run_valid, or one off ``every``) leaves
+        # what each hook stored as it was
+        self.hooks = Hooks(self.hooked_modules(), self.hook, self.is_forward, self.detach, self.cpu,
+                           active=lambda: self._on)
         self._on = False
-
-    def _maybe_hook(self, module: nn.Module, inp: Any, out: Any) -> Any:
-        return self.hook(module, inp, out) if self._on else None
 
     def before_batch(self) -> None:
         learn = self.learn

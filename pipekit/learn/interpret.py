@@ -19,7 +19,7 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
-from pipekit.data.plotting import get_pyplot, savefig_or_show, show_image, tensor_image
+from pipekit.data.plotting import draw_image, get_pyplot, savefig_or_show, tensor_image
 from pipekit.data.show import title_chars, title_text
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class Interpretation:
             arr = arr.reshape(int(np.sqrt(arr.numel())), -1)
         img = tensor_image(arr)
         if img is not None:
-            show_image(ax, img)
+            draw_image(ax, img)
         else:
             ax.text(0.5, 0.5, str(arr.tolist())[:120], ha="center", va="center", wrap=True)
         ax.set_title(title, fontsize=8)

@@ -34,7 +34,7 @@ from pipekit.learn.callbacks import (
 )
 from pipekit.learn import distributed, export, inference, schedule, summary
 from pipekit.data.transform import as_list
-from pipekit.learn.callbacks.core import Cbs, sort_callbacks, state_keys
+from pipekit.learn.callbacks.core import Cbs, sort_callbacks, state_keys, unknown_events
 from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, loss_from_kind
 from pipekit.learn.optim import Adam, OptimWrapper, torch_opt_func
 from pipekit.metrics import Metric, as_metric
@@ -66,6 +66,7 @@ def _valid_lr(lr: Any) -> bool:
 
 
 _MISSING = object()
+_SAID_EVENTS: set[type] = set()  # callback classes whose unknown event names were said (once per class)
 _LR = Is(_valid_lr, "a positive finite number, a slice of them, or a list")
 _LR_OR_NONE = Is(lambda lr: lr is None or _valid_lr(lr), "a positive finite number, a slice of them, a list or None")
 
@@ -197,6 +198,11 @@ class Learner:
                                  f"its own (a class attribute, e.g. name = 'my_{name}')")
         if cb.unique:  # the learner's one of its kind (its class or a subclass of the same unique class) goes
             self.remove_cbs([o for o in self.cbs if o.unique_kind is cb.unique_kind])
+        odd = unknown_events(cb)
+        if odd and type(cb) not in _SAID_EVENTS:
+            _SAID_EVENTS.add(type(cb))
+            warn(f"{type(cb).__name__}: {', '.join(odd)} {'is not an event' if len(odd) == 1 else 'are not events'} "
+                 f"of the training loop and will not be called; the events are {', '.join(EVENTS)}", UserWarning)
         cb.learn = self
         setattr(self, cb.name, cb)
         self.cbs.append(cb)

@@ -560,6 +560,29 @@ class OptimWrapper:
         """Momentum of each layer group (Adam's beta1, SGD's momentum)."""
         return [_get_group(self.opt.param_groups[i], "mom") for i in self._first]
 
+    @property
+    def hypers(self) -> list[dict[str, Any]]:
+        """Each layer group's hyper-parameters under the book's names (``lr``, ``mom``, ``sqr_mom``, ``eps``,
+        ``wd``; those the optimiser has), as ``learn.opt.hypers`` reads in fastai. To change one:
+        :meth:`set_hyper`.
+
+        >>> from torch import nn
+        >>> OptimWrapper(nn.Linear(2, 1), Adam, lr=0.01).hypers[0]["lr"]
+        0.01
+        """
+        out = []
+        for i in self._first:
+            g = self.opt.param_groups[i]
+            h = {"lr": g["lr"], "mom": _get_group(g, "mom"), "wd": g.get("weight_decay")}
+            if "betas" in g:
+                h["sqr_mom"] = g["betas"][1]
+            elif "sqr_mom" in g:
+                h["sqr_mom"] = g["sqr_mom"]
+            if "eps" in g:
+                h["eps"] = g["eps"]
+            out.append({k: v for k, v in h.items() if v is not None})
+        return out
+
     def set_hyper(self, name: str, value: Any) -> None:
         """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups."""
         vals = lr_range(value, self.n_groups) if name == "lr" or isinstance(value, (slice, list, tuple, np.ndarray)) \

@@ -25,7 +25,7 @@ from pipekit.core.errors import DataError
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
-from pipekit.data.plotting import image_array, show_image
+from pipekit.data.plotting import draw_image, image_array
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import Transform, as_list
 from pipekit.data.vocab import CategoryMap
@@ -135,7 +135,7 @@ class ImageBlock(_PixelBlock):
         return image_array(value)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
-        show_image(ax, value, title)
+        draw_image(ax, value, title)
 
 
 class MaskBlock(_PixelBlock):

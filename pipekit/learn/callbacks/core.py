@@ -2,6 +2,7 @@
 docstring for the order of events and of the built-in callbacks)."""
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Union
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Callback", "EVENTS", "CancelFitException", "CancelEpochException", "CancelTrainException",
     "CancelValidException", "CancelBatchException", "CancelBackwardException", "CancelStepException", "Cbs",
-    "state_keys", "sort_callbacks", "LEARNER_STATE",
+    "state_keys", "sort_callbacks", "LEARNER_STATE", "unknown_events",
 ]
 
 EVENTS: tuple[str, ...] = (
@@ -25,6 +26,28 @@ EVENTS: tuple[str, ...] = (
     "after_cancel_train", "after_train", "before_validate", "after_cancel_validate", "after_validate",
     "after_cancel_epoch", "after_epoch", "after_cancel_fit", "after_fit",
 )
+
+
+def unknown_events(cb: Any) -> list[str]:
+    """The methods of ``cb``'s class named like an event (``before_*``, ``after_*``, ``begin_*``) that are not one of
+    :data:`EVENTS`, which the training loop never calls, each with the event it is nearest to: ``begin_batch``
+    (an older spelling) is ``before_batch``, ``after_batchs`` is ``after_batch``.
+
+    >>> class Old(Callback):
+    ...     def begin_fit(self): pass
+    >>> unknown_events(Old())
+    ['begin_fit (before_fit?)']
+    """
+    said = []
+    for name in sorted({n for k in type(cb).__mro__ for n in vars(k)}):
+        if name in EVENTS or not re.match(r"(before|after|begin)_", name) or not callable(getattr(cb, name, None)):
+            continue
+        guess = "before_" + name[len("begin_"):] if name.startswith("begin_") else None
+        if guess not in EVENTS:
+            near = difflib.get_close_matches(name, EVENTS, n=1, cutoff=0.75)
+            guess = near[0] if near else None
+        said.append(f"{name} ({guess}?)" if guess else name)
+    return said
 
 
 #: what a callback reads from its Learner as its own attributes (``self.model`` is ``self.learn.model``); to

@@ -1,0 +1,205 @@
+"""Chapters 4, 11 and 16 as the book spells them: ``DataLoader(dset, batch_size=256)`` on a list of (x, y) pairs,
+``dsets.dataloaders(bs=64)``, ``cat(lbls[0])`` and ``tls.decode(tls[:3])``, a callback with a misspelt event,
+``HookCallback`` after a fit with validation, ``learn.opt.hypers`` and ``dls.bs``; on mnist_tiny."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import pipekit
+import pipekit.datasets as D
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.data import (Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, Datasets,
+                          GrandparentSplitter, TfmdLists, get_image_files, parent_label)
+from pipekit.learn import SGD, Callback, HookCallback, Learner
+from pipekit.vision import ImageBlock
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """mnist_tiny's train and valid images of 3s and 7s as flat tensors, 3 -> 1 and 7 -> 0 as in the book."""
+    torch.set_num_threads(1)
+    root = D.path("mnist_tiny")
+
+    def stack(split):
+        xs, ys = [], []
+        for label, digit in ((1, "3"), (0, "7")):
+            for f in sorted((root / split / digit).glob("*.png")):
+                xs.append(torch.tensor(np.asarray(Image.open(f)), dtype=torch.float32).view(-1) / 255)
+                ys.append(label)
+        return torch.stack(xs), torch.tensor(ys, dtype=torch.float32).unsqueeze(1)
+
+    return stack("train"), stack("valid")
+
+
+@pytest.fixture(scope="module")
+def labelled_files():
+    """mnist_tiny's train and valid images (its unlabelled test folder left out)."""
+    return [f for f in get_image_files(D.path("mnist_tiny")) if f.parent.parent.name in ("train", "valid")]
+
+
+def mnist_loss(predictions, targets):
+    predictions = predictions.sigmoid()
+    return torch.where(targets == 1, 1 - predictions, predictions).mean()
+
+
+def test_ch04_dataloader_of_pairs_with_batch_size_trains(digits):
+    (tx, ty), (vx, vy) = digits
+    dl = DataLoader(list(zip(tx, ty)), batch_size=256, shuffle=True, seed=0)
+    xb, yb = next(iter(dl))
+    assert xb.shape == (256, 784) and yb.shape == (256, 1) and len(dl) == -(-len(tx) // 256)
+    assert torch.equal(next(iter(DataLoader(list(zip(tx, ty)), batch_size=256, shuffle=True, seed=0)))[0], xb)
+    valid_dl = DataLoader(list(zip(vx, vy)), batch_size=256)
+    assert torch.equal(next(iter(valid_dl))[0], vx[:256])  # in order, as given
+    dls = DataLoaders(dl, valid_dl)
+    assert dls.bs == 256 and dls.valid.bs == 256
+    pipekit.set_seed(0)
+    learn = Learner(dls, nn.Linear(28 * 28, 1), opt_func=SGD, loss_func=mnist_loss)
+    learn.fit(5, lr=1.0)
+    with torch.no_grad():
+        acc = float(((learn.model(vx).sigmoid() > 0.5).float() == vy).float().mean())
+    assert acc > 0.9
+    # the book's collections of numbers batch too; what is not a number is named
+    assert [b[0].tolist() for b in DataLoader(range(7), batch_size=3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    with pytest.raises(DataError, match=r"item 0 holds str 'a', which is not a number"):
+        DataLoader(list(enumerate("abc")), batch_size=2)
+    with pytest.raises(DataError, match=r"item 1 is not a tuple of 2 like item 0"):
+        DataLoader([(1, 2), (3,)], batch_size=2)
+    with pytest.raises(ParameterError, match="the list of items is empty"):
+        DataLoader([], batch_size=2)
+    with pytest.raises(ParameterError, match="bs=3 and batch_size=4 are one setting"):
+        DataLoader(range(5), bs=3, batch_size=4)
+
+
+def test_ch11_datasets_make_their_dataloaders(labelled_files):
+    block = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label, splitter=GrandparentSplitter())
+    dsets = block.datasets(labelled_files)
+    dls = dsets.dataloaders(bs=64, seed=0)
+    same = block.dataloaders(labelled_files, bs=64, seed=0)
+    xb, yb = dls.one_batch()
+    assert xb.shape == (64, 1, 28, 28) and dls.vocab == ["3", "7"] and dls.bs == 64
+    assert torch.equal(xb, same.one_batch()[0]) and torch.equal(yb, same.one_batch()[1])
+    assert len(dls.valid.dataset) == len(dsets.valid) == sum(f.parent.parent.name == "valid" for f in labelled_files)
+    with pytest.raises(ParameterError, match="seq_len=8 sets the window of a language model"):
+        dsets.dataloaders(bs=8, seq_len=8)
+    with pytest.raises(ParameterError, match="bs"):
+        dsets.dataloaders(bs=0)
+
+
+def test_ch11_fastai_datasets_call_shows_a_datablock_that_runs(labelled_files):
+    splits = GrandparentSplitter()(labelled_files)
+    with pytest.raises(ParameterError) as err:
+        Datasets(labelled_files, [[Image.open], [parent_label, Categorize]], splits=splits)
+    said = str(err.value)
+    assert said.startswith("Datasets does not take these arguments")
+    assert "blocks=(ImageBlock, CategoryBlock), get_y=parent_label" in said and "dsets.dataloaders(bs=64)" in said
+    # what it shows, with the reader's valid positions, builds the loaders
+    from pipekit.data import IndexSplitter
+
+    dsets = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label,
+                      splitter=IndexSplitter(splits[1])).datasets(labelled_files)
+    assert dsets.dataloaders(bs=16, seed=0).one_batch()[0].shape[0] == 16
+
+
+def test_ch11_categorize_one_label_and_decoding_a_slice(labelled_files):
+    labels = [parent_label(f) for f in labelled_files]
+    cat = Categorize()
+    cat.setup(labels)
+    assert cat(labels[0]) == 0 and cat("7") == 1 and isinstance(cat("7"), int)
+    assert cat(np.str_("7")) == 1 and cat(["7", "3"]).tolist() == [1, 0]
+    with pytest.raises(DataError, match=r"label\(s\) \['9'\] at rows \[0\] are not in the training labels"):
+        cat("9")
+    assert Categorize(vocab=["3", "7"])(["7"]).tolist() == [1]  # a vocab given needs no setup
+    tls = TfmdLists(labelled_files, [parent_label, Categorize()], splits=GrandparentSplitter()(labelled_files))
+    assert tls.decode(tls[:3]) == [labels[0]] * 3 and tls.decode([1, 0]) == ["7", "3"]
+    assert tls.tfms(labelled_files[0]) == 0 and tls.tfms(labelled_files[-1]) == 1  # one path is one item
+
+
+def _tiny_learner():
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+    dls = DataLoaders.from_dsets(list(zip(x[:48], y[:48])), list(zip(x[48:], y[48:])), bs=16, seed=0, device="cpu")
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    return Learner(dls, model, loss_func=nn.CrossEntropyLoss()), model
+
+
+def test_ch16_a_misspelt_event_is_said_once_per_class():
+    learn, _ = _tiny_learner()
+    ran = []
+
+    class Old(Callback):
+        def begin_batch(self):
+            ran.append("begin")
+
+        def after_batchs(self):
+            ran.append("typo")
+
+        def after_batch(self):
+            ran.append("after")
+
+    with pytest.warns(UserWarning, match=r"Old: after_batchs \(after_batch\?\), begin_batch \(before_batch\?\) are "
+                                         r"not events of the training loop and will not be called"):
+        learn.fit(1, 1e-2, cbs=Old())
+    assert set(ran) == {"after"}  # the real event runs, the others never
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learn.fit(1, 1e-2, cbs=Old())  # said once
+
+        class Fine(Callback):
+            def before_batch(self):
+                pass
+
+            def helper(self):
+                pass
+
+        learn.fit(1, 1e-2, cbs=Fine())
+
+
+def test_ch16_hook_callback_keeps_the_last_training_value_through_validation():
+    learn, model = _tiny_learner()
+    seen = []
+
+    class MeanOut(HookCallback):
+        def hook(self, m, i, o):
+            seen.append(float(o.mean()))
+            return seen[-1]
+
+    cb = MeanOut(modules=[model[0]])
+    learn.fit(1, 1e-2, cbs=cb)
+    assert len(seen) == len(learn.dls.train)  # training batches only (run_valid=False)
+    assert cb.hooks.stored == [seen[-1]]  # not overwritten by the validation passes
+    every = MeanOut(modules=[model[0]], every=2)
+    seen.clear()
+    learn.fit(1, 1e-2, cbs=every)
+    assert len(seen) == -(-len(learn.dls.train) // 2) and every.hooks.stored == [seen[-1]]
+
+
+def test_ch16_opt_hypers_read_as_in_the_book():
+    learn, _ = _tiny_learner()
+    learn.fit_one_cycle(1, 1e-2)
+    hypers = learn.opt.hypers
+    assert len(hypers) == 1 and set(hypers[0]) >= {"lr", "mom", "sqr_mom", "eps", "wd"}
+    assert hypers[0]["lr"] == learn.opt.lrs[0] and hypers[0]["mom"] == learn.opt.moms[0]
+    learn.opt.set_hyper("wd", 0.1)
+    assert learn.opt.hypers[0]["wd"] == 0.1
+
+
+def test_ch04_show_image_of_a_tensor_goes_where_figures_go(digits, tmp_path):
+    from pipekit.vision import show_image
+
+    (tx, _), _ = digits
+    three = tx[0].view(28, 28)  # floats in 0..1, as the book's stacked tensors
+    ax = show_image(three, title="a 3")
+    assert ax.get_title() == "a 3"
+    drawn = ax.get_images()[0].get_array()
+    np.testing.assert_allclose(np.asarray(drawn), three.numpy(), atol=1e-6)
+    assert len(list((tmp_path / "plots").glob("image*.png"))) == 1  # headless: a PNG
+    pixels = Image.open(sorted((D.path("mnist_tiny") / "train" / "7").glob("*.png"))[0])
+    assert np.array_equal(np.asarray(show_image(pixels).get_images()[0].get_array()), np.asarray(pixels))
+    with pytest.raises(ParameterError, match=r"a tensor of shape \(5,\) is not an image"):
+        show_image(torch.zeros(5))
