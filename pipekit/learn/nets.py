@@ -8,7 +8,7 @@ torch.Size([2, 10])
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from pipekit.core.errors import FieldError, ParameterError
 from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
-__all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
+__all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
            "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu"]
 
 
@@ -198,6 +198,68 @@ def linear_layers(sizes: Sequence[int], ps: Sequence[float]) -> list[nn.Module]:
 _NORMS = ("batch", "batch_zero", None)
 
 
+class NormType:
+    """``ConvLayer``'s ``norm_type`` under the book's names: ``ConvLayer(nf, nf, act_cls=None,
+    norm_type=NormType.BatchZero)`` is ``norm_type="batch_zero"``."""
+
+    Batch, BatchZero = "batch", "batch_zero"
+
+
+class Flatten(nn.Flatten):
+    """Each item's values in one row (``full=True``: the whole batch in one vector), the last layer of the
+    book's ``simple_cnn``.
+
+    >>> Flatten()(torch.zeros(4, 2, 1, 1)).shape, Flatten(full=True)(torch.zeros(4, 2)).shape
+    (torch.Size([4, 2]), torch.Size([8]))
+    """
+
+    def __init__(self, full: bool = False):
+        super().__init__(start_dim=0 if full else 1)
+        self.full = full
+
+    def extra_repr(self) -> str:
+        return f"full={self.full}"
+
+
+class Lambda(nn.Module):
+    """A function as a layer (what :func:`sequential` makes of a function among its layers).
+
+    >>> Lambda(torch.relu)(torch.tensor([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
+
+    def __init__(self, func: Callable[..., Any]):
+        super().__init__()
+        if not callable(func):
+            raise ParameterError(f"Lambda takes a function of the input, got {type(func).__name__}")
+        self.func = func
+
+    def forward(self, *args: Any) -> Any:
+        return self.func(*args)
+
+    def extra_repr(self) -> str:
+        return getattr(self.func, "__name__", repr(self.func))
+
+
+def sequential(*layers: Any) -> nn.Sequential:
+    """``nn.Sequential`` of ``layers``, a function among them made a layer (:class:`Lambda`), as the book builds
+    its CNNs: ``sequential(ConvLayer(1, 4, stride=2), ..., Flatten())``.
+
+    >>> sequential(nn.Linear(3, 2), torch.relu, Flatten())(torch.ones(1, 3)).shape
+    torch.Size([1, 2])
+    """
+    mods = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Module):
+            mods.append(layer)
+        elif callable(layer) and not isinstance(layer, type):
+            mods.append(Lambda(layer))
+        else:
+            raise ParameterError(f"sequential: layer {i} is {layer!r:.60}, not a module or a function of the input"
+                                 + (" (a class: give an instance, e.g. nn.ReLU())" if isinstance(layer, type) else ""))
+    return nn.Sequential(*mods)
+
+
 class ConvLayer(nn.Sequential):
     """conv -> batch-norm -> activation, the book's building block of a CNN: a ``ks`` convolution of ``stride``
     padded by ``(ks - 1) // 2`` (an odd ``ks`` keeps the size at stride 1; a transposed one is not padded), then ``norm_type`` (``"batch"``; ``"batch_zero"``, a batch-norm whose
@@ -217,7 +279,8 @@ class ConvLayer(nn.Sequential):
         size = Interval(1, None, integer=True)
         check("ConvLayer", ni=(ni, size), nf=(nf, size), ks=(ks, size), stride=(stride, size),
               ndim=(ndim, Interval(1, 3, integer=True)),
-              norm_type=(norm_type, Is(lambda v: v in _NORMS, "'batch', 'batch_zero' or None")))
+              norm_type=(norm_type, Is(lambda v: v in _NORMS, "'batch' (NormType.Batch), 'batch_zero' "
+                                                          "(NormType.BatchZero) or None")))
         conv_cls = ({1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d} if transpose
                     else {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d})[ndim]
         pad = ((ks - 1) // 2 if not transpose else 0) if padding is None else padding

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.errors import DataError, ParameterError, UnknownNameError, warn
+from pipekit.core.errors import DataError, ParameterError, UnknownNameError, WeightsNotInstalledError, warn
 from pipekit.core.registry import lookup, name_of
 from pipekit.core.validate import Interval
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
@@ -274,7 +274,7 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
 
 
 def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_out: int | None = None,
-                   pretrained: bool | str | os.PathLike = False, normalize: bool = True, loss_func: Any = None,
+                   pretrained: bool | str | os.PathLike | None = None, normalize: bool = True, loss_func: Any = None,
                    metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = None,
                    ps: float | Sequence[float] = 0.5, concat_pool: bool = True, cut: Cut = None,
                    y_range: Sequence[float] | None = None, cbs: Any = None,
@@ -297,7 +297,9 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     before its global pooling; ``cut=`` an index into its children or a function model -> body). The model is
     ``nn.Sequential(body=..., head=...)``: ``learn.model.body(x)`` gives the features the head pools.
 
-    ``pretrained``: ``True`` loads the ImageNet weights pipekit knows (``efficientnet_lite0/1/2``, from the
+    ``pretrained``: the default (None) starts from ImageNet weights where pipekit has them for ``arch``, as the
+    book's learners do, and from random weights otherwise (``xresnet*``, ``simple_cnn``); ``False`` is random
+    weights always. ``True`` loads the ImageNet weights pipekit knows (``efficientnet_lite0/1/2``, from the
     ``pipekit[pretrained]`` packages, verified against their pinned SHA-256) and adds the normalisation they were
     trained with (mean 127/255, std 128/255) when the data has no ``Normalize`` (a different one gives a warning);
     a path loads a local weights file of the same arch (``learn.save`` checkpoint, ``.safetensors``). Either way,
@@ -338,6 +340,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
                 **head_options, "lin_ftrs": [512] if lin_ftrs is None else list(lin_ftrs)})
     except ParameterError as e:
         raise ParameterError(f"vision_learner: {e}") from None
+    pretrained = False if isinstance(arch, nn.Module) else _pretrained_default(model.body, pretrained)
     stats = _start_from(model.body, pretrained, label)
     dls = _add_normalize(dls, n_in, stats, normalize, label)
     learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr,
@@ -353,8 +356,8 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
 def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwargs: Any) -> Learner:
     """The book's name for :func:`vision_learner` (which it is, with the same arguments, ``custom_head`` and the head
     options included). The book's
-    ``resnet34`` is ``"xresnet34"`` here, or ``"efficientnet_lite0"`` with ``pretrained=True`` for ImageNet
-    weights."""
+    ``resnet34`` is ``"xresnet34"`` here (random weights), or ``"efficientnet_lite0"``, which starts from ImageNet
+    weights as the book's resnet34 does."""
     return vision_learner(dls, arch, **kwargs)
 
 
@@ -371,11 +374,20 @@ def _n_out(dls: Any, n_out: int | None, who: str, why: str) -> int:
     return n_out
 
 
+def _pretrained_default(body: nn.Module, pretrained: bool | str | os.PathLike | None) -> bool | str | os.PathLike:
+    """``pretrained`` as given, or for None (the default) whether pipekit has ImageNet weights for this body."""
+    return isinstance(body, EfficientNetLiteBody) if pretrained is None else pretrained
+
+
 def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, arch: str) -> Stats | None:
     """Load the body's starting weights; returns the normalisation statistics they come with (None: measure)."""
     if pretrained is True:
         if isinstance(body, EfficientNetLiteBody):
-            load_pretrained(body)
+            try:
+                load_pretrained(body)
+            except WeightsNotInstalledError as e:
+                raise WeightsNotInstalledError(f"{e}; or pass pretrained=False to start {arch} from random "
+                                               "weights") from None
             return efficientnet_lite_stats
         raise ParameterError(f"pretrained=True: pipekit has ImageNet weights for {', '.join(pretrained_archs())}, "
                              f"not for {arch}; use one of those, or pass pretrained=<path of a weights file saved "
@@ -423,14 +435,14 @@ pixel_accuracy = PixelAccuracy()
 
 
 def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
-                 pretrained: bool | str | os.PathLike = False, normalize: bool = True, loss_func: Any = None,
+                 pretrained: bool | str | os.PathLike | None = None, normalize: bool = True, loss_func: Any = None,
                  metrics: Any = None, lr: float = 1e-3, cbs: Any = None,
                  splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None, **kwargs: Any) -> Learner:
     """A Learner with a U-Net over ``arch``'s body for segmentation (one class score per pixel).
 
     ``arch``: an arch name (``'efficientnet_lite0/1/2'``: skip connections at the end of each resolution, from
     ``forward_features``; ``'xresnet18/34/50'``, ``'simple_cnn'``). ``pretrained`` as in :func:`vision_learner`
-    (``True``: the ImageNet encoder, frozen until ``fine_tune`` or ``unfreeze``). Default loss: cross-entropy
+    (by default the ImageNet encoder where pipekit has its weights, frozen until ``fine_tune`` or ``unfreeze``). Default loss: cross-entropy
     over the class axis. Layer groups: the encoder's (as in ``vision_learner``), then the decoder; ``splitter=``
     gives your own.
     """
@@ -439,6 +451,7 @@ def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
         model = unet(arch, n_out=n_out, n_in=n_in)
     except ParameterError as e:
         raise ParameterError(f"unet_learner: {e}") from None
+    pretrained = _pretrained_default(model.encoder, pretrained)
     stats = _start_from(model.encoder, pretrained, arch)
     dls = _add_normalize(dls, n_in, stats, normalize, arch)
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else CrossEntropyLossFlat(axis=1),

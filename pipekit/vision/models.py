@@ -274,7 +274,11 @@ def _cut(model: nn.Module, cut: Cut) -> nn.Module:
         children = list(model.children())
         kept = children[:cut]
         if not kept:
-            raise ParameterError(f"cut={cut} keeps none of the {len(children)} children of {type(model).__name__}")
+            names = [type(c).__name__ for c in children]
+            raise ParameterError(f"cut={cut} keeps none of the {len(children)} children of {type(model).__name__} "
+                                 f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}); cut=None (the default) "
+                                 "takes its body, the part before the pooling and the head, which a book's cut=-2 "
+                                 "takes from a torchvision ResNet")
         return kept[0] if len(kept) == 1 else nn.Sequential(*kept)
     body = cut(model)
     if not isinstance(body, nn.Module):

@@ -175,11 +175,12 @@ def test_vision_learner_takes_a_splitter_and_create_body_a_factory(dls):
 
 
 def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
-    from pipekit.learn import ConvLayer
+    from pipekit.learn import ConvLayer, Flatten, NormType, sequential
     from pipekit.vision import ResBlock, cnn_learner
 
-    def _conv_block(ni, nf, stride):  # chapter 14's block
-        return nn.Sequential(ConvLayer(ni, nf, stride=stride), ConvLayer(nf, nf, act_cls=None, norm_type="batch_zero"))
+    def _conv_block(ni, nf, stride):  # chapter 14's block, as the book spells it
+        return sequential(ConvLayer(ni, nf, stride=stride),
+                          ConvLayer(nf, nf, act_cls=None, norm_type=NormType.BatchZero))
 
     class BookResBlock(nn.Module):
         def __init__(self, ni, nf, stride=1):
@@ -191,8 +192,9 @@ def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
         def forward(self, x):
             return torch.relu(self.convs(x) + self.idconv(self.pool(x)))
 
-    model = nn.Sequential(ConvLayer(1, 8, ks=5), BookResBlock(8, 16, 2), ResBlock(1, 16, 32, stride=2),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    model = sequential(ConvLayer(1, 8, ks=5), BookResBlock(8, 16, 2), ResBlock(1, 16, 32, stride=2),
+                       nn.AdaptiveAvgPool2d(1), Flatten(), nn.Linear(32, 10))
+    assert isinstance(model, nn.Sequential) and model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     block = model[1]
     x = torch.randn(2, 8, 28, 28)
     with torch.no_grad():  # the zero-initialised batch-norm makes the block start as ReLU of its shortcut
@@ -206,8 +208,15 @@ def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
     up = ConvLayer(6, 3, ks=2, stride=2, padding=0, transpose=True, act_cls=None)
     assert up(torch.randn(1, 6, 7, 7)).shape == (1, 3, 14, 14)
     assert ConvLayer(3, 8, norm_type=None)[0].bias is not None  # no norm: the conv has a bias
-    with pytest.raises(ParameterError, match="norm_type"):
+    with pytest.raises(ParameterError, match=r"norm_type.*'batch_zero' \(NormType.BatchZero\)"):
         ConvLayer(3, 8, norm_type="instance")
+    # chapter 13's simple_cnn written with the book's helpers: a function among the layers is one too
+    simple = sequential(ConvLayer(1, 4, stride=2), ConvLayer(4, 8, stride=2), ConvLayer(8, 16, stride=2),
+                        ConvLayer(16, 32, stride=2), ConvLayer(32, 10, stride=2, act_cls=None), Flatten(),
+                        lambda x: x * 2)
+    assert simple(torch.zeros(3, 1, 28, 28)).shape == (3, 10) and Flatten(full=True)(torch.zeros(3, 4)).shape == (12,)
+    with pytest.raises(ParameterError, match=r"layer 0 is .*give an instance, e.g. nn.ReLU\(\)"):
+        sequential(nn.ReLU)
     assert cnn_learner(dls, "xresnet18").optimizer.n_groups == 3  # stem + stages 1-2, stages 3-4, head
 
 
@@ -222,3 +231,20 @@ def test_create_body_pretrained_loads_the_imagenet_weights_or_says_which_exist()
     assert not torch.equal(next(iter(random.parameters())), next(iter(body.parameters())))
     with pytest.raises(ParameterError, match="ImageNet weights for efficientnet_lite0"):
         create_body("xresnet18", pretrained=True)
+    with pytest.raises(ParameterError, match=r"cut=-2 keeps none of the 2 children of XResNet \(XResNetBody, "
+                                             r"Sequential\); cut=None \(the default\) takes its body"):
+        create_body("xresnet18", cut=-2)
+
+
+def test_vision_learner_starts_from_imagenet_weights_where_pipekit_has_them(dls):
+    # the book's learners start pretrained; an arch without weights starts random, as pretrained=False does
+    book = vision_learner(dls, "efficientnet_lite0")
+    ref = create_body("efficientnet_lite0", n_in=1, pretrained=True)
+    assert all(torch.equal(a, b) for a, b in zip(book.model.body.state_dict().values(), ref.state_dict().values()))
+    convs = [p for m in book.model.body.modules() if isinstance(m, nn.Conv2d) for p in m.parameters()]
+    assert convs and not any(p.requires_grad for p in convs)  # frozen until fine_tune (batch-norms train, as in fastai)
+    assert all(p.requires_grad for p in book.model.head.parameters())
+    random = vision_learner(dls, "efficientnet_lite0", pretrained=False)
+    assert all(p.requires_grad for p in random.model.parameters())
+    assert not torch.equal(next(random.model.body.parameters()), next(book.model.body.parameters()))
+    assert all(p.requires_grad for p in vision_learner(dls, "xresnet18").model.parameters())
