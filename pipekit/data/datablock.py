@@ -27,7 +27,7 @@ from pipekit.data.dataloaders import DataLoaders, Datasets, learned_state, short
 from pipekit.data.getters import (ColReader, Getter, apply_getter, item_at)
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
-from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint
+from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint, row_index
 from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_list
 
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
@@ -221,7 +221,14 @@ class DataBlock(Component):
         # a splitter written as a function of the user's pandas frame gets it as pandas (positions as its index)
         as_given = items.to_pandas() if is_pandas(source) and not isinstance(
             splitter, Component) else items
-        train, valid = step(f"split ({splitter!r})", lambda: splitter(as_given), items)
+        split = step(f"split ({splitter!r})", lambda: splitter(as_given), items)
+        said = f"{splitter.__name__}()" if callable(splitter) and hasattr(splitter, "__name__") else repr(splitter)
+        if isinstance(split, (str, bytes)) or not hasattr(split, "__len__") or len(split) != 2:
+            raise DataError(f"the splitter {said} returned {type(split).__name__} {split!r:.60}; a splitter "
+                            "returns two lists of positions, (train_idx, valid_idx)")
+        # positions as a list, array, pandas Index or boolean mask: checked and made int64 arrays here
+        train, valid = (row_index(part, len(items), f"the splitter {said}: its {name}")
+                        for part, name in zip(split, ("training", "validation")))
         say("split", repr(splitter), (train, valid))
         items, train, valid = _check_split(items, train, valid, splitter)
         self.item_columns_ = list(items.columns)  # what an item was: new items given as bare values are read alike

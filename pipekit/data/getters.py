@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from pipekit.core.component import Component
@@ -285,29 +286,43 @@ class ColReader(Getter):
     ['imgs/a.png', 'imgs/b.png']
     >>> ColReader("tags", label_delim=" ").column(df).to_list()
     [['x', 'y'], ['y']]
+    >>> ColReader(0).column(df).to_list()  # a column's position, as the book's ColReader(0)
+    ['a.png', 'b.png']
     """
 
-    def __init__(self, cols: str | Sequence[str], pref: str | os.PathLike = "", suffix: str = "",
+    def __init__(self, cols: str | int | Sequence[str | int], pref: str | os.PathLike = "", suffix: str = "",
                  label_delim: str | None = None):
+        def one(c: Any) -> bool:
+            return isinstance(c, str) or (isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0)
+
         if isinstance(cols, (list, tuple)):
             if not cols:
                 raise ParameterError("ColReader: cols is empty; name at least one column")
-            self.cols: str | list[str] = list(cols)
-        elif isinstance(cols, str):
-            self.cols = cols
+            if not all(one(c) for c in cols):
+                raise ParameterError(f"ColReader: cols must be column names or positions (0 is the first column), "
+                                     f"got {cols!r}")
+            self.cols: str | int | list[str | int] = [c if isinstance(c, str) else int(c) for c in cols]
+        elif one(cols):
+            self.cols = cols if isinstance(cols, str) else int(cols)  # type: ignore[arg-type]
         else:
-            raise ParameterError(f"ColReader: cols must be a column name or a list of names, got {cols!r}")
+            raise ParameterError(f"ColReader: cols must be a column name, a column's position (0 is the first, as "
+                                 f"in ColReader(0)) or a list of them, got {cols!r}")
         # a folder prefix joins with a separator, as a path would
         self.pref = (str(pref).rstrip("/") + "/") if isinstance(pref, os.PathLike) else str(pref)
         self.suffix, self.label_delim = suffix, label_delim
 
     def column(self, items: pl.DataFrame) -> pl.Series:
-        names = self.cols if isinstance(self.cols, list) else [self.cols]
+        given = self.cols if isinstance(self.cols, list) else [self.cols]
+        past = [c for c in given if isinstance(c, int) and c >= items.width]
+        if past:
+            raise DataError(f"ColReader: column position(s) {past} past the {items.width} columns of the items "
+                            f"({items.columns}); positions count from 0")
+        names = [items.columns[c] if isinstance(c, int) else c for c in given]
         missing = [c for c in names if c not in items.columns]
         if missing:
             raise DataError(f"ColReader: column(s) {missing} not in the items; the columns are {items.columns}")
         if isinstance(self.cols, list) and len(self.cols) > 1:
-            return items.select(pl.struct(self.cols).alias("_".join(self.cols))).to_series()
+            return items.select(pl.struct(names).alias("_".join(names))).to_series()
         s = items[names[0]]
         if self.pref or self.suffix:
             s = items.select((pl.lit(self.pref) + pl.col(names[0]).cast(pl.Utf8) + pl.lit(self.suffix))

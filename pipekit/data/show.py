@@ -180,10 +180,14 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
         rows, blocks, preds = blockless_rows(rows, n_inp, preds, name)
     if blocks[:n_inp] and all(b.table_columns for b in blocks[:n_inp]):
         return show_table(_table(rows, blocks, n_inp, preds), path, name=name)
-    n = len(rows)
     targets = list(blocks[n_inp:])
     k = max(1, min(n_inp, len(blocks)))  # pictures per cell: one per input
     side_by_side = preds is not None and bool(targets) and targets[0].draws_on_input
+    # a grid given whole holds that many items (show_batch(nrows=1, ncols=3) shows 3); side by side, a row is one
+    room = nrows if side_by_side else nrows * ncols if nrows is not None and ncols is not None else None
+    if room is not None:
+        rows, preds = rows[:max(1, int(room))], None if preds is None else preds[:max(1, int(room))]
+    n = len(rows)
     nrows, ncols = (n, 2) if side_by_side else _grid(n, nrows, ncols)
     plt = get_pyplot()
     size = figsize or (CELL_INCHES * k * ncols, (CELL_INCHES + 0.2) * nrows)

@@ -208,3 +208,53 @@ def test_multi_label_interpretation(multi, tmp_path, monkeypatch):
     losses, idxs = interp.top_losses(3)
     want = [";".join(multi.dls.vocab[j] for j in range(2) if interp.targs[i, j] > 0.5) for i in idxs.tolist()]
     assert len(titles) == 3 and [t.split(" / ")[0].split("/")[1] for t in titles] == want
+
+
+def test_column_positions_and_a_pandas_index_splitter_build_the_same_loaders(pictures, tmp_path):
+    from pipekit.core.errors import ParameterError, PipelineStepError
+    from pipekit.data import ColReader
+
+    root, df = pictures
+    frame = df.to_pandas()
+
+    def splitter(d):  # the book's splitter without .tolist(): pandas Index objects
+        return d.index[~d["is_valid"]], d.index[d["is_valid"]]
+
+    by_name = DataBlock(blocks=(ImageBlock(cls="L"), MultiCategoryBlock), splitter=ColSplitter("is_valid"),
+                        get_x=ColReader("fname", pref=f"{root}/"), get_y=ColReader("labels", label_delim=" "))
+    by_position = DataBlock(blocks=(ImageBlock(cls="L"), MultiCategoryBlock), splitter=splitter,
+                            get_x=ColReader(0, pref=f"{root}/"), get_y=ColReader(1, label_delim=" "))
+    a, b = by_name.dataloaders(frame, bs=16, seed=0), by_position.dataloaders(frame, bs=16, seed=0)
+    assert a.vocab == b.vocab == ["3", "7"]
+    assert all(torch.equal(x, y) for x, y in zip(a.one_batch(), b.one_batch()))
+    assert b.valid.dataset.items[0]["fname"] == frame.loc[frame["is_valid"], "fname"].iloc[0]
+    with pytest.raises(ParameterError, match=r"a column's position \(0 is the first, as in ColReader\(0\)\)"):
+        ColReader(-1)
+    with pytest.raises(PipelineStepError, match=r"getter ColReader\(cols=5\)' failed: DataError: ColReader: column "
+                                                r"position\(s\) \[5\] past the 3 columns of the items"):
+        DataBlock(blocks=(ImageBlock(cls="L"), MultiCategoryBlock), splitter=splitter,
+                  get_x=ColReader(5), get_y=ColReader(1, label_delim=" ")).datasets(frame)
+    def halves(d):
+        return [0], [1], [2]
+
+    with pytest.raises(DataError, match=r"the splitter halves\(\) returned tuple"):
+        DataBlock(blocks=(ImageBlock(cls="L"), MultiCategoryBlock), splitter=halves,
+                  get_x=ColReader(0, pref=f"{root}/"), get_y=ColReader(1, label_delim=" ")).datasets(frame)
+
+
+def test_show_batch_draws_the_grid_it_is_given(multi, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    import pipekit.data.show as show
+
+    drawn = []
+
+    def record(fig, *a, **k):  # the pictures each figure holds
+        drawn.append(sum(1 for ax in fig.axes if ax.get_images()))
+        plt.close(fig)
+
+    monkeypatch.setattr(show, "savefig_or_show", record)
+    multi.dls.show_batch(nrows=1, ncols=3)  # the book's chapter 6 call: three pictures in a row
+    multi.dls.show_batch(max_n=4, nrows=1)
+    multi.dls.show_batch()
+    assert drawn == [3, 4, 9]
