@@ -63,6 +63,8 @@ def _user_file(name: str, what: str) -> Path | None:
         raise SystemExit(f"pipekit: {name!r} is a saved model (an export or checkpoint), not a recipe to run or "
                          f"summarise: predict with it by `pipekit predict {name} FILE...`, or in Python with "
                          f"load_learner({name!r}).predict(item)")
+    if p.is_dir():
+        raise SystemExit(f"pipekit: {name!r} is a folder; give the {what} file (a .py file) to use")
     if p.suffix != ".py" and len(p.parts) == 1:
         return None
     if not p.is_file():
@@ -241,6 +243,9 @@ def _load_recipe(name: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise SystemExit(f"pipekit: cannot load {str(path)!r} as a Python file")
     mod = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # the modules beside it import, as under `pipekit run` (and for the whole command:
+        sys.path.insert(0, folder)  # its functions may import them when called)
     try:
         spec.loader.exec_module(mod)
     except SyntaxError as e:
@@ -249,15 +254,18 @@ def _load_recipe(name: str) -> ModuleType:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    mod = _load_recipe(args.recipe)
-    if hasattr(mod, "datablock"):
-        dblock, source = mod.datablock()
-        dblock.summary(source)
-    elif hasattr(mod, "dataloaders"):
-        mod.dataloaders().summary()
-    else:
-        raise SystemExit(f"pipekit summary: recipe {args.recipe!r} defines neither datablock() (returning the "
-                         "DataBlock and its source) nor dataloaders() (returning DataLoaders); add one to summarise it")
+    from pipekit.bench.cli import load_recipe, recipe_loaders
+    from pipekit.core.errors import PipekitError
+
+    try:  # what the recipe returns is checked as bench-loader checks it; a step that fails is said in one line
+        mod = load_recipe(args.recipe, "summary")
+        pair, dls, _ = recipe_loaders(mod, who="summary")
+        if pair is not None:
+            pair[0].summary(pair[1])
+        else:
+            dls.summary()
+    except PipekitError as e:
+        raise SystemExit(printable(f"pipekit summary: {str(e).removeprefix('summary: ')}")) from None
     return 0
 
 
@@ -406,6 +414,11 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
         also = f", or {KIND_FILES['table']}" if rows and kind != "table" else ""
         raise ValueError(f"this is {'an image' if kind == 'image' else 'a ' + kind} model; it takes "
                          f"{KIND_FILES[kind]}{also}, and {path.name!r} is {names[given]}")
+    if suffix in TABLE_SUFFIXES:
+        from pipekit.data.items import read_table
+
+        if read_table(path, n_rows=1).height == 0:
+            raise ValueError("the table has no rows (a header only): there is nothing to predict")
     if is_model:
         return _model_rows(learn, path)
     if suffix in TABLE_SUFFIXES:
@@ -422,6 +435,31 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
         return [(f"{path} line {n}", text) for (n, _), (_, text) in zip(numbered, found)]
     decoded, dec, probs = learn.predict(path)
     return [(str(path), _label(decoded, dec, probs))]
+
+
+def _kind_of(learn: Any) -> str | None:
+    from pipekit.backends.base import Model
+
+    return "table" if isinstance(learn, Model) or _is_estimator(learn) else input_kind(learn)
+
+
+def _takes(learn: Any) -> str:
+    kind = _kind_of(learn)
+    return KIND_FILES[kind] if kind is not None else "any file, one item each"
+
+
+def folder_files(learn: Any, folder: Path) -> list[Path]:
+    """The files in ``folder`` and its folders that ``learn`` takes (images for an image model, tables for a
+    table model, .txt files for a text model; any file for a model of another kind), hidden ones left out, in
+    order of their path."""
+    from pipekit.data.getters import IMAGE_EXTENSIONS
+    from pipekit.data.items import TABLE_SUFFIXES
+
+    kind = _kind_of(learn)
+    suffixes = {"table": set(TABLE_SUFFIXES), "text": {".txt"}, "image": set(IMAGE_EXTENSIONS)}.get(kind or "")
+    return sorted(p for p in folder.rglob("*") if p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+                  and (suffixes is None or p.suffix.lower() in suffixes))
 
 
 def _load_predictor(model: Path) -> Any:
@@ -487,7 +525,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except (PipekitError, OSError) as e:
         raise SystemExit(printable(f"pipekit predict: {e}")) from None
     rc = 0
-    for name in args.files:
+    names: list[str] = []
+    for name in args.files:  # a folder is the files in it (and in its folders) of the kind the model takes
+        if Path(name).is_dir():
+            inside = folder_files(learn, Path(name))
+            if not inside:
+                print(printable(f"pipekit predict: {name}: a folder holding none of the files this model takes "
+                                f"({_takes(learn)})"), file=sys.stderr)
+                rc = 1
+            names += [str(p) for p in inside]
+        else:
+            names.append(name)
+    for name in names:
         try:
             with said_warnings(f"pipekit predict: {name}"):
                 found = predictions(learn, Path(name))

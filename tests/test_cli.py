@@ -129,7 +129,7 @@ def test_unknown_recipes_and_files_are_named(tmp_path):
         main(["summary", "nope"])
     plain = tmp_path / "plain.py"
     plain.write_text("x = 1\n")
-    with pytest.raises(SystemExit, match=r"defines neither datablock\(\) .* nor dataloaders\(\)"):
+    with pytest.raises(SystemExit, match=r"^pipekit summary: .*plain.py defines neither datablock\(\) .* nor dataloaders\("):
         main(["summary", str(plain)])
 
 
@@ -566,3 +566,105 @@ def test_predict_prints_labels_and_names_from_files_without_acting_on_the_termin
         main(["predict", str(tmp_path / "damaged.pipekit"), str(rows)])
     said = str(e.value)
     assert said.startswith("pipekit predict: ") and "best_iteration_" in said and "\x1b" not in said
+
+
+def test_summary_and_bench_loader_import_the_modules_beside_a_recipe(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))  # the recipe's folder is put on it
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "where.py").write_text("FOLDER = 'mnist_tiny'\n")
+    (tmp_path / "sub" / "digits.py").write_text(textwrap.dedent('''
+        import pipekit.datasets as D
+        from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+        from pipekit.vision import ImageBlock
+        from where import FOLDER
+
+        def datablock():
+            return (DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+                              get_y=parent_label, splitter=GrandparentSplitter()), D.path(FOLDER))
+    '''))
+    with pytest.warns(UserWarning, match="in neither the training nor the validation set"):
+        assert main(["summary", "sub/digits.py"]) == 0
+    assert "Splitting with GrandparentSplitter(): 709 train, 699 valid" in capsys.readouterr().out
+    with pytest.warns(UserWarning, match="in neither the training nor the validation set"):
+        assert main(["bench-loader", "sub/digits.py", "--batches", "2", "--warm-epochs", "1", "--no-cold"]) == 0
+    assert "items/s" in capsys.readouterr().out
+    # what summary is given is checked as bench-loader checks it: one line, never a traceback
+    (tmp_path / "sub" / "half.py").write_text("from digits import datablock as both\n"
+                                              "def datablock():\n    return both()[0]\n")
+    with pytest.raises(SystemExit, match=r"^pipekit summary: datablock\(\) must return \(DataBlock, source\), got "
+                                         r"DataBlock$"):
+        main(["summary", "sub/half.py"])
+    (tmp_path / "sub" / "typo.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from pipekit.data import CategoryBlock, ColReader, DataBlock, RegressionBlock
+
+        def datablock():
+            df = pl.DataFrame({"age": [1.0, 2.0, 3.0, 4.0, 5.0], "salary": ["a", "b", "a", "b", "a"]})
+            return DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"),
+                             get_y=ColReader("salry")), df
+    '''))
+    with pytest.raises(SystemExit) as e:
+        main(["summary", "sub/typo.py"])
+    said = str(e.value)
+    assert said.startswith("pipekit summary: ") and "ColReader: column(s) ['salry'] not in the items" in said
+    assert "\n" not in said
+    with pytest.raises(SystemExit, match=r"'sub' is a folder; give the recipe file \(a .py file\) to use"):
+        main(["run", "sub"])
+
+
+@pytest.fixture(scope="module")
+def digit_model(tmp_path_factory):
+    import pipekit
+    import pipekit.datasets as D
+    from pipekit.learn import simple_cnn
+    from pipekit.vision import ImageDataLoaders, vision_learner
+
+    dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), valid="valid", bs=64, seed=0, device="cpu")
+    pipekit.set_seed(0)
+    learn = vision_learner(dls, simple_cnn, n_out=2, pretrained=False)
+    learn.fit_one_cycle(1, 1e-2)
+    return learn.export(tmp_path_factory.mktemp("digits") / "digits.pipekit")
+
+
+def test_predict_a_folder_predicts_the_images_in_it(digit_model, tmp_path, capsys):
+    import shutil
+
+    import pipekit.datasets as D
+
+    folder = tmp_path / "new"
+    (folder / "more").mkdir(parents=True)
+    picked = sorted((D.path("mnist_tiny") / "test").glob("*.png"))[:3]
+    for f in picked[:2]:
+        shutil.copy(f, folder / f.name)
+    shutil.copy(picked[2], folder / "more" / picked[2].name)
+    (folder / "notes.txt").write_text("not an image\n")
+    (folder / ".hidden.png").write_bytes(picked[0].read_bytes())
+    assert main(["predict", str(digit_model), str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split("\t")[0] for ln in lines] == [str(folder / picked[0].name), str(folder / picked[1].name),
+                                                   str(folder / "more" / picked[2].name)]
+    assert all(ln.split("\t")[1] in ("3", "7") for ln in lines)
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(digit_model), str(tmp_path / "empty")]) == 1
+    assert capsys.readouterr().err.strip() == (f"pipekit predict: {tmp_path / 'empty'}: a folder holding none of the "
+                                               "files this model takes (image files (.jpg, .png, ...))")
+
+
+def test_predict_names_a_table_without_rows_and_a_file_cut_short(adult_ensembles, adult_estimators, tmp_path,
+                                                                  capsys):
+    import polars as pl
+
+    import pipekit.datasets as D
+
+    header = tmp_path / "header.csv"
+    pl.read_csv(D.path("adult_sample") / "adult.csv").head(0).write_csv(header)
+    files = [adult_ensembles["classifier"], adult_estimators["classifier"][1]]
+    for file in files:
+        assert main(["predict", str(file), str(header)]) == 1
+        assert capsys.readouterr().err.strip() == (f"pipekit predict: {header}: the table has no rows (a header "
+                                                   "only): there is nothing to predict")
+    cut = tmp_path / "cut.pipekit"
+    cut.write_bytes(Path(files[0]).read_bytes()[:2000])
+    with pytest.raises(SystemExit, match=r"cut.pipekit is a zip cut short \(2000 bytes, .*truncated or damaged"):
+        main(["predict", str(cut), str(header)])

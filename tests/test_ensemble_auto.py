@@ -220,6 +220,16 @@ def test_bad_candidates_and_a_quiet_net(tab, capfd):
                   splits=RandomSplitter(valid_pct=0.2, seed=42))
     with pytest.raises(ParameterError, match="for classes coded as numbers, build the Tabular with y_block='category'"):
         fit_ensemble(reg, candidates={"g": GBM("classification")})
+    with pytest.raises(ParameterError, match=r"candidates: \['gbmm'\] is not a name of the default candidates "
+                                             r"\(gbm, .*gbm_sub.*extra_trees.*\); name those"):
+        fit_ensemble(tab, candidates=["gbmm", "extra_trees"])
+    # the default candidates by name, beside one of one's own: fitted as given
+    named = fit_ensemble(tab, candidates=["extra_trees", Candidate("own", GBM("classification", n_estimators=20,
+                                                                             n_jobs=1))],
+                         n_folds=3, stack=False, verbose=False)
+    assert sorted(named.report_["model"].to_list()[:2]) == ["extra_trees", "own"]
+    fitted = {m.name: m.model for m in named.members}
+    assert type(fitted["extra_trees"]).__name__ == "ExtraTrees" and fitted["own"].n_estimators == 20
     # a backend fits quietly: the net prints no epoch table, inside an ensemble or on its own
     capfd.readouterr()
     TorchTabular("classification", epochs=1, layers=[8]).fit(tab.train)

@@ -216,3 +216,29 @@ def test_missing_values_only_the_validation_rows_have_are_warned_about():
     # blanks in the training rows too: the flag column is there, nothing to say
     tab, said, _ = _split_warnings(blank, cat_names=["workclass"], cont_names=["age"], y_names="salary", splits=splits)
     assert said == [] and "age_na" in tab.cat_names
+
+
+def test_new_rows_missing_columns_are_all_named_with_what_explains_them():
+    import io
+
+    import pipekit.datasets as D
+    from pipekit.tabular import Categorify, FillMissing, Normalize, add_datepart
+
+    raw = pl.read_csv(D.path("rossmann_sample") / "train.csv", infer_schema_length=None).head(2000)
+    tab = Tabular(add_datepart(raw, "Date"), procs=[Categorify, FillMissing, Normalize],
+                  cat_names=["Store", "Month", "Year", "StateHoliday"], cont_names=["Dayofyear", "Customers"],
+                  y_names="Sales", y_block="regression")
+    new = raw.head(5)
+    with pytest.raises(DataError) as err:  # every column missing at once, by role, and why they may be missing
+        tab.new(new.drop("Customers"))
+    said = str(err.value)
+    assert said.startswith("new data: column(s) ['Month', 'Year'] listed in cat_names; and ['Dayofyear', 'Customers'] "
+                           "listed in cont_names are not in the data")
+    assert said.endswith("Note: ['Month', 'Year', 'Dayofyear'] may be the parts add_datepart makes of a date: call "
+                         "add_datepart on the new rows' date column as on the training rows.")
+    assert tab.new(add_datepart(new, "Date")).xs.height == 5  # what the note says fixes it
+    semicolons = pl.read_csv(io.StringIO(new.write_csv(separator=";")))
+    with pytest.raises(DataError, match=r"the data has one column, 'Store;DayOfWeek;Date;Sales;Customers;Ope'\.\.\.: "
+                                        r"the file may separate its columns with another character than a comma; "
+                                        r"read it with that separator \(e\.g\. pl\.read_csv\(path, separator=';'\)\)"):
+        tab.new(semicolons)

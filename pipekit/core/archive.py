@@ -440,7 +440,12 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
         raise FileNotFoundError(f"no such file: {path}")
     elif not zipfile.is_zipfile(path):
         with open(path, "rb") as f:
-            pickled = f.read(1) == b"\x80"
+            head = f.read(4)
+        if head == b"PK\x03\x04":  # a zip's first entry, without the directory a zip ends with
+            raise ExportError(f"{where} is a zip cut short ({path.stat().st_size} bytes, without the directory a zip "
+                              "ends with): the file is truncated or damaged, e.g. by an interrupted copy or download; "
+                              "copy it again, or export the model again")
+        pickled = head[:1] == b"\x80"
         raise ExportError(f"{where} is not a pipekit file{' (it looks like a pickle / torch.save file)' if pickled else ''}"
                           ". pipekit files are zips written by learn.export(), model.export() or pipekit.save(); "
                           "pickled files are refused because loading them could run arbitrary code.")

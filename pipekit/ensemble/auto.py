@@ -127,7 +127,7 @@ def stacker(task: str, n_jobs: int | None = -1, seed: int = 0) -> GBM:
 
 
 def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
-                 candidates: list[Candidate] | dict[str, Any] | None = None, n_folds: int | None = None,
+                 candidates: list[Candidate | str] | dict[str, Any] | None = None, n_folds: int | None = None,
                  stack: bool = True, seed: int = 0, n_jobs: int | None = -1, verbose: bool = True,
                  folds: str = "auto", time_col: str | None = None) -> Any:
     """Bag the ``candidates`` on ``tab.train`` in order of expected value per second, select weights on their
@@ -137,8 +137,9 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
 
     ``tab``: a ``Tabular`` (its ``valid`` split is only scored). ``time_limit``: seconds for everything
     (None: fit every candidate); the first candidate is always fitted. ``metric``: what selection optimises
-    (name or Metric; default accuracy / rmse). ``candidates``: a list of :class:`Candidate`, or a dict
-    ``{name: unfitted backend}`` (default :func:`default_candidates`). ``n_folds``: folds each member is bagged
+    (name or Metric; default accuracy / rmse). ``candidates``: a list of :class:`Candidate` or of the names of
+    :func:`default_candidates` (``["gbm", "extra_trees"]``), or a dict ``{name: unfitted backend}`` (default: every
+    one of :func:`default_candidates`). ``n_folds``: folds each member is bagged
     on (default: 8 without a ``time_limit``; with one, the first member is bagged on 5, and the ensemble moves
     to 8, bagging that member again, only when its time says that every candidate fits with 8).
     ``stack``: try the second layer. ``folds``: ``"auto"`` (the default: ``"time"`` when ``time_col`` is given or
@@ -484,14 +485,27 @@ def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train
         return default_candidates(task, n_jobs, seed, None if lo is None or hi is None else (lo, hi))
     if isinstance(candidates, dict):
         candidates = [Candidate(str(k), v) for k, v in candidates.items()]
+    if isinstance(candidates, (list, tuple)) and any(isinstance(c, str) for c in candidates):
+        # the default candidates by name (candidates=["gbm", "extra_trees"]), beside candidates of one's own
+        lo, hi = target_range(train.y) if task == "regression" else (None, None)
+        known = {c.name: c for c in default_candidates(task, n_jobs, seed,
+                                                       None if lo is None or hi is None else (lo, hi))}
+        unknown = [c for c in candidates if isinstance(c, str) and c not in known]
+        if unknown:
+            raise ParameterError(f"candidates: {unknown} {'is not a name' if len(unknown) == 1 else 'are not names'} "
+                                 f"of the default candidates ({', '.join(known)}"
+                                 f"{'; xgboost and catboost where installed' if 'catboost' not in known else ''}); "
+                                 "name those, or give Candidate(name, model) or {name: unfitted model}")
+        candidates = [known[c] if isinstance(c, str) else c for c in candidates]
     bagged = [c.name for c in candidates if isinstance(c, Candidate) and isinstance(c.model, BaggedModel)] \
         if isinstance(candidates, list) else []
     if bagged:
         raise ParameterError(f"candidates {bagged} are already bagged: give fit_ensemble the backend itself "
                              "(GBM(...), not BaggedModel(GBM(...))); it bags every candidate")
     if not candidates or not all(isinstance(c, Candidate) and isinstance(c.model, Model) for c in candidates):
-        raise ParameterError("candidates must be a non-empty list of Candidate(name, model, value, cost) or a dict "
-                             "{name: unfitted pipekit model}")
+        raise ParameterError("candidates must be a non-empty list of Candidate(name, model, value, cost) or of the "
+                             "default candidates' names (e.g. ['gbm', 'extra_trees']), or a dict {name: unfitted "
+                             "pipekit model}")
     names = [c.name for c in candidates]
     if len(set(names)) != len(names):
         raise ParameterError(f"candidate names must be unique, got {names}")

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +36,9 @@ from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, C
                                    nested_column_error, present, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
+#: the names add_datepart gives a date's parts (after the date column's own prefix)
+_DATE_PART = re.compile(r".*(Year|Month|Week|Day|Dayofweek|Dayofyear|Is_(month|quarter|year)_(end|start)|Hour|Minute|"
+                        r"Second|Elapsed)")
 F = TypeVar("F", pl.DataFrame, pl.LazyFrame)
 
 
@@ -192,13 +196,30 @@ class TabularProcessor(Component):
 
     # ------------------------------------------------------------------ validation
     def check_columns(self, columns: Sequence[str], where: str = "Tabular", need_y: bool = True) -> None:
+        """Refuse data without a column the procs need: every missing one is named at once, by its role, with
+        what may explain it (a table read with the wrong separator, date parts not added to new rows)."""
         have = set(columns)
+        said, gone = [], []
         for role, names in (("cat_names", self.cat_names), ("cont_names", self.cont_names),
                             ("y_names", self.y_names if need_y else [])):
             missing = [c for c in names if c not in have]
             if missing:
-                raise DataError(f"{where}: column(s) {missing} listed in {role} are not in the data; "
-                                f"the columns are {list(columns)}.")
+                said.append(f"{missing} listed in {role}")
+                gone += missing
+        if not said:
+            return
+        hints = []
+        if len(columns) == 1 and any(sep in columns[0] for sep in (";", "\t", "|")):
+            hints.append(f"the data has one column, {columns[0][:40]!r}{'...' if len(columns[0]) > 40 else ''}: "
+                         "the file may separate its columns with "
+                         "another character than a comma; read it with that separator (e.g. "
+                         "pl.read_csv(path, separator=';')) and pass the frame")
+        parts = [c for c in gone if _DATE_PART.fullmatch(c)]
+        if parts and not hints:
+            hints.append(f"{parts[:6]} may be the parts add_datepart makes of a date: call add_datepart on the new "
+                         "rows' date column as on the training rows")
+        raise DataError(f"{where}: column(s) {'; and '.join(said)} are not in the data; the columns are "
+                        f"{list(columns)}." + "".join(f" Note: {h}." for h in hints))
 
     def _prepare(self, frame: F, check: bool = True) -> F:
         """Cast continuous columns to Float32 (NaN -> null), failing early on text or dates; with ``check``, text
