@@ -212,3 +212,71 @@ def test_image_formats_found_and_the_ones_left_out_named(tmp_path):
     assert sorted(f.suffix for f in found) == sorted(formats) and set(formats) <= IMAGE_EXTENSIONS
     for f in found:
         assert decode_image(f).shape == (28, 28, 3), f
+
+
+def test_a_header_naming_a_column_twice_is_refused_not_renamed(tmp_path):
+    raw = (DATA / "adult_sample" / "adult.csv").read_text().splitlines()
+    header = raw[0].split(",")
+    header[header.index("capital-loss")] = "age"  # two columns named age
+    path = tmp_path / "twice.csv"
+    path.write_text("\n".join([",".join(header), *raw[1:400]]) + "\n")
+    col = header.index("age", 1) + 1
+    said = rf"twice.csv: the header names a column more than once \('age' at columns 1, {col}, counting from 1\)"
+    with pytest.raises(DataError, match=said):
+        read_table(path)
+    with pytest.raises(DataError, match=said):  # the book's from_csv reads it
+        TabularDataLoaders.from_csv(path, cat_names=["workclass"], cont_names=["age", "fnlwgt"], y_names="salary")
+    with pytest.raises(DataError, match=said):  # and a Tabular scanning the file
+        Tabular(path, procs=[Categorify], cat_names=["workclass"], cont_names=["age"], y_names="salary")
+
+
+def test_labels_differing_only_by_spaces_are_warned_about(tmp_path):
+    texts = pl.read_csv(DATA / "imdb_sample" / "texts.csv")
+    df = pl.concat([texts.filter(~pl.col("is_valid")).head(90), texts.filter(pl.col("is_valid")).head(30)])
+    spaced = df.with_columns(pl.when(pl.int_range(pl.len()) % 3 == 0).then(pl.col("label") + " ")
+                             .otherwise(pl.col("label")).alias("label"))
+    with pytest.warns(UserWarning, match=r"the training labels hold classes that differ only by spaces around them "
+                                         r"\('negative' and 'negative '; 'positive' and 'positive '\)"):
+        dls = TextDataLoaders.from_df(spaced, text_col="text", label_col="label", valid_col="is_valid", bs=8,
+                                      seed=0)
+    assert dls.vocab == ["negative", "negative ", "positive", "positive "]  # said, not changed
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from pipekit.data import Categorize
+
+        Categorize().setup(df["label"])  # clean labels: nothing said
+
+
+def test_a_pair_rated_twice_is_warned_about(tmp_path):
+    ratings = pd.read_csv(DATA / "movie_lens_sample" / "ratings.csv")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42)  # one rating per pair: nothing said
+    twice = pd.concat([ratings, ratings.iloc[:300].assign(rating=0.5)], ignore_index=True)
+    with pytest.warns(UserWarning, match=r"300 \(userId, movieId\) pair\(s\) are rated more than once \(600 of 6331 "
+                                         r"rows\).*df\.groupby\(\['userId', 'movieId'\], as_index=False\)\['rating'\]"
+                                         r"\.mean\(\)"):
+        CollabDataLoaders.from_df(twice, valid_pct=0.2, seed=42)
+    with pytest.raises(DataError, match=r"cast them first: df\['rating'\] = df\['rating'\]\.astype\(float\)"):
+        CollabDataLoaders.from_df(ratings.assign(rating=ratings["rating"].astype(str)))
+
+
+def test_a_byte_order_mark_and_an_empty_class_folder_of_texts(tmp_path):
+    texts = pl.read_csv(DATA / "imdb_sample" / "texts.csv")
+    df = pl.concat([texts.filter(~pl.col("is_valid")).head(40), texts.filter(pl.col("is_valid")).head(10)])
+    for split in ("train", "valid"):
+        for label in ("negative", "positive", "neutral"):
+            (tmp_path / split / label).mkdir(parents=True)
+    for i, row in enumerate(df.iter_rows(named=True)):
+        f = tmp_path / ("valid" if row["is_valid"] else "train") / row["label"] / f"{i}.txt"
+        f.write_bytes(("\ufeff" if i % 2 == 0 else "").encode() + row["text"].encode())
+    with pytest.warns(UserWarning, match=r"class folder\(s\) hold no \.txt file like the items, so their class is "
+                                         r"missing: \[.*train/neutral"):
+        dls = TextDataLoaders.from_folder(tmp_path, valid="valid", bs=8, seed=0)
+    words = list(dls.train_ds.blocks[0].vocab)
+    assert dls.vocab == ["negative", "positive"] and "xxmaj" in words
+    assert "\ufeff" not in words  # 25 of the files start with a byte-order mark: no token of their text

@@ -243,6 +243,21 @@ def label_column(values: Any, who: str) -> pl.Series:
                     f"{type(values).__name__} {values!r:.60}")
 
 
+def warn_near_labels(vocab: Sequence[Any], what: str) -> None:
+    """Warn when text labels differ only by the spaces around them (``'positive'`` and ``'positive '``): each is a
+    class of its own, which is seldom what the data means."""
+    groups: dict[str, list[str]] = {}
+    for v in vocab:
+        if isinstance(v, str):
+            groups.setdefault(v.strip(), []).append(v)
+    near = [g for g in groups.values() if len(g) > 1]
+    if near:
+        shown = "; ".join(" and ".join(repr(v) for v in g) for g in near[:5])
+        warn(f"the {what} hold classes that differ only by spaces around them ({shown}{'; ...' if len(near) > 5 else ''}): "
+             "each is a class of its own; if they are one, clean the labels first (e.g. strip the spaces: "
+             "pl.col(c).str.strip_chars(), or df[c].str.strip() in pandas)", UserWarning)
+
+
 class Categorize(Transform):
     """Labels -> integer codes with a vocab learned on the training labels (sorted), or the one given.
 
@@ -296,6 +311,7 @@ class Categorize(Transform):
             warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
                  "nothing (its loss is 0, its accuracy 1); check the label column or getter, or give "
                  "CategoryBlock(vocab=[...]) with every class", UserWarning)
+        warn_near_labels(self.vocab_, "training labels")
 
     def _codes(self, values: pl.Series, where: str) -> np.ndarray:
         try:
@@ -408,6 +424,7 @@ class MultiCategorize(Transform):
         flat = self._lists(values).explode().drop_nulls()
         if self.vocab is None:
             self.vocab_ = CategoryMap(sorted(flat.unique().to_list()))
+            warn_near_labels(self.vocab_, "training labels")
             return
         missing = sorted(set(flat.unique().to_list()) - set(self.vocab))
         if missing:

@@ -332,9 +332,8 @@ class ColReader(Getter):
         return s
 
 
-def _has_image(folder: str) -> bool:
-    return any(os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
-               for _, _, files in os.walk(folder) for f in files)
+def _holds_any(folder: str, suffixes: set[str]) -> bool:
+    return any(os.path.splitext(f)[1].lower() in suffixes for _, _, files in os.walk(folder) for f in files)
 
 
 class ParentLabel(Getter):
@@ -348,7 +347,8 @@ class ParentLabel(Getter):
         return Path(item).parent.name
 
     def check_build(self, items: pl.DataFrame, values: pl.Series) -> None:
-        """Warn when every item has one label, or when a class folder beside the labelled ones holds no image.
+        """Warn when every item has one label, or when a class folder beside the labelled ones holds no file of the
+        items' kind (no image beside image items, no .txt file beside .txt items).
 
         Class folders are the sub-folders of the folders that hold the class folders (``train/`` and
         ``valid/`` in a GrandparentSplitter layout); hidden folders are not classes.
@@ -366,17 +366,22 @@ class ParentLabel(Getter):
             while p and p not in holding:
                 holding.add(p)
                 p = p.rpartition("/")[0]
+        # the kind of file the items are (images, texts): a class folder without one of them is empty
+        suffixes = set(paths.str.extract(r"(\.[^./]*)$", 1).str.to_lowercase().drop_nulls().unique().to_list())
+        kinds = suffixes if suffixes else set(IMAGE_EXTENSIONS)
+        what = ("image" if kinds <= set(IMAGE_EXTENSIONS)
+                else f"{'/'.join(sorted(kinds)[:4])} file like the items")
         empty = []
         for top in sorted({os.path.dirname(p) for p in parents if p}):
             try:
                 subs = sorted(e.name for e in os.scandir(top or ".") if e.is_dir() and not e.name.startswith("."))
             except OSError:
                 continue
-            # a folder with images that get_items left out was left out on purpose (a subset)
+            # a folder with items that get_items left out was left out on purpose (a subset)
             empty += [sub for sub in (f"{top}/{name}" if top else name for name in subs)
-                      if sub not in holding and not _has_image(sub)]
+                      if sub not in holding and not _holds_any(sub, kinds)]
         if empty:
-            notes.append(f"{len(empty)} class folder(s) hold no image, so their class is missing: {empty[:10]}")
+            notes.append(f"{len(empty)} class folder(s) hold no {what}, so their class is missing: {empty[:10]}")
         if notes:
             warn("parent_label: " + "; ".join(notes))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,30 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
     kwargs = {"infer_schema_length": 10_000, "glob": False, **kwargs}
     try:
         try:
-            return pl.read_csv(path, **kwargs)
+            frame = pl.read_csv(path, **kwargs)
         except pl.exceptions.ComputeError as e:
             if "could not parse" not in str(e) or kwargs["infer_schema_length"] is None:
                 raise
-            return pl.read_csv(path, **{**kwargs, "infer_schema_length": None})
+            frame = pl.read_csv(path, **{**kwargs, "infer_schema_length": None})
     except pl.exceptions.PolarsError as e:
         raise table_error(path, e) from e
+    refuse_repeated_headers(path, frame.columns)
+    return frame
+
+
+def refuse_repeated_headers(path: Path, columns: list[str]) -> None:
+    """Polars reads a header naming a column twice as ``age`` and ``age_duplicated_0``: the second column would
+    only be reachable under a name the file does not have, and ``age`` would silently be the first one."""
+    seen = set(columns)
+    repeated: dict[str, list[int]] = {}
+    for i, c in enumerate(columns):
+        m = re.fullmatch(r"(.+)_duplicated_\d+", c)
+        if m and m.group(1) in seen:
+            repeated.setdefault(m.group(1), [columns.index(m.group(1))]).append(i)
+    if repeated:
+        said = "; ".join(f"{name!r} at columns {', '.join(str(i + 1) for i in at)}" for name, at in repeated.items())
+        raise DataError(f"{path}: the header names a column more than once ({said}, counting from 1); rename the "
+                        "columns so each name is one column's, then read the file again")
 
 
 def table_error(path: Path, e: Exception) -> DataError:

@@ -23,8 +23,8 @@ import polars as pl
 import torch
 from torch import nn
 
-from pipekit.core.errors import DataError, NotFittedError, ParameterError
-from pipekit.core.validate import Y_RANGE, Interval, check
+from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
+from pipekit.core.validate import Y_RANGE, Interval, check, is_pandas
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.vocab import CategoryMap
 from pipekit.data.splitters import RandomSplitter
@@ -82,7 +82,8 @@ class CollabDataLoaders:
                 first = df[rating_name].drop_nulls().head(1).to_list()
                 raise DataError(f"CollabDataLoaders.from_df: the ratings {rating_name!r} are {dtype} (e.g. "
                                 f"{first[0] if first else None!r}), not numbers; cast them first: "
-                                f"df.with_columns(pl.col({rating_name!r}).cast(pl.Float32))")
+                                + (f"df[{rating_name!r}] = df[{rating_name!r}].astype(float)" if is_pandas(ratings)
+                                   else f"df.with_columns(pl.col({rating_name!r}).cast(pl.Float32))"))
             for c in (user_name, item_name):  # a missing id would train the #na# slot that unseen ids predict from
                 missing = df[c].is_null() | (df[c].is_nan() if df.schema[c].is_float() else False)
                 if missing.any():
@@ -99,6 +100,16 @@ class CollabDataLoaders:
                                 f"{'no' if n_valid == 0 else 'every'} rating for validation; pass a valid_pct "
                                 f"between {1 / len(df):.3g} and {1 - 1 / len(df):.3g}" if len(df) else
                                 "CollabDataLoaders.from_df: the ratings are empty")
+            repeated = df.select(pl.struct(user_name, item_name).is_duplicated().sum()).item()
+            if repeated:  # two ratings of one pair: conflicting targets, and one may be validated on the other
+                pairs = df.group_by(user_name, item_name).len().filter(pl.col("len") > 1).height
+                mean = (f"df.groupby([{user_name!r}, {item_name!r}], as_index=False)[{rating_name!r}].mean()"
+                        if is_pandas(ratings) else
+                        f"df.group_by({user_name!r}, {item_name!r}).agg(pl.col({rating_name!r}).mean())")
+                warn(f"CollabDataLoaders.from_df: {pairs} ({user_name}, {item_name}) pair(s) are rated more than once "
+                     f"({repeated} of {len(df)} rows); the random split can put one rating of a pair in training and "
+                     f"another in validation, which then scores a pair the model has seen. Keep one rating per pair, "
+                     f"e.g. their mean: {mean}", UserWarning)
             tab = Tabular(df, procs=[Categorify], cat_names=[user_name, item_name], cont_names=[],
                           y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers,

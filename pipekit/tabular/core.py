@@ -25,7 +25,8 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Is, check, is_column, is_missing, is_pandas
-from pipekit.data.items import TABLE_SUFFIXES, read_csv_table, strip_initial_spaces, table_error, to_items
+from pipekit.data.items import (TABLE_SUFFIXES, read_csv_table, refuse_repeated_headers, strip_initial_spaces, table_error,
+                                to_items)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc, float32_overflow_error
@@ -76,6 +77,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
                              glob=False).collect_schema()
     except pl.exceptions.PolarsError as e:
         raise table_error(p, e) from e
+    refuse_repeated_headers(p, schema.names())
     types: dict[str, pl.DataType] = {c: pl.Categorical() for c in [*cat_names, *text_names]
                                      if schema.get(c) == pl.String}
     types.update({c: pl.Float32() for c in cont_names if c in schema and schema[c].is_numeric()})

@@ -242,11 +242,16 @@ def read_text_file(path: str | Path, encoding: str = "utf-8", errors: str = "str
     >>> _ = Path("/tmp/pk_read.txt").write_bytes(b"caf\\xc3\\xa9")
     >>> read_text_file("/tmp/pk_read.txt")
     'café'
+    >>> _ = Path("/tmp/pk_bom.txt").write_bytes(b"\\xef\\xbb\\xbfGreat film")
+    >>> read_text_file("/tmp/pk_bom.txt")
+    'Great film'
     """
     check("read_text_file", errors=(errors, Options("strict", "replace", "ignore")))
     data = Path(path).read_bytes()
     try:
-        return data.decode(encoding, errors=errors)
+        text = data.decode(encoding, errors=errors)
+        # a byte-order mark (Windows editors start UTF-8 files with one) marks the encoding; it is no word of the text
+        return text[1:] if text.startswith("\ufeff") else text
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not valid {encoding} at byte {e.start} ({data[e.start:e.start + 4]!r}); "
                          f"fix the file, pass encoding=... if it uses another one, or errors='replace' "
