@@ -63,8 +63,12 @@ class DataLoader:
             if not len(dataset):
                 raise ParameterError("DataLoader: the list of items is empty; give the items to batch (e.g. "
                                      "list(zip(x, y)))")
-            # the book's DataLoader(list(zip(x, y)), batch_size=256) and DataLoader(range(15), batch_size=5)
-            dataset = ArrayDataset(stack_items(list(dataset), "", who="DataLoader", single_ok=True))
+            # the book's DataLoader(list(zip(x, y)), batch_size=256) and DataLoader(range(15), batch_size=5); a
+            # tensor or array of numbers is one store as it is
+            numbers = isinstance(dataset, torch.Tensor) or (isinstance(dataset, np.ndarray)
+                                                            and dataset.dtype.kind in "biuf")
+            dataset = ArrayDataset([TensorStore(torch.as_tensor(dataset))] if numbers else
+                                   stack_items(list(dataset), "", who="DataLoader", single_ok=True))
         if not callable(getattr(dataset, "gather", None)):
             raise ParameterError(f"DataLoader takes a pipekit dataset (stores it gathers batches from) or a list of "
                                  f"items such as list(zip(x, y)), got a {type(dataset).__name__}: for tensors x, y "

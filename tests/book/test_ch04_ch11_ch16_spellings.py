@@ -66,6 +66,7 @@ def test_ch04_dataloader_of_pairs_with_batch_size_trains(digits):
     assert acc > 0.9
     # the book's collections of numbers batch too; what is not a number is named
     assert [b[0].tolist() for b in DataLoader(range(7), batch_size=3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert [b[0].tolist() for b in DataLoader(torch.arange(7) * 2, batch_size=4)] == [[0, 2, 4, 6], [8, 10, 12]]
     with pytest.raises(DataError, match=r"item 0 holds str 'a', which is not a number"):
         DataLoader(list(enumerate("abc")), batch_size=2)
     with pytest.raises(DataError, match=r"item 1 is not a tuple of 2 like item 0"):
