@@ -441,3 +441,41 @@ def test_net_structure_rebuilds_every_tabular_model(layers, config, read):
     assert net_structure(model) == (layers, read, 2)
     rebuilt = TabularModel([(6, 4), (3, 2)], 3, 2, layers=layers, y_range=model.y_range, **(read or {}))
     assert repr(rebuilt) == repr(model)
+
+
+def test_nets_bagged_in_threads_are_the_nets_fitted_one_at_a_time_and_leave_the_callers_draws(
+        two_threads_nondeterministic_torch):
+    # each net seeds its own training: two fold nets in threads drew from one generator in whatever order the
+    # threads ran (out-of-fold probabilities differed by up to 0.5), and a fit left the caller's seed replaced
+    from pipekit.ensemble import BaggedModel
+
+    tab = _many_small_categories(n=1536)
+    np.random.seed(123)
+    torch.manual_seed(5)
+    expected = (np.random.rand(), torch.rand(1))
+    np.random.seed(123)
+    torch.manual_seed(5)
+    one = BaggedModel(TorchTabular("regression", layers=[32], epochs=1, bs=256, seed=1), n_folds=3,
+                      n_jobs=1).fit(tab.train)
+    assert np.random.rand() == expected[0] and torch.equal(torch.rand(1), expected[1])  # the caller's draws
+    assert not torch.are_deterministic_algorithms_enabled()  # and torch's settings, as they were
+    for _ in range(2):
+        par = BaggedModel(TorchTabular("regression", layers=[32], epochs=1, bs=256, seed=1), n_folds=3, n_jobs=2)
+        assert par.workers()[0] == 2
+        par.fit(tab.train)
+        np.testing.assert_array_equal(par.oof_predictions_, one.oof_predictions_)
+
+
+def test_a_forest_predicts_the_same_bits_on_every_run():
+    # scikit-learn's threads add the trees up in the order they finish: the last bits of a probability changed
+    from test_models_helpers import adult_tab
+
+    from pipekit.tabular import Categorify, FillMissing
+
+    tab = adult_tab(5000, procs=(Categorify, FillMissing))
+    rf = RandomForest("classification", n_estimators=40, seed=0, n_jobs=2).fit(tab.train)
+    ordered = rf.model_.set_params(n_jobs=1).predict_proba(rf.matrix(rf._prepare(tab.valid), order="C"))
+    rf.model_.set_params(n_jobs=2)
+    for _ in range(3):
+        np.testing.assert_array_equal(rf.predict_proba(tab.valid), ordered)
+    assert rf.model_.n_jobs == 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -147,8 +148,22 @@ class RandomForest(Backend):
         return forest.set_params(warm_start=False)
 
     def _predict(self, d: TabularData) -> np.ndarray:
+        """The trees' mean, summed in the trees' order for every row, so the same forest gives the same bits on
+        every run: scikit-learn's threads add their trees up in the order they finish, which changes the last
+        bits of a probability from run to run. The threads here each take a share of the rows instead."""
         X = self.matrix(d, order="C")
-        return self.model_.predict_proba(X) if self.task == "classification" else self.model_.predict(X)
+        forest = self.model_
+        method = forest.predict_proba if self.task == "classification" else forest.predict
+        n = min(cores(self.n_jobs), max(1, len(X) // 512))
+        kept = forest.n_jobs
+        forest.n_jobs = 1
+        try:
+            if n <= 1:
+                return method(X)
+            with ThreadPoolExecutor(n) as pool:  # tree prediction releases the GIL
+                return np.concatenate(list(pool.map(lambda rows: method(X[rows]), np.array_split(np.arange(len(X)), n))))
+        finally:
+            forest.n_jobs = kept
 
     def tree_predictions(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation over the trees of each row's prediction (the book's

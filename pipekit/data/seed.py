@@ -1,8 +1,11 @@
 """One call to make a run repeatable."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -41,3 +44,43 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
         # deterministic mode would also fill every new empty tensor with NaN (a debugging aid that costs
         # each allocation and changes no result of code that writes before it reads)
         torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
+
+
+_SEEDED = threading.RLock()  # one seeded run at a time: they all draw from the process's generators
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block as after ``set_seed(seed)``, then give the process back its random state and torch's
+    settings as they were: a model that seeds its own training (``TorchTabular``) neither changes the draws of
+    the code around it nor takes them. Seeded blocks run one at a time (a lock), so two such models fitted in
+    threads (``BaggedModel(..., n_jobs=2)``) each draw their own seed's numbers, as fitted one after the other.
+
+    >>> np.random.seed(123); before = np.random.rand()
+    >>> np.random.seed(123)
+    >>> with seeded(7): inside = torch.rand(1)
+    >>> np.random.rand() == before, torch.are_deterministic_algorithms_enabled() is not None
+    (True, True)
+    """
+    with _SEEDED:
+        py, npy, cpu = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        hash_seed = os.environ.get("PYTHONHASHSEED")
+        algorithms = (torch.are_deterministic_algorithms_enabled(),
+                      torch.is_deterministic_algorithms_warn_only_enabled())
+        cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+        try:
+            set_seed(seed)
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
+            torch.random.set_rng_state(cpu)
+            if cuda is not None:
+                torch.cuda.set_rng_state_all(cuda)
+            if hash_seed is None:
+                os.environ.pop("PYTHONHASHSEED", None)
+            else:
+                os.environ["PYTHONHASHSEED"] = hash_seed
+            torch.use_deterministic_algorithms(algorithms[0], warn_only=algorithms[1])
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn

@@ -156,7 +156,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
         end = self._deadline()  # the time counts from here, building the loaders and the net included
-        from pipekit.data.seed import set_seed
+        from pipekit.data.seed import seeded
         from pipekit.learn import ProgressCallback, TimeLimit
         from pipekit.tabular.model import tabular_learner
 
@@ -180,14 +180,15 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         else:
             frame = self._frame(d)
             valid_idx = np.sort(np.random.default_rng(self.seed).choice(n, max(1, n // 10), replace=False))
-        set_seed(self.seed)
-        kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
-        learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx), layers=self.layers,
-                                config=self.config, y_range=self.y_range_, **kwargs)
-        _ = learn.optimizer  # built now (a process's first one imports torch's compiler): inside the time counted
-        limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3))
-        with learn.removed_cbs(ProgressCallback):  # quiet, as every backend
-            learn.fit_one_cycle(self.epochs, self.lr, cbs=limit)
+        # the net's own seed, the caller's random state left as it was (and nets fitted in threads one at a time)
+        with seeded(self.seed):
+            kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
+            learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx),
+                                    layers=self.layers, config=self.config, y_range=self.y_range_, **kwargs)
+            _ = learn.optimizer  # built now (a process's first one imports torch's compiler): inside the time counted
+            limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3))
+            with learn.removed_cbs(ProgressCallback):  # quiet, as every backend
+                learn.fit_one_cycle(self.epochs, self.lr, cbs=limit)
         self.stopped_on_time_ = bool(limit is not None and limit.stopped_on_time_)
         self.model_ = learn.model.cpu().eval()
         self.emb_szs_ = [[int(e.num_embeddings), int(e.embedding_dim)] for e in self.model_.embeds]
