@@ -403,7 +403,7 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
         raise FileNotFoundError("no such file" + ("" if path.is_absolute() else f" (looked in {Path.cwd()})"))
     suffix = path.suffix.lower()
     is_model = isinstance(learn, Model) or _is_estimator(learn)
-    kind = "table" if is_model else input_kind(learn)
+    kind = _kind_of(learn)
     given = "table" if suffix in TABLE_SUFFIXES else "text" if suffix == ".txt" else \
         "image" if suffix in IMAGE_EXTENSIONS else None
     # a model whose items were rows of a table (a column of texts, a CSV of file names) reads a table's rows too
