@@ -293,7 +293,7 @@ class ColReader(Getter):
     def __init__(self, cols: str | int | Sequence[str | int], pref: str | os.PathLike = "", suffix: str = "",
                  label_delim: str | None = None):
         def one(c: Any) -> bool:
-            return isinstance(c, str) or (isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0)
+            return isinstance(c, str) or bool(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0)
 
         if isinstance(cols, (list, tuple)):
             if not cols:
