@@ -92,3 +92,18 @@ def probs_of(pred: tuple) -> np.ndarray:
     """The probabilities of a ``learn.predict`` result, as a flat float array."""
     p = pred[2]
     return (p.float() if isinstance(p, torch.Tensor) else torch.as_tensor(p)).reshape(-1).numpy()
+
+
+def threes_and_sevens(split: str, y_dtype: torch.dtype = torch.int64) -> tuple[torch.Tensor, torch.Tensor]:
+    """mnist_tiny's ``split`` ("train" or "valid") images of 3s and 7s as chapter 4 stacks them: flat float
+    tensors in 0..1, and a target column with 3 -> 1 and 7 -> 0."""
+    from PIL import Image
+
+    import pipekit.datasets as D
+
+    xs, ys = [], []
+    for label, digit in ((1, "3"), (0, "7")):
+        for f in sorted((D.path("mnist_tiny") / split / digit).glob("*.png")):
+            xs.append(torch.tensor(np.asarray(Image.open(f)), dtype=torch.float32).view(-1) / 255)
+            ys.append(label)
+    return torch.stack(xs), torch.tensor(ys, dtype=y_dtype).unsqueeze(1)

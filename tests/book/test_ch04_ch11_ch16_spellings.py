@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from book_helpers import threes_and_sevens
 from PIL import Image
 from torch import nn
 
@@ -24,17 +25,7 @@ from pipekit.vision import ImageBlock
 def digits():
     """mnist_tiny's train and valid images of 3s and 7s as flat tensors, 3 -> 1 and 7 -> 0 as in the book."""
     torch.set_num_threads(1)
-    root = D.path("mnist_tiny")
-
-    def stack(split):
-        xs, ys = [], []
-        for label, digit in ((1, "3"), (0, "7")):
-            for f in sorted((root / split / digit).glob("*.png")):
-                xs.append(torch.tensor(np.asarray(Image.open(f)), dtype=torch.float32).view(-1) / 255)
-                ys.append(label)
-        return torch.stack(xs), torch.tensor(ys, dtype=torch.float32).unsqueeze(1)
-
-    return stack("train"), stack("valid")
+    return threes_and_sevens("train", torch.float32), threes_and_sevens("valid", torch.float32)
 
 
 @pytest.fixture(scope="module")

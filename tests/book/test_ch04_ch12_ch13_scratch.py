@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from book_helpers import threes_and_sevens
 from torch import nn
 
 import pipekit
@@ -22,17 +22,7 @@ from pipekit.text import ModelResetter, RNNRegularizer, TextLearner
 @pytest.fixture(scope="module")
 def threes_sevens():
     torch.set_num_threads(1)
-    root = D.path("mnist_tiny")
-
-    def stack(split):
-        xs, ys = [], []
-        for label, digit in ((1, "3"), (0, "7")):
-            for f in sorted((root / split / digit).glob("*.png")):
-                xs.append(torch.tensor(np.asarray(Image.open(f)), dtype=torch.float32).view(-1) / 255)
-                ys.append(label)
-        return torch.stack(xs), torch.tensor(ys).unsqueeze(1)
-
-    return stack("train"), stack("valid")
+    return threes_and_sevens("train"), threes_and_sevens("valid")
 
 
 def mnist_loss(predictions, targets):
