@@ -479,17 +479,18 @@ class Plan:
 
 
 def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train: Any) -> list[Candidate]:
-    if candidates is None:
+    def defaults() -> list[Candidate]:
         # the net's range from every training row, not each fold's own
         lo, hi = target_range(train.y) if task == "regression" else (None, None)
         return default_candidates(task, n_jobs, seed, None if lo is None or hi is None else (lo, hi))
+
+    if candidates is None:
+        return defaults()
     if isinstance(candidates, dict):
         candidates = [Candidate(str(k), v) for k, v in candidates.items()]
     if isinstance(candidates, (list, tuple)) and any(isinstance(c, str) for c in candidates):
         # the default candidates by name (candidates=["gbm", "extra_trees"]), beside candidates of one's own
-        lo, hi = target_range(train.y) if task == "regression" else (None, None)
-        known = {c.name: c for c in default_candidates(task, n_jobs, seed,
-                                                       None if lo is None or hi is None else (lo, hi))}
+        known = {c.name: c for c in defaults()}
         unknown = [c for c in candidates if isinstance(c, str) and c not in known]
         if unknown:
             raise ParameterError(f"candidates: {unknown} {'is not a name' if len(unknown) == 1 else 'are not names'} "
