@@ -112,11 +112,12 @@ def tensor_image(value: Any) -> np.ndarray | None:
     return image_array(x)
 
 
-def draw_image(ax: Any, value: Any, title: str | None = None) -> None:
-    """Draw one image (anything :func:`image_array` reads) on ``ax``: grey when it has one channel."""
+def draw_image(ax: Any, value: Any, title: str | None = None, cmap: str | None = None) -> None:
+    """Draw one image (anything :func:`image_array` reads) on ``ax``: grey when it has one channel (or in
+    ``cmap``)."""
     img = value if isinstance(value, np.ndarray) and value.ndim == 3 else image_array(value)
     grey = img.shape[2] == 1
-    ax.imshow(img[:, :, 0] if grey else img, cmap="gray" if grey else None)
+    ax.imshow(img[:, :, 0] if grey else img, cmap=cmap or ("gray" if grey else None))
     ax.axis("off")
     if title:
         ax.set_title(title)
@@ -146,15 +147,10 @@ def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = No
             raise ParameterError(f"show_image: a tensor of shape {tuple(v.shape)} is not an image; give (H, W), "
                                  "(C, H, W) or (H, W, C) pixels with 1 or 3 channels")
         img = found
-    plt = get_pyplot()
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=figsize or (3, 3))
-    grey = img.shape[2] == 1
-    ax.imshow(img[:, :, 0] if grey else img, cmap=cmap or ("gray" if grey else None))
-    ax.axis("off")
-    if title:
-        ax.set_title(title)
+        fig, ax = get_pyplot().subplots(figsize=figsize or (3, 3))
+    draw_image(ax, img, title, cmap)
     if own:
         savefig_or_show(fig, name=name)
     return ax
