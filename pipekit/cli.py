@@ -23,62 +23,19 @@ import contextlib
 import importlib
 import importlib.util
 import os
-import pkgutil
 import runpy
 import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pipekit
 from pipekit.core.errors import ParameterError, WeightsNotInstalledError
+from pipekit.recipe_files import MODEL_SUFFIX, builtin_recipes, recipe_module, syntax_message, user_file
 
 #: the folder holding the ``pipekit`` package: a source checkout when it has a pyproject.toml
 CHECKOUT = Path(pipekit.__file__).resolve().parents[1]
-RECIPES = "pipekit.recipes"
-
-
-def builtin_recipes() -> list[str]:
-    """The names of the recipes that ship with pipekit.
-
-    >>> "mnist_tiny" in builtin_recipes()
-    True
-    """
-    import pipekit.recipes
-
-    return sorted(m.name for m in pkgutil.iter_modules(pipekit.recipes.__path__) if not m.name.startswith("_"))
-
-
-#: what an exported model (``learn.export``) or any other pipekit file is saved as
-MODEL_SUFFIX = ".pipekit"
-
-
-def _user_file(name: str, what: str) -> Path | None:
-    """``name`` as a path to a Python file, or None when it is a bare name; a missing file is an error, and so
-    is a saved model, which is no recipe."""
-    p = Path(name)
-    if p.suffix == MODEL_SUFFIX:
-        raise SystemExit(f"pipekit: {name!r} is a saved model (an export or checkpoint), not a recipe to run or "
-                         f"summarise: predict with it by `pipekit predict {name} FILE...`, or in Python with "
-                         f"load_learner({name!r}).predict(item)")
-    if p.is_dir():
-        raise SystemExit(f"pipekit: {name!r} is a folder; give the {what} file (a .py file) to use")
-    if p.suffix != ".py" and len(p.parts) == 1:
-        return None
-    if not p.is_file():
-        raise SystemExit(f"pipekit: {what} file {name!r} not found (looked in {Path.cwd()})")
-    return p
-
-
-def _recipe_module(name: str) -> str:
-    """The module of built-in recipe ``name``; an unknown name is an error listing the known ones."""
-    names = builtin_recipes()
-    if name not in names:
-        raise SystemExit(f"pipekit: no recipe named {name!r}; built-in recipes: {', '.join(names)}; "
-                         "or give the path to your own recipe file (pipekit run path/to/recipe.py)")
-    return f"{RECIPES}.{name}"
 
 
 def _run_main(path: Path, argv: list[str], own_folder: bool = True) -> int:
@@ -99,7 +56,7 @@ def _run_main(path: Path, argv: list[str], own_folder: bool = True) -> int:
             return 1
         return int(e.code or 0)
     except SyntaxError as e:
-        print(_syntax_message(path, e), file=sys.stderr)
+        print(syntax_message(path, e), file=sys.stderr)
         return 1
     except WeightsNotInstalledError as e:  # said in full by pipekit: no traceback to read through
         print(f"pipekit run: {e}", file=sys.stderr)
@@ -109,11 +66,6 @@ def _run_main(path: Path, argv: list[str], own_folder: bool = True) -> int:
         if own_folder and folder in sys.path:  # the first one: the script may have put it there itself too
             sys.path.remove(folder)
     return 0
-
-
-def _syntax_message(path: Path | str, e: SyntaxError) -> str:
-    where = f"line {e.lineno}" + (f", column {e.offset}" if e.offset else "")
-    return f"pipekit: the recipe {str(path)!r} is not valid Python ({e.msg} at {where}): fix it and run again"
 
 
 def _imports_local(node: ast.Import | ast.ImportFrom, folder: Path | None) -> bool:
@@ -222,10 +174,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if not args.recipe:
         raise SystemExit("pipekit run: name a recipe (pipekit run --list shows them) or a recipe file")
-    path = _user_file(args.recipe, "recipe")
+    path = user_file(args.recipe, "recipe")
     builtin = path is None
     if path is None:
-        spec = importlib.util.find_spec(_recipe_module(args.recipe))
+        spec = importlib.util.find_spec(recipe_module(args.recipe))
         assert spec is not None and spec.origin  # listed by builtin_recipes(), so its file is there
         path = Path(spec.origin)
     rc = _run_main(path, args.args, own_folder=not builtin)
@@ -235,27 +187,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return rc
 
 
-def _load_recipe(name: str) -> ModuleType:
-    path = _user_file(name, "recipe")
-    if path is None:
-        return importlib.import_module(_recipe_module(name))
-    spec = importlib.util.spec_from_file_location(f"user_recipe_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"pipekit: cannot load {str(path)!r} as a Python file")
-    mod = importlib.util.module_from_spec(spec)
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:  # the modules beside it import, as under `pipekit run` (and for the whole command:
-        sys.path.insert(0, folder)  # its functions may import them when called)
-    try:
-        spec.loader.exec_module(mod)
-    except SyntaxError as e:
-        raise SystemExit(_syntax_message(path, e)) from None
-    return mod
-
-
 def cmd_summary(args: argparse.Namespace) -> int:
-    from pipekit.bench.cli import load_recipe, recipe_loaders
     from pipekit.core.errors import PipekitError
+    from pipekit.recipe_files import load_recipe, recipe_loaders
 
     try:  # what the recipe returns is checked as bench-loader checks it; a step that fails is said in one line
         mod = load_recipe(args.recipe, "summary")
@@ -581,7 +515,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          "`make bench`) there, or give the path of a benchmark file.")
     scripts = []
     for n in args.names or sorted(available):
-        path = _user_file(n, "benchmark") or available.get(n)
+        path = user_file(n, "benchmark") or available.get(n)
         if path is None:
             raise SystemExit(f"pipekit bench: no benchmark named {n!r}; "
                              f"available: {', '.join(sorted(available)) or 'none (not in a source checkout)'}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import warnings
 from pathlib import Path
@@ -28,43 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from pipekit.core.errors import ParameterError
-
-
-def load_recipe(path: str | Path, who: str = "bench-loader") -> ModuleType:
-    """The recipe at ``path`` (a Python file, or the name of a built-in recipe) loaded as ``pipekit run`` loads it
-    (its folder importable); ``who`` (the command) starts the message of one that defines neither function."""
-    from pipekit.cli import _load_recipe
-
-    mod = _load_recipe(str(path))
-    if not callable(getattr(mod, "datablock", None)) and not callable(getattr(mod, "dataloaders", None)):
-        raise ParameterError(f"{who}: {path} defines neither datablock() (returning (DataBlock, source)) nor "
-                             "dataloaders(**kwargs) (returning DataLoaders); add one of them")
-    return mod
-
-
-def recipe_loaders(mod: ModuleType, bs: int | None = None, num_workers: int | None = None, seed: int | None = None,
-                   who: str = "bench-loader") -> tuple[Any, Any, dict[str, Any]]:
-    """``(pair, dls, kwargs)``: the ``(DataBlock, source)`` pair (or None) and the DataLoaders (None when the
-    pair is given: profile builds them) with the loader settings used (``bs`` and ``seed`` when given, and
-    ``num_workers`` with ``bs``: a recipe's ``dataloaders()`` gets those it takes)."""
-    kwargs: dict[str, Any] = {} if bs is None else {"bs": bs, "num_workers": num_workers}
-    if seed is not None:
-        kwargs["seed"] = seed
-    if callable(getattr(mod, "datablock", None)):
-        pair = mod.datablock()
-        from pipekit.data.datablock import DataBlock
-
-        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], DataBlock)):
-            raise ParameterError(f"{who}: datablock() must return (DataBlock, source), got {type(pair).__name__}")
-        return pair, None, kwargs
-    accepted = inspect.signature(mod.dataloaders).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    use = {k: v for k, v in kwargs.items() if takes_any or k in accepted}
-    dls = mod.dataloaders(**use)
-    if not (hasattr(dls, "train") and hasattr(dls, "loaders")):
-        raise ParameterError(f"{who}: dataloaders() must return DataLoaders (e.g. dblock.dataloaders(source, "
-                             f"**kwargs)), got {type(dls).__name__}")
-    return None, dls, use
+from pipekit.recipe_files import load_recipe, recipe_loaders
 
 
 def _positive(text: str) -> int:

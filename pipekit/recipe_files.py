@@ -1,0 +1,117 @@
+"""Recipe files as the command line reads them: a built-in recipe by name (``pipekit.recipes``) or a Python file
+of one's own, loaded with its folder importable, and what its ``datablock()`` or ``dataloaders()`` returns
+checked (``pipekit run``, ``summary`` and ``bench-loader`` share them)."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pipekit.core.errors import ParameterError
+
+RECIPES = "pipekit.recipes"
+
+#: what an exported model (``learn.export``) or any other pipekit file is saved as
+MODEL_SUFFIX = ".pipekit"
+
+
+def builtin_recipes() -> list[str]:
+    """The names of the recipes that ship with pipekit.
+
+    >>> "mnist_tiny" in builtin_recipes()
+    True
+    """
+    import pipekit.recipes
+
+    return sorted(m.name for m in pkgutil.iter_modules(pipekit.recipes.__path__) if not m.name.startswith("_"))
+
+
+def user_file(name: str, what: str) -> Path | None:
+    """``name`` as a path to a Python file, or None when it is a bare name; a missing file is an error, and so
+    is a saved model, which is no recipe."""
+    p = Path(name)
+    if p.suffix == MODEL_SUFFIX:
+        raise SystemExit(f"pipekit: {name!r} is a saved model (an export or checkpoint), not a recipe to run or "
+                         f"summarise: predict with it by `pipekit predict {name} FILE...`, or in Python with "
+                         f"load_learner({name!r}).predict(item)")
+    if p.is_dir():
+        raise SystemExit(f"pipekit: {name!r} is a folder; give the {what} file (a .py file) to use")
+    if p.suffix != ".py" and len(p.parts) == 1:
+        return None
+    if not p.is_file():
+        raise SystemExit(f"pipekit: {what} file {name!r} not found (looked in {Path.cwd()})")
+    return p
+
+
+def recipe_module(name: str) -> str:
+    """The module of built-in recipe ``name``; an unknown name is an error listing the known ones."""
+    names = builtin_recipes()
+    if name not in names:
+        raise SystemExit(f"pipekit: no recipe named {name!r}; built-in recipes: {', '.join(names)}; "
+                         "or give the path to your own recipe file (pipekit run path/to/recipe.py)")
+    return f"{RECIPES}.{name}"
+
+
+def syntax_message(path: Path | str, e: SyntaxError) -> str:
+    where = f"line {e.lineno}" + (f", column {e.offset}" if e.offset else "")
+    return f"pipekit: the recipe {str(path)!r} is not valid Python ({e.msg} at {where}): fix it and run again"
+
+
+def load_module(name: str) -> ModuleType:
+    """The built-in recipe ``name``, or the recipe file at ``name`` imported with its folder first on ``sys.path``
+    (the modules beside it import, for the whole command: its functions may import them when called)."""
+    path = user_file(name, "recipe")
+    if path is None:
+        return importlib.import_module(recipe_module(name))
+    spec = importlib.util.spec_from_file_location(f"user_recipe_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"pipekit: cannot load {str(path)!r} as a Python file")
+    mod = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # as under `pipekit run`
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(mod)
+    except SyntaxError as e:
+        raise SystemExit(syntax_message(path, e)) from None
+    return mod
+
+
+def load_recipe(path: str | Path, who: str = "bench-loader") -> ModuleType:
+    """The recipe at ``path`` (a Python file, or the name of a built-in recipe) loaded as ``pipekit run`` loads it
+    (its folder importable); ``who`` (the command) starts the message of one that defines neither function."""
+    mod = load_module(str(path))
+    if not callable(getattr(mod, "datablock", None)) and not callable(getattr(mod, "dataloaders", None)):
+        raise ParameterError(f"{who}: {path} defines neither datablock() (returning (DataBlock, source)) nor "
+                             "dataloaders(**kwargs) (returning DataLoaders); add one of them")
+    return mod
+
+
+def recipe_loaders(mod: ModuleType, bs: int | None = None, num_workers: int | None = None, seed: int | None = None,
+                   who: str = "bench-loader") -> tuple[Any, Any, dict[str, Any]]:
+    """``(pair, dls, kwargs)``: the ``(DataBlock, source)`` pair (or None) and the DataLoaders (None when the
+    pair is given: profile builds them) with the loader settings used (``bs`` and ``seed`` when given, and
+    ``num_workers`` with ``bs``: a recipe's ``dataloaders()`` gets those it takes)."""
+    kwargs: dict[str, Any] = {} if bs is None else {"bs": bs, "num_workers": num_workers}
+    if seed is not None:
+        kwargs["seed"] = seed
+    if callable(getattr(mod, "datablock", None)):
+        pair = mod.datablock()
+        from pipekit.data.datablock import DataBlock
+
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], DataBlock)):
+            raise ParameterError(f"{who}: datablock() must return (DataBlock, source), got {type(pair).__name__}")
+        return pair, None, kwargs
+    accepted = inspect.signature(mod.dataloaders).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    use = {k: v for k, v in kwargs.items() if takes_any or k in accepted}
+    dls = mod.dataloaders(**use)
+    if not (hasattr(dls, "train") and hasattr(dls, "loaders")):
+        raise ParameterError(f"{who}: dataloaders() must return DataLoaders (e.g. dblock.dataloaders(source, "
+                             f"**kwargs)), got {type(dls).__name__}")
+    return None, dls, use
