@@ -7,7 +7,6 @@ loaders, on any number of sources.
 """
 from __future__ import annotations
 
-import inspect
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -21,9 +20,9 @@ import torch
 from pipekit.core.component import Component, construct
 from pipekit.core.errors import DataError, FieldError, ParameterError, PipelineStepError, UnknownNameError, warn
 from pipekit.core.registry import name_of
-from pipekit.core.validate import Interval, Is, check, check_positive_int, check_state, is_pandas
+from pipekit.core.validate import Is, check, check_positive_int, check_state, is_pandas
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.dataloaders import DataLoaders, Datasets, learned_state, short_repr, walk_batch
+from pipekit.data.dataloaders import DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch
 from pipekit.data.getters import (ColReader, Getter, apply_getter, item_at)
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
@@ -291,14 +290,8 @@ class DataBlock(Component):
         """
         check_positive_int("dataloaders", "bs", bs)
         check("DataBlock.dataloaders", path=(path, Is(lambda p: p is None or isinstance(p, (str, os.PathLike)),
-                                                      "a folder (str or Path) or None")),
-              seq_len=(seq_len, Interval(1, None, integer=True, none_ok=True)))
-        lm_loader = "seq_len" in inspect.signature(self.dl_type()).parameters
-        if seq_len is not None and not lm_loader and not any(hasattr(b, "seq_len") for b in self._new_blocks()):
-            raise ParameterError(f"DataBlock.dataloaders: seq_len={seq_len} sets the window of a language model's "
-                                 "batches, and these blocks make none; give TextBlock(is_lm=True) (or "
-                                 "TextBlock.from_folder/from_df(..., is_lm=True)) for a language model, or leave "
-                                 "seq_len out")
+                                                      "a folder (str or Path) or None")))
+        check_seq_len("DataBlock.dataloaders", seq_len, self.dl_type(), self._new_blocks())  # before the items are read
         return self.datasets(source, seed=seed).dataloaders(bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
                                                             device=device, num_workers=num_workers,
                                                             drop_last=drop_last, seq_len=seq_len)

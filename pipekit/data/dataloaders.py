@@ -256,13 +256,8 @@ class Datasets(ArrayDataset):
                                  "them with DataBlock(...).datasets(source), or the loaders at once with "
                                  "DataBlock(...).dataloaders(source, bs=...)")
         check_positive_int("dataloaders", "bs", bs)
-        check("Datasets.dataloaders", seq_len=(seq_len, Interval(1, None, integer=True, none_ok=True)))
+        lm_loader = check_seq_len("Datasets.dataloaders", seq_len, self.recipe.dl_type(), self.blocks)
         lm_blocks = [b for b in self.blocks if getattr(b, "is_lm", False) and hasattr(b, "seq_len")]
-        lm_loader = "seq_len" in inspect.signature(self.recipe.dl_type()).parameters
-        if seq_len is not None and not lm_loader and not any(hasattr(b, "seq_len") for b in self.blocks):
-            raise ParameterError(f"dataloaders: seq_len={seq_len} sets the window of a language model's batches, "
-                                 "and these blocks make none; give TextBlock(is_lm=True) for a language model, or "
-                                 "leave seq_len out")
         dls = DataLoaders.from_datasets(self, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                         num_workers=num_workers, drop_last=drop_last)
         if seq_len is not None and lm_loader:
@@ -274,6 +269,18 @@ class Datasets(ArrayDataset):
     def __repr__(self) -> str:
         return (f"Datasets(items={len(self.items)}, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"blocks={list(self.blocks)})")
+
+
+def check_seq_len(who: str, seq_len: int | None, dl_type: type, blocks: Sequence[Any]) -> bool:
+    """Whether ``dl_type`` batches a language model's windows (it takes ``seq_len``); a ``seq_len`` given to
+    loaders of blocks that make no such batches is refused, naming the block that does."""
+    check(who, seq_len=(seq_len, Interval(1, None, integer=True, none_ok=True)))
+    lm_loader = "seq_len" in inspect.signature(dl_type).parameters
+    if seq_len is not None and not lm_loader and not any(hasattr(b, "seq_len") for b in blocks):
+        raise ParameterError(f"{who}: seq_len={seq_len} sets the window of a language model's batches, and these "
+                             "blocks make none; give TextBlock(is_lm=True) (or TextBlock.from_folder/from_df(..., "
+                             "is_lm=True)) for a language model, or leave seq_len out")
+    return lm_loader
 
 
 def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
