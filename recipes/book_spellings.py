@@ -1,4 +1,4 @@
-"""book_spellings: four of the book's workflows written the way the book writes them, on the real data sets.
+"""book_spellings: five of the book's workflows written the way the book writes them, on the real data sets.
 
 1. Chapter 8, a collaborative-filtering model from scratch on the MovieLens sample (``untar_data(URLs.ML_SAMPLE)``):
    ``class DotProductBias(Module)`` with no ``super().__init__()``, ``Embedding`` tables starting from N(0, 0.01)
@@ -13,6 +13,10 @@
 4. Chapter 11, ``TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter()(files))`` on
    mnist_tiny: the vocabulary, an item and its decoded label; chapter 6's ``vocab[torch.where(y == 1.)[0]]``.
    Chapter 9 (2. above) also reads the pipekit forest's trees as the book reads scikit-learn's: ``rf.estimators_``.
+   Then chapter 11's ``dsets = dblock.datasets(files)`` and ``dsets.dataloaders(bs=64)``.
+5. Chapter 4 from scratch on mnist_tiny's 3s and 7s: ``dset = list(zip(train_x, train_y))``,
+   ``DataLoaders(DataLoader(dset, batch_size=256), DataLoader(valid_dset, batch_size=256))``, and
+   ``Learner(dls, nn.Linear(28*28, 1), opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy).fit(10, lr=1)``.
 
     python recipes/book_spellings.py            # full run
     python recipes/book_spellings.py --quick    # fewer rows and epochs, for tests
@@ -29,11 +33,11 @@ import torch
 import pipekit
 import torch.nn.functional as F
 
-from pipekit.data import (URLs, Categorize, GrandparentSplitter, TfmdLists, first, get_image_files, parent_label,
-                          untar_data)
+from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, GrandparentSplitter,
+                          TfmdLists, first, get_image_files, parent_label, untar_data)
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular
-from pipekit.learn import Embedding, Learner, Module, MSELossFlat, accuracy, sigmoid_range
+from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, sigmoid_range
 from pipekit.tabular import Categorify, CollabDataLoaders, FillMissing, Normalize, Tabular, tabular_learner
 from pipekit.text import Numericalize, Tokenizer, WordTokenizer
 
@@ -124,20 +128,57 @@ def tfmdlists_of_files() -> dict:
     files = get_image_files(path("mnist_tiny"), folders=["train", "valid"])
     tls = TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter(valid_name="valid")(files))
     y = torch.tensor([0., 1.])  # a multi-hot target, as chapter 6 reads its labels
+    from pipekit.vision import ImageBlock
+
+    dsets = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label,
+                      splitter=GrandparentSplitter(valid_name="valid")).datasets(files)
+    xb, _ = dsets.dataloaders(bs=64, seed=0).one_batch()
     return {"vocab": tls.vocab, "train": len(tls.train), "valid": len(tls.valid), "first": tls.decode(tls[0]),
-            "first_folder": files[0].parent.name, "hot": tls.vocab[torch.where(y == 1.)[0]]}
+            "first_folder": files[0].parent.name, "hot": tls.vocab[torch.where(y == 1.)[0]],
+            "dsets_batch": tuple(xb.shape)}
+
+
+def mnist_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    predictions = predictions.sigmoid()
+    return torch.where(targets == 1, 1 - predictions, predictions).mean()
+
+
+def batch_accuracy(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    return ((xb.sigmoid() > 0.5) == yb).float().mean()
+
+
+def linear_from_scratch(epochs: int) -> dict:
+    from PIL import Image
+
+    def stack(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for label, digit in ((1, "3"), (0, "7")):
+            for f in sorted((path("mnist_tiny") / split / digit).glob("*.png")):
+                xs.append(torch.tensor(np.asarray(Image.open(f)), dtype=torch.float32).view(-1) / 255)
+                ys.append(label)
+        return torch.stack(xs), torch.tensor(ys, dtype=torch.float32).unsqueeze(1)
+
+    (train_x, train_y), (valid_x, valid_y) = stack("train"), stack("valid")
+    dset, valid_dset = list(zip(train_x, train_y)), list(zip(valid_x, valid_y))
+    dls = DataLoaders(DataLoader(dset, batch_size=256, shuffle=True, seed=0), DataLoader(valid_dset, batch_size=256))
+    pipekit.set_seed(0)
+    learn = Learner(dls, torch.nn.Linear(28 * 28, 1), opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
+    learn.fit(epochs, lr=1)
+    return {"accuracy": float(learn.recorder.values[-1][2]), "bs": dls.bs, "items": len(dset)}
 
 
 def main(quick: bool = False) -> dict:
     t0 = time.perf_counter()
     out = {"collab": collab_from_scratch(2 if quick else 5),
            "tabular": tabular_ensemble(6000 if quick else 32561, 1 if quick else 4),
-           "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files()}
+           "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files(),
+           "scratch": linear_from_scratch(5 if quick else 10)}
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
           f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
           f"ch9_forest={t['forest']:.4f} ch9_tree_std={t['tree_std']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
           f"ch11_vocab={'/'.join(s['vocab'])} ch11_items={s['train']}+{s['valid']} "
+          f"ch4_accuracy={out['scratch']['accuracy']:.4f} "
           f"time={time.perf_counter() - t0:.1f}s")
     return out
 

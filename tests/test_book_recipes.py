@@ -125,3 +125,7 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     # chapter 11: mnist_tiny's two folders and the label of the first file
     assert s["vocab"] == ["3", "7"] and (s["train"], s["valid"]) == (709, 699) and s["first"] == s["first_folder"]
     assert s["hot"] == ["7"] and k["first"] == "xxbos"  # chapter 6's vocab[torch.where(y == 1.)[0]]; first(toks)
+    assert s["dsets_batch"] == (64, 1, 28, 28)  # chapter 11's dsets.dataloaders(bs=64)
+    # chapter 4: the book's own DataLoader(list(zip(x, y)), batch_size=256) trains its linear model past chance
+    z = out["scratch"]
+    assert z["bs"] == 256 and z["items"] == 709 and z["accuracy"] > 0.9 and "ch4_accuracy=" in line, line
