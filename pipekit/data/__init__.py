@@ -6,7 +6,7 @@ from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, Mul
 from pipekit.data.datablock import DataBlock
 from pipekit.data.external import URLs, untar_data
 from pipekit.data.dataloaders import DataLoaders, Datasets
-from pipekit.data.getters import (ColReader, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
+from pipekit.data.getters import (ColReader, DataPath, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
                                   get_image_files, get_text_files, parent_label, using_attr)
 from pipekit.data.items import read_table, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device, first
@@ -21,7 +21,7 @@ from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform,
 
 __all__ = [
     "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap", "Categorize",
-    "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataLoader", "DataLoaders", "Datasets",
+    "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataPath", "DataLoader", "DataLoaders", "Datasets",
     "FileName", "FuncSplitter", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pipekit.data.extract import TAR_SUFFIXES, extract_archive
+from pipekit.data.getters import DataPath
 from pipekit.data.progress import progress_bar
 from pipekit.core.errors import warn
 
@@ -182,20 +183,19 @@ def _info(name: str) -> DatasetInfo:
     return REGISTRY[name]
 
 
-def path(name: str, download: bool = True) -> Path:
-    """The folder holding data set ``name``, downloading it into the user cache if needed.
+def path(name: str, download: bool = True) -> DataPath:
+    """The folder holding data set ``name``, downloading it into the user cache if needed; a
+    :class:`~pipekit.data.getters.DataPath`, so ``path(name).ls()`` lists it.
 
     >>> (path("adult_sample") / "adult.csv").exists()
     True
     """
     info = _info(name)
     found = locate(name)
-    if found is not None:
-        return found
-    if not download:
+    if found is None and not download:
         raise FileNotFoundError(f"data set {name!r} is not available locally: set PIPEKIT_DATA to a folder holding "
                                 f"{name}/ or call path({name!r}) with download=True")
-    return fetch(info)
+    return DataPath(found if found is not None else fetch(info))
 
 
 #: the names the fastai book gives the registered data sets (``URLs.ADULT_SAMPLE``...), by data set
@@ -236,7 +236,7 @@ class _URLs:
 URLs = _URLs()
 
 
-def untar_data(url: str, download: bool = True) -> Path:
+def untar_data(url: str, download: bool = True) -> DataPath:
     """The local folder of the data set downloaded from ``url`` (a ``URLs.<NAME>``, any registered data set's
     address, or its name), as the book's first line gives it: :func:`path` of that data set.
 

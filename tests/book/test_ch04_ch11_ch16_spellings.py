@@ -195,3 +195,21 @@ def test_ch04_show_image_of_a_tensor_goes_where_figures_go(digits, tmp_path):
     assert np.array_equal(np.asarray(show_image(pixels).get_images()[0].get_array()), np.asarray(pixels))
     with pytest.raises(ParameterError, match=r"a tensor of shape \(5,\) is not an image"):
         show_image(torch.zeros(5))
+
+
+def test_path_ls_lists_the_folders_the_book_walks(tmp_path):
+    """Chapter 4 starts with ``path.ls()`` and ``(path/'train').ls()``: the data set's folder and every path joined
+    onto it list their entries, sorted, with the book's filters."""
+    from pipekit.data import DataPath, URLs, untar_data
+
+    path = untar_data(URLs.MNIST_TINY)
+    assert [p.name for p in path.ls()] == ["labels.csv", "test", "train", "valid"]
+    threes = (path / "train" / "3").ls()
+    assert len(threes) == 346 and threes == sorted(threes) and all(isinstance(p, DataPath) for p in threes)
+    assert [p.name for p in path.ls(file_exts="csv")] == ["labels.csv"]
+    assert len((path / "train" / "3").ls(n_max=5, file_type="image")) == 5
+    with pytest.raises(NotADirectoryError, match="labels.csv' is a file"):
+        (path / "labels.csv").ls()
+    (tmp_path / "b.txt").write_text("x")
+    (tmp_path / "a.png").write_bytes(b"")
+    assert [p.name for p in DataPath(tmp_path).ls(file_type="text")] == ["b.txt"]
