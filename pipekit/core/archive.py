@@ -330,6 +330,9 @@ def array_from_npy(data: bytearray, where: str) -> np.ndarray:
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _NPY_KINDS:
         raise ExportError(f"{where} holds {dtype} values; only numbers, booleans and strings are accepted "
                           "(no Python objects, records or sub-arrays)")
+    if dtype.itemsize == 0:  # NumPy writes no such header; np.zeros would widen it to one char and allocate
+        raise ExportError(f"{where} holds {dtype} values of 0 bytes each; NumPy writes strings of at least one "
+                          "character, so this header was not written by it")
     count = math.prod(shape)
     nbytes = count * dtype.itemsize
     offset = fp.tell()

@@ -226,6 +226,15 @@ def test_sec_npz_bombs_and_lying_array_headers_for_load_model(tmp_path):
     peak = refused(load_model, path, match=r"'coef.npy': its header says shape \(1000000000000,\) of float64 "
                                             r"\(8,000,000,000,000 bytes\) but 16 bytes follow")
     assert peak < PEAK_LIMIT, peak
+    # strings of 0 bytes each: 0 bytes of data match the header, and NumPy would widen them to one character,
+    # 4e9 of them here
+    for descr in ("<U0", "|S0"):
+        hdr = "{'descr': '%s', 'fortran_order': False, 'shape': (4000000000,), }" % descr
+        hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
+        empty = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode()
+        path = write_model(tmp_path / "zero_width.pipekit", [entry("coef.npy", empty)])
+        peak = refused(load_model, path, match=r"'coef.npy' holds .*0 values of 0 bytes each")
+        assert peak < PEAK_LIMIT, peak
     # members that are not arrays, a record dtype, a malformed header
     for k, (name, data, pattern) in enumerate([
             ("notes.txt", b"hello", r"member 'notes.txt' is not a NumPy array \(.npy\)"),
