@@ -40,6 +40,10 @@ __all__ = ["Component", "to_data", "from_data", "param_names", "construct", "upg
 
 C = TypeVar("C", bound="Component")
 _ARRAY, _REF, _CLASS = "__array__", "__ref__", "class"
+#: registered kinds a record's value may not name: a loader reads a file, a learner factory builds a learner and an
+#: architecture builds a network, each called by pipekit from the field it belongs to and never as a value (a
+#: getter that named one would call it on every item)
+_NOT_VALUES = ("loader", "learner", "arch")
 #: deepest nesting a record may have (a file cannot make the loader recurse without bound)
 MAX_DEPTH = 64
 
@@ -320,8 +324,8 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
             raise ExportError(f"a record refers to array {data[_ARRAY]!r}, which the file does not hold")
         return arrays[data[_ARRAY]]
     if _REF in data:
-        try:
-            return lookup(data[_REF])
+        try:  # a value: never what reads files, builds learners or builds networks (those have fields of their own)
+            return lookup(data[_REF], not_kinds=_NOT_VALUES)
         except UnknownNameError as e:
             raise ExportError(str(e)) from None
     if _CLASS in data and "params" in data:

@@ -85,9 +85,9 @@ def import_builtin_packages() -> None:
             importlib.import_module(mod)
 
 
-def lookup(name: str, kind: str | None = None, base: type | None = None) -> Any:
-    """The object registered as ``name`` (of kind ``kind``, a subclass of ``base``); an error that says
-    how to register it otherwise.
+def lookup(name: str, kind: str | None = None, base: type | None = None, not_kinds: tuple[str, ...] = ()) -> Any:
+    """The object registered as ``name`` (of kind ``kind``, a subclass of ``base``, of none of ``not_kinds``); an
+    error that says how to register it otherwise.
 
     pipekit's own packages are imported on a miss, so a loader needs no import by the user. A short name
     (``"Categorize"``) finds pipekit's own class of that name, as records written by pipekit 0.1 name them.
@@ -105,6 +105,8 @@ def lookup(name: str, kind: str | None = None, base: type | None = None) -> Any:
             return None
         if kind is not None and entry[0] != kind:
             raise UnknownNameError(f"{name!r} is a registered {entry[0]}, not a {kind}")
+        if entry[0] in not_kinds:
+            raise UnknownNameError(f"{name!r} is a registered {entry[0]}, which cannot stand here")
         if base is not None and not (isinstance(entry[1], type) and issubclass(entry[1], base)):
             raise UnknownNameError(f"{name!r} is registered but is not a {base.__name__}")
         return entry

@@ -350,6 +350,14 @@ RECORD_ATTACKS = {
     "learner_other_kind": (_set(("learner",), "pipekit.learn.CrossEntropyLossFlat"),
                            r"field 'learner': 'pipekit.learn.CrossEntropyLossFlat' is a registered loss, not a learner"),
     "learner_unknown": (_set(("learner",), "os.system"), r"field 'learner': learner 'os.system' is not registered"),
+    # a value naming what reads a file, builds a learner or builds a network: a getter that named one would call
+    # it on every item the learner predicts
+    "value_a_loader": (_set(("dls", "recipe", "params", "processor"), {"__ref__": "learner"}),
+                       r"field 'dls': 'learner' is a registered loader, which cannot stand here"),
+    "value_a_learner": (_set(("dls", "recipe", "params", "processor"), {"__ref__": "pipekit.learn.Learner"}),
+                        r"field 'dls': 'pipekit.learn.Learner' is a registered learner, which cannot stand here"),
+    "value_an_arch": (_set(("dls", "recipe", "params", "processor"), {"__ref__": "xresnet50"}),
+                      r"field 'dls': 'xresnet50' is a registered arch, which cannot stand here"),
 }
 
 
