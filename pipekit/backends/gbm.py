@@ -200,7 +200,9 @@ MULTICLASS = ("multiclass", "multiclassova")
 _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|nan)", re.IGNORECASE)
 _KEY = re.compile(r"[a-z_]+")
-_PARAM = re.compile(r"\[[A-Za-z0-9_]+: [^\[\]{}\"\\]*\]")
+#: a parameter line; a value may hold brackets (``[interaction_constraints: [0,1],[2]]``), which LightGBM writes
+#: into the parameters' JSON as they are, but no braces, quotes or backslashes
+_PARAM = re.compile(r"\[[A-Za-z0-9_]+: [^{}\"\\\n]*\]")
 _NOT_TEXT = re.compile(r"[^\n\x20-\x7e]")
 
 

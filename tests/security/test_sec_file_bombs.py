@@ -150,6 +150,8 @@ def test_sec_gbm_tree_fields_lightgbm_would_read_otherwise_are_refused(gbm_expor
 
 
 def test_sec_gbm_exports_still_round_trip(gbm_export, tmp_path):
+    from pipekit.backends import GBM
+
     model, path, _, _, _, valid = gbm_export
     back = pipekit.load(path)
     np.testing.assert_array_equal(back.predict_proba(valid), model.predict_proba(valid))
@@ -157,6 +159,13 @@ def test_sec_gbm_exports_still_round_trip(gbm_export, tmp_path):
     # a loaded model exports and loads again as itself
     again = pipekit.load(pipekit.save(back, tmp_path / "again.pipekit"))
     np.testing.assert_array_equal(again.predict_proba(valid), model.predict_proba(valid))
+    # parameters whose values are lists of lists are written with brackets inside the brackets of their line
+    constrained = GBM("classification", n_estimators=10, n_jobs=1,
+                      params={"interaction_constraints": [[0], [1]], "monotone_constraints": [0, 1]})
+    constrained.fit(valid, valid)
+    back = pipekit.load(pipekit.save(constrained, tmp_path / "constrained.pipekit"))
+    np.testing.assert_array_equal(back.predict_proba(valid), constrained.predict_proba(valid))
+    assert back.booster_.params["interaction_constraints"] == [[0], [1]]
 
 
 # ------------------------------------------------------------------------------------------- HFTokenizer
