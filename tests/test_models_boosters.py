@@ -87,7 +87,7 @@ def test_malformed_booster_files_are_refused(splits):
     pytest.importorskip("xgboost")
     tr, _ = splits
     m = XGBoost("classification", n_estimators=5, n_jobs=1).fit(tr)
-    with pytest.raises(ExportError, match="UBJSON model stored as a 1-D uint8 array"):
+    with pytest.raises(ExportError, match=r"XGBoost model \(JSON or UBJSON\) stored as a 1-D uint8 array"):
         m.model_from_data(np.zeros((2, 2), np.float32))
     if installed("catboost"):
         c = CatBoost("classification", n_estimators=5, n_jobs=1).fit(tr)

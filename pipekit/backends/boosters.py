@@ -1,7 +1,8 @@
 """Two more gradient-boosting backends, used only where their libraries are installed (pipekit never
 requires them): ``XGBoost`` (xgboost, histogram trees with native categorical splits) and ``CatBoost``
 (catboost, ordered boosting with its own target statistics for categories). Both stop early on the
-valid split and export as their library's own model format (UBJSON / CBM bytes, never pickle).
+valid split and export as their library's own model format (XGBoost's JSON, checked field by field before
+XGBoost reads it; CatBoost's CBM bytes), never pickle.
 
 ``installed("xgboost")`` says whether one can be used.
 
@@ -23,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import tempfile
 import time
@@ -32,9 +34,10 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, feature_frame
+from pipekit.backends.booster_files import checked_xgboost_model, parse_xgboost_model
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
-from pipekit.core.validate import Interval, Is
+from pipekit.core.validate import Interval, Is, check_state
 
 FRACTION = Interval(0, 1, closed="right")
 PARAMS = Is(lambda v: v is None or isinstance(v, dict), "None or a dict of the library's parameters")
@@ -138,16 +141,30 @@ class XGBoost(Booster):
         return feature_frame(self.feature_names_,
                              np.array([gain.get(f"f{i}", 0.0) for i in range(len(self.feature_names_))]))
 
-    # -- files: the booster as XGBoost's own UBJSON model ------------------------------------------------
+    # -- files: the booster as XGBoost's own JSON model, checked before XGBoost reads it ------------------
     def model_to_data(self) -> np.ndarray:
-        return np.frombuffer(bytes(self.booster_.save_raw(raw_format="ubj")), dtype=np.uint8).copy()
+        return np.frombuffer(bytes(self.booster_.save_raw(raw_format="json")), dtype=np.uint8).copy()
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The fitted state of a file; ``best_iteration_`` (the rounds prediction uses) must be a whole number of
+        rounds the stored booster holds."""
+        super().state_from_data(state)
+        if "booster_" in vars(self):
+            check_state(state, "prediction",
+                        best_iteration_=Interval(1, int(self.booster_.num_boosted_rounds()), integer=True))
 
     def model_from_data(self, data: Any) -> Any:
         xgb = _require("xgboost", "XGBoost")
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 1):
-            raise ExportError("booster_ must be an XGBoost UBJSON model stored as a 1-D uint8 array")
+            raise ExportError("booster_ must be an XGBoost model (JSON or UBJSON) stored as a 1-D uint8 array")
+        n_classes = len(self.classes_) if self.task == "classification" else 0
+        model = checked_xgboost_model(parse_xgboost_model(data.tobytes()), len(self.feature_names_),
+                                      [c in self.cat_features_ for c in self.feature_names_], self.task, n_classes)
         booster = xgb.Booster()
-        booster.load_model(bytearray(data.tobytes()))
+        try:  # XGBoost reads the JSON written from the checked values, so it reads what was checked
+            booster.load_model(bytearray(json.dumps(model).encode()))
+        except xgb.core.XGBoostError as e:
+            raise ExportError(f"XGBoost refuses the stored model: {str(e)[:200]}") from None
         booster.set_param({"nthread": _threads(self.n_jobs)})
         return booster
 
