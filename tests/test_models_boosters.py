@@ -91,8 +91,10 @@ def test_malformed_booster_files_are_refused(splits):
         m.model_from_data(np.zeros((2, 2), np.float32))
     if installed("catboost"):
         c = CatBoost("classification", n_estimators=5, n_jobs=1).fit(tr)
-        with pytest.raises(ExportError, match="CatBoost model is malformed"):
+        with pytest.raises(ExportError, match="the CatBoost model is in CatBoost's binary format"):
             c.model_from_data(np.frombuffer(b"not a model", dtype=np.uint8))
+        with pytest.raises(ExportError, match="the CatBoost model is not valid JSON"):
+            c.model_from_data(np.frombuffer(b'{"oblivious_trees": [', dtype=np.uint8))
 
 
 @pytest.mark.parametrize("cls, package", [(GBM, "lightgbm"), (XGBoost, "xgboost"), (CatBoost, "catboost")])

@@ -1,11 +1,13 @@
-"""XGBoost model files checked before XGBoost reads them.
+"""XGBoost and CatBoost model files checked before their libraries read them.
 
-XGBoost trusts a model's tree tables when it predicts: a child index past the tree, a node that is its own child,
-a split feature past the inputs or a tree assigned to an output the model lacks reads or writes outside its
-buffers. A model in a pipekit file is therefore parsed here first (XGBoost's JSON, or the UBJSON that files
-written by earlier pipekit versions hold), checked field by field against the model the backend's state
-describes, and handed to XGBoost as JSON written from the checked values, so XGBoost reads exactly what was
-checked.
+Both libraries trust a model's tables when they load and predict: a child index past the tree, a node that is
+its own child, a split feature past the inputs, a tree assigned to an output the model lacks (XGBoost), a split
+index past the model's binary features, a target-statistics table whose length is no multiple of its stride, a
+tree with too few leaf values (CatBoost) read or write outside their buffers. A model in a pipekit file is
+therefore parsed here first (the library's JSON; XGBoost's UBJSON in files of earlier versions), checked field by
+field against the model the backend's state describes, and handed to the library as JSON written from the
+checked values, so it reads exactly what was checked. (CatBoost's binary CBM format, which files of earlier
+versions hold, is not read: it cannot be checked before CatBoost reads it.)
 
     >>> model_from_ubjson(b"{U\\x01a[$U#U\\x02\\x01\\x02}")
     {'a': [1, 2]}
@@ -173,16 +175,28 @@ def _reject_constant(name: str) -> Any:
     raise ExportError(f"the JSON model holds {name}, which JSON does not have")
 
 
+def looks_like_json(data: bytes) -> bool:
+    """Whether ``data`` opens as a JSON object (a UBJSON object's ``{`` is followed by a length's type)."""
+    return data[:1] == b"{" and data[1:2] in (b"\"", b" ", b"\n", b"\r", b"\t", b"}")
+
+
+def parse_json_model(data: bytes, library: str) -> dict[str, Any]:
+    """A JSON model read strictly: UTF-8, no key twice in one object, no NaN or Infinity, an object."""
+    try:
+        model = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
+                           parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ExportError(f"the {library} model is not valid JSON ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(model, dict):
+        raise ExportError(f"the {library} model must be an object")
+    return model
+
+
 def parse_xgboost_model(data: bytes) -> dict[str, Any]:
     """The model in ``data``: XGBoost's JSON (what pipekit writes), or its UBJSON (files of earlier versions)."""
-    if data[:1] == b"{" and data[1:2] in (b"\"", b" ", b"\n", b"}"):
-        try:
-            model = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
-                               parse_constant=_reject_constant)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-            raise ExportError(f"the XGBoost model is not valid JSON ({type(e).__name__}: {str(e)[:120]})") from None
-    else:
-        model = model_from_ubjson(data)
+    if looks_like_json(data):
+        return parse_json_model(data, "XGBoost")
+    model = model_from_ubjson(data)
     if not isinstance(model, dict):
         raise ExportError("the XGBoost model must be an object")
     return model
@@ -198,6 +212,11 @@ def _obj(value: Any, where: str, keys: set[str], optional: frozenset[str] = froz
                           + ", ".join(p for p in (f"missing {sorted(missing)}" if missing else "",
                                                   f"unknown {sorted(extra)[:5]}" if extra else "") if p))
     return value
+
+
+def _one_of(value: Any, options: set[str]) -> bool:
+    """Whether ``value`` is one of the texts ``options`` (a list or an object from a file is not, and is no error)."""
+    return isinstance(value, str) and value in options
 
 
 def _int_text(value: Any, where: str, low: int, high: int) -> int:
@@ -338,7 +357,7 @@ def checked_xgboost_model(model: dict[str, Any], n_features: int, categorical: l
     n_outputs = max(n_class, 1)
     _base_score(param["base_score"], "learner_model_param.base_score", n_outputs)
     objective = learner["objective"]
-    if not (isinstance(objective, dict) and objective.get("name") in OBJECTIVES[kind]):
+    if not (isinstance(objective, dict) and _one_of(objective.get("name"), OBJECTIVES[kind])):
         raise ExportError(f"learner.objective must name a {kind} objective ({', '.join(sorted(OBJECTIVES[kind]))})")
     _params(objective, "learner.objective")
     if kind == "multiclass" and _int_text(objective.get("softmax_multiclass_param", {}).get("num_class"),
@@ -377,3 +396,300 @@ def checked_xgboost_model(model: dict[str, Any], n_features: int, categorical: l
         _check_tree(tree, f"tree {i}", i, n_features, is_cat)
     return model
 
+
+
+# ------------------------------------------------------------------------------------------------ CatBoost
+#: the deepest symmetric tree CatBoost grows (its own limit for ``depth``)
+CATBOOST_MAX_DEPTH = 16
+CTR_TYPES = {"Borders", "Buckets", "Counter", "FeatureFreq", "BinarizedTargetMeanValue", "FloatTargetMeanValue"}
+#: a target statistic's table: per category hash, the counts that follow it (by kind; ``None``: one per class)
+_CTR_STRIDE = {"Counter": 2, "FeatureFreq": 2, "BinarizedTargetMeanValue": 3, "FloatTargetMeanValue": 3,
+               "Borders": None, "Buckets": None}
+_INT32 = (-(1 << 31), (1 << 31) - 1)
+#: CatBoost losses by the kind of model they make (how raw scores become predictions)
+LOSSES = {"regression": {"RMSE", "MAE", "Quantile", "MAPE", "Poisson", "Huber", "Expectile", "LogLinQuantile",
+                         "Tweedie", "Lq", "RMSEWithUncertainty", "LogCosh", "Cox", "SurvivalAft"},
+          "binary": {"Logloss", "CrossEntropy"}, "multiclass": {"MultiClass", "MultiClassOneVsAll"}}
+
+
+def _num(value: Any, where: str) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise ExportError(f"{where} must be a finite number, got {value!r:.40}")
+    return float(value)
+
+
+def _borders(value: Any, where: str) -> list[float]:
+    if not isinstance(value, list) or len(value) > 1 << 16:
+        raise ExportError(f"{where} must be a list of at most 65536 borders")
+    out = [_num(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ExportError(f"{where} must rise")
+    return out
+
+
+def _element(value: Any, where: str, n_float: int, n_cat: int) -> dict[str, Any]:
+    """One input of a target statistic's combination: a category, a float input's split, a category's one value."""
+    if not isinstance(value, dict):
+        raise ExportError(f"{where} must be an object")
+    kind = value.get("combination_element")
+    if kind == "cat_feature_value":
+        _obj(value, where, {"cat_feature_index", "combination_element"})
+        _int_text(value["cat_feature_index"], f"{where}.cat_feature_index", 0, n_cat - 1)
+    elif kind == "float_feature":
+        _obj(value, where, {"border", "combination_element", "float_feature_index"})
+        _int_text(value["float_feature_index"], f"{where}.float_feature_index", 0, n_float - 1)
+        _num(value["border"], f"{where}.border")
+    elif kind == "cat_feature_exact_value":
+        _obj(value, where, {"cat_feature_index", "combination_element", "value"})
+        _int_text(value["cat_feature_index"], f"{where}.cat_feature_index", 0, n_cat - 1)
+        _ints([value["value"]], f"{where}.value", 1, *_INT32)
+    else:
+        raise ExportError(f"{where}.combination_element must be cat_feature_value, float_feature or "
+                          f"cat_feature_exact_value, got {kind!r:.40}")
+    # the keys in the order CatBoost writes them, so a statistic's name is written the same way everywhere
+    return {k: value[k] for k in sorted(value)}
+
+
+def _ctr_name(elements: list[dict[str, Any]], kind: str) -> str:
+    """The name CatBoost gives a target statistic (its table's key): its inputs and its kind, as compact JSON."""
+    return catboost_json({"identifier": elements, "type": kind})
+
+
+def catboost_json(model: Any) -> str:
+    """A checked CatBoost model (or part of one) as the compact JSON CatBoost is given."""
+    return json.dumps(model, separators=(",", ":"), allow_nan=False)
+
+
+def exact_for_catboost(x: float) -> float:
+    """``x`` rounded to a number CatBoost's JSON reader reads back exactly, so a model saved and loaded predicts
+    bit for bit as before. Its reader is exact for decimals of at most 15 digits whose exponent is within 22 of
+    the decimal point, and a bit off for others: 15 significant digits, or 22 decimals below 1e-8 (an absolute
+    change below 5e-23).
+
+    >>> exact_for_catboost(-0.9480233369557209), exact_for_catboost(1.2345678901234567e-12)
+    (-0.948023336955721, 1.2345678901e-12)
+    """
+    if x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.15g}") if abs(x) >= 1e-8 else round(x, 22)
+
+
+def _check_ctr_table(value: Any, where: str, kind: str, border_idx: list[int]) -> None:
+    table = _obj(value, where, {"counter_denominator", "hash_map", "hash_stride"})
+    stride = _int_text(table["hash_stride"], f"{where}.hash_stride", 2, 1 << 12)
+    want = _CTR_STRIDE[kind]
+    if want is not None and stride != want:
+        raise ExportError(f"{where}.hash_stride must be {want} for a {kind} statistic, got {stride}")
+    n_classes = stride - 1  # Borders and Buckets: the hash, then one count per class of the target
+    limit = n_classes - 1 if kind == "Borders" else n_classes if kind == "Buckets" else 1
+    if any(not 0 <= b < limit for b in border_idx):
+        raise ExportError(f"{where}: a split reads target border {max(border_idx)} of a {kind} statistic with "
+                          f"{limit} of them")
+    _int_text(table["counter_denominator"], f"{where}.counter_denominator", 0, _INT32[1])
+    entries = table["hash_map"]
+    if not (isinstance(entries, list) and entries and len(entries) % stride == 0):
+        raise ExportError(f"{where}.hash_map must hold one or more rows of {stride} entries")
+    hashes = entries[::stride]
+    if not all(isinstance(h, str) and re.fullmatch(r"[0-9]{1,20}", h) and int(h) < 1 << 64 for h in hashes):
+        raise ExportError(f"{where}.hash_map: every row must start with a category hash (an unsigned 64-bit "
+                          "number written as text)")
+    if len(set(hashes)) != len(hashes):
+        raise ExportError(f"{where}.hash_map names a category hash twice")
+    counts = [v for i, v in enumerate(entries) if i % stride]
+    _ints(counts, f"{where}.hash_map's counts", None, *_INT32)
+    # the rows in the order of their hashes: CatBoost writes them in its table's order, which depends on the order
+    # they were read in, so the same model would be saved as other bytes each time
+    rows = sorted((entries[i:i + stride] for i in range(0, len(entries), stride)), key=lambda r: int(r[0]))
+    table["hash_map"] = [v for row in rows for v in row]
+
+
+def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_features: list[str], task: str,
+                           n_classes: int) -> dict[str, Any]:
+    """``model`` (CatBoost's JSON model as Python values) checked to be a symmetric-tree model over
+    ``feature_names`` (``cat_features`` among them) for ``task`` with ``n_classes`` classes (0 for regression);
+    returns the model CatBoost is given: the checked values, statistics' names written by pipekit, and of the
+    model's information only the training parameters and the classes (numbers and short texts)."""
+    _obj(model, "the CatBoost model", {"ctr_data", "features_info", "model_info", "oblivious_trees", "scale_and_bias"},
+         optional=frozenset({"ctr_data"}))
+    dim = n_classes if task == "classification" and n_classes > 2 else 1
+    # inputs: the float ones, then the categories, each at its place among pipekit's columns
+    info = _obj(model["features_info"], "features_info", {"categorical_features", "ctrs", "float_features"},
+                optional=frozenset({"categorical_features", "ctrs", "float_features"}))
+    flat_float = [i for i, c in enumerate(feature_names) if c not in cat_features]
+    flat_cat = [i for i, c in enumerate(feature_names) if c in cat_features]
+    floats = info.get("float_features", [])
+    if not (isinstance(floats, list) and len(floats) == len(flat_float)):
+        raise ExportError(f"features_info.float_features must list the model's {len(flat_float)} number inputs")
+    bins: list[tuple[str, int, Any]] = []
+    for i, f in enumerate(floats):
+        where = f"features_info.float_features[{i}]"
+        f = _obj(f, where, {"borders", "feature_id", "feature_index", "flat_feature_index", "has_nans",
+                            "nan_value_treatment"})
+        if f["feature_index"] != i or f["flat_feature_index"] != flat_float[i] or type(f["feature_index"]) is not int:
+            raise ExportError(f"{where} must be number input {i}, column {flat_float[i]}")
+        if f["feature_id"] != feature_names[flat_float[i]]:
+            raise ExportError(f"{where}.feature_id must be {feature_names[flat_float[i]]!r}, the column's name")
+        if not (type(f["has_nans"]) is bool and f["nan_value_treatment"] in ("AsIs", "AsFalse", "AsTrue")):
+            raise ExportError(f"{where}: has_nans or nan_value_treatment is malformed")
+        bins += [("FloatFeature", i, b) for b in _borders(f["borders"], f"{where}.borders")]
+    cats = info.get("categorical_features", [])
+    if not (isinstance(cats, list) and len(cats) == len(flat_cat)):
+        raise ExportError(f"features_info.categorical_features must list the model's {len(flat_cat)} categories")
+    one_hot: list[tuple[str, int, Any]] = []
+    for j, c in enumerate(cats):
+        where = f"features_info.categorical_features[{j}]"
+        c = _obj(c, where, {"feature_id", "feature_index", "flat_feature_index", "string_values", "values"},
+                 optional=frozenset({"string_values", "values"}))
+        if c["feature_index"] != j or c["flat_feature_index"] != flat_cat[j] or type(c["feature_index"]) is not int:
+            raise ExportError(f"{where} must be category {j}, column {flat_cat[j]}")
+        if c["feature_id"] != feature_names[flat_cat[j]]:
+            raise ExportError(f"{where}.feature_id must be {feature_names[flat_cat[j]]!r}, the column's name")
+        if "string_values" in c:
+            raise ExportError(f"{where}.string_values: pipekit gives CatBoost category codes, not texts")
+        if "values" in c:
+            values = _ints(c["values"], f"{where}.values", None, *_INT32).tolist()
+            if len(values) > 1 << 16 or len(set(values)) != len(values):
+                raise ExportError(f"{where}.values must be distinct category hashes")
+            one_hot += [("OneHotFeature", j, v) for v in values]
+    bins += one_hot
+    ctrs = info.get("ctrs", [])
+    if not isinstance(ctrs, list):
+        raise ExportError("features_info.ctrs must be a list")
+    names: list[str] = []
+    for k, ctr in enumerate(ctrs):
+        where = f"features_info.ctrs[{k}]"
+        ctr = _obj(ctr, where, {"borders", "ctr_type", "elements", "identifier", "prior_denomerator",
+                                "prior_numerator", "scale", "shift", "target_border_idx"})
+        if not _one_of(ctr["ctr_type"], CTR_TYPES):
+            raise ExportError(f"{where}.ctr_type must be one of {sorted(CTR_TYPES)}")
+        elements = ctr["elements"]
+        if not (isinstance(elements, list) and 1 <= len(elements) <= 16):
+            raise ExportError(f"{where}.elements must list 1 to 16 inputs")
+        ctr["elements"] = [_element(e, f"{where}.elements[{i}]", len(flat_float), len(flat_cat))
+                           for i, e in enumerate(elements)]
+        for key in ("prior_denomerator", "prior_numerator", "scale", "shift"):
+            _num(ctr[key], f"{where}.{key}")
+        _int_text(ctr["target_border_idx"], f"{where}.target_border_idx", 0, 1 << 12)
+        ctr["identifier"] = _ctr_name(ctr["elements"], ctr["ctr_type"])
+        names.append(ctr["identifier"])
+        bins += [("OnlineCtr", k, b) for b in _borders(ctr["borders"], f"{where}.borders")]
+    # the target statistics' tables: one per statistic the model uses, its key written by pipekit
+    tables = model.get("ctr_data", {})
+    if not isinstance(tables, dict):
+        raise ExportError("ctr_data must be an object")
+    by_name = {}
+    for key, table in tables.items():
+        try:
+            parsed = json.loads(key, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
+        except (json.JSONDecodeError, RecursionError):
+            raise ExportError(f"ctr_data: the key {key[:60]!r} is not a statistic's name") from None
+        parsed = _obj(parsed, f"ctr_data key {key[:60]!r}", {"identifier", "type"})
+        if not _one_of(parsed["type"], CTR_TYPES) or not isinstance(parsed["identifier"], list):
+            raise ExportError(f"ctr_data key {key[:60]!r} must name a statistic's kind and inputs")
+        elements = [_element(e, f"ctr_data key {key[:60]!r}", len(flat_float), len(flat_cat))
+                    for e in parsed["identifier"]]
+        by_name[_ctr_name(elements, parsed["type"])] = (parsed["type"], table)
+    if set(by_name) != set(names) or len(by_name) != len(tables):
+        raise ExportError("ctr_data must hold one table for each statistic features_info.ctrs lists, and no other")
+    for name, (kind, table) in by_name.items():
+        _check_ctr_table(table, f"ctr_data[{name[:60]!r}]", kind,
+                         [c["target_border_idx"] for c in ctrs if c["identifier"] == name])
+    # trees: symmetric, each split one of the binary features above (by its index, which CatBoost reads), and
+    # as many leaf values as its depth and the outputs make
+    trees = model["oblivious_trees"]
+    if not isinstance(trees, list):
+        raise ExportError("oblivious_trees must be a list (pipekit reads symmetric trees only)")
+    for t, tree in enumerate(trees):
+        where = f"tree {t}"
+        tree = _obj(tree, where, {"leaf_values", "leaf_weights", "splits"}, optional=frozenset({"leaf_weights"}))
+        splits = tree["splits"]
+        if not (isinstance(splits, list) and len(splits) <= CATBOOST_MAX_DEPTH):
+            raise ExportError(f"{where}.splits must list at most {CATBOOST_MAX_DEPTH} splits")
+        for s, split in enumerate(splits):
+            _check_split(split, f"{where}.splits[{s}]", bins, ctrs)
+        leaves = 1 << len(splits)
+        for key, n in (("leaf_values", leaves * dim), ("leaf_weights", leaves)):
+            if key in tree:
+                tree[key] = [exact_for_catboost(float(v)) for v in _floats(tree[key], f"{where}.{key}", n)]
+    scale_bias = model["scale_and_bias"]
+    if not (isinstance(scale_bias, list) and len(scale_bias) == 2 and isinstance(scale_bias[1], list)):
+        raise ExportError("scale_and_bias must be [scale, [bias per output]]")
+    model["scale_and_bias"] = [exact_for_catboost(_num(scale_bias[0], "scale_and_bias's scale")),
+                               [exact_for_catboost(float(b)) for b in _floats(scale_bias[1], "scale_and_bias's bias",
+                                                                              dim)]]
+    model["model_info"] = _checked_info(model["model_info"], task, n_classes)
+    model["ctr_data"] = {name: table for name, (_, table) in by_name.items()}
+    if not model["ctr_data"]:
+        del model["ctr_data"]
+    return model
+
+
+def _check_split(split: Any, where: str, bins: list[tuple[str, int, Any]], ctrs: list[dict[str, Any]]) -> None:
+    """A split names its binary feature by index (what CatBoost reads) and describes it: both must agree."""
+    if not isinstance(split, dict):
+        raise ExportError(f"{where} must be an object")
+    kind = split.get("split_type")
+    keys = {"FloatFeature": {"border", "float_feature_index"}, "OneHotFeature": {"cat_feature_index", "value"},
+            "OnlineCtr": {"border", "ctr_target_border_idx"}}.get(kind) if isinstance(kind, str) else None
+    if keys is None:
+        raise ExportError(f"{where}.split_type must be FloatFeature, OneHotFeature or OnlineCtr, got {kind!r:.40}")
+    _obj(split, where, keys | {"split_index", "split_type"})
+    index = _int_text(split["split_index"], f"{where}.split_index", 0, max(len(bins) - 1, 0))
+    if not bins:
+        raise ExportError(f"{where}: the model has no binary features to split on")
+    bin_kind, feature, value = bins[index]
+    if kind == "FloatFeature":
+        same = bin_kind == kind and split["float_feature_index"] == feature and split["border"] == value
+    elif kind == "OneHotFeature":
+        same = bin_kind == kind and split["cat_feature_index"] == feature and split["value"] == value
+    else:
+        same = (bin_kind == kind and split["border"] == value
+                and split["ctr_target_border_idx"] == ctrs[feature]["target_border_idx"])
+    if not same:
+        raise ExportError(f"{where}: split_index {index} is not the split it describes")
+
+
+def _checked_info(info: Any, task: str, n_classes: int) -> dict[str, Any]:
+    """The model information CatBoost is given: its training parameters (how it turns raw scores into
+    probabilities) as data of numbers and short texts, and the classes, which must be pipekit's codes 0..k-1."""
+    if not isinstance(info, dict):
+        raise ExportError("model_info must be an object")
+    params = info.get("params")
+    _bounded_data(params, "model_info.params", 0)
+    if not isinstance(params, dict):
+        raise ExportError("model_info.params must be an object")
+    loss = params.get("loss_function")
+    kind = "regression" if task == "regression" else "binary" if n_classes == 2 else "multiclass"
+    if not (isinstance(loss, dict) and _one_of(loss.get("type"), LOSSES[kind])):
+        raise ExportError(f"model_info.params.loss_function must name a {kind} loss "
+                          f"({', '.join(sorted(LOSSES[kind]))})")
+    out: dict[str, Any] = {"params": params}
+    if task == "classification":
+        want = {"class_label_type": "Integer", "class_names": list(range(n_classes)),
+                "class_to_label": list(range(n_classes)), "classes_count": 0}
+        if info.get("class_params") != want:
+            raise ExportError(f"model_info.class_params must be those of pipekit's {n_classes} class codes")
+        out["class_params"] = want
+    elif "class_params" in info:
+        raise ExportError("model_info.class_params: a regression model has no classes")
+    return out
+
+
+def _bounded_data(value: Any, where: str, depth: int) -> None:
+    if depth > 8:
+        raise ExportError(f"{where} nests more than 8 levels")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not _WORD.fullmatch(k):
+                raise ExportError(f"{where}: the key {k[:40]!r} is not a parameter's name")
+            _bounded_data(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        if len(value) > 4096:
+            raise ExportError(f"{where} lists more than 4096 values")
+        for v in value:
+            _bounded_data(v, where, depth + 1)
+    elif isinstance(value, str):
+        if len(value) > 256:
+            raise ExportError(f"{where} holds a text of more than 256 characters")
+    elif not (value is None or type(value) in (bool, int, float)):
+        raise ExportError(f"{where} holds a {type(value).__name__}")

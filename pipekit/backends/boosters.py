@@ -2,7 +2,7 @@
 requires them): ``XGBoost`` (xgboost, histogram trees with native categorical splits) and ``CatBoost``
 (catboost, ordered boosting with its own target statistics for categories). Both stop early on the
 valid split and export as their library's own model format (XGBoost's JSON, checked field by field before
-XGBoost reads it; CatBoost's CBM bytes), never pickle.
+XGBoost reads it, and CatBoost's JSON, checked the same way), never pickle.
 
 ``installed("xgboost")`` says whether one can be used.
 
@@ -34,7 +34,8 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, feature_frame
-from pipekit.backends.booster_files import checked_xgboost_model, parse_xgboost_model
+from pipekit.backends.booster_files import (catboost_json, checked_catboost_model, checked_xgboost_model,
+                                            looks_like_json, parse_json_model, parse_xgboost_model)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, check_state
@@ -240,6 +241,9 @@ class CatBoost(Booster):
             if key in meta:
                 del meta[key]
         self.model_ = model
+        # the model as its file holds it (its leaf values to 15 digits, which CatBoost's JSON reader reads back
+        # exactly), so predictions made now match those of the saved model, bit for bit
+        self.model_ = self.model_from_data(self.model_to_data())
         best = model.get_best_iteration() if valid is not None and self.stops_early() else None
         self.best_iteration_ = int(best) + 1 if best is not None else int(model.tree_count_)
 
@@ -254,19 +258,42 @@ class CatBoost(Booster):
         self.check_is_fitted()
         return feature_frame(self.feature_names_, self.model_.get_feature_importance())
 
-    # -- files: the model as CatBoost's own CBM bytes ----------------------------------------------------
+    # -- files: the model as CatBoost's JSON, checked before CatBoost reads it -----------------------------
+    def _checked(self, model: dict[str, Any]) -> dict[str, Any]:
+        n_classes = len(self.classes_) if self.task == "classification" else 0
+        return checked_catboost_model(model, list(self.feature_names_), list(self.cat_features_), self.task,
+                                      n_classes)
+
     def model_to_data(self) -> np.ndarray:
-        with tempfile.TemporaryDirectory() as tmp:  # CatBoost writes its binary format to a file only
-            where = os.path.join(tmp, "model.cbm")
-            self.model_.save_model(where, format="cbm")
+        with tempfile.TemporaryDirectory() as tmp:  # CatBoost writes its models to files only
+            where = os.path.join(tmp, "model.json")
+            self.model_.save_model(where, format="json")
             with open(where, "rb") as f:
-                return np.frombuffer(f.read(), dtype=np.uint8).copy()
+                model = parse_json_model(f.read(), "CatBoost")
+        return np.frombuffer(catboost_json(self._checked(model)).encode(), dtype=np.uint8).copy()
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The fitted state of a file; ``best_iteration_`` must be a whole number of the trees the model holds."""
+        super().state_from_data(state)
+        if "model_" in vars(self):
+            check_state(state, "prediction", best_iteration_=Interval(1, int(self.model_.tree_count_), integer=True))
 
     def model_from_data(self, data: Any) -> Any:
         cb = _require("catboost", "CatBoost")
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 1):
-            raise ExportError("model_ must be a CatBoost CBM model stored as a 1-D uint8 array")
-        try:
-            return cb.CatBoost().load_model(blob=data.tobytes())
-        except cb.CatBoostError as e:
-            raise ExportError(f"the stored CatBoost model is malformed: {e}") from None
+            raise ExportError("model_ must be a CatBoost JSON model stored as a 1-D uint8 array")
+        raw = data.tobytes()
+        if not looks_like_json(raw):
+            raise ExportError("the CatBoost model is in CatBoost's binary format, which earlier pipekit versions "
+                              "wrote and CatBoost reads without checking it: a file from someone else could corrupt "
+                              "memory, so it is not loaded. Fit the model again and save it with this version, "
+                              "which writes CatBoost's JSON and checks it before CatBoost reads it")
+        text = catboost_json(self._checked(parse_json_model(raw, "CatBoost")))
+        with tempfile.TemporaryDirectory() as tmp:  # CatBoost reads the JSON written from the checked values
+            where = os.path.join(tmp, "model.json")
+            with open(where, "w", encoding="utf-8") as f:
+                f.write(text)
+            try:
+                return cb.CatBoost().load_model(where, format="json")
+            except cb.CatBoostError as e:
+                raise ExportError(f"CatBoost refuses the stored model: {str(e)[:200]}") from None

@@ -1,4 +1,4 @@
-"""XGBoost models in pipekit files are checked before XGBoost reads them.
+"""XGBoost and CatBoost models in pipekit files are checked before their libraries read them.
 
 XGBoost trusts a model's tree tables: a tester's edits of a real export (a child index of a million, a node that
 is its own child, a split input of 10**8, a tree assigned to an output the model lacks, a million classes) loaded
@@ -6,6 +6,10 @@ and then crashed ``predict`` (SIGSEGV, glibc's "free(): invalid next size"). Eac
 classifier trained on adult (two categorical inputs, early stopped), loaded in a child process so that a crash
 shows as its exit code, and must be refused with an ExportError naming the field. Untouched files, files in the
 UBJSON that earlier versions wrote, multiclass, regression and dart models still round-trip bit for bit.
+
+CatBoost's reader takes a JSON model's split indices, leaf counts and target-statistics tables as they are, and
+its binary CBM format crashed it when a tester flipped a few bytes: CatBoost models are stored as checked JSON,
+each edit of a real three-class model is refused, and CBM is not read.
 """
 from __future__ import annotations
 
@@ -37,10 +41,10 @@ def members(path: Path) -> dict[str, bytes]:
         return {n: z.read(n) for n in z.namelist()}
 
 
-def with_booster(path: Path, data: bytes, out: Path) -> Path:
-    """The file ``path`` with its stored booster replaced by ``data``."""
+def with_booster(path: Path, data: bytes, out: Path, field: str = "booster_") -> Path:
+    """The file ``path`` with its stored booster (its state's ``field``) replaced by ``data``."""
     files = members(path)
-    key = json.loads(files["record.json"])["state"]["booster_"]["__array__"]
+    key = json.loads(files["record.json"])["state"][field]["__array__"]
     arrays = dict(np.load(io.BytesIO(files["arrays.npz"]), allow_pickle=False))
     arrays[key] = np.frombuffer(data, dtype=np.uint8).copy()
     buf = io.BytesIO()
@@ -237,3 +241,124 @@ def test_sec_a_best_iteration_past_the_stored_rounds_is_refused(export, tmp_path
     bad = edited_copy(path, lambda r: r["state"].__setitem__("best_iteration_", 10**6), tmp_path / "b.pipekit")
     with pytest.raises(ExportError, match=r"best_iteration_"):
         pipekit.load(bad)
+
+
+# ------------------------------------------------------------------------------------------------ CatBoost
+@pytest.fixture(scope="module")
+def cat_export(tmp_path_factory):
+    """A CatBoost classifier of three classes on adult (relationship from the rest): one-hot categories, target
+    statistics of single categories and of combinations, symmetric trees of depth 6."""
+    pytest.importorskip("catboost")
+    from pipekit.backends import CatBoost
+
+    tab = adult_tab(1500)
+    target = "relationship"
+    cats = [c for c in tab.cat_names if c != target]
+    y = tab.train.xs[target].to_numpy() % 3
+    model = CatBoost("classification", n_estimators=40, depth=6, n_jobs=1,
+                     params={"one_hot_max_size": 4, "max_ctr_complexity": 2}).fit(
+        as_data(tab.train.xs.drop(target), y=y, cat_names=cats))
+    rows = as_data(tab.valid.xs.drop(target), cat_names=cats)
+    path = pipekit.save(model, tmp_path_factory.mktemp("cb") / "cb.pipekit")
+    stored = json.loads(model.model_to_data().tobytes())
+    kinds = {s["split_type"] for t in stored["oblivious_trees"] for s in t["splits"]}
+    assert kinds == {"FloatFeature", "OneHotFeature", "OnlineCtr"}, kinds
+    assert any(len(c["elements"]) > 1 for c in stored["features_info"]["ctrs"])  # a combination of categories
+    return model, path, stored, rows
+
+
+def test_sec_catboost_files_round_trip_bit_for_bit(cat_export, tmp_path):
+    """The fitted model predicts as its file does (CatBoost's JSON reader reads some 17-digit numbers a bit off,
+    so the leaf values are kept to 15 digits), a loaded model saves the same bytes, and a binary classifier and a
+    regressor round-trip too."""
+    from pipekit.backends import CatBoost
+
+    model, path, _, rows = cat_export
+    back = pipekit.load(path)
+    np.testing.assert_array_equal(back.predict(rows), model.predict(rows))
+    assert np.array_equal(back.model_to_data(), model.model_to_data())
+    tab = adult_tab(1500)
+    for m, data in ((CatBoost("classification", n_estimators=30, n_jobs=1).fit(tab.train, tab.valid), tab.valid),
+                    (CatBoost("regression", n_estimators=30, n_jobs=1).fit(
+                        as_data(tab.train.xs.drop("age"), y=tab.train.xs["age"].to_numpy(), cat_names=tab.cat_names)),
+                     as_data(tab.valid.xs.drop("age"), cat_names=tab.cat_names))):
+        again = pipekit.load(pipekit.save(m, tmp_path / "m.pipekit"))
+        np.testing.assert_array_equal(again.predict(data), m.predict(data))
+
+
+def _cb_tree(model, kind="FloatFeature"):
+    return next(t for t in model["oblivious_trees"] if any(s["split_type"] == kind for s in t["splits"]))
+
+
+def _cb_split(model, kind):
+    return next(s for s in _cb_tree(model, kind)["splits"] if s["split_type"] == kind)
+
+
+def _cb_table(model):
+    return next(iter(model["ctr_data"].values()))
+
+
+def _cb_borders_ctr(model):
+    return next(c for c in model["features_info"]["ctrs"] if c["ctr_type"] == "Borders")
+
+
+CB_ATTACKS = {
+    "a split index past the binary features": (lambda m: _cb_split(m, "FloatFeature").__setitem__("split_index", 10**6),
+                                              r"split_index must be a whole number in \[0, \d+\]"),
+    "a split index of another split": (lambda m: _cb_split(m, "OnlineCtr").__setitem__("split_index", 0),
+                                       r"split_index 0 is not the split it describes"),
+    "too few leaf values": (lambda m: _cb_tree(m).__setitem__("leaf_values", _cb_tree(m)["leaf_values"][:-3]),
+                            r"leaf_values must be a list of \d+ finite numbers"),
+    "a depth of 17": (lambda m: _cb_tree(m)["splits"].extend([_cb_tree(m)["splits"][0]] * 13),
+                      r"splits must list at most 16 splits"),
+    "a table of part rows": (lambda m: _cb_table(m)["hash_map"].append(5), r"hash_map must hold one or more rows"),
+    "an empty table": (lambda m: _cb_table(m).__setitem__("hash_map", []), r"hash_map must hold one or more rows"),
+    "a wrong stride": (lambda m: next(t for t in m["ctr_data"].values() if t["hash_stride"] == 2).__setitem__(
+        "hash_stride", 3), r"hash_stride must be 2 for a Counter statistic"),
+    "a target border past the classes": (lambda m: _cb_borders_ctr(m).__setitem__("target_border_idx", 7),
+                                         r"a split reads target border 7 of a Borders statistic"),
+    "a hash that is not a number": (lambda m: _cb_table(m)["hash_map"].__setitem__(0, "-1"),
+                                    r"every row must start with a category hash"),
+    "a missing table": (lambda m: m["ctr_data"].pop(next(iter(m["ctr_data"]))),
+                        r"ctr_data must hold one table for each statistic"),
+    "a statistic of a category past the inputs": (
+        lambda m: m["features_info"]["ctrs"][0]["elements"][0].__setitem__("cat_feature_index", 99),
+        r"cat_feature_index must be a whole number in \[0, \d\]"),
+    "an input at another column": (lambda m: m["features_info"]["float_features"][0].__setitem__("flat_feature_index", 9),
+                                   r"float_features\[0\] must be number input 0"),
+    "another column's name": (lambda m: m["features_info"]["float_features"][0].__setitem__("feature_id", "evil"),
+                              r"float_features\[0\].feature_id must be"),
+    "falling borders": (lambda m: m["features_info"]["float_features"][0]["borders"].reverse(),
+                        r"float_features\[0\].borders must rise"),
+    "asymmetric trees": (lambda m: m.__setitem__("trees", m.pop("oblivious_trees")), r"unknown \['trees'\]"),
+    "a regression loss": (lambda m: m["model_info"]["params"]["loss_function"].__setitem__("type", "RMSE"),
+                          r"loss_function must name a multiclass loss"),
+    "other classes": (lambda m: m["model_info"]["class_params"].__setitem__("class_to_label", [0, 5, 1]),
+                      r"class_params must be those of pipekit's 3 class codes"),
+    "a bias per output too few": (lambda m: m["scale_and_bias"][1].pop(), r"bias must be a list of 3 finite numbers"),
+    "a long text in the parameters": (lambda m: m["model_info"]["params"].__setitem__("note", "x" * 1000),
+                                      r"holds a text of more than 256 characters"),
+}
+
+
+def test_sec_edited_catboost_models_are_refused_before_catboost_reads_them(cat_export, tmp_path):
+    """CatBoost reads a JSON model's split indices, leaf counts and statistics' tables as they are: each edit is
+    refused in a child process (a crash would show as its exit code), as is the binary CBM format a tester's
+    flipped bytes crashed CatBoost's reader with."""
+    model, path, stored, _ = cat_export
+    paths = []
+    for k, (edit, _) in enumerate(CB_ATTACKS.values()):
+        m = copy.deepcopy(stored)
+        edit(m)
+        assert m != stored
+        paths.append(with_booster(path, json.dumps(m).encode(), tmp_path / f"cb{k}.pipekit", field="model_"))
+    paths.append(with_booster(path, b"CBM1" + bytes(64), tmp_path / "cbm.pipekit", field="model_"))
+    run = subprocess.run([sys.executable, "-c", _LOAD_EACH, *map(str, paths)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, f"the child process died (exit code {run.returncode}): {run.stderr[-800:]}"
+    lines = run.stdout.strip().splitlines()
+    said = [s for _, s in CB_ATTACKS.values()] + [r"in CatBoost's binary format, which earlier pipekit versions"]
+    assert len(lines) == len(said), run.stdout + run.stderr
+    for line, p, name, pattern in zip(lines, paths, [*CB_ATTACKS, "CBM"], said):
+        assert line.startswith(f"REFUSED {p}: record.json: CatBoost: "), (name, line)
+        assert re.search(pattern, line), (name, pattern, line)
