@@ -35,6 +35,16 @@ def test_quickstart_runs_in_a_kernel_with_inline_plots(tmp_path):
     env.update(PIPEKIT_DATA=os.environ["PIPEKIT_DATA"], PIPEKIT_CACHE=str(tmp_path / "cache"),
                PIPEKIT_PLOTS=str(tmp_path / "plots"), OMP_NUM_THREADS="1")
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    bars = []
+    real = client._update_display_id
+
+    def spy(display_id, msg):  # the kernel's in-place updates: the progress bar's, while the epoch runs
+        html = msg["content"]["data"].get("text/html", "")
+        if "<progress" in html:
+            bars.append(html)
+        return real(display_id, msg)
+
+    client._update_display_id = spy
     client.execute(env=env)  # a failing cell raises CellExecutionError naming it
 
     batch, cm = _pngs(_cell(nb, "show_batch")), _pngs(_cell(nb, "plot_confusion_matrix"))
@@ -45,6 +55,14 @@ def test_quickstart_runs_in_a_kernel_with_inline_plots(tmp_path):
     epochs = [ln.split() for ln in training.splitlines() if ln.split()[:1] == ["0"]]
     assert "train_loss  valid_loss  accuracy" in training and len(epochs) == 1, training
     assert 0.5 < float(epochs[0][3]) <= 1.0, training  # one epoch tells most 3s from 7s
+    # the table is HTML in the notebook, its plain text free of terminal colour codes
+    fit = _cell(nb, "fit_one_cycle").outputs
+    assert any("<th>train_loss</th>" in o.get("data", {}).get("text/html", "") for o in fit), fit
+    assert "\x1b[" not in training
+    # a bar moved through the epoch's batches in place, and is gone once the fit is done
+    assert any("epoch 1/1 train" in b for b in bars) and any("epoch 1/1 valid" in b for b in bars), bars
+    assert len({b for b in bars if "train" in b}) >= 2, bars
+    assert not any("<progress" in o.get("data", {}).get("text/html", "") for o in fit), fit
     assert not list(tmp_path.rglob("*.png")), "inline plots are not also written as files"
 
 

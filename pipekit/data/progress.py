@@ -1,27 +1,106 @@
-"""Progress bars for long work (rich), silent when output is not a terminal or PIPEKIT_QUIET=1."""
+"""Progress bars for long work: rich on a terminal, an HTML bar updated in place in a Jupyter notebook, silent
+when output is neither or PIPEKIT_QUIET=1."""
 from __future__ import annotations
 
+import html
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
+def in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (IPython with a kernel attached), which shows HTML outputs."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def progress_enabled() -> bool:
-    """Bars show on an interactive terminal unless PIPEKIT_QUIET=1; PIPEKIT_PROGRESS=1 forces them on."""
+    """Bars show on an interactive terminal and in a notebook unless PIPEKIT_QUIET=1; PIPEKIT_PROGRESS=1 forces
+    them on."""
     if os.environ.get("PIPEKIT_QUIET") == "1":
         return False
     if os.environ.get("PIPEKIT_PROGRESS") == "1":
         return True
-    return sys.stderr.isatty()
+    return sys.stderr.isatty() or in_notebook()
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%M:%S", time.gmtime(seconds)) if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+class Shown:
+    """An output for a notebook: HTML for Jupyter, plain text (no terminal colour codes) for anything else."""
+
+    def __init__(self, html_text: str, text: str):
+        self.html_text, self.text = html_text, text
+
+    def _repr_html_(self) -> str:
+        return self.html_text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class Slot:
+    """One output area of a notebook cell, replaced in place (an IPython display handle)."""
+
+    def __init__(self, shown: Shown | None = None):
+        from IPython.display import display
+
+        self.handle: Any = display(shown or Shown("", ""), display_id=True)
+
+    def show(self, shown: Shown) -> None:
+        self.handle.update(shown)
+
+
+class NotebookBar:
+    """A progress bar in a notebook: an HTML ``<progress>`` with the count, elapsed and remaining time, redrawn at
+    most ten times a second in its ``slot`` (its own, or one a caller reuses), and emptied at the end unless
+    ``leave``."""
+
+    def __init__(self, total: int | None, description: str = "", leave: bool = False, unit: str = "items",
+                 slot: Slot | None = None):
+        self.total, self.description, self.leave, self.unit = total, description, leave, unit
+        self.count, self.start, self.drawn = 0, time.perf_counter(), 0.0
+        self.slot = slot or Slot()
+        self.draw()
+
+    def shown(self) -> Shown:
+        elapsed = time.perf_counter() - self.start
+        done = f"{self.count:,}" + (f"/{self.total:,}" if self.total else "")
+        if self.unit == "bytes":
+            done = f"{self.count / 1e6:.1f}" + (f"/{self.total / 1e6:.1f}" if self.total else "") + " MB"
+        left = (f" < {_clock(elapsed / self.count * (self.total - self.count))}"
+                if self.total and self.count else "")
+        info = f"{self.description} {done} [{_clock(elapsed)}{left}]".strip()
+        bar = (f"<progress value='{self.count}' max='{self.total}' style='width:300px; height:12px'></progress>"
+               if self.total else "")
+        return Shown(f"<div>{bar} <span>{html.escape(info)}</span></div>", info)
+
+    def draw(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or now - self.drawn >= 0.1:
+            self.slot.show(self.shown())
+            self.drawn = now
+
+    def advance(self, n: int = 1) -> None:
+        self.count += n
+        self.draw(force=self.total is not None and self.count >= self.total)
+
+    def close(self) -> None:
+        self.slot.show(self.shown() if self.leave else Shown("", ""))
 
 
 def progress_bar(iterable: Iterable[T], total: int | None = None, description: str = "",
-                 leave: bool = False, unit: str = "items") -> Iterator[T]:
-    """Iterate over ``iterable`` while drawing a rich progress bar; ``unit="bytes"`` counts the length of
-    each chunk and shows the transfer speed (downloads).
+                 leave: bool = False, unit: str = "items", slot: Slot | None = None) -> Iterator[T]:
+    """Iterate over ``iterable`` while drawing a progress bar (rich on a terminal; in a notebook an HTML bar in
+    ``slot``, or an output of its own); ``unit="bytes"`` counts the length of each chunk and shows the transfer
+    speed (downloads).
 
     >>> sum(progress_bar(range(3), description="demo"))
     3
@@ -33,6 +112,15 @@ def progress_bar(iterable: Iterable[T], total: int | None = None, description: s
             total = None
     if not progress_enabled():
         yield from iterable
+        return
+    if in_notebook():
+        shown = NotebookBar(total, description, leave, unit, slot)
+        try:
+            for x in iterable:
+                yield x
+                shown.advance(len(x) if unit == "bytes" else 1)  # type: ignore[arg-type]
+        finally:
+            shown.close()
         return
     from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)

@@ -2,6 +2,7 @@
 ``get_preds`` adds to collect predictions."""
 from __future__ import annotations
 
+import html
 import math
 import os
 import time
@@ -15,7 +16,7 @@ from pipekit.core.errors import NotFittedError, ParameterError, warn
 from pipekit.core.protocols import Loader
 from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.data.progress import progress_bar
+from pipekit.data.progress import Shown, Slot, in_notebook, progress_bar, progress_enabled
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.distributed import is_main_process
 from pipekit.metrics import Metric
@@ -280,28 +281,40 @@ class ProgressCallback(Callback):
         self._header_done = False
         # one table for the job, not one per process
         self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table or not is_main_process()
+        # in a notebook: the table as HTML in one output, redrawn after each epoch, and the bar in one below it
+        self._notebook = in_notebook()
+        self._table: Slot | None = Slot() if self._notebook and not self._quiet else None
         learn = self.learn
         if not self.show_bar:
             return
+        bar = Slot() if self._notebook and progress_enabled() else None
         learn.batch_wrapper = lambda dl: progress_bar(dl, total=len(dl),
                                                       description=f"epoch {learn.epoch + 1}/{learn.n_epoch} "
-                                                                  f"{'train' if learn.training else 'valid'}")
+                                                                  f"{'train' if learn.training else 'valid'}",
+                                                      slot=bar)
 
     def after_epoch(self) -> None:
         rec = self.learn.recorder
         if self._quiet or not rec.history:
             return
+        names = rec.metric_names
+        rows = [[str(r[0])] + [_fmt(v) for v in r[1:-1]] + [time.strftime("%M:%S", time.gmtime(r[-1]))]
+                for r in rec.history]
+        widths = [max(len(n), 10) for n in names]
+        if self._table is not None:
+            head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+            text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [names, *rows])
+            self._table.show(Shown(f"<table class='dataframe' border='1'><thead><tr style='text-align: left;'>{head}"
+                                   f"</tr></thead><tbody>{body}</tbody></table>", text))
+            return
         from rich.console import Console
 
         console = Console(highlight=False, soft_wrap=True)
-        names = rec.metric_names
-        widths = [max(len(n), 10) for n in names]
         if not self._header_done:
             console.print("  ".join(n.ljust(w) for n, w in zip(names, widths)), style="bold")
             self._header_done = True
-        row = list(rec.history[-1])
-        cells = [str(row[0])] + [_fmt(v) for v in row[1:-1]] + [time.strftime("%M:%S", time.gmtime(row[-1]))]
-        console.print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+        console.print("  ".join(c.ljust(w) for c, w in zip(rows[-1], widths)))
 
     def after_fit(self) -> None:
         self.learn.batch_wrapper = None
