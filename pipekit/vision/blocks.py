@@ -13,6 +13,7 @@ Example:
 """
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,20 +41,75 @@ from pipekit.vision.transforms import BatchAugment, IntToFloat
 IMAGE_CLASSES = ("RGB", "L")
 
 
+class ImageArray(np.ndarray):
+    """Decoded pixels, uint8 (H, W, C), that show themselves: a picture in a notebook, ``PILImage mode=RGB
+    size=200x150`` as text. Everything that takes an array takes one (``learn.predict``, NumPy, torch);
+    arithmetic on it gives plain arrays. ``to_thumb(h, w)`` shrinks it to fit in h x w, ``show()`` draws it.
+
+    >>> img = PILImage.create(np.zeros((40, 60), np.uint8))
+    >>> img, img.to_thumb(20).shape, type(img / 255).__name__
+    (PILImage mode=RGB size=60x40, (13, 20, 3), 'ndarray')
+    """
+
+    def __array_wrap__(self, array: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        out = np.asarray(array).view(np.ndarray)
+        return out[()] if return_scalar else out
+
+    def _is_picture(self) -> bool:
+        return self.dtype == np.uint8 and self.ndim == 3 and self.shape[2] in (1, 3) and min(self.shape[:2]) > 0
+
+    @property
+    def mode(self) -> str:
+        """``'RGB'`` or ``'L'``, by the number of channels."""
+        return "L" if self.ndim == 3 and self.shape[2] == 1 else "RGB"
+
+    def __repr__(self) -> str:
+        if not self._is_picture():
+            return repr(self.view(np.ndarray))
+        return f"PILImage{'BW' if self.mode == 'L' else ''} mode={self.mode} size={self.shape[1]}x{self.shape[0]}"
+
+    def to_pil(self) -> Any:
+        """The pixels as a PIL image."""
+        from PIL import Image
+
+        pixels = np.ascontiguousarray(self.view(np.ndarray))
+        return Image.fromarray(pixels[:, :, 0] if self.mode == "L" else pixels)
+
+    def _repr_png_(self) -> bytes | None:
+        if not self._is_picture():
+            return None
+        buf = io.BytesIO()
+        self.to_pil().save(buf, format="PNG")
+        return buf.getvalue()
+
+    def to_thumb(self, h: int, w: int | None = None) -> ImageArray:
+        """The image shrunk (never enlarged) to fit in ``h`` x ``w`` (``w`` defaults to ``h``), its aspect kept."""
+        pil = self.to_pil()
+        pil.thumbnail((w or h, h))
+        pixels = np.asarray(pil)
+        return (pixels[:, :, None] if pixels.ndim == 2 else pixels).view(ImageArray)
+
+    def show(self, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None) -> Any:
+        """Draw the image (see :func:`pipekit.vision.show_image`); returns the axes."""
+        from pipekit.data.plotting import show_image
+
+        return show_image(self.view(np.ndarray), ax=ax, figsize=figsize, title=title)
+
+
 class ImageMode(str):
     """An image mode under the name fastai users know: ``ImageBlock(cls=PILImageBW)`` is ``ImageBlock(cls="L")``,
     and ``PILImage.create(item)`` opens an image (a file path, its bytes, a PIL image or an array) as the uint8
-    (H, W, C) pixels ``learn.predict`` takes.
+    (H, W, C) pixels ``learn.predict`` takes, an :class:`ImageArray` that shows itself in a notebook.
 
     >>> PILImageBW == "L", PILImage.create(np.zeros((4, 6), np.uint8)).shape
     (True, (4, 6, 3))
     """
 
-    def create(self, item: Any) -> np.ndarray:
+    def create(self, item: Any) -> ImageArray:
         """The image ``item`` decoded in this mode (``'RGB'`` or ``'L'``)."""
         if isinstance(item, (str, os.PathLike)):
-            return decode_image(item, mode=str(self))
-        return image_from_value(item, mode=str(self))
+            return decode_image(item, mode=str(self)).view(ImageArray)
+        return np.asarray(image_from_value(item, mode=str(self))).view(ImageArray)
 
 
 #: colour images: ``ImageBlock(cls=PILImage)`` is ``ImageBlock(cls="RGB")``

@@ -7,6 +7,7 @@ CPU-sized: dogscats' 3,000 training photos at 32 px and ``simple_cnn`` (the book
 """
 from __future__ import annotations
 
+import io
 import numpy as np
 import PIL.Image
 import pytest
@@ -18,7 +19,7 @@ import pipekit.datasets as D
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.data import get_image_files
 from pipekit.learn import error_rate
-from pipekit.vision import ImageDataLoaders, Resize, aug_transforms, decode_image, vision_learner
+from pipekit.vision import ImageDataLoaders, PILImage, PILImageBW, Resize, aug_transforms, decode_image, vision_learner
 from pipekit.vision.decode import ImageDecodeError
 
 path = D.path("dogscats")
@@ -55,6 +56,7 @@ def test_predict_takes_the_photo_in_every_form(learn, tmp_path):
         "Path": photo, "str": str(photo), "bytes": photo.read_bytes(), "ndarray HWC": pixels,
         "PIL image": PIL.Image.fromarray(pixels), "tensor CHW uint8": torch.from_numpy(pixels).permute(2, 0, 1),
         "tensor CHW float": torch.from_numpy(pixels).permute(2, 0, 1).float() / 255,
+        "PILImage.create": PILImage.create(photo),
     }
     preds = {name: learn.predict(v) for name, v in forms.items()}
     ref = preds["Path"]
@@ -78,6 +80,25 @@ def test_predict_takes_the_photo_in_every_form(learn, tmp_path):
     with pytest.raises(ParameterError, match="one item; this DataFrame has 2 rows"):
         import polars as pl
         learn.predict(pl.DataFrame({"path": [str(photo)] * 2}))
+
+
+def test_an_opened_photo_shows_itself_as_the_book_shows_it():
+    """``img = PILImage.create(fn); img`` in a notebook is the picture (its PNG), ``img.to_thumb(192)`` a smaller
+    one, and its text a line, not 200x200x3 numbers; it stays the pixels everything else takes."""
+    photo = path / "valid" / "cats" / "cat.1507.jpg"
+    img = PILImage.create(photo)
+    h, w = img.shape[:2]
+    assert repr(img) == f"PILImage mode=RGB size={w}x{h}"
+    png = PIL.Image.open(io.BytesIO(img._repr_png_()))
+    assert png.size == (w, h) and np.array_equal(np.asarray(png), decode_image(photo))
+    thumb = img.to_thumb(64)
+    assert max(thumb.shape[:2]) == 64 and abs(thumb.shape[1] / thumb.shape[0] - w / h) < 0.05
+    assert repr(thumb).startswith("PILImage mode=RGB size=")
+    # arithmetic gives plain arrays (a mean image is no photo), crops stay pictures
+    assert type(img / 255) is np.ndarray and type(img.mean()) is np.float64
+    assert repr(img[:10, :20]) == "PILImage mode=RGB size=20x10"
+    grey = PILImageBW.create(photo)
+    assert repr(grey).startswith("PILImageBW mode=L") and grey._repr_png_()[:4] == b"\x89PNG"
 
 
 def test_export_answers_the_same_in_a_fresh_process(learn, tmp_path):
