@@ -578,6 +578,10 @@ class DataLoaders:
         return dls
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{n}={len(dl.dataset)} items/{len(dl)} batches"
-                          for n, dl in zip(("train", "valid", "extra"), self.loaders))
-        return f"DataLoaders({parts}, device={self.device}, recipe={type(self.recipe).__name__})"
+        parts = [f"{n}={len(dl.dataset)} items/{len(dl)} batches" for n, dl in zip(("train", "valid", "extra"),
+                                                                                   self.loaders)]
+        if not parts:  # rebuilt from an export: it encodes new items (test_dl, predict) and holds none
+            vocab = self.vocab if self.recipe is not None else None
+            shown = "" if vocab is None else f", vocab={vocab[:10]!r}{' ...' if len(vocab) > 10 else ''}"
+            parts = [f"no data: encodes new items as at training{shown}"]
+        return f"DataLoaders({', '.join(parts)}, device={self.device}, recipe={type(self.recipe).__name__})"

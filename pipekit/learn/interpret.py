@@ -36,6 +36,12 @@ class Interpretation:
         self.learn, self.dl, self.inputs, self.preds = learn, dl, inputs, preds
         self.targs, self.decoded, self.losses = targs, decoded, losses
 
+    def __repr__(self) -> str:
+        vocab = getattr(self.learn.dls, "vocab", None)
+        classes = f", {len(vocab)} classes" if isinstance(vocab, (list, tuple)) else ""
+        loss = f", mean loss {float(self.losses.float().mean()):.4f}" if len(self.losses) else ""
+        return f"{type(self).__name__}({len(self.losses)} items{classes}{loss})"
+
     @classmethod
     def from_learner(cls, learn: Learner, ds_idx: int = 1, dl: Loader | None = None,
                      act: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Interpretation:

@@ -112,3 +112,20 @@ def test_export_answers_the_same_in_a_fresh_process(learn, tmp_path):
     there = fresh_predictions(export, items, tmp_path)
     for (kind, _), mine, (decoded, probs) in zip(items, here, there):
         assert decoded == mine[0] and np.allclose(probs, probs_of(mine), atol=1e-6), kind
+
+
+def test_what_a_notebook_cell_shows_of_the_learners_parts(learn, tmp_path):
+    """The last line of a cell shows an object's repr: the recorder's epochs and last row, an interpretation's
+    size, and a loaded learner's loaders (which hold no data) say what they are."""
+    from pipekit.learn import ClassificationInterpretation, load_learner
+
+    rec = repr(learn.recorder)
+    last = learn.recorder.values[-1]
+    assert rec.startswith(f"Recorder(4 epochs, {len(learn.recorder.losses)} batches; last epoch: "), rec
+    assert f"train_loss={last[0]:.6f}, valid_loss={last[1]:.6f}, error_rate={last[2]:.6f})" in rec, rec
+    interp = ClassificationInterpretation.from_learner(learn)
+    assert repr(interp) == (f"ClassificationInterpretation({len(learn.dls.valid.dataset)} items, 2 classes, "
+                            f"mean loss {float(interp.losses.mean()):.4f})")
+    loaded = load_learner(learn.export(tmp_path / "cats.pipekit"))
+    assert repr(loaded.dls) == ("DataLoaders(no data: encodes new items as at training, vocab=[False, True], "
+                                "device=cpu, recipe=DataBlock)")

@@ -197,6 +197,13 @@ class Recorder(Callback):
     def after_fit(self) -> None:
         self.after_train()
 
+    def __repr__(self) -> str:
+        if not self.history:
+            return "Recorder(nothing recorded yet)"
+        last = ", ".join(f"{n}={_fmt(v)}" for n, v in zip(self.metric_names[1:-1], self.history[-1][1:-1]))
+        n = len(self.history)
+        return f"Recorder({n} epoch{'s' * (n != 1)}, {len(self.losses)} batches; last epoch: {last})"
+
     def metric(self, name: str) -> Metric | None:
         """The metric recorded as ``name`` (None for the losses)."""
         names = self.metric_names[3:-1]
