@@ -227,20 +227,34 @@ def label_column(values: Any, who: str) -> pl.Series:
     if isinstance(values, pl.Series):
         missing = values.is_null() | (values.is_nan() if values.dtype.is_float() else False)
         _refuse_missing(missing.to_numpy(), who)
-        return values
+        return _one_label_each(values, who)
     if is_pandas(values) and getattr(values, "ndim", 0) == 1:
         _refuse_missing(values.isna().to_numpy(), who)  # before Polars, which refuses a NaN among texts
-        return pl.Series(values.to_numpy())
+        return _one_label_each(pl.Series(values.to_numpy()), who)
     if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 1:
         arr = to_numpy(values)
         _refuse_missing(np.isnan(arr) if arr.dtype.kind == "f" else np.array([_is_missing(v) for v in arr], bool)
                         if arr.dtype.kind == "O" else np.zeros(len(arr), bool), who)
-        return pl.Series(arr)
+        return _one_label_each(pl.Series(arr), who)
     if isinstance(values, (list, tuple)):
         _refuse_missing(np.array([_is_missing(v) for v in values], bool), who)
-        return one_type_column("", values, f"{who} got labels of", fix="give the labels one type")
+        return _one_label_each(one_type_column("", values, f"{who} got labels of", fix="give the labels one type"),
+                               who)
     raise DataError(f"{who} takes the labels of all the items at once (a list, array or Series), got "
                     f"{type(values).__name__} {values!r:.60}")
+
+
+def _one_label_each(labels: pl.Series, who: str) -> pl.Series:
+    """Refuse labels that are lists (a get_y returning ``[label]``): a single-label block would make each list a
+    class of its own, and a multi-label task would train as one of single labels."""
+    nested = labels.dtype.is_nested() or (labels.dtype == pl.Object and any(
+        isinstance(v, (list, tuple, set, np.ndarray)) for v in labels.head(100).to_list()))
+    if nested:
+        first = labels.drop_nulls().head(1).to_list()
+        raise DataError(f"{who} (CategoryBlock) takes one label per item, and these labels are lists (the first: "
+                        f"{first[0] if first else None!r:.60}): for several labels per item use MultiCategoryBlock; "
+                        "for one, make get_y return the label itself, not a list of it")
+    return labels
 
 
 def warn_near_labels(vocab: Sequence[Any], what: str) -> None:

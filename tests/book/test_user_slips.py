@@ -135,6 +135,21 @@ def test_a_label_returned_as_a_path_is_its_text_and_several_files_are_not_one_it
         learn.predict(files[:1])
 
 
+def test_a_label_returned_in_a_list_is_refused_pointing_to_multicategoryblock():
+    """``get_y=lambda p: [p.parent.name]`` with a CategoryBlock made each one-item list a class of its own (the
+    vocab was [['3'], ['7']]), trained, and predicted lists; it is refused, naming both fixes."""
+    root = D.path("mnist_tiny") / "train"
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[::20],
+                   get_y=lambda p: [Path(p).parent.name], splitter=RandomSplitter(seed=0), item_tfms=Resize(28))
+    with pytest.raises(PipelineStepError, match=r"one label per item, and these labels are lists \(the first: "
+                                                 r"\['3'\]\): for several labels per item use MultiCategoryBlock"):
+        db.dataloaders(root, bs=8, seed=0)
+    from pipekit.data import Categorize
+    with pytest.raises(DataError, match="these labels are lists"):
+        Categorize().setup(pd.Series([["a"], ["b"]]))
+    assert Categorize().setup(pd.Series(["a", "b"])) is None  # one label each is as before
+
+
 def test_predicted_points_come_back_in_pixels_through_a_validation_crop():
     from PIL import Image
     from torch import nn
