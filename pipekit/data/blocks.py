@@ -321,6 +321,7 @@ class Categorize(Transform):
             return
         uniq = values.unique(maintain_order=True)
         self.vocab_ = CategoryMap(sorted(uniq.to_list()) if self.sort else uniq.to_list())
+        self._one_per_item = len(values) > 10 and len(uniq) == len(values)  # every item a class of its own
         if len(self.vocab_) == 1:  # a classifier of one class learns nothing and scores perfectly
             warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
                  "nothing (its loss is 0, its accuracy 1); check the label column or getter, or give "
@@ -337,9 +338,12 @@ class Categorize(Transform):
         if unknown.any():
             rows = unknown.arg_true().to_list()
             labels = sorted({str(v) for v in values.gather(rows[:50]).to_list()})
+            hint = (f"; each of the {len(self.vocab_)} training items has a label of its own, so get_y gives "
+                    "each item's name or id rather than its class: make it return the class (e.g. parent_label, "
+                    "or a RegexLabeller on the file name)" if getattr(self, "_one_per_item", False) else
+                    "; add them to the vocab or to the training set")
             raise DataError(f"label(s) {labels[:10]} at rows {rows[:10]} are not in {where} "
-                            f"(vocab: {self.vocab_[:20]}{' ...' if len(self.vocab_) > 20 else ''}); "
-                            "add them to the vocab or to the training set")
+                            f"(vocab: {self.vocab_[:20]}{' ...' if len(self.vocab_) > 20 else ''}){hint}")
         return codes.to_numpy()
 
     def encode(self, values: Any) -> Any:

@@ -150,6 +150,17 @@ def test_a_label_returned_in_a_list_is_refused_pointing_to_multicategoryblock():
     assert Categorize().setup(pd.Series(["a", "b"])) is None  # one label each is as before
 
 
+def test_a_label_per_file_says_get_y_gives_names_not_classes():
+    """``get_y=lambda p: Path(p).name`` makes every training file a class of its own, and the validation files'
+    names are no training label: the error says that each item has a label of its own."""
+    root = D.path("mnist_tiny") / "train"
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[::20],
+                   get_y=lambda p: Path(p).name, splitter=RandomSplitter(seed=0), item_tfms=Resize(28))
+    with pytest.raises(PipelineStepError, match=r"each of the \d+ training items has a label of its own, so get_y "
+                                                 r"gives each item's name or id rather than its class"):
+        db.dataloaders(root, bs=8, seed=0)
+
+
 def test_predicted_points_come_back_in_pixels_through_a_validation_crop():
     from PIL import Image
     from torch import nn
