@@ -101,3 +101,32 @@ def test_show_graph_updates_one_inline_figure(tmp_path):
     assert len(updates) == 2 and len(set(updates)) == 1  # epochs 2 and 3 redrew it in place
     assert "graph file None" in "".join(o.get("text", "") for o in cell.outputs)
     assert not list(tmp_path.rglob("*.png"))
+
+
+def test_text_batches_are_tables_in_a_notebook(tmp_path):
+    """A text classifier's and a language model's show_batch in a notebook are HTML tables of the texts (text and
+    category; text and text_), readable and selectable, as fastai shows them, rather than pictures of text."""
+    code = (
+        "import polars as pl, pipekit.datasets as D\n"
+        "from pipekit.text import TextDataLoaders\n"
+        "df = pl.read_csv(D.path('imdb_sample') / 'texts.csv').sample(200, seed=0)\n"
+        "dls = TextDataLoaders.from_df(df, text_col='text', label_col='label', valid_col='is_valid', bs=16)\n"
+        "dls.show_batch(max_n=3)\n"
+        "lm = TextDataLoaders.from_df(df, text_col='text', is_lm=True, valid_col='is_valid', bs=16, seq_len=20)\n"
+        "lm.show_batch(max_n=2)\n"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND" and not k.startswith(("PYTHON", "PIPEKIT_"))}
+    env.update(PIPEKIT_DATA=os.environ["PIPEKIT_DATA"], PIPEKIT_CACHE=str(tmp_path / "cache"),
+               PIPEKIT_PLOTS=str(tmp_path / "plots"), OMP_NUM_THREADS="1", PIPEKIT_QUIET="1")
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute(env=env)
+    (cell,) = nb.cells
+    tables = [o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})]
+    assert not _pngs(cell) and not list(tmp_path.rglob("*.png")), cell.outputs
+    assert len(tables) == 2, cell.outputs
+    classifier, lm = tables
+    assert "<th>text</th><th>category</th>" in classifier and classifier.count("<tr>") == 3, classifier[:300]
+    assert ("<td style='text-align: left;'>positive</td>" in classifier
+            or "<td style='text-align: left;'>negative</td>" in classifier)
+    assert classifier.count("<td style='text-align: left;'>") == 6 and len(classifier) > 1000  # whole reviews
+    assert "<th>text</th><th>text_</th>" in lm and lm.count("<tr>") == 2, lm[:300]

@@ -174,6 +174,29 @@ def _cell(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
+def show_text_table(columns: dict[str, list[str]], max_chars: int = 1000) -> None:
+    """Show texts in a notebook as a table, a column per key (``text``, ``category``), as fastai shows a text
+    batch: readable and selectable, each text cut at ``max_chars``; its plain form lists the rows."""
+    import html
+
+    from IPython.display import display
+
+    from pipekit.data.progress import Shown
+
+    names = list(columns)
+    rows = list(zip(*(columns[n] for n in names)))
+
+    def cut(v: str) -> str:
+        return v if len(v) <= max_chars else v[:max_chars] + " ..."
+
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = "".join("<tr>" + "".join(f"<td style='text-align: left;'>{html.escape(cut(str(v)))}</td>" for v in r)
+                   + "</tr>" for r in rows)
+    text = "\n".join(" | ".join(cut(str(v))[:200] for v in r) for r in [tuple(names), *rows])
+    display(Shown(f"<table class='dataframe' border='1'><thead><tr style='text-align: left;'>{head}</tr></thead>"
+                  f"<tbody>{body}</tbody></table>", text))
+
+
 def show_table(frame: Any, path: str | os.PathLike | None = None, name: str = "table") -> Path | None:
     """Show a table (a Polars DataFrame) where the user looks: in a notebook as a table (its HTML display), in a
     script printed, and drawn as a figure that goes where :func:`savefig_or_show` sends figures (a PNG when

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from pipekit.core.errors import ParameterError
-from pipekit.data.plotting import draw_image, get_pyplot, savefig_or_show, show_table, tensor_image
+from pipekit.data.plotting import (draw_image, get_pyplot, plot_mode, savefig_or_show, show_table, show_text_table,
+                                   tensor_image)
 
 #: inches per picture; a title line holds about as many characters as fit that width
 CELL_INCHES, TITLE_LINES = 3.0, 4
@@ -180,6 +181,16 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
         rows, blocks, preds = blockless_rows(rows, n_inp, preds, name)
     if blocks[:n_inp] and all(b.table_columns for b in blocks[:n_inp]):
         return show_table(_table(rows, blocks, n_inp, preds), path, name=name)
+    if path is None and blocks[:n_inp] and all(getattr(b, "shows_text", False) for b in blocks[:n_inp]) \
+            and plot_mode() == "inline":  # texts in a notebook: a table, as fastai shows them, not a picture
+        names = [getattr(b, "column_name", None) or ("category" if j == 0 else f"target_{j}")
+                 for j, b in enumerate(blocks[n_inp:])]
+        columns = {"text" if j == 0 else f"text_{j}": [str(r[j]) for r in rows] for j in range(n_inp)}
+        columns.update({n: [label_text(r[n_inp + j]) for r in rows] for j, n in enumerate(names)})
+        if preds is not None:
+            columns[f"{names[0]}_pred" if names else "prediction"] = [label_text(p) for p in preds]
+        show_text_table(columns)
+        return None
     targets = list(blocks[n_inp:])
     k = max(1, min(n_inp, len(blocks)))  # pictures per cell: one per input
     side_by_side = preds is not None and bool(targets) and targets[0].draws_on_input

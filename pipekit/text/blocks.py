@@ -258,6 +258,9 @@ class TextBlock(TransformBlock):
         """Ids (padding dropped) -> readable text."""
         return self.tok.decode([t for t in self.num.decode(value) if t != PAD])
 
+    #: in a notebook, show_batch lists texts in a table rather than drawing them
+    shows_text = True
+
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         import textwrap
 

@@ -181,7 +181,7 @@ class LMDataLoader(DataLoader):
         (the columns ``text`` and ``text_``, as fastai shows them), the next token the model learns to predict
         at each position. ``nrows`` (at most ``max_n``) limits the rows; the two columns are fixed. Returns the
         PNG path when one was written."""
-        from pipekit.data.plotting import get_pyplot, savefig_or_show
+        from pipekit.data.plotting import get_pyplot, plot_mode, savefig_or_show, show_text_table
         from pipekit.data.show import CELL_INCHES
 
         check_positive_int("show_batch", "max_n", max_n)
@@ -195,6 +195,9 @@ class LMDataLoader(DataLoader):
             check_positive_int("show_batch", "nrows", nrows)
             max_n = min(max_n, nrows)
         block, rows = self.blocks[0], self.decode_batch(self.one_batch(), max_n=max_n)
+        if path is None and plot_mode() == "inline":  # in a notebook: a table of the two columns, as fastai's
+            show_text_table({"text": [str(r[0]) for r in rows], "text_": [str(r[1]) for r in rows]})
+            return None
         fig, axes = get_pyplot().subplots(len(rows), 2, squeeze=False, layout="constrained",
                                           figsize=figsize or (4 * CELL_INCHES, 0.6 * CELL_INCHES * len(rows)))
         for i, pair in enumerate(rows):
