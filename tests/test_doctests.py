@@ -11,6 +11,7 @@ MODULES = ["pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.datablock"
            "pipekit.data.splitters", "pipekit.data.store", "pipekit.data.transform", "pipekit.data.external",
            "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs", "pipekit.backends.base",
            "pipekit.backends.data", "pipekit.backends.forest", "pipekit.backends.gbm", "pipekit.backends.boosters",
+           "pipekit.backends.booster_files",
            "pipekit.ensemble.bagged", "pipekit.ensemble.torch_tabular", "pipekit.ensemble.auto", "pipekit.ensemble.mean",
            "pipekit.ensemble.weighted", "pipekit.ensemble.stacking", "pipekit.inspection.explain",
            "pipekit.inspection.features", "pipekit.data.probe", "pipekit.bench.profile", "pipekit.bench.compare",
