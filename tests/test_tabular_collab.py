@@ -124,7 +124,7 @@ def test_export_load_keeps_lookups(learn, ratings, tmp_path):
     assert torch.allclose(p1, p2, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["pipekit.tabular.collab", "pipekit.tabular.loaders"])
+@pytest.mark.parametrize("name", ["pipekit.tabular.collab", "pipekit.tabular.loaders", "pipekit.tabular.model"])
 def test_docstring_examples(name, tmp_path, monkeypatch):
     import doctest
     import importlib

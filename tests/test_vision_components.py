@@ -96,8 +96,9 @@ def test_pixel_accuracy_is_a_metric_instance_and_a_factory():
 
 
 @pytest.mark.parametrize("module", ["augment", "geometry", "samplers", "transforms", "presize", "blocks", "bbox",
-                                    "learner", "models"])
+                                    "learner", "models", "dataloaders"])
 def test_docstring_examples(module, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPEKIT_QUIET", "1")  # an example's fit prints no table
     result = doctest.testmod(importlib.import_module(f"pipekit.vision.{module}"), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in pipekit.vision.{module}"

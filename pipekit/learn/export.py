@@ -363,7 +363,17 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
     the CPU; ``cpu=False`` onto the GPU when CUDA is available, and otherwise onto the CPU with a warning that
     says so. ``device`` names the device instead (``"cuda:1"``); give one of the two.
 
-    >>> # learn = load_learner("model.pipekit", cpu=True); label, idx, probs = learn.predict(item)
+    >>> import polars as pl, pipekit.datasets as D
+    >>> from pipekit.tabular import TabularDataLoaders, tabular_learner
+    >>> from pipekit.learn import load_learner
+    >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(1000)
+    >>> dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education"],
+    ...                                  cont_names=["age", "hours-per-week"], bs=64)
+    >>> learn = tabular_learner(dls, layers=[16])
+    >>> loaded = load_learner(learn.export("adult.pipekit"))
+    >>> row = df.row(0, named=True)
+    >>> loaded.predict(row)[0] == learn.predict(row)[0]
+    True
     """
     if isinstance(cpu, (str, torch.device)) and device is None and _is_device(cpu):
         cpu, device = None, cpu  # load_learner(path, "cuda"): a device given second, as before cpu= came

@@ -340,6 +340,13 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
 
     ``y_range`` (e.g. ``(0, 5.5)`` for 5-star ratings) squashes predictions; other keyword arguments
     (``metrics``, ``wd``, ...) go to ``Learner``.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.tabular import CollabDataLoaders, collab_learner
+    >>> dls = CollabDataLoaders.from_csv(D.path("movie_lens_sample") / "ratings.csv", bs=64, seed=0)
+    >>> learn = collab_learner(dls, n_factors=20, y_range=(0.5, 5.5))
+    >>> type(learn.model).__name__, learn.model.u_weight.weight.shape[1]
+    ('EmbeddingDotBias', 20)
     """
     from pipekit.learn.learner import Learner
 

@@ -440,10 +440,16 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
     ``nn.Module``, or a function called with ``n_in`` (the embedded input width) that builds one, used in place
     of the hidden ``layers`` (see :class:`TabularModel`).
 
-    Example:
+    Example (the book's chapter 1):
+        >>> import pipekit.datasets as D
         >>> from pipekit.learn import accuracy
-        >>> learn = tabular_learner(tab.dataloaders(bs=256), layers=[200, 100], metrics=accuracy)  # doctest: +SKIP
-        >>> learn.fit_one_cycle(3, 1e-2)                                                           # doctest: +SKIP
+        >>> from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+        >>> dls = TabularDataLoaders.from_csv(D.path("adult_sample") / "adult.csv", y_names="salary",
+        ...     cat_names=["workclass", "education", "marital-status", "occupation", "relationship", "race"],
+        ...     cont_names=["age", "fnlwgt", "education-num"], procs=[Categorify, FillMissing, Normalize])
+        >>> learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy)
+        >>> learn.dls.c, len(learn.model.embeds)  # six categories and education-num_na, which FillMissing adds
+        (2, 7)
     """
     from pipekit.learn.learner import Learner
     from pipekit.tabular.loaders import TabularRecipe

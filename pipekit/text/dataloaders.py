@@ -111,6 +111,13 @@ class TextDataLoaders:
         ``get_y=ColReader(label_col, label_delim=label_delim)`` (no target with ``is_lm``),
         ``splitter=ColSplitter(valid_col)`` or ``RandomSplitter(valid_pct, seed)``. ``path`` is accepted for
         the book's calls; the texts are in the table.
+
+        >>> import polars as pl, pipekit.datasets as D
+        >>> from pipekit.text import TextDataLoaders
+        >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
+        >>> dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid", bs=32)
+        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds)
+        (['negative', 'positive'], 800, 200)
         """
         check("TextDataLoaders.from_df", valid_pct=(valid_pct, _PCT))
         frame = to_items(df)

@@ -83,6 +83,12 @@ class ImageDataLoaders:
         The DataBlock: ``blocks=(ImageBlock(img_cls), CategoryBlock(vocab))``, ``get_items=get_image_files``
         (in ``train`` and ``valid`` only, without ``valid_pct``), ``get_y=parent_label``,
         ``splitter=GrandparentSplitter(train, valid)`` or ``RandomSplitter(valid_pct, seed)``.
+
+        >>> import pipekit.datasets as D
+        >>> from pipekit.vision import ImageDataLoaders, Resize
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), item_tfms=Resize(28), bs=64)
+        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds)
+        (['3', '7'], 709, 699)
         """
         check("ImageDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE),
               img_cls=(img_cls, Options(*IMAGE_CLASSES)))
@@ -119,6 +125,16 @@ class ImageDataLoaders:
         at random: the book's chapter 1 (``label_func=is_cat``).
 
         The DataBlock of :meth:`from_path_func` with ``get_y`` giving ``label_func`` the file's name.
+
+        >>> import pipekit.datasets as D
+        >>> from pipekit.data import get_image_files
+        >>> from pipekit.vision import ImageDataLoaders, Resize
+        >>> def is_cat(x): return x[0] == "c"
+        >>> path = D.path("dogscats") / "valid"
+        >>> dls = ImageDataLoaders.from_name_func(path, get_image_files(path)[::10], valid_pct=0.2, seed=42,
+        ...                                       label_func=is_cat, item_tfms=Resize(64))
+        >>> dls.vocab
+        [False, True]
         """
         check("ImageDataLoaders.from_name_func", label_func=(label_func, _FUNC))
         return ImageDataLoaders.from_path_func(path, fnames, _name_label(label_func), valid_pct=valid_pct, seed=seed,

@@ -323,6 +323,16 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     earlier learner keeps its own: no learner is left on statistics it was not built for.
 
     ImageNet's own classes (zero-shot, no training): ``imagenet_predict("efficientnet_lite0", files)``.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.learn import error_rate
+    >>> from pipekit.vision import ImageDataLoaders, Resize, vision_learner
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), item_tfms=Resize(28), bs=64, seed=0)
+    >>> learn = vision_learner(dls, "simple_cnn", metrics=error_rate)
+    >>> learn.fine_tune(1)
+    >>> label, idx, probs = learn.predict(D.path("mnist_tiny") / "valid" / "3" / "7006.png")
+    >>> label in dls.vocab, probs.shape
+    (True, torch.Size([2]))
     """
     n_out, n_in = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
     if isinstance(arch, nn.Module) and pretrained not in (False, None):
