@@ -202,14 +202,44 @@ def _bounded_read(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> byte
     return buf
 
 
-def read_archive(source: str | os.PathLike | bytes | bytearray, limits: Limits, where: str) -> dict[str, bytearray]:
+class _BufferFile(io.RawIOBase):
+    """A read-only file over bytes already in memory, without the copy ``io.BytesIO`` makes of a bytearray: an
+    archive held inside another is read in place."""
+
+    def __init__(self, data: bytes | bytearray | memoryview):
+        self._view, self._pos = memoryview(data).cast("B"), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = max(0, min(len(b), len(self._view) - self._pos))
+        b[:n] = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def read_archive(source: str | os.PathLike | bytes | bytearray, limits: Limits, where: str,
+                 max_total: int = MAX_TOTAL_BYTES) -> dict[str, bytearray]:
     """Read members of the zip ``source`` (a path or the archive's bytes) after checking its directory.
 
     ``limits`` maps each wanted member name to its uncompressed size cap (other members are left unread),
     or is a function giving the cap of every member (it raises :class:`ExportError` for a name it does not
-    accept). Members, sizes, ratios and the total are checked before anything is inflated.
+    accept). Members, sizes, ratios and their total (at most ``max_total``) are checked before anything is
+    inflated, and the directory must hold the members its end record counts.
     """
-    f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    f: Any = _BufferFile(source) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb")
     with f:
         entries, cd_bytes = _directory_extent(f, where)
         if entries > MAX_MEMBERS or cd_bytes > MAX_DIRECTORY_BYTES:
@@ -221,11 +251,16 @@ def read_archive(source: str | os.PathLike | bytes | bytearray, limits: Limits, 
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error) as e:
             raise ExportError(f"{where} is not a readable zip archive ({e})") from None
         with z:
-            wanted = _check_directory(z.infolist(), limits, where)
+            infos = z.infolist()
+            if len(infos) != entries:  # zipfile reads the whole directory, whatever the end record counts
+                raise ExportError(f"{where}: its directory holds {len(infos):,} members where its end record "
+                                  f"counts {entries:,}; the archive is damaged or crafted")
+            wanted = _check_directory(infos, limits, where, max_total)
             return {info.filename: _bounded_read(z, info, where) for info in wanted}
 
 
-def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str) -> list[zipfile.ZipInfo]:
+def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str,
+                     max_total: int = MAX_TOTAL_BYTES) -> list[zipfile.ZipInfo]:
     seen: set[str] = set()
     for info in infos:
         name = info.filename
@@ -256,9 +291,9 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str) -
                               "pipekit writes members stored or lightly deflated")
         total += info.file_size
         wanted.append(info)
-    if total > MAX_TOTAL_BYTES:
+    if total > max_total:
         raise ExportError(f"{where}: members inflate to {_size(total)} together, over the "
-                          f"{_size(MAX_TOTAL_BYTES)} limit")
+                          f"{_size(max_total)} limit{'' if max_total == MAX_TOTAL_BYTES else ' left for them'}")
     return wanted
 
 
@@ -346,9 +381,9 @@ def array_from_npy(data: bytearray, where: str) -> np.ndarray:
 
 
 def read_npz(source: str | os.PathLike | bytes | bytearray, where: str, limits: Mapping[str, int] | None = None,
-             max_array_bytes: int = MAX_ARRAY_BYTES) -> dict[str, np.ndarray]:
+             max_array_bytes: int = MAX_ARRAY_BYTES, max_total: int = MAX_TOTAL_BYTES) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` (a path or its bytes), each capped at ``max_array_bytes`` of data or at
-    ``limits[key]``; every member must be a ``.npy`` array.
+    ``limits[key]``, all together at ``max_total``; every member must be a ``.npy`` array.
 
     >>> buf = io.BytesIO(); np.savez(buf, w=np.arange(3.0))
     >>> read_npz(buf.getvalue(), where="arrays.npz")["w"].tolist()
@@ -361,7 +396,7 @@ def read_npz(source: str | os.PathLike | bytes | bytearray, where: str, limits: 
             raise ExportError(f"{where}: member {name!r} is not a NumPy array (.npy); an .npz holds only arrays")
         return limits.get(name[:-4], max_array_bytes) + _NPY_PREFIX + NPY_HEADER_BYTES
 
-    raw = read_archive(source, cap, where)
+    raw = read_archive(source, cap, where, max_total)
     return {name[:-4]: array_from_npy(data, f"{where}: member {name!r}") for name, data in raw.items()}
 
 
@@ -483,8 +518,17 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
         from pipekit.core.component import upgrade
 
         record = upgrade(record, version)
-    arrays = read_npz(bytes(files["arrays.npz"]), f"{where}: arrays.npz") if "arrays.npz" in files else {}
-    weights = files.get("weights.safetensors")
+    stray = sorted(k for k in files if k not in _LIMITS)
+    if stray:  # the members of pipekit 0.1's layout, which a file with a manifest never holds
+        raise ExportError(f"{where}: member(s) {stray[:5]} are not part of a pipekit file of format {version}")
+    # one budget for everything held while reading: the members read so far and the arrays inside arrays.npz,
+    # which is read in place (no copy of it is made)
+    npz = files.pop("arrays.npz", None)
+    held = sum(len(v) for v in files.values()) + (len(npz) if npz is not None else 0)
+    arrays = read_npz(npz, f"{where}: arrays.npz", max_total=MAX_TOTAL_BYTES - held) if npz is not None else {}
+    del npz
+    weights = files.pop("weights.safetensors", None)
+    # safetensors reads bytes: the one copy is made after the other buffers are let go
     return Archive(kind, record, arrays, bytes(weights) if weights is not None else None, where)
 
 

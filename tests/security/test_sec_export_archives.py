@@ -457,7 +457,46 @@ def test_sec_bad_arrays_npz_are_export_errors(exported, tmp_path):
     assert torch.equal(predictions(load_learner(path), exported["rows"]), exported["preds"])
 
 
+def test_sec_arrays_inside_arrays_npz_share_the_files_budget(tmp_path, monkeypatch):
+    """arrays.npz is read in place, and the arrays inside it count against what is left of the one budget of the
+    file: a 16 MiB array costs about twice that while it is read (it cost three times: the member, a copy of it,
+    the array), and a file whose arrays would take the total past the budget is refused before they are read."""
+    from pipekit.core import archive
+
+    path = write_model(tmp_path / "big.pipekit", [entry("coef.npy", npy(np.zeros(16 * MiB // 8)))])
+    tracemalloc.start()
+    try:
+        read = archive.read_pipekit(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert read.arrays["coef"].nbytes == 16 * MiB and peak < 2.4 * 16 * MiB, peak / MiB
+    monkeypatch.setattr(archive, "MAX_TOTAL_BYTES", 24 * MiB)  # 16 MiB of arrays.npz leaves 8 for its arrays
+    refused(archive.read_pipekit, path, match=r"arrays.npz: members inflate to 16.* together, over the .* limit "
+                                              r"left for them")
+
+
 # ------------------------------------------------------------------------------------ names and directory
+def test_sec_a_directory_holding_more_members_than_its_end_record_counts_is_refused(exported, tmp_path):
+    """zipfile reads the whole directory, whatever the end record says: a count of 3 over 60,003 members passed
+    the member limit, which read the count. The directory must hold what the record counts."""
+    entries = [entry(k, v) for k, v in exported["members"].items()]
+    entries += [entry(f"pad{i}.txt", b"") for i in range(20)]
+    data = bytearray(raw_zip(entries))
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<2H", data, end + 8, 3, 3)
+    path = tmp_path / "count.pipekit"
+    path.write_bytes(bytes(data))
+    refused(load_learner, path, match=r"its directory holds 23 members where its end record counts 3")
+
+
+def test_sec_loose_arrays_are_no_member_of_a_current_file(exported, tmp_path):
+    """Loose .npy members belong to pipekit 0.1's layout: a file with a manifest holding them is refused rather than
+    having each read (up to 2 GiB apiece) and never used."""
+    path = with_members(exported, tmp_path, **{"w0.npy": npy(np.zeros(4))})
+    refused(load_learner, path, match=r"member\(s\) \['w0.npy'\] are not part of a pipekit file of format")
+
+
 def test_sec_unsafe_member_names_and_flags_are_refused(exported, tmp_path):
     record = exported["members"]["record.json"]
     for extra, pattern in [
