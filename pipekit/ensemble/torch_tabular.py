@@ -256,7 +256,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     def model_from_data(self, data: Any) -> Any:
         import torch
 
-        from pipekit.tabular.model import TabularModel, check_stored_net
+        from pipekit.tabular.model import TabularModel, check_embedding_rows, check_stored_net
         from pipekit.tabular.processor import TabularProcessor
 
         if not (isinstance(data, dict) and set(data) == {"processor", "weights"}):
@@ -273,6 +273,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
                 isinstance(x, int) and x >= 1 for x in e) for e in sizes)
                 and sum(ni * nf for ni, nf in sizes) == (0 if emb is None else emb.size)):
             raise ExportError("emb_szs_ must be (rows, width) pairs that the stored embedding table fills exactly")
+        check_embedding_rows(sizes, p.cat_names_, p.classes_, "emb_szs_")
 
         y_range = getattr(self, "y_range_", self.y_range)  # files written before y_range_ was recorded
         if not Y_RANGE.accepts(y_range):

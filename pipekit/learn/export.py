@@ -282,6 +282,12 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
         ours = lookup(arch, "arch").__module__.split(".")[0] == "pipekit"
     except UnknownNameError:
         ours = False
+    check_rows = getattr(getattr(model, "embeds", None), "check_rows", None)
+    if ours and processor is not None and callable(check_rows):  # a tabular net: a table per coded column
+        try:
+            check_rows(processor.cat_names_, processor.classes_, "arch.config.emb_szs")
+        except ExportError as e:
+            raise ExportError(f"{where}: record.json {e}") from None
     if not ours or not blocks:
         return
     first = blocks[0]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _mod
 
-from pipekit.core.errors import DataError, FieldError, ParameterError, warn
+from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.nets import check_stored_layers, sigmoid_range
@@ -34,6 +34,28 @@ def emb_sz_rule(n_cat: int) -> int:
     """
     check("emb_sz_rule", n_cat=(n_cat, Interval(1, None, integer=True)))
     return min(600, round(1.6 * n_cat**0.56))
+
+
+def check_embedding_rows(emb_szs: Any, cat_names: Sequence[str], classes: Mapping[str, Sequence[Any]],
+                         field: str) -> None:
+    """Refuse embedding sizes read from a file whose rows are not the categories the fitted processing codes each
+    column into (one table per categorical column, in order, one row per class): a code past its table's rows
+    failed at predict, and tables swapped between columns read one column's codes in another's table.
+
+    >>> check_embedding_rows([[3, 2], [5, 3]], ["a", "b"], {"a": ["#na#", "x", "y"], "b": list("12345")}, "emb")
+    >>> check_embedding_rows([[5, 3], [3, 2]], ["a", "b"], {"a": ["#na#", "x", "y"], "b": list("12345")}, "emb")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ExportError: field 'emb[0]' has 5 rows, but column 'a' is coded into 3 categories
+    """
+    if not isinstance(emb_szs, (list, tuple)) or len(emb_szs) != len(cat_names):
+        raise ExportError(f"field {field!r} must size one embedding per categorical column ({len(cat_names)}: "
+                          f"{list(cat_names)[:5]}), got {str(emb_szs)[:60]}")
+    for i, (sz, name) in enumerate(zip(emb_szs, cat_names)):
+        rows = sz[0] if isinstance(sz, (list, tuple)) and sz else None
+        if rows != len(classes.get(name, ())):
+            raise ExportError(f"field '{field}[{i}]' has {rows} rows, but column {name!r} is coded into "
+                              f"{len(classes.get(name, ()))} categories")
 
 
 def get_emb_sz(cat_names: Any, classes: Mapping[str, Sequence[Any]] | None = None,
@@ -101,6 +123,11 @@ class TabularEmbeddings(nn.Module):
     _add: torch.Tensor
     _lo: torch.Tensor
     _hi: torch.Tensor
+
+    def check_rows(self, cat_names: Sequence[str], classes: Mapping[str, Sequence[Any]], field: str) -> None:
+        """Refuse tables whose rows are not the categories ``classes`` codes each of ``cat_names`` into (see
+        :func:`check_embedding_rows`); ``load_learner`` calls it on a tabular net read from a file."""
+        check_embedding_rows([list(sz) for sz in self.emb_szs], cat_names, classes, field)
 
     def __init__(self, emb_szs: Sequence[Sequence[int]]) -> None:
         super().__init__()

@@ -80,6 +80,7 @@ class AWD_LSTM(nn.Module):  # noqa: N801 - the architecture's published name
         check("AWD_LSTM", vocab_sz=(vocab_sz, size), emb_sz=(emb_sz, size), n_hid=(n_hid, size),
               n_layers=(n_layers, size), hidden_p=(hidden_p, p), input_p=(input_p, p), embed_p=(embed_p, p),
               weight_p=(weight_p, p))
+        check("AWD_LSTM", pad_token=(pad_token, Interval(0, vocab_sz - 1, integer=True)))
         self.vocab_sz, self.emb_sz, self.n_hid, self.n_layers = vocab_sz, emb_sz, n_hid, n_layers
         self.pad_token, self.embed_p = pad_token, embed_p
         self.encoder = nn.Embedding(vocab_sz, emb_sz, padding_idx=pad_token)
@@ -163,6 +164,8 @@ class SequentialRNN(nn.Sequential):
 
 def get_language_model(encoder: AWD_LSTM, output_p: float = 0.1, tie_weights: bool = True) -> SequentialRNN:
     """Encoder + tied linear decoder."""
+    check("get_language_model", output_p=(output_p, Interval(0, 1, closed="left")),
+          tie_weights=(tie_weights, Is(lambda v: isinstance(v, bool), "True or False")))
     dec = LinearDecoder(encoder.vocab_sz, encoder.emb_sz, output_p, encoder.encoder if tie_weights else None)
     return SequentialRNN(encoder, dec)
 
@@ -246,9 +249,18 @@ def get_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_
                         y_range: Sequence[float] | None = None) -> SequentialRNN:
     """Encoder read in windows + concat-pooling head with ``lin_ftrs`` hidden sizes (-> a sigmoid squashing the
     outputs into ``y_range = (low, high)``, for a regression)."""
-    check("get_text_classifier", n_class=(n_class, Interval(1, None, integer=True)), y_range=(y_range, Y_RANGE))
+    size = Interval(1, None, integer=True)
+    check("get_text_classifier", n_class=(n_class, size), y_range=(y_range, Y_RANGE), seq_len=(seq_len, size),
+          max_len=(max_len, Interval(1, None, integer=True, none_ok=True)), drop_mult=(drop_mult, Interval(0, None)))
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
     ps = [0.1] * len(lin_ftrs) if ps is None else list(ps)
+    for name, value in [("lin_ftrs", v) for v in lin_ftrs]:
+        check("get_text_classifier", **{name: (value, size)})
+    for name, q in [("output_p", output_p), *(("ps", v) for v in ps)]:
+        check("get_text_classifier", **{name: (q, Interval(0, 1, closed="left"))})
+        if not q * drop_mult < 1:
+            raise ParameterError(f"get_text_classifier: {name}={q} times drop_mult={drop_mult} is a dropout of "
+                                 f"{q * drop_mult:g}; it must stay below 1")
     layers = [encoder.emb_sz * 3] + lin_ftrs + [n_class]
     head = PoolingLinearClassifier(layers, [output_p * drop_mult] + [p * drop_mult for p in ps])
     model = SequentialRNN(SentenceEncoder(encoder, seq_len, encoder.pad_token, max_len), head)

@@ -174,6 +174,22 @@ def test_sec_awd_lstm_n_layers_and_lin_ftrs_must_be_the_stored_layers(text_expor
         refused_quickly(craft(out / "clas.pipekit", tmp_path / "bad.pipekit", edit), match)
 
 
+def test_sec_awd_lstm_window_sizes_dropouts_and_padding_are_checked_at_load(text_export, tmp_path):
+    """A classifier's seq_len, max_len and drop_mult, and a model's pad_token, loaded as written and failed at
+    predict with a raw error the CLI blamed on the input file (seq_len=0: "range() arg 3 must not be zero");
+    each is now refused at load, naming the field."""
+    out, _ = text_export
+    assert load_learner(out / "clas.pipekit").model is not None  # the real export loads (and warms the imports)
+    for edit, match in ((lambda c: c.update(seq_len=0), r"seq_len=0 is not accepted; expected an integer in \[1"),
+                        (lambda c: c.update(seq_len=-1), r"seq_len=-1 is not accepted"),
+                        (lambda c: c.update(max_len=0), r"max_len=0 is not accepted"),
+                        (lambda c: c.update(drop_mult=float("nan")), r"drop_mult=nan is not accepted"),
+                        (lambda c: c.update(drop_mult=6.0), r"output_p=0.2 times drop_mult=6.0 is a dropout of 1.2"),
+                        (lambda c: c.update(pad_token=-1), r"AWD_LSTM: pad_token=-1 is not accepted"),
+                        (lambda c: c.update(pad_token=10**9), r"AWD_LSTM: pad_token=1000000000 is not accepted")):
+        refused_quickly(craft(out / "clas.pipekit", tmp_path / "bad.pipekit", edit), match)
+
+
 def test_sec_efficientnet_concat_head_lin_ftrs_must_be_the_stored_linear_layers(mnist_dls, tmp_path):
     from pipekit.vision.efficientnet import EfficientNetLite, efficientnet_lite0
 

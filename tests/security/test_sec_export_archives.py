@@ -350,6 +350,13 @@ RECORD_ATTACKS = {
     "learner_other_kind": (_set(("learner",), "pipekit.learn.CrossEntropyLossFlat"),
                            r"field 'learner': 'pipekit.learn.CrossEntropyLossFlat' is a registered loss, not a learner"),
     "learner_unknown": (_set(("learner",), "os.system"), r"field 'learner': learner 'os.system' is not registered"),
+    # embedding tables swapped between two columns: the weights still fill them, and predict read one column's
+    # codes in the other's table (an IndexError past its rows)
+    "emb_szs_swapped": (lambda r: _set(("arch", "config", "emb_szs"),
+                                       [r["arch"]["config"]["emb_szs"][1], r["arch"]["config"]["emb_szs"][0],
+                                        *r["arch"]["config"]["emb_szs"][2:]])(r),
+                        r"field 'arch.config.emb_szs\[0\]' has \d+ rows, but column 'workclass' is coded into \d+ "
+                        r"categories"),
     # a value naming what reads a file, builds a learner or builds a network: a getter that named one would call
     # it on every item the learner predicts
     "value_a_loader": (_set(("dls", "recipe", "params", "processor"), {"__ref__": "learner"}),

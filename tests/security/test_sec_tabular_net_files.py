@@ -97,6 +97,22 @@ def test_sec_learner_export_config_types_are_checked(files):
         refused_quickly(load_learner, path, "arch.config", key)
 
 
+def test_sec_embedding_tables_must_be_the_columns_categories(files):
+    """A saved net's embedding sizes swapped between two columns still fill the stored table, and predict read one
+    column's codes in the other's table (an IndexError past its rows, or other predictions); each table's rows must
+    be its column's categories, in the learner's export and in a saved TorchTabular."""
+    def swap(sizes):
+        return [sizes[1], sizes[0], *sizes[2:]]
+
+    path = craft(files["learn"], files["out"] / "l_emb.pipekit",
+                 lambda r: r["arch"]["config"].update(emb_szs=swap(r["arch"]["config"]["emb_szs"])))
+    refused_quickly(load_learner, path, "field 'arch.config.emb_szs[0]' has 17 rows, but column 'workclass' is "
+                                       "coded into 9 categories")
+    path = craft(files["net"], files["out"] / "emb.pipekit",
+                 lambda r: r["state"].update(emb_szs_=swap(r["state"]["emb_szs_"])))
+    refused_quickly(pipekit.load, path, "field 'emb_szs_[0]' has 17 rows, but column 'workclass' is coded into 9")
+
+
 @pytest.mark.parametrize("y_range", [[math.nan, 1.0], [0.0, math.inf], [3.0, 1.0], [1, 1], ["a", "b"], [1.0]])
 def test_sec_torchtabular_y_range_must_be_finite_and_increasing(files, y_range):
     with pytest.raises(ParameterError, match="y_range"):
