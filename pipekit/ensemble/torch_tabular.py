@@ -256,6 +256,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     def model_from_data(self, data: Any) -> Any:
         import torch
 
+        from pipekit.learn.export import unusable_weights
         from pipekit.tabular.model import TabularModel, check_embedding_rows, check_stored_net
         from pipekit.tabular.processor import TabularProcessor
 
@@ -294,6 +295,9 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         if shapes != {k: v.shape for k, v in data.items()}:
             raise ExportError("the stored weights do not match the net its parameters describe")
         model = build()
+        unusable = unusable_weights(model.state_dict(), data)
+        if unusable:
+            raise ExportError(f"the weights cannot predict: {'; '.join(unusable[:3])}")
         model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()})
         return model.eval()
 

@@ -22,7 +22,7 @@ import functools
 import math
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,6 +218,11 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     model = _rebuild(where, f"architecture {name!r}", build)
     if not isinstance(model, nn.Module):
         raise ExportError(f"{where}: architecture {name!r} built a {type(model).__name__}, not a torch module")
+    unusable = unusable_weights(model.state_dict(), tensors)
+    if unusable:
+        raise ExportError(f"{where}: the weights (weights.safetensors) cannot predict: {'; '.join(unusable[:3])}"
+                          f"{' ...' if len(unusable) > 3 else ''}; the file is damaged or was not written by "
+                          "learn.export()")
     try:
         model.load_state_dict(tensors, strict=True)
     except (ExportError, RuntimeError) as e:
@@ -566,6 +571,30 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     _set_rng_state(rng)
     learn.resume_cb_states = callbacks
     return learn
+
+
+def unusable_weights(own: Mapping[str, torch.Tensor], weights: Mapping[str, Any]) -> list[str]:
+    """What in ``weights`` (tensors or arrays read from a file) a model whose state is ``own`` cannot predict with,
+    said per entry: numbers of another kind than the model's (integers or booleans for its floating-point weights,
+    or the reverse; complex numbers), numbers that are not finite, a batch-norm running variance below zero (each
+    makes predictions NaN or constant without any error).
+
+    >>> unusable_weights({"w": torch.zeros(2), "bn.running_var": torch.ones(2)},
+    ...                  {"w": torch.tensor([1.0, float("nan")]), "bn.running_var": torch.tensor([1.0, -1.0])})
+    ["'bn.running_var' holds a variance below zero", "'w' holds numbers that are not finite"]
+    """
+    said = []
+    for k in sorted(set(own) & set(weights)):
+        w = weights[k] if isinstance(weights[k], torch.Tensor) else torch.as_tensor(np.asarray(weights[k]))
+        if (own[k].is_floating_point() != w.is_floating_point() or w.is_complex()
+                or (w.dtype == torch.bool) != (own[k].dtype == torch.bool)):
+            said.append(f"{k!r} holds {str(w.dtype).replace('torch.', '')} numbers where the model keeps "
+                        f"{str(own[k].dtype).replace('torch.', '')}")
+        elif w.is_floating_point() and not bool(torch.isfinite(w).all()):
+            said.append(f"{k!r} holds numbers that are not finite")
+        elif k.endswith("running_var") and bool((w < 0).any()):
+            said.append(f"{k!r} holds a variance below zero")
+    return said
 
 
 def _check_weights(where: str, model: nn.Module, weights: dict[str, torch.Tensor], strict: bool) -> None:

@@ -4,15 +4,19 @@ hundreds of thousands of layers (a minute and gigabytes before the weights were 
 value the net cannot use is refused with the field named, at load and as a parameter."""
 from __future__ import annotations
 
+import io
+import json
 import math
 import time
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import torch
+from safetensors.torch import load, save
 
 import pipekit
 from pipekit.core import ExportError, ParameterError
@@ -196,3 +200,40 @@ def test_sec_collab_vocabularies_from_a_file_are_checked(tmp_path):
         loaded = load_learner(good)
         movies = ratings["movieId"].unique().sort().head(3).to_list()
         assert torch.equal(loaded.model.weight(movies), learn.model.weight(movies))
+
+
+def _with_members(base: Path, out: Path, **replace: bytes) -> Path:
+    with zipfile.ZipFile(base) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in {**members, **replace}.items():
+            z.writestr(name, data)
+    return out
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda w: w.update({k: v.long() for k, v in w.items() if v.is_floating_point()}), "holds int64 numbers where "
+                                                                                        "the model keeps float32"),
+    (lambda w: w["bn_cont.bias"].fill_(math.nan), "'bn_cont.bias' holds numbers that are not finite"),
+    (lambda w: w["bn_cont.running_var"].fill_(-1.0), "'bn_cont.running_var' holds a variance below zero")])
+def test_sec_weights_a_net_cannot_predict_with_are_refused(files, edit, said):
+    """Integer weights in a float net loaded and predicted 0.5/0.5 for every row, a NaN weight gave NaN
+    probabilities from a saved TorchTabular and a negative running variance NaN from get_preds, all without an
+    error: each is refused at load, in a learner's export and in a saved net."""
+    with zipfile.ZipFile(files["learn"]) as z:
+        weights = load(z.read("weights.safetensors"))
+    edit(weights)
+    path = _with_members(files["learn"], files["out"] / "l_w.pipekit", **{"weights.safetensors": save(weights)})
+    refused_quickly(load_learner, path, "the weights (weights.safetensors) cannot predict", said)
+    # the saved TorchTabular keeps its weights as arrays of arrays.npz, named in its record
+    with zipfile.ZipFile(files["net"]) as z:
+        record, arrays = z.read("record.json"), dict(np.load(io.BytesIO(z.read("arrays.npz"))))
+    refs = json.loads(record)["state"]["model_"]["weights"]
+    tensors = {k: torch.from_numpy(arrays[v["__array__"]].copy()) for k, v in refs.items()}
+    edit(tensors)
+    for k, v in refs.items():
+        arrays[v["__array__"]] = tensors[k].numpy()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path = _with_members(files["net"], files["out"] / "n_w.pipekit", **{"arrays.npz": buf.getvalue()})
+    refused_quickly(pipekit.load, path, "the weights cannot predict", said)
