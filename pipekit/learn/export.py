@@ -18,6 +18,7 @@ A malformed field raises :class:`ExportError` naming it.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
@@ -554,6 +555,15 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     except BaseException:
         learn.opt = had_opt  # an optimiser built to check the state against goes too: nothing changed
         raise
+    if resume is not None:  # this learner's callbacks' states, each checked on a copy of its callback first
+        for key, cb in state_keys(learn.cbs):
+            if key in resume[3]:
+                try:
+                    copy.copy(cb).state_from_data(dict(resume[3][key]))
+                except (ExportError, *STATE_ERRORS) as e:
+                    raise ExportError(f"{where}: record.json field 'callbacks.{key}' cannot be taken by its "
+                                      f"{type(cb).__name__} ({e}); it was not written by learn.save, or was "
+                                      "damaged") from None
     # everything is checked: from here on nothing in the file can fail half-way
     model.load_state_dict(weights, strict=strict)
     if opt_state is not None:
@@ -619,6 +629,9 @@ _PARAM_SHAPED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.opt
                  torch.optim.Adadelta, torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam, torch.optim.ASGD)
 #: the per-parameter state those optimisers keep as a single number (a 0-d tensor) rather than one per weight
 _SCALAR_STATE = frozenset({"step", "eta", "mu", "mu_product"})
+#: per-parameter state that is never below zero: step counts and running means of squared gradients
+_NON_NEGATIVE_STATE = frozenset({"step", "exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "acc_delta",
+                                 "sqr_avg", "mu_product", "eta"})
 
 
 def _kind(v: Any) -> str:
@@ -769,6 +782,10 @@ def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[
                     raise bad(f"{field}.{k}' has shape {tuple(v.shape)}, but parameter {name!r} has shape "
                               f"{tuple(p.shape)}" + (" (a step count is a single number)" if shape == () else "")
                               if shape is not None else f"{field}.{k}' must be a number, got a tensor")
+                if not bool(torch.isfinite(v).all()) or (k in _NON_NEGATIVE_STATE and bool((v < 0).any())):
+                    raise bad(f"{field}.{k}' (parameter {name!r}) holds "
+                              + ("numbers that are not finite" if not bool(torch.isfinite(v).all()) else
+                                 "a number below zero, where it is a step count or a running mean of squares"))
             elif want in ("param", "a count") or isinstance(want, tuple):
                 if not (want == "a count" and type(v) is int and v >= 0):
                     raise bad(f"{field}.{k}' must be "
@@ -817,6 +834,11 @@ def _resume_state(path: Path, rec: dict[str, Any], tensors: dict[str, torch.Tens
     if not (isinstance(callbacks, dict) and all(isinstance(k, str) and isinstance(v, dict)
                                                 for k, v in callbacks.items())):
         raise ExportError(f"{where}: record.json field 'callbacks' must map callback names to their states")
+    for key, state in callbacks.items():  # a callback's state is its learned attributes (name_), nothing else
+        odd = [k for k in state if not (isinstance(k, str) and k.endswith("_") and not k.startswith("_"))]
+        if odd:
+            raise ExportError(f"{where}: record.json field 'callbacks.{key}' holds {odd[:3]}, which are not learned "
+                              "attributes (names ending in '_'); it was not written by learn.save, or was damaged")
     return nxt, loaders, rng, callbacks
 
 

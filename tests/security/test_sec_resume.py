@@ -204,10 +204,18 @@ def test_checkpoint_states_are_read_as_data(tab, tmp_path):
     bs = other.dls.train.bs
     other.load(write("edited.pipekit"))
     assert (other.dls.train.seed, other.dls.train.epoch, other.dls.train.bs) == (7, 3, bs)
-    state["callbacks"] = {"__items__": [["recorder", {"__items__": [["metrics", []]]}]]}
-    with pytest.raises(ExportError, match="state entry 'metrics' is not a learned attribute"):
-        other.load(write("cb.pipekit"))
-        other.fit(2, 1e-2, start_epoch=1)
+    # callback states are checked at load, before anything is set: an entry that is no learned attribute, and a
+    # Recorder's running average that is not a number (each failed only once the resumed fit began, after the
+    # weights and the optimiser had been replaced)
+    before = {k: v.clone() for k, v in other.model.state_dict().items()}
+    for items, said in (([["metrics", []]], r"'callbacks.recorder' holds \['metrics'\], which are not learned "
+                                             r"attributes"),
+                        ([["ema_", "abc"], ["n_smoothed_", 3]], r"'callbacks.recorder' cannot be taken by its "
+                                                                r"Recorder \(field 'state.ema_' must be a number")):
+        state["callbacks"] = {"__items__": [["recorder", {"__items__": items}]]}
+        with pytest.raises(ExportError, match=said):
+            other.load(write("cb.pipekit"))
+        assert all(torch.equal(v, before[k]) for k, v in other.model.state_dict().items())
     state.pop("callbacks")
     state["rng"]["numpy"]["kind"] = "not-a-generator"
     with pytest.raises(ExportError, match="random states in .*bad.pipekit are malformed"):
@@ -251,6 +259,13 @@ TAMPERED_OPT = {
                            r"shape \(3,\)"),
     "missing slow weights": (lambda rec, t: _without(_opt_items(rec, 0), "lookahead_slow"),
                              r"'opt.opt.state\[0\].lookahead_slow' .* must be the slow weights"),
+    "a moving average of NaN": (lambda rec, t: t.update({"opt.opt.state.0.grad_avg": torch.full_like(
+        t["opt.opt.state.0.grad_avg"], float("nan"))}),
+                                r"'opt.opt.state\[0\].grad_avg' \(parameter '[\w.]+'\) holds numbers that are not "
+                                r"finite"),
+    "a mean of squares below zero": (lambda rec, t: t.update({"opt.opt.state.0.sqr_avg": -torch.ones_like(
+        t["opt.opt.state.0.sqr_avg"])}),
+                                     r"'opt.opt.state\[0\].sqr_avg' \(parameter '[\w.]+'\) holds a number below zero"),
     "a negative Lookahead count": (lambda rec, t: [kv.__setitem__(1, -1) for kv in _opt_items(rec, 0)
                                                    if kv[0] == "lookahead_step"],
                                    r"'opt.opt.state\[0\].lookahead_step' .* must be the step count"),

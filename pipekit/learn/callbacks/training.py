@@ -14,6 +14,7 @@ import torch
 
 from pipekit.core.errors import NotFittedError, ParameterError, warn
 from pipekit.core.protocols import Loader
+from pipekit.core.validate import Interval, check_state
 from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.data.progress import Shown, Slot, in_notebook, progress_bar, progress_enabled
@@ -196,6 +197,12 @@ class Recorder(Callback):
 
     def after_fit(self) -> None:
         self.after_train()
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """A checkpoint's smoothing state: a finite running average and a count of the batches in it."""
+        check_state(state, "the smoothed loss of a resumed fit", ema_=Interval(None, None),
+                    n_smoothed_=Interval(0, None, integer=True))
+        super().state_from_data(state)
 
     def __repr__(self) -> str:
         if not self.history:
