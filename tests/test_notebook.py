@@ -26,6 +26,17 @@ def _pngs(cell) -> list[str]:
             if o.get("output_type") in ("display_data", "execute_result") and "image/png" in o.get("data", {})]
 
 
+def _one_cell(code: str, tmp_path):
+    """A notebook of one cell holding ``code``, its client and the user's environment it runs in (quiet: no table
+    or bar unless a test asks)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND" and not k.startswith(("PYTHON", "PIPEKIT_"))}
+    env.update(PIPEKIT_DATA=os.environ["PIPEKIT_DATA"], PIPEKIT_CACHE=str(tmp_path / "cache"),
+               PIPEKIT_PLOTS=str(tmp_path / "plots"), OMP_NUM_THREADS="1", PIPEKIT_QUIET="1")
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    return nb, client, env
+
+
 def test_quickstart_runs_in_a_kernel_with_inline_plots(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
@@ -80,11 +91,7 @@ def test_show_graph_updates_one_inline_figure(tmp_path):
         "learn.fit(3, 1e-2, cbs=graph)\n"
         "print('graph file', graph.file_)\n"
     )
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND" and not k.startswith(("PYTHON", "PIPEKIT_"))}
-    env.update(PIPEKIT_DATA=os.environ["PIPEKIT_DATA"], PIPEKIT_CACHE=str(tmp_path / "cache"),
-               PIPEKIT_PLOTS=str(tmp_path / "plots"), OMP_NUM_THREADS="1", PIPEKIT_QUIET="1")
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    nb, client, env = _one_cell(code, tmp_path)
     updates = []
     real = client._update_display_id
 
@@ -115,11 +122,8 @@ def test_text_batches_are_tables_in_a_notebook(tmp_path):
         "lm = TextDataLoaders.from_df(df, text_col='text', is_lm=True, valid_col='is_valid', bs=16, seq_len=20)\n"
         "lm.show_batch(max_n=2)\n"
     )
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND" and not k.startswith(("PYTHON", "PIPEKIT_"))}
-    env.update(PIPEKIT_DATA=os.environ["PIPEKIT_DATA"], PIPEKIT_CACHE=str(tmp_path / "cache"),
-               PIPEKIT_PLOTS=str(tmp_path / "plots"), OMP_NUM_THREADS="1", PIPEKIT_QUIET="1")
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute(env=env)
+    nb, client, env = _one_cell(code, tmp_path)
+    client.execute(env=env)
     (cell,) = nb.cells
     tables = [o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})]
     assert not _pngs(cell) and not list(tmp_path.rglob("*.png")), cell.outputs

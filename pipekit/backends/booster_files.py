@@ -525,7 +525,7 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
         where = f"features_info.float_features[{i}]"
         f = _obj(f, where, {"borders", "feature_id", "feature_index", "flat_feature_index", "has_nans",
                             "nan_value_treatment"})
-        if f["feature_index"] != i or f["flat_feature_index"] != flat_float[i] or type(f["feature_index"]) is not int:
+        if not _at(f, i, flat_float[i]):
             raise ExportError(f"{where} must be number input {i}, column {flat_float[i]}")
         if f["feature_id"] != feature_names[flat_float[i]]:
             raise ExportError(f"{where}.feature_id must be {feature_names[flat_float[i]]!r}, the column's name")
@@ -540,7 +540,7 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
         where = f"features_info.categorical_features[{j}]"
         c = _obj(c, where, {"feature_id", "feature_index", "flat_feature_index", "string_values", "values"},
                  optional=frozenset({"string_values", "values"}))
-        if c["feature_index"] != j or c["flat_feature_index"] != flat_cat[j] or type(c["feature_index"]) is not int:
+        if not _at(c, j, flat_cat[j]):
             raise ExportError(f"{where} must be category {j}, column {flat_cat[j]}")
         if c["feature_id"] != feature_names[flat_cat[j]]:
             raise ExportError(f"{where}.feature_id must be {feature_names[flat_cat[j]]!r}, the column's name")
@@ -622,6 +622,12 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
     if not model["ctr_data"]:
         del model["ctr_data"]
     return model
+
+
+def _at(feature: dict[str, Any], index: int, column: int) -> bool:
+    """Whether an input's entry is input ``index`` (of its kind) at ``column`` among the model's columns."""
+    return (type(feature["feature_index"]) is int and feature["feature_index"] == index
+            and type(feature["flat_feature_index"]) is int and feature["flat_feature_index"] == column)
 
 
 def _check_split(split: Any, where: str, bins: list[tuple[str, int, Any]], ctrs: list[dict[str, Any]]) -> None:

@@ -198,19 +198,32 @@ for path in sys.argv[1:]:
 """
 
 
-def test_sec_edited_xgboost_models_are_refused_before_xgboost_reads_them(export, tmp_path):
-    _, path, stored, _ = export
+def loaded_in_a_child(path: Path, stored: dict, edits: list, tmp_path: Path, field: str) -> tuple[list[Path], list[str]]:
+    """Copies of the file ``path`` with its model (``stored``, the state's ``field``) edited by each of ``edits`` (a
+    function changing the model, or the bytes to store instead), each loaded in a child process: their paths and
+    the child's line for each (a crash shows as its exit code)."""
     paths = []
-    for k, (edit, _) in enumerate(ATTACKS.values()):
-        model = copy.deepcopy(stored)
-        edit(model)
-        assert model != stored
-        paths.append(with_booster(path, json.dumps(model).encode(), tmp_path / f"attack{k}.pipekit"))
+    for k, edit in enumerate(edits):
+        if isinstance(edit, bytes):
+            data = edit
+        else:
+            model = copy.deepcopy(stored)
+            edit(model)
+            assert model != stored
+            data = json.dumps(model).encode()
+        paths.append(with_booster(path, data, tmp_path / f"attack{k}.pipekit", field=field))
     run = subprocess.run([sys.executable, "-c", _LOAD_EACH, *map(str, paths)], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, f"the child process died (exit code {run.returncode}): {run.stderr[-800:]}"
     lines = run.stdout.strip().splitlines()
-    assert len(lines) == len(ATTACKS), run.stdout + run.stderr
+    assert len(lines) == len(edits), run.stdout + run.stderr
+    return paths, lines
+
+
+def test_sec_edited_xgboost_models_are_refused_before_xgboost_reads_them(export, tmp_path):
+    _, path, stored, _ = export
+    paths, lines = loaded_in_a_child(path, stored, [edit for edit, _ in ATTACKS.values()], tmp_path, "booster_")
+    assert len(lines) == len(ATTACKS)
     for line, p, (name, (_, said)) in zip(lines, paths, ATTACKS.items()):
         assert line.startswith(f"REFUSED {p}: record.json: XGBoost: "), (name, line)
         assert re.search(said, line), (name, said, line)
@@ -346,19 +359,10 @@ def test_sec_edited_catboost_models_are_refused_before_catboost_reads_them(cat_e
     refused in a child process (a crash would show as its exit code), as is the binary CBM format a tester's
     flipped bytes crashed CatBoost's reader with."""
     model, path, stored, _ = cat_export
-    paths = []
-    for k, (edit, _) in enumerate(CB_ATTACKS.values()):
-        m = copy.deepcopy(stored)
-        edit(m)
-        assert m != stored
-        paths.append(with_booster(path, json.dumps(m).encode(), tmp_path / f"cb{k}.pipekit", field="model_"))
-    paths.append(with_booster(path, b"CBM1" + bytes(64), tmp_path / "cbm.pipekit", field="model_"))
-    run = subprocess.run([sys.executable, "-c", _LOAD_EACH, *map(str, paths)], capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, f"the child process died (exit code {run.returncode}): {run.stderr[-800:]}"
-    lines = run.stdout.strip().splitlines()
+    edits = [edit for edit, _ in CB_ATTACKS.values()] + [b"CBM1" + bytes(64)]
+    paths, lines = loaded_in_a_child(path, stored, edits, tmp_path, "model_")
     said = [s for _, s in CB_ATTACKS.values()] + [r"in CatBoost's binary format, which earlier pipekit versions"]
-    assert len(lines) == len(said), run.stdout + run.stderr
+    assert len(lines) == len(said)
     for line, p, name, pattern in zip(lines, paths, [*CB_ATTACKS, "CBM"], said):
         assert line.startswith(f"REFUSED {p}: record.json: CatBoost: "), (name, line)
         assert re.search(pattern, line), (name, pattern, line)
