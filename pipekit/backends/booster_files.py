@@ -44,13 +44,14 @@ _PER_NODE = ("base_weights", "default_left", "left_children", "loss_changes", "p
 #: objectives by the kind of model they make (one output, or one per class); a file naming another is refused
 OBJECTIVES = {"regression": {"reg:squarederror", "reg:squaredlogerror", "reg:pseudohubererror", "reg:absoluteerror",
                              "reg:quantileerror", "reg:gamma", "reg:tweedie", "count:poisson"},
-              "binary": {"binary:logistic", "binary:logitraw", "binary:hinge", "reg:logistic"},
-              "multiclass": {"multi:softprob", "multi:softmax"}}
+              "binary": {"binary:logistic", "reg:logistic"},  # a classifier's outputs are probabilities
+              "multiclass": {"multi:softprob"}}
 
 
 # ------------------------------------------------------------------------------------------------ UBJSON
 _UBJ_INTS = {ord("i"): ">b", ord("U"): ">B", ord("I"): ">h", ord("l"): ">i", ord("L"): ">q"}
 _UBJ_FLOATS = {ord("d"): ">f4", ord("D"): ">f8"}
+_UBJ_EMPTY = {ord("Z"), ord("T"), ord("F"), ord("N")}
 _UBJ_NUMPY = {ord("i"): ">i1", ord("U"): ">u1", ord("I"): ">i2", ord("l"): ">i4", ord("L"): ">i8", **_UBJ_FLOATS}
 
 
@@ -118,6 +119,9 @@ class _UBJReader:
             kind, m = self.marker(), self.marker()
             if m != ord("#"):
                 raise ExportError(f"the UBJSON model gives a type without a count at byte {self.pos - 1}")
+        if kind in _UBJ_EMPTY:  # values of no bytes: a count of them would cost nothing in the file
+            raise ExportError(f"the UBJSON model has a container typed {chr(kind)!r} at byte {self.pos - 2}, whose "
+                              "values take no bytes")
         if m == ord("#"):
             n = self.count()
             m = -1
@@ -427,22 +431,25 @@ def _borders(value: Any, where: str) -> list[float]:
     return out
 
 
-def _element(value: Any, where: str, n_float: int, n_cat: int) -> dict[str, Any]:
-    """One input of a target statistic's combination: a category, a float input's split, a category's one value."""
+def _element(value: Any, where: str, borders: list[list[float]], one_hot: list[list[int]]) -> dict[str, Any]:
+    """One input of a target statistic's combination: a category, one of a float input's ``borders``, one of a
+    category's ``one_hot`` values (CatBoost looks the split up among the model's own when it predicts)."""
     if not isinstance(value, dict):
         raise ExportError(f"{where} must be an object")
     kind = value.get("combination_element")
     if kind == "cat_feature_value":
         _obj(value, where, {"cat_feature_index", "combination_element"})
-        _int_text(value["cat_feature_index"], f"{where}.cat_feature_index", 0, n_cat - 1)
+        _int_text(value["cat_feature_index"], f"{where}.cat_feature_index", 0, len(one_hot) - 1)
     elif kind == "float_feature":
         _obj(value, where, {"border", "combination_element", "float_feature_index"})
-        _int_text(value["float_feature_index"], f"{where}.float_feature_index", 0, n_float - 1)
-        _num(value["border"], f"{where}.border")
+        f = _int_text(value["float_feature_index"], f"{where}.float_feature_index", 0, len(borders) - 1)
+        if _num(value["border"], f"{where}.border") not in borders[f]:
+            raise ExportError(f"{where}.border is not one of float input {f}'s borders")
     elif kind == "cat_feature_exact_value":
         _obj(value, where, {"cat_feature_index", "combination_element", "value"})
-        _int_text(value["cat_feature_index"], f"{where}.cat_feature_index", 0, n_cat - 1)
-        _ints([value["value"]], f"{where}.value", 1, *_INT32)
+        c = _int_text(value["cat_feature_index"], f"{where}.cat_feature_index", 0, len(one_hot) - 1)
+        if type(value["value"]) is not int or value["value"] not in one_hot[c]:
+            raise ExportError(f"{where}.value is not one of category {c}'s one-hot values")
     else:
         raise ExportError(f"{where}.combination_element must be cat_feature_value, float_feature or "
                           f"cat_feature_exact_value, got {kind!r:.40}")
@@ -457,7 +464,7 @@ def _ctr_name(elements: list[dict[str, Any]], kind: str) -> str:
 
 def catboost_json(model: Any) -> str:
     """A checked CatBoost model (or part of one) as the compact JSON CatBoost is given."""
-    return json.dumps(model, separators=(",", ":"), allow_nan=False)
+    return json.dumps(model, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
 def exact_for_catboost(x: float) -> float:
@@ -521,6 +528,7 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
     if not (isinstance(floats, list) and len(floats) == len(flat_float)):
         raise ExportError(f"features_info.float_features must list the model's {len(flat_float)} number inputs")
     bins: list[tuple[str, int, Any]] = []
+    float_borders: list[list[float]] = []
     for i, f in enumerate(floats):
         where = f"features_info.float_features[{i}]"
         f = _obj(f, where, {"borders", "feature_id", "feature_index", "flat_feature_index", "has_nans",
@@ -531,11 +539,13 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
             raise ExportError(f"{where}.feature_id must be {feature_names[flat_float[i]]!r}, the column's name")
         if not (type(f["has_nans"]) is bool and f["nan_value_treatment"] in ("AsIs", "AsFalse", "AsTrue")):
             raise ExportError(f"{where}: has_nans or nan_value_treatment is malformed")
-        bins += [("FloatFeature", i, b) for b in _borders(f["borders"], f"{where}.borders")]
+        float_borders.append(_borders(f["borders"], f"{where}.borders"))
+        bins += [("FloatFeature", i, b) for b in float_borders[-1]]
     cats = info.get("categorical_features", [])
     if not (isinstance(cats, list) and len(cats) == len(flat_cat)):
         raise ExportError(f"features_info.categorical_features must list the model's {len(flat_cat)} categories")
     one_hot: list[tuple[str, int, Any]] = []
+    one_hot_values: list[list[int]] = []
     for j, c in enumerate(cats):
         where = f"features_info.categorical_features[{j}]"
         c = _obj(c, where, {"feature_id", "feature_index", "flat_feature_index", "string_values", "values"},
@@ -551,6 +561,7 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
             if len(values) > 1 << 16 or len(set(values)) != len(values):
                 raise ExportError(f"{where}.values must be distinct category hashes")
             one_hot += [("OneHotFeature", j, v) for v in values]
+        one_hot_values.append(values if "values" in c else [])
     bins += one_hot
     ctrs = info.get("ctrs", [])
     if not isinstance(ctrs, list):
@@ -565,7 +576,7 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
         elements = ctr["elements"]
         if not (isinstance(elements, list) and 1 <= len(elements) <= 16):
             raise ExportError(f"{where}.elements must list 1 to 16 inputs")
-        ctr["elements"] = [_element(e, f"{where}.elements[{i}]", len(flat_float), len(flat_cat))
+        ctr["elements"] = [_element(e, f"{where}.elements[{i}]", float_borders, one_hot_values)
                            for i, e in enumerate(elements)]
         for key in ("prior_denomerator", "prior_numerator", "scale", "shift"):
             _num(ctr[key], f"{where}.{key}")
@@ -586,7 +597,7 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
         parsed = _obj(parsed, f"ctr_data key {key[:60]!r}", {"identifier", "type"})
         if not _one_of(parsed["type"], CTR_TYPES) or not isinstance(parsed["identifier"], list):
             raise ExportError(f"ctr_data key {key[:60]!r} must name a statistic's kind and inputs")
-        elements = [_element(e, f"ctr_data key {key[:60]!r}", len(flat_float), len(flat_cat))
+        elements = [_element(e, f"ctr_data key {key[:60]!r}", float_borders, one_hot_values)
                     for e in parsed["identifier"]]
         by_name[_ctr_name(elements, parsed["type"])] = (parsed["type"], table)
     if set(by_name) != set(names) or len(by_name) != len(tables):
@@ -617,11 +628,12 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
     model["scale_and_bias"] = [exact_for_catboost(_num(scale_bias[0], "scale_and_bias's scale")),
                                [exact_for_catboost(float(b)) for b in _floats(scale_bias[1], "scale_and_bias's bias",
                                                                               dim)]]
-    model["model_info"] = _checked_info(model["model_info"], task, n_classes)
-    model["ctr_data"] = {name: table for name, (_, table) in by_name.items()}
-    if not model["ctr_data"]:
-        del model["ctr_data"]
-    return model
+    out = {"model_info": _checked_info(model["model_info"], task, n_classes), "features_info": info,
+           "ctr_data": {name: table for name, (_, table) in by_name.items()}, "scale_and_bias": model["scale_and_bias"],
+           "oblivious_trees": trees}  # the trees last: a reader stopping early would load fewer of them
+    if not out["ctr_data"]:
+        del out["ctr_data"]
+    return out
 
 
 def _at(feature: dict[str, Any], index: int, column: int) -> bool:
@@ -697,5 +709,10 @@ def _bounded_data(value: Any, where: str, depth: int) -> None:
     elif isinstance(value, str):
         if len(value) > 256:
             raise ExportError(f"{where} holds a text of more than 256 characters")
+        if not value.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in value) or '"' in value \
+                or "\\" in value:
+            # CatBoost's JSON reader stops, without an error, at an escape it does not read (a lone surrogate), and
+            # loads the part of the model before it: its settings are written without escapes, as UTF-8
+            raise ExportError(f"{where} holds a text that is not printable as it stands ({value[:40]!r})")
     elif not (value is None or type(value) in (bool, int, float)):
         raise ExportError(f"{where} holds a {type(value).__name__}")

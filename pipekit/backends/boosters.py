@@ -288,12 +288,16 @@ class CatBoost(Booster):
                               "wrote and CatBoost reads without checking it: a file from someone else could corrupt "
                               "memory, so it is not loaded. Fit the model again and save it with this version, "
                               "which writes CatBoost's JSON and checks it before CatBoost reads it")
-        text = catboost_json(self._checked(parse_json_model(raw, "CatBoost")))
+        checked = self._checked(parse_json_model(raw, "CatBoost"))
         with tempfile.TemporaryDirectory() as tmp:  # CatBoost reads the JSON written from the checked values
             where = os.path.join(tmp, "model.json")
             with open(where, "w", encoding="utf-8") as f:
-                f.write(text)
+                f.write(catboost_json(checked))
             try:
-                return cb.CatBoost().load_model(where, format="json")
+                model = cb.CatBoost().load_model(where, format="json")
             except cb.CatBoostError as e:
                 raise ExportError(f"CatBoost refuses the stored model: {str(e)[:200]}") from None
+        if int(model.tree_count_) != len(checked["oblivious_trees"]):  # it read the whole of what was checked
+            raise ExportError(f"CatBoost read {model.tree_count_} of the {len(checked['oblivious_trees'])} trees "
+                              "of the stored model")
+        return model

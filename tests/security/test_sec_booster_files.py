@@ -181,6 +181,9 @@ ATTACKS = {
     "an unknown tree field": (lambda m: _tree(m).__setitem__("multi_strategy", 1),
                               r"tree 0 must have the keys .*unknown \['multi_strategy'\]"),
     "category names to re-code": (_set(*BOOSTER, "cats", "enc", value=[["a"]]), r"model.cats must be empty"),
+    # a classifier's outputs must be probabilities: raw scores came back as "probabilities" of -0.19 and 1.19
+    "an objective of raw scores": (_set("learner", "objective", "name", value="binary:logitraw"),
+                                   r"learner.objective must name a binary objective \(binary:logistic, reg:logistic\)"),
 }
 
 
@@ -242,6 +245,8 @@ def test_sec_xgboost_json_and_ubjson_are_read_strictly(export, tmp_path):
     for data, said in [(twice.encode(), "names 'attributes' twice"), (huge, "declares 1000000000000 entries"),
                        (ubj[: len(ubj) // 2], "ends early"), (deep, "nests more than 16 levels"),
                        (b"{U\x01a[$H#U\x01\x00}", "unknown value type 'H'"),
+                       # values of no bytes: 9 bytes declared millions of nulls, and the reader built them all
+                       (b"{U\x01a[$Z#l\x00\x0f\x42\x40}", "container typed 'Z' at byte 6, whose values take no bytes"),
                        (text.replace("0.5", "NaN", 1).encode() if "0.5" in text else b'{"a": NaN}', "NaN")]:
         with pytest.raises(ExportError, match=re.escape(said)):
             pipekit.load(with_booster(path, data, tmp_path / "x.pipekit"))
@@ -351,6 +356,14 @@ CB_ATTACKS = {
     "a bias per output too few": (lambda m: m["scale_and_bias"][1].pop(), r"bias must be a list of 3 finite numbers"),
     "a long text in the parameters": (lambda m: m["model_info"]["params"].__setitem__("note", "x" * 1000),
                                       r"holds a text of more than 256 characters"),
+    # CatBoost's reader stopped at the escape of a lone surrogate and loaded the trees before it, without the
+    # statistics' tables they read: predict crashed (SIGSEGV)
+    "a lone surrogate in the parameters": (lambda m: m["model_info"]["params"].__setitem__("zz", "\ud800"),
+                                           r"model_info.params.zz holds a text that is not printable as it stands"),
+    "a combination's border the input lacks": (
+        lambda m: m["features_info"]["ctrs"][0]["elements"].append(
+            {"border": 12345.5, "combination_element": "float_feature", "float_feature_index": 0}),
+        r"ctrs\[0\].elements\[\d\].border is not one of float input 0's borders"),
 }
 
 
