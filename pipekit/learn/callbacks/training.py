@@ -200,8 +200,8 @@ class Recorder(Callback):
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """A checkpoint's smoothing state: a finite running average and a count of the batches in it."""
-        check_state(state, "the smoothed loss of a resumed fit", ema_=Interval(None, None),
-                    n_smoothed_=Interval(0, None, integer=True))
+        fields = {"ema_": Interval(None, None), "n_smoothed_": Interval(0, None, integer=True)}
+        check_state(state, "the smoothed loss of a resumed fit", **{k: v for k, v in fields.items() if k in state})
         super().state_from_data(state)
 
     def __repr__(self) -> str:
