@@ -531,12 +531,8 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
     float_borders: list[list[float]] = []
     for i, f in enumerate(floats):
         where = f"features_info.float_features[{i}]"
-        f = _obj(f, where, {"borders", "feature_id", "feature_index", "flat_feature_index", "has_nans",
-                            "nan_value_treatment"})
-        if not _at(f, i, flat_float[i]):
-            raise ExportError(f"{where} must be number input {i}, column {flat_float[i]}")
-        if f["feature_id"] != feature_names[flat_float[i]]:
-            raise ExportError(f"{where}.feature_id must be {feature_names[flat_float[i]]!r}, the column's name")
+        f = _input(f, where, {"borders", "has_nans", "nan_value_treatment"}, frozenset(), i, flat_float[i],
+                   feature_names, "number input")
         if not (type(f["has_nans"]) is bool and f["nan_value_treatment"] in ("AsIs", "AsFalse", "AsTrue")):
             raise ExportError(f"{where}: has_nans or nan_value_treatment is malformed")
         float_borders.append(_borders(f["borders"], f"{where}.borders"))
@@ -548,12 +544,8 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
     one_hot_values: list[list[int]] = []
     for j, c in enumerate(cats):
         where = f"features_info.categorical_features[{j}]"
-        c = _obj(c, where, {"feature_id", "feature_index", "flat_feature_index", "string_values", "values"},
-                 optional=frozenset({"string_values", "values"}))
-        if not _at(c, j, flat_cat[j]):
-            raise ExportError(f"{where} must be category {j}, column {flat_cat[j]}")
-        if c["feature_id"] != feature_names[flat_cat[j]]:
-            raise ExportError(f"{where}.feature_id must be {feature_names[flat_cat[j]]!r}, the column's name")
+        c = _input(c, where, {"string_values", "values"}, frozenset({"string_values", "values"}), j, flat_cat[j],
+                   feature_names, "category")
         if "string_values" in c:
             raise ExportError(f"{where}.string_values: pipekit gives CatBoost category codes, not texts")
         if "values" in c:
@@ -636,10 +628,17 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
     return out
 
 
-def _at(feature: dict[str, Any], index: int, column: int) -> bool:
-    """Whether an input's entry is input ``index`` (of its kind) at ``column`` among the model's columns."""
-    return (type(feature["feature_index"]) is int and feature["feature_index"] == index
-            and type(feature["flat_feature_index"]) is int and feature["flat_feature_index"] == column)
+def _input(entry: Any, where: str, keys: set[str], optional: frozenset[str], index: int, column: int,
+           names: list[str], kind: str) -> dict[str, Any]:
+    """An input's entry in ``features_info``: its own ``keys``, and input ``index`` of its ``kind`` at ``column``
+    among the model's columns, under that column's name."""
+    entry = _obj(entry, where, keys | {"feature_id", "feature_index", "flat_feature_index"}, optional=optional)
+    if not (type(entry["feature_index"]) is int and entry["feature_index"] == index
+            and type(entry["flat_feature_index"]) is int and entry["flat_feature_index"] == column):
+        raise ExportError(f"{where} must be {kind} {index}, column {column}")
+    if entry["feature_id"] != names[column]:
+        raise ExportError(f"{where}.feature_id must be {names[column]!r}, the column's name")
+    return entry
 
 
 def _check_split(split: Any, where: str, bins: list[tuple[str, int, Any]], ctrs: list[dict[str, Any]]) -> None:
