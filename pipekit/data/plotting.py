@@ -177,24 +177,17 @@ def _cell(v: Any) -> str:
 def show_text_table(columns: dict[str, list[str]], max_chars: int = 1000) -> None:
     """Show texts in a notebook as a table, a column per key (``text``, ``category``), as fastai shows a text
     batch: readable and selectable, each text cut at ``max_chars``; its plain form lists the rows."""
-    import html
-
     from IPython.display import display
 
-    from pipekit.data.progress import Shown
+    from pipekit.data.progress import Shown, html_table
+
+    def cut(v: Any) -> str:
+        return str(v) if len(str(v)) <= max_chars else str(v)[:max_chars] + " ..."
 
     names = list(columns)
-    rows = list(zip(*(columns[n] for n in names)))
-
-    def cut(v: str) -> str:
-        return v if len(v) <= max_chars else v[:max_chars] + " ..."
-
-    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
-    body = "".join("<tr>" + "".join(f"<td style='text-align: left;'>{html.escape(cut(str(v)))}</td>" for v in r)
-                   + "</tr>" for r in rows)
-    text = "\n".join(" | ".join(cut(str(v))[:200] for v in r) for r in [tuple(names), *rows])
-    display(Shown(f"<table class='dataframe' border='1'><thead><tr style='text-align: left;'>{head}</tr></thead>"
-                  f"<tbody>{body}</tbody></table>", text))
+    rows = [[cut(v) for v in r] for r in zip(*(columns[n] for n in names))]
+    text = "\n".join(" | ".join(c[:200] for c in r) for r in [names, *rows])
+    display(Shown(html_table(names, rows, cell_style="text-align: left;"), text))
 
 
 def show_table(frame: Any, path: str | os.PathLike | None = None, name: str = "table") -> Path | None:

@@ -46,6 +46,16 @@ class Shown:
         return self.text
 
 
+def html_table(names: list[str], rows: list[list[str]], cell_style: str = "") -> str:
+    """Rows under a header as the HTML table a notebook shows (the fit's losses, a batch of texts), every cell
+    escaped."""
+    td = f"<td style='{cell_style}'>" if cell_style else "<td>"
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = "".join("<tr>" + "".join(f"{td}{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return (f"<table class='dataframe' border='1'><thead><tr style='text-align: left;'>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
 class Slot:
     """One output area of a notebook cell, replaced in place (an IPython display handle)."""
 

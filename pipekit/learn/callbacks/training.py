@@ -2,7 +2,6 @@
 ``get_preds`` adds to collect predictions."""
 from __future__ import annotations
 
-import html
 import math
 import os
 import time
@@ -17,7 +16,7 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check_state
 from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.data.progress import Shown, Slot, in_notebook, progress_bar, progress_enabled
+from pipekit.data.progress import Shown, Slot, html_table, in_notebook, progress_bar, progress_enabled
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.distributed import is_main_process
 from pipekit.metrics import Metric
@@ -316,11 +315,8 @@ class ProgressCallback(Callback):
                 for r in rec.history]
         widths = [max(len(n), 10) for n in names]
         if self._table is not None:
-            head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
             text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [names, *rows])
-            self._table.show(Shown(f"<table class='dataframe' border='1'><thead><tr style='text-align: left;'>{head}"
-                                   f"</tr></thead><tbody>{body}</tbody></table>", text))
+            self._table.show(Shown(html_table(names, rows), text))
             return
         from rich.console import Console
 
