@@ -31,9 +31,9 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
 from pipekit.core.validate import Is, Options, check_state
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
-from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, TabularProc,
-                                   as_stored, collect, distinct_train_values, float32_overflow_error, make_procs,
-                                   nested_column_error, present, schema_of)
+from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, Normalize,
+                                   TabularProc, as_stored, collect, distinct_train_values, float32_overflow_error,
+                                   make_procs, nested_column_error, present, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
 #: the names add_datepart gives a date's parts (after the date column's own prefix)
@@ -503,6 +503,16 @@ class TabularProcessor(Component):
                 raise FieldError("state.y_vocab_", f"does not match y_type_={self.y_type_!r}: {e}") from None
         self._check_categories()
         self._check_flags()
+        self._check_scaled()
+
+    def _check_scaled(self) -> None:
+        """Each fitted Normalize scales continuous inputs (``cont_names_``) only: scaling a categorical column
+        would move its codes off the embedding rows."""
+        for i, proc in enumerate(self.procs if isinstance(self.procs, list) else []):
+            if isinstance(proc, Normalize) and proc.is_fitted and not set(proc.means_) <= set(self.cont_names_):
+                raise FieldError(f"params.procs[{i}].state.means_",
+                                 f"must scale continuous inputs only (cont_names_={self.cont_names_}), got "
+                                 f"{sorted(set(proc.means_) - set(self.cont_names_))[:5]}")
 
     def _check_flags(self) -> None:
         """Each fitted FillMissing flags the columns whose ``<col>_na`` flag the processing's output names

@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
@@ -680,6 +682,26 @@ class Normalize(TabularProc):
                                  "drop it from cont_names or put FillMissing before Normalize.")
             self.means_[c] = float(m)
             self.stds_[c] = float(s) if s is not None and s > 0 else 1.0
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """The fitted state of a file, checked as FillMissing's is before anything scales with it: ``means_`` a
+        finite number for each column, ``stds_`` a finite positive one for the same columns (a std of 0 would
+        scale every new value to an infinity). A :class:`FieldError` names the field (``state.stds_``)."""
+        super().state_from_data(state)
+        if not state:
+            return  # an unfitted proc's record
+        purpose = "scaling continuous columns of new rows"
+
+        def numbers(positive: bool) -> Is:
+            def ok(v: Any) -> bool:
+                return isinstance(v, dict) and all(isinstance(c, str) for c in v) and all(
+                    (x := as_number(v[c])) is not None and math.isfinite(x) and (x > 0 or not positive) for c in v)
+            return Is(ok, "a finite number " + ("above 0 " if positive else "") + "for each column, by column name")
+
+        check_state(vars(self), purpose, means_=numbers(False))
+        means = self.means_
+        check_state(vars(self), purpose, stds_=Is(lambda v: numbers(True).accepts(v) and list(v) == list(means),
+                                                  "a finite number above 0 for each column of means_, in its order"))
 
     def expressions(self, schema: Mapping[str, pl.DataType] | None = None, eager: bool = False) -> list[pl.Expr]:
         self.check_is_fitted()

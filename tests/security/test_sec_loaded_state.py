@@ -326,6 +326,11 @@ def _attrs(r):
     return r["state"]["model_"]["attributes"]
 
 
+def _norm(r):
+    """The fitted state of the saved processor's Normalize."""
+    return next(p for p in r["state"]["processor_"]["params"]["procs"] if p["class"].endswith(".Normalize"))["state"]
+
+
 def _processor_of_another_kind(r, a, array):
     r["state"]["processor_"] = {"class": "pipekit.data.Categorize", "params": {}, "state": {"vocab_": ["a", "b"]}}
 
@@ -340,6 +345,15 @@ STATES = [
     ("weighted", lambda r, a, array: array(_st(r)["weights_"], [1, 0]), r"weights_ must be an array of 2 floats"),
     ("weighted", lambda r, a, array: _st(r).update(best_member_=7), r"best_member_ must be a member index below 2"),
     ("weighted", _processor_of_another_kind, r"processor_ must be the fitted procs of a Tabular"),
+    # Normalize: a std of 0 or a NaN mean would scale new values to infinities or NaN; a column it does not scale
+    ("weighted", lambda r, a, array: _norm(r)["stds_"].update(age=0.0),
+     r"procs\[2\].state.stds_' must be a finite number above 0 for each column of means_"),
+    ("weighted", lambda r, a, array: _norm(r)["stds_"].update(age=float("inf")), r"state.stds_' must be a finite"),
+    ("weighted", lambda r, a, array: _norm(r)["means_"].update(age=float("nan")), r"state.means_' must be a finite"),
+    ("weighted", lambda r, a, array: _norm(r)["means_"].update(age="38"), r"state.means_' must be a finite"),
+    ("weighted", lambda r, a, array: _norm(r)["stds_"].pop("age"), r"state.stds_' must be .* for each column of means_"),
+    ("weighted", lambda r, a, array: (_norm(r)["means_"].update(workclass=1.0), _norm(r)["stds_"].update(workclass=1.0)),
+     r"procs\[2\].state.means_' must scale continuous inputs only"),
     # MeanEnsemble: its weights are a parameter
     ("mean", lambda r, a, array: r["params"].update(weights=[float("nan"), 1.0]), r"weights must be 2 finite"),
     ("mean", lambda r, a, array: r["params"].update(weights=["x", 1]), r"weights must be 2 finite"),
