@@ -465,3 +465,23 @@ def test_encode_y_of_a_processed_splits_codes_says_they_are_codes_not_labels(wei
     np.testing.assert_array_equal(weighted.encode_y(labels), codes)
     with pytest.raises(DataError, match=r"label 'maybe' \(row 0\) was not seen in training"):
         weighted.encode_y(np.array(["maybe"]))
+
+
+def test_time_kept_for_the_second_layer_does_not_push_out_a_member_that_fits():
+    import time
+
+    from pipekit.ensemble.auto import Plan, default_candidates
+
+    # rossmann at 120 s on a busy machine: gbm took 30 s, gbm_sub 44 s, and 46 s are left; extra trees are
+    # expected to take 27 s (they took 14-15 s) and the second layer 72 s. Kept for a second layer that has
+    # never beaten the weighted ensemble out of fold, those 46 s skipped the trees (RMSPE 0.1212 against 0.1178)
+    cands = {c.name: c for c in default_candidates("regression")}
+    plan = Plan(list(cands.values()), time_limit=120, start=time.perf_counter() - 74, stack=True, n_folds=5)
+    plan.measured(cands["gbm"], 30.0)
+    assert plan.reserve(cands["extra_trees"]) == 0 and plan.fits(cands["extra_trees"], plan.expected(cands["extra_trees"]))
+    assert not plan.fits(cands["gbm_large"], plan.expected(cands["gbm_large"]))  # 69 s
+    # a member worth less per second than the second layer still leaves it its time
+    slow = Candidate("slow", GBM("regression"), value=0.1, cost=3.0)
+    assert plan.reserve(slow) == pytest.approx(plan.stack_expected()) and plan.reserve(slow) > 0
+    # the layer comes after every default member but CatBoost
+    assert [c.name for c in plan.order() if plan.reserve(c) > 0] == (["catboost"] if "catboost" in cands else [])
