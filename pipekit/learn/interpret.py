@@ -88,6 +88,22 @@ class ClassificationInterpretation(Interpretation):
     classes: ``confusion_matrix``, ``most_confused`` and ``plot_confusion_matrix`` refuse it, while
     ``classification_report`` gives each label's precision and recall and ``plot_top_losses`` titles each item
     with its predicted and actual label sets.
+
+    Example:
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner, accuracy
+    >>> from pipekit.vision import ImageDataLoaders, Resize
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), item_tfms=Resize(28), bs=64, seed=0)
+    >>> from pipekit.learn import ClassificationInterpretation
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 2)), metrics=accuracy)
+    >>> learn.fit_one_cycle(1, 1e-3)
+    >>> interp = ClassificationInterpretation.from_learner(learn)
+    >>> interp.vocab, interp.confusion_matrix().shape, int(interp.confusion_matrix().sum()) == len(dls.valid_ds)
+    (['3', '7'], (2, 2), True)
+    >>> losses, idxs = interp.top_losses(3)
+    >>> bool(losses[0] >= losses[1] >= losses[2])
+    True
     """
 
     @property

@@ -87,6 +87,17 @@ class Learner:
     wd: weight decay (None: the optimiser's default).  cbs: extra callbacks.
     terminate_on_nan: stop ``fit`` with ``NonFiniteError`` at the first NaN/inf loss or weights, the last
     finite weights put back (``TerminateOnNaNCallback``); False trains on (the Recorder only warns).
+
+    Example (a model of one's own on the digits 3 and 7; each epoch's row is train loss, valid loss, metrics):
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner, accuracy
+    >>> from pipekit.vision import ImageDataLoaders, Resize
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), item_tfms=Resize(28), bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 2)), metrics=accuracy)
+    >>> learn.fit_one_cycle(1, 1e-3)
+    >>> learn.recorder.metric_names, learn.recorder.values[-1][2] > 0.9
+    (['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time'], True)
     """
 
     recorder: Recorder

@@ -157,7 +157,21 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
 
     A model of one parameter group (a plain ``Learner`` without ``splitter=``, as after training from scratch
     and swapping ``learn.dls`` for larger images) has nothing to freeze: the frozen phase is skipped, with a
-    warning unless ``freeze_epochs=0``, and the whole model trains for ``epochs``."""
+    warning unless ``freeze_epochs=0``, and the whole model trains for ``epochs``.
+
+    Example (a body and a head: ``body_head_splitter`` makes them two groups, so the body can be frozen):
+        >>> import pipekit.datasets as D
+        >>> from torch import nn
+        >>> from pipekit.learn import Learner, accuracy
+        >>> from pipekit.vision import ImageDataLoaders, Resize
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), item_tfms=Resize(28), bs=64, seed=0)
+        >>> from pipekit.learn import body_head_splitter
+        >>> body = nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 32), nn.ReLU())
+        >>> learn = Learner(dls, nn.Sequential(body, nn.Linear(32, 2)), splitter=body_head_splitter, metrics=accuracy)
+        >>> learn.fine_tune(1, base_lr=1e-2)  # one epoch of the head alone, then one of everything
+        >>> len(learn.recorder.values), learn.recorder.values[-1][2] > 0.7  # the rows of the last fit
+        (1, True)
+    """
     count = Interval(0, None, integer=True)
     check("fine_tune", epochs=(epochs, count), freeze_epochs=(freeze_epochs, count), lr_mult=(lr_mult, Interval(1)),
           unfreeze_to=(unfreeze_to, count))
@@ -358,6 +372,18 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     ``lr_find_suggestions``) for ``learn.recorder.plot_lr_find()``. The sweep runs without the learner's trackers (``SaveModelCallback``, ``EarlyStoppingCallback``,
     any ``TrackerCallback``), ``TimeLimit``, loggers and progress display; ``show_plot`` draws loss vs lr with
     the suggestions (PNG when headless).
+
+    Example:
+        >>> import pipekit.datasets as D
+        >>> from torch import nn
+        >>> from pipekit.learn import Learner, accuracy
+        >>> from pipekit.vision import ImageDataLoaders, Resize
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), item_tfms=Resize(28), bs=64, seed=0)
+        >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 2)), metrics=accuracy)
+        >>> lrs = learn.lr_find(num_it=20, show_plot=False)
+        >>> lrs._fields, 1e-7 < lrs.valley < 10, len(learn.recorder.values)  # the learner is left untrained
+        (('valley', 'steep', 'minimum'), True, 0)
+        >>> learn.fit_one_cycle(1, lrs.valley)
     """
     check("lr_find", suggest_funcs=(suggest_funcs, _SUGGEST))
     funcs = as_list(suggest_funcs)
