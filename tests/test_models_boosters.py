@@ -73,6 +73,20 @@ def test_optional_boosters(cls, package, splits, tmp_path):
         cls("classification", learning_rate=0)
 
 
+def test_catboost_trees_of_one_leaf_fit_save_and_load(tmp_path):
+    # on 40 training rows CatBoost grows trees with no split (depth 0), which its JSON writes as "splits": null
+    pytest.importorskip("catboost")
+    import json
+
+    tr, va = (as_data(d) for d in adult(50))
+    m = CatBoost("classification", n_estimators=10_000, learning_rate=0.1, n_jobs=1).fit(tr, va)
+    m.model_.save_model(str(tmp_path / "own.json"), format="json")
+    own = json.loads((tmp_path / "own.json").read_text())["oblivious_trees"]
+    assert any(t["splits"] is None for t in own)
+    back = load_model(m.export(tmp_path / "small.pipekit"))
+    np.testing.assert_array_equal(back.predict(va), m.predict(va))
+
+
 @pytest.mark.parametrize("cls, package", [(XGBoost, "xgboost"), (CatBoost, "catboost")])
 def test_optional_boosters_say_what_to_install(cls, package, splits, monkeypatch):
     tr, _ = splits

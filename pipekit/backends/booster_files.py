@@ -606,6 +606,8 @@ def checked_catboost_model(model: dict[str, Any], feature_names: list[str], cat_
         where = f"tree {t}"
         tree = _obj(tree, where, {"leaf_values", "leaf_weights", "splits"}, optional=frozenset({"leaf_weights"}))
         splits = tree["splits"]
+        if splits is None:  # CatBoost writes "splits": null for a tree of one leaf (depth 0, no split)
+            splits = tree["splits"] = []
         if not (isinstance(splits, list) and len(splits) <= CATBOOST_MAX_DEPTH):
             raise ExportError(f"{where}.splits must list at most {CATBOOST_MAX_DEPTH} splits")
         for s, split in enumerate(splits):
