@@ -13,7 +13,7 @@ import pytest
 from test_models_helpers import ADULT_CATS, ADULT_CONTS
 
 from pipekit.backends import GBM, ExtraTrees, SklearnModel, as_data
-from pipekit.core import ParameterError
+from pipekit.core import DataError, ParameterError
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.ensemble import (BaggedModel, Candidate, StackingEnsemble, TorchTabular, WeightedEnsemble,
@@ -443,7 +443,6 @@ def test_a_scikit_learn_regression_function_is_refused_for_classes_as_its_name_i
 def test_raw_rows_given_to_an_ensemble_name_ens_process_which_a_fresh_process_has(weighted):
     """A loaded ensemble has no Tabular: the message names ens.predict(ens.process(df)) (tab.new(df) only as the
     way of the session that built it)."""
-    from pipekit.core import DataError
 
     with pytest.raises(DataError, match=r"missing from the data.*tab\.new\(df\), in the session that built it\).*"
                                         r"ens\.predict\(ens\.process\(df\)\)"):
@@ -485,3 +484,27 @@ def test_time_kept_for_the_second_layer_does_not_push_out_a_member_that_fits():
     assert plan.reserve(slow) == pytest.approx(plan.stack_expected()) and plan.reserve(slow) > 0
     # the layer comes after every default member but CatBoost
     assert [c.name for c in plan.order() if plan.reserve(c) > 0] == (["catboost"] if "catboost" in cands else [])
+
+
+def test_a_rare_class_gets_as_many_folds_as_its_rows_or_a_fix_that_exists(tab):
+    raw = raw_adult()
+    train = np.sort(np.asarray(tab.train_idx))
+
+    def with_rare(k):  # the first k training rows relabelled as a class of their own
+        rows = pl.Series(np.isin(np.arange(len(raw)), train[:k]))
+        return Tabular(raw.with_columns(salary=pl.when(rows).then(pl.lit("rare")).otherwise(pl.col("salary"))),
+                       procs=[Categorify, FillMissing, Normalize], cat_names=ADULT_CATS, cont_names=ADULT_CONTS,
+                       y_names="salary", splits=(tab.train_idx, tab.valid_idx))
+
+    gbm = {"gbm": GBM("classification", n_estimators=20, n_jobs=1)}
+    # pipekit's number of folds (8 by default) comes down to the 3 rows of the rarest class
+    ens = fit_ensemble(with_rare(3), candidates=gbm, stack=False, verbose=False)
+    assert ens.members[0].n_folds == 3 and ens.report_["status"][-1] == "time limit none, 3 shuffled folds"
+    # the caller's number is kept, and the error gives one that works
+    with pytest.raises(DataError, match=r"the rarest class \('rare'\) has 3 training rows, fewer than n_folds=5; "
+                                        r"give n_folds=3 or fewer"):
+        fit_ensemble(with_rare(3), candidates=gbm, n_folds=5, stack=False, verbose=False)
+    # no number of folds works for a class of one row: the fix is to drop or merge it
+    with pytest.raises(DataError, match=r"the class 'rare' has 1 training row.*drop that row or merge the class with "
+                                        r"another.*df.filter\(pl.col\('salary'\) != 'rare'\)"):
+        fit_ensemble(with_rare(1), candidates=gbm, stack=False, verbose=False)

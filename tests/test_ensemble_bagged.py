@@ -162,7 +162,8 @@ def test_bagged_model_bad_input_and_files(bag, tab, tmp_path):
         BaggedModel(bag)
     with pytest.raises(ParameterError, match="fold=3, repeat=0: this model has 3 folds"):
         bag.fold_rows(3)
-    with pytest.raises(DataError, match=r"the rarest class \('b'\) has 2 rows, fewer than n_folds=3"):
+    with pytest.raises(DataError, match=r"the rarest class \('b'\) has 2 training rows, fewer than n_folds=3; give "
+                                        r"n_folds=2 or fewer"):
         make_folds(np.array(["a"] * 10 + ["b"] * 2), "classification", 3, 0)
     back = load_model(bag.export(tmp_path / "bag.pipekit"))
     assert isinstance(back, BaggedModel) and len(back.models_) == 3

@@ -43,7 +43,8 @@ from pipekit.backends.base import Model
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.bagged import FOLD_KINDS, TIME_COL, BaggedModel, out_of_fold, time_ranks, time_values
+from pipekit.ensemble.bagged import (FOLD_KINDS, TIME_COL, BaggedModel, out_of_fold, rare_class_error, time_ranks,
+                                     time_values)
 from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular, target_range
@@ -145,7 +146,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     :func:`default_candidates` (``["gbm", "extra_trees"]``), or a dict ``{name: unfitted backend}`` (default: every
     one of :func:`default_candidates`). ``n_folds``: folds each member is bagged
     on (default: 8 without a ``time_limit``; with one, the first member is bagged on 5, and the ensemble moves
-    to 8, bagging that member again, only when its time says that every candidate fits with 8).
+    to 8, bagging that member again, only when its time says that every candidate fits with 8; never more than
+    the training rows of the rarest class).
     ``stack``: try the second layer. ``folds``: ``"auto"`` (the default: ``"time"`` when ``time_col`` is given or
     the Tabular was split by time (see :func:`split_in_time`: split by a ``TimeSplitter``, whose column and
     training rows' times it records); else ``"shuffled"``), ``"time"`` (every member, and the second layer,
@@ -173,6 +175,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
           folds=(folds, FOLD_KINDS), time_col=(time_col, TIME_COL))
     start = time.perf_counter()
     more_folds = n_folds is None and time_limit is not None  # 5 folds, 8 if everything fits with them
+    chosen_folds = n_folds is None
     if n_folds is None:
         n_folds = FOLDS if time_limit is None else FOLDS_TIMED
     train = as_data(tab.train)
@@ -183,9 +186,16 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     m = get_metric(metric, task)
     check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None)
     cands = _candidates(candidates, task, n_jobs, seed, train)
+    rarest, lowered = _rarest_class(train, task), False
+    if rarest < 2:
+        label, n = np.unique(np.asarray(train.y), return_counts=True)
+        raise DataError(rare_class_error(label[n.argmin()].item(), 1, n_folds, tab.y_names[0]))
+    if chosen_folds and rarest < n_folds:  # pipekit's number of folds, not the caller's: as many as fit
+        n_folds, more_folds, lowered = int(rarest), False, True
     kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col, n_folds)
     if verbose:
-        print(f"folds: {_folds_said(kind, time_col, n_folds)}", flush=True)
+        print(f"folds: {_folds_said(kind, time_col, n_folds)}"
+              + (" (no more than the training rows of the rarest class)" if lowered else ""), flush=True)
     plan = Plan(cands, time_limit, start, stack, n_folds)
     plan.fold_kind, plan.time_col = kind, time_col
     rows: list[dict[str, Any]] = []

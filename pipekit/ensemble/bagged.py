@@ -80,12 +80,27 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
     if task == "classification":
         labels, counts = np.unique(y, return_counts=True)
         if counts.min() < n_folds:
-            raise DataError(f"the rarest class ({labels[counts.argmin()].item()!r}) has {counts.min()} rows, fewer than "
-                            f"n_folds={n_folds}; lower n_folds")
+            raise DataError(rare_class_error(labels[counts.argmin()].item(), int(counts.min()), n_folds))
         cv: Any = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
     else:
         cv = KFold(n_folds, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros(len(y)), y))
+
+
+def rare_class_error(label: Any, rows: int, n_folds: int, target: str | None = None) -> str:
+    """Why a class of ``rows`` training rows cannot be stratified into ``n_folds`` folds, and the fix that exists:
+    fewer folds, down to 2, or, for a class of one row, which no fold model could both learn and be scored on,
+    dropping or merging that class (``target``: the target column's name, for the example).
+
+    >>> rare_class_error("b", 2, 3)
+    "the rarest class ('b') has 2 training rows, fewer than n_folds=3; give n_folds=2 or fewer"
+    """
+    if rows >= 2:
+        return (f"the rarest class ({label!r}) has {rows} training rows, fewer than n_folds={n_folds}; give "
+                f"n_folds={rows} or fewer")
+    return (f"the class {label!r} has 1 training row: a bagged model holds out each row in one fold, and the fold "
+            "models then never see that class; drop that row or merge the class with another before building the "
+            f"Tabular (e.g. df.filter(pl.col({target or 'target'!r}) != {label!r}))")
 
 
 def time_ranks(order: Any, n: int, where: str = "order") -> np.ndarray:
