@@ -109,6 +109,28 @@ def test_no_validation_row_feeds_any_choice(tab):
         assert a.meta_model_.rows_signature_ != a.rows_signature_  # its own rows: the members' predictions
 
 
+def test_a_stack_fitting_its_own_members_chooses_nothing_on_the_validation_rows(tab):
+    """StackingEnsemble with unfitted members: its fold models stop early on their own rows, not the fold they
+    predict, and its refitted members on a share of the training rows, not on valid (which chose their rounds)."""
+    raw = raw_adult()
+    flip = np.zeros(len(raw), dtype=bool)
+    flip[tab.valid_idx] = True
+    tab2 = make_tab(raw.with_columns(pl.when(pl.Series(flip)).then(
+        pl.when(pl.col("salary") == "<50k").then(pl.lit(">=50k")).otherwise(pl.lit("<50k")))
+        .otherwise(pl.col("salary")).alias("salary")))
+
+    def stack(t):
+        return StackingEnsemble({"gbm": GBM("classification", n_estimators=300, learning_rate=0.2, n_jobs=1),
+                                 "trees": ExtraTrees("classification", n_estimators=10, n_jobs=1)},
+                                n_folds=3).fit(t.train, t.valid)
+
+    a, b = stack(tab), stack(tab2)
+    np.testing.assert_array_equal(a.predict(tab.valid), b.predict(tab2.valid))
+    np.testing.assert_allclose(a.report_["accuracy"].to_numpy(), 1 - b.report_["accuracy"].to_numpy())
+    gbm = a.members_[0]
+    assert gbm.get_params()["early_stopping_rounds"] is None and gbm.get_params()["n_estimators"] < 300
+
+
 def test_members_predict_the_validation_rows_inside_their_fit_time(tab, monkeypatch):
     """The report's validation scores come from the predictions each member's fold models made as they were
     fitted (and a booster's again once refitted on its stopping rows), inside their share of the time; the

@@ -295,14 +295,23 @@ class BaggedModel(Backend):
             raise ParameterError(f"fold={fold}, repeat={repeat}: this model has {self.n_folds} folds and "
                                  f"{self.n_repeats} repeat(s)")
         strata = self.oof_targets_ if self.task == "classification" else None  # class indices, as _fit_one's
-        return self._split(self.folds_[repeat], fold, repeat, strata)
+        return self.split_rows(self.folds_[repeat], fold, repeat, strata)
 
-    def _split(self, folds: np.ndarray, fold: int, repeat: int,
-               strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The rows of fold model ``(repeat, fold)``; its stopping rows are a seeded ``stop_fraction`` of the rows
-        it trains on, stratified by class when ``strata`` (each row's class index) is given: each class gives
-        its share (largest remainders round it) but never all of its rows, so a class of one row there stays in
-        training (early stopping on a class the model never trained on cannot be scored)."""
+    def split_rows(self, folds: np.ndarray, fold: int, repeat: int = 0,
+                   strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(fit_idx, stop_idx, held_idx)`` of fold model ``(repeat, fold)``, given each row's fold in ``folds``:
+        it predicts the rows of ``fold`` and trains on the others, less its stopping rows (a seeded
+        ``stop_fraction`` of them, none when the model does not stop early), stratified by class when
+        ``strata`` (each row's class index) is given: each class gives its share (largest remainders round it)
+        but never all of its rows, so a class of one row there stays in training (early stopping on a class the
+        model never trained on cannot be scored). A ``fold`` no row is in gives every row's split for a model
+        fitted on all of them. ``StackingEnsemble`` splits its members' rows this way too.
+
+        >>> from pipekit.backends import GBM
+        >>> bag = BaggedModel(GBM("classification"), n_folds=2, stop_fraction=0.25)
+        >>> [len(r) for r in bag.split_rows(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0)]
+        [3, 1, 4]
+        """
         held = np.flatnonzero(folds == fold)
         rest = np.flatnonzero(folds != fold)
         if not self.model.stops_early():
@@ -448,7 +457,7 @@ class BaggedModel(Backend):
     def _fit_one(self, d: TabularData, folds: np.ndarray, fold: int, repeat: int, threads: int | None,
                  stopped: Any = None, valid: TabularData | None = None, seconds: float | None = None) -> tuple:
         strata = np.unique(np.asarray(d.y), return_inverse=True)[1].ravel() if self.task == "classification" else None
-        fit_idx, stop_idx, held = self._split(folds, fold, repeat, strata)
+        fit_idx, stop_idx, held = self.split_rows(folds, fold, repeat, strata)
         t0 = time.perf_counter()
         end = None if seconds is None else t0 + seconds
 

@@ -47,9 +47,11 @@ class StackingEnsemble(Ensemble):
 
     Members bagged on ``train`` (fitted ``BaggedModel`` s) bring their out-of-fold predictions and are kept
     as they are. Unfitted members are fitted here: for each of ``n_folds`` folds of ``train`` (stratified for
-    classification, shuffled with ``seed``) a clone of every member is fitted on the other folds (with the
-    held-out fold as its valid split, so a GBM can stop early) and predicts the held-out fold; finally every
-    member is refitted on all of ``train`` (with ``valid`` for early stopping).
+    classification, shuffled with ``seed``) a clone of every member is fitted on the other folds and predicts
+    the held-out fold; finally every member is refitted on all of ``train``. A model that stops early stops on
+    a share of the rows it trains on, as a ``BaggedModel``'s fold models do (``BaggedModel.split_rows``), never
+    on the fold it predicts nor on ``valid``; the refitted member is then fitted once more on all of ``train``
+    with the rounds it chose. So no choice sees ``valid``, which ``report_`` scores.
 
     Fitted: ``members_`` (the refitted members; None when the bagged members are used as given),
     ``meta_model_``, ``oob_predictions_`` (the members' out-of-fold predictions),
@@ -219,28 +221,44 @@ class StackingEnsemble(Ensemble):
 
     def _fit_members(self, d: TabularData, v: TabularData | None, order: Any = None) -> np.ndarray:
         """Out-of-fold predictions of clones of the members fitted fold by fold, then every member refitted on
-        all of ``d`` (with ``v`` for early stopping) into ``members_``."""
+        all of ``d`` into ``members_``: each stopped early on its own rows only (``v`` chooses nothing)."""
         classes = np.unique(d.y) if self.task == "classification" else None  # type: ignore[arg-type]
         y = encode_y(d.y, self.task, classes)
         folds = make_folds(d.y if classes is not None else y, self.task, self.n_folds, self.seed,  # type: ignore[arg-type]
                            order=None if order is None else time_ranks(order, len(d)))
+        fold_of = np.empty(len(d), dtype=np.int64)
+        for f, (_, va_idx) in enumerate(folds):
+            fold_of[va_idx] = f
+        strata = np.asarray(y) if classes is not None else None
         k = None if classes is None else len(classes)
         oof = np.zeros((len(self.members), len(d)) + ((k,) if k else ()))
         jobs = [(i, f) for i in range(len(self.members)) for f in range(len(folds))]
         for i, f in progress_bar(jobs, total=len(jobs), description="stacking folds"):
-            tr_idx, va_idx = folds[f]
-            m = self.members[i].clone().fit(d.take(tr_idx), d.take(va_idx))
+            splitter = BaggedModel(self.members[i], n_folds=self.n_folds, seed=(self.seed or 0) % 2**31)
+            fit_idx, stop_idx, va_idx = splitter.split_rows(fold_of, f, 0, strata)
+            m = self.members[i].clone().fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
             p = np.asarray(m.predict(d.take(va_idx)), dtype=np.float64)
             if classes is not None:
                 p = align_classes(p, m.classes_, classes)
             oof[i, va_idx] = validate_prediction(p, len(va_idx), member_name(m, i), self.task, k)
-        refitted = [m.clone().fit(d, v) for m in self.members]
+        refitted = [self._refit(m, d, strata) for m in self.members]
         sig = rows_signature(d)
         for m in refitted:  # their predictions on d are memorised: no ensemble may choose on them
             m.train_rows_signature_ = sig
         self.members_ = refitted  # type: ignore[assignment]
         check_members(self.members_, fitted=True)  # type: ignore[arg-type]
         return oof
+
+    def _refit(self, member: Any, d: TabularData, strata: np.ndarray | None) -> Any:
+        """``member`` fitted on all of ``d``: a model that stops early stops on a seeded share of ``d``
+        (the split of a fold no row is in), then is fitted again on every row with the rounds it chose, scaled
+        to the rows added (``stopped_params``)."""
+        splitter = BaggedModel(member, n_folds=self.n_folds, seed=(self.seed or 0) % 2**31)
+        fit_idx, stop_idx, _ = splitter.split_rows(np.zeros(len(d), dtype=np.int64), self.n_folds, 0, strata)
+        if not len(stop_idx):
+            return member.clone().fit(d)
+        m = member.clone().fit(d.take(fit_idx), d.take(stop_idx))
+        return member.clone().set_params(**m.stopped_params(len(d) / len(fit_idx))).fit(d)
 
     def _combine(self, preds: np.ndarray, data: TabularData | None) -> np.ndarray:
         if data is None:
