@@ -41,7 +41,7 @@ from pipekit.core.validate import CLASS_AXIS, Interval, Is, Options, check
 __all__ = [
     "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric", "check_metric",
     "Accuracy", "ErrorRate", "AccuracyMulti", "MAE", "MSE", "RMSE", "RMSPE", "Perplexity", "R2Score", "F1Score",
-    "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "Precision", "Recall", "PrecisionMulti",
+    "BalancedAccuracy", "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "Precision", "Recall", "PrecisionMulti",
     "RecallMulti", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
     "rmspe", "perplexity", "r2_score", "log_loss", "roc_auc", "TASKS",
 ]
@@ -485,8 +485,10 @@ class _LabelScore(ArrayMetric):
         labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
         n_classes = y_pred.shape[1] if y_pred.ndim == 2 else len(np.union1d(np.unique(y_true), np.unique(labels)))
         if self.average == "binary" and n_classes > 2:
+            base = self.name.removesuffix("_score")
             raise ParameterError(f"{self.name} with average='binary' scores class 1 of a two-class model and this "
-                                 f"one has {n_classes} classes: pass average='macro', 'micro' or 'weighted'")
+                                 f"one has {n_classes} classes: pass average='macro', 'micro' or 'weighted' (by "
+                                 f"name: '{base}_macro', '{base}_micro' or '{base}_weighted')")
         return fn(y_true, labels, average=self.average)
 
 
@@ -499,6 +501,7 @@ class F1Score(_LabelScore):
     """
 
     sk_name, multi_label_instead = "f1_score", "F1ScoreMulti() (a sigmoid, then a threshold)"
+    aliases = ("f1",)
 
 
 class Precision(_LabelScore):
@@ -523,6 +526,27 @@ class Recall(_LabelScore):
     """
 
     sk_name, multi_label_instead = "recall_score", "RecallMulti() (a sigmoid, then a threshold)"
+
+
+class BalancedAccuracy(ArrayMetric):
+    """Balanced accuracy on arg-max predictions: the mean of each class's recall, so a rare class counts as much
+    as a common one (scikit-learn's ``balanced_accuracy_score``; 0.5 for a two-class model that always predicts
+    the common class).
+
+    >>> import torch
+    >>> float(BalancedAccuracy()(torch.tensor([[2.0, 0.0], [2.0, 0.0], [2.0, 0.0], [0.0, 1.0]]),
+    ...                          torch.tensor([0, 0, 1, 1])))  # recalls 2/2 and 1/2
+    0.75
+    """
+
+    task, activation, metric_name = "classification", "argmax", "balanced_accuracy"
+    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import balanced_accuracy_score
+
+        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
+        return float(balanced_accuracy_score(y_true, labels))
 
 
 class RocAuc(ArrayMetric):
@@ -756,7 +780,12 @@ def metric_task(metric: Metric) -> str | None:
 def get_metric(metric: Any, task: str) -> Metric:
     """A metric for a backend's ``task``: a name (``"accuracy"``, ``"rmse"``, ``"roc_auc"``, ...), a Metric,
     a function ``fn(y_true, y_pred)`` (see :class:`FuncMetric`: its direction is read from its name), or None for
-    the task's default."""
+    the task's default. The label scores also take scikit-learn's scoring names with their average
+    (``"f1_macro"``, ``"precision_weighted"``, ``"recall_micro"``).
+
+    >>> get_metric("f1_macro", "classification")
+    F1Score(average='macro')
+    """
     check("get_metric", task=(task, Options(*TASKS)))
     if metric is None:
         metric = DEFAULT_METRIC[task]
@@ -769,8 +798,16 @@ def get_metric(metric: Any, task: str) -> Metric:
                         by_name.setdefault(alias, cls)
                 except TypeError:  # a metric that needs parameters has no bare name
                     continue
+        base, _, average = metric.rpartition("_")
+        averaged = by_name.get(base) or by_name.get(f"{base}_score")
+        if metric not in by_name and averaged is not None and issubclass(averaged, _LabelScore) and \
+                average in ("binary", "macro", "micro", "weighted"):
+            if averaged.task != task:
+                raise ParameterError(f"metric={metric!r} is a {averaged.task} metric but the task is {task!r}")
+            return averaged(average=average)  # type: ignore[call-arg]
         if metric not in by_name:
-            raise ParameterError(f"metric={metric!r} is not known; use one of {sorted(by_name)} or pass a Metric")
+            raise ParameterError(f"metric={metric!r} is not known; use one of {sorted(by_name)} (the label scores "
+                                 "with an average too: 'f1_macro', 'precision_weighted', ...) or pass a Metric")
         if by_name[metric].task != task:
             raise ParameterError(f"metric={metric!r} is a {by_name[metric].task} metric but the task is {task!r}")
         return by_name[metric]()

@@ -285,3 +285,30 @@ def test_multi_label_f1_precision_recall_average_per_label_by_default_as_fastai_
     assert values == pytest.approx(want)
     assert abs(want[0] - want[3]) > 0.01  # the two averages part on these predictions
     assert F1ScoreMulti().average == PrecisionMulti().average == RecallMulti().average == "macro"
+
+
+def test_scikit_learns_scoring_names_reach_the_metric_they_name():
+    from pipekit.core import ParameterError
+    from pipekit.metrics import BalancedAccuracy, Precision, Recall, get_metric
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    p = rng.dirichlet(np.ones(3), 200)
+    p[np.arange(150), y[:150]] += 1.0  # right on three quarters of the rows
+    labels = p.argmax(1)
+    for name, cls, average in (("f1_macro", F1Score, "macro"), ("precision_weighted", Precision, "weighted"),
+                               ("recall_micro", Recall, "micro")):
+        m = get_metric(name, "classification")
+        assert type(m) is cls and m.average == average
+        sk = {"F1Score": skm.f1_score, "Precision": skm.precision_score, "Recall": skm.recall_score}[cls.__name__]
+        assert m.score(y, p) == pytest.approx(sk(y, labels, average=average))
+    assert type(get_metric("f1", "classification")) is F1Score
+    bal = get_metric("balanced_accuracy", "classification")
+    assert type(bal) is BalancedAccuracy and bal.score(y, p) == pytest.approx(skm.balanced_accuracy_score(y, labels))
+    # several classes with the binary default: the error names the scoring name to use
+    with pytest.raises(ParameterError, match=r"pass average='macro'.*\(by name: 'f1_macro'"):
+        get_metric("f1", "classification").score(y, p)
+    with pytest.raises(ParameterError, match=r"metric='f1_macro' is a classification metric but the task is "):
+        get_metric("f1_macro", "regression")
+    with pytest.raises(ParameterError, match=r"metric='f1_banana' is not known"):
+        get_metric("f1_banana", "classification")
