@@ -530,3 +530,12 @@ def test_a_rare_class_gets_as_many_folds_as_its_rows_or_a_fix_that_exists(tab):
     with pytest.raises(DataError, match=r"the class 'rare' has 1 training row.*drop that row or merge the class with "
                                         r"another.*df.filter\(pl.col\('salary'\) != 'rare'\)"):
         fit_ensemble(with_rare(1), candidates=gbm, stack=False, verbose=False)
+
+
+def test_a_frame_given_for_the_tabular_is_named_by_its_kind_and_shape():
+    df = raw_adult().head(40)
+    for frame, kind in ((df, "polars DataFrame"), (df.to_pandas(), "pandas DataFrame")):
+        with pytest.raises(ParameterError) as e:
+            fit_ensemble(frame)
+        assert str(e.value).startswith(f"fit_ensemble: tab=a {kind} of shape (40, 15) is not accepted; expected a "
+                                       "Tabular: Tabular(df, cat_names=..., cont_names=..., y_names=..., splits=...)")

@@ -41,6 +41,19 @@ def test_extra_trees(splits, tmp_path):
         ExtraTrees("classification", min_samples_leaf=0)
 
 
+@pytest.mark.parametrize("cls", [RandomForest, ExtraTrees])
+def test_forests_take_scikit_learns_max_depth(cls, splits, tmp_path):
+    tr, va = splits
+    shallow = cls("classification", n_estimators=10, max_depth=3, n_jobs=1).fit(tr, va)
+    deep = cls("classification", n_estimators=10, n_jobs=1).fit(tr, va)
+    assert max(t.get_depth() for t in shallow.estimators_) == 3 < min(t.get_depth() for t in deep.estimators_)
+    back = load_model(shallow.export(tmp_path / "shallow.pipekit"))
+    assert back.max_depth == 3
+    np.testing.assert_array_equal(back.predict(va), shallow.predict(va))
+    with pytest.raises(ParameterError, match="max_depth=0 is not accepted"):
+        cls("classification", max_depth=0)
+
+
 @pytest.mark.parametrize("cls, package", [(XGBoost, "xgboost"), (CatBoost, "catboost")])
 def test_optional_boosters(cls, package, splits, tmp_path):
     pytest.importorskip(package)

@@ -41,6 +41,7 @@ class RandomForest(Backend):
 
     ``max_samples``: rows per tree (int, capped at the training size, or a fraction; None = all), the
     book's trick for big tables. ``max_features``: fraction / int / "sqrt" of features per split.
+    ``max_depth``: the deepest a tree grows (None: until its leaves hold ``min_samples_leaf`` rows).
     Fitted: ``model_`` (the sklearn forest), ``oob_score_`` (default metric, accuracy / rmse, on OOB
     predictions), ``oob_predictions_``, ``valid_score_`` when ``valid`` is given. ``time_limit``: seconds of
     fitting; the trees are grown a few at a time and growing stops when the next few would end past it (the
@@ -74,16 +75,17 @@ class RandomForest(Backend):
         "max_features": Is(lambda v: v is None or v in ("sqrt", "log2") or (_is_int(v) and v >= 1)
                            or (isinstance(v, float) and 0 < v <= 1), "None, 'sqrt', 'log2', a float in (0, 1] or an int >= 1"),
         "oob_score": Options(True, False), "n_jobs": N_JOBS, "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True),
-        "time_limit": TIME_LIMIT, "name": NAME}
+        "time_limit": TIME_LIMIT, "name": NAME, "max_depth": Interval(1, None, integer=True, none_ok=True)}
     unsaved = ("oob_predictions_",)
 
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 5, oob_score: bool = True,
-                 n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None):
+                 n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None,
+                 max_depth: int | None = None):
         self.task, self.n_estimators, self.max_samples, self.max_features = task, n_estimators, max_samples, max_features
         self.min_samples_leaf, self.oob_score, self.n_jobs, self.seed, self.name = (min_samples_leaf, oob_score, n_jobs,
                                                                                     seed, name)
-        self.time_limit = time_limit
+        self.time_limit, self.max_depth = time_limit, max_depth
         self.check_params()
 
     def _make_sklearn(self, n_rows: int):
@@ -96,7 +98,7 @@ class RandomForest(Backend):
         cls = RandomForestClassifier if self.task == "classification" else RandomForestRegressor
         return cls(n_estimators=self.n_estimators, max_samples=max_samples, max_features=self.max_features,
                    min_samples_leaf=self.min_samples_leaf, oob_score=self.oob_score, n_jobs=self.n_jobs,
-                   random_state=self.seed)
+                   random_state=self.seed, max_depth=vars(self).get("max_depth"))
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
         end = self._deadline()
@@ -274,9 +276,10 @@ class ExtraTrees(RandomForest):
 
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 2, oob_score: bool = False,
-                 n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None):
+                 n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None,
+                 max_depth: int | None = None):
         super().__init__(task, n_estimators, max_samples, max_features, min_samples_leaf, oob_score, n_jobs, seed,
-                         time_limit, name)
+                         time_limit, name, max_depth)
 
     def _make_sklearn(self, n_rows: int):
         from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor

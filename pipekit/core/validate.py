@@ -218,9 +218,25 @@ def check(owner: str, **params: tuple[Any, Any]) -> dict[str, Any]:
         value = out[name] = plain_number(given)
         if not constraint.accepts(value):
             why = constraint.reason(value) if isinstance(constraint, Interval) else ""
-            raise ParameterError(f"{owner}: {name}={given!r:.80} is not accepted; expected {constraint}"
+            raise ParameterError(f"{owner}: {name}={shown(given)} is not accepted; expected {constraint}"
                                  + (f" (it is {why})" if why else ""))
     return out
+
+
+def shown(value: Any) -> str:
+    """A value as an error message names it: its repr up to 80 characters, or, for a repr of several lines (a
+    table, an array), its kind and shape.
+
+    >>> import numpy as np, polars as pl
+    >>> shown(0.5), shown(pl.DataFrame({"a": [1, 2]})), shown(np.zeros((300, 3)))
+    ('0.5', 'a polars DataFrame of shape (2, 1)', 'a numpy ndarray of shape (300, 3)')
+    """
+    text = repr(value)
+    if "\n" not in text:
+        return f"{text:.80}"
+    shape = getattr(value, "shape", None)
+    kind = f"a {type(value).__module__.split('.')[0]} {type(value).__name__}"
+    return kind + (f" of shape {tuple(shape)}" if isinstance(shape, tuple) else "")
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:

@@ -171,7 +171,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     """
     check("fit_ensemble", time_limit=(time_limit, Interval(0, None, closed="neither", none_ok=True)),
           n_folds=(n_folds, Interval(2, None, integer=True, none_ok=True)), stack=(stack, Options(True, False)),
-          tab=(tab, Is(lambda t: hasattr(t, "train") and hasattr(t, "processor"), "a Tabular")),
+          tab=(tab, Is(lambda t: hasattr(t, "train") and hasattr(t, "processor"),
+                       "a Tabular: Tabular(df, cat_names=..., cont_names=..., y_names=..., splits=...)")),
           folds=(folds, FOLD_KINDS), time_col=(time_col, TIME_COL))
     start = time.perf_counter()
     more_folds = n_folds is None and time_limit is not None  # 5 folds, 8 if everything fits with them
