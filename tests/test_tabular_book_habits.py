@@ -2,6 +2,8 @@
 ``add_datepart`` on the reader's own frame type, searching a backend named by a string."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -152,3 +154,33 @@ def test_classes_look_codes_up_by_value_as_chapter_9_reads_them_on_rossmann_and_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dls.test_dl(rows)
+
+
+def test_the_path_given_to_the_loaders_is_where_the_learner_saves(tmp_path, monkeypatch):
+    """fastai's ``learn.path = dls.path``: ``from_df(..., path=p)`` then ``learn.export()`` writes ``p/export...``,
+    where ``load_learner`` finds it; loaders given no path keep the working directory."""
+    from pipekit.data import DataBlock, RandomSplitter as Split
+    from pipekit.learn import load_learner
+    from pipekit.tabular import CollabDataLoaders, TabularDataLoaders, collab_learner, tabular_learner
+    from pipekit.text import TextDataLoaders
+
+    monkeypatch.chdir(tmp_path)
+    ratings = pd.read_csv(path("movie_lens_sample") / "ratings.csv")
+    out = tmp_path / "outp"
+    dls = CollabDataLoaders.from_df(ratings, bs=64, seed=0, path=out)
+    learn = collab_learner(dls, n_factors=5, y_range=(0, 5.5))
+    assert dls.path == out and learn.path == out
+    learn.fit(1, 1e-2)
+    written = learn.export()
+    assert written == out / "export.pipekit"
+    assert load_learner(out / "export.pipekit").predict(ratings.iloc[0])[0] == pytest.approx(learn.predict(ratings.iloc[0])[0])
+    assert collab_learner(dls, path=tmp_path / "other").path == tmp_path / "other"  # the learner's own wins
+    adult = path("adult_sample") / "adult.csv"
+    tab = TabularDataLoaders.from_csv(adult, path=out, y_names="salary", cat_names=["workclass"], cont_names=["age"])
+    assert tabular_learner(tab).path == out
+    texts = pl.read_csv(path("imdb_sample") / "texts.csv").head(60)
+    assert TextDataLoaders.from_df(texts, text_col="text", label_col="label", path=out, bs=8).path == out
+    block = DataBlock(get_items=lambda df: df, splitter=Split(seed=0))
+    assert block.dataloaders(pl.DataFrame({"x": list(range(20))}), path=out, bs=4).path == out
+    plain = CollabDataLoaders.from_df(ratings, bs=64, seed=0)
+    assert plain.path == collab_learner(plain).path == Path(".")

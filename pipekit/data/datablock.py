@@ -285,16 +285,20 @@ class DataBlock(Component):
         ``seq_len`` is the window of a language model's batches (``TextBlock(is_lm=True)``; default the
         block's). A text classifier's batches are whole texts padded to the longest, so there it changes
         nothing (it is accepted for the book's calls; the classifier reads texts in windows of
-        ``text_classifier_learner(dls, seq_len=...)``); other blocks refuse it. ``path`` is accepted for the
-        book's ``.dataloaders(path, path=path, ...)``: the items come from ``source``.
+        ``text_classifier_learner(dls, seq_len=...)``); other blocks refuse it. ``path``: the folder a learner
+        on these loaders saves to (``dls.path``, then ``learn.path``; the book's ``.dataloaders(path, path=path,
+        ...)``); the items come from ``source``.
         """
         check_positive_int("dataloaders", "bs", bs)
         check("DataBlock.dataloaders", path=(path, Is(lambda p: p is None or isinstance(p, (str, os.PathLike)),
                                                       "a folder (str or Path) or None")))
         check_seq_len("DataBlock.dataloaders", seq_len, self.dl_type(), self._new_blocks())  # before the items are read
-        return self.datasets(source, seed=seed).dataloaders(bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
-                                                            device=device, num_workers=num_workers,
-                                                            drop_last=drop_last, seq_len=seq_len)
+        dls = self.datasets(source, seed=seed).dataloaders(bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
+                                                           device=device, num_workers=num_workers,
+                                                           drop_last=drop_last, seq_len=seq_len)
+        if path is not None:
+            dls.path = Path(path)
+        return dls
 
     # ------------------------------------------------------------------ the fitted recipe
     def batch_pipeline(self) -> BatchPipeline:

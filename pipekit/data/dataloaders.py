@@ -1,6 +1,8 @@
 """Datasets (items, split, one encoded store per block) and DataLoaders (train/valid loaders + recipe)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import inspect
 import io
 from collections.abc import Callable, Sequence
@@ -306,8 +308,14 @@ class DataLoaders:
     """The training and validation loaders (and how to make more for new data).
 
     ``recipe`` is the fitted recipe that built them (a DataBlock, a tabular recipe, ...): it encodes new
-    items for ``test_dl`` and is what an exported model carries instead of pickled code.
+    items for ``test_dl`` and is what an exported model carries instead of pickled code. ``path``: the folder a
+    learner built on them saves to (``learn.path``, for ``learn.save`` and ``learn.export``): the ``path=``
+    given to ``DataBlock.dataloaders`` or to a table's or a text's ``from_df``/``from_csv``, else the working
+    directory (a factory reading a folder of images, ``from_folder(path)``, does not write into it).
     """
+
+    #: where a learner on these loaders saves (see the class docstring)
+    path: Path = Path(".")
 
     def __init__(self, *loaders: DataLoader, recipe: Any = None, device: str | torch.device | None = None):
         for i, dl in enumerate(loaders):

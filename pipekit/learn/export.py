@@ -73,7 +73,8 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") -> Path:
     """``learn.export``: one pipekit file with the weights, the architecture, loss and metrics and the data
     recipe; a path without an extension (or an existing folder) gets a folder holding the same files. A relative
-    ``fname`` is under ``learn.path`` (the current folder unless the learner was given a ``path``), as
+    ``fname`` is under ``learn.path`` (the current folder unless the learner or its loaders were given a
+    ``path``), as
     ``learn.save`` writes under it; the path written is returned. ``pipekit.load(path)`` rebuilds the learner for
     inference without the training data."""
     fname = learn.path / fname  # an absolute fname stays as it is

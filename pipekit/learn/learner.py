@@ -122,7 +122,7 @@ class Learner:
         self.dls, self.model = dls, model
         self.opt_func, self.lr, self.splitter, self.wd = opt_func, lr, splitter, wd
         self.wd_bn_bias, self.train_bn, self.moms = wd_bn_bias, train_bn, tuple(moms)
-        self.path = Path(path) if path is not None else Path(".")
+        self.path = Path(path) if path is not None else Path(getattr(dls, "path", None) or ".")  # fastai's dls.path
         self.model_dir = model_dir
         self.device = torch.device(device if device is not None else dls.device)
         self.model.to(self.device)

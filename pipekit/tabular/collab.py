@@ -59,7 +59,8 @@ class CollabDataLoaders:
                 path: str | os.PathLike = ".") -> Any:
         """Ratings (DataFrame or path) -> DataLoaders; columns default to the first three (user, item, rating).
 
-        ``path`` is accepted for the book's calls (the ratings are in the table). Users and items get a
+        ``path``: the folder a learner on these loaders saves to (``dls.path``, then ``learn.path``); the ratings
+        are in the table. Users and items get a
         vocabulary from the training rows; index 0 (``#na#``) stands for a user or
         item never seen in training, so predictions for them fall back to the learned biases.
         """
@@ -114,6 +115,7 @@ class CollabDataLoaders:
                           y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers,
                                        with_cont=False)
+        dls.path = Path(path)
         return dls
 
     @staticmethod

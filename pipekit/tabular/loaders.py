@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -193,8 +194,8 @@ class TabularDataLoaders:
         """A table (Polars, pandas, Arrow or a path) with categorical ``cat_names``, continuous ``cont_names``
         (None: every numeric column not named as categorical or target) and target ``y_names``; the rows at
         ``valid_idx`` are the validation set, else a random ``valid_pct`` (with ``seed``, which also fixes the
-        batches). ``procs`` default to Categorify, FillMissing and Normalize. ``path`` is accepted for the
-        book's calls; the data is in the table. ``skipinitialspace`` drops the spaces after each comma in the
+        batches). ``procs`` default to Categorify, FillMissing and Normalize. ``path``: the folder a learner on
+        these loaders saves to (``dls.path``, then ``learn.path``); the data is in the table. ``skipinitialspace`` drops the spaces after each comma in the
         text values of a CSV file, ``df`` and the new files ``dls.test_dl`` and ``dls.tabular.new`` read alike.
 
         Built as ``Tabular(df, procs, cat_names, cont_names, y_names, y_block, splits=IndexSplitter(valid_idx)
@@ -213,6 +214,7 @@ class TabularDataLoaders:
                       splits=splits, skipinitialspace=skipinitialspace)
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                        num_workers=num_workers)
+        dls.path = Path(path)
         return dls
 
     @staticmethod

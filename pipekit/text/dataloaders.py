@@ -109,8 +109,8 @@ class TextDataLoaders:
 
         The DataBlock: ``blocks=(TextBlock.from_df(text_col, ...), y_block)``, ``get_x=ColReader(text_col)``,
         ``get_y=ColReader(label_col, label_delim=label_delim)`` (no target with ``is_lm``),
-        ``splitter=ColSplitter(valid_col)`` or ``RandomSplitter(valid_pct, seed)``. ``path`` is accepted for
-        the book's calls; the texts are in the table.
+        ``splitter=ColSplitter(valid_col)`` or ``RandomSplitter(valid_pct, seed)``. ``path``: the folder a
+        learner on these loaders saves to (``dls.path``, then ``learn.path``); the texts are in the table.
 
         >>> import polars as pl, pipekit.datasets as D
         >>> from pipekit.text import TextDataLoaders
@@ -136,7 +136,7 @@ class TextDataLoaders:
                 y_block = MultiCategoryBlock if label_delim is not None else CategoryBlock
             dblock = DataBlock(blocks=(text, y_block), get_x=get_x, splitter=splitter,
                                get_y=ColReader(label, label_delim=label_delim))
-        return dblock.dataloaders(frame, seed=seed, **kwargs)
+        return dblock.dataloaders(frame, seed=seed, path=path, **kwargs)
 
     @staticmethod
     def from_csv(path: str | os.PathLike, csv_fname: str | os.PathLike = "labels.csv", header: str | None = "infer",
