@@ -323,10 +323,12 @@ class ColReader(Getter):
     [['x', 'y'], ['y']]
     >>> ColReader(0).column(df).to_list()  # a column's position, as the book's ColReader(0)
     ['a.png', 'b.png']
+    >>> ColReader("name", pref="imgs/", suff=".jpg").column(pl.DataFrame({"name": ["a"]})).to_list()  # fastai's suff
+    ['imgs/a.jpg']
     """
 
     def __init__(self, cols: str | int | Sequence[str | int], pref: str | os.PathLike = "", suffix: str = "",
-                 label_delim: str | None = None):
+                 label_delim: str | None = None, suff: str | None = None):
         def one(c: Any) -> bool:
             return isinstance(c, str) or bool(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0)
 
@@ -344,7 +346,12 @@ class ColReader(Getter):
                                  f"in ColReader(0)) or a list of them, got {cols!r}")
         # a folder prefix joins with a separator, as a path would
         self.pref = (str(pref).rstrip("/") + "/") if isinstance(pref, os.PathLike) else str(pref)
-        self.suffix, self.label_delim = suffix, label_delim
+        if suff is not None:  # fastai's name for it
+            if suffix:
+                raise ParameterError(f"ColReader: give the suffix once, as suffix= or as suff=, got suffix={suffix!r} "
+                                     f"and suff={suff!r}")
+            suffix = suff
+        self.suffix, self.label_delim, self.suff = suffix, label_delim, None
 
     def column(self, items: pl.DataFrame) -> pl.Series:
         given = self.cols if isinstance(self.cols, list) else [self.cols]

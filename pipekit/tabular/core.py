@@ -570,6 +570,32 @@ class Tabular(_FittedNames):
         self.train = TabularSplit(self.frame, self.processor, train_idx, "train")
         self.valid = TabularSplit(self.frame, self.processor, valid_idx, "valid")
 
+    @property
+    def xs(self) -> pl.DataFrame:
+        """Every row's model inputs, in the table's order (fastai's ``to.xs``); ``.train.xs`` and ``.valid.xs``
+        are the splits'.
+
+        >>> tab = Tabular(pl.DataFrame({"a": ["x", "y", "x"], "t": [1.0, 2.0, 3.0]}), cat_names=["a"], y_names="t",
+        ...               splits=([0, 1], [2]))
+        >>> tab.xs["a"].to_list(), tab.ys["t"].to_list(), tab.y.to_list()
+        ([1, 2, 1], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+        """
+        return self._rows.xs
+
+    @property
+    def ys(self) -> pl.DataFrame | None:
+        """Every row's encoded targets, in the table's order (fastai's ``to.ys``; see ``TabularSplit.ys``)."""
+        return self._rows.ys
+
+    @property
+    def y(self) -> pl.Series | None:
+        """Every row's one target as a 1-D Series, in the table's order (see ``TabularSplit.y``)."""
+        return self._rows.y
+
+    @property
+    def _rows(self) -> TabularSplit:
+        return TabularSplit(self.frame, self.processor, None, "tab")
+
     @classmethod
     def from_processed(cls, path: str | os.PathLike,
                        processor: TabularProcessor | str | os.PathLike | None = None) -> Tabular:
