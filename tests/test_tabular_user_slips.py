@@ -73,7 +73,9 @@ def test_drop_redundant_scores_out_of_bag_with_the_metric_given():
 def test_a_net_given_less_time_than_its_first_batches_says_so():
     import time
 
-    from pipekit.ensemble import TorchTabular
+    import warnings
+
+    from pipekit.ensemble import BaggedModel, TorchTabular
     from pipekit.learn import Callback
 
     tr, va = adult()
@@ -96,9 +98,15 @@ def test_a_net_given_less_time_than_its_first_batches_says_so():
     try:
         with pytest.warns(UserWarning, match=r"TimeLimit\(0\.\d+\): the time ran out after \d of \d+ training batches"):
             net.fit(tr, va)
+        # the fold models of a bag say nothing: the bag counts them cut short, and fit_ensemble warns once
+        bag = BaggedModel(TorchTabular("classification", epochs=20), n_folds=2, time_limit=1.0, n_jobs=1)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            bag.fit(tr)
     finally:
         builtin.TimeLimit.before_fit = original
     assert net.stopped_on_time_
+    assert bag.stopped_on_time_ == 2 and not [w for w in seen if "TimeLimit(" in str(w.message)]
 
 
 def test_a_raw_frame_given_to_a_model_fitted_on_codes_is_refused_and_the_processed_frame_is_not():

@@ -47,6 +47,10 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         "y_range": Y_RANGE,
         "seed": Interval(0, 2**32 - 1, integer=True), "time_limit": TIME_LIMIT, "name": NAME}
     unsaved = ("processor_",)  # written inside model_, which is rebuilt from it
+    #: True on the fold models of a ``BaggedModel``: a net its time limit cuts short says nothing, as the other
+    #: backends, since the bag counts its fold models cut short and ``fit_ensemble`` warns once for them all;
+    #: a net fitted on its own warns when the time ran out before its schedule could be fitted to it
+    quiet_time_limit: bool = False
     imports = ("torch._dynamo",)  # torch's compiler, imported the first time a process builds an optimizer
     #: the settings ``from_learner`` takes besides the net (which gives the task, layers, config and y_range)
     learner_params = ("epochs", "lr", "bs", "wd", "seed", "time_limit", "name")
@@ -186,7 +190,8 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx),
                                     layers=self.layers, config=self.config, y_range=self.y_range_, **kwargs)
             _ = learn.optimizer  # built now (a process's first one imports torch's compiler): inside the time counted
-            limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3))
+            limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3),
+                                                       quiet=self.quiet_time_limit)
             with learn.removed_cbs(ProgressCallback):  # quiet, as every backend
                 learn.fit_one_cycle(self.epochs, self.lr, cbs=limit)
         self.stopped_on_time_ = bool(limit is not None and limit.stopped_on_time_)

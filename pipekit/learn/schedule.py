@@ -195,7 +195,7 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     def with_share(share: float) -> list:  # one TimeLimit for the whole of fine_tune: each fit gets its share
         if limit is None:
             return cbs
-        phases.append(TimeLimit(max(share, 1e-3), limit.probe))
+        phases.append(TimeLimit(max(share, 1e-3), limit.probe, limit.quiet))
         return [phases[-1] if c is limit else c for c in cbs]
 
     if freeze_epochs:

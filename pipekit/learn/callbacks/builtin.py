@@ -279,7 +279,8 @@ class TimeLimit(Callback):
     Fitted: ``planned_`` (training batches the fit was asked for), ``kept_`` (those the schedule was cut to,
     equal when the time sufficed), ``stopped_on_time_`` (whether the limit changed the fit), ``cut_off_`` (whether
     the time ran out before the schedule's end: the first batches of a very short limit, or a stall; a warning
-    says so when the model is far from annealed). A fit the limit
+    says so when the model is far from annealed, unless ``quiet``: a backend fitted under a time limit, such as
+    ``TorchTabular``, reports ``stopped_on_time_`` instead, as every backend does). A fit the limit
     shortens depends on the machine's speed, so it is not reproducible batch for batch.
 
     >>> from pipekit.learn import TimeLimit
@@ -287,14 +288,14 @@ class TimeLimit(Callback):
     """
 
     order = -19  # right after TrainEvalCallback has counted the batch and set pct_train, before anything reads it
-    param_constraints = {"seconds": _POSITIVE, "probe": _COUNT}
+    param_constraints = {"seconds": _POSITIVE, "probe": _COUNT, "quiet": Options(True, False)}
     #: the share of the time left the shortened schedule plans to use (the rate measured varies)
     SAFETY = 0.92
     #: training batches not timed at the start of the fit (one-off costs: the optimizer's first step, caches)
     WARM_UP = 2
 
-    def __init__(self, seconds: float, probe: int = 20):
-        self.seconds, self.probe = seconds, probe
+    def __init__(self, seconds: float, probe: int = 20, quiet: bool = False):
+        self.seconds, self.probe, self.quiet = seconds, probe, quiet
         self.check_params()
 
     def before_fit(self) -> None:
@@ -315,7 +316,7 @@ class TimeLimit(Callback):
         if now >= self._end:  # a batch ran far over the rate measured: stop without another batch or validation
             self.stopped_on_time_ = self.cut_off_ = True
             self.kept_ = learn.train_iter - self._first
-            if learn.total_iters - learn.train_iter > max(2, 0.1 * self.kept_):  # far from the schedule's end
+            if not self.quiet and learn.total_iters - learn.train_iter > max(2, 0.1 * self.kept_):  # far from its end
                 warn(f"TimeLimit({self.seconds:.3g}): the time ran out after {self.kept_} of {self.planned_} "
                      "training batches, before the schedule could be fitted to it (the first batches, or a "
                      "stall, took it all): the model is barely trained at a high learning rate; raise the "
