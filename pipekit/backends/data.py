@@ -244,6 +244,22 @@ def rows_signature(d: TabularData, chunk: int = 65_536) -> str:
     return h.hexdigest()[:16]
 
 
+def row_hashes(d: TabularData) -> np.ndarray:
+    """One hash per row of a split's inputs and target, sorted: what a backend keeps of its training rows for the
+    session (``_train_row_hashes``, never saved), so an ensemble can tell rows it was fitted on given in another
+    order or as a part of them, which :func:`rows_signature` (of the rows in order) does not match.
+
+    >>> d = as_data(pl.DataFrame({"a": [1.0, 2.0, 3.0]}), y=[0.0, 1.0, 0.0])
+    >>> bool(np.isin(row_hashes(d.take(np.array([2, 0]))), row_hashes(d)).all())
+    True
+    """
+    frame = d.xs.select(list(d.feature_names))
+    if d.y is not None:
+        y = np.asarray(d.y)
+        frame = frame.with_columns(pl.Series("\x00y", y.astype(str) if y.dtype.kind in "OUS" else y.astype(np.float64)))
+    return np.sort(frame.hash_rows(seed=0).to_numpy())
+
+
 def encode_y(y: np.ndarray | None, task: str, classes: np.ndarray | None = None) -> np.ndarray:
     """Targets as models fit on them: indices into the sorted ``classes`` (classification) or float64."""
     if y is None:

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, check_valid_split, cores
-from pipekit.backends.data import TabularData, as_data, rows_signature
+from pipekit.backends.data import TabularData, as_data, row_hashes, rows_signature
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options
@@ -647,15 +647,26 @@ class BaggedModel(Backend):
                                   f"{np.asarray(m.classes_).tolist()[:5]} the bag's classes_ do not hold")
 
 
-def fitted_on(model: Any, sig: str) -> bool:
+#: the share of the rows an ensemble selects on that may be rows a member was fitted on (a table may repeat a
+#: row, in training and elsewhere); more, and the rows are taken for its training rows, reordered or in part
+SEEN_SHARE = 0.5
+
+
+def fitted_on(model: Any, sig: str, hashes: np.ndarray | None = None) -> bool:
     """Whether ``model`` was fitted on the rows of signature ``sig`` (see :func:`rows_signature`): it records
     them as ``train_rows_signature_`` (the members a ``StackingEnsemble`` refits, the stack itself, and any
-    backend that records its training rows), or it is an ensemble with such a member."""
+    backend that records its training rows), or it is an ensemble with such a member. With the rows'
+    ``hashes`` (:func:`row_hashes`), also when more than ``SEEN_SHARE`` of them are rows the model was fitted on
+    in this session (its training rows in another order, or a part of them)."""
     from pipekit.ensemble.base import Ensemble
 
     if getattr(model, "train_rows_signature_", None) == sig:
         return True
-    return isinstance(model, Ensemble) and any(fitted_on(m, sig) for m in model._members_or_given())
+    seen = vars(model).get("_train_row_hashes")
+    if hashes is not None and seen is not None and len(hashes) and \
+            np.isin(hashes, seen, assume_unique=False).mean() > SEEN_SHARE:
+        return True
+    return isinstance(model, Ensemble) and any(fitted_on(m, sig, hashes) for m in model._members_or_given())
 
 
 def training_predictions(members: list, classes: np.ndarray | None,
@@ -669,10 +680,12 @@ def training_predictions(members: list, classes: np.ndarray | None,
     kept = [(i, m, out_of_fold(m)) for i, m in enumerate(members)]
     on_rows = [i for i, m, oof in kept if oof is not None and (sig is None or m.rows_signature_ == sig)]
     if sig is not None and not on_rows:
-        fitted = [member_name(m, i) for i, m in enumerate(members) if fitted_on(m, sig)]
+        hashes = row_hashes(data)  # type: ignore[arg-type]
+        fitted = [member_name(m, i) for i, m in enumerate(members) if fitted_on(m, sig, hashes)]
         if fitted:
             raise DataError(
-                f"member(s) {fitted} were fitted on these rows: weights or a meta-model chosen on them would "
+                f"member(s) {fitted} were fitted on these rows (or most of them, in some order): weights or a "
+                "meta-model chosen on them would "
                 "favour what those members memorised; select on rows no member was fitted on (the valid split: "
                 "ens.fit(tab.valid)), or bag the members (BaggedModel) on these rows and select on their "
                 "out-of-fold predictions (ens.fit())")
