@@ -351,3 +351,17 @@ def test_a_learner_member_is_refused_by_its_key_pointing_to_torch_tabular(member
         from sklearn.linear_model import LogisticRegression
 
         StackingEnsemble({"rf": members[0], "lr": LogisticRegression()})
+
+
+def test_members_of_different_targets_are_named_as_such():
+    from pipekit.data import RandomSplitter
+    from pipekit.tabular import Tabular
+
+    raw = pl.read_csv(path("adult_sample") / "adult.csv").head(1000)
+    conts = ["age", "education-num", "hours-per-week"]
+    by = {y: Tabular(raw, procs=[Categorify, FillMissing], cat_names=["workclass"], cont_names=conts, y_names=y,
+                     splits=RandomSplitter(0.2, seed=1)) for y in ("salary", "sex")}
+    salary, sex = (GBM("classification", n_estimators=5, n_jobs=1).fit(by[y].train) for y in ("salary", "sex"))
+    with pytest.raises(ParameterError, match=r"members predict different targets: 0:GBM predicts \['salary'\], "
+                                             r"1:GBM predicts \['sex'\]; an ensemble combines predictions of one"):
+        WeightedEnsemble([salary, sex])

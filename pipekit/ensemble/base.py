@@ -85,6 +85,11 @@ def check_members(members: Sequence[Any], check_columns: bool = True, fitted: bo
     for i, m in backends[1:]:
         j, ref = backends[0]
         sa, sb = ref.procs_signature_, m.procs_signature_
+        ya, yb = (list(getattr(getattr(x, "processor_", None), "y_names", None) or []) for x in (ref, m))
+        if ya and yb and ya != yb:
+            raise ParameterError(f"members predict different targets: {member_name(ref, j)} predicts {ya}, "
+                                 f"{member_name(m, i)} predicts {yb}; an ensemble combines predictions of one target: "
+                                 "train every member on the same Tabular")
         if sa is not None and sb is not None and sa != sb:
             raise ParameterError(f"members were trained on data processed by different procs: {member_name(ref, j)} "
                                  f"(signature {sa}) vs {member_name(m, i)} (signature {sb}); train every member on "
@@ -347,7 +352,8 @@ class Ensemble(KeepsProcessor, Model):
         names = [member_name(m, i) for i, m in enumerate(self.fitted_members())] + [type(self).__name__]
         weights = self._weights()
         w = list(np.asarray(weights, dtype=np.float64)) + [1.0] if weights is not None else [None] * len(names)
-        return pl.DataFrame({"model": names, metric_name: np.asarray(scores, dtype=np.float64), "weight": w})
+        return pl.DataFrame({"model": names, metric_name: np.asarray(scores, dtype=np.float64), "weight": w},
+                            schema={"model": pl.String, metric_name: pl.Float64, "weight": pl.Float64})
 
     def _weights(self) -> Any:
         """The member weights, summing to 1 (None for an ensemble that learns its combination)."""
