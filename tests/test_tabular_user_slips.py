@@ -192,6 +192,12 @@ def test_a_split_whose_validation_rows_the_training_rows_never_taught_is_warned_
     assert len(said) == 1 and said[0].startswith(f"Categorify: {n} of {n} validation rows (100%) hold a value of "
                                                   "categorical column 'Elapsed' never seen in the training rows")
     assert "put it in cont_names" in said[0] and w[0].filename == __file__
+    # the date itself as a category: the advice is its parts, not cont_names (which refuses a date)
+    said = _split_warnings(df, procs=[Categorify, FillMissing], cat_names=["Date", "StoreType"], cont_names=[],
+                           y_names="Sales", splits=TimeSplitter("Date", "2015-06-01"))[1]
+    assert len(said) == 1 and "categorical column 'Date' never seen" in said[0]
+    assert "'Date' holds dates: make its parts with add_datepart(df, 'Date')" in said[0]
+    assert "put it in cont_names" not in said[0]
     # the book's spelling (the elapsed time continuous) says nothing: the other columns' values were all seen
     cont, cat = cont_cat_split(df.drop("Date", "Customers"), max_card=1, dep_var="Sales")
     assert _split_warnings(df, procs=[Categorify, FillMissing], cat_names=cat, cont_names=cont, y_names="Sales",

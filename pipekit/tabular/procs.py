@@ -618,12 +618,17 @@ class Categorify(TabularProc):
             n = int(unseen.sum())
             if n and n >= self.VALID_UNSEEN_SHARE * len(raw):
                 shown = raw[c].filter(unseen).unique(maintain_order=True).head(3).to_list()
+                if _dates(raw[c]):  # a date is neither: its parts are
+                    fix = (f"{c!r} holds dates: make its parts with add_datepart(df, {c!r}) before building the "
+                           "Tabular, and put them in cat_names (Year, Month, Dayofweek, ...) and cont_names "
+                           "(Elapsed)")
+                else:
+                    fix = ("a column whose values run past the training rows (an elapsed time, an id, a count) is "
+                           "continuous: put it in cont_names (cont_cat_split(max_card=...) puts an integer column "
+                           "of few distinct values in cat_names)")
                 warn(f"Categorify: {n} of {len(raw)} validation rows ({n / len(raw):.0%}) hold a value of "
                      f"categorical column {c!r} never seen in the training rows (e.g. {shown}), which the "
-                     f"model sees as {NA_TOKEN!r}. A column whose values run past the training rows (a date "
-                     "or elapsed time, an id, a count) is continuous: put it in cont_names "
-                     "(cont_cat_split(max_card=...) puts an integer column of few distinct values in "
-                     "cat_names).")
+                     f"model sees as {NA_TOKEN!r}. {fix[0].upper() + fix[1:]}.")
 
     def check_new(self, frame: pl.DataFrame) -> None:
         """Warn about values never seen in training (they become ``#na#``, as a genuinely new category should).
@@ -647,6 +652,20 @@ class Categorify(TabularProc):
         if unseen:
             warn(f"Categorify: values never seen in training were mapped to {NA_TOKEN!r} "
                  f"(count per column: {unseen}).")
+
+
+def _dates(col: pl.Series) -> bool:
+    """Whether a column holds dates: a Date or Datetime column, or text whose first values read as ISO dates.
+
+    >>> _dates(pl.Series(["2015-07-31", "2015-07-30"])), _dates(pl.Series(["a", "b"]))
+    (True, False)
+    """
+    if col.dtype.is_temporal():
+        return True
+    if col.dtype != pl.String:
+        return False
+    head = col.drop_nulls().head(20)
+    return len(head) > 0 and bool(head.str.contains(r"^\d{4}-\d{2}-\d{2}").all())
 
 
 class Normalize(TabularProc):
