@@ -5,7 +5,7 @@
 """
 from pipekit.vision.albu import Albumentations
 from pipekit.vision.augment import AugmentPlan, AugmentSettings, map_boxes, map_points, sample_plan, warp_cv2, warp_torch
-from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock
+from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock, get_annotations
 from pipekit.vision.blocks import (ImageBlock, MaskBlock, PILImage, PILImageBW, PointBlock, dataloaders_from_arrays,
                                     image_paths_with)
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
@@ -15,8 +15,9 @@ from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody,
                                          efficientnet_lite_stats, pretrained_archs,
                                          require_weights)
 from pipekit.vision.imagenet import IMAGENET_CATS, IMAGENET_DOGS, imagenet_labels, imagenet_predict
-from pipekit.vision.learner import (PixelAccuracy, check_model_output, load_body_weights, pixel_accuracy, unet_learner,
-                                    vision_learner, cnn_learner)
+from pipekit.vision.learner import (Dice, DiceMulti, ForegroundAcc, JaccardCoeff, PixelAccuracy, check_model_output,
+                                    foreground_acc, load_body_weights, pixel_accuracy, unet_learner, vision_learner,
+                                    cnn_learner)
 from pipekit.vision.models import (LayerGrouped, ResBlock, UNet, XResNet, XResNetBody, create_body, create_head,
                                    simple_cnn, unet, vision_model, xresnet18, xresnet34, xresnet50)
 from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
@@ -28,11 +29,11 @@ from pipekit.vision.transforms import (BatchAugment, IntToFloat, Normalize, aug_
                                        mnist_stats)
 
 __all__ = [
-    "AffineSampler", "Albumentations", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
+    "AffineSampler", "Albumentations", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "get_annotations", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
     "MaskBlock", "Normalize", "PointBlock", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
     "map_boxes", "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
-    "PixelAccuracy", "ResBlock", "UNet", "XResNet", "cnn_learner", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
+    "PixelAccuracy", "Dice", "DiceMulti", "ForegroundAcc", "JaccardCoeff", "foreground_acc", "ResBlock", "UNet", "XResNet", "cnn_learner", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
     "Brightness", "Contrast", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_image", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",

@@ -22,7 +22,7 @@ from pipekit.core.errors import DataError, ParameterError, UnknownNameError, Wei
 from pipekit.core.registry import lookup, name_of
 from pipekit.core.validate import Interval
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
-from pipekit.metrics import MeanMetric
+from pipekit.metrics import MeanMetric, Metric
 from pipekit.vision.efficientnet import EfficientNetLiteBody, efficientnet_lite_stats, load_pretrained, pretrained_archs
 from pipekit.vision.models import Cut, LayerGrouped, UNet, _refuse_head_options, unet, vision_model
 from pipekit.vision.transforms import Normalize, image_stats
@@ -442,6 +442,110 @@ class PixelAccuracy(MeanMetric):
 
 #: ``metrics=pixel_accuracy``, or configured: ``pixel_accuracy(ignore_index=codes.index('Void'))``
 pixel_accuracy = PixelAccuracy()
+
+
+class ForegroundAcc(MeanMetric):
+    """Pixel accuracy over the pixels not labelled ``bkg_idx`` (the background, or void), pooled over the set:
+    a model that calls everything background does not score well on mostly-background masks.
+
+    >>> foreground_acc(torch.tensor([[[[0.0, 1.0, 1.0]], [[1.0, 0.0, 0.0]]]]), torch.tensor([[[1, 1, 0]]])).item()
+    0.5
+    """
+
+    param_constraints = {"bkg_idx": Interval(None, None, integer=True)}
+
+    def __init__(self, bkg_idx: int = 0):
+        self.bkg_idx = bkg_idx
+        self.check_params()
+
+    def batch_stats(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any) -> tuple[Any, Any]:
+        keep = targ != self.bkg_idx
+        return ((pred.argmax(1) == targ) & keep).sum(), keep.sum()
+
+
+#: ``metrics=foreground_acc``, or ``foreground_acc(bkg_idx=codes.index('Void'))``
+foreground_acc = ForegroundAcc()
+
+
+class Dice(MeanMetric):
+    """The Dice coefficient of a two-class mask (foreground 1): 2 |P ∩ T| / (|P| + |T|), the predicted class
+    taken on axis 1, pooled over every pixel of the set.
+
+    >>> round(Dice()(torch.tensor([[[[0.0, 1.0, 1.0]], [[1.0, 0.0, 0.0]]]]), torch.tensor([[[1, 1, 0]]])).item(), 4)
+    0.6667
+    """
+
+    def batch_stats(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any) -> tuple[Any, Any]:
+        p, t = (pred.argmax(1) == 1), (targ == 1)
+        return 2.0 * (p & t).sum(dtype=torch.float64), (p.sum() + t.sum()).to(torch.float64)
+
+
+class JaccardCoeff(MeanMetric):
+    """The Jaccard index (intersection over union) of a two-class mask (foreground 1), pooled over the set.
+
+    >>> JaccardCoeff()(torch.tensor([[[[0.0, 1.0, 1.0]], [[1.0, 0.0, 0.0]]]]), torch.tensor([[[1, 1, 0]]])).item()
+    0.5
+    """
+
+    def batch_stats(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any) -> tuple[Any, Any]:
+        p, t = (pred.argmax(1) == 1), (targ == 1)
+        return (p & t).sum(dtype=torch.float64), (p | t).sum(dtype=torch.float64)
+
+
+class DiceMulti(Metric):
+    """The Dice coefficient of each class of a mask, pooled over the set, then averaged over the classes
+    present in the predictions or the targets (a class in neither has no Dice and is left out).
+    ``ignore_index``: a label (void) whose pixels count for no class.
+
+    >>> pred, targ = torch.tensor([[[[0.0, 1.0, 1.0]], [[1.0, 0.0, 0.0]]]]), torch.tensor([[[1, 1, 0]]])
+    >>> round(DiceMulti()(pred, targ).item(), 4)  # classes 0 and 1: 2/3 each
+    0.6667
+    """
+
+    param_constraints = {"ignore_index": Interval(None, None, integer=True, none_ok=True)}
+
+    def __init__(self, ignore_index: int | None = None):
+        self.ignore_index = ignore_index
+        self.check_params()
+
+    def reset(self) -> None:
+        self._inter: torch.Tensor | None = None
+        self._union: torch.Tensor | None = None
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        if not hasattr(self, "_inter"):
+            self.reset()
+        pred = pred.detach() if hasattr(pred, "detach") else torch.as_tensor(pred)
+        targ = torch.as_tensor(targ)
+        k, labels = pred.shape[1], pred.argmax(1)
+        keep = targ != self.ignore_index if self.ignore_index is not None else torch.ones_like(targ, dtype=torch.bool)
+        classes = torch.arange(k, device=labels.device).view(-1, *([1] * labels.ndim))
+        p, t = (labels.unsqueeze(0) == classes) & keep, (targ.unsqueeze(0) == classes) & keep
+        dims = tuple(range(1, p.ndim))
+        inter, union = (p & t).sum(dims, dtype=torch.float64), (p.sum(dims) + t.sum(dims)).to(torch.float64)
+        if self._inter is None or self._union is None or len(self._inter) != k:
+            self._inter, self._union = inter, union
+        else:
+            self._inter, self._union = self._inter + inter, self._union + union
+
+    @property
+    def value(self) -> float | None:
+        if getattr(self, "_union", None) is None:
+            return None
+        present = self._union > 0  # type: ignore[operator]
+        if not present.any():
+            return None
+        return float((2 * self._inter[present] / self._union[present]).mean())  # type: ignore[index]
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        self.reset()
+        self.accumulate(torch.as_tensor(np.asarray(y_pred)), torch.as_tensor(np.asarray(y_true)))
+        v = self.value
+        return float("nan") if v is None else v
+
+    def _batch_value(self) -> Any:
+        v = self.value
+        return torch.tensor(float("nan") if v is None else v, dtype=torch.float64)
 
 
 def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,

@@ -69,3 +69,28 @@ def test_interpretation_counts_pixels_over_the_codes(learn, tmp_path):
     actual, predicted, n = interp.most_confused()[0]
     assert {actual, predicted} <= set(codes) and n == cm[codes.index(actual), codes.index(predicted)]
     assert interp.plot_top_losses(3, path=tmp_path / "top.png").is_file()
+
+
+def test_segmentation_metrics_pool_every_validation_pixel(learn):
+    """fastai's DiceMulti, foreground_acc, Dice and JaccardCoeff as Learner metrics: over a whole set they are
+    what the set's pixels give, however the batches cut it."""
+    from pipekit.vision import Dice, DiceMulti, JaccardCoeff, foreground_acc
+
+    preds, targs = learn.get_preds()
+    labels = preds.argmax(1)
+    dice = [2 * ((labels == c) & (targs == c)).sum().item() / ((labels == c).sum() + (targs == c).sum()).item()
+            for c in range(32) if ((labels == c) | (targs == c)).any()]
+    void = 30  # CamVid's Void code
+    fg = ((labels == targs) & (targs != void)).sum().item() / (targs != void).sum().item()
+    cars = (targs == 5)  # one class against the rest: a two-class mask
+    two = torch.stack([-preds[:, 5], preds[:, 5]], 1)
+    p1 = two.argmax(1) == 1
+    before = learn.metrics
+    try:
+        learn.metrics = [DiceMulti(), foreground_acc(bkg_idx=void), Dice(), JaccardCoeff()]
+        _, dice_multi, fg_acc, *_ = learn.validate()
+    finally:
+        learn.metrics = before
+    assert dice_multi == pytest.approx(np.mean(dice)) and fg_acc == pytest.approx(fg)
+    assert Dice().score(cars.long(), two) == pytest.approx(2 * (p1 & cars).sum().item() / (p1.sum() + cars.sum()).item())
+    assert JaccardCoeff().score(cars.long(), two) == pytest.approx((p1 & cars).sum().item() / (p1 | cars).sum().item())
