@@ -110,3 +110,34 @@ def test_box_labels_are_the_data_vocab_and_are_drawn_at_their_boxes(tmp_path, mo
         assert [t.get_text() for t in ax.texts] == want and len(boxes) == len(want)
         for t, box in zip(ax.texts, boxes):  # each label at its box's top-left corner
             assert t.get_position() == pytest.approx(box.get_xy())
+
+
+def test_get_annotations_reads_coco_as_the_tutorials_datablock_takes_it(tmp_path):
+    """fastai's vision tutorial: ``images, lbl_bbox = get_annotations(path/'train.json')``, then getters that look
+    each image's boxes and labels up by its name."""
+    from pipekit.core import DataError
+    from pipekit.data import get_image_files
+    from pipekit.vision import get_annotations
+
+    path = D.path("coco_tiny")
+    images, lbl_bbox = get_annotations(path / "train.json")
+    df = coco_items(10_000)
+    assert len(images) == len(df) and [str(path / "train" / f) for f in images] == df["path"].to_list()
+    assert [b for b, _ in lbl_bbox] == df["boxes"].to_list() and [lab for _, lab in lbl_bbox] == df["labels"].to_list()
+    assert get_annotations(path / "train.json", prefix="train/")[0][0] == "train/" + images[0]
+    img2bbox = dict(zip(images, lbl_bbox))
+    coco = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), get_items=get_image_files,
+                     splitter=RandomSplitter(seed=0), get_y=[lambda o: img2bbox[o.name][0], lambda o: img2bbox[o.name][1]],
+                     item_tfms=Resize(64), n_inp=1)
+    dls = coco.dataloaders(path / "train", bs=8, seed=0, device="cpu")
+    x, boxes, labels = dls.one_batch()
+    assert x.shape[0] == boxes.shape[0] == labels.shape[0] == 8 and boxes.shape[-1] == 4
+    # a file that is not COCO's says where
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"categories": [{"id": 1, "name": "cat"}], "images": [{"id": 7, "file_name": "a.jpg"}], '
+                   '"annotations": [{"image_id": 7, "bbox": [1, 2, 3], "category_id": 1}]}')
+    with pytest.raises(DataError, match=r"bad.json: annotations\[0\].bbox must be \[x, y, width, height\]"):
+        get_annotations(bad)
+    bad.write_text('{"categories": [], "images": []}')
+    with pytest.raises(DataError, match=r"bad.json: a COCO annotation file holds a list 'annotations'; this one has none"):
+        get_annotations(bad)

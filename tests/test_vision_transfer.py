@@ -454,7 +454,7 @@ def test_shape_problems_are_reported_when_the_learner_is_built():
         vision_learner(dls, nn.Sequential(Flat(), nn.AdaptiveAvgPool2d(1)))
 
 
-@pytest.mark.parametrize("name", ["pipekit.vision.models", "pipekit.vision.learner"])
+@pytest.mark.parametrize("name", ["pipekit.vision.models", "pipekit.vision.learner", "pipekit.vision.bbox"])
 def test_docstring_examples(name, tmp_path, monkeypatch):
     import doctest
     import importlib

@@ -10,7 +10,10 @@ padded with index 0, ``'#na#'``.
 """
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -141,3 +144,48 @@ class BBoxLblBlock(TransformBlock):
                     bbox={"facecolor": "yellow", "edgecolor": "none", "pad": 1, "alpha": 0.8})
         if title:
             ax.set_title(title)
+
+
+def get_annotations(fname: str | os.PathLike, prefix: str | None = None) -> tuple[list[str], list[tuple[list, list]]]:
+    """Read a COCO-style annotation file: the file name of every image with at least one box (``prefix`` put
+    before each), and for each the ``(boxes, labels)`` pair ``BBoxBlock`` and ``BBoxLblBlock`` read, boxes as
+    ``[x0, y0, x1, y1]`` in pixels (COCO writes ``[x, y, width, height]``) and labels as category names.
+
+    >>> import pipekit.datasets as D
+    >>> images, lbl_bbox = get_annotations(D.path("coco_tiny") / "train.json")
+    >>> images[0], lbl_bbox[0][1][:2], len(lbl_bbox[0][0]) == len(lbl_bbox[0][1])
+    ('000000542959.jpg', ['chair', 'vase'], True)
+    """
+    path = Path(fname)
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: cannot be read as a COCO annotation file (JSON): {e}") from None
+
+    def entries(key: str, fields: tuple[str, ...]) -> list[dict]:
+        found = meta.get(key) if isinstance(meta, dict) else None
+        if not isinstance(found, list):
+            raise DataError(f"{path}: a COCO annotation file holds a list {key!r}; this one has "
+                            f"{'none' if found is None else type(found).__name__}")
+        for i, entry in enumerate(found):
+            if not (isinstance(entry, dict) and all(f in entry for f in fields)):
+                raise DataError(f"{path}: {key}[{i}] must hold {', '.join(fields)}; it holds {str(entry)[:80]}")
+        return found
+
+    names = {c["id"]: str(c["name"]) for c in entries("categories", ("id", "name"))}
+    files = {im["id"]: str(im["file_name"]) for im in entries("images", ("id", "file_name"))}
+    boxes: dict[Any, tuple[list, list]] = {}
+    for i, a in enumerate(entries("annotations", ("image_id", "bbox", "category_id"))):
+        box = a["bbox"]
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+            raise DataError(f"{path}: annotations[{i}].bbox must be [x, y, width, height], got {str(box)[:80]}")
+        if a["category_id"] not in names or a["image_id"] not in files:
+            missing = "category_id" if a["category_id"] not in names else "image_id"
+            raise DataError(f"{path}: annotations[{i}].{missing}={a[missing]!r} is not among the file's "
+                            f"{'categories' if missing == 'category_id' else 'images'}")
+        x, y, w, h = (float(v) for v in box)
+        pair = boxes.setdefault(a["image_id"], ([], []))
+        pair[0].append([x, y, x + w, y + h])
+        pair[1].append(names[a["category_id"]])
+    ids = [k for k in files if k in boxes]  # the images' order in the file
+    return [(prefix or "") + files[k] for k in ids], [boxes[k] for k in ids]
