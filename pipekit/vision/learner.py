@@ -23,7 +23,8 @@ from pipekit.core.registry import lookup, name_of
 from pipekit.core.validate import Interval
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.metrics import MeanMetric, Metric
-from pipekit.vision.efficientnet import EfficientNetLiteBody, efficientnet_lite_stats, load_pretrained, pretrained_archs
+from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
+                                        pretrained_archs)
 from pipekit.vision.models import Cut, LayerGrouped, UNet, _refuse_head_options, unet, vision_model
 from pipekit.vision.transforms import Normalize, image_stats
 
@@ -358,9 +359,18 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     _normalize_new_loaders(learn, n_in, label, normalize)
     check_model_output(learn, lambda b: (len(b[0]), n_out), n_classes=_target_c(dls) if loss_func is None else None,
                        who="vision_learner")
+    if pretrained is True:
+        _follow_small_images(learn, model.body)
     if pretrained or isinstance(arch, nn.Module):
         learn.freeze()
     return learn
+
+
+def _follow_small_images(learn: Learner, body: nn.Module) -> None:
+    """A pretrained body's batch norms follow images far smaller than ImageNet's (see ``follow_small_images``)."""
+    x = learn.dls.one_batch()[0]
+    if isinstance(x, torch.Tensor) and x.ndim == 4:
+        follow_small_images(body, int(min(x.shape[-2:]) if x.is_floating_point() else min(x.shape[1:3])))
 
 
 def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwargs: Any) -> Learner:
@@ -575,6 +585,8 @@ def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
     _normalize_new_loaders(learn, n_in, arch, normalize)
     check_model_output(learn, lambda b: (len(b[0]), n_out, *b[-1].shape[-2:]),
                        n_classes=_target_c(dls) if loss_func is None else None, who="unet_learner")
+    if pretrained is True:
+        _follow_small_images(learn, model.encoder)
     if pretrained:
         learn.freeze()
     return learn
