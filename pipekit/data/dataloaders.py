@@ -1,11 +1,10 @@
 """Datasets (items, split, one encoded store per block) and DataLoaders (train/valid loaders + recipe)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import inspect
 import io
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np

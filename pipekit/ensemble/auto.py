@@ -187,13 +187,14 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     m = get_metric(metric, task)
     check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None)
     cands = _candidates(candidates, task, n_jobs, seed, train)
-    rarest, lowered = _rarest_class(train, task), False
+    kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col, n_folds)
+    # shuffled folds are stratified: each holds some rows of every class
+    rarest, lowered = _rarest_class(train, task) if kind == "shuffled" else np.inf, False
     if rarest < 2:
         label, n = np.unique(np.asarray(train.y), return_counts=True)
         raise DataError(rare_class_error(label[n.argmin()].item(), 1, n_folds, tab.y_names[0]))
     if chosen_folds and rarest < n_folds:  # pipekit's number of folds, not the caller's: as many as fit
         n_folds, more_folds, lowered = int(rarest), False, True
-    kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col, n_folds)
     if verbose:
         print(f"folds: {_folds_said(kind, time_col, n_folds)}"
               + (" (no more than the training rows of the rarest class)" if lowered else ""), flush=True)

@@ -92,10 +92,9 @@ class ClassificationInterpretation(Interpretation):
     Example:
     >>> import pipekit.datasets as D
     >>> from torch import nn
-    >>> from pipekit.learn import Learner, accuracy
+    >>> from pipekit.learn import ClassificationInterpretation, Learner, accuracy
     >>> from pipekit.vision import ImageDataLoaders, Resize
     >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), item_tfms=Resize(28), bs=64, seed=0)
-    >>> from pipekit.learn import ClassificationInterpretation
     >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 2)), metrics=accuracy)
     >>> learn.fit_one_cycle(1, 1e-3)
     >>> interp = ClassificationInterpretation.from_learner(learn)
