@@ -13,8 +13,8 @@ Example:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -195,8 +195,9 @@ class TabularDataLoaders:
         (None: every numeric column not named as categorical or target) and target ``y_names``; the rows at
         ``valid_idx`` are the validation set, else a random ``valid_pct`` (with ``seed``, which also fixes the
         batches). ``procs`` default to Categorify, FillMissing and Normalize. ``path``: the folder a learner on
-        these loaders saves to (``dls.path``, then ``learn.path``); the data is in the table. ``skipinitialspace`` drops the spaces after each comma in the
-        text values of a CSV file, ``df`` and the new files ``dls.test_dl`` and ``dls.tabular.new`` read alike.
+        these loaders saves to (``dls.path``, then ``learn.path``); the data is in the table. ``skipinitialspace``
+        drops the spaces after each comma in the text values of a CSV file, ``df`` and the new files
+        ``dls.test_dl`` and ``dls.tabular.new`` read alike.
 
         Built as ``Tabular(df, procs, cat_names, cont_names, y_names, y_block, splits=IndexSplitter(valid_idx)
         or RandomSplitter(valid_pct, seed), skipinitialspace).dataloaders(bs, ...)``.
