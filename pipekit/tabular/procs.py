@@ -713,7 +713,8 @@ class Normalize(TabularProc):
         def numbers(positive: bool) -> Is:
             def ok(v: Any) -> bool:
                 return isinstance(v, dict) and all(isinstance(c, str) for c in v) and all(
-                    (x := as_number(v[c])) is not None and math.isfinite(x) and (x > 0 or not positive) for c in v)
+                    (x := as_number(v[c])) is not None and math.isfinite(x) and (float(x) > 0 or not positive)
+                    for c in v)
             return Is(ok, "a finite number " + ("above 0 " if positive else "") + "for each column, by column name")
 
         check_state(vars(self), purpose, means_=numbers(False))

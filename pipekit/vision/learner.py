@@ -368,7 +368,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
 
 def _follow_small_images(learn: Learner, body: nn.Module) -> None:
     """A pretrained body's batch norms follow images far smaller than ImageNet's (see ``follow_small_images``)."""
-    x = learn.dls.one_batch()[0]
+    x = learn.dls.train.one_batch()[0]
     if isinstance(x, torch.Tensor) and x.ndim == 4:
         follow_small_images(body, int(min(x.shape[-2:]) if x.is_floating_point() else min(x.shape[1:3])))
 
@@ -540,12 +540,13 @@ class DiceMulti(Metric):
 
     @property
     def value(self) -> float | None:
-        if getattr(self, "_union", None) is None:
+        inter, union = getattr(self, "_inter", None), getattr(self, "_union", None)
+        if inter is None or union is None:
             return None
-        present = self._union > 0  # type: ignore[operator]
-        if not present.any():
+        present = union > 0
+        if not bool(present.any()):
             return None
-        return float((2 * self._inter[present] / self._union[present]).mean())  # type: ignore[index]
+        return float((2 * inter[present] / union[present]).mean())
 
     def score(self, y_true: Any, y_pred: Any) -> float:
         self.reset()
