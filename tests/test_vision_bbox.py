@@ -141,3 +141,19 @@ def test_get_annotations_reads_coco_as_the_tutorials_datablock_takes_it(tmp_path
     bad.write_text('{"categories": [], "images": []}')
     with pytest.raises(DataError, match=r"bad.json: a COCO annotation file holds a list 'annotations'; this one has none"):
         get_annotations(bad)
+    # the file is data: what it names stays inside the images' folder, and its numbers are numbers
+    one = {"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"image_id": 1, "bbox": [1, 2, 3, 4], "category_id": 1}]}
+    for old, new, message in (
+            ('"a.jpg"', '"/etc/passwd"', r"images\[0\].file_name='/etc/passwd' must be a path inside the images' folder"),
+            ('"a.jpg"', '"../../x.jpg"', r"images\[0\].file_name='../../x.jpg' must be a path inside"),
+            ("[1, 2, 3, 4]", "[NaN, 0, Infinity, 5]", r"annotations\[0\].bbox must be \[x, y, width, height\], four finite"),
+            ("[1, 2, 3, 4]", "[1, 2, -3, 4]", r"a width and height of at least 0"),
+            ("[1, 2, 3, 4]", "[1" + "0" * 400 + ", 2, 3, 4]", r"annotations\[0\].bbox must be"),
+            ('"image_id": 1', '"image_id": true', r"annotations\[0\].image_id must be a whole number or text, got True")):
+        bad.write_text(json.dumps(one).replace(old, new, 1))
+        with pytest.raises(DataError, match=message):
+            get_annotations(bad)
+    bad.write_text('{"images": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(DataError, match=r"bad.json nests JSON deeper than \d+ levels \(a COCO annotation file\)"):
+        get_annotations(bad)

@@ -10,8 +10,9 @@ padded with index 0, ``'#na#'``.
 """
 from __future__ import annotations
 
-import json
+import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -146,21 +147,34 @@ class BBoxLblBlock(TransformBlock):
             ax.set_title(title)
 
 
+#: the largest annotation file read (COCO's own training annotations are about 450 MB)
+MAX_ANNOTATION_BYTES = 1 << 30
+
+
 def get_annotations(fname: str | os.PathLike, prefix: str | None = None) -> tuple[list[str], list[tuple[list, list]]]:
     """Read a COCO-style annotation file: the file name of every image with at least one box (``prefix`` put
     before each), and for each the ``(boxes, labels)`` pair ``BBoxBlock`` and ``BBoxLblBlock`` read, boxes as
     ``[x0, y0, x1, y1]`` in pixels (COCO writes ``[x, y, width, height]``) and labels as category names.
+
+    The file is data: ids must be whole numbers or text, boxes four finite numbers with a width and height of
+    at least 0, names text, and file names relative paths inside the images' folder (no ``..``, not absolute);
+    anything else is a :class:`DataError` naming the file and the entry.
 
     >>> import pipekit.datasets as D
     >>> images, lbl_bbox = get_annotations(D.path("coco_tiny") / "train.json")
     >>> images[0], lbl_bbox[0][1][:2], len(lbl_bbox[0][0]) == len(lbl_bbox[0][1])
     ('000000542959.jpg', ['chair', 'vase'], True)
     """
+    from pipekit.core.archive import parse_json
+    from pipekit.core.errors import ExportError
+
     path = Path(fname)
     try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: cannot be read as a COCO annotation file (JSON): {e}") from None
+        meta = parse_json(path.read_bytes(), str(path), max_bytes=MAX_ANNOTATION_BYTES)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read as a COCO annotation file: {e}") from None
+    except ExportError as e:
+        raise DataError(f"{e} (a COCO annotation file)") from None
 
     def entries(key: str, fields: tuple[str, ...]) -> list[dict]:
         found = meta.get(key) if isinstance(meta, dict) else None
@@ -170,15 +184,33 @@ def get_annotations(fname: str | os.PathLike, prefix: str | None = None) -> tupl
         for i, entry in enumerate(found):
             if not (isinstance(entry, dict) and all(f in entry for f in fields)):
                 raise DataError(f"{path}: {key}[{i}] must hold {', '.join(fields)}; it holds {str(entry)[:80]}")
+            for f in fields:
+                if f.endswith("id") and not (type(entry[f]) is int or type(entry[f]) is str):
+                    raise DataError(f"{path}: {key}[{i}].{f} must be a whole number or text, got {str(entry[f])[:40]}")
         return found
 
-    names = {c["id"]: str(c["name"]) for c in entries("categories", ("id", "name"))}
-    files = {im["id"]: str(im["file_name"]) for im in entries("images", ("id", "file_name"))}
+    def text(v: Any, where: str) -> str:
+        if not isinstance(v, str) or "\x00" in v:
+            raise DataError(f"{path}: {where} must be text, got {str(v)[:40]}")
+        return v
+
+    names = {c["id"]: text(c["name"], f"categories[{i}].name")
+             for i, c in enumerate(entries("categories", ("id", "name")))}
+    files: dict[Any, str] = {}
+    for i, im in enumerate(entries("images", ("id", "file_name"))):
+        name = text(im["file_name"], f"images[{i}].file_name")
+        if name.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", name) or (len(name) > 1 and name[1] == ":"):
+            raise DataError(f"{path}: images[{i}].file_name={name[:80]!r} must be a path inside the images' folder "
+                            "(relative, without '..')")
+        files[im["id"]] = name
     boxes: dict[Any, tuple[list, list]] = {}
     for i, a in enumerate(entries("annotations", ("image_id", "bbox", "category_id"))):
         box = a["bbox"]
-        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-            raise DataError(f"{path}: annotations[{i}].bbox must be [x, y, width, height], got {str(box)[:80]}")
+        finite = isinstance(box, list) and len(box) == 4 and all(
+            (type(v) is float and math.isfinite(v)) or (type(v) is int and abs(v) < 2**53) for v in box)
+        if not (finite and box[2] >= 0 and box[3] >= 0):
+            raise DataError(f"{path}: annotations[{i}].bbox must be [x, y, width, height], four finite numbers with "
+                            f"a width and height of at least 0, got {str(box)[:80]}")
         if a["category_id"] not in names or a["image_id"] not in files:
             missing = "category_id" if a["category_id"] not in names else "image_id"
             raise DataError(f"{path}: annotations[{i}].{missing}={a[missing]!r} is not among the file's "
