@@ -506,13 +506,36 @@ class TabularProcessor(Component):
         self._check_scaled()
 
     def _check_scaled(self) -> None:
-        """Each fitted Normalize scales continuous inputs (``cont_names_``) only: scaling a categorical column
-        would move its codes off the embedding rows."""
+        """The columns each fitted proc works on, as ``setup`` chose them: the inputs are distinct, each either
+        categorical or continuous and none the target; one proc of each kind; Categorify codes categorical inputs,
+        FillMissing fills continuous ones, and Normalize scales every continuous input (scaling a categorical
+        column would move its codes off the embedding rows, coding a continuous one would turn its values into
+        categories, and a column left out would reach the model unscaled)."""
+        cats, conts, ys = list(self.cat_names_), list(self.cont_names_), list(self.y_names or [])
+        roles = cats + conts
+        if len(set(roles)) != len(roles) or set(roles) & set(ys):
+            twice = sorted({c for c in roles if roles.count(c) > 1} | (set(roles) & set(ys)))
+            raise FieldError("state.cat_names_", f"and cont_names_ must name distinct input columns, none of them the "
+                                                 f"target {ys}: {twice[:5]} is named twice or is the target")
+        kinds: dict[type, int] = {}
         for i, proc in enumerate(self.procs if isinstance(self.procs, list) else []):
-            if isinstance(proc, Normalize) and proc.is_fitted and not set(proc.means_) <= set(self.cont_names_):
-                raise FieldError(f"params.procs[{i}].state.means_",
-                                 f"must scale continuous inputs only (cont_names_={self.cont_names_}), got "
-                                 f"{sorted(set(proc.means_) - set(self.cont_names_))[:5]}")
+            if not (isinstance(proc, TabularProc) and proc.is_fitted):
+                continue
+            if type(proc) in kinds:
+                raise FieldError(f"params.procs[{i}]", f"is a second {type(proc).__name__} (procs[{kinds[type(proc)]}] "
+                                                       "is one): the processing fits one of each")
+            kinds[type(proc)] = i
+            field, columns, allowed, exact = (
+                ("classes_", list(proc.classes_), cats, False) if isinstance(proc, Categorify) else
+                ("columns_", list(proc.columns_), conts, False) if isinstance(proc, FillMissing) else
+                ("means_", list(proc.means_), conts, True) if isinstance(proc, Normalize) else (None, [], [], False))
+            if field is None:
+                continue
+            kind = "categorical" if allowed is cats else "continuous"
+            if (set(columns) != set(allowed)) if exact else not set(columns) <= set(allowed):
+                raise FieldError(f"params.procs[{i}].state.{field}",
+                                 f"must name {'every one of the' if exact else 'only'} {kind} inputs "
+                                 f"({'cat' if allowed is cats else 'cont'}_names_={allowed[:8]}), got {columns[:8]}")
 
     def _check_flags(self) -> None:
         """Each fitted FillMissing flags the columns whose ``<col>_na`` flag the processing's output names

@@ -310,8 +310,8 @@ class FillMissing(TabularProc):
         cols = self.columns_
         check_state(vars(self), purpose, fill_values_=Is(
             lambda v: isinstance(v, dict) and set(v) == set(cols) and len(v) == len(cols)
-            and all(as_number(x) is not None and x == x for x in v.values()),
-            "one number (not NaN) for each of columns_, by column name"),
+            and all(_stored_number(x) for x in v.values()),
+            "one number (finite, within float32's range) for each of columns_, by column name"),
             na_columns_=Is(lambda v: _COLUMN_NAMES.accepts(v) and set(v) <= set(cols),
                            "distinct column names among columns_"))
 
@@ -653,6 +653,20 @@ class Categorify(TabularProc):
                  f"(count per column: {unseen}).")
 
 
+#: the range of a float32, which the processed columns are: a statistic outside it cannot encode a value
+_F32_MAX, _F32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38
+
+
+def _stored_number(v: Any, positive: bool = False) -> bool:
+    """Whether a statistic read from a file can encode values: a finite number within float32's range (above
+    its smallest normal number when ``positive``, as a standard deviation divides)."""
+    x = as_number(v)
+    if x is None:
+        return False
+    x = float(x)
+    return math.isfinite(x) and abs(x) <= _F32_MAX and (x >= _F32_TINY if positive else True)
+
+
 def _dates(col: pl.Series) -> bool:
     """Whether a column holds dates: a Date or Datetime column, or text whose first values read as ISO dates.
 
@@ -713,14 +727,15 @@ class Normalize(TabularProc):
         def numbers(positive: bool) -> Is:
             def ok(v: Any) -> bool:
                 return isinstance(v, dict) and all(isinstance(c, str) for c in v) and all(
-                    (x := as_number(v[c])) is not None and math.isfinite(x) and (float(x) > 0 or not positive)
-                    for c in v)
-            return Is(ok, "a finite number " + ("above 0 " if positive else "") + "for each column, by column name")
+                    _stored_number(v[c], positive) for c in v)
+            return Is(ok, "a finite number " + ("above 0 " if positive else "") + "within float32's range for each "
+                      "column, by column name")
 
         check_state(vars(self), purpose, means_=numbers(False))
         means = self.means_
         check_state(vars(self), purpose, stds_=Is(lambda v: numbers(True).accepts(v) and list(v) == list(means),
-                                                  "a finite number above 0 for each column of means_, in its order"))
+                                                  "a finite number above 0 within float32's range for each column of "
+                                                  "means_, in its order"))
 
     def expressions(self, schema: Mapping[str, pl.DataType] | None = None, eager: bool = False) -> list[pl.Expr]:
         self.check_is_fitted()

@@ -326,9 +326,20 @@ def _attrs(r):
     return r["state"]["model_"]["attributes"]
 
 
+def _proc(r, kind):
+    """The record of the saved processor's proc of ``kind``."""
+    return next(p for p in r["state"]["processor_"]["params"]["procs"] if p["class"].endswith("." + kind))
+
+
 def _norm(r):
     """The fitted state of the saved processor's Normalize."""
-    return next(p for p in r["state"]["processor_"]["params"]["procs"] if p["class"].endswith(".Normalize"))["state"]
+    return _proc(r, "Normalize")["state"]
+
+
+def _fill_a_categorical(r, a, array):
+    state = _proc(r, "FillMissing")["state"]
+    state["columns_"].append("workclass")
+    state["fill_values_"]["workclass"] = 0.0
 
 
 def _processor_of_another_kind(r, a, array):
@@ -347,13 +358,31 @@ STATES = [
     ("weighted", _processor_of_another_kind, r"processor_ must be the fitted procs of a Tabular"),
     # Normalize: a std of 0 or a NaN mean would scale new values to infinities or NaN; a column it does not scale
     ("weighted", lambda r, a, array: _norm(r)["stds_"].update(age=0.0),
-     r"procs\[2\].state.stds_' must be a finite number above 0 for each column of means_"),
+     r"procs\[2\].state.stds_' must be a finite number above 0 within float32's range for each column of means_"),
     ("weighted", lambda r, a, array: _norm(r)["stds_"].update(age=float("inf")), r"state.stds_' must be a finite"),
     ("weighted", lambda r, a, array: _norm(r)["means_"].update(age=float("nan")), r"state.means_' must be a finite"),
     ("weighted", lambda r, a, array: _norm(r)["means_"].update(age="38"), r"state.means_' must be a finite"),
     ("weighted", lambda r, a, array: _norm(r)["stds_"].pop("age"), r"state.stds_' must be .* for each column of means_"),
     ("weighted", lambda r, a, array: (_norm(r)["means_"].update(workclass=1.0), _norm(r)["stds_"].update(workclass=1.0)),
-     r"procs\[2\].state.means_' must scale continuous inputs only"),
+     r"procs\[2\].state.means_' must name every one of the continuous inputs"),
+    ("weighted", lambda r, a, array: (_norm(r)["means_"].pop("age"), _norm(r)["stds_"].pop("age")),
+     r"procs\[2\].state.means_' must name every one of the continuous inputs \(cont_names_=\['age'"),
+    ("weighted", lambda r, a, array: _norm(r)["means_"].update(age=1e300), r"state.means_' must be a finite number "
+                                                                          r"within float32's range"),
+    ("weighted", lambda r, a, array: _norm(r)["stds_"].update(age=1e-320), r"state.stds_' must be a finite number "
+                                                                           r"above 0 within float32's range"),
+    ("weighted", lambda r, a, array: _st(r)["processor_"]["params"]["procs"].append(_proc(r, "Normalize")),
+     r"procs\[3\]' is a second Normalize \(procs\[2\] is one\)"),
+    # the columns each proc works on: Categorify codes categorical inputs, FillMissing fills continuous ones
+    ("weighted", lambda r, a, array: _proc(r, "Categorify")["state"]["classes_"].update(age=["#na#", "49"]),
+     r"state.classes_' must name only categorical inputs"),
+    ("weighted", _fill_a_categorical, r"state.columns_' must name only continuous inputs"),
+    ("weighted", lambda r, a, array: _proc(r, "FillMissing")["state"]["fill_values_"].update(age=1e300),
+     r"state.fill_values_' must be one number \(finite, within float32's range\)"),
+    ("weighted", lambda r, a, array: _st(r)["processor_"]["state"]["cont_names_"].append("age"),
+     r"state.cat_names_' and cont_names_ must name distinct input columns.*\['age'\]"),
+    ("weighted", lambda r, a, array: _st(r)["processor_"]["state"]["cat_names_"].append("salary"),
+     r"state.cat_names_' and cont_names_ must name distinct input columns, none of them the target \['salary'\]"),
     # MeanEnsemble: its weights are a parameter
     ("mean", lambda r, a, array: r["params"].update(weights=[float("nan"), 1.0]), r"weights must be 2 finite"),
     ("mean", lambda r, a, array: r["params"].update(weights=["x", 1]), r"weights must be 2 finite"),
