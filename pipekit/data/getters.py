@@ -327,6 +327,13 @@ class ColReader(Getter):
     ['imgs/a.jpg']
     """
 
+    param_constraints = {
+        "pref": Is(lambda v: isinstance(v, str), "text (or a folder's path) put before each value"),
+        "suffix": Is(lambda v: isinstance(v, str), "text put after each value"),
+        "suff": Is(lambda v: v is None or isinstance(v, str), "text put after each value, or None"),
+        "label_delim": Is(lambda v: v is None or (isinstance(v, str) and v != ""), "None or the text between labels"),
+    }
+
     def __init__(self, cols: str | int | Sequence[str | int], pref: str | os.PathLike = "", suffix: str = "",
                  label_delim: str | None = None, suff: str | None = None):
         def one(c: Any) -> bool:
@@ -339,19 +346,22 @@ class ColReader(Getter):
                 raise ParameterError(f"ColReader: cols must be column names or positions (0 is the first column), "
                                      f"got {cols!r}")
             self.cols: str | int | list[str | int] = [c if isinstance(c, str) else int(c) for c in cols]
+            if len(set(self.cols)) != len(self.cols):
+                raise ParameterError(f"ColReader: cols names a column twice: {cols!r}")
         elif one(cols):
             self.cols = cols if isinstance(cols, str) else int(cols)  # type: ignore[arg-type]
         else:
             raise ParameterError(f"ColReader: cols must be a column name, a column's position (0 is the first, as "
                                  f"in ColReader(0)) or a list of them, got {cols!r}")
         # a folder prefix joins with a separator, as a path would
-        self.pref = (str(pref).rstrip("/") + "/") if isinstance(pref, os.PathLike) else str(pref)
+        self.pref = (str(pref).rstrip("/") + "/") if isinstance(pref, os.PathLike) else pref  # type: ignore[assignment]
         if suff is not None:  # fastai's name for it
             if suffix:
                 raise ParameterError(f"ColReader: give the suffix once, as suffix= or as suff=, got suffix={suffix!r} "
                                      f"and suff={suff!r}")
             suffix = suff
         self.suffix, self.label_delim, self.suff = suffix, label_delim, None
+        self.check_params()
 
     def column(self, items: pl.DataFrame) -> pl.Series:
         given = self.cols if isinstance(self.cols, list) else [self.cols]

@@ -230,3 +230,24 @@ def test_categorify_classes_from_file_must_be_distinct_text_after_na(processor, 
                     "no_na": v[1:], "empty": []}[edit]
     with pytest.raises(ExportError, match=r"field 'params\.procs\[\d\]\.state\.classes_\.workclass' must be"):
         pipekit.load(_tampered(saved, change, tmp_path / "bad.pipekit"))
+
+
+# ------------------------------------------------------------------------------------------- ColReader
+@pytest.mark.parametrize("params, message", [
+    ({"suffix": 5}, r"suffix=5 is not accepted; expected text put after each value"),
+    ({"label_delim": 5}, r"label_delim=5 is not accepted"),
+    ({"label_delim": ""}, r"label_delim='' is not accepted; expected None or the text between labels"),
+    ({"pref": {"a": 1}}, r"pref=\{'a': 1\} is not accepted"),
+    ({"cols": ["name", "name"]}, r"cols names a column twice"),
+    ({"suffix": ".png", "suff": ".jpg"}, r"give the suffix once"),
+])
+def test_col_reader_params_from_a_file_are_checked(tmp_path, params, message):
+    import polars as pl
+
+    from pipekit.data import ColReader
+
+    saved = pipekit.save(ColReader("name", pref="imgs/", suff=".png"), tmp_path / "cr.pipekit")
+    assert pipekit.load(saved).column(pl.DataFrame({"name": ["a"]})).to_list() == ["imgs/a.png"]
+    bad = _tampered(saved, lambda r: r["params"].update(params), tmp_path / "bad.pipekit")
+    with pytest.raises(ExportError, match=message):
+        pipekit.load(bad)
