@@ -232,6 +232,44 @@ def test_sec_a_tampered_checkpoint_is_refused_and_leaves_the_learner_as_it_was(c
     _assert_unchanged(fresh, before)  # no half-loaded weights, no optimiser state, no counters
 
 
+TRACKERS = [
+    ("reduce_lr_on_plateau", {"reductions_": [[0, [-0.5]]]}, r"reductions_' must be a list of \[epoch, \[learning "
+                                                              r"rates above 0\]\]"),
+    ("reduce_lr_on_plateau", {"reductions_": "abc"}, r"reductions_' must be a list of \[epoch"),
+    ("reduce_lr_on_plateau", {"wait_": -1}, r"wait_' must be"),
+    ("early_stopping", {"wait_": "x"}, r"wait_' must be"),
+    ("early_stopping", {"best_": "x"}, r"best_' must be a finite number, or null"),
+    ("early_stopping", {"best_": 1e400}, r"best_"),
+    ("save_model", {"saved_": 5}, r"saved_' must be a list of the checkpoints' paths"),
+    ("save_model", {"best_epoch_": -2}, r"best_epoch_' must be an epoch number"),
+]
+
+
+@pytest.mark.parametrize("key, state, message", TRACKERS, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(TRACKERS)])
+def test_sec_a_checkpoints_tracker_state_is_checked_on_the_learner_and_when_given_to_fit(ckpt, tab, key, state,
+                                                                                         message):
+    """A negative learning rate in ReduceLROnPlateau's reductions trained uphill after a resume, text in a count or a
+    best value raised raw errors mid-fit: refused at ``learn.load`` when the callback is on the learner, and when
+    it is given to the resumed ``fit``, before any batch."""
+    from pipekit.learn import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback
+
+    make = {"reduce_lr_on_plateau": ReduceLROnPlateau, "early_stopping": EarlyStoppingCallback,
+            "save_model": SaveModelCallback}[key]
+    rec = copy.deepcopy(ckpt["record"])
+    rec["callbacks"]["__items__"].append([key, {"__items__": [[k, v] for k, v in state.items()]}])
+    path = write_archive(ckpt["folder"] / f"tracker-{key}.pipekit", "checkpoint", rec, ckpt["arrays"],
+                         weights=dict(ckpt["tensors"]))
+    on_learner = _learner(tab, ckpt["folder"])
+    on_learner.add_cb(make())
+    with pytest.raises(ExportError, match=message):
+        on_learner.load(path)
+    given_later = _learner(tab, ckpt["folder"]).load(path)
+    before = {k: v.clone() for k, v in given_later.model.state_dict().items()}
+    with pytest.raises(ExportError, match=message):
+        given_later.fit(2, 1e-2, start_epoch=given_later.resume_epoch, cbs=[make()])
+    assert all(torch.equal(before[k], v) for k, v in given_later.model.state_dict().items())  # no batch ran
+
+
 def test_sec_a_real_checkpoint_still_round_trips(ckpt, tab):
     trained = ckpt["learn"]
     loaded = _learner(tab, ckpt["folder"]).load(ckpt["path"])

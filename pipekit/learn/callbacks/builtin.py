@@ -12,14 +12,14 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from pipekit.core.errors import ParameterError, warn
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import Interval, Is, Options, as_number, check, check_state
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks.core import (
     Callback, CancelBatchException, CancelFitException, CancelTrainException, CancelValidException,
@@ -71,6 +71,29 @@ class TrackerCallback(Callback):
             return True
         better = self.comp(value, best) if self.comp is not None else value > best if self._greater else value < best
         return bool(better) and abs(value - best) > self.min_delta
+
+    #: what a checkpoint's state of a tracker may hold, checked before a resumed fit uses it (each entry present)
+    STATE_FIELDS: ClassVar[dict[str, Any]] = {
+        "best_": Is(lambda v: v is None or (as_number(v) is not None and math.isfinite(float(v))),
+                    "a finite number, or null before any epoch"),
+        "best_epoch_": Is(lambda v: v is None or (type(v) is int and v >= 0), "an epoch number, or null"),
+        "wait_": Interval(0, None, integer=True),
+        "saved_": Is(lambda v: isinstance(v, (list, tuple)) and all(isinstance(p, str) for p in v),
+                     "a list of the checkpoints' paths"),
+        "reductions_": Is(lambda v: isinstance(v, list) and all(
+            isinstance(r, (list, tuple)) and len(r) == 2 and type(r[0]) is int and r[0] >= 0
+            and isinstance(r[1], list) and r[1] and all(
+                (x := as_number(lr)) is not None and math.isfinite(float(x)) and float(x) > 0 for lr in r[1])
+            for r in v), "a list of [epoch, [learning rates above 0]]"),
+    }
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """A checkpoint's tracker state: the best value finite, counts and epochs whole numbers of at least 0,
+        learning rates finite and above 0, checkpoint paths text (a negative rate trained uphill, a NaN best
+        stopped the fit at once, text raised raw errors mid-fit)."""
+        check_state(state, f"the {type(self).__name__} of a resumed fit",
+                    **{k: v for k, v in self.STATE_FIELDS.items() if k in state})
+        super().state_from_data(state)
 
     def after_epoch(self) -> None:
         val = self.learn.recorder.value(self.monitor)
