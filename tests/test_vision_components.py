@@ -75,6 +75,17 @@ def test_samplers_draw_the_same_for_the_same_stream_only():
                                                                            np.array_equal(ha, hc)), cls
 
 
+def test_segmentation_metrics_take_label_indices_a_mask_can_hold():
+    from pipekit.core import ParameterError
+    from pipekit.vision import DiceMulti, ForegroundAcc, PixelAccuracy
+
+    for make, name in ((DiceMulti, "ignore_index"), (PixelAccuracy, "ignore_index"), (ForegroundAcc, "bkg_idx")):
+        assert getattr(make(**{name: 30}), name) == 30
+        for bad in (10**30, -(10**25), 1.5, "30"):
+            with pytest.raises(ParameterError, match=rf"{make.__name__}: {name}=.* is not accepted; expected an integer"):
+                make(**{name: bad})
+
+
 def test_pixel_accuracy_is_a_metric_instance_and_a_factory():
     from pipekit.metrics import MeanMetric
     from pipekit.vision import PixelAccuracy, pixel_accuracy

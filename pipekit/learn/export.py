@@ -70,6 +70,10 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------- exports
+#: the most metrics a learner file may list (each is rebuilt and computed every epoch)
+MAX_METRICS = 100
+
+
 def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") -> Path:
     """``learn.export``: one pipekit file with the weights, the architecture, loss and metrics and the data
     recipe; a path without an extension (or an existing folder) gets a folder holding the same files. A relative
@@ -193,6 +197,9 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     if rec.get("loss") is not None:
         _field(rec["loss"], dict, "loss", "a loss record (an object) or null", where)
     metrics = _field(rec.get("metrics"), list, "metrics", "a list of metric records", where)
+    if len(metrics) > MAX_METRICS:
+        raise ExportError(f"{where}: record.json field 'metrics' lists {len(metrics):,} metrics, over the "
+                          f"{MAX_METRICS} a learner is exported with")
     for i, m in enumerate(metrics):
         _field(m, dict, f"metrics[{i}]", "a metric record (an object)", where)
     _field(rec.get("dls"), dict, "dls", "the DataLoaders state (an object)", where)

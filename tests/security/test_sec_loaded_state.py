@@ -551,6 +551,19 @@ def _tampered_export(exported, name, edit, tmp_path):
                        part=lambda record: record["dls"]["recipe"])
 
 
+def test_sec_an_export_listing_more_metrics_than_a_learner_uses_is_refused_before_building_them(exported, tmp_path):
+    from pipekit.learn import accuracy
+
+    learn = exported["tabular"][0]
+    learn.metrics = [accuracy]
+    path = learn.export(tmp_path / "one-metric.pipekit")
+    learn.metrics = []
+    many = edited_copy(path, lambda r: r.__setitem__("metrics", r["metrics"] * 5000), tmp_path / "many.pipekit")
+    with pytest.raises(ExportError, match=r"field 'metrics' lists 5,000 metrics, over the 100"):
+        pipekit.load_learner(many)
+    assert [m.name for m in pipekit.load_learner(path).metrics] == ["accuracy"]
+
+
 def _vocab(recipe, block):
     """The fitted vocab_ list of a DataBlock recipe's block (its Categorize / Numericalize)."""
     return next(t["state"]["vocab_"] for t in recipe["state"]["blocks_"][block]["state"]["tfms_"]
