@@ -20,7 +20,7 @@ import polars as pl
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.registry import register
-from pipekit.core.validate import Is, Options
+from pipekit.core.validate import Is, Options, check
 
 #: the image formats pipekit decodes; other files whose extension says image (.heic, .svg) are named when left out
 IMAGE_EXTENSIONS = frozenset(
@@ -356,6 +356,7 @@ class ColReader(Getter):
         # a folder prefix joins with a separator, as a path would
         self.pref = (str(pref).rstrip("/") + "/") if isinstance(pref, os.PathLike) else pref  # type: ignore[assignment]
         if suff is not None:  # fastai's name for it
+            check("ColReader", suff=(suff, self.param_constraints["suff"]))
             if suffix:
                 raise ParameterError(f"ColReader: give the suffix once, as suffix= or as suff=, got suffix={suffix!r} "
                                      f"and suff={suff!r}")

@@ -439,7 +439,7 @@ class PixelAccuracy(MeanMetric):
     0.5
     """
 
-    param_constraints = {"ignore_index": Interval(-(2**63), 2**63 - 1, integer=True, none_ok=True)}
+    param_constraints = {"ignore_index": Interval(-(2**31), 2**31 - 1, integer=True, none_ok=True)}
 
     def __init__(self, ignore_index: int | None = None):
         self.ignore_index = ignore_index
@@ -462,7 +462,7 @@ class ForegroundAcc(MeanMetric):
     0.5
     """
 
-    param_constraints = {"bkg_idx": Interval(-(2**63), 2**63 - 1, integer=True)}
+    param_constraints = {"bkg_idx": Interval(-(2**31), 2**31 - 1, integer=True)}
 
     def __init__(self, bkg_idx: int = 0):
         self.bkg_idx = bkg_idx
@@ -512,7 +512,7 @@ class DiceMulti(Metric):
     0.6667
     """
 
-    param_constraints = {"ignore_index": Interval(-(2**63), 2**63 - 1, integer=True, none_ok=True)}
+    param_constraints = {"ignore_index": Interval(-(2**31), 2**31 - 1, integer=True, none_ok=True)}
 
     def __init__(self, ignore_index: int | None = None):
         self.ignore_index = ignore_index
