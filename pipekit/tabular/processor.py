@@ -36,6 +36,8 @@ from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, C
                                    make_procs, nested_column_error, present, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
+#: the procs a processing holds at most one of (a second FillMissing finds nothing left to fill, and is harmless)
+ONCE = (Categorify, Normalize)
 #: the names add_datepart gives a date's parts (after the date column's own prefix)
 _DATE_PART = re.compile(r".*(Year|Month|Week|Day|Dayofweek|Dayofyear|Is_(month|quarter|year)_(end|start)|Hour|Minute|"
                         r"Second|Elapsed)")
@@ -193,6 +195,11 @@ class TabularProcessor(Component):
                                  "from cat_names/cont_names (a model must not see its target).")
         if not self.cat_names and not self.cont_names:
             raise ParameterError("Tabular: give at least one input column in cat_names or cont_names.")
+        kinds = [type(p) for p in self.procs if isinstance(p, ONCE)]
+        twice = sorted({k.__name__ for k in kinds if kinds.count(k) > 1})
+        if twice:
+            raise ParameterError(f"procs lists {twice} more than once; give each once (a second would code the codes "
+                                 "or scale the scaled values)")
 
     # ------------------------------------------------------------------ validation
     def check_columns(self, columns: Sequence[str], where: str = "Tabular", need_y: bool = True) -> None:
@@ -507,10 +514,10 @@ class TabularProcessor(Component):
 
     def _check_scaled(self) -> None:
         """The columns each fitted proc works on, as ``setup`` chose them: the inputs are distinct, each either
-        categorical or continuous and none the target; one proc of each kind; Categorify codes categorical inputs,
-        FillMissing fills continuous ones, and Normalize scales every continuous input (scaling a categorical
-        column would move its codes off the embedding rows, coding a continuous one would turn its values into
-        categories, and a column left out would reach the model unscaled)."""
+        categorical or continuous and none the target; one Categorify and one Normalize; Categorify codes
+        categorical inputs, FillMissing fills continuous ones, and Normalize scales every continuous input
+        (scaling a categorical column would move its codes off the embedding rows, coding a continuous one would
+        turn its values into categories, and a column left out would reach the model unscaled)."""
         cats, conts, ys = list(self.cat_names_), list(self.cont_names_), list(self.y_names or [])
         roles = cats + conts
         if len(set(roles)) != len(roles) or set(roles) & set(ys):
@@ -521,9 +528,9 @@ class TabularProcessor(Component):
         for i, proc in enumerate(self.procs if isinstance(self.procs, list) else []):
             if not (isinstance(proc, TabularProc) and proc.is_fitted):
                 continue
-            if type(proc) in kinds:
+            if type(proc) in kinds and isinstance(proc, ONCE):
                 raise FieldError(f"params.procs[{i}]", f"is a second {type(proc).__name__} (procs[{kinds[type(proc)]}] "
-                                                       "is one): the processing fits one of each")
+                                                       "is one): the processing fits one")
             kinds[type(proc)] = i
             field, columns, allowed, exact = (
                 ("classes_", list(proc.classes_), cats, False) if isinstance(proc, Categorify) else

@@ -25,13 +25,13 @@ import pipekit
 import pipekit.datasets as D
 from pipekit.backends import GBM, RandomForest, SklearnModel
 from pipekit.core.archive import read_pipekit, write_archive
-from pipekit.core.errors import ExportError
+from pipekit.core.errors import ExportError, ParameterError
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, GrandparentSplitter, RandomSplitter,
                           get_image_files, parent_label)
 from pipekit.data.seed import set_seed
 from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, WeightedEnsemble
 from pipekit.learn import Learner, load_learner, simple_cnn
-from pipekit.tabular import Tabular, tabular_learner
+from pipekit.tabular import Normalize, Tabular, tabular_learner
 from pipekit.text import AWD_LSTM, TextBlock, text_classifier_learner
 from pipekit.vision import ImageBlock
 
@@ -374,6 +374,12 @@ def _norm(r):
     return _proc(r, "Normalize")["state"]
 
 
+def test_sec_a_processing_takes_categorify_and_normalize_once():
+    with pytest.raises(ParameterError, match=r"procs lists \['Normalize'\] more than once; give each once"):
+        Tabular(pl.DataFrame({"a": [1.0, 2.0, 3.0], "y": [0, 1, 0]}), procs=[Normalize, Normalize], cont_names=["a"],
+                y_names="y", y_block="category")
+
+
 def _fill_a_categorical(r, a, array):
     state = _proc(r, "FillMissing")["state"]
     state["columns_"].append("workclass")
@@ -410,7 +416,7 @@ STATES = [
     ("weighted", lambda r, a, array: _norm(r)["stds_"].update(age=1e-320), r"state.stds_' must be a finite number "
                                                                            r"above 0 within float32's range"),
     ("weighted", lambda r, a, array: _st(r)["processor_"]["params"]["procs"].append(_proc(r, "Normalize")),
-     r"procs\[3\]' is a second Normalize \(procs\[2\] is one\)"),
+     r"TabularProcessor refuses: procs lists \['Normalize'\] more than once"),
     # the columns each proc works on: Categorify codes categorical inputs, FillMissing fills continuous ones
     ("weighted", lambda r, a, array: _proc(r, "Categorify")["state"]["classes_"].update(age=["#na#", "49"]),
      r"state.classes_' must name only categorical inputs"),
