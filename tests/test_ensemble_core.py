@@ -365,3 +365,23 @@ def test_members_of_different_targets_are_named_as_such():
     with pytest.raises(ParameterError, match=r"members predict different targets: 0:GBM predicts \['salary'\], "
                                              r"1:GBM predicts \['sex'\]; an ensemble combines predictions of one"):
         WeightedEnsemble([salary, sex])
+
+
+def test_a_member_keeps_a_sample_of_its_rows_and_still_tells_them_apart_in_a_large_table():
+    """A backend keeps the hashes of 4096 of its training rows, whatever the table's size; from them an ensemble
+    still tells the training rows in another order or in part (9,600 rows here) from rows mostly new."""
+    from pipekit.backends.data import ROW_SAMPLE
+
+    tab = adult_tab(12_000)
+    train, valid = as_data(tab.train), as_data(tab.valid)
+    gbm = GBM("classification", n_estimators=5, n_jobs=1).fit(train)
+    other = GBM("classification", n_estimators=5, n_jobs=1).fit(valid)
+    assert len(train) > ROW_SAMPLE and len(gbm._train_row_hashes) == ROW_SAMPLE and gbm._train_rows == len(train)
+    n = len(train)
+    for rows in (np.arange(n)[::-1], np.arange(int(n * 0.7))):
+        with pytest.raises(DataError, match=r"\['0:GBM'\] were fitted on these rows \(or most of them"):
+            WeightedEnsemble([gbm, other], n_iter=5).fit(train.take(rows))
+    fresh = GBM("classification", n_estimators=5, n_jobs=1).fit(train.take(np.arange(n // 2)))
+    # the second half of the training rows, with a third as many of the first: a quarter seen by `fresh`
+    mixed = train.take(np.r_[np.arange(n // 2, n), np.arange(n // 6)])
+    assert WeightedEnsemble([fresh, other], n_iter=5).fit(mixed).selected_on_ == "data"

@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.data import (TASKS, RowForm, TabularData, as_data, check_no_infinite, check_rows, encode_y,
-                                   normalised_stats, row_hashes, rows_signature)
+                                   normalised_stats, ROW_SAMPLE, row_hashes, rows_signature)
 from pipekit.core.archive import load, save
 from pipekit.core.component import Component
 from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
@@ -313,7 +313,8 @@ class Backend(KeepsProcessor, Model):
         self.procs_signature_ = train.procs_signature
         self.processor_ = train.processor  # saved with the model: a loaded one processes raw rows (process(df))
         self.train_rows_signature_ = rows_signature(train)  # an ensemble never chooses weights on these rows
-        self._train_row_hashes = row_hashes(train)  # nor, in this session, on them reordered or in part
+        # nor, in this session, on them reordered or in part: a sample of them (bagged.fitted_on)
+        self._train_row_hashes, self._train_rows = row_hashes(train)[:ROW_SAMPLE], len(train)
         vocabs = train.processor.classes_ if train.processor is not None else {}
         self.cat_levels_ = {c: len(vocabs[c]) for c in self.cat_features_ if c in vocabs}
         self.cat_dtypes_ = {c: str(train.xs.schema[c]) for c in self.cat_levels_}

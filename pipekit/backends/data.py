@@ -244,10 +244,17 @@ def rows_signature(d: TabularData, chunk: int = 65_536) -> str:
     return h.hexdigest()[:16]
 
 
+#: how many of its training rows' hashes a backend keeps: the smallest ones, a uniform sample of the rows that
+#: costs 32 KB whatever the table's size, from which an ensemble estimates the share of rows it is given that the
+#: backend was fitted on (exactly, up to this many rows; within about 0.01 above)
+ROW_SAMPLE = 4096
+
+
 def row_hashes(d: TabularData) -> np.ndarray:
-    """One hash per row of a split's inputs and target, sorted: what a backend keeps of its training rows for the
-    session (``_train_row_hashes``, never saved), so an ensemble can tell rows it was fitted on given in another
-    order or as a part of them, which :func:`rows_signature` (of the rows in order) does not match.
+    """One hash per row of a split's inputs and target, sorted: a backend keeps the smallest ``ROW_SAMPLE`` of its
+    training rows' for the session (``_train_row_hashes``, never saved), so an ensemble can tell rows it was fitted
+    on given in another order or as a part of them, which :func:`rows_signature` (of the rows in order) does not
+    match.
 
     >>> d = as_data(pl.DataFrame({"a": [1.0, 2.0, 3.0]}), y=[0.0, 1.0, 0.0])
     >>> bool(np.isin(row_hashes(d.take(np.array([2, 0]))), row_hashes(d)).all())

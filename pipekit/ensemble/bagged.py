@@ -662,10 +662,12 @@ def fitted_on(model: Any, sig: str, hashes: np.ndarray | None = None) -> bool:
 
     if getattr(model, "train_rows_signature_", None) == sig:
         return True
-    seen = vars(model).get("_train_row_hashes")
-    if hashes is not None and seen is not None and len(hashes) and \
-            np.isin(hashes, seen, assume_unique=False).mean() > SEEN_SHARE:
-        return True
+    seen, n_train = vars(model).get("_train_row_hashes"), vars(model).get("_train_rows")
+    if hashes is not None and seen is not None and n_train and len(hashes) and len(seen):
+        # the share of the model's (sampled) training rows among these rows, times its rows, over these rows: the
+        # share of these rows it was fitted on (exact while it keeps every row's hash)
+        if np.isin(seen, hashes).mean() * n_train / len(hashes) > SEEN_SHARE:
+            return True
     return isinstance(model, Ensemble) and any(fitted_on(m, sig, hashes) for m in model._members_or_given())
 
 
