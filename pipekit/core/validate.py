@@ -78,6 +78,23 @@ def as_number(v: Any) -> numbers.Real | None:
     return None
 
 
+def finite_number(v: Any) -> float | None:
+    """``v`` as a finite float, or None when it is not a number (see :func:`as_number`) or not finite, an integer
+    too large for a float included.
+
+    >>> finite_number(2), finite_number(float("nan")), finite_number(10**400), finite_number("1")
+    (2.0, None, None, None)
+    """
+    x = as_number(v)
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def plain_number(v: Any) -> Any:
     """``v`` as a plain Python ``int`` or ``float`` when it is one number held by NumPy or torch (a NumPy number, a
     0-d array or tensor), else ``v`` itself: what :func:`check` hands every constraint, so each accepts

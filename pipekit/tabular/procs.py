@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
@@ -29,7 +28,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError, warn
-from pipekit.core.validate import Interval, Is, Options, as_number, check_state
+from pipekit.core.validate import Interval, Is, Options, check_state, finite_number
 from pipekit.data.transform import as_list
 # the vocabulary type is the data layer's; it is also importable from here, where the tabular classes are built
 from pipekit.data.vocab import CategoryMap as CategoryMap, ValueCodes as ValueCodes, one_value
@@ -660,11 +659,8 @@ _F32_MAX, _F32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38
 def _stored_number(v: Any, positive: bool = False) -> bool:
     """Whether a statistic read from a file can encode values: a finite number within float32's range (above
     its smallest normal number when ``positive``, as a standard deviation divides)."""
-    x = as_number(v)
-    if x is None:
-        return False
-    x = float(x)
-    return math.isfinite(x) and abs(x) <= _F32_MAX and (x >= _F32_TINY if positive else True)
+    x = finite_number(v)
+    return x is not None and abs(x) <= _F32_MAX and (x >= _F32_TINY if positive else True)
 
 
 def _dates(col: pl.Series) -> bool:

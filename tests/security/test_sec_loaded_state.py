@@ -240,6 +240,8 @@ TRACKERS = [
     ("early_stopping", {"wait_": "x"}, r"wait_' must be"),
     ("early_stopping", {"best_": "x"}, r"best_' must be a finite number, or null"),
     ("early_stopping", {"best_": 1e400}, r"best_"),
+    ("early_stopping", {"best_": 10**400}, r"best_' must be a finite number"),
+    ("reduce_lr_on_plateau", {"reductions_": [[0, [10**400]]]}, r"reductions_' must be a list of \[epoch"),
     ("save_model", {"saved_": 5}, r"saved_' must be a list of the checkpoints' paths"),
     ("save_model", {"best_epoch_": -2}, r"best_epoch_' must be an epoch number"),
 ]
@@ -421,6 +423,8 @@ STATES = [
     ("weighted", lambda r, a, array: _proc(r, "Categorify")["state"]["classes_"].update(age=["#na#", "49"]),
      r"state.classes_' must name only categorical inputs"),
     ("weighted", _fill_a_categorical, r"state.columns_' must name only continuous inputs"),
+    ("weighted", lambda r, a, array: _proc(r, "FillMissing")["state"]["fill_values_"].update(age=10**400),
+     r"state.fill_values_' must be one number \(finite, within float32's range\)"),
     ("weighted", lambda r, a, array: _proc(r, "FillMissing")["state"]["fill_values_"].update(age=1e300),
      r"state.fill_values_' must be one number \(finite, within float32's range\)"),
     ("weighted", lambda r, a, array: _st(r)["processor_"]["state"]["cont_names_"].append("age"),

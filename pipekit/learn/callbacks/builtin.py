@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import ParameterError, warn
-from pipekit.core.validate import Interval, Is, Options, as_number, check, check_state
+from pipekit.core.validate import Interval, Is, Options, check, check_state, finite_number
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks.core import (
     Callback, CancelBatchException, CancelFitException, CancelTrainException, CancelValidException,
@@ -74,16 +74,14 @@ class TrackerCallback(Callback):
 
     #: what a checkpoint's state of a tracker may hold, checked before a resumed fit uses it (each entry present)
     STATE_FIELDS: ClassVar[dict[str, Any]] = {
-        "best_": Is(lambda v: v is None or (as_number(v) is not None and math.isfinite(float(v))),
-                    "a finite number, or null before any epoch"),
+        "best_": Is(lambda v: v is None or finite_number(v) is not None, "a finite number, or null before any epoch"),
         "best_epoch_": Is(lambda v: v is None or (type(v) is int and v >= 0), "an epoch number, or null"),
         "wait_": Interval(0, None, integer=True),
         "saved_": Is(lambda v: isinstance(v, (list, tuple)) and all(isinstance(p, str) for p in v),
                      "a list of the checkpoints' paths"),
         "reductions_": Is(lambda v: isinstance(v, list) and all(
             isinstance(r, (list, tuple)) and len(r) == 2 and type(r[0]) is int and r[0] >= 0
-            and isinstance(r[1], list) and r[1] and all(
-                (x := as_number(lr)) is not None and math.isfinite(float(x)) and float(x) > 0 for lr in r[1])
+            and isinstance(r[1], list) and r[1] and all((x := finite_number(lr)) is not None and x > 0 for lr in r[1])
             for r in v), "a list of [epoch, [learning rates above 0]]"),
     }
 
