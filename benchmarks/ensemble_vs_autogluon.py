@@ -4,7 +4,9 @@ Each side runs in its own process on one parquet file written here (categorical 
 treat them as categories) and the same training / validation row indices. pipekit fits on the training rows
 only and makes every choice on them (out-of-fold); AutoGluon gets the training rows only (no tuning data;
 it holds out what it needs from them) without its neural nets, as it was measured. Both are scored here,
-on the validation rows, with the same pipekit metric. AutoGluon runs in the virtual environment named by
+on the validation rows, with the same pipekit metric, and compared row by row: the difference and its 95% paired
+bootstrap interval over the validation rows say whether one side is better by more than those rows' noise
+(``pipekit.metrics.paired_difference``). AutoGluon runs in the virtual environment named by
 ``AUTOGLUON_PYTHON`` (``pip install "autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3"``); without it
 the anchor is skipped with a note.
 
@@ -168,7 +170,7 @@ def pipekit_worker(spec_file: str) -> None:
         "oof": returned[oof_col][0], "best_member_oof": better(members[oof_col].to_list()),
         "best_member_valid": better(members[valid_col].to_list()),
         "best_member": members.sort(oof_col, descending=metric.greater_is_better)["model"][0],
-        "report": rep.to_dicts()}))
+        "report": rep.to_dicts(), "pred": np.asarray(ens.predict(tab.valid)).tolist()}))
 
 
 def run(python: str, code: list[str], env_extra: dict | None = None, timeout: float | None = None) -> dict:
@@ -202,16 +204,38 @@ def autogluon(ds: dict, files: dict, presets: str, limit: float, n_jobs: int, ag
     spec_file.write_text(json.dumps(spec))
     res = run(ag_python, ["-c", textwrap.dedent(AUTOGLUON), str(spec_file)], timeout=limit * 3 + 600)
     pred = np.load(spec["pred"])
-    metric = metric_of(ds["metric"])
-    y = ds["frame"][ds["label"]].to_numpy()[ds["valid_idx"]]
-    if ds["task"] == "classification":
-        y = np.searchsorted(np.sort(np.unique(ds["frame"][ds["label"]].to_numpy()[ds["train_idx"]])), y)
-    res["score"] = float(metric.score(y, pred))
+    res["score"] = float(metric_of(ds["metric"]).score(valid_targets(ds), pred))
+    res["pred"] = pred.tolist()  # kept, so a run that reuses this one still compares row by row
     res.pop("log", None)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(res, indent=1))
     res["reused"] = False
     return res
+
+
+def valid_targets(ds: dict) -> np.ndarray:
+    """The validation rows' targets as both sides' predictions are scored against: class indices in the sorted
+    order of the training rows' labels (as pipekit orders classes), or values."""
+    y = ds["frame"][ds["label"]].to_numpy()[ds["valid_idx"]]
+    if ds["task"] == "classification":
+        y = np.searchsorted(np.sort(np.unique(ds["frame"][ds["label"]].to_numpy()[ds["train_idx"]])), y)
+    return y
+
+
+def compare_rows(ds: dict, rec: dict, seed: int) -> None:
+    """pipekit against each AutoGluon run on the same validation rows: the difference of the metric and its
+    paired bootstrap interval (``pipekit.metrics.paired_difference``); the row predictions are then dropped
+    from the record."""
+    from dataclasses import asdict
+
+    from pipekit.metrics import paired_difference
+
+    y, pred = valid_targets(ds), np.asarray(rec["pipekit"].pop("pred"))
+    for a in rec["autogluon"].values():
+        if "pred" not in a:  # recorded by a run that kept no predictions
+            continue
+        a["paired"] = asdict(paired_difference(metric_of(ds["metric"]), y, pred, np.asarray(a.pop("pred")),
+                                               seed=seed))
 
 
 def load_average() -> str:
@@ -269,6 +293,7 @@ def main() -> None:
                 for presets, lim in runs:
                     rec["autogluon"][presets] = autogluon(ds, files, presets, lim, args.n_jobs, ag_python,
                                                           args.reuse_autogluon, work)
+            compare_rows(ds, rec, args.seed)
             results[name] = rec
             print_rows(name, rec)
     print_table(results)
@@ -290,13 +315,25 @@ def print_rows(name: str, rec: dict) -> None:
         print(f"{name}: AutoGluon {presets} {rec['metric']} {a['score']:.4f} in {a['fit_s']:.0f} s "
               f"({a['n_models']} models, best {a['best_model']}){' [recorded earlier]' if a['reused'] else ''}",
               flush=True)
+        if "paired" in a:
+            d = a["paired"]
+            print(f"{name}: pipekit - AutoGluon {presets}: {d['difference']:+.4f} ({d['level']:.0%} paired bootstrap "
+                  f"interval over the {d['n_rows']} validation rows {d['low']:+.4f} to {d['high']:+.4f}: "
+                  f"{verdict(d)})", flush=True)
+
+
+def verdict(paired: dict) -> str:
+    return {"a": "pipekit better", "b": "AutoGluon better", None: "a tie"}[paired["better"]]
 
 
 def print_table(results: dict) -> None:
     """One line per (data set, AutoGluon run): pipekit's validation score and fit time, whether it is at least
-    its best member out of fold and beats its best member on the validation rows, then AutoGluon's."""
+    its best member out of fold and beats its best member on the validation rows, then AutoGluon's, and which
+    side is better by more than the validation rows' noise (a paired bootstrap interval of the difference at
+    95%; only which side scored higher when the AutoGluon run was recorded without its predictions)."""
     lines = ["", f"{'data set':14} {'metric':9} {'pipekit':>8} {'fit s':>6} {'>=best oof':>10} {'>best valid':>11}   "
-             f"{'AutoGluon':15} {'score':>8} {'fit s':>6} {'AG s / pk s':>11} {'pipekit better':>14}"]
+             f"{'AutoGluon':15} {'score':>8} {'fit s':>6} {'AG s / pk s':>11}  {'95% interval of pk - AG':24} "
+             "verdict"]
     for name, rec in results.items():
         p = rec["pipekit"]
         metric = metric_of(rec["metric"])
@@ -308,9 +345,14 @@ def print_table(results: dict) -> None:
         if not rec["autogluon"]:
             lines.append(head + "(not run)")
         for presets, a in rec["autogluon"].items():
-            better = sign * (p["score"] - a["score"]) > 0
-            lines.append(head + f"{presets:15} {a['score']:8.4f} {a['fit_s']:6.0f} {a['fit_s'] / p['fit_s']:10.1f}x "
-                                f"{str(better):>14}")
+            if "paired" in a:
+                d = a["paired"]
+                interval, said = f"{d['low']:+.4f} to {d['high']:+.4f}", verdict(d)
+            else:
+                interval = "(no predictions recorded)"
+                said = "pipekit higher" if sign * (p["score"] - a["score"]) > 0 else "pipekit not higher"
+            lines.append(head + f"{presets:15} {a['score']:8.4f} {a['fit_s']:6.0f} {a['fit_s'] / p['fit_s']:10.1f}x  "
+                                f"{interval:24} {said}")
     print("\n".join(lines), flush=True)
 
 
