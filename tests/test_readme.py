@@ -73,6 +73,11 @@ def _collab(out: str, work: Path) -> None:
 
 def _ensembles(out: str, work: Path) -> None:
     assert (work / "adult_ensemble.pipekit").is_file() and float(out.strip().splitlines()[-1]) > 0.75
+    paired = re.search(r"accuracy: (0\.\d+) - (0\.\d+) = ([+-]0\.\d+) \(95% interval ([+-]0\.\d+) to ([+-]0\.\d+) "
+                       r"over 6512 rows: (a is better|b is better|a tie)\)", out)
+    assert paired, out
+    a, b, diff, low, high = (float(v) for v in paired.groups()[:5])
+    assert abs(a - b - diff) < 2e-4 and low <= diff <= high
 
 
 def _core(out: str, work: Path) -> None:
