@@ -9,7 +9,7 @@ MODULES = ["pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.datablock"
            "pipekit.metrics", "pipekit.data.getters", "pipekit.data.items",
            "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.core.archive",
            "pipekit.data.splitters", "pipekit.data.store", "pipekit.data.transform", "pipekit.data.external",
-           "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs", "pipekit.tabular.core", "pipekit.backends.base",
+           "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs", "pipekit.tabular.processor", "pipekit.tabular.core", "pipekit.backends.base",
            "pipekit.backends.data", "pipekit.backends.forest", "pipekit.backends.gbm", "pipekit.backends.boosters",
            "pipekit.backends.booster_files",
            "pipekit.ensemble.bagged", "pipekit.ensemble.torch_tabular", "pipekit.ensemble.auto", "pipekit.ensemble.mean",

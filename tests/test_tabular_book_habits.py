@@ -184,3 +184,42 @@ def test_the_path_given_to_the_loaders_is_where_the_learner_saves(tmp_path, monk
     assert block.dataloaders(pl.DataFrame({"x": list(range(20))}), path=out, bs=4).path == out
     plain = CollabDataLoaders.from_df(ratings, bs=64, seed=0)
     assert plain.path == collab_learner(plain).path == Path(".")
+
+
+def test_the_chapter_9_table_as_written_shows_its_rows_and_items_on_adult(capsys):
+    from pipekit.tabular import Normalize, TabularPandas
+
+    df = pd.read_csv(path("adult_sample") / "adult.csv")
+    procs, dep_var = [Categorify, FillMissing, Normalize], "salary"
+    cat, cont = ["workclass", "education", "occupation"], ["age", "fnlwgt", "education-num"]
+    cond = df["age"] < 50
+    splits = (list(np.where(cond)[0]), list(np.where(~cond)[0]))
+    to = TabularPandas(df, procs, cat, cont, y_names=dep_var, splits=splits)  # the book's call, positional
+    assert isinstance(to, Tabular) and (len(to.train), len(to.valid)) == (int(cond.sum()), int((~cond).sum()))
+    # items: the processed rows, codes and normalised numbers, every row in the table's order
+    assert to.items.height == len(df) and to.items["workclass"].dtype.is_integer()
+    assert abs(float(to.train.items["age"].mean())) < 1e-4 and to.valid.items.height == len(to.valid)
+    assert to.items["workclass"][0] == to.classes["workclass"].o2i[df["workclass"][0]]
+    capsys.readouterr()
+    to.show(3)
+    rows = _table_rows(capsys.readouterr().out)
+    assert rows[0] == [*cat, "education-num_na", *cont, dep_var]  # inputs (the fill flag too), then the target
+    # as read: categories as their values (a missing one as #na#), numbers in the data's own units, not normalised
+    for shown, (_, raw) in zip(rows[1:], df.head(3).iterrows(), strict=True):
+        assert shown[:3] == [str(v).strip() if isinstance(v, str) else "#na#" for v in raw[cat]]
+        assert [float(v) for v in shown[4:7]] == [float(raw["age"]), float(raw["fnlwgt"]),
+                                                  float(raw["education-num"]) if raw["education-num"] == raw["education-num"]
+                                                  else float(df["education-num"][cond].median())]
+        assert shown[7] == raw["salary"].strip()
+    assert [r[3] for r in rows[1:]] == ["false", "false", "true"]  # row 2's education-num was missing, and filled
+    # the valid split's own first rows (ages of 50 and over)
+    to.valid.show(2)
+    rows = _table_rows(capsys.readouterr().out)
+    assert [float(r[4]) for r in rows[1:]] == df["age"][~cond].head(2).astype(float).tolist()
+    with pytest.raises(ParameterError, match="max_n must be a positive integer"):
+        to.show(0)
+
+
+def _table_rows(printed: str) -> list[list[str]]:
+    """The cells of a printed Polars table, header first."""
+    return [[c.strip() for c in line.strip("│").split("┆")] for line in printed.splitlines() if line.startswith("│")]

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError, warn
-from pipekit.core.validate import Is, check, is_column, is_missing, is_pandas
+from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
 from pipekit.data.items import (TABLE_SUFFIXES, read_csv_table, refuse_repeated_headers, strip_initial_spaces, table_error,
                                 to_items)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
@@ -340,6 +340,17 @@ class _FittedNames:
         return self.processor.y_vocab_
 
 
+def show_rows(processor: TabularProcessor, frame: pl.DataFrame, max_n: int, who: str) -> None:
+    """The first ``max_n`` rows of a processed ``frame`` as a person reads them: its input and target columns,
+    categories as their values, continuous columns in the data's own units; shown by ``show_table`` (a table in a
+    notebook, printed in a script)."""
+    from pipekit.data.plotting import show_table
+
+    n = check_positive_int(who, "max_n", max_n)
+    cols = [c for c in processor.cat_names_ + processor.cont_names_ + processor.y_names if c in frame.columns]
+    show_table(processor.decode(frame.head(n).select(cols), units=True), name="tabular_rows")
+
+
 class TabularSplit(_FittedNames):
     """Processed rows of one subset: ``.xs`` (Polars), ``.y`` (the target, 1-D), ``.ys``, ``.cats``, ``.conts``,
     ``to_numpy()``, ``to_torch()``.
@@ -467,6 +478,16 @@ class TabularSplit(_FittedNames):
         """The first ``n`` rows with categories as their values (continuous columns stay normalised)."""
         return self.processor.decode(self.frame.head(n))
 
+    @property
+    def items(self) -> pl.DataFrame:
+        """This split's processed rows (fastai's ``to.train.items``): the frame ``xs`` and ``ys`` are columns of."""
+        return self.frame
+
+    def show(self, max_n: int = 10) -> None:
+        """Show the first ``max_n`` rows as a person reads them (fastai's ``to.train.show(3)``); see
+        :meth:`Tabular.show`."""
+        show_rows(self.processor, self.frame, max_n, f"{self.name}.show")
+
     def __repr__(self) -> str:
         return (f"TabularSplit({self.name}, {len(self)} rows, {len(self.cat_names)} categorical, "
                 f"{len(self.cont_names)} continuous, y={self.y_names})")
@@ -593,6 +614,32 @@ class Tabular(_FittedNames):
         return self._rows.y
 
     @property
+    def items(self) -> pl.DataFrame:
+        """Every processed row in the table's order (fastai's ``to.items``): categorical codes, filled and normalised
+        numbers, ``_na`` flags and the encoded target; ``.train.items`` and ``.valid.items`` are the splits'."""
+        return self.frame
+
+    def show(self, max_n: int = 10) -> None:
+        """Show the first ``max_n`` rows as a person reads them (fastai's ``to.show(3)``): the input and target
+        columns, categories as their values (a missing one as ``#na#``), continuous columns in the data's own units
+        (``Normalize`` undone; a filled value shows what it was filled with). In a notebook a table, in a script
+        printed (and drawn where plots go, as ``show_batch`` draws a table's batch).
+
+        >>> tab = Tabular(pl.DataFrame({"a": ["x", None, "x"], "t": [10.0, 20.0, 30.0], "y": ["no", "yes", "no"]}),
+        ...               cat_names=["a"], cont_names=["t"], y_names="y", splits=([0, 1], [2]))
+        >>> [round(v, 4) for v in tab.items["t"]], tab.items["a"].to_list(), tab.items["y"].to_list()
+        ([-0.7071, 0.7071, 2.1213], [1, 0, 1], [0, 1, 0])
+        >>> tab.show(2)  # doctest: +ELLIPSIS
+        ┌──────┬──────┬─────┐
+        │ a    ┆ t    ┆ y   │
+        ╞══════╪══════╪═════╡
+        │ x    ┆ 10.0 ┆ no  │
+        │ #na# ┆ 20.0 ┆ yes │
+        └──────┴──────┴─────┘
+        """
+        show_rows(self.processor, self.frame, max_n, "Tabular.show")
+
+    @property
     def _rows(self) -> TabularSplit:
         return TabularSplit(self.frame, self.processor, None, "tab")
 
@@ -652,3 +699,8 @@ class Tabular(_FittedNames):
     def __repr__(self) -> str:
         return (f"Tabular({len(self.train)} train / {len(self.valid)} valid rows, cat_names={self.cat_names}, "
                 f"cont_names={self.cont_names}, y_names={self.y_names}, y_kind={self.y_kind!r})")
+
+
+#: the book's name for a processed, split table (``TabularPandas(df, procs, cat, cont, y_names=dep_var,
+#: splits=splits)`` runs as written): the same class, which takes a pandas or a Polars frame
+TabularPandas = Tabular

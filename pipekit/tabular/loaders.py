@@ -32,7 +32,7 @@ from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
 from pipekit.tabular.core import Tabular, TabularSplit, process_new, read_frame, scan_table
 from pipekit.tabular.processor import CLASS_TYPES, TabularProcessor, column_names
-from pipekit.tabular.procs import DEFAULT_PROCS, Normalize, Procs
+from pipekit.tabular.procs import DEFAULT_PROCS, Procs
 
 
 def _values(value: Any) -> list:
@@ -123,10 +123,8 @@ class TabularRecipe(Component):
     def fitted_blocks(self) -> tuple[TransformBlock, ...]:
         self.check_is_fitted("Tabular(...).dataloaders()")
         p = self.processor
-        stats = {c: (m, norm.stds_[c]) for norm in p.procs if isinstance(norm, Normalize) and norm.is_fitted
-                 for c, m in norm.means_.items()}
         ins: tuple[TransformBlock, ...] = (TabularCatBlock(p.cat_names_, p.classes_),) + (
-            (TabularContBlock(p.cont_names_, stats),) if self.with_cont else ())
+            (TabularContBlock(p.cont_names_, p.cont_stats_),) if self.with_cont else ())
         if p.y_kind_ == "category":  # classes in the target's own type: a bool target predicts False/True
             classes = p.y_classes_
             y: TransformBlock = CategoryBlock(vocab=classes)

@@ -133,6 +133,25 @@ _FITTED_STATE = {
 }
 
 
+def _in_units(z: pl.Series, mean: float, std: float) -> pl.Series:
+    """A normalised column back in the data's own units, ``z * std + mean``, rounded to the decimals its float32
+    codes hold: past about 7 significant digits of ``z * std`` the digits are float32's rounding, not the data's
+    (a fnlwgt of 96185 comes back as 96185.002).
+
+    >>> z = pl.Series("fnlwgt", [(96185 - 189778.4) / 105549.98, -189778.4 / 105549.98], dtype=pl.Float32)
+    >>> (z.cast(pl.Float64) * 105549.98 + 189778.4).round(4).to_list(), _in_units(z, 189778.4, 105549.98).to_list()
+    ([96185.002, 0.0038], [96185.0, 0.0])
+    """
+    import math
+
+    out = z.cast(pl.Float64) * std + mean
+    biggest = z.abs().max()
+    if biggest is None or not math.isfinite(float(biggest)):  # type: ignore[arg-type]
+        return out
+    noise = std * max(float(biggest), 1.0) * 2.0 ** -23  # type: ignore[arg-type]
+    return out.round(max(0, math.floor(-math.log10(noise)))) + 0.0  # + 0.0: no -0.0
+
+
 class TabularProcessor(Component):
     """Column roles, procs and target encoding; ``transform`` works on eager and lazy frames.
 
@@ -462,8 +481,12 @@ class TabularProcessor(Component):
             return True
         return False
 
-    def decode(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Categorical codes back to their values, and class targets to theirs in the target's own type."""
+    def decode(self, frame: pl.DataFrame, units: bool = False) -> pl.DataFrame:
+        """Categorical codes back to their values, and class targets to theirs in the target's own type; with
+        ``units``, normalised continuous columns back to the data's own units too (``Normalize`` undone)."""
+        if units:
+            frame = frame.with_columns(_in_units(frame[c], m, s) for c, (m, s) in self.cont_stats_.items()
+                                       if c in frame.columns)
         vocabs: dict[str, tuple[list[Any], pl.DataType]] = {c: (v, pl.String()) for c, v in self.classes_.items()
                                                             if c in frame.columns}
         classes = self.y_classes_
@@ -471,6 +494,12 @@ class TabularProcessor(Component):
             vocabs[self.y_names[0]] = (classes, CLASS_TYPES[self.y_type][0])
         return frame.with_columns(pl.col(c).cast(pl.Int64).replace_strict(list(range(len(v))), v, return_dtype=dt)
                                   for c, (v, dt) in vocabs.items())
+
+    @property
+    def cont_stats_(self) -> dict[str, tuple[float, float]]:
+        """Column -> ``(mean, std)`` each normalised continuous column was scaled with (empty without ``Normalize``)."""
+        return {c: (m, p.stds_[c]) for p in self.procs if isinstance(p, Normalize) and p.is_fitted
+                for c, m in p.means_.items()}
 
     @property
     def classes_(self) -> dict[str, list[str]]:
