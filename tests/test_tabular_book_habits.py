@@ -223,3 +223,19 @@ def test_the_chapter_9_table_as_written_shows_its_rows_and_items_on_adult(capsys
 def _table_rows(printed: str) -> list[list[str]]:
     """The cells of a printed Polars table, header first."""
     return [[c.strip() for c in line.strip("│").split("┆")] for line in printed.splitlines() if line.startswith("│")]
+
+
+def test_the_tutorials_splits_of_range_of_df_split_as_the_frame_does_on_adult():
+    from pipekit.data import range_of
+    from pipekit.tabular import Normalize, TabularPandas
+
+    df = pd.read_csv(path("adult_sample") / "adult.csv")
+    splits = RandomSplitter(valid_pct=0.2, seed=7)(range_of(df))
+    assert sorted([*splits[0], *splits[1]]) == list(range(len(df))) and len(splits[1]) == round(0.2 * len(df))
+    np.testing.assert_array_equal(splits[1], RandomSplitter(valid_pct=0.2, seed=7)(df)[1])  # the same rows either way
+    to = TabularPandas(df, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass", "education"],
+                       cont_names=["age", "fnlwgt"], y_names="salary", splits=splits)
+    np.testing.assert_array_equal(to.valid_idx, splits[1])
+    assert to.valid.y.to_list() == [to.y_vocab.index(v) for v in df["salary"].to_numpy()[splits[1]]]
+    cats, conts, y = to.dataloaders(bs=64).one_batch()  # (codes, normalised numbers, class indices)
+    assert (cats.shape, conts.shape, y.shape) == ((64, 2), (64, 2), (64,)) and not cats.is_floating_point()

@@ -9,7 +9,7 @@ from pipekit.data.dataloaders import DataLoaders, Datasets
 from pipekit.data.getters import (ColReader, DataPath, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
                                   get_image_files, get_text_files, parent_label, using_attr)
 from pipekit.data.items import read_table, to_items
-from pipekit.data.loader import ArrayDataset, DataLoader, default_device, first
+from pipekit.data.loader import ArrayDataset, DataLoader, default_device, first, range_of
 from pipekit.data.seed import set_seed
 from pipekit.data.show import show_items
 from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitter, IndexSplitter, RandomSplitter,
@@ -25,6 +25,6 @@ __all__ = [
     "FileName", "FuncSplitter", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
-    "default_device", "first", "get_files", "get_image_files", "get_text_files", "parent_label", "read_table",
+    "default_device", "first", "get_files", "get_image_files", "get_text_files", "parent_label", "range_of", "read_table",
     "set_seed", "show_items", "to_items", "untar_data", "URLs", "UsingAttr", "using_attr",
 ]

@@ -397,6 +397,17 @@ class ArrayDataset:
         return f"{type(self).__name__}(n={len(self)}, blocks={[type(b).__name__ for b in self.blocks]})"
 
 
+def range_of(x: Any) -> list[int]:
+    """``list(range(len(x)))``: the positions of a table's rows or a list's items (as fastai's ``range_of``), what
+    a splitter splits in the tabular tutorial's ``splits = RandomSplitter(valid_pct=0.2)(range_of(df))``.
+
+    >>> import polars as pl
+    >>> range_of(pl.DataFrame({"a": [7, 8, 9]})), range_of("ab"), range_of([])
+    ([0, 1, 2], [0, 1], [])
+    """
+    return list(range(len(x)))
+
+
 def first(x: Any, f: Any = None) -> Any:
     """The first item of an iterable, or the first for which ``f(item)`` is true; None when there is none
     (as fastai's ``first``). For a :class:`DataLoader` it is ``dl.one_batch()``: the epoch does not advance
