@@ -239,3 +239,26 @@ def test_the_tutorials_splits_of_range_of_df_split_as_the_frame_does_on_adult():
     assert to.valid.y.to_list() == [to.y_vocab.index(v) for v in df["salary"].to_numpy()[splits[1]]]
     cats, conts, y = to.dataloaders(bs=64).one_batch()  # (codes, normalised numbers, class indices)
     assert (cats.shape, conts.shape, y.shape) == ((64, 2), (64, 2), (64,)) and not cats.is_floating_point()
+
+
+def test_a_tables_loaders_name_their_columns_and_procs_as_fastais_do_on_adult():
+    import torch
+
+    from pipekit.data import DataLoaders
+    from pipekit.tabular import Normalize, TabularDataLoaders, get_emb_sz
+
+    df = pd.read_csv(path("adult_sample") / "adult.csv", nrows=3000)
+    dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education"],
+                                     cont_names=["age", "education-num"], procs=[Categorify, FillMissing, Normalize],
+                                     valid_idx=list(range(2500, 3000)), bs=64)
+    # education-num has blanks: FillMissing adds its flag, a categorical input the model reads
+    assert dls.cat_names == ["workclass", "education", "education-num_na"] and dls.cont_names == ["age", "education-num"]
+    assert dls.y_names == ["salary"] and [type(p) for p in dls.procs] == [FillMissing, Categorify, Normalize]
+    assert dls.procs[2].means_["age"] == pytest.approx(df["age"].head(2500).mean(), rel=1e-6)  # fitted on training rows
+    # the book's get_emb_sz(dls): one embedding per categorical input, the flag's too, sized by its classes
+    assert [n for n, _ in get_emb_sz(dls)] == [len(dls.classes[c]) for c in dls.cat_names] and len(dls.cat_names) == 3
+    items = list(zip(torch.arange(8.0), torch.arange(8)))
+    plain = DataLoaders.from_dsets(items[:6], items[6:], bs=4)
+    with pytest.raises(AttributeError, match="no cat_names: cat_names belong to a table's or ratings' loaders"):
+        _ = plain.cat_names
+    assert not hasattr(plain, "procs")

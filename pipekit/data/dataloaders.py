@@ -474,6 +474,43 @@ class DataLoaders:
                                  "ratings); the target's labels are dls.vocab")
         return found
 
+    def _table(self, what: str) -> Any:
+        """The fitted processor of a table's (or ratings') loaders; another kind of data has no ``what``."""
+        processor = getattr(self.recipe, "processor", None)
+        if processor is None:
+            raise AttributeError(f"these DataLoaders have no {what}: {what} belong to a table's or ratings' loaders "
+                                 "(TabularDataLoaders, CollabDataLoaders)")
+        return processor
+
+    @property
+    def cat_names(self) -> list[str]:
+        """A table's categorical input columns, as the model reads them (``FillMissing``'s ``_na`` flags included),
+        fastai's ``dls.cat_names``.
+
+        >>> import polars as pl
+        >>> from pipekit.tabular import TabularDataLoaders
+        >>> df = pl.DataFrame({"a": ["x", "y", None, "x"], "b": [1.0, None, 3.0, 4.0], "y": [0, 1, 0, 1]})
+        >>> dls = TabularDataLoaders.from_df(df, cat_names=["a"], cont_names=["b"], y_names="y", valid_idx=[3])
+        >>> dls.cat_names, dls.cont_names, dls.y_names, [type(p).__name__ for p in dls.procs]
+        (['a', 'b_na'], ['b'], ['y'], ['FillMissing', 'Categorify', 'Normalize'])
+        """
+        return list(self._table("cat_names").cat_names_)
+
+    @property
+    def cont_names(self) -> list[str]:
+        """A table's continuous input columns (fastai's ``dls.cont_names``); see :attr:`cat_names`."""
+        return list(self._table("cont_names").cont_names_)
+
+    @property
+    def y_names(self) -> list[str]:
+        """A table's target columns (fastai's ``dls.y_names``); see :attr:`cat_names`."""
+        return list(self._table("y_names").y_names)
+
+    @property
+    def procs(self) -> list[Any]:
+        """A table's fitted procs, in the order they ran (fastai's ``dls.procs``); see :attr:`cat_names`."""
+        return list(self._table("procs").procs)
+
     @property
     def vocab(self) -> list | None:
         """The target's vocab (boxes with labels: the labels'); for data with no target (a language model) the
