@@ -32,7 +32,7 @@ from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
 from pipekit.tabular.core import Tabular, TabularSplit, process_new, read_frame, scan_table
 from pipekit.tabular.processor import CLASS_TYPES, TabularProcessor, column_names
-from pipekit.tabular.procs import DEFAULT_PROCS, Procs
+from pipekit.tabular.procs import DEFAULT_PROCS, Procs, denormalize
 
 
 def _values(value: Any) -> list:
@@ -64,7 +64,7 @@ class TabularContBlock(TransformBlock):
 
     def decode(self, value: Any) -> dict[str, float]:
         stats = self.stats or {}
-        return {c: float(v) * stats[c][1] + stats[c][0] if c in stats else float(v)
+        return {c: float(denormalize(v, *stats[c])) if c in stats else float(v)
                 for c, v in zip(self.cont_names, _values(value))}
 
 

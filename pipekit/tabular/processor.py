@@ -32,7 +32,7 @@ from pipekit.core.errors import DataError, ExportError, FieldError, ParameterErr
 from pipekit.core.validate import Is, Options, check_state
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, Normalize,
-                                   TabularProc, as_stored, collect, distinct_train_values, float32_overflow_error,
+                                   TabularProc, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
                                    make_procs, nested_column_error, present, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
@@ -131,25 +131,6 @@ _FITTED_STATE = {
     "c_": Is(lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
     "cat_complete_": _COLUMNS,  # the categorical columns with no missing values in the training rows
 }
-
-
-def _in_units(z: pl.Series, mean: float, std: float) -> pl.Series:
-    """A normalised column back in the data's own units, ``z * std + mean``, rounded to the decimals its float32
-    codes hold: past about 7 significant digits of ``z * std`` the digits are float32's rounding, not the data's
-    (a fnlwgt of 96185 comes back as 96185.002).
-
-    >>> z = pl.Series("fnlwgt", [(96185 - 189778.4) / 105549.98, -189778.4 / 105549.98], dtype=pl.Float32)
-    >>> (z.cast(pl.Float64) * 105549.98 + 189778.4).round(4).to_list(), _in_units(z, 189778.4, 105549.98).to_list()
-    ([96185.002, 0.0038], [96185.0, 0.0])
-    """
-    import math
-
-    out = z.cast(pl.Float64) * std + mean
-    biggest = z.abs().max()
-    if biggest is None or not math.isfinite(float(biggest)):  # type: ignore[arg-type]
-        return out
-    noise = std * max(float(biggest), 1.0) * 2.0 ** -23  # type: ignore[arg-type]
-    return out.round(max(0, math.floor(-math.log10(noise)))) + 0.0  # + 0.0: no -0.0
 
 
 class TabularProcessor(Component):
@@ -485,8 +466,8 @@ class TabularProcessor(Component):
         """Categorical codes back to their values, and class targets to theirs in the target's own type; with
         ``units``, normalised continuous columns back to the data's own units too (``Normalize`` undone)."""
         if units:
-            frame = frame.with_columns(_in_units(frame[c], m, s) for c, (m, s) in self.cont_stats_.items()
-                                       if c in frame.columns)
+            frame = frame.with_columns(pl.Series(c, denormalize(frame[c].to_numpy(), m, s))
+                                       for c, (m, s) in self.cont_stats_.items() if c in frame.columns)
         vocabs: dict[str, tuple[list[Any], pl.DataType]] = {c: (v, pl.String()) for c, v in self.classes_.items()
                                                             if c in frame.columns}
         classes = self.y_classes_

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
+import numpy as np
 import polars as pl
 
 from pipekit.core.component import Component
@@ -675,6 +676,23 @@ def _dates(col: pl.Series) -> bool:
         return False
     head = col.drop_nulls().head(20)
     return len(head) > 0 and bool(head.str.contains(r"^\d{4}-\d{2}-\d{2}").all())
+
+
+def denormalize(z: Any, mean: float, std: float) -> np.ndarray:
+    """Values ``Normalize`` scaled back to the data's own units, ``z * std + mean``, each rounded to the decimals its
+    float32 code holds: past about 7 significant digits of ``z * std`` the digits are float32's rounding, not the
+    data's (a fnlwgt of 96185 comes back as 96185.002, a capital gain of 0 as 0.0038). What ``Tabular.show`` and a
+    table's ``show_batch`` display.
+
+    >>> z = np.float32([(96185 - 189778.4) / 105549.98, -189778.4 / 105549.98, np.nan])
+    >>> (z.astype(float) * 105549.98 + 189778.4).round(4).tolist()[:2], denormalize(z, 189778.4, 105549.98).tolist()
+    ([96185.002, 0.0038], [96185.0, 0.0, nan])
+    """
+    z = np.asarray(z, dtype=np.float64)
+    noise = std * np.maximum(np.abs(z), 1.0) * 2.0 ** -23
+    with np.errstate(invalid="ignore", divide="ignore"):  # a missing value stays missing
+        scale = 10.0 ** np.clip(np.floor(-np.log10(noise)), 0, 15)
+    return np.round((z * std + mean) * scale) / scale + 0.0  # + 0.0: no -0.0
 
 
 class Normalize(TabularProc):
