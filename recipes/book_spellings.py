@@ -5,7 +5,8 @@
    and ``sigmoid_range``, trained by a plain ``Learner`` with ``MSELossFlat``; scored as validation MSE against
    predicting the mean rating. Then the book's lookups: ``idx = dls.classes['movieId'].o2i[m]`` into the movie
    factors, the cosine similarity to every movie, and ``dls.classes['movieId'][idxs]`` of the closest.
-2. Chapter 9, adult with pandas habits: ``pd.read_csv``, the processed ``to.train.xs`` / ``to.train.y`` (1-D)
+2. Chapter 9, adult with pandas habits: ``pd.read_csv``, ``TabularPandas(df, procs, cat, cont, y_names=dep_var,
+   splits=splits)`` and ``to.show(3)``, the processed ``to.train.xs`` / ``to.train.y`` (1-D)
    given to scikit-learn's random forest, then a ``tabular_learner`` net, and the book's ensemble of the two
    (``MeanEnsemble({"rf": ..., "net": TorchTabular.from_learner(learn)})``); accuracy of each.
 3. Chapter 10, the tokenizer by hand on imdb_sample: ``tkn = Tokenizer(WordTokenizer())``, ``toks = tkn(txt)``,
@@ -38,7 +39,7 @@ from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular
 from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, sigmoid_range
-from pipekit.tabular import Categorify, CollabDataLoaders, FillMissing, Normalize, Tabular, tabular_learner
+from pipekit.tabular import Categorify, CollabDataLoaders, FillMissing, Normalize, TabularPandas, tabular_learner
 from pipekit.text import Numericalize, Tokenizer, WordTokenizer
 
 
@@ -85,10 +86,13 @@ def tabular_ensemble(rows: int, epochs: int) -> dict:
 
     df = pd.read_csv(path("adult_sample") / "adult.csv", skipinitialspace=True).head(rows)
     n_train = int(len(df) * 0.8)
-    to = Tabular(df, procs=[Categorify, FillMissing, Normalize],
-                 cat_names=["workclass", "education", "marital-status", "occupation", "relationship", "race"],
-                 cont_names=["age", "fnlwgt", "education-num"], y_names="salary", y_block="category",
-                 splits=(list(range(n_train)), list(range(n_train, len(df)))))
+    procs, dep_var = [Categorify, FillMissing, Normalize], "salary"
+    cat = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+    cont = ["age", "fnlwgt", "education-num"]
+    splits = (list(range(n_train)), list(range(n_train, len(df))))
+    to = TabularPandas(df, procs, cat, cont, y_names=dep_var, splits=splits)  # as chapter 9 writes it
+    to.show(3)  # the rows as read: categories as values, numbers in their own units
+    shown = to.processor.decode(to.items.head(3), units=True)
     xs, y, valid_xs, valid_y = to.train.xs.to_pandas(), np.asarray(to.train.y), to.valid.xs.to_pandas(), np.asarray(to.valid.y)
     rf = RandomForestClassifier(100, min_samples_leaf=5, max_features=0.5, n_jobs=-1, random_state=0).fit(xs, y)
     rf_acc = float((rf.predict(valid_xs) == valid_y).mean())
@@ -106,7 +110,9 @@ def tabular_ensemble(rows: int, epochs: int) -> dict:
     learner_probs = learn.get_preds()[0].numpy()
     # the book's spread over the trees, read from the pipekit forest as from scikit-learn's
     per_tree = np.stack([t.predict_proba(to.valid.xs.to_numpy()) for t in forest.estimators_])
-    return {"trees_are_forest": bool(np.allclose(per_tree.mean(0), forest.predict_proba(to.valid), atol=1e-6)),
+    dls = to.dataloaders(bs=256)
+    return {"rows": (len(to.train), len(to.valid)), "shown_age": shown["age"].to_list(), "cat_names": dls.cat_names,
+            "trees_are_forest": bool(np.allclose(per_tree.mean(0), forest.predict_proba(to.valid), atol=1e-6)),
             "tree_std": float(per_tree[:, :, 1].std(0).mean()),"ensemble_is_mean": same, "net_is_learner": bool(np.allclose(net.predict_proba(to.valid), learner_probs,
                                                                           atol=1e-5)),
             "rf_sklearn": rf_acc, "net": float(net.score(to.valid)), "forest": float(forest.score(to.valid)),
@@ -176,7 +182,7 @@ def main(quick: bool = False) -> dict:
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
           f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
-          f"ch9_forest={t['forest']:.4f} ch9_tree_std={t['tree_std']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
+          f"ch9_rows={t['rows'][0]}+{t['rows'][1]} ch9_forest={t['forest']:.4f} ch9_tree_std={t['tree_std']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
           f"ch11_vocab={'/'.join(s['vocab'])} ch11_items={s['train']}+{s['valid']} "
           f"ch4_accuracy={out['scratch']['accuracy']:.4f} "
           f"time={time.perf_counter() - t0:.1f}s")

@@ -8,7 +8,10 @@ import doctest
 import importlib.util
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from pipekit.datasets import path
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_torch_thread")]
@@ -120,6 +123,10 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     assert t["rf_sklearn"] > 0.8 and t["forest"] > 0.8 and t["net"] > 0.75, line
     assert t["ensemble_is_mean"] and t["net_is_learner"]
     assert t["trees_are_forest"] and 0 < t["tree_std"] < 0.5  # the book's per-tree spread, from rf.estimators_
+    # chapter 9's TabularPandas(df, procs, cat, cont, ...): its split, to.show(3) in years, the loaders' columns
+    assert t["rows"] == (4800, 1200) and "ch9_rows=4800+1200" in line
+    assert t["shown_age"] == pd.read_csv(path("adult_sample") / "adult.csv", nrows=3)["age"].astype(float).tolist()
+    assert t["cat_names"][:6] == ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
     # chapter 10: the ids of one text index the vocabulary back to its tokens
     assert k["text"].startswith("xxbos xxmaj") and len(k["text"].split()) == 20 and k["vocab"] > 1000
     # chapter 11: mnist_tiny's two folders and the label of the first file
