@@ -3,9 +3,44 @@
 >>> import pipekit
 >>> pipekit.set_seed(0)
 """
-from pipekit.data.seed import set_seed
+import re
 
 __version__ = "0.1.0"
+
+#: the oldest release of a dependency that pipekit works with, where older ones are widely installed and would fail
+#: far from the cause (polars 1.x has no ``Categories.to_series``); pyproject.toml's requirements say the same
+DEPENDENCY_FLOORS = {"polars": (2, 0)}
+
+
+def check_dependencies(version=None) -> None:
+    """Raise an ImportError naming the package and the fix when an installed dependency is older than pipekit
+    needs (``version``: a function from a package name to its installed version; ``importlib.metadata``'s by
+    default). Runs once, on ``import pipekit``, without importing the packages.
+
+    >>> check_dependencies(lambda name: "2.1.0")
+    >>> check_dependencies(lambda name: "1.35.2")
+    Traceback (most recent call last):
+    ...
+    ImportError: pipekit needs polars>=2.0 and this environment has polars 1.35.2: pip install -U "polars>=2.0"
+    """
+    from importlib import metadata
+
+    version = version or metadata.version
+    for name, floor in DEPENDENCY_FLOORS.items():
+        try:
+            have = version(name)
+        except metadata.PackageNotFoundError:  # not installed: importing it says so
+            continue
+        numbers = tuple(int(n) for n in re.findall(r"\d+", have)[:len(floor)])
+        if numbers < floor:
+            want = ".".join(map(str, floor))
+            raise ImportError(f"pipekit needs {name}>={want} and this environment has {name} {have}: "
+                              f'pip install -U "{name}>={want}"')
+
+
+check_dependencies()
+
+from pipekit.data.seed import set_seed  # noqa: E402  (after the check: it imports polars)
 
 
 #: the module each name of the top level comes from
@@ -26,5 +61,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pipekit' has no attribute {name!r}")
 
 
-__all__ = ["set_seed", "load", "save", "register", "registered", "load_learner", "load_model", "Learner",
+__all__ = ["set_seed", "check_dependencies", "load", "save", "register", "registered", "load_learner", "load_model", "Learner",
            "__version__"]

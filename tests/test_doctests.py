@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.datablock", "pipekit.data.dataloaders",
+MODULES = ["pipekit", "pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.datablock", "pipekit.data.dataloaders",
            "pipekit.core.component", "pipekit.core.registry", "pipekit.core.validate", "pipekit.core.errors",
            "pipekit.metrics", "pipekit.data.getters", "pipekit.data.items",
            "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.core.archive",

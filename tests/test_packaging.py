@@ -134,3 +134,28 @@ def test_bench_loader_profiles_a_users_recipe_from_the_wheel(pipekit_cmd, venv):
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import pipekit.bench; print(pipekit.bench.__file__)"],
                            cwd=pipekit_cmd.work, capture_output=True, text=True, check=True).stdout
     assert Path(where.strip()).is_relative_to(venv)
+
+
+def test_the_polars_floor_is_stated_once_and_an_older_polars_is_named_on_import(tmp_path):
+    """polars 1.x (widely installed) breaks pipekit far from the cause; pip keeps an installed polars that meets
+    the requirement, so the requirement states the real floor and ``import pipekit`` names an older one."""
+    import tomllib
+
+    import pipekit
+
+    reqs = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for name, floor in pipekit.DEPENDENCY_FLOORS.items():
+        assert f"{name}>={'.'.join(map(str, floor))}" in reqs
+    # an environment whose polars is 1.35.2: its metadata comes first on the path
+    info = tmp_path / "polars-1.35.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: polars\nVersion: 1.35.2\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    r = subprocess.run([sys.executable, "-c", "import pipekit"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == ('ImportError: pipekit needs polars>=2.0 and this environment has '
+                                                 'polars 1.35.2: pip install -U "polars>=2.0"')
+    (tmp_path / "elsewhere").mkdir()  # the folder a script runs in is on its path too
+    r = subprocess.run([sys.executable, "-c", "import pipekit"], env={**env, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, cwd=tmp_path / "elsewhere")
+    assert r.returncode == 0, r.stderr
