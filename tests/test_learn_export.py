@@ -188,6 +188,29 @@ def test_load_learner_cpu_false_moves_the_model_to_the_gpu(trained):
     torch.testing.assert_close(loaded.get_preds(dl=loaded.dls.test_dl(items))[0].cpu(), want, atol=1e-4, rtol=1e-4)
 
 
+def test_save_and_load_keep_the_random_states_of_every_cuda_device(trained, tmp_path, monkeypatch):
+    """A machine with CUDA: learn.save records each device's random state and learn.load sets them back (the
+    states were once written as a list of arrays, which a record refuses, so load failed on every GPU machine)."""
+    learn = trained[0]
+    states = [torch.arange(16, dtype=torch.uint8), torch.arange(100, 116, dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [s.clone() for s in states])
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda i=0: states[i].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda new: restored.extend(new))
+    old = learn.path
+    learn.path = tmp_path
+    try:
+        learn.save("cuda_states")
+        learn.load("cuda_states")
+    finally:
+        learn.path = old
+    assert [t.tolist() for t in restored] == [s.tolist() for s in states]
+    assert all(t.dtype == torch.uint8 for t in restored)
+
+
 class _Evil:
     def __reduce__(self):
         import pathlib
@@ -335,4 +358,6 @@ def test_a_loaded_learner_exports_again(tmp_path):
         learn.export(first)
         loaded = load_learner(first)
         loaded.export(second)
-        torch.testing.assert_close(load_learner(second).predict(item)[2], learn.predict(item)[2])
+        # loaded onto the learner's device: a GPU's kernels round differently from the CPU's
+        torch.testing.assert_close(load_learner(second, device=learn.dls.device).predict(item)[2],
+                                   learn.predict(item)[2])

@@ -479,7 +479,8 @@ def _rng_state() -> dict[str, Any]:
         "python": {"version": int(version), "internal": np.asarray(internal, dtype=np.int64), "gauss": gauss},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["cuda"] = torch.cuda.get_rng_state_all()
+        # one row per device: a record holds arrays, not lists of them
+        out["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
     return out
 
 
