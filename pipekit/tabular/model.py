@@ -190,7 +190,11 @@ class TabularEmbeddings(nn.Module):
                              f"(codes 0..{self.emb_szs[bad][0] - 1}); encode new data with the fitted procs.")
         # gather along the columns (index_select on dim 1 is several times slower on CPU at large batches)
         idx = torch.gather(x_cat, 1, self._cols.expand(x_cat.shape[0], -1)).mul_(self._mult).add_(self._add)
-        return self.weight.take(idx)
+        if idx.device.type == "cpu":
+            return self.weight.take(idx)
+        # take's gradient on a GPU adds into the table with atomics, in no fixed order (torch has no deterministic
+        # kernel for it): an embedding lookup of the same rows has one, so a seed repeats its run there too
+        return F.embedding(idx, self.weight.unsqueeze(1)).squeeze(-1)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # weights saved with one nn.Embedding per column (keys "<prefix>0.weight", ...) load into the
