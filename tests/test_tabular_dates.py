@@ -180,6 +180,9 @@ def test_process_to_parquet_expression_split_and_errors(tmp_path, rossmann):
     assert len(tab.valid) == int((rossmann["Date"] >= "2015-07-01").sum())
     with pytest.raises(ParameterError, match=r"out_path=.*x\.csv.*a path ending in .parquet"):
         process_to_parquet(src, tmp_path / "x.csv", cat_names=["Store"], y_names="Sales")
+    deep = tmp_path / ("quarterly_reports_" * 6) / "x.csv"  # a long path is named by its start and its file name
+    with pytest.raises(ParameterError, match=r"out_path=PosixPath\('/.*\.\.\..*/x\.csv'\) is not accepted"):
+        process_to_parquet(src, deep, cat_names=["Store"], y_names="Sales")
     with pytest.raises(ParameterError, match="either valid= .* or valid_pct"):
         process_to_parquet(src, out, cat_names=["Store"], y_names="Sales", valid=pl.lit(True), valid_pct=0.2)
     with pytest.raises(ParameterError, match="valid_pct=1.5"):

@@ -241,16 +241,18 @@ def check(owner: str, **params: tuple[Any, Any]) -> dict[str, Any]:
 
 
 def shown(value: Any) -> str:
-    """A value as an error message names it: its repr up to 80 characters, or, for a repr of several lines (a
-    table, an array), its kind and shape.
+    """A value as an error message names it: its repr, a longer one than 80 characters by its start and its end
+    (the end of a path is its file name), or, for a repr of several lines (a table, an array), its kind and shape.
 
     >>> import numpy as np, polars as pl
     >>> shown(0.5), shown(pl.DataFrame({"a": [1, 2]})), shown(np.zeros((300, 3)))
     ('0.5', 'a polars DataFrame of shape (2, 1)', 'a numpy ndarray of shape (300, 3)')
+    >>> shown("/home/ann/projects/sales/" + "quarterly/" * 8 + "out.csv")
+    "'/home/ann/projects/sales/quarterly/quar...uarterly/quarterly/quarterly/out.csv'"
     """
     text = repr(value)
     if "\n" not in text:
-        return f"{text:.80}"
+        return text if len(text) <= 80 else f"{text[:40]}...{text[-37:]}"
     shape = getattr(value, "shape", None)
     kind = f"a {type(value).__module__.split('.')[0]} {type(value).__name__}"
     return kind + (f" of shape {tuple(shape)}" if isinstance(shape, tuple) else "")
