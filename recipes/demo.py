@@ -69,10 +69,14 @@ def main() -> None:
         learn.export(Path(tmp) / "dogscats.pipekit")
         loaded = pipekit.load_learner(Path(tmp) / "dogscats.pipekit")
         label2, _, p2 = loaded.predict(photo)
-    same = label2 == label and bool((p2 - p).abs().max() < 1e-6)
+    # loaded onto the CPU (load_learner's default): on a GPU the trained model's convolutions round differently
+    tol = 1e-6 if learn.device.type == "cpu" else 1e-3
+    diff = float((p2 - p).abs().max())
+    same = label2 == label and diff < tol
+    roundtrip = ("identical" if diff < 1e-6 else f"same_to_{diff:.0e}_on_the_cpu") if same else "DIFFERENT"
     print(f"result: dogscats is_cat efficientnet_lite0 fine_tune {SIZE}px ({2 * N_TRAIN} train / {2 * N_VALID} "
           f"valid photos) accuracy={1 - err:.4f} error_rate={err:.4f} valid_loss={loss:.4f} "
-          f"predict({photo.name})={label} export_roundtrip={'identical' if same else 'DIFFERENT'} "
+          f"predict({photo.name})={label} export_roundtrip={roundtrip} "
           f"time={time.perf_counter() - t0:.1f}s")
     if not same:
         raise SystemExit("the exported model predicts differently from the trained one")
