@@ -254,7 +254,7 @@ def test_classes_o2i_is_the_embedding_row_as_the_book_looks_it_up(learn, ratings
     idx = classes.o2i[movie]
     assert classes[idx] == str(movie) and idx == classes.index(str(movie))
     # the book's lookup: the row of the item embedding that learn.model.weight(id) reads
-    assert torch.equal(learn.model.i_weight.weight[idx].detach(), learn.model.weight(movie))
+    assert torch.equal(learn.model.i_weight.weight[idx].detach().cpu(), learn.model.weight(movie))  # on the CPU
     assert classes.o2i[str(movie)] == classes.o2i[float(movie)] == classes.o2i[np.int64(movie)] == idx
     assert learn.dls.classes["userId"].o2i[ratings["userId"][0]] == learn.dls.classes["userId"].index(
         str(ratings["userId"][0]))

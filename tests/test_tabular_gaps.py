@@ -42,7 +42,7 @@ def test_every_reading_of_a_new_csv_follows_the_recorded_reading(tmp_path, adult
     loaded = pipekit.load(pipekit.save(dls.recipe, tmp_path / "recipe.pipekit"))
     readings = {
         "dls.tabular.new": lambda: dls.tabular.new(ADULT).cats.to_numpy(),
-        "dls.test_dl": lambda: np.concatenate([b[0].numpy() for b in dls.test_dl(ADULT)]),
+        "dls.test_dl": lambda: np.concatenate([b[0].cpu().numpy() for b in dls.test_dl(ADULT)]),
         "a loaded recipe": lambda: loaded.new_datasets(ADULT).gather(np.arange(len(train)))[0].numpy(),
         "Tabular(path, skipinitialspace=True)": lambda: Tabular(
             ADULT, cat_names=CATS, cont_names=CONTS, y_names="salary", skipinitialspace=True).frame.select(CATS)

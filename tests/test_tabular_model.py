@@ -71,6 +71,7 @@ def test_dataloaders_batches(tab):
     # the valid loader walks the valid rows in order: its first batch equals the processed valid rows
     vc, vn, vy = next(iter(dls.valid))
     exp_c, exp_n, exp_y = tab.valid.to_torch()
+    vc, vn, vy = vc.cpu(), vn.cpu(), vy.cpu()  # the loaders' device may be a GPU
     assert torch.equal(vc, exp_c[:128]) and torch.equal(vn, exp_n[:128]) and torch.equal(vy, exp_y[:128])
     # same seed -> same shuffled batches
     a = tab.dataloaders(bs=128, seed=3).one_batch()[0]
@@ -298,7 +299,7 @@ def test_a_users_module_as_the_tabular_body_trains_and_exports_once_registered(t
     register_arch("test_tabular.ResidualBody", ResidualBody)
     learn2 = tabular_learner(dls, body=ResidualBody(n_in, width=32), metrics=accuracy)
     learn2.fit(1, 1e-2)
-    loaded = load_learner(learn2.export(tmp_path / "body.pipekit"))
+    loaded = load_learner(learn2.export(tmp_path / "body.pipekit"), device=learn2.dls.device)
     assert isinstance(loaded.model.layers[0], ResidualBody) and loaded.model.layers[0].inp.out_features == 32
     rows = adult.tail(40).drop("salary")
     assert torch.equal(learn2.get_preds(dl=learn2.dls.test_dl(rows))[0], loaded.get_preds(dl=loaded.dls.test_dl(rows))[0])

@@ -85,7 +85,7 @@ def test_test_dl_reads_a_csv_as_from_csv_read_the_training_file(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         batch = next(iter(dls.test_dl(f)))
-    assert np.array_equal(batch[0].numpy(), train[:len(batch[0])])
+    assert np.array_equal(batch[0].cpu().numpy(), train[:len(batch[0])])
 
 
 # 4. a class seen only in validation rows: the same DataError from Tabular and process_to_parquet

@@ -105,7 +105,7 @@ def test_lm_loader_streams(imdb, tmp_path):
     # row r of batch i+1 continues row r of batch i
     x1, _ = batches[1]
     assert torch.equal(x1[:, 0], y0[:, -1])
-    stream = torch.cat([b[0] for b in batches], 1)
+    stream = torch.cat([b[0] for b in batches], 1).cpu()  # the loaders' device may be a GPU
     store = dl.dataset.stores[0]
     total = int(store.lengths[dl.dataset.idxs].sum())
     assert stream.numel() == (total - 1) // 16 * 16

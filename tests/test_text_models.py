@@ -118,7 +118,7 @@ def test_language_model_learner_fit_predict_and_encoder_transfer(dls_lm, imdb, t
     enc = pipekit.load(f)
     assert isinstance(enc, AWD_LSTM) and enc.vocab == dls_lm.blocks[0].vocab
     assert enc.n_layers == SMALL["n_layers"] and enc.rnns[0].weight_p == learn.encoder.rnns[0].weight_p
-    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), learn.encoder.state_dict().values()))
+    assert all(torch.equal(a, b.cpu()) for a, b in zip(enc.state_dict().values(), learn.encoder.state_dict().values()))
 
     # a classifier with its own (different) vocab: shared tokens keep their trained rows
     dls = clas_dls(imdb, min_freq=2)

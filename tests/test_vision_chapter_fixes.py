@@ -180,6 +180,7 @@ def test_cutmix_pastes_a_box_of_another_image_and_weighs_the_labels_by_its_area(
             cut += 1
     assert cut >= 2 and float(lam.min()) < 1
     # the loss mixes the two labels' losses by lam
+    perm, lam = perm.cpu(), lam.cpu()  # the batches' device may be a GPU
     yb = torch.randint(0, 2, (len(x0),))
     pred = torch.randn(len(x0), 2)
     spy.yb_other, spy.lam = (yb[perm],), lam
