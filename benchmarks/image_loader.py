@@ -11,7 +11,11 @@ min_scale=0.75) + ImageNet normalisation, bs 64, 2 CPU threads/workers. Figures 
   (d) fastai DataBlock, same settings, one epoch (via $FASTAI_PYTHON; skipped when unset)
   (e) compare(pipekit, reference_loader(...)): alternating rounds, ratio per round
   (f) the decode + resize limit: OpenCV decode and resize to 256 only, one pass in 2 threads
-  and the augmentation executors alone (OpenCV threads, torch on the CPU, torch on a GPU when there is one)
+  (g) the augmentation executors alone (OpenCV threads, torch on the CPU, torch on a GPU when there is one)
+  (h) on a CUDA device only: the loader with the device it picks by default (gather and pin on the host, the torch
+      executor on the device), first and warm epoch; then training xresnet50 from it in fp32, bf16 and fp16
+      against the same training steps on one batch already on the device (what the model alone reaches), so
+      the ratio says how well the loader keeps the GPU fed
 
 Each part runs in its own process (peak RSS is per part). Ratios are against figures measured in the same
 run. A JSON record goes to bench_results/image_loader.json.
@@ -160,6 +164,75 @@ def part_executors(limit: int | None) -> dict:
     return out
 
 
+def _train_steps(model, batches, precision: str, n: int) -> float:
+    """Images/s of ``n`` plain training steps (AdamW, cross-entropy) of ``model`` on ``batches`` (an iterable of
+    (x, y) batches on the device, restarted when it runs out), in ``precision``: 'fp32', 'bf16' or 'fp16'."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = loss_fn(model(x), y)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+
+    def endless():
+        while True:
+            yield from batches
+
+    it = endless()
+    for _ in range(3):  # warm-up: kernels chosen, allocator filled
+        step(*next(it))
+    torch.cuda.synchronize()
+    t, seen = time.perf_counter(), 0
+    for _ in range(n):
+        x, y = next(it)
+        step(x, y)
+        seen += len(x)
+    torch.cuda.synchronize()
+    return seen / (time.perf_counter() - t)
+
+
+def part_device(limit: int | None) -> dict:
+    """The loader on a CUDA device as a user gets it (no device named), then training from it."""
+    import torch
+
+    from pipekit.bench import profile
+    from pipekit.vision import vision_model
+
+    cache = tempfile.mkdtemp(prefix="pk_bench_cache_")
+    os.environ["PIPEKIT_CACHE"] = cache
+    torch.backends.cudnn.benchmark = True
+    dblock, path = dogscats_block(limit), data_path()
+    p = profile((dblock, path), bs=BS, seed=0, warm_epochs=2)
+    dls = dblock.dataloaders(path, bs=BS, seed=0)
+    x, _ = dls.train.one_batch()
+    assert x.device.type == "cuda" and x.shape[1:] == (3, SIZE, SIZE)
+    out = {"device": torch.cuda.get_device_name(0), "first_epoch_img_s": p.cold.items_per_s,
+           "warm_epoch_img_s": p.items_per_s, "num_workers": dls.train.num_workers, "summary": p.summary(),
+           "train": {}}
+    n = 3 * len(dls.train)
+    for precision in ("fp32", "bf16", "fp16"):
+        torch.manual_seed(0)
+        model = vision_model("xresnet50", n_out=2).cuda().to(memory_format=torch.channels_last)
+        fed = _train_steps(model, dls.train, precision, n)
+        one = [tuple(t.clone() for t in dls.train.one_batch())]
+        alone = _train_steps(model, one, precision, n)
+        out["train"][precision] = {"from_loader_img_s": fed, "one_batch_img_s": alone, "fed_share": fed / alone}
+    shutil.rmtree(cache, ignore_errors=True)
+    return out
+
+
 def part_decode_limit(limit: int | None) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -226,7 +299,7 @@ def run_fastai(limit: int | None) -> dict | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["pipekit", "executors", "decode_limit"])
+    ap.add_argument("--part", choices=["pipekit", "executors", "decode_limit", "device"])
     ap.add_argument("--limit", type=int, default=None, help="use only N training files (every k-th, both classes) and N/4 validation files")
     ap.add_argument("--batches", type=int, default=10,
                     help="batches per epoch in the comparison with the reference loader (default 10)")
@@ -244,6 +317,9 @@ def main() -> None:
     pk = run_part("pipekit", a.limit, a.batches)
     ex = run_part("executors", a.limit)
     de = run_part("decode_limit", a.limit)
+    import torch
+
+    dev = run_part("device", a.limit) if torch.cuda.is_available() else None
     vs = pk["vs_reference"]
     anchor = fa["epoch_img_s"] if fa else None
 
@@ -265,6 +341,19 @@ def main() -> None:
           f"{vs['verdict']} (goal >= 3x); rounds {', '.join(f'{r:.2f}' for r in vs['ratios'])}")
     print(f"(f) decode + resize limit (OpenCV, 2 threads):       {de['img_s']:8.0f} img/s{ratio(de['img_s'])}")
     print(f"    pipekit peak RSS {pk['peak_rss_mb']:.0f} MB (memory-mapped cache pages included)")
+    on_gpu = f", torch on the GPU {ex['torch_executor_cuda_img_s']:.0f}" if "torch_executor_cuda_img_s" in ex else ""
+    print(f"(g) executors alone (img/s): OpenCV threads {ex['cv2_executor_img_s']:.0f}, torch on the CPU "
+          f"{ex['torch_executor_cpu_img_s']:.0f}{on_gpu}")
+    if dev is None:
+        print("(h) CUDA device: skipped, none here")
+    else:
+        print(f"(h) on {dev['device']} (defaults: num_workers={dev['num_workers']}): first epoch "
+              f"{dev['first_epoch_img_s']:.0f} img/s, warm epoch {dev['warm_epoch_img_s']:.0f} img/s")
+        print(f"    where the warm epoch goes: {dev['summary']}")
+        for k, v in dev["train"].items():
+            print(f"    xresnet50 training {k}: {v['from_loader_img_s']:.0f} img/s from the loader, "
+                  f"{v['one_batch_img_s']:.0f} img/s on one batch already there: the loader feeds "
+                  f"{v['fed_share']:.2f}x of what the model takes")
     with open("/proc/loadavg") as f:
         load_end = f.read().split()[0]
     # Every figure shares the 2 cores with whatever else runs: the load says how comparable a run is.
@@ -272,7 +361,7 @@ def main() -> None:
     record = {"benchmark": "image_loader", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "load_average": float(load), "load_average_end": float(load_end), "settings": {"presize": PRESIZE, "size": SIZE, "bs": BS,
                                                          "min_scale": MIN_SCALE, "limit": a.limit},
-              "pipekit": pk, "executors": ex, "fastai": fa, "decode_limit": de,
+              "pipekit": pk, "executors": ex, "fastai": fa, "decode_limit": de, "device": dev,
               "ratios_vs_fastai": ({"first_epoch": pk["first_epoch_img_s"] / anchor,
                                     "cached_epoch": pk["cached_epoch_img_s"] / anchor} if anchor else None),
               "goals": {"warm_vs_limit >= 0.9": pk["warm_vs_limit"], "vs_reference >= 3": vs["ratio"],
