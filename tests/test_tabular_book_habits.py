@@ -262,3 +262,52 @@ def test_a_tables_loaders_name_their_columns_and_procs_as_fastais_do_on_adult():
     with pytest.raises(AttributeError, match="no cat_names: cat_names belong to a table's or ratings' loaders"):
         _ = plain.cat_names
     assert not hasattr(plain, "procs")
+
+
+def test_the_tutorials_row_clas_probs_predict_shows_the_row_with_its_prediction_on_adult(tmp_path, capsys):
+    """``row, clas, probs = learn.predict(df.iloc[0])`` then ``row.show()``: the first value is the label itself
+    (compared, hashed and saved as a str) and shows the row as the model read it, with the prediction as its
+    target; after load_learner too. A number predicted (regression, ratings) shows its row the same way."""
+    import json
+
+    import pipekit
+    from pipekit.tabular import CollabDataLoaders, Normalize, TabularDataLoaders, collab_learner, tabular_learner
+
+    df = pd.read_csv(path("adult_sample") / "adult.csv")
+    cats, conts = ["workclass", "education", "occupation"], ["age", "fnlwgt", "education-num"]
+    dls = TabularDataLoaders.from_df(df, path=tmp_path, y_names="salary", cat_names=cats, cont_names=conts,
+                                     procs=[Categorify, FillMissing, Normalize], valid_pct=0.2, seed=42, bs=256)
+    learn = tabular_learner(dls, layers=[20])
+    learn.fit(1, 1e-2)
+    row_i = int(np.flatnonzero(df["occupation"].isna())[0])  # a row with a missing category
+    row, clas, probs = learn.predict(df.iloc[row_i])
+    assert isinstance(row, str) and row in ("<50k", ">=50k") and row == dls.vocab[int(clas)]
+    assert json.loads(json.dumps({"y": row})) == {"y": str(row)} and {row: 1}[str(row)] == 1
+    assert int(probs.argmax()) == int(clas)
+    capsys.readouterr()
+    row.show()
+    shown = capsys.readouterr().out
+    header, values = (ln for ln in shown.splitlines() if "┆" in ln)
+    cells = dict(zip((c.strip() for c in header.strip("│ ").split("┆")), (v.strip() for v in values.strip("│ ").split("┆"))))
+    assert cells["workclass"] == df["workclass"][row_i].strip() and cells["occupation"] == "#na#"
+    assert float(cells["age"]) == df["age"][row_i] and float(cells["fnlwgt"]) == df["fnlwgt"][row_i]
+    assert cells["salary"] == row  # the prediction, not the row's own target
+    loaded = pipekit.load_learner(learn.export(tmp_path / "adult.pipekit"))
+    again, _, _ = loaded.predict(df.iloc[row_i])
+    assert again == row
+    again.show()
+    assert capsys.readouterr().out == shown
+    # a number predicted shows its row too; a rating's row is its user and item
+    reg = tabular_learner(TabularDataLoaders.from_df(df, y_names="age", cat_names=["education"], cont_names=["fnlwgt"],
+                                                     valid_pct=0.2, seed=42, bs=256), layers=[8], y_range=(0, 100))
+    reg.fit(1, 1e-2)
+    age, _, _ = reg.predict(df.iloc[3])
+    assert isinstance(age, float) and 0 < age < 200
+    age.show()
+    assert "education" in capsys.readouterr().out
+    ratings = pd.read_csv(path("movie_lens_sample") / "ratings.csv")
+    rating, _, _ = collab_learner(CollabDataLoaders.from_df(ratings, seed=42, bs=64), n_factors=4,
+                                  y_range=(0, 5.5)).predict(ratings.iloc[0])
+    rating.show()
+    out = capsys.readouterr().out
+    assert str(ratings["userId"][0]) in out and str(ratings["movieId"][0]) in out and 0 <= float(rating) <= 5.5

@@ -209,7 +209,9 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
 
     ``decoded`` is what a person reads (a label, a list of labels, a number, points or boxes in pixels of
     the input image); ``decoded_tensor`` the model's decoded output (a class index, one-hot labels, -1..1
-    coordinates); ``probabilities`` the activated output.
+    coordinates); ``probabilities`` the activated output. For a table's row (or a rating's), ``decoded`` is
+    the label or number itself, which also shows the row with it as the model read it: ``row, clas, probs =
+    learn.predict(df.iloc[0])``, then ``row.show()``.
 
     ``item`` is one item as a user has it in hand, the same before and after ``load_learner``:
 
@@ -228,7 +230,8 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
     image, an array) is the input itself. Anything else is refused with an error saying what the input
     block takes. Several items: ``learn.get_preds(dl=learn.dls.test_dl(items))``.
     """
-    dl = learn.dls.test_dl(one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1)))
+    source = one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1))
+    dl = learn.dls.test_dl(source)
     if len(dl.dataset) != 1:  # a table's dict of columns ({"userId": [73, 561], ...}) is as many rows
         raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(dl.dataset)}: for several "
                              "use learn.get_preds(dl=learn.dls.test_dl(items))")
@@ -242,9 +245,10 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
     size = next((sz for s in stores if (sz := getattr(s, "source_size", lambda i: None)(0)) is not None),
                 None)
     decode = getattr(y_block, "decode_prediction", None)
-    if not callable(decode):
-        return y_block.decode(dec[0]), dec[0], preds[0]
-    return decode(dec[0], size, geometry=_valid_geometry(dl, stores)), dec[0], preds[0]
+    decoded = (decode(dec[0], size, geometry=_valid_geometry(dl, stores)) if callable(decode)
+               else y_block.decode(dec[0]))
+    with_row = getattr(learn.dls.recipe, "prediction_of_row", None)  # a table's: the label shows its row
+    return (with_row(source, decoded) if callable(with_row) else decoded), dec[0], preds[0]
 
 
 def _valid_geometry(dl: Any, stores: Sequence[Any]) -> np.ndarray | None:

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,18 @@ class TabularRecipe(Component):
         y.column_name = ", ".join(p.y_names)  # type: ignore[attr-defined]  # a table shows it under this name
         return ins + (y,)
 
+    def prediction_of_row(self, source: Any, decoded: Any) -> Any:
+        """What ``learn.predict`` gives for one row (``source``): the ``decoded`` label or number itself, which
+        also shows the row with it (``show()``); a bool class, or several targets' values, as they are."""
+        kind = (None if isinstance(decoded, (bool, np.bool_)) else PredictedLabel if isinstance(decoded, str)
+                else PredictedClass if isinstance(decoded, (int, np.integer))
+                else PredictedValue if isinstance(decoded, (float, np.floating)) else None)
+        if kind is None:
+            return decoded
+        out = kind(decoded)
+        out._recipe, out._source = self, source
+        return out
+
     def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
         """Encode new rows (a DataFrame, a path, dict rows) with the fitted procs."""
         p = self.processor
@@ -147,6 +160,45 @@ class TabularRecipe(Component):
             raise DataError(f"test_dl(with_labels=True): the new data lacks the target column(s) {p.y_names}.")
         stores = _stores(frame, p, with_y=with_labels, with_cont=self.with_cont)
         return ArrayDataset(stores, blocks=self.fitted_blocks[:len(stores)], n_inp=self.n_inp_)
+
+
+class _ShowsItsRow:
+    """A table's prediction for one row: the value itself (a label or a number, compared, printed and saved as
+    one), which also shows the row it was predicted for, as the book's ``row, clas, probs = learn.predict(...)``
+    then ``row.show()`` does."""
+
+    _recipe: TabularRecipe
+    _source: Any
+
+    def show(self) -> None:
+        """The row as the model read it (categories as their values, a missing one as ``#na#``, numbers in the
+        data's units) with the prediction in the target's column: a table in a notebook, printed in a script."""
+        from pipekit.data.plotting import show_table
+
+        p = self._recipe.processor
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # predict has warned already about what the row lacks
+            frame = process_new(p, self._source, False, ids=() if self._recipe.with_cont else p.cat_names_)
+        cols = [c for c in p.cat_names_ + p.cont_names_ if c in frame.columns]
+        shown = p.decode(frame.select(cols), units=True)
+        target = p.y_names[0] if len(p.y_names) == 1 else "prediction"
+        show_table(shown.with_columns(pl.Series(target, [self._value()])), name="predicted_row")
+
+    def _value(self) -> Any:
+        base: Any = next(t for t in type(self).__mro__[1:] if t in (str, int, float))
+        return base(self)  # the plain value, as the table holds it
+
+
+class PredictedLabel(_ShowsItsRow, str):
+    """A predicted class of one row (a ``str``) that shows its row: ``show()``."""
+
+
+class PredictedClass(_ShowsItsRow, int):
+    """A predicted class of one row (an ``int``) that shows its row: ``show()``."""
+
+
+class PredictedValue(_ShowsItsRow, float):
+    """A predicted number of one row (a ``float``) that shows its row: ``show()``."""
 
 
 def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
