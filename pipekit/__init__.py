@@ -12,10 +12,17 @@ __version__ = "0.1.0"
 DEPENDENCY_FLOORS = {"polars": (2, 0)}
 
 
+def _module_version(name: str) -> str:
+    import importlib
+
+    return str(importlib.import_module(name).__version__)
+
+
 def check_dependencies(version=None) -> None:
     """Raise an ImportError naming the package and the fix when an installed dependency is older than pipekit
-    needs (``version``: a function from a package name to its installed version; ``importlib.metadata``'s by
-    default). Runs once, on ``import pipekit``, without importing the packages.
+    needs (``version``: a function from a module name to its version; by default the module's own
+    ``__version__``, so every distribution of it counts: ``polars``, ``polars-lts-cpu``, ...). Runs once, on
+    ``import pipekit``, which imports these modules next anyway.
 
     >>> check_dependencies(lambda name: "2.1.0")
     >>> check_dependencies(lambda name: "1.35.2")
@@ -23,13 +30,11 @@ def check_dependencies(version=None) -> None:
     ...
     ImportError: pipekit needs polars>=2.0 and this environment has polars 1.35.2: pip install -U "polars>=2.0"
     """
-    from importlib import metadata
-
-    version = version or metadata.version
+    version = version or _module_version
     for name, floor in DEPENDENCY_FLOORS.items():
         try:
             have = version(name)
-        except metadata.PackageNotFoundError:  # not installed: importing it says so
+        except ImportError:  # not installed, or broken: importing it says so
             continue
         numbers = tuple(int(n) for n in re.findall(r"\d+", have)[:len(floor)])
         if numbers < floor:

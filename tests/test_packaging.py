@@ -146,10 +146,9 @@ def test_the_polars_floor_is_stated_once_and_an_older_polars_is_named_on_import(
     reqs = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     for name, floor in pipekit.DEPENDENCY_FLOORS.items():
         assert f"{name}>={'.'.join(map(str, floor))}" in reqs
-    # an environment whose polars is 1.35.2: its metadata comes first on the path
-    info = tmp_path / "polars-1.35.2.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: polars\nVersion: 1.35.2\n")
+    # an environment whose polars module is 1.35.2 (from any distribution: polars, polars-lts-cpu, ...)
+    (tmp_path / "polars").mkdir()
+    (tmp_path / "polars" / "__init__.py").write_text('__version__ = "1.35.2"\n')
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     r = subprocess.run([sys.executable, "-c", "import pipekit"], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 1
