@@ -31,7 +31,7 @@ from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
-from pipekit.tabular.core import Tabular, TabularSplit, process_new, read_frame, scan_table
+from pipekit.tabular.core import Tabular, TabularSplit, process_new, read_frame, scan_table, show_rows
 from pipekit.tabular.processor import CLASS_TYPES, TabularProcessor, column_names
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, denormalize
 
@@ -141,9 +141,10 @@ class TabularRecipe(Component):
     def prediction_of_row(self, source: Any, decoded: Any) -> Any:
         """What ``learn.predict`` gives for one row (``source``): the ``decoded`` label or number itself, which
         also shows the row with it (``show()``); a bool class, or several targets' values, as they are."""
-        kind = (None if isinstance(decoded, (bool, np.bool_)) else PredictedLabel if isinstance(decoded, str)
-                else PredictedClass if isinstance(decoded, (int, np.integer))
-                else PredictedValue if isinstance(decoded, (float, np.floating)) else None)
+        if isinstance(decoded, (bool, np.bool_)) or len(self.processor.y_names) != 1:
+            return decoded
+        kind = next((k for k, types in ((PredictedLabel, str), (PredictedClass, (int, np.integer)),
+                                        (PredictedValue, (float, np.floating))) if isinstance(decoded, types)), None)
         if kind is None:
             return decoded
         out = kind(decoded)
@@ -167,38 +168,38 @@ class _ShowsItsRow:
     one), which also shows the row it was predicted for, as the book's ``row, clas, probs = learn.predict(...)``
     then ``row.show()`` does."""
 
+    plain: type  # the built-in type the prediction is
     _recipe: TabularRecipe
     _source: Any
 
     def show(self) -> None:
         """The row as the model read it (categories as their values, a missing one as ``#na#``, numbers in the
         data's units) with the prediction in the target's column: a table in a notebook, printed in a script."""
-        from pipekit.data.plotting import show_table
-
         p = self._recipe.processor
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # predict has warned already about what the row lacks
             frame = process_new(p, self._source, False, ids=() if self._recipe.with_cont else p.cat_names_)
-        cols = [c for c in p.cat_names_ + p.cont_names_ if c in frame.columns]
-        shown = p.decode(frame.select(cols), units=True)
-        target = p.y_names[0] if len(p.y_names) == 1 else "prediction"
-        show_table(shown.with_columns(pl.Series(target, [self._value()])), name="predicted_row")
-
-    def _value(self) -> Any:
-        base: Any = next(t for t in type(self).__mro__[1:] if t in (str, int, float))
-        return base(self)  # the plain value, as the table holds it
+        value = self.plain(self)
+        code = p.y_classes_.index(value) if p.y_kind_ == "category" and p.y_classes_ else value  # as stored
+        show_rows(p, frame.with_columns(pl.Series(p.y_names[0], [code])), 1, "row.show")
 
 
 class PredictedLabel(_ShowsItsRow, str):
     """A predicted class of one row (a ``str``) that shows its row: ``show()``."""
 
+    plain = str
+
 
 class PredictedClass(_ShowsItsRow, int):
     """A predicted class of one row (an ``int``) that shows its row: ``show()``."""
 
+    plain = int
+
 
 class PredictedValue(_ShowsItsRow, float):
     """A predicted number of one row (a ``float``) that shows its row: ``show()``."""
+
+    plain = float
 
 
 def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
