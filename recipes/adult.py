@@ -1,5 +1,8 @@
 """Adult census income: will a person earn >= 50k? A tabular net with embeddings (the book's chapter 1).
 
+After training on the book's columns, the first row of the CSV is predicted as the tabular tutorial does it,
+``row, clas, probs = learn.predict(df.iloc[0])``, and ``row.show()`` shows it as the model read it.
+
 Run:  python recipes/adult.py [--quick] [--epochs N] [--seed S]
 """
 
@@ -7,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
+import pandas as pd
 import torch
 
 from pipekit.data.seed import set_seed
@@ -35,15 +40,17 @@ def dataloaders(bs: int = 256, seed: int = 42):
     return tabular().dataloaders(bs=bs, seed=seed)
 
 
-def train(cat_names: list[str], cont_names: list[str], epochs: int, bs: int, lr: float, seed: int) -> tuple[float, float, int, int]:
-    """Train on RandomSplitter(valid_pct=0.2, seed=42); return (valid accuracy, valid loss, n_train, n_valid)."""
+def train(cat_names: list[str], cont_names: list[str], epochs: int, bs: int, lr: float,
+          seed: int) -> tuple[float, float, int, int, Any]:
+    """Train on RandomSplitter(valid_pct=0.2, seed=42); return (valid accuracy, valid loss, n_train, n_valid,
+    the learner)."""
     set_seed(seed)
     tab = tabular(cat_names, cont_names)
     dls = tab.dataloaders(bs=bs, seed=seed)
     learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy)
     learn.fit_one_cycle(epochs, lr)
     loss, acc = learn.validate()[:2]
-    return float(acc), float(loss), len(tab.train), len(tab.valid)
+    return float(acc), float(loss), len(tab.train), len(tab.valid), learn
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -60,13 +67,18 @@ def main(argv: list[str] | None = None) -> float:
     epochs = 1 if args.quick else args.epochs
     sets = {"book": (CAT_NAMES, CONT_NAMES), "all": (ALL_CAT_NAMES, ALL_CONT_NAMES)}
     chosen = ["book", "all"] if args.features == "both" else [args.features]
-    parts, acc = [], 0.0
+    parts, acc, learners = [], 0.0, {}
     for name in chosen:
         cats, conts = sets[name]
-        acc, loss, n_train, n_valid = train(cats, conts, epochs, args.bs, args.lr, args.seed)
+        acc, loss, n_train, n_valid, learners[name] = train(cats, conts, epochs, args.bs, args.lr, args.seed)
         parts.append(f"{acc:.4f} with the {name} columns ({len(cats)} cat + {len(conts)} cont, valid loss {loss:.4f})")
+    # the tutorial's prediction of one row, and the row as the model read it
+    df = pd.read_csv(path("adult_sample") / "adult.csv")
+    row, clas, probs = learners[chosen[0]].predict(df.iloc[0])
+    row.show()
     print(f"result: adult valid accuracy {' / '.join(parts)}; {epochs} epochs, {n_train} train / {n_valid} valid "
-          f"rows (RandomSplitter 0.2, seed 42), {time.perf_counter() - t0:.1f} s")
+          f"rows (RandomSplitter 0.2, seed 42); predict(row 0)={row} (p={float(probs[int(clas)]):.3f}, "
+          f"label {df['salary'][0]}), {time.perf_counter() - t0:.1f} s")
     return acc
 
 

@@ -1,6 +1,7 @@
 """The tabular recipes end to end on real data, in their short (--quick) form."""
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -30,8 +31,17 @@ def _threads(monkeypatch):
 def test_adult_recipe_quick(capsys):
     acc = load_recipe("adult").main(["--quick", "--features", "book"])
     out = capsys.readouterr().out
-    assert out.strip().splitlines()[-1].startswith("result: adult valid accuracy")
+    result = out.strip().splitlines()[-1]
+    assert result.startswith("result: adult valid accuracy")
     assert acc > 0.80
+    # the tutorial's row, clas, probs = learn.predict(df.iloc[0]); row.show(): the CSV's first row (age 49, a
+    # missing occupation), shown as the model read it with the predicted class in the target's column
+    predicted = re.search(r"predict\(row 0\)=(<50k|>=50k) \(p=(0\.\d+|1\.000), label >=50k\)", result)
+    assert predicted and float(predicted.group(2)) >= 0.5
+    header, values = [ln for ln in out.splitlines() if "┆" in ln][:2]
+    cells = dict(zip((c.strip() for c in header.strip("│ ").split("┆")), (v.strip() for v in values.strip("│ ").split("┆"))))
+    assert cells["age"] == "49.0" and cells["occupation"] == "#na#" and cells["workclass"] == "Private"
+    assert cells["salary"] == predicted.group(1)
 
 
 def test_movielens_recipe_quick(capsys):
