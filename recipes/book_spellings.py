@@ -93,7 +93,8 @@ def tabular_ensemble(rows: int, epochs: int) -> dict:
     to = TabularPandas(df, procs, cat, cont, y_names=dep_var, splits=splits)  # as chapter 9 writes it
     to.show(3)  # the rows as read: categories as values, numbers in their own units
     shown = to.processor.decode(to.items.head(3), units=True)
-    xs, y, valid_xs, valid_y = to.train.xs.to_pandas(), np.asarray(to.train.y), to.valid.xs.to_pandas(), np.asarray(to.valid.y)
+    # a pandas table gives pandas back: the book's xs, y = to.train.xs, to.train.y as written
+    xs, y, valid_xs, valid_y = to.train.xs, to.train.y, to.valid.xs, to.valid.y
     rf = RandomForestClassifier(100, min_samples_leaf=5, max_features=0.5, n_jobs=-1, random_state=0).fit(xs, y)
     rf_acc = float((rf.predict(valid_xs) == valid_y).mean())
     pipekit.set_seed(42)

@@ -26,7 +26,10 @@ def test_a_splits_y_is_its_one_target_and_scores_a_1d_prediction():
     to = Tabular(df, procs=[Categorify, FillMissing], cat_names=["workclass", "education"],
                  cont_names=["fnlwgt", "education-num"], y_names="age", splits=RandomSplitter(0.1, seed=42))
     xs, y, valid_xs, valid_y = to.train.xs, to.train.y, to.valid.xs, to.valid.y
-    assert isinstance(y, pl.Series) and y.name == "age" and y.shape == (len(to.train),)
+    # a pandas table gives pandas back, labelled as its rows (fastai's to.train.xs and to.train.y)
+    assert isinstance(y, pd.Series) and y.name == "age" and y.shape == (len(to.train),)
+    assert isinstance(xs, pd.DataFrame) and list(xs.columns) == to.cat_names + to.cont_names
+    assert xs.index.equals(df.index[to.train_idx]) and valid_y.index.equals(valid_xs.index)
     assert np.asarray(valid_y).shape == (len(to.valid),)
     np.testing.assert_array_equal(np.asarray(valid_y), to.valid.y_array())
     assert valid_y.to_list() == to.valid.ys["age"].to_list()  # the same values, one dimension
@@ -40,10 +43,16 @@ def test_a_splits_y_is_its_one_target_and_scores_a_1d_prediction():
     # a classification target is its codes into y_vocab
     to = Tabular(df.head(3000), procs=[Categorify], cat_names=["workclass"], y_names="salary",
                  splits=RandomSplitter(0.2, seed=1))
-    assert to.valid.y.dtype == pl.Int64 and set(to.valid.y.unique()) <= {0, 1}
+    assert to.valid.y.dtype == np.int64 and set(to.valid.y.unique()) <= {0, 1}
     assert [to.y_vocab[c] for c in to.valid.y.head(5)] == df["salary"].to_numpy()[to.valid_idx[:5]].tolist()
     # new rows without the target column: no y, as no ys
     assert to.new(df.head(5).drop(columns="salary")).y is None
+    # a Polars table gives Polars back, the same values
+    top = Tabular(pl.from_pandas(df.head(3000)), procs=[Categorify], cat_names=["workclass"], y_names="salary",
+                  splits=RandomSplitter(0.2, seed=1))
+    assert isinstance(top.valid.y, pl.Series) and isinstance(top.valid.xs, pl.DataFrame)
+    assert top.valid.y.to_list() == to.valid.y.to_list() and top.valid.xs["workclass"].to_list() == \
+        to.valid.xs["workclass"].to_list()
 
 
 def test_y_with_several_targets_points_to_ys():

@@ -4,6 +4,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -87,7 +88,13 @@ def test_sources_agree(tab, adult_df, tmp_path):
     kw = dict(cat_names=CAT, cont_names=CONT, y_names="salary", splits=RandomSplitter(0.2, seed=42))
     for source in (ADULT, pq, adult_df.to_pandas(), adult_df.to_arrow()):
         other = Tabular(source, **kw)
-        assert other.train.xs.equals(tab.train.xs), type(source)
+        assert other.train.inputs.equals(tab.train.inputs), type(source)
+        xs = other.train.xs  # the user's kind of frame: pandas for pandas, labelled as its rows
+        if isinstance(source, pd.DataFrame):
+            assert isinstance(xs, pd.DataFrame) and xs.index.equals(source.index[other.train_idx])
+            assert list(xs.columns) == tab.train.xs.columns and np.array_equal(xs.to_numpy(), tab.train.xs.to_numpy())
+        else:
+            assert xs.equals(tab.train.xs), type(source)
         assert other.classes == tab.classes
 
 

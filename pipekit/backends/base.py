@@ -188,10 +188,9 @@ class KeepsProcessor:
         ``model.predict(model.process(df))`` gives what ``model.predict(tab.new(df))`` gave in the session that built
         the Tabular. A CSV file is read as the training table was (``Tabular.new`` reads it the same way:
         ``pipekit.tabular.core.process_new``)."""
-        from pipekit.tabular.core import TabularSplit, process_new
+        from pipekit.tabular.core import new_rows
 
-        p = self.processor()
-        return TabularSplit(process_new(p, raw), p, None, "new")
+        return new_rows(self.processor(), raw)
 
 
 def check_valid_split(model: Any, valid: Any) -> None:

@@ -160,9 +160,7 @@ def procs_signature(processor: Any) -> str | None:
 
 
 def _as_polars(obj: Any) -> Any:
-    """pandas frames, pandas Series (one row) and dicts (one row) as Polars frames; anything else as it is.
-
-    A pandas frame must be read as a table before the split protocol is tried: its ``xs`` is a method."""
+    """pandas frames, pandas Series (one row) and dicts (one row) as Polars frames; anything else as it is."""
     kind = type(obj).__module__.split(".")[0]
     if kind == "pandas" and type(obj).__name__ == "DataFrame":
         return pl.from_pandas(obj)
@@ -188,7 +186,7 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
     if isinstance(obj, pl.DataFrame):
         xs, yarr, processor = obj, _ys_to_array(y), None
     elif isinstance(obj, ProcessedSplit):
-        xs, yarr, processor = obj.xs, _ys_to_array(y if y is not None else obj.ys), obj.processor
+        xs, yarr, processor = obj.inputs, _ys_to_array(y if y is not None else obj.targets), obj.processor
         if yarr is not None and obj.y_vocab is not None and yarr.dtype.kind in "iu":
             # the classes in the target's own type where the processing records it (a bool target's False/True),
             # as a Tabular's learner decodes them

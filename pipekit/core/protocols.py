@@ -87,11 +87,11 @@ class Loaders(Protocol):
 
 @runtime_checkable
 class ProcessedSplit(Protocol):
-    """A processed subset of a table: model inputs (Polars), targets, column roles, and the fitted
+    """A processed subset of a table: model inputs and targets (Polars frames), column roles, and the fitted
     processing that produced it (its state identifies the processing; a tabular net sizes itself from it)."""
 
-    xs: Any
-    ys: Any
+    inputs: Any
+    targets: Any
     cat_names: list[str]
     y_vocab: list[str] | None
     processor: Any

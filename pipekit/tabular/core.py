@@ -352,20 +352,27 @@ def show_rows(processor: TabularProcessor, frame: pl.DataFrame, max_n: int, who:
 
 
 class TabularSplit(_FittedNames):
-    """Processed rows of one subset: ``.xs`` (Polars), ``.y`` (the target, 1-D), ``.ys``, ``.cats``, ``.conts``,
-    ``to_numpy()``, ``to_torch()``.
+    """Processed rows of one subset: ``.xs`` (the inputs), ``.y`` (the target, 1-D), ``.ys``, ``.cats``,
+    ``.conts``, ``to_numpy()``, ``to_torch()``.
+
+    ``.xs``, ``.y`` and ``.ys`` are the user's kind of frame: pandas (with the source's row labels) for a table
+    given as a pandas DataFrame, as fastai's ``to.train.xs`` is, so the book's pandas code runs on them as
+    written; Polars otherwise. Each access is a new frame: changing it leaves the table as it was. Models read
+    ``.inputs`` and ``.targets``, the Polars frames, whatever the source.
 
     Example:
         >>> xs, y = tab.train.to_numpy()        # doctest: +SKIP
     """
 
     def __init__(self, frame: pl.DataFrame, processor: TabularProcessor, idxs: np.ndarray | None = None,
-                 name: str = "train") -> None:
+                 name: str = "train", pandas_index: Any = None) -> None:
         self._full = frame
         self.idxs = idxs
         self.processor = processor
         self.name = name
         self._frame: pl.DataFrame | None = None
+        # the row labels of a pandas source (all its rows): the user-facing frames are pandas, labelled by them
+        self.pandas_index = pandas_index
 
     @property
     def frame(self) -> pl.DataFrame:
@@ -381,9 +388,33 @@ class TabularSplit(_FittedNames):
         return bool(self.y_names) and all(c in self._full.columns for c in self.y_names)
 
     @property
-    def xs(self) -> pl.DataFrame:
-        """Model inputs: categorical codes then normalised continuous columns."""
+    def inputs(self) -> pl.DataFrame:
+        """Model inputs as a Polars frame: categorical codes then normalised continuous columns (what models
+        read; ``.xs`` is the same in the user's kind of frame)."""
         return self.frame.select(self.cat_names + self.cont_names)
+
+    @property
+    def targets(self) -> pl.DataFrame | None:
+        """Encoded targets as a Polars frame, one column per y_name; None when the data has no target."""
+        return self.frame.select(self.y_names) if self.has_targets else None
+
+    def _users(self, frame: pl.DataFrame) -> Any:
+        """``frame`` in the kind of frame the table came as: pandas, labelled as the source's rows, for a pandas
+        source; itself otherwise."""
+        if self.pandas_index is None:
+            return frame
+        out = frame.to_pandas()
+        out.index = self._labels()
+        return out
+
+    def _labels(self) -> Any:
+        return self.pandas_index if self.idxs is None else self.pandas_index[self.idxs]
+
+    @property
+    def xs(self) -> Any:
+        """Model inputs: categorical codes then normalised continuous columns; a pandas DataFrame for a table
+        given as pandas (labelled as its rows), a Polars one otherwise."""
+        return self._users(self.inputs)
 
     def select(self, columns: str | Sequence[str]) -> Any:
         """This split with only the input ``columns`` (the book's ``xs[to_keep]``), as the model-facing
@@ -408,17 +439,20 @@ class TabularSplit(_FittedNames):
         return self.frame.select(self.cont_names)
 
     @property
-    def ys(self) -> pl.DataFrame | None:
+    def ys(self) -> Any:
         """Encoded targets as a frame, one column per y_name (class codes into ``y_vocab`` or floats); None when the
-        data has no target. For one target, ``.y`` is the 1-D Series to score predictions against."""
-        return self.frame.select(self.y_names) if self.has_targets else None
+        data has no target; pandas for a pandas source, as ``.xs``. For one target, ``.y`` is the 1-D Series to
+        score predictions against."""
+        ys = self.targets
+        return None if ys is None else self._users(ys)
 
     @property
-    def y(self) -> pl.Series | None:
-        """The one target as a 1-D Polars Series named after it (class codes into ``y_vocab``, or float32 values),
-        as fastai's ``to.train.y`` is a 1-D pandas Series; None when the data has no target. Built on
-        :meth:`y_array`. Use it rather than ``.ys`` (an ``(n, 1)`` frame) to score a 1-D prediction: numpy
-        broadcasts ``preds - ys`` to an ``(n, n)`` matrix, a wrong number with no error.
+    def y(self) -> Any:
+        """The one target as a 1-D Series named after it (class codes into ``y_vocab``, or float32 values), as
+        fastai's ``to.train.y`` is; a pandas Series (labelled as the rows) for a pandas source, a Polars Series
+        otherwise; None when the data has no target. Built on :meth:`y_array`. Use it rather than ``.ys`` (an
+        ``(n, 1)`` frame) to score a 1-D prediction: numpy broadcasts ``preds - ys`` to an ``(n, n)`` matrix, a
+        wrong number with no error.
 
         Example:
             >>> import numpy as np, polars as pl
@@ -432,7 +466,13 @@ class TabularSplit(_FittedNames):
                                  f"{len(self.y_names)} ({self.y_names}): use .ys (a frame, one column each) or "
                                  ".y_array() (an (n, k) array).")
         y = self.y_array()
-        return None if y is None else pl.Series(self.y_names[0], y)
+        if y is None:
+            return None
+        if self.pandas_index is None:
+            return pl.Series(self.y_names[0], y)
+        import pandas as pd
+
+        return pd.Series(y, index=self._labels(), name=self.y_names[0])
 
     def y_array(self) -> np.ndarray | None:
         """Targets as numpy: int64 codes (classification), float32 ``(n,)`` or ``(n, k)`` (regression)."""
@@ -464,7 +504,7 @@ class TabularSplit(_FittedNames):
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:
         """``(xs, y)``: a float32 matrix of categorical codes and continuous values, and ``y_array()``."""
-        xs = self.xs.to_numpy(order="c")
+        xs = self.inputs.to_numpy(order="c")
         return xs.astype(np.float32, copy=False), self.y_array()
 
     def to_torch(self) -> tuple[Any, Any, Any]:
@@ -491,6 +531,20 @@ class TabularSplit(_FittedNames):
     def __repr__(self) -> str:
         return (f"TabularSplit({self.name}, {len(self)} rows, {len(self.cat_names)} categorical, "
                 f"{len(self.cont_names)} continuous, y={self.y_names})")
+
+
+def pandas_index_of(source: Any, n_rows: int) -> Any:
+    """The row labels of a pandas DataFrame of ``n_rows`` rows (None for any other source): a table given as
+    pandas is given back as pandas, labelled as its rows."""
+    is_pandas = type(source).__module__.split(".")[0] == "pandas" and type(source).__name__ == "DataFrame"
+    return source.index if is_pandas and len(source.index) == n_rows else None
+
+
+def new_rows(processor: TabularProcessor, source: Any) -> TabularSplit:
+    """New rows (``source``: a table, a path, a dict row, a pandas Series or a list of dict rows) processed by the
+    fitted ``processor`` as one split, ``new``; its ``.xs`` is pandas for a pandas DataFrame, labelled as its rows."""
+    frame = process_new(processor, source)
+    return TabularSplit(frame, processor, None, "new", pandas_index_of(source, len(frame)))
 
 
 def missing_split_column(who: str, col: str, columns: Sequence[str]) -> str:
@@ -575,7 +629,8 @@ class Tabular(_FittedNames):
             mask = np.zeros(len(items), dtype=bool)
             mask[train_idx] = True
         with naming_file(source):
-            self._attach(p.fit_transform(items, mask), train_idx, valid_idx)
+            processed = p.fit_transform(items, mask)
+            self._attach(processed, train_idx, valid_idx, pandas_index_of(source, len(processed)))
         if by_time is not None and times is not None:  # the column is no model input, so the processed frame drops it
             self.time_col, self.train_times = by_time.col, times.gather(train_idx)
         if len(valid_idx):  # what the validation rows hold that training did not teach, said as the split is made
@@ -584,15 +639,18 @@ class Tabular(_FittedNames):
                 proc.check_valid(raw, out)
             p._check_new_missing(raw, where="in the validation rows")
 
-    def _attach(self, frame: pl.DataFrame, train_idx: np.ndarray, valid_idx: np.ndarray) -> None:
+    def _attach(self, frame: pl.DataFrame, train_idx: np.ndarray, valid_idx: np.ndarray,
+                pandas_index: Any = None) -> None:
         self.frame = frame
         self.train_idx, self.valid_idx = train_idx, valid_idx
         self.time_col, self.train_times = None, None  # a TimeSplitter's split sets them (see splits)
-        self.train = TabularSplit(self.frame, self.processor, train_idx, "train")
-        self.valid = TabularSplit(self.frame, self.processor, valid_idx, "valid")
+        # a pandas source's row labels: .xs, .y and .ys are pandas, labelled so (see TabularSplit)
+        self.pandas_index = pandas_index
+        self.train = TabularSplit(self.frame, self.processor, train_idx, "train", self.pandas_index)
+        self.valid = TabularSplit(self.frame, self.processor, valid_idx, "valid", self.pandas_index)
 
     @property
-    def xs(self) -> pl.DataFrame:
+    def xs(self) -> Any:
         """Every row's model inputs, in the table's order (fastai's ``to.xs``); ``.train.xs`` and ``.valid.xs``
         are the splits'.
 
@@ -604,12 +662,12 @@ class Tabular(_FittedNames):
         return self._rows.xs
 
     @property
-    def ys(self) -> pl.DataFrame | None:
+    def ys(self) -> Any:
         """Every row's encoded targets, in the table's order (fastai's ``to.ys``; see ``TabularSplit.ys``)."""
         return self._rows.ys
 
     @property
-    def y(self) -> pl.Series | None:
+    def y(self) -> Any:
         """Every row's one target as a 1-D Series, in the table's order (see ``TabularSplit.y``)."""
         return self._rows.y
 
@@ -641,7 +699,7 @@ class Tabular(_FittedNames):
 
     @property
     def _rows(self) -> TabularSplit:
-        return TabularSplit(self.frame, self.processor, None, "tab")
+        return TabularSplit(self.frame, self.processor, None, "tab", self.pandas_index)
 
     @classmethod
     def from_processed(cls, path: str | os.PathLike,
@@ -682,7 +740,7 @@ class Tabular(_FittedNames):
         """Apply the fitted procs to new rows (a table, a path, a dict row, a pandas Series or a list of dict
         rows; targets are encoded when present and usable: a target with blanks or classes never seen in
         training is left out, with a warning); warns about filled values."""
-        return TabularSplit(process_new(self.processor, source), self.processor, None, "new")
+        return new_rows(self.processor, source)
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Every row (train and valid) as ``(xs, y)``; the subsets have their own ``to_numpy()``."""

@@ -429,7 +429,7 @@ def warn_y_range(who: str, dls: Any, y_range: Sequence[float] | None) -> None:
     tab = getattr(dls, "tabular", None)
     if y_range is None or tab is None or tab.y_kind != "regression":
         return
-    y = tab.train.ys.cast({c: float for c in tab.y_names}).to_numpy().ravel() if len(tab.train) else np.zeros(0)
+    y = tab.train.targets.cast({c: float for c in tab.y_names}).to_numpy().ravel() if len(tab.train) else np.zeros(0)
     y = y[np.isfinite(y)]
     lo, hi = float(y_range[0]), float(y_range[1])
     # the model sees float32 targets and outputs: y_range=(y.min(), ...) taken from float64 data holds them

@@ -71,6 +71,7 @@ def test_gbm_on_the_same_data_reads_pandas_rows(learn, rows):
     processed = tab.new(rows.iloc[[7]])
     ref = gbm.predict(processed)
     assert ref.shape == (1, 2)
-    xs = processed.xs.to_pandas()
+    xs = processed.xs  # rows given as pandas come back as pandas, labelled as they were
+    assert isinstance(xs, pd.DataFrame) and list(xs.index) == [7]
     for form in (xs, xs.iloc[0], xs.iloc[0].to_dict(), tab.new(rows.iloc[7]), tab.new(rows.iloc[7].to_dict())):
         assert np.allclose(gbm.predict(form), ref)
