@@ -533,11 +533,16 @@ class TabularSplit(_FittedNames):
                 f"{len(self.cont_names)} continuous, y={self.y_names})")
 
 
+#: the columns a processed table's file adds to its rows: whether each is a validation row (``process_to_parquet``
+#: writes it too), each row's place in its split (-1: in neither) and a pandas source's row labels
+VALID_COLUMN, _SPLIT_POSITION, _PANDAS_INDEX = "is_valid", "__pipekit_split_position__", "__pipekit_pandas_index__"
+_SAVED_SPLIT_COLUMNS = (VALID_COLUMN, _SPLIT_POSITION, _PANDAS_INDEX)
+
+
 def pandas_index_of(source: Any, n_rows: int) -> Any:
     """The row labels of a pandas DataFrame of ``n_rows`` rows (None for any other source): a table given as
     pandas is given back as pandas, labelled as its rows."""
-    is_pandas = type(source).__module__.split(".")[0] == "pandas" and type(source).__name__ == "DataFrame"
-    return source.index if is_pandas and len(source.index) == n_rows else None
+    return source.index if is_pandas(source, "DataFrame") and len(source.index) == n_rows else None
 
 
 def new_rows(processor: TabularProcessor, source: Any) -> TabularSplit:
@@ -701,10 +706,53 @@ class Tabular(_FittedNames):
     def _rows(self) -> TabularSplit:
         return TabularSplit(self.frame, self.processor, None, "tab", self.pandas_index)
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the processed table to a Parquet file and its fitted processing beside it (``<path>.pipekit``):
+        the book's ``save_pickle(path/'to.pkl', to)`` without pickle, whose loading can run code, so the files are
+        safe to share. ``Tabular.load(path)`` gives back the same processed rows, each split's rows in the same
+        order, the same processing, and for a pandas source pandas ``xs`` labelled as before. (A TimeSplitter's
+        ``train_times`` are not written.)
+
+        >>> import tempfile, polars as pl
+        >>> tab = Tabular(pl.DataFrame({"a": ["x", "y", "y", "x"], "t": [1.0, 2.0, 3.0, 4.0]}), cat_names=["a"],
+        ...               y_names="t", splits=([2, 0, 1], [3]))
+        >>> back = Tabular.load(tab.save(Path(tempfile.mkdtemp()) / "to.parquet"))
+        >>> back.train.xs["a"].to_list(), back.train.y.to_list(), back.classes["a"]
+        ([2, 1, 2], [3.0, 1.0, 2.0], ['#na#', 'x', 'y'])
+        """
+        from pipekit.core.archive import save
+
+        p = Path(path)
+        check("Tabular.save", path=(p, Is(lambda q: q.suffix.lower() in (".parquet", ".pq"),
+                                           "a path ending in .parquet")))
+        clash = [c for c in _SAVED_SPLIT_COLUMNS if c in self.frame.columns]
+        if clash:
+            raise DataError(f"Tabular.save: the table has a column named {clash[0]!r}, which the file uses to record "
+                            "the split; rename that column before building the Tabular.")
+        n = len(self.frame)
+        position = np.full(n, -1, dtype=np.int64)  # each row's place in its split; -1: in neither
+        position[self.train_idx] = np.arange(len(self.train_idx))
+        position[self.valid_idx] = np.arange(len(self.valid_idx))
+        valid = np.zeros(n, dtype=bool)
+        valid[self.valid_idx] = True
+        extra = [pl.Series(VALID_COLUMN, valid), pl.Series(_SPLIT_POSITION, position)]
+        if self.pandas_index is not None:
+            try:
+                extra.append(pl.Series(_PANDAS_INDEX, self.pandas_index.to_numpy()))
+            except Exception as e:
+                raise DataError(f"Tabular.save: the pandas row labels cannot be written ({type(e).__name__}: {e}); "
+                                "label the rows by position (df.reset_index(drop=True)) before building the "
+                                "Tabular.") from None
+        p.parent.mkdir(parents=True, exist_ok=True)
+        self.frame.with_columns(extra).write_parquet(p)
+        save(self.processor, p.with_suffix(".pipekit"))
+        return p
+
     @classmethod
     def from_processed(cls, path: str | os.PathLike,
                        processor: TabularProcessor | str | os.PathLike | None = None) -> Tabular:
-        """Load a table written by ``process_to_parquet`` (already processed; split by its ``is_valid`` column).
+        """Load a table written by ``Tabular.save`` or ``process_to_parquet`` (already processed; split by its
+        ``is_valid`` column). ``Tabular.load`` is the same.
 
         The fitted processing is loaded from ``<path>.pipekit`` (or the file ``processor`` names) unless
         ``processor`` is one.
@@ -714,13 +762,27 @@ class Tabular(_FittedNames):
             where, old = Path(processor) if processor is not None else p.with_suffix(".pipekit"), p.with_suffix(".state.json")
             processor = load_processor(old if processor is None and not where.exists() and old.exists() else where)
         frame = pl.read_parquet(p, glob=False)
-        if "is_valid" not in frame.columns:
-            raise DataError(f"Tabular.from_processed: {str(p)!r} has no 'is_valid' column; write it with process_to_parquet.")
-        valid = frame["is_valid"].to_numpy()
+        if VALID_COLUMN not in frame.columns:
+            raise DataError(f"Tabular.from_processed: {str(p)!r} has no 'is_valid' column; write it with Tabular.save "
+                            "or process_to_parquet.")
+        valid = frame[VALID_COLUMN].to_numpy()
+        train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
+        if _SPLIT_POSITION in frame.columns:  # written by Tabular.save: each split's rows in their order
+            position = frame[_SPLIT_POSITION].to_numpy()
+            train_idx = train_idx[position[train_idx] >= 0]
+            train_idx = train_idx[np.argsort(position[train_idx], kind="stable")]
+            valid_idx = valid_idx[np.argsort(position[valid_idx], kind="stable")]
+        index = None
+        if _PANDAS_INDEX in frame.columns:
+            import pandas as pd
+
+            index = pd.Index(frame[_PANDAS_INDEX].to_pandas()).rename(None)
         obj = cls.__new__(cls)
         obj.processor = processor
-        obj._attach(frame.drop("is_valid"), np.flatnonzero(~valid), np.flatnonzero(valid))
+        obj._attach(frame.drop([c for c in _SAVED_SPLIT_COLUMNS if c in frame.columns]), train_idx, valid_idx, index)
         return obj
+
+    load = from_processed
 
     # Names and fitted vocabularies, as the models and ensembles read them.
     @property

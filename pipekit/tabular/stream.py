@@ -30,11 +30,10 @@ from pipekit.core.archive import save
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.items import table_error
-from pipekit.tabular.core import csv_float32_error, naming_file, scan_table
+from pipekit.tabular.core import VALID_COLUMN, csv_float32_error, naming_file, scan_table
 from pipekit.tabular.processor import TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs
 
-VALID_COL = "is_valid"
 _ROW = "__pipekit_row__"
 
 
@@ -70,7 +69,7 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
         if valid_pct is not None:
             lf = lf.with_row_index(_ROW)
             split = (pl.col(_ROW).hash(seed) % 1_000_000) < int(round(valid_pct * 1_000_000))
-        return lf.with_columns((split.fill_null(False) if split is not None else pl.lit(False)).alias(VALID_COL))
+        return lf.with_columns((split.fill_null(False) if split is not None else pl.lit(False)).alias(VALID_COLUMN))
 
     lf = with_split(lf)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +78,7 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
         if is_text_file:  # an error reading the file names it (table_error); one about its rows, naming_file
             # One pass over the CSV writes the model's columns and the split flag to Parquet; the several
             # statistics passes then read only the columns they need instead of parsing the text again.
-            staged, columns = Path(tmp) / "staged.parquet", list(dict.fromkeys(cats + conts + ys)) + [VALID_COL]
+            staged, columns = Path(tmp) / "staged.parquet", list(dict.fromkeys(cats + conts + ys)) + [VALID_COLUMN]
             try:
                 lf.select(columns).sink_parquet(staged, engine="streaming")
             except pl.exceptions.PolarsError:
@@ -95,7 +94,7 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
                 if (err := csv_float32_error(Path(source), lf, conts)) is not None:
                     raise err  # the continuous columns were staged as float32: a value beyond it would be inf
         with naming_file(source):  # the rows processed are the file's rows
-            query = processor.fit_lazy(lf, ~pl.col(VALID_COL), keep=[VALID_COL])
+            query = processor.fit_lazy(lf, ~pl.col(VALID_COLUMN), keep=[VALID_COLUMN])
             query.sink_parquet(out, engine="streaming")
     save(processor, processor_path if processor_path is not None else out.with_suffix(".pipekit"))
     return processor
