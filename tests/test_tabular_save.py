@@ -88,3 +88,10 @@ def test_a_polars_table_loads_as_polars_and_bad_saves_are_refused(df, tmp_path):
                     y_names="Sales", splits=(list(range(250)), list(range(250, 300))))
     with pytest.raises(DataError, match="column named 'is_valid'.*rename that column"):
         clash.save(tmp_path / "clash.parquet")
+    # row labels a file cannot hold are refused before anything is written, with the fix
+    multi = df.head(300).set_index(["Store", "DayOfWeek"], drop=False)
+    tab = Tabular(multi, [Categorify], ["StoreType"], y_names="Sales", splits=(list(range(250)), list(range(250, 300))))
+    assert tab.train.xs.index.equals(multi.index[:250])
+    with pytest.raises(DataError, match="MultiIndex's labels are Python objects.*reset_index"):
+        tab.save(tmp_path / "multi.parquet")
+    assert not (tmp_path / "multi.parquet").exists()

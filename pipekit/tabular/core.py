@@ -738,11 +738,14 @@ class Tabular(_FittedNames):
         extra = [pl.Series(VALID_COLUMN, valid), pl.Series(_SPLIT_POSITION, position)]
         if self.pandas_index is not None:
             try:
-                extra.append(pl.Series(_PANDAS_INDEX, self.pandas_index.to_numpy()))
+                labels = pl.Series(_PANDAS_INDEX, self.pandas_index.to_numpy())
+                if labels.dtype == pl.Object:  # a MultiIndex's tuples, labels of mixed types
+                    raise TypeError(f"a {type(self.pandas_index).__name__}'s labels are Python objects")
             except Exception as e:
                 raise DataError(f"Tabular.save: the pandas row labels cannot be written ({type(e).__name__}: {e}); "
-                                "label the rows by position (df.reset_index(drop=True)) before building the "
-                                "Tabular.") from None
+                                "label the rows by position (df.reset_index(drop=True), or df.reset_index() to keep "
+                                "the labels as columns) before building the Tabular.") from None
+            extra.append(labels)
         p.parent.mkdir(parents=True, exist_ok=True)
         self.frame.with_columns(extra).write_parquet(p)
         save(self.processor, p.with_suffix(".pipekit"))
