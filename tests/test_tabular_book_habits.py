@@ -320,3 +320,19 @@ def test_the_tutorials_row_clas_probs_predict_shows_the_row_with_its_prediction_
     rating.show()
     out = capsys.readouterr().out
     assert str(ratings["userId"][0]) in out and str(ratings["movieId"][0]) in out and 0 <= float(rating) <= 5.5
+
+
+def test_loaders_from_a_pandas_frame_keep_its_kind_and_labels():
+    from pipekit.tabular import TabularDataLoaders
+
+    df = pd.read_csv(path("adult_sample") / "adult.csv", skipinitialspace=True).iloc[::-1].head(3000)
+    kw = dict(y_names="salary", cat_names=["workclass", "education"], cont_names=["age"], bs=64, seed=0)
+    tab = TabularDataLoaders.from_df(df, **kw).tabular
+    xs, y = tab.train.xs, tab.train.y
+    assert isinstance(xs, pd.DataFrame) and isinstance(y, pd.Series)
+    assert xs.index.equals(df.index[tab.train_idx]) and xs.index[0] > xs.index[-1]  # the frame's own labels
+    assert [tab.classes["education"][c] for c in xs["education"].head(20)] == df.education.iloc[tab.train_idx[:20]].tolist()
+    ptab = TabularDataLoaders.from_df(pl.from_pandas(df), **kw).tabular
+    assert isinstance(ptab.train.xs, pl.DataFrame) and np.array_equal(ptab.train.xs.to_numpy(), xs.to_numpy())
+    with pytest.raises(DataError, match="2 row labels for a table of 3000 rows"):
+        tab.label_rows(df.index[:2])

@@ -649,10 +649,18 @@ class Tabular(_FittedNames):
         self.frame = frame
         self.train_idx, self.valid_idx = train_idx, valid_idx
         self.time_col, self.train_times = None, None  # a TimeSplitter's split sets them (see splits)
-        # a pandas source's row labels: .xs, .y and .ys are pandas, labelled so (see TabularSplit)
-        self.pandas_index = pandas_index
-        self.train = TabularSplit(self.frame, self.processor, train_idx, "train", self.pandas_index)
-        self.valid = TabularSplit(self.frame, self.processor, valid_idx, "valid", self.pandas_index)
+        self.train = TabularSplit(self.frame, self.processor, train_idx, "train")
+        self.valid = TabularSplit(self.frame, self.processor, valid_idx, "valid")
+        self.label_rows(pandas_index)
+
+    def label_rows(self, pandas_index: Any) -> None:
+        """Give the table's rows the labels of the pandas frame they came from (None: no labels): ``.xs``, ``.y``
+        and ``.ys`` of the table and of its splits are then pandas, labelled so (see :class:`TabularSplit`).
+        ``Tabular(df)`` of a pandas ``df`` labels its rows with ``df.index``, and so does
+        ``TabularDataLoaders.from_df(df)``."""
+        if pandas_index is not None and len(pandas_index) != len(self.frame):
+            raise DataError(f"{len(pandas_index)} row labels for a table of {len(self.frame)} rows")
+        self.pandas_index = self.train.pandas_index = self.valid.pandas_index = pandas_index
 
     @property
     def xs(self) -> Any:

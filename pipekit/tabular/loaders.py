@@ -31,7 +31,8 @@ from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
-from pipekit.tabular.core import Tabular, TabularSplit, process_new, read_frame, scan_table, show_rows
+from pipekit.tabular.core import (Tabular, TabularSplit, pandas_index_of, process_new, read_frame, scan_table,
+                                  show_rows)
 from pipekit.tabular.processor import CLASS_TYPES, TabularProcessor, column_names
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, denormalize
 
@@ -264,6 +265,7 @@ class TabularDataLoaders:
         splits = IndexSplitter(valid_idx) if valid_idx is not None else RandomSplitter(valid_pct, seed=seed)
         tab = Tabular(source, procs=procs, cat_names=cats, cont_names=cont_names, y_names=ys, y_block=y_block,
                       splits=splits, skipinitialspace=skipinitialspace)
+        tab.label_rows(pandas_index_of(df, len(tab.frame)))  # a pandas df's dls.tabular.train.xs is pandas too
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                        num_workers=num_workers)
         dls.path = Path(path)
