@@ -33,6 +33,8 @@ def test_a_splits_y_is_its_one_target_and_scores_a_1d_prediction():
     assert np.asarray(valid_y).shape == (len(to.valid),)
     np.testing.assert_array_equal(np.asarray(valid_y), to.valid.y_array())
     assert valid_y.to_list() == to.valid.ys["age"].to_list()  # the same values, one dimension
+    # the tabular tutorials' y_train = to.train.ys.values.ravel() for another library
+    np.testing.assert_array_equal(to.train.ys.values.ravel(), to.train.y_array())
     m = DecisionTreeRegressor(min_samples_leaf=25, random_state=0).fit(xs, y)
     pred = m.predict(valid_xs)
     assert (pred - valid_y).shape == (len(to.valid),)
