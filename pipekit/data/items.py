@@ -104,13 +104,15 @@ def _first_non_utf8(path: Path, chunk: int = 1 << 20) -> str:
     return ""
 
 
-def to_items(source: Any) -> pl.DataFrame:
+def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """Turn a source into the items DataFrame.
 
     Accepts a Polars DataFrame/LazyFrame, pandas DataFrame, Arrow table, Hugging Face ``datasets.Dataset``,
     a CSV/TSV/Parquet/Arrow file path, a dict (a row, or columns), or a sequence: paths become a ``path``
     column, dicts rows, anything else an ``item`` column (objects such as arrays, tensors or PIL images
-    are kept as they are, in a column of Python objects).
+    are kept as they are, in a column of Python objects). The text columns of a pandas frame named in
+    ``categorical`` become ``pl.Categorical`` one column at a time, never all as Polars text at once (a table's
+    categories, as a CSV's are read: a fraction of the memory).
 
     >>> to_items([Path("a.png"), Path("b.png")]).columns
     ['path']
@@ -129,7 +131,7 @@ def to_items(source: Any) -> pl.DataFrame:
 
         if isinstance(source, pd.Series):
             source = source.to_frame()
-        df = _from_pandas(source)
+        df = _from_pandas(source, categorical)
     elif type(source).__module__.startswith("datasets"):  # before dict: a DatasetDict is a dict of splits
         df = _from_hf(source)
     elif isinstance(source, dict):
@@ -164,13 +166,28 @@ def to_items(source: Any) -> pl.DataFrame:
     return df
 
 
-def _from_pandas(frame: Any) -> pl.DataFrame:
+def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """A pandas frame as Polars: a text column that also holds numbers (``[0, "a", "0"]``, a CSV read by pandas)
     becomes text, with a warning, where Arrow would refuse it; an ordered categorical keeps its order (as an
-    ``Enum``, which ``Categorify`` follows)."""
+    ``Enum``, which ``Categorify`` follows); the text columns named in ``categorical`` become ``pl.Categorical``,
+    converted one at a time.
+
+    >>> import pandas as pd
+    >>> _from_pandas(pd.DataFrame({"a": ["x", "y"], "b": ["u", "v"], "n": [1, 2]}), ["a", "n"]).schema
+    Schema([('a', Categorical), ('b', String), ('n', Int64)])
+    """
     import pandas as pd
 
     _check_unique_columns(list(frame.columns), "pandas DataFrame")
+    text = [c for c in categorical if c in frame.columns and not isinstance(frame[c].dtype, pd.CategoricalDtype)
+            and (frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype))]
+    if text:  # each as Polars text, then its codes: one text column held at a time
+        codes = {}
+        for c in text:
+            col = _from_pandas(frame[[c]]).to_series()
+            codes[c] = col.cast(pl.Categorical) if col.dtype == pl.String else col
+        rest = _from_pandas(frame.drop(columns=text)) if len(text) < frame.shape[1] else pl.DataFrame()
+        return pl.DataFrame([codes[c] if c in codes else rest.get_column(c) for c in frame.columns])
     try:
         df = pl.from_pandas(frame)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
@@ -276,5 +293,8 @@ def strip_initial_spaces(frame: Any) -> Any:
 
     >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b"], "age": [1, 2]}))["job"].to_list()
     ['cook', 'a b']
+    >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b"]}, schema={"job": pl.Categorical}))["job"].to_list()
+    ['cook', 'a b']
     """
-    return frame.with_columns(pl.col(pl.String).str.strip_chars_start(" "))
+    return frame.with_columns(pl.col(pl.String).str.strip_chars_start(" "),
+                              pl.col(pl.Categorical).cast(pl.String).str.strip_chars_start(" ").cast(pl.Categorical))

@@ -45,7 +45,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     ``pl.Categorical`` and numeric ``cont_names`` as Float32, so 10M-row tables stay small (category codes are
     never trusted: ``Categorify`` looks values up by value). Polars frames are used as they are; any other source
     (pandas, Arrow, a Hugging Face dataset, rows as dicts) becomes a table the way ``pipekit.data.to_items``
-    makes one.
+    makes one, a pandas frame's text ``cat_names`` and ``text_names`` as ``pl.Categorical`` too.
 
     Example:
         >>> from pipekit.datasets import path
@@ -57,7 +57,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     if isinstance(source, pl.DataFrame):
         return source.lazy()
     if not isinstance(source, (str, os.PathLike)):
-        return to_items(source).lazy()
+        return to_items(source, categorical=[*cat_names, *text_names]).lazy()
     p = Path(source)
     kind = TABLE_SUFFIXES.get(p.suffix.lower())
     if not p.exists():
@@ -615,8 +615,11 @@ class Tabular(_FittedNames):
         if skipinitialspace and is_csv_file(source):
             frame = read_frame(source, skipinitialspace=True)
         else:  # a table in memory or another file: its text values as a CSV file read so gives them
-            frame = source if isinstance(source, pl.DataFrame) else scan_table(source, p.cat_names, p.y_names,
-                                                                               p.cont_names)
+            table = source
+            if wanted is not None and is_pandas(source, "DataFrame") and all(c in source.columns for c in wanted):
+                table = source[wanted]  # only the columns read become Polars
+            frame = table if isinstance(table, pl.DataFrame) else scan_table(table, p.cat_names, p.y_names,
+                                                                             p.cont_names)
             if skipinitialspace:
                 frame = strip_initial_spaces(frame)
         have = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
