@@ -338,3 +338,8 @@ def test_loaders_from_a_pandas_frame_keep_its_kind_and_labels():
     assert isinstance(ptab.train.xs, pl.DataFrame) and np.array_equal(ptab.train.xs.to_numpy(), xs.to_numpy())
     with pytest.raises(DataError, match="2 row labels for a table of 3000 rows"):
         tab.label_rows(df.index[:2])
+    # new rows with a column the model does not read, labelled by a number, as pandas allows
+    rows = df.head(5).copy()
+    rows[0] = 1
+    new = tab.new(rows)
+    assert list(new.xs.index) == list(rows.index) and new.xs.equals(tab.new(df.head(5)).xs)

@@ -173,8 +173,8 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     converted one at a time.
 
     >>> import pandas as pd
-    >>> _from_pandas(pd.DataFrame({"a": ["x", "y"], "b": ["u", "v"], "n": [1, 2]}), ["a", "n"]).schema
-    Schema([('a', Categorical), ('b', String), ('n', Int64)])
+    >>> _from_pandas(pd.DataFrame({"a": ["x", "y"], "b": ["u", "v"], 0: [1, 2]}), ["a", 0]).schema
+    Schema([('a', Categorical), ('b', String), ('0', Int64)])
     """
     import pandas as pd
 
@@ -186,8 +186,8 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         for c in text:
             col = _from_pandas(frame[[c]]).to_series()
             codes[c] = col.cast(pl.Categorical) if col.dtype == pl.String else col
-        rest = _from_pandas(frame.drop(columns=text)) if len(text) < frame.shape[1] else pl.DataFrame()
-        return pl.DataFrame([codes[c] if c in codes else rest.get_column(c) for c in frame.columns])
+        rest = iter(_from_pandas(frame.drop(columns=text)).get_columns() if len(text) < frame.shape[1] else ())
+        return pl.DataFrame([codes[c] if c in codes else next(rest) for c in frame.columns])  # named as Polars names
     try:
         df = pl.from_pandas(frame)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
