@@ -6,7 +6,8 @@
    predicting the mean rating. Then the book's lookups: ``idx = dls.classes['movieId'].o2i[m]`` into the movie
    factors, the cosine similarity to every movie, and ``dls.classes['movieId'][idxs]`` of the closest.
 2. Chapter 9, adult with pandas habits: ``pd.read_csv``, ``TabularPandas(df, procs, cat, cont, y_names=dep_var,
-   splits=splits)`` and ``to.show(3)``, the processed ``to.train.xs`` / ``to.train.y`` (1-D)
+   splits=splits)``, saved and loaded again (the book's ``save_pickle``, as ``to.save`` and ``Tabular.load``) and
+   ``to.show(3)``, the processed ``to.train.xs`` / ``to.train.y`` (pandas, 1-D)
    given to scikit-learn's random forest, then a ``tabular_learner`` net, and the book's ensemble of the two
    (``MeanEnsemble({"rf": ..., "net": TorchTabular.from_learner(learn)})``); accuracy of each.
 3. Chapter 10, the tokenizer by hand on imdb_sample: ``tkn = Tokenizer(WordTokenizer())``, ``toks = tkn(txt)``,
@@ -25,7 +26,9 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,7 +42,8 @@ from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular
 from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, sigmoid_range
-from pipekit.tabular import Categorify, CollabDataLoaders, FillMissing, Normalize, TabularPandas, tabular_learner
+from pipekit.tabular import (Categorify, CollabDataLoaders, FillMissing, Normalize, Tabular, TabularPandas,
+                             tabular_learner)
 from pipekit.text import Numericalize, Tokenizer, WordTokenizer
 
 
@@ -91,6 +95,11 @@ def tabular_ensemble(rows: int, epochs: int) -> dict:
     cont = ["age", "fnlwgt", "education-num"]
     splits = (list(range(n_train)), list(range(n_train, len(df))))
     to = TabularPandas(df, procs, cat, cont, y_names=dep_var, splits=splits)  # as chapter 9 writes it
+    # the book's save_pickle(path/'to.pkl', to) and load_pickle, as data files (no pickle)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved_xs = to.train.xs
+        to = Tabular.load(to.save(Path(tmp) / "to.parquet"))
+        reloaded = bool(to.train.xs.equals(saved_xs) and to.train.xs.index.equals(saved_xs.index))
     to.show(3)  # the rows as read: categories as values, numbers in their own units
     shown = to.processor.decode(to.items.head(3), units=True)
     # a pandas table gives pandas back: the book's xs, y = to.train.xs, to.train.y as written
@@ -113,6 +122,7 @@ def tabular_ensemble(rows: int, epochs: int) -> dict:
     per_tree = np.stack([t.predict_proba(to.valid.xs.to_numpy()) for t in forest.estimators_])
     dls = to.dataloaders(bs=256)
     return {"rows": (len(to.train), len(to.valid)), "shown_age": shown["age"].to_list(), "cat_names": dls.cat_names,
+            "reloaded": reloaded, "xs_kind": type(xs).__module__.split(".")[0],
             "trees_are_forest": bool(np.allclose(per_tree.mean(0), forest.predict_proba(to.valid), atol=1e-6)),
             "tree_std": float(per_tree[:, :, 1].std(0).mean()),"ensemble_is_mean": same, "net_is_learner": bool(np.allclose(net.predict_proba(to.valid), learner_probs,
                                                                           atol=1e-5)),
@@ -183,7 +193,7 @@ def main(quick: bool = False) -> dict:
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
           f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
-          f"ch9_rows={t['rows'][0]}+{t['rows'][1]} ch9_forest={t['forest']:.4f} ch9_tree_std={t['tree_std']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
+          f"ch9_rows={t['rows'][0]}+{t['rows'][1]} ch9_xs={t['xs_kind']} ch9_reloaded={'identical' if t['reloaded'] else 'DIFFERENT'} ch9_forest={t['forest']:.4f} ch9_tree_std={t['tree_std']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
           f"ch11_vocab={'/'.join(s['vocab'])} ch11_items={s['train']}+{s['valid']} "
           f"ch4_accuracy={out['scratch']['accuracy']:.4f} "
           f"time={time.perf_counter() - t0:.1f}s")

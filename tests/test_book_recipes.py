@@ -125,6 +125,8 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     assert t["trees_are_forest"] and 0 < t["tree_std"] < 0.5  # the book's per-tree spread, from rf.estimators_
     # chapter 9's TabularPandas(df, procs, cat, cont, ...): its split, to.show(3) in years, the loaders' columns
     assert t["rows"] == (4800, 1200) and "ch9_rows=4800+1200" in line
+    # ... saved and loaded as data files, and its xs given back as pandas, as the frame it was built from
+    assert t["reloaded"] and t["xs_kind"] == "pandas" and "ch9_xs=pandas ch9_reloaded=identical" in line
     assert t["shown_age"] == pd.read_csv(path("adult_sample") / "adult.csv", nrows=3)["age"].astype(float).tolist()
     assert t["cat_names"][:6] == ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
     # chapter 10: the ids of one text index the vocabulary back to its tokens
