@@ -343,3 +343,30 @@ def test_loaders_from_a_pandas_frame_keep_its_kind_and_labels():
     rows[0] = 1
     new = tab.new(rows)
     assert list(new.xs.index) == list(rows.index) and new.xs.equals(tab.new(df.head(5)).xs)
+
+
+def test_the_loaders_answer_xs_and_y_as_fastais_do_for_a_forest_on_adult():
+    from sklearn.ensemble import RandomForestClassifier
+
+    from pipekit.data import DataBlock, RandomSplitter, RegressionBlock, CategoryBlock, ColReader
+    from pipekit.tabular import TabularDataLoaders
+
+    df = pd.read_csv(path("adult_sample") / "adult.csv", skipinitialspace=True).head(4000)
+    dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education"],
+                                     cont_names=["age", "hours-per-week"], procs=[Categorify, FillMissing], bs=64,
+                                     seed=0)
+    # the tabular tutorial's X_train, y_train = dls.train.xs, dls.train.ys.values.ravel()
+    X_train, y_train = dls.train.xs, dls.train.ys.values.ravel()
+    assert X_train.equals(dls.tabular.train.xs) and dls.valid_ds.y.equals(dls.tabular.valid.y)
+    assert list(X_train.columns) == ["workclass", "education", "age", "hours-per-week"]
+    m = RandomForestClassifier(n_estimators=40, min_samples_leaf=5, random_state=0).fit(X_train, y_train)
+    acc = (m.predict(dls.valid.xs) == dls.valid.y.values).mean()
+    assert acc > dls.valid.y.value_counts(normalize=True).max() + 0.01  # learns more than the commoner class
+    assert dls.train.new(bs=8).xs.equals(X_train)
+    with pytest.raises(AttributeError, match=r"dls.tabular.train.xs"):
+        _ = dls.test_dl(df.head(5)).xs
+    img = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"), get_y=ColReader("salary"),
+                    splitter=RandomSplitter(seed=0)).dataloaders(df, bs=64)
+    assert not hasattr(img.train, "xs") and not hasattr(img.train_ds, "y")
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = dls.train.nothing

@@ -17,7 +17,7 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check, check_positive_int
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
-from pipekit.data.loader import ArrayDataset, DataLoader, default_device, stack_items
+from pipekit.data.loader import ArrayDataset, DataLoader, default_device, stack_items, table_attribute
 from pipekit.data.transform import BatchPipeline, BatchTransform, as_list
 
 
@@ -164,9 +164,12 @@ class DatasetSplit(ArrayDataset):
     """
 
     def __init__(self, stores: Sequence[Any], blocks: Sequence[Any], n_inp: int | None, idxs: np.ndarray,
-                 split_idx: int | None, frame: pl.DataFrame):
+                 split_idx: int | None, frame: pl.DataFrame, table: Any = None):
         super().__init__(stores, blocks, n_inp, idxs, split_idx)
-        self.frame = frame
+        self.frame, self.table = frame, table
+
+    def __getattr__(self, name: str) -> Any:
+        return table_attribute(self, name)
 
     @property
     def items(self) -> ItemList:
@@ -181,7 +184,7 @@ class DatasetSplit(ArrayDataset):
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> DatasetSplit:
         return DatasetSplit(self.stores, self.blocks, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
-                            split_idx, self.frame)
+                            split_idx, self.frame)  # a part of a split: the table's rows are no longer its rows
 
 
 class Datasets(ArrayDataset):
@@ -211,14 +214,17 @@ class Datasets(ArrayDataset):
         return super().__new__(cls)
 
     def __init__(self, items: pl.DataFrame, splits: Sequence[np.ndarray], stores: Sequence[Any],
-                 blocks: Sequence[Any], n_inp: int, recipe: Any = None):
+                 blocks: Sequence[Any], n_inp: int, recipe: Any = None, table: Any = None):
         super().__init__(stores, blocks=blocks, n_inp=n_inp)
-        self.items, self.recipe = items, recipe
+        self.items, self.recipe, self.table = items, recipe, table
         self.splits = [np.asarray(s, dtype=np.int64) for s in splits]
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> DatasetSplit:
+        whole_split = split_idx in (0, 1) and positions is self.splits[split_idx]
+        table = (self.table.train if split_idx == 0 else self.table.valid) if (
+            self.table is not None and whole_split) else None
         return DatasetSplit(self.stores, self.blocks, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
-                            split_idx, self.items)
+                            split_idx, self.items, table)
 
     @property
     def train(self) -> DatasetSplit:

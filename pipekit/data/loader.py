@@ -35,6 +35,24 @@ def _to(batch: Any, device: torch.device | str, non_blocking: bool = False) -> A
     return batch
 
 
+TABLE_ATTRIBUTES = ("xs", "ys", "y")
+
+
+def table_attribute(holder: Any, name: str) -> Any:
+    """A tabular split's ``xs``, ``ys`` or ``y`` asked of the loader or subset built over it (fastai's
+    ``dls.train.xs``, ``dls.valid_ds.y``); any other missing name is the usual AttributeError."""
+    kind = type(holder).__name__
+    if name not in TABLE_ATTRIBUTES:
+        raise AttributeError(f"'{kind}' object has no attribute '{name}'")
+    dataset = holder.__dict__.get("dataset", holder)
+    table = getattr(dataset, "__dict__", {}).get("table")
+    if table is None:
+        raise AttributeError(f"'{kind}' object has no attribute '{name}': {name} is a table's, asked of the "
+                             "training or validation loader of tabular loaders (dls.train.xs, dls.valid_ds.y) or "
+                             "of the table itself (dls.tabular.train.xs, to.valid.y)")
+    return getattr(table, name)
+
+
 class DataLoader:
     """Batches of a dataset (or subset): a tuple of tensors per batch, on ``device``.
 
@@ -93,6 +111,9 @@ class DataLoader:
         self.augment = bool(shuffle) if augment is None else augment
         self.pin_memory = (self.device.type == "cuda") if pin_memory is None else pin_memory
         self.epoch, self.rank, self.world_size = 0, 0, 1
+
+    def __getattr__(self, name: str) -> Any:
+        return table_attribute(self, name)
 
     # ------------------------------------------------------------------ what a batch is
     @property

@@ -216,7 +216,7 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
     recipe = TabularRecipe(tab.processor, with_cont=with_cont)
     dsets = Datasets(tab.frame, [tab.train_idx, tab.valid_idx],
                      _stores(tab.frame, tab.processor, with_y=True, with_cont=with_cont),
-                     recipe.fitted_blocks, recipe.n_inp_, recipe=recipe)
+                     recipe.fitted_blocks, recipe.n_inp_, recipe=recipe, table=tab)
     # A batch is three index_selects (microseconds): prefetch threads would only fight the training
     # loop for the GIL, so batches are made in the main thread unless asked otherwise.
     dls = DataLoaders.from_datasets(dsets, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
