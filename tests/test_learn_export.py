@@ -361,3 +361,47 @@ def test_a_loaded_learner_exports_again(tmp_path):
         # loaded onto the learner's device: a GPU's kernels round differently from the CPU's
         torch.testing.assert_close(load_learner(second, device=learn.dls.device).predict(item)[2],
                                    learn.predict(item)[2])
+
+
+def test_a_split_by_a_function_of_the_users_exports_and_loads_in_a_fresh_process(tmp_path):
+    # chapter 6's splitter=FuncSplitter(lambda o: ...) beside get_items/get_y lambdas: what split the training
+    # items plays no part in reading new ones, so it is left out of the file, as the getters' functions are
+    from pipekit.data import FuncSplitter, get_image_files
+    from pipekit.learn import simple_cnn
+    from pipekit.vision import ImageBlock
+
+    root = D.path("mnist_tiny")
+    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock),
+                       get_items=lambda p: get_image_files(p, folders=["train", "valid"])[::4],
+                       get_y=lambda f: f.parent.name, splitter=FuncSplitter(lambda o: o.parent.parent.name == "valid"))
+    dls = dblock.dataloaders(root, bs=32, seed=0, device="cpu", num_workers=0)
+    assert {f.parent.parent.name for f in dls.valid_ds.items} == {"valid"}
+    pipekit.set_seed(0)
+    learn = Learner(dls, simple_cnn(1, 2, (8, 16)), metrics=accuracy)
+    learn.fit(1, 1e-2)
+    path = learn.export(tmp_path / "split_by_fn.pipekit")
+    record = json.loads(zipfile.ZipFile(path).read("record.json"))
+    assert record["dls"]["recipe"]["params"]["splitter"] is None
+    files = [str(f) for f in sorted((root / "test").glob("*.png"))[:8]]
+    probs = torch.stack([learn.predict(f)[2] for f in files])
+    script = (f"import json, pipekit, torch\ntorch.set_num_threads({torch.get_num_threads()})\n"
+              f"learn = pipekit.load_learner({str(path)!r})\n"
+              f"print(json.dumps([learn.predict(f)[2].tolist() for f in {files!r}]))\n")
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
+                         cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    np.testing.assert_allclose(np.array(json.loads(res.stdout.strip().splitlines()[-1])), probs.numpy(), atol=1e-6)
+
+
+def test_an_unregistered_function_is_named_with_how_to_register_it():
+    from pipekit.core.registry import name_of
+
+    def is_valid(o):
+        return o.parent.name == "valid"
+
+    with pytest.raises(pipekit.core.errors.UnknownNameError, match=r"pipekit.register\(.*is_valid, kind='function'\)"):
+        name_of(is_valid)
+    with pytest.raises(pipekit.core.errors.UnknownNameError, match=r"pipekit.register\(.*Net\) once"):
+        name_of(type("Net", (pipekit.core.component.Component,), {}))

@@ -136,8 +136,10 @@ def name_of(obj: Any) -> str:
     key = _NAMES.get(id(obj))
     if key is None or _ENTRIES.get(key, (None, None))[1] is not obj:
         what = getattr(obj, "__qualname__", type(obj).__name__)
+        kind = "" if getattr(obj, "registry_kind", None) else ", kind='function'"  # a component knows its kind
         raise UnknownNameError(f"{what} is not registered, so a file cannot name it: call "
-                               f"pipekit.register({what}) once, after defining it, to make it exportable")
+                               f"pipekit.register({what}{kind}) once, after defining it (and before loading, in the "
+                               "process that loads the file), to make it exportable")
     return key
 
 

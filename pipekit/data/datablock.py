@@ -18,7 +18,8 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component, construct
-from pipekit.core.errors import DataError, FieldError, ParameterError, PipelineStepError, UnknownNameError, warn
+from pipekit.core.errors import (DataError, ExportError, FieldError, ParameterError, PipelineStepError,
+                                 UnknownNameError, warn)
 from pipekit.core.registry import name_of
 from pipekit.core.validate import Is, check, check_positive_int, check_state, is_pandas
 from pipekit.data.blocks import TransformBlock
@@ -40,10 +41,14 @@ def _wrap_hint(t: Any) -> str:
 
 
 def _storable(v: Any) -> bool:
-    """Whether a getter/function can be named in a file (a component or a registered function)."""
+    """Whether a getter/function can be written in a file: a registered function, or a component whose own
+    parameters can (a ``FuncSplitter`` or ``using_attr`` around a function of the user's cannot)."""
     try:
-        return v is None or isinstance(v, Component) or bool(name_of(v))
-    except UnknownNameError:
+        if isinstance(v, Component):
+            v.to_record({})
+            return True
+        return v is None or bool(name_of(v))
+    except (UnknownNameError, ExportError):
         return False
 
 
