@@ -199,8 +199,10 @@ def test_no_rows_to_predict_give_no_predictions_before_and_after_export(tabular,
 
     back = pipekit.load_learner(tabular.export(tmp_path / "adult.pipekit"))
     for learn in (tabular, back):
-        preds, targs = learn.get_preds(dl=learn.dls.test_dl(adult.iloc[:0]))
+        preds, targs = learn.get_preds(dl=learn.dls.test_dl(adult.iloc[:0], with_labels=False))
         assert preds.shape == (0, 2) and targs is None
+        preds, targs = learn.get_preds(dl=learn.dls.test_dl(adult.iloc[:0]))  # the rows' target column kept
+        assert preds.shape == (0, 2) and targs.shape == (0,)
         preds, targs = learn.get_preds(dl=learn.dls.test_dl(adult.iloc[:0], with_labels=True))
         assert preds.shape == (0, 2) and targs.shape == (0,)
 

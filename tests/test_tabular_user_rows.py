@@ -96,7 +96,10 @@ def test_rows_to_score_may_carry_a_blank_or_unknown_target():
     new["salary"] = new["salary"].astype(object)
     new.loc[0, "salary"], new.loc[1, "salary"] = None, "unknown"  # one row still to label, one odd label
     bare = learn.get_preds(dl=learn.dls.test_dl(df.iloc[:4].drop(columns="salary")))[0]
-    np.testing.assert_allclose(learn.get_preds(dl=learn.dls.test_dl(new))[0], bare)
+    with pytest.warns(UserWarning, match=r"target column 'salary' has 1 missing.*without their target"):
+        scored = learn.get_preds(dl=learn.dls.test_dl(new))  # their target kept when usable: it is not
+    np.testing.assert_allclose(scored[0], bare)
+    assert scored[1] is None
     assert learn.predict(new.iloc[1])[0] in ("<50k", ">=50k")
     # labels asked for: still checked, by row
     with pytest.raises(DataError, match=r"target column 'salary' has 1 missing"):
@@ -211,3 +214,27 @@ def test_a_users_column_named_like_a_date_part_is_not_taken_for_one(tmp_path):
     assert clf.process(X).xs["d_Hour"].n_unique() == X["d_Hour"].nunique() > 10
     pipekit.save(clf, tmp_path / "clf.pipekit")
     np.testing.assert_array_equal(pipekit.load(tmp_path / "clf.pipekit").predict(X), clf.predict(X))
+
+
+def test_labelled_rows_given_to_test_dl_keep_their_target_and_validate_scores_them():
+    # fastai's tabular test_dl keeps the target of rows that carry it: learn.validate(dl=dls.test_dl(df)) scores them
+    from pipekit.learn import accuracy
+    from pipekit.tabular import tabular_learner
+
+    df = adult_pd(1200)
+    tab = Tabular(df, cat_names=["workclass", "sex"], cont_names=["age", "education-num"], y_names="salary",
+                  splits=(np.arange(900), np.arange(900, 1200)))
+    learn = tabular_learner(tab.dataloaders(bs=64, seed=0), layers=[8], metrics=accuracy)
+    learn.fit(1, 1e-2)
+    dl = learn.dls.test_dl(df.iloc[900:])
+    preds, targs = learn.get_preds(dl=dl)
+    assert targs is not None and targs.reshape(-1).tolist() == learn.dls.valid_ds.y.tolist()
+    np.testing.assert_allclose(learn.validate(dl=dl), learn.validate(), rtol=1e-6)
+    assert learn.validate(dl=dl)[1] == pytest.approx(float((preds.argmax(1) == targs.reshape(-1)).float().mean()))
+    # rows without the target, or with it left out on purpose, are scored only; validating them says why not
+    for bare in (learn.dls.test_dl(df.iloc[900:].drop(columns="salary")),
+                 learn.dls.test_dl(df.iloc[900:], with_labels=False)):
+        assert learn.get_preds(dl=bare)[1] is None
+        with pytest.raises(DataError, match=r"no targets.*test_dl\(items, with_labels=True\)"):
+            learn.validate(dl=bare)
+    assert learn.predict(df.iloc[950])[0] in ("<50k", ">=50k")

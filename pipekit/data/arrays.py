@@ -97,7 +97,7 @@ class ArrayRecipe(Component):
                 return loader()
         return DataLoader
 
-    def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
+    def new_datasets(self, source: Any, with_labels: bool | None = False) -> ArrayDataset:
         """Encode new items: a list of items (each an array, or a tuple of arrays when there are several
         inputs), or one array/tensor holding a batch of items. With ``with_labels`` each item also holds
         its targets, encoded as the training targets were."""

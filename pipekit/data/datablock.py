@@ -321,7 +321,7 @@ class DataBlock(Component):
         self.check_is_fitted("dataloaders(source)")
         return self.blocks_
 
-    def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
+    def new_datasets(self, source: Any, with_labels: bool | None = False) -> ArrayDataset:
         """Encode new items with the fitted state (no refitting): inputs only unless ``with_labels``.
 
         New items are rows (a table, dicts: the getters read them as they read the training items) or bare

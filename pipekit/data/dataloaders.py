@@ -539,8 +539,12 @@ class DataLoaders:
         return self.train.one_batch()
 
     # ------------------------------------------------------------------ new data
-    def test_dl(self, items: Any, with_labels: bool = False, bs: int | None = None, **kwargs: Any) -> DataLoader:
-        """A loader over new items with the validation-time transforms (no augmentation, no shuffling)."""
+    def test_dl(self, items: Any, with_labels: bool | None = None, bs: int | None = None,
+                **kwargs: Any) -> DataLoader:
+        """A loader over new items with the validation-time transforms (no augmentation, no shuffling).
+        ``with_labels``: True reads the targets too, False the inputs only; None (the default), as fastai's: a
+        table's rows keep their target when they carry it (``learn.validate(dl=dls.test_dl(df))`` scores them),
+        other items are read as inputs only."""
         if self.recipe is None:
             raise RuntimeError("test_dl: these DataLoaders were built without a recipe that can encode new items")
         ds = self.recipe.new_datasets(items, with_labels=with_labels)

@@ -231,7 +231,7 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
     block takes. Several items: ``learn.get_preds(dl=learn.dls.test_dl(items))``.
     """
     source = one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1))
-    dl = learn.dls.test_dl(source)
+    dl = learn.dls.test_dl(source, with_labels=False)
     if len(dl.dataset) != 1:  # a table's dict of columns ({"userId": [73, 561], ...}) is as many rows
         raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(dl.dataset)}: for several "
                              "use learn.get_preds(dl=learn.dls.test_dl(items))")

@@ -498,6 +498,11 @@ class Learner:
     def validate(self, ds_idx: int = 1, dl: Loader | None = None) -> list[float | None]:
         """Loss and metrics over a whole set (default: validation) as ``[loss, *metrics]``."""
         dl = self._get_dl(ds_idx, dl)
+        stores = getattr(getattr(dl, "dataset", None), "stores", None)
+        if stores is not None and len(stores) <= dl.n_inp:
+            raise DataError("validate: this loader carries no targets to score the predictions against; read "
+                            "labelled items with dls.test_dl(items, with_labels=True), or get predictions only with "
+                            "learn.get_preds(dl=dl)")
         self.training = False
         with self.removed_cbs(ProgressCallback):
             self.recorder.metrics = list(self.metrics)

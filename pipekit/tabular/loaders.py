@@ -152,15 +152,17 @@ class TabularRecipe(Component):
         out._recipe, out._source = self, source
         return out
 
-    def new_datasets(self, source: Any, with_labels: bool = False) -> ArrayDataset:
-        """Encode new rows (a DataFrame, a path, dict rows) with the fitted procs."""
+    def new_datasets(self, source: Any, with_labels: bool | None = False) -> ArrayDataset:
+        """Encode new rows (a DataFrame, a path, dict rows) with the fitted procs; ``with_labels=None`` keeps
+        the target when the rows carry it (see :meth:`TabularProcessor.transform`)."""
         p = self.processor
         # rows to score may carry a blank or unknown target; ratings' ids (the only inputs without continuous
         # values) may not be blank: warned about, where a table's blank category is a category of its own
         frame = process_new(p, source, with_labels, ids=() if self.with_cont else p.cat_names_)
-        if with_labels and not (p.y_names and all(c in frame.columns for c in p.y_names)):
+        labelled = bool(p.y_names) and all(c in frame.columns for c in p.y_names)
+        if with_labels and not labelled:
             raise DataError(f"test_dl(with_labels=True): the new data lacks the target column(s) {p.y_names}.")
-        stores = _stores(frame, p, with_y=with_labels, with_cont=self.with_cont)
+        stores = _stores(frame, p, with_y=labelled and with_labels is not False, with_cont=self.with_cont)
         return ArrayDataset(stores, blocks=self.fitted_blocks[:len(stores)], n_inp=self.n_inp_)
 
 

@@ -39,7 +39,8 @@ def test_tabular_get_preds_on_no_rows(tab_learner, adult):
     dl = tab_learner.dls.test_dl(adult.head(0))
     preds, targs = tab_learner.get_preds(dl=dl)
     assert isinstance(preds, torch.Tensor) and preds.shape == (0, 2) and preds.dtype == torch.float32
-    assert targs is None  # no target column given
+    assert targs.shape == (0,) and targs.dtype == torch.int64  # the rows carry the target column, with no rows
+    assert tab_learner.get_preds(dl=tab_learner.dls.test_dl(adult.head(0).drop("salary")))[1] is None
     inputs, preds, targs, dec = tab_learner.get_preds(dl=dl, with_input=True, with_decoded=True)
     assert preds.shape == (0, 2) and dec.shape == (0,) and dec.dtype == torch.int64
     cats, conts = inputs
