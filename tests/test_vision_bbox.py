@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -10,15 +11,16 @@ import torch
 
 import pipekit.datasets as D
 from pipekit.data import BatchContext, ColReader, DataBlock, RandomSplitter
-from pipekit.vision import AugmentSettings, BatchAugment, BBoxBlock, BBoxLblBlock, ImageBlock, Resize, aug_transforms
+from pipekit.vision import (AugmentSettings, BatchAugment, BBoxBlock, BBoxLblBlock, ImageBlock, Resize, aug_transforms,
+                            map_points)
 
 
 def coco_items(n: int = 24) -> pl.DataFrame:
     path = D.path("coco_tiny")
     meta = json.loads((path / "train.json").read_text())
     names = {c["id"]: c["name"] for c in meta["categories"]}
-    rows = {im["id"]: {"path": str(path / "train" / im["file_name"]), "boxes": [], "labels": []}
-            for im in meta["images"]}
+    rows: dict[int, dict[str, Any]] = {
+        im["id"]: {"path": str(path / "train" / im["file_name"]), "boxes": [], "labels": []} for im in meta["images"]}
     for a in meta["annotations"]:
         x, y, w, h = a["bbox"]
         rows[a["image_id"]]["boxes"].append([x, y, x + w, y + h])
@@ -157,3 +159,97 @@ def test_get_annotations_reads_coco_as_the_tutorials_datablock_takes_it(tmp_path
     bad.write_text('{"images": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(DataError, match=r"bad.json nests JSON deeper than \d+ levels \(a COCO annotation file\)"):
         get_annotations(bad)
+
+
+def _old_map_boxes(boxes: torch.Tensor, plan) -> torch.Tensor:
+    """``map_boxes`` before boxes moved out of the picture became padding: the box around the moved corners,
+    clamped to -1..1 (such a box stayed, labelled, as a sliver of no area on the border)."""
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    corners = torch.stack([torch.stack(c, -1) for c in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))], 2)
+    b, m = boxes.shape[:2]
+    moved = map_points(corners.reshape(b, m * 4, 2), plan).reshape(b, m, 4, 2)
+    return torch.cat([moved.amin(2), moved.amax(2)], -1).clamp(-1, 1)
+
+
+def _check_labelled_boxes_are_real(boxes: torch.Tensor, labels: torch.Tensor) -> None:
+    """Every labelled box has a width and a height inside -1..1; every other row is padding (NaN, label 0)."""
+    labelled, pad = labels != 0, torch.isnan(boxes).any(-1)
+    real = boxes[labelled]
+    assert torch.isfinite(real).all() and (real >= -1).all() and (real <= 1).all()
+    assert (real[:, 2] > real[:, 0]).all() and (real[:, 3] > real[:, 1]).all(), real[(real[:, 2] <= real[:, 0])
+                                                                                      | (real[:, 3] <= real[:, 1])]
+    assert torch.equal(pad, ~labelled) and torch.isnan(boxes[pad]).all()
+
+
+def test_boxes_moved_out_of_the_picture_become_padding_with_the_padding_label():
+    """fastai's ``clip_remove_empty``: a box augmentation pushes out of the picture is dropped with its label, not
+    kept as a labelled sliver of no area on the border (coco_tiny with ``aug_transforms(max_zoom=2,
+    max_rotate=30)`` made 58 of 234 labelled boxes such slivers). The boxes left are the ones it gave before."""
+    df = coco_items(48)
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock(img_size=(128, 128)), BBoxLblBlock), n_inp=1,
+                       getters=[ColReader("path"), ColReader("boxes"), ColReader("labels")],
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize(32)],
+                       batch_tfms=aug_transforms(max_zoom=2.0, max_rotate=30))
+    dls = dblock.dataloaders(df, bs=12, seed=0, device="cpu", num_workers=0)
+    dl, box_block, label_block = dls.train, dls.blocks[1], dls.blocks[2]
+    aug = next(t for t in dl.batch_tfms.tfms if isinstance(t, BatchAugment))
+    plan_entries, emptied = dl.batch_plan(0), 0
+    for i, (_, boxes, labels) in enumerate(dl.iter_epoch(0)):
+        _check_labelled_boxes_are_real(boxes, labels)
+        # what the batch was before augmentation, and the boxes the old map_boxes made of it with the same draws
+        raw_x, raw_boxes, raw_labels = dl.create_batch(plan_entries[i])
+        old = _old_map_boxes(raw_boxes, aug.plan(len(raw_x), tuple(raw_x.shape[1:3]), dl.context(0, i).rng, True))
+        kept, was_box = labels != 0, ~torch.isnan(raw_boxes).any(-1)
+        assert torch.equal(raw_labels != 0, was_box) and (kept <= was_box).all()
+        assert torch.allclose(boxes[kept], old[kept], atol=1e-6) and torch.equal(labels[kept], raw_labels[kept])
+        gone = old[was_box & ~kept]
+        assert ((gone[:, 2] <= gone[:, 0]) | (gone[:, 3] <= gone[:, 1])).all()  # only boxes of no area were dropped
+        emptied += len(gone)
+        for b, lab in zip(boxes, labels):  # decoded, each box still has its own label
+            assert len(box_block.decode(b)) == len(label_block.decode(lab)) == int((lab != 0).sum())
+        if i == 2:
+            break
+    assert emptied >= 5, emptied  # the draws did push boxes out
+
+
+def test_boxes_the_item_transform_crops_away_are_padding_in_validation_batches(tmp_path, monkeypatch):
+    """Resize's centre crop keeps rows 48..80 of coco_tiny's 128 px images (a 16x64 output): boxes outside that
+    band become padding with the padding label in the un-augmented validation batches, ``test_dl`` and
+    ``show_batch``; the boxes left are the ones it gave before (clipped to the crop)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    df = coco_items(32)
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock(img_size=(128, 128)), BBoxLblBlock), n_inp=1,
+                       getters=[ColReader("path"), ColReader("boxes"), ColReader("labels")],
+                       splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize((16, 64))],
+                       batch_tfms=aug_transforms())
+    dls = dblock.dataloaders(df, bs=8, seed=0, device="cpu", num_workers=0)
+    vocab = dls.vocab
+    rows = [int(r) for r in dls.valid.dataset.idxs]
+    got = [dls.valid.one_batch(), next(iter(dls.test_dl(df[rows], with_labels=True)))]
+    dropped = 0
+    for _, boxes, labels in got:
+        _check_labelled_boxes_are_real(boxes, labels)
+        for i, r in enumerate(rows):
+            # before: the box in the crop's -1..1 frame, clipped (x / 64 - 1, (y - 48) / 16 - 1), labelled
+            src = np.asarray(df["boxes"][r].to_list(), dtype=np.float64)
+            old = torch.from_numpy(np.clip(np.stack([src[:, 0] / 64 - 1, (src[:, 1] - 48) / 16 - 1, src[:, 2] / 64 - 1,
+                                                     (src[:, 3] - 48) / 16 - 1], 1), -1, 1).astype(np.float32))
+            keep = torch.from_numpy((old[:, 2] > old[:, 0]).numpy() & (old[:, 3] > old[:, 1]).numpy())
+            n = len(src)
+            assert torch.equal(labels[i, :n] != 0, keep) and (labels[i, n:] == 0).all()
+            assert torch.allclose(boxes[i, :n][keep], old[keep], atol=1e-5)
+            assert [vocab[int(k)] for k in labels[i, :n][keep]] == [c for c, k in zip(df["labels"][r], keep) if k]
+            dropped += int((~keep).sum())
+    assert dropped >= 10, dropped
+    # show_batch draws the boxes left, each with its label
+    figs: list = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (figs.append(fig), save(fig, *a, **k))[1])
+    dls.valid.show_batch(max_n=4, path=tmp_path / "boxes.png")
+    labels = got[0][2]
+    for i, ax in enumerate([ax for ax in figs[0].axes if ax.images]):
+        want = [vocab[int(k)] for k in labels[i] if int(k) != 0]
+        assert [t.get_text() for t in ax.texts] == want
+        assert len([p for p in ax.patches if isinstance(p, Rectangle)]) == len(want)

@@ -378,11 +378,33 @@ def map_points(points: torch.Tensor, plan: AugmentPlan) -> torch.Tensor:
 
 def map_boxes(boxes: torch.Tensor, plan: AugmentPlan) -> torch.Tensor:
     """Move boxes (B, M, 4) as normalised (x0, y0, x1, y1) to the output frame: the box around the moved
-    corners, clipped to the image. Padding rows (NaN) stay NaN.
+    corners, clipped to the image. Padding rows (NaN) stay NaN, and a box moved out of the picture (clipped to
+    no width or no height) becomes padding in its place (:func:`empty_boxes_to_padding`); the batch transform
+    ``BBoxLblBlock`` brings, :class:`~pipekit.vision.bbox.DropEmptyBoxes`, gives its label the padding label 0.
+
+    >>> shift = np.array([[[1.0, 0, 0.75], [0, 1, 0], [0, 0, 1]]])  # the picture moves 0.75 to the left
+    >>> plan = AugmentPlan(shift, (8, 8), (8, 8), np.zeros(1), np.ones(1))
+    >>> map_boxes(torch.tensor([[[-0.5, -0.5, 0.5, 0.5], [-1.0, -1.0, -0.5, 0.0]]]), plan)
+    tensor([[[-1.0000, -0.5000, -0.2500,  0.5000],
+             [    nan,     nan,     nan,     nan]]])
     """
     x0, y0, x1, y1 = boxes.unbind(-1)
     corners = torch.stack([torch.stack(c, -1) for c in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))], 2)  # B,M,4,2
     b, m = boxes.shape[:2]
     moved = map_points(corners.reshape(b, m * 4, 2), plan).reshape(b, m, 4, 2)
     lo, hi = moved.amin(2), moved.amax(2)
-    return torch.cat([lo, hi], -1).clamp(-1, 1)
+    return empty_boxes_to_padding(torch.cat([lo, hi], -1))
+
+
+def empty_boxes_to_padding(boxes: torch.Tensor) -> torch.Tensor:
+    """Boxes (..., 4) as (x0, y0, x1, y1) clipped to -1..1, each one left with no width or no height made a
+    padding row (NaN) in its place, as fastai's ``clip_remove_empty`` drops it: a box outside the picture is
+    clipped onto its border, where it has no area. Padding rows stay NaN.
+
+    >>> empty_boxes_to_padding(torch.tensor([[-0.5, 0.0, 1.5, 0.5], [1.2, 0.0, 1.6, 0.5]]))
+    tensor([[-0.5000,  0.0000,  1.0000,  0.5000],
+            [    nan,     nan,     nan,     nan]])
+    """
+    boxes = boxes.clamp(-1, 1)
+    empty = (boxes[..., 2] <= boxes[..., 0]) | (boxes[..., 3] <= boxes[..., 1])
+    return boxes.masked_fill(empty.unsqueeze(-1), float("nan"))

@@ -5,6 +5,12 @@ and are stored padded to the largest count per image, in -1..1 coordinates (padd
 Augmentation moves each box with its image (the box around its moved corners, clipped). Labels are
 padded with index 0, ``'#na#'``.
 
+A box left with no area, because the item transform cropped it away or augmentation moved it out of the
+picture, becomes padding in its place, as fastai's ``clip_remove_empty`` drops it: a NaN row, and
+:class:`DropEmptyBoxes` (the batch transform ``BBoxLblBlock`` brings) gives it the label 0. So every
+labelled box of a batch has a width and a height inside -1..1, and ``decode``, ``show_batch`` and a loss
+that masks ``labels != 0`` see such a box exactly as padding.
+
 >>> BBoxBlock(img_size=(128, 128)).geometry, BBoxLblBlock().draws_on_input
 ('bbox', True)
 """
@@ -19,12 +25,14 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import torch
 
 from pipekit.core.errors import DataError
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import TensorStore
-from pipekit.data.transform import Transform
+from pipekit.data.transform import BatchContext, BatchTransform, Transform
 from pipekit.data.vocab import CategoryMap
+from pipekit.vision.augment import empty_boxes_to_padding
 from pipekit.vision.blocks import CoordBlock, to_numpy
 
 PAD_LABEL = "#na#"
@@ -53,8 +61,10 @@ class BBoxBlock(CoordBlock):
             if not np.isfinite(arr).all() or (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():
                 raise DataError(f"BBoxBlock item {i}: boxes must be finite [x0, y0, x1, y1] with x0 <= x1 and "
                                 f"y0 <= y1, got {arr.tolist()[:4]}")
-            out[i, : len(arr)] = np.clip(self.to_unit(arr, hw), -1, 1)
-        return TensorStore(out)
+            out[i, : len(arr)] = self.to_unit(arr, hw)
+        # boxes the item transform cropped away (or that had no area) are padding rows in their place, so each
+        # stays next to its label; DropEmptyBoxes gives those labels the padding label in every batch
+        return TensorStore(empty_boxes_to_padding(torch.from_numpy(out)).numpy())
 
     def decode(self, value: Any) -> np.ndarray:
         """Boxes in -1..1 coordinates as an (n, 4) array, padding removed."""
@@ -121,9 +131,49 @@ class BoxLabels(Transform):
         return [self.vocab_[int(i)] for i in v.reshape(-1) if int(i) != 0]
 
 
+class DropEmptyBoxes(BatchTransform):
+    """Every box of a batch that is padding, or has no area inside the picture, made padding with its label:
+    a NaN row in the boxes and the padding label 0 (``'#na#'``) in the labels (fastai's ``clip_remove_empty``).
+
+    It runs after every other batch transform, on training and validation batches alike, so the boxes the
+    item transform cropped away (stored as padding rows, their labels kept) and those augmentation moved
+    out of the picture lose their labels. The labels of a ``"bbox"`` element are the first later element of
+    integer codes with one per box (``BBoxLblBlock`` after ``BBoxBlock``, as in fastai's
+    ``blocks=(ImageBlock, BBoxBlock, BBoxLblBlock)``).
+
+    >>> ctx = BatchContext(("image", "bbox", None), 1, True, torch.device("cpu"))
+    >>> boxes = torch.tensor([[[-0.5, -0.5, 0.5, 0.5], [-1.0, 0.2, -1.0, 0.6], [float("nan")] * 4]])
+    >>> _, boxes, labels = DropEmptyBoxes().encode((torch.zeros(1, 8, 8, 3), boxes, torch.tensor([[2, 1, 0]])), ctx)
+    >>> boxes[0, 1].isnan().all().item(), labels.tolist()
+    (True, [[2, 0, 0]])
+    """
+
+    order = 95  # after the augmentation (20), any transform of the user's (50) and normalisation (90)
+
+    def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
+        out = list(batch)
+        geometry = ctx.geometry[:len(batch)]
+        for j, geo in enumerate(geometry):
+            boxes = out[j]
+            if geo != "bbox" or not isinstance(boxes, torch.Tensor) or boxes.ndim != 3 or boxes.shape[-1] != 4:
+                continue
+            out[j] = boxes = empty_boxes_to_padding(boxes)
+            k = next((k for k in range(j + 1, len(out)) if geometry[k] is None and _codes_of(out[k], boxes)), None)
+            if k is not None:
+                out[k] = out[k].masked_fill(torch.isnan(boxes).any(-1), 0)
+        return tuple(out)
+
+
+def _codes_of(labels: Any, boxes: torch.Tensor) -> bool:
+    """Whether ``labels`` can be the label codes of ``boxes`` (B, M, 4): integers, (B, M)."""
+    return (isinstance(labels, torch.Tensor) and not labels.is_floating_point() and labels.dtype != torch.bool
+            and tuple(labels.shape) == tuple(boxes.shape[:2]))
+
+
 class BBoxLblBlock(TransformBlock):
     """The label of each box of a ``BBoxBlock`` (same order), padded with ``#na#``; drawn with its boxes,
-    never written in a title."""
+    never written in a title. It brings :class:`DropEmptyBoxes`: a box that is padding in a batch (cropped
+    away, or moved out of the picture by augmentation) has the padding label."""
 
     draws_on_input = True
     param_attrs = {"vocab": "vocab_arg"}
@@ -133,6 +183,9 @@ class BBoxLblBlock(TransformBlock):
 
     def type_transforms(self) -> list[Transform]:
         return [BoxLabels(self.vocab_arg)]
+
+    def block_batch_tfms(self) -> list[BatchTransform]:
+        return [DropEmptyBoxes()]
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         """Write each label inside the top-left corner of its box, the boxes a :class:`BBoxBlock` drew on ``ax``
