@@ -370,3 +370,21 @@ def test_the_loaders_answer_xs_and_y_as_fastais_do_for_a_forest_on_adult():
     assert not hasattr(img.train, "xs") and not hasattr(img.train_ds, "y")
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = dls.train.nothing
+
+
+def test_y_block_given_as_the_block_class_as_fastai_takes_it_on_adult():
+    from pipekit.data import CategoryBlock, RegressionBlock
+    from pipekit.tabular import TabularDataLoaders
+
+    df = pd.read_csv(path("adult_sample") / "adult.csv", skipinitialspace=True).dropna(subset="education-num")[:2000]
+    kw = dict(procs=[Categorify, FillMissing], cat_names=["workclass"], cont_names=["age"], y_names="education-num",
+              splits=(np.arange(1600), np.arange(1600, 2000)))
+    by_class, by_name = Tabular(df, y_block=CategoryBlock, **kw), Tabular(df, y_block="category", **kw)
+    assert by_class.processor.y_kind_ == by_name.processor.y_kind_ == "category"
+    assert by_class.processor.y_vocab_ == by_name.processor.y_vocab_ and len(by_class.processor.y_vocab_) > 10
+    assert by_class.train.y.equals(by_name.train.y) and Tabular(df, **kw).processor.y_kind_ == "regression"
+    assert Tabular(df, y_block=RegressionBlock, **{**kw, "y_names": "hours-per-week"}).processor.y_kind_ == "regression"
+    dls = TabularDataLoaders.from_df(df, y_block=CategoryBlock, bs=64, seed=0,
+                                     **{k: v for k, v in kw.items() if k != "splits"})
+    assert dls.c == df["education-num"].nunique() == len(by_class.processor.y_vocab_)
+    assert sorted(float(v) for v in dls.vocab) == sorted(df["education-num"].unique())

@@ -179,6 +179,8 @@ class TabularProcessor(Component):
         # Dependency order whatever the order given: fill (adds _na columns), categorify, normalise.
         self.procs = make_procs(procs)
         self.cat_names, self.cont_names = column_names(cat_names), column_names(cont_names)
+        if isinstance(y_block, type) and issubclass(y_block, (CategoryBlock, RegressionBlock)):
+            y_block = y_block()  # fastai's y_block=CategoryBlock, the class, as a DataBlock's blocks take it
         self.y_names, self.y_block = column_names(y_names), y_block
         self.skipinitialspace = skipinitialspace
         self.check_params()
