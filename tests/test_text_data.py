@@ -346,3 +346,16 @@ def test_lm_show_batch_draws_text_and_shifted_target(imdb, tmp_path, monkeypatch
     assert all(a != b for a, b in texts)
     with pytest.raises(ParameterError, match="2 columns"):
         dls.show_batch(max_n=2, ncols=3)
+
+
+def test_a_block_given_the_language_models_vocab_shows_it_cut_short_on_imdb():
+    from pipekit.text import TextBlock, TextDataLoaders
+
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
+    vocab = TextDataLoaders.from_df(df, text_col="text", is_lm=True, bs=16, seed=0).vocab
+    dsets = DataBlock(blocks=(TextBlock.from_df("text", vocab=vocab), CategoryBlock), get_x=ColReader("text"),
+                      get_y=ColReader("label"), splitter=ColSplitter("is_valid")).datasets(df)
+    shown = repr(dsets)
+    assert len(vocab) > 5000 and len(shown) < 600, shown
+    assert f"{vocab[:8]!r}"[:-1] in shown and f"... ({len(vocab)} values)]" in shown
+    assert repr(CategoryBlock(vocab=["negative", "positive"])) == "CategoryBlock(vocab=['negative', 'positive'])"

@@ -245,8 +245,15 @@ class Component:
                 same = False
             if not same:
                 shown.append(f"{k}={getattr(v, '__name__', None) or repr(v)}" if callable(v) and
-                             not isinstance(v, Component) else f"{k}={v!r}")
+                             not isinstance(v, Component) else f"{k}={_short(v)}")
         return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _short(v: Any, n: int = 8) -> str:
+    """``repr(v)``, a long list or tuple (a vocabulary) cut to its first ``n`` values and its length."""
+    if isinstance(v, (list, tuple)) and len(v) > n:
+        return f"{repr(list(v[:n]))[:-1]}, ... ({len(v)} values)]"
+    return repr(v)
 
 
 def _same(a: Any, b: Any) -> bool:
