@@ -498,16 +498,16 @@ class Learner:
     def validate(self, ds_idx: int = 1, dl: Loader | None = None) -> list[float | None]:
         """Loss and metrics over a whole set (default: validation) as ``[loss, *metrics]``."""
         dl = self._get_dl(ds_idx, dl)
-        stores = getattr(getattr(dl, "dataset", None), "stores", None)
-        if stores is not None and len(stores) <= dl.n_inp:
-            raise DataError("validate: this loader carries no targets to score the predictions against; read "
-                            "labelled items with dls.test_dl(items, with_labels=True), or get predictions only with "
-                            "learn.get_preds(dl=dl)")
         self.training = False
         with self.removed_cbs(ProgressCallback):
             self.recorder.metrics = list(self.metrics)
             self._do_validate(dl)
-        return self.recorder.valid_row()
+        row = self.recorder.valid_row()
+        if row and row[0] is None and len(dl):  # batches, and no loss: they carried no targets
+            raise DataError("validate: this loader carries no targets to score the predictions against; read "
+                            "labelled items with dls.test_dl(items, with_labels=True), or get predictions only with "
+                            "learn.get_preds(dl=dl)")
+        return row
 
     def _get_dl(self, ds_idx: int, dl: Loader | None) -> Loader:
         if isinstance(dl, (list, tuple)):  # the book's learn.get_preds(dl=[(x, y)]): batches as they are
