@@ -162,8 +162,8 @@ def test_get_preds_options(learn):
 
 def test_tta_uses_training_augmentation(learn):
     plain, targs = learn.get_preds()
-    aug_only, t2 = learn.tta(n=3, beta=None)
-    assert torch.equal(targs, t2) and aug_only.shape == plain.shape
+    (aug_only, plain2), t2 = learn.tta(n=3, beta=None)  # fastai's ((aug, plain), targs)
+    assert torch.equal(targs, t2) and aug_only.shape == plain.shape and torch.equal(plain2, plain)
     assert not torch.allclose(aug_only, plain, atol=1e-3)  # the jitter was applied
     mixed, _ = learn.tta(n=3, beta=0.25)
     torch.testing.assert_close(mixed, 0.25 * plain + 0.75 * aug_only, rtol=1e-5, atol=1e-6)
@@ -248,8 +248,9 @@ def test_get_preds_of_a_language_model_activates_and_decodes_batches_of_differen
     lm = language_model_learner(dls, AWD_LSTM, config=dict(emb_sz=32, n_hid=64, n_layers=2))
     preds, targs, dec = lm.get_preds(with_decoded=True)
     raw = lm.get_preds(act=lambda t: t)[0]
-    assert isinstance(preds, list) and len({p.shape[0] for p in preds}) > 1  # the last batch's sequences are shorter
-    assert len(preds) == len(targs) == len(dec) == len(raw)
-    for p, r, d, t in zip(preds, raw, dec, targs):
-        torch.testing.assert_close(p, r.softmax(-1))
-        assert torch.equal(d, p.argmax(-1)) and d.shape == t.shape
+    assert len({b[0].shape[1] for b in dls.valid}) > 1  # the last batch's sequences are shorter
+    # one tensor each, the batches joined along the sequence (fastai's LMLearner.get_preds, concat_dim=1)
+    n = dls.valid.stream_len
+    assert preds.shape == raw.shape == (16, n, len(dls.blocks[0].vocab)) and targs.shape == dec.shape == (16, n)
+    torch.testing.assert_close(preds, raw.softmax(-1))
+    assert torch.equal(dec, preds.argmax(-1))

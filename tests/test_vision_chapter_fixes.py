@@ -618,8 +618,8 @@ def test_tta_averages_masks_when_the_augmentation_changes_lighting_only():
     lighting = aug_transforms(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0, max_lighting=0.4, p_lighting=1)
     learn = unet_learner(_camvid_dls(lighting), "simple_cnn")
     plain, targs = learn.get_preds()
-    aug, aug_targs = learn.tta(beta=None, n=2)
-    assert torch.equal(aug_targs, targs) and aug.shape == plain.shape
+    (aug, plain2), aug_targs = learn.tta(beta=None, n=2)
+    assert torch.equal(aug_targs, targs) and aug.shape == plain.shape and torch.equal(plain2, plain)
     assert not torch.allclose(aug, plain, atol=1e-4)  # the passes saw other pixels
     blended = learn.tta(n=2)[0]
     assert torch.allclose(blended, 0.75 * aug + 0.25 * plain, atol=1e-6)
@@ -631,8 +631,9 @@ def test_tta_averages_masks_when_the_augmentation_changes_lighting_only():
 
 def test_tta_of_a_classifier_blends_augmented_and_plain_and_returns_the_plain_targets(mnist_learner):
     plain, targs = mnist_learner.get_preds()
-    aug, aug_targs = mnist_learner.tta(beta=None)
+    (aug, plain2), aug_targs = mnist_learner.tta(beta=None)
     blended, blended_targs = mnist_learner.tta()
+    assert torch.equal(plain2, plain)
     assert torch.equal(aug_targs, targs) and torch.equal(blended_targs, targs)
     assert torch.allclose(blended, 0.75 * aug + 0.25 * plain, atol=1e-6)
     assert torch.equal(mnist_learner.tta()[0], blended)  # deterministic

@@ -27,20 +27,29 @@ if TYPE_CHECKING:
 __all__ = ["get_preds", "predict", "tta", "show_results", "one_item_source"]
 
 
-def _cat(parts: list[Any]) -> Any:
+def _cat(parts: list[Any], dim: int = 0) -> Any:
+    """``parts`` (one per batch) joined along ``dim``: 0 stacks the batches' items, 1 (a language model's streams)
+    continues each row; a part of fewer dimensions than ``dim + 1`` is joined along 0."""
     if not parts:
         return None
     first = parts[0]
     if isinstance(first, torch.Tensor):
         if first.ndim == 0:
             return torch.stack(parts)
+        d = dim if first.ndim > dim else 0
         # sequence outputs of different lengths (padded text batches) cannot be concatenated
-        if len({p.shape[1:] for p in parts}) > 1:
+        if len({p.shape[:d] + p.shape[d + 1:] for p in parts}) > 1:
             return [row for p in parts for row in p]
-        return torch.cat(parts)
+        return torch.cat(parts, d)
     if isinstance(first, (tuple, list)):
-        return type(first)(_cat([p[i] for p in parts]) for i in range(len(first)))
+        return type(first)(_cat([p[i] for p in parts], dim) for i in range(len(first)))
     return [v for p in parts for v in p]
+
+
+def _streams(dl: Loader) -> bool:
+    """Whether ``dl`` batches a language model's token streams (an ``LMDataLoader``: it has a ``stream_len``): row
+    ``r`` of each batch continues row ``r`` of the batch before, so the batches join along the sequence."""
+    return isinstance(dl, DataLoader) and isinstance(getattr(type(dl), "stream_len", None), property)
 
 
 def _reindex(x: Any, inv: np.ndarray) -> Any:
@@ -128,7 +137,16 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     ``preds`` are activated (softmax/sigmoid from the loss, or ``act``, applied to each batch's outputs) and
     ``decoded`` are the loss's decoding of them (class indices, token ids); ``targs`` is None without labels.
     Each is one tensor, or, when the batches' outputs differ in shape past the first dimension (text batches
-    of different sequence lengths), a list of one tensor per item."""
+    of different sequence lengths), a list of one tensor per item.
+
+    A language model's loader (``LMDataLoader``) cuts the text into ``bs`` streams and gives them in windows
+    of ``seq_len`` tokens, row ``r`` of each batch continuing row ``r`` of the one before (the last window may
+    be shorter). Its batches are joined along the sequence, as fastai's ``LMLearner.get_preds`` does
+    (``concat_dim=1``), so each row is one whole stream: ``preds`` is ``(bs, stream_len, vocab)`` (the
+    probability of each next token), ``targs``, ``decoded`` and inputs ``(bs, stream_len)`` token ids, with
+    ``targs[r, t]`` the token after ``inputs[r, t]``, and ``losses`` ``(bs, n_batches)``, the mean loss of
+    each window of each stream. ``preds.argmax(-1) == targs`` averaged is the ``accuracy`` ``validate``
+    reports (both count every token)."""
     dl = learn._get_dl(ds_idx, dl)
     check_finite_weights(learn.model, "get_preds")
     epoch = dl.epoch if isinstance(dl, DataLoader) else 0
@@ -165,9 +183,10 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     decodes = loss_func.decodes if isinstance(loss_func, BaseLoss) else None
     dec_parts = [decodes(p) if decodes is not None and isinstance(p, torch.Tensor) else p for p in parts] \
         if with_decoded else []
-    preds, targs, decoded = _cat(parts), _cat(gather.targs), _cat(dec_parts)
-    inputs = _cat(gather.inputs) if with_input else None
-    losses = torch.cat(gather.losses) if gather.losses else None
+    dim = 1 if _streams(dl) else 0  # a language model's windows: each row continues along the sequence
+    preds, targs, decoded = _cat(parts, dim), _cat(gather.targs, dim), _cat(dec_parts, dim)
+    inputs = _cat(gather.inputs, dim) if with_input else None
+    losses = (torch.stack(gather.losses, 1) if dim else torch.cat(gather.losses)) if gather.losses else None
     if reorder and isinstance(preds, (torch.Tensor, list)):
         order = item_order(dl, epoch, len(preds))
         if order is not None:
@@ -276,10 +295,16 @@ _MOVING = ("mask", "points", "bbox")
 
 
 def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, beta: float | None = 0.25,
-        use_max: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Test-time augmentation (``learn.tta``): mean (or max) of ``n`` passes with the training-time batch
-    augmentation, blended with a plain pass by ``beta`` (None: the augmented passes alone). The targets
-    returned are the plain, un-augmented ones, as ``get_preds`` gives them.
+        use_max: bool = False) -> tuple[Any, torch.Tensor | None]:
+    """Test-time augmentation (``learn.tta``): ``(preds, targs)``, the mean (or, ``use_max``, the max) of ``n``
+    passes with the training-time batch augmentation blended with a plain pass by ``beta``:
+    ``torch.lerp(aug, plain, beta)``, so 0 is the augmented passes alone and 1 the plain pass.
+
+    ``beta=None`` blends nothing and gives both, as fastai does: ``(aug, plain), targs = learn.tta(beta=None)``,
+    ``aug`` the augmented passes' mean (or max) and ``plain`` the un-augmented predictions, ``get_preds``' own.
+    (fastai's ``use_max=True`` ignores ``beta`` and returns the max of ``aug`` and ``plain``; here it only takes
+    the max over the augmented passes, blended or returned as any other ``aug``.) The targets returned are the
+    plain, un-augmented ones, as ``get_preds`` gives them.
 
     For targets that move with the image (masks, points, boxes) a prediction on a flipped or warped image
     answers for that flipped image, not the original, so it cannot be averaged with the plain one: each
@@ -294,9 +319,9 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     # the model's targets are the learner's data's (a test loader may carry none)
     targets = [*tuple(dl.blocks or ())[n_inp:], *tuple(getattr(learn.dls, "blocks", ()) or ())[n_inp:]]
     moving = "/".join(sorted({str(g) for b in targets if (g := getattr(b, "geometry", None)) in _MOVING}))
-    # targets from the plain pass: an augmentation may change what a batch carries as its targets (a pass made
-    # only when it is blended in, or there are targets that could move, to compare with)
-    plain, targs = get_preds(learn, dl=dl)[:2] if beta is not None or moving else (None, None)
+    # the plain pass: blended in or returned beside the augmented passes, and its targets are the ones returned
+    # (an augmentation may change what a batch carries as its targets) and those moving targets are compared with
+    plain, targs = get_preds(learn, dl=dl)[:2]
     if moving and targs is None:
         raise ParameterError(f"tta: the model's targets are {moving}, which an augmentation may move with the "
                              "image, and this loader carries no targets to show that it does not; use "
@@ -307,8 +332,6 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     runs: list[torch.Tensor] = []
     for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
         preds, aug_targs = get_preds(learn, dl=aug_dl)[:2]
-        if plain is None and not runs:
-            targs = aug_targs  # targets that do not move: the augmented pass carries the plain ones
         if moving and not _same_targets(aug_targs, targs):
             raise ParameterError(f"tta: the targets are {moving}, which the augmentation moves with the image, so "
                                  "a prediction on a flipped or warped image is not one for the original and cannot "
@@ -317,8 +340,8 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
         runs.append(preds)
     stacked = torch.stack(runs)
     aug = stacked.max(0).values if use_max else stacked.mean(0)
-    if beta is None or plain is None:
-        return aug, targs
+    if beta is None:
+        return (aug, plain), targs
     return torch.lerp(aug, plain, beta), targs
 
 
@@ -338,21 +361,52 @@ def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_
                  path: str | os.PathLike | None = None, nrows: int | None = None, ncols: int | None = None,
                  figsize: tuple[float, float] | None = None) -> Path | None:
     """``learn.show_results``: ``max_n`` items of a batch titled "actual / predicted" (PNG when headless), in
-    ``nrows`` x ``ncols`` (either one) of ``figsize``, as ``show_batch``."""
+    ``nrows`` x ``ncols`` (either one) of ``figsize``, as ``show_batch``.
+
+    The batch goes through the learner's callbacks as in ``get_preds`` (a recurrent model's state is reset and
+    its ``(logits, raw_outputs, outputs)`` taken to the logits). A language model's batch is shown as fastai
+    shows it: a row per window with the columns ``input``, ``target`` (the same tokens moved on by one) and
+    ``pred`` (the most likely next token at each position); ``nrows`` limits the rows, the columns are fixed."""
     check_positive_int("show_results", "max_n", max_n)
     dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "show_results")
+    streams = _streams(dl)
+    if streams and ncols not in (None, 3):
+        raise ParameterError(f"show_results: a language model's results are shown in 3 columns (input, target, "
+                             f"pred), got ncols={ncols}")
+    if streams and nrows is not None:
+        check_positive_int("show_results", "nrows", nrows)
+        max_n = min(max_n, nrows)
     batch = dl.one_batch()
     n_inp = dl.n_inp
     n = min(max_n, len(batch[0]))
     batch = tuple(b[:n] for b in batch)
-    learn.model.eval()
-    with torch.no_grad():
-        pred = learn.model(*(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in batch[:n_inp]))
-    lf = learn.loss_func
-    pred = pred.float()
-    dec = lf.decodes(lf.activation(pred)) if isinstance(lf, BaseLoss) else pred
+    dec = get_preds(learn, dl=GivenBatches([batch], n_inp), with_decoded=True)[2]
+    if isinstance(dec, torch.Tensor) and dec.is_floating_point():
+        dec = dec.float()
     blocks = dl.blocks or learn.dls.blocks
+    if streams:
+        return _show_lm_results(dl.decode_batch(batch, max_n=n), [blocks[0].decode(d) for d in dec], blocks[0],
+                                path, figsize)
     y_block = blocks[n_inp] if len(blocks) > n_inp else None
-    preds = [y_block.decode(d) if y_block is not None else d for d in dec.cpu()]
+    preds = [y_block.decode(d) if y_block is not None else d for d in dec]
     return show_items(dl.decode_batch(batch, max_n=n), blocks, n_inp, preds=preds, path=path, name="show_results",
                       nrows=nrows, ncols=ncols, figsize=figsize)
+
+
+def _show_lm_results(rows: Sequence[tuple], preds: Sequence[str], block: Any, path: str | os.PathLike | None,
+                     figsize: tuple[float, float] | None) -> Path | None:
+    """A language model's windows beside their targets and predicted tokens: a table in a notebook, as fastai's
+    (columns ``input``, ``target``, ``pred``), else a figure of those three columns."""
+    from pipekit.data.plotting import get_pyplot, plot_mode, savefig_or_show, show_text_table
+    from pipekit.data.show import CELL_INCHES
+
+    columns = {"input": [str(r[0]) for r in rows], "target": [str(r[1]) for r in rows], "pred": [str(p) for p in preds]}
+    if path is None and plot_mode() == "inline":
+        show_text_table(columns)
+        return None
+    fig, axes = get_pyplot().subplots(len(rows), 3, squeeze=False, layout="constrained",
+                                      figsize=figsize or (6 * CELL_INCHES, 0.6 * CELL_INCHES * len(rows)))
+    for j, (name, values) in enumerate(columns.items()):
+        for i, value in enumerate(values):
+            block.show(axes[i, j], value, name if i == 0 else None)
+    return savefig_or_show(fig, path, name="show_results")
