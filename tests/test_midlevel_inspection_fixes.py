@@ -75,14 +75,42 @@ def test_transform_names_that_cannot_be_honoured_are_refused_at_definition():
 
             def encode(self, x):
                 return x
-    with pytest.raises(ParameterError, match="annotates the type of 'x'.*skip other types"):
+    with pytest.raises(ParameterError, match=r"annotates its value as .*names no class"):
         class Typed(Transform):
-            def encodes(self, x: str):
+            def encodes(self, x: "Sequence[int]"):  # noqa: F821
                 return x
     with pytest.raises(ParameterError, match=r"encode\(self, batch, ctx\)"):
         class Batchy(BatchTransform):
             def encodes(self, x):
                 return x
+
+
+def test_a_transform_annotated_with_a_type_applies_to_that_type_only_as_in_chapter_11(adult):
+    # the book's def f(x:int): return x+1; tfm = Transform(f); tfm(2), tfm(2.0) gives (3, 2.0)
+    def f(x: int):
+        return x + 1
+
+    tfm = Transform(f)
+    assert (tfm(2), tfm(2.0)) == (3, 2.0) and isinstance(tfm(2.0), float)
+
+    @Transform
+    def g(x: int):
+        return x + 1
+    assert (g(2), g(2.0)) == (3, 2.0)
+
+    class Upper(Transform):
+        def encodes(self, x: str):
+            return x.upper()
+
+        def decodes(self, x: str):
+            return x.lower()
+    up = Upper()
+    workclass = adult["workclass"].head(6)  # a column is gone through value by value: its nulls stay null
+    assert up(workclass).to_list() == [None if v is None else v.upper() for v in workclass.to_list()]
+    assert up(("a", 1, ["b", 2.5])) == ("A", 1, ["B", 2.5]) and up.decode(up("Private")) == "private"
+    ages = adult["age"].head(5).to_numpy()
+    assert np.array_equal(Transform(lambda x: x + 1)(ages), ages + 1)  # untyped: the whole column at once
+    assert Transform(f)(ages.tolist()) == [int(a) + 1 for a in ages]
 
 
 def test_transform_of_a_function(adult):

@@ -40,9 +40,10 @@ class Transform(Component):
     [0, 1, 2]
 
     The book's spelling works too: a subclass defining ``encodes``/``decodes``/``setups`` (as in fastai) has
-    them as ``encode``/``decode``/``setup``. pipekit does not pick a method by the type of its input, so such a
-    method may not annotate its argument's type. ``Transform(f)`` or ``Transform(f, g)`` wraps plain functions
-    (a :class:`FuncTransform`).
+    them as ``encode``/``decode``/``setup``. ``Transform(f)`` or ``Transform(f, g)`` wraps plain functions
+    (a :class:`FuncTransform`). An ``encodes``/``decodes`` (or a function) that annotates the type of its value
+    applies to values of that type only, as fastai's do: any other value is given back as it is, and a column
+    (a list, tuple, array or Series) is gone through value by value (see :func:`apply_typed`).
 
     >>> class LowerCase(Transform):
     ...     def encodes(self, x): return x.lower()
@@ -75,13 +76,8 @@ class Transform(Component):
             if cls.takes_context and theirs != "setups":
                 raise ParameterError(f"{where}: a batch transform works on whole batches; define "
                                      f"{ours}(self, batch, ctx) instead (see BatchTransform)")
-            typed = [k for k in getattr(fn, "__annotations__", {}) if k != "return"]
-            if typed:
-                raise ParameterError(
-                    f"{where} annotates the type of {typed[0]!r}: in fastai that makes the transform skip other "
-                    f"types, but pipekit applies a transform to whatever it is given. Drop the annotation and test "
-                    f"the type inside {ours} (or give the transform only the values it is for)")
-            setattr(cls, ours, fn)
+            types = value_types(fn, where, skip_self=True) if theirs != "setups" else None
+            setattr(cls, ours, fn if types is None else _typed_method(fn, types))
 
     def setup(self, values: Any) -> None:
         """Learn state from the training subset (default: nothing to learn)."""
@@ -116,12 +112,82 @@ class FuncTransform(Transform):
     def __init__(self, enc: Callable[[Any], Any], dec: Callable[[Any], Any] | None = None):
         self.enc, self.dec = enc, dec
         self.check_params()
+        self._types = (value_types(enc, "Transform(f)"), None if dec is None else value_types(dec, "Transform(f, g)"))
 
     def encode(self, values: Any) -> Any:
-        return self.enc(values)
+        types = self._types[0]
+        return self.enc(values) if types is None else apply_typed(self.enc, types, values)
 
     def decode(self, values: Any) -> Any:
-        return values if self.dec is None else self.dec(values)
+        if self.dec is None:
+            return values
+        types = self._types[1]
+        return self.dec(values) if types is None else apply_typed(self.dec, types, values)
+
+
+def value_types(fn: Callable[..., Any], where: str, skip_self: bool = False) -> tuple[type, ...] | None:
+    """The classes the value parameter of ``fn`` is annotated with (``x: int``, ``x: int | float``), None when it
+    is not annotated; an annotation that names no class (``x: "Sequence[int]"``) is refused, naming ``where``.
+
+    >>> def f(x: int): return x + 1
+    >>> value_types(f, "f"), value_types(lambda x: x, "g")
+    ((<class 'int'>,), None)
+    """
+    import builtins
+    import inspect
+    import types as pytypes
+    import typing
+
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):  # a builtin without a signature (str.lower): nothing annotated
+        return None
+    params = params[1:] if skip_self else params
+    if not params or params[0].annotation is inspect.Parameter.empty:
+        return None
+    try:
+        hint = typing.get_type_hints(fn).get(params[0].name, params[0].annotation)
+    except Exception:  # a name some annotation uses is not defined where fn was: a builtin's name still reads
+        hint = params[0].annotation
+        hint = getattr(builtins, hint, hint) if isinstance(hint, str) else hint
+    parts = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, pytypes.UnionType) else (hint,)
+    classes = tuple(typing.get_origin(h) or h for h in parts)
+    if not all(isinstance(c, type) for c in classes):
+        raise ParameterError(f"{where} annotates its value as {hint!r}, which names no class: a transform applies to "
+                             "the values of the class its value is annotated with (x: int, x: str | Path); name one, "
+                             "or drop the annotation to apply it to every value")
+    return classes
+
+
+def apply_typed(fn: Callable[[Any], Any], types: tuple[type, ...], values: Any) -> Any:
+    """``fn`` on what of ``values`` is of ``types`` (fastai's type dispatch): a value of them is given to ``fn``; a
+    tuple or list is gone through item by item (a tuple stays a tuple), a NumPy array or a Series value by value (as
+    Python values); anything else is given back as it is.
+
+    >>> def f(x: int): return x + 1
+    >>> apply_typed(f, (int,), 2), apply_typed(f, (int,), 2.0), apply_typed(f, (int,), (2, "a", [3, 4.5]))
+    (3, 2.0, (3, 'a', [4, 4.5]))
+    """
+    if isinstance(values, types):
+        return fn(values)
+    if isinstance(values, (tuple, list)):
+        return type(values)(apply_typed(fn, types, v) for v in values)
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return np.array([apply_typed(fn, types, v) for v in values.tolist()])
+    if isinstance(values, pl.Series):
+        return pl.Series(values.name, [apply_typed(fn, types, v) for v in values.to_list()], strict=False)
+    return values
+
+
+def _typed_method(fn: Callable[..., Any], types: tuple[type, ...]) -> Callable[..., Any]:
+    """A transform's ``encodes``/``decodes`` annotated with ``types`` as the method applying it by type."""
+    import functools
+
+    @functools.wraps(fn)
+    def method(self: Any, values: Any) -> Any:
+        return apply_typed(lambda v: fn(self, v), types, values)
+    return method
 
 
 def as_transform(t: Any) -> Transform:
