@@ -19,7 +19,7 @@ import torch
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import check_positive_int
 from pipekit.data.probe import stage
-from pipekit.data.store import StoreRows, TensorStore
+from pipekit.data.store import ListStore, StoreRows, TensorStore
 from pipekit.data.transform import BatchContext, BatchPipeline
 
 
@@ -85,8 +85,10 @@ class DataLoader:
             # tensor or array of numbers is one store as it is
             numbers = isinstance(dataset, torch.Tensor) or (isinstance(dataset, np.ndarray)
                                                             and dataset.dtype.kind in "biuf")
+            # as fastai's: items that are not tuples batch to bare tensors, and texts to tuples of texts
+            self.bare = numbers or not isinstance(dataset[0], (tuple, list))
             dataset = ArrayDataset([TensorStore(torch.as_tensor(dataset))] if numbers else
-                                   stack_items(list(dataset), "", who="DataLoader", single_ok=True))
+                                   stack_items(list(dataset), "", who="DataLoader", single_ok=True, texts_ok=True))
         if not callable(getattr(dataset, "gather", None)):
             raise ParameterError(f"DataLoader takes a pipekit dataset (stores it gathers batches from) or a list of "
                                  f"items such as list(zip(x, y)), got a {type(dataset).__name__}: for tensors x, y "
@@ -258,7 +260,20 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple]:
         epoch = self.epoch
         self.epoch += 1
-        yield from self.iter_epoch(epoch)
+        if "bare" not in self.__dict__:
+            yield from self.iter_epoch(epoch)
+            return
+        for b in self.iter_epoch(epoch):
+            yield self.as_given(b)
+
+    def as_given(self, batch: tuple) -> Any:
+        """A batch of a loader of the book's own list of items as fastai's loader gives it (``list(dl)``,
+        ``first(dl)``): a bare tensor for items that are not tuples, texts as a tuple; any other loader's as it
+        is."""
+        if "bare" not in self.__dict__:
+            return batch
+        batch = tuple(tuple(v) if isinstance(v, list) else v for v in batch)
+        return batch[0] if self.bare else batch
 
     def one_batch(self) -> tuple:
         """The first batch of the current epoch, without advancing the epoch."""
@@ -324,9 +339,11 @@ class DataLoader:
                 f"device={self.device}, batch_tfms={self.batch_tfms!r})")
 
 
-def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single_ok: bool = False) -> list[Any]:
+def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single_ok: bool = False,
+                texts_ok: bool = False) -> list[Any]:
     """One store per position of the ``(x, y, ...)`` tuples of ``items`` (``single_ok``: items that are not tuples
-    are one store), each position stacked into a :class:`~pipekit.data.store.TensorStore`.
+    are one store), each position stacked into a :class:`~pipekit.data.store.TensorStore` (``texts_ok``: a
+    position holding only texts is a :class:`~pipekit.data.store.ListStore`, batched as a list of them).
 
     >>> [tuple(s.data.shape) for s in stack_items([(np.zeros(3), 1), (np.ones(3), 0)], "train")]
     [(2, 3), (2,)]
@@ -349,13 +366,22 @@ def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single
             raise DataError(f"{who}: {name + ' ' if name else ''}item {i} is not a tuple of {n} like item 0 "
                             f"({item!r:.80})")
         for j, v in enumerate(item):
+            if texts_ok and isinstance(v, str) and (i == 0 or isinstance(parts[j][0], str)):
+                parts[j].append(v)
+                continue
+            if i and isinstance(parts[j][0], str):
+                raise DataError(f"{who}: item {i} holds {type(v).__name__} {v!r:.40} where item 0 holds a text; "
+                                "each position of the items holds texts or numbers, not both")
             if isinstance(v, (str, bytes)) or (isinstance(v, np.ndarray) and v.dtype.kind in "OUS"):
                 raise DataError(f"{who}: {name + ' ' if name else ''}item {i} holds {type(v).__name__} {v!r:.40}, "
                                 "which is not a number: a loader of items batches numbers, arrays and tensors; "
                                 "encode texts and labels first (a DataBlock with TextBlock or CategoryBlock does)")
             parts[j].append(v.detach().cpu() if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)))
-    out = []
+    out: list[Any] = []
     for j, vals in enumerate(parts):
+        if isinstance(vals[0], str):
+            out.append(ListStore(vals))
+            continue
         shapes = {tuple(v.shape) for v in vals}
         if len(shapes) > 1:
             raise DataError(f"{who}: part {j} of the {name + ' ' if name else ''}items has shapes "
@@ -431,8 +457,8 @@ def range_of(x: Any) -> list[int]:
 
 def first(x: Any, f: Any = None) -> Any:
     """The first item of an iterable, or the first for which ``f(item)`` is true; None when there is none
-    (as fastai's ``first``). For a :class:`DataLoader` it is ``dl.one_batch()``: the epoch does not advance
-    and no prefetch threads are started.
+    (as fastai's ``first``). For a :class:`DataLoader` it is ``dl.one_batch()`` (as iterating gives it, see
+    :meth:`DataLoader.as_given`): the epoch does not advance and no prefetch threads are started.
 
     >>> first([3, 4, 5]), first([3, 4, 5], lambda o: o % 2 == 0), first([]), first("ab")
     (3, 4, None, 'a')
@@ -442,7 +468,7 @@ def first(x: Any, f: Any = None) -> Any:
     ([0, 1, 2, 3], 0)
     """
     if f is None and isinstance(x, DataLoader):
-        return x.one_batch() if len(x) else None
+        return x.as_given(x.one_batch()) if len(x) else None
     it = iter(x)
     try:
         return next((o for o in it if f is None or f(o)), None)

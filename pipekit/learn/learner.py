@@ -424,6 +424,7 @@ class Learner:
         self.n_iter, self._n_inp = len(dl), dl.n_inp
         for i, b in enumerate(dl if self.batch_wrapper is None else self.batch_wrapper(dl)):
             self.iter = i
+            b = (b,) if isinstance(b, torch.Tensor) else b  # a loader of bare items (DataLoader(x)): inputs only
             self._one_batch(b)
 
     def _one_batch(self, b: Sequence[torch.Tensor]) -> None:

@@ -3,6 +3,7 @@
 ``HookCallback`` after a fit with validation, ``learn.opt.hypers`` and ``dls.bs``; on mnist_tiny."""
 from __future__ import annotations
 
+import string
 import warnings
 
 import numpy as np
@@ -16,7 +17,7 @@ import pipekit
 import pipekit.datasets as D
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.data import (Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, Datasets,
-                          GrandparentSplitter, TfmdLists, get_image_files, parent_label)
+                          GrandparentSplitter, TfmdLists, first, get_image_files, parent_label)
 from pipekit.learn import SGD, Callback, HookCallback, Learner
 from pipekit.vision import ImageBlock
 
@@ -55,11 +56,21 @@ def test_ch04_dataloader_of_pairs_with_batch_size_trains(digits):
     with torch.no_grad():
         acc = float(((learn.model(vx).sigmoid() > 0.5).float() == vy).float().mean())
     assert acc > 0.9
-    # the book's collections of numbers batch too; what is not a number is named
-    assert [b[0].tolist() for b in DataLoader(range(7), batch_size=3)] == [[0, 1, 2], [3, 4, 5], [6]]
-    assert [b[0].tolist() for b in DataLoader(torch.arange(7) * 2, batch_size=4)] == [[0, 2, 4, 6], [8, 10, 12]]
+    # the book's collections batch as fastai's: numbers to bare tensors, (number, letter) pairs to a tensor and a
+    # tuple of letters; the same seed shuffles alike, every item once an epoch
+    assert [b.tolist() for b in DataLoader(range(7), batch_size=3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert [b.tolist() for b in DataLoader(torch.arange(7) * 2, batch_size=4)] == [[0, 2, 4, 6], [8, 10, 12]]
+    coll = list(DataLoader(range(15), batch_size=5, shuffle=True, seed=1))
+    assert sorted(torch.cat(coll).tolist()) == list(range(15)) and first(DataLoader(range(15), batch_size=5)).shape == (5,)
+    letters = list(DataLoader(list(enumerate(string.ascii_lowercase)), batch_size=6, shuffle=True, seed=1))
+    assert [len(b[1]) for b in letters] == [6, 6, 6, 6, 2] and all(isinstance(b[1], tuple) for b in letters)
+    assert all(string.ascii_lowercase[int(i)] == c for idx, cs in letters for i, c in zip(idx, cs))
+    with pytest.raises(DataError, match=r"item 1 holds int 3 where item 0 holds a text"):
+        DataLoader([(1, "a"), (2, 3)], batch_size=2)
     with pytest.raises(DataError, match=r"item 0 holds str 'a', which is not a number"):
-        DataLoader(list(enumerate("abc")), batch_size=2)
+        DataLoaders.from_dsets(list(enumerate("abc")), list(enumerate("de")), bs=2)
+    # inputs alone, as the book's DataLoader(x) of a tensor, give predictions
+    assert learn.get_preds(dl=DataLoader(vx[:300], batch_size=64))[0].shape == (300, 1)
     with pytest.raises(DataError, match=r"item 1 is not a tuple of 2 like item 0"):
         DataLoader([(1, 2), (3,)], batch_size=2)
     with pytest.raises(ParameterError, match="the list of items is empty"):
