@@ -526,3 +526,22 @@ def test_first_of_a_loader_is_its_one_batch_and_leaves_no_threads():
     assert not [t for t in threading.enumerate() if t.name.startswith("pipekit-prefetch")]
     assert first(dl, lambda batch: False) is None
     assert first([]) is None and first(iter([5, 6])) == 5 and first(range(10), lambda i: i > 6) == 7
+
+
+def test_the_loaders_answer_for_their_training_loader_as_fastais_do_on_mnist_tiny():
+    from pipekit.data import DataLoaders, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.vision import ImageBlock
+
+    root = D.path("mnist_tiny")
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock),
+                    get_items=lambda p: get_image_files(p, folders=["train", "valid"]), get_y=parent_label,
+                    splitter=GrandparentSplitter()).dataloaders(root, bs=16, seed=0, device="cpu")
+    b = dls.one_batch()
+    assert [label for _, label in dls.decode_batch(b, max_n=5)] == [label for _, label in dls.train.decode_batch(b, max_n=5)]
+    assert dls.n == len(dls.train_ds) == len(dls.items) and dls.dataset is dls.train.dataset
+    assert dls.items[0] == dls.train_ds.items[0] and dls.items[0].parent.parent.name == "train"
+    assert dls.cpu() is dls and dls.device == torch.device("cpu")
+    with pytest.raises(AttributeError, match="no attribute 'after_batchs'"):
+        _ = dls.after_batchs
+    with pytest.raises(AttributeError, match="hold no data"):
+        _ = DataLoaders(recipe=dls.recipe).n

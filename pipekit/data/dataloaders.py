@@ -455,6 +455,26 @@ class DataLoaders:
             dl.to(self._device)
         return self
 
+    def cpu(self) -> DataLoaders:
+        """``dls.to("cpu")``, as fastai's ``dls.cpu()``."""
+        return self.to("cpu")
+
+    def cuda(self) -> DataLoaders:
+        """``dls.to("cuda")``, as fastai's ``dls.cuda()``."""
+        return self.to("cuda")
+
+    #: what the loaders answer for their training loader, as fastai's do (``dls.decode_batch(b)``, ``dls.n``,
+    #: a table's ``dls.xs``); ``dls.items`` is the training items
+    TRAIN_ATTRIBUTES = ("decode_batch", "n", "dataset", "xs", "ys", "y")
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "items" or name in DataLoaders.TRAIN_ATTRIBUTES:
+            if not self.__dict__.get("loaders"):
+                raise AttributeError(f"'DataLoaders' object has no attribute '{name}': these loaders hold no data")
+            train = self.__dict__["loaders"][0]
+            return getattr(train.dataset if name == "items" else train, name)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
     @property
     def blocks(self) -> tuple:
         if self.recipe is not None:
