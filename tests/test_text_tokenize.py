@@ -242,3 +242,34 @@ def test_numericalize_bad_vocab_and_params():
         num.decode([3, 10])
     with pytest.raises(NotFittedError, match="not fitted"):
         Numericalize().encode(["a"])
+
+
+def test_the_books_tokenizer_from_folder_reads_the_files_of_tfmdlists_on_imdb(tmp_path):
+    # chapter 11: files = get_text_files(path, folders=['train', 'test']);
+    # tls = TfmdLists(files, [Tokenizer.from_folder(path), Numericalize], splits=splits)
+    import pipekit.datasets as D
+    from pipekit.data import GrandparentSplitter, TfmdLists, get_text_files
+    from pipekit.text import Numericalize, Tokenizer
+
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(60)
+    for i, (label, text) in enumerate(df.select("label", "text").iter_rows()):
+        folder = tmp_path / ("test" if i % 5 == 0 else "train") / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.txt").write_text(text, encoding="utf-8")
+    files = get_text_files(tmp_path, folders=["train", "test"])
+    tok = Tokenizer.from_folder(tmp_path)
+    assert tok(files[0]) == tok(files[0].read_text()) and tok(files[:3])[2] == tok(files[2].read_text())
+    tls = TfmdLists(files, [Tokenizer.from_folder(tmp_path), Numericalize],
+                    splits=GrandparentSplitter(valid_name="test")(files))
+    assert (len(tls.train), len(tls.valid)) == (48, 12)
+    train_files = [f for f in files if f.parent.parent.name == "train"]
+    vocab = tls.vocab
+    ids = [vocab.index(t) if t in vocab else 0 for t in tok(train_files[0])]  # xxunk (0) for a rare word
+    assert tls.train[0].tolist() == ids
+    subword = Tokenizer.from_folder(tmp_path, mode="unigram", vocab_sz=200)
+    subword.setup(files[:40])  # the subword model learns from the files' texts
+    assert len(subword(files[0])) > 10
+    bad = tmp_path / "train" / "latin1.txt"
+    bad.write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.txt: not valid utf-8 at byte 3"):
+        tok([files[0], bad])

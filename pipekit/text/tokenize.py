@@ -20,6 +20,7 @@ whitespace-separated chunks, ``▁`` marking the space before each, punctuation 
 from __future__ import annotations
 
 import html
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -194,6 +195,24 @@ def _refuse_non_text(values: list, name: str) -> None:
                         "the texts (pandas: .astype(str); Polars: .cast(pl.String)) or pick the text column")
 
 
+def read_text_files(texts: Any) -> Any:
+    """``texts``, or, when they are files (``pathlib.Path`` items: ``get_text_files(path)``), the text each
+    holds (:func:`read_text_file`: UTF-8, a file that is not is named).
+
+    >>> read_text_files(["a text"])
+    ['a text']
+    """
+    values = texts.to_list() if isinstance(texts, pl.Series) and texts.dtype == pl.Object else texts
+    if not isinstance(values, (list, tuple)) or not values or not isinstance(values[0], os.PathLike):
+        return texts
+    out = []
+    for i, f in enumerate(values):
+        if not isinstance(f, os.PathLike):
+            raise DataError(f"text {i} is a {type(f).__name__} where text 0 is a file; give files or texts, not both")
+        out.append(read_text_file(f))
+    return out
+
+
 def as_text_series(texts: Any, name: str = "text") -> pl.Series:
     """Texts as a Polars string Series; nulls (None, NaN) and non-strings fail with the row number.
 
@@ -363,10 +382,11 @@ class Tokenizer(Transform):
 
     # -- fitting ---------------------------------------------------------------------------------------
     def setup(self, texts: Any) -> None:
-        """Train the subword model on ``texts`` (the training split); nothing to learn in word mode."""
+        """Train the subword model on ``texts`` (the training split, or its files); nothing to learn in word
+        mode."""
         if self.mode == "word":
             return
-        self._train(as_text_series(texts), "words" if self.rules else "chunks")
+        self._train(as_text_series(read_text_files(texts)), "words" if self.rules else "chunks")
 
     def _train(self, s: pl.Series, units: str) -> None:
         """Train the subword model on the ``units`` ("words" or "chunks", see :meth:`_subword_units`) of ``s``."""
@@ -562,12 +582,25 @@ class Tokenizer(Transform):
         >>> len(many), many[1]
         (2, ['xxbos', 'xxmaj', 'bad', '.'])
         """
-        if isinstance(texts, str):
-            return self.encode_texts([texts])[0]
+        if isinstance(texts, (str, os.PathLike)):
+            return self.encode_texts(read_text_files([texts]))[0]
         if not isinstance(texts, Iterable):
             raise ParameterError(f"{type(self).__name__} takes a text (str) or a list of texts (a list, NumPy array "
                                  f"or Polars Series of str), got {type(texts).__name__}")
-        return self.encode_texts(texts)
+        return self.encode_texts(read_text_files(texts))
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike | None = None, **kwargs: Any) -> Tokenizer:
+        """A tokenizer for the text files of a folder, as the book's ``Tokenizer.from_folder(path)``: given files
+        (``pathlib.Path`` items, such as ``get_text_files(path)``'s, in ``TfmdLists(files, [Tokenizer.from_folder(
+        path), Numericalize])``) it tokenizes what each holds (:func:`read_text_file`). ``kwargs`` as
+        :class:`Tokenizer`'s.
+
+        >>> _ = Path("/tmp/pk_review.txt").write_text("A GOOD film.", encoding="utf-8")
+        >>> Tokenizer.from_folder("/tmp")(Path("/tmp/pk_review.txt"))
+        ['xxbos', 'a', 'xxup', 'good', 'film', '.']
+        """
+        return cls(**kwargs)
 
     def encode_texts(self, texts: Any) -> TokenizedTexts:
         """Tokenize a sequence of texts (list, NumPy array or Polars Series) into a :class:`TokenizedTexts`."""
