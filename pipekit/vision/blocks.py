@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
@@ -41,32 +41,100 @@ from pipekit.vision.transforms import BatchAugment, IntToFloat
 IMAGE_CLASSES = ("RGB", "L")
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with every ImageArray in it (also inside lists, tuples and dicts) as a plain ndarray view."""
+    if isinstance(value, ImageArray):
+        return value.view(np.ndarray)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _from_pil(pil: Any) -> ImageArray:
+    """A PIL image of mode ``'RGB'`` or ``'L'`` as an ImageArray (H, W, C), writable (np.asarray's is not)."""
+    pixels = np.array(pil)
+    return (pixels[:, :, None] if pixels.ndim == 2 else pixels).view(ImageArray)
+
+
 class ImageArray(np.ndarray):
     """Decoded pixels, uint8 (H, W, C), that show themselves: a picture in a notebook, ``PILImage mode=RGB
-    size=200x150`` as text. Everything that takes an array takes one (``learn.predict``, NumPy, torch);
-    arithmetic on it gives plain arrays. ``to_thumb(h, w)`` shrinks it to fit in h x w, ``show()`` draws it.
+    size=200x150`` as text. Everything that takes an array takes one (``learn.predict``, NumPy, torch, OpenCV,
+    ``PIL.Image.fromarray``); arithmetic and NumPy functions on it give plain arrays. ``to_thumb(h, w)`` shrinks
+    it to fit in h x w, ``show()`` draws it.
+
+    It answers PIL's (and fastai's ``PILImage``'s) names as they do: ``size`` is ``(width, height)``, ``width``,
+    ``height``, ``mode``, ``n_px``, ``aspect``, and ``resize((w, h))`` and ``convert(mode)`` return new images.
+    NumPy's own names keep their NumPy meaning: ``shape`` is ``(H, W, C)`` (fastai's ``(H, W)`` is
+    ``img.shape[:2]``), ``reshape`` and ``transpose`` move axes; ``np.array(img).size`` is the number of values.
 
     >>> img = PILImage.create(np.zeros((40, 60), np.uint8))
-    >>> img, img.to_thumb(20).shape, type(img / 255).__name__
-    (PILImage mode=RGB size=60x40, (13, 20, 3), 'ndarray')
+    >>> img, img.size, img.shape, img.to_thumb(20).size, type(img / 255).__name__
+    (PILImage mode=RGB size=60x40, (60, 40), (40, 60, 3), (20, 13), 'ndarray')
+    >>> img.resize((30, 10)), img.convert("L")
+    (PILImage mode=RGB size=30x10, PILImageBW mode=L size=60x40)
     """
 
     def __array_wrap__(self, array: Any, context: Any = None, return_scalar: bool = False) -> Any:
         out = np.asarray(array).view(np.ndarray)
         return out[()] if return_scalar else out
 
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        # NumPy's Python-level functions read ``a.size`` as the number of values (np.median, np.average and
+        # np.unique failed on a PIL-style (width, height) size): they get the plain pixels, as arithmetic does.
+        return func(*_plain(args), **_plain(kwargs))
+
     def _is_picture(self) -> bool:
         return self.dtype == np.uint8 and self.ndim == 3 and self.shape[2] in (1, 3) and min(self.shape[:2]) > 0
+
+    def _picture(self, what: str) -> np.ndarray:
+        """The pixels as a plain array; an ImageArray that is no longer a picture says what it is instead."""
+        if not self._is_picture():
+            raise AttributeError(f"ImageArray.{what}: this array of shape {self.shape} and dtype {self.dtype} is not a "
+                                 "picture (uint8 (H, W, 1) or (H, W, 3)); PILImage.create(arr) makes one")
+        return self.view(np.ndarray)
 
     @property
     def mode(self) -> str:
         """``'RGB'`` or ``'L'``, by the number of channels."""
         return "L" if self.ndim == 3 and self.shape[2] == 1 else "RGB"
 
+    @property
+    def size(self) -> tuple[int, int] | int:  # type: ignore[override]
+        """``(width, height)`` in pixels, as PIL's ``Image.size`` (fastai's ``PILImage.size``); for an array that
+        is not a picture (a channel ``img[:, :, 0]``, floats) NumPy's number of values."""
+        if self._is_picture():
+            return int(self.shape[1]), int(self.shape[0])
+        return np.ndarray.size.__get__(self)  # type: ignore[attr-defined]
+
+    @property
+    def width(self) -> int:
+        """Width in pixels (``shape[1]``)."""
+        return int(self._picture("width").shape[1])
+
+    @property
+    def height(self) -> int:
+        """Height in pixels (``shape[0]``)."""
+        return int(self._picture("height").shape[0])
+
+    @property
+    def n_px(self) -> int:
+        """Number of pixels, ``width * height`` (fastai's ``n_px``)."""
+        return self.width * self.height
+
+    @property
+    def aspect(self) -> float:
+        """``width / height`` (fastai's ``aspect``)."""
+        return self.width / self.height
+
     def __repr__(self) -> str:
         if not self._is_picture():
             return repr(self.view(np.ndarray))
         return f"PILImage{'BW' if self.mode == 'L' else ''} mode={self.mode} size={self.shape[1]}x{self.shape[0]}"
+
+    def __str__(self) -> str:  # NumPy's str reads .size as the number of values; print(img) is the repr, as PIL's
+        return repr(self) if self._is_picture() else str(self.view(np.ndarray))
 
     def to_pil(self) -> Any:
         """The pixels as a PIL image."""
@@ -84,10 +152,31 @@ class ImageArray(np.ndarray):
 
     def to_thumb(self, h: int, w: int | None = None) -> ImageArray:
         """The image shrunk (never enlarged) to fit in ``h`` x ``w`` (``w`` defaults to ``h``), its aspect kept."""
+        self._picture("to_thumb")
         pil = self.to_pil()
         pil.thumbnail((w or h, h))
-        pixels = np.asarray(pil)
-        return (pixels[:, :, None] if pixels.ndim == 2 else pixels).view(ImageArray)
+        return _from_pil(pil)
+
+    def resize(self, size: Any, resample: int | None = None, box: Any = None,  # type: ignore[override]
+               reducing_gap: float | None = None) -> ImageArray:
+        """A new image of ``size`` = ``(width, height)``, resized by PIL as ``PIL.Image.resize`` (fastai's
+        ``PILImage.resize``) does, with the same ``resample`` (bicubic by default), ``box`` and ``reducing_gap``.
+        NumPy's in-place ``ndarray.resize`` is not available on an image: ``np.resize(np.array(img), shape)``."""
+        self._picture("resize")
+        if not (isinstance(size, (tuple, list)) and len(size) == 2):
+            raise ParameterError(f"ImageArray.resize takes PIL's size (width, height), got {size!r}: "
+                                 f"img.resize(({self.width}, {self.height})) keeps this one's size; NumPy's "
+                                 "ndarray.resize is np.resize(np.array(img), new_shape)")
+        return _from_pil(self.to_pil().resize(tuple(size), resample, box, reducing_gap))
+
+    def convert(self, mode: str) -> ImageArray:
+        """This image in ``mode`` (``'RGB'`` or ``'L'``), converted by PIL as ``PIL.Image.convert`` does (grey is
+        PIL's ITU-R 601-2 luma, as fastai's ``img.convert('L')`` gives)."""
+        self._picture("convert")
+        if mode not in IMAGE_CLASSES:
+            raise ParameterError(f"ImageArray.convert({mode!r}): an ImageArray holds {' or '.join(IMAGE_CLASSES)} "
+                                 f"pixels; for PIL's other modes use img.to_pil().convert({mode!r})")
+        return _from_pil(self.to_pil().convert(mode))
 
     def show(self, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None) -> Any:
         """Draw the image (see :func:`pipekit.vision.show_image`); returns the axes."""
