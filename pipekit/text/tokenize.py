@@ -209,7 +209,7 @@ def read_text_files(texts: Any) -> Any:
     for i, f in enumerate(values):
         if not isinstance(f, os.PathLike):
             raise DataError(f"text {i} is a {type(f).__name__} where text 0 is a file; give files or texts, not both")
-        out.append(read_text_file(f))
+        out.append(read_text_file(Path(f)))
     return out
 
 
