@@ -41,10 +41,10 @@ from pipekit.core.validate import CLASS_AXIS, Interval, Is, Options, check
 
 __all__ = [
     "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric", "check_metric",
-    "Accuracy", "ErrorRate", "AccuracyMulti", "MAE", "MSE", "RMSE", "RMSPE", "Perplexity", "R2Score", "F1Score",
+    "Accuracy", "ErrorRate", "AccuracyMulti", "MAE", "MSE", "RMSE", "RMSPE", "ExpRMSPE", "Perplexity", "R2Score", "F1Score",
     "BalancedAccuracy", "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "Precision", "Recall", "PrecisionMulti",
     "RecallMulti", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
-    "rmspe", "perplexity", "r2_score", "log_loss", "roc_auc", "TASKS", "PairedDifference", "paired_difference",
+    "rmspe", "exp_rmspe", "perplexity", "r2_score", "log_loss", "roc_auc", "TASKS", "PairedDifference", "paired_difference",
 ]
 
 TASKS = ("classification", "regression")
@@ -434,6 +434,22 @@ class RMSPE(RMSE):
         return (((pred.reshape(-1).double() - t) / t.where(keep, t.new_ones(())))[keep] ** 2).sum(), keep.sum()
 
 
+class ExpRMSPE(RMSPE):
+    """RMSPE of ``exp(pred)`` against ``exp(target)``: the score of a model trained on the log of a target (the
+    Rossmann sales), in the target's own units, as fastai's ``exp_rmspe``.
+
+    >>> import torch
+    >>> m = ExpRMSPE()
+    >>> round(float(m(torch.log(torch.tensor([110.0, 90.0])), torch.log(torch.tensor([100.0, 100.0])))), 4)
+    0.1
+    """
+
+    metric_name = "exp_rmspe"
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        return super().batch_stats(pred.double().exp(), targ.double().exp(), loss)
+
+
 class Perplexity(MeanMetric):
     """exp(mean loss): the language model's metric, pooled over the whole set."""
 
@@ -703,7 +719,7 @@ class LogLoss(ArrayMetric):
 
 
 accuracy, error_rate, accuracy_multi = Accuracy(), ErrorRate(), AccuracyMulti()
-mae, mse, rmse, rmspe, perplexity = MAE(), MSE(), RMSE(), RMSPE(), Perplexity()
+mae, mse, rmse, rmspe, exp_rmspe, perplexity = MAE(), MSE(), RMSE(), RMSPE(), ExpRMSPE(), Perplexity()
 r2_score, log_loss, roc_auc = R2Score(), LogLoss(), RocAuc()
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 

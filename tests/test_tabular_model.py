@@ -439,3 +439,26 @@ def test_category_missing_only_in_the_validation_rows_is_said_as_the_split_is_ma
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Tabular(adult, cat_names=CAT, cont_names=CONT, y_names="salary", splits=RandomSplitter(0.2, seed=42))
+
+
+def test_exp_rmspe_scores_a_log_sales_net_in_sales_on_rossmann():
+    # fastai's Rossmann tutorial: a net on log(Sales) scored with exp_rmspe, the competition's RMSPE in sales
+    from pipekit import set_seed
+    from pipekit.learn import exp_rmspe, rmspe
+
+    ross = pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.Utf8},
+                       n_rows=20000).filter(pl.col("Sales") > 0).with_columns(pl.col("Sales").log())
+    tab = Tabular(ross, cat_names=["Store", "DayOfWeek"], cont_names=["Promo"], y_names="Sales",
+                  splits=RandomSplitter(0.2, seed=0))
+    y = ross["Sales"]
+    set_seed(0)
+    learn = tabular_learner(tab.dataloaders(bs=256, seed=0), layers=[16], metrics=[exp_rmspe, rmspe],
+                            y_range=(float(y.min()), float(y.max()) * 1.2))
+    learn.fit_one_cycle(2, 1e-2)
+    preds, targs = learn.get_preds()
+    sales, pred_sales = np.exp(targs.double().numpy().ravel()), np.exp(preds.double().numpy().ravel())
+    expected = float(np.sqrt(np.mean(((sales - pred_sales) / sales) ** 2)))
+    loss, got, on_logs = learn.validate()
+    assert got == pytest.approx(expected, rel=1e-5) and 0.05 < got < 0.6
+    assert on_logs == pytest.approx(float(np.sqrt(np.mean(((targs - preds).double().numpy().ravel()
+                                                            / targs.double().numpy().ravel()) ** 2))), rel=1e-5)
