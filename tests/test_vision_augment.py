@@ -357,3 +357,107 @@ def test_aug_transforms_errors_name_the_argument_given():
     with pytest.raises(ParameterError, match=r"aug_transforms: max_lighting=0.7 is not accepted"):
         aug_transforms(max_lighting=0.7)
     assert aug_transforms(min_zoom=0.5, max_zoom=1.0)[0].settings.min_zoom == 0.5  # zooming out only
+
+
+# ------------------------------------------- a size of another aspect than the images' (fastai 2.8.12, checked)
+def _plain(**kw):
+    """Settings that draw no flip, rotation, zoom, warp or lighting: only the crop and the resize to ``size``."""
+    return AugmentSettings(**{**dict(do_flip=False, max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0), **kw})
+
+
+def _mask_squish(masks, hw, edge):
+    """Nearest-neighbour squish of (B, H, W) masks to ``hw``: each output pixel takes the source pixel under its
+    centre; one at an exact pixel edge the pixel after it (``edge=0``) or before it (``edge=-1e-6``)."""
+    (h, w), (ho, wo) = masks.shape[1:], hw
+    rows = np.floor((np.arange(ho) + 0.5) * h / ho + edge).astype(int)
+    cols = np.floor((np.arange(wo) + 0.5) * w / wo + edge).astype(int)
+    return masks[:, rows][:, :, cols]
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_a_size_of_another_aspect_maps_the_whole_image_images_masks_and_points(camvid, train):
+    """fastai's ``aug_transforms(size=...)`` (min_scale 1) maps the whole image onto ``size`` on training and
+    validation batches: a squish when the aspects differ. camvid's 72x96 (4:3) images to 48x48: the images are
+    a plain squish, the masks a nearest one, and the points (-1..1 of the whole image) keep their coordinates."""
+    import cv2
+
+    x, y = camvid
+    points = torch.from_numpy(np.random.default_rng(0).uniform(-0.95, 0.95, (len(x), 5, 2)).astype(np.float32))
+    ctx = BatchContext(("image", "mask", "points"), 1, train, torch.device("cpu"), key=(3,))
+    img, mask, pts = BatchAugment(_plain(size=48)).encode((x, y, points), ctx)
+    squish = np.stack([cv2.resize(im, (48, 48), interpolation=cv2.INTER_LINEAR) for im in x.numpy()])
+    diff = np.abs(img.numpy().astype(int) - squish)
+    assert img.shape == (6, 48, 48, 3) and diff.mean() < 0.5 and diff.max() <= 2, (diff.mean(), diff.max())
+    m = mask.numpy()
+    assert ((m == _mask_squish(y.numpy(), (48, 48), 0)) | (m == _mask_squish(y.numpy(), (48, 48), -1e-6))).all()
+    assert torch.allclose(pts, points, atol=1e-6) and pts.abs().max() <= 1
+    # (before, the 72x72 centre of each image: the points' x went out to 0.95 * 96 / 72 = 1.27)
+    centre = np.stack([cv2.resize(im[:, 12:84], (48, 48), interpolation=cv2.INTER_LINEAR) for im in x.numpy()])
+    assert np.abs(img.numpy().astype(int) - centre).mean() > 10
+
+
+@pytest.mark.parametrize("size,min_scale", [((64, 64), 1.0), ((64, 64), 0.75), ((40, 96), 1.0), ((40, 96), 0.75)])
+@pytest.mark.parametrize("train", [False, True])
+def test_points_follow_their_images_to_a_size_of_another_aspect(size, min_scale, train):
+    """3x3 dots on 96x128 (4:3) images go with their points through crop, squish, flip, rotation and zoom."""
+    n, (h, w), (ho, wo) = 8, (96, 128), size
+    pix = np.random.default_rng(4).uniform((45, 30), (83, 66), (n, 2)).astype(int)
+    images = np.zeros((n, h, w, 3), np.uint8)
+    for i, (px, py) in enumerate(pix):
+        images[i, py - 1:py + 2, px - 1:px + 2] = 255
+    points = torch.tensor((pix + 0.5) / (w, h) * 2 - 1, dtype=torch.float32)[:, None, :]
+    aug = BatchAugment(AugmentSettings(size=size, min_scale=min_scale, max_rotate=30, max_zoom=1.2, max_warp=0.0,
+                                       max_lighting=0.0, p_affine=1.0, pad_mode="zeros"))
+    ctx = BatchContext(("image", "points"), 1, train, torch.device("cpu"), key=(6,))
+    img, pts = aug.encode((torch.from_numpy(images), points), ctx)
+    ys, xs = np.mgrid[:ho, :wo]
+    for i in range(n):
+        lum = img[i, :, :, 0].numpy().astype(float)
+        cx, cy = (lum * xs).sum() / lum.sum() + 0.5, (lum * ys).sum() / lum.sum() + 0.5
+        px, py = (pts[i, 0, 0].item() + 1) * wo / 2, (pts[i, 0, 1].item() + 1) * ho / 2
+        assert abs(cx - px) < 1.0 and abs(cy - py) < 1.0, (i, cx, cy, px, py)
+    if not train and min_scale == 1:  # validation shows all of the image: the points keep their coordinates
+        assert torch.allclose(pts, points, atol=1e-6)
+
+
+def test_crops_below_min_scale_1_are_square_as_fastais_random_resized_crop_gpu():
+    """fastai's ``aug_transforms(size=(48, 64), min_scale=0.75)`` crops squares (``RandomResizedCropGPU``,
+    ``ratio=(1, 1)``) of 75..100% of the area and squishes them to 48x64; its validation batches show a square
+    image whole and the centred square of a 96x128 one. An image in the output's shape is cropped in that shape."""
+    crop = _plain(size=(48, 64), min_scale=0.75)
+    plan = sample_plan(64, (128, 128), _streams(1), crop)
+    sx, sy = plan.matrices[:, 0, 0], plan.matrices[:, 1, 1]
+    assert np.allclose(sx, sy) and (sx * sy).min() >= 0.75 - 1e-9 and (sx * sy).max() <= 1 + 1e-9
+    assert np.allclose(sample_plan(4, (128, 128), _streams(1), crop, train=False).matrices, np.eye(3))
+    portrait = dataclasses.replace(crop, size=(64, 48))  # 96x128 to 64x48: the centred 96x96, squished
+    assert np.allclose(sample_plan(4, (96, 128), _streams(1), portrait, train=False).matrices, np.diag([0.75, 1, 1]))
+    # 96x128 to 48x64 (the same 4:3): crops of 4:3, none squished, as before
+    same = sample_plan(64, (96, 128), _streams(1), crop)
+    rng = _streams(1)("crop")
+    scale, log_r, uv = rng.uniform(0.75, 1.0, 64), rng.uniform(0.0, 0.0, 64), rng.uniform(0, 1, (64, 2))
+    assert np.array_equal(same.matrices, crop_matrices((96, 128), (48, 64), scale, np.exp(log_r), uv))
+    assert np.allclose(same.matrices[:, 0, 0], same.matrices[:, 1, 1])  # 4:3 of a 4:3 image
+
+
+@pytest.mark.parametrize("in_hw,size", [((72, 96), (48, 64)), ((72, 96), (36, 48)), ((96, 96), 64), ((72, 96), None)])
+def test_sizes_of_the_images_aspect_keep_their_plans_and_pixels(camvid, in_hw, size):
+    """A size in the images' own aspect is a plain resize on validation batches, and training crops keep the
+    output's shape (what pipekit planned before fastai's squish was matched for other aspects)."""
+    import cv2
+
+    out_hw = in_hw if size is None else (size, size) if isinstance(size, int) else size
+    valid = sample_plan(3, in_hw, _streams(0), AugmentSettings(size=size), train=False).matrices
+    old = np.eye(3) if out_hw == in_hw else crop_matrices(in_hw, out_hw, np.ones(3), np.ones(3), np.full((3, 2), 0.5))
+    assert np.array_equal(valid, np.broadcast_to(old, valid.shape))
+    settings = _settings(size=size)
+    rng = _streams(2)("crop")
+    scale, log_r, uv = rng.uniform(0.6, 1.0, 5), rng.uniform(0.0, 0.0, 5), rng.uniform(0, 1, (5, 2))
+    crop = crop_matrices(in_hw, out_hw, scale, np.exp(log_r), uv)
+    only_crop = sample_plan(5, in_hw, _streams(2), dataclasses.replace(settings, p_affine=0.0, do_flip=False))
+    assert np.array_equal(only_crop.matrices, crop)
+    if in_hw == (72, 96):
+        x, _ = camvid
+        img = BatchAugment(AugmentSettings(size=size)).encode((x,), BatchContext(("image",), 1, False,
+                                                                               torch.device("cpu")))[0]
+        squish = np.stack([cv2.resize(im, out_hw[::-1], interpolation=cv2.INTER_LINEAR) for im in x.numpy()])
+        assert np.abs(img.numpy().astype(int) - squish).max() <= 2

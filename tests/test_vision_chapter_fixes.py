@@ -396,6 +396,40 @@ def test_aug_transforms_appends_xtra_tfms_and_names_what_it_does_not_take():
     assert len(aug_transforms(batch=False, align_corners=False)) == 1
 
 
+def test_chapter_6_points_with_a_size_of_another_aspect_see_the_whole_image():
+    """Chapter 6's head-pose DataBlock (no item_tfms, ``batch_tfms=aug_transforms(size=(48, 64))``) on coco_tiny's
+    128x128 photos: as in fastai 2.8.12 the whole photo is squished to 48x64, on validation batches too, so the
+    centre targets keep their place in -1..1 (fastai: -0.857..0.925) and a ``y_range=(-1, 1)`` model can reach
+    them; a centred 4:3 crop put 5 of them outside (-1.064..1.035)."""
+    import json
+
+    import cv2
+    from PIL import Image
+
+    root = D.path("coco_tiny")
+    meta = json.loads((root / "train.json").read_text())
+    first: dict[int, list] = {}
+    for a in meta["annotations"]:
+        x, y, w, h = a["bbox"]
+        first.setdefault(a["image_id"], [x + w / 2, y + h / 2])
+    ctr = {i["file_name"]: first[i["id"]] for i in meta["images"] if i["id"] in first}
+    dblock = DataBlock(blocks=(ImageBlock, PointBlock), get_items=get_image_files,
+                       get_y=lambda f: torch.tensor(ctr[f.name]), splitter=FuncSplitter(lambda o: o.name.startswith("0000001")),
+                       batch_tfms=aug_transforms(size=(48, 64)))
+    dls = dblock.dataloaders(root, bs=40, seed=0)
+    xb, yb = dls.valid.one_batch()
+    files = dls.valid_ds.items[:len(xb)]
+    want = torch.tensor([[[ctr[f.name][0] / 64 - 1, ctr[f.name][1] / 64 - 1]] for f in files])
+    assert xb.shape[-2:] == (48, 64) and torch.allclose(yb, want, atol=1e-5)
+    squish = np.stack([cv2.resize(np.asarray(Image.open(f).convert("RGB")), (64, 48), interpolation=cv2.INTER_LINEAR)
+                       for f in files]).transpose(0, 3, 1, 2) / 255
+    assert np.abs(xb.numpy() - squish).mean() < 0.005
+    ys = torch.cat([y for _, y in dls.valid])
+    assert ys.abs().max() <= 1 and ys.min() == pytest.approx(-0.857, abs=1e-3) and ys.max() == pytest.approx(0.925, abs=1e-3)
+    xt, yt = dls.train.one_batch()  # training batches: the same squish, then flips, rotation, zoom and warp
+    assert xt.shape[-2:] == (48, 64) and yt.abs().max() < 1.5
+
+
 # ------------------------------------------------------------------ 8. PILImage, PILImageBW
 def test_pil_image_names_are_the_image_modes(mnist_learner):
     from pipekit.vision import PILImage, PILImageBW

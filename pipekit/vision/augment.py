@@ -154,22 +154,76 @@ class AugmentPlan:
         return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
 
 
+def crop_frame(in_hw: tuple[int, int], out_hw: tuple[int, int], min_scale: float) -> tuple[int, int]:
+    """The shape (h, w) whose aspect (times ``ratio``) a random crop of an ``in_hw`` image takes before it is
+    resized to ``out_hw``, as fastai's ``aug_transforms(size=...)`` plans it. With ``min_scale`` 1, the whole
+    image: its affine transforms map all of it onto ``size``, a squish when the aspects differ. Below 1, a
+    square, as its ``RandomResizedCropGPU`` (``ratio=(1, 1)``) crops; where the image and the output are both
+    wider than square (or both taller) the aspect nearest square between theirs, so an image already in the
+    output's shape is cropped in that shape, undistorted.
+
+    >>> crop_frame((128, 128), (48, 64), 1.0), crop_frame((96, 128), (64, 48), 0.75)
+    ((128, 128), (1, 1))
+    >>> crop_frame((96, 128), (48, 64), 0.75), crop_frame((100, 200), (48, 64), 0.75)
+    ((48, 64), (48, 64))
+    """
+    (hi, wi), (ho, wo) = in_hw, out_hw
+    a_in, a_out = wi / hi, wo / ho
+    if a_in == a_out:
+        return out_hw
+    if min_scale >= 1:
+        return in_hw
+    a = min(max(1.0, min(a_in, a_out)), max(a_in, a_out))
+    return out_hw if a == a_out else in_hw if a == a_in else (1, 1)
+
+
+def valid_crop(n: int, in_hw: tuple[int, int], out_hw: tuple[int, int], min_scale: float = 1.0,
+               ratio: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """The validation plan's matrices (n, 3, 3), as fastai's validation batches show the image: all of it when
+    the crops' aspects (:func:`crop_frame` times ``ratio``) include its own, else the centred crop of the
+    aspect nearest it; then resized to ``out_hw``.
+
+    >>> valid_crop(1, (96, 128), (64, 64), min_scale=0.75)[0].tolist()  # the centred square
+    [[0.75, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    >>> valid_crop(1, (96, 128), (64, 64))[0].tolist()  # min_scale 1: all of it, squished
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    if in_hw == out_hw:
+        return eye_stack(n)
+    (hi, wi), (fh, fw) = in_hw, crop_frame(in_hw, out_hw, min_scale)
+    a_in, a = wi / hi, fw / fh
+    aspect = min(max(a_in, a * min(ratio[0], 1.0)), a * max(ratio[1], 1.0))
+    if aspect == a_in and (fh, fw) != out_hw:  # all of it, exactly (an image in the output's shape: as before)
+        return eye_stack(n)
+    return crop_matrices(in_hw, (fh, fw), np.ones(n), np.full(n, aspect / a), np.full((n, 2), 0.5))
+
+
 def sample_plan(n: int, in_size: tuple[int, int], streams: Streams, settings: AugmentSettings = DEFAULT_SETTINGS,
                 train: bool = True, extra: Sequence[Sampler] = ()) -> AugmentPlan:
     """The plan for a batch of ``n`` images of ``in_size`` (h, w): each sampler of ``settings`` (then
     ``extra``) draws from ``streams(sampler.stream)`` (e.g. ``ctx.rng``), and the draws are composed.
 
-    ``train=False`` gives the deterministic validation plan: a centred crop to ``size`` and nothing else.
+    A :class:`~pipekit.vision.RandomCrop` is drawn in the shape :func:`crop_frame` gives, every other sampler
+    in the output's. ``train=False`` gives the deterministic validation plan and nothing else: the whole image
+    resized to ``size`` (a squish when ``size`` has another aspect), or with ``min_scale`` below 1 the
+    centred crop of the crops' shape when the image is not in it (:func:`valid_crop`).
+
+    >>> streams = lambda name: np.random.default_rng(0)
+    >>> sample_plan(2, (128, 128), streams, AugmentSettings(size=(48, 64)), train=False).matrices[0]  # all
+    array([[1., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 1.]])
     """
     in_hw = (int(in_size[0]), int(in_size[1]))
     out_hw = size2(settings.size, in_hw)
     if not train:
-        centre = crop_matrices(in_hw, out_hw, np.ones(n), np.ones(n), np.full((n, 2), 0.5))
-        return AugmentPlan(centre if out_hw != in_hw else eye_stack(n), in_hw, out_hw, np.zeros(n), np.ones(n))
+        return AugmentPlan(valid_crop(n, in_hw, out_hw, settings.min_scale, settings.ratio), in_hw, out_hw,
+                           np.zeros(n), np.ones(n))
     mats, contrast, brightness = eye_stack(n), np.ones(n), np.zeros(n)
     for s in (*settings.samplers(), *extra):
         if isinstance(s, AffineSampler):
-            mats = mats @ s.matrices(n, streams(s.stream), in_hw, out_hw)
+            frame = crop_frame(in_hw, out_hw, s.min_scale) if isinstance(s, RandomCrop) else out_hw
+            mats = mats @ s.matrices(n, streams(s.stream), in_hw, frame)
         elif isinstance(s, LightingSampler):
             scale, shift = s.lighting(n, streams(s.stream))
             contrast, brightness = contrast * scale, brightness * scale + shift

@@ -44,8 +44,9 @@ class BatchAugment(BatchTransform):
 
     ``settings`` (an :class:`AugmentSettings`, most easily made by :func:`aug_transforms`) say what is
     drawn; ``extra_samplers`` add samplers of one's own after those, each on its own random stream.
-    Training batches (``ctx.train``) get a random plan; validation batches only the deterministic
-    centre crop to ``size``. ``executor``: ``'cv2'`` (uint8, threads), ``'torch'`` (grid_sample) or
+    Training batches (``ctx.train``) get a random plan; validation batches only the deterministic one:
+    the whole image resized to ``size`` (with ``min_scale`` below 1, the centred crop of the crops' shape
+    when the image is not in it; see :func:`~pipekit.vision.augment.valid_crop`). ``executor``: ``'cv2'`` (uint8, threads), ``'torch'`` (grid_sample) or
     ``'auto'`` (cv2 for uint8 batches on the CPU, torch otherwise).
 
     >>> BatchAugment(AugmentSettings(size=64, max_rotate=20)).settings.max_rotate
@@ -166,9 +167,14 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
                    batch: bool = False, align_corners: bool = False) -> list[BatchTransform]:
     """The standard augmentation set as one :class:`BatchAugment`; ``mult`` scales the magnitudes.
 
-    ``size``: output (int or (h, w); None keeps the input's); ``min_scale``: smallest share of the area
-    a random crop keeps; ``do_flip``/``flip_vert``: mirror left-right / top-bottom (and transpose square
-    images); ``max_rotate`` (degrees), ``min_zoom``..``max_zoom`` and ``max_warp`` (perspective) each
+    ``size``: output (int or (h, w); None keeps the input's); the whole image is mapped onto it, on training
+    and validation batches alike (squished when ``size`` has another aspect, as fastai's affine transforms
+    with ``size`` do, so points and boxes stay in -1..1); ``min_scale``: below 1, the smallest share of the
+    area a random crop keeps, the crop square as fastai's ``RandomResizedCropGPU`` draws it, or in the
+    output's shape when the image has that shape (:func:`~pipekit.vision.augment.crop_frame`), then resized
+    to ``size``; validation batches then show the centred crop of that shape (all of a square image);
+    ``do_flip``/``flip_vert``: mirror left-right / top-bottom (and transpose square images);
+    ``max_rotate`` (degrees), ``min_zoom``..``max_zoom`` and ``max_warp`` (perspective) each
     apply with probability ``p_affine``; ``max_lighting`` changes brightness and contrast, each with
     probability ``p_lighting``; ``mode``: ``'bilinear'`` or ``'nearest'``; ``pad_mode``: ``'reflection'``,
     ``'zeros'`` or ``'border'``; ``executor``: see :class:`BatchAugment`. ``mult`` multiplies ``max_rotate``,
