@@ -18,17 +18,10 @@ from pipekit.learn import Learner, accuracy
 from pipekit.text import AWD_LSTM, TextBlock, TextDataLoaders, language_model_learner, text_classifier_learner
 from pipekit.vision import ImageBlock, aug_transforms, simple_cnn
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = dict(emb_sz=16, n_hid=32, n_layers=1)
 BS, SEQ_LEN = 4, 50
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the test machine is shared: one thread avoids oversubscription stalls
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

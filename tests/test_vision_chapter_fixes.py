@@ -38,20 +38,6 @@ def dogscats_dls(size: int, bs: int = 8, get_y=parent_label, step: int = 100):
     return dblock.dataloaders(D.path("dogscats"), bs=bs, seed=0)
 
 
-@pytest.fixture(scope="module")
-def mnist_learner():
-    """mnist_tiny's 3s and 7s (an eighth of them), grey, a small CNN trained one epoch."""
-    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=lambda p: get_image_files(p)[::8],
-                       splitter=GrandparentSplitter(), get_y=parent_label)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the test/ folder is in neither subset
-        dls = dblock.dataloaders(D.path("mnist_tiny"), bs=16, seed=0)
-    pipekit.set_seed(0)
-    learn = Learner(dls, simple_cnn(n_in=1, n_out=2), metrics=accuracy)
-    learn.fit_one_cycle(1, 1e-2)
-    return learn
-
-
 # ------------------------------------------------------------------ 1. fine_tune on a model of one group
 def test_fine_tune_after_training_from_scratch_skips_the_frozen_phase():
     pipekit.set_seed(0)

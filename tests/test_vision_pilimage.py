@@ -2,19 +2,15 @@
 array every NumPy, torch, OpenCV and pipekit path takes."""
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import PIL.Image
 import pytest
 import torch
 
-import pipekit
 import pipekit.datasets as D
 from pipekit.core.errors import ParameterError
-from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
-from pipekit.learn import Learner, simple_cnn
-from pipekit.vision import ImageBlock, PILImage, PILImageBW
+from pipekit.vision import PILImage, PILImageBW
 
 CAMVID = "camvid_tiny/images/0001TP_006750.png"  # 128 x 96: width and height differ
 FILES = [CAMVID, "dogscats/valid/cats/cat.1507.jpg", "coco_tiny/train/000000005906.jpg", "mnist_tiny/train/3/7463.png"]
@@ -23,20 +19,6 @@ FILES = [CAMVID, "dogscats/valid/cats/cat.1507.jpg", "coco_tiny/train/0000000059
 def _file(rel: str):
     name, rest = rel.split("/", 1)
     return D.path(name) / rest
-
-
-@pytest.fixture(scope="module")
-def mnist_learner():
-    """mnist_tiny's 3s and 7s (an eighth of them), grey, a small CNN trained one epoch."""
-    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=lambda p: get_image_files(p)[::8],
-                       splitter=GrandparentSplitter(), get_y=parent_label)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the test/ folder is in neither subset
-        dls = dblock.dataloaders(D.path("mnist_tiny"), bs=16, seed=0)
-    pipekit.set_seed(0)
-    learn = Learner(dls, simple_cnn(n_in=1, n_out=2))
-    learn.fit_one_cycle(1, 1e-2)
-    return learn
 
 
 @pytest.mark.parametrize("rel", FILES)
