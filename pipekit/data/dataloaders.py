@@ -244,7 +244,7 @@ class Datasets(ArrayDataset):
 
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
                     device: str | torch.device | None = None, num_workers: int | None = None,
-                    drop_last: bool | None = None, seq_len: int | None = None) -> DataLoaders:
+                    drop_last: bool | None = None, seq_len: int | None = None, **fastai_tfms: Any) -> DataLoaders:
         """The training loader (shuffled, augmented) and the validation loader of these datasets, as
         :meth:`DataBlock.dataloaders <pipekit.data.DataBlock.dataloaders>` makes them from the same items
         (``dsets.dataloaders(bs=64)``, as the book writes it).
@@ -258,6 +258,13 @@ class Datasets(ArrayDataset):
         >>> tuple(dls.one_batch()[0].shape), dls.vocab
         ((16, 1, 28, 28), ['3', '7'])
         """
+        if fastai_tfms:
+            raise ParameterError(
+                f"Datasets.dataloaders: {', '.join(f'{k}=' for k in fastai_tfms)} is not taken here: the transforms "
+                "are the DataBlock's, item_tfms= (fastai's after_item, e.g. [Resize(224)]) and batch_tfms= (fastai's "
+                "after_batch, e.g. [Normalize.from_stats(*imagenet_stats)]; decoding the images and scaling them to "
+                "floats, fastai's ToTensor and IntToFloatTensor, are the ImageBlock's own): DataBlock(..., "
+                "item_tfms=..., batch_tfms=...).datasets(items).dataloaders(bs=64)")
         if self.recipe is None or not hasattr(self.recipe, "dl_type"):
             raise ParameterError("Datasets.dataloaders: these datasets carry no recipe to batch them with; build "
                                  "them with DataBlock(...).datasets(source), or the loaders at once with "

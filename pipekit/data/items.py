@@ -157,7 +157,15 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
             except (TypeError, pl.exceptions.PolarsError) as e:
                 types = sorted({type(v).__name__ for v in values})
                 first = type(values[0])
-                odd = next((i for i, v in enumerate(values) if type(v) is not first), 0)
+                odd = next((i for i, v in enumerate(values) if type(v) is not first), None)
+                if odd is None and isinstance(values[0], (tuple, list)):  # e.g. chapter 11's pairs of files
+                    raise TypeError(f"the items are {first.__name__}s ({values[0]!r:.80}), which a column of items "
+                                    "cannot hold as they are; give a table with one column per part (a dict per "
+                                    "item, e.g. {'file1': ..., 'file2': ..., 'same': ...}, or a DataFrame), paths "
+                                    "as str, and a getter per block (getters=[ColReader('file1'), ...])") from e
+                if odd is None:
+                    raise TypeError(f"the items ({first.__name__}, e.g. {values[0]!r:.60}) cannot be held in a "
+                                    f"column: {e}") from e
                 raise TypeError(f"the items mix types {types} (item 0 is a {first.__name__}, item {odd} a "
                                 f"{type(values[odd]).__name__}: {values[odd]!r}); give one type per source") from e
     else:

@@ -324,6 +324,13 @@ class DataLoader:
         return show_items(self.decode_batch(batch, max_n=max_n), self.blocks, self.n_inp, path=path, nrows=nrows,
                           ncols=ncols, figsize=figsize)
 
+    def decode(self, batch: tuple) -> tuple:
+        """A batch back into human values by part, as fastai's ``dl.decode(b)``: one tuple per part of the batch
+        (inputs first) holding each item's decoded value; chapter 18's ``x_dec = dls.train.decode((x,))[0][0]`` is
+        the first image. :meth:`decode_batch` gives the same by item."""
+        items = self.decode_batch(batch if isinstance(batch, tuple) else (batch,))
+        return tuple(zip(*items))
+
     def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
         """A batch back into human values: batch transforms undone, then each block's decode."""
         ctx = self.context(self.epoch, 0)

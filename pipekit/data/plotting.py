@@ -112,23 +112,25 @@ def tensor_image(value: Any) -> np.ndarray | None:
     return image_array(x)
 
 
-def draw_image(ax: Any, value: Any, title: str | None = None, cmap: str | None = None) -> None:
+def draw_image(ax: Any, value: Any, title: str | None = None, cmap: str | None = None, **imshow: Any) -> None:
     """Draw one image (anything :func:`image_array` reads) on ``ax``: grey when it has one channel (or in
-    ``cmap``)."""
+    ``cmap``); ``imshow``: more of matplotlib's ``imshow`` settings (``alpha``, ``interpolation``...)."""
     img = value if isinstance(value, np.ndarray) and value.ndim == 3 else image_array(value)
     grey = img.shape[2] == 1
-    ax.imshow(img[:, :, 0] if grey else img, cmap=cmap or ("gray" if grey else None))
+    ax.imshow(img[:, :, 0] if grey else img, cmap=cmap or ("gray" if grey else None), **imshow)
     ax.axis("off")
     if title:
         ax.set_title(title)
 
 
 def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None,
-               cmap: str | None = None, name: str = "image") -> Any:
+               cmap: str | None = None, name: str = "image", ctx: Any = None, **imshow: Any) -> Any:
     """Show one image as the book does (``show_image(three_tensors[1])``, ``show_image(mean3)``): a tensor or
     array of (H, W), (C, H, W) or (H, W, C) pixels (floats in 0..1, others stretched to it; uint8 as 0..255), or a
-    PIL image. On ``ax`` when given (the caller shows the figure); else in a figure of its own that goes where
-    figures go (inline in a notebook, a window, or ``plot_dir()/name.png``). Returns the axes drawn on.
+    PIL image. On ``ax`` (fastai's ``ctx=``) when given (the caller shows the figure); else in a figure of its own
+    that goes where figures go (inline in a notebook, a window, or ``plot_dir()/name.png``). ``imshow``: more of
+    matplotlib's ``imshow`` settings, as chapter 18's ``alpha=0.6, extent=..., interpolation='bilinear'``.
+    Returns the axes drawn on.
 
     >>> ax = show_image(torch.rand(28, 28), title="noise", name="doctest_image")
     >>> ax.get_title()
@@ -147,10 +149,13 @@ def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = No
             raise ParameterError(f"show_image: a tensor of shape {tuple(v.shape)} is not an image; give (H, W), "
                                  "(C, H, W) or (H, W, C) pixels with 1 or 3 channels")
         img = found
+    if ctx is not None and ax is not None and ctx is not ax:
+        raise ParameterError("show_image: ax= and ctx= name the axes to draw on; give one")
+    ax = ctx if ax is None else ax
     own = ax is None
     if own:
         fig, ax = get_pyplot().subplots(figsize=figsize or (3, 3))
-    draw_image(ax, img, title, cmap)
+    draw_image(ax, img, title, cmap, **imshow)
     if own:
         savefig_or_show(fig, name=name)
     return ax

@@ -408,6 +408,16 @@ class TfmdLists:
     def __iter__(self) -> Iterator[Any]:
         return (self[i] for i in range(len(self)))
 
+    def dataloaders(self, *args: Any, **kwargs: Any) -> Any:
+        """fastai's ``tls.dataloaders(after_item=..., after_batch=...)``: refused, saying how pipekit builds them."""
+        raise ParameterError(
+            "TfmdLists.dataloaders: a TfmdLists runs items through transforms to look at them; the loaders of a "
+            "model come from a DataBlock, whose blocks say what each part of an item is: e.g. for chapter 11's "
+            "pairs of images and whether they show the same class, a table with columns file1, file2 and same, then "
+            "DataBlock(blocks=(ImageBlock, ImageBlock, CategoryBlock), n_inp=2, getters=[ColReader('file1'), "
+            "ColReader('file2'), ColReader('same')], splitter=..., item_tfms=Resize(224), "
+            "batch_tfms=Normalize.from_stats(*imagenet_stats)).dataloaders(table, bs=64)")
+
     def decode(self, value: Any) -> Any:
         """An encoded value (one item's, or the column's) back through the transforms, last first."""
         return self.pipeline.decode(value)

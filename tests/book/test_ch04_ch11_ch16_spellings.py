@@ -15,7 +15,7 @@ from torch import nn
 
 import pipekit
 import pipekit.datasets as D
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.data import (Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, Datasets,
                           GrandparentSplitter, TfmdLists, first, get_image_files, parent_label)
 from pipekit.learn import SGD, Callback, HookCallback, Learner
@@ -224,3 +224,38 @@ def test_path_ls_lists_the_folders_the_book_walks(tmp_path):
     (tmp_path / "b.txt").write_text("x")
     (tmp_path / "a.png").write_bytes(b"")
     assert [p.name for p in DataPath(tmp_path).ls(file_type="text")] == ["b.txt"]
+
+
+def test_ch11_siamese_steps_that_pipekit_builds_otherwise_say_how_and_ch18_decodes_and_overlays(labelled_files):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipekit.vision import Resize, show_image
+
+    files = labelled_files[::20]
+    # chapter 11: TfmdLists(...).dataloaders(after_item=..., after_batch=...) and Datasets(...).dataloaders(after_...)
+    tls = TfmdLists(files, [parent_label, Categorize()], splits=[list(range(20)), list(range(20, len(files)))])
+    with pytest.raises(ParameterError, match=r"DataBlock\(blocks=\(ImageBlock, ImageBlock, CategoryBlock\), n_inp=2"):
+        tls.dataloaders(after_item=[Resize(28)])
+    block = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label, splitter=GrandparentSplitter())
+    with pytest.raises(ParameterError, match=r"after_item=, after_batch= is not taken here.*item_tfms="):
+        block.datasets(files).dataloaders(after_item=[Resize(28)], after_batch=[])
+    with pytest.raises(PipelineStepError, match=r"items are tuples .*one column per part"):
+        block.datasets([(files[0], files[1], True), (files[2], files[3], False)])
+    # chapter 18: x_dec = dls.train.decode((x,))[0][0], then show_image(x_dec, ctx=ax) under a CAM overlay
+    dls = block.dataloaders(files, bs=8, seed=0)
+    x, _ = dls.one_batch()
+    x_dec = dls.train.decode((x,))[0][0]
+    assert np.array_equal(np.asarray(x_dec), np.asarray(dls.train.decode_batch((x,))[0][0]))
+    assert len(dls.train.decode((x,))[0]) == len(x)
+    _, ax = plt.subplots()
+    assert show_image(x_dec, ctx=ax) is ax
+    ax.imshow(np.random.default_rng(0).random((7, 7)), alpha=0.6, extent=(0, 28, 28, 0), interpolation="bilinear",
+              cmap="magma")
+    show_image(x_dec, ax=ax, alpha=0.5)
+    assert [im.get_alpha() for im in ax.get_images()] == [None, 0.6, 0.5]
+    with pytest.raises(ParameterError, match="ax= and ctx= name the axes"):
+        show_image(x_dec, ax=ax, ctx=plt.subplots()[1])
+    plt.close("all")
