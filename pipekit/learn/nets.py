@@ -260,12 +260,39 @@ def sequential(*layers: Any) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
+#: activations whose layers start from a Kaiming draw (keeps the activations' scale through a ReLU) and those that
+#: start from a Xavier one (sigmoid, tanh), as fastai's ``init_linear`` picks them
+_KAIMING = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Mish, nn.SiLU)
+_XAVIER = (nn.Sigmoid, nn.Tanh)
+
+
+def init_for(layer: nn.Module, act_cls: type[nn.Module] | None, bias_std: float = 0.01) -> None:
+    """Start ``layer``'s weights as fastai's ``init_linear`` does for the activation after it: Kaiming-uniform
+    before a ReLU (or LeakyReLU, ReLU6, Mish, SiLU), Xavier-uniform before a sigmoid or tanh, torch's own
+    otherwise; a bias from N(0, ``bias_std``).
+
+    >>> conv = nn.Conv2d(64, 64, 3)
+    >>> init_for(conv, nn.ReLU)
+    >>> round(float(conv.weight.std()), 2), round(float((2 / (64 * 9)) ** 0.5), 2)
+    (0.06, 0.06)
+    """
+    bias = getattr(layer, "bias", None)
+    with torch.no_grad():
+        if bias is not None:
+            nn.init.normal_(bias, 0.0, bias_std)
+        if isinstance(act_cls, type) and issubclass(act_cls, _KAIMING):
+            nn.init.kaiming_uniform_(layer.weight)
+        elif isinstance(act_cls, type) and issubclass(act_cls, _XAVIER):
+            nn.init.xavier_uniform_(layer.weight)
+
+
 class ConvLayer(nn.Sequential):
     """conv -> batch-norm -> activation, the book's building block of a CNN: a ``ks`` convolution of ``stride``
     padded by ``(ks - 1) // 2`` (an odd ``ks`` keeps the size at stride 1; a transposed one is not padded), then ``norm_type`` (``"batch"``; ``"batch_zero"``, a batch-norm whose
     scale starts at 0, so a residual block starts as the identity; or None, and the conv then has a bias), then
     ``act_cls()`` (None: no activation). ``ndim`` 1, 2 or 3 for sequences, images or volumes; ``transpose``
-    for an up-sampling convolution.
+    for an up-sampling convolution. The convolution starts as fastai's does (:func:`init_for`): Kaiming before a
+    ReLU, so a deep stack without batch-norm keeps its activations' scale.
 
     >>> [type(m).__name__ for m in ConvLayer(3, 16, stride=2)]
     ['Conv2d', 'BatchNorm2d', 'ReLU']
@@ -284,8 +311,9 @@ class ConvLayer(nn.Sequential):
         conv_cls = ({1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d} if transpose
                     else {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d})[ndim]
         pad = ((ks - 1) // 2 if not transpose else 0) if padding is None else padding
-        layers: list[nn.Module] = [conv_cls(ni, nf, ks, stride=stride, padding=pad,
-                                            bias=norm_type is None if bias is None else bias)]
+        conv = conv_cls(ni, nf, ks, stride=stride, padding=pad, bias=norm_type is None if bias is None else bias)
+        init_for(conv, act_cls)
+        layers: list[nn.Module] = [conv]
         if norm_type is not None:
             bn = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[ndim](nf)
             nn.init.constant_(bn.weight, 0.0 if norm_type == "batch_zero" else 1.0)

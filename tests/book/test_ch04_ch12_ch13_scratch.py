@@ -222,3 +222,25 @@ def test_ch13_normalize_without_statistics_takes_them_from_the_training_images(t
     torch.testing.assert_close(back.predict(f)[2], learn.predict(f)[2])
     with pytest.raises(ParameterError, match="both mean and std"):
         Normalize(mean=[0.5])
+
+
+def test_ch13_conv_layers_start_as_fastais_so_a_deep_stack_without_batchnorm_keeps_its_scale(threes_sevens):
+    from pipekit.learn import ConvLayer
+
+    (x, _), _ = threes_sevens
+    imgs = x[:64].reshape(-1, 1, 28, 28)
+    torch.manual_seed(0)
+    stack = nn.Sequential(ConvLayer(1, 32, norm_type=None), *[ConvLayer(32, 32, norm_type=None) for _ in range(7)])
+    conv = stack[1][0]
+    assert float(conv.weight.detach().std()) == pytest.approx((2 / (32 * 9)) ** 0.5, rel=0.1)  # Kaiming before the ReLU
+    assert float(conv.bias.detach().std()) == pytest.approx(0.01, rel=0.5)
+    stds = []
+    with torch.no_grad():
+        h = imgs
+        for layer in stack:
+            h = layer(h)
+            stds.append(float(h.std()))
+    # torch's own start shrank them to about a tenth of the first layer's by the eighth
+    assert stds[-1] > 0.3 * stds[0], stds
+    sig = ConvLayer(32, 32, act_cls=nn.Sigmoid, norm_type=None)[0]
+    assert float(sig.weight.detach().std()) == pytest.approx((2 / (32 * 9 + 32 * 9)) ** 0.5, rel=0.1)  # Xavier
