@@ -276,14 +276,16 @@ def init_for(layer: nn.Module, act_cls: type[nn.Module] | None, bias_std: float 
     >>> round(float(conv.weight.std()), 2), round(float((2 / (64 * 9)) ** 0.5), 2)
     (0.06, 0.06)
     """
-    bias = getattr(layer, "bias", None)
+    bias, weight = getattr(layer, "bias", None), getattr(layer, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        return
     with torch.no_grad():
         if bias is not None:
             nn.init.normal_(bias, 0.0, bias_std)
         if isinstance(act_cls, type) and issubclass(act_cls, _KAIMING):
-            nn.init.kaiming_uniform_(layer.weight)
+            nn.init.kaiming_uniform_(weight)
         elif isinstance(act_cls, type) and issubclass(act_cls, _XAVIER):
-            nn.init.xavier_uniform_(layer.weight)
+            nn.init.xavier_uniform_(weight)
 
 
 class ConvLayer(nn.Sequential):
