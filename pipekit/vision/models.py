@@ -323,7 +323,7 @@ def body_features(body: nn.Module, n_in: int = 3, size: int = 64) -> int:
 @register_arch("create_head")
 def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
                 concat_pool: bool = True, first_bn: bool = True, bn_final: bool = False, lin_first: bool = False,
-                y_range: Sequence[float] | None = None) -> nn.Sequential:
+                y_range: Sequence[float] | None = None, pool: bool = True) -> nn.Sequential:
     """The head ``vision_learner`` puts on a body of ``nf`` channels, with the arguments fastai users know: pooling
     (average and max concatenated, or average alone with ``concat_pool=False``), then for each linear layer
     batch-norm, dropout, linear (and a ReLU between them) up to ``n_out`` scores.
@@ -333,7 +333,8 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
     ``first_bn=False`` leaves out the first batch-norm (on the pooled features; after the first linear layer with
     ``lin_first``). ``lin_first=True`` orders each hidden block linear, ReLU, batch-norm, dropout, after a dropout
     on the pooled features, and ends with a plain linear layer. ``bn_final`` adds a batch-norm on the outputs;
-    ``y_range = (low, high)`` a sigmoid squashing them into that range (a regression).
+    ``y_range = (low, high)`` a sigmoid squashing them into that range (a regression). ``pool=False`` leaves the
+    pooling out, for features that are already ``(batch, nf)`` (as fastai's).
 
     Registered as an architecture, so a head built here is exported with a learner that uses it as
     ``custom_head``.
@@ -342,6 +343,8 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
     ['ConcatPool2d', 'BatchNorm1d', 'Dropout', 'Linear', 'ReLU', 'BatchNorm1d', 'Dropout', 'Linear']
     >>> [type(m).__name__ for m in create_head(64, 3, lin_ftrs=[32], lin_first=True, first_bn=False)]
     ['ConcatPool2d', 'Dropout', 'Linear', 'ReLU', 'Dropout', 'Linear']
+    >>> create_head(64, 3, lin_ftrs=[], pool=False)(torch.randn(2, 64)).shape
+    torch.Size([2, 3])
     """
     size, prob = Interval(1, None, integer=True), Interval(0, 1, closed="left")
     hidden = [512] if lin_ftrs is None else lin_ftrs
@@ -349,7 +352,7 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
           lin_ftrs=(hidden, POSITIVE_SIZES),
           y_range=(y_range, Is(lambda v: v is None or (len(v) == 2 and float(v[0]) < float(v[1])),
                                "None or (low, high) with low < high")))
-    sizes = [int(nf) * (2 if concat_pool else 1), *(int(n) for n in hidden), int(n_out)]
+    sizes = [int(nf) * (2 if concat_pool and pool else 1), *(int(n) for n in hidden), int(n_out)]
     n_lin = len(sizes) - 1
     if isinstance(ps, (list, tuple)):
         check("create_head", ps=(ps, Is(lambda v: len(v) == n_lin and all(prob.accepts(p) for p in v),
@@ -359,8 +362,8 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
         check("create_head", ps=(ps, prob))
         last = float(cast(float, ps))  # a number: checked above
         drops = [last / 2] * (n_lin - 1) + [last]
-    pool: nn.Module = ConcatPool2d() if concat_pool else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    layers: list[nn.Module] = [pool]
+    layers: list[nn.Module] = [] if not pool else [
+        ConcatPool2d() if concat_pool else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())]
     if not lin_first:
         block = linear_layers(sizes, drops)
         layers += block if first_bn else block[1:]  # the pooled features' batch-norm comes first
