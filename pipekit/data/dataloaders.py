@@ -475,6 +475,9 @@ class DataLoaders:
     TRAIN_ATTRIBUTES = ("decode_batch", "n", "dataset", "xs", "ys", "y")
 
     def __getattr__(self, name: str) -> Any:
+        described = getattr(type(self), name, None)
+        if isinstance(described, property):  # a property that refused (dls.cat_names of images): its own message
+            return described.__get__(self)
         if name == "items" or name in DataLoaders.TRAIN_ATTRIBUTES:
             if not self.__dict__.get("loaders"):
                 raise AttributeError(f"'DataLoaders' object has no attribute '{name}': these loaders hold no data")

@@ -42,6 +42,9 @@ def table_attribute(holder: Any, name: str) -> Any:
     """A tabular split's ``xs``, ``ys`` or ``y`` asked of the loader or subset built over it (fastai's
     ``dls.train.xs``, ``dls.valid_ds.y``); any other missing name is the usual AttributeError."""
     kind = type(holder).__name__
+    described = getattr(type(holder), name, None)
+    if isinstance(described, property):  # a property that refused: its own message, not this one
+        return described.__get__(holder)
     if name not in TABLE_ATTRIBUTES:
         raise AttributeError(f"'{kind}' object has no attribute '{name}'")
     dataset = holder.__dict__.get("dataset", holder)
