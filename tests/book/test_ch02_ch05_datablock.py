@@ -91,7 +91,8 @@ def test_ch05_regex_labels_summary_lr_find_discriminative_rates(pets):
     pipekit.set_seed(0)
     learn = vision_learner(dls, "simple_cnn", metrics=error_rate)
     lr_min, lr_steep = learn.lr_find(suggest_funcs=(minimum, steep), num_it=40, show_plot=False)
-    assert 1e-7 < lr_min < 10 and 1e-7 < lr_steep < 10
+    # within the sweep (1e-7 to 10), minimum's a tenth of it: on 256 images the curve is flat until it diverges
+    assert 1e-8 <= lr_min < 10 and 1e-7 <= lr_steep < 10
     learn.fit_one_cycle(2, 3e-3)
     learn.unfreeze()
     learn.fit_one_cycle(1, lr_max=slice(1e-5, 1e-3))
