@@ -20,7 +20,8 @@ from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
 __all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
-           "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu"]
+           "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu",
+           "tensor"]
 
 
 class Module(nn.Module):
@@ -77,6 +78,26 @@ def to_np(x: torch.Tensor) -> np.ndarray:
     [1.0, 1.0]
     """
     return x.detach().cpu().numpy()
+
+
+def tensor(x: Any, *rest: Any, **kwargs: Any) -> torch.Tensor:
+    """``x`` as a tensor, as fastai's ``tensor`` (the book's chapter 4): a PIL image gives its pixels (``tensor(im3)``
+    of a 28x28 grey image is ``(28, 28)`` uint8), a list, number or array a tensor of its values, several arguments
+    one tensor of them (``tensor(1, 2, 3)``); ``kwargs`` as ``torch.tensor``'s (``dtype=``).
+
+    >>> tensor([1, 2, 3]) + 1, tensor(1, 2, 3).tolist(), tensor(np.ones((2, 2), np.uint8)).dtype
+    (tensor([2, 3, 4]), [1, 2, 3], torch.uint8)
+    """
+    if rest:
+        x = (x, *rest)
+    if type(x).__module__.startswith("PIL"):
+        x = np.asarray(x)
+    if isinstance(x, torch.Tensor):
+        return x.to(**kwargs) if kwargs else x
+    if isinstance(x, np.ndarray):
+        out = torch.from_numpy(np.array(x))  # a copy: the image's or caller's buffer stays theirs
+        return out.to(**kwargs) if kwargs else out
+    return torch.tensor(x, **kwargs)
 
 
 def to_cpu(x: Any) -> Any:

@@ -207,6 +207,33 @@ PILImage = ImageMode("RGB")
 PILImageBW = ImageMode("L")
 
 
+def image2tensor(img: Any) -> Any:
+    """An image's pixels as a ``(C, H, W)`` uint8 tensor, as fastai's ``image2tensor`` (chapter 13's
+    ``im = image2tensor(Image.open(path))``): a PIL image keeps its mode, a file is read as it is stored
+    (grey stays one channel), an array ``(H, W)`` or ``(H, W, C)`` is taken as it is.
+
+    >>> image2tensor(np.zeros((4, 6), np.uint8)).shape, image2tensor(PILImage.create(np.zeros((4, 6), np.uint8))).shape
+    (torch.Size([1, 4, 6]), torch.Size([3, 4, 6]))
+    """
+    import torch
+
+    if isinstance(img, (str, os.PathLike)):
+        from PIL import Image
+
+        with Image.open(img) as opened:
+            pixels = np.array(opened)
+    elif isinstance(img, torch.Tensor):
+        pixels = img.detach().cpu().numpy()
+    else:
+        pixels = np.array(img)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3:
+        raise ParameterError(f"image2tensor: an image is (H, W) or (H, W, C) pixels, got an array of shape "
+                             f"{pixels.shape}")
+    return torch.from_numpy(np.ascontiguousarray(pixels.view(np.ndarray))).permute(2, 0, 1)
+
+
 class _PixelBlock(TransformBlock):
     mode = "RGB"
     local_params = ("cache_dir",)  # where this machine caches decoded images

@@ -244,3 +244,29 @@ def test_ch13_conv_layers_start_as_fastais_so_a_deep_stack_without_batchnorm_kee
     assert stds[-1] > 0.3 * stds[0], stds
     sig = ConvLayer(32, 32, act_cls=nn.Sigmoid, norm_type=None)[0]
     assert float(sig.weight.detach().std()) == pytest.approx((2 / (32 * 9 + 32 * 9)) ** 0.5, rel=0.1)  # Xavier
+
+
+def test_ch04_and_ch13_tensor_and_image2tensor_read_the_pixels_as_the_book_shows():
+    # chapter 4: im3 = Image.open(path); tensor(im3)[4:10, 4:10]; stacked = torch.stack([tensor(Image.open(o)) ...])
+    # chapter 13: im = image2tensor(Image.open(path)); top_edge = tensor([[-1,-1,-1],[0,0,0],[1,1,1]]).float()
+    from PIL import Image
+
+    from pipekit.learn import tensor
+    from pipekit.vision import PILImage, image2tensor
+
+    threes = sorted((D.path("mnist_tiny") / "train" / "3").iterdir())
+    im3 = Image.open(threes[1])
+    t = tensor(im3)
+    assert t.shape == (28, 28) and t.dtype == torch.uint8 and np.array_equal(t.numpy(), np.array(im3))
+    stacked = torch.stack([tensor(Image.open(o)) for o in threes[:10]]).float() / 255
+    assert stacked.shape == (10, 28, 28) and 0 <= float(stacked.min()) and float(stacked.max()) <= 1
+    top_edge = tensor([[-1, -1, -1], [0, 0, 0], [1, 1, 1]]).float()
+    assert top_edge.dtype == torch.float32 and tensor(1, 2, 3).tolist() == [1, 2, 3]
+    photo = sorted((D.path("dogscats") / "valid" / "dogs").iterdir())[0]
+    im = image2tensor(Image.open(photo))
+    assert im.shape == (3, 200, 200) and im.dtype == torch.uint8
+    assert torch.equal(im, image2tensor(photo)) and torch.equal(im, image2tensor(PILImage.create(photo)))
+    assert image2tensor(im3).shape == (1, 28, 28)
+    # the book's edge detector on it: a 3x3 kernel over a channel, as chapter 13 applies it
+    edges = F.conv2d(im[:1].float()[None] / 255, top_edge[None, None])
+    assert edges.shape == (1, 1, 198, 198) and float(edges.abs().max()) > 0.1
