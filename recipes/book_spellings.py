@@ -16,9 +16,14 @@
    mnist_tiny: the vocabulary, an item and its decoded label; chapter 6's ``vocab[torch.where(y == 1.)[0]]``.
    Chapter 9 (2. above) also reads the pipekit forest's trees as the book reads scikit-learn's: ``rf.estimators_``.
    Then chapter 11's ``dsets = dblock.datasets(files)`` and ``dsets.dataloaders(bs=64)``.
-5. Chapter 4 from scratch on mnist_tiny's 3s and 7s: ``dset = list(zip(train_x, train_y))``,
+   Chapter 11's ``def f(x:int): return x+1; tfm = Transform(f); tfm(2), tfm(2.0)``, which gives ``(3, 2.0)``.
+5. Chapter 4 from scratch on mnist_tiny's 3s and 7s: the pixels as ``tensor(Image.open(o))``,
+   ``dset = list(zip(train_x, train_y))``,
    ``DataLoaders(DataLoader(dset, batch_size=256), DataLoader(valid_dset, batch_size=256))``, and
-   ``Learner(dls, nn.Linear(28*28, 1), opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy).fit(10, lr=1)``.
+   ``Learner(dls, nn.Linear(28*28, 1), opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy).fit(10, lr=1)``;
+   the chapter's ``list(DataLoader(range(15), batch_size=5, shuffle=True))`` and
+   ``DataLoader(list(enumerate(string.ascii_lowercase)), batch_size=6, shuffle=True)``; chapter 13's
+   ``image2tensor(Image.open(path))`` under its ``top_edge`` kernel.
 
     python recipes/book_spellings.py            # full run
     python recipes/book_spellings.py --quick    # fewer rows and epochs, for tests
@@ -26,6 +31,7 @@
 from __future__ import annotations
 
 import argparse
+import string
 import tempfile
 import time
 from pathlib import Path
@@ -38,10 +44,10 @@ import pipekit
 import torch.nn.functional as F
 
 from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, GrandparentSplitter,
-                          TfmdLists, first, get_image_files, parent_label, untar_data)
+                          TfmdLists, Transform, first, get_image_files, parent_label, untar_data)
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular
-from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, sigmoid_range
+from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, sigmoid_range, tensor
 from pipekit.tabular import (Categorify, CollabDataLoaders, FillMissing, Normalize, Tabular, TabularPandas,
                              tabular_learner)
 from pipekit.text import Numericalize, Tokenizer, WordTokenizer
@@ -150,9 +156,13 @@ def tfmdlists_of_files() -> dict:
     dsets = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label,
                       splitter=GrandparentSplitter(valid_name="valid")).datasets(files)
     xb, _ = dsets.dataloaders(bs=64, seed=0).one_batch()
+
+    def f(x: int):
+        return x + 1
+    tfm = Transform(f)
     return {"vocab": tls.vocab, "train": len(tls.train), "valid": len(tls.valid), "first": tls.decode(tls[0]),
             "first_folder": files[0].parent.name, "hot": tls.vocab[torch.where(y == 1.)[0]],
-            "dsets_batch": tuple(xb.shape)}
+            "dsets_batch": tuple(xb.shape), "typed": (tfm(2), tfm(2.0))}
 
 
 def mnist_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -171,7 +181,7 @@ def linear_from_scratch(epochs: int) -> dict:
         xs, ys = [], []
         for label, digit in ((1, "3"), (0, "7")):
             for f in sorted((path("mnist_tiny") / split / digit).glob("*.png")):
-                xs.append(torch.tensor(np.asarray(Image.open(f)), dtype=torch.float32).view(-1) / 255)
+                xs.append(tensor(Image.open(f)).float().view(-1) / 255)
                 ys.append(label)
         return torch.stack(xs), torch.tensor(ys, dtype=torch.float32).unsqueeze(1)
 
@@ -181,7 +191,16 @@ def linear_from_scratch(epochs: int) -> dict:
     pipekit.set_seed(0)
     learn = Learner(dls, torch.nn.Linear(28 * 28, 1), opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
     learn.fit(epochs, lr=1)
-    return {"accuracy": float(learn.recorder.values[-1][2]), "bs": dls.bs, "items": len(dset)}
+    coll = list(DataLoader(range(15), batch_size=5, shuffle=True, seed=0))
+    letters = first(DataLoader(list(enumerate(string.ascii_lowercase)), batch_size=6, shuffle=True, seed=0))
+    from pipekit.vision import image2tensor  # chapter 13: a photo's pixels under the top-edge kernel
+
+    im = image2tensor(Image.open(sorted((path("dogscats") / "valid" / "dogs").iterdir())[0]))
+    top_edge = tensor([[-1, -1, -1], [0, 0, 0], [1, 1, 1]]).float()
+    edges = F.conv2d(im[:1].float()[None] / 255, top_edge[None, None])
+    return {"accuracy": float(learn.recorder.values[-1][2]), "bs": dls.bs, "items": len(dset),
+            "range_batches": [b.tolist() for b in coll], "letters": (letters[0].tolist(), letters[1]),
+            "image": tuple(im.shape), "edges": tuple(edges.shape)}
 
 
 def main(quick: bool = False) -> dict:
@@ -195,7 +214,8 @@ def main(quick: bool = False) -> dict:
           f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
           f"ch9_rows={t['rows'][0]}+{t['rows'][1]} ch9_xs={t['xs_kind']} ch9_reloaded={'identical' if t['reloaded'] else 'DIFFERENT'} ch9_forest={t['forest']:.4f} ch9_tree_std={t['tree_std']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
           f"ch11_vocab={'/'.join(s['vocab'])} ch11_items={s['train']}+{s['valid']} "
-          f"ch4_accuracy={out['scratch']['accuracy']:.4f} "
+          f"ch11_typed={s['typed'][0]},{s['typed'][1]} ch4_accuracy={out['scratch']['accuracy']:.4f} "
+          f"ch4_range_batches={len(out['scratch']['range_batches'])}x5 ch13_image={'x'.join(map(str, out['scratch']['image']))} "
           f"time={time.perf_counter() - t0:.1f}s")
     return out
 

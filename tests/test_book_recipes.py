@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import doctest
 import importlib.util
+import string
 from pathlib import Path
 
 import pandas as pd
@@ -138,3 +139,10 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     # chapter 4: the book's own DataLoader(list(zip(x, y)), batch_size=256) trains its linear model past chance
     z = out["scratch"]
     assert z["bs"] == 256 and z["items"] == 709 and z["accuracy"] > 0.9 and "ch4_accuracy=" in line, line
+    # ... its collections batched as fastai's: bare tensors of every number once, letters as a tuple beside ids
+    assert sorted(v for b in z["range_batches"] for v in b) == list(range(15)) and "ch4_range_batches=3x5" in line
+    ids, letters = z["letters"]
+    assert len(ids) == 6 and isinstance(letters, tuple) and [string.ascii_lowercase[i] for i in ids] == list(letters)
+    # chapter 11's Transform(f) of f(x:int), and chapter 13's image2tensor of a 200x200 photo under a 3x3 kernel
+    assert s["typed"] == (3, 2.0) and isinstance(s["typed"][1], float) and "ch11_typed=3,2.0" in line
+    assert z["image"] == (3, 200, 200) and z["edges"] == (1, 1, 198, 198) and "ch13_image=3x200x200" in line
