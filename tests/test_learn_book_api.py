@@ -62,18 +62,23 @@ def test_lr_find_suggest_funcs_one_or_several(tiny):
     lr_min, lr_steep = res  # unpacked as the book does
     assert res._fields == ("minimum", "steep") and len(res) == 2 and (res[0], res[1]) == (lr_min, lr_steep)
     assert res.minimum == res["minimum"] == lr_min and 1e-7 <= lr_min <= 10 and 1e-7 <= lr_steep <= 10
-    # minimum is a tenth of the lr with the lowest recorded loss
-    i = int(np.argmin(res.losses[4:-3])) + 4
-    assert res.minimum == pytest.approx(res.lrs[i] / 10)
+    # the suggestions read the curve as fastai's lr_find gives it to them: without its first tenth and last five points
+    lrs, losses = res.lrs[3:-5], res.losses[3:-5]
+    assert res.minimum == pytest.approx(lrs[int(np.argmin(losses))] / 10)
     one = learn.lr_find(num_it=30, suggest_funcs=valley, show_plot=False)
     assert one._fields == ("valley",) and isinstance(one, SuggestedLRs)
     with pytest.raises(AttributeError, match="made no 'steep' suggestion"):
         _ = one.steep
-    # the suggestion functions on the recorded curve, as lr_find calls them
-    lrs, losses = one.lrs, one.losses
-    assert one.valley == valley(lrs, losses)
-    s = slide(lrs, losses)
-    assert 1e-7 <= s <= lrs[int(np.argmin(losses))]  # the loss still falls there: before the lowest loss
+    assert one.valley == valley(one.lrs[3:-5], one.losses[3:-5])
+    # a suggestion function written to fastai's signature fn(lrs, losses, num_it) -> (lr, (lr, loss))
+    seen = []
+
+    def first_point(lrs, losses, num_it):
+        seen.append((len(lrs), num_it))
+        return float(lrs[0]), (float(lrs[0]), float(losses[0]))
+
+    assert learn.lr_find(num_it=30, suggest_funcs=first_point, show_plot=False).first_point == one.lrs[3]
+    assert seen == [(len(one.lrs) - 8, 30)]
     assert learn.lr_find(num_it=30, show_plot=False)._fields == ("valley", "steep", "minimum")
     for k, v in learn.model.state_dict().items():  # the model is put back after every run
         assert torch.equal(v, before[k])
@@ -320,3 +325,28 @@ def test_plot_lr_find_draws_the_last_sweep_kept_apart_from_the_training_history(
     assert img.shape[0] > 200 and img[..., :3].std() > 0.05  # a drawn curve, not a blank canvas
     learn.fit(1, 1e-2)  # a later fit keeps the last sweep
     assert rec.lr_find_lrs == res.lrs.tolist()
+
+
+def _lr_find_like_curve():
+    # a flat start, a fall, a climb to divergence, and a little noise: the shape of an lr_find sweep
+    rng = np.random.default_rng(0)
+    lrs = np.logspace(-7, 1, 100)
+    x = np.log10(lrs)
+    return lrs, 2.3 - 1.6 / (1 + np.exp(-(x + 3) * 2.5)) + np.exp((x - 0.2) * 4) + rng.normal(0, 0.01, 100)
+
+
+def test_suggestions_are_fastais_on_the_same_curve():
+    # values from fastai 2.8.12's valley, steep, minimum and slide on the same points (its lr_find drops the
+    # first num_it // 10 and the last 5): a reader following the book gets the rates the book's code gives
+    lrs, losses = _lr_find_like_curve()
+    lrs, losses = lrs[10:-5], losses[10:-5]
+    assert valley(lrs, losses) == pytest.approx(0.0015922827933410938, rel=1e-12)
+    assert steep(lrs, losses) == pytest.approx(0.0010974987654930567, rel=1e-12)
+    assert minimum(lrs, losses) == pytest.approx(0.011497569953977379, rel=1e-12)
+    assert slide(lrs, losses) == pytest.approx(0.00029836472402833405, rel=1e-12)
+    # the loss falls fastest where steep points, and valley lies inside the falling stretch before the minimum
+    assert valley(lrs, losses) < minimum(lrs, losses) * 10
+    # a strictly rising curve has no valley: its first point (fastai's answer too)
+    assert valley(lrs[:5], np.arange(5.0)) == lrs[0]
+    # a curve no longer than slide's window falls back to valley
+    assert slide(lrs[:10], losses[:10]) == valley(lrs[:10], losses[:10])

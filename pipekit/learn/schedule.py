@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import itertools
 import math
 import os
@@ -216,71 +217,94 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
 
 
 # ---------------------------------------------------------------- the learning-rate finder
-def _trim(lrs: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # the first batches are noise from the start; the last ones have usually diverged
-    n = len(losses)
-    lo, hi = min(n // 10, n - 2), max(n - 3, min(n // 10, n - 2) + 2)
+# The suggestion functions read the curve as fastai's of the same names do, so a reader gets the book's rates
+# from the same sweep: lr_find gives them the curve without its first tenth (noise from the start) and its last
+# five points (usually past divergence), cut before any non-finite loss.
+def _suggestion_curve(lrs: np.ndarray, losses: np.ndarray, num_it: int) -> tuple[np.ndarray, np.ndarray]:
+    bad = np.flatnonzero(~np.isfinite(losses))
+    n = int(bad[0]) if len(bad) else len(losses)
+    hi = max(n - 5, 2)
+    lo = min(num_it // 10, hi - 2)
     return lrs[lo:hi], losses[lo:hi]
 
 
-def minimum(lrs: np.ndarray, losses: np.ndarray) -> float:
-    """A tenth of the lr with the lowest loss."""
-    lrs, losses = _trim(lrs, losses)
-    return float(lrs[int(np.nanargmin(losses))] / 10)
+def minimum(lrs: np.ndarray, losses: np.ndarray, num_it: int | None = None) -> float:
+    """A tenth of the lr with the lowest loss.
 
-
-def steep(lrs: np.ndarray, losses: np.ndarray) -> float:
-    """The lr where the loss falls fastest against log(lr)."""
-    lrs, losses = _trim(lrs, losses)
-    if len(losses) < 3:
-        return float(lrs[0])
-    grads = np.gradient(losses, np.log(lrs))
-    return float(lrs[int(np.nanargmin(grads))])
-
-
-def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
-    """An lr inside the longest stretch over which the loss keeps going down.
-
-    The stretch is the longest decreasing subsequence of the smoothed losses. Its start often lies in
-    the flat part of the curve, so the suggestion is the first lr of the stretch by which the loss has
-    made 30% of the stretch's total drop: the loss is clearly falling there and still far from diverging.
+    >>> minimum(np.array([1e-3, 1e-2, 1e-1]), np.array([1.0, 0.5, 2.0]))
+    0.001
     """
-    lrs, losses = _trim(lrs, losses)
+    return float(np.asarray(lrs)[int(np.nanargmin(losses))] / 10)
+
+
+def steep(lrs: np.ndarray, losses: np.ndarray, num_it: int | None = None) -> float:
+    """The lr at the start of the step over which the loss falls fastest against log(lr).
+
+    >>> steep(np.array([1e-3, 1e-2, 1e-1, 1.0]), np.array([1.0, 0.9, 0.4, 3.0]))
+    0.01
+    """
+    lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
+    if len(losses) < 2:
+        return float(lrs[0])
+    return float(lrs[int(np.nanargmin(np.diff(losses) / np.diff(np.log(lrs))))])
+
+
+def valley(lrs: np.ndarray, losses: np.ndarray, num_it: int | None = None) -> float:
+    """An lr inside the longest valley of the curve: the longest run of points whose losses keep falling.
+
+    Of the points before the valley's end (as many as the run is long), the suggestion is the one half-way
+    between the first and second third: the loss is clearly falling there and still far from diverging.
+
+    >>> lrs = np.logspace(-6, 0, 13)
+    >>> valley(lrs, np.array([2.0, 2.0, 1.9, 1.7, 1.4, 1.0, 0.7, 0.5, 0.4, 0.35, 0.5, 1.5, 4.0]))
+    0.0001
+    """
+    lrs, losses = np.asarray(lrs), np.asarray(losses, dtype=np.float64)
     n = len(losses)
-    if n < 3:
-        return float(lrs[0])
-    length = np.ones(n, dtype=int)  # longest decreasing run ending at i
-    start = np.arange(n)
+    run = np.ones(n, dtype=int)  # the longest falling subsequence ending at each point
     for i in range(1, n):
-        prev = np.nonzero(losses[:i] > losses[i])[0]
-        if len(prev):
-            j = prev[np.argmax(length[prev])]
-            length[i], start[i] = length[j] + 1, start[j]
-    end = int(np.argmax(length))
-    first = int(start[end])
-    drop = losses[first] - losses[end]
-    if drop <= 0:
-        return float(lrs[first])
-    reached = np.nonzero(losses[first:end + 1] <= losses[first] - 0.3 * drop)[0]
-    return float(lrs[first + int(reached[0])]) if len(reached) else float(lrs[end])
+        higher = losses[:i] > losses[i]
+        if higher.any():
+            run[i] = run[:i][higher].max() + 1
+    end = int(np.argmax(run))  # the first point to end a longest run
+    first = end - int(run[end]) if run[end] > 1 else 0
+    third = (end - first) / 3
+    return float(lrs[max(first + int(third) + int(third / 2), 0)])
 
 
-def slide(lrs: np.ndarray, losses: np.ndarray, lr_diff: int = 15, thresh: float = 0.005) -> float:
-    """The largest lr, before the lowest loss, at which the loss is still sliding down steadily.
+def slide(lrs: np.ndarray, losses: np.ndarray, num_it: int | None = None, lr_diff: int = 15,
+          thresh: float = 0.005, adjust_value: float = 1.0) -> float:
+    """An lr by the interval slide rule: slide a window of ``lr_diff`` points leftwards from the end of the
+    curve until the loss's slope (per point) at its two ends differs by at most ``thresh``; the suggestion is
+    the window's left end just before it stopped, times ``adjust_value``. Falls back to :func:`valley` on a
+    curve no longer than the window.
 
-    The slope is measured over windows of ``lr_diff`` recorded points, against log(lr) and relative to the
-    range of the losses; the suggestion is the middle of the last window, left of the lowest loss, whose
-    slope is below ``-thresh``: far enough from the minimum not to be thrown past it, on a part of the curve
-    where training clearly makes progress. Falls back to :func:`valley` on a curve too short for a window.
+    >>> lrs = np.logspace(-6, 0, 30)
+    >>> round(slide(lrs, np.r_[np.full(10, 2.0), np.linspace(2.0, 0.5, 15), np.linspace(0.6, 3.0, 5)]), 7)
+    0.0001172
     """
-    lrs_t, losses_t = _trim(lrs, losses)
-    w = max(1, int(lr_diff))
-    end = int(np.nanargmin(losses_t))
-    span = float(np.nanmax(losses_t) - np.nanmin(losses_t)) or 1.0
-    log_lr = np.log(lrs_t)
-    i = np.arange(max(end - w + 1, 0))  # the starts of the windows left of the lowest loss
-    sliding = np.flatnonzero((losses_t[i + w] - losses_t[i]) / (log_lr[i + w] - log_lr[i]) / span < -thresh)
-    return float(lrs_t[sliding[-1] + w // 2]) if len(sliding) else valley(lrs, losses)
+    lrs, losses = np.asarray(lrs), np.asarray(losses, dtype=np.float64)
+    n = len(losses)
+    if n <= lr_diff:
+        return valley(lrs, losses)
+    grad = np.gradient(losses)
+    right, left = n - 1, n - 1 - lr_diff
+    picked = lrs[left]
+    while left >= 0 and abs(grad[right] - grad[left]) > thresh:
+        picked = lrs[left]
+        right, left = right - 1, left - 1
+    return float(picked) * adjust_value
+
+
+def _suggest(fn: Callable[..., Any], lrs: np.ndarray, losses: np.ndarray, num_it: int) -> Any:
+    # fastai's signature fn(lrs, losses, num_it), or fn(lrs, losses)
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return fn(lrs, losses, num_it)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_three = len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params)
+    return fn(lrs, losses, num_it) if takes_three else fn(lrs, losses)
 
 
 def _suggestion_name(fn: Callable[..., Any]) -> str:
@@ -417,9 +441,10 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         raise ParameterError(f"lr_find: the loss diverged after {len(finder.losses_)} batches; lower start_lr "
                              f"(now {start_lr}) or check the data/model")
     lrs, losses = np.asarray(finder.lrs_), np.asarray(finder.losses_)
+    curve = _suggestion_curve(lrs, losses, num_it)
     suggestions = {}
     for name, fn in zip(names, funcs):
-        out = fn(lrs, losses)
+        out = _suggest(fn, *curve, num_it)
         # a function may also give the point it picked, (lr, (x, y)), as the book's versions do
         lr = out[0] if isinstance(out, (tuple, list)) else out
         try:
