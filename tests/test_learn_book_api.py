@@ -350,3 +350,22 @@ def test_suggestions_are_fastais_on_the_same_curve():
     assert valley(lrs[:5], np.arange(5.0)) == lrs[0]
     # a curve no longer than slide's window falls back to valley
     assert slide(lrs[:10], losses[:10]) == valley(lrs[:10], losses[:10])
+
+
+def test_fastais_schedule_names_drive_a_fit(tiny):
+    from pipekit.learn import ParamScheduler, SchedCos, SchedLin, SchedNo, SchedPoly, combine_scheds, combined_cos, sched_cos
+
+    # chapter 16's spellings: sched_cos(start, end, pos) is a value, SchedCos(start, end) the function of pos
+    assert float(sched_cos(1e-3, 1e-5, 0.5)) == pytest.approx(5.05e-4)
+    assert float(SchedPoly(1.0, 0.0, 2)(0.5)) == pytest.approx(0.75) and float(SchedNo(3.0, 9.0)(0.7)) == 3.0
+    one_cycle = combined_cos(0.25, 1e-4, 1e-2, 1e-7)
+    assert [float(one_cycle(p)) for p in (0.0, 0.25, 1.0)] == pytest.approx([1e-4, 1e-2, 1e-7])
+    # a fit driven by them: the lr set before each batch follows the combined schedule
+    learn = _mlp(tiny)
+    sched = combine_scheds([0.5, 0.5], [SchedLin(1e-3, 1e-2), SchedCos(1e-2, 1e-4)])
+    learn.fit(2, cbs=ParamScheduler({"lr": sched}))
+    lrs = np.array([g[-1] for g in learn.recorder.lrs])
+    n = len(lrs)
+    assert n == 2 * len(tiny.train)
+    assert lrs == pytest.approx([float(sched(i / n)) for i in range(n)])
+    assert lrs[0] == pytest.approx(1e-3) and lrs.max() == pytest.approx(1e-2, rel=0.05) and lrs[-1] < 1e-3

@@ -32,7 +32,8 @@ from pipekit.learn.registry import (
     UnknownArchError, arch_spec, build_arch, register_arch, registered_archs, set_arch_spec,
 )
 from pipekit.learn.schedule import (
-    SuggestedLRs, combine_scheds, minimum, sched_cos, sched_exp, sched_lin, sched_no, slide, steep, valley,
+    SchedCos, SchedExp, SchedLin, SchedNo, SchedPoly, SuggestedLRs, combine_scheds, combined_cos, minimum, sched_cos,
+    sched_exp, sched_lin, sched_no, slide, steep, valley,
 )
 # the metrics users import from here are pipekit's one set (pipekit.metrics)
 from pipekit.metrics import (
@@ -59,4 +60,5 @@ __all__ = [
     "Lookahead", "ranger", "radam_step", "qhadam_step", "lamb_step",
     "UnknownArchError", "arch_spec", "build_arch", "register_arch", "registered_archs", "set_arch_spec",
     "SuggestedLRs", "combine_scheds", "minimum", "sched_cos", "sched_exp", "sched_lin", "sched_no", "slide", "steep", "valley",
+    "SchedCos", "SchedExp", "SchedLin", "SchedNo", "SchedPoly", "combined_cos",
 ]

@@ -36,35 +36,89 @@ if TYPE_CHECKING:
     from pipekit.learn.learner import LR, Learner
 
 __all__ = [
-    "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "fit_one_cycle", "fit_flat_cos", "fit_sgdr",
+    "sched_lin", "sched_cos", "sched_exp", "sched_no", "SchedLin", "SchedCos", "SchedExp", "SchedNo",
+    "SchedPoly", "combine_scheds", "combined_cos", "fit_one_cycle", "fit_flat_cos", "fit_sgdr",
     "fine_tune", "lr_find", "SuggestedLRs", "valley", "steep", "minimum", "slide",
 ]
 
 Sched = Callable[[float], Any]
 
 
-def sched_lin(start: Any, end: Any) -> Sched:
-    """Linear from ``start`` to ``end``."""
+def _sched(f: Callable[[np.ndarray, np.ndarray, float], Any], start: Any, end: Any, pos: float | None) -> Any:
     s, e = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
-    return lambda pos: s + pos * (e - s)
+    return (lambda p: f(s, e, p)) if pos is None else f(s, e, pos)
 
 
-def sched_cos(start: Any, end: Any) -> Sched:
-    """Half a cosine from ``start`` to ``end`` (flat at both ends)."""
+def sched_lin(start: Any, end: Any, pos: float | None = None) -> Any:
+    """Linear from ``start`` to ``end``: the schedule, a function of ``pos`` in [0, 1], or with ``pos`` given,
+    its value there (fastai's ``sched_lin(start, end, pos)``).
+
+    >>> float(sched_lin(1.0, 3.0)(0.5)), float(sched_lin(1.0, 3.0, 0.5))
+    (2.0, 2.0)
+    """
+    return _sched(lambda s, e, p: s + p * (e - s), start, end, pos)
+
+
+def sched_cos(start: Any, end: Any, pos: float | None = None) -> Any:
+    """Half a cosine from ``start`` to ``end`` (flat at both ends); with ``pos``, its value there."""
+    return _sched(lambda s, e, p: s + (1 + math.cos(math.pi * (1 - p))) * (e - s) / 2, start, end, pos)
+
+
+def sched_exp(start: Any, end: Any, pos: float | None = None) -> Any:
+    """Exponential (geometric) from ``start`` to ``end``; with ``pos``, its value there."""
+    return _sched(lambda s, e, p: s * (e / s) ** p, start, end, pos)
+
+
+def sched_no(start: Any, end: Any = None, pos: float | None = None) -> Any:
+    """Constant ``start``; with ``pos``, its value there."""
+    return _sched(lambda s, e, p: s, start, start if end is None else end, pos)
+
+
+# fastai's names for the schedules as objects: SchedCos(start, end) is the function of pos
+def SchedLin(start: Any, end: Any) -> Sched:  # noqa: N802 - fastai's spelling
+    """The linear schedule from ``start`` to ``end`` (``sched_lin(start, end)``)."""
+    return sched_lin(start, end)
+
+
+def SchedCos(start: Any, end: Any) -> Sched:  # noqa: N802
+    """The half-cosine schedule from ``start`` to ``end`` (``sched_cos(start, end)``).
+
+    >>> f = combine_scheds([0.5, 0.5], [SchedLin(0.0, 1.0), SchedCos(1.0, 0.0)])
+    >>> float(f(0.25)), float(f(0.75))
+    (0.5, 0.5)
+    """
+    return sched_cos(start, end)
+
+
+def SchedExp(start: Any, end: Any) -> Sched:  # noqa: N802
+    """The exponential schedule from ``start`` to ``end`` (``sched_exp(start, end)``)."""
+    return sched_exp(start, end)
+
+
+def SchedNo(start: Any, end: Any = None) -> Sched:  # noqa: N802
+    """The constant schedule at ``start`` (``sched_no(start)``)."""
+    return sched_no(start, end)
+
+
+def SchedPoly(start: Any, end: Any, power: float) -> Sched:  # noqa: N802
+    """From ``start`` to ``end`` along ``pos ** power``.
+
+    >>> float(SchedPoly(1.0, 0.0, 2)(0.5))
+    0.75
+    """
     s, e = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
-    return lambda pos: s + (1 + math.cos(math.pi * (1 - pos))) * (e - s) / 2
+    return lambda pos: s + (e - s) * pos ** power
 
 
-def sched_exp(start: Any, end: Any) -> Sched:
-    """Exponential (geometric) from ``start`` to ``end``."""
-    s, e = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
-    return lambda pos: s * (e / s) ** pos
+def combined_cos(pct: float, start: Any, middle: Any, end: Any) -> Sched:
+    """Half a cosine from ``start`` to ``middle`` over the fraction ``pct`` of training, then from ``middle``
+    to ``end`` (one-cycle's shape), as fastai's ``combined_cos``.
 
-
-def sched_no(start: Any, end: Any = None) -> Sched:
-    """Constant ``start``."""
-    s = np.asarray(start, dtype=float)
-    return lambda pos: s
+    >>> f = combined_cos(0.25, 1.0, 10.0, 0.0)
+    >>> float(f(0.0)), float(f(0.25)), float(f(1.0))
+    (1.0, 10.0, 0.0)
+    """
+    return combine_scheds([pct, 1 - pct], [sched_cos(start, middle), sched_cos(middle, end)])
 
 
 def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
