@@ -37,12 +37,19 @@ def learner(dls, **kw):
     return Learner(dls, simple_cnn(1, 10, (8, 16)), splitter=body_head_splitter, metrics=accuracy, **kw)
 
 
-def test_save_model_keeps_best_and_reloads_it(dls, tmp_path):
+def test_save_model_keeps_best_and_reloads_it(dls, tmp_path, monkeypatch, capsys):
     learn = learner(dls, path=tmp_path)
     cb = SaveModelCallback(monitor="accuracy", fname="best")
-    learn.fit(3, 1e-2, cbs=[cb])
+    monkeypatch.setenv("PIPEKIT_QUIET", "0")
+    with learn.no_logging():
+        learn.fit(3, 1e-2, cbs=[cb])
     accs = [r[learn.recorder.metric_names.index("accuracy")] for r in learn.recorder.history]
-    assert cb.best_ == pytest.approx(max(accs)) and (tmp_path / "models" / "best.pipekit").exists()
+    assert cb.best_ == cb.best == pytest.approx(max(accs)) and (tmp_path / "models" / "best.pipekit").exists()
+    # each new best is told as fastai tells it, with the epoch and the value
+    told = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Better model found")]
+    best_epochs = [i for i, a in enumerate(accs) if a == max(accs[:i + 1]) and (i == 0 or a > max(accs[:i]))]
+    assert told == [f"Better model found at epoch {i} with accuracy value: {accs[i]:.6g}." for i in best_epochs]
+    monkeypatch.setenv("PIPEKIT_QUIET", "1")
     # the best epoch's weights are back in the model
     assert learn.validate()[1] == pytest.approx(max(accs))
     every = SaveModelCallback(every_epoch=True, fname="ep")
@@ -67,12 +74,15 @@ def test_trackers_take_the_direction_from_the_metric(dls, tmp_path):
     assert learn.validate()[2] == pytest.approx(min(wrongs))  # the least wrong epoch's model was reloaded
 
 
-def test_early_stopping_stops_when_no_improvement(dls):
+def test_early_stopping_stops_when_no_improvement(dls, monkeypatch, capsys):
     learn = learner(dls)
     # a huge min_delta means no epoch counts as an improvement after the first
     cb = EarlyStoppingCallback(monitor="valid_loss", min_delta=100.0, patience=2)
-    learn.fit(10, 1e-3, cbs=[cb])
+    monkeypatch.setenv("PIPEKIT_QUIET", "0")
+    with learn.no_logging():
+        learn.fit(10, 1e-3, cbs=[cb])
     assert len(learn.recorder.values) == 3 and cb.stopped_epoch_ == 2  # epoch 0 sets the best, 2 more fail
+    assert capsys.readouterr().out.splitlines()[-1] == "No improvement since epoch 0: early stopping"
     with pytest.raises(ValueError, match="patience"):
         EarlyStoppingCallback(patience=0)
 

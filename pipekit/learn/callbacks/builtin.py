@@ -25,6 +25,7 @@ from pipekit.learn.callbacks.core import (
     Callback, CancelBatchException, CancelFitException, CancelTrainException, CancelValidException,
 )
 from pipekit.learn.callbacks.training import _batch_size as batch_size
+from pipekit.learn.distributed import is_main_process
 from pipekit.learn.export import checkpoint_path
 from pipekit.learn.hooks import HookCallback
 
@@ -63,6 +64,17 @@ class TrackerCallback(Callback):
         if self.reset_on_fit:
             self.reset_state()
         self.new_best = False
+
+    @property
+    def best(self) -> float | None:
+        """The best value of ``monitor`` so far (fastai's name for ``best_``)."""
+        return self.best_
+
+    def tell(self, line: str) -> None:
+        """Print what the tracker did, as fastai's trackers do, unless ``PIPEKIT_QUIET=1`` (one process of a
+        distributed job speaks for all)."""
+        if os.environ.get("PIPEKIT_QUIET") != "1" and is_main_process():
+            print(line)
 
     def improved(self, value: float) -> bool:
         """Whether ``value`` beats the best so far by more than ``min_delta``."""
@@ -131,6 +143,7 @@ class SaveModelCallback(TrackerCallback):
         super().after_epoch()
         if self.new_best and not self.at_end:
             self.best_epoch_ = self.learn.epoch
+            self.tell(f"Better model found at epoch {self.learn.epoch} with {self.monitor} value: {self.best_:.6g}.")
             self._save(self.fname)
 
     def _save(self, name: str) -> None:
@@ -178,6 +191,7 @@ class EarlyStoppingCallback(TrackerCallback):
         self.wait_ = 0 if self.new_best else self.wait_ + 1
         if self.wait_ >= self.patience:
             self.stopped_epoch_ = self.learn.epoch
+            self.tell(f"No improvement since epoch {self.learn.epoch - self.wait_}: early stopping")
             self.learn.request_stop()
 
 
@@ -229,9 +243,8 @@ class ReduceLROnPlateau(TrackerCallback):
         if (new < old).any():
             opt.set_hyper("lr", new)
             self.reductions_.append((self.learn.epoch, [float(v) for v in new]))
-            if os.environ.get("PIPEKIT_QUIET") != "1":
-                shown = ", ".join(f"{v:.3g}" for v in new)
-                print(f"epoch {self.learn.epoch}: {self.monitor} has not improved for {self.patience} epoch(s); "
+            shown = ", ".join(f"{v:.3g}" for v in new)
+            self.tell(f"epoch {self.learn.epoch}: {self.monitor} has not improved for {self.patience} epoch(s); "
                       f"lr reduced to {shown}")
 
 
