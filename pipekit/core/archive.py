@@ -255,13 +255,22 @@ def read_archive(source: str | os.PathLike | bytes | bytearray, limits: Limits, 
             if len(infos) != entries:  # zipfile reads the whole directory, whatever the end record counts
                 raise ExportError(f"{where}: its directory holds {len(infos):,} members where its end record "
                                   f"counts {entries:,}; the archive is damaged or crafted")
-            wanted = _check_directory(infos, limits, where, max_total)
+            wanted = _check_directory(infos, limits, where, max_total, length=f.seek(0, os.SEEK_END))
             return {info.filename: _bounded_read(z, info, where) for info in wanted}
 
 
 def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str,
-                     max_total: int = MAX_TOTAL_BYTES) -> list[zipfile.ZipInfo]:
+                     max_total: int = MAX_TOTAL_BYTES, length: int | None = None) -> list[zipfile.ZipInfo]:
+    """The members to read, after checking every directory entry; ``length``, the archive's real size, bounds
+    what the entries may claim: their compressed bytes must lie inside it, a stored member holds as many bytes
+    as it states, and all the members inflate to at most ``MAX_RATIO`` times it (sizes are otherwise only the
+    directory's word, and a buffer is made for them before a byte is read)."""
     seen: set[str] = set()
+    if length is not None:
+        packed = sum(info.compress_size for info in infos)
+        if packed > length:
+            raise ExportError(f"{where}: its directory states {_size(packed)} of compressed members in a "
+                              f"{_size(length)} file; the archive is damaged or crafted")
     for info in infos:
         name = info.filename
         check_member_name(name, where)
@@ -273,6 +282,11 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str,
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise ExportError(f"{where}: member {name!r} uses compression method {info.compress_type}; only "
                               "stored and deflated members are accepted")
+        if length is not None and (info.header_offset + info.compress_size > length or (
+                info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size)):
+            raise ExportError(f"{where}: member {name!r} states {_size(info.file_size)} "
+                              f"({_size(info.compress_size)} stored at byte {info.header_offset:,}) that the "
+                              f"{_size(length)} file does not hold; the archive is damaged or crafted")
     wanted, total = [], 0
     for info in infos:
         name = info.filename
@@ -294,6 +308,10 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits, where: str,
     if total > max_total:
         raise ExportError(f"{where}: members inflate to {_size(total)} together, over the "
                           f"{_size(max_total)} limit{'' if max_total == MAX_TOTAL_BYTES else ' left for them'}")
+    if length is not None and total > RATIO_FLOOR + MAX_RATIO * length:
+        raise ExportError(f"{where}: members inflate to {_size(total)} together from a {_size(length)} file, a "
+                          f"compression ratio over {MAX_RATIO}:1 (a zip bomb); pipekit writes members stored or "
+                          "lightly deflated")
     return wanted
 
 

@@ -60,25 +60,27 @@ def space_bomb(n_mib: int) -> tuple[bytes, int]:
 
 
 def entry(name: str, data: bytes, *, deflate: bool = False, size: int | None = None, crc: int | None = None,
-          flags: int = 0, method: int | None = None) -> tuple:
+          flags: int = 0, method: int | None = None, packed: int | None = None) -> tuple:
     """One member for :func:`raw_zip`: ``data`` is what is stored (already compressed when ``deflate`` and a
-    ``size`` is given); ``size``/``crc`` are what the directory states (default: the truth)."""
+    ``size`` is given); ``size``/``crc``/``packed`` (the compressed size) are what the directory states
+    (default: the truth)."""
     if deflate and size is None:
         co = zlib.compressobj(6, zlib.DEFLATED, -15)
         size, crc, data = len(data), zlib.crc32(data), co.compress(data) + co.flush()
     size = len(data) if size is None else size
     crc = zlib.crc32(data) if crc is None else crc
-    return name, data, (8 if deflate else 0) if method is None else method, size, crc, flags
+    return name, data, (8 if deflate else 0) if method is None else method, size, crc, flags, packed
 
 
 def raw_zip(entries: list[tuple]) -> bytes:
     """A zip packed by hand, so that names, sizes, flags and methods can say anything."""
     out, central = bytearray(), bytearray()
-    for name, data, method, size, crc, flags in entries:
+    for name, data, method, size, crc, flags, packed in entries:
         nm, off = name.encode(), len(out)
-        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, len(data), size, len(nm), 0)
+        packed = len(data) if packed is None else packed
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, packed, size, len(nm), 0)
         out += nm + data
-        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, flags, method, 0, 0x21, crc, len(data), size,
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, flags, method, 0, 0x21, crc, packed, size,
                                len(nm), 0, 0, 0, 0, 0, off) + nm
     n = len(entries)
     return bytes(out + central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(central), len(out), 0))
@@ -185,7 +187,34 @@ def test_sec_a_directory_that_lies_cannot_make_a_member_inflate_past_it(exported
     short = bytes(exported["members"]["record.json"])
     path = with_members(exported, tmp_path, "short.pipekit", **{"record.json": entry(
         "record.json", short, size=len(short) + 1000, crc=zlib.crc32(short))})
-    refused(load_learner, path, match=r"member 'record.json' is (damaged|truncated)")
+    refused(load_learner, path, match=r"member 'record.json' (is (damaged|truncated)|states 3,\d{3} bytes .* that the "
+                                      r"[\d,]+ bytes file does not hold)")
+
+
+def test_sec_a_directory_cannot_claim_more_than_the_file_holds(exported, tmp_path):
+    # sizes are the directory's word until the bytes are read, and a member's buffer is made before that: a
+    # file of a few KB claiming GBs made pipekit allocate them. The claims are now held to the file's length.
+    weights = bytes(exported["members"]["weights.safetensors"])
+    lies = {
+        # a stored member claiming 3 GiB, its compressed size claiming as much
+        "both sizes": entry("weights.safetensors", weights[:64], size=3 * 2**30, packed=3 * 2**30),
+        # a stored member whose sizes disagree (a stored member's bytes are its contents)
+        "stored sizes": entry("weights.safetensors", weights[:64], size=2**30),
+    }
+    for what, lie in lies.items():
+        path = with_members(exported, tmp_path, f"{what.replace(' ', '_')}.pipekit", **{"weights.safetensors": lie})
+        assert path.stat().st_size < sum(len(v) for v in exported["members"].values()), what
+        peak = refused(load_learner, path, match=r"directory states .* of compressed members in a|"
+                                                 r"member 'weights.safetensors' states .* file does not hold")
+        assert peak < PEAK_LIMIT, (what, peak)
+    # deflated members inflating together past MAX_RATIO times the file, each under the per-member floor
+    bomb, crc = space_bomb(1)
+    path = tmp_path / "many.zip"
+    path.write_bytes(raw_zip([entry(f"pad{i}.bin", bomb, deflate=True, size=2**20, crc=crc) for i in range(3)]))
+    from pipekit.core.archive import read_archive
+
+    with pytest.raises(ExportError, match=r"compression ratio over 100:1"):
+        read_archive(path, lambda name: 2**30, str(path))
 
 
 MODEL_MANIFEST = json.dumps({"format": "pipekit", "version": 2, "kind": "component", "pipekit": "0.1.0"}).encode()
