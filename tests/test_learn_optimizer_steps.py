@@ -41,7 +41,7 @@ def test_momentum_from_steps_is_torch_momentum(adult_xy):
     same_weights(mine, trained(adult_xy, partial(SGD, mom=0.9)))
     # L2 regularisation in the gradient is torch SGD's weight_decay
     l2 = trained(adult_xy, partial(Optimizer, cbs=[l2_reg, average_grad, momentum_step], mom=0.9, wd=0.01))
-    torch_l2 = trained(adult_xy, partial(SGD, mom=0.9, wd=0.01))
+    torch_l2 = trained(adult_xy, partial(SGD, mom=0.9, wd=0.01, decouple_wd=False))
     # pipekit keeps weight decay off biases and norm layers for both
     same_weights(l2, torch_l2)
 

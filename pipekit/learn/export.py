@@ -633,7 +633,8 @@ def _check_weights(where: str, model: nn.Module, weights: dict[str, torch.Tensor
 
 
 #: torch optimisers whose per-parameter state follows the parameters (moments and buffers of their shape, a
-#: step count): pipekit's Adam, SGD and RMSProp and the others of that kind
+#: step count): pipekit's Adam and the others of that kind (checked beside pipekit's step-function Optimizer,
+#: which SGD and RMSProp are)
 _PARAM_SHAPED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad,
                  torch.optim.Adadelta, torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam, torch.optim.ASGD)
 #: the per-parameter state those optimisers keep as a single number (a 0-d tensor) rather than one per weight

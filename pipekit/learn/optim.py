@@ -2,8 +2,10 @@
 
 ``opt_func(param_groups, lr) -> torch.optim.Optimizer`` builds the torch optimiser; ``OptimWrapper``
 adds what the Learner needs on top: layer groups from a splitter, ``set_hyper('lr', value)`` with a
-scalar, a list (one per group) or a ``slice`` (discriminative rates), freezing of the first groups,
-and no weight decay on biases and normalisation layers.
+scalar, a list (one per group) or a ``slice`` (discriminative rates), ``hypers`` (one live dict per group,
+as fastai's ``for h in learn.opt.hypers: h['lr'] = x``), freezing of the first groups, and no weight decay
+on layers' biases and normalisation layers. ``SGD``, ``RMSProp`` and the step-function optimisers take
+fastai's steps (decoupled weight decay by default).
 
 >>> import torch
 >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -66,17 +68,46 @@ def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: flo
                              **({"fused": True} if fused else {}))
 
 
-def SGD(params: list[dict[str, Any]], lr: float, mom: float = 0.0, wd: float = 0.0) -> torch.optim.Optimizer:  # noqa: N802
-    """SGD, plain by default as in the book (``partial(SGD, mom=0.9)`` adds momentum, which a one-cycle schedule
-    then moves); ``wd`` is L2 regularisation, as in torch. An optimizer built without momentum keeps none,
-    whatever a schedule asks."""
-    return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
+def SGD(params: Any, lr: float, mom: float = 0.0, wd: float = 0.0,  # noqa: N802
+        decouple_wd: bool = True) -> Optimizer:
+    """SGD as a step-function :class:`Optimizer`, fastai's: plain by default as in the book (``partial(SGD, mom=0.9)``
+    adds momentum, ``grad_avg = mom * grad_avg + grad; w -= lr * grad_avg``, which a one-cycle schedule then moves).
+    ``wd`` is decoupled weight decay (``w *= 1 - lr * wd`` before the step); ``decouple_wd=False`` makes it L2
+    regularisation (``grad += wd * w``, torch's ``weight_decay``). An optimizer built without momentum keeps none,
+    whatever a schedule asks.
+
+    >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -1.0])
+    >>> opt = SGD([{"params": [w]}], lr=0.1, wd=0.5)
+    >>> opt.step(); w.data                      # 1 * (1 - 0.1 * 0.5) -/+ 0.1
+    tensor([0.8500, 1.0500])
+    """
+    check("SGD", mom=(mom, Interval(0, 1, closed="left")), wd=(wd, Interval(0, None)))
+    cbs: list[Callable[..., Any]] = [weight_decay if decouple_wd else l2_reg]
+    cbs += [average_grad, momentum_step] if mom != 0 else [sgd_step]
+    opt = Optimizer(params, cbs, lr=lr, mom=mom, wd=wd)
+    opt.momentum_free = mom == 0
+    return opt
 
 
-def RMSProp(params: list[dict[str, Any]], lr: float, sqr_mom: float = 0.99, mom: float = 0.0,
-            eps: float = 1e-8, wd: float = 0.0) -> torch.optim.Optimizer:  # noqa: N802
-    """RMSprop."""
-    return torch.optim.RMSprop(params, lr=lr, alpha=sqr_mom, momentum=mom, eps=eps, weight_decay=wd)
+def RMSProp(params: Any, lr: float, sqr_mom: float = 0.99, mom: float = 0.0,  # noqa: N802
+            eps: float = 1e-8, wd: float = 0.0, decouple_wd: bool = True) -> Optimizer:
+    """RMSProp as a step-function :class:`Optimizer`, fastai's: ``sqr_avg = sqr_mom * sqr_avg + (1 - sqr_mom) *
+    grad**2`` and ``w -= lr * g / (sqrt(sqr_avg) + eps)``, where ``g`` is the gradient, or with ``mom`` its moving
+    average ``grad_avg = mom * grad_avg + grad`` (momentum on the raw gradient, not torch's on the scaled one).
+    ``wd``: decoupled weight decay, or L2 regularisation with ``decouple_wd=False`` (see :func:`SGD`). Built
+    without momentum it keeps none, whatever a schedule asks.
+
+    >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([1.0, -4.0])
+    >>> opt = RMSProp([{"params": [w]}], lr=0.01, sqr_mom=0.75)
+    >>> opt.step(); w.data                      # sqr_avg = 0.25 * grad**2: steps of 0.01 * sign(grad) / 0.5
+    tensor([-0.0200,  0.0200])
+    """
+    _check_hypers("RMSProp", mom, sqr_mom, eps, wd)
+    cbs: list[Callable[..., Any]] = [weight_decay if decouple_wd else l2_reg]
+    cbs += [average_grad, average_sqr_grad] if mom != 0 else [average_sqr_grad]
+    opt = Optimizer(params, [*cbs, rms_prop_step], lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+    opt.momentum_free = mom == 0
+    return opt
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -84,8 +115,8 @@ class Optimizer(torch.optim.Optimizer):
     gradient, each function of ``cbs`` is called in turn as ``cb(p, lr=..., mom=..., wd=..., **state)`` with the
     group's hyper-parameters and what earlier calls returned (a dict: ``{"grad_avg": ...}``), which is kept in
     the parameter's state for the next steps. ``defaults`` are the hyper-parameters (``mom``, ``sqr_mom``,
-    ``eps``, ``wd``...); the Learner's schedules set ``lr`` and ``mom`` per layer group, ``wd`` is 0 for biases
-    and normalisation layers. Use it as ``opt_func=partial(Optimizer, cbs=[...], mom=0.9)``.
+    ``eps``, ``wd``...); the Learner's schedules set ``lr`` and ``mom`` per layer group, ``wd`` is 0 for layers'
+    biases and normalisation layers. Use it as ``opt_func=partial(Optimizer, cbs=[...], mom=0.9)``.
 
     >>> from functools import partial
     >>> w = torch.nn.Parameter(torch.ones(3)); w.grad = torch.ones(3)
@@ -93,6 +124,10 @@ class Optimizer(torch.optim.Optimizer):
     >>> opt.step(); opt.step(); w.data                      # steps of 0.1 * 1, then 0.1 * 1.9
     tensor([0.7100, 0.7100, 0.7100])
     """
+
+    #: True when built without momentum (``SGD`` and ``RMSProp`` with ``mom=0``): the Learner's schedules then
+    #: leave its ``mom`` at 0
+    momentum_free: bool = False
 
     def __init__(self, params: Any, cbs: Sequence[Callable[..., Any]] | Callable[..., Any], lr: float = 1e-3,
                  **defaults: Any):
@@ -435,8 +470,20 @@ def norm_params(model: nn.Module) -> set[int]:
     return {id(p) for m in model.modules() if isinstance(m, _NORM_TYPES) for p in m.parameters(recurse=False)}
 
 
+def _norm_bias_params(model: nn.Module) -> set[int]:
+    """ids of the parameters weight decay leaves out by default, as fastai's ``wd_bn_bias=False``: those of
+    normalisation layers and each module's own ``bias`` Parameter (``nn.Linear``, ``nn.Conv2d``...). A parameter
+    merely named like a bias (``user_bias = nn.Parameter(...)`` in chapter 8's ``DotProductBias``) is decayed."""
+    ids = norm_params(model)
+    for m in model.modules():
+        bias = getattr(m, "bias", None)
+        if isinstance(bias, nn.Parameter):
+            ids.add(id(bias))
+    return ids
+
+
 # hyper-parameter name -> how it is stored in a torch param group
-def _set_group(group: dict[str, Any], name: str, value: float) -> None:
+def _set_group(group: dict[str, Any], name: str, value: Any) -> None:
     if name in ("mom", "sqr_mom") and "betas" in group:
         b1, b2 = group["betas"]
         group["betas"] = (value, b2) if name == "mom" else (b1, value)
@@ -451,7 +498,68 @@ def _set_group(group: dict[str, Any], name: str, value: float) -> None:
 def _get_group(group: dict[str, Any], name: str) -> Any:
     if name == "mom":
         return group["betas"][0] if "betas" in group else group.get("mom", group.get("momentum"))
+    if name == "sqr_mom":
+        return group["betas"][1] if "betas" in group else group.get("sqr_mom", group.get("alpha"))
     return group.get("weight_decay" if name == "wd" else name)
+
+
+#: the book's names for hyper-parameters, as ``learn.opt.hypers`` lists them, and the torch group keys it leaves
+#: out of its listing (those it shows under the book's names, and the parameters)
+_BOOK_HYPERS = ("lr", "mom", "sqr_mom", "eps", "wd")
+_TORCH_HYPERS = frozenset({"params", "betas", "momentum", "alpha", "weight_decay"})
+
+
+def _hyper_names(group: dict[str, Any]) -> list[str]:
+    """The hyper-parameters of a torch param group under the book's names (those it has), then its other
+    numeric options (``nu_1``, torch's ``dampening``...)."""
+    names = [k for k in _BOOK_HYPERS if _get_group(group, k) is not None]
+    return names + [k for k, v in group.items() if k not in _TORCH_HYPERS and k not in names
+                    and isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+class GroupHypers(MutableMapping):  # type: ignore[type-arg]
+    """One layer group's hyper-parameters as a dict whose reads and writes go to the optimiser: what
+    ``learn.opt.hypers[i]`` is. ``h["lr"] = 1e-3`` sets the learning rate the next step uses, as fastai's
+    ``for h in learn.opt.hypers: h["lr"] = ...`` does (weight decay stays off biases and normalisation layers,
+    and momentum off an optimiser built without it, as with :meth:`OptimWrapper.set_hyper`).
+
+    >>> from torch import nn
+    >>> opt = OptimWrapper(nn.Linear(2, 1), SGD, lr=0.1)
+    >>> for h in opt.hypers:
+    ...     h["lr"] = h["lr"] / 2
+    >>> opt.lrs
+    [0.05]
+    """
+
+    def __init__(self, wrapper: OptimWrapper, index: int):
+        self._wrapper, self._index = wrapper, index
+
+    def _first(self) -> dict[str, Any]:
+        return self._wrapper.opt.param_groups[self._wrapper._first[self._index]]
+
+    def __getitem__(self, name: str) -> Any:
+        v = _get_group(self._first(), name)  # torch's own keys ("betas") read too, though not listed
+        if v is None or name == "params":
+            raise KeyError(name)
+        return v
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if name == "params":
+            raise ParameterError(f"hypers[{self._index}]['params']: the parameters of a group are not a "
+                                 "hyper-parameter; build the optimiser with another splitter instead")
+        self._wrapper._set_layer_group(self._index, name, value)
+
+    def __delitem__(self, name: str) -> None:
+        raise ParameterError(f"hypers[{self._index}]: hyper-parameters cannot be removed; set {name!r} instead")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_hyper_names(self._first()))
+
+    def __len__(self) -> int:
+        return len(_hyper_names(self._first()))
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 _WRAPPER_SPELLING = "opt_func=partial(OptimWrapper, opt=torch.optim.SGD) (or simply opt_func=torch.optim.SGD)"
@@ -489,8 +597,10 @@ class OptimWrapper:
     """A torch optimiser over a model's layer groups, with hyper-parameters settable per group.
 
     ``splitter(model) -> list[list[Parameter]]`` gives the layer groups (default: one group).
-    ``wd_bn_bias=False`` keeps weight decay off biases and normalisation parameters;
-    ``train_bn=True`` keeps normalisation layers trainable when their group is frozen.
+    ``wd_bn_bias=False`` keeps weight decay off the parameters of normalisation layers and off layers' own
+    ``bias`` (``nn.Linear.bias``, ``nn.Conv2d.bias``...), as fastai: any other parameter is decayed, whatever its
+    name. ``train_bn=True`` keeps normalisation layers trainable when their group is frozen.
+    ``hypers`` (one live dict per layer group), :meth:`set_hyper` and :meth:`set_hypers` set hyper-parameters.
     """
 
     def __init__(self, model: nn.Module, opt_func: Callable[..., torch.optim.Optimizer], lr: float = 1e-3,
@@ -510,19 +620,15 @@ class OptimWrapper:
         if missing:
             raise ParameterError(f"splitter left {len(missing)} model parameters out of every group "
                                  f"(e.g. {missing[:3]}); they would never train. Return all parameters.")
-        names = {id(p): n for n, p in model.named_parameters()}
         norm = norm_params(model)
+        no_decay_ids = set() if wd_bn_bias else _norm_bias_params(model)
         self.norm_ids, self.layer_groups, self.train_bn = norm, groups, train_bn
         torch_groups: list[dict[str, Any]] = []
         self._owner: list[int] = []  # layer-group index of each torch param group
         self._no_wd: list[bool] = []
         for gi, g in enumerate(groups):
-            if wd_bn_bias:
-                parts = [(g, False)]
-            else:
-                no_decay = [p for p in g if id(p) in norm or names.get(id(p), "").endswith("bias")]
-                nd_ids = {id(p) for p in no_decay}
-                parts = [([p for p in g if id(p) not in nd_ids], False), (no_decay, True)]
+            parts = [([p for p in g if id(p) not in no_decay_ids], False),
+                     ([p for p in g if id(p) in no_decay_ids], True)]
             for ps, no_wd in parts:
                 if ps:
                     torch_groups.append({"params": ps})
@@ -537,7 +643,11 @@ class OptimWrapper:
             if no_wd:
                 pg["weight_decay"] = 0.0
         # built without momentum (plain SGD, RMSProp's default): schedules' momentum is not theirs to add
-        self._no_mom = [pg.get("momentum") == 0 and "betas" not in pg for pg in self.opt.param_groups]
+        inner = self.opt.opt if isinstance(self.opt, Lookahead) else self.opt
+        self._no_mom = [bool(getattr(inner, "momentum_free", False)) or (pg.get("momentum") == 0 and "betas" not in pg)
+                        for pg in self.opt.param_groups]
+        self._parts = [[i for i, o in enumerate(self._owner) if o == gi] for gi in range(len(groups))]
+        self._hypers = [GroupHypers(self, gi) for gi in range(len(groups))]
         self.frozen_to = 0
         #: a torch.amp.GradScaler while fp16 mixed precision is on (set by MixedPrecision)
         self.scaler: torch.amp.GradScaler | None = None
@@ -561,36 +671,44 @@ class OptimWrapper:
         return [_get_group(self.opt.param_groups[i], "mom") for i in self._first]
 
     @property
-    def hypers(self) -> list[dict[str, Any]]:
+    def hypers(self) -> list[GroupHypers]:
         """Each layer group's hyper-parameters under the book's names (``lr``, ``mom``, ``sqr_mom``, ``eps``,
-        ``wd``; those the optimiser has), as ``learn.opt.hypers`` reads in fastai. To change one:
-        :meth:`set_hyper`.
+        ``wd``; those the optimiser has, then its other numeric options), as ``learn.opt.hypers`` in fastai: one
+        live dict per layer group (a :class:`GroupHypers`), so ``for h in learn.opt.hypers: h["lr"] = x`` sets the
+        learning rate the next step uses. :meth:`set_hyper` and :meth:`set_hypers` set one value for every group,
+        or one per group.
 
         >>> from torch import nn
-        >>> OptimWrapper(nn.Linear(2, 1), Adam, lr=0.01).hypers[0]["lr"]
+        >>> opt = OptimWrapper(nn.Linear(2, 1), Adam, lr=0.01)
+        >>> opt.hypers[0]["lr"]
         0.01
+        >>> opt.hypers[0]["lr"] = 0.001; opt.lrs
+        [0.001]
         """
-        out = []
-        for i in self._first:
-            g = self.opt.param_groups[i]
-            h = {"lr": g["lr"], "mom": _get_group(g, "mom"), "wd": g.get("weight_decay")}
-            if "betas" in g:
-                h["sqr_mom"] = g["betas"][1]
-            elif "sqr_mom" in g:
-                h["sqr_mom"] = g["sqr_mom"]
-            if "eps" in g:
-                h["eps"] = g["eps"]
-            out.append({k: v for k, v in h.items() if v is not None})
-        return out
+        return list(self._hypers)
+
+    def _set_layer_group(self, gi: int, name: str, value: Any) -> None:
+        """Set ``name`` in the torch param groups of layer group ``gi`` (weight decay stays 0 on the no-decay
+        parameters, momentum on an optimiser built without it)."""
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+            value = float(value)
+        for i in self._parts[gi]:
+            if (name == "wd" and self._no_wd[i]) or (name == "mom" and self._no_mom[i]):
+                continue
+            _set_group(self.opt.param_groups[i], name, value)
 
     def set_hyper(self, name: str, value: Any) -> None:
-        """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups."""
+        """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups: one value for
+        all, a list with one per group, or a ``slice`` spread over the groups as for learning rates."""
         vals = lr_range(value, self.n_groups) if name == "lr" or isinstance(value, (slice, list, tuple, np.ndarray)) \
             else np.full(self.n_groups, value)
-        for g, owner, no_wd, no_mom in zip(self.opt.param_groups, self._owner, self._no_wd, self._no_mom):
-            if (name == "wd" and no_wd) or (name == "mom" and no_mom):
-                continue
-            _set_group(g, name, float(vals[owner]))
+        for gi in range(self.n_groups):
+            self._set_layer_group(gi, name, float(vals[gi]))
+
+    def set_hypers(self, **kwargs: Any) -> None:
+        """:meth:`set_hyper` for each ``name=value`` (fastai's ``opt.set_hypers(lr=1e-3, mom=0.9)``)."""
+        for name, value in kwargs.items():
+            self.set_hyper(name, value)
 
     def freeze_to(self, n: int) -> None:
         """Freeze layer groups ``[:n]`` (negative counts from the end); normalisation stays trainable."""
