@@ -369,3 +369,28 @@ def test_fastais_schedule_names_drive_a_fit(tiny):
     assert n == 2 * len(tiny.train)
     assert lrs == pytest.approx([float(sched(i / n)) for i in range(n)])
     assert lrs[0] == pytest.approx(1e-3) and lrs.max() == pytest.approx(1e-2, rel=0.05) and lrs[-1] < 1e-3
+
+
+def test_a_callback_reads_the_learner_and_its_errors_name_it(tiny, tmp_path):
+    from pipekit.learn import Callback
+
+    class SaveAtEnd(Callback):  # fastai's callbacks call the learner's methods as their own
+        def after_fit(self):
+            self.saved = self.save("at_end")
+            self.frozen_groups = (self.opt_func, self.splitter, self.recorder is self.learn.recorder)
+
+    learn = _mlp(tiny, path=tmp_path)
+    cb = SaveAtEnd()
+    learn.fit(1, 1e-3, cbs=cb)
+    assert (tmp_path / "models" / "at_end.pipekit").exists() and cb.frozen_groups[2]
+    assert cb.frozen_groups[:2] == (learn.opt_func, learn.splitter)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
+        _ = cb.nothing_here
+
+    class Boom(Callback):
+        def after_pred(self):
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="^boom") as err:
+        learn.fit(1, 1e-3, cbs=Boom())
+    assert err.value.__notes__ == ["(raised in the callback Boom at after_pred)"]

@@ -71,6 +71,10 @@ _LR = Is(_valid_lr, "a positive finite number, a slice of them, or a list")
 _LR_OR_NONE = Is(lambda lr: lr is None or _valid_lr(lr), "a positive finite number, a slice of them, a list or None")
 
 
+_CANCELS = (CancelFitException, CancelEpochException, CancelTrainException, CancelValidException, CancelBatchException,
+            CancelBackwardException, CancelStepException)
+
+
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func``, an optimiser built by ``opt_func`` and callbacks.
 
@@ -307,7 +311,17 @@ class Learner:
         training = self.training
         for fn, run_train, run_valid in self._events.get(event, ()):
             if run_train if training else run_valid:
-                fn()
+                try:
+                    fn()
+                except _CANCELS:
+                    raise
+                except Exception as e:
+                    # which callback failed, at which event: the traceback alone shows only the loop's frames
+                    # above the callback's own
+                    note = f"(raised in the callback {type(getattr(fn, '__self__', fn)).__name__} at {event})"
+                    if note not in getattr(e, "__notes__", ()):
+                        e.add_note(note)
+                    raise
 
     def _with_events(self, f: Callable[[], None], name: str) -> None:
         before, cancel, after, exc = _STAGE[name]

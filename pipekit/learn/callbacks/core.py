@@ -57,6 +57,13 @@ LEARNER_STATE = frozenset({
     "epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train", "recorder",
     "metrics", "cbs", "lr", "wd", "moms", "path", "model_dir", "device", "final_record",
 })
+#: the Learner's methods and settings a callback reads as its own too, as fastai's forward them
+#: (``self.save('best')``, ``self.freeze()``, ``self.opt_func``); other callbacks read by their names
+#: (``self.recorder``, ``self.activation_stats``)
+LEARNER_METHODS = frozenset({
+    "save", "load", "export", "freeze", "freeze_to", "unfreeze", "create_opt", "opt_func", "splitter", "get_preds",
+    "predict", "validate", "show_results", "add_cb", "add_cbs", "remove_cb", "remove_cbs", "wd_bn_bias", "train_bn",
+})
 
 
 class CancelFitException(Exception):
@@ -124,13 +131,16 @@ class Callback(Component):
     learn: Learner
 
     def __getattr__(self, name: str) -> Any:
-        # the loop's state reads as the callback's own, as in the book's callbacks (self.model, self.pred...)
-        if name in LEARNER_STATE:
-            learn = self.__dict__.get("learn")
+        # the loop's state reads as the callback's own, as in the book's callbacks (self.model, self.pred...), and
+        # so do the learner's methods and its other callbacks
+        learn = self.__dict__.get("learn")
+        if name in LEARNER_STATE or name in LEARNER_METHODS:
             if learn is not None:
                 return getattr(learn, name)
             raise AttributeError(f"{type(self).__name__}.{name}: this callback is not added to a Learner yet "
                                  "(learn.add_cb(cb), or cbs= of the Learner or of fit)")
+        if learn is not None and not name.startswith("_") and isinstance(learn.__dict__.get(name), Callback):
+            return learn.__dict__[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
