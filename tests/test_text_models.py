@@ -235,7 +235,8 @@ def test_learners_take_the_books_pretrained_backwards_and_y_range(dls_lm, imdb, 
 
 
 @pytest.mark.parametrize("name", ["pipekit.text.learner", "pipekit.text.models", "pipekit.text.loaders",
-                                  "pipekit.text.blocks", "pipekit.text.tokenize", "pipekit.text.dataloaders"])
+                                  "pipekit.text.blocks", "pipekit.text.tokenize", "pipekit.text.dataloaders",
+                                  "pipekit.text.rules"])
 def test_docstring_examples(name, tmp_path, monkeypatch):
     import doctest
     import importlib

@@ -78,7 +78,9 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, 
     """All files under ``path`` (sorted, so the order is the same on every machine).
 
     ``extensions`` filters by suffix (case-insensitive); ``folders`` restricts the walk to those
-    top-level sub-folders of ``path``. Hidden files and folders (``.name``) are left out.
+    top-level sub-folders of ``path``: a filter, as fastai's, so a folder named there that ``path`` lacks
+    adds no files (the book's ``folders=['train', 'test', 'unsup']`` on a copy without ``unsup``), and only
+    when none of them is there is it an error. Hidden files and folders (``.name``) are left out.
 
     Each real file is listed once: a file reached a second time through a link (a linked folder, a
     linked file, a link back to a folder above it) is dropped, and a folder link that loops back to
@@ -102,10 +104,16 @@ def _walk(path: str | os.PathLike, extensions: Iterable[str] | None, recurse: bo
     if not path.is_dir():
         raise NotADirectoryError(f"get_files: {path} is a file; pass the folder that holds the items")
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions} if extensions else None
+    if isinstance(folders, str):  # folders="train": one folder, as fastai reads it
+        folders = [folders]
     roots = [path / f for f in folders] if folders else [path]
-    for r in roots:
-        if not r.is_dir():
-            raise FileNotFoundError(f"get_files: folder {r} (from folders={list(folders or [])}) does not exist")
+    if folders:  # a filter on the folders under path, as fastai's: those of them that are not there hold no files
+        roots = [r for r in roots if r.is_dir()]
+        if not roots:
+            there = sorted(e.name for e in path.iterdir() if e.is_dir() and not e.name.startswith("."))
+            raise FileNotFoundError(f"get_files: none of folders={list(folders)} is a folder in {path} (its folders: "
+                                    f"{there[:10]}{' ...' if len(there) > 10 else ''}); name folders that are there, "
+                                    f"or leave folders out to list every file under {path}")
     walk = _Walk(path, exts, followlinks)
     for root in roots:
         walk.folder(str(root), os.path.realpath(root), via=None, recurse=recurse)

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import polars as pl
 
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, GrandparentSplitter,
                           MultiCategoryBlock, RandomSplitter, get_text_files, parent_label)
@@ -67,25 +67,37 @@ class TextDataLoaders:
     """
 
     @staticmethod
-    def from_folder(path: str | os.PathLike, train: str = "train", valid: str = "valid",
+    def from_folder(source: str | os.PathLike | None = None, /, train: str = "train", valid: str = "valid",
                     valid_pct: float | None = None, seed: int | None = None, vocab: Sequence[str] | None = None,
                     text_vocab: Sequence[str] | None = None, is_lm: bool = False, seq_len: int = 72,
                     tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, max_len: int | None = None,
                     cache_dir: Any = None, encoding: str = "utf-8", errors: str = "strict",
-                    **kwargs: Any) -> DataLoaders:
-        """Text files in ImageNet-style folders: ``path/train/<label>/*.txt`` and ``path/valid/<label>/*.txt``
-        (or, with ``valid_pct``, every text file under ``path`` split at random); the label is the folder.
+                    path: str | os.PathLike | None = None, **kwargs: Any) -> DataLoaders:
+        """Text files in ImageNet-style folders: ``source/train/<label>/*.txt`` and ``source/valid/<label>/*.txt``
+        (or, with ``valid_pct``, every text file under ``source`` split at random); the label is the folder.
         The files are read as ``encoding``; ``errors="replace"`` (or ``"ignore"``) reads bytes that are not
         valid in it instead of stopping at the first file that has them.
 
-        The DataBlock: ``blocks=(TextBlock.from_folder(path, ...), CategoryBlock(vocab))`` (only the
+        ``path``: the folder a learner on these loaders saves to (``dls.path``, then ``learn.path``: where
+        ``learn.save``, ``save_encoder`` and ``export`` write), as the other factories take it; without it
+        ``dls.path`` is the working directory ``'.'``. ``from_folder(path, valid='test', path=path)`` keeps the
+        models beside the texts, as a language model built with ``.dataloaders(path, path=path)`` does, so
+        ``learn.load_encoder('finetuned')`` finds its encoder. ``from_folder(path=folder)`` alone (no folder
+        before it) reads the texts in ``folder`` and leaves ``dls.path`` at ``'.'``.
+
+        The DataBlock: ``blocks=(TextBlock.from_folder(source, ...), CategoryBlock(vocab))`` (only the
         TextBlock with ``is_lm``), ``get_items=get_text_files`` (in ``train`` and ``valid`` without
         ``valid_pct``), ``get_y=parent_label``, ``splitter=GrandparentSplitter(train, valid)`` or
         ``RandomSplitter(valid_pct, seed)``. A model trained on it predicts a raw string as well as a file.
         """
         check("TextDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE))
+        if source is None:  # from_folder(path=...): the folder of the texts, dls.path left at its default
+            if path is None:
+                raise ParameterError("TextDataLoaders.from_folder: give the folder of the texts, "
+                                     "TextDataLoaders.from_folder(path, valid='test')")
+            source, path = path, None
         if valid_pct is None:
-            check_split_folders(path, train, valid, "TextDataLoaders.from_folder")
+            check_split_folders(source, train, valid, "TextDataLoaders.from_folder")
             splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid)
             get_items: Callable[..., Any] = partial(get_text_files, folders=[train, valid])
         else:
@@ -94,7 +106,7 @@ class TextDataLoaders:
                            encoding=encoding, errors=errors)
         blocks: tuple[Any, ...] = (text,) if is_lm else (text, CategoryBlock(vocab=vocab))
         dblock = DataBlock(blocks=blocks, get_items=get_items, get_y=None if is_lm else parent_label, splitter=splitter)
-        return dblock.dataloaders(path, seed=seed, **kwargs)
+        return dblock.dataloaders(source, seed=seed, path=path, **kwargs)
 
     @staticmethod
     def from_df(df: Any, path: str | os.PathLike = ".", valid_pct: float = 0.2, seed: int | None = None,

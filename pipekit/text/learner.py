@@ -196,7 +196,7 @@ class TextLearner(Learner):
 
     def _file(self, name: str | os.PathLike) -> Path:
         p = Path(name)
-        if p.suffix == ".pipekit" or p.is_absolute() or p.exists():
+        if p.suffix == ".pipekit" or p.is_absolute() or p.is_file():
             return p if p.suffix else p.with_suffix(".pipekit")
         return self.path / self.model_dir / f"{name}.pipekit"
 
@@ -212,10 +212,17 @@ class TextLearner(Learner):
 
     def load_encoder(self, name: str | os.PathLike, freeze: bool = True) -> TextLearner:
         """Load an encoder saved by ``save_encoder``; rows are matched by token, so an encoder trained with
-        another vocab fits (tokens it never saw start at the mean embedding). Freezes all but the head."""
+        another vocab fits (tokens it never saw start at the mean embedding). Freezes all but the head.
+
+        A name is looked for in this learner's ``path/model_dir`` (``name.pipekit``), where ``save_encoder(name)``
+        of a learner with the same ``path`` writes it; an encoder saved by a learner with another ``path`` is
+        loaded by its full path, with or without ``.pipekit``: ``learn.load_encoder(lm.path/'models'/'finetuned')``.
+        """
         f = self._file(name)
+        if not f.exists() and not Path(name).is_absolute() and Path(f"{name}.pipekit").is_file():
+            f = Path(f"{name}.pipekit")  # a path to the file, relative to the working directory, without its suffix
         if not f.exists():
-            raise FileNotFoundError(f"no encoder file {f}; save one with learn.save_encoder('{name}')")
+            raise FileNotFoundError(self._no_encoder(name, f))
         cfg, old_vocab, state = _encoder_parts(read_pipekit(f))
         enc = self.encoder
         own = enc.state_dict()
@@ -230,6 +237,20 @@ class TextLearner(Learner):
         if freeze:
             self.freeze()
         return self
+
+    def _no_encoder(self, name: str | os.PathLike, f: Path) -> str:
+        """Where ``load_encoder(name)`` looked, what is there, and how to load an encoder saved elsewhere."""
+        where, stem, md = f.absolute(), Path(name).name.removesuffix(".pipekit"), str(self.model_dir)
+        there = sorted(p.name for p in where.parent.glob("*.pipekit")) if where.parent.is_dir() else []
+        listed = (f"the .pipekit files there: {there[:10]}{' ...' if len(there) > 10 else ''}" if there
+                  else "no .pipekit file there")
+        return (f"load_encoder({str(name)!r}): no encoder file {where} ({listed}). A name is looked for in "
+                f"{md!r} under this learner's path, {self.path.absolute()} (learn.path: the path= its loaders were "
+                f"given); an encoder saved by a learner with another path (the language model's) is under that one: "
+                f"load it by its full path, learn.load_encoder(lm.path/{md!r}/{stem!r}) (with or without .pipekit), "
+                f"or give both loaders the same path= (TextDataLoaders.from_folder(path, ..., path=path), as "
+                f"DataBlock(...).dataloaders(path, path=path) does for the language model); or save one here with "
+                f"learn.save_encoder({stem!r})")
 
 
 def _encoder_parts(archive: Archive) -> tuple[dict[str, Any], list[str], dict[str, torch.Tensor]]:
@@ -343,6 +364,9 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     """A Learner for an AWD-LSTM classifier with a concat-pooling head; layer groups for gradual unfreezing
     are embedding, each LSTM, head. ``encoder`` loads (and freezes) a saved language-model encoder.
 
+    The head: ``lin_ftrs`` hidden sizes (default ``[50]``) with dropouts ``[output_p * drop_mult] + ps`` (``ps``
+    default 0.1 each): ``drop_mult`` scales the config's dropouts, ``output_p`` among them, not ``ps``, as in fastai.
+
     For a regression (``y_block=RegressionBlock``), ``y_range=(low, high)`` squashes the outputs into that
     range with a sigmoid (:class:`~pipekit.learn.nets.SigmoidRange`). ``pretrained`` must be False and
     ``backwards`` is refused, as in :func:`language_model_learner`. Other keyword arguments go to ``Learner``;
@@ -376,7 +400,8 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     cfg = _config(AWD_LSTM_CLAS_CONFIG, config, drop_mult, block.pad_idx)
     output_p = cfg.pop("output_p")
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
-    ps = [p * drop_mult for p in ([0.1] * len(lin_ftrs) if ps is None else ps)]
+    # drop_mult scales the config's dropouts (output_p, the head's first, among them), not the head's ps: fastai's
+    ps = [0.1] * len(lin_ftrs) if ps is None else list(ps)
     model = awd_lstm_classifier(len(block.vocab), int(n_out), seq_len, max_len, output_p=output_p,
                                 lin_ftrs=lin_ftrs, ps=ps, drop_mult=1.0,
                                 y_range=None if y_range is None else [float(y_range[0]), float(y_range[1])], **cfg)

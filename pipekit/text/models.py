@@ -26,7 +26,7 @@ from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.nets import SigmoidRange, check_stored_layers, linear_layers
 
-#: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all
+#: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all (not a classifier head's own ``ps``)
 DROPOUTS = {"input_p": 0.4, "hidden_p": 0.3, "embed_p": 0.05, "weight_p": 0.5, "output_p": 0.1}
 #: a regression's output range: two numbers, low < high
 Y_RANGE = Is(lambda v: v is None or (len(v) == 2 and all(
@@ -248,7 +248,10 @@ def get_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_
                         output_p: float = 0.4, drop_mult: float = 1.0,
                         y_range: Sequence[float] | None = None) -> SequentialRNN:
     """Encoder read in windows + concat-pooling head with ``lin_ftrs`` hidden sizes (-> a sigmoid squashing the
-    outputs into ``y_range = (low, high)``, for a regression)."""
+    outputs into ``y_range = (low, high)``, for a regression).
+
+    The head's dropouts are ``[output_p * drop_mult] + ps``: ``drop_mult`` scales the encoder config's dropouts,
+    ``output_p`` among them, and leaves the head's own ``ps`` (0.1 each by default) as given, as fastai's does."""
     size = Interval(1, None, integer=True)
     check("get_text_classifier", n_class=(n_class, size), y_range=(y_range, Y_RANGE), seq_len=(seq_len, size),
           max_len=(max_len, Interval(1, None, integer=True, none_ok=True)), drop_mult=(drop_mult, Interval(0, None)))
@@ -258,11 +261,11 @@ def get_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_
         check("get_text_classifier", **{name: (value, size)})
     for name, q in [("output_p", output_p), *(("ps", v) for v in ps)]:
         check("get_text_classifier", **{name: (q, Interval(0, 1, closed="left"))})
-        if not q * drop_mult < 1:
-            raise ParameterError(f"get_text_classifier: {name}={q} times drop_mult={drop_mult} is a dropout of "
-                                 f"{q * drop_mult:g}; it must stay below 1")
+    if not output_p * drop_mult < 1:
+        raise ParameterError(f"get_text_classifier: output_p={output_p} times drop_mult={drop_mult} is a dropout of "
+                             f"{output_p * drop_mult:g}; it must stay below 1")
     layers = [encoder.emb_sz * 3] + lin_ftrs + [n_class]
-    head = PoolingLinearClassifier(layers, [output_p * drop_mult] + [p * drop_mult for p in ps])
+    head = PoolingLinearClassifier(layers, [output_p * drop_mult] + ps)
     model = SequentialRNN(SentenceEncoder(encoder, seq_len, encoder.pad_token, max_len), head)
     if y_range is not None:
         model.append(SigmoidRange(*y_range))
