@@ -119,6 +119,17 @@ def test_language_model_learner_fit_predict_and_encoder_transfer(dls_lm, imdb, t
     assert isinstance(enc, AWD_LSTM) and enc.vocab == dls_lm.blocks[0].vocab
     assert enc.n_layers == SMALL["n_layers"] and enc.rnns[0].weight_p == learn.encoder.rnns[0].weight_p
     assert all(torch.equal(a, b.cpu()) for a, b in zip(enc.state_dict().values(), learn.encoder.state_dict().values()))
+    # a file whose config asks for more than its weights hold is refused before the network is built: 100,000
+    # layers or a 10**8-wide embedding took minutes and gigabytes when the config was built first
+    from pipekit.core.archive import read_pipekit, write_archive
+
+    genuine = read_pipekit(f)
+    for change, match in [({"n_layers": 100_000}, "n_layers=100000 where its weights hold 2 LSTM layers"),
+                          ({"emb_sz": 10**8, "n_hid": 10**8}, "do not have the shapes its config gives")]:
+        crafted = write_archive(tmp_path / "crafted.pipekit", "encoder", weights=genuine.tensors(),
+                                record={**genuine.record, "config": {**genuine.record["config"], **change}})
+        with pytest.raises(ExportError, match=match):
+            pipekit.load(crafted)
 
     # a classifier with its own (different) vocab: shared tokens keep their trained rows
     dls = clas_dls(imdb, min_freq=2)

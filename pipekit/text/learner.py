@@ -270,6 +270,16 @@ def load_encoder_file(archive: Archive, **kwargs: Any) -> AWD_LSTM:
     """What ``pipekit.load`` gives for an encoder file: the AWD_LSTM with its weights and its ``vocab``."""
     cfg, vocab, state = _encoder_parts(archive)
     try:
+        layers = {k.split(".")[1] for k in state if k.startswith("rnns.")}
+        if cfg.get("n_layers", 3) != len(layers):  # before building: a module per layer costs, even without memory
+            raise ValueError(f"its config asks for n_layers={cfg.get('n_layers', 3)!r:.20} where its weights hold "
+                             f"{len(layers)} LSTM layers")
+        with torch.device("meta"):  # the shapes the config asks for, without memory: the file's weights must match
+            wanted = {k: tuple(v.shape) for k, v in AWD_LSTM(**cfg).state_dict().items()}
+        stored = {k: tuple(v.shape) for k, v in state.items()}
+        if stored != wanted:
+            odd = sorted(set(stored) ^ set(wanted)) or [k for k in wanted if stored[k] != wanted[k]]
+            raise ValueError(f"its weights do not have the shapes its config gives (first: {odd[:3]})")
         enc = AWD_LSTM(**cfg)
         enc.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as e:
