@@ -195,6 +195,13 @@ def test_the_path_given_to_the_loaders_is_where_the_learner_saves(tmp_path, monk
     assert block.dataloaders(pl.DataFrame({"x": list(range(20))}), path=out, bs=4).path == out
     plain = CollabDataLoaders.from_df(ratings, bs=64, seed=0)
     assert plain.path == collab_learner(plain).path == Path(".")
+    # the folder factories read one folder and save to another: from_folder(path, path=path) as fastai's
+    from pipekit.vision import ImageDataLoaders
+
+    mnist = path("mnist_tiny")
+    images = ImageDataLoaders.from_folder(mnist, path=out, bs=64, num_workers=0)
+    assert images.path == out and len(images.train_ds) == 709
+    assert ImageDataLoaders.from_folder(path=mnist, bs=64, num_workers=0).path == Path(".")
 
 
 def test_the_chapter_9_table_as_written_shows_its_rows_and_items_on_adult(capsys):

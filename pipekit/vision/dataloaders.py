@@ -74,11 +74,17 @@ class ImageDataLoaders:
     """
 
     @staticmethod
-    def from_folder(path: str | os.PathLike, train: str = "train", valid: str = "valid", valid_pct: float | None = None,
-                    seed: int | None = None, vocab: Sequence[str] | None = None, item_tfms: Any = None,
-                    batch_tfms: Any = None, img_cls: str = "RGB", **kwargs: Any) -> DataLoaders:
-        """ImageNet-style folders: ``path/train/<label>/*.jpg`` and ``path/valid/<label>/*.jpg`` (or, with
-        ``valid_pct``, every image under ``path`` split at random). The label is the parent folder's name.
+    def from_folder(source: str | os.PathLike | None = None, /, train: str = "train", valid: str = "valid",
+                    valid_pct: float | None = None, seed: int | None = None, vocab: Sequence[str] | None = None,
+                    item_tfms: Any = None, batch_tfms: Any = None, img_cls: str = "RGB",
+                    path: str | os.PathLike | None = None, **kwargs: Any) -> DataLoaders:
+        """ImageNet-style folders: ``source/train/<label>/*.jpg`` and ``source/valid/<label>/*.jpg`` (or, with
+        ``valid_pct``, every image under ``source`` split at random). The label is the parent folder's name.
+
+        ``path``: where a learner on these loaders saves (``dls.path``, then ``learn.path``); without it the
+        working directory ``'.'``, so a relative ``learn.export()`` does not write into the data's folder.
+        ``from_folder(path, path=path)`` keeps the models beside the images, as fastai does;
+        ``from_folder(path=folder)`` alone reads the images in ``folder``.
 
         The DataBlock: ``blocks=(ImageBlock(img_cls), CategoryBlock(vocab))``, ``get_items=get_image_files``
         (in ``train`` and ``valid`` only, without ``valid_pct``), ``get_y=parent_label``,
@@ -92,15 +98,20 @@ class ImageDataLoaders:
         """
         check("ImageDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE),
               img_cls=(img_cls, Options(*IMAGE_CLASSES)))
+        if source is None:  # from_folder(path=...): the folder of the images, dls.path left at its default
+            if path is None:
+                raise ParameterError("ImageDataLoaders.from_folder: give the folder of the images, "
+                                     "ImageDataLoaders.from_folder(path)")
+            source, path = path, None
         if valid_pct is None:
-            check_split_folders(path, train, valid, "ImageDataLoaders.from_folder")
+            check_split_folders(source, train, valid, "ImageDataLoaders.from_folder")
             splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid)
             get_items: Callable[..., Any] = partial(get_image_files, folders=[train, valid])
         else:
             splitter, get_items = RandomSplitter(valid_pct, seed=seed), get_image_files
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), CategoryBlock(vocab=vocab)), get_items=get_items,
                            get_y=parent_label, splitter=splitter, item_tfms=item_tfms, batch_tfms=batch_tfms)
-        return dblock.dataloaders(path, seed=seed, **kwargs)
+        return dblock.dataloaders(source, seed=seed, path=path, **kwargs)
 
     @staticmethod
     def from_path_func(path: str | os.PathLike, fnames: Sequence[str | os.PathLike], label_func: Callable[[Path], Any],
