@@ -21,7 +21,7 @@ from pipekit.learn.registry import register_arch
 
 __all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
            "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu",
-           "tensor"]
+           "tensor", "one_hot"]
 
 
 class Module(nn.Module):
@@ -98,6 +98,23 @@ def tensor(x: Any, *rest: Any, **kwargs: Any) -> torch.Tensor:
         out = torch.from_numpy(np.array(x))  # a copy: the image's or caller's buffer stays theirs
         return out.to(**kwargs) if kwargs else out
     return torch.tensor(x, **kwargs)
+
+
+def one_hot(x: Any, c: int) -> torch.Tensor:
+    """A ``(c,)`` tensor of zeros with ones at the index or indices ``x`` (fastai's ``one_hot``, chapter 8's
+    ``one_hot(3, n_users).float()`` that looks up a user's factors by a matrix product), of dtype uint8.
+
+    >>> one_hot(3, 5), one_hot([0, 2], 4).tolist()
+    (tensor([0, 0, 0, 1, 0], dtype=torch.uint8), [1, 0, 1, 0])
+    """
+    if not isinstance(c, (int, np.integer)) or isinstance(c, bool) or c < 1:
+        raise ParameterError(f"one_hot: c is the number of classes, a whole number >= 1, got {c!r}")
+    idx = torch.as_tensor(x, dtype=torch.long).reshape(-1)
+    if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= c):
+        raise ParameterError(f"one_hot: index {x!r} is outside 0..{c - 1}")
+    res = torch.zeros(int(c), dtype=torch.uint8)
+    res[idx] = 1
+    return res
 
 
 def to_cpu(x: Any) -> Any:

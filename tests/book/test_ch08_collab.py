@@ -108,3 +108,19 @@ def test_the_books_models_from_scratch_train_on_the_loaders(one_torch_thread):
     row = pl.read_csv(path / "ratings.csv").row(10, named=True)
     pred = learn.predict({"userId": row["userId"], "movieId": row["movieId"]})
     assert 0.0 < float(pred[0]) < 5.5
+
+
+def test_a_one_hot_product_looks_up_a_users_factors():
+    """Chapter 8's ``one_hot(3, n_users).float()``: a matrix product with it is the index lookup an Embedding does."""
+    from pipekit.learn import one_hot
+
+    dls = CollabDataLoaders.from_csv(path / "ratings.csv", bs=64, seed=42)
+    n_users = len(dls.classes["userId"])
+    torch.manual_seed(0)
+    user_factors = torch.randn(n_users, 5)
+    one_hot_3 = one_hot(3, n_users).float()
+    assert one_hot_3.shape == (n_users,) and one_hot_3.sum() == 1 and one_hot_3[3] == 1
+    assert torch.equal(user_factors.t() @ one_hot_3, user_factors[3])
+    assert one_hot([0, 2], 4).tolist() == [1, 0, 1, 0]
+    with pytest.raises(ValueError, match=f"outside 0..{n_users - 1}"):
+        one_hot(n_users, n_users)
