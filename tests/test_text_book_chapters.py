@@ -169,3 +169,24 @@ def test_text_proc_rules_in_turn_give_the_tokenizers_tokens(imdb_df):
         for rule in defaults.text_proc_rules:
             out = rule(out)
         assert re.findall(r"\n+|\S+", out) == tok(text), text[:80]
+
+
+def test_tfmdlists_show_prints_an_item_decoded(imdb_df, capsys):
+    """Chapter 11's ``tls.show(t)``: the numericalized review printed back as its text's tokens."""
+    from pipekit.data import TfmdLists
+    from pipekit.text import Numericalize
+
+    texts = imdb_df["text"].to_list()[:60]
+    tls = TfmdLists(texts, [Tokenizer(), Numericalize(min_freq=1)], splits=[list(range(50)), list(range(50, 60))])
+    t = tls[0]
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.long
+    shown = tls.show(t)
+    out = capsys.readouterr().out.strip()
+    # the text the tokens make (the case and repeat markers undone), word for word the review's
+    assert out == shown == tls.decode(t) and shown.startswith(texts[0][:2])
+    assert re.findall(r"[a-z]+", shown.lower())[:40] == re.findall(r"[a-z]+", texts[0].lower())[:40]
+    # a label is printed as it is
+    from pipekit.data import Categorize
+
+    labels = TfmdLists(imdb_df["label"].to_list()[:10], [Categorize()])
+    assert labels.show(labels[0]) == imdb_df["label"][0] and capsys.readouterr().out.strip() == imdb_df["label"][0]

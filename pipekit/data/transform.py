@@ -422,6 +422,31 @@ class TfmdLists:
         """An encoded value (one item's, or the column's) back through the transforms, last first."""
         return self.pipeline.decode(value)
 
+    def show(self, o: Any, ctx: Any = None, **kwargs: Any) -> Any:
+        """Show an encoded item decoded, as chapter 11's ``tls.show(t)``: a text's tokens printed joined by spaces, a
+        label or number printed, an image drawn (on ``ctx``, matplotlib axes, when given; ``kwargs`` go to
+        ``show_image``). Returns what it printed, or the axes drawn on.
+
+        >>> from pipekit.data import Categorize
+        >>> tls = TfmdLists(["cat", "dog", "cat"], [Categorize()])
+        >>> _ = tls.show(tls[1])
+        dog
+        """
+        from pipekit.data.plotting import show_image
+
+        value = self.decode(o)
+        if isinstance(value, torch.Tensor) and value.ndim == 0:
+            value = value.item()
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            value = " ".join(value)
+        if isinstance(value, (str, int, float, np.generic, bool)) or value is None:
+            print(value)
+            return value
+        if hasattr(value, "size") and getattr(value, "mode", None) is not None or np.ndim(value) in (2, 3):
+            return show_image(value, ctx=ctx, **kwargs)
+        print(value)
+        return value
+
     @property
     def tfms(self) -> Pipeline:
         """The fitted pipeline (``tls.tfms[1].vocab``, as in fastai)."""
