@@ -394,3 +394,32 @@ def test_a_callback_reads_the_learner_and_its_errors_name_it(tiny, tmp_path):
     with pytest.raises(ValueError, match="^boom") as err:
         learn.fit(1, 1e-3, cbs=Boom())
     assert err.value.__notes__ == ["(raised in the callback Boom at after_pred)"]
+
+
+def test_the_loop_shown_and_the_recorder_read_as_fastais(tiny, capsys):
+    from pipekit.learn import Callback
+
+    class Watch(Callback):
+        def before_batch(self):
+            pass
+
+    learn = _mlp(tiny, metrics=accuracy, cbs=Watch())
+    learn.show_training_loop()
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == "Start Fit" and shown[-1] == "End Fit"
+    at = {line.strip().split(":")[0].strip("- ").strip(): line for line in shown if ":" in line}
+    assert at["before_batch"].strip() == "- before_batch   : [Watch]"
+    assert "Recorder" in at["after_batch"] and shown.index("         Start Batch") < shown.index(at["before_batch"])
+    with learn.no_mbar(), learn.no_logging():
+        learn.fit(2, 1e-2)
+    log = learn.recorder.log
+    assert log[0] == 1 and log[1:-1] == learn.recorder.values[-1] and len(log) == 5
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axs = plt.subplots(1, 2)
+    assert learn.recorder.plot_loss(ax=axs[1], log=True, show_epochs=True) is axs[1]
+    assert axs[1].get_yscale() == "log" and len(axs[1].lines) == 2 + 2  # train, valid, a line per epoch
+    plt.close(fig)

@@ -71,6 +71,8 @@ _LR = Is(_valid_lr, "a positive finite number, a slice of them, or a list")
 _LR_OR_NONE = Is(lambda lr: lr is None or _valid_lr(lr), "a positive finite number, a slice of them, a list or None")
 
 
+#: the stages of a fit that show_training_loop opens and closes, by their events' names
+_LOOP_STAGES = {"fit": "Fit", "epoch": "Epoch Loop", "train": "Train", "batch": "Batch", "validate": "Valid"}
 _CANCELS = (CancelFitException, CancelEpochException, CancelTrainException, CancelValidException, CancelBatchException,
             CancelBackwardException, CancelStepException)
 
@@ -285,6 +287,38 @@ class Learner:
         with fastai's ``learn.no_bar()``."""
         with self._progress_set(show_bar=False):
             yield self
+
+    #: fastai's ``with learn.no_mbar():`` (its master bar over epochs): pipekit's one bar
+    no_mbar = no_bar
+
+    def show_training_loop(self) -> None:
+        """Print the events of a fit in the order they run, each with the callbacks that act on it in their order
+        (fastai's ``learn.show_training_loop()``): which callback sees the batch before which.
+
+        >>> import pipekit.datasets as D
+        >>> from torch import nn
+        >>> from pipekit.vision import ImageDataLoaders
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), bs=64, seed=0)
+        >>> Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 2))).show_training_loop()
+        Start Fit
+           - before_fit     : [TrainEvalCallback, TerminateOnNaNCallback, Recorder, ProgressCallback]
+        ...
+        """
+        lines, depth = [], 0
+        for event in EVENTS:
+            if event.startswith("after_cancel"):
+                continue
+            stage = event.split("_", 1)[1]
+            if event.startswith("before") and stage in _LOOP_STAGES:
+                lines.append("   " * depth + f"Start {_LOOP_STAGES[stage]}")
+                depth += 1
+            names = [type(getattr(fn, "__self__", fn)).__name__ for fn, *_ in self._events.get(event, ())]
+            if names:
+                lines.append("   " * depth + f"- {event:15}: [{', '.join(names)}]")
+            if event.startswith("after") and stage in _LOOP_STAGES:
+                depth -= 1
+                lines.append("   " * depth + f"End {_LOOP_STAGES[stage]}")
+        print("\n".join(lines))
 
     @contextlib.contextmanager
     def no_logging(self) -> Iterator[Learner]:

@@ -234,18 +234,37 @@ class Recorder(Callback):
             row = rows[-1]
         return row[self.metric_names.index(name)]
 
-    def plot_loss(self, skip_start: int = 5, with_valid: bool = True, path: str | os.PathLike | None = None) -> Path | None:
-        """Plot the smoothed training loss per batch (and validation loss per epoch); PNG when headless."""
-        fig, ax = get_pyplot().subplots(figsize=(6, 4))
+    @property
+    def log(self) -> list[Any]:
+        """The last row of the table: ``[epoch, train_loss, valid_loss, *metrics, time]`` (fastai's
+        ``recorder.log``); empty before any epoch."""
+        return list(self.history[-1]) if self.history else []
+
+    def plot_loss(self, skip_start: int = 5, with_valid: bool = True, path: str | os.PathLike | None = None,
+                  log: bool = False, show_epochs: bool = False, ax: Any = None) -> Any:
+        """Plot the smoothed training loss per batch (and validation loss per epoch); PNG when headless.
+
+        ``log``: a log scale for the losses; ``show_epochs``: a line where each epoch ends. On ``ax`` (matplotlib
+        axes, as fastai's ``plot_loss(ax=...)``) it draws into the caller's figure and returns the axes; else it
+        shows its own figure (inline, a window, or a PNG whose path it returns).
+        """
+        own = ax is None
+        if own:
+            fig, ax = get_pyplot().subplots(figsize=(6, 4))
         xs = np.arange(len(self.losses))
         ax.plot(xs[skip_start:], self.losses[skip_start:], label="train")
         if with_valid and self.valid_losses_at:
             vx, vy = zip(*self.valid_losses_at)
             ax.plot(vx, vy, marker="o", label="valid")
+        if show_epochs:
+            for x, _ in self.valid_losses_at:
+                ax.axvline(x, color="grey", linestyle=":")
+        if log:
+            ax.set_yscale("log")
         ax.set_xlabel("batch")
         ax.set_ylabel("loss")
         ax.legend()
-        return savefig_or_show(fig, path, name="loss")
+        return savefig_or_show(fig, path, name="loss") if own else ax
 
     def plot_lr_find(self, path: str | os.PathLike | None = None) -> Path | None:
         """Plot the last ``learn.lr_find()``'s smoothed loss against the learning rate (log scale), its
