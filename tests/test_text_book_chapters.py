@@ -129,6 +129,8 @@ def test_folders_is_a_filter_on_the_folders_that_are_there(imdb):
     assert get_text_files(imdb, folders=["train", "test", "unsup"]) == both
     assert get_files(imdb, extensions=[".txt"], folders=["unsup", "train"]) == get_text_files(imdb, folders="train")
     assert len(get_text_files(imdb, folders="train")) == 80
+    # one suffix as a str, as fastai reads it (it was read letter by letter, and matched nothing)
+    assert get_files(imdb, extensions=".txt", folders="train") == get_text_files(imdb, folders="train")
     assert get_image_files(imdb, folders=["train", "unsup"]) == []
     # nothing there at all is still an error naming the folder, the folders asked for and those there
     with pytest.raises(FileNotFoundError, match=r"none of folders=\['unsup', 'valid'\] is a folder in .*imdb.*"

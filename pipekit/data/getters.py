@@ -103,6 +103,8 @@ def _walk(path: str | os.PathLike, extensions: Iterable[str] | None, recurse: bo
         raise FileNotFoundError(f"get_files: {path} does not exist")
     if not path.is_dir():
         raise NotADirectoryError(f"get_files: {path} is a file; pass the folder that holds the items")
+    if isinstance(extensions, str):  # extensions=".png": one suffix, as fastai reads it
+        extensions = [extensions]
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions} if extensions else None
     if isinstance(folders, str):  # folders="train": one folder, as fastai reads it
         folders = [folders]
