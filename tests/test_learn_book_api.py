@@ -423,3 +423,16 @@ def test_the_loop_shown_and_the_recorder_read_as_fastais(tiny, capsys):
     assert learn.recorder.plot_loss(ax=axs[1], log=True, show_epochs=True) is axs[1]
     assert axs[1].get_yscale() == "log" and len(axs[1].lines) == 2 + 2  # train, valid, a line per epoch
     plt.close(fig)
+
+
+def test_get_preds_on_the_training_loader_gives_every_item_in_order(dls):
+    # dls.train shuffles and drops its last partial batch; predictions line up with dls.train_ds.items
+    pipekit.set_seed(0)
+    learn = Learner(dls, torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16 * 16, 2)))
+    n = len(dls.train_ds)
+    assert n % dls.train.bs and dls.train.drop_last and dls.train.shuffle  # a batch would be left out
+    preds, targs = learn.get_preds(dl=dls.train)
+    plain, plain_targs = learn.get_preds(ds_idx=0)
+    assert len(preds) == n and torch.equal(preds, plain) and torch.equal(targs, plain_targs)
+    assert dls.train.drop_last and dls.train.shuffle  # the learner's loader is left as it was
+    assert learn.validate(dl=dls.train)[0] == pytest.approx(learn.validate(ds_idx=0)[0])

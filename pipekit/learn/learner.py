@@ -33,6 +33,7 @@ from pipekit.learn.callbacks import (
     TerminateOnNaNCallback, TrainEvalCallback,
 )
 from pipekit.learn import distributed, export, inference, schedule, summary
+from pipekit.data.loader import DataLoader
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs, sort_callbacks, state_keys, unknown_events
 from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, loss_from_kind
@@ -562,6 +563,10 @@ class Learner:
         if isinstance(dl, (list, tuple)):  # the book's learn.get_preds(dl=[(x, y)]): batches as they are
             return inference.GivenBatches(dl, self.dls.n_inp)
         if dl is not None:
+            # a training loader (dls.train) drops its last partial batch and shuffles: predictions are for every
+            # item, in the dataset's order, as with ds_idx=0 (fastai's get_preds(dl=dls.train) gives them so)
+            if isinstance(dl, DataLoader) and (dl.drop_last or dl.shuffle):
+                return dl.new(shuffle=False, drop_last=False)
             return dl
         check("Learner", ds_idx=(ds_idx, Is(lambda i: i in (0, 1), "0 (train) or 1 (valid)")))
         return self.dls.train.new(shuffle=False, drop_last=False) if ds_idx == 0 else self.dls.valid
