@@ -436,3 +436,15 @@ def test_get_preds_on_the_training_loader_gives_every_item_in_order(dls):
     assert len(preds) == n and torch.equal(preds, plain) and torch.equal(targs, plain_targs)
     assert dls.train.drop_last and dls.train.shuffle  # the learner's loader is left as it was
     assert learn.validate(dl=dls.train)[0] == pytest.approx(learn.validate(ds_idx=0)[0])
+
+
+def test_loaders_answer_their_items(dls):
+    # fastai's dls.valid.items and tst_dl.items: the files a loader reads, in its dataset's order
+    assert list(dls.valid.items) == list(dls.valid_ds.items) and len(dls.valid.items) == len(dls.valid_ds)
+    files = get_image_files(D.path("mnist_tiny") / "test")
+    tst = dls.test_dl(files)
+    assert tst.items is files and tst.dataset.items is files and tst.n == len(files) == 20
+    bare = DataLoaders.from_stores([TensorStore(np.zeros((4, 2), "float32"))], [TensorStore(np.zeros((2, 2), "float32"))],
+                                   blocks=(CategoryBlock(),), bs=2)
+    with pytest.raises(AttributeError, match="built from arrays, not from items"):
+        _ = bare.train.items

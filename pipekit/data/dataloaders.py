@@ -578,6 +578,8 @@ class DataLoaders:
         if self.recipe is None:
             raise RuntimeError("test_dl: these DataLoaders were built without a recipe that can encode new items")
         ds = self.recipe.new_datasets(items, with_labels=with_labels)
+        if hasattr(items, "__len__") and hasattr(items, "__getitem__") and len(items) == len(ds):
+            ds.items = items  # what the loader's rows are, in order (fastai's tst_dl.items)
         template = self.valid if len(self.loaders) > 1 else (self.loaders[0] if self.loaders else None)
         if template is not None:
             return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs, **kwargs)

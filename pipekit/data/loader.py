@@ -126,6 +126,16 @@ class DataLoader:
         return len(self.dataset)
 
     @property
+    def items(self) -> Any:
+        """The items this loader reads, in the dataset's order (fastai's ``dls.valid.items``, ``tst_dl.items``):
+        the files, rows or values of a DataBlock's split or of ``test_dl(items)``."""
+        items = getattr(self.dataset, "items", None)
+        if items is None:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute 'items': this loader's dataset "
+                                 f"({type(self.dataset).__name__}) was built from arrays, not from items")
+        return items
+
+    @property
     def n_inp(self) -> int:
         return self.dataset.n_inp
 
@@ -403,6 +413,9 @@ def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single
 class ArrayDataset:
     """Stores side by side (the model inputs first), optionally restricted to rows ``idxs``; ``blocks``
     say what each store holds (how to decode and show it, what geometry it carries)."""
+
+    #: the items the rows came from, when known (``test_dl(items)`` sets them): ``DataLoader.items``
+    items: Any = None
 
     def __init__(self, stores: Sequence[Any], blocks: Sequence[Any] = (), n_inp: int | None = None,
                  idxs: np.ndarray | None = None, split_idx: int | None = None):
