@@ -110,6 +110,11 @@ def test_stratified_split_without_a_seed_follows_set_seed():
     assert np.array_equal(splits[0], splits[1]) and not np.array_equal(splits[0], splits[2])
     share = (adult["salary"] == ">=50k").mean()
     assert abs((adult["salary"][splits[0]] == ">=50k").mean() - share) < 0.005  # still stratified
+    # fastai's and scikit-learn's names: test_size, random_state, and stratify= the labels themselves
+    by_names = TrainTestSplitter(test_size=0.2, random_state=7, stratify=adult["salary"].to_list())(adult)
+    assert np.array_equal(by_names[1], TrainTestSplitter(0.2, seed=7, stratify_col="salary")(adult)[1])
+    with pytest.raises(ValueError, match="holds 3 labels for 2000 items"):
+        TrainTestSplitter(stratify=["a", "b", "a"])(adult)
 
 
 def test_other_splitters():

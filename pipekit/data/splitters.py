@@ -327,21 +327,46 @@ def text_times(text: pl.Series, col: str, who: str, format: str | None = None) -
 
 
 class TrainTestSplitter(Splitter):
-    """A stratified random split (``stratify_col`` keeps class proportions in both subsets)."""
+    """A stratified random split (``stratify_col`` keeps class proportions in both subsets).
+
+    fastai's (and scikit-learn's) names are taken too: ``test_size`` for ``valid_pct``, ``random_state`` for
+    ``seed``, and ``stratify``, the labels themselves, one per item, in place of a column's name.
+
+    >>> items = pl.DataFrame({"y": ["a"] * 8 + ["b"] * 4})
+    >>> train, valid = TrainTestSplitter(test_size=0.25, random_state=0, stratify=items["y"].to_list()).split(items)
+    >>> sorted(items["y"][valid].to_list())
+    ['a', 'a', 'b']
+    """
 
     param_constraints = RandomSplitter.param_constraints
 
-    def __init__(self, valid_pct: float = 0.2, seed: int | None = None, stratify_col: str | None = None):
+    def __init__(self, valid_pct: float = 0.2, seed: int | None = None, stratify_col: str | None = None, *,
+                 test_size: float | None = None, random_state: int | None = None, stratify: Any = None):
+        if test_size is not None:
+            valid_pct = test_size
+        if random_state is not None:
+            seed = random_state
+        if stratify is not None and stratify_col is not None:
+            raise ParameterError("TrainTestSplitter: give the labels (stratify=) or a column's name (stratify_col=), "
+                                 "not both")
         self.valid_pct, self.seed, self.stratify_col = valid_pct, seed, stratify_col
+        self.test_size = self.random_state = None  # read into valid_pct and seed, which carry them
+        self.stratify = None if stratify is None else [str(v) for v in np.asarray(stratify, dtype=object).ravel()]
         self.check_params()
 
     def split(self, items: pl.DataFrame) -> Split:
-        if self.stratify_col is None:
+        if self.stratify_col is None and self.stratify is None:
             return RandomSplitter(self.valid_pct, self.seed).split(items)
         # no seed of its own: drawn from NumPy's global generator (pipekit.set_seed), as RandomSplitter does
         seed = self.seed if self.seed is not None else int(np.random.randint(0, 2**63 - 1, dtype=np.int64))
         rng = np.random.default_rng(seed)
-        codes = items[self.stratify_col].cast(pl.Utf8).fill_null("#na#").to_numpy()
+        if self.stratify is not None:
+            if len(self.stratify) != len(items):
+                raise ParameterError(f"TrainTestSplitter: stratify= holds {len(self.stratify)} labels for "
+                                     f"{len(items)} items; give one label per item, in the items' order")
+            codes = np.asarray(self.stratify, dtype=object)
+        else:
+            codes = items[self.stratify_col].cast(pl.Utf8).fill_null("#na#").to_numpy()
         valid = []
         for v in np.unique(codes):
             idx = rng.permutation(np.flatnonzero(codes == v))
