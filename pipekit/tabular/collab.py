@@ -111,7 +111,9 @@ class CollabDataLoaders:
                      f"({repeated} of {len(df)} rows); the random split can put one rating of a pair in training and "
                      f"another in validation, which then scores a pair the model has seen. Keep one rating per pair, "
                      f"e.g. their mean: {mean}", UserWarning)
-            tab = Tabular(df, procs=[Categorify], cat_names=[user_name, item_name], cont_names=[],
+            # a pandas frame stays the table's source: dls.train.xs and .y come back as pandas, as for tables
+            tab = Tabular(ratings if is_pandas(ratings) else df, procs=[Categorify], cat_names=[user_name, item_name],
+                          cont_names=[],
                           y_names=rating_name, y_block="regression", splits=RandomSplitter(valid_pct, seed=seed))
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, seed=seed, device=device, num_workers=num_workers,
                                        with_cont=False)

@@ -124,3 +124,15 @@ def test_a_one_hot_product_looks_up_a_users_factors():
     assert one_hot([0, 2], 4).tolist() == [1, 0, 1, 0]
     with pytest.raises(ValueError, match=f"outside 0..{n_users - 1}"):
         one_hot(n_users, n_users)
+
+
+def test_pandas_ratings_give_pandas_frames_back():
+    """The chapter reads ratings with pandas; ``dls.train.xs`` and ``.y`` come back as pandas, labelled as its rows,
+    as a table's do."""
+    ratings = pd.read_csv(path / "ratings.csv")
+    dls = CollabDataLoaders.from_df(ratings, bs=64, seed=42)
+    xs, y = dls.train.xs, dls.train.y
+    assert isinstance(xs, pd.DataFrame) and isinstance(y, pd.Series)
+    assert list(xs.columns) == ["userId", "movieId"] and len(xs) == len(dls.train_ds)
+    assert np.allclose(y.to_numpy(), ratings.loc[xs.index, "rating"].to_numpy())
+    assert isinstance(CollabDataLoaders.from_df(pl.from_pandas(ratings), bs=64, seed=42).train.xs, pl.DataFrame)
