@@ -42,7 +42,7 @@ from pipekit.core.validate import CLASS_AXIS, Interval, Is, Options, check
 __all__ = [
     "Metric", "MeanMetric", "ArrayMetric", "FuncMetric", "as_metric", "get_metric", "check_metric",
     "Accuracy", "ErrorRate", "AccuracyMulti", "MAE", "MSE", "RMSE", "RMSPE", "ExpRMSPE", "Perplexity", "R2Score", "F1Score",
-    "BalancedAccuracy", "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "Precision", "Recall", "PrecisionMulti",
+    "BalancedAccuracy", "MatthewsCorrCoef", "CohenKappa", "top_k_accuracy", "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "Precision", "Recall", "PrecisionMulti",
     "RecallMulti", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
     "rmspe", "exp_rmspe", "perplexity", "r2_score", "log_loss", "roc_auc", "TASKS", "PairedDifference", "paired_difference",
 ]
@@ -482,10 +482,11 @@ class _LabelScore(ArrayMetric):
     abstract = True
     task, activation = "classification", "argmax"
     sk_name = ""
-    param_constraints = {"average": Options("binary", "macro", "micro", "weighted")}
+    param_constraints = {"average": Options("binary", "macro", "micro", "weighted"),
+                         "pos_label": Interval(0, None, integer=True)}
 
-    def __init__(self, average: str = "binary"):
-        self.average = average
+    def __init__(self, average: str = "binary", pos_label: int = 1):
+        self.average, self.pos_label = average, pos_label
         self.check_params()
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
@@ -507,7 +508,10 @@ class _LabelScore(ArrayMetric):
             raise ParameterError(f"{self.name} with average='binary' scores class 1 of a two-class model and this "
                                  f"one has {n_classes} classes: pass average='macro', 'micro' or 'weighted' (by "
                                  f"name: '{base}_macro', '{base}_micro' or '{base}_weighted')")
-        return fn(y_true, labels, average=self.average)
+        if self.average == "binary" and self.pos_label >= n_classes:
+            raise ParameterError(f"{self.name}: pos_label={self.pos_label} is not a class of this {n_classes}-class "
+                                 f"model; give the index of the class to score (0 to {n_classes - 1})")
+        return fn(y_true, labels, average=self.average, pos_label=self.pos_label)
 
 
 class F1Score(_LabelScore):
@@ -565,6 +569,66 @@ class BalancedAccuracy(ArrayMetric):
 
         labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
         return float(balanced_accuracy_score(y_true, labels))
+
+
+class MatthewsCorrCoef(ArrayMetric):
+    """Matthews correlation coefficient on arg-max predictions (scikit-learn's ``matthews_corrcoef``): -1 to 1, 0
+    for guessing, and 0 too for a model that always predicts one class, however common.
+
+    >>> import torch
+    >>> float(MatthewsCorrCoef()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]),
+    ...                          torch.tensor([0, 1, 1, 0])))
+    1.0
+    """
+
+    task, activation, metric_name = "classification", "argmax", "matthews_corrcoef"
+    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import matthews_corrcoef
+
+        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
+        return float(matthews_corrcoef(y_true, labels))
+
+
+class CohenKappa(ArrayMetric):
+    """Cohen's kappa on arg-max predictions (scikit-learn's ``cohen_kappa_score``): agreement beyond chance;
+    ``weights='linear'`` or ``'quadratic'`` count near misses of ordered classes as partly right.
+
+    >>> import torch
+    >>> float(CohenKappa()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 1, 0])))
+    0.5
+    """
+
+    task, activation, metric_name = "classification", "argmax", "cohen_kappa"
+    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
+    param_constraints = {"weights": Options(None, "linear", "quadratic")}
+
+    def __init__(self, weights: str | None = None):
+        self.weights = weights
+        self.check_params()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import cohen_kappa_score
+
+        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
+        return float(cohen_kappa_score(y_true, labels, weights=self.weights))
+
+
+def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
+    """The share of items whose target is among the ``k`` classes scored highest (fastai's ``top_k_accuracy``,
+    a metric as it is: ``metrics=[accuracy, top_k_accuracy]``, or ``partial(top_k_accuracy, k=3)``).
+
+    >>> import torch
+    >>> float(top_k_accuracy(torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]), torch.tensor([1, 0]), k=2))
+    0.5
+    """
+    if inp.ndim != 2:
+        raise ParameterError(f"top_k_accuracy takes one score per class for each item, (n, classes); got scores of "
+                             f"shape {tuple(inp.shape)}")
+    k = min(int(k), inp.shape[axis])
+    top = inp.topk(k=k, dim=axis).indices
+    return (top == targ.reshape(-1, 1)).any(dim=axis).float().mean()
 
 
 class RocAuc(ArrayMetric):

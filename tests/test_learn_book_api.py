@@ -448,3 +448,26 @@ def test_loaders_answer_their_items(dls):
                                    blocks=(CategoryBlock(),), bs=2)
     with pytest.raises(AttributeError, match="built from arrays, not from items"):
         _ = bare.train.items
+
+
+def test_fastais_other_classification_metrics_match_scikit_learn(dls):
+    from functools import partial as bind
+
+    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, matthews_corrcoef, precision_score
+
+    from pipekit.learn import BalancedAccuracy, CohenKappa, MatthewsCorrCoef, Precision, top_k_accuracy
+
+    pipekit.set_seed(0)
+    metrics = [BalancedAccuracy(), MatthewsCorrCoef(), CohenKappa(), Precision(pos_label=0), top_k_accuracy,
+               bind(top_k_accuracy, k=1)]
+    learn = Learner(dls, torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16 * 16, 2)), metrics=metrics)
+    learn.fit(1, 1e-3)
+    preds, targs = learn.get_preds()
+    labels, y = preds.argmax(1).numpy(), targs.numpy()
+    values = learn.validate()[1:]
+    assert values[:4] == pytest.approx([balanced_accuracy_score(y, labels), matthews_corrcoef(y, labels),
+                                        cohen_kappa_score(y, labels), precision_score(y, labels, pos_label=0)])
+    assert values[4] == 1.0  # two classes: the target is always among the top 5
+    assert values[5] == pytest.approx((labels == y).mean())  # top-1 is accuracy
+    with pytest.raises(ValueError, match="pos_label=2 is not a class"):
+        Precision(pos_label=2)(preds, targs)

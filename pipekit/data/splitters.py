@@ -366,7 +366,7 @@ class TrainTestSplitter(Splitter):
                                      f"{len(items)} items; give one label per item, in the items' order")
             codes = np.asarray(self.stratify, dtype=object)
         else:
-            codes = items[self.stratify_col].cast(pl.Utf8).fill_null("#na#").to_numpy()
+            codes = items[str(self.stratify_col)].cast(pl.Utf8).fill_null("#na#").to_numpy()
         valid = []
         for v in np.unique(codes):
             idx = rng.permutation(np.flatnonzero(codes == v))
