@@ -9,6 +9,7 @@ from pipekit.data.dataloaders import DataLoaders, Datasets
 from pipekit.data.getters import (ColReader, DataPath, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
                                   get_image_files, get_text_files, parent_label, using_attr)
 from pipekit.data.items import read_table, to_items
+from pipekit.data.lists import L
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device, first, range_of
 from pipekit.data.seed import set_seed
 from pipekit.data.show import show_items
@@ -22,7 +23,7 @@ from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform,
 __all__ = [
     "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataPath", "DataLoader", "DataLoaders", "Datasets",
-    "FileName", "FuncSplitter", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "MultiCategorize", "MultiCategoryBlock",
+    "FileName", "FuncSplitter", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "first", "get_files", "get_image_files", "get_text_files", "parent_label", "range_of", "read_table",

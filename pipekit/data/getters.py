@@ -21,6 +21,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.registry import register
 from pipekit.core.validate import Is, Options, check
+from pipekit.data.lists import L
 
 #: the image formats pipekit decodes; other files whose extension says image (.heic, .svg) are named when left out
 IMAGE_EXTENSIONS = frozenset(
@@ -35,26 +36,28 @@ class DataPath(type(Path())):  # type: ignore[misc]
     """A path with the book's ``ls()``: the folders that :func:`pipekit.datasets.path` and ``untar_data`` give,
     and every path joined onto them (``path / "train"``), are DataPaths.
 
-    ``ls()`` lists a folder's entries in sorted order (the same on every machine); ``n_max`` stops after that
-    many, ``file_type`` keeps files whose type starts with it (``"image"``, ``"text"``), ``file_exts`` keeps
-    those suffixes.
+    ``ls()`` lists a folder's entries in sorted order (the same on every machine), as an :class:`L` (chapter 4's
+    ``(path/'train'/'3').ls().sorted()``); ``n_max`` stops after that many, ``file_type`` keeps files whose type
+    starts with it (``"image"``, ``"text"``), ``file_exts`` keeps those suffixes.
 
     >>> import pipekit.datasets as D
     >>> [p.name for p in D.path("mnist_tiny").ls()]
     ['labels.csv', 'test', 'train', 'valid']
     >>> [p.name for p in (D.path("mnist_tiny") / "train").ls()]
     ['3', '7']
+    >>> (D.path("mnist_tiny") / "train").ls().attrgot("name")
+    ['3', '7']
     """
 
     def ls(self, n_max: int | None = None, file_type: str | None = None,
-           file_exts: str | Iterable[str] | None = None) -> list[DataPath]:
+           file_exts: str | Iterable[str] | None = None) -> L[DataPath]:
         if not self.is_dir():
             raise NotADirectoryError(f"ls(): {str(self)!r} is {'a file' if self.exists() else 'not there'}; ls() "
                                      "lists the entries of a folder")
         exts = None if file_exts is None else {
             e.lower() if e.startswith(".") else "." + e.lower()
             for e in ([file_exts] if isinstance(file_exts, str) else file_exts)}
-        found = []
+        found: L[DataPath] = L()
         for entry in sorted(self.iterdir()):
             if exts is not None and entry.suffix.lower() not in exts:
                 continue
@@ -74,8 +77,9 @@ def _folder_not_list(path: Any, finder: str) -> None:
 
 
 def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, recurse: bool = True,
-              folders: Sequence[str] | None = None, followlinks: bool = True) -> list[Path]:
-    """All files under ``path`` (sorted, so the order is the same on every machine).
+              folders: Sequence[str] | None = None, followlinks: bool = True) -> L[Path]:
+    """All files under ``path`` (sorted, so the order is the same on every machine), as an :class:`L`: a list
+    with fastai's methods (``.sorted()``, ``.map(f)``, ``.attrgot('name')``, ``files[[0, 2]]``).
 
     ``extensions`` filters by suffix (case-insensitive); ``folders`` restricts the walk to those
     top-level sub-folders of ``path``: a filter, as fastai's, so a folder named there that ``path`` lacks
@@ -91,13 +95,15 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, 
     >>> import pipekit.datasets as D
     >>> len(get_files(D.path("mnist_tiny") / "train", extensions=[".png"]))
     709
+    >>> get_files(D.path("mnist_tiny") / "train", extensions=".png")[[0, -1]].attrgot("name")
+    ['7.png', '9999.png']
     """
     _folder_not_list(path, "get_files")
     return _walk(path, extensions, recurse, folders, followlinks)[0]
 
 
 def _walk(path: str | os.PathLike, extensions: Iterable[str] | None, recurse: bool, folders: Sequence[str] | None,
-          followlinks: bool) -> tuple[list[Path], _Walk]:
+          followlinks: bool) -> tuple[L[Path], _Walk]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"get_files: {path} does not exist")
@@ -121,7 +127,7 @@ def _walk(path: str | os.PathLike, extensions: Iterable[str] | None, recurse: bo
         walk.folder(str(root), os.path.realpath(root), via=None, recurse=recurse)
     walk.follow_links(recurse)
     walk.report()
-    return sorted(Path(p) for p in walk.kept.values()), walk
+    return L(sorted(Path(p) for p in walk.kept.values())), walk
 
 
 class _Walk:
@@ -217,8 +223,8 @@ class _Walk:
             warn(f"get_files({str(self.base)!r}) lists each file once: " + "; ".join(notes))
 
 
-def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> list[Path]:
-    """Image files under ``path`` (see :func:`get_files`).
+def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> L[Path]:
+    """Image files under ``path``, an :class:`L` (see :func:`get_files`): ``get_image_files(path).sorted()``.
 
     >>> import pipekit.datasets as D
     >>> len(get_image_files(D.path("mnist_tiny"), folders=["train", "valid"]))
@@ -237,8 +243,8 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
     return files
 
 
-def get_text_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> list[Path]:
-    """``.txt`` files under ``path`` (see :func:`get_files`)."""
+def get_text_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> L[Path]:
+    """``.txt`` files under ``path``, an :class:`L` (see :func:`get_files`)."""
     _folder_not_list(path, "get_text_files")
     return get_files(path, extensions=TEXT_EXTENSIONS, recurse=recurse, folders=folders)
 

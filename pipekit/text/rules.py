@@ -19,15 +19,14 @@ True
 """
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterable, Sized
 from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
 from tokenizers import Regex, pre_tokenizers
 
+from pipekit.data.lists import coll_repr  # its home is pipekit.data.lists (fastai's L prints with it)
 from pipekit.text.tokenize import (_PIECE_PATTERN, BOS, EOS, HTML_FIXES, SPECIAL_TOKENS, TK_MAJ, TK_REP,
                                    TK_UP, TK_WREP, _unescape_entities)
 
@@ -120,22 +119,6 @@ def replace_rep(t: str) -> str:
         return (" " if before.strip() else "") + f"{TK_REP} {len(run)} {run[0]}" + (" " if after.strip() else "")
 
     return _RE_REP_OR_COUNT.sub(one, t)
-
-
-def coll_repr(c: Iterable[Any], max_n: int = 250) -> str:
-    """The first ``max_n`` items of ``c`` as a list, ``...`` when there are more, and the count first, ``(#n)``,
-    when there are at least ``max(7, max_n)``: fastcore's, which the book prints tokens with.
-
-    >>> coll_repr(["xxbos", "xxmaj", "this", "movie"])
-    "['xxbos', 'xxmaj', 'this', 'movie']"
-    >>> coll_repr(range(100), 5)
-    '(#100) [0, 1, 2, 3, 4...]'
-    """
-    items = c if isinstance(c, Sized) else list(c)  # an iterator is read to count it
-    n = len(items)
-    shown = ", ".join(itertools.islice(map(repr, items), max_n))
-    res = "[" + shown + ("..." if n > max_n else "") + "]"
-    return f"(#{n}) {res}" if n >= max(7, max_n) else res
 
 
 #: the book's ``defaults.text_proc_rules`` (the rules ``Tokenizer`` applies, in its order) and

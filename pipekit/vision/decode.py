@@ -26,6 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipekit.data.lists import L
+
 MODES = ("RGB", "L", "mask")
 
 
@@ -178,7 +180,7 @@ def _bad(path: Path, mode: str) -> str | None:
         return str(e)
 
 
-def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_workers: int = 2) -> list[Path]:
+def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_workers: int = 2) -> L[Path]:
     """Return the files that cannot be decoded or are truncated (empty list when all are fine).
 
     ``files`` is a list of files (``get_image_files(path)``), or a folder, whose image files are checked.
@@ -200,7 +202,7 @@ def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_wor
     paths = [Path(f) for f in files]
     with ThreadPoolExecutor(num_workers) as ex:
         errors = list(ex.map(lambda p: _bad(p, mode), paths))
-    return [p for p, e in zip(paths, errors) if e is not None]
+    return L([p for p, e in zip(paths, errors) if e is not None])  # an L: the book's failed.map(Path.unlink)
 
 
 #: what an image input accepts, said once for every error message and docstring that lists it
