@@ -279,13 +279,36 @@ def path_column(items: pl.DataFrame, who: str) -> pl.Series:
                      f"read the path first, e.g. get_y=Pipe(ColReader('name'), {who})")
 
 
+class Row(dict):
+    """A table's row as a user function sees it: a dict of column -> value, whose columns read as attributes too,
+    as a pandas row's do (fastai's ``get_x=lambda r: path/r.fname``). A column named like a dict method
+    (``items``, ``values``...) is read as ``r['values']``.
+
+    >>> r = Row({"fname": "3/7.png", "label": "3"})
+    >>> r.fname, r["label"], r == {"fname": "3/7.png", "label": "3"}
+    ('3/7.png', '3', True)
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the row has no column {name!r}; its columns: {list(self)}") from None
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *(k for k in self if isinstance(k, str) and k.isidentifier())]
+
+
 def item_at(items: pl.DataFrame, i: int) -> Any:
-    """One item as a user function sees it: a Path for path items, the value for a single column, else a dict."""
+    """One item as a user function sees it: a Path for path items, the value for a single column, else a
+    :class:`Row`."""
     if items.columns == ["path"]:
         return Path(items["path"][i])
     if items.width == 1:
         return items.to_series(0)[i]
-    return items.row(i, named=True)
+    return Row(items.row(i, named=True))
 
 
 def iter_items(items: pl.DataFrame) -> Iterable[Any]:
@@ -293,7 +316,7 @@ def iter_items(items: pl.DataFrame) -> Iterable[Any]:
         return (Path(p) for p in items["path"])
     if items.width == 1:
         return iter(items.to_series(0))
-    return items.iter_rows(named=True)
+    return map(Row, items.iter_rows(named=True))
 
 
 class Getter(Component):

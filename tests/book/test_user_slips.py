@@ -14,8 +14,8 @@ import torch
 import pipekit
 import pipekit.datasets as D
 from pipekit.core.errors import DataError, ParameterError, PipelineStepError
-from pipekit.data import (CategoryBlock, ColReader, DataBlock, GrandparentSplitter, IndexSplitter, RandomSplitter,
-                          RegressionBlock, get_image_files, parent_label)
+from pipekit.data import (CategoryBlock, ColReader, DataBlock, FuncSplitter, GrandparentSplitter, IndexSplitter,
+                          RandomSplitter, RegressionBlock, get_image_files, parent_label)
 from pipekit.learn import load_learner
 from pipekit.learn.nets import SigmoidRange
 from pipekit.vision import ImageBlock, PointBlock, Resize, vision_learner
@@ -217,3 +217,21 @@ def test_a_mask_of_another_size_than_its_image_is_named(tmp_path):
     with pytest.raises(DataError, match=rf"item 2 \(.*{third}.*\): the image is 128x96 but its MaskBlock is 96x96 "
                                         r"\(1 item\(s\) differ\)"):
         db.dataloaders(tmp_path / "images", bs=2)
+
+
+def test_a_getter_reads_a_rows_columns_as_attributes():
+    """The Kaggle habit ``get_x=lambda r: path/r.fname`` on a pandas frame: a row's columns read as attributes,
+    as a pandas row's do; a missing one names the columns."""
+    path = D.path("mnist_tiny")
+    df = pd.read_csv(path / "labels.csv").rename(columns={"name": "fname"})
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=lambda r: path / r.fname, get_y=lambda r: r.label,
+                   splitter=FuncSplitter(lambda r: r.fname.startswith("valid")), item_tfms=Resize(28))
+    dls = db.dataloaders(df, bs=8, seed=0)
+    assert sorted(str(v) for v in dls.vocab) == ["3", "7"]
+    assert len(dls.valid_ds) == int(df.fname.str.startswith("valid").sum()) > 0
+    first = dls.train_ds.items[0]  # the items are the rows, read the same way
+    assert isinstance(first, dict) and first.fname == first["fname"] and first.fname.endswith(".png")
+    bad = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=lambda r: path / r.file, get_y=lambda r: r.label,
+                    splitter=RandomSplitter(seed=0))
+    with pytest.raises(PipelineStepError, match=r"item 0 .*no column .file.; its columns: \[.fname., .label.\]"):
+        bad.dataloaders(df, bs=8)
