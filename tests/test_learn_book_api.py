@@ -471,3 +471,27 @@ def test_fastais_other_classification_metrics_match_scikit_learn(dls):
     assert values[5] == pytest.approx((labels == y).mean())  # top-1 is accuracy
     with pytest.raises(ValueError, match="pos_label=2 is not a class"):
         Precision(pos_label=2)(preds, targs)
+
+
+def test_interpretation_from_learner_serves_classifiers_and_regressions(dls, tmp_path):
+    from pipekit.data import RegressionBlock
+    from pipekit.learn import ClassificationInterpretation, Interpretation, MSELossFlat
+
+    pipekit.set_seed(0)
+    learn = Learner(dls, torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16 * 16, 2)))
+    interp = Interpretation.from_learner(learn)  # fastai's base class, on a classifier: the classifier's tools
+    assert isinstance(interp, ClassificationInterpretation) and interp.confusion_matrix().sum() == len(dls.valid_ds)
+    assert interp.plot_top_losses(3, path=tmp_path / "clf.png").stat().st_size > 1000
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0], "float32"))[:, None]
+    reg = DataLoaders.from_stores([TensorStore(x[:64]), TensorStore(y[:64])], [TensorStore(x[64:]), TensorStore(y[64:])],
+                                  blocks=(RegressionBlock(), RegressionBlock()), bs=16, seed=0)
+    rlearn = Learner(reg, torch.nn.Linear(4, 1), loss_func=MSELossFlat())
+    rinterp = Interpretation.from_learner(rlearn)
+    assert type(rinterp) is Interpretation
+    losses, idxs = rinterp.top_losses(2)
+    i = int(idxs[0])
+    assert rinterp._title(i, float(losses[0])) == \
+        f"{float(rinterp.decoded[i]):.3g}/{float(y[64 + i, 0]):.3g} / {float(losses[0]):.2f}"
+    assert rinterp.plot_top_losses(4, path=tmp_path / "reg.png").stat().st_size > 1000

@@ -13,7 +13,7 @@ from pipekit.learn.callbacks import (
 )
 from pipekit.learn.export import load_learner, model_weights
 from pipekit.learn.hooks import Hook, HookCallback, Hooks, hook_output, hook_outputs
-from pipekit.learn.interpret import ClassificationInterpretation, Interpretation
+from pipekit.learn.interpret import ClassificationInterpretation, Interpretation, SegmentationInterpretation
 from pipekit.learn.learner import Learner
 from pipekit.learn.losses import (
     BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, FocalLossFlat, L1LossFlat, LabelSmoothingCrossEntropy,
@@ -50,6 +50,7 @@ __all__ = [
     "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "TimeLimit", "ProgressCallback", "Recorder",
     "TrainEvalCallback", "cpu_bf16_is_fast", "NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback",
     "ExportError", "load_learner", "model_weights", "Learner", "ClassificationInterpretation", "Interpretation",
+    "SegmentationInterpretation",
     "BaseLoss", "BCEWithLogitsLossFlat", "CrossEntropyLossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind",
     "MAE", "MSE", "RMSE", "Accuracy", "ErrorRate", "F1Score", "FuncMetric", "Metric", "Perplexity", "R2Score",

@@ -25,7 +25,13 @@ from pipekit.data.show import title_chars, title_text
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
-__all__ = ["Interpretation", "ClassificationInterpretation"]
+__all__ = ["Interpretation", "ClassificationInterpretation", "SegmentationInterpretation"]
+
+
+def _classifies(learn: Learner) -> bool:
+    """Whether the learner's targets are classes: labels, label sets or a class per pixel."""
+    y_block = getattr(learn.dls, "y_block", None)
+    return getattr(y_block, "vocab", None) is not None or getattr(learn.dls, "loss_kind", None) == "pixel_cross_entropy"
 
 
 class Interpretation:
@@ -52,6 +58,8 @@ class Interpretation:
         if targs is None:
             raise DataError("Interpretation needs labelled data; the loader has no targets "
                              "(use dls.test_dl(items, with_labels=True))")
+        if cls is Interpretation and _classifies(learn):  # fastai's Interpretation.from_learner on a classifier
+            cls = ClassificationInterpretation
         return cls(learn, dl, inputs, preds, targs, decoded, losses)
 
     def top_losses(self, k: int | None = None, largest: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,6 +68,38 @@ class Interpretation:
         k = n if k is None else k
         check("top_losses", k=(k, Interval(1, n, integer=True)))
         return self.losses.topk(k, largest=largest)
+
+    def _title(self, i: int, loss: float) -> str:
+        """The title of item ``i`` in ``plot_top_losses``."""
+        pred, targ = self.decoded[i], self.targs[i]
+        if pred.numel() == 1 and targ.numel() == 1:  # one value each (a regression): predicted / actual / loss
+            return f"{float(pred):.3g}/{float(targ):.3g} / {loss:.2f}"
+        return f"{loss:.2f}"
+
+    def _suptitle(self) -> str:
+        return "predicted / actual / loss" if self.decoded[0].numel() == 1 == self.targs[0].numel() else "loss"
+
+    def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True,
+                        nrows: int | None = None, ncols: int | None = None,
+                        figsize: tuple[float, float] | None = None) -> Path | None:
+        """The items with the largest losses, each titled with its loss (and, for a classifier, predicted / actual
+        / probability: see :class:`ClassificationInterpretation`), in ``nrows`` x ``ncols`` (either one; the book's
+        ``plot_top_losses(5, nrows=1)``) of ``figsize``; inline in a notebook, PNG when headless."""
+        losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
+        plt = get_pyplot()
+        n = max(1, len(idxs))
+        if ncols is None:
+            ncols = int(np.ceil(n / nrows)) if nrows else int(np.ceil(np.sqrt(n)))
+        nrows = int(np.ceil(n / max(1, ncols)))
+        size = figsize or (3 * ncols, 3 * nrows)
+        fig, axs = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained")
+        for ax in axs.flat[len(idxs):]:
+            ax.axis("off")
+        width = title_chars(size[0] / ncols)
+        for ax, loss, i in zip(axs.flat, losses.tolist(), idxs.tolist()):
+            self._show_input(ax, i, title_text([self._title(i, loss)], width))
+        fig.suptitle(self._suptitle())
+        return savefig_or_show(fig, path, name="top_losses")
 
     def _show_input(self, ax: Any, i: int, title: str) -> None:
         # one input: a tensor, or a list of rows when batches differ in length (padded texts); several: a tuple
@@ -178,35 +218,20 @@ class ClassificationInterpretation(Interpretation):
         ax.set_title(title)
         return savefig_or_show(fig, path, name="confusion_matrix")
 
-    def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True,
-                        nrows: int | None = None, ncols: int | None = None,
-                        figsize: tuple[float, float] | None = None) -> Path | None:
-        """The items with the largest losses, titled predicted / actual / loss / probability, the model's
-        confidence in its prediction (as the book reads it), in ``nrows`` x ``ncols`` (either one; the book's ``plot_top_losses(5, nrows=1)``) of ``figsize``."""
-        losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
+    def _title(self, i: int, loss: float) -> str:
+        # titled predicted / actual / loss / probability, the model's confidence in its prediction (as the book
+        # reads it); a multi-label model's label sets, a mask's share of pixels predicted right
+        if self.multi_label:
+            return f"{self._labels(self.decoded[i])}/{self._labels(self.targs[i])} / {loss:.2f}"
+        if self.per_pixel:
+            return f"{float((self.decoded[i] == self.targs[i]).float().mean()):.0%} of pixels / {loss:.2f}"
         v = self.vocab
-        plt = get_pyplot()
-        n = max(1, len(idxs))
-        if ncols is None:
-            ncols = int(np.ceil(n / nrows)) if nrows else int(np.ceil(np.sqrt(n)))
-        nrows = int(np.ceil(n / max(1, ncols)))
-        size = figsize or (3 * ncols, 3 * nrows)
-        fig, axs = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained")
-        for ax in axs.flat[len(idxs):]:
-            ax.axis("off")
-        width = title_chars(size[0] / ncols)
-        for ax, loss, i in zip(axs.flat, losses.tolist(), idxs.tolist()):
-            if self.multi_label:  # the label sets; no single probability to give
-                title = f"{self._labels(self.decoded[i])}/{self._labels(self.targs[i])} / {loss:.2f}"
-            elif self.per_pixel:  # a mask: its share of pixels predicted right
-                title = f"{float((self.decoded[i] == self.targs[i]).float().mean()):.0%} of pixels / {loss:.2f}"
-            else:
-                actual, predicted = int(self.targs[i]), int(self.decoded[i])
-                title = f"{v[predicted]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, predicted]):.2f}"
-            self._show_input(ax, i, title_text([title], width))
-        fig.suptitle("pixels right / loss" if self.per_pixel else
-                     "predicted / actual / loss" + ("" if self.multi_label else " / probability"))
-        return savefig_or_show(fig, path, name="top_losses")
+        actual, predicted = int(self.targs[i]), int(self.decoded[i])
+        return f"{v[predicted]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, predicted]):.2f}"
+
+    def _suptitle(self) -> str:
+        return "pixels right / loss" if self.per_pixel else \
+            "predicted / actual / loss" + ("" if self.multi_label else " / probability")
 
     def classification_report(self) -> str:
         """Precision, recall and F1 per class (sklearn's report), as text; per label for a multi-label model."""
@@ -223,3 +248,9 @@ class ClassificationInterpretation(Interpretation):
     def print_classification_report(self) -> None:
         """Print :meth:`classification_report`; nothing is returned, so a notebook shows the report once."""
         print(self.classification_report())
+
+
+class SegmentationInterpretation(ClassificationInterpretation):
+    """fastai's name for a segmentation model's interpretation: :class:`ClassificationInterpretation`, which counts
+    a segmentation model's pixels (``per_pixel``) in its confusion matrix and report and titles its top losses
+    with the share of pixels predicted right."""

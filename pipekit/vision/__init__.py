@@ -14,6 +14,7 @@ from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, 
 from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_body,
                                          efficientnet_lite_stats, pretrained_archs,
                                          require_weights)
+from pipekit.learn.interpret import SegmentationInterpretation  # fastai's name, as vision.all gives it
 from pipekit.vision.imagenet import IMAGENET_CATS, IMAGENET_DOGS, imagenet_labels, imagenet_predict
 from pipekit.vision.learner import (Dice, DiceMulti, ForegroundAcc, JaccardCoeff, PixelAccuracy, check_model_output,
                                     foreground_acc, load_body_weights, pixel_accuracy, unet_learner, vision_learner,
@@ -35,7 +36,7 @@ __all__ = [
     "map_boxes", "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
     "PixelAccuracy", "Dice", "DiceMulti", "ForegroundAcc", "JaccardCoeff", "foreground_acc", "ResBlock", "UNet", "XResNet", "cnn_learner", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
     "Brightness", "Contrast", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
-    "show_batch", "show_image", "show_results", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
+    "show_batch", "show_image", "show_results", "SegmentationInterpretation", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
     "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
