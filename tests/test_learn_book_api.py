@@ -495,3 +495,19 @@ def test_interpretation_from_learner_serves_classifiers_and_regressions(dls, tmp
     assert rinterp._title(i, float(losses[0])) == \
         f"{float(rinterp.decoded[i]):.3g}/{float(y[64 + i, 0]):.3g} / {float(losses[0]):.2f}"
     assert rinterp.plot_top_losses(4, path=tmp_path / "reg.png").stat().st_size > 1000
+
+
+def test_after_create_runs_once_the_learner_is_built(tiny):
+    import warnings
+
+    from pipekit.learn import Callback
+
+    class Created(Callback):
+        def after_create(self):
+            self.seen = (self.learn.model is not None, len(self.learn.cbs))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not reported as an unknown event
+        cb = Created()
+        learn = _mlp(tiny, cbs=cb)
+    assert cb.seen == (True, len(learn.cbs))

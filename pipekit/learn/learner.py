@@ -164,6 +164,10 @@ class Learner:
         self.add_cbs([TrainEvalCallback(), Recorder(), ProgressCallback()]
                      + ([TerminateOnNaNCallback()] if terminate_on_nan else []))
         self.add_cbs(as_list(cbs))
+        for cb in self.cbs:  # fastai's after_create: a callback's look at the learner it was built with
+            after_create = getattr(cb, "after_create", None)
+            if callable(after_create):
+                after_create()
 
     @property
     def dls(self) -> Loaders:

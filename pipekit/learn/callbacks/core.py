@@ -40,7 +40,8 @@ def unknown_events(cb: Any) -> list[str]:
     """
     said = []
     for name in sorted({n for k in type(cb).__mro__ for n in vars(k)}):
-        if name in EVENTS or not re.match(r"(before|after|begin)_", name) or not callable(getattr(cb, name, None)):
+        if name in EVENTS or name == "after_create" or not re.match(r"(before|after|begin)_", name) \
+                or not callable(getattr(cb, name, None)):
             continue
         guess = "before_" + name[len("begin_"):] if name.startswith("begin_") else None
         if guess not in EVENTS:
