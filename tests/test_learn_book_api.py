@@ -511,3 +511,19 @@ def test_after_create_runs_once_the_learner_is_built(tiny):
         cb = Created()
         learn = _mlp(tiny, cbs=cb)
     assert cb.seen == (True, len(learn.cbs))
+
+
+def test_show_images_draws_the_books_pairs(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from pipekit.data.plotting import plot_dir
+    from pipekit.vision import show_images
+
+    monkeypatch.setenv("PIPEKIT_PLOTS", str(tmp_path))
+    root = D.path("mnist_tiny") / "train"
+    im3, im7 = Image.open(sorted((root / "3").iterdir())[0]), Image.open(sorted((root / "7").iterdir())[0])
+    axs = show_images((im3, im7), titles=("3", "7"))
+    assert [ax.get_title() for ax in axs] == ["3", "7"] and axs[0].images[0].get_array().shape[:2] == (28, 28)
+    assert any(p.suffix == ".png" for p in plot_dir().iterdir())
+    with pytest.raises(ValueError, match="2 titles for 1 images"):
+        show_images([im3], titles=["3", "7"])

@@ -161,6 +161,33 @@ def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = No
     return ax
 
 
+def show_images(ims: Any, nrows: int = 1, ncols: int | None = None, titles: Any = None,
+                figsize: tuple[float, float] | None = None, name: str = "images", **imshow: Any) -> Any:
+    """Show several images side by side, as the book does (``show_images((im3, im7), titles=('3', '7'))``): each
+    as :func:`show_image` reads it, on ``nrows`` rows; ``titles``, one per image. Returns the axes.
+
+    >>> axs = show_images([torch.rand(28, 28), torch.rand(3, 16, 16)], titles=["a", "b"], name="doctest_images")
+    >>> [ax.get_title() for ax in axs]
+    ['a', 'b']
+    """
+    ims = list(ims)
+    if not ims:
+        raise ParameterError("show_images: no images given")
+    titles = [None] * len(ims) if titles is None else list(titles)
+    if len(titles) != len(ims):
+        raise ParameterError(f"show_images: {len(titles)} titles for {len(ims)} images; give one title per image")
+    ncols = ncols or -(-len(ims) // nrows)
+    nrows = -(-len(ims) // ncols)
+    fig, axs = get_pyplot().subplots(nrows, ncols, figsize=figsize or (3 * ncols, 3 * nrows), squeeze=False)
+    flat = list(axs.flat)
+    for ax, im, title in zip(flat, ims, titles):
+        show_image(im, ax=ax, title=title, **imshow)
+    for ax in flat[len(ims):]:
+        ax.axis("off")
+    savefig_or_show(fig, name=name)
+    return flat[:len(ims)]
+
+
 def _table_figure(frame: Any) -> Any:
     """A matplotlib figure holding ``frame`` (a Polars DataFrame) as a table, each column as wide as its text."""
     plt = get_pyplot()

@@ -24,7 +24,7 @@ from pipekit.vision.models import (LayerGrouped, ResBlock, UNet, XResNet, XResNe
 from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Flip, FlipVert, LightingSampler, RandomCrop,
                                      Rotate, Sampler, Warp, Zoom)
-from pipekit.data.plotting import show_image
+from pipekit.data.plotting import show_image, show_images
 from pipekit.vision.show import show_batch, show_results
 from pipekit.vision.transforms import (BatchAugment, IntToFloat, Normalize, aug_transforms, imagenet_stats,
                                        mnist_stats)
@@ -36,7 +36,7 @@ __all__ = [
     "map_boxes", "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
     "PixelAccuracy", "Dice", "DiceMulti", "ForegroundAcc", "JaccardCoeff", "foreground_acc", "ResBlock", "UNet", "XResNet", "cnn_learner", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
     "Brightness", "Contrast", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
-    "show_batch", "show_image", "show_results", "SegmentationInterpretation", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
+    "show_batch", "show_image", "show_images", "show_results", "SegmentationInterpretation", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
     "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
