@@ -106,6 +106,11 @@ def test_activation_stats_histograms_and_near_zero_as_the_book_counts(trained, t
     assert manual > float((o.abs() < 0.05).float().mean())
     assert np.all(stats.hist_[name] >= 0) and stats.hist_[name].sum() > 0
     assert stats.color_dim(0, tmp_path / "cd.png").exists()
+    # fastai's spellings: layer_stats(idx) as (3, batches), hist(idx) as (bins, batches) in log1p, figsize=
+    assert np.array_equal(stats.layer_stats(0), stats.stats_[name].T) and stats.layer_stats(name).shape == (3, n)
+    assert np.allclose(stats.hist(0), np.log1p(stats.hist_[name]).T) and stats.hist(0).shape == (40, n)
+    assert stats.color_dim(-1, tmp_path / "cd_big.png", figsize=(5, 5)).exists()
+    assert stats.plot_layer_stats(0, tmp_path / "ls.png", figsize=(6, 2)).exists()
     assert stats.dead_chart(name, tmp_path / "dead.png").exists()
     with pytest.raises(ParameterError, match="out of range"):
         stats.color_dim(99)

@@ -628,33 +628,45 @@ class ActivationStats(HookCallback):
             raise ParameterError(f"ActivationStats: no layer {name!r}; recorded: {list(self.stats_)}")
         return name
 
-    def plot_layer_stats(self, name: str | int, path: str | os.PathLike | None = None) -> Path | None:
+    def layer_stats(self, name: str | int) -> np.ndarray:
+        """One layer's ``(3, batches)`` rows of mean, std and near-zero share (fastai's ``layer_stats(idx)``)."""
+        return self.stats_[self._key(name)].T
+
+    def hist(self, name: str | int) -> np.ndarray:
+        """One layer's histograms as ``(bins, batches)``, ``log1p`` of the counts, as ``color_dim`` draws them
+        (fastai's ``hist(idx)``; ``with_hist=True``)."""
+        return np.log1p(self.hist_[self._key(name, "hist_")]).T
+
+    def plot_layer_stats(self, name: str | int, path: str | os.PathLike | None = None,
+                         figsize: tuple[float, float] = (10, 3)) -> Path | None:
         """Mean, std and near-zero share of one layer over the recorded batches (PNG when headless)."""
         key = self._key(name)
-        fig, axs = get_pyplot().subplots(1, 3, figsize=(10, 3))
+        fig, axs = get_pyplot().subplots(1, 3, figsize=figsize)
         for ax, i, title in zip(axs, range(3), ("mean", "std", "near zero")):
             ax.plot(self.stats_[key][:, i])
             ax.set_title(f"{key}: {title}")
         return savefig_or_show(fig, path, name=f"activation_stats_{key}")
 
-    def color_dim(self, name: str | int, path: str | os.PathLike | None = None) -> Path | None:
+    def color_dim(self, name: str | int, path: str | os.PathLike | None = None,
+                  figsize: tuple[float, float] = (8, 3)) -> Path | None:
         """The histogram of one layer's activations per batch as an image (batches left to right, activation
         0..10 bottom to top, log of the count as colour): smooth growth is healthy training, a collapse to the
         bottom row followed by a rise is the book's sign of a bad start (``with_hist=True``)."""
         key = self._key(name, "hist_")
-        fig, ax = get_pyplot().subplots(figsize=(8, 3))
-        ax.imshow(np.log1p(self.hist_[key]).T, origin="lower", aspect="auto", extent=(0, len(self.hist_[key]), 0, 10))
+        fig, ax = get_pyplot().subplots(figsize=figsize)
+        ax.imshow(self.hist(key), origin="lower", aspect="auto", extent=(0, len(self.hist_[key]), 0, 10))
         ax.set_xlabel("batch")
         ax.set_ylabel("activation")
         ax.set_title(key)
         return savefig_or_show(fig, path, name=f"color_dim_{key}")
 
-    def dead_chart(self, name: str | int, path: str | os.PathLike | None = None) -> Path | None:
+    def dead_chart(self, name: str | int, path: str | os.PathLike | None = None,
+                   figsize: tuple[float, float] = (6, 3)) -> Path | None:
         """The share of one layer's activations in the two lowest histogram bins (0..0.5) per batch
         (``with_hist=True``)."""
         key = self._key(name, "hist_")
         h = self.hist_[key]
-        fig, ax = get_pyplot().subplots(figsize=(6, 3))
+        fig, ax = get_pyplot().subplots(figsize=figsize)
         ax.plot(h[:, :2].sum(1) / np.maximum(h.sum(1), 1))
         ax.set_ylim(0, 1)
         ax.set_xlabel("batch")
