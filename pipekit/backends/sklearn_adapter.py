@@ -32,11 +32,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import NAME, TASK, Backend, feature_frame
+from pipekit.backends.base import N_JOBS, NAME, TASK, Backend, cores, feature_frame
 from pipekit.backends.data import TabularData
 from pipekit.backends.forest import forest_from_data, tree_structures_from_data, trees_to_data
 from pipekit.core.component import param_names, to_data
-from pipekit.core.errors import ExportError, ParameterError
+from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.registry import register, registered
 from pipekit.core.validate import Is
 
@@ -128,7 +128,34 @@ def estimator_from_data(spec: Any) -> Any:
     if bad:
         raise ParameterError(f"{cls.__name__}: parameters {bad} are not plain JSON values (numbers, strings, "
                              "bools, null, lists and objects of them)")
-    return cls(**params)
+    return cls(**_bounded_threads(cls, params))
+
+
+def _bounded_threads(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``n_jobs`` (the threads or processes scikit-learn starts at each fit and predict) checked as
+    a backend's (None, -1 or a positive int) and, above the cores this process may use, lowered to them with a
+    warning: the estimator does the same work with fewer workers, a file made on a larger machine still loads, and a
+    file cannot make each predict start thousands of threads. A negative value below -1 means "all cores but
+    ``-n_jobs - 1``" to scikit-learn (never more than the cores), and is kept.
+
+    >>> import warnings
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> with warnings.catch_warnings(record=True):
+    ...     warnings.simplefilter("always")
+    ...     _bounded_threads(KNeighborsClassifier, {"n_jobs": 10**6})["n_jobs"] == cores(None)
+    True
+    """
+    if "n_jobs" not in params:
+        return params
+    n = params["n_jobs"]
+    if not N_JOBS.accepts(n) and not (isinstance(n, int) and not isinstance(n, bool) and n < -1):
+        raise ParameterError(f"{cls.__name__}: n_jobs={str(n)[:40]} is not accepted; expected {N_JOBS}")
+    limit = cores(None)
+    if n is not None and n > limit:
+        warn(f"{cls.__name__}: n_jobs={n} is more than the {limit} core(s) this process may use; using "
+             f"n_jobs={limit}")
+        return {**params, "n_jobs": limit}
+    return params
 
 
 class SklearnModel(Backend):

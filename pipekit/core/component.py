@@ -42,8 +42,9 @@ C = TypeVar("C", bound="Component")
 _ARRAY, _REF, _CLASS = "__array__", "__ref__", "class"
 #: registered kinds a record's value may not name: a loader reads a file, a learner factory builds a learner and an
 #: architecture builds a network, each called by pipekit from the field it belongs to and never as a value (a
-#: getter that named one would call it on every item)
-_NOT_VALUES = ("loader", "learner", "arch")
+#: getter that named one would call it on every item); a callback is given to a learner, never read as a value.
+#: A field that declares what it holds (``Component.ref_kinds``) takes only those kinds.
+_NOT_VALUES = ("loader", "learner", "arch", "callback")
 #: deepest nesting a record may have (a file cannot make the loader recurse without bound)
 MAX_DEPTH = 64
 
@@ -90,6 +91,13 @@ class Component:
     #: a fingerprint of it, such as a backend's ``procs_signature_``, is unchanged); a record without the field reads
     #: as that value (a state field only in a fitted record's state)
     record_defaults: ClassVar[dict[str, Any]] = {}
+    #: the registered kinds a field of this class's record read from a file may name, by field (``"params.get_x"``,
+    #: ``"state.getters_"``): every ``{"__ref__": name}`` in it, and the class of every record in it, must be
+    #: registered with one of them, or the file is refused naming the field, so a file cannot put a callback or a
+    #: torch module where pipekit calls a getter on each item. Records nested in the field are held to the same
+    #: kinds (a getter's own function is a getter too), unless their class declares the field itself. A field not
+    #: listed may name anything registered but the kinds in ``_NOT_VALUES``.
+    ref_kinds: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -309,9 +317,25 @@ def to_data(obj: Any, arrays: dict[str, np.ndarray] | None = None, where: str = 
         raise ExportError(f"{where} = {obj!r:.80} cannot be stored as data: {e}") from None
 
 
-def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: int = 0) -> Any:
+def _lookup_kind(name: Any, kinds: tuple[str, ...], base: type | None = None) -> Any:
+    """The object registered as ``name`` with one of ``kinds`` (and a subclass of ``base``); a :class:`FieldError`
+    (its field filled in by the caller, :func:`_from_field`) saying what the name is and what the field takes."""
+    first: UnknownNameError | None = None
+    for kind in kinds:
+        try:
+            return lookup(name, kind, base=base)
+        except UnknownNameError as e:
+            first = first or e
+    said = str(first) if "is a registered" in str(first) else f"{name!r:.80} is not registered as one"
+    raise FieldError("", f"names {name!r:.80}, but this field takes a registered {' or '.join(kinds)} ({said}); the "
+                         "file is damaged or was not written by pipekit")
+
+
+def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: int = 0,
+              _kinds: tuple[str, ...] | None = None) -> Any:
     """Inverse of :func:`to_data`. Records rebuild registered components only; parameters are checked
-    against the class's ``__init__`` before it is called."""
+    against the class's ``__init__`` before it is called. ``_kinds``: the registered kinds the field being read
+    takes (see ``Component.ref_kinds``); None: any kind a value may be."""
     if _depth > MAX_DEPTH:
         raise ExportError(f"a record is nested more than {MAX_DEPTH} levels deep")
     if isinstance(data, list):
@@ -321,7 +345,7 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
             if isinstance(v, dict) and _ARRAY in v:
                 raise FieldError(f"[{i}]", "is an array, where a record's list holds labels, names, numbers or "
                                            "records; the file is damaged or was not written by pipekit")
-        return [_from_field(v, arrays, _depth + 1, i) for i, v in enumerate(data)]
+        return [_from_field(v, arrays, _depth + 1, i, _kinds) for i, v in enumerate(data)]
     if not isinstance(data, dict):
         if data is None or isinstance(data, (bool, int, float, str)):
             return data
@@ -331,27 +355,35 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
             raise ExportError(f"a record refers to array {data[_ARRAY]!r}, which the file does not hold")
         return arrays[data[_ARRAY]]
     if _REF in data:
+        if _kinds is not None:  # a field that says what it holds (a getter): that kind only
+            return _lookup_kind(data[_REF], _kinds)
         try:  # a value: never what reads files, builds learners or builds networks (those have fields of their own)
             return lookup(data[_REF], not_kinds=_NOT_VALUES)
         except UnknownNameError as e:
             raise ExportError(str(e)) from None
     if _CLASS in data and "params" in data:
-        return _build(data, arrays, _depth)
-    return {k: _from_field(v, arrays, _depth + 1, k) for k, v in data.items()}
+        return _build(data, arrays, _depth, kinds=_kinds)
+    return {k: _from_field(v, arrays, _depth + 1, k, _kinds) for k, v in data.items()}
 
 
-def _from_field(data: Any, arrays: dict[str, np.ndarray] | None, depth: int, key: str | int) -> Any:
+def _from_field(data: Any, arrays: dict[str, np.ndarray] | None, depth: int, key: str | int,
+                kinds: tuple[str, ...] | None = None) -> Any:
     """:func:`from_data` of the field ``key`` (a key, or a list index) of a record: a :class:`FieldError` raised by
     a component nested in it gets the field's place in front of its path, so it names the path from the top."""
     try:
-        return from_data(data, arrays, depth)
+        return from_data(data, arrays, depth, kinds)
     except FieldError as e:
-        raise e.within(f"[{key}]" if isinstance(key, int) else key) from None
+        place = f"[{key}]" if isinstance(key, int) else str(key)
+        raise (FieldError(place, e.problem) if not e.field else e.within(place)) from None
 
 
 def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: int,
-           base: type[Component] | None = None) -> Any:
+           base: type[Component] | None = None, kinds: tuple[str, ...] | None = None) -> Any:
+    """The component ``record`` describes; ``kinds``: the registered kinds the field holding it takes (its class
+    must be one, and so must what its own fields name, unless its class declares them in ``ref_kinds``)."""
     name = record[_CLASS]
+    if kinds is not None:
+        _lookup_kind(name, kinds, base=base or Component)
     try:
         cls = lookup(name, base=base or Component)
     except UnknownNameError as e:
@@ -372,14 +404,20 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
             params.setdefault(key, value)
         elif state:  # an unfitted record's empty state stays empty
             state.setdefault(key, value)
+
+    def kinds_of(part: str, k: str) -> tuple[str, ...] | None:  # what a field takes: its class's word, or its holder's
+        return cls.ref_kinds.get(f"{part}.{k}", kinds)
+
     try:
-        obj = construct(cls, {k: _from_field(v, arrays, depth + 1, f"params.{k}") for k, v in params.items()
+        obj = construct(cls, {k: _from_field(v, arrays, depth + 1, f"params.{k}", kinds_of("params", k))
+                              for k, v in params.items()
                               if k not in cls.local_params})  # a file's folder for this machine is not followed
     except ExportError:
         raise
     except Exception as e:
         raise ExportError(f"the record of {name} has parameters {cls.__name__} refuses: {e}") from e
-    obj.state_from_data({k: _from_field(v, arrays, depth + 1, f"state.{k}") for k, v in state.items()})
+    obj.state_from_data({k: _from_field(v, arrays, depth + 1, f"state.{k}", kinds_of("state", k))
+                         for k, v in state.items()})
     return obj
 
 

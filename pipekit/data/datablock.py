@@ -24,7 +24,7 @@ from pipekit.core.registry import name_of
 from pipekit.core.validate import Is, check, check_positive_int, check_state, is_pandas
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch
-from pipekit.data.getters import (ColReader, Getter, apply_getter, item_at)
+from pipekit.data.getters import (ColReader, Getter, apply_getter, get_files, get_image_files, get_text_files, item_at)
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint, row_index
@@ -93,16 +93,56 @@ def _with_block_getters(blocks: Sequence[Any], getters: list) -> list:
     return out
 
 
+#: the registered kinds a getter read from a file may be: pipekit's getters, or a function of the user's registered
+#: as one (``pipekit.register(fn, kind='getter')``, or ``kind='function'``); never a callback, a module, a model...
+_GETTER_KINDS = ("getter", "function")
+#: pipekit's item finders (a recipe's ``get_items``): registered as getters, but they list a folder, not read an item
+_FINDERS = (get_files, get_image_files, get_text_files)
+
+
+def _is_getter(g: Any) -> bool:
+    """What a fitted recipe read from a file may call on each item: nothing (the item itself), a getter component, or
+    a registered function; not a class (calling one builds an object of it) nor an item finder."""
+    return g is None or isinstance(g, Getter) or (callable(g) and not isinstance(g, (type, Component))
+                                                  and not any(g is f for f in _FINDERS))
+
+
 #: what a fitted DataBlock read from a file must hold to encode new items
 _FITTED_STATE = {
     "blocks_": Is(lambda v: isinstance(v, list) and bool(v) and all(isinstance(b, TransformBlock) for b in v),
                   "the fitted blocks (a non-empty list)"),
-    "getters_": Is(lambda v: isinstance(v, list) and all(g is None or callable(g) for g in v),
+    "getters_": Is(lambda v: isinstance(v, list) and all(_is_getter(g) for g in v),
                    "one getter (or null) per block"),
     "n_inp_": Is(lambda v: type(v) is int and v >= 1, "the number of inputs (a positive integer)"),
     "batch_tfms_": Is(lambda v: isinstance(v, list) and all(isinstance(t, BatchTransform) for t in v),
                       "the batch transforms (a list)"),
 }
+
+
+def _learned(t: Any) -> list[str]:
+    """The learned attributes the class of ``t`` declares (annotations ending in ``_``, ``vocab_: CategoryMap``)."""
+    names: dict[str, Any] = {}
+    for k in reversed(type(t).__mro__):
+        names.update(vars(k).get("__annotations__", {}))
+    return [n for n in names if n.endswith("_") and not n.startswith("_")]
+
+
+def _check_fitted_tfms(block: Any, field: str) -> None:
+    """A fitted block read from a file encodes with its fitted transforms (``tfms_``) and brings its batch transforms
+    (``batch_tfms_``): each must be a transform of its kind, and one that declares what it learns (Categorize's
+    ``vocab_``) must hold it, so a file stripped of it is refused here and not at the user's predict."""
+    for name, kind in (("tfms_", Transform), ("batch_tfms_", BatchTransform)):
+        tfms = vars(block).get(name, [])
+        if not (isinstance(tfms, list) and all(isinstance(t, kind) for t in tfms)):
+            bad = next((t for t in tfms if not isinstance(t, kind)), tfms) if isinstance(tfms, list) else tfms
+            raise FieldError(f"{field}.{name}", f"must be a list of {kind.__name__}s, holds {str(bad)[:60]!r}; the "
+                                                "file is damaged or was not written by pipekit")
+        for j, t in enumerate(tfms):
+            missing = [n for n in _learned(t) if n not in vars(t)]
+            if missing:
+                raise FieldError(f"{field}.{name}[{j}].state.{missing[0]}",
+                                 f"is missing: {type(t).__name__} encodes new items with what setup learned; the "
+                                 "file is damaged or was not written by pipekit")
 
 
 class DataBlock(Component):
@@ -122,6 +162,10 @@ class DataBlock(Component):
     """
 
     registry_kind = "recipe"
+    #: a file's getters are called on every item (and its splitter on every item list): they may name only getters
+    #: and splitters (see ``Component.ref_kinds``)
+    ref_kinds = {**{f"params.{k}": _GETTER_KINDS for k in ("get_items", "get_x", "get_y", "getters")},
+                 "state.getters_": _GETTER_KINDS, "params.splitter": ("splitter", "function")}
 
     def __init__(self, blocks: Sequence[TransformBlock | type] | TransformBlock | type = (),
                  get_items: Callable | None = None, get_x: Getter | Callable | Sequence | None = None,
@@ -402,6 +446,16 @@ class DataBlock(Component):
         if not state:
             return  # an unfitted recipe's record
         super().state_from_data(state)
+        read = vars(self).get("getters_")
+        for i, g in enumerate(read if isinstance(read, list) else []):
+            if callable(g) and not _is_getter(g):  # the kinds were checked as the file was read (ref_kinds)
+                what = (f"the class {getattr(g, '__qualname__', g)!s:.60}, which builds an object when called"
+                        if isinstance(g, type) else f"a {type(g).__name__}, not a getter" if isinstance(g, Component)
+                        else f"{getattr(g, '__name__', g)!s:.60}, which lists the files of a folder (a recipe's "
+                        "get_items)")
+                raise FieldError(f"state.getters_[{i}]", f"is {what}; a getter reads one item's value: a getter "
+                                 "(ColReader, ParentLabel, ...) or a registered function; the file is damaged or "
+                                 "was not written by pipekit")
         check_state(vars(self), "the data recipe, to encode new items,", **_FITTED_STATE)
         blocks, getters, n_inp = self.blocks_, self.getters_, self.n_inp_
         if len(getters) != len(blocks) or n_inp > len(blocks):
@@ -410,6 +464,14 @@ class DataBlock(Component):
         for i, b in enumerate(blocks):
             if "tfms_" not in vars(b):
                 raise FieldError(f"state.blocks_[{i}]", f"({type(b).__name__}) holds no fitted transforms (tfms_)")
+            _check_fitted_tfms(b, f"state.blocks_[{i}].state")
+        for i, b in enumerate(blocks):  # the recipe runs one of each batch transform its blocks bring (_batch_tfms)
+            lacking = [type(t).__name__ for t in vars(b).get("batch_tfms_", [])
+                       if not any(type(u) is type(t) for u in self.batch_tfms_)]
+            if lacking:
+                raise FieldError("state.batch_tfms_", f"lacks {lacking[0]}, which blocks_[{i}] ({type(b).__name__}) "
+                                                      "brings to every batch; the file is damaged or was not written "
+                                                      "by pipekit")
         optional = {  # files written before these were recorded lack them
             "item_columns_": Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
                                 "the training items' column names (a list of text)"),

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.core.errors import DataError, ParameterError, warn
+from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
 from pipekit.data.items import (TABLE_SUFFIXES, read_csv_table, refuse_repeated_headers, strip_initial_spaces, table_error,
                                 to_items)
@@ -533,6 +533,111 @@ class TabularSplit(_FittedNames):
                 f"{len(self.cont_names)} continuous, y={self.y_names})")
 
 
+#: bytes a value of each Parquet physical type takes once read (a column's own Arrow type, when the file records one,
+#: gives the exact width: an int8 code is stored as INT32); text and bytes take a 16-byte view per value plus the text
+_PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
+
+
+def parquet_table_bytes(path: str | os.PathLike) -> tuple[int, int]:
+    """``(rows, bytes)``: the rows a Parquet file holds and about the memory a table read from it takes, from its
+    footer alone (nothing is decoded): the rows times the width of each column's type, plus the uncompressed pages
+    for text (and any other values of no fixed width). Run-length and dictionary encodings make a column of one
+    repeated value a few bytes on disk, so the pages' own sizes say little of what reading them takes. A nested
+    column (lists) is counted chunk by chunk, by the values it holds."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(path) as f:
+            md, schema = f.metadata, f.schema_arrow
+    except (OSError, pa.ArrowException, ValueError) as e:
+        raise ExportError(f"{str(path)!r} is not a readable Parquet file ({type(e).__name__}: {str(e)[:200]})") from None
+    rows, groups = int(md.num_rows), [md.row_group(i) for i in range(md.num_row_groups)]
+    pages = sum(int(rg.total_byte_size) for rg in groups)
+    if len(schema) == md.num_columns and not any(pa.types.is_nested(t) for t in schema.types):
+        width, text = 0.0, False  # one leaf column per field, of its field's type
+        for t in schema.types:
+            try:
+                width += t.bit_width / 8
+            except ValueError:  # text, bytes: a view per value (as Polars holds it) and the text, in the pages
+                width, text = width + 16, True
+            text = text or pa.types.is_dictionary(t)
+        return rows, int(rows * width) + (pages if text else 0)
+    total = 0
+    for rg in groups:
+        for j in range(rg.num_columns):
+            c = rg.column(j)
+            values = max(int(c.num_values), int(rg.num_rows))
+            total += max(int(c.total_uncompressed_size), values * _PARQUET_WIDTH.get(c.physical_type, 16))
+    return rows, total
+
+
+def check_parquet_size(path: str | os.PathLike, max_bytes: int | None = None) -> None:
+    """Refuse a Parquet file whose table (:func:`parquet_table_bytes`) would take more than ``max_bytes`` of memory;
+    with None, more than ``pipekit.core.archive.MAX_TOTAL_BYTES`` or, beyond ``RATIO_FLOOR``, more than ``MAX_RATIO``
+    times the file's own size (the caps on what pipekit reads from an archive): what ``Tabular.save`` and
+    ``process_to_parquet`` write expands 4 to 20 times, a crafted file of constant columns a thousand times. An
+    :class:`ExportError` names the file, its sizes and ``max_bytes``, which reads a larger table one trusts."""
+    from pipekit.core.archive import MAX_RATIO, MAX_TOTAL_BYTES, RATIO_FLOOR
+
+    size = os.path.getsize(path)
+    rows, need = parquet_table_bytes(path)
+    if max_bytes is not None:
+        over, cap = need > max_bytes, f"max_bytes={max_bytes:,}"
+    elif need > MAX_TOTAL_BYTES:
+        over, cap = True, f"the {MAX_TOTAL_BYTES:,} bytes pipekit reads from one file (MAX_TOTAL_BYTES)"
+    else:
+        over = need > RATIO_FLOOR and need > MAX_RATIO * size
+        cap = f"{MAX_RATIO} times the file's size (MAX_RATIO; tables pipekit writes expand 3 to 20 times)"
+    if over:
+        raise ExportError(f"{str(path)!r}: its {rows:,} rows would take about {need:,} bytes in memory, read from a "
+                          f"file of {size:,} bytes; that is over {cap}, so it was not read. If you trust the file, "
+                          f"read it with Tabular.load(path, max_bytes=...) (bytes; {need:,} or more)")
+
+
+def _check_processed_frame(frame: pl.DataFrame, processor: TabularProcessor, where: str) -> None:
+    """Refuse a processed table read from a file (``Tabular.load``) that its fitted processing did not make, naming the
+    file and the column: the split columns of their types (``is_valid`` true or false, each split's positions
+    ``0..n-1`` once), every column the processing makes, each coded column holding codes of its classes only and the
+    continuous ones numbers. A code past its classes failed inside the model at fit, a text ``is_valid`` inside
+    NumPy."""
+    def bad(column: str, problem: str) -> ExportError:
+        return ExportError(f"{where!r}: column {column!r} {problem}; the file is damaged or was not written by "
+                           "Tabular.save or process_to_parquet")
+
+    if frame.schema[VALID_COLUMN] != pl.Boolean:
+        raise bad(VALID_COLUMN, f"must be true or false (Boolean), is {frame.schema[VALID_COLUMN]}")
+    if _SPLIT_POSITION in frame.columns:
+        if not frame.schema[_SPLIT_POSITION].is_integer():
+            raise bad(_SPLIT_POSITION, f"must hold each row's position in its split (integers), is "
+                                       f"{frame.schema[_SPLIT_POSITION]}")
+        position, valid = frame[_SPLIT_POSITION].to_numpy(), frame[VALID_COLUMN].to_numpy()
+        for name, rows in (("training", position[~valid & (position >= 0)]), ("validation", position[valid])):
+            if rows.size and not np.array_equal(np.sort(rows), np.arange(rows.size)):
+                raise bad(_SPLIT_POSITION, f"must number the {rows.size} {name} rows 0..{rows.size - 1}, each once")
+    classes = processor.classes_ if isinstance(getattr(processor, "classes_", None), dict) else {}
+    y_names = list(processor.y_names or [])
+    y_vocab = processor.y_vocab_ if getattr(processor, "y_kind_", None) == "category" else None
+    for role, names in (("categorical", processor.cat_names_), ("continuous", processor.cont_names_),
+                        ("target", y_names)):
+        for c in names:
+            if c not in frame.columns:
+                raise bad(c, f"is missing: the processing makes this {role} column (columns: {frame.columns[:12]})")
+            dtype = frame.schema[c]
+            n = len(classes[c]) if role == "categorical" and c in classes else \
+                len(y_vocab) if role == "target" and isinstance(y_vocab, list) else None
+            if n is not None:
+                if not dtype.is_integer():
+                    raise bad(c, f"must hold the {role} codes (integers), is {dtype}")
+                lo: Any = frame[c].min()
+                hi: Any = frame[c].max()
+                if lo is not None and (lo < 0 or hi >= n):
+                    raise bad(c, f"holds codes from {lo} to {hi}, but its {n} classes take codes 0 to {n - 1}")
+            elif (role == "continuous" or (role == "target" and getattr(processor, "y_kind_", None) == "regression")) \
+                    and not (dtype.is_numeric() or dtype == pl.Boolean):
+                raise bad(c, f"must hold numbers, is {dtype}")
+
+
 #: the columns a processed table's file adds to its rows: whether each is a validation row (``process_to_parquet``
 #: writes it too), each row's place in its split (-1: in neither) and a pandas source's row labels
 VALID_COLUMN, _SPLIT_POSITION, _PANDAS_INDEX = "is_valid", "__pipekit_split_position__", "__pipekit_pandas_index__"
@@ -764,21 +869,30 @@ class Tabular(_FittedNames):
 
     @classmethod
     def from_processed(cls, path: str | os.PathLike,
-                       processor: TabularProcessor | str | os.PathLike | None = None) -> Tabular:
+                       processor: TabularProcessor | str | os.PathLike | None = None, *,
+                       max_bytes: int | None = None) -> Tabular:
         """Load a table written by ``Tabular.save`` or ``process_to_parquet`` (already processed; split by its
         ``is_valid`` column). ``Tabular.load`` is the same.
 
         The fitted processing is loaded from ``<path>.pipekit`` (or the file ``processor`` names) unless
-        ``processor`` is one.
+        ``processor`` is one. The Parquet file's own description of its columns and rows is read first and a table
+        larger in memory than ``max_bytes`` is refused before it is read; by default at most
+        ``pipekit.core.archive.MAX_TOTAL_BYTES`` (8 GiB) and ``MAX_RATIO`` (100) times the file's size (see
+        :func:`check_parquet_size`): a file of a few MB cannot expand to gigabytes. Pass a larger ``max_bytes`` to
+        read a larger table you trust.
         """
         p = Path(path)
+        if max_bytes is not None:
+            check_positive_int("Tabular.load", "max_bytes", max_bytes)
         if not isinstance(processor, TabularProcessor):
             where, old = Path(processor) if processor is not None else p.with_suffix(".pipekit"), p.with_suffix(".state.json")
             processor = load_processor(old if processor is None and not where.exists() and old.exists() else where)
+        check_parquet_size(p, max_bytes)
         frame = pl.read_parquet(p, glob=False)
         if VALID_COLUMN not in frame.columns:
             raise DataError(f"Tabular.from_processed: {str(p)!r} has no 'is_valid' column; write it with Tabular.save "
                             "or process_to_parquet.")
+        _check_processed_frame(frame, processor, str(p))
         valid = frame[VALID_COLUMN].to_numpy()
         train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
         if _SPLIT_POSITION in frame.columns:  # written by Tabular.save: each split's rows in their order

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -240,6 +241,47 @@ def check_options(owner: str, config: Mapping[str, Any]) -> None:
     check(owner, **{f"config.{k}": (v, TABULAR_OPTIONS[k]) for k, v in config.items()})
 
 
+#: a tabular net's ``emb_szs`` as a file gives them: ``[n_classes, width]`` pairs of positive whole numbers
+EMB_SZS = Is(lambda v: isinstance(v, (list, tuple)) and all(
+    isinstance(p, (list, tuple)) and len(p) == 2 and all(Interval(1, None, integer=True).accepts(x) for x in p)
+    for p in v), "a list of [n_classes, width] pairs of positive integers")
+
+
+def _check_stored_embeddings(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], bad: Any) -> None:
+    """The embedding sizes and continuous inputs a stored config asks for against the stored weights, before anything
+    is built: the tables (one ``embeds.weight`` of every column's rows x width, or a table per column in files of
+    one ``nn.Embedding`` per column) hold exactly the config's ``emb_szs``, the widths plus ``n_cont`` are the inputs
+    of the first stored linear layer, and ``n_cont`` the size of the stored input batch norm. Building a table (or
+    the index lists of its width) from a width the weights do not have took memory in proportion to it: gigabytes
+    for a width of 2**25."""
+    emb_szs = [(int(ni), int(nf)) for ni, nf in config["emb_szs"]]
+    n_cont = config.get("n_cont", 0)
+    table = shapes.get("embeds.weight")
+    per_column = [s for i in range(len(emb_szs)) if (s := shapes.get(f"embeds.{i}.weight")) is not None]
+    if table is None and emb_szs and len(per_column) == len(emb_szs):  # one nn.Embedding per column
+        for i, ((ni, nf), s) in enumerate(zip(emb_szs, per_column)):
+            if tuple(s) != (ni, nf):
+                raise bad(f"emb_szs[{i}]", f"is [{ni}, {nf}], but the stored table of that column is {list(s)}")
+    else:
+        cells = sum(ni * nf for ni, nf in emb_szs)
+        held = int(np.prod(table)) if table is not None else 0
+        if cells != held or (table is not None and len(table) != 1):
+            raise bad("emb_szs", f"asks for {len(emb_szs)} embedding table(s) of {cells:,} values in all, but the stored "
+                                 f"embeddings (embeds.weight) hold {held:,}")
+    norm = shapes.get("bn_cont.weight")
+    if norm is not None and tuple(norm) != (n_cont,):
+        raise bad("n_cont", f"is {n_cont}, but the stored batch norm of the continuous inputs has {list(norm)} values")
+    if config.get("body") is None:  # the first stored linear layer takes the embeddings and the continuous inputs
+        key = re.compile(r"layers\.(\d+)\.weight")
+        first = min(((int(m.group(1)), s) for k, s in shapes.items() if (m := key.fullmatch(k)) is not None
+                     and len(s) == 2), default=None)
+        width = sum(nf for _, nf in emb_szs)
+        if first is not None and width + n_cont != first[1][1]:
+            raise bad("emb_szs", f"gives embeddings {width:,} wide, which with n_cont={n_cont} continuous input(s) "
+                                 f"makes {width + n_cont:,} inputs, but the first stored linear layer takes "
+                                 f"{first[1][1]:,}")
+
+
 def check_stored_net(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str,
                      net: type | None = None) -> None:
     """Check the arguments of a ``TabularModel`` read from a file (``config``, as the file stores them) against the
@@ -266,12 +308,14 @@ def check_stored_net(config: Mapping[str, Any], shapes: Mapping[str, Sequence[in
     if unknown:
         raise FieldError(field, f"has unknown key(s) {unknown}; TabularModel takes {sorted(known)}")
     fields: dict[str, Any] = {"y_range": Y_RANGE, "layers": POSITIVE_SIZES, "n_cont": Interval(0, None, integer=True),
-                              "out_sz": Interval(1, None, integer=True), **TABULAR_OPTIONS}
+                              "out_sz": Interval(1, None, integer=True), "emb_szs": EMB_SZS, **TABULAR_OPTIONS}
     for name, value in config.items():
         constraint = fields.get(name)
         if constraint is not None and not constraint.accepts(value):
             raise bad(name, f"must be {constraint}, got {str(value)[:60]!r}")
     if config.get("body") is not None:  # a registered body's own weights are compared once it is built
+        if "emb_szs" in config:
+            _check_stored_embeddings(config, shapes, bad)
         return
     layers = list(config.get("layers", params["layers"].default if "layers" in params else ()))
     stored = check_stored_layers(layers, shapes, field)
@@ -280,6 +324,8 @@ def check_stored_net(config: Mapping[str, Any], shapes: Mapping[str, Sequence[in
     ps = config.get("ps")
     if isinstance(ps, (list, tuple)) and len(ps) != len(layers):
         raise bad("ps", f"has {len(ps)} values for {len(layers)} layers")
+    if "emb_szs" in config:  # the embeddings and the continuous inputs the first of those layers takes
+        _check_stored_embeddings(config, shapes, bad)
 
 
 @register_arch("TabularModel")

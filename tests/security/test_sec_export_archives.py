@@ -346,7 +346,7 @@ RECORD_ATTACKS = {
     "arch_config_unknown": (_set(("arch", "config", "evil"), 1),
                             r"field 'arch.config' has unknown key\(s\) \['evil'\]; TabularModel takes \['bn_cont'"),
     "arch_config_shape": (_set(("arch", "config", "emb_szs"), [[1, 2, 3]]),
-                          r"architecture 'TabularModel' could not be rebuilt"),
+                          r"record.json field 'arch.config.emb_szs' must be a list of \[n_classes, width\] pairs"),
     "arch_config_ref": (_set(("arch", "config", "n_cont"), {"__ref__": "os.system"}),
                         r"field 'arch.config.n_cont' must be an integer in \[0, inf\], got \"{'__ref__'"),
     "arch_config_body_ref": (_set(("arch", "config", "body"), {"__ref__": "os.system"}),
