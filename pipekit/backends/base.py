@@ -54,14 +54,18 @@ TIME_LIMIT = Interval(0, None, closed="neither", none_ok=True)
 
 
 def cores(n_jobs: int | None) -> int:
-    """The cores an ``n_jobs`` setting means: None or -1 every core this process may use, else ``n_jobs``.
+    """The threads an ``n_jobs`` setting means: None or -1 every core this process may use, -2 all but one (as
+    scikit-learn reads it), else ``n_jobs``, never more than the cores: a setting from another machine's file, or a
+    crafted one (10**15 threads overflowed CatBoost), starts no more threads than there are cores to run them.
 
-    >>> cores(3)
-    3
+    >>> cores(1), cores(10**15) == cores(None)
+    (1, True)
     """
-    if n_jobs not in (None, -1):
-        return int(n_jobs)  # type: ignore[arg-type]
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n_jobs is None:
+        return available
+    n = int(n_jobs)
+    return min(n, available) if n > 0 else max(1, available + 1 + n)
 
 
 class Model(Component):

@@ -97,7 +97,8 @@ class RandomForest(Backend):
             max_samples = None if max_samples == n_rows else max_samples
         cls = RandomForestClassifier if self.task == "classification" else RandomForestRegressor
         return cls(n_estimators=self.n_estimators, max_samples=max_samples, max_features=self.max_features,
-                   min_samples_leaf=self.min_samples_leaf, oob_score=self.oob_score, n_jobs=self.n_jobs,
+                   min_samples_leaf=self.min_samples_leaf, oob_score=self.oob_score,
+                   n_jobs=self.n_jobs if self.n_jobs in (None, -1) else cores(self.n_jobs),
                    random_state=self.seed, max_depth=vars(self).get("max_depth"))
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:

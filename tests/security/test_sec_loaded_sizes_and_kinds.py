@@ -292,3 +292,22 @@ def test_sec_a_recipe_without_its_fitted_transforms_is_refused_at_load(vision_ex
     path = edited_copy(vision_export, lambda s: s.__setitem__("batch_tfms_", []), out / "no_batch_tfms.pipekit",
                        part=_recipe_state)
     refused_quickly(load_learner, path, "field 'dls.recipe.state.batch_tfms_'", "IntToFloat")
+
+
+def test_sec_a_boosters_and_forests_threads_are_bounded_by_the_cores(tab, out):
+    """A GBM or forest file's n_jobs reaches LightGBM's num_threads (XGBoost's nthread, CatBoost's thread_count,
+    which overflowed at 10**15): never more threads than the cores, and the same predictions."""
+    from pipekit.backends import GBM, RandomForest
+
+    assert cores(10**15) == cores(None) and cores(1) == 1 and cores(-2) == max(1, cores(None) - 1)
+    for model in (GBM("classification", n_estimators=20, n_jobs=1), RandomForest("classification", n_estimators=5,
+                                                                                 n_jobs=1)):
+        saved = pipekit.save(model.fit(tab.train), out / f"{type(model).__name__}.pipekit")
+        path = edited_copy(saved, lambda r: r["params"].update(n_jobs=10**15), out / "many_threads.pipekit")
+        loaded = pipekit.load(path)
+        assert loaded.n_jobs == 10**15  # the setting as the file gives it; the threads started are the cores
+        np.testing.assert_allclose(loaded.predict(tab.valid), model.predict(tab.valid))
+        if isinstance(loaded, GBM):
+            assert loaded.lgb_params()["num_threads"] == cores(None)
+        else:
+            assert loaded._make_sklearn(100).n_jobs == cores(None)
