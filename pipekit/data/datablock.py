@@ -33,6 +33,31 @@ from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
 
 
+def _grouped(tfms: Any) -> Any:
+    """``batch_tfms`` with each run of pieces that make one transform together made into it: fastai's single
+    augmentations (``[Flip(), Rotate(max_deg=20), Brightness()]``) are samplers of one augmentation, resampled once;
+    a class says how through a ``batch_transform(pieces)`` class method. Anything else is kept as given."""
+    if tfms is None or not isinstance(tfms, (list, tuple)):
+        make = getattr(type(tfms), "batch_transform", None)
+        return make([tfms]) if callable(make) else tfms
+    def maker(t: Any) -> Any:  # the function behind the class method: one for a whole family of classes
+        make = getattr(type(t), "batch_transform", None)
+        return getattr(make, "__func__", make) if callable(make) else None
+
+    out: list[Any] = []
+    run: list[Any] = []
+    for t in [*tfms, None]:
+        make = maker(t)
+        if run and make is not maker(run[0]):
+            out.append(type(run[0]).batch_transform(run))
+            run = []
+        if t is not None and make is not None:
+            run.append(t)
+        elif t is not None:
+            out.append(t)
+    return out
+
+
 def _wrap_hint(t: Any) -> str:
     """How to pass a transform from another library."""
     if type(t).__module__.split(".")[0] == "albumentations":
@@ -173,6 +198,7 @@ class DataBlock(Component):
                  getters: Sequence[Getter | Callable | None] | None = None, splitter: Splitter | Callable | None = None,
                  item_tfms: Sequence[Transform] | Transform | None = None,
                  batch_tfms: Sequence[BatchTransform] | BatchTransform | None = None, n_inp: int | None = None):
+        batch_tfms = _grouped(batch_tfms)
         self.blocks, self.get_items, self.get_x, self.get_y = blocks, get_items, get_x, get_y
         self.getters, self.splitter, self.item_tfms, self.batch_tfms, self.n_inp = (
             getters, splitter, item_tfms, batch_tfms, n_inp)

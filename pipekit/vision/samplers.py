@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -27,12 +27,25 @@ Frame = tuple[int, int]
 
 
 class Sampler(Component):
-    """Base class: ``stream`` names the random stream the sampler draws from."""
+    """Base class: ``stream`` names the random stream the sampler draws from.
+
+    Samplers given to a DataBlock's ``batch_tfms`` as fastai's single augmentations (``[Flip(), Rotate(max_deg=20),
+    Brightness()]``) become one :class:`~pipekit.vision.BatchAugment` drawing from them, resampled once.
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
     registry_kind = "sampler"
     stream: ClassVar[str] = ""
+
+    @classmethod
+    def batch_transform(cls, samplers: Sequence[Sampler]) -> Any:
+        """One augmentation drawing from ``samplers`` (in their order), and nothing else."""
+        from pipekit.vision.augment import AugmentSettings
+        from pipekit.vision.transforms import BatchAugment  # which builds on the samplers
+
+        none = AugmentSettings(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0, max_lighting=0)
+        return BatchAugment(none, extra_samplers=list(samplers))
 
 
 class AffineSampler(Sampler):

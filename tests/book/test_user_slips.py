@@ -235,3 +235,28 @@ def test_a_getter_reads_a_rows_columns_as_attributes():
                     splitter=RandomSplitter(seed=0))
     with pytest.raises(PipelineStepError, match=r"item 0 .*no column .file.; its columns: \[.fname., .label.\]"):
         bad.dataloaders(df, bs=8)
+
+
+def test_single_augmentations_in_batch_tfms_make_one_augmentation():
+    """fastai's ``batch_tfms=[Flip(), Rotate(max_deg=20), Brightness()]``: one BatchAugment drawing from those
+    samplers (resampled once), the same batches for the same seed, and validation batches left as they are."""
+    from pipekit.vision import BatchAugment, Brightness, Flip, Rotate
+
+    def dls(seed):
+        db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=GrandparentSplitter(), item_tfms=Resize(28),
+                       batch_tfms=[Flip(p=1.0), Rotate(max_deg=20, p=1.0), Brightness()])
+        return db, db.dataloaders(D.path("mnist_tiny"), bs=16, seed=seed)
+
+    db, a = dls(0)
+    (aug,) = db.batch_tfms
+    assert isinstance(aug, BatchAugment) and [type(s).__name__ for s in aug.extra_samplers] == \
+        ["Flip", "Rotate", "Brightness"]
+    _, b = dls(0)
+    xa, xb = a.train.one_batch()[0], b.train.one_batch()[0]
+    assert torch.equal(xa, xb)
+    plain = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                      splitter=GrandparentSplitter(), item_tfms=Resize(28)).dataloaders(D.path("mnist_tiny"), bs=16,
+                                                                                         seed=0)
+    assert not torch.equal(xa, plain.train.one_batch()[0])  # flipped and rotated: every image moved
+    assert torch.equal(a.valid.one_batch()[0], plain.valid.one_batch()[0])  # validation is not augmented
