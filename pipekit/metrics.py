@@ -550,7 +550,25 @@ class Recall(_LabelScore):
     sk_name, multi_label_instead = "recall_score", "RecallMulti() (a sigmoid, then a threshold)"
 
 
-class BalancedAccuracy(ArrayMetric):
+class _ArgmaxScore(ArrayMetric):
+    """A scikit-learn score (``sk_name`` in ``sklearn.metrics``) of arg-max predictions, with ``sk_kwargs()``."""
+
+    abstract = True
+    task, activation = "classification", "argmax"
+    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
+    sk_name = ""
+
+    def sk_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        import sklearn.metrics
+
+        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
+        return float(getattr(sklearn.metrics, self.sk_name)(y_true, labels, **self.sk_kwargs()))
+
+
+class BalancedAccuracy(_ArgmaxScore):
     """Balanced accuracy on arg-max predictions: the mean of each class's recall, so a rare class counts as much
     as a common one (scikit-learn's ``balanced_accuracy_score``; 0.5 for a two-class model that always predicts
     the common class).
@@ -561,17 +579,10 @@ class BalancedAccuracy(ArrayMetric):
     0.75
     """
 
-    task, activation, metric_name = "classification", "argmax", "balanced_accuracy"
-    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
-
-    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        from sklearn.metrics import balanced_accuracy_score
-
-        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
-        return float(balanced_accuracy_score(y_true, labels))
+    metric_name, sk_name = "balanced_accuracy", "balanced_accuracy_score"
 
 
-class MatthewsCorrCoef(ArrayMetric):
+class MatthewsCorrCoef(_ArgmaxScore):
     """Matthews correlation coefficient on arg-max predictions (scikit-learn's ``matthews_corrcoef``): -1 to 1, 0
     for guessing, and 0 too for a model that always predicts one class, however common.
 
@@ -581,17 +592,10 @@ class MatthewsCorrCoef(ArrayMetric):
     1.0
     """
 
-    task, activation, metric_name = "classification", "argmax", "matthews_corrcoef"
-    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
-
-    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        from sklearn.metrics import matthews_corrcoef
-
-        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
-        return float(matthews_corrcoef(y_true, labels))
+    metric_name = sk_name = "matthews_corrcoef"
 
 
-class CohenKappa(ArrayMetric):
+class CohenKappa(_ArgmaxScore):
     """Cohen's kappa on arg-max predictions (scikit-learn's ``cohen_kappa_score``): agreement beyond chance;
     ``weights='linear'`` or ``'quadratic'`` count near misses of ordered classes as partly right.
 
@@ -600,19 +604,15 @@ class CohenKappa(ArrayMetric):
     0.5
     """
 
-    task, activation, metric_name = "classification", "argmax", "cohen_kappa"
-    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
+    metric_name, sk_name = "cohen_kappa", "cohen_kappa_score"
     param_constraints = {"weights": Options(None, "linear", "quadratic")}
 
     def __init__(self, weights: str | None = None):
         self.weights = weights
         self.check_params()
 
-    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        from sklearn.metrics import cohen_kappa_score
-
-        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
-        return float(cohen_kappa_score(y_true, labels, weights=self.weights))
+    def sk_kwargs(self) -> dict[str, Any]:
+        return {"weights": self.weights}
 
 
 def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:

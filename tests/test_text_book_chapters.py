@@ -19,13 +19,7 @@ from pipekit.text.models import get_text_classifier
 TINY = dict(emb_sz=16, n_hid=16, n_layers=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the test machine is shared: one thread avoids oversubscription stalls
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the test machine is shared: one thread avoids stalls
 
 
 @pytest.fixture(scope="module")
