@@ -1,11 +1,38 @@
-"""Shared helper for the tests of edited files: a copy of a real pipekit file with its record edited (no tests here)."""
+"""Shared helpers for the tests of edited files: a copy of a real pipekit file with its record edited, and the check
+that a reader refuses one quickly (no tests here)."""
 from __future__ import annotations
 
 import json
+import time
+import tracemalloc
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from pipekit.core import ExportError
+
+
+def refused_quickly(load: Callable[[Path], Any], path: Path, match: str | None = None,
+                    named: tuple[str, ...] | None = None) -> str:
+    """``load(path)`` raises an ExportError (matching ``match``; with ``named``, naming the file and each of those)
+    in under 5 s and 100 MB traced; returns its message."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ExportError, match=match) as e:
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    took = time.perf_counter() - start
+    assert took < 5, f"refusing {path.name} took {took:.1f} s"
+    assert peak < 100 * 2**20, f"refusing {path.name} traced {peak / 2**20:.0f} MB"
+    for n in (str(path), *named) if named is not None else ():
+        assert n in str(e.value), str(e.value)
+    return str(e.value)
 
 
 def edited_copy(path: Path, edit: Callable[[Any], Any], out: Path, part: Callable[[dict], Any] = lambda r: r) -> Path:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
-import tracemalloc
 import warnings
 import zipfile
 from pathlib import Path
@@ -31,14 +29,14 @@ import pytest
 import pipekit
 from pipekit.backends import SklearnModel
 from pipekit.backends.base import cores
-from pipekit.core import ExportError
-from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path as dataset_path
 from pipekit.learn import Learner, load_learner, simple_cnn
 from pipekit.tabular import CollabDataLoaders, Tabular, collab_learner, tabular_learner
 from pipekit.vision import ImageBlock
 from file_edits import edited_copy
+from file_edits import refused_quickly as refused_within_bounds
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -56,20 +54,7 @@ pipekit.register(label_of, name="tests.security.sizes_and_kinds.label_of", kind=
 
 def refused_quickly(load, path: Path, *named: str) -> str:
     """``load(path)`` raises an ExportError naming the file and each of ``named``, in under 5 s and 100 MB traced."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        with pytest.raises(ExportError) as e:
-            load(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    took = time.perf_counter() - start
-    assert took < 5, f"refusing {path.name} took {took:.1f} s"
-    assert peak < 100 * 2**20, f"refusing {path.name} traced {peak / 2**20:.0f} MB"
-    for n in (str(path), *named):
-        assert n in str(e.value), str(e.value)
-    return str(e.value)
+    return refused_within_bounds(load, path, named=named)
 
 
 # ------------------------------------------------------------------------------------------------ real files
@@ -100,14 +85,6 @@ def collab_export(out) -> Path:
     learn = collab_learner(dls, use_nn=True, layers=[8], y_range=(0.5, 5.5))
     assert type(learn.model).__name__ == "EmbeddingNN"
     return learn.export(out / "collab_nn.pipekit")
-
-
-@pytest.fixture(scope="module")
-def mnist_dls():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
-                         splitter=GrandparentSplitter()).dataloaders(dataset_path("mnist_tiny"), bs=64, seed=42)
 
 
 @pytest.fixture(scope="module")
