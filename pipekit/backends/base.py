@@ -54,14 +54,25 @@ TIME_LIMIT = Interval(0, None, closed="neither", none_ok=True)
 
 
 def cores(n_jobs: int | None) -> int:
-    """The threads an ``n_jobs`` setting means: None or -1 every core this process may use, -2 all but one (as
-    scikit-learn reads it), else ``n_jobs``, never more than the cores: a setting from another machine's file, or a
-    crafted one (10**15 threads overflowed CatBoost), starts no more threads than there are cores to run them.
+    """The cores an ``n_jobs`` setting means: None or -1 every core this process may use, else ``n_jobs``.
 
-    >>> cores(1), cores(10**15) == cores(None)
+    >>> cores(3)
+    3
+    """
+    if n_jobs not in (None, -1):
+        return int(n_jobs)  # type: ignore[arg-type]
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def threads(n_jobs: int | None) -> int:
+    """The threads a model's ``n_jobs`` starts: :func:`cores`, never more than the cores this process may use, and
+    -2 all but one (as scikit-learn reads it). A setting from another machine's file, or a crafted one (10**15
+    threads overflowed CatBoost), starts no more threads than there are cores to run them.
+
+    >>> threads(1), threads(10**15) == cores(None)
     (1, True)
     """
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    available = cores(None)
     if n_jobs is None:
         return available
     n = int(n_jobs)

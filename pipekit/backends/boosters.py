@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, cores, feature_frame
+from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, feature_frame, threads
 from pipekit.backends.booster_files import (catboost_json, checked_catboost_model, checked_xgboost_model,
                                             looks_like_json, parse_json_model, parse_xgboost_model)
 from pipekit.backends.data import TabularData
@@ -57,7 +57,7 @@ def _require(package: str, cls: str) -> Any:
 
 
 def _threads(n_jobs: int | None) -> int:
-    return -1 if n_jobs in (None, -1) else cores(n_jobs)  # never more threads than cores
+    return -1 if n_jobs in (None, -1) else threads(n_jobs)  # never more threads than cores
 
 
 class XGBoost(Booster):

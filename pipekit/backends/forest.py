@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, Contributions, cores,
-                                   feature_frame)
+                                   feature_frame, threads)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, Options
@@ -98,7 +98,7 @@ class RandomForest(Backend):
         cls = RandomForestClassifier if self.task == "classification" else RandomForestRegressor
         return cls(n_estimators=self.n_estimators, max_samples=max_samples, max_features=self.max_features,
                    min_samples_leaf=self.min_samples_leaf, oob_score=self.oob_score,
-                   n_jobs=self.n_jobs if self.n_jobs in (None, -1) else cores(self.n_jobs),
+                   n_jobs=self.n_jobs if self.n_jobs in (None, -1) else threads(self.n_jobs),
                    random_state=self.seed, max_depth=vars(self).get("max_depth"))
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:

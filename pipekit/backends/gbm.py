@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions, cores,
+from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions, threads,
                                    feature_frame)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
@@ -81,7 +81,7 @@ class GBM(Booster):
         p = {**obj, "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
              "min_child_samples": self.min_child_samples, "lambda_l2": self.reg_lambda,
              "feature_fraction": self.colsample, "seed": self.seed, "deterministic": True,
-             "num_threads": 0 if self.n_jobs in (None, -1) else cores(self.n_jobs), "verbosity": -1,
+             "num_threads": 0 if self.n_jobs in (None, -1) else threads(self.n_jobs), "verbosity": -1,
              "force_col_wise": True}
         if self.subsample < 1:
             p.update(bagging_fraction=self.subsample, bagging_freq=1)

@@ -28,7 +28,7 @@ import pytest
 
 import pipekit
 from pipekit.backends import SklearnModel
-from pipekit.backends.base import cores
+from pipekit.backends.base import cores, threads
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path as dataset_path
@@ -276,7 +276,7 @@ def test_sec_a_boosters_and_forests_threads_are_bounded_by_the_cores(tab, out):
     which overflowed at 10**15): never more threads than the cores, and the same predictions."""
     from pipekit.backends import GBM, RandomForest
 
-    assert cores(10**15) == cores(None) and cores(1) == 1 and cores(-2) == max(1, cores(None) - 1)
+    assert threads(10**15) == cores(None) and threads(1) == 1 and threads(-2) == max(1, cores(None) - 1)
     for model in (GBM("classification", n_estimators=20, n_jobs=1), RandomForest("classification", n_estimators=5,
                                                                                  n_jobs=1)):
         saved = pipekit.save(model.fit(tab.train), out / f"{type(model).__name__}.pipekit")
