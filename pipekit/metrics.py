@@ -476,18 +476,13 @@ class R2Score(ArrayMetric):
         return r2_score(y_true, y_pred)
 
 
-class _LabelScore(ArrayMetric):
-    """A scikit-learn score of arg-max predictions (``sk_name`` in ``sklearn.metrics``); ``average`` as there."""
+class _ArgmaxScore(ArrayMetric):
+    """A scikit-learn score (``sk_name`` in ``sklearn.metrics``) of arg-max predictions, with ``sk_kwargs``."""
 
     abstract = True
     task, activation = "classification", "argmax"
+    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
     sk_name = ""
-    param_constraints = {"average": Options("binary", "macro", "micro", "weighted"),
-                         "pos_label": Interval(0, None, integer=True)}
-
-    def __init__(self, average: str = "binary", pos_label: int = 1):
-        self.average, self.pos_label = average, pos_label
-        self.check_params()
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
         if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
@@ -497,11 +492,30 @@ class _LabelScore(ArrayMetric):
                                  f"{multi} (a sigmoid, then a threshold of 0.5), or give the model 2 outputs")
         super().accumulate(pred, targ, loss, bs)
 
+    def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """The scikit-learn function's other arguments (checked against the data where they depend on it)."""
+        return {}
+
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         import sklearn.metrics
 
-        fn = getattr(sklearn.metrics, self.sk_name)
         labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
+        return float(getattr(sklearn.metrics, self.sk_name)(y_true, labels, **self.sk_kwargs(y_true, y_pred, labels)))
+
+
+class _LabelScore(_ArgmaxScore):
+    """A per-class score of arg-max predictions; ``average`` as in scikit-learn, ``pos_label`` the class scored
+    with ``average='binary'``."""
+
+    abstract = True
+    param_constraints = {"average": Options("binary", "macro", "micro", "weighted"),
+                         "pos_label": Interval(0, None, integer=True)}
+
+    def __init__(self, average: str = "binary", pos_label: int = 1):
+        self.average, self.pos_label = average, pos_label
+        self.check_params()
+
+    def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         n_classes = y_pred.shape[1] if y_pred.ndim == 2 else len(np.union1d(np.unique(y_true), np.unique(labels)))
         if self.average == "binary" and n_classes > 2:
             base = self.name.removesuffix("_score")
@@ -511,7 +525,7 @@ class _LabelScore(ArrayMetric):
         if self.average == "binary" and self.pos_label >= n_classes:
             raise ParameterError(f"{self.name}: pos_label={self.pos_label} is not a class of this {n_classes}-class "
                                  f"model; give the index of the class to score (0 to {n_classes - 1})")
-        return fn(y_true, labels, average=self.average, pos_label=self.pos_label)
+        return {"average": self.average, "pos_label": self.pos_label}
 
 
 class F1Score(_LabelScore):
@@ -548,24 +562,6 @@ class Recall(_LabelScore):
     """
 
     sk_name, multi_label_instead = "recall_score", "RecallMulti() (a sigmoid, then a threshold)"
-
-
-class _ArgmaxScore(ArrayMetric):
-    """A scikit-learn score (``sk_name`` in ``sklearn.metrics``) of arg-max predictions, with ``sk_kwargs()``."""
-
-    abstract = True
-    task, activation = "classification", "argmax"
-    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
-    sk_name = ""
-
-    def sk_kwargs(self) -> dict[str, Any]:
-        return {}
-
-    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        import sklearn.metrics
-
-        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
-        return float(getattr(sklearn.metrics, self.sk_name)(y_true, labels, **self.sk_kwargs()))
 
 
 class BalancedAccuracy(_ArgmaxScore):
@@ -611,7 +607,7 @@ class CohenKappa(_ArgmaxScore):
         self.weights = weights
         self.check_params()
 
-    def sk_kwargs(self) -> dict[str, Any]:
+    def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         return {"weights": self.weights}
 
 

@@ -161,6 +161,21 @@ def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = No
     return ax
 
 
+def grid_shape(n: int, nrows: int | None, ncols: int | None) -> tuple[int, int]:
+    """(rows, columns) of a grid holding ``n`` figures: ``ncols`` or ``nrows`` as given (the other to fit them),
+    else a square.
+
+    >>> grid_shape(5, None, None), grid_shape(5, 1, None), grid_shape(5, None, 2)
+    ((2, 3), (1, 5), (3, 2))
+    """
+    if nrows is None and ncols is None:
+        ncols = int(np.ceil(np.sqrt(n)))
+    if ncols is None:
+        ncols = int(np.ceil(n / max(1, int(nrows))))  # type: ignore[arg-type]
+    ncols = max(1, int(ncols))
+    return int(np.ceil(n / ncols)), ncols
+
+
 def show_images(ims: Any, nrows: int = 1, ncols: int | None = None, titles: Any = None,
                 figsize: tuple[float, float] | None = None, name: str = "images", **imshow: Any) -> Any:
     """Show several images side by side, as the book does (``show_images((im3, im7), titles=('3', '7'))``): each
@@ -176,8 +191,7 @@ def show_images(ims: Any, nrows: int = 1, ncols: int | None = None, titles: Any 
     titles = [None] * len(ims) if titles is None else list(titles)
     if len(titles) != len(ims):
         raise ParameterError(f"show_images: {len(titles)} titles for {len(ims)} images; give one title per image")
-    ncols = ncols or -(-len(ims) // nrows)
-    nrows = -(-len(ims) // ncols)
+    nrows, ncols = grid_shape(len(ims), nrows, ncols)
     fig, axs = get_pyplot().subplots(nrows, ncols, figsize=figsize or (3 * ncols, 3 * nrows), squeeze=False)
     flat = list(axs.flat)
     for ax, im, title in zip(flat, ims, titles):

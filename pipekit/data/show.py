@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipekit.core.errors import ParameterError
-from pipekit.data.plotting import (draw_image, get_pyplot, plot_mode, savefig_or_show, show_table, show_text_table,
+from pipekit.data.plotting import (draw_image, grid_shape, get_pyplot, plot_mode, savefig_or_show, show_table, show_text_table,
                                    tensor_image)
 
 #: inches per picture; a title line holds about as many characters as fit that width
@@ -67,15 +67,6 @@ def title_chars(cell_inches: float) -> int:
 
     points = FontProperties(size=matplotlib.rcParams["axes.titlesize"]).get_size_in_points()
     return int(cell_inches * 72 / (0.62 * points))
-
-
-def _grid(n: int, nrows: int | None, ncols: int | None) -> tuple[int, int]:
-    if nrows is None and ncols is None:
-        ncols = int(np.ceil(np.sqrt(n)))
-    if ncols is None:
-        ncols = int(np.ceil(n / max(1, int(nrows))))  # type: ignore[arg-type]
-    ncols = max(1, int(ncols))
-    return int(np.ceil(n / ncols)), ncols
 
 
 def _table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None) -> Any:
@@ -199,7 +190,7 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     if room is not None:
         rows, preds = rows[:max(1, int(room))], None if preds is None else preds[:max(1, int(room))]
     n = len(rows)
-    nrows, ncols = (n, 2) if side_by_side else _grid(n, nrows, ncols)
+    nrows, ncols = (n, 2) if side_by_side else grid_shape(n, nrows, ncols)
     plt = get_pyplot()
     size = figsize or (CELL_INCHES * k * ncols, (CELL_INCHES + 0.2) * nrows)
     # constrained layout keeps room for each row's titles, so a wrapped title never covers the row above

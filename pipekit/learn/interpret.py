@@ -19,7 +19,7 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
-from pipekit.data.plotting import draw_image, get_pyplot, savefig_or_show, tensor_image
+from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, tensor_image
 from pipekit.data.show import title_chars, title_text
 
 if TYPE_CHECKING:
@@ -87,10 +87,7 @@ class Interpretation:
         ``plot_top_losses(5, nrows=1)``) of ``figsize``; inline in a notebook, PNG when headless."""
         losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
         plt = get_pyplot()
-        n = max(1, len(idxs))
-        if ncols is None:
-            ncols = int(np.ceil(n / nrows)) if nrows else int(np.ceil(np.sqrt(n)))
-        nrows = int(np.ceil(n / max(1, ncols)))
+        nrows, ncols = grid_shape(max(1, len(idxs)), nrows, ncols)
         size = figsize or (3 * ncols, 3 * nrows)
         fig, axs = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained")
         for ax in axs.flat[len(idxs):]:
