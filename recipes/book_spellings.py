@@ -43,11 +43,11 @@ import torch
 import pipekit
 import torch.nn.functional as F
 
-from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, GrandparentSplitter,
+from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, GrandparentSplitter, L,
                           TfmdLists, Transform, first, get_image_files, parent_label, untar_data)
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular
-from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, sigmoid_range, tensor
+from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, one_hot, sigmoid_range, tensor
 from pipekit.tabular import (Categorify, CollabDataLoaders, FillMissing, Normalize, Tabular, TabularPandas,
                              tabular_learner)
 from pipekit.text import Numericalize, Tokenizer, WordTokenizer
@@ -87,8 +87,12 @@ def collab_from_scratch(epochs: int) -> dict:
     movie_factors = learn.model.movie_factors.weight
     distances = F.cosine_similarity(movie_factors, movie_factors[idx][None])
     closest = dls.classes["movieId"][distances.argsort(descending=True)[:3]]
+    # the chapter's start: a user's factors looked up by a matrix product with a one-hot vector
+    user_factors = learn.model.user_factors.weight
+    one_hot_3 = one_hot(3, len(dls.classes["userId"])).float()
     return {"mse": float(learn.validate()[0]), "mean_rating_mse": baseline, "movie": m, "idx": idx,
-            "closest": closest, "code": movie}
+            "closest": closest, "code": movie,
+            "one_hot_lookup": bool(torch.allclose(user_factors.t() @ one_hot_3, user_factors[3]))}
 
 
 def tabular_ensemble(rows: int, epochs: int) -> dict:
@@ -191,16 +195,22 @@ def linear_from_scratch(epochs: int) -> dict:
     pipekit.set_seed(0)
     learn = Learner(dls, torch.nn.Linear(28 * 28, 1), opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
     learn.fit(epochs, lr=1)
+    from pipekit.vision import image2tensor, verify_images  # chapter 13's photo pixels; chapter 2's check
+
+    accuracies = L(learn.recorder.values).itemgot(2)  # chapter 4's plot of the accuracy per epoch
+    threes = (path("mnist_tiny") / "train" / "3").ls().sorted()  # chapter 4's list of the 3s
+    failed = verify_images(threes)  # chapter 2's check before training: none of these is corrupt
+    failed.map(Path.unlink)
     coll = list(DataLoader(range(15), batch_size=5, shuffle=True, seed=0))
     letters = first(DataLoader(list(enumerate(string.ascii_lowercase)), batch_size=6, shuffle=True, seed=0))
-    from pipekit.vision import image2tensor  # chapter 13: a photo's pixels under the top-edge kernel
 
     im = image2tensor(Image.open(sorted((path("dogscats") / "valid" / "dogs").iterdir())[0]))
     top_edge = tensor([[-1, -1, -1], [0, 0, 0], [1, 1, 1]]).float()
     edges = F.conv2d(im[:1].float()[None] / 255, top_edge[None, None])
     return {"accuracy": float(learn.recorder.values[-1][2]), "bs": dls.bs, "items": len(dset),
             "range_batches": [b.tolist() for b in coll], "letters": (letters[0].tolist(), letters[1]),
-            "image": tuple(im.shape), "edges": tuple(edges.shape)}
+            "image": tuple(im.shape), "edges": tuple(edges.shape), "accuracies": accuracies, "threes": threes,
+            "failed": len(failed)}
 
 
 def main(quick: bool = False) -> dict:
@@ -216,6 +226,8 @@ def main(quick: bool = False) -> dict:
           f"ch11_vocab={'/'.join(s['vocab'])} ch11_items={s['train']}+{s['valid']} "
           f"ch11_typed={s['typed'][0]},{s['typed'][1]} ch4_accuracy={out['scratch']['accuracy']:.4f} "
           f"ch4_range_batches={len(out['scratch']['range_batches'])}x5 ch13_image={'x'.join(map(str, out['scratch']['image']))} "
+          f"ch4_threes={len(out['scratch']['threes'])} ch2_failed={out['scratch']['failed']} "
+          f"ch8_one_hot_lookup={'same' if c['one_hot_lookup'] else 'DIFFERENT'} "
           f"time={time.perf_counter() - t0:.1f}s")
     return out
 

@@ -146,3 +146,10 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     # chapter 11's Transform(f) of f(x:int), and chapter 13's image2tensor of a 200x200 photo under a 3x3 kernel
     assert s["typed"] == (3, 2.0) and isinstance(s["typed"][1], float) and "ch11_typed=3,2.0" in line
     assert z["image"] == (3, 200, 200) and z["edges"] == (1, 1, 198, 198) and "ch13_image=3x200x200" in line
+    # chapter 4's L(learn.recorder.values).itemgot(2) and (path/'train'/'3').ls().sorted(); chapter 2's
+    # verify_images then failed.map(Path.unlink), which finds nothing to remove in mnist_tiny
+    assert len(z["accuracies"]) == 5 and z["accuracies"][-1] == z["accuracy"]  # one per epoch of the quick run
+    threes = sorted((path("mnist_tiny") / "train" / "3").iterdir())
+    assert list(z["threes"]) == threes and "ch4_threes=346" in line and z["failed"] == 0 and "ch2_failed=0" in line
+    # chapter 8's one_hot(3, n_users).float(): the product with it is the user's row of factors
+    assert c["one_hot_lookup"] and "ch8_one_hot_lookup=same" in line
