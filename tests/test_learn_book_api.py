@@ -527,3 +527,52 @@ def test_show_images_draws_the_books_pairs(tmp_path, monkeypatch):
     assert any(p.suffix == ".png" for p in plot_dir().iterdir())
     with pytest.raises(ValueError, match="2 titles for 1 images"):
         show_images([im3], titles=["3", "7"])
+
+
+def test_recorder_iters_hps_and_plot_sched_keys(dls, tmp_path):
+    # chapter 16's look at a schedule: learn.recorder.plot_sched() after fit_one_cycle, recorder.hps, recorder.iters
+    from PIL import Image
+
+    from pipekit.learn import ParamScheduler, SchedLin
+
+    learn = _learner(dls)
+    n = len(dls.train)
+    learn.fit_one_cycle(2, 1e-2)
+    rec = learn.recorder
+    assert rec.iters == [n, 2 * n] and len(rec.losses) == 2 * n
+    lrs, moms = np.array(rec.hps["lr"]), np.array(rec.hps["mom"])
+    assert len(lrs) == len(moms) == 2 * n
+    assert lrs[0] == pytest.approx(1e-2 / 25) and lrs.max() == pytest.approx(1e-2, rel=0.05)
+    assert moms[0] == pytest.approx(0.95) and moms.min() == pytest.approx(0.85, abs=0.01)
+    assert np.argmax(lrs) == np.argmin(moms)  # the peak rate at the lowest momentum, a quarter of the way
+    one = Image.open(rec.plot_sched(keys="lr", path=tmp_path / "lr.png")).size
+    both = Image.open(rec.plot_sched(path=tmp_path / "both.png")).size
+    assert both[0] > 1.7 * one[0] and both[1] == pytest.approx(one[1], abs=5)  # two panels side by side
+    with pytest.raises(ParameterError, match=r"no recorded hyper-parameter \['wd'\]; recorded: \['lr', 'mom'\]"):
+        rec.plot_sched(keys=["lr", "wd"])
+    # a schedule of one's own is recorded under its name, as fastai's ParamScheduler records it
+    learn.fit(1, 1e-3, cbs=ParamScheduler({"wd": SchedLin(0.0, 0.1)}))
+    wd = np.array(rec.hps["wd"])
+    assert len(wd) == n and wd[0] == 0.0 and np.allclose(np.diff(wd), 0.1 / n)
+    assert rec.iters == [n] and np.allclose(rec.hps["lr"], 1e-3)
+
+
+def test_validate_with_callbacks_of_its_own_and_ordered_cbs(dls):
+    seen = []
+
+    class CountValid(Callback):
+        def after_batch(self):
+            seen.append(len(self.learn.yb[0]))
+
+    learn = _learner(dls, metrics=accuracy)
+    loss, acc = learn.validate(cbs=CountValid())
+    assert sum(seen) == len(dls.valid_ds) and 0 <= acc <= 1 and loss > 0
+    assert not any(isinstance(c, CountValid) for c in learn.cbs)  # only for that pass
+    assert learn.validate() == [loss, acc] and sum(seen) == len(dls.valid_ds)
+    names = [type(c).__name__ for c in learn.ordered_cbs("after_batch")]
+    assert names == ["TrainEvalCallback", "Recorder"]  # by order: -20, then 50
+    with learn.added_cbs(CountValid()):
+        assert [type(c).__name__ for c in learn.ordered_cbs("after_batch")] == ["TrainEvalCallback", "CountValid", "Recorder"]  # order 0
+    assert [type(c).__name__ for c in learn.ordered_cbs("after_loss")] == ["TerminateOnNaNCallback"]
+    with pytest.raises(ParameterError, match="'after_bach' is not an event"):
+        learn.ordered_cbs("after_bach")

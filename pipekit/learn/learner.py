@@ -237,6 +237,23 @@ class Learner:
             self.add_cb(cb)
         return self
 
+    def ordered_cbs(self, event: str) -> list[Callback]:
+        """The callbacks that act on ``event`` (e.g. ``'after_batch'``), in the order they run (fastai's
+        ``learn.ordered_cbs``); every event's list is in :meth:`show_training_loop`.
+
+        >>> import pipekit.datasets as D
+        >>> from torch import nn
+        >>> from pipekit.vision import ImageDataLoaders
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), bs=64, seed=0)
+        >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 2)))
+        >>> [type(cb).__name__ for cb in learn.ordered_cbs("after_loss")], len(learn.ordered_cbs("before_fit"))
+        (['TerminateOnNaNCallback'], 4)
+        """
+        if event not in EVENTS:
+            raise ParameterError(f"ordered_cbs: {event!r} is not an event of the training loop; the events are "
+                                 f"{', '.join(EVENTS)}")
+        return [cb for cb in sort_callbacks(self.cbs) if callable(getattr(cb, event, None))]
+
     def remove_cb(self, cb: Callback | type[Callback]) -> Learner:
         """Remove a callback instance (or every callback of a class)."""
         for c in [c for c in self.cbs if c is cb or (isinstance(cb, type) and isinstance(c, cb))]:
@@ -549,11 +566,12 @@ class Learner:
     def _step(self) -> None:
         self.optimizer.step()
 
-    def validate(self, ds_idx: int = 1, dl: Loader | None = None) -> list[float | None]:
-        """Loss and metrics over a whole set (default: validation) as ``[loss, *metrics]``."""
+    def validate(self, ds_idx: int = 1, dl: Loader | None = None, cbs: Cbs = None) -> list[float | None]:
+        """Loss and metrics over a whole set (default: validation) as ``[loss, *metrics]``; ``cbs``: callbacks
+        present only for this pass (fastai's ``learn.validate(cbs=...)``)."""
         dl = self._get_dl(ds_idx, dl)
         self.training = False
-        with self.removed_cbs(ProgressCallback):
+        with self.removed_cbs(ProgressCallback), self.added_cbs(cbs):
             self.recorder.metrics = list(self.metrics)
             self._do_validate(dl)
         row = self.recorder.valid_row()

@@ -676,7 +676,10 @@ class ActivationStats(HookCallback):
 
 class ParamScheduler(Callback):
     """Sets hyper-parameters from schedules ``{name: fn(pos)}`` (``pos``: progress in [0, 1]) before each
-    training batch, so a fit resumed at ``start_epoch`` continues the schedule where it stopped."""
+    training batch, so a fit resumed at ``start_epoch`` continues the schedule where it stopped.
+
+    ``hps``: each scheduled value per training batch (the last layer group's, as fastai records them), handed to
+    ``learn.recorder.hps`` when the fit ends, which ``recorder.plot_sched()`` draws."""
 
     order = 62  # after the ProgressCallback (60), before the trackers (63-66)
     run_valid = False
@@ -684,10 +687,20 @@ class ParamScheduler(Callback):
     def __init__(self, scheds: dict[str, Callable[[float], Any]]):
         self.scheds = scheds
 
+    def before_fit(self) -> None:
+        self.hps: dict[str, list[float]] = {name: [] for name in self.scheds}
+
     def before_batch(self) -> None:
         pos = self.learn.pct_train
         for name, f in self.scheds.items():
-            self.learn.optimizer.set_hyper(name, f(pos))
+            value = f(pos)
+            self.learn.optimizer.set_hyper(name, value)
+            self.hps[name].append(float(np.atleast_1d(value)[-1]))
+
+    def after_fit(self) -> None:
+        recorder = getattr(self.learn, "recorder", None)
+        if recorder is not None:
+            recorder.scheduled_hps = self.hps
 
 
 class LRFinder(Callback):

@@ -6,6 +6,7 @@ import math
 import os
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,8 @@ class Recorder(Callback):
         self.lrs: list[list[float]] = []
         self.moms: list[list[float | None]] = []
         self.valid_losses_at: list[tuple[int, float]] = []
+        self.iters: list[int] = []  # training batches recorded by the end of each epoch (fastai's recorder.iters)
+        self.scheduled_hps: dict[str, list[float]] = {}  # what a ParamScheduler set per batch, by name
         # the last lr_find's sweep (a fit does not reset it)
         self.lr_find_lrs: list[float] = []
         self.lr_find_losses: list[float] = []
@@ -115,6 +118,8 @@ class Recorder(Callback):
         self.metrics = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
         self.values, self.history, self.losses, self.lrs, self.moms, self.valid_losses_at = [], [], [], [], [], []
+        self.iters: list[int] = []
+        self.scheduled_hps: dict[str, list[float]] = {}
         self._raw: list[torch.Tensor] = []
         self._bs: list[int] = []
 
@@ -190,6 +195,7 @@ class Recorder(Callback):
         row = [learn.epoch, train_loss, *valid, time.perf_counter() - self._epoch_start]
         self.history.append(row)
         self.values.append(row[1:-1])
+        self.iters.append(len(self.losses))
         if valid[0] is not None:
             self.valid_losses_at.append((len(self.losses), valid[0]))
         learn.final_record = row[1:-1]
@@ -277,13 +283,38 @@ class Recorder(Callback):
         return SuggestedLRs(self.lr_find_suggestions, np.asarray(self.lr_find_lrs),
                             np.asarray(self.lr_find_losses)).plot(path)
 
-    def plot_sched(self, path: str | os.PathLike | None = None) -> Path | None:
-        """Plot the learning rate and momentum of the last group per batch."""
-        fig, axs = get_pyplot().subplots(1, 2, figsize=(8, 3))
-        axs[0].plot([lr[-1] for lr in self.lrs])
-        axs[0].set_title("lr")
-        axs[1].plot([m[-1] if m[-1] is not None else math.nan for m in self.moms])
-        axs[1].set_title("mom")
+    @property
+    def hps(self) -> dict[str, list[float]]:
+        """The hyper-parameters of the last layer group per training batch of the last fit, by name: ``lr`` and
+        ``mom`` always, and whatever a scheduler set (``fit_one_cycle``'s ``lr`` and ``mom``, a
+        ``ParamScheduler({'wd': ...})``'s ``wd``), as fastai's ``recorder.hps``."""
+        out: dict[str, list[float]] = {"lr": [lr[-1] for lr in self.lrs],
+                                       "mom": [m[-1] if m[-1] is not None else math.nan for m in self.moms]}
+        out.update(self.scheduled_hps)
+        return out
+
+    def plot_sched(self, keys: str | Sequence[str] | None = None, figsize: tuple[float, float] | None = None,
+                   path: str | os.PathLike | None = None) -> Path | None:
+        """Plot the hyper-parameters ``keys`` (default: every name in :attr:`hps`, e.g. ``lr`` and ``mom``) of the
+        last layer group per batch, one panel each, two panels a row (fastai's ``plot_sched(keys, figsize)``);
+        inline in a notebook, PNG when headless."""
+        hps = self.hps
+        if not self.lrs:
+            raise NotFittedError("plot_sched draws the hyper-parameters of the last fit, and this learner has "
+                                 "not trained: call fit (or fit_one_cycle) first")
+        names = list(hps) if keys is None else [keys] if isinstance(keys, str) else list(keys)
+        unknown = [k for k in names if k not in hps]
+        if unknown or not names:
+            raise ParameterError(f"plot_sched: no recorded hyper-parameter {unknown or names!r}; recorded: "
+                                 f"{list(hps)}")
+        rows, cols = (len(names) + 1) // 2, min(2, len(names))
+        fig, axs = get_pyplot().subplots(rows, cols, figsize=figsize or (4 * cols, 3 * rows), squeeze=False)
+        for ax in axs.flat[len(names):]:
+            ax.set_visible(False)
+        for name, ax in zip(names, axs.flat):
+            ax.plot(hps[name])
+            ax.set_title(name)
+            ax.set_xlabel("batch")
         return savefig_or_show(fig, path, name="schedule")
 
 
