@@ -116,6 +116,7 @@ def examples() -> dict[str, Callable[[], Component]]:
         "pipekit.data.UsingAttr": lambda: D.using_attr(D.RegexLabeller(r"^(\d+)\.png$"), "name"),
         "pipekit.data.FuncTransform": lambda: D.FuncTransform(np.negative),
         "pipekit.data.IndexSplitter": lambda: D.IndexSplitter([0, 3, 7]),
+        "pipekit.data.MaskSplitter": lambda: D.MaskSplitter([i % 4 == 0 for i in range(40)]),
         "pipekit.data.TimeSplitter": lambda: D.TimeSplitter("when", "2020-02-01"),
         "pipekit.data.FuncSplitter": lambda: D.FuncSplitter(lambda item: item["x"] > 1),
         "pipekit.data.DataBlock": lambda: D.DataBlock(blocks=(D.RegressionBlock, D.CategoryBlock),

@@ -13,8 +13,8 @@ from pipekit.data.lists import L
 from pipekit.data.loader import ArrayDataset, DataLoader, default_device, first, range_of
 from pipekit.data.seed import set_seed
 from pipekit.data.show import show_items
-from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitter, IndexSplitter, RandomSplitter,
-                                    Splitter, TimeSplitter, TrainTestSplitter)
+from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitter, IndexSplitter, MaskSplitter,
+                                    RandomSplitter, Splitter, TimeSplitter, TrainTestSplitter)
 from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.vocab import CategoryMap
 from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform, FuncTransform, Pipeline, TfmdLists,
@@ -23,7 +23,7 @@ from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform,
 __all__ = [
     "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataPath", "DataLoader", "DataLoaders", "Datasets",
-    "FileName", "FuncSplitter", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L", "MultiCategorize", "MultiCategoryBlock",
+    "FileName", "FuncSplitter", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L", "MaskSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "first", "get_files", "get_image_files", "get_text_files", "parent_label", "range_of", "read_table",

@@ -217,6 +217,31 @@ class IndexSplitter(Splitter):
         return []
 
 
+class MaskSplitter(Splitter):
+    """The items where ``mask`` is True are the validation set: one boolean per item, in the items' order
+    (fastai's ``MaskSplitter``, e.g. ``MaskSplitter(df.year == 2020)``).
+
+    >>> MaskSplitter([False, True, False, True])(pl.DataFrame({"x": range(4)}))
+    (array([0, 2]), array([1, 3]))
+    """
+
+    def __init__(self, mask: Sequence[bool] | np.ndarray):
+        try:
+            a = mask if isinstance(mask, np.ndarray) else np.asarray(list(mask))
+        except TypeError:
+            a = np.asarray(mask)
+        if a.ndim != 1 or a.dtype != bool:
+            raise ParameterError(f"MaskSplitter: mask must hold one True/False per item (True: validation), got "
+                                 f"{a.dtype} of shape {a.shape}; for row positions use IndexSplitter")
+        self.mask = [bool(v) for v in a]  # plain booleans, as an exported recipe stores them
+
+    def split(self, items: pl.DataFrame) -> Split:
+        return _mask_split(np.isin(np.arange(len(items)), row_index(self.mask, len(items), "MaskSplitter: the")))
+
+    def columns(self) -> list[str] | None:
+        return []
+
+
 class TimeSplitter(Splitter):
     """Train on rows before ``cutoff`` in column ``col``, validate on rows from the cutoff on.
 

@@ -165,6 +165,33 @@ class FlipVert(AffineSampler):
         return m
 
 
+#: the 8 symmetries of the square as output -> input matrices: the identity, the mirrors and the quarter turns
+_DIHEDRAL = np.array([[[a, 0, 0], [0, b, 0], [0, 0, 1]] for a in (1.0, -1.0) for b in (1.0, -1.0)]
+                     + [[[0, a, 0], [b, 0, 0], [0, 0, 1]] for a in (1.0, -1.0) for b in (1.0, -1.0)])
+
+
+class Dihedral(AffineSampler):
+    """With probability ``p``, one of the 8 symmetries of the square (mirrors, quarter turns, transposes), each as
+    likely, as fastai's ``Dihedral``: for images with no up or down (satellite pictures, cells under a microscope).
+    An output that is not square takes only the 4 that keep its shape (the identity and the three mirrors).
+
+    >>> m = Dihedral(p=1.0).matrices(1000, np.random.default_rng(0), (32, 32), (32, 32))
+    >>> len({tuple(x.round().ravel()) for x in m})
+    8
+    """
+
+    stream = "dihedral"
+
+    def __init__(self, p: float = 0.5):
+        check("Dihedral", p=(p, PROBABILITY))
+        self.p = p
+
+    def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
+        on = rng.uniform(size=n) < self.p
+        k = rng.integers(0, 8 if out_hw[0] == out_hw[1] else 4, n)
+        return np.where(on[:, None, None], _DIHEDRAL[k], eye_stack(n))
+
+
 class Contrast(LightingSampler):
     """With probability ``p``, a contrast factor log-uniform in [1 - max_lighting, 1 / (1 - max_lighting)]."""
 

@@ -260,3 +260,43 @@ def test_single_augmentations_in_batch_tfms_make_one_augmentation():
                                                                                          seed=0)
     assert not torch.equal(xa, plain.train.one_batch()[0])  # flipped and rotated: every image moved
     assert torch.equal(a.valid.one_batch()[0], plain.valid.one_batch()[0])  # validation is not augmented
+
+
+def test_dihedral_draws_each_of_the_eight_symmetries_of_the_square():
+    """fastai's ``batch_tfms=Dihedral()`` (pictures with no up or down): each training image is one of the 8
+    symmetries of its plain self, pixel for pixel, all 8 drawn over a few batches; validation is left as it is."""
+    from pipekit.vision import Dihedral
+
+    def dls(tfms):
+        return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                         splitter=GrandparentSplitter(), item_tfms=Resize(28), batch_tfms=tfms
+                         ).dataloaders(D.path("mnist_tiny"), bs=32, seed=0, shuffle=False)
+
+    turned, plain = dls([Dihedral(p=1.0)]), dls(None)
+    seen = set()
+    for (x, _), (p, _) in zip(list(turned.train)[:4], list(plain.train)[:4]):
+        syms = [p, p.flip(-1), p.flip(-2), p.flip(-1, -2)]
+        syms += [s.transpose(-1, -2) for s in syms]
+        for i in range(len(x)):
+            err = torch.stack([(x[i] - s[i]).abs().max() for s in syms])
+            assert err.min() < 1e-4, f"image {i} is no symmetry of its plain self (closest: {err.min():.3f})"
+            seen.add(int(err.argmin()))
+    assert seen == set(range(8))
+    assert torch.equal(turned.valid.one_batch()[0], plain.valid.one_batch()[0])
+    with pytest.raises(ParameterError, match="Dihedral: p"):
+        Dihedral(p=2)
+
+
+def test_mask_splitter_puts_the_items_marked_true_in_the_validation_set():
+    from pipekit.data import MaskSplitter
+
+    df = pd.read_csv(D.path("adult_sample") / "adult.csv")
+    mask = (df.age > 60).to_numpy()
+    train, valid = MaskSplitter(mask)(df)
+    assert len(valid) == mask.sum() == (df.age > 60).sum() and len(train) + len(valid) == len(df)
+    assert (df.age.iloc[valid] > 60).all() and (df.age.iloc[train] <= 60).all()
+    assert MaskSplitter(df.age > 60)(df)[1].tolist() == valid.tolist()  # a pandas Series of booleans too
+    with pytest.raises(ParameterError, match="one True/False per item .* for row positions use IndexSplitter"):
+        MaskSplitter([0, 3, 7])
+    with pytest.raises(DataError, match=r"mask has 3 values for 32561 rows"):
+        MaskSplitter([True, False, True])(df)
