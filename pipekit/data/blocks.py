@@ -15,13 +15,13 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, FieldError, warn
+from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.validate import Is, check, check_state, is_pandas
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
 from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.transform import BatchTransform, Pipeline, Transform, as_list
-from pipekit.data.vocab import CategoryMap, label_codes
+from pipekit.data.vocab import NA_TOKEN, CategoryMap, label_codes
 
 Trace = Callable[[str, Any], None]
 
@@ -67,8 +67,9 @@ class TransformBlock(Component):
 
     # ------------------------------------------------------------------ building the store
     def check_raw(self, raw: pl.Series, role: str) -> None:
-        """Refuse null values (a label with no value, a missing file name) before any work is done."""
-        if raw.null_count():
+        """Refuse null values (a label with no value, a missing file name) before any work is done, unless the
+        block has a class for them (``add_na``)."""
+        if raw.null_count() and not getattr(self, "add_na", False):
             rows = raw.is_null().arg_true().to_list()
             more = " ..." if len(rows) > 10 else ""
             raise DataError(f"{type(self).__name__} ({role}) has {len(rows)} null value(s) at rows "
@@ -85,7 +86,8 @@ class TransformBlock(Component):
               trace: Trace | None = None) -> Store:
         """Fit the column transforms on the training rows, then encode the whole column once."""
         tfms = self.fit_tfms(item_tfms)
-        Pipeline(tfms).setup(raw.gather(train_idx) if isinstance(raw, pl.Series) else raw[train_idx])
+        # the training rows fit the transforms; every item, those rows included, is encoded once below
+        Pipeline(tfms).setup(raw.gather(train_idx) if isinstance(raw, pl.Series) else raw[train_idx], encode_last=False)
         values = raw
         for t in tfms:
             values = t.encode(values)
@@ -190,20 +192,33 @@ def _check_vocab(owner: str, vocab: Sequence[Any] | None) -> None:
 
 
 def _check_vocab_state(state: dict[str, Any], who: str, given: Sequence[Any] | None, sort: bool,
-                       empty_ok: bool = False) -> None:
+                       empty_ok: bool = False, add_na: bool = False) -> None:
     """A learned ``vocab_`` read from a file: labels as :func:`is_label_list` says, the vocab given as the parameter
-    when there is one (``setup`` keeps it as given), else sorted when ``sort`` (as ``setup`` sorts it). Codes are
-    positions in it, so a vocab that is not the one fitting made labels predictions wrongly."""
+    when there is one (``setup`` keeps it as given), else sorted when ``sort`` (as ``setup`` sorts it), after
+    ``'#na#'`` when ``add_na``. Codes are positions in it, so a vocab that is not the one fitting made labels
+    predictions wrongly."""
     if not state:
         return  # an unfitted record
     if not (empty_ok and state.get("vocab_") == []):  # labels of items that all have none
         check_state(state, f"{who}, to encode and decode labels,", vocab_=_LABELS)
     vocab = state["vocab_"]
+    if add_na:
+        if vocab[:1] != [NA_TOKEN]:
+            raise FieldError("state.vocab_", f"must start with {NA_TOKEN!r} (add_na=True), got {str(vocab)[:80]}")
+        vocab = vocab[1:]
+        given = [v for v in given if v != NA_TOKEN] if given is not None else None
     if given is not None and vocab != list(given):
         raise FieldError("state.vocab_", f"must be the vocab given as the parameter ({str(list(given))[:80]}), as "
                                          f"fitting keeps it, got {str(vocab)[:80]}")
     if given is None and sort and vocab != sorted(vocab):
         raise FieldError("state.vocab_", f"must be sorted, as fitting sorts it, got {str(vocab)[:80]}")
+
+
+def _check_add_na(owner: str, vocab: Sequence[Any] | None, add_na: bool) -> None:
+    check(owner, add_na=(add_na, Is(lambda a: isinstance(a, bool), "True or False")))
+    if add_na and vocab is not None and not all(isinstance(v, str) for v in vocab):
+        raise ParameterError(f"{owner}(add_na=True) takes a vocab of text labels (its {NA_TOKEN!r} class is text), "
+                             f"got {list(vocab)[:5]}: give the labels as text, or leave add_na out")
 
 
 def _refuse_missing(missing: np.ndarray, who: str) -> None:
@@ -217,13 +232,25 @@ def _refuse_missing(missing: np.ndarray, who: str) -> None:
                         "(e.g. with 'unknown')")
 
 
-def label_column(values: Any, who: str) -> pl.Series:
+def label_column(values: Any, who: str, missing_as: str | None = None) -> pl.Series:
     """Labels given as a Polars Series, a list, a tuple, a NumPy array or a pandas Series, as a Polars Series
-    (labels of mixed types are refused, naming them).
+    (labels of mixed types are refused, naming them). A missing label (None, null or NaN) is refused, naming where
+    it is, or becomes ``missing_as`` when given.
 
     >>> label_column(["3", "7"], "Categorize").to_list(), label_column(np.array([1, 0]), "Categorize").dtype
     (['3', '7'], Int64)
+    >>> label_column(["a", None], "Categorize", missing_as="#na#").to_list()
+    ['a', '#na#']
     """
+    if missing_as is not None:
+        if is_pandas(values) and getattr(values, "ndim", 0) == 1:
+            values = values.to_numpy()
+        if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 1:
+            values = to_numpy(values).tolist()
+        if isinstance(values, (list, tuple)):
+            values = [missing_as if _is_missing(v) else v for v in values]
+        elif isinstance(values, pl.Series) and values.dtype == pl.Utf8:
+            values = values.fill_null(missing_as)
     if isinstance(values, pl.Series):
         missing = values.is_null() | (values.is_nan() if values.dtype.is_float() else False)
         _refuse_missing(missing.to_numpy(), who)
@@ -293,9 +320,14 @@ class Categorize(Transform):
     param_attrs = {"vocab": "vocab_arg"}
     vocab_: CategoryMap
 
-    def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True):
+    def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True, add_na: bool = False):
         _check_vocab("Categorize", vocab)
-        self.vocab_arg, self.sort = vocab, sort
+        _check_add_na("Categorize", vocab, add_na)
+        self.vocab_arg, self.sort, self.add_na = vocab, sort, add_na
+
+    def _given(self) -> CategoryMap:
+        vocab = list(self.vocab_arg or [])
+        return CategoryMap([NA_TOKEN] + [v for v in vocab if v != NA_TOKEN] if self.add_na else vocab)
 
     @property
     def vocab(self) -> list | None:
@@ -303,24 +335,30 @@ class Categorize(Transform):
         learned = vars(self).get("vocab_")
         if learned is not None:
             return learned
-        return CategoryMap(self.vocab_arg) if self.vocab_arg is not None else None
+        return self._given() if self.vocab_arg is not None else None
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The learned vocab read from a file must be what ``setup`` makes (see :func:`_check_vocab_state`); it
         comes back a :class:`~pipekit.data.vocab.CategoryMap`, as fitting made it."""
-        _check_vocab_state(state, "Categorize", self.vocab_arg, self.sort)
+        _check_vocab_state(state, "Categorize", self.vocab_arg, self.sort, add_na=self.add_na)
         super().state_from_data(state)
         if isinstance(vars(self).get("vocab_"), list):
             self.vocab_ = CategoryMap(self.vocab_)
 
     def setup(self, values: Any) -> None:
-        values = label_column(values, "Categorize")
+        values = label_column(values, "Categorize", missing_as=NA_TOKEN if self.add_na else None)
+        if self.add_na and values.dtype != pl.Utf8:
+            raise DataError(f"CategoryBlock(add_na=True) takes text labels (its {NA_TOKEN!r} class is text), and these "
+                            f"are {values.dtype}: make get_y return text (e.g. str(label)), or leave add_na out")
         if self.vocab_arg is not None:
-            self.vocab_ = CategoryMap(self.vocab_arg)
+            self.vocab_ = self._given()
             self._codes(values, "the vocab you gave")
             return
         uniq = values.unique(maintain_order=True)
-        self.vocab_ = CategoryMap(sorted(uniq.to_list()) if self.sort else uniq.to_list())
+        if self.add_na:
+            uniq = uniq.filter(uniq != NA_TOKEN)
+        self.vocab_ = CategoryMap(([NA_TOKEN] if self.add_na else [])
+                                  + (sorted(uniq.to_list()) if self.sort else uniq.to_list()))
         self._one_per_item = len(values) > 10 and len(uniq) == len(values)  # every item a class of its own
         if len(self.vocab_) == 1:  # a classifier of one class learns nothing and scores perfectly
             warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
@@ -335,6 +373,8 @@ class Categorize(Transform):
             raise DataError(f"labels of type {values.dtype} cannot be matched to a vocab of "
                             f"{type(self.vocab_[0]).__name__}: {e}") from e
         unknown = codes.is_null() & values.is_not_null()
+        if self.add_na:  # a label the training set did not have, or none, is the '#na#' class (code 0)
+            return codes.fill_null(0).to_numpy()
         if unknown.any():
             rows = unknown.arg_true().to_list()
             labels = sorted({str(v) for v in values.gather(rows[:50]).to_list()})
@@ -350,13 +390,14 @@ class Categorize(Transform):
         """Labels -> their codes (an array); one label (``cat('7')``, as the book calls it) -> its code, an int.
         With a ``vocab`` given, no ``setup`` is needed."""
         if "vocab_" not in vars(self) and self.vocab_arg is not None:
-            self.vocab_ = CategoryMap(self.vocab_arg)
+            self.vocab_ = self._given()
         self.check_is_fitted("setup")
+        missing_as = NA_TOKEN if self.add_na else None
         if isinstance(values, (str, bytes, bool, int, float, np.generic)) or (
                 isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 0):
             one = values.item() if isinstance(values, (np.ndarray, torch.Tensor, np.generic)) else values
-            return int(self._codes(label_column([one], "Categorize"), "the training labels")[0])
-        return self._codes(label_column(values, "Categorize"), "the training labels")
+            return int(self._codes(label_column([one], "Categorize", missing_as), "the training labels")[0])
+        return self._codes(label_column(values, "Categorize", missing_as), "the training labels")
 
     def decode(self, value: Any) -> Any:
         """A code -> its label; codes (a 1-d integer array or tensor) -> their labels; one item's scores (a
@@ -387,6 +428,9 @@ class Categorize(Transform):
 class CategoryBlock(TransformBlock):
     """A single-label classification target (or input).
 
+    ``add_na=True`` puts a class ``'#na#'`` first (code 0) that takes every label the training set did not have
+    and every missing one, where they would otherwise be refused (fastai's ``CategoryBlock(add_na=True)``).
+
     >>> CategoryBlock(vocab=["cat", "dog"]).loss_kind
     'cross_entropy'
     """
@@ -394,12 +438,13 @@ class CategoryBlock(TransformBlock):
     loss_kind = "cross_entropy"
     param_attrs = {"vocab": "vocab_arg"}
 
-    def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True):
+    def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True, add_na: bool = False):
         _check_vocab("CategoryBlock", vocab)
-        self.vocab_arg, self.sort = vocab, sort
+        _check_add_na("CategoryBlock", vocab, add_na)
+        self.vocab_arg, self.sort, self.add_na = vocab, sort, add_na
 
     def type_transforms(self) -> list[Transform]:
-        return [Categorize(self.vocab_arg, sort=self.sort)]
+        return [Categorize(self.vocab_arg, sort=self.sort, add_na=self.add_na)]
 
 
 class MultiCategorize(Transform):
@@ -417,9 +462,38 @@ class MultiCategorize(Transform):
     order = 1
     vocab_: CategoryMap
 
-    def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None):
+    def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None, encoded: bool = False):
         _check_vocab("MultiCategorize", vocab)
-        self.vocab, self.label_delim = vocab, label_delim
+        _check_encoded("MultiCategorize", vocab, encoded)
+        self.vocab, self.label_delim, self.encoded = vocab, label_delim, encoded
+
+    def _onehot(self, values: pl.Series) -> np.ndarray:
+        """Items already one-hot encoded (``encoded=True``): a row of ``len(vocab)`` numbers each, 1 where the item
+        has that label."""
+        n = len(self.vocab or [])
+        if isinstance(values.dtype, pl.Struct):  # ColReader(label_columns): a field per column, in order
+            fields = values.struct.unnest()
+            if fields.width != n:
+                raise DataError(f"MultiCategoryBlock(encoded=True) got {fields.width} columns {fields.columns[:10]} "
+                                f"for a vocab of {n} labels ({list(self.vocab or [])[:10]}); give one per label")
+            values = pl.Series(fields.select(pl.concat_list(pl.all().cast(pl.Float64))).to_series())
+        if not isinstance(values.dtype, (pl.List, pl.Array)) or not (
+                values.dtype.inner.is_numeric() or values.dtype.inner == pl.Boolean):
+            raise DataError(f"MultiCategoryBlock(encoded=True) takes a row of {n} numbers per item (1 where the item "
+                            f"has the label), got {values.dtype}; make get_y return them (e.g. r[label_columns]), or "
+                            "leave encoded out to give lists of labels")
+        lens = values.list.len() if isinstance(values.dtype, pl.List) else pl.Series([values.dtype.size] * len(values))
+        bad = (lens != n).fill_null(True)
+        if bad.any():
+            i = int(bad.arg_true()[0])
+            raise DataError(f"MultiCategoryBlock(encoded=True): item {i} has {lens[i]} values for a vocab of {n} "
+                            f"labels ({list(self.vocab or [])[:10]}); give one value per label")
+        out = np.asarray(values.to_list(), dtype=np.float32).reshape(len(values), n)
+        if not np.isfinite(out).all():
+            i = int(np.flatnonzero(~np.isfinite(out).all(1))[0])
+            raise DataError(f"MultiCategoryBlock(encoded=True): item {i} holds a missing or infinite value "
+                            f"({out[i].tolist()[:10]}); fill it with 0 or 1")
+        return out
 
     def _lists(self, values: pl.Series) -> pl.Series:
         if values.dtype == pl.Utf8:
@@ -439,6 +513,9 @@ class MultiCategorize(Transform):
             self.vocab_ = CategoryMap(self.vocab_)
 
     def setup(self, values: pl.Series) -> None:
+        if self.encoded:  # nothing to learn; encode checks every item's row, naming it by its position
+            self.vocab_ = CategoryMap(self.vocab)
+            return
         flat = self._lists(values).explode().drop_nulls()
         if self.vocab is None:
             self.vocab_ = CategoryMap(sorted(flat.unique().to_list()))
@@ -451,6 +528,8 @@ class MultiCategorize(Transform):
 
     def encode(self, values: pl.Series) -> np.ndarray:
         self.check_is_fitted("setup")
+        if self.encoded:
+            return self._onehot(values)
         lists = self._lists(values)
         lens = lists.list.len().fill_null(0).to_numpy()
         rows = np.repeat(np.arange(len(lists)), lens)
@@ -471,17 +550,30 @@ class MultiCategorize(Transform):
 
 
 class MultiCategoryBlock(TransformBlock):
-    """A multi-label target: each item has zero or more labels, encoded one-hot."""
+    """A multi-label target: each item has zero or more labels, encoded one-hot.
+
+    The labels of an item are a list (or text split at ``label_delim``); with ``encoded=True`` they come already
+    one-hot, a row of ``len(vocab)`` numbers per item (a table with a 0/1 column per label: ``vocab`` names the
+    columns, ``get_y`` reads them), as fastai's ``MultiCategoryBlock(encoded=True, vocab=...)``.
+    """
 
     loss_kind = "bce"
     param_attrs = {"vocab": "vocab_arg"}
 
-    def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None):
+    def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None, encoded: bool = False):
         _check_vocab("MultiCategoryBlock", vocab)
-        self.vocab_arg, self.label_delim = vocab, label_delim
+        _check_encoded("MultiCategoryBlock", vocab, encoded)
+        self.vocab_arg, self.label_delim, self.encoded = vocab, label_delim, encoded
 
     def type_transforms(self) -> list[Transform]:
-        return [MultiCategorize(self.vocab_arg, self.label_delim)]
+        return [MultiCategorize(self.vocab_arg, self.label_delim, encoded=self.encoded)]
+
+
+def _check_encoded(owner: str, vocab: Sequence[Any] | None, encoded: bool) -> None:
+    check(owner, encoded=(encoded, Is(lambda a: isinstance(a, bool), "True or False")))
+    if encoded and vocab is None:
+        raise ParameterError(f"{owner}(encoded=True) needs vocab=: the name of each label, in the order of the "
+                             "values of a row (e.g. the names of the 0/1 columns get_y reads)")
 
 
 class ToFloat(Transform):

@@ -246,9 +246,11 @@ class Pipeline:
                                      f"{' (or functions to wrap in one)' if self.wraps_functions else ''}, got {t!r:.80}")
         self.tfms: list[Transform] = sorted((as_transform(t) for t in tfms), key=lambda t: t.order)
 
-    def setup(self, values: Any) -> Any:
-        """Fit each transform on ``values`` as the ones before it encoded them; returns the encoded values. A
-        transform that fails is named, with what it was given (a :class:`PipelineStepError`).
+    def setup(self, values: Any, encode_last: bool = True) -> Any:
+        """Fit each transform on ``values`` as the ones before it encoded them; returns the encoded values (None
+        with ``encode_last=False``, which leaves the last transform's encoding to the caller: a block encodes every
+        item once its transforms are fitted). A transform that fails is named, with what it was given (a
+        :class:`PipelineStepError`).
 
         >>> class Half(Transform):
         ...     def setups(self, xs): self.n_ = len(xs)
@@ -256,8 +258,10 @@ class Pipeline:
         >>> Pipeline([Half]).setup([1, 2, 3, 4])
         [1, 2]
         """
-        for t in self.tfms:
+        for i, t in enumerate(self.tfms):
             _step(t, "setup", values)
+            if not encode_last and i == len(self.tfms) - 1:
+                return None
             values = _step(t, "encode", values)
         return values
 

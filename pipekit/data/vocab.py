@@ -24,6 +24,10 @@ import polars as pl
 
 from pipekit.core.errors import NotInVocab, ParameterError
 
+#: the class that stands for a missing or unseen value: code 0 of a vocab built with ``add_na`` (a categorical
+#: column's, or a ``CategoryBlock(add_na=True)``'s)
+NA_TOKEN = "#na#"
+
 #: how a vocabulary finds the code of one value: ``code_of(vocab, value)`` is the code, or a KeyError naming it
 CodeOf = Callable[["CategoryMap", Any], int]
 

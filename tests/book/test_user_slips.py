@@ -15,7 +15,7 @@ import pipekit
 import pipekit.datasets as D
 from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.data import (CategoryBlock, ColReader, DataBlock, FuncSplitter, GrandparentSplitter, IndexSplitter,
-                          RandomSplitter, RegressionBlock, get_image_files, parent_label)
+                          MultiCategoryBlock, RandomSplitter, RegressionBlock, get_image_files, parent_label)
 from pipekit.learn import load_learner
 from pipekit.learn.nets import SigmoidRange
 from pipekit.vision import ImageBlock, PointBlock, Resize, vision_learner
@@ -300,3 +300,68 @@ def test_mask_splitter_puts_the_items_marked_true_in_the_validation_set():
         MaskSplitter([0, 3, 7])
     with pytest.raises(DataError, match=r"mask has 3 values for 32561 rows"):
         MaskSplitter([True, False, True])(df)
+
+
+def _adult() -> pd.DataFrame:
+    return pd.read_csv(D.path("adult_sample") / "adult.csv")
+
+
+def test_category_block_add_na_takes_unseen_and_missing_labels_as_na():
+    """``CategoryBlock(add_na=True)``: a class '#na#' first, which validation labels the training set never had
+    (and missing ones) become, where without it they are refused, naming them."""
+    from pipekit.data import MaskSplitter
+
+    df = _adult()
+    rare = df.workclass.str.strip().isin(["Never-worked", "Without-pay"])
+    df.loc[df.index[-5:], "workclass"] = None
+    valid = rare.to_numpy() | (np.arange(len(df)) % 5 == 0)
+
+    def block(y_block):
+        return DataBlock(blocks=(RegressionBlock, y_block), get_x=ColReader("age"), get_y=ColReader("workclass"),
+                         splitter=MaskSplitter(valid))
+
+    dls = block(CategoryBlock(add_na=True)).dataloaders(df, bs=256, seed=0, shuffle=False)
+    assert dls.vocab[0] == "#na#" and dls.c == len(dls.vocab) == 8  # '#na#' and the 7 classes seen in training
+    assert " Never-worked" not in dls.vocab
+    ys = torch.cat([y for _, y in dls.valid]).numpy()
+    rows = np.flatnonzero(valid)
+    unseen = rare.to_numpy()[rows] | df.workclass.isna().to_numpy()[rows]
+    assert unseen.sum() == rare.sum() + 1 and (ys[unseen] == 0).all() and (ys[~unseen] > 0).all()
+    assert [dls.vocab[c] for c in ys[~unseen][:50]] == df.workclass.to_numpy()[rows][~unseen][:50].tolist()
+    with pytest.raises(PipelineStepError, match=r"label\(s\) \[' Never-worked', ' Without-pay'\] at rows .* are not "
+                                               r"in the training labels"):
+        block(CategoryBlock()).dataloaders(df.fillna({"workclass": " ?"}), bs=256)
+    with pytest.raises(PipelineStepError, match=r"CategoryBlock\(add_na=True\) takes text labels"):
+        DataBlock(blocks=(RegressionBlock, CategoryBlock(add_na=True)), get_x=ColReader("age"),
+                  get_y=ColReader("age"), splitter=RandomSplitter(seed=0)
+                  ).dataloaders(df.fillna({"workclass": " ?"}), bs=64)
+
+
+@pytest.mark.parametrize("get_y", ["columns", "function"])
+def test_multi_category_block_encoded_reads_a_row_of_flags_per_item(get_y):
+    """``MultiCategoryBlock(encoded=True, vocab=[...])``: labels already one-hot (a 0/1 column per label), read with
+    ``ColReader(columns)`` or a function of the row, kept as they are."""
+    df = _adult().head(3000)
+    df["rich"] = (df.salary == ">=50k").astype(int)
+    df["over_50"] = (df.age > 50).astype(int)
+    df["married"] = df["marital-status"].str.contains("Married").astype(int)
+    cols = ["rich", "over_50", "married"]
+    gy = ColReader(cols) if get_y == "columns" else (lambda r: [r[c] for c in cols])
+    db = DataBlock(blocks=(RegressionBlock, MultiCategoryBlock(encoded=True, vocab=cols)),
+                   get_x=ColReader("hours-per-week"), get_y=gy, splitter=RandomSplitter(seed=0))
+    dls = db.dataloaders(df, bs=128, seed=0, shuffle=False)
+    assert dls.vocab == cols and dls.c == 3
+    ys = torch.cat([y for _, y in dls.valid]).numpy()
+    rows = dls.datasets.splits[1]
+    assert ys.dtype == np.float32 and np.array_equal(ys, df[cols].to_numpy()[rows].astype(np.float32))
+    assert dls.valid_ds[0][1].tolist() == df[cols].iloc[rows[0]].tolist()
+    with pytest.raises(ParameterError, match=r"encoded=True\) needs vocab="):
+        MultiCategoryBlock(encoded=True)
+    with pytest.raises(PipelineStepError, match=r"got 2 columns \['rich', 'over_50'\] for a vocab of 3 labels"):
+        DataBlock(blocks=(RegressionBlock, MultiCategoryBlock(encoded=True, vocab=cols)),
+                  get_x=ColReader("hours-per-week"), get_y=ColReader(cols[:2]),
+                  splitter=RandomSplitter(seed=0)).dataloaders(df, bs=128)
+    if get_y == "columns":
+        df.loc[df.index[7], "married"] = np.nan
+        with pytest.raises(PipelineStepError, match=r"item 7 holds a missing or infinite value"):
+            db.dataloaders(df, bs=128)

@@ -251,3 +251,16 @@ def test_col_reader_params_from_a_file_are_checked(tmp_path, params, message):
     bad = _tampered(saved, lambda r: r["params"].update(params), tmp_path / "bad.pipekit")
     with pytest.raises(ExportError, match=message):
         pipekit.load(bad)
+
+
+def test_categorize_with_add_na_loads_only_a_vocab_that_starts_with_na(tmp_path, imdb_labels):
+    from pipekit.data.blocks import Categorize
+    cat = Categorize(add_na=True)
+    cat.setup(imdb_labels)
+    assert cat.vocab == ["#na#", "negative", "positive"]
+    saved = pipekit.save(cat, tmp_path / "cat.pipekit")
+    assert pipekit.load(saved).encode(["positive", "neutral", None]).tolist() == [2, 0, 0]
+    for vocab, match in ((["negative", "positive"], "must start with '#na#'"),
+                         (["#na#", "positive", "negative"], "must be sorted")):
+        with pytest.raises(ExportError, match=rf"field 'state\.vocab_' {match}"):
+            pipekit.load(_tampered(saved, _state_edit("vocab_", vocab), tmp_path / "bad.pipekit"))
