@@ -20,7 +20,7 @@ from pipekit.learn.losses import (
     LabelSmoothingCrossEntropyFlat, MSELossFlat, loss_from_kind,
 )
 from pipekit.learn.nets import (
-    MLP, ConvBlock, ConvLayer, Embedding, Flatten, Lambda, Module, NormType, SigmoidRange, body_head_splitter,
+    MLP, ConvBlock, ConvLayer, Embedding, Flatten, Lambda, Module, NormType, SigmoidRange, body_head_splitter, noop,
     create_params, one_hot, params, sequential, sigmoid_range, simple_cnn, tensor, to_cpu, to_np,
 )
 from pipekit.learn.optim import (
@@ -55,7 +55,7 @@ __all__ = [
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind",
     "MAE", "MSE", "RMSE", "Accuracy", "ErrorRate", "F1Score", "FuncMetric", "Metric", "Perplexity", "R2Score",
     "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "accuracy", "accuracy_multi", "as_metric", "error_rate", "mae", "mse", "perplexity",
-    "rmse", "rmspe", "exp_rmspe", "BalancedAccuracy", "CohenKappa", "MatthewsCorrCoef", "top_k_accuracy", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "sequential", "body_head_splitter", "params", "simple_cnn",
+    "rmse", "rmspe", "exp_rmspe", "BalancedAccuracy", "CohenKappa", "MatthewsCorrCoef", "top_k_accuracy", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "noop", "sequential", "body_head_splitter", "params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp", "Optimizer", "adam_step", "average_grad", "average_sqr_grad", "l2_reg",
     "momentum_step", "rms_prop_step", "sgd_step", "step_stat", "weight_decay", "RAdam", "QHAdam", "Lamb", "LAMB",
     "Lookahead", "ranger", "radam_step", "qhadam_step", "lamb_step",

@@ -71,6 +71,16 @@ def create_params(size: Sequence[int] | int) -> nn.Parameter:
     return nn.Parameter(torch.zeros(*shape).normal_(0, 0.01))
 
 
+def noop(x: Any = None, *args: Any, **kwargs: Any) -> Any:
+    """Its first argument, unchanged: the identity a layer stands in for, as chapter 14's ResBlock writes
+    ``self.idconv = noop if ni == nf else ConvLayer(ni, nf, 1, act_cls=None)``.
+
+    >>> noop(3), noop()
+    (3, None)
+    """
+    return x
+
+
 def to_np(x: torch.Tensor) -> np.ndarray:
     """A tensor as a NumPy array (detached, on the CPU).
 

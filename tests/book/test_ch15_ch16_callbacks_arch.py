@@ -175,19 +175,18 @@ def test_vision_learner_takes_a_splitter_and_create_body_a_factory(dls):
 
 
 def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
-    from pipekit.learn import ConvLayer, Flatten, NormType, sequential
+    from pipekit.learn import ConvLayer, Flatten, Module, NormType, noop, sequential
     from pipekit.vision import ResBlock, cnn_learner
 
     def _conv_block(ni, nf, stride):  # chapter 14's block, as the book spells it
         return sequential(ConvLayer(ni, nf, stride=stride),
                           ConvLayer(nf, nf, act_cls=None, norm_type=NormType.BatchZero))
 
-    class BookResBlock(nn.Module):
+    class BookResBlock(Module):
         def __init__(self, ni, nf, stride=1):
-            super().__init__()
             self.convs = _conv_block(ni, nf, stride)
-            self.idconv = nn.Identity() if ni == nf else ConvLayer(ni, nf, 1, act_cls=None)
-            self.pool = nn.Identity() if stride == 1 else nn.AvgPool2d(2, ceil_mode=True)
+            self.idconv = noop if ni == nf else ConvLayer(ni, nf, 1, act_cls=None)
+            self.pool = noop if stride == 1 else nn.AvgPool2d(2, ceil_mode=True)
 
         def forward(self, x):
             return torch.relu(self.convs(x) + self.idconv(self.pool(x)))
@@ -195,6 +194,8 @@ def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
     model = sequential(ConvLayer(1, 8, ks=5), BookResBlock(8, 16, 2), ResBlock(1, 16, 32, stride=2),
                        nn.AdaptiveAvgPool2d(1), Flatten(), nn.Linear(32, 10))
     assert isinstance(model, nn.Sequential) and model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    same = BookResBlock(8, 8)  # the identity shortcut: noop, no parameters of its own
+    assert same.idconv is noop and same.pool is noop and len(list(same.parameters())) == len(list(same.convs.parameters()))
     block = model[1]
     x = torch.randn(2, 8, 28, 28)
     with torch.no_grad():  # the zero-initialised batch-norm makes the block start as ReLU of its shortcut
