@@ -14,6 +14,7 @@ import torch
 
 import pipekit.datasets as D
 import pipekit.text
+from pipekit.core.errors import DataError
 from pipekit.data import L, get_files, get_image_files, get_text_files, to_items
 from pipekit.data import lists as lists_module
 from pipekit.vision import verify_images
@@ -98,6 +99,36 @@ def test_verify_images_failed_map_unlink_removes_the_corrupt_file(tmp_path):
     assert not broken.exists() and len(get_image_files(folder)) == 346
     clean = verify_images(folder)  # a folder, all fine: an empty L
     assert type(clean) is L and clean == [] and not clean
+
+
+def test_resize_images_in_place_shrinks_keeps_aspect_and_reports_the_undecodable(tmp_path):
+    """The course's ``resize_images(path/o, max_size=400, dest=path/o)``: camvid's 128x96 photos shrink in place
+    to 64x48 (fastai writes the same bytes); grey digits become RGB elsewhere; a broken file is left out, named."""
+    from PIL import Image
+
+    from pipekit.vision import resize_images
+
+    folder = tmp_path / "roads"
+    shutil.copytree(D.path("camvid_tiny") / "images", folder)  # a copy: nothing is written into PIPEKIT_DATA
+    before = {f.name: Image.open(f).size for f in folder.iterdir()}
+    assert set(before.values()) == {(128, 96)}
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match=r"1 file\(s\) could not be decoded .*broken.jpg"):
+        failed = resize_images(folder, max_size=64, dest=folder)
+    assert type(failed) is L and failed == [folder / "broken.jpg"]
+    after = {f.name: Image.open(f).size for f in folder.iterdir() if f.name != "broken.jpg"}
+    assert after.keys() == before.keys() and set(after.values()) == {(64, 48)}
+    stamps = {f.name: f.stat().st_mtime_ns for f in folder.iterdir()}
+    resize_images(folder, max_size=32, dest=folder, resume=True)  # resumed: what is there is kept
+    assert {f.name: f.stat().st_mtime_ns for f in folder.iterdir()} == stamps
+    out = tmp_path / "digits"
+    assert resize_images(MNIST / "train", max_size=100, recurse=True, dest=out) == []
+    threes = sorted((out / "3").iterdir())
+    assert len(threes) == 346 and Image.open(threes[0]).mode == "RGB" and Image.open(threes[0]).size == (28, 28)
+    grey = np.asarray(Image.open(MNIST / "train" / "3" / threes[0].name))
+    assert np.array_equal(np.asarray(Image.open(threes[0]))[..., 0], grey)  # converted, not resampled
+    with pytest.raises(DataError, match="is not a folder"):
+        resize_images(threes[0], max_size=10)
 
 
 # ---------------------------------------------------------------------------------------- L's methods

@@ -10,7 +10,8 @@ from pipekit.vision.blocks import (ImageBlock, MaskBlock, PILImage, PILImageBW, 
                                     image2tensor, image_paths_with)
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
 from pipekit.vision.dataloaders import ImageDataLoaders, SegmentationDataLoaders
-from pipekit.vision.decode import ImageDecodeError, decode_bytes, decode_image, image_from_value, verify_images
+from pipekit.vision.decode import (ImageDecodeError, decode_bytes, decode_image, image_from_value, resize_image,
+                                   resize_images, resize_to, verify_images)
 from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_body,
                                          efficientnet_lite_stats, pretrained_archs,
                                          require_weights)
@@ -33,7 +34,7 @@ __all__ = [
     "AffineSampler", "Albumentations", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "get_annotations", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat",
     "MaskBlock", "Normalize", "PointBlock", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
-    "map_boxes", "map_points", "mnist_stats", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
+    "map_boxes", "map_points", "mnist_stats", "resize_image", "resize_images", "resize_to", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
     "PixelAccuracy", "Dice", "DiceMulti", "ForegroundAcc", "JaccardCoeff", "foreground_acc", "ResBlock", "UNet", "XResNet", "cnn_learner", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
     "Brightness", "Contrast", "Dihedral", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_image", "show_images", "show_results", "SegmentationInterpretation", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",

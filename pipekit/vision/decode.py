@@ -205,6 +205,104 @@ def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_wor
     return L([p for p, e in zip(paths, errors) if e is not None])  # an L: the book's failed.map(Path.unlink)
 
 
+def resize_to(size: tuple[int, int], targ_sz: int, use_min: bool = False) -> tuple[int, int]:
+    """The (width, height) that brings the longer side of an image of ``size`` (width, height) to ``targ_sz`` (the
+    shorter side with ``use_min``), keeping its aspect, as fastai's ``resize_to``.
+
+    >>> resize_to((400, 300), 200), resize_to((400, 300), 150, use_min=True)
+    ((200, 150), (200, 150))
+    """
+    w, h = size
+    ratio = targ_sz / (min if use_min else max)(w, h)
+    return int(w * ratio), int(h * ratio)
+
+
+def resize_image(file: str | os.PathLike, dest: str | os.PathLike, src: str | os.PathLike = ".",
+                 max_size: int | None = None, n_channels: int = 3, ext: str | None = None,
+                 img_format: str | None = None, resample: int | None = None, resume: bool = False,
+                 **kwargs: Any) -> bool:
+    """Write ``src/file`` to ``dest/file`` with its longer side at most ``max_size`` (aspect kept) and
+    ``n_channels`` channels (3: RGB), as fastai's ``resize_image``: an image already small enough, with those
+    channels, is copied as it is (or left alone when ``dest`` is where it is). ``ext`` changes the suffix,
+    ``img_format`` and ``kwargs`` go to PIL's ``save`` (e.g. ``quality=90``), ``resample`` is PIL's filter
+    (default bilinear). ``resume``: a file already at ``dest`` is kept. Returns False (writing nothing) for a file
+    that cannot be decoded, which :func:`resize_images` reports."""
+    import shutil
+
+    from PIL import Image
+
+    file = Path(file)
+    dest_fname = Path(dest) / file
+    src_fname = Path(src) / file
+    if ext is not None:
+        dest_fname = dest_fname.with_suffix(ext)
+    if resume and dest_fname.exists():
+        return True
+    if _bad(src_fname, "RGB") is not None:
+        return False
+    dest_fname.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(src_fname) as img:
+        channels = len(img.getbands())
+        too_big = max_size is not None and max(img.size) > max_size
+        if too_big or channels != n_channels or dest_fname.suffix.lower() != src_fname.suffix.lower():
+            out = img.resize(resize_to(img.size, max_size), resample=Image.BILINEAR if resample is None else resample) \
+                if too_big and max_size is not None else img
+            if n_channels == 3:
+                out = out.convert("RGB")
+            elif n_channels == 1:
+                out = out.convert("L")
+            out.save(dest_fname, img_format, **kwargs)
+            return True
+    if src_fname.resolve() != dest_fname.resolve():
+        shutil.copy2(src_fname, dest_fname)
+    return True
+
+
+def resize_images(path: str | os.PathLike, max_workers: int = 2, max_size: int | None = None, recurse: bool = False,
+                  dest: str | os.PathLike = ".", n_channels: int = 3, ext: str | None = None,
+                  img_format: str | None = None, resample: int | None = None, resume: bool = False,
+                  **kwargs: Any) -> L[Path]:
+    """:func:`resize_image` for every image file in the folder ``path`` (its subfolders too with ``recurse``),
+    written under ``dest`` at the same relative paths, in ``max_workers`` threads: the course's
+    ``resize_images(path/o, max_size=400, dest=path/o)`` shrinks downloaded photos in place. ``resume`` keeps the
+    files already at ``dest`` (to finish an interrupted run into another folder). Returns the files that could not be
+    decoded and were left out (an :class:`~pipekit.data.L`, empty when all were written), with a warning naming
+    them: delete them, as ``verify_images`` finds them.
+
+    >>> import pipekit.datasets as D, tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> resize_images(D.path("dogscats") / "valid" / "cats", max_size=100, dest=out)
+    []
+    >>> from PIL import Image; max(Image.open(sorted(out.iterdir())[0]).size)
+    100
+    """
+    from pipekit.core.errors import DataError, warn
+    from pipekit.data.getters import get_image_files
+
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"resize_images: {os.fspath(path)!r} is not a folder; give the folder of the images (to resize "
+                        "one file, use resize_image(file, dest, src=folder))")
+    if max_size is not None and (not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1):
+        raise ValueError(f"resize_images: max_size={max_size!r} must be a positive whole number of pixels, or None")
+    if n_channels not in (1, 3):
+        raise ValueError(f"resize_images: n_channels={n_channels!r} must be 1 (grey) or 3 (RGB)")
+    if max_workers < 1:
+        raise ValueError(f"resize_images: max_workers={max_workers} must be >= 1")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    files = [f.relative_to(path) for f in get_image_files(path, recurse=recurse)]
+    with ThreadPoolExecutor(max_workers) as ex:
+        done = list(ex.map(lambda f: resize_image(f, dest, src=path, max_size=max_size, n_channels=n_channels, ext=ext,
+                                                  img_format=img_format, resample=resample, resume=resume, **kwargs),
+                           files))
+    failed = L([path / f for f, ok in zip(files, done) if not ok])
+    if failed:
+        warn(f"resize_images: {len(failed)} file(s) could not be decoded and were not written (first: {failed[0]}); "
+             "remove them (verify_images lists them) or fix them", UserWarning)
+    return failed
+
+
 #: what an image input accepts, said once for every error message and docstring that lists it
 IMAGE_VALUES = ("file paths (str or pathlib.Path), encoded image bytes (JPEG/PNG/...), PIL images, or uint8 (or 16-bit) "
                 "arrays/tensors: (H, W) grey, (H, W, C) or (C, H, W); float arrays/tensors (C, H, W) with values in 0..1")
