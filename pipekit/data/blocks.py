@@ -514,7 +514,7 @@ class MultiCategorize(Transform):
 
     def setup(self, values: pl.Series) -> None:
         if self.encoded:  # nothing to learn; encode checks every item's row, naming it by its position
-            self.vocab_ = CategoryMap(self.vocab)
+            self.vocab_ = CategoryMap(self.vocab or [])
             return
         flat = self._lists(values).explode().drop_nulls()
         if self.vocab is None:

@@ -245,8 +245,8 @@ def resize_image(file: str | os.PathLike, dest: str | os.PathLike, src: str | os
         channels = len(img.getbands())
         too_big = max_size is not None and max(img.size) > max_size
         if too_big or channels != n_channels or dest_fname.suffix.lower() != src_fname.suffix.lower():
-            out = img.resize(resize_to(img.size, max_size), resample=Image.BILINEAR if resample is None else resample) \
-                if too_big and max_size is not None else img
+            filt = Image.Resampling.BILINEAR if resample is None else resample
+            out = img.resize(resize_to(img.size, max_size), resample=filt) if too_big and max_size is not None else img
             if n_channels == 3:
                 out = out.convert("RGB")
             elif n_channels == 1:
@@ -296,7 +296,7 @@ def resize_images(path: str | os.PathLike, max_workers: int = 2, max_size: int |
         done = list(ex.map(lambda f: resize_image(f, dest, src=path, max_size=max_size, n_channels=n_channels, ext=ext,
                                                   img_format=img_format, resample=resample, resume=resume, **kwargs),
                            files))
-    failed = L([path / f for f, ok in zip(files, done) if not ok])
+    failed: L[Path] = L([path / f for f, ok in zip(files, done) if not ok])
     if failed:
         warn(f"resize_images: {len(failed)} file(s) could not be decoded and were not written (first: {failed[0]}); "
              "remove them (verify_images lists them) or fix them", UserWarning)

@@ -118,8 +118,8 @@ class Recorder(Callback):
         self.metrics = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
         self.values, self.history, self.losses, self.lrs, self.moms, self.valid_losses_at = [], [], [], [], [], []
-        self.iters: list[int] = []
-        self.scheduled_hps: dict[str, list[float]] = {}
+        self.iters = []
+        self.scheduled_hps = {}
         self._raw: list[torch.Tensor] = []
         self._bs: list[int] = []
 
