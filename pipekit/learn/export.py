@@ -35,7 +35,7 @@ from pipekit.core.archive import Archive, building_from, read_pipekit, write_arc
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
 from pipekit.core.registry import lookup, name_of, register
-from pipekit.core.validate import Is, check
+from pipekit.core.validate import Is, check, finite_number
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.loader import default_device
 from pipekit.learn.callbacks.core import state_keys
@@ -280,12 +280,35 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
     if isinstance(processor, Component) and not processor.is_fitted:
         raise ExportError(f"{where}: record.json field 'dls.recipe.params.processor.state' is empty: an export's table "
                           "processing is the fitted one; the file is damaged or was not written by learn.export()")
+    if processor is not None:  # its procs as the fitted processing's setup left them (an emptied one reads as unfitted)
+        from pipekit.tabular.processor import TabularProcessor
+        from pipekit.tabular.procs import check_fitted_procs
+
+        if isinstance(processor, TabularProcessor):
+            try:
+                check_fitted_procs(processor.procs, processor.cont_names, processor.cont_names_)
+            except FieldError as e:
+                raise ExportError(f"{where}: record.json {e.within('dls.recipe.params.processor')}; the file is damaged "
+                                  "or was not written by learn.export(): export the trained learner again") from None
     try:
         blocks, n_inp, c, vocab = list(dls.blocks), dls.n_inp, dls.c, dls.vocab
         kind = dls.loss_kind
     except Exception as e:  # noqa: BLE001  (a recipe's own code reads the state, and may raise anything on a bad one)
         raise ExportError(f"{where}: record.json field 'dls' holds a data recipe that cannot be read ({type(e).__name__}"
                           f": {str(e)[:200]})") from None
+    # the statistics a fitted recipe's batch transforms normalise with (an image Normalize's), for its input images
+    channels: list[int | None] = [*sorted({_IMAGE_CHANNELS[b.cls] for b in blocks[:n_inp] if getattr(
+        b, "geometry", None) == "image" and isinstance(getattr(b, "cls", None), str) and b.cls in _IMAGE_CHANNELS})]
+    for i, t in enumerate(getattr(recipe, "batch_tfms_", None) or []):
+        check_stats = getattr(t, "check_stats", None)
+        if not callable(check_stats):
+            continue
+        try:
+            for n_channels in channels or [None]:  # None: statistics for images of channels not known
+                check_stats(n_channels)
+        except FieldError as e:
+            raise ExportError(f"{where}: record.json {e.within(f'dls.recipe.state.batch_tfms_[{i}]')}; the file is "
+                              "damaged or was not written by learn.export(): export the trained learner again") from None
     if kind == "pixel_cross_entropy" and isinstance(loss, BaseLoss) and loss.axis != 1:
         # a mask's classes are the channels of (bs, n_classes, h, w) outputs: another axis would softmax over the
         # image's rows or columns and decode nonsense without any error
@@ -779,7 +802,9 @@ def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[
             raise bad(f"{field}' (parameter {name!r}) holds {extra[:3]}, which {type(inner).__name__}'s step "
                       "functions do not keep")
         for k, v in st.items():
-            want = needed[gi].get(k) if isinstance(inner, Optimizer) else None
+            # what a step keeps under this name, from the trial step: for pipekit's Optimizer its step functions'
+            # entries, for torch's own ("param": a tensor of the parameter's shape, (): a single number)
+            want = needed[gi].get(k) if shaped else None
             if isinstance(v, torch.Tensor):
                 if v.is_complex() or v.dtype == torch.bool or (want == "param" and not v.is_floating_point()):
                     raise bad(f"{field}.{k}' holds {v.dtype} values; optimiser state is real numbers"
@@ -796,11 +821,18 @@ def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[
                     raise bad(f"{field}.{k}' (parameter {name!r}) holds "
                               + ("numbers that are not finite" if not bool(torch.isfinite(v).all()) else
                                  "a number below zero, where it is a step count or a running mean of squares"))
-            elif want in ("param", "a count") or isinstance(want, tuple):
+            elif isinstance(inner, Optimizer) and (want == "a count" or isinstance(want, tuple)):
                 if not (want == "a count" and type(v) is int and v >= 0):
                     raise bad(f"{field}.{k}' must be "
                               f"{'a count (an integer >= 0)' if want == 'a count' else 'a tensor'}, got "
                               f"{str(v)[:60]!r}")
+            elif want == "param" or (want == () and finite_number(v) is None):
+                # a step calls tensor methods on a moment (a null or a number there failed only at the next step, and
+                # a null step count of torch's as the state was set, after the weights); torch's optimisers take a
+                # plain number for a step count, which their load_state_dict makes a tensor
+                raise bad(f"{field}.{k}' (parameter {name!r}) must be "
+                          + (f"a tensor of the parameter's shape {tuple(p.shape)}" if want == "param" else
+                             "a finite number (a single value, as a step count is)") + f", got {str(v)[:60]!r}")
             elif not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
                       or (not shaped and isinstance(v, list))):
                 raise bad(f"{field}.{k}' must be a tensor or a finite number, got {str(v)[:60]!r}")

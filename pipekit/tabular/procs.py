@@ -28,13 +28,11 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ParameterError, warn
+from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check_state, finite_number
 from pipekit.data.transform import as_list
 # the vocabulary type is the data layer's; it is also importable from here, where the tabular classes are built
-from pipekit.data.vocab import CategoryMap as CategoryMap, ValueCodes as ValueCodes, one_value
-
-NA_TOKEN = "#na#"
+from pipekit.data.vocab import CategoryMap as CategoryMap, NA_TOKEN as NA_TOKEN, ValueCodes as ValueCodes, one_value
 
 Frame = pl.DataFrame | pl.LazyFrame
 
@@ -761,6 +759,45 @@ def make_procs(procs: Sequence[Any] | Any | None) -> list[TabularProc]:
     categorify, normalize); anything else is left for the caller's parameter check to name."""
     out = [p() if isinstance(p, type) and issubclass(p, TabularProc) else p for p in as_list(procs)]
     return sorted(out, key=lambda p: p.order if isinstance(p, TabularProc) else 0)
+
+
+def check_fitted_procs(procs: Sequence[Any], cont_names: Sequence[str], cont_names_: Sequence[str]) -> None:
+    """Refuse the procs of a fitted processing read from a file (``load_learner`` checks an export's) that cannot
+    process new rows as ``setup`` left them. Each proc checks its own fields as it is read (``state_from_data``), but
+    an emptied record (``"state": {}``) reads as an unfitted proc, and a FillMissing emptied of its columns as one
+    that fills nothing, which only the processing they belong to can tell apart: every proc must hold what its setup
+    learned (the ``*_`` attributes its class declares), and each FillMissing must fill every continuous input the
+    processing was given (``cont_names``, as its setup fills them all) that it still has (``cont_names_``); one it
+    does not fill reaches the model with its missing values, and its ``<col>_na`` flag is missing from every row. A
+    :class:`FieldError` names the field from the processing's record (``params.procs[0].state.columns_``).
+
+    >>> fm = FillMissing()
+    >>> fm.setup(pl.DataFrame({"age": [20.0, None]}), pl.lit(True), ColumnNames([], ["age"]))
+    >>> check_fitted_procs([fm, Normalize()], ["age"], ["age"])
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.FieldError: field 'params.procs[1].state.means_' is missing: ...
+    """
+    for i, proc in enumerate(procs):
+        if not isinstance(proc, TabularProc):
+            continue  # the processing's parameter check names it
+        name = type(proc).__name__
+        learned = [n for k in type(proc).__mro__ for n in vars(k).get("__annotations__", {})
+                   if n.endswith("_") and not n.startswith("_")]
+        missing = [n for n in learned if n not in vars(proc)]
+        if missing or not proc.is_fitted:
+            raise FieldError(f"params.procs[{i}].state" + (f".{missing[0]}" if missing else ""),
+                             f"is missing: the fitted processing's {name} processes new rows with what its setup "
+                             f"learned ({', '.join(learned) or 'its state'}), and this record holds "
+                             f"{'none of it' if not proc.is_fitted else 'only ' + ', '.join(proc.fitted_state())}")
+        if isinstance(proc, FillMissing):
+            lacking = [c for c in cont_names if c in cont_names_ and c not in proc.columns_]
+            if lacking:
+                raise FieldError(f"params.procs[{i}].state.columns_",
+                                 f"must list every continuous input the processing fills "
+                                 f"(cont_names={list(cont_names)[:8]}), as its setup fills each of them; it lacks "
+                                 f"{lacking[:5]}, whose missing values would reach the model unfilled (and a "
+                                 "'<col>_na' flag the processing names would be missing from every row)")
 
 
 DEFAULT_PROCS = (Categorify, FillMissing, Normalize)

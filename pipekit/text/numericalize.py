@@ -62,6 +62,10 @@ class Numericalize(Transform):
 
     #: the ``vocab`` parameter is kept as ``vocab_arg``: ``vocab`` is the property a reader uses
     param_attrs = {"vocab": "vocab_arg"}
+    #: what ``setup`` learns, declared as Categorize declares its own: a fitted recipe read from a file must hold it
+    #: (``DataBlock.state_from_data`` refuses a Numericalize of its blocks without it, naming the field), so a file
+    #: whose vocab was removed is refused at load and not at the user's predict
+    vocab_: list[str]
 
     param_constraints = {
         "min_freq": Interval(1, None, integer=True),
@@ -92,7 +96,9 @@ class Numericalize(Transform):
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """A learned vocab read from a file must be what ``setup`` makes: tokens (text), each once, the special
-        tokens among them (unknown words map to ``xxunk``), and the vocab given as the parameter when there is one."""
+        tokens among them (unknown words map to ``xxunk``), and the vocab given as the parameter when there is one.
+        An empty state is an unfitted Numericalize's record; a fitted recipe holding one is refused by the recipe,
+        which finds the declared ``vocab_`` missing."""
         if state:
             check_state(state, "Numericalize, to turn tokens into ids,",
                         vocab_=Is(lambda v: isinstance(v, list), "a list of tokens"))

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import torch
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchTransform
@@ -315,8 +315,11 @@ class Normalize(BatchTransform):
             raise ParameterError("Normalize: give both mean and std (one value per channel), or neither to take "
                                  "them from the first training batch")
         mean, std = [float(m) for m in np.ravel(mean)], [float(s) for s in np.ravel(std)]
-        check("Normalize", mean=(mean, Is(lambda v: len(v) > 0, "one value per channel")), std=(std, Is(
-            lambda v: len(v) == len(mean) and min(v) > 0, f"{len(mean)} positive values (one per channel of mean)")))
+        # a NaN or infinite statistic makes every normalised pixel NaN (or 0): refused here, where a file's are read too
+        check("Normalize", mean=(mean, Is(lambda v: len(v) > 0 and bool(np.isfinite(v).all()),
+                                          "one finite value per channel")), std=(std, Is(
+            lambda v: len(v) == len(mean) and bool(np.isfinite(v).all()) and min(v) > 0,
+            f"{len(mean)} finite positive values (one per channel of mean)")))
         self.mean, self.std = mean, std
 
     def setup_batches(self, dl: Any) -> None:
@@ -331,6 +334,27 @@ class Normalize(BatchTransform):
     @classmethod
     def from_stats(cls, mean: Sequence[float], std: Sequence[float]) -> Normalize:
         return cls(mean, std)
+
+    def check_stats(self, channels: int | None = None) -> None:
+        """Refuse the statistics of a Normalize read from a fitted recipe (an export's batch transforms) that cannot
+        normalise its images: none (a fitted recipe's Normalize holds the ones it was given or took from the first
+        training batch as its loaders were built), or statistics for another number of channels than one or the
+        images' ``channels`` (None: not known). ``load_learner`` calls it, so such a file is refused at load and not
+        at predict; a :class:`FieldError` names the parameter (``params.mean``).
+
+        >>> Normalize.from_stats(*mnist_stats).check_stats(3)
+        >>> Normalize.from_stats(*imagenet_stats).check_stats(1)
+        Traceback (most recent call last):
+        ...
+        pipekit.core.errors.FieldError: field 'params.mean' holds statistics for 3 channels, but the recipe's images have 1 ...
+        """
+        if self.mean is None or self.std is None:
+            raise FieldError("params.mean", "is missing (null): a fitted recipe's Normalize holds the per-channel "
+                                            "statistics it was given or took from the first training batch, and this "
+                                            "one holds none to normalise images with")
+        if channels is not None and len(self.mean) not in (1, channels):
+            raise FieldError("params.mean", f"holds statistics for {len(self.mean)} channels, but the recipe's images "
+                                            f"have {channels} (a Normalize holds one value, or one per channel)")
 
     def _stats(self, c: int, like: torch.Tensor | None = None) -> tuple[Any, Any]:
         """Per-channel mean and std for ``c`` channels; as (1, C, 1, 1) tensors ``like`` a float batch."""
@@ -373,3 +397,4 @@ class Normalize(BatchTransform):
                 m, s = self._stats(x.shape[1], x)
                 out[j] = x * s + m
         return tuple(out)
+

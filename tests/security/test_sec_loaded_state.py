@@ -34,6 +34,7 @@ from pipekit.learn import Learner, load_learner, simple_cnn
 from pipekit.tabular import Normalize, Tabular, tabular_learner
 from pipekit.text import AWD_LSTM, TextBlock, text_classifier_learner
 from pipekit.vision import ImageBlock
+from pipekit.vision import Normalize as ImageNormalize
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -192,6 +193,16 @@ def _callbacks_list(rec, t):
     rec["callbacks"] = [1, 2]
 
 
+def _set_opt_entry(name, value):
+    """An edit setting parameter 0's optimiser state entry ``name`` to ``value`` in the record (its tensor unread)."""
+    def edit(rec, t):
+        for pair in _pairs(rec["opt"], "opt", "state", 0):
+            if pair[0] == name:
+                pair[1] = value
+    edit.__name__ = f"_{name}_{'null' if value is None else 'a_number'}"
+    return edit
+
+
 TAMPERED = [
     (_set_next_epoch, r"field 'next_epoch' must be a non-negative integer"),
     (_negative_epoch, r"field 'next_epoch'"),
@@ -205,6 +216,16 @@ TAMPERED = [
     (_moment_of_another_shape, r"field 'opt.opt.state\[0\].exp_avg' has shape \(3,\), but parameter"),
     (_moment_as_a_number, r"field 'opt.opt.state\[0\].exp_avg' has shape \(\), but parameter"),
     (_step_of_a_parameter_shape, r"field 'opt.opt.state\[0\].step' has shape .*a step count is a single number"),
+    # a moment set to null or to a plain number loaded, and Adam's step failed on it at the next fit ('NoneType' object
+    # has no attribute 'lerp_'); a null step count was a raw TypeError from torch after the weights had been replaced
+    (_set_opt_entry("exp_avg", None), r"field 'opt.opt.state\[0\].exp_avg' \(parameter 'embeds.weight'\) must be a "
+                                      r"tensor of the parameter's shape \(\d+,\), got 'None'"),
+    (_set_opt_entry("exp_avg_sq", None), r"field 'opt.opt.state\[0\].exp_avg_sq' \(parameter 'embeds.weight'\) must "
+                                         r"be a tensor of the parameter's shape"),
+    (_set_opt_entry("exp_avg", 0.5), r"field 'opt.opt.state\[0\].exp_avg' \(parameter 'embeds.weight'\) must be a "
+                                     r"tensor of the parameter's shape \(\d+,\), got '0.5'"),
+    (_set_opt_entry("step", None), r"field 'opt.opt.state\[0\].step' \(parameter 'embeds.weight'\) must be a finite "
+                                   r"number \(a single value, as a step count is\), got 'None'"),
     (_missing_moment, r"field 'opt.opt.state\[0\]' \(parameter .*\) lacks \['exp_avg_sq'\]"),
     (_state_of_no_parameter, r"field 'opt.opt.state\[99\]' is the state of parameter"),
     (_lr_as_text, r"field 'opt.opt.param_groups\[0\].lr' must be a number"),
@@ -283,6 +304,21 @@ def test_sec_a_real_checkpoint_still_round_trips(ckpt, tab):
     assert [g["lr"] for g in loaded.opt.param_groups] == [g["lr"] for g in trained.opt.param_groups]
     assert [(dl.seed, dl.epoch) for dl in loaded.dls.loaders] == [(dl.seed, dl.epoch) for dl in trained.dls.loaders]
     loaded.fit(2, 1e-2, start_epoch=loaded.resume_epoch)  # the resumed fit steps with the loaded state
+
+
+def test_sec_a_checkpoint_whose_step_counts_are_plain_numbers_still_resumes(ckpt, tab, tmp_path):
+    """torch's optimisers take a step count written as a plain number (older torch saved it so) and make it a tensor:
+    the check that refuses a null one accepts it, and the resumed fit steps with it."""
+    def plain_steps(rec):
+        for _, state in _pairs(rec["opt"], "opt", "state"):
+            for pair in state["__items__"]:
+                if pair[0] == "step":
+                    pair[1] = 1
+
+    path = edited_copy(ckpt["path"], plain_steps, tmp_path / "plain-steps.pipekit")
+    learn = _learner(tab, ckpt["folder"]).load(path)
+    assert learn.opt.opt.state and all(float(s["step"]) == 1 for s in learn.opt.opt.state.values())
+    learn.fit(2, 1e-2, start_epoch=learn.resume_epoch)
 
 
 def test_sec_what_a_load_leaves_out_is_not_checked(ckpt, tab):
@@ -561,6 +597,62 @@ def _tampered_export(exported, name, edit, tmp_path):
                        part=lambda record: record["dls"]["recipe"])
 
 
+@pytest.fixture(scope="module")
+def normalized(tmp_path_factory):
+    """mnist_tiny's grey 3s and 7s through batch_tfms=Normalize(), which takes its statistics from the first training
+    batch, a small CNN trained an epoch and exported: (learner, path, an image to predict)."""
+    set_seed(0)
+    mnist = D.path("mnist_tiny")
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    splitter=GrandparentSplitter(), batch_tfms=ImageNormalize()).dataloaders(mnist, bs=64, seed=42)
+    learn = Learner(dls, simple_cnn(n_in=1, n_out=dls.c, channels=(4, 8)))
+    learn.fit(1)
+    path = learn.export(tmp_path_factory.mktemp("normalized") / "vision.pipekit")
+    return learn, path, sorted((mnist / "test").iterdir())[0]
+
+
+def test_sec_a_real_export_with_image_normalize_still_loads_and_predicts_identically(normalized):
+    learn, path, image = normalized
+    loaded = load_learner(path)
+    norm = next(t for t in loaded.dls.recipe.batch_tfms_ if isinstance(t, ImageNormalize))
+    assert len(norm.mean) == len(norm.std) == 1 and norm.std[0] > 0  # grey images' statistics, from a training batch
+    assert torch.allclose(loaded.predict(image)[2], learn.predict(image)[2], atol=1e-6)
+
+
+def _image_normalize(recipe):
+    """The record of the image Normalize among a DataBlock recipe's fitted batch transforms."""
+    return next(t for t in recipe["state"]["batch_tfms_"] if t["class"] == "pipekit.vision.Normalize")
+
+
+_NORMALIZE = r"field 'dls.recipe.state.batch_tfms_\[\d+\].params.mean'"
+NORMALIZE_STATS = [
+    (lambda t: t.update(params={}), _NORMALIZE + r" is missing \(null\): a fitted recipe's Normalize holds the "
+                                                 r"per-channel statistics it was given or took from the first training "
+                                                 r"batch"),
+    (lambda t: t["params"].update(mean=None, std=None), _NORMALIZE + r" is missing \(null\)"),
+    (lambda t: t["params"].update(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+     _NORMALIZE + r" holds statistics for 3 channels, but the recipe's images have 1 .*export the trained learner "
+                  r"again"),
+    (lambda t: t["params"].update(mean=[float("nan")]),
+     r"Normalize: mean=\[nan\] is not accepted; expected one finite value per channel"),
+]
+
+
+@pytest.mark.parametrize("edit, message", NORMALIZE_STATS, ids=["params-removed", "null", "rgb-stats", "nan"])
+def test_sec_an_export_whose_image_normalize_cannot_normalise_its_images_is_refused(normalized, tmp_path, edit,
+                                                                                    message):
+    """An image Normalize keeps the statistics it took from a training batch as its parameters: removed or null they
+    read as Normalize() before its loaders were built, and RGB statistics for the recipe's grey images loaded too,
+    each failing only at predict ('Normalize() has no statistics yet', 'Normalize has 3 channel stats but the images
+    have 1 channel(s)'), as a NaN mean made every input NaN there. Each is refused at load, naming the file and the
+    field, and saying what to do."""
+    path = edited_copy(normalized[1], lambda r: edit(_image_normalize(r)), tmp_path / "normalize.pipekit",
+                       part=lambda record: record["dls"]["recipe"])
+    with pytest.raises(ExportError, match=message) as e:
+        load_learner(path)
+    assert str(e.value).startswith(f"{path}: record.json field 'dls")
+
+
 def test_sec_an_export_listing_more_metrics_than_a_learner_uses_is_refused_before_building_them(exported, tmp_path):
     from pipekit.learn import accuracy
 
@@ -578,6 +670,20 @@ def _vocab(recipe, block):
     """The fitted vocab_ list of a DataBlock recipe's block (its Categorize / Numericalize)."""
     return next(t["state"]["vocab_"] for t in recipe["state"]["blocks_"][block]["state"]["tfms_"]
                 if "vocab_" in t.get("state", {}))
+
+
+def _tfm(recipe, block, kind):
+    """The record of the fitted transform ``kind`` (a class name) of a DataBlock recipe's block."""
+    return next(t for t in recipe["state"]["blocks_"][block]["state"]["tfms_"] if t["class"].endswith("." + kind))
+
+
+def _export_proc(recipe, kind):
+    """The record of the proc ``kind`` (a class name) of an export's table processing."""
+    return next(p for p in recipe["params"]["processor"]["params"]["procs"] if p["class"].endswith("." + kind))
+
+
+#: what the processing's procs of an emptied record are named by
+_PROCS = r"field 'dls.recipe.params.processor.params.procs"
 
 
 RECIPES = [
@@ -600,6 +706,13 @@ RECIPES = [
     ("text", lambda r: _vocab(r, 0).pop(), r"field 'dls.recipe.state.blocks_\[0\]' \(TextBlock\) holds a vocabulary "
                                            r"of \d+ tokens, but the model embeds \d+"),
     ("text", lambda r: _vocab(r, 1).pop(), r"field 'dls.recipe.state.blocks_\[1\]' gives 1 class"),
+    # a Numericalize whose vocab was removed (or its whole state emptied) read as an unfitted one: NotFittedError at
+    # predict, naming no file
+    ("text", lambda r: _tfm(r, 0, "Numericalize")["state"].pop("vocab_"),
+     r"field 'dls.recipe.state.blocks_\[0\].state.tfms_\[1\].state.vocab_' is missing: Numericalize encodes new items "
+     r"with what setup learned"),
+    ("text", lambda r: _tfm(r, 0, "Numericalize").update(state={}),
+     r"field 'dls.recipe.state.blocks_\[0\].state.tfms_\[1\].state.vocab_' is missing"),
     # a table's procs: a field removed, a target vocabulary shorter than the outputs
     ("tabular", lambda r: r["params"]["processor"]["state"].pop("cat_names_"),
      r"field 'dls.recipe.params.processor.state.cat_names_' is missing"),
@@ -609,6 +722,18 @@ RECIPES = [
     ("tabular", lambda r: r["params"]["processor"]["state"].update(y_vocab_=["<50k", "=50k", ">=50k"], c_=3),
      r"field 'dls.recipe.params.processor.state.y_vocab_' gives 3 classes \['<50k', '=50k', '>=50k'\], but the "
      r"model's last layer gives 2"),
+    # a proc whose state was emptied read as an unfitted one (NotFittedError at predict); a FillMissing emptied of its
+    # columns filled nothing, so a missing value reached the model (NonFiniteInputError at predict)
+    ("tabular", lambda r: _export_proc(r, "Normalize").update(state={}),
+     _PROCS + r"\[2\].state.means_' is missing: the fitted processing's Normalize processes new rows with what its "
+              r"setup learned \(means_, stds_\), and this record holds none of it; .*export the trained learner "
+              r"again"),
+    ("tabular", lambda r: _export_proc(r, "FillMissing").update(state={}),
+     _PROCS + r"\[0\].state.columns_' is missing: the fitted processing's FillMissing processes new rows with what "
+              r"its setup learned \(columns_, fill_values_, na_columns_\)"),
+    ("tabular", lambda r: _export_proc(r, "FillMissing")["state"].update(columns_=[], fill_values_={}, na_columns_=[]),
+     _PROCS + r"\[0\].state.columns_' must list every continuous input the processing fills \(cont_names=\['age', "
+              r"'fnlwgt'\]\), as its setup fills each of them; it lacks \['age', 'fnlwgt'\]"),
 ]
 
 

@@ -248,6 +248,10 @@ TAMPERED_OPT = {
                          r"'opt.opt.state\[0\].grad_avg' holds torch.int64 values; optimiser state is real numbers"),
     "missing grad_avg": (lambda rec, t: _without(_opt_items(rec, 0), "grad_avg"),
                          r"'opt.opt.state\[0\]' \(parameter '[\w.]+'\) lacks \['grad_avg'\], which Optimizer reads"),
+    # null in the record: named with the parameter whose moving average it is, and the shape that one must have
+    "a null grad_avg": (lambda rec, t: [kv.__setitem__(1, None) for kv in _opt_items(rec, 0) if kv[0] == "grad_avg"],
+                        r"'opt.opt.state\[0\].grad_avg' \(parameter 'embeds.weight'\) must be a tensor of the "
+                        r"parameter's shape \(\d+,\), got 'None'"),
     "a step count as text": (lambda rec, t: _opt_items(rec, 0).append(["step", "1"]) or _without_first(rec, "step"),
                              r"'opt.opt.state\[0\].step' must be a count \(an integer >= 0\), got '1'"),
     "an extra name": (lambda rec, t: _opt_items(rec, 0).append(["lr", 100.0]),
