@@ -280,16 +280,6 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
     if isinstance(processor, Component) and not processor.is_fitted:
         raise ExportError(f"{where}: record.json field 'dls.recipe.params.processor.state' is empty: an export's table "
                           "processing is the fitted one; the file is damaged or was not written by learn.export()")
-    if processor is not None:  # its procs as the fitted processing's setup left them (an emptied one reads as unfitted)
-        from pipekit.tabular.processor import TabularProcessor
-        from pipekit.tabular.procs import check_fitted_procs
-
-        if isinstance(processor, TabularProcessor):
-            try:
-                check_fitted_procs(processor.procs, processor.cont_names, processor.cont_names_)
-            except FieldError as e:
-                raise ExportError(f"{where}: record.json {e.within('dls.recipe.params.processor')}; the file is damaged "
-                                  "or was not written by learn.export(): export the trained learner again") from None
     try:
         blocks, n_inp, c, vocab = list(dls.blocks), dls.n_inp, dls.c, dls.vocab
         kind = dls.loss_kind

@@ -32,7 +32,7 @@ from pipekit.core.errors import DataError, ExportError, FieldError, ParameterErr
 from pipekit.core.validate import Is, Options, check_state
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, Normalize,
-                                   TabularProc, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
+                                   TabularProc, check_fitted_procs, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
                                    make_procs, nested_column_error, present, schema_of)
 
 _SPLIT_COL = "__pipekit_train__"
@@ -504,8 +504,9 @@ class TabularProcessor(Component):
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The fitted state of a file (a learner export's recipe, a processor saved on its own, an ensemble's procs),
-        checked before anything encodes with it: the column names, the target's kind, classes and size, and a
-        target type pipekit knows with classes of it. A :class:`FieldError` names the field (``state.y_vocab_``)."""
+        checked before anything encodes with it: the column names, the target's kind, classes and size, a target type
+        pipekit knows with classes of it, and every proc fitted (:func:`~pipekit.tabular.procs.check_fitted_procs`).
+        A :class:`FieldError` names the field (``state.y_vocab_``, ``params.procs[1].state.means_``)."""
         if not state:
             return  # an unfitted processor's record
         super().state_from_data(state)
@@ -523,6 +524,8 @@ class TabularProcessor(Component):
         self._check_categories()
         self._check_flags()
         self._check_scaled()
+        # an emptied proc reads as an unfitted one, which only the processing it belongs to can tell apart
+        check_fitted_procs(self.procs, self.cont_names, self.cont_names_)
 
     def _check_scaled(self) -> None:
         """The columns each fitted proc works on, as ``setup`` chose them: the inputs are distinct, each either

@@ -789,7 +789,8 @@ def check_fitted_procs(procs: Sequence[Any], cont_names: Sequence[str], cont_nam
             raise FieldError(f"params.procs[{i}].state" + (f".{missing[0]}" if missing else ""),
                              f"is missing: the fitted processing's {name} processes new rows with what its setup "
                              f"learned ({', '.join(learned) or 'its state'}), and this record holds "
-                             f"{'none of it' if not proc.is_fitted else 'only ' + ', '.join(proc.fitted_state())}")
+                             f"{'none of it' if not proc.is_fitted else 'only ' + ', '.join(proc.fitted_state())}; "
+                             "the file is damaged or was not written by pipekit: save or export it again")
         if isinstance(proc, FillMissing):
             lacking = [c for c in cont_names if c in cont_names_ and c not in proc.columns_]
             if lacking:
@@ -797,7 +798,8 @@ def check_fitted_procs(procs: Sequence[Any], cont_names: Sequence[str], cont_nam
                                  f"must list every continuous input the processing fills "
                                  f"(cont_names={list(cont_names)[:8]}), as its setup fills each of them; it lacks "
                                  f"{lacking[:5]}, whose missing values would reach the model unfilled (and a "
-                                 "'<col>_na' flag the processing names would be missing from every row)")
+                                 "'<col>_na' flag the processing names would be missing from every row); the file "
+                                 "is damaged or was not written by pipekit: save or export it again")
 
 
 DEFAULT_PROCS = (Categorify, FillMissing, Normalize)

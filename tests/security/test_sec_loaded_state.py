@@ -455,6 +455,12 @@ STATES = [
                                                                            r"above 0 within float32's range"),
     ("weighted", lambda r, a, array: _st(r)["processor_"]["params"]["procs"].append(_proc(r, "Normalize")),
      r"TabularProcessor refuses: procs lists \['Normalize'\] more than once"),
+    # an emptied proc read as an unfitted one, and failed only at predict (as a learner export's is refused)
+    ("weighted", lambda r, a, array: _proc(r, "Normalize").update(state={}),
+     r"processor_.params.procs\[2\].state.means_' is missing: the fitted processing's Normalize processes new rows"),
+    ("weighted", lambda r, a, array: _proc(r, "FillMissing")["state"].update(columns_=[], fill_values_={},
+                                                                              na_columns_=[]),
+     r"processor_.params.procs\[0\].state.columns_' must list every continuous input the processing fills"),
     # the columns each proc works on: Categorify codes categorical inputs, FillMissing fills continuous ones
     ("weighted", lambda r, a, array: _proc(r, "Categorify")["state"]["classes_"].update(age=["#na#", "49"]),
      r"state.classes_' must name only categorical inputs"),
@@ -726,8 +732,8 @@ RECIPES = [
     # columns filled nothing, so a missing value reached the model (NonFiniteInputError at predict)
     ("tabular", lambda r: _export_proc(r, "Normalize").update(state={}),
      _PROCS + r"\[2\].state.means_' is missing: the fitted processing's Normalize processes new rows with what its "
-              r"setup learned \(means_, stds_\), and this record holds none of it; .*export the trained learner "
-              r"again"),
+              r"setup learned \(means_, stds_\), and this record holds none of it; the file is damaged or was not "
+              r"written by pipekit: save or export it again"),
     ("tabular", lambda r: _export_proc(r, "FillMissing").update(state={}),
      _PROCS + r"\[0\].state.columns_' is missing: the fitted processing's FillMissing processes new rows with what "
               r"its setup learned \(columns_, fill_values_, na_columns_\)"),
