@@ -66,8 +66,11 @@ def test_stats_fitted_on_train_only(tab, adult_df):
     fill = [p for p in tab.procs if isinstance(p, FillMissing)][0]
     assert fill.fill_values_["education-num"] == pytest.approx(float(np.nanmedian(train["education-num"].to_numpy())))
     assert norm.means_["age"] == pytest.approx(train["age"].mean(), rel=1e-6)
-    conts = tab.train.conts.to_numpy()
-    assert np.allclose(conts.mean(0), 0, atol=1e-4) and np.allclose(conts.std(0, ddof=1), 1, atol=1e-3)
+    # the population std (ddof=0), as fastai's Normalize: its scaled values are the book's
+    assert norm.stds_["age"] == pytest.approx(train["age"].std(ddof=0), rel=1e-7)
+    assert norm.stds_["age"] != pytest.approx(train["age"].std(ddof=1), rel=1e-6)
+    conts = tab.train.conts.to_numpy().astype(np.float64)
+    assert np.allclose(conts.mean(0), 0, atol=1e-4) and np.allclose(conts.std(0, ddof=0), 1, atol=1e-6)
     # the validation rows use the training statistics, so their mean is not exactly 0
     assert abs(tab.valid.conts["age"].mean()) > 1e-5
 

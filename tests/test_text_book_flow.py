@@ -157,3 +157,25 @@ def test_text_learner_example_fits_the_books_lmmodel7():
              if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LMModel7"]
     assert len(calls) == 1
     inspect.signature(book_lmmodel7).bind(*calls[0].args)
+
+
+def test_numericalize_orders_tokens_of_equal_counts_as_first_used_so_ids_are_the_books(txts):
+    """fastai's vocabulary: ``Counter.most_common`` (count, then first use in the training texts) after the special
+    tokens, padded to a multiple of 8. On the same token lists the vocab, and so every id, is fastai's."""
+    from collections import Counter
+
+    toks = [t.lower().split() for t in txts[:300]]
+    num = Numericalize(min_freq=2)
+    num.setup(toks)
+    specials = num.vocab[:9]
+    counted = Counter(tok for text in toks for tok in text)
+    expected = specials + [t for t, c in counted.most_common() if c >= 2 and t not in specials]
+    expected += ["xxfake"] * (-len(expected) % 8)
+    assert num.vocab == expected and len(expected) > 4000
+    ties = [t for t, c in counted.most_common() if c == 7][:6]
+    assert len(ties) == 6 and ties != sorted(ties)  # equal counts in order of first use, not alphabetical
+    # the training texts are the ones at idx, in their order
+    num.setup(TokenizedTexts.from_lists(toks, "test"), idx=[5, 4, 3])
+    first = Counter(tok for i in [5, 4, 3] for tok in toks[i])
+    expected = specials + [t for t, c in first.most_common() if c >= 2 and t not in specials]
+    assert num.vocab == expected + ["xxfake"] * (-len(expected) % 8)

@@ -694,17 +694,18 @@ def denormalize(z: Any, mean: float, std: float) -> np.ndarray:
 
 
 class Normalize(TabularProc):
-    """Scale continuous columns to zero mean and unit standard deviation of the training rows.
+    """Scale continuous columns to zero mean and unit standard deviation of the training rows (the population
+    standard deviation, ``ddof=0``, as fastai's ``Normalize`` computes it, so the scaled values are the book's).
 
     A constant column keeps std 1 so it becomes zeros instead of infinities.
 
     Example:
         >>> import polars as pl
-        >>> df = pl.DataFrame({"x": [1.0, 2.0, 3.0]})
+        >>> df = pl.DataFrame({"x": [1.0, 3.0, 5.0, 7.0]})
         >>> norm = Normalize()
         >>> norm.setup(df, pl.lit(True), ColumnNames([], ["x"]))
-        >>> df.with_columns(norm.expressions())["x"].to_list()
-        [-1.0, 0.0, 1.0]
+        >>> norm.stds_, df.with_columns(norm.expressions())["x"].to_list()
+        ({'x': 2.23606797749979}, [-1.341640830039978, -0.4472135901451111, 0.4472135901451111, 1.341640830039978])
     """
 
     order = 2
@@ -717,7 +718,7 @@ class Normalize(TabularProc):
             self.means_, self.stds_ = {}, {}
             return
         stats = collect(frame.select([pl.col(c).filter(train).mean().alias(f"{c}\x00m") for c in cols]
-                                      + [pl.col(c).filter(train).std().alias(f"{c}\x00s") for c in cols]))
+                                      + [pl.col(c).filter(train).std(ddof=0).alias(f"{c}\x00s") for c in cols]))
         self.means_, self.stds_ = {}, {}
         for c in cols:
             m, s = stats[f"{c}\x00m"][0], stats[f"{c}\x00s"][0]

@@ -42,7 +42,8 @@ def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TO
 
 class Numericalize(Transform):
     """Map tokens to ids: special tokens first, then tokens seen at least ``min_freq`` times in the
-    training texts, most frequent first (ties alphabetical), at most ``max_vocab`` entries, padded with
+    training texts, most frequent first (ties in the order the training texts first use them, as fastai's
+    ``Counter.most_common``, so the ids are the book's), at most ``max_vocab`` entries, padded with
     ``xxfake`` to a multiple of 8 (faster matrix products). Unknown tokens map to ``xxunk`` (id 0).
 
     The learned vocabulary is ``vocab_``; ``vocab`` reads it as the book does (before ``setup``, the
@@ -130,15 +131,21 @@ class Numericalize(Transform):
         if not isinstance(tokens, TokenizedTexts):
             raise ParameterError(f"Numericalize.setup takes a TokenizedTexts (Tokenizer.encode output) or a list of "
                                  f"token lists, got {type(tokens).__name__}")
-        counts = tokens.counts(idx)
+        ids = tokens.subset_ids(idx)
+        counts = np.bincount(ids, minlength=len(tokens.vocab))
+        # where each token is first used in the training texts (in their order): it orders tokens of equal counts
+        seen, at = np.unique(ids, return_index=True)
+        first = np.full(len(tokens.vocab), len(ids), dtype=np.int64)
+        first[seen] = at
         specials = self.specials
-        cand = sorted((-int(c), t) for t, c in zip(tokens.vocab, counts) if c >= self.min_freq and t not in specials)
+        cand = sorted((-int(c), int(f), t) for t, c, f in zip(tokens.vocab, counts, first)
+                      if c >= self.min_freq and t not in specials)
         if not cand and len(tokens.vocab):
             words = [int(c) for t, c in zip(tokens.vocab, counts) if t not in specials]
             raise DataError(f"Numericalize: no token appears min_freq={self.min_freq} times in the training texts (the "
                             f"most frequent appears {max(words, default=0)} times), so every word would be "
                             f"{UNK!r}; lower min_freq")
-        vocab = specials + [t for _, t in cand[: self.max_vocab - len(specials)]]
+        vocab = specials + [t for _, _, t in cand[: self.max_vocab - len(specials)]]
         vocab += [FAKE] * (-len(vocab) % 8)
         self.vocab_ = vocab
 
