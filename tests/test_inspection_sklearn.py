@@ -127,10 +127,12 @@ def test_drop_redundant_of_tabular_regressor_on_raw_pairs():
     assert np.isclose(out["score"][0], rmse(y[1000:], full.predict(X[1000:])))
 
 
-def test_contributions_and_waterfall_refuse_sklearn_estimators_naming_what_to_use(ross):
+def test_contributions_take_a_sklearn_forest_and_waterfall_refuses_a_model_naming_what_to_use(ross):
     _, tab, rf, _ = ross
-    with pytest.raises(ParameterError, match="pipekit's RandomForest or GBM"):
-        contributions(rf, tab.valid)
+    c = contributions(rf, tab.valid)  # the book's forest on tab.train.xs: tree-interpreter, exact
+    assert np.abs(c.bias + c.values.sum(1) - rf.predict(tab.valid.xs)).max() < 1e-9
+    with pytest.raises(ParameterError, match="no exact per-row contributions.*permutation_importance"):
+        contributions(TabularRegressor(), tab.valid)
     with pytest.raises(ParameterError, match=r"contributions\(model, data\)"):
         waterfall_plot(rf)
 

@@ -1,7 +1,8 @@
 """Per-row contributions of any model that has exact ones: a tree model's own (``RandomForest``,
-``ExtraTrees``: tree-interpreter, in probabilities or values; ``GBM``: TreeSHAP, in raw scores), and the
-weighted mean of them for a model that averages tree models (``BaggedModel``, ``MeanEnsemble``,
-``WeightedEnsemble``).
+``ExtraTrees``: tree-interpreter, in probabilities or values; ``GBM``: TreeSHAP, in raw scores), those of a
+fitted scikit-learn forest or tree (the book's ``RandomForestRegressor(...).fit(xs, y)``: tree-interpreter, as
+``treeinterpreter.predict(m, row.values)`` gives them), and the weighted mean of them for a model that averages
+tree models (``BaggedModel``, ``MeanEnsemble``, ``WeightedEnsemble``).
 
 An average of predictions is explained exactly by the same average of their contributions only when the
 contributions are in the space the model averages in: probabilities or values. A GBM classifier's
@@ -20,16 +21,27 @@ Example:
     >>> c = contributions(ens, data)
     >>> c.space, bool(np.allclose(c.bias + c.values.sum(1), ens.predict(data)))
     ('probability', True)
+
+The book's scikit-learn forest, fitted on a pandas frame, explained on the first rows of another:
+
+    >>> import pandas as pd
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> xs = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    >>> m = RandomForestRegressor(n_estimators=5, random_state=0).fit(xs, 2 * xs["a"] + xs["b"])
+    >>> c = contributions(m, xs.iloc[:5])
+    >>> c.feature_names, bool(np.allclose(c.bias + c.values.sum(1), m.predict(xs.iloc[:5])))
+    (['a', 'b'], True)
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from pipekit.backends.base import Contributions, Model
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, NotFittedError, ParameterError
 
 
 @runtime_checkable
@@ -43,14 +55,22 @@ def contributions(model: Any, data: Any) -> Contributions:
     """Per-row contributions of ``model`` on ``data``: ``bias + values.sum(features) == prediction`` (per
     class for classification), for ``waterfall_plot``.
 
-    ``RandomForest`` / ``ExtraTrees`` and ``GBM`` give their own (``model.contributions``). ``BaggedModel``
+    ``RandomForest`` / ``ExtraTrees`` and ``GBM`` give their own (``model.contributions``). A fitted
+    scikit-learn forest or tree (``RandomForestRegressor``/``Classifier``, ``ExtraTreesRegressor``/``Classifier``,
+    ``DecisionTreeRegressor``/``Classifier``, ``ExtraTreeRegressor``/``Classifier``, one output), as the book fits
+    on ``to.train.xs``, gives the tree-interpreter contributions of ``RandomForest`` (the same path walk, over its
+    trees): the values of ``m.predict`` or the probabilities of ``m.predict_proba`` (columns in ``m.classes_``
+    order). ``data`` is then a pandas or Polars frame (``valid_xs.iloc[:5]``), a processed split (``to.valid``), or
+    a 2-D array (``row.values``); the features are the model's ``feature_names_in_`` (read by name from a frame),
+    or, for a model fitted on an array, the frame's columns in order (``x0``, ``x1``, ... for an array). ``BaggedModel``
     gives the mean of its fold models' contributions, ``MeanEnsemble`` and ``WeightedEnsemble`` the weighted
     mean of their members' (members without weight are left out), with the class columns in ``classes_``
     order and the columns of every member (zero where a member does not use one). These are exact when the
     averaged contributions are probabilities (forest classifiers) or values (regression); a GBM
     classifier's are log-odds, which do not average into the model's probability, so an average holding
     one is refused. A model without an exact decomposition (``TorchTabular``, ``StackingEnsemble``,
-    ``SklearnModel``, ``XGBoost``, ``CatBoost``) is refused, naming what explains it instead.
+    ``SklearnModel``, ``XGBoost``, ``CatBoost``, a scikit-learn estimator other than a forest or tree) is refused,
+    naming what explains it instead.
     """
     from pipekit.ensemble.bagged import BaggedModel
     from pipekit.ensemble.base import Ensemble, member_name
@@ -67,10 +87,16 @@ def contributions(model: Any, data: Any) -> Contributions:
                  for i, (w, m) in enumerate(zip(model.weights_, model.members)) if w > 0]
     elif isinstance(model, Decomposes) and not isinstance(model, Ensemble):
         return model.contributions(data)
+    elif _is_sklearn_trees(model):
+        forest, data = _as_forest(model, data)
+        with warnings.catch_warnings():  # the columns were matched to the model's by name, its trees read arrays
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return forest.contributions(data)
     else:
         outside = "" if isinstance(model, Model) else (
-            " (a scikit-learn estimator, TabularClassifier/TabularRegressor included, has no tree paths pipekit "
-            "reads: fit pipekit's RandomForest or GBM on the Tabular's split for exact contributions)")
+            " (of scikit-learn estimators only forests and trees are read: RandomForest/ExtraTrees Regressor or "
+            "Classifier, DecisionTree/ExtraTree Regressor or Classifier; TabularClassifier/TabularRegressor and "
+            "boosted or linear models have no tree paths pipekit reads)")
         raise ParameterError(
             f"{type(model).__name__} has no exact per-row contributions: only tree models decompose a prediction "
             "exactly (RandomForest, ExtraTrees, GBM, and BaggedModel, MeanEnsemble or WeightedEnsemble averages of "
@@ -89,6 +115,82 @@ def contributions(model: Any, data: Any) -> Contributions:
                 "alone (contributions(that_model, data)), or average forests, whose contributions are probabilities")
         explained.append((w, c))
     return _weighted_mean(explained, model.classes_ if model.task == "classification" else None)
+
+
+def _sklearn_tree_types() -> tuple[type, ...]:
+    """The scikit-learn estimators whose trees the forest's path walk reads: forests averaging decision trees,
+    and single decision trees."""
+    from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier,
+                                  RandomForestRegressor)
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
+
+    return (RandomForestRegressor, RandomForestClassifier, ExtraTreesRegressor, ExtraTreesClassifier,
+            DecisionTreeRegressor, DecisionTreeClassifier, ExtraTreeRegressor, ExtraTreeClassifier)
+
+
+def _is_sklearn_trees(model: Any) -> bool:
+    # scikit-learn is imported only for one of its own estimators
+    return type(model).__module__.split(".")[0] == "sklearn" and isinstance(model, _sklearn_tree_types())
+
+
+class _OneTree:
+    """A fitted scikit-learn tree as a forest of that one tree (what the forest backend reads: ``estimators_``,
+    ``n_jobs``, ``predict`` / ``predict_proba``): the mean over one tree is the tree."""
+
+    def __init__(self, tree: Any) -> None:
+        self.estimators_, self.n_jobs, self.tree = [tree], 1, tree
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.tree.predict(X)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.tree.predict_proba(X)
+
+
+def _as_forest(model: Any, data: Any) -> tuple[Any, Any]:
+    """A fitted scikit-learn forest or tree as pipekit's forest backend holding it (``model_``, read as it is: no
+    copy, nothing refitted), so ``RandomForest.contributions`` walks its trees; and ``data`` as that backend reads
+    it (a 2-D array as a frame of the model's features)."""
+    import polars as pl
+    from sklearn.base import is_classifier
+
+    from pipekit.backends.data import as_data
+    from pipekit.backends.forest import ExtraTrees, RandomForest
+
+    name = type(model).__name__
+    single = not hasattr(model, "n_estimators")  # a tree, not a forest (fitted or not)
+    if not hasattr(model, "tree_" if single else "estimators_"):
+        raise NotFittedError(f"{name} is not fitted yet; fit it (m.fit(xs, y)) before asking for its contributions")
+    if getattr(model, "n_outputs_", 1) != 1:
+        raise ParameterError(f"{name} predicts {model.n_outputs_} targets at once; contributions explain one: fit "
+                             "one model per target")
+    n_features = int(model.n_features_in_)
+    names = getattr(model, "feature_names_in_", None)
+    if isinstance(data, (np.ndarray, list)):
+        X = np.asarray(data)
+        X = X[None, :] if X.ndim == 1 else X
+        if X.ndim != 2 or X.shape[1] != n_features:
+            raise DataError(f"{name} was fitted on {n_features} features; the array has shape {X.shape}: give rows "
+                            f"of {n_features} values (row.values), or a frame with the model's columns")
+        cols = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(n_features)]
+        data = pl.DataFrame({c: X[:, j] for j, c in enumerate(cols)})
+    data = as_data(data)  # a frame, a row, a processed split: its inputs
+    if names is None:  # fitted on an array: the frame's columns are its features, in order
+        cols = list(data.xs.columns)
+        if len(cols) != n_features:
+            raise DataError(f"{name} was fitted on an array of {n_features} features without names; the data has "
+                            f"{len(cols)} column(s): give a frame of exactly its {n_features} columns, in the order "
+                            "it was fitted on")
+        names = cols
+    task = "classification" if is_classifier(model) else "regression"
+    forest = (ExtraTrees if "ExtraTree" in name else RandomForest)(
+        task, n_estimators=1 if single else len(model.estimators_), n_jobs=None, name=name)
+    forest.model_ = _OneTree(model) if single else model
+    forest.feature_names_ = [str(c) for c in names]
+    forest.cat_features_, forest.procs_signature_ = [], None
+    if task == "classification":
+        forest.classes_ = np.asarray(model.classes_)
+    return forest, data
 
 
 def _weighted_mean(parts: list[tuple[float, Contributions]], classes: np.ndarray | None) -> Contributions:

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -28,8 +28,10 @@ from pipekit.core.validate import Is, check, check_positive_int, is_column, is_m
 from pipekit.data.items import (TABLE_SUFFIXES, read_csv_table, refuse_repeated_headers, strip_initial_spaces, table_error,
                                 to_items)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
+from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
-from pipekit.tabular.procs import DEFAULT_PROCS, Procs, TabularProc, float32_overflow_error
+from pipekit.tabular.procs import (DEFAULT_PROCS, Categorify, FillMissing, Normalize, Procs, TabularProc,
+                                   float32_overflow_error)
 
 Splits = Splitter | Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]] | Sequence[Any] | None
 
@@ -312,8 +314,88 @@ def take_rows(frame: pl.DataFrame, idxs: np.ndarray) -> pl.DataFrame:
     return frame[idxs]
 
 
+_P = TypeVar("_P", bound=TabularProc)
+
+
+class FittedProc(Generic[_P]):
+    """A fitted proc of a Tabular as fastai's ``TabularPandas`` shows it (``to.fill_missing``, ``to.categorify``,
+    ``to.normalize``): a view of the proc itself (``.proc``), whose attributes it reads (``fill_values_``,
+    ``classes_``, ``means_``, ...), with fastai's names for what it learned. It holds nothing of its own."""
+
+    def __init__(self, proc: _P) -> None:
+        self.proc = proc
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "proc":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.proc, name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.proc!r})"
+
+
+class FillMissingView(FittedProc[FillMissing]):
+    """``to.fill_missing``: the fitted :class:`~pipekit.tabular.procs.FillMissing`, with fastai's ``na_dict``."""
+
+    @property
+    def na_dict(self) -> dict[str, float]:
+        """The value each continuous column with missing values in the training rows is filled with (those columns
+        get a ``<col>_na`` flag), as fastai's ``to.fill_missing.na_dict``; ``fill_values_`` has every column's."""
+        return {c: self.proc.fill_values_[c] for c in self.proc.na_columns_}
+
+    @property
+    def fill_strategy(self) -> str:
+        """fastai's name of ``strategy`` ('median', 'mode' or 'constant')."""
+        return self.proc.strategy
+
+
+class CategorifyView(FittedProc[Categorify]):
+    """``to.categorify``: the fitted :class:`~pipekit.tabular.procs.Categorify`, with fastai's ``classes`` and
+    ``to.categorify['col']``."""
+
+    @property
+    def classes(self) -> dict[str, Any]:
+        """Each categorical column's classes, ``#na#`` first (``classes_``; the same as ``to.classes``)."""
+        return self.proc.classes_
+
+    def __getitem__(self, col: str) -> Any:
+        """One column's classes (a :class:`~pipekit.tabular.procs.CategoryMap`), as fastai's
+        ``to.categorify['col']``."""
+        return self.proc.classes_[col]
+
+
+class NormalizeView(FittedProc[Normalize]):
+    """``to.normalize``: the fitted :class:`~pipekit.tabular.procs.Normalize`, with fastai's ``means`` and
+    ``stds``."""
+
+    @property
+    def means(self) -> dict[str, float]:
+        return self.proc.means_
+
+    @property
+    def stds(self) -> dict[str, float]:
+        return self.proc.stds_
+
+
 class _FittedNames:
-    """Column names and fitted vocabularies, read from the processor (what models and ensembles use)."""
+    """Column names and fitted vocabularies, read from the processor (what models and ensembles use).
+
+    fastai's ``TabularPandas`` names read the same processing, on the table and on each split (``to.train``):
+    ``vocab`` (the target's classes), ``all_col_names``, and the fitted procs ``fill_missing``, ``categorify`` and
+    ``normalize``.
+
+    Example:
+        >>> from pipekit.datasets import path
+        >>> from pipekit.data.splitters import RandomSplitter
+        >>> from pipekit.tabular import Tabular, Categorify, FillMissing, Normalize
+        >>> to = Tabular(path("adult_sample") / "adult.csv", procs=[Categorify, FillMissing, Normalize],
+        ...              cat_names=["workclass"], cont_names=["age", "education-num"], y_names="salary",
+        ...              splits=RandomSplitter(valid_pct=0.2, seed=42))
+        >>> to.vocab, to.valid.vocab.o2i[">=50k"], to.all_col_names
+        (['<50k', '>=50k'], 1, ['workclass', 'education-num_na', 'age', 'education-num', 'salary'])
+        >>> to.fill_missing.na_dict, to.categorify["workclass"][:3], to.train.normalize.means["age"] > 38
+        ({'education-num': 10.0}, ['#na#', ' ?', ' Federal-gov'], True)
+    """
 
     processor: TabularProcessor
 
@@ -338,6 +420,48 @@ class _FittedNames:
     @property
     def y_vocab(self) -> list[str] | None:
         return self.processor.y_vocab_
+
+    @property
+    def vocab(self) -> Any:
+        """The target's classes in code order, in the target's own type (fastai's ``to.vocab``; ``dls.vocab`` is the
+        same): a :class:`~pipekit.tabular.procs.CategoryMap` (``.o2i[label]`` is a class's code). A regression
+        target has none: an AttributeError, as in fastai."""
+        p = self.processor
+        classes = p.y_classes_
+        if p.y_kind_ != "category" or classes is None:
+            raise AttributeError(f"vocab is the classes of a category target; this table's target {p.y_names} is "
+                                 f"{'a regression' if p.y_kind_ == 'regression' else 'absent'} (y_kind={p.y_kind_!r})")
+        return CategoryMap(classes, name=", ".join(p.y_names))
+
+    @property
+    def all_col_names(self) -> list[str]:
+        """The processed columns: categorical (``_na`` flags included), continuous, then target (fastai's
+        ``to.all_col_names``)."""
+        return self.cat_names + self.cont_names + self.y_names
+
+    def _proc(self, kind: type[TabularProc], view: type[FittedProc[Any]]) -> Any:
+        for proc in self.processor.procs:
+            if isinstance(proc, kind):
+                return view(proc)
+        raise AttributeError(f"this table was processed without {kind.__name__} (procs="
+                             f"{[type(p).__name__ for p in self.processor.procs]}); add it to procs to have it")
+
+    @property
+    def fill_missing(self) -> FillMissingView:
+        """The fitted ``FillMissing`` (fastai's ``to.fill_missing``): ``.na_dict`` is the fill value of each column
+        that had missing values in the training rows."""
+        return self._proc(FillMissing, FillMissingView)
+
+    @property
+    def categorify(self) -> CategorifyView:
+        """The fitted ``Categorify`` (fastai's ``to.categorify``): ``['col']`` is a column's classes, ``.classes``
+        every column's."""
+        return self._proc(Categorify, CategorifyView)
+
+    @property
+    def normalize(self) -> NormalizeView:
+        """The fitted ``Normalize`` (fastai's ``to.normalize``): ``.means`` and ``.stds`` by column."""
+        return self._proc(Normalize, NormalizeView)
 
 
 def show_rows(processor: TabularProcessor, frame: pl.DataFrame, max_n: int, who: str) -> None:
@@ -807,7 +931,7 @@ class Tabular(_FittedNames):
         >>> tab = Tabular(pl.DataFrame({"a": ["x", None, "x"], "t": [10.0, 20.0, 30.0], "y": ["no", "yes", "no"]}),
         ...               cat_names=["a"], cont_names=["t"], y_names="y", splits=([0, 1], [2]))
         >>> [round(v, 4) for v in tab.items["t"]], tab.items["a"].to_list(), tab.items["y"].to_list()
-        ([-0.7071, 0.7071, 2.1213], [1, 0, 1], [0, 1, 0])
+        ([-1.0, 1.0, 3.0], [1, 0, 1], [0, 1, 0])
         >>> tab.show(2)  # doctest: +ELLIPSIS
         ┌──────┬──────┬─────┐
         │ a    ┆ t    ┆ y   │

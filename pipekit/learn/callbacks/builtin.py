@@ -20,6 +20,7 @@ from torch import nn
 
 from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check, check_state, finite_number
+from pipekit.data.lists import L
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks.core import (
     Callback, CancelBatchException, CancelFitException, CancelTrainException, CancelValidException,
@@ -578,25 +579,66 @@ class ActivationStats(HookCallback):
     ``with_hist=True``, ``hist_[name]`` holds each batch's histogram of the activations (40 bins over 0..10),
     drawn by ``color_dim`` (the book's "colorful dimension") and ``dead_chart``.
 
+    fastai's names read the same numbers: ``stats`` is one entry per recorded batch, each a list with one dict per
+    hooked layer (``{'mean', 'std', 'near_zero'}``, and ``'hist'``, a tensor of the 40 counts, with
+    ``with_hist=True``), so ``stats[-1][0]['mean']`` is the first layer's mean in the last batch; ``modules`` is
+    the list of hooked modules once a fit has started (before, the ``modules`` given).
+
     >>> from pipekit.learn import ActivationStats
     >>> cb = ActivationStats(with_hist=True)   # learn.fit_one_cycle(1, 0.06, cbs=cb); cb.color_dim(-2)
+
+    Example (a fit of a small net, then fastai's layout):
+        >>> import torch, torch.nn.functional as F
+        >>> from torch import nn
+        >>> from pipekit.learn import Learner
+        >>> from pipekit.data.dataloaders import DataLoaders
+        >>> from pipekit.data import set_seed
+        >>> set_seed(0)
+        >>> xs, ys = torch.randn(64, 4), torch.randint(0, 2, (64,))
+        >>> ds = list(zip(xs, ys))
+        >>> dls = DataLoaders.from_dsets(ds, ds, bs=16, device="cpu")
+        >>> learn = Learner(dls, nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), loss_func=F.cross_entropy,
+        ...                 cbs=ActivationStats(with_hist=True))
+        >>> learn.fit(1)
+        >>> st = learn.activation_stats
+        >>> len(st.stats), len(st.stats[0]), list(st.stats[0][0]), tuple(st.stats[0][0]['hist'].shape)
+        (4, 2, ['mean', 'std', 'near_zero', 'hist'], (40,))
+        >>> st.modules == [learn.model[0], learn.model[2]], st.stats[-1][1]['mean'] == float(st.stats_['2'][-1, 0])
+        (True, True)
     """
 
     order = -7  # just after HookCallback's -8, a distinct place in the run-order table
     param_constraints = {**HookCallback.param_constraints, "every": _COUNT, "near_zero": Interval(0, None)}
+    #: the ``modules`` parameter is kept as ``modules_arg``: ``modules`` is the property a reader uses (fastai's)
+    param_attrs = {**HookCallback.param_attrs, "modules": "modules_arg"}
 
     def __init__(self, modules: Sequence[nn.Module] | None = None, near_zero: float = 0.05, every: int = 1,
                  with_hist: bool = False):
         self.near_zero, self.with_hist = near_zero, with_hist
         super().__init__(modules=modules, every=every)
 
+    @property
+    def modules(self) -> list[nn.Module] | Sequence[nn.Module] | None:
+        """The hooked modules once a fit has started (fastai's ``learn.activation_stats.modules``: the layers of
+        ``stats``, in order), before it the ``modules`` given (None: every leaf module with parameters)."""
+        hooked = self.__dict__.get("_hooked")
+        return hooked if hooked is not None else self.modules_arg
+
+    @modules.setter
+    def modules(self, value: Sequence[nn.Module] | None) -> None:
+        self.modules_arg = value
+
     def before_fit(self) -> None:
+        self._hooked: list[nn.Module] | None = None  # the modules given (not the last fit's) choose what is hooked
         names = {m: n for n, m in self.learn.model.named_modules()}
         mods = self.hooked_modules()
+        self._hooked = mods
         self._names = [names.get(m, type(m).__name__) for m in mods]
         self._name_of = {id(m): n for m, n in zip(mods, self._names)}
         self._buf: dict[str, list[torch.Tensor]] = {n: [] for n in self._names}
         self._hist: dict[str, list[torch.Tensor]] = {n: [] for n in self._names}
+        self._batch_of: dict[str, list[int]] = {n: [] for n in self._names}  # the recorded batch of each record
+        self._batches = 0
         super().before_fit()
 
     def hook(self, module: nn.Module, inp: Any, out: Any) -> None:
@@ -606,14 +648,55 @@ class ActivationStats(HookCallback):
         name = self._name_of[id(module)]
         # kept on the device as small tensors: no host sync per batch
         self._buf[name].append(torch.stack([o.mean(), o.std(), (o <= self.near_zero).float().mean()]))
+        self._batch_of[name].append(self._batches)
         if self.with_hist:
             self._hist[name].append(torch.histc(o, 40, 0, 10))
+
+    def after_batch(self) -> None:
+        if self._on:  # a recorded batch ends: the next records belong to the next one
+            self._batches += 1
+        super().after_batch()
 
     def after_fit(self) -> None:
         super().after_fit()
         self.stats_ = {n: torch.stack(v).cpu().numpy() if v else np.zeros((0, 3)) for n, v in self._buf.items()}
         if self.with_hist:
             self.hist_ = {n: torch.stack(v).cpu().numpy() if v else np.zeros((0, 40)) for n, v in self._hist.items()}
+        # which batch each row of stats_ is from, kept with stats_ (a later fit that fails leaves both as they are)
+        self._layout = (list(self._names), {n: np.asarray(v, dtype=np.int64) for n, v in self._batch_of.items()},
+                        self._batches)
+        self._stats: L[L[dict[str, Any] | None]] | None = None
+
+    @property
+    def stats(self) -> L[L[dict[str, Any] | None]]:
+        """fastai's layout of ``stats_`` (and ``hist_``): one entry per recorded batch, each a list with one dict
+        per hooked layer (in the order of ``modules``) holding its ``'mean'``, ``'std'`` and ``'near_zero'``
+        (floats) and, with ``with_hist=True``, ``'hist'`` (a float tensor of the 40 counts over 0..10). A layer
+        that did not run in a batch has None there; one that ran more than once, the last run's numbers (what
+        fastai's hook keeps). Built once per fit, from the same arrays ``layer_stats`` and ``hist`` read.
+
+        ``stats[-1][0]['mean']`` is the first layer's mean activation in the last recorded batch."""
+        self.check_is_fitted("fit")
+        built = self.__dict__.get("_stats")
+        if built is not None:
+            return built
+        layout = self.__dict__.get("_layout")
+        if layout is None:  # stats_ set otherwise than by a fit: row i of each layer is batch i
+            layout = (list(self.stats_), {n: np.arange(len(v)) for n, v in self.stats_.items()}, 0)
+        names, at, counted = layout
+        hists = self.__dict__.get("hist_") if self.with_hist else None
+        n_batches = max(counted, *(int(a.max()) + 1 for a in at.values() if len(a)), 0)
+        rows: list[list[dict[str, Any] | None]] = [[None] * len(names) for _ in range(n_batches)]
+        for j, n in enumerate(names):
+            s = self.stats_[n]
+            h = None if hists is None else torch.from_numpy(np.ascontiguousarray(hists[n], dtype=np.float32))
+            for r, b in enumerate(at[n].tolist()):  # in record order: a later run in the batch replaces the first
+                d: dict[str, Any] = {"mean": float(s[r, 0]), "std": float(s[r, 1]), "near_zero": float(s[r, 2])}
+                if h is not None:
+                    d["hist"] = h[r]
+                rows[b][j] = d
+        self._stats = L(L(row) for row in rows)
+        return self._stats
 
     def _key(self, name: str | int, what: str = "stats_") -> str:
         self.check_is_fitted("fit")
