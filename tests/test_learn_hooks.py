@@ -50,6 +50,27 @@ def test_class_activation_map_from_hooks(trained):
     assert cam.shape == act.shape[1:] and torch.isfinite(cam).all()
     learn.model.zero_grad()
 
+    class HookBwd:  # chapter 18's own class, as the book writes it: torch's older kind of backward hook
+        def __init__(self, m):
+            self.hook = m.register_backward_hook(self.hook_func)
+
+        def hook_func(self, m, gi, go):
+            self.stored = go[0].detach().clone()
+
+        def __enter__(self, *args):
+            return self
+
+        def __exit__(self, *args):
+            self.hook.remove()
+
+    # torch takes one kind of backward hook per layer: pipekit's joins the kind the book's class registered
+    with pytest.warns(FutureWarning), HookBwd(body) as book, hook_output(body, grad=True) as ours:
+        learn.model(xb[:1])[0, cls].backward()
+    torch.testing.assert_close(ours.stored[0], book.stored)
+    torch.testing.assert_close(ours.stored[0][0], grad)  # the gradient the full hook gave above
+    assert not body._backward_hooks
+    learn.model.zero_grad()
+
 
 def test_hooks_on_several_layers_and_cpu_copies(trained):
     learn = trained

@@ -70,8 +70,16 @@ class Hook:
         self.active = active
         self.stored: Any = None
         self.removed = False
-        register = module.register_forward_hook if is_forward else module.register_full_backward_hook
-        self._handle = register(self._run)  # type: ignore[operator]
+        self._module = module
+        if is_forward:
+            self._handle = module.register_forward_hook(self._run)
+        elif getattr(module, "_is_full_backward_hook", None) is False:
+            # torch runs one kind of backward hook per module, and this one has the older kind, which the book's
+            # own HookBwd registers (m.register_backward_hook): join it (the gradient of the output is the same;
+            # of the input, that of the module's last operation)
+            self._handle = module.register_backward_hook(self._run)
+        else:
+            self._handle = module.register_full_backward_hook(self._run)
 
     def _run(self, module: nn.Module, inp: Any, out: Any) -> None:
         if self.active is not None and not self.active():
@@ -85,6 +93,11 @@ class Hook:
         if not self.removed:
             self._handle.remove()
             self.removed = True
+            m = self._module
+            if not self.is_forward and not m._backward_hooks:
+                # torch remembers the kind of backward hook a module ever had and refuses the other kind for good;
+                # with none left, the module takes either again (the book's HookBwd after a Grad-CAM of pipekit's)
+                m._is_full_backward_hook = None
 
     def __enter__(self) -> Hook:
         return self
