@@ -36,12 +36,21 @@ class NormalizeMean(Transform):  # the book's transform, written for one number 
 
 def test_pipeline_setup_names_a_failing_step_as_tfmdlists_does(files):
     sizes = [float(f.stat().st_size) for f in files[:50]]
+    mean = sum(sizes) / len(sizes)
+    # the book's NormalizeMean, written for one number, fails on the list and is run number by number, as in fastai
+    assert Pipeline([NormalizeMean(), lambda x: x * 2]).setup(sizes) == pytest.approx([(s - mean) * 2 for s in sizes])
+    assert TfmdLists(sizes, [NormalizeMean(), lambda x: x * 2])[:] == pytest.approx([(s - mean) * 2 for s in sizes])
+
+    class LongestName(Transform):  # its setup reads the whole list, and fails on it
+        def setups(self, items):
+            self.longest = max(items, key=len)
+
     with pytest.raises(PipelineStepError) as by_pipeline:
-        Pipeline([NormalizeMean(), lambda x: x * 2]).setup(sizes)
+        Pipeline([LongestName()]).setup(sizes)
     with pytest.raises(PipelineStepError) as by_tfmdlists:
-        TfmdLists(sizes, [NormalizeMean(), lambda x: x * 2])
+        TfmdLists(sizes, [LongestName()])
     for err in (by_pipeline, by_tfmdlists):
-        assert str(err.value).startswith("NormalizeMean.encode failed on a column of 50 item(s) (list): TypeError")
+        assert str(err.value).startswith("LongestName.setup failed on a column of 50 item(s) (list): TypeError")
         assert "see all the items at once" in str(err.value) and isinstance(err.value.__cause__, TypeError)
     # pipekit's own errors say what is wrong already and pass as they are
 

@@ -243,9 +243,17 @@ class Component:
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
+        # a repr never raises: a parameter the class does not store as self.<name> (a user's transform keeping only
+        # what it derives from its arguments) is left out here; exporting such a component is what refuses it
         sig = inspect.signature(type(self).__init__)  # type: ignore[misc]
+        readable = {}
+        for k in param_names(type(self)):
+            try:
+                readable[k] = getattr(self, self.param_attrs.get(k, k))
+            except Exception:
+                continue
         shown = []
-        for k, v in self.get_params(deep=False).items():
+        for k, v in readable.items():
             default = sig.parameters[k].default
             try:
                 same = default is not inspect.Parameter.empty and bool(default == v)

@@ -5,14 +5,14 @@ from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, Mul
                                  ToFloat, TransformBlock)
 from pipekit.data.datablock import DataBlock
 from pipekit.data.external import URLs, untar_data
-from pipekit.data.dataloaders import DataLoaders, Datasets
+from pipekit.data.dataloaders import DataLoaders, Datasets, TfmdDatasets
 from pipekit.data.getters import (ColReader, DataPath, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
                                   get_image_files, get_text_files, parent_label, using_attr)
 from pipekit.data.items import read_table, to_items
-from pipekit.data.lists import L
-from pipekit.data.loader import ArrayDataset, DataLoader, default_device, first, range_of
+from pipekit.data.lists import L, fastuple
+from pipekit.data.loader import ArrayDataset, DataLoader, ItemsDataset, default_device, first, pad_input, range_of
 from pipekit.data.seed import set_seed
-from pipekit.data.show import show_items
+from pipekit.data.show import show_at, show_items
 from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitter, IndexSplitter, MaskSplitter,
                                     RandomSplitter, Splitter, TimeSplitter, TrainTestSplitter)
 from pipekit.data.store import ListStore, Store, TensorStore
@@ -23,9 +23,9 @@ from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform,
 __all__ = [
     "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataPath", "DataLoader", "DataLoaders", "Datasets",
-    "FileName", "FuncSplitter", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L", "MaskSplitter", "MultiCategorize", "MultiCategoryBlock",
+    "FileName", "FuncSplitter", "ItemsDataset", "TfmdDatasets", "pad_input", "show_at", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L", "MaskSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
-    "default_device", "first", "get_files", "get_image_files", "get_text_files", "parent_label", "range_of", "read_table",
+    "default_device", "fastuple", "first", "get_files", "get_image_files", "get_text_files", "parent_label", "range_of", "read_table",
     "set_seed", "show_items", "to_items", "untar_data", "URLs", "UsingAttr", "using_attr",
 ]

@@ -17,8 +17,9 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check, check_positive_int
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
-from pipekit.data.loader import ArrayDataset, DataLoader, default_device, stack_items, table_attribute
-from pipekit.data.transform import BatchPipeline, BatchTransform, as_list
+from pipekit.data.loader import (ArrayDataset, DataLoader, ItemsDataset, default_device, stack_items,
+                                 table_attribute)
+from pipekit.data.transform import BatchPipeline, BatchTransform, Pipeline, TfmdLists, as_list
 
 
 def short_repr(value: Any) -> str:
@@ -191,25 +192,28 @@ class Datasets(ArrayDataset):
     """The items, their split and one encoded store per block. ``ds.train``/``ds.valid`` are subsets;
     ``recipe`` is the fitted recipe that built them.
 
-    ``DataBlock.datasets(source)`` builds one. fastai's ``Datasets(items, [[get_x], [get_y]], splits=...)``
-    is refused, showing the DataBlock that builds the same (or :class:`~pipekit.data.TfmdLists` for one
-    list through transforms).
+    ``DataBlock.datasets(source)`` builds one. fastai's ``Datasets(items, [x_tfms, y_tfms], splits=...)`` (chapter
+    11's) gives a :class:`TfmdDatasets`: one :class:`~pipekit.data.TfmdLists` per part of an item.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Datasets:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         try:  # the parameters are bound here so that a fastai-style call is named, not a bare TypeError
             if args or kwargs:  # (a copy makes the object without arguments)
                 inspect.signature(cls.__init__).bind(None, *args, **kwargs)
         except TypeError as e:
+            if cls is Datasets:  # fastai's Datasets(items, [x_tfms, y_tfms], splits=...): one TfmdLists per part
+                try:
+                    inspect.signature(TfmdDatasets.__init__).bind(None, *args, **kwargs)
+                except TypeError:
+                    pass
+                else:
+                    return TfmdDatasets(*args, **kwargs)
             raise ParameterError(
-                f"{cls.__name__} does not take these arguments ({e}). A pipekit Datasets is what "
-                "DataBlock.datasets builds (items, splits, stores, blocks, n_inp); fastai's "
-                "Datasets(items, [[get_x], [get_y]], splits=[train_idx, valid_idx]) is written with blocks that say "
-                "what the input and the target are, e.g. for image files and their folder's label "
-                "DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, "
-                "splitter=IndexSplitter(valid_idx)).datasets(items) (ImageBlock reads the files: no PILImage.create; "
-                "CategoryBlock encodes the labels: no Categorize), TransformBlock for numbers or texts a getter "
-                "gives; then dsets.dataloaders(bs=64). One list of items through transforms is "
+                f"{cls.__name__} does not take these arguments ({e}). A Datasets is fastai's Datasets(items, "
+                "tfms=[x_tfms, y_tfms], splits=[train_idx, valid_idx], n_inp=None) (one list of transforms per part "
+                "of an item), or what DataBlock.datasets builds (items, splits, stores, blocks, n_inp), e.g. for image "
+                "files and their folder's label DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, "
+                "splitter=IndexSplitter(valid_idx)).datasets(items); one list of items through transforms is "
                 "TfmdLists(items, tfms, splits=[train_idx, valid_idx])") from None
         return super().__new__(cls)
 
@@ -283,6 +287,143 @@ class Datasets(ArrayDataset):
     def __repr__(self) -> str:
         return (f"Datasets(items={len(self.items)}, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"blocks={list(self.blocks)})")
+
+
+class TfmdDatasets:
+    """fastai's ``Datasets(items, tfms=[x_tfms, y_tfms], splits=[train_idx, valid_idx])``, chapter 11's mid-level
+    datasets (``Datasets(...)`` called so gives one): one :class:`~pipekit.data.TfmdLists` per part of an item,
+    each set up on the same training split. ``ds[i]`` is item ``i``, a tuple of its parts; ``ds.train``/``ds.valid``
+    the subsets; ``ds.decode(item)`` each part through its transforms backwards, ``ds.show(item)`` it shown;
+    ``ds.dataloaders(bs=64, after_item=..., before_batch=..., after_batch=...)`` loaders of them (see
+    :meth:`TfmdLists.dataloaders <pipekit.data.TfmdLists.dataloaders>`). ``n_inp``: how many parts are inputs
+    (default: all but the last).
+
+    >>> from pipekit.data import Categorize, RegexLabeller
+    >>> files = ["pets/great_pyrenees_17.jpg", "pets/Abyssinian_3.jpg", "pets/Abyssinian_8.jpg"]
+    >>> dsets = Datasets(files, [[lambda f: f.split("/")[-1]], [RegexLabeller(r"([^/]+)_[0-9]+.jpg$"), Categorize()]],
+    ...                  splits=[[0, 1], [2]])
+    >>> dsets.valid[0], dsets.decode(dsets.valid[0]), dsets.vocab, len(dsets.train)
+    (('Abyssinian_8.jpg', 0), ('Abyssinian_8.jpg', 'Abyssinian'), ['Abyssinian', 'great_pyrenees'], 2)
+    """
+
+    def __init__(self, items: Any = None, tfms: Any = None, tls: Sequence[TfmdLists] | None = None,
+                 n_inp: int | None = None, splits: Sequence[Sequence[int]] | None = None):
+        if tls is None:
+            if items is None:
+                raise ParameterError("Datasets: give the items (a list of files, texts, rows...) and tfms, one list "
+                                     "of transforms per part of an item: Datasets(items, [x_tfms, y_tfms])")
+            parts = [[]] if tfms is None else tfms
+            if not isinstance(parts, (list, tuple)) or not parts:
+                raise ParameterError(f"Datasets: tfms is one list of transforms per part of an item ([x_tfms, "
+                                     f"y_tfms]), got {tfms!r:.80}")
+            tls = [TfmdLists(items, t, splits=splits) for t in parts]
+        self.tls = list(tls)
+        check("Datasets", n_inp=(n_inp, Interval(1, len(self.tls), integer=True, none_ok=True)))
+        self.n_inp = n_inp if n_inp is not None else max(1, len(self.tls) - 1)
+
+    @property
+    def items(self) -> Any:
+        return self.tls[0].items
+
+    @property
+    def splits(self) -> list[np.ndarray]:
+        return self.tls[0].splits
+
+    def _subset(self, i: int) -> TfmdDatasets:
+        return TfmdDatasets(tls=[tl._subset(i) for tl in self.tls], n_inp=self.n_inp)
+
+    @property
+    def train(self) -> TfmdDatasets:
+        """The training items (the transforms' state is shared)."""
+        return self._subset(0)
+
+    @property
+    def valid(self) -> TfmdDatasets:
+        """The validation items."""
+        return self._subset(1)
+
+    def __len__(self) -> int:
+        return len(self.tls[0])
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        return tuple(tl[i] for tl in self.tls)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def decode(self, o: Sequence[Any]) -> tuple:
+        """An item's parts, each back through its transforms (ids to text, class index to label)."""
+        return tuple(tl.decode(v) for tl, v in zip(self.tls, o))
+
+    def show(self, o: Sequence[Any], ctx: Any = None, **kwargs: Any) -> Any:
+        """Show an item decoded (``dsets.show(dsets.valid[0])``, ``show_at(dsets.train, 0)``): an input image drawn
+        with its label as title, else a text printed then its label (see :func:`~pipekit.data.show.show_parts`)."""
+        from pipekit.data.show import show_parts
+
+        return show_parts(self.decode(o), self.n_inp, ctx=ctx, **kwargs)
+
+    @property
+    def vocab(self) -> list | None:
+        """The target's vocabulary (the first part after the inputs that learned one), else the inputs'."""
+        order = self.tls[self.n_inp:] + self.tls[:self.n_inp]
+        return next((tl.vocab for tl in order if tl.vocab is not None), None)
+
+    def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
+                    device: Any = None, num_workers: int | None = None, drop_last: bool | None = None,
+                    after_item: Any = None, before_batch: Any = None, after_batch: Any = None) -> DataLoaders:
+        """Loaders of the training and validation items, as chapter 11's ``dsets.dataloaders(bs=64,
+        before_batch=pad_input)``; see :meth:`TfmdLists.dataloaders <pipekit.data.TfmdLists.dataloaders>`."""
+        return item_dataloaders(self, "Datasets.dataloaders", bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
+                                device=device, num_workers=num_workers, drop_last=drop_last, after_item=after_item,
+                                before_batch=before_batch, after_batch=after_batch, n_inp=self.n_inp)
+
+    def __repr__(self) -> str:
+        return (f"Datasets({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
+                f"tfms=[{', '.join(repr(tl.pipeline) for tl in self.tls)}])")
+
+
+def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
+                     seed: int | None = None, device: Any = None, num_workers: int | None = None,
+                     drop_last: bool | None = None, after_item: Any = None, before_batch: Any = None,
+                     after_batch: Any = None, n_inp: int | None = None) -> DataLoaders:
+    """Loaders over the ``train``/``valid`` subsets of a mid-level ``source`` (a TfmdLists or TfmdDatasets), each an
+    :class:`~pipekit.data.loader.ItemsDataset` batched by the one :class:`DataLoader`: ``after_item`` a
+    :class:`~pipekit.data.Pipeline` run on each item, ``before_batch`` functions of the batch's list of items, in
+    order, ``after_batch`` batch transforms (a class is instantiated). The training loader is shuffled with ``seed``
+    and drops its last partial batch when shuffling (unless it would be the only one), as a DataBlock's does."""
+    check_positive_int(who, "bs", bs)
+    batch_tfms = [t() if isinstance(t, type) else t for t in as_list(after_batch)]
+    for t in batch_tfms:
+        if not isinstance(t, BatchTransform):
+            raise ParameterError(f"{who}: after_batch takes batch transforms (IntToFloatTensor, Normalize.from_stats("
+                                 f"...), aug_transforms()), got {t!r:.80}; a transform of one item goes in after_item")
+    steps = as_list(before_batch)
+    for f in steps:
+        if not callable(f):
+            raise ParameterError(f"{who}: before_batch takes functions of the list of a batch's items (pad_input), "
+                                 f"got {f!r:.80}")
+
+    def run_before(items: list) -> list:
+        for f in steps:
+            items = f(items)
+        return items
+
+    item_tfms = Pipeline(after_item) if after_item is not None else None
+    made = [ItemsDataset(sub, item_tfms, run_before if steps else None, n_inp, split_idx=k)
+            for k, sub in enumerate((source.train, source.valid))]
+    if drop_last is None:
+        drop_last = shuffle and len(made[0]) > bs
+    pipeline = BatchPipeline(batch_tfms)
+    loaders: tuple[DataLoader, ...]
+    if len(made[1]):
+        loaders = _loaders(DataLoader, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device, pipeline,
+                           num_workers)
+    else:  # no validation split: a training loader only
+        loaders = (DataLoader(made[0], bs=bs, shuffle=shuffle, drop_last=drop_last and len(made[0]) > bs, seed=seed,
+                              device=device, batch_tfms=pipeline, num_workers=num_workers, augment=True),)
+    return DataLoaders(*loaders, device=loaders[0].device)
 
 
 def check_seq_len(who: str, seq_len: int | None, dl_type: type, blocks: Sequence[Any]) -> bool:

@@ -1,4 +1,5 @@
-"""``L``: the book's list, a plain Python ``list`` with fastai's methods, and ``coll_repr`` to show a collection.
+"""``L``: the book's list, a plain Python ``list`` with fastai's methods, ``fastuple`` (a tuple taking its items as
+arguments) and ``coll_repr`` to show a collection.
 
 ``get_files``, ``get_image_files``, ``get_text_files``, ``verify_images`` and a data set folder's ``ls()`` give an
 ``L``, so the book's and Kaggle's spellings run as they are: ``get_image_files(path).sorted()``, chapter 2's
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sized
 from functools import partial, reduce
 from typing import Any, SupportsIndex, TypeVar, overload
 
-__all__ = ["L", "coll_repr"]
+__all__ = ["L", "coll_repr", "fastuple"]
 
 _T = TypeVar("_T")
 
@@ -268,3 +269,50 @@ class L(list[_T]):
         out = list(self)
         random.shuffle(out)
         return L(out)
+
+
+class fastuple(tuple):  # noqa: N801 (fastai's name, as the book subclasses it)
+    """A ``tuple`` taking its items as arguments, fastai's: ``fastuple(img1, img2, True)`` is ``(img1, img2, True)``,
+    as chapter 11's ``class SiameseImage(fastuple)`` builds a pair of images and whether they match. One iterable
+    argument gives its items (``fastuple([1, 2])``), one other value a one-item tuple, none an empty one.
+
+    Transforms that go through tuples (``Resize(224)(pair)``, a ``TfmdLists``' item-by-item steps) give back the same
+    subclass, so its ``show`` still draws the result. ``add``/``mul`` work value by value (fastai's), a scalar applying
+    to every value:
+
+    >>> class Pair(fastuple):
+    ...     pass
+    >>> p = Pair(1, 2)
+    >>> p, type(p.add(10)).__name__, p.add(10), p.mul((2, 3)), fastuple([1, 2]), fastuple(5), fastuple()
+    ((1, 2), 'Pair', (11, 12), (2, 6), (1, 2), (5,), ())
+    """
+
+    def __new__(cls, x: Any = None, *rest: Any) -> Any:
+        if rest:
+            items: tuple = (x, *rest)
+        elif x is None:
+            items = ()
+        elif isinstance(x, tuple):
+            items = x
+        elif isinstance(x, (str, bytes, Mapping)) or _is_array(x):
+            items = (x,)
+        else:
+            try:
+                items = tuple(iter(x))
+            except TypeError:
+                items = (x,)
+        return super().__new__(cls, items)
+
+    def _op(self, op: Callable[[Any, Any], Any], other: Any) -> Any:
+        others = other if isinstance(other, (tuple, list)) else [other] * len(self)
+        if len(others) != len(self):
+            raise ValueError(f"{type(self).__name__}: {len(self)} values and {len(others)} to combine them with")
+        return tuple.__new__(type(self), [op(a, b) for a, b in zip(self, others)])
+
+    def add(self, other: Any) -> Any:
+        """Each value plus ``other`` (a value, or one per value)."""
+        return self._op(operator.add, other)
+
+    def mul(self, other: Any) -> Any:
+        """Each value times ``other`` (a value, or one per value)."""
+        return self._op(operator.mul, other)

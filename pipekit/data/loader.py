@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.core.validate import check_positive_int
 from pipekit.data.probe import stage
 from pipekit.data.store import ListStore, StoreRows, TensorStore
@@ -500,3 +500,152 @@ def first(x: Any, f: Any = None) -> Any:
         # prefetch threads) instead of waiting for garbage collection; an iterator passed in is left as is
         if it is not x and hasattr(it, "close"):
             it.close()
+
+
+def pad_input(samples: Sequence[tuple], pad_idx: int = 1, pad_fields: int | Sequence[int] = 0, pad_first: bool = False,
+              backwards: bool = False) -> list[tuple]:
+    """fastai's ``pad_input``, a ``before_batch`` step (``dsets.dataloaders(bs=64, before_batch=pad_input)``): field
+    ``pad_fields`` of every sample (its text's ids) padded with ``pad_idx`` to the longest in the batch, at the end
+    (``pad_first``: at the start; ``backwards``: then reversed), so the batch stacks into one tensor.
+
+    >>> s = pad_input([(torch.tensor([2, 5, 6]), 0), (torch.tensor([2, 7]), 1)])
+    >>> [x.tolist() for x, _ in s], pad_input([(torch.tensor([2, 7]), 1), (torch.tensor([3]), 0)], pad_first=True)[1][0]
+    ([[2, 5, 6], [2, 7, 1]], tensor([1, 3]))
+    """
+    fields = [pad_fields] if isinstance(pad_fields, int) else list(pad_fields)
+    longest = {f: max(len(s[f]) for s in samples) for f in fields}
+
+    def pad(f: int, x: Any) -> Any:
+        if f not in longest:
+            return x
+        x = torch.as_tensor(x)
+        fill = x.new_full((longest[f] - x.shape[0],), pad_idx)
+        out = torch.cat([fill, x] if pad_first else [x, fill])
+        return out.flip(0) if backwards else out
+
+    return [tuple(pad(f, x) for f, x in enumerate(s)) for s in samples]
+
+
+def _image_hwc(v: Any) -> torch.Tensor | None:
+    """An image of an item as pipekit batches images, uint8 (H, W, C), or None when ``v`` is not an image: pixels
+    (H, W, C) as ``PILImage.create`` gives them, a PIL image, or a uint8 (C, H, W) tensor as ``ToTensor`` gives."""
+    if type(v).__module__.startswith("PIL"):
+        v = np.asarray(v)
+        v = v[:, :, None] if v.ndim == 2 else v
+    if isinstance(v, np.ndarray) and v.dtype == np.uint8 and v.ndim == 3 and v.shape[2] in (1, 3, 4):
+        return torch.from_numpy(np.ascontiguousarray(v.view(np.ndarray)))
+    if isinstance(v, torch.Tensor) and v.dtype == torch.uint8 and v.ndim == 3 and v.shape[0] in (1, 3, 4):
+        return v.detach().cpu().permute(1, 2, 0).contiguous()
+    return None
+
+
+def collate_items(items: Sequence[Any], who: str = "DataLoader") -> tuple:
+    """Items made one at a time (tuples, or single values) as one batch: a tuple with one element per part of an
+    item. Images become pipekit's uint8 (B, H, W, C) image batch (see :func:`_image_hwc`), texts a list, tensors,
+    arrays, numbers and booleans a stacked tensor (fastai's ``fa_collate`` dtypes: ``True`` values are ``torch.bool``).
+    Parts whose shapes differ are refused, saying how to make them one size.
+
+    >>> b = collate_items([(np.zeros((2, 3, 3), np.uint8), True), (np.ones((2, 3, 3), np.uint8), False)])
+    >>> tuple(b[0].shape), b[1]
+    ((2, 2, 3, 3), tensor([ True, False]))
+    """
+    single = not isinstance(items[0], tuple)
+    rows = [(v,) if single else tuple(v) for v in items]
+    n = len(rows[0])
+    for i, r in enumerate(rows):
+        if len(r) != n:
+            raise DataError(f"{who}: item {i} has {len(r)} parts where the first has {n}; every item is a tuple of "
+                            "the same parts")
+    out: list[Any] = []
+    for j in range(n):
+        vals = [r[j] for r in rows]
+        if all(isinstance(v, str) for v in vals):
+            out.append(list(vals))
+            continue
+        images = [_image_hwc(v) for v in vals]
+        if all(x is not None for x in images):
+            tensors = images
+        else:
+            tensors = [v.detach().cpu() if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v))
+                       for v in vals]
+        shapes = sorted({tuple(t.shape) for t in tensors})  # type: ignore[union-attr]
+        if len(shapes) > 1:
+            raise DataError(f"{who}: part {j} of the items of a batch has shapes {shapes[:3]}; to batch them give them "
+                            "one shape: after_item=[Resize(size)] for images, before_batch=pad_input for texts' ids")
+        out.append(torch.stack(tensors))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+class ItemsDataset:
+    """The items of a mid-level ``TfmdLists`` or ``Datasets`` subset for a :class:`DataLoader`, made one at a time
+    in Python (fastai's ``after_item`` and ``before_batch`` are per-item Python code): a batch is
+    ``source[i]`` for each of its positions through ``after_item``, the list through ``before_batch``, then
+    :func:`collate_items`. The loader batches it as any dataset (seeded order, batch transforms): a DataBlock's
+    cached stores are the fast path, this is the general one.
+
+    ``geometry`` (what the loader's batch transforms read) says which parts are images, from the first item.
+
+    >>> ds = ItemsDataset([(np.full((2, 2, 3), i, np.uint8), i % 2) for i in range(5)])
+    >>> dl = DataLoader(ds, bs=2, device="cpu")
+    >>> [tuple(t.shape) for t in dl.one_batch()], ds.geometry, ds.n_inp
+    ([(2, 2, 2, 3), (2,)], ('image', None), 1)
+    """
+
+    blocks: tuple = ()
+    stores: tuple = ()  # nothing to gather from: the loader's threads make the items
+    items: Any = None
+
+    def __init__(self, source: Any, after_item: Any = None, before_batch: Any = None, n_inp: int | None = None,
+                 idxs: np.ndarray | None = None, split_idx: int | None = None):
+        self.source, self.after_item, self.before_batch = source, after_item, before_batch
+        self.idxs = np.arange(len(source), dtype=np.int64) if idxs is None else np.asarray(idxs, dtype=np.int64)
+        self.split_idx, self._n_inp = split_idx, n_inp
+        self._parts: tuple | None = None
+
+    def item(self, row: int) -> Any:
+        """Item ``row`` of the source through ``after_item``; a failing step is named with the item."""
+        value = self.source[int(row)]
+        if self.after_item is None:
+            return value
+        try:
+            return self.after_item(value)
+        except Exception as e:
+            raise PipelineStepError(f"after_item {self.after_item!r:.120} failed on item {row} ({value!r:.80}): "
+                                    f"{type(e).__name__}: {e}") from e
+
+    def __len__(self) -> int:
+        return len(self.idxs)
+
+    def __getitem__(self, i: int) -> Any:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} items")
+        return self.item(int(self.idxs[i]))
+
+    def _first(self) -> tuple:
+        """The parts of the first item (for ``geometry`` and ``n_inp``)."""
+        if self._parts is None:
+            first = self[0] if len(self) else ()
+            self._parts = tuple(first) if isinstance(first, tuple) else (first,)
+        return self._parts
+
+    @property
+    def geometry(self) -> tuple[str | None, ...]:
+        return tuple("image" if _image_hwc(v) is not None else None for v in self._first())
+
+    @property
+    def n_inp(self) -> int:
+        """As given, else fastai's: the parts but the last (one part: it is the input)."""
+        return self._n_inp if self._n_inp is not None else max(1, len(self._first()) - 1)
+
+    def gather(self, positions: np.ndarray, deferred: Sequence[int] = ()) -> tuple:
+        items = [self.item(int(r)) for r in self.idxs[np.asarray(positions, dtype=np.int64)]]
+        if self.before_batch is not None:
+            items = self.before_batch(items)
+        return collate_items(items)
+
+    def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ItemsDataset:
+        return ItemsDataset(self.source, self.after_item, self.before_batch, self._n_inp,
+                            self.idxs[np.asarray(positions, dtype=np.int64)], split_idx)
+
+    def __repr__(self) -> str:
+        return f"ItemsDataset(n={len(self)}, after_item={self.after_item!r})"

@@ -235,3 +235,74 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
                 if b.draws_on_input:
                     b.show(axes[0], v)
     return savefig_or_show(fig, path, name=name)
+
+
+def _is_picture(value: Any) -> bool:
+    """Pixels to draw: a PIL image, an ``ImageArray``, an (H, W[, C]) uint8 array or an image tensor."""
+    if type(value).__module__.startswith("PIL"):
+        return True
+    return (hasattr(value, "shape") and hasattr(value, "dtype") and len(value.shape) in (2, 3)
+            and (len(value.shape) == 2 or min(value.shape[0], value.shape[-1]) in (1, 3, 4)))
+
+
+def _as_text(value: Any) -> Any:
+    """A decoded value as printed: tokens joined by spaces, a 0-d tensor or NumPy scalar as its number."""
+    if hasattr(value, "ndim") and value.ndim == 0 and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        value = " ".join(value)
+    return value
+
+
+def show_value(value: Any, ctx: Any = None, title: Any = None, **kwargs: Any) -> Any:
+    """Show one decoded value as fastai's ``show`` does: a value with its own ``show(ctx=...)`` (chapter 11's
+    ``SiameseImage``, any ``fastuple`` subclass defining one) draws itself; an image is drawn (on ``ctx``, matplotlib
+    axes, when given; ``title`` above it; ``kwargs`` go to ``show_image``); a text, its tokens joined by spaces, or a
+    label is printed. Returns the axes drawn on, or what was printed.
+
+    >>> show_value(["xxbos", "xxmaj", "hello"])
+    xxbos xxmaj hello
+    'xxbos xxmaj hello'
+    """
+    from pipekit.data.plotting import show_image
+
+    own = getattr(value, "show", None)
+    if isinstance(value, tuple) and callable(own):
+        return own(ctx=ctx, **kwargs)
+    value = _as_text(value)
+    if not isinstance(value, (str, int, float, bool, np.generic)) and value is not None and _is_picture(value):
+        return show_image(value, ctx=ctx, title=None if title is None else label_text(title), **kwargs)
+    print(value if title is None else f"{value} ({label_text(title)})")
+    return value
+
+
+def show_parts(parts: Sequence[Any], n_inp: int = 1, ctx: Any = None, **kwargs: Any) -> Any:
+    """Show a decoded item of several parts (a ``Datasets`` item): an input image drawn with the other parts (its
+    labels) as its title; otherwise each part printed, input first, as fastai prints a text and its label.
+
+    >>> show_parts(("xxbos a fine film", "positive"))
+    xxbos a fine film
+    positive
+    'positive'
+    """
+    parts = list(parts)
+    pictures = [j for j, v in enumerate(parts[:n_inp]) if _is_picture(v) and not isinstance(v, str)]
+    if pictures:
+        labels = [_as_text(v) for j, v in enumerate(parts) if j not in pictures]
+        title = labels[0] if len(labels) == 1 else (labels or None)
+        return show_value(parts[pictures[0]], ctx=ctx, title=title, **kwargs)
+    out = None
+    for v in parts:
+        out = show_value(v, ctx=ctx, **kwargs)
+    return out
+
+
+def show_at(o: Any, idx: int, **kwargs: Any) -> Any:
+    """fastai's ``show_at(tls.valid, 0)``: ``o.show(o[idx])``, item ``idx`` of a ``TfmdLists`` or ``Datasets``
+    (or a subset of one) decoded and shown (see their ``show``).
+
+    >>> from pipekit.data import Categorize, TfmdLists
+    >>> _ = show_at(TfmdLists(["cat", "dog"], [Categorize()]), 1)
+    dog
+    """
+    return o.show(o[idx], **kwargs)

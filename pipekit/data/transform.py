@@ -23,6 +23,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
 from pipekit.core.validate import Is
 from pipekit.data.getters import Getter
+from pipekit.data.lists import fastuple
 from pipekit.data.probe import stage
 from pipekit.data.splitters import check_disjoint, row_index
 
@@ -130,8 +131,11 @@ def value_types(fn: Callable[..., Any], where: str, skip_self: bool = False) -> 
     is not annotated; an annotation that names no class (``x: "Sequence[int]"``) is refused, naming ``where``.
 
     >>> def f(x: int): return x + 1
-    >>> value_types(f, "f"), value_types(lambda x: x, "g")
-    ((<class 'int'>,), None)
+    >>> def g(x: Any): return x
+    >>> value_types(f, "f"), value_types(lambda x: x, "g"), value_types(g, "g")
+    ((<class 'int'>,), None, None)
+
+    ``Any`` and ``object`` name every value: such a function is not typed.
     """
     import builtins
     import inspect
@@ -152,6 +156,8 @@ def value_types(fn: Callable[..., Any], where: str, skip_self: bool = False) -> 
         hint = params[0].annotation
         hint = getattr(builtins, hint, hint) if isinstance(hint, str) else hint
     parts = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, pytypes.UnionType) else (hint,)
+    if any(h is typing.Any or h is object or h in ("Any", "typing.Any", "object") for h in parts):
+        return None  # ``x: Any`` (PILImage.create's) says every value
     classes = tuple(typing.get_origin(h) or h for h in parts)
     if not all(isinstance(c, type) for c in classes):
         raise ParameterError(f"{where} annotates its value as {hint!r}, which names no class: a transform applies to "
@@ -201,7 +207,11 @@ def as_transform(t: Any) -> Transform:
         return t
     if isinstance(t, Getter):  # a getter reads the whole column, as in a DataBlock; one path or text is one item
         getter = t
-        return FuncTransform(lambda v: getter(v) if isinstance(v, (str, os.PathLike)) else getter.on_items(v))
+
+        def read(v: Any) -> Any:
+            return getter(v) if isinstance(v, (str, os.PathLike)) else getter.on_items(v)
+        read.reads_columns = True  # type: ignore[attr-defined]
+        return FuncTransform(read)
     if isinstance(t, type) and issubclass(t, Transform):
         return t()
     if callable(t) and not isinstance(t, type):
@@ -371,7 +381,8 @@ class TfmdLists:
         check_disjoint(self.splits[0], self.splits[1], "TfmdLists: the split", lambda i: f"item {i}, {_item(_one(items, i))!r:.80}")
         self.items = items
         self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
-        self.pipeline.setup(_take(items, self.splits[0]))  # on the training items only
+        # on the training items only; every item is encoded below, so the last step's encoding of them is not needed
+        self.pipeline.setup(_take(items, self.splits[0]), encode_last=False)
         self.encoded = items
         for t in self.pipeline:
             self.encoded = _step(t, "encode", self.encoded)
@@ -412,44 +423,49 @@ class TfmdLists:
     def __iter__(self) -> Iterator[Any]:
         return (self[i] for i in range(len(self)))
 
-    def dataloaders(self, *args: Any, **kwargs: Any) -> Any:
-        """fastai's ``tls.dataloaders(after_item=..., after_batch=...)``: refused, saying how pipekit builds them."""
-        raise ParameterError(
-            "TfmdLists.dataloaders: a TfmdLists runs items through transforms to look at them; the loaders of a "
-            "model come from a DataBlock, whose blocks say what each part of an item is: e.g. for chapter 11's "
-            "pairs of images and whether they show the same class, a table with columns file1, file2 and same, then "
-            "DataBlock(blocks=(ImageBlock, ImageBlock, CategoryBlock), n_inp=2, getters=[ColReader('file1'), "
-            "ColReader('file2'), ColReader('same')], splitter=..., item_tfms=Resize(224), "
-            "batch_tfms=Normalize.from_stats(*imagenet_stats)).dataloaders(table, bs=64)")
+    def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
+                    device: Any = None, num_workers: int | None = None, drop_last: bool | None = None,
+                    after_item: Any = None, before_batch: Any = None, after_batch: Any = None,
+                    n_inp: int | None = None) -> Any:
+        """Loaders of the training and validation items, as chapter 11's ``tls.dataloaders(after_item=[Resize(224),
+        ToTensor], after_batch=[IntToFloatTensor, Normalize.from_stats(*imagenet_stats)])``: each item through
+        ``after_item`` (item transforms, classes or functions), the batch's list of items through ``before_batch``
+        (``pad_input``), collated (images as pipekit's uint8 image batch), then ``after_batch`` (batch transforms)
+        on the device. Items are made one at a time in Python (see :class:`~pipekit.data.loader.ItemsDataset`); a
+        DataBlock's cached stores are the fast path. ``seed`` fixes the order (the same seed, the same batches);
+        ``n_inp``: how many parts of an item are inputs (default: all but the last). No validation split: a
+        training loader only.
+
+        >>> tls = TfmdLists([np.full((4, 4, 3), i, np.uint8) for i in range(6)], [], splits=[range(4), range(4, 6)])
+        >>> from pipekit.vision import IntToFloatTensor
+        >>> dls = tls.dataloaders(bs=2, after_batch=[IntToFloatTensor], device="cpu", seed=0)
+        >>> b = dls.valid.one_batch(); tuple(b[0].shape), b[0].dtype, round(float(b[0][1].max()) * 255)
+        ((2, 3, 4, 4), torch.float32, 5)
+        """
+        from pipekit.data.dataloaders import item_dataloaders
+
+        return item_dataloaders(self, "TfmdLists.dataloaders", bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
+                                device=device, num_workers=num_workers, drop_last=drop_last, after_item=after_item,
+                                before_batch=before_batch, after_batch=after_batch, n_inp=n_inp)
 
     def decode(self, value: Any) -> Any:
         """An encoded value (one item's, or the column's) back through the transforms, last first."""
         return self.pipeline.decode(value)
 
     def show(self, o: Any, ctx: Any = None, **kwargs: Any) -> Any:
-        """Show an encoded item decoded, as chapter 11's ``tls.show(t)``: a text's tokens printed joined by spaces, a
-        label or number printed, an image drawn (on ``ctx``, matplotlib axes, when given; ``kwargs`` go to
-        ``show_image``). Returns what it printed, or the axes drawn on.
+        """Show an encoded item decoded, as chapter 11's ``tls.show(t)`` (and ``show_at(tls.valid, 0)``): a text's
+        tokens printed joined by spaces, a label or number printed, an image drawn (on ``ctx``, matplotlib axes,
+        when given; ``kwargs`` go to ``show_image``), a tuple with its own ``show`` (chapter 11's ``SiameseImage``)
+        drawn by it (see :func:`~pipekit.data.show.show_value`). Returns what it printed, or the axes drawn on.
 
         >>> from pipekit.data import Categorize
         >>> tls = TfmdLists(["cat", "dog", "cat"], [Categorize()])
         >>> _ = tls.show(tls[1])
         dog
         """
-        from pipekit.data.plotting import show_image
+        from pipekit.data.show import show_value
 
-        value = self.decode(o)
-        if isinstance(value, torch.Tensor) and value.ndim == 0:
-            value = value.item()
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            value = " ".join(value)
-        if isinstance(value, (str, int, float, np.generic, bool)) or value is None:
-            print(value)
-            return value
-        if hasattr(value, "size") and getattr(value, "mode", None) is not None or np.ndim(value) in (2, 3):
-            return show_image(value, ctx=ctx, **kwargs)
-        print(value)
-        return value
+        return show_value(self.decode(o), ctx=ctx, **kwargs)
 
     @property
     def tfms(self) -> Pipeline:
@@ -472,16 +488,92 @@ class TfmdLists:
 def _step(t: Transform, what: str, values: Any) -> Any:
     """``t.setup(values)`` or ``t.encode(values)``; a failure is named with the transform and what it was given.
     pipekit's own errors (a label outside the vocab, a bad parameter) already say what is wrong and pass as they
-    are; any other error is most often a transform written for one item, hence the hint."""
+    are. A transform written for one item (see :func:`written_for_items`: a user's ``encodes``, fastai's
+    ``Transform(f)``) that fails on the whole list or tuple (or, for a function, does not give one value per item)
+    is run item by item, as fastai runs it, the container kept (a failing item is named by position and value); any other
+    failure gets the hint that pipekit's transforms see the whole column.
+
+    >>> class PlusOne(Transform):
+    ...     def encodes(self, x): return x + 1
+    >>> _step(PlusOne(), "encode", [1, 2]), _step(PlusOne(), "encode", (1, 2)), _step(Transform(lambda x: x * 2), "encode", [1, 2])
+    ([2, 3], (2, 3), [2, 4])
+    """
+    by_items = what == "encode" and isinstance(values, (list, tuple)) and written_for_items(t)
     try:
-        return getattr(t, what)(values)
-    except PipekitError:
-        raise
+        out = getattr(t, what)(values)
     except Exception as e:
+        if by_items:
+            return _encode_items(t, values)
+        if isinstance(e, PipekitError):
+            raise
         raise PipelineStepError(
             f"{type(t).__name__}.{what} failed on a column of {_count(values)} item(s) ({type(values).__name__}): "
             f"{type(e).__name__}: {e}. pipekit transforms see all the items at once: write the transform for the "
             "whole list (or array, or Series)") from e
+    if by_items and isinstance(t, FuncTransform) and not (
+            hasattr(out, "__len__") and not isinstance(out, (str, bytes)) and len(out) == len(values)):
+        # a function of one value, as fastai's Transform(f) takes it, that gives no value per item of the list
+        # (``lambda x: x * 2`` repeats it, ``len`` counts it): run on each item
+        return _encode_items(t, values)
+    return out
+
+
+def written_for_items(t: Transform) -> bool:
+    """Whether ``t`` may be written for one item, as fastai's are: a function wrapped by ``Transform(f)`` (not one of
+    pipekit's getters, which read whole columns), or a Transform subclass whose ``encode`` (``encodes``) is defined
+    outside pipekit. pipekit's own transforms work on whole columns and are never run item by item.
+
+    >>> class Mine(Transform):
+    ...     def encodes(self, x): return x
+    >>> from pipekit.data import Categorize
+    >>> written_for_items(Mine()), written_for_items(Transform(len)), written_for_items(Categorize())
+    (True, True, False)
+    """
+    if not isinstance(t, Transform) or t.takes_context:
+        return False
+    if isinstance(t, FuncTransform):
+        return not getattr(t.enc, "reads_columns", False)
+    import inspect
+
+    code = getattr(inspect.unwrap(type(t).encode), "__code__", None)  # an ``encodes`` typed by its annotation: its own
+    return code is not None and not os.path.abspath(code.co_filename).startswith(_PACKAGE_DIR)
+
+
+#: where pipekit's own code lives: a transform whose ``encode`` is defined elsewhere is a user's
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _encode_items(t: Transform, values: list | tuple) -> Any:
+    """``t.encode`` on each item of ``values``, in a container of the same type; the item that fails is named."""
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(t.encode(v))
+        except Exception as e:
+            raise PipelineStepError(f"{type(t).__name__}.encode failed on item {i} ({v!r:.80}) of {len(values)}: "
+                                    f"{type(e).__name__}: {e}") from e
+    return rebuild(values, out)
+
+
+def rebuild(like: list | tuple, values: list) -> Any:
+    """``values`` in a container of the type of ``like``: a list or ``L`` as one, a tuple as one, a tuple subclass
+    taking its items as arguments (a :class:`~pipekit.data.fastuple`, a named tuple) as one.
+
+    >>> from pipekit.data import L, fastuple
+    >>> rebuild(L([0]), [1, 2]), rebuild((0,), [1, 2]), type(rebuild(fastuple(0, 0), [1, 2])).__name__
+    ([1, 2], (1, 2), 'fastuple')
+    """
+    kind = type(like)
+    if kind in (list, tuple):
+        return kind(values)
+    if isinstance(like, fastuple):  # made as its items (one item that is a list stays one item)
+        return tuple.__new__(type(like), values)
+    if isinstance(like, tuple) and hasattr(like, "_fields"):  # a named tuple
+        return kind(*values)
+    try:  # an ``L`` or another list or tuple subclass taking one iterable
+        return kind(values)
+    except TypeError:
+        return list(values) if isinstance(like, list) else tuple(values)
 
 
 def _count(values: Any) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Options
-from pipekit.data.transform import Transform
+from pipekit.data.transform import Transform, rebuild
 from pipekit.vision.geometry import CV_BORDER, PAD_MODES, RATIO, SIZE, as_size, size2
 
 METHODS = ("crop", "pad", "squish")
@@ -75,7 +75,22 @@ class ItemTransform(Transform):
         return np.ascontiguousarray(out)
 
     def encode(self, values: Any) -> Any:
-        return self.apply(values)
+        """One image, HWC (an ``ImageArray`` stays one, so it still shows itself); a tuple (chapter 11's
+        ``SiameseImage(img1, img2, same)``, any ``fastuple``) has each image in it transformed and its other values
+        kept, in a tuple of the same type, as fastai's item transforms go through tuples; a value that is not an
+        image (a label) is given back as it is.
+
+        >>> from pipekit.data import fastuple
+        >>> pair = Resize(8)(fastuple(np.zeros((4, 6, 3), np.uint8), np.ones((5, 5, 3), np.uint8), True))
+        >>> type(pair).__name__, [getattr(v, "shape", v) for v in pair]
+        ('fastuple', [(8, 8, 3), (8, 8, 3), True])
+        """
+        if isinstance(values, tuple):
+            return rebuild(values, [self.encode(v) for v in values])
+        if not (isinstance(values, np.ndarray) and values.ndim in (2, 3)):  # a label, a text's ids: not an image
+            return values
+        out = self.apply(values)
+        return out.view(type(values)) if isinstance(values, np.ndarray) and type(values) is not np.ndarray else out
 
     def output_size(self) -> tuple[int, int]:
         return size2(self.size)  # type: ignore[attr-defined]

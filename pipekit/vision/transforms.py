@@ -20,7 +20,7 @@ import torch
 from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.store import StoreRows
-from pipekit.data.transform import BatchContext, BatchTransform
+from pipekit.data.transform import BatchContext, BatchTransform, Transform, rebuild
 from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, AugmentSettings, Streams, map_boxes,
                                     map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.cache import ImageStore
@@ -398,3 +398,32 @@ class Normalize(BatchTransform):
                 out[j] = x * s + m
         return tuple(out)
 
+
+#: fastai's name for :class:`IntToFloat` (chapter 11's ``after_batch=[IntToFloatTensor, Normalize.from_stats(...)]``)
+IntToFloatTensor = IntToFloat
+
+
+class ToTensor(Transform):
+    """fastai's ``ToTensor``, an item transform for the mid-level API (``tls.dataloaders(after_item=[Resize(224),
+    ToTensor])``): an image (``PILImage.create``'s uint8 (H, W, C) pixels, a PIL image) becomes a uint8 (C, H, W)
+    tensor, as fastai's; the images of a tuple (a ``fastuple``) each, its other values kept; anything else is given
+    back as it is. The loader batches such tensors as pipekit's uint8 image batches, which ``IntToFloatTensor`` and
+    ``Normalize`` turn into floats (a DataBlock's ``ImageBlock`` does all of this itself).
+
+    >>> from pipekit.vision import PILImage
+    >>> ToTensor()((PILImage.create(np.zeros((4, 6), np.uint8)), True))[0].shape
+    torch.Size([3, 4, 6])
+    """
+
+    order: ClassVar[int] = 20  # after the resizing item transforms (order 10), as fastai's
+
+    def encode(self, values: Any) -> Any:
+        if isinstance(values, tuple):
+            return rebuild(values, [self.encode(v) for v in values])
+        pixels = np.asarray(values) if type(values).__module__.startswith("PIL") else values
+        if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and (
+                pixels.ndim == 2 or pixels.ndim == 3 and pixels.shape[2] in (1, 3, 4)):
+            pixels = pixels.view(np.ndarray)
+            return torch.from_numpy(np.ascontiguousarray(pixels if pixels.ndim == 3 else pixels[:, :, None])
+                                    ).permute(2, 0, 1)
+        return values

@@ -94,13 +94,20 @@ def test_ch11_datasets_make_their_dataloaders(labelled_files):
         dsets.dataloaders(bs=0)
 
 
-def test_ch11_fastai_datasets_call_shows_a_datablock_that_runs(labelled_files):
-    splits = GrandparentSplitter()(labelled_files)
-    with pytest.raises(ParameterError) as err:
-        Datasets(labelled_files, [[Image.open], [parent_label, Categorize]], splits=splits)
+def test_ch11_fastai_datasets_call_builds_one_tfmdlists_per_part(labelled_files):
+    from pipekit.vision import PILImage
+
+    files = labelled_files[::10]
+    splits = GrandparentSplitter()(files)
+    dsets = Datasets(files, [[PILImage.create], [parent_label, Categorize]], splits=splits)
+    x, y = dsets.valid[0]
+    assert x.size == (28, 28) and dsets.decode((x, y))[1] == files[splits[1][0]].parent.name
+    assert dsets.vocab == ["3", "7"] and len(dsets.valid) == len(splits[1])
+    with pytest.raises(ParameterError) as err:  # neither fastai's call nor a DataBlock's: named, both shown
+        Datasets(files, [[PILImage.create]], splits=splits, stores=[])
     said = str(err.value)
     assert said.startswith("Datasets does not take these arguments")
-    assert "blocks=(ImageBlock, CategoryBlock), get_y=parent_label" in said and "dsets.dataloaders(bs=64)" in said
+    assert "tfms=[x_tfms, y_tfms]" in said and "blocks=(ImageBlock, CategoryBlock), get_y=parent_label" in said
     # what it shows, with the reader's valid positions, builds the loaders
     from pipekit.data import IndexSplitter
 
@@ -235,10 +242,10 @@ def test_ch11_siamese_steps_that_pipekit_builds_otherwise_say_how_and_ch18_decod
     from pipekit.vision import Resize, show_image
 
     files = labelled_files[::20]
-    # chapter 11: TfmdLists(...).dataloaders(after_item=..., after_batch=...) and Datasets(...).dataloaders(after_...)
+    # chapter 11: TfmdLists(...).dataloaders(after_item=...) batches the items; a DataBlock's Datasets takes the
+    # DataBlock's item_tfms instead
     tls = TfmdLists(files, [parent_label, Categorize()], splits=[list(range(20)), list(range(20, len(files)))])
-    with pytest.raises(ParameterError, match=r"DataBlock\(blocks=\(ImageBlock, ImageBlock, CategoryBlock\), n_inp=2"):
-        tls.dataloaders(after_item=[Resize(28)])
+    assert tls.dataloaders(bs=4, after_item=[Resize(28)], device="cpu").valid.one_batch()[0].tolist() == tls.valid[:4]
     block = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label, splitter=GrandparentSplitter())
     with pytest.raises(ParameterError, match=r"after_item=, after_batch= is not taken here.*item_tfms="):
         block.datasets(files).dataloaders(after_item=[Resize(28)], after_batch=[])
