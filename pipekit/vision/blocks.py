@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
+import torch
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is, Options, check
@@ -205,6 +206,35 @@ class ImageMode(str):
 PILImage = ImageMode("RGB")
 #: grey images: ``ImageBlock(cls=PILImageBW)`` is ``ImageBlock(cls="L")``
 PILImageBW = ImageMode("L")
+
+
+class TensorImage(torch.Tensor):
+    """An image as a (C, H, W) tensor that shows itself, as fastai's ``TensorImage`` (chapter 18's
+    ``x_dec = TensorImage(dls.train.decode((x,))[0][0]); x_dec.show(ctx=ax)``): a tensor is taken as it is, pixels
+    as an array (what ``decode`` gives, ``(H, W, C)``) are moved to (C, H, W). ``show(ctx=ax, **imshow)`` draws it
+    as :func:`~pipekit.vision.show_image` does (on ``ctx``, matplotlib axes, when given). Arithmetic on it gives
+    tensors of the same class.
+
+    >>> x = TensorImage(np.zeros((4, 6, 3), np.float32)); x.shape, type(x * 2).__name__
+    (torch.Size([3, 4, 6]), 'TensorImage')
+    """
+
+    @staticmethod
+    def __new__(cls, x: Any) -> TensorImage:  # type: ignore[misc]
+        if isinstance(x, torch.Tensor):
+            t = x
+        else:  # pixels as arrays come (H, W, C), as pipekit decodes them: fastai's images are (C, H, W) tensors
+            arr = np.asarray(x)
+            t = torch.as_tensor(arr.view(np.ndarray))
+            if t.ndim == 3 and t.shape[-1] in (1, 3, 4):
+                t = t.permute(2, 0, 1)
+        return t.as_subclass(cls)
+
+    def show(self, ctx: Any = None, **kwargs: Any) -> Any:
+        """Draw the image (on ``ctx`` when given); returns the axes."""
+        from pipekit.data.plotting import show_image
+
+        return show_image(self.as_subclass(torch.Tensor), ctx=ctx, **kwargs)
 
 
 def image2tensor(img: Any) -> Any:

@@ -370,6 +370,32 @@ class Normalize(BatchTransform):
         raise DataError(f"Normalize has {len(self.mean)} channel stats but the images have {c} channel(s); "
                         "use stats for that many channels (e.g. ImageBlock(cls='RGB') with imagenet_stats)")
 
+    def __call__(self, batch: Any, ctx: BatchContext | None = None) -> Any:
+        """In a loader, a batch with its context; called on a float image tensor of one's own, (B, C, H, W) or
+        (C, H, W), that tensor normalised (fastai's ``nrm(t)``; :meth:`decode` undoes it).
+
+        >>> nrm = Normalize.from_stats([0.5], [0.25]); t = torch.full((1, 2, 2), 0.75)
+        >>> nrm(t).flatten().tolist(), nrm.decode(nrm(t)).flatten().tolist()
+        ([1.0, 1.0, 1.0, 1.0], [0.75, 0.75, 0.75, 0.75])
+        """
+        if ctx is None and isinstance(batch, torch.Tensor):
+            return self._plain(batch, undo=False)
+        if ctx is None:
+            raise ParameterError("Normalize: called on its own it takes a float image tensor, (B, C, H, W) or "
+                                 f"(C, H, W), got {type(batch).__name__}; in loaders give it in batch_tfms")
+        return self.encode(batch, ctx)
+
+    def _plain(self, x: torch.Tensor, undo: bool) -> torch.Tensor:
+        """A float image tensor of one's own (B, C, H, W) or (C, H, W) normalised, or with ``undo`` restored."""
+        if not x.is_floating_point() or x.ndim not in (3, 4):
+            raise ParameterError(f"Normalize: called on its own it takes a float image tensor, (B, C, H, W) or "
+                                 f"(C, H, W), got {x.dtype} of shape {tuple(x.shape)}")
+        one = x.ndim == 3
+        xb = x[None] if one else x
+        m, s = self._stats(xb.shape[1], xb)
+        out = xb * s + m if undo else (xb - m) / s
+        return out[0] if one else out
+
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
         return tuple(self.encode_element(j, geo, batch[j], ctx) for j, geo in enumerate(ctx.geometry[:len(batch)])) \
             + tuple(batch[len(ctx.geometry):])
@@ -389,7 +415,12 @@ class Normalize(BatchTransform):
         m, s = self._stats(x.shape[1], x)
         return (x - m) / s
 
-    def decode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
+    def decode(self, batch: Any, ctx: BatchContext | None = None) -> Any:  # type: ignore[override]
+        if ctx is None:  # a tensor this Normalize was called on by itself
+            if not isinstance(batch, torch.Tensor):
+                raise ParameterError("Normalize.decode: without a batch context it takes a float image tensor, "
+                                     f"got {type(batch).__name__}")
+            return self._plain(batch, undo=True)
         out = list(batch)
         for j, geo in enumerate(ctx.geometry[:len(batch)]):
             x = batch[j]

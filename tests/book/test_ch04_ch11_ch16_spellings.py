@@ -265,4 +265,14 @@ def test_ch11_siamese_steps_that_pipekit_builds_otherwise_say_how_and_ch18_decod
     assert [im.get_alpha() for im in ax.get_images()] == [None, 0.6, 0.5]
     with pytest.raises(ParameterError, match="ax= and ctx= name the axes"):
         show_image(x_dec, ax=ax, ctx=plt.subplots()[1])
+    # the book's own spelling: x_dec = TensorImage(dls.train.decode((x,))[0][0]); x_dec.show(ctx=ax)
+    from pipekit.vision import TensorImage
+
+    t_dec = TensorImage(dls.train.decode((x,))[0][0])
+    assert type(t_dec) is TensorImage and tuple(t_dec.shape) == (1, 28, 28)  # (C, H, W), as fastai's
+    assert torch.equal(t_dec[0], torch.as_tensor(np.asarray(x_dec))[..., 0])
+    _, ax2 = plt.subplots()
+    assert t_dec.show(ctx=ax2) is ax2
+    np.testing.assert_array_equal(ax2.get_images()[0].get_array(), ax.get_images()[0].get_array())
+    assert type(t_dec * 2) is TensorImage and TensorImage(x[0]).shape == x[0].shape  # a tensor is taken as it is
     plt.close("all")
