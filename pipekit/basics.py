@@ -24,11 +24,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-import pipekit
 from pipekit.data import *  # noqa: F403
 from pipekit.data import __all__ as _data_names
 from pipekit.learn import *  # noqa: F403
 from pipekit.learn import __all__ as _learn_names
 
-__all__ = ["math", "os", "random", "partial", "Path", "plt", "np", "pd", "torch", "F", "Image", "nn", "pipekit",
+__all__ = ["math", "os", "random", "partial", "Path", "plt", "np", "pd", "torch", "F", "Image", "nn",
            *_data_names, *_learn_names]

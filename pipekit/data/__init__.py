@@ -5,7 +5,7 @@ from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, Mul
                                  ToFloat, TransformBlock)
 from pipekit.data.datablock import DataBlock
 from pipekit.data.external import URLs, untar_data
-from pipekit.data.dataloaders import DataLoaders, Datasets, TfmdDatasets
+from pipekit.data.dataloaders import DataLoaders, Datasets, TfmdDatasets, TfmdLists
 from pipekit.data.getters import (ColReader, DataPath, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
                                   get_image_files, get_text_files, parent_label, using_attr)
 from pipekit.data.items import read_table, to_items
@@ -17,8 +17,7 @@ from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitt
                                     RandomSplitter, Splitter, TimeSplitter, TrainTestSplitter)
 from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.vocab import CategoryMap
-from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform, FuncTransform, Pipeline, TfmdLists,
-                                    Transform)
+from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, FuncTransform, Pipeline, Transform
 
 __all__ = [
     "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap", "Categorize",

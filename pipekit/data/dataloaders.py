@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import inspect
 import io
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import torch
 
 from pipekit.core.component import Component
@@ -19,7 +21,8 @@ from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
 from pipekit.data.loader import (ArrayDataset, DataLoader, ItemsDataset, default_device, stack_items,
                                  table_attribute)
-from pipekit.data.transform import BatchPipeline, BatchTransform, Pipeline, TfmdLists, as_list
+from pipekit.data.splitters import check_disjoint, row_index
+from pipekit.data.transform import BatchPipeline, BatchTransform, Pipeline, _step, as_list
 
 
 def short_repr(value: Any) -> str:
@@ -287,6 +290,189 @@ class Datasets(ArrayDataset):
     def __repr__(self) -> str:
         return (f"Datasets(items={len(self.items)}, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"blocks={list(self.blocks)})")
+
+
+def _take(items: Any, idx: np.ndarray) -> Any:
+    """The items at positions ``idx``, in the container they came in (a list stays a list)."""
+    if isinstance(items, (np.ndarray, torch.Tensor)):
+        return items[torch.as_tensor(idx) if isinstance(items, torch.Tensor) else idx]
+    if hasattr(items, "gather") and hasattr(items, "dtype"):  # a Polars Series
+        return items.gather(idx)
+    if hasattr(items, "take") and hasattr(items, "type"):  # an Arrow array
+        return items.take(idx)
+    if isinstance(items, pl.DataFrame):  # its rows
+        return items[np.asarray(idx, dtype=np.int64)]
+    if hasattr(items, "iloc"):  # a pandas Series or DataFrame
+        return items.iloc[idx]
+    return [items[int(i)] for i in idx]
+
+
+def _item(v: Any) -> Any:
+    """One encoded item as a user works with it: a NumPy scalar as a Python number, one text's ids (an Arrow list
+    of integers, what ``Numericalize`` gives each text of a column) as the 1-d ``torch.long`` tensor
+    ``Numericalize`` gives for one text, any other Arrow value as Python's."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, pa.Scalar):
+        if isinstance(v, (pa.ListScalar, pa.LargeListScalar)) and v.is_valid and pa.types.is_integer(v.type.value_type):
+            return torch.from_numpy(v.values.to_numpy(zero_copy_only=False).astype(np.int64))
+        return v.as_py()
+    return v
+
+
+def _one(items: Any, i: int) -> Any:
+    """Item ``i`` of ``items`` as a person reads it (a table's row as a tuple)."""
+    v = _take(items, np.array([i]))
+    return v.row(0) if isinstance(v, pl.DataFrame) else v.iloc[0] if hasattr(v, "iloc") else v[0]
+
+
+class TfmdLists:
+    """Items through a :class:`Pipeline` fitted on the training split: the book's mid-level ``TfmdLists``.
+
+    ``tfms`` (transforms, Transform classes or functions) are set up on the training items only and encode
+    all the items at once: like every pipekit transform they see the whole column (a list of items, an array,
+    a Series), not one item at a time. ``splits`` is ``[train_idx, valid_idx]`` (default: every item is for
+    training); each is positions or a boolean mask with one value per item. ``tl[i]`` is encoded item ``i``
+    (``tl[:2]`` a list of them), ``tl.train``/``tl.valid`` the subsets (sharing the fitted pipeline),
+    ``tl.decode(x)`` runs the transforms backwards. pipekit's getters (``parent_label``, ``RegexLabeller``,
+    ``ColReader``, ``using_attr(...)``) are steps too, reading the whole column as in a DataBlock, and
+    ``tl.vocab`` is the vocabulary the steps learned:
+
+    >>> from pipekit.data import Categorize, RegexLabeller
+    >>> files = ["pets/great_pyrenees_17.jpg", "pets/Abyssinian_3.jpg", "pets/Abyssinian_8.jpg"]
+    >>> tls = TfmdLists(files, [RegexLabeller(r"([^/]+)_[0-9]+.jpg$"), Categorize()], splits=[[0, 1], [2]])
+    >>> tls[0], tls.decode(tls[0]), tls.vocab
+    (1, 'great_pyrenees', ['Abyssinian', 'great_pyrenees'])
+
+    The steps:
+
+    >>> from pipekit.data import Transform
+    >>> class Centre(Transform):
+    ...     def setups(self, items): self.mean_ = float(np.mean(items))
+    ...     def encodes(self, x): return np.asarray(x, dtype=float) - self.mean_
+    ...     def decodes(self, x): return x + self.mean_
+    >>> tl = TfmdLists(np.array([1.0, 2.0, 3.0, 10.0]), [Centre], splits=[[0, 1, 2], [3]])
+    >>> tl.train[0], tl.valid[0], tl.decode(tl.valid[0]), len(tl.train), len(tl.valid)
+    (-1.0, 8.0, 10.0, 3, 1)
+    """
+
+    def __init__(self, items: Any, tfms: Any, splits: Sequence[Sequence[int]] | None = None):
+        if isinstance(items, (str, bytes)) or not (hasattr(items, "__len__") and hasattr(items, "__getitem__")):
+            raise ParameterError(f"TfmdLists takes a list (or array, or Series) of items, got {type(items).__name__}")
+        n = len(items)
+        if splits is None:
+            splits = [range(n), []]
+        if isinstance(splits, (str, bytes)) or len(splits) != 2:
+            raise ParameterError("TfmdLists: splits must be [train_idx, valid_idx] (two lists of positions), got "
+                                 f"{splits!r:.80}")
+        # positions or a boolean mask per item, checked as IndexSplitter checks them (floats refused, not truncated)
+        self.splits = [row_index(s if hasattr(s, "__array__") else list(s), n, f"TfmdLists: the {name}")
+                       for name, s in zip(("train", "valid"), splits)]
+        if not len(self.splits[0]):
+            raise ParameterError("TfmdLists: the train split is empty; the transforms are set up on it")
+        check_disjoint(self.splits[0], self.splits[1], "TfmdLists: the split", lambda i: f"item {i}, {_item(_one(items, i))!r:.80}")
+        self.items = items
+        self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
+        # on the training items only; every item is encoded below, so the last step's encoding of them is not needed
+        self.pipeline.setup(_take(items, self.splits[0]), encode_last=False)
+        self.encoded = items
+        for t in self.pipeline:
+            self.encoded = _step(t, "encode", self.encoded)
+
+    def _subset(self, i: int) -> TfmdLists:
+        sub = object.__new__(TfmdLists)
+        idx = self.splits[i]
+        sub.items, sub.pipeline, sub.encoded = _take(self.items, idx), self.pipeline, _take(self.encoded, idx)
+        sub.splits = [np.arange(len(idx)), np.zeros(0, np.int64)]
+        return sub
+
+    @property
+    def train(self) -> TfmdLists:
+        return self._subset(0)
+
+    @property
+    def valid(self) -> TfmdLists:
+        return self._subset(1)
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):  # ``tl[:2]``, ``tl.train[:]``: the encoded items, as a list
+            return [self[j] for j in range(len(self))[i]]
+        if isinstance(i, (bool, np.bool_)) or not hasattr(i, "__index__"):
+            raise ParameterError(f"TfmdLists: items are indexed by an integer position or a slice, got "
+                                 f"{type(i).__name__} {i!r:.40}")
+        try:
+            i = operator.index(i)
+        except TypeError:  # a float tensor has __index__ but refuses it
+            raise ParameterError(f"TfmdLists: items are indexed by an integer position or a slice, got {i!r:.40}") \
+                from None
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"TfmdLists: item {i} is outside the {len(self)} items")
+        return _item(self.encoded[i])
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self[i] for i in range(len(self)))
+
+    def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
+                    device: Any = None, num_workers: int | None = None, drop_last: bool | None = None,
+                    after_item: Any = None, before_batch: Any = None, after_batch: Any = None,
+                    n_inp: int | None = None) -> Any:
+        """Loaders of the training and validation items, as chapter 11's ``tls.dataloaders(after_item=[Resize(224),
+        ToTensor], after_batch=[IntToFloatTensor, Normalize.from_stats(*imagenet_stats)])``: each item through
+        ``after_item`` (item transforms, classes or functions), the batch's list of items through ``before_batch``
+        (``pad_input``), collated (images as pipekit's uint8 image batch), then ``after_batch`` (batch transforms)
+        on the device. Items are made one at a time in Python (see :class:`~pipekit.data.loader.ItemsDataset`); a
+        DataBlock's cached stores are the fast path. ``seed`` fixes the order (the same seed, the same batches);
+        ``n_inp``: how many parts of an item are inputs (default: all but the last). No validation split: a
+        training loader only.
+
+        >>> tls = TfmdLists([np.full((4, 4, 3), i, np.uint8) for i in range(6)], [], splits=[range(4), range(4, 6)])
+        >>> from pipekit.vision import IntToFloatTensor
+        >>> dls = tls.dataloaders(bs=2, after_batch=[IntToFloatTensor], device="cpu", seed=0)
+        >>> b = dls.valid.one_batch(); tuple(b[0].shape), b[0].dtype, round(float(b[0][1].max()) * 255)
+        ((2, 3, 4, 4), torch.float32, 5)
+        """
+        return item_dataloaders(self, "TfmdLists.dataloaders", bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
+                                device=device, num_workers=num_workers, drop_last=drop_last, after_item=after_item,
+                                before_batch=before_batch, after_batch=after_batch, n_inp=n_inp)
+
+    def decode(self, value: Any) -> Any:
+        """An encoded value (one item's, or the column's) back through the transforms, last first."""
+        return self.pipeline.decode(value)
+
+    def show(self, o: Any, ctx: Any = None, **kwargs: Any) -> Any:
+        """Show an encoded item decoded, as chapter 11's ``tls.show(t)`` (and ``show_at(tls.valid, 0)``): a text's
+        tokens printed joined by spaces, a label or number printed, an image drawn (on ``ctx``, matplotlib axes,
+        when given; ``kwargs`` go to ``show_image``), a tuple with its own ``show`` (chapter 11's ``SiameseImage``)
+        drawn by it (see :func:`~pipekit.data.show.show_value`). Returns what it printed, or the axes drawn on.
+
+        >>> from pipekit.data import Categorize
+        >>> tls = TfmdLists(["cat", "dog", "cat"], [Categorize()])
+        >>> _ = tls.show(tls[1])
+        dog
+        """
+        from pipekit.data.show import show_value
+
+        return show_value(self.decode(o), ctx=ctx, **kwargs)
+
+    @property
+    def tfms(self) -> Pipeline:
+        """The fitted pipeline (``tls.tfms[1].vocab``, as in fastai)."""
+        return self.pipeline
+
+    @property
+    def vocab(self) -> list | None:
+        """The vocabulary learned by the last step that learns one (``Categorize``, ``Numericalize``), or None."""
+        for t in reversed(self.pipeline.tfms):
+            if getattr(t, "vocab_", None) is not None:
+                return t.vocab_  # type: ignore[attr-defined]
+        return None
+
+    def __repr__(self) -> str:
+        return (f"TfmdLists({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
+                f"{self.pipeline!r})")
 
 
 class TfmdDatasets:
