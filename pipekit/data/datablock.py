@@ -24,10 +24,12 @@ from pipekit.core.registry import name_of
 from pipekit.core.validate import Is, check, check_positive_int, check_state, is_pandas
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch
-from pipekit.data.getters import (ColReader, Getter, apply_getter, get_files, get_image_files, get_text_files, item_at)
+from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, get_files, get_image_files, get_text_files,
+                                  item_at, rows_column)
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint, row_index
+from pipekit.data.store import ListStore
 from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_list
 
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
@@ -116,6 +118,60 @@ def _with_block_getters(blocks: Sequence[Any], getters: list) -> list:
                                  f"for {g.cols!r}")
         out.append(own if g is None and own is not None else g)
     return out
+
+
+def _takes_whole_rows(block: Any, getter: Any, items: pl.DataFrame) -> bool:
+    """Whether ``block`` is given each item's whole row: as in the book's ``DataBlock().datasets(df)``, a block that
+    keeps its values as they are (a plain ``TransformBlock`` with no type transforms) with no getter, over items of
+    several columns none of which is the item's ``path`` (a block that reads one column, an image's or a label's,
+    still refuses such items, naming their columns)."""
+    return (getter is None and type(block) is TransformBlock and not block.type_transforms() and items.width > 1
+            and "path" not in items.columns)
+
+
+class PlainStore(ListStore):
+    """What a plain ``TransformBlock`` keeps as its getter gave it: an item is the Python value (a getter's list of
+    labels is a list, as in the book's ``get_y=lambda r: r['labels'].split(' ')``), not a one-item Polars Series."""
+
+    def item(self, i: int) -> Any:
+        v = self.values[int(i)]
+        return v.to_list() if isinstance(v, pl.Series) else v
+
+    def subset(self, idx: np.ndarray) -> PlainStore:
+        return type(self)(self.values.gather(np.asarray(idx, dtype=np.int64)))
+
+
+def _plain(block: Any, store: Any, rows: bool) -> Any:
+    """``store`` as a :class:`RowStore` (whole rows) or :class:`PlainStore` (a plain block's values), else itself."""
+    if type(store) is not ListStore or type(block) is not TransformBlock:
+        return store
+    if rows:
+        return RowStore(store.values)
+    return PlainStore(store.values) if isinstance(store.values.dtype, (pl.List, pl.Array)) else store
+
+
+class RowStore(PlainStore):
+    """The whole rows of a table, for a block given no getter (``DataBlock().datasets(df)``): ``dsets.train[0]`` is
+    ``(row, row)``, each a :class:`~pipekit.data.getters.Row` (``x['fname']``, ``x.fname``). Rows are what a getter
+    reads, not what a model takes: batching them is refused, saying to give blocks and getters."""
+
+    def item(self, i: int) -> Row:
+        return Row(self.values[int(i)])
+
+    def gather(self, idx: np.ndarray) -> list:
+        raise DataError(rows_not_batched(self.values.struct.fields))
+
+
+def rows_not_batched(columns: Sequence[str]) -> str:
+    """Why a DataBlock whose items are whole rows makes no batches, and what to give it."""
+    shown = [*columns[:6], "..."] if len(columns) > 6 else list(columns)
+    first, second = [*columns, "col", "label"][:2]
+    return (f"a block with no getter (a DataBlock() without blocks and getters, or a TransformBlock) is given each "
+            f"item's whole row of the table (columns {shown}): rows can be looked at (dsets.train[0]) but not "
+            f"batched for a model; give blocks and getters, saying what the data is and which columns hold it, "
+            f"e.g. DataBlock(blocks=(ImageBlock, MultiCategoryBlock), "
+            f"get_x=ColReader({first!r}, pref=path/'train'), get_y=ColReader({second!r}, label_delim=' ')); for a "
+            f"table's own columns as the model's input, use TabularPandas or TabularDataLoaders")
 
 
 #: the registered kinds a getter read from a file may be: pipekit's getters, or a function of the user's registered
@@ -317,7 +373,11 @@ class DataBlock(Component):
             name = f"{type(block).__name__} [{role}]"
             gname = getattr(getter, "__name__", repr(getter))
             # no input named here: a getter's own error names the item it failed on
-            raw: pl.Series = step(f"{name} getter {gname}", lambda g=getter: apply_getter(g, items))  # type: ignore[misc]
+            rows = _takes_whole_rows(block, getter, items)
+            if rows:
+                gname = "None (the whole row)"
+            raw: pl.Series = step(f"{name} getter {gname}", lambda g=getter, r=rows: (  # type: ignore[misc]
+                rows_column(items) if r else apply_getter(g, items)))
             say("getter", f"{name}: getter {gname}", raw)
             if isinstance(getter, Getter):
                 getter.check_build(items, raw)
@@ -329,6 +389,7 @@ class DataBlock(Component):
             store = step(f"{name} encode",
                          lambda b=block, r=raw, t=sub, z=sizes: b.setup(r, train, item_tfms, t, **z),  # type: ignore[misc]
                          raw)
+            store = _plain(block, store, rows)
             say("store", name, (block, store))
             stores.append(store)
         _check_masks_fit_images(self.blocks_, stores, items)
@@ -368,9 +429,12 @@ class DataBlock(Component):
         check("DataBlock.dataloaders", path=(path, Is(lambda p: p is None or isinstance(p, (str, os.PathLike)),
                                                       "a folder (str or Path) or None")))
         check_seq_len("DataBlock.dataloaders", seq_len, self.dl_type(), self._new_blocks())  # before the items are read
-        dls = self.datasets(source, seed=seed).dataloaders(bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
-                                                           device=device, num_workers=num_workers,
-                                                           drop_last=drop_last, seq_len=seq_len)
+        dsets = self.datasets(source, seed=seed)
+        rows = next((s for s in dsets.stores if isinstance(s, RowStore)), None)
+        if rows is not None:  # refused here, before loaders are made of them (as fastai's fails at its first batch)
+            raise DataError(rows_not_batched(rows.values.struct.fields))
+        dls = dsets.dataloaders(bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
+                                num_workers=num_workers, drop_last=drop_last, seq_len=seq_len)
         if path is not None:
             dls.path = Path(path)
         return dls
@@ -419,11 +483,14 @@ class DataBlock(Component):
         for i, (block, getter) in enumerate(zip(self.blocks_[:n], self.getters_[:n])):
             if not bare:
                 self._check_getter_stored(i)
-            raw = apply_getter(None if bare else _raw_value_getter(getter, items), items)
+            rows = not bare and _takes_whole_rows(block, getter, items)
+            raw = rows_column(items) if rows else apply_getter(None if bare else _raw_value_getter(getter, items),
+                                                               items)
             if bare and items.columns == ["path"]:  # path objects: a file per item, which the block may read
                 raw = block.new_paths(raw)
             block.check_raw(raw, "new data")
-            stores.append(block.encode_new(raw, **_source_sizes(block, self.blocks_[:i], stores)))
+            store = block.encode_new(raw, **_source_sizes(block, self.blocks_[:i], stores))
+            stores.append(_plain(block, store, rows))
         return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)
 
     def _new_items(self, items: pl.DataFrame) -> tuple[pl.DataFrame, bool]:

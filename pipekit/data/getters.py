@@ -319,6 +319,16 @@ def iter_items(items: pl.DataFrame) -> Iterable[Any]:
     return map(Row, items.iter_rows(named=True))
 
 
+def rows_column(items: pl.DataFrame) -> pl.Series:
+    """Each item's whole row, as one struct column (a value per row is a dict of column -> value): what a block that
+    keeps its items as they are (the book's ``DataBlock()`` of a table) is given when no getter picks a column.
+
+    >>> rows_column(pl.DataFrame({"fname": ["a.jpg", "b.jpg"], "labels": ["cat", "dog cat"]})).to_list()
+    [{'fname': 'a.jpg', 'labels': 'cat'}, {'fname': 'b.jpg', 'labels': 'dog cat'}]
+    """
+    return items.select(pl.struct(pl.all()).alias("row")).to_series()
+
+
 class Getter(Component):
     """Base class for vectorised getters: ``column(items)`` reads a whole column; calling one on a single
     item works too, for users who compose getters in their own functions."""
