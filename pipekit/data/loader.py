@@ -463,6 +463,14 @@ class ArrayDataset:
     def decode(self, item: tuple) -> tuple:
         return tuple(b.decode(v) for b, v in zip(self.blocks, item)) if self.blocks else item
 
+    def show(self, item: tuple, ctx: Any = None, **kwargs: Any) -> Any:
+        """Show an item of this data set decoded, as fastai's ``dsets.show(dsets.train[0])`` and
+        ``show_at(dsets.train, 0)``: an input image drawn with its labels as the title (on ``ctx``, matplotlib axes,
+        when given), otherwise each part printed. Returns the axes drawn on, or what was printed last."""
+        from pipekit.data.show import show_parts
+
+        return show_parts(self.decode(tuple(item)), n_inp=self.n_inp, ctx=ctx, **kwargs)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={len(self)}, blocks={[type(b).__name__ for b in self.blocks]})"
 

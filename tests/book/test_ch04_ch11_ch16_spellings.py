@@ -276,3 +276,34 @@ def test_ch11_siamese_steps_that_pipekit_builds_otherwise_say_how_and_ch18_decod
     np.testing.assert_array_equal(ax2.get_images()[0].get_array(), ax.get_images()[0].get_array())
     assert type(t_dec * 2) is TensorImage and TensorImage(x[0]).shape == x[0].shape  # a tensor is taken as it is
     plt.close("all")
+
+
+def test_show_at_a_datablocks_datasets_draws_the_image_titled_with_its_label(capsys):
+    """``show_at(dsets.train, 0)`` and ``dsets.valid.show(dsets.valid[3], ctx=ax)`` on a DataBlock's data sets: the
+    image with its label as the title; a text's item prints the text, then its label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import polars as pl
+
+    from pipekit.data import ColReader, ColSplitter, GrandparentSplitter, get_image_files, parent_label, show_at
+    from pipekit.text import TextBlock
+
+    mnist = D.path("mnist_tiny")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the test/ folder is in neither split
+        dsets = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                          splitter=GrandparentSplitter()).datasets(mnist)
+    _, ax = plt.subplots()
+    assert dsets.valid.show(dsets.valid[3], ctx=ax) is ax
+    assert ax.get_title() == dsets.valid.items[3].parent.name and ax.get_images()[0].get_array().shape[:2] == (28, 28)
+    assert show_at(dsets.train, 0).get_title() == "3"
+    texts = pl.read_csv(D.path("imdb_sample") / "texts.csv")[770:830]  # valid rows begin at 800
+    tds = DataBlock(blocks=(TextBlock.from_df("text"), CategoryBlock), get_x=ColReader("text"),
+                    get_y=ColReader("label"), splitter=ColSplitter()).datasets(texts)
+    capsys.readouterr()
+    assert show_at(tds.valid, 0) == texts.filter(pl.col("is_valid"))["label"][0]
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[-1] == texts.filter(pl.col("is_valid"))["label"][0] and len(shown) > 1
+    plt.close("all")
