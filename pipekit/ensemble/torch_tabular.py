@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import replace
 from typing import Any, Sequence
@@ -235,9 +236,11 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         from pipekit.tabular.core import TabularSplit
 
         cats, conts, _ = TabularSplit(self._frame(replace(d, y=None)), self.processor_).to_torch()
-        self.model_.eval()
+        # in float64, on a copy of the net: float32 matrix products round by the batch's shape, so a row's prediction
+        # would move in its seventh digit with the rows predicted beside it (scikit-learn checks that it does not)
+        model = copy.deepcopy(self.model_).double().eval()
         with torch.no_grad():
-            out = torch.cat([self.model_(cats[i:i + 8192], conts[i:i + 8192]).float()
+            out = torch.cat([model(cats[i:i + 8192], conts[i:i + 8192].double())
                              for i in range(0, len(d), 8192)])
         if self.task == "classification":
             return torch.softmax(out, 1).numpy().astype(np.float64)[:, np.argsort(self._net_classes())]
