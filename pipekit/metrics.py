@@ -234,13 +234,28 @@ def _check_not_empty(metric: Metric, y_true: Any, y_pred: Any) -> None:
 
 
 def _takes_two(fn: Any) -> bool:
+    """Whether ``fn`` takes the predictions and the targets: ``fn(pred, targ)``, or ``fn(pred, *targs)`` for data of
+    several targets (the course's ``disease_err(inp, disease, variety)``)."""
+    return callable(fn) and _positional_count(fn, 2) is not None
+
+
+def _positional_count(fn: Any, n: int) -> int | None:
+    """``n`` when ``fn`` can be called with ``n`` positional arguments, else the number of positional arguments it
+    needs when that is more than 2 (and nothing else is required), else None. A builtin without a signature: ``n``."""
     try:
-        inspect.signature(fn).bind(None, None)
-    except TypeError:
-        return False
+        sig = inspect.signature(fn)
     except ValueError:  # a builtin without a signature: nothing to check
+        return n
+    try:
+        sig.bind(*[None] * n)
+        return n
+    except TypeError:
         pass
-    return callable(fn)
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required_kw = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    need = sum(p.default is p.empty for p in positional)
+    return need if need > 2 and not required_kw else None
 
 
 #: a function named like a loss or an error is better smaller (scikit-learn's ``log_loss``, ``mean_squared_error``,
@@ -274,7 +289,8 @@ class FuncMetric(MeanMetric):
     1.0
     """
 
-    param_constraints = {"fn": Is(_takes_two, "a function of two arguments, fn(pred, targ)"),
+    param_constraints = {"fn": Is(_takes_two, "a function of the predictions and the targets, fn(pred, targ) (or "
+                                              "fn(pred, *targs) for data of several targets)"),
                          "greater_is_better": Options(True, False, None)}
 
     def __init__(self, fn: Callable[..., Any], greater_is_better: bool | None = None, y_first: bool = False):
@@ -297,7 +313,10 @@ class FuncMetric(MeanMetric):
 
     def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
         n = len(pred)
-        value = _torch().as_tensor(self.fn(pred, targ))  # a Python or NumPy number is a batch mean too
+        # the targets of data with several (a tuple) each as an argument, as fastai calls fn(pred, *yb), when the
+        # function takes that many; a function of two gets them as one tuple
+        several = isinstance(targ, tuple) and _positional_count(self.fn, 1 + len(targ)) == 1 + len(targ)
+        value = _torch().as_tensor(self.fn(pred, *targ) if several else self.fn(pred, targ))  # a number: a batch mean
         if value.numel() != 1:
             raise ParameterError(f"metric {self.name!r} returned {tuple(value.shape)} values for a batch of {n}: a "
                                  "metric function fn(pred, targ) returns the batch's mean (e.g. end with .mean())")

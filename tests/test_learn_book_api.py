@@ -105,7 +105,7 @@ def test_metrics_bare_or_configured_checked_when_the_learner_is_built():
         _learner(mdls, metrics=partial(accuracy_multi, thresh=2.0))
     with pytest.raises(ParameterError, match="metric"):
         _learner(mdls, metrics="accuracy_multi")
-    with pytest.raises(ParameterError, match="two arguments"):
+    with pytest.raises(ParameterError, match=r"fn\(pred, targ\)"):
         _learner(mdls, metrics=lambda x: x)
 
 
@@ -576,3 +576,43 @@ def test_validate_with_callbacks_of_its_own_and_ordered_cbs(dls):
     assert [type(c).__name__ for c in learn.ordered_cbs("after_loss")] == ["TerminateOnNaNCallback"]
     with pytest.raises(ParameterError, match="'after_bach' is not an event"):
         learn.ordered_cbs("after_bach")
+
+
+def test_metrics_of_data_with_two_targets_take_each_target_as_an_argument():
+    """The course's multi-target notebook: ``disease_err(inp, disease, variety)`` as a metric (fastai calls a metric
+    ``fn(pred, *yb)``); what it records is the function on the whole validation set's predictions."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    from pipekit.learn import error_rate
+
+    def parity(p):
+        return "even" if int(p.stem) % 2 == 0 else "odd"
+
+    items = lambda p: get_image_files(p, folders=["train", "valid"])  # noqa: E731
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock, CategoryBlock), n_inp=1, get_items=items,
+                    get_y=[parent_label, parity], splitter=GrandparentSplitter(), item_tfms=Resize(16)
+                    ).dataloaders(D.path("mnist_tiny"), bs=64, seed=0, device="cpu", num_workers=0)
+
+    def digit_loss(inp, digit, par): return F.cross_entropy(inp[:, :2], digit)
+    def parity_loss(inp, digit, par): return F.cross_entropy(inp[:, 2:], par)
+    def combine_loss(inp, digit, par): return digit_loss(inp, digit, par) + parity_loss(inp, digit, par)
+    def digit_err(inp, digit, par): return error_rate(inp[:, :2], digit)
+    def parity_err(inp, digit, par): return error_rate(inp[:, 2:], par)
+    def both_err(inp, targs): return (error_rate(inp[:, :2], targs[0]) + error_rate(inp[:, 2:], targs[1])) / 2
+
+    pipekit.set_seed(0)
+    learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, 4)), loss_func=combine_loss,
+                    metrics=[digit_err, parity_err, digit_loss, both_err])
+    learn.fit(1, 1e-2)
+    assert learn.recorder.metric_names == ["epoch", "train_loss", "valid_loss", "digit_err", "parity_err",
+                                           "digit_loss", "both_err", "time"]
+    preds, targs = learn.get_preds()
+    assert isinstance(targs, tuple) and len(targs) == 2
+    _, valid_loss, d_err, p_err, d_loss, b_err = learn.recorder.values[-1]
+    assert d_err == pytest.approx(float(digit_err(preds, *targs)), abs=1e-6) and d_err < 0.3
+    assert p_err == pytest.approx(float(parity_err(preds, *targs)), abs=1e-6)
+    assert b_err == pytest.approx((d_err + p_err) / 2, abs=1e-6)  # a function of two gets the targets as a tuple
+    assert d_loss == pytest.approx(float(digit_loss(preds, *targs)), rel=1e-4)
+    with pytest.raises(ParameterError, match=r"fn\(pred, targ\) \(or fn\(pred, \*targs\)"):
+        Learner(dls, nn.Linear(1, 1), loss_func=combine_loss, metrics=lambda inp: inp.mean())

@@ -252,7 +252,7 @@ def test_bad_arguments_are_named(fmnist):
     # metrics are checked when the Learner is built, not after the first epoch
     with pytest.raises(ParameterError, match="a metric must be a pipekit Metric or a function"):
         Learner(dls, simple_cnn(1, 10, (4,)), metrics=["accuracy"])
-    with pytest.raises(ParameterError, match=r"FuncMetric: fn=.* expected a function of two arguments"):
+    with pytest.raises(ParameterError, match=r"FuncMetric: fn=.* expected a function of the predictions and the targets"):
         Learner(dls, simple_cnn(1, 10, (4,)), metrics=[lambda pred: pred.mean()])
     with pytest.raises(ValueError, match="loss_func"):
         Learner(DataLoaders.from_stores([TensorStore(np.zeros((8, 2), np.float32))] * 2,
