@@ -189,6 +189,13 @@ def test_the_path_given_to_the_loaders_is_where_the_learner_saves(tmp_path, monk
     adult = path("adult_sample") / "adult.csv"
     tab = TabularDataLoaders.from_csv(adult, path=out, y_names="salary", cat_names=["workclass"], cont_names=["age"])
     assert tabular_learner(tab).path == out
+    # the course's TabularPandas(...).dataloaders(path='.')
+    from pipekit.tabular import TabularPandas
+
+    to = TabularPandas(pd.read_csv(adult).head(500), cat_names=["workclass"], cont_names=["age"], y_names="salary",
+                       splits=Split(seed=0)(range(500)))
+    assert to.dataloaders(path=out).path == out and tabular_learner(to.dataloaders(path=".")).path == Path(".")
+    assert to.dataloaders(bs=32).path == Path(".")
     texts = pl.read_csv(path("imdb_sample") / "texts.csv").head(60)
     assert TextDataLoaders.from_df(texts, text_col="text", label_col="label", path=out, bs=8).path == out
     block = DataBlock(get_items=lambda df: df, splitter=Split(seed=0))

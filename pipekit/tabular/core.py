@@ -1061,12 +1061,17 @@ class Tabular(_FittedNames):
         return TabularSplit(self.frame, self.processor, None, "all").to_numpy()
 
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
-                    device: Any = None, num_workers: int | None = None) -> Any:
-        """DataLoaders whose batches are ``(cats, conts, y)`` gathered from materialised tensors."""
+                    device: Any = None, num_workers: int | None = None, path: str | os.PathLike = ".") -> Any:
+        """DataLoaders whose batches are ``(cats, conts, y)`` gathered from materialised tensors. ``path``: where a
+        learner built on them saves and exports (``dls.path``; the course's ``to.dataloaders(path='.')``)."""
         from pipekit.tabular.loaders import tabular_dataloaders
 
-        return tabular_dataloaders(self, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
-                                   num_workers=num_workers)
+        check("Tabular.dataloaders", path=(path, Is(lambda p: isinstance(p, (str, os.PathLike)), "a folder (str or "
+                                                                                                  "Path)")))
+        dls = tabular_dataloaders(self, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
+                                  num_workers=num_workers)
+        dls.path = Path(path)
+        return dls
 
     def __repr__(self) -> str:
         return (f"Tabular({len(self.train)} train / {len(self.valid)} valid rows, cat_names={self.cat_names}, "
