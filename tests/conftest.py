@@ -60,6 +60,22 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
+def mnist_dls():
+    """mnist_tiny's 3s and 7s, grey, at their own 28x28 (the test/ folder is in neither subset): what a small genuine
+    vision export is trained on, and the book's small convolutional nets."""
+    import warnings
+
+    import pipekit.datasets as D
+    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.vision import ImageBlock
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                         splitter=GrandparentSplitter()).dataloaders(D.path("mnist_tiny"), bs=64, seed=42)
+
+
+@pytest.fixture(scope="module")
 def mnist_learner():
     """mnist_tiny's 3s and 7s (an eighth of them), grey, a small CNN trained one epoch."""
     import warnings

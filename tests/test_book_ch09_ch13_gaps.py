@@ -158,18 +158,6 @@ def book_cnn():
     return nn.Sequential(conv(1, 8, ks=5), conv(8, 16), conv(16, 32), conv(32, 64), conv(64, 10, act=False), nn.Flatten())
 
 
-@pytest.fixture(scope="module")
-def mnist_dls():
-    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
-    from pipekit.vision import ImageBlock
-
-    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=lambda p: get_image_files(p)[::4],
-                       splitter=GrandparentSplitter(), get_y=parent_label)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the test/ folder is in neither subset
-        return dblock.dataloaders(D.path("mnist_tiny"), bs=16, seed=0)
-
-
 def test_activation_stats_stats_and_modules_in_fastais_layout_agree_with_stats_(mnist_dls):
     import pipekit
     from pipekit.learn import ActivationStats, Callback, Learner
