@@ -17,6 +17,9 @@
    Chapter 9 (2. above) also reads the pipekit forest's trees as the book reads scikit-learn's: ``rf.estimators_``.
    Then chapter 11's ``dsets = dblock.datasets(files)`` and ``dsets.dataloaders(bs=64)``.
    Chapter 11's ``def f(x:int): return x+1; tfm = Transform(f); tfm(2), tfm(2.0)``, which gives ``(3, 2.0)``.
+   Chapter 11's Siamese pairs: ``class SiameseImage(fastuple)``, the chapter's ``SiameseTransform`` written for one
+   file, ``TfmdLists(files, tfm, splits=splits)`` and ``tls.dataloaders(after_item=[Resize(...), ToTensor],
+   after_batch=[IntToFloatTensor, Normalize.from_stats(*imagenet_stats)])``; chapter 6's ``DataBlock().datasets(df)``.
 5. Chapter 4 from scratch on mnist_tiny's 3s and 7s: the pixels as ``tensor(Image.open(o))``,
    ``dset = list(zip(train_x, train_y))``,
    ``DataLoaders(DataLoader(dset, batch_size=256), DataLoader(valid_dset, batch_size=256))``, and
@@ -31,6 +34,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 import string
 import tempfile
 import time
@@ -44,13 +48,14 @@ import pipekit
 import torch.nn.functional as F
 
 from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, GrandparentSplitter, L,
-                          TfmdLists, Transform, first, get_image_files, parent_label, untar_data)
+                          TfmdLists, Transform, fastuple, first, get_image_files, parent_label, untar_data)
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular
 from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, one_hot, sigmoid_range, tensor
 from pipekit.tabular import (Categorify, CollabDataLoaders, FillMissing, Normalize, Tabular, TabularPandas,
                              tabular_learner)
 from pipekit.text import Numericalize, Tokenizer, WordTokenizer
+from pipekit.vision import IntToFloatTensor, Normalize as ImageNormalize, PILImage, Resize, ToTensor, imagenet_stats
 
 
 class DotProductBias(Module):
@@ -169,6 +174,49 @@ def tfmdlists_of_files() -> dict:
             "dsets_batch": tuple(xb.shape), "typed": (tfm(2), tfm(2.0))}
 
 
+class SiameseImage(fastuple):
+    """Chapter 11's pair of images and whether they show the same class."""
+
+
+class SiameseTransform(Transform):
+    """Chapter 11's transform, written for one file as the book writes it: the file, a second one of the same class
+    or another (drawn from Python's ``random``; fixed for the validation files), and whether they match."""
+
+    def __init__(self, files, label_func, splits):  # noqa: ANN001  (the book's)
+        self.labels = files.map(label_func).unique()
+        self.lbl2files = {lbl: L(f for f in files if label_func(f) == lbl) for lbl in self.labels}
+        self.label_func = label_func
+        self.valid = {f: self._draw(f) for f in files[splits[1]]}
+
+    def encodes(self, f):  # noqa: ANN001, ANN201
+        f2, t = self.valid.get(f, self._draw(f))
+        return SiameseImage(PILImage.create(f), PILImage.create(f2), t)
+
+    def _draw(self, f):  # noqa: ANN001, ANN202
+        same = random.random() < 0.5
+        cls = self.label_func(f)
+        if not same:
+            cls = random.choice(L(lbl for lbl in self.labels if lbl != cls))
+        return random.choice(self.lbl2files[cls]), same
+
+
+def siamese_pairs() -> dict:
+    """Chapter 11's Siamese pairs through the mid-level API, and chapter 6's first look at a table's rows."""
+    files = L(sorted(get_image_files(path("mnist_tiny"), folders=["train", "valid"])))[::4]
+    splits = GrandparentSplitter()(files)
+    random.seed(0)
+    tls = TfmdLists(files, SiameseTransform(files, parent_label, splits), splits=splits)
+    dls = tls.dataloaders(bs=16, after_item=[Resize(32), ToTensor],
+                          after_batch=[IntToFloatTensor, ImageNormalize.from_stats(*imagenet_stats)], seed=0, device="cpu")
+    x1, x2, same = dls.valid.one_batch()
+    df = pd.DataFrame({"fname": [f.name for f in files], "label": [f.parent.name for f in files]})
+    dsets = DataBlock().datasets(df, seed=0)
+    x, y = dsets.train[0]  # chapter 6: each item is its row, twice
+    first_row = int(dsets.splits[0][0])
+    return {"batch": (tuple(x1.shape), tuple(x2.shape), tuple(same.shape)), "same": int(same.sum()),
+            "row": x == y and (x["fname"], x.label) == (df.fname[first_row], df.label[first_row])}
+
+
 def mnist_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     predictions = predictions.sigmoid()
     return torch.where(targets == 1, 1 - predictions, predictions).mean()
@@ -217,7 +265,7 @@ def main(quick: bool = False) -> dict:
     t0 = time.perf_counter()
     out = {"collab": collab_from_scratch(2 if quick else 5),
            "tabular": tabular_ensemble(6000 if quick else 32561, 1 if quick else 4),
-           "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files(),
+           "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files(), "siamese": siamese_pairs(),
            "scratch": linear_from_scratch(5 if quick else 10)}
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
@@ -228,6 +276,8 @@ def main(quick: bool = False) -> dict:
           f"ch4_range_batches={len(out['scratch']['range_batches'])}x5 ch13_image={'x'.join(map(str, out['scratch']['image']))} "
           f"ch4_threes={len(out['scratch']['threes'])} ch2_failed={out['scratch']['failed']} "
           f"ch8_one_hot_lookup={'same' if c['one_hot_lookup'] else 'DIFFERENT'} "
+          f"ch11_siamese_batch={'x'.join(map(str, out['siamese']['batch'][0]))} "
+          f"ch6_row={'itself' if out['siamese']['row'] else 'DIFFERENT'} "
           f"time={time.perf_counter() - t0:.1f}s")
     return out
 

@@ -153,3 +153,8 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     assert list(z["threes"]) == threes and "ch4_threes=346" in line and z["failed"] == 0 and "ch2_failed=0" in line
     # chapter 8's one_hot(3, n_users).float(): the product with it is the user's row of factors
     assert c["one_hot_lookup"] and "ch8_one_hot_lookup=same" in line
+    # chapter 11's Siamese pairs through TfmdLists and tls.dataloaders(after_item=..., after_batch=...): two image
+    # batches and whether each pair matches, both kinds among them; chapter 6's DataBlock().datasets(df) rows
+    p = out["siamese"]
+    assert p["batch"] == ((16, 3, 32, 32), (16, 3, 32, 32), (16,)) and 0 < p["same"] < 16
+    assert "ch11_siamese_batch=16x3x32x32" in line and p["row"] and "ch6_row=itself" in line
