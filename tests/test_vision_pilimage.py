@@ -126,3 +126,19 @@ def test_predict_and_test_dl_take_the_image_as_they_take_its_file(mnist_learner)
     dl = learn.dls.test_dl([PILImageBW.create(f), f, PILImage.create(f)])
     preds, _ = learn.get_preds(dl=dl)
     assert torch.allclose(preds, by_path[2].expand(3, -1), atol=1e-6)
+
+
+def test_resize_called_on_a_pil_image_gives_the_resized_pil_image():
+    """``Resize(64)(Image.open(f))``: a PIL image back, resized as the same pixels as an array are (it was given back
+    unchanged, 200x200); grey stays grey, a palette image comes back RGB."""
+    from pipekit.vision import Resize
+
+    photo = PIL.Image.open(sorted((D.path("dogscats") / "valid" / "dogs").iterdir())[0])
+    out = Resize(64)(photo)
+    assert isinstance(out, PIL.Image.Image) and out.size == (64, 64) and out.mode == "RGB" and photo.size == (200, 200)
+    assert np.array_equal(np.asarray(out), Resize(64)(np.asarray(photo)))
+    digit = PIL.Image.open(sorted((D.path("mnist_tiny") / "valid" / "3").iterdir())[0])
+    small = Resize(14)(digit)
+    assert (small.size, small.mode) == ((14, 14), "L")
+    assert np.array_equal(np.asarray(small), Resize(14)(np.asarray(digit))[:, :, 0])
+    assert Resize(10)(digit.convert("P")).mode == "RGB"

@@ -77,8 +77,8 @@ class ItemTransform(Transform):
     def encode(self, values: Any) -> Any:
         """One image, HWC (an ``ImageArray`` stays one, so it still shows itself); a tuple (chapter 11's
         ``SiameseImage(img1, img2, same)``, any ``fastuple``) has each image in it transformed and its other values
-        kept, in a tuple of the same type, as fastai's item transforms go through tuples; a value that is not an
-        image (a label) is given back as it is.
+        kept, in a tuple of the same type, as fastai's item transforms go through tuples; a PIL image gives a PIL
+        image; a value that is not an image (a label) is given back as it is.
 
         >>> from pipekit.data import fastuple
         >>> pair = Resize(8)(fastuple(np.zeros((4, 6, 3), np.uint8), np.ones((5, 5, 3), np.uint8), True))
@@ -87,6 +87,12 @@ class ItemTransform(Transform):
         """
         if isinstance(values, tuple):
             return rebuild(values, [self.encode(v) for v in values])
+        if type(values).__module__.startswith("PIL") and hasattr(values, "getbands"):  # a PIL image: one back
+            from PIL import Image
+
+            pil = values if values.mode in ("L", "RGB", "RGBA") else values.convert("RGB")
+            out = self.encode(np.asarray(pil))
+            return Image.fromarray(out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out)
         if not (isinstance(values, np.ndarray) and values.ndim in (2, 3)):  # a label, a text's ids: not an image
             return values
         out = self.apply(values)
