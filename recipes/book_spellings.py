@@ -178,9 +178,10 @@ class SiameseImage(fastuple):
     """Chapter 11's pair of images and whether they show the same class."""
 
 
-class SiameseTransform(Transform):
-    """Chapter 11's transform, written for one file as the book writes it: the file, a second one of the same class
-    or another (drawn from Python's ``random``; fixed for the validation files), and whether they match."""
+class _SiameseTransform(Transform):
+    """Chapter 11's ``SiameseTransform``, written for one file as the book writes it: the file, a second one of the
+    same class or another (drawn from Python's ``random``; fixed for the validation files), and whether they match.
+    (Its name starts with ``_``: a reader's class, which pipekit does not register as one of its own.)"""
 
     def __init__(self, files, label_func, splits):  # noqa: ANN001  (the book's)
         self.labels = files.map(label_func).unique()
@@ -205,7 +206,7 @@ def siamese_pairs() -> dict:
     files = L(sorted(get_image_files(path("mnist_tiny"), folders=["train", "valid"])))[::4]
     splits = GrandparentSplitter()(files)
     random.seed(0)
-    tls = TfmdLists(files, SiameseTransform(files, parent_label, splits), splits=splits)
+    tls = TfmdLists(files, _SiameseTransform(files, parent_label, splits), splits=splits)
     dls = tls.dataloaders(bs=16, after_item=[Resize(32), ToTensor],
                           after_batch=[IntToFloatTensor, ImageNormalize.from_stats(*imagenet_stats)], seed=0, device="cpu")
     x1, x2, same = dls.valid.one_batch()
