@@ -1,7 +1,7 @@
 """``from pipekit.tabular.all import *``: the book's ``from fastai.tabular.all import *`` and
-``from fastai.collab import *`` (:mod:`pipekit.basics`, every name of :mod:`pipekit.tabular`, collaborative filtering
-included, with its table ``Normalize``), and chapter 9's model inspection (:mod:`pipekit.inspection`:
-``cluster_columns``, ``plot_partial_dependence``, ``contributions``, ...).
+``from fastai.collab import *`` (:mod:`pipekit.basics` and every name of :mod:`pipekit.tabular`, collaborative filtering
+included, with its table ``Normalize``). Chapter 9's model inspection (``cluster_columns``, ``plot_partial_dependence``,
+``contributions``, ...) works on any model and has an import of its own: ``from pipekit.inspection import *``.
 
 >>> from pipekit.tabular.all import *
 >>> tabular_learner.__module__, collab_learner.__module__, Normalize.__module__
@@ -9,9 +9,7 @@ included, with its table ``Normalize``), and chapter 9's model inspection (:mod:
 """
 from pipekit.basics import *  # noqa: F403
 from pipekit.basics import __all__ as _basic_names
-from pipekit.inspection import *  # noqa: F403
-from pipekit.inspection import __all__ as _inspection_names
 from pipekit.tabular import *  # noqa: F403
 from pipekit.tabular import __all__ as _tabular_names
 
-__all__ = [*_basic_names, *_inspection_names, *_tabular_names]
+__all__ = [*_basic_names, *_tabular_names]

@@ -58,6 +58,7 @@ def test_text_star_import_tokenizes_and_numericalizes_as_chapter_10():
 def test_tabular_star_import_runs_chapter_9_and_chapter_8_names():
     out = _run("""
         from pipekit.tabular.all import *
+        from pipekit.inspection import *
         path = untar_data(URLs.ADULT_SAMPLE)
         df = pd.read_csv(path/'adult.csv')
         to = TabularPandas(df, procs=[Categorify, FillMissing, Normalize], cat_names=['workclass', 'education'],
