@@ -349,7 +349,11 @@ def written_for_items(t: Transform) -> bool:
     import inspect
 
     code = getattr(inspect.unwrap(type(t).encode), "__code__", None)  # an ``encodes`` typed by its annotation: its own
-    return code is not None and not os.path.abspath(code.co_filename).startswith(_PACKAGE_DIR)
+    if code is None:
+        return False
+    where = os.path.abspath(code.co_filename)
+    # pipekit's recipes are written as a reader writes them, and are installed inside the package (pipekit.recipes)
+    return not where.startswith(_PACKAGE_DIR) or where.startswith(_PACKAGE_DIR + "recipes" + os.sep)
 
 
 #: where pipekit's own code lives: a transform whose ``encode`` is defined elsewhere is a user's

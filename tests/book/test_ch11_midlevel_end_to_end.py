@@ -213,3 +213,22 @@ def test_datasets_of_one_transform_list_per_part_as_fastai(imdb_folder, capsys):
     assert torch.equal(by_name.valid[3][0], dsets.valid[3][0])
     with pytest.raises(Exception, match="before_batch=pad_input"):
         dsets.dataloaders(bs=16, device="cpu").valid.one_batch()
+
+
+def test_a_transform_of_a_recipe_installed_inside_the_package_is_run_item_by_item_as_a_readers_is():
+    """pipekit's recipes are installed as ``pipekit.recipes`` (inside the package): a transform written there for one
+    item, as the book recipe's Siamese transform is, falls back to item by item as a reader's does (from an installed
+    wheel it was taken for one of pipekit's own and refused the list)."""
+    import os
+
+    from pipekit.data import transform as transform_module
+
+    source = "class PlusOne(Transform):\n    def encodes(self, x):\n        return x + 1\n"
+    package = os.path.dirname(os.path.dirname(transform_module.__file__))
+    made = {}
+    for where in ("recipes", "data"):
+        scope = {"Transform": Transform}
+        exec(compile(source, os.path.join(package, where, "made_here.py"), "exec"), scope)  # noqa: S102
+        made[where] = scope["PlusOne"]()
+    assert transform_module.written_for_items(made["recipes"]) and not transform_module.written_for_items(made["data"])
+    assert TfmdLists([1, 2, 3], made["recipes"], splits=[[0, 1], [2]]).valid[0] == 4
