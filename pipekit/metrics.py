@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipekit.core.component import Component, construct
-from pipekit.core.errors import DataError, ParameterError, warn
+from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.registry import registered
 from pipekit.core.validate import CLASS_AXIS, Interval, Is, Options, check
 
@@ -292,6 +292,9 @@ class FuncMetric(MeanMetric):
     param_constraints = {"fn": Is(_takes_two, "a function of the predictions and the targets, fn(pred, targ) (or "
                                               "fn(pred, *targs) for data of several targets)"),
                          "greater_is_better": Options(True, False, None)}
+    #: a file's function is called on every batch: a registered function (or metric), never a getter such as the
+    #: item finder get_files, a module, a callback...
+    ref_kinds = {"params.fn": ("function", "metric")}
 
     def __init__(self, fn: Callable[..., Any], greater_is_better: bool | None = None, y_first: bool = False):
         self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc,assignment]
@@ -310,6 +313,15 @@ class FuncMetric(MeanMetric):
     def name(self) -> str:
         fn = self.fn.func if isinstance(self.fn, functools.partial) else self.fn
         return getattr(fn, "__name__", type(fn).__name__)
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """A file's metric function (of a registered kind, checked as it was read) is a function or a metric, not a
+        class: calling a class builds an object of it on every batch."""
+        super().state_from_data(state)
+        if isinstance(self.fn, type):
+            raise FieldError("params.fn", f"is the class {self.fn.__qualname__!s:.60}, which builds an object when "
+                                          "called; a metric's function is fn(pred, targ), a registered function; the "
+                                          "file is damaged or was not written by pipekit")
 
     def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
         n = len(pred)
@@ -874,14 +886,41 @@ def metric_task(metric: Metric) -> str | None:
     return _SKLEARN_TASKS.get(str(getattr(base, "__module__", "")))
 
 
+#: scikit-learn's scoring names of the ROC-AUC of several classes, as RocAuc's parameters
+_SKLEARN_ROC_AUC = {"roc_auc_ovr": {"multi_class": "ovr"}, "roc_auc_ovo": {"multi_class": "ovo"},
+                    "roc_auc_ovr_weighted": {"multi_class": "ovr", "average": "weighted"},
+                    "roc_auc_ovo_weighted": {"multi_class": "ovo", "average": "weighted"}}
+#: the pipekit metric of what scikit-learn's ``neg_*`` scorers negate
+_NEGATED = {"mean_absolute_error": "mae", "mean_squared_error": "mse", "root_mean_squared_error": "rmse",
+            "log_loss": "log_loss"}
+
+
+def _negated_name(metric: str, by_name: dict[str, Any]) -> str:
+    """Why scikit-learn's scorer name ``metric`` (``neg_mean_absolute_error``) is no pipekit metric, and what to pass.
+    A pipekit metric scores the loss itself and knows it is better smaller, so a name for minus the loss would give
+    the other sign than scikit-learn's scorer does."""
+    import sklearn.metrics
+
+    loss = metric[len("neg_"):]
+    ours = _NEGATED.get(loss) or (loss if loss in by_name else None)
+    fn = next((f for f in (loss, f"{loss}_loss") if callable(getattr(sklearn.metrics, f, None))), None)
+    use = (f"metric={ours!r}" if ours else f"metric=sklearn.metrics.{fn}" if fn else
+           "the pipekit metric or the sklearn.metrics function of that loss")
+    return (f"metric={metric!r} is scikit-learn's scorer of minus {loss}; pipekit's metrics score the loss itself "
+            f"(positive) and know that smaller is better, so selection and reports need no minus sign: use {use}")
+
+
 def get_metric(metric: Any, task: str) -> Metric:
     """A metric for a backend's ``task``: a name (``"accuracy"``, ``"rmse"``, ``"roc_auc"``, ...), a Metric,
     a function ``fn(y_true, y_pred)`` (see :class:`FuncMetric`: its direction is read from its name), or None for
     the task's default. The label scores also take scikit-learn's scoring names with their average
-    (``"f1_macro"``, ``"precision_weighted"``, ``"recall_micro"``).
+    (``"f1_macro"``, ``"precision_weighted"``, ``"recall_micro"``), and the ROC-AUC scikit-learn's ``"roc_auc_ovr"``,
+    ``"roc_auc_ovo"`` and their ``_weighted`` forms. scikit-learn's ``neg_*`` scorer names are refused, naming the
+    metric to use: a pipekit metric scores the loss itself, not minus it (``"mae"`` for
+    ``"neg_mean_absolute_error"``).
 
-    >>> get_metric("f1_macro", "classification")
-    F1Score(average='macro')
+    >>> get_metric("f1_macro", "classification"), get_metric("roc_auc_ovr_weighted", "classification")
+    (F1Score(average='macro'), RocAuc(average='weighted'))
     """
     check("get_metric", task=(task, Options(*TASKS)))
     if metric is None:
@@ -895,6 +934,12 @@ def get_metric(metric: Any, task: str) -> Metric:
                         by_name.setdefault(alias, cls)
                 except TypeError:  # a metric that needs parameters has no bare name
                     continue
+        if metric in _SKLEARN_ROC_AUC:  # scikit-learn's scoring names of the ROC-AUC of several classes
+            if task != "classification":
+                raise ParameterError(f"metric={metric!r} is a classification metric but the task is {task!r}")
+            return RocAuc(**_SKLEARN_ROC_AUC[metric])
+        if metric.startswith("neg_"):  # scikit-learn's scorers of minus a loss or an error
+            raise ParameterError(_negated_name(metric, by_name))
         base, _, average = metric.rpartition("_")
         averaged = by_name.get(base) or by_name.get(f"{base}_score")
         if metric not in by_name and averaged is not None and issubclass(averaged, _LabelScore) and \

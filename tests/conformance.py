@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator
 
 from pipekit.core.archive import load, save
 from pipekit.core.component import Component, construct, param_names
@@ -220,7 +221,9 @@ def check_params(obj: Component) -> None:
     for name, constraint in cls.param_constraints.items():
         bad = _bad_value(constraint)
         try:
-            construct(cls, {**params, name: bad})  # __init__ checks its parameters
+            made = construct(cls, {**params, name: bad})  # __init__ checks its parameters
+            if isinstance(made, BaseEstimator):  # scikit-learn's estimators check them at fit, as scikit-learn's own
+                made.check_params()
         except ParameterError as e:
             assert f"{cls.__name__}: {name}=" in str(e), f"{cls.__name__}: the error for {name} does not name it: {e}"
         else:

@@ -25,11 +25,7 @@ ESTIMATORS = [
 ]
 
 #: checks that fail by design, with the reason (the same for every estimator above)
-EXPECTED_FAILURES = {
-    "check_do_not_raise_errors_in_init_or_set_params":
-        "pipekit checks parameters where they are written: __init__ raises a ParameterError naming the bad "
-        "parameter and what it accepts (pipekit's component contract), instead of waiting for fit",
-}
+EXPECTED_FAILURES: dict[str, str] = {}
 
 
 #: a backend that weighs rows (LightGBM, scikit-learn's forests) is not exactly the same fitted on rows weighed 2 as on

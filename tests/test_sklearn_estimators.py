@@ -383,7 +383,7 @@ def test_bad_parameters_and_inputs_are_named(held):
     (X, y), _ = held
     X, y = X.head(500), y[:500]
     with pytest.raises(ParameterError, match="TabularClassifier: backend='xgb' is not accepted"):
-        TabularClassifier(backend="xgb")
+        TabularClassifier(backend="xgb").fit(X, y)  # checked at fit, as scikit-learn's estimators check
     with pytest.raises(ParameterError, match="needs a classification backend"):
         TabularClassifier(GBM("regression")).fit(X, y)
     with pytest.raises(DataError, match="cat_names: column 'colour' is not in X"):

@@ -18,7 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import numbers
 import re
 import time
 from typing import Any
@@ -29,10 +32,79 @@ import polars as pl
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions, threads,
                                    feature_frame)
 from pipekit.backends.data import TabularData
-from pipekit.core.errors import ExportError
+from pipekit.core.component import param_names
+from pipekit.core.errors import ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options, check, check_state
 
 FRACTION = Interval(0, 1, closed="right")
+#: what GBM's own arguments set, by LightGBM's name for it: each of its names (``random_state``, ``colsample_bytree``,
+#: ``num_boost_round``, ``min_data_in_leaf``, ...) given to GBM sets the argument, so a model has one spelling
+_OWN_ARGUMENTS = {"num_iterations": "n_estimators", "learning_rate": "learning_rate", "num_leaves": "num_leaves",
+                  "min_data_in_leaf": "min_child_samples", "bagging_fraction": "subsample",
+                  "feature_fraction": "colsample", "lambda_l2": "reg_lambda",
+                  "early_stopping_round": "early_stopping_rounds", "num_threads": "n_jobs", "seed": "seed"}
+#: LightGBM's 0 (or less) for these: every core, no early stopping; GBM's spelling of the same
+_LIGHTGBM_OFF = {"n_jobs": -1, "early_stopping_rounds": None}
+#: arguments of LightGBM's scikit-learn estimators that are no LightGBM parameter, with pipekit's way to the same
+_SKLEARN_API_ONLY = {
+    "class_weight": "weigh the rows instead, fit(..., sample_weight=sklearn.utils.class_weight."
+                    "compute_sample_weight('balanced', y)), or for two classes give params={'is_unbalance': True}",
+    "importance_type": "GBM.feature_importance(kind='gain') or kind='split' gives either importance"}
+
+
+@functools.lru_cache(maxsize=1)
+def _lightgbm_names() -> dict[str, str]:
+    """Every name of a LightGBM parameter (its aliases too) -> the parameter's own name, from LightGBM's table."""
+    from lightgbm.basic import _ConfigAliases
+
+    return {alias: name for name, aliases in _ConfigAliases._get_all_param_aliases().items()
+            for alias in (name, *aliases)}
+
+
+def _from_lightgbm(lightgbm: dict[str, Any], given: dict[str, Any], params: dict | None,
+                   params_given: bool = True) -> dict[str, Any]:
+    """GBM's arguments for the keywords ``lightgbm`` in LightGBM's names: the name of what a GBM argument sets
+    (``random_state``, ``colsample_bytree``, ``num_boost_round``) is that argument, any other LightGBM parameter joins
+    ``params`` under LightGBM's own name for it (``reg_alpha`` as ``lambda_l1``), so two spellings give one model and
+    one file. ``given``: GBM's arguments given with them, which a name of the same thing must not contradict."""
+    try:
+        names = _lightgbm_names()
+    except (ImportError, AttributeError):  # a LightGBM without its table of names (it is read from LightGBM's own)
+        raise ParameterError(f"GBM has no parameters {sorted(lightgbm)}; give LightGBM's parameters in params={{...}} "
+                             f"(params={{'max_depth': 5}}); GBM's own are {param_names(GBM)}") from None
+    own: dict[str, tuple[str, Any]] = {}
+    extra: dict[str, tuple[str, Any]] = {}
+    for k, v in lightgbm.items():
+        if k in _SKLEARN_API_ONLY:
+            raise ParameterError(f"GBM: {k}= is an argument of LightGBM's scikit-learn estimators, not a LightGBM "
+                                 f"parameter; {_SKLEARN_API_ONLY[k]}")
+        if k not in names:
+            raise ParameterError(f"GBM has no parameter {k!r} and LightGBM none of that name; GBM's parameters are "
+                                 f"{param_names(GBM)}, and LightGBM's go in params={{...}} (params={{'max_depth': 5}})")
+        name = names[k]
+        arg = _OWN_ARGUMENTS.get(name)
+        if arg is not None and isinstance(v, numbers.Real) and not isinstance(v, bool) and v <= 0 and \
+                arg in _LIGHTGBM_OFF:
+            v = _LIGHTGBM_OFF[arg]
+        into = own if arg is not None else extra
+        key = arg if arg is not None else name
+        if key in into and into[key][1] != v:
+            raise ParameterError(f"GBM: {into[key][0]}={into[key][1]!r} and {k}={v!r} are names of the same LightGBM "
+                                 "parameter; give one")
+        into[key] = (k, v)
+    for arg, (k, v) in own.items():
+        if arg in given and given[arg] != v:
+            raise ParameterError(f"GBM: {arg}={given[arg]!r} and {k}={v!r} (LightGBM's name for {arg}) set the same "
+                                 "thing; give one")
+    out = {arg: v for arg, (_, v) in own.items()}
+    if extra:
+        twice = [p for p in (params or {}) if params_given and names.get(p, p) in extra]
+        if twice:
+            k, v = extra[names.get(twice[0], twice[0])]
+            raise ParameterError(f"GBM: params={{{twice[0]!r}: ...}} and {k}={v!r} set the same LightGBM parameter; "
+                                 "give one")
+        out["params"] = {**(params or {}), **{name: v for name, (_, v) in extra.items()}}
+    return out
 
 
 class GBM(Booster):
@@ -43,6 +115,14 @@ class GBM(Booster):
     ``early_stopping_rounds`` rounds without improvement and ``best_iteration_`` is used for prediction.
     ``time_limit``: seconds of fitting, after which boosting stops (the rounds done are kept, the best of them
     when it stops early). ``params`` adds or overrides raw LightGBM parameters.
+
+    LightGBM's names are taken too, as its scikit-learn estimators take them: a name of what an argument here sets
+    is that argument (``random_state`` is ``seed``, ``colsample_bytree`` / ``feature_fraction`` is ``colsample``,
+    ``num_boost_round`` is ``n_estimators``, ``subsample`` / ``bagging_fraction`` is ``subsample``), and any other
+    LightGBM parameter joins ``params`` under LightGBM's own name for it (``GBM("regression", max_depth=5,
+    reg_alpha=0.1)`` is ``GBM("regression", params={"max_depth": 5, "lambda_l1": 0.1})``, its repr and its file). A
+    name LightGBM does not know, or ``class_weight`` (its scikit-learn estimators' own), is a ParameterError saying
+    what to write.
     Fitted: ``booster_``, ``best_iteration_``, ``evals_result_``, ``stopped_on_time_``, ``valid_score_``,
     ``feature_importances_`` (split counts in ``feature_names_`` order, as LightGBM's scikit-learn API).
     """
@@ -61,14 +141,31 @@ class GBM(Booster):
                  min_child_samples: int = 20, subsample: float = 1.0, colsample: float = 1.0,
                  reg_lambda: float = 0.0, early_stopping_rounds: int | None = 50, native_categorical: bool = True,
                  time_limit: float | None = None, n_jobs: int | None = -1, seed: int = 0, params: dict | None = None,
-                 name: str | None = None):
+                 name: str | None = None, **lightgbm: Any):
         self.task, self.n_estimators, self.learning_rate, self.num_leaves = task, n_estimators, learning_rate, num_leaves
         self.min_child_samples, self.subsample, self.colsample, self.reg_lambda = (min_child_samples, subsample,
                                                                                    colsample, reg_lambda)
         self.early_stopping_rounds, self.native_categorical = early_stopping_rounds, native_categorical
         self.time_limit = time_limit
         self.n_jobs, self.seed, self.params, self.name = n_jobs, seed, params, name
+        if lightgbm:  # LightGBM's names, as its scikit-learn estimators take them
+            defaults = inspect.signature(GBM.__init__).parameters
+            given = {k: getattr(self, k) for k in set(_OWN_ARGUMENTS.values())
+                     if getattr(self, k) != defaults[k].default}
+            for k, v in _from_lightgbm(lightgbm, given, self.params).items():
+                setattr(self, k, v)
         self.check_params()
+
+    def set_params(self, **params: Any) -> Any:
+        """As every component's; LightGBM's names are taken as ``GBM(...)`` takes them (``max_depth=5`` joins
+        ``params``, ``random_state=1`` sets ``seed``)."""
+        own = param_names(GBM)
+        lightgbm = {k: v for k, v in params.items() if k not in own}
+        if lightgbm:
+            given = {k: v for k, v in params.items() if k in own}
+            params = {**given, **_from_lightgbm(lightgbm, given, given.get("params", self.params),
+                                                params_given="params" in given)}
+        return super().set_params(**params)
 
     def lgb_params(self) -> dict[str, Any]:
         """The LightGBM parameter dict this model trains with."""

@@ -36,13 +36,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 from pipekit.backends import GBM  # noqa: F401  (the docstring's example)
 from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import procs_signature
-from pipekit.core.component import Component
+from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Is, check_state
 from pipekit.data.dates import NUMERIC_FORMATS, in_order_of, text_date_format
@@ -74,6 +75,30 @@ _PARSE_FIRST = ("parse it before fitting: pd.to_datetime(X[{column}], format={da
                 "format={month!r} (month first)")
 
 
+def _set_for_fit(backend: Component, params: dict[str, Any]) -> None:
+    """Set ``params`` (``num_leaves``, ``rf__n_estimators``: names as the backend's ``set_params`` takes them) on
+    ``backend`` for ``fit`` to check: each value the backend (or the member or part it reaches) accepts is set the
+    checked way; one it refuses is stored as given, for the ParameterError to come at fit. A name it does not have
+    is refused."""
+    refused: dict[str, Component] = {}
+    for key in sorted(params, key=lambda k: k.count("__")):  # a member replaced before its parameters are set
+        path, _, leaf = key.rpartition("__")
+        owner = backend.get_params(deep=True).get(path) if path else backend
+        if not isinstance(owner, Component):
+            backend.set_params(**{key: params[key]})  # refused, naming what the path misses
+            continue
+        try:
+            owner.set_params(**{leaf: params[key]})
+        except ParameterError:
+            if leaf not in param_names(type(owner)):
+                raise
+            refused[key] = owner
+    for key, owner in refused.items():
+        leaf = key.rpartition("__")[2]
+        setattr(owner, owner.param_attrs.get(leaf, leaf), params[key])
+        owner.reset_state()
+
+
 class _TabularEstimator(Component, BaseEstimator):
     """What the classifier and the regressor share (see the module docstring)."""
 
@@ -100,7 +125,8 @@ class _TabularEstimator(Component, BaseEstimator):
         self.backend, self.cat_names, self.cont_names, self.date_names = (
             backend, *(list(v) if isinstance(v, tuple) else v for v in (cat_names, cont_names, date_names)))
         self.procs, self.random_state = tuple(procs) if isinstance(procs, list) else procs, random_state
-        self.check_params()
+        # no check here: fit checks every parameter, the backend's too, as scikit-learn's estimators do, so a search
+        # candidate with a bad value scores its error_score while the others are still scored
         #: (category, text) of the warnings processing new rows gave, each shown once per fitted model
         self._warned: set[tuple[type, str]] = set()
 
@@ -135,11 +161,26 @@ class _TabularEstimator(Component, BaseEstimator):
         """Change parameters. ``backend__<name>`` with a backend given by name (``"rf"``) sets the parameter on
         the backend that name stands for, which becomes the ``backend`` parameter (``RandomForest(
         "classification", n_estimators=10)``), as ``fit`` would have made it: scikit-learn's ``GridSearchCV``
-        and ``clone`` see an ordinary backend object from then on."""
+        and ``clone`` see an ordinary backend object from then on.
+
+        A name the estimator or its backend does not have is refused here; the values are checked by ``fit``
+        (scikit-learn's contract), which raises the ParameterError naming a bad one, so in a search only the
+        candidate holding it scores ``error_score``."""
         backend = params.get("backend", self.backend)
         if isinstance(backend, str) and any(k.startswith("backend__") for k in params):
             params = {**params, "backend": default_backend(backend, self.task)}
-        return super().set_params(**params)
+        nested = {k[len("backend__"):]: v for k, v in params.items() if k.startswith("backend__")}
+        super().set_params(**{k: v for k, v in params.items() if not k.startswith("backend__")})
+        if nested:
+            if not isinstance(self.backend, Component):
+                raise ParameterError(f"{type(self).__name__}: backend__{next(iter(nested))} reaches into backend, which "
+                                     f"is {self.backend!r:.60}, not a backend with parameters")
+            try:
+                self.backend.set_params(**nested)  # checked, and nothing set when a value is refused
+            except ParameterError:
+                _set_for_fit(self.backend, nested)
+            self.reset_state()
+        return self
 
     # ------------------------------------------------------------------ checking inputs
     def _backend(self) -> Model:
@@ -164,7 +205,10 @@ class _TabularEstimator(Component, BaseEstimator):
         if X is None:
             raise ValueError(f"{who} needs X, got None")
         frame = as_frame(X, who)  # shape, sparse and dtype checks come before scikit-learn's bookkeeping
-        validate_data(self, X, reset=reset, skip_check_array=True)  # n_features_in_, feature_names_in_
+        # scikit-learn reads neither the size nor the names of a LazyFrame or a RecordBatch: it reads the frame they
+        # became (the columns keep their names, so reordered columns are refused as a table's are)
+        seen = frame if isinstance(X, (pl.LazyFrame, pa.RecordBatch)) else X
+        validate_data(self, seen, reset=reset, skip_check_array=True)  # n_features_in_, feature_names_in_
         names = vars(self).get("feature_names_in_")
         columns = list(names) if names is not None else default_columns(self.n_features_in_)
         if frame.columns != columns:  # an input without names (or fitted without): columns by position
@@ -199,6 +243,7 @@ class _TabularEstimator(Component, BaseEstimator):
         forests, XGBoost, CatBoost, a scikit-learn model whose fit takes it); the procs' statistics are not
         weighted."""
         self.check_params()
+        self._backend().clone()  # the backend's parameters too (set_params leaves them to fit), before any data is read
         self.reset_state()
         self.__dict__.setdefault("_warned", set()).clear()
         frame = self._frame(X, reset=True)
@@ -215,7 +260,7 @@ class _TabularEstimator(Component, BaseEstimator):
                 fmt = text_date_format(frame[c], c, who, fix)
                 if fmt in NUMERIC_FORMATS:
                     formats[c] = fmt
-        frame, date_cat, date_cont = date_parts(frame, dates, formats=formats)
+        frame, date_cat, date_cont = date_parts(frame, dates, formats=formats, who=who)
         target = "__target__"
         while target in frame.columns:
             target += "_"
@@ -376,11 +421,12 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
     """A classifier on tables: procs plus a pipekit backend (see the module docstring).
 
     Args:
-        backend: ``"gbm"`` (LightGBM, 100 rounds), ``"rf"`` (random forest), ``"net"`` (the tabular net), or a
-            pipekit backend or ensemble object for ``task="classification"`` (``GBM("classification",
-            num_leaves=15)``, ``StackingEnsemble([...])``); it is cloned at every fit, never fitted in place,
-            and its parameters are searchable as ``backend__<name>``, a named backend's too
-            (``GridSearchCV(TabularClassifier("rf"), {"backend__n_estimators": [50, 100]})``).
+        backend: ``"gbm"`` (LightGBM, 100 rounds at GBM's learning rate 0.05, not LightGBM's 0.1), ``"rf"``
+            (random forest), ``"net"`` (the tabular net), or a pipekit backend or ensemble object for
+            ``task="classification"`` (``GBM("classification", num_leaves=15)``, ``GBM("classification",
+            n_estimators=100, learning_rate=0.1)`` for LightGBM's defaults, ``StackingEnsemble([...])``); it is
+            cloned at every fit, never fitted in place, and its parameters are searchable as ``backend__<name>``, a
+            named backend's too (``GridSearchCV(TabularClassifier("rf"), {"backend__n_estimators": [50, 100]})``).
         cat_names, cont_names, date_names: columns (names, or positions for arrays) with those roles; every
             other column gets its role from its type (text, categories and booleans: categorical; numbers:
             continuous; dates and datetimes: date parts).

@@ -34,7 +34,11 @@ SELECTION_FOLDS = 5
 
 
 def default_backend(name: str, task: str) -> Model:
-    """The backend a name stands for, with the defaults of the libraries behind it (LightGBM's 100 rounds)."""
+    """The backend a name stands for, with pipekit's defaults, which are not all those of the libraries behind it:
+    ``"gbm"`` is ``GBM(task, n_estimators=100)``, LightGBM's 100 rounds at GBM's learning rate 0.05, half
+    LightGBM's 0.1 (``GBM(task, n_estimators=100, learning_rate=0.1)`` trains as ``LGBMClassifier()`` does);
+    ``"rf"`` is ``RandomForest(task)``, the book's forest (half the columns tried at each split, at least 5 rows
+    in a leaf); ``"net"`` is ``TorchTabular(task)``."""
     makers = {"gbm": lambda: GBM(task, n_estimators=100), "rf": lambda: RandomForest(task),
               "net": lambda: TorchTabular(task)}
     if name not in makers:

@@ -3,8 +3,9 @@ way scikit-learn checks them (the same messages where scikit-learn's tools match
 
 ``X`` may be a pandas or Polars frame, a pyarrow table, a NumPy array or anything ``np.asarray`` takes.
 Frames keep their column types (text, categories, dates); an array's object columns holding text become
-text columns. Columns get roles (categorical, continuous, date) from the names given or from their type; text
-whose every value is an ISO date (``2015-07-31``, a CSV read without parsing dates) is a date column.
+text columns, and so do those of rows given as lists (``[(0.5, "a"), ...]``), whose numbers stay numbers.
+Columns get roles (categorical, continuous, date) from the names given or from their type; text whose every
+value is an ISO date (``2015-07-31``, a CSV read without parsing dates) is a date column.
 
 Example:
     >>> import numpy as np
@@ -101,6 +102,10 @@ def as_frame(X: Any, who: str) -> pl.DataFrame:
     if isinstance(X, pl.Series):
         raise ValueError(f"Expected a 2D input, got a polars Series instead. {_2D}")
     arr = np.asarray(X)
+    if arr.dtype.kind in "US" and not isinstance(X, np.ndarray):
+        # rows given as lists mixing numbers and text: NumPy makes every value text; read as objects, each column
+        # is numbers or text as a frame of the same rows gives it
+        arr = np.asarray(X, dtype=object)
     if arr.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: {who} takes real numbers, text and categories.")
     if arr.ndim < 2:
@@ -192,7 +197,8 @@ def check_filled(frame: pl.DataFrame, columns: Sequence[str], who: str) -> None:
 
 
 def date_parts(frame: pl.DataFrame, dates: Sequence[str], times: Sequence[str] | None = None,
-               formats: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, list[str], list[str]]:
+               formats: Mapping[str, str] | None = None, who: str | None = None
+               ) -> tuple[pl.DataFrame, list[str], list[str]]:
     """Each date column replaced by its parts (``<col>_Year``, ``<col>_Month``, ..., ``<col>_Elapsed``;
     times of day for the ``times`` columns, by default those that are datetimes); returns the frame and the new
     categorical (the ``Is_*`` flags) and continuous part names. Text dates are parsed (ISO and the usual layouts),
@@ -200,7 +206,8 @@ def date_parts(frame: pl.DataFrame, dates: Sequence[str], times: Sequence[str] |
     only a column holding a time of day other than midnight gets the hour, minute and second (of a column of days
     they would be constant), as ``add_datepart(time=False)`` leaves them out. ``formats``: the layout each text
     column is read in (what ``text_date_format`` read from the training rows); a column without one is read in
-    the layout of its own values.
+    the layout of its own values. A column of the frame named like a part (``d_Year`` beside the date ``d``) is
+    refused with a DataError (naming ``who``, the estimator fitting): the part would replace it.
 
     >>> out, cat, cont = date_parts(pl.DataFrame({"d": ["2015-07-31", "2015-08-01"]}), ["d"])
     >>> cont[:2], "d_Hour" in cont, "d_Hour" in date_parts(pl.DataFrame({"d": ["2015-07-31 13:45"]}), ["d"])[2]
@@ -209,11 +216,15 @@ def date_parts(frame: pl.DataFrame, dates: Sequence[str], times: Sequence[str] |
     cat: list[str] = []
     cont: list[str] = []
     for c in dates:
-        before = set(frame.columns)
         time = c in times if times is not None else has_time_of_day(frame[c])
-        frame = add_datepart(frame, c, prefix=f"{c}_", time=time,  # type: ignore[assignment]
+        parts = add_datepart(frame.select(c), c, prefix=f"{c}_", time=time,
                              format=(formats or {}).get(c) if frame.schema[c] == pl.String else None)
-        for part in frame.columns:
-            if part not in before:
-                (cat if frame.schema[part] == pl.Boolean else cont).append(part)
+        taken = [p for p in parts.columns if p in frame.columns]
+        if taken:
+            raise DataError(f"{who + ': ' if who else ''}column {taken[0]!r} of X has the name of a part of the date "
+                            f"column {c!r}, which would replace it; rename {taken[0]!r} (or {c!r}), or turn {c!r} into "
+                            "the numbers you want yourself and pass them as columns")
+        frame = frame.drop(c).hstack(parts)
+        for part in parts.columns:
+            (cat if parts.schema[part] == pl.Boolean else cont).append(part)
     return frame, cat, cont
