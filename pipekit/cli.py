@@ -291,6 +291,7 @@ def _estimator_scores(est: Any, path: Path) -> Any:
     import numpy as np
 
     from pipekit.core.errors import DataError
+    from pipekit.core.validate import unknown_names
     from pipekit.sklearn.frames import default_columns
     from pipekit.tabular.core import naming_file, read_frame
 
@@ -300,7 +301,7 @@ def _estimator_scores(est: Any, path: Path) -> Any:
     missing = [c for c in inputs if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: column(s) {missing} the {type(est).__name__} was fitted on are not in the data; "
-                        f"the columns are {frame.columns}.")
+                        f"{unknown_names(missing, frame.columns)}.")
     with naming_file(path):
         rows = frame.select(inputs)
         return np.asarray(est.predict_proba(rows) if est.task == "classification" else est.predict(rows))

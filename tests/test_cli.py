@@ -441,7 +441,7 @@ def test_predict_with_a_saved_estimator_names_wrong_input(adult_estimators, tmp_
     lines = err.splitlines()
     assert not out and len(lines) == 3 and all(ln.startswith(f"pipekit predict: {f}: ") for f, ln in zip(files, lines))
     assert lines[0] == (f"pipekit predict: {files[0]}: column(s) ['education'] the TabularClassifier was fitted on "
-                        "are not in the data; the columns are ['age', 'workclass', 'fnlwgt', 'education-num', "
+                        "are not in the data; did you mean 'education-num'? The columns are ['age', 'workclass', 'fnlwgt', 'education-num', "
                         "'marital-status', 'occupation', 'relationship', 'race', 'sex', 'capital-gain', "
                         "'capital-loss', 'hours-per-week', 'native-country', 'salary'].")
     assert lines[1].endswith("this is a table model; it takes tables (.csv, .tsv, .parquet, .arrow), a row each, and "

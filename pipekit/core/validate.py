@@ -9,9 +9,10 @@ pipekit.core.errors.ParameterError: RandomSplitter: valid_pct=1.5 is not accepte
 """
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,8 @@ import numpy as np
 
 from pipekit.core.errors import FieldError, ParameterError
 
-__all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state"]
+__all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state",
+           "close_names", "names_shown", "unknown_names"]
 
 
 def is_pandas(obj: Any, kind: str | None = None) -> bool:
@@ -256,6 +258,62 @@ def shown(value: Any) -> str:
     shape = getattr(value, "shape", None)
     kind = f"a {type(value).__module__.split('.')[0]} {type(value).__name__}"
     return kind + (f" of shape {tuple(shape)}" if isinstance(shape, tuple) else "")
+
+
+def close_names(name: Any, names: Iterable[Any], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The names in ``names`` a mistyped ``name`` may have meant, nearest first, at most ``n``: one that differs from
+    it only in case, then the close spellings ``difflib`` finds (compared without case, so ``'productgroupdes'``
+    finds ``'ProductGroupDesc'``).
+
+    >>> close_names("workclas", ["age", "workclass", "education"]), close_names("Age", ["age", "fnlwgt"])
+    (['workclass'], ['age'])
+    >>> close_names("salary", ["x", "y"])
+    []
+    """
+    text = str(name)
+    by_lower: dict[str, list[str]] = {}
+    for c in names:
+        if str(c) != text:
+            by_lower.setdefault(str(c).lower(), []).append(str(c))
+    near = difflib.get_close_matches(text.lower(), list(by_lower), n=n, cutoff=cutoff)
+    if text.lower() in by_lower:  # the same name but for case comes first
+        near = [text.lower()] + [k for k in near if k != text.lower()]
+    return [c for key in near for c in by_lower[key]][:n]
+
+
+def names_shown(names: Sequence[Any], limit: int = 20) -> str:
+    """A list of names as a message shows it: every one, or, in a wide table, the first ``limit`` and how many more.
+
+    >>> names_shown(["age", "salary"]), names_shown([f"f{i}" for i in range(300)], limit=3)
+    ("['age', 'salary']", "['f0', 'f1', 'f2', ... and 297 more]")
+    """
+    names = list(names)
+    if len(names) <= limit:
+        return str(names)
+    return f"{str(names[:limit])[:-1]}, ... and {len(names) - limit} more]"
+
+
+def unknown_names(missing: Sequence[Any], names: Sequence[Any], what: str = "columns", limit: int = 20) -> str:
+    """The end of a message about names that are not there (columns, mostly): the close names each may have meant
+    (:func:`close_names`), then the names there are (:func:`names_shown`), for a message that reads ``"column(s)
+    ['workclas'] are not in the data; " + unknown_names(...)``.
+
+    >>> unknown_names(["workclas"], ["age", "workclass", "education"])
+    "did you mean 'workclass'? The columns are ['age', 'workclass', 'education']"
+    >>> unknown_names(["Age", "wrkclass", "x"], ["age", "workclass"])
+    "did you mean 'age' (for 'Age') and 'workclass' (for 'wrkclass')? The columns are ['age', 'workclass']"
+    >>> unknown_names(["x"], ["age", "workclass"])
+    "the columns are ['age', 'workclass']"
+    """
+    guesses = [(m, near[0]) for m in missing if (near := close_names(m, names, n=1))]
+    listed = f"the {what} are {names_shown(names, limit)}"
+    if not guesses:
+        return listed
+    if len(missing) == 1:
+        meant = repr(guesses[0][1])
+    else:
+        meant = " and ".join(f"{g!r} (for {m!r})" for m, g in guesses)
+    return f"did you mean {meant}? T{listed[1:]}"
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:

@@ -188,11 +188,23 @@ def _is_getter(g: Any) -> bool:
                                                   and not any(g is f for f in _FINDERS))
 
 
+def _called(g: Any, field: str) -> list[tuple[str, Any]]:
+    """``g`` and every getter or function it calls on the items in turn (UsingAttr's ``f``, each of Pipe's
+    ``getters``, and theirs), each with its field in the record: a file's getter is checked all the way down."""
+    found = [(field, g)]
+    if isinstance(g, Getter):
+        for k, v in g.get_params(deep=False).items():
+            for j, h in enumerate(v) if isinstance(v, (list, tuple)) else [(None, v)]:
+                if callable(h):
+                    found += _called(h, f"{field}.params.{k}{'' if j is None else f'[{j}]'}")
+    return found
+
+
 #: what a fitted DataBlock read from a file must hold to encode new items
 _FITTED_STATE = {
     "blocks_": Is(lambda v: isinstance(v, list) and bool(v) and all(isinstance(b, TransformBlock) for b in v),
                   "the fitted blocks (a non-empty list)"),
-    "getters_": Is(lambda v: isinstance(v, list) and all(_is_getter(g) for g in v),
+    "getters_": Is(lambda v: isinstance(v, list) and all(_is_getter(h) for g in v for _, h in _called(g, "")),
                    "one getter (or null) per block"),
     "n_inp_": Is(lambda v: type(v) is int and v >= 1, "the number of inputs (a positive integer)"),
     "batch_tfms_": Is(lambda v: isinstance(v, list) and all(isinstance(t, BatchTransform) for t in v),
@@ -218,6 +230,14 @@ def _check_fitted_tfms(block: Any, field: str) -> None:
             bad = next((t for t in tfms if not isinstance(t, kind)), tfms) if isinstance(tfms, list) else tfms
             raise FieldError(f"{field}.{name}", f"must be a list of {kind.__name__}s, holds {str(bad)[:60]!r}; the "
                                                 "file is damaged or was not written by pipekit")
+        if name == "tfms_":  # the block's own column transforms, each once and in order (its item transforms beside)
+            own = [type(t) for t in sorted(block.type_transforms(), key=lambda t: t.order)]
+            held = [type(t) for t in tfms if type(t) in own or not t.applies_to(block)]
+            if held != own:
+                raise FieldError(f"{field}.tfms_", f"holds {[c.__name__ for c in held]} where a fitted "
+                                                   f"{type(block).__name__} encodes with {[c.__name__ for c in own]} "
+                                                   "(each once, in this order); the file is damaged or was not "
+                                                   "written by pipekit")
         for j, t in enumerate(tfms):
             missing = [n for n in _learned(t) if n not in vars(t)]
             if missing:
@@ -387,7 +407,8 @@ class DataBlock(Component):
             sub = (lambda label, v: say("tfm", label, v)) if trace else None
             sizes = _source_sizes(block, self.blocks_[:j], stores)
             store = step(f"{name} encode",
-                         lambda b=block, r=raw, t=sub, z=sizes: b.setup(r, train, item_tfms, t, **z),  # type: ignore[misc]
+                         lambda b=block, r=raw, t=sub, z=sizes: _naming_items(  # type: ignore[misc]
+                             lambda: b.setup(r, train, item_tfms, t, **z), items, len(r), source),
                          raw)
             store = _plain(block, store, rows)
             say("store", name, (block, store))
@@ -489,7 +510,9 @@ class DataBlock(Component):
             if bare and items.columns == ["path"]:  # path objects: a file per item, which the block may read
                 raw = block.new_paths(raw)
             block.check_raw(raw, "new data")
-            store = block.encode_new(raw, **_source_sizes(block, self.blocks_[:i], stores))
+            sizes = _source_sizes(block, self.blocks_[:i], stores)
+            store = _naming_items(lambda b=block, r=raw, z=sizes: b.encode_new(r, **z),  # type: ignore[misc]
+                                  items, len(raw))
             stores.append(_plain(block, store, rows))
         return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)
 
@@ -540,13 +563,14 @@ class DataBlock(Component):
             return  # an unfitted recipe's record
         super().state_from_data(state)
         read = vars(self).get("getters_")
-        for i, g in enumerate(read if isinstance(read, list) else []):
+        called = [c for i, g in enumerate(read if isinstance(read, list) else []) for c in _called(g, f"getters_[{i}]")]
+        for field, g in called:
             if callable(g) and not _is_getter(g):  # the kinds were checked as the file was read (ref_kinds)
                 what = (f"the class {getattr(g, '__qualname__', g)!s:.60}, which builds an object when called"
                         if isinstance(g, type) else f"a {type(g).__name__}, not a getter" if isinstance(g, Component)
                         else f"{getattr(g, '__name__', g)!s:.60}, which lists the files of a folder (a recipe's "
                         "get_items)")
-                raise FieldError(f"state.getters_[{i}]", f"is {what}; a getter reads one item's value: a getter "
+                raise FieldError(f"state.{field}", f"is {what}; a getter reads one item's value: a getter "
                                  "(ColReader, ParentLabel, ...) or a registered function; the file is damaged or "
                                  "was not written by pipekit")
         check_state(vars(self), "the data recipe, to encode new items,", **_FITTED_STATE)
@@ -655,6 +679,31 @@ class DataBlock(Component):
             say(f"FAILED: {e}")
             raise
         return None if show else out.getvalue()
+
+
+def _naming_items(encode: Callable[[], Any], items: pl.DataFrame, n_values: int, folder: Any = None) -> Any:
+    """``encode()``, where a DataError about some of the values (its ``rows``, their positions: Categorize's for
+    labels the training set lacks) also names those items' files when the items are files (a ``path`` column) and
+    the values are one per item; a path under ``folder`` (the source folder) is given relative to it."""
+    try:
+        return encode()
+    except DataError as e:
+        rows = getattr(e, "rows", None)
+        if not (isinstance(rows, list) and rows and "path" in items.columns and n_values == items.height
+                and all(type(i) is int and 0 <= i < items.height for i in rows)):
+            raise
+        root = Path(folder) if isinstance(folder, (str, os.PathLike)) else None
+
+        def shown(p: Any) -> str:
+            try:
+                return Path(p).relative_to(root).as_posix() if root is not None else str(p)
+            except ValueError:  # not under the source folder
+                return str(p)
+
+        paths = [shown(p) for p in items["path"].gather(rows[:5]).to_list()]
+        more = f" and {len(rows) - len(paths)} more" if len(rows) > len(paths) else ""
+        raise DataError(f"{e}; the item(s) at those rows ({len(rows)} in all) are the file(s) "
+                        f"{', '.join(map(repr, paths))}{more}") from e
 
 
 def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,

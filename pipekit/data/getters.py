@@ -20,7 +20,7 @@ import polars as pl
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.registry import register
-from pipekit.core.validate import Is, Options, check
+from pipekit.core.validate import Is, Options, check, unknown_names
 from pipekit.data.lists import L
 
 #: the image formats pipekit decodes; other files whose extension says image (.heic, .svg) are named when left out
@@ -422,7 +422,8 @@ class ColReader(Getter):
         names = [items.columns[c] if isinstance(c, int) else c for c in given]
         missing = [c for c in names if c not in items.columns]
         if missing:
-            raise DataError(f"ColReader: column(s) {missing} not in the items; the columns are {items.columns}")
+            raise DataError(f"ColReader: column(s) {missing} not in the items; "
+                            f"{unknown_names(missing, items.columns)}")
         if isinstance(self.cols, list) and len(self.cols) > 1:
             return items.select(pl.struct(names).alias("_".join(names))).to_series()
         s = items[names[0]]

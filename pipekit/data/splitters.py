@@ -11,7 +11,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, Is
+from pipekit.core.validate import Interval, Is, unknown_names
 from pipekit.data.dates import AWARE, OFFSET, iso_format, numeric_date_format
 from pipekit.data.getters import iter_items, path_column
 
@@ -115,7 +115,8 @@ class ColSplitter(Splitter):
 
     def split(self, items: pl.DataFrame) -> Split:
         if self.col not in items.columns:
-            raise DataError(f"ColSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
+            raise DataError(f"ColSplitter: column {self.col!r} not in the items; "
+                            f"{unknown_names([self.col], items.columns)}")
         s = items[self.col]
         if s.null_count():
             raise DataError(f"ColSplitter: column {self.col!r} has {s.null_count()} null(s), first at row "
@@ -278,7 +279,8 @@ class TimeSplitter(Splitter):
         Datetime(time_unit='us', time_zone=None)
         """
         if self.col not in items.columns:
-            raise DataError(f"TimeSplitter: column {self.col!r} not in the items; the columns are {items.columns}")
+            raise DataError(f"TimeSplitter: column {self.col!r} not in the items; "
+                            f"{unknown_names([self.col], items.columns)}")
         s = items[self.col]
         if s.dtype == pl.Utf8:
             s = self._parse(s)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
-from pipekit.core.validate import Y_RANGE, Interval, check, is_pandas
+from pipekit.core.validate import Y_RANGE, Interval, check, is_pandas, unknown_names
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.vocab import CategoryMap
 from pipekit.data.splitters import RandomSplitter
@@ -73,7 +73,8 @@ class CollabDataLoaders:
         user_name, item_name, rating_name = user_name or cols[0], item_name or cols[1], rating_name or cols[2]
         for param, c in (("user_name", user_name), ("item_name", item_name), ("rating_name", rating_name)):
             if c not in cols:
-                raise ParameterError(f"CollabDataLoaders.from_df: {param}={c!r} is not a column; the columns are {cols}.")
+                raise ParameterError(f"CollabDataLoaders.from_df: {param}={c!r} is not a column; "
+                                     f"{unknown_names([c], cols)}.")
         if len({user_name, item_name, rating_name}) < 3:
             raise ParameterError(f"CollabDataLoaders.from_df: user_name={user_name!r}, item_name={item_name!r} and "
                                  f"rating_name={rating_name!r} must name three different columns")

@@ -25,8 +25,8 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
-from pipekit.data.items import (TABLE_SUFFIXES, read_csv_table, refuse_repeated_headers, strip_initial_spaces, table_error,
-                                to_items)
+from pipekit.data.items import (TABLE_SUFFIXES, read_csv_table, refuse_repeated_headers, skip_blank_lines,
+                                strip_initial_spaces, table_error, to_items)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -43,7 +43,8 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     A CSV/TSV, Parquet or Arrow file is scanned. A CSV's columns have the types ``read_table`` gives them (from
     its first 10,000 rows; from all of them with ``all_rows``), so a file gives the same table as the frame read
     from it: numbers are numbers, in ``cat_names`` too (categories ``'2'`` before ``'10'``, and a new file's
-    ``2012.0`` is the training year ``2012``). Text ``cat_names`` and ``text_names`` are read as
+    ``2012.0`` is the training year ``2012``), and its blank lines are no rows (``pandas.read_csv`` skips them
+    too; a warning says how many). Text ``cat_names`` and ``text_names`` are read as
     ``pl.Categorical`` and numeric ``cont_names`` as Float32, so 10M-row tables stay small (category codes are
     never trusted: ``Categorify`` looks values up by value). Polars frames are used as they are; any other source
     (pandas, Arrow, a Hugging Face dataset, rows as dicts) becomes a table the way ``pipekit.data.to_items``
@@ -83,7 +84,8 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     types: dict[str, pl.DataType] = {c: pl.Categorical() for c in [*cat_names, *text_names]
                                      if schema.get(c) == pl.String}
     types.update({c: pl.Float32() for c in cont_names if c in schema and schema[c].is_numeric()})
-    return pl.scan_csv(p, schema={**schema, **types}, separator=sep, glob=False)
+    # blank lines are no rows, as read_csv reads them (a file without any pays a search of its bytes)
+    return skip_blank_lines(pl.scan_csv(p, schema={**schema, **types}, separator=sep, glob=False), p, sep)
 
 
 def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = ()) -> pl.DataFrame:
@@ -723,23 +725,39 @@ def _check_processed_frame(frame: pl.DataFrame, processor: TabularProcessor, whe
     """Refuse a processed table read from a file (``Tabular.load``) that its fitted processing did not make, naming the
     file and the column: the split columns of their types (``is_valid`` true or false, each split's positions
     ``0..n-1`` once), every column the processing makes, each coded column holding codes of its classes only and the
-    continuous ones numbers. A code past its classes failed inside the model at fit, a text ``is_valid`` inside
-    NumPy."""
+    continuous ones numbers. The split columns, the codes and the target hold no null, and a continuous column a
+    FillMissing fills, or a regression target, finite numbers only: processing never leaves them otherwise (a
+    continuous column no FillMissing fills keeps the data's missing values, which a gradient-boosted model reads). A code past its
+    classes, or a null one, failed inside the model at fit, a text or null ``is_valid`` inside NumPy, and a NaN
+    input stopped training as if the learning rate were too high."""
     def bad(column: str, problem: str) -> ExportError:
         return ExportError(f"{where!r}: column {column!r} {problem}; the file is damaged or was not written by "
                            "Tabular.save or process_to_parquet")
 
+    def refuse_missing(column: str, finite: bool = False) -> None:
+        missing = pl.col(column).is_null()
+        if finite and frame.schema[column].is_float():
+            missing = missing | ~pl.col(column).is_finite()
+        n, row = frame.select(missing.sum().alias("n"), missing.arg_true().first().alias("row")).row(0)
+        if n:
+            what = "missing or non-finite value(s) (null, NaN or inf)" if finite else "missing value(s) (null)"
+            raise bad(column, f"holds {n} {what}, first at row {row}, where processing leaves none")
+
     if frame.schema[VALID_COLUMN] != pl.Boolean:
         raise bad(VALID_COLUMN, f"must be true or false (Boolean), is {frame.schema[VALID_COLUMN]}")
+    refuse_missing(VALID_COLUMN)
     if _SPLIT_POSITION in frame.columns:
         if not frame.schema[_SPLIT_POSITION].is_integer():
             raise bad(_SPLIT_POSITION, f"must hold each row's position in its split (integers), is "
                                        f"{frame.schema[_SPLIT_POSITION]}")
+        refuse_missing(_SPLIT_POSITION)
         position, valid = frame[_SPLIT_POSITION].to_numpy(), frame[VALID_COLUMN].to_numpy()
         for name, rows in (("training", position[~valid & (position >= 0)]), ("validation", position[valid])):
             if rows.size and not np.array_equal(np.sort(rows), np.arange(rows.size)):
                 raise bad(_SPLIT_POSITION, f"must number the {rows.size} {name} rows 0..{rows.size - 1}, each once")
     classes = processor.classes_ if isinstance(getattr(processor, "classes_", None), dict) else {}
+    filled = {c for proc in getattr(processor, "procs", None) or [] if isinstance(proc, FillMissing) and proc.is_fitted
+              for c in proc.columns_}
     y_names = list(processor.y_names or [])
     y_vocab = processor.y_vocab_ if getattr(processor, "y_kind_", None) == "category" else None
     for role, names in (("categorical", processor.cat_names_), ("continuous", processor.cont_names_),
@@ -757,9 +775,12 @@ def _check_processed_frame(frame: pl.DataFrame, processor: TabularProcessor, whe
                 hi: Any = frame[c].max()
                 if lo is not None and (lo < 0 or hi >= n):
                     raise bad(c, f"holds codes from {lo} to {hi}, but its {n} classes take codes 0 to {n - 1}")
-            elif (role == "continuous" or (role == "target" and getattr(processor, "y_kind_", None) == "regression")) \
-                    and not (dtype.is_numeric() or dtype == pl.Boolean):
-                raise bad(c, f"must hold numbers, is {dtype}")
+                refuse_missing(c)  # a value missing from its column is coded #na#, a missing class is refused
+            elif role == "continuous" or (role == "target" and getattr(processor, "y_kind_", None) == "regression"):
+                if not (dtype.is_numeric() or dtype == pl.Boolean):
+                    raise bad(c, f"must hold numbers, is {dtype}")
+                if role == "target" or c in filled:
+                    refuse_missing(c, finite=True)
 
 
 #: the columns a processed table's file adds to its rows: whether each is a validation row (``process_to_parquet``
@@ -782,13 +803,15 @@ def new_rows(processor: TabularProcessor, source: Any) -> TabularSplit:
 
 
 def missing_split_column(who: str, col: str, columns: Sequence[str]) -> str:
-    """The message for a column a splitter reads that the table lacks, listing the table's columns; when date parts
-    of it are there (``add_datepart`` drops the column it reads by default), saying so.
+    """The message for a column a splitter reads that the table lacks: the close names it may have meant and the
+    table's columns (:func:`~pipekit.core.validate.unknown_names`); when date parts of it are there (``add_datepart`` drops the column it reads by default), saying so.
 
     >>> missing_split_column("TimeSplitter", "Date", ["Store", "Year", "Elapsed"])[-82:]
     "parts (Year, Elapsed, ...); add_datepart(df, 'Date', drop=False) keeps the column."
     """
-    msg = f"{who}: column {col!r} is not in the table; the columns are {list(columns)}"
+    from pipekit.core.validate import unknown_names
+
+    msg = f"{who}: column {col!r} is not in the table; {unknown_names([col], list(columns))}"
     pre = re.sub("[Dd]ate$", "", col)
     parts = [c for c in (f"{pre}Year", f"{pre}Elapsed") if c in columns]
     if parts:

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, warn
-from pipekit.core.validate import Interval, Options, check, is_pandas
+from pipekit.core.validate import Interval, Options, check, is_pandas, unknown_names
 from pipekit.data.dates import AWARE, OFFSET, text_date_format
 from pipekit.tabular.core import read_frame
 from pipekit.tabular.procs import collect, schema_of
@@ -118,7 +118,8 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     frame = df if isinstance(df, pl.LazyFrame) else read_frame(df)  # a lazy query stays lazy
     schema = schema_of(frame)
     if field_name not in schema:
-        raise DataError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(schema)}.")
+        raise DataError(f"add_datepart: column {field_name!r} is not in the data; "
+                        f"{unknown_names([field_name], list(schema))}.")
     dtype = schema[field_name]
     tmp: list[str] = []
     if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)):
@@ -166,7 +167,8 @@ def _add_datepart_pandas(df: Any, field_name: str, prefix: str | None, drop: boo
     import pandas as pd
 
     if field_name not in df.columns:
-        raise DataError(f"add_datepart: column {field_name!r} is not in the data; the columns are {list(df.columns)}.")
+        raise DataError(f"add_datepart: column {field_name!r} is not in the data; "
+                        f"{unknown_names([field_name], list(df.columns))}.")
     parts = add_datepart(read_frame(df[[field_name]]), field_name, prefix, True, time, format, errors)
     new = to_pandas(parts, df.index)
     base = df.drop(columns=[field_name] if drop else [])

@@ -29,7 +29,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
-from pipekit.core.validate import Is, Options, check_state
+from pipekit.core.validate import Is, Options, check_state, unknown_names
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, Normalize,
                                    TabularProc, check_fitted_procs, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
@@ -121,7 +121,9 @@ def column_names(names: Any) -> Any:
 
 _NAMES = Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "column names (a name or a list)")
 _COLUMNS = Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names")
+_DISTINCT_COLUMNS = Is(lambda v: _COLUMNS.accepts(v) and len(set(v)) == len(v), "a list of distinct column names")
 #: what a fitted processor read from a file must hold to encode new rows (``TabularProcessor.state_from_data``)
+_DAMAGED = "the file is damaged or was not written by pipekit: save or export the fitted model again"
 _FITTED_STATE = {
     "cat_names_": _COLUMNS, "cont_names_": _COLUMNS,
     "y_kind_": Options("category", "regression", "none"),
@@ -129,7 +131,9 @@ _FITTED_STATE = {
                    "the target's classes (a list of text) or null"),
     "y_type_": Options(*CLASS_TYPES),
     "c_": Is(lambda v: type(v) is int and v >= 0, "the target's size (an integer)"),
-    "cat_complete_": _COLUMNS,  # the categorical columns with no missing values in the training rows
+    # the categorical columns with no missing values in the training rows (selected by name: one named twice would
+    # be selected twice, which Polars refuses)
+    "cat_complete_": _DISTINCT_COLUMNS,
 }
 
 
@@ -177,6 +181,10 @@ class TabularProcessor(Component):
                  y_names: str | Sequence[str] | None = None, y_block: Any = None,
                  skipinitialspace: bool = False) -> None:
         # Dependency order whatever the order given: fill (adds _na columns), categorify, normalise.
+        # Lists inside the list are flattened (as every parameter taking procs or transforms accepts them); a file's
+        # record lists proc records only, so where they were is kept for state_from_data to refuse
+        self._list_entries = [i for i, p in enumerate(procs) if isinstance(p, (list, tuple))] \
+            if isinstance(procs, (list, tuple)) else []
         self.procs = make_procs(procs)
         self.cat_names, self.cont_names = column_names(cat_names), column_names(cont_names)
         if isinstance(y_block, type) and issubclass(y_block, (CategoryBlock, RegressionBlock)):
@@ -227,8 +235,8 @@ class TabularProcessor(Component):
         if parts and not hints:
             hints.append(f"{parts[:6]} may be the parts add_datepart makes of a date: call add_datepart on the new "
                          "rows' date column as on the training rows")
-        raise DataError(f"{where}: column(s) {'; and '.join(said)} are not in the data; the columns are "
-                        f"{list(columns)}." + "".join(f" Note: {h}." for h in hints))
+        raise DataError(f"{where}: column(s) {'; and '.join(said)} are not in the data; "
+                        f"{unknown_names(gone, list(columns))}." + "".join(f" Note: {h}." for h in hints))
 
     def _prepare(self, frame: F, check: bool = True) -> F:
         """Cast continuous columns to Float32 (NaN -> null), failing early on text or dates; with ``check``, text
@@ -507,6 +515,10 @@ class TabularProcessor(Component):
         checked before anything encodes with it: the column names, the target's kind, classes and size, a target type
         pipekit knows with classes of it, and every proc fitted (:func:`~pipekit.tabular.procs.check_fitted_procs`).
         A :class:`FieldError` names the field (``state.y_vocab_``, ``params.procs[1].state.means_``)."""
+        if self._list_entries:  # make_procs flattened them away: what the file meant there is unknown
+            i = self._list_entries[0]
+            raise FieldError(f"params.procs[{i}]", "is a list, but a processing's procs are the records of its procs "
+                                                   f"(Categorify, FillMissing, Normalize), one per entry; {_DAMAGED}")
         if not state:
             return  # an unfitted processor's record
         super().state_from_data(state)
@@ -521,6 +533,7 @@ class TabularProcessor(Component):
                 typed_classes(labels, self.y_type_)
             except ValueError as e:
                 raise FieldError("state.y_vocab_", f"does not match y_type_={self.y_type_!r}: {e}") from None
+        self._check_complete()
         self._check_categories()
         self._check_flags()
         self._check_scaled()
@@ -558,15 +571,30 @@ class TabularProcessor(Component):
                 raise FieldError(f"params.procs[{i}].state.{field}",
                                  f"must name {'every one of the' if exact else 'only'} {kind} inputs "
                                  f"({'cat' if allowed is cats else 'cont'}_names_={allowed[:8]}), got {columns[:8]}")
+            # Categorify codes every categorical input, the flags FillMissing adds too: a column left without
+            # classes would reach an embedding as its raw values, read as row numbers
+            uncoded = [c for c in cats if c not in columns] if isinstance(proc, Categorify) else []
+            if uncoded:
+                raise FieldError(f"params.procs[{i}].state.{field}",
+                                 f"must hold the classes of every categorical input (cat_names_={cats[:8]}), but "
+                                 f"{uncoded[:5]} have none; {_DAMAGED}")
 
     def _check_flags(self) -> None:
         """Each fitted FillMissing flags the columns whose ``<col>_na`` flag the processing's output names
         (``cat_names_``, less the input columns), and no other: a flag named but not made would be missing from every
-        row at predict (a Polars error about a column), one made but not named would never be read."""
+        row at predict (a Polars error about a column), one made but not named would never be read. Without a
+        FillMissing the output names no column but the inputs."""
         named = set(self.cat_names_) - set(self.cat_names)  # an input column may be called '<col>_na' too
         fills = [(i, p) for i, p in enumerate(self.procs if isinstance(self.procs, list) else [])
                  if isinstance(p, FillMissing) and p.is_fitted]
         if not fills:
+            # only FillMissing makes them, so new rows would have none of these columns (an emptied FillMissing is
+            # named by check_fitted_procs)
+            if named and not any(isinstance(p, FillMissing) for p in self.procs):
+                raise FieldError("params.procs", f"has no FillMissing, but state.cat_names_ names "
+                                                 f"{sorted(named)[:5]}, which are not categorical inputs (cat_names="
+                                                 f"{list(self.cat_names)[:8]}): only FillMissing adds such columns "
+                                                 f"(its '<col>_na' flags), so new rows would have none; {_DAMAGED}")
             return
         # a second FillMissing finds nothing left to fill: the flags are those of all of them together
         flagged = sorted({c for _, p in fills if p.add_col for c in p.na_columns_})
@@ -576,6 +604,21 @@ class TabularProcessor(Component):
             raise FieldError(f"params.procs[{i}].state.na_columns_",
                              f"must list the columns whose '<col>_na' flag the processing's cat_names_ name "
                              f"({expected}), got {proc.na_columns_}" + ("" if proc.add_col else " with add_col=False"))
+
+    def _check_complete(self) -> None:
+        """``cat_complete_`` names categorical inputs (``cat_names``) that a fitted Categorify codes, as fitting
+        chooses them (it names none without a Categorify, whose ``#na#`` code the warning about missing values is
+        about): a name that is not an input is no column of new rows, and a processing whose Categorify is gone would
+        hand its categories to a model uncoded."""
+        complete = self.cat_complete_
+        extra = [c for c in complete if c not in self.cat_names]
+        if extra:
+            raise FieldError("state.cat_complete_", f"must name only categorical inputs (cat_names="
+                                                    f"{list(self.cat_names)[:8]}), got {extra[:5]}; {_DAMAGED}")
+        # an emptied Categorify is named by check_fitted_procs
+        if complete and not any(isinstance(p, Categorify) for p in self.procs):
+            raise FieldError("params.procs", f"has no Categorify, but state.cat_complete_ names the columns it "
+                                             f"coded ({complete[:5]}); {_DAMAGED}")
 
     def _check_categories(self) -> None:
         """Each fitted Categorify's classes, as its ``setup`` makes them: ``#na#`` first, then the column's values

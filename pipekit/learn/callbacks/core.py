@@ -2,13 +2,13 @@
 docstring for the order of events and of the built-in callbacks)."""
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError, warn
+from pipekit.core.validate import close_names
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -45,7 +45,7 @@ def unknown_events(cb: Any) -> list[str]:
             continue
         guess = "before_" + name[len("begin_"):] if name.startswith("begin_") else None
         if guess not in EVENTS:
-            near = difflib.get_close_matches(name, EVENTS, n=1, cutoff=0.75)
+            near = close_names(name, EVENTS, n=1, cutoff=0.75)
             guess = near[0] if near else None
         said.append(f"{name} ({guess}?)" if guess else name)
     return said
