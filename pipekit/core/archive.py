@@ -486,6 +486,14 @@ def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[
     return path
 
 
+def _pickled(where: str, sign: str) -> ExportError:
+    """Why a pickle file (fastai's export.pkl, any torch.save file) is refused, and what to write instead."""
+    return ExportError(f"{where} is not a pipekit file: {sign}, so this is a pickle file (e.g. fastai's export.pkl, "
+                       "or weights written by torch.save); pipekit never unpickles, because loading a pickle can run "
+                       "arbitrary code. pipekit files are zips written by learn.export(), model.export() or "
+                       "pipekit.save(): train the model with pipekit and write it with learn.export('model.pipekit')")
+
+
 def read_pipekit(path: str | os.PathLike) -> Archive:
     """Read a pipekit file with every limit above; an older or foreign file gets a message saying what it is."""
     path = Path(path)
@@ -493,7 +501,12 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
     if path.is_dir():
         files = read_folder(path, _LIMITS, where)
     elif not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        hint = ""
+        if path.suffix == ".pkl":  # the book's load_learner(path/'export.pkl'): pipekit's export has its own name
+            beside = [p for p in (path.with_suffix(".pipekit"), path.parent / "export.pipekit") if p.exists()]
+            hint = ("; pipekit's learn.export() writes export.pipekit (under learn.path), not a .pkl pickle: "
+                    + (f"load {beside[0]}" if beside else "load the .pipekit file it wrote"))
+        raise FileNotFoundError(f"no such file: {path}{hint}")
     elif not zipfile.is_zipfile(path):
         with open(path, "rb") as f:
             head = f.read(4)
@@ -501,12 +514,15 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
             raise ExportError(f"{where} is a zip cut short ({path.stat().st_size} bytes, without the directory a zip "
                               "ends with): the file is truncated or damaged, e.g. by an interrupted copy or download; "
                               "copy it again, or export the model again")
-        pickled = head[:1] == b"\x80"
-        raise ExportError(f"{where} is not a pipekit file{' (it looks like a pickle / torch.save file)' if pickled else ''}"
-                          ". pipekit files are zips written by learn.export(), model.export() or pipekit.save(); "
-                          "pickled files are refused because loading them could run arbitrary code.")
+        if head[:1] == b"\x80":
+            raise _pickled(where, "it begins as pickled data does")
+        raise ExportError(f"{where} is not a pipekit file. pipekit files are zips written by learn.export(), "
+                          "model.export() or pipekit.save(); pickled files are refused because loading them could "
+                          "run arbitrary code.")
     else:
         def limit(name: str) -> int:
+            if name.endswith(".pkl"):  # torch.save writes a zip of '<name>/data.pkl' and the tensors' storages
+                raise _pickled(where, f"its member {name!r} is not part of a pipekit file but pickled data")
             if name not in _LIMITS and name not in ("recipe.json", "model.safetensors") and not name.endswith(".npy"):
                 raise ExportError(f"{where}: member {name!r} is not part of a pipekit file")
             return _LIMITS.get(name, MAX_WEIGHTS_BYTES if name.endswith(".safetensors") else MAX_ARRAY_BYTES)
@@ -571,6 +587,44 @@ def building_from(where: str) -> Iterator[None]:
                           "not written by pipekit") from e
 
 
+def _pipekit_part(obj: Any, name: str, depth: int = 0) -> str | None:
+    """How to reach the pipekit component held by a scikit-learn Pipeline or search (``pipe[-1]``,
+    ``search.best_estimator_``), or None when it holds none."""
+    from pipekit.core.component import Component
+
+    if isinstance(obj, Component):
+        return name
+    if depth > 8 or not type(obj).__module__.startswith("sklearn"):
+        return None
+    steps = getattr(obj, "steps", None)
+    if isinstance(steps, list):  # a Pipeline: its last pipekit step
+        for i in reversed(range(len(steps))):
+            step = steps[i][1] if isinstance(steps[i], tuple) and len(steps[i]) == 2 else None
+            found = _pipekit_part(step, f"{name}[{-1 if i == len(steps) - 1 else i}]", depth + 1)
+            if found:
+                return found
+        return None
+    best = getattr(obj, "best_estimator_", None)  # a fitted search (GridSearchCV, RandomizedSearchCV, ...)
+    return _pipekit_part(best, f"{name}.best_estimator_", depth + 1) if best is not None else None
+
+
+def _saved_instead(obj: Any) -> str:
+    """What ``pipekit.save`` can write of a scikit-learn Pipeline or search holding a pipekit estimator."""
+    if not type(obj).__module__.startswith("sklearn"):
+        return ""
+    var = "pipe" if isinstance(getattr(obj, "steps", None), list) else "search"
+    part = _pipekit_part(obj, var)
+    if part is not None:
+        rest = (" (the steps before it are not saved: apply them to new data again before predicting)"
+                if "[" in part else "")
+        return (f"; save the pipekit estimator it holds: pipekit.save({part}, path){rest}, or the whole "
+                f"{type(obj).__name__} with joblib, for files you trust only (joblib unpickles)")
+    if var == "search" and _pipekit_part(getattr(obj, "estimator", None), "search.estimator") is not None:
+        return ("; fit the search (with refit=True) and save the best model it found: "
+                "pipekit.save(search.best_estimator_, path)")
+    return ""
+
+
 def save(obj: Any, path: str | os.PathLike) -> Path:
     """Write any pipekit object to one file: a learner (``learn.export``) or any component (a backend,
     an ensemble, a fitted processing, a recipe). ``load`` reads it back."""
@@ -579,7 +633,8 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     if not isinstance(obj, Component) and hasattr(obj, "export"):
         return obj.export(path)
     if not isinstance(obj, Component):
-        raise ExportError(f"pipekit.save: a {type(obj).__name__} is not a pipekit component or learner")
+        raise ExportError(f"pipekit.save: a {type(obj).__name__} is not a pipekit component or learner"
+                          f"{_saved_instead(obj)}")
     arrays: dict[str, np.ndarray] = {}
     record = obj.to_record(arrays)
     return write_archive(path, "component", record, arrays)

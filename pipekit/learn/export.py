@@ -261,6 +261,63 @@ def _layers(model: nn.Module, kinds: tuple[type, ...]) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, kinds)]
 
 
+def _check_loss_weights(where: str, loss: Any, n_classes: Any) -> None:
+    """Refuse a loss whose class weights (``weight``, BCE's ``pos_weight``) read from a file do not fit the targets:
+    one weight per class (``pos_weight`` may be one for all), each finite and not below zero. torch refuses another
+    count only when the loss is first computed, and a NaN or negative weight scores and trains wrongly without any
+    error."""
+    if not isinstance(loss, BaseLoss):
+        return
+    params = loss.get_params(deep=False)
+    for name in ("weight", "pos_weight"):
+        w = params.get(name)
+        if w is None:
+            continue
+        values = torch.as_tensor(w, dtype=torch.float64).reshape(-1)
+        counts = (n_classes,) if name == "weight" else (1, n_classes)
+        problem = (f"holds {len(values)} weights for {n_classes} classes (one per class)"
+                   if type(n_classes) is int and len(values) not in counts
+                   else "holds numbers that are not finite" if not bool(torch.isfinite(values).all())
+                   else "holds a weight below zero" if bool((values < 0).any()) else "")
+        if problem:
+            raise ExportError(f"{where}: record.json field 'loss.params.{name}' {problem}, got {str(w)[:80]}; the "
+                              "file is damaged or was not written by learn.export(): export the trained learner again")
+
+
+def _check_collab_classes(where: str, model: nn.Module, processor: Any) -> None:
+    """A collaborative-filtering model keeps the user and item ids it was trained on (``classes``, by
+    ``user_name`` and ``item_name`` in its config): the table processing must code both id columns into exactly
+    those, in that order. Codes are embedding rows, so ids left uncoded, or coded by other or reordered classes of
+    the same count, would score other users and items without any error."""
+    spec = arch_spec(model)
+    config = spec[1] if spec is not None else {}
+    classes = config.get("classes")
+    names = [n for n in (config.get("user_name"), config.get("item_name")) if isinstance(n, str)]
+    if not isinstance(classes, Mapping) or len(names) != 2 or not all(n in classes for n in names):
+        return
+    from pipekit.tabular.processor import Categorify  # only here: a model of another domain needs no tabular code
+
+    again = "the file is damaged or was not written by learn.export(): export the trained model again"
+    procs = getattr(processor, "procs", None)
+    procs = procs if isinstance(procs, list) else []
+    coders = {c: i for i, p in enumerate(procs)
+              if isinstance(p, Categorify) and p.is_fitted for c in p.classes_}
+    missing = [n for n in names if n not in coders]
+    if missing:
+        raise ExportError(f"{where}: record.json field 'dls.recipe.params.processor.params.procs' has no Categorify "
+                          f"coding the id column(s) {missing}, but the model reads them as the codes of "
+                          f"arch.config.classes ({names}); {again}")
+    for n in names:
+        ours, theirs = list(classes[n]), list(procs[coders[n]].classes_[n])
+        if ours != theirs:
+            at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+            raise ExportError(
+                f"{where}: record.json field 'arch.config.classes.{n}' ({len(ours)} ids) is not the classes the "
+                f"table processing codes column {n!r} into (field 'dls.recipe.params.processor.params.procs"
+                f"[{coders[n]}].state.classes_.{n}', {len(theirs)} ids): they differ first at code {at} "
+                f"({ours[at] if at < len(ours) else None!r} vs {theirs[at] if at < len(theirs) else None!r}); {again}")
+
+
 def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss: Any, arch: str) -> None:
     """Refuse an export whose data recipe cannot feed its model or name its outputs: a fitted recipe missing what
     encoding new items reads; and, for pipekit's own architectures (whose input and output layers are known: the
@@ -299,6 +356,7 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
         except FieldError as e:
             raise ExportError(f"{where}: record.json {e.within(f'dls.recipe.state.batch_tfms_[{i}]')}; the file is "
                               "damaged or was not written by learn.export(): export the trained learner again") from None
+    _check_loss_weights(where, loss, len(vocab) if isinstance(vocab, (list, tuple)) else c)
     if kind == "pixel_cross_entropy" and isinstance(loss, BaseLoss) and loss.axis != 1:
         # a mask's classes are the channels of (bs, n_classes, h, w) outputs: another axis would softmax over the
         # image's rows or columns and decode nonsense without any error
@@ -309,6 +367,7 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
         ours = lookup(arch, "arch").__module__.split(".")[0] == "pipekit"
     except UnknownNameError:
         ours = False
+    _check_collab_classes(where, model, processor)
     check_rows = getattr(getattr(model, "embeds", None), "check_rows", None)
     if ours and processor is not None and callable(check_rows):  # a tabular net: a table per coded column
         try:
@@ -748,8 +807,9 @@ def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[
     for gi, (g, cur) in enumerate(zip(saved, current)):
         field = f"'opt.opt.param_groups[{gi}]"
         ids = g.get("params") if isinstance(g, dict) else None
-        if not (isinstance(ids, list) and len(ids) == len(cur["params"]) and len(set(ids)) == len(ids)
-                and all(type(j) is int and j not in params for j in ids)):
+        # each index an integer before they are put in a set (a list among them cannot be)
+        if not (isinstance(ids, list) and len(ids) == len(cur["params"]) and all(type(j) is int for j in ids)
+                and len(set(ids)) == len(ids) and not any(j in params for j in ids)):
             raise bad(f"{field}.params' must list {len(cur['params'])} distinct parameter indices (this learner's "
                       f"group {gi}), got {str(ids)[:60]!r}")
         params.update((j, (gi, p)) for j, p in zip(ids, cur["params"]))

@@ -28,6 +28,7 @@ from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
+from pipekit.learn.export import unusable_weights
 from pipekit.text.blocks import TextBlock
 from pipekit.text.models import (AWD_LSTM, DROPOUTS, Y_RANGE, awd_lstm_clas_split, awd_lstm_lm_split,
                                  check_stored_awd_lstm, encoder_of, get_language_model, get_text_classifier)
@@ -157,13 +158,30 @@ def _check_pretrained(fn: str, pretrained: Any, backwards: Any) -> None:
                              "text loaders read texts forwards; leave backwards out")
 
 
+#: config keys of fastai's that pipekit's AWD-LSTM accepts at one value only: (that value, why no other)
+_FIXED_CONFIG = {
+    "bidir": (False, "pipekit's AWD_LSTM reads texts in one direction (no bidirectional LSTMs)"),
+    "tie_weights": (True, "language_model_learner ties the decoder's weights to the embedding (for an untied "
+                          "decoder build the model by hand: get_language_model(AWD_LSTM(...), tie_weights=False))"),
+    "out_bias": (True, "the language model's decoder always has an output bias"),
+}
+
+
 def _config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: float,
             pad_token: int) -> dict[str, Any]:
     check("text learner", drop_mult=(drop_mult, Interval(0, None)))
-    unknown = set(config or {}) - set(base)
+    config = dict(config or {})
+    # fastai's config dicts (awd_lstm_lm_config, awd_lstm_clas_config) also name what pipekit's AWD-LSTM always is:
+    # one-way, its language model's decoder tied to the embedding and with a bias
+    for key, (value, why) in _FIXED_CONFIG.items():
+        given = config.pop(key, value)
+        if not (isinstance(given, (bool, int)) and given == value):
+            raise ParameterError(f"config: {key}={given!r:.40} is not supported: {why}; leave {key} out of the config "
+                                 f"or set it to {value}")
+    unknown = set(config) - set(base)
     if unknown:
-        raise ParameterError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted(base)}")
-    cfg = {**base, **(config or {}), "pad_token": pad_token}
+        raise ParameterError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted([*base, *_FIXED_CONFIG])}")
+    cfg = {**base, **config, "pad_token": pad_token}
     for k in DROPOUTS:
         cfg[k] = min(cfg[k] * drop_mult, 0.99)
     return cfg
@@ -223,10 +241,15 @@ class TextLearner(Learner):
             f = Path(f"{name}.pipekit")  # a path to the file, relative to the working directory, without its suffix
         if not f.exists():
             raise FileNotFoundError(self._no_encoder(name, f))
-        cfg, old_vocab, state = _encoder_parts(read_pipekit(f))
+        cfg, old_vocab, state = _checked_encoder(read_pipekit(f))  # all of the file, before the model is touched
         enc = self.encoder
         own = enc.state_dict()
-        mismatch = [k for k in own if k != "encoder.weight" and (k not in state or state[k].shape != own[k].shape)]
+
+        def fits(k: str) -> bool:  # the embedding's rows follow the vocabulary (matched by token below), its width not
+            start = 1 if k == "encoder.weight" else 0
+            return k in state and state[k].shape[start:] == own[k].shape[start:]
+
+        mismatch = [k for k in own if not fits(k)] + sorted(set(state) - set(own))
         if mismatch:
             got = {k: tuple(state[k].shape) for k in mismatch if k in state}
             raise ExportError(f"{f}: encoder shapes do not match this model at {mismatch[:4]} (file {got}); "
@@ -266,20 +289,37 @@ def _encoder_parts(archive: Archive) -> tuple[dict[str, Any], list[str], dict[st
     return cfg, vocab, archive.tensors()
 
 
-def load_encoder_file(archive: Archive, **kwargs: Any) -> AWD_LSTM:
-    """What ``pipekit.load`` gives for an encoder file: the AWD_LSTM with its weights and its ``vocab``."""
+def _checked_encoder(archive: Archive) -> tuple[dict[str, Any], list[str], dict[str, torch.Tensor]]:
+    """The config, vocabulary and weights of an encoder file, the weights checked against the AWD_LSTM its config
+    builds (built on the meta device: no memory) before any model is built or changed: the same names and shapes,
+    and numbers a model can predict with (no integers, complex numbers, NaN or infinity)."""
     cfg, vocab, state = _encoder_parts(archive)
+    fix = "the file is damaged or was not written by save_encoder: save the encoder again (lm.save_encoder(name))"
     try:
         layers = {k.split(".")[1] for k in state if k.startswith("rnns.")}
         if cfg.get("n_layers", 3) != len(layers):  # before building: a module per layer costs, even without memory
             raise ValueError(f"its config asks for n_layers={cfg.get('n_layers', 3)!r:.20} where its weights hold "
                              f"{len(layers)} LSTM layers")
         with torch.device("meta"):  # the shapes the config asks for, without memory: the file's weights must match
-            wanted = {k: tuple(v.shape) for k, v in AWD_LSTM(**cfg).state_dict().items()}
-        stored = {k: tuple(v.shape) for k, v in state.items()}
-        if stored != wanted:
-            odd = sorted(set(stored) ^ set(wanted)) or [k for k in wanted if stored[k] != wanted[k]]
-            raise ValueError(f"its weights do not have the shapes its config gives (first: {odd[:3]})")
+            wanted = AWD_LSTM(**cfg).state_dict()
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ExportError(f"{archive.where}: the config or weights are not an AWD_LSTM encoder's ({e}); {fix}") from None
+    stored, shapes = {k: tuple(v.shape) for k, v in state.items()}, {k: tuple(v.shape) for k, v in wanted.items()}
+    if stored != shapes:
+        odd = sorted(set(stored) ^ set(shapes)) or [k for k in shapes if stored[k] != shapes[k]]
+        raise ExportError(f"{archive.where}: the config or weights are not an AWD_LSTM encoder's (its weights do not "
+                          f"have the shapes its config gives (first: {odd[:3]})); {fix}")
+    unusable = unusable_weights(wanted, state)
+    if unusable:
+        raise ExportError(f"{archive.where}: the encoder weights (weights.safetensors) cannot predict: "
+                          f"{'; '.join(unusable[:3])}{' ...' if len(unusable) > 3 else ''}; {fix}")
+    return cfg, vocab, state
+
+
+def load_encoder_file(archive: Archive, **kwargs: Any) -> AWD_LSTM:
+    """What ``pipekit.load`` gives for an encoder file: the AWD_LSTM with its weights and its ``vocab``."""
+    cfg, vocab, state = _checked_encoder(archive)
+    try:
         enc = AWD_LSTM(**cfg)
         enc.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as e:

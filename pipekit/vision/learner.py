@@ -22,6 +22,7 @@ from pipekit.core.errors import DataError, ParameterError, UnknownNameError, Wei
 from pipekit.core.registry import lookup, name_of
 from pipekit.core.validate import Interval
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
+from pipekit.learn.export import unusable_weights
 from pipekit.metrics import MeanMetric, Metric
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
                                         pretrained_archs)
@@ -50,7 +51,13 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as e:  # noqa: BLE001  (safetensors raises its own error for a damaged header)
+            raise DataError(f"pretrained={str(path)!r} cannot be read as a .safetensors weights file ({e}): it is "
+                            "empty, cut short or not a safetensors file; copy or download it again, or save the "
+                            "weights again (learn.save, or safetensors.torch.save_file(model.state_dict(), "
+                            "path))") from None
     if path.suffix == ".pipekit":  # a checkpoint (learn.save) or an export
         return model_weights(path)
     try:
@@ -81,6 +88,16 @@ def load_body_weights(body: nn.Module, path: str | os.PathLike,
         missing = [k for k in target if k not in best][:5]
         raise DataError(f"pretrained={str(path)!r} does not match this architecture: {len(best)} of {len(target)} "
                         f"body tensors found (missing e.g. {missing}); use the same arch that was saved")
+    unusable = unusable_weights(target, best)
+    if unusable:  # integers would be cast to floats silently, NaN would train to NaN
+        raise DataError(f"pretrained={str(path)!r} holds weights this body cannot start from: "
+                        f"{'; '.join(unusable[:3])}{' ...' if len(unusable) > 3 else ''}; the file is damaged or was "
+                        "not saved from a trained model: save the weights again")
+    # a few tensors may be left out (a file of a slightly other model), never silently: those keep their random start
+    left = [k for k in target if k not in best and not k.endswith("num_batches_tracked")]
+    if left:
+        warn(f"pretrained={str(path)!r} lacks {len(left)} of the body's {len(target)} tensors, which keep their "
+             f"random start: {left[:5]}{' ...' if len(left) > 5 else ''}; use weights saved from the same arch")
     for k, v in best.items():
         t = target[k]
         if v.shape != t.shape:
