@@ -126,6 +126,8 @@ class StepTimer(Callback):
         return time.perf_counter()
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds: nothing is timed
+            return
         self._t0: float | None = None
         self._t1: float | None = None
         self._items, self._seen = 0, 0
@@ -155,10 +157,12 @@ class StepTimer(Callback):
             close()
 
     def before_validate(self) -> None:
-        raise CancelValidException()
+        if not self.learn.validation_only:
+            raise CancelValidException()
 
     def after_fit(self) -> None:
-        self.learn.batch_wrapper = None
+        if not self.learn.validation_only:
+            self.learn.batch_wrapper = None
 
     @property
     def items_per_s(self) -> float:

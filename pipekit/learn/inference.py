@@ -162,15 +162,19 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
         learn.loss_func = _per_item(loss_func)
     was_training = learn.training
     learn.training = False
+
+    def run() -> None:
+        learn._do_validate(dl)
+        if not gather.preds:
+            # no rows: one zero-row batch through the model gives empty outputs of the right shape/dtype
+            empty = _empty_batch(dl)
+            if empty is not None:
+                learn._do_validate(GivenBatches([empty], dl.n_inp))
+
     try:
-        with learn.removed_cbs((Recorder, ProgressCallback)), \
-                learn.added_cbs(extra):
-            learn._do_validate(dl)
-            if not gather.preds:
-                # no rows: one zero-row batch through the model gives empty outputs of the right shape/dtype
-                empty = _empty_batch(dl)
-                if empty is not None:
-                    learn._do_validate(GivenBatches([empty], dl.n_inp))
+        # a validation-only pass: the callbacks see before_fit/before_epoch ... after_epoch/after_fit around it
+        with learn.removed_cbs((Recorder, ProgressCallback)):
+            learn.validation_pass(run, extra)
     finally:
         if reducible is not None:
             reducible.reduction = old_red
@@ -319,25 +323,34 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     # the model's targets are the learner's data's (a test loader may carry none)
     targets = [*tuple(dl.blocks or ())[n_inp:], *tuple(getattr(learn.dls, "blocks", ()) or ())[n_inp:]]
     moving = "/".join(sorted({str(g) for b in targets if (g := getattr(b, "geometry", None)) in _MOVING}))
-    # the plain pass: blended in or returned beside the augmented passes, and its targets are the ones returned
-    # (an augmentation may change what a batch carries as its targets) and those moving targets are compared with
-    plain, targs = get_preds(learn, dl=dl)[:2]
-    if moving and targs is None:
-        raise ParameterError(f"tta: the model's targets are {moving}, which an augmentation may move with the "
-                             "image, and this loader carries no targets to show that it does not; use "
-                             "learn.get_preds() for these predictions")
-    # the training-time batch augmentation, on the same items in the same order
-    aug_dl = dl.new(shuffle=False, augment=True)
-    aug_dl.epoch = 0
     runs: list[torch.Tensor] = []
-    for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
-        preds, aug_targs = get_preds(learn, dl=aug_dl)[:2]
-        if moving and not _same_targets(aug_targs, targs):
-            raise ParameterError(f"tta: the targets are {moving}, which the augmentation moves with the image, so "
-                                 "a prediction on a flipped or warped image is not one for the original and cannot "
-                                 "be averaged with it; use learn.get_preds() for these predictions, or batch_tfms "
-                                 "that change lighting only")
-        runs.append(preds)
+    plain_pass: list[Any] = []  # the plain pass's (preds, targs)
+
+    def passes() -> None:
+        # the plain pass: blended in or returned beside the augmented passes, and its targets are the ones returned
+        # (an augmentation may change what a batch carries as its targets) and those moving targets are compared with
+        plain, targs = get_preds(learn, dl=dl)[:2]
+        plain_pass[:] = [plain, targs]
+        if moving and targs is None:
+            raise ParameterError(f"tta: the model's targets are {moving}, which an augmentation may move with the "
+                                 "image, and this loader carries no targets to show that it does not; use "
+                                 "learn.get_preds() for these predictions")
+        # the training-time batch augmentation, on the same items in the same order
+        aug_dl = dl.new(shuffle=False, augment=True)
+        aug_dl.epoch = 0
+        for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
+            preds, aug_targs = get_preds(learn, dl=aug_dl)[:2]
+            if moving and not _same_targets(aug_targs, targs):
+                raise ParameterError(f"tta: the targets are {moving}, which the augmentation moves with the image, "
+                                     "so a prediction on a flipped or warped image is not one for the original and "
+                                     "cannot be averaged with it; use learn.get_preds() for these predictions, or "
+                                     "batch_tfms that change lighting only")
+            runs.append(preds)
+
+    # all the passes are one validation-only pass, as in fastai: the callbacks see one before_fit ... after_fit
+    with learn.removed_cbs((Recorder, ProgressCallback)):
+        learn.validation_pass(passes)
+    plain, targs = plain_pass
     stacked = torch.stack(runs)
     aug = stacked.max(0).values if use_max else stacked.mean(0)
     if beta is None:

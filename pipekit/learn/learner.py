@@ -112,6 +112,10 @@ class Learner:
     #: what new loaders go through when assigned to ``learn.dls`` (a learner that normalises its inputs, such as
     #: ``vision_learner``'s, sets it so larger images for progressive resizing are normalised the same way)
     dls_hook: Callable[[Loaders], Loaders] | None = None
+    #: True while ``validate``/``get_preds`` (and ``predict``, ``tta``, ``show_results``, interpretation) run their
+    #: pass (see :meth:`validation_pass`): the fit and epoch events run around it, and a callback reads this flag
+    #: (``self.validation_only``) to tell such a pass from a fit
+    validation_only: bool = False
 
     def __init__(self, dls: Loaders, model: nn.Module, loss_func: Callable[..., torch.Tensor] | None = None,
                  opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: LR = 1e-3,
@@ -489,6 +493,26 @@ class Learner:
         with torch.no_grad():
             self._with_events(self._all_batches, "validate")
 
+    def validation_pass(self, f: Callable[[], None], cbs: Cbs = None) -> None:
+        """Run ``f``, which runs one or more validation phases (``before_validate``, the batches,
+        ``after_validate``), as a validation-only pass, as ``validate`` and ``get_preds`` do (fastai's
+        ``validation_context``): ``cbs`` are present for the pass only, and the events are those of a fit of one
+        epoch that does not train: ``before_fit``, ``before_epoch``, ``f``'s phases, ``after_epoch``, ``after_fit``.
+        A callback that keeps state over an epoch (the book's ``self.accs = []`` in ``before_epoch``) works as in a
+        fit; ``validation_only`` is True meanwhile, so the learner's own callbacks (the Recorder, schedulers,
+        trackers, loggers) leave what the last fit recorded as it was. A cancel exception ends the pass as it ends
+        a fit's stage; an error skips the ``after_`` events. Inside another validation-only pass (``tta``'s passes)
+        ``f`` runs within that pass's events, which are not repeated (``cbs`` given there see only ``f``'s)."""
+        with self.added_cbs(cbs):
+            if self.validation_only:
+                f()
+                return
+            self.validation_only = True
+            try:
+                self._with_events(lambda: self._with_events(f, "epoch"), "fit")
+            finally:
+                self.validation_only = False
+
     def _all_batches(self) -> None:
         dl = self.dl
         self.n_iter, self._n_inp = len(dl), dl.n_inp
@@ -571,9 +595,9 @@ class Learner:
         present only for this pass (fastai's ``learn.validate(cbs=...)``)."""
         dl = self._get_dl(ds_idx, dl)
         self.training = False
-        with self.removed_cbs(ProgressCallback), self.added_cbs(cbs):
+        with self.removed_cbs(ProgressCallback):
             self.recorder.metrics = list(self.metrics)
-            self._do_validate(dl)
+            self.validation_pass(lambda: self._do_validate(dl), cbs)
         row = self.recorder.valid_row()
         if row and row[0] is None and len(dl):  # batches, and no loss: they carried no targets
             raise DataError("validate: this loader carries no targets to score the predictions against; read "

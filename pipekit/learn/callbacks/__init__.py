@@ -15,6 +15,10 @@ The Learner calls, in order::
       after_epoch
     after_fit
 
+``validate``, ``get_preds`` and what is built on them (``predict``, ``tta``, ``show_results``, interpretation) run
+the same events without the training phase, as fastai does, with ``learn.validation_only`` True, which the
+built-in callbacks read to leave what the last fit recorded, scheduled or saved as it was (see ``Callback``).
+
 A callback overrides the methods for the events it cares about and reads or changes the Learner's
 state through ``self.learn`` (``xb``, ``yb``, ``pred``, ``loss_grad``, ``loss``, ``epoch``, ``iter``,
 ``pct_train``, ``training``, ``opt``, ``model``...). The loss is there twice, as in fastai: ``loss_grad`` is

@@ -56,6 +56,8 @@ class TrackerCallback(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds: nothing to track, the best so far stays
+            return
         recorded = self.learn.recorder.metric_names[1:-1]
         if self.monitor not in recorded:
             raise ParameterError(f"{type(self).__name__}: cannot monitor {self.monitor!r}; recorded values are "
@@ -107,6 +109,9 @@ class TrackerCallback(Callback):
         super().state_from_data(state)
 
     def after_epoch(self) -> None:
+        if self.learn.validation_only:  # not an epoch of training: nothing judged, no new best
+            self.judged = self.new_best = False
+            return
         val = self.learn.recorder.value(self.monitor)
         #: whether this epoch gave a value to judge (an epoch whose validation was skipped gives none)
         self.judged = val is not None
@@ -138,6 +143,8 @@ class SaveModelCallback(TrackerCallback):
         super().__init__(monitor, comp, min_delta, reset_on_fit)
 
     def after_epoch(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds save nothing
+            return
         if self.every_epoch:
             self._save(f"{self.fname}_{self.learn.epoch}")
             return
@@ -158,6 +165,8 @@ class SaveModelCallback(TrackerCallback):
         self.saved_ = tuple(Path(p) for p in self.saved_)
 
     def after_fit(self) -> None:
+        if self.learn.validation_only:  # nor load the best model back
+            return
         if self.at_end:
             self.saved_ = (*self.saved_, self.learn.save(self.fname, with_opt=self.with_opt))
         elif not self.every_epoch and self.saved_:
@@ -181,13 +190,15 @@ class EarlyStoppingCallback(TrackerCallback):
         super().__init__(monitor, comp, min_delta, reset_on_fit)
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:
+            return
         super().before_fit()
         self.wait_ = 0
         self.stopped_epoch_: int | None = None
 
     def after_epoch(self) -> None:
         super().after_epoch()
-        if not self.judged:  # nothing to judge (validation skipped): the epoch does not count
+        if not self.judged:  # nothing to judge (validation skipped, or a validation-only pass): does not count
             return
         self.wait_ = 0 if self.new_best else self.wait_ + 1
         if self.wait_ >= self.patience:
@@ -221,6 +232,8 @@ class ReduceLROnPlateau(TrackerCallback):
         super().__init__(monitor, comp, min_delta, reset_on_fit)
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:
+            return
         super().before_fit()
         self.wait_ = 0
         self.reductions_: list[tuple[int, list[float]]] = []
@@ -269,6 +282,8 @@ class GradientAccumulation(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds: no step, and the gradients are left alone
+            return
         self.count_ = 0
         self.steps_ = 0
         self.learn.optimizer.zero_grad()
@@ -292,7 +307,8 @@ class GradientAccumulation(Callback):
         self.steps_ += 1
 
     def after_fit(self) -> None:
-        self.learn.optimizer.zero_grad()
+        if not self.learn.validation_only:
+            self.learn.optimizer.zero_grad()
 
 
 class TimeLimit(Callback):
@@ -334,6 +350,8 @@ class TimeLimit(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds: the limit is for fits
+            return
         learn = self.learn
         self._end = time.perf_counter() + self.seconds
         self._first, self._over = learn.train_iter, False
@@ -387,6 +405,8 @@ class TimeLimit(Callback):
         self._valid_start = time.perf_counter()
 
     def after_epoch(self) -> None:
+        if self.learn.validation_only:
+            return
         now = time.perf_counter()
         self._valid_s = now - self._valid_start
         if self._ref is None or self._over:
@@ -509,6 +529,8 @@ class MixedPrecision(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds predict in full precision, as before any fit
+            return
         dev = self.learn.device.type
         self.device_type, self.active, self.scaler = dev, False, None
         if dev == "cuda":
@@ -556,6 +578,8 @@ class MixedPrecision(Callback):
             self.scaler.unscale_(self.learn.optimizer.opt)
 
     def after_fit(self) -> None:
+        if self.learn.validation_only:
+            return
         if self.learn.opt is not None:
             self.learn.opt.scaler = None
         self.active = False
@@ -629,6 +653,8 @@ class ActivationStats(HookCallback):
         self.modules_arg = value
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds: the last fit's statistics stay
+            return
         self._hooked: list[nn.Module] | None = None  # the modules given (not the last fit's) choose what is hooked
         names = {m: n for n, m in self.learn.model.named_modules()}
         mods = self.hooked_modules()
@@ -658,6 +684,8 @@ class ActivationStats(HookCallback):
         super().after_batch()
 
     def after_fit(self) -> None:
+        if self.learn.validation_only:
+            return
         super().after_fit()
         self.stats_ = {n: torch.stack(v).cpu().numpy() if v else np.zeros((0, 3)) for n, v in self._buf.items()}
         if self.with_hist:
@@ -771,6 +799,8 @@ class ParamScheduler(Callback):
         self.scheds = scheds
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds: the hyper-parameters and hps stay as they are
+            return
         self.hps: dict[str, list[float]] = {name: [] for name in self.scheds}
 
     def before_batch(self) -> None:
@@ -782,7 +812,7 @@ class ParamScheduler(Callback):
 
     def after_fit(self) -> None:
         recorder = getattr(self.learn, "recorder", None)
-        if recorder is not None:
+        if recorder is not None and not self.learn.validation_only:
             recorder.scheduled_hps = self.hps
 
 
@@ -801,6 +831,8 @@ class LRFinder(Callback):
         check("lr_find", end_lr=(end_lr, Interval(start_lr, None, closed="neither")))
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds: the last sweep stays, and the pass runs
+            return
         self.lrs_: list[float] = []
         self.losses_: list[float] = []
         self._i, self._best, self._avg = 0, math.inf, 0.0
@@ -822,4 +854,5 @@ class LRFinder(Callback):
             raise CancelFitException()
 
     def before_validate(self) -> None:
-        raise CancelValidException()
+        if not self.learn.validation_only:
+            raise CancelValidException()

@@ -56,7 +56,7 @@ def unknown_events(cb: Any) -> list[str]:
 LEARNER_STATE = frozenset({
     "model", "opt", "optimizer", "dls", "dl", "xb", "yb", "pred", "loss", "loss_grad", "loss_func", "training",
     "epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train", "recorder",
-    "metrics", "cbs", "lr", "wd", "moms", "path", "model_dir", "device", "final_record",
+    "metrics", "cbs", "lr", "wd", "moms", "path", "model_dir", "device", "final_record", "validation_only",
 })
 #: the Learner's methods and settings a callback reads as its own too, as fastai's forward them
 #: (``self.save('best')``, ``self.freeze()``, ``self.opt_func``); other callbacks read by their names
@@ -117,6 +117,16 @@ class Callback(Component):
     fastai (``self.model``, ``self.pred``, ``self.loss``, ``self.epoch``...: see ``LEARNER_STATE``); changes go
     through ``self.learn`` (``self.learn.loss_grad = self.learn.loss_grad + penalty`` changes what is
     back-propagated, ``self.learn.loss`` what is recorded).
+
+    ``validate``, ``get_preds`` and what is built on them (``predict``, ``tta``, ``show_results``,
+    ``ClassificationInterpretation.from_learner``) run a validation-only pass with the events of a fit of one
+    epoch that does not train, as fastai does: ``before_fit``, ``before_epoch``, ``before_validate``, the
+    validation batches, ``after_validate``, ``after_epoch``, ``after_fit`` (see ``Learner.validation_pass``). So
+    a callback that starts its state in ``before_fit`` or ``before_epoch`` and reports it in ``after_epoch``
+    works there as in a fit. ``self.validation_only`` (the learner's flag) is True during such a pass and
+    False in a fit: a callback whose fit or epoch events belong to training (a schedule, a tracker, a logger,
+    what the Recorder keeps of the last fit) returns from them when it is True, as the built-in ones do, so a
+    ``learn.validate()`` after a fit leaves what that fit recorded as it was.
     """
 
     registry_kind = "callback"

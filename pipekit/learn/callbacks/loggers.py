@@ -52,6 +52,8 @@ class CSVLogger(Callback):
         return base / self.fname
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds log nothing
+            return
         self._file = None
         if not is_main_process():  # one file for the job, not one per process
             return
@@ -72,7 +74,7 @@ class CSVLogger(Callback):
             self._file.flush()
 
     def after_epoch(self) -> None:
-        if self._file is None or not self.learn.recorder.history:
+        if self.learn.validation_only or self._file is None or not self.learn.recorder.history:
             return
         row = list(self.learn.recorder.history[-1])
         cells = [str(row[0])] + [_cell(v) for v in row[1:-1]] + [time.strftime("%M:%S", time.gmtime(row[-1]))]
@@ -80,7 +82,7 @@ class CSVLogger(Callback):
         self._file.flush()  # a crash later in the fit keeps the epochs already done
 
     def after_fit(self) -> None:
-        if self._file is not None:
+        if not self.learn.validation_only and self._file is not None:
             self._file.close()
             self._file = None
 
@@ -118,6 +120,8 @@ class TensorBoardCallback(Callback):
         _require_tensorboard()
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds log nothing
+            return
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = None
@@ -151,14 +155,14 @@ class TensorBoardCallback(Callback):
 
     def after_epoch(self) -> None:
         rec = self.learn.recorder
-        if self.writer is None or not rec.history:
+        if self.learn.validation_only or self.writer is None or not rec.history:
             return
         for name, v in zip(rec.metric_names[2:-1], rec.history[-1][2:-1]):  # valid_loss and the metrics
             if v is not None:
                 self.writer.add_scalar(name, float(v), self.step_)
 
     def after_fit(self) -> None:
-        if self.writer is not None:
+        if not self.learn.validation_only and self.writer is not None:
             self.writer.close()
             self.writer = None
 
@@ -184,6 +188,8 @@ class ShowGraphCallback(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds draw nothing
+            return
         from pipekit.learn.callbacks.builtin import LRFinder
 
         self.active_ = is_main_process() and not any(isinstance(c, LRFinder) for c in self.learn.cbs)
@@ -219,7 +225,7 @@ class ShowGraphCallback(Callback):
         return fig
 
     def after_epoch(self) -> None:
-        if not self.active_:
+        if self.learn.validation_only or not self.active_:
             return
         fig = self._figure()
         if self.file_ is not None:
@@ -235,5 +241,5 @@ class ShowGraphCallback(Callback):
         get_pyplot().close(fig)
 
     def after_fit(self) -> None:
-        if self.active_ and self.mode_ == "window" and self.learn.recorder.losses:
+        if not self.learn.validation_only and self.active_ and self.mode_ == "window" and self.learn.recorder.losses:
             savefig_or_show(self._figure(), None, name="loss_graph")

@@ -156,6 +156,8 @@ class TerminateOnNaNCallback(Callback):
         return "terminate_on_nan"
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds: no step to guard, no copy of the weights
+            return
         learn = self.learn
         dev = learn.device
         self._every = int(self.check_every or (1 if dev.type == "cpu" else 16))
@@ -211,7 +213,8 @@ class TerminateOnNaNCallback(Callback):
             self._check()
 
     def after_fit(self) -> None:
-        self.__dict__.pop("_snap", None)  # the copy of the weights is only needed while training
+        if not self.learn.validation_only:
+            self.__dict__.pop("_snap", None)  # the copy of the weights is only needed while training
 
     def _flag(self, finite: torch.Tensor, kind: int) -> None:
         """Remember on the device the first (batch, kind) that was not finite: no host sync."""

@@ -33,6 +33,8 @@ class TrainEvalCallback(Callback):
     order = -20  # first: every other callback reads the mode and the position in training
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # a validation-only pass: the last fit's position in training stays
+            return
         learn = self.learn
         n_iter = len(learn.dls.train)
         learn.train_iter = learn.start_epoch * n_iter
@@ -85,7 +87,8 @@ class Recorder(Callback):
     by name), ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them. After
     ``learn.lr_find()``, which leaves that history as it was, the sweep's curve is kept apart (``lr_find_lrs``,
     ``lr_find_losses``, ``lr_find_suggestions``) and ``plot_lr_find()`` draws it.
-    The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit.
+    The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit. ``learn.validate()``,
+    ``get_preds`` and ``predict`` leave all of this as the last fit left it.
     """
 
     unique = True  # one per learner: another replaces it
@@ -112,8 +115,11 @@ class Recorder(Callback):
         self._valid_count = 0
 
     # per batch only the detached loss is kept (no tensor op, no host sync); smoothing and sums are
-    # computed once per training phase
+    # computed once per training phase. A validation-only pass (validate, get_preds) leaves what the last fit
+    # recorded as it was: only before_validate and after_batch act there, for validate's row
     def before_fit(self) -> None:
+        if self.learn.validation_only:
+            return
         self.ema_, self.n_smoothed_ = 0.0, 0
         self.metrics = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
@@ -124,13 +130,16 @@ class Recorder(Callback):
         self._bs: list[int] = []
 
     def before_epoch(self) -> None:
+        if self.learn.validation_only:
+            return
         self._epoch_start = time.perf_counter()
         self._train_total, self._train_count = 0.0, 0
         self._raw, self._bs = [], []
 
     def after_cancel_epoch(self) -> None:
         # an epoch cancelled while training skips after_train: its batches are this epoch's, not the next one's
-        self.after_train()
+        if not self.learn.validation_only:
+            self.after_train()
 
     def after_batch(self) -> None:
         learn = self.learn
@@ -189,6 +198,8 @@ class Recorder(Callback):
         return self.losses[-1] if self.losses else None
 
     def after_epoch(self) -> None:
+        if self.learn.validation_only:
+            return
         learn = self.learn
         train_loss = self._train_total / self._train_count if self._train_count else None
         valid = self.valid_row()
@@ -201,7 +212,8 @@ class Recorder(Callback):
         learn.final_record = row[1:-1]
 
     def after_fit(self) -> None:
-        self.after_train()
+        if not self.learn.validation_only:
+            self.after_train()
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """A checkpoint's smoothing state: a finite running average and a count of the batches in it."""
@@ -341,6 +353,8 @@ class ProgressCallback(Callback):
         self.show_table, self.show_bar = show_table, show_bar
 
     def before_fit(self) -> None:
+        if self.learn.validation_only:  # validate/get_preds show no bar and print no table
+            return
         self._header_done = False
         # one table for the job, not one per process
         self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table or not is_main_process()
@@ -357,6 +371,8 @@ class ProgressCallback(Callback):
                                                       slot=bar)
 
     def after_epoch(self) -> None:
+        if self.learn.validation_only:
+            return
         rec = self.learn.recorder
         if self._quiet or not rec.history:
             return
@@ -377,7 +393,8 @@ class ProgressCallback(Callback):
         console.print("  ".join(c.ljust(w) for c, w in zip(rows[-1], widths)))
 
     def after_fit(self) -> None:
-        self.learn.batch_wrapper = None
+        if not self.learn.validation_only:
+            self.learn.batch_wrapper = None
 
 
 def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
