@@ -154,6 +154,27 @@ class L(list[_T]):
     def __rmul__(self, n: SupportsIndex) -> L[_T]:
         return L(list.__mul__(self, n))
 
+    def __invert__(self) -> L[bool]:
+        """``not`` of each item, as fastai's: ``files[~is_train]`` picks what the mask ``is_train`` leaves out.
+
+        >>> ~L([True, False, 0, 3])
+        [False, True, True, False]
+        """
+        return L([not o for o in self])
+
+    @classmethod
+    def range(cls, a: Any, b: int | None = None, step: int | None = None) -> L[Any]:
+        """``range(a, b, step)`` as an ``L``; a collection ``a`` (a list, a dataset, an array) stands for its
+        length, as fastai's ``L.range(self.ds)`` gives a dataset's positions.
+
+        >>> L.range(3), L.range(["a", "b"]), L.range(2, 8, 3)
+        ([0, 1, 2], [0, 1], [2, 5])
+        """
+        if hasattr(a, "__len__") and getattr(a, "ndim", None) != 0:  # a 0-d array or tensor is a number
+            a = len(a)
+        args = (a,) if b is None and step is None else (a, b) if step is None else (a, b, step)
+        return cls(range(*args))
+
     def copy(self) -> L[_T]:
         """A shallow copy, an ``L``."""
         return L(self)
@@ -243,6 +264,15 @@ class L(list[_T]):
         """Each item once, in the order first seen (sorted with ``sort=True``)."""
         out = list(dict.fromkeys(self))
         return L(sorted(out) if sort else out)  # type: ignore[type-var]
+
+    def val2idx(self) -> dict[Any, int]:
+        """Each item's position, item -> position (a repeated item: its last one), as fastai's: chapter 19's
+        ``v2i = lbls.val2idx()`` turns the labels into class indices.
+
+        >>> L(["cats", "dogs"]).val2idx()
+        {'cats': 0, 'dogs': 1}
+        """
+        return {v: i for i, v in enumerate(self)}
 
     def enumerate(self) -> L[tuple[int, _T]]:
         """``(position, item)`` pairs."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,7 +32,38 @@ def _to(batch: Any, device: torch.device | str, non_blocking: bool = False) -> A
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, (tuple, list)):
         return type(batch)(_to(b, device, non_blocking) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to(v, device, non_blocking) for k, v in batch.items()}
     return batch
+
+
+def to_device(b: Any, device: torch.device | str | None = None, non_blocking: bool = False) -> Any:
+    """Every tensor in ``b`` (a tensor, or tuples, lists and dicts of them, nested) moved to ``device`` (default:
+    :func:`default_device`, the GPU when there is one), anything else as it is: fastai's ``to_device``, chapter 19's
+    ``xb, yb = to_device(self.batch)``.
+
+    >>> xb, yb = to_device((torch.zeros(2, 3), [torch.ones(2)]), "cpu")
+    >>> xb.device.type, type(yb).__name__, yb[0].device.type
+    ('cpu', 'list', 'cpu')
+    """
+    return _to(b, default_device() if device is None else device, non_blocking)
+
+
+def is_map_dataset(dataset: Any) -> bool:
+    """Whether ``dataset`` is a map-style dataset a :class:`DataLoader` reads item by item: an object with
+    ``__len__`` and ``__getitem__`` (a ``torch.utils.data.Dataset`` such as ``TensorDataset``, or a class of one's
+    own, as the book's chapter 19 writes) that is not a pipekit dataset (it gathers batches itself), a list, an
+    array, a table, a mapping or a text.
+
+    >>> from torch.utils.data import TensorDataset
+    >>> is_map_dataset(TensorDataset(torch.zeros(3, 2))), is_map_dataset([1, 2]), is_map_dataset({"x": [1]})
+    (True, False, False)
+    """
+    kind = type(dataset)
+    return (hasattr(kind, "__len__") and hasattr(kind, "__getitem__")
+            and not callable(getattr(dataset, "gather", None))
+            and not isinstance(dataset, (list, tuple, range, str, bytes, bytearray, Mapping, torch.utils.data.DataLoader))
+            and not hasattr(dataset, "__array__") and not hasattr(dataset, "iloc"))
 
 
 TABLE_ATTRIBUTES = ("xs", "ys", "y")
@@ -62,6 +93,11 @@ class DataLoader:
     ``seed`` fixes the shuffling and the per-batch RNG handed to batch transforms, so the same seed
     gives the same batches and the same augmentation, epoch by epoch.
 
+    ``dataset`` is a pipekit dataset, a list of items (``list(zip(x, y))``, ``range(15)``), or any map-style
+    dataset, an object with ``__len__`` and ``__getitem__`` (``TensorDataset(x, y)``, a ``torch.utils.data.Dataset``
+    subclass, the book's own ``Dataset`` class): its items are read once, when the loader is built, and batched as
+    the list of them would be (tuples of tensors become a tuple of stacked tensors).
+
     >>> from pipekit.data.store import TensorStore
     >>> ds = ArrayDataset([TensorStore(np.arange(10)), TensorStore(np.arange(10) % 2)])
     >>> dl = DataLoader(ds, bs=4, shuffle=True, seed=0)
@@ -79,6 +115,10 @@ class DataLoader:
                 raise ParameterError(f"DataLoader: bs={bs} and batch_size={batch_size} are one setting; give one")
             bs = batch_size
         check_positive_int("DataLoader", "bs", bs)
+        if is_map_dataset(dataset):
+            # a torch Dataset (TensorDataset, a subclass) or the book's own class with __len__ and __getitem__: its
+            # items are read once, here, and batched as a list of them is (as DataLoaders.from_dsets does)
+            dataset = [dataset[i] for i in range(len(dataset))]
         if isinstance(dataset, (list, tuple, range)) or (isinstance(dataset, (np.ndarray, torch.Tensor))
                                                           and dataset.ndim >= 1):
             if not len(dataset):
@@ -93,8 +133,9 @@ class DataLoader:
             dataset = ArrayDataset([TensorStore(torch.as_tensor(dataset))] if numbers else
                                    stack_items(list(dataset), "", who="DataLoader", single_ok=True, texts_ok=True))
         if not callable(getattr(dataset, "gather", None)):
-            raise ParameterError(f"DataLoader takes a pipekit dataset (stores it gathers batches from) or a list of "
-                                 f"items such as list(zip(x, y)), got a {type(dataset).__name__}: for tensors x, y "
+            raise ParameterError(f"DataLoader takes a pipekit dataset (stores it gathers batches from), a dataset with "
+                                 f"__len__ and __getitem__ (a torch Dataset) or a list of items such as "
+                                 f"list(zip(x, y)), got a {type(dataset).__name__}: for tensors x, y "
                                  "use DataLoader(list(zip(x, y)), bs=...), DataLoaders.from_dsets(list(zip(x_train, "
                                  "y_train)), list(zip(x_valid, y_valid)), bs=...) or DataLoader(ArrayDataset("
                                  "[TensorStore(x), TensorStore(y)]), bs=...)")
@@ -392,11 +433,13 @@ def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single
             if i and isinstance(parts[j][0], str):
                 raise DataError(f"{who}: item {i} holds {type(v).__name__} {v!r:.40} where item 0 holds a text; "
                                 "each position of the items holds texts or numbers, not both")
-            if isinstance(v, (str, bytes)) or (isinstance(v, np.ndarray) and v.dtype.kind in "OUS"):
+            a = v if isinstance(v, torch.Tensor) else np.asarray(v)
+            if isinstance(v, (str, bytes)) or (isinstance(a, np.ndarray) and a.dtype.kind in "OUSV"):
+                # a text, or what no tensor can hold (a PIL image, a loader, a list of texts)
                 raise DataError(f"{who}: {name + ' ' if name else ''}item {i} holds {type(v).__name__} {v!r:.40}, "
                                 "which is not a number: a loader of items batches numbers, arrays and tensors; "
                                 "encode texts and labels first (a DataBlock with TextBlock or CategoryBlock does)")
-            parts[j].append(v.detach().cpu() if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)))
+            parts[j].append(v.detach().cpu() if isinstance(v, torch.Tensor) else torch.as_tensor(a))
     out: list[Any] = []
     for j, vals in enumerate(parts):
         if isinstance(vals[0], str):

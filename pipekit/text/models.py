@@ -28,6 +28,14 @@ from pipekit.learn.nets import SigmoidRange, check_stored_layers, linear_layers
 
 #: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all (not a classifier head's own ``ps``)
 DROPOUTS = {"input_p": 0.4, "hidden_p": 0.3, "embed_p": 0.05, "weight_p": 0.5, "output_p": 0.1}
+#: fastai's AWD-LSTM configurations, its keys and values, for the ``config`` of ``language_model_learner`` and
+#: ``text_classifier_learner``: copy one and change it (``config = awd_lstm_clas_config.copy();
+#: config.update({'n_hid': 100})``). ``bidir``, ``tie_weights`` and ``out_bias`` say what pipekit's AWD-LSTM always
+#: is (one-way, its language model's decoder tied to the embedding and with a bias); another value is refused.
+awd_lstm_lm_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.1,
+                          hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2, tie_weights=True, out_bias=True)
+awd_lstm_clas_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.4,
+                            hidden_p=0.3, input_p=0.4, embed_p=0.05, weight_p=0.5)
 #: a regression's output range: two numbers, low < high
 Y_RANGE = Is(lambda v: v is None or (len(v) == 2 and all(
     isinstance(x, numbers.Real) and not isinstance(x, bool) for x in v) and float(v[0]) < float(v[1])),

@@ -304,8 +304,8 @@ def resize_images(path: str | os.PathLike, max_workers: int = 2, max_size: int |
 
 
 #: what an image input accepts, said once for every error message and docstring that lists it
-IMAGE_VALUES = ("file paths (str or pathlib.Path), encoded image bytes (JPEG/PNG/...), PIL images, or uint8 (or 16-bit) "
-                "arrays/tensors: (H, W) grey, (H, W, C) or (C, H, W); float arrays/tensors (C, H, W) with values in 0..1")
+IMAGE_VALUES = ("file paths (str or pathlib.Path), encoded image bytes (JPEG/PNG/...) or a binary file object holding "
+                "them, PIL images, or uint8 (or 16-bit) arrays/tensors: (H, W) grey, (H, W, C) or (C, H, W); float arrays/tensors (C, H, W) with values in 0..1")
 
 
 def is_image_value(value: object) -> bool:
@@ -365,11 +365,30 @@ def _pixels_of(value: object, name: str, mode: str = "RGB") -> np.ndarray:
     return arr
 
 
+def file_object_bytes(f: Any, name: str) -> bytes:
+    """All of an open binary file's bytes (``open(path, 'rb')``, ``io.BytesIO``, an upload's file object), read from
+    its start when it can seek there, as PIL's ``Image.open`` reads one."""
+    try:
+        f.seek(0)
+    except (AttributeError, OSError, ValueError):  # a stream that cannot seek is read from where it is, as PIL does
+        pass
+    binary = "open image files in binary mode: open(path, 'rb')"
+    try:
+        data = f.read()
+    except UnicodeDecodeError:  # a file opened as text
+        raise ImageDecodeError(f"{name}: the file object {type(f).__name__} reads text, not bytes; {binary}") from None
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageDecodeError(f"{name}: the file object {type(f).__name__} gave {type(data).__name__}, not bytes; "
+                               f"{binary}")
+    return bytes(data)
+
+
 def image_from_value(value: object, mode: str = "RGB", name: str = "<image>") -> np.ndarray:
     """An image held in memory as a uint8 (H, W, C) array in ``mode`` (see :func:`decode_bytes`), as decoding
-    its file would give it: encoded bytes are decoded; a PIL image, a NumPy array or a torch tensor is taken
-    as pixels (uint8 0..255, or floats 0..1), grey (H, W), (H, W, C), or channels first (C, H, W) when the last
-    axis cannot be channels (is not 1, 3 or 4); a tensor that fits both readings is refused. 16-bit pixels
+    its file would give it: encoded bytes are decoded, and so is an open binary file object holding them
+    (``io.BytesIO(data)``, ``open(path, 'rb')``, read from its start); a PIL image, a NumPy array or a torch tensor
+    is taken as pixels (uint8 0..255, or floats 0..1), grey (H, W), (H, W, C), or channels first (C, H, W) when the
+    last axis cannot be channels (is not 1, 3 or 4); a tensor that fits both readings is refused. 16-bit pixels
     (a PIL image of mode I;16, a uint16 array) keep their top 8 bits, as a 16-bit file's do.
 
     >>> image_from_value(np.full((2, 3), 7, np.uint8), mode="RGB").shape
@@ -380,6 +399,8 @@ def image_from_value(value: object, mode: str = "RGB", name: str = "<image>") ->
     array([3], dtype=uint8)
     """
     _check_mode(mode)
+    if not is_image_value(value) and callable(getattr(value, "read", None)):
+        value = file_object_bytes(value, name)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return decode_bytes(bytes(value), mode=mode, name=name)
     if not is_image_value(value):

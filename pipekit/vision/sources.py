@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError
-from pipekit.vision.decode import IMAGE_VALUES, decode_bytes, image_from_value, is_image_value
+from pipekit.vision.decode import IMAGE_VALUES, decode_bytes, file_object_bytes, image_from_value, is_image_value
 
 __all__ = ["MemoryImage", "image_sources"]
 
@@ -101,6 +101,9 @@ def image_sources(raw: pl.Series, who: str) -> list[str | MemoryImage]:
                 out.append(MemoryImage(f"item {i} of column {raw.name!r}", data=bytes(v)))
             elif is_image_value(v):
                 out.append(MemoryImage(f"item {i} of column {raw.name!r} (a {type(v).__name__})", image=v))
+            elif callable(getattr(v, "read", None)):  # io.BytesIO(data), open(path, 'rb'): the bytes it holds
+                name = f"item {i} of column {raw.name!r}"
+                out.append(MemoryImage(name, data=file_object_bytes(v, name)))
             else:
                 raise DataError(f"{who}: item {i} of column {raw.name!r} is a {type(v).__name__}; give {IMAGE_VALUES}")
         return out
