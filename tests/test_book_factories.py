@@ -78,7 +78,7 @@ def test_from_folder_from_csv_from_df_from_lists_on_mnist_tiny():
     _same(dls, spelled)
     assert dls.vocab == ["3", "7"] and len(dls.train_ds) == 709 and len(dls.valid_ds) == 699
     pct = ImageDataLoaders.from_folder(path, valid_pct=0.3, img_cls="L", item_tfms=Resize(20), bs=32, seed=0)
-    assert len(pct.valid_ds) == round(0.3 * (len(pct.train_ds) + len(pct.valid_ds)))
+    assert len(pct.valid_ds) == int(0.3 * (len(pct.train_ds) + len(pct.valid_ds)))
     # labels.csv: name,label
     csv = ImageDataLoaders.from_csv(path, img_cls="L", item_tfms=Resize(20), bs=32, seed=1)
     df = pl.read_csv(path / "labels.csv")
@@ -100,7 +100,7 @@ def test_from_folder_from_csv_from_df_from_lists_on_mnist_tiny():
     labels = df["label"].cast(pl.String).to_list()[::23]
     lists = ImageDataLoaders.from_lists(path, files, labels, valid_pct=0.25, seed=0, img_cls="L", item_tfms=Resize(20),
                                         bs=8)
-    assert lists.vocab == ["3", "7"] and len(lists.valid_ds) == round(0.25 * len(files))
+    assert lists.vocab == ["3", "7"] and len(lists.valid_ds) == int(0.25 * len(files))
     multi = ImageDataLoaders.from_lists(path, files, [[lab, "digit"] for lab in labels], seed=0, img_cls="L",
                                         item_tfms=Resize(20), bs=8)
     assert isinstance(multi.y_block, MultiCategoryBlock) and multi.vocab == ["3", "7", "digit"]
@@ -180,7 +180,7 @@ def test_tabular_and_collab_from_csv():
     c = CollabDataLoaders.from_csv(ratings, bs=64, seed=0)
     d = CollabDataLoaders.from_df(pl.read_csv(ratings), bs=64, seed=0)
     _same(c, d)
-    assert c.tabular.cat_names[:2] == ["userId", "movieId"] and len(c.valid_ds) == round(0.2 * 6031)
+    assert c.tabular.cat_names[:2] == ["userId", "movieId"] and len(c.valid_ds) == int(0.2 * 6031)
 
 
 def test_from_folder_without_split_folders_names_the_fix(tmp_path):

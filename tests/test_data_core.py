@@ -98,6 +98,16 @@ def test_random_splitter_same_seed_same_split():
     assert len(np.intersect1d(*a)) == 0 and len(a[0]) + len(a[1]) == 1000
 
 
+def test_random_splitter_counts_the_validation_items_as_fastai():
+    # fastai 2.8.12's RandomSplitter(valid_pct, seed=42) on these numbers of items: int(valid_pct * n) validation items
+    fastai = {(48, 0.2): 9, (1428, 0.2): 285, (10, 0.25): 2, (7, 0.5): 3, (6031, 0.2): 1206}
+    for (n, pct), n_valid in fastai.items():
+        train, valid = RandomSplitter(pct, seed=42)(pl.DataFrame({"x": range(n)}))
+        assert (len(train), len(valid)) == (n - n_valid, n_valid), (n, pct)
+    files = get_image_files(D.path("mnist_tiny") / "train")[:48]  # the book's from_name_func on 48 images: 39 / 9
+    assert [len(s) for s in RandomSplitter(valid_pct=0.2, seed=42)(files)] == [39, 9]
+
+
 def test_stratified_split_without_a_seed_follows_set_seed():
     from pipekit import set_seed
     from pipekit.data import TrainTestSplitter

@@ -93,7 +93,7 @@ class CollabDataLoaders:
                     raise DataError(f"CollabDataLoaders.from_df: {c!r} is missing in {len(rows)} of {len(df)} rows "
                                     f"(first rows {rows[:5]}); a rating needs its user and its item: drop those rows "
                                     f"(pandas: df.dropna(subset=[{c!r}]); Polars: df.drop_nulls({c!r}))")
-            n_valid = int(round(valid_pct * len(df)))
+            n_valid = int(valid_pct * len(df))  # as RandomSplitter counts them (fastai's count)
             if len(df) == 1:
                 raise DataError("CollabDataLoaders.from_df: 1 rating cannot be split into training and validation "
                                 "ratings; give at least 2")

@@ -40,7 +40,7 @@ def from_csv(one_torch_thread):
 
 
 def test_csv_of_file_names_trains_and_reads_rows_in_every_form(from_csv, tmp_path):
-    assert from_csv.dls.vocab == [3, 7] and len(from_csv.dls.valid_ds) == 282
+    assert from_csv.dls.vocab == [3, 7] and len(from_csv.dls.valid_ds) == 281  # fastai's int(0.2 * 1408)
     assert from_csv.recorder.value("accuracy") > 0.9  # threes and sevens: the majority is about 0.5
     table = pl.read_csv(mnist / "labels.csv")
     i = 5

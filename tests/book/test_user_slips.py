@@ -211,7 +211,7 @@ def test_a_mask_of_another_size_than_its_image_is_named(tmp_path):
         mask.save(tmp_path / "labels" / f"{f.stem}_P.png")
     codes = list(np.loadtxt(src / "codes.txt", dtype=str))
     db = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=get_image_files,
-                   get_y=lambda o: tmp_path / "labels" / f"{Path(o).stem}_P.png", splitter=RandomSplitter(seed=0),
+                   get_y=lambda o: tmp_path / "labels" / f"{Path(o).stem}_P.png", splitter=RandomSplitter(0.25, seed=0),
                    item_tfms=Resize(32))
     third = sorted((tmp_path / "images").glob("*.png"))[2].name
     with pytest.raises(DataError, match=rf"item 2 \(.*{third}.*\): the image is 128x96 but its MaskBlock is 96x96 "
