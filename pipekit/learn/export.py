@@ -295,13 +295,13 @@ def _check_collab_classes(where: str, model: nn.Module, processor: Any) -> None:
     names = [n for n in (config.get("user_name"), config.get("item_name")) if isinstance(n, str)]
     if not isinstance(classes, Mapping) or len(names) != 2 or not all(n in classes for n in names):
         return
-    from pipekit.tabular.processor import Categorify  # only here: a model of another domain needs no tabular code
-
     again = "the file is damaged or was not written by learn.export(): export the trained model again"
     procs = getattr(processor, "procs", None)
     procs = procs if isinstance(procs, list) else []
+    # the coding proc (Categorify), known by its fitted classes_ so this layer names no table code above it
     coders = {c: i for i, p in enumerate(procs)
-              if isinstance(p, Categorify) and p.is_fitted for c in p.classes_}
+              if getattr(p, "is_fitted", False) and isinstance(getattr(p, "classes_", None), Mapping)
+              for c in p.classes_}
     missing = [n for n in names if n not in coders]
     if missing:
         raise ExportError(f"{where}: record.json field 'dls.recipe.params.processor.params.procs' has no Categorify "
