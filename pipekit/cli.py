@@ -177,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = user_file(args.recipe, "recipe")
     builtin = path is None
     if path is None:
-        spec = importlib.util.find_spec(recipe_module(args.recipe))
+        spec = importlib.util.find_spec(recipe_module(args.recipe, "run"))
         assert spec is not None and spec.origin  # listed by builtin_recipes(), so its file is there
         path = Path(spec.origin)
     rc = _run_main(path, args.args, own_folder=not builtin)
@@ -192,12 +192,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from pipekit.recipe_files import load_recipe, recipe_loaders
 
     try:  # what the recipe returns is checked as bench-loader checks it; a step that fails is said in one line
-        mod = load_recipe(args.recipe, "summary")
-        pair, dls, _ = recipe_loaders(mod, who="summary")
-        if pair is not None:
-            pair[0].summary(pair[1])
-        else:
-            dls.summary()
+        with said_warnings("pipekit summary"):
+            mod = load_recipe(args.recipe, "summary")
+            pair, dls, _ = recipe_loaders(mod, who="summary")
+            if pair is not None:
+                pair[0].summary(pair[1])
+            else:
+                dls.summary()
     except PipekitError as e:
         raise SystemExit(printable(f"pipekit summary: {str(e).removeprefix('summary: ')}")) from None
     return 0
@@ -543,12 +544,22 @@ def cmd_bench_loader(args: argparse.Namespace) -> int:
     from pipekit.core.errors import PipekitError
 
     try:
-        return bench_loader(args.args)
+        with said_warnings("pipekit bench-loader"):
+            return bench_loader(args.args)
     except PipekitError as e:  # a recipe or an option to fix: the message, not a traceback
         raise SystemExit(f"pipekit bench-loader: {str(e).removeprefix('bench-loader: ')}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # the output piped into a reader that stopped (`| head`): a quiet end, as the Python
+        # documentation's recipe does: stdout to devnull, so the interpreter's last flush cannot fail, and exit 1
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # a source checkout keeps the real data sets beside it (the Makefile points there too)
     shared = CHECKOUT.parent / "shared" / "data"
@@ -589,7 +600,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="profile a recipe file's data loader (pipekit bench-loader --help)")
     bl.add_argument("args", nargs=argparse.REMAINDER)
     bl.set_defaults(fn=cmd_bench_loader)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # as parse_args says it, and under run where a recipe's own options go
+        after = (f"; a recipe's own options go after its name: pipekit run {args.recipe or 'RECIPE'} "
+                 f"{' '.join(extra)}") if args.cmd == "run" else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{after}")
     return args.fn(args)
 
 

@@ -48,12 +48,19 @@ def user_file(name: str, what: str) -> Path | None:
     return p
 
 
-def recipe_module(name: str) -> str:
-    """The module of built-in recipe ``name``; an unknown name is an error listing the known ones."""
+def recipe_module(name: str, who: str = "run") -> str:
+    """The module of built-in recipe ``name``; an unknown name is an error listing the known ones, with those it
+    may have meant and, when ``<name>.py`` is in the current folder, the command (``pipekit <who>``) that takes it."""
+    from pipekit.core.validate import close_names
+
     names = builtin_recipes()
     if name not in names:
-        raise SystemExit(f"pipekit: no recipe named {name!r}; built-in recipes: {', '.join(names)}; "
-                         "or give the path to your own recipe file (pipekit run path/to/recipe.py)")
+        near = close_names(name, names)
+        meant = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
+        here = (f"; {name}.py is in this folder: give it as a file, `pipekit {who} {name}.py`"
+                if Path(f"{name}.py").is_file() else "")
+        raise SystemExit(f"pipekit: no recipe named {name!r}{meant}{here}; built-in recipes: {', '.join(names)}; "
+                         f"or give the path to your own recipe file (pipekit {who} path/to/recipe.py)")
     return f"{RECIPES}.{name}"
 
 
@@ -62,12 +69,13 @@ def syntax_message(path: Path | str, e: SyntaxError) -> str:
     return f"pipekit: the recipe {str(path)!r} is not valid Python ({e.msg} at {where}): fix it and run again"
 
 
-def load_module(name: str) -> ModuleType:
+def load_module(name: str, who: str = "run") -> ModuleType:
     """The built-in recipe ``name``, or the recipe file at ``name`` imported with its folder first on ``sys.path``
-    (the modules beside it import, for the whole command: its functions may import them when called)."""
+    (the modules beside it import, for the whole command: its functions may import them when called); ``who``
+    is the command (``pipekit <who>``) an unknown name's message shows."""
     path = user_file(name, "recipe")
     if path is None:
-        return importlib.import_module(recipe_module(name))
+        return importlib.import_module(recipe_module(name, who))
     spec = importlib.util.spec_from_file_location(f"user_recipe_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"pipekit: cannot load {str(path)!r} as a Python file")
@@ -85,7 +93,7 @@ def load_module(name: str) -> ModuleType:
 def load_recipe(path: str | Path, who: str = "bench-loader") -> ModuleType:
     """The recipe at ``path`` (a Python file, or the name of a built-in recipe) loaded as ``pipekit run`` loads it
     (its folder importable); ``who`` (the command) starts the message of one that defines neither function."""
-    mod = load_module(str(path))
+    mod = load_module(str(path), who)
     if not callable(getattr(mod, "datablock", None)) and not callable(getattr(mod, "dataloaders", None)):
         raise ParameterError(f"{who}: {path} defines neither datablock() (returning (DataBlock, source)) nor "
                              "dataloaders(**kwargs) (returning DataLoaders); add one of them")
@@ -95,11 +103,10 @@ def load_recipe(path: str | Path, who: str = "bench-loader") -> ModuleType:
 def recipe_loaders(mod: ModuleType, bs: int | None = None, num_workers: int | None = None, seed: int | None = None,
                    who: str = "bench-loader") -> tuple[Any, Any, dict[str, Any]]:
     """``(pair, dls, kwargs)``: the ``(DataBlock, source)`` pair (or None) and the DataLoaders (None when the
-    pair is given: profile builds them) with the loader settings used (``bs`` and ``seed`` when given, and
-    ``num_workers`` with ``bs``: a recipe's ``dataloaders()`` gets those it takes)."""
-    kwargs: dict[str, Any] = {} if bs is None else {"bs": bs, "num_workers": num_workers}
-    if seed is not None:
-        kwargs["seed"] = seed
+    pair is given: profile builds them) with the loader settings given (``bs``, ``num_workers`` and ``seed``, each
+    only when not None: a recipe's ``dataloaders()`` gets those it takes, and keeps its own defaults for the rest)."""
+    given = {"bs": bs, "num_workers": num_workers, "seed": seed}
+    kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if callable(getattr(mod, "datablock", None)):
         pair = mod.datablock()
         from pipekit.data.datablock import DataBlock

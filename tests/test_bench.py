@@ -312,3 +312,60 @@ def test_the_reference_makes_images_of_pipekits_size_for_every_resize(method, tm
     mine = dblock.dataloaders("/", bs=4, seed=0).one_batch()[0]
     ref = next(iter(reference_loader(dblock, "/", bs=4, num_workers=0)))[0]
     assert tuple(mine.shape[1:]) == tuple(ref.shape[1:]) == (3, 40, 60)
+
+
+OWN_DEFAULTS = '''
+import json
+import os
+from pathlib import Path
+from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+from pipekit.vision import ImageBlock
+
+
+def dataloaders(bs=16, num_workers=0, seed=42):
+    Path("called.json").write_text(json.dumps({"bs": bs, "num_workers": num_workers, "seed": seed}))
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=GrandparentSplitter())
+    return dblock.dataloaders(Path(os.environ["PIPEKIT_DATA"]) / "mnist_tiny", bs=bs, num_workers=num_workers,
+                              seed=seed)
+'''
+
+
+def test_bench_loader_keeps_a_recipes_own_loader_settings(tmp_path, monkeypatch, capsys):
+    from pipekit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "own.py").write_text(OWN_DEFAULTS)
+    args = ["bench-loader", "own.py", "--batches", "2", "--warm-epochs", "1", "--no-cold", "--json", "out.json"]
+    assert main(args) == 0
+    # called with nothing given: the function's own defaults, measured as they are
+    assert json.loads((tmp_path / "called.json").read_text()) == {"bs": 16, "num_workers": 0, "seed": 42}
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["profile"]["bs"] == 16 and out["profile"]["num_workers"] == 0
+    # an option given overrides that setting only
+    assert main([*args, "--bs", "8"]) == 0
+    assert json.loads((tmp_path / "called.json").read_text()) == {"bs": 8, "num_workers": 0, "seed": 42}
+    assert json.loads((tmp_path / "out.json").read_text())["profile"]["bs"] == 8
+
+
+def test_a_verdict_gives_its_rounds_ratios_in_its_headlines_direction():
+    from pipekit.bench.compare import Comparison
+
+    b_wins = Comparison(("torch", "pipekit"), None, [1.0, 1.0, 1.0], [4.3, 5.59, 5.6])
+    assert b_wins.verdict == "pipekit is 5.59x torch (every round faster, ratios 4.3-5.6)"
+    a_wins = Comparison(("mine", "theirs"), None, [143.62, 150.0, 120.5], [1.0, 1.0, 1.0])
+    assert a_wins.verdict == "mine is 143.62x theirs (every round faster, ratios 120-150)"
+    far = Comparison(("slow", "fast"), None, [1.0, 1.0, 1.0], [120.5, 143.62, 150.0])
+    assert far.verdict == "fast is 143.62x slow (every round faster, ratios 120-150)"
+
+
+def test_bench_loader_refuses_bad_options_before_loading_anything(tmp_path, monkeypatch, capsys):
+    from pipekit.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no recipe file here: the options are refused before it is looked for
+    with pytest.raises(SystemExit) as e:
+        main(["bench-loader", "own.py", "--warm-epochs", "0"])
+    assert e.value.code == 2 and "--warm-epochs: takes a whole number >= 1, got '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["bench-loader", "own.py", "--workers", "0,,2"])
+    assert e.value.code == 2 and "none of them left empty; got '0,,2'" in capsys.readouterr().err

@@ -71,9 +71,11 @@ def test_run_and_summarise_a_users_own_recipe_file(tmp_path, monkeypatch, capsys
     assert main(["run", "mine/digits.py", "--fast", "7"]) == 0
     out = capsys.readouterr().out
     assert "result: mine ['3', '7'] ['--fast', '7']" in out
-    with pytest.warns(UserWarning, match="in neither the training nor the validation set"):
-        assert main(["summary", "mine/digits.py"]) == 0
-    assert "Splitting with GrandparentSplitter(): 709 train, 699 valid" in capsys.readouterr().out
+    assert main(["summary", "mine/digits.py"]) == 0
+    out, err = capsys.readouterr()
+    assert "Splitting with GrandparentSplitter(): 709 train, 699 valid" in out
+    # a warning is the command's own line, not one pointing at the entry script
+    assert "pipekit summary: warning: 20 of 1428 items are in neither the training nor the validation set" in err, err
 
 
 def test_a_recipe_files_exit_status_is_the_commands(tmp_path, capsys):
@@ -583,12 +585,16 @@ def test_summary_and_bench_loader_import_the_modules_beside_a_recipe(tmp_path, m
             return (DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
                               get_y=parent_label, splitter=GrandparentSplitter()), D.path(FOLDER))
     '''))
-    with pytest.warns(UserWarning, match="in neither the training nor the validation set"):
-        assert main(["summary", "sub/digits.py"]) == 0
-    assert "Splitting with GrandparentSplitter(): 709 train, 699 valid" in capsys.readouterr().out
-    with pytest.warns(UserWarning, match="in neither the training nor the validation set"):
-        assert main(["bench-loader", "sub/digits.py", "--batches", "2", "--warm-epochs", "1", "--no-cold"]) == 0
-    assert "items/s" in capsys.readouterr().out
+    assert main(["summary", "sub/digits.py"]) == 0
+    out, err = capsys.readouterr()
+    assert "Splitting with GrandparentSplitter(): 709 train, 699 valid" in out
+    # each command says a warning as its own line, once, never pointing at the entry script
+    assert err.count("pipekit summary: warning: 20 of 1428 items are in neither the training nor the validation "
+                     "set") == 1, err
+    assert main(["bench-loader", "sub/digits.py", "--batches", "2", "--warm-epochs", "1", "--no-cold"]) == 0
+    out, err = capsys.readouterr()
+    assert "items/s" in out
+    assert err.count("pipekit bench-loader: warning: 20 of 1428 items are in neither") == 1, err
     # what summary is given is checked as bench-loader checks it: one line, never a traceback
     (tmp_path / "sub" / "half.py").write_text("from digits import datablock as both\n"
                                               "def datablock():\n    return both()[0]\n")
@@ -668,3 +674,48 @@ def test_predict_names_a_table_without_rows_and_a_file_cut_short(adult_ensembles
     cut.write_bytes(Path(files[0]).read_bytes()[:2000])
     with pytest.raises(SystemExit, match=r"cut.pipekit is a zip cut short \(2000 bytes, .*truncated or damaged"):
         main(["predict", str(cut), str(header)])
+
+
+def test_python_m_pipekit_is_the_pipekit_command():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "pipekit", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"pipekit {importlib.metadata.version('pipekit')}"
+
+
+def test_output_into_a_reader_that_stopped_ends_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    # the recipe prints a line, waits until the reader has gone (as `| head -1` goes), then prints on
+    (tmp_path / "lines.py").write_text("import sys\nprint('line 0', flush=True)\nsys.stdin.readline()\n"
+                                       "for i in range(1, 100000):\n    print('line', i)\n")
+    p = subprocess.Popen([sys.executable, "-m", "pipekit", "run", "lines.py"], cwd=tmp_path, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "line 0\n"
+    p.stdout.close()
+    _, err = p.communicate("go\n", timeout=60)
+    assert p.returncode == 1 and err == "", err
+
+
+def test_an_unknown_recipe_name_suggests_the_close_ones(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"no recipe named 'mnist-tiny' \(did you mean 'mnist_tiny'\?\)"):
+        main(["run", "mnist-tiny"])
+    # the hint names the command it was given to
+    with pytest.raises(SystemExit, match=r"did you mean 'mnist_tiny'.*\(pipekit summary path/to/recipe.py\)$"):
+        main(["summary", "mnist_tiyn"])
+    with pytest.raises(SystemExit, match=r"\(pipekit bench-loader path/to/recipe.py\)$"):
+        main(["bench-loader", "mnist_tiyn"])
+    # a bare name of a file in the current folder
+    (tmp_path / "my_mnist.py").write_text("X = 1\n")
+    with pytest.raises(SystemExit, match=r"my_mnist.py is in this folder: give it as a file, `pipekit run my_mnist.py`"):
+        main(["run", "my_mnist"])
+    # a recipe's own options given before its name
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--quick", "adult"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --quick; a recipe's own options go after its name: pipekit run adult --quick" \
+        in capsys.readouterr().err

@@ -4,10 +4,12 @@ A recipe is a Python file of the user's (or the name of a built-in recipe, e.g. 
 defines one of:
 
 * ``datablock()`` returning ``(DataBlock, source)``: the DataBlock and what to build it from (a folder, a
-  file, a table). The loaders are built here (``--bs``, ``--workers``, ``--seed``), so the first epoch
+  file, a table). The loaders are built here (``--bs``, ``--workers``, ``--seed``; those not given are
+  ``DataBlock.dataloaders``' defaults), so the first epoch
   includes building them and filling an empty image cache; ``--compare reference`` is available.
 * ``dataloaders(**kwargs)`` returning pipekit ``DataLoaders`` (for data not described by a DataBlock, e.g.
-  ``Tabular(...).dataloaders``); it is called with those of ``bs``, ``num_workers`` and ``seed`` it accepts.
+  ``Tabular(...).dataloaders``); it is called with those of ``--bs``, ``--workers`` and ``--seed`` given that
+  it accepts, so the settings not given are the function's own defaults.
 
 The file is run as a module (its ``if __name__ == "__main__":`` block is not), so a recipe can be a
 training script as well.
@@ -41,8 +43,12 @@ def _positive(text: str) -> int:
 
 
 def _workers(text: str) -> list[int]:
+    fields = text.split(",")
+    if any(not f.strip() for f in fields):  # `0,,2`: a number left out is not guessed
+        raise argparse.ArgumentTypeError(f"--workers takes numbers separated by commas, e.g. 0,2,4, none of them "
+                                         f"left empty; got {text!r}")
     try:
-        ws = [int(w) for w in text.split(",") if w.strip()]
+        ws = [int(w) for w in fields]
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"--workers takes numbers separated by commas, e.g. 0,2,4; got {text!r}") from e
     if not ws or min(ws) < 0:
@@ -55,16 +61,17 @@ def parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipe", help="a Python file defining datablock() or dataloaders(), or a built-in recipe's name")
     ap.add_argument("--batches", type=_positive, default=None, help="batches per epoch measured (default: whole epochs)")
-    ap.add_argument("--bs", type=int, default=64, help="batch size (default 64)")
+    ap.add_argument("--bs", type=int, default=None,
+                    help="batch size (default: the recipe's own; 64 for a datablock() recipe)")
     ap.add_argument("--subset", choices=["train", "valid"], default="train")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None, help="shuffling seed (default: the recipe's own)")
     ap.add_argument("--workers", type=_workers, default=None,
                     help="num_workers settings to sweep, e.g. 0,2,4 (pipekit: prefetch threads; the reference: "
                          "worker processes); the profile uses the best")
     ap.add_argument("--compare", default=None,
                     help="'reference' (the same DataBlock as a torch DataLoader + albumentations) or another recipe file")
     ap.add_argument("--rounds", type=_positive, default=3, help="alternating rounds for --workers and --compare")
-    ap.add_argument("--warm-epochs", type=int, default=2, help="timed warm epochs (as many untimed ones alternate)")
+    ap.add_argument("--warm-epochs", type=_positive, default=2, help="timed warm epochs (as many untimed ones alternate)")
     ap.add_argument("--no-cold", action="store_true", help="use the existing image cache instead of an empty one")
     ap.add_argument("--json", default=None, help="write every figure to this JSON file")
     ap.add_argument("--plot", default=None, help="write the profile's bar chart to this PNG")
@@ -127,6 +134,8 @@ def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None,
     pair, dls, kwargs = recipe_loaders(mod, args.bs, first_workers, args.seed)
     best = first_workers
     ref_best = best if best is not None else 2  # the reference's own best setting when swept
+    # the reference gets the settings given; those not given are its defaults, as DataBlock.dataloaders' are
+    ref_kw = {k: v for k, v in kwargs.items() if k in ("bs", "seed")}
     if args.workers:
         target = pair if pair is not None else dls
         s = sweep(target, workers=args.workers, n_batches=args.batches, rounds=args.rounds, subset=args.subset,
@@ -136,7 +145,7 @@ def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None,
         console.print(f"best setting for pipekit: num_workers={best} ({s.rates[best]:,.0f} items/s)")
         record["sweep"] = s.to_dict()
         if args.compare == "reference":
-            ref = sweep(lambda w: reference_loader(pair, bs=args.bs, num_workers=w, subset=args.subset, seed=args.seed),
+            ref = sweep(lambda w: reference_loader(pair, num_workers=w, subset=args.subset, **ref_kw),
                         workers=args.workers, n_batches=args.batches, rounds=args.rounds, name="reference")
             console.print(ref.table())
             ref_best = ref.best
@@ -146,7 +155,8 @@ def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None,
         if pair is None:
             dls = mod.dataloaders(**{**kwargs, "num_workers": best}) if "num_workers" in kwargs else dls
     if pair is not None:
-        kwargs["num_workers"] = best
+        if best is not None:
+            kwargs["num_workers"] = best
         p = profile(pair, n_batches=args.batches, subset=args.subset, warm_epochs=args.warm_epochs,
                     cold=not args.no_cold, **kwargs)
     else:
@@ -160,9 +170,9 @@ def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None,
     if args.compare:
         if args.compare == "reference":
             # each side at its own best setting (the sweeps above), or both at the same when not swept
-            other: Any = reference_loader(pair, bs=args.bs, num_workers=ref_best, subset=args.subset, seed=args.seed)
+            other: Any = reference_loader(pair, num_workers=ref_best, subset=args.subset, **ref_kw)
             names = ("pipekit", "reference")
-            record["compare_num_workers"] = {"pipekit": best, "reference": ref_best}
+            record["compare_num_workers"] = {"pipekit": p.num_workers, "reference": ref_best}
         else:
             opair, odls, _ = recipe_loaders(omod, args.bs, best, args.seed)  # type: ignore[arg-type]
             other = opair if opair is not None else odls

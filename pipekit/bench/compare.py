@@ -84,11 +84,13 @@ class Comparison:
     @property
     def verdict(self) -> str:
         a, b = self.names
-        span = f"{self.ratio_min:.2f}-{self.ratio_max:.2f}"
+        # the rounds' range in the headline's direction (a/b, or b/a when b wins), to 3 significant digits
+        span = f"{self.ratio_min:.3g}-{self.ratio_max:.3g}"
         if self.winner == "a":
             return f"{a} is {self.ratio:.2f}x {b} (every round faster, ratios {span})"
         if self.winner == "b":
-            return f"{b} is {1 / self.ratio:.2f}x {a} (every round faster, ratios {span})"
+            return (f"{b} is {1 / self.ratio:.2f}x {a} (every round faster, ratios "
+                    f"{1 / self.ratio_max:.3g}-{1 / self.ratio_min:.3g})")
         if len(self.ratios) < WINNER_ROUNDS:
             return (f"no winner named from {len(self.ratios)} round(s) (median ratio {self.ratio:.2f}, {span}): "
                     f"give rounds >= {WINNER_ROUNDS}")
