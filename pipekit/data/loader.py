@@ -435,7 +435,7 @@ def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single
                                 "each position of the items holds texts or numbers, not both")
             a = v if isinstance(v, torch.Tensor) else np.asarray(v)
             if isinstance(v, (str, bytes)) or (isinstance(a, np.ndarray) and a.dtype.kind in "OUSV"):
-                # a text, or what no tensor can hold (a PIL image, a loader, a list of texts)
+                # a text, or what no tensor can hold (a loader, a list of texts, any other object)
                 raise DataError(f"{who}: {name + ' ' if name else ''}item {i} holds {type(v).__name__} {v!r:.40}, "
                                 "which is not a number: a loader of items batches numbers, arrays and tensors; "
                                 "encode texts and labels first (a DataBlock with TextBlock or CategoryBlock does)")
