@@ -115,6 +115,7 @@ class StepTimer(Callback):
     """Feeds the training phase from ``batches`` and times it: cancels each batch before the forward pass
     when ``skip_model``, and the validation phase always. Items after the first ``warmup`` batches count."""
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = -30  # before every other callback: a cancelled batch is cancelled before anything runs
 
     def __init__(self, batches: Any = None, warmup: int = 2, skip_model: bool = False, sync: bool = False):
@@ -126,8 +127,6 @@ class StepTimer(Callback):
         return time.perf_counter()
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds: nothing is timed
-            return
         self._t0: float | None = None
         self._t1: float | None = None
         self._items, self._seen = 0, 0
@@ -161,8 +160,7 @@ class StepTimer(Callback):
             raise CancelValidException()
 
     def after_fit(self) -> None:
-        if not self.learn.validation_only:
-            self.learn.batch_wrapper = None
+        self.learn.batch_wrapper = None
 
     @property
     def items_per_s(self) -> float:

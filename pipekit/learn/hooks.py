@@ -165,18 +165,18 @@ class HookCallback(Callback):
     while training: ``hook(module, input, output)``, which a subclass writes, runs on every forward pass of a
     training batch (every ``every``-th one when given; validation batches too with ``run_valid=True``). The
     hooks are removed when the fit ends (``remove_end=False`` keeps them on: ``remove()`` does it then), and if
-    it fails. ``validate`` and ``get_preds`` hook nothing (their ``before_fit`` and ``after_fit`` run with
-    ``self.validation_only`` True, see ``Callback``): a subclass starts its own counts only for a fit.
+    it fails. ``validate`` and ``get_preds`` hook nothing: the fit and epoch events reach it (and a subclass) in
+    fits only (``fit_only``, see ``Callback``), so a hook kept on by a fit stays on through them.
 
     >>> import torch
     >>> class CountNegatives(HookCallback):
     ...     def before_fit(self):
-    ...         super().before_fit()
-    ...         if not self.validation_only: self.negatives_ = 0
+    ...         super().before_fit(); self.negatives_ = 0
     ...     def hook(self, module, inp, out):
     ...         self.negatives_ += int((out < 0).sum())
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = -8  # hooks armed before any forward pass
     run_valid = False
     param_constraints = {"every": Interval(1, None, integer=True, none_ok=True),
@@ -201,8 +201,6 @@ class HookCallback(Callback):
                                                                                 self.include_paramless)
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds hook nothing, and hooks a fit kept on stay
-            return
         # a pass between the hooked batches (a validation batch without run_valid, or one off ``every``) leaves
         # what each hook stored as it was
         self.hooks = Hooks(self.hooked_modules(), self.hook, self.is_forward, self.detach, self.cpu,
@@ -226,5 +224,5 @@ class HookCallback(Callback):
         self.remove()
 
     def after_fit(self) -> None:
-        if self.remove_end and not self.learn.validation_only:
+        if self.remove_end:
             self.remove()

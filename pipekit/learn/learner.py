@@ -49,6 +49,9 @@ _EXC: dict[str, type[Exception]] = {
 
 # event names per stage, built once: the loop runs them for every batch
 _STAGE = {k: (f"before_{k}", f"after_cancel_{k}", f"after_{k}", e) for k, e in _EXC.items()}
+#: the events of a fit and of its epochs, which a ``fit_only`` callback sits out in a validation-only pass
+_FIT_EPOCH = frozenset({"before_fit", "before_epoch", "after_epoch", "after_fit", "after_cancel_epoch",
+                        "after_cancel_fit"})
 _INNER = frozenset({"before_batch", "after_pred", "after_loss", "before_backward", "after_cancel_backward",
                     "after_backward", "before_step", "after_cancel_step", "after_step", "after_cancel_batch",
                     "after_batch"})
@@ -151,6 +154,7 @@ class Learner:
         self.opt: OptimWrapper | None = None
         self.cbs: list[Callback] = []
         self._events: dict[str, list[tuple[Callable[[], None], bool, bool]]] = {}
+        self._pass_events: dict[str, list[tuple[Callable[[], None], bool, bool]]] = {}
         self.training = False
         self.epoch, self.n_epoch, self.start_epoch, self.iter, self.n_iter = 0, 1, 0, 0, 0
         self.train_iter, self.total_iters, self.pct_train = 0, 1, 0.0
@@ -199,8 +203,13 @@ class Learner:
     def _rebuild_events(self) -> None:
         cbs = sort_callbacks(self.cbs)
         # run_train/run_valid only filter the per-batch events; fit/epoch/phase events always run
-        self._events = {e: [(getattr(cb, e), cb.run_train or e not in _INNER, cb.run_valid or e not in _INNER)
-                            for cb in cbs if callable(getattr(cb, e, None))] for e in EVENTS}
+        self._events, self._pass_events = {}, {}
+        for e in EVENTS:
+            found = [(cb, (getattr(cb, e), cb.run_train or e not in _INNER, cb.run_valid or e not in _INNER))
+                     for cb in cbs if callable(getattr(cb, e, None))]
+            self._events[e] = [ev for _, ev in found]
+            # a validation-only pass (validate, get_preds): a fit_only callback's fit and epoch events do not run
+            self._pass_events[e] = [ev for cb, ev in found if not (cb.fit_only and e in _FIT_EPOCH)]
 
     def add_cb(self, cb: Callback | type[Callback]) -> Learner:
         """Add a callback (an instance, or a class to instantiate); reachable as ``learn.<cb.name>``.
@@ -369,7 +378,7 @@ class Learner:
 
     def __call__(self, event: str) -> None:
         training = self.training
-        for fn, run_train, run_valid in self._events.get(event, ()):
+        for fn, run_train, run_valid in (self._pass_events if self.validation_only else self._events).get(event, ()):
             if run_train if training else run_valid:
                 try:
                     fn()

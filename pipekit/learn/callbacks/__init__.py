@@ -16,8 +16,9 @@ The Learner calls, in order::
     after_fit
 
 ``validate``, ``get_preds`` and what is built on them (``predict``, ``tta``, ``show_results``, interpretation) run
-the same events without the training phase, as fastai does, with ``learn.validation_only`` True, which the
-built-in callbacks read to leave what the last fit recorded, scheduled or saved as it was (see ``Callback``).
+the same events without the training phase, as fastai does; the fit and epoch events of a ``fit_only`` callback
+(the built-in ones that record, schedule, save or log a fit) run in fits only, so such a pass leaves what the last
+fit recorded, scheduled or saved as it was (see ``Callback``).
 
 A callback overrides the methods for the events it cares about and reads or changes the Learner's
 state through ``self.learn`` (``xb``, ``yb``, ``pred``, ``loss_grad``, ``loss``, ``epoch``, ``iter``,

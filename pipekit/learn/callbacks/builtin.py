@@ -46,6 +46,7 @@ class TrackerCallback(Callback):
     improves on the best when it is better by more than ``min_delta``.
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 63  # after the Recorder (50) has written the epoch's values
     param_constraints = {"min_delta": Interval(0, None), "comp": Is(lambda c: c is None or callable(c), "a function")}
     best_: float | None = None  # learned: the best value so far
@@ -56,8 +57,6 @@ class TrackerCallback(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds: nothing to track, the best so far stays
-            return
         recorded = self.learn.recorder.metric_names[1:-1]
         if self.monitor not in recorded:
             raise ParameterError(f"{type(self).__name__}: cannot monitor {self.monitor!r}; recorded values are "
@@ -109,9 +108,6 @@ class TrackerCallback(Callback):
         super().state_from_data(state)
 
     def after_epoch(self) -> None:
-        if self.learn.validation_only:  # not an epoch of training: nothing judged, no new best
-            self.judged = self.new_best = False
-            return
         val = self.learn.recorder.value(self.monitor)
         #: whether this epoch gave a value to judge (an epoch whose validation was skipped gives none)
         self.judged = val is not None
@@ -143,8 +139,6 @@ class SaveModelCallback(TrackerCallback):
         super().__init__(monitor, comp, min_delta, reset_on_fit)
 
     def after_epoch(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds save nothing
-            return
         if self.every_epoch:
             self._save(f"{self.fname}_{self.learn.epoch}")
             return
@@ -165,8 +159,6 @@ class SaveModelCallback(TrackerCallback):
         self.saved_ = tuple(Path(p) for p in self.saved_)
 
     def after_fit(self) -> None:
-        if self.learn.validation_only:  # nor load the best model back
-            return
         if self.at_end:
             self.saved_ = (*self.saved_, self.learn.save(self.fname, with_opt=self.with_opt))
         elif not self.every_epoch and self.saved_:
@@ -190,8 +182,6 @@ class EarlyStoppingCallback(TrackerCallback):
         super().__init__(monitor, comp, min_delta, reset_on_fit)
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:
-            return
         super().before_fit()
         self.wait_ = 0
         self.stopped_epoch_: int | None = None
@@ -232,8 +222,6 @@ class ReduceLROnPlateau(TrackerCallback):
         super().__init__(monitor, comp, min_delta, reset_on_fit)
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:
-            return
         super().before_fit()
         self.wait_ = 0
         self.reductions_: list[tuple[int, list[float]]] = []
@@ -274,6 +262,7 @@ class GradientAccumulation(Callback):
     >>> cb = GradientAccumulation(n_acc=64)   # with bs=16: one step every 4 batches; learn.fit(1, cbs=cb)
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 8  # before MixedPrecision (10) unscales and GradientClip (20) clips the gradients for a step
     param_constraints = {"n_acc": _COUNT}
 
@@ -282,8 +271,6 @@ class GradientAccumulation(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds: no step, and the gradients are left alone
-            return
         self.count_ = 0
         self.steps_ = 0
         self.learn.optimizer.zero_grad()
@@ -307,8 +294,7 @@ class GradientAccumulation(Callback):
         self.steps_ += 1
 
     def after_fit(self) -> None:
-        if not self.learn.validation_only:
-            self.learn.optimizer.zero_grad()
+        self.learn.optimizer.zero_grad()
 
 
 class TimeLimit(Callback):
@@ -338,6 +324,7 @@ class TimeLimit(Callback):
     >>> # learn.fit_one_cycle(20, 1e-2, cbs=TimeLimit(60))  # as many of the 20 epochs as one minute holds
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = -19  # right after TrainEvalCallback has counted the batch and set pct_train, before anything reads it
     param_constraints = {"seconds": _POSITIVE, "probe": _COUNT, "quiet": Options(True, False)}
     #: the share of the time left the shortened schedule plans to use (the rate measured varies)
@@ -350,8 +337,6 @@ class TimeLimit(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds: the limit is for fits
-            return
         learn = self.learn
         self._end = time.perf_counter() + self.seconds
         self._first, self._over = learn.train_iter, False
@@ -405,8 +390,6 @@ class TimeLimit(Callback):
         self._valid_start = time.perf_counter()
 
     def after_epoch(self) -> None:
-        if self.learn.validation_only:
-            return
         now = time.perf_counter()
         self._valid_s = now - self._valid_start
         if self._ref is None or self._over:
@@ -517,6 +500,7 @@ class MixedPrecision(Callback):
     nothing unless ``cpu=True`` (then bf16 autocast; fp16 is not offered on the CPU).
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     unique = True  # one per learner: another replaces it
 
     order = 10
@@ -529,8 +513,6 @@ class MixedPrecision(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds predict in full precision, as before any fit
-            return
         dev = self.learn.device.type
         self.device_type, self.active, self.scaler = dev, False, None
         if dev == "cuda":
@@ -578,8 +560,6 @@ class MixedPrecision(Callback):
             self.scaler.unscale_(self.learn.optimizer.opt)
 
     def after_fit(self) -> None:
-        if self.learn.validation_only:
-            return
         if self.learn.opt is not None:
             self.learn.opt.scaler = None
         self.active = False
@@ -653,8 +633,6 @@ class ActivationStats(HookCallback):
         self.modules_arg = value
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds: the last fit's statistics stay
-            return
         self._hooked: list[nn.Module] | None = None  # the modules given (not the last fit's) choose what is hooked
         names = {m: n for n, m in self.learn.model.named_modules()}
         mods = self.hooked_modules()
@@ -684,8 +662,6 @@ class ActivationStats(HookCallback):
         super().after_batch()
 
     def after_fit(self) -> None:
-        if self.learn.validation_only:
-            return
         super().after_fit()
         self.stats_ = {n: torch.stack(v).cpu().numpy() if v else np.zeros((0, 3)) for n, v in self._buf.items()}
         if self.with_hist:
@@ -792,6 +768,7 @@ class ParamScheduler(Callback):
     ``hps``: each scheduled value per training batch (the last layer group's, as fastai records them), handed to
     ``learn.recorder.hps`` when the fit ends, which ``recorder.plot_sched()`` draws."""
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 62  # after the ProgressCallback (60), before the trackers (63-66)
     run_valid = False
 
@@ -799,8 +776,6 @@ class ParamScheduler(Callback):
         self.scheds = scheds
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds: the hyper-parameters and hps stay as they are
-            return
         self.hps: dict[str, list[float]] = {name: [] for name in self.scheds}
 
     def before_batch(self) -> None:
@@ -812,13 +787,14 @@ class ParamScheduler(Callback):
 
     def after_fit(self) -> None:
         recorder = getattr(self.learn, "recorder", None)
-        if recorder is not None and not self.learn.validation_only:
+        if recorder is not None:
             recorder.scheduled_hps = self.hps
 
 
 class LRFinder(Callback):
     """Grows the lr exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches, recording the loss."""
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 55
     run_valid = False
     param_constraints = {"start_lr": _POSITIVE, "num_it": Interval(5, None, integer=True),
@@ -831,8 +807,6 @@ class LRFinder(Callback):
         check("lr_find", end_lr=(end_lr, Interval(start_lr, None, closed="neither")))
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds: the last sweep stays, and the pass runs
-            return
         self.lrs_: list[float] = []
         self.losses_: list[float] = []
         self._i, self._best, self._avg = 0, math.inf, 0.0

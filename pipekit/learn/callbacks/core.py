@@ -123,16 +123,20 @@ class Callback(Component):
     epoch that does not train, as fastai does: ``before_fit``, ``before_epoch``, ``before_validate``, the
     validation batches, ``after_validate``, ``after_epoch``, ``after_fit`` (see ``Learner.validation_pass``). So
     a callback that starts its state in ``before_fit`` or ``before_epoch`` and reports it in ``after_epoch``
-    works there as in a fit. ``self.validation_only`` (the learner's flag) is True during such a pass and
-    False in a fit: a callback whose fit or epoch events belong to training (a schedule, a tracker, a logger,
-    what the Recorder keeps of the last fit) returns from them when it is True, as the built-in ones do, so a
-    ``learn.validate()`` after a fit leaves what that fit recorded as it was.
+    works there as in a fit. A callback whose fit and epoch events belong to training (a schedule, a tracker, a
+    logger, what the Recorder keeps of the last fit) sets ``fit_only = True``: those events then reach it in fits
+    only, as the built-in ones do, so a ``learn.validate()`` after a fit leaves what that fit recorded as it was
+    (a subclass inherits the setting). ``self.validation_only`` (the learner's flag) is True during such a pass,
+    for a callback that would rather tell the two apart in its own code.
     """
 
     registry_kind = "callback"
     order: ClassVar[int] = 0
     run_train: ClassVar[bool] = True
     run_valid: ClassVar[bool] = True
+    #: True: the fit and epoch events (before_fit, before_epoch, after_epoch, after_fit and their cancels) reach this
+    #: callback in fits only, not in the validation-only passes of validate and get_preds
+    fit_only: ClassVar[bool] = False
     #: one per learner: adding another replaces it (a fit's ``cbs=`` replaces it for that fit only)
     unique: ClassVar[bool] = False
     #: callbacks (a class, a callback name, or a list of them) this one runs before / after, whatever the orders

@@ -37,6 +37,7 @@ class CSVLogger(Callback):
     than mixed). ``read_log()`` reads the file back as a pandas DataFrame.
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 57  # after the Recorder (50) has written the epoch's row
     param_constraints = {"fname": Is(lambda f: isinstance(f, (str, os.PathLike)) and str(f) != "", "a file name")}
 
@@ -52,8 +53,6 @@ class CSVLogger(Callback):
         return base / self.fname
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds log nothing
-            return
         self._file = None
         if not is_main_process():  # one file for the job, not one per process
             return
@@ -74,7 +73,7 @@ class CSVLogger(Callback):
             self._file.flush()
 
     def after_epoch(self) -> None:
-        if self.learn.validation_only or self._file is None or not self.learn.recorder.history:
+        if self._file is None or not self.learn.recorder.history:
             return
         row = list(self.learn.recorder.history[-1])
         cells = [str(row[0])] + [_cell(v) for v in row[1:-1]] + [time.strftime("%M:%S", time.gmtime(row[-1]))]
@@ -82,7 +81,7 @@ class CSVLogger(Callback):
         self._file.flush()  # a crash later in the fit keeps the epochs already done
 
     def after_fit(self) -> None:
-        if not self.learn.validation_only and self._file is not None:
+        if self._file is not None:
             self._file.close()
             self._file = None
 
@@ -109,6 +108,7 @@ class TensorBoardCallback(Callback):
     callback has seen. Needs the ``tensorboard`` package (``pip install tensorboard``).
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 58  # after the Recorder (50): the epoch's row is written
     run_valid = False
     param_constraints = {"n_images": Interval(0, None, integer=True),
@@ -120,8 +120,6 @@ class TensorBoardCallback(Callback):
         _require_tensorboard()
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds log nothing
-            return
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = None
@@ -155,14 +153,14 @@ class TensorBoardCallback(Callback):
 
     def after_epoch(self) -> None:
         rec = self.learn.recorder
-        if self.learn.validation_only or self.writer is None or not rec.history:
+        if self.writer is None or not rec.history:
             return
         for name, v in zip(rec.metric_names[2:-1], rec.history[-1][2:-1]):  # valid_loss and the metrics
             if v is not None:
                 self.writer.add_scalar(name, float(v), self.step_)
 
     def after_fit(self) -> None:
-        if not self.learn.validation_only and self.writer is not None:
+        if self.writer is not None:
             self.writer.close()
             self.writer = None
 
@@ -179,6 +177,7 @@ class ShowGraphCallback(Callback):
     >>> cb = ShowGraphCallback()          # learn.fit_one_cycle(5, cbs=cb)
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 61  # after the Recorder (50) has written the epoch's losses
     param_constraints = {"path": Is(lambda f: f is None or (isinstance(f, (str, os.PathLike)) and str(f) != ""),
                                     "a file name or None")}
@@ -188,8 +187,6 @@ class ShowGraphCallback(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds draw nothing
-            return
         from pipekit.learn.callbacks.builtin import LRFinder
 
         self.active_ = is_main_process() and not any(isinstance(c, LRFinder) for c in self.learn.cbs)
@@ -225,7 +222,7 @@ class ShowGraphCallback(Callback):
         return fig
 
     def after_epoch(self) -> None:
-        if self.learn.validation_only or not self.active_:
+        if not self.active_:
             return
         fig = self._figure()
         if self.file_ is not None:
@@ -241,5 +238,5 @@ class ShowGraphCallback(Callback):
         get_pyplot().close(fig)
 
     def after_fit(self) -> None:
-        if not self.learn.validation_only and self.active_ and self.mode_ == "window" and self.learn.recorder.losses:
+        if self.active_ and self.mode_ == "window" and self.learn.recorder.losses:
             savefig_or_show(self._figure(), None, name="loss_graph")

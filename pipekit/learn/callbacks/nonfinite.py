@@ -142,6 +142,7 @@ class TerminateOnNaNCallback(Callback):
     >>> cb = TerminateOnNaNCallback(check_every=8)
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     unique = True  # one per learner: another replaces it
 
     order = 15  # after MixedPrecision (10) closed autocast; the loss it reads is the unscaled one
@@ -156,8 +157,6 @@ class TerminateOnNaNCallback(Callback):
         return "terminate_on_nan"
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds: no step to guard, no copy of the weights
-            return
         learn = self.learn
         dev = learn.device
         self._every = int(self.check_every or (1 if dev.type == "cpu" else 16))
@@ -213,8 +212,7 @@ class TerminateOnNaNCallback(Callback):
             self._check()
 
     def after_fit(self) -> None:
-        if not self.learn.validation_only:
-            self.__dict__.pop("_snap", None)  # the copy of the weights is only needed while training
+        self.__dict__.pop("_snap", None)  # the copy of the weights is only needed while training
 
     def _flag(self, finite: torch.Tensor, kind: int) -> None:
         """Remember on the device the first (batch, kind) that was not finite: no host sync."""

@@ -28,13 +28,12 @@ __all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback", "GatherPreds", "
 class TrainEvalCallback(Callback):
     """Puts the model in train/eval mode and keeps ``pct_train`` / ``train_iter`` for the schedulers."""
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     unique = True  # one per learner: another replaces it
 
     order = -20  # first: every other callback reads the mode and the position in training
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # a validation-only pass: the last fit's position in training stays
-            return
         learn = self.learn
         n_iter = len(learn.dls.train)
         learn.train_iter = learn.start_epoch * n_iter
@@ -91,6 +90,7 @@ class Recorder(Callback):
     ``get_preds`` and ``predict`` leave all of this as the last fit left it.
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     unique = True  # one per learner: another replaces it
 
     order = 50
@@ -118,8 +118,6 @@ class Recorder(Callback):
     # computed once per training phase. A validation-only pass (validate, get_preds) leaves what the last fit
     # recorded as it was: only before_validate and after_batch act there, for validate's row
     def before_fit(self) -> None:
-        if self.learn.validation_only:
-            return
         self.ema_, self.n_smoothed_ = 0.0, 0
         self.metrics = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
@@ -130,16 +128,13 @@ class Recorder(Callback):
         self._bs: list[int] = []
 
     def before_epoch(self) -> None:
-        if self.learn.validation_only:
-            return
         self._epoch_start = time.perf_counter()
         self._train_total, self._train_count = 0.0, 0
         self._raw, self._bs = [], []
 
     def after_cancel_epoch(self) -> None:
         # an epoch cancelled while training skips after_train: its batches are this epoch's, not the next one's
-        if not self.learn.validation_only:
-            self.after_train()
+        self.after_train()
 
     def after_batch(self) -> None:
         learn = self.learn
@@ -198,8 +193,6 @@ class Recorder(Callback):
         return self.losses[-1] if self.losses else None
 
     def after_epoch(self) -> None:
-        if self.learn.validation_only:
-            return
         learn = self.learn
         train_loss = self._train_total / self._train_count if self._train_count else None
         valid = self.valid_row()
@@ -212,8 +205,7 @@ class Recorder(Callback):
         learn.final_record = row[1:-1]
 
     def after_fit(self) -> None:
-        if not self.learn.validation_only:
-            self.after_train()
+        self.after_train()
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """A checkpoint's smoothing state: a finite running average and a count of the batches in it."""
@@ -345,6 +337,7 @@ class ProgressCallback(Callback):
     ``show_bar=False`` (``learn.no_logging()`` and ``learn.no_bar()`` turn them off for a ``with`` block).
     """
 
+    fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     unique = True  # one per learner: another replaces it
 
     order = 60
@@ -353,8 +346,6 @@ class ProgressCallback(Callback):
         self.show_table, self.show_bar = show_table, show_bar
 
     def before_fit(self) -> None:
-        if self.learn.validation_only:  # validate/get_preds show no bar and print no table
-            return
         self._header_done = False
         # one table for the job, not one per process
         self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table or not is_main_process()
@@ -371,8 +362,6 @@ class ProgressCallback(Callback):
                                                       slot=bar)
 
     def after_epoch(self) -> None:
-        if self.learn.validation_only:
-            return
         rec = self.learn.recorder
         if self._quiet or not rec.history:
             return
@@ -393,8 +382,7 @@ class ProgressCallback(Callback):
         console.print("  ".join(c.ljust(w) for c, w in zip(rows[-1], widths)))
 
     def after_fit(self) -> None:
-        if not self.learn.validation_only:
-            self.learn.batch_wrapper = None
+        self.learn.batch_wrapper = None
 
 
 def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
