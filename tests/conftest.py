@@ -98,6 +98,16 @@ def mnist_learner():
 
 
 @pytest.fixture(scope="module")
+def adult_1500():
+    """The first 1,500 rows of adult.csv as Polars reads them: a table small enough to train and export in seconds."""
+    import polars as pl
+
+    import pipekit.datasets as D
+
+    return pl.read_csv(D.path("adult_sample") / "adult.csv").head(1500)
+
+
+@pytest.fixture(scope="module")
 def adult_xy():
     """512 adult rows as chapter 4 builds data: four standardised numbers and the 0/1 salary class."""
     import polars as pl

@@ -6,7 +6,7 @@ import json
 import time
 import tracemalloc
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +47,16 @@ def edited_copy(path: Path, edit: Callable[[Any], Any], out: Path, part: Callabl
         for name, data in files.items():
             z.writestr(name, data)
     return out
+
+
+def component_records(node: Any, cls: str | None = None) -> Iterator[dict]:
+    """Every component record (a dict with ``class`` and ``params``) in a file's record tree, of class ``cls`` only
+    when given (``"pipekit.backends.GBM"``)."""
+    if isinstance(node, dict):
+        if "class" in node and "params" in node and cls in (None, node["class"]):
+            yield node
+        for v in node.values():
+            yield from component_records(v, cls)
+    elif isinstance(node, list):
+        for v in node:
+            yield from component_records(v, cls)

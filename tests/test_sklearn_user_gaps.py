@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from file_edits import component_records
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GridSearchCV
 
@@ -33,18 +34,6 @@ def adult() -> pl.DataFrame:
 def rossmann() -> pl.DataFrame:
     return pl.read_csv(path("rossmann_sample") / "train.csv", try_parse_dates=True,
                        schema_overrides={"StateHoliday": pl.String}).filter(pl.col("Open") == 1).head(3000)
-
-
-def _records(data):
-    """Every component record in a file's record."""
-    if isinstance(data, dict):
-        if "class" in data and "params" in data:
-            yield data
-        for v in data.values():
-            yield from _records(v)
-    elif isinstance(data, list):
-        for v in data:
-            yield from _records(v)
 
 
 def small_gbm(task: str = "classification", **kw) -> GBM:
@@ -154,7 +143,7 @@ def test_gbm_takes_lightgbm_names_as_its_own_arguments_or_params(adult, tmp_path
     pipekit.save(clf, tmp_path / "clf.pipekit")
     with zipfile.ZipFile(tmp_path / "clf.pipekit") as z:
         record = json.loads(z.read("record.json"))
-    stored = [r["params"] for r in _records(record) if r["class"] == "pipekit.backends.GBM"]
+    stored = [r["params"] for r in component_records(record, "pipekit.backends.GBM")]
     assert len(stored) == 2  # the estimator's backend parameter and its fitted model_, each in pipekit's spelling
     assert all(p == pipekit_style.to_record()["params"] for p in stored)
     assert np.array_equal(pipekit.load(tmp_path / "clf.pipekit").predict_proba(X), clf.predict_proba(X))

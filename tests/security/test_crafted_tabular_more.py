@@ -41,13 +41,8 @@ def _at(record: dict, *keys: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def adult() -> pl.DataFrame:
-    return pl.read_csv(dataset_path("adult_sample") / "adult.csv").head(1500)
-
-
-@pytest.fixture(scope="module")
-def tab(adult) -> Tabular:
-    return Tabular(adult, cat_names=CATS, cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=42))
+def tab(adult_1500) -> Tabular:
+    return Tabular(adult_1500, cat_names=CATS, cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=42))
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +85,14 @@ def test_collab_export_without_its_categorify_is_refused(files):
 
 
 # ----------------------------------------------------------------------------------- FillMissing and the procs list
-def test_tabular_export_without_the_fillmissing_its_flags_need_is_refused(files, adult):
+def test_tabular_export_without_the_fillmissing_its_flags_need_is_refused(files, adult_1500):
     """The model reads education-num_na, which only FillMissing makes: every predict failed inside Polars."""
     assert "education-num_na" in _cat_names(files["tab"])
     bad = edited_copy(files["tab"], lambda r: _at(r, *PROCESSOR, "params", "procs").pop(0),
                       files["out"] / "tab_no_fill.pipekit")
     refused_quickly(load_learner, bad, named=("dls.recipe.params.processor.params.procs", "no FillMissing",
                                               "education-num_na"))
-    assert load_learner(files["tab"]).predict(adult.row(0, named=True))[0].strip() in ("<50k", ">=50k")
+    assert load_learner(files["tab"]).predict(adult_1500.row(0, named=True))[0].strip() in ("<50k", ">=50k")
 
 
 def _cat_names(path: Path) -> list[str]:
@@ -118,12 +113,12 @@ def test_a_list_among_a_files_procs_is_refused(files, where, edit, field):
     assert "Categorify, FillMissing, Normalize" in msg
 
 
-def test_procs_given_in_code_may_still_hold_lists(adult):
+def test_procs_given_in_code_may_still_hold_lists(adult_1500):
     """In code, lists inside the procs list are combined as every procs and transforms parameter combines them."""
-    nested = Tabular(adult, procs=[[FillMissing], [], [Categorify, [Normalize]]], cat_names=CATS, cont_names=CONTS,
+    nested = Tabular(adult_1500, procs=[[FillMissing], [], [Categorify, [Normalize]]], cat_names=CATS, cont_names=CONTS,
                      y_names="salary", splits=RandomSplitter(0.2, seed=42))
     assert [type(p) for p in nested.procs] == [FillMissing, Categorify, Normalize]
-    flat = Tabular(adult, cat_names=CATS, cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=42))
+    flat = Tabular(adult_1500, cat_names=CATS, cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=42))
     assert nested.frame.equals(flat.frame)
 
 
@@ -133,7 +128,7 @@ def test_procs_given_in_code_may_still_hold_lists(adult):
     (["workclass", "education", "workclass"], "must be a list of distinct column names"),
     (["workclass", "age"], "must name only categorical inputs"),
 ])
-def test_cat_complete_must_name_distinct_categorical_inputs(files, adult, where, names, problem):
+def test_cat_complete_must_name_distinct_categorical_inputs(files, adult_1500, where, names, problem):
     """A column named twice loaded, then every predict failed inside Polars (DuplicateError)."""
     state = (*PROCESSOR, "state") if where == "tab" else ("state",)
     bad = edited_copy(files[where], lambda r: _at(r, *state).update(cat_complete_=names),
@@ -143,7 +138,7 @@ def test_cat_complete_must_name_distinct_categorical_inputs(files, adult, where,
     assert problem in msg
     proc = pipekit.load(files["proc"])
     assert proc.cat_complete_ == ["workclass", "education", "marital-status"]
-    assert proc.transform(adult.head(20)).columns[:3] == CATS
+    assert proc.transform(adult_1500.head(20)).columns[:3] == CATS
 
 
 # ----------------------------------------------------------------------------------- Tabular.load
@@ -173,10 +168,10 @@ def test_tabular_load_refuses_missing_values_processing_never_leaves(files, tab,
     assert Tabular.load(src).frame.equals(tab.frame)  # the file as saved loads, its rows as they were
 
 
-def test_tabular_load_keeps_missing_values_of_columns_no_fillmissing_fills(adult, tmp_path):
+def test_tabular_load_keeps_missing_values_of_columns_no_fillmissing_fills(adult_1500, tmp_path):
     """Without FillMissing a continuous column keeps the data's missing values (a gradient-boosted model reads
     them): such a table saves and loads as it was."""
-    holed = adult.with_columns(pl.when(pl.int_range(pl.len()) % 9 == 0).then(None).otherwise(pl.col("age"))
+    holed = adult_1500.with_columns(pl.when(pl.int_range(pl.len()) % 9 == 0).then(None).otherwise(pl.col("age"))
                                .alias("age"))
     tab = Tabular(holed, procs=[Categorify, Normalize], cat_names=CATS, cont_names=["age", "fnlwgt"],
                   y_names="salary", splits=RandomSplitter(0.2, seed=0))

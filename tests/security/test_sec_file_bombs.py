@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from file_edits import component_records
 
 import pipekit
 import pipekit.datasets as D
@@ -194,23 +195,11 @@ def text_block_export(tmp_path_factory):
     return block, path, folder / "tokenizer.json", df
 
 
-def hf_records(node):
-    """Every HFTokenizer record in a record tree."""
-    if isinstance(node, dict):
-        if node.get("class") == "pipekit.text.HFTokenizer":
-            yield node
-        for v in node.values():
-            yield from hf_records(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from hf_records(v)
-
-
 def with_tokenizer_json(path: Path, out: Path, edit) -> Path:
     """``path`` with ``edit`` applied to the tokenizer JSON (a dict) every HFTokenizer record of it stores."""
     files = members(path)
     record = json.loads(files["record.json"])
-    keys = [r["params"]["tokenizer"]["__array__"] for r in hf_records(record)]
+    keys = [r["params"]["tokenizer"]["__array__"] for r in component_records(record, "pipekit.text.HFTokenizer")]
     assert len(keys) == 2  # the recipe's block and the fitted one
     arrays = np.load(io.BytesIO(files["arrays.npz"]))
     for key in keys:
@@ -295,7 +284,7 @@ def test_sec_a_saved_hf_tokenizer_never_opens_a_path_the_file_names(text_block_e
     for target in (tokenizer_json, Path("/etc/hostname")):
         files = members(path)
         record = json.loads(files["record.json"])
-        for r in hf_records(record):
+        for r in component_records(record, "pipekit.text.HFTokenizer"):
             r["params"]["tokenizer"] = str(target)
         bad = write_members(tmp_path / "path.pipekit", {**files, "record.json": json.dumps(record).encode()})
         with pytest.raises(ExportError, match=rf"{re.escape(str(bad))}: record.json: .*HFTokenizer: tokenizer: a saved "

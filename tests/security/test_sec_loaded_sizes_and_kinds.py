@@ -59,13 +59,8 @@ def refused_quickly(load, path: Path, *named: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ real files
 @pytest.fixture(scope="module")
-def adult() -> pl.DataFrame:
-    return pl.read_csv(dataset_path("adult_sample") / "adult.csv").head(1500)
-
-
-@pytest.fixture(scope="module")
-def tab(adult) -> Tabular:
-    return Tabular(adult, cat_names=CATS, cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=42))
+def tab(adult_1500) -> Tabular:
+    return Tabular(adult_1500, cat_names=CATS, cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=42))
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +97,9 @@ def _config(rec):
     return rec["arch"]["config"]
 
 
-def test_sec_tabular_embedding_widths_must_be_the_stored_tables(tabular_export, adult, out):
+def test_sec_tabular_embedding_widths_must_be_the_stored_tables(tabular_export, adult_1500, out):
     good = load_learner(tabular_export)
-    good.predict(adult.row(0, named=True))
+    good.predict(adult_1500.row(0, named=True))
     widths = [w for _, w in _config(json.loads(zipfile.ZipFile(tabular_export).read("record.json")))["emb_szs"]]
     for name, edit, field in [
         # a width of 2**25 built index lists of 2**25 entries and a 2**28-value table before the shapes were compared
