@@ -112,3 +112,24 @@ def test_select_keeps_inputs_categories_and_procs(tab):
     assert direct.feature_names == to_keep and direct.xs.equals(sel.xs) and direct.processor is train.processor
     assert tab.valid.drop(["workclass"]).feature_names == valid.drop(["workclass"]).feature_names
     np.testing.assert_array_equal(rf.predict(tab.valid.select(to_keep)), p)
+
+
+def test_gbm_predict_takes_lightgbm_raw_score_and_pred_contrib(tab, gbm, tmp_path):
+    d = as_data(tab.valid)
+    X = gbm.matrix(d, order="F")
+    raw = gbm.predict(tab.valid, raw_score=True)
+    contrib = gbm.predict(tab.valid, pred_contrib=True)
+    # LightGBM's own booster on the same rows and kept rounds gives the same arrays
+    np.testing.assert_array_equal(raw, gbm.booster_.predict(X, num_iteration=gbm.best_iteration_, raw_score=True))
+    assert raw.shape == (len(d),) and contrib.shape == (len(d), len(gbm.feature_names_) + 1)
+    # raw scores are the probabilities' log-odds; each row's contributions sum to its raw score
+    np.testing.assert_allclose(1 / (1 + np.exp(-raw)), gbm.predict(tab.valid)[:, 1], rtol=1e-12)
+    np.testing.assert_allclose(contrib.sum(1), raw, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(contrib[:, :-1], gbm.contributions(tab.valid).values)
+    # a loaded model answers the same
+    loaded = pipekit.load(gbm.export(tmp_path / "g.pipekit"))
+    np.testing.assert_array_equal(loaded.predict(tab.valid, raw_score=True), raw)
+    with pytest.raises(ParameterError, match="pass one of them"):
+        gbm.predict(tab.valid, raw_score=True, pred_contrib=True)
+    with pytest.raises(ParameterError, match="raw_score"):
+        gbm.predict(tab.valid, raw_score="yes")

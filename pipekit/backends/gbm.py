@@ -213,6 +213,26 @@ class GBM(Booster):
     def _raw(self, X: np.ndarray, **kw: Any) -> np.ndarray:
         return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_, **kw))
 
+    def predict(self, data: Any, *, raw_score: bool = False, pred_contrib: bool = False) -> np.ndarray:
+        """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
+        regression. As LightGBM's ``predict`` takes them, ``raw_score=True`` gives the raw scores before the
+        link (log-odds (n,) for binary, (n, n_classes) for multiclass) and ``pred_contrib=True`` LightGBM's
+        TreeSHAP matrix: one column per input then the bias, per class for multiclass
+        (``contributions`` gives the same values labelled).
+
+        >>> gbm.predict(tab.valid, raw_score=True)[:3]  # doctest: +SKIP
+        array([-3.1, 0.4, -5.2])
+        """
+        check("GBM.predict", raw_score=(raw_score, Options(True, False)),
+              pred_contrib=(pred_contrib, Options(True, False)))
+        if raw_score and pred_contrib:
+            raise ParameterError("GBM.predict: raw_score=True and pred_contrib=True ask for two different outputs; "
+                                 "pass one of them")
+        if not (raw_score or pred_contrib):
+            return super().predict(data)
+        d = self._prepare(data)
+        return self._raw(self.matrix(d, order="F"), raw_score=raw_score, pred_contrib=pred_contrib)
+
     def _predict(self, d: TabularData) -> np.ndarray:
         p = self._raw(self.matrix(d, order="F"))
         return np.column_stack([1.0 - p, p]) if self.task == "classification" and p.ndim == 1 else p
