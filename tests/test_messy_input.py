@@ -80,6 +80,33 @@ def test_only_blank_lines_are_skipped_not_rows_of_missing_values_or_blank_lines_
     assert read_csv(f, n_rows=3).rows() == expected and read_csv(f, n_rows=2).rows() == expected[:2]
 
 
+def test_lines_of_spaces_or_tabs_are_blank_lines_and_the_columns_keep_their_types(tmp_path):
+    """pandas skips a line holding only spaces or tabs; Polars read it as a row whose first value is that text, so
+    adult's first column (age, numbers) read as text. In a TSV a tab is a field's end, and a line of tabs a row."""
+    lines = adult_lines(300)
+    lines[50:50] = ["   "]
+    lines[120:120] = ["\t "]
+    f = tmp_path / "adult_spaces.csv"
+    f.write_text("\n".join(lines) + "\n  ")  # the last line too, without its line end
+    ref = pd.read_csv(f)
+    assert len(ref) == 300 and ref["age"].dtype.kind == "i"
+    with pytest.warns(UserWarning, match=r"skipped 3 blank line\(s\) \(lines 51, 121, 304\)"):
+        eager = read_csv(f)
+    assert eager.height == 300 and eager.schema["age"] == pl.Int64
+    assert eager["age"].to_list() == ref["age"].tolist() and eager["salary"].to_list() == ref["salary"].tolist()
+    # the lazy reader and the book's loaders read the same 300 rows, age a continuous column
+    lazy = Tabular(f, cat_names=["workclass"], cont_names=["age"], y_names="salary", splits=None, procs=[]).frame
+    assert lazy.height == 300 and lazy["age"].to_list() == ref["age"].astype(float).tolist()
+    dls = TabularDataLoaders.from_csv(f, y_names="salary", valid_pct=0.2, seed=42, **KW)
+    assert len(dls.train_ds) + len(dls.valid_ds) == 300
+    # a TSV's line of tabs is a row of missing values (as pandas reads it); its line of spaces is blank
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("a\tb\n1\t2\n\t\n \n3\t4\n")
+    assert pd.read_csv(tsv, sep="\t").shape == (3, 2)
+    with pytest.warns(UserWarning, match=r"skipped 1 blank line\(s\) \(line 4\)"):
+        assert read_csv(tsv, separator="\t").rows() == [(1, 2), (None, None), (3, 4)]
+
+
 # 2. a line with too many fields
 def test_a_line_with_more_fields_than_the_header_is_named_with_the_fix(tmp_path):
     lines = adult_lines(400)

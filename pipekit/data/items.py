@@ -5,6 +5,7 @@ import codecs
 import contextlib
 import csv
 import functools
+import io
 import mmap
 import os
 import re
@@ -53,18 +54,19 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
     kwargs = {"infer_schema_length": 10_000, "glob": False, **kwargs}
     sep, header = kwargs.get("separator", ","), kwargs.get("has_header", True)
     try:
+        source = csv_source(path, sep, header)
         try:
-            raw = pl.read_csv(path, **kwargs)
+            raw = pl.read_csv(source(), **kwargs)
         except pl.exceptions.ComputeError as e:
             if "could not parse" not in str(e) or kwargs["infer_schema_length"] is None:
                 raise
             kwargs = {**kwargs, "infer_schema_length": None}
-            raw = pl.read_csv(path, **kwargs)
+            raw = pl.read_csv(source(), **kwargs)
         frame = skip_blank_lines(raw, path, sep, header)
         asked = read = kwargs.get("n_rows")
         while asked and frame.height < asked and raw.height == read:  # blank lines took some of the rows asked for
             read = raw.height + asked - frame.height
-            raw = pl.read_csv(path, **{**kwargs, "n_rows": read})
+            raw = pl.read_csv(source(), **{**kwargs, "n_rows": read})
             frame = skip_blank_lines(raw, path, sep, header)
     except pl.exceptions.PolarsError as e:
         raise table_error(path, e, sep, header) from e
@@ -97,44 +99,73 @@ def skip_blank_lines(frame: Any, path: Path, separator: str = ",", has_header: b
 def blank_line_rows(path: Path, separator: str = ",", has_header: bool = True) -> list[int]:
     """The positions (from 0) of the rows Polars reads from the blank lines of the CSV at ``path`` as rows of nulls
     (the blank lines before a header it skips), with a warning naming the lines, once per version of the file. A
-    blank line inside a quoted text is part of it, not counted. Only a file holding a blank line is parsed again
-    (its records split by the ``csv`` module, as Polars splits them); finding none costs a search of its bytes."""
+    line of spaces and tabs only is blank too, as pandas reads it (the separator excepted: a tab in a TSV is a
+    field's end). A blank line inside a quoted text is part of it, not counted. Only a file holding a blank line is
+    parsed again (its records split by the ``csv`` module, as Polars splits them); finding none costs a search of
+    its bytes."""
+    return [row for row, _, _ in _blank_lines(path, separator, has_header)]
+
+
+def csv_source(path: Path, separator: str = ",", has_header: bool = True) -> Any:
+    """What Polars reads the CSV at ``path`` from, called once per read: the path itself, or, where a line holds
+    only spaces or tabs (which Polars reads as a row whose first value is that text, typing a column of numbers as
+    text), the file's bytes with those lines emptied, so they are blank lines (:func:`skip_blank_lines`) and the
+    columns take the types their values give; the line numbers stay the file's."""
+    spaces = [line for _, line, text in _blank_lines(path, separator, has_header) if text]
+    if not spaces:
+        return lambda: path
+    lines = path.read_bytes().splitlines(keepends=True)
+    for i in spaces:
+        line = lines[i - 1]
+        lines[i - 1] = line[len(line.rstrip(b"\r\n")):]
+    data = b"".join(lines)
+    return lambda: io.BytesIO(data)
+
+
+def _blank_lines(path: Path, separator: str, has_header: bool) -> tuple[tuple[int, int, bool], ...]:
+    """(row, line, whether the line holds spaces or tabs) for each blank line of the CSV at ``path``."""
     stat = path.stat()
-    return list(_blank_line_rows(str(path), separator, has_header, stat.st_size, stat.st_mtime_ns))
+    return _blank_line_rows(str(path), separator, has_header, stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=16)
-def _blank_line_rows(path: str, separator: str, has_header: bool, size: int, mtime_ns: int) -> tuple[int, ...]:
-    """:func:`blank_line_rows` for a version of a file (``size`` and ``mtime_ns`` tell one): a table read twice
+def _blank_line_rows(path: str, separator: str, has_header: bool, size: int,
+                     mtime_ns: int) -> tuple[tuple[int, int, bool], ...]:
+    """:func:`_blank_lines` for a version of a file (``size`` and ``mtime_ns`` tell one): a table read twice
     (its types, then its rows) is parsed once and warned about once."""
+    space = "".join(c for c in " \t" if c != separator)
+    ws = re.escape(space.encode())
+    gap = re.compile(rb"\n[%s]*\r?\n|\n[%s]+\r?\Z" % (ws, ws) if space else rb"\n\r?\n")
     with open(path, "rb") as f:
         try:
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
                 # one regular-expression pass: 2 ms for adult.csv's 3.8 MB, where two bytes.find take 14 ms
-                blank = re.search(rb"\n\r?\n", m) is not None or (not has_header and m[:1] in (b"\n", b"\r"))
+                blank = gap.search(m) is not None or (not has_header and m[:1] in (b"\n", b"\r"))
         except ValueError:  # an empty file cannot be mapped, and has no blank line
             return ()
     if not blank:
         return ()
-    rows, lines, row, header = [], [], 0, has_header
+    found: list[tuple[int, int, bool]] = []
+    row, header = 0, has_header
     try:
         with contextlib.closing(_csv_records(Path(path), separator)) as records:
             for line, record in records:
+                spaces = len(record) == 1 and bool(record[0]) and not record[0].strip(space) if space else False
                 if header:  # Polars skips the blank lines before the header
                     header = not record
                     continue
-                if not record:
-                    rows.append(row)
-                    lines.append(line)
+                if not record or spaces:
+                    found.append((row, line, spaces))
                 row += 1
     except csv.Error:  # a file the csv module cannot split as Polars did: its rows are left as read
         return ()
+    rows, lines = [r for r, _, _ in found], [ln for _, ln, _ in found]
     if rows:
         said = ", ".join(map(str, lines[:5])) + (" ..." if len(lines) > 5 else "")
         warn(f"{path}: skipped {len(rows)} blank line(s) (line{'s' if len(lines) > 1 else ''} {said}), as "
              "pandas.read_csv does: a blank line is no row (a row of missing values is written with its separators, "
              "',,')")
-    return tuple(rows)
+    return tuple(found)
 
 
 def _csv_records(path: Path, separator: str) -> Generator[tuple[int, list[str]], None, None]:

@@ -25,7 +25,7 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
-from pipekit.data.items import (TABLE_SUFFIXES, read_csv_table, refuse_repeated_headers, skip_blank_lines,
+from pipekit.data.items import (TABLE_SUFFIXES, csv_source, read_csv_table, refuse_repeated_headers, skip_blank_lines,
                                 strip_initial_spaces, table_error, to_items)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
@@ -75,8 +75,9 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
             raise table_error(p, e) from e
         return lf
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
+    source = csv_source(p, sep)
     try:  # an empty file, or one not UTF-8 in the rows types are read from, is named here
-        schema = pl.scan_csv(p, separator=sep, infer_schema_length=None if all_rows else 10_000,
+        schema = pl.scan_csv(source(), separator=sep, infer_schema_length=None if all_rows else 10_000,
                              glob=False).collect_schema()
     except pl.exceptions.PolarsError as e:
         raise table_error(p, e) from e
@@ -85,7 +86,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
                                      if schema.get(c) == pl.String}
     types.update({c: pl.Float32() for c in cont_names if c in schema and schema[c].is_numeric()})
     # blank lines are no rows, as read_csv reads them (a file without any pays a search of its bytes)
-    return skip_blank_lines(pl.scan_csv(p, schema={**schema, **types}, separator=sep, glob=False), p, sep)
+    return skip_blank_lines(pl.scan_csv(source(), schema={**schema, **types}, separator=sep, glob=False), p, sep)
 
 
 def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = ()) -> pl.DataFrame:
