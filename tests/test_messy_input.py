@@ -13,7 +13,7 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import close_names, names_shown, unknown_names
 from pipekit.data import ColReader, ColSplitter, DataBlock, PipelineStepError, RegressionBlock, TimeSplitter
 from pipekit.data.items import read_csv
-from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, TabularDataLoaders
+from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, TabularDataLoaders, process_to_parquet
 from pipekit.tabular.collab import CollabDataLoaders
 from pipekit.tabular.dates import add_datepart
 from pipekit.text import TextDataLoaders
@@ -131,6 +131,29 @@ def test_a_line_with_more_fields_than_the_header_is_named_with_the_fix(tmp_path)
             CollabDataLoaders.from_df(f)
         assert "truncate_ragged_lines" not in str(lazy.value)
         ratings[7] = ratings[7][:-2]
+
+
+def test_a_long_line_is_refused_by_the_lazy_readers_whichever_columns_they_read(tmp_path):
+    """A query of some columns of a lazy scan read the first fields of a long line: an unquoted comma in adult's
+    marital-status shifted the line's later values into other columns, and Tabular(path) trained on them."""
+    lines = adult_lines(400)
+    fields = lines[10].split(",")
+    fields[5] = fields[5].replace("-", ", ")  # 'Married-civ-spouse' written unquoted as 'Married, civ, spouse'
+    lines[10] = ",".join(fields)
+    f = tmp_path / "shifted.csv"
+    f.write_text("\n".join(lines) + "\n")
+    said = re.escape(f"{f}: line 11 has 17 fields, the header has 15; a value holding the separator ',' must be in "
+                     "double quotes, or the line has 2 field(s) too many: fix that line, then read the file again")
+    with pytest.raises(DataError, match=f"^{said}$"):  # the columns read are all before the line's extra fields
+        Tabular(f, cat_names=["workclass"], cont_names=["age"], y_names="salary", splits=None)
+    with pytest.raises(DataError, match=f"^{said}$"):
+        process_to_parquet(f, tmp_path / "out" / "t.parquet", cat_names=["workclass"], cont_names=["age"],
+                           y_names="salary")
+    # the lines as adult.csv wrote them read whole, each column as the eager reader reads it
+    good = tmp_path / "good.csv"
+    good.write_text("\n".join(adult_lines(400)) + "\n")
+    lazy = Tabular(good, cat_names=["workclass"], cont_names=["age"], y_names="salary", splits=None, procs=[]).frame
+    assert lazy["age"].to_list() == pd.read_csv(good)["age"].astype(float).tolist()
 
 
 # 3. mistyped column names

@@ -224,6 +224,36 @@ def table_error(path: Path, e: Exception, separator: str | None = None, has_head
     return DataError(f"could not read {path}: {said}")
 
 
+def scan_csv_whole_lines(source: Any, schema: dict[str, Any], path: Path, separator: str = ",") -> pl.LazyFrame:
+    """``pl.scan_csv`` of the CSV at ``path`` (read from ``source``: see :func:`csv_source`) with ``schema`` (every
+    column of its header), refusing a line with more fields than the header as the eager reader refuses it
+    (:func:`table_error`), whichever columns a query reads: Polars checks a line's length only where every column
+    is read, so a query of some columns took the first fields of a line with an unquoted separator in a value, the
+    rest shifted or dropped unsaid. The fields past the header's are read into one hidden column, checked a batch at
+    a time as the rows stream (the file is still parsed once); the frame's columns are the header's."""
+    extra = "__extra_fields"
+    while extra in schema:
+        extra += "_"
+
+    def refuse(fields: pl.Series) -> pl.Series:
+        if fields.null_count() != len(fields):
+            raise table_error(path, pl.exceptions.ComputeError("found more fields than defined in 'Schema'"),
+                              separator)
+        return fields.is_null()
+
+    lf = pl.scan_csv(source, schema={**schema, extra: pl.String()}, separator=separator, glob=False,
+                     truncate_ragged_lines=True, missing_columns="insert")
+    return lf.filter(pl.col(extra).map_batches(refuse, return_dtype=pl.Boolean, is_elementwise=True)).drop(extra)
+
+
+def without_polars_context(e: DataError) -> DataError:
+    """``e`` (raised by pipekit inside a Polars query, as :func:`scan_csv_whole_lines` does) without the note of the
+    query's expression Polars adds to its message."""
+    if e.args and isinstance(e.args[0], str):
+        e.args = (e.args[0].split("\n\nThis error occurred in the following expression")[0], *e.args[1:])
+    return e
+
+
 def _first_long_line(path: Path, separator: str) -> tuple[int, int, int] | None:
     """The first record of the CSV at ``path`` with more fields than its first (the header): its line (from 1), its
     number of fields and the header's; None if there is none."""

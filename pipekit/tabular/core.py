@@ -25,8 +25,9 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
-from pipekit.data.items import (TABLE_SUFFIXES, csv_source, read_csv_table, refuse_repeated_headers, skip_blank_lines,
-                                strip_initial_spaces, table_error, to_items)
+from pipekit.data.items import (TABLE_SUFFIXES, csv_source, read_csv_table, refuse_repeated_headers,
+                                scan_csv_whole_lines, skip_blank_lines, strip_initial_spaces, table_error, to_items,
+                                without_polars_context)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -86,7 +87,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
                                      if schema.get(c) == pl.String}
     types.update({c: pl.Float32() for c in cont_names if c in schema and schema[c].is_numeric()})
     # blank lines are no rows, as read_csv reads them (a file without any pays a search of its bytes)
-    return skip_blank_lines(pl.scan_csv(source(), schema={**schema, **types}, separator=sep, glob=False), p, sep)
+    return skip_blank_lines(scan_csv_whole_lines(source(), {**schema, **types}, p, sep), p, sep)
 
 
 def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = ()) -> pl.DataFrame:
@@ -100,6 +101,8 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
     csv = p is not None and TABLE_SUFFIXES.get(p.suffix.lower()) == "csv"
     try:
         out = frame.collect(engine="streaming")
+    except DataError as e:  # a line longer than the header (scan_csv_whole_lines)
+        raise without_polars_context(e) from None
     except pl.exceptions.PolarsError as e:
         if p is None:
             raise
@@ -108,6 +111,8 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
         names = frame.collect_schema().names()
         try:
             return scan_table(p, all_rows=True).select(names).collect(engine="streaming")
+        except DataError as e2:
+            raise without_polars_context(e2) from None
         except pl.exceptions.PolarsError as e2:
             raise table_error(p, e2) from e2
     if csv and p is not None:

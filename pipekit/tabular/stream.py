@@ -27,9 +27,9 @@ from typing import Any
 import polars as pl
 
 from pipekit.core.archive import save
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, check
-from pipekit.data.items import table_error
+from pipekit.data.items import table_error, without_polars_context
 from pipekit.tabular.core import VALID_COLUMN, csv_float32_error, naming_file, scan_table
 from pipekit.tabular.processor import TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs
@@ -81,12 +81,16 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
             staged, columns = Path(tmp) / "staged.parquet", list(dict.fromkeys(cats + conts + ys)) + [VALID_COLUMN]
             try:
                 lf.select(columns).sink_parquet(staged, engine="streaming")
+            except DataError as e:  # a line longer than the header (scan_csv_whole_lines)
+                raise without_polars_context(e) from None
             except pl.exceptions.PolarsError:
                 # a value that does not read as the file's first rows said ('?' after 10,000 numbers): the file
                 # is read again with each column's type from all its rows, so the checks name the value and its row
                 again = with_split(scan_table(source, cats, ys, conts, all_rows=True))
                 try:
                     again.select(columns).sink_parquet(staged, engine="streaming")
+                except DataError as e:
+                    raise without_polars_context(e) from None
                 except pl.exceptions.PolarsError as e:
                     raise table_error(Path(source), e) from e
             lf = pl.scan_parquet(staged, glob=False)
