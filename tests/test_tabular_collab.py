@@ -110,6 +110,11 @@ def test_embedding_nn_and_dot_bias_shapes(ratings):
     assert isinstance(learn.model, EmbeddingNN)
     with pytest.raises(ParameterError, match="CollabDataLoaders"):
         collab_learner(object())
+    # without layers=, one hidden layer of n_factors units, as fastai's collab_learner builds it
+    linears = [m for m in collab_learner(dls, use_nn=True, n_factors=24).model.modules()
+               if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(sum(e.embedding_dim for e in learn.model.embeds), 24),
+                                                                  (24, 1)]
 
 
 def test_export_load_keeps_lookups(learn, ratings, tmp_path):

@@ -343,6 +343,8 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
                    y_range: Sequence[float] | None = None, **kwargs: Any) -> Any:
     """A Learner with ``EmbeddingDotBias`` (or ``EmbeddingNN`` when ``use_nn``) sized from the data.
 
+    ``use_nn``: the embeddings go through one hidden layer of ``n_factors`` units unless ``layers`` gives them
+    (``layers=[100, 50]``), as fastai builds it.
     ``y_range`` (e.g. ``(0, 5.5)`` for 5-star ratings) squashes predictions; other keyword arguments
     (``metrics``, ``wd``, ...) go to ``Learner``.
 
@@ -377,7 +379,7 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     names: dict[str, Any] = dict(classes={user: list(classes[user]), item: list(classes[item])}, user_name=user,
                                  item_name=item)
     if use_nn:
-        model: Any = EmbeddingNN(get_emb_sz([user, item], classes, emb_szs), layers=list(layers or [100]),
+        model: Any = EmbeddingNN(get_emb_sz([user, item], classes, emb_szs), layers=list(layers or [n_factors]),
                                  y_range=yr, **(config or {}), **names)
     else:
         model = EmbeddingDotBias(n_factors, len(classes[user]), len(classes[item]), y_range=yr, **names)
