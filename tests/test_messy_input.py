@@ -107,6 +107,34 @@ def test_lines_of_spaces_or_tabs_are_blank_lines_and_the_columns_keep_their_type
         assert read_csv(tsv, separator="\t").rows() == [(1, 2), (None, None), (3, 4)]
 
 
+def test_the_texts_pandas_reads_as_missing_are_missing_values_in_every_reader(tmp_path):
+    """'NA', 'N/A', 'null', 'nan', 'None' ... are missing values to pandas.read_csv (so to fastai): a column of
+    numbers holding them was refused as text, a category column took them for three classes."""
+    df = pl.read_csv(ADULT, n_rows=12_000)
+    markers = ["NA", "N/A", "null", "nan", "None", "#N/A"]
+    rows = [3, 40, 500, 7_000, 11_500, 11_900]  # two after the 10,000 rows the column types are read from
+    age = df["age"].cast(pl.String).scatter(rows, markers)
+    work = df["workclass"].scatter(rows[::2], ["NA", "null", "N/A"])
+    f = tmp_path / "adult_na.csv"
+    df.with_columns(age=age, workclass=work).write_csv(f)
+    ref = pd.read_csv(f)
+    assert ref["age"].isna().sum() == 6 and ref["workclass"].isna().sum() == 3
+    eager = read_csv(f)
+    assert eager.schema["age"] == pl.Int64 and eager["age"].null_count() == 6
+    assert eager["age"].to_list() == [None if pd.isna(v) else int(v) for v in ref["age"]]
+    assert eager["workclass"].to_list() == [None if pd.isna(v) else v for v in ref["workclass"]]
+    # the lazy reader (Tabular of a path): the same missing values, FillMissing's flag on the same rows
+    tab = Tabular(f, cat_names=["workclass"], cont_names=["age"], y_names="salary", splits=None,
+                  procs=[Categorify, FillMissing])
+    assert (tab.frame["age_na"] == 2).arg_true().to_list() == rows  # the flag's code for True, as fastai codes it
+    categorify = next(p for p in tab.procs if isinstance(p, Categorify))
+    assert not set(markers) & set(categorify.classes_["workclass"])
+    dls = TabularDataLoaders.from_csv(f, y_names="salary", valid_pct=0.2, seed=42, **KW)
+    assert len(dls.train_ds) + len(dls.valid_ds) == 12_000
+    # a value pandas reads as text stays text: ' ?' is adult's own marker, a class of its own to pandas too
+    assert (eager["workclass"] == " ?").sum() == (ref["workclass"] == " ?").sum() > 0
+
+
 # 2. a line with too many fields
 def test_a_line_with_more_fields_than_the_header_is_named_with_the_fix(tmp_path):
     lines = adult_lines(400)

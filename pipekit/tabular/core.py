@@ -25,9 +25,9 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
-from pipekit.data.items import (TABLE_SUFFIXES, csv_source, read_csv_table, refuse_repeated_headers,
-                                scan_csv_whole_lines, skip_blank_lines, strip_initial_spaces, table_error, to_items,
-                                without_polars_context)
+from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, csv_source, read_csv_table, refuse_repeated_headers,
+                                missing_markers_to_null, scan_csv_whole_lines, skip_blank_lines, strip_initial_spaces,
+                                table_error, to_items, without_polars_context)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -77,17 +77,27 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
         return lf
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
     source = csv_source(p, sep)
+    rows = None if all_rows else 10_000
     try:  # an empty file, or one not UTF-8 in the rows types are read from, is named here
-        schema = pl.scan_csv(source(), separator=sep, infer_schema_length=None if all_rows else 10_000,
-                             glob=False).collect_schema()
+        schema = pl.scan_csv(source(), separator=sep, infer_schema_length=rows, glob=False,
+                             null_values=list(PANDAS_NA)).collect_schema()
+        # the texts pandas reads as missing ('NA') are missing values: Polars parses every field some 60% slower
+        # with null_values, so the scan takes them only where the rows the types come from hold one in a column
+        # of numbers (or the types come from all rows); otherwise a text column's are nulled as it is read, and
+        # one after those rows fails to parse, which reads the file again with all its rows' types (collect_table)
+        markers = all_rows or schema != pl.scan_csv(source(), separator=sep, infer_schema_length=rows,
+                                                    glob=False).collect_schema()
     except pl.exceptions.PolarsError as e:
         raise table_error(p, e) from e
     refuse_repeated_headers(p, schema.names())
     types: dict[str, pl.DataType] = {c: pl.Categorical() for c in [*cat_names, *text_names]
                                      if schema.get(c) == pl.String}
     types.update({c: pl.Float32() for c in cont_names if c in schema and schema[c].is_numeric()})
+    lf = scan_csv_whole_lines(source(), {**schema, **types}, p, sep, PANDAS_NA if markers else None)
+    if not markers:
+        lf = missing_markers_to_null(lf, [c for c, t in schema.items() if t == pl.String])
     # blank lines are no rows, as read_csv reads them (a file without any pays a search of its bytes)
-    return skip_blank_lines(scan_csv_whole_lines(source(), {**schema, **types}, p, sep), p, sep)
+    return skip_blank_lines(lf, p, sep)
 
 
 def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = ()) -> pl.DataFrame:
@@ -136,7 +146,8 @@ def csv_float32_error(path: Path, frame: pl.DataFrame | pl.LazyFrame, cont_names
     wide = [c for c, inf in zip(cols, has_inf) if inf]
     if not wide:
         return None
-    again = pl.scan_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",", infer_schema_length=10_000, glob=False,
+    again = pl.scan_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",", infer_schema_length=10_000,
+                        glob=False, null_values=list(PANDAS_NA),
                         schema_overrides=dict.fromkeys(wide, pl.Float64)).select(wide)
     return float32_overflow_error(again, wide)
 
