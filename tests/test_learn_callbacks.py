@@ -83,8 +83,16 @@ def test_early_stopping_stops_when_no_improvement(dls, monkeypatch, capsys):
         learn.fit(10, 1e-3, cbs=[cb])
     assert len(learn.recorder.values) == 3 and cb.stopped_epoch_ == 2  # epoch 0 sets the best, 2 more fail
     assert capsys.readouterr().out.splitlines()[-1] == "No improvement since epoch 0: early stopping"
+    # patience=0 stops at the first epoch without improvement, as patience=1 does (fastai's reading), never at a best
+    stops = []
+    for patience in (0, 1):
+        cb = EarlyStoppingCallback(monitor="valid_loss", min_delta=100.0, patience=patience)
+        with learn.no_logging():
+            learner(dls).fit(10, 1e-3, cbs=[cb])
+        stops.append(cb.stopped_epoch_)
+    assert stops == [1, 1]
     with pytest.raises(ValueError, match="patience"):
-        EarlyStoppingCallback(patience=0)
+        EarlyStoppingCallback(patience=-1)
 
 
 def test_a_time_limit_shortens_the_one_cycle_and_it_still_anneals(dls):

@@ -36,6 +36,8 @@ __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "Red
 
 _POSITIVE = Interval(0, None, closed="neither")
 _COUNT = Interval(1, None, integer=True)
+#: a plateau callback's patience: 0 acts as 1 (the first epoch without improvement), as fastai takes it
+_PATIENCE = Interval(0, None, integer=True)
 
 
 class TrackerCallback(Callback):
@@ -166,7 +168,8 @@ class SaveModelCallback(TrackerCallback):
 
 
 class EarlyStoppingCallback(TrackerCallback):
-    """Stops training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+    """Stops training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs (0 stops at the
+    first epoch without improvement, as 1 does, as fastai takes it).
 
     It never stops in an epoch that set a new best. The stop takes effect once the epoch is over
     (``learn.request_stop``), so every callback, a ``SaveModelCallback`` among them, has seen that epoch
@@ -174,7 +177,7 @@ class EarlyStoppingCallback(TrackerCallback):
     """
 
     order = 64
-    param_constraints = {**TrackerCallback.param_constraints, "patience": _COUNT}
+    param_constraints = {**TrackerCallback.param_constraints, "patience": _PATIENCE}
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
                  min_delta: float = 0.0, patience: int = 1, reset_on_fit: bool = True):
@@ -191,7 +194,7 @@ class EarlyStoppingCallback(TrackerCallback):
         if not self.judged:  # nothing to judge (validation skipped, or a validation-only pass): does not count
             return
         self.wait_ = 0 if self.new_best else self.wait_ + 1
-        if self.wait_ >= self.patience:
+        if self.wait_ and self.wait_ >= self.patience:
             self.stopped_epoch_ = self.learn.epoch
             self.tell(f"No improvement since epoch {self.learn.epoch - self.wait_}: early stopping")
             self.learn.request_stop()
@@ -212,7 +215,7 @@ class ReduceLROnPlateau(TrackerCallback):
     """
 
     order = 65  # after the Recorder and early stopping, before SaveModelCallback (66) writes a checkpoint
-    param_constraints = {**TrackerCallback.param_constraints, "patience": _COUNT,
+    param_constraints = {**TrackerCallback.param_constraints, "patience": _PATIENCE,
                          "factor": Interval(1, None, closed="neither"), "min_lr": Interval(0, None)}
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
@@ -236,7 +239,7 @@ class ReduceLROnPlateau(TrackerCallback):
         if not self.judged:
             return
         self.wait_ = 0 if self.new_best else self.wait_ + 1
-        if self.wait_ < self.patience:
+        if not self.wait_ or self.wait_ < self.patience:
             return
         self.wait_ = 0
         opt = self.learn.optimizer
