@@ -249,6 +249,13 @@ def test_bad_arguments_are_named(fmnist):
         Learner(dls, simple_cnn(1, 10, (4,)), splitter=lambda m: [list(m[0].parameters())[:1]]).fit(1)
     with pytest.raises(ValueError, match=r"freeze_to: n=3 is not accepted; expected an integer in \[-1, 1\]"):
         learn.freeze_to(3)
+    # the schedules' learning rates are named as fit's is (a text was numpy's 'could not convert string to float')
+    for fit, arg, bad in ((learn.fit_one_cycle, "lr_max", "a"), (learn.fit_one_cycle, "lr_max", slice("a", 1e-2)),
+                          (learn.fit_flat_cos, "lr", -1.0), (learn.fit_sgdr, "lr_max", float("nan"))):
+        with pytest.raises(ParameterError, match=rf"{fit.__name__}: {arg}=.* is not accepted; expected a positive "
+                                                 "finite number, a slice of them, a list or None"):
+            fit(*((1, 1) if fit == learn.fit_sgdr else (1,)), **{arg: bad})
+    assert learn.recorder.values == []  # nothing trained
     # metrics are checked when the Learner is built, not after the first epoch
     with pytest.raises(ParameterError, match="a metric must be a pipekit Metric or a function"):
         Learner(dls, simple_cnn(1, 10, (4,)), metrics=["accuracy"])

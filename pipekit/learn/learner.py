@@ -37,6 +37,8 @@ from pipekit.data.loader import DataLoader
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs, sort_callbacks, state_keys, unknown_events
 from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, loss_from_kind
+from pipekit.learn.optim import LR_OR_NONE as _LR_OR_NONE
+from pipekit.learn.optim import LR_VALUE as _LR
 from pipekit.learn.optim import Adam, OptimWrapper, torch_opt_func
 from pipekit.metrics import Metric, as_metric
 
@@ -62,17 +64,8 @@ MetricLike = Union[Metric, type[Metric], Callable[..., Any]]
 LR = Union[float, slice, Sequence[float], np.ndarray]
 
 
-def _valid_lr(lr: Any) -> bool:
-    vals = [v for v in (lr.start, lr.stop) if v is not None] if isinstance(lr, slice) else \
-        list(np.atleast_1d(np.asarray(lr, dtype=object)))
-    return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
-               for v in vals)
-
-
 _MISSING = object()
 _SAID_EVENTS: set[type] = set()  # callback classes whose unknown event names were said (once per class)
-_LR = Is(_valid_lr, "a positive finite number, a slice of them, or a list")
-_LR_OR_NONE = Is(lambda lr: lr is None or _valid_lr(lr), "a positive finite number, a slice of them, a list or None")
 
 
 #: the stages of a fit that show_training_loop opens and closes, by their events' names

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, check
+from pipekit.core.validate import Interval, Is, check
 
 __all__ = ["Adam", "SGD", "RMSProp", "Optimizer", "OptimWrapper", "lr_range", "even_mults", "norm_params", "sgd_step",
            "weight_decay", "l2_reg", "average_grad", "average_sqr_grad", "momentum_step", "step_stat", "debias",
@@ -442,6 +442,19 @@ def ranger(params: Any, lr: float, mom: float = 0.95, sqr_mom: float = 0.99, eps
 def even_mults(start: float, stop: float, n: int) -> np.ndarray:
     """``n`` values spaced geometrically from ``start`` to ``stop``."""
     return np.array([stop], dtype=float) if n == 1 else start * (stop / start) ** (np.arange(n) / (n - 1))
+
+
+def valid_lr(lr: Any) -> bool:
+    """Whether ``lr`` is a learning rate: a positive finite number, a slice of them, or a list of them."""
+    vals = [v for v in (lr.start, lr.stop) if v is not None] if isinstance(lr, slice) else \
+        list(np.atleast_1d(np.asarray(lr, dtype=object)))
+    return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+               for v in vals)
+
+
+#: the constraint on a learning rate argument (``fit``'s ``lr``, ``fit_one_cycle``'s ``lr_max``, ...)
+LR_VALUE = Is(valid_lr, "a positive finite number, a slice of them, or a list")
+LR_OR_NONE = Is(lambda lr: lr is None or valid_lr(lr), "a positive finite number, a slice of them, a list or None")
 
 
 def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int) -> np.ndarray:

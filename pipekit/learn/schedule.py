@@ -30,7 +30,7 @@ from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, Progre
                                      TerminateOnNaNCallback, TimeLimit, TrackerCallback)
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs
-from pipekit.learn.optim import lr_range
+from pipekit.learn.optim import LR_OR_NONE, lr_range
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import LR, Learner
@@ -151,7 +151,8 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: f
     """One-cycle policy (``learn.fit_one_cycle``): lr warms up (cosine) from lr_max/div to lr_max, then
     anneals to lr_max/div_final; momentum moves the opposite way (``moms``)."""
     positive = Interval(0, None, closed="neither")
-    check("fit_one_cycle", pct_start=(pct_start, _PCT), div=(div, positive), div_final=(div_final, positive))
+    check("fit_one_cycle", lr_max=(lr_max, LR_OR_NONE), pct_start=(pct_start, _PCT), div=(div, positive),
+          div_final=(div_final, positive))
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lr = lr_range(learn.lr if lr_max is None else lr_max, opt.n_groups)
     m = tuple(learn.moms if moms is None else moms)
@@ -165,7 +166,7 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: f
 def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: float = 1e5, pct_start: float = 0.75,
                  wd: float | None = None, cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
     """``learn.fit_flat_cos``: flat lr for ``pct_start`` of training, then cosine annealing to lr/div_final."""
-    check("fit_flat_cos", pct_start=(pct_start, _PCT))
+    check("fit_flat_cos", lr=(lr, LR_OR_NONE), pct_start=(pct_start, _PCT))
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lrs = lr_range(learn.lr if lr is None else lr, opt.n_groups)
     sched = combine_scheds([pct_start, 1 - pct_start], [sched_no(lrs), sched_cos(lrs, lrs / div_final)])
@@ -190,7 +191,8 @@ def fit_sgdr(learn: Learner, n_cycles: int, cycle_len: int, lr_max: LR | None = 
     3
     """
     count = Interval(1, None, integer=True)
-    check("fit_sgdr", n_cycles=(n_cycles, count), cycle_len=(cycle_len, count), cycle_mult=(cycle_mult, count))
+    check("fit_sgdr", n_cycles=(n_cycles, count), cycle_len=(cycle_len, count), cycle_mult=(cycle_mult, count),
+          lr_max=(lr_max, LR_OR_NONE))
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lrs = lr_range(learn.lr if lr_max is None else lr_max, opt.n_groups)
     lengths = [cycle_len * cycle_mult ** i for i in range(n_cycles)]
