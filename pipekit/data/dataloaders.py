@@ -19,8 +19,8 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check, check_positive_int
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
-from pipekit.data.loader import (ArrayDataset, DataLoader, ItemsDataset, default_device, stack_items,
-                                 table_attribute)
+from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device,
+                                 stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, row_index
 from pipekit.data.transform import BatchPipeline, BatchTransform, Pipeline, _step, as_list
 
@@ -651,21 +651,34 @@ class DataLoaders:
     learner built on them saves to (``learn.path``, for ``learn.save`` and ``learn.export``): the ``path=``
     given to ``DataBlock.dataloaders`` or to a table's or a text's ``from_df``/``from_csv``, else the working
     directory (a factory reading a folder of images, ``from_folder(path)``, does not write into it).
+
+    Loaders made elsewhere are taken as fastai takes them, ``DataLoaders(train_loader, valid_loader)`` of two
+    ``torch.utils.data.DataLoader`` (or any objects with a length yielding ``(x, y)`` batches each time they are
+    iterated): each becomes a :class:`~pipekit.data.loader.ForeignLoader` on ``device``, whose batches a learner
+    trains, validates and predicts over as they come; ``n_inp`` says how many parts of a batch are inputs (default:
+    all but the last). Showing, ``test_dl``, ``predict`` and export need loaders pipekit built (``from_dsets``).
     """
 
     #: where a learner on these loaders saves (see the class docstring)
     path: Path = Path(".")
 
-    def __init__(self, *loaders: DataLoader, recipe: Any = None, device: str | torch.device | None = None):
+    def __init__(self, *loaders: Any, recipe: Any = None, device: str | torch.device | None = None,
+                 n_inp: int | None = None):
+        # loaders made elsewhere (torch DataLoaders, fastai's "Pure PyTorch to fastai") are wrapped, each on the
+        # device given, else the first pipekit loader's; n_inp= says how many parts of their batches are inputs
+        check("DataLoaders", n_inp=(n_inp, Interval(1, None, integer=True, none_ok=True)))
+        ours = [dl for dl in loaders if isinstance(dl, Loader)]
         for i, dl in enumerate(loaders):
-            if not isinstance(dl, Loader):
-                raise ParameterError(
-                    f"DataLoaders: loader {i} is a {type(dl).__module__}.{type(dl).__name__}, not a pipekit loader "
-                    "(it says nothing of which parts of a batch are inputs, or its device). Build the loaders from "
-                    "the items instead: DataLoaders.from_dsets(list(zip(train_x, train_y)), list(zip(valid_x, "
-                    "valid_y)), bs=256), or DataLoaders.from_stores([TensorStore(train_x), TensorStore(train_y)], "
-                    "[TensorStore(valid_x), TensorStore(valid_y)], bs=256)")
-        self.loaders = list(loaders)
+            if n_inp is not None and isinstance(dl, Loader) and not isinstance(dl, ForeignLoader) \
+                    and dl.n_inp != n_inp:
+                raise ParameterError(f"DataLoaders: n_inp={n_inp} is for loaders pipekit did not build, and loader "
+                                     f"{i}, a pipekit {type(dl).__name__}, has n_inp={dl.n_inp} from its data; leave "
+                                     "n_inp out")
+        at = device if device is not None else (getattr(ours[0], "device", None) if ours else None)
+        self.loaders: list[Any] = [
+            dl if isinstance(dl, Loader) else ForeignLoader(dl, n_inp=n_inp, device=at, where=f"DataLoaders: loader {i}")
+            for i, dl in enumerate(loaders)]
+        loaders = tuple(self.loaders)
         train_tfms = getattr(self.loaders[0], "batch_tfms", None) if self.loaders else None
         for t in list(train_tfms or ()):  # transforms that learn from the training batches (Normalize())
             setup = getattr(t, "setup_batches", None)
@@ -895,6 +908,14 @@ class DataLoaders:
     def one_batch(self) -> tuple:
         return self.train.one_batch()
 
+    def refuse_foreign(self, what: str) -> None:
+        """Refuse ``what`` when these loaders were made elsewhere (``DataLoaders(train_loader, valid_loader)`` of
+        torch loaders): it needs loaders that know how their items were read, and the message says how to make
+        them."""
+        foreign = next((dl for dl in self.loaders if isinstance(dl, ForeignLoader)), None)
+        if foreign is not None:
+            raise foreign.needs_recipe(what)
+
     # ------------------------------------------------------------------ new data
     def test_dl(self, items: Any, with_labels: bool | None = None, bs: int | None = None,
                 **kwargs: Any) -> DataLoader:
@@ -903,6 +924,7 @@ class DataLoaders:
         table's rows keep their target when they carry it (``learn.validate(dl=dls.test_dl(df))`` scores them),
         other items are read as inputs only."""
         if self.recipe is None:
+            self.refuse_foreign("test_dl (and learn.predict, which reads a new item through it)")
             raise RuntimeError("test_dl: these DataLoaders were built without a recipe that can encode new items")
         ds = self.recipe.new_datasets(items, with_labels=with_labels)
         if hasattr(items, "__len__") and hasattr(items, "__getitem__") and len(items) == len(ds):
@@ -948,6 +970,7 @@ class DataLoaders:
           (Tensor(4, 1) float32, Tensor(4,) int64)
         No batch transforms
         """
+        self.refuse_foreign("summary")
         out = io.StringIO()
 
         def say(line: str) -> None:
@@ -971,6 +994,7 @@ class DataLoaders:
     def state(self, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """The recipe with every fitted state, as plain data (what an exported model carries)."""
         if not isinstance(self.recipe, Component):
+            self.refuse_foreign("export")
             raise ExportError("these DataLoaders have no exportable recipe; build them with a DataBlock or a "
                               "domain helper so new items can be encoded at inference time")
         if self.loaders:
@@ -991,8 +1015,8 @@ class DataLoaders:
         return dls
 
     def __repr__(self) -> str:
-        parts = [f"{n}={len(dl.dataset)} items/{len(dl)} batches" for n, dl in zip(("train", "valid", "extra"),
-                                                                                   self.loaders)]
+        parts = [f"{n}={'?' if (k := dl.n if isinstance(dl, ForeignLoader) else len(dl.dataset)) is None else k} "
+                 f"items/{len(dl)} batches" for n, dl in zip(("train", "valid", "extra"), self.loaders)]
         if not parts:  # rebuilt from an export: it encodes new items (test_dl, predict) and holds none
             vocab = self.vocab if self.recipe is not None else None
             shown = "" if vocab is None else f", vocab={vocab[:10]!r}{' ...' if len(vocab) > 10 else ''}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -398,6 +398,184 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n={self.n}, bs={self.bs}, batches={len(self)}, shuffle={self.shuffle}, "
                 f"device={self.device}, batch_tfms={self.batch_tfms!r})")
+
+
+#: how to build loaders of one's own tensors that pipekit can also show, encode new items with and export
+PIPEKIT_LOADERS_FIX = ("build pipekit loaders from the tensors instead: DataLoaders.from_dsets(list(zip(train_x, "
+                       "train_y)), list(zip(valid_x, valid_y)), bs=256), or DataLoaders.from_stores([TensorStore("
+                       "train_x), TensorStore(train_y)], [TensorStore(valid_x), TensorStore(valid_y)], bs=256)")
+
+
+class ForeignLoader:
+    """A loader pipekit did not build, as a pipekit loader: what ``DataLoaders(train_loader, valid_loader)`` makes
+    of each ``torch.utils.data.DataLoader`` it is given (fastai's "Pure PyTorch to fastai"), or of any object with
+    a length that yields batches, tuples or lists of tensors, afresh each time it is iterated.
+
+    Batches come as ``loader`` makes them (its sampler, ``generator`` and workers decide the order), as tuples
+    moved to ``device``. ``n_inp`` of their parts are the model's inputs: as given, else as fastai decides, all
+    but the last (a batch of one part is inputs only). ``learn.fit``, ``validate``, ``get_preds`` and ``lr_find``
+    train and predict over them; what must know how the items were read (``show_batch``, ``test_dl``,
+    ``predict`` on new items, ``tta``, ``export``) needs loaders pipekit built, and says so.
+
+    >>> from torch.utils.data import DataLoader as TorchDataLoader, TensorDataset
+    >>> ds = TensorDataset(torch.arange(10.0).reshape(5, 2), torch.tensor([0, 1, 0, 1, 1]))
+    >>> dl = ForeignLoader(TorchDataLoader(ds, batch_size=2), device="cpu")
+    >>> len(dl), dl.bs, dl.n_inp, [tuple(t.shape) for t in next(iter(dl))]
+    (3, 2, 1, [(2, 2), (2,)])
+    """
+
+    blocks: tuple = ()  # nothing says how to decode or show its parts
+
+    def __init__(self, loader: Any, n_inp: int | None = None, device: str | torch.device | None = None,
+                 where: str = "ForeignLoader"):
+        kind = f"{type(loader).__module__}.{type(loader).__name__}"
+        self.loader, self.kind, self.where = loader, kind, f"{where} ({kind})"
+        if isinstance(loader, Iterator) or not isinstance(loader, Iterable):
+            said = ("an iterator, which gives its batches once, and training iterates the loader again every epoch"
+                    if isinstance(loader, Iterator) else "not iterable, so it yields no batches")
+            raise ParameterError(f"{self.where} is {said}: give a torch.utils.data.DataLoader, or an object with "
+                                 "__iter__ (a fresh pass each time) and __len__ yielding (x, y) tuples of tensors; "
+                                 f"or {PIPEKIT_LOADERS_FIX}")
+        try:
+            n = len(self.loader)
+        except TypeError:
+            raise ParameterError(f"{self.where} has no length: a loader says how many batches an epoch has "
+                                 "(progress, schedules and lr_find read it); give it __len__, the number of batches "
+                                 "(a torch DataLoader over an IterableDataset has none), or "
+                                 f"{PIPEKIT_LOADERS_FIX}") from None
+        if n == 0:
+            raise ParameterError(f"{self.where} gives no batch (its length is 0); check its dataset, batch size "
+                                 "and drop_last")
+        self.device = torch.device(device) if device is not None else default_device()
+        self.epoch = 0
+        first = self._batch(self._first_batch())
+        if n_inp is not None and not (isinstance(n_inp, int) and 1 <= n_inp <= len(first)):
+            raise ParameterError(f"{self.where}: n_inp={n_inp!r}, and its batches have {len(first)} part(s): n_inp "
+                                 f"is how many of them are the model's inputs, an integer from 1 to {len(first)}")
+        # as fastai decides it: a batch of one part is inputs only, else the last part is the target
+        self.n_inp = n_inp if n_inp is not None else max(1, len(first) - 1)
+        sampler = getattr(loader, "batch_sampler", None)
+        self.bs: int | None = getattr(loader, "batch_size", None) or getattr(sampler, "batch_size", None) or (
+            int(first[0].shape[0]) if isinstance(first[0], torch.Tensor) and first[0].ndim else None)
+
+    def _first_batch(self) -> Any:
+        """A batch made as the loader makes its batches: for a torch loader over a map-style dataset, its
+        ``collate_fn`` of item 0 (no iteration, so a seeded ``generator`` gives the order it would have given);
+        otherwise the first batch of a pass."""
+        dl = self.loader
+        if isinstance(dl, torch.utils.data.DataLoader) and not isinstance(dl.dataset, torch.utils.data.IterableDataset):
+            try:
+                return dl.collate_fn([dl.dataset[0]] if dl.batch_sampler is not None else dl.dataset[0])
+            except Exception:  # a dataset not indexed from 0 (a sampler's own keys): a pass says what it yields
+                pass
+        return next(iter(dl))
+
+    def _batch(self, b: Any) -> tuple:
+        """A batch as pipekit's loaders give them, a tuple (a bare tensor is a batch of inputs only)."""
+        if isinstance(b, torch.Tensor):
+            return (b,)
+        if not isinstance(b, (tuple, list)) or not len(b):
+            shown = f"dict with keys {list(b)[:5]}" if isinstance(b, Mapping) else (
+                f"empty {type(b).__name__}" if isinstance(b, (tuple, list)) else type(b).__name__)
+            raise ParameterError(f"{self.where} yields a {shown} as a batch, where a batch is a tuple or list of "
+                                 "tensors, the inputs then the targets: make it yield (x, y) tuples (for dicts, a "
+                                 "collate_fn returning (batch['x'], batch['y'])), or " + PIPEKIT_LOADERS_FIX)
+        return tuple(b)
+
+    @property
+    def dataset(self) -> Any:
+        """The loader's dataset (a torch loader's ``dataset``), None when it has none."""
+        return getattr(self.loader, "dataset", None)
+
+    @property
+    def n(self) -> int | None:
+        """How many items the loader reads, when its dataset has a length."""
+        ds = self.dataset
+        return len(ds) if ds is not None and hasattr(ds, "__len__") else None
+
+    @property
+    def shuffle(self) -> bool:
+        """Whether a torch loader reads its items in another order than its dataset's (a random sampler, a
+        batch sampler of its own); another object's order is its own."""
+        sampler = getattr(self.loader, "batch_sampler", None)
+        if not isinstance(self.loader, torch.utils.data.DataLoader) or sampler is None:
+            return False
+        return not (type(sampler) is torch.utils.data.BatchSampler
+                    and isinstance(sampler.sampler, torch.utils.data.SequentialSampler))
+
+    @property
+    def drop_last(self) -> bool:
+        return bool(getattr(self.loader, "drop_last", False))
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple]:
+        self.epoch += 1
+        non_blocking = self.device.type == "cuda" and bool(getattr(self.loader, "pin_memory", False))
+        for b in self.loader:
+            yield to_device(self._batch(b), self.device, non_blocking)
+
+    def one_batch(self) -> tuple:
+        """The first batch of a pass, on ``device``."""
+        return to_device(self._batch(next(iter(self.loader))), self.device)
+
+    def new(self, shuffle: bool | None = None, drop_last: bool | None = None, bs: int | None = None,
+            device: str | torch.device | None = None, **kwargs: Any) -> ForeignLoader:
+        """A copy with some settings changed: ``get_preds(ds_idx=0)`` reads the training items in order and all
+        of them (``shuffle=False, drop_last=False``), which for a torch loader over a map-style dataset is a torch
+        loader of the same dataset, batch size and ``collate_fn``, in the dataset's order."""
+        if kwargs:
+            raise self.needs_recipe(f"a copy of the loader with {', '.join(f'{k}=' for k in kwargs)}")
+        dl, loader = self.loader, self.loader
+        changed = {k: v for k, v in (("shuffle", shuffle), ("drop_last", drop_last), ("bs", bs))
+                   if v is not None and v != getattr(self, k)}
+        if changed:
+            if not (isinstance(dl, torch.utils.data.DataLoader) and dl.batch_size is not None
+                    and not isinstance(dl.dataset, torch.utils.data.IterableDataset)):
+                raise ParameterError(f"{self.where} cannot be remade with {changed} (it is not a torch DataLoader "
+                                     "batching a map-style dataset by batch_size): give an in-order loader of its own "
+                                     f"to DataLoaders, or {PIPEKIT_LOADERS_FIX}")
+            check_positive_int("ForeignLoader.new", "bs", self.bs if bs is None else bs)
+            shuffled = self.shuffle if shuffle is None else shuffle
+            # an in-order copy draws its workers' seed from a generator of its own: predicting leaves the training
+            # loader's generator (and torch's global one) where it was, so the next fit's order does not change
+            loader = torch.utils.data.DataLoader(
+                dl.dataset, batch_size=self.bs if bs is None else bs, collate_fn=dl.collate_fn, shuffle=shuffled,
+                generator=dl.generator if shuffled else torch.Generator(),
+                drop_last=self.drop_last if drop_last is None else drop_last, num_workers=dl.num_workers,
+                pin_memory=dl.pin_memory, worker_init_fn=dl.worker_init_fn, timeout=dl.timeout)
+        out = copy.copy(self)
+        out.loader, out.epoch = loader, 0
+        if device is not None:
+            out.device = torch.device(device)
+        return out
+
+    def to(self, device: str | torch.device) -> ForeignLoader:
+        self.device = torch.device(device)
+        return self
+
+    def needs_recipe(self, what: str) -> ParameterError:
+        """The refusal of ``what``, which needs loaders that know how their items were read."""
+        origin = ("plain torch loaders" if isinstance(self.loader, torch.utils.data.DataLoader)
+                  else f"loaders made outside pipekit ({self.kind})")
+        return ParameterError(
+            f"{what} needs loaders pipekit built, which know how their items are read, encoded and shown: these "
+            f"DataLoaders were made from {origin}, DataLoaders(train_loader, valid_loader), whose batches pipekit "
+            f"trains, validates and predicts over as they come (learn.fit, learn.validate, learn.get_preds). To use "
+            f"{what}, " + PIPEKIT_LOADERS_FIX)
+
+    def show_batch(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.needs_recipe("show_batch")
+
+    def decode_batch(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.needs_recipe("decoding a batch (decode_batch)")
+
+    def decode(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.needs_recipe("decoding a batch (decode)")
+
+    def __repr__(self) -> str:
+        return f"ForeignLoader({self.where}, batches={len(self)}, bs={self.bs}, n_inp={self.n_inp}, device={self.device})"
 
 
 def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single_ok: bool = False,

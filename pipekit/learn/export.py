@@ -83,6 +83,9 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
     inference without the training data."""
     fname = learn.path / fname  # an absolute fname stays as it is
     model = _unwrap(learn.model)
+    refuse_foreign = getattr(learn.dls, "refuse_foreign", None)
+    if refuse_foreign is not None:  # loaders made elsewhere: their own fix comes before the model's
+        refuse_foreign("export")
     spec = arch_spec(model)
     if spec is None:
         raise ExportError(

@@ -33,7 +33,7 @@ from pipekit.learn.callbacks import (
     TerminateOnNaNCallback, TrainEvalCallback,
 )
 from pipekit.learn import distributed, export, inference, schedule, summary
-from pipekit.data.loader import DataLoader
+from pipekit.data.loader import DataLoader, ForeignLoader
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs, sort_callbacks, state_keys, unknown_events
 from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, loss_from_kind
@@ -610,6 +610,8 @@ class Learner:
     def _get_dl(self, ds_idx: int, dl: Loader | None) -> Loader:
         if isinstance(dl, (list, tuple)):  # the book's learn.get_preds(dl=[(x, y)]): batches as they are
             return inference.GivenBatches(dl, self.dls.n_inp)
+        if dl is not None and not isinstance(dl, Loader):  # a torch DataLoader: its batches, on the learner's device
+            return ForeignLoader(dl, n_inp=self.dls.n_inp, device=self.device, where="dl")
         if dl is not None:
             # a training loader (dls.train) drops its last partial batch and shuffles: predictions are for every
             # item, in the dataset's order, as with ds_idx=0 (fastai's get_preds(dl=dls.train) gives them so)
