@@ -132,6 +132,11 @@ def test_a_loaded_learner_asks_for_loaders_before_training(trained):
                  loaded.validate):
         with pytest.raises(DataError, match=r"these DataLoaders hold no data .* learn.dls = <dls built the same way>"):
             call()
+    # what each call asked for is what the message names
+    for call, to in ((loaded.dls.show_batch, "show a batch"), (loaded.dls.one_batch, "take a batch"),
+                     (loaded.validate, "validate"), (lambda: loaded.fit(1, 1e-3), "train")):
+        with pytest.raises(DataError, match=f"predicting needs\\): to {to}, give it loaders first"):
+            call()
     assert len(loaded.dls.test_dl(items).dataset) == len(items)  # predicting needs no loaders
     loaded.dls = learn.dls
     loaded.fit(1, 1e-3)

@@ -761,19 +761,20 @@ class DataLoaders:
     def __len__(self) -> int:
         return len(self.loaders)
 
+    def _holding(self, to: str) -> None:
+        """Refuse ``to`` (what the user asked for, 'train', 'show a batch') on loaders rebuilt from an export."""
+        if not self.loaders:
+            raise DataError(f"these DataLoaders hold no data (a learner loaded with load_learner keeps only what "
+                            f"predicting needs): to {to}, give it loaders first, learn.dls = <dls built the same way>")
+
     @property
     def train(self) -> DataLoader:
-        if not self.loaders:
-            raise DataError("these DataLoaders hold no data (a learner loaded with load_learner keeps only what "
-                            "predicting needs): to train, give it loaders first, learn.dls = <dls built the same way>")
+        self._holding("train")
         return self.loaders[0]
 
     @property
     def valid(self) -> DataLoader:
-        if not self.loaders:
-            raise DataError("these DataLoaders hold no data (a learner loaded with load_learner keeps only what "
-                            "predicting needs): to validate, give it loaders first, learn.dls = <dls built the same "
-                            "way>")
+        self._holding("validate")
         if len(self.loaders) < 2:
             raise AttributeError("these DataLoaders have no validation loader")
         return self.loaders[1]
@@ -906,6 +907,7 @@ class DataLoaders:
         return self.y_block.loss_kind if self.y_block is not None else None
 
     def one_batch(self) -> tuple:
+        self._holding("take a batch")
         return self.train.one_batch()
 
     def refuse_foreign(self, what: str) -> None:
@@ -942,6 +944,8 @@ class DataLoaders:
                    unique: bool = False) -> Any:
         """Draw ``max_n`` decoded items of a training batch (of ``dl`` when given; ``dls.valid.show_batch()``
         too); see :meth:`DataLoader.show_batch`. Returns the PNG path when one was written."""
+        if dl is None:
+            self._holding("show a batch")
         return (dl or self.train).show_batch(max_n=max_n, path=path, nrows=nrows, ncols=ncols, figsize=figsize,
                                              unique=unique)
 
