@@ -12,7 +12,7 @@ import torch
 
 from pipekit.core.errors import ParameterError
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import Interval, check, check_positive_int, is_pandas
+from pipekit.core.validate import Interval, Is, Options, check, check_positive_int, is_pandas
 from pipekit.data.loader import DataLoader
 from pipekit.data.show import show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
@@ -227,8 +227,10 @@ def one_item_source(item: Any, n_inp: int = 1) -> Any:
     return [item]
 
 
-def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
-    """Predict one item (``learn.predict``): ``(decoded, decoded_tensor, probabilities)``.
+def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bool = False) -> tuple[Any, ...]:
+    """Predict one item (``learn.predict``): ``(decoded, decoded_tensor, probabilities)``; with
+    ``with_input=True``, as fastai's, ``(input, decoded, decoded_tensor, probabilities)``, the input as the model
+    read it, decoded (an image as its (H, W, C) pixels, a text as its tokens' text, a table row as its values).
 
     ``decoded`` is what a person reads (a label, a list of labels, a number, points or boxes in pixels of
     the input image); ``decoded_tensor`` the model's decoded output (a class index, one-hot labels, -1..1
@@ -253,16 +255,20 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
     image, an array) is the input itself. Anything else is refused with an error saying what the input
     block takes. Several items: ``learn.get_preds(dl=learn.dls.test_dl(items))``.
     """
+    check("predict", rm_type_tfms=(rm_type_tfms, Is(lambda v: v is None, "None (pipekit reads an item through every "
+                                                     "step of its recipe)")),
+          with_input=(with_input, Options(True, False)))
     source = one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1))
     dl = learn.dls.test_dl(source, with_labels=False)
     if len(dl.dataset) != 1:  # a table's dict of columns ({"userId": [73, 561], ...}) is as many rows
         raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(dl.dataset)}: for several "
                              "use learn.get_preds(dl=learn.dls.test_dl(items))")
-    _, preds, _, dec = get_preds(learn, dl=dl, with_input=True, with_decoded=True)
+    inputs, preds, _, dec = get_preds(learn, dl=dl, with_input=True, with_decoded=True)
     learn._check_scores(preds)
+    shown: tuple[Any, ...] = (_decoded_input(dl, inputs),) if with_input else ()
     y_block = learn.dls.y_block
     if y_block is None:
-        return dec[0], dec[0], preds[0]
+        return *shown, dec[0], dec[0], preds[0]
     ds = dl.dataset
     stores = getattr(ds, "stores", ())[:getattr(ds, "n_inp", 1)]
     size = next((sz for s in stores if (sz := getattr(s, "source_size", lambda i: None)(0)) is not None),
@@ -271,7 +277,15 @@ def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
     decoded = (decode(dec[0], size, geometry=_valid_geometry(dl, stores)) if callable(decode)
                else y_block.decode(dec[0]))
     with_row = getattr(learn.dls.recipe, "prediction_of_row", None)  # a table's: the label shows its row
-    return (with_row(source, decoded) if callable(with_row) else decoded), dec[0], preds[0]
+    return *shown, (with_row(source, decoded) if callable(with_row) else decoded), dec[0], preds[0]
+
+
+def _decoded_input(dl: Any, inputs: Any) -> Any:
+    """The one item's input as ``dl`` decodes a batch (its blocks' decode): one value, or a tuple of the inputs of
+    a model of several."""
+    parts = tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)
+    decoded = dl.decode_batch(parts, max_n=1)[0]
+    return decoded[0] if len(decoded) == 1 else decoded
 
 
 def _valid_geometry(dl: Any, stores: Sequence[Any]) -> np.ndarray | None:
