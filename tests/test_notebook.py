@@ -134,3 +134,43 @@ def test_text_batches_are_tables_in_a_notebook(tmp_path):
             or "<td style='text-align: left;'>negative</td>" in classifier)
     assert classifier.count("<td style='text-align: left;'>") == 6 and len(classifier) > 1000  # whole reviews
     assert "<th>text</th><th>text_</th>" in lm and lm.count("<tr>") == 2, lm[:300]
+
+
+def test_users_matplotlib_calls_after_a_plot_change_that_plot(tmp_path):
+    """In a notebook, a pipekit figure stays open and current until the cell ends, as matplotlib's own plots:
+    ``plt.title`` and drawing on the returned axes change it, and the notebook shows each figure once, with
+    the change, rather than a finished figure and a second, empty one."""
+    setup = (
+        "import warnings\n"
+        "import matplotlib.pyplot as plt, numpy as np, pipekit.datasets as D\n"
+        "from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label\n"
+        "from pipekit.vision import ImageBlock, PILImage, show_image, show_images\n"
+        "files = get_image_files(D.path('mnist_tiny'))[::50]\n"
+        "img = PILImage.create(files[0])\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore')\n"
+        "    dls = DataBlock(blocks=(ImageBlock(cls='L'), CategoryBlock), get_items=lambda p: files,\n"
+        "                    get_y=parent_label, splitter=GrandparentSplitter()).dataloaders(D.path('mnist_tiny'), bs=8)\n"
+    )
+    cells = [
+        "show_image(img); plt.title('t'); print(len(plt.gcf().axes), plt.gca().get_title())",
+        "dls.show_batch(max_n=4)",
+        "axs = show_images([img, img]); axs[0].imshow(np.random.rand(28, 28), alpha=0.5)\n"
+        "print(len(plt.gcf().axes), len(axs[0].images))",
+        "for i in range(3):\n    show_image(img, title=str(i))",
+        "print(len(plt.get_fignums()))",
+    ]
+    nb, client, env = _one_cell(setup, tmp_path)
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    client.execute(env=env)
+    titled, batch, overlaid, loop, after = nb.cells[1:]
+
+    def printed(cell) -> str:
+        return "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream").strip()
+
+    assert printed(titled) == "1 t" and len(_pngs(titled)) == 1, titled.outputs  # the title on the image's axes
+    assert len(_pngs(batch)) == 1 and len(_pngs(batch)[0]) > 2000, batch.outputs
+    assert printed(overlaid) == "2 2" and len(_pngs(overlaid)) == 1, overlaid.outputs  # the overlay on the first
+    assert len(_pngs(loop)) == 3, loop.outputs  # each figure of a loop shown once
+    assert printed(after) == "0" and not _pngs(after)  # shown figures are closed when their cell ends
+    assert not list(tmp_path.rglob("*.png"))

@@ -102,3 +102,29 @@ def test_with_a_screen_figures_are_shown_and_the_users_show_still_works(tmp_path
     assert got["backend_before"] == got["backend_after"] == "module://recording_backend"
     assert got["written"] is None and not (tmp_path / "plots").exists()  # shown, not written
     assert got["extra"] == [1, 1]  # pipekit's batch, then the user's figure, each shown while open
+
+
+def test_headless_user_calls_after_a_plot_act_on_it(tmp_path):
+    # a script's habit: pipekit's plot, then the user's own title and file; then a loop of plots
+    got = run_script(tmp_path, after="""
+        import matplotlib.pyplot as plt
+        n_axes = len(plt.gcf().axes)
+        plt.suptitle("s")
+        plt.savefig("mine.png")
+        suptitle = plt.gcf().get_suptitle()
+        open_after = []
+        for _ in range(10):
+            dls.show_batch(max_n=2)
+            open_after.append(len(plt.get_fignums()))
+        extra = {"n_axes": n_axes, "suptitle": suptitle, "open_after": open_after}
+        """)
+    import numpy as np
+    from PIL import Image
+
+    assert got["extra"]["n_axes"] == 4 and got["extra"]["suptitle"] == "s"  # the batch's figure, not a new one
+    theirs = np.asarray(Image.open(got["written"]).convert("L"), dtype=float)
+    mine = np.asarray(Image.open(tmp_path / "mine.png").convert("L"), dtype=float)
+    # the user's file holds the batch of digits (dark pictures on white), not a blank page with a title
+    assert mine.std() > 0.7 * theirs.std() and (mine < 64).mean() > 0.5 * (theirs < 64).mean()
+    assert got["extra"]["open_after"] == [1] * 10  # each plot closes the one before: no pile of figures
+    assert (tmp_path / "plots" / "show_batch_11.png").exists()  # and each still wrote its own file

@@ -1,10 +1,13 @@
 """Figures go where the user looks: inline in Jupyter and IPython, a window where there is a screen, a PNG
 file where there is neither. pipekit never switches matplotlib's backend: it uses the one matplotlib (or
-the user, or the notebook) chose, and only decides whether to show the figure, save it, or both.
+the user, or the notebook) chose, and only decides whether to show the figure, save it, or both. Outside a
+window, a figure pipekit draws stays open and current after the call, as matplotlib's own plots do, so the
+user's next ``plt.title(...)``, ``plt.savefig(...)`` or drawing on the returned axes acts on it.
 """
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +56,20 @@ def _next_png(name: str) -> Path:
     return plot_dir() / (f"{name}.png" if k == 1 else f"{name}_{k}.png")
 
 
+_KEPT: list[weakref.ref[Any]] = []  # the figure the last headless call left open for the user (at most one)
+
+
 def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str = "figure") -> Path | None:
     """Show ``fig`` (inline in a notebook, in a window with a screen) and write it to ``path`` when one is
     given; with no way to show it, write it to ``path`` or ``plot_dir()/name.png`` (``name_2.png``, ... for the
     next figures of that name, so each call keeps its own file). Returns the PNG written, if any.
+
+    In a notebook the figure is left open and current: the notebook's backend shows it once, when the cell
+    ends, with whatever the user's next lines added (``plt.title``, ``ax.imshow`` on the returned axes), as
+    matplotlib's own plots. Headless, the PNG is written now and the figure too is left open and current, so
+    ``plt.savefig('mine.png')`` right after saves it again with the user's changes; only the last one stays
+    open (the next pipekit figure closes it), so a loop of plots does not pile figures up. In a window it is
+    shown (``plt.show()``) and closed.
 
     >>> plt = get_pyplot(); fig, ax = plt.subplots(); _ = ax.plot([0, 1])
     >>> savefig_or_show(fig, "/tmp/pipekit_doctest.png").name
@@ -69,13 +82,24 @@ def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str =
         out = Path(path) if path is not None else _next_png(name)
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=100, bbox_inches="tight")
-    if mode == "inline":
-        from IPython.display import display
-
-        display(fig)
-    elif mode == "window":
+    manager = fig.canvas.manager
+    managed = manager is not None and plt.fignum_exists(manager.num)
+    if mode == "window":
         plt.show()
-    plt.close(fig)
+        plt.close(fig)
+    elif not managed:  # a figure pyplot does not hold: no backend will show it later
+        if mode == "inline":
+            from IPython.display import display
+
+            display(fig)
+    elif mode == "file":
+        previous = _KEPT[0]() if _KEPT else None
+        if previous is not None and previous is not fig:
+            plt.close(previous)
+        _KEPT[:] = [weakref.ref(fig)]
+        plt.figure(fig)
+    else:
+        plt.figure(fig)
     return out
 
 
