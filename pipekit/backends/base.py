@@ -470,6 +470,28 @@ class Contributions:
     space: str  # "probability", "raw_score" or "value"
     classes: np.ndarray | None = None
 
+    def __repr__(self) -> str:
+        # a summary, not the arrays (rows x features x classes numbers): the first rows' largest terms, the
+        # class shown being the one ``frame`` shows by default (the last, the positive one of two)
+        n, n_features = self.values.shape[:2]
+        labels = [] if self.classes is None else np.asarray(self.classes).tolist()
+        shown = repr(labels) if len(labels) <= 10 else f"[{', '.join(map(repr, labels[:10]))}, ...]"
+        kind = f"{len(labels)} classes {shown}" if labels else "regression"
+        lines = [f"Contributions({n} rows x {n_features} features, {self.space}, {kind})"]
+        cls = f" of {labels[-1]!r}" if labels else ""
+        show, terms = 3, 3
+        for row in range(min(n, show)):
+            top = self.frame(row).head(terms)
+            bias, pred = (np.asarray(a[row], dtype=np.float64).reshape(-1)[-1] for a in (self.bias, self.prediction))
+            largest = ", ".join(f"{f} {c:+.4g}" for f, c in top.iter_rows())
+            more = ", ..." if n_features > len(top) else ""
+            lines.append(f"  row {row}: {self.space}{cls} {pred:.4g} = bias {bias:.4g} + {n_features} terms, largest "
+                         f"{largest}{more}")
+        if n > show:
+            lines.append(f"  ... {n - show} more rows")
+        lines.append("  .frame(row) lists a row's contributions, largest first")
+        return "\n".join(lines)
+
     def frame(self, row: int, cls: Any = None) -> pl.DataFrame:
         """Contributions of one row as a frame (feature, contribution) sorted by magnitude; ``cls``: the class
         label whose contributions to show (None: the last class, the positive one of two)."""

@@ -261,9 +261,13 @@ def show_text_table(columns: dict[str, list[str]], max_chars: int = 1000) -> Non
 
 
 def show_table(frame: Any, path: str | os.PathLike | None = None, name: str = "table") -> Path | None:
-    """Show a table (a Polars DataFrame) where the user looks: in a notebook as a table (its HTML display), in a
-    script printed, and drawn as a figure that goes where :func:`savefig_or_show` sends figures (a PNG when
-    nothing can show it). ``path`` writes the PNG in any case. Returns the PNG written, if any.
+    """Show a table (a Polars DataFrame) where the user looks: in a notebook as a table (HTML, and the printed
+    table as its plain text), in a script printed, and drawn as a figure that goes where :func:`savefig_or_show`
+    sends figures (a PNG when nothing can show it). ``path`` writes the PNG in any case. Returns the PNG written,
+    if any.
+
+    As a pandas DataFrame shows, text is shown without quotes and with no row of column types, and a text column
+    holding only numbers written out (a rating decoded as "4.5") is shown as numbers.
 
     >>> import polars as pl
     >>> show_table(pl.DataFrame({"age": [49.0], "salary": [">=50k"]}), "/tmp/pipekit_table.png").name  # doctest: +ELLIPSIS
@@ -271,12 +275,14 @@ def show_table(frame: Any, path: str | os.PathLike | None = None, name: str = "t
     ...
     'pipekit_table.png'
     """
-    import polars as pl
-
+    frame = _as_numbers(frame)
     if plot_mode() == "inline":
         from IPython.display import display
 
-        display(frame)
+        from pipekit.data.progress import Shown, html_table
+
+        rows = [["" if v is None else str(v) for v in row] for row in frame.iter_rows()]
+        display(Shown(html_table(list(frame.columns), rows), _table_text(frame)))
         if path is None:
             return None
         out = Path(path)
@@ -285,8 +291,37 @@ def show_table(frame: Any, path: str | os.PathLike | None = None, name: str = "t
         fig.savefig(out, dpi=100, bbox_inches="tight")
         get_pyplot().close(fig)
         return out
+    print(_table_text(frame))
+    return savefig_or_show(_table_figure(frame), path, name=name)
+
+
+#: numbers as a value written as text reads (no leading zeros, which an identifier such as "007" keeps)
+_INT_TEXT = r"^-?(0|[1-9][0-9]{0,17})$"
+_FLOAT_TEXT = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^(nan|-?inf)$"
+
+
+def _as_numbers(frame: Any) -> Any:
+    """``frame`` with each text column that holds only numbers written out (a target or prediction decoded as
+    text: "4", "4.5") as integers, or floats when any of them is not whole; other columns as they are."""
+    import polars as pl
+
+    cast = []
+    for name, dtype in frame.schema.items():
+        values = frame[name].drop_nulls() if dtype == pl.String else None
+        if values is None or not len(values):
+            continue
+        if values.str.contains(_INT_TEXT).all():
+            cast.append(pl.col(name).cast(pl.Int64))
+        elif values.str.contains(_FLOAT_TEXT).all() and not values.str.contains(r"^(nan|-?inf)$").all():
+            cast.append(pl.col(name).cast(pl.Float64))
+    return frame.with_columns(cast) if cast else frame
+
+
+def _table_text(frame: Any) -> str:
+    """``frame`` printed whole, without its shape or column types."""
+    import polars as pl
+
     with pl.Config(tbl_cols=-1, tbl_rows=-1, tbl_width_chars=250, fmt_str_lengths=40, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True, tbl_hide_dtype_separator=True):
-        print(frame)
-    return savefig_or_show(_table_figure(frame), path, name=name)
+        return str(frame)
 

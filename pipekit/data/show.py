@@ -69,7 +69,7 @@ def title_chars(cell_inches: float) -> int:
     return int(cell_inches * 72 / (0.62 * points))
 
 
-def _table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None) -> Any:
+def rows_table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None) -> Any:
     """Decoded rows of table data as one frame: the input columns, then the target under its column's name
     (``column_name`` of its block; ``target`` when unknown) and, with ``preds``, the prediction (``<name>_pred``)."""
     import polars as pl
@@ -171,7 +171,7 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     if not blocks:
         rows, blocks, preds = blockless_rows(rows, n_inp, preds, name)
     if blocks[:n_inp] and all(b.table_columns for b in blocks[:n_inp]):
-        return show_table(_table(rows, blocks, n_inp, preds), path, name=name)
+        return show_table(rows_table(rows, blocks, n_inp, preds), path, name=name)
     if path is None and blocks[:n_inp] and all(getattr(b, "shows_text", False) for b in blocks[:n_inp]) \
             and plot_mode() == "inline":  # texts in a notebook: a table, as fastai shows them, not a picture
         names = [getattr(b, "column_name", None) or ("category" if j == 0 else f"target_{j}")

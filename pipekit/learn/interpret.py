@@ -19,8 +19,8 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
-from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, tensor_image
-from pipekit.data.show import title_chars, title_text
+from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
+from pipekit.data.show import rows_table, title_chars, title_text
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -60,6 +60,10 @@ class Interpretation:
                              "(use dls.test_dl(items, with_labels=True))")
         if cls is Interpretation and _classifies(learn):  # fastai's Interpretation.from_learner on a classifier
             cls = ClassificationInterpretation
+        if decoded.shape == preds.shape and preds.ndim == targs.ndim + 1 and not targs.is_floating_point():
+            # a loss that decodes nothing (torch's nn.CrossEntropyLoss): one score per class, on dim 1 as the loss
+            # takes them (an image's pixels too), and a class index per target: the decoded class is the largest
+            decoded = preds.argmax(1)
         return cls(learn, dl, inputs, preds, targs, decoded, losses)
 
     def top_losses(self, k: int | None = None, largest: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,8 +88,16 @@ class Interpretation:
                         figsize: tuple[float, float] | None = None) -> Path | None:
         """The items with the largest losses, each titled with its loss (and, for a classifier, predicted / actual
         / probability: see :class:`ClassificationInterpretation`), in ``nrows`` x ``ncols`` (either one; the book's
-        ``plot_top_losses(5, nrows=1)``) of ``figsize``; inline in a notebook, PNG when headless."""
+        ``plot_top_losses(5, nrows=1)``) of ``figsize``; inline in a notebook, PNG when headless.
+
+        Rows of a table (tabular and collaborative-filtering loaders) are shown as ``learn.show_results`` shows
+        them: a table of the decoded rows, a column per input column, then the target, the prediction, the
+        ``loss`` and (a single-label classifier) the ``probability`` of the prediction, in loss order (``nrows``,
+        ``ncols`` and ``figsize`` shape grids of pictures only)."""
         losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
+        table = self._table_loader()
+        if table is not None:
+            return self._show_top_rows(table, losses, idxs, path)
         plt = get_pyplot()
         nrows, ncols = grid_shape(max(1, len(idxs)), nrows, ncols)
         size = figsize or (3 * ncols, 3 * nrows)
@@ -97,6 +109,37 @@ class Interpretation:
             self._show_input(ax, i, title_text([self._title(i, loss)], width))
         fig.suptitle(self._suptitle())
         return savefig_or_show(fig, path, name="top_losses")
+
+    def _table_loader(self) -> DataLoader | None:
+        """The loader when its items are rows of a table (every input's block decodes to columns,
+        ``table_columns``), else None."""
+        if not isinstance(self.dl, DataLoader):
+            return None
+        blocks, n_inp = self.dl.blocks or self.learn.dls.blocks, self.dl.n_inp
+        rows = bool(blocks[:n_inp]) and all(getattr(b, "table_columns", False) for b in blocks[:n_inp])
+        return self.dl if rows else None
+
+    def _extra_columns(self, losses: torch.Tensor, idxs: torch.Tensor) -> dict[str, list[float]]:
+        """The columns after the prediction in a table of top losses."""
+        return {"loss": [round(v, 4) for v in losses.tolist()]}
+
+    def _show_top_rows(self, dl: DataLoader, losses: torch.Tensor, idxs: torch.Tensor,
+                       path: str | os.PathLike | None) -> Path | None:
+        # the rows decoded and tabled as show_results tables them, with the loss columns after the prediction
+        import polars as pl
+
+        blocks, n_inp = dl.blocks or self.learn.dls.blocks, dl.n_inp
+        inputs = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
+        targs = self.targs if isinstance(self.targs, tuple) else (self.targs,)
+        batch = (*(x[idxs] for x in inputs[:n_inp]), *(t[idxs] for t in targs))
+        dec = self.decoded[idxs]
+        dec = dec.float() if dec.is_floating_point() else dec
+        y_block = blocks[n_inp] if len(blocks) > n_inp else None
+        preds = [y_block.decode(d) if y_block is not None else d for d in dec]
+        frame = rows_table(dl.decode_batch(batch), blocks, n_inp, preds)
+        frame = frame.with_columns(**{name: pl.Series(name, values, dtype=pl.Float64)
+                                      for name, values in self._extra_columns(losses, idxs).items()})
+        return show_table(frame, path, name="top_losses")
 
     def _show_input(self, ax: Any, i: int, title: str) -> None:
         # one input: a tensor, or a list of rows when batches differ in length (padded texts); several: a tuple
@@ -225,6 +268,14 @@ class ClassificationInterpretation(Interpretation):
         v = self.vocab
         actual, predicted = int(self.targs[i]), int(self.decoded[i])
         return f"{v[predicted]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, predicted]):.2f}"
+
+    def _extra_columns(self, losses: torch.Tensor, idxs: torch.Tensor) -> dict[str, list[float]]:
+        # a single-label classifier's confidence in its prediction, as its titles give it
+        columns = super()._extra_columns(losses, idxs)
+        if not (self.multi_label or self.per_pixel):
+            probs = self.preds[idxs].gather(1, self.decoded[idxs].long().reshape(-1, 1)).reshape(-1)
+            columns["probability"] = [round(v, 4) for v in probs.float().tolist()]
+        return columns
 
     def _suptitle(self) -> str:
         return "pixels right / loss" if self.per_pixel else \
