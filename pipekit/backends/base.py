@@ -139,12 +139,30 @@ class Model(Component):
     def score(self, data: Any, metric: Any = None) -> float:
         """``metric`` (a name such as "accuracy", "log_loss", "rmse", "r2", or a Metric; default the model's
         ``metric``, else accuracy / rmse) of the predictions on a labelled split."""
-        d = self._prepare(data)
-        if d.y is None:
-            raise DataError("score needs a labelled split (with ys): a processed split of the Tabular (tab.valid, "
-                            "tab.new(df)), or for an ensemble's raw rows with the target, ens.process(df)")
+        d = self._labelled(data, "score")
         m = get_metric(self.metric if metric is None else metric, self.task)
         return m.score(self.encode_y(d.y), self._predict(d))
+
+    def _labelled(self, data: Any, what: str) -> TabularData:
+        """``data`` prepared for this model (``_prepare``), refused unless it holds targets: ``what`` (score, an
+        ensemble's report) compares the predictions with them."""
+        d = self._prepare(data)
+        if d.y is None:
+            raise DataError(f"{what} needs a labelled split (with ys): a processed split of the Tabular (tab.valid, "
+                            "tab.new(df)), or for an ensemble's raw rows with the target, ens.process(df)")
+        return d
+
+    def __sklearn_tags__(self) -> Any:
+        """Refused, naming the wrappers: scikit-learn asks for an estimator's tags as its tools take it
+        (``cross_val_score``, ``GridSearchCV``, ``check_is_fitted``), and a pipekit model fits on the splits of a
+        Tabular, not on ``X, y``. ``sklearn.base.clone`` does not ask (it calls ``__sklearn_clone__``), so it still
+        copies a model, and ``TabularClassifier(model)`` in those tools is scikit-learn's estimator around it."""
+        name = type(self).__name__
+        wrapper = "TabularRegressor" if self.task == "regression" else "TabularClassifier"
+        raise ParameterError(f"{name} is a pipekit model, not a scikit-learn estimator: its fit takes the splits of a "
+                             "Tabular (tab.train, tab.valid), not X and y. For scikit-learn's tools "
+                             f"(cross_val_score, GridSearchCV, Pipeline), wrap it in {wrapper} (pipekit.sklearn), "
+                             f"whose fit takes X and y: cross_val_score({wrapper}({name}(...)), X, y)")
 
     def feature_importance(self) -> pl.DataFrame:
         raise NotImplementedError(f"{type(self).__name__} has no built-in feature importance; "
@@ -222,14 +240,20 @@ def check_valid_split(model: Any, valid: Any) -> None:
     if valid is None or isinstance(valid, (TabularData, ProcessedSplit, pl.DataFrame)) or (
             is_pandas(valid, "DataFrame")):
         return
-    n = len(valid) if hasattr(valid, "__len__") else None
-    what = f"a {type(valid).__module__.split('.')[0]}.{type(valid).__name__}".replace("builtins.", "")
+    raise not_a_split(model, valid)
+
+
+def not_a_split(model: Any, value: Any, signature: str = "train, valid=None", given: str = "valid") -> ParameterError:
+    """The error for ``value``, given to ``model.fit`` as its argument ``given`` where ``fit(signature)`` takes no
+    targets: ``fit(xs, y)``, a scikit-learn habit; it says how to fit on inputs and targets."""
+    n = len(value) if hasattr(value, "__len__") else None
+    what = f"a {type(value).__module__.split('.')[0]}.{type(value).__name__}".replace("builtins.", "")
     name = type(model).__name__
-    raise ParameterError(f"{name}.fit(train, valid=None) takes splits (tab.train, tab.valid from a Tabular, or "
-                         f"as_data(xs, y=y)), and valid got {what}{'' if n is None else f' of {n} values'}, not a "
-                         "split: to fit on inputs xs and targets y, pass model.fit(as_data(xs, y=y)) "
-                         "(pipekit.backends.as_data), or use the scikit-learn wrappers TabularClassifier / "
-                         "TabularRegressor (pipekit.sklearn), whose fit takes X and y")
+    return ParameterError(f"{name}.fit({signature}) takes splits (tab.train, tab.valid from a Tabular, or "
+                          f"as_data(xs, y=y)), and {given} got {what}{'' if n is None else f' of {n} values'}, not a "
+                          "split: to fit on inputs xs and targets y, pass model.fit(as_data(xs, y=y)) "
+                          "(pipekit.backends.as_data), or use the scikit-learn wrappers TabularClassifier / "
+                          "TabularRegressor (pipekit.sklearn), whose fit takes X and y")
 
 
 #: a fitted model's ``procs_signature_``: the signature of the procs of the Tabular it was fitted on, or None when

@@ -7,6 +7,7 @@ and loading rebuilds them through ``Component.from_record`` like any other model
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -48,17 +49,46 @@ def not_a_member(m: Any, label: str) -> ParameterError:
 
 
 def as_member_list(members: Any) -> list:
-    """Members as a list; a dict ``{name: model}`` names its models for reports and error messages (and errors
-    name a member by its key: ``member 'net'``)."""
+    """Members as a list; a dict ``{name: model}`` names its models for reports, files and error messages (and
+    errors name a member by its key: ``member 'net'``). The caller's models keep their own names: a model whose
+    name is not its key (or given twice) joins as a copy (:func:`named_copy`) named by the key, so another
+    ensemble built from the same model names its own copy, as scikit-learn's VotingClassifier leaves its
+    estimators alone."""
     if isinstance(members, dict):
+        out: list = []
         for name, m in members.items():
             if not isinstance(m, Member) and not (hasattr(m, "predict") and hasattr(m, "task")):
                 raise not_a_member(m, repr(str(name)))
-            m.name = str(name)
-        return list(members.values())
+            if m.name != str(name) or any(m is o for o in out):
+                m = named_copy(m, str(name))
+            out.append(m)
+        return out
     if isinstance(members, (str, bytes)) or not isinstance(members, Sequence):
         raise ParameterError("members must be a non-empty list of models or a dict {name: model}")
     return list(members)
+
+
+def named_copy(m: Any, name: str) -> Any:
+    """A shallow copy of the model ``m`` named ``name``: it shares what ``m`` learned (trees, boosters, arrays, the
+    fitted procs; a big forest is not held twice), and its parameters that are components (a bagged model's
+    ``model``, a nested ensemble's ``members``) are such copies too, so setting a parameter through the ensemble
+    (``ens.set_params(rf__n_estimators=50)``) leaves ``m`` as it was. A model refitted after the ensemble was built
+    is refitted alone: the copy keeps what it had learned."""
+    c = _shallow_copy(m)
+    c.name = name
+    return c
+
+
+def _shallow_copy(m: Any) -> Any:
+    """``copy.copy(m)``, with the components among its parameters (alone or in a list) copied the same way."""
+    c = copy.copy(m)
+    if isinstance(m, Component):
+        for k, v in m.get_params(deep=False).items():
+            if isinstance(v, Component):
+                setattr(c, m.param_attrs.get(k, k), _shallow_copy(v))
+            elif isinstance(v, list) and any(isinstance(x, Component) for x in v):
+                setattr(c, m.param_attrs.get(k, k), [_shallow_copy(x) if isinstance(x, Component) else x for x in v])
+    return c
 
 
 def check_members(members: Sequence[Any], check_columns: bool = True, fitted: bool | None = None) -> tuple[str, Any]:
@@ -370,7 +400,7 @@ class Ensemble(KeepsProcessor, Model):
                                      "no validation scores (a report is not written to files: a loaded ensemble "
                                      "has none)")
         else:
-            frame = self._scores(self._prepare(data), metric)
+            frame = self._scores(self._labelled(data, "report"), metric)
         return frame
 
     def print_report(self, data: Any = None, metric: Any = None) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pipekit.backends.base import not_a_split
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Options
@@ -63,11 +64,13 @@ class MeanEnsemble(Ensemble):
         w = np.ones(len(self.members)) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
         return w / w.sum()
 
-    def fit(self, data: Any = None) -> MeanEnsemble:
-        """Optional: score the members and the average on ``data`` into ``report_``."""
+    def fit(self, data: Any = None, y: Any = None) -> MeanEnsemble:
+        """Optional: score the members and the average on the labelled split ``data`` into ``report_``. ``y`` is
+        refused: the targets are in the split (``fit(as_data(xs, y=y))`` for a frame and its targets)."""
+        if y is not None:
+            raise not_a_split(self, y, "data=None", "y")
         if data is not None:
-            self.check_is_fitted()
-            d = self._data(data)
+            d = self._labelled(data, "fit")
             self._remember_procs(d)
             self.report_ = self._scores(d)
         return self

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.backends.base import POSITIVE_INT, TIME_LIMIT
+from pipekit.backends.base import POSITIVE_INT, TIME_LIMIT, not_a_split
 from pipekit.backends.data import encode_y
 from pipekit.core.errors import DataError, ExportError
 from pipekit.core.validate import Options
@@ -57,10 +57,13 @@ class WeightedEnsemble(Ensemble):
         self.time_limit = time_limit
         self.check_params()
 
-    def fit(self, data: Any = None) -> WeightedEnsemble:
+    def fit(self, data: Any = None, y: Any = None) -> WeightedEnsemble:
         """Select weights on the labelled split ``data``. With bagged members (``BaggedModel``) the weights are
         selected on their out-of-fold predictions when ``data`` is None or the rows they were fitted on, so
-        no validation row chooses anything; ``selected_on_`` says which ("out_of_fold" or "data")."""
+        no validation row chooses anything; ``selected_on_`` says which ("out_of_fold" or "data"). ``y`` is
+        refused: the targets are in the split (``fit(as_data(xs, y=y))`` for a frame and its targets)."""
+        if y is not None:
+            raise not_a_split(self, y, "data=None", "y")
         d = None if data is None else self._data(data)
         oof = training_predictions(self.members, self.classes_, d)  # None: d holds rows no member was fitted on
         preds, y = oof if oof is not None or d is None else (member_predictions(self.members, d, self.task,  # type: ignore[misc]
