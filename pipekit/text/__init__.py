@@ -17,14 +17,16 @@ from pipekit.text.numericalize import Numericalize, check_vocab
 from pipekit.text.rules import (coll_repr, defaults, fix_html, lowercase, replace_all_caps, replace_maj, replace_rep,
                                 replace_wrep, split_pieces)
 from pipekit.text.store import TextStore
-from pipekit.text.tokenize import SPECIAL_TOKENS, TokenizedTexts, Tokenizer, decode_words, read_text_file
+from pipekit.text.tokenize import (SPECIAL_TOKENS, TokenizedTexts, Tokenizer, decode_words, read_text_file,
+                                   tokenize_df, tokenize_texts)
 
 __all__ = ["AWD_LSTM", "HFTokenizer", "LMDataLoader", "LMLearner", "LinearDecoder", "ModelResetter", "Numericalize",
            "PoolingLinearClassifier", "RNNRegularizer", "SPECIAL_TOKENS", "SentenceEncoder", "SequentialRNN",
            "SortedDataLoader", "SubwordTokenizer", "TextBlock", "TextDataLoaders", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
            "awd_lstm_clas_config", "awd_lstm_lm_config",
            "decode_words", "get_language_model", "get_text_classifier", "language_model_learner",
-           "match_embeddings", "read_text_file", "text_classifier_learner", "WordTokenizer",
+           "match_embeddings", "read_text_file", "text_classifier_learner", "tokenize_df", "tokenize_texts",
+           "WordTokenizer",
            # the book's rules one function each (defaults.text_proc_rules), and coll_repr to print tokens
            "coll_repr", "defaults", "fix_html", "lowercase", "replace_all_caps", "replace_maj", "replace_rep",
            "replace_wrep", "split_pieces"]

@@ -22,14 +22,16 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
-from pipekit.core.errors import DataError
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.component import param_names
+from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import Interval, Is, Options, check, unknown_names
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.cache import cache_folder
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
 from pipekit.text.store import TextStore, cache_key, load_cached, save_cached
-from pipekit.text.tokenize import FLD, PAD, Tokenizer, as_text_series, read_text_file
+from pipekit.text.tokenize import (FLD, PAD, Tokenizer, as_text_series, check_table_args, read_text_file,
+                                   tokenizer_for)
 
 
 def _names_file(value: str | None) -> bool:
@@ -45,6 +47,32 @@ def _names_file(value: str | None) -> bool:
 
 
 _GIVE_FILE = "give an existing text file, or the text itself as a str"
+
+
+def check_forwards(who: str, backwards: Any) -> None:
+    """Refuse fastai's ``backwards=True``: pipekit's text loaders and AWD-LSTM models read texts forwards only."""
+    check(who, backwards=(backwards, Is(lambda v: isinstance(v, bool), "True or False")))
+    if backwards:
+        raise ParameterError(f"{who}: backwards=True (a model reading texts from the end) is not supported: pipekit's "
+                             "text loaders read texts forwards; leave backwards out")
+
+
+def _fastai_block_args(who: str, kwargs: dict[str, Any], backwards: Any, rules: Any, n_workers: Any) -> dict[str, Any]:
+    """``kwargs`` for :class:`TextBlock` from fastai's ``TextBlock.from_df``/``from_folder`` arguments: ``backwards``
+    refused when True, ``rules`` made part of the tokenizer (:func:`~pipekit.text.tokenize.tokenizer_for`),
+    ``n_workers`` checked and dropped (:func:`~pipekit.text.tokenize.check_table_args` says why); a keyword
+    TextBlock does not take is refused, naming the close ones."""
+    check_forwards(who, backwards)
+    check_table_args(who, None, n_workers=n_workers)
+    own = [p for p in param_names(TextBlock) if p not in ("read_files", "text_cols")]
+    unknown = [k for k in kwargs if k not in own]
+    if unknown:
+        fastai = ["is_lm", "seq_len", "backwards", "min_freq", "max_vocab", "rules", "n_workers"]
+        raise ParameterError(f"{who}: unknown argument(s) {unknown}; "
+                             f"{unknown_names(unknown, sorted(set(own) | set(fastai)), 'arguments')}")
+    if rules is not None:
+        kwargs["tok"] = tokenizer_for(kwargs.get("tok"), rules, who)
+    return kwargs
 
 
 class TextBlock(TransformBlock):
@@ -113,12 +141,24 @@ class TextBlock(TransformBlock):
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_df(cls, text_cols: str | Sequence[str] = "text", vocab: Sequence[str] | None = None,
-                **kwargs: Any) -> TextBlock:
+                is_lm: bool = False, seq_len: int = 72, backwards: bool = False, min_freq: int = 3,
+                max_vocab: int = 60000, *, rules: Any = None, mark_fields: bool | None = None,
+                n_workers: int | None = None, tok_text_col: str = "text", **kwargs: Any) -> TextBlock:
         """A block for text column(s) of a table (``kwargs`` are TextBlock's); with several columns (read
-        with ``ColReader([...])``), each text is ``xxfld 1 <first> xxfld 2 <second> ...``."""
+        with ``ColReader([...])``), each text is ``xxfld 1 <first> xxfld 2 <second> ...``.
+
+        fastai's arguments, in its order: ``backwards=True`` is refused (pipekit reads texts forwards); ``rules``
+        (None or the book's list: the book's rules; False: none) goes to the tokenizer; ``n_workers`` has no
+        effect, as pipekit tokenizes a corpus in one process with no workers to count; ``mark_fields`` and
+        ``tok_text_col`` are taken at what pipekit does (xxfld markers only between several columns; tokens kept
+        out of the table) and refused otherwise (:func:`~pipekit.text.tokenize.check_table_args`).
+        """
         check("TextBlock.from_df", text_cols=(text_cols, Is(lambda c: isinstance(c, str) or bool(c) and all(
             isinstance(n, str) for n in c), "a column name or a list of names")))
-        return cls(vocab=vocab, text_cols=text_cols, **kwargs)
+        check_table_args("TextBlock.from_df", text_cols, mark_fields=mark_fields, tok_text_col=tok_text_col)
+        kwargs = _fastai_block_args("TextBlock.from_df", kwargs, backwards, rules, n_workers)
+        return cls(vocab=vocab, is_lm=is_lm, seq_len=seq_len, min_freq=min_freq, max_vocab=max_vocab,
+                   text_cols=text_cols, **kwargs)
 
     def default_getter(self) -> Any:
         """The getter a DataBlock uses for this block when it is given none: the ``text_cols`` it was made for."""
@@ -128,12 +168,17 @@ class TextBlock(TransformBlock):
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike | None = None, vocab: Sequence[str] | None = None,
+                    is_lm: bool = False, seq_len: int = 72, backwards: bool = False, min_freq: int = 3,
+                    max_vocab: int = 60000, *, rules: Any = None, n_workers: int | None = None,
                     **kwargs: Any) -> TextBlock:
         """A block whose values are paths of text files (``get_items=get_text_files``; ``kwargs`` are
-        TextBlock's, e.g. ``encoding``, ``errors``)."""
+        TextBlock's, e.g. ``encoding``, ``errors``). fastai's ``backwards``, ``rules`` and ``n_workers`` as
+        :meth:`from_df` takes them."""
+        kwargs = _fastai_block_args("TextBlock.from_folder", kwargs, backwards, rules, n_workers)
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"TextBlock.from_folder: {path} does not exist")
-        return cls(vocab=vocab, read_files=True, **kwargs)
+        return cls(vocab=vocab, is_lm=is_lm, seq_len=seq_len, min_freq=min_freq, max_vocab=max_vocab,
+                   read_files=True, **kwargs)
 
     # ------------------------------------------------------------------ raw values -> texts
     def new_paths(self, raw: pl.Series) -> pl.Series:

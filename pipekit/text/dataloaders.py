@@ -14,21 +14,23 @@ and ``cache_dir`` go to the ``TextBlock``.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, check
+from pipekit.core.validate import Interval, check, is_pandas, unknown_names
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, GrandparentSplitter,
                           MultiCategoryBlock, RandomSplitter, get_text_files, parent_label)
 from pipekit.data.getters import check_split_folders
 from pipekit.data.items import read_csv_table, table_column, to_items
-from pipekit.text.blocks import TextBlock
-from pipekit.text.tokenize import Tokenizer
+from pipekit.text.blocks import TextBlock, check_forwards
+from pipekit.text.tokenize import Tokenizer, check_table_args
 
 __all__ = ["TextDataLoaders"]
 
@@ -58,6 +60,31 @@ def _check_not_continuous(frame: pl.DataFrame, label: str) -> None:
                         f"y_block=CategoryBlock to treat each value as a class")
 
 
+#: what DataBlock.dataloaders takes that a factory does not fill in itself: the keywords its ``**kwargs`` pass on
+_LOADER_ARGS = [p for p in inspect.signature(DataBlock.dataloaders).parameters
+                if p not in ("self", "source", "seed", "path", "seq_len")]
+
+
+def _own_args(factory: Callable[..., Any]) -> list[str]:
+    return [p.name for p in inspect.signature(factory).parameters.values() if p.kind is not p.VAR_KEYWORD]
+
+
+def _check_loader_kwargs(who: str, kwargs: dict[str, Any], own: list[str]) -> None:
+    """Refuse a keyword that neither the factory (``own``) nor ``DataBlock.dataloaders`` takes, in the factory's
+    name, with the names it may have meant."""
+    unknown = [k for k in kwargs if k not in _LOADER_ARGS and k not in own]
+    if unknown:
+        raise ParameterError(f"{who}: unknown argument(s) {unknown}; "
+                             f"{unknown_names(unknown, [*own, *_LOADER_ARGS], 'arguments', limit=60)}")
+
+
+def _tok_or_tok_tfm(who: str, tok: Tokenizer | None, tok_tfm: Tokenizer | None) -> Tokenizer | None:
+    """The tokenizer given as pipekit's ``tok`` or as fastai's ``tok_tfm``; both at once is refused."""
+    if tok is not None and tok_tfm is not None:
+        raise ParameterError(f"{who}: tok and tok_tfm are the same argument (tok_tfm is fastai's name of it); give one")
+    return tok if tok_tfm is None else tok_tfm
+
+
 class TextDataLoaders:
     """The book's text data in one call; every factory returns pipekit ``DataLoaders``.
 
@@ -69,7 +96,8 @@ class TextDataLoaders:
     @staticmethod
     def from_folder(source: str | os.PathLike | None = None, /, train: str = "train", valid: str = "valid",
                     valid_pct: float | None = None, seed: int | None = None, vocab: Sequence[str] | None = None,
-                    text_vocab: Sequence[str] | None = None, is_lm: bool = False, seq_len: int = 72,
+                    text_vocab: Sequence[str] | None = None, is_lm: bool = False, tok_tfm: Tokenizer | None = None,
+                    seq_len: int = 72, splitter: Any = None, backwards: bool = False,
                     tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, max_len: int | None = None,
                     cache_dir: Any = None, encoding: str = "utf-8", errors: str = "strict",
                     path: str | os.PathLike | None = None, **kwargs: Any) -> DataLoaders:
@@ -89,17 +117,31 @@ class TextDataLoaders:
         TextBlock with ``is_lm``), ``get_items=get_text_files`` (in ``train`` and ``valid`` without
         ``valid_pct``), ``get_y=parent_label``, ``splitter=GrandparentSplitter(train, valid)`` or
         ``RandomSplitter(valid_pct, seed)``. A model trained on it predicts a raw string as well as a file.
+
+        fastai's arguments, in its order: ``tok_tfm`` is fastai's name of ``tok``; ``splitter`` replaces the
+        splitter above, over the same files (those in ``train`` and ``valid``, or with ``valid_pct`` every text
+        file), and, where ``source`` has neither folder, over every text file under it
+        (``from_folder(path/'train', splitter=RandomSplitter(0.2))``); ``backwards=True`` is refused (pipekit reads
+        texts forwards). Any other keyword is refused, naming the close ones.
         """
-        check("TextDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE))
+        who = "TextDataLoaders.from_folder"
+        _check_loader_kwargs(who, kwargs, _own_args(TextDataLoaders.from_folder))
+        check(who, valid_pct=(valid_pct, _PCT_OR_NONE))
+        check_forwards(who, backwards)
+        tok = _tok_or_tok_tfm(who, tok, tok_tfm)
         if source is None:  # from_folder(path=...): the folder of the texts, dls.path left at its default
             if path is None:
                 raise ParameterError("TextDataLoaders.from_folder: give the folder of the texts, "
                                      "TextDataLoaders.from_folder(path, valid='test')")
             source, path = path, None
-        if valid_pct is None:
+        get_items: Callable[..., Any]
+        if splitter is not None:  # fastai's: the splitter given, over the files the factory reads
+            split_folders = valid_pct is None and any((Path(source) / n).is_dir() for n in (train, valid))
+            get_items = partial(get_text_files, folders=[train, valid]) if split_folders else get_text_files
+        elif valid_pct is None:
             check_split_folders(source, train, valid, "TextDataLoaders.from_folder")
-            splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid)
-            get_items: Callable[..., Any] = partial(get_text_files, folders=[train, valid])
+            splitter = GrandparentSplitter(train_name=train, valid_name=valid)
+            get_items = partial(get_text_files, folders=[train, valid])
         else:
             splitter, get_items = RandomSplitter(valid_pct, seed=seed), get_text_files
         text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, max_len, cache_dir, read_files=True,
@@ -112,7 +154,8 @@ class TextDataLoaders:
     def from_df(df: Any, path: str | os.PathLike = ".", valid_pct: float = 0.2, seed: int | None = None,
                 text_col: int | str | Sequence[int | str] = 0, label_col: int | str = 1,
                 label_delim: str | None = None, y_block: Any = None, text_vocab: Sequence[str] | None = None,
-                is_lm: bool = False, valid_col: int | str | None = None, seq_len: int = 72,
+                is_lm: bool = False, valid_col: int | str | None = None, tok_tfm: Tokenizer | None = None,
+                tok_text_col: str = "text", seq_len: int = 72, backwards: bool = False,
                 tok: Tokenizer | None = None, min_freq: int = 3, max_vocab: int = 60000, max_len: int | None = None,
                 cache_dir: Any = None, **kwargs: Any) -> DataLoaders:
         """A table (Polars or pandas) with the text in ``text_col`` (several columns are joined with
@@ -124,6 +167,10 @@ class TextDataLoaders:
         ``splitter=ColSplitter(valid_col)`` or ``RandomSplitter(valid_pct, seed)``. ``path``: the folder a
         learner on these loaders saves to (``dls.path``, then ``learn.path``); the texts are in the table.
 
+        fastai's arguments, in its order: ``tok_tfm`` is fastai's name of ``tok``; ``tok_text_col`` is taken at its
+        default, ``"text"`` (fastai's column for the tokens, which pipekit keeps out of the table); ``backwards=True``
+        is refused (pipekit reads texts forwards). Any other keyword is refused, naming the close ones.
+
         >>> import polars as pl, pipekit.datasets as D
         >>> from pipekit.text import TextDataLoaders
         >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
@@ -131,10 +178,19 @@ class TextDataLoaders:
         >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds)
         (['negative', 'positive'], 800, 200)
         """
-        check("TextDataLoaders.from_df", valid_pct=(valid_pct, _PCT))
+        who = "TextDataLoaders.from_df"
+        _check_loader_kwargs(who, kwargs, _own_args(TextDataLoaders.from_df))
+        check(who, valid_pct=(valid_pct, _PCT))
+        check_forwards(who, backwards)
+        check_table_args(who, None, tok_text_col=tok_text_col)
+        tok = _tok_or_tok_tfm(who, tok, tok_tfm)
         frame = to_items(df)
         text_cols = list(text_col) if isinstance(text_col, (list, tuple)) else [cast("int | str", text_col)]
         cols = [table_column(frame, c, "text_col") for c in text_cols]
+        if is_pandas(df) and len(cols) == 1 and frame[cols[0]].dtype not in (pl.String, pl.Null):
+            c = cols[0]
+            raise DataError(f"{who}: text_col={c!r} holds {frame[c].dtype} values, not texts; convert the column to "
+                            f"text first, df[{c!r}] = df[{c!r}].astype(str), or pick the text column")
         text = _text_block(text_vocab, is_lm, seq_len, tok, min_freq, max_vocab, max_len, cache_dir, read_files=False)
         splitter = (ColSplitter(table_column(frame, valid_col, "valid_col")) if valid_col is not None
                     else RandomSplitter(valid_pct, seed=seed))
@@ -154,4 +210,6 @@ class TextDataLoaders:
     def from_csv(path: str | os.PathLike, csv_fname: str | os.PathLike = "labels.csv", header: str | None = "infer",
                  delimiter: str | None = None, **kwargs: Any) -> DataLoaders:
         """:meth:`from_df` on the CSV file ``path/csv_fname`` (``header=None`` when it has no header line)."""
+        _check_loader_kwargs("TextDataLoaders.from_csv", kwargs, [*_own_args(TextDataLoaders.from_csv), *(
+            a for a in _own_args(TextDataLoaders.from_df) if a not in ("df", "path"))])
         return TextDataLoaders.from_df(read_csv_table(path, csv_fname, header, delimiter), path=path, **kwargs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,14 @@ import torch
 from torch import nn
 
 from pipekit.core.archive import Archive, read_pipekit, write_archive
-from pipekit.core.errors import ExportError, ParameterError
+from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.registry import register
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
 from pipekit.learn.export import unusable_weights
-from pipekit.text.blocks import TextBlock
+from pipekit.text.blocks import TextBlock, check_forwards
 from pipekit.text.models import (AWD_LSTM, DROPOUTS, Y_RANGE, awd_lstm_clas_split, awd_lstm_lm_split,
                                  check_stored_awd_lstm, encoder_of, get_language_model, get_text_classifier)
 from pipekit.text.tokenize import UNK
@@ -145,17 +145,14 @@ def _check_kwargs(fn: str, kwargs: dict[str, Any], own: list[str]) -> None:
 
 def _check_pretrained(fn: str, pretrained: Any, backwards: Any) -> None:
     """pipekit ships no pretrained text weights and reads texts forwards: say so and what to do instead."""
-    check(fn, pretrained=(pretrained, Is(lambda v: isinstance(v, bool), "True or False")),
-          backwards=(backwards, Is(lambda v: isinstance(v, bool), "True or False")))
+    check(fn, pretrained=(pretrained, Is(lambda v: isinstance(v, bool), "True or False")))
     if pretrained:
         raise ParameterError(f"{fn}: pretrained=True asks for the book's AWD_LSTM weights pretrained on WikiText-103, "
                              "which pipekit does not ship; pass pretrained=False and train the language model on "
                              "your own texts (language_model_learner(dls_lm, AWD_LSTM, pretrained=False), then "
                              "learn.save_encoder('ft') and text_classifier_learner(..., pretrained=False, "
                              "encoder='ft')), as recipes/imdb_sample.py does")
-    if backwards:
-        raise ParameterError(f"{fn}: backwards=True (a model reading texts from the end) is not supported: pipekit's "
-                             "text loaders read texts forwards; leave backwards out")
+    check_forwards(fn, backwards)
 
 
 #: config keys of fastai's that pipekit's AWD-LSTM accepts at one value only: (that value, why no other)
@@ -353,14 +350,32 @@ def match_embeddings(old_w: torch.Tensor, old_vocab: list[str], new_vocab: list[
 class LMLearner(TextLearner):
     """A language-model Learner; ``predict`` generates text."""
 
-    def predict(self, text: str, n_words: int = 1, temperature: float = 1.0,  # type: ignore[override]
-                no_unk: bool = True, seed: int | None = None) -> str:
-        """Continue ``text`` with ``n_words`` sampled tokens (``temperature`` < 1: safer, > 1: wilder).
+    def predict(self, text: str, n_words: int = 1, no_unk: bool = True,  # type: ignore[override]
+                temperature: float = 1.0, min_p: float | None = None, no_bar: bool = False,
+                decoder: Callable[[list[str]], Sequence[str]] | None = None, only_last_word: bool = False, *,
+                seed: int | None = None) -> str:
+        """Continue ``text`` with ``n_words`` sampled tokens; fastai's arguments in fastai's order.
+
+        ``no_unk``: never sample ``xxunk``. ``temperature`` < 1: safer, > 1: wilder. ``min_p``: leave out the tokens
+        the model gives a probability below ``min_p`` (before the temperature, as fastai does; when none reaches it,
+        a warning and no token left out). ``only_last_word``: predict each token after the first from the last
+        token alone, the model's state cleared (fastai's: it reads only the last word), rather than from all the
+        text so far; the text returned is the whole of it either way. ``decoder``: a function from the tokens
+        (``xxbos`` and padding left out) to the words joined with spaces, as fastai's ``decoder`` (its default,
+        ``decode_spec_tokens``, applies the case and repetition markers); None, pipekit's default, decodes to
+        readable text (:meth:`~pipekit.text.Tokenizer.decode`). ``no_bar`` is taken for fastai's calls and has no
+        effect: pipekit shows no progress bar here. ``seed`` (by name) makes the sample repeatable.
 
         A language model's prediction is text, not a class: the signature differs from ``Learner.predict``."""
         check("LMLearner.predict", text=(text, Is(lambda t: isinstance(t, str), "a str prompt")),
               n_words=(n_words, Interval(0, None, integer=True)),
-              temperature=(temperature, Interval(0, None, closed="neither")))
+              no_unk=(no_unk, Is(lambda v: v in (True, False) and type(v) in (bool, int),
+                                 "True or False (the third argument, as in fastai; give temperature by name)")),
+              temperature=(temperature, Interval(0, None, closed="neither")),
+              min_p=(min_p, Interval(0, 1, none_ok=True)),
+              no_bar=(no_bar, Is(lambda v: isinstance(v, bool), "True or False")),
+              decoder=(decoder, Is(lambda d: d is None or callable(d), "None or a function of the tokens")),
+              only_last_word=(only_last_word, Is(lambda v: isinstance(v, bool), "True or False")))
         block = text_block_of(self.dls)
         ids = torch.as_tensor(block.encode_text(text), device=self.device)[None]
         gen = torch.Generator(device="cpu")
@@ -371,18 +386,35 @@ class LMLearner(TextLearner):
         model.eval()
         enc.reset()
         out_ids: list[int] = ids[0].tolist()
+        warned = False
         with torch.no_grad():
             logits = model(ids)[0][0, -1]
             for _ in range(n_words):
                 logits = logits.float().cpu()
+                probs = torch.softmax(logits, -1)  # what min_p is measured against, before the temperature
                 logits[banned] = float("-inf")
+                if min_p is not None:
+                    low = probs < min_p
+                    low[banned] = True
+                    if bool(low.all()):
+                        if not warned:
+                            warn(f"LMLearner.predict: no token has a probability of min_p={min_p} or more; none is "
+                                 "left out (try a lower min_p)")
+                            warned = True
+                    else:
+                        logits[low] = float("-inf")
                 probs = torch.softmax(logits / temperature, -1)
                 nxt = int(torch.multinomial(probs, 1, generator=gen))
                 out_ids.append(nxt)
+                if only_last_word:  # as fastai: the next word from this one alone, the state cleared
+                    enc.reset()
                 logits = model(torch.tensor([[nxt]], device=self.device))[0][0, -1]
         enc.reset()
         model.train(was_training)
-        return block.decode(out_ids)
+        if decoder is None:
+            return block.decode(out_ids)
+        vocab = block.vocab
+        return " ".join(decoder([vocab[i] for i in out_ids if vocab[i] not in ("xxbos", "xxpad")]))
 
 
 def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any] | None = None,

@@ -5,6 +5,7 @@ padded classifier batches are slices of its flat value buffer, never Python list
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -47,7 +48,8 @@ class Numericalize(Transform):
     ``xxfake`` to a multiple of 8 (faster matrix products). Unknown tokens map to ``xxunk`` (id 0).
 
     The learned vocabulary is ``vocab_``; ``vocab`` reads it as the book does (before ``setup``, the
-    vocabulary given as a parameter, or None).
+    vocabulary given as a parameter, or None), and ``o2i`` maps each token to its id. The first argument is the
+    vocabulary, as in fastai (``Numericalize(vocab)``): give ``min_freq`` and ``max_vocab`` by name.
 
     >>> from pipekit.text.tokenize import Tokenizer
     >>> tt = Tokenizer().encode(["a film", "a good film", "a bad film"])
@@ -72,11 +74,12 @@ class Numericalize(Transform):
         "min_freq": Interval(1, None, integer=True),
         # and more entries than the special tokens (checked below, as they are a parameter too)
         "max_vocab": Interval(2, None, integer=True),
-        "vocab": Is(lambda v: v is None or isinstance(v, (list, tuple)), "None or a list of tokens"),
+        "vocab": Is(lambda v: v is None or isinstance(v, (list, tuple)),
+                    "None or a list of tokens (the first argument is the vocab, as in fastai: give min_freq by name)"),
         "special_tokens": Is(lambda v: v is None or isinstance(v, (list, tuple)) and UNK in v,
                              f"None or a list of tokens that includes {UNK!r} (unknown tokens map to it)")}
 
-    def __init__(self, min_freq: int = 3, max_vocab: int = 60000, vocab: Sequence[str] | None = None,
+    def __init__(self, vocab: Sequence[str] | None = None, min_freq: int = 3, max_vocab: int = 60000,
                  special_tokens: Sequence[str] | None = None):
         self.min_freq, self.max_vocab, self.vocab_arg, self.special_tokens = min_freq, max_vocab, vocab, special_tokens
         self.check_params()
@@ -86,6 +89,22 @@ class Numericalize(Transform):
         if vocab is not None:
             self.vocab_arg = check_vocab(vocab, self.specials)
         self._lookup_cache: tuple[int, dict[str, int]] | None = None
+        self._o2i_cache: tuple[int, defaultdict[str, int]] | None = None
+
+    @property
+    def o2i(self) -> defaultdict[str, int]:
+        """Each token's id, as fastai's ``num.o2i``: a ``defaultdict`` in which a token not in the vocabulary reads
+        as 0, the id of ``xxunk`` (``xxfake`` padding entries are left out).
+
+        >>> num = Numericalize(SPECIAL_TOKENS + ["hi"])
+        >>> num.o2i["hi"], num.o2i["there"]
+        (9, 0)
+        """
+        lookup = self._lookup()
+        key = id(self.vocab_)
+        if self._o2i_cache is None or self._o2i_cache[0] != key:
+            self._o2i_cache = (key, defaultdict(int, lookup))
+        return self._o2i_cache[1]
 
     @property
     def vocab(self) -> list[str] | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, overload
@@ -33,7 +34,7 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _HFTokenizer
 
 from pipekit.core.errors import DataError, FieldError, NotFittedError, ParameterError, warn
-from pipekit.core.validate import Interval, Options, check, is_missing
+from pipekit.core.validate import Interval, Is, Options, check, is_missing, is_pandas, unknown_names
 from pipekit.data.transform import Transform
 
 UNK, PAD, BOS, EOS, FLD = "xxunk", "xxpad", "xxbos", "xxeos", "xxfld"
@@ -244,8 +245,8 @@ def as_text_series(texts: Any, name: str = "text") -> pl.Series:
         if s.dtype.is_float() and s.is_nan().any():
             _refuse_non_text(s.to_list(), name)
         else:
-            raise DataError(f"{name} must hold strings, got dtype {s.dtype}; convert the column with "
-                            f".cast(pl.String) or pick the text column")
+            raise DataError(f"{name} must hold strings, got dtype {s.dtype}; convert the column to text (a Polars "
+                            f"column: .cast(pl.String); a pandas one: df[col].astype(str)) or pick the text column")
     if s.null_count():
         row = int(s.is_null().arg_true()[0])
         raise DataError(f"{name}: text at row {row} is missing (null); fill it (e.g. .fill_null('')) or drop "
@@ -336,12 +337,43 @@ def library_encode(encode: Callable[[list[str]], list[Any]], texts: list[str], o
                     f"({str(first)[:200]})") from None
 
 
+def rules_flag(rules: Any, who: str) -> Any:
+    """``rules`` as a :class:`Tokenizer` takes it: ``None`` (fastai's default) and the book's own list
+    (``defaults.text_proc_rules``, or the same functions in its order) are the book's rules, ``True``. The rules are
+    one fixed set, applied in one pass over a whole corpus, so any other list is refused saying what to do; any
+    other value is returned for the caller's check to judge.
+
+    >>> from pipekit.text.rules import defaults
+    >>> rules_flag(None, "Tokenizer"), rules_flag(list(defaults.text_proc_rules), "Tokenizer"), rules_flag(False, "x")
+    (True, True, False)
+    """
+    if rules is None:
+        return True
+    if isinstance(rules, (list, tuple)):  # fastai's L too, a list
+        from pipekit.text.rules import defaults  # rules.py describes the rules with this module's pieces
+
+        given = list(rules)
+        if given == list(defaults.text_proc_rules):
+            return True
+        names = [getattr(f, "__name__", repr(f)) for f in given]
+        none = (" (an empty list, fastai's spelling of no rules, is rules=False, add_bos=False: fastai's xxbos comes "
+                "from its lowercase rule)") if not given else ""
+        raise ParameterError(f"{who}: rules={names} is not accepted: pipekit applies the book's rules "
+                             f"({[f.__name__ for f in defaults.text_proc_rules]}) as one fixed set, in one pass over "
+                             f"the whole corpus, so a list of its own cannot choose or add rules{none}; pass "
+                             f"rules=None (or True) for the book's rules, or rules=False for none and apply your own "
+                             f"rules to the texts before tokenizing")
+    return rules
+
+
 class Tokenizer(Transform):
     """Texts -> tokens with the book's rules (``xxbos``, ``xxmaj``, ``xxup``, ``xxrep``, ``xxwrep`` ...).
 
     ``mode``: "word" (rules + word pieces, nothing to fit), "bpe" or "unigram" (a subword model with
     ``vocab_sz`` entries trained by ``setup`` on the training texts). ``rules=False`` keeps the raw
-    pieces (no case markers, no lower-casing, no repetition tokens, no HTML fixes).
+    pieces (no case markers, no lower-casing, no repetition tokens, no HTML fixes); ``rules=None`` (fastai's
+    default) and the book's list ``defaults.text_proc_rules`` are ``rules=True``. The rules are one fixed set:
+    another list is refused (:func:`rules_flag`).
 
     >>> tok = Tokenizer()
     >>> tok.tokenize("I don't like it!!! SO boring.")
@@ -363,8 +395,9 @@ class Tokenizer(Transform):
     #: subword model saved without the field was trained on the words, and keeps giving the tokens it gave.
     record_defaults = {"state.units_": "words"}
 
-    def __init__(self, mode: str | Tokenizer = "word", vocab_sz: int | None = None, rules: bool = True,
-                 add_bos: bool = True, add_eos: bool = False):
+    def __init__(self, mode: str | Tokenizer = "word", vocab_sz: int | None = None,
+                 rules: bool | Sequence[Callable[..., Any]] | None = True, add_bos: bool = True, add_eos: bool = False):
+        rules = rules_flag(rules, "Tokenizer")  # fastai's rules=None, or the book's list, is rules=True
         if isinstance(mode, Tokenizer):
             mode, vocab_sz = _mode_of(mode, vocab_sz)
         elif not isinstance(mode, str):
@@ -602,6 +635,33 @@ class Tokenizer(Transform):
         """
         return cls(**kwargs)
 
+    @classmethod
+    def from_df(cls, text_cols: Any, tok: Tokenizer | None = None, rules: Any = None, sep: str = " ",
+                **kwargs: Any) -> Tokenizer:
+        """The tokenizer for the text column(s) ``text_cols`` of a table, as fastai's ``Tokenizer.from_df``: ``tok``
+        (None: the word tokenizer; ``WordTokenizer()`` or ``SubwordTokenizer(vocab_sz=...)`` gets the rules on top)
+        with ``rules`` (None: the book's; see :func:`tokenizer_for`). It tokenizes the texts it is given: the
+        columns are read by the block's getter, ``TextBlock(tok=Tokenizer.from_df('text'))`` with
+        ``get_x=ColReader('text')``, or ``TextBlock.from_df(text_cols)``, which names them once. ``kwargs`` are
+        ``tokenize_df``'s ``n_workers``, ``mark_fields`` and ``tok_text_col``, as :func:`check_table_args` takes
+        them; ``sep`` is fastai's glue for showing tokens, and only its default is taken (pipekit decodes tokens
+        to readable text).
+
+        >>> Tokenizer.from_df("text")("A GOOD film.")
+        ['xxbos', 'a', 'xxup', 'good', 'film', '.']
+        """
+        table_args = ["n_workers", "mark_fields", "tok_text_col"]
+        unknown = sorted(set(kwargs) - set(table_args))
+        if unknown:
+            known = ["text_cols", "tok", "rules", "sep", *table_args]
+            raise ParameterError(f"Tokenizer.from_df: unknown argument(s) {unknown}; "
+                                 f"{unknown_names(unknown, known, 'arguments')}")
+        if sep != " ":
+            raise ParameterError(f"Tokenizer.from_df: sep={sep!r} is not supported: pipekit decodes tokens to readable "
+                                 "text (tok.decode(tokens)) rather than joining them with sep; leave sep out")
+        check_table_args("Tokenizer.from_df", text_cols, **kwargs)
+        return tokenizer_for(tok, rules, "Tokenizer.from_df")
+
     def encode_texts(self, texts: Any) -> TokenizedTexts:
         """Tokenize a sequence of texts (list, NumPy array or Polars Series) into a :class:`TokenizedTexts`."""
         s = as_text_series(texts)
@@ -664,6 +724,148 @@ class Tokenizer(Transform):
         words = _merge_subwords(tokens)
         # a model applied to chunks gives pieces that merge back into the text's own whitespace-separated chunks
         return _join_chunks(words) if self.units == "chunks" else decode_words(words)
+
+
+#: fastai's ``n_workers``: pipekit takes it and has no use for it (see :func:`check_table_args`)
+_WORKERS = Interval(0, None, integer=True, none_ok=True)
+
+
+def tokenizer_for(tok: Tokenizer | None, rules: Any, who: str) -> Tokenizer:
+    """The tokenizer fastai's ``(tok, rules)`` pair names: ``tok`` None is the word tokenizer; a base tokenizer
+    (``WordTokenizer()``, ``SubwordTokenizer(vocab_sz=...)``) gets the rules on top, as ``Tokenizer(tok)`` does;
+    ``rules`` None (or the book's list) is the book's rules and ``False`` none (:func:`rules_flag`). A full
+    :class:`Tokenizer` is used as it is, and refuses ``rules`` other than its own.
+
+    >>> from pipekit.text.base_tokenizers import WordTokenizer
+    >>> tokenizer_for(WordTokenizer(), None, "tokenize_texts")("Hello WORLD")
+    ['xxbos', 'xxmaj', 'hello', 'xxup', 'world']
+    """
+    flag = rules_flag(rules, who)
+    if tok is None:
+        return Tokenizer("word", rules=flag)
+    if not isinstance(tok, Tokenizer):
+        raise ParameterError(f"{who}: tok={tok!r:.60} ({type(tok).__name__}) is not a pipekit tokenizer; give "
+                             "WordTokenizer(), SubwordTokenizer(vocab_sz=...) or a Tokenizer")
+    if tok.is_base_tokenizer:
+        return Tokenizer(tok, rules=flag)
+    own = getattr(tok, "rules", None)
+    if rules is not None and flag != own:
+        raise ParameterError(f"{who}: rules={rules!r:.60} differs from the rules of the tokenizer given "
+                             f"(tok={type(tok).__name__}(..., rules={own})); give rules to that tokenizer, or leave "
+                             "rules out")
+    return tok
+
+
+def check_table_args(who: str, text_cols: Any, mark_fields: bool | None = None, n_workers: int | None = None,
+                     tok_text_col: str = "text") -> None:
+    """fastai's arguments about a table's texts, refused where pipekit cannot do what they ask.
+
+    ``n_workers`` is taken and has no effect: pipekit tokenizes a whole corpus in one process, each distinct chunk of
+    text once, with the splitting and counting in Polars' and the tokenizers library's threads, so there are no
+    worker processes to count. ``mark_fields``: pipekit puts ``xxfld <n>`` before the text of each of several
+    columns and no marker before a single column's, fastai's default (None); the other two choices are refused.
+    ``tok_text_col`` is the column fastai writes a table's tokens to and reads them back from; pipekit keeps the
+    tokens in its token cache and reads the texts from their own column(s), so only the default, ``"text"``, is taken.
+
+    >>> check_table_args("TextBlock.from_df", ["title", "text"], mark_fields=False)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: TextBlock.from_df: mark_fields=False with several text columns ['title', 'text'] is not supported: pipekit marks the text of each column with xxfld <n> (fastai's default for several columns), so that a model can tell the columns apart; leave mark_fields out, or join the columns into one text column first (df['text'] = df['title'] + ' ' + df['text'])
+    """
+    check(who, n_workers=(n_workers, _WORKERS), mark_fields=(mark_fields, Options(None, True, False)))
+    cols = list(text_cols) if isinstance(text_cols, (list, tuple)) else [text_cols]
+    if mark_fields is not None and mark_fields != (len(cols) > 1):
+        if len(cols) > 1:
+            join = " + ' ' + ".join(f"df[{c!r}]" for c in cols)
+            raise ParameterError(f"{who}: mark_fields=False with several text columns {cols} is not supported: pipekit "
+                                 f"marks the text of each column with xxfld <n> (fastai's default for several "
+                                 f"columns), so that a model can tell the columns apart; leave mark_fields out, or "
+                                 f"join the columns into one text column first (df['text'] = {join})")
+        raise ParameterError(f"{who}: mark_fields=True with one text column is not supported: pipekit puts xxfld "
+                             f"markers only between several columns (fastai's default); leave mark_fields out")
+    if tok_text_col != "text":
+        raise ParameterError(f"{who}: tok_text_col={tok_text_col!r:.60} is not supported: fastai writes a table's "
+                             f"tokens to that column and reads them back from it, where pipekit keeps the tokens in "
+                             f"its token cache and reads the texts from their own column(s); leave tok_text_col out")
+
+
+def tokenize_texts(texts: Any, n_workers: int | None = None, rules: Any = None,
+                   tok: Tokenizer | None = None) -> list[list[str]]:
+    """fastai's ``tokenize_texts``: the tokens of each text, one list per text. ``tok`` and ``rules`` as
+    :func:`tokenizer_for` takes them (None and None: the word tokenizer with the book's rules); a subword
+    tokenizer not yet set up is set up on ``texts``. ``n_workers`` has no effect (:func:`check_table_args`).
+
+    >>> tokenize_texts(["Hello World", "Two"])
+    [['xxbos', 'xxmaj', 'hello', 'xxmaj', 'world'], ['xxbos', 'xxmaj', 'two']]
+    """
+    check("tokenize_texts", n_workers=(n_workers, _WORKERS))
+    return list(_tokenized(texts, tok, rules, "tokenize_texts"))
+
+
+def _tokenized(texts: Any, tok: Tokenizer | None, rules: Any, who: str) -> TokenizedTexts:
+    """``texts`` tokenized by :func:`tokenizer_for`'s tokenizer, a subword one set up on them first when it is not."""
+    s = as_text_series(read_text_files(texts), who)
+    tk = tokenizer_for(tok, rules, who)
+    if getattr(tk, "mode", "word") in ("bpe", "unigram") and not tk.is_fitted:
+        tk.setup(s)
+    return tk.encode_texts(s)
+
+
+def tokenize_df(df: Any, text_cols: Any, n_workers: int | None = None, rules: Any = None,
+                mark_fields: bool | None = None, tok: Tokenizer | None = None,
+                tok_text_col: str = "text") -> tuple[Any, Counter[str]]:
+    """fastai's ``tokenize_df``: the texts of ``df[text_cols]`` tokenized, as ``(table, counts)``. ``table`` is
+    ``df`` without its text columns, with ``tok_text_col`` (each row's tokens, a list of str) and
+    ``<tok_text_col>_length`` (how many) after the other columns; ``counts`` is a ``Counter`` of every token. A
+    pandas frame gives a pandas frame; a Polars one (or any table ``to_items`` reads) a Polars one.
+
+    ``text_cols``: a column (name or position) or a list of them. Several are joined into one text per row, each
+    column's text after ``xxfld <n>`` when ``mark_fields`` (default: when there are several; a missing field is
+    empty); a missing text in a single column is refused by row. ``tok`` and ``rules`` as :func:`tokenize_texts`;
+    ``n_workers`` has no effect (:func:`check_table_args`).
+
+    >>> import polars as pl
+    >>> table = pl.DataFrame({"label": ["pos", "neg"], "text": ["A GOOD film.", "Dull film."]})
+    >>> out, counts = tokenize_df(table, "text")
+    >>> out.columns, out["text"][1].to_list(), out["text_length"].to_list(), counts["film"]
+    (['label', 'text', 'text_length'], ['xxbos', 'xxmaj', 'dull', 'film', '.'], [6, 5], 2)
+    """
+    from pipekit.data.items import table_column, to_items
+
+    who = "tokenize_df"
+    check(who, n_workers=(n_workers, _WORKERS), mark_fields=(mark_fields, Options(None, True, False)),
+          tok_text_col=(tok_text_col, Is(lambda c: isinstance(c, str) and c != "", "a column name")))
+    frame = to_items(df)
+    given = list(text_cols) if isinstance(text_cols, (list, tuple)) else [text_cols]
+    if not given:
+        raise ParameterError(f"{who}: text_cols is empty; name the column(s) holding the texts")
+    names = list(dict.fromkeys(table_column(frame, c, "text_cols") for c in given))
+    mark = len(names) > 1 if mark_fields is None else mark_fields
+    if len(names) == 1:
+        texts = as_text_series(frame[names[0]], f"{who}: column {names[0]!r}")
+        if mark:
+            texts = f"{FLD} 1 " + texts
+    else:
+        texts = frame.select(pl.concat_str([(pl.lit(f"{FLD} {i + 1} " if mark else "")
+                                             + pl.col(n).cast(pl.String).fill_null(""))
+                                            for i, n in enumerate(names)], separator=" ")).to_series()
+    others = [c for c in frame.columns if c not in names]
+    for col in (tok_text_col, f"{tok_text_col}_length"):
+        if col in others:
+            raise ParameterError(f"{who}: the table has a column {col!r} that is not among text_cols={names}, and the "
+                                 f"tokens would replace it; pass another tok_text_col, or drop or rename that column")
+    tokens = _tokenized(texts, tok, rules, who)
+    values = pa.array(tokens.vocab, pa.string()).take(pa.array(tokens.ids, pa.int32()))
+    lists = pl.Series(tok_text_col, pa.LargeListArray.from_arrays(pa.array(tokens.offsets, pa.int64()), values))
+    lengths = pl.Series(f"{tok_text_col}_length", tokens.lengths, dtype=pl.Int64)
+    counts = Counter({t: int(c) for t, c in zip(tokens.vocab, tokens.counts()) if c})
+    if is_pandas(df, "DataFrame"):  # the frame given, its other columns as they were (by position, as read)
+        keep = [i for i, c in enumerate(frame.columns) if c in others]
+        out = df.iloc[:, keep].copy()
+        out[tok_text_col] = lists.to_list()
+        out[lengths.name] = lengths.to_numpy()
+        return out, counts
+    return frame.select(others).with_columns(lists.cast(pl.List(pl.String)), lengths), counts
 
 
 def _mode_of(tok: Tokenizer, vocab_sz: int | None) -> tuple[str, int | None]:
