@@ -47,15 +47,224 @@ def missing_markers_to_null(frame: pl.LazyFrame, columns: Sequence[str]) -> pl.L
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc",
                   ".feather": "ipc", ".ipc": "ipc"}
 
+#: the files the table readers (``read_table``, ``Tabular``, ``TabularDataLoaders.from_csv``) also read as a CSV,
+#: whole (:func:`read_packed_csv`), by the end of their name: a CSV or TSV compressed with gzip (``adult.csv.gz``), a
+#: ``.zip`` archive holding one CSV (as Kaggle gives its tables) and a ``.txt`` file, a comma-separated CSV as
+#: ``pandas.read_csv`` reads one. They are kept apart from :data:`TABLE_SUFFIXES`, by which the command line and a
+#: DataBlock's items tell a table: there a ``.txt`` file is text, and a ``.gz`` or ``.zip`` file may hold anything.
+PACKED_CSV_SUFFIXES = {".gz": "gzip", ".zip": "zip", ".txt": "text"}
+
+#: the names a CSV goes by inside a ``.gz`` or ``.zip`` file (a ``.tsv`` is tab separated)
+_CSV_NAMES = (".csv", ".tsv", ".txt")
+
+
+def table_kind(path: str | os.PathLike) -> str | None:
+    """How the table readers read the file at ``path``, told by the end of its name: ``'csv'``, ``'parquet'`` or
+    ``'ipc'`` (:data:`TABLE_SUFFIXES`), ``'packed'`` (:data:`PACKED_CSV_SUFFIXES`: a CSV read whole by
+    :func:`read_packed_csv`), or None (a file of another kind, a ``.tar.gz`` or a compressed Parquet file among them).
+
+    >>> table_kind("adult.csv"), table_kind("train.csv.gz"), table_kind("bulldozers.zip"), table_kind("x.parquet.gz")
+    ('csv', 'packed', 'packed', None)
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in TABLE_SUFFIXES:
+        return TABLE_SUFFIXES[suffix]
+    if PACKED_CSV_SUFFIXES.get(suffix) == "gzip":
+        inner = Path(p.stem).suffix.lower()
+        return "packed" if inner in _CSV_NAMES or inner not in (*TABLE_SUFFIXES, ".tar") else None
+    return "packed" if suffix in PACKED_CSV_SUFFIXES else None
+
+
+def table_formats() -> str:
+    """The endings of the files the table readers read, for a message."""
+    return (f"{sorted(TABLE_SUFFIXES)}, and as a CSV read whole .csv.gz/.tsv.gz (gzip), a .zip holding one CSV and "
+            ".txt (comma separated)")
+
+
+def read_packed_csv(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
+    """The CSV in the file at ``path`` (see :data:`PACKED_CSV_SUFFIXES`), read whole as :func:`read_csv` reads a
+    ``.csv`` file (``kwargs`` are its; the separator is a tab for a ``.tsv`` inside, else a comma): a compressed
+    CSV or the one CSV of a zip archive is written out to a temporary file first, so its blank lines, missing-value
+    markers and faulty lines are read and named alike. Errors and warnings name ``path`` (and the file inside).
+
+    >>> import gzip, tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "t.csv.gz"
+    >>> _ = f.write_bytes(gzip.compress(b"a,b\\n1,x\\nNA,y\\n"))
+    >>> read_packed_csv(f)["a"].to_list()
+    [1, None]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+    with _unpacked_csv(path) as (file, where):
+        sep = "\t" if file.suffix.lower() == ".tsv" else ","
+        if file == path:
+            return read_csv(file, **{"separator": sep, **kwargs})
+        import warnings
+
+        said: list[Any] = []
+        try:
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                return read_csv(file, **{"separator": sep, **kwargs})
+        except DataError as e:
+            if e.args and isinstance(e.args[0], str):
+                e.args = (e.args[0].replace(str(file), where), *e.args[1:])
+            raise
+        finally:
+            for w in said:  # a warning names the file the user gave, not the temporary copy
+                warn(str(w.message).replace(str(file), where), w.category)
+
+
+@contextlib.contextmanager
+def _unpacked_csv(path: Path) -> Generator[tuple[Path, str], None, None]:
+    """``(file, where)``: the plain CSV file ``path`` is or holds (a temporary file, gone after the block, for a
+    ``.gz`` or ``.zip``), and how a message names it."""
+    kind = PACKED_CSV_SUFFIXES.get(path.suffix.lower())
+    if kind == "text":
+        yield path, str(path)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="pipekit_csv_") as tmp:
+        if kind == "gzip":
+            import gzip
+            import zlib
+
+            file, where = Path(tmp) / Path(path.stem).name, str(path)
+            try:
+                with gzip.open(path, "rb") as src, open(file, "wb") as dst:
+                    while block := src.read(1 << 24):
+                        dst.write(block)
+            except (OSError, EOFError, zlib.error) as e:
+                raise DataError(f"{path} is not a complete gzip file ({e}); check it (gzip -t), or download it "
+                                "again") from None
+        else:
+            member = _zip_csv_member(path)
+            file, where = Path(tmp) / Path(member).name, f"{path} ({member})"
+            import zipfile
+
+            try:
+                with zipfile.ZipFile(path) as z, z.open(member) as src, open(file, "wb") as dst:
+                    while block := src.read(1 << 24):
+                        dst.write(block)
+            except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile) as e:
+                raise DataError(f"{where}: could not be read from the zip archive ({e}); check it (unzip -t), or "
+                                "download it again") from None
+        yield file, where
+
+
+def _zip_csv_member(path: Path) -> str:
+    """The name of the one CSV in the zip archive at ``path`` (folders, hidden files and macOS' ``__MACOSX/`` copies
+    aside); a DataError naming what it holds when that is not one CSV."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [i.filename for i in z.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")
+                     and not Path(i.filename).name.startswith(".")]
+    except (OSError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path} is not a readable zip archive ({e}); check it (unzip -t), or download it "
+                        "again") from None
+    if len(names) == 1 and Path(names[0]).suffix.lower() in _CSV_NAMES:
+        return names[0]
+    shown = names[:10] + ([f"... {len(names) - 10} more"] if len(names) > 10 else [])
+    what = "no file" if not names else f"{len(names)} files {shown}" if len(names) > 1 else f"{names[0]!r}, not a CSV"
+    raise DataError(f"{path}: a zip archive is read as a table when it holds one CSV, and this one holds {what}; "
+                    "extract it (unzip) and pass the file to read")
+
+
+def parquet_files(source: str | os.PathLike) -> list[Path] | None:
+    """The Parquet files a folder or a glob pattern (``'data/*.parquet'``, given as a string or path that names no
+    file) stands for, sorted, to be read as one table; None when ``source`` is neither. A folder is read when it holds
+    Parquet files only (names beginning with '.' or '_', such as Spark's ``_SUCCESS``, aside), all with the same
+    columns and types; a folder or pattern of anything else is refused saying what it holds and what to pass."""
+    import glob
+
+    p = Path(source)
+    if p.is_dir():
+        where, entries = f"the folder {p}", [e for e in sorted(p.iterdir()) if not e.name.startswith((".", "_"))]
+        folders = [e.name for e in entries if e.is_dir()]
+        if folders:
+            raise DataError(f"{where} holds folders ({folders[:5]}); pipekit reads a folder of Parquet files, not its "
+                            f"sub-folders: pass pl.scan_parquet('{p}/**/*.parquet', hive_partitioning=True) (or the "
+                            "files) to read them all")
+    elif not p.exists() and any(c in str(source) for c in "*?["):
+        where = f"the pattern {str(source)!r}"
+        entries = [Path(f) for f in sorted(glob.glob(str(source), recursive=True)) if Path(f).is_file()]
+        if not entries:
+            raise FileNotFoundError(f"{where} matches no file")
+    else:
+        return None
+    if not entries:
+        raise DataError(f"{where} holds no file; put the table's Parquet files in it")
+    kinds: dict[str, list[str]] = {}
+    for e in entries:
+        kinds.setdefault(e.suffix.lower() if table_kind(e) != "parquet" else ".parquet", []).append(e.name)
+    if set(kinds) != {".parquet"}:
+        held = "; ".join(f"{k or 'no suffix'}: {v[:5]}{' ...' if len(v) > 5 else ''}" for k, v in kinds.items())
+        fix = f"pass pl.scan_parquet('{p if p.is_dir() else p.parent}/*.parquet') to read its Parquet files" \
+            if ".parquet" in kinds else "give one of its files, or read them yourself into one frame " \
+            "(pl.concat([pl.read_csv(f) for f in files])) and pass it"
+        raise DataError(f"{where} holds files other than Parquet ({held}); a folder or pattern is read as one table "
+                        f"when its files are all Parquet: {fix}")
+    first = _parquet_schema(entries[0])
+    for e in entries[1:]:
+        other = _parquet_schema(e)
+        if list(other.items()) != list(first.items()):
+            lacks, adds = [c for c in first if c not in other], [c for c in other if c not in first]
+            typed = [f"{c!r} {first[c]} vs {other[c]}" for c in first if c in other and first[c] != other[c]]
+            diff = "; ".join([f"{e.name} lacks {lacks}"] * bool(lacks) + [f"{e.name} adds {adds}"] * bool(adds)
+                             + [", ".join(typed)] * bool(typed))
+            raise DataError(f"{where}: {e.name} has other columns than {entries[0].name} ({diff or 'another order'}); "
+                            "the files are read as one table, so give them the same columns and types, in one order")
+    return entries
+
+
+def _parquet_schema(path: Path) -> dict[str, Any]:
+    """The columns and types of the Parquet file at ``path`` (its footer only), a DataError naming it if it is not
+    one."""
+    try:
+        return dict(pl.read_parquet_schema(path))
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise table_error(path, e) from e
+
+
+def pandas_overflow_error(frame: Any, columns: Sequence[Any]) -> DataError | None:
+    """The DataError for the ``columns`` of pandas ``frame`` whose integers do not fit in 64 bits (a 30-digit id in
+    a column of Python ints), which Arrow cannot hold as numbers: it names each column and its first such value and
+    says the fix; None when no column holds one."""
+    def too_big(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63
+
+    found = []
+    for c in columns:
+        if c not in frame.columns or frame[c].dtype != object:
+            continue
+        try:
+            pl.from_pandas(frame[[c]])
+        except OverflowError:
+            big = frame[c].map(too_big)
+            found.append(f"{c!r} ({frame[c][big].iloc[0]} at row {big[big].index[0]!r})" if big.any() else repr(c))
+    if not found:
+        return None
+    return DataError(f"column(s) {', '.join(found)} hold integers too large for 64 bits, which a table of numbers "
+                     "cannot hold; cast them to float (df[col].astype(float)) or, for ids, to text "
+                     "(df[col].astype(str)), or leave them out of the columns read")
+
 
 def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
-    """Read a CSV/TSV/Parquet/Arrow file into Polars, with an error naming the file when it fails."""
+    """Read a CSV/TSV/Parquet/Arrow file into Polars, with an error naming the file when it fails; a ``.csv.gz``,
+    a ``.zip`` holding one CSV or a ``.txt`` CSV is read whole by :func:`read_packed_csv`."""
     path = Path(path)
-    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    kind = table_kind(path)
     if kind is None:
-        raise ValueError(f"{path}: unsupported table format {path.suffix!r}; use one of {sorted(TABLE_SUFFIXES)}")
+        raise ValueError(f"{path}: unsupported table format {path.suffix!r}; the formats read are {table_formats()}")
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
+    if kind == "packed":
+        return read_packed_csv(path, **kwargs)
     if kind == "csv":
         return read_csv(path, **{"separator": "\t" if path.suffix.lower() == ".tsv" else ",", **kwargs})
     try:

@@ -25,9 +25,10 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
-from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, csv_source, read_csv_table, refuse_repeated_headers,
-                                missing_markers_to_null, scan_csv_whole_lines, skip_blank_lines, strip_initial_spaces,
-                                table_error, to_items, without_polars_context)
+from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, csv_source, parquet_files, read_csv_table,
+                                read_packed_csv, refuse_repeated_headers, missing_markers_to_null,
+                                scan_csv_whole_lines, skip_blank_lines, strip_initial_spaces, table_error, table_formats,
+                                table_kind, to_items, without_polars_context)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -45,7 +46,9 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     its first 10,000 rows; from all of them with ``all_rows``), so a file gives the same table as the frame read
     from it: numbers are numbers, in ``cat_names`` too (categories ``'2'`` before ``'10'``, and a new file's
     ``2012.0`` is the training year ``2012``), and its blank lines are no rows (``pandas.read_csv`` skips them
-    too; a warning says how many). Text ``cat_names`` and ``text_names`` are read as
+    too; a warning says how many). A ``.csv.gz``/``.tsv.gz``, a ``.zip`` holding one CSV and a ``.txt`` (comma
+    separated) are read whole, as ``read_table`` reads them, then queried; a folder of Parquet files or a pattern such
+    as ``'data/*.parquet'`` is scanned as one table (its files sorted). Text ``cat_names`` and ``text_names`` are read as
     ``pl.Categorical`` and numeric ``cont_names`` as Float32, so 10M-row tables stay small (category codes are
     never trusted: ``Categorify`` looks values up by value). Polars frames are used as they are; any other source
     (pandas, Arrow, a Hugging Face dataset, rows as dicts) becomes a table the way ``pipekit.data.to_items``
@@ -63,11 +66,21 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     if not isinstance(source, (str, os.PathLike)):
         return to_items(source, categorical=[*cat_names, *text_names]).lazy()
     p = Path(source)
-    kind = TABLE_SUFFIXES.get(p.suffix.lower())
+    files = parquet_files(source)  # a folder of Parquet files, or a pattern ('data/*.parquet')
+    if files is not None:
+        return pl.scan_parquet(files, glob=False)
+    kind = table_kind(p)
     if not p.exists():
         raise FileNotFoundError(f"Tabular: file {str(p)!r} does not exist.")
     if kind is None:
-        raise DataError(f"Tabular: cannot read {str(p)!r} as a table; the formats read are {sorted(TABLE_SUFFIXES)}.")
+        raise DataError(f"Tabular: cannot read {str(p)!r} as a table; the formats read are {table_formats()}. "
+                        "Another file can be read with pandas or Polars and the frame passed.")
+    if kind == "packed":  # a .csv.gz, a .zip of one CSV or a .txt: read whole, as from_csv reads a CSV
+        frame = read_packed_csv(p, infer_schema_length=None if all_rows else 10_000)
+        if frame.height == 0 and frame.width:
+            raise DataError(f"{p} has a header but no rows ({frame.columns[:10]}); check the file, or download it "
+                            "again")
+        return frame.lazy()
     if kind != "csv":
         lf = pl.scan_parquet(p, glob=False) if kind == "parquet" else pl.scan_ipc(p, glob=False)
         try:

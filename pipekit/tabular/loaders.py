@@ -24,15 +24,16 @@ import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import Interval, Is, check, is_pandas
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
+from pipekit.data.items import _check_unique_columns, pandas_overflow_error, table_kind
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
-from pipekit.tabular.core import (Tabular, TabularSplit, pandas_index_of, process_new, read_frame, scan_table,
-                                  show_rows)
+from pipekit.tabular.core import (Tabular, TabularSplit, is_csv_file, naming_file, pandas_index_of, process_new,
+                                  read_frame, scan_table, show_rows)
 from pipekit.tabular.processor import CLASS_TYPES, TabularProcessor, column_names
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, denormalize
 
@@ -227,6 +228,34 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
     return dls
 
 
+def _strip_header(frame: pl.DataFrame, file: Path) -> pl.DataFrame:
+    """``frame`` (read from the CSV ``file`` with ``skipinitialspace``) with the spaces that begin its column names
+    dropped, as ``pandas.read_csv(skipinitialspace=True)`` reads a header ``c, x, y``; names that would then be
+    one column's twice are refused."""
+    names = {c: c.lstrip(" ") for c in frame.columns if c != c.lstrip(" ")}
+    if not names:
+        return frame
+    after = [names.get(c, c) for c in frame.columns]
+    twice = sorted({c for c in after if after.count(c) > 1})
+    if twice:
+        raise DataError(f"{file}: without the spaces that begin them (skipinitialspace), the header's names {twice} "
+                        "name more than one column; rename the columns in the file, or pass skipinitialspace=False")
+    return frame.rename(names)
+
+
+def _has_no_rows(source: Any) -> bool:
+    """Whether ``source`` (a frame, or a table file) has columns but no rows; a file's first row is all that is
+    read (any fault reading it is left to the reading of the table, which names it)."""
+    if isinstance(source, pl.DataFrame) or is_pandas(source, "DataFrame"):
+        return len(source) == 0 and len(source.columns) > 0
+    if is_csv_file(source):
+        try:
+            return scan_table(source).head(1).collect().height == 0
+        except pl.exceptions.PolarsError:
+            return False
+    return False
+
+
 class TabularDataLoaders:
     """The book's tabular data in one call: a :class:`~pipekit.tabular.Tabular` (procs fitted on the training
     rows) and its ``dataloaders``; returns pipekit ``DataLoaders`` (with the ``Tabular`` as ``dls.tabular``).
@@ -246,12 +275,13 @@ class TabularDataLoaders:
                 bs: int = 64, val_bs: int | None = None, shuffle: bool = True, device: Any = None,
                 num_workers: int | None = None, skipinitialspace: bool = False) -> DataLoaders:
         """A table (Polars, pandas, Arrow or a path) with categorical ``cat_names``, continuous ``cont_names``
-        (None: every numeric column not named as categorical or target) and target ``y_names``; the rows at
-        ``valid_idx`` are the validation set, else a random ``valid_pct`` (with ``seed``, which also fixes the
-        batches). ``procs`` default to Categorify, FillMissing and Normalize. ``path``: the folder a learner on
-        these loaders saves to (``dls.path``, then ``learn.path``); the data is in the table. ``skipinitialspace``
-        drops the spaces after each comma in the text values of a CSV file, ``df`` and the new files
-        ``dls.test_dl`` and ``dls.tabular.new`` read alike.
+        (None: every numeric column not named as categorical or target, by a pandas frame's own types) and target
+        ``y_names``; the rows at ``valid_idx`` are the validation set, else a random ``valid_pct`` (with ``seed``,
+        which also fixes the batches). ``procs`` default to Categorify, FillMissing and Normalize. ``path``: the
+        folder a learner on these loaders saves to (``dls.path``, then ``learn.path``); the data is in the table.
+        ``skipinitialspace`` drops the spaces after each comma in the text values of a CSV file (and in its header's
+        names), ``df`` and the new files ``dls.test_dl`` and ``dls.tabular.new`` read alike. Of a pandas frame only
+        the columns named are converted, as ``Tabular`` converts them.
 
         Built as ``Tabular(df, procs, cat_names, cont_names, y_names, y_block, splits=IndexSplitter(valid_idx)
         or RandomSplitter(valid_pct, seed), skipinitialspace).dataloaders(bs, ...)``.
@@ -259,14 +289,52 @@ class TabularDataLoaders:
         check("TabularDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")),
               skipinitialspace=(skipinitialspace, Is(lambda v: isinstance(v, bool), "True or False")))
         cats, ys = column_names(cat_names), column_names(y_names)
-        # a file is read by Tabular, which names it in an error about its rows; other tables become a Polars frame
-        source = df if isinstance(df, (str, os.PathLike)) else read_frame(df)
-        if cont_names is None:
-            schema = scan_table(source, all_rows=True).collect_schema()  # typed by all its rows, as it is read
-            cont_names = [c for c, t in schema.items() if t.is_numeric() and c not in cats and c not in ys]
+        file = Path(df) if isinstance(df, (str, os.PathLike)) else None
+        # a table is given to Tabular as it is (a pandas frame: only the columns it reads are converted), and a file
+        # is read by Tabular, which names it; a CSV read with skipinitialspace, or one read whole (a .csv.gz, .zip,
+        # .txt), is read here, the spaces beginning its header's names dropped too, as pandas.read_csv drops them
+        source: Any = df
+        read_here = file is not None and (skipinitialspace and is_csv_file(file) or table_kind(file) == "packed")
+        if file is not None and read_here:
+            source = read_frame(file, skipinitialspace=skipinitialspace)
+            if skipinitialspace:
+                source = _strip_header(source, file)
+        elif is_pandas(df, "DataFrame"):
+            _check_unique_columns(list(df.columns), "pandas DataFrame")  # which one would a name read?
+        elif file is None and not isinstance(df, (pl.DataFrame, pl.LazyFrame)):
+            source = read_frame(df)  # Arrow, a Hugging Face dataset, rows...: made a Polars frame once
+        if _has_no_rows(source):
+            raise DataError(f"{file} has a header but no rows; there is nothing to train on: check the file"
+                            if file is not None else "TabularDataLoaders.from_df: the table has no rows; there is "
+                            "nothing to train on")
+        if cont_names is None:  # every numeric column not named as categorical or target, in the table's order
+            if is_pandas(source, "DataFrame"):  # the types pandas gives, the frame not converted
+                import pandas as pd
+
+                numbers = [str(c) for c, t in source.dtypes.items() if pd.api.types.is_numeric_dtype(t)
+                           and not pd.api.types.is_bool_dtype(t)]  # named as the columns of the table read
+            else:
+                schema = source.schema if isinstance(source, pl.DataFrame) else \
+                    scan_table(source, all_rows=True).collect_schema()  # typed by all its rows, as it is read
+                numbers = [c for c, t in schema.items() if t.is_numeric()]
+            cont_names = [c for c in numbers if c not in cats and c not in ys]
+        conts = column_names(cont_names)
+        wanted = list(dict.fromkeys(c for names in (cats, conts, ys) if isinstance(names, list) for c in names))
+        if read_here and all(c in source.columns for c in wanted):
+            source = source.select(wanted)  # the columns the model reads, no copy
         splits = IndexSplitter(valid_idx) if valid_idx is not None else RandomSplitter(valid_pct, seed=seed)
-        tab = Tabular(source, procs=procs, cat_names=cats, cont_names=cont_names, y_names=ys, y_block=y_block,
-                      splits=splits, skipinitialspace=skipinitialspace)
+        try:
+            with naming_file(file if read_here else None):  # its errors name the file, as Tabular's do
+                tab = Tabular(source, procs=procs, cat_names=cats, cont_names=conts, y_names=ys, y_block=y_block,
+                              splits=splits, skipinitialspace=skipinitialspace)
+        except OverflowError as e:  # a pandas column of integers beyond 64 bits, which Polars cannot hold
+            if not is_pandas(df, "DataFrame"):
+                raise
+            err = pandas_overflow_error(df, [c for c in wanted if c in df.columns]) or \
+                pandas_overflow_error(df, list(df.columns))
+            if err is None:
+                raise
+            raise err from e
         tab.label_rows(pandas_index_of(df, len(tab.frame)))  # a pandas df's dls.tabular.train.xs is pandas too
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                        num_workers=num_workers)
