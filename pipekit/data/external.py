@@ -183,9 +183,46 @@ def _info(name: str) -> DatasetInfo:
     return REGISTRY[name]
 
 
+def incomplete_copies(info: DatasetInfo) -> list[tuple[Path, list[str]]]:
+    """The folders named ``info.name`` under ``$PIPEKIT_DATA`` and the cache that lack some of its files, each with
+    the files it lacks: a copy :func:`locate` passes over."""
+    out = []
+    for root in (data_root(), cache_root()):
+        folder = None if root is None else root / info.name
+        if folder is not None and folder.is_dir() and not is_complete(folder, info):
+            out.append((folder, [f for f in info.files if not (folder / f).exists()]))
+    return out
+
+
+def where_looked(info: DatasetInfo) -> str:
+    """Where pipekit looked for a local copy of ``info``, for a message: ``$PIPEKIT_DATA`` (or that it is not set)
+    and the cache, what each held, and how a copy is put in place by hand."""
+    root, cache, name = data_root(), cache_root(), info.name
+    lacks = {folder: missing for folder, missing in incomplete_copies(info)}
+
+    def said(folder: Path) -> str:
+        if folder in lacks:
+            return f"{folder} is there but lacks {lacks[folder]}"
+        return f"{folder} is {'not a folder' if folder.exists() else 'missing'}"
+
+    parts = ["PIPEKIT_DATA is not set" if root is None else f"$PIPEKIT_DATA/{name}: {said(root / name)}",
+             f"the cache: {said(cache / name)}"]
+    if root is not None and (root.name == name or is_complete(root, info)):
+        parts.append(f"PIPEKIT_DATA ({root}) looks like the data set's own folder: set it to the folder above it")
+    archive = any(u.lower().endswith(TAR_SUFFIXES + (".zip",)) for u in info.urls)
+    urls = " and ".join(info.urls)
+    how = f"download {urls} and extract it there" if archive else f"download {urls} into it" if urls else \
+        "put the data set's files in it"
+    where = "$PIPEKIT_DATA" if root is not None else "a folder you choose (then set PIPEKIT_DATA to that folder)"
+    fix = f"To use a copy of your own, make a folder {name}/ in {where}: {how}, so that {name}/ holds {list(info.files)}"
+    return f"pipekit looked for a local copy: {'; '.join(parts)}. {fix}"
+
+
 def path(name: str, download: bool = True) -> DataPath:
     """The folder holding data set ``name``, downloading it into the user cache if needed; a
-    :class:`~pipekit.data.getters.DataPath`, so ``path(name).ls()`` lists it.
+    :class:`~pipekit.data.getters.DataPath`, so ``path(name).ls()`` lists it. A folder of that name that lacks
+    some of the data set's files is passed over with a warning saying which, or named in the error when no
+    complete copy is found.
 
     >>> (path("adult_sample") / "adult.csv").exists()
     True
@@ -193,9 +230,15 @@ def path(name: str, download: bool = True) -> DataPath:
     info = _info(name)
     found = locate(name)
     if found is None and not download:
-        raise FileNotFoundError(f"data set {name!r} is not available locally: set PIPEKIT_DATA to a folder holding "
-                                f"{name}/ or call path({name!r}) with download=True")
-    return DataPath(found if found is not None else fetch(info))
+        raise FileNotFoundError(f"data set {name!r} is not available locally. {where_looked(info)}; or call "
+                                f"path({name!r}) with download=True")
+    lacking = incomplete_copies(info)
+    folder = found if found is not None else fetch(info)
+    for other, missing in lacking:
+        if other != folder:
+            warn(f"{other} lacks {missing} of data set {name!r}, so it was passed over for {folder}; complete it "
+                 "(extract the archive again) or remove it")
+    return DataPath(folder)
 
 
 #: the names the fastai book gives the registered data sets (``URLs.ADULT_SAMPLE``...), by data set
@@ -219,12 +262,37 @@ class _URLs:
             raise AttributeError(name)
         if name not in _BOOK_NAMES:
             known = ", ".join(f"URLs.{k} ({v})" for k, v in _BOOK_NAMES.items())
-            raise AttributeError(f"pipekit has no data set registered as URLs.{name}; it knows {known}. For another "
-                                 "data set, put its files in a folder and pass that folder to the loaders, or add it "
-                                 "with register_dataset(DatasetInfo(name, urls, files, checksums=...)) and use "
+            others = sorted(set(REGISTRY) - set(_BOOK_NAMES.values()))
+            also = f"; the other registered data sets are {', '.join(others)}, by name: untar_data({others[0]!r})" \
+                if others else ""
+            raise AttributeError(f"pipekit has no data set registered as URLs.{name}; it knows {known}{also}. For "
+                                 "another data set, put its files in a folder and pass that folder to the loaders, or "
+                                 "add it with register_dataset(DatasetInfo(name, urls, files, checksums=...)) and use "
                                  "pipekit.datasets.path(name)")
         urls = _info(_BOOK_NAMES[name]).urls
         return urls[0] if urls else _BOOK_NAMES[name]
+
+    @staticmethod
+    def path(url: str) -> DataPath:
+        """The folder a data set named ``url`` lives in, or would (the book's ``URLs.path('bluebook')``, which a
+        download is then put in): a registered data set's local copy if there is one, else the folder of that name in
+        ``$PIPEKIT_DATA``, or in pipekit's data cache when PIPEKIT_DATA is not set. ``url`` is a name, or an address
+        whose last part (its file name, without ``.tgz``/``.zip``...) names it. Nothing is created or downloaded.
+
+        >>> URLs.path("adult_sample") == path("adult_sample")
+        True
+        """
+        url = os.fspath(url)
+        name = next((i.name for i in REGISTRY.values() if url in i.urls), url.rstrip("/").rsplit("/", 1)[-1])
+        for suffix in TAR_SUFFIXES + (".zip",):
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name = name[:-len(suffix)]
+                break
+        if not name or name in (".", "..") or name != Path(name).name:
+            raise ValueError(f"URLs.path: {url!r} names no data set; give a name, e.g. URLs.path('bluebook')")
+        found = locate(name) if name in REGISTRY else None
+        root = data_root()
+        return DataPath(found if found is not None else (root if root is not None else cache_root()) / name)
 
     def __dir__(self) -> list[str]:
         return sorted(_BOOK_NAMES)
@@ -347,8 +415,8 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
     root = root or cache_root()
     if not info.urls:
         raise FileNotFoundError(f"data set {info.name!r} is not available locally and has no download with a "
-                                f"published checksum; put its files {list(info.files)} in $PIPEKIT_DATA/{info.name}/ "
-                                "or register it with a URL and a Checksum you trust")
+                                f"published checksum. {where_looked(info)}; or register it with a URL and a Checksum "
+                                "you trust")
     for url in info.urls:
         if url not in info.checksums and not url.startswith(("https://", "file:")):
             raise ValueError(f"{info.name}: {url} is neither https nor pinned by a checksum; use an https address "
@@ -364,8 +432,7 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
             try:
                 archive = download_url(url, tmp / fname, f"{info.name}: {fname}", checksum=checksum)
             except OSError as e:
-                raise ConnectionError(f"could not download {info.name} from {url}: {e}. Download it by hand and "
-                                      f"put it in $PIPEKIT_DATA/{info.name}/") from e
+                raise ConnectionError(f"could not download {info.name} from {url}: {e}. {where_looked(info)}") from e
             if checksum is None:
                 size, _, sha = file_digests(archive)
                 warn(f"{info.name}: {url} has no pinned checksum, so the download was not verified; it is "

@@ -27,6 +27,29 @@ _TEMPORAL = (pl.Date, pl.Datetime)
 
 _SHOW_ROWS = 10
 
+#: a month's English name or its abbreviation, as a word
+_MONTH_NAME = r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(?:\b|$)"
+#: the layouts of dates written with the month's name that an error suggests, the first that reads every value
+_MONTH_NAME_FORMATS = ("%b %d, %Y", "%B %d, %Y", "%b %d %Y", "%B %d %Y", "%b. %d, %Y", "%d %b %Y", "%d %B %Y",
+                       "%d-%b-%Y", "%d-%b-%y", "%d %b, %Y", "%d %B, %Y", "%b-%d-%Y", "%Y-%b-%d", "%d/%b/%Y",
+                       "%b %d, %Y %H:%M:%S", "%b %d, %Y %H:%M", "%d %b %Y %H:%M:%S", "%d %b %Y %H:%M")
+
+
+def month_name_format(values: pl.Series) -> str | None:
+    """The layout (a strftime format) that reads every one of ``values``, text dates written with the month's name
+    ('Jul 1, 2015', '01-Jul-2015'), among the usual ones; None when they are not such dates or none reads them all.
+
+    >>> month_name_format(pl.Series(["Jul 1, 2015", "Dec 31, 2014"])), month_name_format(pl.Series(["1 July 2015"]))
+    ('%b %d, %Y', '%d %B %Y')
+    """
+    values = values.drop_nulls()
+    if not len(values) or not values.str.contains(_MONTH_NAME).all():
+        return None
+    for fmt in _MONTH_NAME_FORMATS:
+        if values.str.to_datetime(format=fmt, strict=False, time_unit="us").null_count() == 0:
+            return fmt
+    return None
+
 
 def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: str | None, errors: str,
                       local_name: str, elapsed_name: str) -> pl.DataFrame | pl.LazyFrame:
@@ -63,7 +86,10 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
         shown = ", ".join(f"{v!r} at row {r}" for r, v in zip(rows["__row"], rows["v"]))
         more = f" and {n_bad - len(rows)} more" if n_bad > len(rows) else ""
         how = f" in format {fmt!r}" if fmt else ""
-        msg = f"add_datepart: {n_bad} value(s) of column {field!r} are not dates{how}: {shown}{more}"
+        named = None if is_aware else month_name_format(values)
+        hint = f"; they are dates written with the month's name: pass format={named!r}" if named and named != fmt \
+            else ""
+        msg = f"add_datepart: {n_bad} value(s) of column {field!r} are not dates{how}: {shown}{more}{hint}"
         if errors == "raise":
             raise DataError(msg + "; fix them, null them, pass format= if they share another format, or "
                              "errors='null' to turn them into nulls.")
