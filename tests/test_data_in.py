@@ -88,6 +88,8 @@ def test_an_integer_beyond_64_bits_in_a_column_read_is_named(adult_csv):
                                         r"integers too large for 64 bits.*astype\(float\)"):
         TabularDataLoaders.from_df(df, procs=PROCS, cat_names=[*CATS, "big_id"], cont_names=CONTS, y_names=Y,
                                    valid_idx=[0, 1], seed=0)
+    with pytest.raises(DataError, match=r"column\(s\) 'big_id' \(1000000000000000000000000000000 at row 0\) hold"):
+        Tabular(df, procs=PROCS, cat_names=[*CATS, "big_id"], cont_names=CONTS, y_names=Y)  # was a bare OverflowError
 
 
 # B. a data set that is not there: where pipekit looked, what a folder there lacks, and how to put a copy in place
@@ -230,6 +232,9 @@ def test_skipinitialspace_strips_the_header(adult_csv, tmp_path):
     assert dls.tabular.frame.equals(_loaders(adult_csv).tabular.frame)
     with pytest.raises(DataError, match=r"did you mean ' workclass' \(for 'workclass'\)"):  # read as written without it
         _loaders(spaced, skipinitialspace=False)
+    # new rows from a file written so are read as the training file was: the header's names stripped too
+    new = dls.test_dl(spaced).dataset
+    assert len(new) == len(pd.read_csv(adult_csv)) and dls.tabular.new(spaced).xs.equals(dls.tabular.new(adult_csv).xs)
 
 
 # F. small ones: a header without rows, URLs.path, the URLs error, dates written with the month's name
@@ -243,8 +248,9 @@ def test_a_csv_with_a_header_and_no_rows_is_named(adult_csv, tmp_path):
             _loaders(f)
         with pytest.raises(DataError, match=rf"{f.name} has a header but no rows"):
             TabularDataLoaders.from_csv(f, cat_names=CATS, cont_names=CONTS, y_names=Y, skipinitialspace=False)
-    with pytest.raises(DataError, match=r"empty.csv.gz has a header but no rows"):
-        Tabular(empty_gz, cat_names=CATS, cont_names=CONTS, y_names=Y)
+    for f in (empty, empty_gz):
+        with pytest.raises(DataError, match=rf"{f.name} has a header but no rows"):
+            Tabular(f, cat_names=CATS, cont_names=CONTS, y_names=Y)
     with pytest.raises(DataError, match=r"from_df: the table has no rows"):
         TabularDataLoaders.from_df(pd.read_csv(empty), cat_names=CATS, cont_names=CONTS, y_names=Y)
 

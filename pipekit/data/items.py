@@ -622,6 +622,11 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         return pl.DataFrame([codes[c] if c in codes else next(rest) for c in frame.columns])  # named as Polars names
     try:
         df = pl.from_pandas(frame)
+    except OverflowError:  # a Python int beyond 64 bits (a 30-digit id): named, with the fix
+        err = pandas_overflow_error(frame, list(frame.columns))
+        if err is None:
+            raise
+        raise err from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
         mixed = [c for c in frame.columns if frame[c].dtype == object
                  and len({type(v) for v in frame[c].dropna()}) > 1]
@@ -708,14 +713,29 @@ def read_csv_table(path: str | os.PathLike, csv_fname: str | os.PathLike | None,
     """The book's ``from_csv`` reading: ``path / csv_fname`` (or ``path`` itself when ``csv_fname`` is None),
     ``header="infer"`` (the first line names the columns) or None (no header: columns are used by position),
     ``delimiter`` (default "," or, for a ``.tsv`` file, a tab, as the rest of pipekit reads one),
-    ``skipinitialspace`` (drop the spaces after each delimiter in text)."""
+    ``skipinitialspace`` (drop the spaces after each delimiter, in text and in the header's names)."""
     check("from_csv", header=(header, Options("infer", None)))
     file = Path(path) / csv_fname if csv_fname is not None else Path(path)
     if not file.exists():
         raise FileNotFoundError(f"{file} does not exist")
     sep = delimiter or ("\t" if file.suffix.lower() == ".tsv" else ",")
     df = read_csv(file, has_header=header == "infer", separator=sep)
-    return strip_initial_spaces(df) if skipinitialspace else df
+    return strip_header_spaces(strip_initial_spaces(df), file) if skipinitialspace else df
+
+
+def strip_header_spaces(frame: pl.DataFrame, file: Path) -> pl.DataFrame:
+    """``frame`` (read from the CSV ``file`` with ``skipinitialspace``) with the spaces that begin its column names
+    dropped, as ``pandas.read_csv(skipinitialspace=True)`` reads a header ``c, x, y``; names that would then be
+    one column's twice are refused."""
+    names = {c: c.lstrip(" ") for c in frame.columns if c != c.lstrip(" ")}
+    if not names:
+        return frame
+    after = [names.get(c, c) for c in frame.columns]
+    twice = sorted({c for c in after if after.count(c) > 1})
+    if twice:
+        raise DataError(f"{file}: without the spaces that begin them (skipinitialspace), the header's names {twice} "
+                        "name more than one column; rename the columns in the file, or pass skipinitialspace=False")
+    return frame.rename(names)
 
 
 def strip_initial_spaces(frame: Any) -> Any:

@@ -25,9 +25,9 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
-from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, csv_source, parquet_files, read_csv_table,
-                                read_packed_csv, refuse_repeated_headers, missing_markers_to_null,
-                                scan_csv_whole_lines, skip_blank_lines, strip_initial_spaces, table_error, table_formats,
+from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, csv_source, missing_markers_to_null, parquet_files,
+                                read_csv_table, read_packed_csv, refuse_repeated_headers, scan_csv_whole_lines,
+                                skip_blank_lines, strip_header_spaces, strip_initial_spaces, table_error, table_formats,
                                 table_kind, to_items, without_polars_context)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
@@ -193,6 +193,8 @@ def read_frame(source: Any, cat_names: Sequence[str] = (), skipinitialspace: boo
     if skipinitialspace and is_csv_file(source):
         return read_csv_table(source, None, skipinitialspace=True)
     frame = source if isinstance(source, pl.DataFrame) else collect_table(scan_table(source, cat_names), source)
+    if skipinitialspace and isinstance(source, (str, os.PathLike)):  # a file read whole: its header's names too
+        return strip_header_spaces(strip_initial_spaces(frame), Path(source))
     return strip_initial_spaces(frame) if skipinitialspace else frame
 
 
@@ -910,6 +912,10 @@ class Tabular(_FittedNames):
             raise DataError(missing_split_column(type(splits).__name__, c, have))
         picked = frame if wanted is None else frame.select(wanted)  # never a copy
         items = collect_table(picked, source, p.cont_names) if isinstance(picked, pl.LazyFrame) else picked
+        if len(items) == 0:  # nothing to fit the procs on: said here, not as a proc's or a splitter's failure
+            raise DataError(f"{source} has a header but no rows; there is nothing to process: check the file"
+                            if isinstance(source, (str, os.PathLike)) else
+                            "Tabular: the table has no rows; there is nothing to process")
         # a TimeSplitter's times are read once (text dates parsed once), for the split and for train_times
         by_time = splits if isinstance(splits, TimeSplitter) else None
         times = None if by_time is None else by_time.times(items)

@@ -228,21 +228,6 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
     return dls
 
 
-def _strip_header(frame: pl.DataFrame, file: Path) -> pl.DataFrame:
-    """``frame`` (read from the CSV ``file`` with ``skipinitialspace``) with the spaces that begin its column names
-    dropped, as ``pandas.read_csv(skipinitialspace=True)`` reads a header ``c, x, y``; names that would then be
-    one column's twice are refused."""
-    names = {c: c.lstrip(" ") for c in frame.columns if c != c.lstrip(" ")}
-    if not names:
-        return frame
-    after = [names.get(c, c) for c in frame.columns]
-    twice = sorted({c for c in after if after.count(c) > 1})
-    if twice:
-        raise DataError(f"{file}: without the spaces that begin them (skipinitialspace), the header's names {twice} "
-                        "name more than one column; rename the columns in the file, or pass skipinitialspace=False")
-    return frame.rename(names)
-
-
 def _has_no_rows(source: Any) -> bool:
     """Whether ``source`` (a frame, or a table file) has columns but no rows; a file's first row is all that is
     read (any fault reading it is left to the reading of the table, which names it)."""
@@ -297,8 +282,6 @@ class TabularDataLoaders:
         read_here = file is not None and (skipinitialspace and is_csv_file(file) or table_kind(file) == "packed")
         if file is not None and read_here:
             source = read_frame(file, skipinitialspace=skipinitialspace)
-            if skipinitialspace:
-                source = _strip_header(source, file)
         elif is_pandas(df, "DataFrame"):
             _check_unique_columns(list(df.columns), "pandas DataFrame")  # which one would a name read?
         elif file is None and not isinstance(df, (pl.DataFrame, pl.LazyFrame)):
