@@ -457,3 +457,22 @@ def test_a_callback_named_like_a_learner_attribute_is_refused():
              if isinstance(cls, type) and issubclass(cls, Callback)}
     assert {"recorder", "save_model", "model_resetter"} <= names
     assert not [n for n in names if hasattr(Learner, n) or not isinstance(learn.__dict__.get(n, Named()), Callback)]
+
+
+def test_an_interrupted_fit_leaves_no_progress_bar_behind(dls):
+    """Ctrl-C (or an error) mid-fit: later validations and predictions draw no bar of the dead fit."""
+    from pipekit.learn import Callback
+
+    class Interrupt(Callback):
+        def after_batch(self):
+            if self.learn.iter == 2:
+                raise KeyboardInterrupt
+
+    learn = learner(dls)
+    assert learn.progress.show_bar  # the bar is on: the fit sets its wrapper over the loaders
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(2, 1e-3, cbs=[Interrupt()])
+    assert learn.batch_wrapper is None  # was the dead fit's 'epoch 1/2' bar, drawn by every later pass
+    assert len(learn.validate()) == 2
+    learn.fit(1, 1e-3)  # and a fit after it has its bar again, taken away at its end
+    assert learn.batch_wrapper is None and len(learn.recorder.values) == 1

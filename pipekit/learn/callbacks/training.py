@@ -384,6 +384,11 @@ class ProgressCallback(Callback):
     def after_fit(self) -> None:
         self.learn.batch_wrapper = None
 
+    def release(self) -> None:
+        """A fit that ended in an error or Ctrl-C takes its bar away too: a later ``validate`` or ``get_preds``
+        would draw the dead fit's 'epoch 1/2 valid' bar."""
+        self.learn.batch_wrapper = None
+
 
 def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
     """Positions of the items in the order the loader yielded them, when it did not keep their order."""
