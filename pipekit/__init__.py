@@ -3,6 +3,7 @@
 >>> import pipekit
 >>> pipekit.set_seed(0)
 """
+import os
 import re
 
 __version__ = "0.1.0"
@@ -54,6 +55,36 @@ _FROM = {"load_learner": "pipekit.learn", "Learner": "pipekit.learn", "load_mode
          "register": "pipekit.core.registry", "registered": "pipekit.core.registry"}
 
 
+def clear_cache(kind: str | None = None, cache_dir: "str | os.PathLike[str] | None" = None) -> dict[str, int]:
+    """Delete pipekit's on-disk caches of ``kind``: "images" (presized images), "tokens" (token ids) or None (both),
+    under ``cache_dir`` (default ``$PIPEKIT_CACHE``, ``~/.cache/pipekit``); downloaded data sets are kept. Returns
+    the bytes freed per kind (a file that could not be removed, in a read-only folder, is not counted). A cache is
+    rebuilt from the source data when next needed. ``pipekit cache info`` shows the sizes, ``pipekit cache clear``
+    does this from the command line.
+
+    >>> import tempfile
+    >>> clear_cache("tokens", cache_dir=tempfile.mkdtemp())
+    {'tokens': 0}
+    """
+    import importlib
+
+    from pipekit.core.validate import Options, check
+    from pipekit.data.cache import CACHE_KINDS, cache_folder, cache_usage
+
+    check("clear_cache", kind=(kind, Options(None, *CACHE_KINDS)))
+    # each kind's own clearing function, imported only when that kind is cleared (images import torch and OpenCV)
+    clear = {"images": ("pipekit.vision.cache", "clear_image_cache"),
+             "tokens": ("pipekit.text.store", "clear_token_cache")}
+    freed = {}
+    for name in CACHE_KINDS if kind is None else [kind]:
+        folder = cache_folder(cache_dir, CACHE_KINDS[name])
+        before = cache_usage(folder)[0]
+        module, function = clear[name]
+        getattr(importlib.import_module(module), function)(cache_dir)
+        freed[name] = before - cache_usage(folder)[0]
+    return freed
+
+
 def __getattr__(name: str):
     # heavy sub-packages load on first use, so `import pipekit` stays quick
     import importlib
@@ -66,5 +97,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pipekit' has no attribute {name!r}")
 
 
-__all__ = ["set_seed", "check_dependencies", "load", "save", "register", "registered", "load_learner", "load_model", "Learner",
+__all__ = ["set_seed", "check_dependencies", "clear_cache", "load", "save", "register", "registered", "load_learner", "load_model", "Learner",
            "__version__"]

@@ -1,6 +1,8 @@
-"""Command line: ``pipekit run | summary | predict | datasets | bench | bench-loader``.
+"""Command line: ``pipekit run | summary | predict | datasets | cache | bench | bench-loader``.
 
     pipekit datasets list             # which data sets are available locally
+    pipekit cache info                # where the image and token caches are, and their sizes
+    pipekit cache clear --tokens      # delete the token cache (--images: the presized images; neither: both)
     pipekit run adult --quick         # run a built-in recipe (pipekit run --list names them all)
     pipekit run path/to/recipe.py     # run your own recipe file
     pipekit summary mnist_tiny        # walk one batch of a recipe's data through the pipeline
@@ -539,6 +541,38 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def megabytes(n: int) -> str:
+    """A size in bytes as pipekit's progress bars write it.
+
+    >>> megabytes(1_400_000), megabytes(0)
+    ('1.4 MB', '0.0 MB')
+    """
+    return f"{n / 1e6:.1f} MB"
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from pipekit.data.cache import CACHE_KINDS, cache_folder, cache_usage
+
+    kinds = [k for k in CACHE_KINDS if getattr(args, k)] or list(CACHE_KINDS)
+    if args.action == "info":
+        for kind in kinds:
+            folder = cache_folder(None, CACHE_KINDS[kind])
+            size, entries = cache_usage(folder)
+            print(f"{kind:<8} {megabytes(size):>10} {entries:>6} {'entry' if entries == 1 else 'entries'}  {folder}")
+        return 0
+    freed = pipekit.clear_cache(None if len(kinds) == len(CACHE_KINDS) else kinds[0])
+    rc = 0
+    for kind, n in freed.items():
+        folder = cache_folder(None, CACHE_KINDS[kind])
+        left = cache_usage(folder)[0]
+        print(f"{kind:<8} freed {megabytes(n)} in {folder}")
+        if left:
+            print(f"pipekit cache clear: {megabytes(left)} could not be removed from {folder}: check that the folder "
+                  "is yours and writable", file=sys.stderr)
+            rc = 1
+    return rc
+
+
 def cmd_bench_loader(args: argparse.Namespace) -> int:
     from pipekit.bench.cli import main as bench_loader
     from pipekit.core.errors import PipekitError
@@ -573,6 +607,14 @@ def _main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("datasets", help="list the registered data sets and where they are")
     d.add_argument("action", choices=["list"], nargs="?", default="list")
     d.set_defaults(fn=cmd_datasets)
+    c = sub.add_parser("cache", help="show or clear the caches of presized images and token ids ($PIPEKIT_CACHE)",
+                       description="The caches live under $PIPEKIT_CACHE (default ~/.cache/pipekit): presized images "
+                                   "in images/, token ids in text/. Clearing deletes them (downloaded data sets are "
+                                   "kept); they are rebuilt from the source data when next needed.")
+    c.add_argument("action", choices=["info", "clear"])
+    c.add_argument("--images", action="store_true", help="only the presized images")
+    c.add_argument("--tokens", action="store_true", help="only the token ids")
+    c.set_defaults(fn=cmd_cache)
     r = sub.add_parser("run", help="run a recipe end to end (a built-in name or a path to a .py file)")
     r.add_argument("--list", action="store_true", help="list the built-in recipes")
     r.add_argument("recipe", nargs="?")

@@ -12,6 +12,10 @@ each keep their own layout; both use this module so that a cache trusts only byt
   wrong type, a cut-off or edited file is reported with the file and the field.
 - Every file is written to a temporary name and renamed into place (:class:`TempFile`), so a reader never
   sees half a file; :func:`clean_stale_temps` removes what a killed build left (the rule is documented there).
+- A cache folder that cannot be written is not an error: :func:`warn_unwritable` says so once and how to fix
+  it, and the caller keeps the data in memory.
+- :data:`CACHE_KINDS` names the caches; :func:`cache_usage` measures one and :func:`remove_cache_folder`
+  clears it (``pipekit.clear_cache``, ``pipekit cache info|clear``).
 
 A check that fails raises :class:`CacheEntryError`; the caller warns with :func:`warn_rebuild` (a
 :class:`CacheRebuildWarning` naming the file and what was wrong) and rebuilds the entry from the source data.
@@ -33,10 +37,12 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +91,28 @@ def warn_rebuild(path: str | os.PathLike, reason: str) -> None:
     warn(f"cache file {path}: {reason}; rebuilding it from the source data", CacheRebuildWarning)
 
 
+class CacheWriteWarning(UserWarning):
+    """A cache folder could not be written; the data is kept in memory for this run and built again next run."""
+
+
+_UNWRITABLE_SAID: set[str] = set()
+
+
+def warn_unwritable(folder: str | os.PathLike, error: OSError, what: str, turn_off: str) -> None:
+    """Warn, once per ``folder`` and process, that the cache ``folder`` cannot be written (``error``): the caller
+    goes on with ``what`` in memory. The message says both ways out: a writable ``PIPEKIT_CACHE`` (or cache
+    folder), or ``turn_off``, the argument that keeps the cache off disk."""
+    key = os.fspath(folder)
+    if key in _UNWRITABLE_SAID:
+        return
+    _UNWRITABLE_SAID.add(key)
+    now = os.environ.get("PIPEKIT_CACHE")
+    warn(f"the cache folder {key} cannot be written ({error.strerror or error}): going on with the {what} in "
+         f"memory, so this run works but the next one builds them again. Set PIPEKIT_CACHE=<a writable folder>"
+         f"{f' (it is {now})' if now else ''} or give cache_dir=<a writable folder> to keep them, or give "
+         f"{turn_off} not to write a cache", CacheWriteWarning)
+
+
 # ---------------------------------------------------------------------------------------- keys, folders
 def _digest(data: Any) -> bytes:
     return hashlib.sha256(data).digest()
@@ -123,6 +151,35 @@ def cache_folder(cache_dir: str | os.PathLike | bool | None, sub: str) -> Path |
     if cache_dir is None or cache_dir is True:
         return pipekit_cache_dir(sub)
     return Path(cache_dir) / sub
+
+
+#: The kinds of on-disk cache (the names ``clear_cache`` and ``pipekit cache`` take) and their sub-folders of
+#: ``$PIPEKIT_CACHE``: presized images (:mod:`pipekit.vision.cache`) and token ids (:mod:`pipekit.text.store`).
+CACHE_KINDS = {"images": "images", "tokens": "text"}
+
+
+def cache_usage(folder: Path | None) -> tuple[int, int]:
+    """``(bytes, entries)`` of the cache ``folder``: the size of the files under it and the number of entries (its
+    sub-folders); ``(0, 0)`` when it does not exist."""
+    if folder is None or not folder.is_dir():
+        return 0, 0
+    size, entries = 0, 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        if Path(dirpath) == folder:
+            entries = len(dirnames)
+        for name in filenames:
+            with contextlib.suppress(OSError):  # removed meanwhile by another process
+                size += os.lstat(os.path.join(dirpath, name)).st_size
+    return size, entries
+
+
+def remove_cache_folder(folder: Path | None) -> int:
+    """Delete the cache ``folder`` and everything in it; returns the bytes freed (what could not be removed, in a
+    read-only folder, stays and is not counted)."""
+    before = cache_usage(folder)[0]
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    return before - cache_usage(folder)[0]
 
 
 # ---------------------------------------------------------------------------------------- temporary files
@@ -171,7 +228,10 @@ def clean_stale_temps(root: Path) -> list[Path]:
     now = time.time()
     for f in (*root.glob(f"*{TEMP_SUFFIX}"), *root.glob(f"*/*{TEMP_SUFFIX}")):
         if is_stale_temp(f, now):
-            f.unlink(missing_ok=True)
+            try:
+                f.unlink(missing_ok=True)
+            except OSError:  # a read-only cache: its complete entries are still read, the leftover stays
+                continue
             removed.append(f)
     return removed
 

@@ -27,6 +27,7 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, Options, check, unknown_names
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.cache import cache_folder
+from pipekit.text.hf_tokenizer import HFTokenizer
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
 from pipekit.text.store import TextStore, cache_key, load_cached, save_cached
@@ -250,35 +251,50 @@ class TextBlock(TransformBlock):
 
     # ------------------------------------------------------------------ building
     def _settings(self, tok: Tokenizer) -> dict[str, Any]:
+        # the settings that shape the vocabulary are in the key too (an entry per setting, as a recipe keeps them
+        # from run to run); the training rows are not, unless the tokenizer learns from them
         return {"tok": tok.cache_settings(), "min_freq": self.min_freq, "max_vocab": self.max_vocab,
                 "vocab": list(self.vocab_arg) if self.vocab_arg is not None else None}
 
+    @staticmethod
+    def _tokens_depend_on_split(tok: Tokenizer) -> bool:
+        """Whether ``tok.setup`` learns from the training texts (a subword model trained there), so that the tokens
+        of a text depend on the split; the word tokenizer and a trained Hugging Face tokenizer learn nothing."""
+        learns_nothing = ((type(tok).setup is Tokenizer.setup and getattr(tok, "mode", None) == "word")
+                          or type(tok).setup is HFTokenizer.setup)
+        return not learns_nothing
+
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Any] = (), trace: Any = None) -> TextStore:
-        """Tokenize all texts once, learn the vocab on ``train_idx``, store ids as list<int32> (cached)."""
+        """Tokenize all texts once, learn the vocab on ``train_idx``, store ids as list<int32>.
+
+        The tokens are cached, keyed by the texts and the settings (and by the training rows only for a tokenizer
+        that learns from them), so another split of the same texts, a random one with no seed included,
+        reads them back: ``from_cache_`` says whether it did. The vocabulary is counted on ``train_idx`` at each
+        build, from the tokens."""
         self.fit_tfms()
         tok, num = self.tok, self.num
         self.batch_tfms_ = []
         texts = self.texts(raw)
         train_idx = np.asarray(train_idx, dtype=np.int64)
         root = cache_folder(self.cache_dir, "text")
-        folder = root / cache_key(texts, self._settings(tok), train_idx) if root is not None else None
+        settings = self._settings(tok)
+        split = train_idx if self._tokens_depend_on_split(tok) else None
+        folder = root / cache_key(texts, settings, split) if root is not None else None
         hit = load_cached(folder) if folder is not None else None
         if hit is not None:
-            ids, meta = hit
+            tokens, meta = hit
             tok.state_from_data(meta["tok_state"])
-            num.vocab_ = meta["vocab"]
             self.from_cache_ = True
         else:
             tok.setup(texts.gather(train_idx))
             tokens = tok.encode(texts)
-            num.setup(tokens, train_idx)
-            ids = num.encode(tokens)
             if trace is not None:
                 trace(repr(tok), f"{len(tokens.ids)} tokens, {len(tokens.vocab)} distinct")
             if folder is not None:
-                save_cached(folder, ids, {"vocab": num.vocab_, "tok_state": tok.fitted_state(),
-                                          "settings": self._settings(tok)})
+                save_cached(folder, tokens, {"tok_state": tok.fitted_state(), "settings": settings})
             self.from_cache_ = False
+        num.setup(tokens, train_idx)
+        ids = num.encode(tokens)
         if trace is not None:
             trace(repr(num), f"vocab of {len(num.vocab_)}")
         return TextStore(ids, pad_idx=self.pad_idx, max_len=self.max_len)
