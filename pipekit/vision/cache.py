@@ -6,7 +6,9 @@ no Python per image). Entries are keyed by a hash of the file's bytes plus the p
 a changed file is decoded again while unchanged files are copied from the previous pack.
 
 The cache lives in ``$PIPEKIT_CACHE`` (default ``~/.cache/pipekit``); ``cache_dir=False`` keeps the
-pixels in memory instead.
+pixels in memory instead, and so does a folder that cannot be written (with a CacheWriteWarning saying how
+to fix it). Several processes may build in one folder at once (a sweep, two experiments): each commits its
+pack and updates the shared index under a file lock, so none deletes a pack another one still lists.
 
 Example:
     >>> store = build_image_store(files, Resize(64), mode="RGB")     # doctest: +SKIP
@@ -15,6 +17,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +29,8 @@ import numpy as np
 import torch
 
 from pipekit.data.cache import (CacheEntryError, PackChecksum, TempFile, atomic_write_json, cache_folder,
-                                clean_stale_temps, fingerprint, read_json, verify_pack, warn_rebuild)
+                                clean_stale_temps, fingerprint, read_json, verify_pack, warn_rebuild,
+                                warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
@@ -36,8 +40,15 @@ from pipekit.vision.decode import decode_bytes, read_image_file
 from pipekit.vision.presize import ItemTransform
 from pipekit.vision.sources import MemoryImage
 
+try:
+    import fcntl as _fcntl
+except ImportError:  # Windows: no advisory file locks, so concurrent builds there take none
+    _fcntl = None  # type: ignore[assignment]
+
 CACHE_VERSION = "pk-img-3"
 T = TypeVar("T")
+#: what keeps decoded images off disk, named when the cache folder cannot be written
+TURN_OFF = "ImageBlock(cache_dir=False) (or cache_dir=False to build_image_store)"
 
 
 def default_cache_dir() -> Path:
@@ -122,8 +133,9 @@ def _open_pack(pack: Path, config: str, channels: int, n: int | None) -> tuple[n
     return pixels, sizes
 
 
-def _read_index(path: Path) -> dict[str, list]:
-    """content key -> [pack id, slot]; a missing index is empty, a damaged one is reported and dropped."""
+def _read_index(path: Path, report: bool = True) -> dict[str, list]:
+    """content key -> [pack id, slot]; a missing index is empty, a damaged one is dropped (and reported with a
+    CacheRebuildWarning when ``report``)."""
     if not path.exists():
         return {}
     try:
@@ -133,9 +145,64 @@ def _read_index(path: Path) -> dict[str, list]:
                 and not isinstance(v[1], bool) and v[1] >= 0 for v in index.values()):
             raise CacheEntryError(f"{path.name} is not a map of content keys to [pack, slot]")
     except CacheEntryError as e:
-        warn_rebuild(path, e.reason)
+        if report:
+            warn_rebuild(path, e.reason)
         return {}
     return index
+
+
+class _CacheUnwritable(Exception):
+    """The cache folder cannot be created or written (read-only, a file in the way, disk full)."""
+
+    def __init__(self, folder: Path, error: OSError):
+        super().__init__(f"{folder}: {error}")
+        self.folder, self.error = folder, error
+
+
+@contextlib.contextmanager
+def _writing(folder: Path) -> Iterator[None]:
+    """Turn an OSError of a write into the cache ``folder`` into _CacheUnwritable. FileNotFoundError passes: it
+    means another process removed a file this build needed, not that the folder cannot be written."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise _CacheUnwritable(folder, e) from e
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) against other processes: one build at a time
+    commits its pack, rewrites the index and deletes unlisted packs. Where the platform or file system has no
+    ``flock`` (Windows, some network file systems), no lock is held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if _fcntl is not None:
+            with contextlib.suppress(OSError):  # ENOLCK: the file system offers no locks
+                _fcntl.flock(fd, _fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _index_pack(cdir: Path, keys: list[str], pack_id: str) -> None:
+    """List ``keys`` as the slots of pack ``pack_id`` in ``cdir``'s index, then delete the packs no entry lists.
+
+    Runs under the folder's lock (:func:`_locked`), with the index read again there: the entries other
+    processes wrote since this build read the index stay listed, so their packs are kept. Every pack is
+    committed under the same lock, so an unlisted pack is garbage, never one about to be indexed.
+    """
+    index = _read_index(cdir / "index.json", report=False)
+    for slot, k in enumerate(keys):
+        index[k] = [pack_id, slot]
+    on_disk = {f.stem for f in cdir.glob("*.npy")}
+    index = {k: ref for k, ref in index.items() if ref[0] in on_disk}  # entries of packs deleted by hand
+    atomic_write_json(cdir / "index.json", index)
+    # Packs no longer referenced by any key are garbage (a mapped file stays readable after unlink).
+    for stem in on_disk - {ref[0] for ref in index.values()}:
+        (cdir / f"{stem}.npy").unlink(missing_ok=True)
+        (cdir / f"{stem}.json").unlink(missing_ok=True)
 
 
 class ImageStore(Store):
@@ -232,9 +299,21 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
     root = cache_folder(cache_dir, "images")
     if root is None:
         return _build_in_memory(paths, tfm, mode, channels, squeeze, workers, description)
+    try:
+        return _build_cached(paths, tfm, mode, channels, squeeze, workers, description, config, root)
+    except _CacheUnwritable as e:  # a read-only $HOME, a PIPEKIT_CACHE on a read-only mount or at a file
+        warn_unwritable(e.folder, e.error, "decoded images", TURN_OFF)
+        return _build_in_memory(paths, tfm, mode, channels, squeeze, workers, description)
+
+
+def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mode: str, channels: int,
+                  squeeze: bool, workers: int, description: str, config: str, root: Path) -> ImageStore:
+    """:func:`build_image_store` through the cache folder ``root``; raises _CacheUnwritable when a write there
+    fails (a complete entry is still served from a read-only folder)."""
     clean_stale_temps(root)
     cdir = root / fingerprint(config, digest_size=8)
-    cdir.mkdir(parents=True, exist_ok=True)
+    with _writing(root):
+        cdir.mkdir(parents=True, exist_ok=True)
     index = _read_index(cdir / "index.json")
     # A cold cache (nothing indexed, no pack) cannot hold any of these files: each file is then read once,
     # hashed and decoded from the same bytes, instead of a hashing pass followed by a decoding pass.
@@ -253,7 +332,8 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
             try:
                 old_packs[pid] = _open_pack(pack, config, channels, n)
             except CacheEntryError as e:
-                warn_rebuild(pack, e.reason)
+                if pack.exists():  # not one another build's clean-up deleted while it was being opened
+                    warn_rebuild(pack, e.reason)
                 old_packs[pid] = None
             except FileNotFoundError:  # collected as garbage, or never written by a killed build
                 old_packs[pid] = None
@@ -284,15 +364,17 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
             old_entry(k)
     # The pack's name depends on every key, which a cold build only knows at the end.
     with TempFile(cdir, "pack") as tmp:
-        header = np.lib.format.open_memmap(tmp.path, mode="w+", dtype=np.uint8, shape=(len(paths), h, w, channels))
-        data_offset, item_bytes = header.offset, h * w * channels
-        del header
-        with open(tmp.path, "rb") as fh:
-            checksum = PackChecksum(fh.read(data_offset), item_bytes, len(paths))
-        # Workers write with pwrite: the kernel copies into the page cache, with none of the page faults that
-        # filling a writable mapping costs (2-3x faster here). Each image is hashed from the buffer it was
-        # written from, so the checksum costs no second pass over the pack.
-        fd = os.open(tmp.path, os.O_WRONLY)
+        with _writing(root):
+            header = np.lib.format.open_memmap(tmp.path, mode="w+", dtype=np.uint8,
+                                               shape=(len(paths), h, w, channels))
+            data_offset, item_bytes = header.offset, h * w * channels
+            del header
+            with open(tmp.path, "rb") as fh:
+                checksum = PackChecksum(fh.read(data_offset), item_bytes, len(paths))
+            # Workers write with pwrite: the kernel copies into the page cache, with none of the page faults
+            # that filling a writable mapping costs (2-3x faster here). Each image is hashed from the buffer it
+            # was written from, so the checksum costs no second pass over the pack.
+            fd = os.open(tmp.path, os.O_WRONLY)
         sizes = np.zeros((len(paths), 2), dtype=np.int64)
 
         def fill(i: int) -> bool:
@@ -303,7 +385,7 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
             decoded = entry is None
             img, hw = _decode_one(paths[i], mode, tfm, data) if entry is None else entry
             _check_size(img, (h, w), paths, i)
-            with stage("cache write"):
+            with stage("cache write"), _writing(root):
                 buf = np.ascontiguousarray(img).data
                 if os.pwrite(fd, buf, data_offset + i * item_bytes) != item_bytes:
                     raise OSError(f"{tmp.path}: short write for {paths[i]}; is the disk full?")
@@ -320,23 +402,19 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
         if cold:
             pack_id = _pack_id(keys, config)
         pack = cdir / f"{pack_id}.npy"
-        # The meta goes first and the pack's rename commits the entry: whoever finds the pack finds its meta.
-        atomic_write_json(pack.with_suffix(".json"), {"orig_sizes": sizes.tolist(), "config": config,
-                                                      "shape": [len(paths), h, w, channels],
-                                                      "checksum": checksum.result()})
-        tmp.commit(pack)
-    for slot, k in enumerate(keys):
-        index[k] = [pack_id, slot]
-    atomic_write_json(cdir / "index.json", index)
-    # Packs no longer referenced by any key are garbage (a mapped file stays readable after unlink).
-    live = {ref[0] for ref in index.values()}
-    for f in cdir.glob("*.npy"):
-        if f.stem not in live:
-            f.unlink(missing_ok=True)
-            f.with_suffix(".json").unlink(missing_ok=True)
+        # Builds in other processes (a sweep, two experiments) share the folder: commit, index and clean up
+        # under its lock, so that no clean-up sees a pack committed but not yet indexed.
+        with _writing(root), _locked(cdir / "index.lock"):
+            # The meta goes first and the pack's rename commits the entry: whoever finds the pack finds its meta.
+            atomic_write_json(pack.with_suffix(".json"), {"orig_sizes": sizes.tolist(), "config": config,
+                                                          "shape": [len(paths), h, w, channels],
+                                                          "checksum": checksum.result()})
+            tmp.commit(pack)
+            # Mapped at once: the mapping stays readable if a later build's clean-up unlinks the pack.
+            pixels = np.load(pack, mmap_mode="r")
+            _index_pack(cdir, keys, pack_id)
     n_decoded = int(sum(flags))
-    return ImageStore(np.load(pack, mmap_mode="r"), sizes, squeeze, n_decoded=n_decoded,
-                      n_reused=len(paths) - n_decoded, path=pack)
+    return ImageStore(pixels, sizes, squeeze, n_decoded=n_decoded, n_reused=len(paths) - n_decoded, path=pack)
 
 
 def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, mode: str, channels: int, squeeze: bool,
