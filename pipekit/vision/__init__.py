@@ -20,8 +20,9 @@ from pipekit.vision.imagenet import IMAGENET_CATS, IMAGENET_DOGS, imagenet_label
 from pipekit.vision.learner import (Dice, DiceMulti, ForegroundAcc, JaccardCoeff, PixelAccuracy, check_model_output,
                                     foreground_acc, load_body_weights, pixel_accuracy, unet_learner, vision_learner,
                                     cnn_learner)
-from pipekit.vision.models import (LayerGrouped, ResBlock, UNet, XResNet, XResNetBody, create_body, create_head,
-                                   simple_cnn, unet, vision_model, xresnet18, xresnet34, xresnet50)
+from pipekit.vision.models import (LayerGrouped, ResBlock, ResNet, ResNetBody, UNet, XResNet, XResNetBody, create_body,
+                                   create_head, resnet18, resnet34, resnet50, resnet101, resnet152, simple_cnn, unet,
+                                   vision_model, xresnet18, xresnet34, xresnet50)
 from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Dihedral, Flip, FlipVert, LightingSampler,
                                      RandomCrop, Rotate, Sampler, Warp, Zoom)
@@ -42,4 +43,5 @@ __all__ = [
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
     "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
     "IMAGENET_DOGS", "PILImage", "PILImageBW", "TensorImage", "XResNetBody", "LayerGrouped", "image2tensor",
+    "ResNet", "ResNetBody", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
 ]

