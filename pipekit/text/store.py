@@ -162,6 +162,8 @@ def load_cached(folder: Path) -> tuple[TokenizedTexts, dict[str, Any]] | None:
         flat = ids.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_numpy(zero_copy_only=False)
         if len(flat) and (int(flat.min()) < 0 or int(flat.max()) >= len(meta["vocab"])):
             raise CacheEntryError(f"holds ids outside the {len(meta['vocab'])} tokens of its meta.json")
+        if not all(isinstance(t, str) for t in meta["vocab"]):
+            raise CacheEntryError("meta.json's tokens ('vocab') are not all text")
         return TokenizedTexts(meta.pop("vocab"), flat, offsets - offsets[0]), meta
     except CacheEntryError as e:
         warn_rebuild(ids_path, e.reason)
