@@ -548,7 +548,7 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     elif isinstance(source, pl.LazyFrame):
         df = source.collect()
     elif isinstance(source, pa.Table):
-        _check_unique_columns(source.column_names, "Arrow table")
+        check_unique_columns(source.column_names, "Arrow table")
         df = pl.from_arrow(source)  # type: ignore[assignment]
     elif is_pandas(source):
         import pandas as pd
@@ -610,7 +610,7 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """
     import pandas as pd
 
-    _check_unique_columns(list(frame.columns), "pandas DataFrame")
+    check_unique_columns(list(frame.columns), "pandas DataFrame")
     text = [c for c in categorical if c in frame.columns and not isinstance(frame[c].dtype, pd.CategoricalDtype)
             and (frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype))]
     if text:  # each as Polars text, then its codes: one text column held at a time
@@ -656,7 +656,7 @@ def one_type_column(name: str, values: Sequence[Any], what: str,
         raise DataError(f"{what} mixed types {types} (first at items {first}); {fix}") from e
 
 
-def _check_unique_columns(names: Sequence[Any], kind: str) -> None:
+def check_unique_columns(names: Sequence[Any], kind: str) -> None:
     """Refuse a frame that names a column more than once (a Polars frame cannot hold one): which column would
     a getter or a role read?"""
     counts: dict[Any, int] = {}

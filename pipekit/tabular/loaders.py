@@ -27,7 +27,7 @@ from pipekit.core.errors import DataError
 from pipekit.core.validate import Interval, Is, check, is_pandas
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
-from pipekit.data.items import _check_unique_columns, pandas_overflow_error, table_kind
+from pipekit.data.items import check_unique_columns, table_kind
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
@@ -283,7 +283,7 @@ class TabularDataLoaders:
         if file is not None and read_here:
             source = read_frame(file, skipinitialspace=skipinitialspace)
         elif is_pandas(df, "DataFrame"):
-            _check_unique_columns(list(df.columns), "pandas DataFrame")  # which one would a name read?
+            check_unique_columns(list(df.columns), "pandas DataFrame")  # which one would a name read?
         elif file is None and not isinstance(df, (pl.DataFrame, pl.LazyFrame)):
             source = read_frame(df)  # Arrow, a Hugging Face dataset, rows...: made a Polars frame once
         if _has_no_rows(source):
@@ -306,18 +306,9 @@ class TabularDataLoaders:
         if read_here and all(c in source.columns for c in wanted):
             source = source.select(wanted)  # the columns the model reads, no copy
         splits = IndexSplitter(valid_idx) if valid_idx is not None else RandomSplitter(valid_pct, seed=seed)
-        try:
-            with naming_file(file if read_here else None):  # its errors name the file, as Tabular's do
-                tab = Tabular(source, procs=procs, cat_names=cats, cont_names=conts, y_names=ys, y_block=y_block,
-                              splits=splits, skipinitialspace=skipinitialspace)
-        except OverflowError as e:  # a pandas column of integers beyond 64 bits, which Polars cannot hold
-            if not is_pandas(df, "DataFrame"):
-                raise
-            err = pandas_overflow_error(df, [c for c in wanted if c in df.columns]) or \
-                pandas_overflow_error(df, list(df.columns))
-            if err is None:
-                raise
-            raise err from e
+        with naming_file(file if read_here else None):  # its errors name the file, as Tabular's do
+            tab = Tabular(source, procs=procs, cat_names=cats, cont_names=conts, y_names=ys, y_block=y_block,
+                          splits=splits, skipinitialspace=skipinitialspace)
         tab.label_rows(pandas_index_of(df, len(tab.frame)))  # a pandas df's dls.tabular.train.xs is pandas too
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                        num_workers=num_workers)
