@@ -19,7 +19,7 @@ import pipekit.datasets as D
 from pipekit.core.errors import DataError
 from pipekit.data import URLs, read_table
 from pipekit.data.external import DatasetInfo
-from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, TabularDataLoaders, add_datepart
+from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, TabularDataLoaders, add_datepart, process_to_parquet
 
 PROCS = [Categorify, FillMissing, Normalize]
 CATS, CONTS, Y = ["workclass", "education"], ["age", "fnlwgt"], "salary"
@@ -282,3 +282,14 @@ def test_dates_written_with_the_month_name_get_the_format_to_pass():
         warnings.simplefilter("error")
         pdf = add_datepart(written.to_pandas(), "Date", format="%b %d, %Y")
     assert pdf["Year"].tolist() == got["Year"].to_list()
+
+
+def test_a_missing_file_is_named_by_whichever_reader_was_called(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: Tabular("nope.csv", cat_names=CATS, cont_names=CONTS, y_names=Y),
+                 lambda: process_to_parquet("nope.csv", tmp_path / "o.parquet", cat_names=CATS, cont_names=CONTS,
+                                            y_names=Y)):
+        with pytest.raises(FileNotFoundError) as e:
+            call()
+        # no other reader's name (process_to_parquet said 'Tabular: file ...'), and where a relative path starts
+        assert str(e.value) == f"nope.csv does not exist; check the path (relative paths start from {tmp_path})"

@@ -71,9 +71,10 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
         return pl.scan_parquet(files, glob=False)
     kind = table_kind(p)
     if not p.exists():
-        raise FileNotFoundError(f"Tabular: file {str(p)!r} does not exist.")
+        raise FileNotFoundError(f"{p} does not exist; check the path (relative paths start from {Path.cwd()})"
+                                if not p.is_absolute() else f"{p} does not exist; check the path")
     if kind is None:
-        raise DataError(f"Tabular: cannot read {str(p)!r} as a table; the formats read are {table_formats()}. "
+        raise DataError(f"cannot read {str(p)!r} as a table; the formats read are {table_formats()}. "
                         "Another file can be read with pandas or Polars and the frame passed.")
     if kind == "packed":  # a .csv.gz, a .zip of one CSV or a .txt: read whole, as from_csv reads a CSV
         frame = read_packed_csv(p, infer_schema_length=None if all_rows else 10_000)
