@@ -103,5 +103,7 @@ def test_report_on_rows_without_their_target_says_how_to_label_them(adult_1500, 
         ens.score(rows)
     with pytest.raises(DataError, match=f"fit {fix}"):
         MeanEnsemble([gbm, rf]).fit(rows)
+    with pytest.raises(DataError, match=f"this {fix}"):  # selecting weights on them: the same fix
+        WeightedEnsemble([gbm, rf], n_iter=5).fit(tab.new(adult_1500.drop("salary").tail(50)))
     labelled = ens.process(adult_1500.tail(50))
     assert ens.report(labelled)["accuracy"][-1] == pytest.approx(ens.score(labelled))

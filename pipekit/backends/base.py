@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.data import (TASKS, RowForm, TabularData, as_data, check_no_infinite, check_rows, encode_y,
-                                   normalised_stats, ROW_SAMPLE, row_hashes, rows_signature)
+                                   normalised_stats, ROW_SAMPLE, row_hashes, rows_signature, unlabelled)
 from pipekit.core.archive import load, save
 from pipekit.core.component import Component
 from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
@@ -148,8 +148,7 @@ class Model(Component):
         ensemble's report) compares the predictions with them."""
         d = self._prepare(data)
         if d.y is None:
-            raise DataError(f"{what} needs a labelled split (with ys): a processed split of the Tabular (tab.valid, "
-                            "tab.new(df)), or for an ensemble's raw rows with the target, ens.process(df)")
+            raise unlabelled(what)
         return d
 
     def __sklearn_tags__(self) -> Any:

@@ -265,10 +265,18 @@ def row_hashes(d: TabularData) -> np.ndarray:
     return np.sort(frame.hash_rows(seed=0).to_numpy())
 
 
+def unlabelled(what: str = "this") -> DataError:
+    """The error for rows without their targets given to ``what`` (fit, score, an ensemble's report), which
+    compares predictions with them, saying how to give rows with their targets."""
+    return DataError(f"{what} needs a labelled split (with ys): a processed split of the Tabular (tab.valid, "
+                     "tab.new(df) of rows with the target column), or for an ensemble's raw rows with the target, "
+                     "ens.process(df)")
+
+
 def encode_y(y: np.ndarray | None, task: str, classes: np.ndarray | None = None) -> np.ndarray:
     """Targets as models fit on them: indices into the sorted ``classes`` (classification) or float64."""
     if y is None:
-        raise DataError("this needs a labelled split (with ys)")
+        raise unlabelled()
     if task == "regression":
         try:
             return np.asarray(y, dtype=np.float64)
