@@ -1,6 +1,7 @@
 """Any supported source becomes one Polars DataFrame with a row per item."""
 from __future__ import annotations
 
+import array
 import codecs
 import contextlib
 import csv
@@ -11,12 +12,13 @@ import os
 import re
 from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipekit.core.archive import MAX_RATIO, RATIO_FLOOR
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Options, check, is_pandas, unknown_names
 
@@ -135,8 +137,7 @@ def _unpacked_csv(path: Path) -> Generator[tuple[Path, str], None, None]:
             file, where = Path(tmp) / Path(path.stem).name, str(path)
             try:
                 with gzip.open(path, "rb") as src, open(file, "wb") as dst:
-                    while block := src.read(1 << 24):
-                        dst.write(block)
+                    _inflate(src, dst, path, where)
             except (OSError, EOFError, zlib.error) as e:
                 raise DataError(f"{path} is not a complete gzip file ({e}); check it (gzip -t), or download it "
                                 "again") from None
@@ -147,12 +148,26 @@ def _unpacked_csv(path: Path) -> Generator[tuple[Path, str], None, None]:
 
             try:
                 with zipfile.ZipFile(path) as z, z.open(member) as src, open(file, "wb") as dst:
-                    while block := src.read(1 << 24):
-                        dst.write(block)
+                    _inflate(src, dst, path, where)
             except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile) as e:
                 raise DataError(f"{where}: could not be read from the zip archive ({e}); check it (unzip -t), or "
                                 "download it again") from None
         yield file, where
+
+
+def _inflate(src: Any, dst: Any, path: Path, where: str) -> None:
+    """Copy the inflated bytes of ``src`` (a member of the compressed file ``path``) to ``dst``, refusing more than
+    ``MAX_RATIO`` times the compressed file's size (pipekit's bound on its own archives): a file of a few KB that
+    inflates to GBs (a zip bomb) is stopped before it fills the disk. A real CSV compresses 5 to 20 times."""
+    limit = max(RATIO_FLOOR, MAX_RATIO * path.stat().st_size)
+    written = 0
+    while block := src.read(1 << 24):
+        written += len(block)
+        if written > limit:
+            raise DataError(f"{where} inflates to more than {MAX_RATIO} times its {path.stat().st_size:,} bytes, "
+                            "as no table does (a zip bomb?); check where it came from, or extract it yourself and "
+                            "pass the CSV")
+        dst.write(block)
 
 
 def _zip_csv_member(path: Path) -> str:
@@ -321,26 +336,26 @@ def skip_blank_lines(frame: Any, path: Path, separator: str = ",", has_header: b
     if isinstance(frame, pl.DataFrame) and not (frame.height and frame.width and frame.select(empty.any()).item()):
         return frame  # no row of nulls, no blank line: the file is not read again
     rows = blank_line_rows(path, separator, has_header)
-    if not rows:
+    if not len(rows):
         return frame
     names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
     index = "__row"
     while index in names:
         index += "_"
-    keep = ~pl.col(index).is_in(rows)
+    keep = ~pl.col(index).is_in(pl.Series(rows, dtype=pl.UInt32))
     if isinstance(frame, pl.DataFrame):  # eager, a blank line's row is checked to be all nulls too (no cost)
         keep = keep | ~pl.all_horizontal(pl.exclude(index).is_null())
     return frame.with_row_index(index).filter(keep).drop(index)
 
 
-def blank_line_rows(path: Path, separator: str = ",", has_header: bool = True) -> list[int]:
+def blank_line_rows(path: Path, separator: str = ",", has_header: bool = True) -> np.ndarray:
     """The positions (from 0) of the rows Polars reads from the blank lines of the CSV at ``path`` as rows of nulls
     (the blank lines before a header it skips), with a warning naming the lines, once per version of the file. A
     line of spaces and tabs only is blank too, as pandas reads it (the separator excepted: a tab in a TSV is a
     field's end). A blank line inside a quoted text is part of it, not counted. Only a file holding a blank line is
     parsed again (its records split by the ``csv`` module, as Polars splits them); finding none costs a search of
-    its bytes."""
-    return [row for row, _, _ in _blank_lines(path, separator, has_header)]
+    its bytes. The rows are a NumPy array: a file of millions of blank lines costs 8 bytes each."""
+    return _blank_lines(path, separator, has_header).rows
 
 
 def csv_source(path: Path, separator: str = ",", has_header: bool = True) -> Any:
@@ -348,8 +363,8 @@ def csv_source(path: Path, separator: str = ",", has_header: bool = True) -> Any
     only spaces or tabs (which Polars reads as a row whose first value is that text, typing a column of numbers as
     text), the file's bytes with those lines emptied, so they are blank lines (:func:`skip_blank_lines`) and the
     columns take the types their values give; the line numbers stay the file's."""
-    spaces = [line for _, line, text in _blank_lines(path, separator, has_header) if text]
-    if not spaces:
+    spaces = _blank_lines(path, separator, has_header).space_lines
+    if not len(spaces):
         return lambda: path
     lines = path.read_bytes().splitlines(keepends=True)
     for i in spaces:
@@ -359,15 +374,25 @@ def csv_source(path: Path, separator: str = ",", has_header: bool = True) -> Any
     return lambda: io.BytesIO(data)
 
 
-def _blank_lines(path: Path, separator: str, has_header: bool) -> tuple[tuple[int, int, bool], ...]:
-    """(row, line, whether the line holds spaces or tabs) for each blank line of the CSV at ``path``."""
+class BlankLines(NamedTuple):
+    """The blank lines of a CSV: ``rows``, the positions (from 0) of the rows Polars reads from them, and
+    ``space_lines``, the lines (from 1) of those that hold spaces or tabs."""
+
+    rows: np.ndarray
+    space_lines: np.ndarray
+
+
+_NO_BLANK_LINES = BlankLines(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
+def _blank_lines(path: Path, separator: str, has_header: bool) -> BlankLines:
+    """The blank lines of the CSV at ``path`` (see :func:`blank_line_rows`)."""
     stat = path.stat()
     return _blank_line_rows(str(path), separator, has_header, stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=16)
-def _blank_line_rows(path: str, separator: str, has_header: bool, size: int,
-                     mtime_ns: int) -> tuple[tuple[int, int, bool], ...]:
+def _blank_line_rows(path: str, separator: str, has_header: bool, size: int, mtime_ns: int) -> BlankLines:
     """:func:`_blank_lines` for a version of a file (``size`` and ``mtime_ns`` tell one): a table read twice
     (its types, then its rows) is parsed once and warned about once."""
     space = "".join(c for c in " \t" if c != separator)
@@ -379,10 +404,11 @@ def _blank_line_rows(path: str, separator: str, has_header: bool, size: int,
                 # one regular-expression pass: 2 ms for adult.csv's 3.8 MB, where two bytes.find take 14 ms
                 blank = gap.search(m) is not None or (not has_header and m[:1] in (b"\n", b"\r"))
         except ValueError:  # an empty file cannot be mapped, and has no blank line
-            return ()
+            return _NO_BLANK_LINES
     if not blank:
-        return ()
-    found: list[tuple[int, int, bool]] = []
+        return _NO_BLANK_LINES
+    # compact arrays, not a Python object per line: a file of millions of blank lines stays small
+    rows, space_lines, lines = array.array("q"), array.array("q"), array.array("q")
     row, header = 0, has_header
     try:
         with contextlib.closing(_csv_records(Path(path), separator)) as records:
@@ -392,17 +418,20 @@ def _blank_line_rows(path: str, separator: str, has_header: bool, size: int,
                     header = not record
                     continue
                 if not record or spaces:
-                    found.append((row, line, spaces))
+                    rows.append(row)
+                    if len(lines) < 6:
+                        lines.append(line)
+                    if spaces:
+                        space_lines.append(line)
                 row += 1
     except csv.Error:  # a file the csv module cannot split as Polars did: its rows are left as read
-        return ()
-    rows, lines = [r for r, _, _ in found], [ln for _, ln, _ in found]
+        return _NO_BLANK_LINES
     if rows:
-        said = ", ".join(map(str, lines[:5])) + (" ..." if len(lines) > 5 else "")
-        warn(f"{path}: skipped {len(rows)} blank line(s) (line{'s' if len(lines) > 1 else ''} {said}), as "
+        said = ", ".join(map(str, lines[:5])) + (" ..." if len(rows) > 5 else "")
+        warn(f"{path}: skipped {len(rows)} blank line(s) (line{'s' if len(rows) > 1 else ''} {said}), as "
              "pandas.read_csv does: a blank line is no row (a row of missing values is written with its separators, "
              "',,')")
-    return tuple(found)
+    return BlankLines(np.frombuffer(rows, dtype=np.int64), np.frombuffer(space_lines, dtype=np.int64))
 
 
 def _csv_records(path: Path, separator: str) -> Generator[tuple[int, list[str]], None, None]:
