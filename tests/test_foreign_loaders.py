@@ -207,3 +207,19 @@ def test_a_torch_loader_given_as_dl_is_predicted_and_scored(adult_tensors, tmp_p
     learn.path = tmp_path
     with pytest.raises(ParameterError, match=r"export.*made from plain torch loaders"):
         learn.export("model.pipekit")
+
+
+def test_checkpoints_of_a_learner_on_torch_loaders_save_and_load(adult_tensors, tmp_path):
+    """learn.save, learn.load and SaveModelCallback (fastai saves and loads here too) failed on the loader's seed."""
+    from pipekit.learn import SaveModelCallback
+
+    learn = adult_learner(adult_tensors)
+    learn.path = tmp_path
+    learn.fit(2, 1e-2, cbs=[SaveModelCallback(fname="best")])
+    best = learn.validate()
+    saved = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    learn.save("manual")
+    learn.fit(1, 1e-1)
+    learn.load("manual")
+    assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in saved.items())
+    assert learn.validate() == pytest.approx(best)

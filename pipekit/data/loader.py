@@ -425,6 +425,9 @@ class ForeignLoader:
     """
 
     blocks: tuple = ()  # nothing says how to decode or show its parts
+    #: what a checkpoint records of a loader's order (``learn.save``): a torch loader's comes from its own sampler
+    #: and ``generator``, which the checkpoint does not hold, so a fit resumed from it draws other batches
+    seed: int = 0
 
     def __init__(self, loader: Any, n_inp: int | None = None, device: str | torch.device | None = None,
                  where: str = "ForeignLoader"):
