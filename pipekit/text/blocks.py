@@ -23,10 +23,10 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.component import param_names
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, PipekitError
 from pipekit.core.validate import Interval, Is, Options, check, unknown_names
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.cache import cache_folder
+from pipekit.data.cache import cache_folder, warn_rebuild
 from pipekit.text.hf_tokenizer import HFTokenizer
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
@@ -280,10 +280,15 @@ class TextBlock(TransformBlock):
         settings = self._settings(tok)
         split = train_idx if self._tokens_depend_on_split(tok) else None
         folder = root / cache_key(texts, settings, split) if root is not None else None
-        hit = load_cached(folder) if folder is not None else None
+        hit = load_cached(folder, len(texts)) if folder is not None else None
         if hit is not None:
             tokens, meta = hit
-            tok.state_from_data(meta["tok_state"])
+            try:
+                tok.state_from_data(meta["tok_state"])
+            except PipekitError as e:  # a state this tokenizer cannot take: the entry is rebuilt, as a damaged one
+                warn_rebuild(folder / "meta.json", f"its tokenizer state cannot be read ({e})")  # type: ignore[operator]
+                hit = None
+        if hit is not None:
             self.from_cache_ = True
         else:
             tok.setup(texts.gather(train_idx))

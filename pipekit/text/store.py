@@ -135,10 +135,11 @@ def save_cached(folder: Path, tokens: TokenizedTexts, meta: dict[str, Any]) -> b
     return True
 
 
-def load_cached(folder: Path) -> tuple[TokenizedTexts, dict[str, Any]] | None:
-    """The cached tokens (their ids memory-mapped) and meta, or None when absent; an entry that fails a check
-    (meta missing a field or of a wrong type, ids whose size or bytes differ from what was written, an id
-    outside its list of tokens) gives a CacheRebuildWarning naming the file and None, so the caller rebuilds it.
+def load_cached(folder: Path, n_texts: int) -> tuple[TokenizedTexts, dict[str, Any]] | None:
+    """The cached tokens of a column of ``n_texts`` texts (their ids memory-mapped) and meta, or None when absent;
+    an entry that fails a check (meta missing a field or of a wrong type, a token listed twice, ids whose size or
+    bytes differ from what was written, an id outside its list of tokens, another number of texts) gives a
+    CacheRebuildWarning naming the file and None, so the caller rebuilds it.
 
     Verifying reads the ids file once per open: 2 ms for imdb_sample (1,000 reviews, 1.3 MB of ids).
     """
@@ -150,6 +151,8 @@ def load_cached(folder: Path) -> tuple[TokenizedTexts, dict[str, Any]] | None:
         meta = read_json(meta_path, {**META_FIELDS, "ids_checksum": dict})
         if not all(isinstance(t, str) for t in meta["vocab"]):
             raise CacheEntryError("meta.json: field 'vocab' is not a list of strings")
+        if len(set(meta["vocab"])) != len(meta["vocab"]):
+            raise CacheEntryError("meta.json: field 'vocab' names a token twice")
         reason = verify_pack(ids_path, meta.pop("ids_checksum"))
         if reason is not None:
             raise CacheEntryError(reason)
@@ -162,8 +165,8 @@ def load_cached(folder: Path) -> tuple[TokenizedTexts, dict[str, Any]] | None:
         flat = ids.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_numpy(zero_copy_only=False)
         if len(flat) and (int(flat.min()) < 0 or int(flat.max()) >= len(meta["vocab"])):
             raise CacheEntryError(f"holds ids outside the {len(meta['vocab'])} tokens of its meta.json")
-        if not all(isinstance(t, str) for t in meta["vocab"]):
-            raise CacheEntryError("meta.json's tokens ('vocab') are not all text")
+        if len(offsets) - 1 != n_texts:
+            raise CacheEntryError(f"holds the tokens of {len(offsets) - 1} texts, where the column has {n_texts}")
         return TokenizedTexts(meta.pop("vocab"), flat, offsets - offsets[0]), meta
     except CacheEntryError as e:
         warn_rebuild(ids_path, e.reason)

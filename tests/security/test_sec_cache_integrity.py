@@ -389,3 +389,30 @@ def test_sec_stale_token_temps_are_removed_but_a_live_writers_are_kept(imdb, tmp
     assert again.blocks[0].from_cache_ is True
     assert not killed.exists() and not elsewhere.exists() and not abandoned.exists()
     assert writing.exists() and writing.read_bytes() == partial
+
+
+@pytest.mark.parametrize("edit", ["tokenizer state", "a token twice", "fewer texts"])
+def test_sec_token_entries_written_right_but_not_for_this_column_are_rebuilt(imdb, tmp_path, edit):
+    """Entries whose checksums are right (written through pipekit's own writer) but which this column and
+    tokenizer cannot use: a tokenizer state it refuses failed the build naming the first review, a token listed
+    twice changed the batches silently, the tokens of 59 texts for 60 failed on the stores' lengths."""
+    from pipekit.text.store import load_cached, save_cached
+
+    small = pl.concat([imdb.filter(~pl.col("is_valid")).head(45), imdb.filter(pl.col("is_valid")).head(15)])
+    cache = tmp_path / "cache"
+    imdb_dls(small, cache)
+    path = ids_file(cache)
+    meta = path.with_name("meta.json")
+    if edit == "tokenizer state":
+        edit_meta(meta, "tok_state", {"units_": "letters"}, by_pipekit=True)
+    elif edit == "a token twice":
+        vocab = json.loads(meta.read_text())["data"]["vocab"]
+        edit_meta(meta, "vocab", [*vocab[:-1], vocab[0]], by_pipekit=True)
+    else:
+        tokens, fields = load_cached(path.parent, len(small))
+        kept = tokens.offsets[59]
+        short = type(tokens)(tokens.vocab, np.asarray(tokens.ids[:kept]), np.asarray(tokens.offsets[:60]))
+        save_cached(path.parent, short, {k: v for k, v in fields.items() if k != "ids_checksum"})
+    with pytest.warns(UserWarning, match=re.escape(str(path.parent))):
+        again = imdb_dls(small, cache)
+    assert_same_ids(again, imdb_dls(small, tmp_path / "fresh"))
