@@ -23,6 +23,7 @@ import functools
 import math
 import os
 import random
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,6 +138,8 @@ def _rebuild(where: str, what: str, build: Callable[[], Any], path: str | None =
     ``build`` rebuilds sits, so a refused field of it is named from the top."""
     try:
         return build()
+    except _TooLarge:
+        raise
     except FieldError as e:
         raise ExportError(f"{where}: record.json {e.within(path) if path else f'{what}: {e}'}") from None
     except UnknownArchError as e:
@@ -144,7 +147,8 @@ def _rebuild(where: str, what: str, build: Callable[[], Any], path: str | None =
     except (ExportError, UnknownNameError) as e:
         raise ExportError(f"{where}: record.json {what}: {e}") from None
     except STATE_ERRORS as e:
-        raise ExportError(f"{where}: record.json {what} could not be rebuilt ({type(e).__name__}: {e})") from e
+        said = (str(e).splitlines() or [""])[0][:300]  # torch's C++ errors carry a stack trace after the first line
+        raise ExportError(f"{where}: record.json {what} could not be rebuilt ({type(e).__name__}: {said})") from e
 
 
 def _mismatch(want: dict[str, tuple[int, ...]], have: dict[str, tuple[int, ...]], strict: bool = True) -> str:
@@ -158,14 +162,82 @@ def _mismatch(want: dict[str, tuple[int, ...]], have: dict[str, tuple[int, ...]]
     return "; ".join(said)
 
 
+class _OverBudget(Exception):
+    """Raised inside a build that has registered more parameters, buffers or modules than its budget."""
+
+
+class _TooLarge(ExportError):
+    """A record whose architecture builds far more than the file stores weights for (:func:`_bounded`)."""
+
+
+def _bounded(where: str, name: str, build: Callable[[], Any], tensors: dict[str, Any]) -> Callable[[], Any]:
+    """``build``, refused with an ExportError as soon as it registers more tensor elements than twice the stored
+    weights' (plus 10 M), more tensors than twice the stored ones (plus 1000) or more modules than four per stored
+    tensor (plus 1000), at any depth: a nested
+    architecture's layers that a body cut throws away are built (and, off the meta device, allocated and
+    initialised) but never compared with the stored weights, so this bounds what a record can make pipekit build
+    by what the file stores. A parameter is registered before it is initialised, so the refusal comes before its
+    memory is written."""
+    max_elements = 2 * sum(int(t.numel()) for t in tensors.values()) + 10_000_000
+    max_tensors, max_modules = 2 * len(tensors) + 1000, 4 * len(tensors) + 1000
+    thread = threading.get_ident()
+
+    def run() -> Any:
+        built = {"elements": 0, "tensors": 0, "modules": 0}
+        over: list[str] = []
+
+        def count(kind: str, n: int, limit: int, what: str) -> None:
+            if threading.get_ident() != thread:  # another thread building its own modules
+                return
+            built[kind] += n
+            if built[kind] > limit and not over:
+                over.append(what)
+            if over:
+                raise _OverBudget(over[0])
+
+        def on_tensor(module: nn.Module, key: str, t: Any) -> None:
+            if t is not None:
+                count("tensors", 1, max_tensors,
+                      f"over {max_tensors:,} parameters and buffers, while the file stores {len(tensors):,}")
+                count("elements", int(t.numel()), max_elements,
+                      f"over {max_elements:,} parameter and buffer elements, while the file stores "
+                      f"{(max_elements - 10_000_000) // 2:,}")
+
+        def on_module(module: nn.Module, key: str, sub: Any) -> None:
+            if sub is not None:
+                count("modules", 1, max_modules,
+                      f"over {max_modules:,} modules, while the file stores {len(tensors):,} tensors")
+
+        hooks = [torch.nn.modules.module.register_module_parameter_registration_hook(on_tensor),
+                 torch.nn.modules.module.register_module_buffer_registration_hook(on_tensor),
+                 torch.nn.modules.module.register_module_module_registration_hook(on_module)]
+        try:
+            return build()
+        except _OverBudget:
+            pass
+        except Exception:
+            if not over:
+                raise
+        finally:
+            for h in hooks:
+                h.remove()
+        raise _TooLarge(f"{where}: record.json field 'arch.config' makes architecture {name!r} build {over[0]} "
+                          "(layers a nested architecture builds and then cuts away are counted too); the file "
+                          "is damaged or was not written by learn.export()")
+    return run
+
+
 def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict[str, Any]) -> None:
     """Build the architecture the record describes on the meta device (no memory, no initialisation) and refuse
     a record whose model does not have exactly the stored weights' names and shapes: the weights are in the file,
-    so a model that matches them is as large as the file allows, never what a crafted config asks for. An
-    architecture that cannot be built on the meta device is checked after it is built, by ``load_state_dict``."""
+    so a model that matches them is as large as the file allows, never what a crafted config asks for. The build
+    itself is bounded by the stored weights (:func:`_bounded`), as layers built and cut away are never among them.
+    An architecture that cannot be built on the meta device is checked after it is built, by ``load_state_dict``."""
     try:
         with torch.device("meta"):
-            meta = build()
+            meta = _bounded(where, name, build, tensors)()
+    except _TooLarge:
+        raise
     except Exception:  # noqa: BLE001  (a bad record is reported by the real build; a builder that needs real
         return  # tensors is checked after building, by load_state_dict)
     if not isinstance(meta, nn.Module):
@@ -227,7 +299,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
         except ExportError as e:
             raise ExportError(f"{where}: record.json {e}") from None
     _check_shapes(where, name, build, tensors)
-    model = _rebuild(where, f"architecture {name!r}", build)
+    model = _rebuild(where, f"architecture {name!r}", _bounded(where, name, build, tensors))
     if not isinstance(model, nn.Module):
         raise ExportError(f"{where}: architecture {name!r} built a {type(model).__name__}, not a torch module")
     unusable = unusable_weights(model.state_dict(), tensors)

@@ -685,7 +685,23 @@ def unet(encoder: str = "xresnet18", n_out: int = 2, n_in: int = 3) -> UNet:
     >>> unet("xresnet18", n_out=5)(torch.zeros(1, 3, 64, 96)).shape
     torch.Size([1, 5, 64, 96])
     """
-    return UNet(create_body(encoder, n_in), n_out=n_out, n_in=n_in)
+    size = Interval(1, None, integer=True)
+    checked = check("unet", n_out=(n_out, size), n_in=(n_in, size))
+    return UNet(create_body(encoder, checked["n_in"]), n_out=checked["n_out"], n_in=checked["n_in"])
+
+
+def check_stored_unet(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str) -> None:
+    """``unet.check_stored``, read by ``load_learner`` before the net is built: ``n_out`` must be the stored output
+    convolution's channel count (``final.1.weight``), so an edited value is refused by its field name rather than
+    by torch while building."""
+    out = shapes.get("final.1.weight")
+    n_out = config.get("n_out", 2)
+    if out and (type(n_out) is not int or n_out != out[0]):
+        raise FieldError(f"{field}.n_out", f"is {str(n_out)[:60]}, but the stored output convolution has {out[0]} "
+                         "output channel(s); the file is damaged or was not written by pipekit")
+
+
+unet.check_stored = check_stored_unet  # type: ignore[attr-defined]
 
 
 def check_stored_head(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str,
