@@ -16,9 +16,9 @@ from pipekit.core import ExportError
 
 
 def refused_quickly(load: Callable[[Path], Any], path: Path, match: str | None = None,
-                    named: tuple[str, ...] | None = None) -> str:
+                    named: tuple[str, ...] | None = None, seconds: float = 5, megabytes: int = 100) -> str:
     """``load(path)`` raises an ExportError (matching ``match``; with ``named``, naming the file and each of those)
-    in under 5 s and 100 MB traced; returns its message."""
+    in under ``seconds`` and ``megabytes`` traced; returns its message."""
     tracemalloc.start()
     start = time.perf_counter()
     try:
@@ -28,8 +28,8 @@ def refused_quickly(load: Callable[[Path], Any], path: Path, match: str | None =
     finally:
         tracemalloc.stop()
     took = time.perf_counter() - start
-    assert took < 5, f"refusing {path.name} took {took:.1f} s"
-    assert peak < 100 * 2**20, f"refusing {path.name} traced {peak / 2**20:.0f} MB"
+    assert took < seconds, f"refusing {path.name} took {took:.1f} s"
+    assert peak < megabytes * 2**20, f"refusing {path.name} traced {peak / 2**20:.0f} MB"
     for n in (str(path), *named) if named is not None else ():
         assert n in str(e.value), str(e.value)
     return str(e.value)

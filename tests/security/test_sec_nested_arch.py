@@ -4,20 +4,17 @@ bounded by the weights the file stores, at any depth, before anything is allocat
 refused by their field name."""
 from __future__ import annotations
 
-import time
-import tracemalloc
 from pathlib import Path
 
 import pytest
 import torch
 
 import pipekit.datasets as D
-from pipekit.core import ExportError
 from pipekit.data import get_image_files
 from pipekit.learn import load_learner
 from pipekit.vision import Resize, SegmentationDataLoaders, resnet18, unet_learner, vision_learner
 
-from file_edits import edited_copy
+from file_edits import edited_copy, refused_quickly
 
 
 def spec(name: str, config: dict) -> dict:
@@ -32,20 +29,7 @@ def arch_config(record: dict) -> dict:
 def refused(path: Path, field: str) -> str:
     """``load_learner(path)`` raises an ExportError naming the file and ``field`` in under 2 s, tracing under 200 MB
     (reading the stored weights of a resnet18 U-Net traces about 150 MB); returns its message."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        with pytest.raises(ExportError) as e:
-            load_learner(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    took = time.perf_counter() - start
-    assert took < 2, f"refusing {path.name} took {took:.1f} s"
-    assert peak < 200 * 2**20, f"refusing {path.name} traced {peak / 2**20:.0f} MB"
-    for n in (str(path), field):
-        assert n in str(e.value), str(e.value)
-    return str(e.value)
+    return refused_quickly(load_learner, path, named=(str(path), field), seconds=2, megabytes=200)
 
 
 @pytest.fixture(scope="module")
