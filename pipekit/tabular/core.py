@@ -95,7 +95,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     try:  # an empty file, or one not UTF-8 in the rows types are read from, is named here
         schema = pl.scan_csv(source(), separator=sep, infer_schema_length=rows, glob=False,
                              null_values=list(PANDAS_NA)).collect_schema()
-        # the texts pandas reads as missing ('NA') are missing values: Polars parses every field some 60% slower
+        # the texts pandas reads as missing ('NA') are missing values: Polars reads a file up to twice as slowly
         # with null_values, so the scan takes them only where the rows the types come from hold one in a column
         # of numbers (or the types come from all rows); otherwise a text column's are nulled as it is read, and
         # one after those rows fails to parse, which reads the file again with all its rows' types (collect_table)
