@@ -134,6 +134,8 @@ def test_collab_tables_show_ratings_as_numbers(collab_learn, ratings, notebook):
         assert "&quot;" not in obj._repr_html_() and '"' not in repr(obj)
         # the rating columns are numbers, written as numbers are, and no row of column types is shown
         assert all(float(r[2]) in set(ratings["rating"].to_list()) for r in rows)
+        # a rating reads as the file holds it: 4.0, not 4
+        assert all(re.fullmatch(r"\d\.\d", r[2]) for r in rows), [r[2] for r in rows]
         assert all(0 <= float(r[3]) <= 5.5 for r in rows) if len(header) == 4 else True
         assert not re.search(r"\b(str|i64|f64)\b", repr(obj))
 

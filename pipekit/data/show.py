@@ -25,10 +25,11 @@ CELL_INCHES, TITLE_LINES = 3.0, 4
 
 
 def label_text(v: Any) -> str:
-    """One value as a title writes it: floats to 3 significant digits, a list of labels joined with ``;`` (no label:
-    ``(none)``)."""
-    if isinstance(v, float):
-        return f"{v:.3g}"
+    """One value as a title writes it: floats to 3 significant digits, a whole one keeping its ``.0`` (a rating of
+    ``4.0`` reads ``4.0``, as the data holds it), a list of labels joined with ``;`` (no label: ``(none)``)."""
+    if isinstance(v, (float, np.floating)):
+        text = f"{v:.3g}"
+        return f"{text}.0" if re.fullmatch(r"-?\d+", text) else text
     if isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, np.integer)) for x in v):
         return ";".join(str(x) for x in v) if len(v) else "(none)"
     return str(v)
