@@ -551,21 +551,33 @@ def megabytes(n: int) -> str:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from pipekit.data.cache import CACHE_KINDS, cache_folder, cache_usage
+    from pipekit.data.cache import CACHE_KINDS, cache_folder, cache_usage, link_target
+
+    def where(kind: str) -> str:
+        """The kind's folder, and where it points when it is a link (a cache moved to another disk)."""
+        folder = cache_folder(None, CACHE_KINDS[kind])
+        target = None if folder is None else link_target(folder)
+        return f"{folder}" + (f" (a link to {target})" if target is not None else "")
 
     kinds = [k for k in CACHE_KINDS if getattr(args, k)] or list(CACHE_KINDS)
+    try:  # PIPEKIT_CACHE set to a relative folder: the message, not a traceback
+        cache_folder(None, "")
+    except ParameterError as e:
+        raise SystemExit(printable(f"pipekit cache {args.action}: {e}")) from None
     if args.action == "info":
         for kind in kinds:
             folder = cache_folder(None, CACHE_KINDS[kind])
             size, entries = cache_usage(folder)
-            print(f"{kind:<8} {megabytes(size):>10} {entries:>6} {'entry' if entries == 1 else 'entries'}  {folder}")
+            print(f"{kind:<8} {megabytes(size):>10} {entries:>6} {'entry' if entries == 1 else 'entries'}  "
+                  f"{where(kind)}")
         return 0
-    freed = pipekit.clear_cache(None if len(kinds) == len(CACHE_KINDS) else kinds[0])
+    with said_warnings("pipekit cache clear"):  # what was kept in a folder that is not only pipekit's
+        freed = pipekit.clear_cache(None if len(kinds) == len(CACHE_KINDS) else kinds[0])
     rc = 0
     for kind, n in freed.items():
         folder = cache_folder(None, CACHE_KINDS[kind])
         left = cache_usage(folder)[0]
-        print(f"{kind:<8} freed {megabytes(n)} in {folder}")
+        print(f"{kind:<8} freed {megabytes(n)} in {where(kind)}")
         if left:
             print(f"pipekit cache clear: {megabytes(left)} could not be removed from {folder}: check that the folder "
                   "is yours and writable", file=sys.stderr)
@@ -610,7 +622,8 @@ def _main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("cache", help="show or clear the caches of presized images and token ids ($PIPEKIT_CACHE)",
                        description="The caches live under $PIPEKIT_CACHE (default ~/.cache/pipekit): presized images "
                                    "in images/, token ids in text/. Clearing deletes them (downloaded data sets are "
-                                   "kept); they are rebuilt from the source data when next needed.")
+                                   "kept); they are rebuilt from the source data when next needed. Only pipekit's own "
+                                   "entries are deleted: anything else in those folders is kept, and named.")
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("--images", action="store_true", help="only the presized images")
     c.add_argument("--tokens", action="store_true", help="only the token ids")

@@ -23,7 +23,7 @@ import numpy as np
 from pipekit.data.extract import TAR_SUFFIXES, extract_archive
 from pipekit.data.getters import DataPath
 from pipekit.data.progress import progress_bar
-from pipekit.core.errors import warn
+from pipekit.core.errors import ParameterError, warn
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
 #: fastai's ``checks.txt`` lists, per archive, its size and the md5 of its first MiB (not of the whole file)
@@ -153,9 +153,16 @@ def data_root() -> Path | None:
 def pipekit_cache_dir(sub: str = "") -> Path:
     """pipekit's cache folder (``$PIPEKIT_CACHE``, default ``~/.cache/pipekit``), or its sub-folder ``sub``.
 
-    Downloads, presized images and token ids all live below it, so one variable moves them all.
+    Downloads, presized images and token ids all live below it, so one variable moves them all. An empty
+    ``PIPEKIT_CACHE`` (what ``export PIPEKIT_CACHE=$UNSET`` gives) means unset; ``~`` is expanded; a relative folder
+    is refused with a ParameterError, as it would follow the working folder (and ``pipekit cache clear`` with it).
     """
-    root = Path(os.environ.get("PIPEKIT_CACHE", Path.home() / ".cache" / "pipekit"))
+    value = os.environ.get("PIPEKIT_CACHE", "")
+    root = Path(value).expanduser() if value else Path.home() / ".cache" / "pipekit"
+    if not root.is_absolute():
+        raise ParameterError(f"PIPEKIT_CACHE={value!r} is a relative folder, so the cache would move with the "
+                             f"working folder: set it to an absolute folder (PIPEKIT_CACHE={Path.cwd() / root} is "
+                             "where it points from here), or unset it for ~/.cache/pipekit")
     return root / sub if sub else root
 
 
@@ -279,6 +286,7 @@ class _URLs:
         ``$PIPEKIT_DATA``, or in pipekit's data cache when PIPEKIT_DATA is not set. ``url`` is a name, or an address
         whose last part (its file name, without ``.tgz``/``.zip``...) names it. Nothing is created or downloaded.
 
+        >>> from pipekit.data.external import path
         >>> URLs.path("adult_sample") == path("adult_sample")
         True
         """

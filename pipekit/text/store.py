@@ -21,9 +21,9 @@ import pyarrow as pa
 import torch
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.data.cache import (CacheEntryError, ChecksumWriter, TempFile, atomic_write_json, cache_folder,
-                                clean_stale_temps, fingerprint, read_json, remove_cache_folder, verify_pack,
-                                warn_rebuild, warn_unwritable)
+from pipekit.data.cache import (STREAM_RECORD, CacheEntryError, ChecksumWriter, TempFile, atomic_write_json,
+                                cache_folder, clean_stale_temps, fingerprint, read_json, remove_cache_folder,
+                                remove_link, verify_pack, warn_rebuild, warn_unwritable)
 from pipekit.data.store import Store
 from pipekit.text.tokenize import TokenizedTexts, ragged_positions
 
@@ -39,6 +39,7 @@ ENTRY_LAYOUT = "tokens"
 class TextStore(Store):
     """Texts as token ids (an Arrow ``list<int32>`` array); ``gather`` pads to the longest, pad first.
 
+    >>> import pyarrow as pa
     >>> s = TextStore(pa.array([[2, 5, 6], [2, 7]], pa.list_(pa.int32())), pad_idx=1)
     >>> s.gather(np.array([0, 1])).tolist()
     [[2, 5, 6], [1, 2, 7]]
@@ -115,19 +116,23 @@ def save_cached(folder: Path, tokens: TokenizedTexts, meta: dict[str, Any]) -> b
     ids' rename commits the entry: whoever finds the ids finds their meta.
 
     A cache folder that cannot be written (read-only, a file, a full disk) is said once by a
-    CacheWriteWarning naming it and the fixes, and nothing is kept: returns whether the entry was written."""
+    CacheWriteWarning naming it and the fixes, and nothing is kept: returns whether the entry was written. A link in
+    the entry folder's place is removed, never written through (a CacheWriteWarning when it cannot be)."""
     if tokens.offsets[-1] >= 2**31:
         raise DataError("more than 2**31 tokens in one column; split the corpus into several blocks")
     ids = pa.ListArray.from_arrays(pa.array(tokens.offsets.astype(np.int32)), pa.array(tokens.ids, pa.int32()))
     table = pa.table({"ids": ids})
     try:
         clean_stale_temps(folder.parent)
+        remove_link(folder)
         with TempFile(folder, "ids") as tmp:
             with open(tmp.path, "wb") as raw:
                 sink = ChecksumWriter(raw)
                 with pa.PythonFile(sink, mode="w") as f, pa.ipc.new_file(f, table.schema) as w:
                     w.write_table(table)
-            atomic_write_json(folder / "meta.json", {**meta, "vocab": tokens.vocab, "ids_checksum": sink.checksum()})
+            body = {**meta, "vocab": tokens.vocab}
+            atomic_write_json(folder / "meta.json",
+                              {**body, "ids_checksum": sink.checksum(folder / "ids.arrow", body)})
             tmp.commit(folder / "ids.arrow")
     except OSError as e:
         warn_unwritable(folder.parent, e, "tokens", TURN_OFF)
@@ -138,12 +143,19 @@ def save_cached(folder: Path, tokens: TokenizedTexts, meta: dict[str, Any]) -> b
 def load_cached(folder: Path, n_texts: int) -> tuple[TokenizedTexts, dict[str, Any]] | None:
     """The cached tokens of a column of ``n_texts`` texts (their ids memory-mapped) and meta, or None when absent;
     an entry that fails a check (meta missing a field or of a wrong type, a token listed twice, ids whose size or
-    bytes differ from what was written, an id outside its list of tokens, another number of texts) gives a
-    CacheRebuildWarning naming the file and None, so the caller rebuilds it.
+    bytes differ from what was written, an entry this user's pipekit did not sign (its ids, vocab, tokenizer state
+    and name are signed together), ids Arrow cannot validate, an id outside its list of tokens, another number of
+    texts) gives a CacheRebuildWarning naming the file and None, so the caller rebuilds it.
 
-    Verifying reads the ids file once per open: 2 ms for imdb_sample (1,000 reviews, 1.3 MB of ids).
+    Verifying reads the ids file once per open: 2 ms for imdb_sample (1,000 reviews, 1.3 MB of ids). An entry folder
+    that is a link is not read: the link is removed (with a CacheRebuildWarning) and the entry rebuilt as a folder.
     """
     clean_stale_temps(folder.parent)
+    try:
+        if remove_link(folder):
+            return None
+    except OSError:  # a link that cannot be removed: the tokens are built again, and save_cached says why
+        return None
     ids_path, meta_path = folder / "ids.arrow", folder / "meta.json"
     if not ids_path.exists():  # never committed (a meta alone is what a killed build leaves)
         return None
@@ -153,14 +165,16 @@ def load_cached(folder: Path, n_texts: int) -> tuple[TokenizedTexts, dict[str, A
             raise CacheEntryError("meta.json: field 'vocab' is not a list of strings")
         if len(set(meta["vocab"])) != len(meta["vocab"]):
             raise CacheEntryError("meta.json: field 'vocab' names a token twice")
-        reason = verify_pack(ids_path, meta.pop("ids_checksum"))
+        checksum = meta.pop("ids_checksum")  # signed with the rest of the meta: the vocab, the tokenizer state
+        reason = verify_pack(ids_path, checksum, header_len=0, record_len=STREAM_RECORD, meta=meta)
         if reason is not None:
             raise CacheEntryError(reason)
         table = pa.ipc.open_file(pa.memory_map(str(ids_path), "r")).read_all()
         if table.column_names != ["ids"] or table.schema.field("ids").type != pa.list_(pa.int32()):
             raise CacheEntryError(f"holds {table.schema}, not one list<int32> column 'ids'")
+        for chunk in table.column("ids").chunks:  # before combining them, which trusts each chunk's offsets
+            chunk.validate(full=True)  # offsets in order and within the values (ArrowInvalid otherwise)
         ids = table.column("ids").combine_chunks()
-        ids.validate(full=True)  # offsets in order and within the values (ArrowInvalid otherwise)
         offsets = np.asarray(ids.offsets, dtype=np.int64)
         flat = ids.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_numpy(zero_copy_only=False)
         if len(flat) and (int(flat.min()) < 0 or int(flat.max()) >= len(meta["vocab"])):
@@ -170,12 +184,13 @@ def load_cached(folder: Path, n_texts: int) -> tuple[TokenizedTexts, dict[str, A
         return TokenizedTexts(meta.pop("vocab"), flat, offsets - offsets[0]), meta
     except CacheEntryError as e:
         warn_rebuild(ids_path, e.reason)
-    except (OSError, pa.ArrowInvalid) as e:
+    except (OSError, pa.ArrowException) as e:  # ArrowInvalid, ArrowIndexError, ...: a file pipekit did not write
         warn_rebuild(ids_path, f"cannot be read as Arrow IPC ({e})")
     return None
 
 
 def clear_token_cache(cache_dir: str | os.PathLike | None = None) -> int:
     """Delete every cached token entry under ``cache_dir`` (default: the standard cache, ``$PIPEKIT_CACHE``);
-    returns the bytes freed."""
+    returns the bytes freed. Only what pipekit wrote there is deleted (see
+    :func:`~pipekit.data.cache.remove_cache_folder`)."""
     return remove_cache_folder(cache_folder(cache_dir, "text"))
