@@ -124,6 +124,8 @@ class Model(Component):
         return self._predict(self._prepare(data))
 
     def predict_proba(self, data: Any) -> np.ndarray:
+        """Class probabilities (n, n_classes) in ``classes_`` order, as ``predict`` gives them; a regression model
+        refuses."""
         if self.task != "classification":
             raise ParameterError(f"predict_proba needs a classification model; this one is {self.task!r}")
         return self.predict(data)
@@ -164,6 +166,8 @@ class Model(Component):
                              f"whose fit takes X and y: cross_val_score({wrapper}({name}(...)), X, y)")
 
     def feature_importance(self) -> pl.DataFrame:
+        """The model's own importance of each input column (a forest's or a GBM's); a model without one refuses,
+        naming ``pipekit.inspection.permutation_importance``, which works for any model."""
         raise NotImplementedError(f"{type(self).__name__} has no built-in feature importance; "
                                   "use pipekit.inspection.permutation_importance")
 

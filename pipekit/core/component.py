@@ -179,11 +179,13 @@ class Component:
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
     def reset_state(self) -> None:
+        """Forget what fitting learned (every attribute ending in ``_``); the parameters stay."""
         for k in list(self.fitted_state()):
             delattr(self, k)
 
     @property
     def is_fitted(self) -> bool:
+        """Whether fitting has learned state (for an ensemble: whether every member is fitted)."""
         return bool(self.fitted_state())
 
     def check_is_fitted(self, what: str = "fit") -> None:

@@ -127,6 +127,7 @@ class TransformBlock(Component):
         return Pipeline(getattr(self, "tfms_", [])).decode(value)
 
     def decode_batch(self, batch: Any) -> list[Any]:
+        """Each encoded item of ``batch`` (this block's part of it) for people, as :meth:`decode` gives one."""
         return [self.decode(v) for v in batch]
 
     def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None, geometry: Any = None) -> Any:
@@ -307,6 +308,7 @@ class Categorize(Transform):
     (``dls.vocab[preds.argmax(1)]``) and looks a label's code up with ``.o2i``. The labels may be a Series, a list
     or an array.
 
+    >>> import polars as pl
     >>> t = Categorize(); t.setup(pl.Series(["dog", "cat", "dog"])); t.vocab
     ['cat', 'dog']
     >>> t.encode(["dog", "cat"]).tolist(), t.decode(1), t.decode(np.array([1, 0]))
@@ -457,6 +459,7 @@ class MultiCategorize(Transform):
     The learned ``vocab_`` is a :class:`~pipekit.data.vocab.CategoryMap`: the labels of a one-hot row are
     ``vocab_[torch.where(row == 1.)[0]]`` (as the book reads ``dsets.train.vocab[idxs]``) or ``vocab_[row == 1.]``.
 
+    >>> import polars as pl
     >>> t = MultiCategorize(); t.setup(pl.Series([["cat", "dog"], ["fish"]]))
     >>> row = torch.tensor(t.encode(pl.Series([["fish", "cat"]]))[0])
     >>> t.vocab_[torch.where(row == 1.)[0]], t.vocab_[row == 1.], t.decode(row)

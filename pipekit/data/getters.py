@@ -365,6 +365,7 @@ class Getter(Component):
 class ColReader(Getter):
     """Read column(s) ``cols`` of a table of items, optionally adding a prefix/suffix or splitting labels.
 
+    >>> import polars as pl
     >>> df = pl.DataFrame({"name": ["a.png", "b.png"], "tags": ["x y", "y"]})
     >>> ColReader("name", pref="imgs/").column(df).to_list()
     ['imgs/a.png', 'imgs/b.png']
@@ -578,6 +579,7 @@ def _polars_runs(pattern: str) -> bool:
 class Pipe(Getter):
     """Chain getters: the first reads from the items, each next one reads from the previous column.
 
+    >>> import polars as pl
     >>> df = pl.DataFrame({"name": ["train/3/1.png"], "label": ["3"]})
     >>> Pipe(ColReader("name"), parent_label).column(df).to_list()
     ['3']
@@ -647,6 +649,7 @@ def using_attr(f: Getter | Callable[[Any], Any], attr: str) -> UsingAttr:
     ``attr`` is one of ``'name'``, ``'stem'``, ``'suffix'``, ``'parent'``; the getter is a component, so a
     DataBlock using it is exported with its learner (with ``f`` a getter, not a function of one's own).
 
+    >>> import polars as pl
     >>> get_y = using_attr(RegexLabeller(r"^(.+)_\\d+.jpg$"), "name")
     >>> get_y.column(pl.DataFrame({"path": ["pets/great_pyrenees_17.jpg", "pets/Abyssinian_3.jpg"]})).to_list()
     ['great_pyrenees', 'Abyssinian']

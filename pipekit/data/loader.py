@@ -24,6 +24,12 @@ from pipekit.data.transform import BatchContext, BatchPipeline
 
 
 def default_device() -> torch.device:
+    """The device pipekit puts batches (and a learner its model) on when none is given: the GPU (``cuda``) when
+    torch sees one, else the CPU; ``dls.to(device)`` or ``device=`` on a loader or factory chooses another.
+
+    >>> default_device().type in ("cuda", "cpu")
+    True
+    """
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
@@ -164,6 +170,7 @@ class DataLoader:
     # ------------------------------------------------------------------ what a batch is
     @property
     def n(self) -> int:
+        """The number of items this loader reads (its dataset's length; ``len(dl)`` is its number of batches)."""
         return len(self.dataset)
 
     @property
@@ -178,6 +185,7 @@ class DataLoader:
 
     @property
     def n_inp(self) -> int:
+        """How many of each batch's elements are model inputs; the rest are targets."""
         return self.dataset.n_inp
 
     @property
@@ -187,6 +195,7 @@ class DataLoader:
 
     @property
     def blocks(self) -> tuple:
+        """The fitted blocks of this loader's items, inputs then targets (empty for a dataset built from arrays)."""
         return tuple(getattr(self.dataset, "blocks", ()))
 
     def __len__(self) -> int:
@@ -354,6 +363,8 @@ class DataLoader:
         return dl
 
     def to(self, device: str | torch.device) -> DataLoader:
+        """Put this loader's batches on ``device`` (``"cpu"``, ``"cuda"``, a ``torch.device``) from now on;
+        returns it."""
         self.device = torch.device(device)
         self.pin_memory = self.device.type == "cuda"
         return self

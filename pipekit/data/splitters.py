@@ -56,6 +56,7 @@ class RandomSplitter(Splitter):
     Without one, each split draws its seed from NumPy's global generator, so ``pipekit.set_seed(42)`` before
     building repeats it. The validation set holds ``int(valid_pct * n)`` of the ``n`` items, as fastai's does.
 
+    >>> import polars as pl
     >>> RandomSplitter(0.5, seed=0)(pl.DataFrame({"x": range(4)}))[1].tolist()
     [0, 2]
     """
@@ -193,6 +194,7 @@ class IndexSplitter(Splitter):
     """The items at ``idxs`` are the validation set: row positions, or a boolean mask with one value per item
     (``(df.year == 2020).to_numpy()``).
 
+    >>> import polars as pl
     >>> IndexSplitter([False, True, True])(pl.DataFrame({"x": [1, 2, 3]}))[1].tolist()
     [1, 2]
     """
@@ -223,6 +225,7 @@ class MaskSplitter(Splitter):
     """The items where ``mask`` is True are the validation set: one boolean per item, in the items' order
     (fastai's ``MaskSplitter``, e.g. ``MaskSplitter(df.year == 2020)``).
 
+    >>> import polars as pl
     >>> MaskSplitter([False, True, False, True])(pl.DataFrame({"x": range(4)}))
     (array([0, 2]), array([1, 3]))
     """
@@ -276,6 +279,7 @@ class TimeSplitter(Splitter):
         """Column ``col`` of ``items`` as the split compares it (text read as dates), one time per row: what a
         ``Tabular`` split by this splitter records of its training rows (``Tabular.train_times``).
 
+        >>> import polars as pl
         >>> TimeSplitter("Date", "2015-06-01").times(pl.DataFrame({"Date": ["2015-06-02"]})).dtype
         Datetime(time_unit='us', time_zone=None)
         """
@@ -360,6 +364,7 @@ class TrainTestSplitter(Splitter):
     fastai's (and scikit-learn's) names are taken too: ``test_size`` for ``valid_pct``, ``random_state`` for
     ``seed``, and ``stratify``, the labels themselves, one per item, in place of a column's name.
 
+    >>> import polars as pl
     >>> items = pl.DataFrame({"y": ["a"] * 8 + ["b"] * 4})
     >>> train, valid = TrainTestSplitter(test_size=0.25, random_state=0, stratify=items["y"].to_list()).split(items)
     >>> sorted(items["y"][valid].to_list())

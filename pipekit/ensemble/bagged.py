@@ -280,6 +280,7 @@ class BaggedModel(Backend):
 
     @property
     def task(self) -> str:  # type: ignore[override]  # the bagged model's, never stored twice
+        """``'classification'`` or ``'regression'``: the bagged model's task."""
         return self.model.task
 
     def stops_early(self) -> bool:

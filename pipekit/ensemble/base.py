@@ -220,13 +220,17 @@ class Ensemble(KeepsProcessor, Model):
 
     @property
     def task(self) -> str:  # derived from the members, never stored
+        """``'classification'`` or ``'regression'``: the members' task (they must share one)."""
         return check_members(self.members, fitted=False)[0]
 
     @property
     def classes_(self) -> Any:
+        """The class labels, in the column order of ``predict``'s probabilities (the fitted members', which must
+        agree)."""
         return check_members(self.fitted_members(), self.check_columns, fitted=True)[1]
 
     def fitted_members(self) -> list:
+        """The fitted models the ensemble predicts with."""
         return self.members
 
     # -- the members' parameters, by name, as scikit-learn's VotingClassifier gives its estimators' -------------

@@ -133,10 +133,14 @@ class TextBlock(TransformBlock):
 
     @property
     def tok(self) -> Tokenizer:
+        """The block's :class:`Tokenizer` (fitted once the data is built): ``dls.blocks[0].tok('some text')`` splits a
+        text as the model's were."""
         return cast(Tokenizer, self.tfms_[0] if self.is_fitted else self.type_transforms()[0])
 
     @property
     def num(self) -> Numericalize:
+        """The block's :class:`Numericalize` (its ``vocab`` learned once the data is built): tokens to ids and
+        back."""
         return cast(Numericalize, self.tfms_[1] if self.is_fitted else self.type_transforms()[1])
 
     # ------------------------------------------------------------------ constructors
@@ -317,6 +321,7 @@ class TextBlock(TransformBlock):
     # ------------------------------------------------------------------ vocab, decoding, showing
     @property
     def pad_idx(self) -> int:
+        """The id of the padding token ``xxpad`` in the vocabulary (1, as in fastai, before one is learned)."""
         v = self.vocab
         return v.index(PAD) if v is not None and PAD in v else 1
 
@@ -328,6 +333,8 @@ class TextBlock(TransformBlock):
     shows_text = True
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
+        """Write a decoded text on the matplotlib axis ``ax`` (its first 600 characters, wrapped to the axis' width),
+        with ``title`` above it."""
         import textwrap
 
         ax.axis("off")

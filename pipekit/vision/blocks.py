@@ -186,26 +186,70 @@ class ImageArray(np.ndarray):
         return show_image(self.view(np.ndarray), ax=ax, figsize=figsize, title=title)
 
 
-class ImageMode(str):
-    """An image mode under the name fastai users know: ``ImageBlock(cls=PILImageBW)`` is ``ImageBlock(cls="L")``,
-    and ``PILImage.create(item)`` opens an image (a file path, its bytes, a PIL image or an array) as the uint8
-    (H, W, C) pixels ``learn.predict`` takes, an :class:`ImageArray` that shows itself in a notebook.
+class _ImageKind(type):
+    """The class of :class:`PILImage` and :class:`PILImageBW`: each stands for an image mode (``PILImage.mode`` is
+    ``'RGB'``, ``PILImageBW.mode`` is ``'L'``) and equals that mode's name, so ``ImageBlock(cls=PILImageBW)`` and
+    ``img_cls=PILImageBW`` read as ``'L'``. ``isinstance`` asks the image: the pixels ``PILImage.create`` gives (an
+    :class:`ImageArray`) are a ``PILImage``, grey ones a ``PILImageBW`` too (as in fastai, where ``PILImageBW`` is a
+    ``PILImage``)."""
 
-    >>> PILImageBW == "L", PILImage.create(np.zeros((4, 6), np.uint8)).shape
-    (True, (4, 6, 3))
+    mode: str
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        if not (isinstance(obj, ImageArray) and obj._is_picture()):
+            return False
+        return cls.mode == "RGB" or obj.mode == cls.mode  # a grey image is a PILImage too
+
+    def __eq__(cls, other: object) -> bool:
+        if isinstance(other, str):
+            return other == cls.mode
+        return cls is other
+
+    def __hash__(cls) -> int:
+        return hash(cls.mode)
+
+
+class PILImage(metaclass=_ImageKind):
+    """A colour image under the name fastai users know. ``PILImage.create(item)`` opens an image (a file path, its
+    bytes or a file object, a PIL image or an array) as the uint8 (H, W, 3) pixels ``learn.predict`` takes, an
+    :class:`ImageArray` that shows itself in a notebook and answers PIL's names (``size``, ``resize``, ``convert``).
+    ``ImageBlock(cls=PILImage)`` is ``ImageBlock(cls="RGB")``.
+
+    What ``create`` gives is a ``PILImage``: ``isinstance`` works on it, and a Transform whose ``encodes`` annotates
+    its value ``x: PILImage`` applies to the images of an item and leaves its other values (a label) as they are.
+
+    >>> img = PILImage.create(np.zeros((4, 6), np.uint8))
+    >>> img.shape, isinstance(img, PILImage), isinstance(img, PILImageBW), PILImage.mode
+    ((4, 6, 3), True, False, 'RGB')
     """
 
-    def create(self, item: Any) -> ImageArray:
-        """The image ``item`` decoded in this mode (``'RGB'`` or ``'L'``)."""
+    mode = "RGB"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Refused, saying what to call: ``PILImage.create(item)`` opens an image."""
+        raise ParameterError(f"{cls.__name__} is not built directly: {cls.__name__}.create(path) opens an image "
+                             "(a path, bytes, a file object, a PIL image or an array)")
+
+    @classmethod
+    def create(cls, item: Any) -> ImageArray:
+        """The image ``item`` (a file path, its bytes or a binary file object, a PIL image or an array) decoded in
+        this class's mode (``'RGB'``, or ``'L'`` for :class:`PILImageBW`) as uint8 (H, W, C) pixels."""
         if isinstance(item, (str, os.PathLike)):
-            return decode_image(item, mode=str(self)).view(ImageArray)
-        return np.asarray(image_from_value(item, mode=str(self))).view(ImageArray)
+            return decode_image(item, mode=cls.mode).view(ImageArray)
+        return np.asarray(image_from_value(item, mode=cls.mode)).view(ImageArray)
 
 
-#: colour images: ``ImageBlock(cls=PILImage)`` is ``ImageBlock(cls="RGB")``
-PILImage = ImageMode("RGB")
-#: grey images: ``ImageBlock(cls=PILImageBW)`` is ``ImageBlock(cls="L")``
-PILImageBW = ImageMode("L")
+class PILImageBW(PILImage):
+    """A grey image under the name fastai users know: ``PILImageBW.create(item)`` opens an image as uint8
+    (H, W, 1) pixels (PIL's ITU-R 601-2 luma of a colour file), ``ImageBlock(cls=PILImageBW)`` is
+    ``ImageBlock(cls="L")``. What ``create`` gives is a ``PILImageBW`` (and a :class:`PILImage`, as in fastai).
+
+    >>> img = PILImageBW.create(np.zeros((4, 6), np.uint8))
+    >>> img.shape, isinstance(img, PILImageBW), isinstance(img, PILImage), PILImageBW == "L"
+    ((4, 6, 1), True, True, True)
+    """
+
+    mode = "L"
 
 
 class TensorImage(torch.Tensor):
@@ -315,10 +359,10 @@ class ImageBlock(_PixelBlock):
 
     geometry = "image"
 
-    def __init__(self, cls: str = "RGB", cache_dir: str | os.PathLike | bool | None = None):
+    def __init__(self, cls: str | type = "RGB", cache_dir: str | os.PathLike | bool | None = None):
         check("ImageBlock", cls=(cls, Options(*IMAGE_CLASSES)))
         super().__init__(cache_dir)
-        self.cls = str(cls)  # PILImage / PILImageBW are the plain mode names
+        self.cls = cls.mode if isinstance(cls, _ImageKind) else str(cls)  # kept (and exported) as the mode's name
 
     @property
     def mode(self) -> str:  # type: ignore[override]
