@@ -10,7 +10,11 @@ Python 3.11.13/3.12.11 can be bypassed through crafted link chains):
 - device nodes, FIFOs, sockets and symlinks are skipped and reported (data sets do not need them);
   a hard link to a regular file of the archive is written as a copy of that file;
 - permission bits are kept to ``rwxr-xr-x`` (no setuid, setgid or sticky bit, no group/other write)
-  and the owner can always read and write; files are owned by the user who extracts them.
+  and the owner can always read and write; files are owned by the user who extracts them;
+- a member name or link target holding a NUL byte, or a zip symlink's target over ``MAX_LINK_BYTES``, refuses the
+  archive; the files written (hard link copies included) inflate to at most ``MAX_RATIO`` (100) times the archive's
+  size, beyond ``RATIO_FLOOR`` (1 MiB), as the compressed CSV reader bounds its file
+  (:func:`pipekit.data.items.inflate_bounded`): a small archive cannot fill the disk.
 
 Example:
     >>> import io, tarfile, tempfile
@@ -25,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tarfile
 import zipfile
@@ -35,9 +38,16 @@ from pathlib import Path
 from typing import IO
 
 from pipekit.core.errors import DataError, warn
+from pipekit.data.items import inflate_bounded
 
 TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
 _SHOW = 10  # members named in a message; the rest are counted
+#: the longest link target read from a zip archive, which stores it as the entry's content (Linux's PATH_MAX): a
+#: "link" entry inflating to 600 MB is read no further
+MAX_LINK_BYTES = 4096
+#: what the error of an archive inflating past its bound says after the cause
+_BOMB_ADVICE = ("as no data set does (a zip bomb?); nothing more was extracted: check where the archive came from, "
+                "or extract it yourself if you trust it")
 
 
 @dataclass
@@ -78,10 +88,21 @@ def _zip_members(z: zipfile.ZipFile) -> Iterator[_Member]:
         else:
             kind = "dir" if info.is_dir() else "file"
         mode = stat.S_IMODE(st_mode) if st_mode else None
-        # a zip symlink stores its target as the entry's content
-        link = z.read(info)[:4096].decode("utf-8", "replace") if kind == "symlink" else None
+        link = _zip_link(z, info) if kind == "symlink" else None
         opener = (lambda info=info: z.open(info)) if kind == "file" else None
         yield _Member(info.filename, kind, mode, link, None, opener)
+
+
+def _zip_link(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """The target of the zip symlink entry ``info``: its content, of which at most ``MAX_LINK_BYTES`` are read; a
+    longer one is a DataError naming the archive and the entry."""
+    with z.open(info) as f:
+        target = f.read(MAX_LINK_BYTES + 1)
+    if len(target) > MAX_LINK_BYTES:
+        raise DataError(f"{z.filename}: refusing to extract: the symlink entry {info.filename!r} has a target over "
+                        f"{MAX_LINK_BYTES} bytes long, as no link has. Nothing was extracted; get the archive again "
+                        "from its publisher")
+    return target.decode("utf-8", "replace")
 
 
 def _inside(root: str, target: str) -> bool:
@@ -140,16 +161,24 @@ def _listing(entries: list[str]) -> str:
     return ", ".join(entries[:_SHOW]) + more
 
 
-def _write_file(target: str, src: IO[bytes], mode: int, mtime: float | None) -> None:
+def _write_file(target: str, src: IO[bytes], mode: int, mtime: float | None, archive: Path, where: str,
+                written: int) -> int:
+    """Write ``src`` to ``target``; ``written``: the bytes the archive's files before it took, the total returned
+    (:func:`~pipekit.data.items.inflate_bounded` bounds it)."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
     if os.path.islink(target):  # never write through a link left in the destination
         os.unlink(target)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    with os.fdopen(fd, "wb") as f:
-        shutil.copyfileobj(src, f, 1 << 20)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            written = inflate_bounded(src, f, archive, where, written, _BOMB_ADVICE)
+    except DataError:
+        os.unlink(target)  # no file cut short at the bound is left looking like the archive's
+        raise
     os.chmod(target, mode)
     if mtime is not None:
         os.utime(target, (mtime, mtime))
+    return written
 
 
 def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
@@ -173,12 +202,17 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
         raise ValueError(f"{archive}: not an archive pipekit can extract; expected one of "
                          f"{TAR_SUFFIXES + ('.zip',)}")
     with handle:
+        nul = [repr(m.name) for m in members if "\0" in m.name or "\0" in (m.link or "")]
+        if nul:
+            raise DataError(f"{archive}: refusing to extract: {len(nul)} member(s) hold a NUL byte in their name or "
+                            f"link target, as no file's does: {_listing(nul)}. Nothing was extracted; get the "
+                            "archive again from its publisher")
         write, skipped, refused = _plan(members, root)
         if refused:
             raise ValueError(f"{archive}: refusing to extract: {len(refused)} member(s) would reach outside "
                              f"{root}: {_listing(refused)}. Nothing was extracted; a data set archive never "
                              "needs this, so get the archive again from its publisher")
-        cleared = []
+        cleared, written = [], 0
         for m, target, copy_from in write:
             if m.kind == "dir":
                 os.makedirs(target, exist_ok=True)
@@ -186,15 +220,16 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
             if m.mode is not None and m.mode & 0o7000:
                 cleared.append(f"{m.name!r} (mode {oct(m.mode)})")
             mode = _clean_mode(m.mode)
+            where = f"{archive} ({m.name})"
             if copy_from is not None:
                 with open(copy_from, "rb") as src:
-                    _write_file(target, src, mode, m.mtime)
+                    written = _write_file(target, src, mode, m.mtime, archive, where, written)
             else:
                 stream = m.open() if m.open is not None else None
                 if stream is None:
                     raise DataError(f"{archive}: member {m.name!r} has no data to extract")
                 with stream as src:
-                    _write_file(target, src, mode, m.mtime)
+                    written = _write_file(target, src, mode, m.mtime, archive, where, written)
     notes = []
     if skipped:
         notes.append(f"skipped {len(skipped)} member(s) that are not regular files or directories: "

@@ -137,7 +137,7 @@ def _unpacked_csv(path: Path) -> Generator[tuple[Path, str], None, None]:
             file, where = Path(tmp) / Path(path.stem).name, str(path)
             try:
                 with gzip.open(path, "rb") as src, open(file, "wb") as dst:
-                    _inflate(src, dst, path, where)
+                    inflate_bounded(src, dst, path, where)
             except (OSError, EOFError, zlib.error) as e:
                 raise DataError(f"{path} is not a complete gzip file ({e}); check it (gzip -t), or download it "
                                 "again") from None
@@ -148,26 +148,29 @@ def _unpacked_csv(path: Path) -> Generator[tuple[Path, str], None, None]:
 
             try:
                 with zipfile.ZipFile(path) as z, z.open(member) as src, open(file, "wb") as dst:
-                    _inflate(src, dst, path, where)
+                    inflate_bounded(src, dst, path, where)
             except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile) as e:
                 raise DataError(f"{where}: could not be read from the zip archive ({e}); check it (unzip -t), or "
                                 "download it again") from None
         yield file, where
 
 
-def _inflate(src: Any, dst: Any, path: Path, where: str) -> None:
+def inflate_bounded(src: Any, dst: Any, path: Path, where: str, written: int = 0,
+                    advice: str = "as no table does (a zip bomb?); check where it came from, or extract it yourself "
+                                  "and pass the CSV") -> int:
     """Copy the inflated bytes of ``src`` (a member of the compressed file ``path``) to ``dst``, refusing more than
     ``MAX_RATIO`` times the compressed file's size (pipekit's bound on its own archives): a file of a few KB that
-    inflates to GBs (a zip bomb) is stopped before it fills the disk. A real CSV compresses 5 to 20 times."""
+    inflates to GBs (a zip bomb) is stopped before it fills the disk. A real CSV compresses 5 to 20 times.
+    ``written``: the bytes the members of ``path`` copied before this one gave, so that the bound holds for them all
+    together (a data set archive's extraction); returns the total. ``advice`` ends the DataError: why and the fix."""
     limit = max(RATIO_FLOOR, MAX_RATIO * path.stat().st_size)
-    written = 0
     while block := src.read(1 << 24):
         written += len(block)
         if written > limit:
             raise DataError(f"{where} inflates to more than {MAX_RATIO} times its {path.stat().st_size:,} bytes, "
-                            "as no table does (a zip bomb?); check where it came from, or extract it yourself and "
-                            "pass the CSV")
+                            f"{advice}")
         dst.write(block)
+    return written
 
 
 def _zip_csv_member(path: Path) -> str:
@@ -239,11 +242,66 @@ def parquet_files(source: str | os.PathLike) -> list[Path] | None:
 
 def _parquet_schema(path: Path) -> dict[str, Any]:
     """The columns and types of the Parquet file at ``path`` (its footer only), a DataError naming it if it is not
-    one."""
+    one or nests too deeply (:func:`check_table_nesting`)."""
+    check_table_nesting(path, "parquet")
     try:
         return dict(pl.read_parquet_schema(path))
     except (OSError, pl.exceptions.PolarsError) as e:
         raise table_error(path, e) from e
+
+
+#: the most levels a column of a Parquet or Arrow table file may nest (a list of numbers is 1, a list of lists 2, a
+#: struct of lists 2): tables pipekit reads nest a level or two, and Polars overflows its stack and kills Python on a
+#: column some 400 lists deep (a 43 KB file), where pandas refuses over 100 schema levels
+MAX_NESTING = 32
+
+
+def _nesting(t: pa.DataType) -> int:
+    """How many levels the Arrow type ``t`` nests: 0 for a number or a text, 1 for a list or a struct of them."""
+    deepest, todo = 0, [(t, 0)]
+    while todo:
+        t, depth = todo.pop()
+        if isinstance(t, pa.BaseExtensionType):
+            t = t.storage_type
+        if isinstance(t, pa.DictionaryType):
+            t = t.value_type
+        deepest = max(deepest, depth)
+        todo.extend((t.field(i).type, depth + 1) for i in range(t.num_fields))
+    return deepest
+
+
+def check_table_nesting(path: Path, kind: str) -> None:
+    """Refuse a Parquet (``kind`` 'parquet') or Arrow IPC ('ipc') table file a column of which nests more than
+    :data:`MAX_NESTING` levels, before Polars opens it: a DataError naming the file and the column. pyarrow reads
+    the file's footer alone, and refuses a schema nested past its own bound (100 Parquet levels, some 50 lists)
+    cleanly, where Polars' readers, its schema reader among them, crash the process. A file pyarrow cannot read for
+    another reason is left to Polars, whose error names it (:func:`table_error`)."""
+    import pyarrow.ipc
+    import pyarrow.parquet as pq
+
+    try:
+        if kind == "parquet":
+            schema = pq.read_schema(path)
+        else:
+            with pa.memory_map(str(path), "r") as source:
+                schema = pyarrow.ipc.open_file(source).schema
+    except (OSError, pa.ArrowException) as e:
+        said = str(e)
+        # a Parquet schema over pyarrow's depth (50 lists); an Arrow footer over its verifier's (some 130 lists)
+        if "nested" in said or "depth" in said.lower() or "Verification of flatbuffer" in said:
+            raise DataError(f"{path}: pyarrow refuses its schema ({said}): a column nests deeper than the "
+                            f"{MAX_NESTING} levels pipekit reads (lists or structs inside each other), as no table's "
+                            "does, or the file is damaged; check where it came from, or write the table again "
+                            "without such a column") from None
+        return
+    reader = "pyarrow.parquet.read_table" if kind == "parquet" else "pyarrow.feather.read_table"
+    for field in schema:
+        depth = _nesting(field.type)
+        if depth > MAX_NESTING:
+            raise DataError(f"{path}: column {field.name!r} nests {depth} levels (lists or structs inside each "
+                            f"other), over the {MAX_NESTING} pipekit reads, as no table's does; check where the "
+                            f"file came from, or leave the column out: read the others with {reader}(path, "
+                            "columns=[...]) and pass the table")
 
 
 def pandas_overflow_error(frame: Any, columns: Sequence[Any]) -> DataError | None:
@@ -282,6 +340,7 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
         return read_packed_csv(path, **kwargs)
     if kind == "csv":
         return read_csv(path, **{"separator": "\t" if path.suffix.lower() == ".tsv" else ",", **kwargs})
+    check_table_nesting(path, kind)  # before Polars, which a deeply nested column crashes
     try:
         if kind == "parquet":
             return pl.read_parquet(path, **{"glob": False, **kwargs})
@@ -567,6 +626,7 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     ``categorical`` become ``pl.Categorical`` one column at a time, never all as Polars text at once (a table's
     categories, as a CSV's are read: a fraction of the memory).
 
+    >>> import polars as pl
     >>> to_items([Path("a.png"), Path("b.png")]).columns
     ['path']
     >>> to_items(pl.DataFrame({"x": [1, 2]})).shape

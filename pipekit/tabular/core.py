@@ -25,10 +25,10 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
-from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, csv_source, missing_markers_to_null, parquet_files,
-                                read_csv_table, read_packed_csv, refuse_repeated_headers, scan_csv_whole_lines,
-                                skip_blank_lines, strip_header_spaces, strip_initial_spaces, table_error, table_formats,
-                                table_kind, to_items, without_polars_context)
+from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, check_table_nesting, csv_source, missing_markers_to_null,
+                                parquet_files, read_csv_table, read_packed_csv, refuse_repeated_headers,
+                                scan_csv_whole_lines, skip_blank_lines, strip_header_spaces, strip_initial_spaces,
+                                table_error, table_formats, table_kind, to_items, without_polars_context)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -83,6 +83,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
                             "again")
         return frame.lazy()
     if kind != "csv":
+        check_table_nesting(p, kind)  # before Polars, which a deeply nested column crashes
         lf = pl.scan_parquet(p, glob=False) if kind == "parquet" else pl.scan_ipc(p, glob=False)
         try:
             lf.collect_schema()  # a file that is not a table fails here, where its name is known
@@ -436,14 +437,17 @@ class _FittedNames:
 
     @property
     def cat_names(self) -> list[str]:
+        """The categorical input columns, with the ``<col>_na`` flags ``FillMissing`` added."""
         return self.processor.cat_names_
 
     @property
     def cont_names(self) -> list[str]:
+        """The continuous input columns."""
         return self.processor.cont_names_
 
     @property
     def y_names(self) -> list[str]:
+        """The target column(s)."""
         return self.processor.y_names
 
     @property
@@ -454,6 +458,8 @@ class _FittedNames:
 
     @property
     def y_vocab(self) -> list[str] | None:
+        """A categorical target's classes as text, in code order; None for a regression or no target (``vocab`` gives
+        them in the target's own type)."""
         return self.processor.y_vocab_
 
     @property
@@ -535,6 +541,7 @@ class TabularSplit(_FittedNames):
 
     @property
     def frame(self) -> pl.DataFrame:
+        """This subset's processed rows as one Polars frame: inputs (codes, normalised numbers) and targets."""
         if self._frame is None:
             self._frame = self._full if self.idxs is None else take_rows(self._full, self.idxs)
         return self._frame
@@ -544,6 +551,7 @@ class TabularSplit(_FittedNames):
 
     @property
     def has_targets(self) -> bool:
+        """Whether these rows hold the target column(s) (new rows to predict may not)."""
         return bool(self.y_names) and all(c in self._full.columns for c in self.y_names)
 
     @property
@@ -591,10 +599,13 @@ class TabularSplit(_FittedNames):
 
     @property
     def cats(self) -> pl.DataFrame:
+        """The categorical input columns, as codes (0 is ``#na#``), as a Polars frame (fastai's ``to.cats``)."""
         return self.frame.select(self.cat_names)
 
     @property
     def conts(self) -> pl.DataFrame:
+        """The continuous input columns, as processed (normalised when ``Normalize`` is a proc), as a Polars frame
+        (fastai's ``to.conts``)."""
         return self.frame.select(self.cont_names)
 
     @property
@@ -959,6 +970,7 @@ class Tabular(_FittedNames):
         """Every row's model inputs, in the table's order (fastai's ``to.xs``); ``.train.xs`` and ``.valid.xs``
         are the splits'.
 
+        >>> import polars as pl
         >>> tab = Tabular(pl.DataFrame({"a": ["x", "y", "x"], "t": [1.0, 2.0, 3.0]}), cat_names=["a"], y_names="t",
         ...               splits=([0, 1], [2]))
         >>> tab.xs["a"].to_list(), tab.ys["t"].to_list(), tab.y.to_list()
@@ -988,6 +1000,7 @@ class Tabular(_FittedNames):
         (``Normalize`` undone; a filled value shows what it was filled with). In a notebook a table, in a script
         printed (and drawn where plots go, as ``show_batch`` draws a table's batch).
 
+        >>> import polars as pl
         >>> tab = Tabular(pl.DataFrame({"a": ["x", None, "x"], "t": [10.0, 20.0, 30.0], "y": ["no", "yes", "no"]}),
         ...               cat_names=["a"], cont_names=["t"], y_names="y", splits=([0, 1], [2]))
         >>> [round(v, 4) for v in tab.items["t"]], tab.items["a"].to_list(), tab.items["y"].to_list()
@@ -1099,10 +1112,13 @@ class Tabular(_FittedNames):
     # Names and fitted vocabularies, as the models and ensembles read them.
     @property
     def procs(self) -> list[TabularProc]:
+        """The fitted procs, in the order they ran (``to.procs``; ``to.fill_missing``, ``to.categorify`` and
+        ``to.normalize`` name each)."""
         return self.processor.procs
 
     @property
     def y_kind(self) -> str:
+        """What the target is: ``'category'`` (a classification), ``'regression'``, or ``'none'`` without a target."""
         return self.processor.y_kind_
 
     @property

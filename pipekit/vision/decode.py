@@ -8,6 +8,16 @@ no tag) and as points and boxes measured on the stored pixels; training and infe
 To train on the displayed orientation, rotate such files upright once before training, e.g. with
 ``PIL.ImageOps.exif_transpose(img).save(path)``.
 
+Image size: an image whose header declares more than :data:`MAX_PIXELS` pixels (178,956,970, PIL's default
+``Image.MAX_IMAGE_PIXELS``, so the bound fastai has) is refused before it is decoded, with an
+:class:`ImageTooLargeError` naming the file: a PNG of 746 KB can declare 16000x16000 pixels and take 1.5 GB and
+10 s to decode, a mask 19 bytes a pixel. The size is read from the header of PNG, JPEG, BMP, WebP, GIF, TIFF,
+PNM/PFM, Sun raster and Radiance HDR files; an image of another format is refused once decoded. To read larger
+images you trust, raise the bound for the process (``None`` leaves only OpenCV's own limit)::
+
+    import pipekit.vision.decode
+    pipekit.vision.decode.MAX_PIXELS = 400_000_000
+
 Example:
     >>> from pipekit.vision.decode import decode_image
     >>> import pipekit.datasets as D                                   # doctest: +SKIP
@@ -18,14 +28,16 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
+from pipekit.core.errors import DataError
 from pipekit.data.lists import L
 
 MODES = ("RGB", "L", "mask")
@@ -33,6 +45,17 @@ MODES = ("RGB", "L", "mask")
 
 class ImageDecodeError(ValueError):
     """Raised when an image file cannot be read or decoded; the message names the file."""
+
+
+class ImageTooLargeError(ImageDecodeError, DataError):
+    """An image of more pixels than :data:`MAX_PIXELS`; the message names the file, its size and how to raise the
+    bound. An :class:`ImageDecodeError` (``verify_images`` lists the file) and a DataError."""
+
+
+#: the most pixels (width times height) an image may have to be decoded: PIL's default ``Image.MAX_IMAGE_PIXELS``,
+#: over which fastai's ``PILImage.create`` refuses a file (a decompression bomb). Read at each decode, so setting
+#: ``pipekit.vision.decode.MAX_PIXELS`` raises it for the process; None leaves only OpenCV's own limit
+MAX_PIXELS: int | None = 178_956_970
 
 
 # OpenCV >= 4.11 decodes straight to RGB (same pixels, no separate BGR->RGB pass over the full image).
@@ -56,6 +79,12 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if buf.size == 0:
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes); remove it or re-download it")
+    size = _header_size(np.ascontiguousarray(buf).data.cast("B"))
+    if size is not None:  # refused before decoding: a small file can declare gigabytes of pixels
+        if size[0] * size[1] > MAX_IMAGE_PIXELS or max(size) > MAX_IMAGE_SIDE:
+            raise ImageDecodeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
+                                   "plenty to train on) or remove it")
+        _check_pixels(*size, name)
     # EXIF orientation is ignored: the stored frame is the one masks, points and boxes are given in.
     try:
         img = cv2.imdecode(buf, _FLAGS[mode] | cv2.IMREAD_IGNORE_ORIENTATION)
@@ -70,6 +99,8 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
             f"{name}: not a readable image (corrupt, truncated or unsupported format); "
             "find such files with pipekit.vision.verify_images(files) and remove them"
         )
+    if size is None:  # a format whose header is not read here: the same bound, once decoded
+        _check_pixels(img.shape[1], img.shape[0], name)
     if img.dtype != np.uint8:
         img = _wide_to_uint8(img, mode, name)
     if img.ndim == 2:
@@ -100,9 +131,20 @@ MAX_IMAGE_PIXELS = _opencv_limit("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30)
 MAX_IMAGE_SIDE = _opencv_limit("OPENCV_IO_MAX_IMAGE_WIDTH", 1 << 20)
 
 
+def _check_pixels(width: int, height: int, name: str) -> None:
+    """Refuse an image of more pixels than :data:`MAX_PIXELS`, naming the file, its size and how to read it."""
+    limit = MAX_PIXELS
+    if limit is not None and width * height > limit:
+        raise ImageTooLargeError(
+            f"{name}: the image is {width}x{height} = {width * height:,} pixels, over pipekit's limit of {limit:,} "
+            "(PIL's Image.MAX_IMAGE_PIXELS, as fastai has: a small file can declare that many pixels and take "
+            "gigabytes to decode); downscale it or remove it, or, if you trust it, raise the limit: "
+            f"import pipekit.vision.decode; pipekit.vision.decode.MAX_PIXELS = {width * height:_} (None: no limit)")
+
+
 def _too_large(buf: np.ndarray) -> str:
     """What is too large about an image OpenCV would not decode: its size read from the header where it can be."""
-    size = _header_size(buf[:65536].tobytes())
+    size = _header_size(np.ascontiguousarray(buf).data.cast("B"))
     if size is None:
         return f"the image is larger than OpenCV decodes (at most {MAX_IMAGE_PIXELS:,} pixels)"
     w, h = size
@@ -111,17 +153,65 @@ def _too_large(buf: np.ndarray) -> str:
     return f"the image is too large to decode: {w}x{h}, over the limit of {MAX_IMAGE_SIDE:,} pixels a side"
 
 
-def _header_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) from the header of a PNG or a JPEG (its first frame marker), else None."""
+def _header_size(data: bytes | memoryview) -> tuple[int, int] | None:
+    """(width, height) declared by the header of an image file's bytes ``data``: PNG, JPEG (its first frame marker),
+    BMP, WebP, GIF, TIFF (its first image), PNM/PFM, Sun raster or Radiance HDR; else None. Nothing is decoded."""
+    head = bytes(data[:65536])
+
+    def num(at: int, n: int, order: Literal["little", "big"] = "little", buf: bytes | memoryview = head) -> int:
+        return int.from_bytes(buf[at:at + n], order)
+
     if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
-        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        return num(16, 4, "big"), num(20, 4, "big")
     if head[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 <= len(head) and head[i] == 0xFF:
-            marker, length = head[i + 1], int.from_bytes(head[i + 2:i + 4], "big")
+        i, n = 2, 0
+        # a real JPEG has tens of segments before its frame; a file made of thousands is left to OpenCV's limit
+        while i + 9 <= len(data) and data[i] == 0xFF and n < 1000:
+            marker, length = data[i + 1], num(i + 2, 2, "big", data)
             if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
-                return int.from_bytes(head[i + 7:i + 9], "big"), int.from_bytes(head[i + 5:i + 7], "big")
-            i += 2 + length
+                return num(i + 7, 2, "big", data), num(i + 5, 2, "big", data)
+            i, n = i + 2 + length, n + 1
+    if head[:2] == b"BM" and len(head) >= 26:  # the DIB header: 16-bit sizes in the oldest, 32-bit signed after
+        if num(14, 4) == 12:
+            return num(18, 2), num(20, 2)
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(int.from_bytes(head[22:26], "little",
+                                                                                          signed=True))
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        chunk = head[12:16]
+        if chunk == b"VP8X":  # the canvas, 24 bits less one a side
+            return 1 + num(24, 3), 1 + num(27, 3)
+        if chunk == b"VP8L":  # lossless: 14 bits less one a side, after the signature byte
+            bits = num(21, 4)
+            return 1 + (bits & 0x3FFF), 1 + (bits >> 14 & 0x3FFF)
+        if chunk == b"VP8 ":  # lossy: after the frame tag and start code
+            return num(26, 2) & 0x3FFF, num(28, 2) & 0x3FFF
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:  # the logical screen
+        return num(6, 2), num(8, 2)
+    if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # TIFF or BigTIFF: the first directory's entries
+        order: Literal["little", "big"] = "little" if head[0] == 0x49 else "big"
+        big = head[2:4] in (b"+\0", b"\0+")
+        ifd = num(8, 8, order, data) if big else num(4, 4, order, data)
+        count, entry = (8, 20) if big else (2, 12)
+        found: dict[int, int] = {}
+        for k in range(min(num(ifd, count, order, data), 4096)):
+            at = ifd + count + k * entry
+            tag, kind = num(at, 2, order, data), num(at + 2, 2, order, data)
+            if tag in (256, 257):  # ImageWidth, ImageLength: a SHORT, a LONG or a LONG8, left-aligned
+                found[tag] = num(at + (12 if big else 8), {3: 2, 4: 4, 16: 8}.get(kind, 4), order, data)
+        if len(found) == 2:
+            return found[256], found[257]
+        return None
+    # a comment runs to the end of its line (so the pattern has one way to match, whatever the file holds)
+    pnm = re.match(rb"P[1-6Ff]\s(?:\s|#[^\r\n]*[\r\n])*(\d+)(?:\s|#[^\r\n]*[\r\n])+(\d+)", head)
+    if pnm:
+        return int(pnm[1]), int(pnm[2])
+    if head[:4] == b"\x59\xa6\x6a\x95" and len(head) >= 12:  # Sun raster
+        return num(4, 4, "big"), num(8, 4, "big")
+    if head[:2] == b"#?":  # Radiance HDR: after the header's blank line, "-Y height +X width"
+        hdr = re.search(rb"\n\n([-+])([XY]) (\d+) ([-+])([XY]) (\d+)", head)
+        if hdr:
+            first, second = int(hdr[3]), int(hdr[6])
+            return (second, first) if hdr[2] == b"Y" else (first, second)
     return None
 
 
@@ -318,15 +408,24 @@ def is_image_value(value: object) -> bool:
 
 def _pil_pixels(img: Any, mode: str, name: str) -> np.ndarray:
     """A PIL image's pixels as a file of the same image decodes them: a mask keeps its stored values (palette
-    indices, grey levels); 16-bit grey stays 16-bit (PIL's convert would clip every value above 255 to white)."""
+    indices, grey levels); 16-bit grey (mode I;16, as a 16-bit PNG opens) stays 16-bit (PIL's convert would clip
+    every value above 255 to white). Mode I (32-bit integers) holds 8-bit grey when its values fit 0..255 (as
+    ``Image.fromarray(a).convert('I')`` makes it, and as PIL's own ``convert('L')`` reads it), and 16-bit grey when
+    they go past 255 (older Pillow opens a 16-bit PNG as mode I); values outside 0..65535 are refused, naming the
+    fix. A mask keeps mode I's values as class indices."""
     img_mode = img.mode
-    if img_mode.startswith("I;16") or img_mode == "I":  # a 16-bit PNG opens as I;16 (I in older Pillow)
+    if img_mode.startswith("I;16"):
+        return np.asarray(img).astype(np.uint16)
+    if img_mode == "I":
         arr = np.asarray(img)
-        if arr.size and (arr.min() < 0 or arr.max() > 65535):
-            raise ImageDecodeError(f"{name}: a PIL image of mode {img_mode} holding values "
-                                   f"{int(arr.min())}..{int(arr.max())} is not 8- or 16-bit pixels; "
-                                   "scale it to 0..255 and give it as mode 'L'")
-        return arr.astype(np.uint16)
+        if mode == "mask":
+            return arr
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise ImageDecodeError(f"{name}: a PIL image of mode I (32-bit integers) holds values {lo}..{hi}, "
+                                   "outside both 8-bit (0..255) and 16-bit (0..65535) pixels; scale it to one of "
+                                   "them first (img.convert('L') clips to 0..255)")
+        return arr.astype(np.uint8 if hi <= 255 else np.uint16)
     if mode != "mask" and img_mode not in ("L", "RGB", "RGBA"):
         img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
     return np.asarray(img)
@@ -362,6 +461,10 @@ def _pixels_of(value: object, name: str, mode: str = "RGB") -> np.ndarray:
     else:
         raise ImageDecodeError(f"{name}: an image array needs 2 or 3 dimensions, got shape {arr.shape}; "
                                f"give {IMAGE_VALUES}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:  # the resize and augmentation of an image need pixels
+        raise ImageDecodeError(f"{name}: the image is {arr.shape[1]}x{arr.shape[0]} pixels (width x height), so it "
+                               "has none; give an image of at least 1x1 pixel (check the crop or the array that "
+                               "made it)")
     return arr
 
 
