@@ -67,8 +67,10 @@ class Metric(Component):
     task: ClassVar[str | None] = None
     #: what ``accumulate`` applies to raw model outputs: None, "softmax", "sigmoid" or "argmax"
     activation: ClassVar[str | None] = None
+    #: the name a Learner shows and records it under (fastai's, e.g. ``precision_score``); default: the class name
     metric_name: ClassVar[str] = ""
-    #: other names ``get_metric`` accepts for it (e.g. "r2" for ``r2_score``)
+    #: other names ``get_metric`` accepts for it (e.g. "r2" for ``r2_score``), and a tracker's ``monitor=`` (the
+    #: names pipekit once recorded it under, e.g. "roc_auc_binary", so saved recipes keep working)
     aliases: ClassVar[tuple[str, ...]] = ()
     #: for a metric of single-label classes, the multi-label one to use instead; given, a Learner's targets of
     #: several 0/1 labels per item (shaped like the predictions) are refused, naming it
@@ -469,6 +471,7 @@ class ExpRMSPE(RMSPE):
     """RMSPE of ``exp(pred)`` against ``exp(target)``: the score of a model trained on the log of a target (the
     Rossmann sales), in the target's own units, as fastai's ``exp_rmspe``.
 
+    >>> from pipekit.metrics import ExpRMSPE
     >>> import torch
     >>> m = ExpRMSPE()
     >>> round(float(m(torch.log(torch.tensor([110.0, 90.0])), torch.log(torch.tensor([100.0, 100.0])))), 4)
@@ -581,6 +584,7 @@ class Precision(_LabelScore):
     """
 
     sk_name, multi_label_instead = "precision_score", "PrecisionMulti() (a sigmoid, then a threshold)"
+    metric_name, aliases = "precision_score", ("precision",)
 
 
 class Recall(_LabelScore):
@@ -593,6 +597,7 @@ class Recall(_LabelScore):
     """
 
     sk_name, multi_label_instead = "recall_score", "RecallMulti() (a sigmoid, then a threshold)"
+    metric_name, aliases = "recall_score", ("recall",)
 
 
 class BalancedAccuracy(_ArgmaxScore):
@@ -606,7 +611,8 @@ class BalancedAccuracy(_ArgmaxScore):
     0.75
     """
 
-    metric_name, sk_name = "balanced_accuracy", "balanced_accuracy_score"
+    metric_name = sk_name = "balanced_accuracy_score"
+    aliases = ("balanced_accuracy",)
 
 
 class MatthewsCorrCoef(_ArgmaxScore):
@@ -631,7 +637,8 @@ class CohenKappa(_ArgmaxScore):
     0.5
     """
 
-    metric_name, sk_name = "cohen_kappa", "cohen_kappa_score"
+    metric_name = sk_name = "cohen_kappa_score"
+    aliases = ("cohen_kappa",)
     param_constraints = {"weights": Options(None, "linear", "quadratic")}
 
     def __init__(self, weights: str | None = None):
@@ -662,6 +669,7 @@ class RocAuc(ArrayMetric):
     """Area under the ROC curve on class probabilities (one-vs-rest for several classes)."""
 
     task, activation, multi_label_instead = "classification", "softmax", "RocAucMulti() (sigmoid probabilities)"
+    metric_name, aliases = "roc_auc_score", ("roc_auc",)
 
     param_constraints = {"average": Options("macro", "weighted", "micro"), "multi_class": Options("ovr", "ovo")}
 
@@ -690,6 +698,8 @@ class RocAucBinary(RocAuc):
     1.0
     """
 
+    aliases = ("roc_auc_binary",)
+
     def _activate(self, pred: Any) -> Any:
         p = pred.float()
         return p.softmax(-1) if p.ndim == 2 and p.shape[1] > 1 else p.sigmoid()
@@ -713,6 +723,7 @@ class RocAucMulti(ArrayMetric):
     """
 
     activation = "sigmoid"
+    metric_name, aliases = "roc_auc_score", ("roc_auc_multi",)
     param_constraints = {"average": Options("macro", "weighted", "micro", "samples")}
 
     def __init__(self, average: str = "macro"):
@@ -763,7 +774,8 @@ class F1ScoreMulti(_LabelScoreMulti):
     (0.8333333333333333, 0.8571428571428571)
     """
 
-    sk_name = "f1_score"
+    metric_name = sk_name = "f1_score"
+    aliases = ("f1_score_multi",)
 
 
 class PrecisionMulti(_LabelScoreMulti):
@@ -775,7 +787,8 @@ class PrecisionMulti(_LabelScoreMulti):
     0.75
     """
 
-    sk_name = "precision_score"
+    metric_name = sk_name = "precision_score"
+    aliases = ("precision_multi",)
 
 
 class RecallMulti(_LabelScoreMulti):
@@ -787,7 +800,8 @@ class RecallMulti(_LabelScoreMulti):
     0.75
     """
 
-    sk_name = "recall_score"
+    metric_name = sk_name = "recall_score"
+    aliases = ("recall_multi",)
 
 
 class LogLoss(ArrayMetric):

@@ -104,7 +104,7 @@ def test_a_time_limit_shortens_the_one_cycle_and_it_still_anneals(dls):
     learn.fit_one_cycle(200, 1e-2, cbs=limit)  # 3,200 batches: minutes of training, cut to what 3 s hold
     took = time.perf_counter() - t
     assert took < 6.0 and limit.stopped_on_time_ and 20 < limit.kept_ < limit.planned_ == 200 * len(dls.train)
-    lrs = [g[0] for g in learn.recorder.lrs]
+    lrs = [g[0] for g in learn.recorder.group_lrs]
     # the schedule ran to its end over the batches kept: warmed up to lr_max, annealed to almost nothing,
     # and the last epoch, stopped part-way, was validated
     assert len(lrs) == limit.kept_ and max(lrs) == pytest.approx(1e-2, rel=0.1) and lrs[-1] < 1e-4
@@ -331,7 +331,7 @@ def test_time_limit_shortens_a_slow_fit_resumes_and_covers_fine_tune(dls, tmp_pa
     _ = learn.optimizer
     limit = TimeLimit(3)
     learn.fit_one_cycle(5, 1e-2, cbs=limit)
-    lrs = [g[0] for g in learn.recorder.lrs]
+    lrs = [g[0] for g in learn.recorder.group_lrs]
     assert limit.stopped_on_time_ and 5 <= limit.kept_ == len(lrs) < 20 and lrs[-1] < 1e-3  # shortened, annealed
     # the limit is not part of a checkpoint: a fit resumed at start_epoch follows the same schedule
     plain = learner(dls, path=tmp_path)
@@ -357,11 +357,11 @@ def test_plain_sgd_keeps_no_momentum_and_an_unloadable_export_is_refused(tmp_pat
     dls, nn = _tiny()
     learn = Learner(dls, MLP(4, 2, layers=[8]), opt_func=SGD, loss_func=torch.nn.functional.cross_entropy)
     learn.fit_one_cycle(1, 1e-2)
-    assert set(learn.recorder.moms[-1]) == {0.0} and learn.optimizer.moms == [0.0]
+    assert set(learn.recorder.group_moms[-1]) == {0.0} and learn.optimizer.moms == [0.0]
     with_mom = Learner(dls, MLP(4, 2, layers=[8]), opt_func=functools.partial(SGD, mom=0.9),
                        loss_func=torch.nn.functional.cross_entropy)
     with_mom.fit_one_cycle(1, 1e-2)
-    assert max(m[0] for m in with_mom.recorder.moms) == pytest.approx(0.95)
+    assert max(m[0] for m in with_mom.recorder.group_moms) == pytest.approx(0.95)
     with pytest.raises(ExportError, match=r"the loss 'cross_entropy' is a plain function.*CrossEntropyLossFlat"):
         learn.export(tmp_path / "ch4.pipekit")
 
@@ -410,7 +410,7 @@ def test_callbacks_of_one_name_all_run_and_the_learners_own_outlive_a_fit(tmp_pa
     # a schedule of wd given to fit_one_cycle runs beside the one-cycle schedule of lr and mom
     learn3 = Learner(dls, MLP(4, 2, layers=[8]), loss_func=CrossEntropyLossFlat())
     learn3.fit_one_cycle(2, 1e-2, cbs=ParamScheduler({"wd": sched_lin(0.1, 0.0)}))
-    lrs, moms = [g[0] for g in learn3.recorder.lrs], [g[0] for g in learn3.recorder.moms]
+    lrs, moms = [g[0] for g in learn3.recorder.group_lrs], [g[0] for g in learn3.recorder.group_moms]
     assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) > 9e-3 and lrs[-1] < 1e-3 and moms[0] == pytest.approx(0.95)
     assert learn3.opt.param_groups[0]["weight_decay"] < 0.01  # the end of sched_lin(0.1, 0.0)
     # one per learner: a NaN guard given to a fit replaces the learner's for that fit, which then comes back

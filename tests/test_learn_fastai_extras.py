@@ -76,7 +76,7 @@ def test_plateau_divides_the_lr_after_patience_epochs(adult_xy):
     assert [e for e, _ in never.reductions_] == [2, 4]
     np.testing.assert_allclose(never.reductions_[0][1], [0.1])
     np.testing.assert_allclose(never.reductions_[1][1], [0.025])
-    lrs = [lr[-1] for lr in learn.recorder.lrs]  # per training batch
+    lrs = list(learn.recorder.lrs)  # per training batch
     per_epoch = [lrs[i * 8] for i in range(6)]
     np.testing.assert_allclose(per_epoch, [0.4, 0.4, 0.4, 0.1, 0.1, 0.025])
 
@@ -89,7 +89,7 @@ def test_plateau_keeps_the_lr_while_the_loss_improves_and_never_goes_below_min_l
     worse = [e for e in range(1, 5) if losses[e] >= min(losses[:e])]
     reduced_at = [e for e, _ in cb.reductions_]
     assert reduced_at == worse[:1]  # once at 0.05 it cannot go lower, so at most one reduction
-    assert all(lr >= 0.05 for lr in (x[-1] for x in learn.recorder.lrs))
+    assert all(lr >= 0.05 for lr in learn.recorder.lrs)
 
 
 def test_plateau_names_an_unknown_monitor(adult_xy):
@@ -103,7 +103,7 @@ def test_fit_sgdr_restarts_the_lr_at_each_cycle(adult_xy):
     learn = adult_learner(adult_xy, 32)
     learn.fit_sgdr(3, 1, lr_max=0.2)  # cycles of 1, 2 and 4 epochs
     assert len(learn.recorder.values) == 7
-    lrs = np.array([lr[-1] for lr in learn.recorder.lrs])
+    lrs = np.array(learn.recorder.lrs)
     assert len(lrs) == 7 * 8
     starts = [0, 8, 24]  # batch index where each cycle begins
     np.testing.assert_allclose(lrs[starts], 0.2, rtol=1e-6)
@@ -182,11 +182,11 @@ def test_precision_recall_match_sklearn_on_adult(adult_xy):
     preds, targs = learn.get_preds()
     lab = preds.argmax(1).numpy()
     row = learn.recorder.values[-1]
-    assert learn.recorder.metric_names[3:5] == ["precision", "recall"]
+    assert learn.recorder.metric_names[3:5] == ["precision_score", "recall_score"]  # fastai's names
     assert 0 < row[2] < 1 and 0 < row[3] < 1
     np.testing.assert_allclose(row[2], precision_score(targs, lab, zero_division=0), rtol=1e-6)
     np.testing.assert_allclose(row[3], recall_score(targs, lab), rtol=1e-6)
-    assert get_metric("precision", "classification").name == "precision"
+    assert get_metric("precision", "classification").name == "precision_score"
 
 
 def test_binary_precision_on_three_classes_says_what_to_pass():
@@ -263,7 +263,7 @@ def test_a_fit_resumed_from_a_checkpoint_ends_where_the_whole_fit_does(tmp_path,
     resumed.fit(4, start_epoch=resumed.resume_epoch, cbs=[make_cb(), SaveModelCallback(every_epoch=True,
                                                                                        with_opt=True)])
     torch.testing.assert_close(resumed.model.weight, whole.model.weight)
-    assert [lr[0] for lr in resumed.recorder.lrs] == [lr[0] for lr in whole.recorder.lrs][-len(resumed.recorder.lrs):]
+    assert [lr[0] for lr in resumed.recorder.group_lrs] == [lr[0] for lr in whole.recorder.group_lrs][-len(resumed.recorder.lrs):]
 
 
 def test_accumulation_steps_at_the_end_of_every_epoch(tmp_path):
@@ -343,5 +343,5 @@ def test_conv_layer_pads_as_fastai():
 def test_sgdr_restarts_at_the_top_with_equal_cycles(tmp_path):
     learn = _small(tmp_path)
     learn.fit_sgdr(5, 1, lr_max=0.1, cycle_mult=1)
-    lrs = [lr[0] for lr in learn.recorder.lrs]
+    lrs = [lr[0] for lr in learn.recorder.group_lrs]
     assert [lrs[3 * i] for i in range(5)] == pytest.approx([0.1] * 5)

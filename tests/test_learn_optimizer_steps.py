@@ -57,7 +57,7 @@ def test_adam_from_steps_is_torch_adamw(adult_xy):
 def test_one_cycle_schedules_the_momentum_of_a_step_optimizer(adult_xy):
     learn = trained(adult_xy, partial(Optimizer, cbs=[average_grad, momentum_step], mom=0.9),
                     fit=lambda learn: learn.fit_one_cycle(2, 0.05))
-    moms = np.array([m[-1] for m in learn.recorder.moms])
+    moms = np.array(learn.recorder.moms)
     assert moms[0] == pytest.approx(0.95) and moms.min() == pytest.approx(0.85, abs=1e-3)
     assert learn.optimizer.moms[-1] == pytest.approx(moms[-1])
 

@@ -175,7 +175,7 @@ def test_tta_uses_training_augmentation(learn):
 
 def test_fit_flat_cos_holds_then_anneals(learn):
     learn.fit_flat_cos(1, lr=3e-3, pct_start=0.5)
-    lrs = np.array([g[-1] for g in learn.recorder.lrs])
+    lrs = np.array(learn.recorder.lrs)
     half = len(lrs) // 2
     assert np.allclose(lrs[:half], 3e-3) and lrs[-1] < 3e-3 / 10  # the last batch is at pct 15/16
     assert np.all(np.diff(lrs[half:]) <= 1e-12)  # non-increasing after the flat part

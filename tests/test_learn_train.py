@@ -87,8 +87,8 @@ def test_cnn_one_cycle_beats_logistic_regression(fmnist):
     acc = learn.recorder.value("accuracy")
     assert acc > base_acc + 0.01, (acc, base_acc)
     # the one-cycle lr rose then fell, momentum did the opposite
-    lrs = np.array([g[-1] for g in learn.recorder.lrs])
-    moms = np.array([g[-1] for g in learn.recorder.moms])
+    lrs = np.array(learn.recorder.lrs)
+    moms = np.array(learn.recorder.moms)
     peak = int(lrs.argmax())
     assert 0 < peak < len(lrs) - 1 and abs(lrs.max() - 1e-2) < 1e-4 and lrs[-1] < 1e-5
     assert moms[peak] == pytest.approx(0.85, abs=1e-3) and moms[0] == pytest.approx(0.95, abs=1e-3)
@@ -158,7 +158,7 @@ def test_fine_tune_freezes_body_then_unfreezes(fmnist):
     assert head <= frozen
     assert conv | head <= unfrozen
     # discriminative rates in the unfrozen phase: body lr is base_lr/2/100 of head's at the peak
-    peak = max(learn.recorder.lrs, key=lambda g: g[-1])
+    peak = max(learn.recorder.group_lrs, key=lambda g: g[-1])
     assert peak[-1] == pytest.approx(5e-3, rel=1e-2) and peak[-1] / peak[0] == pytest.approx(100)
 
 

@@ -33,7 +33,7 @@ def test_empty_input_is_an_error_as_in_scikit_learn(metric):
         {"accuracy": lambda: skm.accuracy_score([], []), "mae": lambda: skm.mean_absolute_error([], []),
          "mse": lambda: skm.mean_squared_error([], []), "rmse": lambda: skm.root_mean_squared_error([], []),
          "log_loss": lambda: skm.log_loss([], np.zeros((0, 2))), "r2_score": lambda: skm.r2_score([], []),
-         "roc_auc": lambda: skm.roc_auc_score([], [])}[metric.name]()
+         "roc_auc_score": lambda: skm.roc_auc_score([], [])}[metric.name]()
 
 
 def test_log_loss_clips_as_scikit_learn_does():
@@ -185,8 +185,8 @@ def test_roc_auc_binary_scores_the_positive_class_of_two_scores_or_of_one_logit(
     # one logit per item: a sigmoid (the order, hence the AUC, is the logit's)
     one = logits[:, 1:] - logits[:, :1]
     assert accumulate(RocAucBinary(), _batches(one, y)) == pytest.approx(skm.roc_auc_score(y, one[:, 0]))
-    assert RocAucBinary().name == "roc_auc_binary" != roc_auc.name
-    with pytest.raises(ValueError, match=r"roc_auc_binary scores a two-class model .* 3 scores .*RocAuc\(\)"):
+    assert RocAucBinary().name == "roc_auc_score" == roc_auc.name  # fastai's name for both
+    with pytest.raises(ValueError, match=r"roc_auc_score scores a two-class model .* 3 scores .*RocAuc\(\)"):
         accumulate(RocAucBinary(), _batches(rng.normal(size=(20, 3)).astype(np.float32), rng.integers(0, 3, 20)))
 
 
@@ -214,7 +214,7 @@ def test_multi_label_targets_get_the_multi_label_metrics_or_a_refusal_naming_the
         with pytest.raises(ValueError, match=rf"{metric.name} scores one class per item.*\(16, 3\).*use {instead}"):
             accumulate(metric, batches)
     # two labels look like two class scores: still refused, not scored as one class's column
-    with pytest.raises(ValueError, match=r"roc_auc_binary scores one class per item.*RocAucMulti"):
+    with pytest.raises(ValueError, match=r"roc_auc_score scores one class per item.*RocAucMulti"):
         accumulate(RocAucBinary(), _batches(logits[:, :2], targs[:, :2]))
 
 

@@ -266,7 +266,7 @@ def test_one_cycle_moves_sgd_momentum_only_when_built_with_it():
     data = _data()
     plain = Learner(data, nn.Linear(3, 1), loss_func=MSELossFlat(), opt_func=SGD)
     plain.fit_one_cycle(1, 1e-2)
-    assert {m[0] for m in plain.recorder.moms} == {0.0}
+    assert {m[0] for m in plain.recorder.group_moms} == {0.0}
     with_mom = Learner(data, nn.Linear(3, 1), loss_func=MSELossFlat(), opt_func=partial(RMSProp, mom=0.9))
     with_mom.fit_one_cycle(1, 1e-2)
-    assert max(m[0] for m in with_mom.recorder.moms) == pytest.approx(0.95)
+    assert max(m[0] for m in with_mom.recorder.group_moms) == pytest.approx(0.95)

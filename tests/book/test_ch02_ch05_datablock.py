@@ -96,7 +96,7 @@ def test_ch05_regex_labels_summary_lr_find_discriminative_rates(pets):
     learn.fit_one_cycle(2, 3e-3)
     learn.unfreeze()
     learn.fit_one_cycle(1, lr_max=slice(1e-5, 1e-3))
-    body_lr, head_lr = learn.recorder.lrs[len(learn.recorder.lrs) // 3]  # one-cycle's warm-up, both groups
+    body_lr, head_lr = learn.recorder.group_lrs[len(learn.recorder.lrs) // 3]  # one-cycle's warm-up, both groups
     assert head_lr == pytest.approx(100 * body_lr)  # the body learns at the slice's lower end
     losses = np.asarray(learn.recorder.losses)
     assert np.isfinite(losses).all() and losses[-5:].mean() < losses[:5].mean()

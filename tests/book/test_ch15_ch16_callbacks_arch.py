@@ -165,7 +165,7 @@ def test_vision_learner_takes_a_splitter_and_create_body_a_factory(dls):
     learn = vision_learner(dls, "xresnet18", splitter=three)
     assert learn.optimizer.n_groups == 3
     learn.fit(1, slice(1e-4, 1e-2))
-    lrs = learn.recorder.lrs[-1]
+    lrs = learn.recorder.group_lrs[-1]
     assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1e-2) and lrs[0] < lrs[1] < lrs[2]
     body = create_body(xresnet18, n_in=1)
     assert body(torch.zeros(2, 1, 28, 28)).shape[:2] == (2, 512)

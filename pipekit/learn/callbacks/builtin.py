@@ -59,11 +59,14 @@ class TrackerCallback(Callback):
         self.check_params()
 
     def before_fit(self) -> None:
-        recorded = self.learn.recorder.metric_names[1:-1]
-        if self.monitor not in recorded:
+        recorder = self.learn.recorder
+        recorded = recorder.metric_names[1:-1]
+        # a former pipekit name of a recorded metric ('roc_auc_binary' for 'roc_auc_score') is taken too
+        self._monitored = recorder.recorded_name(self.monitor)
+        if self._monitored not in recorded:
             raise ParameterError(f"{type(self).__name__}: cannot monitor {self.monitor!r}; recorded values are "
                                  f"{recorded}")
-        metric = self.learn.recorder.metric(self.monitor)
+        metric = recorder.metric(self._monitored)
         self._greater = metric is not None and metric.greater_is_better
         if self.reset_on_fit:
             self.reset_state()
@@ -110,7 +113,7 @@ class TrackerCallback(Callback):
         super().state_from_data(state)
 
     def after_epoch(self) -> None:
-        val = self.learn.recorder.value(self.monitor)
+        val = self.learn.recorder.value(self._monitored)
         #: whether this epoch gave a value to judge (an epoch whose validation was skipped gives none)
         self.judged = val is not None
         self.new_best = val is not None and self.improved(val)
@@ -119,8 +122,10 @@ class TrackerCallback(Callback):
 
 
 class SaveModelCallback(TrackerCallback):
-    """Saves the model when ``monitor`` improves (``fname``), or every epoch (``fname_{epoch}``); at the
-    end of training the best model is loaded back unless ``at_end`` (then the last model is saved).
+    """Saves the model when ``monitor`` improves (``fname``), or every epoch with ``every_epoch=True``
+    (``fname_{epoch}``; ``every_epoch=n`` saves the epochs whose number is a multiple of ``n``: 0, n, 2n, ...,
+    as fastai does); at the end of training the best model is loaded back unless ``at_end`` (then the last model
+    is saved).
 
     Early stopping only takes effect once the epoch is over, so the model of the epoch in which training
     stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (66)
@@ -130,19 +135,23 @@ class SaveModelCallback(TrackerCallback):
 
     order = 66
     param_constraints = {**TrackerCallback.param_constraints,
-                         "fname": Is(lambda f: isinstance(f, str) and f != "" and os.sep not in f, "a plain file name")}
+                         "fname": Is(lambda f: isinstance(f, str) and f != "" and os.sep not in f, "a plain file name"),
+                         "every_epoch": Is(lambda v: isinstance(v, bool) or (isinstance(v, (int, np.integer))
+                                                                             and bool(v >= 1)),
+                                           "True, False or a number of epochs (1 or more)")}
     saved_: tuple[Path, ...] = ()  # learned: the checkpoints written
     best_epoch_: int | None = None
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
-                 min_delta: float = 0.0, fname: str = "model", every_epoch: bool = False, at_end: bool = False,
+                 min_delta: float = 0.0, fname: str = "model", every_epoch: bool | int = False, at_end: bool = False,
                  with_opt: bool = False, reset_on_fit: bool = True):
         self.fname, self.every_epoch, self.at_end, self.with_opt = fname, every_epoch, at_end, with_opt
         super().__init__(monitor, comp, min_delta, reset_on_fit)
 
     def after_epoch(self) -> None:
         if self.every_epoch:
-            self._save(f"{self.fname}_{self.learn.epoch}")
+            if self.learn.epoch % int(self.every_epoch) == 0:  # True counts as 1: every epoch
+                self._save(f"{self.fname}_{self.learn.epoch}")
             return
         super().after_epoch()
         if self.new_best and not self.at_end:
@@ -500,7 +509,7 @@ class MixedPrecision(Callback):
     """Autocast forward pass and loss; a GradScaler for fp16.
 
     ``dtype``: 'bf16', 'fp16' or None (bf16 where CUDA supports it, else fp16). On the CPU it does
-    nothing unless ``cpu=True`` (then bf16 autocast; fp16 is not offered on the CPU).
+    nothing unless ``cpu=True`` (then bf16 autocast; fp16 is not offered on the CPU), and says so once.
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
@@ -525,6 +534,11 @@ class MixedPrecision(Callback):
                 raise ParameterError("MixedPrecision: fp16 autocast is not available on the CPU; use dtype='bf16'")
             name = "bf16"
         else:
+            if not self.__dict__.get("_said_inactive"):  # once per callback, not at every fit
+                self._said_inactive = True
+                hint = ("pass MixedPrecision(cpu=True) or use learn.to_bf16() for bf16 mixed precision on a CPU"
+                        if dev == "cpu" else "it autocasts on CUDA, and on a CPU with cpu=True")
+                warn(f"MixedPrecision does nothing on {dev}: training stays in fp32; {hint}")
             return
         self.active = True
         self._dtype = torch.bfloat16 if name == "bf16" else torch.float16

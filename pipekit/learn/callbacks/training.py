@@ -83,7 +83,8 @@ class Recorder(Callback):
     fastai's, so ``values[-1][2]`` is the first metric), ``metric_names`` (``['epoch', 'train_loss', 'valid_loss',
     *metrics, 'time']``, metrics of one name told apart by a suffix: ``accuracy_multi``, ``accuracy_multi_2``),
     ``history`` (the rows of the progress table, laid out as ``metric_names``), ``value(name)`` (one recorded value
-    by name), ``losses`` (smoothed, per batch), ``lrs``, ``moms``; ``plot_loss()`` draws them. After
+    by name), ``losses`` (smoothed, per batch), ``lrs`` and ``moms`` (the last layer group's, one number per training
+    batch, as fastai's; every group's in ``group_lrs`` and ``group_moms``); ``plot_loss()`` draws them. After
     ``learn.lr_find()``, which leaves that history as it was, the sweep's curve is kept apart (``lr_find_lrs``,
     ``lr_find_losses``, ``lr_find_suggestions``) and ``plot_lr_find()`` draws it.
     The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit. ``learn.validate()``,
@@ -102,8 +103,10 @@ class Recorder(Callback):
         self.values: list[list[Any]] = []
         self.history: list[list[Any]] = []
         self.losses: list[float] = []
-        self.lrs: list[list[float]] = []
-        self.moms: list[list[float | None]] = []
+        self.lrs: list[float] = []  # the last layer group's, per training batch (fastai's recorder.lrs)
+        self.moms: list[float] = []  # likewise; NaN for an optimiser without momentum
+        self.group_lrs: list[list[float]] = []  # every layer group's, per training batch
+        self.group_moms: list[list[float | None]] = []
         self.valid_losses_at: list[tuple[int, float]] = []
         self.iters: list[int] = []  # training batches recorded by the end of each epoch (fastai's recorder.iters)
         self.scheduled_hps: dict[str, list[float]] = {}  # what a ParamScheduler set per batch, by name
@@ -122,7 +125,7 @@ class Recorder(Callback):
         self.metrics = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
         self.values, self.history, self.losses, self.lrs, self.moms, self.valid_losses_at = [], [], [], [], [], []
-        self.iters = []
+        self.iters, self.group_lrs, self.group_moms = [], [], []
         self.scheduled_hps = {}
         self._raw: list[torch.Tensor] = []
         self._bs: list[int] = []
@@ -147,8 +150,11 @@ class Recorder(Callback):
         if learn.training:
             self._raw.append(loss)
             self._bs.append(bs)
-            self.lrs.append(learn.optimizer.lrs)
-            self.moms.append(learn.optimizer.moms)
+            lrs, moms = learn.optimizer.lrs, learn.optimizer.moms
+            self.group_lrs.append(lrs)
+            self.group_moms.append(moms)
+            self.lrs.append(lrs[-1])
+            self.moms.append(moms[-1] if moms[-1] is not None else math.nan)
         else:
             loss = loss.float()
             self._valid_total = self._valid_total + loss * bs
@@ -220,16 +226,33 @@ class Recorder(Callback):
         n = len(self.history)
         return f"Recorder({n} epoch{'s' * (n != 1)}, {len(self.losses)} batches; last epoch: {last})"
 
+    def recorded_name(self, name: str) -> str:
+        """The name ``name`` is recorded under: itself, or for another name of one recorded metric (a name pipekit
+        once recorded it under, ``roc_auc_binary`` for ``roc_auc_score``; see ``Metric.aliases``) that metric's
+        recorded name. A name that fits several recorded metrics is refused; one that fits none is returned as it
+        is."""
+        if name in self.metric_names:
+            return name
+        fits = [n for n, m in zip(self.metric_names[3:-1], self.metrics) if name in m.aliases]
+        if len(fits) > 1:
+            raise ParameterError(f"{name!r} is another name of {len(fits)} recorded metrics, {fits}: give the one "
+                                 "meant by its recorded name")
+        return fits[0] if fits else name
+
     def metric(self, name: str) -> Metric | None:
-        """The metric recorded as ``name`` (None for the losses)."""
+        """The metric recorded as ``name`` (or another name of it, see :meth:`recorded_name`; None for the
+        losses)."""
         names = self.metric_names[3:-1]
+        name = self.recorded_name(name)
         return self.metrics[names.index(name)] if name in names else None
 
     def value(self, name: str, epoch: int = -1) -> float | None:
-        """The recorded ``name`` ('train_loss', 'valid_loss' or a metric name) at ``epoch`` (an epoch number of
-        the last fit, as in the progress table; negative counts back from the last epoch recorded)."""
+        """The recorded ``name`` ('train_loss', 'valid_loss' or a metric name, see :meth:`recorded_name`) at
+        ``epoch`` (an epoch number of the last fit, as in the progress table; negative counts back from the last
+        epoch recorded)."""
         if not self.history:
             raise NotFittedError("the Recorder has recorded nothing yet: call fit first")
+        name = self.recorded_name(name)
         if name not in self.metric_names:
             raise ParameterError(f"no recorded value {name!r}; recorded: {self.metric_names}")
         if epoch < 0:
@@ -292,8 +315,7 @@ class Recorder(Callback):
         """The hyper-parameters of the last layer group per training batch of the last fit, by name: ``lr`` and
         ``mom`` always, and whatever a scheduler set (``fit_one_cycle``'s ``lr`` and ``mom``, a
         ``ParamScheduler({'wd': ...})``'s ``wd``), as fastai's ``recorder.hps``."""
-        out: dict[str, list[float]] = {"lr": [lr[-1] for lr in self.lrs],
-                                       "mom": [m[-1] if m[-1] is not None else math.nan for m in self.moms]}
+        out: dict[str, list[float]] = {"lr": list(self.lrs), "mom": list(self.moms)}
         out.update(self.scheduled_hps)
         return out
 
