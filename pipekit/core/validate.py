@@ -10,6 +10,7 @@ pipekit.core.errors.ParameterError: RandomSplitter: valid_pct=1.5 is not accepte
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,7 +22,8 @@ import numpy as np
 from pipekit.core.errors import FieldError, ParameterError
 
 __all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state",
-           "close_names", "names_shown", "unknown_names"]
+           "close_names", "names_shown", "unknown_names", "ARGUMENT_SYNONYMS", "argument_names", "check_arguments",
+           "bs_or_batch_size"]
 
 
 def is_pandas(obj: Any, kind: str | None = None) -> bool:
@@ -293,10 +295,28 @@ def names_shown(names: Sequence[Any], limit: int = 20) -> str:
     return f"{str(names[:limit])[:-1]}, ... and {len(names) - limit} more]"
 
 
-def unknown_names(missing: Sequence[Any], names: Sequence[Any], what: str = "columns", limit: int = 20) -> str:
+def _meant(missing: Sequence[Any], names: Sequence[Any], synonyms: Mapping[str, str] | None = None) -> str:
+    """``"did you mean 'workclass'"`` for the names each of ``missing`` may have meant: its synonym when that is one
+    of ``names`` (``synonyms``: ``{"batch_size": "bs"}``), else its closest spelling (:func:`close_names`); ``""``
+    when none is near."""
+    guesses = []
+    for m in missing:
+        near = [synonyms[m]] if synonyms and synonyms.get(m) in names else close_names(m, names, n=1)
+        if near:
+            guesses.append((m, near[0]))
+    if not guesses:
+        return ""
+    if len(missing) == 1:
+        return f"did you mean {guesses[0][1]!r}"
+    return "did you mean " + " and ".join(f"{g!r} (for {m!r})" for m, g in guesses)
+
+
+def unknown_names(missing: Sequence[Any], names: Sequence[Any], what: str = "columns", limit: int = 20,
+                  synonyms: Mapping[str, str] | None = None) -> str:
     """The end of a message about names that are not there (columns, mostly): the close names each may have meant
-    (:func:`close_names`), then the names there are (:func:`names_shown`), for a message that reads ``"column(s)
-    ['workclas'] are not in the data; " + unknown_names(...)``.
+    (:func:`close_names`, or a name's synonym in ``synonyms`` when that is there), then the names there are
+    (:func:`names_shown`), for a message that reads ``"column(s) ['workclas'] are not in the data; " +
+    unknown_names(...)``.
 
     >>> unknown_names(["workclas"], ["age", "workclass", "education"])
     "did you mean 'workclass'? The columns are ['age', 'workclass', 'education']"
@@ -304,16 +324,79 @@ def unknown_names(missing: Sequence[Any], names: Sequence[Any], what: str = "col
     "did you mean 'age' (for 'Age') and 'workclass' (for 'wrkclass')? The columns are ['age', 'workclass']"
     >>> unknown_names(["x"], ["age", "workclass"])
     "the columns are ['age', 'workclass']"
+    >>> unknown_names(["batch_size"], ["bs", "seed"], "arguments", synonyms=ARGUMENT_SYNONYMS)
+    "did you mean 'bs'? The arguments are ['bs', 'seed']"
     """
-    guesses = [(m, near[0]) for m in missing if (near := close_names(m, names, n=1))]
+    meant = _meant(missing, names, synonyms)
     listed = f"the {what} are {names_shown(names, limit)}"
-    if not guesses:
-        return listed
-    if len(missing) == 1:
-        meant = repr(guesses[0][1])
-    else:
-        meant = " and ".join(f"{g!r} (for {m!r})" for m, g in guesses)
-    return f"did you mean {meant}? T{listed[1:]}"
+    return f"{meant}? T{listed[1:]}" if meant else listed
+
+
+#: argument names people write for ones pipekit takes under another name (PyTorch's and fastai's ``batch_size`` for
+#: ``bs``, a singular for a plural): what an unknown argument was meant to be, before close spellings are looked for
+ARGUMENT_SYNONYMS = {"batch_size": "bs", "metric": "metrics", "layer": "layers", "n_factor": "n_factors"}
+
+
+def argument_names(*functions: Callable[..., Any], but: Iterable[str] = ()) -> list[str]:
+    """The names by which the arguments of ``functions`` can be given as keywords, each once, in order: no ``self``,
+    no ``*args`` or ``**kwargs``, no positional-only parameter, none of ``but``.
+
+    >>> def f(source, /, bs=64, *, seed=None, **kwargs): ...
+    >>> def g(self, bs, shuffle=True): ...
+    >>> argument_names(f, g, but=["seed"])
+    ['bs', 'shuffle']
+    """
+    skip = {"self", *but}
+    out: dict[str, None] = {}
+    for fn in functions:
+        for p in inspect.signature(fn).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in skip:
+                out[p.name] = None
+    return list(out)
+
+
+def check_arguments(who: str, kwargs: Mapping[str, Any], takes: Sequence[str],
+                    passed_on: tuple[str, Sequence[str]] | None = None) -> None:
+    """Refuse keyword arguments (``kwargs``, what a function's ``**kwargs`` gathered) that are none of the names it
+    ``takes``, in the name of ``who``, the function called, saying what each may have meant
+    (:data:`ARGUMENT_SYNONYMS`, then close spellings) and the names there are. ``passed_on``: ``(whose, names)`` of
+    the function it passes its keyword arguments on to (a learner factory's ``("the Learner's", ...)``), accepted
+    too and listed apart.
+
+    >>> check_arguments("TabularDataLoaders.from_df", {"batch_size": 32}, ["df", "bs", "procs"])
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: TabularDataLoaders.from_df: unknown argument(s) ['batch_size']; did you mean 'bs'? The arguments are ['df', 'bs', 'procs']
+    >>> check_arguments("tabular_learner", {"layer": [20]}, ["dls", "layers"], ("the Learner's", ["metrics", "wd"]))
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: tabular_learner: unknown argument(s) ['layer']; it takes ['dls', 'layers'], and the Learner's ['metrics', 'wd']; did you mean 'layers'?
+    """
+    theirs = [n for n in (passed_on[1] if passed_on else ()) if n not in takes]
+    unknown = [k for k in kwargs if k not in takes and k not in theirs]
+    if not unknown:
+        return
+    if passed_on is None:
+        raise ParameterError(f"{who}: unknown argument(s) {unknown}; "
+                             f"{unknown_names(unknown, list(takes), 'arguments', limit=60, synonyms=ARGUMENT_SYNONYMS)}")
+    meant = _meant(unknown, [*takes, *theirs], ARGUMENT_SYNONYMS)
+    raise ParameterError(f"{who}: unknown argument(s) {unknown}; it takes {list(takes)}, and {passed_on[0]} {theirs}"
+                         + (f"; {meant}?" if meant else ""))
+
+
+def bs_or_batch_size(who: str, bs: Any, batch_size: Any, default: int = 64) -> Any:
+    """The batch size, given as ``bs`` or as PyTorch's and fastai's ``batch_size`` (None: not given). Both, with
+    different values, are refused; ``bs`` at its ``default`` counts as not given.
+
+    >>> bs_or_batch_size("DataBlock.dataloaders", 64, 16), bs_or_batch_size("DataBlock.dataloaders", 32, None)
+    (16, 32)
+    """
+    if batch_size is None:
+        return bs
+    if bs != default and bs != batch_size:
+        raise ParameterError(f"{who}: bs={bs!r} and batch_size={batch_size!r} are one argument (batch_size is "
+                             f"PyTorch's name of bs); give one of them")
+    return batch_size
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:

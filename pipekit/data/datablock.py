@@ -21,7 +21,8 @@ from pipekit.core.component import Component, construct
 from pipekit.core.errors import (DataError, ExportError, FieldError, ParameterError, PipelineStepError,
                                  UnknownNameError, warn)
 from pipekit.core.registry import name_of
-from pipekit.core.validate import Is, check, check_positive_int, check_state, is_pandas
+from pipekit.core.validate import (Is, argument_names, bs_or_batch_size, check, check_arguments, check_positive_int,
+                                   check_state, is_pandas)
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch
 from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, get_files, get_image_files, get_text_files,
@@ -38,7 +39,16 @@ Trace = Callable[[str, str, Any], None]  # (step, what, value)
 def _grouped(tfms: Any) -> Any:
     """``batch_tfms`` with each run of pieces that make one transform together made into it: fastai's single
     augmentations (``[Flip(), Rotate(max_deg=20), Brightness()]``) are samplers of one augmentation, resampled once;
-    a class says how through a ``batch_transform(pieces)`` class method. Anything else is kept as given."""
+    a class says how through a ``batch_transform(pieces)`` class method. Anything else is kept as given.
+
+    A class given with such a method is made with its defaults first, as fastai makes a transform class given for one:
+    ``batch_tfms=Normalize`` where ``from pipekit.tabular.all import *`` came after ``from pipekit.vision.all import
+    *`` (the table's ``Normalize`` stands for the image one).
+    """
+    def made(t: Any) -> Any:
+        return t() if isinstance(t, type) and callable(getattr(t, "batch_transform", None)) else t
+
+    tfms = [made(t) for t in tfms] if isinstance(tfms, (list, tuple)) else made(tfms)
     if tfms is None or not isinstance(tfms, (list, tuple)):
         make = getattr(type(tfms), "batch_transform", None)
         return make([tfms]) if callable(make) else tfms
@@ -274,6 +284,9 @@ class DataBlock(Component):
                  getters: Sequence[Getter | Callable | None] | None = None, splitter: Splitter | Callable | None = None,
                  item_tfms: Sequence[Transform] | Transform | None = None,
                  batch_tfms: Sequence[BatchTransform] | BatchTransform | None = None, n_inp: int | None = None):
+        if isinstance(splitter, type):  # the class: calling it on the items would build a splitter, not split them
+            raise ParameterError(f"DataBlock: splitter takes a splitter, got the class {splitter.__name__}; pass "
+                                 f"{splitter.__name__}() (e.g. RandomSplitter(valid_pct=0.2, seed=42))")
         batch_tfms = _grouped(batch_tfms)
         self.blocks, self.get_items, self.get_x, self.get_y = blocks, get_items, get_x, get_y
         self.getters, self.splitter, self.item_tfms, self.batch_tfms, self.n_inp = (
@@ -339,6 +352,8 @@ class DataBlock(Component):
 
     # ------------------------------------------------------------------ building
     def items_from(self, source: Any) -> pl.DataFrame:
+        """The items table ``source`` gives (through ``get_items`` when set), one row per item, before splitting: what
+        ``dataloaders(source)`` reads. A ``get_items`` that finds nothing is refused, naming the source."""
         items = to_items(source if self.get_items is None else self.get_items(source))
         if len(items) == 0 and self.get_items is not None:
             raise DataError(f"get_items {getattr(self.get_items, '__name__', self.get_items)} found no items "
@@ -435,9 +450,11 @@ class DataBlock(Component):
     def dataloaders(self, source: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
                     seed: int | None = None, device: str | torch.device | None = None,
                     num_workers: int | None = None, drop_last: bool | None = None,
-                    path: str | os.PathLike | None = None, seq_len: int | None = None) -> DataLoaders:
+                    path: str | os.PathLike | None = None, seq_len: int | None = None, batch_size: int | None = None,
+                    **kwargs: Any) -> DataLoaders:
         """Build the Datasets and wrap train/valid in DataLoaders (train shuffled and augmented). ``seed`` fixes
-        the shuffling, the augmentation and a random split whose splitter has no seed of its own.
+        the shuffling, the augmentation and a random split whose splitter has no seed of its own. ``batch_size``
+        is PyTorch's and fastai's name of ``bs``; any other keyword is refused, naming the close ones.
 
         ``seq_len`` is the window of a language model's batches (``TextBlock(is_lm=True)``; default the
         block's). A text classifier's batches are whole texts padded to the longest, so there it changes
@@ -446,6 +463,8 @@ class DataBlock(Component):
         on these loaders saves to (``dls.path``, then ``learn.path``; the book's ``.dataloaders(path, path=path,
         ...)``); the items come from ``source``.
         """
+        check_loader_kwargs("DataBlock.dataloaders", kwargs)
+        bs = bs_or_batch_size("DataBlock.dataloaders", bs, batch_size)
         check_positive_int("dataloaders", "bs", bs)
         check("DataBlock.dataloaders", path=(path, Is(lambda p: p is None or isinstance(p, (str, os.PathLike)),
                                                       "a folder (str or Path) or None")))
@@ -462,10 +481,14 @@ class DataBlock(Component):
 
     # ------------------------------------------------------------------ the fitted recipe
     def batch_pipeline(self) -> BatchPipeline:
+        """The fitted batch transforms (the blocks' own, then ``batch_tfms``), as the loaders run them on each
+        batch."""
         self.check_is_fitted("dataloaders(source)")
         return BatchPipeline(self.batch_tfms_)
 
     def dl_type(self) -> type[DataLoader]:
+        """The loader class the blocks ask for (a language model's streams, sorted text batches), else
+        :class:`DataLoader`."""
         for b in getattr(self, "blocks_", None) or self._new_blocks():
             if b.loader_type() is not None:
                 return b.loader_type()  # type: ignore[return-value]
@@ -473,6 +496,7 @@ class DataBlock(Component):
 
     @property
     def fitted_blocks(self) -> list[TransformBlock]:
+        """The blocks as ``dataloaders(source)`` fitted them (vocabularies learned), inputs then targets."""
         self.check_is_fitted("dataloaders(source)")
         return self.blocks_
 
@@ -611,20 +635,21 @@ class DataBlock(Component):
 
     # ------------------------------------------------------------------ summary
     @overload
-    def summary(self, source: Any, bs: int = ..., show: Literal[True] = ...) -> None: ...
+    def summary(self, source: Any, bs: int = ..., show: Literal[True] = ..., show_batch: bool = ...) -> None: ...
     @overload
-    def summary(self, source: Any, bs: int = ..., *, show: Literal[False]) -> str: ...
+    def summary(self, source: Any, bs: int = ..., *, show: Literal[False], show_batch: bool = ...) -> str: ...
     @overload
-    def summary(self, source: Any, bs: int = ..., show: bool = ...) -> str | None: ...
+    def summary(self, source: Any, bs: int = ..., show: bool = ..., show_batch: bool = ...) -> str | None: ...
 
-    def summary(self, source: Any, bs: int = 4, show: bool = True) -> str | None:
+    def summary(self, source: Any, bs: int = 4, show: bool = True, show_batch: bool = False) -> str | None:
         """Walk one batch of ``source`` through every step (items, split, getters, what each block learned, the
         collated batch, each batch transform), saying what comes out; a failing step is named. Batch transforms
         that learn from the training batches (``Normalize()`` without statistics) learn as in ``dataloaders()``.
 
         Each line is printed as it is found when ``show`` (and nothing is returned, so a notebook or a REPL shows
         the walk once, as ``dls.summary()`` and ``learn.summary()`` do); ``show=False`` prints nothing and
-        returns the text.
+        returns the text. ``show_batch=True`` (fastai's) then draws the items of the training batch walked
+        (``dls.show_batch()``).
 
         >>> import polars as pl
         >>> from pipekit.data import CategoryBlock, ColReader, RandomSplitter, RegressionBlock
@@ -670,7 +695,7 @@ class DataBlock(Component):
             dl = fitted.dl_type()(dsets.train, bs=bs, shuffle=False, seed=0, device="cpu", num_workers=0,
                                   batch_tfms=fitted.batch_pipeline(), augment=True)
             try:  # loaders set up their batch transforms on the training batches: Normalize() takes its statistics
-                DataLoaders(dl, recipe=fitted, device="cpu")
+                dls = DataLoaders(dl, recipe=fitted, device="cpu")
             except Exception as e:
                 raise PipelineStepError(f"step 'batch transforms learning from the training batches' failed: "
                                         f"{type(e).__name__}: {e}") from e
@@ -678,7 +703,17 @@ class DataBlock(Component):
         except PipelineStepError as e:
             say(f"FAILED: {e}")
             raise
+        if show_batch:
+            dls.show_batch()
         return None if show else out.getvalue()
+
+
+def check_loader_kwargs(who: str, kwargs: dict[str, Any], *factories: Callable[..., Any],
+                        but: Sequence[str] = ()) -> None:
+    """Refuse a keyword that neither ``factories`` (the one called, ``who``, and those it passes its keywords on to)
+    nor :meth:`DataBlock.dataloaders` takes (less ``but``, those the factories fill in themselves), in the name of
+    ``who`` with the names each may have meant (:func:`~pipekit.core.validate.check_arguments`)."""
+    check_arguments(who, kwargs, argument_names(*factories, DataBlock.dataloaders, but=("source", *but)))
 
 
 def _naming_items(encode: Callable[[], Any], items: pl.DataFrame, n_values: int, folder: Any = None) -> Any:

@@ -16,7 +16,8 @@ import torch
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError, PipelineStepError
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import Interval, check, check_positive_int
+from pipekit.core.validate import (Interval, argument_names, bs_or_batch_size, check, check_arguments,
+                                   check_positive_int)
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
 from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device,
@@ -695,6 +696,10 @@ class DataLoaders:
     def from_datasets(cls, dsets: Datasets, recipe: Any = None, bs: int = 64, val_bs: int | None = None,
                       shuffle: bool = True, seed: int | None = None, device: Any = None,
                       num_workers: int | None = None, drop_last: bool | None = None) -> DataLoaders:
+        """Training and validation loaders over the subsets of ``dsets`` (a :class:`Datasets`), batched by its recipe
+        (the DataBlock that built it, unless ``recipe`` is given): ``bs`` items a batch (``val_bs`` for validation,
+        default ``bs``), the training items shuffled by ``seed``, on ``device``. ``drop_last`` (default: when
+        shuffling, unless it leaves no batch) drops the last incomplete training batch."""
         recipe = recipe if recipe is not None else dsets.recipe
         if drop_last is None:  # a last partial batch is dropped when shuffling, unless it would be the only one
             drop_last = shuffle and len(dsets.train) > bs
@@ -706,12 +711,13 @@ class DataLoaders:
 
     @classmethod
     def from_dsets(cls, train: Sequence[Any], valid: Sequence[Any], bs: int = 64, shuffle: bool = True,
-                   drop_last: bool | None = None, **kwargs: Any) -> DataLoaders:
+                   drop_last: bool | None = None, batch_size: int | None = None, **kwargs: Any) -> DataLoaders:
         """Loaders from two datasets of ``(x, y)`` items, as the book builds them by hand: ``list(zip(xs, ys))``
         or any sequence of equal-length tuples of tensors, arrays or numbers. Each position of the tuples is
         stacked into one store (the last is the target unless ``n_inp=`` says otherwise), then as
         :meth:`from_stores`; ``shuffle=False`` keeps the training items in order (a stateful RNN's batches), and
-        ``drop_last=True`` drops the last incomplete batch of both loaders.
+        ``drop_last=True`` drops the last incomplete batch of both loaders. ``batch_size`` is PyTorch's and fastai's
+        name of ``bs``; a keyword neither this nor :meth:`from_stores` takes is refused, naming the close ones.
 
         >>> import torch
         >>> xs, ys = torch.randn(10, 3), torch.arange(10) % 2
@@ -719,6 +725,9 @@ class DataLoaders:
         >>> [tuple(t.shape) for t in dls.one_batch()], dls.n_inp
         ([(4, 3), (4,)], 1)
         """
+        check_arguments("DataLoaders.from_dsets", kwargs, argument_names(
+            DataLoaders.from_dsets, DataLoaders.from_stores, but=("train_stores", "valid_stores")))
+        bs = bs_or_batch_size("DataLoaders.from_dsets", bs, batch_size)
         stores = [stack_items(d, name) for d, name in ((train, "train"), (valid, "valid"))]
         if len(stores[0]) != len(stores[1]):
             raise DataError(f"from_dsets: the training items are tuples of {len(stores[0])} and the validation "
@@ -769,11 +778,13 @@ class DataLoaders:
 
     @property
     def train(self) -> DataLoader:
+        """The training loader: shuffled, augmented batches (``dls.train.show_batch()``, ``dls.train.bs``)."""
         self._holding("train")
         return self.loaders[0]
 
     @property
     def valid(self) -> DataLoader:
+        """The validation loader: batches in the items' order, without augmentation."""
         self._holding("validate")
         if len(self.loaders) < 2:
             raise AttributeError("these DataLoaders have no validation loader")
@@ -787,17 +798,23 @@ class DataLoaders:
 
     @property
     def train_ds(self) -> Any:
+        """The training loader's dataset (``dls.train_ds[0]`` is the first training item, encoded)."""
         return self.train.dataset
 
     @property
     def valid_ds(self) -> Any:
+        """The validation loader's dataset."""
         return self.valid.dataset
 
     @property
     def device(self) -> torch.device:
+        """The device the batches are put on (the GPU when there is one, unless chosen); ``dls.to(device)``
+        changes it."""
         return self._device
 
     def to(self, device: str | torch.device) -> DataLoaders:
+        """Put every loader's batches on ``device`` (``"cpu"``, ``"cuda"``, a ``torch.device``); returns these
+        loaders."""
         self._device = torch.device(device)
         for dl in self.loaders:
             dl.to(self._device)
@@ -828,16 +845,19 @@ class DataLoaders:
 
     @property
     def blocks(self) -> tuple:
+        """The fitted blocks, inputs then targets (``dls.blocks[-1].vocab`` is a classifier's classes)."""
         if self.recipe is not None:
             return tuple(self.recipe.fitted_blocks)
         return self.train.blocks if self.loaders else ()
 
     @property
     def n_inp(self) -> int:
+        """How many of each batch's elements are model inputs (the rest are targets)."""
         return self.recipe.n_inp_ if self.recipe is not None else self.train.n_inp
 
     @property
     def y_block(self) -> Any:
+        """The block of the (first) target, None when the items have no target."""
         b = self.blocks
         return b[self.n_inp] if len(b) > self.n_inp else None
 
@@ -904,9 +924,13 @@ class DataLoaders:
 
     @property
     def loss_kind(self) -> str | None:
+        """The loss the target calls for (``'cross_entropy'``, ``'bce'``, ``'mse'``), which a learner uses when it
+        is given no ``loss_func``; None when the target names none."""
         return self.y_block.loss_kind if self.y_block is not None else None
 
     def one_batch(self) -> tuple:
+        """The first batch of the training loader, inputs then targets, on ``dls.device`` (fastai's
+        ``dls.one_batch()``)."""
         self._holding("take a batch")
         return self.train.one_batch()
 

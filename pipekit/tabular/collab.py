@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
-from pipekit.core.validate import Y_RANGE, Interval, check, is_pandas, unknown_names
+from pipekit.core.validate import (Y_RANGE, Interval, argument_names, bs_or_batch_size, check, check_arguments,
+                                   is_pandas, unknown_names)
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.vocab import CategoryMap
 from pipekit.data.splitters import RandomSplitter
@@ -56,14 +57,17 @@ class CollabDataLoaders:
     def from_df(ratings: Any, user_name: str | None = None, item_name: str | None = None,
                 rating_name: str | None = None, valid_pct: float = 0.2, seed: int | None = None, bs: int = 64,
                 val_bs: int | None = None, device: Any = None, num_workers: int | None = None,
-                path: str | os.PathLike = ".") -> Any:
+                path: str | os.PathLike = ".", batch_size: int | None = None, **kwargs: Any) -> Any:
         """Ratings (DataFrame or path) -> DataLoaders; columns default to the first three (user, item, rating).
+        ``batch_size`` is PyTorch's and fastai's name of ``bs``; any other keyword is refused, naming the close ones.
 
         ``path``: the folder a learner on these loaders saves to (``dls.path``, then ``learn.path``); the ratings
         are in the table. Users and items get a
         vocabulary from the training rows; index 0 (``#na#``) stands for a user or
         item never seen in training, so predictions for them fall back to the learned biases.
         """
+        check_arguments("CollabDataLoaders.from_df", kwargs, argument_names(CollabDataLoaders.from_df))
+        bs = bs_or_batch_size("CollabDataLoaders.from_df", bs, batch_size)
         check("CollabDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")))
         df = read_frame(ratings)
         cols = df.columns
@@ -125,6 +129,8 @@ class CollabDataLoaders:
     def from_csv(csv: str | os.PathLike, **kwargs: Any) -> Any:
         """:meth:`from_df` on a CSV file of ratings (``user_name``, ``item_name``, ``rating_name``, ``valid_pct``,
         ``seed``, ``bs``... as there)."""
+        check_arguments("CollabDataLoaders.from_csv", kwargs, argument_names(
+            CollabDataLoaders.from_csv, CollabDataLoaders.from_df, but=("ratings",)))
         return CollabDataLoaders.from_df(csv, **kwargs)
 
 
@@ -346,7 +352,7 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     ``use_nn``: the embeddings go through one hidden layer of ``n_factors`` units unless ``layers`` gives them
     (``layers=[100, 50]``), as fastai builds it.
     ``y_range`` (e.g. ``(0, 5.5)`` for 5-star ratings) squashes predictions; other keyword arguments
-    (``metrics``, ``wd``, ...) go to ``Learner``.
+    (``metrics``, ``wd``, ...) go to ``Learner``, and one it does not take either is refused, naming the close ones.
 
     >>> import pipekit.datasets as D
     >>> from pipekit.tabular import CollabDataLoaders, collab_learner
@@ -357,6 +363,8 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     """
     from pipekit.learn.learner import Learner
 
+    check_arguments("collab_learner", kwargs, argument_names(collab_learner), ("the Learner's", argument_names(
+        Learner.__init__, but=("dls", "model"))))
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe) or len(recipe.processor.cat_names_) < 2:
         raise ParameterError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")

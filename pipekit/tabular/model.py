@@ -513,7 +513,8 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
     """A ``Learner`` with a ``TabularModel`` sized from the data: embeddings from the vocabularies.
 
     ``emb_szs`` overrides widths per column; ``config`` passes ``ps``, ``embed_p``, ``use_bn``, ...;
-    other keyword arguments (``metrics``, ``loss_func``, ``wd``, ...) go to ``Learner``. ``body``: an
+    other keyword arguments (``metrics``, ``loss_func``, ``wd``, ...) go to ``Learner``, and one it does not take
+    either is refused, naming the close ones (``layer=`` is ``layers=``). ``body``: an
     ``nn.Module``, or a function called with ``n_in`` (the embedded input width) that builds one, used in place
     of the hidden ``layers`` (see :class:`TabularModel`).
 
@@ -528,9 +529,12 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
         >>> learn.dls.c, len(learn.model.embeds)  # six categories and education-num_na, which FillMissing adds
         (2, 7)
     """
+    from pipekit.core.validate import argument_names, check_arguments
     from pipekit.learn.learner import Learner
     from pipekit.tabular.loaders import TabularRecipe
 
+    check_arguments("tabular_learner", kwargs, argument_names(tabular_learner), ("the Learner's", argument_names(
+        Learner.__init__, but=("dls", "model"))))
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe):
         raise ParameterError("tabular_learner: dls must come from Tabular.dataloaders(...) (their recipe carries "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
 from pipekit.core.validate import Is, Options, check_state, unknown_names
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
+from pipekit.data.transform import as_list
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, Normalize,
                                    TabularProc, check_fitted_procs, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
                                    make_procs, nested_column_error, present, schema_of)
@@ -119,6 +121,23 @@ def column_names(names: Any) -> Any:
         if isinstance(names, (list, tuple)) else names
 
 
+def _table_proc(p: Any) -> Any:
+    """``p``, or for pipekit.vision's ``Normalize`` (the class, or one without statistics) the table's: fastai has one
+    ``Normalize`` for images and tables, and where ``from pipekit.vision.all import *`` came after ``from
+    pipekit.tabular.all import *``, ``procs=[Categorify, FillMissing, Normalize]`` names the image one. One holding
+    image statistics is refused."""
+    # an object of pipekit.vision's exists only where its module is loaded: a table-only program never imports it
+    vision = sys.modules.get("pipekit.vision.transforms")
+    image_normalize = getattr(vision, "Normalize", None)
+    if image_normalize is None or not (p is image_normalize or isinstance(p, image_normalize)):
+        return p
+    if isinstance(p, image_normalize) and p.mean is not None:
+        raise ParameterError(f"TabularProcessor: procs holds pipekit.vision's Normalize with image statistics "
+                             f"(mean={p.mean}), a batch transform for images; for a table give Normalize (or "
+                             "Normalize()), which learns each continuous column's statistics from the training rows")
+    return Normalize()
+
+
 _NAMES = Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "column names (a name or a list)")
 _COLUMNS = Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of column names")
 _DISTINCT_COLUMNS = Is(lambda v: _COLUMNS.accepts(v) and len(set(v)) == len(v), "a list of distinct column names")
@@ -185,7 +204,7 @@ class TabularProcessor(Component):
         # record lists proc records only, so where they were is kept for state_from_data to refuse
         self._list_entries = [i for i, p in enumerate(procs) if isinstance(p, (list, tuple))] \
             if isinstance(procs, (list, tuple)) else []
-        self.procs = make_procs(procs)
+        self.procs = make_procs([_table_proc(p) for p in as_list(procs)])
         self.cat_names, self.cont_names = column_names(cat_names), column_names(cont_names)
         if isinstance(y_block, type) and issubclass(y_block, (CategoryBlock, RegressionBlock)):
             y_block = y_block()  # fastai's y_block=CategoryBlock, the class, as a DataBlock's blocks take it

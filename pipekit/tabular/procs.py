@@ -699,6 +699,10 @@ class Normalize(TabularProc):
 
     A constant column keeps std 1 so it becomes zeros instead of infinities.
 
+    fastai has one ``Normalize`` for tables and images, so a notebook that star-imports ``pipekit.tabular.all`` after
+    ``pipekit.vision.all`` has this class where images want theirs: ``Normalize.from_stats(*imagenet_stats)`` and,
+    in a DataBlock's ``batch_tfms``, ``Normalize`` or ``Normalize()`` give :class:`pipekit.vision.Normalize`.
+
     Example:
         >>> import polars as pl
         >>> df = pl.DataFrame({"x": [1.0, 3.0, 5.0, 7.0]})
@@ -711,6 +715,29 @@ class Normalize(TabularProc):
     order = 2
     means_: dict[str, float]
     stds_: dict[str, float]
+
+    @classmethod
+    def from_stats(cls, mean: Sequence[float], std: Sequence[float]) -> Any:
+        """:class:`pipekit.vision.Normalize` with these per-channel statistics, a batch transform for images
+        (``batch_tfms=Normalize.from_stats(*imagenet_stats)``), as fastai's one ``Normalize`` gives it."""
+        from pipekit.vision.transforms import Normalize as ImageNormalize
+
+        return ImageNormalize.from_stats(mean, std)
+
+    @classmethod
+    def batch_transform(cls, pieces: Sequence[Normalize]) -> Any:
+        """What stands for this table proc in a DataBlock's ``batch_tfms`` (``batch_tfms=Normalize()``):
+        :class:`pipekit.vision.Normalize` taking its statistics from the first training batch. One fitted on a
+        table's columns is refused."""
+        fitted = [p for p in pieces if p.is_fitted]
+        if fitted:
+            raise ParameterError(f"DataBlock: batch_tfms got pipekit.tabular's Normalize (a table proc) fitted on the "
+                                 f"columns {list(fitted[0].means_)[:5]}; for images give pipekit.vision's: "
+                                 "Normalize.from_stats(*imagenet_stats), or Normalize() to take the statistics from "
+                                 "the first training batch")
+        from pipekit.vision.transforms import Normalize as ImageNormalize
+
+        return ImageNormalize()
 
     def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
         cols = list(names.cont_names)

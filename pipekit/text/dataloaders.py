@@ -14,7 +14,6 @@ and ``cache_dir`` go to the ``TextBlock``.
 """
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -24,9 +23,10 @@ from typing import Any, cast
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, check, is_pandas, unknown_names
+from pipekit.core.validate import Interval, check, is_pandas
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, GrandparentSplitter,
                           MultiCategoryBlock, RandomSplitter, get_text_files, parent_label)
+from pipekit.data.datablock import check_loader_kwargs
 from pipekit.data.getters import check_split_folders
 from pipekit.data.items import read_csv_table, table_column, to_items
 from pipekit.text.blocks import TextBlock, check_forwards
@@ -58,24 +58,6 @@ def _check_not_continuous(frame: pl.DataFrame, label: str) -> None:
                         f"{fractional[0]!r}, {len(fractional)} of {len(values)}): the target looks continuous; pass "
                         f"y_block=RegressionBlock for a regression (from pipekit.data import RegressionBlock), or "
                         f"y_block=CategoryBlock to treat each value as a class")
-
-
-#: what DataBlock.dataloaders takes that a factory does not fill in itself: the keywords its ``**kwargs`` pass on
-_LOADER_ARGS = [p for p in inspect.signature(DataBlock.dataloaders).parameters
-                if p not in ("self", "source", "seed", "path", "seq_len")]
-
-
-def _own_args(factory: Callable[..., Any]) -> list[str]:
-    return [p.name for p in inspect.signature(factory).parameters.values() if p.kind is not p.VAR_KEYWORD]
-
-
-def _check_loader_kwargs(who: str, kwargs: dict[str, Any], own: list[str]) -> None:
-    """Refuse a keyword that neither the factory (``own``) nor ``DataBlock.dataloaders`` takes, in the factory's
-    name, with the names it may have meant."""
-    unknown = [k for k in kwargs if k not in _LOADER_ARGS and k not in own]
-    if unknown:
-        raise ParameterError(f"{who}: unknown argument(s) {unknown}; "
-                             f"{unknown_names(unknown, [*own, *_LOADER_ARGS], 'arguments', limit=60)}")
 
 
 def _tok_or_tok_tfm(who: str, tok: Tokenizer | None, tok_tfm: Tokenizer | None) -> Tokenizer | None:
@@ -125,7 +107,7 @@ class TextDataLoaders:
         texts forwards). Any other keyword is refused, naming the close ones.
         """
         who = "TextDataLoaders.from_folder"
-        _check_loader_kwargs(who, kwargs, _own_args(TextDataLoaders.from_folder))
+        check_loader_kwargs(who, kwargs, TextDataLoaders.from_folder)
         check(who, valid_pct=(valid_pct, _PCT_OR_NONE))
         check_forwards(who, backwards)
         tok = _tok_or_tok_tfm(who, tok, tok_tfm)
@@ -179,7 +161,7 @@ class TextDataLoaders:
         (['negative', 'positive'], 800, 200)
         """
         who = "TextDataLoaders.from_df"
-        _check_loader_kwargs(who, kwargs, _own_args(TextDataLoaders.from_df))
+        check_loader_kwargs(who, kwargs, TextDataLoaders.from_df)
         check(who, valid_pct=(valid_pct, _PCT))
         check_forwards(who, backwards)
         check_table_args(who, None, tok_text_col=tok_text_col)
@@ -210,6 +192,6 @@ class TextDataLoaders:
     def from_csv(path: str | os.PathLike, csv_fname: str | os.PathLike = "labels.csv", header: str | None = "infer",
                  delimiter: str | None = None, **kwargs: Any) -> DataLoaders:
         """:meth:`from_df` on the CSV file ``path/csv_fname`` (``header=None`` when it has no header line)."""
-        _check_loader_kwargs("TextDataLoaders.from_csv", kwargs, [*_own_args(TextDataLoaders.from_csv), *(
-            a for a in _own_args(TextDataLoaders.from_df) if a not in ("df", "path"))])
+        check_loader_kwargs("TextDataLoaders.from_csv", kwargs, TextDataLoaders.from_csv, TextDataLoaders.from_df,
+                            but=("df",))
         return TextDataLoaders.from_df(read_csv_table(path, csv_fname, header, delimiter), path=path, **kwargs)

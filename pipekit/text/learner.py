@@ -12,7 +12,6 @@ the encoder's); ``pipekit.load`` of one gives the ``AWD_LSTM`` with a ``vocab`` 
 """
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from torch import nn
 from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.registry import register
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import Interval, Is, argument_names, check, check_arguments
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
@@ -134,13 +133,11 @@ def _check_arch(arch: Any) -> None:
         raise ParameterError(f"arch={arch!r} is not supported; use AWD_LSTM")
 
 
-def _check_kwargs(fn: str, kwargs: dict[str, Any], own: list[str]) -> None:
-    """Refuse a keyword that neither ``fn`` nor :class:`~pipekit.learn.Learner` takes, naming both's arguments."""
-    learner = [p for p in inspect.signature(Learner.__init__).parameters
-               if p not in ("self", "dls", "model", "splitter")]
-    unknown = [k for k in kwargs if k not in learner]
-    if unknown:
-        raise ParameterError(f"{fn}: unknown argument(s) {unknown}; it takes {own}, and the Learner's {learner}")
+def _check_kwargs(fn: str, kwargs: dict[str, Any], own: Callable[..., Any]) -> None:
+    """Refuse a keyword that neither ``fn`` (the factory ``own``) nor :class:`~pipekit.learn.Learner` takes, naming
+    both's arguments and the close ones (the factory gives the Learner its model and splitter itself)."""
+    check_arguments(fn, kwargs, argument_names(own), ("the Learner's", argument_names(
+        Learner.__init__, but=("dls", "model", "splitter"))))
 
 
 def _check_pretrained(fn: str, pretrained: Any, backwards: Any) -> None:
@@ -203,10 +200,13 @@ class TextLearner(Learner):
 
     @property
     def encoder(self) -> AWD_LSTM:
+        """The model's AWD-LSTM encoder (of a language model or a classifier): what ``save_encoder`` writes and
+        ``load_encoder`` reads."""
         return encoder_of(self.model)
 
     @property
     def text_vocab(self) -> list[str]:
+        """The text vocabulary, the tokens in id order (``learn.text_vocab[i]`` is the token of id ``i``)."""
         return text_block_of(self.dls).vocab
 
     def _file(self, name: str | os.PathLike) -> Path:
@@ -425,8 +425,7 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
     The weights start at random: pipekit ships no pretrained text weights, so ``pretrained`` must be False
     (the book's default True is refused saying so), and ``backwards=True`` is refused. Other keyword arguments
     (``loss_func``, ``cbs``, ``wd``, ``path``, ...) go to ``Learner``; any other is refused, naming them."""
-    _check_kwargs("language_model_learner", kwargs, ["dls", "arch", "config", "drop_mult", "backwards", "pretrained",
-                                                     "metrics", "alpha", "beta"])
+    _check_kwargs("language_model_learner", kwargs, language_model_learner)
     _check_pretrained("language_model_learner", pretrained, backwards)
     _check_arch(arch)
     block = text_block_of(dls)
@@ -467,9 +466,7 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     >>> bool(((preds > 4) & (preds < 9)).all())
     True
     """
-    _check_kwargs("text_classifier_learner", kwargs, [
-        "dls", "arch", "seq_len", "config", "backwards", "pretrained", "drop_mult", "n_out", "lin_ftrs", "ps",
-        "max_len", "y_range", "metrics", "encoder"])
+    _check_kwargs("text_classifier_learner", kwargs, text_classifier_learner)
     _check_pretrained("text_classifier_learner", pretrained, backwards)
     check("text_classifier_learner", y_range=(y_range, Y_RANGE))
     _check_arch(arch)

@@ -4,7 +4,7 @@ Each factory builds a :class:`~pipekit.data.DataBlock` from the book's parameter
 ``dataloaders``; there is no second pipeline, so what a factory gives is what the DataBlock spelled out
 gives (the docstrings say which). The keyword arguments not named here (``bs``, ``val_bs``, ``shuffle``,
 ``device``, ``num_workers``, ``drop_last``) go to ``DataBlock.dataloaders``; ``seed`` fixes both the split
-and the batches.
+and the batches. Any other keyword is refused in the name of the factory called, naming the close ones.
 
 >>> import pipekit.datasets as D
 >>> from pipekit.vision import Resize
@@ -28,6 +28,7 @@ from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, FileName,
                           GrandparentSplitter, MultiCategoryBlock, Pipe, RandomSplitter, RegexLabeller, get_image_files,
                           parent_label)
+from pipekit.data.datablock import check_loader_kwargs
 from pipekit.data.getters import check_split_folders
 from pipekit.data.items import one_type_column, read_csv_table, table_column, to_items
 from pipekit.vision.blocks import IMAGE_CLASSES, ImageBlock, MaskBlock
@@ -96,6 +97,7 @@ class ImageDataLoaders:
         >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds)
         (['3', '7'], 709, 699)
         """
+        check_loader_kwargs("ImageDataLoaders.from_folder", kwargs, ImageDataLoaders.from_folder)
         check("ImageDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE),
               img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         if source is None:  # from_folder(path=...): the folder of the images, dls.path left at its default
@@ -122,6 +124,7 @@ class ImageDataLoaders:
         The DataBlock: ``blocks=(ImageBlock(img_cls), CategoryBlock)``, ``get_y=label_func``,
         ``splitter=RandomSplitter(valid_pct, seed)``, over the files.
         """
+        check_loader_kwargs("ImageDataLoaders.from_path_func", kwargs, ImageDataLoaders.from_path_func)
         check("ImageDataLoaders.from_path_func", valid_pct=(valid_pct, _PCT), label_func=(label_func, _FUNC),
               img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), CategoryBlock), get_y=label_func,
@@ -147,6 +150,7 @@ class ImageDataLoaders:
         >>> dls.vocab
         [False, True]
         """
+        check_loader_kwargs("ImageDataLoaders.from_name_func", kwargs, ImageDataLoaders.from_name_func)
         check("ImageDataLoaders.from_name_func", label_func=(label_func, _FUNC))
         return ImageDataLoaders.from_path_func(path, fnames, _name_label(label_func), valid_pct=valid_pct, seed=seed,
                                                item_tfms=item_tfms, batch_tfms=batch_tfms, img_cls=img_cls, **kwargs)
@@ -157,6 +161,7 @@ class ImageDataLoaders:
                      **kwargs: Any) -> DataLoaders:
         """``fnames`` labelled by the first group of the regular expression ``pat`` searched in the full path
         (``get_y=RegexLabeller(pat)``), split at random."""
+        check_loader_kwargs("ImageDataLoaders.from_path_re", kwargs, ImageDataLoaders.from_path_re)
         return ImageDataLoaders.from_path_func(path, fnames, RegexLabeller(pat), valid_pct=valid_pct, seed=seed,
                                                item_tfms=item_tfms, batch_tfms=batch_tfms, img_cls=img_cls, **kwargs)
 
@@ -169,6 +174,7 @@ class ImageDataLoaders:
                      **kwargs: Any) -> DataLoaders:
         """``fnames`` labelled by the first group of ``pat`` matched in the file name only
         (``get_y=Pipe(FileName(), RegexLabeller(pat))``; the book's pets: ``pat=r'^(.+)_\\d+.jpg$'``)."""
+        check_loader_kwargs("ImageDataLoaders.from_name_re", kwargs, ImageDataLoaders.from_name_re)
         return ImageDataLoaders.from_path_func(path, fnames, Pipe(FileName(), RegexLabeller(pat)), valid_pct=valid_pct,
                                                seed=seed, item_tfms=item_tfms, batch_tfms=batch_tfms, img_cls=img_cls,
                                                **kwargs)
@@ -187,6 +193,7 @@ class ImageDataLoaders:
         suffix=suff)``, ``get_y=ColReader(label_col, label_delim=label_delim)``, ``splitter=ColSplitter(valid_col)``
         or ``RandomSplitter(valid_pct, seed)``.
         """
+        check_loader_kwargs("ImageDataLoaders.from_df", kwargs, ImageDataLoaders.from_df)
         check("ImageDataLoaders.from_df", valid_pct=(valid_pct, _PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         frame = to_items(df)
         fn, label = table_column(frame, fn_col, "fn_col"), table_column(frame, label_col, "label_col")
@@ -212,6 +219,8 @@ class ImageDataLoaders:
                  delimiter: str | None = None, **kwargs: Any) -> DataLoaders:
         """:meth:`from_df` on the CSV file ``path/csv_fname`` (``header=None`` when it has no header line:
         columns are then used by position, ``fn_col=0``, ``label_col=1``)."""
+        check_loader_kwargs("ImageDataLoaders.from_csv", kwargs, ImageDataLoaders.from_csv, ImageDataLoaders.from_df,
+                            but=("df",))
         return ImageDataLoaders.from_df(read_csv_table(path, csv_fname, header, delimiter), path=path, **kwargs)
 
     @staticmethod
@@ -224,6 +233,7 @@ class ImageDataLoaders:
         The DataBlock: ``blocks=(ImageBlock(img_cls), y_block or CategoryBlock)``, over a table of the files
         (``get_x``) and ``labels`` (``get_y=ColReader('label')``), ``splitter=RandomSplitter(valid_pct, seed)``.
         """
+        check_loader_kwargs("ImageDataLoaders.from_lists", kwargs, ImageDataLoaders.from_lists)
         check("ImageDataLoaders.from_lists", valid_pct=(valid_pct, _PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         files, labels = _files(path, fnames), list(labels)
         if len(files) != len(labels):
@@ -253,6 +263,7 @@ class SegmentationDataLoaders:
         The DataBlock: ``blocks=(ImageBlock(img_cls), MaskBlock(codes))``, ``get_y=label_func``,
         ``splitter=RandomSplitter(valid_pct, seed)``; item transforms resize images and masks alike.
         """
+        check_loader_kwargs("SegmentationDataLoaders.from_label_func", kwargs, SegmentationDataLoaders.from_label_func)
         check("SegmentationDataLoaders.from_label_func", valid_pct=(valid_pct, _PCT), label_func=(label_func, _FUNC),
               img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), MaskBlock(codes=codes)), get_y=label_func,

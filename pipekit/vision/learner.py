@@ -20,7 +20,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, UnknownNameError, WeightsNotInstalledError, warn
 from pipekit.core.registry import lookup, name_of
-from pipekit.core.validate import Interval
+from pipekit.core.validate import Interval, argument_names, check_arguments
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.export import unusable_weights
 from pipekit.metrics import MeanMetric, Metric
@@ -292,6 +292,13 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
         model.train(was)
 
 
+def _check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[..., Any]) -> None:
+    """Refuse a keyword that neither ``factory`` nor :class:`~pipekit.learn.Learner` takes, in the name of ``who``, the
+    function called, naming the close ones."""
+    check_arguments(who, kwargs, argument_names(factory), ("the Learner's", argument_names(
+        Learner.__init__, but=("dls", "model"))))
+
+
 def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_out: int | None = None,
                    pretrained: bool | str | os.PathLike | None = None, normalize: bool = True, loss_func: Any = None,
                    metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = None,
@@ -357,6 +364,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     >>> label in dls.vocab, probs.shape
     (True, torch.Size([2]))
     """
+    _check_learner_kwargs("vision_learner", kwargs, vision_learner)
     _refuse_resnet_imagenet(arch, pretrained, "vision_learner")
     n_out, n_in = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
     if isinstance(arch, nn.Module) and pretrained not in (False, None):
@@ -401,6 +409,7 @@ def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwar
     options included). The book's ``resnet34`` is torchvision's architecture here, without its ImageNet weights:
     ``pretrained=False`` trains it from random weights, ``pretrained="resnet34.safetensors"`` starts from a local
     file of them; ``"efficientnet_lite0"`` starts from ImageNet weights as the book's resnet34 does."""
+    _check_learner_kwargs("cnn_learner", kwargs, vision_learner)
     return vision_learner(dls, arch, **kwargs)
 
 
@@ -631,6 +640,7 @@ def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "xresnet18", n
     or ``unfreeze``). Default loss: cross-entropy over the class axis. Layer groups: the encoder's (as in ``vision_learner``), then the decoder; ``splitter=``
     gives your own.
     """
+    _check_learner_kwargs("unet_learner", kwargs, unet_learner)
     _refuse_resnet_imagenet(arch, pretrained, "unet_learner")
     if callable(arch) and not isinstance(arch, (str, nn.Module)):
         try:  # a registered factory is stored by its name, so the export names it

@@ -1,0 +1,215 @@
+"""fastai's keyword spellings at pipekit's entry points: ``batch_size=`` for ``bs``, misspelt keywords refused in the
+name of the function called (with what was meant), the one ``Normalize`` a notebook importing both ``vision.all`` and
+``tabular.all`` has, a splitter class, and ``dblock.summary(show_batch=True)``."""
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+import torch
+
+import pipekit.datasets as D
+from pipekit.core.errors import ParameterError
+from pipekit.data import (CategoryBlock, DataBlock, DataLoaders, GrandparentSplitter, RandomSplitter, get_image_files,
+                          parent_label)
+from pipekit.tabular import CollabDataLoaders, TabularDataLoaders, collab_learner, tabular_learner
+from pipekit.tabular.procs import Normalize as TableNormalize
+from pipekit.vision import (ImageBlock, ImageDataLoaders, Resize, SegmentationDataLoaders, cnn_learner, unet_learner,
+                            vision_learner)
+from pipekit.vision.transforms import Normalize as ImageNormalize
+from pipekit.vision.transforms import imagenet_stats
+
+pytestmark = pytest.mark.data
+
+CATS, CONTS = ["workclass", "education"], ["age", "fnlwgt"]
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return D.path("mnist_tiny")
+
+
+@pytest.fixture(scope="module")
+def adult():
+    return pd.read_csv(D.path("adult_sample") / "adult.csv").iloc[:1000]
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    return pd.read_csv(D.path("movie_lens_sample") / "ratings.csv")
+
+
+@pytest.fixture(scope="module")
+def image_dls(mnist):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ImageDataLoaders.from_folder(mnist, item_tfms=Resize(28), bs=64, seed=0)
+
+
+def _mnist_block(**kw):
+    return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label, **kw)
+
+
+def _star_imports(*modules: str) -> dict:
+    """The names a notebook has after ``from pipekit.<m>.all import *`` for each of ``modules``, in that order."""
+    ns: dict = {}
+    exec("".join(f"from pipekit.{m}.all import *\n" for m in modules), ns)
+    return ns
+
+
+# ---------------------------------------------------------------- batch_size= is bs=
+def test_batch_size_is_bs_at_the_fastai_entry_points(mnist, adult, ratings, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dls = ImageDataLoaders.from_folder(mnist, item_tfms=Resize(28), batch_size=16, seed=0)
+        assert dls.train.bs == 16 and len(dls.train_ds) == 709  # the folders' split, as with bs=16
+        dls = _mnist_block(splitter=GrandparentSplitter(), item_tfms=Resize(28)).dataloaders(mnist, batch_size=8)
+        assert dls.train.bs == 8 and dls.one_batch()[0].shape[0] == 8
+    dls = TabularDataLoaders.from_df(adult, cat_names=CATS, cont_names=CONTS, y_names="salary", batch_size=32)
+    assert dls.train.bs == 32 and dls.one_batch()[0].shape[0] == 32
+    adult.to_csv(tmp_path / "adult.csv", index=False)
+    dls = TabularDataLoaders.from_csv(tmp_path / "adult.csv", cat_names=CATS, cont_names=CONTS, y_names="salary",
+                                      batch_size=24)
+    assert dls.train.bs == 24
+    dls = CollabDataLoaders.from_df(ratings, item_name="movieId", batch_size=64, seed=0)
+    assert dls.train.bs == 64 and tuple(dls.one_batch()[0].shape) == (64, 2)
+    dls = CollabDataLoaders.from_csv(D.path("movie_lens_sample") / "ratings.csv", batch_size=50, seed=0)
+    assert dls.train.bs == 50
+    train = list(zip(torch.randn(20, 2), torch.zeros(20)))
+    valid = list(zip(torch.randn(8, 2), torch.zeros(8)))
+    dls = DataLoaders.from_dsets(train, valid, batch_size=5, device="cpu")
+    assert dls.train.bs == 5 and [tuple(t.shape) for t in dls.one_batch()] == [(5, 2), (5,)]
+
+
+def test_bs_and_batch_size_given_apart_are_refused(adult, ratings):
+    with pytest.raises(ParameterError, match=r"TabularDataLoaders.from_df: bs=16 and batch_size=32 are one argument "
+                                             r"\(batch_size is PyTorch's name of bs\); give one of them"):
+        TabularDataLoaders.from_df(adult, cat_names=CATS, cont_names=CONTS, y_names="salary", bs=16, batch_size=32)
+    with pytest.raises(ParameterError, match=r"CollabDataLoaders.from_df: bs=128 and batch_size=64"):
+        CollabDataLoaders.from_df(ratings, bs=128, batch_size=64)
+    with pytest.raises(ParameterError, match=r"DataLoaders.from_dsets: bs=4 and batch_size=5"):
+        DataLoaders.from_dsets([(1.0, 0.0)] * 8, [(1.0, 0.0)] * 4, bs=4, batch_size=5)
+    # the same size given both ways is that size
+    dls = TabularDataLoaders.from_df(adult, cat_names=CATS, cont_names=CONTS, y_names="salary", bs=16, batch_size=16)
+    assert dls.train.bs == 16
+
+
+# ---------------------------------------------------------------- misspelt keywords
+def test_misspelt_loader_keywords_are_refused_in_the_name_of_the_factory_called(mnist, adult, ratings):
+    files = get_image_files(mnist / "train")
+    cases = [
+        (lambda: ImageDataLoaders.from_folder(mnist, valid_pc=0.2, item_tfms=Resize(28)),
+         r"ImageDataLoaders.from_folder: unknown argument\(s\) \['valid_pc'\]; did you mean 'valid_pct'\? The "
+         r"arguments are \[.*'batch_tfms'.*'val_bs'"),
+        (lambda: ImageDataLoaders.from_name_func(mnist, files, lambda n: n[0], item_tfm=Resize(28)),
+         r"ImageDataLoaders.from_name_func: unknown argument\(s\) \['item_tfm'\]; did you mean 'item_tfms'\?"),
+        (lambda: ImageDataLoaders.from_name_re(mnist, files, r"(\d)", sed=1),
+         r"ImageDataLoaders.from_name_re: unknown argument\(s\) \['sed'\]; did you mean 'seed'\?"),
+        (lambda: SegmentationDataLoaders.from_label_func(mnist, files, lambda p: p, code=["a"]),
+         r"SegmentationDataLoaders.from_label_func: unknown argument\(s\) \['code'\]; did you mean 'codes'\?"),
+        (lambda: _mnist_block().dataloaders(mnist, bs=8, val_bss=8),
+         r"DataBlock.dataloaders: unknown argument\(s\) \['val_bss'\]; did you mean 'val_bs'\?"),
+        (lambda: TabularDataLoaders.from_df(adult, cat_names=CATS, y_name="salary"),
+         r"TabularDataLoaders.from_df: unknown argument\(s\) \['y_name'\]; did you mean 'y_names'\?"),
+        (lambda: TabularDataLoaders.from_csv(D.path("adult_sample") / "adult.csv", cat_name=CATS, y_names="salary"),
+         r"TabularDataLoaders.from_csv: unknown argument\(s\) \['cat_name'\]; did you mean 'cat_names'\?"),
+        (lambda: CollabDataLoaders.from_df(ratings, item_nam="movieId"),
+         r"CollabDataLoaders.from_df: unknown argument\(s\) \['item_nam'\]; did you mean 'item_name'\?"),
+        (lambda: DataLoaders.from_dsets([(1.0, 0.0)] * 8, [(1.0, 0.0)] * 4, shufle=False),
+         r"DataLoaders.from_dsets: unknown argument\(s\) \['shufle'\]; did you mean 'shuffle'\?"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ParameterError, match=message) as e:
+            call()
+        assert "from_stores" not in str(e.value)
+
+
+def test_misspelt_learner_keywords_are_refused_in_the_name_of_the_factory_called(image_dls, adult, ratings):
+    tdls = TabularDataLoaders.from_df(adult, cat_names=CATS, cont_names=CONTS, y_names="salary", bs=64)
+    cdls = CollabDataLoaders.from_df(ratings, bs=64, seed=0)
+    cases = [
+        (lambda: vision_learner(image_dls, "simple_cnn", metric=None), "vision_learner", "metric", "metrics"),
+        (lambda: cnn_learner(image_dls, "simple_cnn", metric=None), "cnn_learner", "metric", "metrics"),
+        (lambda: unet_learner(image_dls, "simple_cnn", metric=None), "unet_learner", "metric", "metrics"),
+        (lambda: tabular_learner(tdls, layer=[20]), "tabular_learner", "layer", "layers"),
+        (lambda: tabular_learner(tdls, metric=None), "tabular_learner", "metric", "metrics"),
+        (lambda: collab_learner(cdls, n_factor=10), "collab_learner", "n_factor", "n_factors"),
+    ]
+    for call, who, given, meant in cases:
+        with pytest.raises(ParameterError, match=rf"^{who}: unknown argument\(s\) \['{given}'\]; it takes \['dls', "
+                                                 rf".*and the Learner's \[.*'wd'.*\]; did you mean '{meant}'\?$"):
+            call()
+    # the keywords the Learner takes still reach it
+    assert tabular_learner(tdls, layers=[20], wd=0.25).wd == 0.25
+
+
+def test_a_synonym_is_suggested_before_a_close_spelling():
+    from pipekit.core.validate import check_arguments
+
+    with pytest.raises(ParameterError, match=r"f: unknown argument\(s\) \['batch_size'\]; did you mean 'bs'\?"):
+        check_arguments("f", {"batch_size": 8}, ["bs", "batch_tfms"])
+
+
+# ---------------------------------------------------------------- one Normalize for both star imports
+@pytest.mark.parametrize("order", [("vision", "tabular"), ("tabular", "vision")])
+def test_normalize_of_either_star_import_normalizes_images(order, mnist):
+    ns = _star_imports(*order)
+    Normalize = ns["Normalize"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dls = ImageDataLoaders.from_folder(mnist, item_tfms=Resize(28), bs=64, seed=0,
+                                           batch_tfms=Normalize.from_stats(*imagenet_stats))
+        x = dls.one_batch()[0]
+        # mnist's black background, scaled by imagenet's statistics: far below zero (fastai 2.8.12: -1.41)
+        assert x.dtype == torch.float32 and -1.6 < float(x.mean()) < -1.2
+        # the table proc's class too, where fastai's one Normalize is a class a Pipeline makes
+        for given in (Normalize(), [Normalize()], *([Normalize] if Normalize is TableNormalize else [])):
+            dls = ImageDataLoaders.from_folder(mnist, item_tfms=Resize(28), bs=64, seed=0, batch_tfms=given)
+            norm = [t for t in dls.train.batch_tfms if isinstance(t, ImageNormalize)]
+            assert len(norm) == 1 and norm[0].mean is not None  # statistics from the first training batch
+            x = dls.one_batch()[0]
+            assert abs(float(x.mean())) < 0.2 and 0.8 < float(x.std()) < 1.2
+
+
+@pytest.mark.parametrize("order", [("vision", "tabular"), ("tabular", "vision")])
+def test_normalize_of_either_star_import_is_a_table_proc(order, adult):
+    ns = _star_imports(*order)
+    Normalize, TabularPandas = ns["Normalize"], ns["TabularPandas"]
+    for norm in (Normalize, Normalize()):
+        to = TabularPandas(adult, procs=[ns["Categorify"], ns["FillMissing"], norm], cat_names=["workclass"],
+                           cont_names=["age"], y_names="salary", splits=RandomSplitter(seed=0)(range(len(adult))))
+        assert [type(p) for p in to.procs if type(p).__name__ == "Normalize"] == [TableNormalize]
+        age = to.train.xs["age"]
+        assert abs(float(age.mean())) < 1e-5 and abs(float(age.std(ddof=0)) - 1) < 1e-4
+
+
+def test_a_normalize_of_the_other_kind_holding_statistics_is_refused(adult, mnist):
+    with pytest.raises(ParameterError, match=r"procs holds pipekit.vision's Normalize with image statistics"):
+        TabularDataLoaders.from_df(adult, procs=[ImageNormalize.from_stats(*imagenet_stats)], cont_names=CONTS,
+                                   y_names="salary")
+    tdls = TabularDataLoaders.from_df(adult, procs=[TableNormalize], cont_names=CONTS, y_names="salary")
+    fitted = next(p for p in tdls.tabular.procs if isinstance(p, TableNormalize))
+    with pytest.raises(ParameterError, match=r"batch_tfms got pipekit.tabular's Normalize \(a table proc\) fitted on "
+                                             r"the columns \['age', 'fnlwgt'\]; for images give pipekit.vision's"):
+        _mnist_block(batch_tfms=fitted)
+
+
+# ---------------------------------------------------------------- a splitter class, summary(show_batch=True)
+def test_a_splitter_class_is_refused_saying_to_make_one():
+    for cls in (RandomSplitter, GrandparentSplitter):
+        with pytest.raises(ParameterError, match=rf"DataBlock: splitter takes a splitter, got the class {cls.__name__}; "
+                                                 rf"pass {cls.__name__}\(\)"):
+            _mnist_block(splitter=cls, item_tfms=Resize(28))
+
+
+def test_summary_shows_a_batch_after_the_walk(mnist, tmp_path):
+    dblock = _mnist_block(splitter=GrandparentSplitter(), item_tfms=Resize(28))
+    plots = tmp_path / "plots"  # where headless figures go (tests/conftest.py)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = dblock.summary(mnist, show=False)
+        assert not list(plots.glob("*.png"))
+        text = dblock.summary(mnist, show=False, show_batch=True)
+    assert "Splitting with GrandparentSplitter" in text and "Collating a batch of 4" in text
+    assert len(list(plots.glob("*.png"))) == 1
