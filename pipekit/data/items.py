@@ -246,7 +246,7 @@ def _parquet_schema(path: Path) -> dict[str, Any]:
     check_table_nesting(path, "parquet")
     try:
         return dict(pl.read_parquet_schema(path))
-    except (OSError, pl.exceptions.PolarsError) as e:
+    except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:
         raise table_error(path, e) from e
 
 
@@ -256,26 +256,68 @@ def _parquet_schema(path: Path) -> dict[str, Any]:
 MAX_NESTING = 32
 
 
-def _nesting(t: pa.DataType) -> int:
-    """How many levels the Arrow type ``t`` nests: 0 for a number or a text, 1 for a list or a struct of them."""
-    deepest, todo = 0, [(t, 0)]
+def _nested_types(t: pa.DataType) -> Generator[tuple[pa.DataType, int], None, None]:
+    """The Arrow type ``t`` and every type inside it (a list's values, a struct's fields, a dictionary's values, an
+    extension type's storage), each with its depth: 0 for ``t``, 1 for a list's or a struct's children."""
+    todo = [(t, 0)]
     while todo:
         t, depth = todo.pop()
         if isinstance(t, pa.BaseExtensionType):
             t = t.storage_type
         if isinstance(t, pa.DictionaryType):
             t = t.value_type
-        deepest = max(deepest, depth)
+        yield t, depth
         todo.extend((t.field(i).type, depth + 1) for i in range(t.num_fields))
-    return deepest
+
+
+def _nesting(t: pa.DataType) -> int:
+    """How many levels the Arrow type ``t`` nests: 0 for a number or a text, 1 for a list or a struct of them."""
+    return max(depth for _, depth in _nested_types(t))
+
+
+@functools.lru_cache(maxsize=64)
+def _polars_time_zone(tz: str) -> bool:
+    """Whether Polars knows the time zone ``tz`` (its own database: 'Europe/Paris', 'UTC', '+01:00')."""
+    try:
+        pl.Series([0]).cast(pl.Datetime("us", tz))
+        return True
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+        return False
+
+
+def _polars_unreadable(t: pa.DataType, kind: str) -> str | None:
+    """What in the Arrow type ``t`` of a column of a Parquet (``kind`` 'parquet') or Arrow ('ipc') file Polars
+    cannot read (it panics, an error no ``except Exception`` catches), said for the message; None when it reads
+    all of it."""
+    is_list_view = getattr(pa.types, "is_list_view", lambda t: False)
+    is_large_list_view = getattr(pa.types, "is_large_list_view", lambda t: False)
+    is_run_end_encoded = getattr(pa.types, "is_run_end_encoded", lambda t: False)
+    for inner, _ in _nested_types(t):
+        if pa.types.is_union(inner):
+            return f"a union type ({inner})"
+        if is_run_end_encoded(inner):
+            return f"a run-end encoded type ({inner})"
+        if is_list_view(inner) or is_large_list_view(inner):
+            return f"a list view type ({inner})"
+        if pa.types.is_interval(inner):
+            return f"an interval type ({inner})"
+        if pa.types.is_decimal256(inner) and (kind == "ipc" or inner.precision > 38):
+            return f"a 256-bit decimal ({inner}; Polars reads decimals of at most 38 digits, as 128 bits)"
+        if pa.types.is_fixed_size_list(inner) and inner.list_size == 0:
+            return f"a fixed-size list of zero values ({inner})"
+        if pa.types.is_timestamp(inner) and inner.tz and not _polars_time_zone(inner.tz):
+            return f"timestamps in the time zone {inner.tz!r} (unknown to Polars' time zone database)"
+    return None
 
 
 def check_table_nesting(path: Path, kind: str) -> None:
     """Refuse a Parquet (``kind`` 'parquet') or Arrow IPC ('ipc') table file a column of which nests more than
-    :data:`MAX_NESTING` levels, before Polars opens it: a DataError naming the file and the column. pyarrow reads
-    the file's footer alone, and refuses a schema nested past its own bound (100 Parquet levels, some 50 lists)
-    cleanly, where Polars' readers, its schema reader among them, crash the process. A file pyarrow cannot read for
-    another reason is left to Polars, whose error names it (:func:`table_error`)."""
+    :data:`MAX_NESTING` levels, or holds a type Polars cannot read (a union, a list view, an interval, a
+    256-bit decimal in an Arrow file, a time zone Polars does not know: Polars panics on them), before Polars opens
+    it: a DataError naming the file and the column. pyarrow reads the file's footer alone, and refuses a schema
+    nested past its own bound (100 Parquet levels, some 50 lists) cleanly, where Polars' readers, its schema reader
+    among them, crash the process. A file pyarrow cannot read for another reason is left to Polars, whose error names
+    it (:func:`table_error`)."""
     import pyarrow.ipc
     import pyarrow.parquet as pq
 
@@ -302,6 +344,11 @@ def check_table_nesting(path: Path, kind: str) -> None:
                             f"other), over the {MAX_NESTING} pipekit reads, as no table's does; check where the "
                             f"file came from, or leave the column out: read the others with {reader}(path, "
                             "columns=[...]) and pass the table")
+        unreadable = _polars_unreadable(field.type, kind)
+        if unreadable is not None:
+            raise DataError(f"{path}: column {field.name!r} holds {unreadable}, which Polars cannot read; leave the "
+                            f"column out: read the others with {reader}(path, columns=[...]) and pass the table, or "
+                            "write the file again with the column cast to a type Polars reads")
 
 
 def pandas_overflow_error(frame: Any, columns: Sequence[Any]) -> DataError | None:
@@ -346,7 +393,7 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
             return pl.read_parquet(path, **{"glob": False, **kwargs})
         with open(path, "rb") as f:  # read_ipc has no glob switch; an open file is read as it is
             return pl.read_ipc(f, **kwargs)
-    except pl.exceptions.PolarsError as e:
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:  # a panic is no Exception: named here
         raise table_error(path, e) from e
 
 
@@ -525,7 +572,7 @@ def refuse_repeated_headers(path: Path, columns: list[str]) -> None:
                         "columns so each name is one column's, then read the file again")
 
 
-def table_error(path: Path, e: Exception, separator: str | None = None, has_header: bool = True) -> DataError:
+def table_error(path: Path, e: BaseException, separator: str | None = None, has_header: bool = True) -> DataError:
     """The :class:`DataError` for a table file Polars could not read: what is wrong with ``path``, and the fix.
     ``separator``: a CSV's (default ',' or, for a ``.tsv`` file, a tab)."""
     if isinstance(e, pl.exceptions.NoDataError):

@@ -87,7 +87,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
         lf = pl.scan_parquet(p, glob=False) if kind == "parquet" else pl.scan_ipc(p, glob=False)
         try:
             lf.collect_schema()  # a file that is not a table fails here, where its name is known
-        except pl.exceptions.PolarsError as e:
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:  # a panic is no Exception
             raise table_error(p, e) from e
         return lf
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
