@@ -8,7 +8,8 @@ each keep their own layout; both use this module so that a cache trusts only byt
 - A *pack* (one large memory-mapped file) gets a checksum computed while it is written, by
   :class:`PackChecksum` (records written out of order from threads) or :class:`ChecksumWriter` (a
   stream); :func:`verify_pack` checks it once when the pack is opened, never per batch, against the layout
-  the caller expects (a record that names another record size or header is refused before any byte is read).
+  the caller expects (a record that names another record size or header is refused before any byte is read);
+  :func:`open_verified` opens it once, so that what is then mapped is the very file that was checked.
 - The checksum record is *signed*: an HMAC-SHA256, under this user's secret key (:func:`cache_signing_key`),
   of where the entry is (its folder and file name), the pack's checksum (so every byte of the pack) and the
   rest of the meta file the record is stored in (an image pack's source sizes and file keys, a token entry's
@@ -70,11 +71,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from pipekit.core.errors import warn
+from pipekit.core.errors import ParameterError, warn
 from pipekit.data.external import pipekit_cache_dir
 
 #: The checksum scheme of packs: SHA-256 of each record, then SHA-256 of the layout and those digests.
@@ -476,10 +477,22 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 def cache_key_file() -> Path | None:
     """The file of this user's cache key: ``$PIPEKIT_CACHE_KEY_FILE``, else ``pipekit/cache.key`` in
-    ``$XDG_CONFIG_HOME`` (default ``~/.config``), never inside a cache folder; None when there is no home folder."""
+    ``$XDG_CONFIG_HOME`` (default ``~/.config``), never inside a cache folder; None when there is no home folder.
+
+    ``~`` is expanded; a relative path, or a ``~user`` that names no user, is refused with a ParameterError (as
+    ``PIPEKIT_CACHE`` is): the key, and with it every cache entry, would change with the working folder."""
     named = os.environ.get(KEY_FILE_ENV, "")
     if named:
-        return Path(named).expanduser().absolute()
+        path = Path(os.path.expanduser(named))  # a ~user naming no user is left as it is (Path.expanduser raises)
+        if not path.is_absolute():
+            why = (f"starts with {named.split('/', 1)[0]!r}, the home folder of no user of this machine"
+                   if named.startswith("~") else
+                   "is a relative path, so the key, and every cache entry signed with it, would change with the "
+                   "working folder")
+            raise ParameterError(f"{KEY_FILE_ENV}={named!r} {why}: set it to an absolute path (for example "
+                                 f"{KEY_FILE_ENV}=~/.config/pipekit/cache.key), or unset it for "
+                                 "$XDG_CONFIG_HOME/pipekit/cache.key")
+        return path
     config = os.environ.get("XDG_CONFIG_HOME", "")
     if not os.path.isabs(config):  # unset, empty or relative: the XDG rule is to use the default then
         home = Path(os.path.expanduser("~"))
@@ -700,11 +713,14 @@ _CHECKSUM_FIELDS: dict[str, type | tuple[type, ...]] = {
 
 
 def verify_pack(path: Path, checksum: Any, *, header_len: int, record_len: int, meta: Any,
-                workers: int | None = None) -> str | None:
+                workers: int | None = None, file: IO[bytes] | None = None) -> str | None:
     """None when ``path`` holds exactly the bytes ``checksum`` (from :class:`PackChecksum` or
     :class:`ChecksumWriter`) was computed over and this user's pipekit signed it for ``path`` with ``meta`` (the
-    other fields of the meta file, as read), else what is wrong (missing, wrong size, changed bytes, not signed by
-    this user's cache key).
+    other fields of the meta file, as read), else what is wrong (missing, not a regular file, wrong size, changed
+    bytes, not signed by this user's cache key).
+
+    ``file``: ``path`` already opened for reading, verified through that open file rather than opened again by
+    name (see :func:`open_verified`, which maps what it verified).
 
     ``header_len`` and ``record_len`` are the layout the caller expects of the pack (from what it knows of it, never
     from the record): a record giving another layout is refused before any byte is read, as a record size of one
@@ -732,19 +748,30 @@ def verify_pack(path: Path, checksum: Any, *, header_len: int, record_len: int, 
     if not hmac.compare_digest(checksum["signature"].encode(), signature.encode()):
         return "it was not written by this user's pipekit (its signature does not match this user's cache key)"
     try:
-        actual = path.stat().st_size
+        fd = file.fileno() if file is not None else os.open(path, os.O_RDONLY | _NONBLOCK)  # no FIFO waited on
     except FileNotFoundError:
         return "the file is missing"
-    if actual != size:
-        return f"the file is {actual} bytes but {size} were written (cut short or overwritten)"
+    except OSError as e:
+        return f"the file cannot be read ({e.strerror or e})"
+    try:
+        return _verify_fd(fd, checksum, header_len, record_len, size, workers)
+    finally:
+        if file is None:
+            os.close(fd)
+
+
+def _verify_fd(fd: int, checksum: dict[str, Any], header_len: int, record_len: int, size: int,
+               workers: int | None) -> str | None:
+    """:func:`verify_pack`'s reading and hashing, through the open file ``fd``."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    if st.st_size != size:
+        return f"the file is {st.st_size} bytes but {size} were written (cut short or overwritten)"
     n = -(-(size - header_len) // record_len)
     records = bytearray(_DIGEST * n)
     per_task = max(1, _TASK_BYTES // record_len)
     short: list[int] = []
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        return f"the file cannot be read ({e.strerror or e})"
 
     def run(lo: int) -> None:
         start = header_len + lo * record_len
@@ -757,21 +784,41 @@ def verify_pack(path: Path, checksum: Any, *, header_len: int, record_len: int, 
         for j, off in enumerate(range(0, length, record_len)):
             records[_DIGEST * (lo + j):_DIGEST * (lo + j + 1)] = _digest(view[off:off + record_len])
 
-    try:
-        head = os.pread(fd, header_len, 0)
-        starts = range(0, n, per_task)
-        workers = min(workers or max(1, min(8, os.cpu_count() or 1)), len(starts))
-        if workers <= 1:
-            for lo in starts:
-                run(lo)
-        else:
-            with ThreadPoolExecutor(workers) as ex:
-                list(ex.map(run, starts))
-    finally:
-        os.close(fd)
+    head = os.pread(fd, header_len, 0)
+    starts = range(0, n, per_task)
+    workers = min(workers or max(1, min(8, os.cpu_count() or 1)), len(starts))
+    if workers <= 1:
+        for lo in starts:
+            run(lo)
+    else:
+        with ThreadPoolExecutor(workers) as ex:
+            list(ex.map(run, starts))
     if short or len(head) != header_len:
         return "the file became shorter while it was read"
     if _combine(header_len, record_len, size, _digest(head), records) != checksum["digest"]:
         return "its bytes do not match the checksum written with it (the file changed after it was written)"
     return None
+
+
+def open_verified(path: Path, checksum: Any, *, header_len: int, record_len: int, meta: Any) -> IO[bytes]:
+    """``path`` opened for reading once and checked through that open file by :func:`verify_pack`; raises
+    CacheEntryError saying what is wrong. Map the file returned (``np.memmap(f, ...)``, ``mmap.mmap(f.fileno(),
+    ...)``), then close it: what is mapped is what was verified, even if another file is renamed into ``path``
+    meanwhile, as whoever can write the cache folder can do (verifying by name and mapping by name again would map
+    that file, unverified)."""
+    try:
+        f = open(os.open(path, os.O_RDONLY | _NONBLOCK), "rb")  # returned open: the caller maps it
+    except FileNotFoundError:
+        raise CacheEntryError("the file is missing") from None
+    except OSError as e:
+        raise CacheEntryError(f"the file cannot be read ({e.strerror or e})") from None
+    try:
+        reason = verify_pack(path, checksum, header_len=header_len, record_len=record_len, meta=meta, file=f)
+    except BaseException:
+        f.close()
+        raise
+    if reason is not None:
+        f.close()
+        raise CacheEntryError(reason)
+    return f
 

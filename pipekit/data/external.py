@@ -158,8 +158,8 @@ def pipekit_cache_dir(sub: str = "") -> Path:
     is refused with a ParameterError, as it would follow the working folder (and ``pipekit cache clear`` with it).
     """
     value = os.environ.get("PIPEKIT_CACHE", "")
-    root = Path(value).expanduser() if value else Path.home() / ".cache" / "pipekit"
-    if not root.is_absolute():
+    root = Path(os.path.expanduser(value)) if value else Path.home() / ".cache" / "pipekit"
+    if not root.is_absolute():  # relative, or a ~user that names no user (expanduser leaves it as it is)
         raise ParameterError(f"PIPEKIT_CACHE={value!r} is a relative folder, so the cache would move with the "
                              f"working folder: set it to an absolute folder (PIPEKIT_CACHE={Path.cwd() / root} is "
                              "where it points from here), or unset it for ~/.cache/pipekit")

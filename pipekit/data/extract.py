@@ -11,9 +11,10 @@ Python 3.11.13/3.12.11 can be bypassed through crafted link chains):
   a hard link to a regular file of the archive is written as a copy of that file;
 - permission bits are kept to ``rwxr-xr-x`` (no setuid, setgid or sticky bit, no group/other write)
   and the owner can always read and write; files are owned by the user who extracts them;
-- a member name or link target holding a NUL byte, or a zip symlink's target over ``MAX_LINK_BYTES``, refuses the
-  archive; the files written (hard link copies included) inflate to at most ``MAX_RATIO`` (100) times the archive's
-  size, beyond ``RATIO_FLOOR`` (1 MiB), as the compressed CSV reader bounds its file
+- a member name or link target holding a NUL byte or over ``MAX_LINK_BYTES`` long, or a tar long-name, long-link or
+  pax header over ``MAX_TAR_HEADER_BYTES`` (refused by its size, before tarfile reads it), refuses the archive; the
+  files written (hard link copies included) inflate to at most ``MAX_RATIO`` (100) times the archive's size,
+  beyond ``RATIO_FLOOR`` (1 MiB), as the compressed CSV reader bounds its file
   (:func:`pipekit.data.items.inflate_bounded`): a small archive cannot fill the disk.
 
 Example:
@@ -45,6 +46,12 @@ _SHOW = 10  # members named in a message; the rest are counted
 #: the longest link target read from a zip archive, which stores it as the entry's content (Linux's PATH_MAX): a
 #: "link" entry inflating to 600 MB is read no further
 MAX_LINK_BYTES = 4096
+#: the longest tar extended header (a GNU long name or long link, a pax header) read: one holds a name and a link
+#: target at their longest and the usual records (times, owner, extended attributes) many times over; tarfile reads
+#: such a header whole, so a 100 KB gzip archive declaring a 100 MB link target took 1 GB before it was bounded
+MAX_TAR_HEADER_BYTES = 1 << 16
+#: the characters of a member name shown in a message
+_NAME_SHOWN = 200
 #: what the error of an archive inflating past its bound says after the cause
 _BOMB_ADVICE = ("as no data set does (a zip bomb?); nothing more was extracted: check where the archive came from, "
                 "or extract it yourself if you trust it")
@@ -66,6 +73,34 @@ _TAR_KINDS = ((tarfile.TarInfo.isreg, "file"), (tarfile.TarInfo.isdir, "dir"),
               (tarfile.TarInfo.issym, "symlink"), (tarfile.TarInfo.islnk, "hardlink"),
               (tarfile.TarInfo.ischr, "character device"), (tarfile.TarInfo.isblk, "block device"),
               (tarfile.TarInfo.isfifo, "fifo"))
+
+
+#: tar headers whose content (a name, a link target, pax records) tarfile reads whole before the member they describe
+_TAR_EXTENDED = {tarfile.GNUTYPE_LONGNAME: "GNU long name", tarfile.GNUTYPE_LONGLINK: "GNU long link",
+                 tarfile.XHDTYPE: "pax", tarfile.XGLTYPE: "pax global", tarfile.SOLARIS_XHDTYPE: "Solaris pax"}
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header that refuses an extended header over ``MAX_TAR_HEADER_BYTES`` by the size its own header gives,
+    before tarfile reads that header's content whole (``tarfile.open(..., tarinfo=_BoundedTarInfo)``)."""
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        kind = _TAR_EXTENDED.get(self.type)
+        if kind is not None and self.size > MAX_TAR_HEADER_BYTES:
+            archive = os.fsdecode(tar.name) if tar.name else "the tar archive"
+            raise DataError(f"{archive}: refusing to extract: the {kind} header at byte "
+                            f"{self.offset:,} declares {self.size:,} bytes of names and attributes, over the "
+                            f"{MAX_TAR_HEADER_BYTES:,} any file needs. Nothing was extracted; get the archive again "
+                            "from its publisher")
+        return super()._proc_member(tar)  # type: ignore[misc]
+
+
+def _shown(text: str | None) -> str:
+    """``text`` quoted for a message, cut to ``_NAME_SHOWN`` characters (a name or link target may be 4096 long)."""
+    text = text or ""
+    if len(text) <= _NAME_SHOWN:
+        return repr(text)
+    return f"{text[:_NAME_SHOWN]!r}... ({len(text):,} characters)"
 
 
 def _tar_members(tar: tarfile.TarFile) -> Iterator[_Member]:
@@ -129,20 +164,21 @@ def _plan(members: list[_Member], root: str) -> tuple[list[tuple[_Member, str, s
     for m in members:
         target = os.path.realpath(os.path.join(root, m.name))
         if not _inside(root, target):
-            refused.append(f"{m.name!r} (its path leads to {target})")
+            refused.append(f"{_shown(m.name)} (its path leads to {_shown(target)})")
             continue
         if m.kind == "symlink":
             to = os.path.realpath(os.path.join(os.path.dirname(os.path.join(root, m.name)), m.link or ""))
             if not _inside(root, to):
-                refused.append(f"{m.name!r} (symlink to {m.link!r}, which leads to {to})")
+                refused.append(f"{_shown(m.name)} (symlink to {_shown(m.link)}, which leads to {_shown(to)})")
             else:
-                skipped.append(f"{m.name!r} (symlink to {m.link!r})")
+                skipped.append(f"{_shown(m.name)} (symlink to {_shown(m.link)})")
         elif m.kind == "hardlink":
             to = os.path.realpath(os.path.join(root, m.link or ""))
             if not _inside(root, to):
-                refused.append(f"{m.name!r} (hard link to {m.link!r}, which leads to {to})")
+                refused.append(f"{_shown(m.name)} (hard link to {_shown(m.link)}, which leads to {_shown(to)})")
             elif to not in files:
-                skipped.append(f"{m.name!r} (hard link to {m.link!r}, which is not a regular file of the archive)")
+                skipped.append(f"{_shown(m.name)} (hard link to {_shown(m.link)}, which is not a regular file of "
+                               "the archive)")
             else:
                 write.append((m, target, to))
                 files.add(target)
@@ -152,7 +188,7 @@ def _plan(members: list[_Member], root: str) -> tuple[list[tuple[_Member, str, s
         elif m.kind == "dir":
             write.append((m, target, None))
         else:
-            skipped.append(f"{m.name!r} ({m.kind})")
+            skipped.append(f"{_shown(m.name)} ({m.kind})")
     return write, skipped, refused
 
 
@@ -192,7 +228,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
     dest.mkdir(parents=True, exist_ok=True)
     root = os.path.realpath(dest)
     if name.endswith(TAR_SUFFIXES):
-        tar = tarfile.open(archive)
+        tar = tarfile.open(archive, tarinfo=_BoundedTarInfo)
         handle: tarfile.TarFile | zipfile.ZipFile = tar
         members = list(_tar_members(tar))
     elif name.endswith(".zip"):
@@ -202,11 +238,17 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
         raise ValueError(f"{archive}: not an archive pipekit can extract; expected one of "
                          f"{TAR_SUFFIXES + ('.zip',)}")
     with handle:
-        nul = [repr(m.name) for m in members if "\0" in m.name or "\0" in (m.link or "")]
+        nul = [_shown(m.name) for m in members if "\0" in m.name or "\0" in (m.link or "")]
         if nul:
             raise DataError(f"{archive}: refusing to extract: {len(nul)} member(s) hold a NUL byte in their name or "
                             f"link target, as no file's does: {_listing(nul)}. Nothing was extracted; get the "
                             "archive again from its publisher")
+        long = [_shown(m.name) for m in members
+                if max(len(os.fsencode(m.name)), len(os.fsencode(m.link or ""))) > MAX_LINK_BYTES]
+        if long:
+            raise DataError(f"{archive}: refusing to extract: {len(long)} member(s) have a name or link target over "
+                            f"{MAX_LINK_BYTES} bytes long, as no path has: {_listing(long)}. Nothing was extracted; "
+                            "get the archive again from its publisher")
         write, skipped, refused = _plan(members, root)
         if refused:
             raise ValueError(f"{archive}: refusing to extract: {len(refused)} member(s) would reach outside "
@@ -218,7 +260,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
                 os.makedirs(target, exist_ok=True)
                 continue
             if m.mode is not None and m.mode & 0o7000:
-                cleared.append(f"{m.name!r} (mode {oct(m.mode)})")
+                cleared.append(f"{_shown(m.name)} (mode {oct(m.mode)})")
             mode = _clean_mode(m.mode)
             where = f"{archive} ({m.name})"
             if copy_from is not None:
@@ -227,7 +269,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
             else:
                 stream = m.open() if m.open is not None else None
                 if stream is None:
-                    raise DataError(f"{archive}: member {m.name!r} has no data to extract")
+                    raise DataError(f"{archive}: member {_shown(m.name)} has no data to extract")
                 with stream as src:
                     written = _write_file(target, src, mode, m.mtime, archive, where, written)
     notes = []

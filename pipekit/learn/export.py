@@ -173,13 +173,18 @@ class _TooLarge(ExportError):
 def _bounded(where: str, name: str, build: Callable[[], Any], tensors: dict[str, Any]) -> Callable[[], Any]:
     """``build``, refused with an ExportError as soon as it registers more tensor elements than twice the stored
     weights' (plus 10 M), more tensors than twice the stored ones (plus 1000) or more modules than four per stored
-    tensor (plus 1000), at any depth: a nested
+    tensor (plus 1000), at any depth, and never more than one tensor per 512 bytes of stored weights or one module
+    per KiB of them (plus 1000): the budget is bought by the weights' bytes, not by entries. A nested
     architecture's layers that a body cut throws away are built (and, off the meta device, allocated and
     initialised) but never compared with the stored weights, so this bounds what a record can make pipekit build
-    by what the file stores. A parameter is registered before it is initialised, so the refusal comes before its
-    memory is written."""
+    by what the file stores. An entry with no elements costs the file a few dozen bytes of header: 100,000 of them
+    bought 20 s of building when each counted in full (a resnet18 export's 134 tensors hold 47 MB, a tabular
+    model's few dozen some KB: the 1000 cover those).
+    A parameter is registered before it is initialised, so the refusal comes before its memory is written."""
     max_elements = 2 * sum(int(t.numel()) for t in tensors.values()) + 10_000_000
-    max_tensors, max_modules = 2 * len(tensors) + 1000, 4 * len(tensors) + 1000
+    stored = sum(int(t.numel()) * t.element_size() for t in tensors.values())
+    max_tensors = 1000 + min(2 * len(tensors), stored // 512)
+    max_modules = 1000 + min(4 * len(tensors), stored // 1024)
     thread = threading.get_ident()
 
     def run() -> Any:
@@ -198,7 +203,8 @@ def _bounded(where: str, name: str, build: Callable[[], Any], tensors: dict[str,
         def on_tensor(module: nn.Module, key: str, t: Any) -> None:
             if t is not None:
                 count("tensors", 1, max_tensors,
-                      f"over {max_tensors:,} parameters and buffers, while the file stores {len(tensors):,}")
+                      f"over {max_tensors:,} parameters and buffers, while the file stores {len(tensors):,} "
+                      f"holding {stored:,} bytes")
                 count("elements", int(t.numel()), max_elements,
                       f"over {max_elements:,} parameter and buffer elements, while the file stores "
                       f"{(max_elements - 10_000_000) // 2:,}")
@@ -206,7 +212,8 @@ def _bounded(where: str, name: str, build: Callable[[], Any], tensors: dict[str,
         def on_module(module: nn.Module, key: str, sub: Any) -> None:
             if sub is not None:
                 count("modules", 1, max_modules,
-                      f"over {max_modules:,} modules, while the file stores {len(tensors):,} tensors")
+                      f"over {max_modules:,} modules, while the file stores {len(tensors):,} tensors holding "
+                      f"{stored:,} bytes")
 
         hooks = [torch.nn.modules.module.register_module_parameter_registration_hook(on_tensor),
                  torch.nn.modules.module.register_module_buffer_registration_hook(on_tensor),
@@ -789,8 +796,9 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
 def unusable_weights(own: Mapping[str, torch.Tensor], weights: Mapping[str, Any]) -> list[str]:
     """What in ``weights`` (tensors or arrays read from a file) a model whose state is ``own`` cannot predict with,
     said per entry: numbers of another kind than the model's (integers or booleans for its floating-point weights,
-    or the reverse; complex numbers), numbers that are not finite, a batch-norm running variance below zero (each
-    makes predictions NaN or constant without any error).
+    or the reverse; complex numbers), numbers that are not finite in the model's own dtype (a float64 1e300 becomes
+    inf in a float32 model), a batch-norm running variance below zero (each makes predictions NaN or constant
+    without any error).
 
     >>> unusable_weights({"w": torch.zeros(2), "bn.running_var": torch.ones(2)},
     ...                  {"w": torch.tensor([1.0, float("nan")]), "bn.running_var": torch.tensor([1.0, -1.0])})
@@ -803,9 +811,15 @@ def unusable_weights(own: Mapping[str, torch.Tensor], weights: Mapping[str, Any]
                 or (w.dtype == torch.bool) != (own[k].dtype == torch.bool)):
             said.append(f"{k!r} holds {str(w.dtype).replace('torch.', '')} numbers where the model keeps "
                         f"{str(own[k].dtype).replace('torch.', '')}")
-        elif w.is_floating_point() and not bool(torch.isfinite(w).all()):
-            said.append(f"{k!r} holds numbers that are not finite")
-        elif k.endswith("running_var") and bool((w < 0).any()):
+            continue
+        # checked as the model will hold them: load_state_dict converts to its dtype (torch has no isfinite for
+        # float8, and a float64 1e300 is finite until it becomes a float32)
+        v = w.to(own[k].dtype) if w.is_floating_point() else w
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            dtype = str(own[k].dtype).replace("torch.", "")
+            said.append(f"{k!r} holds numbers that are not finite" if not bool(torch.isfinite(w.double()).all())
+                        else f"{k!r} holds numbers too large for the model's {dtype}")
+        elif k.endswith("running_var") and bool((v < 0).any()):
             said.append(f"{k!r} holds a variance below zero")
     return said
 

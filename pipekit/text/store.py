@@ -11,6 +11,7 @@ tokenize them).
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.data.cache import (STREAM_RECORD, CacheEntryError, ChecksumWriter, TempFile, atomic_write_json,
                                 cache_folder, clean_stale_temps, fingerprint, read_json, remove_cache_folder,
-                                remove_link, verify_pack, warn_rebuild, warn_unwritable)
+                                open_verified, remove_link, warn_rebuild, warn_unwritable)
 from pipekit.data.store import Store
 from pipekit.text.tokenize import TokenizedTexts, ragged_positions
 
@@ -166,10 +167,10 @@ def load_cached(folder: Path, n_texts: int) -> tuple[TokenizedTexts, dict[str, A
         if len(set(meta["vocab"])) != len(meta["vocab"]):
             raise CacheEntryError("meta.json: field 'vocab' names a token twice")
         checksum = meta.pop("ids_checksum")  # signed with the rest of the meta: the vocab, the tokenizer state
-        reason = verify_pack(ids_path, checksum, header_len=0, record_len=STREAM_RECORD, meta=meta)
-        if reason is not None:
-            raise CacheEntryError(reason)
-        table = pa.ipc.open_file(pa.memory_map(str(ids_path), "r")).read_all()
+        # opened once: the ids mapped are the ids verified, whatever is renamed into ids.arrow's place meanwhile
+        with open_verified(ids_path, checksum, header_len=0, record_len=STREAM_RECORD, meta=meta) as f:
+            source = pa.py_buffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+        table = pa.ipc.open_file(source).read_all()
         if table.column_names != ["ids"] or table.schema.field("ids").type != pa.list_(pa.int32()):
             raise CacheEntryError(f"holds {table.schema}, not one list<int32> column 'ids'")
         for chunk in table.column("ids").chunks:  # before combining them, which trusts each chunk's offsets

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from pipekit.data.cache import (PACK_ID, CacheEntryError, PackChecksum, TempFile, atomic_write_json, cache_folder,
-                                clean_stale_temps, fingerprint, read_json, remove_cache_folder, remove_link, verify_pack,
-                                warn_rebuild, warn_unwritable)
+                                clean_stale_temps, fingerprint, open_verified, read_json, remove_cache_folder,
+                                remove_link, warn_rebuild, warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
@@ -138,16 +138,19 @@ def _open_pack(pack: Path, config: str, channels: int,
         raise CacheEntryError(f"{pack.with_suffix('.json').name}: field 'keys' is not {shape[0]} content keys")
     # The layout comes from the shape, never from the checksum record: each image is one record.
     checksum = meta.pop("checksum")
-    reason = verify_pack(pack, checksum, header_len=_npy_header_len(shape),
-                         record_len=shape[1] * shape[2] * shape[3], meta=meta)
-    if reason is not None:
-        raise CacheEntryError(reason)
-    try:
-        pixels = np.load(pack, mmap_mode="r")
-    except (ValueError, OSError) as e:
-        raise CacheEntryError(f"not a NumPy pack ({e})") from None
-    if pixels.dtype != np.uint8 or list(pixels.shape) != shape:
-        raise CacheEntryError(f"holds {pixels.dtype} {pixels.shape}, its meta says uint8 {tuple(shape)}")
+    header_len = _npy_header_len(shape)
+    # opened once: the file mapped is the file verified, whatever is renamed into the pack's place meanwhile
+    with open_verified(pack, checksum, header_len=header_len, record_len=shape[1] * shape[2] * shape[3],
+                       meta=meta) as f:
+        try:
+            if np.lib.format.read_magic(f) != (1, 0):
+                raise ValueError("not a version 1.0 .npy header")
+            stored, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            if dtype != np.uint8 or list(stored) != shape or fortran or f.tell() != header_len:
+                raise CacheEntryError(f"holds {dtype} {stored}, its meta says uint8 {tuple(shape)}")
+            pixels = np.memmap(f, dtype=np.uint8, mode="r", offset=header_len, shape=tuple(shape))
+        except (ValueError, OSError) as e:
+            raise CacheEntryError(f"not a NumPy pack ({e})") from None
     return pixels, sizes, keys
 
 
