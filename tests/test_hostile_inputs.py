@@ -323,3 +323,166 @@ def test_hard_links_count_against_the_archive_bound(tmp_path):
     got = sorted(p.relative_to(tmp_path / "mnist" / MNIST.name) for p in (tmp_path / "mnist" / MNIST.name).rglob("*")
                  if p.is_file())
     assert got == sorted(p.relative_to(MNIST) for p in MNIST.rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------------ image headers that under-report or cannot be walked
+CAT = DATA / "dogscats" / "valid" / "cats" / "cat.1500.jpg"
+
+
+def _cat() -> tuple[bytes, int, int]:
+    """A real JPEG's bytes and its width and height (as PIL reads them)."""
+    from PIL import Image
+
+    with Image.open(CAT) as im:
+        width, height = im.size
+    return CAT.read_bytes(), width, height
+
+
+def _tiff_strip(entries: list[tuple[int, int, int, int]], width: int, height: int) -> bytes:
+    """A little-endian TIFF of one deflated strip of ``width`` x ``height`` grey zeros, its first directory holding
+    ``entries`` (tag, type, count, value), StripOffsets and StripByteCounts filled in."""
+    strip = zlib.compress(bytes(width * height))
+    entries = entries + [(258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (273, 4, 1, 0), (277, 3, 1, 1),
+                         (278, 4, 1, height), (279, 4, 1, len(strip))]
+    entries.sort(key=lambda e: e[0])
+    offset = 8 + 2 + 12 * len(entries) + 4
+    ifd = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHII", tag, kind, n, offset if tag == 273 else value) for tag, kind, n, value in entries)
+    return b"II*\0" + struct.pack("<I", 8) + ifd + b"\0" * 4 + strip
+
+
+@pytest.mark.data
+def test_a_jpeg_whose_walk_finds_a_false_frame_is_refused(monkeypatch):
+    """One 0xFF fill byte after the start marker (libjpeg skips it) put the header walk out of step, so it read a
+    1x1 frame hidden in an APP1 segment; the real frame was decoded past the bound, and the check after decoding was
+    skipped because the header had given a size. The walk now skips fill bytes and finds the real frame."""
+    real, width, height = _cat()
+    app1 = bytearray(0xFFFF - 2)
+    fake_frame = b"\xff\xc0\x00\x11\x08\x00\x01\x00\x01\x03\x01\x11\x00\x02\x11\x01\x03\x11\x01"
+    at = 0xE1FF + 4 - 7  # where the walk, reading the APP1 marker's bytes as a length, landed in the payload
+    app1[at:at + len(fake_frame)] = fake_frame
+    crafted = real[:2] + b"\xff" + b"\xff\xe1" + (0xFFFF).to_bytes(2, "big") + bytes(app1) + real[2:]
+    assert decode._header_size(crafted) == (width, height)
+    monkeypatch.setattr(decode, "MAX_PIXELS", width * height - 1)
+    _refused_quickly(lambda: decode_bytes(crafted, name="hidden.jpg"),
+                     rf"^hidden.jpg: the image is {width}x{height} = {width * height:,} pixels, over pipekit's limit")
+    monkeypatch.setattr(decode, "MAX_PIXELS", width * height)  # at the bound, the real image decodes
+    assert decode_bytes(crafted).shape == (height, width, 3)
+
+
+def test_a_tiff_giving_its_size_twice_is_bounded_by_the_larger(monkeypatch):
+    """ImageWidth and ImageLength listed twice, 200 first (what libtiff decodes) and 1 after: the last had won, so
+    the 200x200 image was decoded past a bound of 1000 pixels. The larger value is kept."""
+    dup = _tiff_strip([(256, 4, 1, 200), (256, 4, 1, 1), (257, 4, 1, 200), (257, 4, 1, 1)], 200, 200)
+    assert decode._header_size(dup) == (200, 200)
+    monkeypatch.setattr(decode, "MAX_PIXELS", 1000)
+    _refused_quickly(lambda: decode_bytes(dup, name="dup.tif"), r"^dup.tif: the image is 200x200 = 40,000 pixels")
+
+
+@pytest.mark.data
+def test_the_decoded_image_is_bounded_whatever_its_header_said(monkeypatch):
+    """A header read as smaller than the image (any format, any parser slip) no longer lets the decoded image past the
+    bound: the decoded shape is checked too."""
+    real, width, height = _cat()
+    monkeypatch.setattr(decode, "_header_size", lambda data: (1, 1))
+    monkeypatch.setattr(decode, "MAX_PIXELS", width * height - 1)
+    _refused_quickly(lambda: decode_bytes(real, name="cat.jpg"), rf"^cat.jpg: the image is {width}x{height} = ")
+
+
+@pytest.mark.data
+def test_headers_of_common_variants_are_read_before_decoding(monkeypatch):
+    """A JPEG with a fill byte, a TEM marker or a thousand comment segments before its frame, and a Radiance HDR whose
+    size line has several spaces (OpenCV reads them all) gave no size, so the whole image was decoded before it was
+    refused: each size is now read from the header (PIL's header reader past a thousand segments)."""
+    import cv2
+
+    real, width, height = _cat()
+    variants = {"fill byte": real[:2] + b"\xff" + real[2:], "TEM marker": real[:2] + b"\xff\x01" + real[2:],
+                "1000 comments": real[:2] + b"\xff\xfe\x00\x02" * 1000 + real[2:]}
+    ok, hdr = cv2.imencode(".hdr", np.zeros((30, 40, 3), np.float32))
+    assert ok and b"\n-Y 30 +X 40\n" in hdr.tobytes()
+    variants["hdr two spaces"] = hdr.tobytes().replace(b"\n-Y 30 +X 40\n", b"\n-Y  30  +X  40\n")
+    sizes = {name: (40, 30) if name.startswith("hdr") else (width, height) for name in variants}
+    for name, data in variants.items():
+        assert decode._header_size(data) == sizes[name], name
+    monkeypatch.setattr(decode, "MAX_PIXELS", 1000)
+
+    def no_decoding(*args):
+        raise AssertionError("decoded before the size was checked")
+
+    monkeypatch.setattr(decode.cv2, "imdecode", no_decoding)
+    for name, data in variants.items():
+        w, h = sizes[name]
+        _refused_quickly(lambda data=data: decode_bytes(data, name="x.img"), rf"^x.img: the image is {w}x{h} = ")
+
+
+@pytest.mark.data
+def test_a_header_number_of_thousands_of_digits_is_an_image_error(tmp_path):
+    """A PNM or HDR size of 5000 digits raised Python's bare ValueError (over 4300 digits), naming no file and
+    stopping verify_images; the header numbers are bounded, so such a file is read or listed like any other."""
+    zeros = tmp_path / "zeros.pgm"  # 5000 leading zeros: still the number 5, a valid 5x5 image
+    zeros.write_bytes(b"P5 " + b"0" * 4999 + b"5 5 255\n" + bytes(25))
+    nines, hdr = tmp_path / "nines.pgm", tmp_path / "long.hdr"
+    nines.write_bytes(b"P5 " + b"9" * 5000 + b" 5 255\n" + bytes(25))
+    hdr.write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y " + b"9" * 5000 + b" +X 1\n" + bytes(4))
+    digit = tmp_path / "ok.png"
+    shutil.copy(sorted((MNIST / "train" / "3").glob("*.png"))[0], digit)
+    assert decode_image(zeros, mode="L").shape == (5, 5, 1)
+    for f in (nines, hdr):
+        with pytest.raises(ImageDecodeError, match=rf"^{f}: not a readable image"):
+            decode_image(f)
+    assert verify_images([zeros, nines, hdr, digit]) == [nines, hdr]
+
+
+def _odd_columns(n: int) -> dict[str, tuple[pa.Array, tuple[str, ...]]]:
+    """Columns of types Polars panics on, each with the table formats pyarrow writes it to."""
+    both, ipc = ("parquet", "arrow"), ("arrow",)
+    return {
+        "union": (pa.UnionArray.from_sparse(pa.array([0] * n, pa.int8()), [pa.array(range(n)), pa.array(["a"] * n)]),
+                  ipc),
+        "run_end": (pa.RunEndEncodedArray.from_arrays(pa.array([n], pa.int32()), pa.array([7])), ipc),
+        "interval": (pa.array([(1, 2, 3)] * n, pa.month_day_nano_interval()), ipc),
+        "decimal76": (pa.array(range(n), pa.decimal256(76, 0)), both),
+        "list_view": (pa.array([[1]] * n, pa.list_view(pa.int64())), both),
+        "zero_width": (pa.array([[]] * n, pa.list_(pa.int64(), 0)), both),
+        "mars_time": (pa.array(range(n), pa.timestamp("us", tz="Mars/Phobos")), both),
+        "mars_times": (pa.array([[0]] * n, pa.list_(pa.timestamp("us", tz="Mars/Phobos"))), both),
+    }
+
+
+@pytest.mark.data
+def test_a_column_of_a_type_polars_panics_on_is_named_by_every_table_reader(adult, tmp_path):
+    """Polars panicked (pyo3's PanicException, which ``except Exception`` does not catch, naming no file) on a union,
+    a run-end encoded, an interval, a 256-bit decimal, a list view, a zero-width fixed-size list or an unknown time
+    zone; each is refused naming the file and the column, while such types Polars reads still read."""
+    for column, (values, kinds) in _odd_columns(adult.num_rows).items():
+        table = adult.append_column(column, values)
+        for kind in kinds:
+            f = tmp_path / f"{column}.{kind}"
+            pq.write_table(table, f) if kind == "parquet" else feather.write_feather(table, f)
+            for read in TABLE_READERS.values():
+                with pytest.raises(DataError, match=rf"^{f}: column '{column}' holds .*which Polars cannot read; "
+                                                    r"leave the column out"):
+                    read(f)
+    fine = adult.append_column("d38", pa.array(range(adult.num_rows), pa.decimal256(38, 0))).append_column(
+        "paris", pa.array(range(adult.num_rows), pa.timestamp("us", tz="+01:00")))
+    pq.write_table(fine, tmp_path / "fine.parquet")
+    got = read_table(tmp_path / "fine.parquet")
+    assert got["d38"].to_list()[:2] == [0, 1] and str(got["paris"].dtype.time_zone) == "Etc/GMT-1"
+
+
+@pytest.mark.data
+def test_a_polars_panic_while_reading_is_a_data_error_naming_the_file(adult, tmp_path, monkeypatch):
+    """A panic from a type the check does not know yet still comes out as the DataError naming the file."""
+    import pipekit.data.items as items
+    import pipekit.tabular.core as tabular_core
+
+    f = tmp_path / "union.arrow"
+    values = pa.UnionArray.from_sparse(pa.array([0] * adult.num_rows, pa.int8()),
+                                       [pa.array(range(adult.num_rows)), pa.array(["a"] * adult.num_rows)])
+    feather.write_feather(adult.append_column("union", values), f)
+    monkeypatch.setattr(items, "check_table_nesting", lambda path, kind: None)
+    monkeypatch.setattr(tabular_core, "check_table_nesting", lambda path, kind: None)
+    for read in TABLE_READERS.values():
+        with pytest.raises(DataError, match=rf"^could not read {f}: .*Union"):
+            read(f)

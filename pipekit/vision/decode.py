@@ -12,8 +12,9 @@ Image size: an image whose header declares more than :data:`MAX_PIXELS` pixels (
 ``Image.MAX_IMAGE_PIXELS``, so the bound fastai has) is refused before it is decoded, with an
 :class:`ImageTooLargeError` naming the file: a PNG of 746 KB can declare 16000x16000 pixels and take 1.5 GB and
 10 s to decode, a mask 19 bytes a pixel. The size is read from the header of PNG, JPEG, BMP, WebP, GIF, TIFF,
-PNM/PFM, Sun raster and Radiance HDR files; an image of another format is refused once decoded. To read larger
-images you trust, raise the bound for the process (``None`` leaves only OpenCV's own limit)::
+PNM/PFM, Sun raster and Radiance HDR files (PIL's header reader where a JPEG's or TIFF's cannot be walked); every
+decoded image is held to the same bound, so an image of another format, or a header that under-reports, is refused
+once decoded. To read larger images you trust, raise the bound for the process (``None`` leaves only OpenCV's own limit)::
 
     import pipekit.vision.decode
     pipekit.vision.decode.MAX_PIXELS = 400_000_000
@@ -85,9 +86,12 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
             raise ImageDecodeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
                                    "plenty to train on) or remove it")
         _check_pixels(*size, name)
+    # A palette PNG mask is read as its indices: OpenCV would expand the palette to colours and lose them.
+    palette = mode == "mask" and _is_palette_png(buf)
     # EXIF orientation is ignored: the stored frame is the one masks, points and boxes are given in.
     try:
-        img = cv2.imdecode(buf, _FLAGS[mode] | cv2.IMREAD_IGNORE_ORIENTATION)
+        img = _palette_indices(buf, name) if palette else cv2.imdecode(
+            buf, _FLAGS[mode] | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as e:
         if "CV_IO_MAX_IMAGE" in str(e):  # OpenCV refuses to allocate an image over its size limits
             raise ImageDecodeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
@@ -99,8 +103,9 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
             f"{name}: not a readable image (corrupt, truncated or unsupported format); "
             "find such files with pipekit.vision.verify_images(files) and remove them"
         )
-    if size is None:  # a format whose header is not read here: the same bound, once decoded
-        _check_pixels(img.shape[1], img.shape[0], name)
+    # the same bound on what was decoded, whatever the header said: a header that under-reports (or none read here)
+    # never lets a larger image through
+    _check_pixels(img.shape[1], img.shape[0], name)
     if img.dtype != np.uint8:
         img = _wide_to_uint8(img, mode, name)
     if img.ndim == 2:
@@ -111,6 +116,9 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
         if _RGB_FLAG == cv2.IMREAD_COLOR:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif mode == "mask" and img.shape[2] > 1:
+        if _pil_mode(buf) == "P":  # a palette image of another format (BMP, GIF, TIFF): its indices are the classes
+            img = _palette_indices(buf, name)[:, :, None]
+            return np.ascontiguousarray(img)
         # A colour-coded mask cannot be mapped to classes without a palette: refuse rather than guess.
         if not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])):
             raise ImageDecodeError(
@@ -119,6 +127,44 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
             )
         img = img[:, :, :1]
     return np.ascontiguousarray(img)
+
+
+def _is_palette_png(buf: np.ndarray) -> bool:
+    """Whether encoded bytes are a PNG of colour type 3 (palette): byte 25, in the IHDR chunk that follows the
+    signature, is the colour type."""
+    return buf.size > 25 and bytes(buf[:8]) == b"\x89PNG\r\n\x1a\n" and int(buf[25]) == 3
+
+
+def _pil_mode(buf: np.ndarray) -> str | None:
+    """The mode PIL opens encoded bytes with (only the header is read), or None when PIL cannot open them."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    try:
+        with Image.open(BytesIO(buf.tobytes())) as im:
+            return str(im.mode)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # unreadable to PIL: not a palette image
+        return None
+
+
+def _palette_indices(buf: np.ndarray, name: str) -> np.ndarray:
+    """The palette indices of a palette image's encoded bytes, (H, W) uint8: the class of each pixel of a mask
+    saved with a colour palette (PASCAL VOC style), as PIL reads it."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    data = buf.tobytes()
+    cut = truncation_error(data, name)  # PIL decodes a PNG cut before its end that OpenCV refuses: refused alike
+    if cut is not None:
+        raise ImageDecodeError(cut)
+    try:
+        with Image.open(BytesIO(data)) as im:
+            return np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageDecodeError(f"{name}: not a readable image ({e}); find such files with "
+                               "pipekit.vision.verify_images(files) and remove them") from None
 
 
 #: OpenCV's limits on the image it decodes: pixels, and width or height (its defaults; the environment may set them)
@@ -165,12 +211,20 @@ def _header_size(data: bytes | memoryview) -> tuple[int, int] | None:
         return num(16, 4, "big"), num(20, 4, "big")
     if head[:2] == b"\xff\xd8":
         i, n = 2, 0
-        # a real JPEG has tens of segments before its frame; a file made of thousands is left to OpenCV's limit
+        # a real JPEG has tens of segments before its frame; one of thousands is left to PIL's header reader
         while i + 9 <= len(data) and data[i] == 0xFF and n < 1000:
-            marker, length = data[i + 1], num(i + 2, 2, "big", data)
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
+            marker, n = data[i + 1], n + 1
+            if marker == 0xFF:  # a fill byte before a marker: libjpeg skips any number of them
+                i += 1
+            elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn and TEM: markers without a length
+                i += 2
+            elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
                 return num(i + 7, 2, "big", data), num(i + 5, 2, "big", data)
-            i, n = i + 2 + length, n + 1
+            elif marker in (0xD9, 0xDA):  # the end, or scan data, before any frame: not a walk to trust
+                break
+            else:
+                i += 2 + num(i + 2, 2, "big", data)
+        return _pil_header_size(data, "JPEG")
     if head[:2] == b"BM" and len(head) >= 26:  # the DIB header: 16-bit sizes in the oldest, 32-bit signed after
         if num(14, 4) == 12:
             return num(18, 2), num(20, 2)
@@ -197,22 +251,47 @@ def _header_size(data: bytes | memoryview) -> tuple[int, int] | None:
             at = ifd + count + k * entry
             tag, kind = num(at, 2, order, data), num(at + 2, 2, order, data)
             if tag in (256, 257):  # ImageWidth, ImageLength: a SHORT, a LONG or a LONG8, left-aligned
-                found[tag] = num(at + (12 if big else 8), {3: 2, 4: 4, 16: 8}.get(kind, 4), order, data)
+                value = num(at + (12 if big else 8), {3: 2, 4: 4, 16: 8}.get(kind, 4), order, data)
+                # a tag given twice keeps its largest value (libtiff reads the first): never an under-report
+                found[tag] = max(found.get(tag, 0), value)
         if len(found) == 2:
             return found[256], found[257]
-        return None
-    # a comment runs to the end of its line (so the pattern has one way to match, whatever the file holds)
-    pnm = re.match(rb"P[1-6Ff]\s(?:\s|#[^\r\n]*[\r\n])*(\d+)(?:\s|#[^\r\n]*[\r\n])+(\d+)", head)
+        return _pil_header_size(data, "TIFF")
+    # a comment runs to the end of its line (so the pattern has one way to match, whatever the file holds); a number
+    # is at most 10 digits after its leading zeros (Python refuses to convert one of over 4300)
+    pnm = re.match(rb"P[1-6Ff]\s(?:\s|#[^\r\n]*[\r\n])*0*(\d{1,10})(?:\s|#[^\r\n]*[\r\n])+0*(\d{1,10})(?!\d)",
+                   head)
     if pnm:
         return int(pnm[1]), int(pnm[2])
     if head[:4] == b"\x59\xa6\x6a\x95" and len(head) >= 12:  # Sun raster
         return num(4, 4, "big"), num(8, 4, "big")
-    if head[:2] == b"#?":  # Radiance HDR: after the header's blank line, "-Y height +X width"
-        hdr = re.search(rb"\n\n([-+])([XY]) (\d+) ([-+])([XY]) (\d+)", head)
+    if head[:2] == b"#?":  # Radiance HDR: the line after the header's blank line, "-Y height +X width"
+        blank = head.find(b"\n\n")
+        # spaced as OpenCV's sscanf reads it (any run of blanks, or none); at most 10 digits after leading zeros
+        hdr = re.compile(rb"([-+])([XY])[ \t]*0*(\d{1,10})[ \t]*([-+])([XY])[ \t]*0*(\d{1,10})(?!\d)").match(
+            head, blank + 2) if blank >= 0 else None
         if hdr:
             first, second = int(hdr[3]), int(hdr[6])
             return (second, first) if hdr[2] == b"Y" else (first, second)
     return None
+
+
+def _pil_header_size(data: bytes | memoryview, kind: Literal["JPEG", "TIFF"]) -> tuple[int, int] | None:
+    """(width, height) of a JPEG or TIFF whose header the walk in :func:`_header_size` could not follow (thousands
+    of segments, an odd layout), as PIL's own parser reads it: only the header is read, and PIL's pixel bound is not
+    applied (pipekit's is, by the caller). None when PIL cannot read it either: the image is then decoded and
+    refused after, if too large."""
+    from io import BytesIO
+
+    from PIL import JpegImagePlugin, TiffImagePlugin
+
+    opener = JpegImagePlugin.JpegImageFile if kind == "JPEG" else TiffImagePlugin.TiffImageFile
+    try:
+        with opener(BytesIO(bytes(data))) as im:
+            width, height = im.size
+            return int(width), int(height)
+    except Exception:  # whatever PIL raises on a header it cannot parse: OpenCV decides, the bound applies after
+        return None
 
 
 def _wide_to_uint8(img: np.ndarray, mode: str, name: str) -> np.ndarray:
