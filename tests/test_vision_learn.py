@@ -63,7 +63,7 @@ def test_vision_model_head_and_registry_roundtrip():
 def test_unet_outputs_one_score_per_pixel_and_class():
     u = unet("xresnet18", n_out=6, n_in=3)
     assert u(torch.zeros(1, 3, 72, 100)).shape == (1, 6, 72, 100)
-    assert arch_spec(u) == ("unet", {"encoder": "xresnet18", "n_out": 6, "n_in": 3})
+    assert arch_spec(u) == ("unet", {"encoder": "xresnet18", "n_out": 6, "n_in": 3, "y_range": None})
 
 
 def test_vision_learner_groups_freeze_and_training(mnist_dls, tmp_path):

@@ -106,6 +106,24 @@ def _check_masks_fit_images(blocks: Sequence[Any], stores: Sequence[Any], items:
                                 "of its image, pixel for pixel: check the getter pairs each image with its own mask")
 
 
+def _check_boxes_have_labels(blocks: Sequence[Any], raws: Sequence[pl.Series], items: pl.DataFrame) -> None:
+    """Each box is paired with the label at its place, so an item needs as many labels (the first later block
+    labelling ``"bbox"`` geometry, ``BBoxLblBlock``) as boxes; the first item that has not is named with both counts."""
+    for j, b in enumerate(blocks[:len(raws)]):
+        if b.geometry != "bbox":
+            continue
+        k = next((k for k in range(j + 1, len(raws)) if getattr(blocks[k], "labels_geometry", None) == "bbox"), None)
+        if k is None:
+            continue
+        n_boxes, n_labels = b.item_counts(raws[j]), blocks[k].item_counts(raws[k])
+        bad = np.flatnonzero(n_boxes != n_labels)
+        if bad.size:
+            i = int(bad[0])
+            raise DataError(f"item {i} ({item_at(items, i)!r}): {n_boxes[i]} box(es) but {n_labels[i]} label(s) "
+                            f"({bad.size} item(s) differ); give one label per box: the getters of "
+                            f"{type(b).__name__} and {type(blocks[k]).__name__} must return lists of the same length")
+
+
 def _source_sizes(block: Any, before: Sequence[Any], stores: Sequence[Any]) -> dict[str, Any]:
     """``{"source_sizes": (N, 2)}`` for a block whose values are measured in the source images (points, boxes):
     each item's (h, w), read from the store of the first image block before it (its files are decoded once, so
@@ -403,6 +421,7 @@ class DataBlock(Component):
         # a batch transform given in item_tfms runs on batches (see _batch_tfms), never on a block's column
         item_tfms = [t.clone() for t in as_list(self.item_tfms) if not isinstance(t, BatchTransform)]
         stores: list[Any] = []
+        raws: list[pl.Series] = []
         for j, (block, getter) in enumerate(zip(self.blocks_, self.getters_)):
             role = f"x{j}" if j < self.n_inp_ else f"y{j - self.n_inp_}"
             name = f"{type(block).__name__} [{role}]"
@@ -414,6 +433,7 @@ class DataBlock(Component):
             raw: pl.Series = step(f"{name} getter {gname}", lambda g=getter, r=rows: (  # type: ignore[misc]
                 rows_column(items) if r else apply_getter(g, items)))
             say("getter", f"{name}: getter {gname}", raw)
+            raws.append(raw)
             if isinstance(getter, Getter):
                 getter.check_build(items, raw)
             # the role names the getter too (a ColReader names its column), so an error points at the data
@@ -429,6 +449,7 @@ class DataBlock(Component):
             say("store", name, (block, store))
             stores.append(store)
         _check_masks_fit_images(self.blocks_, stores, items)
+        _check_boxes_have_labels(self.blocks_, raws, items)
         self.batch_tfms_ = self._batch_tfms()
         return Datasets(items, [train, valid], stores, self.blocks_, self.n_inp_, recipe=self)
 
@@ -525,6 +546,7 @@ class DataBlock(Component):
             raise DataError(f"new items given as bare values cannot give {what}; give rows (a table, dicts or a "
                             "pandas Series) with the columns the getters read")
         stores: list[Any] = []
+        raws: list[pl.Series] = []
         for i, (block, getter) in enumerate(zip(self.blocks_[:n], self.getters_[:n])):
             if not bare:
                 self._check_getter_stored(i)
@@ -538,6 +560,8 @@ class DataBlock(Component):
             store = _naming_items(lambda b=block, r=raw, z=sizes: b.encode_new(r, **z),  # type: ignore[misc]
                                   items, len(raw))
             stores.append(_plain(block, store, rows))
+            raws.append(raw)
+        _check_boxes_have_labels(self.blocks_[:n], raws, items)
         return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)
 
     def _new_items(self, items: pl.DataFrame) -> tuple[pl.DataFrame, bool]:

@@ -830,7 +830,7 @@ class DataLoaders:
 
     #: what the loaders answer for their training loader, as fastai's do (``dls.decode_batch(b)``, ``dls.n``,
     #: a table's ``dls.xs``); ``dls.items`` is the training items
-    TRAIN_ATTRIBUTES = ("decode_batch", "n", "dataset", "xs", "ys", "y")
+    TRAIN_ATTRIBUTES = ("decode", "decode_batch", "n", "dataset", "xs", "ys", "y")
 
     def __getattr__(self, name: str) -> Any:
         described = getattr(type(self), name, None)
@@ -927,6 +927,16 @@ class DataLoaders:
         """The loss the target calls for (``'cross_entropy'``, ``'bce'``, ``'mse'``), which a learner uses when it
         is given no ``loss_func``; None when the target names none."""
         return self.y_block.loss_kind if self.y_block is not None else None
+
+    @property
+    def loss_func(self) -> Any:
+        """The loss a learner on these loaders uses when it is given no ``loss_func`` (fastai's ``dls.loss_func``,
+        e.g. ``MSELossFlat()`` for points, ``BCEWithLogitsLossFlat()`` for multi-label); None when the target
+        names no :attr:`loss_kind`. A new loss object each time."""
+        from pipekit.learn.losses import loss_from_kind  # the learning layer builds on this one
+
+        kind = self.loss_kind
+        return None if kind is None else loss_from_kind(kind)
 
     def one_batch(self) -> tuple:
         """The first batch of the training loader, inputs then targets, on ``dls.device`` (fastai's

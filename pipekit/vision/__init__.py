@@ -5,9 +5,9 @@
 """
 from pipekit.vision.albu import Albumentations
 from pipekit.vision.augment import AugmentPlan, AugmentSettings, map_boxes, map_points, sample_plan, warp_cv2, warp_torch
-from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock, get_annotations
-from pipekit.vision.blocks import (ImageBlock, MaskBlock, PILImage, PILImageBW, PointBlock, TensorImage,
-                                    dataloaders_from_arrays, image2tensor, image_paths_with)
+from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock, TensorBBox, get_annotations
+from pipekit.vision.blocks import (ImageBlock, MaskBlock, PILImage, PILImageBW, PILMask, PointBlock, TensorImage,
+                                    TensorPoint, dataloaders_from_arrays, image2tensor, image_paths_with)
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
 from pipekit.vision.dataloaders import ImageDataLoaders, SegmentationDataLoaders
 from pipekit.vision.decode import (ImageDecodeError, decode_bytes, decode_image, image_from_value, resize_image,
@@ -42,6 +42,6 @@ __all__ = [
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
     "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
-    "IMAGENET_DOGS", "PILImage", "PILImageBW", "TensorImage", "XResNetBody", "LayerGrouped", "image2tensor",
+    "IMAGENET_DOGS", "PILImage", "PILImageBW", "PILMask", "TensorImage", "TensorPoint", "TensorBBox", "XResNetBody", "LayerGrouped", "image2tensor",
     "ResNet", "ResNetBody", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
 ]

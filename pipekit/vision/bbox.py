@@ -27,13 +27,13 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchContext, BatchTransform, Transform
 from pipekit.data.vocab import CategoryMap
 from pipekit.vision.augment import empty_boxes_to_padding
-from pipekit.vision.blocks import CoordBlock, to_numpy
+from pipekit.vision.blocks import CoordBlock, _ArrayKind, to_numpy
 
 PAD_LABEL = "#na#"
 BOX_GID = "pipekit-box"  # marks the rectangles BBoxBlock draws, where BBoxLblBlock writes the labels
@@ -44,6 +44,35 @@ class Boxes(np.ndarray):
 
     def __str__(self) -> str:
         return f"{len(self)} box{'es' if len(self) != 1 else ''}"
+
+
+class TensorBBox(metaclass=_ArrayKind):
+    """Boxes under the name fastai users know: ``TensorBBox.create(boxes)`` (or ``TensorBBox(boxes)``) makes float32
+    (n, 4) [x0, y0, x1, y1] boxes, a :class:`Boxes` array, from a list, an array or a tensor. What ``BBoxBlock``
+    decodes and ``learn.predict`` gives for boxes is one:
+    ``isinstance(b, TensorBBox)``. fastai's are tensors; ``torch.as_tensor(b)`` makes one.
+
+    >>> b = TensorBBox.create([[1, 2, 5, 6]]); b.tolist(), isinstance(b, TensorBBox)
+    ([[1.0, 2.0, 5.0, 6.0]], True)
+    """
+
+    array_type = Boxes
+
+    def __new__(cls, x: Any) -> Boxes:  # type: ignore[misc]
+        return cls.create(x)
+
+    @classmethod
+    def create(cls, x: Any, img_size: Any = None) -> Boxes:
+        """``x`` as float32 (n, 4) [x0, y0, x1, y1] boxes (``x`` holds a multiple of 4 values)."""
+        if img_size is not None:  # pipekit reads each image's size as it decodes it
+            raise ParameterError("TensorBBox.create: img_size is not kept with the boxes; a BBoxBlock reads each "
+                                 "image's size as it decodes it (or give the getter's value as "
+                                 "{'boxes': [[x0, y0, x1, y1], ...], 'size': [h, w]})")
+        arr = np.asarray(to_numpy(x), dtype=np.float32)
+        if arr.size % 4:
+            raise ParameterError(f"TensorBBox.create: {arr.size} value(s) of shape {arr.shape} are not boxes of 4 "
+                                 "numbers; give [[x0, y0, x1, y1], ...]")
+        return np.ascontiguousarray(arr.reshape(-1, 4)).view(Boxes)
 
 
 class BBoxBlock(CoordBlock):
@@ -65,6 +94,12 @@ class BBoxBlock(CoordBlock):
         # boxes the item transform cropped away (or that had no area) are padding rows in their place, so each
         # stays next to its label; DropEmptyBoxes gives those labels the padding label in every batch
         return TensorStore(empty_boxes_to_padding(torch.from_numpy(out)).numpy())
+
+    def item_counts(self, raw: pl.Series) -> np.ndarray:
+        """The number of boxes of each value a getter gave (a dict value's ``boxes``), as :meth:`coords` reads them."""
+        values = [v.get(self.key) if isinstance(v, dict) else v for v in raw.to_list()]
+        return np.array([np.asarray(v if v is not None else [], dtype=np.float64).reshape(-1, 4).shape[0]
+                         for v in values], dtype=np.int64)
 
     def decode(self, value: Any) -> np.ndarray:
         """Boxes in -1..1 coordinates as an (n, 4) array, padding removed."""
@@ -176,6 +211,8 @@ class BBoxLblBlock(TransformBlock):
     away, or moved out of the picture by augmentation) has the padding label."""
 
     draws_on_input = True
+    #: the geometry whose items it labels, one label per box: a DataBlock checks the counts agree item by item
+    labels_geometry = "bbox"
     param_attrs = {"vocab": "vocab_arg"}
 
     def __init__(self, vocab: Sequence[str] | None = None):
@@ -186,6 +223,10 @@ class BBoxLblBlock(TransformBlock):
 
     def block_batch_tfms(self) -> list[BatchTransform]:
         return [DropEmptyBoxes()]
+
+    def item_counts(self, raw: pl.Series) -> np.ndarray:
+        """The number of labels of each value a getter gave, as :class:`BoxLabels` encodes them."""
+        return np.array([len(list(v or [])) for v in raw.to_list()], dtype=np.int64)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         """Write each label inside the top-left corner of its box, the boxes a :class:`BBoxBlock` drew on ``ax``

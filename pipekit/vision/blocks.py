@@ -252,6 +252,74 @@ class PILImageBW(PILImage):
     mode = "L"
 
 
+class MaskArray(np.ndarray):
+    """A segmentation mask as :class:`PILMask` opens it: one class index per pixel, uint8 (H, W) (what fastai's
+    ``np.array(PILMask.create(fn))`` gives). ``show()`` draws it as ``MaskBlock`` draws a mask; arithmetic and
+    NumPy functions on it give plain arrays."""
+
+    def __array_wrap__(self, array: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        out = np.asarray(array).view(np.ndarray)
+        return out[()] if return_scalar else out
+
+    def __repr__(self) -> str:
+        if self.ndim != 2:
+            return repr(self.view(np.ndarray))
+        return f"PILMask size={self.shape[1]}x{self.shape[0]}"
+
+    def show(self, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None,
+             ctx: Any = None) -> Any:
+        """Draw the mask, a colour per class (on ``ax``, fastai's ``ctx``, when given); returns the axes."""
+        from pipekit.data.plotting import get_pyplot, savefig_or_show
+
+        ax = ctx if ax is None else ax
+        own = ax is None
+        if own:
+            fig, ax = get_pyplot().subplots(figsize=figsize or (3, 3))
+        MaskBlock().show(ax, self.view(np.ndarray), title)
+        if own:
+            savefig_or_show(fig, name="mask")
+        return ax
+
+
+class _ArrayKind(type):
+    """The class of fastai's names for values pipekit holds as NumPy arrays (:class:`PILMask`,
+    :class:`TensorPoint`, ``TensorBBox``): ``isinstance`` asks whether a value is such an array (``array_type``),
+    so a mask ``PILMask.create`` opened is a ``PILMask`` and the points ``PointBlock`` decodes are ``TensorPoint``."""
+
+    array_type: type
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls.array_type)
+
+
+class PILMask(metaclass=_ArrayKind):
+    """A segmentation mask under the name fastai users know: ``PILMask.create(item)`` opens a mask as ``MaskBlock``
+    reads one (a file path, its bytes or a file object, a PIL image or an array; a grey or palette PNG gives its
+    class indices) as a uint8 (H, W) :class:`MaskArray`, which ``isinstance(m, PILMask)`` recognises.
+
+    >>> m = PILMask.create(np.array([[0, 1], [2, 1]], np.uint8))
+    >>> m, m.shape, isinstance(m, PILMask), np.unique(m).tolist()
+    (PILMask size=2x2, (2, 2), True, [0, 1, 2])
+    """
+
+    array_type = MaskArray
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Refused, saying what to call: ``PILMask.create(item)`` opens a mask."""
+        raise ParameterError("PILMask is not built directly: PILMask.create(path) opens a mask (a path, bytes, a file "
+                             "object, a PIL image or an array)")
+
+    @classmethod
+    def create(cls, item: Any) -> MaskArray:
+        """The mask ``item`` (a file path, its bytes or a binary file object, a PIL image or an array) as its class
+        indices, uint8 (H, W)."""
+        if isinstance(item, (str, os.PathLike)):
+            pixels = decode_image(item, mode="mask")
+        else:
+            pixels = image_from_value(item, mode="mask")
+        return np.ascontiguousarray(np.asarray(pixels)[:, :, 0]).view(MaskArray)
+
+
 class TensorImage(torch.Tensor):
     """An image as a (C, H, W) tensor that shows itself, as fastai's ``TensorImage`` (chapter 18's
     ``x_dec = TensorImage(dls.train.decode((x,))[0][0]); x_dec.show(ctx=ax)``): a tensor is taken as it is, pixels
@@ -515,8 +583,9 @@ class CoordBlock(TransformBlock):
         unit = self.decode(value)
         if source_size is None:
             return unit
-        return self.to_pixels(self.unit_before_batch(np.asarray(unit), geometry),
-                              (int(source_size[0]), int(source_size[1])))
+        pixels = self.to_pixels(self.unit_before_batch(np.asarray(unit), geometry),
+                                (int(source_size[0]), int(source_size[1])))
+        return pixels.view(type(unit)) if isinstance(unit, np.ndarray) else pixels  # points stay a TensorPoint
 
     @staticmethod
     def unit_before_batch(unit: np.ndarray, geometry: Any) -> np.ndarray:
@@ -582,8 +651,8 @@ class PointBlock(CoordBlock):
         return 2 * n if n is not None else None
 
     def decode(self, value: Any) -> np.ndarray:
-        """Points in -1..1 coordinates as an (N, 2) array."""
-        return to_numpy(value).reshape(-1, 2)
+        """Points in -1..1 coordinates as an (N, 2) array (a :class:`TensorPoint`)."""
+        return to_numpy(value).reshape(-1, 2).view(Points)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         p = self.decode(value)
@@ -594,6 +663,39 @@ class PointBlock(CoordBlock):
             ax.scatter(p[:, 0], -p[:, 1], s=20, c="red", marker="x")
         if title:
             ax.set_title(title)
+
+
+class Points(np.ndarray):
+    """An (n, 2) array of (x, y) points, as :class:`PointBlock` decodes them (a :class:`TensorPoint`)."""
+
+
+class TensorPoint(metaclass=_ArrayKind):
+    """Points under the name fastai users know: ``TensorPoint.create(pts)`` (or ``TensorPoint(pts)``) makes float32
+    (n, 2) (x, y) points, a :class:`Points` array, from a list, an array or a tensor. What ``PointBlock`` decodes
+    and ``learn.predict`` gives for points is one:
+    ``isinstance(p, TensorPoint)``. fastai's are tensors; ``torch.as_tensor(p)`` makes one.
+
+    >>> p = TensorPoint.create([12.5, 6.5]); p.tolist(), isinstance(p, TensorPoint)
+    ([[12.5, 6.5]], True)
+    """
+
+    array_type = Points
+
+    def __new__(cls, x: Any) -> Points:  # type: ignore[misc]
+        return cls.create(x)
+
+    @classmethod
+    def create(cls, x: Any, img_size: Any = None) -> Points:
+        """``x`` as float32 (n, 2) (x, y) points (``x`` holds an even number of values)."""
+        if img_size is not None:  # pipekit reads each image's size as it decodes it
+            raise ParameterError("TensorPoint.create: img_size is not kept with the points; a PointBlock reads each "
+                                 "image's size as it decodes it (or give the getter's value as "
+                                 "{'points': [[x, y], ...], 'size': [h, w]})")
+        arr = np.asarray(to_numpy(x), dtype=np.float32)
+        if arr.size % 2:
+            raise ParameterError(f"TensorPoint.create: {arr.size} value(s) of shape {arr.shape} are not (x, y) pairs; "
+                                 "give [[x, y], ...]")
+        return np.ascontiguousarray(arr.reshape(-1, 2)).view(Points)
 
 
 def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:

@@ -20,14 +20,14 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, UnknownNameError, WeightsNotInstalledError, warn
 from pipekit.core.registry import lookup, name_of
-from pipekit.core.validate import Interval, argument_names, check_arguments
+from pipekit.core.validate import Y_RANGE, Interval, argument_names, check, check_arguments
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.export import unusable_weights
 from pipekit.metrics import MeanMetric, Metric
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
                                         pretrained_archs)
-from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _refuse_head_options, unet,
-                                   vision_model)
+from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _refuse_head_options,
+                                   unet, vision_model)
 from pipekit.vision.transforms import Normalize, image_stats, imagenet_stats
 
 __all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
@@ -299,6 +299,53 @@ def _check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[..
         Learner.__init__, but=("dls", "model"))))
 
 
+def _check_n_in(who: str, n_in: Any, channels: int) -> None:
+    """fastai's ``n_in``, the model's input channels: pipekit takes them from the data, so one given must be the
+    number the data's images have."""
+    if n_in is not None and (isinstance(n_in, bool) or n_in != channels):
+        raise ParameterError(f"{who}: n_in={n_in!r}, but the data's images have {channels} channel(s) and the model "
+                             "takes the channels of its images, which come from the ImageBlock's cls "
+                             "(ImageBlock(cls=PILImageBW): 1 grey channel, the default PILImage: 3); leave n_in out, "
+                             "or change the ImageBlock")
+
+
+#: the norm layers fastai's ``init`` leaves as they are
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm)
+
+
+def _apply_init(who: str, init: Any, module: nn.Module) -> None:
+    """fastai's ``init`` (its ``apply_init``): ``init(weight)`` on the weight of each layer of ``module`` (the new head
+    or decoder) but its norm layers, and that layer's bias set to 0; None leaves PyTorch's initialisation."""
+    if init is None:
+        return
+    if not callable(init):
+        raise ParameterError(f"{who}: init={init!r} is not a function; give one that initialises a weight tensor in "
+                             "place, such as nn.init.kaiming_normal_, or leave init out")
+    with torch.no_grad():
+        for m in module.modules():
+            weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+            if isinstance(m, _NORMS) or not isinstance(weight, nn.Parameter):
+                continue
+            init(weight)
+            if isinstance(bias, nn.Parameter):
+                bias.zero_()
+
+
+#: fastai's U-Net options (its ``DynamicUnet``'s) that pipekit's U-Net has no counterpart for
+FASTAI_UNET_OPTIONS = ("blur", "blur_final", "self_attention", "last_cross", "bottle", "act_cls", "norm_type")
+
+
+def _refuse_unet_options(kwargs: dict[str, Any]) -> None:
+    """Refuse fastai's U-Net options by name, saying what pipekit's decoder is."""
+    given = [k for k in FASTAI_UNET_OPTIONS if k in kwargs]
+    if given:
+        raise ParameterError(f"unet_learner: {', '.join(k + '=' for k in given)} "
+                             f"{'is an option' if len(given) == 1 else 'are options'} of fastai's DynamicUnet, which "
+                             "pipekit's U-Net does not have: its decoder is fixed (nearest-neighbour upsampling, "
+                             "convolutions with batch-norm and ReLU, the input joined before the last convolution; no "
+                             f"self-attention, no blur); leave {', '.join(given)} out")
+
+
 def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_out: int | None = None,
                    pretrained: bool | str | os.PathLike | None = None, normalize: bool = True, loss_func: Any = None,
                    metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = None,
@@ -306,14 +353,18 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
                    y_range: Sequence[float] | None = None, cbs: Any = None,
                    splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
                    custom_head: nn.Module | None = None, first_bn: bool = True, bn_final: bool = False,
-                   lin_first: bool = False, **kwargs: Any) -> Learner:
+                   lin_first: bool = False, init: Callable[[torch.Tensor], Any] | None = None,
+                   n_in: int | None = None, **kwargs: Any) -> Learner:
     """A Learner with ``arch``'s body and a new head (avg+max pooling, batch-norm, dropout, linear; with
     ``y_range=(low, high)`` a sigmoid squashing the outputs into that range, as for the book's points).
 
     The head is :func:`~pipekit.vision.models.create_head`'s, with its options ``lin_ftrs`` (hidden sizes; None:
     one of 512, ``[]``: none), ``ps``, ``concat_pool``, ``first_bn``, ``bn_final``, ``lin_first`` and ``y_range``.
     ``custom_head``: your own module, taking the body's feature map ``(N, C, H, W)`` to ``n_out`` outputs, in its
-    place (the body is cut as usual; those options then must stay unset). ``learn.export`` stores a custom head
+    place (the body is cut as usual; those options then must stay unset). ``init``: fastai's, a function such as
+    ``nn.init.kaiming_normal_`` run on the weight of each layer of the new head (norm layers left out, biases set to
+    0); None (the default) keeps PyTorch's initialisation. ``n_in``: fastai's number of input channels, which pipekit
+    reads off the data (the ImageBlock's ``cls``): one given must match it. ``learn.export`` stores a custom head
     built by a registered architecture (``create_head(...)``, or your class or factory decorated with
     ``pipekit.learn.register_arch``; import it before ``load_learner``) and refuses any other, saying so.
 
@@ -366,7 +417,9 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     """
     _check_learner_kwargs("vision_learner", kwargs, vision_learner)
     _refuse_resnet_imagenet(arch, pretrained, "vision_learner")
-    n_out, n_in = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
+    n_out, channels = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
+    _check_n_in("vision_learner", n_in, channels)
+    n_in = channels
     if isinstance(arch, nn.Module) and pretrained not in (False, None):
         raise ParameterError("pretrained= is for arch names; a model instance already carries its weights")
     head_options = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
@@ -382,6 +435,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
                 **head_options, "lin_ftrs": [512] if lin_ftrs is None else list(lin_ftrs)})
     except ParameterError as e:
         raise ParameterError(f"vision_learner: {e}") from None
+    _apply_init("vision_learner", init, model.head)
     pretrained = False if isinstance(arch, nn.Module) else _pretrained_default(model.body, pretrained)
     stats = _start_from(model.body, pretrained, label)
     dls = _add_normalize(dls, n_in, stats, normalize, label)
@@ -630,7 +684,9 @@ class DiceMulti(Metric):
 def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "xresnet18", n_out: int | None = None,
                  pretrained: bool | str | os.PathLike | None = None, normalize: bool = True, loss_func: Any = None,
                  metrics: Any = None, lr: float = 1e-3, cbs: Any = None,
-                 splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None, **kwargs: Any) -> Learner:
+                 splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
+                 y_range: Sequence[float] | None = None, init: Callable[[torch.Tensor], Any] | None = None,
+                 n_in: int | None = None, **kwargs: Any) -> Learner:
     """A Learner with a U-Net over ``arch``'s body for segmentation (one class score per pixel).
 
     ``arch``: an arch name or its registered factory (``'efficientnet_lite0/1/2'``: skip connections at the end of
@@ -639,19 +695,32 @@ def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "xresnet18", n
     :func:`vision_learner` (by default the ImageNet encoder where pipekit has its weights, frozen until ``fine_tune``
     or ``unfreeze``). Default loss: cross-entropy over the class axis. Layer groups: the encoder's (as in ``vision_learner``), then the decoder; ``splitter=``
     gives your own.
+
+    fastai's options: ``y_range=(low, high)`` squashes every output into that range with a sigmoid (a
+    ``SigmoidRange`` last, ``learn.model.final[-1]``; for an image target, with ``n_out`` and a ``loss_func`` such as
+    ``MSELossFlat()``); ``init`` runs on the weights of the decoder's layers as :func:`vision_learner`'s runs on its
+    head's; ``n_in`` must match the data's channels (see :func:`vision_learner`). Its DynamicUnet's ``blur``,
+    ``blur_final``, ``self_attention``, ``last_cross``, ``bottle``, ``act_cls`` and ``norm_type`` are refused: this
+    U-Net's decoder has none of them.
     """
+    _refuse_unet_options(kwargs)
     _check_learner_kwargs("unet_learner", kwargs, unet_learner)
+    check("unet_learner", y_range=(y_range, Y_RANGE))
     _refuse_resnet_imagenet(arch, pretrained, "unet_learner")
     if callable(arch) and not isinstance(arch, (str, nn.Module)):
         try:  # a registered factory is stored by its name, so the export names it
             arch = name_of(arch)
         except UnknownNameError:
             pass
-    n_out, n_in = _n_out(dls, n_out, "unet_learner", "the mask block has no codes"), _image_channels(dls)
+    n_out, channels = _n_out(dls, n_out, "unet_learner", "the mask block has no codes"), _image_channels(dls)
+    _check_n_in("unet_learner", n_in, channels)
+    n_in = channels
     try:
-        model = unet(arch, n_out=n_out, n_in=n_in)  # type: ignore[arg-type]
+        model = unet(arch, n_out=n_out, n_in=n_in,  # type: ignore[arg-type]
+                     y_range=None if y_range is None else [float(v) for v in y_range])
     except ParameterError as e:
         raise ParameterError(f"unet_learner: {e}") from None
+    _apply_init("unet_learner", init, nn.ModuleList([model.middle, model.ups, model.final]))
     pretrained = _pretrained_default(model.encoder, pretrained)
     label = arch if isinstance(arch, str) else getattr(arch, "__name__", type(arch).__name__)
     stats = _start_from(model.encoder, pretrained, label, "unet_learner")

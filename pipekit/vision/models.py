@@ -24,7 +24,7 @@ from torch import nn
 
 from pipekit.core.errors import FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
-from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, Options, check
+from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, Options, check
 from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
@@ -678,16 +678,23 @@ class UNet(nn.Module):
 
 
 @register_arch("unet")
-def unet(encoder: str = "xresnet18", n_out: int = 2, n_in: int = 3) -> UNet:
+def unet(encoder: str = "xresnet18", n_out: int = 2, n_in: int = 3, y_range: Sequence[float] | None = None) -> UNet:
     """A U-Net over the body of ``encoder`` (an arch name: an XResNet, ``simple_cnn``, an EfficientNet-Lite)
-    with ``n_out`` classes per pixel.
+    with ``n_out`` classes (or values) per pixel; with ``y_range`` = (low, high) a sigmoid squashes every output
+    into that range, its last layer (``model.final[-1]``) a ``SigmoidRange`` (``unet_learner(..., y_range=)``).
 
     >>> unet("xresnet18", n_out=5)(torch.zeros(1, 3, 64, 96)).shape
     torch.Size([1, 5, 64, 96])
+    >>> y = unet("xresnet18", n_out=1, y_range=(0, 1)).eval()(torch.rand(1, 3, 32, 32))
+    >>> bool(((y > 0) & (y < 1)).all())
+    True
     """
     size = Interval(1, None, integer=True)
-    checked = check("unet", n_out=(n_out, size), n_in=(n_in, size))
-    return UNet(create_body(encoder, checked["n_in"]), n_out=checked["n_out"], n_in=checked["n_in"])
+    checked = check("unet", n_out=(n_out, size), n_in=(n_in, size), y_range=(y_range, Y_RANGE))
+    model = UNet(create_body(encoder, checked["n_in"]), n_out=checked["n_out"], n_in=checked["n_in"])
+    if y_range is not None:
+        model.final.append(SigmoidRange(float(y_range[0]), float(y_range[1])))
+    return model
 
 
 def check_stored_unet(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str) -> None:
