@@ -27,13 +27,13 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchContext, BatchTransform, Transform
 from pipekit.data.vocab import CategoryMap
 from pipekit.vision.augment import empty_boxes_to_padding
-from pipekit.vision.blocks import CoordBlock, _ArrayKind, to_numpy
+from pipekit.vision.blocks import CoordBlock, _Coords, to_numpy
 
 PAD_LABEL = "#na#"
 BOX_GID = "pipekit-box"  # marks the rectangles BBoxBlock draws, where BBoxLblBlock writes the labels
@@ -46,7 +46,7 @@ class Boxes(np.ndarray):
         return f"{len(self)} box{'es' if len(self) != 1 else ''}"
 
 
-class TensorBBox(metaclass=_ArrayKind):
+class TensorBBox(_Coords):
     """Boxes under the name fastai users know: ``TensorBBox.create(boxes)`` (or ``TensorBBox(boxes)``) makes float32
     (n, 4) [x0, y0, x1, y1] boxes, a :class:`Boxes` array, from a list, an array or a tensor. What ``BBoxBlock``
     decodes and ``learn.predict`` gives for boxes is one:
@@ -56,23 +56,8 @@ class TensorBBox(metaclass=_ArrayKind):
     ([[1.0, 2.0, 5.0, 6.0]], True)
     """
 
-    array_type = Boxes
-
-    def __new__(cls, x: Any) -> Boxes:  # type: ignore[misc]
-        return cls.create(x)
-
-    @classmethod
-    def create(cls, x: Any, img_size: Any = None) -> Boxes:
-        """``x`` as float32 (n, 4) [x0, y0, x1, y1] boxes (``x`` holds a multiple of 4 values)."""
-        if img_size is not None:  # pipekit reads each image's size as it decodes it
-            raise ParameterError("TensorBBox.create: img_size is not kept with the boxes; a BBoxBlock reads each "
-                                 "image's size as it decodes it (or give the getter's value as "
-                                 "{'boxes': [[x0, y0, x1, y1], ...], 'size': [h, w]})")
-        arr = np.asarray(to_numpy(x), dtype=np.float32)
-        if arr.size % 4:
-            raise ParameterError(f"TensorBBox.create: {arr.size} value(s) of shape {arr.shape} are not boxes of 4 "
-                                 "numbers; give [[x0, y0, x1, y1], ...]")
-        return np.ascontiguousarray(arr.reshape(-1, 4)).view(Boxes)
+    array_type, width, rows = Boxes, 4, "[[x0, y0, x1, y1], ...]"
+    value_form = f"{{'boxes': {rows}, 'size': [h, w]}}"
 
 
 class BBoxBlock(CoordBlock):

@@ -669,7 +669,33 @@ class Points(np.ndarray):
     """An (n, 2) array of (x, y) points, as :class:`PointBlock` decodes them (a :class:`TensorPoint`)."""
 
 
-class TensorPoint(metaclass=_ArrayKind):
+class _Coords(metaclass=_ArrayKind):
+    """What :class:`TensorPoint` and ``TensorBBox`` share: ``create`` makes float32 (n, ``width``) rows of
+    ``array_type`` from a list, an array or a tensor; ``rows`` is how they are written, ``value_form`` the getter's
+    value that carries a size."""
+
+    width: int
+    rows: str
+    value_form: str
+
+    def __new__(cls, x: Any) -> Any:  # type: ignore[misc]
+        return cls.create(x)
+
+    @classmethod
+    def create(cls, x: Any, img_size: Any = None) -> Any:
+        """``x`` as float32 (n, ``width``) rows (``x`` holds a multiple of ``width`` values)."""
+        name = cls.__name__
+        if img_size is not None:  # pipekit reads each image's size as it decodes it
+            raise ParameterError(f"{name}.create: img_size is not kept with the values; the block reads each "
+                                 f"image's size as it decodes it (or give the getter's value as {cls.value_form})")
+        arr = np.asarray(to_numpy(x), dtype=np.float32)
+        if arr.size % cls.width:
+            raise ParameterError(f"{name}.create: {arr.size} value(s) of shape {arr.shape} are not rows of "
+                                 f"{cls.width} numbers; give {cls.rows}")
+        return np.ascontiguousarray(arr.reshape(-1, cls.width)).view(cls.array_type)
+
+
+class TensorPoint(_Coords):
     """Points under the name fastai users know: ``TensorPoint.create(pts)`` (or ``TensorPoint(pts)``) makes float32
     (n, 2) (x, y) points, a :class:`Points` array, from a list, an array or a tensor. What ``PointBlock`` decodes
     and ``learn.predict`` gives for points is one:
@@ -679,23 +705,8 @@ class TensorPoint(metaclass=_ArrayKind):
     ([[12.5, 6.5]], True)
     """
 
-    array_type = Points
-
-    def __new__(cls, x: Any) -> Points:  # type: ignore[misc]
-        return cls.create(x)
-
-    @classmethod
-    def create(cls, x: Any, img_size: Any = None) -> Points:
-        """``x`` as float32 (n, 2) (x, y) points (``x`` holds an even number of values)."""
-        if img_size is not None:  # pipekit reads each image's size as it decodes it
-            raise ParameterError("TensorPoint.create: img_size is not kept with the points; a PointBlock reads each "
-                                 "image's size as it decodes it (or give the getter's value as "
-                                 "{'points': [[x, y], ...], 'size': [h, w]})")
-        arr = np.asarray(to_numpy(x), dtype=np.float32)
-        if arr.size % 2:
-            raise ParameterError(f"TensorPoint.create: {arr.size} value(s) of shape {arr.shape} are not (x, y) pairs; "
-                                 "give [[x, y], ...]")
-        return np.ascontiguousarray(arr.reshape(-1, 2)).view(Points)
+    array_type, width, rows = Points, 2, "[[x, y], ...]"
+    value_form = f"{{'points': {rows}, 'size': [h, w]}}"
 
 
 def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
