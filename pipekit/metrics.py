@@ -87,6 +87,15 @@ class Metric(Component):
     def reset(self) -> None:
         raise NotImplementedError
 
+    #: the number of classes of a learner's single-label target, see :meth:`set_classes` (None: not known)
+    _n_classes: int | None = None
+
+    def set_classes(self, n_classes: int | None) -> None:
+        """Told by a Learner before each validation pass: the number of classes of its data's single-label target
+        (None for any other target). One score per item is then read from the data, not guessed from its shape:
+        a one-class classifier's one column scores as a class, a single-output binary model's is refused."""
+        self._n_classes = n_classes
+
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
         raise NotImplementedError
 
@@ -372,7 +381,9 @@ class Accuracy(MeanMetric):
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         self._refuse_multi_label(pred, targ)
-        if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
+        # one column is one class's score only where the data has one class (its arg-max, 0, is then every target)
+        if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0] \
+                and self._n_classes != 1:
             raise ParameterError(f"{self.name} takes one score per class, and this model gives one score per item "
                                  "(the arg-max of one column is always 0): for a single-output binary model use "
                                  "accuracy_multi (a sigmoid, then a threshold of 0.5), or give the model 2 outputs")
@@ -840,6 +851,14 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
         return m.func.configured(**m.keywords)
     if callable(m):
         return FuncMetric(m, y_first=y_first)
+    if isinstance(m, str):  # a name is no metric here: the object of that name is (get_metric reads names for a task)
+        import pipekit.learn
+
+        named = getattr(pipekit.learn, m, None) if m.isidentifier() else None
+        use = (f"{m}, from pipekit.learn" if isinstance(named, Metric) or isinstance(named, type) and
+               issubclass(named, Metric) else "a pipekit Metric such as accuracy or rmse, from pipekit.learn, or a "
+               "function fn(pred, targ)")
+        raise ParameterError(f"metrics={m!r} is a str: pass the metric itself ({use})")
     raise ParameterError(f"a metric must be a pipekit Metric or a function fn(pred, targ); got {type(m).__name__}")
 
 

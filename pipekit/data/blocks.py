@@ -525,6 +525,10 @@ class MultiCategorize(Transform):
             return
         flat = self._lists(values).explode().drop_nulls()
         if self.vocab is None:
+            if not len(flat):  # nothing to learn: a model of no outputs (as one class is, in a single-label block)
+                raise DataError(f"MultiCategoryBlock: every one of the {len(values)} training items has an empty "
+                                "label list, so there are no labels to learn; check get_y (it should return each "
+                                "item's labels) or label_delim (it splits a text of labels)")
             self.vocab_ = CategoryMap(sorted(flat.unique().to_list()))
             warn_near_labels(self.vocab_, "training labels")
             return

@@ -206,9 +206,10 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
         return tuple(out)
 
 
-def one_item_source(item: Any, n_inp: int = 1) -> Any:
+def one_item_source(item: Any, n_inp: int = 1, table: bool = False) -> Any:
     """``item`` (see :func:`predict` for what it may be) as the source of a one-item test loader (``n_inp``:
-    the model's inputs; a model of one input refuses a list of files, texts or images)."""
+    the model's inputs; a model of one input refuses a list of files, texts or images; ``table``: the model reads
+    a table's rows, and refuses an image, a number or an array, which have no column names)."""
     if item is None:  # as a NaN is refused, rather than as a null row of a table to build data from
         raise DataError("predict: the item is None, which is nothing to predict on; give the item: a str for a text "
                         "model, an image (a file path, its bytes, a PIL image or an array of pixels) for an image "
@@ -221,6 +222,12 @@ def one_item_source(item: Any, n_inp: int = 1) -> Any:
             raise ParameterError(f"predict takes one item; this DataFrame has {len(item)} rows: for several use "
                                  "learn.get_preds(dl=learn.dls.test_dl(df))")
         return item
+    libraries = {c.__module__.split(".")[0] for c in type(item).__mro__}  # PIL for pipekit's PILImage too
+    if table and ("PIL" in libraries or isinstance(item, (bool, int, float, bytes, np.generic))
+                  or hasattr(item, "ndim") or "polars" in libraries and type(item).__name__ == "Series"):
+        raise DataError(f"predict: this model reads rows of a table, and the item ({type(item).__name__}) is no row: "
+                        "a table's model predicts on a row, a dict ({column: value}), a pandas Series or a one-row "
+                        "DataFrame")
     if n_inp == 1 and isinstance(item, (list, tuple)) and len(item) >= 1 and all(
             isinstance(v, (str, bytes, os.PathLike)) or type(v).__module__.split(".")[0] == "PIL"
             or (hasattr(v, "ndim") and v.ndim >= 2) for v in item):
@@ -264,7 +271,10 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
                                                      "step of its recipe)")),
           with_input=(with_input, Options(True, False)))
     with learn._lock:  # one call at a time (see get_preds)
-        source = one_item_source(item, getattr(learn.dls.recipe, "n_inp_", 1))
+        n_inp = getattr(learn.dls.recipe, "n_inp_", 1)
+        blocks = tuple(getattr(learn.dls, "blocks", ()))[:n_inp]
+        table = bool(blocks) and all(getattr(b, "table_columns", False) for b in blocks)
+        source = one_item_source(item, n_inp, table=table)
         dl = learn.dls.test_dl(source, with_labels=False)
         if len(dl.dataset) != 1:  # a table's dict of columns ({"userId": [73, 561], ...}) is as many rows
             raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(dl.dataset)}: for several "

@@ -21,6 +21,7 @@ from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
 from pipekit.data.show import rows_table, title_chars, title_text
+from pipekit.learn.losses import MSELossFlat
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -32,6 +33,15 @@ def _classifies(learn: Learner) -> bool:
     """Whether the learner's targets are classes: labels, label sets or a class per pixel."""
     y_block = getattr(learn.dls, "y_block", None)
     return getattr(y_block, "vocab", None) is not None or getattr(learn.dls, "loss_kind", None) == "pixel_cross_entropy"
+
+
+def _predicts_numbers(learn: Learner) -> bool:
+    """Whether the learner's targets are numbers (a ``RegressionBlock``'s, points): by the data's target, or for
+    loaders that name none, by the loss."""
+    kind = getattr(learn.dls, "loss_kind", None)
+    if kind is not None:
+        return kind == "mse"
+    return isinstance(learn.loss_func, (MSELossFlat, torch.nn.MSELoss, torch.nn.L1Loss))
 
 
 class Interpretation:
@@ -52,6 +62,11 @@ class Interpretation:
     def from_learner(cls, learn: Learner, ds_idx: int = 1, dl: Loader | None = None,
                      act: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Interpretation:
         """Run ``learn.get_preds`` over a labelled set (default: validation) and keep everything needed."""
+        if issubclass(cls, ClassificationInterpretation) and _predicts_numbers(learn):
+            names = getattr(learn.dls, "y_names", None)
+            what = f" ({', '.join(map(str, names))})" if names else ""
+            raise ParameterError(f"{cls.__name__} needs a classifier; this learner predicts numbers{what}: use "
+                                 "Interpretation.from_learner(learn).top_losses() or .plot_top_losses(k)")
         dl = learn._get_dl(ds_idx, dl)
         inputs, preds, targs, decoded, losses = learn.get_preds(dl=dl, with_input=True, with_decoded=True,
                                                                 with_loss=True, act=act)
@@ -187,8 +202,12 @@ class ClassificationInterpretation(Interpretation):
 
     @property
     def multi_label(self) -> bool:
-        """True when each target is a 0/1 vector over the labels (a ``MultiCategoryBlock``)."""
-        return self.targs.ndim == 2 and self.targs.shape == self.preds.shape
+        """True when each target is a 0/1 vector over the labels (a ``MultiCategoryBlock``, whose loss is 'bce'); for
+        loaders that name no target, float targets shaped like the predictions."""
+        kind = getattr(self.learn.dls, "loss_kind", None)
+        if kind is not None:
+            return bool(kind == "bce")
+        return self.targs.ndim == 2 and self.targs.shape == self.preds.shape and self.targs.is_floating_point()
 
     def _single_label(self, what: str) -> None:
         if self.multi_label:

@@ -83,7 +83,17 @@ class CollabDataLoaders:
             raise ParameterError(f"CollabDataLoaders.from_df: user_name={user_name!r}, item_name={item_name!r} and "
                                  f"rating_name={rating_name!r} must name three different columns")
         dtype = df.schema[rating_name]
+        file = Path(ratings) if isinstance(ratings, (str, os.PathLike)) else None
         with naming_file(ratings):  # a file's rows are at fault from here on
+            # no rows (a header only), or no rating in any row, before the ratings' type, which they leave unknown
+            if len(df) == 0:
+                raise DataError(f"{file} has a header but no rows; there is nothing to train on: check the file"
+                                if file is not None else "CollabDataLoaders.from_df: the ratings table has no rows; "
+                                "there is nothing to train on")
+            if df[rating_name].null_count() == len(df):
+                raise DataError(f"CollabDataLoaders.from_df: {rating_name!r} is empty in all {len(df)} rows of "
+                                f"{file if file is not None else 'the ratings table'}; every row needs a rating: fill "
+                                "that column, or name the ratings' column with rating_name=")
             if not (dtype.is_numeric() or dtype == pl.Boolean):
                 first = df[rating_name].drop_nulls().head(1).to_list()
                 raise DataError(f"CollabDataLoaders.from_df: the ratings {rating_name!r} are {dtype} (e.g. "

@@ -540,6 +540,11 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
         raise ParameterError("tabular_learner: dls must come from Tabular.dataloaders(...) (their recipe carries "
                              f"the vocabularies), got recipe={type(recipe).__name__}.")
     processor = recipe.processor
+    tab = getattr(dls, "tabular", None)
+    if tab is not None and not any(type(p).__name__ == "FillMissing" for p in processor.procs):
+        from pipekit.tabular.processor import warn_missing_numbers
+
+        warn_missing_numbers(tab.train.conts, processor.cont_names_)
     n_out = dls.c if n_out is None else n_out
     if not n_out:
         raise ParameterError("tabular_learner: could not tell the number of outputs from the data; pass n_out=.")

@@ -83,6 +83,23 @@ def _check_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -
                             f"{found[f'r{i}']} ({found[f'n{i}']} such rows); clean the column or list it in cat_names.")
 
 
+def warn_missing_numbers(frame: pl.DataFrame, columns: Sequence[str]) -> None:
+    """Warn of continuous ``columns`` holding missing values (null, NaN or inf) in the training rows of a net's data
+    processed without FillMissing, naming each and its count: a net reads them as NaN, and its first training batch
+    stops with a NaN loss (forests and LightGBM take missing values as they are, so only a net's learner warns)."""
+    if not columns:
+        return
+    counts = frame.select((~pl.col(c).cast(pl.Float64).is_finite()).fill_null(True).sum().alias(c)
+                          for c in columns).row(0, named=True)
+    found = [f"{c!r} ({n} of {len(frame)} rows)" for c, n in counts.items() if n]
+    if found:
+        several = len(found) > 1
+        warn(f"continuous column{'s' if several else ''} {', '.join(found)} hold{'' if several else 's'} null, NaN or "
+             "inf values, and procs has no FillMissing to fill them (a net would read NaN, and its loss be NaN): add "
+             "FillMissing to procs (procs=[Categorify, FillMissing, Normalize]), or fill or drop those rows first",
+             UserWarning)
+
+
 #: the types a class target's values decode to, by the name ``y_type_`` saves: the column type a decoded target
 #: has, and how a class written as text in ``y_vocab_`` (as Polars writes the column's values) reads back
 CLASS_TYPES: dict[str, tuple[pl.DataType, Callable[[str], Any]]] = {
