@@ -116,8 +116,33 @@ class CacheRebuildWarning(UserWarning):
     """A cache file could not be trusted and is being rebuilt from the source data."""
 
 
+#: The reason given for an entry an older pipekit wrote (its checksum record is of an older CHECKSUM_ALGO).
+OLDER_ENTRY = "made by an older pipekit"
+
+
+def _made_by_older(obj: Any) -> str | None:
+    """Why the meta ``obj`` is an entry an older pipekit wrote (whose fields may differ from this version's): it
+    holds a checksum record of an older version of :data:`CHECKSUM_ALGO`; None when it does not."""
+    def version(algo: str) -> int | None:
+        head, _, number = algo.rpartition("-")
+        return int(number) if head == CHECKSUM_ALGO.rpartition("-")[0] and number.isdigit() else None
+
+    current = version(CHECKSUM_ALGO)
+    for v in obj.values() if isinstance(obj, dict) else ():
+        algo = v.get("algo") if isinstance(v, dict) else None
+        old = version(algo) if isinstance(algo, str) else None
+        if old is not None and current is not None and old < current:
+            return f"{OLDER_ENTRY} (its checksum is of kind {algo!r}, this version's is {CHECKSUM_ALGO!r})"
+    return None
+
+
 def warn_rebuild(path: str | os.PathLike, reason: str) -> None:
-    """Warn that the cache file ``path`` failed its checks because of ``reason`` and is rebuilt."""
+    """Warn that the cache file ``path`` failed its checks because of ``reason`` and is rebuilt; an entry an older
+    pipekit made (:data:`OLDER_ENTRY`) is said to be so, rebuilt once in this version's format."""
+    if reason.startswith(OLDER_ENTRY):
+        warn(f"cache file {path}: {reason}; rebuilt once from the source data in this version's format",
+             CacheRebuildWarning)
+        return
     warn(f"cache file {path}: {reason}; rebuilding it from the source data", CacheRebuildWarning)
 
 
@@ -457,6 +482,9 @@ def read_json(path: Path, fields: dict[str, type | tuple[type, ...]] | None = No
         raise CacheEntryError(f"{path.name} nests its JSON too deeply to be read (pipekit never writes it so)") from None
     check_fields(outer, {"sha256": str, "data": object}, path.name)
     obj = outer["data"]
+    older = _made_by_older(obj) if fields else None
+    if older:  # an older format lacks fields this version reads: not a damaged file
+        raise CacheEntryError(older)
     if fields:
         check_fields(obj, fields, path.name)
     start = len(_JSON_HEAD) + 2 * _DIGEST + len(_JSON_MID)
@@ -728,6 +756,9 @@ def verify_pack(path: Path, checksum: Any, *, header_len: int, record_len: int, 
     pack once, hashing its records in ``workers`` threads (hashlib releases the GIL).
     """
     algo = checksum.get("algo") if isinstance(checksum, dict) else None
+    older = _made_by_older({"checksum": checksum}) if isinstance(algo, str) else None
+    if older:
+        return older
     if isinstance(algo, str) and algo != CHECKSUM_ALGO:
         return f"its checksum is of kind {algo!r}, this version of pipekit trusts only signed {CHECKSUM_ALGO!r}"
     try:

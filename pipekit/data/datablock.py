@@ -41,12 +41,14 @@ def _grouped(tfms: Any) -> Any:
     augmentations (``[Flip(), Rotate(max_deg=20), Brightness()]``) are samplers of one augmentation, resampled once;
     a class says how through a ``batch_transform(pieces)`` class method. Anything else is kept as given.
 
-    A class given with such a method is made with its defaults first, as fastai makes a transform class given for one:
-    ``batch_tfms=Normalize`` where ``from pipekit.tabular.all import *`` came after ``from pipekit.vision.all import
-    *`` (the table's ``Normalize`` stands for the image one).
+    A batch transform class, or a class with such a method, is made with its defaults first, as fastai makes a
+    transform class given for one: ``batch_tfms=Normalize`` whichever of ``from pipekit.vision.all import *`` and
+    ``from pipekit.tabular.all import *`` came last (the table's ``Normalize`` stands for the image one). The
+    mid-level loaders' ``after_batch`` is read the same way.
     """
     def made(t: Any) -> Any:
-        return t() if isinstance(t, type) and callable(getattr(t, "batch_transform", None)) else t
+        return t() if isinstance(t, type) and (issubclass(t, BatchTransform) or callable(
+            getattr(t, "batch_transform", None))) else t
 
     tfms = [made(t) for t in tfms] if isinstance(tfms, (list, tuple)) else made(tfms)
     if tfms is None or not isinstance(tfms, (list, tuple)):
@@ -659,13 +661,17 @@ class DataBlock(Component):
 
     # ------------------------------------------------------------------ summary
     @overload
-    def summary(self, source: Any, bs: int = ..., show: Literal[True] = ..., show_batch: bool = ...) -> None: ...
+    def summary(self, source: Any, bs: int = ..., show: Literal[True] = ..., show_batch: bool = ...,
+                batch_size: int | None = ...) -> None: ...
     @overload
-    def summary(self, source: Any, bs: int = ..., *, show: Literal[False], show_batch: bool = ...) -> str: ...
+    def summary(self, source: Any, bs: int = ..., *, show: Literal[False], show_batch: bool = ...,
+                batch_size: int | None = ...) -> str: ...
     @overload
-    def summary(self, source: Any, bs: int = ..., show: bool = ..., show_batch: bool = ...) -> str | None: ...
+    def summary(self, source: Any, bs: int = ..., show: bool = ..., show_batch: bool = ...,
+                batch_size: int | None = ...) -> str | None: ...
 
-    def summary(self, source: Any, bs: int = 4, show: bool = True, show_batch: bool = False) -> str | None:
+    def summary(self, source: Any, bs: int = 4, show: bool = True, show_batch: bool = False,
+                batch_size: int | None = None) -> str | None:
         """Walk one batch of ``source`` through every step (items, split, getters, what each block learned, the
         collated batch, each batch transform), saying what comes out; a failing step is named. Batch transforms
         that learn from the training batches (``Normalize()`` without statistics) learn as in ``dataloaders()``.
@@ -673,7 +679,7 @@ class DataBlock(Component):
         Each line is printed as it is found when ``show`` (and nothing is returned, so a notebook or a REPL shows
         the walk once, as ``dls.summary()`` and ``learn.summary()`` do); ``show=False`` prints nothing and
         returns the text. ``show_batch=True`` (fastai's) then draws the items of the training batch walked
-        (``dls.show_batch()``).
+        (``dls.show_batch()``). ``batch_size`` is ``bs`` under PyTorch's and fastai's name.
 
         >>> import polars as pl
         >>> from pipekit.data import CategoryBlock, ColReader, RandomSplitter, RegressionBlock
@@ -689,6 +695,7 @@ class DataBlock(Component):
         No batch transforms
         True
         """
+        bs = bs_or_batch_size("DataBlock.summary", bs, batch_size, default=4)
         out = io.StringIO()
 
         def say(line: str) -> None:

@@ -419,7 +419,7 @@ class TfmdLists:
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
                     device: Any = None, num_workers: int | None = None, drop_last: bool | None = None,
                     after_item: Any = None, before_batch: Any = None, after_batch: Any = None,
-                    n_inp: int | None = None) -> Any:
+                    n_inp: int | None = None, batch_size: int | None = None) -> Any:
         """Loaders of the training and validation items, as chapter 11's ``tls.dataloaders(after_item=[Resize(224),
         ToTensor], after_batch=[IntToFloatTensor, Normalize.from_stats(*imagenet_stats)])``: each item through
         ``after_item`` (item transforms, classes or functions), the batch's list of items through ``before_batch``
@@ -427,7 +427,7 @@ class TfmdLists:
         on the device. Items are made one at a time in Python (see :class:`~pipekit.data.loader.ItemsDataset`); a
         DataBlock's cached stores are the fast path. ``seed`` fixes the order (the same seed, the same batches);
         ``n_inp``: how many parts of an item are inputs (default: all but the last). No validation split: a
-        training loader only.
+        training loader only. ``batch_size`` is PyTorch's and fastai's name of ``bs``.
 
         >>> tls = TfmdLists([np.full((4, 4, 3), i, np.uint8) for i in range(6)], [], splits=[range(4), range(4, 6)])
         >>> from pipekit.vision import IntToFloatTensor
@@ -437,7 +437,8 @@ class TfmdLists:
         """
         return item_dataloaders(self, "TfmdLists.dataloaders", bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
                                 device=device, num_workers=num_workers, drop_last=drop_last, after_item=after_item,
-                                before_batch=before_batch, after_batch=after_batch, n_inp=n_inp)
+                                before_batch=before_batch, after_batch=after_batch, n_inp=n_inp,
+                                batch_size=batch_size)
 
     def decode(self, value: Any) -> Any:
         """An encoded value (one item's, or the column's) back through the transforms, last first."""
@@ -559,12 +560,14 @@ class TfmdDatasets:
 
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
                     device: Any = None, num_workers: int | None = None, drop_last: bool | None = None,
-                    after_item: Any = None, before_batch: Any = None, after_batch: Any = None) -> DataLoaders:
+                    after_item: Any = None, before_batch: Any = None, after_batch: Any = None,
+                    batch_size: int | None = None) -> DataLoaders:
         """Loaders of the training and validation items, as chapter 11's ``dsets.dataloaders(bs=64,
         before_batch=pad_input)``; see :meth:`TfmdLists.dataloaders <pipekit.data.TfmdLists.dataloaders>`."""
         return item_dataloaders(self, "Datasets.dataloaders", bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
                                 device=device, num_workers=num_workers, drop_last=drop_last, after_item=after_item,
-                                before_batch=before_batch, after_batch=after_batch, n_inp=self.n_inp)
+                                before_batch=before_batch, after_batch=after_batch, n_inp=self.n_inp,
+                                batch_size=batch_size)
 
     def __repr__(self) -> str:
         return (f"Datasets({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
@@ -574,14 +577,18 @@ class TfmdDatasets:
 def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
                      seed: int | None = None, device: Any = None, num_workers: int | None = None,
                      drop_last: bool | None = None, after_item: Any = None, before_batch: Any = None,
-                     after_batch: Any = None, n_inp: int | None = None) -> DataLoaders:
+                     after_batch: Any = None, n_inp: int | None = None, batch_size: int | None = None) -> DataLoaders:
     """Loaders over the ``train``/``valid`` subsets of a mid-level ``source`` (a TfmdLists or TfmdDatasets), each an
     :class:`~pipekit.data.loader.ItemsDataset` batched by the one :class:`DataLoader`: ``after_item`` a
     :class:`~pipekit.data.Pipeline` run on each item, ``before_batch`` functions of the batch's list of items, in
     order, ``after_batch`` batch transforms (a class is instantiated). The training loader is shuffled with ``seed``
-    and drops its last partial batch when shuffling (unless it would be the only one), as a DataBlock's does."""
+    and drops its last partial batch when shuffling (unless it would be the only one), as a DataBlock's does.
+    ``batch_size`` is ``bs`` under PyTorch's and fastai's name."""
+    bs = bs_or_batch_size(who, bs, batch_size)
     check_positive_int(who, "bs", bs)
-    batch_tfms = [t() if isinstance(t, type) else t for t in as_list(after_batch)]
+    from pipekit.data.datablock import _grouped  # a DataBlock's batch_tfms are read the same way
+
+    batch_tfms = [t() if isinstance(t, type) else t for t in as_list(_grouped(as_list(after_batch)))]
     for t in batch_tfms:
         if not isinstance(t, BatchTransform):
             raise ParameterError(f"{who}: after_batch takes batch transforms (IntToFloatTensor, Normalize.from_stats("
@@ -954,11 +961,13 @@ class DataLoaders:
 
     # ------------------------------------------------------------------ new data
     def test_dl(self, items: Any, with_labels: bool | None = None, bs: int | None = None,
-                **kwargs: Any) -> DataLoader:
+                batch_size: int | None = None, **kwargs: Any) -> DataLoader:
         """A loader over new items with the validation-time transforms (no augmentation, no shuffling).
         ``with_labels``: True reads the targets too, False the inputs only; None (the default), as fastai's: a
         table's rows keep their target when they carry it (``learn.validate(dl=dls.test_dl(df))`` scores them),
-        other items are read as inputs only."""
+        other items are read as inputs only. ``batch_size`` is ``bs`` under PyTorch's and fastai's name."""
+        if batch_size is not None:  # bs has no default here: any bs given counts
+            bs = bs_or_batch_size("test_dl", batch_size if bs is None else bs, batch_size, default=0)
         if self.recipe is None:
             self.refuse_foreign("test_dl (and learn.predict, which reads a new item through it)")
             raise RuntimeError("test_dl: these DataLoaders were built without a recipe that can encode new items")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pipekit.core.errors import DataError, ParameterError, PipelineStepError
-from pipekit.core.validate import check_positive_int
+from pipekit.core.validate import ARGUMENT_SYNONYMS, bs_or_batch_size, check_positive_int, unknown_names
 from pipekit.data.probe import stage
 from pipekit.data.store import ListStore, StoreRows, TensorStore
 from pipekit.data.transform import BatchContext, BatchPipeline
@@ -345,7 +345,16 @@ class DataLoader:
 
     # ------------------------------------------------------------------ helpers
     def new(self, dataset: Any = None, **kwargs: Any) -> DataLoader:
-        """A copy with some settings changed (e.g. ``shuffle=False`` for predictions)."""
+        """A copy with some settings changed (e.g. ``shuffle=False`` for predictions); ``batch_size`` is ``bs``
+        under PyTorch's and fastai's name."""
+        if "batch_size" in kwargs:
+            kwargs["bs"] = bs_or_batch_size("DataLoader.new", kwargs.get("bs", self.bs), kwargs.pop("batch_size"),
+                                            default=self.bs)
+        unknown = [k for k in kwargs if not hasattr(self, k)]
+        if unknown:
+            settings = sorted(k for k in vars(self) if not k.startswith("_"))
+            raise ParameterError(f"DataLoader.new (also behind dls.test_dl): unknown setting(s) {unknown}; "
+                                 f"{unknown_names(unknown, settings, 'settings', limit=60, synonyms=ARGUMENT_SYNONYMS)}")
         dl = copy.copy(self)
         if dataset is not None:
             dl.dataset = dataset
@@ -354,8 +363,6 @@ class DataLoader:
                 v = torch.device(v)
             if k == "bs":
                 check_positive_int("DataLoader", "bs", v)
-            if not hasattr(dl, k):
-                raise ParameterError(f"DataLoader.new: unknown setting {k!r}")
             setattr(dl, k, v)
         if "shuffle" in kwargs and "augment" not in kwargs:
             dl.augment = bool(kwargs["shuffle"]) and self.augment

@@ -621,7 +621,15 @@ class Learner:
 
     def validate(self, ds_idx: int = 1, dl: Loader | None = None, cbs: Cbs = None) -> list[float | None]:
         """Loss and metrics over a whole set (default: validation) as ``[loss, *metrics]``; ``cbs``: callbacks
-        present only for this pass (fastai's ``learn.validate(cbs=...)``)."""
+        present only for this pass (fastai's ``learn.validate(cbs=...)``). A callback cannot call it during a fit
+        or another pass: its pass would run every callback's events again, the caller's own included."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]  # this thread is inside a fit or a pass
+            raise ParameterError(
+                "validate: called from a callback while the learner is running a fit (or another pass); its pass "
+                "would run every callback's events again, this one's included. In a callback, read the epoch's "
+                "[train_loss, valid_loss, *metrics] from self.learn.recorder.values[-1] (in after_epoch, with "
+                "order > Recorder.order), or score predictions from self.learn.get_preds(); call learn.validate() "
+                "after the fit")
         with self._lock:  # the pass and the row it records, whole, before another thread's call
             dl = self._get_dl(ds_idx, dl)
             self.training = False

@@ -1137,10 +1137,15 @@ class Tabular(_FittedNames):
         return TabularSplit(self.frame, self.processor, None, "all").to_numpy()
 
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
-                    device: Any = None, num_workers: int | None = None, path: str | os.PathLike = ".") -> Any:
+                    device: Any = None, num_workers: int | None = None, path: str | os.PathLike = ".",
+                    batch_size: int | None = None) -> Any:
         """DataLoaders whose batches are ``(cats, conts, y)`` gathered from materialised tensors. ``path``: where a
-        learner built on them saves and exports (``dls.path``; the course's ``to.dataloaders(path='.')``)."""
+        learner built on them saves and exports (``dls.path``; the course's ``to.dataloaders(path='.')``).
+        ``batch_size`` is ``bs`` under PyTorch's and fastai's name."""
+        from pipekit.core.validate import bs_or_batch_size
         from pipekit.tabular.loaders import tabular_dataloaders
+
+        bs = bs_or_batch_size("Tabular.dataloaders", bs, batch_size)
 
         check("Tabular.dataloaders", path=(path, Is(lambda p: isinstance(p, (str, os.PathLike)), "a folder (str or "
                                                                                                   "Path)")))

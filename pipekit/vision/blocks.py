@@ -13,6 +13,7 @@ Example:
 """
 from __future__ import annotations
 
+import inspect
 import io
 import os
 from collections.abc import Sequence
@@ -29,13 +30,13 @@ from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
 from pipekit.data.plotting import draw_image, image_array
 from pipekit.data.store import Store, TensorStore
-from pipekit.data.transform import Transform, as_list
+from pipekit.data.transform import FuncTransform, Transform, as_list, value_types, written_for_items
 from pipekit.data.vocab import CategoryMap
 from pipekit.vision.augment import AugmentSettings
 from pipekit.vision.cache import ImageStore, build_image_store
 from pipekit.vision.decode import decode_image, image_from_value
 from pipekit.vision.geometry import size2, size_param
-from pipekit.vision.presize import RandomResizedCrop, find_item_transform
+from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform
 from pipekit.vision.sources import image_sources
 from pipekit.vision.transforms import BatchAugment, IntToFloat
 
@@ -376,6 +377,46 @@ def image2tensor(img: Any) -> Any:
     return torch.from_numpy(np.ascontiguousarray(pixels.view(np.ndarray))).permute(2, 0, 1)
 
 
+def _typed_types(t: Transform) -> tuple[type, ...] | None:
+    """The classes a user's item transform annotates its value with (``encodes(self, x: PILImage)``, a function
+    ``Transform(f)`` with ``x: PILImage``), None when it is not typed or is one of pipekit's own."""
+    if not written_for_items(t):
+        return None
+    if isinstance(t, FuncTransform):
+        return t._types[0]
+    enc = type(t).encode
+    fn = inspect.unwrap(enc)  # an annotated ``encodes`` is wrapped to dispatch on its value's type
+    return value_types(fn, f"{type(t).__name__}.encodes", skip_self=True) if fn is not enc else None
+
+
+class _UserThenPresize(ItemTransform):
+    """The user's typed item transforms on each decoded image, in order, then the presize transform (if any), as
+    fastai runs item transforms on the decoded image before its ``Resize``."""
+
+    def __init__(self, user: Sequence[Transform], presize: ItemTransform | None, mode: str):
+        self.user, self.presize, self.mode = list(user), presize, mode
+
+    def apply(self, img: np.ndarray, nearest: bool = False) -> np.ndarray:
+        for t in self.user:
+            value = (np.ascontiguousarray(img[:, :, 0]).view(MaskArray) if self.mode == "mask"
+                     else np.ascontiguousarray(img).view(ImageArray))
+            out = t.encode(value)
+            if hasattr(out, "getbands"):  # a PIL image
+                out = np.asarray(out)
+            arr = np.asarray(out)
+            arr = arr[:, :, None] if arr.ndim == 2 else arr
+            if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != img.shape[2]:
+                raise DataError(f"item transform {type(t).__name__} gave {arr.dtype} pixels of shape {arr.shape} for "
+                                f"a {self.mode} image of shape {img.shape}; an item transform on images returns "
+                                f"uint8 pixels with {img.shape[2]} channel(s) (PILImage.create(arr) makes one)")
+            img = np.ascontiguousarray(arr.view(np.ndarray))
+        return img if self.presize is None else self.presize.apply(img, nearest=nearest)
+
+    def cache_key(self) -> str:
+        return "user:" + ",".join(repr(t) for t in self.user) + "|" + (
+            self.presize.cache_key() if self.presize is not None else "none")
+
+
 class _PixelBlock(TransformBlock):
     mode = "RGB"
     local_params = ("cache_dir",)  # where this machine caches decoded images
@@ -386,10 +427,26 @@ class _PixelBlock(TransformBlock):
     def block_batch_tfms(self) -> list[Any]:
         return [IntToFloat()]
 
+    def user_item_tfms(self) -> list[Transform]:
+        """The user's item transforms typed for this block's values (``encodes(self, x: PILImage)`` on an image
+        block, ``x: PILMask`` on a mask block): they run on each decoded image, before the presize transform."""
+        sample: np.ndarray = (np.zeros((1, 1), np.uint8).view(MaskArray) if self.mode == "mask" else
+                              np.zeros((1, 1, 3 if self.mode == "RGB" else 1), np.uint8).view(ImageArray))
+        out = []
+        for t in getattr(self, "tfms_", []):
+            types = None if isinstance(t, ItemTransform) else _typed_types(t)
+            if types is not None and isinstance(sample, types):
+                out.append(t)
+        return out
+
     def _store(self, raw: pl.Series, what: str, small_in_memory: bool = False) -> ImageStore:
-        tfm = find_item_transform(self.tfms_)
-        # a handful of new files (predict, a small test set) is decoded in memory rather than cached
-        in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
+        tfm: ItemTransform | None = find_item_transform(self.tfms_)
+        user = self.user_item_tfms()
+        # a handful of new files (predict, a small test set) is decoded in memory rather than cached; so are images
+        # through a user's transform, whose code the cache cannot key
+        in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256) or bool(user)
+        if user:
+            tfm = _UserThenPresize(user, tfm, self.mode)
         return build_image_store(image_sources(raw, type(self).__name__), tfm, mode=self.mode,
                                  cache_dir=False if in_memory else self.cache_dir, description=what)
 
@@ -399,7 +456,8 @@ class _PixelBlock(TransformBlock):
         tfm = find_item_transform(self.tfms_)
         store = self._store(raw, f"presizing {len(raw)} {type(self).__name__[:-5].lower()}s")
         if trace is not None:
-            trace(f"decode + {tfm!r}" if tfm is not None else "decode", store)
+            steps = [repr(t) for t in self.user_item_tfms()] + ([repr(tfm)] if tfm is not None else [])
+            trace(" + ".join(["decode", *steps]), store)
         self.check_store(store, raw)
         self.batch_tfms_ = self.block_batch_tfms()
         return store

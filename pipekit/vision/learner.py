@@ -216,8 +216,12 @@ def _normalize_new_loaders(learn: Learner, n_in: int, label: str, normalize: boo
     norm = next((t for t in loaders[0].batch_tfms if isinstance(t, Normalize)), None) if loaders else None
     if not normalize or norm is None or not norm.mean or not norm.std:
         return
+    import functools
+
     stats: Stats = (list(norm.mean), list(norm.std))
-    learn.dls_hook = lambda dls: _add_normalize(dls, n_in, stats, True, label, trained_with="learner")
+    # a partial of a module-level function, not a lambda: the learner stays picklable (and deep-copyable)
+    learn.dls_hook = functools.partial(_add_normalize, n_in=n_in, stats=stats, normalize=True, weights=label,
+                                       trained_with="learner")
 
 
 def _resolve_arch(arch: Any, n_in: int) -> tuple[str | nn.Module, str]:
