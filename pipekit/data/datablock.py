@@ -31,45 +31,9 @@ from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint, row_index
 from pipekit.data.store import ListStore
-from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_list
+from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_list, grouped_batch_tfms
 
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
-
-
-def _grouped(tfms: Any) -> Any:
-    """``batch_tfms`` with each run of pieces that make one transform together made into it: fastai's single
-    augmentations (``[Flip(), Rotate(max_deg=20), Brightness()]``) are samplers of one augmentation, resampled once;
-    a class says how through a ``batch_transform(pieces)`` class method. Anything else is kept as given.
-
-    A batch transform class, or a class with such a method, is made with its defaults first, as fastai makes a
-    transform class given for one: ``batch_tfms=Normalize`` whichever of ``from pipekit.vision.all import *`` and
-    ``from pipekit.tabular.all import *`` came last (the table's ``Normalize`` stands for the image one). The
-    mid-level loaders' ``after_batch`` is read the same way.
-    """
-    def made(t: Any) -> Any:
-        return t() if isinstance(t, type) and (issubclass(t, BatchTransform) or callable(
-            getattr(t, "batch_transform", None))) else t
-
-    tfms = [made(t) for t in tfms] if isinstance(tfms, (list, tuple)) else made(tfms)
-    if tfms is None or not isinstance(tfms, (list, tuple)):
-        make = getattr(type(tfms), "batch_transform", None)
-        return make([tfms]) if callable(make) else tfms
-    def maker(t: Any) -> Any:  # the function behind the class method: one for a whole family of classes
-        make = getattr(type(t), "batch_transform", None)
-        return getattr(make, "__func__", make) if callable(make) else None
-
-    out: list[Any] = []
-    run: list[Any] = []
-    for t in [*tfms, None]:
-        make = maker(t)
-        if run and make is not maker(run[0]):
-            out.append(type(run[0]).batch_transform(run))
-            run = []
-        if t is not None and make is not None:
-            run.append(t)
-        elif t is not None:
-            out.append(t)
-    return out
 
 
 def _wrap_hint(t: Any) -> str:
@@ -307,7 +271,7 @@ class DataBlock(Component):
         if isinstance(splitter, type):  # the class: calling it on the items would build a splitter, not split them
             raise ParameterError(f"DataBlock: splitter takes a splitter, got the class {splitter.__name__}; pass "
                                  f"{splitter.__name__}() (e.g. RandomSplitter(valid_pct=0.2, seed=42))")
-        batch_tfms = _grouped(batch_tfms)
+        batch_tfms = grouped_batch_tfms(batch_tfms)
         self.blocks, self.get_items, self.get_x, self.get_y = blocks, get_items, get_x, get_y
         self.getters, self.splitter, self.item_tfms, self.batch_tfms, self.n_inp = (
             getters, splitter, item_tfms, batch_tfms, n_inp)

@@ -23,7 +23,7 @@ from pipekit.data.getters import item_at
 from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device,
                                  stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, row_index
-from pipekit.data.transform import BatchPipeline, BatchTransform, Pipeline, _step, as_list
+from pipekit.data.transform import BatchPipeline, BatchTransform, Pipeline, _step, as_list, grouped_batch_tfms
 
 
 def short_repr(value: Any) -> str:
@@ -586,9 +586,8 @@ def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = N
     ``batch_size`` is ``bs`` under PyTorch's and fastai's name."""
     bs = bs_or_batch_size(who, bs, batch_size)
     check_positive_int(who, "bs", bs)
-    from pipekit.data.datablock import _grouped  # a DataBlock's batch_tfms are read the same way
-
-    batch_tfms = [t() if isinstance(t, type) else t for t in as_list(_grouped(as_list(after_batch)))]
+    # read as a DataBlock reads its batch_tfms
+    batch_tfms = [t() if isinstance(t, type) else t for t in as_list(grouped_batch_tfms(as_list(after_batch)))]
     for t in batch_tfms:
         if not isinstance(t, BatchTransform):
             raise ParameterError(f"{who}: after_batch takes batch transforms (IntToFloatTensor, Normalize.from_stats("

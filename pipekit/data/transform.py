@@ -511,3 +511,39 @@ class BatchPipeline(Pipeline):
         return batch
 
     __call__ = encode  # type: ignore[assignment]
+
+
+def grouped_batch_tfms(tfms: Any) -> Any:
+    """``batch_tfms`` with each run of pieces that make one transform together made into it: fastai's single
+    augmentations (``[Flip(), Rotate(max_deg=20), Brightness()]``) are samplers of one augmentation, resampled once;
+    a class says how through a ``batch_transform(pieces)`` class method. Anything else is kept as given.
+
+    A batch transform class, or a class with such a method, is made with its defaults first, as fastai makes a
+    transform class given for one: ``batch_tfms=Normalize`` whichever of ``from pipekit.vision.all import *`` and
+    ``from pipekit.tabular.all import *`` came last (the table's ``Normalize`` stands for the image one). The
+    mid-level loaders' ``after_batch`` is read the same way.
+    """
+    def made(t: Any) -> Any:
+        return t() if isinstance(t, type) and (issubclass(t, BatchTransform) or callable(
+            getattr(t, "batch_transform", None))) else t
+
+    tfms = [made(t) for t in tfms] if isinstance(tfms, (list, tuple)) else made(tfms)
+    if tfms is None or not isinstance(tfms, (list, tuple)):
+        make = getattr(type(tfms), "batch_transform", None)
+        return make([tfms]) if callable(make) else tfms
+    def maker(t: Any) -> Any:  # the function behind the class method: one for a whole family of classes
+        make = getattr(type(t), "batch_transform", None)
+        return getattr(make, "__func__", make) if callable(make) else None
+
+    out: list[Any] = []
+    run: list[Any] = []
+    for t in [*tfms, None]:
+        make = maker(t)
+        if run and make is not maker(run[0]):
+            out.append(type(run[0]).batch_transform(run))
+            run = []
+        if t is not None and make is not None:
+            run.append(t)
+        elif t is not None:
+            out.append(t)
+    return out
