@@ -852,9 +852,7 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
     if callable(m):
         return FuncMetric(m, y_first=y_first)
     if isinstance(m, str):  # a name is no metric here: the object of that name is (get_metric reads names for a task)
-        import pipekit.learn
-
-        named = getattr(pipekit.learn, m, None) if m.isidentifier() else None
+        named = globals().get(m) if m.isidentifier() else None  # pipekit.learn hands on this module's metrics
         use = (f"{m}, from pipekit.learn" if isinstance(named, Metric) or isinstance(named, type) and
                issubclass(named, Metric) else "a pipekit Metric such as accuracy or rmse, from pipekit.learn, or a "
                "function fn(pred, targ)")
