@@ -853,9 +853,10 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
         return FuncMetric(m, y_first=y_first)
     if isinstance(m, str):  # a name is no metric here: the object of that name is (get_metric reads names for a task)
         named = globals().get(m) if m.isidentifier() else None  # pipekit.learn hands on this module's metrics
+        known = _metrics_by_name().get(m)
         use = (f"{m}, from pipekit.learn" if isinstance(named, Metric) or isinstance(named, type) and
-               issubclass(named, Metric) else "a pipekit Metric such as accuracy or rmse, from pipekit.learn, or a "
-               "function fn(pred, targ)")
+               issubclass(named, Metric) else f"{known.__name__}(), from pipekit.learn" if known is not None else
+               "a pipekit Metric such as accuracy or rmse, from pipekit.learn, or a function fn(pred, targ)")
         raise ParameterError(f"metrics={m!r} is a str: pass the metric itself ({use})")
     raise ParameterError(f"a metric must be a pipekit Metric or a function fn(pred, targ); got {type(m).__name__}")
 
@@ -941,6 +942,20 @@ def _negated_name(metric: str, by_name: dict[str, Any]) -> str:
             f"(positive) and know that smaller is better, so selection and reports need no minus sign: use {use}")
 
 
+def _metrics_by_name() -> dict[str, type[Metric]]:
+    """Every registered metric class a backend's task can use, by its name and its aliases (fastai's names and
+    pipekit's former ones)."""
+    by_name: dict[str, type[Metric]] = {}
+    for cls in registered("metric").values():
+        if isinstance(cls, type) and issubclass(cls, Metric) and cls.task is not None:
+            try:
+                for alias in (cls().name, *cls.aliases):
+                    by_name.setdefault(alias, cls)
+            except TypeError:  # a metric that needs parameters has no bare name
+                continue
+    return by_name
+
+
 def get_metric(metric: Any, task: str) -> Metric:
     """A metric for a backend's ``task``: a name (``"accuracy"``, ``"rmse"``, ``"roc_auc"``, ...), a Metric,
     a function ``fn(y_true, y_pred)`` (see :class:`FuncMetric`: its direction is read from its name), or None for
@@ -957,14 +972,7 @@ def get_metric(metric: Any, task: str) -> Metric:
     if metric is None:
         metric = DEFAULT_METRIC[task]
     if isinstance(metric, str):
-        by_name: dict[str, type[Metric]] = {}
-        for cls in registered("metric").values():
-            if isinstance(cls, type) and issubclass(cls, Metric) and cls.task is not None:
-                try:
-                    for alias in (cls().name, *cls.aliases):
-                        by_name.setdefault(alias, cls)
-                except TypeError:  # a metric that needs parameters has no bare name
-                    continue
+        by_name = _metrics_by_name()
         if metric in _SKLEARN_ROC_AUC:  # scikit-learn's scoring names of the ROC-AUC of several classes
             if task != "classification":
                 raise ParameterError(f"metric={metric!r} is a classification metric but the task is {task!r}")

@@ -95,8 +95,9 @@ def test_an_image_too_large_to_decode_is_named_and_listed(tmp_path):
     huge = tmp_path / "train" / "7" / "huge.png"
     huge.write_bytes(_png_header(40000, 30000))
     msg = rf"{huge}: the image is too large to decode: 40000x30000 = 1,200,000,000 pixels, over the limit of 1,073,741,824"
-    with pytest.raises(ImageDecodeError, match=msg):
+    with pytest.raises(ImageDecodeError, match=msg) as e:
         decode_image(huge)
+    assert isinstance(e.value, DataError)  # too large, as an image past pipekit's own bound is
     files = sorted(tmp_path.rglob("*.png"))
     assert verify_images(files) == [huge]
     # a folder is searched (not walked as the characters of its name, which listed Path('/') as a bad file)

@@ -257,8 +257,10 @@ def test_bad_arguments_are_named(fmnist):
             fit(*((1, 1) if fit == learn.fit_sgdr else (1,)), **{arg: bad})
     assert learn.recorder.values == []  # nothing trained
     # metrics are checked when the Learner is built, not after the first epoch
-    with pytest.raises(ParameterError, match="a metric must be a pipekit Metric or a function"):
+    with pytest.raises(ParameterError, match=r"metrics='accuracy' is a str: pass the metric itself \(accuracy, from"):
         Learner(dls, simple_cnn(1, 10, (4,)), metrics=["accuracy"])
+    with pytest.raises(ParameterError, match="a metric must be a pipekit Metric or a function"):
+        Learner(dls, simple_cnn(1, 10, (4,)), metrics=[3])
     with pytest.raises(ParameterError, match=r"FuncMetric: fn=.* expected a function of the predictions and the targets"):
         Learner(dls, simple_cnn(1, 10, (4,)), metrics=[lambda pred: pred.mean()])
     with pytest.raises(ValueError, match="loss_func"):

@@ -110,6 +110,25 @@ def test_a_predict_made_during_a_fit_waits_for_the_fit(mnist_learner, one_torch_
     assert during[:2] == after[:2] and np.array_equal(during[2], after[2])
 
 
+def test_lr_find_and_fine_tune_hold_the_lock_between_their_fits(mnist_learner, one_torch_thread, monkeypatch):
+    """A predict from another thread never runs between lr_find's sweep and the restore of the weights, nor
+    between fine_tune's two fits: the learner's lock stays held by the calling thread across them."""
+    from pipekit.learn import Learner
+
+    learn = copy.deepcopy(mnist_learner)
+    held_after_fit: list[bool] = []
+    real_fit = Learner.fit
+
+    def fit(self, *args, **kwargs):
+        real_fit(self, *args, **kwargs)
+        held_after_fit.append(self._lock._is_owned())  # the fit has released its own hold
+
+    monkeypatch.setattr(Learner, "fit", fit)
+    learn.lr_find(num_it=5, show_plot=False)
+    learn.fine_tune(1, freeze_epochs=0)
+    assert held_after_fit == [True, True]
+
+
 def test_copies_of_a_learner_and_their_locks(adult_learner, adult_1500):
     row = adult_1500.row(0, named=True)
     want = _answer(adult_learner, row)

@@ -636,14 +636,14 @@ def _combine(header_len: int, record_len: int, size: int, head: bytes, records: 
     return h.hexdigest()
 
 
-def _signature(path: Path, record: dict[str, Any], meta: Any) -> str:
+def _signature(path: Path, record: dict[str, Any], meta: Any, key: bytes | None = None) -> str:
     """HMAC-SHA256, under this user's cache key, of where the pack is (its entry folder and file name), its checksum
     ``record`` (whose digest covers every byte of the pack) and ``meta``, the rest of the meta file holding the record
     as JSON reads it back. One HMAC over the digests: the per-record hashing of the pack stays unkeyed."""
     body = json.dumps([f"{path.parent.name}/{path.name}", record["algo"], record["size"], record["header_len"],
                        record["record_len"], record["digest"], meta], sort_keys=True, separators=(",", ":"),
                       allow_nan=False)
-    return hmac.new(cache_signing_key(), body.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key if key is not None else cache_signing_key(), body.encode(), hashlib.sha256).hexdigest()
 
 
 def _record(header_len: int, record_len: int, size: int, digest: str, dest: Path, meta: Any) -> dict[str, Any]:
@@ -772,8 +772,9 @@ def verify_pack(path: Path, checksum: Any, *, header_len: int, record_len: int, 
                 "changed after pipekit wrote it)")
     if record_len < 1 or not 0 <= header_len <= size:
         return f"its meta has an impossible layout (header {header_len}, records {record_len}, size {size})"
+    key = cache_signing_key()  # outside the try: a bad key setting is the user's to fix, not a forged entry
     try:
-        signature = _signature(path, checksum, meta)
+        signature = _signature(path, checksum, meta, key)
     except (ValueError, RecursionError):  # NaN or nesting that JSON reads but pipekit never writes
         signature = ""
     if not hmac.compare_digest(checksum["signature"].encode(), signature.encode()):

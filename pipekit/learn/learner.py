@@ -27,7 +27,7 @@ from torch import nn
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.protocols import Loader, Loaders, conforms
 from pipekit.core.registry import register
-from pipekit.core.validate import Interval, Is, check, check_positive_int
+from pipekit.core.validate import Interval, Is, argument_names, check, check_arguments, check_positive_int
 from pipekit.learn.callbacks import (
     EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
     CancelStepException, CancelTrainException, CancelValidException, MixedPrecision, ProgressCallback, Recorder,
@@ -43,7 +43,7 @@ from pipekit.learn.optim import LR_VALUE as _LR
 from pipekit.learn.optim import Adam, OptimWrapper, torch_opt_func
 from pipekit.metrics import Metric, as_metric
 
-__all__ = ["Learner"]
+__all__ = ["Learner", "check_learner_kwargs"]
 
 _EXC: dict[str, type[Exception]] = {
     "fit": CancelFitException, "epoch": CancelEpochException, "train": CancelTrainException,
@@ -135,7 +135,7 @@ class Learner:
               moms=(moms, Is(lambda m: len(m) == 3, "3 momentums (start, middle, end)")))
         # held by every call that runs batches through the learner (fit, validate, get_preds, predict, tta): they
         # keep the batch, the predictions and their gathering callbacks on the learner, so calls from several
-        # threads run one at a time. Reentrant: tta and predict call get_preds, a callback may call validate.
+        # threads run one at a time. Reentrant: tta and predict call get_preds, lr_find and fine_tune call fit.
         self._lock = threading.RLock()
         self.dls, self.model = dls, model
         self.opt_func, self.lr, self.splitter, self.wd = opt_func, lr, splitter, wd
@@ -623,7 +623,8 @@ class Learner:
         """Loss and metrics over a whole set (default: validation) as ``[loss, *metrics]``; ``cbs``: callbacks
         present only for this pass (fastai's ``learn.validate(cbs=...)``). A callback cannot call it during a fit
         or another pass: its pass would run every callback's events again, the caller's own included."""
-        if self._lock._is_owned():  # type: ignore[attr-defined]  # this thread is inside a fit or a pass
+        # this thread is inside a fit or a pass (threading.Condition asks an RLock the same)
+        if self._lock._is_owned():  # type: ignore[attr-defined]
             raise ParameterError(
                 "validate: called from a callback while the learner is running a fit (or another pass); its pass "
                 "would run every callback's events again, this one's included. In a callback, read the epoch's "
@@ -722,3 +723,12 @@ class Learner:
 
 
 register(Learner, kind="learner")
+
+
+def check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[..., Any],
+                         given: Sequence[str] = ("dls", "model")) -> None:
+    """Refuse a keyword that neither the learner factory ``factory`` nor :class:`Learner` takes, in the name of
+    ``who`` (the function called), listing both's arguments and the close ones; ``given``: the Learner's arguments
+    the factory passes itself."""
+    check_arguments(who, kwargs, argument_names(factory), ("the Learner's", argument_names(Learner.__init__,
+                                                                                           but=tuple(given))))

@@ -201,6 +201,21 @@ def fit_sgdr(learn: Learner, n_cycles: int, cycle_len: int, lr_max: LR | None = 
     learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[ParamScheduler({"lr": sched}), *as_list(cbs)], start_epoch=start_epoch)
 
 
+def _whole_under_the_lock(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn(learn, ...)`` holding the learner's lock: a call made of several fits (``fine_tune``), or of a fit
+    and a restore of the weights (``lr_find``), is one call to another thread's ``predict``, which never sees the
+    weights between them."""
+    @functools.wraps(fn)
+    def run(learn: Any, *args: Any, **kwargs: Any) -> Any:
+        lock = getattr(learn, "_lock", None)
+        if lock is None:
+            return fn(learn, *args, **kwargs)
+        with lock:
+            return fn(learn, *args, **kwargs)
+    return run
+
+
+@_whole_under_the_lock
 def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
               pct_start: float = 0.3, div: float = 5.0, unfreeze_to: int = 0, **kwargs: Any) -> None:
     """Transfer learning (``learn.fine_tune``): train the head (frozen body) ``freeze_epochs``, then everything
@@ -437,6 +452,7 @@ _SUGGEST = Is(lambda fs: len(as_list(fs)) > 0 and all(callable(f) for f in as_li
               "a suggestion function fn(lrs, losses) -> lr (valley, steep, minimum, slide) or several")
 
 
+@_whole_under_the_lock
 def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
             show_plot: bool = True, suggest_funcs: Any = (valley, steep, minimum),
             path: str | os.PathLike | None = None) -> SuggestedLRs:

@@ -371,10 +371,9 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     >>> type(learn.model).__name__, learn.model.u_weight.weight.shape[1]
     ('EmbeddingDotBias', 20)
     """
-    from pipekit.learn.learner import Learner
+    from pipekit.learn.learner import Learner, check_learner_kwargs
 
-    check_arguments("collab_learner", kwargs, argument_names(collab_learner), ("the Learner's", argument_names(
-        Learner.__init__, but=("dls", "model"))))
+    check_learner_kwargs("collab_learner", kwargs, collab_learner)
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe) or len(recipe.processor.cat_names_) < 2:
         raise ParameterError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")

@@ -529,19 +529,19 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
         >>> learn.dls.c, len(learn.model.embeds)  # six categories and education-num_na, which FillMissing adds
         (2, 7)
     """
-    from pipekit.core.validate import argument_names, check_arguments
-    from pipekit.learn.learner import Learner
+    from pipekit.learn.learner import Learner, check_learner_kwargs
     from pipekit.tabular.loaders import TabularRecipe
 
-    check_arguments("tabular_learner", kwargs, argument_names(tabular_learner), ("the Learner's", argument_names(
-        Learner.__init__, but=("dls", "model"))))
+    check_learner_kwargs("tabular_learner", kwargs, tabular_learner)
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe):
         raise ParameterError("tabular_learner: dls must come from Tabular.dataloaders(...) (their recipe carries "
                              f"the vocabularies), got recipe={type(recipe).__name__}.")
     processor = recipe.processor
     tab = getattr(dls, "tabular", None)
-    if tab is not None and not any(type(p).__name__ == "FillMissing" for p in processor.procs):
+    from pipekit.tabular.procs import FillMissing
+
+    if tab is not None and not any(isinstance(p, FillMissing) for p in processor.procs):
         from pipekit.tabular.processor import warn_missing_numbers
 
         warn_missing_numbers(tab.train.conts, processor.cont_names_)

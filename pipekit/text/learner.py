@@ -23,10 +23,11 @@ from torch import nn
 from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.registry import register
-from pipekit.core.validate import Interval, Is, argument_names, check, check_arguments
+from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
+from pipekit.learn.learner import check_learner_kwargs
 from pipekit.learn.export import unusable_weights
 from pipekit.text.blocks import TextBlock, check_forwards
 from pipekit.text.models import (AWD_LSTM, DROPOUTS, Y_RANGE, awd_lstm_clas_split, awd_lstm_lm_split,
@@ -131,13 +132,6 @@ def text_block_of(dls: Any) -> Any:
 def _check_arch(arch: Any) -> None:
     if arch is not AWD_LSTM and arch != "AWD_LSTM":
         raise ParameterError(f"arch={arch!r} is not supported; use AWD_LSTM")
-
-
-def _check_kwargs(fn: str, kwargs: dict[str, Any], own: Callable[..., Any]) -> None:
-    """Refuse a keyword that neither ``fn`` (the factory ``own``) nor :class:`~pipekit.learn.Learner` takes, naming
-    both's arguments and the close ones (the factory gives the Learner its model and splitter itself)."""
-    check_arguments(fn, kwargs, argument_names(own), ("the Learner's", argument_names(
-        Learner.__init__, but=("dls", "model", "splitter"))))
 
 
 def _check_pretrained(fn: str, pretrained: Any, backwards: Any) -> None:
@@ -425,7 +419,8 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
     The weights start at random: pipekit ships no pretrained text weights, so ``pretrained`` must be False
     (the book's default True is refused saying so), and ``backwards=True`` is refused. Other keyword arguments
     (``loss_func``, ``cbs``, ``wd``, ``path``, ...) go to ``Learner``; any other is refused, naming them."""
-    _check_kwargs("language_model_learner", kwargs, language_model_learner)
+    check_learner_kwargs("language_model_learner", kwargs, language_model_learner,
+                         given=("dls", "model", "splitter"))
     _check_pretrained("language_model_learner", pretrained, backwards)
     _check_arch(arch)
     block = text_block_of(dls)
@@ -466,7 +461,8 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     >>> bool(((preds > 4) & (preds < 9)).all())
     True
     """
-    _check_kwargs("text_classifier_learner", kwargs, text_classifier_learner)
+    check_learner_kwargs("text_classifier_learner", kwargs, text_classifier_learner,
+                         given=("dls", "model", "splitter"))
     _check_pretrained("text_classifier_learner", pretrained, backwards)
     check("text_classifier_learner", y_range=(y_range, Y_RANGE))
     _check_arch(arch)

