@@ -15,7 +15,7 @@ MODULES = ["pipekit", "pipekit.data.blocks", "pipekit.data.cache", "pipekit.data
            "pipekit.ensemble.bagged", "pipekit.ensemble.torch_tabular", "pipekit.ensemble.auto", "pipekit.ensemble.mean",
            "pipekit.ensemble.weighted", "pipekit.ensemble.stacking", "pipekit.inspection.explain",
            "pipekit.inspection.features", "pipekit.data.probe", "pipekit.bench.profile", "pipekit.bench.compare",
-           "pipekit.bench.bottleneck", "pipekit.collab"]
+           "pipekit.bench.bottleneck", "pipekit.collab", "pipekit.tabular.saving", "pipekit.basics"]
 
 
 @pytest.mark.parametrize("name", MODULES)

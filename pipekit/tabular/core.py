@@ -413,6 +413,47 @@ class NormalizeView(FittedProc[Normalize]):
         return self.proc.stds_
 
 
+class FittedProcs(list):
+    """``to.procs``: the fitted procs in the order they ran (a list), named as fastai's pipeline of procs names
+    them: ``to.procs.categorify``, ``.fill_missing`` and ``.normalize`` are the views ``to.categorify`` ...
+    give, and a name one of them has reads it there (``to.procs.means``, ``to.procs.classes``,
+    ``to.procs.na_dict``).
+
+    >>> import polars as pl
+    >>> from pipekit.tabular import Tabular, Normalize
+    >>> to = Tabular(pl.DataFrame({"a": ["x", "y", "x"], "t": [1.0, 3.0, 5.0], "y": [0, 1, 0]}), cat_names=["a"],
+    ...              cont_names=["t"], y_names="y", procs=[Normalize], splits=None)
+    >>> to.procs, to.procs.normalize.means, to.procs.stds["t"] > 1.6
+    ([Normalize()], {'t': 3.0}, True)
+    """
+
+    _NAMED = ("fill_missing", "categorify", "normalize")
+
+    def __init__(self, owner: _FittedNames) -> None:
+        super().__init__(owner.processor.procs)
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._NAMED:
+            return getattr(self._owner, name)
+        found = [getattr(view, name) for view in self._views() if hasattr(view, name)]
+        if not found:
+            raise AttributeError(f"to.procs has no {name!r}: the fitted procs are "
+                                 f"{[type(p).__name__ for p in self]}, named {', '.join(self._NAMED)}")
+        return found[0] if len(found) == 1 else found
+
+    def _views(self) -> list[FittedProc[Any]]:
+        views = []
+        for name in self._NAMED:
+            try:
+                views.append(getattr(self._owner, name))
+            except AttributeError:  # processed without that proc
+                pass
+        return views
+
+
 class _FittedNames:
     """Column names and fitted vocabularies, read from the processor (what models and ensembles use).
 
@@ -479,6 +520,12 @@ class _FittedNames:
         """The processed columns: categorical (``_na`` flags included), continuous, then target (fastai's
         ``to.all_col_names``)."""
         return self.cat_names + self.cont_names + self.y_names
+
+    @property
+    def procs(self) -> FittedProcs:
+        """The fitted procs, in the order they ran (``to.procs``, a list; ``to.procs.categorify``,
+        ``to.procs.means`` read them by name as fastai's do)."""
+        return FittedProcs(self)
 
     def _proc(self, kind: type[TabularProc], view: type[FittedProc[Any]]) -> Any:
         for proc in self.processor.procs:
@@ -1033,11 +1080,15 @@ class Tabular(_FittedNames):
         >>> back.train.xs["a"].to_list(), back.train.y.to_list(), back.classes["a"]
         ([2, 1, 2], [3.0, 1.0, 2.0], ['#na#', 'x', 'y'])
         """
-        from pipekit.core.archive import save
-
         p = Path(path)
         check("Tabular.save", path=(p, Is(lambda q: q.suffix.lower() in (".parquet", ".pq"),
                                            "a path ending in .parquet")))
+        return self._write(p)
+
+    def _write(self, p: Path) -> Path:
+        """``save`` to ``p`` whatever its suffix (``save_pickle(path/'to.pkl', to)`` writes the same files)."""
+        from pipekit.core.archive import save
+
         clash = [c for c in _SAVED_SPLIT_COLUMNS if c in self.frame.columns]
         if clash:
             raise DataError(f"Tabular.save: the table has a column named {clash[0]!r}, which the file uses to record "
@@ -1110,12 +1161,6 @@ class Tabular(_FittedNames):
     load = from_processed
 
     # Names and fitted vocabularies, as the models and ensembles read them.
-    @property
-    def procs(self) -> list[TabularProc]:
-        """The fitted procs, in the order they ran (``to.procs``; ``to.fill_missing``, ``to.categorify`` and
-        ``to.normalize`` name each)."""
-        return self.processor.procs
-
     @property
     def y_kind(self) -> str:
         """What the target is: ``'category'`` (a classification), ``'regression'``, or ``'none'`` without a target."""
