@@ -13,7 +13,7 @@ import pipekit
 import pipekit.datasets as D
 from pipekit.cli import main, megabytes
 from pipekit.core.errors import ParameterError
-from pipekit.data import ColReader, DataBlock, RandomSplitter, get_image_files
+from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, get_image_files
 from pipekit.data.cache import CacheWriteWarning, cache_usage
 from pipekit.data.external import pipekit_cache_dir
 from pipekit.text import TextBlock, TextDataLoaders, Tokenizer
@@ -78,6 +78,20 @@ def test_unseeded_random_splits_tokenize_once_and_share_one_cache_entry(imdb, tm
     assert cache_usage(text_cache) == size
     for dls in (first, second):
         assert_as_built_without_a_cache(dls, imdb, is_lm)
+
+
+def test_the_classifier_reads_the_language_models_tokens(imdb, tmp_path, tokenize_calls):
+    """Chapter 10: a language model, then a classifier on its vocab (and other vocab settings) tokenize once."""
+    dls_lm = lm_dls(imdb)
+    dls_clas = DataBlock(blocks=(TextBlock.from_df("text", vocab=dls_lm.vocab, min_freq=1, max_vocab=500),
+                                 CategoryBlock), get_x=ColReader("text"), get_y=ColReader("label"),
+                         splitter=RandomSplitter(0.2, seed=1)).dataloaders(imdb, bs=16)
+    assert dls_clas.blocks[0].from_cache_ is True and tokenize_calls == [len(imdb)]
+    assert cache_usage(tmp_path / "cache" / "text")[1] == 1
+    fresh = TextBlock.from_df("text", vocab=dls_lm.vocab, min_freq=1, max_vocab=500, cache_dir=False)
+    store = fresh.setup(imdb["text"], dls_clas.train.dataset.idxs)
+    assert dls_clas.vocab != dls_clas.blocks[0].vocab and dls_clas.blocks[0].vocab == fresh.vocab
+    assert dls_clas.train.dataset.stores[0].ids.equals(store.ids)
 
 
 def test_a_subword_model_is_cached_per_split(imdb, tmp_path):

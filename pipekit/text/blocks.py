@@ -254,11 +254,13 @@ class TextBlock(TransformBlock):
         return as_text_series(raw, "TextBlock values")
 
     # ------------------------------------------------------------------ building
-    def _settings(self, tok: Tokenizer) -> dict[str, Any]:
-        # the settings that shape the vocabulary are in the key too (an entry per setting, as a recipe keeps them
-        # from run to run); the training rows are not, unless the tokenizer learns from them
-        return {"tok": tok.cache_settings(), "min_freq": self.min_freq, "max_vocab": self.max_vocab,
-                "vocab": list(self.vocab_arg) if self.vocab_arg is not None else None}
+    @staticmethod
+    def _settings(tok: Tokenizer) -> dict[str, Any]:
+        # the entry holds tokens, not ids: the tokenizer's settings alone shape it. The vocabulary's settings
+        # (min_freq, max_vocab, a given vocab) are applied at each build, so a language model and the classifier
+        # built on its vocab (chapter 10) read one entry; the training rows are in the key only when the
+        # tokenizer learns from them
+        return {"tok": tok.cache_settings()}
 
     @staticmethod
     def _tokens_depend_on_split(tok: Tokenizer) -> bool:
