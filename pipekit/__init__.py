@@ -66,22 +66,13 @@ def clear_cache(kind: str | None = None, cache_dir: "str | os.PathLike[str] | No
     >>> clear_cache("tokens", cache_dir=tempfile.mkdtemp())
     {'tokens': 0}
     """
-    import importlib
-
     from pipekit.core.validate import Options, check
-    from pipekit.data.cache import CACHE_KINDS, cache_folder, cache_usage
+    from pipekit.data.cache import CACHE_KINDS, cache_folder, remove_cache_folder
 
     check("clear_cache", kind=(kind, Options(None, *CACHE_KINDS)))
-    # each kind's own clearing function, imported only when that kind is cleared (images import torch and OpenCV)
-    clear = {"images": ("pipekit.vision.cache", "clear_image_cache"),
-             "tokens": ("pipekit.text.store", "clear_token_cache")}
     freed = {}
-    for name in CACHE_KINDS if kind is None else [kind]:
-        folder = cache_folder(cache_dir, CACHE_KINDS[name])
-        before = cache_usage(folder)[0]
-        module, function = clear[name]
-        getattr(importlib.import_module(module), function)(cache_dir)
-        freed[name] = before - cache_usage(folder)[0]
+    for name in CACHE_KINDS if kind is None else [kind]:  # each folder listed once, each file measured as removed
+        freed[name] = remove_cache_folder(cache_folder(cache_dir, CACHE_KINDS[name]))
     return freed
 
 

@@ -551,7 +551,7 @@ def megabytes(n: int) -> str:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from pipekit.data.cache import CACHE_KINDS, cache_folder, cache_usage, link_target
+    from pipekit.data.cache import CACHE_KINDS, cache_folder, cache_usage, clear_cache_folder, link_target
 
     def where(kind: str) -> str:
         """The kind's folder, and where it points when it is a link (a cache moved to another disk)."""
@@ -571,12 +571,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
             print(f"{kind:<8} {megabytes(size):>10} {entries:>6} {'entry' if entries == 1 else 'entries'}  "
                   f"{where(kind)}")
         return 0
+    # each folder listed once: what was freed and what could not be removed are measured as it is cleared
+    folders = {kind: cache_folder(None, CACHE_KINDS[kind]) for kind in kinds}
     with said_warnings("pipekit cache clear"):  # what was kept in a folder that is not only pipekit's
-        freed = pipekit.clear_cache(None if len(kinds) == len(CACHE_KINDS) else kinds[0])
+        cleared = {kind: clear_cache_folder(folder) for kind, folder in folders.items()}
     rc = 0
-    for kind, n in freed.items():
-        folder = cache_folder(None, CACHE_KINDS[kind])
-        left = cache_usage(folder)[0]
+    for kind, (n, left) in cleared.items():
+        folder = folders[kind]
         print(f"{kind:<8} freed {megabytes(n)} in {where(kind)}")
         if left:
             print(f"pipekit cache clear: {megabytes(left)} could not be removed from {folder}: check that the folder "

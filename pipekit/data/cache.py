@@ -313,14 +313,31 @@ def remove_cache_folder(folder: Path | None) -> int:
     disk): the entries in the folder it points to are deleted and the link is kept.
 
     Anything else in it (a user's files, where ``PIPEKIT_CACHE`` is also a project folder) is kept, with a warning
-    naming it. What could not be removed, in a read-only folder, stays and is not counted."""
+    naming it. What could not be removed, in a read-only folder, stays and is not counted
+    (:func:`clear_cache_folder` says how much)."""
+    return clear_cache_folder(folder)[0]
+
+
+def clear_cache_folder(folder: Path | None) -> tuple[int, int]:
+    """:func:`remove_cache_folder`, returning ``(bytes freed, bytes of pipekit's files that could not be removed)``
+    from one listing of ``folder``, each file measured as it is removed (``pipekit cache clear`` reports both)."""
     if folder is None:
-        return 0
-    before = cache_usage(folder)[0]
+        return 0, 0
+    freed = left = 0
     ours, entries, others = _cache_contents(folder)
     for path in ours:
-        with contextlib.suppress(OSError):  # read-only, or removed meanwhile: measured below
+        try:
+            size = os.lstat(path).st_size
+        except OSError:  # removed meanwhile by another process: not ours to count
+            continue
+        try:
             os.unlink(path)
+        except FileNotFoundError:  # removed meanwhile: gone all the same
+            pass
+        except OSError:  # read-only: it stays
+            left += size
+            continue
+        freed += size
     for path in [*entries, *([folder] if link_target(folder) is None else [])]:
         with contextlib.suppress(OSError):  # not empty: it holds something kept, or a file that could not be removed
             os.rmdir(path)
@@ -331,7 +348,7 @@ def remove_cache_folder(folder: Path | None) -> int:
         warn(f"the cache folder {folder} holds {len(others)} item(s) pipekit did not write, kept: "
              f"{', '.join(shown)}{more}. pipekit deletes only its own entries there; if PIPEKIT_CACHE (or cache_dir) "
              "is also a folder of your own files, give pipekit a folder of its own")
-    return before - cache_usage(folder)[0]
+    return freed, left
 
 
 # ---------------------------------------------------------------------------------------- temporary files

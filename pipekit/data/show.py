@@ -70,6 +70,13 @@ def title_chars(cell_inches: float) -> int:
     return int(cell_inches * 72 / (0.62 * points))
 
 
+def are_table_rows(blocks: Sequence[Any], n_inp: int) -> bool:
+    """Whether the items of ``blocks`` (``n_inp`` of them inputs) are rows of a table: every input's block decodes to
+    columns (``table_columns``), so they are shown as a table (:func:`rows_table`) and predicted on from a row."""
+    inputs = blocks[:n_inp]
+    return bool(inputs) and all(getattr(b, "table_columns", False) for b in inputs)
+
+
 def rows_table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None) -> Any:
     """Decoded rows of table data as one frame: the input columns, then the target under its column's name
     (``column_name`` of its block; ``target`` when unknown) and, with ``preds``, the prediction (``<name>_pred``)."""
@@ -171,7 +178,7 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     ``show_batch(max_n=4, nrows=1)``. Returns the PNG path when one was written (see :func:`savefig_or_show`)."""
     if not blocks:
         rows, blocks, preds = blockless_rows(rows, n_inp, preds, name)
-    if blocks[:n_inp] and all(b.table_columns for b in blocks[:n_inp]):
+    if are_table_rows(blocks, n_inp):
         return show_table(rows_table(rows, blocks, n_inp, preds), path, name=name)
     if path is None and blocks[:n_inp] and all(getattr(b, "shows_text", False) for b in blocks[:n_inp]) \
             and plot_mode() == "inline":  # texts in a notebook: a table, as fastai shows them, not a picture

@@ -14,7 +14,7 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, Is, Options, check, check_positive_int, is_pandas
 from pipekit.data.loader import DataLoader
-from pipekit.data.show import show_items
+from pipekit.data.show import are_table_rows, show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
 from pipekit.learn.callbacks.training import item_order
 from pipekit.data.transform import as_list
@@ -272,9 +272,8 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
           with_input=(with_input, Options(True, False)))
     with learn._lock:  # one call at a time (see get_preds)
         n_inp = getattr(learn.dls.recipe, "n_inp_", 1)
-        blocks = tuple(getattr(learn.dls, "blocks", ()))[:n_inp]
-        table = bool(blocks) and all(getattr(b, "table_columns", False) for b in blocks)
-        source = one_item_source(item, n_inp, table=table)
+        blocks = tuple(getattr(learn.dls, "blocks", ()))
+        source = one_item_source(item, n_inp, table=are_table_rows(blocks, n_inp))
         dl = learn.dls.test_dl(source, with_labels=False)
         if len(dl.dataset) != 1:  # a table's dict of columns ({"userId": [73, 561], ...}) is as many rows
             raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(dl.dataset)}: for several "

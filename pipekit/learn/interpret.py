@@ -20,7 +20,7 @@ from pipekit.core.validate import Interval, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
-from pipekit.data.show import rows_table, title_chars, title_text
+from pipekit.data.show import are_table_rows, rows_table, title_chars, title_text
 from pipekit.learn.losses import MSELossFlat
 
 if TYPE_CHECKING:
@@ -130,9 +130,7 @@ class Interpretation:
         ``table_columns``), else None."""
         if not isinstance(self.dl, DataLoader):
             return None
-        blocks, n_inp = self.dl.blocks or self.learn.dls.blocks, self.dl.n_inp
-        rows = bool(blocks[:n_inp]) and all(getattr(b, "table_columns", False) for b in blocks[:n_inp])
-        return self.dl if rows else None
+        return self.dl if are_table_rows(self.dl.blocks or self.learn.dls.blocks, self.dl.n_inp) else None
 
     def _extra_columns(self, losses: torch.Tensor, idxs: torch.Tensor) -> dict[str, list[float]]:
         """The columns after the prediction in a table of top losses."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -139,20 +138,13 @@ def column_names(names: Any) -> Any:
 
 
 def _table_proc(p: Any) -> Any:
-    """``p``, or for pipekit.vision's ``Normalize`` (the class, or one without statistics) the table's: fastai has one
-    ``Normalize`` for images and tables, and where ``from pipekit.vision.all import *`` came after ``from
-    pipekit.tabular.all import *``, ``procs=[Categorify, FillMissing, Normalize]`` names the image one. One holding
-    image statistics is refused."""
-    # an object of pipekit.vision's exists only where its module is loaded: a table-only program never imports it
-    vision = sys.modules.get("pipekit.vision.transforms")
-    image_normalize = getattr(vision, "Normalize", None)
-    if image_normalize is None or not (p is image_normalize or isinstance(p, image_normalize)):
-        return p
-    if isinstance(p, image_normalize) and p.mean is not None:
-        raise ParameterError(f"TabularProcessor: procs holds pipekit.vision's Normalize with image statistics "
-                             f"(mean={p.mean}), a batch transform for images; for a table give Normalize (or "
-                             "Normalize()), which learns each continuous column's statistics from the training rows")
-    return Normalize()
+    """``p``, or the table proc it stands for where its class says one through a ``table_proc(given)`` class method,
+    as a table proc given in a DataBlock's ``batch_tfms`` says its batch transform through ``batch_transform(pieces)``
+    (:func:`~pipekit.data.transform.grouped_batch_tfms`): fastai has one ``Normalize`` for images and tables, and
+    where ``from pipekit.vision.all import *`` came after ``from pipekit.tabular.all import *``,
+    ``procs=[Categorify, FillMissing, Normalize]`` names pipekit.vision's. A class is made with its defaults first."""
+    make = getattr(p, "table_proc", None)
+    return make(p() if isinstance(p, type) else p) if callable(make) else p
 
 
 _NAMES = Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "column names (a name or a list)")

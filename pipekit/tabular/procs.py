@@ -728,7 +728,8 @@ class Normalize(TabularProc):
     def batch_transform(cls, pieces: Sequence[Normalize]) -> Any:
         """What stands for this table proc in a DataBlock's ``batch_tfms`` (``batch_tfms=Normalize()``):
         :class:`pipekit.vision.Normalize` taking its statistics from the first training batch. One fitted on a
-        table's columns is refused."""
+        table's columns is refused. The other way round, pipekit.vision's ``Normalize`` says what stands for it in a
+        table's ``procs`` through its ``table_proc`` class method."""
         fitted = [p for p in pieces if p.is_fitted]
         if fitted:
             raise ParameterError(f"DataBlock: batch_tfms got pipekit.tabular's Normalize (a table proc) fitted on the "

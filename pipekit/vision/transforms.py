@@ -335,6 +335,20 @@ class Normalize(BatchTransform):
     def from_stats(cls, mean: Sequence[float], std: Sequence[float]) -> Normalize:
         return cls(mean, std)
 
+    @classmethod
+    def table_proc(cls, given: Normalize) -> Any:
+        """What stands for this batch transform in a table's ``procs`` (``procs=[Categorify, FillMissing, Normalize]``
+        where ``from pipekit.vision.all import *`` came after ``from pipekit.tabular.all import *``):
+        :class:`pipekit.tabular.Normalize`, learning each continuous column's statistics from the training rows, as
+        fastai's one ``Normalize`` does for a table. One holding image statistics is refused."""
+        if given.mean is not None:
+            raise ParameterError(f"TabularProcessor: procs holds pipekit.vision's Normalize with image statistics "
+                                 f"(mean={given.mean}), a batch transform for images; for a table give Normalize (or "
+                                 "Normalize()), which learns each continuous column's statistics from the training rows")
+        from pipekit.tabular.procs import Normalize as TableNormalize
+
+        return TableNormalize()
+
     def check_stats(self, channels: int | None = None) -> None:
         """Refuse the statistics of a Normalize read from a fitted recipe (an export's batch transforms) that cannot
         normalise its images: none (a fitted recipe's Normalize holds the ones it was given or took from the first
