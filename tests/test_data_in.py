@@ -293,3 +293,17 @@ def test_a_missing_file_is_named_by_whichever_reader_was_called(tmp_path, monkey
             call()
         # no other reader's name (process_to_parquet said 'Tabular: file ...'), and where a relative path starts
         assert str(e.value) == f"nope.csv does not exist; check the path (relative paths start from {tmp_path})"
+
+
+def test_a_folder_of_parquet_files_named_with_brackets(adult_csv, tmp_path):
+    """Names such as Spark's or a user's ``part[0].parquet`` are files, never patterns."""
+    whole = read_table(adult_csv)
+    folder = tmp_path / "parts[2024]"
+    folder.mkdir()
+    for i, part in enumerate(whole.iter_slices(10_000)):
+        part.write_parquet(folder / f"part[{i}].parquet")
+    whole.write_parquet(tmp_path / "adult.parquet")
+    kw = dict(procs=PROCS, cat_names=CATS, cont_names=CONTS, y_names=Y, splits=None)
+    ref = Tabular(tmp_path / "adult.parquet", **kw)
+    tab = Tabular(folder, **kw)
+    assert len(tab.frame) == N and tab.frame.equals(ref.frame)

@@ -245,7 +245,8 @@ def _parquet_schema(path: Path) -> dict[str, Any]:
     one or nests too deeply (:func:`check_table_nesting`)."""
     check_table_nesting(path, "parquet")
     try:
-        return dict(pl.read_parquet_schema(path))
+        with open(path, "rb") as f:  # an open file: a name like a[1].parquet is that file, never a pattern
+            return dict(pl.read_parquet_schema(f))
     except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:
         raise table_error(path, e) from e
 
