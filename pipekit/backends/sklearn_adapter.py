@@ -178,6 +178,37 @@ class SklearnModel(Backend):
             raise ParameterError(f"{type(self.estimator).__name__} has no predict_proba; classification backends "
                                  "return probabilities (for SVC use probability=True)")
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The ``__init__`` arguments; with ``deep``, the estimator's own parameters as ``estimator__<name>`` too,
+        as scikit-learn's meta-estimators list them, so a search grid reaches them
+        (``{"backend__estimator__C": [0.1, 1.0]}`` for a ``TabularClassifier`` around it)."""
+        out = super().get_params(deep)
+        if deep and hasattr(self.estimator, "get_params"):
+            out.update({f"estimator__{k}": v for k, v in self.estimator.get_params(deep=True).items()})
+        return out
+
+    def set_params(self, **params: Any) -> SklearnModel:
+        """Change parameters; ``estimator__<name>`` sets one of the estimator's on a copy of it (the estimator
+        given is never changed), which becomes the ``estimator`` parameter. A name the estimator does not have
+        is refused; its values are checked by the estimator's own ``fit``, as scikit-learn does. Learned state is
+        dropped, as for every backend."""
+        from sklearn.base import clone
+
+        inner = {k[len("estimator__"):]: v for k, v in params.items() if k.startswith("estimator__")}
+        given = params.get("estimator", self.estimator) if inner else None
+        given = estimator_from_data(given) if isinstance(given, dict) else given
+        if hasattr(given, "get_params"):  # else Component.set_params names what estimator__ reaches
+            estimator = clone(given)
+            known = estimator.get_params(deep=True)
+            unknown = [k for k in inner if k not in known]
+            if unknown:
+                raise ParameterError(f"{type(self).__name__}: {type(estimator).__name__} has no parameter "
+                                     f"{unknown[0]!r} (estimator__{unknown[0]}); its parameters are "
+                                     f"{sorted(k for k in known if '__' not in k)}")
+            params = {**{k: v for k, v in params.items() if not k.startswith("estimator__")},
+                      "estimator": estimator.set_params(**inner)}
+        return super().set_params(**params)
+
     def params_to_data(self) -> dict[str, Any]:
         params = self.estimator.get_params(deep=False)
         bad = [k for k, v in params.items() if not _plain(v)]

@@ -87,20 +87,27 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
     return list(cv.split(np.zeros(len(y)), y))
 
 
-def rare_class_error(label: Any, rows: int, n_folds: int, target: str | None = None) -> str:
+def rare_class_error(label: Any, rows: int, n_folds: int, target: str | None = None, xy: bool = False) -> str:
     """Why a class of ``rows`` training rows cannot be stratified into ``n_folds`` folds, and the fix that exists:
     fewer folds, down to 2, or, for a class of one row, which no fold model could both learn and be scored on,
-    dropping or merging that class (``target``: the target column's name, for the example).
+    dropping or merging that class (``target``: the target column's name, for the example; ``xy``: the rows were
+    given as ``X`` and ``y``, to ``TabularClassifier.fit``, and are dropped there, with no Tabular to build).
 
     >>> rare_class_error("b", 2, 3)
     "the rarest class ('b') has 2 training rows, fewer than n_folds=3; give n_folds=2 or fewer"
+    >>> rare_class_error("b", 1, 3, xy=True).split("; ")[-1]
+    "drop that row from X and y (the row whose label in y is 'b') or merge the class with another in y before fit"
     """
     if rows >= 2:
         return (f"the rarest class ({label!r}) has {rows} training rows, fewer than n_folds={n_folds}; give "
                 f"n_folds={rows} or fewer")
-    return (f"the class {label!r} has 1 training row: a bagged model holds out each row in one fold, and the fold "
-            "models then never see that class; drop that row or merge the class with another before building the "
-            f"Tabular (e.g. df.filter(pl.col({target or 'target'!r}) != {label!r}))")
+    why = (f"the class {label!r} has 1 training row: a bagged model holds out each row in one fold, and the fold "
+           "models then never see that class; ")
+    if xy:
+        return why + (f"drop that row from X and y (the row whose label in y is {label!r}) or merge the class with "
+                      "another in y before fit")
+    return why + ("drop that row or merge the class with another before building the "
+                  f"Tabular (e.g. df.filter(pl.col({target or 'target'!r}) != {label!r}))")
 
 
 def time_ranks(order: Any, n: int, where: str = "order") -> np.ndarray:

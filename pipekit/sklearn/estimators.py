@@ -165,21 +165,29 @@ class _TabularEstimator(Component, BaseEstimator):
 
         A name the estimator or its backend does not have is refused here; the values are checked by ``fit``
         (scikit-learn's contract), which raises the ParameterError naming a bad one, so in a search only the
-        candidate holding it scores ``error_score``."""
-        backend = params.get("backend", self.backend)
-        if isinstance(backend, str) and any(k.startswith("backend__") for k in params):
-            params = {**params, "backend": default_backend(backend, self.task)}
-        nested = {k[len("backend__"):]: v for k, v in params.items() if k.startswith("backend__")}
-        super().set_params(**{k: v for k, v in params.items() if not k.startswith("backend__")})
-        if nested:
-            if not isinstance(self.backend, Component):
-                raise ParameterError(f"{type(self).__name__}: backend__{next(iter(nested))} reaches into backend, which "
-                                     f"is {self.backend!r:.60}, not a backend with parameters")
-            try:
-                self.backend.set_params(**nested)  # checked, and nothing set when a value is refused
-            except ParameterError:
-                _set_for_fit(self.backend, nested)
-            self.reset_state()
+        candidate holding it scores ``error_score``.
+
+        A fitted estimator stays fitted, as scikit-learn's do: the new values take effect at the next ``fit``
+        (``model_`` is a fitted copy of the backend, never the ``backend`` parameter itself), so a fitted
+        ``Pipeline`` or a search's ``best_estimator_`` given ``backend__n_jobs=1`` still predicts as before."""
+        fitted = self.fitted_state()  # Component.set_params drops it (pipekit's backends do); an estimator keeps it
+        try:
+            backend = params.get("backend", self.backend)
+            if isinstance(backend, str) and any(k.startswith("backend__") for k in params):
+                params = {**params, "backend": default_backend(backend, self.task)}
+            nested = {k[len("backend__"):]: v for k, v in params.items() if k.startswith("backend__")}
+            super().set_params(**{k: v for k, v in params.items() if not k.startswith("backend__")})
+            if nested:
+                if not isinstance(self.backend, Component):
+                    raise ParameterError(f"{type(self).__name__}: backend__{next(iter(nested))} reaches into backend, "
+                                         f"which is {self.backend!r:.60}, not a backend with parameters")
+                try:
+                    self.backend.set_params(**nested)  # checked, and nothing set when a value is refused
+                except ParameterError:
+                    _set_for_fit(self.backend, nested)
+        finally:
+            for k, v in fitted.items():
+                setattr(self, k, v)
         return self
 
     # ------------------------------------------------------------------ checking inputs
@@ -268,7 +276,8 @@ class _TabularEstimator(Component, BaseEstimator):
         processor = TabularProcessor([p.clone() if isinstance(p, TabularProc) else p for p in self.procs],
                                      cat + date_cat, cont + date_cont, target, y_block)
         processed = processor.fit_transform(frame.with_columns(column), np.ones(frame.height, dtype=bool))
-        self.model_ = fit_model(self._backend(), TabularSplit(processed, processor), self._seed(), sample_weight)
+        self.model_ = fit_model(self._backend(), TabularSplit(processed, processor), self._seed(), sample_weight,
+                                vars(self).get("classes_"))
         self.processor_ = processor
         self.cat_names_, self.cont_names_, self.date_names_ = cat, cont, dates
         self.date_formats_ = formats

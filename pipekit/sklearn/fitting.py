@@ -24,7 +24,8 @@ from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.ensemble import BaggedModel, MeanEnsemble, TorchTabular, WeightedEnsemble
+from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, TorchTabular, WeightedEnsemble
+from pipekit.ensemble.bagged import rare_class_error
 from pipekit.ensemble.base import align_classes
 
 #: the backends named by a string
@@ -61,9 +62,12 @@ def model_task(model: Any) -> str:
     return task
 
 
-def fit_model(model: Model, train: Any, seed: int | None = None, sample_weight: Any = None) -> Model:
+def fit_model(model: Model, train: Any, seed: int | None = None, sample_weight: Any = None,
+              classes: Any = None) -> Model:
     """A fitted copy of ``model`` (a backend or an ensemble) trained on ``train`` (a processed split), each row
-    weighed by ``sample_weight`` when given (a backend that weighs rows)."""
+    weighed by ``sample_weight`` when given (a backend that weighs rows). ``classes``: the labels as ``y`` gave
+    them (the estimator's ``classes_``; the backends see them as text), for an error to name a class as ``y``
+    holds it."""
     m = model.clone()
     if seed is not None:
         seed_all(m, seed)
@@ -74,14 +78,37 @@ def fit_model(model: Model, train: Any, seed: int | None = None, sample_weight: 
                                  "CatBoost or a scikit-learn model whose fit takes sample_weight)")
         return m.fit(train, sample_weight=sample_weight)  # type: ignore[attr-defined]
     if isinstance(m, MeanEnsemble):
-        members = [fit_model(x, train) for x in m.members]
+        members = [fit_model(x, train, classes=classes) for x in m.members]
         return type(m)(**{**m.get_params(deep=False), "members": members})
     if isinstance(m, WeightedEnsemble):
-        return _fit_weighted(m, as_data(train), seed)
+        return _fit_weighted(m, as_data(train), seed, classes)
+    if m.task == "classification" and _stratifies(m):
+        label, rows = _rarest(as_data(train).y, classes)
+        if rows < 2:  # said on X and y: the ensemble's own message would send the user to a Tabular
+            raise DataError(rare_class_error(label, rows, getattr(m, "n_folds", 2), xy=True))
     return m.fit(train)  # type: ignore[attr-defined]
 
 
-def _fit_weighted(ens: WeightedEnsemble, d: TabularData, seed: int | None) -> WeightedEnsemble:
+def _stratifies(model: Any) -> bool:
+    """Whether fitting ``model`` cuts folds of the training rows stratified by class, each class held out in
+    every fold: a StackingEnsemble's, a BaggedModel's shuffled ones, a WeightedEnsemble's (members included)."""
+    if isinstance(model, (StackingEnsemble, WeightedEnsemble)):
+        return True
+    if isinstance(model, BaggedModel):
+        return model.folds == "shuffled" or (model.folds == "auto" and model.time_col is None)
+    return any(_stratifies(x) for x in getattr(model, "members", None) or ())
+
+
+def _rarest(y: Any, classes: Any) -> tuple[Any, int]:
+    """The class of ``y`` (labels as text) with the fewest rows, as ``classes`` holds it (the text when not
+    there), and its rows."""
+    labels, counts = np.unique(np.asarray(y), return_counts=True)
+    text = labels[counts.argmin()].item()
+    given = {str(c): c for c in (classes if classes is not None else ())}.get(text, text)
+    return (given.item() if isinstance(given, np.generic) else given), int(counts.min())
+
+
+def _fit_weighted(ens: WeightedEnsemble, d: TabularData, seed: int | None, given: Any = None) -> WeightedEnsemble:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if d.y is None:
@@ -89,10 +116,14 @@ def _fit_weighted(ens: WeightedEnsemble, d: TabularData, seed: int | None) -> We
     task = ens.task
     classes = np.unique(d.y) if task == "classification" else None
     if classes is not None:
-        rarest = int(np.unique(d.y, return_counts=True)[1].min())
+        label, rarest = _rarest(d.y, given)
         if rarest < SELECTION_FOLDS:
-            raise DataError(f"the rarest class has {rarest} rows, fewer than the {SELECTION_FOLDS} folds a "
-                            "WeightedEnsemble selects its weights on; use MeanEnsemble or StackingEnsemble")
+            # StackingEnsemble's n_folds come down to the class's rows; one row no fold can hold out and learn
+            stack = f"StackingEnsemble(<the same members>, n_folds={rarest}) or " if rarest >= 2 else ""
+            raise DataError(f"the class {label!r} has {rarest} row{'s' if rarest > 1 else ''} in y, fewer than the "
+                            f"{SELECTION_FOLDS} folds a WeightedEnsemble selects its weights on (each class in every "
+                            f"fold); use {stack}MeanEnsemble(<the same members>), which fits each member on every "
+                            f"row, or drop the rows labelled {label!r} from X and y before fit")
         cv: Any = StratifiedKFold(SELECTION_FOLDS, shuffle=True, random_state=seed or 0)
     else:
         cv = KFold(SELECTION_FOLDS, shuffle=True, random_state=seed or 0)

@@ -79,8 +79,14 @@ def as_frame(X: Any, who: str) -> pl.DataFrame:
     ``x0, x1, ...``, as arrays' columns are named). Sparse, complex, 1-D and empty inputs are refused with
     scikit-learn's messages."""
     if type(X).__module__.startswith("scipy.sparse") or hasattr(X, "tocsr"):
+        # refused rather than densified, as HistGradientBoostingClassifier refuses it: the sparse matrix is nearly
+        # always a one-hot encoding, whose columns the procs would take as numbers (each normalised, none a
+        # category), and densifying a wide one can take far more memory than its sparse form
         raise TypeError(f"{who} does not take sparse input (a scipy sparse matrix or array): its procs read "
-                        "columns of text, categories and numbers; pass X.toarray() or a DataFrame")
+                        "columns of text, categories and numbers; pass X.toarray() or a DataFrame. In a Pipeline, "
+                        f"leave out the one-hot step and pass the text columns as they are ({who} encodes them "
+                        "itself), or make the step's output dense: OneHotEncoder(sparse_output=False), "
+                        "ColumnTransformer(..., sparse_threshold=0)")
     if isinstance(X, pl.LazyFrame):
         X = X.collect()
     if isinstance(X, (pa.Table, pa.RecordBatch)):
