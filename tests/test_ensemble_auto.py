@@ -530,6 +530,11 @@ def test_a_rare_class_gets_as_many_folds_as_its_rows_or_a_fix_that_exists(tab):
     with pytest.raises(DataError, match=r"the class 'rare' has 1 training row.*drop that row or merge the class with "
                                         r"another.*df.filter\(pl.col\('salary'\) != 'rare'\)"):
         fit_ensemble(with_rare(1), candidates=gbm, stack=False, verbose=False)
+    # the same example from the ensembles fitted on the Tabular's rows, by the target column's name
+    for ensemble in (StackingEnsemble([GBM("classification", n_estimators=5, n_jobs=1)]),
+                     BaggedModel(GBM("classification", n_estimators=5, n_jobs=1))):
+        with pytest.raises(DataError, match=r"df.filter\(pl.col\('salary'\) != 'rare'\)"):
+            ensemble.fit(with_rare(1).train)
 
 
 def test_a_frame_given_for_the_tabular_is_named_by_its_kind_and_shape():

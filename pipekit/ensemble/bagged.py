@@ -58,13 +58,14 @@ class _OutOfTime(Exception):
 
 
 def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
-               order: Any = None) -> list[tuple[np.ndarray, np.ndarray]]:
+               order: Any = None, target: str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(train_idx, held_idx)`` for each of ``n_folds`` folds: shuffled and seeded, stratified by class for
     classification (``y``: class indices or values); or, with ``order`` (each row's time: dates, numbers or
     anything that sorts), contiguous periods in time order, fold 0 the earliest, no shuffling (blocked k-fold):
     the rows of one time always share a fold, so a fold model is scored on a period of which it saw no time
     at all (rows from later days predicting earlier ones in the same period would make out-of-fold scores
-    optimistic for a model used on later days). The one fold maker of the ensembles.
+    optimistic for a model used on later days). The one fold maker of the ensembles; ``target`` (the target
+    column's name) is named in the error for a class too rare to fold.
 
     >>> [len(h) for _, h in make_folds(np.array([0, 1] * 5), "classification", 5, seed=0)]
     [2, 2, 2, 2, 2]
@@ -80,11 +81,17 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
     if task == "classification":
         labels, counts = np.unique(y, return_counts=True)
         if counts.min() < n_folds:
-            raise DataError(rare_class_error(labels[counts.argmin()].item(), int(counts.min()), n_folds))
+            raise DataError(rare_class_error(labels[counts.argmin()].item(), int(counts.min()), n_folds, target))
         cv: Any = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
     else:
         cv = KFold(n_folds, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros(len(y)), y))
+
+
+def target_name(d: Any) -> str | None:
+    """The target column's name of processed rows ``d`` (for messages), or None when they do not say it."""
+    names = getattr(getattr(d, "processor", None), "y_names", None)
+    return names[0] if isinstance(names, (list, tuple)) and names and isinstance(names[0], str) else None
 
 
 def rare_class_error(label: Any, rows: int, n_folds: int, target: str | None = None, xy: bool = False) -> str:
@@ -554,7 +561,8 @@ class BaggedModel(Backend):
             for r in range(self.n_repeats):
                 # folds stratified by label (the same folds as by code; an error names the label)
                 for f, (_, held) in enumerate(make_folds(y if classes is None else d.y, self.task,  # type: ignore[arg-type]
-                                                         self.n_folds, self.seed + r, order=ranks)):
+                                                         self.n_folds, self.seed + r, order=ranks,
+                                                         target=target_name(d))):
                     folds[r, held] = f
         jobs = [(r, f) for r in range(self.n_repeats) for f in range(self.n_folds)]
         models: list[Any] = [None] * len(jobs)

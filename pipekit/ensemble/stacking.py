@@ -28,7 +28,8 @@ from pipekit.core.errors import DataError, ExportError, FieldError, NotFittedErr
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar
 from pipekit.backends.data import rows_signature
-from pipekit.ensemble.bagged import BaggedModel, make_folds, out_of_fold, time_ranks, training_predictions
+from pipekit.ensemble.bagged import (BaggedModel, make_folds, out_of_fold, target_name, time_ranks,
+                                     training_predictions)
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    validate_prediction)
 
@@ -225,7 +226,7 @@ class StackingEnsemble(Ensemble):
         classes = np.unique(d.y) if self.task == "classification" else None  # type: ignore[arg-type]
         y = encode_y(d.y, self.task, classes)
         folds = make_folds(d.y if classes is not None else y, self.task, self.n_folds, self.seed,  # type: ignore[arg-type]
-                           order=None if order is None else time_ranks(order, len(d)))
+                           order=None if order is None else time_ranks(order, len(d)), target=target_name(d))
         fold_of = np.empty(len(d), dtype=np.int64)
         for f, (_, va_idx) in enumerate(folds):
             fold_of[va_idx] = f
