@@ -245,7 +245,7 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
     import albumentations as A
     from albumentations.pytorch import ToTensorV2
 
-    from pipekit.data.datablock import DataBlock, _check_split
+    from pipekit.data.datablock import DataBlock, _check_split, item_transforms
     from pipekit.data.getters import apply_getter
     from pipekit.data.splitters import RandomSplitter
     from pipekit.vision.presize import find_item_transform
@@ -272,7 +272,7 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
                              f"targets; this DataBlock has {[type(b).__name__ for b in blocks]}")
     rows = tr if train else va
     paths = [str(p) for p in apply_getter(getters[0], items).to_list()]
-    item_tfms = as_list(datablock.item_tfms)
+    item_tfms = item_transforms(datablock.item_tfms)
     targets = []
     for block, getter in zip(blocks[1:], getters[1:]):
         store = block.setup(apply_getter(getter, items), tr, [t.clone() for t in item_tfms])

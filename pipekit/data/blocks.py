@@ -596,8 +596,17 @@ class ToFloat(Transform):
         self.n_out = n_out
 
     def _matrix(self, values: pl.Series, finite: bool = True) -> np.ndarray:
-        if isinstance(values.dtype, (pl.List, pl.Array)):
-            arr = np.asarray(values.to_list(), dtype=np.float32)
+        if isinstance(values.dtype, (pl.List, pl.Array)) or values.dtype == pl.Object:
+            # a row of numbers per item: lists, arrays, or tensors (which Polars holds as objects)
+            items = values.to_list()
+            try:
+                arr = np.asarray([to_numpy(v) for v in items] if values.dtype == pl.Object else items,
+                                 dtype=np.float32)
+            except (TypeError, ValueError):  # rows of different lengths, or values that are no numbers
+                raise _rows_error(items) from None
+            arr = arr.reshape(-1, 1) if arr.ndim == 1 and values.dtype == pl.Object else arr  # a number per item
+            if arr.ndim != 2:
+                raise _rows_error(items)
         elif values.dtype.is_numeric() or values.dtype == pl.Boolean:
             arr = values.cast(pl.Float32).to_numpy().reshape(-1, 1)
         else:
@@ -605,16 +614,21 @@ class ToFloat(Transform):
             i = int(bad.arg_true()[0]) if bad.any() else 0
             raise DataError(f"RegressionBlock needs numbers, got {values.dtype} (row {i}: {values[i]!r}); "
                             "convert the column to numbers first")
-        if arr.ndim != 2:
-            raise DataError(f"RegressionBlock: items have different numbers of values (shape {arr.shape})")
         if finite and not np.isfinite(arr).all():
             i = int(np.flatnonzero(~np.isfinite(arr).all(1))[0])
             raise DataError(f"RegressionBlock: non-finite target ({arr[i].tolist()}) at row {i}; fill or drop it")
         return arr
 
     def setup(self, values: pl.Series) -> None:
-        # fitted on the training rows: a non-finite value is reported by encode, which sees every row's number
-        self.n_out_ = self.n_out if self.n_out is not None else self._matrix(values, finite=False).shape[1]
+        # fitted on the training rows: a non-finite value, or an item that is no row of numbers, is reported by
+        # encode, which sees every item at its position
+        width: int | None = self.n_out
+        if width is None:
+            try:
+                width = self._matrix(values, finite=False).shape[1]
+            except DataError:
+                width = None
+        self.n_out_ = width
 
     def encode(self, values: pl.Series) -> np.ndarray:
         arr = self._matrix(values)
@@ -626,6 +640,32 @@ class ToFloat(Transform):
     def decode(self, value: Any) -> Any:
         v = to_numpy(value)
         return float(v.reshape(-1)[0]) if v.size == 1 else v.tolist()
+
+
+def _rows_error(items: Sequence[Any]) -> DataError:
+    """Why the values of a regression target's items (lists, arrays, tensors) make no matrix of numbers: the first
+    item that is no number or row of numbers, or that has another number of values than item 0, named by its
+    position (``rows``, so a DataBlock names its file too)."""
+    first = None
+    for i, v in enumerate(items):
+        try:
+            a = np.asarray(to_numpy(v), dtype=np.float32)
+        except (TypeError, ValueError):
+            problem = f"is {str(v)[:80]!r}, which is not a number or a row of numbers"
+        else:
+            if a.ndim > 1:
+                problem = (f"holds numbers of shape {a.shape}: a target is a number or a row of numbers per item; "
+                           "flatten each (arr.ravel()), or use PointBlock for (x, y) points")
+            elif first is not None and a.size != first:
+                problem = (f"has {a.size} value(s) where item 0 has {first}: every item needs the same number of "
+                           "values")
+            else:
+                first = a.size if first is None else first
+                continue
+        error = DataError(f"RegressionBlock item {i} {problem}")
+        error.rows = [i]  # type: ignore[attr-defined]
+        return error
+    return DataError(f"RegressionBlock: the items' values make no row of numbers each (first: {str(items[:1])[:80]})")
 
 
 class RegressionBlock(TransformBlock):

@@ -31,7 +31,8 @@ from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint, row_index
 from pipekit.data.store import ListStore
-from pipekit.data.transform import BatchPipeline, BatchTransform, Transform, as_list, grouped_batch_tfms
+from pipekit.data.transform import (BatchPipeline, BatchTransform, Transform, as_list, as_transform,
+                                    grouped_batch_tfms)
 
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
 
@@ -41,6 +42,59 @@ def _wrap_hint(t: Any) -> str:
     if type(t).__module__.split(".")[0] == "albumentations":
         return "; wrap an albumentations transform or Compose: pipekit.vision.Albumentations(t)"
     return ""
+
+
+def item_transforms(item_tfms: Any) -> list[Transform]:
+    """``item_tfms`` as transforms: a plain function (the book's ``item_tfms=[f]``) is ``Transform(f)``, as in
+    fastai, run on every value of an item its type dispatch lets through; anything else that is no transform (a
+    class, another library's transform) is refused, saying what to give."""
+    out = []
+    for t in as_list(item_tfms):
+        if not isinstance(t, Transform) and (isinstance(t, type) or not callable(t) or _wrap_hint(t)):
+            raise ParameterError(f"DataBlock: item_tfms takes transforms (e.g. Resize(224)) or functions of one "
+                                 f"value, got {t!r:.200}" + _wrap_hint(t))
+        out.append(as_transform(t))
+    return out
+
+
+def _nested(value: Any) -> Any:
+    """``value`` as a column of items holds it: a NumPy array of two axes or more (an item's points, (n, 2)) as
+    nested lists, as a list of lists gives it (Polars holds an array of one axis per item, not more), and an object
+    array of rows as the lists of its rows; rows of different lengths are refused. Anything else as it is.
+
+    >>> _nested(np.zeros((2, 2), np.float32)), _nested(np.arange(2))
+    ([[0.0, 0.0], [0.0, 0.0]], array([0, 1]))
+    >>> _nested(np.array([[1], [2, 3]], dtype=object))
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.DataError: an array of 2 rows of different lengths ([1], [2, 3]) is no table of values; give each item's values as one array whose rows all have the same length
+    """
+    if not isinstance(value, np.ndarray):
+        return value
+    if value.dtype == object and any(isinstance(r, (list, tuple, np.ndarray)) for r in value.reshape(-1)):
+        rows = value.tolist()  # rows held as objects: a table when they all have one length
+        try:
+            np.array(rows)
+        except ValueError:  # NumPy refuses rows of different lengths
+            shown = ", ".join(str(r)[:20] for r in value.reshape(-1)[:3])
+            raise DataError(f"an array of {value.size} rows of different lengths ({shown}) is no table of values; give "
+                            "each item's values as one array whose rows all have the same length") from None
+        return rows
+    return value.tolist() if value.ndim >= 2 else value
+
+
+def _array_rows(block: Any, getter: Any) -> Any:
+    """``getter`` (a function of one item) with what it gives as :func:`_nested` makes it, so that a 2-D (or N-D)
+    NumPy array per item (``get_y`` giving (n, 2) points, a ``TensorPoint``) is taken as a list of lists or a tensor
+    is; an error names the item. A block of pixels takes its arrays as they are, and a pipekit getter reads columns."""
+    if not callable(getter) or isinstance(getter, Getter) or block.geometry in ("image", "mask"):
+        return getter
+
+    def rows(item: Any) -> Any:
+        return _nested(getter(item))
+
+    rows.__name__ = getattr(getter, "__name__", repr(getter))  # the getter an error names
+    return rows
 
 
 def _storable(v: Any) -> bool:
@@ -277,10 +331,7 @@ class DataBlock(Component):
             getters, splitter, item_tfms, batch_tfms, n_inp)
         blocks_ = self._new_blocks()  # validates the blocks, n_inp, getters and transforms now, not at build
         self._resolve_getters(len(blocks_))
-        for t in as_list(item_tfms):
-            if not isinstance(t, Transform):
-                raise ParameterError(f"DataBlock: item_tfms takes transforms (e.g. Resize(224)), got {t!r:.200}"
-                                     + _wrap_hint(t))
+        for t in item_transforms(item_tfms):
             if not any(t.applies_to(b) for b in blocks_):
                 raise ParameterError(f"DataBlock: item transform {t!r} applies to none of the blocks {blocks_}")
         for t in as_list(batch_tfms):
@@ -385,7 +436,7 @@ class DataBlock(Component):
         self.getters_ = _with_block_getters(self.blocks_, self._resolve_getters(len(self.blocks_)))
         self.n_inp_ = self._n_inp(len(self.blocks_))
         # a batch transform given in item_tfms runs on batches (see _batch_tfms), never on a block's column
-        item_tfms = [t.clone() for t in as_list(self.item_tfms) if not isinstance(t, BatchTransform)]
+        item_tfms = [t.clone() for t in item_transforms(self.item_tfms) if not isinstance(t, BatchTransform)]
         stores: list[Any] = []
         raws: list[pl.Series] = []
         for j, (block, getter) in enumerate(zip(self.blocks_, self.getters_)):
@@ -396,7 +447,8 @@ class DataBlock(Component):
             rows = _takes_whole_rows(block, getter, items)
             if rows:
                 gname = "None (the whole row)"
-            raw: pl.Series = step(f"{name} getter {gname}", lambda g=getter, r=rows: (  # type: ignore[misc]
+            reads = _array_rows(block, getter)
+            raw: pl.Series = step(f"{name} getter {gname}", lambda g=reads, r=rows: (  # type: ignore[misc]
                 rows_column(items) if r else apply_getter(g, items)))
             say("getter", f"{name}: getter {gname}", raw)
             raws.append(raw)
@@ -517,8 +569,8 @@ class DataBlock(Component):
             if not bare:
                 self._check_getter_stored(i)
             rows = not bare and _takes_whole_rows(block, getter, items)
-            raw = rows_column(items) if rows else apply_getter(None if bare else _raw_value_getter(getter, items),
-                                                               items)
+            raw = rows_column(items) if rows else apply_getter(
+                None if bare else _array_rows(block, _raw_value_getter(getter, items)), items)
             if bare and items.columns == ["path"]:  # path objects: a file per item, which the block may read
                 raw = block.new_paths(raw)
             block.check_raw(raw, "new data")

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, PipekitError, PipelineStepError
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
@@ -67,9 +67,10 @@ class ImageArray(np.ndarray):
     it to fit in h x w, ``show()`` draws it.
 
     It answers PIL's (and fastai's ``PILImage``'s) names as they do: ``size`` is ``(width, height)``, ``width``,
-    ``height``, ``mode``, ``n_px``, ``aspect``, and ``resize((w, h))`` and ``convert(mode)`` return new images.
-    NumPy's own names keep their NumPy meaning: ``shape`` is ``(H, W, C)`` (fastai's ``(H, W)`` is
-    ``img.shape[:2]``), ``reshape`` and ``transpose`` move axes; ``np.array(img).size`` is the number of values.
+    ``height``, ``mode``, ``n_px``, ``aspect``, and ``resize((w, h))``, ``convert(mode)`` and ``transpose(method)``
+    (one of PIL's, ``Image.FLIP_LEFT_RIGHT``) return new images. NumPy's own names keep their NumPy meaning:
+    ``shape`` is ``(H, W, C)`` (fastai's ``(H, W)`` is ``img.shape[:2]``), ``reshape`` and ``transpose(axes)`` move
+    axes; ``np.array(img).size`` is the number of values.
 
     >>> img = PILImage.create(np.zeros((40, 60), np.uint8))
     >>> img, img.size, img.shape, img.to_thumb(20).size, type(img / 255).__name__
@@ -179,6 +180,19 @@ class ImageArray(np.ndarray):
             raise ParameterError(f"ImageArray.convert({mode!r}): an ImageArray holds {' or '.join(IMAGE_CLASSES)} "
                                  f"pixels; for PIL's other modes use img.to_pil().convert({mode!r})")
         return _from_pil(self.to_pil().convert(mode))
+
+    def transpose(self, *axes: Any) -> Any:  # type: ignore[override]
+        """Given one of PIL's methods (``Image.FLIP_LEFT_RIGHT``, ``Image.ROTATE_90``, ...), a new image transposed
+        by PIL as ``PIL.Image.transpose`` (fastai's ``PILImage.transpose``) does: one whole number cannot be NumPy's
+        axes of a picture, which has three. Otherwise NumPy's ``transpose``, moving axes.
+
+        >>> img = PILImage.create(np.arange(6, dtype=np.uint8).reshape(2, 3))
+        >>> img.transpose(0)[:, :, 0].tolist(), img.transpose(2, 0, 1).shape
+        ([[2, 1, 0], [5, 4, 3]], (3, 2, 3))
+        """
+        if len(axes) == 1 and isinstance(axes[0], int) and not isinstance(axes[0], bool) and self._is_picture():
+            return _from_pil(self.to_pil().transpose(axes[0]))
+        return np.ndarray.transpose(self, *axes)
 
     def show(self, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None) -> Any:
         """Draw the image (see :func:`pipekit.vision.show_image`); returns the axes."""
@@ -389,9 +403,13 @@ def _typed_types(t: Transform) -> tuple[type, ...] | None:
     return value_types(fn, f"{type(t).__name__}.encodes", skip_self=True) if fn is not enc else None
 
 
+_KINDS = {"RGB": "colour image", "L": "grey image", "mask": "mask"}
+
+
 class _UserThenPresize(ItemTransform):
-    """The user's typed item transforms on each decoded image, in order, then the presize transform (if any), as
-    fastai runs item transforms on the decoded image before its ``Resize``."""
+    """The user's item transforms that reach images (see :meth:`_PixelBlock.user_item_tfms`) on each decoded image,
+    in order, then the presize transform (if any), as fastai runs item transforms on the decoded image before its
+    ``Resize``. What each returns (pixels, a PIL image) is the image the next one gets."""
 
     def __init__(self, user: Sequence[Transform], presize: ItemTransform | None, mode: str):
         self.user, self.presize, self.mode = list(user), presize, mode
@@ -400,13 +418,24 @@ class _UserThenPresize(ItemTransform):
         for t in self.user:
             value = (np.ascontiguousarray(img[:, :, 0]).view(MaskArray) if self.mode == "mask"
                      else np.ascontiguousarray(img).view(ImageArray))
-            out = t.encode(value)
+            name = t.enc.__name__ if isinstance(t, FuncTransform) and hasattr(t.enc, "__name__") else type(t).__name__
+            try:
+                out = t.encode(value)
+            except PipekitError:
+                raise
+            except Exception as e:  # most often a transform written for the labels, typed for nothing
+                hint = ("; an item transform whose value is typed for nothing runs on every value of an item, its "
+                        "images too, as in fastai: annotate the value with the type it is for (encodes(self, x: str)) "
+                        "or give other values back as they are (return x if not isinstance(x, str))"
+                        if _typed_types(t) is None else "")
+                raise PipelineStepError(f"item transform {name} failed on a {_KINDS.get(self.mode, self.mode)} of "
+                                        f"shape {img.shape} ({type(e).__name__}: {e}){hint}") from e
             if hasattr(out, "getbands"):  # a PIL image
                 out = np.asarray(out)
             arr = np.asarray(out)
             arr = arr[:, :, None] if arr.ndim == 2 else arr
             if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != img.shape[2]:
-                raise DataError(f"item transform {type(t).__name__} gave {arr.dtype} pixels of shape {arr.shape} for "
+                raise DataError(f"item transform {name} gave {arr.dtype} pixels of shape {arr.shape} for "
                                 f"a {self.mode} image of shape {img.shape}; an item transform on images returns "
                                 f"uint8 pixels with {img.shape[2]} channel(s) (PILImage.create(arr) makes one)")
             img = np.ascontiguousarray(arr.view(np.ndarray))
@@ -430,20 +459,27 @@ class _PixelBlock(TransformBlock):
         return [IntToFloat()]
 
     def user_item_tfms(self) -> list[Transform]:
-        """The user's item transforms typed for this block's values (``encodes(self, x: PILImage)`` on an image
-        block, ``x: PILMask`` on a mask block): they run on each decoded image, before the presize transform."""
+        """The user's item transforms that reach this block's values: those typed for them (``encodes(self,
+        x: PILImage)`` on an image block, ``x: PILMask`` on a mask block) and those typed for nothing (a plain
+        ``encodes(self, x)``, ``Transform(f)`` or a function in ``item_tfms``), which fastai runs on every value of
+        an item, its image included. They run on each decoded image (a :class:`PILImage`, or a :class:`PILMask`),
+        in order, before the presize transform."""
         sample: np.ndarray = (np.zeros((1, 1), np.uint8).view(MaskArray) if self.mode == "mask" else
                               np.zeros((1, 1, 3 if self.mode == "RGB" else 1), np.uint8).view(ImageArray))
         out = []
         for t in getattr(self, "tfms_", []):
-            types = None if isinstance(t, ItemTransform) else _typed_types(t)
-            if types is not None and isinstance(sample, types):
+            if isinstance(t, ItemTransform) or not written_for_items(t):
+                continue  # pipekit's own transforms (the presize one, a block's column transforms)
+            types = _typed_types(t)
+            if types is None or isinstance(sample, types):
                 out.append(t)
         return out
 
-    def _store(self, raw: pl.Series, what: str, small_in_memory: bool = False) -> ImageStore:
+    def _store(self, raw: pl.Series, what: str, small_in_memory: bool = False,
+               user: list[Transform] | None = None) -> ImageStore:
+        """The decoded (and presized) images of ``raw``; ``user``: :meth:`user_item_tfms`, when already known."""
         tfm: ItemTransform | None = find_item_transform(self.tfms_)
-        user = self.user_item_tfms()
+        user = self.user_item_tfms() if user is None else user
         # a handful of new files (predict, a small test set) is decoded in memory rather than cached; so are images
         # through a user's transform, whose code the cache cannot key
         in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256) or bool(user)
@@ -456,9 +492,10 @@ class _PixelBlock(TransformBlock):
               trace: Any = None) -> Store:
         self.fit_tfms(item_tfms)
         tfm = find_item_transform(self.tfms_)
-        store = self._store(raw, f"presizing {len(raw)} {type(self).__name__[:-5].lower()}s")
+        user = self.user_item_tfms()
+        store = self._store(raw, f"presizing {len(raw)} {type(self).__name__[:-5].lower()}s", user=user)
         if trace is not None:
-            steps = [repr(t) for t in self.user_item_tfms()] + ([repr(tfm)] if tfm is not None else [])
+            steps = [repr(t) for t in user] + ([repr(tfm)] if tfm is not None else [])
             trace(" + ".join(["decode", *steps]), store)
         self.check_store(store, raw)
         self.batch_tfms_ = self.block_batch_tfms()
