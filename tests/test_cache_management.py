@@ -110,6 +110,20 @@ def test_a_subword_model_is_cached_per_split(imdb, tmp_path):
     assert cache_usage(tmp_path / "text")[1] == 2
 
 
+def test_a_tokenizer_class_of_the_users_is_never_served_cached_tokens(imdb, tmp_path):
+    class Upper(Tokenizer):
+        def encode_texts(self, texts):
+            return super().encode_texts(pl.Series([t.upper() for t in texts]))
+
+    texts = imdb["text"].head(60)
+    plain = TextBlock(Tokenizer(rules=False), min_freq=1, cache_dir=tmp_path)
+    plain.setup(texts, np.arange(40))
+    upper = TextBlock(Upper(rules=False), min_freq=1, cache_dir=tmp_path)
+    upper.setup(texts, np.arange(40))
+    assert upper.from_cache_ is False and "THE" in upper.vocab and "the" not in upper.vocab
+    assert cache_usage(tmp_path / "text")[1] == 1  # the user's tokens are not written either
+
+
 def unwritable_cache(tmp_path: Path, where: str, monkeypatch) -> tuple[Path | None, Path]:
     """A cache that cannot be written: ``PIPEKIT_CACHE`` naming a file, or a ``cache_dir`` whose ``text`` is a file.
     Returns the ``cache_dir`` to give and the folder the warning names."""

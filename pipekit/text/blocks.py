@@ -259,8 +259,15 @@ class TextBlock(TransformBlock):
         # the entry holds tokens, not ids: the tokenizer's settings alone shape it. The vocabulary's settings
         # (min_freq, max_vocab, a given vocab) are applied at each build, so a language model and the classifier
         # built on its vocab (chapter 10) read one entry; the training rows are in the key only when the
-        # tokenizer learns from them
-        return {"tok": tok.cache_settings()}
+        # tokenizer learns from them. The class is in the key too (a Tokenizer and an HFTokenizer of equal settings)
+        return {"class": f"{type(tok).__module__}.{type(tok).__qualname__}", "tok": tok.cache_settings()}
+
+    @staticmethod
+    def _cached(tok: Tokenizer) -> bool:
+        """Whether this tokenizer's tokens are cached: pipekit's own tokenizers, whose settings say all their tokens
+        depend on. A tokenizer class of the user's (a subclass changing ``encode_texts``) can change between two
+        runs under the same name and settings, so its tokens are made afresh at each build."""
+        return type(tok).__module__.startswith("pipekit.")
 
     @staticmethod
     def _tokens_depend_on_split(tok: Tokenizer) -> bool:
@@ -282,7 +289,7 @@ class TextBlock(TransformBlock):
         self.batch_tfms_ = []
         texts = self.texts(raw)
         train_idx = np.asarray(train_idx, dtype=np.int64)
-        root = cache_folder(self.cache_dir, "text")
+        root = cache_folder(self.cache_dir, "text") if self._cached(tok) else None
         settings = self._settings(tok)
         split = train_idx if self._tokens_depend_on_split(tok) else None
         folder = root / cache_key(texts, settings, split) if root is not None else None
