@@ -190,3 +190,21 @@ def test_a_multi_column_float_target_from_arrays_lists_or_tensors_is_the_same_an
             _regression_dls(g)
     with pytest.raises(Exception, match=r"RegressionBlock item 7 has 3 value\(s\) where item 0 has 4.*7600\.png"):
         _regression_dls(lambda f: row(f)[:3] if Path(f).name == "7600.png" else row(f))
+
+
+class FlipPIL(Transform):
+    def encodes(self, x: Image.Image):  # fastai's images are PIL images: a transform typed so gets one
+        assert isinstance(x, Image.Image)
+        return x.transpose(Image.FLIP_LEFT_RIGHT)
+
+
+class FlipArray(Transform):
+    def encodes(self, x: np.ndarray):  # fastai's item transforms see PIL images: this one reaches none
+        return np.ascontiguousarray(x[:, ::-1])
+
+
+def test_an_item_transform_typed_pil_image_gets_a_pil_image_and_one_typed_ndarray_none():
+    x, _ = _mnist().valid.one_batch()
+    # as fastai 2.8.12 on mnist_tiny: FlipPIL flips the (grey) images, FlipArray leaves them as they are
+    assert torch.equal(_mnist([FlipPIL()]).valid.one_batch()[0], x.flip(-1))
+    assert torch.equal(_mnist([FlipArray()]).valid.one_batch()[0], x)

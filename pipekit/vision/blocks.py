@@ -406,6 +406,22 @@ def _typed_types(t: Transform) -> tuple[type, ...] | None:
 _KINDS = {"RGB": "colour image", "L": "grey image", "mask": "mask"}
 
 
+def _reaches_pixels(types: tuple[type, ...], sample: np.ndarray) -> str | None:
+    """How a user's item transform typed for ``types`` gets a decoded image like ``sample``: ``"pil"`` for one typed
+    ``PIL.Image.Image`` (fastai's images and masks are PIL images: it gets one), ``"array"`` for one typed for
+    pipekit's kinds (``PILImage``, ``PILImageBW``, ``PILMask``) or ``object``, None for the others. A transform typed
+    ``np.ndarray`` or ``Tensor`` never reaches an image, as in fastai, whose item transforms see PIL images."""
+    from PIL import Image
+
+    found = None
+    for ty in types:
+        if ty is object or isinstance(ty, (_ImageKind, _ArrayKind)):
+            found = found or ("array" if isinstance(sample, ty) else None)
+        elif isinstance(ty, type) and issubclass(ty, Image.Image):
+            found = found or "pil"
+    return found
+
+
 class _UserThenPresize(ItemTransform):
     """The user's item transforms that reach images (see :meth:`_PixelBlock.user_item_tfms`) on each decoded image,
     in order, then the presize transform (if any), as fastai runs item transforms on the decoded image before its
@@ -415,9 +431,15 @@ class _UserThenPresize(ItemTransform):
         self.user, self.presize, self.mode = list(user), presize, mode
 
     def apply(self, img: np.ndarray, nearest: bool = False) -> np.ndarray:
+        from PIL import Image
+
         for t in self.user:
-            value = (np.ascontiguousarray(img[:, :, 0]).view(MaskArray) if self.mode == "mask"
-                     else np.ascontiguousarray(img).view(ImageArray))
+            types = _typed_types(t)
+            if types is not None and _reaches_pixels(types, img) == "pil":
+                value: Any = Image.fromarray(np.ascontiguousarray(img[:, :, 0] if img.shape[2] == 1 else img))
+            else:
+                value = (np.ascontiguousarray(img[:, :, 0]).view(MaskArray) if self.mode == "mask"
+                         else np.ascontiguousarray(img).view(ImageArray))
             name = t.enc.__name__ if isinstance(t, FuncTransform) and hasattr(t.enc, "__name__") else type(t).__name__
             try:
                 out = t.encode(value)
@@ -471,7 +493,7 @@ class _PixelBlock(TransformBlock):
             if isinstance(t, ItemTransform) or not written_for_items(t):
                 continue  # pipekit's own transforms (the presize one, a block's column transforms)
             types = _typed_types(t)
-            if types is None or isinstance(sample, types):
+            if types is None or _reaches_pixels(types, sample) is not None:
                 out.append(t)
         return out
 
