@@ -112,6 +112,24 @@ def vocab_block(blocks: Sequence[Any], n_inp: int) -> Any:
     return next((b for b in targets if b.vocab is not None), targets[0] if targets else (blocks[0] if blocks else None))
 
 
+def vocab_targets(blocks: Sequence[Any], n_inp: int) -> list[Any]:
+    """The targets that have a vocab, in order, when there are two or more (``blocks=(ImageBlock, CategoryBlock,
+    CategoryBlock), n_inp=1``), else ``[]``: such data's ``vocab`` is one vocab per target, and its ``c`` one size
+    per target, as fastai gives them."""
+    found = [b for b in blocks[n_inp:] if b.vocab is not None]
+    return found if len(found) > 1 else []
+
+
+def data_vocab(blocks: Sequence[Any], n_inp: int) -> Any:
+    """The data's vocab (``dls.vocab``): the vocab of :func:`vocab_block`, or, for several targets with a vocab,
+    the list of their vocabs in target order (``[['3', '7'], ['big', 'small']]``)."""
+    several = vocab_targets(blocks, n_inp)
+    if several:
+        return [b.vocab for b in several]
+    block = vocab_block(blocks, n_inp)
+    return block.vocab if block is not None else None
+
+
 class ItemList(Sequence):
     """The source items of one subset, in the subset's order, as a getter sees each one: a ``Path`` for file
     items, the value for items of one column, else a dict of the row. Read on demand from the items table.
@@ -184,8 +202,7 @@ class DatasetSplit(ArrayDataset):
     @property
     def vocab(self) -> list | None:
         """As :attr:`DataLoaders.vocab`."""
-        block = vocab_block(self.blocks, self.n_inp)
-        return block.vocab if block is not None else None
+        return data_vocab(self.blocks, self.n_inp)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> DatasetSplit:
         return DatasetSplit(self.stores, self.blocks, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
@@ -247,8 +264,7 @@ class Datasets(ArrayDataset):
     @property
     def vocab(self) -> list | None:
         """As :attr:`DataLoaders.vocab`."""
-        block = vocab_block(self.blocks, self.n_inp)
-        return block.vocab if block is not None else None
+        return data_vocab(self.blocks, self.n_inp)
 
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
                     device: str | torch.device | None = None, num_workers: int | None = None,
@@ -554,7 +570,11 @@ class TfmdDatasets:
 
     @property
     def vocab(self) -> list | None:
-        """The target's vocabulary (the first part after the inputs that learned one), else the inputs'."""
+        """The target's vocabulary (the first part after the inputs that learned one), else the inputs'; with
+        several targets that learned one, the list of their vocabularies in target order, as fastai's."""
+        several = [tl.vocab for tl in self.tls[self.n_inp:] if tl.vocab is not None]
+        if len(several) > 1:
+            return several
         order = self.tls[self.n_inp:] + self.tls[:self.n_inp]
         return next((tl.vocab for tl in order if tl.vocab is not None), None)
 
@@ -917,15 +937,19 @@ class DataLoaders:
     @property
     def vocab(self) -> list | None:
         """The target's vocab (boxes with labels: the labels'); for data with no target (a language model) the
-        input's vocab."""
-        block = vocab_block(self.blocks, self.n_inp)
-        return block.vocab if block is not None else None
+        input's vocab. With several targets that have a vocab (``blocks=(ImageBlock, CategoryBlock, CategoryBlock),
+        n_inp=1``), a list of their vocabs in target order, as fastai's: ``[['3', '7'], ['big', 'small']]``."""
+        return data_vocab(self.blocks, self.n_inp)
 
     @property
-    def c(self) -> int | None:
-        """The target's size: its number of classes (boxes with labels: of labels, ``#na#`` included)."""
+    def c(self) -> int | list[int | None] | None:
+        """The target's size: its number of classes (boxes with labels: of labels, ``#na#`` included). With several
+        targets that have a vocab, a list of each target's size in target order (``[2, 2]``), as fastai's: a model
+        for them has as many outputs as their sum (``n_out=sum(dls.c)``) and a loss that splits them."""
         if self.y_block is None:
             return None
+        if vocab_targets(self.blocks, self.n_inp):
+            return [b.c for b in self.blocks[self.n_inp:]]
         return self.y_block.c if self.y_block.c is not None else vocab_block(self.blocks, self.n_inp).c
 
     @property

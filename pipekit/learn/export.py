@@ -102,7 +102,11 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
         learner = name_of(type(learn))
     except (ExportError, UnknownNameError) as e:
         raise ExportError(f"cannot export: {e}") from None
-    if loss is None:  # a plain function: the loaded learner predicts with the targets' default loss, if they have one
+    from pipekit.learn.learner import several_targets
+
+    # a plain function: the loaded learner predicts with the targets' default loss, if they have one; over several
+    # targets no one target's default fits, and it predicts the model's outputs, as this learner does
+    if loss is None and not several_targets(learn.dls):
         try:
             loss_from_kind(getattr(learn.dls, "loss_kind", None))
         except ParameterError:
@@ -366,7 +370,11 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
         except (ExportError, RuntimeError) as e:
             raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} "
                               f"({e}); the file is damaged or was not written by learn.export()") from None
-    if rec.get("loss") is None:  # the loss was a plain function: the target's default gives the activation
+    from pipekit.learn.learner import several_targets
+
+    if rec.get("loss") is None and several_targets(dls):  # a function of the user's over several targets
+        loss = _loss_not_exported
+    elif rec.get("loss") is None:  # the loss was a plain function: the target's default gives the activation
         loss = _rebuild(where, "default loss (no 'loss' field)", lambda: loss_from_kind(dls.loss_kind))
     else:
         loss = _rebuild(where, "field 'loss'", lambda: BaseLoss.from_record(rec["loss"], arrays), path="loss")
@@ -380,6 +388,16 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
 
 
 register(learner_from_archive, name="learner", kind="loader")
+
+
+def _loss_not_exported(pred: Any, *targets: Any, **kwargs: Any) -> torch.Tensor:
+    """The loss of a learner loaded from an export of data with several targets whose loss was a function of the
+    user's (``combine_loss(pred, y0, y1)``), which a file cannot hold. Predicting needs no loss: the predictions
+    are the model's outputs, as the exported learner gave them. Training or scoring needs the function back."""
+    raise ParameterError("this learner was loaded from an export of data with several targets, trained with a loss "
+                         "function of your own, which the file cannot hold (its predictions, learn.predict and "
+                         "learn.get_preds, are the model's outputs, as before the export): to train or score it, "
+                         "set learn.loss_func to that function again (e.g. learn.loss_func = combine_loss)")
 
 
 #: channels of the images an ImageBlock makes, by its ``cls``
@@ -485,7 +503,8 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
         except FieldError as e:
             raise ExportError(f"{where}: record.json {e.within(f'dls.recipe.state.batch_tfms_[{i}]')}; the file is "
                               "damaged or was not written by learn.export(): export the trained learner again") from None
-    _check_loss_weights(where, loss, len(vocab) if isinstance(vocab, (list, tuple)) else c)
+    several = isinstance(c, list)  # several targets with a vocab: dls.vocab and dls.c are one per target
+    _check_loss_weights(where, loss, None if several else len(vocab) if isinstance(vocab, (list, tuple)) else c)
     if kind == "pixel_cross_entropy" and isinstance(loss, BaseLoss) and loss.axis != 1:
         # a mask's classes are the channels of (bs, n_classes, h, w) outputs: another axis would softmax over the
         # image's rows or columns and decode nonsense without any error
@@ -521,7 +540,9 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
                           f"vocabulary of {len(in_vocab)} tokens, but the model embeds "
                           f"{embeddings[0].num_embeddings}")
     heads = _layers(model, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
-    if kind in ("cross_entropy", "pixel_cross_entropy", "bce") and isinstance(loss, (CrossEntropyLossFlat, BCEWithLogitsLossFlat)) and heads:
+    # several targets: the outputs are laid out by the user's loss, which the data cannot check
+    if kind in ("cross_entropy", "pixel_cross_entropy", "bce") and isinstance(loss, (CrossEntropyLossFlat, BCEWithLogitsLossFlat)) and heads \
+            and not several:
         head = heads[-1]
         out = head.out_features if isinstance(head, nn.Linear) else head.out_channels
         n = len(vocab) if isinstance(vocab, (list, tuple)) else c

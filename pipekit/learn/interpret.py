@@ -44,6 +44,20 @@ def _predicts_numbers(learn: Learner) -> bool:
     return isinstance(learn.loss_func, (MSELossFlat, torch.nn.MSELoss, torch.nn.L1Loss))
 
 
+def _one_target_only(who: str, learn: Learner, targets: list[Any]) -> ParameterError:
+    """Why ``who`` (a classifier's interpretation) refuses data of several targets, and what to use instead."""
+    shown = ", ".join(type(b).__name__ + (f" {list(b.vocab)[:5]}" if b.vocab is not None else "") for b in targets)
+    sizes = getattr(learn.dls, "c", None)
+    first = sizes[0] if isinstance(sizes, list) and isinstance(sizes[0], int) else None
+    args = ", ".join(f"y{i}" for i in range(len(targets)))
+    example = (f"; for the first target's, if its outputs come first: preds, ({args}) = learn.get_preds(), then "
+               f"sklearn.metrics.confusion_matrix(y0, preds[:, :{first}].argmax(1))" if first else "")
+    return ParameterError(f"{who} takes one target, and this learner's data has {len(targets)} ({shown}): which of "
+                          "the model's outputs are a target's classes is known to its loss function alone. "
+                          "Interpretation.from_learner(learn) ranks the items by that loss (top_losses, "
+                          f"plot_top_losses) when it takes reduction='none'{example}")
+
+
 class Interpretation:
     """Inputs, predictions, targets, decoded predictions and per-item losses over one set."""
 
@@ -53,8 +67,9 @@ class Interpretation:
         self.targs, self.decoded, self.losses = targs, decoded, losses
 
     def __repr__(self) -> str:
-        vocab = getattr(self.learn.dls, "vocab", None)
-        classes = f", {len(vocab)} classes" if isinstance(vocab, (list, tuple)) else ""
+        vocab, c = getattr(self.learn.dls, "vocab", None), getattr(self.learn.dls, "c", None)
+        classes = (f", {len(c)} targets" if isinstance(c, list)  # several targets: a vocab and a size per target
+                   else f", {len(vocab)} classes" if isinstance(vocab, (list, tuple)) else "")
         loss = f", mean loss {float(self.losses.float().mean()):.4f}" if len(self.losses) else ""
         return f"{type(self).__name__}({len(self.losses)} items{classes}{loss})"
 
@@ -67,15 +82,21 @@ class Interpretation:
             what = f" ({', '.join(map(str, names))})" if names else ""
             raise ParameterError(f"{cls.__name__} needs a classifier; this learner predicts numbers{what}: use "
                                  "Interpretation.from_learner(learn).top_losses() or .plot_top_losses(k)")
+        from pipekit.learn.learner import several_targets
+
+        targets = several_targets(learn.dls)
+        if targets and issubclass(cls, ClassificationInterpretation):
+            raise _one_target_only(cls.__name__, learn, targets)
         dl = learn._get_dl(ds_idx, dl)
         inputs, preds, targs, decoded, losses = learn.get_preds(dl=dl, with_input=True, with_decoded=True,
                                                                 with_loss=True, act=act)
         if targs is None:
             raise DataError("Interpretation needs labelled data; the loader has no targets "
                              "(use dls.test_dl(items, with_labels=True))")
-        if cls is Interpretation and _classifies(learn):  # fastai's Interpretation.from_learner on a classifier
+        if cls is Interpretation and _classifies(learn) and not targets:  # fastai's, on a classifier
             cls = ClassificationInterpretation
-        if decoded.shape == preds.shape and preds.ndim == targs.ndim + 1 and not targs.is_floating_point():
+        if isinstance(targs, torch.Tensor) and decoded.shape == preds.shape and preds.ndim == targs.ndim + 1 \
+                and not targs.is_floating_point():
             # a loss that decodes nothing (torch's nn.CrossEntropyLoss): one score per class, on dim 1 as the loss
             # takes them (an image's pixels too), and a class index per target: the decoded class is the largest
             decoded = preds.argmax(1)
@@ -90,13 +111,16 @@ class Interpretation:
 
     def _title(self, i: int, loss: float) -> str:
         """The title of item ``i`` in ``plot_top_losses``."""
+        if not isinstance(self.targs, torch.Tensor):  # several targets (a tuple of them): the loss alone
+            return f"{loss:.2f}"
         pred, targ = self.decoded[i], self.targs[i]
         if pred.numel() == 1 and targ.numel() == 1:  # one value each (a regression): predicted / actual / loss
             return f"{float(pred):.3g}/{float(targ):.3g} / {loss:.2f}"
         return f"{loss:.2f}"
 
     def _suptitle(self) -> str:
-        return "predicted / actual / loss" if self.decoded[0].numel() == 1 == self.targs[0].numel() else "loss"
+        return "predicted / actual / loss" if isinstance(self.targs, torch.Tensor) and \
+            self.decoded[0].numel() == 1 == self.targs[0].numel() else "loss"
 
     def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True,
                         nrows: int | None = None, ncols: int | None = None,

@@ -43,7 +43,7 @@ from pipekit.learn.optim import LR_VALUE as _LR
 from pipekit.learn.optim import Adam, OptimWrapper, torch_opt_func
 from pipekit.metrics import Metric, as_metric
 
-__all__ = ["Learner", "check_learner_kwargs"]
+__all__ = ["Learner", "check_learner_kwargs", "check_targets_fit", "several_targets"]
 
 _EXC: dict[str, type[Exception]] = {
     "fit": CancelFitException, "epoch": CancelEpochException, "train": CancelTrainException,
@@ -83,7 +83,8 @@ class Learner:
     dls: DataLoaders with ``.train`` and ``.valid`` (their target block's ``loss_kind`` picks the default loss).
     model: any ``nn.Module`` taking the ``n_inp`` input tensors of a batch.
     loss_func: defaults from ``dls.y_block.loss_kind``: CrossEntropyLossFlat (over the class axis: ``axis=1`` for
-        a mask's scores per pixel), BCEWithLogitsLossFlat or MSELossFlat.
+        a mask's scores per pixel), BCEWithLogitsLossFlat or MSELossFlat. Data of several targets has no default:
+        give ``loss_func(pred, *targets)`` (see :func:`check_targets_fit`).
     opt_func: ``opt_func(param_groups, lr) -> torch.optim.Optimizer`` (``Adam`` = AdamW, ``SGD``, ``RMSProp``).
     lr: default learning rate for ``fit``.  splitter: ``model -> list of parameter lists`` (layer groups;
     the last is the head) used by ``freeze``/``freeze_to`` and ``slice`` learning rates.
@@ -145,6 +146,7 @@ class Learner:
         self.device = torch.device(device if device is not None else dls.device)
         self.model.to(self.device)
         if loss_func is None:
+            check_targets_fit("Learner", dls, loss_func)
             kind = dls.y_block.loss_kind if dls.y_block is not None else None
             if kind is None:
                 raise ParameterError("Learner: loss_func was not given and the target block has no loss_kind "
@@ -732,3 +734,51 @@ def check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[...
     the factory passes itself."""
     check_arguments(who, kwargs, argument_names(factory), ("the Learner's", argument_names(Learner.__init__,
                                                                                            but=tuple(given))))
+
+
+def several_targets(dls: Any) -> list[Any]:
+    """The target blocks of ``dls`` (after its ``n_inp`` inputs), in order, when it has several and its own
+    defaults (``dls.loss_kind``, the size of a model for it) would be the first target's alone: several targets
+    with a vocab (``blocks=(ImageBlock, CategoryBlock, CategoryBlock), n_inp=1``, whose ``dls.c`` is a list), or a
+    first target that names a default loss. Otherwise [] (one target; boxes then their labels, which have their
+    own defaults)."""
+    targets = list(tuple(getattr(dls, "blocks", ()) or ())[getattr(dls, "n_inp", 1):])
+    if len(targets) > 1 and (isinstance(getattr(dls, "c", None), list)
+                             or getattr(targets[0], "loss_kind", None) is not None):
+        return targets
+    return []
+
+
+def check_targets_fit(who: str, dls: Any, loss_func: Any, n_out: Any = None, builds_model: bool = False) -> None:
+    """Refuse, saying what to pass, a learner on data of several targets (``blocks=(ImageBlock, CategoryBlock,
+    CategoryBlock), n_inp=1``; see :func:`several_targets`) that would take its loss (no ``loss_func``) or, for a
+    factory that ``builds_model``, its number of outputs (no ``n_out``) from the data: those would be the first
+    target's alone. Such a model gives the targets' outputs side by side (``n_out=sum(dls.c)``) and its loss, a
+    function of the user's, splits them."""
+    targets = several_targets(dls)
+    if not targets:
+        return
+    missing = [name for name, absent in (("n_out", builds_model and n_out is None), ("loss_func", loss_func is None))
+               if absent]
+    if not missing:
+        return
+    sizes = [getattr(b, "c", None) for b in targets]
+    known = all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)
+    shown = ", ".join(type(b).__name__ + (f" {list(b.vocab)[:5]}" if getattr(b, "vocab", None) is not None else "")
+                      for b in targets)
+    args = ", ".join(f"y{i}" for i in range(len(targets)))
+    total = f"n_out={sum(int(s or 0) for s in sizes)}" if known else "n_out"
+    example = ""
+    if known and all(getattr(b, "loss_kind", None) == "cross_entropy" for b in targets):
+        ends = np.cumsum([0, *sizes]).tolist()
+        terms = " + ".join(f"F.cross_entropy(pred[:, {a}:{b}], y{i})" for i, (a, b) in enumerate(zip(ends, ends[1:])))
+        example = f", e.g. def loss(pred, {args}): return {terms} (F is torch.nn.functional)"
+    size = f"{total} (the sum of the targets' sizes {sizes})"
+    loss = (f"loss_func=, a function loss(pred, {args}) that splits the model's outputs between the targets{example}; "
+            f"metrics take the same arguments (pred, {args})")
+    fix = (f"Pass {size} and {loss}" if len(missing) > 1 else f"Pass {size}: the model gives the targets' outputs "
+           "side by side and the loss_func splits them" if missing == ["n_out"] else
+           f"Pass {loss}. The model gives the targets' outputs side by side: {size}")
+    raise ParameterError(f"{who}: {' and '.join(missing)} {'were' if len(missing) > 1 else 'was'} not given and the "
+                         f"data has {len(targets)} targets ({shown}); the data's own {' and '.join(missing)} would "
+                         f"be for the first target alone. {fix}")

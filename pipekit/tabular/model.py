@@ -529,7 +529,7 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
         >>> learn.dls.c, len(learn.model.embeds)  # six categories and education-num_na, which FillMissing adds
         (2, 7)
     """
-    from pipekit.learn.learner import Learner, check_learner_kwargs
+    from pipekit.learn.learner import Learner, check_learner_kwargs, check_targets_fit
     from pipekit.tabular.loaders import TabularRecipe
 
     check_learner_kwargs("tabular_learner", kwargs, tabular_learner)
@@ -545,6 +545,7 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
         from pipekit.tabular.processor import warn_missing_numbers
 
         warn_missing_numbers(tab.train.conts, processor.cont_names_)
+    check_targets_fit("tabular_learner", dls, kwargs.get("loss_func"), n_out, builds_model=True)
     n_out = dls.c if n_out is None else n_out
     if not n_out:
         raise ParameterError("tabular_learner: could not tell the number of outputs from the data; pass n_out=.")

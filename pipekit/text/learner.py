@@ -27,7 +27,7 @@ from pipekit.core.validate import Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
-from pipekit.learn.learner import check_learner_kwargs
+from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import unusable_weights
 from pipekit.text.blocks import TextBlock, check_forwards
 from pipekit.text.models import (AWD_LSTM, DROPOUTS, Y_RANGE, awd_lstm_clas_split, awd_lstm_lm_split,
@@ -469,6 +469,7 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     block = text_block_of(dls)
     if block.is_lm:
         raise ParameterError("text_classifier_learner needs classification data (TextBlock without is_lm) and labels")
+    check_targets_fit("text_classifier_learner", dls, kwargs.get("loss_func"), n_out, builds_model=True)
     n_out = n_out if n_out is not None else dls.c
     if not n_out:
         raise ParameterError("cannot tell the number of classes: pass n_out= or use a CategoryBlock target")

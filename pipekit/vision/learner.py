@@ -23,7 +23,7 @@ from pipekit.core.errors import DataError, ParameterError, UnknownNameError, Wei
 from pipekit.core.registry import lookup, name_of
 from pipekit.core.validate import Y_RANGE, Interval, check
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
-from pipekit.learn.learner import check_learner_kwargs
+from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import unusable_weights
 from pipekit.metrics import MeanMetric, Metric
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
@@ -415,6 +415,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     """
     check_learner_kwargs("vision_learner", kwargs, vision_learner)
     _refuse_resnet_imagenet(arch, pretrained, "vision_learner")
+    check_targets_fit("vision_learner", dls, loss_func, n_out, builds_model=True)
     n_out, channels = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
     _check_n_in("vision_learner", n_in, channels)
     n_in = channels
