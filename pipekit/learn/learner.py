@@ -397,8 +397,10 @@ class Learner:
                     # which callback failed, at which event: the traceback alone shows only the loop's frames
                     # above the callback's own
                     note = f"(raised in the callback {type(getattr(fn, '__self__', fn)).__name__} at {event})"
-                    if note not in getattr(e, "__notes__", ()):
-                        e.add_note(note)
+                    notes = getattr(e, "__notes__", None)
+                    if notes is None or note not in notes:
+                        # BaseException.add_note is Python 3.11's; on 3.10 the note is the same list, set by hand
+                        e.__notes__ = [*(notes or ()), note]
                     raise
 
     def _with_events(self, f: Callable[[], None], name: str) -> None:
