@@ -246,7 +246,9 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
 
     ``decoded`` is what a person reads (a label, a list of labels, a number, points or boxes in pixels of
     the input image); ``decoded_tensor`` the model's decoded output (a class index, one-hot labels, -1..1
-    coordinates); ``probabilities`` the activated output. For a table's row (or a rating's), ``decoded`` is
+    coordinates); ``probabilities`` the activated output. For data of several category targets (``dls.c`` a list,
+    a model giving their outputs side by side), ``decoded`` is each target's label, read from its own outputs, and
+    ``decoded_tensor`` their indices. For a table's row (or a rating's), ``decoded`` is
     the label or number itself, which also shows the row with it as the model read it: ``row, clas, probs =
     learn.predict(df.iloc[0])``, then ``row.show()``.
 
@@ -284,6 +286,9 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
         y_block = learn.dls.y_block
         if y_block is None:
             return *shown, dec[0], dec[0], preds[0]
+        per_target = _per_target(learn.dls, preds[0])
+        if per_target is not None:
+            return *shown, *per_target
         ds = dl.dataset
         stores = getattr(ds, "stores", ())[:getattr(ds, "n_inp", 1)]
         size = next((sz for s in stores if (sz := getattr(s, "source_size", lambda i: None)(0)) is not None),
@@ -293,6 +298,28 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
                    else y_block.decode(dec[0]))
         with_row = getattr(learn.dls.recipe, "prediction_of_row", None)  # a table's: the label shows its row
         return *shown, (with_row(source, decoded) if callable(with_row) else decoded), dec[0], preds[0]
+
+
+def _per_target(dls: Any, pred: torch.Tensor) -> tuple[Any, Any, torch.Tensor] | None:
+    """``predict``'s answer for data of several category targets (``dls.c`` a list, as the course's multi-target
+    model): each target's label read from its own slice of the outputs, which the model gives side by side
+    (``n_out=sum(dls.c)``): ``((label0, label1), tensor([idx0, idx1]), outputs)``. Outputs of another width are
+    given as they are, as labels cannot be read from them. None for data of one target."""
+    sizes = getattr(dls, "c", None)
+    if not isinstance(sizes, list):
+        return None
+    targets = list(tuple(getattr(dls, "blocks", ()) or ())[getattr(dls, "n_inp", 1):])
+    flat = pred.reshape(-1)
+    if (len(targets) != len(sizes) or flat.numel() != sum(sizes)
+            or any(getattr(b, "vocab", None) is None for b in targets)):
+        return pred, pred, pred
+    labels, idxs, start = [], [], 0
+    for block, size in zip(targets, sizes):
+        i = int(flat[start:start + size].argmax())
+        labels.append(block.vocab[i])
+        idxs.append(i)
+        start += size
+    return tuple(labels), torch.tensor(idxs), pred
 
 
 def _decoded_input(dl: Any, inputs: Any) -> Any:
