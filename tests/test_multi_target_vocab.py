@@ -189,3 +189,7 @@ def test_interpretation_ranks_items_by_a_loss_of_several_targets(learn, tmp_path
     losses, idxs = interp.top_losses(3)
     assert bool(losses[0] >= losses[1] >= losses[2]) and len(interp.losses) == len(learn.dls.valid_ds)
     assert interp.plot_top_losses(3, path=tmp_path / "top.png").exists()
+
+
+def test_each_loader_has_the_data_vocab(dls):
+    assert dls.train.vocab == dls.valid.vocab == dls.vocab == [["3", "7"], ["big", "small"]]

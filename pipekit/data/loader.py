@@ -189,6 +189,12 @@ class DataLoader:
         return self.dataset.n_inp
 
     @property
+    def vocab(self) -> Any:
+        """The vocab of this loader's items, as ``dls.vocab`` gives it (fastai's ``dls.train.vocab``); None for a
+        dataset with none (built from arrays, or a ``test_dl`` of inputs alone, whose blocks hold no vocab)."""
+        return getattr(self.dataset, "vocab", None)
+
+    @property
     def geometry(self) -> tuple[str | None, ...]:
         """What each batch element carries spatially (see ``TransformBlock.geometry``)."""
         return tuple(self.dataset.geometry)
