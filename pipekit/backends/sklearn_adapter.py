@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -35,13 +36,15 @@ import polars as pl
 from pipekit.backends.base import N_JOBS, NAME, TASK, Backend, cores, feature_frame
 from pipekit.backends.data import TabularData
 from pipekit.backends.forest import forest_from_data, tree_structures_from_data, trees_to_data
-from pipekit.core.component import param_names, to_data
+from pipekit.core.component import _same, param_names, to_data
 from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.registry import register, registered
 from pipekit.core.validate import Is
 
 KIND = "sklearn_estimator"
 _TREE_OBJECTS = ("tree_", "estimators_", "estimator_")
+#: the defaults scikit-learn gives a parameter it is deprecating or about to change
+_PLACEHOLDERS = ("deprecated", "warn")
 
 
 @runtime_checkable
@@ -120,6 +123,15 @@ def estimator_from_data(spec: Any) -> Any:
     if not isinstance(params, dict):
         raise ParameterError(f"{cls.__name__}: 'params' must be a JSON object, got {type(params).__name__}")
     accepted = param_names(cls)
+    # a parameter scikit-learn deprecated keeps the default "deprecated" (or "warn") until a release removes it; a
+    # file written while it existed still loads where it is gone, since that default asked for nothing
+    gone = [k for k in params if k not in accepted and isinstance(params[k], str) and params[k] in _PLACEHOLDERS]
+    if gone:
+        warn(f"{cls.__name__}: the stored parameter(s) {', '.join(f'{k}={params[k]!r}' for k in gone)} are not "
+             f"arguments of {cls.__name__} in the installed scikit-learn, which removed them; left out (their "
+             "value was scikit-learn's placeholder for the default); save the model again to write a file without "
+             "them")
+        params = {k: v for k, v in params.items() if k not in gone}
     unknown = [k for k in params if k not in accepted]
     if unknown:
         raise ParameterError(f"{cls.__name__}: parameters {unknown} are not arguments of {cls.__name__}; accepted: "
@@ -210,7 +222,12 @@ class SklearnModel(Backend):
         return super().set_params(**params)
 
     def params_to_data(self) -> dict[str, Any]:
-        params = self.estimator.get_params(deep=False)
+        # only the parameters set to other than their defaults, as scikit-learn's repr shows them: a file written
+        # with one release loads with another whose parameters differ (one removed, such as LogisticRegression's
+        # multi_class in 1.8, or one added), each left out taking the loading release's default
+        defaults = inspect.signature(type(self.estimator).__init__).parameters
+        params = {k: v for k, v in self.estimator.get_params(deep=False).items()
+                  if k not in defaults or not _same(v, defaults[k].default)}
         bad = [k for k, v in params.items() if not _plain(v)]
         if bad:
             raise ExportError(f"{type(self.estimator).__name__} parameters {bad} are not plain values and cannot be "

@@ -508,6 +508,14 @@ def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train
         # the default candidates by name (candidates=["gbm", "extra_trees"]), beside candidates of one's own
         known = {c.name: c for c in defaults()}
         unknown = [c for c in candidates if isinstance(c, str) and c not in known]
+        absent = list(dict.fromkeys(c for c in unknown if c in ("xgboost", "catboost")))  # candidates where installed
+        if unknown and set(absent) == set(unknown):
+            one = len(absent) == 1
+            raise ParameterError(f"candidates: {' and '.join(absent)} "
+                                 f"{'is a default candidate' if one else 'are default candidates'} only where "
+                                 f"{'its package is' if one else 'their packages are'} installed, and "
+                                 f"{'it is' if one else 'they are'} not: pip install {' '.join(absent)}, or leave "
+                                 f"{'it' if one else 'them'} out of candidates")
         if unknown:
             raise ParameterError(f"candidates: {unknown} {'is not a name' if len(unknown) == 1 else 'are not names'} "
                                  f"of the default candidates ({', '.join(known)}"

@@ -666,6 +666,42 @@ class BaggedModel(Backend):
 #: the share of the rows an ensemble selects on that may be rows a member was fitted on (a table may repeat a
 #: row, in training and elsewhere); more, and the rows are taken for its training rows, reordered or in part
 SEEN_SHARE = 0.5
+#: how many of the rows an ensemble selects on would, were none of them a model's training rows, be expected to hold
+#: values its training rows do not (as often), for the values to tell training rows from others (seen_share): from
+#: 20 on, new rows are taken for training rows less than once in 200. Below it (a few rows, or a table of a few
+#: categories whose every combination recurs in training) only the training rows in their order are known
+#: (rows_signature)
+TELLING_ROWS = 20
+
+
+def seen_share(seen: np.ndarray, n_train: int, hashes: np.ndarray) -> float | None:
+    """The share of rows (their sorted :func:`row_hashes`, ``hashes``) that are rows a model was fitted on, from the
+    sorted hashes it keeps of its ``n_train`` training rows (``seen``: all, or the smallest ``ROW_SAMPLE``); None
+    when their values cannot tell.
+
+    In a table of few columns many rows repeat the values of others, so a row the model was not fitted on often
+    has the values of a training row (adult's valid rows on 4 columns: 90% of them). Each hash counts as seen only
+    as many times as the training rows hold it: the model's training rows, in any order or in part, leave no row
+    unmatched. Other rows leave unmatched about the share of training rows no other training row repeats; the rows
+    left unmatched, against those that rows all new would leave, give the share of training rows among them.
+
+    >>> train = np.sort(np.r_[np.arange(100), np.repeat(np.arange(100, 110), 20)]).astype(np.uint64)  # 300 rows
+    >>> new = np.sort(np.r_[np.arange(500, 550), np.repeat(np.arange(100, 110), 5)]).astype(np.uint64)
+    >>> seen_share(train, 300, train[::3]), seen_share(train, 300, new), seen_share(train, 300, train[:5])
+    (1.0, 0.0, None)
+    """
+    if len(seen) < n_train:  # a sample: below its largest hash, it holds every training row's (ties included)
+        top = seen[-1]
+        seen, hashes = seen[seen < top], hashes[hashes < top]
+    if not (len(seen) and len(hashes)):
+        return None
+    values, counts = np.unique(seen, return_counts=True)
+    given, given_counts = np.unique(hashes, return_counts=True)
+    _, a, b = np.intersect1d(values, given, assume_unique=True, return_indices=True)
+    unmatched = len(hashes) - int(np.minimum(counts[a], given_counts[b]).sum())
+    # the rows that, were none of these rows training rows, would be unmatched
+    expected = len(hashes) * float(counts[counts == 1].sum()) / len(seen)
+    return None if expected < TELLING_ROWS else max(0.0, 1.0 - unmatched / expected)
 
 
 def fitted_on(model: Any, sig: str, hashes: np.ndarray | None = None) -> bool:
@@ -673,16 +709,16 @@ def fitted_on(model: Any, sig: str, hashes: np.ndarray | None = None) -> bool:
     them as ``train_rows_signature_`` (the members a ``StackingEnsemble`` refits, the stack itself, and any
     backend that records its training rows), or it is an ensemble with such a member. With the rows'
     ``hashes`` (:func:`row_hashes`), also when more than ``SEEN_SHARE`` of them are rows the model was fitted on
-    in this session (its training rows in another order, or a part of them)."""
+    in this session (its training rows in another order, or a part of them: :func:`seen_share`); other rows that
+    repeat training rows' values are not."""
     from pipekit.ensemble.base import Ensemble
 
     if getattr(model, "train_rows_signature_", None) == sig:
         return True
     seen, n_train = vars(model).get("_train_row_hashes"), vars(model).get("_train_rows")
     if hashes is not None and seen is not None and n_train and len(hashes) and len(seen):
-        # the share of the model's (sampled) training rows among these rows, times its rows, over these rows: the
-        # share of these rows it was fitted on (exact while it keeps every row's hash)
-        if np.isin(seen, hashes).mean() * n_train / len(hashes) > SEEN_SHARE:
+        share = seen_share(seen, n_train, hashes)
+        if share is not None and share > SEEN_SHARE:
             return True
     return isinstance(model, Ensemble) and any(fitted_on(m, sig, hashes) for m in model._members_or_given())
 

@@ -213,9 +213,16 @@ class _TabularEstimator(Component, BaseEstimator):
         if X is None:
             raise ValueError(f"{who} needs X, got None")
         frame = as_frame(X, who)  # shape, sparse and dtype checks come before scikit-learn's bookkeeping
-        # scikit-learn reads neither the size nor the names of a LazyFrame or a RecordBatch: it reads the frame they
-        # became (the columns keep their names, so reordered columns are refused as a table's are)
-        seen = frame if isinstance(X, (pl.LazyFrame, pa.RecordBatch)) else X
+        seen = X
+        if isinstance(X, (pl.DataFrame, pl.LazyFrame, pa.Table, pa.RecordBatch)):
+            import pandas as pd
+
+            # the names of a Polars or Arrow input are its own columns, set as feature_names_in_ at fit and checked
+            # at predict (reordered or renamed columns refused) with whatever scikit-learn is installed: before 1.9
+            # it reads names only from pandas or the __dataframe__ protocol, which Polars 2 dropped, and would fit
+            # on columns renamed x0, x1, ... matched by position. An empty pandas frame with the same columns is
+            # what every version reads the names and their count from.
+            seen = pd.DataFrame(columns=frame.columns)
         validate_data(self, seen, reset=reset, skip_check_array=True)  # n_features_in_, feature_names_in_
         names = vars(self).get("feature_names_in_")
         columns = list(names) if names is not None else default_columns(self.n_features_in_)

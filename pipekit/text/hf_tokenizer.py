@@ -461,7 +461,10 @@ class HFTokenizer(Tokenizer):
         """Tokenize many texts (one call into the library, parallel in Rust)."""
         s = as_text_series(texts)
         tk = self._library()
-        encs = library_encode(lambda b: tk.encode_batch_fast(b, add_special_tokens=False), s.to_list(),
+        # encode_batch_fast (tokenizers 0.20 and later) skips the character offsets, which are not kept; the ids are
+        # encode_batch's, which older releases have alone
+        batch = getattr(tk, "encode_batch_fast", None) or tk.encode_batch
+        encs = library_encode(lambda b: batch(b, add_special_tokens=False), s.to_list(),
                               "HFTokenizer", "text") if len(s) else []
         lens = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
         ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lens.sum()))
