@@ -1,5 +1,5 @@
 """``L``: the book's list, a plain Python ``list`` with fastai's methods, ``fastuple`` (a tuple taking its items as
-arguments) and ``coll_repr`` to show a collection.
+arguments), ``coll_repr`` to show a collection and ``store_attr`` to keep a method's arguments on its object.
 
 ``get_files``, ``get_image_files``, ``get_text_files``, ``verify_images`` and a data set folder's ``ls()`` give an
 ``L``, so the book's and Kaggle's spellings run as they are: ``get_image_files(path).sorted()``, chapter 2's
@@ -23,16 +23,59 @@ in a notebook it shows as fastai's does, through :func:`coll_repr`: the count fi
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import operator
 import random
+import re
 from collections.abc import Callable, Iterable, Mapping, Sized
 from functools import partial, reduce
 from typing import Any, SupportsIndex, TypeVar, overload
 
-__all__ = ["L", "coll_repr", "fastuple"]
+__all__ = ["L", "coll_repr", "fastuple", "store_attr"]
 
 _T = TypeVar("_T")
+
+
+def store_attr(names: str | None = None, self: Any = None, but: str | Iterable[str] = "", **attrs: Any) -> None:
+    """Keep the arguments of the method it is called in (an ``__init__``) as attributes of its object, as
+    fastcore's ``store_attr`` (the book's and fastai's tutorials write ``def __init__(self, a, b): store_attr()``):
+    every argument, or those ``names`` lists (``"a,b"``), less those ``but`` lists; with keyword ``attrs``, those
+    values alone.
+
+    >>> class Crop:
+    ...     def __init__(self, size, pad=0, mode="zeros"):
+    ...         store_attr(but="mode")
+    >>> c = Crop(64, pad=4); (c.size, c.pad, hasattr(c, "mode"))
+    (64, 4, False)
+    """
+    frame = inspect.currentframe()
+    caller = frame.f_back if frame is not None else None
+    if caller is None:
+        raise RuntimeError("store_attr: called with no calling method to read the arguments of")
+    try:
+        code, local = caller.f_code, caller.f_locals
+        arg_names = list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+        if self is None:
+            if not arg_names or arg_names[0] not in local:
+                raise TypeError("store_attr: call it in a method (its first argument is the object), or pass self=")
+            self = local[arg_names[0]]
+            arg_names = arg_names[1:]
+        if attrs:
+            for k, v in attrs.items():
+                setattr(self, k, v)
+            return
+        wanted = arg_names if names is None else [n for n in re.split(r"\s*,\s*", names.strip()) if n]
+        skip = set(re.split(r"\s*,\s*", but.strip())) if isinstance(but, str) else set(but)
+        for name in wanted:
+            if name in skip:
+                continue
+            if name not in local:
+                raise TypeError(f"store_attr: {name!r} is not an argument of {code.co_name}; its arguments are "
+                                f"{arg_names}")
+            setattr(self, name, local[name])
+    finally:
+        del frame, caller
 
 
 def coll_repr(c: Iterable[Any], max_n: int = 250) -> str:

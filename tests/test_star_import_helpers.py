@@ -1,0 +1,61 @@
+"""Names the book's and fastai's tutorials use unqualified after a star import: chapter 8's ``movie_w.pca(3)``,
+``attrgetter``/``itemgetter`` in getters, ``store_attr()`` in a transform's ``__init__``."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from pipekit.tabular.all import *  # noqa: F403  (as the book's notebooks import)
+from pipekit.vision.all import *  # noqa: F403
+
+pytestmark = pytest.mark.skipif(not os.environ.get("PIPEKIT_DATA"), reason="needs $PIPEKIT_DATA")
+
+
+def test_chapter_8_pca_of_movie_factors():
+    import pipekit.datasets as D
+
+    ratings = pd.read_csv(D.path("movie_lens_sample") / "ratings.csv")  # noqa: F405
+    dls = CollabDataLoaders.from_df(ratings, bs=64, seed=0)  # noqa: F405
+    learn = collab_learner(dls, n_factors=8, y_range=(0, 5.5))  # noqa: F405
+    top_movies = ratings.groupby("movieId")["rating"].count().sort_values(ascending=False).index.values[:30]
+    movie_w = learn.model.weight(top_movies, is_item=True)
+    movie_pca = movie_w.pca(3)
+    fac0, fac1, fac2 = movie_pca.t()
+    assert movie_pca.shape == (30, 3) and fac0.shape == (30,)
+    # the same axes as the model's own pca of those movies (each up to its sign)
+    ref = learn.model.pca(3, values=top_movies)
+    np.testing.assert_allclose(np.abs(movie_pca.double().numpy()), np.abs(ref), atol=1e-5)
+
+
+def test_attrgetter_in_a_labelling_pipeline_and_store_attr_in_a_transform():
+    import pipekit.datasets as D
+
+    class Brighten(Transform):  # noqa: F405
+        def __init__(self, by):
+            store_attr()  # noqa: F405
+
+        def encodes(self, x: PILImage):  # noqa: F405
+            return np.minimum(np.asarray(x).astype(np.int16) + self.by, 255).astype(np.uint8)
+
+    class Crop:
+        def __init__(self, size, pad=0, mode="zeros"):
+            store_attr(but="mode")  # noqa: F405
+
+    c = Crop(64, pad=4)
+    assert (c.size, c.pad, hasattr(c, "mode")) == (64, 4, False)
+    t = Brighten(40)
+    assert t.by == 40
+    found = get_image_files(D.path("mnist_tiny") / "valid").sorted()  # noqa: F405
+    files = found[:2] + found[-2:]  # two 3s, two 7s
+    assert [attrgetter("name")(f) for f in files] == [f.name for f in files]  # noqa: F405
+    assert itemgetter(0)(("a", "b")) == "a"  # noqa: F405
+    dls = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock), get_items=lambda p: files,  # noqa: F405
+                    get_y=Pipeline([attrgetter("parent"), attrgetter("name")]),  # noqa: F405
+                    splitter=IndexSplitter([0, 3]), item_tfms=[t]).dataloaders(D.path("mnist_tiny"), bs=2)  # noqa: F405
+    plain = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock), get_items=lambda p: files,  # noqa: F405
+                      get_y=parent_label, splitter=IndexSplitter([0, 3])).dataloaders(D.path("mnist_tiny"), bs=2)  # noqa: F405
+    (x, y), (x0, y0) = dls.valid.one_batch(), plain.valid.one_batch()
+    assert dls.vocab == plain.vocab and torch.equal(y, y0)  # noqa: F405
+    torch.testing.assert_close(x * 255, (x0 * 255 + 40).clamp(max=255))  # noqa: F405  (pixels scaled to 0..1)
