@@ -294,6 +294,97 @@ def _check_fitted_tfms(block: Any, field: str) -> None:
                                  "file is damaged or was not written by pipekit")
 
 
+def _as_column(values: Any, i: int, who: str) -> pl.Series:
+    """Column ``i`` of what a :meth:`DataBlock.from_columns` ``get_items`` gave, as a Polars Series: a Polars or
+    pandas Series, a NumPy array or a tensor as its values, a list as ``to_items`` reads one (paths as text, arrays and
+    images kept as objects); a single value (a text, a number) is refused, naming the column."""
+    if isinstance(values, pl.Series):
+        return values
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    if isinstance(values, np.ndarray) and values.dtype != object and values.ndim >= 1:
+        return pl.Series(values)
+    if isinstance(values, (str, bytes, os.PathLike, dict)) or not hasattr(values, "__iter__") or (
+            isinstance(values, np.ndarray) and values.ndim == 0):
+        raise DataError(f"{who}: column {i} is {type(values).__name__} {values!r:.60}, not a column of values; "
+                        "DataBlock.from_columns takes one column per block, each with a value per item, e.g. "
+                        "(paths, labels)")
+    frame = to_items(values)
+    if frame.width != 1:
+        raise DataError(f"{who}: column {i} is a table of {frame.width} columns {frame.columns[:6]}; give each "
+                        "block's values as one column (e.g. df['fname'], not df[['fname']])")
+    return frame.to_series(0)
+
+
+def _columns_table(columns: Any, n_columns: int, who: str) -> pl.DataFrame:
+    """The items table of :meth:`DataBlock.from_columns`: ``columns`` (one per block, item ``i`` being their
+    ``i``-th values) side by side, named after them where they have distinct names (a pandas or Polars Series'),
+    by position (``'0'``, ``'1'``, ...) otherwise. At least ``n_columns`` columns, all of one length.
+
+    >>> _columns_table((["a.jpg", "b.jpg"], [["cat"], ["dog", "cat"]]), 2, "get_items").rows()
+    [('a.jpg', ['cat']), ('b.jpg', ['dog', 'cat'])]
+    """
+    if isinstance(columns, (str, bytes, os.PathLike, dict, pl.DataFrame, pl.LazyFrame)) or is_pandas(
+            columns, "DataFrame") or not hasattr(columns, "__iter__"):
+        table = isinstance(columns, (dict, pl.DataFrame, pl.LazyFrame)) or is_pandas(columns)
+        names = list(columns) if isinstance(columns, dict) else list(getattr(columns, "columns", [])) if (
+            isinstance(columns, pl.DataFrame) or is_pandas(columns, "DataFrame")) else None
+        shown = (f"a {type(columns).__name__} (columns {names[:10]})" if names is not None else
+                 f"a {type(columns).__name__}" if table else f"{type(columns).__name__} {columns!r:.60}")
+        hint = ("; for the columns of a table, return them: (df['fname'], df['labels']), or read the table with "
+                "DataBlock(get_x=ColReader('fname'), get_y=ColReader('labels'))" if table else "")
+        raise DataError(f"{who} gave {shown}; DataBlock.from_columns takes one column per block, e.g. "
+                        f"(paths, labels){hint}")
+    series = [_as_column(c, i, who) for i, c in enumerate(columns)]
+    if len(series) < n_columns:
+        raise DataError(f"{who} gave {len(series)} column(s) for {n_columns} blocks; DataBlock.from_columns reads "
+                        f"column j for block j: give one column per block, e.g. (paths, labels), or getters= "
+                        f"saying which column each block reads")
+    lengths = [len(s) for s in series]
+    if len(set(lengths)) > 1:
+        raise DataError(f"{who} gave columns of {lengths} values; item i is the i-th value of every column, so the "
+                        "columns must all have one length")
+    names = [s.name if s.name not in ("", "item") else str(i) for i, s in enumerate(series)]
+    if len(set(names)) < len(names):
+        names = [str(i) for i in range(len(series))]
+    return pl.DataFrame([s.rename(n) for s, n in zip(series, names)])
+
+
+class _Columns:
+    """The ``get_items`` of :meth:`DataBlock.from_columns`: the items table whose columns are those
+    ``get_items(source)`` returns (``source`` itself when there is no ``get_items``). It holds the user's function,
+    so an export leaves it out as it leaves out any unregistered ``get_items``: encoding new items does not use it."""
+
+    def __init__(self, get_items: Callable | None, n_columns: int):
+        self.get_items, self.n_columns = get_items, n_columns
+        # what "get_items ... found no items" names
+        self.__name__ = "from_columns" if get_items is None else getattr(get_items, "__name__", repr(get_items))
+
+    def __call__(self, source: Any) -> pl.DataFrame:
+        if self.get_items is None:
+            return _columns_table(source, self.n_columns, "the source (there is no get_items)")
+        return _columns_table(self.get_items(source), self.n_columns, f"get_items {self.__name__}")
+
+    def __repr__(self) -> str:
+        return f"from_columns({'' if self.get_items is None else self.__name__})"
+
+
+class _OnTuples:
+    """A function of the user's given as a getter to :meth:`DataBlock.from_columns`: called, as fastai calls it,
+    with each item as the tuple of its values (``lambda t: t[1].split()``), whatever the columns' names. Its name
+    says it is pipekit's wrapper, so an export that leaves it out does not suggest registering the function alone."""
+
+    def __init__(self, f: Callable[[Any], Any]):
+        self.f = f
+        self.__name__ = f"{getattr(f, '__name__', type(f).__name__)}(item as a tuple)"
+
+    def __call__(self, item: Any) -> Any:
+        return self.f(tuple(item.values()) if isinstance(item, Row) else (item,))
+
+    def __repr__(self) -> str:
+        return repr(self.f)
+
+
 class DataBlock(Component):
     """A recipe: what the data is (blocks), where items come from, how to label and split them.
 
@@ -352,6 +443,65 @@ class DataBlock(Component):
         if unknown:
             raise ParameterError(f"DataBlock.new: {unknown} are not DataBlock parameters; they are {list(current)}")
         return construct(type(self), {**current, **params})
+
+    @classmethod
+    def from_columns(cls, blocks: Sequence[TransformBlock | type] | TransformBlock | type | None = None,
+                     getters: Sequence[Getter | Callable | None] | None = None, get_items: Callable | None = None,
+                     **kwargs: Any) -> DataBlock:
+        """A DataBlock whose items come as columns, one per block (fastai's ``DataBlock.from_columns``):
+        ``get_items(source)`` (``source`` itself without ``get_items``) returns a tuple of columns, such as
+        ``(paths, labels)``, and item ``i`` is their ``i``-th values. The columns are the items table's columns (named
+        after them where they have distinct names, as a pandas Series has, else ``'0'``, ``'1'``, ...) and block
+        ``j`` reads column ``j`` (``ColReader(j)``), unless ``getters`` (or ``get_x``/``get_y``) say otherwise: a
+        pipekit getter reads the columns (``ColReader(1, label_delim=' ')``), a function of the user's is given each
+        item as the tuple of its values, as in fastai (``lambda t: t[1]``). ``blocks`` None is two plain blocks, as
+        ``DataBlock()``; ``kwargs`` are the DataBlock's (``splitter``, ``item_tfms``, ``batch_tfms``, ``n_inp``,
+        ``get_x``, ``get_y``). An export keeps the ``ColReader`` getters and leaves out ``get_items`` and the getters that
+        hold a function of the user's (as it leaves out an unregistered ``get_items``), so a loaded learner predicts
+        on new inputs (a file's path) as usual.
+
+        >>> import pandas as pd
+        >>> import pipekit.datasets as D
+        >>> from pipekit.data import CategoryBlock, IndexSplitter
+        >>> from pipekit.vision import ImageBlock
+        >>> path = D.path("mnist_tiny")
+        >>> df = pd.read_csv(path / "labels.csv")
+        >>> def mnist_items(x): return (f"{path}/" + x.name, x.label)
+        >>> valid_idx = df[df.name.str.startswith("valid/")].index.values
+        >>> dblock = DataBlock.from_columns(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=mnist_items,
+        ...                                 splitter=IndexSplitter(valid_idx))
+        >>> dls = dblock.dataloaders(df, bs=64, seed=0)
+        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds), dls.one_batch()[0].shape
+        ([3, 7], 709, 699, torch.Size([64, 1, 28, 28]))
+        """
+        n = len(as_list(blocks)) or 2  # no blocks: DataBlock()'s two plain ones
+        reads = 0  # the columns the getters made here read (ColReader(j) for block j): get_items must give as many
+
+        def on_tuples(g: Any) -> Any:
+            return _OnTuples(g) if callable(g) and not isinstance(g, (Getter, type, _OnTuples)) else g
+
+        def own_columns(start: int, stop: int) -> list[ColReader]:
+            nonlocal reads
+            reads = max(reads, stop)
+            return [ColReader(j) for j in range(start, stop)]
+
+        for side in ("get_x", "get_y"):
+            g = kwargs.get(side)
+            if g is not None:
+                kwargs[side] = [on_tuples(h) for h in g] if isinstance(g, (list, tuple)) else on_tuples(g)
+        if getters is not None:
+            getters = [on_tuples(g) for g in getters]
+        elif kwargs.get("get_x") is None and kwargs.get("get_y") is None:
+            getters = own_columns(0, n)
+        else:  # a side without get_x/get_y of its own reads its blocks' columns, as fastai's ItemGetter(j)
+            n_inp = kwargs.get("n_inp")
+            k = n_inp if isinstance(n_inp, int) and 1 <= n_inp <= n else max(1, n - 1)  # DataBlock refuses others
+            if kwargs.get("get_x") is None:
+                kwargs["get_x"] = own_columns(0, k)
+            if kwargs.get("get_y") is None:
+                kwargs["get_y"] = own_columns(k, n)
+        return cls(blocks=() if blocks is None else blocks, getters=getters, get_items=_Columns(get_items, reads),
+                   **kwargs)
 
     # ------------------------------------------------------------------ resolving the declaration
     def _new_blocks(self) -> list[TransformBlock]:
