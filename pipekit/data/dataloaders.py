@@ -20,6 +20,7 @@ from pipekit.core.validate import (Interval, argument_names, bs_or_batch_size, c
                                    check_positive_int)
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
+from pipekit.data.lists import fastuple
 from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device,
                                  stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, row_index
@@ -343,6 +344,15 @@ def _one(items: Any, i: int) -> Any:
     return v.row(0) if isinstance(v, pl.DataFrame) else v.iloc[0] if hasattr(v, "iloc") else v[0]
 
 
+def _item_type(items: Any, i: int) -> type | None:
+    """The type of item ``i`` of a column as a :class:`TfmdLists` gives it; None for a value that is no column of
+    items (a step's summary of them)."""
+    try:
+        return type(_item(_one(items, i)))
+    except Exception:  # any value a step gives may be no column
+        return None
+
+
 class TfmdLists:
     """Items through a :class:`Pipeline` fitted on the training split: the book's mid-level ``TfmdLists``.
 
@@ -393,15 +403,55 @@ class TfmdLists:
         # on the training items only; every item is encoded below, so the last step's encoding of them is not needed
         self.pipeline.setup(_take(items, self.splits[0]), encode_last=False)
         self.encoded = items
+        # the type of the first training item before each step and after the last, as fastai's ``types``: a new
+        # item is read from the first step whose input it already is (see encode_new)
+        first = int(self.splits[0][0])
+        self.types: list[type | None] = [_item_type(items, first)]
         for t in self.pipeline:
             self.encoded = _step(t, "encode", self.encoded)
+            self.types.append(_item_type(self.encoded, first))
 
     def _subset(self, i: int) -> TfmdLists:
         sub = object.__new__(TfmdLists)
         idx = self.splits[i]
         sub.items, sub.pipeline, sub.encoded = _take(self.items, idx), self.pipeline, _take(self.encoded, idx)
         sub.splits = [np.arange(len(idx)), np.zeros(0, np.int64)]
+        sub.types = self.types
         return sub
+
+    def encode_new(self, items: Sequence[Any], with_labels: bool | None = None, who: str = "test_dl") -> list:
+        """New items encoded as this list's items are, fastai's ``test_set``: each from the first step whose input
+        type it already has, as fastai's ``rm_type_tfms`` inference does. An item as the source items are (a file)
+        goes through every step; one of the type the steps make (chapter 11's ``SiameseImage(img1, img2)``, which
+        ``SiameseTransform`` makes from a file) skips them. An item of neither type is refused, naming both.
+        ``with_labels`` is :meth:`DataLoaders.test_dl`'s: an item here is one whole, read as it is either way.
+
+        >>> from pipekit.data import Categorize
+        >>> tls = TfmdLists(["cat", "dog", "cat"], [Categorize()], splits=[[0, 1], [2]])
+        >>> tls.encode_new(["dog", 0])
+        [1, 0]
+        """
+        starts = [self._first_step(x, i, who) for i, x in enumerate(items)]
+        out: list = [None] * len(starts)
+        for k in sorted(set(starts)):  # the items starting at one step go through the rest as one column
+            pos = [i for i, s in enumerate(starts) if s == k]
+            column: Any = [items[i] for i in pos]
+            for t in self.pipeline.tfms[k:]:
+                column = _step(t, "encode", column)
+            for j, i in enumerate(pos):
+                out[i] = _item(_one(column, j))
+        return out
+
+    def _first_step(self, x: Any, i: int, who: str) -> int:
+        """The step new item ``x`` (item ``i`` of those given to ``who``) is read from (see :meth:`encode_new`)."""
+        for k, kind in enumerate(self.types):
+            if kind is not None and isinstance(x, kind):
+                return k
+        known = list(dict.fromkeys(k.__name__ for k in self.types if k is not None))
+        raise DataError(f"{who}: item {i} ({x!r:.60}) is a {type(x).__name__}; this TfmdLists' items are "
+                        f"{known[0] if known else '?'} and its transforms ({self.pipeline!r:.120}) make "
+                        f"{known[-1] if known else '?'} of them: give new items of one of the types "
+                        f"{', '.join(known)} (one made by a step is read from the step after it)")
 
     @property
     def train(self) -> TfmdLists:
@@ -561,6 +611,13 @@ class TfmdDatasets:
         """An item's parts, each back through its transforms (ids to text, class index to label)."""
         return tuple(tl.decode(v) for tl, v in zip(self.tls, o))
 
+    def encode_new(self, items: Sequence[Any], with_labels: bool | None = False, who: str = "test_dl") -> list[tuple]:
+        """New items as tuples of their parts, each part encoded by its list as
+        :meth:`TfmdLists.encode_new <pipekit.data.TfmdLists.encode_new>` does: the inputs' parts only, the targets'
+        too with ``with_labels=True``, as fastai's ``test_set``."""
+        tls = self.tls if with_labels else self.tls[:self.n_inp]
+        return list(zip(*(tl.encode_new(items, who=who) for tl in tls)))
+
     def show(self, o: Sequence[Any], ctx: Any = None, **kwargs: Any) -> Any:
         """Show an item decoded (``dsets.show(dsets.valid[0])``, ``show_at(dsets.train, 0)``): an input image drawn
         with its label as title, else a text printed then its label (see :func:`~pipekit.data.show.show_parts`)."""
@@ -631,12 +688,34 @@ def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = N
     pipeline = BatchPipeline(batch_tfms)
     loaders: tuple[DataLoader, ...]
     if len(made[1]):
-        loaders = _loaders(DataLoader, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device, pipeline,
+        loaders = _loaders(ItemsDataLoader, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device, pipeline,
                            num_workers)
     else:  # no validation split: a training loader only
-        loaders = (DataLoader(made[0], bs=bs, shuffle=shuffle, drop_last=drop_last and len(made[0]) > bs, seed=seed,
-                              device=device, batch_tfms=pipeline, num_workers=num_workers, augment=True),)
+        loaders = (ItemsDataLoader(made[0], bs=bs, shuffle=shuffle, drop_last=drop_last and len(made[0]) > bs,
+                                   seed=seed, device=device, batch_tfms=pipeline, num_workers=num_workers,
+                                   augment=True),)
     return DataLoaders(*loaders, device=loaders[0].device)
+
+
+class ItemsDataLoader(DataLoader):
+    """The :class:`DataLoader` of a ``TfmdLists``' or ``Datasets``' items (see :func:`item_dataloaders`): a batch of
+    items of a :class:`~pipekit.data.fastuple` subclass comes in that class, as fastai collates them (chapter 11's
+    ``type(dls.one_batch())`` is ``SiameseImage``, holding the batch of each part)."""
+
+    def _finish(self, epoch: int, i: int, b: tuple) -> tuple:
+        b = super()._finish(epoch, i, b)
+        kind, n_parts = self._item_kind()
+        return tuple.__new__(kind, b) if kind is not None and len(b) == n_parts else b
+
+    def _item_kind(self) -> tuple[type | None, int]:
+        """The fastuple class of this loader's items (the first's) and its number of parts, or (None, 0); read
+        once per dataset (one item made)."""
+        ds, cached = self.dataset, self.__dict__.get("_kind")
+        if cached is None or cached[0] is not ds:
+            first = ds[0] if len(ds) else None
+            found = (type(first), len(first)) if isinstance(first, fastuple) else (None, 0)
+            cached = self.__dict__["_kind"] = (ds, *found)
+        return cached[1], cached[2]
 
 
 def check_seq_len(who: str, seq_len: int | None, dl_type: type, blocks: Sequence[Any]) -> bool:
@@ -988,12 +1067,25 @@ class DataLoaders:
         """A loader over new items with the validation-time transforms (no augmentation, no shuffling).
         ``with_labels``: True reads the targets too, False the inputs only; None (the default), as fastai's: a
         table's rows keep their target when they carry it (``learn.validate(dl=dls.test_dl(df))`` scores them),
-        other items are read as inputs only. ``batch_size`` is ``bs`` under PyTorch's and fastai's name."""
+        other items are read as inputs only. ``batch_size`` is ``bs`` under PyTorch's and fastai's name.
+
+        Loaders of a ``TfmdLists``' items (``tls.dataloaders(after_item=..., after_batch=...)``) read each new item
+        from the first of its transforms whose input it already is, as fastai's ``rm_type_tfms`` inference: chapter
+        11's ``test_dl([SiameseImage(img1, img2)])`` skips the ``SiameseTransform`` that makes such pairs from files
+        (see :meth:`TfmdLists.encode_new <pipekit.data.TfmdLists.encode_new>`)."""
         if batch_size is not None:  # bs has no default here: any bs given counts
             bs = bs_or_batch_size("test_dl", batch_size if bs is None else bs, batch_size, default=0)
         if self.recipe is None:
+            made = self.loaders[1] if len(self.loaders) > 1 else (self.loaders[0] if self.loaders else None)
+            if isinstance(made, DataLoader) and isinstance(made.dataset, ItemsDataset) and hasattr(
+                    made.dataset.source, "encode_new"):
+                return self._items_test_dl(made, items, with_labels, bs, **kwargs)
             self.refuse_foreign("test_dl (and learn.predict, which reads a new item through it)")
-            raise RuntimeError("test_dl: these DataLoaders were built without a recipe that can encode new items")
+            raise DataError("test_dl: these DataLoaders were built from loaders of data already encoded and hold no "
+                            "recipe to encode new items with (learn.predict reads one through test_dl); build them with "
+                            "DataBlock(...).dataloaders(source), TfmdLists(...).dataloaders(...) or "
+                            "DataLoaders.from_dsets(train, valid) (new items as arrays), or give learn.model a batch "
+                            "collated by hand")
         ds = self.recipe.new_datasets(items, with_labels=with_labels)
         if hasattr(items, "__len__") and hasattr(items, "__getitem__") and len(items) == len(ds):
             ds.items = items  # what the loader's rows are, in order (fastai's tst_dl.items)
@@ -1003,6 +1095,22 @@ class DataLoaders:
         return self.recipe.dl_type()(ds, bs=bs or 64, shuffle=False, device=self.device,
                                      batch_tfms=self.recipe.batch_pipeline(), augment=False, allow_empty=True,
                                      **{k: v for k, v in kwargs.items() if k in ("num_workers",)})
+
+    def _items_test_dl(self, template: DataLoader, items: Any, with_labels: bool | None, bs: int | None,
+                       **kwargs: Any) -> DataLoader:
+        """:meth:`test_dl` of loaders of a ``TfmdLists``' (or ``Datasets``') items: the new items encoded by its
+        transforms from the first step whose input they already are (see :meth:`TfmdLists.encode_new
+        <pipekit.data.TfmdLists.encode_new>`), then, as the validation items, through ``after_item``,
+        ``before_batch`` and ``after_batch``."""
+        if isinstance(items, (str, bytes, fastuple)) or not (hasattr(items, "__len__") and hasattr(items, "__getitem__")):
+            raise ParameterError(f"test_dl takes a list of items, got one {type(items).__name__} ({items!r:.60}): "
+                                 "pass [item] (learn.predict(item) predicts one)")
+        made = template.dataset
+        encoded = made.source.encode_new(items, with_labels=with_labels, who="test_dl")
+        ds = ItemsDataset(encoded, made.after_item, made.before_batch, made.n_inp, split_idx=1)
+        ds.items = items  # what the loader's rows are, in order (fastai's tst_dl.items)
+        return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs,
+                            **{"drop_last": False, **kwargs})
 
     # ------------------------------------------------------------------ showing
     def show_batch(self, max_n: int = 9, dl: DataLoader | None = None, path: str | None = None,

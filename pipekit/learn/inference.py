@@ -13,6 +13,7 @@ import torch
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, Is, Options, check, check_positive_int, is_pandas
+from pipekit.data.lists import fastuple
 from pipekit.data.loader import DataLoader
 from pipekit.data.show import are_table_rows, show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
@@ -228,7 +229,8 @@ def one_item_source(item: Any, n_inp: int = 1, table: bool = False) -> Any:
         raise DataError(f"predict: this model reads rows of a table, and the item ({type(item).__name__}) is no row: "
                         "a table's model predicts on a row, a dict ({column: value}), a pandas Series or a one-row "
                         "DataFrame")
-    if n_inp == 1 and isinstance(item, (list, tuple)) and len(item) >= 1 and all(
+    # a fastuple (chapter 11's SiameseImage(img1, img2)) is one item of several parts, as fastai's
+    if n_inp == 1 and isinstance(item, (list, tuple)) and not isinstance(item, fastuple) and len(item) >= 1 and all(
             isinstance(v, (str, bytes, os.PathLike)) or type(v).__module__.split(".")[0] == "PIL"
             or (hasattr(v, "ndim") and v.ndim >= 2) for v in item):
         if len(item) == 1:
@@ -263,7 +265,10 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
     - a row, for tables and for models whose getters read columns (``ColReader``, a function of a row):
       a dict, a pandas Series, or a one-row Polars or pandas DataFrame;
     - for a model built from arrays (``DataLoaders.from_stores``, ``dataloaders_from_arrays``): one item
-      shaped as one training item (an image (H, W) or (H, W, C), a feature vector).
+      shaped as one training item (an image (H, W) or (H, W, C), a feature vector);
+    - for loaders of a ``TfmdLists``' items (``tls.dataloaders(after_item=..., after_batch=...)``): an item as its
+      items are (a file), or as its transforms make them, which skips those transforms (the Siamese tutorial's
+      ``learn.predict(SiameseImage(img1, img2))``: a ``fastuple`` is one item of several parts).
 
     A row goes through the recipe's getters as the training items did; a bare value (a path, a text, an
     image, an array) is the input itself. Anything else is refused with an error saying what the input
@@ -273,7 +278,9 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
                                                      "step of its recipe)")),
           with_input=(with_input, Options(True, False)))
     with learn._lock:  # one call at a time (see get_preds)
-        n_inp = getattr(learn.dls.recipe, "n_inp_", 1)
+        # loaders of a TfmdLists' items have no recipe: their items say how many parts are inputs
+        recipe = learn.dls.recipe
+        n_inp = getattr(recipe, "n_inp_", 1) if recipe is not None else getattr(learn.dls, "n_inp", 1)
         blocks = tuple(getattr(learn.dls, "blocks", ()))
         source = one_item_source(item, n_inp, table=are_table_rows(blocks, n_inp))
         dl = learn.dls.test_dl(source, with_labels=False)
