@@ -95,3 +95,50 @@ def test_a_polars_table_loads_as_polars_and_bad_saves_are_refused(df, tmp_path):
     with pytest.raises(DataError, match="MultiIndex's labels are Python objects.*reset_index"):
         tab.save(tmp_path / "multi.parquet")
     assert not (tmp_path / "multi.parquet").exists()
+
+
+def test_a_table_loads_only_with_the_processing_written_with_it(to, df, tmp_path):
+    import shutil
+
+    import pipekit
+    from pipekit.core.errors import ExportError
+    from pipekit.tabular import load_pickle, save_pickle
+
+    # to.parquet and to.pkl share to.pipekit: the second save's processing is not the first table's
+    other = TabularPandas(df.iloc[3000:], [Categorify, FillMissing, Normalize], CAT, CONT, y_names="Sales",
+                          splits=(list(range(2000)), list(range(2000, 3000))))
+    first = to.save(tmp_path / "to.parquet")
+    save_pickle(tmp_path / "to.pkl", other)
+    with pytest.raises(ExportError, match=r"to.parquet': the fitted processing beside it, '.*to.pipekit', is not the "
+                                          r"one written with this table .*save the table again"):
+        Tabular.load(first)
+    assert load_pickle(tmp_path / "to.pkl").processor.cont_stats_ == other.processor.cont_stats_
+    # a processing left from an earlier run is refused too; given by the caller, it is used as asked
+    to.save(first)
+    pipekit.save(other.processor, tmp_path / "to.pipekit")
+    with pytest.raises(ExportError, match="is not the one written with this table"):
+        Tabular.load(first)
+    assert Tabular.load(first, processor=to.processor).classes == to.classes
+    # the table copied alone: the processing is named, to copy along with it
+    (tmp_path / "alone").mkdir()
+    shutil.copy(save_pickle(tmp_path / "t.pkl", to), tmp_path / "alone" / "t.pkl")
+    for load in (load_pickle, Tabular.load):
+        with pytest.raises(ExportError, match=r"t.pkl' is a table written by Tabular.save or save_pickle.* copy "
+                                              r"t.pipekit along with it"):
+            load(tmp_path / "alone" / "t.pkl")
+    # a table's file named like its processing would be replaced by it: refused, nothing written
+    with pytest.raises(ParameterError, match=r"'.*t2.pipekit' ends in .pipekit.*\(t2.pkl\)"):
+        save_pickle(tmp_path / "t2.pipekit", to)
+    assert not (tmp_path / "t2.pipekit").exists()
+
+
+def test_a_table_an_earlier_pipekit_saved_still_loads(to, tmp_path):
+    from pipekit.tabular.core import parquet_table_bytes
+
+    file = to.save(tmp_path / "to.parquet")
+    pl.read_parquet(file).write_parquet(file)  # as the previous pipekit wrote it: no record of its processing
+    back = Tabular.load(file)
+    pd.testing.assert_frame_equal(back.valid.xs, to.valid.xs)
+    # the memory a table pipekit wrote takes is measured as before, well within MAX_RATIO of its file
+    size = file.stat().st_size
+    assert parquet_table_bytes(file)[1] < 20 * size

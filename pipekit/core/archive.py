@@ -386,6 +386,12 @@ def array_from_npy(data: bytearray, where: str) -> np.ndarray:
     if dtype.itemsize == 0:  # NumPy writes no such header; np.zeros would widen it to one char and allocate
         raise ExportError(f"{where} holds {dtype} values of 0 bytes each; NumPy writes strings of at least one "
                           "character, so this header was not written by it")
+    most = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32  # the dimensions a NumPy array can have
+    if len(shape) > most or any(n < 0 for n in shape) or (
+            math.prod(n for n in shape if n) * dtype.itemsize > np.iinfo(np.intp).max):  # even with a 0 among them
+        raise ExportError(f"{where}: its header says shape {str(shape)[:200]} of {dtype}, which no NumPy array has "
+                          f"(at most {most} dimensions, none negative, {np.iinfo(np.intp).max:,} bytes in all): "
+                          "the file is damaged or was not written by NumPy")
     count = math.prod(shape)
     nbytes = count * dtype.itemsize
     offset = fp.tell()
@@ -582,6 +588,8 @@ def building_from(where: str) -> Iterator[None]:
         yield
     except (PipekitError, MemoryError):
         raise
+    except ImportError as e:  # a package the file's model needs is not installed here: the file is not to blame
+        raise ExportError(f"{where} could not be loaded: {type(e).__name__}: {str(e)[:300]}") from e
     except Exception as e:  # noqa: BLE001  (whatever a library raises on state it was not meant to get)
         raise ExportError(f"{where} could not be loaded: {type(e).__name__}: {str(e)[:300]}; the file is damaged or "
                           "not written by pipekit") from e

@@ -755,20 +755,32 @@ class TabularSplit(_FittedNames):
 _PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
 
 
-def parquet_table_bytes(path: str | os.PathLike) -> tuple[int, int]:
-    """``(rows, bytes)``: the rows a Parquet file holds and about the memory a table read from it takes, from its
-    footer alone (nothing is decoded): the rows times the width of each column's type, plus the uncompressed pages
-    for text (and any other values of no fixed width). Run-length and dictionary encodings make a column of one
-    repeated value a few bytes on disk, so the pages' own sizes say little of what reading them takes. A nested
-    column (lists) is counted chunk by chunk, by the values it holds."""
+def parquet_table_bytes(path: str | os.PathLike, stop_over: int | None = None) -> tuple[int, int]:
+    """``(rows, bytes)``: the rows a Parquet file holds and about the memory a table read from it takes: the rows
+    times the width of each column's type, plus the uncompressed pages for text (and any other values of no fixed
+    width), from the file's footer. Run-length and dictionary encodings make a column of one repeated value a few
+    bytes on disk, so the pages' own sizes say little of what reading them takes. A nested column (lists) is counted
+    chunk by chunk, by the values it holds.
+
+    A dictionary page stores each text a column holds once, however many rows repeat it, and reading the column
+    copies the text into every row (unless the file keeps the column as a dictionary: a pandas category). Such
+    columns are measured from the file, a million rows at a time, by their codes into the dictionary, never by the
+    repeated text: one 1 MiB value on each of 2,000 rows is a 1 MiB file and 2 GiB read. The measuring stops
+    once the total passes ``stop_over`` (the count is then at least that). A text column stored with
+    DELTA_BYTE_ARRAY, whose values each repeat the one before at no cost on disk, cannot be measured so and is
+    refused (pipekit, pandas and Polars never write it)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
+
+    def unreadable(e: Exception) -> ExportError:
+        return ExportError(f"{str(path)!r} is not a readable Parquet file ({type(e).__name__}: {str(e)[:200]})")
 
     try:
         with pq.ParquetFile(path) as f:
             md, schema = f.metadata, f.schema_arrow
     except (OSError, pa.ArrowException, ValueError) as e:
-        raise ExportError(f"{str(path)!r} is not a readable Parquet file ({type(e).__name__}: {str(e)[:200]})") from None
+        raise unreadable(e) from None
     rows, groups = int(md.num_rows), [md.row_group(i) for i in range(md.num_row_groups)]
     pages = sum(int(rg.total_byte_size) for rg in groups)
     if len(schema) == md.num_columns and not any(pa.types.is_nested(t) for t in schema.types):
@@ -779,13 +791,49 @@ def parquet_table_bytes(path: str | os.PathLike) -> tuple[int, int]:
             except ValueError:  # text, bytes: a view per value (as Polars holds it) and the text, in the pages
                 width, text = width + 16, True
             text = text or pa.types.is_dictionary(t)
-        return rows, int(rows * width) + (pages if text else 0)
-    total = 0
+        total = int(rows * width) + (pages if text else 0)
+    else:
+        total = 0
+        for rg in groups:
+            for j in range(rg.num_columns):
+                c = rg.column(j)
+                values = max(int(c.num_values), int(rg.num_rows))
+                total += max(int(c.total_uncompressed_size), values * _PARQUET_WIDTH.get(c.physical_type, 16))
+    # text and bytes stored through a dictionary: measured by what reading them copies into each row
+    kept = {f.name for f in schema if pa.types.is_dictionary(f.type)}  # read back as a dictionary, not copied
+    coded: dict[str, None] = {}
     for rg in groups:
         for j in range(rg.num_columns):
             c = rg.column(j)
-            values = max(int(c.num_values), int(rg.num_rows))
-            total += max(int(c.total_uncompressed_size), values * _PARQUET_WIDTH.get(c.physical_type, 16))
+            if c.physical_type != "BYTE_ARRAY" or c.path_in_schema in kept:
+                continue
+            if "DELTA_BYTE_ARRAY" in c.encodings:
+                raise ExportError(f"{str(path)!r}: column {c.path_in_schema!r} is stored with DELTA_BYTE_ARRAY "
+                                  "encoding, whose values can each repeat the one before at no cost on disk, so "
+                                  "the memory reading it takes cannot be known before reading it; pipekit writes no "
+                                  "such file. If you trust the file, read it with pd.read_parquet or pl.read_parquet")
+            if c.has_dictionary_page or {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(c.encodings):
+                coded[c.path_in_schema] = None
+
+    def copied(a: pa.Array) -> int:  # the bytes of the text a column read in full holds, from its codes
+        t = a.type
+        if pa.types.is_dictionary(t):
+            return int(pc.sum(pc.take(pc.binary_length(a.dictionary), a.indices)).as_py() or 0)
+        if pa.types.is_struct(t):
+            return sum(copied(a.field(i)) for i in range(t.num_fields))
+        if isinstance(a, (pa.ListArray, pa.LargeListArray, pa.FixedSizeListArray)):  # a map is a list too
+            return copied(a.values)
+        return 0
+
+    if coded and (stop_over is None or total <= stop_over):
+        try:
+            with pq.ParquetFile(path, read_dictionary=list(coded)) as f:
+                for batch in f.iter_batches(batch_size=1 << 20, columns=list(coded)):
+                    total += sum(copied(a) for a in batch.columns)
+                    if stop_over is not None and total > stop_over:
+                        break
+        except (OSError, pa.ArrowException, ValueError) as e:
+            raise unreadable(e) from None
     return rows, total
 
 
@@ -798,7 +846,8 @@ def check_parquet_size(path: str | os.PathLike, max_bytes: int | None = None) ->
     from pipekit.core.archive import MAX_RATIO, MAX_TOTAL_BYTES, RATIO_FLOOR
 
     size = os.path.getsize(path)
-    rows, need = parquet_table_bytes(path)
+    limit = max_bytes if max_bytes is not None else min(MAX_TOTAL_BYTES, max(RATIO_FLOOR, MAX_RATIO * size))
+    rows, need = parquet_table_bytes(path, stop_over=limit)  # stops measuring once past the limit
     if max_bytes is not None:
         over, cap = need > max_bytes, f"max_bytes={max_bytes:,}"
     elif need > MAX_TOTAL_BYTES:
@@ -807,7 +856,7 @@ def check_parquet_size(path: str | os.PathLike, max_bytes: int | None = None) ->
         over = need > RATIO_FLOOR and need > MAX_RATIO * size
         cap = f"{MAX_RATIO} times the file's size (MAX_RATIO; tables pipekit writes expand 3 to 20 times)"
     if over:
-        raise ExportError(f"{str(path)!r}: its {rows:,} rows would take about {need:,} bytes in memory, read from a "
+        raise ExportError(f"{str(path)!r}: its {rows:,} rows would take {need:,} bytes or more in memory, read from a "
                           f"file of {size:,} bytes; that is over {cap}, so it was not read. If you trust the file, "
                           f"read it with Tabular.load(path, max_bytes=...) (bytes; {need:,} or more)")
 
@@ -1086,9 +1135,21 @@ class Tabular(_FittedNames):
         return self._write(p)
 
     def _write(self, p: Path) -> Path:
-        """``save`` to ``p`` whatever its suffix (``save_pickle(path/'to.pkl', to)`` writes the same files)."""
-        from pipekit.core.archive import save
+        """``save`` to ``p`` whatever its suffix (``save_pickle(path/'to.pkl', to)`` writes the same files). The
+        processing is written first, and the table's Parquet file records the SHA-256 of its bytes (under
+        ``save_pickle``'s key, of kind ``pipekit.Tabular``): ``Tabular.load`` then refuses a ``.pipekit`` written by
+        another save of the same name (``to.parquet`` and ``to.pkl`` both have ``to.pipekit``), or one left from an
+        earlier run, instead of decoding the rows with the wrong classes and statistics."""
+        import hashlib
+        import json
 
+        from pipekit.core.archive import save
+        from pipekit.tabular.saving import SAVED_KEY, TABLE_KIND
+
+        if p.suffix.lower() == ".pipekit":
+            raise ParameterError(f"save_pickle: {str(p)!r} ends in .pipekit, the name of the fitted processing "
+                                 "written beside a table's file, which would take the table's place; name the table's "
+                                 f"file otherwise ({p.with_suffix('.pkl').name})")
         clash = [c for c in _SAVED_SPLIT_COLUMNS if c in self.frame.columns]
         if clash:
             raise DataError(f"Tabular.save: the table has a column named {clash[0]!r}, which the file uses to record "
@@ -1111,8 +1172,10 @@ class Tabular(_FittedNames):
                                 "the labels as columns) before building the Tabular.") from None
             extra.append(labels)
         p.parent.mkdir(parents=True, exist_ok=True)
-        self.frame.with_columns(extra).write_parquet(p)
-        save(self.processor, p.with_suffix(".pipekit"))
+        with open(save(self.processor, p.with_suffix(".pipekit")), "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        record = {"kind": TABLE_KIND, "processing_sha256": digest}
+        self.frame.with_columns(extra).write_parquet(p, metadata={SAVED_KEY.decode(): json.dumps(record)})
         return p
 
     @classmethod
@@ -1123,19 +1186,45 @@ class Tabular(_FittedNames):
         ``is_valid`` column). ``Tabular.load`` is the same.
 
         The fitted processing is loaded from ``<path>.pipekit`` (or the file ``processor`` names) unless
-        ``processor`` is one. The Parquet file's own description of its columns and rows is read first and a table
-        larger in memory than ``max_bytes`` is refused before it is read; by default at most
+        ``processor`` is one; a table ``Tabular.save`` wrote records the SHA-256 of the ``.pipekit`` written with it,
+        and one beside it with other bytes (written by another save of the same name) is refused. The Parquet file's
+        own description of its columns and rows is read first and a table larger in memory than ``max_bytes`` is
+        refused before it is read; by default at most
         ``pipekit.core.archive.MAX_TOTAL_BYTES`` (8 GiB) and ``MAX_RATIO`` (100) times the file's size (see
         :func:`check_parquet_size`): a file of a few MB cannot expand to gigabytes. Pass a larger ``max_bytes`` to
         read a larger table you trust.
         """
+        import hashlib
+        import json
+
+        import pyarrow.parquet as pq
+
+        from pipekit.tabular.saving import SAVED_KEY, TABLE_KIND
+
         p = Path(path)
         if max_bytes is not None:
             check_positive_int("Tabular.load", "max_bytes", max_bytes)
+        check_parquet_size(p, max_bytes)
+        record: Any = None  # Tabular.save's record: the SHA-256 of the processing written with the table
+        with contextlib.suppress(ValueError, TypeError, AttributeError, RecursionError):  # none or not JSON: as before
+            record = json.loads((pq.read_metadata(p).metadata or {}).get(SAVED_KEY, b"null"))
+        digest = record.get("processing_sha256") if isinstance(record, dict) and record.get("kind") == TABLE_KIND else None
         if not isinstance(processor, TabularProcessor):
             where, old = Path(processor) if processor is not None else p.with_suffix(".pipekit"), p.with_suffix(".state.json")
+            if processor is None and digest is not None:
+                if not where.is_file():
+                    raise ExportError(f"{str(p)!r} is a table written by Tabular.save or save_pickle, and its fitted "
+                                      f"processing {where.name}, written with it, is not beside it; copy "
+                                      f"{where.name} along with it (or give it: Tabular.load(path, processor=...))")
+                with open(where, "rb") as f:
+                    if hashlib.file_digest(f, "sha256").hexdigest() != digest:
+                        raise ExportError(
+                            f"{str(p)!r}: the fitted processing beside it, {str(where)!r}, is not the one written "
+                            f"with this table (another table saved under the name {where.stem}, e.g. "
+                            f"{where.stem}.parquet and {where.stem}.pkl, or an earlier run, wrote it), so its classes "
+                            "and statistics would decode the rows wrongly; save the table again, or give its "
+                            "processing: Tabular.load(path, processor=...)")
             processor = load_processor(old if processor is None and not where.exists() and old.exists() else where)
-        check_parquet_size(p, max_bytes)
         frame = pl.read_parquet(p, glob=False)
         if VALID_COLUMN not in frame.columns:
             raise DataError(f"Tabular.from_processed: {str(p)!r} has no 'is_valid' column; write it with Tabular.save "

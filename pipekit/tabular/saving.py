@@ -5,10 +5,13 @@ writes nor reads one, and a file ``save_pickle`` wrote is safe to take from some
 What is saved decides the file, whatever its name says:
 
 - a processed table (:class:`~pipekit.tabular.Tabular`, the book's ``TabularPandas``): ``Tabular.save``'s Parquet file
-  and its fitted processing beside it (``to.pkl`` and ``to.pipekit``);
+  and its fitted processing beside it (``to.pkl`` and ``to.pipekit``, copied together: the table's file records
+  which processing was written with it, and loading refuses another);
 - a pandas or Polars DataFrame or Series (the book's ``xs_final``): a Parquet file, read back as the same kind, with
-  its column types (pandas categories and row labels included);
-- a NumPy array of numbers, booleans or text: the ``.npy`` format;
+  its column names and types (pandas categories of text, and row labels, included). What a Parquet file would give
+  back changed is refused when saving, naming the column and the fix: categories of numbers (Parquet keeps the
+  categories of text only), column names of mixed types, Python objects, lists in a pandas column;
+- a NumPy array of numbers, booleans or text: the ``.npy`` format (dates are saved as a pandas Series);
 - a model, an ensemble, a learner or any other pipekit object: ``pipekit.save``'s file.
 
 >>> import tempfile, pandas as pd
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,8 @@ from pipekit.core.errors import ExportError, ParameterError
 SAVED_KEY = b"pipekit.save_pickle"
 _FRAMES = ("pandas.DataFrame", "pandas.Series", "polars.DataFrame", "polars.Series")
 _SERIES_COLUMN = "__series__"  # the column an unnamed series is written as
+#: the save_pickle record's kind in the Parquet file of a processed table (``Tabular.save``; its processing beside it)
+TABLE_KIND = "pipekit.Tabular"
 
 
 def _frame_kind(obj: Any) -> str | None:
@@ -53,26 +59,41 @@ def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
         return obj._write(p)
     kind = _frame_kind(obj)
     if kind is not None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         name = None
         if kind == "pandas.Series":
-            name = obj.name
+            name = obj.name.item() if isinstance(obj.name, np.generic) else obj.name  # np.int64(3) is named 3
+            if not (name is None or isinstance(name, (str, int, float))):  # bool is an int
+                raise ParameterError(f"save_pickle: the Series' name {name!r} (a {type(name).__name__}) would come "
+                                     "back as text, not as it is; name it with text or a number first "
+                                     "(s.rename(str(s.name)))")
             obj = obj.to_frame(_SERIES_COLUMN if name is None else str(name))
         elif kind == "polars.Series":
             name = obj.name
             obj = obj.to_frame(obj.name or _SERIES_COLUMN)
-        table = pa.Table.from_pandas(obj) if kind.startswith("pandas") else obj.to_arrow()
-        record = {"kind": kind, "name": name if name is None or isinstance(name, (str, int, float)) else str(name)}
+        table = _frame_table(obj, kind)
+        record = {"kind": kind, "name": name}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), SAVED_KEY: json.dumps(record)})
         p.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, p)
         return p
     if isinstance(obj, np.ndarray):
+        from pipekit.core.archive import _NPY_KINDS
+
+        if type(obj) is not np.ndarray:  # np.save writes a masked array's data without its mask
+            raise ParameterError(f"save_pickle: a {type(obj).__name__} would come back as a plain NumPy array, "
+                                 "without what it adds to one; save np.asarray(arr) (a masked array: "
+                                 "arr.filled(value))")
         if obj.dtype.hasobject or obj.dtype.fields is not None:
             raise ParameterError(f"save_pickle: a NumPy array of {obj.dtype} values cannot be written without pickle; "
                                  "convert it to numbers or text first (arr.astype(float) or arr.astype(str))")
+        if obj.dtype.kind not in _NPY_KINDS or obj.dtype.subdtype is not None:  # what load_pickle reads back
+            fix = ("save it as a pandas Series (pd.Series(arr)), whose dates and durations come back as they were, "
+                   "or as numbers (arr.astype('int64'))" if obj.dtype.kind in "Mm" else
+                   "convert it to numbers or text first (arr.astype(float) or arr.astype(str))")
+            raise ParameterError(f"save_pickle: a NumPy array of {obj.dtype} values could not be read back (an array "
+                                 f"file holds numbers, booleans or text); {fix}")
         p.parent.mkdir(parents=True, exist_ok=True)
         with open(p, "wb") as f:  # a file object: NumPy adds no '.npy' to the name
             np.save(f, obj, allow_pickle=False)
@@ -87,6 +108,119 @@ def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
                          "other objects in a format of their own (json.dump for plain values)")
 
 
+def _read_back(table: Any, pandas: bool) -> Any:
+    """``table`` written to a Parquet file in memory and read back as :func:`load_pickle` reads it."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    back = pq.read_table(io.BytesIO(buffer.getvalue()))
+    if pandas:
+        return back.to_pandas()
+    import polars as pl
+
+    return pl.DataFrame(pl.from_arrow(back))
+
+
+def _frame_table(obj: Any, kind: str) -> Any:
+    """The Arrow table ``save_pickle`` writes for a pandas or Polars frame (a series made one), refused unless it reads
+    back with the same column names, column types and row labels: its first 0 rows are written and read back, which
+    takes milliseconds. A Parquet file names columns with text (numbers only when all are numbers of one type),
+    keeps the categories of text only, and holds no Python objects; a ParameterError names the column and the fix."""
+    import pyarrow as pa
+
+    pandas = kind.startswith("pandas")
+    what = "Series" if kind.endswith("Series") else "frame"
+    if pandas:
+        twice = obj.columns[obj.columns.duplicated()]
+        if len(twice):
+            raise ParameterError(f"save_pickle: the {what} has more than one column named {twice[0]!r}, and a file "
+                                 "names each column once; rename them first (df.columns = [...])")
+    else:
+        import polars as pl
+
+        for column, dtype in obj.schema.items():
+            if dtype == pl.Object:  # Arrow would get the objects' memory addresses
+                raise ParameterError(f"save_pickle: column {column!r} holds Python objects (Object), which cannot be "
+                                     "written without pickle; convert it to numbers or text first (df.with_columns("
+                                     f"pl.col({column!r}).map_elements(str, return_dtype=pl.String)))")
+
+    def arrow(frame: Any, index: bool = True) -> Any:
+        if not pandas:
+            return frame.to_arrow()
+        with warnings.catch_warnings():  # names of mixed types: refused below, with the fix
+            warnings.filterwarnings("ignore", "The DataFrame has column names of mixed type")
+            return pa.Table.from_pandas(frame, preserve_index=None if index else False)
+
+    try:
+        table = arrow(obj)
+        back = _read_back(table.slice(0, 0), pandas)
+    except Exception as e:  # noqa: BLE001  (pyarrow's and Polars' many conversion errors: the column is named below)
+        for i, column in enumerate(obj.columns):
+            try:
+                _read_back(arrow(obj.iloc[:, [i]] if pandas else obj.select(obj.columns[i]), index=False).slice(0, 0),
+                           pandas)
+            except Exception as why:  # noqa: BLE001
+                dtype = obj.dtypes.iloc[i] if pandas else obj.dtypes[i]
+                raise ParameterError(f"save_pickle: column {column!r} ({dtype}) cannot be written to a Parquet file "
+                                     f"({type(why).__name__}: {str(why)[:200]}); "
+                                     "convert it to numbers, or to text of one type, first (.astype(str)); a sparse "
+                                     "pandas column to a dense one (df[col].sparse.to_dense())") from None
+        raise ParameterError(f"save_pickle: the {what}'s row labels cannot be written to a Parquet file "
+                             f"({type(e).__name__}: {str(e)[:200]}); label its rows by position first "
+                             "(df.reset_index())") from None
+    if pandas:
+        import pandas as pd
+
+        try:
+            pd.testing.assert_index_equal(back.columns, obj.columns, exact="equiv")
+        except AssertionError:
+            raise ParameterError(f"save_pickle: the column names {list(obj.columns)[:10]} would come back as "
+                                 f"{list(back.columns)[:10]}: a file names columns with text, and with numbers only "
+                                 "when all are numbers of one type; name them with text first "
+                                 "(df.columns = df.columns.map(str))") from None
+        for column, dtype, read in zip(obj.columns, obj.dtypes, back.dtypes):
+            values, named = ("s", "the Series") if what == "Series" else (f"df[{column!r}]", f"column {column!r}")
+            if isinstance(dtype, pd.CategoricalDtype):  # the 0 rows read back hold no categories
+                if not (isinstance(read, pd.CategoricalDtype) and read.ordered == dtype.ordered):
+                    raise ParameterError(
+                        f"save_pickle: {named} holds categories of {dtype.categories.dtype} and would come back as "
+                        f"{read}: a Parquet file keeps categories of text only; give it text categories "
+                        f"({values}.astype(str).astype('category')) or its values' own type "
+                        f"({values}.astype({values}.cat.categories.dtype)) first")
+            elif read != dtype:
+                raise ParameterError(f"save_pickle: {named} ({dtype}) would come back as {read}; convert it first "
+                                     f"({values} = {values}.astype({str(read)!r})) so that what is loaded is what "
+                                     "was saved")
+            elif dtype.kind == "O" and str(column) in table.schema.names and _holds_lists(
+                    table.schema.field(str(column)).type):
+                raise ParameterError(f"save_pickle: column {column!r} holds lists, which would come back as NumPy "
+                                     "arrays; save the frame as a Polars DataFrame (pl.from_pandas(df)), whose lists "
+                                     "come back as lists")
+        try:
+            pd.testing.assert_index_equal(back.index, obj.index[:0], exact="equiv", check_categorical=False)
+        except AssertionError:
+            raise ParameterError(f"save_pickle: the {what}'s row labels ({type(obj.index).__name__} of "
+                                 f"{obj.index.dtype}) would come back as a {type(back.index).__name__} of "
+                                 f"{back.index.dtype}; label its rows by position first (df.reset_index())") from None
+    elif back.schema != obj.schema:
+        column, dtype, read = next(((c, t, back.schema.get(c)) for c, t in obj.schema.items()
+                                    if back.schema.get(c) != t), (obj.columns, obj.schema, back.schema))
+        raise ParameterError(f"save_pickle: column {column!r} ({dtype}) would come back as {read}; convert it first "
+                             f"(df.with_columns(pl.col({column!r}).cast(...))) so that what is loaded is what was saved")
+    return table
+
+
+def _holds_lists(t: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return True
+    return any(_holds_lists(t.field(i).type) for i in range(t.num_fields)) if pa.types.is_struct(t) else False
+
+
 def load_pickle(fn: str | os.PathLike) -> Any:
     """Read back what :func:`save_pickle` wrote to ``fn``: the same kind of object, equal to the one saved. A real
     pickle (fastai's ``save_pickle`` writes those) is refused, never loaded, because loading a pickle can run code."""
@@ -94,6 +228,8 @@ def load_pickle(fn: str | os.PathLike) -> Any:
 
     p = Path(fn)
     if not p.is_file():
+        if p.exists() and not p.is_dir():  # a pipe, a device (a link to /dev/zero): reading one may never end
+            raise ExportError(f"load_pickle: {str(p)!r} is not a regular file; give the file save_pickle wrote")
         raise FileNotFoundError(f"load_pickle: {str(p)!r} {'is a folder' if p.is_dir() else 'does not exist'}; "
                                 "give the file save_pickle wrote")
     with open(p, "rb") as f:
@@ -115,30 +251,50 @@ def load_pickle(fn: str | os.PathLike) -> Any:
 def _load_parquet(p: Path) -> Any:
     import pyarrow.parquet as pq
 
+    from pipekit.core.errors import PipekitError
     from pipekit.data.items import check_table_nesting
     from pipekit.tabular.core import Tabular, check_parquet_size
 
     check_table_nesting(p, "parquet")
     check_parquet_size(p)
-    metadata = pq.read_schema(p).metadata or {}
+    metadata = pq.read_metadata(p).metadata or {}
     if SAVED_KEY not in metadata:
-        if p.with_suffix(".pipekit").exists():  # Tabular.save's table, its processing beside it
+        if p.with_suffix(".pipekit").exists():  # a table an earlier pipekit's Tabular.save wrote, its processing beside it
             return Tabular.load(p)
         raise ExportError(f"load_pickle: {str(p)!r} is a Parquet file that save_pickle did not write, and no fitted "
                           f"processing ({p.with_suffix('.pipekit').name}) is beside it; read it with pd.read_parquet "
                           "or pl.read_parquet")
     try:
         record = json.loads(metadata[SAVED_KEY])
-        kind, name = record["kind"], record["name"]
+        kind = record["kind"]
+        if kind == TABLE_KIND:  # Tabular.save's table: Tabular.load finds its processing and checks it is the one
+            return Tabular.load(p)
+        name = record["name"]
         if kind not in _FRAMES:
             raise ValueError(f"kind {kind!r}")
+        if not (name is None or isinstance(name, str if kind.startswith("polars") else (str, int, float))):
+            raise ValueError(f"a {kind} cannot be named {str(name)[:60]!r}")
+    except PipekitError:
+        raise
     except Exception as e:  # noqa: BLE001  (whatever a damaged record raises)
         raise ExportError(f"load_pickle: {str(p)!r}: its save_pickle record is damaged ({type(e).__name__}: {e})") from None
-    table = pq.read_table(p)
-    if kind.startswith("pandas"):
-        frame = table.to_pandas()
-        return frame if kind == "pandas.DataFrame" else frame.iloc[:, 0].rename(name)
-    import polars as pl
+    try:
+        table = pq.read_table(p)
+        if kind.startswith("pandas"):
+            frame = table.to_pandas()
+        else:
+            import polars as pl
 
-    out = pl.DataFrame(pl.from_arrow(table))
-    return out if kind == "polars.DataFrame" else out.to_series(0).alias(name or "")
+            frame = pl.DataFrame(pl.from_arrow(table))
+    except (PipekitError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001  (pyarrow obeys the file's own description of its pandas columns)
+        raise ExportError(f"load_pickle: {str(p)!r} could not be read back ({type(e).__name__}: {str(e)[:200]}): the "
+                          "file is damaged or was not written by save_pickle; if you trust it, read it with "
+                          "pd.read_parquet or pl.read_parquet") from None
+    if kind.endswith("DataFrame"):
+        return frame
+    if frame.shape[1] != 1:
+        raise ExportError(f"load_pickle: {str(p)!r}: its save_pickle record says a {kind} but the file holds "
+                          f"{frame.shape[1]} columns, not one: the file is damaged or was not written by save_pickle")
+    return frame.iloc[:, 0].rename(name) if kind == "pandas.Series" else frame.to_series(0).alias(name or "")
