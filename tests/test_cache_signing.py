@@ -135,10 +135,10 @@ def test_an_image_record_naming_one_byte_records_is_refused_before_the_pack_is_r
     # refused from the record alone: even where there is no pack to read
     reason = verify_pack(tmp_path / "nothing.npy", forged, header_len=128, record_len=784, meta=meta)
     assert reason is not None and "records of 1" in reason and "records of 784" in reason
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine does not count
     with pytest.warns(CacheRebuildWarning, match=str(pack)) as record_log:
         again = build(paths, cache)
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
     assert any("records of 1," in str(w.message) for w in record_log)
     assert again.n_decoded_ == 200
     assert np.array_equal(again.gather(np.arange(200)).numpy()[..., None], decoded(paths))

@@ -150,10 +150,10 @@ def test_empty_weight_entries_buy_no_build_budget(mnist_export, tmp_path):
                     weights=lambda w: {f"0.{i}.0.weight": torch.zeros(1, 0, 1, 1) for i in range(n)},
                     record=lambda r: r.update(arch={"name": "simple_cnn",
                                                     "config": {"n_in": 1, "n_out": 2, "channels": [1] * n}}))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine does not count
     with pytest.raises(ExportError) as e:
         pipekit.load_learner(path)
-    took = time.perf_counter() - start
+    took = time.process_time() - start
     msg = str(e.value)
     assert str(path) in msg and "'arch.config'" in msg and "over 1,000 parameters and buffers" in msg, msg
     assert "holding 0 bytes" in msg and took < 5, took
