@@ -2,8 +2,8 @@
 pipekit's one file format (``pipekit.core.archive``): a zip, or a folder, of manifest.json, record.json,
 arrays.npz and weights.safetensors.
 
-- An export (kind "learner") records the architecture's registered name and arguments, the loss and
-  metric records, the data recipe with every fitted state (``dls.state()``) and the registered name of the
+- An export (kind "learner") records the architecture's registered name and arguments, the loss (one of
+  pipekit's, or of PyTorch's own by name: :data:`TORCH_LOSSES`) and metric records, the data recipe with every fitted state (``dls.state()``) and the registered name of the
   Learner class; the weights are the model's. ``pipekit.load(path)`` (or ``load_learner``) rebuilds it
   for inference without the training data.
 - A checkpoint (kind "checkpoint") holds the model's and the optimiser's tensors (under ``model.`` and
@@ -106,7 +106,8 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
 
     # a plain function: the loaded learner predicts with the targets' default loss, if they have one; over several
     # targets no one target's default fits, and it predicts the model's outputs, as this learner does
-    if loss is None and not several_targets(learn.dls):
+    torch_loss = torch_loss_record(learn.loss_func) if loss is None else None
+    if loss is None and torch_loss is None and not several_targets(learn.dls):
         try:
             loss_from_kind(getattr(learn.dls, "loss_kind", None))
         except ParameterError:
@@ -125,9 +126,57 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
         arrays = trial
     record = {"arch": {"name": spec[0], "config": config}, "loss": loss, "metrics": metrics, "dls": dls,
               "learner": learner}
+    if torch_loss is not None:
+        record["torch_loss"] = torch_loss
     if not is_main_process():  # under torchrun one process writes the file
         return Path(fname)
     return write_archive(fname, "learner", record, arrays, weights=_unshared(model.state_dict()))
+
+
+#: PyTorch's own losses an export records by name (``loss_func=nn.CrossEntropyLoss()``, as chapter 13 and the
+#: "Pure PyTorch to fastai" tutorial write it), each with the arguments it keeps: the loaded learner has the same loss,
+#: so it predicts the model's outputs as the exported one did (a torch loss activates nothing) and trains on.
+TORCH_LOSSES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "CrossEntropyLoss": {"reduction": str, "ignore_index": int, "label_smoothing": (int, float)},
+    "BCEWithLogitsLoss": {"reduction": str}, "MSELoss": {"reduction": str}, "L1Loss": {"reduction": str},
+    "NLLLoss": {"reduction": str, "ignore_index": int}, "SmoothL1Loss": {"reduction": str, "beta": (int, float)},
+    "HuberLoss": {"reduction": str, "delta": (int, float)},
+}
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def torch_loss_record(loss: Any) -> dict[str, Any] | None:
+    """The record of one of PyTorch's own losses (:data:`TORCH_LOSSES`), or None for anything else, or one holding
+    class weights (a tensor: the loaded learner then takes the targets' default loss, as for a function)."""
+    name = type(loss).__name__
+    if type(loss) is not getattr(nn, name, None) or name not in TORCH_LOSSES:
+        return None
+    if getattr(loss, "weight", None) is not None or getattr(loss, "pos_weight", None) is not None:
+        return None
+    return {"class": name, "params": {k: getattr(loss, k) for k in TORCH_LOSSES[name]}}
+
+
+def torch_loss_from_record(rec: Any, where: str) -> nn.Module:
+    """PyTorch's loss a :func:`torch_loss_record` describes, each field checked: a class of :data:`TORCH_LOSSES`
+    (looked up there, never by the name in the file), arguments of their types."""
+    rec = _field(rec, dict, "torch_loss", "an object with 'class' and 'params'", where)
+    name = _field(rec.get("class"), str, "torch_loss.class", f"one of {sorted(TORCH_LOSSES)}", where)
+    if name not in TORCH_LOSSES:
+        raise ExportError(f"{where}: record.json field 'torch_loss.class' must be one of {sorted(TORCH_LOSSES)}, "
+                          f"got {name[:60]!r}")
+    params = _field(rec.get("params"), dict, "torch_loss.params", "an object of the loss's arguments", where)
+    allowed = TORCH_LOSSES[name]
+    for k, v in params.items():
+        if k not in allowed:
+            raise ExportError(f"{where}: record.json field 'torch_loss.params' has {str(k)[:60]!r}, which {name} "
+                              f"is not exported with (it takes {sorted(allowed)})")
+        _field(v, allowed[k], f"torch_loss.params.{k}", f"a {getattr(allowed[k], '__name__', 'number')}", where)
+        if k == "reduction" and v not in _REDUCTIONS:
+            raise ExportError(f"{where}: record.json field 'torch_loss.params.reduction' must be one of "
+                              f"{list(_REDUCTIONS)}, got {str(v)[:60]!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ExportError(f"{where}: record.json field 'torch_loss.params.{k}' must be finite, got {v}")
+    return getattr(nn, name)(**params)
 
 
 def _field(value: Any, types: type | tuple[type, ...], field: str, what: str, where: str) -> Any:
@@ -372,7 +421,9 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
                               f"({e}); the file is damaged or was not written by learn.export()") from None
     from pipekit.learn.learner import several_targets
 
-    if rec.get("loss") is None and several_targets(dls):  # a function of the user's over several targets
+    if rec.get("loss") is None and rec.get("torch_loss") is not None:  # one of PyTorch's own, rebuilt as it was
+        loss = torch_loss_from_record(rec["torch_loss"], where)
+    elif rec.get("loss") is None and several_targets(dls):  # a function of the user's over several targets
         loss = _loss_not_exported
     elif rec.get("loss") is None:  # the loss was a plain function: the target's default gives the activation
         loss = _rebuild(where, "default loss (no 'loss' field)", lambda: loss_from_kind(dls.loss_kind))
