@@ -421,6 +421,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
                               f"({e}); the file is damaged or was not written by learn.export()") from None
     from pipekit.learn.learner import several_targets
 
+    loss: Any
     if rec.get("loss") is None and rec.get("torch_loss") is not None:  # one of PyTorch's own, rebuilt as it was
         loss = torch_loss_from_record(rec["torch_loss"], where)
     elif rec.get("loss") is None and several_targets(dls):  # a function of the user's over several targets
