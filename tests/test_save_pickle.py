@@ -26,7 +26,7 @@ def test_processed_table_round_trip(adult, tmp_path):
                        cont_names=["age", "fnlwgt"], y_names="salary", splits=RandomSplitter(seed=42)(range(len(adult))))
     written = save_pickle(tmp_path / "to.pkl", to)
     assert written == tmp_path / "to.pkl"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["to.pipekit", "to.pkl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["to.pkl", "to.pkl.pipekit"]
     back = load_pickle(tmp_path / "to.pkl")
     pd.testing.assert_frame_equal(back.train.xs, to.train.xs)
     pd.testing.assert_frame_equal(back.valid.xs, to.valid.xs)

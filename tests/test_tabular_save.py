@@ -104,18 +104,19 @@ def test_a_table_loads_only_with_the_processing_written_with_it(to, df, tmp_path
     from pipekit.core.errors import ExportError
     from pipekit.tabular import load_pickle, save_pickle
 
-    # to.parquet and to.pkl share to.pipekit: the second save's processing is not the first table's
+    # to.parquet and to.pkl keep a processing each (to.pipekit, to.pkl.pipekit): both load as saved
     other = TabularPandas(df.iloc[3000:], [Categorify, FillMissing, Normalize], CAT, CONT, y_names="Sales",
                           splits=(list(range(2000)), list(range(2000, 3000))))
     first = to.save(tmp_path / "to.parquet")
     save_pickle(tmp_path / "to.pkl", other)
+    assert (tmp_path / "to.pkl.pipekit").is_file()
+    assert Tabular.load(first).processor.cont_stats_ == to.processor.cont_stats_
+    assert load_pickle(tmp_path / "to.pkl").processor.cont_stats_ == other.processor.cont_stats_
+    # a processing left from an earlier run is refused; given by the caller, it is used as asked
+    pipekit.save(other.processor, tmp_path / "to.pipekit")
     with pytest.raises(ExportError, match=r"to.parquet': the fitted processing beside it, '.*to.pipekit', is not the "
                                           r"one written with this table .*save the table again"):
         Tabular.load(first)
-    assert load_pickle(tmp_path / "to.pkl").processor.cont_stats_ == other.processor.cont_stats_
-    # a processing left from an earlier run is refused too; given by the caller, it is used as asked
-    to.save(first)
-    pipekit.save(other.processor, tmp_path / "to.pipekit")
     with pytest.raises(ExportError, match="is not the one written with this table"):
         Tabular.load(first)
     assert Tabular.load(first, processor=to.processor).classes == to.classes
@@ -124,7 +125,7 @@ def test_a_table_loads_only_with_the_processing_written_with_it(to, df, tmp_path
     shutil.copy(save_pickle(tmp_path / "t.pkl", to), tmp_path / "alone" / "t.pkl")
     for load in (load_pickle, Tabular.load):
         with pytest.raises(ExportError, match=r"t.pkl' is a table written by Tabular.save or save_pickle.* copy "
-                                              r"t.pipekit along with it"):
+                                              r"t.pkl.pipekit along with it"):
             load(tmp_path / "alone" / "t.pkl")
     # a table's file named like its processing would be replaced by it: refused, nothing written
     with pytest.raises(ParameterError, match=r"'.*t2.pipekit' ends in .pipekit.*\(t2.pkl\)"):

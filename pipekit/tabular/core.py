@@ -960,6 +960,13 @@ def missing_split_column(who: str, col: str, columns: Sequence[str]) -> str:
     return msg
 
 
+def processing_path(p: Path) -> Path:
+    """Where ``Tabular.save`` writes the fitted processing of the table it writes to ``p``: ``to.pipekit`` beside
+    ``to.parquet`` (or ``.pq``), and for another name its whole name and ``.pipekit`` (``save_pickle``'s
+    ``to.pkl`` beside ``to.pkl.pipekit``), so two tables saved under one stem keep a processing each."""
+    return p.with_suffix(".pipekit") if p.suffix.lower() in (".parquet", ".pq") else p.with_name(p.name + ".pipekit")
+
+
 class Tabular(_FittedNames):
     """A table processed by procs fitted on its training rows, split into ``.train`` and ``.valid``.
 
@@ -1138,18 +1145,18 @@ class Tabular(_FittedNames):
         """``save`` to ``p`` whatever its suffix (``save_pickle(path/'to.pkl', to)`` writes the same files). The
         processing is written first, and the table's Parquet file records the SHA-256 of its bytes (under
         ``save_pickle``'s key, of kind ``pipekit.Tabular``): ``Tabular.load`` then refuses a ``.pipekit`` written by
-        another save of the same name (``to.parquet`` and ``to.pkl`` both have ``to.pipekit``), or one left from an
-        earlier run, instead of decoding the rows with the wrong classes and statistics."""
-        import hashlib
+        another save of the same name, or one left from an earlier run, instead of decoding the rows with the wrong
+        classes and statistics. The processing's file is :func:`processing_path`'s."""
         import json
 
         from pipekit.core.archive import save
+        from pipekit.data.external import file_digests
         from pipekit.tabular.saving import SAVED_KEY, TABLE_KIND
 
         if p.suffix.lower() == ".pipekit":
-            raise ParameterError(f"save_pickle: {str(p)!r} ends in .pipekit, the name of the fitted processing "
-                                 "written beside a table's file, which would take the table's place; name the table's "
-                                 f"file otherwise ({p.with_suffix('.pkl').name})")
+            raise ParameterError(f"save_pickle: {str(p)!r} ends in .pipekit, the suffix of pipekit's archives (the "
+                                 "fitted processing written beside a table's file is one), which pipekit.load would "
+                                 f"take it for; name the table's file otherwise ({p.with_suffix('.pkl').name})")
         clash = [c for c in _SAVED_SPLIT_COLUMNS if c in self.frame.columns]
         if clash:
             raise DataError(f"Tabular.save: the table has a column named {clash[0]!r}, which the file uses to record "
@@ -1172,8 +1179,7 @@ class Tabular(_FittedNames):
                                 "the labels as columns) before building the Tabular.") from None
             extra.append(labels)
         p.parent.mkdir(parents=True, exist_ok=True)
-        with open(save(self.processor, p.with_suffix(".pipekit")), "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        digest = file_digests(save(self.processor, processing_path(p)))[2]
         record = {"kind": TABLE_KIND, "processing_sha256": digest}
         self.frame.with_columns(extra).write_parquet(p, metadata={SAVED_KEY.decode(): json.dumps(record)})
         return p
@@ -1194,11 +1200,11 @@ class Tabular(_FittedNames):
         :func:`check_parquet_size`): a file of a few MB cannot expand to gigabytes. Pass a larger ``max_bytes`` to
         read a larger table you trust.
         """
-        import hashlib
         import json
 
         import pyarrow.parquet as pq
 
+        from pipekit.data.external import file_digests
         from pipekit.tabular.saving import SAVED_KEY, TABLE_KIND
 
         p = Path(path)
@@ -1206,24 +1212,22 @@ class Tabular(_FittedNames):
             check_positive_int("Tabular.load", "max_bytes", max_bytes)
         check_parquet_size(p, max_bytes)
         record: Any = None  # Tabular.save's record: the SHA-256 of the processing written with the table
-        with contextlib.suppress(ValueError, TypeError, AttributeError, RecursionError):  # none or not JSON: as before
+        with contextlib.suppress(ValueError, TypeError, AttributeError, RecursionError):  # none, or not JSON: no digest
             record = json.loads((pq.read_metadata(p).metadata or {}).get(SAVED_KEY, b"null"))
         digest = record.get("processing_sha256") if isinstance(record, dict) and record.get("kind") == TABLE_KIND else None
         if not isinstance(processor, TabularProcessor):
-            where, old = Path(processor) if processor is not None else p.with_suffix(".pipekit"), p.with_suffix(".state.json")
+            where, old = Path(processor) if processor is not None else processing_path(p), p.with_suffix(".state.json")
             if processor is None and digest is not None:
                 if not where.is_file():
                     raise ExportError(f"{str(p)!r} is a table written by Tabular.save or save_pickle, and its fitted "
                                       f"processing {where.name}, written with it, is not beside it; copy "
                                       f"{where.name} along with it (or give it: Tabular.load(path, processor=...))")
-                with open(where, "rb") as f:
-                    if hashlib.file_digest(f, "sha256").hexdigest() != digest:
-                        raise ExportError(
-                            f"{str(p)!r}: the fitted processing beside it, {str(where)!r}, is not the one written "
-                            f"with this table (another table saved under the name {where.stem}, e.g. "
-                            f"{where.stem}.parquet and {where.stem}.pkl, or an earlier run, wrote it), so its classes "
-                            "and statistics would decode the rows wrongly; save the table again, or give its "
-                            "processing: Tabular.load(path, processor=...)")
+                if file_digests(where)[2] != digest:
+                    raise ExportError(
+                        f"{str(p)!r}: the fitted processing beside it, {str(where)!r}, is not the one written with "
+                        "this table (another save of a table to the same name, or an earlier run, wrote it), so its "
+                        "classes and statistics would decode the rows wrongly; save the table again, or give its "
+                        "processing: Tabular.load(path, processor=...)")
             processor = load_processor(old if processor is None and not where.exists() and old.exists() else where)
         frame = pl.read_parquet(p, glob=False)
         if VALID_COLUMN not in frame.columns:

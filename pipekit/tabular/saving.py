@@ -5,7 +5,7 @@ writes nor reads one, and a file ``save_pickle`` wrote is safe to take from some
 What is saved decides the file, whatever its name says:
 
 - a processed table (:class:`~pipekit.tabular.Tabular`, the book's ``TabularPandas``): ``Tabular.save``'s Parquet file
-  and its fitted processing beside it (``to.pkl`` and ``to.pipekit``, copied together: the table's file records
+  and its fitted processing beside it (``to.pkl`` and ``to.pkl.pipekit``, copied together: the table's file records
   which processing was written with it, and loading refuses another);
 - a pandas or Polars DataFrame or Series (the book's ``xs_final``): a Parquet file, read back as the same kind, with
   its column names and types (pandas categories of text, and row labels, included). What a Parquet file would give
@@ -253,17 +253,16 @@ def _load_parquet(p: Path) -> Any:
 
     from pipekit.core.errors import PipekitError
     from pipekit.data.items import check_table_nesting
-    from pipekit.tabular.core import Tabular, check_parquet_size
+    from pipekit.tabular.core import Tabular, check_parquet_size, processing_path
 
     check_table_nesting(p, "parquet")
-    check_parquet_size(p)
     metadata = pq.read_metadata(p).metadata or {}
+    beside = processing_path(p)
     if SAVED_KEY not in metadata:
-        if p.with_suffix(".pipekit").exists():  # a table an earlier pipekit's Tabular.save wrote, its processing beside it
-            return Tabular.load(p)
+        if beside.exists():  # a table an earlier pipekit's Tabular.save wrote, its processing beside it
+            return Tabular.load(p)  # which checks the table's size
         raise ExportError(f"load_pickle: {str(p)!r} is a Parquet file that save_pickle did not write, and no fitted "
-                          f"processing ({p.with_suffix('.pipekit').name}) is beside it; read it with pd.read_parquet "
-                          "or pl.read_parquet")
+                          f"processing ({beside.name}) is beside it; read it with pd.read_parquet or pl.read_parquet")
     try:
         record = json.loads(metadata[SAVED_KEY])
         kind = record["kind"]
@@ -278,6 +277,7 @@ def _load_parquet(p: Path) -> Any:
         raise
     except Exception as e:  # noqa: BLE001  (whatever a damaged record raises)
         raise ExportError(f"load_pickle: {str(p)!r}: its save_pickle record is damaged ({type(e).__name__}: {e})") from None
+    check_parquet_size(p)  # a table's, Tabular.load checks
     try:
         table = pq.read_table(p)
         if kind.startswith("pandas"):
