@@ -42,3 +42,8 @@ def test_the_loaded_learner_predicts_and_scores_as_the_exported_one(learn, mnist
 def test_a_crafted_torch_loss_record_is_refused_by_name(learn, tmp_path, edit, named):
     good = learn.export(tmp_path / "ce.pipekit")
     refused_quickly(load_learner, edited_copy(good, edit, tmp_path / "bad.pipekit"), named=(named,))
+
+
+def test_a_torch_loss_export_whose_head_does_not_fit_the_classes_is_refused(mnist_dls, tmp_path):
+    wrong = Learner(mnist_dls, simple_cnn(1, 5, (4, 8)), loss_func=nn.CrossEntropyLoss())  # 5 scores, 2 classes
+    refused_quickly(load_learner, wrong.export(tmp_path / "wrong.pipekit"), named=("gives 2 classes", "5 scores"))

@@ -593,7 +593,8 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
                           f"{embeddings[0].num_embeddings}")
     heads = _layers(model, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
     # several targets: the outputs are laid out by the user's loss, which the data cannot check
-    if kind in ("cross_entropy", "pixel_cross_entropy", "bce") and isinstance(loss, (CrossEntropyLossFlat, BCEWithLogitsLossFlat)) and heads \
+    per_class = (CrossEntropyLossFlat, BCEWithLogitsLossFlat, nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss)
+    if kind in ("cross_entropy", "pixel_cross_entropy", "bce") and isinstance(loss, per_class) and heads \
             and not several:
         head = heads[-1]
         out = head.out_features if isinstance(head, nn.Linear) else head.out_channels
