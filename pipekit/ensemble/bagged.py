@@ -710,7 +710,8 @@ def fitted_on(model: Any, sig: str, hashes: np.ndarray | None = None) -> bool:
     backend that records its training rows), or it is an ensemble with such a member. With the rows'
     ``hashes`` (:func:`row_hashes`), also when more than ``SEEN_SHARE`` of them are rows the model was fitted on
     in this session (its training rows in another order, or a part of them: :func:`seen_share`); other rows that
-    repeat training rows' values are not."""
+    repeat training rows' values are not, unless the values cannot tell them apart (a table of a few distinct rows),
+    where rows holding only training rows' values are taken for training rows."""
     from pipekit.ensemble.base import Ensemble
 
     if getattr(model, "train_rows_signature_", None) == sig:
@@ -718,7 +719,10 @@ def fitted_on(model: Any, sig: str, hashes: np.ndarray | None = None) -> bool:
     seen, n_train = vars(model).get("_train_row_hashes"), vars(model).get("_train_rows")
     if hashes is not None and seen is not None and n_train and len(hashes) and len(seen):
         share = seen_share(seen, n_train, hashes)
-        if share is not None and share > SEEN_SHARE:
+        if share is None:  # values that cannot tell training rows from others: as many as training rows hold are
+            # taken for them (the safe side: other rows of such a table are refused too, as training rows could be)
+            share = float(np.isin(seen, hashes).mean()) * n_train / len(hashes)
+        if share > SEEN_SHARE:
             return True
     return isinstance(model, Ensemble) and any(fitted_on(m, sig, hashes) for m in model._members_or_given())
 
