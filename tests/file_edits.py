@@ -18,18 +18,19 @@ from pipekit.core import ExportError
 def refused_quickly(load: Callable[[Path], Any], path: Path, match: str | None = None,
                     named: tuple[str, ...] | None = None, seconds: float = 5, megabytes: int = 100) -> str:
     """``load(path)`` raises an ExportError (matching ``match``; with ``named``, naming the file and each of those)
-    in under ``seconds`` of this process's CPU time (a machine busy with other work does not count) and
-    ``megabytes`` traced; returns its message."""
+    in under ``seconds`` of this process's CPU time (a machine busy with other work does not count), with no long
+    wait (on a read or a lock), and ``megabytes`` traced; returns its message."""
     tracemalloc.start()
-    start = time.process_time()
+    start, began = time.process_time(), time.perf_counter()
     try:
         with pytest.raises(ExportError, match=match) as e:
             load(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    took = time.process_time() - start
+    took, waited = time.process_time() - start, time.perf_counter() - began
     assert took < seconds, f"refusing {path.name} took {took:.1f} s of CPU time"
+    assert waited < 60 + 10 * seconds, f"refusing {path.name} waited {waited:.0f} s"  # not stuck on a read or a lock
     assert peak < megabytes * 2**20, f"refusing {path.name} traced {peak / 2**20:.0f} MB"
     for n in (str(path), *named) if named is not None else ():
         assert n in str(e.value), str(e.value)

@@ -127,7 +127,7 @@ def estimator_from_data(spec: Any) -> Any:
     # file written while it existed still loads where it is gone, since that default asked for nothing
     gone = [k for k in params if k not in accepted and isinstance(params[k], str) and params[k] in _PLACEHOLDERS]
     if gone:
-        warn(f"{cls.__name__}: the stored parameter(s) {', '.join(f'{k}={params[k]!r}' for k in gone)} are not "
+        warn(f"{cls.__name__}: the stored parameter(s) {', '.join(f'{k:.60}={params[k]!r}' for k in gone[:10])} are not "
              f"arguments of {cls.__name__} in the installed scikit-learn, which removed them; left out (their "
              "value was scikit-learn's placeholder for the default); save the model again to write a file without "
              "them")
