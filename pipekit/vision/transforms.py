@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pipekit.core.errors import DataError, FieldError, ParameterError
+from pipekit.core.registry import lookup
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchTransform, Transform, rebuild
@@ -345,9 +346,7 @@ class Normalize(BatchTransform):
             raise ParameterError(f"TabularProcessor: procs holds pipekit.vision's Normalize with image statistics "
                                  f"(mean={given.mean}), a batch transform for images; for a table give Normalize (or "
                                  "Normalize()), which learns each continuous column's statistics from the training rows")
-        from pipekit.tabular.procs import Normalize as TableNormalize
-
-        return TableNormalize()
+        return lookup("pipekit.tabular.Normalize")()  # by its registered name: the vision layer imports no table code
 
     def check_stats(self, channels: int | None = None) -> None:
         """Refuse the statistics of a Normalize read from a fitted recipe (an export's batch transforms) that cannot
