@@ -56,10 +56,12 @@ def test_an_untyped_item_transform_reaches_the_image_and_the_label_as_in_fastai(
         xf, yf = _mnist(tfms).valid.one_batch()
         # fastai 2.8.12 gives these very pixels (the images flipped left to right) and labels on mnist_tiny
         assert torch.equal(xf, x.flip(-1)) and torch.equal(yf, y)
-    # fastai's Record sees each image (a PILImageBW) and each label; pipekit gives it the labels as their column
+    # Record sees each image (a PILImageBW) and each label, one value at a time, never a column of them
     images = [v for v in SEEN if isinstance(v, PILImageBW)]
     assert len(images) >= 176 and all(v.shape == (28, 28, 1) for v in images)  # each of the 176 items' images
-    assert any(type(v).__name__ == "Series" and set(v.to_list()) == {"3", "7"} for v in SEEN)
+    labels = [v for v in SEEN if isinstance(v, str)]
+    assert len(labels) >= 176 and set(labels) == {"3", "7"}
+    assert not any(type(v).__name__ == "Series" for v in SEEN)
     # before the resize, as fastai's item transforms run before its Resize; and on new items (test_dl, predict)
     resized = _mnist([flip, Resize(20, method="squish")])
     unflipped = _mnist([Resize(20, method="squish")])
@@ -208,3 +210,92 @@ def test_an_item_transform_typed_pil_image_gets_a_pil_image_and_one_typed_ndarra
     # as fastai 2.8.12 on mnist_tiny: FlipPIL flips the (grey) images, FlipArray leaves them as they are
     assert torch.equal(_mnist([FlipPIL()]).valid.one_batch()[0], x.flip(-1))
     assert torch.equal(_mnist([FlipArray()]).valid.one_batch()[0], x)
+
+
+# ---------------------------------------------------------------------------------- 3. labels value by value
+def upper(x):  # written for the labels: anything that is no text (the images) given back as it is
+    return x.upper() if isinstance(x, str) else x
+
+
+class Upper(Transform):
+    def encodes(self, x):
+        return x.upper() if isinstance(x, str) else x
+
+
+class UpperTyped(Transform):
+    def encodes(self, x: str):
+        return x.upper()
+
+
+def test_an_untyped_item_transform_gets_each_label_as_one_typed_for_text_does():
+    typed = _mnist([UpperTyped()])
+    assert typed.vocab == ["3", "7"]  # digits: upper() leaves them; the names below show it acting
+    named = {"3": "three", "7": "seven"}
+
+    def dls(tfm):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=_every_8th,
+                             get_y=lambda f: named[f.parent.name], splitter=GrandparentSplitter(),
+                             item_tfms=[tfm]).dataloaders(D.path("mnist_tiny"), bs=16, shuffle=False, device="cpu")
+
+    want = dls(UpperTyped())
+    assert list(want.vocab) == ["SEVEN", "THREE"]
+    files = _every_8th(D.path("mnist_tiny") / "valid")[:6]
+    for tfm in (upper, Transform(upper), Upper()):
+        got = dls(tfm)
+        assert list(got.vocab) == ["SEVEN", "THREE"], tfm
+        assert torch.equal(got.valid.one_batch()[1], want.valid.one_batch()[1])
+        # new items read with their labels ('three', 'seven') go through it too
+        labelled = got.test_dl(files, with_labels=True).one_batch()[1]
+        assert [got.vocab[int(i)] for i in labelled] == [named[f.parent.name].upper() for f in files]
+
+
+def test_an_untyped_item_transform_failing_on_a_label_is_named_with_the_label():
+    def half(x):  # fails on a label, an image's pixels halve
+        return x // 2
+
+    with pytest.raises(PipelineStepError, match=r"failed on item \d+ \('[37]'\)"):
+        _mnist([half])
+
+
+def test_which_user_item_transforms_reach_a_pil_image_is_worked_out_once_per_transform(monkeypatch):
+    import pipekit.vision.blocks as vb
+
+    calls = []
+    typed = vb._typed_types
+    monkeypatch.setattr(vb, "_typed_types", lambda t: calls.append(t) or typed(t))
+    files = sorted(get_image_files(D.path("mnist_tiny") / "train"), key=os.fspath)[:100]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=lambda p: files,
+                        splitter=FuncSplitter(lambda f: int(Path(f).stem) % 5 == 0), get_y=parent_label,
+                        item_tfms=[FlipPIL(), flip]).dataloaders(D.path("mnist_tiny"), bs=16, device="cpu")
+    assert len(dls.train_ds) + len(dls.valid_ds) == 100
+    # once per transform where the block picks its user transforms, once each where the 100 images are made
+    assert 0 < len(calls) <= 2 * 2
+
+
+# ---------------------------------------------------------------------------------- 4. mid-level loaders' first item
+def test_a_mid_level_loader_makes_its_first_item_once_for_its_parts_and_its_class():
+    from pipekit.data import TfmdLists, fastuple
+
+    class Pair(fastuple):
+        pass
+
+    class MakePair(Transform):
+        def encodes(self, i):
+            return Pair(np.full((4, 4, 3), i, np.uint8), np.full((4, 4, 3), 255 - i, np.uint8), i % 2)
+
+    made: list[int] = []
+
+    def count(x):
+        made.append(int(x[0][0, 0, 0]))
+        return x
+
+    tls = TfmdLists(list(range(12)), MakePair(), splits=[list(range(8)), list(range(8, 12))])
+    dls = tls.dataloaders(bs=4, device="cpu", seed=0, shuffle=False, after_item=[count])
+    b = dls.valid.one_batch()
+    assert type(b) is Pair and [int(v) for v in b[2]] == [0, 1, 0, 1]
+    # the first validation item (8) made once for the loader's parts and class, once in the batch; the others once
+    assert sorted(v for v in made if v >= 8) == [8, 8, 9, 10, 11]

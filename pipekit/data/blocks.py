@@ -20,7 +20,7 @@ from pipekit.core.validate import Is, check, check_state, is_pandas
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
 from pipekit.data.store import ListStore, Store, TensorStore
-from pipekit.data.transform import BatchTransform, Pipeline, Transform, as_list
+from pipekit.data.transform import BatchTransform, Pipeline, Transform, as_list, encode_column
 from pipekit.data.vocab import NA_TOKEN, CategoryMap, label_codes
 
 Trace = Callable[[str, Any], None]
@@ -86,11 +86,13 @@ class TransformBlock(Component):
               trace: Trace | None = None) -> Store:
         """Fit the column transforms on the training rows, then encode the whole column once."""
         tfms = self.fit_tfms(item_tfms)
-        # the training rows fit the transforms; every item, those rows included, is encoded once below
-        Pipeline(tfms).setup(raw.gather(train_idx) if isinstance(raw, pl.Series) else raw[train_idx], encode_last=False)
+        # the training rows fit the transforms; every item, those rows included, is encoded once below. A user's item
+        # transform typed for nothing gets each value (a label), as one typed for its values does (encode_column)
+        Pipeline(tfms, by_value=True).setup(raw.gather(train_idx) if isinstance(raw, pl.Series) else raw[train_idx],
+                                            encode_last=False)
         values = raw
         for t in tfms:
-            values = t.encode(values)
+            values = encode_column(t, values)
             if trace is not None:
                 trace(repr(t), values)
         self.batch_tfms_ = self.block_batch_tfms()
@@ -105,7 +107,7 @@ class TransformBlock(Component):
     def encode_new(self, raw: pl.Series) -> Store:
         """Encode new data with the fitted state (test sets, inference)."""
         self.check_is_fitted("setup (build the data)")
-        return self.to_store(Pipeline(self.tfms_).encode(raw))
+        return self.to_store(Pipeline(self.tfms_, by_value=True).encode(raw))
 
     def to_store(self, values: Any) -> Store:
         if isinstance(values, Store):

@@ -46,8 +46,10 @@ def _wrap_hint(t: Any) -> str:
 
 def item_transforms(item_tfms: Any) -> list[Transform]:
     """``item_tfms`` as transforms: a plain function (the book's ``item_tfms=[f]``) is ``Transform(f)``, as in
-    fastai, run on every value of an item its type dispatch lets through; anything else that is no transform (a
-    class, another library's transform) is refused, saying what to give."""
+    fastai, run on every value of an item its type dispatch lets through, one value at a time (an image, a label);
+    a class or anything not callable is refused, saying what to give, and so is an albumentations transform, with
+    the hint to wrap it in ``pipekit.vision.Albumentations``. Another callable (another library's transform
+    included) is taken as a function of one value."""
     out = []
     for t in as_list(item_tfms):
         if not isinstance(t, Transform) and (isinstance(t, type) or not callable(t) or _wrap_hint(t)):

@@ -708,14 +708,10 @@ class ItemsDataLoader(DataLoader):
         return tuple.__new__(kind, b) if kind is not None and len(b) == n_parts else b
 
     def _item_kind(self) -> tuple[type | None, int]:
-        """The fastuple class of this loader's items (the first's) and its number of parts, or (None, 0); read
-        once per dataset (one item made)."""
-        ds, cached = self.dataset, self.__dict__.get("_kind")
-        if cached is None or cached[0] is not ds:
-            first = ds[0] if len(ds) else None
-            found = (type(first), len(first)) if isinstance(first, fastuple) else (None, 0)
-            cached = self.__dict__["_kind"] = (ds, *found)
-        return cached[1], cached[2]
+        """The fastuple class of this loader's items (the first's) and its number of parts, or (None, 0), as the
+        dataset read its first item (:attr:`ItemsDataset.first_kind <pipekit.data.loader.ItemsDataset.first_kind>`)."""
+        kind, n_parts = self.dataset.first_kind
+        return (kind, n_parts) if kind is not None and issubclass(kind, fastuple) else (None, 0)
 
 
 def check_seq_len(who: str, seq_len: int | None, dl_type: type, blocks: Sequence[Any]) -> bool:

@@ -857,6 +857,7 @@ class ItemsDataset:
         self.idxs = np.arange(len(source), dtype=np.int64) if idxs is None else np.asarray(idxs, dtype=np.int64)
         self.split_idx, self._n_inp = split_idx, n_inp
         self._parts: tuple | None = None
+        self._first_type: type | None = None
 
     def item(self, row: int) -> Any:
         """Item ``row`` of the source through ``after_item``; a failing step is named with the item."""
@@ -878,11 +879,20 @@ class ItemsDataset:
         return self.item(int(self.idxs[i]))
 
     def _first(self) -> tuple:
-        """The parts of the first item (for ``geometry`` and ``n_inp``)."""
+        """The parts of the first item (for ``geometry`` and ``n_inp``); its class is kept too (``first_kind``)."""
         if self._parts is None:
             first = self[0] if len(self) else ()
+            self._first_type = type(first) if len(self) else None
             self._parts = tuple(first) if isinstance(first, tuple) else (first,)
         return self._parts
+
+    @property
+    def first_kind(self) -> tuple[type | None, int]:
+        """The class of the first item (None when there is none) and its number of parts, made once with
+        ``geometry``: an :class:`ItemsDataLoader <pipekit.data.dataloaders.ItemsDataLoader>` batches items of a
+        :class:`~pipekit.data.fastuple` subclass in that class."""
+        parts = self._first()
+        return self._first_type, len(parts)
 
     @property
     def geometry(self) -> tuple[str | None, ...]:

@@ -244,7 +244,10 @@ class Pipeline:
     #: whether a plain function (or a Transform class) is taken as a step; batch transforms must be objects
     wraps_functions: ClassVar[bool] = True
 
-    def __init__(self, tfms: Iterable[Transform] | Transform | None = None):
+    def __init__(self, tfms: Iterable[Transform] | Transform | None = None, by_value: bool = False):
+        #: whether a column (a block's Series of values) goes to a user's transform typed for nothing value by value
+        #: (see :func:`encode_column`) rather than whole
+        self.by_value = by_value
         tfms = as_list(tfms if tfms is None or isinstance(tfms, (Transform, list, tuple)) or callable(tfms)
                        else list(tfms))
         for t in tfms:
@@ -269,12 +272,12 @@ class Pipeline:
             _step(t, "setup", values)
             if not encode_last and i == len(self.tfms) - 1:
                 return None
-            values = _step(t, "encode", values)
+            values = _step(t, "encode", values, self.by_value)
         return values
 
     def encode(self, values: Any) -> Any:
         for t in self.tfms:
-            values = t.encode(values)
+            values = encode_column(t, values) if self.by_value else t.encode(values)
         return values
 
     def decode(self, values: Any) -> Any:
@@ -298,13 +301,14 @@ class Pipeline:
         return f"{type(self).__name__}(" + " -> ".join(repr(t) for t in self.tfms) + ")"
 
 
-def _step(t: Transform, what: str, values: Any) -> Any:
+def _step(t: Transform, what: str, values: Any, by_value: bool = False) -> Any:
     """``t.setup(values)`` or ``t.encode(values)``; a failure is named with the transform and what it was given.
     pipekit's own errors (a label outside the vocab, a bad parameter) already say what is wrong and pass as they
     are. A transform written for one item (see :func:`written_for_items`: a user's ``encodes``, fastai's
     ``Transform(f)``) that fails on the whole list or tuple (or, for a function, does not give one value per item)
     is run item by item, as fastai runs it, the container kept (a failing item is named by position and value); any other
-    failure gets the hint that pipekit's transforms see the whole column.
+    failure gets the hint that pipekit's transforms see the whole column. ``by_value``: encode a block's column with
+    :func:`encode_column`.
 
     >>> class PlusOne(Transform):
     ...     def encodes(self, x): return x + 1
@@ -313,7 +317,7 @@ def _step(t: Transform, what: str, values: Any) -> Any:
     """
     by_items = what == "encode" and isinstance(values, (list, tuple)) and written_for_items(t)
     try:
-        out = getattr(t, what)(values)
+        out = encode_column(t, values) if by_value and what == "encode" else getattr(t, what)(values)
     except Exception as e:
         if by_items:
             return _encode_items(t, values)
@@ -358,6 +362,45 @@ def written_for_items(t: Transform) -> bool:
 
 #: where pipekit's own code lives: a transform whose ``encode`` is defined elsewhere is a user's
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def runs_per_value(t: Transform) -> bool:
+    """Whether ``t`` is written for one value and typed for nothing (see :func:`written_for_items`): a function
+    wrapped by ``Transform(f)`` whose value is not annotated, or a user's Transform subclass whose ``encodes``
+    (fastai's spelling) does not annotate it. One typed (``encodes(self, x: str)``) gets the values of its type
+    already (:func:`apply_typed`); one written with pipekit's ``encode`` sees whole columns.
+
+    >>> class Upper(Transform):
+    ...     def encodes(self, x): return x.upper()
+    >>> class Typed(Transform):
+    ...     def encodes(self, x: str): return x.upper()
+    >>> def f(x: str): return x
+    >>> runs_per_value(Upper()), runs_per_value(Transform(str.upper)), runs_per_value(Typed()), runs_per_value(Transform(f))
+    (True, True, False, False)
+    """
+    if not written_for_items(t):
+        return False
+    if isinstance(t, FuncTransform):
+        return t._types[0] is None
+    owner = next(c for c in type(t).__mro__ if "encode" in c.__dict__)
+    # __init_subclass__ sets ``encode`` beside the ``encodes`` it is made from, wrapped when its value is typed
+    return "encodes" in owner.__dict__ and not hasattr(owner.__dict__["encode"], "__wrapped__")
+
+
+def encode_column(t: Transform, values: Any) -> Any:
+    """``t.encode`` on a block's column of values (a Polars Series or a 1-D NumPy array): a transform that
+    :func:`runs_per_value` gets each value, as fastai runs it on each item, in a column of the same kind (a value it
+    fails on is named by position); any other transform gets the whole column.
+
+    >>> def upper(x): return x.upper() if isinstance(x, str) else x
+    >>> encode_column(Transform(upper), pl.Series("y", ["three", "seven"])).to_list()
+    ['THREE', 'SEVEN']
+    """
+    if isinstance(values, pl.Series) and runs_per_value(t):
+        return pl.Series(values.name, _encode_items(t, values.to_list()), strict=False)
+    if isinstance(values, np.ndarray) and values.ndim == 1 and runs_per_value(t):
+        return np.array(_encode_items(t, values.tolist()))
+    return t.encode(values)
 
 
 def _encode_items(t: Transform, values: list | tuple) -> Any:
