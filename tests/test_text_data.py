@@ -75,9 +75,12 @@ def test_cache_hit_miss_and_corruption(imdb, tmp_path):
     assert dls2.blocks[0].from_cache_ is True
     s1, s2 = dls1.train.dataset.stores[0], dls2.train.dataset.stores[0]
     assert s1.ids.equals(s2.ids) and dls1.blocks[0].vocab == dls2.blocks[0].vocab
-    # another setting, another entry
+    # another vocabulary setting: the same tokens (the entry holds tokens), a vocabulary counted afresh
     dls3 = clas_block(tmp_path, min_freq=5).dataloaders(imdb, bs=16, seed=0, num_workers=0)
-    assert dls3.blocks[0].from_cache_ is False and len(dls3.blocks[0].vocab) < len(dls1.blocks[0].vocab)
+    assert dls3.blocks[0].from_cache_ is True and len(dls3.blocks[0].vocab) < len(dls1.blocks[0].vocab)
+    # another tokenizer setting, another entry
+    dls3b = clas_block(tmp_path, rules=False).dataloaders(imdb, bs=16, seed=0, num_workers=0)
+    assert dls3b.blocks[0].from_cache_ is False
     # changed texts, another entry
     dls4 = clas_block(tmp_path).dataloaders(imdb.with_columns(pl.col("text") + " extra"), bs=16, seed=0,
                                             num_workers=0)
