@@ -65,6 +65,7 @@ def pipekit_cmd(venv, tmp_path):
                               text=True, timeout=600)
 
     run.work = work  # type: ignore[attr-defined]
+    run.env = env  # type: ignore[attr-defined]
     return run
 
 
@@ -80,7 +81,7 @@ def test_version_and_the_installed_package(pipekit_cmd, venv):
     r = pipekit_cmd("--version")
     assert r.returncode == 0 and r.stdout.strip() == "pipekit 0.1.0", r.stderr
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import pipekit.recipes; print(pipekit.recipes.__file__)"],
-                           cwd=pipekit_cmd.work, capture_output=True, text=True, check=True).stdout
+                           cwd=pipekit_cmd.work, env=pipekit_cmd.env, capture_output=True, text=True, check=True).stdout
     assert Path(where.strip()).is_relative_to(venv) and not Path(where.strip()).is_relative_to(ROOT)
 
 
@@ -132,7 +133,7 @@ def test_bench_loader_profiles_a_users_recipe_from_the_wheel(pipekit_cmd, venv):
     assert "best setting for pipekit: num_workers=" in r.stdout
     # the command ran the installed package, not this checkout
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import pipekit.bench; print(pipekit.bench.__file__)"],
-                           cwd=pipekit_cmd.work, capture_output=True, text=True, check=True).stdout
+                           cwd=pipekit_cmd.work, env=pipekit_cmd.env, capture_output=True, text=True, check=True).stdout
     assert Path(where.strip()).is_relative_to(venv)
 
 

@@ -41,7 +41,7 @@ def test_sec_millions_of_blank_lines_cost_bytes_not_objects(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["zip", "gzip"])
-def test_sec_a_compressed_csv_that_inflates_without_bound_is_stopped(tmp_path, kind):
+def test_sec_a_compressed_csv_that_inflates_without_bound_is_stopped(tmp_path, kind, monkeypatch):
     body = b"a,b\n" + b"1,2\n" * 30_000_000  # 120 MB of one repeated line: about 1000:1
     f = tmp_path / ("bomb.zip" if kind == "zip" else "bomb.csv.gz")
     if kind == "zip":
@@ -49,12 +49,15 @@ def test_sec_a_compressed_csv_that_inflates_without_bound_is_stopped(tmp_path, k
             z.writestr("x.csv", body)
     else:
         f.write_bytes(gzip.compress(body, compresslevel=9))
+    # a temporary folder of this test's own: other processes (test workers) unpack CSVs in the shared one meanwhile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     temps = set(Path(tempfile.gettempdir()).glob("pipekit_csv_*"))
-    start = time.perf_counter()
+    start, began = time.process_time(), time.perf_counter()  # CPU time: a busy machine does not count
     for read in (lambda: read_table(f), lambda: Tabular(f, cat_names=[], cont_names=["a"], y_names="b")):
         with pytest.raises(DataError, match=r"inflates to more than 100 times its .* bytes, as no table does"):
             read()
-    assert time.perf_counter() - start < 10
+    assert time.process_time() - start < 10 and time.perf_counter() - began < 160  # and no long wait
     assert set(Path(tempfile.gettempdir()).glob("pipekit_csv_*")) <= temps  # its inflated part is removed
     # a real table compresses far less, and is read whole
     real = tmp_path / "real.csv.gz"

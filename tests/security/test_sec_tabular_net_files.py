@@ -48,18 +48,18 @@ def craft(base: Path, out: Path, edit) -> Path:
 
 
 def refused_quickly(load, path: Path, *named: str) -> str:
-    """``load(path)`` raises an ExportError naming each of ``named``, in well under the time and memory that
-    building the net the record asks for takes."""
+    """``load(path)`` raises an ExportError naming each of ``named``, in well under the CPU time (a machine busy with
+    other work does not count), with no long wait, and memory that building the net the record asks for takes."""
     tracemalloc.start()
-    start = time.perf_counter()
+    start, began = time.process_time(), time.perf_counter()
     try:
         with pytest.raises(ExportError) as e:
             load(path)
-        took = time.perf_counter() - start
+        took, waited = time.process_time() - start, time.perf_counter() - began
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert took < 5, f"refused after {took:.1f}s"
+    assert took < 5 and waited < 110, f"refused after {took:.1f}s of CPU time, {waited:.0f}s waited"
     assert peak < 100 << 20, f"peak {peak >> 20} MB of Python allocations before refusing"
     for n in named:
         assert n in str(e.value), str(e.value)
@@ -173,11 +173,11 @@ def test_sec_mlp_layers_are_checked_against_the_stored_weights():
     model = MLP(4, 2, layers=[8, 3], use_bn=True)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     MLP.check_stored({"n_in": 4, "n_out": 2, "layers": [8, 3], "use_bn": True}, shapes, "arch.config")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine does not count
     for layers in ([1] * 200000, [8], [8, 2**40], [8, True]):
         with pytest.raises(ExportError, match=r"'arch.config.layers'"):
             MLP.check_stored({"n_in": 4, "n_out": 2, "layers": layers}, shapes, "arch.config")
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
 
 
 def test_sec_collab_vocabularies_from_a_file_are_checked(tmp_path):
