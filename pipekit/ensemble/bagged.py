@@ -81,7 +81,7 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
     if task == "classification":
         labels, counts = np.unique(y, return_counts=True)
         if counts.min() < n_folds:
-            raise DataError(rare_class_error(labels[counts.argmin()].item(), int(counts.min()), n_folds, target))
+            raise RareClassError(labels[counts.argmin()].item(), int(counts.min()), n_folds, target)
         cv: Any = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
     else:
         cv = KFold(n_folds, shuffle=True, random_state=seed)
@@ -92,6 +92,16 @@ def target_name(d: Any) -> str | None:
     """The target column's name of processed rows ``d`` (for messages), or None when they do not say it."""
     names = getattr(getattr(d, "processor", None), "y_names", None)
     return names[0] if isinstance(names, (list, tuple)) and names and isinstance(names[0], str) else None
+
+
+class RareClassError(DataError):
+    """A class of ``rows`` training rows that ``n_folds`` stratified folds cannot hold (:func:`rare_class_error` says
+    it); its fields let a caller that took the rows as ``X`` and ``y`` say the fix on those
+    (:func:`pipekit.sklearn.fitting.fit_model`)."""
+
+    def __init__(self, label: Any, rows: int, n_folds: int, target: str | None = None):
+        super().__init__(rare_class_error(label, rows, n_folds, target))
+        self.label, self.rows, self.n_folds = label, rows, n_folds
 
 
 def rare_class_error(label: Any, rows: int, n_folds: int, target: str | None = None, xy: bool = False) -> str:

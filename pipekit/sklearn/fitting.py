@@ -24,8 +24,8 @@ from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, TorchTabular, WeightedEnsemble
-from pipekit.ensemble.bagged import rare_class_error
+from pipekit.ensemble import BaggedModel, MeanEnsemble, TorchTabular, WeightedEnsemble
+from pipekit.ensemble.bagged import RareClassError, rare_class_error
 from pipekit.ensemble.base import align_classes
 
 #: the backends named by a string
@@ -82,30 +82,22 @@ def fit_model(model: Model, train: Any, seed: int | None = None, sample_weight: 
         return type(m)(**{**m.get_params(deep=False), "members": members})
     if isinstance(m, WeightedEnsemble):
         return _fit_weighted(m, as_data(train), seed, classes)
-    if m.task == "classification" and _stratifies(m):
-        label, rows = _rarest(as_data(train).y, classes)
-        if rows < 2:  # said on X and y: the ensemble's own message would send the user to a Tabular
-            raise DataError(rare_class_error(label, rows, getattr(m, "n_folds", 2), xy=True))
-    return m.fit(train)  # type: ignore[attr-defined]
+    try:
+        return m.fit(train)  # type: ignore[attr-defined]
+    except RareClassError as e:  # said on X and y, the class as y holds it: not on a Tabular the user never built
+        raise DataError(rare_class_error(_as_given(e.label, classes), e.rows, e.n_folds, xy=True)) from None
 
 
-def _stratifies(model: Any) -> bool:
-    """Whether fitting ``model`` cuts folds of the training rows stratified by class, each class held out in
-    every fold: a StackingEnsemble's, a BaggedModel's shuffled ones, a WeightedEnsemble's (members included)."""
-    if isinstance(model, (StackingEnsemble, WeightedEnsemble)):
-        return True
-    if isinstance(model, BaggedModel):
-        return model.folds == "shuffled" or (model.folds == "auto" and model.time_col is None)
-    return any(_stratifies(x) for x in getattr(model, "members", None) or ())
+def _as_given(label: Any, classes: Any) -> Any:
+    """``label`` (a class as the backends see it, text) as ``classes`` (the labels ``y`` gave) holds it."""
+    given = {str(c): c for c in (classes if classes is not None else ())}.get(str(label), label)
+    return given.item() if isinstance(given, np.generic) else given
 
 
 def _rarest(y: Any, classes: Any) -> tuple[Any, int]:
-    """The class of ``y`` (labels as text) with the fewest rows, as ``classes`` holds it (the text when not
-    there), and its rows."""
+    """The class of ``y`` (labels as text) with the fewest rows, as ``classes`` holds it, and its rows."""
     labels, counts = np.unique(np.asarray(y), return_counts=True)
-    text = labels[counts.argmin()].item()
-    given = {str(c): c for c in (classes if classes is not None else ())}.get(text, text)
-    return (given.item() if isinstance(given, np.generic) else given), int(counts.min())
+    return _as_given(labels[counts.argmin()].item(), classes), int(counts.min())
 
 
 def _fit_weighted(ens: WeightedEnsemble, d: TabularData, seed: int | None, given: Any = None) -> WeightedEnsemble:
