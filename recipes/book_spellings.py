@@ -6,7 +6,8 @@
    predicting the mean rating. Then the book's lookups: ``idx = dls.classes['movieId'].o2i[m]`` into the movie
    factors, the cosine similarity to every movie, and ``dls.classes['movieId'][idxs]`` of the closest.
 2. Chapter 9, adult with pandas habits: ``pd.read_csv``, ``TabularPandas(df, procs, cat, cont, y_names=dep_var,
-   splits=splits)``, saved and loaded again (the book's ``save_pickle``, as ``to.save`` and ``Tabular.load``) and
+   splits=splits)``, saved and loaded again as the book writes it (``save_pickle(path/'to.pkl', to)``,
+   ``load_pickle``; data files, never a pickle), a frame of chosen columns the same way, ``to.procs.normalize.means``,
    ``to.show(3)``, the processed ``to.train.xs`` / ``to.train.y`` (pandas, 1-D)
    given to scikit-learn's random forest, then a ``tabular_learner`` net, and the book's ensemble of the two
    (``MeanEnsemble({"rf": ..., "net": TorchTabular.from_learner(learn)})``); accuracy of each.
@@ -52,8 +53,8 @@ from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular
 from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, one_hot, sigmoid_range, tensor
-from pipekit.tabular import (Categorify, CollabDataLoaders, FillMissing, Normalize, Tabular, TabularPandas,
-                             tabular_learner)
+from pipekit.tabular import (Categorify, CollabDataLoaders, FillMissing, Normalize, TabularPandas, load_pickle,
+                             save_pickle, tabular_learner)
 from pipekit.text import Numericalize, Tokenizer, WordTokenizer
 from pipekit.vision import IntToFloatTensor, Normalize as ImageNormalize, PILImage, Resize, ToTensor, imagenet_stats
 
@@ -110,11 +111,18 @@ def tabular_ensemble(rows: int, epochs: int) -> dict:
     cont = ["age", "fnlwgt", "education-num"]
     splits = (list(range(n_train)), list(range(n_train, len(df))))
     to = TabularPandas(df, procs, cat, cont, y_names=dep_var, splits=splits)  # as chapter 9 writes it
-    # the book's save_pickle(path/'to.pkl', to) and load_pickle, as data files (no pickle)
+    # the book's save_pickle(path/'to.pkl', to) and to = load_pickle(path/'to.pkl'), written as data files (no
+    # pickle); then its xs_final, a frame of the columns kept, the same way
     with tempfile.TemporaryDirectory() as tmp:
         saved_xs = to.train.xs
-        to = Tabular.load(to.save(Path(tmp) / "to.parquet"))
+        save_pickle(Path(tmp) / "to.pkl", to)
+        to = load_pickle(Path(tmp) / "to.pkl")
         reloaded = bool(to.train.xs.equals(saved_xs) and to.train.xs.index.equals(saved_xs.index))
+        xs_final = to.train.xs[["age", "education-num", "marital-status"]]
+        save_pickle(Path(tmp) / "xs_final.pkl", xs_final)
+        reloaded = reloaded and bool(load_pickle(Path(tmp) / "xs_final.pkl").equals(xs_final))
+    # the procs, read back as fastai's pipeline of procs is: the means Normalize used
+    means = to.procs.normalize.means
     to.show(3)  # the rows as read: categories as values, numbers in their own units
     shown = to.processor.decode(to.items.head(3), units=True)
     # a pandas table gives pandas back: the book's xs, y = to.train.xs, to.train.y as written
@@ -137,7 +145,7 @@ def tabular_ensemble(rows: int, epochs: int) -> dict:
     per_tree = np.stack([t.predict_proba(to.valid.xs.to_numpy()) for t in forest.estimators_])
     dls = to.dataloaders(bs=256)
     return {"rows": (len(to.train), len(to.valid)), "shown_age": shown["age"].to_list(), "cat_names": dls.cat_names,
-            "reloaded": reloaded, "xs_kind": type(xs).__module__.split(".")[0],
+            "reloaded": reloaded, "means": dict(means), "xs_kind": type(xs).__module__.split(".")[0],
             "trees_are_forest": bool(np.allclose(per_tree.mean(0), forest.predict_proba(to.valid), atol=1e-6)),
             "tree_std": float(per_tree[:, :, 1].std(0).mean()),"ensemble_is_mean": same, "net_is_learner": bool(np.allclose(net.predict_proba(to.valid), learner_probs,
                                                                           atol=1e-5)),

@@ -128,6 +128,10 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     assert t["rows"] == (4800, 1200) and "ch9_rows=4800+1200" in line
     # ... saved and loaded as data files, and its xs given back as pandas, as the frame it was built from
     assert t["reloaded"] and t["xs_kind"] == "pandas" and "ch9_xs=pandas ch9_reloaded=identical" in line
+    # ... its to.procs.normalize.means: the training rows' means, in the columns' own units
+    train_rows = pd.read_csv(path("adult_sample") / "adult.csv", skipinitialspace=True, nrows=4800)
+    assert list(t["means"]) == ["age", "fnlwgt", "education-num"]
+    assert abs(t["means"]["age"] - train_rows["age"].mean()) < 1e-3 and t["means"]["fnlwgt"] > 1e5
     assert t["shown_age"] == pd.read_csv(path("adult_sample") / "adult.csv", nrows=3)["age"].astype(float).tolist()
     assert t["cat_names"][:6] == ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
     # chapter 10: the ids of one text index the vocabulary back to its tokens
