@@ -205,3 +205,34 @@ def test_a_cache_entry_an_older_pipekit_wrote_is_named_so_and_rebuilt_once(tmp_p
         warnings.simplefilter("error", CacheRebuildWarning)
         assert build_image_store(paths, None, mode="L", cache_dir=cache).n_reused_ == 40
     assert np.array_equal(again.pixels, build_image_store(paths, None, mode="L", cache_dir=False).pixels)
+
+
+def test_dls_new_is_the_training_loader_with_other_settings_and_to_new_process_runs():
+    """fastai's tabular tutorial: ``to_tst = to.new(df); to_tst.process()``; and ``dls.new(bs=4)``, a training loader
+    with another batch size."""
+    import pandas as pd
+
+    from pipekit.tabular import Categorify, FillMissing, Normalize, TabularPandas
+
+    df = pd.read_csv(D.path("adult_sample") / "adult.csv", nrows=600)
+    to = TabularPandas(df.head(500), procs=[Categorify, FillMissing, Normalize], cat_names=["workclass", "education"],
+                       cont_names=["age", "education-num"], y_names="salary", splits=RandomSplitter(seed=0)(range(500)))
+    to_tst = to.new(df.iloc[500:510])
+    assert to_tst.process() is None
+    assert len(to_tst.xs) == 10 and to_tst.xs.index.tolist() == list(range(500, 510))
+    assert to_tst.xs["age"].tolist() == to.new(df.iloc[500:510]).xs["age"].tolist()  # process() changed nothing
+    dls = to.dataloaders(bs=64)
+    dl = dls.new(bs=4)
+    cats, conts, y = dl.one_batch()
+    assert dl.bs == 4 and len(y) == 4 and dl.dataset is dls.train.dataset and dls.train.bs == 64
+
+
+def test_a_pair_of_paths_for_predict_is_named_with_the_fix():
+    from pipekit.core.errors import DataError
+    from pipekit.data.loader import collate_items
+
+    files = _mnist_files()[:2]
+    with pytest.raises(DataError, match=r"part 0 of item 0 is a PosixPath .*PILImage.create\(path\)"):
+        collate_items([(files[0], files[1], True)])
+    with pytest.raises(DataError, match=r"part 1 of item 0 is a dict"):
+        collate_items([(1, {"a": 1}), (2, {"b": [1, "x"]})])

@@ -930,8 +930,9 @@ class DataLoaders:
         return self.to("cuda")
 
     #: what the loaders answer for their training loader, as fastai's do (``dls.decode_batch(b)``, ``dls.n``,
-    #: a table's ``dls.xs``); ``dls.items`` is the training items
-    TRAIN_ATTRIBUTES = ("decode", "decode_batch", "n", "dataset", "xs", "ys", "y")
+    #: a table's ``dls.xs``, ``dls.new(bs=4)``: a training loader with other settings); ``dls.items`` is the
+    #: training items
+    TRAIN_ATTRIBUTES = ("decode", "decode_batch", "n", "dataset", "xs", "ys", "y", "new")
 
     def __getattr__(self, name: str) -> Any:
         described = getattr(type(self), name, None)

@@ -822,14 +822,27 @@ def collate_items(items: Sequence[Any], who: str = "DataLoader") -> tuple:
         if all(x is not None for x in images):
             tensors = images
         else:
-            tensors = [v.detach().cpu() if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v))
-                       for v in vals]
+            tensors = [_as_tensor(v, who, i, j) for i, v in enumerate(vals)]
         shapes = sorted({tuple(t.shape) for t in tensors})  # type: ignore[union-attr]
         if len(shapes) > 1:
             raise DataError(f"{who}: part {j} of the items of a batch has shapes {shapes[:3]}; to batch them give them "
                             "one shape: after_item=[Resize(size)] for images, before_batch=pad_input for texts' ids")
         out.append(torch.stack(tensors))  # type: ignore[arg-type]
     return tuple(out)
+
+
+def _as_tensor(v: Any, who: str, i: int, j: int) -> torch.Tensor:
+    """Part ``j`` of item ``i`` of a batch as a tensor; a value that is no image, array, tensor or number (a path, a
+    dict, a mixed list) is named, with the fix."""
+    if isinstance(v, torch.Tensor):
+        return v.detach().cpu()
+    try:
+        return torch.as_tensor(np.asarray(v))
+    except (TypeError, ValueError, RuntimeError) as e:
+        fix = (" (a path: open it as an image, PILImage.create(path), in the item or an after_item transform)"
+               if isinstance(v, (str, os.PathLike)) else "")
+        raise DataError(f"{who}: part {j} of item {i} is a {type(v).__name__} ({v!r:.80}), which cannot be batched: "
+                        f"the parts of an item are images, arrays, tensors, numbers or texts{fix}") from e
 
 
 class ItemsDataset:

@@ -596,6 +596,15 @@ class TabularSplit(_FittedNames):
     def __len__(self) -> int:
         return len(self._full) if self.idxs is None else len(self.idxs)
 
+    def process(self) -> None:
+        """Nothing to do: these rows were processed when they were made (``to.new(df)`` applies the fitted procs
+        at once). fastai's tabular tutorial writes ``to_tst = to.new(df); to_tst.process()``, which runs as
+        written.
+
+        >>> to_tst = tab.new(df.head(3)); to_tst.process(); to_tst.xs.shape  # doctest: +SKIP
+        (3, 14)
+        """
+
     @property
     def has_targets(self) -> bool:
         """Whether these rows hold the target column(s) (new rows to predict may not)."""
