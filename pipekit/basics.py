@@ -56,5 +56,17 @@ if not hasattr(Tensor, "pca"):  # as fastai's star imports give it
 if not hasattr(Path, "ls"):  # the book's path.ls() on any path, as fastai's star imports give it
     Path.ls = DataPath.ls  # type: ignore[attr-defined]
 
+
+def _to_thumb(self: Image.Image, h: int, w: int | None = None) -> Image.Image:
+    """A copy of this PIL image shrunk (never enlarged) to fit in ``h`` x ``w`` (``w`` defaults to ``h``), its aspect
+    kept: the course's ``Image.open('bird.jpg').to_thumb(256, 256)``."""
+    im = self.copy()
+    im.thumbnail((w or h, h))
+    return im
+
+
+if not hasattr(Image.Image, "to_thumb"):  # as fastai's star imports give it to every PIL image
+    Image.Image.to_thumb = _to_thumb  # type: ignore[attr-defined]
+
 __all__ = ["math", "os", "random", "partial", "attrgetter", "itemgetter", "Path", "plt", "np", "pd", "torch", "F", "Image", "nn", "Tensor",
            "ProcessPoolExecutor", "to_device", *_data_names, *_learn_names]

@@ -59,3 +59,30 @@ def test_attrgetter_in_a_labelling_pipeline_and_store_attr_in_a_transform():
     (x, y), (x0, y0) = dls.valid.one_batch(), plain.valid.one_batch()
     assert dls.vocab == plain.vocab and torch.equal(y, y0)  # noqa: F405
     torch.testing.assert_close(x * 255, (x0 * 255 + 40).clamp(max=255))  # noqa: F405  (pixels scaled to 0..1)
+
+
+def test_lesson_1_to_thumb_on_a_pil_image():
+    import pipekit.datasets as D
+
+    f = sorted((D.path("dogscats") / "valid" / "cats").iterdir())[0]
+    im = Image.open(f)  # noqa: F405
+    thumb = im.to_thumb(64, 64)
+    assert isinstance(thumb, Image.Image) and max(thumb.size) == 64  # noqa: F405
+    assert thumb.size[0] / thumb.size[1] == pytest.approx(im.size[0] / im.size[1], abs=0.05)
+    assert im.size == Image.open(f).size  # noqa: F405  (a copy: the opened image is as it was)
+    assert im.to_thumb(10_000).size == im.size  # never enlarged
+
+
+def test_lessons_3_and_5_tensor_of_a_table_feeds_a_layer():
+    """The course's from-scratch code: ``t_indep = tensor(df[indep_cols].values)`` is float32, as fastai's."""
+    import pipekit.datasets as D
+
+    df = pd.read_csv(D.path("adult_sample") / "adult.csv", nrows=100)  # noqa: F405
+    df["log_wgt"] = np.log(df["fnlwgt"])
+    t_indep = tensor(df[["age", "log_wgt"]].values)  # noqa: F405
+    assert t_indep.dtype == torch.float32 and t_indep.shape == (100, 2)  # noqa: F405
+    assert torch.allclose(t_indep[:, 1], torch.tensor(df["log_wgt"].to_numpy(), dtype=torch.float32))  # noqa: F405
+    assert nn.Linear(2, 1)(t_indep).shape == (100, 1)  # noqa: F405
+    assert tensor(df.age).tolist() == df.age.tolist() and tensor(df.log_wgt).dtype == torch.float32  # noqa: F405
+    assert tensor(df[["age", "log_wgt"]]).shape == (100, 2)  # noqa: F405  (a frame as its values)
+    assert tensor(np.array([0.5]), dtype=torch.float64).dtype == torch.float64  # noqa: F405  (asked for)

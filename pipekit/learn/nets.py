@@ -93,21 +93,32 @@ def to_np(x: torch.Tensor) -> np.ndarray:
 def tensor(x: Any, *rest: Any, **kwargs: Any) -> torch.Tensor:
     """``x`` as a tensor, as fastai's ``tensor`` (the book's chapter 4): a PIL image gives its pixels (``tensor(im3)``
     of a 28x28 grey image is ``(28, 28)`` uint8), a list, number or array a tensor of its values, several arguments
-    one tensor of them (``tensor(1, 2, 3)``); ``kwargs`` as ``torch.tensor``'s (``dtype=``).
+    one tensor of them (``tensor(1, 2, 3)``), a pandas or Polars frame or series its values (the course's
+    ``tensor(df[['Age', 'LogFare']].values)`` or ``tensor(df.LogFare)``); ``kwargs`` as ``torch.tensor``'s
+    (``dtype=``). Float64 values become float32, as fastai's do, so they feed a layer as they are; a ``dtype=``
+    given is kept.
 
     >>> tensor([1, 2, 3]) + 1, tensor(1, 2, 3).tolist(), tensor(np.ones((2, 2), np.uint8)).dtype
     (tensor([2, 3, 4]), [1, 2, 3], torch.uint8)
+    >>> tensor(np.array([0.5, 1.5])).dtype, tensor(np.array([0.5]), dtype=torch.float64).dtype
+    (torch.float32, torch.float64)
     """
     if rest:
         x = (x, *rest)
     if type(x).__module__.startswith("PIL"):
         x = np.asarray(x)
+    elif type(x).__module__.split(".")[0] in ("pandas", "polars") and hasattr(x, "to_numpy"):
+        x = x.to_numpy()
     if isinstance(x, torch.Tensor):
-        return x.to(**kwargs) if kwargs else x
-    if isinstance(x, np.ndarray):
+        out = x
+    elif isinstance(x, np.ndarray):
         out = torch.from_numpy(np.array(x))  # a copy: the image's or caller's buffer stays theirs
-        return out.to(**kwargs) if kwargs else out
-    return torch.tensor(x, **kwargs)
+    else:
+        out = torch.tensor(x, **kwargs)
+        kwargs = {}
+    if kwargs:
+        return out.to(**kwargs)
+    return out.float() if out.dtype == torch.float64 else out
 
 
 def one_hot(x: Any, c: int) -> torch.Tensor:
