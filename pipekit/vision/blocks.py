@@ -68,16 +68,34 @@ class ImageArray(np.ndarray):
 
     It answers PIL's (and fastai's ``PILImage``'s) names as they do: ``size`` is ``(width, height)``, ``width``,
     ``height``, ``mode``, ``n_px``, ``aspect``, and ``resize((w, h))``, ``convert(mode)`` and ``transpose(method)``
-    (one of PIL's, ``Image.FLIP_LEFT_RIGHT``) return new images. NumPy's own names keep their NumPy meaning:
-    ``shape`` is ``(H, W, C)`` (fastai's ``(H, W)`` is ``img.shape[:2]``), ``reshape`` and ``transpose(axes)`` move
-    axes; ``np.array(img).size`` is the number of values.
+    (one of PIL's, ``Image.FLIP_LEFT_RIGHT``) return new images. Every other method of ``PIL.Image.Image`` (``crop``,
+    ``rotate``, ``filter``, ``point``, ``getpixel``, ``split``, ``save``, ...) is PIL's, run on :meth:`to_pil`: an
+    image it gives back is an ImageArray (an ``'L'`` one a ``PILImageBW``), so the pixels are what PIL gives on the
+    same image, and ``ImageOps`` functions made of these methods (``autocontrast``, ``equalize``, ``fit``,
+    ``mirror``) take an ImageArray (those that need a ``PIL.Image.Image``, as ``ImageEnhance`` does, take
+    ``img.to_pil()``). PIL's
+    methods that change their image (``paste``, ``putpixel``, ``thumbnail``) write the new pixels back into the
+    array, which keeps its size and mode (``to_thumb`` is the shrunk copy). An image in another mode than RGB or L
+    (``quantize()``, ``convert('RGBA')``) is PIL's: ``img.to_pil()`` first.
+
+    Of the names NumPy's arrays have too, ``resize``, ``size`` and ``transpose(method)`` are PIL's, as above;
+    ``copy()`` and ``tobytes()`` give what both give (a copy of the image, its pixel bytes). NumPy's other names keep
+    their NumPy meaning: ``shape`` is ``(H, W, C)`` (fastai's ``(H, W)`` is ``img.shape[:2]``), ``reshape`` and
+    ``transpose(axes)`` move axes; ``np.array(img).size`` is the number of values.
 
     >>> img = PILImage.create(np.zeros((40, 60), np.uint8))
     >>> img, img.size, img.shape, img.to_thumb(20).size, type(img / 255).__name__
     (PILImage mode=RGB size=60x40, (60, 40), (40, 60, 3), (20, 13), 'ndarray')
     >>> img.resize((30, 10)), img.convert("L")
     (PILImage mode=RGB size=30x10, PILImageBW mode=L size=60x40)
+    >>> img.crop((0, 0, 20, 10)), img.convert("L").rotate(90, expand=True), img.getpixel((0, 0))
+    (PILImage mode=RGB size=20x10, PILImageBW mode=L size=40x60, (0, 0, 0))
     """
+
+    # PIL's methods that change the image they are called on rather than return a new one
+    _PIL_IN_PLACE: ClassVar[frozenset[str]] = frozenset({
+        "alpha_composite", "apply_transparency", "frombytes", "paste", "putalpha", "putdata", "putpalette",
+        "putpixel", "thumbnail"})
 
     def __array_wrap__(self, array: Any, context: Any = None, return_scalar: bool = False) -> Any:
         out = np.asarray(array).view(np.ndarray)
@@ -193,6 +211,65 @@ class ImageArray(np.ndarray):
         if len(axes) == 1 and isinstance(axes[0], int) and not isinstance(axes[0], bool) and self._is_picture():
             return _from_pil(self.to_pil().transpose(axes[0]))
         return np.ndarray.transpose(self, *axes)
+
+    @staticmethod
+    def _to_pil_values(value: Any) -> Any:
+        """``value`` with an ImageArray (also in a tuple or list) as its PIL image, for PIL's methods
+        (``paste(patch)``)."""
+        if isinstance(value, ImageArray) and value._is_picture():
+            return value.to_pil()
+        if isinstance(value, (list, tuple)):
+            return type(value)(ImageArray._to_pil_values(v) for v in value)
+        return value
+
+    @staticmethod
+    def _pil_result(name: str, value: Any) -> Any:
+        """What PIL's method ``name`` gave, its images (also in a tuple, as ``split()`` gives) as ImageArrays; an image
+        in a mode an ImageArray does not hold is refused, saying to call the method on ``img.to_pil()``."""
+        if isinstance(value, tuple):
+            return tuple(ImageArray._pil_result(name, v) for v in value)
+        if type(value).__module__.startswith("PIL.") and hasattr(value, "getbands"):  # a PIL image
+            if value.mode not in IMAGE_CLASSES:
+                raise ParameterError(f"ImageArray.{name} gave a {value.mode} image, but an ImageArray holds "
+                                     f"{' or '.join(IMAGE_CLASSES)} pixels: img.to_pil().{name}(...) gives PIL's image")
+            return _from_pil(value)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for names an ndarray does not have: those of PIL's Image (crop, rotate, filter, point, ...),
+        # run on this image's PIL copy when called. Private names never are, so NumPy, pickle and IPython (which
+        # asks for _repr_png_ and the like) see an array.
+        from PIL import Image
+
+        if name.startswith("_") or not (hasattr(Image.Image, name) or name in ("info", "palette")):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._picture(name)
+        member = getattr(Image.Image, name, None)
+        if not callable(member):  # a property (im, readonly, format) or the instance's info and palette
+            return getattr(self.to_pil(), name)
+
+        def pil_method(*args: Any, **kwargs: Any) -> Any:
+            pil = self.to_pil()  # made at the call: the pixels as they are then
+            out = member(pil, *self._to_pil_values(args), **{k: self._to_pil_values(v) for k, v in kwargs.items()})
+            if name in self._PIL_IN_PLACE:
+                self._write_back(name, pil)
+            return self._pil_result(name, out)
+
+        pil_method.__name__, pil_method.__doc__ = name, member.__doc__
+        return pil_method
+
+    def _write_back(self, name: str, pil: Any) -> None:
+        """The pixels of ``pil``, which PIL's method ``name`` changed in place, written into this array."""
+        if pil.mode != self.mode or pil.size != (self.shape[1], self.shape[0]):
+            fix = ("img.to_thumb(h, w) gives the shrunk image" if name == "thumbnail" else
+                   f"img.to_pil().{name}(...) changes a PIL image instead")
+            raise ParameterError(f"ImageArray.{name} would make this {self.mode} image of size "
+                                 f"{self.shape[1]}x{self.shape[0]} a {pil.mode} image of size {pil.size[0]}x"
+                                 f"{pil.size[1]}, but an array keeps its size and mode (RGB or L) in place: {fix}")
+        if not self.flags.writeable:
+            raise ParameterError(f"ImageArray.{name} changes the image in place, but these pixels are read-only: "
+                                 f"img = img.copy() first, then img.{name}(...)")
+        self[...] = np.asarray(pil).reshape(self.shape)
 
     def show(self, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None) -> Any:
         """Draw the image (see :func:`pipekit.vision.show_image`); returns the axes."""
