@@ -142,3 +142,34 @@ def test_resize_called_on_a_pil_image_gives_the_resized_pil_image():
     assert (small.size, small.mode) == ((14, 14), "L")
     assert np.array_equal(np.asarray(small), Resize(14)(np.asarray(digit))[:, :, 0])
     assert Resize(10)(digit.convert("P")).mode == "RGB"
+
+
+def test_a_colour_photo_read_grey_has_pils_levels_from_a_file_and_from_memory(tmp_path):
+    """``ImageBlock(cls=PILImageBW)`` on colour JPEGs: fastai opens them with PIL's ``convert('L')``; a JPEG decoder's
+    own grey output differs from it by up to a dozen levels."""
+    from pipekit.vision import ImageBlock
+    from pipekit.vision.decode import decode_image
+
+    files = [*sorted((D.path("dogscats") / "valid" / "cats").iterdir())[:3],
+             *sorted((D.path("dogscats") / "valid" / "dogs").iterdir())[:2]]
+    for f in files:
+        ref = np.asarray(PIL.Image.open(f).convert("L"))
+        assert np.array_equal(decode_image(f, mode="L")[:, :, 0], ref), f
+        assert np.array_equal(np.asarray(PILImageBW.create(f))[:, :, 0], ref), f
+        # a PIL image given in memory (predict of an opened photo) is made grey the same way
+        assert np.array_equal(np.asarray(PILImageBW.create(PIL.Image.open(f)))[:, :, 0], ref), f
+    # a colour PNG with alpha and a palette PNG too
+    rgb = np.asarray(PIL.Image.open(files[0]))
+    for mode in ("RGBA", "P"):
+        p = tmp_path / f"{mode}.png"
+        PIL.Image.fromarray(rgb).convert(mode).save(p)
+        assert np.array_equal(decode_image(p, mode="L")[:, :, 0], np.asarray(PIL.Image.open(p).convert("L"))), mode
+    # through a DataBlock's cache: each image of a batch holds one file's levels
+    from pipekit.data import CategoryBlock, DataBlock, RandomSplitter, parent_label
+
+    dls = DataBlock(blocks=(ImageBlock(cls=PILImageBW, cache_dir=tmp_path / "cache"), CategoryBlock),
+                    get_y=parent_label, splitter=RandomSplitter(0.4, seed=0)).dataloaders(files, bs=3, device="cpu")
+    refs = [np.asarray(PIL.Image.open(f).convert("L")) for f in files]
+    x = dls.train.one_batch()[0]
+    levels = (x * 255).round().to(torch.uint8) if x.is_floating_point() else x
+    assert len(levels) == 3 and all(any(np.array_equal(v[0].numpy(), r) for r in refs) for v in levels)

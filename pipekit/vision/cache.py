@@ -45,7 +45,7 @@ try:
 except ImportError:  # Windows: no advisory file locks, so concurrent builds there take none
     _fcntl = None  # type: ignore[assignment]
 
-CACHE_VERSION = "pk-img-3"
+CACHE_VERSION = "pk-img-4"
 T = TypeVar("T")
 #: what keeps decoded images off disk, named when the cache folder cannot be written
 TURN_OFF = "ImageBlock(cache_dir=False) (or cache_dir=False to build_image_store)"

@@ -61,7 +61,21 @@ MAX_PIXELS: int | None = 178_956_970
 
 # OpenCV >= 4.11 decodes straight to RGB (same pixels, no separate BGR->RGB pass over the full image).
 _RGB_FLAG = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
-_FLAGS = {"RGB": _RGB_FLAG, "L": cv2.IMREAD_GRAYSCALE, "mask": cv2.IMREAD_UNCHANGED}
+# grey images are read in their own channels (a grey file as it is, a colour one as BGR) and a colour one is made grey
+# by PIL's luma (:func:`luma`): a JPEG decoder's own grey output (its Y plane) differs from it by up to 12 levels
+_FLAGS = {"RGB": _RGB_FLAG, "L": cv2.IMREAD_ANYCOLOR, "mask": cv2.IMREAD_UNCHANGED}
+
+
+def luma(pixels: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """(H, W, 1) uint8 grey of the first three channels of uint8 (H, W, C) colour pixels (RGB order, or BGR with
+    ``bgr=True``), by PIL's ITU-R 601-2 luma in PIL's integer arithmetic: the levels ``Image.convert('L')`` gives,
+    as fastai's ``PILImageBW`` reads a colour file.
+
+    >>> luma(np.array([[[255, 0, 0], [10, 200, 30]]], np.uint8))[..., 0].tolist()
+    [[76, 124]]
+    """
+    r, g, b = (pixels[:, :, k].astype(np.uint32) for k in ((2, 1, 0) if bgr else (0, 1, 2)))
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[:, :, None]
 
 
 def _check_mode(mode: str) -> None:
@@ -110,6 +124,8 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
         img = _wide_to_uint8(img, mode, name)
     if img.ndim == 2:
         img = img[:, :, None]
+    if mode == "L" and img.shape[2] > 1:
+        img = luma(img, bgr=True)
     if mode == "RGB":
         if img.shape[2] == 4:
             img = img[:, :, :3]
@@ -607,8 +623,7 @@ def image_from_value(value: object, mode: str = "RGB", name: str = "<image>") ->
     if mode == "RGB":
         arr = np.repeat(arr, 3, axis=2) if c == 1 else arr[:, :, :3]
     elif mode == "L" and c > 1:
-        # the luma weights grey decoding uses (ITU-R BT.601), from RGB order
-        arr = cv2.cvtColor(np.ascontiguousarray(arr[:, :, :3]), cv2.COLOR_RGB2GRAY)[:, :, None]
+        arr = luma(arr)  # as a colour file is made grey
     elif mode == "mask" and c > 1:
         if not all(np.array_equal(arr[..., 0], arr[..., k]) for k in range(1, min(c, 3))):
             raise ImageDecodeError(f"{name}: mask has {c} different colour channels; masks must hold one class "
