@@ -115,10 +115,21 @@ def vocab_block(blocks: Sequence[Any], n_inp: int) -> Any:
 
 def vocab_targets(blocks: Sequence[Any], n_inp: int) -> list[Any]:
     """The targets that have a vocab, in order, when there are two or more (``blocks=(ImageBlock, CategoryBlock,
-    CategoryBlock), n_inp=1``), else ``[]``: such data's ``vocab`` is one vocab per target, and its ``c`` one size
-    per target, as fastai gives them."""
+    CategoryBlock), n_inp=1``), else ``[]``: such data's ``vocab`` is one vocab per target, as fastai gives it (its
+    ``c`` is one size per target too, see :func:`several_target_blocks`)."""
     found = [b for b in blocks[n_inp:] if b.vocab is not None]
     return found if len(found) > 1 else []
+
+
+def several_target_blocks(blocks: Sequence[Any], n_inp: int) -> list[Any]:
+    """The targets, in order, when there are two or more (``blocks=(ImageBlock, CategoryBlock, RegressionBlock),
+    n_inp=1``), else ``[]``: such data's ``c`` is one size per target, as fastai's (``[2, 1]``), and a model for it
+    gives their outputs side by side. A block that labels the items of another target (``BBoxLblBlock``, the label
+    of each box of a ``BBoxBlock``; it has a ``labels_geometry``) is part of that target, so boxes with their labels
+    are one target."""
+    targets = list(blocks[n_inp:])
+    own = [b for b in targets if getattr(b, "labels_geometry", None) is None]
+    return targets if len(own) > 1 else []
 
 
 def data_vocab(blocks: Sequence[Any], n_inp: int) -> Any:
@@ -1020,12 +1031,15 @@ class DataLoaders:
     @property
     def c(self) -> int | list[int | None] | None:
         """The target's size: its number of classes (boxes with labels: of labels, ``#na#`` included). With several
-        targets that have a vocab, a list of each target's size in target order (``[2, 2]``), as fastai's: a model
-        for them has as many outputs as their sum (``n_out=sum(dls.c)``) and a loss that splits them."""
+        targets (see :func:`several_target_blocks`), a list of each target's size in target order, as fastai's:
+        ``[2, 2]`` for two categories of 2, ``[2, 1]`` for a category then a number, ``[2, 4]`` for a category then
+        4 labels of a ``MultiCategoryBlock``. A model for them has as many outputs as their sum
+        (``n_out=sum(dls.c)``) and a loss that splits them."""
         if self.y_block is None:
             return None
-        if vocab_targets(self.blocks, self.n_inp):
-            return [b.c for b in self.blocks[self.n_inp:]]
+        several = several_target_blocks(self.blocks, self.n_inp)
+        if several:
+            return [b.c for b in several]
         return self.y_block.c if self.y_block.c is not None else vocab_block(self.blocks, self.n_inp).c
 
     @property

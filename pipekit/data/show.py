@@ -77,9 +77,11 @@ def are_table_rows(blocks: Sequence[Any], n_inp: int) -> bool:
     return bool(inputs) and all(getattr(b, "table_columns", False) for b in inputs)
 
 
-def rows_table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None) -> Any:
+def rows_table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None,
+               per_target: bool = False) -> Any:
     """Decoded rows of table data as one frame: the input columns, then the target under its column's name
-    (``column_name`` of its block; ``target`` when unknown) and, with ``preds``, the prediction (``<name>_pred``)."""
+    (``column_name`` of its block; ``target`` when unknown) and, with ``preds``, the prediction (``<name>_pred``;
+    ``per_target``: each item's prediction is one per target, each in its own ``<name>_pred`` column)."""
     import polars as pl
 
     names = [getattr(b, "column_name", None) or ("target" if j == 0 else f"target_{j}")
@@ -91,7 +93,9 @@ def rows_table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
             rec.update(value)
         for j, value in enumerate(row[n_inp:]):
             rec[names[j] if j < len(names) else f"target_{j}"] = label_text(value)
-        if preds is not None:
+        if preds is not None and per_target:
+            rec.update({f"{n}_pred": label_text(p) for n, p in zip(names, preds[i])})
+        elif preds is not None:
             rec[f"{names[0]}_pred" if names and names[0] != "target" else "prediction"] = label_text(preds[i])
         records.append(rec)
     # float32 values decoded to float64 carry noise in their last digits (52.000001): six digits are the data's
@@ -169,30 +173,37 @@ def blockless_rows(rows: Sequence[tuple], n_inp: int, preds: Sequence[Any] | Non
 
 def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any] | None = None,
                path: Any = None, name: str = "show_batch", nrows: int | None = None, ncols: int | None = None,
-               figsize: tuple[float, float] | None = None) -> Any:
+               figsize: tuple[float, float] | None = None, per_target: bool = False) -> Any:
     """Draw decoded items, one cell each with every input in it (side by side: a Siamese pair is two pictures),
     targets a block draws on its input (masks, points, boxes) drawn on the first, the others written in the
     cell's title. With ``preds`` a drawn target gets a second cell with the prediction beside it, and a written
     one reads "actual / predicted" (green when right, red when not). ``nrows``/``ncols`` shape the grid (either
     one sets the other; default about square) and ``figsize`` the figure, as in the book's
-    ``show_batch(max_n=4, nrows=1)``. Returns the PNG path when one was written (see :func:`savefig_or_show`)."""
+    ``show_batch(max_n=4, nrows=1)``. Returns the PNG path when one was written (see :func:`savefig_or_show`).
+
+    ``per_target``: each item's prediction is a tuple of one per target (data of several targets); the title has
+    a line "actual / predicted" per written target (green when every target is right), and a prediction of a
+    target drawn on its input gets the second cell."""
     if not blocks:
         rows, blocks, preds = blockless_rows(rows, n_inp, preds, name)
     if are_table_rows(blocks, n_inp):
-        return show_table(rows_table(rows, blocks, n_inp, preds), path, name=name)
+        return show_table(rows_table(rows, blocks, n_inp, preds, per_target), path, name=name)
     if path is None and blocks[:n_inp] and all(getattr(b, "shows_text", False) for b in blocks[:n_inp]) \
             and plot_mode() == "inline":  # texts in a notebook: a table, as fastai shows them, not a picture
         names = [getattr(b, "column_name", None) or ("category" if j == 0 else f"target_{j}")
                  for j, b in enumerate(blocks[n_inp:])]
         columns = {"text" if j == 0 else f"text_{j}": [str(r[j]) for r in rows] for j in range(n_inp)}
         columns.update({n: [label_text(r[n_inp + j]) for r in rows] for j, n in enumerate(names)})
-        if preds is not None:
+        if preds is not None and per_target:
+            columns.update({f"{n}_pred": [label_text(p[j]) for p in preds] for j, n in enumerate(names)})
+        elif preds is not None:
             columns[f"{names[0]}_pred" if names else "prediction"] = [label_text(p) for p in preds]
         show_text_table(columns)
         return None
     targets = list(blocks[n_inp:])
     k = max(1, min(n_inp, len(blocks)))  # pictures per cell: one per input
-    side_by_side = preds is not None and bool(targets) and targets[0].draws_on_input
+    side_by_side = preds is not None and bool(targets) and (any(b.draws_on_input for b in targets) if per_target
+                                                            else targets[0].draws_on_input)
     # a grid given whole holds that many items (show_batch(nrows=1, ncols=3) shows 3); side by side, a row is one
     room = nrows if side_by_side else nrows * ncols if nrows is not None and ncols is not None else None
     if room is not None:
@@ -224,19 +235,25 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     for i, row in enumerate(rows):
         if side_by_side:
             shown = [(2 * i, row[n_inp:], "target" if i == 0 else None),
-                     (2 * i + 1, [preds[i]], "prediction" if i == 0 else None)]  # type: ignore[index]
+                     (2 * i + 1, list(preds[i]) if per_target else [preds[i]],  # type: ignore[index]
+                      "prediction" if i == 0 else None)]
         else:
             shown = [(i, row[n_inp:], None)]
         for pos, values, title in shown:
             head, axes = cell(pos)
             words = [v for b, v in zip(targets, values) if not b.draws_on_input]
-            color = None
-            if preds is not None and not side_by_side:
+            color, text = None, title
+            if preds is not None and not side_by_side and per_target:
+                said = [p for b, p in zip(targets, preds[i]) if not b.draws_on_input]  # type: ignore[index]
+                right = len(words) == len(said) and all(label_text(a) == label_text(p) for a, p in zip(words, said))
+                color = "green" if right else "red"
+                text = "\n".join(title_text([*words[j:j + 1], p], width) for j, p in enumerate(said))
+            elif preds is not None and not side_by_side:
                 right = bool(words) and label_text(words[0]) == label_text(preds[i])
                 color, words = ("green" if right else "red"), words[:1] + [preds[i]]
             for j, ax in enumerate(axes):
                 blocks[j].show(ax, row[j])
-            text = title or title_text(words, width)
+            text = text or title_text(words, width)
             if text:
                 head.set_title(text, **({"color": color} if color else {}))
             for b, v in zip(targets, values):

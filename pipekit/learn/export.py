@@ -136,24 +136,88 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
 #: PyTorch's own losses an export records by name (``loss_func=nn.CrossEntropyLoss()``, as chapter 13 and the
 #: "Pure PyTorch to fastai" tutorial write it), each with the arguments it keeps: the loaded learner has the same loss,
 #: so it predicts the model's outputs as the exported one did (a torch loss activates nothing) and trains on.
+#: A ``torch.Tensor`` argument (class weights: ``weight=``, BCE's ``pos_weight=``) is kept, when given, as its shape
+#: and its values (``{"shape": [4], "values": [1.0, 2.0, 1.0, 1.0]}``), at most :data:`MAX_LOSS_WEIGHTS` of them.
 TORCH_LOSSES: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "CrossEntropyLoss": {"reduction": str, "ignore_index": int, "label_smoothing": (int, float)},
-    "BCEWithLogitsLoss": {"reduction": str}, "MSELoss": {"reduction": str}, "L1Loss": {"reduction": str},
-    "NLLLoss": {"reduction": str, "ignore_index": int}, "SmoothL1Loss": {"reduction": str, "beta": (int, float)},
-    "HuberLoss": {"reduction": str, "delta": (int, float)},
+    "CrossEntropyLoss": {"reduction": str, "ignore_index": int, "label_smoothing": (int, float),
+                         "weight": torch.Tensor},
+    "BCEWithLogitsLoss": {"reduction": str, "weight": torch.Tensor, "pos_weight": torch.Tensor},
+    "MSELoss": {"reduction": str}, "L1Loss": {"reduction": str},
+    "NLLLoss": {"reduction": str, "ignore_index": int, "weight": torch.Tensor},
+    "SmoothL1Loss": {"reduction": str, "beta": (int, float)}, "HuberLoss": {"reduction": str, "delta": (int, float)},
 }
 _REDUCTIONS = ("mean", "sum", "none")
+#: the most values a loss's tensor argument is exported with: one weight per class, and a language model's vocabulary
+#: holds up to 60,000 tokens (100,000 values are about 2 MB of record.json)
+MAX_LOSS_WEIGHTS = 100_000
+#: the most dimensions of a loss's tensor argument (weights broadcast over the class axis of outputs of up to 5)
+_MAX_WEIGHT_DIMS = 5
 
 
 def torch_loss_record(loss: Any) -> dict[str, Any] | None:
-    """The record of one of PyTorch's own losses (:data:`TORCH_LOSSES`), or None for anything else, or one holding
-    class weights (a tensor: the loaded learner then takes the targets' default loss, as for a function)."""
+    """The record of one of PyTorch's own losses (:data:`TORCH_LOSSES`), its tensor arguments (class weights) as
+    their shape and values, or None for anything else. A tensor argument that a record cannot hold as the loss reads
+    it (not floating point, not finite, below zero, over :data:`MAX_LOSS_WEIGHTS` values) is refused with an
+    ExportError, rather than exported as another loss."""
+    if not _is_torch_loss(loss):
+        return None
     name = type(loss).__name__
-    if type(loss) is not getattr(nn, name, None) or name not in TORCH_LOSSES:
-        return None
-    if getattr(loss, "weight", None) is not None or getattr(loss, "pos_weight", None) is not None:
-        return None
-    return {"class": name, "params": {k: getattr(loss, k) for k in TORCH_LOSSES[name]}}
+    params: dict[str, Any] = {}
+    for k, kind in TORCH_LOSSES[name].items():
+        v = getattr(loss, k, None)
+        if kind is not torch.Tensor:
+            params[k] = v
+        elif v is not None:  # left out when not given: the loss is built without it
+            params[k] = _weights_record(v, f"nn.{name}({k}=...)")
+    return {"class": name, "params": params}
+
+
+def _is_torch_loss(loss: Any) -> bool:
+    """Whether ``loss`` is one of PyTorch's own losses of :data:`TORCH_LOSSES` (its class itself, not a subclass)."""
+    name = type(loss).__name__
+    return type(loss) is getattr(nn, name, None) and name in TORCH_LOSSES
+
+
+def _weights_record(t: Any, what: str) -> dict[str, Any]:
+    """A loss's tensor argument ``t`` as a record's data: its shape and its values (exactly, as Python floats)."""
+    problem = ("is not a tensor" if not isinstance(t, torch.Tensor)
+               else f"holds {t.dtype} values, not floating point" if not t.is_floating_point()
+               else f"has {t.dim()} dimensions, over the {_MAX_WEIGHT_DIMS} an export keeps" if t.dim() > _MAX_WEIGHT_DIMS
+               else f"holds {t.numel():,} values, over the {MAX_LOSS_WEIGHTS:,} an export keeps"
+               if t.numel() > MAX_LOSS_WEIGHTS
+               else "holds numbers that are not finite" if not bool(torch.isfinite(t).all())
+               else "holds a weight below zero" if bool((t < 0).any()) else "")
+    if problem:
+        raise ExportError(f"cannot export: the loss's {what} {problem}, so the loaded learner could not have the same "
+                          "loss; give it finite weights of at least zero, one per class, as a float tensor")
+    return {"shape": list(t.shape), "values": t.detach().cpu().double().reshape(-1).tolist()}
+
+
+def _weights_from_record(value: Any, field: str, where: str) -> torch.Tensor:
+    """The tensor a :func:`_weights_record` describes, each part checked: a shape of at most five sizes, and as
+    many finite numbers as it holds, at most :data:`MAX_LOSS_WEIGHTS` (whether they fit the targets is checked with
+    the data, :func:`_check_loss_weights`)."""
+    rec = _field(value, dict, field, "an object with 'shape' (a list of sizes) and 'values' (a list of numbers)",
+                 where)
+    shape = _field(rec.get("shape"), list, f"{field}.shape", "a list of sizes", where)
+    values = _field(rec.get("values"), list, f"{field}.values", "a list of numbers", where)
+    if len(shape) > _MAX_WEIGHT_DIMS or not all(type(d) is int and 0 <= d <= MAX_LOSS_WEIGHTS for d in shape):
+        raise ExportError(f"{where}: record.json field '{field}.shape' must be a list of at most {_MAX_WEIGHT_DIMS} "
+                          f"sizes (whole numbers from 0 to {MAX_LOSS_WEIGHTS:,}), got {str(shape)[:80]}")
+    if len(values) > MAX_LOSS_WEIGHTS:
+        raise ExportError(f"{where}: record.json field '{field}.values' holds {len(values):,} values, over the "
+                          f"{MAX_LOSS_WEIGHTS:,} a loss's weights are exported with")
+    if math.prod(shape) != len(values):
+        raise ExportError(f"{where}: record.json field '{field}.values' holds {len(values):,} values, but its shape "
+                          f"{shape} holds {math.prod(shape):,}")
+    bad = next((i for i, x in enumerate(values) if finite_number(x) is None or type(x) not in (int, float)), None)
+    t = torch.tensor(values if bad is None else [], dtype=torch.float32)
+    if bad is None and not bool(torch.isfinite(t).all()):  # finite as a double, too large for a float32
+        bad = int(torch.nonzero(~torch.isfinite(t))[0, 0])
+    if bad is not None:
+        raise ExportError(f"{where}: record.json field '{field}.values' must hold finite numbers, got "
+                          f"{str(values[bad])[:60]!r} at position {bad}")
+    return t.reshape(shape)
 
 
 def torch_loss_from_record(rec: Any, where: str) -> nn.Module:
@@ -166,10 +230,14 @@ def torch_loss_from_record(rec: Any, where: str) -> nn.Module:
                           f"got {name[:60]!r}")
     params = _field(rec.get("params"), dict, "torch_loss.params", "an object of the loss's arguments", where)
     allowed = TORCH_LOSSES[name]
-    for k, v in params.items():
+    params = dict(params)
+    for k, v in list(params.items()):
         if k not in allowed:
             raise ExportError(f"{where}: record.json field 'torch_loss.params' has {str(k)[:60]!r}, which {name} "
                               f"is not exported with (it takes {sorted(allowed)})")
+        if allowed[k] is torch.Tensor:
+            params[k] = _weights_from_record(v, f"torch_loss.params.{k}", where)
+            continue
         _field(v, allowed[k], f"torch_loss.params.{k}", f"a {getattr(allowed[k], '__name__', 'number')}", where)
         if k == "reduction" and v not in _REDUCTIONS:
             raise ExportError(f"{where}: record.json field 'torch_loss.params.reduction' must be one of "
@@ -462,24 +530,34 @@ def _layers(model: nn.Module, kinds: tuple[type, ...]) -> list[nn.Module]:
 
 def _check_loss_weights(where: str, loss: Any, n_classes: Any) -> None:
     """Refuse a loss whose class weights (``weight``, BCE's ``pos_weight``) read from a file do not fit the targets:
-    one weight per class (``pos_weight`` may be one for all), each finite and not below zero. torch refuses another
-    count only when the loss is first computed, and a NaN or negative weight scores and trains wrongly without any
-    error."""
-    if not isinstance(loss, BaseLoss):
+    one weight per class (``pos_weight``, and the ``weight`` of PyTorch's BCE, may be one for all), along the last
+    axis, each finite and not below zero. torch refuses another count only when the loss is first computed, and a
+    NaN or negative weight scores and trains wrongly without any error. Pipekit's losses and PyTorch's own
+    (:data:`TORCH_LOSSES`) are checked alike."""
+    if isinstance(loss, BaseLoss):
+        params, field = loss.get_params(deep=False), "loss.params"
+    elif _is_torch_loss(loss):
+        params, field = {k: getattr(loss, k, None) for k in ("weight", "pos_weight")}, "torch_loss.params"
+    else:
         return
-    params = loss.get_params(deep=False)
+    bce = isinstance(loss, nn.BCEWithLogitsLoss)  # its weight multiplies each output, as pos_weight does
     for name in ("weight", "pos_weight"):
         w = params.get(name)
         if w is None:
             continue
+        shape = tuple(torch.as_tensor(w).shape)
         values = torch.as_tensor(w, dtype=torch.float64).reshape(-1)
-        counts = (n_classes,) if name == "weight" else (1, n_classes)
-        problem = (f"holds {len(values)} weights for {n_classes} classes (one per class)"
+        counts = (n_classes,) if name == "weight" and not bce else (1, n_classes)
+        # one per class, along the last axis: CrossEntropyLoss's and NLLLoss's are one-dimensional, BCE's broadcast
+        rows = len(shape) > 1 if not bce and name == "weight" else any(d != 1 for d in shape[:-1])
+        problem = (f"has shape {list(shape)}, where the loss reads one weight per class along the last axis" if rows
+                   else f"holds {len(values)} weights for {n_classes} classes (one per class)"
                    if type(n_classes) is int and len(values) not in counts
                    else "holds numbers that are not finite" if not bool(torch.isfinite(values).all())
                    else "holds a weight below zero" if bool((values < 0).any()) else "")
         if problem:
-            raise ExportError(f"{where}: record.json field 'loss.params.{name}' {problem}, got {str(w)[:80]}; the "
+            shown = values.tolist() if isinstance(w, torch.Tensor) else w
+            raise ExportError(f"{where}: record.json field '{field}.{name}' {problem}, got {str(shown)[:80]}; the "
                               "file is damaged or was not written by learn.export(): export the trained learner again")
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
@@ -20,7 +22,7 @@ from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCall
 from pipekit.learn.callbacks.training import item_order
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs
-from pipekit.learn.losses import BaseLoss, Reducible
+from pipekit.learn.losses import BaseLoss, Reducible, loss_from_kind
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -248,11 +250,13 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
 
     ``decoded`` is what a person reads (a label, a list of labels, a number, points or boxes in pixels of
     the input image); ``decoded_tensor`` the model's decoded output (a class index, one-hot labels, -1..1
-    coordinates); ``probabilities`` the activated output. For data of several category targets (``dls.c`` a list,
-    a model giving their outputs side by side), ``decoded`` is each target's label, read from its own outputs, and
-    ``decoded_tensor`` their indices. For a table's row (or a rating's), ``decoded`` is
-    the label or number itself, which also shows the row with it as the model read it: ``row, clas, probs =
-    learn.predict(df.iloc[0])``, then ``row.show()``.
+    coordinates); ``probabilities`` the activated output. For data of several targets (``dls.c`` a list, a model
+    giving their outputs side by side), ``decoded`` is each target's value read from its own outputs (a category's
+    label, a multi-label target's labels, a number), and ``decoded_tensor`` their indices when every target is a
+    category, else a tuple of each target's decoded tensor (see ``_per_target``); ``probabilities`` are the
+    outputs as ``get_preds`` gives them. For a table's row (or a rating's), ``decoded`` is the label or number
+    itself, which also shows the row with it as the model read it: ``row, clas, probs = learn.predict(df.iloc[0])``,
+    then ``row.show()``.
 
     ``item`` is one item as a user has it in hand, the same before and after ``load_learner``:
 
@@ -293,40 +297,88 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
         y_block = learn.dls.y_block
         if y_block is None:
             return *shown, dec[0], dec[0], preds[0]
-        per_target = _per_target(learn.dls, preds[0])
-        if per_target is not None:
-            return *shown, *per_target
         ds = dl.dataset
         stores = getattr(ds, "stores", ())[:getattr(ds, "n_inp", 1)]
         size = next((sz for s in stores if (sz := getattr(s, "source_size", lambda i: None)(0)) is not None),
                     None)
-        decode = getattr(y_block, "decode_prediction", None)
-        decoded = (decode(dec[0], size, geometry=_valid_geometry(dl, stores)) if callable(decode)
-                   else y_block.decode(dec[0]))
+        geometry = _valid_geometry(dl, stores)
+
+        def for_people(block: Any, value: Any) -> Any:
+            decode = getattr(block, "decode_prediction", None)
+            return decode(value, size, geometry=geometry) if callable(decode) else block.decode(value)
+
+        per_target = _per_target(learn.dls, preds[0], for_people)
+        if per_target is not None:
+            return *shown, *per_target
+        decoded = for_people(y_block, label_scores(learn.loss_func, y_block, dec[0]))
         with_row = getattr(learn.dls.recipe, "prediction_of_row", None)  # a table's: the label shows its row
         return *shown, (with_row(source, decoded) if callable(with_row) else decoded), dec[0], preds[0]
 
 
-def _per_target(dls: Any, pred: torch.Tensor) -> tuple[Any, Any, torch.Tensor] | None:
-    """``predict``'s answer for data of several category targets (``dls.c`` a list, as the course's multi-target
-    model): each target's label read from its own slice of the outputs, which the model gives side by side
-    (``n_out=sum(dls.c)``): ``((label0, label1), tensor([idx0, idx1]), outputs)``. Outputs of another width are
-    given as they are, as labels cannot be read from them. None for data of one target."""
+def _target_slices(dls: Any, width: int) -> list[tuple[Any, slice]] | None:
+    """Each target block of data of several targets (``dls.c`` a list) with its slice of a model's ``width``
+    outputs per item, which the model gives side by side in target order (``n_out=sum(dls.c)``); None when the data
+    has one target, or when the outputs cannot be split so: another width, or a target with no size or no decoding
+    of its own (no ``loss_kind``)."""
     sizes = getattr(dls, "c", None)
     if not isinstance(sizes, list):
         return None
     targets = list(tuple(getattr(dls, "blocks", ()) or ())[getattr(dls, "n_inp", 1):])
+    if (len(targets) != len(sizes) or not all(isinstance(s, int) and s > 0 for s in sizes) or width != sum(sizes)
+            or any(getattr(b, "loss_kind", None) is None for b in targets)):
+        return None
+    ends = np.cumsum([0, *sizes]).tolist()
+    return [(b, slice(a, e)) for b, a, e in zip(targets, ends, ends[1:])]
+
+
+def _decode_targets(parts: list[tuple[Any, slice]], outputs: torch.Tensor,
+                    for_people: Callable[[Any, Any], Any]) -> tuple[tuple[Any, ...], list[torch.Tensor]]:
+    """One item's ``outputs`` (the model's, not activated: a loss over several targets is a function of the user's)
+    decoded target by target, each slice as its block's own default loss reads it (a category: softmax, its class
+    index; a ``MultiCategoryBlock``: sigmoid, its labels over 0.5; a number: the value): the values for people
+    (``for_people(block, decoded)``) and the decoded tensors."""
+    shown, decoded = [], []
+    for block, part in parts:
+        loss = loss_from_kind(block.loss_kind)
+        d = loss.decodes(loss.activation(outputs[part]))
+        decoded.append(d)
+        shown.append(for_people(block, d))
+    return tuple(shown), decoded
+
+
+def _per_target(dls: Any, pred: torch.Tensor, for_people: Callable[[Any, Any], Any]
+                ) -> tuple[Any, Any, torch.Tensor] | None:
+    """``predict``'s answer for data of several targets (``dls.c`` a list, as the course's multi-target model):
+    each target's value read from its own slice of the outputs, which the model gives side by side
+    (``n_out=sum(dls.c)``), as its block reads a prediction (see :func:`_decode_targets`):
+    ``((label0, label1), tensor([idx0, idx1]), outputs)`` for categories, and for other targets each one's value
+    (a list of labels, a number) and a tuple of each one's decoded tensor
+    (``(('3', ['3', 'big']), (tensor(0), tensor([True, False, True, False])), outputs)``). Outputs of another
+    width are given as they are, as the targets cannot be read from them. None for data of one target."""
+    if not isinstance(getattr(dls, "c", None), list):
+        return None
     flat = pred.reshape(-1)
-    if (len(targets) != len(sizes) or flat.numel() != sum(sizes)
-            or any(getattr(b, "vocab", None) is None for b in targets)):
+    parts = _target_slices(dls, flat.numel())
+    if parts is None:
         return pred, pred, pred
-    labels, idxs, start = [], [], 0
-    for block, size in zip(targets, sizes):
-        i = int(flat[start:start + size].argmax())
-        labels.append(block.vocab[i])
-        idxs.append(i)
-        start += size
-    return tuple(labels), torch.tensor(idxs), pred
+    shown, decoded = _decode_targets(parts, flat, for_people)
+    together = torch.stack(decoded) if all(d.ndim == 0 for d in decoded) else tuple(decoded)
+    return shown, together, pred
+
+
+def label_scores(loss_func: Any, block: Any, outputs: Any) -> Any:
+    """The outputs a target block reads its labels from (``block.decode``): ``outputs`` as they are, but for a
+    multi-label target (``loss_kind`` 'bce') whose loss gives them no activation (PyTorch's
+    ``nn.BCEWithLogitsLoss()``, a function of the user's such as the book's ``binary_cross_entropy``), their sigmoid:
+    the block's 0.5 threshold is on probabilities, as after ``BCEWithLogitsLossFlat``'s activation, so an output of
+    0.05 (a probability of 0.51) is a label. A loss that reads probabilities itself (``nn.BCELoss``,
+    ``F.binary_cross_entropy``: the model ends in a sigmoid) leaves them as they are. ``predict`` still returns the
+    outputs themselves as its decoded tensor and probabilities, as fastai's does with such a loss."""
+    if (getattr(block, "loss_kind", None) != "bce" or isinstance(loss_func, (BaseLoss, nn.BCELoss))
+            or loss_func is F.binary_cross_entropy or not isinstance(outputs, torch.Tensor)
+            or not outputs.is_floating_point()):
+        return outputs
+    return torch.sigmoid(outputs)
 
 
 def _decoded_input(dl: Any, inputs: Any) -> Any:
@@ -457,17 +509,46 @@ def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_
     n_inp = dl.n_inp
     n = min(max_n, len(batch[0]))
     batch = tuple(b[:n] for b in batch)
-    dec = get_preds(learn, dl=GivenBatches([batch], n_inp), with_decoded=True)[2]
+    outputs, _, dec = get_preds(learn, dl=GivenBatches([batch], n_inp), with_decoded=True)
     if isinstance(dec, torch.Tensor) and dec.is_floating_point():
         dec = dec.float()
     blocks = dl.blocks or learn.dls.blocks
     if streams:
         return _show_lm_results(dl.decode_batch(batch, max_n=n), [blocks[0].decode(d) for d in dec], blocks[0],
                                 path, figsize)
-    y_block = blocks[n_inp] if len(blocks) > n_inp else None
-    preds = [y_block.decode(d) if y_block is not None else d for d in dec]
+    several = isinstance(getattr(learn.dls, "c", None), list)
+    if several:  # each item's prediction is one per target, each read from its own slice of the outputs
+        preds = _several_targets_shown(learn.dls, outputs)
+        # the model's targets, which a loader of new items without labels does not carry
+        blocks = (*tuple(blocks)[:n_inp], *tuple(learn.dls.blocks)[n_inp:])
+    else:
+        y_block = blocks[n_inp] if len(blocks) > n_inp else None
+        preds = [y_block.decode(label_scores(learn.loss_func, y_block, d)) if y_block is not None else d for d in dec]
     return show_items(dl.decode_batch(batch, max_n=n), blocks, n_inp, preds=preds, path=path, name="show_results",
-                      nrows=nrows, ncols=ncols, figsize=figsize)
+                      nrows=nrows, ncols=ncols, figsize=figsize, per_target=several)
+
+
+def _several_targets_shown(dls: Any, outputs: Any) -> list[tuple[Any, ...]]:
+    """Each item's predictions for data of several targets, one per target (see :func:`_decode_targets`), or a
+    :class:`ParameterError` saying why the model's outputs cannot be read as the targets' side by side."""
+    width = outputs.shape[-1] if isinstance(outputs, torch.Tensor) and outputs.ndim == 2 else None
+    parts = _target_slices(dls, width) if width is not None else None
+    if parts is None:
+        targets = list(tuple(getattr(dls, "blocks", ()) or ())[getattr(dls, "n_inp", 1):])
+        shown = ", ".join(type(b).__name__ for b in targets)
+        plain = [type(b).__name__ for b in targets if getattr(b, "loss_kind", None) is None]
+        if plain:
+            why = (f"{', '.join(plain)} names no loss_kind, so pipekit cannot read its prediction from the "
+                   "outputs")
+        else:
+            shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
+            why = (f"the model's outputs (shape {shape}) are not their outputs side by side "
+                   f"({sum(s or 0 for s in dls.c)} per item, each target's in target order), from which each "
+                   "target's prediction is read; build the model with n_out=sum(dls.c)")
+        raise ParameterError(f"show_results cannot show this learner's predictions: the data has {len(targets)} "
+                             f"targets ({shown}) of sizes {dls.c}, and {why}. Show the predictions of "
+                             "learn.get_preds() yourself")
+    return [_decode_targets(parts, row, lambda b, d: b.decode(d))[0] for row in outputs]
 
 
 def _show_lm_results(rows: Sequence[tuple], preds: Sequence[str], block: Any, path: str | os.PathLike | None,

@@ -740,10 +740,10 @@ def check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[...
 
 def several_targets(dls: Any) -> list[Any]:
     """The target blocks of ``dls`` (after its ``n_inp`` inputs), in order, when it has several and its own
-    defaults (``dls.loss_kind``, the size of a model for it) would be the first target's alone: several targets
-    with a vocab (``blocks=(ImageBlock, CategoryBlock, CategoryBlock), n_inp=1``, whose ``dls.c`` is a list), or a
-    first target that names a default loss. Otherwise [] (one target; boxes then their labels, which have their
-    own defaults)."""
+    defaults (``dls.loss_kind``, the size of a model for it) would be the first target's alone: data whose
+    ``dls.c`` is a list, one size per target (``blocks=(ImageBlock, CategoryBlock, CategoryBlock), n_inp=1``, a
+    category and a number, a category and a ``MultiCategoryBlock``), or a first target that names a default loss.
+    Otherwise [] (one target; boxes then their labels, which have their own defaults)."""
     targets = list(tuple(getattr(dls, "blocks", ()) or ())[getattr(dls, "n_inp", 1):])
     if len(targets) > 1 and (isinstance(getattr(dls, "c", None), list)
                              or getattr(targets[0], "loss_kind", None) is not None):
