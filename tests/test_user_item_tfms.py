@@ -53,12 +53,16 @@ def test_an_untyped_item_transform_reaches_the_image_and_the_label_as_in_fastai(
     x, y = plain.valid.one_batch()
     SEEN.clear()
     for tfms in ([Transform(flip)], [flip], [Record(), flip]):
-        xf, yf = _mnist(tfms).valid.one_batch()
+        dls = _mnist(tfms)
+        xf, yf = dls.valid.one_batch()
         # fastai 2.8.12 gives these very pixels (the images flipped left to right) and labels on mnist_tiny
         assert torch.equal(xf, x.flip(-1)) and torch.equal(yf, y)
-    # Record sees each image (a PILImageBW) and each label, one value at a time, never a column of them
+    # Record sees each image (a PILImageBW) as it is fetched, and each label, one value at a time, never a column
+    n_valid = len(dls.valid.dataset)
+    before = len([v for v in SEEN if isinstance(v, PILImageBW)])
+    assert sum(len(b[0]) for b in dls.valid) == n_valid
     images = [v for v in SEEN if isinstance(v, PILImageBW)]
-    assert len(images) >= 176 and all(v.shape == (28, 28, 1) for v in images)  # each of the 176 items' images
+    assert len(images) - before == n_valid and all(v.shape == (28, 28, 1) for v in images)  # each fetch's image
     labels = [v for v in SEEN if isinstance(v, str)]
     assert len(labels) >= 176 and set(labels) == {"3", "7"}
     assert not any(type(v).__name__ == "Series" for v in SEEN)

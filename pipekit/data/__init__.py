@@ -17,13 +17,14 @@ from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitt
                                     RandomSplitter, Splitter, TimeSplitter, TrainTestSplitter)
 from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.vocab import CategoryMap
-from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, FuncTransform, Pipeline, Transform
+from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform, FuncTransform, Pipeline, RandTransform,
+                                     Transform)
 
 __all__ = [
     "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataPath", "DataLoader", "DataLoaders", "Datasets",
     "FileName", "FuncSplitter", "ItemsDataset", "TfmdDatasets", "pad_input", "show_at", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L", "MaskSplitter", "MultiCategorize", "MultiCategoryBlock",
-    "Pipe", "Pipeline", "PipelineStepError", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
+    "Pipe", "Pipeline", "PipelineStepError", "RandTransform", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "fastuple", "first", "store_attr", "get_files", "get_image_files", "get_text_files", "parent_label", "range_of", "read_table",
     "set_seed", "show_items", "to_items", "untar_data", "URLs", "UsingAttr", "using_attr",

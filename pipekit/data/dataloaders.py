@@ -24,6 +24,7 @@ from pipekit.data.lists import fastuple
 from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device,
                                  stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, row_index
+from pipekit.data.store import gathering
 from pipekit.data.transform import BatchPipeline, BatchTransform, Pipeline, _step, as_list, grouped_batch_tfms
 
 
@@ -61,7 +62,8 @@ def walk_batch(dl: DataLoader, say: Callable[[str], None]) -> tuple:
     """
     entry = dl.batch_plan(0)[0]
     say(f"Collating a batch of {len(entry) if hasattr(entry, '__len__') else dl.bs} with {type(dl).__name__}")
-    batch = tuple(dl.create_batch(entry))
+    with gathering((getattr(dl, "seed", 0), 0, 0), 0 if getattr(dl, "augment", False) else 1):  # the items of the loader's first batch, as it makes it
+        batch = tuple(dl.create_batch(entry))
     say(f"  {short_repr(batch)}")
     ctx = dl.context(0, 0)
     if not len(dl.batch_tfms):

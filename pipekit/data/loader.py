@@ -19,7 +19,7 @@ import torch
 from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.core.validate import ARGUMENT_SYNONYMS, bs_or_batch_size, check_positive_int, unknown_names
 from pipekit.data.probe import stage
-from pipekit.data.store import ListStore, StoreRows, TensorStore
+from pipekit.data.store import ListStore, StoreRows, TensorStore, gathering
 from pipekit.data.transform import BatchContext, BatchPipeline
 
 
@@ -272,18 +272,21 @@ class DataLoader:
         return BatchPipeline(host), BatchPipeline([t for t in self.batch_tfms if not getattr(t, "on_host", False)])
 
     def _produce(self, epoch: int, i: int, entry: Any) -> tuple:
-        if self.device.type == "cpu":
-            if not len(self.batch_tfms):
+        # stores drawing their items as they are fetched (a user's item transform on images) draw from this batch's
+        # key and split: the same batch gives the same items, whichever thread gathers it
+        with gathering((self.seed, epoch, i), 0 if self.augment else 1):
+            if self.device.type == "cpu":
+                if not len(self.batch_tfms):
+                    with stage("collate"):
+                        return tuple(self.create_batch(entry))
+                deferred = self._deferred()
                 with stage("collate"):
-                    return tuple(self.create_batch(entry))
-            deferred = self._deferred()
+                    b = tuple(self.dataset.gather(entry, deferred) if deferred else self.create_batch(entry))
+                b = self.batch_tfms.encode(b, self.context(epoch, i))
+                # a transform that passed on rows it was offered (none of pipekit's do) still yields tensors
+                return tuple(x.gather() if isinstance(x, StoreRows) else x for x in b) if deferred else b
             with stage("collate"):
-                b = tuple(self.dataset.gather(entry, deferred) if deferred else self.create_batch(entry))
-            b = self.batch_tfms.encode(b, self.context(epoch, i))
-            # a transform that passed on rows it was offered (none of pipekit's do) still yields tensors
-            return tuple(x.gather() if isinstance(x, StoreRows) else x for x in b) if deferred else b
-        with stage("collate"):
-            b = tuple(self.create_batch(entry))
+                b = tuple(self.create_batch(entry))
         host, _ = self._split_tfms()
         if len(host):
             b = host.encode(b, self.context(epoch, i))

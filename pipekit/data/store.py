@@ -1,10 +1,45 @@
 """Stores: a materialised column that whole batches are gathered from without per-item Python work."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 import torch
+
+#: the loader batch being gathered in this thread, while a DataLoader gathers one: its key (seed, epoch, batch) and
+#: its split (0 for a loader that augments, a training loader; 1 otherwise). A store whose items are drawn at random
+#: as they are fetched (a user's item transform on images) derives its draws from it, so the same batch gives the
+#: same items whichever thread gathers it
+_GATHERING: ContextVar[tuple[tuple[int, ...], int] | None] = ContextVar("pipekit_gathering", default=None)
+#: what a store is gathered for outside a loader (``store.gather``, ``store.item``): a fixed key, the validation split
+OUTSIDE_LOADER: tuple[tuple[int, ...], int] = ((), 1)
+
+
+@contextlib.contextmanager
+def gathering(key: tuple[int, ...], split_idx: int) -> Iterator[None]:
+    """Within it, the stores gathered in this thread are gathered for the loader batch ``key`` of split
+    ``split_idx`` (see :func:`gather_context`); a DataLoader sets it around each batch it makes.
+
+    >>> with gathering((0, 1, 2), 0):
+    ...     gather_context()
+    ((0, 1, 2), 0)
+    >>> gather_context()
+    ((), 1)
+    """
+    token = _GATHERING.set((tuple(int(k) for k in key), int(split_idx)))
+    try:
+        yield
+    finally:
+        _GATHERING.reset(token)
+
+
+def gather_context() -> tuple[tuple[int, ...], int]:
+    """(key, split_idx) of the loader batch being gathered in this thread (see :func:`gathering`); outside a loader,
+    :data:`OUTSIDE_LOADER`."""
+    return _GATHERING.get() or OUTSIDE_LOADER
 
 
 class Store:

@@ -8,6 +8,7 @@ transform is saved as a record and rebuilt from the registry without unpickling 
 from __future__ import annotations
 
 import os
+import random
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
-from pipekit.core.validate import Is
+from pipekit.core.validate import Interval, Is
 from pipekit.data.getters import Getter
 from pipekit.data.lists import fastuple
 from pipekit.data.probe import stage
@@ -51,6 +52,9 @@ class Transform(Component):
 
     registry_kind = "transform"
     order: ClassVar[int] = 0
+    #: which split's items it runs on, as fastai's ``split_idx``: 0 training items only, 1 validation and new items
+    #: (``test_dl``, ``predict``) only, None every item (see :func:`runs_on_split`); a class attribute, or set on one
+    split_idx: int | None = None
     #: whether ``encode``/``decode`` take the batch context too (batch transforms), so fastai's one-argument
     #: ``encodes`` cannot stand for them
     takes_context: ClassVar[bool] = False
@@ -121,6 +125,63 @@ class FuncTransform(Transform):
             return values
         types = self._types[1]
         return self.dec(values) if types is None else apply_typed(self.dec, types, values)
+
+
+class RandTransform(Transform):
+    """A transform that draws whether it runs each time it is called, as fastai's ``RandTransform``: before each
+    item, ``before_call(b, split_idx)`` sets ``self.do`` (True with probability ``p``, drawn from Python's
+    ``random``), and the item is transformed only when ``do`` is True. It runs on training items only (class attribute
+    ``split_idx = 0``, see :func:`runs_on_split`); a subclass setting ``split_idx = None`` runs on every item, and its
+    ``before_call`` may keep the split to choose what to do, as the fastai Albumentations tutorial's
+    ``AlbumentationsTransform`` picks its training or its validation augmentation. ``before_call=f`` takes the place
+    of the method (``f(b, split_idx=...)``).
+
+    In an image block's ``item_tfms`` it runs each time an image is fetched (see
+    :class:`~pipekit.vision.cache.LiveImageStore`): ``b`` is that image, the split the loader's (0 for a training
+    loader, 1 for validation, ``test_dl`` and ``predict``). Called directly, ``t(x, split_idx=0)`` runs it on a
+    training value; ``t(x)`` gives ``x`` back from one that runs on training items only, as fastai's does.
+
+    >>> class Negate(RandTransform):
+    ...     def encodes(self, x): return -x
+    >>> Negate()(3, split_idx=0), Negate()(3), Negate(p=0.0)(3, split_idx=0)
+    (-3, 3, 3)
+    """
+
+    split_idx: int | None = 0
+    #: whether the current item is transformed, as ``before_call`` drew it
+    do: bool = True
+    #: the probability of transforming an item (a class default too, for a subclass whose ``__init__`` sets none)
+    p: float = 1.0
+    param_attrs = {"before_call": "before_call_fn"}
+    param_constraints = {"p": Interval(0, 1),
+                         "before_call": Is(lambda v: v is None or callable(v), "None or a function of (item, split_idx)")}
+
+    def __init__(self, p: float = 1.0, nm: str | None = None, before_call: Callable[..., Any] | None = None):
+        self.p, self.nm, self.before_call_fn = p, nm, before_call
+        self.check_params()
+        if before_call is not None:  # fastai's: the function stands for the method
+            self.before_call = before_call  # type: ignore[method-assign]
+
+    def before_call(self, b: Any, split_idx: int | None) -> None:
+        """Draw ``self.do`` for the item ``b`` (of split ``split_idx``); override to draw more (a subclass's own
+        random parameters) or to keep the split."""
+        self.do = self.p == 1.0 or random.random() < self.p
+
+    def __call__(self, values: Any, split_idx: int | None = None) -> Any:
+        self.before_call(values, split_idx=split_idx)
+        return self.encode(values) if self.do and runs_on_split(self, split_idx) else values
+
+
+def runs_on_split(t: Any, split_idx: int | None) -> bool:
+    """Whether the transform ``t`` runs on the items of split ``split_idx`` (0 training, 1 validation and new items),
+    from its ``split_idx`` attribute as fastai reads it: None (or none at all) runs on every split, 0 or 1 on that
+    split only. A value of no split (``split_idx=None``: a transform called directly) runs only those of every split.
+
+    >>> runs_on_split(Transform(), 1), runs_on_split(RandTransform(), 0), runs_on_split(RandTransform(), 1)
+    (True, True, False)
+    """
+    own = getattr(t, "split_idx", None)
+    return own is None or own == split_idx
 
 
 def value_types(fn: Callable[..., Any], where: str, skip_self: bool = False) -> tuple[type, ...] | None:

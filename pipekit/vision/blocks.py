@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,10 +30,11 @@ from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
 from pipekit.data.plotting import draw_image, image_array
 from pipekit.data.store import Store, TensorStore
-from pipekit.data.transform import FuncTransform, Transform, as_list, value_types, written_for_items
+from pipekit.data.transform import (FuncTransform, Transform, as_list, runs_on_split, value_types,
+                                    written_for_items)
 from pipekit.data.vocab import CategoryMap
 from pipekit.vision.augment import AugmentSettings
-from pipekit.vision.cache import ImageStore, build_image_store
+from pipekit.vision.cache import ImageStore, LiveImageStore, build_image_store
 from pipekit.vision.decode import decode_image, image_from_value
 from pipekit.vision.geometry import size2, size_param
 from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform
@@ -502,7 +503,9 @@ def _reaches_pixels(types: tuple[type, ...], sample: np.ndarray) -> str | None:
 class _UserThenPresize(ItemTransform):
     """The user's item transforms that reach images (see :meth:`_PixelBlock.user_item_tfms`) on each decoded image,
     in order, then the presize transform (if any), as fastai runs item transforms on the decoded image before its
-    ``Resize``. What each returns (pixels, a PIL image) is the image the next one gets."""
+    ``Resize``. What each returns (pixels, a PIL image) is the image the next one gets. A
+    :class:`~pipekit.vision.cache.LiveImageStore` runs them each time an image is fetched (:meth:`apply_user`, then
+    ``presize``), those of the loader's split only."""
 
     def __init__(self, user: Sequence[Transform], presize: ItemTransform | None, mode: str):
         from PIL import Image
@@ -517,13 +520,29 @@ class _UserThenPresize(ItemTransform):
         self._fromarray = Image.fromarray
 
     def apply(self, img: np.ndarray, nearest: bool = False) -> np.ndarray:
+        """The transforms of validation and new items (split 1), then the presize transform."""
+        img = self.apply_user(img, 1)
+        return img if self.presize is None else self.presize.apply(img, nearest=nearest)
+
+    def apply_user(self, img: np.ndarray, split_idx: int) -> np.ndarray:
+        """The user's transforms that run on split ``split_idx`` (0 training, 1 validation and new items; see
+        :func:`~pipekit.data.transform.runs_on_split`) on one decoded image, each after its ``before_call(image,
+        split_idx=...)`` when it has one (a RandTransform whose ``do`` is then False is skipped), as fastai calls
+        them."""
         for t, wants_pil, name in self._steps:
+            if not runs_on_split(t, split_idx):
+                continue
             if wants_pil:
                 value: Any = self._fromarray(np.ascontiguousarray(img[:, :, 0] if img.shape[2] == 1 else img))
             else:
                 value = (np.ascontiguousarray(img[:, :, 0]).view(MaskArray) if self.mode == "mask"
                          else np.ascontiguousarray(img).view(ImageArray))
             try:
+                before = getattr(t, "before_call", None)
+                if callable(before):
+                    before(value, split_idx=split_idx)
+                    if not getattr(t, "do", True):
+                        continue
                 out = t.encode(value)
             except PipekitError:
                 raise
@@ -539,15 +558,21 @@ class _UserThenPresize(ItemTransform):
             arr = np.asarray(out)
             arr = arr[:, :, None] if arr.ndim == 2 else arr
             if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != img.shape[2]:
+                make = {"RGB": "PILImage.create(arr)", "L": "PILImageBW.create(arr)"}.get(self.mode,
+                                                                                      "PILMask.create(arr)")
+                other = ("; the block's images are grey or colour as its ImageBlock(cls=...) says: give it "
+                         "cls=PILImage for colour, cls=PILImageBW for grey, or return x.convert('"
+                         f"{'L' if self.mode == 'L' else 'RGB'}')" if self.mode != "mask" and arr.dtype == np.uint8
+                         and arr.ndim == 3 and arr.shape[2] != img.shape[2] else "")
                 raise DataError(f"item transform {name} gave {arr.dtype} pixels of shape {arr.shape} for "
                                 f"a {self.mode} image of shape {img.shape}; an item transform on images returns "
-                                f"uint8 pixels with {img.shape[2]} channel(s) (PILImage.create(arr) makes one)")
+                                f"uint8 pixels with {img.shape[2]} channel(s) ({make} makes one){other}")
             img = np.ascontiguousarray(arr.view(np.ndarray))
-        return img if self.presize is None else self.presize.apply(img, nearest=nearest)
+        return img
 
     def cache_key(self) -> str:
         # never a disk-cache key: a repr cannot tell the user's code apart from an edited version of it, so these
-        # images are decoded in memory (see _PixelBlock._store); this process's objects key them
+        # images are never cached (see _PixelBlock._store); this process's objects key them
         return f"user@{id(self)}:" + ",".join(f"{type(t).__qualname__}@{id(t)}" for t in self.user) + "|" + (
             self.presize.cache_key() if self.presize is not None else "none")
 
@@ -567,7 +592,8 @@ class _PixelBlock(TransformBlock):
         x: PILImage)`` on an image block, ``x: PILMask`` on a mask block) and those typed for nothing (a plain
         ``encodes(self, x)``, ``Transform(f)`` or a function in ``item_tfms``), which fastai runs on every value of
         an item, its image included. They run on each decoded image (a :class:`PILImage`, or a :class:`PILMask`),
-        in order, before the presize transform."""
+        in order, before the presize transform, each time the image is fetched (as fastai runs item transforms), those
+        of the loader's split only (a :class:`~pipekit.data.RandTransform` on training images only)."""
         sample: np.ndarray = (np.zeros((1, 1), np.uint8).view(MaskArray) if self.mode == "mask" else
                               np.zeros((1, 1, 3 if self.mode == "RGB" else 1), np.uint8).view(ImageArray))
         out = []
@@ -580,17 +606,20 @@ class _PixelBlock(TransformBlock):
         return out
 
     def _store(self, raw: pl.Series, what: str, small_in_memory: bool = False,
-               user: list[Transform] | None = None) -> ImageStore:
-        """The decoded (and presized) images of ``raw``; ``user``: :meth:`user_item_tfms`, when already known."""
+               user: list[Transform] | None = None) -> ImageStore | LiveImageStore:
+        """The decoded (and presized) images of ``raw``; ``user``: :meth:`user_item_tfms`, when already known.
+        Images through a user's transforms are a :class:`~pipekit.vision.cache.LiveImageStore`, which runs them each
+        time an image is fetched (and is never cached: the cache cannot key a user's code)."""
         tfm: ItemTransform | None = find_item_transform(self.tfms_)
         user = self.user_item_tfms() if user is None else user
-        # a handful of new files (predict, a small test set) is decoded in memory rather than cached; so are images
-        # through a user's transform, whose code the cache cannot key
-        in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256) or bool(user)
+        sources = image_sources(raw, type(self).__name__)
         if user:
-            tfm = _UserThenPresize(user, tfm, self.mode)
-        return build_image_store(image_sources(raw, type(self).__name__), tfm, mode=self.mode,
-                                 cache_dir=False if in_memory else self.cache_dir, description=what)
+            return LiveImageStore(sources, _UserThenPresize(user, tfm, self.mode), mode=self.mode,
+                                  check=self.pixel_check(), description=what.replace("presizing", "reading"))
+        # a handful of new files (predict, a small test set) is decoded in memory rather than cached
+        in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
+        return build_image_store(sources, tfm, mode=self.mode, cache_dir=False if in_memory else self.cache_dir,
+                                 description=what)
 
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
               trace: Any = None) -> Store:
@@ -611,8 +640,14 @@ class _PixelBlock(TransformBlock):
         self.check_store(store, raw)
         return store
 
-    def check_store(self, store: ImageStore, raw: pl.Series) -> None:
+    def check_store(self, store: ImageStore | LiveImageStore, raw: pl.Series) -> None:
         """Hook for blocks that validate pixel values (masks)."""
+
+    def pixel_check(self) -> Callable[[Any, np.ndarray], None] | None:
+        """For images made each time they are fetched (a :class:`~pipekit.vision.cache.LiveImageStore`): a function
+        ``check(source, pixels)`` raising for an image this block cannot take, or None (the default). A mask block
+        checks its values against its codes."""
+        return None
 
 
 class ImageBlock(_PixelBlock):
@@ -686,9 +721,21 @@ class MaskBlock(_PixelBlock):
     def c(self) -> int | None:
         return len(self.codes) if self.codes is not None else None
 
-    def check_store(self, store: ImageStore, raw: pl.Series) -> None:
+    def pixel_check(self) -> Callable[[Any, np.ndarray], None] | None:
         if self.codes is None:
-            return
+            return None
+        n_codes = len(self.codes)
+
+        def check(source: Any, pixels: np.ndarray) -> None:
+            top = int(pixels.max()) if pixels.size else 0
+            if top >= n_codes:
+                raise DataError(f"{source}: mask value {top} but only {n_codes} codes were given; give all class "
+                                "names in codes")
+        return check
+
+    def check_store(self, store: ImageStore | LiveImageStore, raw: pl.Series) -> None:
+        if self.codes is None or not isinstance(store, ImageStore):
+            return  # a LiveImageStore checks each mask it makes (pixel_check)
         maxes = store.pixels.reshape(len(store), -1).max(axis=1)
         bad = np.flatnonzero(maxes >= len(self.codes))
         if bad.size:

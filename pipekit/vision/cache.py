@@ -18,23 +18,27 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
+import random
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
 
+from pipekit.core.errors import DataError
 from pipekit.data.cache import (PACK_ID, CacheEntryError, PackChecksum, TempFile, atomic_write_json, cache_folder,
                                 clean_stale_temps, fingerprint, open_verified, read_json, remove_cache_folder,
                                 remove_link, warn_rebuild, warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
-from pipekit.data.store import Store
+from pipekit.data.store import Store, gather_context
 from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.decode import decode_bytes, read_image_file
 from pipekit.vision.presize import ItemTransform
@@ -272,16 +276,20 @@ class ImageStore(Store):
         return f"ImageStore(n={len(self)}, size={self.size}, channels={self.pixels.shape[3]}{where})"
 
 
-def _decode_one(path: str | MemoryImage, mode: str, tfm: ItemTransform | None,
-                data: bytes | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+def _decode_source(path: str | MemoryImage, mode: str, data: bytes | None = None) -> np.ndarray:
+    """The decoded uint8 (H, W, C) pixels of a file (``data``: its bytes, when already read) or an image in memory."""
     if isinstance(path, MemoryImage):
         with stage("decode"):
-            img = path.decode(mode)
-    else:
-        if data is None:
-            data = _read_bytes(path)
-        with stage("decode"):
-            img = decode_bytes(data, mode=mode, name=str(Path(path)))
+            return path.decode(mode)
+    if data is None:
+        data = _read_bytes(path)
+    with stage("decode"):
+        return decode_bytes(data, mode=mode, name=str(Path(path)))
+
+
+def _decode_one(path: str | MemoryImage, mode: str, tfm: ItemTransform | None,
+                data: bytes | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    img = _decode_source(path, mode, data)
     hw = (img.shape[0], img.shape[1])
     if tfm is not None:
         with stage(f"item transform {type(tfm).__name__}"):
@@ -461,3 +469,133 @@ def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, 
             pass
     return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0)
 
+
+
+class UserItemSteps(Protocol):
+    """What a :class:`LiveImageStore` runs on each decoded image: ``apply_user``, a user's item transforms that run on
+    split ``split_idx`` (0 training, 1 validation and new items), then ``presize`` (the block's ``Resize``, or None)."""
+
+    presize: ItemTransform | None
+
+    def apply_user(self, img: np.ndarray, split_idx: int) -> np.ndarray: ...
+
+
+#: held while a user's item transforms run with Python's and NumPy's global generators seeded for one item: the
+#: generators are the process's, and a RandTransform keeps its draw (``self.do``) on itself between calls
+_SEEDED = threading.Lock()
+
+
+class LiveImageStore(Store):
+    """Images that go through a user's item transforms each time they are fetched, as fastai runs item transforms:
+    ``gather`` decodes each item, runs the transforms of the loader's split (a training loader's items split 0,
+    validation, ``test_dl`` and ``predict``'s split 1; see :func:`~pipekit.data.transform.runs_on_split`), calling
+    the ``before_call(item, split_idx=...)`` of those that have one (a :class:`~pipekit.data.transform.RandTransform`
+    draws ``do`` there and is skipped when it is False), then the presize transform, and gives the NHWC uint8 batch
+    :meth:`ImageStore.gather` gives (masks ``(B, H, W)``). A random transform so draws anew every epoch; these
+    images are never cached (the cache cannot key a user's code).
+
+    The draws are repeatable: for each item, Python's ``random`` and NumPy's global generator (``np.random``) are
+    seeded from the loader batch's key (seed, epoch, batch; see :func:`~pipekit.data.store.gathering`), the item's
+    row and its place in the batch, and given back their previous states afterwards. The same seed gives the same
+    images epoch by epoch, whichever prefetch thread gathers them, and an image and its mask get the same draws.
+    Gathered outside a loader (``store.gather``, ``store.item``) an item is of split 1 with a fixed key. Draws from
+    torch's generator are not made repeatable (it is not reseeded: the training thread draws dropout from it).
+
+    Decoding is done once when the store is made, to read each image's source size (``orig_sizes``, before any
+    transform) and to find unreadable files then; the first item goes through the transforms of both splits, so a
+    transform that fails on images (one written for the labels) is named when the data is built. ``check(source,
+    image)``, when given, is called on each image made (a mask block checks its values against its codes).
+    """
+
+    def __init__(self, items: Sequence[str | os.PathLike | MemoryImage], steps: UserItemSteps, mode: str = "RGB",
+                 check: Callable[[str | MemoryImage, np.ndarray], None] | None = None,
+                 num_workers: int | None = None, description: str = "reading images"):
+        self.sources: list[str | MemoryImage] = [p if isinstance(p, MemoryImage) else os.fspath(p)  # type: ignore[misc]
+                                                 for p in items]
+        if not self.sources:
+            raise ValueError("no image files to load: the item list is empty; check get_items and the folder")
+        self.steps, self.mode, self.check = steps, mode, check
+        self.squeeze, self.channels = mode == "mask", 3 if mode == "RGB" else 1
+        first = _decode_source(self.sources[0], mode)
+        sizes = np.zeros((len(self.sources), 2), dtype=np.int64)
+        sizes[0] = first.shape[:2]
+        self._hw: tuple[int, int] | None = None
+        # the first item through both splits' transforms before the others are read: a failing transform is named now
+        valid, train = (self._transform([first.copy()], np.zeros(1, dtype=np.int64), (), split)[0] for split in (1, 0))
+        if train.shape[:2] != valid.shape[:2]:
+            raise DataError(f"{self.sources[0]}: the item transforms make it {train.shape[1]}x{train.shape[0]} on "
+                            f"training items but {valid.shape[1]}x{valid.shape[0]} on validation ones; every image "
+                            "of a batch has one size: end item_tfms with one that sets it, such as Resize(224)")
+        self._hw = (int(valid.shape[0]), int(valid.shape[1]))
+
+        def read(i: int) -> None:
+            sizes[i] = _decode_source(self.sources[i], mode).shape[:2]
+
+        workers = num_workers or max(1, min(8, os.cpu_count() or 1))
+        with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
+            for _ in progress_bar(_map_in_chunks(ex, lambda i: read(i + 1), len(self.sources) - 1),
+                                  total=len(self.sources) - 1, description=description):
+                pass
+        self.orig_sizes = sizes
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The (height, width) of every image the store gives."""
+        assert self._hw is not None
+        return self._hw
+
+    def _transform(self, imgs: list[np.ndarray], rows: np.ndarray, key: tuple[int, ...],
+                   split_idx: int) -> list[np.ndarray]:
+        """``imgs`` (decoded, of store rows ``rows``) through the user's transforms of split ``split_idx`` seeded
+        per item from ``key``, then the presize transform, each checked."""
+        with stage("item transforms"), _SEEDED:
+            py_state, np_state = random.getstate(), np.random.get_state()
+            try:
+                for k, row in enumerate(rows.tolist()):
+                    # hashes of tuples of whole numbers are the same in every process (no hash randomisation)
+                    random.seed(hash((*key, row, k)))
+                    np.random.seed(hash((-1, *key, row, k)) & 0xFFFFFFFF)
+                    imgs[k] = self.steps.apply_user(imgs[k], split_idx)
+            finally:
+                random.setstate(py_state)
+                np.random.set_state(np_state)
+        presize = self.steps.presize
+        out = []
+        for img, row in zip(imgs, rows.tolist()):
+            if presize is not None:
+                with stage(f"item transform {type(presize).__name__}"):
+                    img = presize.apply(img, nearest=self.squeeze)
+            if self._hw is not None:
+                _check_size(img, self._hw, self.sources, row)
+            if self.check is not None:
+                self.check(self.sources[row], img)
+            out.append(img)
+        return out
+
+    def gather(self, idx: np.ndarray) -> torch.Tensor:
+        idx = np.asarray(idx, dtype=np.int64)
+        key, split_idx = gather_context()
+        imgs = self._transform([_decode_source(self.sources[r], self.mode) for r in idx.tolist()], idx, key, split_idx)
+        out = pooled_empty((len(idx), *self.size, self.channels), np.uint8)
+        for k, img in enumerate(imgs):
+            out[k] = img
+        t = torch.from_numpy(out)
+        return t[..., 0] if self.squeeze else t
+
+    def subset(self, idx: np.ndarray) -> LiveImageStore:
+        out = copy.copy(self)
+        idx = np.asarray(idx, dtype=np.int64)
+        out.sources = [self.sources[i] for i in idx.tolist()]
+        out.orig_sizes = self.orig_sizes[idx]
+        return out
+
+    def source_size(self, i: int) -> tuple[int, int]:
+        h, w = self.orig_sizes[int(i)]
+        return int(h), int(w)
+
+    def __repr__(self) -> str:
+        return (f"LiveImageStore(n={len(self)}, size={self.size}, channels={self.channels}, item transforms run "
+                f"per fetch)")
