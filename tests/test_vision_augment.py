@@ -282,7 +282,8 @@ def test_settings_round_trip_through_records():
     assert back.settings == settings and back.settings.size == (40, 56) and back.settings.ratio == (1.0, 1.0)
     assert [type(s) for s in back.extra_samplers] == [FlipVert] and back.extra_samplers[0].p == 0.3
     assert repr(back) == repr(aug) and repr(aug).startswith("BatchAugment(settings=AugmentSettings(size=(40, 56), "
-                                                            "min_scale=0.5, max_rotate=20.0, max_zoom=1.2")
+                                                            "min_scale=0.5, max_rotate=20.0, ")
+    assert "max_zoom" not in repr(aug)  # mult leaves the zoom at its default, as fastai's does
     assert repr(aug).endswith("pad_mode='zeros'), extra_samplers=(FlipVert(p=0.3),))")  # defaults are not shown
     p1, p2 = aug.plan(8, (64, 64), _streams(1), True), back.plan(8, (64, 64), _streams(1), True)
     assert np.array_equal(p1.matrices, p2.matrices) and np.array_equal(p1.brightness, p2.brightness)
@@ -321,7 +322,7 @@ def test_reflection_padding_means_the_same_on_every_path():
 
 
 @pytest.mark.parametrize("kwargs, word", [
-    (dict(max_lighting=0.7), "max_lighting"), (dict(min_scale=0.0), "min_scale"), (dict(p_affine=2), "p_affine"),
+    (dict(max_lighting=1.0), "max_lighting"), (dict(min_scale=0.0), "min_scale"), (dict(p_affine=2), "p_affine"),
     (dict(mode="cubic"), "mode"), (dict(pad_mode="wrap"), "pad_mode"), (dict(executor="gpu"), "executor"),
     (dict(min_zoom=2.0, max_zoom=1.0), "min_zoom"),
 ])
@@ -341,21 +342,23 @@ def test_plan_size_mismatch_is_explained(dog_batch):
 def test_aug_transforms_errors_name_the_argument_given():
     from pipekit.vision import aug_transforms
 
-    assert aug_transforms(mult=2)[0].settings.max_lighting == pytest.approx(0.4)
+    # the book's aug_transforms(mult=2): rotation, lighting and warp doubled, the zoom as given (fastai 2.8.12)
+    doubled = aug_transforms(mult=2)[0].settings
+    assert (doubled.max_rotate, doubled.max_lighting, doubled.max_warp) == (20.0, pytest.approx(0.4), pytest.approx(0.4))
+    assert doubled.max_zoom == 1.1 and doubled.min_zoom == 1.0
     # mult scales every magnitude: the one it pushes out of range is named with mult and the largest mult that fits
-    with pytest.raises(ParameterError, match=r"aug_transforms: mult=3 scales max_lighting=0.2 to 0.6, but max_lighting "
-                                             r"accepts a number in \[0, 0.5\); give a mult below 2.5 or a smaller"):
-        aug_transforms(mult=3)
+    with pytest.raises(ParameterError, match=r"aug_transforms: mult=6 scales max_lighting=0.2 to 1.2, but max_lighting "
+                                             r"accepts a number in \[0, 1\); give a mult below 5 or a smaller"):
+        aug_transforms(mult=6, max_warp=0)
     with pytest.raises(ParameterError, match=r"mult=3 scales max_rotate=90 to 270, .*a mult below 2"):
         aug_transforms(max_rotate=90, max_lighting=0.1, mult=3)
-    with pytest.raises(ParameterError, match=r"mult=6 scales max_zoom=0.9 to 0.4 .*below min_zoom=0.5"):
-        aug_transforms(min_zoom=0.5, max_zoom=0.9, max_warp=0, max_lighting=0, mult=6)
     # a value given out of range is named as given, not as something derived from it
     with pytest.raises(ParameterError, match=r"aug_transforms: max_zoom=0.5 is not accepted; expected a number at "
                                              r"least min_zoom=1.0"):
         aug_transforms(max_zoom=0.5)
-    with pytest.raises(ParameterError, match=r"aug_transforms: max_lighting=0.7 is not accepted"):
-        aug_transforms(max_lighting=0.7)
+    with pytest.raises(ParameterError, match=r"aug_transforms: max_lighting=1 is not accepted"):
+        aug_transforms(max_lighting=1)
+    assert aug_transforms(max_lighting=0.7)[0].settings.max_lighting == 0.7  # fastai takes it too
     assert aug_transforms(min_zoom=0.5, max_zoom=1.0)[0].settings.min_zoom == 0.5  # zooming out only
 
 
@@ -461,3 +464,18 @@ def test_sizes_of_the_images_aspect_keep_their_plans_and_pixels(camvid, in_hw, s
                                                                                torch.device("cpu")))[0]
         squish = np.stack([cv2.resize(im, out_hw[::-1], interpolation=cv2.INTER_LINEAR) for im in x.numpy()])
         assert np.abs(img.numpy().astype(int) - squish).max() <= 2
+
+
+def test_brightness_and_contrast_draw_fastais_ranges():
+    """fastai 2.8.12: brightness moves the mid-grey to a level uniform in 0.5 * (1 -+ max_lighting) (0.4..0.6 by
+    default), contrast scales by a factor log-uniform in [1 - max_lighting, 1 / (1 - max_lighting)]."""
+    from pipekit.vision.samplers import Brightness, Contrast
+
+    rng = np.random.default_rng(0)
+    scale, shift = Brightness(0.2, p=1.0).lighting(20_000, rng)
+    level = 1 / (1 + np.exp(-shift))  # the mid-grey's new level
+    assert np.all(scale == 1) and level.min() >= 0.4 - 1e-9 and level.max() <= 0.6 + 1e-9
+    assert level.min() < 0.401 and level.max() > 0.599  # the whole range is drawn
+    factor, offset = Contrast(0.7, p=1.0).lighting(20_000, rng)
+    assert np.all(offset == 0) and factor.min() >= 0.3 - 1e-9 and factor.max() <= 1 / 0.3 + 1e-9
+    assert Brightness(0.9, p=1.0).lighting(10, rng)[1].std() > 0  # fastai accepts it up to 1

@@ -52,7 +52,7 @@ def test_parameters_clone_record_and_repr(name):
 
 @pytest.mark.parametrize("cls, bad", [
     ("Rotate", {"max_deg": -1}), ("Zoom", {"min_zoom": 2.0, "max_zoom": 1.5}), ("Warp", {"magnitude": 1.0}),
-    ("Flip", {"p": 1.5}), ("FlipVert", {"p": -0.1}), ("Brightness", {"max_lighting": 0.5}),
+    ("Flip", {"p": 1.5}), ("FlipVert", {"p": -0.1}), ("Brightness", {"max_lighting": 1.0}),
     ("Contrast", {"p": "often"}), ("RandomCrop", {"ratio": (2.0, 1.0)}), ("Resize", {"size": 0}),
     ("CropPad", {"size": (3, 4, 5)}), ("Normalize", {"std": [0.0]}), ("PixelAccuracy", {"ignore_index": 0.5}),
     ("BBoxBlock", {"img_size": (128,)}), ("PointBlock", {"img_size": (0, 5)}), ("MaskBlock", {"codes": []}),

@@ -39,8 +39,8 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.vision.buffers import pooled_empty
-from pipekit.vision.geometry import (CV_BORDER, INTERP_MODES, PAD_MODES, PROBABILITY, RATIO, crop_matrices, eye_stack,
-                                     pixel_matrices, size2, size_param)
+from pipekit.vision.geometry import (CV_BORDER, INTERP_MODES, MAX_LIGHTING, PAD_MODES, PROBABILITY, RATIO,
+                                     crop_matrices, eye_stack, pixel_matrices, size2, size_param)
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Flip, FlipVert, LightingSampler, RandomCrop,
                                      Rotate, Sampler, Warp, Zoom)
 
@@ -49,10 +49,8 @@ _EPS = 1e-3
 Streams = Callable[[str], np.random.Generator]
 
 
-#: what the magnitudes ``aug_transforms`` scales by ``mult`` accept (lighting moves the mid-grey to 0.5 +- it, so it
-#: stays below 0.5)
-MAGNITUDES = {"max_rotate": Interval(0, 180), "max_warp": Interval(0, 1, closed="left"),
-              "max_lighting": Interval(0, 0.5, closed="left")}
+#: what the magnitudes ``aug_transforms`` scales by ``mult`` accept
+MAGNITUDES = {"max_rotate": Interval(0, 180), "max_warp": Interval(0, 1, closed="left"), "max_lighting": MAX_LIGHTING}
 
 
 @dataclass(frozen=True, repr=False)

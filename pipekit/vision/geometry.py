@@ -25,6 +25,9 @@ PAD_MODES = ("reflection", "zeros", "border")
 # repeated (cba|abc): OpenCV's BORDER_REFLECT, not BORDER_REFLECT_101 (cb|abc).
 CV_BORDER = {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
 PROBABILITY = Interval(0, 1)
+#: what ``max_lighting`` accepts: brightness moves the mid-grey to 0.5 * (1 -+ it) and contrast scales by up to
+#: 1 / (1 - it), as fastai's do, so it stays below 1
+MAX_LIGHTING = Interval(0, 1, closed="left")
 RATIO = Is(lambda r: len(r) == 2 and 0 < r[0] <= r[1], "(low, high) with 0 < low <= high")
 
 

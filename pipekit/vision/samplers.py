@@ -21,7 +21,7 @@ import numpy as np
 
 from pipekit.core.component import Component
 from pipekit.core.validate import Interval, check
-from pipekit.vision.geometry import PROBABILITY, RATIO, crop_matrices, eye_stack, keystone_matrices
+from pipekit.vision.geometry import MAX_LIGHTING, PROBABILITY, RATIO, crop_matrices, eye_stack, keystone_matrices
 
 Frame = tuple[int, int]
 
@@ -193,12 +193,13 @@ class Dihedral(AffineSampler):
 
 
 class Contrast(LightingSampler):
-    """With probability ``p``, a contrast factor log-uniform in [1 - max_lighting, 1 / (1 - max_lighting)]."""
+    """With probability ``p``, a contrast factor log-uniform in [1 - max_lighting, 1 / (1 - max_lighting)] (fastai's;
+    ``max_lighting`` below 1)."""
 
     stream = "contrast"
 
     def __init__(self, max_lighting: float = 0.2, p: float = 0.75):
-        check("Contrast", max_lighting=(max_lighting, Interval(0, 0.5, closed="left")), p=(p, PROBABILITY))
+        check("Contrast", max_lighting=(max_lighting, MAX_LIGHTING), p=(p, PROBABILITY))
         self.max_lighting, self.p = max_lighting, p
 
     def lighting(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -208,15 +209,16 @@ class Contrast(LightingSampler):
 
 
 class Brightness(LightingSampler):
-    """With probability ``p``, move the mid-grey to 0.5 +- ``max_lighting`` (a shift in logit space)."""
+    """With probability ``p``, move the mid-grey to a level uniform in 0.5 * (1 -+ ``max_lighting``) (a shift in logit
+    space), as fastai's ``Brightness`` draws it: 0.4..0.6 with the default 0.2; ``max_lighting`` below 1."""
 
     stream = "brightness"
 
     def __init__(self, max_lighting: float = 0.2, p: float = 0.75):
-        check("Brightness", max_lighting=(max_lighting, Interval(0, 0.5, closed="left")), p=(p, PROBABILITY))
+        check("Brightness", max_lighting=(max_lighting, MAX_LIGHTING), p=(p, PROBABILITY))
         self.max_lighting, self.p = max_lighting, p
 
     def lighting(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         on = rng.uniform(size=n) < self.p
-        b = rng.uniform(0.5 - self.max_lighting, 0.5 + self.max_lighting, n)
+        b = rng.uniform(0.5 * (1 - self.max_lighting), 0.5 * (1 + self.max_lighting), n)
         return np.ones(n), np.where(on, np.log(b / (1 - b)), 0.0)

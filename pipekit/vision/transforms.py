@@ -179,8 +179,8 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     apply with probability ``p_affine``; ``max_lighting`` changes brightness and contrast, each with
     probability ``p_lighting``; ``mode``: ``'bilinear'`` or ``'nearest'``; ``pad_mode``: ``'reflection'``,
     ``'zeros'`` or ``'border'``; ``executor``: see :class:`BatchAugment`. ``mult`` multiplies ``max_rotate``,
-    ``max_warp``, ``max_lighting`` and ``max_zoom - 1``; each result must stay in the range its argument accepts
-    (``max_lighting`` below 0.5: with the default 0.2, ``mult`` below 2.5), else the error names ``mult``.
+    ``max_warp`` and ``max_lighting``, as fastai's does (not the zoom); each result must stay in the range its argument
+    accepts (``max_lighting`` below 1: with the default 0.2, ``mult`` below 5), else the error names ``mult``.
     ``xtra_tfms``: batch transforms appended after the augmentation (as fastai's argument of that name).
 
     fastai's ``batch=True`` (one draw for the whole batch) and ``align_corners=True`` have no counterpart:
@@ -209,7 +209,7 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     return [BatchAugment(AugmentSettings(
         size=size,  # type: ignore[arg-type]  # checked by AugmentSettings
         min_scale=min_scale, do_flip=do_flip, flip_vert=flip_vert, max_rotate=max_rotate * mult,
-        min_zoom=min_zoom, max_zoom=1 + (max_zoom - 1) * mult, max_warp=max_warp * mult, p_affine=p_affine,
+        min_zoom=min_zoom, max_zoom=max_zoom, max_warp=max_warp * mult, p_affine=p_affine,
         max_lighting=max_lighting * mult, p_lighting=p_lighting, mode=mode, pad_mode=pad_mode, executor=executor)),
         *extra]
 
@@ -228,10 +228,6 @@ def _check_scaled(given: dict[str, float], min_zoom: float, max_zoom: float, mul
             below = f"a mult below {limit.high / value:.3g} or " if limit.high is not None and value > 0 else ""
             raise ParameterError(f"aug_transforms: mult={mult:g} scales {name}={value:g} to {value * mult:g}, but "
                                  f"{name} accepts {limit}; give {below}a smaller {name}")
-    zoom = 1 + (max_zoom - 1) * mult
-    if zoom < min_zoom:
-        raise ParameterError(f"aug_transforms: mult={mult:g} scales max_zoom={max_zoom:g} to {zoom:g} (1 + (max_zoom - 1) "
-                             f"x mult), below min_zoom={min_zoom:g}; give a smaller mult or a larger max_zoom")
 
 
 def _uint8_to_float_nchw(x: torch.Tensor, scale: Sequence[float], shift: Sequence[float]) -> torch.Tensor:
