@@ -560,3 +560,17 @@ def test_the_loaders_answer_for_their_training_loader_as_fastais_do_on_mnist_tin
         _ = dls.after_batchs
     with pytest.raises(AttributeError, match="hold no data"):
         _ = DataLoaders(recipe=dls.recipe).n
+
+
+def test_set_seed_takes_fastais_reproducible_keyword():
+    import random
+
+    import torch
+
+    from pipekit import set_seed
+
+    set_seed(7, reproducible=True)
+    a = (random.random(), float(torch.rand(1)))
+    set_seed(7, reproducible=True)
+    assert (random.random(), float(torch.rand(1))) == a and torch.are_deterministic_algorithms_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark

@@ -214,6 +214,11 @@ def test_classification_interpretation(dls, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Figure, "savefig", lambda fig, *a, **k: (figs.append(fig), save(fig, *a, **k))[1])
         assert interp.plot_top_losses(4, path=tmp_path / "tl.png").stat().st_size > 1000
+        # the confusion matrix writes each cell's count, unless plot_txt=False (fastai's keyword)
+        interp.plot_confusion_matrix(path=tmp_path / "cm_txt.png")
+        interp.plot_confusion_matrix(path=tmp_path / "cm_bare.png", plot_txt=False)
+    assert len(figs[-2].axes[0].texts) == 100 and len(figs[-1].axes[0].texts) == 0
+    assert sorted(int(t.get_text()) for t in figs[-2].axes[0].texts) == sorted(cm.ravel().tolist())
     # each title: predicted / actual / loss / the model's confidence in its prediction, as the book reads it
     title = figs[0].axes[0].get_title().replace("\n", " ")
     pred = int(interp.decoded[i])

@@ -479,3 +479,23 @@ def test_brightness_and_contrast_draw_fastais_ranges():
     factor, offset = Contrast(0.7, p=1.0).lighting(20_000, rng)
     assert np.all(offset == 0) and factor.min() >= 0.3 - 1e-9 and factor.max() <= 1 / 0.3 + 1e-9
     assert Brightness(0.9, p=1.0).lighting(10, rng)[1].std() > 0  # fastai accepts it up to 1
+
+
+def test_xtra_tfms_take_fastais_single_augmentations():
+    """fastai's ``aug_transforms(xtra_tfms=[Flip(p=1.)])``: the extra augmentation runs after the others."""
+    import pipekit.datasets as D
+    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.vision import Flip, ImageBlock, Resize
+
+    tfms = aug_transforms(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0, max_lighting=0, xtra_tfms=[Flip(p=1.)])
+    assert [type(t).__name__ for t in tfms] == ["BatchAugment", "BatchAugment"]
+
+    def dls(batch_tfms=None):
+        return DataBlock((ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[::20], get_y=parent_label,
+                         splitter=GrandparentSplitter(), item_tfms=Resize(28), batch_tfms=batch_tfms).dataloaders(
+            D.path("mnist_tiny"), bs=4, shuffle=False, device="cpu")
+
+    flipped, plain = dls(tfms).train.one_batch()[0], dls().train.one_batch()[0]
+    assert torch.allclose(flipped, plain.flip(-1), atol=1e-5) and not torch.allclose(flipped, plain)
+    with pytest.raises(ParameterError, match=r"xtra_tfms holds .*Resize.*item_tfms"):
+        aug_transforms(xtra_tfms=[Resize(28)])

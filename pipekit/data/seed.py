@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 
-def set_seed(seed: int, deterministic: bool = True) -> None:
+def set_seed(seed: int, deterministic: bool = True, reproducible: bool | None = None) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) so a run can be repeated exactly on CPU.
 
     ``deterministic`` (the default) also switches torch to its deterministic kernels for the rest of the
@@ -19,7 +19,8 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
     otherwise add into the same gradient entry from several threads at once, in whatever order the threads
     run, so two runs of the same seed drift apart in the last bits (a tabular net's embedding gradient
     does). On CPU these kernels cost nothing measurable; on a GPU an op with no deterministic kernel warns
-    instead of failing. ``deterministic=False`` leaves torch's settings as they are.
+    instead of failing. ``deterministic=False`` leaves torch's settings as they are. ``reproducible`` is fastai's
+    name for it (``set_seed(42, reproducible=True)``); given, it decides.
 
     >>> set_seed(42); a = torch.rand(2)
     >>> set_seed(42); bool((a == torch.rand(2)).all())
@@ -29,6 +30,8 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"set_seed: seed must be an int, got {seed!r}")
+    if reproducible is not None:
+        deterministic = bool(reproducible)
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed % (2**32))

@@ -274,9 +274,10 @@ class ClassificationInterpretation(Interpretation):
 
     def plot_confusion_matrix(self, normalize: bool = False, path: str | os.PathLike | None = None,
                               cmap: str = "Blues", title: str = "Confusion matrix", norm_dec: int = 2,
-                              **fig_kwargs: Any) -> Path | None:
+                              plot_txt: bool = True, **fig_kwargs: Any) -> Path | None:
         """Draw the confusion matrix (PNG when headless); ``fig_kwargs`` (``figsize``, ``dpi``) go to the figure,
-        as in the book's ``plot_confusion_matrix(figsize=(12, 12), dpi=60)``."""
+        as in the book's ``plot_confusion_matrix(figsize=(12, 12), dpi=60)``; ``plot_txt=False`` leaves the counts
+        out of the cells, as fastai's does."""
         self._single_label("plot_confusion_matrix")
         cm = self.confusion_matrix().astype(float)
         if normalize:
@@ -291,7 +292,7 @@ class ClassificationInterpretation(Interpretation):
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual")
         thresh = cm.max() / 2 if cm.size else 0
-        for i in range(len(v)):
+        for i in range(len(v) if plot_txt else 0):
             for j in range(len(v)):
                 ax.text(j, i, f"{cm[i, j]:.{norm_dec}f}" if normalize else f"{int(cm[i, j])}", ha="center",
                         va="center", color="white" if cm[i, j] > thresh else "black",

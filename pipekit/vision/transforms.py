@@ -21,7 +21,7 @@ from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.store import StoreRows
-from pipekit.data.transform import BatchContext, BatchTransform, Transform, rebuild
+from pipekit.data.transform import BatchContext, BatchTransform, Transform, grouped_batch_tfms, rebuild
 from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, AugmentSettings, Streams, map_boxes,
                                     map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.cache import ImageStore
@@ -196,13 +196,15 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     if align_corners:
         raise ParameterError("aug_transforms: align_corners=True is not available: pipekit resamples on pixel edges "
                              "(align_corners=False), so images, masks and points stay aligned; leave align_corners out")
-    extra: list[Any] = ([] if xtra_tfms is None else list(xtra_tfms) if isinstance(xtra_tfms, (list, tuple))
-                        else [xtra_tfms])
+    # fastai's single augmentations given here (xtra_tfms=[Flip(p=1.)]) are made one augmentation, as in batch_tfms
+    extra: list[Any] = grouped_batch_tfms([] if xtra_tfms is None else list(xtra_tfms)
+                                          if isinstance(xtra_tfms, (list, tuple)) else [xtra_tfms])
     bad = next((t for t in extra if not isinstance(t, BatchTransform)), None)
     if bad is not None:
         raise ParameterError(f"aug_transforms: xtra_tfms holds {bad!r} ({type(bad).__name__}), not a batch transform; "
-                             "give pipekit batch transforms (e.g. Normalize.from_stats(*imagenet_stats)); item "
-                             "transforms (Resize, RandomResizedCrop) go in the DataBlock's item_tfms")
+                             "give pipekit batch transforms or augmentations (e.g. Flip(p=1.), Rotate(max_deg=20), "
+                             "Normalize.from_stats(*imagenet_stats)); item transforms (Resize, RandomResizedCrop) go "
+                             "in the DataBlock's item_tfms")
     check("aug_transforms", mult=(mult, Interval(0, None, closed="neither")))
     given = {"max_rotate": max_rotate, "max_warp": max_warp, "max_lighting": max_lighting}
     _check_scaled(given, min_zoom, max_zoom, mult)
