@@ -186,6 +186,11 @@ def test_multi_label_outputs_of_a_loss_without_activation_are_thresholded_as_pro
     # what fastai returns with a loss that activates nothing: the outputs themselves
     torch.testing.assert_close(dec, torch.tensor([0.05, -0.05]))
     torch.testing.assert_close(probs, torch.tensor([0.05, -0.05]))
+    # the interpretation reads the same labels: the first over 0.5 of its probability, the second not
+    from pipekit.learn import ClassificationInterpretation
+
+    interp = ClassificationInterpretation.from_learner(learn)
+    assert interp.decoded.dtype == torch.bool and interp.decoded[:, 0].all() and not interp.decoded[:, 1].any()
 
 
 def test_multi_label_outputs_of_a_loss_reading_probabilities_are_thresholded_as_they_are(dls):

@@ -86,3 +86,15 @@ def test_lessons_3_and_5_tensor_of_a_table_feeds_a_layer():
     assert tensor(df.age).tolist() == df.age.tolist() and tensor(df.log_wgt).dtype == torch.float32  # noqa: F405
     assert tensor(df[["age", "log_wgt"]]).shape == (100, 2)  # noqa: F405  (a frame as its values)
     assert tensor(np.array([0.5]), dtype=torch.float64).dtype == torch.float64  # noqa: F405  (asked for)
+
+
+def test_lesson_8_learn_classes_is_the_models():
+    import pipekit.datasets as D
+
+    ratings = pd.read_csv(D.path("movie_lens_sample") / "ratings.csv")  # noqa: F405
+    dls = CollabDataLoaders.from_df(ratings, bs=64, seed=0)  # noqa: F405
+    learn = collab_learner(dls, n_factors=8, y_range=(0, 5.5))  # noqa: F405
+    assert learn.classes is learn.model.classes and list(learn.classes["movieId"]) == list(dls.classes["movieId"])
+    cnn = Learner(dls, nn.Linear(2, 1))  # noqa: F405  (a model without classes)
+    with pytest.raises(AttributeError, match=r"has none; a classifier's classes are learn.dls.vocab"):
+        _ = cnn.classes

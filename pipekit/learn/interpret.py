@@ -21,6 +21,7 @@ from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
 from pipekit.data.show import are_table_rows, rows_table, title_chars, title_text
+from pipekit.learn.inference import label_scores
 from pipekit.learn.losses import MSELossFlat
 
 if TYPE_CHECKING:
@@ -100,6 +101,13 @@ class Interpretation:
             # a loss that decodes nothing (torch's nn.CrossEntropyLoss): one score per class, on dim 1 as the loss
             # takes them (an image's pixels too), and a class index per target: the decoded class is the largest
             decoded = preds.argmax(1)
+        elif isinstance(decoded, torch.Tensor) and decoded.is_floating_point():
+            # multi-label outputs of a loss that decodes nothing (torch's nn.BCEWithLogitsLoss): labels over 0.5 of
+            # their probabilities, as predict reads them
+            y_block = getattr(learn.dls, "y_block", None)
+            scores = label_scores(learn.loss_func, y_block, decoded)
+            if getattr(y_block, "loss_kind", None) == "bce":
+                decoded = scores > 0.5
         return cls(learn, dl, inputs, preds, targs, decoded, losses)
 
     def top_losses(self, k: int | None = None, largest: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

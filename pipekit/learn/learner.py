@@ -196,6 +196,16 @@ class Learner:
         self._dls = hook(dls) if hook is not None else dls
 
     @property
+    def classes(self) -> Any:
+        """The model's ``classes``, as fastai's learner answers names its model has: a collaborative-filtering
+        model's users and items (the course's ``learn.classes['title']``). Other models have none: their classes
+        are ``learn.dls.vocab``."""
+        if hasattr(self.model, "classes"):
+            return self.model.classes
+        raise AttributeError(f"'Learner' object has no attribute 'classes': its model ({type(self.model).__name__}) "
+                             "has none; a classifier's classes are learn.dls.vocab")
+
+    @property
     def metrics(self) -> list[Metric]:
         """The metrics computed over the validation set at each epoch. Set them as ``metrics=`` is given: one
         or a list of metrics, metric classes or functions ``fn(pred, targ)`` (``learn.metrics = accuracy``)."""
