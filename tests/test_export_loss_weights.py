@@ -198,3 +198,29 @@ def test_multi_label_outputs_of_a_loss_reading_probabilities_are_thresholded_as_
     learn = Learner(dls["multi"], simple_cnn(1, 2, (4, 8)), loss_func=nn.BCELoss())
     _fixed_outputs(learn, [0.6, 0.4])
     assert learn.predict(str(learn.dls.valid_ds.items[0]))[0] == ["3"]
+
+
+@pipekit.learn.register_arch("test_sigmoid_cnn")
+def sigmoid_cnn(n_out: int) -> nn.Module:
+    """A small CNN ending in a sigmoid, as a model trained with nn.BCELoss ends."""
+    return nn.Sequential(simple_cnn(1, n_out, (4, 8)), nn.Sigmoid())
+
+
+def test_pytorchs_bce_loss_is_exported_by_name_and_a_plain_function_is_named_in_a_warning(dls, tmp_path):
+    """A model ending in a sigmoid trained with ``nn.BCELoss`` loads with that loss: with the targets' default
+    (BCEWithLogitsLossFlat) its outputs would go through a second sigmoid, and every label would be over 0.5."""
+    learn = Learner(dls["multi"], sigmoid_cnn(2), loss_func=nn.BCELoss(weight=torch.tensor([1.0, 3.0])))
+    learn.export(tmp_path / "bce.pkl")
+    back = load_learner(tmp_path / "bce.pkl")
+    assert type(back.loss_func) is nn.BCELoss and back.loss_func.weight.tolist() == [1.0, 3.0]
+    item = str(learn.dls.valid_ds.items[0])
+    assert back.predict(item)[0] == learn.predict(item)[0]
+    torch.testing.assert_close(back.predict(item)[2], learn.predict(item)[2])
+
+    def my_loss(out, targ):
+        return nn.functional.binary_cross_entropy_with_logits(out, targ.float())
+
+    plain = Learner(dls["multi"], simple_cnn(1, 2, (4, 8)), loss_func=my_loss)
+    with pytest.warns(UserWarning, match=r"export: the loss 'my_loss' is not one a file can hold .*BCEWithLogitsLoss"
+                                         r".*the loaded learner predicts with the targets' default loss"):
+        plain.export(tmp_path / "plain.pkl")

@@ -108,14 +108,18 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
     # targets no one target's default fits, and it predicts the model's outputs, as this learner does
     torch_loss = torch_loss_record(learn.loss_func) if loss is None else None
     if loss is None and torch_loss is None and not several_targets(learn.dls):
+        name = getattr(learn.loss_func, "__name__", type(learn.loss_func).__name__)
         try:
-            loss_from_kind(getattr(learn.dls, "loss_kind", None))
+            default = loss_from_kind(getattr(learn.dls, "loss_kind", None))
         except ParameterError:
-            name = getattr(learn.loss_func, "__name__", type(learn.loss_func).__name__)
             raise ExportError(f"cannot export: the loss {name!r} is a plain function, which a file cannot hold, and "
                               "the targets have no default loss that would give predictions their activation; "
                               "train with a pipekit loss (e.g. BCEWithLogitsLossFlat(), CrossEntropyLossFlat(), "
                               "MSELossFlat()) or a target block that has one") from None
+        warn(f"export: the loss {name!r} is not one a file can hold (pipekit's losses, and PyTorch's "
+             f"{', '.join(sorted(TORCH_LOSSES))}); the loaded learner predicts with the targets' default loss, "
+             f"{default!r}, and its activation: predictions after loading differ from this learner's when this loss "
+             "reads the outputs otherwise (a model ending in a sigmoid). Train with one of those losses to keep it")
     metrics = []
     for m in learn.metrics:  # a metric built on a function of the user's is left out: a loaded model needs none
         trial = dict(arrays)
@@ -142,6 +146,7 @@ TORCH_LOSSES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "CrossEntropyLoss": {"reduction": str, "ignore_index": int, "label_smoothing": (int, float),
                          "weight": torch.Tensor},
     "BCEWithLogitsLoss": {"reduction": str, "weight": torch.Tensor, "pos_weight": torch.Tensor},
+    "BCELoss": {"reduction": str, "weight": torch.Tensor},
     "MSELoss": {"reduction": str}, "L1Loss": {"reduction": str},
     "NLLLoss": {"reduction": str, "ignore_index": int, "weight": torch.Tensor},
     "SmoothL1Loss": {"reduction": str, "beta": (int, float)}, "HuberLoss": {"reduction": str, "delta": (int, float)},
@@ -540,7 +545,7 @@ def _check_loss_weights(where: str, loss: Any, n_classes: Any) -> None:
         params, field = {k: getattr(loss, k, None) for k in ("weight", "pos_weight")}, "torch_loss.params"
     else:
         return
-    bce = isinstance(loss, nn.BCEWithLogitsLoss)  # its weight multiplies each output, as pos_weight does
+    bce = isinstance(loss, (nn.BCEWithLogitsLoss, nn.BCELoss))  # its weight multiplies each output, as pos_weight does
     for name in ("weight", "pos_weight"):
         w = params.get(name)
         if w is None:
