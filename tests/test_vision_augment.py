@@ -499,3 +499,30 @@ def test_xtra_tfms_take_fastais_single_augmentations():
     assert torch.allclose(flipped, plain.flip(-1), atol=1e-5) and not torch.allclose(flipped, plain)
     with pytest.raises(ParameterError, match=r"xtra_tfms holds .*Resize.*item_tfms"):
         aug_transforms(xtra_tfms=[Resize(28)])
+
+
+def test_random_erasing_after_normalize_erases_training_images_only():
+    """fastai's ``batch_tfms=[*aug_transforms(), Normalize.from_stats(*imagenet_stats), RandomErasing(p=1.)]``."""
+    import pipekit.datasets as D
+    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.vision import ImageBlock, Normalize, RandomErasing, Resize, imagenet_stats
+
+    def dls(extra=(), seed=0):
+        return DataBlock((ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p)[::20], get_y=parent_label,
+                         splitter=GrandparentSplitter(), item_tfms=Resize(28),
+                         batch_tfms=[Normalize.from_stats(*imagenet_stats), *extra]).dataloaders(
+            D.path("mnist_tiny"), bs=8, shuffle=False, device="cpu", seed=seed)
+
+    plain, erased = dls(), dls([RandomErasing(p=1.0, sl=0.1, sh=0.3, max_count=2)])
+    x, e = plain.train.one_batch()[0], erased.train.one_batch()[0]
+    changed = (x != e).any(1)  # (bs, h, w): the erased pixels
+    share = changed.float().mean((1, 2))
+    assert bool((share > 0.02).all()) and bool((share <= 0.3 + 1e-6).all())  # every image, within sl..sh of it
+    assert e[changed.unsqueeze(1).expand_as(e)].std() > 0.5  # noise on the normalised scale, not a flat colour
+    assert torch.equal(plain.valid.one_batch()[0], erased.valid.one_batch()[0])  # validation: unchanged
+    again = dls([RandomErasing(p=1.0, sl=0.1, sh=0.3, max_count=2)]).train.one_batch()[0]
+    assert torch.equal(again, e)  # the same seed erases the same rectangles
+    assert [type(t).__name__ for t in erased.train.batch_tfms][-1] == "RandomErasing"  # after Normalize
+    assert RandomErasing(p=0.0).encode((x, None), erased.train.context(0, 0))[0] is x
+    with pytest.raises(ParameterError, match=r"sl=0.5 is above sh=0.3"):
+        RandomErasing(sl=0.5)

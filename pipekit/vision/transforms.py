@@ -469,3 +469,58 @@ class ToTensor(Transform):
             return torch.from_numpy(np.ascontiguousarray(pixels if pixels.ndim == 3 else pixels[:, :, None])
                                     ).permute(2, 0, 1)
         return values
+
+
+class RandomErasing(BatchTransform):
+    """fastai's ``RandomErasing`` (Zhong et al.): on a training batch, each image with probability ``p`` gets 1 to
+    ``max_count`` rectangles filled with standard normal noise, each covering ``sl``..``sh`` of its share of the image
+    (the image's area over the count) with an aspect log-uniform in ``min_aspect``..``1 / min_aspect``. It runs after
+    ``Normalize`` (order 100), on float images, where the noise looks like normalised pixels; validation batches pass
+    unchanged. Each image draws its own rectangles, from the batch's seeded ``"erasing"`` stream (fastai's erases the
+    same rectangles in every image of a batch).
+
+    >>> t = RandomErasing(p=1.0, sh=0.3)
+    >>> ctx = BatchContext(("image", None), 1, True, torch.device("cpu"), key=(0, 0, 0))
+    >>> x = torch.zeros(2, 3, 16, 16)
+    >>> out = t.encode((x, torch.zeros(2)), ctx)[0]
+    >>> bool((out != 0).any()), bool((out == 0).any())  # rectangles of noise, the rest kept
+    (True, True)
+    """
+
+    order: ClassVar[int] = 100
+    param_constraints = {"p": Interval(0, 1), "sl": Interval(0, 1), "sh": Interval(0, 1),
+                         "min_aspect": Interval(0, 1, closed="right"), "max_count": Interval(1, 64, integer=True)}
+
+    def __init__(self, p: float = 0.5, sl: float = 0.0, sh: float = 0.3, min_aspect: float = 0.3, max_count: int = 1):
+        self.p, self.sl, self.sh, self.min_aspect, self.max_count = p, sl, sh, min_aspect, max_count
+        self.check_params()
+        if sl > sh:
+            raise ParameterError(f"RandomErasing: sl={sl} is above sh={sh}; each rectangle covers sl..sh of the image, "
+                                 "so give sl <= sh")
+
+    def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
+        if not ctx.train or self.p == 0:
+            return batch
+        rng = ctx.rng("erasing")
+        out = list(batch)
+        for j, geo in enumerate(ctx.geometry[:ctx.n_inp]):
+            x = batch[j]
+            if geo != "image" or not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 4:
+                continue
+            x = x.clone()
+            n, _, h, w = x.shape
+            log_ratio = (np.log(self.min_aspect), -np.log(self.min_aspect))
+            for i in np.flatnonzero(rng.uniform(size=n) < self.p).tolist():
+                count = int(rng.integers(1, self.max_count + 1))
+                area = h * w / count
+                for _ in range(count):
+                    r_area = rng.uniform(self.sl, self.sh) * area
+                    aspect = float(np.exp(rng.uniform(*log_ratio)))
+                    rh, rw = min(h, round((r_area * aspect) ** 0.5)), min(w, round((r_area / aspect) ** 0.5))
+                    if rh == 0 or rw == 0:
+                        continue
+                    top, left = int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1))
+                    noise = torch.from_numpy(rng.standard_normal((x.shape[1], rh, rw)).astype(np.float32))
+                    x[i, :, top:top + rh, left:left + rw] = noise.to(x.device, x.dtype)
+            out[j] = x
+        return tuple(out)
