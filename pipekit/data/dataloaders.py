@@ -1044,6 +1044,33 @@ class DataLoaders:
             return [b.c for b in several]
         return self.y_block.c if self.y_block.c is not None else vocab_block(self.blocks, self.n_inp).c
 
+    @c.setter
+    def c(self, value: Any) -> None:
+        """``dls.c = n`` as fastai's notebooks write it (the Rossmann example's ``dls.c = 1``): accepted when ``n``
+        is the size the target already gives. Every learner, loss, prediction and export reads the size from the
+        target itself, so another value is refused, naming the learner's ``n_out=``, which sets a model's number
+        of outputs."""
+        from pipekit.core.validate import as_number
+
+        def same(a: Any, b: Any) -> bool:  # one size (a number, or None) or one per target, as fastai's dls.c
+            if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+                return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b) \
+                    and all(map(same, a, b))
+            if a is None or b is None:
+                return a is b
+            x, y = as_number(a), as_number(b)  # a bool is no size
+            return x is not None and y is not None and float(x) == float(y)
+
+        current = self.c
+        if same(value, current):
+            return
+        target = "no target" if self.y_block is None else f"a target ({type(self.y_block).__name__}) of size {current!r}"
+        n_out = f"sum({value!r})" if isinstance(value, (list, tuple)) else repr(value) if value is not None else "..."
+        raise ParameterError(f"dls.c = {value!r}: these loaders have {target}, which every learner, loss and "
+                             "prediction reads from the target itself, so dls.c cannot be set to another value; for a "
+                             f"model of another number of outputs pass n_out={n_out} to the learner (e.g. "
+                             f"tabular_learner(dls, n_out={n_out}))")
+
     @property
     def loss_kind(self) -> str | None:
         """The loss the target calls for (``'cross_entropy'``, ``'bce'``, ``'mse'``), which a learner uses when it

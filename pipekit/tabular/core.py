@@ -997,6 +997,12 @@ class Tabular(_FittedNames):
         skipinitialspace: drop the spaces after each comma from the text values of a CSV file, as
             ``TabularDataLoaders.from_csv`` does (adult.csv writes ``", Private"``): the source's, and those of the
             new files ``new`` (and the loaders' ``test_dl``) read, which the processor records.
+        inplace, reduce_memory, do_setup: fastai's ``TabularPandas`` arguments, taken as they mean there. pipekit
+            never changes ``df`` (the processed rows are ``.items``), with either ``inplace`` (fastai 2.8 leaves
+            ``df`` unchanged too when given ``splits``, or under pandas' copy-on-write). ``reduce_memory`` is what
+            pipekit always does: the processed table keeps only the model's columns, category codes in the
+            smallest integer type and numbers as Float32 (``df`` itself is not shrunk, as in fastai). The procs are
+            fitted as the table is made: ``do_setup=False`` is refused (``.new(df)`` processes new rows with them).
 
     Example:
         >>> import polars as pl
@@ -1012,9 +1018,16 @@ class Tabular(_FittedNames):
     def __init__(self, source: Any, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
                  y_names: str | Sequence[str] | None = None, y_block: Any = None, splits: Splits = None,
-                 skipinitialspace: bool = False) -> None:
+                 skipinitialspace: bool = False, *, inplace: bool = False, reduce_memory: bool = True,
+                 do_setup: bool = True) -> None:
         check("Tabular", splits=(splits, Is(lambda s: s is None or callable(s) or isinstance(s, (tuple, list))
-                                            and len(s) == 2, "None, a splitter or a pair of index arrays")))
+                                            and len(s) == 2, "None, a splitter or a pair of index arrays")),
+              **{name: (v, Is(lambda v: isinstance(v, bool), "True or False")) for name, v in
+                 (("inplace", inplace), ("reduce_memory", reduce_memory), ("do_setup", do_setup))})
+        if not do_setup:
+            raise ParameterError("Tabular: do_setup=False (a table whose procs are not fitted) is not made by pipekit, "
+                                 "which fits the procs on the training rows as it makes the table; leave do_setup "
+                                 "out, and process new rows with the fitted procs by to.new(df)")
         p = self.processor = TabularProcessor(procs, cat_names, cont_names, y_names, y_block, skipinitialspace)
         reads = [] if splits is None or isinstance(splits, (tuple, list)) else \
             splits.columns() if isinstance(splits, Splitter) else None  # a function may read any column
@@ -1285,14 +1298,23 @@ class Tabular(_FittedNames):
 
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
                     device: Any = None, num_workers: int | None = None, path: str | os.PathLike = ".",
-                    batch_size: int | None = None) -> Any:
+                    batch_size: int | None = None, shuffle_train: bool | None = None) -> Any:
         """DataLoaders whose batches are ``(cats, conts, y)`` gathered from materialised tensors. ``path``: where a
         learner built on them saves and exports (``dls.path``; the course's ``to.dataloaders(path='.')``).
-        ``batch_size`` is ``bs`` under PyTorch's and fastai's name."""
+        ``batch_size`` is ``bs`` under PyTorch's and fastai's name, ``shuffle_train`` ``shuffle`` under fastai's
+        older name."""
         from pipekit.core.validate import bs_or_batch_size
         from pipekit.tabular.loaders import tabular_dataloaders
 
         bs = bs_or_batch_size("Tabular.dataloaders", bs, batch_size)
+        if shuffle_train is not None:
+            check("Tabular.dataloaders", shuffle_train=(shuffle_train, Is(lambda v: isinstance(v, bool),
+                                                                          "True or False")))
+            if shuffle is not True and shuffle != shuffle_train:
+                raise ParameterError(f"Tabular.dataloaders: shuffle={shuffle!r} and shuffle_train={shuffle_train!r} "
+                                     "are one argument (shuffle_train is fastai's older name of shuffle); give one "
+                                     "of them")
+            shuffle = shuffle_train
 
         check("Tabular.dataloaders", path=(path, Is(lambda p: isinstance(p, (str, os.PathLike)), "a folder (str or "
                                                                                                   "Path)")))

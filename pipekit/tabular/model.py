@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.modules import module as _mod
 
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
-from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, check
+from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, check, unknown_names
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.nets import check_stored_layers, sigmoid_range
 from pipekit.learn.registry import register_arch
@@ -239,6 +239,72 @@ def check_options(owner: str, config: Mapping[str, Any]) -> None:
         raise ParameterError(f"{owner}: config has unknown key(s) {unknown}; the accepted keys are "
                              f"{list(TABULAR_OPTIONS)}")
     check(owner, **{f"config.{k}": (v, TABULAR_OPTIONS[k]) for k, v in config.items()})
+
+
+def _is_relu(v: Any) -> bool:
+    return v is nn.ReLU or type(v) is nn.ReLU
+
+
+#: what the fastai options of a ``TabularModel`` that pipekit's net has built in take: ``act_cls`` a ReLU
+#: (fastai's default ``nn.ReLU(inplace=True)``; the class or any ``nn.ReLU``, in place or not: the same values) and
+#: ``lin_first`` True (each hidden block's linear layer before its activation, batch norm and dropout)
+_BUILT_IN = {
+    "act_cls": (_is_relu, "is not built by pipekit's TabularModel, whose hidden blocks use a ReLU (fastai's default, "
+                          "act_cls=nn.ReLU(inplace=True)), so that a file rebuilds an exported net from its stored "
+                          "settings; leave act_cls out, or give tabular_learner a body= (an nn.Module, or a function "
+                          "of n_in that builds one) with the activation you want, e.g. body=lambda n_in: "
+                          "nn.Sequential(nn.Linear(n_in, 200), nn.Mish(), nn.Linear(200, 100), nn.Mish())"),
+    "lin_first": (lambda v: v is True, "is not built by pipekit's TabularModel, whose hidden blocks are Linear, ReLU, "
+                                       "BatchNorm1d, Dropout, in that order (fastai's default, lin_first=True); "
+                                       "leave lin_first out")}
+
+
+def config_keys() -> list[str]:
+    """The keys a ``tabular_learner`` ``config`` (and :func:`tabular_config`) takes: ``TabularModel``'s options
+    (the arguments ``tabular_learner`` does not fill from the data and ``layers``), then fastai's ``act_cls`` and
+    ``lin_first``."""
+    filled = ("self", "emb_szs", "n_cont", "out_sz", "layers")
+    return [n for n in inspect.signature(TabularModel.__init__).parameters if n not in filled] + list(_BUILT_IN)
+
+
+def check_config(owner: str, config: Any) -> None:
+    """Check a ``tabular_learner`` ``config``: a mapping whose keys are :func:`config_keys` and whose values
+    ``TabularModel`` takes; a ParameterError names an unknown key (and the accepted ones) or the first bad value,
+    saying why. fastai's ``act_cls`` and ``lin_first`` are accepted at the values pipekit's net has built in
+    (a ReLU; True), and refused otherwise with the reason.
+
+    >>> check_config("tabular_learner", {"ps": [0.1, 0.0], "act_cls": nn.ReLU(inplace=True), "y_range": (0, 5)})
+    >>> check_config("tabular_learner", {"p": 0.1})
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: tabular_learner: config has unknown key(s) ['p']; did you mean 'ps'? The accepted keys are ['ps', 'embed_p', 'y_range', 'use_bn', 'bn_final', 'bn_cont', 'body', 'act_cls', 'lin_first']
+    """
+    if not isinstance(config, Mapping):
+        raise ParameterError(f"{owner}: config must be a dict of TabularModel options (tabular_config(ps=..., "
+                             f"embed_p=...) makes one), got {type(config).__name__}")
+    accepted = config_keys()
+    unknown = [str(k) for k in config if k not in accepted]
+    if unknown:
+        raise ParameterError(f"{owner}: config has unknown key(s) {unknown}; "
+                             f"{unknown_names(unknown, accepted, 'accepted keys')}")
+    for key, (test, why) in _BUILT_IN.items():
+        if key in config and not test(config[key]):
+            raise ParameterError(f"{owner}: config.{key}={config[key]!r} {why}")
+    check(owner, **{f"config.{k}": (v, TABULAR_OPTIONS[k] if k in TABULAR_OPTIONS else Y_RANGE)
+                    for k, v in config.items() if k in TABULAR_OPTIONS or k == "y_range"})
+
+
+def tabular_config(**kwargs: Any) -> dict[str, Any]:
+    """fastai's ``tabular_config``: the ``TabularModel`` options for ``tabular_learner(config=...)``, as a dict:
+    ``ps``, ``embed_p``, ``y_range``, ``use_bn``, ``bn_final``, ``bn_cont`` (see :class:`TabularModel`), and fastai's
+    ``act_cls`` and ``lin_first`` at the values pipekit's net has built in (a ReLU; True). Each key and value is
+    checked here (:func:`check_config`), so a mistake is named where it is written.
+
+    >>> tabular_config(ps=[0.001, 0.01], embed_p=0.04, y_range=(0, 12))
+    {'ps': [0.001, 0.01], 'embed_p': 0.04, 'y_range': (0, 12)}
+    """
+    check_config("tabular_config", kwargs)
+    return dict(kwargs)
 
 
 #: a tabular net's ``emb_szs`` as a file gives them: ``[n_classes, width]`` pairs of positive whole numbers
@@ -512,9 +578,11 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
                     y_range: Sequence[float] | None = None, body: Any = None, **kwargs: Any) -> Any:
     """A ``Learner`` with a ``TabularModel`` sized from the data: embeddings from the vocabularies.
 
-    ``emb_szs`` overrides widths per column; ``config`` passes ``ps``, ``embed_p``, ``use_bn``, ...;
-    other keyword arguments (``metrics``, ``loss_func``, ``wd``, ...) go to ``Learner``, and one it does not take
-    either is refused, naming the close ones (``layer=`` is ``layers=``). ``body``: an
+    ``emb_szs`` overrides widths per column; ``config`` passes ``ps``, ``embed_p``, ``use_bn``, ... (a dict, or
+    fastai's :func:`tabular_config`; its keys are checked, see :func:`check_config`); a ``y_range`` in it is taken
+    as fastai takes it, when ``y_range=`` is not given. Other keyword arguments (``metrics``, ``loss_func``,
+    ``wd``, ...) go to ``Learner``, and one it does not take either is refused, naming the close ones (``layer=``
+    is ``layers=``). ``body``: an
     ``nn.Module``, or a function called with ``n_in`` (the embedded input width) that builds one, used in place
     of the hidden ``layers`` (see :class:`TabularModel`).
 
@@ -533,6 +601,21 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
     from pipekit.tabular.loaders import TabularRecipe
 
     check_learner_kwargs("tabular_learner", kwargs, tabular_learner)
+    check_config("tabular_learner", {} if config is None else config)
+    cfg = dict(config or {})  # the user's dict is left as it is
+    if "y_range" in cfg:  # fastai's tabular_config(y_range=...): used unless y_range= is given
+        in_config = cfg.pop("y_range")
+        if y_range is None:
+            y_range = in_config
+        elif in_config is not None:
+            check("tabular_learner", y_range=(y_range, Y_RANGE))
+            if [float(v) for v in in_config] != [float(v) for v in y_range]:
+                raise ParameterError(f"tabular_learner: y_range={tuple(y_range)!r} and config's y_range="
+                                     f"{tuple(in_config)!r} differ; give y_range once")
+    if body is None and "body" in cfg:
+        body = cfg.pop("body")
+    for key in _BUILT_IN:  # checked above to be what the net has built in
+        cfg.pop(key, None)
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe):
         raise ParameterError("tabular_learner: dls must come from Tabular.dataloaders(...) (their recipe carries "
@@ -549,7 +632,6 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
     n_out = dls.c if n_out is None else n_out
     if not n_out:
         raise ParameterError("tabular_learner: could not tell the number of outputs from the data; pass n_out=.")
-    cfg = dict(config or {})
     if body is not None and not isinstance(body, nn.Module):
         if not callable(body):
             raise ParameterError(f"tabular_learner: body must be an nn.Module or a function that builds one, got "

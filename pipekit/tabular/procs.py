@@ -29,7 +29,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, ParameterError, warn
-from pipekit.core.validate import Interval, Is, Options, check_state, finite_number
+from pipekit.core.validate import Interval, Is, Options, check_state, finite_number, plain_number
 from pipekit.data.transform import as_list
 # the vocabulary type is the data layer's; it is also importable from here, where the tabular classes are built
 from pipekit.data.vocab import CategoryMap as CategoryMap, NA_TOKEN as NA_TOKEN, ValueCodes as ValueCodes, one_value
@@ -213,6 +213,65 @@ _COLUMN_NAMES = Is(lambda v: isinstance(v, list) and all(isinstance(c, str) for 
                    "a list of distinct column names")
 
 
+class FillStrategy:
+    """fastai's names of :class:`FillMissing`'s strategies, for ``FillMissing(fill_strategy=FillStrategy.mode)`` as
+    fastai writes it (``FillMissing(strategy="mode")`` in pipekit's words); each is pipekit's name of the strategy.
+
+    - ``median``: the median of the training rows' finite values.
+    - ``mode``: the most frequent of the training rows' finite values; of values tied for most frequent, the
+      smallest (fastai takes the tied value pandas counts first, the one seen first in the training rows).
+    - ``constant``: ``fill_value`` (fastai's ``fill_vals``).
+
+    >>> FillStrategy.mode, FillMissing(fill_strategy=FillStrategy.mode)
+    ('mode', FillMissing(strategy='mode'))
+    """
+
+    median = "median"
+    mode = "mode"
+    constant = "constant"
+
+
+def _fill_number(v: Any) -> bool:
+    return Interval().accepts(v)
+
+
+def _fastai_fill_args(strategy: Any, fill_value: Any, given: dict[str, Any]) -> tuple[Any, Any]:
+    """``(strategy, fill_value)`` of a ``FillMissing`` given fastai's keywords ``fill_strategy`` and ``fill_vals``
+    (``given``); each of them given with pipekit's own name too, with another value, is refused, as is any other
+    keyword."""
+    unknown = [k for k in given if k not in ("fill_strategy", "fill_vals")]
+    if unknown:
+        from pipekit.core.validate import check_arguments
+
+        check_arguments("FillMissing", given, ["strategy", "fill_value", "add_col", "fill_strategy", "fill_vals"])
+    if "fill_strategy" in given:
+        named = given["fill_strategy"]
+        if not isinstance(named, str):  # fastai's FillStrategy members are functions; a function is not run here
+            name = getattr(named, "__name__", None)
+            known = name in ("median", "mode", "constant")
+            raise ParameterError(f"FillMissing: fill_strategy={name or repr(named)[:60]} is not accepted; pipekit "
+                                 "fills with one of its strategies, FillStrategy.median, FillStrategy.mode or "
+                                 "FillStrategy.constant (pipekit's FillStrategy, from pipekit.tabular.all), not a "
+                                 "function" + (f"; this one is fastai's FillStrategy.{name}: pass pipekit's, or "
+                                               f"strategy={name!r}" if known else ""))
+        if strategy != "median" and strategy != named:
+            raise ParameterError(f"FillMissing: strategy={strategy!r} and fill_strategy={named!r} are one argument "
+                                 "(fill_strategy is fastai's name of strategy); give one of them")
+        strategy = named
+    if "fill_vals" in given:
+        vals = given["fill_vals"]
+        if vals is not None:
+            default = getattr(vals, "default_factory", None)
+            if default is not None and default() != 0:
+                raise ParameterError(f"FillMissing: fill_vals is a defaultdict of default {default()!r}; pipekit fills "
+                                     "a column fill_vals does not name with 0: give each column's value in a dict")
+            if fill_value != 0.0 and fill_value != vals:
+                raise ParameterError(f"FillMissing: fill_value={fill_value!r} and fill_vals={vals!r} are one argument "
+                                     "(fill_vals is fastai's name of fill_value); give one of them")
+            fill_value = dict(vals) if isinstance(vals, Mapping) else vals
+    return strategy, fill_value
+
+
 class FillMissing(TabularProc):
     """Fill missing continuous values with a train statistic and flag them in ``<col>_na`` columns.
 
@@ -221,6 +280,11 @@ class FillMissing(TabularProc):
     an empty cell). Columns with missing values in the training rows get a boolean ``<col>_na`` column,
     which is added to the categorical columns. A column that had no missing values in training but has
     some later is filled all the same, with a warning.
+
+    ``strategy``: ``"median"``, ``"mode"`` or ``"constant"`` (see :class:`FillStrategy`). ``fill_value``: what
+    ``"constant"`` fills with, one number for every column or a ``{column: number}`` dict (a column it does not name
+    is filled with 0, fastai's default ``fill_vals``). fastai's keywords are taken too: ``fill_strategy=`` (a
+    :class:`FillStrategy` member) for ``strategy``, ``fill_vals=`` for ``fill_value``.
 
     Example:
         >>> import polars as pl
@@ -233,15 +297,29 @@ class FillMissing(TabularProc):
     """
 
     order = 0
-    param_constraints = {"strategy": Options("median", "mode", "constant"), "fill_value": Interval(),
+    param_constraints = {"strategy": Options("median", "mode", "constant"),
+                         "fill_value": Is(lambda v: _fill_number(v) or isinstance(v, dict) and all(
+                             isinstance(k, str) and _fill_number(x) for k, x in v.items()),
+                             "a number, or a {column: number} dict"),
                          "add_col": Options(True, False)}
     columns_: list[str]
     fill_values_: dict[str, float]
     na_columns_: list[str]
 
-    def __init__(self, strategy: str = "median", fill_value: float = 0.0, add_col: bool = True) -> None:
+    def __init__(self, strategy: str = "median", fill_value: float | Mapping[str, float] = 0.0, add_col: bool = True,
+                 **fastai: Any) -> None:
+        if fastai:
+            strategy, fill_value = _fastai_fill_args(strategy, fill_value, fastai)
+        if isinstance(fill_value, Mapping):  # stored as a plain dict of plain numbers (a file holds it so)
+            fill_value = {k: plain_number(v) for k, v in fill_value.items()}
         self.strategy, self.fill_value, self.add_col = strategy, fill_value, add_col
         self.check_params()
+
+    def _constant(self, c: str) -> float:
+        """What ``"constant"`` fills column ``c`` with."""
+        if isinstance(self.fill_value, dict):
+            return float(self.fill_value.get(c, 0.0))
+        return float(self.fill_value)
 
     def _stat(self, c: str, train: pl.Expr, floats: bool = True) -> pl.Expr:
         x = pl.col(c).filter(train & pl.col(c).is_finite() if floats else train)  # integers are finite or null
@@ -250,10 +328,17 @@ class FillMissing(TabularProc):
         if self.strategy == "mode":
             # Ties broken by the smallest value so the result is deterministic.
             return x.drop_nulls().mode().min().alias(c)
-        return pl.lit(float(self.fill_value), dtype=pl.Float64).alias(c)
+        return pl.lit(self._constant(c), dtype=pl.Float64).alias(c)
 
     def setup(self, frame: Frame, train: pl.Expr, names: ColumnNames) -> None:
         cols = list(names.cont_names)
+        if isinstance(self.fill_value, dict):
+            unknown = [k for k in self.fill_value if k not in cols]
+            if unknown:
+                from pipekit.core.validate import unknown_names
+
+                raise ParameterError(f"FillMissing: fill_value names {unknown}, which are not continuous columns; "
+                                     f"{unknown_names(unknown, cols, 'continuous columns')}")
         self.columns_ = cols
         if not cols:
             self.fill_values_, self.na_columns_ = {}, []

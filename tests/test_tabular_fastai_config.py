@@ -1,0 +1,215 @@
+"""fastai's tabular tutorial and Rossmann example as written: ``tabular_config``, a ``y_range`` inside ``config``,
+``dls.c = 1``, and fastai's spellings of TabularPandas, FillMissing and ``to.dataloaders`` arguments."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+import torch
+from torch import nn
+
+from pipekit.core.errors import ParameterError
+from pipekit.datasets import path
+from pipekit.learn import MSELossFlat, exp_rmspe
+from pipekit.tabular import Categorify, FillMissing, Normalize, TabularPandas, add_datepart, tabular_learner
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CAT = ["workclass", "education", "occupation"]
+CONT = ["age", "fnlwgt", "education-num"]  # education-num has blanks: FillMissing fills and flags them
+
+
+@pytest.fixture(scope="module")
+def adult() -> pd.DataFrame:
+    return pd.read_csv(path("adult_sample") / "adult.csv", skipinitialspace=True).head(3000)
+
+
+@pytest.fixture(scope="module")
+def ross() -> pd.DataFrame:
+    """The Rossmann example's frame: log sales of open days, the date's parts added."""
+    df = pd.read_csv(path("rossmann_sample") / "train.csv", low_memory=False, nrows=4000)
+    df = df[df.Sales > 0].head(1500).reset_index(drop=True)
+    df["Sales"] = np.log(df["Sales"].astype(float))
+    return add_datepart(df, "Date", drop=False)
+
+
+def adult_table(df: pd.DataFrame, procs=(Categorify, FillMissing, Normalize), **kwargs):
+    return TabularPandas(df, list(procs), CAT, CONT, y_names="salary",
+                         splits=(list(range(2500)), list(range(2500, 3000))), **kwargs)
+
+
+def ross_dls(ross: pd.DataFrame):
+    to = TabularPandas(ross, [Categorify, FillMissing, Normalize], ["Store", "DayOfWeek", "Promo", "StateHoliday"],
+                       ["Customers", "Day"], y_names="Sales", splits=(list(range(1200)), list(range(1200, 1500))))
+    return to.dataloaders(bs=512)
+
+
+def test_the_rossmann_example_with_tabular_config_trains_and_stays_in_y_range(ross, tmp_path):
+    from pipekit.tabular import tabular_config
+
+    to = TabularPandas(ross, [Categorify, FillMissing, Normalize], ["Store", "DayOfWeek", "Promo", "StateHoliday"],
+                       ["Customers", "Day"], y_names="Sales", splits=(list(range(1200)), list(range(1200, 1500))))
+    dls = to.dataloaders(bs=512, path=tmp_path)
+    dls.c = 1
+    y_range = (0.0, float(np.log(1.2) + ross.Sales.max()))
+    torch.manual_seed(0)
+    learn = tabular_learner(dls, layers=[1000, 500], loss_func=MSELossFlat(),
+                            config=tabular_config(ps=[0.001, 0.01], embed_p=0.04, y_range=y_range), metrics=exp_rmspe)
+    model = learn.model
+    assert model.y_range == y_range and model.emb_drop.p == 0.04
+    assert [m.p for m in model.layers if isinstance(m, nn.Dropout)] == [0.001, 0.01]
+    assert model.layers[-1].out_features == 1
+    learn.fit(1, 1e-3)  # three training batches
+    preds, targs = learn.get_preds()
+    assert preds.shape == (300, 1) and np.isfinite(learn.recorder.values[-1]).all()
+    assert bool(((preds > y_range[0]) & (preds < y_range[1])).all())
+    # the net is the one fastai's tabular_config asks for: ReLU hidden blocks, linear layer first
+    assert [type(m).__name__ for m in model.layers][:5] == ["Linear", "ReLU", "BatchNorm1d", "Dropout", "Linear"]
+
+
+def test_a_y_range_in_a_plain_config_dict_is_used_and_the_dict_is_left_as_it_is(ross):
+    dls = ross_dls(ross)
+    config = {"y_range": (6.0, 11.0), "ps": 0.1}
+    learn = tabular_learner(dls, layers=[20, 10], config=config)
+    assert learn.model.y_range == (6.0, 11.0)
+    assert config == {"y_range": (6.0, 11.0), "ps": 0.1}
+    assert [m.p for m in learn.model.layers if isinstance(m, nn.Dropout)] == [0.1, 0.1]
+    # given twice: the same range is fine, two ranges are refused by name
+    assert tabular_learner(dls, layers=[20], config=config, y_range=[6, 11]).model.y_range == (6.0, 11.0)
+    with pytest.raises(ParameterError, match=r"y_range=\(0, 12\) and config's y_range=\(6.0, 11.0\) differ"):
+        tabular_learner(dls, layers=[20], config=config, y_range=(0, 12))
+
+
+def test_unknown_and_unsupported_config_keys_are_refused_by_name(ross):
+    from pipekit.tabular import tabular_config
+
+    dls = ross_dls(ross)
+    with pytest.raises(ParameterError, match=r"tabular_learner: config has unknown key\(s\) \['p'\]; did you mean "
+                                             r"'ps'\? The accepted keys are \['ps', 'embed_p', 'y_range', 'use_bn', "
+                                             r"'bn_final', 'bn_cont', 'body', 'act_cls', 'lin_first'\]"):
+        tabular_learner(dls, layers=[20], config=dict(p=0.1))
+    with pytest.raises(ParameterError, match=r"tabular_config: config has unknown key\(s\) \['drop'\]"):
+        tabular_config(drop=0.1)
+    with pytest.raises(ParameterError, match=r"tabular_config: config.embed_p=1.5 is not accepted"):
+        tabular_config(embed_p=1.5)
+    # fastai's default activation and order are pipekit's net: accepted, the same modules
+    torch.manual_seed(0)
+    plain = tabular_learner(dls, layers=[20, 10]).model
+    for relu in (nn.ReLU(inplace=True), nn.ReLU(), nn.ReLU):
+        same = tabular_learner(dls, layers=[20, 10], config=tabular_config(act_cls=relu, lin_first=True)).model
+        assert repr(same) == repr(plain)
+    # another activation, or fastai's other order, is not built: refused with the reason and what to do
+    with pytest.raises(ParameterError, match=r"config.act_cls=Mish\(\) is not built by pipekit's TabularModel, "
+                                             r"whose hidden blocks use a ReLU.*body="):
+        tabular_learner(dls, layers=[20], config=dict(act_cls=nn.Mish()))
+    with pytest.raises(ParameterError, match=r"tabular_config: config.act_cls=<class 'torch.nn.modules.activation"
+                                             r".GELU'> is not built"):
+        tabular_config(act_cls=nn.GELU)
+    with pytest.raises(ParameterError, match=r"config.lin_first=False is not built by pipekit's TabularModel, whose "
+                                             r"hidden blocks are Linear, ReLU, BatchNorm1d, Dropout"):
+        tabular_learner(dls, layers=[20], config=dict(lin_first=False))
+    with pytest.raises(ParameterError, match=r"config must be a dict of TabularModel options"):
+        tabular_learner(dls, layers=[20], config=[("ps", 0.1)])
+
+
+def test_dls_c_takes_the_size_it_has_and_refuses_another(ross, adult):
+    dls = ross_dls(ross)
+    dls.c = 1  # the Rossmann notebook's line: a regression target has size 1
+    assert dls.c == 1 and tabular_learner(dls, layers=[8]).model.layers[-1].out_features == 1
+    dls.c = np.int64(1)
+    with pytest.raises(ParameterError, match=r"dls.c = 2: these loaders have a target \(RegressionBlock\) of size "
+                                             r"1, .* pass n_out=2 to the learner"):
+        dls.c = 2
+    with pytest.raises(ParameterError, match=r"dls.c = True"):
+        dls.c = True
+    cls_dls = adult_table(adult).dataloaders(bs=64)
+    cls_dls.c = 2
+    with pytest.raises(ParameterError, match=r"of size 2, .*n_out=3"):
+        cls_dls.c = 3
+    assert cls_dls.c == 2 and tabular_learner(cls_dls, layers=[8]).model.layers[-1].out_features == 2
+
+
+def test_tabular_pandas_takes_fastais_inplace_reduce_memory_and_do_setup(adult):
+    before = adult.copy()
+    plain = adult_table(adult)
+    for kwargs in ({"inplace": True}, {"inplace": False}, {"reduce_memory": True}, {"reduce_memory": False},
+                   {"do_setup": True}, {"inplace": True, "reduce_memory": True, "do_setup": True}):
+        to = adult_table(adult, **kwargs)
+        assert to.items.equals(plain.items), kwargs
+        assert to.train_idx.tolist() == plain.train_idx.tolist()
+    pd.testing.assert_frame_equal(adult, before)  # the user's frame is never changed
+    # what reduce_memory asks for is what the processed table holds: codes in small integers, numbers as Float32
+    assert plain.items.schema["workclass"] == pl.Int8 and plain.items.schema["age"] == pl.Float32
+    with pytest.raises(ParameterError, match=r"do_setup=False .* to.new\(df\)"):
+        adult_table(adult, do_setup=False)
+    with pytest.raises(ParameterError, match=r"Tabular: inplace='yes' is not accepted; expected True or False"):
+        adult_table(adult, inplace="yes")
+
+
+def test_fillmissing_takes_fastais_fill_strategy_and_fill_vals(adult):
+    from pipekit.tabular import FillStrategy
+
+    def processed(fill):
+        return adult_table(adult, procs=(Categorify, fill, Normalize)).items
+
+    def median(c, fill):  # fastai's FillStrategy.median, a function of the column
+        return c.median()
+
+    assert processed(FillMissing(fill_strategy=FillStrategy.median)).equals(processed(FillMissing(strategy="median")))
+    assert processed(FillMissing(fill_strategy=FillStrategy.mode)).equals(processed(FillMissing(strategy="mode")))
+    assert not processed(FillMissing(strategy="mode")).equals(processed(FillMissing(strategy="median")))
+    assert processed(FillMissing(FillStrategy.constant, fill_vals={"education-num": -3.0}, add_col=False)).equals(
+        processed(FillMissing(strategy="constant", fill_value=-3.0, add_col=False)))
+    # fastai's default fill_vals (a defaultdict of int) fills every column with 0, as pipekit's fill_value=0
+    assert processed(FillMissing(fill_strategy=FillStrategy.constant, fill_vals=defaultdict(int))).equals(
+        processed(FillMissing(strategy="constant")))
+    to = adult_table(adult, procs=(Categorify, FillMissing(FillStrategy.constant, fill_vals={"education-num": -3.0}),
+                                   Normalize))
+    assert to.fill_missing.na_dict == {"education-num": -3.0} and to.fill_missing.fill_strategy == "constant"
+    fm = FillMissing(fill_strategy=FillStrategy.constant, fill_vals={"age": 1.0})
+    assert fm.clone().fill_value == {"age": 1.0} and repr(fm) == "FillMissing(strategy='constant', fill_value={'age': 1.0})"
+    with pytest.raises(ParameterError, match=r"fill_value names \['agee'\], which are not continuous columns; did "
+                                             r"you mean 'age'"):
+        processed(FillMissing(FillStrategy.constant, fill_vals={"agee": 1.0}))
+    with pytest.raises(ParameterError, match=r"fill_strategy=median is not accepted; .*this one is fastai's "
+                                             r"FillStrategy.median: pass pipekit's, or strategy='median'"):
+        FillMissing(fill_strategy=median)
+    with pytest.raises(ParameterError, match=r"strategy='mode' and fill_strategy='constant' are one argument"):
+        FillMissing(strategy="mode", fill_strategy=FillStrategy.constant)
+    with pytest.raises(ParameterError, match=r"FillMissing: unknown argument\(s\) \['fill_val'\]; did you mean "
+                                             r"'fill_vals'"):
+        FillMissing(fill_val={"age": 1.0})
+    with pytest.raises(ParameterError, match=r"defaultdict of default 5"):
+        FillMissing(fill_vals=defaultdict(lambda: 5))
+
+
+def test_fillstrategy_mode_fills_with_the_most_frequent_training_value(adult):
+    from pipekit.tabular import FillStrategy
+
+    to = adult_table(adult, procs=(Categorify, FillMissing(fill_strategy=FillStrategy.mode), Normalize))
+    train = adult.iloc[:2500]["education-num"]
+    mode = train.dropna().value_counts().idxmax()  # fastai's FillStrategy.mode
+    assert mode != train.median()  # 9 against 10: the two strategies differ here
+    assert to.fill_missing.na_dict == {"education-num": mode}
+    # every blank, Normalize undone, holds the mode
+    blank = adult["education-num"].isna().to_numpy()
+    norm = to.normalize
+    raw = to.items["education-num"].to_numpy()[blank] * norm.stds_["education-num"] + norm.means_["education-num"]
+    assert blank.sum() > 20 and np.allclose(raw, mode, atol=1e-4)
+
+
+def test_to_dataloaders_takes_shuffle_train(adult):
+    to = adult_table(adult)
+    fixed = to.dataloaders(bs=64, shuffle_train=False, seed=0)
+    assert fixed.train.shuffle is False
+    first = [b[0] for b in fixed.train][:2]
+    again = [b[0] for b in fixed.train][:2]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    plain = to.dataloaders(bs=64, shuffle=False, seed=0)
+    assert torch.equal(next(iter(plain.train))[0], first[0])
+    assert to.dataloaders(bs=64, shuffle_train=True).train.shuffle is True
+    with pytest.raises(ParameterError, match=r"shuffle=False and shuffle_train=True are one argument"):
+        to.dataloaders(bs=64, shuffle=False, shuffle_train=True)
