@@ -213,3 +213,14 @@ def test_to_dataloaders_takes_shuffle_train(adult):
     assert to.dataloaders(bs=64, shuffle_train=True).train.shuffle is True
     with pytest.raises(ParameterError, match=r"shuffle=False and shuffle_train=True are one argument"):
         to.dataloaders(bs=64, shuffle=False, shuffle_train=True)
+    # TabularDataLoaders.from_df takes it too (fastai's tabular tutorial passes DataLoaders' keywords through)
+    import pandas as pd
+
+    from pipekit.tabular import TabularDataLoaders
+
+    df = pd.read_csv(path("adult_sample") / "adult.csv", nrows=300)
+    dls = TabularDataLoaders.from_df(df, cat_names=["workclass"], cont_names=["age"], y_names="salary",
+                                     shuffle_train=False, seed=0)
+    assert dls.train.shuffle is False
+    with pytest.raises(ParameterError, match=r"TabularDataLoaders.from_df: shuffle=False and shuffle_train=True"):
+        TabularDataLoaders.from_df(df, y_names="salary", shuffle=False, shuffle_train=True)

@@ -399,6 +399,22 @@ def bs_or_batch_size(who: str, bs: Any, batch_size: Any, default: int = 64) -> A
     return batch_size
 
 
+def shuffle_or_shuffle_train(who: str, shuffle: Any, shuffle_train: Any) -> Any:
+    """Whether to shuffle the training batches, given as ``shuffle`` or as fastai's older ``shuffle_train`` (None:
+    not given). Both, with different values, are refused; ``shuffle`` at its default (True) counts as not given.
+
+    >>> shuffle_or_shuffle_train("Tabular.dataloaders", True, False), shuffle_or_shuffle_train("x", False, None)
+    (False, False)
+    """
+    if shuffle_train is None:
+        return shuffle
+    check(who, shuffle_train=(shuffle_train, Is(lambda v: isinstance(v, bool), "True or False")))
+    if shuffle is not True and shuffle != shuffle_train:
+        raise ParameterError(f"{who}: shuffle={shuffle!r} and shuffle_train={shuffle_train!r} are one argument "
+                             "(shuffle_train is fastai's older name of shuffle); give one of them")
+    return shuffle_train
+
+
 def check_positive_int(owner: str, name: str, value: Any) -> int:
     """A positive whole number (batch sizes, epochs, counts), returned as ``int``."""
     if not Interval(1, None, integer=True).accepts(value):

@@ -1303,18 +1303,11 @@ class Tabular(_FittedNames):
         learner built on them saves and exports (``dls.path``; the course's ``to.dataloaders(path='.')``).
         ``batch_size`` is ``bs`` under PyTorch's and fastai's name, ``shuffle_train`` ``shuffle`` under fastai's
         older name."""
-        from pipekit.core.validate import bs_or_batch_size
+        from pipekit.core.validate import bs_or_batch_size, shuffle_or_shuffle_train
         from pipekit.tabular.loaders import tabular_dataloaders
 
         bs = bs_or_batch_size("Tabular.dataloaders", bs, batch_size)
-        if shuffle_train is not None:
-            check("Tabular.dataloaders", shuffle_train=(shuffle_train, Is(lambda v: isinstance(v, bool),
-                                                                          "True or False")))
-            if shuffle is not True and shuffle != shuffle_train:
-                raise ParameterError(f"Tabular.dataloaders: shuffle={shuffle!r} and shuffle_train={shuffle_train!r} "
-                                     "are one argument (shuffle_train is fastai's older name of shuffle); give one "
-                                     "of them")
-            shuffle = shuffle_train
+        shuffle = shuffle_or_shuffle_train("Tabular.dataloaders", shuffle, shuffle_train)
 
         check("Tabular.dataloaders", path=(path, Is(lambda p: isinstance(p, (str, os.PathLike)), "a folder (str or "
                                                                                                   "Path)")))

@@ -25,7 +25,7 @@ import torch
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError
 from pipekit.core.validate import (Interval, Is, argument_names, bs_or_batch_size, check, check_arguments,
-                                   is_pandas)
+                                   is_pandas, shuffle_or_shuffle_train)
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
 from pipekit.data.items import check_unique_columns, table_kind
@@ -260,7 +260,7 @@ class TabularDataLoaders:
                 valid_idx: Sequence[int] | None = None, valid_pct: float = 0.2, seed: int | None = None,
                 bs: int = 64, val_bs: int | None = None, shuffle: bool = True, device: Any = None,
                 num_workers: int | None = None, skipinitialspace: bool = False, batch_size: int | None = None,
-                **kwargs: Any) -> DataLoaders:
+                shuffle_train: bool | None = None, **kwargs: Any) -> DataLoaders:
         """A table (Polars, pandas, Arrow or a path) with categorical ``cat_names``, continuous ``cont_names``
         (None: every numeric column not named as categorical or target, by a pandas frame's own types) and target
         ``y_names``; the rows at ``valid_idx`` are the validation set, else a random ``valid_pct`` (with ``seed``,
@@ -269,13 +269,15 @@ class TabularDataLoaders:
         ``skipinitialspace`` drops the spaces after each comma in the text values of a CSV file (and in its header's
         names), ``df`` and the new files ``dls.test_dl`` and ``dls.tabular.new`` read alike. Of a pandas frame only
         the columns named are converted, as ``Tabular`` converts them. ``batch_size`` is PyTorch's and fastai's name
-        of ``bs``; any other keyword is refused, naming the close ones.
+        of ``bs``, ``shuffle_train`` fastai's older name of ``shuffle``; any other keyword is refused, naming the
+        close ones.
 
         Built as ``Tabular(df, procs, cat_names, cont_names, y_names, y_block, splits=IndexSplitter(valid_idx)
         or RandomSplitter(valid_pct, seed), skipinitialspace).dataloaders(bs, ...)``.
         """
         check_arguments("TabularDataLoaders.from_df", kwargs, argument_names(TabularDataLoaders.from_df))
         bs = bs_or_batch_size("TabularDataLoaders.from_df", bs, batch_size)
+        shuffle = shuffle_or_shuffle_train("TabularDataLoaders.from_df", shuffle, shuffle_train)
         check("TabularDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")),
               skipinitialspace=(skipinitialspace, Is(lambda v: isinstance(v, bool), "True or False")))
         cats, ys = column_names(cat_names), column_names(y_names)
