@@ -466,15 +466,25 @@ class MultiCategorize(Transform):
     >>> row = torch.tensor(t.encode(pl.Series([["fish", "cat"]]))[0])
     >>> t.vocab_[torch.where(row == 1.)[0]], t.vocab_[row == 1.], t.decode(row)
     (['cat', 'fish'], ['cat', 'fish'], ['cat', 'fish'])
+
+    ``add_na=True`` puts a label ``'#na#'`` first in the vocab (column 0), which an item gets for each of its labels
+    that the training set (or the vocab given) lacks, and for a missing label list.
+
+    >>> t = MultiCategorize(add_na=True); t.setup(pl.Series([["cat", "dog"], ["fish"]])); t.vocab_
+    ['#na#', 'cat', 'dog', 'fish']
+    >>> t.encode(pl.Series([["dog", "owl"], []])).tolist()
+    [[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
     """
 
     order = 1
     vocab_: CategoryMap
 
-    def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None, encoded: bool = False):
+    def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None, encoded: bool = False,
+                 add_na: bool = False):
         _check_vocab("MultiCategorize", vocab)
         _check_encoded("MultiCategorize", vocab, encoded)
-        self.vocab, self.label_delim, self.encoded = vocab, label_delim, encoded
+        _check_multi_add_na("MultiCategorize", vocab, encoded, add_na)
+        self.vocab, self.label_delim, self.encoded, self.add_na = vocab, label_delim, encoded, add_na
 
     def _onehot(self, values: pl.Series) -> np.ndarray:
         """Items already one-hot encoded (``encoded=True``): a row of ``len(vocab)`` numbers each, 1 where the item
@@ -516,7 +526,7 @@ class MultiCategorize(Transform):
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The learned vocab read from a file must be what ``setup`` makes (see :func:`_check_vocab_state`)."""
-        _check_vocab_state(state, "MultiCategorize", self.vocab, True, empty_ok=True)
+        _check_vocab_state(state, "MultiCategorize", self.vocab, True, empty_ok=True, add_na=self.add_na)
         super().state_from_data(state)
         if isinstance(vars(self).get("vocab_"), list):
             self.vocab_ = CategoryMap(self.vocab_)
@@ -526,17 +536,25 @@ class MultiCategorize(Transform):
             self.vocab_ = CategoryMap(self.vocab or [])
             return
         flat = self._lists(values).explode().drop_nulls()
+        na = [NA_TOKEN] if self.add_na else []
+        if self.add_na and len(flat) and flat.dtype != pl.Utf8:
+            raise DataError(f"MultiCategoryBlock(add_na=True) takes text labels (its {NA_TOKEN!r} label is text), "
+                            f"and these are {flat.dtype}: make get_y return text (e.g. str(label)), or leave add_na out")
         if self.vocab is None:
             if not len(flat):  # nothing to learn: a model of no outputs (as one class is, in a single-label block)
                 raise DataError(f"MultiCategoryBlock: every one of the {len(values)} training items has an empty "
                                 "label list, so there are no labels to learn; check get_y (it should return each "
                                 "item's labels) or label_delim (it splits a text of labels)")
-            self.vocab_ = CategoryMap(sorted(flat.unique().to_list()))
+            self.vocab_ = CategoryMap(na + sorted(v for v in flat.unique().to_list() if v not in na))
             warn_near_labels(self.vocab_, "training labels")
+            return
+        if self.add_na:  # a label the vocab lacks is the '#na#' label
+            self.vocab_ = CategoryMap(na + [v for v in self.vocab if v != NA_TOKEN])
             return
         missing = sorted(set(flat.unique().to_list()) - set(self.vocab))
         if missing:
-            raise DataError(f"label(s) {missing[:10]} are not in the vocab you gave ({list(self.vocab)[:20]})")
+            raise DataError(f"label(s) {missing[:10]} are not in the vocab you gave ({list(self.vocab)[:20]}); add "
+                            f"them to it, or build with MultiCategoryBlock(add_na=True), which gives them {NA_TOKEN!r}")
         self.vocab_ = CategoryMap(self.vocab)
 
     def encode(self, values: pl.Series) -> np.ndarray:
@@ -549,11 +567,16 @@ class MultiCategorize(Transform):
         flat = lists.explode()
         flat = flat.filter(flat.is_not_null()) if len(flat) != lens.sum() else flat
         codes = label_codes(self.vocab_, flat)
+        if self.add_na:  # a label the training set lacks is the '#na#' label (column 0), as is a missing list
+            codes = codes.fill_null(0)
         if codes.null_count():
             i = int(codes.is_null().arg_true()[0])
-            raise DataError(f"label {flat[i]!r} (item {rows[i]}) is not in the training labels {self.vocab_[:20]}")
+            raise DataError(f"label {flat[i]!r} (item {rows[i]}) is not in the training labels {self.vocab_[:20]}; "
+                            f"MultiCategoryBlock(add_na=True) gives such a label the label {NA_TOKEN!r}")
         out = np.zeros((len(lists), len(self.vocab_)), dtype=np.float32)
         out[rows, codes.to_numpy()] = 1.0
+        if self.add_na:
+            out[lists.is_null().to_numpy(), 0] = 1.0
         return out
 
     def decode(self, value: Any) -> list:
@@ -568,18 +591,32 @@ class MultiCategoryBlock(TransformBlock):
     The labels of an item are a list (or text split at ``label_delim``); with ``encoded=True`` they come already
     one-hot, a row of ``len(vocab)`` numbers per item (a table with a 0/1 column per label: ``vocab`` names the
     columns, ``get_y`` reads them), as fastai's ``MultiCategoryBlock(encoded=True, vocab=...)``.
+
+    ``add_na=True`` (fastai's) puts a label ``'#na#'`` first in the vocab (the model's output 0). An item gets it for
+    each of its labels that the training set (or the vocab given) lacks, and for a missing label list, where those
+    would otherwise be refused (as ``CategoryBlock(add_na=True)`` does for one label; fastai refuses such labels).
     """
 
     loss_kind = "bce"
     param_attrs = {"vocab": "vocab_arg"}
 
-    def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None, encoded: bool = False):
+    def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None, encoded: bool = False,
+                 add_na: bool = False):
         _check_vocab("MultiCategoryBlock", vocab)
         _check_encoded("MultiCategoryBlock", vocab, encoded)
-        self.vocab_arg, self.label_delim, self.encoded = vocab, label_delim, encoded
+        _check_multi_add_na("MultiCategoryBlock", vocab, encoded, add_na)
+        self.vocab_arg, self.label_delim, self.encoded, self.add_na = vocab, label_delim, encoded, add_na
 
     def type_transforms(self) -> list[Transform]:
-        return [MultiCategorize(self.vocab_arg, self.label_delim, encoded=self.encoded)]
+        return [MultiCategorize(self.vocab_arg, self.label_delim, encoded=self.encoded, add_na=self.add_na)]
+
+
+def _check_multi_add_na(owner: str, vocab: Sequence[Any] | None, encoded: bool, add_na: bool) -> None:
+    _check_add_na(owner, vocab, add_na)
+    if add_na and encoded:
+        raise ParameterError(f"{owner}(encoded=True, add_na=True): the rows come one-hot already, a value per label "
+                             f"of the vocab, so there is no label the {NA_TOKEN!r} column could take; put "
+                             f"{NA_TOKEN!r} in vocab (and a column for it in the data), or leave add_na out")
 
 
 def _check_encoded(owner: str, vocab: Sequence[Any] | None, encoded: bool) -> None:

@@ -633,9 +633,16 @@ class DataBlock(Component):
                 tfms.append(t)
         return tfms + own
 
-    def datasets(self, source: Any, seed: int | None = None) -> Datasets:
+    def datasets(self, source: Any, seed: int | None = None, **kwargs: Any) -> Datasets:
         """Collect, split and encode the items of ``source`` (transforms fitted on the training rows). ``seed``
-        seeds a random splitter that has no seed of its own (else it draws from NumPy's global generator)."""
+        seeds a random splitter that has no seed of its own (else it draws from NumPy's global generator). Any other
+        keyword is refused, naming the close ones; fastai's ``verbose=True`` is refused naming
+        :meth:`summary`, which walks the steps and says what each gives."""
+        if "verbose" in kwargs:
+            raise ParameterError(f"DataBlock.datasets: verbose={kwargs['verbose']!r} is fastai's switch for printing "
+                                 "each step as the data is built, which pipekit's datasets does not take; "
+                                 "dblock.summary(source) walks every step and says what each gives. Leave verbose out")
+        check_arguments("DataBlock.datasets", kwargs, argument_names(DataBlock.datasets, but=("source",)))
         return self.clone()._fit(source, seed=seed)
 
     def dataloaders(self, source: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,

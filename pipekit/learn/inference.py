@@ -134,8 +134,9 @@ def _per_item(fn: Any) -> _PerItem:
 
 def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_input: bool = False,
               with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None, reorder: bool = True,
-              cbs: Cbs = None) -> tuple:
+              cbs: Cbs = None, with_targs: bool = True) -> tuple:
     """Predictions over a whole set (``learn.get_preds``): ``([inputs,] preds, targs[, decoded][, losses])``.
+    ``with_targs=False`` (fastai's) gives None in the place of ``targs``, the tuple keeping its length.
 
     ``preds`` are activated (softmax/sigmoid from the loss, or ``act``, applied to each batch's outputs) and
     ``decoded`` are the loss's decoding of them (class indices, token ids); ``targs`` is None without labels.
@@ -150,6 +151,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     ``targs[r, t]`` the token after ``inputs[r, t]``, and ``losses`` ``(bs, n_batches)``, the mean loss of
     each window of each stream. ``preds.argmax(-1) == targs`` averaged is the ``accuracy`` ``validate``
     reports (both count every token)."""
+    check("get_preds", with_targs=(with_targs, Is(lambda v: isinstance(v, bool), "True or False")))
     with learn._lock:  # the pass and its gathering callbacks on the learner, one call at a time
         dl = learn._get_dl(ds_idx, dl)
         check_finite_weights(learn.model, "get_preds")
@@ -201,6 +203,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
                 inv = np.argsort(order)
                 preds, targs, inputs, losses, decoded = (_reindex(v, inv) for v in (preds, targs, inputs, losses,
                                                                                      decoded))
+        targs = targs if with_targs else None
         out: list[Any] = [inputs, preds, targs] if with_input else [preds, targs]
         if with_decoded:
             out.append(decoded)
@@ -488,16 +491,22 @@ def _same_targets(a: Any, b: Any) -> bool:
 
 def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_n: int = 9,
                  path: str | os.PathLike | None = None, nrows: int | None = None, ncols: int | None = None,
-                 figsize: tuple[float, float] | None = None) -> Path | None:
+                 figsize: tuple[float, float] | None = None, shuffle: bool = False) -> Path | None:
     """``learn.show_results``: ``max_n`` items of a batch titled "actual / predicted" (PNG when headless), in
     ``nrows`` x ``ncols`` (either one) of ``figsize``, as ``show_batch``.
+
+    The batch is the loader's first, of its items in order (``shuffle=False``, the default, so each call shows the same
+    items); ``shuffle=True`` (fastai's default) shuffles the items before taking it, as the loader's seed draws them.
 
     The batch goes through the learner's callbacks as in ``get_preds`` (a recurrent model's state is reset and
     its ``(logits, raw_outputs, outputs)`` taken to the logits). A language model's batch is shown as fastai
     shows it: a row per window with the columns ``input``, ``target`` (the same tokens moved on by one) and
     ``pred`` (the most likely next token at each position); ``nrows`` limits the rows, the columns are fixed."""
     check_positive_int("show_results", "max_n", max_n)
+    check("show_results", shuffle=(shuffle, Is(lambda v: isinstance(v, bool), "True or False")))
     dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "show_results")
+    if shuffle != dl.shuffle:
+        dl = dl.new(shuffle=shuffle)
     streams = _streams(dl)
     if streams and ncols not in (None, 3):
         raise ParameterError(f"show_results: a language model's results are shown in 3 columns (input, target, "

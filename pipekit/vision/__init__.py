@@ -19,8 +19,9 @@ from pipekit.learn.interpret import SegmentationInterpretation  # fastai's name,
 from pipekit.vision.imagenet import IMAGENET_CATS, IMAGENET_DOGS, imagenet_labels, imagenet_predict
 from pipekit.vision.learner import (Dice, DiceMulti, ForegroundAcc, JaccardCoeff, PixelAccuracy, check_model_output,
                                     foreground_acc, load_body_weights, pixel_accuracy, unet_learner, vision_learner,
-                                    cnn_learner)
-from pipekit.vision.models import (LayerGrouped, ResBlock, ResNet, ResNetBody, UNet, XResNet, XResNetBody, create_body,
+                                    cnn_learner, create_cnn_model, create_vision_model)
+from pipekit.vision.models import (AdaptiveConcatPool2d, LayerGrouped, ResBlock, ResNet, ResNetBody, UNet, XResNet,
+                                   XResNetBody, create_body,
                                    create_head, resnet18, resnet34, resnet50, resnet101, resnet152, simple_cnn, unet,
                                    vision_model, xresnet18, xresnet34, xresnet50)
 from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
@@ -44,4 +45,5 @@ __all__ = [
     "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
     "IMAGENET_DOGS", "PILImage", "PILImageBW", "PILMask", "TensorImage", "TensorPoint", "TensorBBox", "XResNetBody", "LayerGrouped", "image2tensor",
     "ResNet", "ResNetBody", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "AdaptiveConcatPool2d", "create_vision_model", "create_cnn_model",
 ]

