@@ -45,6 +45,9 @@ __all__ = [
     "BalancedAccuracy", "MatthewsCorrCoef", "CohenKappa", "top_k_accuracy", "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "Precision", "Recall", "PrecisionMulti",
     "RecallMulti", "LogLoss", "accuracy", "error_rate", "accuracy_multi", "mae", "mse", "rmse",
     "rmspe", "exp_rmspe", "perplexity", "r2_score", "log_loss", "roc_auc", "TASKS", "PairedDifference", "paired_difference",
+    "AccumMetric", "skm_to_fastai", "FBeta", "Jaccard", "HammingLoss", "APScoreBinary", "BrierScore", "FBetaMulti",
+    "JaccardMulti", "HammingLossMulti", "APScoreMulti", "BrierScoreMulti", "MSLE", "msle", "ExplainedVariance",
+    "PearsonCorrCoef", "SpearmanCorrCoef",
 ]
 
 TASKS = ("classification", "regression")
@@ -367,6 +370,150 @@ class FuncMetric(MeanMetric):
         return float(fn(y_true, p, **kw))
 
 
+#: what ``AccumMetric`` applies to a model's outputs before its function sees them (fastai's ``ActivationType``)
+_ACCUM_ACTIVATIONS = ("no", "sigmoid", "softmax", "binarysoftmax")
+
+
+def _one_number(metric: Metric, v: Any) -> float:
+    """A metric function's answer as a float: a number, a 0-d (or one-value) tensor or array."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    a = np.asarray(v)
+    if a.dtype == object or a.size != 1:
+        raise ParameterError(f"metric {metric.name!r} returned {v!r:.60} ({type(v).__name__}, not one number): a metric "
+                             "function returns one number for the whole set (e.g. scipy's pearsonr(...)[0])")
+    return float(a.reshape(()))
+
+
+class AccumMetric(ArrayMetric):
+    """A function of every prediction and target of the set, computed once at the end of the pass (fastai's
+    ``AccumMetric``): what a Learner's metric is when its value is no mean of per-item values (a correlation, a
+    kappa, an AUC).
+
+    Each batch's outputs go through ``activation`` ('no', 'sigmoid', 'softmax' over ``dim_argmax``, or
+    'binarysoftmax': the softmax's last column, the positive class of two), else an arg-max over ``dim_argmax``
+    when it is given; then, with ``thresh``, ``pred >= thresh``. With ``flatten`` predictions and targets are
+    flattened (and must then be as many). ``to_np`` hands the function NumPy arrays (else tensors),
+    ``invert_arg`` calls it as ``func(targs, preds)`` (scikit-learn's order) instead of ``func(preds, targs)``,
+    and the other keyword arguments go to the function on every call. ``name`` is the recorder's column (default:
+    the function's name); a name of a loss or an error (``hamming_loss``, ``my_mse``) is better smaller, as for
+    :class:`FuncMetric`. ``metric(preds, targs)`` and ``score(y_true, y_pred)`` take outputs as a model gives them.
+
+    A file keeps it only when its function is registered (``pipekit.register(fn, kind="function")``) and no keyword
+    arguments are bound to it; otherwise an export leaves it out, as it leaves out a metric of a plain function.
+
+    >>> import torch
+    >>> from sklearn.metrics import cohen_kappa_score
+    >>> kappa = AccumMetric(cohen_kappa_score, dim_argmax=-1, to_np=True, invert_arg=True, weights="quadratic")
+    >>> kappa.name, float(kappa(torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]]),
+    ...                         torch.tensor([0, 1, 2])))
+    ('cohen_kappa_score', 1.0)
+    """
+
+    param_constraints = {
+        "func": Is(lambda f: callable(f) and not isinstance(f, type) and _positional_count(f, 2) == 2,
+                   "a function of the predictions and the targets of the whole set, func(preds, targs)"),
+        "dim_argmax": Interval(None, None, integer=True, none_ok=True),
+        "activation": Options(*_ACCUM_ACTIVATIONS, None),
+        "thresh": Interval(None, None, none_ok=True),
+        "to_np": Options(True, False), "invert_arg": Options(True, False), "flatten": Options(True, False),
+        "name": Is(lambda v: v is None or (isinstance(v, str) and v != ""), "None or a non-empty name"),
+    }
+    param_attrs = {"name": "_name"}  # ``name`` is the metric's property
+    #: a file's function is called on every pass: a registered function, never a class, getter or callback
+    ref_kinds = {"params.func": ("function",)}
+
+    def __init__(self, func: Callable[..., Any], dim_argmax: int | None = None, activation: str | None = "no",
+                 thresh: float | None = None, to_np: bool = False, invert_arg: bool = False, flatten: bool = True,
+                 name: str | None = None, **kwargs: Any):
+        # the function's keyword arguments are bound to it, so copies and reprs carry them
+        self.func = functools.partial(func, **kwargs) if kwargs else func
+        self.dim_argmax, self.activation, self.thresh = dim_argmax, activation, thresh  # type: ignore[misc]
+        self.to_np, self.invert_arg, self.flatten, self._name = to_np, invert_arg, flatten, name
+        self.check_params()
+        low = self.name.lower()
+        self.greater_is_better = low.endswith("score") or not _LOWER_IS_BETTER.search(low)  # type: ignore[misc]
+
+    @property
+    def name(self) -> str:
+        if self._name:
+            return self._name
+        fn = self.func.func if isinstance(self.func, functools.partial) else self.func
+        return str(getattr(fn, "__name__", type(fn).__name__))
+
+    def _activate(self, pred: Any) -> Any:
+        act = self.activation
+        if act in ("softmax", "binarysoftmax"):
+            pred = pred.float().softmax(-1 if self.dim_argmax is None else self.dim_argmax)
+            if act == "binarysoftmax":
+                pred = pred[:, -1]
+        elif act == "sigmoid":
+            pred = pred.float().sigmoid()
+        elif self.dim_argmax is not None:
+            pred = pred.argmax(self.dim_argmax)
+        return pred if self.thresh is None else pred >= self.thresh
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        if not hasattr(self, "_preds"):
+            self.reset()
+        if isinstance(targ, (tuple, list)):
+            raise ParameterError(f"{self.name} scores one target and these data have {len(targ)}; score each with a "
+                                 "metric function fn(pred, *targs)")
+        p, t = self._activate(pred.detach()), targ.detach()
+        if self.flatten:
+            p, t = p.reshape(-1), t.reshape(-1)
+            if len(p) != len(t):
+                raise ParameterError(
+                    f"{self.name}: {len(p)} predictions for {len(t)} targets once flattened (outputs "
+                    f"{tuple(pred.shape)}, targets {tuple(targ.shape)}): for class scores take the arg-max "
+                    "(dim_argmax=-1, or skm_to_fastai's is_class=True) or the positive class "
+                    "(activation='binarysoftmax'); for several values per item pass flatten=False")
+        self._preds.append(p.cpu())
+        self._targs.append(t.cpu())
+
+    @property
+    def value(self) -> float | None:
+        if not getattr(self, "_preds", None):
+            return None
+        torch = _torch()
+        p, t = torch.cat(self._preds), torch.cat(self._targs)
+        if self.to_np:
+            p, t = p.numpy(), t.numpy()
+        return _one_number(self, self.func(t, p) if self.invert_arg else self.func(p, t))
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        torch = _torch()
+        _check_not_empty(self, y_true, y_pred)
+        self.reset()
+        self.accumulate(*(v if hasattr(v, "detach") else torch.as_tensor(np.require(v, requirements="W"))
+                          for v in (y_pred, y_true)))
+        v = self.value
+        return float("nan") if v is None else v
+
+
+def skm_to_fastai(func: Callable[..., Any], is_class: bool = True, thresh: float | None = None, axis: int = -1,
+                  activation: str | None = None, **kwargs: Any) -> AccumMetric:
+    """A scikit-learn metric ``func(y_true, y_pred, **kwargs)`` as a Learner's metric (fastai's ``skm_to_fastai``):
+    an :class:`AccumMetric` given NumPy arrays in scikit-learn's order. ``is_class``: the outputs are class scores,
+    arg-maxed over ``axis`` (with ``thresh``: a sigmoid, then ``>= thresh``, for several labels per item);
+    ``activation`` overrides that choice ('no', 'sigmoid', 'softmax', 'binarysoftmax'). Other keyword arguments
+    (``flatten=False``, ``name=``, or the function's own, such as ``average='macro'``) go to AccumMetric.
+
+    >>> import torch
+    >>> from sklearn.metrics import cohen_kappa_score, r2_score
+    >>> preds, targs = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1, 0, 0])
+    >>> round(float(skm_to_fastai(cohen_kappa_score)(preds, targs)), 4)
+    0.5
+    >>> skm_to_fastai(r2_score, is_class=False).name
+    'r2_score'
+    """
+    dim_argmax = axis if is_class and thresh is None else None
+    if activation is None:
+        activation = "sigmoid" if is_class and thresh is not None else "no"
+    return AccumMetric(func, dim_argmax=dim_argmax, activation=activation, thresh=thresh, to_np=True,
+                       invert_arg=True, **kwargs)
+
+
 # ---------------------------------------------------------------------------------------- the metrics
 class Accuracy(MeanMetric):
     """Share of items whose arg-max prediction is the target."""
@@ -521,6 +668,78 @@ class R2Score(ArrayMetric):
         return r2_score(y_true, y_pred)
 
 
+class MSLE(MeanMetric):
+    """Mean squared logarithmic error: the mean of ``(log(1 + pred) - log(1 + targ)) ** 2`` (fastai's ``msle``;
+    scikit-learn's ``mean_squared_log_error``), for positive targets whose relative error matters.
+
+    >>> import torch
+    >>> round(float(msle(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0]))), 4)
+    0.2402
+    """
+
+    greater_is_better, task, metric_name = False, "regression", "msle"
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        return (pred.reshape(-1).double().log1p() - targ.reshape(-1).double().log1p()) ** 2
+
+
+class ExplainedVariance(ArrayMetric):
+    """Explained variance (scikit-learn's ``explained_variance_score``): ``1 - var(targ - pred) / var(targ)``, like
+    R2 but blind to a constant offset of the predictions.
+
+    >>> import torch
+    >>> float(ExplainedVariance()(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 2.0, 3.0])))
+    1.0
+    """
+
+    task, metric_name, aliases = "regression", "explained_variance_score", ("explained_variance",)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import explained_variance_score
+
+        return explained_variance_score(y_true, y_pred)
+
+
+class PearsonCorrCoef(ArrayMetric):
+    """Pearson correlation of the predictions with the targets, every value pooled (scipy's ``pearsonr``); NaN
+    with scipy's warning when either is constant.
+
+    >>> import torch
+    >>> round(float(PearsonCorrCoef()(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 2.0, 3.0]))), 4)
+    0.982
+    """
+
+    task, metric_name, aliases = "regression", "pearsonr", ("pearson",)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from scipy.stats import pearsonr
+
+        return float(pearsonr(np.ravel(y_pred).astype(np.float64), np.ravel(y_true).astype(np.float64))[0])
+
+
+class SpearmanCorrCoef(ArrayMetric):
+    """Spearman rank correlation of the predictions with the targets, every value pooled (scipy's ``spearmanr``);
+    ``nan_policy`` as in scipy ('propagate', 'raise' or 'omit').
+
+    >>> import torch
+    >>> float(SpearmanCorrCoef()(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 2.0, 3.0])))
+    1.0
+    """
+
+    task, metric_name, aliases = "regression", "spearmanr", ("spearman",)
+    param_constraints = {"nan_policy": Options("propagate", "raise", "omit")}
+
+    def __init__(self, nan_policy: str = "propagate"):
+        self.nan_policy = nan_policy
+        self.check_params()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from scipy.stats import spearmanr
+
+        return float(spearmanr(np.ravel(y_pred).astype(np.float64), np.ravel(y_true).astype(np.float64),
+                               nan_policy=self.nan_policy)[0])
+
+
 class _ArgmaxScore(ArrayMetric):
     """A scikit-learn score (``sk_name`` in ``sklearn.metrics``) of arg-max predictions, with ``sk_kwargs``."""
 
@@ -555,6 +774,8 @@ class _LabelScore(_ArgmaxScore):
     abstract = True
     param_constraints = {"average": Options("binary", "macro", "micro", "weighted"),
                          "pos_label": Interval(0, None, integer=True)}
+    #: whether ``get_metric`` knows it by name with an average ("f1_macro"): not a score that needs a parameter
+    named: ClassVar[bool] = True
 
     def __init__(self, average: str = "binary", pos_label: int = 1):
         self.average, self.pos_label = average, pos_label
@@ -564,9 +785,9 @@ class _LabelScore(_ArgmaxScore):
         n_classes = y_pred.shape[1] if y_pred.ndim == 2 else len(np.union1d(np.unique(y_true), np.unique(labels)))
         if self.average == "binary" and n_classes > 2:
             base = self.name.removesuffix("_score")
+            by_name = f" (by name: '{base}_macro', '{base}_micro' or '{base}_weighted')" if self.named else ""
             raise ParameterError(f"{self.name} with average='binary' scores class 1 of a two-class model and this "
-                                 f"one has {n_classes} classes: pass average='macro', 'micro' or 'weighted' (by "
-                                 f"name: '{base}_macro', '{base}_micro' or '{base}_weighted')")
+                                 f"one has {n_classes} classes: pass average='macro', 'micro' or 'weighted'{by_name}")
         if self.average == "binary" and self.pos_label >= n_classes:
             raise ParameterError(f"{self.name}: pos_label={self.pos_label} is not a class of this {n_classes}-class "
                                  f"model; give the index of the class to score (0 to {n_classes - 1})")
@@ -660,6 +881,56 @@ class CohenKappa(_ArgmaxScore):
         return {"weights": self.weights}
 
 
+class FBeta(_LabelScore):
+    """F-beta on arg-max predictions (scikit-learn's ``fbeta_score``): recall counts ``beta`` times as much as
+    precision (``beta=1`` is F1); ``average`` and ``pos_label`` as in :class:`F1Score`.
+
+    >>> import torch
+    >>> round(float(FBeta(2)(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0]))), 4)
+    0.8333
+    """
+
+    metric_name = sk_name = "fbeta_score"
+    multi_label_instead = "FBetaMulti(beta) (a sigmoid, then a threshold)"
+    param_constraints = {**_LabelScore.param_constraints, "beta": Interval(0, None, closed="neither")}
+    named = False
+
+    def __init__(self, beta: float, average: str = "binary", pos_label: int = 1):
+        self.beta = beta
+        super().__init__(average, pos_label)
+
+    def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        return {**super().sk_kwargs(y_true, y_pred, labels), "beta": self.beta}
+
+
+class Jaccard(_LabelScore):
+    """Jaccard index on arg-max predictions (scikit-learn's ``jaccard_score``): of the items predicted as a class
+    or of it, the share that are both; ``average`` and ``pos_label`` as in :class:`F1Score`.
+
+    >>> import torch
+    >>> float(Jaccard()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])))
+    0.5
+    """
+
+    metric_name = sk_name = "jaccard_score"
+    multi_label_instead = "JaccardMulti() (a sigmoid, then a threshold)"
+    aliases = ("jaccard",)
+
+
+class HammingLoss(_ArgmaxScore):
+    """Hamming loss on arg-max predictions (scikit-learn's ``hamming_loss``): the share of items predicted wrong,
+    which for one label per item is the error rate.
+
+    >>> import torch
+    >>> round(float(HammingLoss()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0]))), 4)
+    0.3333
+    """
+
+    greater_is_better = False
+    metric_name = sk_name = "hamming_loss"
+    multi_label_instead = "HammingLossMulti() (a sigmoid, then a threshold)"
+
+
 def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
     """The share of items whose target is among the ``k`` classes scored highest (fastai's ``top_k_accuracy``,
     a metric as it is: ``metrics=[accuracy, top_k_accuracy]``, or ``partial(top_k_accuracy, k=3)``).
@@ -712,14 +983,70 @@ class RocAucBinary(RocAuc):
     aliases = ("roc_auc_binary",)
 
     def _activate(self, pred: Any) -> Any:
-        p = pred.float()
-        return p.softmax(-1) if p.ndim == 2 and p.shape[1] > 1 else p.sigmoid()
+        return _class_probs(pred)
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         if y_pred.ndim == 2 and y_pred.shape[1] > 2:
             raise ParameterError(f"{self.name} scores a two-class model and this one gives {y_pred.shape[1]} scores "
                                  "per item: use RocAuc() (one-vs-rest) for several classes")
         return super().compute(y_true, y_pred)
+
+
+def _class_probs(pred: Any) -> Any:
+    """Class probabilities from a model's outputs: a softmax of several scores per item, a sigmoid of one."""
+    p = pred.float()
+    return p.softmax(-1) if p.ndim == 2 and p.shape[1] > 1 else p.sigmoid()
+
+
+class APScoreBinary(ArrayMetric):
+    """Average precision of a two-class model (scikit-learn's ``average_precision_score``): the area under the
+    precision-recall curve of the positive class's probability, from two scores per item (a softmax, then its
+    second column) or one logit (a sigmoid). A model of more classes is refused.
+
+    >>> import torch
+    >>> float(APScoreBinary()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]), torch.tensor([0, 1, 1])))
+    1.0
+    """
+
+    task, metric_name, aliases = "classification", "average_precision_score", ("average_precision",)
+    multi_label_instead = "APScoreMulti() (sigmoid probabilities)"
+
+    def _activate(self, pred: Any) -> Any:
+        return _class_probs(pred)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import average_precision_score
+
+        if y_pred.ndim == 2 and y_pred.shape[1] > 2:
+            raise ParameterError(f"{self.name} scores a two-class model and this one gives {y_pred.shape[1]} scores "
+                                 "per item: it takes the probability of class 1 of two")
+        return average_precision_score(y_true, y_pred[:, 1] if y_pred.ndim == 2 else y_pred)
+
+
+class BrierScore(ArrayMetric):
+    """Brier score of a classifier (scikit-learn's ``brier_score_loss``): the mean squared difference between the
+    predicted probabilities (a softmax of several scores per item, a sigmoid of one) and the 0/1 outcome. For two
+    classes it is that of class 1's probability (0 to 1); for more, the squares are summed over the classes (0 to
+    2), as scikit-learn scores several classes. fastai's ``BrierScore`` scores the arg-max labels instead, which
+    for two classes is the error rate; this one measures how well calibrated the probabilities are.
+
+    >>> import torch
+    >>> float(BrierScore()(torch.tensor([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1])))
+    0.25
+    """
+
+    greater_is_better, task, metric_name = False, "classification", "brier_score_loss"
+    multi_label_instead = "BrierScoreMulti() (sigmoid probabilities)"
+
+    def _activate(self, pred: Any) -> Any:
+        return _class_probs(pred)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import brier_score_loss
+
+        if y_pred.ndim == 2 and y_pred.shape[1] > 2:
+            return brier_score_loss(y_true, y_pred, labels=np.arange(y_pred.shape[1]))
+        return brier_score_loss(y_true, y_pred[:, 1] if y_pred.ndim == 2 else y_pred, pos_label=1)
 
 
 class RocAucMulti(ArrayMetric):
@@ -769,7 +1096,11 @@ class _LabelScoreMulti(ArrayMetric):
         import sklearn.metrics
 
         fn = getattr(sklearn.metrics, self.sk_name)
-        return fn(np.asarray(y_true) > 0.5, y_pred > self.thresh, average=self.average)
+        return fn(np.asarray(y_true) > 0.5, y_pred > self.thresh, **self.sk_kwargs())
+
+    def sk_kwargs(self) -> dict[str, Any]:
+        """The scikit-learn function's other arguments."""
+        return {"average": self.average}
 
 
 class F1ScoreMulti(_LabelScoreMulti):
@@ -815,6 +1146,116 @@ class RecallMulti(_LabelScoreMulti):
     aliases = ("recall_multi",)
 
 
+class FBetaMulti(_LabelScoreMulti):
+    """F-beta of a multi-label model (recall counts ``beta`` times as much as precision), labels thresholded and
+    averaged ('macro' by default) as in ``F1ScoreMulti``.
+
+    >>> import torch
+    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> round(float(FBetaMulti(2)(torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, -0.5]]), targs)), 4)
+    0.7778
+    """
+
+    metric_name = sk_name = "fbeta_score"
+    param_constraints = {**_LabelScoreMulti.param_constraints, "beta": Interval(0, None, closed="neither")}
+
+    def __init__(self, beta: float, thresh: float = 0.5, sigmoid: bool = True, average: str = "macro"):
+        self.beta = beta
+        super().__init__(thresh, sigmoid, average)
+
+    def sk_kwargs(self) -> dict[str, Any]:
+        return {**super().sk_kwargs(), "beta": self.beta}
+
+
+class JaccardMulti(_LabelScoreMulti):
+    """Jaccard index of a multi-label model, labels thresholded and averaged ('macro' by default) as in
+    ``F1ScoreMulti``.
+
+    >>> import torch
+    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> float(JaccardMulti()(torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, -0.5]]), targs))
+    0.75
+    """
+
+    metric_name = sk_name = "jaccard_score"
+    aliases = ("jaccard_multi",)
+
+
+class HammingLossMulti(_LabelScoreMulti):
+    """Hamming loss of a multi-label model: the share of (item, label) pairs predicted wrong, each label present
+    when its probability (a sigmoid of the output, unless ``sigmoid=False``) is above ``thresh``; ``1 -
+    accuracy_multi``.
+
+    >>> import torch
+    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> round(float(HammingLossMulti()(torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, -0.5]]), targs)), 4)
+    0.1667
+    """
+
+    greater_is_better = False
+    metric_name = sk_name = "hamming_loss"
+    aliases = ("hamming_loss_multi",)
+    param_constraints = {"thresh": Interval(0, 1, closed="neither")}
+
+    def __init__(self, thresh: float = 0.5, sigmoid: bool = True):
+        self.thresh, self.sigmoid = thresh, sigmoid
+        self.check_params()
+
+    def sk_kwargs(self) -> dict[str, Any]:
+        return {}
+
+
+class APScoreMulti(ArrayMetric):
+    """Average precision of a multi-label model (scikit-learn's ``average_precision_score``) on each label's
+    probability (a sigmoid of the output, unless ``sigmoid=False``); ``average``: 'macro' (the mean of each label's),
+    'weighted', 'micro' or 'samples'.
+
+    >>> import torch
+    >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> float(APScoreMulti()(torch.tensor([[2.0, -1.0], [-1.0, 1.0], [1.0, -0.5]]), targs))
+    1.0
+    """
+
+    metric_name, aliases = "average_precision_score", ("average_precision_multi",)
+    param_constraints = {"average": Options("macro", "weighted", "micro", "samples"), "sigmoid": Options(True, False)}
+
+    def __init__(self, sigmoid: bool = True, average: str = "macro"):
+        self.sigmoid, self.average = sigmoid, average
+        self.check_params()
+
+    def _activate(self, pred: Any) -> Any:
+        return pred.float().sigmoid() if self.sigmoid else pred.float()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import average_precision_score
+
+        return average_precision_score(np.asarray(y_true) > 0.5, y_pred, average=self.average)
+
+
+class BrierScoreMulti(ArrayMetric):
+    """Brier score of a multi-label model: the mean, over every item and label, of the squared difference between
+    the label's probability (a sigmoid of the output, unless ``sigmoid=False``) and its 0/1 value; the mean of each
+    label's ``brier_score_loss``. fastai's ``BrierScoreMulti`` scores thresholded labels instead.
+
+    >>> import torch
+    >>> float(BrierScoreMulti()(torch.zeros(2, 3), torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])))
+    0.25
+    """
+
+    greater_is_better, metric_name, aliases = False, "brier_score_loss", ("brier_score_multi",)
+    param_constraints = {"sigmoid": Options(True, False)}
+
+    def __init__(self, sigmoid: bool = True):
+        self.sigmoid = sigmoid
+        self.check_params()
+
+    def _activate(self, pred: Any) -> Any:
+        return pred.float().sigmoid() if self.sigmoid else pred.float()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        return float(np.mean((np.asarray(y_pred, dtype=np.float64) - (np.asarray(y_true) > 0.5)) ** 2))
+
+
 class LogLoss(ArrayMetric):
     """Mean negative log-probability of the true class, as scikit-learn's ``log_loss`` computes it
     (probabilities clipped to ``[eps, 1 - eps]`` with the machine epsilon of their dtype). The classes are
@@ -835,7 +1276,7 @@ class LogLoss(ArrayMetric):
 
 
 accuracy, error_rate, accuracy_multi = Accuracy(), ErrorRate(), AccuracyMulti()
-mae, mse, rmse, rmspe, exp_rmspe, perplexity = MAE(), MSE(), RMSE(), RMSPE(), ExpRMSPE(), Perplexity()
+mae, mse, rmse, rmspe, exp_rmspe, perplexity, msle = MAE(), MSE(), RMSE(), RMSPE(), ExpRMSPE(), Perplexity(), MSLE()
 r2_score, log_loss, roc_auc = R2Score(), LogLoss(), RocAuc()
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 

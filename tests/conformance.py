@@ -69,6 +69,7 @@ def _table() -> pl.DataFrame:
 def examples() -> dict[str, Callable[[], Component]]:
     """An example of every registered class whose ``__init__`` needs arguments, by registered name."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import cohen_kappa_score
 
     from pipekit import backends as B
     from pipekit import data as D
@@ -134,6 +135,10 @@ def examples() -> dict[str, Callable[[], Component]]:
         "pipekit.learn.TimeLimit": lambda: TimeLimit(30.0),
         "pipekit.learn.FiniteInputsCheck": lambda: registered()["pipekit.learn.FiniteInputsCheck"](None),
         "pipekit.metrics.FuncMetric": lambda: M.FuncMetric(M.accuracy),
+        "pipekit.metrics.AccumMetric": lambda: M.AccumMetric(cohen_kappa_score, dim_argmax=-1, to_np=True,
+                                                             invert_arg=True),
+        "pipekit.metrics.FBeta": lambda: M.FBeta(2.0),
+        "pipekit.metrics.FBetaMulti": lambda: M.FBetaMulti(2.0),
         "pipekit.text.HFTokenizer": hf_tokenizer,
     }
 

@@ -39,7 +39,9 @@ from pipekit.learn.schedule import (
 from pipekit.metrics import (
     MAE, MSE, RMSE, Accuracy, ErrorRate, F1Score, F1ScoreMulti, FuncMetric, Metric, Perplexity, Precision,
     PrecisionMulti, R2Score, Recall, RecallMulti, RocAuc, RocAucBinary, RocAucMulti, accuracy, accuracy_multi, as_metric, error_rate, exp_rmspe, mae, mse, perplexity, rmse,
-    rmspe, BalancedAccuracy, CohenKappa, MatthewsCorrCoef, top_k_accuracy,
+    rmspe, BalancedAccuracy, CohenKappa, MatthewsCorrCoef, top_k_accuracy, AccumMetric, skm_to_fastai, FBeta, Jaccard,
+    HammingLoss, APScoreBinary, BrierScore, FBetaMulti, JaccardMulti, HammingLossMulti, APScoreMulti, BrierScoreMulti,
+    MSLE, msle, ExplainedVariance, PearsonCorrCoef, SpearmanCorrCoef,
 )
 
 __all__ = [
@@ -55,7 +57,10 @@ __all__ = [
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind",
     "MAE", "MSE", "RMSE", "Accuracy", "ErrorRate", "F1Score", "FuncMetric", "Metric", "Perplexity", "R2Score",
     "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "accuracy", "accuracy_multi", "as_metric", "error_rate", "mae", "mse", "perplexity",
-    "rmse", "rmspe", "exp_rmspe", "BalancedAccuracy", "CohenKappa", "MatthewsCorrCoef", "top_k_accuracy", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "noop", "sequential", "body_head_splitter", "params", "simple_cnn",
+    "rmse", "rmspe", "exp_rmspe", "BalancedAccuracy", "CohenKappa", "MatthewsCorrCoef", "top_k_accuracy",
+    "AccumMetric", "skm_to_fastai", "FBeta", "Jaccard", "HammingLoss", "APScoreBinary", "BrierScore", "FBetaMulti",
+    "JaccardMulti", "HammingLossMulti", "APScoreMulti", "BrierScoreMulti", "MSLE", "msle", "ExplainedVariance",
+    "PearsonCorrCoef", "SpearmanCorrCoef", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "noop", "sequential", "body_head_splitter", "params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp", "Optimizer", "adam_step", "average_grad", "average_sqr_grad", "l2_reg",
     "momentum_step", "rms_prop_step", "sgd_step", "step_stat", "weight_decay", "RAdam", "QHAdam", "Lamb", "LAMB",
     "Lookahead", "ranger", "radam_step", "qhadam_step", "lamb_step",
