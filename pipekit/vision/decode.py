@@ -68,14 +68,16 @@ _FLAGS = {"RGB": _RGB_FLAG, "L": cv2.IMREAD_ANYCOLOR, "mask": cv2.IMREAD_UNCHANG
 
 def luma(pixels: np.ndarray, bgr: bool = False) -> np.ndarray:
     """(H, W, 1) uint8 grey of the first three channels of uint8 (H, W, C) colour pixels (RGB order, or BGR with
-    ``bgr=True``), by PIL's ITU-R 601-2 luma in PIL's integer arithmetic: the levels ``Image.convert('L')`` gives,
-    as fastai's ``PILImageBW`` reads a colour file.
+    ``bgr=True``), by PIL's ITU-R 601-2 luma: the levels ``Image.convert('L')`` gives, as fastai's ``PILImageBW``
+    reads a colour file.
 
     >>> luma(np.array([[[255, 0, 0], [10, 200, 30]]], np.uint8))[..., 0].tolist()
     [[76, 124]]
     """
-    r, g, b = (pixels[:, :, k].astype(np.uint32) for k in ((2, 1, 0) if bgr else (0, 1, 2)))
-    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[:, :, None]
+    from PIL import Image
+
+    rgb = np.ascontiguousarray(pixels[:, :, 2::-1] if bgr else pixels[:, :, :3])
+    return np.asarray(Image.fromarray(rgb).convert("L"))[:, :, None]  # PIL's own arithmetic, in C
 
 
 def _check_mode(mode: str) -> None:
