@@ -186,3 +186,19 @@ def test_item_transforms_typed_pil_image_rotate_and_crop_give_pils_batch(cls, mo
 def test_an_untyped_item_transform_filtering_the_image_gives_pils_batch():
     x, _ = _mnist([blur]).valid.one_batch()
     assert torch.equal(_as_uint8(x), _expected(lambda im: im.filter(ImageFilter.BLUR), "L"))
+
+
+def test_pixel_access_and_imagedraw_name_what_to_use_instead():
+    """``img.load()`` and ``ImageDraw.Draw(img)`` would work on a PIL copy of the pixels, and lose what they write."""
+    from PIL import ImageDraw
+
+    from pipekit.core.errors import ParameterError
+
+    img = PILImage.create(np.zeros((4, 5, 3), np.uint8))
+    with pytest.raises(ParameterError, match=r"ImageArray.load .*img.putpixel\(\(x, y\), value\)"):
+        img.load()
+    with pytest.raises(AttributeError, match=r"ImageDraw draws on a PIL image; draw on pil = img.to_pil\(\)"):
+        ImageDraw.Draw(img)
+    assert list(img.getdata())[:2] == [(0, 0, 0), (0, 0, 0)]  # reading through PIL's names still works
+    img.putpixel((1, 0), (255, 0, 0))
+    assert img[0, 1].tolist() == [255, 0, 0]

@@ -242,8 +242,15 @@ class ImageArray(np.ndarray):
         # asks for _repr_png_ and the like) see an array.
         from PIL import Image
 
+        if name == "_ensure_mutable":  # what PIL's ImageDraw.Draw(img) asks a PIL image for
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}: ImageDraw draws on a PIL "
+                                 "image; draw on pil = img.to_pil(), then PILImage.create(pil)")
         if name.startswith("_") or not (hasattr(Image.Image, name) or name in ("info", "palette")):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        if name == "load":  # PIL's pixel access, of a PIL copy: writes through it would be lost
+            raise ParameterError("ImageArray.load would give the pixel access of a PIL copy of the pixels, which "
+                                 "writes through it would not reach: read and write the array itself (img[y, x] = "
+                                 "(r, g, b), img.putpixel((x, y), value)), or call img.to_pil().load() on a PIL image")
         self._picture(name)
         member = getattr(Image.Image, name, None)
         if not callable(member):  # a property (im, readonly, format) or the instance's info and palette
