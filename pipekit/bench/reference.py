@@ -166,7 +166,8 @@ def _augment_step(aug: Any, train: bool, in_hw: tuple[int, int] | None = None) -
                 out.append(A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=sm.max_lighting, p=sm.p))
         elif isinstance(sm, Brightness):
             con = next((c for c in samplers if isinstance(c, Contrast)), None)
-            out.append(A.RandomBrightnessContrast(brightness_limit=sm.max_lighting,
+            # pipekit's (fastai's) brightness moves the mid-grey within 0.5 * (1 -+ max_lighting): half of it
+            out.append(A.RandomBrightnessContrast(brightness_limit=sm.max_lighting / 2,
                                                   contrast_limit=con.max_lighting if con else 0.0, p=sm.p))
         else:
             raise ParameterError(f"reference_loader: no albumentations equivalent for the sampler {sm!r}")
