@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import random
+import threading
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import pipekit.datasets as D
 from pipekit.core.errors import DataError
@@ -18,7 +21,7 @@ from pipekit.data import (CategoryBlock, DataBlock, FuncSplitter, GrandparentSpl
                           parent_label, store_attr)
 from pipekit.data.transform import Transform, runs_on_split
 from pipekit.learn import Learner
-from pipekit.vision import ImageBlock, MaskBlock, PILImage, PILImageBW, Resize
+from pipekit.vision import ImageBlock, MaskBlock, PILImage, PILImageBW, PILMask, Resize
 from pipekit.vision.cache import LiveImageStore
 
 pytestmark = pytest.mark.data
@@ -242,3 +245,86 @@ def test_a_transform_changing_grey_to_colour_is_named_with_the_blocks_fix():
     with pytest.raises(Exception, match=r"ToColour gave uint8 pixels of shape \(28, 28, 3\) .*PILImageBW.create\(arr\)"
                                         r".*cls=PILImage for colour.*x.convert\('L'\)"):
         _mnist([ToColour()])
+
+
+class SlowRandFlip(Transform):  # draws, and waits while a prefetch thread would hold the generators seeded
+    def encodes(self, x: PILImage):
+        time.sleep(0.001)
+        return np.ascontiguousarray(x[:, ::-1]) if random.random() < 0.5 else x
+
+
+def _draws_while_iterating(dl) -> list[float]:
+    random.seed(3)
+    np.random.seed(3)
+    out: list[float] = []
+    for _ in dl:
+        for _ in range(30):
+            out += [random.random(), float(np.random.rand())]
+            time.sleep(0.0002)
+    return out
+
+
+@pytest.mark.parametrize("num_workers", [None, 2])
+def test_the_iterating_threads_draws_are_those_it_makes_without_the_loader(num_workers):
+    dls = _mnist([SlowRandFlip(), Resize(28)], num_workers=num_workers)
+    got = _draws_while_iterating(dls.train)
+    random.seed(3)
+    np.random.seed(3)
+    want = [v for _ in range(len(got) // 2) for v in (random.random(), float(np.random.rand()))]
+    assert len(got) == 2 * 30 * len(dls.train) and got == want
+
+
+THREADS: set[str] = set()
+
+
+class ThreadOf(Transform):  # RandFlip, noting the thread each image is made in
+    def encodes(self, x: PILImage):
+        THREADS.add(threading.current_thread().name)
+        return np.ascontiguousarray(x[:, ::-1]) if random.random() < 0.5 else x
+
+
+def test_a_loader_drawing_per_fetch_makes_its_batches_in_the_iterating_thread_and_trains():
+    dls = _mnist([ThreadOf()], shuffle=True, num_workers=2)
+    one = _epochs(_mnist([RandFlip()], shuffle=True, num_workers=0).train, 2)
+    THREADS.clear()
+    assert dls.train.num_workers == 2  # as asked, yet no prefetch thread is started for it
+    assert all(torch.equal(a, b) for a, b in zip(one, _epochs(dls.train, 2)))
+    assert THREADS == {threading.current_thread().name}
+    assert _mnist([RandFlip()]).train.num_workers == 0  # the default: none
+    # fit trains on such loaders (and makes their batches in its own thread)
+    torch.manual_seed(0)
+    learn = Learner(dls, torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2)))
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(2, 1e-2)
+    assert THREADS == {threading.current_thread().name}
+    assert not all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+    losses = [float(v) for v in learn.validate()]
+    assert all(np.isfinite(losses))
+
+
+def test_masks_outside_the_codes_are_refused_at_build_with_a_user_transform_naming_the_file():
+    class Ident(Transform):
+        def encodes(self, x):
+            return x
+
+    cam = D.path("camvid_tiny")
+    codes = [str(c) for c in np.loadtxt(cam / "codes.txt", dtype=str)][:31]  # one too few for value 31
+    labels = [cam / "labels" / f"{f.stem}_P{f.suffix}" for f in sorted(get_image_files(cam / "images"), key=os.fspath)[:6]]
+    maxima = [int(np.asarray(Image.open(f)).max()) for f in labels]
+    assert maxima[0] < 31 <= max(maxima)  # the first mask (the one run through the transforms at build) is good
+    bad = [str(f) for f, m in zip(labels, maxima) if m >= 31]
+    named = []
+    for tfms in ([], [Ident()]):  # cached, or made per fetch: both refuse at build, naming a file outside the codes
+        with pytest.raises(Exception, match=r"mask value 31 but only 31 codes were given") as e:
+            _camvid(tfms, codes=codes)
+        assert isinstance(e.value.__cause__, DataError)
+        named.append(str(e.value.__cause__).split(": mask value")[0])
+    # both check the masks as made (after the resize), so both name the same file
+    assert named[0] == named[1] and named[0] in bad
+
+    class Remap(Transform):  # a transform that maps the out-of-codes value into them passes the build
+        def encodes(self, x: PILMask):
+            return np.where(np.asarray(x) >= 31, 0, np.asarray(x)).astype(np.uint8)
+
+    dls = _camvid([Remap()], codes=codes)
+    assert int(dls.train.one_batch()[1].max()) < 31

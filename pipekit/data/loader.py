@@ -104,6 +104,13 @@ class DataLoader:
     subclass, the book's own ``Dataset`` class): its items are read once, when the loader is built, and batched as
     the list of them would be (tuples of tensors become a tuple of stacked tensors).
 
+    ``num_workers`` is the number of prefetch threads making the next batches while one is used (default: 2 when
+    gathering or batch transforms do real work, else 0, making each batch when it is asked for). A loader whose
+    dataset holds a store drawing at random as items are fetched (``draws_per_fetch``: images through a user's item
+    transforms, :class:`~pipekit.vision.cache.LiveImageStore`) makes its batches in the thread that iterates it,
+    whatever ``num_workers`` says: those draws reseed the process's ``random`` and ``np.random`` and give them
+    their states back after each item, which only the thread drawing them can do unseen.
+
     >>> from pipekit.data.store import TensorStore
     >>> ds = ArrayDataset([TensorStore(np.arange(10)), TensorStore(np.arange(10) % 2)])
     >>> dl = DataLoader(ds, bs=4, shuffle=True, seed=0)
@@ -156,7 +163,7 @@ class DataLoader:
             # a thread hand-off costs ~30us: only worth it when gathering or batch transforms do real work
             stores = getattr(dataset, "stores", ())
             busy = len(self.batch_tfms) > 0 or any(getattr(s, "prefetch_worthy", True) for s in stores) or not stores
-            num_workers = min(2, os.cpu_count() or 1) if busy else 0
+            num_workers = min(2, os.cpu_count() or 1) if busy and not self._draws_per_fetch() else 0
         self.num_workers = int(num_workers)
         if self.num_workers < 0:
             raise ParameterError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
@@ -303,10 +310,17 @@ class DataLoader:
         _, device = self._split_tfms()
         return device.encode(b, self.context(epoch, i)) if len(device) else b
 
+    def _draws_per_fetch(self) -> bool:
+        """Whether a store of the dataset draws from the process's random generators as its items are fetched
+        (its ``draws_per_fetch``): its batches are then made in the thread iterating the loader, never in
+        prefetch threads, so the generators it reseeds and restores around each item are the iterating thread's
+        own business (the code around the loop draws the numbers it would without it)."""
+        return any(getattr(s, "draws_per_fetch", False) for s in getattr(self.dataset, "stores", ()))
+
     def iter_epoch(self, epoch: int) -> Iterator[tuple]:
         with stage("batch plan"):
             plan = self.batch_plan(epoch)
-        if self.num_workers == 0 or len(plan) <= 1:
+        if self.num_workers == 0 or len(plan) <= 1 or self._draws_per_fetch():
             for i, entry in enumerate(plan):
                 yield self._finish(epoch, i, self._produce(epoch, i, entry))
             return

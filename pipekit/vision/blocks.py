@@ -742,7 +742,7 @@ class MaskBlock(_PixelBlock):
 
     def check_store(self, store: ImageStore | LiveImageStore, raw: pl.Series) -> None:
         if self.codes is None or not isinstance(store, ImageStore):
-            return  # a LiveImageStore checks each mask it makes (pixel_check)
+            return  # a LiveImageStore checks each mask it makes, at build and as fetched (pixel_check)
         maxes = store.pixels.reshape(len(store), -1).max(axis=1)
         bad = np.flatnonzero(maxes >= len(self.codes))
         if bad.size:

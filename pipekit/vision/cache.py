@@ -497,15 +497,24 @@ class LiveImageStore(Store):
     The draws are repeatable: for each item, Python's ``random`` and NumPy's global generator (``np.random``) are
     seeded from the loader batch's key (seed, epoch, batch; see :func:`~pipekit.data.store.gathering`), the item's
     row and its place in the batch, and given back their previous states afterwards. The same seed gives the same
-    images epoch by epoch, whichever prefetch thread gathers them, and an image and its mask get the same draws.
-    Gathered outside a loader (``store.gather``, ``store.item``) an item is of split 1 with a fixed key. Draws from
-    torch's generator are not made repeatable (it is not reseeded: the training thread draws dropout from it).
+    images epoch by epoch, and an image and its mask get the same draws. Those generators are the process's, so a
+    loader of this store makes its batches in the thread that iterates it (``draws_per_fetch``; no prefetch
+    threads, whatever ``num_workers`` says): code drawing from them around the loop gets the numbers it would get
+    without it. Another thread drawing from them while a batch is made shares them, and changes the draws of the
+    items made meanwhile (and they its numbers). Gathered outside a loader (``store.gather``, ``store.item``) an
+    item is of split 1 with a fixed key. Draws from torch's generator are not made repeatable (it is not reseeded:
+    the training thread draws dropout from it).
 
     Decoding is done once when the store is made, to read each image's source size (``orig_sizes``, before any
     transform) and to find unreadable files then; the first item goes through the transforms of both splits, so a
     transform that fails on images (one written for the labels) is named when the data is built. ``check(source,
-    image)``, when given, is called on each image made (a mask block checks its values against its codes).
+    image)``, when given, is called on each image made: then, on what the validation items' transforms make of each
+    source (a mask block checks its values against its codes, naming the first file outside them; a transform
+    remapping a source's values into them passes), and on each image fetched.
     """
+
+    #: its items draw from the process's random generators each time they are fetched (see DataLoader)
+    draws_per_fetch = True
 
     def __init__(self, items: Sequence[str | os.PathLike | MemoryImage], steps: UserItemSteps, mode: str = "RGB",
                  check: Callable[[str | MemoryImage, np.ndarray], None] | None = None,
@@ -529,7 +538,11 @@ class LiveImageStore(Store):
         self._hw = (int(valid.shape[0]), int(valid.shape[1]))
 
         def read(i: int) -> None:
-            sizes[i] = _decode_source(self.sources[i], mode).shape[:2]
+            img = _decode_source(self.sources[i], mode)
+            sizes[i] = img.shape[:2]
+            if check is not None:  # what the validation items' transforms make of it (a mask remapped into its
+                # codes passes), as a store built once is checked; a random transform's later draws, as they come
+                self._transform([img], np.asarray([i], dtype=np.int64), (), 1)
 
         workers = num_workers or max(1, min(8, os.cpu_count() or 1))
         with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
