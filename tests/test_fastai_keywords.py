@@ -95,6 +95,31 @@ def test_bs_and_batch_size_given_apart_are_refused(adult, ratings):
     assert dls.train.bs == 16
 
 
+def test_one_argument_under_two_names_is_one_helper():
+    """bs/batch_size, shuffle/shuffle_train, FillMissing's, tabular_learner's y_range and xresnet's c_in are checked by
+    one helper, exported with its two named uses."""
+    import numpy as np
+
+    from pipekit.core.validate import one_of_two_names
+
+    ns: dict = {}
+    exec("from pipekit.core.validate import *", ns)
+    assert {"one_of_two_names", "bs_or_batch_size", "shuffle_or_shuffle_train"} <= set(ns)
+    assert one_of_two_names("f", "bs", 32, "batch_size", None, 64) == 32  # the alias not given
+    assert one_of_two_names("f", "bs", 64, "batch_size", 16, 64) == 16  # pipekit's name at its default: not given
+    assert one_of_two_names("f", "bs", 16, "batch_size", 16, 64) == 16  # the same value both ways
+    with pytest.raises(ParameterError, match=r"^f: bs=16 and batch_size=32 are one argument \(batch_size is "
+                                             r"PyTorch's name of bs\); give one of them$"):
+        one_of_two_names("f", "bs", 16, "batch_size", 32, 64, whose="PyTorch's")
+    # values of no one truth value (arrays) are compared without failing, by `same` when given
+    same = lambda a, b: [float(v) for v in a] == [float(v) for v in b]  # noqa: E731
+    assert one_of_two_names("f", "y_range", np.array([0.0, 5.0]), "c", (0, 5), None, same=same) == (0, 5)
+    with pytest.raises(ParameterError, match=r"^f: y_range=array\(\[0., 6.\]\) and c=\(0, 5\) are one argument \(why"):
+        one_of_two_names("f", "y_range", np.array([0.0, 6.0]), "c", (0, 5), None, why="why")
+    with pytest.raises(ParameterError, match=r"shuffle_train=1 is not accepted; expected True or False"):
+        ns["shuffle_or_shuffle_train"]("f", True, 1)
+
+
 # ---------------------------------------------------------------- misspelt keywords
 def test_misspelt_loader_keywords_are_refused_in_the_name_of_the_factory_called(mnist, adult, ratings):
     files = get_image_files(mnist / "train")

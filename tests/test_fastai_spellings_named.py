@@ -71,7 +71,8 @@ def test_xresnet_c_in_is_n_in_and_rebuilds_from_its_spec(grey_batch):
         assert out.shape == (len(grey_batch), 10) and torch.equal(out, ours(grey_batch))
     again = build_arch(*arch_spec(fastai))  # what an export stores rebuilds a one-channel model
     assert again[0][0][0].weight.shape[1] == 1
-    with pytest.raises(ParameterError, match=r"xresnet18: c_in=1 and n_in=2 are one argument .*give one of them"):
+    with pytest.raises(ParameterError, match=r"xresnet18: n_in=2 and c_in=1 are one argument \(c_in is fastai's "
+                                             r"name of n_in\); give one of them"):
         xresnet18(c_in=1, n_in=2)
 
 
@@ -191,6 +192,34 @@ def test_adaptive_concat_pool_as_in_chapter_15s_create_head(grey_batch):
     model = nn.Sequential(body, ns["AdaptiveConcatPool2d"](), Flatten(), nn.Linear(1024, 2))
     assert create_body(model) is body  # a body before it is cut off as before pipekit's own pooling
     assert ns["AdaptiveConcatPool2d"](2)(feats).shape == (len(grey_batch), 1024, 2, 2)
+
+
+def test_adaptive_concat_pool_is_concat_pool2d_in_fastais_order_and_shape(grey_batch):
+    ns: dict = {}
+    exec("from pipekit.vision.all import *", ns)
+    adaptive = ns["AdaptiveConcatPool2d"]
+    body = create_body("xresnet18", n_in=1).eval()
+    with torch.no_grad():
+        feats = body(grey_batch)
+    pool = adaptive()
+    assert isinstance(pool, ConcatPool2d) and (pool.size, pool.max_first, pool.flatten) == (1, True, False)
+    assert torch.equal(pool(feats), ConcatPool2d(max_first=True, flatten=False)(feats))
+    # pipekit's heads' layer as it was: average then max, flattened
+    assert torch.equal(ConcatPool2d()(feats), torch.cat([feats.mean((2, 3)), feats.amax((2, 3))], 1))
+    assert torch.equal(ConcatPool2d(flatten=False)(feats).flatten(1), ConcatPool2d()(feats))
+    assert torch.allclose(adaptive(2)(feats), torch.cat([nn.AdaptiveMaxPool2d(2)(feats),
+                                                         nn.AdaptiveAvgPool2d(2)(feats)], 1))
+    assert ConcatPool2d((2, 1))(feats).shape == (len(grey_batch), 2 * 512 * 2)
+    # no weights and no child modules: a learner's file is the same whichever pools its head
+    assert pool.state_dict() == {} and list(pool.children()) == [] and ConcatPool2d().state_dict() == {}
+    assert [repr(m) for m in (ConcatPool2d(), pool, adaptive(2), ConcatPool2d(max_first=True))] == [
+        "ConcatPool2d()", "AdaptiveConcatPool2d()", "AdaptiveConcatPool2d(size=2)", "ConcatPool2d(max_first=True)"]
+    for head_pool in (pool, ConcatPool2d(max_first=True)):  # one family: the body is cut before either
+        assert create_body(nn.Sequential(body, nn.Sequential(head_pool, Flatten(), nn.Linear(1024, 2)))) is body
+    with pytest.raises(ParameterError, match=r"AdaptiveConcatPool2d: size=\(0, 2\) is not accepted"):
+        adaptive((0, 2))
+    with pytest.raises(ParameterError, match=r"ConcatPool2d: max_first='yes' is not accepted; expected True or False"):
+        ConcatPool2d(max_first="yes")
 
 
 def test_create_vision_model_is_the_model_vision_learner_builds(grey_dls, grey_batch, tmp_path):

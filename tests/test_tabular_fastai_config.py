@@ -2,6 +2,7 @@
 ``dls.c = 1``, and fastai's spellings of TabularPandas, FillMissing and ``to.dataloaders`` arguments."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -41,10 +42,13 @@ def adult_table(df: pd.DataFrame, procs=(Categorify, FillMissing, Normalize), **
                          splits=(list(range(2500)), list(range(2500, 3000))), **kwargs)
 
 
+def ross_table(ross: pd.DataFrame):
+    return TabularPandas(ross, [Categorify, FillMissing, Normalize], ["Store", "DayOfWeek", "Promo", "StateHoliday"],
+                         ["Customers", "Day"], y_names="Sales", splits=(list(range(1200)), list(range(1200, 1500))))
+
+
 def ross_dls(ross: pd.DataFrame):
-    to = TabularPandas(ross, [Categorify, FillMissing, Normalize], ["Store", "DayOfWeek", "Promo", "StateHoliday"],
-                       ["Customers", "Day"], y_names="Sales", splits=(list(range(1200)), list(range(1200, 1500))))
-    return to.dataloaders(bs=512)
+    return ross_table(ross).dataloaders(bs=512)
 
 
 def test_the_rossmann_example_with_tabular_config_trains_and_stays_in_y_range(ross, tmp_path):
@@ -79,7 +83,7 @@ def test_a_y_range_in_a_plain_config_dict_is_used_and_the_dict_is_left_as_it_is(
     assert [m.p for m in learn.model.layers if isinstance(m, nn.Dropout)] == [0.1, 0.1]
     # given twice: the same range is fine, two ranges are refused by name
     assert tabular_learner(dls, layers=[20], config=config, y_range=[6, 11]).model.y_range == (6.0, 11.0)
-    with pytest.raises(ParameterError, match=r"y_range=\(0, 12\) and config's y_range=\(6.0, 11.0\) differ"):
+    with pytest.raises(ParameterError, match=r"y_range=\(0, 12\) and config's y_range=\(6.0, 11.0\) are one argument"):
         tabular_learner(dls, layers=[20], config=config, y_range=(0, 12))
 
 
@@ -224,3 +228,75 @@ def test_to_dataloaders_takes_shuffle_train(adult):
     assert dls.train.shuffle is False
     with pytest.raises(ParameterError, match=r"TabularDataLoaders.from_df: shuffle=False and shuffle_train=True"):
         TabularDataLoaders.from_df(df, y_names="salary", shuffle=False, shuffle_train=True)
+
+
+def test_torchtabular_takes_tabular_config_as_tabular_learner_does(ross, tmp_path):
+    import pipekit
+    from pipekit.ensemble import TorchTabular
+    from pipekit.tabular import tabular_config
+
+    to = ross_table(ross)
+    y_range = (0.0, float(np.log(1.2) + ross.Sales.max()))
+    config = tabular_config(ps=[0.1, 0.1], y_range=y_range, act_cls=nn.ReLU())
+    net = TorchTabular("regression", layers=[20, 10], epochs=1, config=config, seed=0).fit(to.train, to.valid)
+    assert net.model_.y_range == y_range and net.y_range_ == list(y_range)  # the config's range, not the targets'
+    assert [m.p for m in net.model_.layers if isinstance(m, nn.Dropout)] == [0.1, 0.1]
+    torch.manual_seed(0)
+    assert repr(tabular_learner(to.dataloaders(bs=256), layers=[20, 10], config=config).model) == repr(net.model_)
+    preds = net.predict(to.valid)
+    assert bool(((preds > y_range[0]) & (preds < y_range[1])).all())
+    assert net.clone().config is not None and net.get_params()["config"] == config  # parameters as given
+    # a file keeps the options (fastai's ReLU is the net's own, and no data) and predicts the same
+    pipekit.save(net, tmp_path / "net.pipekit")
+    back = pipekit.load(tmp_path / "net.pipekit")
+    assert back.config == {"ps": [0.1, 0.1], "y_range": list(y_range)}
+    assert np.allclose(back.predict(to.valid), preds)
+    # one range given twice: the same is fine, two are refused by name, as tabular_learner refuses them
+    assert TorchTabular("regression", config=config, y_range=np.array(y_range)).config == config
+    with pytest.raises(ParameterError, match=r"TorchTabular: y_range=\(0, 5\) and config's y_range=\(0.0, [\d.]+\) "
+                                             r"are one argument \(.*\); give one of them"):
+        TorchTabular("regression", config=config, y_range=(0, 5))
+    with pytest.raises(ParameterError, match=r"TorchTabular: config.act_cls=GELU\(.*\) is not built by"):
+        TorchTabular("regression", config={"act_cls": nn.GELU()})
+    with pytest.raises(ParameterError, match=r"TorchTabular: config.body is not taken: .*tabular_learner\(dls, body="):
+        TorchTabular("regression", config={"body": nn.Identity()})
+
+
+def test_one_argument_under_two_names_is_refused_alike_everywhere(adult, ross):
+    from pipekit.tabular import TabularDataLoaders
+
+    def refused(who, name, alias, why, fn, *args, **kwargs):
+        with pytest.raises(ParameterError) as e:
+            fn(*args, **kwargs)
+        assert re.fullmatch(rf"{re.escape(who)}: {name}=.+ and {re.escape(alias)}=.+ are one argument "
+                            rf"\({re.escape(why)}\); give one of them", str(e.value)), str(e.value)
+
+    refused("TabularDataLoaders.from_df", "bs", "batch_size", "batch_size is PyTorch's name of bs",
+            TabularDataLoaders.from_df, adult.head(300), cat_names=CAT, y_names="salary", bs=16, batch_size=32)
+    to = adult_table(adult)
+    refused("Tabular.dataloaders", "shuffle", "shuffle_train", "shuffle_train is fastai's older name of shuffle",
+            to.dataloaders, bs=64, shuffle=False, shuffle_train=True)
+    refused("FillMissing", "strategy", "fill_strategy", "fill_strategy is fastai's name of strategy",
+            FillMissing, strategy="mode", fill_strategy="constant")
+    refused("FillMissing", "fill_value", "fill_vals", "fill_vals is fastai's name of fill_value",
+            FillMissing, fill_value=1.0, fill_vals={"age": 2.0})
+    assert FillMissing("constant", fill_value={"age": 2.0}, fill_vals={"age": 2.0}).fill_value == {"age": 2.0}
+    dls = ross_dls(ross)
+    refused("tabular_learner", "y_range", "config's y_range", "fastai's tabular_config gives y_range in the config",
+            tabular_learner, dls, layers=[20], config={"y_range": (6.0, 11.0)}, y_range=(0, 12))
+    # an array for a range is compared by its values
+    assert tabular_learner(dls, layers=[20], config={"y_range": (6.0, 11.0)},
+                           y_range=np.array([6.0, 11.0])).model.y_range == (6.0, 11.0)
+
+    def body(n_in):
+        return nn.Sequential(nn.Linear(n_in, 16), nn.Mish())
+
+    def other(n_in):
+        return nn.Sequential(nn.Linear(n_in, 8), nn.Mish())
+
+    # a body given as body= and in the config: one argument too (body= used to win silently over the config's)
+    refused("tabular_learner", "body", "config's body", "the config gives TabularModel's arguments, body among them",
+            tabular_learner, dls, config={"body": other}, body=body)
+    learn = tabular_learner(dls, config={"body": body}, body=body)
+    assert [m.out_features for m in learn.model.layers.modules() if isinstance(m, nn.Linear)] == [16, 1]
+

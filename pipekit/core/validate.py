@@ -23,7 +23,7 @@ from pipekit.core.errors import FieldError, ParameterError
 
 __all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state",
            "close_names", "names_shown", "unknown_names", "ARGUMENT_SYNONYMS", "argument_names", "check_arguments",
-           "bs_or_batch_size"]
+           "one_of_two_names", "bs_or_batch_size", "shuffle_or_shuffle_train"]
 
 
 def is_pandas(obj: Any, kind: str | None = None) -> bool:
@@ -384,35 +384,59 @@ def check_arguments(who: str, kwargs: Mapping[str, Any], takes: Sequence[str],
                          + (f"; {meant}?" if meant else ""))
 
 
+def one_of_two_names(who: str, name: str, value: Any, alias: str, alias_value: Any, default: Any = None, *,
+                     whose: str = "fastai's", same: Callable[[Any, Any], Any] | None = None,
+                     why: str | None = None) -> Any:
+    """The value of one argument that ``who`` takes under two names: pipekit's ``name`` (given ``value``; at its
+    ``default`` it counts as not given) and ``alias``, ``whose`` name of it (``alias_value``; None: not given). Given
+    under both names with different values (``same(a, b)``: whether two values are one, ``==`` by default), it is
+    refused, naming both and which name is whose (``why``, when given, says instead how the two are one argument).
+
+    >>> one_of_two_names("DataBlock.dataloaders", "bs", 64, "batch_size", 16, 64, whose="PyTorch's")
+    16
+    >>> one_of_two_names("xresnet18", "n_in", 1, "c_in", None, 3), one_of_two_names("xresnet18", "n_in", 3, "c_in", 1, 3)
+    (1, 1)
+    >>> one_of_two_names("xresnet18", "n_in", 2, "c_in", 1, 3)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: xresnet18: n_in=2 and c_in=1 are one argument (c_in is fastai's name of n_in); give one of them
+    """
+    if alias_value is None:
+        return value
+    if not (value is default or _equal(value, default) or (same or _equal)(value, alias_value)):
+        raise ParameterError(f"{who}: {name}={shown(value)} and {alias}={shown(alias_value)} are one argument "
+                             f"({why or f'{alias} is {whose} name of {name}'}); give one of them")
+    return alias_value
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Whether ``a == b``; False where that is no one truth value (arrays of several values, say)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
 def bs_or_batch_size(who: str, bs: Any, batch_size: Any, default: int = 64) -> Any:
-    """The batch size, given as ``bs`` or as PyTorch's and fastai's ``batch_size`` (None: not given). Both, with
-    different values, are refused; ``bs`` at its ``default`` counts as not given.
+    """The batch size, given as ``bs`` or as PyTorch's and fastai's ``batch_size`` (None: not given), by
+    :func:`one_of_two_names`; ``bs`` at its ``default`` counts as not given.
 
     >>> bs_or_batch_size("DataBlock.dataloaders", 64, 16), bs_or_batch_size("DataBlock.dataloaders", 32, None)
     (16, 32)
     """
-    if batch_size is None:
-        return bs
-    if bs != default and bs != batch_size:
-        raise ParameterError(f"{who}: bs={bs!r} and batch_size={batch_size!r} are one argument (batch_size is "
-                             f"PyTorch's name of bs); give one of them")
-    return batch_size
+    return one_of_two_names(who, "bs", bs, "batch_size", batch_size, default, whose="PyTorch's")
 
 
 def shuffle_or_shuffle_train(who: str, shuffle: Any, shuffle_train: Any) -> Any:
     """Whether to shuffle the training batches, given as ``shuffle`` or as fastai's older ``shuffle_train`` (None:
-    not given). Both, with different values, are refused; ``shuffle`` at its default (True) counts as not given.
+    not given), by :func:`one_of_two_names`; ``shuffle`` at its default (True) counts as not given.
 
     >>> shuffle_or_shuffle_train("Tabular.dataloaders", True, False), shuffle_or_shuffle_train("x", False, None)
     (False, False)
     """
-    if shuffle_train is None:
-        return shuffle
-    check(who, shuffle_train=(shuffle_train, Is(lambda v: isinstance(v, bool), "True or False")))
-    if shuffle is not True and shuffle != shuffle_train:
-        raise ParameterError(f"{who}: shuffle={shuffle!r} and shuffle_train={shuffle_train!r} are one argument "
-                             "(shuffle_train is fastai's older name of shuffle); give one of them")
-    return shuffle_train
+    if shuffle_train is not None:
+        check(who, shuffle_train=(shuffle_train, Is(lambda v: isinstance(v, bool), "True or False")))
+    return one_of_two_names(who, "shuffle", shuffle, "shuffle_train", shuffle_train, True, whose="fastai's older")
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:

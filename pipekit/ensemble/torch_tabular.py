@@ -26,8 +26,10 @@ from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
 
 class TorchTabular(Backend):
     """A ``TabularModel`` trained with one-cycle for ``epochs`` at ``lr`` (batch size ``bs``). Needs splits of
-    a ``Tabular`` (their fitted procs size the embeddings). ``config`` goes to ``TabularModel`` (``ps``,
-    ``embed_p``, ...); ``y_range`` squashes regression outputs into ``(low, high)``: by default the training
+    a ``Tabular`` (their fitted procs size the embeddings). ``config``: the ``TabularModel`` options as
+    ``tabular_learner`` takes them (``ps``, ``embed_p``, ..., a dict or fastai's ``tabular_config``; a ``y_range``
+    in it is taken as ``y_range=``; a custom ``body`` is not, the net being rebuilt from layers and config);
+    ``y_range`` squashes regression outputs into ``(low, high)``: by default the training
 targets' range widened by 5% at each end (a net's raw output starts near 0, far from targets such as sales or
 prices, and would need many epochs to get there). Without ``valid``, a seeded 10% of the
     training rows is only monitored, never held out. ``time_limit``: seconds of fitting, the schedule shortened to
@@ -64,10 +66,11 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         self.task, self.layers, self.epochs, self.lr, self.bs, self.wd = task, layers, epochs, lr, bs, wd
         self.config, self.y_range, self.seed, self.time_limit, self.name = config, y_range, seed, time_limit, name
         self.check_params()
-        if config is not None:  # its keys and each value's type, as TabularModel takes them
-            from pipekit.tabular.model import check_options
+        if config is not None:  # checked as tabular_learner checks it; a y_range in it is y_range's second name
+            from pipekit.tabular.model import check_config, config_y_range
 
-            check_options("TorchTabular", config)
+            check_config("TorchTabular", config, body=False)
+            config_y_range("TorchTabular", y_range, config)
         self.layers = list(layers)
 
     @classmethod
@@ -163,7 +166,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         end = self._deadline()  # the time counts from here, building the loaders and the net included
         from pipekit.data.seed import seeded
         from pipekit.learn import ProgressCallback, TimeLimit
-        from pipekit.tabular.model import tabular_learner
+        from pipekit.tabular.model import model_options, tabular_learner
 
         p = self.processor_ = d.processor
         self.feature_names_, self.cat_features_ = list(p.cat_names_) + list(p.cont_names_), list(p.cat_names_)
@@ -176,8 +179,9 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
                 k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().numpy()
                 for k, v in self._trained.state_dict().items()}})
             return
+        y_range = self._y_range()
         self.y_range_ = None if self.task == "classification" else (
-            [float(x) for x in self.y_range] if self.y_range is not None else target_range(d.y))
+            [float(x) for x in y_range] if y_range is not None else target_range(d.y))
         n = len(d)
         if valid is not None:
             frame = pl.concat([self._frame(d), self._frame(valid)], how="vertical_relaxed")
@@ -189,7 +193,8 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         with seeded(self.seed):
             kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
             learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx),
-                                    layers=self.layers, config=self.config, y_range=self.y_range_, **kwargs)
+                                    layers=self.layers, config=model_options(self.config), y_range=self.y_range_,
+                                    **kwargs)
             _ = learn.optimizer  # built now (a process's first one imports torch's compiler): inside the time counted
             limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3),
                                                        quiet=self.quiet_time_limit)
@@ -198,6 +203,23 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         self.stopped_on_time_ = bool(limit is not None and limit.stopped_on_time_)
         self.model_ = learn.model.cpu().eval()
         self.emb_szs_ = [[int(e.num_embeddings), int(e.embedding_dim)] for e in self.model_.embeds]
+
+    def _y_range(self) -> Any:
+        """The ``y_range`` given, as ``y_range=`` or in ``config`` (fastai's ``tabular_config(y_range=...)``)."""
+        from pipekit.tabular.model import config_y_range
+
+        return config_y_range("TorchTabular", self.y_range, self.config)
+
+    def params_to_data(self) -> dict[str, Any]:
+        # fastai's act_cls and lin_first in a config are what the net has built in (an nn.ReLU() is no data): a
+        # file keeps the options that shape the net, and its y_range
+        params = super().params_to_data()
+        if params.get("config") is not None:
+            from pipekit.tabular.model import model_options
+
+            y_range = params["config"].get("y_range")
+            params["config"] = {**model_options(params["config"]), **({} if y_range is None else {"y_range": y_range})}
+        return params
 
     def _frame(self, d: TabularData) -> pl.DataFrame:
         """The processed columns the net reads, with the target encoded as the processing encodes it."""
@@ -265,7 +287,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         import torch
 
         from pipekit.learn.export import unusable_weights
-        from pipekit.tabular.model import TabularModel, check_embedding_rows, check_stored_net
+        from pipekit.tabular.model import TabularModel, check_embedding_rows, check_stored_net, model_options
         from pipekit.tabular.processor import TabularProcessor
 
         if not (isinstance(data, dict) and set(data) == {"processor", "weights"}):
@@ -284,19 +306,20 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             raise ExportError("emb_szs_ must be (rows, width) pairs that the stored embedding table fills exactly")
         check_embedding_rows(sizes, p.cat_names_, p.classes_, "emb_szs_")
 
-        y_range = getattr(self, "y_range_", self.y_range)  # files written before y_range_ was recorded
+        # files written before y_range_ was recorded hold only the y_range given
+        y_range = getattr(self, "y_range_", None) if hasattr(self, "y_range_") else self._y_range()
         if not Y_RANGE.accepts(y_range):
             raise ExportError(f"y_range_ must be {Y_RANGE}")
 
         out_sz = len(p.y_vocab_ or ()) if self.task == "classification" else len(p.y_names)
         # the layer sizes against the stored weights before any module is built (even on the meta device, building
         # costs time and memory per layer: a file must not ask for a net larger than its own weights)
-        check_stored_net({"layers": self.layers, **(self.config or {})},
+        options = model_options(self.config)
+        check_stored_net({"layers": self.layers, **options},
                          {k: v.shape for k, v in data.items()}, "params")
 
         def build() -> Any:
-            return TabularModel(sizes, len(p.cont_names_), out_sz, layers=self.layers, y_range=y_range,
-                                **(self.config or {}))
+            return TabularModel(sizes, len(p.cont_names_), out_sz, layers=self.layers, y_range=y_range, **options)
 
         with torch.device("meta"):  # sizes checked against the stored weights before anything is allocated
             shapes = {k: tuple(v.shape) for k, v in build().state_dict().items()}

@@ -411,10 +411,41 @@ class SigmoidRange(nn.Module):
 
 
 class ConcatPool2d(nn.Module):
-    """Global average and max pooling side by side: ``[bs, c, h, w] -> [bs, 2c]`` for any image size."""
+    """Global average and max pooling side by side: ``[bs, c, h, w] -> [bs, 2c]`` for any image size.
+
+    One layer for both orders and shapes heads use: pipekit's heads take the defaults (average first, flattened);
+    fastai's ``AdaptiveConcatPool2d`` (``pipekit.vision``) is this layer with ``max_first=True, flatten=False``,
+    ``[bs, c, h, w] -> [bs, 2c, size, size]``. ``size``: the pooled height and width (an int, or ``(h, w)``);
+    1, the default, pools each channel to one value. The layer has no weights, so its settings change no file.
+
+    >>> x = torch.arange(8.).view(1, 2, 2, 2)
+    >>> ConcatPool2d()(x).tolist(), ConcatPool2d(max_first=True, flatten=False)(x).shape
+    ([[1.5, 5.5, 3.0, 7.0]], torch.Size([1, 4, 1, 1]))
+    """
+
+    def __init__(self, size: int | tuple[int, int] = 1, max_first: bool = False, flatten: bool = True):
+        super().__init__()
+        check(type(self).__name__, size=(size, Is(
+            lambda v: POSITIVE_SIZES.accepts([v] if isinstance(v, int) else v) and (isinstance(v, int) or len(v) == 2),
+            "a positive output size, or (height, width)")), max_first=(max_first, Is(_is_bool, "True or False")),
+            flatten=(flatten, Is(_is_bool, "True or False")))
+        self.size, self.max_first, self.flatten = size, max_first, flatten
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)
+        if self.size in (1, (1, 1), [1, 1]):
+            avg, mx = x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)
+        else:
+            avg, mx = nn.functional.adaptive_avg_pool2d(x, self.size), nn.functional.adaptive_max_pool2d(x, self.size)
+        out = torch.cat([mx, avg] if self.max_first else [avg, mx], dim=1)
+        return out.flatten(1) if self.flatten else out
+
+    def extra_repr(self) -> str:
+        defaults = {"size": 1, "max_first": False, "flatten": True}
+        return ", ".join(f"{k}={getattr(self, k)!r}" for k, v in defaults.items() if getattr(self, k) != v)
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
 
 
 @register_arch("simple_cnn")

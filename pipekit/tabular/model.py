@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.modules import module as _mod
 
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
-from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, check, unknown_names
+from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, check, one_of_two_names, unknown_names
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.nets import check_stored_layers, sigmoid_range
 from pipekit.learn.registry import register_arch
@@ -224,23 +224,6 @@ TABULAR_OPTIONS: dict[str, Any] = {
     "bn_cont": Is(_is_bool, "True or False")}
 
 
-def check_options(owner: str, config: Mapping[str, Any]) -> None:
-    """Check the ``TabularModel`` options in ``config`` (the keys of ``TABULAR_OPTIONS``): a ParameterError names an
-    unknown key, listing the accepted ones, or the first value of the wrong type or range.
-
-    >>> check_options("TorchTabular", {"ps": 0.1, "use_bn": False})
-    >>> check_options("TorchTabular", {"use_bn": "yes"})
-    Traceback (most recent call last):
-    ...
-    pipekit.core.errors.ParameterError: TorchTabular: config.use_bn='yes' is not accepted; expected True or False
-    """
-    unknown = sorted(str(k) for k in config if k not in TABULAR_OPTIONS)
-    if unknown:
-        raise ParameterError(f"{owner}: config has unknown key(s) {unknown}; the accepted keys are "
-                             f"{list(TABULAR_OPTIONS)}")
-    check(owner, **{f"config.{k}": (v, TABULAR_OPTIONS[k]) for k, v in config.items()})
-
-
 def _is_relu(v: Any) -> bool:
     return v is nn.ReLU or type(v) is nn.ReLU
 
@@ -267,31 +250,69 @@ def config_keys() -> list[str]:
     return [n for n in inspect.signature(TabularModel.__init__).parameters if n not in filled] + list(_BUILT_IN)
 
 
-def check_config(owner: str, config: Any) -> None:
-    """Check a ``tabular_learner`` ``config``: a mapping whose keys are :func:`config_keys` and whose values
-    ``TabularModel`` takes; a ParameterError names an unknown key (and the accepted ones) or the first bad value,
-    saying why. fastai's ``act_cls`` and ``lin_first`` are accepted at the values pipekit's net has built in
-    (a ReLU; True), and refused otherwise with the reason.
+def check_config(owner: str, config: Any, body: bool = True) -> None:
+    """Check a ``config`` of ``TabularModel`` options, as ``tabular_learner`` and ``TorchTabular`` take it: a mapping
+    whose keys are :func:`config_keys` and whose values ``TabularModel`` takes; a ParameterError names an unknown key
+    (and the accepted ones) or the first bad value, saying why. fastai's ``act_cls`` and ``lin_first`` are accepted
+    at the values pipekit's net has built in (a ReLU; True), and refused otherwise with the reason. ``body``: whether
+    ``owner`` takes a custom ``body`` (``TorchTabular`` does not: it rebuilds its net from its layers and config).
 
     >>> check_config("tabular_learner", {"ps": [0.1, 0.0], "act_cls": nn.ReLU(inplace=True), "y_range": (0, 5)})
     >>> check_config("tabular_learner", {"p": 0.1})
     Traceback (most recent call last):
     ...
     pipekit.core.errors.ParameterError: tabular_learner: config has unknown key(s) ['p']; did you mean 'ps'? The accepted keys are ['ps', 'embed_p', 'y_range', 'use_bn', 'bn_final', 'bn_cont', 'body', 'act_cls', 'lin_first']
+    >>> check_config("TorchTabular", {"use_bn": "yes"}, body=False)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: TorchTabular: config.use_bn='yes' is not accepted; expected True or False
     """
     if not isinstance(config, Mapping):
         raise ParameterError(f"{owner}: config must be a dict of TabularModel options (tabular_config(ps=..., "
                              f"embed_p=...) makes one), got {type(config).__name__}")
-    accepted = config_keys()
-    unknown = [str(k) for k in config if k not in accepted]
+    accepted = [k for k in config_keys() if body or k != "body"]
+    unknown = [str(k) for k in config if k not in accepted and k != "body"]
     if unknown:
         raise ParameterError(f"{owner}: config has unknown key(s) {unknown}; "
                              f"{unknown_names(unknown, accepted, 'accepted keys')}")
+    if not body and "body" in config:
+        raise ParameterError(f"{owner}: config.body is not taken: {owner} builds its net from its layers and config "
+                             "alone, as its file stores them, so its hidden blocks are TabularModel's; leave body "
+                             "out, or train a custom body with tabular_learner(dls, body=...)")
     for key, (test, why) in _BUILT_IN.items():
         if key in config and not test(config[key]):
             raise ParameterError(f"{owner}: config.{key}={config[key]!r} {why}")
     check(owner, **{f"config.{k}": (v, TABULAR_OPTIONS[k] if k in TABULAR_OPTIONS else Y_RANGE)
                     for k, v in config.items() if k in TABULAR_OPTIONS or k == "y_range"})
+
+
+def _same_range(a: Any, b: Any) -> bool:
+    return [float(v) for v in a] == [float(v) for v in b]
+
+
+def config_y_range(owner: str, y_range: Any, config: Mapping[str, Any] | None) -> Any:
+    """The output range given as ``y_range=`` or, as fastai's :func:`tabular_config` gives it, in a (checked)
+    ``config``: one argument under two names (:func:`~pipekit.core.validate.one_of_two_names`), so two different
+    ranges are refused.
+
+    >>> config_y_range("tabular_learner", None, {"y_range": (0, 5)}), config_y_range("x", [0, 5], {"y_range": (0, 5)})
+    ((0, 5), (0, 5))
+    """
+    in_config = None if config is None else config.get("y_range")
+    if y_range is not None and in_config is not None:
+        check(owner, y_range=(y_range, Y_RANGE))
+    return one_of_two_names(owner, "y_range", y_range, "config's y_range", in_config, None, same=_same_range,
+                            why="fastai's tabular_config gives y_range in the config")
+
+
+def model_options(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``TabularModel`` arguments a (checked) ``config`` gives, as a new dict: its keys but ``y_range`` (see
+    :func:`config_y_range`) and fastai's ``act_cls`` and ``lin_first``, which the net has built in.
+
+    >>> model_options({"ps": 0.1, "y_range": (0, 5), "act_cls": nn.ReLU(inplace=True)})
+    {'ps': 0.1}
+    """
+    return {k: v for k, v in (config or {}).items() if k != "y_range" and k not in _BUILT_IN}
 
 
 def tabular_config(**kwargs: Any) -> dict[str, Any]:
@@ -602,20 +623,10 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
 
     check_learner_kwargs("tabular_learner", kwargs, tabular_learner)
     check_config("tabular_learner", {} if config is None else config)
-    cfg = dict(config or {})  # the user's dict is left as it is
-    if "y_range" in cfg:  # fastai's tabular_config(y_range=...): used unless y_range= is given
-        in_config = cfg.pop("y_range")
-        if y_range is None:
-            y_range = in_config
-        elif in_config is not None:
-            check("tabular_learner", y_range=(y_range, Y_RANGE))
-            if [float(v) for v in in_config] != [float(v) for v in y_range]:
-                raise ParameterError(f"tabular_learner: y_range={tuple(y_range)!r} and config's y_range="
-                                     f"{tuple(in_config)!r} differ; give y_range once")
-    if body is None and "body" in cfg:
-        body = cfg.pop("body")
-    for key in _BUILT_IN:  # checked above to be what the net has built in
-        cfg.pop(key, None)
+    y_range = config_y_range("tabular_learner", y_range, config)  # fastai's tabular_config(y_range=...)
+    cfg = model_options(config)  # a new dict: the user's is left as it is
+    body = one_of_two_names("tabular_learner", "body", body, "config's body", cfg.pop("body", None), None,
+                            why="the config gives TabularModel's arguments, body among them")
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe):
         raise ParameterError("tabular_learner: dls must come from Tabular.dataloaders(...) (their recipe carries "

@@ -29,7 +29,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, ParameterError, warn
-from pipekit.core.validate import Interval, Is, Options, check_state, finite_number, plain_number
+from pipekit.core.validate import Interval, Is, Options, check_state, finite_number, one_of_two_names, plain_number
 from pipekit.data.transform import as_list
 # the vocabulary type is the data layer's; it is also importable from here, where the tabular classes are built
 from pipekit.data.vocab import CategoryMap as CategoryMap, NA_TOKEN as NA_TOKEN, ValueCodes as ValueCodes, one_value
@@ -254,10 +254,7 @@ def _fastai_fill_args(strategy: Any, fill_value: Any, given: dict[str, Any]) -> 
                                  "FillStrategy.constant (pipekit's FillStrategy, from pipekit.tabular.all), not a "
                                  "function" + (f"; this one is fastai's FillStrategy.{name}: pass pipekit's, or "
                                                f"strategy={name!r}" if known else ""))
-        if strategy != "median" and strategy != named:
-            raise ParameterError(f"FillMissing: strategy={strategy!r} and fill_strategy={named!r} are one argument "
-                                 "(fill_strategy is fastai's name of strategy); give one of them")
-        strategy = named
+        strategy = one_of_two_names("FillMissing", "strategy", strategy, "fill_strategy", named, "median")
     if "fill_vals" in given:
         vals = given["fill_vals"]
         if vals is not None:
@@ -265,9 +262,7 @@ def _fastai_fill_args(strategy: Any, fill_value: Any, given: dict[str, Any]) -> 
             if default is not None and default() != 0:
                 raise ParameterError(f"FillMissing: fill_vals is a defaultdict of default {default()!r}; pipekit fills "
                                      "a column fill_vals does not name with 0: give each column's value in a dict")
-            if fill_value != 0.0 and fill_value != vals:
-                raise ParameterError(f"FillMissing: fill_value={fill_value!r} and fill_vals={vals!r} are one argument "
-                                     "(fill_vals is fastai's name of fill_value); give one of them")
+            vals = one_of_two_names("FillMissing", "fill_value", fill_value, "fill_vals", vals, 0.0)
             fill_value = dict(vals) if isinstance(vals, Mapping) else vals
     return strategy, fill_value
 

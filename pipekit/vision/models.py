@@ -24,7 +24,8 @@ from torch import nn
 
 from pipekit.core.errors import FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
-from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, Options, check, check_arguments, shown
+from pipekit.core.validate import (POSITIVE_SIZES, Y_RANGE, Interval, Is, Options, check, check_arguments,
+                                   one_of_two_names, shown)
 from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers, simple_cnn
 from pipekit.learn.registry import register_arch, registered_archs
 
@@ -184,11 +185,7 @@ def _xresnet(who: str, expansion: int, layers: Sequence[int], n_in: int, n_out: 
                              "starts from random weights (pretrained=False, the default); for ImageNet weights use "
                              "vision_learner(dls, \"efficientnet_lite0\"), for a weights file of this arch "
                              "vision_learner(dls, ..., pretrained=\"file.safetensors\")")
-    if c_in is not None:  # fastai's name of n_in
-        if n_in != 3 and n_in != c_in:
-            raise ParameterError(f"{who}: c_in={shown(c_in)} and n_in={shown(n_in)} are one argument (c_in is "
-                                 "fastai's name of n_in, the input channels); give one of them")
-        n_in = c_in
+    n_in = one_of_two_names(who, "n_in", n_in, "c_in", c_in, 3)
     return XResNet(expansion, layers, n_in=n_in, n_out=n_out, p=p, ks=ks)
 
 
@@ -387,28 +384,24 @@ def vision_archs() -> list[str]:
     return sorted(n for n in registered_archs() if n in ours)
 
 
-class AdaptiveConcatPool2d(nn.Module):
+class AdaptiveConcatPool2d(ConcatPool2d):
     """fastai's layer (chapter 15's ``create_head``): adaptive max and average pooling to ``size`` (default 1), joined
     along the channels, max first: ``[bs, c, h, w] -> [bs, 2c, size, size]``, so a ``Flatten()`` follows it in a head.
-    pipekit's own heads use :class:`~pipekit.learn.ConcatPool2d`, which flattens as it pools (average first).
+    It is :class:`~pipekit.learn.ConcatPool2d` in fastai's order and shape (``max_first=True, flatten=False``);
+    pipekit's own heads use ``ConcatPool2d()``, which flattens as it pools (average first).
 
     >>> AdaptiveConcatPool2d()(torch.arange(8.).view(1, 2, 2, 2)).flatten().tolist()
     [3.0, 7.0, 1.5, 5.5]
     """
 
     def __init__(self, size: int | tuple[int, int] | None = None):
-        super().__init__()
-        self.size = size or 1
-        check("AdaptiveConcatPool2d", size=(self.size, Is(
-            lambda v: POSITIVE_SIZES.accepts([v] if isinstance(v, int) else v) and (isinstance(v, int) or len(v) == 2),
-            "a positive output size, or (height, width)")))
-        self.ap, self.mp = nn.AdaptiveAvgPool2d(self.size), nn.AdaptiveMaxPool2d(self.size)
+        super().__init__(size or 1, max_first=True, flatten=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.mp(x), self.ap(x)], 1)
+    def extra_repr(self) -> str:
+        return "" if self.size == 1 else f"size={self.size!r}"
 
 
-_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, ConcatPool2d, AdaptiveConcatPool2d)
+_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, ConcatPool2d)  # AdaptiveConcatPool2d is a ConcatPool2d
 
 
 def _starts_with_pool(m: nn.Module) -> bool:

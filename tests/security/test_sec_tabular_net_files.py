@@ -133,8 +133,10 @@ def test_sec_torchtabular_y_range_must_be_finite_and_increasing(files, y_range):
 @pytest.mark.parametrize("config, named", [
     ({"use_bn": "yes"}, "config.use_bn"), ({"bn_cont": 0}, "config.bn_cont"), ({"bn_final": None}, "config.bn_final"),
     ({"embed_p": 1.0}, "config.embed_p"), ({"embed_p": math.nan}, "config.embed_p"), ({"ps": [5.0, -1.0]}, "config.ps"),
-    ({"ps": "os.system"}, "config.ps"), ({"bogus": 1}, "'ps', 'embed_p', 'use_bn', 'bn_final', 'bn_cont'"),
-    ({"y_range": [0, 1]}, "unknown key(s) ['y_range']"), ({"body": None}, "unknown key(s) ['body']")])
+    ({"ps": "os.system"}, "config.ps"),
+    ({"bogus": 1}, "'ps', 'embed_p', 'y_range', 'use_bn', 'bn_final', 'bn_cont', 'act_cls', 'lin_first']"),
+    ({"y_range": [1, 0]}, "config.y_range"), ({"y_range": [0, math.inf]}, "config.y_range"),
+    ({"act_cls": "torch.nn.GELU"}, "config.act_cls"), ({"body": None}, "config.body is not taken")])
 def test_sec_torchtabular_config_keys_and_types_are_checked(files, config, named):
     with pytest.raises(ParameterError) as e:
         TorchTabular("classification", config=config)
