@@ -281,11 +281,23 @@ class _Warper:
         # None when the plan moves no pixel
         self.pms: Any = None if self.same else pixel_matrices(plan.matrices, in_hw, self.out_hw)
         self.affine: Any = None if self.pms is None else (np.abs(self.pms[:, 2, :2]).max(1) < 1e-12)
+        # images only moved by whole pixels, within the source (RandomResizedCrop's validation centre crop): copied
+        self.shift: Any = None if self.pms is None else self._whole_pixel_shifts(in_hw)
+
+    def _whole_pixel_shifts(self, in_hw: tuple[int, int]) -> np.ndarray:
+        (hi, wi), (ho, wo), pm = in_hw, self.out_hw, self.pms
+        t = np.rint(pm[:, :2, 2])
+        self.offsets = t.astype(np.int64)
+        return ((np.abs(pm - np.eye(3)[None])[:, :, :2].max((1, 2)) < 1e-9) & (np.abs(pm[:, 2, 2] - 1) < 1e-12)
+                & (np.abs(pm[:, :2, 2] - t).max(1) < 1e-6) & (t.min(1) >= 0) & (t[:, 0] + wo <= wi) & (t[:, 1] + ho <= hi))
 
     def warp(self, i: int, src: np.ndarray, dst: np.ndarray) -> None:
         ho, wo = self.out_hw
         if self.same:
             np.copyto(dst, src)
+        elif self.shift[i]:  # the bilinear warp would give these very pixels
+            x, y = self.offsets[i]
+            np.copyto(dst, src[y:y + ho, x:x + wo])
         elif self.affine[i]:
             cv2.warpAffine(src, self.pms[i, :2] / self.pms[i, 2, 2], (wo, ho), dst=dst, flags=self.flags,
                            borderMode=self.border)

@@ -39,7 +39,7 @@ from pipekit.vision.decode import decode_image, image_from_value
 from pipekit.vision.geometry import size2, size_param
 from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform
 from pipekit.vision.sources import image_sources
-from pipekit.vision.transforms import BatchAugment, IntToFloat
+from pipekit.vision.transforms import BatchAugment, IntToFloat, ResizedCropAugment
 
 IMAGE_CLASSES = ("RGB", "L")
 
@@ -662,7 +662,8 @@ class ImageBlock(_PixelBlock):
     named ``PILImage`` and ``PILImageBW``.
 
     The item transform (``Resize``, ``CropPad`` or ``RandomResizedCrop``; needed when the files differ
-    in size) sets the cached size. ``RandomResizedCrop`` adds the per-epoch random crop as a batch plan.
+    in size) sets the cached size. ``RandomResizedCrop`` caches the whole image and adds the per-epoch random
+    crop (and the validation centre crop) as a batch plan.
 
     >>> ImageBlock(cls="L").geometry
     'image'
@@ -679,11 +680,25 @@ class ImageBlock(_PixelBlock):
     def mode(self) -> str:  # type: ignore[override]
         return self.cls
 
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """A fitted block read from a file. One exported before ``RandomResizedCrop`` cached the whole image holds the
+        batch augmentation that drew its crops within the cached centre (a ``BatchAugment``, where the block now
+        brings a ``ResizedCropAugment``): its crop is made ``whole_image=False``, so the learner predicts as it did."""
+        super().state_from_data(state)
+        tfm = find_item_transform(vars(self).get("tfms_", []))
+        brought = vars(self).get("batch_tfms_", [])
+        if isinstance(tfm, RandomResizedCrop) and tfm.whole_image and isinstance(brought, list) and \
+                any(isinstance(t, BatchAugment) for t in brought) and \
+                not any(isinstance(t, ResizedCropAugment) for t in brought):
+            tfm.whole_image = False
+
     def block_batch_tfms(self) -> list[Any]:
         tfm = find_item_transform(self.tfms_)
-        if isinstance(tfm, RandomResizedCrop):
-            # The random part of the crop is drawn per batch, from the cached centre crop.
-            return [BatchAugment(AugmentSettings(size=tfm.size, min_scale=tfm.min_scale, ratio=(tfm.ratio[0], tfm.ratio[1]), do_flip=False,
+        if isinstance(tfm, RandomResizedCrop) and tfm.whole_image:
+            # the crop is drawn per batch from the whole image, which the cache holds
+            return [ResizedCropAugment(tfm.size, tfm.min_scale, tfm.max_scale, tfm.ratio), IntToFloat()]
+        if isinstance(tfm, RandomResizedCrop):  # whole_image=False: drawn within the cached centred crop
+            return [BatchAugment(AugmentSettings(size=tfm.size, min_scale=tfm.min_scale, ratio=tfm.ratio, do_flip=False,
                                                  max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0)),
                     IntToFloat()]
         return [IntToFloat()]
@@ -818,14 +833,14 @@ class CoordBlock(TransformBlock):
         (h, w), pts, tfm = hw, arr.reshape(-1, 2), find_item_transform(self.tfms_)
         if tfm is not None:
             m = tfm.point_matrix(h, w)
-            pts, (h, w) = pts @ m[:2, :2].T + m[:2, 2], tfm.output_size()
+            pts, (h, w) = pts @ m[:2, :2].T + m[:2, 2], tfm.cached_size()
         return (pts / np.array([w, h]) * 2 - 1).reshape(arr.shape)
 
     def to_pixels(self, arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
         """The inverse of :meth:`to_unit`: -1..1 (x, y) pairs back to pixels of a source image of size ``hw``."""
         pts = np.asarray(arr, dtype=np.float64).reshape(-1, 2)
         tfm = find_item_transform(self.tfms_)
-        out_h, out_w = tfm.output_size() if tfm is not None else hw
+        out_h, out_w = tfm.cached_size() if tfm is not None else hw
         pts = (pts + 1) / 2 * np.array([out_w, out_h])
         if tfm is not None:
             inv = np.linalg.inv(tfm.point_matrix(*hw))

@@ -12,6 +12,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -19,9 +20,9 @@ import cv2
 import numpy as np
 
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import Interval, Options
+from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.transform import Transform, rebuild
-from pipekit.vision.geometry import CV_BORDER, PAD_MODES, RATIO, SIZE, as_size, size2
+from pipekit.vision.geometry import CV_BORDER, MAX_SIDE, PAD_MODES, RATIO, SIZE, as_size, size2
 
 METHODS = ("crop", "pad", "squish")
 
@@ -95,11 +96,22 @@ class ItemTransform(Transform):
             return Image.fromarray(out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out)
         if not (isinstance(values, np.ndarray) and values.ndim in (2, 3)):  # a label, a text's ids: not an image
             return values
-        out = self.apply(values)
+        out = self.call_one(values)
         return out.view(type(values)) if isinstance(values, np.ndarray) and type(values) is not np.ndarray else out
 
+    def call_one(self, img: np.ndarray) -> np.ndarray:
+        """What calling the transform on one HWC image gives: the image it caches (:meth:`apply`); a
+        :class:`RandomResizedCrop` gives its validation image instead."""
+        return self.apply(img)
+
     def output_size(self) -> tuple[int, int]:
+        """The (h, w) of the images a batch gets."""
         return size2(self.size)  # type: ignore[attr-defined]
+
+    def cached_size(self) -> tuple[int, int]:
+        """The (h, w) of the image this transform caches (:meth:`apply`), the frame points are stored in: the
+        output size, but for :class:`RandomResizedCrop`, which caches the whole image larger than it."""
+        return self.output_size()
 
     def cache_key(self) -> str:
         """What identifies this transform's output in the on-disk cache (with the OpenCV border a pad
@@ -176,26 +188,73 @@ class CropPad(ItemTransform):
 
 
 class RandomResizedCrop(ItemTransform):
-    """A random crop of ``min_scale``..1 of the area with aspect in ``ratio``, resized to ``size``.
+    """fastai's ``RandomResizedCrop``: a training image is a random crop of ``min_scale``..``max_scale`` of the
+    image's area, of aspect (width / height, in the image's own pixels) log-uniform in ``ratio``, at a random place,
+    resized to ``size`` (after ten crops that do not fit, the centred crop of the aspect in ``ratio`` nearest the
+    image's); a validation image, and a new one (``predict``, ``test_dl``), is the whole image squished to ``size``
+    plus a margin of ``val_xtra`` of it (rounded up to 8 pixels), then its centre cropped to ``size``.
 
-    The file is decoded and cached once at ``size`` (center crop, as the validation set sees it);
-    the random crop itself is drawn per epoch for the training set by the batch augmentation plan
-    that the image block adds, so it costs one resample per image and no decoding.
+    Each file is decoded once and cached whole, squished to that validation size (:meth:`cached_size`); the crop is
+    drawn per batch by the :class:`~pipekit.vision.transforms.ResizedCropAugment` the image block adds, in each
+    source image's proportions (by a loader on the CPU; see there), and costs one resample per image (with
+    ``aug_transforms`` too: their draws act on the crop, in the same resample). So validation batches are the cached
+    pixels' centre, copied as they are, and the cache holds about 1.3 to 1.6 times the pixels of ``size``. A
+    training crop smaller than about 0.7 of the area is enlarged from the cached image (fastai crops the decoded
+    file): at the defaults, a crop of a quarter of the area is enlarged about 1.7 times.
 
-    >>> RandomResizedCrop(64, min_scale=0.35).output_size()
-    (64, 64)
+    Calling it on an image (``RandomResizedCrop(64)(img)``) gives the validation image.
+
+    ``whole_image=False`` is how learners exported before the whole image was cached load (their image block holds
+    the batch augmentation that drew the crops, see :class:`~pipekit.vision.ImageBlock`): the cache holds the
+    centred crop at ``size`` (a wide photo's sides are never seen), the training crops are drawn within it and
+    ``val_xtra`` and ``max_scale`` do nothing.
+
+    >>> RandomResizedCrop(64, min_scale=0.35).output_size(), RandomResizedCrop(64).cached_size()
+    ((64, 64), (80, 80))
+    >>> RandomResizedCrop(64)(np.zeros((100, 50, 3), np.uint8)).shape
+    (64, 64, 3)
     """
 
-    param_constraints = {"size": SIZE, "min_scale": Interval(0, 1, closed="right"), "ratio": RATIO}
+    param_constraints = {"size": SIZE, "min_scale": Interval(0, 1, closed="right"), "ratio": RATIO,
+                         "val_xtra": Interval(0, None), "max_scale": Interval(0, 1, closed="right"),
+                         "whole_image": Is(lambda v: isinstance(v, bool), "True or False")}
 
-    def __init__(self, size: int | Sequence[int], min_scale: float = 0.08,
-                 ratio: Sequence[float] = (3 / 4, 4 / 3)):
+    def __init__(self, size: int | Sequence[int], min_scale: float = 0.08, ratio: Sequence[float] = (3 / 4, 4 / 3),
+                 val_xtra: float = 0.14, max_scale: float = 1.0, whole_image: bool = True):
         self.size, self.min_scale, self.ratio = as_size(size), min_scale, ratio
+        self.val_xtra, self.max_scale, self.whole_image = val_xtra, max_scale, whole_image
         self.check_params()
         self.ratio = (float(ratio[0]), float(ratio[1]))
+        check("RandomResizedCrop", max_scale=(self.max_scale, Interval(
+            self.min_scale, 1, closed="both")))  # the range of areas a crop is drawn from
+        check("RandomResizedCrop", val_xtra=(self.val_xtra, Is(
+            lambda v: max(self.cached_size()) <= MAX_SIDE,
+            f"a margin keeping the cached image at most {MAX_SIDE} pixels a side (it is size + "
+            "ceil(max(size) * val_xtra / 8) * 8); give a smaller val_xtra or size")))
+
+    def margin(self) -> int:
+        """The pixels added to each side of ``size`` for the validation image, as fastai adds them (none with
+        ``whole_image=False``)."""
+        return math.ceil(max(self.output_size()) * self.val_xtra / 8) * 8 if self.whole_image else 0
+
+    def cached_size(self) -> tuple[int, int]:
+        h, w = self.output_size()
+        return h + self.margin(), w + self.margin()
 
     def geometry(self, h: int, w: int):
-        return Resize(self.size, method="crop").geometry(h, w)
+        if not self.whole_image:  # as learners exported before the whole image was cached made it
+            return Resize(self.size, method="crop").geometry(h, w)
+        return (0, 0, h, w), self.cached_size(), (0, 0, 0, 0)  # the whole image, squished
+
+    def call_one(self, img: np.ndarray) -> np.ndarray:
+        out, (h, w), top = self.apply(img), self.output_size(), self.margin() // 2
+        return np.ascontiguousarray(out[top:top + h, top:top + w])
+
+    def cache_key(self) -> str:
+        # what the cached pixels depend on: the crop's draws are made per batch, so min_scale, max_scale and ratio
+        # share entries
+        h, w = self.cached_size()
+        return f"RandomResizedCrop|{'whole image squished' if self.whole_image else 'centred crop'} to {h}x{w}"
 
 
 def find_item_transform(tfms: Sequence[Transform]) -> ItemTransform | None:

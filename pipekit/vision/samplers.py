@@ -82,6 +82,56 @@ class RandomCrop(AffineSampler):
         return crop_matrices(in_hw, out_hw, scale, np.exp(log_r), rng.uniform(0, 1, (n, 2)))
 
 
+class ResizedCrop(AffineSampler):
+    """fastai's ``RandomResizedCrop`` draw: a crop of ``min_scale``..``max_scale`` of the source image's area, of
+    aspect (width / height, in the source's pixels) log-uniform in ``ratio``, at a uniform place; of ten tries per
+    image the first that fits (rounded to whole source pixels) is taken, and when none does, the centred crop of the
+    aspect in ``ratio`` nearest the image's (all of it when its aspect is in ``ratio``). The matrices are in the
+    frame of the whole image, which ``in_hw`` holds squished (its normalised coordinates are the source's).
+
+    ``source_sizes`` (n, 2): each image's source (h, w), so crops are drawn in its proportions; without them, in
+    those of ``in_hw``.
+
+    >>> m = ResizedCrop(0.3).matrices(2, np.random.default_rng(0), (80, 80), (64, 64), np.array([[100, 300]] * 2))
+    >>> bool(np.all(np.abs(m[:, 0, 2]) + m[:, 0, 0] <= 1 + 1e-9))  # inside the image
+    True
+    """
+
+    stream = "resized_crop"
+    tries: ClassVar[int] = 10
+
+    def __init__(self, min_scale: float = 0.08, max_scale: float = 1.0, ratio: Sequence[float] = (3 / 4, 4 / 3)):
+        check("ResizedCrop", min_scale=(min_scale, Interval(0, 1, closed="right")),
+              max_scale=(max_scale, Interval(0, 1, closed="right")), ratio=(ratio, RATIO))
+        check("ResizedCrop", max_scale=(max_scale, Interval(min_scale, 1)))
+        self.min_scale, self.max_scale, self.ratio = min_scale, max_scale, (float(ratio[0]), float(ratio[1]))
+
+    def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame,
+                 source_sizes: np.ndarray | None = None) -> np.ndarray:
+        hw = (np.tile(np.asarray(in_hw, np.float64), (n, 1)) if source_sizes is None
+              else np.asarray(source_sizes, np.float64).reshape(n, 2))
+        h, w = hw[:, :1], hw[:, 1:]  # (n, 1): against each try
+        area = rng.uniform(self.min_scale, self.max_scale, (n, self.tries)) * w * h
+        r = np.exp(rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1]), (n, self.tries)))
+        place = rng.uniform(0, 1, (n, self.tries, 2))
+        cw, ch = np.round(np.sqrt(area * r)), np.round(np.sqrt(area / r))
+        fits: np.ndarray = (cw <= w) & (ch <= h) & (cw >= 1) & (ch >= 1)
+        k, found = fits.argmax(1), np.asarray(fits.any(1))
+        rows = np.arange(n)
+        cw, ch, u = cw[rows, k], ch[rows, k], place[rows, k]
+        h, w = h[:, 0], w[:, 0]
+        # none fits: the centred crop of the ratio nearest the image's aspect, as fastai falls back
+        a = w / h
+        fw = np.where(a > self.ratio[1], np.floor(h * self.ratio[1]), w)
+        fh = np.where(a < self.ratio[0], np.floor(w / self.ratio[0]), h)
+        cw, ch = np.maximum(np.where(found, cw, fw), 1), np.maximum(np.where(found, ch, fh), 1)
+        u = np.where(found[:, None], u, 0.5)
+        x0, y0 = u[:, 0] * (w - cw), u[:, 1] * (h - ch)
+        m = eye_stack(n, cw / w, ch / h)
+        m[:, 0, 2], m[:, 1, 2] = (2 * x0 + cw) / w - 1, (2 * y0 + ch) / h - 1
+        return m
+
+
 class Zoom(AffineSampler):
     """With probability ``p``, zoom in by ``min_zoom``..``max_zoom`` around a uniform centre."""
 

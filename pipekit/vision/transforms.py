@@ -25,11 +25,19 @@ from pipekit.data.transform import BatchContext, BatchTransform, Transform, grou
 from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, AugmentSettings, Streams, map_boxes,
                                     map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.cache import ImageStore
-from pipekit.vision.geometry import eye_stack
-from pipekit.vision.samplers import Sampler
+from pipekit.vision.geometry import eye_stack, size2
+from pipekit.vision.samplers import ResizedCrop, Sampler
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 mnist_stats = ([0.131], [0.308])
+
+
+def _source_sizes(t: torch.Tensor | StoreRows) -> np.ndarray | None:
+    """Each image's (h, w) before its item transform, (B, 2), for a batch given as rows of an image store (read in
+    place, see ``BatchAugment.reads_rows``); None for a gathered batch, whose rows are not known here."""
+    if not isinstance(t, StoreRows) or getattr(t.store, "orig_sizes", None) is None:
+        return None
+    return np.asarray(t.store.orig_sizes)[np.asarray(t.rows)]  # type: ignore[attr-defined]
 
 
 def _image_size(t: torch.Tensor | StoreRows) -> tuple[int, int]:
@@ -66,11 +74,15 @@ class BatchAugment(BatchTransform):
             f"Samplers, each on a stream of its own (the settings' samplers use {taken})")))
         self.settings, self.extra_samplers = settings, extra_samplers
 
-    def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool) -> AugmentPlan:
+    def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool,
+             source_sizes: np.ndarray | None = None) -> AugmentPlan:
+        """The batch's plan (see :func:`~pipekit.vision.augment.sample_plan`). ``source_sizes`` (n, 2): each image's
+        size before its item transform, when the batch's rows are known; these samplers draw in the frame of the
+        image as cached, so they leave it unused (:class:`ResizedCropAugment` draws in the source's)."""
         return sample_plan(n, in_size, streams, self.settings, train, self.extra_samplers)
 
     def valid_geometry(self, in_hw: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]] | None:
-        plan = sample_plan(1, in_hw, lambda stream: np.random.default_rng(0), self.settings, train=False)
+        plan = self.plan(1, in_hw, lambda stream: np.random.default_rng(0), train=False)
         return plan.matrices[0], plan.out_size
 
     def encode(self, batch: tuple, ctx: BatchContext) -> tuple:  # type: ignore[override]
@@ -78,7 +90,12 @@ class BatchAugment(BatchTransform):
 
     def reads_rows(self, store: Any, geometry: str | None, j: int, n_inp: int) -> bool:
         # the OpenCV executor warps each image straight from the memory-mapped cache: no gathered copy
-        return geometry in ("image", "mask") and self.settings.executor != "torch" and isinstance(store, ImageStore)
+        return geometry in ("image", "mask") and self.warps_in_place(store)
+
+    def warps_in_place(self, store: Any) -> bool:
+        """Whether the executor warps images straight from ``store`` (the OpenCV executor, from the image cache);
+        rows of another store are gathered first."""
+        return self.settings.executor != "torch" and isinstance(store, ImageStore)
 
     def fuse(self, following: BatchTransform) -> Any:
         if self.settings.executor != "torch" and isinstance(following, (Normalize, IntToFloat)):
@@ -91,7 +108,12 @@ class BatchAugment(BatchTransform):
         given as :class:`~pipekit.data.store.StoreRows` are read from their store in place."""
         spatial = [j for j, g in enumerate(ctx.geometry) if g in ("image", "mask") and j < len(batch)]
         first = batch[spatial[0]] if spatial else None
-        plan = None if first is None else self.plan(len(first), _image_size(first), ctx.rng, ctx.train)
+        sizes = None if first is None else _source_sizes(first)
+        if any(isinstance(x, StoreRows) and not self.warps_in_place(x.store) for x in batch):  # rows taken for sizes
+            batch = tuple(x.gather() if isinstance(x, StoreRows) and not self.warps_in_place(x.store) else x
+                          for x in batch)
+            first = batch[spatial[0]] if spatial else None
+        plan = None if first is None else self.plan(len(first), _image_size(first), ctx.rng, ctx.train, sizes)
         if plan is None or plan.identity:
             batch = tuple(x.gather() if isinstance(x, StoreRows) else x for x in batch)
             return batch if to_float is None else to_float.encode(batch, ctx)
@@ -133,6 +155,80 @@ class BatchAugment(BatchTransform):
             if to_float is not None and not done:
                 out[j] = to_float.encode_element(j, geo, out[j], ctx)
         return tuple(out)
+
+
+class ResizedCropAugment(BatchAugment):
+    """The per-batch half of :class:`~pipekit.vision.RandomResizedCrop`, which the image block adds: its images are
+    cached whole, squished to ``size`` plus the validation margin. Training batches get fastai's random crop
+    (:class:`~pipekit.vision.samplers.ResizedCrop`: ``min_scale``..``max_scale`` of the source image's area, aspect in
+    ``ratio``) resized to ``size``; validation batches the centred ``size`` pixels of the cached image (fastai's
+    squish to ``size`` plus the margin, then centre crop), copied as they are.
+
+    The crops are drawn in each source image's proportions when the loader hands it the batch's rows (a loader on
+    the CPU); a batch gathered before it gets here (a loader on the GPU) carries no source sizes, and its crops are
+    drawn in the proportions of the cached image instead (a squished source's crops are squished with it).
+
+    Followed by another :class:`BatchAugment` (``aug_transforms``), the two are done in one resample: the other's
+    draws (zoom, rotation, warp, flips, its own crop and size) act on the crop, as fastai's batch transforms act on
+    the cropped item.
+
+    >>> aug = ResizedCropAugment(64, min_scale=0.35)
+    >>> aug.plan(2, (80, 80), lambda s: np.random.default_rng(0), train=False).matrices[0].tolist()
+    [[0.8, 0.0, 0.0], [0.0, 0.8, 0.0], [0.0, 0.0, 1.0]]
+    """
+
+    order: ClassVar[int] = 19  # before the augmentation it is done with, whatever order the two were given in
+
+    def __init__(self, size: int | Sequence[int] = 224, min_scale: float = 0.08, max_scale: float = 1.0,
+                 ratio: Sequence[float] = (3 / 4, 4 / 3)):
+        crop = ResizedCrop(min_scale, max_scale, ratio)
+        none = AugmentSettings(size=cast(Any, size), do_flip=False, max_rotate=0.0, max_zoom=1.0, max_warp=0.0,
+                               max_lighting=0.0)  # size is checked there
+        super().__init__(none, (crop,))
+        self.size, self.min_scale, self.max_scale, self.ratio = none.size, min_scale, max_scale, crop.ratio
+
+    def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool,
+             source_sizes: np.ndarray | None = None) -> AugmentPlan:
+        in_hw = (int(in_size[0]), int(in_size[1]))
+        out_hw = size2(self.settings.size, in_hw)
+        if train:
+            crop = self.extra_samplers[0]
+            mats = cast(ResizedCrop, crop).matrices(n, streams(crop.stream), in_hw, out_hw, source_sizes)
+        else:  # the centred out_hw pixels, unscaled: the cache is the validation image before its centre crop
+            mats = eye_stack(n, out_hw[1] / in_hw[1], out_hw[0] / in_hw[0])
+        return AugmentPlan(mats, in_hw, out_hw, np.zeros(n), np.ones(n))
+
+    def fuse(self, following: BatchTransform) -> Any:
+        if isinstance(following, BatchAugment) and not isinstance(following, ResizedCropAugment):
+            return _CropThenAugment(self, following)
+        return super().fuse(following)
+
+    def reads_rows(self, store: Any, geometry: str | None, j: int, n_inp: int) -> bool:
+        # the rows give each image's source size: taken from any image store, gathered here when not warped in place
+        return geometry in ("image", "mask") and getattr(store, "orig_sizes", None) is not None
+
+
+class _CropThenAugment(BatchAugment):
+    """A batch pipeline's step for :class:`ResizedCropAugment` followed by another :class:`BatchAugment`: one plan,
+    the crop's matrices then the augmentation's (drawn on the crop's output size), so each image is resampled once;
+    the executor, interpolation and padding are the augmentation's."""
+
+    def __init__(self, crop: ResizedCropAugment, augment: BatchAugment):
+        self.crop, self.augment = crop, augment
+        self.settings, self.extra_samplers = augment.settings, augment.extra_samplers
+
+    @property
+    def stage_name(self) -> str:
+        return f"{self.crop.stage_name}+{self.augment.stage_name}"
+
+    def reads_rows(self, store: Any, geometry: str | None, j: int, n_inp: int) -> bool:
+        return self.crop.reads_rows(store, geometry, j, n_inp)
+
+    def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool,
+             source_sizes: np.ndarray | None = None) -> AugmentPlan:
+        first = self.crop.plan(n, in_size, streams, train, source_sizes)
+        then = self.augment.plan(n, first.out_size, streams, train)
+        return AugmentPlan(first.matrices @ then.matrices, first.in_size, then.out_size, then.brightness, then.contrast)
 
 
 class AugmentThenFloat:
