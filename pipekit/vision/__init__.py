@@ -26,15 +26,15 @@ from pipekit.vision.models import (AdaptiveConcatPool2d, LayerGrouped, ResBlock,
                                    vision_model, xresnet18, xresnet34, xresnet50)
 from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Dihedral, Flip, FlipVert, LightingSampler,
-                                     RandomCrop, Rotate, Sampler, Warp, Zoom)
+                                     RandomCrop, ResizedCrop, Rotate, Sampler, Warp, Zoom)
 from pipekit.data.plotting import show_image, show_images
 from pipekit.vision.show import show_batch, show_results
-from pipekit.vision.transforms import (BatchAugment, IntToFloat, IntToFloatTensor, Normalize, RandomErasing, ToTensor,
-                                       aug_transforms, imagenet_stats, mnist_stats)
+from pipekit.vision.transforms import (BatchAugment, IntToFloat, IntToFloatTensor, Normalize, RandomErasing,
+                                       ResizedCropAugment, ToTensor, aug_transforms, imagenet_stats, mnist_stats)
 
 __all__ = [
     "AffineSampler", "Albumentations", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "get_annotations", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat", "IntToFloatTensor", "ToTensor",
-    "MaskBlock", "Normalize", "PointBlock", "RandomErasing", "RandomResizedCrop", "Resize", "aug_transforms", "build_image_store",
+    "MaskBlock", "Normalize", "PointBlock", "RandomErasing", "RandomResizedCrop", "ResizedCrop", "ResizedCropAugment", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
     "map_boxes", "map_points", "mnist_stats", "resize_image", "resize_images", "resize_to", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
     "PixelAccuracy", "Dice", "DiceMulti", "ForegroundAcc", "JaccardCoeff", "foreground_acc", "ResBlock", "UNet", "XResNet", "cnn_learner", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
