@@ -25,7 +25,8 @@ from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsD
                                  stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, row_index
 from pipekit.data.store import gathering
-from pipekit.data.transform import BatchPipeline, BatchTransform, Pipeline, _step, as_list, grouped_batch_tfms
+from pipekit.data.transform import (BatchPipeline, BatchTransform, Pipeline, as_list, depends_on_split, encode_items,
+                                    grouped_batch_tfms)
 
 
 def short_repr(value: Any) -> str:
@@ -373,7 +374,9 @@ class TfmdLists:
     all the items at once: like every pipekit transform they see the whole column (a list of items, an array,
     a Series), not one item at a time. ``splits`` is ``[train_idx, valid_idx]`` (default: every item is for
     training); each is positions or a boolean mask with one value per item. ``tl[i]`` is encoded item ``i``
-    (``tl[:2]`` a list of them), ``tl.train``/``tl.valid`` the subsets (sharing the fitted pipeline),
+    (``tl[:2]`` a list of them), ``tl.train``/``tl.valid`` the subsets (sharing the fitted pipeline; their items are
+    of split 0 and 1, the whole list's of none, new items' of 1, so a ``RandTransform`` or a transform with a
+    ``split_idx`` runs where fastai's does, see :func:`~pipekit.data.transform.call_item_tfm`),
     ``tl.decode(x)`` runs the transforms backwards. pipekit's getters (``parent_label``, ``RegexLabeller``,
     ``ColReader``, ``using_attr(...)``) are steps too, reading the whole column as in a DataBlock, and
     ``tl.vocab`` is the vocabulary the steps learned:
@@ -413,24 +416,48 @@ class TfmdLists:
         check_disjoint(self.splits[0], self.splits[1], "TfmdLists: the split", lambda i: f"item {i}, {_item(_one(items, i))!r:.80}")
         self.items = items
         self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
-        # on the training items only; every item is encoded below, so the last step's encoding of them is not needed
-        self.pipeline.setup(_take(items, self.splits[0]), encode_last=False)
+        # on the training items only (split 0); every item is encoded below, so the last step's encoding of them is
+        # not needed
+        self.pipeline.setup(_take(items, self.splits[0]), encode_last=False, split_idx=0)
         self.encoded = items
         # the type of the first training item before each step and after the last, as fastai's ``types``: a new
         # item is read from the first step whose input it already is (see encode_new)
         first = int(self.splits[0][0])
         self.types: list[type | None] = [_item_type(items, first)]
-        for t in self.pipeline:
-            self.encoded = _step(t, "encode", self.encoded)
+        # (k, the column before step k): the first step whose output may depend on the split (a RandTransform, a
+        # transform of one split); the subsets are encoded from there with their own split, as fastai's are, the
+        # whole list (``tl[i]``) with none
+        self._before_split: tuple[int, Any] | None = None
+        self._split_encoded: dict[int, Any] = {}
+        for k, t in enumerate(self.pipeline):
+            if self._before_split is None and depends_on_split(t):
+                self._before_split = (k, self.encoded)
+            self.encoded = encode_items(t, self.encoded, None)
             self.types.append(_item_type(self.encoded, first))
 
     def _subset(self, i: int) -> TfmdLists:
         sub = object.__new__(TfmdLists)
         idx = self.splits[i]
-        sub.items, sub.pipeline, sub.encoded = _take(self.items, idx), self.pipeline, _take(self.encoded, idx)
+        sub.items, sub.pipeline, sub.encoded = _take(self.items, idx), self.pipeline, self._encode_split(i)
         sub.splits = [np.arange(len(idx)), np.zeros(0, np.int64)]
         sub.types = self.types
+        sub._before_split, sub._split_encoded = None, {}
         return sub
+
+    def _encode_split(self, i: int) -> Any:
+        """The items of split ``i`` (0 training, 1 validation) encoded as items of that split (see
+        :func:`~pipekit.data.transform.call_item_tfm`), once: taken from the whole list's when no step depends on
+        the split."""
+        idx = self.splits[i]
+        if self._before_split is None or not len(idx):
+            return _take(self.encoded, idx)
+        if i not in self._split_encoded:
+            k, column = self._before_split
+            column = _take(column, idx)
+            for t in self.pipeline.tfms[k:]:
+                column = encode_items(t, column, i)
+            self._split_encoded[i] = column
+        return self._split_encoded[i]
 
     def encode_new(self, items: Sequence[Any], with_labels: bool | None = None, who: str = "test_dl") -> list:
         """New items encoded as this list's items are, fastai's ``test_set``: each from the first step whose input
@@ -449,8 +476,8 @@ class TfmdLists:
         for k in sorted(set(starts)):  # the items starting at one step go through the rest as one column
             pos = [i for i, s in enumerate(starts) if s == k]
             column: Any = [items[i] for i in pos]
-            for t in self.pipeline.tfms[k:]:
-                column = _step(t, "encode", column)
+            for t in self.pipeline.tfms[k:]:  # new items are of the validation split, as fastai's test_set
+                column = encode_items(t, column, 1)
             for j, i in enumerate(pos):
                 out[i] = _item(_one(column, j))
         return out

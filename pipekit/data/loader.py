@@ -19,8 +19,8 @@ import torch
 from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.core.validate import ARGUMENT_SYNONYMS, bs_or_batch_size, check_positive_int, unknown_names
 from pipekit.data.probe import stage
-from pipekit.data.store import ListStore, StoreRows, TensorStore, gathering
-from pipekit.data.transform import BatchContext, BatchPipeline
+from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
+from pipekit.data.transform import BatchContext, BatchPipeline, Pipeline
 
 
 def default_device() -> torch.device:
@@ -890,11 +890,18 @@ class ItemsDataset:
         self._first_type: type | None = None
 
     def item(self, row: int) -> Any:
-        """Item ``row`` of the source through ``after_item``; a failing step is named with the item."""
+        """Item ``row`` of the source through ``after_item``, as an item of this dataset's split (``split_idx``: 0
+        training, 1 validation and new items; when None, the split of the loader gathering it, see
+        :func:`~pipekit.data.store.gathering`), so a transform of the other split is skipped and a
+        :class:`~pipekit.data.RandTransform` draws for it (see :func:`~pipekit.data.transform.call_item_tfm`); a
+        failing step is named with the item."""
         value = self.source[int(row)]
         if self.after_item is None:
             return value
         try:
+            if isinstance(self.after_item, Pipeline):
+                split = self.split_idx if self.split_idx is not None else gather_context()[1]
+                return self.after_item.encode(value, split)
             return self.after_item(value)
         except Exception as e:
             raise PipelineStepError(f"after_item {self.after_item!r:.120} failed on item {row} ({value!r:.80}): "
@@ -940,8 +947,10 @@ class ItemsDataset:
         return collate_items(items)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ItemsDataset:
+        """The items at ``positions``, of split ``split_idx`` (None: this dataset's)."""
         return ItemsDataset(self.source, self.after_item, self.before_batch, self._n_inp,
-                            self.idxs[np.asarray(positions, dtype=np.int64)], split_idx)
+                            self.idxs[np.asarray(positions, dtype=np.int64)],
+                            self.split_idx if split_idx is None else split_idx)
 
     def __repr__(self) -> str:
         return f"ItemsDataset(n={len(self)}, after_item={self.after_item!r})"

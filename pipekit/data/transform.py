@@ -18,9 +18,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.core.component import Component
+from pipekit.core.component import Component, param_names
 from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
-from pipekit.core.validate import Interval, Is
+from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.getters import Getter
 from pipekit.data.lists import fastuple
 from pipekit.data.probe import stage
@@ -90,30 +90,61 @@ class Transform(Component):
     def decode(self, values: Any) -> Any:
         return values
 
-    def __call__(self, values: Any) -> Any:
-        return self.encode(values)
+    def __call__(self, values: Any, split_idx: Any = None) -> Any:
+        """``values`` encoded as an item of split ``split_idx`` (0, 1 or None; typed Any for the batch transforms
+        whose second argument is their batch context), as fastai calls a transform (see :func:`call_item_tfm`): one of
+        a single split gives a value of no split back as it is."""
+        return call_item_tfm(self, values, split_idx)
 
     def applies_to(self, block: Any) -> bool:
         """Whether this item/batch transform acts on ``block``'s data (default: every block)."""
         return True
 
 
+#: what fastai's ``split_idx=`` and ``order=`` keywords accept (None: the class's value)
+SPLIT_IDX = Options(None, 0, 1)
+ORDER = Interval(integer=True, none_ok=True)
+
+
+def set_split_and_order(t: Transform, split_idx: int | None, order: int | None) -> None:
+    """fastai's ``split_idx=``/``order=`` keywords of a transform's constructor: kept as given (``split_idx_arg``,
+    ``order_arg``, the parameters a clone or a record repeats) and, when given, set on the instance, where they win
+    over the class's (``Pipeline`` sorts by ``t.order``; :func:`runs_on_split` reads ``t.split_idx``). None keeps
+    the class's value, as in fastai. Checks every parameter of ``t``."""
+    t.split_idx_arg, t.order_arg = split_idx, order  # type: ignore[attr-defined]
+    t.check_params()
+    if split_idx is not None:
+        t.split_idx = t.split_idx_arg  # type: ignore[attr-defined]
+    if order is not None:
+        t.order = t.order_arg  # type: ignore[attr-defined,misc]
+
+
 class FuncTransform(Transform):
     """A transform made of plain functions: ``enc`` encodes, ``dec`` (optional) decodes; nothing to set up.
-    ``Transform(enc, dec)`` gives one, as fastai's does. A function pipekit did not register cannot be saved
-    in a file: an export that holds one is refused, naming it.
+    ``Transform(enc, dec)`` gives one, as fastai's does, and so do fastai's keywords ``Transform(enc, split_idx=0)``
+    (training items only, see :func:`runs_on_split`) and ``Transform(enc, order=3)`` (its place in a
+    :class:`Pipeline`). A function pipekit did not register cannot be saved in a file: an export that holds one is
+    refused, naming it.
 
     >>> t = Transform(lambda x: x * 2, lambda x: x // 2)
     >>> type(t).__name__, t(np.arange(3)).tolist(), t.decode(t(np.arange(3))).tolist()
     ('FuncTransform', [0, 2, 4], [0, 1, 2])
+    >>> Pipeline([Transform(lambda x: x + "a", order=3), str.upper]).encode("x"), Transform(len, split_idx=1).split_idx
+    ('Xa', 1)
     """
 
+    param_attrs = {"split_idx": "split_idx_arg", "order": "order_arg"}
     param_constraints = {"enc": Is(callable, "a function of the values"),
-                         "dec": Is(lambda v: v is None or callable(v), "None or a function of the values")}
+                         "dec": Is(lambda v: v is None or callable(v), "None or a function of the values"),
+                         "split_idx": SPLIT_IDX, "order": ORDER}
+    #: ``split_idx``/``order`` as given (None: the class's), see :func:`set_split_and_order`
+    split_idx_arg: int | None = None
+    order_arg: int | None = None
 
-    def __init__(self, enc: Callable[[Any], Any], dec: Callable[[Any], Any] | None = None):
+    def __init__(self, enc: Callable[[Any], Any], dec: Callable[[Any], Any] | None = None,
+                 split_idx: int | None = None, order: int | None = None):
         self.enc, self.dec = enc, dec
-        self.check_params()
+        set_split_and_order(self, split_idx, order)
         self._types = (value_types(enc, "Transform(f)"), None if dec is None else value_types(dec, "Transform(f, g)"))
 
     def encode(self, values: Any) -> Any:
@@ -134,12 +165,17 @@ class RandTransform(Transform):
     ``split_idx = 0``, see :func:`runs_on_split`); a subclass setting ``split_idx = None`` runs on every item, and its
     ``before_call`` may keep the split to choose what to do, as the fastai Albumentations tutorial's
     ``AlbumentationsTransform`` picks its training or its validation augmentation. ``before_call=f`` takes the place
-    of the method (``f(b, split_idx=...)``).
+    of the method (``f(b, split_idx=...)``); fastai's ``split_idx=`` and ``order=`` set those of one transform (see
+    :func:`set_split_and_order`).
 
-    In an image block's ``item_tfms`` it runs each time an image is fetched (see
-    :class:`~pipekit.vision.cache.LiveImageStore`): ``b`` is that image, the split the loader's (0 for a training
-    loader, 1 for validation, ``test_dl`` and ``predict``). Called directly, ``t(x, split_idx=0)`` runs it on a
-    training value; ``t(x)`` gives ``x`` back from one that runs on training items only, as fastai's does.
+    Every item pipeline calls it so (see :func:`call_item_tfm`). In an image block's ``item_tfms`` it runs each time
+    an image is fetched (see :class:`~pipekit.vision.cache.LiveImageStore`): ``b`` is that image, the split the
+    loader's (0 for a training loader, 1 for validation, ``test_dl`` and ``predict``). In a ``TfmdLists`` (and each
+    part of a mid-level ``Datasets``) ``tl.train``'s items are of split 0, ``tl.valid``'s and new items' (``test_dl``)
+    of split 1 and the whole list's (``tl[i]``) of none, as fastai's; the items are encoded once, so each draws once.
+    In ``dataloaders(after_item=...)`` each item is of its loader's split, drawn each time it is fetched. Called
+    directly, ``t(x, split_idx=0)`` runs it on a training value; ``t(x)`` gives ``x`` back from one that runs on
+    training items only, as fastai's does.
 
     >>> class Negate(RandTransform):
     ...     def encodes(self, x): return -x
@@ -152,24 +188,37 @@ class RandTransform(Transform):
     do: bool = True
     #: the probability of transforming an item (a class default too, for a subclass whose ``__init__`` sets none)
     p: float = 1.0
-    param_attrs = {"before_call": "before_call_fn"}
+    param_attrs = {"before_call": "before_call_fn", "split_idx": "split_idx_arg", "order": "order_arg"}
     param_constraints = {"p": Interval(0, 1),
-                         "before_call": Is(lambda v: v is None or callable(v), "None or a function of (item, split_idx)")}
+                         "before_call": Is(lambda v: v is None or callable(v), "None or a function of (item, split_idx)"),
+                         "split_idx": SPLIT_IDX, "order": ORDER}
+    #: ``split_idx``/``order`` as given (None: the class's), see :func:`set_split_and_order`
+    split_idx_arg: int | None = None
+    order_arg: int | None = None
 
-    def __init__(self, p: float = 1.0, nm: str | None = None, before_call: Callable[..., Any] | None = None):
+    def __init__(self, p: float = 1.0, nm: str | None = None, before_call: Callable[..., Any] | None = None,
+                 split_idx: int | None = None, order: int | None = None):
         self.p, self.nm, self.before_call_fn = p, nm, before_call
-        self.check_params()
+        set_split_and_order(self, split_idx, order)
         if before_call is not None:  # fastai's: the function stands for the method
             self.before_call = before_call  # type: ignore[method-assign]
+
+    def clone(self) -> RandTransform:
+        """A new, unfitted copy; ``p``, ``split_idx`` and ``order`` given to a subclass whose ``__init__`` passes them
+        on through ``**kwargs`` (fastai's way, so no parameters of its own) are kept too (a DataBlock's ``item_tfms``
+        are copies)."""
+        out = super().clone()
+        own = param_names(type(self))
+        if "p" not in own:
+            out.p = self.p
+        if "split_idx" not in own and (self.split_idx_arg, self.order_arg) != (None, None):
+            set_split_and_order(out, self.split_idx_arg, self.order_arg)
+        return out
 
     def before_call(self, b: Any, split_idx: int | None) -> None:
         """Draw ``self.do`` for the item ``b`` (of split ``split_idx``); override to draw more (a subclass's own
         random parameters) or to keep the split."""
         self.do = self.p == 1.0 or random.random() < self.p
-
-    def __call__(self, values: Any, split_idx: int | None = None) -> Any:
-        self.before_call(values, split_idx=split_idx)
-        return self.encode(values) if self.do and runs_on_split(self, split_idx) else values
 
 
 def runs_on_split(t: Any, split_idx: int | None) -> bool:
@@ -182,6 +231,66 @@ def runs_on_split(t: Any, split_idx: int | None) -> bool:
     """
     own = getattr(t, "split_idx", None)
     return own is None or own == split_idx
+
+
+def call_item_tfm(t: Any, value: Any, split_idx: int | None, encode: Callable[[Any], Any] | None = None) -> Any:
+    """``t`` on one item ``value`` of split ``split_idx`` (0 training, 1 validation and new items, None a value of no
+    split), as fastai calls an item transform: first its ``before_call(value, split_idx=...)`` when it has one (a
+    :class:`RandTransform` draws ``do`` there, whatever the split), then ``value`` is given back as it is when ``do``
+    is False or ``t`` does not run on that split (:func:`runs_on_split`), else encoded (``t.encode``, or ``encode``
+    when given: how the caller encodes, a whole column, an image). A transform with neither costs two attribute
+    reads. The one way pipekit's item pipelines run a step (``Pipeline``, ``TfmdLists``, ``Datasets``,
+    ``after_item``, an image block's ``item_tfms``).
+
+    >>> class Shout(RandTransform):
+    ...     split_idx = None
+    ...     def encodes(self, x): return x.upper()
+    >>> call_item_tfm(Shout(), "a", 1), call_item_tfm(Shout(p=0.0), "a", 0), call_item_tfm(RandTransform(), "a", 1)
+    ('A', 'a', 'a')
+    """
+    before = getattr(t, "before_call", None)
+    if before is not None:
+        before(value, split_idx=split_idx)
+        if not getattr(t, "do", True):
+            return value
+    if not runs_on_split(t, split_idx):
+        return value
+    return t.encode(value) if encode is None else encode(value)
+
+
+def depends_on_split(t: Any) -> bool:
+    """Whether what ``t`` makes of an item may depend on the item's split: it has a ``before_call`` (a
+    :class:`RandTransform`) or runs on one split only (a ``split_idx``). Items through transforms that do not are
+    encoded once for every split.
+
+    >>> depends_on_split(Transform(str.upper)), depends_on_split(Transform(str.upper, split_idx=1)), depends_on_split(RandTransform())
+    (False, True, True)
+    """
+    return getattr(t, "before_call", None) is not None or getattr(t, "split_idx", None) is not None
+
+
+def encode_items(t: Transform, values: Any, split_idx: int | None) -> Any:
+    """``t`` on a column of items (a list, tuple, NumPy array or Series) of split ``split_idx``, as fastai runs it on
+    each (:func:`call_item_tfm`): a transform with a ``before_call`` item by item, so each item draws its own ``do``;
+    any other on the whole column at once (see :func:`_step`), or not at all when it is not of that split.
+
+    >>> class Exclaim(RandTransform):
+    ...     def encodes(self, x: str): return x + "!"
+    >>> encode_items(Exclaim(), ["a", "b"], 0), encode_items(Exclaim(), ["a", "b"], 1), encode_items(Exclaim(p=0.0), ["a"], 0)
+    (['a!', 'b!'], ['a', 'b'], ['a'])
+    """
+    if getattr(t, "before_call", None) is None:
+        return call_item_tfm(t, values, split_idx, lambda v: _step(t, "encode", v))
+
+    def each(v: Any) -> Any:
+        return call_item_tfm(t, v, split_idx)
+    if isinstance(values, pl.Series):
+        return pl.Series(values.name, _encode_items(t, values.to_list(), each), strict=False)
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return np.array(_encode_items(t, values.tolist(), each))
+    if isinstance(values, (list, tuple)):
+        return _encode_items(t, values, each)
+    return each(values)  # one value
 
 
 def value_types(fn: Callable[..., Any], where: str, skip_self: bool = False) -> tuple[type, ...] | None:
@@ -317,11 +426,12 @@ class Pipeline:
                                      f"{' (or functions to wrap in one)' if self.wraps_functions else ''}, got {t!r:.80}")
         self.tfms: list[Transform] = sorted((as_transform(t) for t in tfms), key=lambda t: t.order)
 
-    def setup(self, values: Any, encode_last: bool = True) -> Any:
+    def setup(self, values: Any, encode_last: bool = True, split_idx: int | None = 0) -> Any:
         """Fit each transform on ``values`` as the ones before it encoded them; returns the encoded values (None
         with ``encode_last=False``, which leaves the last transform's encoding to the caller: a block encodes every
         item once its transforms are fitted). A transform that fails is named, with what it was given (a
-        :class:`PipelineStepError`).
+        :class:`PipelineStepError`). ``values`` are items of split ``split_idx`` (the training ones, as fastai sets
+        up on them), encoded as :func:`encode_items` does; a block's column (``by_value``) by every step.
 
         >>> class Half(Transform):
         ...     def setups(self, xs): self.n_ = len(xs)
@@ -333,12 +443,26 @@ class Pipeline:
             _step(t, "setup", values)
             if not encode_last and i == len(self.tfms) - 1:
                 return None
-            values = _step(t, "encode", values, self.by_value)
+            values = _step(t, "encode", values, True) if self.by_value else encode_items(t, values, split_idx)
         return values
 
-    def encode(self, values: Any) -> Any:
+    def encode(self, values: Any, split_idx: int | None = None) -> Any:
+        """One item through the steps, as fastai's pipeline of split ``split_idx`` runs them (see
+        :func:`call_item_tfm`: 0 training, 1 validation and new items, None no split, where only the transforms of
+        every split run). A block's column (``by_value``) goes through every step (see :func:`encode_column`).
+
+        >>> class Bang(RandTransform):
+        ...     def encodes(self, x: str): return x + "!"
+        >>> p = Pipeline([str.upper, Bang()])
+        >>> p.encode("a", split_idx=0), p.encode("a", split_idx=1), p("a")
+        ('A!', 'A', 'A')
+        """
+        if self.by_value:
+            for t in self.tfms:
+                values = encode_column(t, values)
+            return values
         for t in self.tfms:
-            values = encode_column(t, values) if self.by_value else t.encode(values)
+            values = call_item_tfm(t, values, split_idx)
         return values
 
     def decode(self, values: Any) -> Any:
@@ -464,12 +588,13 @@ def encode_column(t: Transform, values: Any) -> Any:
     return t.encode(values)
 
 
-def _encode_items(t: Transform, values: list | tuple) -> Any:
-    """``t.encode`` on each item of ``values``, in a container of the same type; the item that fails is named."""
+def _encode_items(t: Transform, values: list | tuple, call: Callable[[Any], Any] | None = None) -> Any:
+    """``t.encode`` (or ``call``) on each item of ``values``, in a container of the same type; the item that fails is
+    named."""
     out = []
     for i, v in enumerate(values):
         try:
-            out.append(t.encode(v))
+            out.append(t.encode(v) if call is None else call(v))
         except Exception as e:
             raise PipelineStepError(f"{type(t).__name__}.encode failed on item {i} ({v!r:.80}) of {len(values)}: "
                                     f"{type(e).__name__}: {e}") from e

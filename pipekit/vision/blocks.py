@@ -30,7 +30,7 @@ from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
 from pipekit.data.plotting import draw_image, image_array
 from pipekit.data.store import Store, TensorStore
-from pipekit.data.transform import (FuncTransform, Transform, as_list, runs_on_split, value_types,
+from pipekit.data.transform import (FuncTransform, Transform, as_list, call_item_tfm, value_types,
                                     written_for_items)
 from pipekit.data.vocab import CategoryMap
 from pipekit.vision.augment import AugmentSettings
@@ -535,22 +535,15 @@ class _UserThenPresize(ItemTransform):
         """The user's transforms that run on split ``split_idx`` (0 training, 1 validation and new items; see
         :func:`~pipekit.data.transform.runs_on_split`) on one decoded image, each after its ``before_call(image,
         split_idx=...)`` when it has one (a RandTransform whose ``do`` is then False is skipped), as fastai calls
-        them."""
+        them (see :func:`~pipekit.data.transform.call_item_tfm`)."""
         for t, wants_pil, name in self._steps:
-            if not runs_on_split(t, split_idx):
-                continue
             if wants_pil:
                 value: Any = self._fromarray(np.ascontiguousarray(img[:, :, 0] if img.shape[2] == 1 else img))
             else:
                 value = (np.ascontiguousarray(img[:, :, 0]).view(MaskArray) if self.mode == "mask"
                          else np.ascontiguousarray(img).view(ImageArray))
             try:
-                before = getattr(t, "before_call", None)
-                if callable(before):
-                    before(value, split_idx=split_idx)
-                    if not getattr(t, "do", True):
-                        continue
-                out = t.encode(value)
+                out = call_item_tfm(t, value, split_idx)  # ``value`` itself when skipped
             except PipekitError:
                 raise
             except Exception as e:  # most often a transform written for the labels, typed for nothing
@@ -698,7 +691,8 @@ class ImageBlock(_PixelBlock):
             # the crop is drawn per batch from the whole image, which the cache holds
             return [ResizedCropAugment(tfm.size, tfm.min_scale, tfm.max_scale, tfm.ratio), IntToFloat()]
         if isinstance(tfm, RandomResizedCrop):  # whole_image=False: drawn within the cached centred crop
-            return [BatchAugment(AugmentSettings(size=tfm.size, min_scale=tfm.min_scale, ratio=tfm.ratio, do_flip=False,
+            return [BatchAugment(AugmentSettings(size=tfm.size, min_scale=tfm.min_scale, ratio=(tfm.ratio[0], tfm.ratio[1]),
+                                                 do_flip=False,
                                                  max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0)),
                     IntToFloat()]
         return [IntToFloat()]
