@@ -62,7 +62,7 @@ def as_format_2(path: Path, out: Path, edit: Any = None) -> Path:
         members = {i.filename: (z.read(i), i.compress_type) for i in z.infolist()}
     manifest = json.loads(members["manifest.json"][0])
     record = json.loads(members["record.json"][0])
-    assert manifest["version"] == VERSION == 3
+    assert manifest["version"] == VERSION == 4
     manifest["version"] = 2
     for rec in list(_records(record)):
         if rec["class"] == RECIPE:

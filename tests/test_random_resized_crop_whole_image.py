@@ -218,31 +218,48 @@ def test_the_validation_crop_is_the_cached_centre_copied_by_both_executors():
 
 
 def test_a_learner_exported_before_the_whole_image_was_cached_loads_as_it_was_made(tmp_path):
-    """An older file's RandomResizedCrop has no whole_image (nor val_xtra, max_scale) and its batch augmentation is
-    the BatchAugment drawing within the cached centred crop: it loads and predicts as it did."""
+    """A file of format 3 cached the centred crop: its RandomResizedCrop records (the image block's and the point
+    block's) have no whole_image, nor val_xtra and max_scale. It loads with whole_image=False everywhere, so images
+    and points are predicted as they were."""
+    import json
     import zipfile
 
-    from file_edits import component_records, edited_copy
+    from file_edits import component_records
     from pipekit.learn import Learner, load_learner, simple_cnn
 
-    dls = _dls(tmp_path, whole_image=False)
-    assert [type(t).__name__ for t in dls.train.batch_tfms][0] == "BatchAugment"
+    rows = []
+    for i in range(8):
+        img = np.zeros((60, 180, 3), np.uint8)
+        img[:, 60:120] = 150
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+        rows.append({"path": str(tmp_path / f"{i}.png"), "pt": [[20 + 15 * i, 30]]})
+    dls = DataBlock(blocks=(ImageBlock, PointBlock), n_inp=1, getters=[lambda r: r["path"], lambda r: r["pt"]],
+                    splitter=FuncSplitter(lambda r: r["path"].endswith("0.png")),
+                    item_tfms=RandomResizedCrop(32, whole_image=False)).dataloaders(
+        pl.DataFrame(rows), bs=4, seed=0, device="cpu")
+    assert [type(t).__name__ for t in dls.train.batch_tfms][0] == "BatchAugment"  # drawn within the cached centre
+    torch.manual_seed(0)
     learn = Learner(dls, simple_cnn(3, 2, (4, 8)))
     learn.export(tmp_path / "made.pkl")
-
-    def as_older(record):
-        for rec in component_records(record, "pipekit.vision.RandomResizedCrop"):
-            for name in ("whole_image", "val_xtra", "max_scale"):
-                rec["params"].pop(name, None)
-
-    older = edited_copy(tmp_path / "made.pkl", as_older, tmp_path / "older.pkl")
-    with zipfile.ZipFile(older) as z:
-        assert '"whole_image"' not in z.read("record.json").decode()
-    back = load_learner(older)
-    crop = next(t for t in back.dls.recipe.fitted_blocks[0].tfms_ if isinstance(t, RandomResizedCrop))
-    assert crop.whole_image is False and crop.cached_size() == (32, 32)
-    wide = Image.fromarray(np.concatenate([np.full((100, 100, 3), c, np.uint8) for c in (50, 150, 250)], 1))
-    assert torch.allclose(back.predict(wide)[2], learn.predict(wide)[2])
+    with zipfile.ZipFile(tmp_path / "made.pkl") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    record = json.loads(members["record.json"])
+    crops = list(component_records(record, "pipekit.vision.RandomResizedCrop"))
+    assert len(crops) >= 2  # the image block's and the point block's
+    for rec in crops:  # as format 3 wrote them
+        for name in ("whole_image", "val_xtra", "max_scale"):
+            rec["params"].pop(name)
+    members["record.json"] = json.dumps(record).encode()
+    members["manifest.json"] = json.dumps({**json.loads(members["manifest.json"]), "version": 3}).encode()
+    with zipfile.ZipFile(tmp_path / "older.pkl", "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    back = load_learner(tmp_path / "older.pkl")
+    held = [t for b in back.dls.recipe.fitted_blocks for t in b.tfms_ if isinstance(t, RandomResizedCrop)]
+    assert len(held) == 2 and all(not t.whole_image and t.cached_size() == (32, 32) for t in held)
+    wide = tmp_path / "0.png"
+    got, want = back.predict(wide), learn.predict(wide)
+    assert np.allclose(np.asarray(got[0]), np.asarray(want[0])) and torch.allclose(got[2], want[2])
     x = back.dls.test_dl([wide]).one_batch()[0]
     assert x.shape[-2:] == (32, 32) and float(x[0, :, :, :4].mean()) > 0.5  # the centre third only, as before
     # a file written now keeps whole_image, and loads with the whole image cached
@@ -250,3 +267,32 @@ def test_a_learner_exported_before_the_whole_image_was_cached_loads_as_it_was_ma
     Learner(now, simple_cnn(3, 2, (4, 8))).export(tmp_path / "now.pkl")
     loaded = load_learner(tmp_path / "now.pkl")
     assert next(t for t in loaded.dls.recipe.fitted_blocks[0].tfms_ if isinstance(t, RandomResizedCrop)).whole_image
+
+
+class _LeftSquare(Transform):
+    """A user's crop: the left square of each picture."""
+
+    def encodes(self, x):
+        return np.ascontiguousarray(x[:, :x.shape[0]]) if getattr(x, "ndim", 0) == 3 else x
+
+
+def test_after_a_users_transform_changing_the_size_the_crop_is_of_what_it_made(tmp_path):
+    """The user's transform keeps the left 60x60 square of 60x200 gradients; a crop of the whole area then spans
+    the whole square (drawn in the cached image's proportions), not the middle of it (the file's proportions)."""
+    for i in range(8):
+        a = np.zeros((60, 200, 3), np.uint8)
+        a[:] = (np.arange(200) * 255 // 199)[None, :, None]
+        (tmp_path / "ab"[i % 2]).mkdir(exist_ok=True)
+        Image.fromarray(a).save(tmp_path / "ab"[i % 2] / f"{i}.png")
+    dls = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    splitter=IndexSplitter([0, 1]), item_tfms=[_LeftSquare(), RandomResizedCrop(32, min_scale=1.0,
+                                                                                              ratio=(1, 1))]
+                    ).dataloaders(tmp_path, bs=6, device="cpu", seed=0)
+    assert dls.train.dataset.stores[0].crop_sizes is None
+    x = dls.train.one_batch()[0].float()
+    assert float(x[:, 0, 16, 0].max()) < 0.02 and float(x[:, 0, 16, -1].min()) > 0.26  # 0 .. 77/255
+    # a transform keeping the size (a flip) keeps the source's proportions
+    same = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                     splitter=IndexSplitter([0, 1]), item_tfms=[_Same(), RandomResizedCrop(32)]).dataloaders(
+        tmp_path, bs=6, device="cpu", seed=0)
+    assert same.train.dataset.stores[0].crop_sizes.tolist()[0] == [60, 200]

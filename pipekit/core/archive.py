@@ -428,10 +428,11 @@ def read_npz(source: str | os.PathLike | bytes | bytearray, where: str, limits: 
 #: The one format every pipekit export is written in (learners, models, ensembles, fitted table
 #: processing, text encoders): a zip (or a folder) of manifest.json, record.json, arrays.npz and
 #: weights.safetensors. Version 1 was pipekit 0.1's per-kind formats. Version 3 moved how a table's CSV file
-#: was read (``skipinitialspace``) from the TabularRecipe to its TabularProcessor: a file of an older version
-#: is read by rewriting its record into the current shape (``pipekit.core.component.upgrade``, each class's
-#: ``upgrade_record``), then loaded as strictly as a current one.
-FORMAT, VERSION = "pipekit", 3
+#: was read (``skipinitialspace``) from the TabularRecipe to its TabularProcessor. Version 4 caches a
+#: RandomResizedCrop's whole image (``whole_image``; an older file's crops were of the cached centre). A file of an
+#: older version is read by rewriting its record into the current shape (``pipekit.core.component.upgrade``, each
+#: class's ``upgrade_record``), then loaded as strictly as a current one.
+FORMAT, VERSION = "pipekit", 4
 #: the oldest format read (rewritten into the current one as it is read, by ``pipekit.core.component.upgrade``)
 MIN_VERSION = 2
 _LIMITS = {"manifest.json": MAX_JSON_BYTES, "record.json": MAX_JSON_BYTES, "arrays.npz": MAX_TOTAL_BYTES,

@@ -673,18 +673,6 @@ class ImageBlock(_PixelBlock):
     def mode(self) -> str:  # type: ignore[override]
         return self.cls
 
-    def state_from_data(self, state: dict[str, Any]) -> None:
-        """A fitted block read from a file. One exported before ``RandomResizedCrop`` cached the whole image holds the
-        batch augmentation that drew its crops within the cached centre (a ``BatchAugment``, where the block now
-        brings a ``ResizedCropAugment``): its crop is made ``whole_image=False``, so the learner predicts as it did."""
-        super().state_from_data(state)
-        tfm = find_item_transform(vars(self).get("tfms_", []))
-        brought = vars(self).get("batch_tfms_", [])
-        if isinstance(tfm, RandomResizedCrop) and tfm.whole_image and isinstance(brought, list) and \
-                any(isinstance(t, BatchAugment) for t in brought) and \
-                not any(isinstance(t, ResizedCropAugment) for t in brought):
-            tfm.whole_image = False
-
     def block_batch_tfms(self) -> list[Any]:
         tfm = find_item_transform(self.tfms_)
         if isinstance(tfm, RandomResizedCrop) and tfm.whole_image:

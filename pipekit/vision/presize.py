@@ -204,8 +204,8 @@ class RandomResizedCrop(ItemTransform):
 
     Calling it on an image (``RandomResizedCrop(64)(img)``) gives the validation image.
 
-    ``whole_image=False`` is how learners exported before the whole image was cached load (their image block holds
-    the batch augmentation that drew the crops, see :class:`~pipekit.vision.ImageBlock`): the cache holds the
+    ``whole_image=False`` is how learners exported before the whole image was cached load (files of format 3 and
+    before, see :meth:`upgrade_record`): the cache holds the
     centred crop at ``size`` (a wide photo's sides are never seen), the training crops are drawn within it and
     ``val_xtra`` and ``max_scale`` do nothing.
 
@@ -231,6 +231,15 @@ class RandomResizedCrop(ItemTransform):
             lambda v: max(self.cached_size()) <= MAX_SIDE,
             f"a margin keeping the cached image at most {MAX_SIDE} pixels a side (it is size + "
             "ceil(max(size) * val_xtra / 8) * 8); give a smaller val_xtra or size")))
+
+    @classmethod
+    def upgrade_record(cls, record: dict[str, Any], version: int) -> None:
+        """Files before format 4 cached the centred crop and drew the training crops within it: such a record (every
+        copy of it, the image block's and a point or box block's) loads with ``whole_image=False``, so the learner
+        predicts as it did."""
+        params = record.get("params")
+        if version < 4 and isinstance(params, dict) and "whole_image" not in params:
+            params["whole_image"] = False
 
     def margin(self) -> int:
         """The pixels added to each side of ``size`` for the validation image, as fastai adds them (none with
