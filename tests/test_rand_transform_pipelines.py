@@ -222,3 +222,30 @@ def test_image_item_tfms_call_before_call_on_every_split_as_the_other_pipelines(
     block_flip.calls.clear()
     (a, _), (b, _) = dls.train.one_batch(), plain.train.one_batch()
     assert [s for _, s in block_flip.calls] == [0] * 4 and bool((a == b.flip(-1)).all())
+
+
+class _Mirror(RandTransform):
+    def encodes(self, x: PILImage):
+        return np.ascontiguousarray(x[:, ::-1])
+
+
+def test_after_item_draws_follow_the_seed_made_in_the_iterating_thread():
+    """A RandTransform in after_item draws from Python's random as each item is made: the loader makes its batches
+    in the thread iterating it (no prefetch threads), so set_seed repeats the draws and no thread reads another's
+    ``do``."""
+    import pipekit
+
+    files = sorted(get_image_files(D.path("mnist_tiny")), key=os.fspath)
+    files = [f for f in files if f.parent.parent.name in ("train", "valid")][::6]
+    splits = GrandparentSplitter()(files)
+
+    def run(num_workers):
+        pipekit.set_seed(0)
+        ds = Datasets(files, [[PILImage.create], [parent_label, Categorize()]], splits=splits)
+        dls = ds.dataloaders(bs=16, after_item=[Resize(28), ToTensor(), _Mirror(p=0.5)], device="cpu", seed=0,
+                             num_workers=num_workers)
+        assert dls.train.dataset.draws_per_fetch
+        return np.concatenate([b[0].numpy() for b in dls.train])
+
+    first = run(None)
+    assert np.array_equal(first, run(None)) and np.array_equal(first, run(2)) and np.array_equal(first, run(0))

@@ -20,7 +20,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.core.validate import ARGUMENT_SYNONYMS, bs_or_batch_size, check_positive_int, unknown_names
 from pipekit.data.probe import stage
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
-from pipekit.data.transform import BatchContext, BatchPipeline, Pipeline
+from pipekit.data.transform import BatchContext, BatchPipeline, Pipeline, depends_on_split
 
 
 def default_device() -> torch.device:
@@ -315,7 +315,8 @@ class DataLoader:
         (its ``draws_per_fetch``): its batches are then made in the thread iterating the loader, never in
         prefetch threads, so the generators it reseeds and restores around each item are the iterating thread's
         own business (the code around the loop draws the numbers it would without it)."""
-        return any(getattr(s, "draws_per_fetch", False) for s in getattr(self.dataset, "stores", ()))
+        return bool(getattr(self.dataset, "draws_per_fetch", False)) or \
+            any(getattr(s, "draws_per_fetch", False) for s in getattr(self.dataset, "stores", ()))
 
     def iter_epoch(self, epoch: int) -> Iterator[tuple]:
         with stage("batch plan"):
@@ -888,6 +889,13 @@ class ItemsDataset:
         self.split_idx, self._n_inp = split_idx, n_inp
         self._parts: tuple | None = None
         self._first_type: type | None = None
+
+    @property
+    def draws_per_fetch(self) -> bool:
+        """Whether a step of ``after_item`` draws as items are made (a :class:`~pipekit.data.RandTransform`) or runs
+        on one split: a loader then makes the batches in the thread iterating it, as fastai's does with no workers,
+        so the draws follow the seed and a transform's ``do`` is never another thread's."""
+        return any(depends_on_split(t) for t in getattr(self.after_item, "tfms", ()))
 
     def item(self, row: int) -> Any:
         """Item ``row`` of the source through ``after_item``, as an item of this dataset's split (``split_idx``: 0
