@@ -529,8 +529,12 @@ class LiveImageStore(Store):
         sizes = np.zeros((len(self.sources), 2), dtype=np.int64)
         sizes[0] = first.shape[:2]
         self._hw: tuple[int, int] | None = None
+        self._user_sizes: set[tuple[int, int]] = set()  # what the user's transforms make of the first item, at build
         # the first item through both splits' transforms before the others are read: a failing transform is named now
         valid, train = (self._transform([first.copy()], np.zeros(1, dtype=np.int64), (), split)[0] for split in (1, 0))
+        # a crop drawn in the source's proportions (RandomResizedCrop) reads them from orig_sizes only when the user's
+        # transforms keep an image's size; else the crop is drawn in the cached image's (see crop_sizes)
+        self._keeps_size = self._user_sizes == {tuple(first.shape[:2])}
         if train.shape[:2] != valid.shape[:2]:
             raise DataError(f"{self.sources[0]}: the item transforms make it {train.shape[1]}x{train.shape[0]} on "
                             f"training items but {valid.shape[1]}x{valid.shape[0]} on validation ones; every image "
@@ -555,6 +559,13 @@ class LiveImageStore(Store):
         return len(self.sources)
 
     @property
+    def crop_sizes(self) -> np.ndarray | None:
+        """The (height, width) of each image as the presize transform gets it, the proportions a random crop is
+        drawn in: the sources' (``orig_sizes``) when the user's transforms keep an image's size (a flip, a colour
+        change), None when they change it (a crop of the user's), so the crop is drawn in the cached image's."""
+        return self.orig_sizes if self._keeps_size else None
+
+    @property
     def size(self) -> tuple[int, int]:
         """The (height, width) of every image the store gives."""
         assert self._hw is not None
@@ -572,6 +583,8 @@ class LiveImageStore(Store):
                     random.seed(hash((*key, row, k)))
                     np.random.seed(hash((-1, *key, row, k)) & 0xFFFFFFFF)
                     imgs[k] = self.steps.apply_user(imgs[k], split_idx)
+                    if self._hw is None:  # building: the size the user's transforms gave
+                        self._user_sizes.add((int(imgs[k].shape[0]), int(imgs[k].shape[1])))
             finally:
                 random.setstate(py_state)
                 np.random.set_state(np_state)

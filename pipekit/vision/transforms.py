@@ -35,9 +35,10 @@ mnist_stats = ([0.131], [0.308])
 def _source_sizes(t: torch.Tensor | StoreRows) -> np.ndarray | None:
     """Each image's (h, w) before its item transform, (B, 2), for a batch given as rows of an image store (read in
     place, see ``BatchAugment.reads_rows``); None for a gathered batch, whose rows are not known here."""
-    if not isinstance(t, StoreRows) or getattr(t.store, "orig_sizes", None) is None:
+    if not isinstance(t, StoreRows):
         return None
-    return np.asarray(t.store.orig_sizes)[np.asarray(t.rows)]  # type: ignore[attr-defined]
+    sizes = getattr(t.store, "crop_sizes", getattr(t.store, "orig_sizes", None))  # a LiveImageStore's: see there
+    return None if sizes is None else np.asarray(sizes)[np.asarray(t.rows)]
 
 
 def _image_size(t: torch.Tensor | StoreRows) -> tuple[int, int]:
