@@ -986,10 +986,15 @@ class RocAucBinary(RocAuc):
         return _class_probs(pred)
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        if y_pred.ndim == 2 and y_pred.shape[1] > 2:
-            raise ParameterError(f"{self.name} scores a two-class model and this one gives {y_pred.shape[1]} scores "
-                                 "per item: use RocAuc() (one-vs-rest) for several classes")
+        _two_classes(self.name, y_pred, "use RocAuc() (one-vs-rest) for several classes")
         return super().compute(y_true, y_pred)
+
+
+def _two_classes(name: str, y_pred: np.ndarray, fix: str) -> None:
+    """Refuse the probabilities of a model of more than two classes, for a metric of two, saying ``fix``."""
+    if y_pred.ndim == 2 and y_pred.shape[1] > 2:
+        raise ParameterError(f"{name} scores a two-class model and this one gives {y_pred.shape[1]} scores per item: "
+                             f"{fix}")
 
 
 def _class_probs(pred: Any) -> Any:
@@ -1017,9 +1022,7 @@ class APScoreBinary(ArrayMetric):
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import average_precision_score
 
-        if y_pred.ndim == 2 and y_pred.shape[1] > 2:
-            raise ParameterError(f"{self.name} scores a two-class model and this one gives {y_pred.shape[1]} scores "
-                                 "per item: it takes the probability of class 1 of two")
+        _two_classes(self.name, y_pred, "it takes the probability of class 1 of two")
         return average_precision_score(y_true, y_pred[:, 1] if y_pred.ndim == 2 else y_pred)
 
 
