@@ -21,7 +21,7 @@ import numpy as np
 
 from pipekit.core.errors import FieldError, ParameterError
 
-__all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state",
+__all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "BOOL", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state",
            "close_names", "names_shown", "unknown_names", "ARGUMENT_SYNONYMS", "argument_names", "check_arguments",
            "one_of_two_names", "bs_or_batch_size", "shuffle_or_shuffle_train"]
 
@@ -210,6 +210,8 @@ def _is_y_range(v: Any) -> bool:
     return lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) and lo < hi
 
 
+#: a flag: a Python bool, True or False (0, 1 and NumPy bools are refused)
+BOOL = Is(lambda v: isinstance(v, bool), "True or False")
 #: a list of positive whole numbers: hidden layer sizes, widths, blocks per stage
 POSITIVE_SIZES = Is(lambda v: isinstance(v, (list, tuple)) and all(Interval(1, None, integer=True).accepts(x) for x in v),
                     "a list of positive sizes")
@@ -435,7 +437,7 @@ def shuffle_or_shuffle_train(who: str, shuffle: Any, shuffle_train: Any) -> Any:
     (False, False)
     """
     if shuffle_train is not None:
-        check(who, shuffle_train=(shuffle_train, Is(lambda v: isinstance(v, bool), "True or False")))
+        check(who, shuffle_train=(shuffle_train, BOOL))
     return one_of_two_names(who, "shuffle", shuffle, "shuffle_train", shuffle_train, True, whose="fastai's older")
 
 

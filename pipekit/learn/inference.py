@@ -14,7 +14,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import Interval, Is, Options, check, check_positive_int, is_pandas
+from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_positive_int, is_pandas
 from pipekit.data.lists import fastuple
 from pipekit.data.loader import DataLoader
 from pipekit.data.show import are_table_rows, show_items
@@ -151,7 +151,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     ``targs[r, t]`` the token after ``inputs[r, t]``, and ``losses`` ``(bs, n_batches)``, the mean loss of
     each window of each stream. ``preds.argmax(-1) == targs`` averaged is the ``accuracy`` ``validate``
     reports (both count every token)."""
-    check("get_preds", with_targs=(with_targs, Is(lambda v: isinstance(v, bool), "True or False")))
+    check("get_preds", with_targs=(with_targs, BOOL))
     with learn._lock:  # the pass and its gathering callbacks on the learner, one call at a time
         dl = learn._get_dl(ds_idx, dl)
         check_finite_weights(learn.model, "get_preds")
@@ -503,7 +503,7 @@ def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_
     shows it: a row per window with the columns ``input``, ``target`` (the same tokens moved on by one) and
     ``pred`` (the most likely next token at each position); ``nrows`` limits the rows, the columns are fixed."""
     check_positive_int("show_results", "max_n", max_n)
-    check("show_results", shuffle=(shuffle, Is(lambda v: isinstance(v, bool), "True or False")))
+    check("show_results", shuffle=(shuffle, BOOL))
     dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "show_results")
     if shuffle != dl.shuffle:
         dl = dl.new(shuffle=shuffle)

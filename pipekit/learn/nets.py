@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import FieldError, ParameterError
-from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
+from pipekit.core.validate import BOOL, POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
 __all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
@@ -427,8 +427,7 @@ class ConcatPool2d(nn.Module):
         super().__init__()
         check(type(self).__name__, size=(size, Is(
             lambda v: POSITIVE_SIZES.accepts([v] if isinstance(v, int) else v) and (isinstance(v, int) or len(v) == 2),
-            "a positive output size, or (height, width)")), max_first=(max_first, Is(_is_bool, "True or False")),
-            flatten=(flatten, Is(_is_bool, "True or False")))
+            "a positive output size, or (height, width)")), max_first=(max_first, BOOL), flatten=(flatten, BOOL))
         self.size, self.max_first, self.flatten = size, max_first, flatten
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -442,10 +441,6 @@ class ConcatPool2d(nn.Module):
     def extra_repr(self) -> str:
         defaults = {"size": 1, "max_first": False, "flatten": True}
         return ", ".join(f"{k}={getattr(self, k)!r}" for k, v in defaults.items() if getattr(self, k) != v)
-
-
-def _is_bool(v: Any) -> bool:
-    return isinstance(v, bool)
 
 
 @register_arch("simple_cnn")

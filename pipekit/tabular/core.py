@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
-from pipekit.core.validate import Is, check, check_positive_int, is_column, is_missing, is_pandas
+from pipekit.core.validate import BOOL, Is, check, check_positive_int, is_column, is_missing, is_pandas
 from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, check_table_nesting, csv_source, missing_markers_to_null,
                                 parquet_files, read_csv_table, read_packed_csv, refuse_repeated_headers,
                                 scan_csv_whole_lines, skip_blank_lines, strip_header_spaces, strip_initial_spaces,
@@ -1022,7 +1022,7 @@ class Tabular(_FittedNames):
                  do_setup: bool = True) -> None:
         check("Tabular", splits=(splits, Is(lambda s: s is None or callable(s) or isinstance(s, (tuple, list))
                                             and len(s) == 2, "None, a splitter or a pair of index arrays")),
-              **{name: (v, Is(lambda v: isinstance(v, bool), "True or False")) for name, v in
+              **{name: (v, BOOL) for name, v in
                  (("inplace", inplace), ("reduce_memory", reduce_memory), ("do_setup", do_setup))})
         if not do_setup:
             raise ParameterError("Tabular: do_setup=False (a table whose procs are not fitted) is not made by pipekit, "

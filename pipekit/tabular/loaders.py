@@ -24,7 +24,7 @@ import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError
-from pipekit.core.validate import (Interval, Is, argument_names, bs_or_batch_size, check, check_arguments,
+from pipekit.core.validate import (BOOL, Interval, Is, argument_names, bs_or_batch_size, check, check_arguments,
                                    is_pandas, shuffle_or_shuffle_train)
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
@@ -93,7 +93,7 @@ class TabularRecipe(Component):
 
     registry_kind = "recipe"
     param_constraints = {"processor": Is(lambda p: isinstance(p, TabularProcessor), "a TabularProcessor"),
-                         "with_cont": Is(lambda v: isinstance(v, bool), "True or False")}
+                         "with_cont": BOOL}
 
     def __init__(self, processor: TabularProcessor, with_cont: bool = True) -> None:
         self.processor, self.with_cont = processor, with_cont
@@ -279,7 +279,7 @@ class TabularDataLoaders:
         bs = bs_or_batch_size("TabularDataLoaders.from_df", bs, batch_size)
         shuffle = shuffle_or_shuffle_train("TabularDataLoaders.from_df", shuffle, shuffle_train)
         check("TabularDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")),
-              skipinitialspace=(skipinitialspace, Is(lambda v: isinstance(v, bool), "True or False")))
+              skipinitialspace=(skipinitialspace, BOOL))
         cats, ys = column_names(cat_names), column_names(y_names)
         file = Path(df) if isinstance(df, (str, os.PathLike)) else None
         # a table is given to Tabular as it is (a pandas frame: only the columns it reads are converted), and a file

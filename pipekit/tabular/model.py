@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.modules import module as _mod
 
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
-from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is, check, one_of_two_names, unknown_names
+from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, Is, check, one_of_two_names, unknown_names
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.nets import check_stored_layers, sigmoid_range
 from pipekit.learn.registry import register_arch
@@ -209,10 +209,6 @@ class TabularEmbeddings(nn.Module):
         return ", ".join(f"{ni}x{nf}" for ni, nf in self.emb_szs)
 
 
-def _is_bool(v: Any) -> bool:
-    return isinstance(v, bool)
-
-
 _DROPOUT = Interval(0, 1, closed="left")
 
 #: what each of the TabularModel options a config may set (``tabular_learner``'s and TorchTabular's ``config``) takes
@@ -220,8 +216,7 @@ TABULAR_OPTIONS: dict[str, Any] = {
     "ps": Is(lambda v: v is None or _DROPOUT.accepts(v) or (isinstance(v, (list, tuple))
                                                            and all(_DROPOUT.accepts(x) for x in v)),
              "None, a dropout probability in [0, 1), or one per layer"),
-    "embed_p": _DROPOUT, "use_bn": Is(_is_bool, "True or False"), "bn_final": Is(_is_bool, "True or False"),
-    "bn_cont": Is(_is_bool, "True or False")}
+    "embed_p": _DROPOUT, "use_bn": BOOL, "bn_final": BOOL, "bn_cont": BOOL}
 
 
 def _is_relu(v: Any) -> bool:

@@ -29,7 +29,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
-from pipekit.core.validate import Is, Options, check_state, unknown_names
+from pipekit.core.validate import BOOL, Is, Options, check_state, unknown_names
 from pipekit.data.blocks import CategoryBlock, RegressionBlock
 from pipekit.data.transform import as_list
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, Normalize,
@@ -187,7 +187,7 @@ class TabularProcessor(Component):
         "cat_names": _NAMES, "cont_names": _NAMES, "y_names": _NAMES,
         "y_block": Is(lambda v: v is None or v in ("category", "regression") or isinstance(
             v, (CategoryBlock, RegressionBlock)), "None, 'category', 'regression', a CategoryBlock or a RegressionBlock"),
-        "skipinitialspace": Is(lambda v: isinstance(v, bool), "True or False")}
+        "skipinitialspace": BOOL}
     # added to the record in format 3; a record without them (all of format 2) reads new CSV files as they are and
     # decodes the target's classes as text, and the processing's fingerprint stays what format 2 files stored
     # cat_complete_ came later still: a record without it names no column as complete in training, so nothing

@@ -24,7 +24,7 @@ import polars as pl
 
 from pipekit.core.component import param_names
 from pipekit.core.errors import DataError, ParameterError, PipekitError
-from pipekit.core.validate import Interval, Is, Options, check, unknown_names
+from pipekit.core.validate import BOOL, Interval, Is, Options, check, unknown_names
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.cache import cache_folder, warn_rebuild
 from pipekit.text.hf_tokenizer import HFTokenizer
@@ -52,7 +52,7 @@ _GIVE_FILE = "give an existing text file, or the text itself as a str"
 
 def check_forwards(who: str, backwards: Any) -> None:
     """Refuse fastai's ``backwards=True``: pipekit's text loaders and AWD-LSTM models read texts forwards only."""
-    check(who, backwards=(backwards, Is(lambda v: isinstance(v, bool), "True or False")))
+    check(who, backwards=(backwards, BOOL))
     if backwards:
         raise ParameterError(f"{who}: backwards=True (a model reading texts from the end) is not supported: pipekit's "
                              "text loaders read texts forwards; leave backwards out")

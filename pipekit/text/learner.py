@@ -23,7 +23,7 @@ from torch import nn
 from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.registry import register
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import BOOL, Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
@@ -136,7 +136,7 @@ def _check_arch(arch: Any) -> None:
 
 def _check_pretrained(fn: str, pretrained: Any, backwards: Any) -> None:
     """pipekit ships no pretrained text weights and reads texts forwards: say so and what to do instead."""
-    check(fn, pretrained=(pretrained, Is(lambda v: isinstance(v, bool), "True or False")))
+    check(fn, pretrained=(pretrained, BOOL))
     if pretrained:
         raise ParameterError(f"{fn}: pretrained=True asks for the book's AWD_LSTM weights pretrained on WikiText-103, "
                              "which pipekit does not ship; pass pretrained=False and train the language model on "
@@ -367,9 +367,9 @@ class LMLearner(TextLearner):
                                  "True or False (the third argument, as in fastai; give temperature by name)")),
               temperature=(temperature, Interval(0, None, closed="neither")),
               min_p=(min_p, Interval(0, 1, none_ok=True)),
-              no_bar=(no_bar, Is(lambda v: isinstance(v, bool), "True or False")),
+              no_bar=(no_bar, BOOL),
               decoder=(decoder, Is(lambda d: d is None or callable(d), "None or a function of the tokens")),
-              only_last_word=(only_last_word, Is(lambda v: isinstance(v, bool), "True or False")))
+              only_last_word=(only_last_word, BOOL))
         block = text_block_of(self.dls)
         ids = torch.as_tensor(block.encode_text(text), device=self.device)[None]
         gen = torch.Generator(device="cpu")

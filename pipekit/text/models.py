@@ -23,7 +23,7 @@ from torch import nn
 from torch.func import functional_call
 
 from pipekit.core.errors import DataError, FieldError, ParameterError
-from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
+from pipekit.core.validate import BOOL, POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.nets import SigmoidRange, check_stored_layers, linear_layers
 
 #: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all (not a classifier head's own ``ps``)
@@ -173,7 +173,7 @@ class SequentialRNN(nn.Sequential):
 def get_language_model(encoder: AWD_LSTM, output_p: float = 0.1, tie_weights: bool = True) -> SequentialRNN:
     """Encoder + tied linear decoder."""
     check("get_language_model", output_p=(output_p, Interval(0, 1, closed="left")),
-          tie_weights=(tie_weights, Is(lambda v: isinstance(v, bool), "True or False")))
+          tie_weights=(tie_weights, BOOL))
     dec = LinearDecoder(encoder.vocab_sz, encoder.emb_sz, output_p, encoder.encoder if tie_weights else None)
     return SequentialRNN(encoder, dec)
 

@@ -55,7 +55,7 @@ import torch
 from pipekit.core.component import to_data
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.registry import register, registered
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import BOOL, Interval, Is, Options, check
 from pipekit.data.transform import BatchContext, BatchTransform
 from pipekit.vision.augment import run_chunks
 from pipekit.vision.geometry import MAX_SIDE
@@ -159,7 +159,6 @@ def _fill_ok(v: Any) -> bool:
     return _is_real(v) or (isinstance(v, (list, tuple)) and 1 <= len(v) <= 16 and all(_is_real(x) for x in v))
 
 
-_BOOL = Is(lambda v: isinstance(v, bool), "true or false")
 _NONE = Is(lambda v: v is None, "None")
 _P = Interval(0, 1)
 _INTERP = _choice(0, 1, 2, 3, 4, 5, 6)  # OpenCV's interpolation flags albumentations takes
@@ -177,7 +176,7 @@ _FRACTION = Interval(0, 1)
 _COMMON: dict[str, Any] = {
     "p": _P, "interpolation": _INTERP, "mask_interpolation": _INTERP, "border_mode": _BORDER, "fill": _FILL,
     "fill_mask": _either(_NONE, _FILL), "area_for_downscale": _choice(None, "image", "image_mask"),
-    "keypoint_remapping_method": _choice("direct", "mask"), "pad_if_needed": _BOOL, "pad_position": _POSITION,
+    "keypoint_remapping_method": _choice("direct", "mask"), "pad_if_needed": BOOL, "pad_position": _POSITION,
     "rotate_method": _ROTATE_METHOD,
 }
 _PAD_CROP = ("p", "border_mode", "fill", "fill_mask", "pad_if_needed", "pad_position")
@@ -194,11 +193,11 @@ FILE_TRANSFORMS: dict[str, dict[str, Any]] = {
     # compositions (pipekit sets a pipeline's box and keypoint formats and extra targets itself)
     "Compose": {**_COMPOSE, "bbox_params": _NONE, "keypoint_params": _NONE,
                 "additional_targets": Is(lambda v: v is None or v == {}, "{} (pipekit sets the targets)"),
-                "is_check_shapes": _BOOL},
+                "is_check_shapes": BOOL},
     "Sequential": _COMPOSE,
     "OneOf": _COMPOSE,
-    "SomeOf": {**_COMPOSE, "n": Interval(1, 32, integer=True), "replace": _BOOL},
-    "RandomOrder": {**_COMPOSE, "n": Interval(1, 32, integer=True), "replace": _BOOL},
+    "SomeOf": {**_COMPOSE, "n": Interval(1, 32, integer=True), "replace": BOOL},
+    "RandomOrder": {**_COMPOSE, "n": Interval(1, 32, integer=True), "replace": BOOL},
     # flips, rotations, warps: the image keeps its size
     "HorizontalFlip": {"p": _P}, "VerticalFlip": {"p": _P}, "Transpose": {"p": _P}, "RandomRotate90": {"p": _P},
     "D4": {"p": _P},
@@ -206,16 +205,16 @@ FILE_TRANSFORMS: dict[str, dict[str, Any]] = {
                "scale": _xy(Interval(0, 64, closed="right")), "shear": _xy(Interval(-89, 89)),
                "translate_percent": _either(_NONE, _xy(Interval(-1, 1))),
                "translate_px": _either(_NONE, _xy(Interval(-MAX_SIDE, MAX_SIDE))),  # albumentations writes floats
-               "fit_output": _BOOL, "keep_ratio": _BOOL, "balanced_scale": _BOOL},
-    "Rotate": {**dict.fromkeys(_WARP + ("rotate_method",)), "limit": _ANGLES, "crop_border": _BOOL},
+               "fit_output": BOOL, "keep_ratio": BOOL, "balanced_scale": BOOL},
+    "Rotate": {**dict.fromkeys(_WARP + ("rotate_method",)), "limit": _ANGLES, "crop_border": BOOL},
     "ShiftScaleRotate": {**dict.fromkeys(_WARP + ("rotate_method",)), "shift_limit_x": _range(Interval(-1, 1)),
                          "shift_limit_y": _range(Interval(-1, 1)),
                          "scale_limit": _range(Interval(-1, 63, closed="right")), "rotate_limit": _ANGLES},
-    "Perspective": {**dict.fromkeys(_WARP), "scale": _range(_FRACTION), "keep_size": _BOOL,
+    "Perspective": {**dict.fromkeys(_WARP), "scale": _range(_FRACTION), "keep_size": BOOL,
                     "fit_output": _choice(False)},
     "GridDistortion": {**dict.fromkeys(_WARP + ("keypoint_remapping_method",)),
                        "num_steps": Interval(1, 64, integer=True), "distort_limit": _range(Interval(-1, 1)),
-                       "normalized": _BOOL},
+                       "normalized": BOOL},
     "CoarseDropout": {"p": _P, "fill": _either(_FILL, _choice("random", "random_uniform", "inpaint_telea",
                                                                 "inpaint_ns")),
                       "fill_mask": _either(_NONE, _FILL), "num_holes_range": _range(Interval(1, 4096, integer=True)),
@@ -239,8 +238,8 @@ FILE_TRANSFORMS: dict[str, dict[str, Any]] = {
     "RandomScale": {**dict.fromkeys(_RESIZING), "scale_limit": _range(Interval(-1, 63, closed="right"))},
     # colour and contrast (uint8 in, uint8 out)
     "RandomBrightnessContrast": {"p": _P, "brightness_limit": _range(Interval(-10, 10)),
-                                 "contrast_limit": _range(Interval(-10, 10)), "brightness_by_max": _BOOL,
-                                 "ensure_safe_range": _BOOL},
+                                 "contrast_limit": _range(Interval(-10, 10)), "brightness_by_max": BOOL,
+                                 "ensure_safe_range": BOOL},
     "HueSaturationValue": {"p": _P, "hue_shift_limit": _range(Interval(-180, 180)),
                            "sat_shift_limit": _range(Interval(-255, 255)),
                            "val_shift_limit": _range(Interval(-255, 255))},
@@ -257,7 +256,7 @@ FILE_TRANSFORMS: dict[str, dict[str, Any]] = {
         lambda v: isinstance(v, (list, tuple)) and 1 <= len(v) <= 16 and all(
             _range(Interval(0, 8, integer=True)).accepts(x) for x in v), "a list of such ranges, one per channel"))},
     "Solarize": {"p": _P, "threshold_range": _range(_FRACTION)},
-    "Equalize": {"p": _P, "mode": _choice("cv", "pil"), "by_channels": _BOOL, "mask": _NONE},
+    "Equalize": {"p": _P, "mode": _choice("cv", "pil"), "by_channels": BOOL, "mask": _NONE},
     "Sharpen": {"p": _P, "alpha": _range(_FRACTION), "lightness": _range(Interval(0, 100)),
                 "method": _choice("kernel", "gaussian"), "kernel_size": Interval(3, MAX_KERNEL, integer=True),
                 "sigma": Interval(0, 64, closed="right")},
@@ -266,10 +265,10 @@ FILE_TRANSFORMS: dict[str, dict[str, Any]] = {
     "Blur": {"p": _P, "blur_limit": _KERNEL},
     "MedianBlur": {"p": _P, "blur_limit": _KERNEL},
     "GaussianBlur": {"p": _P, "blur_limit": _KERNEL, "sigma_limit": _range(Interval(0, MAX_SIGMA))},
-    "MotionBlur": {"p": _P, "blur_limit": _KERNEL, "allow_shifted": _BOOL, "angle_range": _range(Interval(0, 360)),
+    "MotionBlur": {"p": _P, "blur_limit": _KERNEL, "allow_shifted": BOOL, "angle_range": _range(Interval(0, 360)),
                    "direction_range": _range(Interval(-1, 1))},
     "GaussNoise": {"p": _P, "std_range": _range(_FRACTION), "mean_range": _range(Interval(-1, 1)),
-                   "per_channel": _BOOL, "noise_scale_factor": Interval(0, 1, closed="right")},
+                   "per_channel": BOOL, "noise_scale_factor": Interval(0, 1, closed="right")},
     "ImageCompression": {"p": _P, "compression_type": _choice("jpeg", "webp"),
                          "quality_range": _range(Interval(1, 100, integer=True))},
     "Downscale": {"p": _P, "scale_range": _range(Interval(0, 1, closed="neither")),

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import BOOL, Interval, Is, Options, check
 from pipekit.data.transform import Transform, rebuild
 from pipekit.vision.geometry import CV_BORDER, MAX_SIDE, PAD_MODES, RATIO, SIZE, as_size, size2
 
@@ -217,7 +217,7 @@ class RandomResizedCrop(ItemTransform):
 
     param_constraints = {"size": SIZE, "min_scale": Interval(0, 1, closed="right"), "ratio": RATIO,
                          "val_xtra": Interval(0, None), "max_scale": Interval(0, 1, closed="right"),
-                         "whole_image": Is(lambda v: isinstance(v, bool), "True or False")}
+                         "whole_image": BOOL}
 
     def __init__(self, size: int | Sequence[int], min_scale: float = 0.08, ratio: Sequence[float] = (3 / 4, 4 / 3),
                  val_xtra: float = 0.14, max_scale: float = 1.0, whole_image: bool = True):

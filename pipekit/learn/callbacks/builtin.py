@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import ParameterError, warn
-from pipekit.core.validate import Interval, Is, Options, check, check_state, finite_number
+from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_state, finite_number
 from pipekit.data.lists import L
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks.core import (
@@ -473,7 +473,7 @@ class BnFreeze(Callback):
     """
 
     order = -15  # after TrainEvalCallback has put the whole model in train mode
-    param_constraints = {"body": Is(lambda b: isinstance(b, bool), "True or False")}
+    param_constraints = {"body": BOOL}
 
     def __init__(self, body: bool = False):
         self.body = body
