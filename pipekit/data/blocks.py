@@ -20,7 +20,8 @@ from pipekit.core.validate import Is, check, check_state, is_pandas
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
 from pipekit.data.store import ListStore, Store, TensorStore
-from pipekit.data.transform import BatchTransform, Pipeline, Transform, as_list, encode_column
+from pipekit.data.transform import (BatchTransform, Pipeline, Transform, as_list, depends_on_split, encode_column,
+                                    encode_items)
 from pipekit.data.vocab import NA_TOKEN, CategoryMap, label_codes
 
 Trace = Callable[[str, Any], None]
@@ -84,8 +85,15 @@ class TransformBlock(Component):
 
     def setup(self, raw: pl.Series, train_idx: np.ndarray, item_tfms: Sequence[Transform] = (),
               trace: Trace | None = None) -> Store:
-        """Fit the column transforms on the training rows, then encode the whole column once."""
+        """Fit the column transforms on the training rows, then encode the whole column once. An item transform
+        whose output depends on the split (:func:`~pipekit.data.transform.depends_on_split`: a ``RandTransform``, a
+        ``split_idx``) gets the training rows as items of split 0 and the others as items of split 1, as fastai runs
+        it (see :func:`_encode_by_split`)."""
         tfms = self.fit_tfms(item_tfms)
+        if any(depends_on_split(t) for t in tfms):
+            values = _encode_by_split(tfms, raw, train_idx, trace)
+            self.batch_tfms_ = self.block_batch_tfms()
+            return self.to_store(values)
         # the training rows fit the transforms; every item, those rows included, is encoded once below. A user's item
         # transform typed for nothing gets each value (a label), as one typed for its values does (encode_column)
         Pipeline(tfms, by_value=True).setup(raw.gather(train_idx) if isinstance(raw, pl.Series) else raw[train_idx],
@@ -105,9 +113,13 @@ class TransformBlock(Component):
         return raw
 
     def encode_new(self, raw: pl.Series) -> Store:
-        """Encode new data with the fitted state (test sets, inference)."""
+        """Encode new data with the fitted state (test sets, inference): new items are of split 1, as fastai's
+        ``test_dl`` and ``predict`` items are (an item transform with ``split_idx=0`` leaves them alone)."""
         self.check_is_fitted("setup (build the data)")
-        return self.to_store(Pipeline(self.tfms_, by_value=True).encode(raw))
+        values = raw
+        for t in self.tfms_:
+            values = encode_items(t, values, 1, by_value=True) if depends_on_split(t) else encode_column(t, values)
+        return self.to_store(values)
 
     def to_store(self, values: Any) -> Store:
         if isinstance(values, Store):
@@ -159,6 +171,76 @@ class TransformBlock(Component):
         """Number of model outputs this block needs as a target."""
         v = self.vocab
         return len(v) if v is not None else None
+
+
+def _encode_by_split(tfms: Sequence[Transform], raw: Any, train_idx: np.ndarray, trace: Trace | None) -> Any:
+    """``raw`` (a block's column) through ``tfms`` step by step: each fitted on the training rows (``train_idx``) as
+    the steps before it encoded them, then run on the column. A step whose output depends on the split
+    (:func:`~pipekit.data.transform.depends_on_split`) gets the training rows as items of split 0 and the others as
+    items of split 1 (:func:`~pipekit.data.transform.encode_items`: a ``RandTransform`` draws ``do`` once per item,
+    from Python's ``random``, which ``set_seed`` seeds); any other step the whole column, as :meth:`TransformBlock.setup`
+    gives it. The fit sees the very values encoded, so one draw makes both."""
+    n = len(raw)
+    in_train = np.zeros(n, dtype=bool)
+    in_train[np.asarray(train_idx, dtype=np.int64)] = True
+    parts = [np.flatnonzero(in_train), np.flatnonzero(~in_train)]  # the rows of split 0, of split 1
+    order = np.empty(n, dtype=np.int64)  # the position of each row among the parts put end to end
+    order[np.concatenate(parts)] = np.arange(n)
+    by_split: list[str] = []  # the steps so far whose output depends on the split
+    values = raw
+    for t in tfms:
+        try:
+            Pipeline([t], by_value=True).setup(_take(values, train_idx), encode_last=False)
+            if depends_on_split(t):
+                done = [encode_items(t, _take(values, rows), split, by_value=True)
+                        for split, rows in enumerate(parts) if len(rows)]
+                values = _rejoin(done, order if len(done) > 1 else None)
+                by_split.append(type(t).__name__)
+            else:
+                values = encode_column(t, values)
+        except DataError as e:
+            if not by_split:
+                raise
+            # pipekit runs item transforms on a block's values before its own (a CategoryBlock's Categorize), so one
+            # of the training items only (a RandTransform's split_idx 0) changes the labels the vocab is learned from
+            error = DataError(
+                f"item transform(s) {', '.join(dict.fromkeys(by_split))} changed this block's values on some items "
+                "only (the training ones, split_idx=0; the others, split_idx=1; or as a RandTransform drew) before "
+                f"{type(t).__name__} got them, so the training and validation values differ: make such a transform "
+                "leave this block's values alone (annotate its value with the type it is for, e.g. "
+                f"encodes(self, x: PILImage)), or run it on every item (split_idx=None, p=1). {type(t).__name__}: {e}")
+            if hasattr(e, "rows"):  # positions among the column's values: the recipe names their items
+                error.rows = e.rows  # type: ignore[attr-defined]
+            raise error from e
+        if trace is not None:
+            trace(repr(t), values)
+    return values
+
+
+def _take(values: Any, rows: np.ndarray) -> Any:
+    """The values at positions ``rows`` of a column (a Polars Series, a NumPy array or a list)."""
+    if isinstance(values, pl.Series):
+        return values.gather(rows)
+    if isinstance(values, np.ndarray):
+        return values[rows]
+    return [values[i] for i in rows.tolist()]
+
+
+def _rejoin(parts: list[Any], order: np.ndarray | None) -> Any:
+    """The encoded parts of a column put end to end, then back in the column's order (``order``: each row's
+    position among them; None: one part, already in order). Parts of one kind stay so (a Series, an array of the
+    same shape per row); parts a step made of different kinds (one split run, the other left as it was) make a
+    Series of their values."""
+    if order is None:
+        return parts[0]
+    if all(isinstance(p, pl.Series) for p in parts) and len({p.dtype for p in parts}) == 1:
+        return pl.concat(parts).gather(order)
+    if all(isinstance(p, np.ndarray) for p in parts) and len({p.shape[1:] for p in parts}) == 1:
+        return np.concatenate(parts)[order]
+    joined = [v for p in parts for v in (p.to_list() if isinstance(p, pl.Series) else to_numpy(p).tolist()
+                                         if isinstance(p, (np.ndarray, torch.Tensor)) else list(p))]
+    name = next((p.name for p in parts if isinstance(p, pl.Series)), "")
+    return pl.Series(name, [joined[i] for i in order.tolist()], strict=False)
 
 
 # ---------------------------------------------------------------------------------------- categories

@@ -269,10 +269,11 @@ def depends_on_split(t: Any) -> bool:
     return getattr(t, "before_call", None) is not None or getattr(t, "split_idx", None) is not None
 
 
-def encode_items(t: Transform, values: Any, split_idx: int | None) -> Any:
+def encode_items(t: Transform, values: Any, split_idx: int | None, by_value: bool = False) -> Any:
     """``t`` on a column of items (a list, tuple, NumPy array or Series) of split ``split_idx``, as fastai runs it on
     each (:func:`call_item_tfm`): a transform with a ``before_call`` item by item, so each item draws its own ``do``;
     any other on the whole column at once (see :func:`_step`), or not at all when it is not of that split.
+    ``by_value``: a block's column, which a transform typed for nothing gets value by value (:func:`encode_column`).
 
     >>> class Exclaim(RandTransform):
     ...     def encodes(self, x: str): return x + "!"
@@ -280,7 +281,7 @@ def encode_items(t: Transform, values: Any, split_idx: int | None) -> Any:
     (['a!', 'b!'], ['a', 'b'], ['a'])
     """
     if getattr(t, "before_call", None) is None:
-        return call_item_tfm(t, values, split_idx, lambda v: _step(t, "encode", v))
+        return call_item_tfm(t, values, split_idx, lambda v: _step(t, "encode", v, by_value))
 
     def each(v: Any) -> Any:
         return call_item_tfm(t, v, split_idx)
