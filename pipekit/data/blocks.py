@@ -16,7 +16,7 @@ import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, ParameterError, warn
-from pipekit.core.validate import Is, check, check_state, is_pandas
+from pipekit.core.validate import BOOL, Is, check, check_state, is_pandas
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
 from pipekit.data.store import ListStore, Store, TensorStore
@@ -300,7 +300,7 @@ def _check_vocab_state(state: dict[str, Any], who: str, given: Sequence[Any] | N
 
 
 def _check_add_na(owner: str, vocab: Sequence[Any] | None, add_na: bool) -> None:
-    check(owner, add_na=(add_na, Is(lambda a: isinstance(a, bool), "True or False")))
+    check(owner, add_na=(add_na, BOOL))
     if add_na and vocab is not None and not all(isinstance(v, str) for v in vocab):
         raise ParameterError(f"{owner}(add_na=True) takes a vocab of text labels (its {NA_TOKEN!r} class is text), "
                              f"got {list(vocab)[:5]}: give the labels as text, or leave add_na out")
@@ -702,7 +702,7 @@ def _check_multi_add_na(owner: str, vocab: Sequence[Any] | None, encoded: bool, 
 
 
 def _check_encoded(owner: str, vocab: Sequence[Any] | None, encoded: bool) -> None:
-    check(owner, encoded=(encoded, Is(lambda a: isinstance(a, bool), "True or False")))
+    check(owner, encoded=(encoded, BOOL))
     if encoded and vocab is None:
         raise ParameterError(f"{owner}(encoded=True) needs vocab=: the name of each label, in the order of the "
                              "values of a row (e.g. the names of the 0/1 columns get_y reads)")
