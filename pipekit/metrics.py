@@ -1077,7 +1077,17 @@ class RocAucMulti(ArrayMetric):
         return roc_auc_score(y_true, y_pred, average=self.average)
 
 
-class _LabelScoreMulti(ArrayMetric):
+class _SigmoidScores:
+    """What a multi-label metric scores: each label's probability, the sigmoid of its output (or, ``sigmoid=False``,
+    the output as it is)."""
+
+    sigmoid: bool
+
+    def _activate(self, pred: Any) -> Any:
+        return pred.float().sigmoid() if self.sigmoid else pred.float()
+
+
+class _LabelScoreMulti(_SigmoidScores, ArrayMetric):
     """A scikit-learn score (``sk_name``) of a multi-label model: each label predicted present when its
     probability (a sigmoid of the output, unless ``sigmoid=False``) is above ``thresh``; ``average`` as in
     scikit-learn ('macro', the default as in fastai: the mean of each label's score; 'micro' pools every item and
@@ -1091,9 +1101,6 @@ class _LabelScoreMulti(ArrayMetric):
     def __init__(self, thresh: float = 0.5, sigmoid: bool = True, average: str = "macro"):
         self.thresh, self.sigmoid, self.average = thresh, sigmoid, average
         self.check_params()
-
-    def _activate(self, pred: Any) -> Any:
-        return pred.float().sigmoid() if self.sigmoid else pred.float()
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         import sklearn.metrics
@@ -1208,7 +1215,7 @@ class HammingLossMulti(_LabelScoreMulti):
         return {}
 
 
-class APScoreMulti(ArrayMetric):
+class APScoreMulti(_SigmoidScores, ArrayMetric):
     """Average precision of a multi-label model (scikit-learn's ``average_precision_score``) on each label's
     probability (a sigmoid of the output, unless ``sigmoid=False``); ``average``: 'macro' (the mean of each label's),
     'weighted', 'micro' or 'samples'.
@@ -1226,16 +1233,13 @@ class APScoreMulti(ArrayMetric):
         self.sigmoid, self.average = sigmoid, average
         self.check_params()
 
-    def _activate(self, pred: Any) -> Any:
-        return pred.float().sigmoid() if self.sigmoid else pred.float()
-
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import average_precision_score
 
         return average_precision_score(np.asarray(y_true) > 0.5, y_pred, average=self.average)
 
 
-class BrierScoreMulti(ArrayMetric):
+class BrierScoreMulti(_SigmoidScores, ArrayMetric):
     """Brier score of a multi-label model: the mean, over every item and label, of the squared difference between
     the label's probability (a sigmoid of the output, unless ``sigmoid=False``) and its 0/1 value; the mean of each
     label's ``brier_score_loss``. fastai's ``BrierScoreMulti`` scores thresholded labels instead.
@@ -1251,9 +1255,6 @@ class BrierScoreMulti(ArrayMetric):
     def __init__(self, sigmoid: bool = True):
         self.sigmoid = sigmoid
         self.check_params()
-
-    def _activate(self, pred: Any) -> Any:
-        return pred.float().sigmoid() if self.sigmoid else pred.float()
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         return float(np.mean((np.asarray(y_pred, dtype=np.float64) - (np.asarray(y_true) > 0.5)) ** 2))
