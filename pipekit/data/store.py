@@ -67,6 +67,13 @@ class Store:
         """The (height, width) item ``i`` had before encoding, for stores of images (None otherwise)."""
         return None
 
+    @property
+    def crop_sizes(self) -> np.ndarray | None:
+        """Each item's (height, width) as its image item transform got it, (N, 2): the proportions a random crop of
+        it is drawn in (``RandomResizedCrop``); None when unknown (not images, or sizes a user's transform changed)."""
+        orig = getattr(self, "orig_sizes", None)
+        return None if orig is None else np.asarray(orig)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={len(self)})"
 

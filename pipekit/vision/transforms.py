@@ -37,7 +37,7 @@ def _source_sizes(t: torch.Tensor | StoreRows) -> np.ndarray | None:
     place, see ``BatchAugment.reads_rows``); None for a gathered batch, whose rows are not known here."""
     if not isinstance(t, StoreRows):
         return None
-    sizes = getattr(t.store, "crop_sizes", getattr(t.store, "orig_sizes", None))  # a LiveImageStore's: see there
+    sizes = t.store.crop_sizes
     return None if sizes is None else np.asarray(sizes)[np.asarray(t.rows)]
 
 
@@ -206,7 +206,7 @@ class ResizedCropAugment(BatchAugment):
 
     def reads_rows(self, store: Any, geometry: str | None, j: int, n_inp: int) -> bool:
         # the rows give each image's source size: taken from any image store, gathered here when not warped in place
-        return geometry in ("image", "mask") and getattr(store, "orig_sizes", None) is not None
+        return geometry in ("image", "mask") and getattr(store, "crop_sizes", None) is not None
 
 
 class _CropThenAugment(BatchAugment):
