@@ -20,7 +20,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.core.validate import ARGUMENT_SYNONYMS, bs_or_batch_size, check_positive_int, unknown_names
 from pipekit.data.probe import stage
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
-from pipekit.data.transform import BatchContext, BatchPipeline, Pipeline, depends_on_split
+from pipekit.data.transform import BatchContext, BatchPipeline, Pipeline
 
 
 def default_device() -> torch.device:
@@ -892,10 +892,11 @@ class ItemsDataset:
 
     @property
     def draws_per_fetch(self) -> bool:
-        """Whether a step of ``after_item`` draws as items are made (a :class:`~pipekit.data.RandTransform`) or runs
-        on one split: a loader then makes the batches in the thread iterating it, as fastai's does with no workers,
-        so the draws follow the seed and a transform's ``do`` is never another thread's."""
-        return any(depends_on_split(t) for t in getattr(self.after_item, "tfms", ()))
+        """Whether a step of ``after_item`` draws as items are made (a ``before_call``: a
+        :class:`~pipekit.data.RandTransform`): a loader then makes the batches in the thread iterating it, as
+        fastai's does with no workers, so the draws follow the seed and a transform's ``do`` is never another
+        thread's. A step that only runs on one split draws nothing: its split reaches each prefetch thread."""
+        return any(getattr(t, "before_call", None) is not None for t in getattr(self.after_item, "tfms", ()))
 
     def item(self, row: int) -> Any:
         """Item ``row`` of the source through ``after_item``, as an item of this dataset's split (``split_idx``: 0
