@@ -28,6 +28,9 @@
    the chapter's ``list(DataLoader(range(15), batch_size=5, shuffle=True))`` and
    ``DataLoader(list(enumerate(string.ascii_lowercase)), batch_size=6, shuffle=True)``; chapter 13's
    ``image2tensor(Image.open(path))`` under its ``top_edge`` kernel.
+6. Chapter 2's augmentation on dogscats photos: ``item_tfms=RandomResizedCrop(64, min_scale=0.3)`` and
+   ``batch_tfms=aug_transforms(mult=2)``, with a ``RandTransform`` of the reader's among the item transforms: each
+   epoch draws other crops and flips, validation repeats, the same seed draws the same batches.
 
     python recipes/book_spellings.py            # full run
     python recipes/book_spellings.py --quick    # fewer rows and epochs, for tests
@@ -49,14 +52,16 @@ import pipekit
 import torch.nn.functional as F
 
 from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, GrandparentSplitter, L,
-                          TfmdLists, Transform, fastuple, first, get_image_files, parent_label, untar_data)
+                          RandomSplitter, RandTransform, TfmdLists, Transform, fastuple, first, get_image_files,
+                          parent_label, untar_data)
 from pipekit.datasets import path
 from pipekit.ensemble import MeanEnsemble, TorchTabular
 from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, one_hot, sigmoid_range, tensor
 from pipekit.tabular import (Categorify, CollabDataLoaders, FillMissing, Normalize, TabularPandas, load_pickle,
                              save_pickle, tabular_learner)
 from pipekit.text import Numericalize, Tokenizer, WordTokenizer
-from pipekit.vision import IntToFloatTensor, Normalize as ImageNormalize, PILImage, Resize, ToTensor, imagenet_stats
+from pipekit.vision import (ImageBlock, IntToFloatTensor, Normalize as ImageNormalize, PILImage, RandomResizedCrop,
+                            Resize, ToTensor, aug_transforms, imagenet_stats)
 
 
 class DotProductBias(Module):
@@ -168,8 +173,6 @@ def tfmdlists_of_files() -> dict:
     files = get_image_files(path("mnist_tiny"), folders=["train", "valid"])
     tls = TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter(valid_name="valid")(files))
     y = torch.tensor([0., 1.])  # a multi-hot target, as chapter 6 reads its labels
-    from pipekit.vision import ImageBlock
-
     dsets = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label,
                       splitter=GrandparentSplitter(valid_name="valid")).datasets(files)
     xb, _ = dsets.dataloaders(bs=64, seed=0).one_batch()
@@ -270,12 +273,39 @@ def linear_from_scratch(epochs: int) -> dict:
             "failed": len(failed)}
 
 
+class _Mirror(RandTransform):
+    """fastai's Albumentations-tutorial shape: a training-only augmentation written as an item transform."""
+
+    def encodes(self, x: PILImage):  # noqa: ANN001, ANN201  (the tutorial's)
+        return np.ascontiguousarray(x[:, ::-1])
+
+
+def augmentation_ch2() -> dict:
+    """Chapter 2's ``item_tfms=RandomResizedCrop(64, min_scale=0.3)`` and ``batch_tfms=aug_transforms(mult=2)`` on
+    dogscats photos, with a ``RandTransform`` of the reader's among the item transforms: each epoch draws other
+    crops and flips, validation is the squish then centre crop, and the same seed draws the same batches."""
+    files = sorted(get_image_files(path("dogscats") / "valid"))[::25]
+
+    def make(seed: int):
+        return DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, splitter=RandomSplitter(0.25, seed=0),
+                         item_tfms=[_Mirror(p=0.5), RandomResizedCrop(64, min_scale=0.3)],
+                         batch_tfms=aug_transforms(mult=2)).dataloaders(files, bs=16, seed=seed, device="cpu")
+
+    dls = make(0)
+    epoch0, epoch1 = (next(iter(dls.train))[0] for _ in range(2))
+    again = next(iter(make(0).train))[0]
+    valid = dls.valid.one_batch()[0]
+    return {"batch": tuple(epoch0.shape), "epochs_differ": not torch.equal(epoch0, epoch1),
+            "seeded": torch.equal(epoch0, again), "valid": tuple(valid.shape),
+            "valid_repeats": torch.equal(valid, dls.valid.one_batch()[0])}
+
+
 def main(quick: bool = False) -> dict:
     t0 = time.perf_counter()
     out = {"collab": collab_from_scratch(2 if quick else 5),
            "tabular": tabular_ensemble(6000 if quick else 32561, 1 if quick else 4),
            "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files(), "siamese": siamese_pairs(),
-           "scratch": linear_from_scratch(5 if quick else 10)}
+           "scratch": linear_from_scratch(5 if quick else 10), "augment": augmentation_ch2()}
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
           f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
@@ -287,6 +317,9 @@ def main(quick: bool = False) -> dict:
           f"ch8_one_hot_lookup={'same' if c['one_hot_lookup'] else 'DIFFERENT'} "
           f"ch11_siamese_batch={'x'.join(map(str, out['siamese']['batch'][0]))} "
           f"ch6_row={'itself' if out['siamese']['row'] else 'DIFFERENT'} "
+          f"ch2_rrc_batch={'x'.join(map(str, out['augment']['batch']))} "
+          f"ch2_epochs={'differ' if out['augment']['epochs_differ'] else 'SAME'} "
+          f"ch2_seeded={'same' if out['augment']['seeded'] else 'DIFFERENT'} "
           f"time={time.perf_counter() - t0:.1f}s")
     return out
 

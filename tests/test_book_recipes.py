@@ -162,3 +162,9 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     p = out["siamese"]
     assert p["batch"] == ((16, 3, 32, 32), (16, 3, 32, 32), (16,)) and 0 < p["same"] < 16
     assert "ch11_siamese_batch=16x3x32x32" in line and p["row"] and "ch6_row=itself" in line
+    # chapter 2's RandomResizedCrop and aug_transforms(mult=2) with a RandTransform of the reader's: each epoch draws
+    # other images, the same seed the same ones, and validation batches repeat
+    a = out["augment"]
+    assert a["batch"] == (16, 3, 64, 64) and a["valid"][1:] == (3, 64, 64)
+    assert a["epochs_differ"] and a["seeded"] and a["valid_repeats"]
+    assert "ch2_rrc_batch=16x3x64x64 ch2_epochs=differ ch2_seeded=same" in line
