@@ -66,7 +66,7 @@ def walk_batch(dl: DataLoader, say: Callable[[str], None]) -> tuple:
     with gathering((getattr(dl, "seed", 0), 0, 0), 0 if getattr(dl, "augment", False) else 1):  # the items of the loader's first batch, as it makes it
         batch = tuple(dl.create_batch(entry))
     say(f"  {short_repr(batch)}")
-    ctx = dl.context(0, 0)
+    ctx = dl.context(0, 0, entry)
     if not len(dl.batch_tfms):
         say("No batch transforms")
     for t in dl.batch_tfms:

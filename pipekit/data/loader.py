@@ -11,6 +11,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,11 @@ from pipekit.core.validate import ARGUMENT_SYNONYMS, bs_or_batch_size, check_pos
 from pipekit.data.probe import stage
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
 from pipekit.data.transform import BatchContext, BatchPipeline, Pipeline
+
+
+#: the plan entry of the batch this thread is finishing (``DataLoader._finish_entry``): the context of the batch
+#: transforms run after the transfer to the device gives its rows' source sizes (see ``DataLoader.context``)
+_FINISHING: ContextVar[Any] = ContextVar("pipekit_finishing", default=None)
 
 
 def default_device() -> torch.device:
@@ -266,9 +272,29 @@ class DataLoader:
         return tuple(j for j, s in enumerate(self.dataset.stores)
                      if j < len(geometry) and first.reads_rows(s, geometry[j], j, self.n_inp))
 
-    def context(self, epoch: int, i: int) -> BatchContext:
+    def context(self, epoch: int, i: int, entry: Any = None) -> BatchContext:
+        """The context of batch ``i`` of ``epoch`` for the batch transforms; ``entry``, the batch's plan entry (its
+        positions in the dataset), gives them each image's source size (``BatchContext.source_sizes``), so a random
+        crop is drawn in the source's proportions however the batch was gathered."""
         return BatchContext(geometry=self.geometry, n_inp=self.n_inp, train=self.augment, device=self.device,
-                            key=(self.seed, epoch, i))
+                            key=(self.seed, epoch, i), source_sizes=self._source_sizes(entry))
+
+    def _source_sizes(self, entry: Any) -> tuple[np.ndarray | None, ...]:
+        """Per batch element, the (B, 2) source sizes of the batch of plan entry ``entry`` for an image or mask
+        element whose store knows them (``Store.crop_sizes``), else None; () when the rows are not known (no
+        entry, a dataset that is not stores side by side, an entry that is not positions) or none are."""
+        if entry is None or not isinstance(self.dataset, ArrayDataset):
+            return ()
+        geometry = self.geometry
+        sizes = [getattr(s, "crop_sizes", None) if j < len(geometry) and geometry[j] in ("image", "mask") else None
+                 for j, s in enumerate(self.dataset.stores)]
+        if all(z is None for z in sizes):
+            return ()
+        positions = np.asarray(entry)
+        if positions.ndim != 1 or positions.dtype.kind not in "iu":
+            return ()
+        rows = self.dataset.idxs[positions]
+        return tuple(None if z is None else np.asarray(z)[rows] for z in sizes)
 
     # ------------------------------------------------------------------ producing batches
     def _split_tfms(self) -> tuple[BatchPipeline, BatchPipeline]:
@@ -289,14 +315,14 @@ class DataLoader:
                 deferred = self._deferred()
                 with stage("collate"):
                     b = tuple(self.dataset.gather(entry, deferred) if deferred else self.create_batch(entry))
-                b = self.batch_tfms.encode(b, self.context(epoch, i))
+                b = self.batch_tfms.encode(b, self.context(epoch, i, entry))
                 # a transform that passed on rows it was offered (none of pipekit's do) still yields tensors
                 return tuple(x.gather() if isinstance(x, StoreRows) else x for x in b) if deferred else b
             with stage("collate"):
                 b = tuple(self.create_batch(entry))
         host, _ = self._split_tfms()
         if len(host):
-            b = host.encode(b, self.context(epoch, i))
+            b = host.encode(b, self.context(epoch, i, entry))
         if self.pin_memory:
             with stage("pin memory"):
                 b = tuple(t.pin_memory() if isinstance(t, torch.Tensor) else t for t in b)
@@ -308,7 +334,16 @@ class DataLoader:
         with stage("to device"):
             b = _to(b, self.device, non_blocking=self.pin_memory)
         _, device = self._split_tfms()
-        return device.encode(b, self.context(epoch, i)) if len(device) else b
+        return device.encode(b, self.context(epoch, i, _FINISHING.get())) if len(device) else b
+
+    def _finish_entry(self, epoch: int, i: int, entry: Any, b: tuple) -> tuple:
+        """``_finish`` of the batch of plan entry ``entry`` (made by ``_produce``): the batch transforms run after
+        the transfer get its rows' source sizes too (see :meth:`context`)."""
+        token = _FINISHING.set(entry)
+        try:
+            return self._finish(epoch, i, b)
+        finally:
+            _FINISHING.reset(token)
 
     def _draws_per_fetch(self) -> bool:
         """Whether a store of the dataset draws from the process's random generators as its items are fetched
@@ -323,7 +358,7 @@ class DataLoader:
             plan = self.batch_plan(epoch)
         if self.num_workers == 0 or len(plan) <= 1 or self._draws_per_fetch():
             for i, entry in enumerate(plan):
-                yield self._finish(epoch, i, self._produce(epoch, i, entry))
+                yield self._finish_entry(epoch, i, entry, self._produce(epoch, i, entry))
             return
         depth = self.num_workers + 1
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="pipekit-prefetch") as pool:
@@ -331,18 +366,18 @@ class DataLoader:
             it = iter(enumerate(plan))
             with stage("prefetch hand-off"):  # starting the threads and queueing work competes with them
                 for i, entry in it:
-                    pending.append((i, pool.submit(self._produce, epoch, i, entry)))
+                    pending.append((i, entry, pool.submit(self._produce, epoch, i, entry)))
                     if len(pending) >= depth:
                         break
             while pending:
-                i, fut = pending.popleft()
+                i, entry, fut = pending.popleft()
                 nxt = next(it, None)
                 if nxt is not None:
                     with stage("prefetch hand-off"):
-                        pending.append((nxt[0], pool.submit(self._produce, epoch, nxt[0], nxt[1])))
+                        pending.append((nxt[0], nxt[1], pool.submit(self._produce, epoch, nxt[0], nxt[1])))
                 with stage("wait for prefetch"):
                     b = fut.result()
-                yield self._finish(epoch, i, b)
+                yield self._finish_entry(epoch, i, entry, b)
 
     def __iter__(self) -> Iterator[tuple]:
         epoch = self.epoch
@@ -365,7 +400,7 @@ class DataLoader:
     def one_batch(self) -> tuple:
         """The first batch of the current epoch, without advancing the epoch."""
         plan = self.batch_plan(self.epoch)
-        return self._finish(self.epoch, 0, self._produce(self.epoch, 0, plan[0]))
+        return self._finish_entry(self.epoch, 0, plan[0], self._produce(self.epoch, 0, plan[0]))
 
     # ------------------------------------------------------------------ helpers
     def new(self, dataset: Any = None, **kwargs: Any) -> DataLoader:
@@ -414,7 +449,8 @@ class DataLoader:
             first = np.asarray(self.batch_plan(self.epoch)[0])
             if first.ndim != 1 or not len(first):
                 raise ParameterError("show_batch(unique=True) needs a loader whose batches are rows of its dataset")
-            batch = self._finish(self.epoch, 0, self._produce(self.epoch, 0, np.full(max_n, first[0])))
+            entry = np.full(max_n, first[0])
+            batch = self._finish_entry(self.epoch, 0, entry, self._produce(self.epoch, 0, entry))
         else:
             batch = self.one_batch()
         return show_items(self.decode_batch(batch, max_n=max_n), self.blocks, self.n_inp, path=path, nrows=nrows,

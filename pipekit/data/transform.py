@@ -634,13 +634,19 @@ def _count(values: Any) -> str:
 class BatchContext:
     """What a batch transform may know: each batch element's geometry (``None``, ``"image"``,
     ``"mask"``, ``"points"``, ``"bbox"``), how many are inputs, train or not, the device, and where the
-    batch is in the run (``key`` = seed, epoch, batch) from which its random streams are derived."""
+    batch is in the run (``key`` = seed, epoch, batch) from which its random streams are derived.
+
+    ``source_sizes``: per batch element, each item's (height, width) as its image item transform got it, (B, 2),
+    where the loader knows the batch's rows and the element's store knows them (``Store.crop_sizes``), else None;
+    empty when the loader gave none. A random crop drawn in the source's proportions (``RandomResizedCrop``) reads
+    them from a batch gathered before it runs (a loader on the GPU, a ``create_batch`` of one's own)."""
 
     geometry: tuple[str | None, ...]
     n_inp: int
     train: bool
     device: torch.device
     key: tuple[int, ...] = (0,)
+    source_sizes: tuple[np.ndarray | None, ...] = ()
 
     def rng(self, stream: str = "") -> np.random.Generator:
         """The random generator of ``stream`` for this batch: the same (seed, epoch, batch, stream) always

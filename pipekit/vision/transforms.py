@@ -32,13 +32,15 @@ imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 mnist_stats = ([0.131], [0.308])
 
 
-def _source_sizes(t: torch.Tensor | StoreRows) -> np.ndarray | None:
-    """Each image's (h, w) before its item transform, (B, 2), for a batch given as rows of an image store (read in
-    place, see ``BatchAugment.reads_rows``); None for a gathered batch, whose rows are not known here."""
-    if not isinstance(t, StoreRows):
-        return None
-    sizes = t.store.crop_sizes
-    return None if sizes is None else np.asarray(sizes)[np.asarray(t.rows)]
+def _source_sizes(t: torch.Tensor | StoreRows, ctx: BatchContext, j: int) -> np.ndarray | None:
+    """Each image's (h, w) before its item transform, (B, 2), of batch element ``j``: read off the image store for a
+    batch given as its rows (read in place, see ``BatchAugment.reads_rows``), else as the loader gave them with the
+    batch's context for a gathered batch (``BatchContext.source_sizes``); None when neither knows them."""
+    if isinstance(t, StoreRows):
+        sizes = t.store.crop_sizes
+        return None if sizes is None else np.asarray(sizes)[np.asarray(t.rows)]
+    given = ctx.source_sizes[j] if j < len(ctx.source_sizes) else None
+    return None if given is None or len(given) != len(t) else np.asarray(given)
 
 
 def _image_size(t: torch.Tensor | StoreRows) -> tuple[int, int]:
@@ -78,8 +80,9 @@ class BatchAugment(BatchTransform):
     def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool,
              source_sizes: np.ndarray | None = None) -> AugmentPlan:
         """The batch's plan (see :func:`~pipekit.vision.augment.sample_plan`). ``source_sizes`` (n, 2): each image's
-        size before its item transform, when the batch's rows are known; these samplers draw in the frame of the
-        image as cached, so they leave it unused (:class:`ResizedCropAugment` draws in the source's)."""
+        size before its item transform, when the loader knows the batch's rows (read in place or gathered); these
+        samplers draw in the frame of the image as cached, so they leave it unused (:class:`ResizedCropAugment` draws
+        in the source's)."""
         return sample_plan(n, in_size, streams, self.settings, train, self.extra_samplers)
 
     def valid_geometry(self, in_hw: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]] | None:
@@ -109,7 +112,7 @@ class BatchAugment(BatchTransform):
         given as :class:`~pipekit.data.store.StoreRows` are read from their store in place."""
         spatial = [j for j, g in enumerate(ctx.geometry) if g in ("image", "mask") and j < len(batch)]
         first = batch[spatial[0]] if spatial else None
-        sizes = None if first is None else _source_sizes(first)
+        sizes = None if first is None else _source_sizes(first, ctx, spatial[0])
         if any(isinstance(x, StoreRows) and not self.warps_in_place(x.store) for x in batch):  # rows taken for sizes
             batch = tuple(x.gather() if isinstance(x, StoreRows) and not self.warps_in_place(x.store) else x
                           for x in batch)
@@ -165,9 +168,11 @@ class ResizedCropAugment(BatchAugment):
     ``ratio``) resized to ``size``; validation batches the centred ``size`` pixels of the cached image (fastai's
     squish to ``size`` plus the margin, then centre crop), copied as they are.
 
-    The crops are drawn in each source image's proportions when the loader hands it the batch's rows (a loader on
-    the CPU); a batch gathered before it gets here (a loader on the GPU) carries no source sizes, and its crops are
-    drawn in the proportions of the cached image instead (a squished source's crops are squished with it).
+    The crops are drawn in each source image's proportions, which the loader gives with the batch: read off the
+    image store for rows it reads in place (a loader on the CPU), in the batch's context
+    (``BatchContext.source_sizes``) for a batch gathered before it gets here (a loader on the GPU, a ``create_batch``
+    of one's own), so both draw the same crops. A batch whose rows are not known (given to it directly, or images a
+    user's item transform resized) is cropped in the proportions of the cached image instead.
 
     Followed by another :class:`BatchAugment` (``aug_transforms``), the two are done in one resample: the other's
     draws (zoom, rotation, warp, flips, its own crop and size) act on the crop, as fastai's batch transforms act on
