@@ -7,6 +7,7 @@ transforms it brings. Domains (vision, text, tabular) subclass it.
 from __future__ import annotations
 
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.validate import BOOL, Is, check, check_state, is_pandas
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
-from pipekit.data.store import ListStore, Store, TensorStore
+from pipekit.data.store import ListStore, Store, TensorStore, gather_context, item_draws
 from pipekit.data.transform import (BatchTransform, Pipeline, Transform, as_list, depends_on_split, encode_column,
                                     encode_items)
 from pipekit.data.vocab import NA_TOKEN, CategoryMap, label_codes
@@ -179,7 +180,10 @@ def _encode_by_split(tfms: Sequence[Transform], raw: Any, train_idx: np.ndarray,
     (:func:`~pipekit.data.transform.depends_on_split`) gets the training rows as items of split 0 and the others as
     items of split 1 (:func:`~pipekit.data.transform.encode_items`: a ``RandTransform`` draws ``do`` once per item,
     from Python's ``random``, which ``set_seed`` seeds); any other step the whole column, as :meth:`TransformBlock.setup`
-    gives it. The fit sees the very values encoded, so one draw makes both."""
+    gives it. The fit sees the very values encoded, so one draw makes both. A DataBlock built with a seed
+    (``dataloaders(source, seed=42)``, see :func:`~pipekit.data.store.gathering`) seeds each row's draws of each step
+    from it (:func:`~pipekit.data.store.item_draws`, as images made as they are fetched are seeded), so the same seed
+    gives the same labels whatever was drawn before."""
     n = len(raw)
     in_train = np.zeros(n, dtype=bool)
     in_train[np.asarray(train_idx, dtype=np.int64)] = True
@@ -187,13 +191,16 @@ def _encode_by_split(tfms: Sequence[Transform], raw: Any, train_idx: np.ndarray,
     order = np.empty(n, dtype=np.int64)  # the position of each row among the parts put end to end
     order[np.concatenate(parts)] = np.arange(n)
     by_split: list[str] = []  # the steps so far whose output depends on the split
+    key = gather_context()[0]  # (seed,) in a build given a seed; () otherwise: the draws are the process's
     values = raw
-    for t in tfms:
+    for j, t in enumerate(tfms):
         try:
             Pipeline([t], by_value=True).setup(_take(values, train_idx), encode_last=False)
             if depends_on_split(t):
-                done = [encode_items(t, _take(values, rows), split, by_value=True)
-                        for split, rows in enumerate(parts) if len(rows)]
+                with item_draws(key) if key else contextlib.nullcontext(None) as seed:
+                    done = [encode_items(t, _take(values, rows), split, by_value=True,
+                                         seed_item=None if seed is None else _seed_rows(seed, rows, j))
+                            for split, rows in enumerate(parts) if len(rows)]
                 values = _rejoin(done, order if len(done) > 1 else None)
                 by_split.append(type(t).__name__)
             else:
@@ -215,6 +222,12 @@ def _encode_by_split(tfms: Sequence[Transform], raw: Any, train_idx: np.ndarray,
         if trace is not None:
             trace(repr(t), values)
     return values
+
+
+def _seed_rows(seed: Callable[..., None], rows: np.ndarray, step: int) -> Callable[[int], None]:
+    """``seed_item`` for the items of a column's ``rows``: the item at position ``i`` is seeded by its row and the step
+    (two random steps do not draw the same numbers for a row)."""
+    return lambda i: seed(int(rows[i]), step)
 
 
 def _take(values: Any, rows: np.ndarray) -> Any:

@@ -7,6 +7,7 @@ loaders, on any number of sources.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, get_file
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint, row_index
-from pipekit.data.store import ListStore
+from pipekit.data.store import OUTSIDE_LOADER, ListStore, gathering
 from pipekit.data.transform import (BatchPipeline, BatchTransform, Transform, as_list, as_transform,
                                     grouped_batch_tfms)
 
@@ -611,10 +612,13 @@ class DataBlock(Component):
             step(f"{name} check", lambda b=block, r=raw, ro=named: b.check_raw(r, ro))  # type: ignore[misc]
             sub = (lambda label, v: say("tfm", label, v)) if trace else None
             sizes = _source_sizes(block, self.blocks_[:j], stores)
-            store = step(f"{name} encode",
-                         lambda b=block, r=raw, t=sub, z=sizes: _naming_items(  # type: ignore[misc]
-                             lambda: b.setup(r, train, item_tfms, t, **z), items, len(r), source),
-                         raw)
+            # the item transforms a block runs as it encodes its column (a RandTransform on the labels) draw from the
+            # seed, when one is given, as a loader's images do (see gathering)
+            with gathering((seed,), OUTSIDE_LOADER[1]) if seed is not None else contextlib.nullcontext():
+                store = step(f"{name} encode",
+                             lambda b=block, r=raw, t=sub, z=sizes: _naming_items(  # type: ignore[misc]
+                                 lambda: b.setup(r, train, item_tfms, t, **z), items, len(r), source),
+                             raw)
             store = _plain(block, store, rows)
             say("store", name, (block, store))
             stores.append(store)

@@ -416,10 +416,8 @@ class TfmdLists:
         check_disjoint(self.splits[0], self.splits[1], "TfmdLists: the split", lambda i: f"item {i}, {_item(_one(items, i))!r:.80}")
         self.items = items
         self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
-        # on the training items only (split 0); every item is encoded below, so the last step's encoding of them is
-        # not needed
-        self.pipeline.setup(_take(items, self.splits[0]), encode_last=False, split_idx=0)
-        self.encoded = items
+        #: the split of these items (0 training, 1 validation), None for the whole list: what ``decode`` undoes
+        self.split_idx: int | None = None
         # the type of the first training item before each step and after the last, as fastai's ``types``: a new
         # item is read from the first step whose input it already is (see encode_new)
         first = int(self.splits[0][0])
@@ -429,31 +427,45 @@ class TfmdLists:
         # whole list (``tl[i]``) with none
         self._before_split: tuple[int, Any] | None = None
         self._split_encoded: dict[int, Any] = {}
+        # each step is set up on the training items as the steps before it encoded them (items of split 0), then
+        # encodes every item once: up to the first step depending on the split, the training items are the whole
+        # list's; from there on they are encoded apart (``train``), the very draws the next steps are set up on being
+        # those ``tl.train`` gives, and the whole list as items of no split
+        column, train, last = items, None, len(self.pipeline) - 1
         for k, t in enumerate(self.pipeline):
             if self._before_split is None and depends_on_split(t):
-                self._before_split = (k, self.encoded)
-            self.encoded = encode_items(t, self.encoded, None)
-            self.types.append(_item_type(self.encoded, first))
+                self._before_split, train = (k, column), _take(column, self.splits[0])
+            Pipeline([t]).setup(_take(column, self.splits[0]) if train is None else train, encode_last=False)
+            if train is not None and k < last:  # the last step encodes them when ``tl.train`` is first read
+                train = encode_items(t, train, 0)
+            column = encode_items(t, column, None)
+            self.types.append(_item_type(column, first))
+        self.encoded = column
+        #: the training items encoded with every step but the last, once a step depends on the split
+        self._train_before_last = train
 
     def _subset(self, i: int) -> TfmdLists:
         sub = object.__new__(TfmdLists)
         idx = self.splits[i]
         sub.items, sub.pipeline, sub.encoded = _take(self.items, idx), self.pipeline, self._encode_split(i)
         sub.splits = [np.arange(len(idx)), np.zeros(0, np.int64)]
+        sub.split_idx = i if self.split_idx is None else self.split_idx  # a subset's subset: its items' split
         sub.types = self.types
-        sub._before_split, sub._split_encoded = None, {}
+        sub._before_split, sub._split_encoded, sub._train_before_last = None, {}, None
         return sub
 
     def _encode_split(self, i: int) -> Any:
         """The items of split ``i`` (0 training, 1 validation) encoded as items of that split (see
         :func:`~pipekit.data.transform.call_item_tfm`), once: taken from the whole list's when no step depends on
-        the split."""
+        the split; the training items from where setting up the steps left them."""
         idx = self.splits[i]
         if self._before_split is None or not len(idx):
             return _take(self.encoded, idx)
         if i not in self._split_encoded:
-            k, column = self._before_split
-            column = _take(column, idx)
+            if i == 0 and self._train_before_last is not None:
+                k, column = len(self.pipeline) - 1, self._train_before_last
+            else:
+                k, column = self._before_split[0], _take(self._before_split[1], idx)
             for t in self.pipeline.tfms[k:]:
                 column = encode_items(t, column, i)
             self._split_encoded[i] = column
@@ -547,8 +559,10 @@ class TfmdLists:
                                 batch_size=batch_size)
 
     def decode(self, value: Any) -> Any:
-        """An encoded value (one item's, or the column's) back through the transforms, last first."""
-        return self.pipeline.decode(value)
+        """An encoded value (one item's, or the column's) back through the transforms, last first, as an item of
+        this list's split (``tl.train``'s 0, ``tl.valid``'s 1, the whole list's none), as fastai's: a transform that
+        does not run on that split is skipped (see :meth:`Pipeline.decode <pipekit.data.Pipeline.decode>`)."""
+        return self.pipeline.decode(value, self.split_idx)
 
     def show(self, o: Any, ctx: Any = None, **kwargs: Any) -> Any:
         """Show an encoded item decoded, as chapter 11's ``tls.show(t)`` (and ``show_at(tls.valid, 0)``): a text's

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import random
+import threading
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -12,7 +14,9 @@ import torch
 #: the loader batch being gathered in this thread, while a DataLoader gathers one: its key (seed, epoch, batch) and
 #: its split (0 for a loader that augments, a training loader; 1 otherwise). A store whose items are drawn at random
 #: as they are fetched (a user's item transform on images) derives its draws from it, so the same batch gives the
-#: same items whichever thread gathers it
+#: same items whichever thread gathers it. A DataBlock built with a seed (``dataloaders(source, seed=42)``) is built
+#: under the key ``(seed,)`` and split 1, as outside a loader: the item transforms a block runs once, as it encodes
+#: its column (a ``RandTransform`` on the labels), draw from it
 _GATHERING: ContextVar[tuple[tuple[int, ...], int] | None] = ContextVar("pipekit_gathering", default=None)
 #: what a store is gathered for outside a loader (``store.gather``, ``store.item``): a fixed key, the validation split
 OUTSIDE_LOADER: tuple[tuple[int, ...], int] = ((), 1)
@@ -40,6 +44,37 @@ def gather_context() -> tuple[tuple[int, ...], int]:
     """(key, split_idx) of the loader batch being gathered in this thread (see :func:`gathering`); outside a loader,
     :data:`OUTSIDE_LOADER`."""
     return _GATHERING.get() or OUTSIDE_LOADER
+
+
+_ITEM_DRAWS = threading.Lock()  # one seeded run of items at a time: they all draw from the process's generators
+
+
+@contextlib.contextmanager
+def item_draws(key: tuple[int, ...]) -> Iterator[Callable[..., None]]:
+    """Within it, ``seed(*place)`` seeds Python's ``random`` and NumPy's global generator for one item from ``key``
+    (a :func:`gathering` key) and the item's place (its row, its position): the same key and place always give the
+    same draws, whatever was drawn before. The generators get their states back at the end, so code drawing from
+    them around it gets the numbers it would get without it. One such block runs at a time (a lock). Images made as
+    they are fetched are seeded so (see :class:`~pipekit.vision.cache.LiveImageStore`), per ``(row, k)``.
+
+    >>> with item_draws((0,)) as seed:
+    ...     seed(3); a = random.random()
+    ...     seed(3); b = random.random()
+    >>> a == b
+    True
+    """
+    with _ITEM_DRAWS:
+        py_state, np_state = random.getstate(), np.random.get_state()
+
+        def seed(*place: int) -> None:
+            # hashes of tuples of whole numbers are the same in every process (no hash randomisation)
+            random.seed(hash((*key, *place)))
+            np.random.seed(hash((-1, *key, *place)) & 0xFFFFFFFF)
+        try:
+            yield seed
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 class Store:

@@ -20,7 +20,7 @@ import torch
 
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
-from pipekit.core.validate import Interval, Is, Options
+from pipekit.core.validate import Interval, Is, Options, check, check_arguments
 from pipekit.data.getters import Getter
 from pipekit.data.lists import fastuple
 from pipekit.data.probe import stage
@@ -54,6 +54,7 @@ class Transform(Component):
     order: ClassVar[int] = 0
     #: which split's items it runs on, as fastai's ``split_idx``: 0 training items only, 1 validation and new items
     #: (``test_dl``, ``predict``) only, None every item (see :func:`runs_on_split`); a class attribute, or set on one
+    #: (``super().__init__(split_idx=1)`` in a subclass's ``__init__``, as fastai's, see :meth:`__init__`)
     split_idx: int | None = None
     #: whether ``encode``/``decode`` take the batch context too (batch transforms), so fastai's one-argument
     #: ``encodes`` cannot stand for them
@@ -80,6 +81,41 @@ class Transform(Component):
                                      f"{ours}(self, batch, ctx) instead (see BatchTransform)")
             types = value_types(fn, where, skip_self=True) if theirs != "setups" else None
             setattr(cls, ours, fn if types is None else _typed_method(fn, types))
+
+    def __init__(self, **fastai_kwargs: Any):
+        """fastai's ``Transform.__init__(enc=None, dec=None, split_idx=None, order=None)``, as a subclass's
+        ``super().__init__(split_idx=1)`` (or ``order=3``) calls it: ``split_idx`` and ``order`` are set on this
+        transform and win over the class's (see :func:`set_split_and_order`); a copy keeps them (:meth:`clone`).
+        Keywords only, so a subclass's parameters stay those of its own ``__init__``; functions (``enc``, ``dec``)
+        are :class:`FuncTransform`'s, ``Transform(f, g)``.
+
+        >>> class Valid(Transform):
+        ...     def __init__(self): super().__init__(split_idx=1, order=2)
+        ...     def encodes(self, x: int): return x + 100
+        >>> t = Valid(); t.split_idx, t.order, Pipeline([t]).encode(1, split_idx=1), Pipeline([t]).encode(1, split_idx=0)
+        (1, 2, 101, 1)
+        """
+        super().__init__()  # a class mixing another base in still reaches its __init__
+        who = f"{type(self).__name__}: Transform.__init__"
+        check_arguments(who, fastai_kwargs, ["enc", "dec", "split_idx", "order"])
+        if fastai_kwargs.get("enc") is not None or fastai_kwargs.get("dec") is not None:
+            raise ParameterError(f"{who}(enc=..., dec=...): a Transform subclass encodes with its own encodes (and "
+                                 "decodes) methods; functions are wrapped by Transform(f, g), without a subclass")
+        split_idx, order = fastai_kwargs.get("split_idx"), fastai_kwargs.get("order")
+        if split_idx is None and order is None:
+            return
+        given = check(type(self).__name__, split_idx=(split_idx, SPLIT_IDX), order=(order, ORDER))
+        set_split_and_order(self, given["split_idx"], given["order"])
+
+    def clone(self) -> Any:
+        """A new, unfitted copy; ``split_idx`` and ``order`` given to a class whose ``__init__`` does not take them
+        (passed on to :meth:`__init__` through ``**kwargs``, or given to a class with no ``__init__`` of its own) are
+        kept too (a DataBlock's ``item_tfms`` are copies)."""
+        out = super().clone()
+        given = (getattr(self, "split_idx_arg", None), getattr(self, "order_arg", None))
+        if "split_idx" not in param_names(type(self)) and given != (None, None):
+            set_split_and_order(out, *given)
+        return out
 
     def setup(self, values: Any) -> None:
         """Learn state from the training subset (default: nothing to learn)."""
@@ -204,15 +240,12 @@ class RandTransform(Transform):
             self.before_call = before_call  # type: ignore[method-assign]
 
     def clone(self) -> RandTransform:
-        """A new, unfitted copy; ``p``, ``split_idx`` and ``order`` given to a subclass whose ``__init__`` passes them
-        on through ``**kwargs`` (fastai's way, so no parameters of its own) are kept too (a DataBlock's ``item_tfms``
-        are copies)."""
+        """A new, unfitted copy; ``p`` given to a subclass whose ``__init__`` passes it on through ``**kwargs``
+        (fastai's way, so no parameters of its own) is kept too, as ``split_idx`` and ``order`` are (see
+        :meth:`Transform.clone`; a DataBlock's ``item_tfms`` are copies)."""
         out = super().clone()
-        own = param_names(type(self))
-        if "p" not in own:
+        if "p" not in param_names(type(self)):
             out.p = self.p
-        if "split_idx" not in own and (self.split_idx_arg, self.order_arg) != (None, None):
-            set_split_and_order(out, self.split_idx_arg, self.order_arg)
         return out
 
     def before_call(self, b: Any, split_idx: int | None) -> None:
@@ -269,11 +302,14 @@ def depends_on_split(t: Any) -> bool:
     return getattr(t, "before_call", None) is not None or getattr(t, "split_idx", None) is not None
 
 
-def encode_items(t: Transform, values: Any, split_idx: int | None, by_value: bool = False) -> Any:
+def encode_items(t: Transform, values: Any, split_idx: int | None, by_value: bool = False,
+                 seed_item: Callable[[int], None] | None = None) -> Any:
     """``t`` on a column of items (a list, tuple, NumPy array or Series) of split ``split_idx``, as fastai runs it on
     each (:func:`call_item_tfm`): a transform with a ``before_call`` item by item, so each item draws its own ``do``;
     any other on the whole column at once (see :func:`_step`), or not at all when it is not of that split.
     ``by_value``: a block's column, which a transform typed for nothing gets value by value (:func:`encode_column`).
+    ``seed_item``: called with each item's position before a transform with a ``before_call`` draws for it (to seed
+    its draws, see :func:`~pipekit.data.store.item_draws`).
 
     >>> class Exclaim(RandTransform):
     ...     def encodes(self, x: str): return x + "!"
@@ -286,11 +322,13 @@ def encode_items(t: Transform, values: Any, split_idx: int | None, by_value: boo
     def each(v: Any) -> Any:
         return call_item_tfm(t, v, split_idx)
     if isinstance(values, pl.Series):
-        return pl.Series(values.name, _encode_items(t, values.to_list(), each), strict=False)
+        return pl.Series(values.name, _encode_items(t, values.to_list(), each, seed_item), strict=False)
     if isinstance(values, np.ndarray) and values.ndim == 1:
-        return np.array(_encode_items(t, values.tolist(), each))
+        return np.array(_encode_items(t, values.tolist(), each, seed_item))
     if isinstance(values, (list, tuple)):
-        return _encode_items(t, values, each)
+        return _encode_items(t, values, each, seed_item)
+    if seed_item is not None:
+        seed_item(0)
     return each(values)  # one value
 
 
@@ -466,9 +504,22 @@ class Pipeline:
             values = call_item_tfm(t, values, split_idx)
         return values
 
-    def decode(self, values: Any) -> Any:
+    def decode(self, values: Any, split_idx: int | None = None) -> Any:
+        """``values`` back through the steps, last first, as fastai's pipeline of split ``split_idx`` decodes them: a
+        step that does not run on that split (:func:`runs_on_split`; with None, no split, one of a single split) did
+        not encode them and does not decode them.
+
+        >>> class Tenfold(Transform):
+        ...     split_idx = 0
+        ...     def encodes(self, x: int): return x * 10
+        ...     def decodes(self, x: int): return x // 10
+        >>> p = Pipeline([Tenfold()])
+        >>> p.decode(p.encode(3, split_idx=0), split_idx=0), p.decode(p.encode(3, split_idx=1), split_idx=1), p.decode(30)
+        (3, 3, 30)
+        """
         for t in reversed(self.tfms):
-            values = t.decode(values)
+            if runs_on_split(t, split_idx):
+                values = t.decode(values)
         return values
 
     __call__ = encode
@@ -589,11 +640,14 @@ def encode_column(t: Transform, values: Any) -> Any:
     return t.encode(values)
 
 
-def _encode_items(t: Transform, values: list | tuple, call: Callable[[Any], Any] | None = None) -> Any:
-    """``t.encode`` (or ``call``) on each item of ``values``, in a container of the same type; the item that fails is
-    named."""
+def _encode_items(t: Transform, values: list | tuple, call: Callable[[Any], Any] | None = None,
+                  seed_item: Callable[[int], None] | None = None) -> Any:
+    """``t.encode`` (or ``call``) on each item of ``values``, in a container of the same type, after
+    ``seed_item(position)`` when given; the item that fails is named."""
     out = []
     for i, v in enumerate(values):
+        if seed_item is not None:
+            seed_item(i)
         try:
             out.append(t.encode(v) if call is None else call(v))
         except Exception as e:
