@@ -6,7 +6,9 @@ import pytest
 
 MODULES = ["pipekit", "pipekit.data.blocks", "pipekit.data.cache", "pipekit.data.datablock", "pipekit.data.dataloaders",
            "pipekit.core.component", "pipekit.core.registry", "pipekit.core.validate", "pipekit.core.errors",
-           "pipekit.metrics", "pipekit.data.getters", "pipekit.data.items",
+           "pipekit.metrics", "pipekit.metrics.functions", "pipekit.metrics.classification",
+           "pipekit.metrics.multilabel", "pipekit.metrics.regression", "pipekit.metrics.lookup", "pipekit.metrics.paired",
+           "pipekit.data.getters", "pipekit.data.items", "pipekit.vision.widgets",
            "pipekit.data.loader", "pipekit.data.progress", "pipekit.data.plotting", "pipekit.core.archive",
            "pipekit.data.splitters", "pipekit.data.store", "pipekit.data.transform", "pipekit.data.external",
            "pipekit.data.seed", "pipekit.datasets", "pipekit.tabular.procs", "pipekit.tabular.processor", "pipekit.tabular.core", "pipekit.backends.base",

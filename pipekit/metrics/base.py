@@ -1,0 +1,217 @@
+"""The ``Metric`` mechanism every metric shares: a direction, an array face (``score``) and an accumulating face
+(``reset / accumulate / value``), with the two ways a value is built (:class:`MeanMetric`, a mean of per-item
+quantities summed on the device, and :class:`ArrayMetric`, computed once on every prediction of the set). Every
+subclass registers itself by name (``pipekit.metrics.<Name>``), so a learner file can name its metrics."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pipekit.core.component import Component, construct
+from pipekit.core.errors import DataError, ParameterError
+
+TASKS = ("classification", "regression")
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+class Metric(Component):
+    """Base class; see the module docstring. ``name`` defaults to the snake-case class name."""
+
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
+
+    registry_kind = "metric"
+    greater_is_better: ClassVar[bool] = True
+    #: the task a backend metric applies to ("classification", "regression" or None for either)
+    task: ClassVar[str | None] = None
+    #: what ``accumulate`` applies to raw model outputs (see :func:`apply_activation`): None, "softmax", "sigmoid" or
+    #: "argmax"
+    activation: ClassVar[str | None] = None
+    #: the name a Learner shows and records it under (fastai's, e.g. ``precision_score``); default: the class name
+    metric_name: ClassVar[str] = ""
+    #: other names ``get_metric`` accepts for it (e.g. "r2" for ``r2_score``), and a tracker's ``monitor=`` (the
+    #: names pipekit once recorded it under, e.g. "roc_auc_binary", so saved recipes keep working)
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: for a metric of single-label classes, the multi-label one to use instead; given, a Learner's targets of
+    #: several 0/1 labels per item (shaped like the predictions) are refused, naming it
+    multi_label_instead: ClassVar[str] = ""
+
+    @property
+    def name(self) -> str:
+        if self.metric_name:
+            return self.metric_name
+        import re
+
+        return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", type(self).__name__).lower()
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    #: the number of classes of a learner's single-label target, see :meth:`set_classes` (None: not known)
+    _n_classes: int | None = None
+
+    def set_classes(self, n_classes: int | None) -> None:
+        """Told by a Learner before each validation pass: the number of classes of its data's single-label target
+        (None for any other target). One score per item is then read from the data, not guessed from its shape:
+        a one-class classifier's one column scores as a class, a single-output binary model's is refused."""
+        self._n_classes = n_classes
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        raise NotImplementedError
+
+    @property
+    def value(self) -> float | None:
+        raise NotImplementedError
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        raise NotImplementedError
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``metric(pred, targ)``: the value on those tensors; ``metric(**params)``: a configured copy."""
+        m = self.configured(**kwargs)
+        if not args:
+            return m
+        if len(args) != 2:
+            raise ParameterError(f"{self.name}(pred, targ) takes two tensors, got {len(args)} arguments")
+        m.reset()
+        m.accumulate(args[0], args[1], None, len(args[0]))
+        return m._batch_value()
+
+    def configured(self, **params: Any) -> Metric:
+        """A fresh copy with some parameters changed, checked as the constructor checks them."""
+        return construct(type(self), {**self.get_params(deep=False), **params})
+
+    def _batch_value(self) -> Any:
+        return self.value
+
+    def better(self, a: float, b: float) -> bool:
+        """True when score ``a`` is strictly better than ``b``."""
+        return a > b if self.greater_is_better else a < b
+
+    def loss(self, value: float) -> float:
+        """The value as something to minimise, so gains and drops compare across metrics."""
+        return -value if self.greater_is_better else value
+
+    def _refuse_multi_label(self, pred: Any, targ: Any) -> None:
+        if self.multi_label_instead and _is_multi_label(pred, targ):
+            raise ParameterError(f"{self.name} scores one class per item, and these targets hold several 0/1 labels per "
+                                 f"item ({tuple(targ.shape)}, as BCEWithLogitsLossFlat trains on): use "
+                                 f"{self.multi_label_instead} for multi-label targets")
+
+    def _activate(self, pred: Any) -> Any:
+        return apply_activation(pred, self.activation)
+
+
+def apply_activation(pred: Any, activation: str | None, dim: int = -1) -> Any:
+    """Raw model outputs as a metric scores them: ``activation`` applied over the class axis ``dim``. "softmax",
+    "sigmoid" and "argmax" as named; "binarysoftmax" (fastai's) is the softmax's last column, the positive class of
+    two; None or "no" leaves the outputs as they are."""
+    if activation in ("softmax", "binarysoftmax"):
+        probs = pred.float().softmax(dim)
+        return probs[:, -1] if activation == "binarysoftmax" else probs
+    if activation == "sigmoid":
+        return pred.float().sigmoid()
+    if activation == "argmax":
+        return pred.argmax(dim)
+    return pred
+
+
+def _is_multi_label(pred: Any, targ: Any) -> bool:
+    """Targets of several labels per item: floats shaped like the (n, k) predictions, k > 1."""
+    return (hasattr(pred, "ndim") and pred.ndim == 2 and pred.shape[1] > 1 and hasattr(targ, "is_floating_point")
+            and tuple(targ.shape) == tuple(pred.shape) and targ.is_floating_point())
+
+
+class MeanMetric(Metric):
+    """A mean of per-item quantities (``batch_stats`` gives their sum and count), turned into the value
+    by ``finalize`` (e.g. a square root for RMSE). Sums stay on the device."""
+
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        v = self.per_item(pred, targ)
+        # summed in float64: exact counts past 2**24 items (pixels), and errors as precise as scikit-learn's
+        return v.sum(dtype=_torch().float64), v.numel()
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        raise NotImplementedError
+
+    def finalize(self, mean: float) -> float:
+        return mean
+
+    def reset(self) -> None:
+        self._total: Any = 0.0
+        self._count: Any = 0
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        if not hasattr(self, "_total"):
+            self.reset()
+        s, n = self.batch_stats(pred.detach() if hasattr(pred, "detach") else pred, targ, loss)
+        self._total = self._total + s
+        self._count = self._count + n
+
+    @property
+    def value(self) -> float | None:
+        count = float(getattr(self, "_count", 0))
+        return self.finalize(float(self._total) / count) if count else None
+
+    def _batch_value(self) -> Any:
+        count = self._count
+        return self._total / count if self.finalize is MeanMetric.finalize or not count else \
+            _torch().as_tensor(self.finalize(float(self._total) / float(count)))
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        torch = _torch()
+        _check_not_empty(self, y_true, y_pred)
+        self.reset()
+        # a copy of a read-only array (a loaded model's predictions, a slice of a frame): torch warns about sharing one
+        self.accumulate(*(torch.as_tensor(np.require(v, requirements='W')) for v in (y_pred, y_true)))
+        v = self.value
+        return float("nan") if v is None else float(v)
+
+
+class ArrayMetric(Metric):
+    """Computed once on every (activated) prediction of the set: ``compute(y_true, y_pred)`` on NumPy arrays."""
+
+    abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self._preds: list[Any] = []
+        self._targs: list[Any] = []
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        if not hasattr(self, "_preds"):
+            self.reset()
+        self._refuse_multi_label(pred, targ)
+        self._preds.append(self._activate(pred.detach()).cpu())
+        self._targs.append(targ.detach().cpu())
+
+    @property
+    def value(self) -> float | None:
+        if not getattr(self, "_preds", None):
+            return None
+        torch = _torch()
+        p, t = torch.cat(self._preds).numpy(), torch.cat(self._targs).numpy()
+        return self.score(t, p)
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        # a single column of targets or predictions is the column itself
+        t, p = (a[:, 0] if a.ndim == 2 and a.shape[1] == 1 else a
+                for a in (np.asarray(y_true), np.asarray(y_pred)))
+        _check_not_empty(self, t, p)
+        return float(self.compute(t, p))
+
+
+def _check_not_empty(metric: Metric, y_true: Any, y_pred: Any) -> None:
+    """Scoring no samples is an error, as in scikit-learn (a number would hide an empty split)."""
+    if len(y_true) == 0 or len(y_pred) == 0:
+        raise DataError(f"{metric.name}: found empty input ({len(y_true)} targets, {len(y_pred)} predictions) while "
+                        "a minimum of 1 sample is required; check the split being scored")

@@ -1,0 +1,380 @@
+"""Metrics of single-label classifiers: one class per item, scored from the model's class scores (arg-max labels,
+or softmax probabilities) against class indices."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import CLASS_AXIS, Interval, Options
+from pipekit.metrics.base import ArrayMetric, MeanMetric, apply_activation
+
+
+class Accuracy(MeanMetric):
+    """Share of items whose arg-max prediction is the target."""
+
+    task, multi_label_instead = "classification", "accuracy_multi (a sigmoid, then a threshold)"
+
+    param_constraints = {"axis": CLASS_AXIS}
+
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+        self.check_params()
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        self._refuse_multi_label(pred, targ)
+        # one column is one class's score only where the data has one class (its arg-max, 0, is then every target)
+        if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0] \
+                and self._n_classes != 1:
+            raise ParameterError(f"{self.name} takes one score per class, and this model gives one score per item "
+                                 "(the arg-max of one column is always 0): for a single-output binary model use "
+                                 "accuracy_multi (a sigmoid, then a threshold of 0.5), or give the model 2 outputs")
+        # class scores (n, k) are arg-maxed; predicted labels (n,) are compared as they are (scikit-learn's face)
+        # (a tensor's max(dim) gives the first maximum's index like argmax, several times faster for few classes)
+        p = pred if pred.ndim == 1 and pred.shape == targ.reshape(-1).shape else \
+            pred.max(self.axis).indices if hasattr(pred, "detach") else pred.argmax(self.axis)
+        return p == targ.reshape(p.shape)
+
+
+class ErrorRate(Accuracy):
+    """``1 - accuracy``."""
+
+    greater_is_better = False
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        return ~super().per_item(pred, targ)
+
+
+class _ArgmaxScore(ArrayMetric):
+    """A scikit-learn score (``sk_name`` in ``sklearn.metrics``) of arg-max predictions, with ``sk_kwargs``."""
+
+    abstract = True
+    task, activation = "classification", "argmax"
+    multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
+    sk_name = ""
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
+            multi = type(self).multi_label_instead.split(" ")[0]
+            raise ParameterError(f"{self.name} takes one score per class, and this model gives one score per item "
+                                 f"(the arg-max of one column is always 0): for a single-output binary model use "
+                                 f"{multi} (a sigmoid, then a threshold of 0.5), or give the model 2 outputs")
+        super().accumulate(pred, targ, loss, bs)
+
+    def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """The scikit-learn function's other arguments (checked against the data where they depend on it)."""
+        return {}
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        import sklearn.metrics
+
+        labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
+        return float(getattr(sklearn.metrics, self.sk_name)(y_true, labels, **self.sk_kwargs(y_true, y_pred, labels)))
+
+
+class _LabelScore(_ArgmaxScore):
+    """A per-class score of arg-max predictions; ``average`` as in scikit-learn, ``pos_label`` the class scored
+    with ``average='binary'``."""
+
+    abstract = True
+    param_constraints = {"average": Options("binary", "macro", "micro", "weighted"),
+                         "pos_label": Interval(0, None, integer=True)}
+    #: whether ``get_metric`` knows it by name with an average ("f1_macro"): not a score that needs a parameter
+    named: ClassVar[bool] = True
+
+    def __init__(self, average: str = "binary", pos_label: int = 1):
+        self.average, self.pos_label = average, pos_label
+        self.check_params()
+
+    def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        n_classes = y_pred.shape[1] if y_pred.ndim == 2 else len(np.union1d(np.unique(y_true), np.unique(labels)))
+        if self.average == "binary" and n_classes > 2:
+            base = self.name.removesuffix("_score")
+            by_name = f" (by name: '{base}_macro', '{base}_micro' or '{base}_weighted')" if self.named else ""
+            raise ParameterError(f"{self.name} with average='binary' scores class 1 of a two-class model and this "
+                                 f"one has {n_classes} classes: pass average='macro', 'micro' or 'weighted'{by_name}")
+        if self.average == "binary" and self.pos_label >= n_classes:
+            raise ParameterError(f"{self.name}: pos_label={self.pos_label} is not a class of this {n_classes}-class "
+                                 f"model; give the index of the class to score (0 to {n_classes - 1})")
+        return {"average": self.average, "pos_label": self.pos_label}
+
+
+class F1Score(_LabelScore):
+    """F1 on arg-max predictions; ``average`` as in scikit-learn ('binary': of class 1 of a two-class model).
+
+    >>> import torch
+    >>> float(F1Score()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])))
+    0.6666666666666666
+    """
+
+    sk_name, multi_label_instead = "f1_score", "F1ScoreMulti() (a sigmoid, then a threshold)"
+    aliases = ("f1",)
+
+
+class Precision(_LabelScore):
+    """Precision on arg-max predictions: of the items predicted as a class, the share that are; ``average`` as
+    in scikit-learn ('binary': of class 1 of a two-class model). A class never predicted scores 0, with scikit-learn's warning.
+
+    >>> import torch
+    >>> float(Precision()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])))
+    0.5
+    """
+
+    sk_name, multi_label_instead = "precision_score", "PrecisionMulti() (a sigmoid, then a threshold)"
+    metric_name, aliases = "precision_score", ("precision",)
+
+
+class Recall(_LabelScore):
+    """Recall on arg-max predictions: of the items of a class, the share predicted as it; ``average`` as in
+    scikit-learn ('binary': of class 1 of a two-class model).
+
+    >>> import torch
+    >>> float(Recall()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1, 1])))
+    0.5
+    """
+
+    sk_name, multi_label_instead = "recall_score", "RecallMulti() (a sigmoid, then a threshold)"
+    metric_name, aliases = "recall_score", ("recall",)
+
+
+class BalancedAccuracy(_ArgmaxScore):
+    """Balanced accuracy on arg-max predictions: the mean of each class's recall, so a rare class counts as much
+    as a common one (scikit-learn's ``balanced_accuracy_score``; 0.5 for a two-class model that always predicts
+    the common class).
+
+    >>> import torch
+    >>> float(BalancedAccuracy()(torch.tensor([[2.0, 0.0], [2.0, 0.0], [2.0, 0.0], [0.0, 1.0]]),
+    ...                          torch.tensor([0, 0, 1, 1])))  # recalls 2/2 and 1/2
+    0.75
+    """
+
+    metric_name = sk_name = "balanced_accuracy_score"
+    aliases = ("balanced_accuracy",)
+
+
+class MatthewsCorrCoef(_ArgmaxScore):
+    """Matthews correlation coefficient on arg-max predictions (scikit-learn's ``matthews_corrcoef``): -1 to 1, 0
+    for guessing, and 0 too for a model that always predicts one class, however common.
+
+    >>> import torch
+    >>> float(MatthewsCorrCoef()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]),
+    ...                          torch.tensor([0, 1, 1, 0])))
+    1.0
+    """
+
+    metric_name = sk_name = "matthews_corrcoef"
+
+
+class CohenKappa(_ArgmaxScore):
+    """Cohen's kappa on arg-max predictions (scikit-learn's ``cohen_kappa_score``): agreement beyond chance;
+    ``weights='linear'`` or ``'quadratic'`` count near misses of ordered classes as partly right.
+
+    >>> import torch
+    >>> float(CohenKappa()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 1, 0])))
+    0.5
+    """
+
+    metric_name = sk_name = "cohen_kappa_score"
+    aliases = ("cohen_kappa",)
+    param_constraints = {"weights": Options(None, "linear", "quadratic")}
+
+    def __init__(self, weights: str | None = None):
+        self.weights = weights
+        self.check_params()
+
+    def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        return {"weights": self.weights}
+
+
+class FBeta(_LabelScore):
+    """F-beta on arg-max predictions (scikit-learn's ``fbeta_score``): recall counts ``beta`` times as much as
+    precision (``beta=1`` is F1); ``average`` and ``pos_label`` as in :class:`F1Score`.
+
+    >>> import torch
+    >>> round(float(FBeta(2)(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0]))), 4)
+    0.8333
+    """
+
+    metric_name = sk_name = "fbeta_score"
+    multi_label_instead = "FBetaMulti(beta) (a sigmoid, then a threshold)"
+    param_constraints = {**_LabelScore.param_constraints, "beta": Interval(0, None, closed="neither")}
+    named = False
+
+    def __init__(self, beta: float, average: str = "binary", pos_label: int = 1):
+        self.beta = beta
+        super().__init__(average, pos_label)
+
+    def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        return {**super().sk_kwargs(y_true, y_pred, labels), "beta": self.beta}
+
+
+class Jaccard(_LabelScore):
+    """Jaccard index on arg-max predictions (scikit-learn's ``jaccard_score``): of the items predicted as a class
+    or of it, the share that are both; ``average`` and ``pos_label`` as in :class:`F1Score`.
+
+    >>> import torch
+    >>> float(Jaccard()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])))
+    0.5
+    """
+
+    metric_name = sk_name = "jaccard_score"
+    multi_label_instead = "JaccardMulti() (a sigmoid, then a threshold)"
+    aliases = ("jaccard",)
+
+
+class HammingLoss(_ArgmaxScore):
+    """Hamming loss on arg-max predictions (scikit-learn's ``hamming_loss``): the share of items predicted wrong,
+    which for one label per item is the error rate.
+
+    >>> import torch
+    >>> round(float(HammingLoss()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0]))), 4)
+    0.3333
+    """
+
+    greater_is_better = False
+    metric_name = sk_name = "hamming_loss"
+    multi_label_instead = "HammingLossMulti() (a sigmoid, then a threshold)"
+
+
+def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
+    """The share of items whose target is among the ``k`` classes scored highest (fastai's ``top_k_accuracy``,
+    a metric as it is: ``metrics=[accuracy, top_k_accuracy]``, or ``partial(top_k_accuracy, k=3)``).
+
+    >>> import torch
+    >>> float(top_k_accuracy(torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]), torch.tensor([1, 0]), k=2))
+    0.5
+    """
+    if inp.ndim != 2:
+        raise ParameterError(f"top_k_accuracy takes one score per class for each item, (n, classes); got scores of "
+                             f"shape {tuple(inp.shape)}")
+    k = min(int(k), inp.shape[axis])
+    top = inp.topk(k=k, dim=axis).indices
+    return (top == targ.reshape(-1, 1)).any(dim=axis).float().mean()
+
+
+class RocAuc(ArrayMetric):
+    """Area under the ROC curve on class probabilities (one-vs-rest for several classes)."""
+
+    task, activation, multi_label_instead = "classification", "softmax", "RocAucMulti() (sigmoid probabilities)"
+    metric_name, aliases = "roc_auc_score", ("roc_auc",)
+
+    param_constraints = {"average": Options("macro", "weighted", "micro"), "multi_class": Options("ovr", "ovo")}
+
+    def __init__(self, average: str = "macro", multi_class: str = "ovr"):
+        self.average, self.multi_class = average, multi_class
+        self.check_params()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import roc_auc_score
+
+        if y_pred.ndim == 2 and y_pred.shape[1] == 2:
+            return roc_auc_score(y_true, y_pred[:, 1])
+        if y_pred.ndim == 1:
+            return roc_auc_score(y_true, y_pred)
+        return roc_auc_score(y_true, y_pred, average=self.average, multi_class=self.multi_class,
+                             labels=np.arange(y_pred.shape[1]))
+
+
+class RocAucBinary(RocAuc):
+    """ROC-AUC of a two-class model: of the positive class's probability, from two scores per item (a softmax, as
+    for CrossEntropyLossFlat, then its second column) or from one logit (a sigmoid). A model of more classes is
+    refused (``RocAuc()`` scores it one-vs-rest).
+
+    >>> import torch
+    >>> float(RocAucBinary()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]), torch.tensor([0, 1, 1])))
+    1.0
+    """
+
+    aliases = ("roc_auc_binary",)
+
+    def _activate(self, pred: Any) -> Any:
+        return _class_probs(pred)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        _two_classes(self.name, y_pred, "use RocAuc() (one-vs-rest) for several classes")
+        return super().compute(y_true, y_pred)
+
+
+def _two_classes(name: str, y_pred: np.ndarray, fix: str) -> None:
+    """Refuse the probabilities of a model of more than two classes, for a metric of two, saying ``fix``."""
+    if y_pred.ndim == 2 and y_pred.shape[1] > 2:
+        raise ParameterError(f"{name} scores a two-class model and this one gives {y_pred.shape[1]} scores per item: "
+                             f"{fix}")
+
+
+def _class_probs(pred: Any) -> Any:
+    """Class probabilities from a model's outputs: a softmax of several scores per item, a sigmoid of one."""
+    return apply_activation(pred, "softmax" if pred.ndim == 2 and pred.shape[1] > 1 else "sigmoid")
+
+
+class APScoreBinary(ArrayMetric):
+    """Average precision of a two-class model (scikit-learn's ``average_precision_score``): the area under the
+    precision-recall curve of the positive class's probability, from two scores per item (a softmax, then its
+    second column) or one logit (a sigmoid). A model of more classes is refused.
+
+    >>> import torch
+    >>> float(APScoreBinary()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]), torch.tensor([0, 1, 1])))
+    1.0
+    """
+
+    task, metric_name, aliases = "classification", "average_precision_score", ("average_precision",)
+    multi_label_instead = "APScoreMulti() (sigmoid probabilities)"
+
+    def _activate(self, pred: Any) -> Any:
+        return _class_probs(pred)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import average_precision_score
+
+        _two_classes(self.name, y_pred, "it takes the probability of class 1 of two")
+        return average_precision_score(y_true, y_pred[:, 1] if y_pred.ndim == 2 else y_pred)
+
+
+class BrierScore(ArrayMetric):
+    """Brier score of a classifier (scikit-learn's ``brier_score_loss``): the mean squared difference between the
+    predicted probabilities (a softmax of several scores per item, a sigmoid of one) and the 0/1 outcome. For two
+    classes it is that of class 1's probability (0 to 1); for more, the squares are summed over the classes (0 to
+    2), as scikit-learn scores several classes. fastai's ``BrierScore`` scores the arg-max labels instead, which
+    for two classes is the error rate; this one measures how well calibrated the probabilities are.
+
+    >>> import torch
+    >>> float(BrierScore()(torch.tensor([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1])))
+    0.25
+    """
+
+    greater_is_better, task, metric_name = False, "classification", "brier_score_loss"
+    multi_label_instead = "BrierScoreMulti() (sigmoid probabilities)"
+
+    def _activate(self, pred: Any) -> Any:
+        return _class_probs(pred)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import brier_score_loss
+
+        if y_pred.ndim == 2 and y_pred.shape[1] > 2:
+            return brier_score_loss(y_true, y_pred, labels=np.arange(y_pred.shape[1]))
+        return brier_score_loss(y_true, y_pred[:, 1] if y_pred.ndim == 2 else y_pred, pos_label=1)
+
+
+class LogLoss(ArrayMetric):
+    """Mean negative log-probability of the true class, as scikit-learn's ``log_loss`` computes it
+    (probabilities clipped to ``[eps, 1 - eps]`` with the machine epsilon of their dtype). The classes are
+    the prediction's columns, so a split holding one class scores as any other."""
+
+    greater_is_better, task, activation = False, "classification", "softmax"
+    multi_label_instead = "the loss itself (BCEWithLogitsLossFlat), or RocAucMulti()"
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import log_loss as sk_log_loss
+
+        labels = np.arange(y_pred.shape[1]) if y_pred.ndim == 2 else np.arange(2)
+        with warnings.catch_warnings():
+            if y_pred.ndim == 2 and np.allclose(y_pred.sum(1), 1.0, rtol=0, atol=1e-5):
+                # probabilities computed in float32 (a net's softmax) sum to 1 only within its precision
+                warnings.filterwarnings("ignore", message="The y_prob values do not sum to one")
+            return float(sk_log_loss(np.asarray(y_true, dtype=np.int64), y_pred, labels=labels))
+
+
+accuracy, error_rate, log_loss, roc_auc = Accuracy(), ErrorRate(), LogLoss(), RocAuc()

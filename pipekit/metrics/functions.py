@@ -1,0 +1,278 @@
+"""A user's function as a metric: :class:`FuncMetric` (a batch mean in a Learner, fastai's convention, or
+scikit-learn's ``fn(y_true, y_pred)`` on whole arrays) and fastai's :class:`AccumMetric` / :func:`skm_to_fastai` (a
+function of every prediction and target of the set, computed once at the end of the pass)."""
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from pipekit.core.errors import FieldError, ParameterError, warn
+from pipekit.core.validate import BOOL, Interval, Is, Options
+from pipekit.metrics.base import ArrayMetric, MeanMetric, Metric, _check_not_empty, _torch, apply_activation
+
+
+def _takes_two(fn: Any) -> bool:
+    """Whether ``fn`` takes the predictions and the targets: ``fn(pred, targ)``, or ``fn(pred, *targs)`` for data of
+    several targets (the course's ``disease_err(inp, disease, variety)``)."""
+    return callable(fn) and _positional_count(fn, 2) is not None
+
+
+def _positional_count(fn: Any, n: int) -> int | None:
+    """``n`` when ``fn`` can be called with ``n`` positional arguments, else the number of positional arguments it
+    needs when that is more than 2 (and nothing else is required), else None. A builtin without a signature: ``n``."""
+    try:
+        sig = inspect.signature(fn)
+    except ValueError:  # a builtin without a signature: nothing to check
+        return n
+    try:
+        sig.bind(*[None] * n)
+        return n
+    except TypeError:
+        pass
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required_kw = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    need = sum(p.default is p.empty for p in positional)
+    return need if need > 2 and not required_kw else None
+
+
+#: a function named like a loss or an error is better smaller (scikit-learn's ``log_loss``, ``mean_squared_error``,
+#: ``max_error``, ``mean_tweedie_deviance``; a user's ``my_rmse``, ``cross_entropy``); any other name is better larger
+_LOWER_IS_BETTER = re.compile(r"loss|error|deviance|entropy|perplexity|(^|_)(mse|rmse|mae|mape|msle|rmsle)($|_)",
+                              re.IGNORECASE)
+#: scikit-learn metrics that score class probabilities (the others of ``sklearn.metrics`` take labels), and those
+#: of them that take the positive class's column for two classes
+_SKLEARN_SCORES = {"roc_auc_score", "average_precision_score", "log_loss", "brier_score_loss", "top_k_accuracy_score",
+                   "d2_log_loss_score"}
+_SKLEARN_POSITIVE = {"roc_auc_score", "average_precision_score", "brier_score_loss"}
+
+
+class FuncMetric(MeanMetric):
+    """A plain function as a metric. In a Learner ``fn(pred, targ)`` returns a batch mean (fastai's
+    convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's).
+
+    ``greater_is_better``: None (the default) reads it from the function's name: a loss or an error
+    (``log_loss``, ``mean_squared_error``, ``my_rmse``) is better smaller, anything else larger, and a name
+    ending in ``score`` (``d2_absolute_error_score``) always larger. A lambda has no name to read: where it
+    chooses between models (``y_first``) a warning says it is taken as better larger. A function of
+    ``sklearn.metrics`` gets what it takes from a classifier's probabilities: the labels (``accuracy_score``,
+    ``f1_score``, ...), the positive class's column for two classes (``roc_auc_score``,
+    ``average_precision_score``, ``brier_score_loss``) or the probabilities (``log_loss``); any other function
+    gets the probabilities, ``(n, n_classes)``.
+
+    >>> from sklearn.metrics import accuracy_score, mean_squared_error
+    >>> FuncMetric(mean_squared_error, y_first=True).greater_is_better
+    False
+    >>> FuncMetric(accuracy_score, y_first=True).score(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
+    1.0
+    """
+
+    param_constraints = {"fn": Is(_takes_two, "a function of the predictions and the targets, fn(pred, targ) (or "
+                                              "fn(pred, *targs) for data of several targets)"),
+                         "greater_is_better": Is(lambda v: v is None or BOOL.accepts(v), "True, False or None"),
+                         "y_first": BOOL}
+    #: a file's function is called on every batch: a registered function (or metric), never a getter such as the
+    #: item finder get_files, a module, a callback...
+    ref_kinds = {"params.fn": ("function", "metric")}
+
+    def __init__(self, fn: Callable[..., Any], greater_is_better: bool | None = None, y_first: bool = False):
+        self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc,assignment]
+        self.check_params()
+        if greater_is_better is None:
+            # a score is better larger whatever it scores (scikit-learn's d2_absolute_error_score, r2_score)
+            name = self.name
+            self.greater_is_better = (name.lower().endswith("score")  # type: ignore[misc]
+                                      or not _LOWER_IS_BETTER.search(name))
+            if y_first and name == "<lambda>":  # chosen on: a loss maximised would pick the worst model
+                warn("a lambda metric has no name to read its direction from; it is taken as better larger. "
+                     "For a loss or an error pass FuncMetric(fn, greater_is_better=False, y_first=True), or "
+                     "name the function")
+
+    @property
+    def name(self) -> str:
+        fn = self.fn.func if isinstance(self.fn, functools.partial) else self.fn
+        return getattr(fn, "__name__", type(fn).__name__)
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """A file's metric function (of a registered kind, checked as it was read) is a function or a metric, not a
+        class: calling a class builds an object of it on every batch."""
+        super().state_from_data(state)
+        if isinstance(self.fn, type):
+            raise FieldError("params.fn", f"is the class {self.fn.__qualname__!s:.60}, which builds an object when "
+                                          "called; a metric's function is fn(pred, targ), a registered function; the "
+                                          "file is damaged or was not written by pipekit")
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        n = len(pred)
+        # the targets of data with several (a tuple) each as an argument, as fastai calls fn(pred, *yb), when the
+        # function takes that many; a function of two gets them as one tuple
+        several = isinstance(targ, tuple) and _positional_count(self.fn, 1 + len(targ)) == 1 + len(targ)
+        value = _torch().as_tensor(self.fn(pred, *targ) if several else self.fn(pred, targ))  # a number: a batch mean
+        if value.numel() != 1:
+            raise ParameterError(f"metric {self.name!r} returned {tuple(value.shape)} values for a batch of {n}: a "
+                                 "metric function fn(pred, targ) returns the batch's mean (e.g. end with .mean())")
+        return value.detach().float().reshape(()) * n, n
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        if not self.y_first:
+            return super().score(y_true, y_pred)
+        fn, kw = self.fn, {}
+        base = fn.func if isinstance(fn, functools.partial) else fn
+        p = np.asarray(y_pred) if not hasattr(y_pred, "detach") else y_pred
+        if str(getattr(base, "__module__", "")).startswith("sklearn.metrics") and getattr(p, "ndim", 0) == 2 \
+                and p.shape[1] >= 2:  # a classifier's probabilities, turned into what the function takes
+            name = getattr(base, "__name__", "")
+            if name not in _SKLEARN_SCORES:
+                p = np.asarray(p).argmax(1)
+            elif name in _SKLEARN_POSITIVE and p.shape[1] == 2:
+                p = np.asarray(p)[:, 1]
+            elif name in ("log_loss", "top_k_accuracy_score"):
+                if name == "log_loss":  # rows of an ensemble's mix sum to 1 up to rounding, which it warns of
+                    p = np.asarray(p, dtype=np.float64)
+                    p = p / p.sum(1, keepdims=True)
+                if not (isinstance(fn, functools.partial) and "labels" in fn.keywords):
+                    kw = {"labels": np.arange(p.shape[1])}  # every class, even one the scored rows lack
+        return float(fn(y_true, p, **kw))
+
+
+#: what ``AccumMetric`` applies to a model's outputs before its function sees them (fastai's ``ActivationType``)
+_ACCUM_ACTIVATIONS = ("no", "sigmoid", "softmax", "binarysoftmax")
+
+
+def _one_number(metric: Metric, v: Any) -> float:
+    """A metric function's answer as a float: a number, a 0-d (or one-value) tensor or array."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    a = np.asarray(v)
+    if a.dtype == object or a.size != 1:
+        raise ParameterError(f"metric {metric.name!r} returned {v!r:.60} ({type(v).__name__}, not one number): a metric "
+                             "function returns one number for the whole set (e.g. scipy's pearsonr(...)[0])")
+    return float(a.reshape(()))
+
+
+class AccumMetric(ArrayMetric):
+    """A function of every prediction and target of the set, computed once at the end of the pass (fastai's
+    ``AccumMetric``): what a Learner's metric is when its value is no mean of per-item values (a correlation, a
+    kappa, an AUC).
+
+    Each batch's outputs go through ``activation`` ('no', 'sigmoid', 'softmax' over ``dim_argmax``, or
+    'binarysoftmax': the softmax's last column, the positive class of two), else an arg-max over ``dim_argmax``
+    when it is given; then, with ``thresh``, ``pred >= thresh``. With ``flatten`` predictions and targets are
+    flattened (and must then be as many). ``to_np`` hands the function NumPy arrays (else tensors),
+    ``invert_arg`` calls it as ``func(targs, preds)`` (scikit-learn's order) instead of ``func(preds, targs)``,
+    and the other keyword arguments go to the function on every call. ``name`` is the recorder's column (default:
+    the function's name); a name of a loss or an error (``hamming_loss``, ``my_mse``) is better smaller, as for
+    :class:`FuncMetric`. ``metric(preds, targs)`` and ``score(y_true, y_pred)`` take outputs as a model gives them.
+
+    A file keeps it only when its function is registered (``pipekit.register(fn, kind="function")``) and no keyword
+    arguments are bound to it; otherwise an export leaves it out, as it leaves out a metric of a plain function.
+
+    >>> import torch
+    >>> from sklearn.metrics import cohen_kappa_score
+    >>> kappa = AccumMetric(cohen_kappa_score, dim_argmax=-1, to_np=True, invert_arg=True, weights="quadratic")
+    >>> kappa.name, float(kappa(torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]]),
+    ...                         torch.tensor([0, 1, 2])))
+    ('cohen_kappa_score', 1.0)
+    """
+
+    param_constraints = {
+        "func": Is(lambda f: callable(f) and not isinstance(f, type) and _positional_count(f, 2) == 2,
+                   "a function of the predictions and the targets of the whole set, func(preds, targs)"),
+        "dim_argmax": Interval(None, None, integer=True, none_ok=True),
+        "activation": Options(*_ACCUM_ACTIVATIONS, None),
+        "thresh": Interval(None, None, none_ok=True),
+        "to_np": BOOL, "invert_arg": BOOL, "flatten": BOOL,
+        "name": Is(lambda v: v is None or (isinstance(v, str) and v != ""), "None or a non-empty name"),
+    }
+    param_attrs = {"name": "_name"}  # ``name`` is the metric's property
+    #: a file's function is called on every pass: a registered function, never a class, getter or callback
+    ref_kinds = {"params.func": ("function",)}
+
+    def __init__(self, func: Callable[..., Any], dim_argmax: int | None = None, activation: str | None = "no",
+                 thresh: float | None = None, to_np: bool = False, invert_arg: bool = False, flatten: bool = True,
+                 name: str | None = None, **kwargs: Any):
+        # the function's keyword arguments are bound to it, so copies and reprs carry them
+        self.func = functools.partial(func, **kwargs) if kwargs else func
+        self.dim_argmax, self.activation, self.thresh = dim_argmax, activation, thresh  # type: ignore[misc]
+        self.to_np, self.invert_arg, self.flatten, self._name = to_np, invert_arg, flatten, name
+        self.check_params()
+        low = self.name.lower()
+        self.greater_is_better = low.endswith("score") or not _LOWER_IS_BETTER.search(low)  # type: ignore[misc]
+
+    @property
+    def name(self) -> str:
+        if self._name:
+            return self._name
+        fn = self.func.func if isinstance(self.func, functools.partial) else self.func
+        return str(getattr(fn, "__name__", type(fn).__name__))
+
+    def _activate(self, pred: Any) -> Any:
+        # without an activation, dim_argmax asks for the arg-max over that axis (fastai's AccumMetric)
+        act = "argmax" if self.activation in (None, "no") and self.dim_argmax is not None else self.activation
+        pred = apply_activation(pred, act, -1 if self.dim_argmax is None else self.dim_argmax)
+        return pred if self.thresh is None else pred >= self.thresh
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        if not hasattr(self, "_preds"):
+            self.reset()
+        if isinstance(targ, (tuple, list)):
+            raise ParameterError(f"{self.name} scores one target and these data have {len(targ)}; score each with a "
+                                 "metric function fn(pred, *targs)")
+        p, t = self._activate(pred.detach()), targ.detach()
+        if self.flatten:
+            p, t = p.reshape(-1), t.reshape(-1)
+            if len(p) != len(t):
+                raise ParameterError(
+                    f"{self.name}: {len(p)} predictions for {len(t)} targets once flattened (outputs "
+                    f"{tuple(pred.shape)}, targets {tuple(targ.shape)}): for class scores take the arg-max "
+                    "(dim_argmax=-1, or skm_to_fastai's is_class=True) or the positive class "
+                    "(activation='binarysoftmax'); for several values per item pass flatten=False")
+        self._preds.append(p.cpu())
+        self._targs.append(t.cpu())
+
+    @property
+    def value(self) -> float | None:
+        if not getattr(self, "_preds", None):
+            return None
+        torch = _torch()
+        p, t = torch.cat(self._preds), torch.cat(self._targs)
+        if self.to_np:
+            p, t = p.numpy(), t.numpy()
+        return _one_number(self, self.func(t, p) if self.invert_arg else self.func(p, t))
+
+    def score(self, y_true: Any, y_pred: Any) -> float:
+        torch = _torch()
+        _check_not_empty(self, y_true, y_pred)
+        self.reset()
+        self.accumulate(*(v if hasattr(v, "detach") else torch.as_tensor(np.require(v, requirements="W"))
+                          for v in (y_pred, y_true)))
+        v = self.value
+        return float("nan") if v is None else v
+
+
+def skm_to_fastai(func: Callable[..., Any], is_class: bool = True, thresh: float | None = None, axis: int = -1,
+                  activation: str | None = None, **kwargs: Any) -> AccumMetric:
+    """A scikit-learn metric ``func(y_true, y_pred, **kwargs)`` as a Learner's metric (fastai's ``skm_to_fastai``):
+    an :class:`AccumMetric` given NumPy arrays in scikit-learn's order. ``is_class``: the outputs are class scores,
+    arg-maxed over ``axis`` (with ``thresh``: a sigmoid, then ``>= thresh``, for several labels per item);
+    ``activation`` overrides that choice ('no', 'sigmoid', 'softmax', 'binarysoftmax'). Other keyword arguments
+    (``flatten=False``, ``name=``, or the function's own, such as ``average='macro'``) go to AccumMetric.
+
+    >>> import torch
+    >>> from sklearn.metrics import cohen_kappa_score, r2_score
+    >>> preds, targs = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1, 0, 0])
+    >>> round(float(skm_to_fastai(cohen_kappa_score)(preds, targs)), 4)
+    0.5
+    >>> skm_to_fastai(r2_score, is_class=False).name
+    'r2_score'
+    """
+    dim_argmax = axis if is_class and thresh is None else None
+    if activation is None:
+        activation = "sigmoid" if is_class and thresh is not None else "no"
+    return AccumMetric(func, dim_argmax=dim_argmax, activation=activation, thresh=thresh, to_np=True,
+                       invert_arg=True, **kwargs)

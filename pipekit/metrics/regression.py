@@ -1,0 +1,191 @@
+"""Metrics of values: errors, correlations and the coefficient of determination of a regression (one or several
+outputs per item), and the language model's perplexity, the exponential of its mean loss."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Options
+from pipekit.metrics.base import ArrayMetric, MeanMetric, _torch
+
+
+def _diff(pred: Any, targ: Any) -> Any:
+    return pred.reshape(-1).double() - targ.reshape(-1).double()
+
+
+class MAE(MeanMetric):
+    """Mean absolute error."""
+
+    greater_is_better, task, metric_name = False, "regression", "mae"
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        return _diff(pred, targ).abs()
+
+
+class MSE(MeanMetric):
+    """Mean squared error."""
+
+    greater_is_better, task, metric_name = False, "regression", "mse"
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        return _diff(pred, targ) ** 2
+
+
+class RMSE(MSE):
+    """Root mean squared error over the whole set. With several outputs per item (keypoints, multi-target
+    regression) it is the mean of each output's RMSE, as scikit-learn's ``root_mean_squared_error`` gives;
+    one output is the square root of the pooled MSE."""
+
+    metric_name = "rmse"
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        n = len(pred)
+        d = pred.reshape(n, -1).double() - targ.reshape(n, -1).double()
+        return (d ** 2).sum(0), n  # per-output sums, pooled over batches
+
+    @property
+    def value(self) -> float | None:
+        count = float(getattr(self, "_count", 0))
+        if not count:
+            return None
+        per_output = np.asarray(_torch().as_tensor(self._total).detach().cpu(), dtype=np.float64).reshape(-1) / count
+        return float(np.mean([self.finalize(m) for m in per_output]))
+
+    def _batch_value(self) -> Any:
+        return _torch().as_tensor(self.value)
+
+    def finalize(self, mean: float) -> float:
+        return float(np.sqrt(mean))
+
+
+class RMSPE(RMSE):
+    """Root mean squared percentage error; rows with a zero target are skipped (Kaggle's definition). Every
+    value is pooled (the competition scores one output)."""
+
+    metric_name = "rmspe"
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        t = targ.reshape(-1).double()
+        keep = t != 0
+        return (((pred.reshape(-1).double() - t) / t.where(keep, t.new_ones(())))[keep] ** 2).sum(), keep.sum()
+
+
+class ExpRMSPE(RMSPE):
+    """RMSPE of ``exp(pred)`` against ``exp(target)``: the score of a model trained on the log of a target (the
+    Rossmann sales), in the target's own units, as fastai's ``exp_rmspe``.
+
+    >>> from pipekit.metrics import ExpRMSPE
+    >>> import torch
+    >>> m = ExpRMSPE()
+    >>> round(float(m(torch.log(torch.tensor([110.0, 90.0])), torch.log(torch.tensor([100.0, 100.0])))), 4)
+    0.1
+    """
+
+    metric_name = "exp_rmspe"
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        return super().batch_stats(pred.double().exp(), targ.double().exp(), loss)
+
+
+class Perplexity(MeanMetric):
+    """exp(mean loss): the language model's metric, pooled over the whole set."""
+
+    greater_is_better = False
+
+    def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
+        if loss is None:
+            raise ParameterError("perplexity needs the loss; use it as a Learner metric")
+        n = len(pred)
+        return loss.detach().float() * n, n
+
+    def finalize(self, mean: float) -> float:
+        return float(np.exp(mean))
+
+
+class R2Score(ArrayMetric):
+    """Coefficient of determination; 0.0 on a constant target, as scikit-learn's ``r2_score`` gives."""
+
+    task, metric_name, aliases = "regression", "r2_score", ("r2",)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import r2_score
+
+        return r2_score(y_true, y_pred)
+
+
+class MSLE(MeanMetric):
+    """Mean squared logarithmic error: the mean of ``(log(1 + pred) - log(1 + targ)) ** 2`` (fastai's ``msle``;
+    scikit-learn's ``mean_squared_log_error``), for positive targets whose relative error matters.
+
+    >>> import torch
+    >>> round(float(msle(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0]))), 4)
+    0.2402
+    """
+
+    greater_is_better, task, metric_name = False, "regression", "msle"
+
+    def per_item(self, pred: Any, targ: Any) -> Any:
+        return (pred.reshape(-1).double().log1p() - targ.reshape(-1).double().log1p()) ** 2
+
+
+class ExplainedVariance(ArrayMetric):
+    """Explained variance (scikit-learn's ``explained_variance_score``): ``1 - var(targ - pred) / var(targ)``, like
+    R2 but blind to a constant offset of the predictions.
+
+    >>> import torch
+    >>> float(ExplainedVariance()(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 2.0, 3.0])))
+    1.0
+    """
+
+    task, metric_name, aliases = "regression", "explained_variance_score", ("explained_variance",)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from sklearn.metrics import explained_variance_score
+
+        return explained_variance_score(y_true, y_pred)
+
+
+class PearsonCorrCoef(ArrayMetric):
+    """Pearson correlation of the predictions with the targets, every value pooled (scipy's ``pearsonr``); NaN
+    with scipy's warning when either is constant.
+
+    >>> import torch
+    >>> round(float(PearsonCorrCoef()(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 2.0, 3.0]))), 4)
+    0.982
+    """
+
+    task, metric_name, aliases = "regression", "pearsonr", ("pearson",)
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from scipy.stats import pearsonr
+
+        return float(pearsonr(np.ravel(y_pred).astype(np.float64), np.ravel(y_true).astype(np.float64))[0])
+
+
+class SpearmanCorrCoef(ArrayMetric):
+    """Spearman rank correlation of the predictions with the targets, every value pooled (scipy's ``spearmanr``);
+    ``nan_policy`` as in scipy ('propagate', 'raise' or 'omit').
+
+    >>> import torch
+    >>> float(SpearmanCorrCoef()(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 2.0, 3.0])))
+    1.0
+    """
+
+    task, metric_name, aliases = "regression", "spearmanr", ("spearman",)
+    param_constraints = {"nan_policy": Options("propagate", "raise", "omit")}
+
+    def __init__(self, nan_policy: str = "propagate"):
+        self.nan_policy = nan_policy
+        self.check_params()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        from scipy.stats import spearmanr
+
+        return float(spearmanr(np.ravel(y_pred).astype(np.float64), np.ravel(y_true).astype(np.float64),
+                               nan_policy=self.nan_policy)[0])
+
+
+mae, mse, rmse, rmspe, exp_rmspe, perplexity, msle = MAE(), MSE(), RMSE(), RMSPE(), ExpRMSPE(), Perplexity(), MSLE()
+r2_score = R2Score()
