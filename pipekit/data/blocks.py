@@ -137,13 +137,20 @@ class TransformBlock(Component):
         reads it); None: the DataBlock's usual default (the item itself)."""
         return None
 
-    def decode(self, value: Any) -> Any:
-        """One encoded item -> the human value (label, list of labels, number)."""
-        return Pipeline(getattr(self, "tfms_", [])).decode(value)
+    def decode(self, value: Any, split_idx: int | None = 1) -> Any:
+        """One encoded item -> the human value (label, list of labels, number), as an item of split ``split_idx`` was
+        encoded: a transform that does not run on that split (an item transform with ``split_idx=0`` on a validation
+        item) did not encode it and does not decode it (see :meth:`Pipeline.decode
+        <pipekit.data.transform.Pipeline.decode>`). A loader gives its own split (:meth:`DataLoader.decode_batch
+        <pipekit.data.loader.DataLoader.decode_batch>`: training 0, validation and ``test_dl`` 1); the default, 1, is
+        that of new items and of what is predicted for them (``learn.predict``); None decodes a value of no split,
+        with the transforms of every split only."""
+        return Pipeline(getattr(self, "tfms_", [])).decode(value, split_idx)
 
-    def decode_batch(self, batch: Any) -> list[Any]:
-        """Each encoded item of ``batch`` (this block's part of it) for people, as :meth:`decode` gives one."""
-        return [self.decode(v) for v in batch]
+    def decode_batch(self, batch: Any, split_idx: int | None = 1) -> list[Any]:
+        """Each encoded item of ``batch`` (this block's part of it) for people, as :meth:`decode` gives one of split
+        ``split_idx``."""
+        return [self.decode(v, split_idx=split_idx) for v in batch]
 
     def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None, geometry: Any = None) -> Any:
         """A predicted value for people, given the size of the input it was predicted on when the input

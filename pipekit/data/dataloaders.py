@@ -558,11 +558,13 @@ class TfmdLists:
                                 before_batch=before_batch, after_batch=after_batch, n_inp=n_inp,
                                 batch_size=batch_size)
 
-    def decode(self, value: Any) -> Any:
+    def decode(self, value: Any, split_idx: int | None = None) -> Any:
         """An encoded value (one item's, or the column's) back through the transforms, last first, as an item of
         this list's split (``tl.train``'s 0, ``tl.valid``'s 1, the whole list's none), as fastai's: a transform that
-        does not run on that split is skipped (see :meth:`Pipeline.decode <pipekit.data.Pipeline.decode>`)."""
-        return self.pipeline.decode(value, self.split_idx)
+        does not run on that split is skipped (see :meth:`Pipeline.decode <pipekit.data.Pipeline.decode>`).
+        ``split_idx`` (0 or 1) decodes it as an item of that split instead: a loader's items (a ``test_dl``'s new
+        items are of split 1, see :class:`ItemsDataLoader`)."""
+        return self.pipeline.decode(value, self.split_idx if split_idx is None else split_idx)
 
     def show(self, o: Any, ctx: Any = None, **kwargs: Any) -> Any:
         """Show an encoded item decoded, as chapter 11's ``tls.show(t)`` (and ``show_at(tls.valid, 0)``): a text's
@@ -661,9 +663,11 @@ class TfmdDatasets:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    def decode(self, o: Sequence[Any]) -> tuple:
-        """An item's parts, each back through its transforms (ids to text, class index to label)."""
-        return tuple(tl.decode(v) for tl, v in zip(self.tls, o))
+    def decode(self, o: Sequence[Any], split_idx: int | None = None) -> tuple:
+        """An item's parts, each back through its transforms (ids to text, class index to label), as an item of
+        these datasets' split, or of ``split_idx`` when given (see :meth:`TfmdLists.decode
+        <pipekit.data.TfmdLists.decode>`)."""
+        return tuple(tl.decode(v, split_idx) for tl, v in zip(self.tls, o))
 
     def encode_new(self, items: Sequence[Any], with_labels: bool | None = False, who: str = "test_dl") -> list[tuple]:
         """New items as tuples of their parts, each part encoded by its list as
@@ -766,6 +770,46 @@ class ItemsDataLoader(DataLoader):
         dataset read its first item (:attr:`ItemsDataset.first_kind <pipekit.data.loader.ItemsDataset.first_kind>`)."""
         kind, n_parts = self.dataset.first_kind
         return (kind, n_parts) if kind is not None and issubclass(kind, fastuple) else (None, 0)
+
+    def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
+        """A batch back into its items for people, as fastai's ``dls.valid.decode_batch(b)``: the batch transforms
+        undone (``after_batch``), then each item back through ``after_item`` and the transforms of the ``TfmdLists``
+        or ``Datasets`` it is an item of, last first, as an item of this loader's split (0 training; 1 validation and
+        ``test_dl``, see :meth:`~pipekit.data.loader.DataLoader.decode_split`), so a transform of the other split is
+        not undone. One tuple per item: a ``Datasets``' item's parts (``(image, '3')``), a ``TfmdLists``' decoded item
+        alone (``('3',)``), an item of a :class:`~pipekit.data.fastuple` class in that class."""
+        rows = super().decode_batch(batch, max_n)
+        source = self.decodes_with()
+        if source is None:
+            return rows
+        split, after = self.decode_split(), self.dataset.after_item
+        kind, n_parts = self.dataset.first_kind
+        out = []
+        for row in rows:
+            item = (tuple.__new__(kind, row) if kind is not None and issubclass(kind, tuple) and len(row) == n_parts
+                    else row[0] if len(row) == 1 else tuple(row))
+            if isinstance(after, Pipeline):
+                item = after.decode(item, split)
+            item = source.decode(item, split_idx=split)
+            out.append(item if isinstance(item, tuple) else (item,))
+        return out
+
+    def decodes_with(self) -> Any:
+        """The ``TfmdLists`` or ``Datasets`` whose transforms decode this loader's items: its dataset's source, or
+        for new items (``test_dl``, whose source is the items it encoded) that of the loader they were made from;
+        None when there is none."""
+        source = getattr(self.dataset, "source", None)
+        if callable(getattr(source, "decode", None)):
+            return source
+        return self.__dict__.get("made_from")
+
+    def new(self, dataset: Any = None, **kwargs: Any) -> DataLoader:
+        """:meth:`DataLoader.new <pipekit.data.loader.DataLoader.new>`; a copy over other items (``test_dl``'s)
+        decodes them with this loader's transforms (see :meth:`decodes_with`)."""
+        dl = super().new(dataset, **kwargs)
+        if dataset is not None:
+            dl.made_from = self.decodes_with()  # type: ignore[attr-defined]
+        return dl
 
 
 def check_seq_len(who: str, seq_len: int | None, dl_type: type, blocks: Sequence[Any]) -> bool:

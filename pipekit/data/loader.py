@@ -464,14 +464,23 @@ class DataLoader:
         return tuple(zip(*items))
 
     def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
-        """A batch back into human values: batch transforms undone, then each block's decode."""
+        """A batch back into human values: batch transforms undone, then each block's decode, as items of this
+        loader's split (:meth:`decode_split`): a transform of the other split (an item transform with
+        ``split_idx=0`` on a validation batch) is not undone, as fastai's ``dls.valid.decode_batch(b)``."""
         ctx = self.context(self.epoch, 0)
         batch = self.batch_tfms.decode(tuple(batch), ctx) if len(self.batch_tfms) else tuple(batch)
-        blocks = self.blocks
+        blocks, split = self.blocks, self.decode_split()
         n = len(batch[0]) if max_n is None else min(max_n, len(batch[0]))
-        cols = [blocks[j].decode_batch(batch[j][:n]) if j < len(blocks) else list(batch[j][:n])
+        cols = [blocks[j].decode_batch(batch[j][:n], split_idx=split) if j < len(blocks) else list(batch[j][:n])
                 for j in range(len(batch))]
         return list(zip(*cols))
+
+    def decode_split(self) -> int:
+        """The split this loader's items were encoded as, which decoding them undoes: its dataset's (``split_idx``: a
+        training loader's 0, a validation loader's and ``test_dl``'s 1, also in a copy made by ``dl.new()``), else the
+        one its items are made as when fetched (0 when it augments, 1 when not; see :meth:`_produce`)."""
+        split = getattr(self.dataset, "split_idx", None)
+        return split if split is not None else (0 if self.augment else 1)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n={self.n}, bs={self.bs}, batches={len(self)}, shuffle={self.shuffle}, "
@@ -763,7 +772,9 @@ class ArrayDataset:
                             split_idx)
 
     def decode(self, item: tuple) -> tuple:
-        return tuple(b.decode(v) for b, v in zip(self.blocks, item)) if self.blocks else item
+        """An item of this data set back into human values by its blocks, as an item of its split (``split_idx``;
+        None for the whole data set, whose items' transforms of one split are not undone, as fastai's)."""
+        return tuple(b.decode(v, split_idx=self.split_idx) for b, v in zip(self.blocks, item)) if self.blocks else item
 
     def show(self, item: tuple, ctx: Any = None, **kwargs: Any) -> Any:
         """Show an item of this data set decoded, as fastai's ``dsets.show(dsets.train[0])`` and

@@ -472,11 +472,11 @@ class Pipeline:
         :class:`PipelineStepError`). ``values`` are items of split ``split_idx`` (the training ones, as fastai sets
         up on them), encoded as :func:`encode_items` does; a block's column (``by_value``) by every step.
 
-        >>> class Half(Transform):
-        ...     def setups(self, xs): self.n_ = len(xs)
-        ...     def encodes(self, xs): return xs[: self.n_ // 2]
-        >>> Pipeline([Half]).setup([1, 2, 3, 4])
-        [1, 2]
+        >>> class Scale(Transform):
+        ...     def setups(self, xs): self.top_ = max(xs)
+        ...     def encodes(self, x): return x / self.top_
+        >>> Pipeline([Scale]).setup([1, 2, 4])
+        [0.25, 0.5, 1.0]
         """
         for i, t in enumerate(self.tfms):
             _step(t, "setup", values)
@@ -541,20 +541,28 @@ class Pipeline:
 def _step(t: Transform, what: str, values: Any, by_value: bool = False) -> Any:
     """``t.setup(values)`` or ``t.encode(values)``; a failure is named with the transform and what it was given.
     pipekit's own errors (a label outside the vocab, a bad parameter) already say what is wrong and pass as they
-    are. A transform written for one item (see :func:`written_for_items`: a user's ``encodes``, fastai's
-    ``Transform(f)``) that fails on the whole list or tuple (or, for a function, does not give one value per item)
-    is run item by item, as fastai runs it, the container kept (a failing item is named by position and value); any other
-    failure gets the hint that pipekit's transforms see the whole column. ``by_value``: encode a block's column with
-    :func:`encode_column`.
+    are. A Transform subclass written as fastai's, with an ``encodes`` typed for nothing (see :func:`runs_per_value`),
+    encodes a list, tuple, 1-D array or Series item by item, as fastai runs it on each item of a ``TfmdLists``: given
+    the whole list, ``x * 10`` would repeat it and ``x[::-1]`` reverse it. Any other transform written for one item (see
+    :func:`written_for_items`: one typed for its values, fastai's ``Transform(f)``) that fails on the whole list or
+    tuple (or, for a function, does not give one value per item) is run item by item, as fastai runs it, the container
+    kept (a failing item is named by position and value); a function giving one value per item of the whole list
+    (``lambda fs: [f.parent.name for f in fs]``) is taken as written for the column. Any other failure gets the hint
+    that pipekit's transforms see the whole column. ``by_value``: encode a block's column with :func:`encode_column`.
 
     >>> class PlusOne(Transform):
     ...     def encodes(self, x): return x + 1
-    >>> _step(PlusOne(), "encode", [1, 2]), _step(PlusOne(), "encode", (1, 2)), _step(Transform(lambda x: x * 2), "encode", [1, 2])
-    ([2, 3], (2, 3), [2, 4])
+    >>> class Times10(Transform):
+    ...     def encodes(self, x): return x * 10
+    >>> _step(PlusOne(), "encode", [1, 2]), _step(Times10(), "encode", (-1, 3)), _step(Transform(lambda x: x * 2), "encode", [1, 2])
+    ([2, 3], (-10, 30), [2, 4])
     """
+    per_value = what == "encode" and not isinstance(t, FuncTransform) and runs_per_value(t)
+    if per_value and isinstance(values, (list, tuple)):
+        return _encode_items(t, values)
     by_items = what == "encode" and isinstance(values, (list, tuple)) and written_for_items(t)
     try:
-        out = encode_column(t, values) if by_value and what == "encode" else getattr(t, what)(values)
+        out = encode_column(t, values) if (by_value or per_value) and what == "encode" else getattr(t, what)(values)
     except Exception as e:
         if by_items:
             return _encode_items(t, values)

@@ -52,7 +52,7 @@ class TabularCatBlock(TransformBlock):
     def __init__(self, cat_names: Sequence[str] = (), classes: Mapping[str, Sequence[str]] | None = None) -> None:
         self.cat_names, self.classes = list(cat_names), classes
 
-    def decode(self, value: Any) -> dict[str, str]:
+    def decode(self, value: Any, split_idx: int | None = 1) -> dict[str, str]:
         classes = self.classes or {}
         return {c: classes[c][int(i)] for c, i in zip(self.cat_names, _values(value))}
 
@@ -66,7 +66,7 @@ class TabularContBlock(TransformBlock):
     def __init__(self, cont_names: Sequence[str] = (), stats: Mapping[str, Sequence[float]] | None = None) -> None:
         self.cont_names, self.stats = list(cont_names), stats
 
-    def decode(self, value: Any) -> dict[str, float]:
+    def decode(self, value: Any, split_idx: int | None = 1) -> dict[str, float]:
         stats = self.stats or {}
         return {c: float(denormalize(v, *stats[c])) if c in stats else float(v)
                 for c, v in zip(self.cont_names, _values(value))}

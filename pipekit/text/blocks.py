@@ -334,8 +334,8 @@ class TextBlock(TransformBlock):
         v = self.vocab
         return v.index(PAD) if v is not None and PAD in v else 1
 
-    def decode(self, value: Any) -> str:
-        """Ids (padding dropped) -> readable text."""
+    def decode(self, value: Any, split_idx: int | None = 1) -> str:
+        """Ids (padding dropped) -> readable text, whatever the item's split."""
         return self.tok.decode([t for t in self.num.decode(value) if t != PAD])
 
     #: in a notebook, show_batch lists texts in a table rather than drawing them

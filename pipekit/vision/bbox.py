@@ -86,8 +86,8 @@ class BBoxBlock(CoordBlock):
         return np.array([np.asarray(v if v is not None else [], dtype=np.float64).reshape(-1, 4).shape[0]
                          for v in values], dtype=np.int64)
 
-    def decode(self, value: Any) -> np.ndarray:
-        """Boxes in -1..1 coordinates as an (n, 4) array, padding removed."""
+    def decode(self, value: Any, split_idx: int | None = 1) -> np.ndarray:
+        """Boxes in -1..1 coordinates as an (n, 4) array, padding removed, whatever the item's split."""
         v = to_numpy(value).reshape(-1, 4)
         return np.ascontiguousarray(v[~np.isnan(v).any(1)]).view(Boxes)
 

@@ -685,7 +685,7 @@ class ImageBlock(_PixelBlock):
                     IntToFloat()]
         return [IntToFloat()]
 
-    def decode(self, value: Any) -> np.ndarray:
+    def decode(self, value: Any, split_idx: int | None = 1) -> np.ndarray:
         return image_array(value)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
@@ -748,7 +748,7 @@ class MaskBlock(_PixelBlock):
                              f"{len(self.codes)} codes were given ({bad.size} mask(s) affected); "
                              "give all class names in codes")
 
-    def decode(self, value: Any) -> np.ndarray:
+    def decode(self, value: Any, split_idx: int | None = 1) -> np.ndarray:
         return to_numpy(value).astype(np.int64)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
@@ -902,8 +902,8 @@ class PointBlock(CoordBlock):
         n = getattr(self, "n_points_", None)
         return 2 * n if n is not None else None
 
-    def decode(self, value: Any) -> np.ndarray:
-        """Points in -1..1 coordinates as an (N, 2) array (a :class:`TensorPoint`)."""
+    def decode(self, value: Any, split_idx: int | None = 1) -> np.ndarray:
+        """Points in -1..1 coordinates as an (N, 2) array (a :class:`TensorPoint`), whatever the item's split."""
         return to_numpy(value).reshape(-1, 2).view(Points)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:

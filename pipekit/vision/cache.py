@@ -21,8 +21,6 @@ import contextlib
 import copy
 import io
 import os
-import random
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,7 +36,7 @@ from pipekit.data.cache import (PACK_ID, CacheEntryError, PackChecksum, TempFile
 from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
-from pipekit.data.store import Store, gather_context
+from pipekit.data.store import Store, gather_context, item_draws
 from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.decode import decode_bytes, read_image_file
 from pipekit.vision.presize import ItemTransform
@@ -480,11 +478,6 @@ class UserItemSteps(Protocol):
     def apply_user(self, img: np.ndarray, split_idx: int) -> np.ndarray: ...
 
 
-#: held while a user's item transforms run with Python's and NumPy's global generators seeded for one item: the
-#: generators are the process's, and a RandTransform keeps its draw (``self.do``) on itself between calls
-_SEEDED = threading.Lock()
-
-
 class LiveImageStore(Store):
     """Images that go through a user's item transforms each time they are fetched, as fastai runs item transforms:
     ``gather`` decodes each item, runs the transforms of the loader's split (a training loader's items split 0,
@@ -575,19 +568,14 @@ class LiveImageStore(Store):
                    split_idx: int) -> list[np.ndarray]:
         """``imgs`` (decoded, of store rows ``rows``) through the user's transforms of split ``split_idx`` seeded
         per item from ``key``, then the presize transform, each checked."""
-        with stage("item transforms"), _SEEDED:
-            py_state, np_state = random.getstate(), np.random.get_state()
-            try:
-                for k, row in enumerate(rows.tolist()):
-                    # hashes of tuples of whole numbers are the same in every process (no hash randomisation)
-                    random.seed(hash((*key, row, k)))
-                    np.random.seed(hash((-1, *key, row, k)) & 0xFFFFFFFF)
-                    imgs[k] = self.steps.apply_user(imgs[k], split_idx)
-                    if self._hw is None:  # building: the size the user's transforms gave
-                        self._user_sizes.add((int(imgs[k].shape[0]), int(imgs[k].shape[1])))
-            finally:
-                random.setstate(py_state)
-                np.random.set_state(np_state)
+        # the generators are the process's, and a RandTransform keeps its draw (``self.do``) on itself between calls:
+        # one seeded run at a time, the generators given back their states after it (see item_draws)
+        with stage("item transforms"), item_draws(key) as seed:
+            for k, row in enumerate(rows.tolist()):
+                seed(row, k)
+                imgs[k] = self.steps.apply_user(imgs[k], split_idx)
+                if self._hw is None:  # building: the size the user's transforms gave
+                    self._user_sizes.add((int(imgs[k].shape[0]), int(imgs[k].shape[1])))
         presize = self.steps.presize
         out = []
         for img, row in zip(imgs, rows.tolist()):
