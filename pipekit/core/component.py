@@ -98,6 +98,11 @@ class Component:
     #: kinds (a getter's own function is a getter too), unless their class declares the field itself. A field not
     #: listed may name anything registered but the kinds in ``_NOT_VALUES``.
     ref_kinds: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: values a record keeps under "params" beside the ``__init__`` arguments: what a subclass's ``__init__`` takes
+    #: through ``**kwargs`` and passes on to this class's (a transform's ``split_idx``). ``params_to_data`` writes
+    #: those given, and a rebuild sets them on the component ``__init__`` built, with :meth:`params_from_data`. One
+    #: the class's ``__init__`` takes by name is a parameter like any other.
+    passed_params: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -210,6 +215,13 @@ class Component:
         """The parameters a record keeps (override to leave out what a loaded copy cannot use); the
         ``local_params`` are left out."""
         return {k: v for k, v in self.get_params(deep=False).items() if k not in self.local_params}
+
+    def params_from_data(self, passed: dict[str, Any]) -> None:
+        """Set the :attr:`passed_params` a record holds (``{name: value}``, read from a file) on this component, just
+        built from the record's ``__init__`` arguments, each checked as ``__init__`` checks it (a class declaring
+        ``passed_params`` overrides this)."""
+        if passed:
+            raise ExportError(f"{type(self).__name__} takes no parameters besides its __init__'s, got {sorted(passed)}")
 
     def state_to_data(self) -> dict[str, Any]:
         """The learned state as data (override when state holds objects, e.g. a LightGBM booster)."""
@@ -403,10 +415,11 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
     if not isinstance(params, dict) or not isinstance(state, dict):
         raise ExportError(f"the record of {name} has params/state that are not objects")
     allowed = param_names(cls)
-    unknown = [k for k in params if k not in allowed]
+    passed = [k for k in cls.passed_params if k not in allowed]  # set after __init__ (see Component.passed_params)
+    unknown = [k for k in params if k not in allowed and k not in passed]
     if unknown:
         raise ExportError(f"the record of {name} has parameters {unknown} that {cls.__name__} does not take "
-                          f"(it takes {allowed})")
+                          f"(it takes {allowed + passed})")
     params, state = dict(params), dict(state)
     for field, value in cls.record_defaults.items():  # a field left out holds what its absence means
         part, key = field.split(".", 1)
@@ -419,9 +432,12 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
         return cls.ref_kinds.get(f"{part}.{k}", kinds)
 
     try:
-        obj = construct(cls, {k: _from_field(v, arrays, depth + 1, f"params.{k}", kinds_of("params", k))
-                              for k, v in params.items()
-                              if k not in cls.local_params})  # a file's folder for this machine is not followed
+        values = {k: _from_field(v, arrays, depth + 1, f"params.{k}", kinds_of("params", k))
+                  for k, v in params.items()
+                  if k not in cls.local_params}  # a file's folder for this machine is not followed
+        obj = construct(cls, {k: v for k, v in values.items() if k not in passed})
+        if any(k in values for k in passed):
+            obj.params_from_data({k: v for k, v in values.items() if k in passed})
     except ExportError:
         raise
     except Exception as e:
@@ -435,7 +451,10 @@ def upgrade(data: Any, version: int) -> Any:
     """A whole record read from a file of format ``version`` (a component's record, or a learner export's, which
     holds them) in the current format: each component record in it, outer ones first, goes through its class's
     :meth:`Component.upgrade_record`. Classes are looked up in the registry only; a record naming a class that is
-    not registered is left as it is (rebuilding it refuses it)."""
+    not registered is left as it is (rebuilding it refuses it). Each name is looked up once, however many records
+    name it, and one that is not registered costs a few dictionary lookups (no error message is made for it); only
+    the classes whose ``upgrade_record`` rewrites anything are called."""
+    upgraders: dict[str, Any] = {}  # class name -> its upgrade_record, or None where there is nothing to rewrite
     stack = [data]
     while stack:
         node = stack.pop()
@@ -444,12 +463,17 @@ def upgrade(data: Any, version: int) -> Any:
             continue
         if not isinstance(node, dict):
             continue
-        if isinstance(node.get(_CLASS), str) and isinstance(node.get("params"), dict):
-            try:
-                cls = lookup(node[_CLASS], base=Component)
-            except UnknownNameError:
-                cls = None
-            if cls is not None:
-                cls.upgrade_record(node, version)
+        name = node.get(_CLASS)
+        if isinstance(name, str) and isinstance(node.get("params"), dict):
+            if name not in upgraders:
+                try:
+                    cls = lookup(name, base=Component, default=None)
+                except UnknownNameError:  # registered, but not a component
+                    cls = None
+                overrides = cls is not None and getattr(cls.upgrade_record, "__func__", None) is not \
+                    getattr(Component.upgrade_record, "__func__", None)
+                upgraders[name] = cls.upgrade_record if overrides else None
+            if upgraders[name] is not None:
+                upgraders[name](node, version)
         stack.extend(reversed(list(node.values())))
     return data

@@ -28,6 +28,17 @@ class ParameterError(PipekitError, ValueError, TypeError):
     """A constructor or function parameter has a value or type that is not accepted."""
 
 
+class UnavailableAttributeError(ParameterError, AttributeError):
+    """An attribute an object refuses to give, saying what to use instead: an :class:`AttributeError` too, so
+    ``hasattr`` and ``getattr(obj, name, default)`` read the attribute as absent.
+
+    >>> class Img:
+    ...     def __getattr__(self, name): raise UnavailableAttributeError(f"Img.{name} is not offered; use img.pixels")
+    >>> hasattr(Img(), "load"), getattr(Img(), "load", None)
+    (False, None)
+    """
+
+
 class DataError(PipekitError, ValueError):
     """The data is not usable as given; the message names the file, row or column and the fix."""
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import sys
 from typing import Any, TypeVar
 
 from pipekit.core.errors import ParameterError, UnknownNameError
@@ -35,6 +36,9 @@ BUILTIN_PACKAGES = ("pipekit.data", "pipekit.learn", "pipekit.vision", "pipekit.
 _ENTRIES: dict[str, tuple[str, Any]] = {}  # name -> (kind, object)
 _NAMES: dict[int, str] = {}  # id(object) -> name
 _SHORT: dict[tuple[str, str], str] = {}  # (kind, short name) -> pipekit name, for records that use short names
+_SHORT_ANY: dict[str, str] = {}  # short name -> the first pipekit name registered with it, whatever its kind
+#: what :func:`lookup` raises for a name that is not registered, unless given a ``default``
+_RAISE: Any = object()
 
 
 def default_name(obj: Any) -> str:
@@ -75,6 +79,7 @@ def register(obj: T | None = None, *, name: str | None = None, kind: str | None 
     _NAMES[id(obj)] = key
     if key.startswith("pipekit."):
         _SHORT.setdefault((kind, key.rsplit(".", 1)[1]), key)
+        _SHORT_ANY.setdefault(key.rsplit(".", 1)[1], key)
     return obj
 
 
@@ -85,12 +90,15 @@ def import_builtin_packages() -> None:
             importlib.import_module(mod)
 
 
-def lookup(name: str, kind: str | None = None, base: type | None = None, not_kinds: tuple[str, ...] = ()) -> Any:
+def lookup(name: str, kind: str | None = None, base: type | None = None, not_kinds: tuple[str, ...] = (),
+           default: Any = _RAISE) -> Any:
     """The object registered as ``name`` (of kind ``kind``, a subclass of ``base``, of none of ``not_kinds``); an
-    error that says how to register it otherwise.
+    error that says how to register it otherwise, or ``default`` when given and no object is registered as ``name``
+    (the error's list of registered names is then never made: a file may name many classes that are not).
 
     pipekit's own packages are imported on a miss, so a loader needs no import by the user. A short name
-    (``"Categorize"``) finds pipekit's own class of that name, as records written by pipekit 0.1 name them.
+    (``"Categorize"``) finds pipekit's own class of that name, as records written by pipekit 0.1 name them. Each
+    try is a dictionary lookup, whatever the name.
     """
     if not isinstance(name, str):
         raise UnknownNameError(f"a registered name must be text, got {name!r:.80}")
@@ -99,7 +107,7 @@ def lookup(name: str, kind: str | None = None, base: type | None = None, not_kin
     def find() -> Any:
         key = name
         if "." not in name:
-            key = next((v for (kd, short), v in _SHORT.items() if short == name and kind in (None, kd)), name)
+            key = (_SHORT_ANY.get(name) if kind is None else _SHORT.get((kind, name))) or name
         entry = _ENTRIES.get(key)
         if entry is None:
             return None
@@ -118,11 +126,15 @@ def lookup(name: str, kind: str | None = None, base: type | None = None, not_kin
     for mod in ([own] if own in BUILTIN_PACKAGES else []) + list(BUILTIN_PACKAGES):
         if entry is not None:
             break
+        if mod in sys.modules:  # imported already: what it registers was there for the tries before
+            continue
         with contextlib.suppress(ImportError):  # a package missing optional dependencies registers nothing
             importlib.import_module(mod)
             entry = find()
     if entry is not None:
         return entry[1]
+    if default is not _RAISE:
+        return default
     known = sorted(k for k, (kd, o) in _ENTRIES.items() if kind in (None, kd)
                    and (base is None or (isinstance(o, type) and issubclass(o, base))))
     raise UnknownNameError(

@@ -137,15 +137,23 @@ class Interval:
             return False
         if self.integer and not isinstance(v, numbers.Integral):
             return False
-        x = float(v)
+        try:
+            x = float(v)
+        except OverflowError:  # a whole number too large for a float (10**400) is no parameter's value
+            return False
         lo_ok = self.low is None or (x >= self.low if self.closed in ("both", "left") else x > self.low)
         hi_ok = self.high is None or (x <= self.high if self.closed in ("both", "right") else x < self.high)
         return lo_ok and hi_ok
 
     def reason(self, v: Any) -> str:
-        """Why ``v`` was refused, when it is not a plain number (a bool, a str, a tensor of several values)."""
-        if v is None or as_number(v) is not None:
+        """Why ``v`` was refused, when it is not a plain number (a bool, a str, a tensor of several values) or is a
+        whole number too large for a float."""
+        if v is None:
             return ""
+        x = as_number(v)
+        if x is not None:
+            return "a whole number too large for a float" if isinstance(x, numbers.Integral) and \
+                finite_number(x) is None else ""
         shape = getattr(v, "shape", None)
         if shape is not None and len(shape) > 0:
             return f"a {type(v).__name__} of shape {tuple(shape)}, not one number"

@@ -19,7 +19,7 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component, param_names
-from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
+from pipekit.core.errors import FieldError, ParameterError, PipekitError, PipelineStepError
 from pipekit.core.validate import Interval, Is, Options, check, check_arguments
 from pipekit.data.getters import Getter
 from pipekit.data.lists import fastuple
@@ -59,6 +59,9 @@ class Transform(Component):
     #: whether ``encode``/``decode`` take the batch context too (batch transforms), so fastai's one-argument
     #: ``encodes`` cannot stand for them
     takes_context: ClassVar[bool] = False
+    #: fastai's keywords a subclass's ``__init__`` may take through ``**kwargs`` and pass on to this one's: a record
+    #: keeps them beside the subclass's own parameters (see :meth:`params_to_data`)
+    passed_params: ClassVar[tuple[str, ...]] = ("split_idx", "order")
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Transform and (args or kwargs):  # Transform(f): fastai's transform of a plain function
@@ -117,6 +120,30 @@ class Transform(Component):
             set_split_and_order(out, *given)
         return out
 
+    def passed_to_data(self) -> dict[str, Any]:
+        """The :attr:`passed_params` this transform was given that its class's ``__init__`` does not take by name:
+        ``split_idx`` and ``order`` (``Brighten(amount=120, split_idx=1)``, a subclass passing ``**kwargs`` on, as
+        fastai's do), where given (None is the class's value)."""
+        own = param_names(type(self))
+        given = {"split_idx": getattr(self, "split_idx_arg", None), "order": getattr(self, "order_arg", None)}
+        return {k: v for k, v in given.items() if k not in own and v is not None}
+
+    def params_to_data(self) -> dict[str, Any]:
+        """The parameters a record keeps, and beside them what :meth:`passed_to_data` gives, as :meth:`clone` keeps
+        it: a loaded transform runs on the split, and in the place, it was given (:meth:`params_from_data`)."""
+        return {**super().params_to_data(), **self.passed_to_data()}
+
+    def params_from_data(self, passed: dict[str, Any]) -> None:
+        """``split_idx`` and ``order`` read from a file's record, checked as :meth:`__init__` checks them and set as
+        it sets them (:func:`set_split_and_order`)."""
+        unknown = [k for k in passed if k not in ("split_idx", "order")]
+        if unknown:
+            super().params_from_data({k: passed[k] for k in unknown})
+        given = check(type(self).__name__,
+                      split_idx=(passed.get("split_idx", getattr(self, "split_idx_arg", None)), SPLIT_IDX),
+                      order=(passed.get("order", getattr(self, "order_arg", None)), ORDER))
+        set_split_and_order(self, given["split_idx"], given["order"])
+
     def setup(self, values: Any) -> None:
         """Learn state from the training subset (default: nothing to learn)."""
 
@@ -173,6 +200,9 @@ class FuncTransform(Transform):
     param_constraints = {"enc": Is(callable, "a function of the values"),
                          "dec": Is(lambda v: v is None or callable(v), "None or a function of the values"),
                          "split_idx": SPLIT_IDX, "order": ORDER}
+    #: a file's functions are called on every value: registered functions (or getters, ``Transform(parent_label)``),
+    #: never a module, a model, a transform or a callback
+    ref_kinds = {"params.enc": ("function", "getter"), "params.dec": ("function", "getter")}
     #: ``split_idx``/``order`` as given (None: the class's), see :func:`set_split_and_order`
     split_idx_arg: int | None = None
     order_arg: int | None = None
@@ -182,6 +212,12 @@ class FuncTransform(Transform):
         self.enc, self.dec = enc, dec
         set_split_and_order(self, split_idx, order)
         self._types = (value_types(enc, "Transform(f)"), None if dec is None else value_types(dec, "Transform(f, g)"))
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """A file's functions (of a registered kind, checked as it was read) are functions, not classes: calling a
+        class builds an object of it from every value."""
+        super().state_from_data(state)
+        _refuse_classes(self, {"enc": self.enc, "dec": self.dec}, "a registered function of the values")
 
     def encode(self, values: Any) -> Any:
         types = self._types[0]
@@ -228,6 +264,12 @@ class RandTransform(Transform):
     param_constraints = {"p": Interval(0, 1),
                          "before_call": Is(lambda v: v is None or callable(v), "None or a function of (item, split_idx)"),
                          "split_idx": SPLIT_IDX, "order": ORDER}
+    #: a file's ``before_call`` is called before every item: a registered function, never a module, a getter, a
+    #: transform or a callback
+    ref_kinds = {"params.before_call": ("function",)}
+    #: fastai's keywords a subclass's ``__init__`` may pass on to this one's through ``**kwargs`` (see
+    #: :meth:`passed_to_data`)
+    passed_params = ("split_idx", "order", "p", "before_call")
     #: ``split_idx``/``order`` as given (None: the class's), see :func:`set_split_and_order`
     split_idx_arg: int | None = None
     order_arg: int | None = None
@@ -240,18 +282,61 @@ class RandTransform(Transform):
             self.before_call = before_call  # type: ignore[method-assign]
 
     def clone(self) -> RandTransform:
-        """A new, unfitted copy; ``p`` given to a subclass whose ``__init__`` passes it on through ``**kwargs``
-        (fastai's way, so no parameters of its own) is kept too, as ``split_idx`` and ``order`` are (see
-        :meth:`Transform.clone`; a DataBlock's ``item_tfms`` are copies)."""
+        """A new, unfitted copy; ``p`` (and a ``before_call`` function) given to a subclass whose ``__init__`` passes
+        it on through ``**kwargs`` (fastai's way, so no parameters of its own) is kept too, as ``split_idx`` and
+        ``order`` are (see :meth:`Transform.clone`; a DataBlock's ``item_tfms`` are copies)."""
         out = super().clone()
-        if "p" not in param_names(type(self)):
+        own = param_names(type(self))
+        if "p" not in own:
             out.p = self.p
+        if "before_call" not in own and getattr(self, "before_call_fn", None) is not None:
+            out.before_call_fn = out.before_call = self.before_call_fn  # type: ignore[method-assign]
         return out
+
+    def passed_to_data(self) -> dict[str, Any]:
+        """``split_idx`` and ``order`` (see :meth:`Transform.passed_to_data`), ``p`` other than 1 and a
+        ``before_call`` function given to a subclass whose ``__init__`` passes them on through ``**kwargs``."""
+        out = super().passed_to_data()
+        own = param_names(type(self))
+        if "p" not in own and self.p != 1.0:
+            out["p"] = self.p
+        if "before_call" not in own and getattr(self, "before_call_fn", None) is not None:
+            out["before_call"] = self.before_call_fn
+        return out
+
+    def params_from_data(self, passed: dict[str, Any]) -> None:
+        """``split_idx``, ``order``, ``p`` and ``before_call`` read from a file's record, checked as
+        :meth:`__init__` checks them and set as it sets them."""
+        rest = {k: v for k, v in passed.items() if k not in ("p", "before_call")}
+        if rest:
+            super().params_from_data(rest)
+        given = check(type(self).__name__, **{k: (passed[k], RandTransform.param_constraints[k])
+                                              for k in ("p", "before_call") if k in passed})
+        if "p" in given:
+            self.p = given["p"]
+        if given.get("before_call") is not None:
+            self.before_call_fn = self.before_call = given["before_call"]  # type: ignore[method-assign]
+
+    def state_from_data(self, state: dict[str, Any]) -> None:
+        """A file's ``before_call`` (a registered function, checked as it was read) is a function, not a class:
+        calling a class builds an object of it before every item."""
+        super().state_from_data(state)
+        _refuse_classes(self, {"before_call": getattr(self, "before_call_fn", None)},
+                        "a registered function of (item, split_idx)")
 
     def before_call(self, b: Any, split_idx: int | None) -> None:
         """Draw ``self.do`` for the item ``b`` (of split ``split_idx``); override to draw more (a subclass's own
         random parameters) or to keep the split."""
         self.do = self.p == 1.0 or random.random() < self.p
+
+
+def _refuse_classes(t: Transform, fields: dict[str, Any], what: str) -> None:
+    """Refuse a transform read from a file whose function parameters ``fields`` (``{name: value}``) hold a class."""
+    for name, fn in fields.items():
+        if isinstance(fn, type):
+            raise FieldError(f"params.{name}", f"is the class {fn.__qualname__!s:.60}, which builds an object when "
+                                               f"called; {type(t).__name__}'s {name} is {what}; the file is damaged "
+                                               "or was not written by pipekit")
 
 
 def runs_on_split(t: Any, split_idx: int | None) -> bool:

@@ -225,14 +225,39 @@ def _weights_from_record(value: Any, field: str, where: str) -> torch.Tensor:
     return t.reshape(shape)
 
 
-def torch_loss_from_record(rec: Any, where: str) -> nn.Module:
+#: what each of PyTorch's loss arguments accepts, as torch checks it only when the loss is first computed (or, for an
+#: ``ignore_index`` beyond int64, fails then in its own words)
+_TORCH_LOSS_RANGES = {
+    "label_smoothing": Is(lambda v: 0 <= v <= 1, "a number from 0 to 1"),
+    "ignore_index": Is(lambda v: -2**63 <= v < 2**63, "a whole number within int64 (-2**63 to 2**63 - 1)"),
+    "beta": Is(lambda v: v >= 0, "a number of at least 0"), "delta": Is(lambda v: v > 0, "a number above 0"),
+}
+#: the targets (a target block's ``loss_kind``) each of PyTorch's losses reads: class indices ('cross_entropy', and a
+#: mask's 'pixel_cross_entropy') only a cross-entropy reads, and NLLLoss reads nothing else; the others compare
+#: outputs with targets of their shape (multi-label 'bce', numbers 'mse'). A kind not listed here is not checked.
+_TORCH_LOSS_TARGETS = {name: ("cross_entropy", "pixel_cross_entropy", "bce", "mse") if name == "CrossEntropyLoss"
+                       else ("cross_entropy", "pixel_cross_entropy") if name == "NLLLoss" else ("bce", "mse")
+                       for name in TORCH_LOSSES}
+
+
+def torch_loss_from_record(rec: Any, where: str, loss_kind: str | None = None) -> nn.Module:
     """PyTorch's loss a :func:`torch_loss_record` describes, each field checked: a class of :data:`TORCH_LOSSES`
-    (looked up there, never by the name in the file), arguments of their types."""
+    (looked up there, never by the name in the file) that reads the targets (their ``loss_kind``, when known),
+    arguments of their types and in the ranges torch takes (:data:`_TORCH_LOSS_RANGES`), and no other field."""
     rec = _field(rec, dict, "torch_loss", "an object with 'class' and 'params'", where)
+    extra = [k for k in rec if k not in ("class", "params")]
+    if extra:
+        raise ExportError(f"{where}: record.json field 'torch_loss' has {str(extra[0])[:60]!r}, which a loss record "
+                          "does not hold (it holds 'class' and 'params')")
     name = _field(rec.get("class"), str, "torch_loss.class", f"one of {sorted(TORCH_LOSSES)}", where)
     if name not in TORCH_LOSSES:
         raise ExportError(f"{where}: record.json field 'torch_loss.class' must be one of {sorted(TORCH_LOSSES)}, "
                           f"got {name[:60]!r}")
+    reads = _TORCH_LOSS_TARGETS[name]
+    if loss_kind in _TORCH_LOSS_TARGETS["CrossEntropyLoss"] and loss_kind not in reads:
+        raise ExportError(f"{where}: record.json field 'torch_loss.class' is {name}, which cannot read the targets of "
+                          f"this export's data (their loss kind is {loss_kind!r}; {name} reads {' or '.join(reads)} "
+                          "targets); the file is damaged or was not written by learn.export()")
     params = _field(rec.get("params"), dict, "torch_loss.params", "an object of the loss's arguments", where)
     allowed = TORCH_LOSSES[name]
     params = dict(params)
@@ -241,14 +266,22 @@ def torch_loss_from_record(rec: Any, where: str) -> nn.Module:
             raise ExportError(f"{where}: record.json field 'torch_loss.params' has {str(k)[:60]!r}, which {name} "
                               f"is not exported with (it takes {sorted(allowed)})")
         if allowed[k] is torch.Tensor:
+            extra = [f for f in v if f not in ("shape", "values")] if isinstance(v, dict) else []
+            if extra:
+                raise ExportError(f"{where}: record.json field 'torch_loss.params.{k}' has {str(extra[0])[:60]!r}, "
+                                  "which a loss's weights are not exported with (they hold 'shape' and 'values')")
             params[k] = _weights_from_record(v, f"torch_loss.params.{k}", where)
             continue
         _field(v, allowed[k], f"torch_loss.params.{k}", f"a {getattr(allowed[k], '__name__', 'number')}", where)
         if k == "reduction" and v not in _REDUCTIONS:
             raise ExportError(f"{where}: record.json field 'torch_loss.params.reduction' must be one of "
                               f"{list(_REDUCTIONS)}, got {str(v)[:60]!r}")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ExportError(f"{where}: record.json field 'torch_loss.params.{k}' must be finite, got {v}")
+        if allowed[k] == (int, float) and finite_number(v) is None:
+            raise ExportError(f"{where}: record.json field 'torch_loss.params.{k}' must be finite, got {str(v)[:60]}")
+        if k in _TORCH_LOSS_RANGES and not _TORCH_LOSS_RANGES[k].accepts(v):
+            raise ExportError(f"{where}: record.json field 'torch_loss.params.{k}' must be {_TORCH_LOSS_RANGES[k]}, "
+                              f"as {name} takes it, got {str(v)[:60]}; the file is damaged or was not written by "
+                              "learn.export()")
     return getattr(nn, name)(**params)
 
 
@@ -435,6 +468,11 @@ def _registered_arch(name: str) -> Any:
         return None
 
 
+#: the fields of a learner export's record.json, as :func:`export_learner` writes them (every format since 2); a file
+#: with any other is refused, not read past
+_LEARNER_FIELDS = ("arch", "loss", "torch_loss", "metrics", "dls", "learner")
+
+
 def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -> Learner:
     """Rebuild an exported Learner for inference (the loader of kind "learner" behind ``pipekit.load``);
     every field of the record is checked before any is used."""
@@ -456,6 +494,15 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
         _field(m, dict, f"metrics[{i}]", "a metric record (an object)", where)
     _field(rec.get("dls"), dict, "dls", "the DataLoaders state (an object)", where)
     learner_name = _field(rec.get("learner"), str, "learner", "the registered name of a Learner class", where)
+    unknown = [k for k in rec if k not in _LEARNER_FIELDS]
+    if unknown:
+        raise ExportError(f"{where}: record.json has field {str(unknown[0])[:60]!r}, which a learner export does not "
+                          f"hold (it holds {', '.join(_LEARNER_FIELDS)}); the file is damaged or was not written by "
+                          "learn.export()")
+    if rec.get("torch_loss") is not None and rec.get("loss") is not None:
+        raise ExportError(f"{where}: record.json has both 'loss' and 'torch_loss', where an export holds one loss "
+                          "(pipekit's, or one of PyTorch's own); the file is damaged or was not written by "
+                          "learn.export()")
 
     dls = _rebuild(where, "field 'dls'", lambda: DataLoaders.from_state(rec["dls"], arrays, device=device),
                    path="dls.recipe")
@@ -496,7 +543,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
 
     loss: Any
     if rec.get("loss") is None and rec.get("torch_loss") is not None:  # one of PyTorch's own, rebuilt as it was
-        loss = torch_loss_from_record(rec["torch_loss"], where)
+        loss = torch_loss_from_record(rec["torch_loss"], where, getattr(dls, "loss_kind", None))
     elif rec.get("loss") is None and several_targets(dls):  # a function of the user's over several targets
         loss = _loss_not_exported
     elif rec.get("loss") is None:  # the loss was a plain function: the target's default gives the activation
@@ -536,8 +583,9 @@ def _layers(model: nn.Module, kinds: tuple[type, ...]) -> list[nn.Module]:
 def _check_loss_weights(where: str, loss: Any, n_classes: Any) -> None:
     """Refuse a loss whose class weights (``weight``, BCE's ``pos_weight``) read from a file do not fit the targets:
     one weight per class (``pos_weight``, and the ``weight`` of PyTorch's BCE, may be one for all), along the last
-    axis, each finite and not below zero. torch refuses another count only when the loss is first computed, and a
-    NaN or negative weight scores and trains wrongly without any error. Pipekit's losses and PyTorch's own
+    axis, each finite and not below zero, and class weights not all zero. torch refuses another count only when the
+    loss is first computed, and a NaN or negative weight, or class weights that are all zero, score and train wrongly
+    without any error. Pipekit's losses and PyTorch's own
     (:data:`TORCH_LOSSES`) are checked alike."""
     if isinstance(loss, BaseLoss):
         params, field = loss.get_params(deep=False), "loss.params"
@@ -559,7 +607,9 @@ def _check_loss_weights(where: str, loss: Any, n_classes: Any) -> None:
                    else f"holds {len(values)} weights for {n_classes} classes (one per class)"
                    if type(n_classes) is int and len(values) not in counts
                    else "holds numbers that are not finite" if not bool(torch.isfinite(values).all())
-                   else "holds a weight below zero" if bool((values < 0).any()) else "")
+                   else "holds a weight below zero" if bool((values < 0).any())
+                   else "holds weights that sum to 0, so every item's loss is weighted away (a mean of 0 / 0 is NaN)"
+                   if name == "weight" and len(values) and float(values.sum()) == 0 else "")
         if problem:
             shown = values.tolist() if isinstance(w, torch.Tensor) else w
             raise ExportError(f"{where}: record.json field '{field}.{name}' {problem}, got {str(shown)[:80]}; the "

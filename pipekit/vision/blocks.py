@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.core.errors import DataError, ParameterError, PipekitError, PipelineStepError
+from pipekit.core.errors import DataError, ParameterError, PipekitError, PipelineStepError, UnavailableAttributeError
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
@@ -248,9 +248,10 @@ class ImageArray(np.ndarray):
         if name.startswith("_") or not (hasattr(Image.Image, name) or name in ("info", "palette")):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         if name == "load":  # PIL's pixel access, of a PIL copy: writes through it would be lost
-            raise ParameterError("ImageArray.load would give the pixel access of a PIL copy of the pixels, which "
-                                 "writes through it would not reach: read and write the array itself (img[y, x] = "
-                                 "(r, g, b), img.putpixel((x, y), value)), or call img.to_pil().load() on a PIL image")
+            raise UnavailableAttributeError(  # an AttributeError too: hasattr(img, "load") is False
+                "ImageArray.load would give the pixel access of a PIL copy of the pixels, which writes through it "
+                "would not reach: read and write the array itself (img[y, x] = (r, g, b), img.putpixel((x, y), "
+                "value)), or call img.to_pil().load() on a PIL image")
         self._picture(name)
         member = getattr(Image.Image, name, None)
         if not callable(member):  # a property (im, readonly, format) or the instance's info and palette

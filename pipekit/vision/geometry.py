@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import Interval, Is, check, finite_number
 
 INTERP_MODES = ("bilinear", "nearest")
 PAD_MODES = ("reflection", "zeros", "border")
@@ -28,7 +28,10 @@ PROBABILITY = Interval(0, 1)
 #: what ``max_lighting`` accepts: brightness moves the mid-grey to 0.5 * (1 -+ it) and contrast scales by up to
 #: 1 / (1 - it), as fastai's do, so it stays below 1
 MAX_LIGHTING = Interval(0, 1, closed="left")
-RATIO = Is(lambda r: len(r) == 2 and 0 < r[0] <= r[1], "(low, high) with 0 < low <= high")
+#: what ``ratio`` (of a crop's width to its height) accepts: crops are drawn log-uniform between two finite numbers
+#: (an infinite bound has no logarithm to draw up to)
+RATIO = Is(lambda r: len(r) == 2 and all(finite_number(x) is not None for x in r) and 0 < r[0] <= r[1],
+           "(low, high), two finite numbers with 0 < low <= high")
 
 
 #: the largest side an image size parameter accepts (output of an item transform, the presize cache, batch
