@@ -473,8 +473,10 @@ class Learner:
         return self.opt if self.opt is not None else self.create_opt()
 
     def freeze_to(self, n: int) -> None:
-        """Freeze the first ``n`` layer groups (negative counts from the end); normalisation layers stay trainable."""
+        """Freeze the first ``n`` layer groups (negative counts from the end); normalisation layers stay trainable.
+        The optimiser's state is cleared (``opt.clear_state()``, as fastai): the next fit's steps start afresh."""
         self.optimizer.freeze_to(n)
+        self.optimizer.clear_state()
 
     def freeze(self) -> None:
         """Train only the last layer group (the head) and the normalisation layers."""
@@ -489,7 +491,8 @@ class Learner:
             reset_opt: bool = False, start_epoch: int = 0) -> None:
         """Train for ``n_epoch`` epochs at a constant ``lr`` (a slice gives discriminative rates per group).
 
-        ``start_epoch`` skips the first epochs (to resume a run from a checkpoint, see ``load``).
+        ``start_epoch`` skips the first epochs (to resume a run from a checkpoint, see ``load``); such a fit freezes
+        the layer groups the checkpoint's fit had frozen, unless ``freeze_to`` was called after ``load``.
         """
         n_epoch = check_positive_int("fit", "n_epoch", n_epoch)
         check("fit", start_epoch=(start_epoch, Interval(0, n_epoch, closed="left", integer=True)), lr=(lr, _LR_OR_NONE))
@@ -499,6 +502,9 @@ class Learner:
                             f"bs={getattr(self.dls.train, 'bs', '?')}); lower bs or pass drop_last=False")
         with self._lock, self.added_cbs(cbs):  # a call from another thread waits for the fit to end
             opt = self.create_opt() if reset_opt else self.optimizer
+            resume_frozen, opt.resume_frozen_to = opt.resume_frozen_to, None
+            if start_epoch > 0 and resume_frozen is not None:  # resuming learn.load's checkpoint: train what it trained
+                opt.freeze_to(resume_frozen)
             if wd is not None:
                 opt.set_hyper("wd", wd)
             opt.set_hyper("lr", self.lr if lr is None else lr)

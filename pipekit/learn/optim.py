@@ -675,6 +675,9 @@ class OptimWrapper:
         self._parts = [[i for i, o in enumerate(self._owner) if o == gi] for gi in range(len(groups))]
         self._hypers = [GroupHypers(self, gi) for gi in range(len(groups))]
         self.frozen_to = 0
+        #: the ``frozen_to`` of the last state loaded (``learn.load``), until freezing is set again or a fit starts: a
+        #: fit resumed from a checkpoint (``start_epoch > 0``) trains the layer groups its fit trained
+        self.resume_frozen_to: int | None = None
         #: a torch.amp.GradScaler while fp16 mixed precision is on (set by MixedPrecision)
         self.scaler: torch.amp.GradScaler | None = None
 
@@ -740,13 +743,21 @@ class OptimWrapper:
         """Freeze layer groups ``[:n]`` (negative counts from the end); normalisation stays trainable."""
         check("freeze_to", n=(n, Interval(-self.n_groups, self.n_groups, integer=True)))
         n = int(n) if n >= 0 else self.n_groups + int(n)
-        self.frozen_to = n
+        self.frozen_to, self.resume_frozen_to = n, None
         for gi, g in enumerate(self.layer_groups):
             for p in g:
                 trainable = gi >= n or (self.train_bn and id(p) in self.norm_ids)
                 p.requires_grad_(trainable)
                 if not trainable:
                     p.grad = None
+
+    def clear_state(self) -> None:
+        """Forget what the optimiser learned over past steps (Adam's moving averages and step counts, momentum,
+        Lookahead's slow weights): the next step starts as the first one. ``Learner.freeze_to`` (``freeze``,
+        ``unfreeze``) calls it, as fastai's does, so layers trained after a change of freezing start afresh rather
+        than with moments from fits ago. Hyper-parameters are kept."""
+        for opt in (self.opt, self.opt.opt) if isinstance(self.opt, Lookahead) else (self.opt,):
+            opt.state.clear()
 
     def zero_grad(self) -> None:
         if type(self.opt).zero_grad is torch.optim.Optimizer.zero_grad:
@@ -766,9 +777,16 @@ class OptimWrapper:
             self.opt.step()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"opt": self.opt.state_dict(), "frozen_to": self.frozen_to}
+        """The optimiser's state and the freezing it was trained with (a loaded one's, until freezing is set again
+        or a fit starts: ``lr_find`` between ``learn.load`` and the resumed fit keeps it)."""
+        frozen = self.frozen_to if self.resume_frozen_to is None else self.resume_frozen_to
+        return {"opt": self.opt.state_dict(), "frozen_to": frozen}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Load a :meth:`state_dict`. Which parameters train is left as it is (as fastai's ``learn.load``): a
+        ``learn.unfreeze()`` before ``learn.load(name)`` stays. The state's ``frozen_to`` is kept as
+        ``resume_frozen_to``, which only a fit resumed from it (``fit(..., start_epoch=learn.resume_epoch)``)
+        applies, unless freezing is set in between."""
         self.opt.load_state_dict(sd["opt"])
-        self.freeze_to(int(sd.get("frozen_to", 0)))
+        self.resume_frozen_to = int(sd.get("frozen_to", 0))
 

@@ -510,8 +510,14 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
             learn.opt = None
         learn.dls.train.epoch = dl_epoch
     if len(finder.losses_) < 5:
-        raise ParameterError(f"lr_find: the loss diverged after {len(finder.losses_)} batches; lower start_lr "
-                             f"(now {start_lr}) or check the data/model")
+        n = len(finder.losses_)
+        if n and not math.isfinite(finder.losses_[-1]):
+            raise ParameterError(f"lr_find: the loss became {finder.losses_[-1]} after {n} batches; lower start_lr "
+                                 f"(now {start_lr}) or check the data/model")
+        raise ParameterError(f"lr_find: the loss diverged (its smoothed value rose above 4 times its lowest) after "
+                             f"{n} batches; for a trained model, whose loss is low and noisy, pass stop_div=False or "
+                             f"a larger num_it (now {num_it}); otherwise lower start_lr (now {start_lr}) or check "
+                             "the data/model")
     lrs, losses = np.asarray(finder.lrs_), np.asarray(finder.losses_)
     curve = _suggestion_curve(lrs, losses, num_it)
     suggestions = {}

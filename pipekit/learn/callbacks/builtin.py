@@ -308,6 +308,12 @@ class GradientAccumulation(Callback):
     def after_fit(self) -> None:
         self.learn.optimizer.zero_grad()
 
+    def release(self) -> None:
+        # a fit ended by an error or Ctrl-C between two steps: the gradients added up so far would otherwise be
+        # added to the next fit's first step
+        if self.learn.opt is not None:
+            self.learn.opt.zero_grad()
+
 
 class TimeLimit(Callback):
     """Fits training into ``seconds`` by shortening the schedule rather than cutting it off.
@@ -809,7 +815,9 @@ class ParamScheduler(Callback):
 
 
 class LRFinder(Callback):
-    """Grows the lr exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches, recording the loss."""
+    """Grows the lr exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches, recording the loss.
+    ``stop_div`` stops the sweep once the smoothed loss is not finite, or, after the first ``num_it // 10``
+    batches, above 4 times its lowest since then."""
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 55
@@ -840,8 +848,14 @@ class LRFinder(Callback):
         smooth = self._avg / (1 - self.beta ** self._i)
         self.lrs_.append(self._lr)
         self.losses_.append(smooth)
-        self._best = min(self._best, smooth)
-        if self._i >= self.num_it or (self.stop_div and (smooth > 4 * self._best or not math.isfinite(smooth))):
+        # the first num_it // 10 batches (which the suggestions leave out) neither set the best loss nor stop the
+        # sweep: the smoothed loss of so few batches is noise, and a trained model's (0.017, 0.141, 0.143, ...)
+        # rose past 4x its first batch's without diverging
+        warm = self._i > self.num_it // 10
+        if warm:
+            self._best = min(self._best, smooth)
+        diverged = not math.isfinite(smooth) or (warm and smooth > 4 * self._best)
+        if self._i >= self.num_it or (self.stop_div and diverged):
             raise CancelFitException()
 
     def before_validate(self) -> None:
