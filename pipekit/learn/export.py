@@ -393,6 +393,29 @@ def _bounded(where: str, name: str, build: Callable[[], Any], tensors: dict[str,
     return run
 
 
+#: what fills a tensor with random values in place, and takes no other argument than the distribution's: the tensor
+#: methods and the initialisers of torch.nn.init that torch hands to a TorchFunctionMode whole
+_RANDOM_FILLS = frozenset({torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.bernoulli_, torch.Tensor.cauchy_,
+                           torch.Tensor.exponential_, torch.Tensor.geometric_, torch.Tensor.log_normal_,
+                           torch.Tensor.random_, nn.init.normal_, nn.init.uniform_, nn.init.trunc_normal_})
+
+
+class _NoFillsOnMeta(torch.overrides.TorchFunctionMode):
+    """Leave a meta tensor as it is where a builder fills it with random values (``nn.Embedding``'s N(0, 1), the
+    normal draw inside ``nn.init.kaiming_normal_``): a meta tensor holds no values, and torch runs those fills on
+    the meta device through Python reference kernels whose first call imports its compiler stack
+    (``torch._dynamo``, 3-5 s in a new process) for nothing. Initialisers that check the tensor's shape (Kaiming's,
+    Xavier's) still check it."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _RANDOM_FILLS:
+            t = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by name
+            if isinstance(t, torch.Tensor) and t.is_meta:
+                return t
+        return func(*args, **kwargs)
+
+
 def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict[str, Any]) -> nn.Module | None:
     """Build the architecture the record describes on the meta device (no memory, no initialisation) and refuse
     a record whose model does not have exactly the stored weights' names and shapes: the weights are in the file,
@@ -401,7 +424,7 @@ def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict
     Returns the model built on the meta device (which :func:`_load_into_meta` may give the stored weights), or None
     where it could not be built there: such an architecture is checked after it is built, by ``load_state_dict``."""
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _NoFillsOnMeta():
             meta = _bounded(where, name, build, tensors)()
     except _TooLarge:
         raise

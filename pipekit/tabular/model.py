@@ -136,14 +136,18 @@ class TabularEmbeddings(nn.Module):
         for i, (ni, nf) in enumerate(self.emb_szs):
             if ni < 1 or nf < 1:
                 raise ParameterError(f"TabularModel: emb_szs[{i}] must be (n_classes >= 1, width >= 1), got {(ni, nf)}.")
-        # drawn table by table in column order: the same random numbers as one nn.Embedding per column
-        tables = [torch.empty(ni, nf).normal_() for ni, nf in self.emb_szs]
-        if tables:
-            self.weight = nn.Parameter(torch.cat([t.reshape(-1) for t in tables]))
-        else:
-            self.register_parameter("weight", None)
         starts = np.cumsum([0] + [ni * nf for ni, nf in self.emb_szs]).tolist()
         self._starts = starts
+        if self.emb_szs:
+            # drawn table by table in column order, each into its own slice: the same random numbers as one
+            # nn.Embedding per column, with no concatenation (on the meta device, where load_learner checks a
+            # file's shapes, torch.cat imports torch's compiler stack: seconds in a new process)
+            weight = torch.empty(starts[-1])
+            for i, (ni, nf) in enumerate(self.emb_szs):
+                weight[starts[i]:starts[i + 1]].view(ni, nf).normal_()
+            self.weight = nn.Parameter(weight)
+        else:
+            self.register_parameter("weight", None)
         # output position k (column c, component j) reads weight[code_c * width_c + start_c + j]
         cols = [c for c, (_, nf) in enumerate(self.emb_szs) for _ in range(nf)]
         mult = [nf for _, nf in self.emb_szs for _ in range(nf)]

@@ -350,7 +350,7 @@ class TextBlock(TransformBlock):
         fig = ax.get_figure()  # wrapped to the cell's width (a glyph is about 0.6 of the font size wide)
         inches = fig.get_size_inches()[0] * ax.get_position().width if fig is not None else 4.0
         chars = max(20, int(inches * 72 / (0.6 * 7)))
-        ax.text(0, 1, textwrap.fill(str(value)[:600], chars), ha="left", va="top", fontsize=7, wrap=True)
+        ax.text(0, 1, textwrap.fill(str(value)[:600], chars), ha="left", va="top", fontsize=7)
         if title:
             ax.set_title(title)
 

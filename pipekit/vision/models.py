@@ -508,16 +508,54 @@ def _cut(model: nn.Module, cut: Cut) -> nn.Module:
     return body
 
 
+#: layers whose output has as many channels as their input
+_SAME_CHANNELS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Hardswish, nn.Mish, nn.Sigmoid, nn.Tanh,
+                  nn.Identity, nn.Dropout, nn.Dropout2d, nn.MaxPool2d, nn.AvgPool2d)
+
+
+def _declared_channels(m: nn.Module) -> int | None:
+    """The channels of the feature map ``m`` outputs, read from its layers without running it: a 2-d convolution's
+    or batch-norm's width, a residual block's or an EfficientNet-Lite body's last batch-norm, an ``nn.Sequential``'s
+    last layer that is not one of ``_SAME_CHANNELS``. None for any other module, whose output only a forward pass
+    tells."""
+    from pipekit.vision.efficientnet import EfficientNetLiteBody
+
+    if type(m) is nn.Conv2d:
+        return int(m.out_channels)
+    if type(m) is nn.BatchNorm2d:
+        return int(m.num_features)
+    if type(m) is BasicBlock:
+        return int(m.bn2.num_features)
+    if type(m) is Bottleneck:
+        return int(m.bn3.num_features)
+    if type(m) is ResBlock:
+        return _declared_channels(m.convs)
+    if type(m) is EfficientNetLiteBody:
+        return _declared_channels(m._bn1)
+    if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward:
+        for layer in reversed(m):
+            if type(layer) not in _SAME_CHANNELS:
+                return _declared_channels(layer)
+    return None
+
+
 def body_features(body: nn.Module, n_in: int = 3, size: int = 64) -> int:
     """Number of channels of the feature map a body outputs (measured on a dummy batch of ``size`` pixels,
     then of 224 pixels for a body that needs its native size); an error says why a body cannot be pooled.
+    A body on the meta device (``load_learner`` builds the architecture a file describes there, to check it
+    against the stored weights) is not run where its layers declare its width (:func:`_declared_channels`): torch
+    would import its compiler stack for the meta forward pass (seconds in a new process).
 
     >>> body_features(create_body("simple_cnn", n_in=1), n_in=1)
     64
     """
+    p = next(body.parameters(), None)
+    if p is not None and p.is_meta:
+        declared = _declared_channels(body)
+        if declared is not None:
+            return declared
     was = body.training
     body.eval()
-    p = next(body.parameters(), None)
     device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
     errors = []
     try:
