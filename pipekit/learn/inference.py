@@ -298,8 +298,9 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
         learn._check_scores(preds)
         shown: tuple[Any, ...] = (_decoded_input(dl, inputs),) if with_input else ()
         y_block = learn.dls.y_block
-        if y_block is None:
-            return *shown, dec[0], dec[0], preds[0]
+        if y_block is None:  # a loader without blocks decodes the prediction itself (a Datasets' label), if it can
+            by_loader = decoded_by_loader(learn, dl, inputs, dec)
+            return *shown, (dec[0] if by_loader is None else by_loader[0]), dec[0], preds[0]
         ds = dl.dataset
         stores = getattr(ds, "stores", ())[:getattr(ds, "n_inp", 1)]
         size = next((sz for s in stores if (sz := getattr(s, "source_size", lambda i: None)(0)) is not None),
@@ -390,6 +391,25 @@ def _decoded_input(dl: Any, inputs: Any) -> Any:
     parts = tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)
     decoded = dl.decode_batch(parts, max_n=1)[0]
     return decoded[0] if len(decoded) == 1 else decoded
+
+
+def decoded_by_loader(learn: Learner, dl: Any, inputs: Any, decoded: Any) -> list[Any] | None:
+    """Each item's prediction as a person reads it, decoded by ``dl`` itself when neither it nor the learner's data
+    has blocks to decode it (the loaders of a ``TfmdLists``' or ``Datasets``' items, ``DataLoaders.from_dsets``),
+    as fastai's ``dl.decode_batch(inp + (dec,))``: ``decoded`` (the loss's decoding, one tensor, or a tuple of one per
+    target) in the place of the targets after the items' ``inputs`` (as ``get_preds`` gives them: one tensor or list
+    of rows, a tuple of them for a model of several inputs), the whole decoded as one of the loader's batches, so a
+    ``Datasets``' ``Categorize`` gives the class index's label (``'3'``, not ``tensor(0)``). One value per item, a
+    tuple of them for several targets; None for a loader with blocks (the target block decodes) or one pipekit did
+    not build (it cannot decode)."""
+    if not isinstance(dl, DataLoader) or dl.blocks or tuple(getattr(learn.dls, "blocks", ()) or ()):
+        return None
+    n_inp = dl.n_inp
+    parts = tuple(inputs) if n_inp > 1 and isinstance(inputs, (list, tuple)) else (inputs,)
+    outs = tuple(decoded) if isinstance(decoded, tuple) else (decoded,)
+    rows = dl.decode_batch((*parts, *outs))
+    k = len(parts)
+    return [row[k] if len(row) == k + 1 else tuple(row[k:]) for row in rows]
 
 
 def _valid_geometry(dl: Any, stores: Sequence[Any]) -> np.ndarray | None:
@@ -526,10 +546,13 @@ def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_
         return _show_lm_results(dl.decode_batch(batch, max_n=n), [blocks[0].decode(d) for d in dec], blocks[0],
                                 path, figsize)
     several = isinstance(getattr(learn.dls, "c", None), list)
+    by_loader = None if several else decoded_by_loader(learn, dl, batch[0] if n_inp == 1 else batch[:n_inp], dec)
     if several:  # each item's prediction is one per target, each read from its own slice of the outputs
         preds = _several_targets_shown(learn.dls, outputs)
         # the model's targets, which a loader of new items without labels does not carry
         blocks = (*tuple(blocks)[:n_inp], *tuple(learn.dls.blocks)[n_inp:])
+    elif by_loader is not None:  # no blocks: the loader decodes the predictions as it decodes its targets
+        preds = by_loader
     else:
         y_block = blocks[n_inp] if len(blocks) > n_inp else None
         preds = [y_block.decode(label_scores(learn.loss_func, y_block, d)) if y_block is not None else d for d in dec]

@@ -21,7 +21,7 @@ from pipekit.data.blocks import TransformBlock
 from pipekit.data.loader import DataLoader
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
 from pipekit.data.show import are_table_rows, rows_table, title_chars, title_text
-from pipekit.learn.inference import label_scores
+from pipekit.learn.inference import decoded_by_loader, label_scores
 from pipekit.learn.losses import MSELossFlat
 
 if TYPE_CHECKING:
@@ -57,6 +57,13 @@ def _one_target_only(who: str, learn: Learner, targets: list[Any]) -> ParameterE
                           "the model's outputs are a target's classes is known to its loss function alone. "
                           "Interpretation.from_learner(learn) ranks the items by that loss (top_losses, "
                           f"plot_top_losses) when it takes reduction='none'{example}")
+
+
+def _repeat_first(x: Any, n: int) -> Any:
+    """The first item of a batch's part (a tensor, or a list of rows) ``n`` times, as a part of ``n`` items."""
+    if isinstance(x, torch.Tensor):
+        return x[:1].repeat(n, *[1] * (x.ndim - 1))
+    return [x[0]] * n
 
 
 class Interpretation:
@@ -207,7 +214,8 @@ class Interpretation:
 
 
 class ClassificationInterpretation(Interpretation):
-    """Interpretation for classifiers; class names come from ``dls.vocab``.
+    """Interpretation for classifiers; class names come from ``dls.vocab`` (for the loaders of a ``Datasets``' or
+    ``TfmdLists``' items, which have no blocks, from the loader's decoding of each class, see :attr:`vocab`).
 
     A multi-label model (``MultiCategoryBlock``: targets of 0/1 per label) has no confusion matrix between
     classes: ``confusion_matrix``, ``most_confused`` and ``plot_confusion_matrix`` refuse it, while
@@ -258,10 +266,38 @@ class ClassificationInterpretation(Interpretation):
 
     @property
     def vocab(self) -> list:
+        """The class names: the target block's vocab; for a loader without blocks (a ``Datasets``' or ``TfmdLists``'
+        items), each class as the loader decodes it (see :meth:`_loader_classes`); else the class indices as text."""
         y_block = self.learn.dls.y_block
         v = y_block.vocab if y_block is not None else None
         n = self.preds.shape[1] if self.per_pixel else self.preds.shape[-1]
+        if v is None:
+            v = self._loader_classes(n)
         return list(v) if v is not None and len(v) == n else [str(i) for i in range(n)]
+
+    def _loader_classes(self, n: int) -> list | None:
+        """The ``n`` classes of a loader without blocks, each decoded by the loader as a prediction of it (fastai's
+        ``dl.decode_batch``, see :func:`~pipekit.learn.inference.decoded_by_loader`) after the first item's input: the
+        ``Categorize`` of a ``Datasets`` gives its labels (``['3', '7']``), a one-hot target's encoding the label of
+        each one-hot row. None when the loader has blocks or decodes a class to no label (a number, a tensor). Decoded
+        once, as the titles of every top loss read them."""
+        cached = self.__dict__.get("_classes_by_loader")
+        if cached is not None and cached[0] == n:
+            return cached[1]
+        if self.inputs is None or not len(self.losses):  # no item's input to decode the classes after
+            return None
+        if isinstance(self.inputs, tuple):
+            first = tuple(_repeat_first(x, n) for x in self.inputs)
+        else:
+            first = _repeat_first(self.inputs, n)
+        codes = torch.eye(n, dtype=self.targs.dtype) if self.multi_label else torch.arange(n)
+        labels = decoded_by_loader(self.learn, self.dl, first, codes)
+        if labels is not None:
+            labels = [v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v for v in labels]
+            if any(isinstance(v, (torch.Tensor, np.ndarray, list, tuple)) for v in labels):
+                labels = None
+        self.__dict__["_classes_by_loader"] = (n, labels)
+        return labels
 
     def confusion_matrix(self) -> np.ndarray:
         """Counts ``[actual, predicted]`` over the set (single-label models)."""
