@@ -118,3 +118,14 @@ def test_classification_interpretation_names_the_classes_the_loader_decodes(seve
     assert [t.get_text() for t in ax.get_yticklabels()] == ["3", "7"]
     assert [line.split()[0] for line in interp.classification_report().splitlines()[2:4]] == ["3", "7"]
 
+
+
+def test_mid_level_loaders_give_the_vocab_of_their_items(dls, files):
+    """fastai 2.8.12: dls.vocab, dls.train.vocab and dls.valid.vocab of Datasets' loaders are ['3', '7'], and a
+    TfmdLists' loaders give its Categorize's; a test_dl of new items has none."""
+    from pipekit.data import TfmdLists
+
+    assert dls.vocab == dls.train.vocab == dls.valid.vocab == ["3", "7"]
+    assert dls.test_dl(files[:3]).vocab is None
+    tls = TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter()(files))
+    assert tls.dataloaders(bs=8).vocab == ["3", "7"]

@@ -1112,7 +1112,10 @@ class DataLoaders:
     def vocab(self) -> list | None:
         """The target's vocab (boxes with labels: the labels'); for data with no target (a language model) the
         input's vocab. With several targets that have a vocab (``blocks=(ImageBlock, CategoryBlock, CategoryBlock),
-        n_inp=1``), a list of their vocabs in target order, as fastai's: ``[['3', '7'], ['big', 'small']]``."""
+        n_inp=1``), a list of their vocabs in target order, as fastai's: ``[['3', '7'], ['big', 'small']]``. Loaders
+        of a ``Datasets``' or ``TfmdLists``' items (no blocks) give their training items' (``Datasets.vocab``)."""
+        if not self.blocks and self.loaders:
+            return getattr(self.loaders[0], "vocab", None)
         return data_vocab(self.blocks, self.n_inp)
 
     @property

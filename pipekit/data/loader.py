@@ -938,6 +938,12 @@ class ItemsDataset:
         self._first_type: type | None = None
 
     @property
+    def vocab(self) -> Any:
+        """The vocabulary of the ``TfmdLists`` or ``Datasets`` these items come from (its target's, see
+        ``Datasets.vocab``), as fastai's ``dls.vocab`` of such loaders; None for items with none."""
+        return getattr(self.source, "vocab", None)
+
+    @property
     def draws_per_fetch(self) -> bool:
         """Whether a step of ``after_item`` draws as items are made (a ``before_call``: a
         :class:`~pipekit.data.RandTransform`): a loader then makes the batches in the thread iterating it, as
