@@ -390,18 +390,56 @@ def _one_label_each(labels: pl.Series, who: str) -> pl.Series:
 
 
 def warn_near_labels(vocab: Sequence[Any], what: str) -> None:
-    """Warn when text labels differ only by the spaces around them (``'positive'`` and ``'positive '``): each is a
-    class of its own, which is seldom what the data means."""
+    """Warn when text labels differ only by the spaces around them or by case (``'positive'``, ``'positive '`` and
+    ``'Positive'``): each is a class of its own, which is seldom what the data means. A DataBlock's category blocks
+    and a table's class target (``TabularProcessor``) both call it on the classes they learn."""
     groups: dict[str, list[str]] = {}
     for v in vocab:
         if isinstance(v, str):
-            groups.setdefault(v.strip(), []).append(v)
+            groups.setdefault(v.strip().casefold(), []).append(v)
     near = [g for g in groups.values() if len(g) > 1]
     if near:
+        spaces = any(v != v.strip() for g in near for v in g)
+        case = any(len({v.strip() for v in g}) > 1 for g in near)
+        how = " or by case" if spaces and case else ""
+        fix = (["strip the spaces"] if spaces else []) + (["make the case one"] if case else [])
+        polars = "pl.col(c)" + (".str.strip_chars()" if spaces else "") + (".str.to_lowercase()" if case else "")
+        pandas = "df[c]" + (".str.strip()" if spaces else "") + (".str.lower()" if case else "")
         shown = "; ".join(" and ".join(repr(v) for v in g) for g in near[:5])
-        warn(f"the {what} hold classes that differ only by spaces around them ({shown}{'; ...' if len(near) > 5 else ''}): "
-             "each is a class of its own; if they are one, clean the labels first (e.g. strip the spaces: "
-             "pl.col(c).str.strip_chars(), or df[c].str.strip() in pandas)", UserWarning)
+        warn(f"the {what} hold classes that differ only by {'spaces around them' if spaces else 'case'}{how} "
+             f"({shown}{'; ...' if len(near) > 5 else ''}): each is a class of its own; if they are one, clean the "
+             f"labels first (e.g. {' and '.join(fix)}: {polars}, or {pandas} in pandas)", UserWarning)
+
+
+#: a CategoryBlock's classes that are numbers, more of them distinct than this, are more likely a regression's targets
+#: (an error about labels the training set lacks says so); floats, more than ``MANY_FLOAT_CLASSES``, are warned about
+MANY_NUMBER_CLASSES, MANY_FLOAT_CLASSES = 20, 50
+
+
+def _numbers(classes: Sequence[Any], kinds: tuple[type, ...] = (int, float, np.integer, np.floating)) -> int:
+    """How many of ``classes`` are numbers of ``kinds`` (bools are not), or 0 when any other class is among them."""
+    n = sum(isinstance(v, kinds) and not isinstance(v, (bool, np.bool_)) for v in classes)
+    return n if n == len(classes) else 0
+
+
+def number_classes_hint(classes: Sequence[Any], fix: str) -> str:
+    """Advice for classes that are numbers, many of them distinct (a regression's targets taken as classes): ``""``
+    for others. ``fix`` says how a regression is asked for where the classes come from."""
+    n = _numbers(classes)
+    return f"these labels are numbers ({n} distinct), each a class of its own: for a regression use {fix}" \
+        if n > MANY_NUMBER_CLASSES else ""
+
+
+def warn_number_classes(classes: Sequence[Any], what: str, fix: str) -> None:
+    """Warn when the classes learned are fractional numbers, many of them: a classifier of hundreds of classes where
+    a regression was meant trains without a word otherwise."""
+    if _numbers(classes, (float, np.floating)) > MANY_FLOAT_CLASSES:
+        warn(f"the {what} are numbers, {len(classes)} distinct ones, each a class of its own (a CategoryBlock): for a "
+             f"regression use {fix}; if each number is a class, nothing needs changing", UserWarning)
+
+
+#: how a DataBlock asks for a regression of its labels
+_REGRESSION_BLOCK = "RegressionBlock() as the target block (y_block=RegressionBlock() in from_df and from_lists)"
 
 
 class Categorize(Transform):
@@ -471,6 +509,7 @@ class Categorize(Transform):
                  "nothing (its loss is 0, its accuracy 1); check the label column or getter, or give "
                  "CategoryBlock(vocab=[...]) with every class", UserWarning)
         warn_near_labels(self.vocab_, "training labels")
+        warn_number_classes(self.vocab_, "training labels", _REGRESSION_BLOCK)
 
     def _codes(self, values: pl.Series, where: str) -> np.ndarray:
         try:
@@ -484,7 +523,9 @@ class Categorize(Transform):
         if unknown.any():
             rows = unknown.arg_true().to_list()
             labels = sorted({str(v) for v in values.gather(rows[:50]).to_list()})
-            hint = (f"; each of the {len(self.vocab_)} training items has a label of its own, so get_y gives "
+            numbers = number_classes_hint(self.vocab_, _REGRESSION_BLOCK)
+            hint = (f"; {numbers}" if numbers else
+                    f"; each of the {len(self.vocab_)} training items has a label of its own, so get_y gives "
                     "each item's name or id rather than its class: make it return the class (e.g. parent_label, "
                     "or a RegexLabeller on the file name)" if getattr(self, "_one_per_item", False) else
                     "; add them to the training set or to the vocab (CategoryBlock(vocab=[...])), or build with "

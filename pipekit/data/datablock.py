@@ -430,8 +430,10 @@ class DataBlock(Component):
                 raise ParameterError(f"DataBlock: item transform {t!r} applies to none of the blocks {blocks_}")
         for t in as_list(batch_tfms):
             if not isinstance(t, BatchTransform):
+                item = (f"; {type(t).__name__} is an item transform, run on each item before batching: it goes in "
+                        f"item_tfms (item_tfms=[{t!r:.100}])" if isinstance(t, Transform) else "")
                 raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got "
-                                     f"{t!r:.200}" + _wrap_hint(t))
+                                     f"{t!r:.200}" + (item or _wrap_hint(t)))
 
     def new(self, **params: Any) -> DataBlock:
         """A new DataBlock with some parameters changed and the others kept, checked as the constructor
@@ -738,8 +740,15 @@ class DataBlock(Component):
                 raw = block.new_paths(raw)
             block.check_raw(raw, "new data")
             sizes = _source_sizes(block, self.blocks_[:i], stores)
-            store = _naming_items(lambda b=block, r=raw, z=sizes: b.encode_new(r, **z),  # type: ignore[misc]
-                                  items, len(raw))
+            try:
+                store = _naming_items(lambda b=block, r=raw, z=sizes: b.encode_new(r, **z),  # type: ignore[misc]
+                                      items, len(raw))
+            except DataError as e:
+                if i < self.n_inp_ or getattr(e, "rows", getattr(e.__cause__, "rows", None)) is None:
+                    raise
+                # labels the training set lacks, asked for: new items often have none (a test folder's name)
+                raise DataError(f"{e}; for new items without labels (a test set) pass with_labels=False, which "
+                                "reads the inputs only") from e
             stores.append(_plain(block, store, rows))
             raws.append(raw)
         _check_boxes_have_labels(self.blocks_[:n], raws, items)

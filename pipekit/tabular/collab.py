@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import (Y_RANGE, Interval, argument_names, bs_or_batch_size, check, check_arguments,
-                                   is_pandas, unknown_names)
+                                   is_pandas, names_shown, unknown_names)
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.vocab import CategoryMap
 from pipekit.data.splitters import RandomSplitter
@@ -35,6 +36,23 @@ from pipekit.tabular.loaders import TabularRecipe, tabular_dataloaders
 from pipekit.learn.nets import sigmoid_range
 from pipekit.tabular.model import TabularModel, get_emb_sz, warn_y_range
 from pipekit.tabular.procs import Categorify, column_code
+
+
+#: a column named like the ratings (case aside): ``rating``, ``ratings``, ``score``, ``scores``, ``star``, ``stars``
+_RATING_NAME = re.compile(r"ratings?|scores?|stars?", re.IGNORECASE)
+
+
+def _check_third_is_rating(cols: Sequence[str], user_name: str, item_name: str) -> None:
+    """Refuse to take the third column as the ratings (the default) when it is not named like them and another
+    column is: a table of ``userId, movieId, timestamp, rating`` would train on the timestamps."""
+    if _RATING_NAME.fullmatch(cols[2].strip()):
+        return
+    named = [c for c in cols if c not in (user_name, item_name) and _RATING_NAME.fullmatch(c.strip())]
+    if named:
+        raise DataError(f"CollabDataLoaders.from_df: without rating_name= the ratings are the third column, "
+                        f"{cols[2]!r}, but the table has a column named like ratings, {named[0]!r} (columns: "
+                        f"{names_shown(cols)}); pass rating_name={named[0]!r} (or rating_name={cols[2]!r} to rate "
+                        "by the third column)")
 
 
 class CollabDataLoaders:
@@ -58,7 +76,9 @@ class CollabDataLoaders:
                 rating_name: str | None = None, valid_pct: float = 0.2, seed: int | None = None, bs: int = 64,
                 val_bs: int | None = None, device: Any = None, num_workers: int | None = None,
                 path: str | os.PathLike = ".", batch_size: int | None = None, **kwargs: Any) -> Any:
-        """Ratings (DataFrame or path) -> DataLoaders; columns default to the first three (user, item, rating).
+        """Ratings (DataFrame or path) -> DataLoaders; columns default to the first three (user, item, rating), and
+        a third column not named like ratings is refused as them when another column is (``rating``, ``score``,
+        ``stars``): pass ``rating_name=``.
         ``batch_size`` is PyTorch's and fastai's name of ``bs``; any other keyword is refused, naming the close ones.
 
         ``path``: the folder a learner on these loaders saves to (``dls.path``, then ``learn.path``); the ratings
@@ -74,6 +94,9 @@ class CollabDataLoaders:
         if len(cols) < 3 and (user_name is None or item_name is None or rating_name is None):
             with naming_file(ratings):
                 raise DataError(f"CollabDataLoaders.from_df: expected user, item and rating columns, got {cols}.")
+        if rating_name is None and len(cols) >= 3:
+            with naming_file(ratings):
+                _check_third_is_rating(cols, user_name or cols[0], item_name or cols[1])
         user_name, item_name, rating_name = user_name or cols[0], item_name or cols[1], rating_name or cols[2]
         for param, c in (("user_name", user_name), ("item_name", item_name), ("rating_name", rating_name)):
             if c not in cols:

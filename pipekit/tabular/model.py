@@ -557,23 +557,42 @@ def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def warn_y_range(who: str, dls: Any, y_range: Sequence[float] | None) -> None:
     """Warn when training targets lie outside ``y_range``: predictions never leave it, so those targets cannot be
-    learned (a book's ``y_range=(0, 5.5)`` copied onto ratings of another scale), naming their range and a fix."""
+    learned (a book's ``y_range=(0, 5.5)`` copied onto ratings of another scale), naming their range, the column
+    read as the target (a wrong column shows here) and a fix. Many targets exactly at a bound are warned about too:
+    ``sigmoid_range`` reaches its bounds only at infinite activations, so ``y_range=(0, 5)`` never predicts a 5 (the
+    book's reason for 5.5). A reversed range is left to the model's own check, which refuses it."""
     tab = getattr(dls, "tabular", None)
     if y_range is None or tab is None or tab.y_kind != "regression":
         return
+    lo, hi = float(y_range[0]), float(y_range[1])
+    if not lo < hi:  # refused with a ParameterError when the model is built: nothing lies "inside" it
+        return
     y = tab.train.targets.cast({c: float for c in tab.y_names}).to_numpy().ravel() if len(tab.train) else np.zeros(0)
     y = y[np.isfinite(y)]
-    lo, hi = float(y_range[0]), float(y_range[1])
     # the model sees float32 targets and outputs: y_range=(y.min(), ...) taken from float64 data holds them
     # although float32 rounding can put a target a hair below the float64 bound
     y32, lo32, hi32 = y.astype(np.float32), np.float32(lo), np.float32(hi)
     outside = int(((y32 < lo32) | (y32 > hi32)).sum())
+    column = f"column {tab.y_names[0]!r}" if len(tab.y_names) == 1 else f"columns {list(tab.y_names)}"
     if outside:
         ymin, ymax = float(y.min()), float(y.max())
         low, high = _round_out(ymin, down=True), _round_out(ymax + 0.1 * (ymax - ymin), down=False)
         warn(f"{who}: y_range=({lo:g}, {hi:g}), but {outside} of {len(y)} training targets lie outside it "
              f"(they run from {ymin:g} to {ymax:g}); predictions stay inside y_range, so those cannot be "
-             f"learned: pass y_range=({low:g}, {high:g}) or about that")
+             f"learned: pass y_range=({low:g}, {high:g}) or about that. The targets are {column}: if that is "
+             "not what to predict, name the right one (rating_name= in CollabDataLoaders.from_df, y_names= for a "
+             "table)")
+        return
+    at_lo, at_hi = int((y32 == lo32).sum()), int((y32 == hi32).sum())
+    if len(y) and at_lo + at_hi >= 0.01 * len(y):  # one target at each bound (y_range=(y.min(), y.max())) is quiet
+        span = 0.1 * (hi - lo)
+        low = _round_out(lo - span, down=True) if at_lo else lo
+        high = _round_out(hi + span, down=False) if at_hi else hi
+        at = " and ".join(f"{n} at {b:g}" for n, b in ((at_lo, lo), (at_hi, hi)) if n)
+        warn(f"{who}: y_range=({lo:g}, {hi:g}), and {at_lo + at_hi} of {len(y)} training targets ({column}) sit "
+             f"exactly at its bounds ({at}); predictions reach a bound of y_range only at an infinite activation, "
+             f"so those are never predicted: widen it a little, e.g. y_range=({low:g}, {high:g}) (the book's "
+             "y_range=(0, 5.5) for ratings up to 5)")
 
 
 def _round_out(v: float, down: bool) -> float:

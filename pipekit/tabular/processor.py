@@ -29,8 +29,9 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
-from pipekit.core.validate import BOOL, Is, Options, check_state, unknown_names
-from pipekit.data.blocks import CategoryBlock, RegressionBlock
+from pipekit.core.validate import BOOL, Is, Options, check_state, names_shown, unknown_names
+from pipekit.data.blocks import (CategoryBlock, MultiCategoryBlock, RegressionBlock, number_classes_hint,
+                                 warn_near_labels, warn_number_classes)
 from pipekit.data.transform import as_list
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, Normalize,
                                    TabularProc, check_fitted_procs, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
@@ -43,6 +44,10 @@ ONCE = (Categorify, Normalize)
 _DATE_PART = re.compile(r".*(Year|Month|Week|Day|Dayofweek|Dayofyear|Is_(month|quarter|year)_(end|start)|Hour|Minute|"
                         r"Second|Elapsed)")
 F = TypeVar("F", pl.DataFrame, pl.LazyFrame)
+#: an integer target read as a regression with at most this many distinct values is warned about (classes, more often)
+_FEW_INTEGERS = 10
+#: how a table asks for a regression of its target
+_REGRESSION = "y_block=RegressionBlock()"
 
 
 def _is_text(dtype: pl.DataType) -> bool:
@@ -219,6 +224,12 @@ class TabularProcessor(Component):
             y_block = y_block()  # fastai's y_block=CategoryBlock, the class, as a DataBlock's blocks take it
         self.y_names, self.y_block = column_names(y_names), y_block
         self.skipinitialspace = skipinitialspace
+        if isinstance(y_block, MultiCategoryBlock) or y_block is MultiCategoryBlock:
+            # fastai's multi-label tables: the net, its loss and its decoding here take one target kind per column
+            each = f"each of {self.y_names}" if len(self.y_names) > 1 else "each label column"
+            raise ParameterError(f"TabularProcessor: y_block={y_block!r} (several labels per row) is not supported "
+                                 f"for tables; train one classifier per label instead: y_names= {each} in turn, "
+                                 "with y_block=CategoryBlock()")
         self.check_params()
         for role, names in (("cat_names", self.cat_names), ("cont_names", self.cont_names), ("y_names", self.y_names)):
             twice = sorted({c for c in names if names.count(c) > 1})
@@ -334,6 +345,8 @@ class TabularProcessor(Component):
         dt = schema[self.y_names[0]]
         if kind is None:
             kind = "category" if (_is_text(dt) or dt == pl.Boolean) else "regression"
+            if dt.is_integer() and len(self.y_names) == 1:
+                self._warn_few_integers(frame, train)
         self.y_kind_ = kind
         if kind == "category":
             if len(self.y_names) != 1:
@@ -346,6 +359,8 @@ class TabularProcessor(Component):
             if self.y_vocab_ is None:
                 vals = distinct_train_values(frame, self.y_names[:1], train)[self.y_names[0]]
                 self.y_vocab_ = (vals.cast(pl.String) if _is_text(vals.dtype) else vals).sort().cast(pl.String).to_list()
+                if self.y_type_ == "str":  # classes learned from text: '<50k' and '<50k ' would be two
+                    warn_near_labels(self.y_vocab_, f"training targets of {self.y_names[0]!r}")
             if len(self.y_vocab_) < 2:
                 raise DataError(f"target column {self.y_names[0]!r} has a single class {self.y_vocab_} in the "
                                 "training rows; a classifier needs at least two.")
@@ -360,6 +375,23 @@ class TabularProcessor(Component):
                     raise DataError(f"regression target {c!r} has type {schema[c]}; pass y_block='category' to "
                                     "classify, or cast it to numbers.")
             self.c_ = len(self.y_names)
+
+    def _warn_few_integers(self, frame: pl.DataFrame | pl.LazyFrame, train: pl.Expr) -> None:
+        """Warn when an integer target read as a regression (no ``y_block`` given) holds only a few distinct values
+        in the training rows (a 0/1 ``Survived``): more often classes written as numbers than a quantity."""
+        c = self.y_names[0]
+        values = sorted(distinct_train_values(frame, [c], train)[c].to_list())
+        if 2 <= len(values) <= _FEW_INTEGERS:
+            warn(f"target column {c!r} holds only the integers {values} in the training rows and is read as a "
+                 "regression (MSELossFlat, one output); for classes pass y_block=CategoryBlock(), or "
+                 "y_block=RegressionBlock() to say it is a regression", UserWarning)
+
+    def _warn_number_classes(self) -> None:
+        """Warn when the classes learned are fractional numbers, many of them (a regression's target under
+        ``y_block=CategoryBlock()``)."""
+        if self.y_kind_ == "category" and self.y_type_ == "float" and self.y_block is not None and \
+                not (isinstance(self.y_block, CategoryBlock) and self.y_block.vocab):
+            warn_number_classes(self.y_classes_ or [], f"classes of target {self.y_names[0]!r}", _REGRESSION)
 
     def _target_exprs(self, frame: pl.DataFrame | pl.LazyFrame) -> list[pl.Expr]:
         if self.y_kind_ == "category" and self.y_vocab_ is not None:
@@ -411,6 +443,7 @@ class TabularProcessor(Component):
         out = self._fit(items.with_columns(aligned_series(_SPLIT_COL, np.asarray(train_mask, dtype=bool), items)),
                         pl.col(_SPLIT_COL), text=text)
         self._check_unseen_labels(items, out)
+        self._warn_number_classes()
         return out
 
     def fit_lazy(self, frame: pl.LazyFrame, train: pl.Expr | None = None, keep: Sequence[str] = ()) -> pl.LazyFrame:
@@ -423,6 +456,7 @@ class TabularProcessor(Component):
         self._check_targets(frame)
         out = self._fit(frame, pl.lit(True) if train is None else train, keep)
         self._check_unseen_labels(frame)
+        self._warn_number_classes()
         return out
 
     def _check_unseen_labels(self, raw: pl.DataFrame | pl.LazyFrame, out: pl.DataFrame | None = None) -> None:
@@ -437,8 +471,10 @@ class TabularProcessor(Component):
         n, i, value = collect(raw.select(bad.sum(), bad.arg_true().first().alias("row"),
                                          pl.col(c).filter(bad).first().alias("value"))).row(0)
         if n:
+            numbers = number_classes_hint(self.y_classes_ or [], _REGRESSION)
             raise DataError(f"target column {c!r} has value {value!r} at row {i} that is not among the training "
-                            f"classes {self.y_vocab_}; keep every class in the training rows.")
+                            f"classes {names_shown(self.y_vocab_ or [])}; "
+                            + (f"{numbers}; or keep" if numbers else "keep") + " every class in the training rows.")
 
     # ------------------------------------------------------------------ applying
     def transform(self, frame: F, with_labels: bool | None = None, missing_said: Sequence[str] = ()) -> F:
