@@ -37,11 +37,11 @@ from pipekit.learn import distributed, export, inference, schedule, summary
 from pipekit.data.loader import DataLoader, ForeignLoader
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs, sort_callbacks, state_keys, unknown_events
-from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, loss_from_kind
+from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, check_loss_targets, loss_from_kind
 from pipekit.learn.optim import LR_OR_NONE as _LR_OR_NONE
 from pipekit.learn.optim import LR_VALUE as _LR
 from pipekit.learn.optim import Adam, OptimWrapper, torch_opt_func
-from pipekit.metrics import Metric, as_metric
+from pipekit.metrics import Metric, as_metric, check_metric_targets
 
 __all__ = ["Learner", "check_learner_kwargs", "check_targets_fit", "several_targets"]
 
@@ -153,6 +153,8 @@ class Learner:
                                      "('cross_entropy', 'pixel_cross_entropy', 'bce' or 'mse'); pass loss_func=, e.g. "
                                      "CrossEntropyLossFlat()")
             loss_func = loss_from_kind(kind)
+        else:  # a loss that cannot read the targets is refused now, not inside torch at the first batch
+            check_loss_targets("Learner", loss_func, dls, model, self.device)
         self.loss_func = loss_func
         if isinstance(loss_func, nn.Module):
             loss_func.to(self.device)
@@ -193,7 +195,10 @@ class Learner:
     @dls.setter
     def dls(self, dls: Loaders) -> None:
         hook = self.dls_hook
-        self._dls = hook(dls) if hook is not None else dls
+        dls = hook(dls) if hook is not None else dls
+        if "_metrics" in self.__dict__:  # new loaders of another kind of target than the metrics score are refused
+            check_metric_targets("Learner", self._metrics, dls, self.loss_func)
+        self._dls = dls
 
     @property
     def classes(self) -> Any:
@@ -213,8 +218,11 @@ class Learner:
 
     @metrics.setter
     def metrics(self, metrics: MetricLike | Sequence[MetricLike] | None) -> None:
-        # fresh metric objects (learners never share accumulators), checked now rather than after an epoch
-        self._metrics = [as_metric(m) for m in as_list(metrics)]
+        # fresh metric objects (learners never share accumulators), checked now rather than after an epoch: each
+        # against the data's kind of target (rmse of classes is refused, not a number that means nothing)
+        fresh = [as_metric(m) for m in as_list(metrics)]
+        check_metric_targets("Learner", fresh, self.dls, self.loss_func)
+        self._metrics = fresh
 
     # ------------------------------------------------------------------ callbacks
     def _rebuild_events(self) -> None:

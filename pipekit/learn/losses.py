@@ -24,6 +24,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
 from pipekit.core.validate import CLASS_AXIS, Interval, Options
+from pipekit.metrics.base import TARGET_KINDS, describe_target, target_fix, target_kind
 
 __all__ = [
     "BaseLoss", "CrossEntropyLossFlat", "FocalLossFlat", "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat",
@@ -54,6 +55,13 @@ class BaseLoss(nn.Module, Component):
     #: the target ``loss_kind`` (a block capability) this loss is the default for, or several kinds, each with the
     #: parameters the default is built with (``{"cross_entropy": {}, "pixel_cross_entropy": {"axis": 1}}``)
     default_for: ClassVar[str | dict[str, dict[str, Any]] | None] = None
+    #: the targets it reads, as a Learner's data names them (``dls.loss_kind``: 'cross_entropy' class indices,
+    #: 'pixel_cross_entropy' a mask's, 'bce' 0/1 labels and 'mse' numbers of the outputs' shape); a Learner on data
+    #: of another kind refuses it (:func:`check_loss_targets`). None: not declared (a loss of the user's), never refused
+    target_kinds: ClassVar[tuple[str, ...] | None] = None
+    #: whether it also reads the class indices of two classes as one 0/1 label per item, from a model of one output
+    #: (a single-output binary model)
+    reads_two_classes: ClassVar[bool] = False
     param_constraints = {"axis": CLASS_AXIS, "reduction": _REDUCTION}
     __repr__ = Component.__repr__  # the parameters, not torch's module tree
 
@@ -105,6 +113,7 @@ class CrossEntropyLossFlat(BaseLoss):
     """
 
     default_for = {"cross_entropy": {}, "pixel_cross_entropy": {"axis": 1}}
+    target_kinds = ("cross_entropy", "pixel_cross_entropy")
     # ``weight`` is the buffer torch reads; the parameter (a list) is kept beside it
     param_attrs = {"weight": "weight_list"}
     weight: torch.Tensor | None
@@ -171,7 +180,7 @@ class FocalLossFlat(CrossEntropyLossFlat):
 class BCEWithLogitsLossFlat(BaseLoss):
     """Binary cross-entropy on logits for multi-label targets; ``decodes`` thresholds at ``thresh``."""
 
-    default_for = "bce"
+    default_for, target_kinds, reads_two_classes = "bce", ("bce", "mse"), True
     param_attrs = {"pos_weight": "pos_weight_list"}
     pos_weight: torch.Tensor | None
     param_constraints = {"axis": CLASS_AXIS, "reduction": _REDUCTION, "thresh": Interval(0, 1)}
@@ -200,7 +209,7 @@ class BCEWithLogitsLossFlat(BaseLoss):
 class MSELossFlat(BaseLoss):
     """Mean squared error on flattened predictions and targets (targets cast to float)."""
 
-    default_for = "mse"
+    default_for, target_kinds = "mse", ("mse", "bce")
 
     def __init__(self, axis: int = -1, reduction: str = "mean"):
         super().__init__(axis=axis, floatify=True, is_2d=False, reduction=reduction)
@@ -250,3 +259,67 @@ def loss_from_kind(kind: str | None) -> BaseLoss:
                              f"(known kinds: {', '.join(sorted(defaults))})")
     cls, params = defaults[kind]
     return cls(**params)
+
+
+def loss_target_kinds(loss: Any) -> tuple[str, ...] | None:
+    """The targets (``dls.loss_kind``) ``loss`` reads: a pipekit loss's ``target_kinds``, one of PyTorch's own losses'
+    as an export checks them (``_TORCH_LOSS_TARGETS``); None for any other loss (a function of the user's)."""
+    if isinstance(loss, BaseLoss):
+        return loss.target_kinds
+    from pipekit.learn.export import _TORCH_LOSS_TARGETS  # export.py imports this module
+
+    name = type(loss).__name__
+    return _TORCH_LOSS_TARGETS.get(name) if type(loss) is getattr(nn, name, None) else None
+
+
+def check_loss_targets(who: str, loss: Any, dls: Any, model: nn.Module | None = None, device: Any = None) -> None:
+    """Refuse, before any training, a loss that cannot read the targets of ``dls``: its target kinds
+    (:func:`loss_target_kinds`) against the data's ``loss_kind`` (MSELossFlat of class indices, CrossEntropyLossFlat
+    of ratings would fail inside torch at the first batch, or train on nonsense). The message names the targets and
+    the loss that reads them (``loss_from_kind``).
+
+    Where the kinds alone do not tell, a loss that ``reads_two_classes`` on data of two classes (a single-output
+    binary model), two items are run through ``model`` to see it gives one output per item. A loss of the user's
+    and data whose kind is not known are not checked.
+    """
+    kind, reads = target_kind(dls), loss_target_kinds(loss)
+    if kind is None or reads is None or kind in reads:
+        return
+    name = type(loss).__name__
+    default = type(loss_from_kind(kind)).__name__
+    if kind == "cross_entropy" and getattr(loss, "reads_two_classes", False) and getattr(dls, "c", None) == 2:
+        n = _outputs_per_item(model, dls, device)
+        if n is None or n == 1:
+            return
+        raise ParameterError(f"{who}: loss_func={name} reads two classes as one 0/1 label per item, from a model of "
+                             f"one output per item, and this model gives {n} scores per item for targets that are "
+                             f"{describe_target(dls)}: leave loss_func out ({default} reads class indices, one score "
+                             "per class), or give the model one output (n_out=1)")
+    main = "bce" if name.startswith("BCE") else next((k for k in reads if k != "bce"), reads[0])
+    said = " or ".join(TARGET_KINDS[k] for k in reads if k in TARGET_KINDS)
+    raise ParameterError(f"{who}: loss_func={name} reads {said}, and this learner's targets are "
+                         f"{describe_target(dls)}: leave loss_func out ({default} reads them){target_fix(kind, main)}")
+
+
+def _outputs_per_item(model: nn.Module | None, dls: Any, device: Any) -> int | None:
+    """How many outputs ``model`` gives per item, from two items of ``dls`` (validation ones where there are any);
+    None where it cannot tell (no model, no items, a model that fails: ``fit`` then says why)."""
+    if model is None:
+        return None
+    try:
+        dl = dls.valid if len(getattr(dls, "loaders", ())) > 1 and len(dls.valid.dataset) else dls.train
+        batch = dl.new(bs=min(2, len(dl.dataset)), shuffle=False).one_batch()
+        xb = tuple(x.to(device) if isinstance(x, torch.Tensor) and device is not None else x
+                   for x in batch[:dl.n_inp])
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                pred = model(*xb)
+        finally:
+            model.train(was)
+    except Exception:  # whatever fails here fails again in fit, which reports it
+        return None
+    if not isinstance(pred, torch.Tensor) or pred.ndim == 0:
+        return None
+    return 1 if pred.ndim == 1 else int(pred.reshape(len(pred), -1).shape[1])

@@ -17,8 +17,9 @@ a metric is.
 The package, by purpose: ``base`` (the Metric mechanism: Metric, MeanMetric, ArrayMetric), ``functions`` (a
 function as a metric: FuncMetric, fastai's AccumMetric and skm_to_fastai), ``classification``, ``multilabel`` and
 ``regression`` (the metrics of each kind of target), ``lookup`` (as_metric, get_metric, check_metric: a metric from
-what a user passes) and ``paired`` (paired_difference). Import them from here: ``from pipekit.metrics import
-accuracy``; a metric's registered name, which files record, is ``pipekit.metrics.<Name>`` whichever file defines it.
+what a user passes; check_metric_targets: a Learner's metrics against its data's kind of target) and ``paired``
+(paired_difference). Import them from here: ``from pipekit.metrics import accuracy``; a metric's registered name,
+which files record, is ``pipekit.metrics.<Name>`` whichever file defines it.
 
 >>> import numpy as np, torch
 >>> float(accuracy(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1])))
@@ -39,6 +40,7 @@ from pipekit.metrics.classification import (
 from pipekit.metrics.functions import AccumMetric, FuncMetric, skm_to_fastai
 from pipekit.metrics.lookup import DEFAULT_METRIC as DEFAULT_METRIC
 from pipekit.metrics.lookup import as_metric, check_metric, get_metric
+from pipekit.metrics.lookup import check_metric_targets as check_metric_targets
 from pipekit.metrics.lookup import metric_task as metric_task
 from pipekit.metrics.multilabel import (
     AccuracyMulti, APScoreMulti, BrierScoreMulti, F1ScoreMulti, FBetaMulti, HammingLossMulti, JaccardMulti,

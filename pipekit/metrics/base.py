@@ -12,6 +12,52 @@ from pipekit.core.component import Component, construct
 from pipekit.core.errors import DataError, ParameterError
 
 TASKS = ("classification", "regression")
+#: what each kind of target a Learner's data has (its ``dls.loss_kind``, the loss its target block calls for) holds,
+#: in the words a message uses
+TARGET_KINDS = {"cross_entropy": "classes (one per item)", "pixel_cross_entropy": "classes per pixel (a mask)",
+                "bce": "several 0/1 labels per item (multi-label)", "mse": "numbers"}
+#: the metrics a message suggests for each kind of target, the most used first
+SUGGESTED_METRICS = {"cross_entropy": "accuracy, error_rate, F1Score() or RocAuc()",
+                     "pixel_cross_entropy": "Accuracy(axis=1), foreground_acc, Dice() or DiceMulti()",
+                     "bce": "accuracy_multi, F1ScoreMulti() or RocAucMulti()", "mse": "rmse, mae or R2Score()"}
+
+
+def target_kind(dls: Any) -> str | None:
+    """The kind of target of ``dls`` (its ``loss_kind``, one of :data:`TARGET_KINDS`), or None where it is not known:
+    loaders whose target names none (a language model's, a torch DataLoader's), a kind of the user's, or data of
+    several targets (a learner's metrics and loss then get them all)."""
+    kind = getattr(dls, "loss_kind", None)
+    if kind not in TARGET_KINDS:
+        return None
+    blocks = tuple(getattr(dls, "blocks", ()) or ())
+    return None if len(blocks) - int(getattr(dls, "n_inp", 1)) > 1 else kind
+
+
+def describe_target(dls: Any) -> str:
+    """The target of ``dls`` as a message names it: what it holds, its first classes and its block (with a table's
+    column), e.g. ``classes (one per item) ['<50k', '>=50k'] (CategoryBlock of 'salary')``."""
+    kind = getattr(dls, "loss_kind", None)
+    block = getattr(dls, "y_block", None)
+    vocab = getattr(block, "vocab", None)
+    labels = ""
+    if vocab is not None and not isinstance(vocab, str):
+        more = f", ... ({len(vocab)} in all)" if len(vocab) > 5 else ""
+        labels = f" [{', '.join(repr(str(v)) for v in list(vocab)[:5])}{more}]"
+    columns = list(getattr(dls, "y_names", None) or ())  # a table's target columns; other loaders have none
+    of = f" of {', '.join(repr(str(c)) for c in columns)}" if columns else ""
+    where = f" ({type(block).__name__}{of})" if block is not None else ""
+    return f"{TARGET_KINDS.get(str(kind), f'of loss kind {kind!r}')}{labels}{where}"
+
+
+def target_fix(kind: str, wanted: str) -> str:
+    """The change to the data, if any, that makes targets of ``kind`` the ``wanted`` kind, as the end of a message."""
+    if kind == "mse" and wanted in ("cross_entropy", "bce"):
+        return "; if the numbers are classes, y_block=CategoryBlock()"
+    if kind == "cross_entropy" and wanted == "mse":
+        return "; to predict numbers instead, y_block=RegressionBlock()"
+    if kind == "cross_entropy" and wanted == "bce":
+        return "; for several labels per item, y_block=MultiCategoryBlock()"
+    return ""
 
 
 def _torch() -> Any:
@@ -29,6 +75,11 @@ class Metric(Component):
     greater_is_better: ClassVar[bool] = True
     #: the task a backend metric applies to ("classification", "regression" or None for either)
     task: ClassVar[str | None] = None
+    #: the targets it scores, as a Learner's data names them (``dls.loss_kind``, see :data:`TARGET_KINDS`):
+    #: 'cross_entropy' one class per item, 'pixel_cross_entropy' a mask's classes, 'bce' several 0/1 labels per item,
+    #: 'mse' numbers. A Learner on data of another kind refuses it (:func:`check_metric_targets`); None: it scores
+    #: any target and is never refused (a function of the user's, perplexity)
+    target_kinds: ClassVar[tuple[str, ...] | None] = None
     #: what ``accumulate`` applies to raw model outputs (see :func:`apply_activation`): None, "softmax", "sigmoid" or
     #: "argmax"
     activation: ClassVar[str | None] = None
@@ -54,12 +105,15 @@ class Metric(Component):
 
     #: the number of classes of a learner's single-label target, see :meth:`set_classes` (None: not known)
     _n_classes: int | None = None
+    #: the kind of target (``dls.loss_kind``) of the learner's data, see :meth:`set_classes` (None: not known)
+    _loss_kind: str | None = None
 
-    def set_classes(self, n_classes: int | None) -> None:
+    def set_classes(self, n_classes: int | None, loss_kind: str | None = None) -> None:
         """Told by a Learner before each validation pass: the number of classes of its data's single-label target
-        (None for any other target). One score per item is then read from the data, not guessed from its shape:
-        a one-class classifier's one column scores as a class, a single-output binary model's is refused."""
-        self._n_classes = n_classes
+        (None for any other target) and the data's kind of target (``dls.loss_kind``). One score per item is then
+        read from the data, not guessed from its shape: a one-class classifier's one column scores as a class, a
+        single-output binary model's is refused, and a regression's is told to use a metric of numbers."""
+        self._n_classes, self._loss_kind = n_classes, loss_kind
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
         raise NotImplementedError

@@ -12,10 +12,27 @@ from pipekit.core.validate import CLASS_AXIS, Interval, Options
 from pipekit.metrics.base import ArrayMetric, MeanMetric, apply_activation
 
 
+def _one_score_per_item(name: str, multi: str, loss_kind: str | None) -> str:
+    """Why a metric of classes cannot score one output per item, and what to use: for a regression (the data's
+    ``loss_kind`` 'mse') a metric of numbers; for a single-output binary model the multi-label metric ``multi``;
+    not knowing the data (the metric called on tensors), both."""
+    regression = ("for a regression (numbers) use rmse, mae or R2Score(), or, if the numbers are classes, "
+                  "y_block=CategoryBlock() and a model of one output per class")
+    binary = (f"for a single-output binary model use {multi} (a sigmoid, then a threshold of 0.5), or give the model "
+              "2 outputs")
+    said = f"{name} takes one score per class, and this model gives one score per item (the arg-max of one column is " \
+           "always 0)"
+    if loss_kind == "mse":
+        return f"{name} scores classes, and this model gives one number per item for targets that are numbers: " + \
+            regression
+    return f"{said}: {binary}" if loss_kind is not None else f"{said}: {regression}; {binary}"
+
+
 class Accuracy(MeanMetric):
     """Share of items whose arg-max prediction is the target."""
 
     task, multi_label_instead = "classification", "accuracy_multi (a sigmoid, then a threshold)"
+    target_kinds = ("cross_entropy", "pixel_cross_entropy")  # a mask's pixels with axis=1
 
     param_constraints = {"axis": CLASS_AXIS}
 
@@ -28,9 +45,7 @@ class Accuracy(MeanMetric):
         # one column is one class's score only where the data has one class (its arg-max, 0, is then every target)
         if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0] \
                 and self._n_classes != 1:
-            raise ParameterError(f"{self.name} takes one score per class, and this model gives one score per item "
-                                 "(the arg-max of one column is always 0): for a single-output binary model use "
-                                 "accuracy_multi (a sigmoid, then a threshold of 0.5), or give the model 2 outputs")
+            raise ParameterError(_one_score_per_item(self.name, "accuracy_multi", self._loss_kind))
         # class scores (n, k) are arg-maxed; predicted labels (n,) are compared as they are (scikit-learn's face)
         # (a tensor's max(dim) gives the first maximum's index like argmax, several times faster for few classes)
         p = pred if pred.ndim == 1 and pred.shape == targ.reshape(-1).shape else \
@@ -51,16 +66,14 @@ class _ArgmaxScore(ArrayMetric):
     """A scikit-learn score (``sk_name`` in ``sklearn.metrics``) of arg-max predictions, with ``sk_kwargs``."""
 
     abstract = True
-    task, activation = "classification", "argmax"
+    task, activation, target_kinds = "classification", "argmax", ("cross_entropy",)
     multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
     sk_name = ""
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
         if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
             multi = type(self).multi_label_instead.split(" ")[0]
-            raise ParameterError(f"{self.name} takes one score per class, and this model gives one score per item "
-                                 f"(the arg-max of one column is always 0): for a single-output binary model use "
-                                 f"{multi} (a sigmoid, then a threshold of 0.5), or give the model 2 outputs")
+            raise ParameterError(_one_score_per_item(self.name, multi, self._loss_kind))
         super().accumulate(pred, targ, loss, bs)
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -258,6 +271,7 @@ class RocAuc(ArrayMetric):
     """Area under the ROC curve on class probabilities (one-vs-rest for several classes)."""
 
     task, activation, multi_label_instead = "classification", "softmax", "RocAucMulti() (sigmoid probabilities)"
+    target_kinds = ("cross_entropy",)
     metric_name, aliases = "roc_auc_score", ("roc_auc",)
 
     param_constraints = {"average": Options("macro", "weighted", "micro"), "multi_class": Options("ovr", "ovo")}
@@ -320,6 +334,7 @@ class APScoreBinary(ArrayMetric):
     """
 
     task, metric_name, aliases = "classification", "average_precision_score", ("average_precision",)
+    target_kinds = ("cross_entropy",)
     multi_label_instead = "APScoreMulti() (sigmoid probabilities)"
 
     def _activate(self, pred: Any) -> Any:
@@ -345,6 +360,7 @@ class BrierScore(ArrayMetric):
     """
 
     greater_is_better, task, metric_name = False, "classification", "brier_score_loss"
+    target_kinds = ("cross_entropy",)
     multi_label_instead = "BrierScoreMulti() (sigmoid probabilities)"
 
     def _activate(self, pred: Any) -> Any:
@@ -364,6 +380,7 @@ class LogLoss(ArrayMetric):
     the prediction's columns, so a split holding one class scores as any other."""
 
     greater_is_better, task, activation = False, "classification", "softmax"
+    target_kinds = ("cross_entropy",)
     multi_label_instead = "the loss itself (BCEWithLogitsLossFlat), or RocAucMulti()"
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -1,9 +1,11 @@
 """A metric from what a user passes: an object, a class or a function (:func:`as_metric`), or, for a backend's
-task, a name of pipekit's or one of scikit-learn's scoring names (:func:`get_metric`); and the check that a metric
-can score a task's predictions before any model is fitted (:func:`check_metric`)."""
+task, a name of pipekit's or one of scikit-learn's scoring names (:func:`get_metric`); the check that a metric
+can score a task's predictions before any model is fitted (:func:`check_metric`), and that a Learner's metrics
+score its data's kind of target (:func:`check_metric_targets`)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,7 @@ import numpy as np
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
 from pipekit.core.validate import Options, check
-from pipekit.metrics.base import TASKS, Metric
+from pipekit.metrics.base import SUGGESTED_METRICS, TARGET_KINDS, TASKS, Metric, describe_target, target_fix, target_kind
 from pipekit.metrics.classification import RocAuc, _LabelScore
 from pipekit.metrics.functions import FuncMetric
 
@@ -76,6 +78,35 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> Non
     except Exception as e:  # a user's function: whatever it raises is reported with what it was given
         raise ParameterError(f"metric {metric.name!r} fails on a {task}'s predictions (it gets {gets}): "
                              f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+
+
+def check_metric_targets(who: str, metrics: Sequence[Metric], dls: Any, loss: Any = None) -> None:
+    """Refuse, before any batch is run, a metric that does not score the targets of ``dls``: its ``target_kinds``
+    against the data's ``loss_kind`` (rmse of classes, accuracy of ratings, accuracy_multi of one class per item give
+    a number that means nothing, or fail inside torch after an epoch). The message names the metric, the targets and
+    the metrics that score them. ``loss``: the learner's loss; one that reads two classes as one 0/1 label per item
+    (``reads_two_classes``, a single-output binary model) lets the multi-label metrics score them too.
+
+    A metric that declares no kinds (a function of the user's, perplexity) and data whose kind is not known
+    (:func:`~pipekit.metrics.base.target_kind`) are not checked.
+    """
+    kind = target_kind(dls)
+    if kind is None:
+        return
+    scored = {kind}
+    if kind == "cross_entropy" and getattr(loss, "reads_two_classes", False) and getattr(dls, "c", None) == 2:
+        scored.add("bce")
+    for m in metrics:
+        kinds = m.target_kinds
+        if kinds is None or scored.intersection(kinds):
+            continue
+        instead = m.multi_label_instead if kind == "bce" else ""
+        use = instead or SUGGESTED_METRICS[kind]
+        scores = " or ".join(TARGET_KINDS.get(k, repr(k)) for k in kinds)
+        cls = type(m).__name__  # named too where the recorded name is another metric's (f1_score: F1ScoreMulti)
+        name = m.name if m.name.replace("_", "").lower() == cls.lower() else f"{m.name} ({cls})"
+        raise ParameterError(f"{who}: the metric {name} scores {scores}, and this learner's targets are "
+                             f"{describe_target(dls)}: use {use}{target_fix(kind, kinds[0])}")
 
 
 #: the task of each module of ``sklearn.metrics`` whose functions score one task only

@@ -13,6 +13,7 @@ from pipekit.metrics.base import ArrayMetric, MeanMetric
 class AccuracyMulti(MeanMetric):
     """Multi-label accuracy: share of (item, label) pairs right after thresholding at ``thresh``."""
 
+    target_kinds = ("bce",)
     param_constraints = {"thresh": Interval(0, 1, closed="neither"), "sigmoid": BOOL}
 
     def __init__(self, thresh: float = 0.5, sigmoid: bool = True):
@@ -35,7 +36,7 @@ class RocAucMulti(ArrayMetric):
     1.0
     """
 
-    activation = "sigmoid"
+    activation, target_kinds = "sigmoid", ("bce",)
     metric_name, aliases = "roc_auc_score", ("roc_auc_multi",)
     param_constraints = {"average": Options("macro", "weighted", "micro", "samples")}
 
@@ -66,7 +67,7 @@ class _LabelScoreMulti(_SigmoidScores, ArrayMetric):
     label)."""
 
     abstract = True
-    sk_name = ""
+    sk_name, target_kinds = "", ("bce",)
     param_constraints = {"thresh": Interval(0, 1, closed="neither"), "sigmoid": BOOL,
                          "average": Options("micro", "macro", "weighted", "samples")}
 
@@ -198,7 +199,7 @@ class APScoreMulti(_SigmoidScores, ArrayMetric):
     1.0
     """
 
-    metric_name, aliases = "average_precision_score", ("average_precision_multi",)
+    metric_name, aliases, target_kinds = "average_precision_score", ("average_precision_multi",), ("bce",)
     param_constraints = {"average": Options("macro", "weighted", "micro", "samples"), "sigmoid": BOOL}
 
     def __init__(self, sigmoid: bool = True, average: str = "macro"):
@@ -222,6 +223,7 @@ class BrierScoreMulti(_SigmoidScores, ArrayMetric):
     """
 
     greater_is_better, metric_name, aliases = False, "brier_score_loss", ("brier_score_multi",)
+    target_kinds = ("bce",)
     param_constraints = {"sigmoid": BOOL}
 
     def __init__(self, sigmoid: bool = True):

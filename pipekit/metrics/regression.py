@@ -19,6 +19,7 @@ class MAE(MeanMetric):
     """Mean absolute error."""
 
     greater_is_better, task, metric_name = False, "regression", "mae"
+    target_kinds = ("mse",)
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         return _diff(pred, targ).abs()
@@ -28,6 +29,7 @@ class MSE(MeanMetric):
     """Mean squared error."""
 
     greater_is_better, task, metric_name = False, "regression", "mse"
+    target_kinds = ("mse",)
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         return _diff(pred, targ) ** 2
@@ -108,6 +110,7 @@ class R2Score(ArrayMetric):
     """Coefficient of determination; 0.0 on a constant target, as scikit-learn's ``r2_score`` gives."""
 
     task, metric_name, aliases = "regression", "r2_score", ("r2",)
+    target_kinds = ("mse",)
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import r2_score
@@ -125,6 +128,7 @@ class MSLE(MeanMetric):
     """
 
     greater_is_better, task, metric_name = False, "regression", "msle"
+    target_kinds = ("mse",)
 
     def per_item(self, pred: Any, targ: Any) -> Any:
         return (pred.reshape(-1).double().log1p() - targ.reshape(-1).double().log1p()) ** 2
@@ -140,6 +144,7 @@ class ExplainedVariance(ArrayMetric):
     """
 
     task, metric_name, aliases = "regression", "explained_variance_score", ("explained_variance",)
+    target_kinds = ("mse",)
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import explained_variance_score
@@ -157,6 +162,7 @@ class PearsonCorrCoef(ArrayMetric):
     """
 
     task, metric_name, aliases = "regression", "pearsonr", ("pearson",)
+    target_kinds = ("mse",)
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from scipy.stats import pearsonr
@@ -174,6 +180,7 @@ class SpearmanCorrCoef(ArrayMetric):
     """
 
     task, metric_name, aliases = "regression", "spearmanr", ("spearman",)
+    target_kinds = ("mse",)
     param_constraints = {"nan_policy": Options("propagate", "raise", "omit")}
 
     def __init__(self, nan_policy: str = "propagate"):

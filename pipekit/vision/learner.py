@@ -20,12 +20,14 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, UnknownNameError, WeightsNotInstalledError, warn
-from pipekit.core.registry import lookup, name_of
+from pipekit.core.registry import lookup, name_of, register
 from pipekit.core.validate import Y_RANGE, Interval, argument_names, check, check_arguments
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import unusable_weights
+from pipekit.learn.losses import loss_from_kind
 from pipekit.metrics import MeanMetric, Metric
+from pipekit.metrics.base import describe_target, target_kind
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
                                         pretrained_archs)
 from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _refuse_head_options,
@@ -292,9 +294,21 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
                     shapes = [tuple(y.shape) for y in yb if isinstance(y, torch.Tensor)]
                     raise ParameterError(f"{who}: the loss cannot be computed from the model's outputs of shape "
                                          f"{tuple(pred.shape)} and targets of shape {shapes}: {type(e).__name__}: "
-                                         f"{str(e).splitlines()[0][:300]}") from e
+                                         f"{str(e).splitlines()[0][:300]}{_loss_for_targets(learn)}") from e
     finally:
         model.train(was)
+
+
+def _loss_for_targets(learn: Learner) -> str:
+    """For a loss of the user's that fails on the data's targets: what the targets are and the loss that reads
+    them, as the end of a message ("" where their kind is not known, or the loss is already that one)."""
+    kind = target_kind(learn.dls)
+    if kind is None:
+        return ""
+    default = loss_from_kind(kind)
+    if type(learn.loss_func) is type(default):
+        return ""
+    return f"; these targets are {describe_target(learn.dls)}: {type(default).__name__} reads them (leave loss_func out)"
 
 
 def _check_n_in(who: str, n_in: Any, channels: int) -> None:
@@ -613,6 +627,12 @@ def _body_head(model: nn.Module) -> list[list[nn.Parameter]]:
 def _encoder_decoder(model: UNet) -> list[list[nn.Parameter]]:
     enc = {id(p) for p in model.encoder.parameters()}
     return [*_groups(model.encoder), [p for p in model.parameters() if id(p) not in enc]]
+
+
+# by name, as an export records the layer groups of vision_learner's and unet_learner's models (load_learner restores
+# them, so a loaded learner freezes and takes discriminative rates as the exported one did)
+register(_body_head, name="pipekit.vision.body_head_split", kind="layer_splitter")
+register(_encoder_decoder, name="pipekit.vision.encoder_decoder_split", kind="layer_splitter")
 
 
 class PixelAccuracy(MeanMetric):

@@ -184,12 +184,14 @@ class Recorder(Callback):
 
     def before_validate(self) -> None:
         self._valid_total, self._valid_count = 0.0, 0
-        # the data's classes, for a metric that cannot tell them from a batch (one column: one class, or a binary
-        # model's single output); a fit and a validation-only pass both come here
+        # the data's classes and kind of target, for a metric that cannot tell them from a batch (one column: one
+        # class, a binary model's single output, or a regression's number); a fit and a validation-only pass both
+        # come here
         dls = self.learn.dls
-        c = getattr(dls, "c", None) if getattr(dls, "loss_kind", None) == "cross_entropy" else None
+        kind = getattr(dls, "loss_kind", None)
+        c = getattr(dls, "c", None) if kind == "cross_entropy" else None
         for m in self.metrics:
-            m.set_classes(c if isinstance(c, int) else None)
+            m.set_classes(c if isinstance(c, int) else None, kind)
             m.reset()
 
     def valid_row(self) -> list[float | None]:
