@@ -4,8 +4,10 @@ arrays.npz and weights.safetensors.
 
 - An export (kind "learner") records the architecture's registered name and arguments, the loss (one of
   pipekit's, or of PyTorch's own by name: :data:`TORCH_LOSSES`) and metric records, the data recipe with every fitted state (``dls.state()``) and the registered name of the
-  Learner class; the weights are the model's. ``pipekit.load(path)`` (or ``load_learner``) rebuilds it
-  for inference without the training data.
+  Learner class, with the settings it trains with (its layer groups' splitter and its optimiser by registered
+  name, ``lr``, ``wd``, ``moms``...); the weights are the model's. ``pipekit.load(path)`` (or ``load_learner``)
+  rebuilds it for inference without the training data, and given loaders (``learn.dls = dls``) it trains on as
+  the exported learner did.
 - A checkpoint (kind "checkpoint") holds the model's and the optimiser's tensors (under ``model.`` and
   ``opt.``), the epoch to resume at, the loaders' seeds and epoch counters, the random states (as uint8
   and integer arrays) and every callback's learned state, so a fit resumed from it is the uninterrupted one.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import math
 import os
 import random
@@ -129,12 +132,171 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
             continue
         arrays = trial
     record = {"arch": {"name": spec[0], "config": config}, "loss": loss, "metrics": metrics, "dls": dls,
-              "learner": learner}
+              "learner": _learner_record(learn, learner)}
     if torch_loss is not None:
         record["torch_loss"] = torch_loss
     if not is_main_process():  # under torchrun one process writes the file
         return Path(fname)
     return write_archive(fname, "learner", record, arrays, weights=_unshared(model.state_dict()))
+
+
+#: the settings a learner trains with that an export keeps beside its class's registered name (``learner.class``),
+#: named as Learner's arguments (``opt_kwargs``: the keyword arguments of a ``partial`` of the optimiser): a loaded
+#: learner given loaders (``learn.dls = dls``) freezes, takes discriminative rates and trains as the exported one did
+_LEARNER_SETTINGS = ("splitter", "opt_func", "opt_kwargs", "lr", "wd", "moms", "wd_bn_bias", "train_bn")
+
+
+def _ref(obj: Any, kind: str) -> dict[str, str] | None:
+    """``{"__ref__": name}`` for ``obj`` registered as a ``kind``; None when it is not."""
+    try:
+        name = name_of(obj)
+        return {"__ref__": name} if lookup(name, kind) is obj else None
+    except UnknownNameError:
+        return None
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is an optimiser's keyword argument a record holds as it is: None, True/False or a finite
+    number."""
+    return value is None or type(value) is bool or (type(value) in (int, float) and finite_number(value) is not None)
+
+
+def _learner_record(learn: Learner, name: str) -> str | dict[str, Any]:
+    """The ``learner`` field of an export: ``name``, the registered name of the learner's class, where the learner
+    trains with a Learner's defaults, or an object of it (``class``) and the settings of :data:`_LEARNER_SETTINGS`.
+    The splitter and the optimiser are kept by registered name: pipekit's own (``vision_learner``'s and the text
+    learners' layer groups, ``Adam``, ``SGD``, ``ranger``, ...) or a user's registered as a ``layer_splitter`` or an
+    ``optimizer``; a ``partial`` of the optimiser with its keyword arguments when each is a number, True/False or
+    None. A splitter or an optimiser a file cannot name is left out with a warning: the loaded learner trains the
+    model as one layer group, or with Adam."""
+    from pipekit.learn.learner import Learner
+
+    defaults = {k: p.default for k, p in inspect.signature(Learner.__init__).parameters.items()}
+    default = {"splitter": None, "opt_func": _ref(defaults["opt_func"], "optimizer"), "opt_kwargs": {},
+               "lr": defaults["lr"], "wd": defaults["wd"], "moms": list(defaults["moms"]),
+               "wd_bn_bias": defaults["wd_bn_bias"], "train_bn": defaults["train_bn"]}
+    settings = dict(default)
+    if learn.splitter is not None:
+        settings["splitter"] = _ref(learn.splitter, "layer_splitter")
+        if settings["splitter"] is None:
+            what = getattr(learn.splitter, "__qualname__", type(learn.splitter).__name__)
+            warn(f"export: the splitter {what!r} is not registered, so a file cannot name it: the loaded learner "
+                 "trains the model as one layer group (freeze, freeze_to and discriminative learning rates need the "
+                 f"groups). Call pipekit.register({what}, kind='layer_splitter') before exporting, and before "
+                 "loading in the process that loads the file, to keep it")
+    opt = learn.opt_func
+    func, kwargs = (opt.func, dict(opt.keywords)) if isinstance(opt, functools.partial) and not opt.args else (opt, {})
+    ref = _ref(func, "optimizer")
+    if ref is not None and all(_plain(v) for v in kwargs.values()):
+        settings["opt_func"], settings["opt_kwargs"] = ref, kwargs
+    else:
+        base = opt.func if isinstance(opt, functools.partial) else opt
+        what = f"{getattr(base, '__module__', '')}.{getattr(base, '__qualname__', type(base).__name__)}"
+        warn(f"export: the optimiser {what if opt is base else f'partial({what}, ...)'} is not one a file can hold "
+             "(pipekit's Adam, SGD, RMSProp, RAdam, QHAdam, Lamb and ranger, or one registered with "
+             "pipekit.register(fn, kind='optimizer'), alone or as a partial of numbers and True/False): the loaded "
+             "learner trains with Adam, a Learner's default; set learn.opt_func again after loading to train with it")
+    numbers: tuple[tuple[str, Any], ...] = (("lr", learn.lr), ("wd", learn.wd), ("moms", learn.moms))
+    for key, value in numbers:
+        values: list[Any] = list(value) if key == "moms" else [value]
+        if key == "wd" and value is None:
+            settings[key] = None  # the optimiser's own weight decay
+        elif all(finite_number(v) is not None for v in values):
+            kept = [finite_number(v) for v in values]
+            settings[key] = kept if key == "moms" else kept[0]
+        else:
+            warn(f"export: the learner's {key}, {value!r}, is kept only as "
+                 f"{'three finite numbers' if key == 'moms' else 'a finite number'}: the loaded learner's is the "
+                 f"default, {default[key]!r}")
+    settings["wd_bn_bias"], settings["train_bn"] = bool(learn.wd_bn_bias), bool(learn.train_bn)
+    return name if settings == default else {"class": name, **settings}
+
+
+def _registered_from_ref(where: str, value: Any, field: str, kind: str) -> Any:
+    """The object a ``{"__ref__": name}`` of a record names, registered as a ``kind`` (never anything else)."""
+    ref = _field(value, dict, field, f'{{"__ref__": <the registered name of a {kind}>}} or null', where)
+    if list(ref) != ["__ref__"] or not isinstance(ref["__ref__"], str):
+        raise ExportError(f"{where}: record.json field {field!r} must be {{\"__ref__\": <the registered name of a "
+                          f"{kind}>}} or null, got {str(ref)[:80]}")
+    try:
+        return lookup(ref["__ref__"], kind)
+    except UnknownNameError as e:
+        raise ExportError(f"{where}: record.json field {field!r}: {e}") from None
+
+
+def _opt_kwargs(where: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """An optimiser's keyword arguments read from ``learner.opt_kwargs``: each one ``func`` takes, of the type of its
+    default (true or false for a flag, a finite number for a number). Their ranges are the optimiser's own, checked
+    as it is built, at the first fit (pipekit's name the argument: ``SGD: mom=2.0 is not accepted``): building one
+    now would import torch's compiler into the loading process (about 1 s, several in a new process)."""
+    params = inspect.signature(func).parameters
+    takes = [k for k, p in params.items() if k != "params" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    fname = name_of(func)
+    for k, v in kwargs.items():
+        if k not in takes:
+            raise ExportError(f"{where}: record.json field 'learner.opt_kwargs' has {str(k)[:60]!r}, which {fname} does "
+                              f"not take (it takes {', '.join(takes)}); the file is damaged or was not written by "
+                              "learn.export()")
+        flag = isinstance(params[k].default, bool)
+        ok = type(v) is bool if flag else _plain(v) and type(v) is not bool and (
+            v is not None or params[k].default is None)
+        if not ok:
+            raise ExportError(f"{where}: record.json field 'learner.opt_kwargs.{k}' must be "
+                              f"{'true or false' if flag else 'a finite number'}, as {fname} takes it, got "
+                              f"{str(v)[:60]!r}")
+    return kwargs
+
+
+def _learner_settings(where: str, value: Any) -> tuple[str, str, dict[str, Any]]:
+    """The ``learner`` field of a learner export read: the field naming the class (``learner``, or
+    ``learner.class``), that registered name, and the Learner arguments of the settings it keeps
+    (:func:`_learner_record`), each checked: a splitter registered as a ``layer_splitter`` and an optimiser
+    registered as an ``optimizer`` (never another function), keyword arguments the optimiser takes, a finite ``lr``
+    above 0, a finite ``wd`` of at least 0 or null, three finite ``moms`` from 0 to 1, and True or False for
+    ``wd_bn_bias`` and ``train_bn``. A name alone (every file written before the settings were kept) gives none:
+    the loaded learner has a Learner's defaults."""
+    rec = _field(value, (str, dict), "learner", "the registered name of a Learner class, or an object of it "
+                 "('class') and the learner's training settings", where)
+    if isinstance(rec, str):
+        return "learner", rec, {}
+    extra = [k for k in rec if k not in ("class", *_LEARNER_SETTINGS)]
+    if extra:
+        raise ExportError(f"{where}: record.json field 'learner' has {str(extra[0])[:60]!r}, which a learner's record "
+                          f"does not hold (it holds class, {', '.join(_LEARNER_SETTINGS)}); the file is damaged or was "
+                          "not written by learn.export()")
+    name = _field(rec.get("class"), str, "learner.class", "the registered name of a Learner class", where)
+    kwargs: dict[str, Any] = {}
+    for key, kind in (("splitter", "layer_splitter"), ("opt_func", "optimizer")):
+        if rec.get(key) is not None:
+            kwargs[key] = _registered_from_ref(where, rec[key], f"learner.{key}", kind)
+    opt_kwargs = _field(rec.get("opt_kwargs", {}), dict, "learner.opt_kwargs",
+                        "an object of the optimiser's keyword arguments", where)
+    if opt_kwargs and "opt_func" not in kwargs:
+        raise ExportError(f"{where}: record.json field 'learner.opt_kwargs' holds arguments, but field "
+                          "'learner.opt_func' names no optimiser to give them to; the file is damaged or was not "
+                          "written by learn.export()")
+    if opt_kwargs:
+        kwargs["opt_func"] = functools.partial(kwargs["opt_func"], **_opt_kwargs(where, kwargs["opt_func"], opt_kwargs))
+    ranges: dict[str, tuple[str, Callable[[float], bool]]] = {
+        "lr": ("a finite number above 0", lambda x: x > 0),
+        "wd": ("a finite number of at least 0, or null", lambda x: x >= 0),
+        "moms": ("a list of 3 finite numbers from 0 to 1", lambda x: 0 <= x <= 1)}
+    for key, (what, within) in ranges.items():
+        v = rec.get(key)
+        if v is None and (key == "wd" or key not in rec):  # left out: the default; a wd of null: the optimiser's own
+            continue
+        values: list[Any] = (v if isinstance(v, list) and len(v) == 3 else [None]) if key == "moms" else [v]
+        if not all(type(x) in (int, float) and finite_number(x) is not None and within(x) for x in values):
+            raise ExportError(f"{where}: record.json field 'learner.{key}' must be {what}, got {str(v)[:60]!r}; the "
+                              "file is damaged or was not written by learn.export()")
+        kwargs[key] = tuple(values) if key == "moms" else v
+    for key in ("wd_bn_bias", "train_bn"):
+        if key in rec:
+            if type(rec[key]) is not bool:
+                raise ExportError(f"{where}: record.json field 'learner.{key}' must be true or false, got "
+                                  f"{str(rec[key])[:60]!r}; the file is damaged or was not written by learn.export()")
+            kwargs[key] = rec[key]
+    return "learner.class", name, kwargs
 
 
 #: PyTorch's own losses an export records by name (``loss_func=nn.CrossEntropyLoss()``, as chapter 13 and the
@@ -497,8 +659,9 @@ _LEARNER_FIELDS = ("arch", "loss", "torch_loss", "metrics", "dls", "learner")
 
 
 def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -> Learner:
-    """Rebuild an exported Learner for inference (the loader of kind "learner" behind ``pipekit.load``);
-    every field of the record is checked before any is used."""
+    """Rebuild an exported Learner for inference (the loader of kind "learner" behind ``pipekit.load``), with the
+    settings it trained with (:func:`_learner_record`) and ``path`` the file's folder; every field of the record is
+    checked before any is used."""
     from pipekit.learn.learner import Learner
 
     where, arrays, rec = archive.where, archive.arrays, archive.record
@@ -516,7 +679,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     for i, m in enumerate(metrics):
         _field(m, dict, f"metrics[{i}]", "a metric record (an object)", where)
     _field(rec.get("dls"), dict, "dls", "the DataLoaders state (an object)", where)
-    learner_name = _field(rec.get("learner"), str, "learner", "the registered name of a Learner class", where)
+    learner_field, learner_name, settings = _learner_settings(where, rec.get("learner"))
     unknown = [k for k in rec if k not in _LEARNER_FIELDS]
     if unknown:
         raise ExportError(f"{where}: record.json has field {str(unknown[0])[:60]!r}, which a learner export does not "
@@ -576,13 +739,41 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     _check_data_fits_model(where, dls, model, loss, name)
     metric_objs = [_rebuild(where, f"field 'metrics[{i}]'", functools.partial(Metric.from_record, m, arrays),
                             path=f"metrics[{i}]") for i, m in enumerate(metrics)]
-    cls = _rebuild(where, "field 'learner'", lambda: lookup(learner_name, "learner", base=Learner))
-    learn = cls(dls, model, loss_func=loss, metrics=metric_objs, device=device)
+    cls = _rebuild(where, f"field {learner_field!r}", lambda: lookup(learner_name, "learner", base=Learner))
+    if settings.get("splitter") is not None:
+        _check_splitter(where, settings["splitter"], model, name)
+    learn = cls(dls, model, loss_func=loss, metrics=metric_objs, device=device, **settings)
+    # the file's folder, where fastai's loaded learner keeps the exported one's path (the same folder for
+    # learn.export("name")): learn.save and learn.export write beside the file, wherever it was moved
+    learn.path = Path(where).parent
     learn.model.eval()
     return learn
 
 
 register(learner_from_archive, name="learner", kind="loader")
+
+
+def _check_splitter(where: str, splitter: Callable[..., Any], model: nn.Module, arch: str) -> None:
+    """Refuse a ``learner.splitter`` that does not split ``model`` into layer groups (a splitter of another kind of
+    model): non-empty groups that hold each of the model's parameters once, as the optimiser takes them. Said now,
+    by the file, rather than by the loaded learner's first ``freeze`` or fit (the groups are checked here, not by
+    building an optimiser, which would import torch's compiler into the loading process)."""
+    try:
+        groups = [list(g) for g in splitter(model)]
+        problem = ""
+    except Exception as e:  # noqa: BLE001  (a splitter reads the model its own way, and fails on another in its own)
+        groups, problem = [], f"{type(e).__name__}: {str(e)[:200]}"
+    ids = [id(p) for g in groups for p in g]
+    params = {id(p) for p in model.parameters()}
+    problem = problem or ("it gives no groups, or an empty one" if not groups or not all(groups)
+                          else "it puts a parameter in two groups" if len(set(ids)) != len(ids)
+                          else "it gives tensors that are not the model's parameters" if set(ids) - params
+                          else f"it leaves {len(params - set(ids))} of the model's parameters out of every group"
+                          if params - set(ids) else "")
+    if problem:
+        raise ExportError(f"{where}: record.json field 'learner.splitter' names {name_of(splitter)!r}, which does not "
+                          f"split the model of architecture {arch!r} into layer groups ({problem}); the file is damaged "
+                          "or was not written by learn.export()")
 
 
 def _loss_not_exported(pred: Any, *targets: Any, **kwargs: Any) -> torch.Tensor:

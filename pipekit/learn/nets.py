@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import FieldError, ParameterError
+from pipekit.core.registry import register
 from pipekit.core.validate import BOOL, POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
@@ -172,6 +173,10 @@ def body_head_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
         raise ParameterError("body_head_splitter expects nn.Sequential(body, head); "
                              f"got {type(model).__name__} with {len(list(model.children()))} children")
     return [params(model[0]), params(model[1])]
+
+
+# by name, as an export records a learner's layer groups (load_learner gives them back)
+register(body_head_splitter, name="pipekit.learn.body_head_splitter", kind="layer_splitter")
 
 
 def check_stored_layers(layers: Sequence[int], shapes: Mapping[str, Sequence[int]], field: str,

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.registry import register
 from pipekit.core.validate import Interval, Is, check
 
 __all__ = ["Adam", "SGD", "RMSProp", "Optimizer", "OptimWrapper", "lr_range", "even_mults", "norm_params", "sgd_step",
@@ -450,6 +451,12 @@ def ranger(params: Any, lr: float, mom: float = 0.95, sqr_mom: float = 0.99, eps
     (``opt_func=ranger``, often with ``fit_flat_cos``); ``beta`` as in :func:`RAdam`."""
     return Lookahead(RAdam(params, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, beta=beta,
                            decouple_wd=decouple_wd), k=k, alpha=alpha)
+
+
+# by name (``pipekit.learn.Adam``), as an export records a learner's opt_func: a file names one of these, never a
+# function of its own, and load_learner gives the loaded learner the same optimiser
+for _opt_func in (Adam, SGD, RMSProp, RAdam, QHAdam, Lamb, ranger):
+    register(_opt_func, kind="optimizer")
 
 
 def even_mults(start: float, stop: float, n: int) -> np.ndarray:

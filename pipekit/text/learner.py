@@ -42,6 +42,11 @@ AWD_LSTM_CLAS_CONFIG = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, hid
 #: what an encoder file's config may hold: AWD_LSTM's own arguments, nothing else
 _ENCODER_KEYS = ("vocab_sz", "emb_sz", "n_hid", "n_layers", "pad_token", "hidden_p", "input_p", "embed_p", "weight_p")
 
+# by name, as an export records the layer groups of a language model's and a classifier's learner (load_learner
+# restores them, so a loaded learner freezes gradually, freeze_to(-2), as the exported one did)
+register(awd_lstm_lm_split, name="pipekit.text.awd_lstm_lm_split", kind="layer_splitter")
+register(awd_lstm_clas_split, name="pipekit.text.awd_lstm_clas_split", kind="layer_splitter")
+
 
 @register_arch("awd_lstm_lm")
 def awd_lstm_lm(vocab_sz: int, emb_sz: int = 400, n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1,
