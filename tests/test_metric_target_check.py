@@ -258,3 +258,25 @@ def test_vision_learner_says_which_loss_reads_the_targets_when_a_users_loss_fail
     with pytest.raises(ParameterError, match=r"the loss cannot be computed .*; these targets are classes \(one per "
                                              r"item\) \['3', '7'\] \(CategoryBlock\): CrossEntropyLossFlat reads them"):
         vision_learner(dls, "simple_cnn", loss_func=sigmoid_loss)
+
+
+def test_a_file_exported_with_a_metric_of_other_targets_loads_without_it(salary, tmp_path):
+    """A learner exported before the check could hold rmse of classes: loading the file leaves that metric out with
+    a warning naming it, and the learner predicts and validates with the metrics that score its targets."""
+    from file_edits import edited_copy
+
+    from pipekit.learn import load_learner
+
+    learn = tabular_learner(salary, layers=[8], metrics=[accuracy])
+    fname = learn.export(tmp_path / "ok.pipekit")
+
+    def add_rmse(record):
+        first = record["metrics"][0]
+        record["metrics"].append({**first, "class": "pipekit.metrics.RMSE", "params": {}})
+
+    old = edited_copy(fname, add_rmse, tmp_path / "old.pipekit")
+    with pytest.warns(UserWarning, match=r"the metric rmse scores numbers.*validates without it"):
+        loaded = load_learner(old)
+    assert [m.name for m in loaded.metrics] == ["accuracy"]
+    loaded.dls = salary
+    assert len(loaded.validate()) == 2  # the loss and the accuracy

@@ -48,7 +48,7 @@ from pipekit.learn.losses import BaseLoss, loss_from_kind
 from pipekit.learn.optim import LOOKAHEAD_COUNT, LOOKAHEAD_SLOW, lookahead_problem
 from pipekit.learn.optim import Lookahead, Optimizer
 from pipekit.learn.registry import UnknownArchError, arch_spec, build_arch, config_from_data, config_to_data
-from pipekit.metrics import Metric
+from pipekit.metrics import Metric, check_metric_targets
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -653,6 +653,21 @@ def _registered_arch(name: str) -> Any:
         return None
 
 
+def _metrics_that_score(where: str, metrics: list[Metric], dls: Any, loss: Any) -> list[Metric]:
+    """The file's metrics that score its data's targets. A learner exported before pipekit checked them may hold one
+    that does not (rmse of classes): it is left out with a warning naming it, so the file still loads and predicts;
+    its numbers meant nothing."""
+    kept = []
+    for m in metrics:
+        try:
+            check_metric_targets(where, [m], dls, loss)
+        except ParameterError as e:
+            warn(f"{e}; the loaded learner validates without it")
+            continue
+        kept.append(m)
+    return kept
+
+
 #: the fields of a learner export's record.json, as :func:`export_learner` writes them (every format since 2); a file
 #: with any other is refused, not read past
 _LEARNER_FIELDS = ("arch", "loss", "torch_loss", "metrics", "dls", "learner")
@@ -739,6 +754,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     _check_data_fits_model(where, dls, model, loss, name)
     metric_objs = [_rebuild(where, f"field 'metrics[{i}]'", functools.partial(Metric.from_record, m, arrays),
                             path=f"metrics[{i}]") for i, m in enumerate(metrics)]
+    metric_objs = _metrics_that_score(where, metric_objs, dls, loss)
     cls = _rebuild(where, f"field {learner_field!r}", lambda: lookup(learner_name, "learner", base=Learner))
     if settings.get("splitter") is not None:
         _check_splitter(where, settings["splitter"], model, name)
