@@ -1,4 +1,4 @@
-"""book_spellings: five of the book's workflows written the way the book writes them, on the real data sets.
+"""book_spellings: the book's workflows written the way the book writes them, on the real data sets.
 
 1. Chapter 8, a collaborative-filtering model from scratch on the MovieLens sample (``untar_data(URLs.ML_SAMPLE)``):
    ``class DotProductBias(Module)`` with no ``super().__init__()``, ``Embedding`` tables starting from N(0, 0.01)
@@ -30,7 +30,9 @@
    ``image2tensor(Image.open(path))`` under its ``top_edge`` kernel.
 6. Chapter 2's augmentation on dogscats photos: ``item_tfms=RandomResizedCrop(64, min_scale=0.3)`` and
    ``batch_tfms=aug_transforms(mult=2)``, with a ``RandTransform`` of the reader's among the item transforms: each
-   epoch draws other crops and flips, validation repeats, the same seed draws the same batches.
+   epoch draws other crops and flips, validation repeats, the same seed draws the same batches. Then chapter 2's
+   ``ImageClassifierCleaner(learn)`` on a copy of some of its photos, and the book's two loops deleting and moving
+   the files marked.
 
     python recipes/book_spellings.py            # full run
     python recipes/book_spellings.py --quick    # fewer rows and epochs, for tests
@@ -300,12 +302,47 @@ def augmentation_ch2() -> dict:
             "valid_repeats": torch.equal(valid, dls.valid.one_batch()[0])}
 
 
+def cleaner_ch2() -> dict:
+    """Chapter 2's data cleaning on a copy of 48 dogscats photos: ``cleaner = ImageClassifierCleaner(learn)``, the
+    highest-loss validation cat marked for deletion and the next relabelled a dog (what the drop-downs do in a
+    notebook), then the book's loops ``cleaner.fns[idx].unlink()`` and ``shutil.move(str(cleaner.fns[idx]),
+    path/cat)``; the loaders built again from the folder see one cat fewer and one dog more."""
+    import shutil
+
+    from pipekit.vision import ImageDataLoaders, resnet18, vision_learner
+    from pipekit.vision.widgets import ImageClassifierCleaner
+
+    folder = Path(tempfile.mkdtemp()) / "dogscats"
+    for split, n in (("train", 16), ("valid", 8)):
+        for cat in ("cats", "dogs"):
+            (folder / split / cat).mkdir(parents=True)
+            for f in sorted(get_image_files(path("dogscats") / split / cat))[:n]:
+                shutil.copy(f, folder / split / cat / f.name)
+    dls = ImageDataLoaders.from_folder(folder, item_tfms=Resize(64), bs=16, seed=0, device="cpu")
+    learn = vision_learner(dls, resnet18, pretrained=False)
+    learn.fit(1)
+    cleaner = ImageClassifierCleaner(learn)
+    cleaner.select("cats", "Valid")
+    losses = list(cleaner.losses)
+    cleaner.mark(0, "<Delete>")
+    cleaner.mark(1, "dogs")
+    for idx in cleaner.delete():
+        cleaner.fns[idx].unlink()
+    for idx, cat in cleaner.change():
+        shutil.move(str(cleaner.fns[idx]), folder / "valid" / cat)
+    after = ImageDataLoaders.from_folder(folder, item_tfms=Resize(64), bs=16, seed=0, device="cpu")
+    labels = [Path(f).parent.name for f in after.valid.items]
+    return {"shown": len(losses), "sorted": losses == sorted(losses, reverse=True),
+            "valid_cats": labels.count("cats"), "valid_dogs": labels.count("dogs")}
+
+
 def main(quick: bool = False) -> dict:
     t0 = time.perf_counter()
     out = {"collab": collab_from_scratch(2 if quick else 5),
            "tabular": tabular_ensemble(6000 if quick else 32561, 1 if quick else 4),
            "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files(), "siamese": siamese_pairs(),
-           "scratch": linear_from_scratch(5 if quick else 10), "augment": augmentation_ch2()}
+           "scratch": linear_from_scratch(5 if quick else 10), "augment": augmentation_ch2(),
+           "cleaner": cleaner_ch2()}
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
           f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
@@ -320,6 +357,7 @@ def main(quick: bool = False) -> dict:
           f"ch2_rrc_batch={'x'.join(map(str, out['augment']['batch']))} "
           f"ch2_epochs={'differ' if out['augment']['epochs_differ'] else 'SAME'} "
           f"ch2_seeded={'same' if out['augment']['seeded'] else 'DIFFERENT'} "
+          f"ch2_cleaned_valid={out['cleaner']['valid_cats']}cats+{out['cleaner']['valid_dogs']}dogs "
           f"time={time.perf_counter() - t0:.1f}s")
     return out
 

@@ -114,6 +114,10 @@ def test_resnet_fashion_batch_norm_keeps_activations_alive(capsys, tmp_path):
 def test_book_spellings_run_as_the_book_writes_them(capsys):
     line, out = run_quick("book_spellings", capsys)
     assert line.startswith("result: book_spellings quick ch8_mse=") and "time=" in line
+    # chapter 2's cleaner: 8 validation cats shown highest loss first; one deleted, one moved to the dogs
+    cl = out["cleaner"]
+    assert cl["shown"] == 8 and cl["sorted"] and (cl["valid_cats"], cl["valid_dogs"]) == (6, 9), line
+    assert "ch2_cleaned_valid=6cats+9dogs" in line
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     # chapter 8: the model written from scratch learns (it would saturate from torch's N(0, 1) embeddings)
     assert c["mse"] < 0.9 * c["mean_rating_mse"], line
