@@ -280,3 +280,14 @@ def test_a_file_exported_with_a_metric_of_other_targets_loads_without_it(salary,
     assert [m.name for m in loaded.metrics] == ["accuracy"]
     loaded.dls = salary
     assert len(loaded.validate()) == 2  # the loss and the accuracy
+
+
+def test_every_torch_loss_an_export_records_says_what_targets_it_reads():
+    """The losses a file can name (export's TORCH_LOSSES) and those whose targets are known agree, so none is left
+    unchecked at load or when a Learner is made."""
+    from pipekit.learn.export import TORCH_LOSSES
+    from pipekit.learn.losses import TORCH_LOSS_TARGETS, loss_target_kinds
+
+    assert set(TORCH_LOSS_TARGETS) == set(TORCH_LOSSES)
+    assert loss_target_kinds(nn.NLLLoss()) == ("cross_entropy", "pixel_cross_entropy")
+    assert loss_target_kinds(nn.MultiMarginLoss()) is None  # not one a file names: not checked

@@ -164,8 +164,13 @@ class Component:
         return self.clone()
 
     def clone(self: C) -> C:
-        """A new, unfitted component with the same parameters (nested components cloned too)."""
-        return construct(type(self), {k: _clone_param(v) for k, v in self.get_params(deep=False).items()})
+        """A new, unfitted component with the same parameters (nested components cloned too), and the
+        :attr:`passed_params` it was given (:meth:`passed_to_data`) set on it as a record's are."""
+        out = construct(type(self), {k: _clone_param(v) for k, v in self.get_params(deep=False).items()})
+        passed = self.passed_to_data()
+        if passed:
+            out.params_from_data(passed)
+        return out
 
     def check_params(self) -> None:
         """Check every parameter against ``param_constraints``; a :class:`ParameterError` names the first bad one."""
@@ -213,8 +218,14 @@ class Component:
 
     def params_to_data(self) -> dict[str, Any]:
         """The parameters a record keeps (override to leave out what a loaded copy cannot use); the
-        ``local_params`` are left out."""
-        return {k: v for k, v in self.get_params(deep=False).items() if k not in self.local_params}
+        ``local_params`` are left out, the :attr:`passed_params` given (:meth:`passed_to_data`) kept beside them."""
+        return {**{k: v for k, v in self.get_params(deep=False).items() if k not in self.local_params},
+                **self.passed_to_data()}
+
+    def passed_to_data(self) -> dict[str, Any]:
+        """The :attr:`passed_params` this component was given that its ``__init__`` does not take by name, as a record
+        and a copy keep them (``{name: value}``; none by default)."""
+        return {}
 
     def params_from_data(self, passed: dict[str, Any]) -> None:
         """Set the :attr:`passed_params` a record holds (``{name: value}``, read from a file) on this component, just
@@ -453,8 +464,8 @@ def upgrade(data: Any, version: int) -> Any:
     :meth:`Component.upgrade_record`. Classes are looked up in the registry only; a record naming a class that is
     not registered is left as it is (rebuilding it refuses it). Each name is looked up once, however many records
     name it, and one that is not registered costs a few dictionary lookups (no error message is made for it); only
-    the classes whose ``upgrade_record`` rewrites anything are called."""
-    upgraders: dict[str, Any] = {}  # class name -> its upgrade_record, or None where there is nothing to rewrite
+    the registered components' ``upgrade_record`` are called."""
+    upgraders: dict[str, Any] = {}  # class name -> its upgrade_record, or None for a name of no component
     stack = [data]
     while stack:
         node = stack.pop()
@@ -470,9 +481,7 @@ def upgrade(data: Any, version: int) -> Any:
                     cls = lookup(name, base=Component, default=None)
                 except UnknownNameError:  # registered, but not a component
                     cls = None
-                overrides = cls is not None and getattr(cls.upgrade_record, "__func__", None) is not \
-                    getattr(Component.upgrade_record, "__func__", None)
-                upgraders[name] = cls.upgrade_record if overrides else None
+                upgraders[name] = None if cls is None else cls.upgrade_record
             if upgraders[name] is not None:
                 upgraders[name](node, version)
         stack.extend(reversed(list(node.values())))

@@ -760,8 +760,8 @@ class ItemsDataLoader(DataLoader):
     items of a :class:`~pipekit.data.fastuple` subclass comes in that class, as fastai collates them (chapter 11's
     ``type(dls.one_batch())`` is ``SiameseImage``, holding the batch of each part)."""
 
-    def _finish(self, epoch: int, i: int, b: tuple) -> tuple:
-        b = super()._finish(epoch, i, b)
+    def _finish(self, epoch: int, i: int, b: tuple, entry: Any = None) -> tuple:
+        b = super()._finish(epoch, i, b, entry)
         kind, n_parts = self._item_kind()
         return tuple.__new__(kind, b) if kind is not None and len(b) == n_parts else b
 

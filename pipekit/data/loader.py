@@ -11,7 +11,6 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,6 @@ from pipekit.core.validate import ARGUMENT_SYNONYMS, bs_or_batch_size, check_pos
 from pipekit.data.probe import stage
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
 from pipekit.data.transform import BatchContext, BatchPipeline, Pipeline
-
-
-#: the plan entry of the batch this thread is finishing (``DataLoader._finish_entry``): the context of the batch
-#: transforms run after the transfer to the device gives its rows' source sizes (see ``DataLoader.context``)
-_FINISHING: ContextVar[Any] = ContextVar("pipekit_finishing", default=None)
 
 
 def default_device() -> torch.device:
@@ -328,22 +322,15 @@ class DataLoader:
                 b = tuple(t.pin_memory() if isinstance(t, torch.Tensor) else t for t in b)
         return b
 
-    def _finish(self, epoch: int, i: int, b: tuple) -> tuple:
+    def _finish(self, epoch: int, i: int, b: tuple, entry: Any = None) -> tuple:
+        """Batch ``i`` made by ``_produce`` from plan entry ``entry``, on the device with the batch transforms run
+        after the transfer (which get its rows' source sizes from the entry, see :meth:`context`)."""
         if self.device.type == "cpu":
             return b
         with stage("to device"):
             b = _to(b, self.device, non_blocking=self.pin_memory)
         _, device = self._split_tfms()
-        return device.encode(b, self.context(epoch, i, _FINISHING.get())) if len(device) else b
-
-    def _finish_entry(self, epoch: int, i: int, entry: Any, b: tuple) -> tuple:
-        """``_finish`` of the batch of plan entry ``entry`` (made by ``_produce``): the batch transforms run after
-        the transfer get its rows' source sizes too (see :meth:`context`)."""
-        token = _FINISHING.set(entry)
-        try:
-            return self._finish(epoch, i, b)
-        finally:
-            _FINISHING.reset(token)
+        return device.encode(b, self.context(epoch, i, entry)) if len(device) else b
 
     def _draws_per_fetch(self) -> bool:
         """Whether a store of the dataset draws from the process's random generators as its items are fetched
@@ -358,7 +345,7 @@ class DataLoader:
             plan = self.batch_plan(epoch)
         if self.num_workers == 0 or len(plan) <= 1 or self._draws_per_fetch():
             for i, entry in enumerate(plan):
-                yield self._finish_entry(epoch, i, entry, self._produce(epoch, i, entry))
+                yield self._finish(epoch, i, self._produce(epoch, i, entry), entry)
             return
         depth = self.num_workers + 1
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="pipekit-prefetch") as pool:
@@ -377,7 +364,7 @@ class DataLoader:
                         pending.append((nxt[0], nxt[1], pool.submit(self._produce, epoch, nxt[0], nxt[1])))
                 with stage("wait for prefetch"):
                     b = fut.result()
-                yield self._finish_entry(epoch, i, entry, b)
+                yield self._finish(epoch, i, b, entry)
 
     def __iter__(self) -> Iterator[tuple]:
         epoch = self.epoch
@@ -400,7 +387,7 @@ class DataLoader:
     def one_batch(self) -> tuple:
         """The first batch of the current epoch, without advancing the epoch."""
         plan = self.batch_plan(self.epoch)
-        return self._finish_entry(self.epoch, 0, plan[0], self._produce(self.epoch, 0, plan[0]))
+        return self._finish(self.epoch, 0, self._produce(self.epoch, 0, plan[0]), plan[0])
 
     # ------------------------------------------------------------------ helpers
     def new(self, dataset: Any = None, **kwargs: Any) -> DataLoader:
@@ -450,7 +437,7 @@ class DataLoader:
             if first.ndim != 1 or not len(first):
                 raise ParameterError("show_batch(unique=True) needs a loader whose batches are rows of its dataset")
             entry = np.full(max_n, first[0])
-            batch = self._finish_entry(self.epoch, 0, entry, self._produce(self.epoch, 0, entry))
+            batch = self._finish(self.epoch, 0, self._produce(self.epoch, 0, entry), entry)
         else:
             batch = self.one_batch()
         return show_items(self.decode_batch(batch, max_n=max_n), self.blocks, self.n_inp, path=path, nrows=nrows,

@@ -110,28 +110,14 @@ class Transform(Component):
         given = check(type(self).__name__, split_idx=(split_idx, SPLIT_IDX), order=(order, ORDER))
         set_split_and_order(self, given["split_idx"], given["order"])
 
-    def clone(self) -> Any:
-        """A new, unfitted copy; ``split_idx`` and ``order`` given to a class whose ``__init__`` does not take them
-        (passed on to :meth:`__init__` through ``**kwargs``, or given to a class with no ``__init__`` of its own) are
-        kept too (a DataBlock's ``item_tfms`` are copies)."""
-        out = super().clone()
-        given = (getattr(self, "split_idx_arg", None), getattr(self, "order_arg", None))
-        if "split_idx" not in param_names(type(self)) and given != (None, None):
-            set_split_and_order(out, *given)
-        return out
-
     def passed_to_data(self) -> dict[str, Any]:
         """The :attr:`passed_params` this transform was given that its class's ``__init__`` does not take by name:
         ``split_idx`` and ``order`` (``Brighten(amount=120, split_idx=1)``, a subclass passing ``**kwargs`` on, as
-        fastai's do), where given (None is the class's value)."""
+        fastai's do), where given (None is the class's value). A copy (:meth:`clone`, a DataBlock's ``item_tfms``)
+        and a record keep them."""
         own = param_names(type(self))
         given = {"split_idx": getattr(self, "split_idx_arg", None), "order": getattr(self, "order_arg", None)}
         return {k: v for k, v in given.items() if k not in own and v is not None}
-
-    def params_to_data(self) -> dict[str, Any]:
-        """The parameters a record keeps, and beside them what :meth:`passed_to_data` gives, as :meth:`clone` keeps
-        it: a loaded transform runs on the split, and in the place, it was given (:meth:`params_from_data`)."""
-        return {**super().params_to_data(), **self.passed_to_data()}
 
     def params_from_data(self, passed: dict[str, Any]) -> None:
         """``split_idx`` and ``order`` read from a file's record, checked as :meth:`__init__` checks them and set as
@@ -280,18 +266,6 @@ class RandTransform(Transform):
         set_split_and_order(self, split_idx, order)
         if before_call is not None:  # fastai's: the function stands for the method
             self.before_call = before_call  # type: ignore[method-assign]
-
-    def clone(self) -> RandTransform:
-        """A new, unfitted copy; ``p`` (and a ``before_call`` function) given to a subclass whose ``__init__`` passes
-        it on through ``**kwargs`` (fastai's way, so no parameters of its own) is kept too, as ``split_idx`` and
-        ``order`` are (see :meth:`Transform.clone`; a DataBlock's ``item_tfms`` are copies)."""
-        out = super().clone()
-        own = param_names(type(self))
-        if "p" not in own:
-            out.p = self.p
-        if "before_call" not in own and getattr(self, "before_call_fn", None) is not None:
-            out.before_call_fn = out.before_call = self.before_call_fn  # type: ignore[method-assign]
-        return out
 
     def passed_to_data(self) -> dict[str, Any]:
         """``split_idx`` and ``order`` (see :meth:`Transform.passed_to_data`), ``p`` other than 1 and a

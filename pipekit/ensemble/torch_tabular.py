@@ -307,7 +307,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         check_embedding_rows(sizes, p.cat_names_, p.classes_, "emb_szs_")
 
         # files written before y_range_ was recorded hold only the y_range given
-        y_range = getattr(self, "y_range_", None) if hasattr(self, "y_range_") else self._y_range()
+        y_range = self.y_range_ if hasattr(self, "y_range_") else self._y_range()
         if not Y_RANGE.accepts(y_range):
             raise ExportError(f"y_range_ must be {Y_RANGE}")
 

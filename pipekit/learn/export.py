@@ -44,7 +44,7 @@ from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.loader import default_device
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
-from pipekit.learn.losses import BaseLoss, loss_from_kind
+from pipekit.learn.losses import TORCH_LOSS_TARGETS, BaseLoss, loss_from_kind
 from pipekit.learn.optim import LOOKAHEAD_COUNT, LOOKAHEAD_SLOW, lookahead_problem
 from pipekit.learn.optim import Lookahead, Optimizer
 from pipekit.learn.registry import UnknownArchError, arch_spec, build_arch, config_from_data, config_to_data
@@ -394,14 +394,6 @@ _TORCH_LOSS_RANGES = {
     "ignore_index": Is(lambda v: -2**63 <= v < 2**63, "a whole number within int64 (-2**63 to 2**63 - 1)"),
     "beta": Is(lambda v: v >= 0, "a number of at least 0"), "delta": Is(lambda v: v > 0, "a number above 0"),
 }
-#: the targets (a target block's ``loss_kind``) each of PyTorch's losses reads: class indices ('cross_entropy', and a
-#: mask's 'pixel_cross_entropy') only a cross-entropy reads, and NLLLoss reads nothing else; the others compare
-#: outputs with targets of their shape (multi-label 'bce', numbers 'mse'). A kind not listed here is not checked.
-_TORCH_LOSS_TARGETS = {name: ("cross_entropy", "pixel_cross_entropy", "bce", "mse") if name == "CrossEntropyLoss"
-                       else ("cross_entropy", "pixel_cross_entropy") if name == "NLLLoss" else ("bce", "mse")
-                       for name in TORCH_LOSSES}
-
-
 def torch_loss_from_record(rec: Any, where: str, loss_kind: str | None = None) -> nn.Module:
     """PyTorch's loss a :func:`torch_loss_record` describes, each field checked: a class of :data:`TORCH_LOSSES`
     (looked up there, never by the name in the file) that reads the targets (their ``loss_kind``, when known),
@@ -415,8 +407,8 @@ def torch_loss_from_record(rec: Any, where: str, loss_kind: str | None = None) -
     if name not in TORCH_LOSSES:
         raise ExportError(f"{where}: record.json field 'torch_loss.class' must be one of {sorted(TORCH_LOSSES)}, "
                           f"got {name[:60]!r}")
-    reads = _TORCH_LOSS_TARGETS[name]
-    if loss_kind in _TORCH_LOSS_TARGETS["CrossEntropyLoss"] and loss_kind not in reads:
+    reads = TORCH_LOSS_TARGETS[name]
+    if loss_kind in TORCH_LOSS_TARGETS["CrossEntropyLoss"] and loss_kind not in reads:
         raise ExportError(f"{where}: record.json field 'torch_loss.class' is {name}, which cannot read the targets of "
                           f"this export's data (their loss kind is {loss_kind!r}; {name} reads {' or '.join(reads)} "
                           "targets); the file is damaged or was not written by learn.export()")

@@ -24,7 +24,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
 from pipekit.core.validate import CLASS_AXIS, Interval, Options
-from pipekit.metrics.base import TARGET_KINDS, describe_target, target_fix, target_kind
+from pipekit.metrics.base import TARGET_KINDS, describe_target, target_fix, target_kind, two_classes_as_labels
 
 __all__ = [
     "BaseLoss", "CrossEntropyLossFlat", "FocalLossFlat", "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat",
@@ -261,15 +261,25 @@ def loss_from_kind(kind: str | None) -> BaseLoss:
     return cls(**params)
 
 
+#: the targets (a target block's ``loss_kind``) each of PyTorch's own losses that an export records reads, as a
+#: Learner and a loaded file check them: class indices ('cross_entropy', and a mask's 'pixel_cross_entropy') only a
+#: cross-entropy reads, and NLLLoss reads nothing else; the others compare outputs with targets of their shape
+#: (multi-label 'bce', numbers 'mse')
+TORCH_LOSS_TARGETS: dict[str, tuple[str, ...]] = {
+    "CrossEntropyLoss": ("cross_entropy", "pixel_cross_entropy", "bce", "mse"),
+    "NLLLoss": ("cross_entropy", "pixel_cross_entropy"),
+    **{name: ("bce", "mse") for name in ("BCEWithLogitsLoss", "BCELoss", "MSELoss", "L1Loss", "SmoothL1Loss",
+                                         "HuberLoss")},
+}
+
+
 def loss_target_kinds(loss: Any) -> tuple[str, ...] | None:
     """The targets (``dls.loss_kind``) ``loss`` reads: a pipekit loss's ``target_kinds``, one of PyTorch's own losses'
-    as an export checks them (``_TORCH_LOSS_TARGETS``); None for any other loss (a function of the user's)."""
+    (:data:`TORCH_LOSS_TARGETS`); None for any other loss (a function of the user's)."""
     if isinstance(loss, BaseLoss):
         return loss.target_kinds
-    from pipekit.learn.export import _TORCH_LOSS_TARGETS  # export.py imports this module
-
     name = type(loss).__name__
-    return _TORCH_LOSS_TARGETS.get(name) if type(loss) is getattr(nn, name, None) else None
+    return TORCH_LOSS_TARGETS.get(name) if type(loss) is getattr(nn, name, None) else None
 
 
 def check_loss_targets(who: str, loss: Any, dls: Any, model: nn.Module | None = None, device: Any = None) -> None:
@@ -287,7 +297,7 @@ def check_loss_targets(who: str, loss: Any, dls: Any, model: nn.Module | None = 
         return
     name = type(loss).__name__
     default = type(loss_from_kind(kind)).__name__
-    if kind == "cross_entropy" and getattr(loss, "reads_two_classes", False) and getattr(dls, "c", None) == 2:
+    if two_classes_as_labels(dls, loss):
         n = _outputs_per_item(model, dls, device)
         if n is None or n == 1:
             return

@@ -33,6 +33,13 @@ def target_kind(dls: Any) -> str | None:
     return None if len(blocks) - int(getattr(dls, "n_inp", 1)) > 1 else kind
 
 
+def two_classes_as_labels(dls: Any, loss: Any) -> bool:
+    """Whether ``loss`` reads the two classes of ``dls`` as one 0/1 label per item (``reads_two_classes``, a
+    single-output binary model): its metrics may then be multi-label ones, and its model must give one output."""
+    return (target_kind(dls) == "cross_entropy" and getattr(loss, "reads_two_classes", False)
+            and getattr(dls, "c", None) == 2)
+
+
 def describe_target(dls: Any) -> str:
     """The target of ``dls`` as a message names it: what it holds, its first classes and its block (with a table's
     column), e.g. ``classes (one per item) ['<50k', '>=50k'] (CategoryBlock of 'salary')``."""

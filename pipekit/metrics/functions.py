@@ -52,6 +52,12 @@ _SKLEARN_SCORES = {"roc_auc_score", "average_precision_score", "log_loss", "brie
 _SKLEARN_POSITIVE = {"roc_auc_score", "average_precision_score", "brier_score_loss"}
 
 
+def better_larger(name: str) -> bool:
+    """Whether a metric of function ``name`` is better larger: a score is, whatever it scores (scikit-learn's
+    ``d2_absolute_error_score``, ``r2_score``); an error, a loss or a distance is not; anything else is."""
+    return name.lower().endswith("score") or not _LOWER_IS_BETTER.search(name)
+
+
 class FuncMetric(MeanMetric):
     """A plain function as a metric. In a Learner ``fn(pred, targ)`` returns a batch mean (fastai's
     convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's).
@@ -84,10 +90,8 @@ class FuncMetric(MeanMetric):
         self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc,assignment]
         self.check_params()
         if greater_is_better is None:
-            # a score is better larger whatever it scores (scikit-learn's d2_absolute_error_score, r2_score)
             name = self.name
-            self.greater_is_better = (name.lower().endswith("score")  # type: ignore[misc]
-                                      or not _LOWER_IS_BETTER.search(name))
+            self.greater_is_better = better_larger(name)  # type: ignore[misc]
             if y_first and name == "<lambda>":  # chosen on: a loss maximised would pick the worst model
                 warn("a lambda metric has no name to read its direction from; it is taken as better larger. "
                      "For a loss or an error pass FuncMetric(fn, greater_is_better=False, y_first=True), or "
@@ -201,8 +205,7 @@ class AccumMetric(ArrayMetric):
         self.dim_argmax, self.activation, self.thresh = dim_argmax, activation, thresh  # type: ignore[misc]
         self.to_np, self.invert_arg, self.flatten, self._name = to_np, invert_arg, flatten, name
         self.check_params()
-        low = self.name.lower()
-        self.greater_is_better = low.endswith("score") or not _LOWER_IS_BETTER.search(low)  # type: ignore[misc]
+        self.greater_is_better = better_larger(self.name)  # type: ignore[misc]
 
     @property
     def name(self) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
 from pipekit.core.validate import Options, check
-from pipekit.metrics.base import SUGGESTED_METRICS, TARGET_KINDS, TASKS, Metric, describe_target, target_fix, target_kind
+from pipekit.metrics.base import SUGGESTED_METRICS, TARGET_KINDS, TASKS, Metric, describe_target, target_fix, target_kind, two_classes_as_labels
 from pipekit.metrics.classification import RocAuc, _LabelScore
 from pipekit.metrics.functions import FuncMetric
 
@@ -94,7 +94,7 @@ def check_metric_targets(who: str, metrics: Sequence[Metric], dls: Any, loss: An
     if kind is None:
         return
     scored = {kind}
-    if kind == "cross_entropy" and getattr(loss, "reads_two_classes", False) and getattr(dls, "c", None) == 2:
+    if two_classes_as_labels(dls, loss):
         scored.add("bce")
     for m in metrics:
         kinds = m.target_kinds
