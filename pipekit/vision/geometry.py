@@ -32,6 +32,14 @@ MAX_LIGHTING = Interval(0, 1, closed="left")
 #: (an infinite bound has no logarithm to draw up to)
 RATIO = Is(lambda r: len(r) == 2 and all(finite_number(x) is not None for x in r) and 0 < r[0] <= r[1],
            "(low, high), two finite numbers with 0 < low <= high")
+#: what a random crop's ``min_scale`` and ``max_scale`` (shares of the source's area) accept
+CROP_SCALE = Interval(0, 1, closed="right")
+
+
+def check_crop_scales(who: str, min_scale: float, max_scale: float) -> None:
+    """Refuse a ``max_scale`` outside ``min_scale``..1: the range of areas a random crop is drawn from (each checked
+    against :data:`CROP_SCALE` first)."""
+    check(who, max_scale=(max_scale, Interval(min_scale, 1, closed="both")))
 
 
 #: the largest side an image size parameter accepts (output of an item transform, the presize cache, batch

@@ -22,7 +22,8 @@ import numpy as np
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import BOOL, Interval, Is, Options, check
 from pipekit.data.transform import Transform, rebuild
-from pipekit.vision.geometry import CV_BORDER, MAX_SIDE, PAD_MODES, RATIO, SIZE, as_size, size2
+from pipekit.vision.geometry import (CROP_SCALE, CV_BORDER, MAX_SIDE, PAD_MODES, RATIO, SIZE, as_size, check_crop_scales,
+                                     size2)
 
 METHODS = ("crop", "pad", "squish")
 
@@ -215,8 +216,8 @@ class RandomResizedCrop(ItemTransform):
     (64, 64, 3)
     """
 
-    param_constraints = {"size": SIZE, "min_scale": Interval(0, 1, closed="right"), "ratio": RATIO,
-                         "val_xtra": Interval(0, None), "max_scale": Interval(0, 1, closed="right"),
+    param_constraints = {"size": SIZE, "min_scale": CROP_SCALE, "ratio": RATIO,
+                         "val_xtra": Interval(0, None), "max_scale": CROP_SCALE,
                          "whole_image": BOOL}
 
     def __init__(self, size: int | Sequence[int], min_scale: float = 0.08, ratio: Sequence[float] = (3 / 4, 4 / 3),
@@ -225,8 +226,7 @@ class RandomResizedCrop(ItemTransform):
         self.val_xtra, self.max_scale, self.whole_image = val_xtra, max_scale, whole_image
         self.check_params()
         self.ratio = (float(ratio[0]), float(ratio[1]))
-        check("RandomResizedCrop", max_scale=(self.max_scale, Interval(
-            self.min_scale, 1, closed="both")))  # the range of areas a crop is drawn from
+        check_crop_scales("RandomResizedCrop", self.min_scale, self.max_scale)
         check("RandomResizedCrop", val_xtra=(self.val_xtra, Is(
             lambda v: max(self.cached_size()) <= MAX_SIDE,
             f"a margin keeping the cached image at most {MAX_SIDE} pixels a side (it is size + "

@@ -21,7 +21,8 @@ import numpy as np
 
 from pipekit.core.component import Component
 from pipekit.core.validate import Interval, check
-from pipekit.vision.geometry import MAX_LIGHTING, PROBABILITY, RATIO, crop_matrices, eye_stack, keystone_matrices
+from pipekit.vision.geometry import (CROP_SCALE, MAX_LIGHTING, PROBABILITY, RATIO, check_crop_scales, crop_matrices,
+                                     eye_stack, keystone_matrices)
 
 Frame = tuple[int, int]
 
@@ -101,9 +102,8 @@ class ResizedCrop(AffineSampler):
     tries: ClassVar[int] = 10
 
     def __init__(self, min_scale: float = 0.08, max_scale: float = 1.0, ratio: Sequence[float] = (3 / 4, 4 / 3)):
-        check("ResizedCrop", min_scale=(min_scale, Interval(0, 1, closed="right")),
-              max_scale=(max_scale, Interval(0, 1, closed="right")), ratio=(ratio, RATIO))
-        check("ResizedCrop", max_scale=(max_scale, Interval(min_scale, 1)))
+        check("ResizedCrop", min_scale=(min_scale, CROP_SCALE), max_scale=(max_scale, CROP_SCALE), ratio=(ratio, RATIO))
+        check_crop_scales("ResizedCrop", min_scale, max_scale)
         self.min_scale, self.max_scale, self.ratio = min_scale, max_scale, (float(ratio[0]), float(ratio[1]))
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame,
