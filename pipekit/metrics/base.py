@@ -10,6 +10,7 @@ import numpy as np
 
 from pipekit.core.component import Component, construct
 from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.validate import names_shown
 
 TASKS = ("classification", "regression")
 #: what each kind of target a Learner's data has (its ``dls.loss_kind``, the loss its target block calls for) holds,
@@ -48,8 +49,7 @@ def describe_target(dls: Any) -> str:
     vocab = getattr(block, "vocab", None)
     labels = ""
     if vocab is not None and not isinstance(vocab, str):
-        more = f", ... ({len(vocab)} in all)" if len(vocab) > 5 else ""
-        labels = f" [{', '.join(repr(str(v)) for v in list(vocab)[:5])}{more}]"
+        labels = f" {names_shown([str(v) for v in vocab], limit=5)}"
     columns = list(getattr(dls, "y_names", None) or ())  # a table's target columns; other loaders have none
     of = f" of {', '.join(repr(str(c)) for c in columns)}" if columns else ""
     where = f" ({type(block).__name__}{of})" if block is not None else ""
