@@ -421,6 +421,9 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
         cls = lookup(name, base=base or Component)
     except UnknownNameError as e:
         raise ExportError(str(e)) from None
+    if vars(cls).get("abstract", False):  # a base class (Metric, Getter): what it computes is its subclasses' to say
+        raise FieldError("class", f"names {name!r:.80}, a base class, which does nothing of its own (its subclasses "
+                                  "do); the file is damaged or was not written by pipekit")
     params = record.get("params") or {}
     state = record.get("state") or {}
     if not isinstance(params, dict) or not isinstance(state, dict):

@@ -18,7 +18,6 @@ expects, so a file cannot make pipekit build a loss where a transform was due.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import sys
 from typing import Any, TypeVar
@@ -37,6 +36,9 @@ _ENTRIES: dict[str, tuple[str, Any]] = {}  # name -> (kind, object)
 _NAMES: dict[int, str] = {}  # id(object) -> name
 _SHORT: dict[tuple[str, str], str] = {}  # (kind, short name) -> pipekit name, for records that use short names
 _SHORT_ANY: dict[str, str] = {}  # short name -> the first pipekit name registered with it, whatever its kind
+#: pipekit's packages whose import failed (a package missing optional dependencies registers nothing): tried once, not
+#: again for each of the names a file may hold that are not registered
+_FAILED: set[str] = set()
 #: what :func:`lookup` raises for a name that is not registered, unless given a ``default``
 _RAISE: Any = object()
 
@@ -86,8 +88,20 @@ def register(obj: T | None = None, *, name: str | None = None, kind: str | None 
 def import_builtin_packages() -> None:
     """Import pipekit's own packages so their classes are registered (a fixed list, never read from a file)."""
     for mod in BUILTIN_PACKAGES:
-        with contextlib.suppress(ImportError):  # a package missing optional dependencies registers nothing
-            importlib.import_module(mod)
+        _import(mod)
+
+
+def _import(mod: str) -> bool:
+    """Import pipekit's package ``mod`` unless it is imported already or its import failed before (see ``_FAILED``);
+    whether this call imported it."""
+    if mod in sys.modules or mod in _FAILED:
+        return False
+    try:
+        importlib.import_module(mod)
+    except ImportError:
+        _FAILED.add(mod)
+        return False
+    return True
 
 
 def lookup(name: str, kind: str | None = None, base: type | None = None, not_kinds: tuple[str, ...] = (),
@@ -126,10 +140,7 @@ def lookup(name: str, kind: str | None = None, base: type | None = None, not_kin
     for mod in ([own] if own in BUILTIN_PACKAGES else []) + list(BUILTIN_PACKAGES):
         if entry is not None:
             break
-        if mod in sys.modules:  # imported already: what it registers was there for the tries before
-            continue
-        with contextlib.suppress(ImportError):  # a package missing optional dependencies registers nothing
-            importlib.import_module(mod)
+        if _import(mod):  # one imported already (or that failed to) holds nothing new for this name
             entry = find()
     if entry is not None:
         return entry[1]

@@ -171,9 +171,24 @@ class Interval:
         return f"{what} in {lb}{lo}, {hi}{rb}" + (" or None" if self.none_ok else "")
 
 
+def _kind(v: Any) -> str | None:
+    """What kind of number ``v`` is to :class:`Options` (a flag, a whole number, another real number; NumPy's as
+    Python's), None for anything else (text, None), which compares by value alone."""
+    if isinstance(v, (bool, np.bool_)):
+        return "flag"
+    if isinstance(v, numbers.Integral):
+        return "integer"
+    return "number" if isinstance(v, numbers.Real) else None
+
+
 @dataclass(frozen=True)
 class Options:
-    """One of a fixed set of values."""
+    """One of a fixed set of values, of its kind too: a flag (``True``) is not the number 1, and a float (``1.0``) is
+    not the whole number 1, though Python compares them equal.
+
+    >>> Options(None, 0, 1).accepts(1), Options(None, 0, 1).accepts(True), Options(None, 0, 1).accepts(1.0)
+    (True, False, False)
+    """
 
     values: tuple[Any, ...]
 
@@ -184,8 +199,8 @@ class Options:
         if getattr(v, "ndim", 0):  # an array or tensor (as read from a file) is never one of the options
             return False
         try:
-            return v in self.values
-        except (TypeError, ValueError):  # an unhashable value, or something compared element by element
+            return any(v == o and _kind(v) == _kind(o) for o in self.values)
+        except (TypeError, ValueError):  # something compared element by element
             return False
 
     def __str__(self) -> str:

@@ -26,8 +26,8 @@ from pipekit.core.validate import (Is, argument_names, bs_or_batch_size, check, 
                                    check_state, is_pandas)
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch
-from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, get_files, get_image_files, get_text_files,
-                                  item_at, rows_column)
+from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, called_on_items, check_item_getters,
+                                  is_item_getter, item_at, rows_column)
 from pipekit.data.items import to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint, row_index
@@ -228,34 +228,16 @@ def rows_not_batched(columns: Sequence[str]) -> str:
 #: the registered kinds a getter read from a file may be: pipekit's getters, or a function of the user's registered
 #: as one (``pipekit.register(fn, kind='getter')``, or ``kind='function'``); never a callback, a module, a model...
 _GETTER_KINDS = ("getter", "function")
-#: pipekit's item finders (a recipe's ``get_items``): registered as getters, but they list a folder, not read an item
-_FINDERS = (get_files, get_image_files, get_text_files)
-
-
-def _is_getter(g: Any) -> bool:
-    """What a fitted recipe read from a file may call on each item: nothing (the item itself), a getter component, or
-    a registered function; not a class (calling one builds an object of it) nor an item finder."""
-    return g is None or isinstance(g, Getter) or (callable(g) and not isinstance(g, (type, Component))
-                                                  and not any(g is f for f in _FINDERS))
-
-
-def _called(g: Any, field: str) -> list[tuple[str, Any]]:
-    """``g`` and every getter or function it calls on the items in turn (UsingAttr's ``f``, each of Pipe's
-    ``getters``, and theirs), each with its field in the record: a file's getter is checked all the way down."""
-    found = [(field, g)]
-    if isinstance(g, Getter):
-        for k, v in g.get_params(deep=False).items():
-            for j, h in enumerate(v) if isinstance(v, (list, tuple)) else [(None, v)]:
-                if callable(h):
-                    found += _called(h, f"{field}.params.{k}{'' if j is None else f'[{j}]'}")
-    return found
+#: what a getter read from a file is said to take when refused (see :func:`check_item_getters`)
+_GETTER_TAKES = "a getter reads one item's value: a getter (ColReader, ParentLabel, ...) or a registered function"
 
 
 #: what a fitted DataBlock read from a file must hold to encode new items
 _FITTED_STATE = {
     "blocks_": Is(lambda v: isinstance(v, list) and bool(v) and all(isinstance(b, TransformBlock) for b in v),
                   "the fitted blocks (a non-empty list)"),
-    "getters_": Is(lambda v: isinstance(v, list) and all(_is_getter(h) for g in v for _, h in _called(g, "")),
+    "getters_": Is(lambda v: isinstance(v, list) and all(is_item_getter(h) for g in v
+                                                         for _, h in called_on_items(g, "")),
                    "one getter (or null) per block"),
     "n_inp_": Is(lambda v: type(v) is int and v >= 1, "the number of inputs (a positive integer)"),
     "batch_tfms_": Is(lambda v: isinstance(v, list) and all(isinstance(t, BatchTransform) for t in v),
@@ -796,21 +778,18 @@ class DataBlock(Component):
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The fitted state of a file (an export's recipe, or a recipe saved on its own), checked before anything
         encodes with it: fitted blocks, each with its fitted transforms, a getter per block, at most one input per block,
-        and batch transforms. A :class:`FieldError` names the field (``state.n_inp_``)."""
+        and batch transforms. A :class:`FieldError` names the field (``state.n_inp_``). The getters of its parameters
+        and of its fitted state read each item's value, never list a folder (see :func:`check_item_getters`)."""
+        for k in ("get_x", "get_y", "getters"):  # the kinds were checked as the file was read (ref_kinds)
+            v = getattr(self, k)
+            for j, g in enumerate(v) if isinstance(v, (list, tuple)) else [(None, v)]:
+                check_item_getters(g, f"params.{k}{'' if j is None else f'[{j}]'}", _GETTER_TAKES)
         if not state:
             return  # an unfitted recipe's record
         super().state_from_data(state)
         read = vars(self).get("getters_")
-        called = [c for i, g in enumerate(read if isinstance(read, list) else []) for c in _called(g, f"getters_[{i}]")]
-        for field, g in called:
-            if callable(g) and not _is_getter(g):  # the kinds were checked as the file was read (ref_kinds)
-                what = (f"the class {getattr(g, '__qualname__', g)!s:.60}, which builds an object when called"
-                        if isinstance(g, type) else f"a {type(g).__name__}, not a getter" if isinstance(g, Component)
-                        else f"{getattr(g, '__name__', g)!s:.60}, which lists the files of a folder (a recipe's "
-                        "get_items)")
-                raise FieldError(f"state.{field}", f"is {what}; a getter reads one item's value: a getter "
-                                 "(ColReader, ParentLabel, ...) or a registered function; the file is damaged or "
-                                 "was not written by pipekit")
+        for i, g in enumerate(read if isinstance(read, list) else []):
+            check_item_getters(g, f"state.getters_[{i}]", _GETTER_TAKES)
         check_state(vars(self), "the data recipe, to encode new items,", **_FITTED_STATE)
         blocks, getters, n_inp = self.blocks_, self.getters_, self.n_inp_
         if len(getters) != len(blocks) or n_inp > len(blocks):

@@ -263,8 +263,11 @@ def check_split_folders(path: str | os.PathLike, train: str, valid: str, who: st
                     f"train=..., valid=...")
 
 
-# pipekit's own finders can be named in a file, so a saved DataBlock keeps its get_items (a user's function is left out)
-for _finder in (get_files, get_image_files, get_text_files):
+#: pipekit's item finders (a recipe's ``get_items``): each lists the files of a folder, where a getter reads one item's
+#: value. They are registered as getters, so a saved DataBlock keeps its get_items (a user's function is left out);
+#: :func:`check_item_getters` keeps them out of every other field a file's getter or function stands in
+ITEM_FINDERS = (get_files, get_image_files, get_text_files)
+for _finder in ITEM_FINDERS:
     register(_finder, kind="getter")
 
 
@@ -655,6 +658,38 @@ def using_attr(f: Getter | Callable[[Any], Any], attr: str) -> UsingAttr:
     ['great_pyrenees', 'Abyssinian']
     """
     return UsingAttr(f, attr)
+
+
+def is_item_getter(g: Any) -> bool:
+    """Whether ``g``, read from a file, may be called on each item's value: nothing (the item itself), a getter
+    component, or a registered function; not a class (calling one builds an object of it), another component, nor an
+    item finder (:data:`ITEM_FINDERS`, which lists a folder)."""
+    return g is None or isinstance(g, Getter) or (callable(g) and not isinstance(g, (type, Component))
+                                                  and not any(g is f for f in ITEM_FINDERS))
+
+
+def called_on_items(g: Any, field: str) -> list[tuple[str, Any]]:
+    """``g`` and every getter or function it calls on the items in turn (UsingAttr's ``f``, each of Pipe's
+    ``getters``, and theirs), each with its field in the record: a file's getter is checked all the way down."""
+    found = [(field, g)]
+    if isinstance(g, Getter):
+        for k, v in g.get_params(deep=False).items():
+            for j, h in enumerate(v) if isinstance(v, (list, tuple)) else [(None, v)]:
+                if callable(h):
+                    found += called_on_items(h, f"{field}.params.{k}{'' if j is None else f'[{j}]'}")
+    return found
+
+
+def check_item_getters(g: Any, field: str, takes: str) -> None:
+    """Refuse a getter or function read from a file, at ``field`` of its record, that is or calls on the items
+    (:func:`called_on_items`) something :func:`is_item_getter` refuses: a :class:`FieldError` names that one's field,
+    says what it is and what the field ``takes`` (a DataBlock's getters, a ``Transform(f)``'s functions)."""
+    for where, h in called_on_items(g, field):
+        if callable(h) and not is_item_getter(h):
+            what = (f"the class {getattr(h, '__qualname__', h)!s:.60}, which builds an object when called"
+                    if isinstance(h, type) else f"a {type(h).__name__}, not a getter" if isinstance(h, Component)
+                    else f"{getattr(h, '__name__', h)!s:.60}, which lists the files of a folder (a recipe's get_items)")
+            raise FieldError(where, f"is {what}; {takes}; the file is damaged or was not written by pipekit")
 
 
 def apply_getter(getter: Getter | Callable | None, items: pl.DataFrame) -> pl.Series:

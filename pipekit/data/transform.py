@@ -21,7 +21,7 @@ import torch
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import FieldError, ParameterError, PipekitError, PipelineStepError
 from pipekit.core.validate import Interval, Is, Options, check, check_arguments
-from pipekit.data.getters import Getter
+from pipekit.data.getters import Getter, check_item_getters
 from pipekit.data.lists import fastuple
 from pipekit.data.probe import stage
 
@@ -200,10 +200,14 @@ class FuncTransform(Transform):
         self._types = (value_types(enc, "Transform(f)"), None if dec is None else value_types(dec, "Transform(f, g)"))
 
     def state_from_data(self, state: dict[str, Any]) -> None:
-        """A file's functions (of a registered kind, checked as it was read) are functions, not classes: calling a
-        class builds an object of it from every value."""
+        """A file's functions (of a registered kind, checked as it was read) are functions or getters that read a
+        value, all the way down (see :func:`~pipekit.data.getters.check_item_getters`): not classes (calling a class
+        builds an object of it from every value), nor item finders (``get_files`` would list the folder a value
+        names)."""
         super().state_from_data(state)
-        _refuse_classes(self, {"enc": self.enc, "dec": self.dec}, "a registered function of the values")
+        for name in ("enc", "dec"):
+            check_item_getters(getattr(self, name), f"params.{name}",
+                               f"{type(self).__name__}'s {name} is a registered function of the values")
 
     def encode(self, values: Any) -> Any:
         types = self._types[0]
