@@ -1,7 +1,10 @@
 """What every notebook of the book starts with, in one import, as fastai's star imports give it: the data and training
 layers of pipekit, with the names the book's code uses unqualified (``torch``, ``nn``, ``F``, ``np``, ``pd``, ``plt``,
-``partial``, ``attrgetter``, ``itemgetter``, ``Path``, ``Image``, ``math``, ``random``, ``Tensor``,
-``ProcessPoolExecutor``, ``to_device``). As fastai's star imports do, they give pathlib's ``Path`` the book's ``ls()``
+``partial``, ``attrgetter``, ``itemgetter``, ``Path``, ``Image``, ``math``, ``random``, ``Tensor``, ``to_device``), and
+chapter 19's helpers as fastcore and fastprogress give them: :class:`ProcessPoolExecutor` (whose ``map`` passes more
+arguments on to the function), :class:`GetAttr` and ``progress_bar`` (pipekit's bar,
+:func:`pipekit.data.progress.progress_bar`: ``for b in progress_bar(dl, leave=False)`` goes through a loader, with
+a bar on a terminal or in a notebook). As fastai's star imports do, they give pathlib's ``Path`` the book's ``ls()``
 (:meth:`pipekit.data.DataPath.ls`), so ``Path('bears').ls()`` lists a folder of one's own as it lists the data sets'
 folders, and a tensor chapter 8's ``pca(k)`` (``movie_w.pca(3)``: the rows projected on their first ``k``
 principal axes).
@@ -18,16 +21,20 @@ True
 >>> import tempfile; folder = Path(tempfile.mkdtemp()); (folder / "b.txt").touch(); (folder / "a.txt").touch()
 >>> folder.ls().attrgot("name")
 ['a.txt', 'b.txt']
+>>> [n for n in progress_bar(range(3), leave=False)]
+[0, 1, 2]
 >>> torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 0.0]]).pca(1).abs().flatten().tolist()
 [2.0, 0.0, 2.0]
 """
+import concurrent.futures
 import math
 import os
 import random
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from operator import attrgetter, itemgetter
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -41,8 +48,65 @@ from pipekit.data import *  # noqa: F403
 from pipekit.data import __all__ as _data_names
 from pipekit.data.getters import DataPath
 from pipekit.data.loader import to_device
+from pipekit.data.progress import progress_bar
 from pipekit.learn import *  # noqa: F403
 from pipekit.learn import __all__ as _learn_names
+
+class ProcessPoolExecutor(concurrent.futures.ProcessPoolExecutor):
+    """Python's process pool as the book's chapter 19 uses it (fastcore's): ``map(f, items, *args, **kwargs)`` calls
+    ``partial(f, *args, **kwargs)`` on each item of the one iterable ``items``, so ``f(*args, item, **kwargs)``
+    (``ex.map(collate, chunks, ds=ds)``), in the worker processes, and ``max_workers=0`` runs them in this process,
+    one after another. ``f`` and the arguments
+    go to the workers pickled: a function defined at the top of a module, not a lambda. An error in ``f`` is raised
+    where its result is read.
+
+    >>> with ProcessPoolExecutor(max_workers=0) as ex: list(ex.map(int, ["11", "101"], base=2))
+    [3, 5]
+    """
+
+    def __init__(self, max_workers: int | None = None, **kwargs: Any):
+        self.serial = max_workers == 0
+        super().__init__(1 if self.serial else max_workers, **kwargs)
+
+    def map(self, f: Callable[..., Any], items: Iterable[Any], *args: Any,  # type: ignore[override]
+            timeout: float | None = None, chunksize: int = 1, **kwargs: Any) -> Iterator[Any]:
+        call = partial(f, *args, **kwargs) if args or kwargs else f
+        if self.serial:
+            return map(call, items)
+        return super().map(call, items, timeout=timeout, chunksize=chunksize)
+
+
+class GetAttr:
+    """The book's base class that passes on what an object does not have (fastcore's): an attribute this object
+    lacks is read from the object in its attribute named by ``_default`` (chapter 19's ``class Callback(GetAttr):
+    _default = 'learner'`` reads ``self.model`` as ``self.learner.model``); ``_xtra``, when set, lists the only names
+    passed on. Names starting with ``__`` never are.
+
+    >>> class Box(GetAttr):
+    ...     _default = "inner"
+    ...     def __init__(self, inner): self.inner = inner
+    >>> Box("text").upper(), Box([3, 1]).count(3)
+    ('TEXT', 1)
+    """
+
+    _default: str = "default"
+    _xtra: list[str] | None = None
+
+    def _passes_on(self, name: str) -> bool:
+        return not name.startswith("__") and name not in ("_xtra", self._default) \
+            and (self._xtra is None or name in self._xtra)
+
+    def __getattr__(self, name: str) -> Any:
+        if self._passes_on(name):
+            inner = getattr(self, self._default, None)
+            if inner is not None:
+                return getattr(inner, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        inner = getattr(self, self._default, None)
+        return sorted(set(super().__dir__()) | {k for k in dir(inner) if self._passes_on(k)})
+
 
 def _pca(x: Tensor, k: int = 2) -> Tensor:
     """The rows of ``x`` (centred) projected on their first ``k`` principal axes (chapter 8's ``movie_w.pca(3)``)."""
@@ -69,4 +133,4 @@ if not hasattr(Image.Image, "to_thumb"):  # as fastai's star imports give it to 
     Image.Image.to_thumb = _to_thumb  # type: ignore[attr-defined]
 
 __all__ = ["math", "os", "random", "partial", "attrgetter", "itemgetter", "Path", "plt", "np", "pd", "torch", "F", "Image", "nn", "Tensor",
-           "ProcessPoolExecutor", "to_device", *_data_names, *_learn_names]
+           "ProcessPoolExecutor", "GetAttr", "progress_bar", "to_device", *_data_names, *_learn_names]

@@ -7,6 +7,7 @@ transform is saved as a record and rebuilt from the registry without unpickling 
 """
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import zlib
@@ -27,9 +28,47 @@ from pipekit.data.probe import stage
 
 #: fastai's method names and the pipekit methods they are read as (the book's chapter 11 spells them so)
 FASTAI_NAMES = {"encodes": "encode", "decodes": "decode", "setups": "setup"}
+#: the class attribute a class body's repeated ``encodes``/``decodes`` reach ``Transform.__init_subclass__`` in
+_DEFINITIONS = "_fastai_definitions"
 
 
-class Transform(Component):
+class _ClassBody(dict):
+    """The namespace of a Transform class body, which keeps every ``def encodes`` (and ``decodes``) written in it, not
+    only the last one as a plain class body does: fastai's way of writing a transform for several types is one
+    ``encodes`` per type (``def encodes(self, x: int)``, then ``def encodes(self, x: str)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.definitions: dict[str, list[Callable[..., Any]]] = {}
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in ("encodes", "decodes"):
+            kept = self.definitions.setdefault(key, [])
+            if inspect.isfunction(value):
+                kept.append(value)
+            else:  # ``encodes = staticmethod(...)`` or another object: it stands alone, as Python keeps it
+                kept.clear()
+        super().__setitem__(key, value)
+
+
+class _TransformMeta(type):
+    """Transform's metaclass: a class body whose ``encodes`` or ``decodes`` is defined more than once hands every
+    definition to ``__init_subclass__`` (in the class attribute ``_fastai_definitions``, removed there), which
+    dispatches on the value's type over all of them (see :func:`_dispatch_method`)."""
+
+    @classmethod
+    def __prepare__(mcs, name: str, bases: tuple[type, ...], /, **kwargs: Any) -> dict[str, object]:
+        return _ClassBody()
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> Any:
+        repeated = {k: v for k, v in getattr(namespace, "definitions", {}).items() if len(v) > 1}
+        namespace = dict(namespace)
+        if repeated:
+            namespace[_DEFINITIONS] = repeated
+        return super().__new__(mcs, name, bases, namespace, **kwargs)
+
+
+class Transform(Component, metaclass=_TransformMeta):
     """Base class: ``setup`` on training values, ``encode`` any values, ``decode`` for display.
 
     >>> class AddOne(Transform):
@@ -48,6 +87,15 @@ class Transform(Component):
     ...     def encodes(self, x): return x.lower()
     >>> LowerCase()("HeLLo"), Transform(lambda x: x + 1)(1)
     ('hello', 2)
+
+    Several ``encodes`` (or ``decodes``) in one class, each annotating another type, are all kept, as fastai's: a
+    value goes to the one of its nearest class (see :func:`_dispatch_method`).
+
+    >>> class Double(Transform):
+    ...     def encodes(self, x: int): return x * 2
+    ...     def encodes(self, x: str): return x + x
+    >>> Double()(3), Double()("a"), Double()([1, "b", 2.5])
+    (6, 'aa', [2, 'bb', 2.5])
     """
 
     registry_kind = "transform"
@@ -71,6 +119,9 @@ class Transform(Component):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        repeated = cls.__dict__.get(_DEFINITIONS, {})
+        if repeated:
+            delattr(cls, _DEFINITIONS)
         for theirs, ours in FASTAI_NAMES.items():
             fn = cls.__dict__.get(theirs)
             if fn is None:
@@ -82,6 +133,11 @@ class Transform(Component):
             if cls.takes_context and theirs != "setups":
                 raise ParameterError(f"{where}: a batch transform works on whole batches; define "
                                      f"{ours}(self, batch, ctx) instead (see BatchTransform)")
+            if theirs in repeated:  # one definition per type, as fastai's: dispatched on the value's type
+                dispatch = _dispatch_method(repeated[theirs], where)
+                if dispatch is not None:
+                    setattr(cls, ours, dispatch)
+                    continue
             types = value_types(fn, where, skip_self=True) if theirs != "setups" else None
             setattr(cls, ours, fn if types is None else _typed_method(fn, types))
 
@@ -435,10 +491,11 @@ def value_types(fn: Callable[..., Any], where: str, skip_self: bool = False) -> 
     return classes
 
 
-def apply_typed(fn: Callable[[Any], Any], types: tuple[type, ...], values: Any) -> Any:
+def apply_typed(fn: Callable[[Any], Any], types: tuple[type, ...], values: Any,
+                other: Callable[[Any], Any] | None = None) -> Any:
     """``fn`` on what of ``values`` is of ``types`` (fastai's type dispatch): a value of them is given to ``fn``; a
     tuple or list is gone through item by item (a tuple stays a tuple), a NumPy array or a Series value by value (as
-    Python values); anything else is given back as it is.
+    Python values); anything else is given back as it is, or to ``other`` when given.
 
     >>> def f(x: int): return x + 1
     >>> apply_typed(f, (int,), 2), apply_typed(f, (int,), 2.0), apply_typed(f, (int,), (2, "a", [3, 4.5]))
@@ -447,12 +504,12 @@ def apply_typed(fn: Callable[[Any], Any], types: tuple[type, ...], values: Any) 
     if isinstance(values, types):
         return fn(values)
     if isinstance(values, (tuple, list)):
-        return type(values)(apply_typed(fn, types, v) for v in values)
+        return type(values)(apply_typed(fn, types, v, other) for v in values)
     if isinstance(values, np.ndarray) and values.ndim == 1:
-        return np.array([apply_typed(fn, types, v) for v in values.tolist()])
+        return np.array([apply_typed(fn, types, v, other) for v in values.tolist()])
     if isinstance(values, pl.Series):
-        return pl.Series(values.name, [apply_typed(fn, types, v) for v in values.to_list()], strict=False)
-    return values
+        return pl.Series(values.name, [apply_typed(fn, types, v, other) for v in values.to_list()], strict=False)
+    return values if other is None else other(values)
 
 
 def _typed_method(fn: Callable[..., Any], types: tuple[type, ...]) -> Callable[..., Any]:
@@ -462,6 +519,64 @@ def _typed_method(fn: Callable[..., Any], types: tuple[type, ...]) -> Callable[.
     @functools.wraps(fn)
     def method(self: Any, values: Any) -> Any:
         return apply_typed(lambda v: fn(self, v), types, values)
+    return method
+
+
+def _dispatch_method(fns: list[Callable[..., Any]], where: str) -> Callable[..., Any] | None:
+    """The method applying a class's several ``encodes`` (or ``decodes``) ``fns``, in the order written, as fastai's
+    type dispatch does: a value goes to the definition annotated with its nearest class (``bool`` before ``int``; a
+    virtual class, such as ``numbers.Number`` or pipekit's image kinds, after the value's own classes; of two
+    definitions for one class, the later), a list, tuple, array or Series value by value (:func:`apply_typed`), and a
+    value of none of them to the definition that annotates nothing when there is one, else back as it is. None when
+    no definition is annotated: the last one is the method, as Python keeps it.
+
+    >>> class Sizes(Transform):
+    ...     def encodes(self, x): return "other"
+    ...     def encodes(self, x: int): return "int"
+    ...     def encodes(self, x: bool): return "bool"
+    >>> Sizes()((1, True, 2.5))
+    ('int', 'bool', 'other')
+    """
+    import functools
+    import types as pytypes
+    import typing
+
+    table: list[tuple[tuple[type, ...], Callable[..., Any]]] = []
+    untyped = None
+    for fn in fns:
+        classes = value_types(fn, where, skip_self=True)
+        if classes is None:
+            untyped = fn
+        else:
+            table.append((classes, fn))
+    if not table:
+        return None
+    every = tuple(dict.fromkeys(c for classes, _ in table for c in classes))
+
+    def pick(value: Any) -> Callable[..., Any]:
+        mro = type(value).__mro__
+        best, rank = table[0][1], len(mro) + 1
+        for classes, fn in table:
+            for c in classes:
+                if isinstance(value, c) and (r := mro.index(c) if c in mro else len(mro)) <= rank:
+                    best, rank = fn, r
+        return best
+
+    first = table[0][1]
+
+    @functools.wraps(first)
+    def method(self: Any, values: Any) -> Any:
+        return apply_typed(lambda v: pick(v)(self, v), every, values,
+                           None if untyped is None else functools.partial(untyped, self))
+
+    # what inspect.unwrap finds, as for one typed ``encodes``: the first definition's code (where it was written, see
+    # written_for_items) annotated with every class the method takes (see value_types)
+    shown = pytypes.FunctionType(first.__code__, first.__globals__, first.__name__, first.__defaults__,
+                                 first.__closure__)
+    shown.__kwdefaults__ = first.__kwdefaults__
+    value_name = list(inspect.signature(first).parameters)[1]
+    shown.__annotations__ = {value_name: typing.Union[every + ((object,) if untyped is not None else ())]}
+    method.__wrapped__ = shown  # type: ignore[attr-defined]
     return method
 
 

@@ -201,6 +201,20 @@ class Learner:
         self._dls = dls
 
     @property
+    def x(self) -> Any:
+        """The current batch's input, as the book's callbacks read it (``self.x``, fastai's detuplified ``xb``):
+        ``xb[0]`` for a model of one input, the tuple ``xb`` for one of several, None when there is no batch. Read
+        only, as fastai's: a callback changes the input with ``self.learn.xb = (new_x,)``."""
+        return None if not self.xb else self.xb[0] if len(self.xb) == 1 else self.xb
+
+    @property
+    def y(self) -> Any:
+        """The current batch's target (``self.y``, fastai's detuplified ``yb``): ``yb[0]`` for one target, the tuple
+        ``yb`` for several, None when there is none (no batch, or a loader of inputs only). Read only, as fastai's:
+        change it with ``self.learn.yb = (new_y,)``."""
+        return None if not self.yb else self.yb[0] if len(self.yb) == 1 else self.yb
+
+    @property
     def classes(self) -> Any:
         """The model's ``classes``, as fastai's learner answers names its model has: a collaborative-filtering
         model's users and items (the course's ``learn.classes['title']``). Other models have none: their classes

@@ -54,8 +54,8 @@ def unknown_events(cb: Any) -> list[str]:
 #: what a callback reads from its Learner as its own attributes (``self.model`` is ``self.learn.model``); to
 #: change one, set it on ``self.learn``
 LEARNER_STATE = frozenset({
-    "model", "opt", "optimizer", "dls", "dl", "xb", "yb", "pred", "loss", "loss_grad", "loss_func", "training",
-    "epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train", "recorder",
+    "model", "opt", "optimizer", "dls", "dl", "xb", "yb", "x", "y", "pred", "loss", "loss_grad", "loss_func",
+    "training", "epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train", "recorder",
     "metrics", "cbs", "lr", "wd", "moms", "path", "model_dir", "device", "final_record", "validation_only",
 })
 #: the Learner's methods and settings a callback reads as its own too, as fastai's forward them
