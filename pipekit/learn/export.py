@@ -38,7 +38,7 @@ from torch import nn
 from pipekit.core.archive import Archive, building_from, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
-from pipekit.core.registry import lookup, name_of, register
+from pipekit.core.registry import lookup, name_of, register, registered
 from pipekit.core.validate import Is, check, finite_number
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.loader import default_device
@@ -46,7 +46,7 @@ from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import TORCH_LOSS_TARGETS, BaseLoss, loss_from_kind
 from pipekit.learn.optim import LOOKAHEAD_COUNT, LOOKAHEAD_SLOW, lookahead_problem
-from pipekit.learn.optim import Lookahead, Optimizer
+from pipekit.learn.optim import Lookahead, Optimizer, check_opt_args, opt_arg_ranges
 from pipekit.learn.registry import UnknownArchError, arch_spec, build_arch, config_from_data, config_to_data
 from pipekit.metrics import Metric, check_metric_targets
 
@@ -161,14 +161,47 @@ def _plain(value: Any) -> bool:
     return value is None or type(value) is bool or (type(value) in (int, float) and finite_number(value) is not None)
 
 
+def _opt_kwarg_problem(func: Callable[..., Any], key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` as keyword argument ``key`` of optimiser ``func``, as words that follow the
+    argument's name, or None: the one check of what an export writes (an optimiser it fails is left out) and of what
+    ``load_learner`` reads (a file it fails is refused), so a file an export writes loads. ``key`` must be an argument
+    ``func`` takes, other than its parameters; a record holds None, True/False or a finite number; of pipekit's
+    optimisers (``SGD``, ``Adam``, ``ranger``...) each argument must then be in the range the optimiser checks as it
+    is built (:func:`~pipekit.learn.optim.check_opt_args`: ``SGD: mom=2.0 is not accepted; expected a number in
+    [0, 1)``), checked without building one, which would import torch's compiler into the loading process (about 1 s,
+    several in a new process); another optimiser's argument must be of the type of its default: True or False for a
+    flag, None, True/False or a number where the default is None (as Adam's ``fused`` takes them), a number
+    otherwise."""
+    params = inspect.signature(func).parameters
+    takes = [k for k, p in params.items() if k != "params" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    fname, got = name_of(func), f"got {str(value)[:60]!r}"
+    if key not in takes:
+        return f"is not an argument {fname} takes (it takes {', '.join(takes)})"
+    if not _plain(value):
+        return f"must be null, true or false, or a finite number (what a file holds), {got}"
+    if key in opt_arg_ranges(func):
+        try:
+            check_opt_args(func, **{key: value})
+        except ParameterError as e:
+            return f"is a value {fname} does not take: {e}"
+        return None
+    default = params[key].default
+    if isinstance(default, bool):
+        return None if type(value) is bool else f"must be true or false, as {fname} takes it, {got}"
+    if default is None or (value is not None and type(value) is not bool):
+        return None
+    return f"must be a finite number, as {fname} takes it, {got}"
+
+
 def _learner_record(learn: Learner, name: str) -> str | dict[str, Any]:
     """The ``learner`` field of an export: ``name``, the registered name of the learner's class, where the learner
     trains with a Learner's defaults, or an object of it (``class``) and the settings of :data:`_LEARNER_SETTINGS`.
     The splitter and the optimiser are kept by registered name: pipekit's own (``vision_learner``'s and the text
     learners' layer groups, ``Adam``, ``SGD``, ``ranger``, ...) or a user's registered as a ``layer_splitter`` or an
-    ``optimizer``; a ``partial`` of the optimiser with its keyword arguments when each is a number, True/False or
-    None. A splitter or an optimiser a file cannot name is left out with a warning: the loaded learner trains the
-    model as one layer group, or with Adam."""
+    ``optimizer``; a ``partial`` of the optimiser with its keyword arguments when each passes
+    :func:`_opt_kwarg_problem`, the check ``load_learner`` makes of them (a number, True/False or None, as the
+    optimiser takes it). A splitter or an optimiser a file cannot name is left out with a warning: the loaded learner
+    trains the model as one layer group, or with Adam."""
     from pipekit.learn.learner import Learner
 
     defaults = {k: p.default for k, p in inspect.signature(Learner.__init__).parameters.items()}
@@ -187,15 +220,19 @@ def _learner_record(learn: Learner, name: str) -> str | dict[str, Any]:
     opt = learn.opt_func
     func, kwargs = (opt.func, dict(opt.keywords)) if isinstance(opt, functools.partial) and not opt.args else (opt, {})
     ref = _ref(func, "optimizer")
-    if ref is not None and all(_plain(v) for v in kwargs.values()):
+    bad = None if ref is None else next(((k, p) for k, v in kwargs.items()
+                                          if (p := _opt_kwarg_problem(func, k, v)) is not None), None)
+    if ref is not None and bad is None:
         settings["opt_func"], settings["opt_kwargs"] = ref, kwargs
     else:
         base = opt.func if isinstance(opt, functools.partial) else opt
         what = f"{getattr(base, '__module__', '')}.{getattr(base, '__qualname__', type(base).__name__)}"
-        warn(f"export: the optimiser {what if opt is base else f'partial({what}, ...)'} is not one a file can hold "
-             "(pipekit's Adam, SGD, RMSProp, RAdam, QHAdam, Lamb and ranger, or one registered with "
-             "pipekit.register(fn, kind='optimizer'), alone or as a partial of numbers and True/False): the loaded "
-             "learner trains with Adam, a Learner's default; set learn.opt_func again after loading to train with it")
+        why = "" if bad is None else f" (its keyword argument {str(bad[0])[:60]!r} {bad[1]})"
+        warn(f"export: the optimiser {what if opt is base else f'partial({what}, ...)'}{why} is not one a file can "
+             "hold (pipekit's Adam, SGD, RMSProp, RAdam, QHAdam, Lamb and ranger, or one registered with "
+             "pipekit.register(fn, kind='optimizer'), alone or as a partial of the arguments it takes, as numbers, "
+             "True/False or None): the loaded learner trains with Adam, a Learner's default; set learn.opt_func again "
+             "after loading to train with it")
     numbers: tuple[tuple[str, Any], ...] = (("lr", learn.lr), ("wd", learn.wd), ("moms", learn.moms))
     for key, value in numbers:
         values: list[Any] = list(value) if key == "moms" else [value]
@@ -225,25 +262,14 @@ def _registered_from_ref(where: str, value: Any, field: str, kind: str) -> Any:
 
 
 def _opt_kwargs(where: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """An optimiser's keyword arguments read from ``learner.opt_kwargs``: each one ``func`` takes, of the type of its
-    default (true or false for a flag, a finite number for a number). Their ranges are the optimiser's own, checked
-    as it is built, at the first fit (pipekit's name the argument: ``SGD: mom=2.0 is not accepted``): building one
-    now would import torch's compiler into the loading process (about 1 s, several in a new process)."""
-    params = inspect.signature(func).parameters
-    takes = [k for k, p in params.items() if k != "params" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    fname = name_of(func)
+    """An optimiser's keyword arguments read from ``learner.opt_kwargs``: each one ``func`` takes, each passing
+    :func:`_opt_kwarg_problem`, the check an export makes of what it writes (pipekit's optimisers' in the ranges they
+    take), so a bad one is refused here, naming its field, rather than at the first fit."""
     for k, v in kwargs.items():
-        if k not in takes:
-            raise ExportError(f"{where}: record.json field 'learner.opt_kwargs' has {str(k)[:60]!r}, which {fname} does "
-                              f"not take (it takes {', '.join(takes)}); the file is damaged or was not written by "
-                              "learn.export()")
-        flag = isinstance(params[k].default, bool)
-        ok = type(v) is bool if flag else _plain(v) and type(v) is not bool and (
-            v is not None or params[k].default is None)
-        if not ok:
-            raise ExportError(f"{where}: record.json field 'learner.opt_kwargs.{k}' must be "
-                              f"{'true or false' if flag else 'a finite number'}, as {fname} takes it, got "
-                              f"{str(v)[:60]!r}")
+        problem = _opt_kwarg_problem(func, k, v)
+        if problem is not None:
+            raise ExportError(f"{where}: record.json field 'learner.opt_kwargs.{str(k)[:60]}' {problem}; the file is "
+                              "damaged or was not written by learn.export()")
     return kwargs
 
 
@@ -251,9 +277,10 @@ def _learner_settings(where: str, value: Any) -> tuple[str, str, dict[str, Any]]
     """The ``learner`` field of a learner export read: the field naming the class (``learner``, or
     ``learner.class``), that registered name, and the Learner arguments of the settings it keeps
     (:func:`_learner_record`), each checked: a splitter registered as a ``layer_splitter`` and an optimiser
-    registered as an ``optimizer`` (never another function), keyword arguments the optimiser takes, a finite ``lr``
-    above 0, a finite ``wd`` of at least 0 or null, three finite ``moms`` from 0 to 1, and True or False for
-    ``wd_bn_bias`` and ``train_bn``. A name alone (every file written before the settings were kept) gives none:
+    registered as an ``optimizer`` (never another function), keyword arguments the optimiser takes, as it takes
+    them (:func:`_opt_kwarg_problem`: pipekit's optimisers' in their ranges), a finite ``lr`` above 0, a finite
+    ``wd`` of at least 0 or null, three finite ``moms`` from 0 to 1, and True or False for ``wd_bn_bias`` and
+    ``train_bn``. A name alone (every file written before the settings were kept) gives none:
     the loaded learner has a Learner's defaults."""
     rec = _field(value, (str, dict), "learner", "the registered name of a Learner class, or an object of it "
                  "('class') and the learner's training settings", where)
@@ -748,6 +775,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
                             path=f"metrics[{i}]") for i, m in enumerate(metrics)]
     metric_objs = _metrics_that_score(where, metric_objs, dls, loss)
     cls = _rebuild(where, f"field {learner_field!r}", lambda: lookup(learner_name, "learner", base=Learner))
+    _check_learner_class(where, learner_field, cls, dls)
     if settings.get("splitter") is not None:
         _check_splitter(where, settings["splitter"], model, name)
     learn = cls(dls, model, loss_func=loss, metrics=metric_objs, device=device, **settings)
@@ -759,6 +787,27 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
 
 
 register(learner_from_archive, name="learner", kind="loader")
+
+
+#: the registered learner classes that read one kind of data only (and so do their subclasses), with a test of the
+#: data and its words: a language model's learner predicts by generating text from the tokens of a language model's
+#: TextBlock (``is_lm``)
+_LEARNER_DATA: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pipekit.text.LMLearner": (lambda dls: any(getattr(b, "is_lm", False) is True for b in dls.blocks),
+                               "a language model's data (a TextBlock with is_lm=True), whose text its predict "
+                               "continues")}
+
+
+def _check_learner_class(where: str, field: str, cls: type, dls: DataLoaders) -> None:
+    """Refuse a learner class (read from ``field``) that cannot work on the file's data (:data:`_LEARNER_DATA`): said
+    now, by the file, rather than by the loaded learner's first predict."""
+    for name, (fits, needs) in _LEARNER_DATA.items():
+        base = registered("learner").get(name)  # not registered: its package is not imported, so cls is none of it
+        if isinstance(base, type) and issubclass(cls, base) and not fits(dls):
+            blocks = ", ".join(type(b).__name__ for b in dls.blocks)
+            raise ExportError(f"{where}: record.json field {field!r} names {name_of(cls)}, a learner of {needs}, but "
+                              f"the file's data (field 'dls') is not that: its blocks are {blocks}; the file is "
+                              "damaged or was not written by learn.export()")
 
 
 def _check_splitter(where: str, splitter: Callable[..., Any], model: nn.Module, arch: str) -> None:

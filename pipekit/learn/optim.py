@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,7 +27,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.registry import register
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import BOOL, Interval, Is, check
 
 __all__ = ["Adam", "SGD", "RMSProp", "Optimizer", "OptimWrapper", "lr_range", "even_mults", "norm_params", "sgd_step",
            "weight_decay", "l2_reg", "average_grad", "average_sqr_grad", "momentum_step", "step_stat", "debias",
@@ -54,6 +54,24 @@ def _fusable(params: list[dict[str, Any]]) -> bool:
     return all(p.device.type != "cpu" for p in ts) or torch.get_num_threads() == 1
 
 
+# what each optimiser's keyword arguments take, declared beside it: it checks them as it is built, and a file's
+# ``learner.opt_kwargs`` are checked against the same ranges before any optimiser is built (:func:`check_opt_args`)
+#: a moving average's weight of the past (``mom``, ``sqr_mom``)
+_MOMENTUM = Interval(0, 1, closed="left")
+_AT_LEAST_0 = Interval(0, math.inf, closed="left")  # an infinite weight decay or eps makes every weight NaN or 0
+#: the arguments the Adam-like optimisers share (RMSProp, RAdam, QHAdam, Lamb and ranger, Adam itself)
+_HYPERS: dict[str, Any] = {"mom": _MOMENTUM, "sqr_mom": _MOMENTUM, "eps": _AT_LEAST_0, "wd": _AT_LEAST_0,
+                           "decouple_wd": BOOL}
+
+
+def _check_args(owner: str, ranges: Mapping[str, Any], **values: Any) -> None:
+    """Check ``values`` of an optimiser's keyword arguments against the ``ranges`` it declares (those it declares)."""
+    check(owner, **{k: (v, ranges[k]) for k, v in values.items() if k in ranges})
+
+
+_ADAM_ARGS = {**_HYPERS, "fused": Is(lambda v: v is None or isinstance(v, bool), "True, False or None")}
+
+
 def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,
          wd: float = 0.01, decouple_wd: bool = True,
          fused: bool | None = None) -> torch.optim.Optimizer:  # noqa: N802 - fastai's opt_func names
@@ -65,12 +83,16 @@ def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: flo
     CPU with one torch thread: one call updates all parameters instead of a handful of tensor operations
     per parameter, which is most of the optimiser's time for small models (results agree to float rounding).
     """
+    _check_args("Adam", _ADAM_ARGS, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, decouple_wd=decouple_wd, fused=fused)
     params = list(params)
     if fused is None:
         fused = _fusable(params)
     torch_adam = torch.optim.AdamW if decouple_wd else torch.optim.Adam
     return torch_adam(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd,
                       **({"fused": True} if fused else {}))
+
+
+_SGD_ARGS = {"mom": _MOMENTUM, "wd": _AT_LEAST_0, "decouple_wd": BOOL}
 
 
 def SGD(params: Any, lr: float, mom: float = 0.0, wd: float = 0.0,  # noqa: N802
@@ -86,12 +108,15 @@ def SGD(params: Any, lr: float, mom: float = 0.0, wd: float = 0.0,  # noqa: N802
     >>> opt.step(); w.data                      # 1 * (1 - 0.1 * 0.5) -/+ 0.1
     tensor([0.8500, 1.0500])
     """
-    check("SGD", mom=(mom, Interval(0, 1, closed="left")), wd=(wd, Interval(0, None)))
+    _check_args("SGD", _SGD_ARGS, mom=mom, wd=wd, decouple_wd=decouple_wd)
     cbs: list[Callable[..., Any]] = [weight_decay if decouple_wd else l2_reg]
     cbs += [average_grad, momentum_step] if mom != 0 else [sgd_step]
     opt = Optimizer(params, cbs, lr=lr, mom=mom, wd=wd)
     opt.momentum_free = mom == 0
     return opt
+
+
+_RMSPROP_ARGS = _HYPERS
 
 
 def RMSProp(params: Any, lr: float, sqr_mom: float = 0.99, mom: float = 0.0,  # noqa: N802
@@ -107,7 +132,7 @@ def RMSProp(params: Any, lr: float, sqr_mom: float = 0.99, mom: float = 0.0,  # 
     >>> opt.step(); w.data                      # sqr_avg = 0.25 * grad**2: steps of 0.01 * sign(grad) / 0.5
     tensor([-0.0200,  0.0200])
     """
-    _check_hypers("RMSProp", mom, sqr_mom, eps, wd)
+    _check_args("RMSProp", _RMSPROP_ARGS, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, decouple_wd=decouple_wd)
     cbs: list[Callable[..., Any]] = [weight_decay if decouple_wd else l2_reg]
     cbs += [average_grad, average_sqr_grad] if mom != 0 else [average_sqr_grad]
     opt = Optimizer(params, [*cbs, rms_prop_step], lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
@@ -289,14 +314,12 @@ def lamb_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float,
     p.data.add_(update.mul_(trust), alpha=-lr)
 
 
-def _check_hypers(owner: str, mom: float, sqr_mom: float, eps: float, wd: float) -> None:
-    unit = Interval(0, 1, closed="left")
-    check(owner, mom=(mom, unit), sqr_mom=(sqr_mom, unit), eps=(eps, Interval(0, None)), wd=(wd, Interval(0, None)))
-
-
 def _adam_cbs(decouple_wd: bool, step_fn: Callable[..., Any]) -> list[Callable[..., Any]]:
     return [weight_decay if decouple_wd else l2_reg, partial(average_grad, dampening=True), average_sqr_grad,
             step_stat, step_fn]
+
+
+_RADAM_ARGS = {**_HYPERS, "beta": _AT_LEAST_0}
 
 
 def RAdam(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,  # noqa: N802
@@ -312,20 +335,25 @@ def RAdam(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: 
     >>> opt.step(); w.data                         # the first steps: momentum on the debiased gradient average
     tensor([0.9000, 1.2000])
     """
-    _check_hypers("RAdam", mom, sqr_mom, eps, wd)
-    check("RAdam", beta=(beta, Interval(0, None)))
+    _check_args("RAdam", _RADAM_ARGS, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, beta=beta, decouple_wd=decouple_wd)
     return Optimizer(params, _adam_cbs(decouple_wd, radam_step), lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd,
                      beta=beta)
+
+
+_QHADAM_ARGS = {**_HYPERS, "nu_1": Interval(0, 1), "nu_2": Interval(0, 1)}
 
 
 def QHAdam(params: Any, lr: float, mom: float = 0.999, sqr_mom: float = 0.999, nu_1: float = 0.7,  # noqa: N802
            nu_2: float = 1.0, eps: float = 1e-8, wd: float = 0.0, decouple_wd: bool = True) -> Optimizer:
     """Quasi-hyperbolic Adam as a step-function :class:`Optimizer` (``opt_func=QHAdam``); see :func:`qhadam_step`
     for ``nu_1`` and ``nu_2``, :func:`RAdam` for ``decouple_wd``."""
-    _check_hypers("QHAdam", mom, sqr_mom, eps, wd)
-    check("QHAdam", nu_1=(nu_1, Interval(0, 1)), nu_2=(nu_2, Interval(0, 1)))
+    _check_args("QHAdam", _QHADAM_ARGS, mom=mom, sqr_mom=sqr_mom, nu_1=nu_1, nu_2=nu_2, eps=eps, wd=wd,
+                decouple_wd=decouple_wd)
     return Optimizer(params, _adam_cbs(decouple_wd, qhadam_step), lr=lr, mom=mom, sqr_mom=sqr_mom, nu_1=nu_1,
                      nu_2=nu_2, eps=eps, wd=wd)
+
+
+_LAMB_ARGS = _HYPERS
 
 
 def Lamb(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,  # noqa: N802
@@ -338,7 +366,7 @@ def Lamb(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: f
     >>> opt.step(); w.data          # Adam's update (~1, 0) is scaled by ||w|| / ||update|| = 5 / ~1
     tensor([2.5000, 4.0000])
     """
-    _check_hypers("Lamb", mom, sqr_mom, eps, wd)
+    _check_args("Lamb", _LAMB_ARGS, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, decouple_wd=decouple_wd)
     return Optimizer(params, _adam_cbs(decouple_wd, lamb_step), lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
 
@@ -360,6 +388,9 @@ def lookahead_problem(slow: Any, count: Any, p: torch.Tensor) -> tuple[str, str]
     if not (type(count) is int and count >= 0):
         return LOOKAHEAD_COUNT, f"must be the step count, an integer >= 0, got {str(count)[:40]!r}"
     return None
+
+
+_LOOKAHEAD_ARGS = {"k": Interval(1, None, integer=True), "alpha": Interval(0, 1, closed="right")}
 
 
 class Lookahead(torch.optim.Optimizer):
@@ -386,7 +417,7 @@ class Lookahead(torch.optim.Optimizer):
             raise ParameterError(f"Lookahead wraps an optimiser built over the parameters, e.g. Lookahead(Adam(params, "
                                  f"lr)), not a {type(opt).__name__}; as an opt_func: lambda params, lr: "
                                  "Lookahead(Adam(params, lr))")
-        check("Lookahead", k=(k, Interval(1, None, integer=True)), alpha=(alpha, Interval(0, 1, closed="right")))
+        _check_args("Lookahead", _LOOKAHEAD_ARGS, k=k, alpha=alpha)
         self.opt, self.k, self.alpha = opt, int(k), float(alpha)
         super().__init__(opt.param_groups, opt.defaults)
         self.param_groups = opt.param_groups  # shared: a hyper-parameter set here is the optimiser's
@@ -445,6 +476,9 @@ class Lookahead(torch.optim.Optimizer):
         self.state = defaultdict(dict, ours)
 
 
+_RANGER_ARGS = {**_RADAM_ARGS, **_LOOKAHEAD_ARGS}  # checked by the RAdam and the Lookahead it builds
+
+
 def ranger(params: Any, lr: float, mom: float = 0.95, sqr_mom: float = 0.99, eps: float = 1e-6, wd: float = 0.01,
            decouple_wd: bool = True, k: int = 6, alpha: float = 0.5, beta: float = 0.0) -> Lookahead:
     """Ranger: :func:`RAdam` inside :class:`Lookahead`, with the defaults fastai users know
@@ -453,10 +487,34 @@ def ranger(params: Any, lr: float, mom: float = 0.95, sqr_mom: float = 0.99, eps
                            decouple_wd=decouple_wd), k=k, alpha=alpha)
 
 
-# by name (``pipekit.learn.Adam``), as an export records a learner's opt_func: a file names one of these, never a
-# function of its own, and load_learner gives the loaded learner the same optimiser
-for _opt_func in (Adam, SGD, RMSProp, RAdam, QHAdam, Lamb, ranger):
+#: pipekit's optimisers and the ranges of their keyword arguments. Each is registered by name
+#: (``pipekit.learn.Adam``), as an export records a learner's opt_func: a file names one of these, never a function of
+#: its own, and load_learner gives the loaded learner the same optimiser
+_OPT_ARGS: dict[Callable[..., Any], Mapping[str, Any]] = {
+    Adam: _ADAM_ARGS, SGD: _SGD_ARGS, RMSProp: _RMSPROP_ARGS, RAdam: _RADAM_ARGS, QHAdam: _QHADAM_ARGS,
+    Lamb: _LAMB_ARGS, ranger: _RANGER_ARGS}
+for _opt_func in _OPT_ARGS:
     register(_opt_func, kind="optimizer")
+
+
+def opt_arg_ranges(opt_func: Callable[..., Any]) -> Mapping[str, Any]:
+    """The keyword arguments ``opt_func`` declares a range for, each with its constraint: every one but ``lr`` of
+    pipekit's optimisers (``SGD``, ``Adam``, ``ranger``...), none of another optimiser."""
+    return dict(_OPT_ARGS.get(opt_func, {}))
+
+
+def check_opt_args(opt_func: Callable[..., Any], **values: Any) -> None:
+    """Check keyword arguments of ``opt_func`` as it checks them when built, without building it (building one imports
+    torch's compiler): a ParameterError names the optimiser, the argument and what it takes. Arguments it declares no
+    range for (:func:`opt_arg_ranges`) are not checked here.
+
+    >>> check_opt_args(SGD, mom=0.9); check_opt_args(ranger, k=3)
+    >>> check_opt_args(SGD, mom=2.0)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: SGD: mom=2.0 is not accepted; expected a number in [0, 1)
+    """
+    _check_args(getattr(opt_func, "__name__", type(opt_func).__name__), _OPT_ARGS.get(opt_func, {}), **values)
 
 
 def even_mults(start: float, stop: float, n: int) -> np.ndarray:

@@ -201,6 +201,12 @@ class CohenKappa(_ArgmaxScore):
         return {"weights": self.weights}
 
 
+#: F-beta's ``beta`` (recall counts ``beta`` times as much as precision): above 0 and at most a million, where the
+#: score is already recall alone to a millionth of a millionth; scikit-learn squares it, which overflows a float
+#: (OverflowError) past about 1e154, and an infinite beta scores a meaningless 1.0
+FBETA_BETA = Interval(0, 1e6, closed="right")
+
+
 class FBeta(_LabelScore):
     """F-beta on arg-max predictions (scikit-learn's ``fbeta_score``): recall counts ``beta`` times as much as
     precision (``beta=1`` is F1); ``average`` and ``pos_label`` as in :class:`F1Score`.
@@ -212,7 +218,7 @@ class FBeta(_LabelScore):
 
     metric_name = sk_name = "fbeta_score"
     multi_label_instead = "FBetaMulti(beta) (a sigmoid, then a threshold)"
-    param_constraints = {**_LabelScore.param_constraints, "beta": Interval(0, None, closed="neither")}
+    param_constraints = {**_LabelScore.param_constraints, "beta": FBETA_BETA}
     named = False
 
     def __init__(self, beta: float, average: str = "binary", pos_label: int = 1):

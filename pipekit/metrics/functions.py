@@ -102,6 +102,20 @@ class FuncMetric(MeanMetric):
         fn = self.fn.func if isinstance(self.fn, functools.partial) else self.fn
         return getattr(fn, "__name__", type(fn).__name__)
 
+    @property
+    def target_kinds(self) -> tuple[str, ...] | None:  # type: ignore[override]
+        """The targets a pipekit metric given as the function scores (``FuncMetric(rmse)`` scores numbers, as rmse
+        does, and a Learner of classes refuses it as it refuses rmse; a file's is left out at load); None for a
+        function of the user's, which is never refused."""
+        fn = self.fn.func if isinstance(self.fn, functools.partial) else self.fn
+        return fn.target_kinds if isinstance(fn, Metric) else None
+
+    @property
+    def multi_label_instead(self) -> str:  # type: ignore[override]
+        """What a pipekit metric given as the function names to use instead on multi-label targets."""
+        fn = self.fn.func if isinstance(self.fn, functools.partial) else self.fn
+        return fn.multi_label_instead if isinstance(fn, Metric) else ""
+
     def state_from_data(self, state: dict[str, Any]) -> None:
         """A file's metric function (of a registered kind, checked as it was read) is a function or a metric, not a
         class: calling a class builds an object of it on every batch."""

@@ -8,6 +8,7 @@ import numpy as np
 
 from pipekit.core.validate import BOOL, Interval, Options
 from pipekit.metrics.base import ArrayMetric, MeanMetric
+from pipekit.metrics.classification import FBETA_BETA
 
 
 class AccuracyMulti(MeanMetric):
@@ -140,7 +141,7 @@ class FBetaMulti(_LabelScoreMulti):
     """
 
     metric_name = sk_name = "fbeta_score"
-    param_constraints = {**_LabelScoreMulti.param_constraints, "beta": Interval(0, None, closed="neither")}
+    param_constraints = {**_LabelScoreMulti.param_constraints, "beta": FBETA_BETA}
 
     def __init__(self, beta: float, thresh: float = 0.5, sigmoid: bool = True, average: str = "macro"):
         self.beta = beta
