@@ -20,6 +20,7 @@ from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.validate import BOOL, Is, check, check_state, is_pandas
 from pipekit.data.arrays import to_numpy
 from pipekit.data.items import one_type_column
+from pipekit.data.plotting import set_title
 from pipekit.data.store import ListStore, Store, TensorStore, gather_context, item_draws
 from pipekit.data.transform import (BatchTransform, Pipeline, Transform, as_list, depends_on_split, encode_column,
                                     encode_items)
@@ -162,8 +163,7 @@ class TransformBlock(Component):
         """Draw one decoded item on a matplotlib axis (default: as text)."""
         ax.axis("off")
         ax.text(0.5, 0.5, str(value)[:200], ha="center", va="center", wrap=True)
-        if title:
-            ax.set_title(title)
+        set_title(ax, title)
 
     @property
     def vocab(self) -> list | None:

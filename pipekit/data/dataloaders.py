@@ -5,6 +5,7 @@ import inspect
 import io
 import operator
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,22 @@ def data_vocab(blocks: Sequence[Any], n_inp: int) -> Any:
         return [b.vocab for b in several]
     block = vocab_block(blocks, n_inp)
     return block.vocab if block is not None else None
+
+
+def _vocab_size(vocab: Any) -> int | None:
+    """``dls.c`` of loaders without blocks (a ``Datasets``' or ``TfmdLists``' items), as fastai's: the length of their
+    vocab (``['3', '7']``: 2); None without one. A vocab per target (``[['3', '7'], ['even', 'odd']]``) gives None:
+    a list ``dls.c`` tells a learner that target blocks read each target's slice of the outputs, and such loaders
+    have none.
+
+    >>> _vocab_size(["3", "7"]), _vocab_size([["3", "7"], ["even", "odd"]]), _vocab_size(None)
+    (2, None, None)
+    """
+    if isinstance(vocab, (str, bytes)) or not isinstance(vocab, Sequence):
+        return None
+    if any(isinstance(v, Sequence) and not isinstance(v, (str, bytes)) for v in vocab):
+        return None
+    return len(vocab)
 
 
 class ItemList(Sequence):
@@ -537,7 +554,8 @@ class TfmdLists:
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
                     device: Any = None, num_workers: int | None = None, drop_last: bool | None = None,
                     after_item: Any = None, before_batch: Any = None, after_batch: Any = None,
-                    n_inp: int | None = None, batch_size: int | None = None) -> Any:
+                    n_inp: int | None = None, batch_size: int | None = None, dl_type: Any = None,
+                    seq_len: int | None = None) -> Any:
         """Loaders of the training and validation items, as chapter 11's ``tls.dataloaders(after_item=[Resize(224),
         ToTensor], after_batch=[IntToFloatTensor, Normalize.from_stats(*imagenet_stats)])``: each item through
         ``after_item`` (item transforms, classes or functions), the batch's list of items through ``before_batch``
@@ -545,7 +563,9 @@ class TfmdLists:
         on the device. Items are made one at a time in Python (see :class:`~pipekit.data.loader.ItemsDataset`); a
         DataBlock's cached stores are the fast path. ``seed`` fixes the order (the same seed, the same batches);
         ``n_inp``: how many parts of an item are inputs (default: all but the last). No validation split: a
-        training loader only. ``batch_size`` is PyTorch's and fastai's name of ``bs``.
+        training loader only. ``batch_size`` is PyTorch's and fastai's name of ``bs``. ``dl_type``: fastai's
+        ``SortedDL`` (batches of texts of similar lengths) or ``LMDataLoader`` with ``seq_len`` (a language model's
+        windows of the items' token ids), both from :mod:`pipekit.text` (see :func:`item_dataloaders`).
 
         >>> tls = TfmdLists([np.full((4, 4, 3), i, np.uint8) for i in range(6)], [], splits=[range(4), range(4, 6)])
         >>> from pipekit.vision import IntToFloatTensor
@@ -556,7 +576,7 @@ class TfmdLists:
         return item_dataloaders(self, "TfmdLists.dataloaders", bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
                                 device=device, num_workers=num_workers, drop_last=drop_last, after_item=after_item,
                                 before_batch=before_batch, after_batch=after_batch, n_inp=n_inp,
-                                batch_size=batch_size)
+                                batch_size=batch_size, dl_type=dl_type, seq_len=seq_len)
 
     def decode(self, value: Any, split_idx: int | None = None) -> Any:
         """An encoded value (one item's, or the column's) back through the transforms, last first, as an item of
@@ -570,7 +590,8 @@ class TfmdLists:
         """Show an encoded item decoded, as chapter 11's ``tls.show(t)`` (and ``show_at(tls.valid, 0)``): a text's
         tokens printed joined by spaces, a label or number printed, an image drawn (on ``ctx``, matplotlib axes,
         when given; ``kwargs`` go to ``show_image``), a tuple with its own ``show`` (chapter 11's ``SiameseImage``)
-        drawn by it (see :func:`~pipekit.data.show.show_value`). Returns what it printed, or the axes drawn on.
+        drawn by it (see :func:`~pipekit.data.show.show_value`). Returns the axes drawn on, or ``ctx`` (None) when it
+        printed, as fastai's, so a notebook shows a text once.
 
         >>> from pipekit.data import Categorize
         >>> tls = TfmdLists(["cat", "dog", "cat"], [Categorize()])
@@ -678,7 +699,8 @@ class TfmdDatasets:
 
     def show(self, o: Sequence[Any], ctx: Any = None, **kwargs: Any) -> Any:
         """Show an item decoded (``dsets.show(dsets.valid[0])``, ``show_at(dsets.train, 0)``): an input image drawn
-        with its label as title, else a text printed then its label (see :func:`~pipekit.data.show.show_parts`)."""
+        with its label as title, else a text printed then its label (see :func:`~pipekit.data.show.show_parts`).
+        Returns the axes drawn on, or ``ctx`` (None) when it printed, as fastai's."""
         from pipekit.data.show import show_parts
 
         return show_parts(self.decode(o), self.n_inp, ctx=ctx, **kwargs)
@@ -696,13 +718,14 @@ class TfmdDatasets:
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
                     device: Any = None, num_workers: int | None = None, drop_last: bool | None = None,
                     after_item: Any = None, before_batch: Any = None, after_batch: Any = None,
-                    batch_size: int | None = None) -> DataLoaders:
+                    batch_size: int | None = None, dl_type: Any = None, seq_len: int | None = None) -> DataLoaders:
         """Loaders of the training and validation items, as chapter 11's ``dsets.dataloaders(bs=64,
-        before_batch=pad_input)``; see :meth:`TfmdLists.dataloaders <pipekit.data.TfmdLists.dataloaders>`."""
+        before_batch=pad_input)`` and ``dsets.dataloaders(bs=64, dl_type=SortedDL, before_batch=pad_input)``; see
+        :meth:`TfmdLists.dataloaders <pipekit.data.TfmdLists.dataloaders>`."""
         return item_dataloaders(self, "Datasets.dataloaders", bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed,
                                 device=device, num_workers=num_workers, drop_last=drop_last, after_item=after_item,
                                 before_batch=before_batch, after_batch=after_batch, n_inp=self.n_inp,
-                                batch_size=batch_size)
+                                batch_size=batch_size, dl_type=dl_type, seq_len=seq_len)
 
     def __repr__(self) -> str:
         return (f"Datasets({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
@@ -712,15 +735,36 @@ class TfmdDatasets:
 def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
                      seed: int | None = None, device: Any = None, num_workers: int | None = None,
                      drop_last: bool | None = None, after_item: Any = None, before_batch: Any = None,
-                     after_batch: Any = None, n_inp: int | None = None, batch_size: int | None = None) -> DataLoaders:
+                     after_batch: Any = None, n_inp: int | None = None, batch_size: int | None = None,
+                     dl_type: Any = None, seq_len: int | None = None) -> DataLoaders:
     """Loaders over the ``train``/``valid`` subsets of a mid-level ``source`` (a TfmdLists or TfmdDatasets), each an
     :class:`~pipekit.data.loader.ItemsDataset` batched by the one :class:`DataLoader`: ``after_item`` a
     :class:`~pipekit.data.Pipeline` run on each item, ``before_batch`` functions of the batch's list of items, in
     order, ``after_batch`` batch transforms (a class is instantiated). The training loader is shuffled with ``seed``
     and drops its last partial batch when shuffling (unless it would be the only one), as a DataBlock's does.
-    ``batch_size`` is ``bs`` under PyTorch's and fastai's name."""
+    ``batch_size`` is ``bs`` under PyTorch's and fastai's name.
+
+    ``dl_type`` is the loader class, :class:`ItemsDataLoader` or a subclass of it: fastai's ``SortedDL``
+    (:class:`pipekit.text.SortedDL`, batches of texts of similar lengths). A language model's loader, one taking
+    ``seq_len`` (``LMDataLoader``, as fastai's ``tls.dataloaders(bs=64, seq_len=72, dl_type=LMDataLoader)``), is
+    given the items' token ids (a ``TfmdLists``', or a ``Datasets``' of one part) and cuts its windows from them."""
     bs = bs_or_batch_size(who, bs, batch_size)
     check_positive_int(who, "bs", bs)
+    check(who, seq_len=(seq_len, Interval(1, None, integer=True, none_ok=True)))
+    loader = ItemsDataLoader if dl_type is None else dl_type
+    is_loader = isinstance(loader, type) and issubclass(loader, DataLoader)
+    lm_loader = is_loader and "seq_len" in inspect.signature(loader).parameters
+    if not lm_loader and not (is_loader and issubclass(loader, ItemsDataLoader)):
+        raise ParameterError(f"{who}: dl_type={getattr(loader, '__name__', repr(loader))[:60]} cannot batch these "
+                             "items; give dl_type=SortedDL (batches of texts of similar lengths, with before_batch="
+                             "pad_input) or dl_type=LMDataLoader with seq_len=... (a language model's windows of the "
+                             "token ids), both from pipekit.text, a subclass of ItemsDataLoader, or leave dl_type out")
+    if seq_len is not None and not lm_loader:
+        raise ParameterError(f"{who}: seq_len={seq_len} sets the window of a language model's batches; give it with "
+                             "dl_type=LMDataLoader (from pipekit.text), or leave seq_len out")
+    if lm_loader:
+        return _lm_item_dataloaders(source, who, loader, bs, val_bs, shuffle, seed, device, num_workers, drop_last,
+                                    seq_len, (after_item, before_batch, after_batch))
     # read as a DataBlock reads its batch_tfms
     batch_tfms = [t() if isinstance(t, type) else t for t in as_list(grouped_batch_tfms(as_list(after_batch)))]
     for t in batch_tfms:
@@ -746,12 +790,42 @@ def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = N
     pipeline = BatchPipeline(batch_tfms)
     loaders: tuple[DataLoader, ...]
     if len(made[1]):
-        loaders = _loaders(ItemsDataLoader, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device, pipeline,
+        loaders = _loaders(loader, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device, pipeline,
                            num_workers)
     else:  # no validation split: a training loader only
-        loaders = (ItemsDataLoader(made[0], bs=bs, shuffle=shuffle, drop_last=drop_last and len(made[0]) > bs,
-                                   seed=seed, device=device, batch_tfms=pipeline, num_workers=num_workers,
-                                   augment=True),)
+        loaders = (loader(made[0], bs=bs, shuffle=shuffle, drop_last=drop_last and len(made[0]) > bs,
+                          seed=seed, device=device, batch_tfms=pipeline, num_workers=num_workers, augment=True),)
+    return DataLoaders(*loaders, device=loaders[0].device)
+
+
+def _lm_item_dataloaders(source: Any, who: str, loader: type[DataLoader], bs: int, val_bs: int | None, shuffle: bool,
+                         seed: int | None, device: Any, num_workers: int | None, drop_last: bool | None,
+                         seq_len: int | None, tfms: tuple[Any, Any, Any]) -> DataLoaders:
+    """:func:`item_dataloaders` for a language model's loader (``loader`` takes ``seq_len``): the token ids of the
+    training and validation items, each split one stream cut into windows; the loaders read their windows back into
+    text with the source's transforms (``made_from``)."""
+    if any(t is not None and t != [] for t in tfms):
+        raise ParameterError(f"{who}: {loader.__name__} cuts a language model's windows from the items' token ids "
+                             "itself; after_item, before_batch and after_batch do not apply to them: leave them out")
+    texts = source.tls[0] if isinstance(source, TfmdDatasets) and len(source.tls) == 1 else source
+    if not isinstance(texts, TfmdLists):
+        raise ParameterError(f"{who}: {loader.__name__} reads one part per item, its token ids, and these Datasets "
+                             f"have {len(source.tls)}; give it TfmdLists(items, [Tokenizer(), Numericalize()], "
+                             "splits=...) (or Datasets(items, [[Tokenizer(), Numericalize()]]))")
+    made = [list(texts.train), list(texts.valid)]
+    if drop_last is None:
+        drop_last = shuffle and len(made[0]) > bs
+    window: dict[str, Any] = {} if seq_len is None else {"seq_len": int(seq_len)}  # else the loader's default
+    lm: Callable[..., DataLoader] = partial(loader, **window)
+    loaders: tuple[DataLoader, ...]
+    if len(made[1]):
+        loaders = _loaders(lm, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device, BatchPipeline([]),
+                           num_workers)
+    else:  # no validation split: a training loader only
+        loaders = (lm(made[0], bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device,
+                      num_workers=num_workers, augment=True),)
+    for dl in loaders:
+        dl.made_from = texts  # type: ignore[attr-defined]
     return DataLoaders(*loaders, device=loaders[0].device)
 
 
@@ -1124,9 +1198,11 @@ class DataLoaders:
         targets (see :func:`several_target_blocks`), a list of each target's size in target order, as fastai's:
         ``[2, 2]`` for two categories of 2, ``[2, 1]`` for a category then a number, ``[2, 4]`` for a category then
         4 labels of a ``MultiCategoryBlock``. A model for them has as many outputs as their sum
-        (``n_out=sum(dls.c)``) and a loss that splits them."""
+        (``n_out=sum(dls.c)``) and a loss that splits them. Loaders of a ``Datasets``' or ``TfmdLists``' items (no
+        blocks) give the length of their :attr:`vocab`, as fastai's (chapter 11's ``Datasets`` of ``[parent_label,
+        Categorize()]``: 2, for chapter 14's ``nn.Linear(256, dls.c)``)."""
         if self.y_block is None:
-            return None
+            return None if self.blocks else _vocab_size(self.vocab)
         several = several_target_blocks(self.blocks, self.n_inp)
         if several:
             return [b.c for b in several]

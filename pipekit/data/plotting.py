@@ -118,43 +118,84 @@ def image_array(value: Any) -> np.ndarray:
     return np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 else arr[:, :, None]
 
 
+#: how far outside 0..1 a float picture's values may be and still be read as 0..1 (a quarter of a grey level)
+_ROUNDING = 1e-3
+
+
 def tensor_image(value: Any) -> np.ndarray | None:
     """A tensor known only by its shape (a loader without blocks) as an image :func:`draw_image` draws: (C, H, W)
     with C = 1 or 3, or (H, W), any dtype (uint8 read as 0..255; other values outside 0..1, such as normalised
-    pixels, stretched to 0..1 per image). None when the shape is not an image's.
+    pixels, stretched to 0..1 per image, but for a float rounding). None when the shape is not an image's, or the
+    values are not numbers.
 
-    >>> tensor_image(torch.zeros(1, 28, 28)).shape, tensor_image(torch.zeros(5)) is None
-    ((28, 28, 1), True)
+    >>> tensor_image(torch.zeros(1, 28, 28)).shape, tensor_image(torch.zeros(5)) is None, tensor_image("a text") is None
+    ((28, 28, 1), True, True)
     """
-    v = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if isinstance(value, torch.Tensor):
+        v = value.detach().cpu()
+    else:
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError):  # a ragged list: no picture
+            return None
+        if arr.dtype.kind not in "biuf":  # texts, objects: no pixels
+            return None
+        v = torch.as_tensor(arr)
     if not (v.ndim == 2 or (v.ndim == 3 and v.shape[0] in (1, 3))) or 0 in v.shape:
         return None
     x = v.float() / 255 if v.dtype == torch.uint8 else v.float()
     lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
+    # pixels decoded from a normalised batch come back a float rounding outside 0..1 (-3e-8 after
+    # Normalize.from_stats(*imagenet_stats)): image_array clamps them; stretching would brighten a dim picture
+    if lo < -_ROUNDING or hi > 1 + _ROUNDING:
         x = (x - lo) / max(hi - lo, 1e-8)
     return image_array(x)
 
 
-def draw_image(ax: Any, value: Any, title: str | None = None, cmap: str | None = None, **imshow: Any) -> None:
+def draw_image(ax: Any, value: Any, title: Any = None, cmap: str | None = None, **imshow: Any) -> None:
     """Draw one image (anything :func:`image_array` reads) on ``ax``: grey when it has one channel (or in
     ``cmap``); ``imshow``: more of matplotlib's ``imshow`` settings (``alpha``, ``interpolation``...)."""
     img = value if isinstance(value, np.ndarray) and value.ndim == 3 else image_array(value)
     grey = img.shape[2] == 1
     ax.imshow(img[:, :, 0] if grey else img, cmap=cmap or ("gray" if grey else None), **imshow)
     ax.axis("off")
-    if title:
-        ax.set_title(title)
+    set_title(ax, title)
 
 
-def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None,
+def set_title(ax: Any, title: Any, **kwargs: Any) -> None:
+    """Write ``title`` above ``ax`` unless it is None: a title of ``False`` or ``0`` is written as any other (chapter
+    11's ``SiameseImage(img1, img2, False).show()`` is titled ``False``). ``kwargs`` go to matplotlib's
+    ``set_title`` (``color=``).
+
+    >>> ax = get_pyplot().subplots()[1]; set_title(ax, False); ax.get_title()
+    'False'
+    """
+    if title is not None:
+        ax.set_title(str(title), **kwargs)
+
+
+def draw_text(ax: Any, text: Any, title: Any = None, max_chars: int = 600) -> None:
+    """Write a decoded text on ``ax`` (its first ``max_chars`` characters, wrapped to the axes' width, small), with
+    ``title`` above it (see :func:`set_title`): how ``show_batch`` draws a text outside a notebook."""
+    import textwrap
+
+    ax.axis("off")
+    fig = ax.get_figure()  # wrapped to the cell's width (a glyph is about 0.6 of the font size wide)
+    inches = fig.get_size_inches()[0] * ax.get_position().width if fig is not None else 4.0
+    chars = max(20, int(inches * 72 / (0.6 * 7)))
+    ax.text(0, 1, textwrap.fill(str(text)[:max_chars], chars), ha="left", va="top", fontsize=7)
+    set_title(ax, title)
+
+
+def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = None, title: Any = None,
                cmap: str | None = None, name: str = "image", ctx: Any = None, **imshow: Any) -> Any:
     """Show one image as the book does (``show_image(three_tensors[1])``, ``show_image(mean3)``): a tensor or
     array of (H, W), (C, H, W) or (H, W, C) pixels (floats in 0..1, others stretched to it; uint8 as 0..255), or a
     PIL image. On ``ax`` (fastai's ``ctx=``) when given (the caller shows the figure); else in a figure of its own
     that goes where figures go (inline in a notebook, a window, or ``plot_dir()/name.png``). ``imshow``: more of
     matplotlib's ``imshow`` settings, as chapter 18's ``alpha=0.6, extent=..., interpolation='bilinear'``.
-    Returns the axes drawn on.
+    ``title``: any value but None is written above it, ``False`` too (see :func:`set_title`). Returns the axes drawn
+    on.
 
     >>> ax = show_image(torch.rand(28, 28), title="noise", name="doctest_image")
     >>> ax.get_title()

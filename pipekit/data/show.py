@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from pipekit.core.errors import ParameterError
-from pipekit.data.plotting import (draw_image, grid_shape, get_pyplot, plot_mode, savefig_or_show, show_table, show_text_table,
-                                   tensor_image)
+from pipekit.data.plotting import (draw_image, draw_text, grid_shape, get_pyplot, plot_mode, savefig_or_show, show_table,
+                                   show_text_table, tensor_image)
 
 #: inches per picture; a title line holds about as many characters as fit that width
 CELL_INCHES, TITLE_LINES = 3.0, 4
@@ -112,6 +112,17 @@ class _TensorPicture:
         draw_image(ax, value, title)
 
 
+class _TextPart:
+    """An input of a loader without blocks that decodes to a text (chapter 11's ``Datasets`` of ``Tokenizer`` and
+    ``Numericalize``): written in its cell, and in a notebook listed in a table of texts, as a ``TextBlock``'s."""
+    draws_on_input = False
+    table_columns = False
+    shows_text = True
+
+    def show(self, ax: Any, value: Any, title: Any = None) -> None:
+        draw_text(ax, value, title)
+
+
 class _TensorLabel:
     """A target of a loader without blocks: written in the title."""
     draws_on_input = False
@@ -131,26 +142,35 @@ def _plain(value: Any) -> Any:
 
 def blockless_rows(rows: Sequence[tuple], n_inp: int, preds: Sequence[Any] | None,
                    name: str = "show_batch") -> tuple[list[tuple], tuple[Any, ...], list[Any] | None]:
-    """Rows of a loader without blocks made drawable: each input an image (see :func:`tensor_image`), each target
-    and prediction a number (or a short list of them) for the title, with the blocks that show them that way.
-    Anything else is refused, saying what can be drawn.
+    """Rows of a loader without blocks made drawable: each input an image (see :func:`tensor_image`) or, decoded to
+    a text (a ``Datasets``' of ``Tokenizer`` and ``Numericalize``), that text; each target and prediction a number
+    (or a short list of them) or a label for the title, with the blocks that show them that way. Anything else is
+    refused, saying what can be drawn.
 
     >>> import torch
     >>> rows, blocks, _ = blockless_rows([(torch.zeros(1, 28, 28), torch.tensor(7))], 1, None)
     >>> rows[0][0].shape, rows[0][1], [type(b).__name__ for b in blocks]
     ((28, 28, 1), 7, ['_TensorPicture', '_TensorLabel'])
+    >>> rows, blocks, _ = blockless_rows([("xxbos a fine film", "positive")], 1, None)
+    >>> rows, [type(b).__name__ for b in blocks]
+    ([('xxbos a fine film', 'positive')], ['_TextPart', '_TensorLabel'])
     """
+    # an input is a text when the first item's is (its tokens joined, see _as_text), and then in every item
+    texts = [bool(rows) and j < len(rows[0]) and isinstance(_as_text(rows[0][j]), str) for j in range(n_inp)]
     out = []
     for i, row in enumerate(rows):
         new: list[Any] = []
         for j, value in enumerate(row):
             shape = tuple(getattr(value, "shape", np.shape(value)))
-            if j < n_inp:
+            if j < n_inp and texts[j]:
+                new.append(str(_as_text(value)))
+            elif j < n_inp:
                 img = tensor_image(value)
                 if img is None:
                     raise ParameterError(
                         f"{name}: input {j} of item {i} is a tensor of shape {shape}; without blocks {name} draws "
-                        "inputs shaped like images: (C, H, W) with C = 1 or 3, or (H, W). Build the loaders with a "
+                        "inputs shaped like images: (C, H, W) with C = 1 or 3, or (H, W) (and writes inputs decoded to "
+                        "texts). Build the loaders with a "
                         "DataBlock (its blocks say how to show the data), or look at the values with dls.one_batch()")
                 new.append(img)
             else:
@@ -167,7 +187,8 @@ def blockless_rows(rows: Sequence[tuple], n_inp: int, preds: Sequence[Any] | Non
         plain_preds = [_plain(p) for p in preds]
         plain_preds = [p if p is not None else "(prediction too big to write)" for p in plain_preds]
     n = len(rows[0]) if rows else n_inp
-    blocks = tuple(_TensorPicture() for _ in range(n_inp)) + tuple(_TensorLabel() for _ in range(n - n_inp))
+    blocks = tuple(_TextPart() if texts[j] else _TensorPicture() for j in range(n_inp)) \
+        + tuple(_TensorLabel() for _ in range(n - n_inp))
     return out, blocks, plain_preds
 
 
@@ -283,11 +304,11 @@ def show_value(value: Any, ctx: Any = None, title: Any = None, **kwargs: Any) ->
     """Show one decoded value as fastai's ``show`` does: a value with its own ``show(ctx=...)`` (chapter 11's
     ``SiameseImage``, any ``fastuple`` subclass defining one) draws itself; an image is drawn (on ``ctx``, matplotlib
     axes, when given; ``title`` above it; ``kwargs`` go to ``show_image``); a text, its tokens joined by spaces, or a
-    label is printed. Returns the axes drawn on, or what was printed.
+    label is printed. Returns what fastai's returns: the axes drawn on, or ``ctx`` (None when not given) when it
+    printed, so a notebook does not show a printed text a second time as the cell's value.
 
     >>> show_value(["xxbos", "xxmaj", "hello"])
     xxbos xxmaj hello
-    'xxbos xxmaj hello'
     """
     from pipekit.data.plotting import show_image
 
@@ -298,17 +319,17 @@ def show_value(value: Any, ctx: Any = None, title: Any = None, **kwargs: Any) ->
     if not isinstance(value, (str, int, float, bool, np.generic)) and value is not None and _is_picture(value):
         return show_image(value, ctx=ctx, title=None if title is None else label_text(title), **kwargs)
     print(value if title is None else f"{value} ({label_text(title)})")
-    return value
+    return ctx
 
 
 def show_parts(parts: Sequence[Any], n_inp: int = 1, ctx: Any = None, **kwargs: Any) -> Any:
     """Show a decoded item of several parts (a ``Datasets`` item): an input image drawn with the other parts (its
-    labels) as its title; otherwise each part printed, input first, as fastai prints a text and its label.
+    labels) as its title; otherwise each part printed, input first, as fastai prints a text and its label. Returns
+    the axes drawn on, or ``ctx`` when it printed (see :func:`show_value`).
 
     >>> show_parts(("xxbos a fine film", "positive"))
     xxbos a fine film
     positive
-    'positive'
     """
     parts = list(parts)
     pictures = [j for j, v in enumerate(parts[:n_inp]) if _is_picture(v) and not isinstance(v, str)]
@@ -316,10 +337,9 @@ def show_parts(parts: Sequence[Any], n_inp: int = 1, ctx: Any = None, **kwargs: 
         labels = [_as_text(v) for j, v in enumerate(parts) if j not in pictures]
         title = labels[0] if len(labels) == 1 else (labels or None)
         return show_value(parts[pictures[0]], ctx=ctx, title=title, **kwargs)
-    out = None
     for v in parts:
-        out = show_value(v, ctx=ctx, **kwargs)
-    return out
+        ctx = show_value(v, ctx=ctx, **kwargs)
+    return ctx
 
 
 def show_at(o: Any, idx: int, **kwargs: Any) -> Any:

@@ -25,7 +25,7 @@ from pipekit.learn.nets import (
 )
 from pipekit.learn.optim import (
     LAMB, SGD, Adam, Lamb, Lookahead, Optimizer, OptimWrapper, QHAdam, RAdam, RMSProp, adam_step, average_grad,
-    average_sqr_grad, l2_reg, lamb_step, momentum_step, qhadam_step, radam_step, ranger, rms_prop_step, sgd_step,
+    average_sqr_grad, debias, l2_reg, lamb_step, momentum_step, qhadam_step, radam_step, ranger, rms_prop_step, sgd_step,
     step_stat, weight_decay,
 )
 from pipekit.learn.registry import (
@@ -62,7 +62,7 @@ __all__ = [
     "JaccardMulti", "HammingLossMulti", "APScoreMulti", "BrierScoreMulti", "MSLE", "msle", "ExplainedVariance",
     "PearsonCorrCoef", "SpearmanCorrCoef", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "noop", "sequential", "body_head_splitter", "params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp", "Optimizer", "adam_step", "average_grad", "average_sqr_grad", "l2_reg",
-    "momentum_step", "rms_prop_step", "sgd_step", "step_stat", "weight_decay", "RAdam", "QHAdam", "Lamb", "LAMB",
+    "momentum_step", "rms_prop_step", "sgd_step", "step_stat", "weight_decay", "debias", "RAdam", "QHAdam", "Lamb", "LAMB",
     "Lookahead", "ranger", "radam_step", "qhadam_step", "lamb_step",
     "UnknownArchError", "arch_spec", "build_arch", "register_arch", "registered_archs", "set_arch_spec",
     "SuggestedLRs", "combine_scheds", "minimum", "sched_cos", "sched_exp", "sched_lin", "sched_no", "slide", "steep", "valley",

@@ -10,7 +10,7 @@ from pipekit.text.hf_tokenizer import HFTokenizer
 from pipekit.text.dataloaders import TextDataLoaders
 from pipekit.text.learner import (LMLearner, ModelResetter, RNNRegularizer, TextLearner, language_model_learner,
                                   match_embeddings, text_classifier_learner)
-from pipekit.text.loaders import LMDataLoader, SortedDataLoader
+from pipekit.text.loaders import LMDataLoader, SortedDataLoader, SortedDL
 from pipekit.text.models import (AWD_LSTM, LinearDecoder, PoolingLinearClassifier, SentenceEncoder, SequentialRNN,
                                  awd_lstm_clas_config, awd_lstm_lm_config, get_language_model, get_text_classifier)
 from pipekit.text.numericalize import Numericalize, check_vocab
@@ -22,7 +22,7 @@ from pipekit.text.tokenize import (SPECIAL_TOKENS, TokenizedTexts, Tokenizer, de
 
 __all__ = ["AWD_LSTM", "HFTokenizer", "LMDataLoader", "LMLearner", "LinearDecoder", "ModelResetter", "Numericalize",
            "PoolingLinearClassifier", "RNNRegularizer", "SPECIAL_TOKENS", "SentenceEncoder", "SequentialRNN",
-           "SortedDataLoader", "SubwordTokenizer", "TextBlock", "TextDataLoaders", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
+           "SortedDataLoader", "SortedDL", "SubwordTokenizer", "TextBlock", "TextDataLoaders", "TextLearner", "TextStore", "TokenizedTexts", "Tokenizer", "check_vocab",
            "awd_lstm_clas_config", "awd_lstm_lm_config",
            "decode_words", "get_language_model", "get_text_classifier", "language_model_learner",
            "match_embeddings", "read_text_file", "text_classifier_learner", "tokenize_df", "tokenize_texts",

@@ -343,14 +343,8 @@ class TextBlock(TransformBlock):
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         """Write a decoded text on the matplotlib axis ``ax`` (its first 600 characters, wrapped to the axis' width),
-        with ``title`` above it."""
-        import textwrap
+        with ``title`` above it (:func:`~pipekit.data.plotting.draw_text`)."""
+        from pipekit.data.plotting import draw_text
 
-        ax.axis("off")
-        fig = ax.get_figure()  # wrapped to the cell's width (a glyph is about 0.6 of the font size wide)
-        inches = fig.get_size_inches()[0] * ax.get_position().width if fig is not None else 4.0
-        chars = max(20, int(inches * 72 / (0.6 * 7)))
-        ax.text(0, 1, textwrap.fill(str(value)[:600], chars), ha="left", va="top", fontsize=7)
-        if title:
-            ax.set_title(title)
+        draw_text(ax, value, title)
 

@@ -14,7 +14,8 @@ import torch
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check, check_positive_int
-from pipekit.data.loader import ArrayDataset, DataLoader
+from pipekit.data.dataloaders import ItemsDataLoader
+from pipekit.data.loader import ArrayDataset, DataLoader, ItemsDataset
 from pipekit.text.store import TextStore
 
 
@@ -69,6 +70,49 @@ class SortedDataLoader(DataLoader):
         real = sum(int(lens[b].sum()) for b in plan)
         padded = sum(int(lens[b].max()) * len(b) for b in plan)
         return 1.0 - real / max(padded, 1)
+
+
+def _item_lengths(dataset: ItemsDataset) -> np.ndarray:
+    """The length of each item of a ``TfmdLists``' or ``Datasets``' subset (an :class:`ItemsDataset`), in dataset
+    order: of its first part, a text's token ids, as the transforms encoded it (``after_item`` is not run for it)."""
+    out = np.empty(len(dataset), dtype=np.int64)
+    for k, row in enumerate(dataset.idxs):
+        item = dataset.source[int(row)]
+        part = item[0] if isinstance(item, tuple) else item
+        try:
+            out[k] = len(part)
+        except TypeError:
+            raise ParameterError(f"SortedDL sorts items by the length of their first part (a text's token ids); item "
+                                 f"{int(row)}'s is a {type(part).__name__} ({part!r:.60}), which has none: give "
+                                 "SortedDL the items of Datasets(items, [[Tokenizer(), Numericalize()], ...]), or leave "
+                                 "dl_type out") from None
+    return out
+
+
+class SortedDL(ItemsDataLoader, SortedDataLoader):
+    """fastai's ``SortedDL`` over the items of a ``TfmdLists`` or ``Datasets`` (chapter 11's
+    ``dsets.dataloaders(bs=64, dl_type=SortedDL, before_batch=pad_input)``): batches of texts of similar lengths,
+    chosen as :class:`SortedDataLoader` chooses a ``TextBlock``'s (training: shuffled chunks of ``bs * chunk_mult``
+    sorted by length, the batch of the longest text first; validation: longest first), so ``pad_input`` adds little
+    padding. An item's length is its first part's (its token ids), as the transforms encoded it.
+
+    >>> from pipekit.data import TfmdLists
+    >>> ids = [torch.arange(n) for n in (3, 9, 1, 6, 2, 8)]
+    >>> dls = TfmdLists(ids, [], splits=[[0, 1], [2, 3, 4, 5]]).dataloaders(bs=2, dl_type=SortedDL, device="cpu")
+    >>> dls.valid.lengths.tolist(), [b.tolist() for b in dls.valid.batch_plan(0)]
+    ([1, 6, 2, 8], [[3, 1], [2, 0]])
+    """
+
+    _lengths: tuple[Any, np.ndarray] | None = None  # (the dataset, its items' lengths), made once per dataset
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Token count of each item of the dataset, in dataset order (see :func:`_item_lengths`)."""
+        if not isinstance(self.dataset, ItemsDataset):
+            return super().lengths
+        if self._lengths is None or self._lengths[0] is not self.dataset:
+            self._lengths = (self.dataset, _item_lengths(self.dataset))
+        return self._lengths[1]
 
 
 def _lm_dataset(data: Any) -> Any:
@@ -170,10 +214,30 @@ class LMDataLoader(DataLoader):
         x, y, a, b = entry
         return x[:, a:b].contiguous(), y[:, a:b].contiguous()
 
+    @property
+    def vocab(self) -> Any:
+        """The texts' vocab: the ``TextBlock``'s, or for the loaders of a ``TfmdLists``' token ids that of its
+        ``Numericalize`` (``made_from``), as fastai's ``dls.vocab`` of a language model."""
+        source = self.__dict__.get("made_from")
+        return source.vocab if source is not None and not self.blocks else super().vocab
+
+    def text_decoder(self) -> Any:
+        """How a window of token ids is read back: by the ``TextBlock``'s decode, or, for the loaders of a
+        ``TfmdLists``' token ids (``tls.dataloaders(dl_type=LMDataLoader)``), by its transforms (``made_from``)."""
+        if self.blocks:
+            return self.blocks[0].decode
+        source = self.__dict__.get("made_from")
+        if source is None:
+            raise ParameterError("this LMDataLoader was given token ids alone, with nothing to read them back into "
+                                 "text; build the loaders with TfmdLists(items, [Tokenizer(), Numericalize()])"
+                                 ".dataloaders(dl_type=LMDataLoader, seq_len=...) or a TextBlock(is_lm=True), or look "
+                                 "at the ids with dl.one_batch()")
+        return source.decode
+
     def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
-        block = self.blocks[0]
+        decode = self.text_decoder()
         n = len(batch[0]) if max_n is None else min(max_n, len(batch[0]))
-        return [(block.decode(batch[0][k]), block.decode(batch[1][k])) for k in range(n)]
+        return [(decode(batch[0][k]), decode(batch[1][k])) for k in range(n)]
 
     def show_batch(self, max_n: int = 9, path: str | None = None, nrows: int | None = None,
                    ncols: int | None = None, figsize: tuple[float, float] | None = None, unique: bool = False) -> Any:
@@ -181,7 +245,7 @@ class LMDataLoader(DataLoader):
         (the columns ``text`` and ``text_``, as fastai shows them), the next token the model learns to predict
         at each position. ``nrows`` (at most ``max_n``) limits the rows; the two columns are fixed. Returns the
         PNG path when one was written."""
-        from pipekit.data.plotting import get_pyplot, plot_mode, savefig_or_show, show_text_table
+        from pipekit.data.plotting import draw_text, get_pyplot, plot_mode, savefig_or_show, show_text_table
         from pipekit.data.show import CELL_INCHES
 
         check_positive_int("show_batch", "max_n", max_n)
@@ -194,7 +258,7 @@ class LMDataLoader(DataLoader):
         if nrows is not None:
             check_positive_int("show_batch", "nrows", nrows)
             max_n = min(max_n, nrows)
-        block, rows = self.blocks[0], self.decode_batch(self.one_batch(), max_n=max_n)
+        show, rows = self.blocks[0].show if self.blocks else draw_text, self.decode_batch(self.one_batch(), max_n=max_n)
         if path is None and plot_mode() == "inline":  # in a notebook: a table of the two columns, as fastai's
             show_text_table({"text": [str(r[0]) for r in rows], "text_": [str(r[1]) for r in rows]})
             return None
@@ -202,5 +266,5 @@ class LMDataLoader(DataLoader):
                                           figsize=figsize or (4 * CELL_INCHES, 0.6 * CELL_INCHES * len(rows)))
         for i, pair in enumerate(rows):
             for j, value in enumerate(pair):
-                block.show(axes[i, j], value, ("text", "text_")[j] if i == 0 else None)
+                show(axes[i, j], value, ("text", "text_")[j] if i == 0 else None)
         return savefig_or_show(fig, path, name="show_batch")

@@ -29,6 +29,7 @@ import torch
 
 from pipekit.core.errors import DataError
 from pipekit.data.blocks import TransformBlock
+from pipekit.data.plotting import set_title
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchContext, BatchTransform, Transform
 from pipekit.data.vocab import CategoryMap
@@ -110,8 +111,7 @@ class BBoxBlock(CoordBlock):
             px0, py0 = (x0 + 1) * w / 2 - 0.5, (y0 + 1) * h / 2 - 0.5
             ax.add_patch(Rectangle((px0, py0), (x1 - x0) * w / 2, (y1 - y0) * h / 2, fill=False, lw=2, color="yellow",
                                    gid=BOX_GID))
-        if title:
-            ax.set_title(title)
+        set_title(ax, title)
 
 
 class BoxLabels(Transform):
@@ -222,8 +222,7 @@ class BBoxLblBlock(TransformBlock):
             x, y = box.get_xy()
             ax.text(x, y, label, fontsize=8, color="black", va="top", ha="left", clip_on=True,
                     bbox={"facecolor": "yellow", "edgecolor": "none", "pad": 1, "alpha": 0.8})
-        if title:
-            ax.set_title(title)
+        set_title(ax, title)
 
 
 #: the largest annotation file read (COCO's own training annotations are about 450 MB)

@@ -28,7 +28,7 @@ from pipekit.core.errors import DataError, ParameterError, PipekitError, Pipelin
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
-from pipekit.data.plotting import draw_image, image_array
+from pipekit.data.plotting import draw_image, image_array, set_title
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import (FuncTransform, Transform, as_list, call_item_tfm, value_types,
                                     written_for_items)
@@ -757,8 +757,7 @@ class MaskBlock(_PixelBlock):
         n = self.c or int(m.max()) + 1
         ax.imshow(m, cmap="tab20", alpha=0.5, vmin=0, vmax=max(1, n - 1), interpolation="nearest")
         ax.axis("off")
-        if title:
-            ax.set_title(title)
+        set_title(ax, title)
 
 
 class CoordBlock(TransformBlock):
@@ -914,8 +913,7 @@ class PointBlock(CoordBlock):
             ax.scatter((p[:, 0] + 1) * w / 2 - 0.5, (p[:, 1] + 1) * h / 2 - 0.5, s=20, c="red", marker="x")
         else:
             ax.scatter(p[:, 0], -p[:, 1], s=20, c="red", marker="x")
-        if title:
-            ax.set_title(title)
+        set_title(ax, title)
 
 
 class Points(np.ndarray):

@@ -303,7 +303,7 @@ def test_show_at_a_datablocks_datasets_draws_the_image_titled_with_its_label(cap
     tds = DataBlock(blocks=(TextBlock.from_df("text"), CategoryBlock), get_x=ColReader("text"),
                     get_y=ColReader("label"), splitter=ColSplitter()).datasets(texts)
     capsys.readouterr()
-    assert show_at(tds.valid, 0) == texts.filter(pl.col("is_valid"))["label"][0]
+    assert show_at(tds.valid, 0) is None  # printed, not also returned (a notebook would show it twice)
     shown = capsys.readouterr().out.splitlines()
     assert shown[-1] == texts.filter(pl.col("is_valid"))["label"][0] and len(shown) > 1
     plt.close("all")
