@@ -37,6 +37,7 @@ from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, 
 from pipekit.backends.booster_files import (catboost_json, checked_catboost_model, checked_xgboost_model,
                                             looks_like_json, parse_json_model, parse_xgboost_model)
 from pipekit.backends.data import TabularData
+from pipekit.backends.gbm import kept_rounds
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, check_state
 
@@ -128,7 +129,8 @@ class XGBoost(Booster):
                                   evals=evals, verbose_eval=False, callbacks=[StopAt()] if deadline else None,
                                   early_stopping_rounds=self.early_stopping_rounds if evals else None)
         best = getattr(self.booster_, "best_iteration", None) if evals and self.early_stopping_rounds else None
-        self.best_iteration_ = int(best) + 1 if best is not None else int(self.booster_.num_boosted_rounds())
+        self.best_iteration_ = kept_rounds(None if best is None else int(best) + 1,
+                                           int(self.booster_.num_boosted_rounds()))
 
     def _predict(self, d: TabularData) -> np.ndarray:
         p = np.asarray(self.booster_.predict(self._dmatrix(d, label=False), iteration_range=(0, self.best_iteration_)),
@@ -245,7 +247,7 @@ class CatBoost(Booster):
         # exactly), so predictions made now match those of the saved model, bit for bit
         self.model_ = self.model_from_data(self.model_to_data())
         best = model.get_best_iteration() if valid is not None and self.stops_early() else None
-        self.best_iteration_ = int(best) + 1 if best is not None else int(model.tree_count_)
+        self.best_iteration_ = kept_rounds(None if best is None else int(best) + 1, int(model.tree_count_))
 
     def _predict(self, d: TabularData) -> np.ndarray:
         kind = "Probability" if self.task == "classification" else "RawFormulaVal"

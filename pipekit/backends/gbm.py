@@ -207,8 +207,7 @@ class GBM(Booster):
             callbacks.append(_StopAt(deadline, self, best=valid is not None and bool(self.early_stopping_rounds)))
         self.booster_ = lgb.train(self.lgb_params(), ds, num_boost_round=self.n_estimators, valid_sets=valid_sets,
                                   valid_names=["valid"] if valid_sets else None, callbacks=callbacks)
-        best = self.booster_.best_iteration
-        self.best_iteration_ = int(best) if best and best > 0 else self.booster_.current_iteration()
+        self.best_iteration_ = kept_rounds(self.booster_.best_iteration, self.booster_.current_iteration())
 
     def _raw(self, X: np.ndarray, **kw: Any) -> np.ndarray:
         return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_, **kw))
@@ -276,10 +275,17 @@ class GBM(Booster):
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The fitted state of a file; ``best_iteration_`` (the rounds prediction uses) must be a whole number of
-        rounds the stored booster holds."""
+        rounds, at most the rounds its ``lgb.train`` looped (``num_iterations`` in the stored booster's parameters).
+        One above the trees the booster holds (a file written before pipekit capped it at fit, see
+        :func:`kept_rounds`) is read as those trees: LightGBM predicts with every tree it holds then, so the
+        predictions are the same."""
         super().state_from_data(state)
         if "booster_" in vars(self):
-            check_state(state, "prediction", best_iteration_=Interval(1, self.booster_.current_iteration(), integer=True))
+            held = self.booster_.current_iteration()
+            looped = self.booster_.params.get("num_iterations")
+            rounds = looped if isinstance(looped, int) and looped > 0 else self.n_estimators
+            check_state(state, "prediction", best_iteration_=Interval(1, max(held, rounds), integer=True))
+            self.best_iteration_ = kept_rounds(state["best_iteration_"], held)
 
     def model_from_data(self, data: Any) -> Any:
         import lightgbm as lgb
@@ -547,6 +553,19 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
         if any(not 0 <= f <= max_feature for f in _numbers(tree, "leaf_features", sum(counts), int, where)):
             raise ExportError(f"{where}: a linear leaf on a feature outside 0..{max_feature}")
         _numbers(tree, "leaf_coeff", sum(counts), float, where)
+
+
+def kept_rounds(best: Any, held: int) -> int:
+    """The boosting rounds a fitted booster predicts with: ``best``, the best round its library's early stopping
+    reported (counted from 1; None or 0: none reported), but no more than the ``held`` rounds the booster keeps; every
+    round held when none was reported. LightGBM's ``lgb.train`` counts the rounds of its loop, and a round in which
+    no tree finds a split adds no tree (a few rows, ``extra_trees``), so its ``best_iteration`` can pass the trees it
+    keeps (866 of 676 on 100 rows of the wine data); LightGBM then predicts with every tree held, as this does.
+
+    >>> kept_rounds(866, 676), kept_rounds(120, 676), kept_rounds(0, 676), kept_rounds(None, 676)
+    (676, 120, 676, 676)
+    """
+    return min(int(best), held) if best is not None and best > 0 else held
 
 
 class _StopAt:

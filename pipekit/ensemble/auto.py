@@ -49,7 +49,7 @@ from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular, target_range
 from pipekit.ensemble.weighted import WeightedEnsemble
-from pipekit.metrics import check_metric, get_metric
+from pipekit.metrics import FuncMetric, Metric, check_metric, get_metric
 
 #: a GBM's stopping patience and round cap: it stops on its own rows long before the cap
 _ROUNDS, _PATIENCE = 10_000, 50
@@ -185,7 +185,9 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     if task is None or train.y is None:
         raise DataError("fit_ensemble needs a Tabular with one target (a category or a number)")
     m = get_metric(metric, task)
-    check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None)
+    # a plain function's direction was read from its name by get_metric: its scores decide it here
+    check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None,
+                 direction_given=not isinstance(m, FuncMetric) or isinstance(metric, Metric))
     cands = _candidates(candidates, task, n_jobs, seed, train)
     kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col, n_folds)
     # shuffled folds are stratified: each holds some rows of every class
@@ -258,7 +260,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         kept = " or ".join(dict.fromkeys(_kept_on_time(c.model) for c, bag in fitted if bag.stopped_on_time_))
         warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: they keep {kept} by "
              "then and may score far below what they reach with more time; raise time_limit", UserWarning)
-    return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose, ranks)
+    return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose, ranks,
+                   label=_metric_label(metric, m))
 
 
 def _fold_order(tab: Any, n: int, folds: str, time_col: str | None,
@@ -559,7 +562,7 @@ def _predict_valid(model: Any, valid: Any, made: dict[int, Any]) -> None:
 
 def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: Any, valid: Any,
             made: dict[int, Any], plan: Plan, n_folds: int, seed: int, n_jobs: int | None, verbose: bool,
-            ranks: np.ndarray | None = None) -> Any:
+            ranks: np.ndarray | None = None, label: str | None = None) -> Any:
     bags = [b for _, b in fitted]
     t = time.perf_counter()
     weighted = _select(bags, m, train, plan)
@@ -595,7 +598,7 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
         if "model_obj" in r:
             r["status"] = "returned" if r is best else "fitted, not returned (worse out of fold)"
     ens = best["model_obj"]
-    ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, made, plan)
+    ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, made, plan, label or m.name)
     return ens
 
 
@@ -619,11 +622,24 @@ def _oof(ens: WeightedEnsemble) -> np.ndarray:
     return np.tensordot(ens.weights_, np.stack([out_of_fold(b) for b in ens.members]), axes=1)  # type: ignore[misc]
 
 
+def _metric_label(given: Any, m: Any) -> str:
+    """The metric's name in the report's columns: the name it was given by (``"f1_macro"``, ``"roc_auc_ovr"``), else
+    its own, with the average of a label score averaged otherwise than its default (``F1Score(average="macro")``:
+    ``f1_macro``, as get_metric names it), so a report read later says what was scored."""
+    if isinstance(given, str):
+        return given
+    average = getattr(m, "average", None)
+    if getattr(m, "named", False) and average not in (None, "binary"):
+        return f"{m.name.removesuffix('_score')}_{average}"
+    return str(m.name)
+
+
 def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, made: dict[int, Any],
-            plan: Plan) -> pl.DataFrame:
+            plan: Plan, label: str) -> pl.DataFrame:
     """One row per candidate, the weighted ensemble and the second layer: out-of-fold and validation scores (the
     validation rows only scored: ``made`` holds what each member predicted on them, which the ensembles
-    combine), weight, fit and expected seconds, and what became of it."""
+    combine), weight, fit and expected seconds, and what became of it. ``label``: the metric's name in the
+    columns (``oof_<label>``, ``valid_<label>``)."""
     out = []
 
     def valid_score(model: Any) -> float | None:  # every model fitted has predicted the validation rows
@@ -633,12 +649,12 @@ def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, made: di
         model = bags.get(r["model"], r.get("model_obj"))
         oof = r["oof"] if "oof" in r else None if model is None else m.score(model.oof_targets_,
                                                                                model.oof_predictions_)
-        out.append({"model": r["model"], f"oof_{m.name}": oof, f"valid_{m.name}": valid_score(model),
+        out.append({"model": r["model"], f"oof_{label}": oof, f"valid_{label}": valid_score(model),
                     "weight": r.get("weight"), "fit_s": r.get("fit_s"), "expected_s": r.get("expected_s"),
                     "refit": r.get("refit"), "status": r.get("status")})
     out.append({"model": "total", "fit_s": time.perf_counter() - plan.start, "status": f"time limit "
                 f"{'none' if plan.time_limit is None else format(plan.time_limit, 'g') + ' s'}, "
                 f"{_folds_said(plan.fold_kind, plan.time_col, plan.n_folds)}"})
-    schema = {"model": pl.String, f"oof_{m.name}": pl.Float64, f"valid_{m.name}": pl.Float64, "weight": pl.Float64,
+    schema = {"model": pl.String, f"oof_{label}": pl.Float64, f"valid_{label}": pl.Float64, "weight": pl.Float64,
               "fit_s": pl.Float64, "expected_s": pl.Float64, "refit": pl.Boolean, "status": pl.String}
     return pl.DataFrame(out, schema=schema)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,9 +42,15 @@ def _positional_count(fn: Any, n: int) -> int | None:
 
 
 #: a function named like a loss or an error is better smaller (scikit-learn's ``log_loss``, ``mean_squared_error``,
-#: ``max_error``, ``mean_tweedie_deviance``; a user's ``my_rmse``, ``cross_entropy``); any other name is better larger
-_LOWER_IS_BETTER = re.compile(r"loss|error|deviance|entropy|perplexity|(^|_)(mse|rmse|mae|mape|msle|rmsle)($|_)",
+#: ``max_error``, ``mean_tweedie_deviance``; a user's ``my_rmse``, ``cross_entropy``, Kaggle's ``rmspe``, ``smape``,
+#: ``wmape``, a median absolute error ``medae``, a negative log-likelihood ``nll``, a ``pinball`` or ``huber`` loss, a
+#: ``brier`` score); any other name is better larger
+_LOWER_IS_BETTER = re.compile(r"loss|error|deviance|entropy|perplexity|(^|_)(mse|rmse|mae|mape|msle|rmsle|rmspe|mspe|"
+                              r"smape|wmape|mdape|medae|mdae|mase|rmsse|mad|nll|pinball|huber|brier|regret)($|_)",
                               re.IGNORECASE)
+#: the one score that is better smaller: the Brier score (``brier_score``) is a squared error (its skill score,
+#: scikit-learn's ``d2_brier_score``, is better larger)
+_LOWER_SCORE = re.compile(r"^(?!d2_)(.*_)?brier($|_)", re.IGNORECASE)
 #: scikit-learn metrics that score class probabilities (the others of ``sklearn.metrics`` take labels), and those
 #: of them that take the positive class's column for two classes
 _SKLEARN_SCORES = {"roc_auc_score", "average_precision_score", "log_loss", "brier_score_loss", "top_k_accuracy_score",
@@ -52,10 +58,39 @@ _SKLEARN_SCORES = {"roc_auc_score", "average_precision_score", "log_loss", "brie
 _SKLEARN_POSITIVE = {"roc_auc_score", "average_precision_score", "brier_score_loss"}
 
 
-def better_larger(name: str) -> bool:
-    """Whether a metric of function ``name`` is better larger: a score is, whatever it scores (scikit-learn's
-    ``d2_absolute_error_score``, ``r2_score``); an error, a loss or a distance is not; anything else is."""
-    return name.lower().endswith("score") or not _LOWER_IS_BETTER.search(name)
+def better_larger(name: str, perfect: float | None = None, worse: Sequence[float] = ()) -> bool:
+    """Whether a metric of function ``name`` is better larger: the one rule of every metric given as a function
+    (a Learner's, its trackers', an ensemble's). Its scores decide where they are given and tell
+    (:func:`scored_direction`): ``perfect``, what it gives a (near-)perfect prediction, against ``worse``, what it
+    gives clearly worse ones. Else its name: a score is better larger, whatever it scores (scikit-learn's
+    ``d2_absolute_error_score``, ``r2_score``), but for the Brier score; an error, a loss or a distance is not
+    (``rmspe``, ``smape``, ``nll``); anything else is.
+
+    >>> better_larger("rmspe"), better_larger("r2_score"), better_larger("cost"), better_larger("cost", 0.1, [2.0, 5.0])
+    (False, True, True, False)
+    """
+    told = scored_direction(perfect, worse)
+    if told is not None:
+        return told
+    return not _LOWER_IS_BETTER.search(name) or (name.lower().endswith("score") and not _LOWER_SCORE.search(name))
+
+
+def scored_direction(perfect: float | None, worse: Sequence[float]) -> bool | None:
+    """What a metric's scores tell of its direction: True (better larger) when ``perfect``, its score of a
+    (near-)perfect prediction, is above each of ``worse`` (its scores of clearly worse ones) that is a number, False
+    when below each; None when they tie or fall on both sides of it, or when ``perfect`` or every one of ``worse`` is
+    missing, NaN or infinite."""
+    if perfect is None or not np.isfinite(perfect):
+        return None
+    finite = [w for w in worse if w is not None and np.isfinite(w)]
+    apart = [w for w in finite if abs(perfect - w) > 1e-12 * max(1.0, abs(perfect), abs(w))]
+    if not finite or len(apart) < len(finite):  # a worse prediction scored as the perfect one: nothing told
+        return None
+    if all(perfect > w for w in finite):
+        return True
+    if all(perfect < w for w in finite):
+        return False
+    return None
 
 
 class FuncMetric(MeanMetric):

@@ -5,17 +5,18 @@ score its data's kind of target (:func:`check_metric_targets`)."""
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import ParameterError, warn
 from pipekit.core.registry import registered
 from pipekit.core.validate import Options, check
 from pipekit.metrics.base import SUGGESTED_METRICS, TARGET_KINDS, TASKS, Metric, describe_target, target_fix, target_kind, two_classes_as_labels
 from pipekit.metrics.classification import RocAuc, _LabelScore
-from pipekit.metrics.functions import FuncMetric
+from pipekit.metrics.functions import FuncMetric, better_larger, scored_direction
 
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
@@ -43,7 +44,7 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
     raise ParameterError(f"a metric must be a pipekit Metric or a function fn(pred, targ); got {type(m).__name__}")
 
 
-def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> None:
+def check_metric(metric: Metric, task: str, n_classes: int | None = None, direction_given: bool = True) -> None:
     """Score a near-perfect prediction of a few rows with ``metric`` before any model is fitted: a function that
     cannot take what it will be given (``(n, n_classes)`` probabilities and class indices, or values) fails
     here, with what it gets, rather than after every fit.
@@ -51,12 +52,25 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> Non
     A metric known to score the other task (a named one, a function of ``sklearn.metrics``) is refused first:
     ``mean_squared_error`` of a classifier's labels is a number, and a meaningless one.
 
+    A function's direction (a :class:`FuncMetric`'s ``greater_is_better``) is then read from its scores
+    (:func:`~pipekit.metrics.functions.better_larger`): the near-perfect prediction against a constant one and one
+    of the wrong values (the wrong class; the values in reverse). With ``direction_given=False`` (a plain function was
+    passed, whose direction FuncMetric read from its name) the scores set it, the name deciding only where they do not
+    tell; a direction given (``FuncMetric(fn, greater_is_better=...)``) that they contradict is kept, with a warning
+    naming the metric.
+
     >>> check_metric(get_metric("accuracy", "classification"), "classification", 2)
     >>> from sklearn.metrics import mean_squared_error
     >>> check_metric(get_metric(mean_squared_error, "classification"), "classification", 2)
     Traceback (most recent call last):
     ...
     pipekit.core.errors.ParameterError: metric 'mean_squared_error' is a regression metric but the task is 'classification'...
+    >>> def rmspe(y_true, y_pred):
+    ...     return float(np.sqrt(np.mean(((y_true - y_pred) / y_true) ** 2)))
+    >>> m = get_metric(rmspe, "regression")
+    >>> check_metric(m, "regression", direction_given=False)
+    >>> m.greater_is_better
+    False
     """
     scores = metric_task(metric)
     if scores is not None and scores != task:
@@ -68,16 +82,54 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> Non
         y_true = rows % k
         y_pred = np.full((len(rows), k), 0.1 / (k - 1))
         y_pred[rows, y_true] = 0.9
+        # every class equally likely; the wrong class as sure as the near-perfect prediction is of the right one
+        worse = [np.full((len(rows), k), 1.0 / k), np.roll(y_pred, 1, axis=1)]
         gets = f"class indices and (n, {k}) probabilities"
     else:
-        y_true = rows.astype(np.float64)
+        y_true = (rows + 1).astype(np.float64)  # no zero: a relative error (mape, rmspe) divides by the true values
         y_pred = y_true + 0.25
+        worse = [np.full(len(rows), y_true.mean()), y_true[::-1].copy()]
         gets = "true values and predicted values, both (n,)"
     try:
-        metric.score(y_true, y_pred)
+        perfect = metric.score(y_true, y_pred)
     except Exception as e:  # a user's function: whatever it raises is reported with what it was given
         raise ParameterError(f"metric {metric.name!r} fails on a {task}'s predictions (it gets {gets}): "
                              f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+    if isinstance(metric, FuncMetric):
+        _check_direction(metric, perfect, [_quiet_score(metric, y_true, p) for p in worse], direction_given)
+
+
+def _quiet_score(metric: Metric, y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
+    """``metric``'s score of a poor prediction, or None where it fails on one (a correlation of a constant): only
+    the near-perfect prediction must be scored, and what a user's function says of the poor ones is not shown."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return float(metric.score(y_true, y_pred))
+    except Exception:
+        return None
+
+
+def _check_direction(metric: FuncMetric, perfect: float, worse: list[float | None], direction_given: bool) -> None:
+    """Set (``direction_given=False``) or check a function metric's direction by its scores of a near-perfect
+    prediction (``perfect``) and of poor ones (``worse``; None where it failed on one)."""
+    scored = [w for w in worse if w is not None]
+    said = ", ".join(f"{w:.4g}" for w in scored)
+    if direction_given:
+        told = scored_direction(perfect, scored)
+        if told is not None and told != metric.greater_is_better:
+            way = "larger" if told else "smaller"
+            warn(f"metric {metric.name!r} scores a near-perfect prediction {perfect:.4g} and poor ones {said}, so "
+                 f"{way} is better, but it is set greater_is_better={metric.greater_is_better}: models are chosen "
+                 f"on it as set. If {way} is better, pass FuncMetric({metric.name}, greater_is_better={told}, "
+                 "y_first=True)")
+        return
+    larger = better_larger(metric.name, perfect, scored)
+    if larger != metric.greater_is_better:  # the scores tell what the function's name did not
+        metric.greater_is_better = larger  # type: ignore[misc]
+        warn(f"metric {metric.name!r} is taken as better {'larger' if larger else 'smaller'}, as its scores say (a "
+             f"near-perfect prediction {perfect:.4g}, poor ones {said}), not as its name would; to set it yourself "
+             f"pass FuncMetric({metric.name}, greater_is_better=..., y_first=True)")
 
 
 def check_metric_targets(who: str, metrics: Sequence[Metric], dls: Any, loss: Any = None) -> None:

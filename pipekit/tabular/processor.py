@@ -167,6 +167,8 @@ _FITTED_STATE = {
     # the categorical columns with no missing values in the training rows (selected by name: one named twice would
     # be selected twice, which Polars refuses)
     "cat_complete_": _DISTINCT_COLUMNS,
+    # the continuous inputs that held True/False in the training rows (null: not known, a file written before it)
+    "cont_bools_": Is(lambda v: v is None or _DISTINCT_COLUMNS.accepts(v), "a list of distinct column names or null"),
 }
 
 
@@ -181,7 +183,9 @@ class TabularProcessor(Component):
     ``cat_names_`` (with the ``<col>_na`` flags FillMissing adds), ``cont_names_``, ``y_kind_``
     ("category", "regression" or "none"), ``y_vocab_`` (the classes, as text), ``y_type_`` (what they decode
     to, by the target column's type: "str", "bool", "int" or "float"), ``c_``, ``cat_complete_`` (the categorical
-    columns with no missing value in the training rows; none in files written before it); ``classes_`` gathers the input
+    columns with no missing value in the training rows; none in files written before it), ``cont_bools_`` (the
+    continuous inputs that held True/False in the training rows, so that True/False in new rows where numbers were
+    trained on is warned about; None in files written before it); ``classes_`` gathers the input
     vocabularies and ``y_classes_`` gives the target's classes in their own type (``[False, True]``).
     """
 
@@ -196,11 +200,13 @@ class TabularProcessor(Component):
     # added to the record in format 3; a record without them (all of format 2) reads new CSV files as they are and
     # decodes the target's classes as text, and the processing's fingerprint stays what format 2 files stored
     # cat_complete_ came later still: a record without it names no column as complete in training, so nothing
-    # missing in new rows is news
-    record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str", "state.cat_complete_": []}
+    # missing in new rows is news; and cont_bools_ after it: without it whether an input held True/False in training
+    # is not known, so True/False in new rows is no news
+    record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str", "state.cat_complete_": [],
+                       "state.cont_bools_": None}
     #: state fields that change how labels decode or what is warned about, not how inputs are encoded: outside
     #: ``procs_signature``, so a model saved before them still matches the same processing fitted now
-    signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_complete_"})
+    signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_complete_", "cont_bools_"})
     cat_names_: list[str]
     cont_names_: list[str]
     y_kind_: str
@@ -208,6 +214,7 @@ class TabularProcessor(Component):
     y_type_: str
     c_: int
     cat_complete_: list[str]
+    cont_bools_: list[str] | None
 
     def __init__(self, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
@@ -314,22 +321,26 @@ class TabularProcessor(Component):
 
     def _check_targets(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
         """Refuse a target with nulls (or NaN in a float column), naming the column and the first row (one
-        streaming pass on a scan)."""
+        streaming pass on a scan), and how to drop those rows in pandas and in Polars."""
         ys = self.y_names
         if not ys:
             return
         schema = schema_of(frame)
-        missing = [pl.col(c).is_null() | ~pl.col(c).is_finite() if c in schema and schema[c].is_float()
-                   else pl.col(c).is_null() for c in ys]
+        floats = [c in schema and schema[c].is_float() for c in ys]
+        missing = [pl.col(c).is_null() | ~pl.col(c).is_finite() if f else pl.col(c).is_null() for c, f in zip(ys, floats)]
+        infinite = [pl.col(c).is_infinite().any() if f else pl.lit(False) for c, f in zip(ys, floats)]
+        k = len(ys)
         row = collect(frame.select([m.sum().alias(f"n{i}") for i, m in enumerate(missing)] +
-                                   [m.arg_true().first().alias(f"f{i}") for i, m in enumerate(missing)])).row(0)
-        for c, n, first in zip(ys, row[:len(ys)], row[len(ys):]):
+                                   [m.arg_true().first().alias(f"f{i}") for i, m in enumerate(missing)] +
+                                   [m.alias(f"i{i}") for i, m in enumerate(infinite)])).row(0)
+        for c, f, n, first, inf in zip(ys, floats, row[:k], row[k:2 * k], row[2 * k:]):
             if n:
-                keep = f"pl.col({c!r}).is_finite()" if c in schema and schema[c].is_float() else \
-                    f"pl.col({c!r}).is_not_null()"
+                keep = f"pl.col({c!r}).is_finite()" if f else f"pl.col({c!r}).is_not_null()"
+                # pandas' dropna drops NaN and None, not inf
+                pandas = f"df[np.isfinite(df[{c!r}])]" if inf else f"df.dropna(subset=[{c!r}])"
                 raise DataError(f"target column {c!r} has {n} missing or infinite value(s) (null, NaN or inf: a log "
-                                f"of zero is -inf), first at row {first}; drop those rows (df.filter({keep})) or fill "
-                                "them before processing the table.")
+                                f"of zero is -inf), first at row {first}; drop those rows (pandas: {pandas}; Polars: "
+                                f"df.filter({keep})) or fill them before processing the table.")
 
     # ------------------------------------------------------------------ fitting
     def _fit_targets(self, frame: pl.DataFrame | pl.LazyFrame, train: pl.Expr) -> None:
@@ -429,6 +440,7 @@ class TabularProcessor(Component):
         counts = collect(frame.select([(train & present(c, schema[c]).not_()).any().alias(c) for c in cats])) \
             if cats else None
         self.cat_complete_ = [c for c in cats if counts is not None and not counts[c][0]]
+        self.cont_bools_ = [c for c in self.cont_names if schema[c] == pl.Boolean]
         frame = self._apply(frame, train, names, text)
         self.cat_names_, self.cont_names_ = names.cat_names, names.cont_names
         self._fit_targets(frame, train)
@@ -486,8 +498,10 @@ class TabularProcessor(Component):
         whose missing values the caller has already warned about (a rating's ids), left out of the warning about
         categorical columns missing only in new rows."""
         self.check_is_fitted("Tabular(...) or fit_transform")
-        columns = schema_of(frame).names()
+        schema = schema_of(frame)
+        columns = schema.names()
         self.check_columns(columns, where="new data", need_y=False)
+        self._warn_bools(schema)
         y_present = bool(self.y_names) and all(c in columns for c in self.y_names)
         if with_labels is False and y_present:
             frame, y_present = frame.drop(self.y_names), False  # labels not asked for: the rows are only scored
@@ -508,6 +522,19 @@ class TabularProcessor(Component):
                 self._target_problem(lambda: self._check_unseen_labels(raw, out), with_labels):
             out = out.drop(self.y_names)  # classes never seen in training, read from the codes just made
         return out
+
+    def _warn_bools(self, schema: pl.Schema) -> None:
+        """Warn about a continuous column of True/False values in new rows where the training rows held numbers
+        (``df.age > 40`` passed as ``age``): it would be read as 1/0, numbers the model learned nothing of."""
+        trained = vars(self).get("cont_bools_")
+        if trained is None:  # not known (a file written before it was kept)
+            return
+        bools = [repr(c) for c in self.cont_names if schema.get(c) == pl.Boolean and c not in trained]
+        if bools:
+            several = len(bools) > 1
+            warn(f"continuous column{'s' if several else ''} {', '.join(bools)} hold{'' if several else 's'} "
+                 "True/False values here, but numbers in the training rows: they are read as 1/0; pass "
+                 + ("the columns' numbers" if several else "the column's numbers") + ", as in training")
 
     def _check_new_missing(self, frame: pl.DataFrame, said: Sequence[str] = (), where: str = "here") -> None:
         """Warn about a categorical column with missing values in new rows (``where``: the validation rows as a
@@ -598,6 +625,10 @@ class TabularProcessor(Component):
             except ValueError as e:
                 raise FieldError("state.y_vocab_", f"does not match y_type_={self.y_type_!r}: {e}") from None
         self._check_complete()
+        extra = [c for c in self.cont_bools_ or [] if c not in self.cont_names]
+        if extra:
+            raise FieldError("state.cont_bools_", f"must name only continuous inputs (cont_names="
+                                                  f"{list(self.cont_names)[:8]}), got {extra[:5]}; {_DAMAGED}")
         self._check_categories()
         self._check_flags()
         self._check_scaled()
