@@ -108,6 +108,7 @@ def recipe_loaders(mod: ModuleType, bs: int | None = None, num_workers: int | No
     given = {"bs": bs, "num_workers": num_workers, "seed": seed}
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if callable(getattr(mod, "datablock", None)):
+        _check_callable_with(mod, "datablock", set(), who)
         pair = mod.datablock()
         from pipekit.data.datablock import DataBlock
 
@@ -117,8 +118,29 @@ def recipe_loaders(mod: ModuleType, bs: int | None = None, num_workers: int | No
     accepted = inspect.signature(mod.dataloaders).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     use = {k: v for k, v in kwargs.items() if takes_any or k in accepted}
+    _check_callable_with(mod, "dataloaders", set(use), who)
     dls = mod.dataloaders(**use)
     if not (hasattr(dls, "train") and hasattr(dls, "loaders")):
         raise ParameterError(f"{who}: dataloaders() must return DataLoaders (e.g. dblock.dataloaders(source, "
                              f"**kwargs)), got {type(dls).__name__}")
     return None, dls, use
+
+
+def _check_callable_with(mod: ModuleType, name: str, given: set[str], who: str) -> None:
+    """Refuse, in one line naming the recipe file, a recipe function ``name`` that needs parameters other than those
+    ``given`` (by keyword): ``datablock()`` is called with none, ``dataloaders()`` with the loader settings it takes."""
+    try:
+        params = inspect.signature(getattr(mod, name)).parameters.values()
+    except (TypeError, ValueError):  # a callable without a signature Python can read: called as it is
+        return
+    needed = [p.name for p in params if p.default is inspect.Parameter.empty and p.name not in given
+              and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    if not needed:
+        return
+    where = getattr(mod, "__file__", None) or mod.__name__
+    calls = ("with no arguments" if name == "datablock" else
+             f"with only the loader settings it takes, by keyword ({', '.join(sorted(given)) or 'none given'})")
+    example = ", ".join(f"{n}=..." for n in needed)
+    raise ParameterError(f"{who}: {where}: {name}() is called {calls}, but it needs {', '.join(map(repr, needed))}: "
+                         f"give {'that parameter a default' if len(needed) == 1 else 'those parameters defaults'} "
+                         f"(def {name}({example}):)")

@@ -69,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
                     help="num_workers settings to sweep, e.g. 0,2,4 (pipekit: prefetch threads; the reference: "
                          "worker processes); the profile uses the best")
     ap.add_argument("--compare", default=None,
-                    help="'reference' (the same DataBlock as a torch DataLoader + albumentations) or another recipe file")
+                    help="'reference' (the same DataBlock as a torch DataLoader + albumentations; for a DataBlock of "
+                         "one image input and label or number targets) or another recipe file")
     ap.add_argument("--rounds", type=_positive, default=3, help="alternating rounds for --workers and --compare")
     ap.add_argument("--warm-epochs", type=_positive, default=2, help="timed warm epochs (as many untimed ones alternate)")
     ap.add_argument("--no-cold", action="store_true", help="use the existing image cache instead of an empty one")
@@ -88,15 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     mod = load_recipe(args.recipe)
     # what --compare names is checked before anything is measured
     omod = None if args.compare in (None, "reference") else load_recipe(args.compare)
-    if args.compare == "reference" and not callable(getattr(mod, "datablock", None)):
-        raise ParameterError("bench-loader: --compare reference needs a recipe with datablock() (the reference is "
-                             "built from the DataBlock); this one defines only dataloaders()")
+    loaded = None
+    if args.compare == "reference":
+        if not callable(getattr(mod, "datablock", None)):
+            raise ParameterError("bench-loader: --compare reference needs a recipe with datablock() (the reference is "
+                                 "built from the DataBlock); this one defines only dataloaders()")
+        from pipekit.bench.reference import reference_blocks
+
+        loaded = recipe_loaders(mod, args.bs, args.workers[0] if args.workers else None, args.seed)
+        reference_blocks(loaded[0][0], "bench-loader: --compare reference")
     if args.json:  # its folder made before anything is measured (as --plot's is), not found missing at the end
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"recipe": str(Path(args.recipe).resolve()), "settings": vars(args), "machine": machine()}
     try:
         with _each_warning_once():
-            _measure(args, mod, omod, console, record)
+            _measure(args, mod, omod, console, record, loaded)
     finally:  # what was measured is kept, even when a later step fails
         if args.json:
             Path(args.json).write_text(json.dumps(record, indent=1, default=str))
@@ -125,13 +132,14 @@ def _each_warning_once() -> Iterator[None]:
 
 
 def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None, console: Any,
-             record: dict[str, Any]) -> None:
-    """Sweep, profile and compare as the arguments ask, printing each result and adding it to ``record``."""
+             record: dict[str, Any], loaded: tuple[Any, Any, dict[str, Any]] | None = None) -> None:
+    """Sweep, profile and compare as the arguments ask, printing each result and adding it to ``record``;
+    ``loaded``: what :func:`recipe_loaders` already gave for ``mod``, if it was called."""
     from pipekit.bench import compare, profile, reference_loader, sweep
     from pipekit.data.dataloaders import DataLoaders
 
     first_workers = args.workers[0] if args.workers else None
-    pair, dls, kwargs = recipe_loaders(mod, args.bs, first_workers, args.seed)
+    pair, dls, kwargs = loaded or recipe_loaders(mod, args.bs, first_workers, args.seed)
     best = first_workers
     ref_best = best if best is not None else 2  # the reference's own best setting when swept
     # the reference gets the settings given; those not given are its defaults, as DataBlock.dataloaders' are

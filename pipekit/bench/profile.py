@@ -268,6 +268,22 @@ def resolve(obj: Any, source: Any = None) -> tuple[Any, Any]:
     return None, obj
 
 
+def _caching_in(datablock: Any, folder: str | os.PathLike) -> Any:
+    """``datablock`` with its blocks that cache in a folder of their own (a ``cache_dir`` given, as in
+    ``ImageBlock(cache_dir="/data/cache")``) caching in ``folder`` instead; ``datablock`` itself when none does. A
+    cold first epoch so builds those caches anew, as it does the ones in ``$PIPEKIT_CACHE``, and leaves the user's
+    folders as they were. A block without a cache (``cache_dir=False``) or in the standard one (None) is kept."""
+    from pipekit.data.transform import as_list
+
+    blocks = as_list(datablock.blocks)
+    moved = [b.clone().set_params(cache_dir=os.fspath(folder))
+             if not isinstance(b, type) and "cache_dir" in getattr(b, "local_params", ())
+             and isinstance(getattr(b, "cache_dir", None), (str, os.PathLike)) else b for b in blocks]
+    if all(m is b for m, b in zip(moved, blocks)):
+        return datablock
+    return datablock.new(blocks=moved)
+
+
 def profile(loader: Any, n_batches: int | None = None, subset: str | None = None, *, source: Any = None,
             warm_epochs: int = 2, cold: bool = True, device: Any = None, name: str | None = None,
             **dl_kwargs: Any) -> LoaderProfile:
@@ -277,7 +293,8 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
     ``DataLoader`` (:func:`reference_loader` builds one), or a ``DataBlock`` with ``source=`` (or the
     ``(DataBlock, source)`` pair a recipe's ``datablock()`` returns), built here with ``dl_kwargs`` (``bs``,
     ``num_workers``, ``seed``, ...) so the first epoch includes building the loaders and, with ``cold=True``,
-    filling an empty image cache (a temporary ``$PIPEKIT_CACHE``). Each epoch is cut at ``n_batches``.
+    filling an empty image cache (a temporary folder, for ``$PIPEKIT_CACHE`` and for a block's own ``cache_dir``).
+    Each epoch is cut at ``n_batches``.
 
     The first epoch is timed once; then ``warm_epochs`` epochs with stage timers alternate with as many
     without, so the overhead of measuring is measured too. ``device`` is where a torch loader's batches
@@ -304,6 +321,7 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
             if cold:
                 tmp_cache = tempfile.mkdtemp(prefix="pipekit_bench_cache_")
                 os.environ["PIPEKIT_CACHE"] = tmp_cache
+                datablock = _caching_in(datablock, tmp_cache)
             subset = subset or "train"
             dls, build_s = build_loaders(datablock, obj, subset, dl_kwargs, times)
             runner = as_runner(dls, subset, device, name or type(datablock).__name__)

@@ -229,6 +229,19 @@ def _worker_init(worker_id: int) -> None:
     cv2.ocl.setUseOpenCL(False)
 
 
+def reference_blocks(datablock: Any, who: str = "reference_loader") -> list:
+    """The blocks of the DataBlock ``datablock``, checked to be what the reference mirrors: one image input, then
+    labels or numbers. Raises ParameterError (starting with ``who``) naming the blocks otherwise; nothing is read, so
+    ``pipekit bench-loader --compare reference`` refuses a text or tabular DataBlock before measuring anything."""
+    blocks = datablock._new_blocks()
+    n_inp = datablock._n_inp(len(blocks))
+    if n_inp != 1 or blocks[0].geometry != "image" or any(b.geometry is not None for b in blocks[1:]):
+        raise ParameterError(f"{who}: the reference is written for one image input and label or number targets; this "
+                             f"DataBlock has {[type(b).__name__ for b in blocks]}: compare it with another loader "
+                             "instead (compare() in Python, or bench-loader --compare other_recipe.py)")
+    return blocks
+
+
 def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_workers: int = 2, subset: str = "train",
                      seed: int = 0, shuffle: bool | None = None, drop_last: bool | None = None) -> DataLoader:
     """The DataBlock's items, split and transforms as a plain ``torch.utils.data.DataLoader`` whose workers
@@ -261,16 +274,12 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
     check("reference_loader", bs=(bs, Interval(1, None, integer=True)),
           num_workers=(num_workers, Interval(0, None, integer=True)))
     train = subset == "train"
+    blocks = reference_blocks(datablock)
     items = datablock.items_from(source)
     splitter = datablock.splitter if datablock.splitter is not None else RandomSplitter(0.2)
     tr, va = splitter(items)
     items, tr, va = _check_split(items, np.asarray(tr), np.asarray(va), splitter)
-    blocks = datablock._new_blocks()
     getters = datablock._resolve_getters(len(blocks))
-    n_inp = datablock._n_inp(len(blocks))
-    if n_inp != 1 or blocks[0].geometry != "image" or any(b.geometry is not None for b in blocks[1:]):
-        raise ParameterError(f"reference_loader: the reference is written for one image input and label or number "
-                             f"targets; this DataBlock has {[type(b).__name__ for b in blocks]}")
     rows = tr if train else va
     paths = [str(p) for p in apply_getter(getters[0], items).to_list()]
     item_tfms = item_transforms(datablock.item_tfms)

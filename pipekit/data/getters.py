@@ -106,7 +106,9 @@ def _walk(path: str | os.PathLike, extensions: Iterable[str] | None, recurse: bo
           followlinks: bool) -> tuple[L[Path], _Walk]:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"get_files: {path} does not exist")
+        # a relative folder is read from the working folder, which a notebook or a script run elsewhere may not expect
+        where = "" if path.is_absolute() else f" (looked for {os.path.abspath(path)}, from the working folder {Path.cwd()})"
+        raise FileNotFoundError(f"get_files: {path} does not exist{where}")
     if not path.is_dir():
         raise NotADirectoryError(f"get_files: {path} is a file; pass the folder that holds the items")
     if isinstance(extensions, str):  # extensions=".png": one suffix, as fastai reads it

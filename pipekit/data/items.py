@@ -449,7 +449,7 @@ def skip_blank_lines(frame: Any, path: Path, separator: str = ",", has_header: b
     index = "__row"
     while index in names:
         index += "_"
-    keep = ~pl.col(index).is_in(pl.Series(rows, dtype=pl.UInt32))
+    keep = ~pl.col(index).is_in(pl.Series(rows, dtype=pl.UInt32).implode())
     if isinstance(frame, pl.DataFrame):  # eager, a blank line's row is checked to be all nulls too (no cost)
         keep = keep | ~pl.all_horizontal(pl.exclude(index).is_null())
     return frame.with_row_index(index).filter(keep).drop(index)
@@ -492,15 +492,24 @@ class BlankLines(NamedTuple):
 _NO_BLANK_LINES = BlankLines(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
+def _file_version(path: Path) -> tuple[int, ...]:
+    """What tells one version of the file at ``path`` from another, for what is remembered about a file while it
+    is unchanged: its size, modification and change times and its inode and device. The change time is the
+    kernel's: a file copied over with its size and modification time kept (``cp -p``, ``rsync -t``) or written
+    in place and given its old time back (``os.utime``) still gets a new one, and a file replaced by a rename
+    gets a new inode."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
+
+
 def _blank_lines(path: Path, separator: str, has_header: bool) -> BlankLines:
     """The blank lines of the CSV at ``path`` (see :func:`blank_line_rows`)."""
-    stat = path.stat()
-    return _blank_line_rows(str(path), separator, has_header, stat.st_size, stat.st_mtime_ns)
+    return _blank_line_rows(str(path), separator, has_header, _file_version(path))
 
 
 @functools.lru_cache(maxsize=16)
-def _blank_line_rows(path: str, separator: str, has_header: bool, size: int, mtime_ns: int) -> BlankLines:
-    """:func:`_blank_lines` for a version of a file (``size`` and ``mtime_ns`` tell one): a table read twice
+def _blank_line_rows(path: str, separator: str, has_header: bool, version: tuple[int, ...]) -> BlankLines:
+    """:func:`_blank_lines` for a version of a file (``version``, :func:`_file_version`): a table read twice
     (its types, then its rows) is parsed once and warned about once."""
     space = "".join(c for c in " \t" if c != separator)
     ws = re.escape(space.encode())

@@ -3,7 +3,8 @@
 Each file is decoded and presized once. The result is written to a ``.npy`` pack of shape
 (N, H, W, C) that later epochs and later runs memory-map: a batch is one ``np.take`` (no decoding,
 no Python per image). Entries are keyed by a hash of the file's bytes plus the presize settings, so
-a changed file is decoded again while unchanged files are copied from the previous pack.
+a changed file is decoded again while unchanged files are copied from the previous pack, which is then deleted
+(a data set cleaned of a few files keeps one pack on disk, not one per rebuild).
 
 The cache lives in ``$PIPEKIT_CACHE`` (default ``~/.cache/pipekit``); ``cache_dir=False`` keeps the
 pixels in memory instead, and so does a folder that cannot be written (with a CacheWriteWarning saying how
@@ -21,6 +22,7 @@ import contextlib
 import copy
 import io
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,6 +53,10 @@ CACHE_VERSION = "pk-img-4"
 T = TypeVar("T")
 #: what keeps decoded images off disk, named when the cache folder cannot be written
 TURN_OFF = "ImageBlock(cache_dir=False) (or cache_dir=False to build_image_store)"
+#: the share of a pack's index entries a build must take over for the pack to be superseded and deleted (see
+#: _index_pack): cleaning a data set of a few files takes nearly all of them; a build of a subset or an overlapping
+#: sample of it, with the same settings, takes fewer, and the data set's own pack is kept for its next build
+SUPERSEDED_SHARE = 0.75
 
 
 def default_cache_dir() -> Path:
@@ -214,16 +220,28 @@ def _locked(path: Path) -> Iterator[None]:
 def _index_pack(cdir: Path, keys: list[str], pack_id: str) -> None:
     """List ``keys`` as the slots of pack ``pack_id`` in ``cdir``'s index, then delete the packs no entry lists.
 
+    The index is keyed by file content and shared by every data set built with these settings, so a key this build
+    does not use may be another data set's. A pack is superseded when this build takes over at least three quarters
+    of the entries that listed it (:data:`SUPERSEDED_SHARE`): the same data set with files deleted, replaced or added.
+    Its remaining entries (the deleted files', the old contents of the replaced ones) are dropped with it, so the
+    cache keeps one pack per data set and setting rather than a whole old copy per edit. A build of another data set
+    sharing fewer of its files (a sample of it, or one overlapping it) takes a smaller share, and both packs stay.
+
     Runs under the folder's lock (:func:`_locked`), with the index read again there: the entries other
     processes wrote since this build read the index stay listed, so their packs are kept. Every pack is
     committed under the same lock, so an unlisted pack is garbage, never one about to be indexed. Only files named
     as packs (:data:`~pipekit.data.cache.PACK_ID`) are ever deleted.
     """
     index = _read_index(cdir / "index.json", report=False)
+    listed = Counter(ref[0] for ref in index.values())
     for slot, k in enumerate(keys):
         index[k] = [pack_id, slot]
+    left = Counter(ref[0] for ref in index.values())
+    superseded = {pid for pid, n in listed.items()
+                  if pid != pack_id and n - left[pid] >= SUPERSEDED_SHARE * n}
     on_disk = {f.stem for f in cdir.glob("*.npy") if PACK_ID.fullmatch(f.stem)}
-    index = {k: ref for k, ref in index.items() if ref[0] in on_disk}  # entries of packs deleted by hand
+    # entries of packs deleted by hand, and those of superseded packs
+    index = {k: ref for k, ref in index.items() if ref[0] in on_disk and ref[0] not in superseded}
     atomic_write_json(cdir / "index.json", index)
     # Packs no longer referenced by any key are garbage (a mapped file stays readable after unlink).
     for stem in on_disk - {ref[0] for ref in index.values()}:
