@@ -753,7 +753,7 @@ def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = N
     check(who, seq_len=(seq_len, Interval(1, None, integer=True, none_ok=True)))
     loader = ItemsDataLoader if dl_type is None else dl_type
     is_loader = isinstance(loader, type) and issubclass(loader, DataLoader)
-    lm_loader = is_loader and "seq_len" in inspect.signature(loader).parameters
+    lm_loader = is_loader and takes_seq_len(loader)
     if not lm_loader and not (is_loader and issubclass(loader, ItemsDataLoader)):
         raise ParameterError(f"{who}: dl_type={getattr(loader, '__name__', repr(loader))[:60]} cannot batch these "
                              "items; give dl_type=SortedDL (batches of texts of similar lengths, with before_batch="
@@ -785,17 +785,8 @@ def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = N
     item_tfms = Pipeline(after_item) if after_item is not None else None
     made = [ItemsDataset(sub, item_tfms, run_before if steps else None, n_inp, split_idx=k)
             for k, sub in enumerate((source.train, source.valid))]
-    if drop_last is None:
-        drop_last = shuffle and len(made[0]) > bs
-    pipeline = BatchPipeline(batch_tfms)
-    loaders: tuple[DataLoader, ...]
-    if len(made[1]):
-        loaders = _loaders(loader, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device, pipeline,
-                           num_workers)
-    else:  # no validation split: a training loader only
-        loaders = (loader(made[0], bs=bs, shuffle=shuffle, drop_last=drop_last and len(made[0]) > bs,
-                          seed=seed, device=device, batch_tfms=pipeline, num_workers=num_workers, augment=True),)
-    return DataLoaders(*loaders, device=loaders[0].device)
+    return _split_loaders(loader, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device,
+                          BatchPipeline(batch_tfms), num_workers)
 
 
 def _lm_item_dataloaders(source: Any, who: str, loader: type[DataLoader], bs: int, val_bs: int | None, shuffle: bool,
@@ -812,21 +803,19 @@ def _lm_item_dataloaders(source: Any, who: str, loader: type[DataLoader], bs: in
         raise ParameterError(f"{who}: {loader.__name__} reads one part per item, its token ids, and these Datasets "
                              f"have {len(source.tls)}; give it TfmdLists(items, [Tokenizer(), Numericalize()], "
                              "splits=...) (or Datasets(items, [[Tokenizer(), Numericalize()]]))")
-    made = [list(texts.train), list(texts.valid)]
-    if drop_last is None:
-        drop_last = shuffle and len(made[0]) > bs
+    made: list[Any] = []
+    for sub in (texts.train, texts.valid):  # each split's token ids
+        ids = sub.encoded  # Numericalize's Arrow list column of integers is read whole by the loader, as it is
+        made.append(ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) and ids.null_count == 0
+                    and (pa.types.is_list(ids.type) or pa.types.is_large_list(ids.type))
+                    and pa.types.is_integer(ids.type.value_type) else list(sub))
     window: dict[str, Any] = {} if seq_len is None else {"seq_len": int(seq_len)}  # else the loader's default
     lm: Callable[..., DataLoader] = partial(loader, **window)
-    loaders: tuple[DataLoader, ...]
-    if len(made[1]):
-        loaders = _loaders(lm, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device, BatchPipeline([]),
-                           num_workers)
-    else:  # no validation split: a training loader only
-        loaders = (lm(made[0], bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device,
-                      num_workers=num_workers, augment=True),)
-    for dl in loaders:
-        dl.made_from = texts  # type: ignore[attr-defined]
-    return DataLoaders(*loaders, device=loaders[0].device)
+    dls = _split_loaders(lm, made[0], made[1], bs, val_bs, shuffle, drop_last, seed, device, BatchPipeline([]),
+                         num_workers)
+    for dl in dls.loaders:
+        dl.made_from = texts
+    return dls
 
 
 class ItemsDataLoader(DataLoader):
@@ -890,12 +879,37 @@ def check_seq_len(who: str, seq_len: int | None, dl_type: type, blocks: Sequence
     """Whether ``dl_type`` batches a language model's windows (it takes ``seq_len``); a ``seq_len`` given to
     loaders of blocks that make no such batches is refused, naming the block that does."""
     check(who, seq_len=(seq_len, Interval(1, None, integer=True, none_ok=True)))
-    lm_loader = "seq_len" in inspect.signature(dl_type).parameters
+    lm_loader = takes_seq_len(dl_type)
     if seq_len is not None and not lm_loader and not any(hasattr(b, "seq_len") for b in blocks):
         raise ParameterError(f"{who}: seq_len={seq_len} sets the window of a language model's batches, and these "
                              "blocks make none; give TextBlock(is_lm=True) (or TextBlock.from_folder/from_df(..., "
                              "is_lm=True)) for a language model, or leave seq_len out")
     return lm_loader
+
+
+def takes_seq_len(dl_type: Any) -> bool:
+    """Whether the loader class ``dl_type`` batches a language model's windows: it takes ``seq_len``
+    (:class:`~pipekit.text.LMDataLoader`)."""
+    return "seq_len" in inspect.signature(dl_type).parameters
+
+
+def _split_loaders(make: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
+                   shuffle: bool, drop_last: bool | None, seed: int | None, device: Any, batch_tfms: BatchPipeline,
+                   num_workers: int | None) -> DataLoaders:
+    """The loaders ``make`` builds over the ``train`` and ``valid`` items of a mid-level source (see
+    :func:`item_dataloaders`): both (see :func:`_loaders`), or with no validation items the training loader alone.
+    ``drop_last`` (default: when shuffling more than ``bs`` items) drops the last partial training batch; a training
+    loader alone keeps it when dropping it would leave no batch."""
+    if drop_last is None:
+        drop_last = shuffle and len(train) > bs
+    loaders: tuple[DataLoader, ...]
+    if len(valid):
+        loaders = _loaders(make, train, valid, bs, val_bs, shuffle, drop_last, seed, device, batch_tfms, num_workers)
+    else:  # no validation split: a training loader only
+        dl = make(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device, batch_tfms=batch_tfms,
+                  num_workers=num_workers, augment=True)
+        loaders = (dl.new(drop_last=False) if drop_last and not len(dl) else dl,)
+    return DataLoaders(*loaders, device=loaders[0].device)
 
 
 def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,

@@ -20,7 +20,7 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component, param_names
-from pipekit.core.errors import FieldError, ParameterError, PipekitError, PipelineStepError
+from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
 from pipekit.core.validate import Interval, Is, Options, check, check_arguments
 from pipekit.data.getters import Getter, check_item_getters
 from pipekit.data.lists import fastuple
@@ -352,25 +352,17 @@ class RandTransform(Transform):
             self.before_call_fn = self.before_call = given["before_call"]  # type: ignore[method-assign]
 
     def state_from_data(self, state: dict[str, Any]) -> None:
-        """A file's ``before_call`` (a registered function, checked as it was read) is a function, not a class:
-        calling a class builds an object of it before every item."""
+        """A file's ``before_call`` (a registered function, checked as it was read) is a function of the item, all the
+        way down (see :func:`~pipekit.data.getters.check_item_getters`): not a class (calling a class builds an object
+        of it before every item), nor an item finder (``get_files`` would list the folder an item names)."""
         super().state_from_data(state)
-        _refuse_classes(self, {"before_call": getattr(self, "before_call_fn", None)},
-                        "a registered function of (item, split_idx)")
+        check_item_getters(getattr(self, "before_call_fn", None), "params.before_call",
+                           f"{type(self).__name__}'s before_call is a registered function of (item, split_idx)")
 
     def before_call(self, b: Any, split_idx: int | None) -> None:
         """Draw ``self.do`` for the item ``b`` (of split ``split_idx``); override to draw more (a subclass's own
         random parameters) or to keep the split."""
         self.do = self.p == 1.0 or random.random() < self.p
-
-
-def _refuse_classes(t: Transform, fields: dict[str, Any], what: str) -> None:
-    """Refuse a transform read from a file whose function parameters ``fields`` (``{name: value}``) hold a class."""
-    for name, fn in fields.items():
-        if isinstance(fn, type):
-            raise FieldError(f"params.{name}", f"is the class {fn.__qualname__!s:.60}, which builds an object when "
-                                               f"called; {type(t).__name__}'s {name} is {what}; the file is damaged "
-                                               "or was not written by pipekit")
 
 
 def runs_on_split(t: Any, split_idx: int | None) -> bool:
@@ -537,6 +529,7 @@ def _dispatch_method(fns: list[Callable[..., Any]], where: str) -> Callable[...,
     >>> Sizes()((1, True, 2.5))
     ('int', 'bool', 'other')
     """
+    import abc
     import functools
     import types as pytypes
     import typing
@@ -552,14 +545,25 @@ def _dispatch_method(fns: list[Callable[..., Any]], where: str) -> Callable[...,
     if not table:
         return None
     every = tuple(dict.fromkeys(c for classes, _ in table for c in classes))
+    # the definition chosen for a value's class, kept when one of the class's own (``__mro__``) annotated classes
+    # decided and each of those asks only the class (a virtual class, never chosen over them, may ask the value:
+    # PILImageBW takes a grey ImageArray, not a colour one)
+    chosen: dict[type, Callable[..., Any]] = {}
+    by_class = (type.__instancecheck__, abc.ABCMeta.__instancecheck__)
 
     def pick(value: Any) -> Callable[..., Any]:
-        mro = type(value).__mro__
+        kind = type(value)
+        best = chosen.get(kind)
+        if best is not None:
+            return best
+        mro = kind.__mro__
         best, rank = table[0][1], len(mro) + 1
         for classes, fn in table:
             for c in classes:
                 if isinstance(value, c) and (r := mro.index(c) if c in mro else len(mro)) <= rank:
                     best, rank = fn, r
+        if rank < len(mro) and all(type(c).__instancecheck__ in by_class for c in every if c in mro):
+            chosen[kind] = best
         return best
 
     first = table[0][1]

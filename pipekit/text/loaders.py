@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, check, check_positive_int
-from pipekit.data.dataloaders import ItemsDataLoader
+from pipekit.data.dataloaders import ItemsDataLoader, TfmdDatasets, TfmdLists
 from pipekit.data.loader import ArrayDataset, DataLoader, ItemsDataset
 from pipekit.text.store import TextStore
 
@@ -74,7 +75,14 @@ class SortedDataLoader(DataLoader):
 
 def _item_lengths(dataset: ItemsDataset) -> np.ndarray:
     """The length of each item of a ``TfmdLists``' or ``Datasets``' subset (an :class:`ItemsDataset`), in dataset
-    order: of its first part, a text's token ids, as the transforms encoded it (``after_item`` is not run for it)."""
+    order: of its first part, a text's token ids, as the transforms encoded it (``after_item`` is not run for it).
+    Read from the encoded column at once when it is an Arrow list column (``Numericalize``'s), else item by item."""
+    source = dataset.source
+    texts = source.tls[0] if isinstance(source, TfmdDatasets) else source
+    column = texts.encoded if isinstance(texts, TfmdLists) else None
+    if (isinstance(column, (pa.Array, pa.ChunkedArray)) and column.null_count == 0
+            and (pa.types.is_list(column.type) or pa.types.is_large_list(column.type))):
+        return pc.list_value_length(column).to_numpy().astype(np.int64)[dataset.idxs]
     out = np.empty(len(dataset), dtype=np.int64)
     for k, row in enumerate(dataset.idxs):
         item = dataset.source[int(row)]

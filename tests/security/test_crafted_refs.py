@@ -4,6 +4,8 @@ field, while the genuine export of the same real data (mnist_tiny's 3s and 7s) s
 - an item finder (``get_files``, ``get_image_files``, ``get_text_files``: a recipe's get_items, which lists the files
   of a folder) as a ``Transform(f)``'s encoder or decoder, directly or called by a getter (UsingAttr's ``f``, Pipe's
   ``getters``), or as the recipe's ``get_x``/``get_y``: with a label naming a folder, every ``predict`` listed it;
+- an item finder as a ``RandTransform``'s ``before_call``, called before every item: refused by the field's kind, and
+  by the transform itself where its class lets the field name a getter too (directly, or called by ``UsingAttr``);
 - a transform's ``split_idx`` given as a flag (``true``) or a float (``1.0``), where it is None, 0 or 1;
 - a base class (the abstract ``Metric``, ``ArrayMetric``, ``MeanMetric``) as a metric: it computes nothing, and
   ``validate`` failed with an empty NotImplementedError;
@@ -23,6 +25,7 @@ from file_edits import edited_copy, refused_quickly
 import pipekit
 import pipekit.core.registry as registry
 import pipekit.datasets as D
+from pipekit.data import RandTransform
 from pipekit.learn import Learner, load_learner, simple_cnn
 from pipekit.metrics import accuracy
 
@@ -38,7 +41,20 @@ def same(x):
     return x
 
 
+def draw(b, split_idx=None):
+    """A user's before_call, registered so a file may name it."""
+
+
+class DrawBy(RandTransform):
+    """A user's RandTransform whose file may name a getter as its before_call, as a Transform(f)'s functions may."""
+
+    ref_kinds = {"params.before_call": ("function", "getter")}
+
+
 pipekit.register(same, name="tests.security.crafted_refs.same", kind="function")
+pipekit.register(draw, name="tests.security.crafted_refs.draw", kind="function")
+pipekit.register(DrawBy, name="tests.security.crafted_refs.DrawBy")
+DRAW = {"__ref__": "tests.security.crafted_refs.draw"}
 
 
 def _record(cls: str, **params) -> dict:
@@ -118,6 +134,48 @@ def test_an_item_finder_as_a_recipes_getter_is_refused(export, out, key, getter,
 
     path = edited_copy(export, edit, out / "recipe_finder.pipekit")
     refused_quickly(load_learner, path, named=(f"field 'dls.recipe.params.{field}'", "lists the files of a folder"))
+
+
+# ------------------------------------------------------------------------ item finders as a before_call
+def _rand(cls: str, before_call) -> dict:
+    return {"class": cls, "params": {"before_call": before_call}, "state": {}}
+
+
+FINDER_CALLS = {
+    "RandTransform get_files": (_rand("pipekit.data.RandTransform", GET_FILES), "[0].params.before_call",
+                                ("names 'pipekit.data.get_files'", "takes a registered function",
+                                 "a registered getter, not a function")),
+    "DrawBy get_files": (_rand("tests.security.crafted_refs.DrawBy", GET_FILES), "[0].params.before_call",
+                         ("is get_files, which lists the files of a folder",
+                          "DrawBy's before_call is a registered function of (item, split_idx)")),
+    "DrawBy UsingAttr(get_files)": (_rand("tests.security.crafted_refs.DrawBy",
+                                          _record("UsingAttr", f=GET_FILES, attr="parent")),
+                                    "[0].params.before_call.params.f",
+                                    ("is get_files, which lists the files of a folder",
+                                     "DrawBy's before_call is a registered function of (item, split_idx)")),
+}
+
+
+@pytest.mark.parametrize("case", list(FINDER_CALLS))
+def test_an_item_finder_as_a_rand_transforms_before_call_is_refused(export, out, case):
+    tfm, field, words = FINDER_CALLS[case]
+
+    def edit(rec):
+        tfms = _label_tfms(rec)
+        tfms[0]["state"]["vocab_"] = ["/usr/share", "/usr/share/"]  # labels are data: a folder each
+        tfms.insert(0, tfm)
+
+    path = edited_copy(export, edit, out / "finder_call.pipekit")
+    refused_quickly(load_learner, path, named=(f"field '{LABEL_TFMS}{field}'", *words))
+
+
+@pytest.mark.parametrize("cls", ["pipekit.data.RandTransform", "tests.security.crafted_refs.DrawBy"])
+def test_a_rand_transforms_registered_before_call_still_loads_and_predicts(export, out, image, cls):
+    expected = load_learner(export).predict(image)[0]
+    path = edited_copy(export, lambda rec: _label_tfms(rec).insert(0, _rand(cls, DRAW)), out / "draw.pipekit")
+    back = load_learner(path)
+    assert back.dls.recipe.blocks_[1].tfms_[0].before_call_fn is draw
+    assert back.predict(image)[0] == expected
 
 
 # --------------------------------------------------------------------------------------- split_idx of a transform
