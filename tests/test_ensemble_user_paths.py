@@ -19,7 +19,7 @@ import pipekit.datasets as D
 from pipekit.backends import GBM, ExtraTrees, RandomForest, as_data
 from pipekit.core import DataError, ExportError
 from pipekit.ensemble import fit_ensemble
-from pipekit.metrics import AccumMetric, FuncMetric, check_metric, get_metric
+from pipekit.metrics import AccumMetric, F1Score, FuncMetric, Jaccard, Precision, RocAuc, check_metric, get_metric
 from pipekit.tabular import Tabular
 
 pytestmark = pytest.mark.skipif(not os.environ.get("PIPEKIT_DATA"), reason="needs $PIPEKIT_DATA")
@@ -136,6 +136,28 @@ def test_a_direction_given_that_the_scores_contradict_is_warned_about_and_kept(d
         check_metric(get_metric(rmspe, "regression"), "regression")
 
 
+def test_a_function_metric_built_without_a_direction_is_set_by_its_scores():
+    # FuncMetric(fn) given no direction reads it from the function's name (better larger here); the scores say smaller
+    m = FuncMetric(rossmann_metric, y_first=True)
+    assert m.greater_is_better is True
+    with pytest.warns(UserWarning, match=r"metric 'rossmann_metric' is taken as better smaller, as its scores say"):
+        check_metric(m, "regression")
+    assert m.greater_is_better is False
+    # a direction given, by the constructor or set_params, is kept with a warning, and so is a copy's (as get_metric
+    # makes of a metric passed to fit_ensemble): the copy's greater_is_better is given
+    for given in (FuncMetric(rossmann_metric, greater_is_better=True, y_first=True),
+                  FuncMetric(rossmann_metric, y_first=True).set_params(greater_is_better=True),
+                  FuncMetric(rossmann_metric, y_first=True).clone()):
+        with pytest.warns(UserWarning, match=r"but it is set greater_is_better=True"):
+            check_metric(given, "regression")
+        assert given.greater_is_better is True
+    # set_params(greater_is_better=None) reads the name again, and the scores may set it
+    again = FuncMetric(rossmann_metric, greater_is_better=True, y_first=True).set_params(greater_is_better=None)
+    with pytest.warns(UserWarning, match=r"taken as better smaller"):
+        check_metric(again, "regression")
+    assert again.greater_is_better is False
+
+
 # -- new rows ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def adult() -> tuple[pd.DataFrame, GBM]:
@@ -189,3 +211,15 @@ def test_report_columns_name_the_metric_as_given():
     ens = fit_ensemble(tab, metric="f1_macro", candidates=cands, n_folds=3, stack=False, verbose=False)
     assert ens.report_.columns[1:3] == ["oof_f1_macro", "valid_f1_macro"]
     assert ens.report_["valid_f1_macro"][0] > 0.8
+    # a metric object by the scoring name get_metric reads back as it: a weighted ROC-AUC is no plain roc_auc_score
+    for metric, label in ((RocAuc(average="weighted"), "roc_auc_ovr_weighted"), (F1Score(average="macro"), "f1_macro"),
+                          (RocAuc(), "roc_auc_score")):
+        ens = fit_ensemble(tab, metric=metric, candidates=cands, n_folds=3, stack=False, verbose=False)
+        assert ens.report_.columns[1:3] == [f"oof_{label}", f"valid_{label}"]
+        assert repr(get_metric(label, "classification")) == repr(metric)
+    # every scoring name reads back as its metric
+    metrics = [RocAuc(multi_class=c, average=a) for c in ("ovr", "ovo") for a in ("macro", "weighted")]
+    metrics += [F1Score(), F1Score(average="micro"), Precision(average="weighted"), Jaccard(average="macro")]
+    for m in metrics:
+        assert repr(get_metric(m.scoring_name, "classification")) == repr(m), m.scoring_name
+    assert RocAuc(multi_class="ovo").scoring_name == "roc_auc_ovo"

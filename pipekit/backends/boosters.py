@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, feature_frame, threads
+from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, feature_frame, kept_rounds,
+                                   threads)
 from pipekit.backends.booster_files import (catboost_json, checked_catboost_model, checked_xgboost_model,
                                             looks_like_json, parse_json_model, parse_xgboost_model)
 from pipekit.backends.data import TabularData
-from pipekit.backends.gbm import kept_rounds
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, check_state
 

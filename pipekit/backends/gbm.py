@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions, threads,
-                                   feature_frame)
+from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions, kept_rounds,
+                                   threads, feature_frame)
 from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
 from pipekit.core.errors import ExportError, ParameterError
@@ -553,19 +553,6 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
         if any(not 0 <= f <= max_feature for f in _numbers(tree, "leaf_features", sum(counts), int, where)):
             raise ExportError(f"{where}: a linear leaf on a feature outside 0..{max_feature}")
         _numbers(tree, "leaf_coeff", sum(counts), float, where)
-
-
-def kept_rounds(best: Any, held: int) -> int:
-    """The boosting rounds a fitted booster predicts with: ``best``, the best round its library's early stopping
-    reported (counted from 1; None or 0: none reported), but no more than the ``held`` rounds the booster keeps; every
-    round held when none was reported. LightGBM's ``lgb.train`` counts the rounds of its loop, and a round in which
-    no tree finds a split adds no tree (a few rows, ``extra_trees``), so its ``best_iteration`` can pass the trees it
-    keeps (866 of 676 on 100 rows of the wine data); LightGBM then predicts with every tree held, as this does.
-
-    >>> kept_rounds(866, 676), kept_rounds(120, 676), kept_rounds(0, 676), kept_rounds(None, 676)
-    (676, 120, 676, 676)
-    """
-    return min(int(best), held) if best is not None and best > 0 else held
 
 
 class _StopAt:

@@ -49,7 +49,7 @@ from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular, target_range
 from pipekit.ensemble.weighted import WeightedEnsemble
-from pipekit.metrics import FuncMetric, Metric, check_metric, get_metric
+from pipekit.metrics import check_metric, get_metric
 
 #: a GBM's stopping patience and round cap: it stops on its own rows long before the cap
 _ROUNDS, _PATIENCE = 10_000, 50
@@ -186,8 +186,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         raise DataError("fit_ensemble needs a Tabular with one target (a category or a number)")
     m = get_metric(metric, task)
     # a plain function's direction was read from its name by get_metric: its scores decide it here
-    check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None,
-                 direction_given=not isinstance(m, FuncMetric) or isinstance(metric, Metric))
+    check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None)
     cands = _candidates(candidates, task, n_jobs, seed, train)
     kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col, n_folds)
     # shuffled folds are stratified: each holds some rows of every class
@@ -261,7 +260,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: they keep {kept} by "
              "then and may score far below what they reach with more time; raise time_limit", UserWarning)
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose, ranks,
-                   label=_metric_label(metric, m))
+                   label=metric if isinstance(metric, str) else m.scoring_name)
 
 
 def _fold_order(tab: Any, n: int, folds: str, time_col: str | None,
@@ -620,18 +619,6 @@ def _select(bags: list, m: Any, train: Any, plan: Plan) -> WeightedEnsemble:
 
 def _oof(ens: WeightedEnsemble) -> np.ndarray:
     return np.tensordot(ens.weights_, np.stack([out_of_fold(b) for b in ens.members]), axes=1)  # type: ignore[misc]
-
-
-def _metric_label(given: Any, m: Any) -> str:
-    """The metric's name in the report's columns: the name it was given by (``"f1_macro"``, ``"roc_auc_ovr"``), else
-    its own, with the average of a label score averaged otherwise than its default (``F1Score(average="macro")``:
-    ``f1_macro``, as get_metric names it), so a report read later says what was scored."""
-    if isinstance(given, str):
-        return given
-    average = getattr(m, "average", None)
-    if getattr(m, "named", False) and average not in (None, "binary"):
-        return f"{m.name.removesuffix('_score')}_{average}"
-    return str(m.name)
 
 
 def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, made: dict[int, Any],

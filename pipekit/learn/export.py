@@ -38,7 +38,7 @@ from torch import nn
 from pipekit.core.archive import Archive, building_from, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
-from pipekit.core.registry import lookup, name_of, register, registered
+from pipekit.core.registry import lookup, name_of, register
 from pipekit.core.validate import Is, check, finite_number
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.loader import default_device
@@ -789,25 +789,16 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
 register(learner_from_archive, name="learner", kind="loader")
 
 
-#: the registered learner classes that read one kind of data only (and so do their subclasses), with a test of the
-#: data and its words: a language model's learner predicts by generating text from the tokens of a language model's
-#: TextBlock (``is_lm``)
-_LEARNER_DATA: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "pipekit.text.LMLearner": (lambda dls: any(getattr(b, "is_lm", False) is True for b in dls.blocks),
-                               "a language model's data (a TextBlock with is_lm=True), whose text its predict "
-                               "continues")}
-
-
-def _check_learner_class(where: str, field: str, cls: type, dls: DataLoaders) -> None:
-    """Refuse a learner class (read from ``field``) that cannot work on the file's data (:data:`_LEARNER_DATA`): said
-    now, by the file, rather than by the loaded learner's first predict."""
-    for name, (fits, needs) in _LEARNER_DATA.items():
-        base = registered("learner").get(name)  # not registered: its package is not imported, so cls is none of it
-        if isinstance(base, type) and issubclass(cls, base) and not fits(dls):
-            blocks = ", ".join(type(b).__name__ for b in dls.blocks)
-            raise ExportError(f"{where}: record.json field {field!r} names {name_of(cls)}, a learner of {needs}, but "
-                              f"the file's data (field 'dls') is not that: its blocks are {blocks}; the file is "
-                              "damaged or was not written by learn.export()")
+def _check_learner_class(where: str, field: str, cls: type[Learner], dls: DataLoaders) -> None:
+    """Refuse a learner class (read from ``field``) that cannot work on the file's data (its
+    :meth:`~pipekit.learn.learner.Learner.data_problem`): said now, by the file, rather than by the loaded learner's
+    first predict."""
+    problem = cls.data_problem(dls)
+    if problem is not None:
+        blocks = ", ".join(type(b).__name__ for b in dls.blocks)
+        raise ExportError(f"{where}: record.json field {field!r} names {name_of(cls)}, which {problem}; the file's "
+                          f"data (field 'dls') is not that: its blocks are {blocks}; the file is damaged or was not "
+                          "written by learn.export()")
 
 
 def _check_splitter(where: str, splitter: Callable[..., Any], model: nn.Module, arch: str) -> None:

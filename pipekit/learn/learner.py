@@ -186,6 +186,13 @@ class Learner:
             if callable(after_create):
                 after_create()
 
+    @classmethod
+    def data_problem(cls, dls: Loaders) -> str | None:
+        """What keeps this learner class from working on ``dls``, as words that follow its name ("needs ..."), or
+        None where it can. A Learner trains any data; a subclass that reads one kind only says which (a language
+        model's ``LMLearner``), and a learner file naming it for other data is refused as it is read."""
+        return None
+
     @property
     def dls(self) -> Loaders:
         """The loaders ``fit`` trains and validates on. Assigning new ones (``learn.dls = get_dls(bs, 128)``, the

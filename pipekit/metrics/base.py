@@ -107,6 +107,13 @@ class Metric(Component):
 
         return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", type(self).__name__).lower()
 
+    @property
+    def scoring_name(self) -> str:
+        """The name that says what it scores with its parameters, as ``get_metric`` reads scikit-learn's scoring
+        names (``f1_macro`` for ``F1Score(average="macro")``): an ensemble's report names its columns by it. Its
+        ``name`` unless a subclass's parameters change what is scored."""
+        return self.name
+
     def reset(self) -> None:
         raise NotImplementedError
 

@@ -101,11 +101,19 @@ class _LabelScore(_ArgmaxScore):
         self.average, self.pos_label = average, pos_label
         self.check_params()
 
+    @property
+    def scoring_name(self) -> str:
+        """With an average other than 'binary', scikit-learn's scoring name (``f1_macro``, ``precision_weighted``)
+        where ``get_metric`` knows it by one (:attr:`named`)."""
+        if self.named and self.average != "binary":
+            return f"{self.name.removesuffix('_score')}_{self.average}"
+        return self.name
+
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         n_classes = y_pred.shape[1] if y_pred.ndim == 2 else len(np.union1d(np.unique(y_true), np.unique(labels)))
         if self.average == "binary" and n_classes > 2:
-            base = self.name.removesuffix("_score")
-            by_name = f" (by name: '{base}_macro', '{base}_micro' or '{base}_weighted')" if self.named else ""
+            names = [repr(self.configured(average=a).scoring_name) for a in ("macro", "micro", "weighted")]
+            by_name = f" (by name: {names[0]}, {names[1]} or {names[2]})" if self.named else ""
             raise ParameterError(f"{self.name} with average='binary' scores class 1 of a two-class model and this "
                                  f"one has {n_classes} classes: pass average='macro', 'micro' or 'weighted'{by_name}")
         if self.average == "binary" and self.pos_label >= n_classes:
@@ -286,6 +294,15 @@ class RocAuc(ArrayMetric):
         self.average, self.multi_class = average, multi_class
         self.check_params()
 
+    @property
+    def scoring_name(self) -> str:
+        """scikit-learn's scoring name of its ``multi_class`` and ``average`` (``roc_auc_ovo``,
+        ``roc_auc_ovr_weighted``; ``roc_auc_ovr_micro`` for the micro average, which has none); its name with the
+        defaults."""
+        if (self.average, self.multi_class) == ("macro", "ovr"):
+            return self.name
+        return f"roc_auc_{self.multi_class}{'' if self.average == 'macro' else f'_{self.average}'}"
+
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import roc_auc_score
 
@@ -308,6 +325,11 @@ class RocAucBinary(RocAuc):
     """
 
     aliases = ("roc_auc_binary",)
+
+    @property
+    def scoring_name(self) -> str:
+        """Its name: of two classes, ``average`` and ``multi_class`` change nothing scored."""
+        return self.name
 
     def _activate(self, pred: Any) -> Any:
         return _class_probs(pred)

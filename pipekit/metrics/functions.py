@@ -58,20 +58,17 @@ _SKLEARN_SCORES = {"roc_auc_score", "average_precision_score", "log_loss", "brie
 _SKLEARN_POSITIVE = {"roc_auc_score", "average_precision_score", "brier_score_loss"}
 
 
-def better_larger(name: str, perfect: float | None = None, worse: Sequence[float] = ()) -> bool:
-    """Whether a metric of function ``name`` is better larger: the one rule of every metric given as a function
-    (a Learner's, its trackers', an ensemble's). Its scores decide where they are given and tell
-    (:func:`scored_direction`): ``perfect``, what it gives a (near-)perfect prediction, against ``worse``, what it
-    gives clearly worse ones. Else its name: a score is better larger, whatever it scores (scikit-learn's
-    ``d2_absolute_error_score``, ``r2_score``), but for the Brier score; an error, a loss or a distance is not
-    (``rmspe``, ``smape``, ``nll``); anything else is.
+def better_larger(name: str) -> bool:
+    """Whether a metric of function ``name`` is better larger, by its name: the one rule of every metric given as a
+    function (a Learner's, its trackers', an ensemble's). A score is better larger, whatever it scores
+    (scikit-learn's ``d2_absolute_error_score``, ``r2_score``), but for the Brier score; an error, a loss or a
+    distance is not (``rmspe``, ``smape``, ``nll``); anything else is. A direction read so is set by the function's
+    scores instead where they tell it (:func:`scored_direction`), when the metric is checked
+    (:func:`~pipekit.metrics.lookup.check_metric`).
 
-    >>> better_larger("rmspe"), better_larger("r2_score"), better_larger("cost"), better_larger("cost", 0.1, [2.0, 5.0])
-    (False, True, True, False)
+    >>> better_larger("rmspe"), better_larger("r2_score"), better_larger("cost")
+    (False, True, True)
     """
-    told = scored_direction(perfect, worse)
-    if told is not None:
-        return told
     return not _LOWER_IS_BETTER.search(name) or (name.lower().endswith("score") and not _LOWER_SCORE.search(name))
 
 
@@ -124,6 +121,10 @@ class FuncMetric(MeanMetric):
     def __init__(self, fn: Callable[..., Any], greater_is_better: bool | None = None, y_first: bool = False):
         self.fn, self.greater_is_better, self.y_first = fn, greater_is_better, y_first  # type: ignore[misc,assignment]
         self.check_params()
+        #: whether the direction was read from the function's name (not given): its scores may then set it, see
+        #: check_metric. Not a parameter (greater_is_better holds the direction read) and not learned state, so a
+        #: copy or a file, whose greater_is_better is given, has it False
+        self._direction_from_name = greater_is_better is None
         if greater_is_better is None:
             name = self.name
             self.greater_is_better = better_larger(name)  # type: ignore[misc]
@@ -136,6 +137,14 @@ class FuncMetric(MeanMetric):
     def name(self) -> str:
         fn = self.fn.func if isinstance(self.fn, functools.partial) else self.fn
         return getattr(fn, "__name__", type(fn).__name__)
+
+    def set_params(self, **params: Any) -> FuncMetric:
+        """As :meth:`~pipekit.core.component.Component.set_params`; a ``greater_is_better`` given is the direction
+        from then on (None: read from the function's name again)."""
+        super().set_params(**params)
+        if "greater_is_better" in params:
+            self._direction_from_name = params["greater_is_better"] is None
+        return self
 
     @property
     def target_kinds(self) -> tuple[str, ...] | None:  # type: ignore[override]

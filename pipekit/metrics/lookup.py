@@ -16,7 +16,7 @@ from pipekit.core.registry import registered
 from pipekit.core.validate import Options, check
 from pipekit.metrics.base import SUGGESTED_METRICS, TARGET_KINDS, TASKS, Metric, describe_target, target_fix, target_kind, two_classes_as_labels
 from pipekit.metrics.classification import RocAuc, _LabelScore
-from pipekit.metrics.functions import FuncMetric, better_larger, scored_direction
+from pipekit.metrics.functions import FuncMetric, scored_direction
 
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
@@ -44,7 +44,7 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
     raise ParameterError(f"a metric must be a pipekit Metric or a function fn(pred, targ); got {type(m).__name__}")
 
 
-def check_metric(metric: Metric, task: str, n_classes: int | None = None, direction_given: bool = True) -> None:
+def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> None:
     """Score a near-perfect prediction of a few rows with ``metric`` before any model is fitted: a function that
     cannot take what it will be given (``(n, n_classes)`` probabilities and class indices, or values) fails
     here, with what it gets, rather than after every fit.
@@ -53,11 +53,11 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None, direct
     ``mean_squared_error`` of a classifier's labels is a number, and a meaningless one.
 
     A function's direction (a :class:`FuncMetric`'s ``greater_is_better``) is then read from its scores
-    (:func:`~pipekit.metrics.functions.better_larger`): the near-perfect prediction against a constant one and one
-    of the wrong values (the wrong class; the values in reverse). With ``direction_given=False`` (a plain function was
-    passed, whose direction FuncMetric read from its name) the scores set it, the name deciding only where they do not
-    tell; a direction given (``FuncMetric(fn, greater_is_better=...)``) that they contradict is kept, with a warning
-    naming the metric.
+    (:func:`~pipekit.metrics.functions.scored_direction`): the near-perfect prediction against a constant one and one
+    of the wrong values (the wrong class; the values in reverse). Where FuncMetric read the direction from the
+    function's name (none was given) the scores set it, the name deciding only where they do not tell; a direction
+    given (``FuncMetric(fn, greater_is_better=...)``, or a copy of a FuncMetric, which keeps the direction it had)
+    that they contradict is kept, with a warning naming the metric.
 
     >>> check_metric(get_metric("accuracy", "classification"), "classification", 2)
     >>> from sklearn.metrics import mean_squared_error
@@ -68,7 +68,7 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None, direct
     >>> def rmspe(y_true, y_pred):
     ...     return float(np.sqrt(np.mean(((y_true - y_pred) / y_true) ** 2)))
     >>> m = get_metric(rmspe, "regression")
-    >>> check_metric(m, "regression", direction_given=False)
+    >>> check_metric(m, "regression")
     >>> m.greater_is_better
     False
     """
@@ -96,7 +96,7 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None, direct
         raise ParameterError(f"metric {metric.name!r} fails on a {task}'s predictions (it gets {gets}): "
                              f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
     if isinstance(metric, FuncMetric):
-        _check_direction(metric, perfect, [_quiet_score(metric, y_true, p) for p in worse], direction_given)
+        _check_direction(metric, perfect, [_quiet_score(metric, y_true, p) for p in worse])
 
 
 def _quiet_score(metric: Metric, y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
@@ -110,26 +110,25 @@ def _quiet_score(metric: Metric, y_true: np.ndarray, y_pred: np.ndarray) -> floa
         return None
 
 
-def _check_direction(metric: FuncMetric, perfect: float, worse: list[float | None], direction_given: bool) -> None:
-    """Set (``direction_given=False``) or check a function metric's direction by its scores of a near-perfect
-    prediction (``perfect``) and of poor ones (``worse``; None where it failed on one)."""
+def _check_direction(metric: FuncMetric, perfect: float, worse: list[float | None]) -> None:
+    """Set (where it was read from the function's name) or check a function metric's direction by its scores of a
+    near-perfect prediction (``perfect``) and of poor ones (``worse``; None where it failed on one)."""
     scored = [w for w in worse if w is not None]
-    said = ", ".join(f"{w:.4g}" for w in scored)
-    if direction_given:
-        told = scored_direction(perfect, scored)
-        if told is not None and told != metric.greater_is_better:
-            way = "larger" if told else "smaller"
-            warn(f"metric {metric.name!r} scores a near-perfect prediction {perfect:.4g} and poor ones {said}, so "
-                 f"{way} is better, but it is set greater_is_better={metric.greater_is_better}: models are chosen "
-                 f"on it as set. If {way} is better, pass FuncMetric({metric.name}, greater_is_better={told}, "
-                 "y_first=True)")
+    told = scored_direction(perfect, scored)
+    if told is None or told == metric.greater_is_better:
         return
-    larger = better_larger(metric.name, perfect, scored)
-    if larger != metric.greater_is_better:  # the scores tell what the function's name did not
-        metric.greater_is_better = larger  # type: ignore[misc]
-        warn(f"metric {metric.name!r} is taken as better {'larger' if larger else 'smaller'}, as its scores say (a "
-             f"near-perfect prediction {perfect:.4g}, poor ones {said}), not as its name would; to set it yourself "
-             f"pass FuncMetric({metric.name}, greater_is_better=..., y_first=True)")
+    said = ", ".join(f"{w:.4g}" for w in scored)
+    way = "larger" if told else "smaller"
+    if not metric._direction_from_name:
+        warn(f"metric {metric.name!r} scores a near-perfect prediction {perfect:.4g} and poor ones {said}, so "
+             f"{way} is better, but it is set greater_is_better={metric.greater_is_better}: models are chosen "
+             f"on it as set. If {way} is better, pass FuncMetric({metric.name}, greater_is_better={told}, "
+             "y_first=True)")
+        return
+    metric.greater_is_better = told  # type: ignore[misc]  # the scores tell what the function's name did not
+    warn(f"metric {metric.name!r} is taken as better {way}, as its scores say (a near-perfect prediction "
+         f"{perfect:.4g}, poor ones {said}), not as its name would; to set it yourself pass "
+         f"FuncMetric({metric.name}, greater_is_better=..., y_first=True)")
 
 
 def check_metric_targets(who: str, metrics: Sequence[Metric], dls: Any, loss: Any = None) -> None:

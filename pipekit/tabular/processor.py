@@ -185,7 +185,7 @@ class TabularProcessor(Component):
     to, by the target column's type: "str", "bool", "int" or "float"), ``c_``, ``cat_complete_`` (the categorical
     columns with no missing value in the training rows; none in files written before it), ``cont_bools_`` (the
     continuous inputs that held True/False in the training rows, so that True/False in new rows where numbers were
-    trained on is warned about; None in files written before it); ``classes_`` gathers the input
+    trained on is warned about; none in files written before it); ``classes_`` gathers the input
     vocabularies and ``y_classes_`` gives the target's classes in their own type (``[False, True]``).
     """
 
@@ -200,10 +200,10 @@ class TabularProcessor(Component):
     # added to the record in format 3; a record without them (all of format 2) reads new CSV files as they are and
     # decodes the target's classes as text, and the processing's fingerprint stays what format 2 files stored
     # cat_complete_ came later still: a record without it names no column as complete in training, so nothing
-    # missing in new rows is news; and cont_bools_ after it: without it whether an input held True/False in training
-    # is not known, so True/False in new rows is no news
+    # missing in new rows is news; and cont_bools_ after it: a record without it names no input as True/False in
+    # training, so True/False in a number column of new rows is warned about
     record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str", "state.cat_complete_": [],
-                       "state.cont_bools_": None}
+                       "state.cont_bools_": []}
     #: state fields that change how labels decode or what is warned about, not how inputs are encoded: outside
     #: ``procs_signature``, so a model saved before them still matches the same processing fitted now
     signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_complete_", "cont_bools_"})

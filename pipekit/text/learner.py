@@ -349,6 +349,15 @@ def match_embeddings(old_w: torch.Tensor, old_vocab: list[str], new_vocab: list[
 class LMLearner(TextLearner):
     """A language-model Learner; ``predict`` generates text."""
 
+    @classmethod
+    def data_problem(cls, dls: Any) -> str | None:
+        """Language-model data only: its first TextBlock, whose vocab ``predict`` samples from, made with ``is_lm``."""
+        blocks = [b for b in getattr(dls, "blocks", None) or () if isinstance(b, TextBlock)]
+        if blocks and blocks[0].is_lm:
+            return None
+        return ("needs language-model data, whose texts a language model learns to continue: a TextBlock made with "
+                "is_lm=True (TextBlock.from_df(..., is_lm=True))")
+
     def predict(self, text: str, n_words: int = 1, no_unk: bool = True,  # type: ignore[override]
                 temperature: float = 1.0, min_p: float | None = None, no_bar: bool = False,
                 decoder: Callable[[list[str]], Sequence[str]] | None = None, only_last_word: bool = False, *,
@@ -429,8 +438,9 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
     _check_pretrained("language_model_learner", pretrained, backwards)
     _check_arch(arch)
     block = text_block_of(dls)
-    if not block.is_lm:
-        raise ParameterError("language_model_learner needs language-model data: TextBlock.from_df(..., is_lm=True)")
+    problem = LMLearner.data_problem(dls)
+    if problem is not None:
+        raise ParameterError(f"language_model_learner {problem}")
     cfg = _config(AWD_LSTM_LM_CONFIG, config, drop_mult, block.pad_idx)
     model = awd_lstm_lm(len(block.vocab), **cfg)
     return LMLearner(dls, model, alpha=alpha, beta=beta, loss_func=kwargs.pop("loss_func", CrossEntropyLossFlat()),
