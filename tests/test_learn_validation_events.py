@@ -172,10 +172,13 @@ def test_validation_passes_after_a_fit_leave_the_learners_callbacks_as_the_fit_l
     # each pass was the callback's own epoch: the last, tta's plain and augmented passes over the valid set
     assert learn.track_results.n == 2 * len(mnist_dls.valid.dataset)
 
-    # lr_find (a short fit whose validation is cancelled) still works and leaves the history as it was
+    # lr_find (a short fit whose validation is cancelled) still works and leaves the per-epoch history as it was;
+    # the per-batch record is the sweep's, as fastai's
     learn.lr_find(num_it=8, show_plot=False)
     assert 0 < len(rec.lr_find_lrs) <= 8
-    assert {k: getattr(rec, k) for k in kept} == kept
+    epochs = ("values", "history", "iters", "metric_names")
+    assert {k: getattr(rec, k) for k in epochs} == {k: kept[k] for k in epochs}
+    assert rec.lrs == rec.lr_find_lrs and rec.losses == rec.lr_find_losses and len(rec.moms) == len(rec.lrs)
 
 
 def test_an_error_in_a_validation_pass_ends_it_and_the_next_fit_records(mnist_dls, tmp_path):

@@ -242,7 +242,8 @@ def test_point_block_reads_each_source_size_off_the_decoded_image():
     for i, f in enumerate(files):
         w, h = Image.open(f).size
         cx, cy = by_name[f.name]
-        assert points.item(i)[0].tolist() == pytest.approx([cx / w * 2 - 1, cy / h * 2 - 1], abs=1e-5)
+        assert points.data[i][0].tolist() == pytest.approx([cx / w * 2 - 1, cy / h * 2 - 1], abs=1e-5)  # batches'
+        assert points.item(i)[0].tolist() == pytest.approx([cx, cy], abs=1e-4)  # an item: the getter's pixels
     with pytest.raises(DataError, match=r"PointBlock item 0: its image is \d+x\d+ \(w x h\) but img_size=\(7, 9\)"):
         PointBlock(img_size=(7, 9)).setup(centres, np.arange(len(files)), source_sizes=store.orig_sizes)
 
@@ -267,7 +268,8 @@ def test_a_datablock_gives_points_their_image_sizes():
     f = dls.valid_ds.items[0]
     w, h = Image.open(f).size
     cx, cy = centre[ids[f.name]]
-    assert dls.valid_ds[0][1][0].tolist() == pytest.approx([cx / w * 2 - 1, cy / h * 2 - 1], abs=1e-5)
+    assert dls.valid_ds[0][1][0].tolist() == pytest.approx([cx, cy], abs=1e-4)  # the getter's pixels, as fastai's
+    assert dls.valid.one_batch()[1][0, 0].tolist() == pytest.approx([cx / w * 2 - 1, cy / h * 2 - 1], abs=1e-5)
     # the sizes come from an image block before the points: none there, the points say how to give them
     with pytest.raises(PipelineStepError, match=r"PointBlock item 0 has no source image size: put an ImageBlock before"):
         DataBlock(blocks=(PointBlock, ImageBlock), n_inp=1, get_items=lambda _: files,
@@ -295,8 +297,10 @@ def test_a_datablock_gives_boxes_their_image_sizes():
                        splitter=RandomSplitter(0.25, seed=0), item_tfms=Resize(64))
     dls = dblock.dataloaders(root, bs=8, seed=0)
     f = dls.valid_ds.items[0]
-    first = np.asarray([b for b, _ in boxes[ids[f.name]]], dtype=np.float32) / 64 - 1  # 128 px sources at 64 px
-    assert torch.allclose(torch.as_tensor(dls.valid_ds[0][1][: len(first)]), torch.from_numpy(first), atol=1e-5)
+    given = np.asarray([b for b, _ in boxes[ids[f.name]]], dtype=np.float32)
+    first = given / 64 - 1  # 128 px sources at 64 px
+    assert torch.allclose(dls.valid.one_batch()[1][0, : len(first)], torch.from_numpy(first), atol=1e-5)
+    assert torch.allclose(dls.valid_ds[0][1][: len(given)], torch.from_numpy(given))  # an item: the getter's pixels
 
 
 def test_points_and_boxes_are_placed_by_their_own_photo_size_and_predicted_back_in_its_pixels(tmp_path, monkeypatch):
@@ -336,8 +340,7 @@ def test_points_and_boxes_are_placed_by_their_own_photo_size_and_predicted_back_
               get_y=lambda f: f"{sizes[Path(f).name][0]} wide", splitter=IndexSplitter([0, 1]),
               item_tfms=squish).dataloaders("/", bs=4)
     assert with_points == len(decoded) - with_points  # the sizes come with the decoded photos: nothing read again
-    stored = torch.stack([dls.train_ds[i][1] for i in range(len(dls.train_ds))] +
-                         [dls.valid_ds[i][1] for i in range(len(dls.valid_ds))])
+    stored = torch.cat([b[1] for dl in (dls.train, dls.valid) for b in dl.new(shuffle=False, drop_last=False)])
     assert torch.allclose(stored, torch.tensor([[[-0.5, -0.8]]]).expand_as(stored), atol=1e-5)
     labelled = dls.test_dl(pl.DataFrame({"path": [str(f) for f in files]}), with_labels=True)
     assert torch.allclose(next(iter(labelled))[1], torch.tensor([[[-0.5, -0.8]]]).expand(4, 1, 2), atol=1e-5)
@@ -350,7 +353,7 @@ def test_points_and_boxes_are_placed_by_their_own_photo_size_and_predicted_back_
         def forward(self, x):
             return self.v.expand(len(x), -1).clone()
 
-    learn = Learner(dls, Perfect(dls.valid_ds[0][1].reshape(-1).tolist()))
+    learn = Learner(dls, Perfect(dls.valid.one_batch()[1][0].reshape(-1).tolist()))
     for f in files[:3]:
         w, h = sizes[f.name]
         np.testing.assert_allclose(learn.predict(f)[0], [[w * 0.25, h * 0.1]], atol=0.6)
@@ -358,7 +361,7 @@ def test_points_and_boxes_are_placed_by_their_own_photo_size_and_predicted_back_
     boxes = DataBlock(blocks=(ImageBlock(cache_dir=False), BBoxBlock, BBoxLblBlock), n_inp=1,
                       get_items=lambda p: files, getters=[None, get_box, lambda f: ["dog"]],
                       splitter=IndexSplitter([0, 1]), item_tfms=squish).dataloaders("/", bs=4, seed=0)
-    got = torch.stack([torch.as_tensor(boxes.train_ds[i][1]) for i in range(len(boxes.train_ds))])
+    got = torch.cat([b[1] for b in boxes.train.new(shuffle=False, drop_last=False)])
     assert torch.allclose(got, torch.tensor([[[-0.5, -0.8, 0.5, 0.0]]]).expand_as(got), atol=1e-5)
 
 

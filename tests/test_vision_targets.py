@@ -130,7 +130,8 @@ def test_points_decode_in_batch_units_and_predict_in_source_pixels_as_the_readme
     df, dls = point_dls()
     b = dls.valid.one_batch()
     dec = dls.valid.decode_batch(b, max_n=1)[0][1]
-    assert np.allclose(dec, b[1][0].cpu().numpy()) and np.abs(dec).max() <= 1  # -1..1 of the batch image
+    assert np.allclose(dec, (b[1][0].cpu().numpy() + 1) * 16)  # pixels of the decoded 32x32 image, as fastai's
+    assert torch.equal(dls.valid.decode(b)[1], b[1])  # a batch decoded as a batch: -1..1, as fastai's
     learn = vision_learner(dls, "simple_cnn", pretrained=False, y_range=(-1, 1))
     f = df["path"][0]
     w, h = Image.open(f).size
@@ -138,7 +139,8 @@ def test_points_decode_in_batch_units_and_predict_in_source_pixels_as_the_readme
     unit = learn.get_preds(dl=dls.test_dl([f]))[0].reshape(-1, 2).numpy()
     assert np.allclose(pred, (unit + 1) / 2 * np.array([w, h]), atol=1e-3)  # pixels of the source image
     row = next(line for line in README.read_text().splitlines() if line.startswith("| `learn.predict(item)`"))
-    assert "pixels of the image predicted on" in row and re.search(r"decode_batch.*-1\.\.1", row)
+    assert "pixels of the image predicted on" in row and re.search(r"decode_batch\(b\)` gives .* in pixels of each item", row)
+    assert re.search(r"dls\.decode\(b\)` undoes the batch transforms only.*-1\.\.1", row) and "getter's pixels" in row
 
 
 # ---------------------------------------------------------------- fastai's names

@@ -444,23 +444,31 @@ class DataLoader:
                           ncols=ncols, figsize=figsize)
 
     def decode(self, batch: tuple) -> tuple:
-        """A batch back into human values by part, as fastai's ``dl.decode(b)``: one tuple per part of the batch
-        (inputs first) holding each item's decoded value; chapter 18's ``x_dec = dls.train.decode((x,))[0][0]`` is
-        the first image. :meth:`decode_batch` gives the same by item."""
-        items = self.decode_batch(batch if isinstance(batch, tuple) else (batch,))
-        return tuple(zip(*items))
+        """A batch with its batch transforms undone, still a batch, on the CPU, as fastai's ``dl.decode(b)``: images
+        as one (N, C, H, W) tensor of their 0..255 pixels (uint8, as stored; fastai's are int64 of the same values:
+        ``.long()``), labels as their codes, points and boxes in -1..1 (a batch's units). Chapter 18's
+        ``x_dec = TensorImage(dls.train.decode((x,))[0][0])`` is the first image, (C, H, W). :meth:`decode_batch`
+        decodes each item for people (labels, pixels of points), as ``show_batch`` draws them."""
+        batch = batch if isinstance(batch, tuple) else (batch,)
+        out = self.batch_tfms.decode(tuple(batch), self.context(self.epoch, 0)) if len(self.batch_tfms) else batch
+        geometry = self.geometry
+        # an image block's batch is floats in 0..1 (IntToFloat, which has no decode): back to the pixels it stored
+        return tuple(_to(_image_pixels(x) if j < len(geometry) and geometry[j] == "image" else x, "cpu")
+                     for j, x in enumerate(out))
 
     def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
         """A batch back into human values: batch transforms undone, then each block's decode, as items of this
         loader's split (:meth:`decode_split`): a transform of the other split (an item transform with
-        ``split_idx=0`` on a validation batch) is not undone, as fastai's ``dls.valid.decode_batch(b)``."""
+        ``split_idx=0`` on a validation batch) is not undone, as fastai's ``dls.valid.decode_batch(b)``. Points and
+        boxes come in pixels of their item's decoded image (the first input image), as fastai's."""
         ctx = self.context(self.epoch, 0)
         batch = self.batch_tfms.decode(tuple(batch), ctx) if len(self.batch_tfms) else tuple(batch)
         blocks, split = self.blocks, self.decode_split()
         n = len(batch[0]) if max_n is None else min(max_n, len(batch[0]))
         cols = [blocks[j].decode_batch(batch[j][:n], split_idx=split) if j < len(blocks) else list(batch[j][:n])
                 for j in range(len(batch))]
-        return list(zip(*cols))
+        rows = list(zip(*cols))
+        return [on_item_image(row, blocks, self.n_inp) for row in rows]
 
     def decode_split(self) -> int:
         """The split this loader's items were encoded as, which decoding them undoes: its dataset's (``split_idx``: a
@@ -472,6 +480,32 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n={self.n}, bs={self.bs}, batches={len(self)}, shuffle={self.shuffle}, "
                 f"device={self.device}, batch_tfms={self.batch_tfms!r})")
+
+
+def _image_pixels(x: Any) -> Any:
+    """An image batch of floats in 0..1 as its 0..255 pixels, uint8; any other value as it is."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8)
+    return x
+
+
+def decoded_image_size(row: Sequence[Any], blocks: Sequence[Any], n_inp: int) -> tuple[int, int] | None:
+    """The (h, w) of the first input image of a decoded item (as an image block decodes it, (H, W, C)); None when
+    the item has none."""
+    for j, b in enumerate(blocks[:n_inp]):
+        if getattr(b, "geometry", None) == "image" and j < len(row) and len(np.shape(row[j])) >= 2:
+            return int(np.shape(row[j])[0]), int(np.shape(row[j])[1])
+    return None
+
+
+def on_item_image(row: tuple, blocks: Sequence[Any], n_inp: int) -> tuple:
+    """A decoded item with its points and boxes (-1..1, as a batch holds them) in pixels of the item's image (see
+    :func:`decoded_image_size`), by their blocks' ``decode_on_image``; as it is when it has no image."""
+    size = decoded_image_size(row, blocks, n_inp)
+    if size is None:
+        return tuple(row)
+    return tuple(blocks[j].decode_on_image(v, size) if j < len(blocks) and callable(
+        getattr(blocks[j], "decode_on_image", None)) else v for j, v in enumerate(row))
 
 
 #: how to build loaders of one's own tensors that pipekit can also show, encode new items with and export

@@ -204,9 +204,15 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
 
     ``per_target``: each item's prediction is a tuple of one per target (data of several targets); the title has
     a line "actual / predicted" per written target (green when every target is right), and a prediction of a
-    target drawn on its input gets the second cell."""
+    target drawn on its input gets the second cell.
+
+    ``rows`` are as a loader's ``decode_batch`` gives them (points and boxes in pixels of the item's image), ``preds``
+    as the target blocks decode a model's outputs (points and boxes in -1..1 of the model input): those are drawn in
+    pixels of their row's image too."""
     if not blocks:
         rows, blocks, preds = blockless_rows(rows, n_inp, preds, name)
+    elif preds is not None:
+        preds = _preds_on_images(rows, blocks, n_inp, preds, per_target)
     if are_table_rows(blocks, n_inp):
         return show_table(rows_table(rows, blocks, n_inp, preds, per_target), path, name=name)
     if path is None and blocks[:n_inp] and all(getattr(b, "shows_text", False) for b in blocks[:n_inp]) \
@@ -281,6 +287,28 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
                 if b.draws_on_input:
                     b.show(axes[0], v)
     return savefig_or_show(fig, path, name=name)
+
+
+def _preds_on_images(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any],
+                     per_target: bool) -> list[Any]:
+    """Each prediction of points or boxes (-1..1 of the model input) in pixels of its row's input image, by the
+    target block's ``decode_on_image``, as ``decode_batch`` gives the row's own; other predictions as they are."""
+    from pipekit.data.loader import decoded_image_size
+
+    targets = list(blocks[n_inp:])
+    moves = [callable(getattr(b, "decode_on_image", None)) for b in targets]
+    if not any(moves):
+        return list(preds)
+    out = []
+    for i, pred in enumerate(preds):
+        size = decoded_image_size(rows[i], blocks, n_inp) if i < len(rows) else None
+        if size is None:
+            out.append(pred)
+        elif per_target:
+            out.append(tuple(b.decode_on_image(p, size) if m else p for b, m, p in zip(targets, moves, pred)))
+        else:
+            out.append(targets[0].decode_on_image(pred, size) if moves[0] else pred)
+    return out
 
 
 def _is_picture(value: Any) -> bool:

@@ -149,7 +149,19 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: f
                   pct_start: float = 0.25, wd: float | None = None, moms: Sequence[float] | None = None,
                   cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
     """One-cycle policy (``learn.fit_one_cycle``): lr warms up (cosine) from lr_max/div to lr_max, then
-    anneals to lr_max/div_final; momentum moves the opposite way (``moms``)."""
+    anneals to lr_max/div_final; momentum moves the opposite way (``moms``).
+
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    >>> learn.fit_one_cycle(1, lr_max=1e-2)
+    >>> lrs, moms = learn.recorder.lrs, learn.recorder.moms     # one per batch: 709 images // 64
+    >>> len(lrs), round(lrs[0], 6), round(max(lrs), 3), moms[0], round(min(moms), 2)
+    (11, 0.0004, 0.01, 0.95, 0.85)
+    """
     positive = Interval(0, None, closed="neither")
     check("fit_one_cycle", lr_max=(lr_max, LR_OR_NONE), pct_start=(pct_start, _PCT), div=(div, positive),
           div_final=(div_final, positive))
@@ -448,6 +460,9 @@ _NOT_IN_SWEEP = (ProgressCallback, TerminateOnNaNCallback, CSVLogger, TensorBoar
 _FIT_STATE = ("epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train",
               "final_record", "epoch_done", "stop_requested", "resume_epoch", "resume_cb_states")
 
+#: the Recorder's per-batch record, which is the sweep's after lr_find (its lrs and losses those of the curve)
+_SWEEP_RECORD = ("lrs", "moms", "group_lrs", "group_moms", "scheduled_hps", "valid_losses_at")
+
 _SUGGEST = Is(lambda fs: len(as_list(fs)) > 0 and all(callable(f) for f in as_list(fs)),
               "a suggestion function fn(lrs, losses) -> lr (valley, steep, minimum, slide) or several")
 
@@ -463,9 +478,11 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         lr_min, lr_steep = learn.lr_find(suggest_funcs=(minimum, steep))
         learn.lr_find(suggest_funcs=valley).valley
 
-    The model and optimiser are restored afterwards, and so are the Recorder's history and the learner's epoch
-    counters; the sweep's curve is kept on the Recorder (``lr_find_lrs``, ``lr_find_losses``,
-    ``lr_find_suggestions``) for ``learn.recorder.plot_lr_find()``. The sweep runs without the learner's trackers (``SaveModelCallback``, ``EarlyStoppingCallback``,
+    The model and optimiser are restored afterwards, and so are the Recorder's per-epoch history (``values``,
+    ``final_record``) and the learner's epoch counters; the sweep's curve is kept on the Recorder (``lr_find_lrs``,
+    ``lr_find_losses``, ``lr_find_suggestions``) for ``learn.recorder.plot_lr_find()``, and is its per-batch record
+    (``recorder.lrs``, ``recorder.losses``, as fastai's: ``plt.plot(learn.recorder.lrs, learn.recorder.losses)``)
+    until the next fit records its own. The sweep runs without the learner's trackers (``SaveModelCallback``, ``EarlyStoppingCallback``,
     any ``TrackerCallback``), ``TimeLimit``, loggers and progress display; ``show_plot`` draws loss vs lr with
     the suggestions (PNG when headless).
 
@@ -495,6 +512,7 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     fit_state = {k: getattr(learn, k) for k in _FIT_STATE}
     recorder = learn.__dict__.get("recorder")
     history = dict(recorder.__dict__) if recorder is not None else {}  # a fit makes new lists: a shallow copy keeps it
+    sweep: dict[str, Any] = {}
     try:
         with learn.removed_cbs(_NOT_IN_SWEEP):
             learn.fit(n_epoch, cbs=[finder])
@@ -502,6 +520,7 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         for k, v in fit_state.items():
             setattr(learn, k, v)
         if recorder is not None:
+            sweep = {k: recorder.__dict__.get(k) for k in _SWEEP_RECORD}
             recorder.__dict__.update(history)
         learn.model.load_state_dict(model_state)
         if opt_state is not None:
@@ -533,6 +552,10 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     if recorder is not None:  # beside the training history, which the sweep left as it was: plot_lr_find() draws it
         recorder.lr_find_lrs, recorder.lr_find_losses = lrs.tolist(), losses.tolist()
         recorder.lr_find_suggestions = dict(suggestions)
+        # as fastai's: the per-batch record is the sweep's until the next fit records its own, so
+        # plt.plot(recorder.lrs, recorder.losses) draws the sweep
+        recorder.__dict__.update({k: v for k, v in sweep.items() if v is not None})
+        recorder.lrs, recorder.losses = lrs.tolist(), losses.tolist()
     if show_plot:
         res.plot_path = res.plot(path)
     return res

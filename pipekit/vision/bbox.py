@@ -1,7 +1,9 @@
 """Bounding boxes: ``BBoxBlock`` (boxes per image) and ``BBoxLblBlock`` (their labels), for detection data.
 
 Boxes are (x0, y0, x1, y1) in source pixels (left/top edges at 0); they go through the item transform
-and are stored padded to the largest count per image, in -1..1 coordinates (padding rows are NaN).
+and are stored padded to the largest count per image, in -1..1 coordinates (padding rows are NaN), which
+batches hold; a data set's item holds the getter's pixels, and ``decode_batch`` gives a batch's in pixels
+of each item's decoded image.
 Augmentation moves each box with its image (the box around its moved corners, clipped). Labels are
 padded with index 0, ``'#na#'``.
 
@@ -34,7 +36,7 @@ from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchContext, BatchTransform, Transform
 from pipekit.data.vocab import CategoryMap
 from pipekit.vision.augment import empty_boxes_to_padding
-from pipekit.vision.blocks import CoordBlock, _Coords, to_numpy
+from pipekit.vision.blocks import CoordBlock, CoordStore, _Coords, to_numpy
 
 PAD_LABEL = "#na#"
 BOX_GID = "pipekit-box"  # marks the rectangles BBoxBlock draws, where BBoxLblBlock writes the labels
@@ -72,14 +74,16 @@ class BBoxBlock(CoordBlock):
     def _encode(self, raw: pl.Series, source_sizes: np.ndarray | None = None) -> TensorStore:
         values = self.coords(raw, 4, source_sizes)
         out = np.full((len(values), max(1, max(len(b) for b, _ in values)), 4), np.nan, dtype=np.float32)
+        pixels = out.copy()  # the getter's boxes, padded alike: a data set's items (see CoordStore)
         for i, (arr, hw) in enumerate(values):
             if not np.isfinite(arr).all() or (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():
                 raise DataError(f"BBoxBlock item {i}: boxes must be finite [x0, y0, x1, y1] with x0 <= x1 and "
                                 f"y0 <= y1, got {arr.tolist()[:4]}")
             out[i, : len(arr)] = self.to_unit(arr, hw)
+            pixels[i, : len(arr)] = arr
         # boxes the item transform cropped away (or that had no area) are padding rows in their place, so each
         # stays next to its label; DropEmptyBoxes gives those labels the padding label in every batch
-        return TensorStore(empty_boxes_to_padding(torch.from_numpy(out)).numpy())
+        return CoordStore(empty_boxes_to_padding(torch.from_numpy(out)).numpy(), pixels)
 
     def item_counts(self, raw: pl.Series) -> np.ndarray:
         """The number of boxes of each value a getter gave (a dict value's ``boxes``), as :meth:`coords` reads them."""
@@ -88,7 +92,9 @@ class BBoxBlock(CoordBlock):
                          for v in values], dtype=np.int64)
 
     def decode(self, value: Any, split_idx: int | None = 1) -> np.ndarray:
-        """Boxes in -1..1 coordinates as an (n, 4) array, padding removed, whatever the item's split."""
+        """Boxes as an (n, 4) array (a ``TensorBBox``), padding removed, in the units they come in, whatever the
+        item's split: a batch's and a model's in -1..1, a data set's item in the getter's pixels. A loader's
+        ``decode_batch`` gives a batch's in pixels of each item's image (:meth:`decode_on_image`)."""
         v = to_numpy(value).reshape(-1, 4)
         return np.ascontiguousarray(v[~np.isnan(v).any(1)]).view(Boxes)
 
@@ -105,11 +111,9 @@ class BBoxBlock(CoordBlock):
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
         from matplotlib.patches import Rectangle
 
-        b = self.decode(value)
-        h, w = ax.images[0].get_array().shape[:2] if ax.images else (2, 2)
+        b = self.decode(value)  # in pixels of the image on ax, as decode_batch gives them (pixel edges at 0)
         for x0, y0, x1, y1 in b:
-            px0, py0 = (x0 + 1) * w / 2 - 0.5, (y0 + 1) * h / 2 - 0.5
-            ax.add_patch(Rectangle((px0, py0), (x1 - x0) * w / 2, (y1 - y0) * h / 2, fill=False, lw=2, color="yellow",
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=2, color="yellow",
                                    gid=BOX_GID))
         set_title(ax, title)
 

@@ -760,9 +760,45 @@ class MaskBlock(_PixelBlock):
         set_title(ax, title)
 
 
+def coord_rows_problem(arr: np.ndarray, width: int, rows: str) -> str | None:
+    """What is wrong with ``arr`` as rows of ``width`` coordinates (``rows``: how they are written, ``[[x, y], ...]``),
+    or None when nothing is: the one rule of :class:`TensorPoint`, ``TensorBBox`` and the blocks' getter values.
+
+    >>> coord_rows_problem(np.array([41.9, 55.3, 1.0]), 2, "[[x, y], ...]")
+    '3 value(s) of shape (3,) ([41.9, 55.3, 1.0]), which are not rows of 2 numbers (2 per point): give [[x, y], ...], or [x, y] for one'
+    """
+    if arr.size % width == 0:
+        return None
+    shown = str(np.round(arr.reshape(-1)[:8], 4).tolist())[:-1] + (", ...]" if arr.size > 8 else "]")
+    one = rows[1:rows.index("]") + 1]
+    return (f"{arr.size} value(s) of shape {arr.shape} ({shown}), which are not rows of {width} numbers ({width} per "
+            f"{'point' if width == 2 else 'box'}): give {rows}, or {one} for one")
+
+
+class CoordStore(TensorStore):
+    """Coordinates as a coordinate block stores them: ``data``, in -1..1 of the item-transformed image, which batches
+    are gathered from (the model trains on those), and ``pixels``, the getter's values in pixels of the source image
+    (padded as ``data`` is), which an item of the data set is (``dls.valid_ds[0][1]``), as fastai's items hold what
+    the getter gave.
+
+    >>> CoordStore(np.zeros((1, 1, 2), np.float32), np.array([[[64.0, 32.0]]])).item(0).tolist()
+    [[64.0, 32.0]]
+    """
+
+    def __init__(self, data: np.ndarray | torch.Tensor, pixels: np.ndarray):
+        super().__init__(data)
+        self.pixels = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+
+    def item(self, i: int) -> torch.Tensor:
+        return self.pixels[i]
+
+
 class CoordBlock(TransformBlock):
     """Base of the blocks of coordinates in source-image pixels (points, boxes): they go through the image's
-    item transform and are stored in -1..1, the frame augmentation moves them in.
+    item transform and are stored in -1..1, the frame augmentation moves them in, beside the getter's pixels
+    (:class:`CoordStore`). A batch holds them in -1..1 (what the model trains on), a data set's item in the getter's
+    pixels, and ``decode_batch`` gives them in pixels of the decoded image of their item (:meth:`decode_on_image`),
+    as fastai's.
 
     The source size of each item comes with its value as ``{key: coords, "size": [h, w]}``, or else from the
     item's decoded image (``source_sizes``, which a DataBlock with an image block gives, as fastai reads it off
@@ -788,7 +824,9 @@ class CoordBlock(TransformBlock):
         out, name = [], type(self).__name__
         if source_sizes is not None and len(source_sizes) != len(raw):
             raise DataError(f"{name}: {len(raw)} values but {len(source_sizes)} image sizes; give one image per item")
-        for i, v in enumerate(raw.to_list()):
+        values = raw.to_list()
+        self._check_rows(values, width)
+        for i, v in enumerate(values):
             if isinstance(v, dict):
                 if self.key not in v or "size" not in v:
                     raise DataError(f"{name} item {i}: a dict value needs '{self.key}' and 'size' keys, got {list(v)}")
@@ -809,6 +847,25 @@ class CoordBlock(TransformBlock):
                         (int(size[0]), int(size[1]))))
         return out
 
+    def _check_rows(self, values: list, width: int) -> None:
+        """Refuse getter values that are not rows of ``width`` numbers (``tensor([x, y, 1.0])`` for a point), naming
+        the first such item and the positions of all (``rows``, so a DataBlock names their files too)."""
+        def problem(v: Any) -> str | None:
+            v = v.get(self.key) if isinstance(v, dict) else v
+            try:
+                arr = np.asarray(v if v is not None else [], dtype=np.float64)
+            except (TypeError, ValueError):  # ragged, or not numbers: left to the reading of the value below
+                return None
+            return coord_rows_problem(arr, width, self.example)
+
+        found = [(i, p) for i, v in enumerate(values) if (p := problem(v)) is not None]
+        if found:
+            i, p = found[0]
+            more = f" ({len(found)} of {len(values)} items are so)" if len(found) > 1 else ""
+            error = DataError(f"{type(self).__name__} item {i}: the getter gave {p}{more}")
+            error.rows = [j for j, _ in found]  # type: ignore[attr-defined]
+            raise error
+
     def to_unit(self, arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
         """Pixel (x, y) pairs (any shape ending in pairs) of a source image of size ``hw``, moved through the
         item transform, in -1..1 coordinates."""
@@ -828,6 +885,16 @@ class CoordBlock(TransformBlock):
             inv = np.linalg.inv(tfm.point_matrix(*hw))
             pts = pts @ inv[:2, :2].T + inv[:2, 2]
         return pts.reshape(np.shape(arr))
+
+    def decode_on_image(self, value: Any, size: tuple[int, int]) -> np.ndarray:
+        """A decoded value in -1..1 (a batch's, a model's prediction) in pixels of the image it belongs to, of
+        ``size`` (h, w): the decoded image of its item (:meth:`~pipekit.data.loader.DataLoader.decode_batch`), as
+        fastai's decodes give them; pixel edges at 0, so ``[[0, 0]]`` is the top-left corner."""
+        decoded = self.decode(value)  # a Points or Boxes array (boxes without their padding)
+        unit = np.asarray(decoded, dtype=np.float32)
+        h, w = int(size[0]), int(size[1])
+        pixels = ((unit.reshape(-1, 2) + 1) / 2 * np.array([w, h], dtype=np.float32)).reshape(unit.shape)
+        return np.ascontiguousarray(pixels).view(type(decoded))
 
     def decode_prediction(self, value: Any, source_size: tuple[int, int] | None = None, geometry: Any = None) -> Any:
         """A predicted value in pixels of the image it was predicted on (``source_size`` (h, w)); in -1..1
@@ -895,7 +962,7 @@ class PointBlock(CoordBlock):
         out = np.empty((len(values), n_points or 0, 2), dtype=np.float32)
         for i, (arr, hw) in enumerate(values):
             out[i] = self.to_unit(arr, hw)
-        return TensorStore(out)
+        return CoordStore(out, np.stack([arr for arr, _ in values]) if values else out)
 
     @property
     def c(self) -> int | None:
@@ -903,14 +970,16 @@ class PointBlock(CoordBlock):
         return 2 * n if n is not None else None
 
     def decode(self, value: Any, split_idx: int | None = 1) -> np.ndarray:
-        """Points in -1..1 coordinates as an (N, 2) array (a :class:`TensorPoint`), whatever the item's split."""
+        """Points as an (N, 2) array (a :class:`TensorPoint`), in the units they come in, whatever the item's split:
+        a batch's and a model's in -1..1, a data set's item in the getter's pixels. A loader's ``decode_batch`` gives
+        a batch's in pixels of each item's image (:meth:`decode_on_image`)."""
         return to_numpy(value).reshape(-1, 2).view(Points)
 
     def show(self, ax: Any, value: Any, title: str | None = None) -> None:
+        """Draw points given in pixels of the image on ``ax`` (as ``decode_batch`` gives them)."""
         p = self.decode(value)
-        if ax.images:
-            h, w = ax.images[0].get_array().shape[:2]
-            ax.scatter((p[:, 0] + 1) * w / 2 - 0.5, (p[:, 1] + 1) * h / 2 - 0.5, s=20, c="red", marker="x")
+        if ax.images:  # pixel edges at 0; matplotlib puts pixel centres at whole numbers
+            ax.scatter(p[:, 0] - 0.5, p[:, 1] - 0.5, s=20, c="red", marker="x")
         else:
             ax.scatter(p[:, 0], -p[:, 1], s=20, c="red", marker="x")
         set_title(ax, title)
@@ -940,9 +1009,9 @@ class _Coords(metaclass=_ArrayKind):
             raise ParameterError(f"{name}.create: img_size is not kept with the values; the block reads each "
                                  f"image's size as it decodes it (or give the getter's value as {cls.value_form})")
         arr = np.asarray(to_numpy(x), dtype=np.float32)
-        if arr.size % cls.width:
-            raise ParameterError(f"{name}.create: {arr.size} value(s) of shape {arr.shape} are not rows of "
-                                 f"{cls.width} numbers; give {cls.rows}")
+        problem = coord_rows_problem(arr, cls.width, cls.rows)
+        if problem is not None:
+            raise ParameterError(f"{name}.create: {problem}")
         return np.ascontiguousarray(arr.reshape(-1, cls.width)).view(cls.array_type)
 
 

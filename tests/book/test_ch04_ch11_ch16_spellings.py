@@ -255,8 +255,9 @@ def test_ch11_siamese_steps_that_pipekit_builds_otherwise_say_how_and_ch18_decod
     dls = block.dataloaders(files, bs=8, seed=0)
     x, _ = dls.one_batch()
     x_dec = dls.train.decode((x,))[0][0]
-    assert np.array_equal(np.asarray(x_dec), np.asarray(dls.train.decode_batch((x,))[0][0]))
-    assert len(dls.train.decode((x,))[0]) == len(x)
+    # a batch decoded as a batch, as fastai's: (N, C, H, W) of the 0..255 pixels; decode_batch gives each (H, W, C)
+    assert dls.train.decode((x,))[0].shape == x.shape and x_dec.dtype == torch.uint8
+    assert np.array_equal(x_dec.permute(1, 2, 0).numpy(), np.round(dls.train.decode_batch((x,))[0][0] * 255))
     _, ax = plt.subplots()
     assert show_image(x_dec, ctx=ax) is ax
     ax.imshow(np.random.default_rng(0).random((7, 7)), alpha=0.6, extent=(0, 28, 28, 0), interpolation="bilinear",
@@ -270,7 +271,7 @@ def test_ch11_siamese_steps_that_pipekit_builds_otherwise_say_how_and_ch18_decod
 
     t_dec = TensorImage(dls.train.decode((x,))[0][0])
     assert type(t_dec) is TensorImage and tuple(t_dec.shape) == (1, 28, 28)  # (C, H, W), as fastai's
-    assert torch.equal(t_dec[0], torch.as_tensor(np.asarray(x_dec))[..., 0])
+    assert torch.equal(t_dec.as_subclass(torch.Tensor), x_dec)
     _, ax2 = plt.subplots()
     assert t_dec.show(ctx=ax2) is ax2
     np.testing.assert_array_equal(ax2.get_images()[0].get_array(), ax.get_images()[0].get_array())

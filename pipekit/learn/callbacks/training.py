@@ -85,8 +85,10 @@ class Recorder(Callback):
     ``history`` (the rows of the progress table, laid out as ``metric_names``), ``value(name)`` (one recorded value
     by name), ``losses`` (smoothed, per batch), ``lrs`` and ``moms`` (the last layer group's, one number per training
     batch, as fastai's; every group's in ``group_lrs`` and ``group_moms``); ``plot_loss()`` draws them. After
-    ``learn.lr_find()``, which leaves that history as it was, the sweep's curve is kept apart (``lr_find_lrs``,
-    ``lr_find_losses``, ``lr_find_suggestions``) and ``plot_lr_find()`` draws it.
+    ``learn.lr_find()``, which leaves the per-epoch history (``values``, ``history``) as it was, the per-batch record
+    is the sweep's, as fastai's (``lrs`` and ``losses`` its curve, so ``plt.plot(recorder.lrs, recorder.losses)``
+    draws it) until the next fit records its own; the curve is also kept apart (``lr_find_lrs``, ``lr_find_losses``,
+    ``lr_find_suggestions``), which a later fit keeps, and ``plot_lr_find()`` draws it.
     The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit. ``learn.validate()``,
     ``get_preds`` and ``predict`` leave all of this as the last fit left it.
     """
