@@ -25,3 +25,31 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+
+
+
+
+# the names a user of the book reaches for first: each docstring shows a call that runs (not marked +SKIP). The
+# examples are run in their modules by test_docstring_examples above, tests/test_learn_doctests.py and the domains'
+# own (pipekit.text.*: test_text_models.py, pipekit.vision.*: test_vision_components.py, pipekit.tabular.*:
+# test_tabular_collab.py)
+MOST_USED = ["DataBlock", "DataBlock.dataloaders", "Learner", "Learner.fit_one_cycle", "Learner.fine_tune",
+             "Learner.lr_find", "vision_learner", "text_classifier_learner", "language_model_learner",
+             "tabular_learner", "collab_learner", "TabularPandas", "ImageDataLoaders.from_folder",
+             "ImageDataLoaders.from_name_func", "ImageDataLoaders.from_df", "TextDataLoaders.from_csv",
+             "TextDataLoaders.from_folder", "load_learner", "Learner.export", "Learner.predict", "Learner.get_preds",
+             "Learner.summary", "ClassificationInterpretation", "fit_ensemble", "aug_transforms", "Resize",
+             "RandomResizedCrop", "GBM", "RandomForest", "DataLoaders.show_batch", "DataLoaders.test_dl"]
+
+
+@pytest.mark.parametrize("name", MOST_USED)
+def test_most_used_names_show_an_example(name):
+    globs: dict = {}
+    exec("from pipekit.vision.all import *\nfrom pipekit.text.all import *\nfrom pipekit.tabular.all import *\n"
+         "from pipekit.backends import GBM, RandomForest\nfrom pipekit.ensemble import fit_ensemble", globs)
+    obj = globs[name.split(".")[0]]
+    for attr in name.split(".")[1:]:
+        obj = getattr(obj, attr)
+    examples = [e for t in doctest.DocTestFinder(recurse=False).find(obj, name) for e in t.examples
+                if not e.options.get(doctest.SKIP) and not e.source.lstrip().startswith("#")]
+    assert examples, f"{name}'s docstring has no example that runs (a >>> line not marked +SKIP)"

@@ -39,6 +39,9 @@ def _is_int(v: Any) -> bool:
 class RandomForest(Backend):
     """Random forest for ``task`` "classification" or "regression".
 
+    The defaults are the book's ``rf()``, not scikit-learn's: ``min_samples_leaf=5`` and ``max_features=0.5``
+    (scikit-learn's are 1, and 1.0 for regression or ``"sqrt"`` for classification), with ``n_estimators=100``.
+
     ``max_samples``: rows per tree (int, capped at the training size, or a fraction; None = all), the
     book's trick for big tables. ``max_features``: fraction / int / "sqrt" of features per split.
     ``max_depth``: the deepest a tree grows (None: until its leaves hold ``min_samples_leaf`` rows).

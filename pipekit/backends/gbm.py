@@ -110,6 +110,10 @@ def _from_lightgbm(lightgbm: dict[str, Any], given: dict[str, Any], params: dict
 class GBM(Booster):
     """LightGBM model for ``task`` "classification" or "regression".
 
+    The defaults are not LightGBM's (100 rounds at ``learning_rate=0.1``, no early stopping): ``n_estimators=1000``
+    rounds at ``learning_rate=0.05``, stopped once 50 rounds (``early_stopping_rounds``) pass with no better score
+    on ``valid``.
+
     Category-code columns (the split's ``cat_names`` and their ``_na`` flags) are passed as LightGBM
     categorical features when ``native_categorical`` is True. With a ``valid`` split, training stops after
     ``early_stopping_rounds`` rounds without improvement and ``best_iteration_`` is used for prediction.
@@ -125,6 +129,19 @@ class GBM(Booster):
     what to write.
     Fitted: ``booster_``, ``best_iteration_``, ``evals_result_``, ``stopped_on_time_``, ``valid_score_``,
     ``feature_importances_`` (split counts in ``feature_names_`` order, as LightGBM's scikit-learn API).
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.backends import GBM
+    >>> from pipekit.data import RandomSplitter
+    >>> from pipekit.tabular import Categorify, FillMissing, Tabular
+    >>> tab = Tabular(D.path("adult_sample") / "adult.csv", procs=[Categorify, FillMissing],
+    ...               cat_names=["workclass", "education", "occupation"], cont_names=["age", "hours-per-week"],
+    ...               y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    >>> gbm = GBM("classification", n_jobs=1).fit(tab.train, tab.valid)
+    >>> gbm.classes_.tolist(), gbm.best_iteration_ < gbm.n_estimators, gbm.valid_score_ > 0.8   # stopped early
+    (['<50k', '>=50k'], True, True)
+    >>> gbm.predict(tab.valid).shape      # each class's probability for each validation row
+    (6512, 2)
     """
 
     model_attr = "booster_"

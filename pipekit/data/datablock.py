@@ -648,6 +648,17 @@ class DataBlock(Component):
         ``text_classifier_learner(dls, seq_len=...)``); other blocks refuse it. ``path``: the folder a learner
         on these loaders saves to (``dls.path``, then ``learn.path``; the book's ``.dataloaders(path, path=path,
         ...)``); the items come from ``source``.
+
+        >>> import pipekit.datasets as D
+        >>> from functools import partial
+        >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+        >>> from pipekit.vision import ImageBlock
+        >>> dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label,
+        ...                    get_items=partial(get_image_files, folders=["train", "valid"]),
+        ...                    splitter=GrandparentSplitter())
+        >>> dls = dblock.dataloaders(D.path("mnist_tiny"), bs=16, seed=0)
+        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds), tuple(dls.one_batch()[0].shape)
+        (['3', '7'], 709, 699, (16, 1, 28, 28))
         """
         check_loader_kwargs("DataBlock.dataloaders", kwargs)
         bs = bs_or_batch_size("DataBlock.dataloaders", bs, batch_size)

@@ -1290,7 +1290,17 @@ class DataLoaders:
         Loaders of a ``TfmdLists``' items (``tls.dataloaders(after_item=..., after_batch=...)``) read each new item
         from the first of its transforms whose input it already is, as fastai's ``rm_type_tfms`` inference: chapter
         11's ``test_dl([SiameseImage(img1, img2)])`` skips the ``SiameseTransform`` that makes such pairs from files
-        (see :meth:`TfmdLists.encode_new <pipekit.data.TfmdLists.encode_new>`)."""
+        (see :meth:`TfmdLists.encode_new <pipekit.data.TfmdLists.encode_new>`).
+
+        >>> import pipekit.datasets as D
+        >>> from pipekit.data import get_image_files
+        >>> from pipekit.vision import ImageDataLoaders
+        >>> path = D.path("mnist_tiny")
+        >>> dls = ImageDataLoaders.from_folder(path, img_cls="L", bs=64, seed=0)
+        >>> dl = dls.test_dl(get_image_files(path / "test"))     # 20 unlabelled digits
+        >>> len(dl.dataset), [tuple(t.shape) for t in dl.one_batch()]    # the inputs only
+        (20, [(20, 1, 28, 28)])
+        """
         if batch_size is not None:  # bs has no default here: any bs given counts
             bs = bs_or_batch_size("test_dl", batch_size if bs is None else bs, batch_size, default=0)
         if self.recipe is None:
@@ -1335,7 +1345,14 @@ class DataLoaders:
                    nrows: int | None = None, ncols: int | None = None, figsize: tuple[float, float] | None = None,
                    unique: bool = False) -> Any:
         """Draw ``max_n`` decoded items of a training batch (of ``dl`` when given; ``dls.valid.show_batch()``
-        too); see :meth:`DataLoader.show_batch`. Returns the PNG path when one was written."""
+        too); see :meth:`DataLoader.show_batch`. Returns the PNG path when one was written.
+
+        >>> import pipekit.datasets as D
+        >>> from pipekit.vision import ImageDataLoaders
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+        >>> dls.show_batch(max_n=4, path="batch.png").name    # 4 digits titled with their labels, written to batch.png
+        'batch.png'
+        """
         if dl is None:
             self._holding("show a batch")
         return (dl or self.train).show_batch(max_n=max_n, path=path, nrows=nrows, ncols=ncols, figsize=figsize,

@@ -84,7 +84,20 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
     ``fname`` is under ``learn.path`` (the current folder unless the learner or its loaders were given a
     ``path``), as
     ``learn.save`` writes under it; the path written is returned. ``pipekit.load(path)`` rebuilds the learner for
-    inference without the training data."""
+    inference without the training data.
+
+    >>> import polars as pl, pipekit, pipekit.datasets as D
+    >>> from pipekit.tabular import TabularDataLoaders, tabular_learner
+    >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(1000)
+    >>> dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education"],
+    ...                                  cont_names=["age", "hours-per-week"], bs=64, seed=0)
+    >>> learn = tabular_learner(dls, layers=[16])
+    >>> learn.export("adult.pipekit").name
+    'adult.pipekit'
+    >>> loaded = pipekit.load("adult.pipekit")       # no training rows in it: the recipe, the model, the vocab
+    >>> loaded.dls.vocab, loaded.predict(df.row(0, named=True))[0] == learn.predict(df.row(0, named=True))[0]
+    (['<50k', '>=50k'], True)
+    """
     fname = learn.path / fname  # an absolute fname stays as it is
     model = _unwrap(learn.model)
     refuse_foreign = getattr(learn.dls, "refuse_foreign", None)

@@ -150,7 +150,23 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     probability of each next token), ``targs``, ``decoded`` and inputs ``(bs, stream_len)`` token ids, with
     ``targs[r, t]`` the token after ``inputs[r, t]``, and ``losses`` ``(bs, n_batches)``, the mean loss of
     each window of each stream. ``preds.argmax(-1) == targs`` averaged is the ``accuracy`` ``validate``
-    reports (both count every token)."""
+    reports (both count every token).
+
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.data import get_image_files
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> path = D.path("mnist_tiny")
+    >>> dls = ImageDataLoaders.from_folder(path, img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    >>> preds, targs, decoded = learn.get_preds(with_decoded=True)    # the validation set: 699 images, 2 classes
+    >>> tuple(preds.shape), tuple(targs.shape), bool((decoded == preds.argmax(1)).all())
+    ((699, 2), (699,), True)
+    >>> preds, targs = learn.get_preds(dl=dls.test_dl(get_image_files(path / "test")))    # new images, no labels
+    >>> tuple(preds.shape), targs
+    ((20, 2), None)
+    """
     check("get_preds", with_targs=(with_targs, BOOL))
     with learn._lock:  # the pass and its gathering callbacks on the learner, one call at a time
         dl = learn._get_dl(ds_idx, dl)
@@ -280,6 +296,18 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
     A row goes through the recipe's getters as the training items did; a bare value (a path, a text, an
     image, an array) is the input itself. Anything else is refused with an error saying what the input
     block takes. Several items: ``learn.get_preds(dl=learn.dls.test_dl(items))``.
+
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> path = D.path("mnist_tiny")
+    >>> dls = ImageDataLoaders.from_folder(path, img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    >>> learn.fit_one_cycle(1, 1e-2)
+    >>> label, idx, probs = learn.predict(path / "valid" / "7" / "0.png")   # the label, its index, the probabilities
+    >>> label, int(idx), tuple(probs.shape), dls.vocab
+    ('7', 1, (2,), ['3', '7'])
     """
     check("predict", rm_type_tfms=(rm_type_tfms, Is(lambda v: v is None, "None (pipekit reads an item through every "
                                                      "step of its recipe)")),

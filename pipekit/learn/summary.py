@@ -34,7 +34,22 @@ def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str | Non
     is frozen.
 
     Printed when ``show`` (and then nothing is returned, so a notebook or a REPL shows the table once, not a
-    second time as an escaped string); ``show=False`` returns the text instead."""
+    second time as an escaped string); ``show=False`` returns the text instead.
+
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    >>> learn.summary()   # doctest: +NORMALIZE_WHITESPACE
+    Sequential (input 64x1x28x28)
+    layer                       type              output                  params  trainable
+    0                           Flatten           64x784                       0
+    1                           Linear            64x2                     1,570  yes
+    Total params: 1,570  trainable: 1,570  frozen: 0
+    Loss: CrossEntropyLossFlat
+    """
     model: nn.Module = learn.model
     rows: list[tuple[str, str, str, int, bool]] = []
     if not getattr(learn.dls, "loaders", None):

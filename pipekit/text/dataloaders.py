@@ -105,6 +105,18 @@ class TextDataLoaders:
         file), and, where ``source`` has neither folder, over every text file under it
         (``from_folder(path/'train', splitter=RandomSplitter(0.2))``); ``backwards=True`` is refused (pipekit reads
         texts forwards). Any other keyword is refused, naming the close ones.
+
+        >>> import polars as pl, pipekit.datasets as D
+        >>> from pathlib import Path
+        >>> from pipekit.text import TextDataLoaders
+        >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
+        >>> for i, (label, text, is_valid) in enumerate(df[::20].iter_rows()):  # 50 reviews, as imdb/train/<label>/...
+        ...     folder = Path("imdb") / ("valid" if is_valid else "train") / label
+        ...     folder.mkdir(parents=True, exist_ok=True)
+        ...     _ = (folder / f"{i}.txt").write_text(text, encoding="utf-8")
+        >>> dls = TextDataLoaders.from_folder("imdb", bs=8, seed=0, cache_dir=False)
+        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds)
+        (['negative', 'positive'], 40, 10)
         """
         who = "TextDataLoaders.from_folder"
         check_loader_kwargs(who, kwargs, TextDataLoaders.from_folder)
@@ -191,7 +203,15 @@ class TextDataLoaders:
     @staticmethod
     def from_csv(path: str | os.PathLike, csv_fname: str | os.PathLike = "labels.csv", header: str | None = "infer",
                  delimiter: str | None = None, **kwargs: Any) -> DataLoaders:
-        """:meth:`from_df` on the CSV file ``path/csv_fname`` (``header=None`` when it has no header line)."""
+        """:meth:`from_df` on the CSV file ``path/csv_fname`` (``header=None`` when it has no header line).
+
+        >>> import pipekit.datasets as D
+        >>> from pipekit.text import TextDataLoaders
+        >>> dls = TextDataLoaders.from_csv(D.path("imdb_sample"), "texts.csv", text_col="text", label_col="label",
+        ...                                valid_col="is_valid", bs=32, seed=0)
+        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds)
+        (['negative', 'positive'], 800, 200)
+        """
         check_loader_kwargs("TextDataLoaders.from_csv", kwargs, TextDataLoaders.from_csv, TextDataLoaders.from_df,
                             but=("df",))
         return TextDataLoaders.from_df(read_csv_table(path, csv_fname, header, delimiter), path=path, **kwargs)

@@ -432,7 +432,18 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
 
     The weights start at random: pipekit ships no pretrained text weights, so ``pretrained`` must be False
     (the book's default True is refused saying so), and ``backwards=True`` is refused. Other keyword arguments
-    (``loss_func``, ``cbs``, ``wd``, ``path``, ...) go to ``Learner``; any other is refused, naming them."""
+    (``loss_func``, ``cbs``, ``wd``, ``path``, ...) go to ``Learner``; any other is refused, naming them.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.text import AWD_LSTM, TextDataLoaders, language_model_learner
+    >>> dls_lm = TextDataLoaders.from_csv(D.path("imdb_sample"), "texts.csv", text_col="text", is_lm=True,
+    ...                                   valid_pct=0.1, bs=16, seed=0)
+    >>> learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, config=dict(emb_sz=16, n_hid=16, n_layers=1))
+    >>> xb, yb = dls_lm.one_batch()     # 16 streams of 72 tokens; the targets are the next tokens
+    >>> scores = learn.model(xb)[0]     # a score for every word of the vocab at every position
+    >>> tuple(xb.shape), tuple(scores.shape) == (16, 72, len(dls_lm.vocab))
+    ((16, 72), True)
+    """
     check_learner_kwargs("language_model_learner", kwargs, language_model_learner,
                          given=("dls", "model", "splitter"))
     _check_pretrained("language_model_learner", pretrained, backwards)

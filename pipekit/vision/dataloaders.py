@@ -192,6 +192,15 @@ class ImageDataLoaders:
         The DataBlock: ``blocks=(ImageBlock(img_cls), y_block)``, ``get_x=ColReader(fn_col, pref=path/folder,
         suffix=suff)``, ``get_y=ColReader(label_col, label_delim=label_delim)``, ``splitter=ColSplitter(valid_col)``
         or ``RandomSplitter(valid_pct, seed)``.
+
+        >>> import pandas as pd
+        >>> import pipekit.datasets as D
+        >>> from pipekit.vision import ImageDataLoaders, Resize
+        >>> path = D.path("mnist_tiny")
+        >>> df = pd.read_csv(path / "labels.csv")      # name (train/3/7463.png, ...), label (3 or 7)
+        >>> dls = ImageDataLoaders.from_df(df, path, item_tfms=Resize(28), bs=16, seed=0)
+        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds), tuple(dls.one_batch()[0].shape)
+        ([3, 7], 1127, 281, (16, 3, 28, 28))
         """
         check_loader_kwargs("ImageDataLoaders.from_df", kwargs, ImageDataLoaders.from_df)
         check("ImageDataLoaders.from_df", valid_pct=(valid_pct, _PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
