@@ -158,6 +158,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
 
     Example:
         >>> import numpy as np, polars as pl
+        >>> from pipekit.backends import GBM, ExtraTrees
+        >>> from pipekit.ensemble import fit_ensemble
         >>> from pipekit.tabular import Tabular
         >>> rng = np.random.default_rng(0)
         >>> df = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})

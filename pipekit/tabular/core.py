@@ -982,7 +982,8 @@ class Tabular(_FittedNames):
     Args:
         source: a Polars/pandas DataFrame, pyarrow Table, Polars LazyFrame, or a CSV/Parquet/Arrow path.
         procs: classes or instances of ``Categorify``, ``FillMissing``, ``Normalize`` (run in that
-            dependency order: fill, then categorify, then normalise).
+            dependency order: fill, then categorify, then normalise); by default all three (fastai's
+            ``TabularPandas`` runs none unless given: ``procs=[]`` here).
         cat_names, cont_names: categorical / continuous input columns.
         y_names: target column(s).
         y_block: None (infer: text/bool -> "category", numbers -> "regression"), "category",
