@@ -293,21 +293,20 @@ def _preds_on_images(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, p
                      per_target: bool) -> list[Any]:
     """Each prediction of points or boxes (-1..1 of the model input) in pixels of its row's input image, by the
     target block's ``decode_on_image``, as ``decode_batch`` gives the row's own; other predictions as they are."""
-    from pipekit.data.loader import decoded_image_size
+    from pipekit.data.loader import on_item_image
 
-    targets = list(blocks[n_inp:])
-    moves = [callable(getattr(b, "decode_on_image", None)) for b in targets]
-    if not any(moves):
+    if not any(callable(getattr(b, "decode_on_image", None)) for b in blocks[n_inp:]):
         return list(preds)
     out = []
     for i, pred in enumerate(preds):
-        size = decoded_image_size(rows[i], blocks, n_inp) if i < len(rows) else None
-        if size is None:
+        if i >= len(rows):
             out.append(pred)
-        elif per_target:
-            out.append(tuple(b.decode_on_image(p, size) if m else p for b, m, p in zip(targets, moves, pred)))
+            continue
+        ins = tuple(rows[i][:n_inp])
+        if per_target:
+            out.append(on_item_image(ins + tuple(pred), blocks, n_inp)[n_inp:])
         else:
-            out.append(targets[0].decode_on_image(pred, size) if moves[0] else pred)
+            out.append(on_item_image(ins + (pred,), blocks[:n_inp + 1], n_inp)[n_inp])
     return out
 
 

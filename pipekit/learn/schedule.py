@@ -26,8 +26,8 @@ import numpy as np
 from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, TensorBoardCallback,
-                                     TerminateOnNaNCallback, TimeLimit, TrackerCallback)
+from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, Recorder,
+                                     TensorBoardCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback)
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.optim import LR_OR_NONE, lr_range
@@ -460,9 +460,6 @@ _NOT_IN_SWEEP = (ProgressCallback, TerminateOnNaNCallback, CSVLogger, TensorBoar
 _FIT_STATE = ("epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train",
               "final_record", "epoch_done", "stop_requested", "resume_epoch", "resume_cb_states")
 
-#: the Recorder's per-batch record, which is the sweep's after lr_find (its lrs and losses those of the curve)
-_SWEEP_RECORD = ("lrs", "moms", "group_lrs", "group_moms", "scheduled_hps", "valid_losses_at")
-
 _SUGGEST = Is(lambda fs: len(as_list(fs)) > 0 and all(callable(f) for f in as_list(fs)),
               "a suggestion function fn(lrs, losses) -> lr (valley, steep, minimum, slide) or several")
 
@@ -520,7 +517,8 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         for k, v in fit_state.items():
             setattr(learn, k, v)
         if recorder is not None:
-            sweep = {k: recorder.__dict__.get(k) for k in _SWEEP_RECORD}
+            # the per-batch record is the sweep's after lr_find (its lrs and losses those of the curve)
+            sweep = {k: recorder.__dict__.get(k) for k in Recorder.PER_BATCH}
             recorder.__dict__.update(history)
         learn.model.load_state_dict(model_state)
         if opt_state is not None:

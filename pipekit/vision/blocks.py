@@ -825,8 +825,9 @@ class CoordBlock(TransformBlock):
         if source_sizes is not None and len(source_sizes) != len(raw):
             raise DataError(f"{name}: {len(raw)} values but {len(source_sizes)} image sizes; give one image per item")
         values = raw.to_list()
-        self._check_rows(values, width)
-        for i, v in enumerate(values):
+        arrays = [self._as_array(v.get(self.key) if isinstance(v, dict) else v) for v in values]
+        self._check_rows(arrays, width)
+        for i, (v, arr) in enumerate(zip(values, arrays)):
             if isinstance(v, dict):
                 if self.key not in v or "size" not in v:
                     raise DataError(f"{name} item {i}: a dict value needs '{self.key}' and 'size' keys, got {list(v)}")
@@ -843,25 +844,28 @@ class CoordBlock(TransformBlock):
                                 f"or a getter returning {{'{self.key}': {self.example}, 'size': [h, w]}}")
             else:
                 size = self.img_size
-            out.append((np.asarray(v if v is not None else [], dtype=np.float64).reshape(-1, width),
-                        (int(size[0]), int(size[1]))))
+            if arr is None:  # ragged, or not numbers: reading it again says why
+                arr = np.asarray(v if v is not None else [], dtype=np.float64)
+            out.append((arr.reshape(-1, width), (int(size[0]), int(size[1]))))
         return out
 
-    def _check_rows(self, values: list, width: int) -> None:
-        """Refuse getter values that are not rows of ``width`` numbers (``tensor([x, y, 1.0])`` for a point), naming
-        the first such item and the positions of all (``rows``, so a DataBlock names their files too)."""
-        def problem(v: Any) -> str | None:
-            v = v.get(self.key) if isinstance(v, dict) else v
-            try:
-                arr = np.asarray(v if v is not None else [], dtype=np.float64)
-            except (TypeError, ValueError):  # ragged, or not numbers: left to the reading of the value below
-                return None
-            return coord_rows_problem(arr, width, self.example)
+    @staticmethod
+    def _as_array(v: Any) -> np.ndarray | None:
+        """A getter's value as a float64 array (None as no rows); None when it is ragged or not numbers."""
+        try:
+            return np.asarray(v if v is not None else [], dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
 
-        found = [(i, p) for i, v in enumerate(values) if (p := problem(v)) is not None]
+    def _check_rows(self, arrays: list[np.ndarray | None], width: int) -> None:
+        """Refuse getter values (as :meth:`_as_array` reads them) that are not rows of ``width`` numbers
+        (``tensor([x, y, 1.0])`` for a point), naming the first such item and the positions of all (``rows``, so a
+        DataBlock names their files too); a value that is not numbers is left to its reading in :meth:`coords`."""
+        found = [(i, p) for i, a in enumerate(arrays)
+                 if a is not None and (p := coord_rows_problem(a, width, self.example)) is not None]
         if found:
             i, p = found[0]
-            more = f" ({len(found)} of {len(values)} items are so)" if len(found) > 1 else ""
+            more = f" ({len(found)} of {len(arrays)} items are so)" if len(found) > 1 else ""
             error = DataError(f"{type(self).__name__} item {i}: the getter gave {p}{more}")
             error.rows = [j for j, _ in found]  # type: ignore[attr-defined]
             raise error

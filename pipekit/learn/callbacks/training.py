@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -97,6 +97,13 @@ class Recorder(Callback):
     unique = True  # one per learner: another replaces it
 
     order = 50
+    #: what a fit records against its training batches (``lrs``, ``moms`` and ``losses`` one per batch, each
+    #: validation's loss at the batch it followed, a ParamScheduler's values by name); a fit starts them afresh,
+    #: and ``lr_find`` leaves its sweep's here
+    PER_BATCH: ClassVar[tuple[str, ...]] = ("losses", "lrs", "moms", "group_lrs", "group_moms", "valid_losses_at",
+                                            "scheduled_hps")
+    #: what a fit records per epoch; a fit starts them afresh, and ``lr_find`` leaves the last fit's as they were
+    PER_EPOCH: ClassVar[tuple[str, ...]] = ("values", "history", "iters")
 
     def __init__(self, beta: float = 0.98):
         self.beta = beta
@@ -126,9 +133,8 @@ class Recorder(Callback):
         self.ema_, self.n_smoothed_ = 0.0, 0
         self.metrics = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
-        self.values, self.history, self.losses, self.lrs, self.moms, self.valid_losses_at = [], [], [], [], [], []
-        self.iters, self.group_lrs, self.group_moms = [], [], []
-        self.scheduled_hps = {}
+        for k in (*self.PER_EPOCH, *self.PER_BATCH):
+            setattr(self, k, {} if k == "scheduled_hps" else [])
         self._raw: list[torch.Tensor] = []
         self._bs: list[int] = []
 
