@@ -461,6 +461,8 @@ class DataLoader:
         loader's split (:meth:`decode_split`): a transform of the other split (an item transform with
         ``split_idx=0`` on a validation batch) is not undone, as fastai's ``dls.valid.decode_batch(b)``. Points and
         boxes come in pixels of their item's decoded image (the first input image), as fastai's."""
+        from pipekit.data.show import on_item_image  # show imports nothing of the loader's
+
         ctx = self.context(self.epoch, 0)
         batch = self.batch_tfms.decode(tuple(batch), ctx) if len(self.batch_tfms) else tuple(batch)
         blocks, split = self.blocks, self.decode_split()
@@ -487,25 +489,6 @@ def _image_pixels(x: Any) -> Any:
     if isinstance(x, torch.Tensor) and x.is_floating_point():
         return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8)
     return x
-
-
-def decoded_image_size(row: Sequence[Any], blocks: Sequence[Any], n_inp: int) -> tuple[int, int] | None:
-    """The (h, w) of the first input image of a decoded item (as an image block decodes it, (H, W, C)); None when
-    the item has none."""
-    for j, b in enumerate(blocks[:n_inp]):
-        if getattr(b, "geometry", None) == "image" and j < len(row) and len(np.shape(row[j])) >= 2:
-            return int(np.shape(row[j])[0]), int(np.shape(row[j])[1])
-    return None
-
-
-def on_item_image(row: tuple, blocks: Sequence[Any], n_inp: int) -> tuple:
-    """A decoded item with its points and boxes (-1..1, as a batch holds them) in pixels of the item's image (see
-    :func:`decoded_image_size`), by their blocks' ``decode_on_image``; as it is when it has no image."""
-    size = decoded_image_size(row, blocks, n_inp)
-    if size is None:
-        return tuple(row)
-    return tuple(blocks[j].decode_on_image(v, size) if j < len(blocks) and callable(
-        getattr(blocks[j], "decode_on_image", None)) else v for j, v in enumerate(row))
 
 
 #: how to build loaders of one's own tensors that pipekit can also show, encode new items with and export

@@ -289,12 +289,29 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
     return savefig_or_show(fig, path, name=name)
 
 
+def decoded_image_size(row: Sequence[Any], blocks: Sequence[Any], n_inp: int) -> tuple[int, int] | None:
+    """The (h, w) of the first input image of a decoded item (as an image block decodes it, (H, W, C)); None when
+    the item has none."""
+    for j, b in enumerate(blocks[:n_inp]):
+        if getattr(b, "geometry", None) == "image" and j < len(row) and len(np.shape(row[j])) >= 2:
+            return int(np.shape(row[j])[0]), int(np.shape(row[j])[1])
+    return None
+
+
+def on_item_image(row: tuple, blocks: Sequence[Any], n_inp: int) -> tuple:
+    """A decoded item with its points and boxes (-1..1, as a batch holds them) in pixels of the item's image (see
+    :func:`decoded_image_size`), by their blocks' ``decode_on_image``; as it is when it has no image."""
+    size = decoded_image_size(row, blocks, n_inp)
+    if size is None:
+        return tuple(row)
+    return tuple(blocks[j].decode_on_image(v, size) if j < len(blocks) and callable(
+        getattr(blocks[j], "decode_on_image", None)) else v for j, v in enumerate(row))
+
+
 def _preds_on_images(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: Sequence[Any],
                      per_target: bool) -> list[Any]:
     """Each prediction of points or boxes (-1..1 of the model input) in pixels of its row's input image, by the
     target block's ``decode_on_image``, as ``decode_batch`` gives the row's own; other predictions as they are."""
-    from pipekit.data.loader import on_item_image
-
     if not any(callable(getattr(b, "decode_on_image", None)) for b in blocks[n_inp:]):
         return list(preds)
     out = []
