@@ -226,3 +226,15 @@ def test_an_encodes_per_type_in_tfmdlists_of_real_files(files):
     sizes = [f.stat().st_size for f in some]
     tls = TfmdLists(sizes, [Dbl()])
     assert tls[:] == [s * 2 for s in sizes] and tls.decode(tls[0]) == sizes[0]
+
+
+def test_a_callback_setting_self_x_is_told_to_set_xb():
+    """``self.x`` is read-only on the Learner (xb[0], as fastai's): a callback assigning it is pointed at xb."""
+    class Halve(Callback):
+        def before_batch(self):
+            self.x = self.x / 2
+
+    cb = Halve()
+    cb.learn = object()
+    with pytest.warns(UserWarning, match=r"set self\.learn\.xb = \(\.\.\.,\) \(x is xb\[0\]\)"):
+        cb.x = 1

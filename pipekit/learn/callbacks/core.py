@@ -58,6 +58,8 @@ LEARNER_STATE = frozenset({
     "training", "epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train", "recorder",
     "metrics", "cbs", "lr", "wd", "moms", "path", "model_dir", "device", "final_record", "validation_only",
 })
+#: the Learner's state a callback reads but cannot set on the Learner under that name, and how to change it
+_READ_ONLY_VIA = {"x": "self.learn.xb = (...,) (x is xb[0])", "y": "self.learn.yb = (...,) (y is yb[0])"}
 #: the Learner's methods and settings a callback reads as its own too, as fastai's forward them
 #: (``self.save('best')``, ``self.freeze()``, ``self.opt_func``); other callbacks read by their names
 #: (``self.recorder``, ``self.activation_stats``)
@@ -170,8 +172,9 @@ class Callback(Component):
     def __setattr__(self, name: str, value: Any) -> None:
         if name in LEARNER_STATE and "learn" in self.__dict__ and name not in self.__dict__ \
                 and not hasattr(type(self), name):
+            via = _READ_ONLY_VIA.get(name, f"self.learn.{name}")
             warn(f"{type(self).__name__} sets self.{name}, which only hides the Learner's {name}: the "
-                 f"training loop never sees it. To change it, set self.learn.{name}", UserWarning)
+                 f"training loop never sees it. To change it, set {via}", UserWarning)
         super().__setattr__(name, value)
 
     @property
