@@ -213,6 +213,11 @@ def cache_folder(cache_dir: str | os.PathLike | bool | None, sub: str) -> Path |
 CACHE_KINDS = {"images": "images", "tokens": "text"}
 #: The name of an image pack (``<id>.npy``, its meta ``<id>.json``): a 12-byte fingerprint of its keys and settings.
 PACK_ID = re.compile(r"[0-9a-f]{24}")
+#: The share of an entry's items (an image pack's files, a token entry's texts) a build with the same settings must
+#: take over for that entry to be superseded and deleted: cleaning or editing a data set takes nearly all of them; a
+#: build of a subset or an overlapping sample of it takes fewer, and the data set's own entry is kept for its next build
+#: (see :func:`pipekit.vision.cache._index_pack` and :func:`pipekit.text.store.save_cached`).
+SUPERSEDED_SHARE = 0.75
 #: What pipekit writes in the folder of each cache kind (by sub-folder name), so that measuring and clearing it touch
 #: nothing else: entry folders named by a fingerprint (16 hex digits: an image mode and size; 32: a text column and
 #: its settings) holding files of these names, and the temporary files of builds (:func:`temp_name`). Anything else

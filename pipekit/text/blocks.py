@@ -30,7 +30,7 @@ from pipekit.data.cache import cache_folder, warn_rebuild
 from pipekit.text.hf_tokenizer import HFTokenizer
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
-from pipekit.text.store import TextStore, cache_key, load_cached, save_cached
+from pipekit.text.store import TextStore, cache_key, load_cached, save_cached, text_keys
 from pipekit.text.tokenize import (FLD, PAD, Tokenizer, as_text_series, check_table_args, read_text_file,
                                    tokenizer_for)
 
@@ -309,7 +309,9 @@ class TextBlock(TransformBlock):
             if trace is not None:
                 trace(repr(tok), f"{len(tokens.ids)} tokens, {len(tokens.vocab)} distinct")
             if folder is not None:
-                save_cached(folder, tokens, {"tok_state": tok.fitted_state(), "settings": settings})
+                # the texts' keys let this entry supersede the one of the texts before an edit (see save_cached)
+                save_cached(folder, tokens, {"tok_state": tok.fitted_state(), "settings": settings,
+                                             "text_keys": text_keys(texts, split)})
             self.from_cache_ = False
         num.setup(tokens, train_idx)
         ids = num.encode(tokens)

@@ -6,10 +6,12 @@ tokens of a column (ids into the column's own list of distinct tokens) as an Arr
 memory-mapped back, keyed by a hash of the texts and the block's settings, so re-running a recipe
 does not tokenize again, whatever its split: the vocabulary, learned on the training rows, is counted
 again at each build from the cached tokens (0.02 s for imdb_sample's 1,000 reviews, against 0.5 s to
-tokenize them).
+tokenize them). An entry lists the content key of each of its texts, so a rebuild after editing, adding or deleting
+texts deletes the entry it supersedes, by the image cache's rule (:data:`~pipekit.data.cache.SUPERSEDED_SHARE`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
@@ -22,9 +24,10 @@ import pyarrow as pa
 import torch
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.data.cache import (STREAM_RECORD, CacheEntryError, ChecksumWriter, TempFile, atomic_write_json,
-                                cache_folder, clean_stale_temps, fingerprint, read_json, remove_cache_folder,
-                                open_verified, remove_link, warn_rebuild, warn_unwritable)
+from pipekit.data.cache import (CACHE_LAYOUTS, STREAM_RECORD, SUPERSEDED_SHARE, TEMP_SUFFIX, CacheEntryError,
+                                ChecksumWriter, TempFile, atomic_write_json, cache_folder, clean_stale_temps,
+                                fingerprint, link_target, read_json, remove_cache_folder, open_verified, remove_link,
+                                warn_rebuild, warn_unwritable)
 from pipekit.data.store import Store
 from pipekit.text.tokenize import TokenizedTexts, ragged_positions
 
@@ -104,6 +107,24 @@ def cache_key(texts: pl.Series, settings: dict[str, Any], train_idx: np.ndarray 
     return fingerprint(*parts)
 
 
+def text_keys(texts: pl.Series, train_idx: np.ndarray | None = None) -> list[str]:
+    """The content key of each text, which its entry's meta lists (``text_keys``) so that a later build can tell
+    which entries it supersedes (:func:`save_cached`). With ``train_idx``, for a tokenizer that learns from the
+    training texts, a key also says whether its text is a training one: an entry of another split of the same texts
+    shares few keys, and is kept.
+
+    >>> a, b = text_keys(pl.Series(["A good film.", "Dull."])), text_keys(pl.Series(["A good film.", "Dull!"]))
+    >>> a[0] == b[0], a[1] == b[1]
+    (True, False)
+    """
+    values = texts.cast(pl.String).fill_null("").to_list()
+    if train_idx is None:
+        return [fingerprint(t, digest_size=8) for t in values]
+    train = np.zeros(len(values), dtype=bool)
+    train[np.asarray(train_idx, dtype=np.int64)] = True
+    return [fingerprint(t, "train" if tr else "valid", digest_size=8) for t, tr in zip(values, train.tolist())]
+
+
 #: The meta fields the text block writes and reads back (with the ids' checksum, added here); ``vocab`` is the
 #: entry's list of distinct tokens, which the ids index (``TokenizedTexts.vocab``).
 META_FIELDS: dict[str, type | tuple[type, ...]] = {"vocab": list, "tok_state": dict, "settings": dict}
@@ -114,7 +135,8 @@ TURN_OFF = "cache_dir=False (to TextBlock, TextBlock.from_df or TextDataLoaders)
 def save_cached(folder: Path, tokens: TokenizedTexts, meta: dict[str, Any]) -> bool:
     """Write the ``tokens``' ids (Arrow IPC ``list<int32>``, checksummed as it is written) and meta (JSON with
     the ids' checksum and the distinct tokens as ``vocab``), each atomically. The meta goes first and the
-    ids' rename commits the entry: whoever finds the ids finds their meta.
+    ids' rename commits the entry: whoever finds the ids finds their meta. When the meta lists its texts' keys
+    (``text_keys``, see :func:`text_keys`), the entries it supersedes are then deleted (:func:`_drop_superseded`).
 
     A cache folder that cannot be written (read-only, a file, a full disk) is said once by a
     CacheWriteWarning naming it and the fixes, and nothing is kept: returns whether the entry was written. A link in
@@ -138,7 +160,50 @@ def save_cached(folder: Path, tokens: TokenizedTexts, meta: dict[str, Any]) -> b
     except OSError as e:
         warn_unwritable(folder.parent, e, "tokens", TURN_OFF)
         return False
+    _drop_superseded(folder, meta)
     return True
+
+
+def _drop_superseded(folder: Path, meta: dict[str, Any]) -> None:
+    """Delete the entries beside the entry ``folder`` just written with ``meta`` that it supersedes: those of the same
+    settings whose texts it takes over at least :data:`~pipekit.data.cache.SUPERSEDED_SHARE` of, by their keys (the
+    image cache's rule, :func:`pipekit.vision.cache._index_pack`). Rebuilding a data set after editing, adding or
+    deleting a few texts so keeps one entry of its tokens, not a whole old copy per edit; an entry of a sample of
+    it, or of texts overlapping it, shares fewer keys and stays.
+
+    Safe beside other builds without a lock: an entry holding a temporary file is skipped (a live build is writing
+    it; those of killed builds were removed first, by :func:`save_cached`), and an entry is uncommitted first (its
+    ids go before its meta), so a build reading it meanwhile finds no entry and tokenizes again, without a warning
+    (a mapped ids file stays readable after it is unlinked). A build killed here leaves a meta without ids, which
+    is never read, and deleted by the next build that supersedes it. Entries of an older pipekit, which list no
+    keys, are kept until cleared. Links are never followed; only pipekit's own files are removed."""
+    keys = meta.get("text_keys")
+    if not isinstance(keys, list):
+        return
+    taken = set(keys)
+    settings = json.loads(json.dumps(meta["settings"]))  # as the other entries' meta read it back
+    pattern = CACHE_LAYOUTS["text"][0]
+    try:
+        names = os.listdir(folder.parent)
+    except OSError:
+        return
+    for name in names:
+        other = folder.parent / name
+        if name == folder.name or not pattern.fullmatch(name) or link_target(other) is not None:
+            continue
+        try:
+            if any(f.endswith(TEMP_SUFFIX) for f in os.listdir(other)):
+                continue
+            old = read_json(other / "meta.json", {"settings": dict, "text_keys": list})
+        except (OSError, CacheEntryError):  # not a folder, removed meanwhile, no keys, damaged: left as it is
+            continue
+        listed = {k for k in old["text_keys"] if isinstance(k, str)}
+        if old["settings"] != settings or not listed or len(listed & taken) < SUPERSEDED_SHARE * len(listed):
+            continue
+        with contextlib.suppress(OSError):  # a file that cannot be removed: the entry stays, to be cleared
+            for f in ("ids.arrow", "meta.json"):
+                (other / f).unlink(missing_ok=True)
+            os.rmdir(other)
 
 
 def load_cached(folder: Path, n_texts: int) -> tuple[TokenizedTexts, dict[str, Any]] | None:
@@ -184,9 +249,11 @@ def load_cached(folder: Path, n_texts: int) -> tuple[TokenizedTexts, dict[str, A
             raise CacheEntryError(f"holds the tokens of {len(offsets) - 1} texts, where the column has {n_texts}")
         return TokenizedTexts(meta.pop("vocab"), flat, offsets - offsets[0]), meta
     except CacheEntryError as e:
-        warn_rebuild(ids_path, e.reason)
+        if ids_path.exists():  # else superseded and deleted meanwhile by another build (see _drop_superseded)
+            warn_rebuild(ids_path, e.reason)
     except (OSError, pa.ArrowException) as e:  # ArrowInvalid, ArrowIndexError, ...: a file pipekit did not write
-        warn_rebuild(ids_path, f"cannot be read as Arrow IPC ({e})")
+        if ids_path.exists():
+            warn_rebuild(ids_path, f"cannot be read as Arrow IPC ({e})")
     return None
 
 

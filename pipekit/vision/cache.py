@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from pipekit.core.errors import DataError
-from pipekit.data.cache import (PACK_ID, CacheEntryError, PackChecksum, TempFile, atomic_write_json, cache_folder,
-                                clean_stale_temps, fingerprint, open_verified, read_json, remove_cache_folder,
-                                remove_link, warn_rebuild, warn_unwritable)
+from pipekit.data.cache import (PACK_ID, SUPERSEDED_SHARE, CacheEntryError, PackChecksum, TempFile, atomic_write_json,
+                                cache_folder, clean_stale_temps, fingerprint, open_verified, read_json,
+                                remove_cache_folder, remove_link, warn_rebuild, warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
@@ -53,10 +53,6 @@ CACHE_VERSION = "pk-img-4"
 T = TypeVar("T")
 #: what keeps decoded images off disk, named when the cache folder cannot be written
 TURN_OFF = "ImageBlock(cache_dir=False) (or cache_dir=False to build_image_store)"
-#: the share of a pack's index entries a build must take over for the pack to be superseded and deleted (see
-#: _index_pack): cleaning a data set of a few files takes nearly all of them; a build of a subset or an overlapping
-#: sample of it, with the same settings, takes fewer, and the data set's own pack is kept for its next build
-SUPERSEDED_SHARE = 0.75
 
 
 def default_cache_dir() -> Path:
