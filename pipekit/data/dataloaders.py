@@ -915,13 +915,15 @@ def _split_loaders(make: Callable[..., DataLoader], train: Any, valid: Any, bs: 
 def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
              shuffle: bool, drop_last: bool, seed: int | None, device: Any, batch_tfms: BatchPipeline,
              num_workers: int | None, valid_drop_last: bool = False) -> tuple[DataLoader, DataLoader]:
-    """The training loader (shuffled, augmented) and the validation loader (in order, seeded one after)."""
-    if drop_last and 0 < len(train) < bs:
-        raise DataError(f"the training set has {len(train)} items, fewer than bs={bs}: with drop_last=True it gives "
-                        f"no batch to train on; lower bs (e.g. bs={len(train)}) or pass drop_last=False")
+    """The training loader (shuffled, augmented) and the validation loader (in order, seeded one after). Fewer
+    training items than ``bs`` with ``drop_last`` are refused where the loader then has no batch: a loader of items
+    batches ``bs`` of them, a language model's (``LMDataLoader``) windows of ``bs`` streams cut from all of them."""
     seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
     train_dl = dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common)
+    if drop_last and 0 < len(train) < bs and not len(train_dl):
+        raise DataError(f"the training set has {len(train)} items, fewer than bs={bs}: with drop_last=True it gives "
+                        f"no batch to train on; lower bs (e.g. bs={len(train)}) or pass drop_last=False")
     try:
         valid_dl = dl_type(valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False,
                            **({"drop_last": True} if valid_drop_last else {}), **common)

@@ -17,7 +17,7 @@ from pipekit.backends.base import Backend, KeepsProcessor, Model
 from pipekit.backends.data import RowForm, TabularData, as_data, check_rows, normalised_stats
 from pipekit.core.component import Component, param_names, to_data
 from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError
-from pipekit.metrics import get_metric
+from pipekit.metrics import Metric, check_metric, get_metric
 
 
 @runtime_checkable
@@ -300,6 +300,16 @@ class Ensemble(KeepsProcessor, Model):
         super().check_params()
         check_members(self.members, self.check_columns, fitted=self.members_fitted)
         get_metric(self.metric, self.task)  # a bad metric fails here, not after fitting
+
+    def _fit_metric(self, n_classes: int | None = None) -> Metric:
+        """``metric`` for this task as fitting scores with it, checked once before anything is fitted or chosen on it
+        (:func:`~pipekit.metrics.lookup.check_metric`, as ``fit_ensemble`` checks its metric): a function that fails
+        on the task's predictions fails here, and a plain function's direction is read from its scores, its name
+        deciding only where they do not tell (a ``cost`` whose scores are better smaller is minimised).
+        ``n_classes``: the number of classes of a classifier's targets."""
+        m = get_metric(self.metric, self.task)
+        check_metric(m, self.task, n_classes if self.task == "classification" else None)
+        return m
 
     def params_to_data(self) -> dict[str, Any]:
         params = self.get_params(deep=False)

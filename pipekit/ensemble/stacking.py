@@ -177,6 +177,8 @@ class StackingEnsemble(Ensemble):
         if d.y is None:
             raise DataError("the training split has no targets (ys)")
         v = as_data(valid) if valid is not None else None
+        # checked before any member is fitted; scores the validation rows (report_)
+        metric = self._fit_metric(len(np.unique(np.asarray(d.y))) if self.task == "classification" else None)
         self.reset_state()
         self.passthrough_columns_ = list(d.feature_names)
         self.passthrough_cats_ = [c for c in d.cat_names if c in self.passthrough_columns_]
@@ -217,7 +219,7 @@ class StackingEnsemble(Ensemble):
             self.rows_signature_ = rows_signature(d)
         self._remember_procs(d)
         self.train_rows_signature_ = rows_signature(d)  # see bagged.fitted_on
-        self.report_ = None if v is None else self._scores(self._data(v))
+        self.report_ = None if v is None else self._scores(self._data(v), metric)
         return self
 
     def _fit_members(self, d: TabularData, v: TabularData | None, order: Any = None) -> np.ndarray:

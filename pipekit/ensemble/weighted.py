@@ -33,7 +33,6 @@ from pipekit.core.validate import Options
 from pipekit.ensemble.bagged import training_predictions
 from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
                                    validate_prediction)
-from pipekit.metrics import get_metric
 
 
 class WeightedEnsemble(Ensemble):
@@ -83,7 +82,7 @@ class WeightedEnsemble(Ensemble):
         k = None if classes is None else len(classes)
         P = np.stack([validate_prediction(p, len(y), member_name(m, i), self.task, k)
                       for i, (p, m) in enumerate(zip(preds, self.members))])
-        metric = get_metric(self.metric, self.task)
+        metric = self._fit_metric(k)  # once: its direction decides every step
         # ties on a coarse metric (accuracy) are broken by log-loss, which rewards the better-calibrated mix
         tie = self.task == "classification" and metric.name != "log_loss"
 
