@@ -228,6 +228,26 @@ def test_an_encodes_per_type_in_tfmdlists_of_real_files(files):
     assert tls[:] == [s * 2 for s in sizes] and tls.decode(tls[0]) == sizes[0]
 
 
+def test_a_subclass_adding_an_encodes_keeps_its_parents_for_other_types(files):
+    """fastai's type dispatch falls back to the parent's: a subclass's ``encodes`` for ``str`` leaves ``Dbl``'s for
+    ``int`` in place (fastai 2.8.12: the sizes doubled, the labels upper-cased); an untyped one takes every value."""
+
+    class Upper(Dbl):
+        def encodes(self, x: str):
+            return x.upper()
+
+    class Every(Dbl):
+        def encodes(self, x):
+            return "all"
+
+    some = list(files[:2]) + list(files[-2:])
+    pairs = tuple((f.stat().st_size, f.parent.name) for f in some)
+    assert Upper()(pairs) == tuple((n * 2, label.upper()) for n, label in pairs)
+    assert Upper().decode(pairs[0]) == (pairs[0][0] // 2, pairs[0][1][:0])  # decodes inherited whole
+    assert (Every()(pairs[0][0]), Every()(pairs[0][1])) == ("all", "all")
+    assert written_for_items(Upper()) and not runs_per_value(Upper())
+
+
 def test_a_callback_setting_self_x_is_told_to_set_xb():
     """``self.x`` is read-only on the Learner (xb[0], as fastai's): a callback assigning it is pointed at xb."""
     class Halve(Callback):

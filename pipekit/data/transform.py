@@ -133,13 +133,13 @@ class Transform(Component, metaclass=_TransformMeta):
             if cls.takes_context and theirs != "setups":
                 raise ParameterError(f"{where}: a batch transform works on whole batches; define "
                                      f"{ours}(self, batch, ctx) instead (see BatchTransform)")
+            method = None
             if theirs in repeated:  # one definition per type, as fastai's: dispatched on the value's type
-                dispatch = _dispatch_method(repeated[theirs], where)
-                if dispatch is not None:
-                    setattr(cls, ours, dispatch)
-                    continue
-            types = value_types(fn, where, skip_self=True) if theirs != "setups" else None
-            setattr(cls, ours, fn if types is None else _typed_method(fn, types))
+                method = _dispatch_method(repeated[theirs], where)
+            if method is None:
+                types = value_types(fn, where, skip_self=True) if theirs != "setups" else None
+                method = fn if types is None else _typed_method(fn, types)
+            setattr(cls, ours, _over_inherited(cls, ours, method))
 
     def __init__(self, **fastai_kwargs: Any):
         """fastai's ``Transform.__init__(enc=None, dec=None, split_idx=None, order=None)``, as a subclass's
@@ -504,6 +504,10 @@ def apply_typed(fn: Callable[[Any], Any], types: tuple[type, ...], values: Any,
     return values if other is None else other(values)
 
 
+#: the attribute naming the classes a typed ``encode``/``decode`` made by ``Transform.__init_subclass__`` applies to
+_VALUE_TYPES = "_value_types"
+
+
 def _typed_method(fn: Callable[..., Any], types: tuple[type, ...]) -> Callable[..., Any]:
     """A transform's ``encodes``/``decodes`` annotated with ``types`` as the method applying it by type."""
     import functools
@@ -511,7 +515,53 @@ def _typed_method(fn: Callable[..., Any], types: tuple[type, ...]) -> Callable[.
     @functools.wraps(fn)
     def method(self: Any, values: Any) -> Any:
         return apply_typed(lambda v: fn(self, v), types, values)
+    setattr(method, _VALUE_TYPES, types)
     return method
+
+
+def _shown(first: Callable[..., Any], classes: tuple[type, ...]) -> Callable[..., Any]:
+    """What ``inspect.unwrap`` finds on a method made of several typed definitions: the first definition's code (where
+    it was written, see :func:`written_for_items`) annotated with every class the method takes (see
+    :func:`value_types`)."""
+    import types as pytypes
+    import typing
+
+    shown = pytypes.FunctionType(first.__code__, first.__globals__, first.__name__, first.__defaults__,
+                                 first.__closure__)
+    shown.__kwdefaults__ = first.__kwdefaults__
+    value_name = list(inspect.signature(first).parameters)[1]
+    shown.__annotations__ = {value_name: typing.Union[classes]}
+    return shown
+
+
+def _over_inherited(cls: type, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` (a subclass's ``encodes`` or ``decodes`` as ``name``) taking over from the one ``cls`` inherits,
+    as fastai's type dispatch does: when both are typed, a value of none of ``method``'s classes goes to the
+    inherited one (``class Sub(Base)`` adding an ``encodes`` for ``str`` keeps ``Base``'s for ``int``). An untyped
+    ``method`` takes every value, and an inherited untyped one is pipekit's whole-column method, left alone.
+
+    >>> class Base(Transform):
+    ...     def encodes(self, x: int): return x + 1
+    >>> class Sub(Base):
+    ...     def encodes(self, x: str): return x.upper()
+    >>> Sub()((1, "a", 2.5))
+    (2, 'A', 2.5)
+    """
+    import functools
+
+    own = getattr(method, _VALUE_TYPES, None)
+    inherited = getattr(super(cls, cls), name, None)
+    theirs = getattr(inherited, _VALUE_TYPES, None)
+    if own is None or theirs is None:
+        return method
+    every = tuple(dict.fromkeys(own + theirs))
+
+    @functools.wraps(method)
+    def merged(self: Any, values: Any) -> Any:
+        return apply_typed(lambda v: method(self, v), own, values, lambda v: inherited(self, v))
+    merged.__wrapped__ = _shown(inspect.unwrap(method), every)  # type: ignore[attr-defined]
+    setattr(merged, _VALUE_TYPES, every)
+    return merged
 
 
 def _dispatch_method(fns: list[Callable[..., Any]], where: str) -> Callable[..., Any] | None:
@@ -531,8 +581,6 @@ def _dispatch_method(fns: list[Callable[..., Any]], where: str) -> Callable[...,
     """
     import abc
     import functools
-    import types as pytypes
-    import typing
 
     table: list[tuple[tuple[type, ...], Callable[..., Any]]] = []
     untyped = None
@@ -573,14 +621,11 @@ def _dispatch_method(fns: list[Callable[..., Any]], where: str) -> Callable[...,
         return apply_typed(lambda v: pick(v)(self, v), every, values,
                            None if untyped is None else functools.partial(untyped, self))
 
-    # what inspect.unwrap finds, as for one typed ``encodes``: the first definition's code (where it was written, see
-    # written_for_items) annotated with every class the method takes (see value_types)
-    shown = pytypes.FunctionType(first.__code__, first.__globals__, first.__name__, first.__defaults__,
-                                 first.__closure__)
-    shown.__kwdefaults__ = first.__kwdefaults__
-    value_name = list(inspect.signature(first).parameters)[1]
-    shown.__annotations__ = {value_name: typing.Union[every + ((object,) if untyped is not None else ())]}
-    method.__wrapped__ = shown  # type: ignore[attr-defined]
+    # what inspect.unwrap finds, as for one typed ``encodes`` (see _shown); with an untyped definition it takes every
+    # value, so is typed for nothing
+    method.__wrapped__ = _shown(first, every + ((object,) if untyped is not None else ()))  # type: ignore[attr-defined]
+    if untyped is None:
+        setattr(method, _VALUE_TYPES, every)
     return method
 
 
