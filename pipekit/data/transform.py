@@ -550,15 +550,16 @@ def _over_inherited(cls: type, name: str, method: Callable[..., Any]) -> Callabl
     import functools
 
     own = getattr(method, _VALUE_TYPES, None)
-    inherited = getattr(super(cls, cls), name, None)
+    inherited: Callable[..., Any] | None = getattr(super(cls, cls), name, None)
     theirs = getattr(inherited, _VALUE_TYPES, None)
-    if own is None or theirs is None:
+    if own is None or theirs is None or inherited is None:
         return method
+    base = inherited
     every = tuple(dict.fromkeys(own + theirs))
 
     @functools.wraps(method)
     def merged(self: Any, values: Any) -> Any:
-        return apply_typed(lambda v: method(self, v), own, values, lambda v: inherited(self, v))
+        return apply_typed(lambda v: method(self, v), own, values, lambda v: base(self, v))
     merged.__wrapped__ = _shown(inspect.unwrap(method), every)  # type: ignore[attr-defined]
     setattr(merged, _VALUE_TYPES, every)
     return merged
