@@ -107,6 +107,12 @@ class Metric(Component):
 
         return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", type(self).__name__).lower()
 
+    @classmethod
+    def own_aliases(cls) -> tuple[str, ...]:
+        """The :attr:`aliases` this class declares itself: a subclass scores something else (RMSPE is an RMSE's
+        subclass, not ``root_mean_squared_error``), so it is not known by its base's."""
+        return tuple(cls.__dict__.get("aliases", ()))
+
     @property
     def scoring_name(self) -> str:
         """The name that says what it scores with its parameters, as ``get_metric`` reads scikit-learn's scoring

@@ -1,10 +1,11 @@
-"""A metric from what a user passes: an object, a class or a function (:func:`as_metric`), or, for a backend's
-task, a name of pipekit's or one of scikit-learn's scoring names (:func:`get_metric`); the check that a metric
+"""A metric from what a user passes: an object, a class, a function or a scikit-learn scorer (:func:`as_metric`),
+or, for a backend's task, a name of pipekit's or one of scikit-learn's scoring names (:func:`get_metric`); the check that a metric
 can score a task's predictions before any model is fitted (:func:`check_metric`), and that a Learner's metrics
 score its data's kind of target (:func:`check_metric_targets`)."""
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +24,15 @@ DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
 def as_metric(m: Any, y_first: bool = False) -> Metric:
     """A fresh metric from what a user passes: a metric (copied, so learners never share accumulators),
-    a metric class, ``functools.partial`` of a metric, or a plain function (see :class:`FuncMetric`)."""
+    a metric class, ``functools.partial`` of a metric, or a plain function (see :class:`FuncMetric`); with ``y_first``
+    (whole arrays, targets first) a scikit-learn scorer too (``make_scorer(...)``, ``get_scorer(...)``, see
+    :func:`get_metric`)."""
+    if _is_scorer(m):
+        if not y_first:  # a Learner's metric is a function of a batch's outputs and targets, not of a fitted model
+            raise ParameterError(f"metrics={m!r} is a scikit-learn scorer, which scores a fitted estimator on X and y; "
+                                 "a Learner's metric scores its outputs: pass a pipekit Metric (RocAuc(), rmse) or "
+                                 "the function through skm_to_fastai(fn), from pipekit.learn")
+        return _scorer_metric(m)
     if isinstance(m, Metric):
         return m.clone()
     if isinstance(m, type) and issubclass(m, Metric):
@@ -120,10 +129,11 @@ def _check_direction(metric: FuncMetric, perfect: float, worse: list[float | Non
     said = ", ".join(f"{w:.4g}" for w in scored)
     way = "larger" if told else "smaller"
     if not metric._direction_from_name:
+        use = (f"make_scorer({metric.name}, greater_is_better={told}, ...)" if isinstance(metric.fn, _ScoreFunction)
+               and metric.fn.scorer else f"FuncMetric({metric.name}, greater_is_better={told}, y_first=True)")
         warn(f"metric {metric.name!r} scores a near-perfect prediction {perfect:.4g} and poor ones {said}, so "
              f"{way} is better, but it is set greater_is_better={metric.greater_is_better}: models are chosen "
-             f"on it as set. If {way} is better, pass FuncMetric({metric.name}, greater_is_better={told}, "
-             "y_first=True)")
+             f"on it as set. If {way} is better, pass {use}")
         return
     metric.greater_is_better = told  # type: ignore[misc]  # the scores tell what the function's name did not
     warn(f"metric {metric.name!r} is taken as better {way}, as its scores say (a near-perfect prediction "
@@ -177,6 +187,8 @@ def metric_task(metric: Metric) -> str | None:
     if fn is None:
         return getattr(metric, "task", None)
     base = fn.func if isinstance(fn, functools.partial) else fn
+    if isinstance(base, _ScoreFunction):  # a scorer's function, or a scikit-learn error known by name
+        base = base.score_func
     return _SKLEARN_TASKS.get(str(getattr(base, "__module__", "")))
 
 
@@ -204,6 +216,89 @@ def _negated_name(metric: str, by_name: dict[str, Any]) -> str:
             f"(positive) and know that smaller is better, so selection and reports need no minus sign: use {use}")
 
 
+#: the errors pipekit scores with the scikit-learn function of that name, by their short names and the function's
+#: own, each better smaller; and what to do where the function cannot score the values it is given
+_SKLEARN_ERRORS = {"rmsle": "root_mean_squared_log_error", "root_mean_squared_log_error": "root_mean_squared_log_error",
+                   "mape": "mean_absolute_percentage_error",
+                   "mean_absolute_percentage_error": "mean_absolute_percentage_error"}
+_SKLEARN_ERROR_FIX = {"root_mean_squared_log_error": "a logarithmic error scores values above -1 only: score these "
+                                                     "targets with metric='rmse'"}
+#: what a scikit-learn scorer asks of an estimator (its ``_response_method``, one of these or a tuple of them)
+_RESPONSES = ("predict", "predict_proba", "decision_function")
+
+
+class _ScoreFunction:
+    """A scikit-learn score function ``score_func(y_true, y_pred, **kwargs)`` called on what pipekit's models predict
+    as scikit-learn's scorers call it on an estimator's responses: with ``response`` 'predict' a classifier's classes
+    (the arg-max of its probabilities), with any other (``predict_proba``, ``decision_function``) its probabilities,
+    the positive class's column for two classes; None, or a regression's values, as they are. ``scorer``: read from a
+    scorer (a message names make_scorer). A ValueError of the function (a value it cannot score) is a ParameterError
+    naming it and ``fix`` where one is given."""
+
+    def __init__(self, score_func: Any, response: str | None = None, kwargs: dict[str, Any] | None = None,
+                 fix: str = "", scorer: bool = False):
+        self.score_func, self.response, self.kwargs, self.fix, self.scorer = score_func, response, kwargs or {}, fix, scorer
+        self.__name__ = str(getattr(score_func, "__name__", type(score_func).__name__))
+
+    def __call__(self, y_true: Any, y_pred: Any) -> Any:
+        p = y_pred
+        if self.response is not None and getattr(p, "ndim", 0) == 2 and p.shape[1] >= 2:  # a classifier's probabilities
+            p = np.asarray(p)
+            p = p.argmax(1) if self.response == "predict" else p[:, 1] if p.shape[1] == 2 else p
+        try:
+            return self.score_func(y_true, p, **self.kwargs)
+        except ValueError as e:
+            if not self.fix:
+                raise
+            raise ParameterError(f"metric {self.__name__!r} cannot score these values ({e}); {self.fix}") from e
+
+    def __repr__(self) -> str:
+        kw = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
+        return f"{self.__name__}(response={self.response!r}{kw})" if self.scorer else self.__name__
+
+
+def _is_scorer(m: Any) -> bool:
+    """Whether ``m`` is a scikit-learn scorer (``make_scorer(...)``, ``get_scorer(...)``): one exists only once
+    scikit-learn has made it, so scikit-learn is never imported to tell."""
+    base = getattr(sys.modules.get("sklearn.metrics._scorer"), "_BaseScorer", None)
+    return isinstance(base, type) and isinstance(m, base)
+
+
+def _scorer_metric(scorer: Any, task: str | None = None) -> FuncMetric:
+    """The metric of a scikit-learn scorer: a :class:`FuncMetric` of its score function (named after it, so a report
+    reads ``roc_auc_score``) with its keyword arguments, better larger where its sign is positive
+    (``greater_is_better``: its value is reported as the function gives it, a loss positive) and given what its
+    response method asks of the model (see :class:`_ScoreFunction`). A scorer whose attributes are not those of
+    scikit-learn's ``_Scorer`` is refused, naming what to pass instead."""
+    fn, sign = getattr(scorer, "_score_func", None), getattr(scorer, "_sign", None)
+    kwargs, response = getattr(scorer, "_kwargs", None), getattr(scorer, "_response_method", None)
+    methods = (response,) if isinstance(response, str) else response
+    if not (callable(fn) and sign in (1, -1) and isinstance(kwargs, dict) and isinstance(methods, tuple) and methods
+            and all(r in _RESPONSES for r in methods)) or hasattr(scorer, "_thresholds"):
+        import sklearn
+
+        name = getattr(fn, "__name__", None)
+        use = (f"the function itself (metric={name}) or its name (metric={name.removesuffix('_score')!r})"
+               if isinstance(name, str) else "the score function itself (metric=roc_auc_score) or its name "
+               "(metric='roc_auc')")
+        of = f" of {name}" if isinstance(name, str) else ""  # its repr may need the very attributes it lacks
+        raise ParameterError(f"metric is a scikit-learn {type(scorer).__name__}{of} that pipekit cannot read "
+                             f"(scikit-learn {sklearn.__version__}): pass {use}")
+    take = None if task == "regression" else "predict" if methods == ("predict",) else "proba"
+    return FuncMetric(_ScoreFunction(fn, take, kwargs, scorer=True), greater_is_better=sign > 0, y_first=True)
+
+
+def _sklearn_error(metric: str, task: str) -> Metric:
+    """The metric of a scikit-learn error known by name (``_SKLEARN_ERRORS``): its function, better smaller."""
+    if task != "regression":
+        raise ParameterError(f"metric={metric!r} is a regression metric but the task is {task!r}")
+    import sklearn.metrics
+
+    name = _SKLEARN_ERRORS[metric]
+    fn = _ScoreFunction(getattr(sklearn.metrics, name), fix=_SKLEARN_ERROR_FIX.get(name, ""))
+    return FuncMetric(fn, greater_is_better=False, y_first=True)
+
+
 def _metrics_by_name() -> dict[str, type[Metric]]:
     """Every registered metric class a backend's task can use, by its name and its aliases (fastai's names and
     pipekit's former ones)."""
@@ -211,7 +306,7 @@ def _metrics_by_name() -> dict[str, type[Metric]]:
     for cls in registered("metric").values():
         if isinstance(cls, type) and issubclass(cls, Metric) and cls.task is not None:
             try:
-                for alias in (cls().name, *cls.aliases):
+                for alias in (cls().name, *cls.own_aliases()):
                     by_name.setdefault(alias, cls)
             except TypeError:  # a metric that needs parameters has no bare name
                 continue
@@ -220,8 +315,14 @@ def _metrics_by_name() -> dict[str, type[Metric]]:
 
 def get_metric(metric: Any, task: str) -> Metric:
     """A metric for a backend's ``task``: a name (``"accuracy"``, ``"rmse"``, ``"roc_auc"``, ...), a Metric,
-    a function ``fn(y_true, y_pred)`` (see :class:`FuncMetric`: its direction is read from its name), or None for
-    the task's default. The label scores also take scikit-learn's scoring names with their average
+    a function ``fn(y_true, y_pred)`` (see :class:`FuncMetric`: its direction is read from its name), a scikit-learn
+    scorer, or None for the task's default. A scorer (``make_scorer(roc_auc_score, response_method="predict_proba")``,
+    ``get_scorer("roc_auc")``) is the metric of its score function, named after it, with its keyword arguments,
+    given a classifier's classes where its response method is ``predict`` and its probabilities (the positive
+    class's column for two classes) otherwise, as scikit-learn's searches score; its sign is the direction
+    (``greater_is_better=False``: better smaller), and the value is the function's, a loss positive. Regression
+    also takes scikit-learn's ``"root_mean_squared_error"`` (rmse), ``"rmsle"`` (its ``root_mean_squared_log_error``)
+    and ``"mape"`` (``mean_absolute_percentage_error``), better smaller. The label scores also take scikit-learn's scoring names with their average
     (``"f1_macro"``, ``"precision_weighted"``, ``"recall_micro"``), and the ROC-AUC scikit-learn's ``"roc_auc_ovr"``,
     ``"roc_auc_ovo"`` and their ``_weighted`` forms. scikit-learn's ``neg_*`` scorer names are refused, naming the
     metric to use: a pipekit metric scores the loss itself, not minus it (``"mae"`` for
@@ -229,12 +330,20 @@ def get_metric(metric: Any, task: str) -> Metric:
 
     >>> get_metric("f1_macro", "classification"), get_metric("roc_auc_ovr_weighted", "classification")
     (F1Score(average='macro'), RocAuc(average='weighted'))
+    >>> from sklearn.metrics import get_scorer
+    >>> m = get_metric(get_scorer("roc_auc"), "classification")
+    >>> m.name, m.greater_is_better, m.score(np.array([0, 1, 1]), np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]))
+    ('roc_auc_score', True, 1.0)
+    >>> get_metric("mape", "regression").greater_is_better
+    False
     """
     check("get_metric", task=(task, Options(*TASKS)))
     if metric is None:
         metric = DEFAULT_METRIC[task]
     if isinstance(metric, str):
         by_name = _metrics_by_name()
+        if metric in _SKLEARN_ERRORS:  # scikit-learn's errors pipekit has no metric class of
+            return _sklearn_error(metric, task)
         if metric in _SKLEARN_ROC_AUC:  # scikit-learn's scoring names of the ROC-AUC of several classes
             if task != "classification":
                 raise ParameterError(f"metric={metric!r} is a classification metric but the task is {task!r}")
@@ -249,9 +358,12 @@ def get_metric(metric: Any, task: str) -> Metric:
                 raise ParameterError(f"metric={metric!r} is a {averaged.task} metric but the task is {task!r}")
             return averaged(average=average)  # type: ignore[call-arg]
         if metric not in by_name:
-            raise ParameterError(f"metric={metric!r} is not known; use one of {sorted(by_name)} (the label scores "
-                                 "with an average too: 'f1_macro', 'precision_weighted', ...) or pass a Metric")
+            known = sorted({*by_name, *_SKLEARN_ERRORS})
+            raise ParameterError(f"metric={metric!r} is not known; use one of {known} (the label scores with an "
+                                 "average too: 'f1_macro', 'precision_weighted', ...) or pass a Metric")
         if by_name[metric].task != task:
             raise ParameterError(f"metric={metric!r} is a {by_name[metric].task} metric but the task is {task!r}")
         return by_name[metric]()
+    if _is_scorer(metric):
+        return _scorer_metric(metric, task)
     return as_metric(metric, y_first=True)

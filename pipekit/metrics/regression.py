@@ -40,7 +40,7 @@ class RMSE(MSE):
     regression) it is the mean of each output's RMSE, as scikit-learn's ``root_mean_squared_error`` gives;
     one output is the square root of the pooled MSE."""
 
-    metric_name = "rmse"
+    metric_name, aliases = "rmse", ("root_mean_squared_error",)
 
     def batch_stats(self, pred: Any, targ: Any, loss: Any) -> tuple[Any, Any]:
         n = len(pred)

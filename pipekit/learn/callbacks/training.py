@@ -248,7 +248,7 @@ class Recorder(Callback):
         is."""
         if name in self.metric_names:
             return name
-        fits = [n for n, m in zip(self.metric_names[3:-1], self.metrics) if name in m.aliases]
+        fits = [n for n, m in zip(self.metric_names[3:-1], self.metrics) if name in m.own_aliases()]
         if len(fits) > 1:
             raise ParameterError(f"{name!r} is another name of {len(fits)} recorded metrics, {fits}: give the one "
                                  "meant by its recorded name")
