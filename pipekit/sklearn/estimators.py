@@ -4,7 +4,7 @@ scikit-learn's estimator contract, so they work in ``cross_val_score``, ``GridSe
 
 ``fit(X, y)`` takes a pandas or Polars frame, a pyarrow table or a NumPy array; text, category, boolean
 and date columns (dates and datetimes, and text holding ISO dates) are handled by the procs (``Categorify``,
-``FillMissing``, ``Normalize``) and date parts, not by the user. The fitted pipekit pieces stay reachable: ``model_`` is the backend (or ensemble) with its
+``FillMissing``, and ``Normalize`` for a backend that is not made of trees) and date parts, not by the user. The fitted pipekit pieces stay reachable: ``model_`` is the backend (or ensemble) with its
 own API, ``processor_`` the fitted processing, and ``process(X)`` the processed split the backend reads,
 so ``clf.model_.predict(clf.process(X))`` is what ``clf.predict_proba(X)`` returns. A backend trained the
 pipekit way (on a ``Tabular``) becomes an estimator with :meth:`TabularClassifier.from_model`.
@@ -47,11 +47,11 @@ from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Is, check_state
 from pipekit.data.dates import NUMERIC_FORMATS, in_order_of, text_date_format
-from pipekit.sklearn.fitting import BACKENDS, default_backend, fit_model, model_task
+from pipekit.sklearn.fitting import BACKENDS, default_backend, default_procs, fit_model, model_task
 from pipekit.sklearn.frames import as_frame, check_filled, column_roles, date_parts, default_columns
 from pipekit.tabular.core import TabularSplit
 from pipekit.tabular.processor import _COLUMNS, TabularProcessor
-from pipekit.tabular.procs import DEFAULT_PROCS, TabularProc
+from pipekit.tabular.procs import TabularProc
 
 __all__ = ["EstimatorNotFittedError", "TabularClassifier", "TabularRegressor"]
 
@@ -111,16 +111,17 @@ class _TabularEstimator(Component, BaseEstimator):
                       f"one of {list(BACKENDS)} or a pipekit backend or ensemble (GBM(...), RandomForest(...), "
                       "TorchTabular(...), StackingEnsemble([...]), ...)"),
         "cat_names": _NAMES, "cont_names": _NAMES, "date_names": _NAMES,
-        "procs": Is(lambda v: isinstance(v, (list, tuple)) and all(
+        "procs": Is(lambda v: v is None or isinstance(v, (list, tuple)) and all(
             isinstance(p, TabularProc) or (isinstance(p, type) and issubclass(p, TabularProc)) for p in v),
-            "a list of TabularProc classes or instances (Categorify, FillMissing, Normalize)"),
+            "None (the backend's default procs) or a list of TabularProc classes or instances (Categorify, "
+            "FillMissing, Normalize)"),
         "random_state": Is(lambda v: v is None or isinstance(v, np.random.RandomState) or (
             isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= int(v) < 2**32),
             "None, an int in [0, 2**32) or a numpy RandomState")}
 
     def __init__(self, backend: Any = "gbm", cat_names: Sequence[str | int] | None = None,
                  cont_names: Sequence[str | int] | None = None, date_names: Sequence[str | int] | None = None,
-                 procs: Sequence[Any] = DEFAULT_PROCS, random_state: Any = None):
+                 procs: Sequence[Any] | None = None, random_state: Any = None):
         # sequences are kept as a file gives them back (lists of names, a tuple of procs)
         self.backend, self.cat_names, self.cont_names, self.date_names = (
             backend, *(list(v) if isinstance(v, tuple) else v for v in (cat_names, cont_names, date_names)))
@@ -280,10 +281,12 @@ class _TabularEstimator(Component, BaseEstimator):
         while target in frame.columns:
             target += "_"
         column, y_block = self._encode_targets(target, y)
-        processor = TabularProcessor([p.clone() if isinstance(p, TabularProc) else p for p in self.procs],
+        backend = self._backend()
+        procs = default_procs(backend) if self.procs is None else self.procs
+        processor = TabularProcessor([p.clone() if isinstance(p, TabularProc) else p for p in procs],
                                      cat + date_cat, cont + date_cont, target, y_block)
         processed = processor.fit_transform(frame.with_columns(column), np.ones(frame.height, dtype=bool))
-        self.model_ = fit_model(self._backend(), TabularSplit(processed, processor), self._seed(), sample_weight,
+        self.model_ = fit_model(backend, TabularSplit(processed, processor), self._seed(), sample_weight,
                                 vars(self).get("classes_"))
         self.processor_ = processor
         self.cat_names_, self.cont_names_, self.date_names_ = cat, cont, dates
@@ -446,7 +449,12 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
         cat_names, cont_names, date_names: columns (names, or positions for arrays) with those roles; every
             other column gets its role from its type (text, categories and booleans: categorical; numbers:
             continuous; dates and datetimes: date parts).
-        procs: the table procs (classes or instances), default ``Categorify, FillMissing, Normalize``.
+        procs: the table procs (classes or instances), kept as given. None (the default): ``Categorify,
+            FillMissing`` for a backend made of trees (``"gbm"``, ``"rf"``, any GBM, RandomForest, ExtraTrees,
+            XGBoost or CatBoost, a SklearnModel around a scikit-learn tree model, an ensemble of them), which
+            splits on the values as read, so ``GBM("classification", n_estimators=100, learning_rate=0.1)``
+            predicts what ``LGBMClassifier()`` fitted on the same rows does; ``Categorify, FillMissing,
+            Normalize`` for the others (``"net"``, a linear model). ``processor_.procs`` are the procs run.
         random_state: seeds the backend (and every ensemble member); None keeps the backends' own seeds,
             which are fixed (0), so a fit is reproducible either way.
 

@@ -7,10 +7,16 @@ scratch, on every row, seeded, never touching the model the user passed.
 - ``WeightedEnsemble`` selects its weights on 5-fold out-of-fold predictions of its members, which are
   then fitted on every row (the selection never sees a prediction of a row a member trained on).
 
+Given no ``procs``, an estimator processes its table with :func:`default_procs` of its backend: trees (GBM, the
+forests, XGBoost, CatBoost, a scikit-learn tree model) read the numbers as they are, a net or a linear model reads
+them normalised.
+
 Example:
     >>> from pipekit.backends import GBM
     >>> default_backend("gbm", "classification")
     GBM(task='classification', n_estimators=100)
+    >>> [p.__name__ for p in default_procs(GBM("classification"))]
+    ['Categorify', 'FillMissing']
 """
 
 from __future__ import annotations
@@ -19,14 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from pipekit.backends import GBM, RandomForest
-from pipekit.backends.base import Backend, Model
+from pipekit.backends import GBM, RandomForest, SklearnModel
+from pipekit.backends.base import Backend, Booster, Model
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.ensemble import BaggedModel, MeanEnsemble, TorchTabular, WeightedEnsemble
+from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, TorchTabular, WeightedEnsemble
 from pipekit.ensemble.bagged import RareClassError, rare_class_error
-from pipekit.ensemble.base import align_classes
+from pipekit.ensemble.base import Ensemble, align_classes
+from pipekit.tabular.procs import DEFAULT_PROCS, Normalize
 
 #: the backends named by a string
 BACKENDS = ("gbm", "rf", "net")
@@ -37,7 +44,8 @@ SELECTION_FOLDS = 5
 def default_backend(name: str, task: str) -> Model:
     """The backend a name stands for, with pipekit's defaults, which are not all those of the libraries behind it:
     ``"gbm"`` is ``GBM(task, n_estimators=100)``, LightGBM's 100 rounds at GBM's learning rate 0.05, half
-    LightGBM's 0.1 (``GBM(task, n_estimators=100, learning_rate=0.1)`` trains as ``LGBMClassifier()`` does);
+    LightGBM's 0.1 (``GBM(task, n_estimators=100, learning_rate=0.1)`` trains as ``LGBMClassifier()`` does on the
+    same rows, behind an estimator given no ``procs``: a tree's default procs leave the numbers as read);
     ``"rf"`` is ``RandomForest(task)``, the book's forest (half the columns tried at each split, at least 5 rows
     in a leaf); ``"net"`` is ``TorchTabular(task)``."""
     makers = {"gbm": lambda: GBM(task, n_estimators=100), "rf": lambda: RandomForest(task),
@@ -45,6 +53,58 @@ def default_backend(name: str, task: str) -> Model:
     if name not in makers:
         raise ParameterError(f"backend={name!r} is not known; use one of {list(BACKENDS)} or a pipekit model")
     return makers[name]()
+
+
+def default_procs(model: Any) -> tuple[Any, ...]:
+    """The procs an estimator runs when given none: ``Categorify, FillMissing`` for a model that learns only trees
+    (see :func:`learns_trees`), which splits on the values as they are (and LightGBM bins them as read: normalised
+    values would train another model than ``LGBMClassifier()`` on the same rows), as the book fits its forests;
+    ``Categorify, FillMissing, Normalize`` for any other (a net, a linear model, an ensemble holding one)."""
+    if learns_trees(model):
+        return tuple(p for p in DEFAULT_PROCS if p is not Normalize)
+    return DEFAULT_PROCS
+
+
+def learns_trees(model: Any) -> bool:
+    """Whether ``model`` reads its inputs only through decision trees: a GBM, XGBoost or CatBoost booster, a
+    ``RandomForest`` or ``ExtraTrees``, a ``SklearnModel`` around a scikit-learn tree or tree ensemble (or a
+    LightGBM, XGBoost tree or CatBoost estimator), a ``BaggedModel`` of one, or an ensemble whose every member does
+    (a ``StackingEnsemble`` with ``passthrough`` also needs a meta-model that does)."""
+    if isinstance(model, (Booster, RandomForest)):
+        return not (isinstance(model, GBM) and (model.params or {}).get("linear_tree"))
+    if isinstance(model, SklearnModel):
+        return _sklearn_tree(model.estimator)
+    if isinstance(model, BaggedModel):
+        return learns_trees(model.model)
+    if isinstance(model, Ensemble):
+        members = list(model.members)
+        if isinstance(model, StackingEnsemble) and model.passthrough:  # its meta-model reads the inputs too
+            members.append(model.meta)  # None: a logistic or ridge regression
+        return bool(members) and all(learns_trees(m) for m in members)
+    return False
+
+
+def _sklearn_tree(estimator: Any) -> bool:
+    """Whether a scikit-learn (or LightGBM, XGBoost, CatBoost) estimator learns only trees."""
+    from sklearn.ensemble import (AdaBoostClassifier, AdaBoostRegressor, BaggingClassifier, BaggingRegressor,
+                                  ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
+                                  GradientBoostingRegressor, HistGradientBoostingClassifier,
+                                  HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor)
+    from sklearn.tree import BaseDecisionTree
+
+    if isinstance(estimator, (BaseDecisionTree, RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier,
+                              ExtraTreesRegressor, GradientBoostingClassifier, GradientBoostingRegressor,
+                              HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+        return True
+    if isinstance(estimator, (AdaBoostClassifier, AdaBoostRegressor, BaggingClassifier, BaggingRegressor)):
+        inner = getattr(estimator, "estimator", None)  # None: a decision tree
+        return inner is None or _sklearn_tree(inner)
+    library = type(estimator).__module__.split(".")[0]
+    if library == "lightgbm":
+        return not estimator.get_params().get("linear_tree")  # a linear model in each leaf reads the values
+    if library == "xgboost":
+        return estimator.get_params().get("booster") in (None, "gbtree", "dart")
+    return library == "catboost"
 
 
 def seed_all(model: Any, seed: int) -> None:
