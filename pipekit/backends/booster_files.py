@@ -9,6 +9,10 @@ field against the model the backend's state describes, and handed to the library
 checked values, so it reads exactly what was checked. (CatBoost's binary CBM format, which files of earlier
 versions hold, is not read: it cannot be checked before CatBoost reads it.)
 
+A GBM's ``params`` read from a file are held to :data:`LIGHTGBM_FILE_PARAMS`, LightGBM's training parameters with
+what each accepts (:func:`check_lightgbm_file_params`): LightGBM opens the paths and network connections that
+some of its parameters name, which a file must not choose.
+
     >>> model_from_ubjson(b"{U\\x01a[$U#U\\x02\\x01\\x02}")
     {'a': [1, 2]}
 """
@@ -23,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from pipekit.backends.gbm import MAX_DEPTH, MAX_LEAVES
-from pipekit.core.errors import ExportError
+from pipekit.core.errors import ExportError, FieldError
+from pipekit.core.validate import Interval, Is, Options, finite_number, shown
 
 #: XGBoost writes a root's parent as this (its invalid node id with the left-child bit)
 ROOT_PARENT = 2147483647
@@ -717,3 +722,161 @@ def _bounded_data(value: Any, where: str, depth: int) -> None:
             raise ExportError(f"{where} holds a text that is not printable as it stands ({value[:40]!r})")
     elif not (value is None or type(value) in (bool, int, float)):
         raise ExportError(f"{where} holds a {type(value).__name__}")
+
+
+# ------------------------------------------------------------------------------------------------ LightGBM params
+#: the LightGBM parameters a GBM read from a file may hold in ``params``, by LightGBM's own name for each, with what
+#: each accepts. They are what the model learns with (learning, trees, regularisation, sampling, categories, bins,
+#: objective, metric): data. Settings that name a file LightGBM reads or writes (``forcedsplits_filename``,
+#: ``output_model``, ``config``), that train across machines (``machines``, ``num_machines``, ``local_listen_port``,
+#: a ``tree_learner`` other than serial), that choose a device, and names LightGBM does not know are refused: a file
+#: holding them makes LightGBM open paths or connections its user never chose. Aliases (``num_leaf``, ``workers``)
+#: are read as the parameter they name (LightGBM's table of them), so none slips past under another name.
+_WHOLE = Interval(*_INT32, integer=True)  # seeds, verbosity, limits where 0 or less means none
+_COUNT = Interval(0, _INT32[1], integer=True)
+_POSITIVE_COUNT = Interval(1, _INT32[1], integer=True)
+
+
+def _finite(low: float | None = None, high: float | None = None, closed: str = "both") -> Is:
+    """A finite number between ``low`` and ``high`` (an infinite one is no setting LightGBM learns with)."""
+    bounds = Interval(low, high, closed)
+    return Is(lambda v: finite_number(v) is not None and bounds.accepts(v),
+              str(bounds).replace("a number", "a finite number"))
+
+
+def _list_of(item: Any, what: str) -> Is:
+    """A list (or tuple) of values each ``item`` accepts."""
+    return Is(lambda v: isinstance(v, (list, tuple)) and all(item.accepts(x) for x in v), f"a list of {what}")
+
+
+def _words(options: frozenset[str], what: str, several: bool = False) -> Is:
+    """One of ``options`` (LightGBM's names of them, aliases included); with ``several``, a list of them or their
+    comma-separated text, as LightGBM's ``metric`` takes them."""
+    def ok(v: Any) -> bool:
+        if isinstance(v, str):
+            return all(w in options for w in (v.split(",") if several else [v]))
+        return several and isinstance(v, (list, tuple)) and all(isinstance(w, str) and w in options for w in v)
+    return Is(ok, f"{what}: one of {sorted(w for w in options if w)}" + (", or a list of them" if several else ""))
+
+
+_OBJECTIVES = frozenset({
+    "regression", "regression_l2", "l2", "mean_squared_error", "mse", "l2_root", "root_mean_squared_error", "rmse",
+    "regression_l1", "l1", "mean_absolute_error", "mae", "huber", "fair", "poisson", "quantile", "mape",
+    "mean_absolute_percentage_error", "gamma", "tweedie", "binary", "multiclass", "softmax", "multiclassova",
+    "multiclass_ova", "ova", "ovr", "cross_entropy", "xentropy", "cross_entropy_lambda", "xentlambda", "lambdarank",
+    "rank_xendcg", "xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart"})
+_METRICS = _OBJECTIVES | frozenset({
+    "", "None", "na", "null", "custom", "gamma_deviance", "ndcg", "map", "mean_average_precision", "auc",
+    "average_precision", "binary_logloss", "binary_error", "auc_mu", "multi_logloss", "multi_error",
+    "kullback_leibler", "kldiv"})
+_FLAG = Options(True, False)
+_SHARE = _finite(0, 1)
+_FRACTION = _finite(0, 1, closed="right")
+_NON_NEGATIVE = _finite(0, None)
+_POSITIVE = _finite(0, None, closed="neither")
+LIGHTGBM_FILE_PARAMS: dict[str, Any] = {
+    # core
+    "objective": _words(_OBJECTIVES, "a LightGBM objective"),
+    "boosting": _words(frozenset({"gbdt", "gbrt", "rf", "random_forest", "dart", "goss"}), "a boosting type"),
+    "data_sample_strategy": _words(frozenset({"bagging", "goss"}), "a sampling strategy"),
+    "num_iterations": _COUNT, "learning_rate": _POSITIVE, "num_leaves": Interval(2, MAX_LEAVES, integer=True),
+    "tree_learner": _words(frozenset({"serial"}), "the one-machine learner"),
+    "num_threads": Interval(_INT32[0], 1024, integer=True), "seed": _WHOLE, "deterministic": _FLAG,
+    # learning control
+    "force_col_wise": _FLAG, "force_row_wise": _FLAG, "histogram_pool_size": _finite(),
+    "max_depth": _WHOLE, "min_data_in_leaf": _COUNT, "min_sum_hessian_in_leaf": _NON_NEGATIVE,
+    "bagging_fraction": _FRACTION, "pos_bagging_fraction": _FRACTION, "neg_bagging_fraction": _FRACTION,
+    "bagging_freq": _COUNT, "bagging_seed": _WHOLE, "bagging_by_query": _FLAG,
+    "feature_fraction": _FRACTION, "feature_fraction_bynode": _FRACTION, "feature_fraction_seed": _WHOLE,
+    "extra_trees": _FLAG, "extra_seed": _WHOLE, "early_stopping_round": _WHOLE,
+    "early_stopping_min_delta": _NON_NEGATIVE, "first_metric_only": _FLAG, "max_delta_step": _finite(),
+    "lambda_l1": _NON_NEGATIVE, "lambda_l2": _NON_NEGATIVE, "linear_lambda": _NON_NEGATIVE,
+    "min_gain_to_split": _NON_NEGATIVE, "drop_rate": _SHARE, "max_drop": _WHOLE, "skip_drop": _SHARE,
+    "xgboost_dart_mode": _FLAG, "uniform_drop": _FLAG, "drop_seed": _WHOLE, "top_rate": _SHARE, "other_rate": _SHARE,
+    "min_data_per_group": _POSITIVE_COUNT, "max_cat_threshold": _POSITIVE_COUNT, "cat_l2": _NON_NEGATIVE,
+    "cat_smooth": _NON_NEGATIVE, "max_cat_to_onehot": _POSITIVE_COUNT, "top_k": _POSITIVE_COUNT,
+    "monotone_constraints": _list_of(Interval(-1, 1, integer=True), "-1, 0 or 1 (one per input)"),
+    "monotone_constraints_method": _words(frozenset({"basic", "intermediate", "advanced"}), "a method"),
+    "monotone_penalty": _NON_NEGATIVE, "feature_contri": _list_of(_finite(), "finite numbers"),
+    "refit_decay_rate": _SHARE, "cegb_tradeoff": _NON_NEGATIVE, "cegb_penalty_split": _NON_NEGATIVE,
+    "cegb_penalty_feature_lazy": _list_of(_NON_NEGATIVE, "finite numbers >= 0"),
+    "cegb_penalty_feature_coupled": _list_of(_NON_NEGATIVE, "finite numbers >= 0"), "path_smooth": _NON_NEGATIVE,
+    "interaction_constraints": _list_of(_list_of(_COUNT, "input indices"), "lists of input indices"),
+    "verbosity": _WHOLE, "use_quantized_grad": _FLAG, "num_grad_quant_bins": _POSITIVE_COUNT,
+    "quant_train_renew_leaf": _FLAG, "stochastic_rounding": _FLAG,
+    # dataset
+    "linear_tree": _FLAG, "max_bin": Interval(2, _INT32[1], integer=True),
+    "max_bin_by_feature": _list_of(Interval(2, _INT32[1], integer=True), "whole numbers >= 2"),
+    "min_data_in_bin": _POSITIVE_COUNT, "bin_construct_sample_cnt": _POSITIVE_COUNT, "data_random_seed": _WHOLE,
+    "is_enable_sparse": _FLAG, "enable_bundle": _FLAG, "use_missing": _FLAG, "zero_as_missing": _FLAG,
+    "feature_pre_filter": _FLAG,
+    # objective
+    "objective_seed": _WHOLE, "num_class": _POSITIVE_COUNT, "is_unbalance": _FLAG, "scale_pos_weight": _POSITIVE,
+    "sigmoid": _POSITIVE, "boost_from_average": _FLAG, "reg_sqrt": _FLAG, "alpha": _POSITIVE, "fair_c": _POSITIVE,
+    "poisson_max_delta_step": _POSITIVE, "tweedie_variance_power": _finite(1, 2, closed="left"),
+    "lambdarank_truncation_level": _POSITIVE_COUNT, "lambdarank_norm": _FLAG,
+    "label_gain": _list_of(_finite(), "finite numbers"), "lambdarank_position_bias_regularization": _NON_NEGATIVE,
+    # metric
+    "metric": _words(_METRICS, "a LightGBM metric", several=True), "metric_freq": _POSITIVE_COUNT,
+    "is_provide_training_metric": _FLAG, "eval_at": _list_of(_POSITIVE_COUNT, "positive whole numbers"),
+    "multi_error_top_k": _POSITIVE_COUNT, "auc_mu_weights": _list_of(_finite(), "finite numbers")}
+#: what a refused LightGBM parameter would make LightGBM do, by its own name
+_NETWORK = frozenset({"machines", "machine_list_filename", "num_machines", "local_listen_port", "time_out",
+                      "pre_partition"})
+_DEVICE = frozenset({"device_type", "gpu_platform_id", "gpu_device_id", "gpu_device_id_list", "gpu_use_dp", "num_gpu"})
+_PATHS = frozenset({"config", "data", "valid", "input_model", "output_model", "output_result", "convert_model",
+                    "save_binary", "snapshot_freq", "forcedbins_filename", "forcedsplits_filename",
+                    "parser_config_file"})
+
+
+def _lightgbm_aliases() -> dict[str, str]:
+    """Every name LightGBM reads for a parameter -> its own name; without LightGBM's table of them, only the own
+    names of the parameters a file may hold (an alias is then refused, never read as something else)."""
+    from pipekit.backends.gbm import _lightgbm_names
+
+    try:
+        return _lightgbm_names()
+    except (ImportError, AttributeError):
+        return {name: name for name in LIGHTGBM_FILE_PARAMS}
+
+
+def _refused_because(name: str) -> str:
+    if name in _NETWORK:
+        return "trains across machines, making LightGBM listen on a port and connect to the hosts named"
+    if name in _DEVICE:
+        return "chooses the device (GPU) LightGBM trains on"
+    if name in _PATHS or name.endswith(("_filename", "_file")):
+        return "names a file LightGBM reads or writes"
+    return "is not one of the LightGBM training parameters pipekit reads from a file"
+
+
+def check_lightgbm_file_params(params: Any, field: str = "params.params") -> None:
+    """Refuse, as a :class:`FieldError` naming ``<field>.<key>``, a LightGBM parameter in a GBM's ``params`` read
+    from a file that is not in :data:`LIGHTGBM_FILE_PARAMS` (under any of its names) or whose value that table does
+    not accept. A file's parameters are data; a setting that names a path, a machine or a device is given in code.
+
+    >>> check_lightgbm_file_params({"num_leaf": 63, "extra_trees": True})
+    >>> check_lightgbm_file_params({"workers": "10.0.0.1:12400"})
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.FieldError: field 'params.params.workers' is LightGBM's machines (named 'workers'), which trains across machines, making LightGBM listen on a port and connect to the hosts named: pipekit does not read it from a file, where a model's parameters are data. Such settings are given in code, after loading: model.set_params(params={...})
+    """
+    if not params:
+        return
+    names = _lightgbm_aliases()
+    for key, value in params.items():
+        name = names.get(key) if isinstance(key, str) else None
+        where = f"{field}.{str(key)[:60]}"
+        if name is None or name not in LIGHTGBM_FILE_PARAMS:
+            what = (f"is LightGBM's {name}" + (f" (named {key!r})" if key != name else "") if name is not None
+                    else "is no name of a LightGBM parameter")
+            raise FieldError(where, f"{what}, which {_refused_because(name or '')}: pipekit does not read it from "
+                                    "a file, where a model's parameters are data. Such settings are given in code, "
+                                    "after loading: model.set_params(params={...})")
+        accepted = LIGHTGBM_FILE_PARAMS[name]
+        if not accepted.accepts(value):
+            if name == "tree_learner":
+                raise FieldError(where, f"is {shown(value)}: a tree_learner other than 'serial' trains across "
+                                        "machines, which pipekit does not set from a file. Such settings are given in "
+                                        "code, after loading: model.set_params(params={...})")
+            raise FieldError(where, f"must be {accepted}, got {shown(value)}")

@@ -222,9 +222,31 @@ class GBM(Booster):
                 callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
         if deadline is not None:
             callbacks.append(_StopAt(deadline, self, best=valid is not None and bool(self.early_stopping_rounds)))
-        self.booster_ = lgb.train(self.lgb_params(), ds, num_boost_round=self.n_estimators, valid_sets=valid_sets,
+        params = self.lgb_params()
+        self._check_monotone(params, cats)
+        self.booster_ = lgb.train(params, ds, num_boost_round=self.n_estimators, valid_sets=valid_sets,
                                   valid_names=["valid"] if valid_sets else None, callbacks=callbacks)
         self.best_iteration_ = kept_rounds(self.booster_.best_iteration, self.booster_.current_iteration())
+
+    def _check_monotone(self, params: dict[str, Any], cats: list[int]) -> None:
+        """LightGBM ends the process (its error is raised in a training thread) when ``monotone_constraints`` asks
+        for a monotone output in a categorical input: refused here first, with the reason, as is a list that is not
+        one value per input."""
+        try:
+            names = _lightgbm_names()
+        except (ImportError, AttributeError):
+            names = {}
+        for key, value in params.items():
+            if names.get(key, key) != "monotone_constraints" or not isinstance(value, (list, tuple)):
+                continue
+            if len(value) != len(self.feature_names_):
+                raise ParameterError(f"GBM: params {key}= has {len(value)} values; give one per input, "
+                                     f"{len(self.feature_names_)}: {self.feature_names_}")
+            bad = [self.feature_names_[i] for i in cats if value[i] != 0]
+            if bad:
+                raise ParameterError(f"GBM: params {key}= asks for a monotone output in the categorical input(s) "
+                                     f"{bad}, which LightGBM cannot do; give 0 for them, or native_categorical=False "
+                                     "to split on their codes as numbers")
 
     def _raw(self, X: np.ndarray, **kw: Any) -> np.ndarray:
         return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_, **kw))
@@ -295,7 +317,15 @@ class GBM(Booster):
         rounds, at most the rounds its ``lgb.train`` looped (``num_iterations`` in the stored booster's parameters).
         One above the trees the booster holds (a file written before pipekit capped it at fit, see
         :func:`kept_rounds`) is read as those trees: LightGBM predicts with every tree it holds then, so the
-        predictions are the same."""
+        predictions are the same.
+
+        A GBM rebuilt from a file comes here right after ``__init__``, fitted or not, so its ``params`` (LightGBM
+        parameters, passed to ``lgb.train`` by ``fit``) are checked here first: a file's must be LightGBM training
+        parameters that are data, never a path, a network or a device setting (see
+        :func:`pipekit.backends.booster_files.check_lightgbm_file_params`). A GBM built in code takes any."""
+        from pipekit.backends.booster_files import check_lightgbm_file_params
+
+        check_lightgbm_file_params(self.params)
         super().state_from_data(state)
         if "booster_" in vars(self):
             held = self.booster_.current_iteration()
