@@ -121,13 +121,19 @@ def plain_number(v: Any) -> Any:
 
 @dataclass(frozen=True)
 class Interval:
-    """A real (or with ``integer=True``, whole) number between ``low`` and ``high`` (None: unbounded)."""
+    """A real (or with ``integer=True``, whole) number between ``low`` and ``high`` (None: unbounded); ``why``, when
+    given, says after the range why it ends there.
+
+    >>> str(Interval(0, 1, why="a fraction"))
+    'a number in [0, 1] (a fraction)'
+    """
 
     low: float | None = None
     high: float | None = None
     closed: str = "both"  # "both", "left", "right" or "neither"
     integer: bool = False
     none_ok: bool = False
+    why: str = ""
 
     def accepts(self, v: Any) -> bool:
         if v is None:
@@ -168,7 +174,8 @@ class Interval:
         rb = "]" if self.closed in ("both", "right") else ")"
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"{what} in {lb}{lo}, {hi}{rb}" + (" or None" if self.none_ok else "")
+        return f"{what} in {lb}{lo}, {hi}{rb}" + (" or None" if self.none_ok else "") + (
+            f" ({self.why})" if self.why else "")
 
 
 def _kind(v: Any) -> str | None:
@@ -224,13 +231,27 @@ class Is:
         return self.description
 
 
+#: the largest finite float32, the dtype models compute in
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _is_y_range(v: Any) -> bool:
+    """Whether ``v`` is None or a ``(low, high)`` output range a float32 model can compute with: ``sigmoid_range``
+    computes ``sigmoid(x) * (high - low) + low`` in float32, so both bounds and their difference must be finite there
+    (``(-1e308, 1e308)`` is finite in float64, but its width overflows float32 and every prediction is NaN), and low
+    must stay below high once rounded to float32.
+
+    >>> _is_y_range((0, 5.5)), _is_y_range((-1e308, 1e308)), _is_y_range((-3e38, 3e38)), _is_y_range((0, 3e38))
+    (True, False, False, True)
+    """
     if v is None:
         return True
     if isinstance(v, (str, bytes, Mapping)) or len(v) != 2:
         return False
-    lo, hi = (as_number(x) for x in v)
-    return lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) and lo < hi
+    lo, hi = (finite_number(x) for x in v)
+    if lo is None or hi is None or not lo < hi:
+        return False
+    return max(abs(lo), abs(hi), hi - lo) <= FLOAT32_MAX and bool(np.float32(lo) < np.float32(hi))
 
 
 #: a flag: a Python bool, True or False (0, 1 and NumPy bools are refused)
@@ -238,8 +259,10 @@ BOOL = Is(lambda v: isinstance(v, bool), "True or False")
 #: a list of positive whole numbers: hidden layer sizes, widths, blocks per stage
 POSITIVE_SIZES = Is(lambda v: isinstance(v, (list, tuple)) and all(Interval(1, None, integer=True).accepts(x) for x in v),
                     "a list of positive sizes")
-#: a regression's output range: None, or two finite numbers with low < high (a NaN bound makes every prediction NaN)
-Y_RANGE = Is(_is_y_range, "None or a (low, high) pair of finite numbers with low < high")
+#: a regression's output range: None, or two finite numbers with low < high, each and high - low within float32's
+#: range (a NaN bound, or a range as wide as (-1e308, 1e308), makes every prediction NaN)
+Y_RANGE = Is(_is_y_range, "None or a (low, high) pair of finite numbers with low < high, both and high - low within "
+             "float32's range (about -3.4e38 to 3.4e38; the model computes in float32)")
 
 
 #: the class axis of a loss or metric: a whole number naming an axis of outputs of up to 5 dimensions (``(bs, n_classes,

@@ -39,7 +39,7 @@ from pipekit.core.archive import Archive, building_from, read_pipekit, write_arc
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
 from pipekit.core.registry import lookup, name_of, register
-from pipekit.core.validate import Is, check, finite_number
+from pipekit.core.validate import Y_RANGE, Is, check, finite_number
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.loader import default_device
 from pipekit.learn.callbacks.core import state_keys
@@ -184,7 +184,8 @@ def _opt_kwarg_problem(func: Callable[..., Any], key: str, value: Any) -> str | 
     [0, 1)``), checked without building one, which would import torch's compiler into the loading process (about 1 s,
     several in a new process); another optimiser's argument must be of the type of its default: True or False for a
     flag, None, True/False or a number where the default is None (as Adam's ``fused`` takes them), a number
-    otherwise."""
+    otherwise. An ``lr`` (a ``partial(Adam, lr=...)``) must be a finite number above 0, as ``learner.lr``: the
+    learner builds the optimiser with its own lr, which takes its place."""
     params = inspect.signature(func).parameters
     takes = [k for k, p in params.items() if k != "params" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     fname, got = name_of(func), f"got {str(value)[:60]!r}"
@@ -192,6 +193,11 @@ def _opt_kwarg_problem(func: Callable[..., Any], key: str, value: Any) -> str | 
         return f"is not an argument {fname} takes (it takes {', '.join(takes)})"
     if not _plain(value):
         return f"must be null, true or false, or a finite number (what a file holds), {got}"
+    if key == "lr":  # a learner builds its optimiser with its own lr (learner.lr), which takes this one's place
+        if type(value) in (int, float) and value > 0:
+            return None
+        return (f"must be a finite number above 0, as the learner's lr is; the learner trains with its own lr "
+                f"(field 'learner.lr', learn.lr in code), which takes this one's place, {got}")
     if key in opt_arg_ranges(func):
         try:
             check_opt_args(func, **{key: value})
@@ -677,6 +683,23 @@ def _refuse_unusable(where: str, model: nn.Module, tensors: dict[str, torch.Tens
                           "learn.export()")
 
 
+def _check_y_range(where: str, name: str, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Refuse an ``arch.config.y_range`` of one of pipekit's architectures (a collab or tabular model, a text
+    classifier, a unet) that its model cannot compute with (:data:`~pipekit.core.validate.Y_RANGE`: finite, low <
+    high, both and high - low within float32's range), naming the field, before anything is built: a range such as
+    ``[-1e308, 1e308]`` would otherwise load and make every prediction NaN."""
+    arch = _registered_arch(name)
+    if "y_range" not in config or not str(getattr(arch, "__module__", "")).startswith("pipekit."):
+        return
+    try:
+        y_range = config_from_data({"y_range": config["y_range"]}, arrays)["y_range"]
+    except STATE_ERRORS + (ExportError,):
+        return  # not a value at all: the build refuses it, naming the architecture
+    if not Y_RANGE.accepts(y_range):
+        raise ExportError(f"{where}: record.json field 'arch.config.y_range' must be {Y_RANGE}, got "
+                          f"{str(config['y_range'])[:80]}; the file is damaged or was not written by learn.export()")
+
+
 def _registered_arch(name: str) -> Any:
     """The class or factory registered as architecture ``name``; None when there is none (the build reports it)."""
     try:
@@ -744,6 +767,8 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     except ExportError as e:
         raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} ({e}); "
                           "the file is damaged or was not written by learn.export()") from None
+    _check_y_range(where, name, arch["config"], arrays)
+
     def build() -> Any:
         return build_arch(name, config_from_data(arch["config"], arrays))
 

@@ -23,7 +23,7 @@ from torch import nn
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
-from pipekit.core.validate import CLASS_AXIS, Interval, Options
+from pipekit.core.validate import CLASS_AXIS, Interval, Is, Options, finite_number, plain_number
 from pipekit.metrics.base import TARGET_KINDS, describe_target, target_fix, target_kind, two_classes_as_labels
 
 __all__ = [
@@ -44,6 +44,49 @@ class Reducible(Protocol):
 
 def _weights(values: list[float] | None) -> torch.Tensor | None:
     return torch.tensor(values, dtype=torch.float32) if values is not None else None
+
+
+def _weight_list(values: Any) -> Any:
+    """Weights given as a list, a tuple, an array or a tensor (fastai's ``weight=tensor([1., 5.])``), as a list of
+    plain numbers, which a file records as it does any list of numbers; anything else as it is, for the loss's
+    check to refuse."""
+    if values is None or isinstance(values, (str, bytes, dict)):
+        return values
+    try:
+        return [plain_number(v) for v in values]
+    except TypeError:  # not a sequence
+        return values
+
+
+#: the largest weight of a class a loss takes: the loss multiplies each item's loss by its class's weight and sums
+#: them over a batch in float32 (largest about 3.4e38), so a weight of 1e308, finite in float64, makes every loss inf
+#: or NaN. Real weights are ratios, at most about the rows of the largest data set (inverse class frequencies)
+MAX_CLASS_WEIGHT = 1e12
+
+
+def _class_weights(values: Any, all_zero_ok: bool) -> bool:
+    """Whether ``values`` is None or one weight per class, each a number from 0 to :data:`MAX_CLASS_WEIGHT` (and,
+    unless ``all_zero_ok``, not all 0, which leaves a 'mean' loss 0 / 0)."""
+    if values is None:
+        return True
+    if isinstance(values, (str, bytes, dict)) or len(values) == 0:
+        return False
+    w = [finite_number(v) for v in values]
+    kept = [x for x in w if x is not None and 0 <= x <= MAX_CLASS_WEIGHT]
+    return len(kept) == len(w) and (all_zero_ok or any(x > 0 for x in kept))
+
+
+#: ``weight`` of the cross-entropy losses
+CLASS_WEIGHTS = Is(lambda v: _class_weights(v, all_zero_ok=False),
+                   "None or one weight per class, each a number from 0 to 1e12 and not all 0 (the loss multiplies "
+                   "and sums them in float32, e.g. [1.0, 5.0] or inverse class frequencies)")
+#: ``pos_weight`` of the binary cross-entropy loss (a weight of 0 leaves that class's positives out)
+POS_WEIGHTS = Is(lambda v: _class_weights(v, all_zero_ok=True),
+                 "None or one weight per class, each a number from 0 to 1e12 (the loss multiplies them in float32, "
+                 "e.g. the ratio of negatives to positives)")
+#: focal loss's ``gamma``: the paper's best is 2 and it tries 0 to 5; far larger, every item's loss (and gradient) is
+#: 0 or NaN, and past float32's range (a finite 1e308 included) training stops at the first batch
+FOCAL_GAMMA = Interval(0, 100, why="the focusing exponent, 2 in the focal loss paper, which tries 0 to 5")
 
 
 class BaseLoss(nn.Module, Component):
@@ -117,12 +160,12 @@ class CrossEntropyLossFlat(BaseLoss):
     # ``weight`` is the buffer torch reads; the parameter (a list) is kept beside it
     param_attrs = {"weight": "weight_list"}
     weight: torch.Tensor | None
-    param_constraints = {"axis": CLASS_AXIS, "ignore_index": Interval(integer=True), "reduction": _REDUCTION,
-                         "label_smoothing": Interval(0, 1, closed="left")}
+    param_constraints = {"axis": CLASS_AXIS, "weight": CLASS_WEIGHTS, "ignore_index": Interval(integer=True),
+                         "reduction": _REDUCTION, "label_smoothing": Interval(0, 1, closed="left")}
 
     def __init__(self, axis: int = -1, weight: list[float] | None = None, ignore_index: int = -100,
                  label_smoothing: float = 0.0, reduction: str = "mean"):
-        self.weight_list = list(weight) if weight is not None else None
+        self.weight_list = _weight_list(weight)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
         super().__init__(axis=axis, is_2d=True, reduction=reduction)
         self.register_buffer("weight", _weights(self.weight_list), persistent=False)
@@ -154,8 +197,8 @@ class FocalLossFlat(CrossEntropyLossFlat):
     True
     """
 
-    param_constraints = {"axis": CLASS_AXIS, "ignore_index": Interval(integer=True), "reduction": _REDUCTION,
-                         "gamma": Interval(0, None)}
+    param_constraints = {"axis": CLASS_AXIS, "weight": CLASS_WEIGHTS, "ignore_index": Interval(integer=True),
+                         "reduction": _REDUCTION, "gamma": FOCAL_GAMMA}
 
     def __init__(self, gamma: float = 2.0, axis: int = -1, weight: list[float] | None = None,
                  ignore_index: int = -100, reduction: str = "mean"):
@@ -183,11 +226,12 @@ class BCEWithLogitsLossFlat(BaseLoss):
     default_for, target_kinds, reads_two_classes = "bce", ("bce", "mse"), True
     param_attrs = {"pos_weight": "pos_weight_list"}
     pos_weight: torch.Tensor | None
-    param_constraints = {"axis": CLASS_AXIS, "reduction": _REDUCTION, "thresh": Interval(0, 1)}
+    param_constraints = {"axis": CLASS_AXIS, "pos_weight": POS_WEIGHTS, "reduction": _REDUCTION,
+                         "thresh": Interval(0, 1)}
 
     def __init__(self, axis: int = -1, thresh: float = 0.5, pos_weight: list[float] | None = None,
                  reduction: str = "mean"):
-        self.thresh, self.pos_weight_list = thresh, list(pos_weight) if pos_weight is not None else None
+        self.thresh, self.pos_weight_list = thresh, _weight_list(pos_weight)
         super().__init__(axis=axis, floatify=True, is_2d=False, reduction=reduction)
         self.register_buffer("pos_weight", _weights(self.pos_weight_list), persistent=False)
 

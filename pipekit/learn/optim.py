@@ -58,10 +58,16 @@ def _fusable(params: list[dict[str, Any]]) -> bool:
 # ``learner.opt_kwargs`` are checked against the same ranges before any optimiser is built (:func:`check_opt_args`)
 #: a moving average's weight of the past (``mom``, ``sqr_mom``)
 _MOMENTUM = Interval(0, 1, closed="left")
-_AT_LEAST_0 = Interval(0, math.inf, closed="left")  # an infinite weight decay or eps makes every weight NaN or 0
+#: RAdam's softplus ``beta`` (0: none): the SAdam paper's is 50; past float32's range softplus cannot take it
+SOFTPLUS_BETA = Interval(0, 1000, why="softplus's sharpness, e.g. 50; 0 leaves the denominator as Adam's")
+#: weight decay: real training uses 1e-5 to 1 (fastai's default 0.01, the book's 0.1). Far above that every weight
+#: is decayed to 0, or, past float32's range (a finite 1e308 included), to inf or NaN at the first step
+WD = Interval(0, 100, why="weight decay above 100 wipes out or overflows every weight; fastai's default is 0.01")
+#: the term added to the denominator of an Adam-like step: real training uses 1e-8 to 1e-3 (fastai's 1e-5, torch's
+#: 1e-8); above 1 it, not the gradients, sets the step, and past float32's range every weight becomes NaN
+EPS = Interval(0, 1, why="eps only keeps the step's denominator from 0, e.g. 1e-5 or 1e-8; above 1 it sets the step")
 #: the arguments the Adam-like optimisers share (RMSProp, RAdam, QHAdam, Lamb and ranger, Adam itself)
-_HYPERS: dict[str, Any] = {"mom": _MOMENTUM, "sqr_mom": _MOMENTUM, "eps": _AT_LEAST_0, "wd": _AT_LEAST_0,
-                           "decouple_wd": BOOL}
+_HYPERS: dict[str, Any] = {"mom": _MOMENTUM, "sqr_mom": _MOMENTUM, "eps": EPS, "wd": WD, "decouple_wd": BOOL}
 
 
 def _check_args(owner: str, ranges: Mapping[str, Any], **values: Any) -> None:
@@ -92,7 +98,7 @@ def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: flo
                       **({"fused": True} if fused else {}))
 
 
-_SGD_ARGS = {"mom": _MOMENTUM, "wd": _AT_LEAST_0, "decouple_wd": BOOL}
+_SGD_ARGS = {"mom": _MOMENTUM, "wd": WD, "decouple_wd": BOOL}
 
 
 def SGD(params: Any, lr: float, mom: float = 0.0, wd: float = 0.0,  # noqa: N802
@@ -319,7 +325,7 @@ def _adam_cbs(decouple_wd: bool, step_fn: Callable[..., Any]) -> list[Callable[.
             step_stat, step_fn]
 
 
-_RADAM_ARGS = {**_HYPERS, "beta": _AT_LEAST_0}
+_RADAM_ARGS = {**_HYPERS, "beta": SOFTPLUS_BETA}
 
 
 def RAdam(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,  # noqa: N802

@@ -126,7 +126,7 @@ def _opt(opt_func: str | None, **kwargs):
 
 @pytest.mark.parametrize("edit, field, said", [
     (_opt(None, mom=2.0), "mom", "SGD: mom=2.0 is not accepted; expected a number in [0, 1)"),
-    (_opt(None, wd=-5.0), "wd", "SGD: wd=-5.0 is not accepted; expected a number in [0, inf)"),
+    (_opt(None, wd=-5.0), "wd", "SGD: wd=-5.0 is not accepted; expected a number in [0, 100]"),
     (_opt("pipekit.learn.Adam", sqr_mom=7.0), "sqr_mom",
      "Adam: sqr_mom=7.0 is not accepted; expected a number in [0, 1)"),
     (_opt("pipekit.learn.Adam", eps=-1.0), "eps", "Adam: eps=-1.0 is not accepted"),
