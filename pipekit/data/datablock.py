@@ -716,6 +716,10 @@ class DataBlock(Component):
         if len(items) == 0:
             raise DataError("test_dl: no items given")
         n = len(self.blocks_) if with_labels else self.n_inp_
+        # files the user named as files (Path objects, or rows of a ``path`` column): an input block may read them;
+        # a ``str`` given where the training items were paths is renamed a path below, but is never read as a file
+        # by a block whose values are not files (a text is the text itself, whatever it spells)
+        paths = items["path"].cast(pl.String) if items.columns == ["path"] else None
         items, bare = self._new_items(items)
         if bare and (self.n_inp_ > 1 or with_labels):
             what = f"{self.n_inp_} inputs" if self.n_inp_ > 1 else "labels"
@@ -729,8 +733,8 @@ class DataBlock(Component):
             rows = not bare and _takes_whole_rows(block, getter, items)
             raw = rows_column(items) if rows else apply_getter(
                 None if bare else _array_rows(block, _raw_value_getter(getter, items)), items)
-            if bare and items.columns == ["path"]:  # path objects: a file per item, which the block may read
-                raw = block.new_paths(raw)
+            if paths is not None and i < self.n_inp_ and raw.dtype == pl.String and raw.equals(paths):
+                raw = block.new_paths(raw)  # a file per item, which the block may read
             block.check_raw(raw, "new data")
             sizes = _source_sizes(block, self.blocks_[:i], stores)
             try:

@@ -281,10 +281,10 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
 
     - an image: a file path (str or pathlib.Path), the file's bytes, a PIL image, or a NumPy array / torch
       tensor of pixels (uint8 (H, W) grey, (H, W, C) or (C, H, W); floats (C, H, W) in 0..1);
-    - a text: the text as a str, or a ``pathlib.Path`` of a text file, which is read. For a model trained on
-      text files (``TextBlock.from_folder``, ``read_files=True``) a str naming an existing file is read too,
-      any other str is the text itself (one that looks like a file name, e.g. ``"review.txt"``, but names no
-      file is refused);
+    - a text: the text as a str, or a ``pathlib.Path`` of a text file, which is read. A str is always the text
+      itself, never a file it names (as in fastai, whatever the model was trained on: a model served on users'
+      texts opens no file a text names); one that looks like a text file's name (``"review.txt"``) is refused,
+      pointing to ``Path("review.txt")``;
     - a row, for tables and for models whose getters read columns (``ColReader``, a function of a row):
       a dict, a pandas Series, or a one-row Polars or pandas DataFrame;
     - for a model built from arrays (``DataLoaders.from_stores``, ``dataloaders_from_arrays``): one item

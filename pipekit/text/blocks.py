@@ -35,16 +35,15 @@ from pipekit.text.tokenize import (FLD, PAD, Tokenizer, as_text_series, check_ta
                                    tokenizer_for)
 
 
-def _names_file(value: str | None) -> bool:
-    """Whether a new value of a ``read_files`` block is a file to read (True) or the text itself (False)."""
-    if value is None:
-        return False
-    if len(value) < 4096 and "\n" not in value and os.path.isfile(value):
-        return True
-    if value.strip().lower().endswith(".txt") and not any(c.isspace() for c in value.strip()):
-        raise DataError(f"{value!r} looks like a text file but there is no such file; give an existing file, "
-                        "or the text itself")
-    return False
+def _refuse_file_name(value: str | None) -> None:
+    """Refuse a new value that looks like a text file's name (one line, no space, ending in ``.txt``): a ``str`` given
+    to a text model is the text itself, never a file it names, so classifying the name's words would be a silent
+    mistake. Judged on the value alone, whether or not such a file exists."""
+    if value is not None and "\n" not in value and value.strip().lower().endswith(".txt") and not any(
+            c.isspace() for c in value.strip()):
+        raise DataError(f"{value[:200]!r} looks like the name of a text file, but a text model takes a str as the "
+                        f"text itself; give the file as a path, Path({value[:200]!r}), to classify its text, or "
+                        "the text itself")
 
 
 _GIVE_FILE = "give an existing text file, or the text itself as a str"
@@ -188,14 +187,9 @@ class TextBlock(TransformBlock):
     # ------------------------------------------------------------------ raw values -> texts
     def new_paths(self, raw: pl.Series) -> pl.Series:
         """Files given as new items (``learn.predict(Path("review.txt"))``) are read: their text is classified,
-        whether the training texts were files or a column of a table (a path given as a ``str`` is the text
-        itself for a model trained on a column). A missing file is refused by name."""
+        whether the training texts were files or a column of a table (a ``str`` is the text itself, see
+        :meth:`texts`). A missing file is refused by name."""
         paths = raw.cast(pl.String).to_list()
-        if self.read_files:  # the values are files already, read by :meth:`texts` as the training files were
-            missing = next((p for p in paths if not os.path.isfile(p)), None)
-            if missing is not None:  # else taken as words there, a name being a text for such a block
-                raise DataError(f"{missing}: no such file; {_GIVE_FILE}")
-            return raw
         return pl.Series(raw.name, self._read(paths, [True] * len(paths), missing=_GIVE_FILE), dtype=pl.String)
 
     def _read(self, values: list[str | None], read: list[bool], missing: str | None = None) -> list[str | None]:
@@ -231,18 +225,21 @@ class TextBlock(TransformBlock):
     def texts(self, raw: pl.Series, new: bool = False) -> pl.Series:
         """The raw column as one text per item (files read, several columns joined with ``xxfld``).
 
-        With ``read_files`` the training values are files; a new value (``new``: ``predict``, ``test_dl``)
-        naming an existing file is read too, and any other text is the text itself, so a model trained on
-        folders of files classifies a string as it is. A new value that looks like a file name (one line, no
-        space, ending in ``.txt``) but names no file is refused rather than classified as words.
+        With ``read_files`` the training values are files. A new value (``new``: ``predict``, ``test_dl``) is
+        the text itself, as in fastai, whatever the model was trained on: files given as new items
+        (``Path`` objects) were read already (:meth:`new_paths`), and a ``str`` is never opened, so a model
+        served on users' texts reads no file a text names. A new ``str`` that looks like a text file's name (one
+        line, no space, ending in ``.txt``) is refused rather than classified as words.
         """
-        if self.read_files:
+        if self.read_files and not new:
             if not (raw.dtype == pl.String or raw.dtype == pl.Object or raw.dtype == pl.Null):
                 raise DataError(f"TextBlock takes texts or paths of text files, got {raw.dtype} values (e.g. "
                                 f"{raw[0]!r}); give a str")
             values = raw.cast(pl.String).to_list()
-            read = [not new or _names_file(v) for v in values]
-            return pl.Series("text", self._read(values, read), dtype=pl.String)
+            return pl.Series("text", self._read(values, [True] * len(values)), dtype=pl.String)
+        if new and raw.dtype == pl.String:
+            for v in raw.to_list():
+                _refuse_file_name(v)
         if new and not (raw.dtype == pl.String or raw.dtype == pl.Null or isinstance(raw.dtype, pl.Struct)):
             bad = next((i for i, v in enumerate(raw.to_list()) if not isinstance(v, str)), 0)
             raise DataError(f"a text model predicts on texts: item {bad} is {raw[bad]!r} ({raw.dtype}); give a str")

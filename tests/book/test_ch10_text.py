@@ -56,7 +56,7 @@ def test_reviews_from_folders_beat_the_majority(learn):
 def test_a_raw_string_is_text_and_a_file_is_read(learn, imdb, tmp_path):
     f = sorted((imdb / "valid" / "positive").iterdir())[0]
     text = f.read_text()
-    forms = {"raw string": text, "file name as str": str(f), "Path": f}
+    forms = {"raw string": text, "Path": f}
     preds = {k: learn.predict(v) for k, v in forms.items()}
     ref = preds["raw string"]
     assert ref[0] in ("negative", "positive")
@@ -64,8 +64,10 @@ def test_a_raw_string_is_text_and_a_file_is_read(learn, imdb, tmp_path):
         assert p[0] == ref[0] and np.allclose(probs_of(p), probs_of(ref), atol=1e-6), k
     short = learn.predict("What a wonderful, moving film. I loved every minute of it.")
     assert short[0] in ("negative", "positive") and float(probs_of(short).sum()) == pytest.approx(1.0, abs=1e-5)
-    with pytest.raises(DataError, match="looks like a text file"):
-        learn.predict("missing_review.txt")
+    # a str is the text itself, never a file it names (as in fastai): a file's name is refused, pointing to Path
+    for name in (str(f), "missing_review.txt"):
+        with pytest.raises(DataError, match=r"looks like the name of a text file.*give the file as a path, Path\("):
+            learn.predict(name)
     there = fresh_predictions(learn.export(tmp_path / "imdb.pipekit"), [("str", text), ("path", f)], tmp_path)
     for decoded, probs in there:
         assert decoded == ref[0] and np.allclose(probs, probs_of(ref), atol=1e-6)

@@ -35,6 +35,8 @@ def test_a_text_block_reads_the_column_it_was_made_for():
 
 def test_text_slips_are_said():
     with pytest.raises(DataError, match=r"TextBlock takes texts or paths of text files, got Int64 values \(e.g. 5\)"):
+        TextBlock.from_folder().texts(pl.Series([5]))
+    with pytest.raises(DataError, match=r"a text model predicts on texts: item 0 is 5 \(Int64\); give a str"):
         TextBlock.from_folder().texts(pl.Series([5]), new=True)
     df = _reviews()
     with pytest.raises(PipelineStepError, match=r"no token appears min_freq=1000 times .*appears \d+ times.*lower "
