@@ -11,7 +11,9 @@ versions hold, is not read: it cannot be checked before CatBoost reads it.)
 
 A GBM's ``params`` read from a file are held to :data:`LIGHTGBM_FILE_PARAMS`, LightGBM's training parameters with
 what each accepts (:func:`check_lightgbm_file_params`): LightGBM opens the paths and network connections that
-some of its parameters name, which a file must not choose.
+some of its parameters name, which a file must not choose. An XGBoost or CatBoost model's are held the same way
+(:func:`check_file_params`) to :data:`XGBOOST_FILE_PARAMS` and :data:`CATBOOST_FILE_PARAMS`: their folders, snapshots,
+threads and devices (CatBoost writes its training logs into ``train_dir``) are given in code, never by a file.
 
     >>> model_from_ubjson(b"{U\\x01a[$U#U\\x02\\x01\\x02}")
     {'a': [1, 2]}
@@ -738,7 +740,7 @@ _POSITIVE_COUNT = Interval(1, _INT32[1], integer=True)
 
 
 def _finite(low: float | None = None, high: float | None = None, closed: str = "both") -> Is:
-    """A finite number between ``low`` and ``high`` (an infinite one is no setting LightGBM learns with)."""
+    """A finite number between ``low`` and ``high`` (an infinite one is no setting a booster learns with)."""
     bounds = Interval(low, high, closed)
     return Is(lambda v: finite_number(v) is not None and bounds.accepts(v),
               str(bounds).replace("a number", "a finite number"))
@@ -850,10 +852,61 @@ def _refused_because(name: str) -> str:
     return "is not one of the LightGBM training parameters pipekit reads from a file"
 
 
+class FileParams:
+    """What a boosting library's ``params`` read from a file may hold: ``allowed``, each parameter a file may set
+    with what it accepts; ``why(name)``, what a refused parameter would make the library do; ``names()``, every name
+    the library reads for a parameter -> its own name (None: it reads each name as itself, so every spelling is in
+    ``allowed``); ``refused_values``, for an allowed parameter whose other values choose what a file must not (a
+    device, other machines), what they would do."""
+
+    def __init__(self, library: str, allowed: dict[str, Any], why: Any, names: Any = None,
+                 refused_values: dict[str, str] | None = None):
+        self.library, self.allowed, self.why, self.names = library, allowed, why, names
+        self.refused_values = refused_values or {}
+
+
+def check_file_params(params: Any, rules: FileParams, field: str = "params.params") -> None:
+    """Refuse, as a :class:`FieldError` naming ``<field>.<key>``, a parameter in a booster's ``params`` read from a
+    file that ``rules`` does not allow (under any of its names), or a value its entry does not accept. A file's
+    parameters are data; a setting that names a path, a machine, a device or the threads is given in code. Needs
+    none of the libraries: a file is refused before its library is imported."""
+    if not params:
+        return
+    if not isinstance(params, dict):
+        raise FieldError(field, f"must be a dict of {rules.library} parameters, got {shown(params)}")
+    names = rules.names() if rules.names is not None else None
+    for key, value in params.items():
+        where = f"{field}.{str(key)[:60]}"
+        if names is not None:
+            name = names.get(key) if isinstance(key, str) else None
+            what = (f"is {rules.library}'s {name}" + (f" (named {key!r})" if key != name else "") if name is not None
+                    else f"is no name of a {rules.library} parameter")
+        else:  # the library reads each name as itself: one it documents is named as its own
+            name = key if isinstance(key, str) else None
+            known = name is not None and (name in rules.allowed or rules.why(name) != rules.why(""))
+            what = f"is {rules.library}'s {name}" if known else f"is {str(key)[:60]!r}"
+        if name is None or name not in rules.allowed:
+            raise FieldError(where, f"{what}, which {rules.why(name or '')}: pipekit does not read it from a file, "
+                                    "where a model's parameters are data. Such settings are given in code, after "
+                                    "loading: model.set_params(params={...})")
+        accepted = rules.allowed[name]
+        if not accepted.accepts(value):
+            if name in rules.refused_values:
+                raise FieldError(where, f"is {shown(value)}: {rules.refused_values[name]}, which pipekit does not set "
+                                        "from a file. Such settings are given in code, after loading: "
+                                        "model.set_params(params={...})")
+            raise FieldError(where, f"must be {accepted}, got {shown(value)}")
+
+
+LIGHTGBM_RULES = FileParams("LightGBM", LIGHTGBM_FILE_PARAMS, _refused_because, _lightgbm_aliases,
+                            {"tree_learner": "a tree_learner other than 'serial' trains across machines"})
+
+
 def check_lightgbm_file_params(params: Any, field: str = "params.params") -> None:
     """Refuse, as a :class:`FieldError` naming ``<field>.<key>``, a LightGBM parameter in a GBM's ``params`` read
     from a file that is not in :data:`LIGHTGBM_FILE_PARAMS` (under any of its names) or whose value that table does
-    not accept. A file's parameters are data; a setting that names a path, a machine or a device is given in code.
+    not accept (:func:`check_file_params`). A file's parameters are data; a setting that names a path, a machine or a
+    device is given in code.
 
     >>> check_lightgbm_file_params({"num_leaf": 63, "extra_trees": True})
     >>> check_lightgbm_file_params({"workers": "10.0.0.1:12400"})
@@ -861,22 +914,220 @@ def check_lightgbm_file_params(params: Any, field: str = "params.params") -> Non
     ...
     pipekit.core.errors.FieldError: field 'params.params.workers' is LightGBM's machines (named 'workers'), which trains across machines, making LightGBM listen on a port and connect to the hosts named: pipekit does not read it from a file, where a model's parameters are data. Such settings are given in code, after loading: model.set_params(params={...})
     """
-    if not params:
-        return
-    names = _lightgbm_aliases()
-    for key, value in params.items():
-        name = names.get(key) if isinstance(key, str) else None
-        where = f"{field}.{str(key)[:60]}"
-        if name is None or name not in LIGHTGBM_FILE_PARAMS:
-            what = (f"is LightGBM's {name}" + (f" (named {key!r})" if key != name else "") if name is not None
-                    else "is no name of a LightGBM parameter")
-            raise FieldError(where, f"{what}, which {_refused_because(name or '')}: pipekit does not read it from "
-                                    "a file, where a model's parameters are data. Such settings are given in code, "
-                                    "after loading: model.set_params(params={...})")
-        accepted = LIGHTGBM_FILE_PARAMS[name]
-        if not accepted.accepts(value):
-            if name == "tree_learner":
-                raise FieldError(where, f"is {shown(value)}: a tree_learner other than 'serial' trains across "
-                                        "machines, which pipekit does not set from a file. Such settings are given in "
-                                        "code, after loading: model.set_params(params={...})")
-            raise FieldError(where, f"must be {accepted}, got {shown(value)}")
+    check_file_params(params, LIGHTGBM_RULES, field)
+
+
+# ------------------------------------------------------------------------------------------------ XGBoost, CatBoost params
+# XGBoost and CatBoost read each of their names for a parameter as it stands (``eta`` and ``learning_rate`` are
+# both listed), and are handed a file's values as they are: a value is held to the kind and range it takes, a name
+# to one of the documented options, so none can name a path.
+_SEED = Interval(0, 2**63 - 1, integer=True)
+_LIMITED_TEXT = re.compile(r"[A-Za-z0-9_.+\-~]{1,40}")
+
+
+def _one_or_list(item: Is, what: str) -> Is:
+    """A value ``item`` accepts, or a non-empty list of them."""
+    return Is(lambda v: item.accepts(v) or (isinstance(v, (list, tuple)) and 0 < len(v) <= 64
+                                           and all(item.accepts(x) for x in v)), f"{what}, or a list of them")
+
+
+def _xgboost_metric(options: frozenset[str]) -> Is:
+    """An XGBoost evaluation metric: one of ``options``, with the cut-off (``error@0.6``, ``ndcg@5``) and the
+    trailing ``-`` (``ndcg-``) it documents."""
+    pattern = re.compile(r"(?P<name>[a-z\-]{1,40}?)(@[0-9]{1,9}(\.[0-9]{1,9})?)?-?")
+
+    def ok(v: Any) -> bool:
+        m = pattern.fullmatch(v) if isinstance(v, str) else None
+        return m is not None and m.group("name") in options
+    return Is(ok, f"an XGBoost metric: one of {sorted(options)} (with @cut-off where XGBoost takes one)")
+
+
+def _catboost_metric(options: frozenset[str], what: str) -> Is:
+    """A CatBoost loss or metric: one of ``options``, with the settings CatBoost documents after a colon
+    (``Quantile:alpha=0.9``, ``RMSE:use_weights=false``), each a name and a short word or number."""
+    def ok(v: Any) -> bool:
+        if not isinstance(v, str) or len(v) > 256:
+            return False
+        name, _, rest = v.partition(":")
+        if name not in options:
+            return False
+        for setting in rest.split(";") if rest else []:
+            key, eq, val = setting.partition("=")
+            if not (eq and re.fullmatch(r"[A-Za-z_]{1,40}", key) and _LIMITED_TEXT.fullmatch(val)):
+                return False
+        return True
+    return Is(ok, f"{what}: one of {sorted(options)}, optionally with settings (Quantile:alpha=0.9)")
+
+
+_XGB_OBJECTIVES = frozenset({
+    "reg:squarederror", "reg:squaredlogerror", "reg:logistic", "reg:pseudohubererror", "reg:absoluteerror",
+    "reg:quantileerror", "binary:logistic", "binary:logitraw", "binary:hinge", "count:poisson", "survival:cox",
+    "survival:aft", "multi:softmax", "multi:softprob", "rank:ndcg", "rank:map", "rank:pairwise", "reg:gamma",
+    "reg:tweedie"})
+_XGB_METRICS = frozenset({
+    "rmse", "rmsle", "mae", "mape", "mphe", "logloss", "error", "merror", "mlogloss", "auc", "aucpr", "pre", "ndcg",
+    "map", "poisson-nloglik", "gamma-nloglik", "cox-nloglik", "gamma-deviance", "tweedie-nloglik", "aft-nloglik",
+    "interval-regression-accuracy"})
+_MONOTONE = _list_of(Interval(-1, 1, integer=True), "-1, 0 or 1 (one per input)")
+_INTERACTIONS = _list_of(_list_of(_COUNT, "input indices"), "lists of input indices")
+_XGB_TREE_METHODS = frozenset({"auto", "exact", "approx", "hist"})
+#: the XGBoost parameters an XGBoost model read from a file may hold in ``params``, with what each accepts: its
+#: training parameters (learning, trees, regularisation, sampling, objective, metric, seeds). The threads
+#: (``nthread``), the device (``device``, ``gpu_id``, a GPU ``tree_method``), updaters, callbacks, paths and names
+#: XGBoost does not document are refused.
+XGBOOST_FILE_PARAMS: dict[str, Any] = {
+    # general
+    "booster": _words(frozenset({"gbtree", "dart"}), "a tree booster"), "verbosity": Interval(0, 3, integer=True),
+    "validate_parameters": _FLAG, "disable_default_eval_metric": _FLAG,
+    # trees
+    "eta": _POSITIVE, "learning_rate": _POSITIVE, "gamma": _NON_NEGATIVE, "min_split_loss": _NON_NEGATIVE,
+    "max_depth": Interval(0, MAX_DEPTH, integer=True), "min_child_weight": _NON_NEGATIVE,
+    "max_delta_step": _NON_NEGATIVE, "subsample": _FRACTION, "sampling_method": _words(frozenset({"uniform"}),
+                                                                                      "a sampling method"),
+    "colsample_bytree": _FRACTION, "colsample_bylevel": _FRACTION, "colsample_bynode": _FRACTION,
+    "lambda": _NON_NEGATIVE, "reg_lambda": _NON_NEGATIVE, "alpha": _NON_NEGATIVE, "reg_alpha": _NON_NEGATIVE,
+    "tree_method": _words(_XGB_TREE_METHODS, "a tree method on the CPU"), "scale_pos_weight": _POSITIVE,
+    "refresh_leaf": _FLAG, "grow_policy": _words(frozenset({"depthwise", "lossguide"}), "a growth policy"),
+    "max_leaves": Interval(0, MAX_LEAVES, integer=True), "max_bin": Interval(2, _INT32[1], integer=True),
+    "num_parallel_tree": _POSITIVE_COUNT, "monotone_constraints": _MONOTONE,
+    "interaction_constraints": _INTERACTIONS,
+    "multi_strategy": _words(frozenset({"one_output_per_tree", "multi_output_tree"}), "a multi-output strategy"),
+    "max_cat_to_onehot": _POSITIVE_COUNT, "max_cat_threshold": _POSITIVE_COUNT,
+    # dart
+    "sample_type": _words(frozenset({"uniform", "weighted"}), "a dropout sampling"),
+    "normalize_type": _words(frozenset({"tree", "forest"}), "a normalisation"), "rate_drop": _SHARE,
+    "one_drop": _FLAG, "skip_drop": _SHARE,
+    # learning task
+    "objective": _words(_XGB_OBJECTIVES, "an XGBoost objective"), "num_class": _POSITIVE_COUNT,
+    "base_score": _finite(), "eval_metric": _one_or_list(_xgboost_metric(_XGB_METRICS), "an XGBoost metric"),
+    "seed": _SEED, "random_state": _SEED, "seed_per_iteration": _FLAG, "huber_slope": _POSITIVE,
+    "quantile_alpha": _one_or_list(_finite(0, 1, closed="neither"), "a number in (0, 1)"),
+    "aft_loss_distribution": _words(frozenset({"normal", "logistic", "extreme"}), "a distribution"),
+    "aft_loss_distribution_scale": _POSITIVE, "tweedie_variance_power": _finite(1, 2, closed="neither")}
+
+
+def _xgboost_refused_because(name: str) -> str:
+    if name in ("nthread", "n_jobs"):
+        return "sets the threads XGBoost trains with (pipekit's n_jobs= argument sets them)"
+    if name in ("device", "gpu_id", "predictor", "use_rmm"):
+        return "chooses the device (GPU) XGBoost trains or predicts on"
+    if name == "updater":
+        return "chooses XGBoost's tree updaters by name (on a GPU, or syncing with other machines)"
+    if name in ("callbacks", "callback"):
+        return "is code XGBoost calls while it trains"
+    if name == "process_type":
+        return "makes XGBoost update the trees of a model instead of training new ones"
+    if name.endswith(("_file", "_filename", "_fname", "_path", "_dir")):
+        return "names a file XGBoost reads or writes"
+    return "is not one of the XGBoost training parameters pipekit reads from a file"
+
+
+XGBOOST_RULES = FileParams("XGBoost", XGBOOST_FILE_PARAMS, _xgboost_refused_because, refused_values={
+    "tree_method": "a tree_method other than 'auto', 'exact', 'approx' or 'hist' (gpu_hist) trains on a GPU"})
+
+
+def check_xgboost_file_params(params: Any, field: str = "params.params") -> None:
+    """Refuse, as a :class:`FieldError` naming ``<field>.<key>``, an XGBoost parameter in an XGBoost model's
+    ``params`` read from a file that is not in :data:`XGBOOST_FILE_PARAMS` or whose value that table does not
+    accept (:func:`check_file_params`).
+
+    >>> check_xgboost_file_params({"eta": 0.1, "max_depth": 4, "eval_metric": ["auc", "error@0.6"]})
+    >>> check_xgboost_file_params({"device": "cuda:0"})
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.FieldError: field 'params.params.device' is XGBoost's device, which chooses the device (GPU) XGBoost trains or predicts on: pipekit does not read it from a file, where a model's parameters are data. Such settings are given in code, after loading: model.set_params(params={...})
+    """
+    check_file_params(params, XGBOOST_RULES, field)
+
+
+_CB_LOSSES = frozenset(set().union(*LOSSES.values()))
+_CB_METRICS = _CB_LOSSES | frozenset({
+    "R2", "MSLE", "MedianAbsoluteError", "SMAPE", "FairLoss", "NumErrors", "Precision", "Recall", "F1", "F",
+    "BalancedAccuracy", "BalancedErrorRate", "MCC", "Accuracy", "CtrFactor", "AUC", "PRAUC", "NormalizedGini",
+    "BrierScore", "HingeLoss", "HammingLoss", "ZeroOneLoss", "Kappa", "WKappa", "LogLikelihoodOfPrediction",
+    "TotalF1"})
+_CB_ROUNDS, _CB_DEPTH = _POSITIVE_COUNT, Interval(1, CATBOOST_MAX_DEPTH, integer=True)
+#: the CatBoost parameters a CatBoost model read from a file may hold in ``params``, with what each accepts: its
+#: training parameters (learning, trees, regularisation, sampling, borders, loss and metrics, seeds), each under
+#: every name CatBoost reads for it. ``allow_writing_files`` is accepted as False only (pipekit's own setting:
+#: CatBoost writes no files). Its folders and snapshots (``train_dir``, ``snapshot_file``, ``save_snapshot``), the
+#: threads, memory and device (``thread_count``, ``used_ram_limit``, ``task_type``, ``devices``), model shrinkage,
+#: callbacks and names CatBoost does not document are refused.
+CATBOOST_FILE_PARAMS: dict[str, Any] = {
+    # learning
+    **dict.fromkeys(("iterations", "num_boost_round", "n_estimators", "num_trees"), _CB_ROUNDS),
+    "learning_rate": _POSITIVE, "eta": _POSITIVE, "depth": _CB_DEPTH, "max_depth": _CB_DEPTH,
+    "l2_leaf_reg": _NON_NEGATIVE, "reg_lambda": _NON_NEGATIVE, "random_seed": _SEED, "random_state": _SEED,
+    "random_strength": _NON_NEGATIVE, "model_size_reg": _NON_NEGATIVE, "boost_from_average": _FLAG,
+    "boosting_type": _words(frozenset({"Ordered", "Plain"}), "a boosting type"), "langevin": _FLAG,
+    "diffusion_temperature": _NON_NEGATIVE, "posterior_sampling": _FLAG, "penalties_coefficient": _NON_NEGATIVE,
+    # sampling
+    "bootstrap_type": _words(frozenset({"Bayesian", "Bernoulli", "MVS", "No"}), "a bootstrap type"),
+    "bagging_temperature": _NON_NEGATIVE, "subsample": _FRACTION, "mvs_reg": _NON_NEGATIVE,
+    "sampling_frequency": _words(frozenset({"PerTree", "PerTreeLevel"}), "a sampling frequency"),
+    "rsm": _FRACTION, "colsample_bylevel": _FRACTION,
+    # trees and borders
+    "grow_policy": _words(frozenset({"SymmetricTree", "Depthwise", "Lossguide"}), "a growth policy"),
+    "min_data_in_leaf": _COUNT, "min_child_samples": _COUNT, "max_leaves": Interval(1, 64, integer=True),
+    "num_leaves": Interval(1, 64, integer=True),
+    "score_function": _words(frozenset({"Cosine", "L2", "NewtonCosine", "NewtonL2"}), "a score function"),
+    "border_count": Interval(1, 65535, integer=True), "max_bin": Interval(1, 65535, integer=True),
+    "feature_border_type": _words(frozenset({"Median", "Uniform", "UniformAndQuantiles", "MaxLogSum", "MinEntropy",
+                                             "GreedyLogSum"}), "a border type"),
+    "nan_mode": _words(frozenset({"Min", "Max", "Forbidden"}), "a missing-value mode"),
+    "one_hot_max_size": Interval(0, 255, integer=True), "max_ctr_complexity": Interval(0, 16, integer=True),
+    "counter_calc_method": _words(frozenset({"SkipTest", "Full"}), "a counter method"),
+    "leaf_estimation_method": _words(frozenset({"Newton", "Gradient", "Exact"}), "a leaf estimation method"),
+    "leaf_estimation_iterations": _POSITIVE_COUNT,
+    "leaf_estimation_backtracking": _words(frozenset({"No", "AnyImprovement", "Armijo"}), "a backtracking"),
+    "fold_permutation_block": Interval(1, 256, integer=True), "fold_len_multiplier": _finite(1, None, "neither"),
+    "has_time": _FLAG, "approx_on_full_history": _FLAG,
+    # objective, metrics, classes
+    "loss_function": _catboost_metric(_CB_LOSSES, "a CatBoost loss"),
+    "objective": _catboost_metric(_CB_LOSSES, "a CatBoost loss"),
+    "eval_metric": _catboost_metric(_CB_METRICS, "a CatBoost metric"),
+    "custom_metric": _one_or_list(_catboost_metric(_CB_METRICS, "a CatBoost metric"), "a CatBoost metric"),
+    "class_names": _list_of(_COUNT, "class codes"), "class_weights": _list_of(_POSITIVE, "positive numbers"),
+    "auto_class_weights": _words(frozenset({"None", "Balanced", "SqrtBalanced"}), "a class weighting"),
+    "scale_pos_weight": _POSITIVE, "allow_const_label": _FLAG,
+    # early stopping and output
+    "od_type": _words(frozenset({"IncToDec", "Iter"}), "an overfitting detector"), "od_pval": _SHARE,
+    "od_wait": _COUNT, "use_best_model": _FLAG,
+    "verbose": Is(lambda v: _FLAG.accepts(v) or _COUNT.accepts(v), "True, False or a whole number >= 0"),
+    "silent": _FLAG, "logging_level": _words(frozenset({"Silent", "Verbose", "Info", "Debug"}), "a logging level"),
+    "metric_period": _POSITIVE_COUNT, "allow_writing_files": Options(False)}
+
+
+def _catboost_refused_because(name: str) -> str:
+    if name in ("train_dir", "snapshot_file", "save_snapshot", "snapshot_interval", "input_borders",
+                "output_borders") or name.endswith(("_file", "_filename", "_path", "_dir")):
+        return "names a file or folder CatBoost reads or writes (its training logs, snapshots, borders)"
+    if name in ("thread_count", "n_jobs", "nthread"):
+        return "sets the threads CatBoost trains with (pipekit's n_jobs= argument sets them)"
+    if name in ("task_type", "devices", "gpu_ram_part", "pinned_memory_size", "gpu_cat_features_storage",
+                "data_partition"):
+        return "chooses the device (GPU) CatBoost trains on"
+    if name == "used_ram_limit":
+        return "sets the memory CatBoost may take"
+    if name in ("callbacks", "callback"):
+        return "is code CatBoost calls while it trains"
+    return "is not one of the CatBoost training parameters pipekit reads from a file"
+
+
+CATBOOST_RULES = FileParams("CatBoost", CATBOOST_FILE_PARAMS, _catboost_refused_because, refused_values={
+    "allow_writing_files": "CatBoost then writes its training logs and snapshots into its train_dir (the working "
+                           "folder unless given)"})
+
+
+def check_catboost_file_params(params: Any, field: str = "params.params") -> None:
+    """Refuse, as a :class:`FieldError` naming ``<field>.<key>``, a CatBoost parameter in a CatBoost model's
+    ``params`` read from a file that is not in :data:`CATBOOST_FILE_PARAMS` or whose value that table does not
+    accept (:func:`check_file_params`).
+
+    >>> check_catboost_file_params({"depth": 4, "loss_function": "Quantile:alpha=0.9", "allow_writing_files": False})
+    >>> check_catboost_file_params({"train_dir": "/tmp/logs"})
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.FieldError: field 'params.params.train_dir' is CatBoost's train_dir, which names a file or folder CatBoost reads or writes (its training logs, snapshots, borders): pipekit does not read it from a file, where a model's parameters are data. Such settings are given in code, after loading: model.set_params(params={...})
+    """
+    check_file_params(params, CATBOOST_RULES, field)

@@ -35,8 +35,9 @@ import polars as pl
 
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, feature_frame, kept_rounds,
                                    threads)
-from pipekit.backends.booster_files import (catboost_json, checked_catboost_model, checked_xgboost_model,
-                                            looks_like_json, parse_json_model, parse_xgboost_model)
+from pipekit.backends.booster_files import (catboost_json, check_catboost_file_params, check_xgboost_file_params,
+                                            checked_catboost_model, checked_xgboost_model, looks_like_json,
+                                            parse_json_model, parse_xgboost_model)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, check_state
@@ -150,7 +151,13 @@ class XGBoost(Booster):
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The fitted state of a file; ``best_iteration_`` (the rounds prediction uses) must be a whole number of
-        rounds the stored booster holds."""
+        rounds the stored booster holds.
+
+        A model rebuilt from a file comes here right after ``__init__``, fitted or not, so its ``params`` (XGBoost
+        parameters, passed to ``xgb.train`` by ``fit``) are checked first, before XGBoost is imported: a file's must
+        be XGBoost training parameters that are data, never the threads, a device, an updater or a path (see
+        :func:`pipekit.backends.booster_files.check_xgboost_file_params`). A model built in code takes any."""
+        check_xgboost_file_params(self.params)
         super().state_from_data(state)
         if "booster_" in vars(self):
             check_state(state, "prediction",
@@ -275,7 +282,14 @@ class CatBoost(Booster):
         return np.frombuffer(catboost_json(self._checked(model)).encode(), dtype=np.uint8).copy()
 
     def state_from_data(self, state: dict[str, Any]) -> None:
-        """The fitted state of a file; ``best_iteration_`` must be a whole number of the trees the model holds."""
+        """The fitted state of a file; ``best_iteration_`` must be a whole number of the trees the model holds.
+
+        A model rebuilt from a file comes here right after ``__init__``, fitted or not, so its ``params`` (CatBoost
+        parameters, passed to ``catboost.CatBoost`` by ``fit``) are checked first, before CatBoost is imported: a
+        file's must be CatBoost training parameters that are data, never a folder it writes (``train_dir``), a
+        snapshot, the threads, memory or a device (see
+        :func:`pipekit.backends.booster_files.check_catboost_file_params`). A model built in code takes any."""
+        check_catboost_file_params(self.params)
         super().state_from_data(state)
         if "model_" in vars(self):
             check_state(state, "prediction", best_iteration_=Interval(1, int(self.model_.tree_count_), integer=True))

@@ -1,0 +1,171 @@
+"""An XGBoost or CatBoost model's ``params`` read from a file are data: the library's training parameters, each with
+the values it takes, held to one allow-list per library by the check the GBM's LightGBM ``params`` go through.
+
+``fit`` hands ``params`` to ``xgb.train`` / ``catboost.CatBoost`` as they are, and some of their parameters write files
+where they say (CatBoost writes its training logs into ``train_dir``, snapshots into ``snapshot_file``) or choose the
+hardware (threads, memory, a GPU). Edits of real pipekit files adding one must be refused at load, before the library
+is imported, naming the file and ``params.<key>``; the settings pipekit itself trains with are accepted, and a model
+built in code takes any parameter its user gives it. With xgboost / catboost installed, fitted files round-trip.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from file_edits import component_records, edited_copy, refused_quickly
+from test_models_helpers import adult
+
+import pipekit
+from pipekit.backends import CatBoost, XGBoost, as_data, boosters
+from pipekit.backends.booster_files import (CATBOOST_FILE_PARAMS, XGBOOST_FILE_PARAMS, check_catboost_file_params,
+                                            check_lightgbm_file_params, check_xgboost_file_params)
+from pipekit.core import ExportError
+from pipekit.core.errors import FieldError
+
+#: parameters a file may not set, and values of allowed ones it may not hold
+XGBOOST_CRAFTED = [
+    ("nthread", 64), ("n_jobs", 64), ("device", "cuda:0"), ("gpu_id", 0), ("predictor", "gpu_predictor"),
+    ("updater", "grow_gpu_hist"), ("tree_method", "gpu_hist"), ("process_type", "update"),
+    ("callbacks", ["os.system"]), ("model_file", "/tmp/m.json"), ("no_such_parameter", 1),
+    ("max_depth", -3), ("eta", "fast"), ("objective", "reg:squarederror nthread=64"), ("eval_metric", ["auc", "/x"]),
+    ("subsample", 1.5), ("seed", 0.5)]
+CATBOOST_CRAFTED = [
+    ("train_dir", "/tmp/catboost_logs"), ("snapshot_file", "/tmp/snap.cbsnapshot"), ("save_snapshot", True),
+    ("snapshot_interval", 1), ("model_shrink_rate", 0.1), ("model_shrink_mode", "Constant"),
+    ("used_ram_limit", "64gb"), ("thread_count", 64), ("task_type", "GPU"), ("devices", "0:1"),
+    ("input_borders", "/etc/passwd"), ("output_borders", "/tmp/borders.tsv"), ("callbacks", ["os.system"]),
+    ("no_such_parameter", 1), ("allow_writing_files", True), ("depth", 40), ("learning_rate", "fast"),
+    ("loss_function", "RMSE:path=/etc/passwd"), ("eval_metric", "NoSuchMetric"), ("custom_metric", ["AUC", 3])]
+#: keys whose value, not the key, is refused
+_VALUES = {"max_depth", "eta", "objective", "eval_metric", "subsample", "seed", "depth", "learning_rate",
+           "loss_function", "custom_metric"}
+_SETTINGS = {"tree_method", "allow_writing_files"}  # values that choose what only code may (a GPU, writing files)
+_CHECKS = {XGBoost: check_xgboost_file_params, CatBoost: check_catboost_file_params}
+_CASES = [(XGBoost, k, v) for k, v in XGBOOST_CRAFTED] + [(CatBoost, k, v) for k, v in CATBOOST_CRAFTED]
+_IDS = [f"{cls.__name__}-{k}" for cls, k, _ in _CASES]
+
+
+def _set_params(cls: type, extra: dict, replace: bool = False):
+    """An edit adding ``extra`` to the ``params`` of every ``cls`` record in a file's record (with ``replace``,
+    setting them to ``extra``)."""
+    def edit(record: dict) -> None:
+        found = list(component_records(record, f"pipekit.backends.{cls.__name__}"))
+        assert found, f"the file holds no {cls.__name__}"
+        for rec in found:
+            rec["params"]["params"] = {**({} if replace else rec["params"].get("params") or {}), **extra}
+    return edit
+
+
+def _own_params(cls: type, task: str, n_classes: int = 0) -> dict:
+    """The parameter dict pipekit itself trains ``cls`` with (its defaults), for ``task``."""
+    model = cls(task)
+    if n_classes:
+        model.classes_ = np.arange(n_classes)
+    return model.xgb_params() if cls is XGBoost else model.cb_params()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Real pipekit files of an XGBoost and a CatBoost model (unfitted: saving one needs neither library), each with
+    parameters of its library in ``params`` as a user gives them."""
+    out = tmp_path_factory.mktemp("boosters")
+    xgb = XGBoost("classification", n_estimators=50, n_jobs=1,
+                  params={"max_bin": 64, "gamma": 0.1, "eval_metric": ["auc", "error@0.6"], "grow_policy": "lossguide"})
+    cb = CatBoost("classification", n_estimators=50, n_jobs=1,
+                  params={"border_count": 64, "bootstrap_type": "Bernoulli", "subsample": 0.8,
+                          "loss_function": "Logloss", "allow_writing_files": False})
+    return {XGBoost: (xgb, pipekit.save(xgb, out / "xgb.pipekit")), CatBoost: (cb, pipekit.save(cb, out / "cb.pipekit"))}
+
+
+@pytest.mark.parametrize(("cls", "key", "value"), _CASES, ids=_IDS)
+def test_file_params_check_refuses_what_is_no_training_data(cls, key, value):
+    with pytest.raises(FieldError, match=rf"field 'params\.{key}' ") as e:
+        _CHECKS[cls]({"learning_rate": 0.1, key: value}, field="params")
+    message = str(e.value)
+    if key in _VALUES:
+        assert "must be" in message, message
+    else:
+        assert "given in code" in message and "from a file" in message, message
+    if key in ("nthread", "n_jobs", "thread_count"):
+        assert "n_jobs= argument sets them" in message, message
+
+
+@pytest.mark.parametrize(("cls", "key", "value"), _CASES, ids=_IDS)
+def test_booster_file_refuses_params_that_are_no_data(files, tmp_path, cls, key, value):
+    _, path = files[cls]
+    crafted = edited_copy(path, _set_params(cls, {key: value}), tmp_path / f"{key}.pipekit")
+    message = refused_quickly(pipekit.load, crafted, named=(f"params.params.{key}",))
+    assert ("must be" if key in _VALUES else "given in code") in message, message
+    if key in _SETTINGS:
+        assert f"is {value!r}" in message, message
+
+
+@pytest.mark.parametrize("cls", [XGBoost, CatBoost])
+def test_params_pipekit_trains_with_are_accepted_in_a_file(cls, files, tmp_path):
+    threads = "nthread" if cls is XGBoost else "thread_count"
+    for task, k in (("regression", 0), ("classification", 2), ("classification", 5)):
+        own = _own_params(cls, task, k)
+        assert threads in own  # the threads come from n_jobs=, an argument of the model, never from params
+        data = {key: v for key, v in own.items() if key != threads}
+        _CHECKS[cls](data)
+        loaded = pipekit.load(edited_copy(files[cls][1], _set_params(cls, data, replace=True),
+                                          tmp_path / f"own_{task}{k}.pipekit"))
+        assert loaded.params == data
+    table = XGBOOST_FILE_PARAMS if cls is XGBoost else CATBOOST_FILE_PARAMS
+    assert threads not in table and "n_jobs" not in table
+    if cls is CatBoost:  # pipekit's own setting, with that value only
+        assert own["allow_writing_files"] is False and CATBOOST_FILE_PARAMS["allow_writing_files"].accepts(False)
+        assert not CATBOOST_FILE_PARAMS["allow_writing_files"].accepts(True)
+
+
+@pytest.mark.parametrize("cls", [XGBoost, CatBoost])
+def test_booster_file_with_its_own_params_loads(cls, files):
+    model, path = files[cls]
+    back = pipekit.load(path)
+    assert isinstance(back, cls) and back.params == model.params and back.get_params() == model.get_params()
+    bare = pipekit.load(pipekit.save(cls("regression"), path.with_name(f"bare_{cls.__name__}.pipekit")))
+    assert bare.params is None
+
+
+@pytest.mark.parametrize(("cls", "bad"), [(XGBoost, {"device": "cuda"}), (CatBoost, {"train_dir": "/tmp/x"})])
+def test_file_params_are_refused_before_the_library_is_imported(cls, bad, monkeypatch):
+    # a fitted record: its model would be handed to the library, which is never reached
+    def no_library(package: str, name: str):
+        raise AssertionError(f"{package} imported for a file whose params are refused")
+    monkeypatch.setattr(boosters, "_require", no_library)
+    model = cls("regression", params=bad)
+    state = {model.model_attr: np.zeros(4, np.uint8), "feature_names_": ["a"], "cat_features_": [],
+             "best_iteration_": 1}
+    with pytest.raises(FieldError, match=rf"params\.params\.{next(iter(bad))}'.*given in code"):
+        model.state_from_data(state)
+
+
+@pytest.mark.parametrize("cls", [XGBoost, CatBoost])
+def test_booster_built_in_code_takes_any_params(cls, files):
+    # a user's own code chooses its settings, even those a file may not: the check is the file's only
+    anything = {"nthread": 2, "device": "cpu"} if cls is XGBoost else {"train_dir": "/tmp/logs", "thread_count": 2}
+    model = cls("regression", params=anything)
+    assert model.params == anything
+    loaded = pipekit.load(files[cls][1]).set_params(params=anything)
+    assert loaded.params == anything
+
+
+def test_lightgbm_file_params_still_go_through_the_same_check():
+    check_lightgbm_file_params({"num_leaf": 63, "extra_trees": True})
+    with pytest.raises(ExportError, match=r"params\.params\.workers' is LightGBM's machines"):
+        check_lightgbm_file_params({"workers": "10.0.0.1:12400"})
+
+
+@pytest.mark.parametrize(("cls", "package"), [(XGBoost, "xgboost"), (CatBoost, "catboost")])
+def test_fitted_booster_file_round_trips_and_refuses_crafted_params(cls, package, tmp_path):
+    pytest.importorskip(package)
+    tr, va = (as_data(d) for d in adult(3000))
+    params = {"max_bin": 63, "gamma": 0.1} if cls is XGBoost else {"border_count": 63, "random_strength": 0.5}
+    model = cls("classification", n_estimators=30, learning_rate=0.2, n_jobs=1, params=params).fit(tr, va)
+    path = model.export(tmp_path / f"{package}.pipekit")
+    back = pipekit.load(path)
+    assert back.params == params
+    np.testing.assert_array_equal(back.predict(va), model.predict(va))
+    key, value = ("device", "cuda") if cls is XGBoost else ("train_dir", str(tmp_path / "logs"))
+    crafted = edited_copy(path, _set_params(cls, {key: value}), tmp_path / "crafted.pipekit")
+    refused_quickly(pipekit.load, crafted, named=(f"params.params.{key}",), match="given in code")
+    assert not (tmp_path / "logs").exists()
