@@ -690,6 +690,36 @@ def torch_opt_func(opt_func: Callable[..., Any]) -> Callable[..., torch.optim.Op
     return partial(opt, **kw) if kw else opt
 
 
+#: what a Learner uses of the optimiser its ``opt_func`` builds (all of them a ``torch.optim.Optimizer`` has)
+_OPTIMISER_API = ("param_groups", "state", "step", "zero_grad", "state_dict", "load_state_dict")
+
+
+def _check_built_optimiser(opt_func: Callable[..., Any], opt: Any) -> None:
+    """Refuse what ``opt_func(param_groups, lr=...)`` built when it is not an optimiser a Learner can drive (a
+    hand-written class with only ``step`` and ``zero_grad``, as chapter 4's ``BasicOptim``), naming what it lacks.
+
+    >>> class BasicOptim:
+    ...     def __init__(self, params, lr): self.params, self.lr = list(params), lr
+    ...     def step(self): pass
+    ...     def zero_grad(self): pass
+    >>> _check_built_optimiser(BasicOptim, BasicOptim([], lr=0.1))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    pipekit.core.errors.ParameterError: opt_func=BasicOptim built a BasicOptim, which has no param_groups, ...
+    """
+    missing = [a for a in _OPTIMISER_API if not hasattr(opt, a)]
+    if not missing:
+        return
+    func = opt_func.func if isinstance(opt_func, partial) else opt_func
+    name = getattr(func, "__name__", None) or repr(func)
+    lacks = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + f" or {missing[-1]}"
+    raise ParameterError(
+        f"opt_func={name} built a {type(opt).__name__}, which has no {lacks}: a Learner's opt_func(params, lr) must "
+        "build a torch.optim.Optimizer (pipekit's Optimizer, SGD, Adam..., or any torch.optim class), or be "
+        f"fastai's {_WRAPPER_SPELLING}. Pass the book's opt_func=SGD (from pipekit.learn) to train with a Learner, "
+        f"or keep {type(opt).__name__} for a training loop written by hand, as chapter 4 does "
+        "(opt.step(); opt.zero_grad() after each batch's loss.backward()).")
+
+
 class OptimWrapper:
     """A torch optimiser over a model's layer groups, with hyper-parameters settable per group.
 
@@ -736,6 +766,7 @@ class OptimWrapper:
             raise ParameterError("splitter: every parameter group must hold at least one parameter; "
                                  f"got group sizes {[len(g) for g in groups]}")
         self.opt = opt_func(torch_groups, lr=lr)
+        _check_built_optimiser(opt_func, self.opt)
         for pg, no_wd in zip(self.opt.param_groups, self._no_wd):
             if no_wd:
                 pg["weight_decay"] = 0.0
