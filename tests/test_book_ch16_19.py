@@ -247,6 +247,17 @@ def test_a_subclass_adding_an_encodes_keeps_its_parents_for_other_types(files):
     assert (Every()(pairs[0][0]), Every()(pairs[0][1])) == ("all", "all")
     assert written_for_items(Upper()) and not runs_per_value(Upper())
 
+    class Flag(Transform):
+        def encodes(self, x: bool):
+            return "base-bool"
+
+    class Count(Flag):
+        def encodes(self, x: int):
+            return "sub-int"
+
+    # fastai 2.8.12: the nearest class wins across the subclass's and its parent's definitions
+    assert Count()((True, pairs[0][0], pairs[0][1])) == ("base-bool", "sub-int", pairs[0][1])
+
 
 def test_a_callback_setting_self_x_is_told_to_set_xb():
     """``self.x`` is read-only on the Learner (xb[0], as fastai's): a callback assigning it is pointed at xb."""

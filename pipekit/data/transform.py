@@ -504,8 +504,9 @@ def apply_typed(fn: Callable[[Any], Any], types: tuple[type, ...], values: Any,
     return values if other is None else other(values)
 
 
-#: the attribute naming the classes a typed ``encode``/``decode`` made by ``Transform.__init_subclass__`` applies to
-_VALUE_TYPES = "_value_types"
+#: the attributes of a typed ``encode``/``decode`` made by ``Transform.__init_subclass__``: the classes it applies to,
+#: and the typed definitions it dispatches over (a subclass's are added to them, see :func:`_over_inherited`)
+_VALUE_TYPES, _TYPED_DEFINITIONS = "_value_types", "_typed_definitions"
 
 
 def _typed_method(fn: Callable[..., Any], types: tuple[type, ...]) -> Callable[..., Any]:
@@ -516,6 +517,7 @@ def _typed_method(fn: Callable[..., Any], types: tuple[type, ...]) -> Callable[.
     def method(self: Any, values: Any) -> Any:
         return apply_typed(lambda v: fn(self, v), types, values)
     setattr(method, _VALUE_TYPES, types)
+    setattr(method, _TYPED_DEFINITIONS, (fn,))
     return method
 
 
@@ -535,33 +537,30 @@ def _shown(first: Callable[..., Any], classes: tuple[type, ...]) -> Callable[...
 
 
 def _over_inherited(cls: type, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` (a subclass's ``encodes`` or ``decodes`` as ``name``) taking over from the one ``cls`` inherits,
-    as fastai's type dispatch does: when both are typed, a value of none of ``method``'s classes goes to the
-    inherited one (``class Sub(Base)`` adding an ``encodes`` for ``str`` keeps ``Base``'s for ``int``). An untyped
-    ``method`` takes every value, and an inherited untyped one is pipekit's whole-column method, left alone.
+    """``method`` (a subclass's ``encodes`` or ``decodes`` as ``name``) joined to the one ``cls`` inherits, as fastai's
+    type dispatch does: when both are typed, a value goes to the definition, the subclass's or an inherited one,
+    annotated with its nearest class (the subclass's for a class both name), so ``class Sub(Base)`` adding an
+    ``encodes`` for ``str`` keeps ``Base``'s for ``int``. An untyped ``method`` takes every value, and an inherited
+    untyped one is pipekit's whole-column method, left alone.
 
     >>> class Base(Transform):
     ...     def encodes(self, x: int): return x + 1
+    ...     def encodes(self, x: bool): return "bool"
     >>> class Sub(Base):
     ...     def encodes(self, x: str): return x.upper()
-    >>> Sub()((1, "a", 2.5))
-    (2, 'A', 2.5)
+    ...     def encodes(self, x: int): return x * 10
+    >>> Sub()((1, "a", 2.5, True))
+    (10, 'A', 2.5, 'bool')
     """
-    import functools
-
-    own = getattr(method, _VALUE_TYPES, None)
-    inherited: Callable[..., Any] | None = getattr(super(cls, cls), name, None)
-    theirs = getattr(inherited, _VALUE_TYPES, None)
-    if own is None or theirs is None or inherited is None:
+    own = getattr(method, _TYPED_DEFINITIONS, None)
+    theirs = getattr(getattr(super(cls, cls), name, None), _TYPED_DEFINITIONS, None)
+    if own is None or theirs is None:
         return method
-    base = inherited
-    every = tuple(dict.fromkeys(own + theirs))
-
-    @functools.wraps(method)
-    def merged(self: Any, values: Any) -> Any:
-        return apply_typed(lambda v: method(self, v), own, values, lambda v: base(self, v))
-    merged.__wrapped__ = _shown(inspect.unwrap(method), every)  # type: ignore[attr-defined]
-    setattr(merged, _VALUE_TYPES, every)
+    merged = _dispatch_method([*theirs, *own], f"{cls.__name__}.{name}")  # later definitions win a tie: the own
+    if merged is None:  # every definition is typed: not reached
+        return method
+    # what inspect.unwrap finds: the subclass's own first definition (where it was written, see written_for_items)
+    merged.__wrapped__ = _shown(inspect.unwrap(method), getattr(merged, _VALUE_TYPES))  # type: ignore[attr-defined]
     return merged
 
 
@@ -627,6 +626,7 @@ def _dispatch_method(fns: list[Callable[..., Any]], where: str) -> Callable[...,
     method.__wrapped__ = _shown(first, every + ((object,) if untyped is not None else ()))  # type: ignore[attr-defined]
     if untyped is None:
         setattr(method, _VALUE_TYPES, every)
+        setattr(method, _TYPED_DEFINITIONS, tuple(fn for _, fn in table))
     return method
 
 
