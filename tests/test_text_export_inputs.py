@@ -8,6 +8,8 @@ folders for the folder models; no training (an unfitted learner exports and pred
 """
 from __future__ import annotations
 
+import os
+
 import polars as pl
 import pytest
 import torch
@@ -140,3 +142,20 @@ def test_rebuilt_recipe_keeps_new_texts_as_texts(folder_learner, named_file):
     assert "movie" in block.vocab  # its training items are files, read
     ids = dls.test_dl([str(named_file)]).one_batch()[0][0].tolist()
     assert ids == block.encode_text(str(named_file)).tolist() != block.encode_text(CONTENT).tolist()
+
+
+def test_a_text_column_named_path_holds_texts(reviews, named_file, tmp_path):
+    """A table's column of str is texts whatever it is named: a model whose text column is ``path`` reads no file a
+    text of that column names, in code and loaded; files are read when named as files (a Path, an os.DirEntry)."""
+    df = reviews.rename({"text": "path"})
+    dls = TextDataLoaders.from_df(df, text_col="path", label_col="label", valid_col="is_valid", bs=16, seed=0,
+                                  cache_dir=False)
+    pipekit.set_seed(0)
+    learn = text_classifier_learner(dls, AWD_LSTM, pretrained=False, config=SMALL)
+    loaded = pipekit.load(learn.export(tmp_path / "path_col.pipekit"))
+    for model in (learn, loaded):
+        seen = _tokens(model, pl.DataFrame({"path": [str(named_file)]}))
+        assert seen == _as_text(model, str(named_file)) and not {"movie", "worst", "film", "bad"} & set(seen)
+        assert _tokens(model, pl.DataFrame({"path": ["great movie"]})) == _as_text(model, "great movie")
+        entry = next(e for e in os.scandir(named_file.parent) if e.name == named_file.name)
+        assert _tokens(model, [entry]) == _tokens(model, [named_file]) == _as_text(model, CONTENT)

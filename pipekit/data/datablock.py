@@ -28,7 +28,7 @@ from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch
 from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, called_on_items, check_item_getters,
                                   is_item_getter, item_at, rows_column)
-from pipekit.data.items import to_items
+from pipekit.data.items import names_files, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint, row_index
 from pipekit.data.store import OUTSIDE_LOADER, ListStore, gathering
@@ -712,14 +712,15 @@ class DataBlock(Component):
             finder = finder if finder.isidentifier() else "get_image_files"
             raise DataError(f"test_dl: {source} is a folder; give the items in it, e.g. "
                             f"dls.test_dl({finder}({str(source)!r}))")
+        # files the user named as files (path objects): an input block may read them (new_paths); a ``str``, or a
+        # table's column of them, is never read as a file by a block whose values are not files (a text is the text
+        # itself, whatever it spells, and whatever a column is named)
+        named = names_files(source)
         items = source if isinstance(source, pl.DataFrame) else to_items(source)
         if len(items) == 0:
             raise DataError("test_dl: no items given")
         n = len(self.blocks_) if with_labels else self.n_inp_
-        # files the user named as files (Path objects, or rows of a ``path`` column): an input block may read them;
-        # a ``str`` given where the training items were paths is renamed a path below, but is never read as a file
-        # by a block whose values are not files (a text is the text itself, whatever it spells)
-        paths = items["path"].cast(pl.String) if items.columns == ["path"] else None
+        paths = items["path"].cast(pl.String) if named and items.columns == ["path"] else None
         items, bare = self._new_items(items)
         if bare and (self.n_inp_ > 1 or with_labels):
             what = f"{self.n_inp_} inputs" if self.n_inp_ > 1 else "labels"

@@ -673,6 +673,19 @@ def _first_non_utf8(path: Path, chunk: int = 1 << 20) -> str:
     return ""
 
 
+def names_files(source: Any) -> bool:
+    """Whether ``source`` names files as files: a path object (``pathlib.Path``, ``os.DirEntry``, any
+    ``os.PathLike``) or a list or tuple of them, as ``get_image_files`` gives. A ``str``, and a table's column of
+    them, is a value, whatever it spells.
+
+    >>> names_files([Path("a.txt")]), names_files("a.txt"), names_files(["a.txt"])
+    (True, False, False)
+    """
+    if isinstance(source, os.PathLike):
+        return True
+    return isinstance(source, (list, tuple)) and bool(source) and all(isinstance(v, os.PathLike) for v in source)
+
+
 def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """Turn a source into the items DataFrame.
 
@@ -715,7 +728,7 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     elif isinstance(source, (Sequence, np.ndarray)) or hasattr(source, "__iter__"):
         values = list(source)
         if values and all(isinstance(v, os.PathLike) for v in values):
-            df = pl.DataFrame({"path": [str(v) for v in values]})
+            df = pl.DataFrame({"path": [os.fspath(v) for v in values]})
         elif values and all(isinstance(v, dict) for v in values):
             df = pl.DataFrame(values)
         elif any(_held_object(v) for v in values):
