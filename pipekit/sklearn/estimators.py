@@ -453,7 +453,8 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
             FillMissing`` for a backend made of trees (``"gbm"``, ``"rf"``, any GBM, RandomForest, ExtraTrees,
             XGBoost or CatBoost, a SklearnModel around a scikit-learn tree model, an ensemble of them), which
             splits on the values as read, so ``GBM("classification", n_estimators=100, learning_rate=0.1)``
-            predicts what ``LGBMClassifier()`` fitted on the same rows does; ``Categorify, FillMissing,
+            predicts what ``LGBMClassifier()`` fitted on the same rows does when no number is missing (``FillMissing``
+            fills one with the median and adds a ``_na`` column, where LightGBM reads it as missing); ``Categorify, FillMissing,
             Normalize`` for the others (``"net"``, a linear model). ``processor_.procs`` are the procs run.
         random_state: seeds the backend (and every ensemble member); None keeps the backends' own seeds,
             which are fixed (0), so a fit is reproducible either way.
