@@ -35,6 +35,7 @@ from pipekit.tabular.core import Tabular, naming_file, read_frame, read_new
 from pipekit.tabular.loaders import TabularRecipe, tabular_dataloaders
 from pipekit.learn.nets import sigmoid_range
 from pipekit.tabular.model import TabularModel, get_emb_sz, warn_y_range
+from pipekit.tabular.processor import text_not_numbers
 from pipekit.tabular.procs import Categorify, column_code
 
 
@@ -53,6 +54,29 @@ def _check_third_is_rating(cols: Sequence[str], user_name: str, item_name: str) 
                         f"{cols[2]!r}, but the table has a column named like ratings, {named[0]!r} (columns: "
                         f"{names_shown(cols)}); pass rating_name={named[0]!r} (or rating_name={cols[2]!r} to rate "
                         "by the third column)")
+
+
+def _refuse_text_ratings(df: pl.DataFrame, rating_name: str, ratings: Any, file: Path | None) -> None:
+    """Refuse ratings read as text, with the fix that works: a cast when every rating is a number written as
+    text; otherwise the first value that is no number, its row and how many rows are alike (as the continuous
+    columns of a table are checked), and a cast that turns those values to nulls, which are then dropped."""
+    c, dtype = rating_name, df.schema[rating_name]
+    # numbers written with spaces around them ("  4.0") read as numbers only once the spaces are stripped
+    padded = dtype == pl.String and bool((df[c] != df[c].str.strip_chars()).any())
+    stripped = ".str.strip_chars()" if padded else ""
+    for value, row, n in text_not_numbers(df, [c]).values():
+        fix = (f"df[{c!r}] = pd.to_numeric(df[{c!r}], errors='coerce'); df = df.dropna(subset=[{c!r}])"
+               if is_pandas(ratings) else
+               f"df.with_columns(pl.col({c!r}){stripped}.cast(pl.Float32, strict=False)).drop_nulls({c!r})")
+        raise DataError(f"CollabDataLoaders.from_df: the ratings {c!r} are {dtype}, and not all numbers: {value!r} at "
+                        f"row {row} ({n} such rows); "
+                        + (f"fix those rows in {file}, or " if file is not None else "") + "read them as numbers "
+                        f"and drop the rows that are not: {fix}") from None
+    first = df[c].drop_nulls().head(1).to_list()
+    raise DataError(f"CollabDataLoaders.from_df: the ratings {c!r} are {dtype} (e.g. "
+                    f"{first[0] if first else None!r}), not numbers; cast them first: "
+                    + (f"df[{c!r}] = df[{c!r}].astype(float)" if is_pandas(ratings)
+                       else f"df.with_columns(pl.col({c!r}){stripped}.cast(pl.Float32))"))
 
 
 class CollabDataLoaders:
@@ -118,11 +142,7 @@ class CollabDataLoaders:
                                 f"{file if file is not None else 'the ratings table'}; every row needs a rating: fill "
                                 "that column, or name the ratings' column with rating_name=")
             if not (dtype.is_numeric() or dtype == pl.Boolean):
-                first = df[rating_name].drop_nulls().head(1).to_list()
-                raise DataError(f"CollabDataLoaders.from_df: the ratings {rating_name!r} are {dtype} (e.g. "
-                                f"{first[0] if first else None!r}), not numbers; cast them first: "
-                                + (f"df[{rating_name!r}] = df[{rating_name!r}].astype(float)" if is_pandas(ratings)
-                                   else f"df.with_columns(pl.col({rating_name!r}).cast(pl.Float32))"))
+                _refuse_text_ratings(df, rating_name, ratings, file)
             for c in (user_name, item_name):  # a missing id would train the #na# slot that unseen ids predict from
                 missing = df[c].is_null() | (df[c].is_nan() if df.schema[c].is_float() else False)
                 if missing.any():

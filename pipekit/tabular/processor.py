@@ -69,11 +69,16 @@ def _as_categorical(frame: F, columns: Sequence[str]) -> F:
     return frame.with_columns(pl.col(c).cast(pl.Categorical(pl.Categories.random())) for c in columns)
 
 
-def _check_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> None:
-    """Refuse text in continuous ``columns`` that does not read as a number (a blank is missing, not text), naming
-    the column, the first such value and its row: one aggregation, streaming on a lazy scan."""
+def text_not_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> dict[str, tuple[Any, int, int]]:
+    """The continuous ``columns`` holding text that does not read as a number (a blank is missing, not text), each
+    with its first such value, that value's row and how many rows are alike: one aggregation, streaming on a lazy
+    scan.
+
+    >>> text_not_numbers(pl.DataFrame({"age": ["39", " ?", "50", "?"]}), ["age"])
+    {'age': (' ?', 1, 2)}
+    """
     if not columns:
-        return
+        return {}
     aggs = []
     for i, c in enumerate(columns):
         text = pl.col(c).cast(pl.String)
@@ -81,10 +86,15 @@ def _check_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -
             text.str.strip_chars().cast(pl.Float64, strict=False).is_null()
         aggs += [bad.sum().alias(f"n{i}"), bad.arg_true().first().alias(f"r{i}"), text.filter(bad).first().alias(f"v{i}")]
     found = collect(frame.select(aggs)).row(0, named=True)
-    for i, c in enumerate(columns):
-        if found[f"n{i}"]:
-            raise DataError(f"continuous column {c!r} holds text that is not a number, e.g. {found[f'v{i}']!r} at row "
-                            f"{found[f'r{i}']} ({found[f'n{i}']} such rows); clean the column or list it in cat_names.")
+    return {c: (found[f"v{i}"], found[f"r{i}"], found[f"n{i}"]) for i, c in enumerate(columns) if found[f"n{i}"]}
+
+
+def _check_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> None:
+    """Refuse text in continuous ``columns`` that does not read as a number (:func:`text_not_numbers`), naming the
+    column, the first such value and its row."""
+    for c, (value, row, n) in text_not_numbers(frame, columns).items():
+        raise DataError(f"continuous column {c!r} holds text that is not a number, e.g. {value!r} at row {row} ({n} "
+                        "such rows); clean the column or list it in cat_names.")
 
 
 def warn_missing_numbers(frame: pl.DataFrame, columns: Sequence[str]) -> None:
