@@ -261,8 +261,11 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         kept = " or ".join(dict.fromkeys(_kept_on_time(c.model) for c, bag in fitted if bag.stopped_on_time_))
         warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: they keep {kept} by "
              "then and may score far below what they reach with more time; raise time_limit", UserWarning)
+    # a name stays the ensembles' metric, so a file stores it and the loaded ensemble scores with it (the metric
+    # object of "mape" or "rmsle" is a function of scikit-learn's, which a file cannot hold)
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose, ranks,
-                   label=metric if isinstance(metric, str) else m.scoring_name)
+                   label=metric if isinstance(metric, str) else m.scoring_name,
+                   kept=metric if isinstance(metric, str) else m)
 
 
 def _fold_order(tab: Any, n: int, folds: str, time_col: str | None,
@@ -563,10 +566,13 @@ def _predict_valid(model: Any, valid: Any, made: dict[int, Any]) -> None:
 
 def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: Any, valid: Any,
             made: dict[int, Any], plan: Plan, n_folds: int, seed: int, n_jobs: int | None, verbose: bool,
-            ranks: np.ndarray | None = None, label: str | None = None) -> Any:
+            ranks: np.ndarray | None = None, label: str | None = None, kept: Any = None) -> Any:
+    """The best of the weighted ensemble and the second layer, with the report of every candidate. ``m`` scores;
+    ``kept``: the metric as the ensembles keep it (the name it was given by, which a file stores; default ``m``)."""
     bags = [b for _, b in fitted]
+    kept = m if kept is None else kept
     t = time.perf_counter()
-    weighted = _select(bags, m, train, plan)
+    weighted = _select(bags, m, train, plan, kept)
     y = bags[0].oof_targets_
     weights = {b.name: w for b, w in zip(weighted.members, weighted.weights_.tolist())}
     for r in rows:
@@ -586,7 +592,7 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
             meta = BaggedModel(stacker(task, n_jobs, seed), n_folds=n_folds, seed=seed,
                                time_limit=None if plan.time_limit is None else max(plan.left(), 1e-3),
                                folds=plan.fold_kind, time_col=plan.time_col)
-            layer2 = StackingEnsemble(list(weighted.members), meta=meta, passthrough=True, metric=m).fit(
+            layer2 = StackingEnsemble(list(weighted.members), meta=meta, passthrough=True, metric=kept).fit(
                 train, order=ranks)
             _predict_valid(layer2, valid, made)
             row.update(model_obj=layer2, oof=m.score(y, layer2.oof_predictions_), fit_s=time.perf_counter() - t)
@@ -603,16 +609,17 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
     return ens
 
 
-def _select(bags: list, m: Any, train: Any, plan: Plan) -> WeightedEnsemble:
+def _select(bags: list, m: Any, train: Any, plan: Plan, kept: Any = None) -> WeightedEnsemble:
     """Caruana selection on the out-of-fold predictions, then again on the members it chose until every member
     has a weight: the ensemble holds only members it uses, and its weights are exactly what selection on
     their recorded out-of-fold predictions gives (on the chosen members the greedy walk repeats the steps
     that reached the best score, so it scores at least as well). Selection gets the time left (a slow metric
-    on many rows: roc_auc takes 10 ms a step), and stops with the best ensemble so far when it runs out."""
+    on many rows: roc_auc takes 10 ms a step), and stops with the best ensemble so far when it runs out. ``kept``:
+    the metric as the ensemble keeps it (see :func:`_finish`; default ``m``)."""
     members = list(bags)
     while True:
         left = None if plan.time_limit is None else max(plan.left(), 1e-3)
-        ens = WeightedEnsemble(members, metric=m, n_iter=100, time_limit=left).fit(train)
+        ens = WeightedEnsemble(members, metric=m if kept is None else kept, n_iter=100, time_limit=left).fit(train)
         if (ens.weights_ > 0).all() or ens.stopped_on_time_:  # cut short: a second walk would have no time
             ens.time_limit = None  # the call's limit, not one for whoever refits the ensemble (set_params would
             return ens             # drop the fitted weights)

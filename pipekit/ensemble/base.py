@@ -16,8 +16,9 @@ import polars as pl
 from pipekit.backends.base import Backend, KeepsProcessor, Model
 from pipekit.backends.data import RowForm, TabularData, as_data, check_rows, normalised_stats
 from pipekit.core.component import Component, param_names, to_data
-from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError
-from pipekit.metrics import Metric, check_metric, get_metric
+from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError, warn
+from pipekit.metrics import DEFAULT_METRIC, FuncMetric, Metric, check_metric, get_metric
+from pipekit.metrics.lookup import SKLEARN_ERROR_NAMES, is_scorer
 
 
 @runtime_checkable
@@ -137,6 +138,37 @@ def check_members(members: Sequence[Any], check_columns: bool = True, fitted: bo
             raise ParameterError(f"members disagree on the classes: {member_name(members[0], 0)} has "
                                  f"{classes.tolist()}, {member_name(m, i)} has {np.asarray(m.classes_).tolist()}")
     return task, np.sort(classes)
+
+
+def unsaved_metric(metric: Any, task: str, who: str) -> str:
+    """The warning for ``metric``, which a file cannot hold, as ``who`` (an ensemble's class) is saved: what it is,
+    what the loaded model scores with instead (the task's default) and what to pass to keep it (the name of the
+    pipekit metric of the same function where there is one)."""
+    try:
+        name = get_metric(metric, task).name
+    except ParameterError:
+        name = getattr(metric, "__name__", type(metric).__name__)
+    if is_scorer(metric) or getattr(getattr(metric, "fn", None), "scorer", False):  # fit_ensemble reads a scorer
+        kind = "a scikit-learn scorer"
+    elif isinstance(metric, Metric) and not isinstance(metric, FuncMetric):
+        kind = "a metric that is not registered"
+    else:
+        kind = "a function"
+    known = None
+    for candidate in (name.removesuffix("_score"), name, SKLEARN_ERROR_NAMES.get(name)):
+        try:
+            if candidate:
+                get_metric(candidate, task)
+                known = candidate
+                break
+        except ParameterError:
+            continue
+    use = f"metric={known!r}" if known else "its name (metric='roc_auc', 'mape')"
+    default = DEFAULT_METRIC[task]
+    return (f"{who}: its metric {name!r} is {kind}, which a file cannot hold: the file stores no metric, and the "
+            f"loaded model's score() and report() use the {task} default, {default!r}. To keep the metric in the "
+            f"file, give the ensemble (or fit_ensemble) {use}, or a registered pipekit Metric; or score the loaded "
+            f"model with it: score(data, metric=...)")
 
 
 def align_classes(pred: np.ndarray, member_classes: Sequence, classes: np.ndarray) -> np.ndarray:
@@ -312,10 +344,14 @@ class Ensemble(KeepsProcessor, Model):
         return m
 
     def params_to_data(self) -> dict[str, Any]:
+        """The parameters a file keeps. A metric given by name (``"mape"``, ``"roc_auc"``) or as a registered pipekit
+        Metric is kept; one a file cannot hold (a user's own function, a scikit-learn scorer) is stored as None, so
+        the loaded ensemble scores with its task's default, with a warning saying so and how to keep the metric."""
         params = self.get_params(deep=False)
         try:
             to_data(params["metric"])
-        except ExportError:  # a user's own metric that is not registered: the loaded ensemble uses the default
+        except ExportError:
+            warn(unsaved_metric(params["metric"], self.task, type(self).__name__))
             params["metric"] = None
         return params
 

@@ -27,7 +27,7 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
     a metric class, ``functools.partial`` of a metric, or a plain function (see :class:`FuncMetric`); with ``y_first``
     (whole arrays, targets first) a scikit-learn scorer too (``make_scorer(...)``, ``get_scorer(...)``, see
     :func:`get_metric`)."""
-    if _is_scorer(m):
+    if is_scorer(m):
         if not y_first:  # a Learner's metric is a function of a batch's outputs and targets, not of a fitted model
             raise ParameterError(f"metrics={m!r} is a scikit-learn scorer, which scores a fitted estimator on X and y; "
                                  "a Learner's metric scores its outputs: pass a pipekit Metric (RocAuc(), rmse) or "
@@ -197,8 +197,8 @@ _SKLEARN_ROC_AUC = {"roc_auc_ovr": {"multi_class": "ovr"}, "roc_auc_ovo": {"mult
                     "roc_auc_ovr_weighted": {"multi_class": "ovr", "average": "weighted"},
                     "roc_auc_ovo_weighted": {"multi_class": "ovo", "average": "weighted"}}
 #: the pipekit metric of what scikit-learn's ``neg_*`` scorers negate
-_NEGATED = {"mean_absolute_error": "mae", "mean_squared_error": "mse", "root_mean_squared_error": "rmse",
-            "log_loss": "log_loss"}
+SKLEARN_ERROR_NAMES = {"mean_absolute_error": "mae", "mean_squared_error": "mse",
+                       "root_mean_squared_error": "rmse", "log_loss": "log_loss"}
 
 
 def _negated_name(metric: str, by_name: dict[str, Any]) -> str:
@@ -208,7 +208,7 @@ def _negated_name(metric: str, by_name: dict[str, Any]) -> str:
     import sklearn.metrics
 
     loss = metric[len("neg_"):]
-    ours = _NEGATED.get(loss) or (loss if loss in by_name else None)
+    ours = SKLEARN_ERROR_NAMES.get(loss) or (loss if loss in by_name else None)
     fn = next((f for f in (loss, f"{loss}_loss") if callable(getattr(sklearn.metrics, f, None))), None)
     use = (f"metric={ours!r}" if ours else f"metric=sklearn.metrics.{fn}" if fn else
            "the pipekit metric or the sklearn.metrics function of that loss")
@@ -257,7 +257,7 @@ class _ScoreFunction:
         return f"{self.__name__}(response={self.response!r}{kw})" if self.scorer else self.__name__
 
 
-def _is_scorer(m: Any) -> bool:
+def is_scorer(m: Any) -> bool:
     """Whether ``m`` is a scikit-learn scorer (``make_scorer(...)``, ``get_scorer(...)``): one exists only once
     scikit-learn has made it, so scikit-learn is never imported to tell."""
     base = getattr(sys.modules.get("sklearn.metrics._scorer"), "_BaseScorer", None)
@@ -364,6 +364,6 @@ def get_metric(metric: Any, task: str) -> Metric:
         if by_name[metric].task != task:
             raise ParameterError(f"metric={metric!r} is a {by_name[metric].task} metric but the task is {task!r}")
         return by_name[metric]()
-    if _is_scorer(metric):
+    if is_scorer(metric):
         return _scorer_metric(metric, task)
     return as_metric(metric, y_first=True)

@@ -28,6 +28,7 @@ import numpy as np
 from pipekit.backends import GBM, RandomForest, SklearnModel
 from pipekit.backends.base import Backend, Booster, Model
 from pipekit.backends.data import TabularData, as_data, encode_y
+from pipekit.backends.gbm import _lightgbm_names
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, TorchTabular, WeightedEnsemble
@@ -45,7 +46,8 @@ def default_backend(name: str, task: str) -> Model:
     """The backend a name stands for, with pipekit's defaults, which are not all those of the libraries behind it:
     ``"gbm"`` is ``GBM(task, n_estimators=100)``, LightGBM's 100 rounds at GBM's learning rate 0.05, half
     LightGBM's 0.1 (``GBM(task, n_estimators=100, learning_rate=0.1)`` trains as ``LGBMClassifier()`` does on the
-    same rows, behind an estimator given no ``procs``: a tree's default procs leave the numbers as read);
+    same rows where no number is missing, behind an estimator given no ``procs``: a tree's default procs leave the
+    numbers as read);
     ``"rf"`` is ``RandomForest(task)``, the book's forest (half the columns tried at each split, at least 5 rows
     in a leaf); ``"net"`` is ``TorchTabular(task)``."""
     makers = {"gbm": lambda: GBM(task, n_estimators=100), "rf": lambda: RandomForest(task),
@@ -71,7 +73,7 @@ def learns_trees(model: Any) -> bool:
     LightGBM, XGBoost tree or CatBoost estimator), a ``BaggedModel`` of one, or an ensemble whose every member does
     (a ``StackingEnsemble`` with ``passthrough`` also needs a meta-model that does)."""
     if isinstance(model, (Booster, RandomForest)):
-        return not (isinstance(model, GBM) and (model.params or {}).get("linear_tree"))
+        return not (isinstance(model, GBM) and _linear_tree(model.params or {}))
     if isinstance(model, SklearnModel):
         return _sklearn_tree(model.estimator)
     if isinstance(model, BaggedModel):
@@ -82,6 +84,17 @@ def learns_trees(model: Any) -> bool:
             members.append(model.meta)  # None: a logistic or ridge regression
         return bool(members) and all(learns_trees(m) for m in members)
     return False
+
+
+def _linear_tree(params: dict[str, Any]) -> bool:
+    """Whether LightGBM ``params`` ask for a linear model in each leaf: ``linear_tree`` under any of its names in
+    LightGBM's table of aliases (``linear_trees``), true as LightGBM reads it (``True``, ``1``, ``"true"``)."""
+    try:
+        names = _lightgbm_names()
+    except (ImportError, AttributeError):  # a LightGBM without its table of names: the parameter's own name only
+        names = {}
+    return any(names.get(k, k) == "linear_tree" and (v.strip().lower() not in ("false", "0", "") if isinstance(v, str)
+                                                     else bool(v)) for k, v in params.items())
 
 
 def _sklearn_tree(estimator: Any) -> bool:
@@ -101,7 +114,7 @@ def _sklearn_tree(estimator: Any) -> bool:
         return inner is None or _sklearn_tree(inner)
     library = type(estimator).__module__.split(".")[0]
     if library == "lightgbm":
-        return not estimator.get_params().get("linear_tree")  # a linear model in each leaf reads the values
+        return not _linear_tree(estimator.get_params())  # a linear model in each leaf reads the values
     if library == "xgboost":
         return estimator.get_params().get("booster") in (None, "gbtree", "dart")
     return library == "catboost"
