@@ -15,9 +15,11 @@ from file_edits import component_records, edited_copy, refused_quickly
 from test_models_helpers import adult
 
 import pipekit
-from pipekit.backends import CatBoost, XGBoost, as_data, boosters
-from pipekit.backends.booster_files import (CATBOOST_FILE_PARAMS, XGBOOST_FILE_PARAMS, check_catboost_file_params,
-                                            check_lightgbm_file_params, check_xgboost_file_params)
+from pipekit.backends import GBM, CatBoost, XGBoost, as_data, boosters
+from pipekit.backends.booster_files import (CATBOOST_FILE_PARAMS, CATBOOST_RULES, LIGHTGBM_RULES, XGBOOST_FILE_PARAMS,
+                                            XGBOOST_RULES, check_catboost_file_params, check_file_params,
+                                            check_lightgbm_file_params, check_params_to_save,
+                                            check_xgboost_file_params)
 from pipekit.core import ExportError
 from pipekit.core.errors import FieldError
 
@@ -169,3 +171,56 @@ def test_fitted_booster_file_round_trips_and_refuses_crafted_params(cls, package
     crafted = edited_copy(path, _set_params(cls, {key: value}), tmp_path / "crafted.pipekit")
     refused_quickly(pipekit.load, crafted, named=(f"params.params.{key}",), match="given in code")
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(("cls", "rules", "key", "value", "fix"), [
+    (XGBoost, XGBOOST_RULES, "nthread", 8, "Give the threads with n_jobs= instead (XGBoost(..., n_jobs=8))"),
+    (XGBoost, XGBOOST_RULES, "device", "cuda", "without 'device'"),
+    (CatBoost, CATBOOST_RULES, "thread_count", 2, "Give the threads with n_jobs= instead (CatBoost(..., n_jobs=2))"),
+    (CatBoost, CATBOOST_RULES, "train_dir", "/tmp/logs", "without 'train_dir'"),
+    (CatBoost, CATBOOST_RULES, "allow_writing_files", True, "without 'allow_writing_files'"),
+    (GBM, LIGHTGBM_RULES, "num_threads", 5000, "Give the threads with n_jobs= instead (GBM(..., n_jobs=5000))"),
+    (GBM, LIGHTGBM_RULES, "forced_splits", "/tmp/s.json", "without 'forced_splits'")])
+def test_params_a_file_could_not_hold_are_refused_at_save_by_the_load_check(cls, rules, key, value, fix):
+    params = {"learning_rate": 0.1, key: value}
+    with pytest.raises(FieldError):  # loading refuses it ...
+        check_file_params(params, rules)
+    with pytest.raises(ExportError, match=rf"{cls.__name__} cannot be saved: field 'params\.{key}' ") as e:
+        check_params_to_save(cls.__name__, params, rules)  # ... so saving does, naming the setting and the way out
+    message = str(e.value)
+    assert fix in message and message.endswith("before saving") and "pipekit.load would refuse the file" in message
+    assert not isinstance(e.value, FieldError)
+
+
+@pytest.mark.parametrize("cls", [XGBoost, CatBoost])
+def test_params_pipekit_trains_with_pass_the_save_check(cls):
+    rules = XGBOOST_RULES if cls is XGBoost else CATBOOST_RULES
+    threads = "nthread" if cls is XGBoost else "thread_count"
+    for task, k in (("regression", 0), ("classification", 2), ("classification", 5)):
+        check_params_to_save(cls.__name__, {key: v for key, v in _own_params(cls, task, k).items() if key != threads},
+                             rules)
+    check_params_to_save(cls.__name__, None, rules)
+
+
+def test_lightgbm_settings_that_only_read_data_or_check_predictions_are_file_data():
+    harmless = {"device_type": "cpu", "device": "cpu", "precise_float_parser": True, "two_round": False,
+                "two_round_loading": True, "header": False, "gpu_use_dp": True, "saved_feature_importance_type": 1,
+                "predict_disable_shape_check": True}
+    check_lightgbm_file_params(harmless)
+    check_params_to_save("GBM", harmless, LIGHTGBM_RULES)
+    for key, value in (("device_type", "gpu"), ("device", "cuda"), ("saved_feature_importance_type", 2),
+                       ("precise_float_parser", "yes"), ("gpu_device_id", 0), ("num_gpu", 1)):
+        with pytest.raises(FieldError, match=rf"params\.params\.{key}' "):
+            check_lightgbm_file_params({key: value})
+
+
+@pytest.mark.parametrize(("cls", "key", "value"), [(XGBoost, "nthread", 8), (CatBoost, "train_dir", "/tmp/logs"),
+                                                   (GBM, "forced_splits", "/tmp/s.json")])
+def test_saving_a_model_whose_file_could_not_load_is_refused(cls, key, value, tmp_path):
+    """Every booster's save runs its file check: no file is written that pipekit.load would refuse."""
+    model = cls("regression", params={"learning_rate": 0.1, key: value})
+    with pytest.raises(ExportError, match=rf"{cls.__name__} cannot be saved: field 'params\.{key}' "):
+        pipekit.save(model, tmp_path / "m.pipekit")
+    assert not list(tmp_path.iterdir())
+    model.set_params(params={"learning_rate": 0.1})
+    assert pipekit.load(pipekit.save(model, tmp_path / "ok.pipekit")).params == {"learning_rate": 0.1}

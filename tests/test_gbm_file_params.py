@@ -11,6 +11,11 @@ parameter its user gives it.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
@@ -187,3 +192,128 @@ def test_gbm_monotone_in_a_categorical_input_is_refused_not_a_crash(gbm_file, ad
         loaded.fit(adult.train, adult.valid)
     with pytest.raises(ParameterError, match="has 2 values; give one per input"):
         GBM("classification", n_estimators=5, n_jobs=1, params={"monotone_constraints": [0, 1]}).fit(adult.train)
+
+
+#: settings a user's own GBM may hold that its file could not (each refused at save, naming params.<key>)
+UNSAVABLE = [
+    ("device_type", "gpu", "chooses the device (GPU)"),
+    ("device", "cuda", "chooses the device (GPU)"),
+    ("forcedsplits_filename", "/tmp/splits.json", "names a file"),
+    ("machines", "10.255.255.1:12400", "trains across machines"),
+    ("gpu_device_id", 0, "chooses the device"),
+    ("no_such_parameter", 1, "is no name of a LightGBM parameter"),
+    ("max_bin", 1, "must be"),
+    ("num_threads", 4096, "n_jobs="),
+]
+#: LightGBM settings that only change how it reads data, its numerical precision, what its model text records or its
+#: prediction checks: a file may hold them (the device only as "cpu")
+HARMLESS = {"device": "cpu", "precise_float_parser": True, "two_round": True, "saved_feature_importance_type": 1,
+            "predict_disable_shape_check": True, "gpu_use_dp": False, "header": False}
+
+
+@pytest.mark.parametrize(("key", "value", "why"), UNSAVABLE, ids=[k for k, _, _ in UNSAVABLE])
+def test_gbm_save_refuses_params_its_file_could_not_load(adult, tmp_path, key, value, why):
+    model = GBM("classification", n_estimators=3, n_jobs=1, params={"max_depth": 3, key: value})
+    target = tmp_path / "user.pipekit"
+    with pytest.raises(ExportError, match=rf"GBM cannot be saved: field 'params\.{key}' ") as e:
+        pipekit.save(model, target)
+    message = str(e.value)
+    assert why in message and "pipekit.load would refuse the file" in message and "before saving" in message, message
+    if key == "num_threads":
+        assert "GBM(..., n_jobs=4096)" in message, message
+    else:
+        assert f"without {key!r}" in message, message
+    assert not target.exists()
+
+
+def test_fitted_gbm_save_refuses_a_setting_only_code_may_give(adult, tmp_path):
+    # LightGBM trains on the CPU with gpu_device_id set, so this user's model fits; its file could not be loaded
+    model = GBM("classification", n_estimators=3, n_jobs=1, params={"gpu_device_id": 0}).fit(adult.train)
+    with pytest.raises(ExportError, match=r"field 'params\.gpu_device_id' .*Drop that setting or change it"):
+        pipekit.save(model, tmp_path / "gpu.pipekit")
+    model.set_params(params=None).fit(adult.train)  # without it, the same model saves and loads
+    back = pipekit.load(pipekit.save(model, tmp_path / "cpu.pipekit"))
+    np.testing.assert_array_equal(back.predict(adult.valid), model.predict(adult.valid))
+
+
+def test_gbm_with_harmless_lightgbm_settings_saves_loads_and_predicts_the_same(adult, tmp_path):
+    model = GBM("classification", n_estimators=10, n_jobs=1, params=HARMLESS).fit(adult.train, adult.valid)
+    assert model.booster_.params["device"] == "cpu"
+    back = pipekit.load(pipekit.save(model, tmp_path / "harmless.pipekit"))
+    assert back.params == HARMLESS
+    np.testing.assert_array_equal(back.predict(adult.valid), model.predict(adult.valid))
+    # each under LightGBM's own name too, in an edited file, and device_type other than "cpu" still refused
+    record_path = pipekit.save(GBM("classification", n_estimators=3), tmp_path / "bare.pipekit")
+    own = {"device_type": "cpu", "two_round_loading": True, "saved_feature_importance_type": 0}
+    assert pipekit.load(edited_copy(record_path, _set_params(own), tmp_path / "own.pipekit")).params == own
+    crafted = edited_copy(record_path, _set_params({"device_type": "cuda"}), tmp_path / "cuda.pipekit")
+    refused_quickly(pipekit.load, crafted, named=("params.params.device_type",), match="given in code")
+
+
+def test_every_default_gbm_configuration_saves_and_loads(tmp_path):
+    from pipekit.ensemble.auto import default_candidates, stacker
+
+    for task in ("classification", "regression"):
+        gbms = [c.model for c in default_candidates(task) if isinstance(c.model, GBM)]
+        gbms += [GBM(task), stacker(task)]
+        assert len(gbms) >= 5
+        for i, model in enumerate(gbms):
+            back = pipekit.load(pipekit.save(model, tmp_path / f"{task}{i}.pipekit"))
+            assert back.get_params() == model.get_params()
+
+
+def _monotone_forms(names: list[str], cat: int) -> dict:
+    mono = [int(i == cat) for i in range(len(names))]
+    return {"list": mono, "tuple": tuple(mono), "array": np.array(mono), "text": ",".join(map(str, mono)),
+            "spaced text": ", ".join(map(str, mono))}
+
+
+@pytest.mark.parametrize("key", ["monotone_constraints", "monotone_constraint", "mc"])
+@pytest.mark.parametrize("form", ["list", "tuple", "array", "text", "spaced text"])
+def test_gbm_monotone_in_a_categorical_input_is_refused_in_every_form(gbm_file, key, form):
+    model, _ = gbm_file
+    cats = [i for i, c in enumerate(model.feature_names_) if c in model.cat_features_]
+    value = _monotone_forms(model.feature_names_, model.feature_names_.index("workclass"))[form]
+    with pytest.raises(ParameterError, match=rf"params {key}= asks for a monotone output in the categorical "
+                                             r"input\(s\) \['workclass'\]"):
+        model._check_monotone({key: value}, cats)
+    allowed = [int(c == "age") for c in model.feature_names_]  # a number input: LightGBM can
+    model._check_monotone({key: np.array(allowed) if form == "array" else allowed}, cats)
+    model._check_monotone({key: ",".join(map(str, allowed))}, cats)
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("0,a,1", "not LightGBM's comma-separated text"), (np.zeros((2, 3), dtype=int), "array of shape"),
+    ({"age": 1}, "is a dict"), (1, "is a int"), ([0.5] * 3, "has 0.5 at position 0"),
+    ([True, False], "has True at position 0"), ([2, 0], "has 2 at position 0"), ([0, 1], "has 2 values")])
+def test_gbm_monotone_value_lightgbm_cannot_read_is_refused_with_the_reason(gbm_file, value, reason):
+    model, _ = gbm_file
+    with pytest.raises(ParameterError, match=re.escape(reason)):
+        model._check_monotone({"monotone_constraints": value}, [])
+    # a different setting, despite its name: the method, not the constraints
+    model._check_monotone({"monotone_constraining_method": "basic", "monotone_constraints": ""}, [])
+
+
+def test_gbm_fit_with_monotone_array_on_a_categorical_input_raises_not_aborts(tmp_path):
+    # run apart: LightGBM ends the process for it, which would take the test run with it
+    code = textwrap.dedent("""
+        import sys, numpy as np
+        sys.path.insert(0, sys.argv[1])
+        from pipekit.backends import GBM
+        from pipekit.core import ParameterError
+        from test_models_helpers import adult_tab
+        tab = adult_tab(1500)
+        names = GBM("classification", n_estimators=2, n_jobs=1).fit(tab.train).feature_names_
+        for value in (np.array([int(c == "workclass") for c in names]), ",".join(str(int(c == "workclass")) for c in names)):
+            try:
+                GBM("classification", n_estimators=3, n_jobs=1, params={"mc": value}).fit(tab.train)
+                print("fitted")
+            except ParameterError as e:
+                print("refused:", e)
+    """)
+    run = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env={**os.environ, "PIPEKIT_QUIET": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("refused: GBM: params mc= asks for a monotone output in the "
+                                                   "categorical input(s) ['workclass']") for line in lines), run.stdout

@@ -821,11 +821,15 @@ LIGHTGBM_FILE_PARAMS: dict[str, Any] = {
     # metric
     "metric": _words(_METRICS, "a LightGBM metric", several=True), "metric_freq": _POSITIVE_COUNT,
     "is_provide_training_metric": _FLAG, "eval_at": _list_of(_POSITIVE_COUNT, "positive whole numbers"),
-    "multi_error_top_k": _POSITIVE_COUNT, "auc_mu_weights": _list_of(_finite(), "finite numbers")}
+    "multi_error_top_k": _POSITIVE_COUNT, "auc_mu_weights": _list_of(_finite(), "finite numbers"),
+    # how LightGBM reads data files, its numerical precision, what its model text records and what its prediction
+    # checks: none chooses a path, a machine or hardware (the device only as "cpu", the value that chooses none)
+    "device_type": Options("cpu"), "gpu_use_dp": _FLAG, "precise_float_parser": _FLAG, "two_round": _FLAG,
+    "header": _FLAG, "saved_feature_importance_type": Options(0, 1), "predict_disable_shape_check": _FLAG}
 #: what a refused LightGBM parameter would make LightGBM do, by its own name
 _NETWORK = frozenset({"machines", "machine_list_filename", "num_machines", "local_listen_port", "time_out",
                       "pre_partition"})
-_DEVICE = frozenset({"device_type", "gpu_platform_id", "gpu_device_id", "gpu_device_id_list", "gpu_use_dp", "num_gpu"})
+_DEVICE = frozenset({"device_type", "gpu_platform_id", "gpu_device_id", "gpu_device_id_list", "num_gpu"})
 _PATHS = frozenset({"config", "data", "valid", "input_model", "output_model", "output_result", "convert_model",
                     "save_binary", "snapshot_freq", "forcedbins_filename", "forcedsplits_filename",
                     "parser_config_file"})
@@ -865,16 +869,24 @@ class FileParams:
         self.refused_values = refused_values or {}
 
 
-def check_file_params(params: Any, rules: FileParams, field: str = "params.params") -> None:
+#: where a setting a file may not hold is given instead (the end of a refusal at load)
+_IN_CODE = "Such settings are given in code, after loading: model.set_params(params={...})"
+#: the names the libraries read for the threads they train with, which a model's ``n_jobs=`` argument sets
+_THREADS = frozenset({"num_threads", "nthread", "n_jobs", "thread_count"})
+
+
+def check_file_params(params: Any, rules: FileParams, field: str = "params.params", instead: str = _IN_CODE) -> None:
     """Refuse, as a :class:`FieldError` naming ``<field>.<key>``, a parameter in a booster's ``params`` read from a
     file that ``rules`` does not allow (under any of its names), or a value its entry does not accept. A file's
-    parameters are data; a setting that names a path, a machine, a device or the threads is given in code. Needs
-    none of the libraries: a file is refused before its library is imported."""
+    parameters are data; a setting that names a path, a machine, a device or the threads is given in code
+    (``instead``: how the refusal says so). Needs none of the libraries: a file is refused before its library is
+    imported."""
     if not params:
         return
     if not isinstance(params, dict):
         raise FieldError(field, f"must be a dict of {rules.library} parameters, got {shown(params)}")
     names = rules.names() if rules.names is not None else None
+    tail = f" {instead}" if instead else ""
     for key, value in params.items():
         where = f"{field}.{str(key)[:60]}"
         if names is not None:
@@ -887,19 +899,48 @@ def check_file_params(params: Any, rules: FileParams, field: str = "params.param
             what = f"is {rules.library}'s {name}" if known else f"is {str(key)[:60]!r}"
         if name is None or name not in rules.allowed:
             raise FieldError(where, f"{what}, which {rules.why(name or '')}: pipekit does not read it from a file, "
-                                    "where a model's parameters are data. Such settings are given in code, after "
-                                    "loading: model.set_params(params={...})")
+                                    f"where a model's parameters are data.{tail}")
         accepted = rules.allowed[name]
         if not accepted.accepts(value):
             if name in rules.refused_values:
                 raise FieldError(where, f"is {shown(value)}: {rules.refused_values[name]}, which pipekit does not set "
-                                        "from a file. Such settings are given in code, after loading: "
-                                        "model.set_params(params={...})")
+                                        f"from a file.{tail}")
             raise FieldError(where, f"must be {accepted}, got {shown(value)}")
 
 
+def check_params_to_save(model: str, params: Any, rules: FileParams) -> None:
+    """Refuse, as an :class:`ExportError` naming ``params.<key>``, writing a ``model`` (its class name) whose
+    ``params`` its file could not be read back with: the check of :func:`check_file_params` that loading runs, run
+    when the record is written, so a model that saves also loads. The refusal says to drop or change the setting
+    before saving (the threads: to give them with ``n_jobs=``).
+
+    >>> check_params_to_save("GBM", {"extra_trees": True, "device": "cpu"}, LIGHTGBM_RULES)
+    >>> check_params_to_save("XGBoost", {"nthread": 8}, XGBOOST_RULES)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ExportError: XGBoost cannot be saved: field 'params.nthread' is XGBoost's nthread, which sets the threads XGBoost trains with (pipekit's n_jobs= argument sets them): pipekit does not read it from a file, where a model's parameters are data, so pipekit.load would refuse the file. Give the threads with n_jobs= instead (XGBoost(..., n_jobs=8)) and drop 'nthread' from params before saving
+    """
+    try:
+        check_file_params(params, rules, "params", instead="")
+    except FieldError as e:
+        key = e.field.partition(".")[2]
+        names = rules.names() if rules.names is not None else {}
+        value = params.get(key) if isinstance(params, dict) else None
+        if names.get(key, key) in _THREADS:
+            n = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 4
+            fix = f"Give the threads with n_jobs= instead ({model}(..., n_jobs={n})) and drop {key!r} from params"
+        elif isinstance(params, dict):
+            fix = (f"Drop that setting or change it (model.set_params(params={{...}}) without {key!r}, or with a value "
+                   "a file may hold)")
+        else:
+            fix = "Give params as a dict (or None)"
+        raise ExportError(f"{model} cannot be saved: {str(e).rstrip('.')}, so pipekit.load would refuse the file. "
+                          f"{fix} before saving") from None
+
+
 LIGHTGBM_RULES = FileParams("LightGBM", LIGHTGBM_FILE_PARAMS, _refused_because, _lightgbm_aliases,
-                            {"tree_learner": "a tree_learner other than 'serial' trains across machines"})
+                            {"tree_learner": "a tree_learner other than 'serial' trains across machines",
+                             "device_type": "a device_type other than 'cpu' chooses the device (GPU) LightGBM trains on"})
 
 
 def check_lightgbm_file_params(params: Any, field: str = "params.params") -> None:

@@ -35,9 +35,10 @@ import polars as pl
 
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, feature_frame, kept_rounds,
                                    threads)
-from pipekit.backends.booster_files import (catboost_json, check_catboost_file_params, check_xgboost_file_params,
-                                            checked_catboost_model, checked_xgboost_model, looks_like_json,
-                                            parse_json_model, parse_xgboost_model)
+from pipekit.backends.booster_files import (CATBOOST_RULES, XGBOOST_RULES, catboost_json, check_catboost_file_params,
+                                            check_params_to_save, check_xgboost_file_params, checked_catboost_model,
+                                            checked_xgboost_model, looks_like_json, parse_json_model,
+                                            parse_xgboost_model)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, check_state
@@ -148,6 +149,12 @@ class XGBoost(Booster):
     # -- files: the booster as XGBoost's own JSON model, checked before XGBoost reads it ------------------
     def model_to_data(self) -> np.ndarray:
         return np.frombuffer(bytes(self.booster_.save_raw(raw_format="json")), dtype=np.uint8).copy()
+
+    def params_to_data(self) -> dict[str, Any]:
+        """The parameters a record keeps, its ``params`` first held to what a file may hold (the check loading runs):
+        a model whose file could not be loaded is refused when it is saved, naming the setting."""
+        check_params_to_save(type(self).__name__, self.params, XGBOOST_RULES)
+        return super().params_to_data()
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The fitted state of a file; ``best_iteration_`` (the rounds prediction uses) must be a whole number of
@@ -280,6 +287,12 @@ class CatBoost(Booster):
             with open(where, "rb") as f:
                 model = parse_json_model(f.read(), "CatBoost")
         return np.frombuffer(catboost_json(self._checked(model)).encode(), dtype=np.uint8).copy()
+
+    def params_to_data(self) -> dict[str, Any]:
+        """The parameters a record keeps, its ``params`` first held to what a file may hold (see
+        :meth:`XGBoost.params_to_data`)."""
+        check_params_to_save(type(self).__name__, self.params, CATBOOST_RULES)
+        return super().params_to_data()
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The fitted state of a file; ``best_iteration_`` must be a whole number of the trees the model holds.

@@ -230,19 +230,24 @@ class GBM(Booster):
 
     def _check_monotone(self, params: dict[str, Any], cats: list[int]) -> None:
         """LightGBM ends the process (its error is raised in a training thread) when ``monotone_constraints`` asks
-        for a monotone output in a categorical input: refused here first, with the reason, as is a list that is not
-        one value per input."""
+        for a monotone output in a categorical input: refused here first, with the reason, as is a value that is not
+        one of -1, 0 or 1 per input. It is read under each of LightGBM's names for it (``monotone_constraint``,
+        ``mc``) and in each form LightGBM takes (a list, a tuple, a 1-D array, its comma-separated text
+        ``"0,1,0"``)."""
         try:
             names = _lightgbm_names()
         except (ImportError, AttributeError):
             names = {}
         for key, value in params.items():
-            if names.get(key, key) != "monotone_constraints" or not isinstance(value, (list, tuple)):
+            if names.get(key, key) != "monotone_constraints":
                 continue
-            if len(value) != len(self.feature_names_):
-                raise ParameterError(f"GBM: params {key}= has {len(value)} values; give one per input, "
+            given = _monotone_values(key, value)
+            if not given:  # LightGBM reads an empty value as no constraints
+                continue
+            if len(given) != len(self.feature_names_):
+                raise ParameterError(f"GBM: params {key}= has {len(given)} values; give one per input, "
                                      f"{len(self.feature_names_)}: {self.feature_names_}")
-            bad = [self.feature_names_[i] for i in cats if value[i] != 0]
+            bad = [self.feature_names_[i] for i in cats if given[i] != 0]
             if bad:
                 raise ParameterError(f"GBM: params {key}= asks for a monotone output in the categorical input(s) "
                                      f"{bad}, which LightGBM cannot do; give 0 for them, or native_categorical=False "
@@ -309,6 +314,15 @@ class GBM(Booster):
                              prediction=raw, space=space, classes=self.classes_ if self.task == "classification" else None)
 
     # -- files: the booster as LightGBM's own model text --------------------------------------------------
+    def params_to_data(self) -> dict[str, Any]:
+        """The parameters a record keeps; its LightGBM ``params`` are first held to what a file may hold
+        (:func:`pipekit.backends.booster_files.check_params_to_save`, the check loading runs), so a GBM whose file
+        could not be loaded is refused when it is saved, naming the setting."""
+        from pipekit.backends.booster_files import LIGHTGBM_RULES, check_params_to_save
+
+        check_params_to_save(type(self).__name__, self.params, LIGHTGBM_RULES)
+        return super().params_to_data()
+
     def model_to_data(self) -> np.ndarray:
         return np.frombuffer(self.booster_.model_to_string().encode("utf-8"), dtype=np.uint8).copy()
 
@@ -600,6 +614,39 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
         if any(not 0 <= f <= max_feature for f in _numbers(tree, "leaf_features", sum(counts), int, where)):
             raise ExportError(f"{where}: a linear leaf on a feature outside 0..{max_feature}")
         _numbers(tree, "leaf_coeff", sum(counts), float, where)
+
+
+_MONOTONE_TEXT = re.compile(r"\s*[-+]?[0-9]+\s*")
+
+
+def _monotone_values(key: str, value: Any) -> list[int]:
+    """``monotone_constraints`` (given as ``key``) as the whole numbers LightGBM reads from it: a list, tuple or
+    1-D array of -1, 0 or 1, or LightGBM's comma-separated text of them (``"0,1,-1"``); anything else is refused
+    with the reason, as LightGBM would end the process or read it as other numbers."""
+    what = ("give -1, 0 or 1 per input, as a list ([0, 1, -1]), a 1-D array or LightGBM's comma-separated text "
+            "('0,1,-1')")
+    if isinstance(value, str):
+        parts = value.split(",") if value.strip() else []
+        if not all(_MONOTONE_TEXT.fullmatch(p) for p in parts):
+            raise ParameterError(f"GBM: params {key}={value[:60]!r} is not LightGBM's comma-separated text of whole "
+                                 f"numbers; {what}")
+        items: list[Any] = [int(p) for p in parts]
+    elif isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise ParameterError(f"GBM: params {key}= is an array of shape {value.shape}; {what}")
+        items = value.tolist()
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ParameterError(f"GBM: params {key}= is a {type(value).__name__}, which LightGBM does not read as one "
+                             f"value per input; {what}")
+    out = []
+    for i, v in enumerate(items):
+        whole = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+        if not whole or int(v) not in (-1, 0, 1):
+            raise ParameterError(f"GBM: params {key}= has {v!r} at position {i}; {what}")
+        out.append(int(v))
+    return out
 
 
 class _StopAt:
