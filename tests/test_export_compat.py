@@ -130,8 +130,9 @@ def test_a_format_2_tabular_or_collab_learner_loads_and_predicts_the_same(kind, 
     loaded = pipekit.load_learner(old)
     assert loaded.dls.recipe.processor.skipinitialspace is (kind == "csv")  # moved to the processor
     want = _preds(learn, rows)
-    np.testing.assert_array_equal(_preds(loaded, rows), want)
-    np.testing.assert_array_equal(_preds(pipekit.load_learner(tmp_path / "now.pipekit"), rows), want)
+    # the same weights on the same rows; a last batch of another size may take another matmul kernel (1 ulp)
+    np.testing.assert_allclose(_preds(loaded, rows), want, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(_preds(pipekit.load_learner(tmp_path / "now.pipekit"), rows), want, rtol=0, atol=1e-6)
     if kind == "csv":  # new rows of the file are read as training read it: ' Private' is the training 'Private'
         codes = process_new(loaded.dls.recipe.processor, adult_csv)["workclass"]
         assert (codes > 0).mean() > 0.9, "the file's categories were read as unseen (#na#)"
