@@ -741,7 +741,10 @@ class MaskBlock(_PixelBlock):
     def check_store(self, store: ImageStore | LiveImageStore, raw: pl.Series) -> None:
         if self.codes is None or not isinstance(store, ImageStore):
             return  # a LiveImageStore checks each mask it makes, at build and as fetched (pixel_check)
-        maxes = store.pixels.reshape(len(store), -1).max(axis=1)
+        # each mask's largest value as decoded, before the item transform: a resize or crop may drop a patch
+        # of an out-of-range value from the stored pixels (those are read only where the store did not record it)
+        maxes = (store.value_max if store.value_max is not None
+                 else store.pixels.reshape(len(store), -1).max(axis=1))
         bad = np.flatnonzero(maxes >= len(self.codes))
         if bad.size:
             i = int(bad[0])

@@ -108,10 +108,12 @@ def _npy_header_len(shape: Sequence[int]) -> int:
 
 
 def _open_pack(pack: Path, config: str, channels: int,
-               n: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The pack memory-mapped, its source sizes and the content keys of its images, after checking its meta, its
-    signature and every byte against the checksum written with it (once per open, never per batch). Raises
-    CacheEntryError saying what is wrong, FileNotFoundError when the pack does not exist.
+               n: int | None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]:
+    """The pack memory-mapped, its source sizes, the content keys of its images and the largest value of each
+    decoded source before its item transform (``value_max``, written for masks; None when the meta has none, as in
+    a pack an older pipekit wrote), after checking its meta, its signature and every byte against the checksum
+    written with it (once per open, never per batch). Raises CacheEntryError saying what is wrong,
+    FileNotFoundError when the pack does not exist.
 
     The keys are signed with the pack: the index only says where to look, and a slot is used for a file only
     when the pack lists that file's key there.
@@ -140,6 +142,10 @@ def _open_pack(pack: Path, config: str, channels: int,
     keys = meta["keys"]
     if len(keys) != shape[0] or not all(isinstance(k, str) for k in keys):
         raise CacheEntryError(f"{pack.with_suffix('.json').name}: field 'keys' is not {shape[0]} content keys")
+    top = meta.get("value_max")
+    if top is not None and (not isinstance(top, list) or len(top) != shape[0] or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in top)):
+        raise CacheEntryError(f"{pack.with_suffix('.json').name}: field 'value_max' is not {shape[0]} pixel values")
     # The layout comes from the shape, never from the checksum record: each image is one record.
     checksum = meta.pop("checksum")
     header_len = _npy_header_len(shape)
@@ -155,7 +161,7 @@ def _open_pack(pack: Path, config: str, channels: int,
             pixels = np.memmap(f, dtype=np.uint8, mode="r", offset=header_len, shape=tuple(shape))
         except (ValueError, OSError) as e:
             raise CacheEntryError(f"not a NumPy pack ({e})") from None
-    return pixels, sizes, keys
+    return pixels, sizes, keys, None if top is None else np.asarray(top, dtype=np.int64)
 
 
 def _read_index(path: Path, report: bool = True) -> dict[str, list]:
@@ -249,16 +255,22 @@ class ImageStore(Store):
     """Presized uint8 images (N, H, W, C), in memory or memory-mapped; ``gather`` gives an NHWC uint8 batch.
 
     Masks are stored with ``squeeze=True`` and gathered as (B, H, W).
-    Attributes: ``orig_sizes`` (N, 2) source (height, width); ``n_decoded_`` and ``n_reused_`` from the
-    build (how many files were decoded vs. found in the cache); ``path_`` the pack file or None.
+    Attributes: ``orig_sizes`` (N, 2) source (height, width); ``value_max`` (N,) the largest value of each
+    decoded source before the item transform (recorded for masks, whose values a resize or crop may drop; None when
+    not recorded); ``n_decoded_`` and ``n_reused_`` from the build (how many files were decoded vs. found in the
+    cache); ``path_`` the pack file or None.
     """
 
     def __init__(self, pixels: np.ndarray, orig_sizes: np.ndarray, squeeze: bool = False,
-                 n_decoded: int = 0, n_reused: int = 0, path: Path | None = None):
+                 n_decoded: int = 0, n_reused: int = 0, path: Path | None = None,
+                 value_max: np.ndarray | None = None):
         if pixels.ndim != 4 or pixels.dtype != np.uint8:
             raise ValueError(f"ImageStore needs a uint8 (N, H, W, C) array, got {pixels.dtype} {pixels.shape}")
         self.pixels = pixels
         self.orig_sizes = np.asarray(orig_sizes, dtype=np.int64).reshape(-1, 2)
+        self.value_max = None if value_max is None else np.asarray(value_max, dtype=np.int64).reshape(-1)
+        if self.value_max is not None and len(self.value_max) != pixels.shape[0]:
+            raise ValueError(f"ImageStore got {len(self.value_max)} value_max for {pixels.shape[0]} images")
         self.squeeze, self.n_decoded_, self.n_reused_, self.path_ = squeeze, n_decoded, n_reused, path
 
     def __len__(self) -> int:
@@ -277,7 +289,8 @@ class ImageStore(Store):
 
     def subset(self, idx: np.ndarray) -> ImageStore:
         idx = np.asarray(idx, dtype=np.int64)
-        return ImageStore(self.pixels[idx], self.orig_sizes[idx], self.squeeze)
+        return ImageStore(self.pixels[idx], self.orig_sizes[idx], self.squeeze,
+                          value_max=None if self.value_max is None else self.value_max[idx])
 
     def source_size(self, i: int) -> tuple[int, int]:
         h, w = self.orig_sizes[int(i)]
@@ -300,13 +313,16 @@ def _decode_source(path: str | MemoryImage, mode: str, data: bytes | None = None
 
 
 def _decode_one(path: str | MemoryImage, mode: str, tfm: ItemTransform | None,
-                data: bytes | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+                data: bytes | None = None) -> tuple[np.ndarray, tuple[int, int], int]:
+    """The decoded image through ``tfm``, its source (height, width) and, for a mask, its largest value as decoded
+    (0 for other images): a resize or crop may drop a value, which a mask block checks against its codes."""
     img = _decode_source(path, mode, data)
     hw = (img.shape[0], img.shape[1])
+    top = int(img.max()) if mode == "mask" and img.size else 0
     if tfm is not None:
         with stage(f"item transform {type(tfm).__name__}"):
             img = tfm.apply(img, nearest=(mode == "mask"))
-    return img, hw
+    return img, hw, top
 
 
 def _check_size(img: np.ndarray, hw: tuple[int, int], paths: Sequence[str | MemoryImage], i: int) -> None:
@@ -369,9 +385,12 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             keys = list(_map_in_chunks(ex, lambda i: _keyed_bytes(paths[i])[0], len(paths)))
     pack_id = _pack_id(keys, config)
     # Packs opened (verified) in this build, None for those that failed: each is checked once.
-    old_packs: dict[str, tuple[np.ndarray, np.ndarray, list[str]] | None] = {}
+    old_packs: dict[str, tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None] | None] = {}
+    # a mask's largest value as decoded is kept in the pack's meta: the stored (resized) pixels may have lost it.
+    # A mask pack without it (written by an older pipekit) serves no entry: its files are decoded again.
+    masks = mode == "mask"
 
-    def open_checked(pid: str, n: int | None) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    def open_checked(pid: str, n: int | None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None] | None:
         if pid not in old_packs:
             pack = cdir / f"{pid}.npy"
             try:
@@ -386,10 +405,11 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
 
     if not cold and (cdir / f"{pack_id}.npy").exists():
         hit = open_checked(pack_id, len(paths))
-        if hit is not None and hit[2] == keys:
-            return ImageStore(hit[0], hit[1], squeeze, n_decoded=0, n_reused=len(paths), path=cdir / f"{pack_id}.npy")
+        if hit is not None and hit[2] == keys and (hit[3] is not None or not masks):
+            return ImageStore(hit[0], hit[1], squeeze, n_decoded=0, n_reused=len(paths), path=cdir / f"{pack_id}.npy",
+                              value_max=hit[3] if masks else None)
 
-    def old_entry(key: str) -> tuple[np.ndarray, tuple[int, int]] | None:
+    def old_entry(key: str) -> tuple[np.ndarray, tuple[int, int], int] | None:
         ref = index.get(key)
         if ref is None:
             return None
@@ -397,8 +417,11 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         # the index is not signed: a slot serves this file only when the pack's signed keys list it there
         if opened is None or ref[1] >= len(opened[0]) or opened[2][ref[1]] != key:
             return None
-        arr, sizes, _ = opened
-        return np.asarray(arr[ref[1]]), (int(sizes[ref[1]][0]), int(sizes[ref[1]][1]))
+        arr, sizes, _, tops = opened
+        if masks and tops is None:
+            return None
+        top = int(tops[ref[1]]) if tops is not None else 0
+        return np.asarray(arr[ref[1]]), (int(sizes[ref[1]][0]), int(sizes[ref[1]][1])), top
 
     # The output shape: the transform's size, or the first image's own size.
     first = None if cold else old_entry(keys[0])
@@ -422,6 +445,7 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             # was written from, so the checksum costs no second pass over the pack.
             fd = os.open(tmp.path, os.O_WRONLY)
         sizes = np.zeros((len(paths), 2), dtype=np.int64)
+        tops = np.zeros(len(paths), dtype=np.int64)
 
         def fill(i: int) -> bool:
             if cold:
@@ -429,14 +453,14 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             else:
                 data, entry = None, old_entry(keys[i])
             decoded = entry is None
-            img, hw = _decode_one(paths[i], mode, tfm, data) if entry is None else entry
+            img, hw, top = _decode_one(paths[i], mode, tfm, data) if entry is None else entry
             _check_size(img, (h, w), paths, i)
             with stage("cache write"), _writing(root):
                 buf = np.ascontiguousarray(img).data
                 if os.pwrite(fd, buf, data_offset + i * item_bytes) != item_bytes:
                     raise OSError(f"{tmp.path}: short write for {paths[i]}; is the disk full?")
                 checksum.add(i, buf)
-            sizes[i] = hw
+            sizes[i], tops[i] = hw, top
             return decoded
 
         try:
@@ -453,33 +477,36 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         with _writing(root), _locked(cdir / "index.lock"):
             # The meta goes first and the pack's rename commits the entry: whoever finds the pack finds its meta.
             meta = {"orig_sizes": sizes.tolist(), "config": config, "shape": [len(paths), h, w, channels],
-                    "keys": keys}
+                    "keys": keys, **({"value_max": tops.tolist()} if masks else {})}
             atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": checksum.result(pack, meta)})
             tmp.commit(pack)
             # Mapped at once: the mapping stays readable if a later build's clean-up unlinks the pack.
             pixels = np.load(pack, mmap_mode="r")
             _index_pack(cdir, keys, pack_id)
     n_decoded = int(sum(flags))
-    return ImageStore(pixels, sizes, squeeze, n_decoded=n_decoded, n_reused=len(paths) - n_decoded, path=pack)
+    return ImageStore(pixels, sizes, squeeze, n_decoded=n_decoded, n_reused=len(paths) - n_decoded, path=pack,
+                      value_max=tops if masks else None)
 
 
 def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, mode: str, channels: int, squeeze: bool,
                      workers: int, description: str) -> ImageStore:
-    first, _ = _decode_one(paths[0], mode, tfm)
+    first, _, _ = _decode_one(paths[0], mode, tfm)
     h, w = first.shape[:2]
     pixels = np.empty((len(paths), h, w, channels), dtype=np.uint8)
     sizes = np.zeros((len(paths), 2), dtype=np.int64)
+    tops = np.zeros(len(paths), dtype=np.int64)
 
     def fill(i: int) -> None:
-        img, hw = _decode_one(paths[i], mode, tfm)
+        img, hw, top = _decode_one(paths[i], mode, tfm)
         _check_size(img, (h, w), paths, i)
         pixels[i] = img
-        sizes[i] = hw
+        sizes[i], tops[i] = hw, top
 
     with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
         for _ in progress_bar(_map_in_chunks(ex, fill, len(paths)), total=len(paths), description=description):
             pass
-    return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0)
+    return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0,
+                      value_max=tops if mode == "mask" else None)
 
 
 
@@ -515,8 +542,8 @@ class LiveImageStore(Store):
     Decoding is done once when the store is made, to read each image's source size (``orig_sizes``, before any
     transform) and to find unreadable files then; the first item goes through the transforms of both splits, so a
     transform that fails on images (one written for the labels) is named when the data is built. ``check(source,
-    image)``, when given, is called on each image made: then, on what the validation items' transforms make of each
-    source (a mask block checks its values against its codes, naming the first file outside them; a transform
+    image)``, when given, is called on each image the user's transforms make, before the presize transform (whose
+    resize or crop may drop a mask's values): then, on what the validation items' transforms make of each source (a mask block checks its values against its codes, naming the first file outside them; a transform
     remapping a source's values into them passes), and on each image fetched.
     """
 
@@ -581,7 +608,7 @@ class LiveImageStore(Store):
     def _transform(self, imgs: list[np.ndarray], rows: np.ndarray, key: tuple[int, ...],
                    split_idx: int) -> list[np.ndarray]:
         """``imgs`` (decoded, of store rows ``rows``) through the user's transforms of split ``split_idx`` seeded
-        per item from ``key``, then the presize transform, each checked."""
+        per item from ``key``, each checked, then the presize transform."""
         # the generators are the process's, and a RandTransform keeps its draw (``self.do``) on itself between calls:
         # one seeded run at a time, the generators given back their states after it (see item_draws)
         with stage("item transforms"), item_draws(key) as seed:
@@ -593,13 +620,13 @@ class LiveImageStore(Store):
         presize = self.steps.presize
         out = []
         for img, row in zip(imgs, rows.tolist()):
+            if self.check is not None:  # before the presize transform, whose resize or crop may drop a mask's values
+                self.check(self.sources[row], img)
             if presize is not None:
                 with stage(f"item transform {type(presize).__name__}"):
                     img = presize.apply(img, nearest=self.squeeze)
             if self._hw is not None:
                 _check_size(img, self._hw, self.sources, row)
-            if self.check is not None:
-                self.check(self.sources[row], img)
             out.append(img)
         return out
 
