@@ -84,7 +84,11 @@ def _pack_id(keys: list[str], config: str) -> str:
     return fingerprint("\n".join(keys), config, digest_size=12)
 
 
-def _map_in_chunks(ex: ThreadPoolExecutor, fn: Callable[[int], T], n: int, chunk: int = 32) -> Iterator[T]:
+#: the items one thread task decodes (see :func:`_map_in_chunks`)
+_CHUNK = 32
+
+
+def _map_in_chunks(ex: ThreadPoolExecutor, fn: Callable[[int], T], n: int, chunk: int = _CHUNK) -> Iterator[T]:
     """``fn(0..n-1)`` in order, submitted ``chunk`` items per task: one future per file costs the calling
     thread ~60 us of GIL-holding bookkeeping, which competes with the workers (ThreadPoolExecutor.map
     ignores its chunksize)."""
@@ -490,11 +494,12 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
 
 def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, mode: str, channels: int, squeeze: bool,
                      workers: int, description: str) -> ImageStore:
-    first, _, _ = _decode_one(paths[0], mode, tfm)
+    first, hw, top = _decode_one(paths[0], mode, tfm)
     h, w = first.shape[:2]
     pixels = np.empty((len(paths), h, w, channels), dtype=np.uint8)
     sizes = np.zeros((len(paths), 2), dtype=np.int64)
     tops = np.zeros(len(paths), dtype=np.int64)
+    pixels[0], sizes[0], tops[0] = first.reshape(h, w, channels), hw, top  # decoded once, for its size too
 
     def fill(i: int) -> None:
         img, hw, top = _decode_one(paths[i], mode, tfm)
@@ -502,9 +507,14 @@ def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, 
         pixels[i] = img
         sizes[i], tops[i] = hw, top
 
-    with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
-        for _ in progress_bar(_map_in_chunks(ex, fill, len(paths)), total=len(paths), description=description):
-            pass
+    if len(paths) <= _CHUNK:  # a handful (predict's one image): decoded here, with no threads to start
+        for i in range(1, len(paths)):
+            fill(i)
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
+            for _ in progress_bar(_map_in_chunks(ex, lambda i: fill(i + 1), len(paths) - 1), total=len(paths) - 1,
+                                  description=description):
+                pass
     return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0,
                       value_max=tops if mode == "mask" else None)
 
