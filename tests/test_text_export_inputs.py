@@ -159,3 +159,7 @@ def test_a_text_column_named_path_holds_texts(reviews, named_file, tmp_path):
         assert _tokens(model, pl.DataFrame({"path": ["great movie"]})) == _as_text(model, "great movie")
         entry = next(e for e in os.scandir(named_file.parent) if e.name == named_file.name)
         assert _tokens(model, [entry]) == _tokens(model, [named_file]) == _as_text(model, CONTENT)
+        # any iterable of path objects names files: Path.glob, os.scandir
+        assert _tokens(model, named_file.parent.glob(named_file.name)) == _as_text(model, CONTENT)
+        assert _tokens(model, (e for e in os.scandir(named_file.parent) if e.name == named_file.name)) == \
+            _as_text(model, CONTENT)

@@ -715,12 +715,11 @@ class DataBlock(Component):
         # files the user named as files (path objects): an input block may read them (new_paths); a ``str``, or a
         # table's column of them, is never read as a file by a block whose values are not files (a text is the text
         # itself, whatever it spells, and whatever a column is named)
-        named = names_files(source)
         items = source if isinstance(source, pl.DataFrame) else to_items(source)
         if len(items) == 0:
             raise DataError("test_dl: no items given")
         n = len(self.blocks_) if with_labels else self.n_inp_
-        paths = items["path"].cast(pl.String) if named and items.columns == ["path"] else None
+        paths = items["path"].cast(pl.String) if names_files(source, items) else None
         items, bare = self._new_items(items)
         if bare and (self.n_inp_ > 1 or with_labels):
             what = f"{self.n_inp_} inputs" if self.n_inp_ > 1 else "labels"

@@ -673,17 +673,20 @@ def _first_non_utf8(path: Path, chunk: int = 1 << 20) -> str:
     return ""
 
 
-def names_files(source: Any) -> bool:
-    """Whether ``source`` names files as files: a path object (``pathlib.Path``, ``os.DirEntry``, any
-    ``os.PathLike``) or a list or tuple of them, as ``get_image_files`` gives. A ``str``, and a table's column of
-    them, is a value, whatever it spells.
+def names_files(source: Any, items: pl.DataFrame) -> bool:
+    """Whether ``items``, what :func:`to_items` made of ``source``, are files named as files: a path object
+    (``pathlib.Path``, ``os.DirEntry``, any ``os.PathLike``) or any iterable of them (a list, ``get_image_files``'
+    L, ``Path.glob``, ``os.scandir``). A ``str``, and a table's column of them, is a value, whatever it spells or
+    its column is named.
 
-    >>> names_files([Path("a.txt")]), names_files("a.txt"), names_files(["a.txt"])
-    (True, False, False)
+    >>> names_files([Path("a.txt")], to_items([Path("a.txt")])), names_files("a.txt", to_items("a.txt"))
+    (True, False)
     """
-    if isinstance(source, os.PathLike):
-        return True
-    return isinstance(source, (list, tuple)) and bool(source) and all(isinstance(v, os.PathLike) for v in source)
+    if items.columns != ["path"]:
+        return False
+    tables = (str, bytes, dict, pl.DataFrame, pl.LazyFrame, pa.Table)
+    return isinstance(source, os.PathLike) or not (isinstance(source, tables) or is_pandas(source)
+                                                   or type(source).__module__.startswith("datasets"))
 
 
 def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:

@@ -13,7 +13,7 @@ import random
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import polars as pl
@@ -556,9 +556,8 @@ def _over_inherited(cls: type, name: str, method: Callable[..., Any]) -> Callabl
     theirs = getattr(getattr(super(cls, cls), name, None), _TYPED_DEFINITIONS, None)
     if own is None or theirs is None:
         return method
-    merged = _dispatch_method([*theirs, *own], f"{cls.__name__}.{name}")  # later definitions win a tie: the own
-    if merged is None:  # every definition is typed: not reached
-        return method
+    # every definition is typed, so there is a dispatch; later definitions (the subclass's own) win a tie
+    merged = cast(Callable[..., Any], _dispatch_method([*theirs, *own], f"{cls.__name__}.{name}"))
     # what inspect.unwrap finds: the subclass's own first definition (where it was written, see written_for_items)
     merged.__wrapped__ = _shown(inspect.unwrap(method), getattr(merged, _VALUE_TYPES))  # type: ignore[attr-defined]
     return merged

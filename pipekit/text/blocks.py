@@ -35,15 +35,17 @@ from pipekit.text.tokenize import (FLD, PAD, Tokenizer, as_text_series, check_ta
                                    tokenizer_for)
 
 
-def _refuse_file_name(value: str | None) -> None:
-    """Refuse a new value that looks like a text file's name (one line, no space, ending in ``.txt``): a ``str`` given
-    to a text model is the text itself, never a file it names, so classifying the name's words would be a silent
-    mistake. Judged on the value alone, whether or not such a file exists."""
-    if value is not None and "\n" not in value and value.strip().lower().endswith(".txt") and not any(
-            c.isspace() for c in value.strip()):
-        raise DataError(f"{value[:200]!r} looks like the name of a text file, but a text model takes a str as the "
-                        f"text itself; give the file as a path, Path({value[:200]!r}), to classify its text, or "
-                        "the text itself")
+def _refuse_file_names(values: pl.Series) -> None:
+    """Refuse new values that look like a text file's name (one line, no space, ending in ``.txt``): a ``str``
+    given to a text model is the text itself, never a file it names, so classifying the name's words would be a
+    silent mistake. Judged on the values alone, whether or not such files exist."""
+    text = values.str.strip_chars()
+    named = (text.str.to_lowercase().str.ends_with(".txt") & ~values.str.contains("\n", literal=True)
+             & ~text.str.contains(r"\s")).fill_null(False)
+    if named.any():
+        value = values.filter(named)[0][:200]
+        raise DataError(f"{value!r} looks like the name of a text file, but a text model takes a str as the text "
+                        f"itself; give the file as a path, Path({value!r}), to classify its text, or the text itself")
 
 
 _GIVE_FILE = "give an existing text file, or the text itself as a str"
@@ -238,8 +240,7 @@ class TextBlock(TransformBlock):
             values = raw.cast(pl.String).to_list()
             return pl.Series("text", self._read(values, [True] * len(values)), dtype=pl.String)
         if new and raw.dtype == pl.String:
-            for v in raw.to_list():
-                _refuse_file_name(v)
+            _refuse_file_names(raw)
         if new and not (raw.dtype == pl.String or raw.dtype == pl.Null or isinstance(raw.dtype, pl.Struct)):
             bad = next((i for i, v in enumerate(raw.to_list()) if not isinstance(v, str)), 0)
             raise DataError(f"a text model predicts on texts: item {bad} is {raw[bad]!r} ({raw.dtype}); give a str")
