@@ -494,10 +494,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def benchmark_dirs() -> list[Path]:
-    """Where benchmarks are looked for: the source checkout pipekit runs from, then ``./benchmarks``."""
-    dirs = (CHECKOUT / "benchmarks" if (CHECKOUT / "pyproject.toml").is_file() else None,
-            Path.cwd() / "benchmarks")
-    return list(dict.fromkeys(d.resolve() for d in dirs if d is not None and d.is_dir()))
+    """Where benchmarks are looked for: the ``benchmarks/`` folder of the source checkout pipekit runs from, found
+    beside the package's own files (none for an installed wheel). The current folder is never searched: a
+    project's own ``benchmarks/`` scripts are not pipekit's, and ``pipekit bench`` does not run them."""
+    own = CHECKOUT / "benchmarks"
+    return [own.resolve()] if (CHECKOUT / "pyproject.toml").is_file() and own.is_dir() else []
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -616,7 +617,7 @@ def _main(argv: list[str] | None = None) -> int:
         return cmd_bench_loader(argparse.Namespace(args=argv[1:]))
     parser = argparse.ArgumentParser(prog="pipekit", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pipekit {pipekit.__version__}")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub = parser.add_subparsers(dest="cmd", title="commands", metavar="COMMAND")
     d = sub.add_parser("datasets", help="list the registered data sets and where they are")
     d.add_argument("action", choices=["list"], nargs="?", default="list")
     d.set_defaults(fn=cmd_datasets)
@@ -661,6 +662,9 @@ def _main(argv: list[str] | None = None) -> int:
         after = (f"; a recipe's own options go after its name: pipekit run {args.recipe or 'RECIPE'} "
                  f"{' '.join(extra)}") if args.cmd == "run" else ""
         parser.error(f"unrecognized arguments: {' '.join(extra)}{after}")
+    if args.cmd is None:  # no command: what there is to run, as `git` and `pip` answer with nothing to do
+        parser.print_help(sys.stderr)
+        return 2
     return args.fn(args)
 
 

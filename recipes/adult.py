@@ -3,7 +3,7 @@
 After training on the book's columns, the first row of the CSV is predicted as the tabular tutorial does it,
 ``row, clas, probs = learn.predict(df.iloc[0])``, and ``row.show()`` shows it as the model read it.
 
-Run:  python recipes/adult.py [--quick] [--epochs N] [--seed S]
+Run:  pipekit run adult [--quick] [--epochs N] [--seed S]
 """
 
 from __future__ import annotations

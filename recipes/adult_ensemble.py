@@ -9,7 +9,7 @@ The honest way to build it is ``fit_ensemble``: bagged members whose weights (an
 are chosen on their out-of-fold predictions of the training rows, within a time limit; the validation
 rows are only scored.
 
-Run:  python recipes/adult_ensemble.py [--quick] [--epochs N] [--time-limit S] [--out DIR]
+Run:  pipekit run adult_ensemble [--quick] [--epochs N] [--time-limit S] [--out DIR]
 """
 
 from __future__ import annotations

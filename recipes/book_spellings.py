@@ -34,8 +34,8 @@
    ``ImageClassifierCleaner(learn)`` on a copy of some of its photos, and the book's two loops deleting and moving
    the files marked.
 
-    python recipes/book_spellings.py            # full run
-    python recipes/book_spellings.py --quick    # fewer rows and epochs, for tests
+    pipekit run book_spellings            # full run
+    pipekit run book_spellings --quick    # fewer rows and epochs, for tests
 """
 from __future__ import annotations
 

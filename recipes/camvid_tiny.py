@@ -8,9 +8,9 @@ threads). The encoder's batch-norm layers keep ImageNet's statistics throughout 
 their weights while it is frozen (``train_bn=False``); where the CPU computes bfloat16 in hardware, training
 runs in bfloat16.
 
-    python recipes/camvid_tiny.py              # full run (efficientnet_lite0, ImageNet weights)
-    python recipes/camvid_tiny.py --scratch    # the same U-Net from random weights
-    python recipes/camvid_tiny.py --quick      # a few batches, for tests
+    pipekit run camvid_tiny              # full run (efficientnet_lite0, ImageNet weights)
+    pipekit run camvid_tiny --scratch    # the same U-Net from random weights
+    pipekit run camvid_tiny --quick      # a few batches, for tests
 """
 from __future__ import annotations
 

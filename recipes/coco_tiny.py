@@ -12,12 +12,12 @@ batch-norm statistics (``BnFreeze(body=True)``, ``train_bn=False``). With the de
 hidden layer), the body's statistics following the photos and Lite0 at 192 px, the validation loss ended
 above that of a uniform guess (2.31 against ln 6 = 1.79) and the accuracy below the no-skill baseline.
 
-    python recipes/coco_tiny.py [--multilabel]
-    python recipes/coco_tiny.py --scratch       # the same network from random weights
-    python recipes/coco_tiny.py --folds 5       # k-fold cross-validation over all 200 photos
-    python recipes/coco_tiny.py --probe         # a linear probe: logistic regression on the frozen features
-    python recipes/coco_tiny.py --box-probe     # a probe of the feature map's cells, labelled by the boxes
-    python recipes/coco_tiny.py --quick         # a few batches, for tests
+    pipekit run coco_tiny [--multilabel]
+    pipekit run coco_tiny --scratch       # the same network from random weights
+    pipekit run coco_tiny --folds 5       # k-fold cross-validation over all 200 photos
+    pipekit run coco_tiny --probe         # a linear probe: logistic regression on the frozen features
+    pipekit run coco_tiny --box-probe     # a probe of the feature map's cells, labelled by the boxes
+    pipekit run coco_tiny --quick         # a few batches, for tests
 
 Forty validation photos make a noisy figure: one photo is 2.5 points. ``--folds k`` trains the recipe k times,
 each time validating on another k-th of the photos, and reports the accuracy and the no-skill baseline over

@@ -5,11 +5,10 @@ labels from the file names, look at a batch, ask the pretrained network what it 
 (its own ImageNet classes), fine-tune it, predict one photo, then export the model and load it back
 without the training data (and without the weights package).
 
-    make demo            # or: python recipes/demo.py
+    make demo            # or: pipekit run demo
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pipekit
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files
+from pipekit.data.plotting import plot_dir
 from pipekit.learn import error_rate
 from pipekit.vision import ImageBlock, Resize, aug_transforms, imagenet_predict, vision_learner
 
@@ -46,14 +46,19 @@ def datablock():
     return dblock, D.path("dogscats")
 
 
+def batch_figure() -> Path:
+    """Where the demo draws its batch: ``demo_batch.png`` in the folder every pipekit figure goes to,
+    ``$PIPEKIT_PLOTS`` or else ``./pipekit_plots`` (``make demo`` sets it to ``out/plots``)."""
+    return plot_dir() / "demo_batch.png"
+
+
 def main() -> None:
     t0 = time.perf_counter()
     pipekit.set_seed(42)
     dblock, path = datablock()
     dls = dblock.dataloaders(path, bs=32, seed=42)
     print(dls)
-    out = Path(os.environ.get("PIPEKIT_PLOTS", "out/plots"))
-    print("batch drawn to", dls.show_batch(max_n=9, path=out / "demo_batch.png"))
+    print("batch drawn to", dls.show_batch(max_n=9, path=batch_figure()))
 
     photo = sorted((path / "valid" / "cats").glob("*.jpg"))[N_VALID]  # a photo the model never sees
     labels, probs = imagenet_predict("efficientnet_lite0", [photo])

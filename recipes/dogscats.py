@@ -17,10 +17,10 @@ what the first gained. Measured on the 3000/1000 photos at 224 px, 2 threads: er
 training; with the statistics following the augmented photos and the whole body unfrozen, 0.024 in 310 s.
 Where the CPU computes bfloat16 in hardware, training runs in bfloat16 mixed precision (``to_bf16()``).
 
-    python recipes/dogscats.py                       # EfficientNet-Lite0, ImageNet weights, 224 px
-    python recipes/dogscats.py --size 128            # cheaper, less accurate (the features are 224-px ones)
-    python recipes/dogscats.py --quick               # 200 train / 100 valid photos, for tests
-    python recipes/dogscats.py --scratch             # the same network from random weights, for comparison
+    pipekit run dogscats                       # EfficientNet-Lite0, ImageNet weights, 224 px
+    pipekit run dogscats --size 128            # cheaper, less accurate (the features are 224-px ones)
+    pipekit run dogscats --quick               # 200 train / 100 valid photos, for tests
+    pipekit run dogscats --scratch             # the same network from random weights, for comparison
 """
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ training images and 3 epochs the pretrained network is the most accurate (0.8878
 small CNN and 0.8405 for Lite0 from random weights). Letting the body's statistics follow the clothes
 instead gave 0.8105, below both networks from scratch.
 
-    python recipes/fashion_mnist.py                  # 10,000 training images, 3 epochs per run
-    python recipes/fashion_mnist.py --n-train 60000  # all of them
-    python recipes/fashion_mnist.py --quick          # a few batches, for tests
+    pipekit run fashion_mnist                  # 10,000 training images, 3 epochs per run
+    pipekit run fashion_mnist --n-train 60000  # all of them
+    pipekit run fashion_mnist --quick          # a few batches, for tests
 """
 from __future__ import annotations
 

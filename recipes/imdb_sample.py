@@ -21,8 +21,8 @@ ensembles with it:
   the baseline alone is reported too, so the net's share of the gain is visible. The validation
   reviews are never used to choose anything.
 
-    python recipes/imdb_sample.py            # full run (about 7 minutes on one CPU core)
-    python recipes/imdb_sample.py --quick    # a smoke run for tests
+    pipekit run imdb_sample            # full run (about 7 minutes on one CPU core)
+    pipekit run imdb_sample --quick    # a smoke run for tests
 """
 from __future__ import annotations
 

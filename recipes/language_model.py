@@ -22,8 +22,8 @@ next word from the full run (34 s on 2 CPU cores, one torch thread):
   and temporal activation (TAR, beta=1) regularisation through ``TextLearner``, weight decay 0.1, 15 epochs:
   0.845
 
-    python recipes/language_model.py            # full run
-    python recipes/language_model.py --quick    # fewer epochs, for tests
+    pipekit run language_model            # full run
+    pipekit run language_model --quick    # fewer epochs, for tests
 """
 from __future__ import annotations
 

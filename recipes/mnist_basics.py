@@ -17,8 +17,8 @@ baseline is already above 0.96 (24 of 699 wrong). The hand-trained model, from s
 passes it (22 wrong); the same model through the Learner, from ``nn.Linear``'s own (smaller) initial weights,
 gets 7 wrong, and the hidden layer 6.
 
-    python recipes/mnist_basics.py            # full run
-    python recipes/mnist_basics.py --quick    # fewer epochs, for tests
+    pipekit run mnist_basics            # full run
+    pipekit run mnist_basics --quick    # fewer epochs, for tests
 """
 from __future__ import annotations
 

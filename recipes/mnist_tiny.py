@@ -8,8 +8,8 @@ digits are far from ImageNet's photos, yet the pretrained network is the most ac
 against 0.9900 and 0.9828). Letting the body's statistics follow the digits instead gave 0.9757, below both
 networks from scratch.
 
-    python recipes/mnist_tiny.py            # full run
-    python recipes/mnist_tiny.py --quick    # a few batches, for tests
+    pipekit run mnist_tiny            # full run
+    pipekit run mnist_tiny --quick    # a few batches, for tests
 """
 from __future__ import annotations
 

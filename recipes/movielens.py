@@ -1,6 +1,6 @@
 """MovieLens sample: predict a user's rating of a movie with a dot-product collaborative filter.
 
-Run:  python recipes/movielens.py [--quick] [--epochs N] [--nn]
+Run:  pipekit run movielens [--quick] [--epochs N] [--nn]
 """
 
 from __future__ import annotations

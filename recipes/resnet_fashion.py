@@ -18,8 +18,8 @@ The charts (``learn.activation_stats.color_dim(layer)`` and ``.dead_chart(layer)
 with and without batch-norm) are shown where there is a screen or notebook, else written as PNG files to
 ``$PIPEKIT_PLOTS`` (default ``./pipekit_plots``). The full run took 130 s and, with the machine busier, 190 s on 2 CPU cores (one torch thread).
 
-    python recipes/resnet_fashion.py            # full run (20,000 of the 60,000 training images)
-    python recipes/resnet_fashion.py --quick    # 1,024 training and 512 test images, for tests
+    pipekit run resnet_fashion            # full run (20,000 of the 60,000 training images)
+    pipekit run resnet_fashion --quick    # 1,024 training and 512 test images, for tests
 """
 from __future__ import annotations
 

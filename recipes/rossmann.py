@@ -3,7 +3,7 @@
 The last 48 days are the validation set (a time-based split on Date, as in the competition); the
 metric is the root mean squared percentage error (RMSPE) of the sales.
 
-Run:  python recipes/rossmann.py [--quick] [--epochs N]
+Run:  pipekit run rossmann [--quick] [--epochs N]
 """
 
 from __future__ import annotations

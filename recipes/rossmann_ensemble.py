@@ -6,7 +6,7 @@ adversarial validation (out_of_domain) and pruning. Every plot is written as a P
 The split is by time (validation from 2015-06-14 on, as in the competition). The honest check selects
 the ensemble weights on the first half of the validation days and reports on the later half.
 
-Run:  python recipes/rossmann_ensemble.py [--quick] [--epochs N] [--out DIR]
+Run:  pipekit run rossmann_ensemble [--quick] [--epochs N] [--out DIR]
 """
 
 from __future__ import annotations

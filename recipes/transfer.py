@@ -13,8 +13,8 @@ Three runs on the same 96 training digits, scored on the whole validation set:
 
 All three accuracies are printed, whatever they are.
 
-    python recipes/transfer.py
-    python recipes/transfer.py --quick       # a few batches, for tests
+    pipekit run transfer
+    pipekit run transfer --quick       # a few batches, for tests
 """
 from __future__ import annotations
 

@@ -148,8 +148,11 @@ def test_bench_with_nothing_to_run_fails_with_a_message(tmp_path, monkeypatch):
 
 
 def test_bench_runs_a_named_benchmark_and_reports_its_failure(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "CHECKOUT", tmp_path / "site-packages")
-    monkeypatch.chdir(tmp_path)
+    # a source checkout (its pyproject.toml beside benchmarks/), run from another folder
+    monkeypatch.setattr(cli, "CHECKOUT", tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'pipekit'\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "ok.py").write_text("import sys\nprint('ratio 1.0', sys.argv[1:])\n")
     (tmp_path / "benchmarks" / "broken.py").write_text("raise SystemExit(2)\n")

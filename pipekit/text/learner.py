@@ -147,7 +147,7 @@ def _check_pretrained(fn: str, pretrained: Any, backwards: Any) -> None:
                              "which pipekit does not ship; pass pretrained=False and train the language model on "
                              "your own texts (language_model_learner(dls_lm, AWD_LSTM, pretrained=False), then "
                              "learn.save_encoder('ft') and text_classifier_learner(..., pretrained=False, "
-                             "encoder='ft')), as recipes/imdb_sample.py does")
+                             "encoder='ft')), as the recipe `pipekit run imdb_sample` does")
     check_forwards(fn, backwards)
 
 
