@@ -224,3 +224,40 @@ def test_saving_a_model_whose_file_could_not_load_is_refused(cls, key, value, tm
     assert not list(tmp_path.iterdir())
     model.set_params(params={"learning_rate": 0.1})
     assert pipekit.load(pipekit.save(model, tmp_path / "ok.pipekit")).params == {"learning_rate": 0.1}
+
+
+#: each library's names for its threads, which a model's n_jobs= argument sets (LightGBM's aliases read as num_threads)
+_THREAD_NAMES = [(LIGHTGBM_RULES, "LightGBM", k) for k in ("num_threads", "nthread", "num_thread", "n_jobs")] + \
+    [(XGBOOST_RULES, "XGBoost", k) for k in ("nthread", "n_jobs")] + \
+    [(CATBOOST_RULES, "CatBoost", k) for k in ("thread_count", "n_jobs", "nthread")]
+
+
+@pytest.mark.parametrize(("rules", "library", "key"), _THREAD_NAMES,
+                         ids=[f"{lib}-{k}" for _, lib, k in _THREAD_NAMES])
+@pytest.mark.parametrize("value", [1, 8])
+def test_threads_are_refused_in_every_library_file_for_n_jobs(rules, library, key, value):
+    # one rule for the three: whatever the count, a file never sets the threads; the model's n_jobs= does
+    with pytest.raises(FieldError, match=rf"params\.params\.{key}' is {library}'s .*sets the threads {library} trains "
+                                         r"with \(pipekit's n_jobs= argument sets them\)"):
+        check_file_params({key: value}, rules)
+    model = {"LightGBM": "GBM", "XGBoost": "XGBoost", "CatBoost": "CatBoost"}[library]
+    with pytest.raises(ExportError, match=rf"Give the threads with n_jobs= instead \({model}\(\.\.\., "
+                                          rf"n_jobs={value}\)\) and drop '{key}' from params before saving"):
+        check_params_to_save(model, {key: value}, rules)
+
+
+@pytest.mark.parametrize("rules", [LIGHTGBM_RULES, XGBOOST_RULES], ids=["LightGBM", "XGBoost"])
+def test_monotone_and_interaction_constraints_are_read_as_gbm_fit_reads_them(rules):
+    from pipekit.backends.gbm import monotone_values
+
+    for value in ([0, 1, -1], (0, 1, -1), np.array([0, 1, -1]), "0,1,-1", ""):
+        assert monotone_values("monotone_constraints", value) == ([0, 1, -1] if len(value) else [])
+        check_file_params({"monotone_constraints": value, "interaction_constraints": [[0, 1], [2]]}, rules)
+        check_params_to_save("GBM", {"monotone_constraints": value}, rules)
+    for value in ("0,a", "0,1 forcedsplits_filename=/etc/passwd", np.zeros((2, 2), dtype=int), [2, 0], [True],
+                  np.array([0.0, 1.0]), {"age": 1}):
+        with pytest.raises(FieldError, match=r"monotone_constraints' must be -1, 0 or 1 per input"):
+            check_file_params({"monotone_constraints": value}, rules)
+    for value in ([0, 1], [[0, -1]], "0,1"):
+        with pytest.raises(FieldError, match=r"interaction_constraints' must be a list of lists of input indices"):
+            check_file_params({"interaction_constraints": value}, rules)

@@ -128,3 +128,19 @@ def test_linear_tree_under_any_lightgbm_name_keeps_normalize(params):
     X = pl.from_pandas(data.data)
     est = TabularRegressor(model).fit(X, data.target.to_numpy())
     assert Normalize in {type(p) for p in est.processor_.procs}  # a linear model in each leaf reads them scaled
+
+
+def test_scikit_learn_function_names_are_the_metrics_they_name_in_a_file(tmp_path):
+    """``"mean_absolute_error"`` is MAE's alias: an ensemble selects on it, saves it without a warning, and the loaded
+    model scores what scikit-learn's function gives on diabetes."""
+    from sklearn.metrics import mean_absolute_error
+
+    tab = diabetes_tab()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a name of a registered metric: nothing to warn of at save
+        ens = small_fit(tab, "mean_absolute_error")
+        file = pipekit.save(ens, tmp_path / "mae.pipekit")
+    y = tab.valid.ys.to_numpy().ravel()
+    expected = mean_absolute_error(y, ens.predict(tab.valid).ravel())
+    assert ens.score(tab.valid) == pytest.approx(expected, rel=1e-9)
+    assert pipekit.load(file).score(tab.valid) == pytest.approx(expected, rel=1e-9)

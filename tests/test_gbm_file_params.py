@@ -24,6 +24,7 @@ import pytest
 
 import pipekit
 from pipekit.backends import GBM
+from pipekit.backends.gbm import monotone_values
 from pipekit.core import ExportError, ParameterError
 
 pytest.importorskip("lightgbm")
@@ -47,6 +48,10 @@ CRAFTED = [
     ("local_port", 12401),
     ("time_out", 1),
     ("machine_list_filename", "/tmp/machines.txt"),
+    # the threads: a GBM's n_jobs= argument sets them, as XGBoost's and CatBoost's
+    ("num_threads", 4),
+    ("nthread", 4),
+    ("n_jobs", 4),
     ("tree_learner", "data"),
     ("tree", "voting"),
     ("device_type", "gpu"),
@@ -126,6 +131,8 @@ def test_gbm_file_refuses_lightgbm_params_that_are_no_data(gbm_file, tmp_path, k
         assert "must be" in message, message  # a parameter a file may hold, with a value it may not
     else:
         assert "given in code" in message and "from a file" in message, message
+    if key in ("num_threads", "nthread", "n_jobs"):
+        assert "LightGBM's num_threads" in message and "pipekit's n_jobs= argument sets them" in message, message
 
 
 def test_gbm_file_with_its_own_params_round_trips(gbm_file, adult, tmp_path):
@@ -137,7 +144,7 @@ def test_gbm_file_with_its_own_params_round_trips(gbm_file, adult, tmp_path):
     allowed = {"boosting": "gbdt", "bagging_fraction": 0.8, "feature_fraction_bynode": 0.9, "min_gain_to_split": 0.0,
                "max_bin": 63, "tree_learner": "serial",
                "monotone_constraints": [int(c == "age") for c in model.feature_names_],
-               "min_data": 10, "reg_alpha": 0.0, "num_threads": 1, "objective": "binary", "metric": "auc,binary_error",
+               "min_data": 10, "reg_alpha": 0.0, "objective": "binary", "metric": "auc,binary_error",
                "is_unbalance": True, "early_stopping_round": 5}
     loaded = pipekit.load(edited_copy(path, _set_params(allowed), tmp_path / "allowed.pipekit"))
     assert loaded.params["min_data"] == 10 and loaded.params["tree_learner"] == "serial"
@@ -204,6 +211,8 @@ UNSAVABLE = [
     ("no_such_parameter", 1, "is no name of a LightGBM parameter"),
     ("max_bin", 1, "must be"),
     ("num_threads", 4096, "n_jobs="),
+    ("num_threads", 2, "n_jobs="),
+    ("nthread", 8, "n_jobs="),
 ]
 #: LightGBM settings that only change how it reads data, its numerical precision, what its model text records or its
 #: prediction checks: a file may hold them (the device only as "cpu")
@@ -211,7 +220,7 @@ HARMLESS = {"device": "cpu", "precise_float_parser": True, "two_round": True, "s
             "predict_disable_shape_check": True, "gpu_use_dp": False, "header": False}
 
 
-@pytest.mark.parametrize(("key", "value", "why"), UNSAVABLE, ids=[k for k, _, _ in UNSAVABLE])
+@pytest.mark.parametrize(("key", "value", "why"), UNSAVABLE, ids=[f"{k}-{v}" for k, v, _ in UNSAVABLE])
 def test_gbm_save_refuses_params_its_file_could_not_load(adult, tmp_path, key, value, why):
     model = GBM("classification", n_estimators=3, n_jobs=1, params={"max_depth": 3, key: value})
     target = tmp_path / "user.pipekit"
@@ -219,8 +228,8 @@ def test_gbm_save_refuses_params_its_file_could_not_load(adult, tmp_path, key, v
         pipekit.save(model, target)
     message = str(e.value)
     assert why in message and "pipekit.load would refuse the file" in message and "before saving" in message, message
-    if key == "num_threads":
-        assert "GBM(..., n_jobs=4096)" in message, message
+    if why == "n_jobs=":
+        assert "sets the threads LightGBM trains with" in message and f"GBM(..., n_jobs={value})" in message, message
     else:
         assert f"without {key!r}" in message, message
     assert not target.exists()
@@ -317,3 +326,41 @@ def test_gbm_fit_with_monotone_array_on_a_categorical_input_raises_not_aborts(tm
     lines = run.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("refused: GBM: params mc= asks for a monotone output in the "
                                                    "categorical input(s) ['workclass']") for line in lines), run.stdout
+
+
+@pytest.mark.parametrize(("key", "form"), [("monotone_constraints", "text"), ("mc", "text"),
+                                          ("monotone_constraints", "array"), ("monotone_constraint", "tuple")])
+def test_gbm_with_monotone_constraints_in_any_form_it_trains_with_saves_loads_and_predicts_the_same(
+        adult, tmp_path, key, form):
+    # every form fit reads the constraints in is one its file holds: a GBM that trains also saves
+    names = GBM("classification", n_estimators=2, n_jobs=1).fit(adult.train).feature_names_
+    value = _monotone_forms(names, names.index("age"))[form]  # a number input: LightGBM can
+    model = GBM("classification", n_estimators=15, n_jobs=1, params={key: value}).fit(adult.train, adult.valid)
+    assert monotone_values(key, model.booster_.params[key]) == [int(c == "age") for c in names]
+    back = pipekit.load(pipekit.save(model, tmp_path / f"{form}.pipekit"))
+    np.testing.assert_array_equal(np.asarray(back.params[key]), np.asarray(value))
+    np.testing.assert_array_equal(back.predict(adult.valid), model.predict(adult.valid))
+    refit = back.fit(adult.train, adult.valid)  # the loaded constraints train the same model again
+    np.testing.assert_array_equal(refit.predict(adult.valid), model.predict(adult.valid))
+    for bad in ("0,a", np.zeros((2, 2), dtype=int), [2] * len(names)):  # what fit refuses, a file may not hold
+        with pytest.raises(ExportError, match=rf"field 'params\.{key}' must be -1, 0 or 1 per input"):
+            pipekit.save(GBM("classification", params={key: bad}), tmp_path / "bad.pipekit")
+
+
+def test_gbm_threads_come_from_n_jobs_and_its_file_loads(adult, tmp_path):
+    # GBM's own threads are its n_jobs= argument (LightGBM's names for them set it too), never a file's params
+    for model in (GBM("classification", n_estimators=5, n_jobs=2), GBM("classification", n_estimators=5, nthread=2)):
+        assert model.n_jobs == 2 and model.params is None
+        model.fit(adult.train)
+        assert model.booster_.params["num_threads"] == 2
+        back = pipekit.load(pipekit.save(model, tmp_path / "threads.pipekit"))
+        assert back.n_jobs == 2 and back.params is None
+        np.testing.assert_array_equal(back.predict(adult.valid), model.predict(adult.valid))
+
+
+def test_lightgbm_names_are_read_once():
+    from pipekit.backends.gbm import lightgbm_names
+
+    names = lightgbm_names()
+    assert names is lightgbm_names()  # one table for every fit and file check
+    assert names["nthread"] == names["num_threads"] == "num_threads" and names["mc"] == "monotone_constraints"

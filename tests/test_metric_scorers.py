@@ -139,3 +139,20 @@ def test_scikit_learn_error_names_score_as_scikit_learn(rossmann):
     with pytest.raises(ParameterError, match=r"'root_mean_squared_log_error' cannot score these values .*-1.*"
                                              r"metric='rmse'"):
         get_metric("rmsle", "regression").score(y, p - y.max() - 10)
+
+
+@pytest.mark.parametrize("name, fn, ours", [("mean_absolute_error", skm.mean_absolute_error, "mae"),
+                                            ("mean_squared_error", skm.mean_squared_error, "mse")])
+def test_scikit_learn_function_names_of_mae_and_mse_are_those_metrics(rossmann, name, fn, ours):
+    """scikit-learn's function names are the aliases of pipekit's metric classes: the metric is the class (named by
+    its pipekit name), scores what scikit-learn's function gives, and ``neg_`` of the name points at it."""
+    tab, gbm, y, p = rossmann
+    m = get_metric(name, "regression")
+    assert (m.name, m.greater_is_better) == (ours, False)
+    assert type(m) is type(get_metric(ours, "regression"))
+    assert m.score(y, p) == pytest.approx(fn(y, p), rel=1e-6)
+    assert gbm.score(tab.valid, metric=name) == pytest.approx(fn(y, p), rel=1e-6)
+    with pytest.raises(ParameterError, match=f"metric={name!r} is a regression metric but the task is 'classification'"):
+        get_metric(name, "classification")
+    with pytest.raises(ParameterError, match=f"scorer of minus {name}.*use metric={ours!r}"):
+        get_metric(f"neg_{name}", "regression")

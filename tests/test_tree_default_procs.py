@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 import pipekit
-from pipekit.backends import GBM, ExtraTrees, RandomForest, SklearnModel
+from pipekit.backends import GBM, ExtraTrees, RandomForest, SklearnModel, XGBoost
 from pipekit.datasets import path
 from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, TorchTabular
 from pipekit.sklearn import TabularClassifier
@@ -138,3 +138,27 @@ def test_no_procs_stays_a_parameter_through_clone_and_a_file(cancer, tmp_path):
     back = pipekit.load(tmp_path / "clf.pipekit")
     assert back.procs is None and names(back.processor_.procs) == ["Categorify", "FillMissing"]
     np.testing.assert_array_equal(back.predict_proba(Xte), clf.predict_proba(Xte))
+
+
+
+def test_xgboosts_linear_booster_keeps_normalize_alone_and_in_an_ensemble():
+    """XGBoost's ``gblinear`` is a linear model on the values, as its scikit-learn estimator is; a GBM asked for
+    linear leaves is one too, in a bagged model or an ensemble as alone."""
+    linear = XGBoost(C, n_estimators=5, params={"booster": "gblinear"})
+    assert not linear.learns_trees and XGBoost(C, params={"booster": "dart"}).learns_trees
+    assert [p.__name__ for p in default_procs(XGBoost(C))] == ["Categorify", "FillMissing"]
+    for model in (linear, BaggedModel(linear), MeanEnsemble([RandomForest(C, n_estimators=5), linear]),
+                  MeanEnsemble([RandomForest(C, n_estimators=5), GBM(C, params={"linear_tree": True})]),
+                  TabularClassifier(linear)._backend()):
+        assert [p.__name__ for p in default_procs(model)] == ["Categorify", "FillMissing", "Normalize"], model
+
+
+def test_an_xgboost_linear_booster_reads_normalised_values(cancer):
+    xgb = pytest.importorskip("xgboost")
+    assert not SklearnModel(xgb.XGBClassifier(booster="gblinear"), C).learns_trees
+    Xtr, _, ytr, _ = cancer
+    clf = TabularClassifier(XGBoost(C, n_estimators=5, params={"booster": "gblinear"}), random_state=0).fit(Xtr, ytr)
+    assert names(clf.processor_.procs) == ["Categorify", "FillMissing", "Normalize"]
+    np.testing.assert_allclose(clf.process(Xtr).inputs.select(list(Xtr.columns)).to_numpy().mean(0), 0, atol=1e-5)
+    trees = TabularClassifier(XGBoost(C, n_estimators=5), random_state=0).fit(Xtr, ytr)
+    assert names(trees.processor_.procs) == ["Categorify", "FillMissing"]

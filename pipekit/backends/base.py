@@ -108,6 +108,15 @@ class Model(Component):
     def _predict(self, d: TabularData) -> np.ndarray:
         raise NotImplementedError
 
+    @property
+    def learns_trees(self) -> bool:
+        """Whether the model reads its inputs only through decision trees, which split on the values as they are
+        (:func:`pipekit.sklearn.fitting.default_procs` leaves such a model's numbers unnormalised). False here: a net,
+        a linear model. The boosters, the forests, a scikit-learn tree model, a bagged model of one and an ensemble of
+        them say True, unless their parameters ask for linear models (XGBoost's ``booster='gblinear'``, LightGBM's
+        ``linear_tree``)."""
+        return False
+
     def stops_early(self) -> bool:
         """Whether ``fit(train, valid)`` uses ``valid`` to choose anything (a GBM stops early on it), so a
         bagged copy holds rows of its own training folds out for it."""
@@ -469,6 +478,12 @@ class Booster(Backend):
     at the end of the first round after ``time_limit`` seconds of fitting, keeping the rounds done so far (the
     best of them on the valid split when it stops early); ``stopped_on_time_`` says whether the time stopped it. A fit the
     time stops depends on the machine's speed, so it is no longer reproducible round for round."""
+
+    @property
+    def learns_trees(self) -> bool:
+        """True: boosted trees split on the values as they are (a subclass whose parameters ask for linear models
+        says False for them)."""
+        return True
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 

@@ -13,7 +13,8 @@ A GBM's ``params`` read from a file are held to :data:`LIGHTGBM_FILE_PARAMS`, Li
 what each accepts (:func:`check_lightgbm_file_params`): LightGBM opens the paths and network connections that
 some of its parameters name, which a file must not choose. An XGBoost or CatBoost model's are held the same way
 (:func:`check_file_params`) to :data:`XGBOOST_FILE_PARAMS` and :data:`CATBOOST_FILE_PARAMS`: their folders, snapshots,
-threads and devices (CatBoost writes its training logs into ``train_dir``) are given in code, never by a file.
+threads and devices (CatBoost writes its training logs into ``train_dir``) are given in code, never by a file. The
+threads of all three come from the model's ``n_jobs=`` argument: no file sets them.
 
     >>> model_from_ubjson(b"{U\\x01a[$U#U\\x02\\x01\\x02}")
     {'a': [1, 2]}
@@ -28,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from pipekit.backends.gbm import MAX_DEPTH, MAX_LEAVES
-from pipekit.core.errors import ExportError, FieldError
+from pipekit.backends.gbm import MAX_DEPTH, MAX_LEAVES, lightgbm_names, monotone_values
+from pipekit.core.errors import ExportError, FieldError, ParameterError
 from pipekit.core.validate import Interval, Is, Options, finite_number, shown
 
 #: XGBoost writes a root's parent as this (its invalid node id with the left-child bit)
@@ -732,8 +733,9 @@ def _bounded_data(value: Any, where: str, depth: int) -> None:
 #: objective, metric): data. Settings that name a file LightGBM reads or writes (``forcedsplits_filename``,
 #: ``output_model``, ``config``), that train across machines (``machines``, ``num_machines``, ``local_listen_port``,
 #: a ``tree_learner`` other than serial), that choose a device, and names LightGBM does not know are refused: a file
-#: holding them makes LightGBM open paths or connections its user never chose. Aliases (``num_leaf``, ``workers``)
-#: are read as the parameter they name (LightGBM's table of them), so none slips past under another name.
+#: holding them makes LightGBM open paths or connections its user never chose. The threads (``num_threads``) are
+#: refused too: a GBM's ``n_jobs=`` argument sets them. Aliases (``num_leaf``, ``workers``, ``nthread``) are read as
+#: the parameter they name (LightGBM's table of them), so none slips past under another name.
 _WHOLE = Interval(*_INT32, integer=True)  # seeds, verbosity, limits where 0 or less means none
 _COUNT = Interval(0, _INT32[1], integer=True)
 _POSITIVE_COUNT = Interval(1, _INT32[1], integer=True)
@@ -749,6 +751,23 @@ def _finite(low: float | None = None, high: float | None = None, closed: str = "
 def _list_of(item: Any, what: str) -> Is:
     """A list (or tuple) of values each ``item`` accepts."""
     return Is(lambda v: isinstance(v, (list, tuple)) and all(item.accepts(x) for x in v), f"a list of {what}")
+
+
+def _monotone(value: Any) -> bool:
+    """Whether ``value`` is monotone constraints as a GBM reads them (:func:`pipekit.backends.gbm.monotone_values`)."""
+    try:
+        monotone_values("monotone_constraints", value)
+    except ParameterError:
+        return False
+    return True
+
+
+#: monotone constraints, in every form GBM's ``fit`` reads them (a list, a 1-D array, comma-separated text): one rule
+#: for LightGBM's and XGBoost's tables
+_MONOTONE = Is(_monotone, "-1, 0 or 1 per input, as a list ([0, 1, -1]), a 1-D array or comma-separated text "
+                          "('0,1,-1')")
+#: interaction constraints: lists of input indices, for LightGBM's and XGBoost's tables
+_INTERACTIONS = _list_of(_list_of(_COUNT, "input indices"), "lists of input indices")
 
 
 def _words(options: frozenset[str], what: str, several: bool = False) -> Is:
@@ -783,7 +802,7 @@ LIGHTGBM_FILE_PARAMS: dict[str, Any] = {
     "data_sample_strategy": _words(frozenset({"bagging", "goss"}), "a sampling strategy"),
     "num_iterations": _COUNT, "learning_rate": _POSITIVE, "num_leaves": Interval(2, MAX_LEAVES, integer=True),
     "tree_learner": _words(frozenset({"serial"}), "the one-machine learner"),
-    "num_threads": Interval(_INT32[0], 1024, integer=True), "seed": _WHOLE, "deterministic": _FLAG,
+    "seed": _WHOLE, "deterministic": _FLAG,
     # learning control
     "force_col_wise": _FLAG, "force_row_wise": _FLAG, "histogram_pool_size": _finite(),
     "max_depth": _WHOLE, "min_data_in_leaf": _COUNT, "min_sum_hessian_in_leaf": _NON_NEGATIVE,
@@ -797,13 +816,13 @@ LIGHTGBM_FILE_PARAMS: dict[str, Any] = {
     "xgboost_dart_mode": _FLAG, "uniform_drop": _FLAG, "drop_seed": _WHOLE, "top_rate": _SHARE, "other_rate": _SHARE,
     "min_data_per_group": _POSITIVE_COUNT, "max_cat_threshold": _POSITIVE_COUNT, "cat_l2": _NON_NEGATIVE,
     "cat_smooth": _NON_NEGATIVE, "max_cat_to_onehot": _POSITIVE_COUNT, "top_k": _POSITIVE_COUNT,
-    "monotone_constraints": _list_of(Interval(-1, 1, integer=True), "-1, 0 or 1 (one per input)"),
+    "monotone_constraints": _MONOTONE,
     "monotone_constraints_method": _words(frozenset({"basic", "intermediate", "advanced"}), "a method"),
     "monotone_penalty": _NON_NEGATIVE, "feature_contri": _list_of(_finite(), "finite numbers"),
     "refit_decay_rate": _SHARE, "cegb_tradeoff": _NON_NEGATIVE, "cegb_penalty_split": _NON_NEGATIVE,
     "cegb_penalty_feature_lazy": _list_of(_NON_NEGATIVE, "finite numbers >= 0"),
     "cegb_penalty_feature_coupled": _list_of(_NON_NEGATIVE, "finite numbers >= 0"), "path_smooth": _NON_NEGATIVE,
-    "interaction_constraints": _list_of(_list_of(_COUNT, "input indices"), "lists of input indices"),
+    "interaction_constraints": _INTERACTIONS,
     "verbosity": _WHOLE, "use_quantized_grad": _FLAG, "num_grad_quant_bins": _POSITIVE_COUNT,
     "quant_train_renew_leaf": _FLAG, "stochastic_rounding": _FLAG,
     # dataset
@@ -838,15 +857,21 @@ _PATHS = frozenset({"config", "data", "valid", "input_model", "output_model", "o
 def _lightgbm_aliases() -> dict[str, str]:
     """Every name LightGBM reads for a parameter -> its own name; without LightGBM's table of them, only the own
     names of the parameters a file may hold (an alias is then refused, never read as something else)."""
-    from pipekit.backends.gbm import _lightgbm_names
+    return lightgbm_names() or {name: name for name in LIGHTGBM_FILE_PARAMS}
 
-    try:
-        return _lightgbm_names()
-    except (ImportError, AttributeError):
-        return {name: name for name in LIGHTGBM_FILE_PARAMS}
+
+#: the names the libraries read for the threads they train with, which a model's ``n_jobs=`` argument sets
+_THREADS = frozenset({"num_threads", "nthread", "n_jobs", "thread_count"})
+
+
+def _threads(library: str) -> str:
+    """Why a file may not set the threads ``library`` trains with."""
+    return f"sets the threads {library} trains with (pipekit's n_jobs= argument sets them)"
 
 
 def _refused_because(name: str) -> str:
+    if name in _THREADS:
+        return _threads("LightGBM")
     if name in _NETWORK:
         return "trains across machines, making LightGBM listen on a port and connect to the hosts named"
     if name in _DEVICE:
@@ -871,16 +896,16 @@ class FileParams:
 
 #: where a setting a file may not hold is given instead (the end of a refusal at load)
 _IN_CODE = "Such settings are given in code, after loading: model.set_params(params={...})"
-#: the names the libraries read for the threads they train with, which a model's ``n_jobs=`` argument sets
-_THREADS = frozenset({"num_threads", "nthread", "n_jobs", "thread_count"})
 
 
 def check_file_params(params: Any, rules: FileParams, field: str = "params.params", instead: str = _IN_CODE) -> None:
     """Refuse, as a :class:`FieldError` naming ``<field>.<key>``, a parameter in a booster's ``params`` read from a
     file that ``rules`` does not allow (under any of its names), or a value its entry does not accept. A file's
     parameters are data; a setting that names a path, a machine, a device or the threads is given in code
-    (``instead``: how the refusal says so). Needs none of the libraries: a file is refused before its library is
-    imported."""
+    (``instead``: how the refusal says so). XGBoost's and CatBoost's check needs neither library (each reads a name as
+    it stands): their files are refused before the library is imported. LightGBM's reads its names from LightGBM's
+    table of aliases (``rules.names()``), which imports LightGBM; without that table only the own names of the
+    parameters a file may hold are read."""
     if not params:
         return
     if not isinstance(params, dict):
@@ -1009,8 +1034,6 @@ _XGB_METRICS = frozenset({
     "rmse", "rmsle", "mae", "mape", "mphe", "logloss", "error", "merror", "mlogloss", "auc", "aucpr", "pre", "ndcg",
     "map", "poisson-nloglik", "gamma-nloglik", "cox-nloglik", "gamma-deviance", "tweedie-nloglik", "aft-nloglik",
     "interval-regression-accuracy"})
-_MONOTONE = _list_of(Interval(-1, 1, integer=True), "-1, 0 or 1 (one per input)")
-_INTERACTIONS = _list_of(_list_of(_COUNT, "input indices"), "lists of input indices")
 _XGB_TREE_METHODS = frozenset({"auto", "exact", "approx", "hist"})
 #: the XGBoost parameters an XGBoost model read from a file may hold in ``params``, with what each accepts: its
 #: training parameters (learning, trees, regularisation, sampling, objective, metric, seeds). The threads
@@ -1049,7 +1072,7 @@ XGBOOST_FILE_PARAMS: dict[str, Any] = {
 
 def _xgboost_refused_because(name: str) -> str:
     if name in ("nthread", "n_jobs"):
-        return "sets the threads XGBoost trains with (pipekit's n_jobs= argument sets them)"
+        return _threads("XGBoost")
     if name in ("device", "gpu_id", "predictor", "use_rmm"):
         return "chooses the device (GPU) XGBoost trains or predicts on"
     if name == "updater":
@@ -1144,7 +1167,7 @@ def _catboost_refused_because(name: str) -> str:
                 "output_borders") or name.endswith(("_file", "_filename", "_path", "_dir")):
         return "names a file or folder CatBoost reads or writes (its training logs, snapshots, borders)"
     if name in ("thread_count", "n_jobs", "nthread"):
-        return "sets the threads CatBoost trains with (pipekit's n_jobs= argument sets them)"
+        return _threads("CatBoost")
     if name in ("task_type", "devices", "gpu_ram_part", "pinned_memory_size", "gpu_cat_features_storage",
                 "data_partition"):
         return "chooses the device (GPU) CatBoost trains on"

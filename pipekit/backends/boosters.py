@@ -91,6 +91,12 @@ class XGBoost(Booster):
         self.seed, self.params, self.name = seed, params, name
         self.check_params()
 
+    @property
+    def learns_trees(self) -> bool:
+        """False for XGBoost's linear booster (``params={"booster": "gblinear"}``), which reads the values; True for
+        its trees (``gbtree``, ``dart``)."""
+        return (self.params or {}).get("booster") in (None, "gbtree", "dart")
+
     def xgb_params(self) -> dict[str, Any]:
         """The XGBoost parameter dict this model trains with."""
         if self.task == "regression":

@@ -81,6 +81,11 @@ class RandomForest(Backend):
         "time_limit": TIME_LIMIT, "name": NAME, "max_depth": Interval(1, None, integer=True, none_ok=True)}
     unsaved = ("oob_predictions_",)
 
+    @property
+    def learns_trees(self) -> bool:
+        """True: a forest's trees split on the values as they are."""
+        return True
+
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 5, oob_score: bool = True,
                  n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None,

@@ -52,13 +52,30 @@ _SKLEARN_API_ONLY = {
     "importance_type": "GBM.feature_importance(kind='gain') or kind='split' gives either importance"}
 
 
-@functools.lru_cache(maxsize=1)
-def _lightgbm_names() -> dict[str, str]:
-    """Every name of a LightGBM parameter (its aliases too) -> the parameter's own name, from LightGBM's table."""
-    from lightgbm.basic import _ConfigAliases
+@functools.cache
+def lightgbm_names() -> dict[str, str]:
+    """Every name of a LightGBM parameter (its aliases too) -> the parameter's own name, from LightGBM's table of
+    them, read once; ``{}`` where LightGBM (or its table) is missing, so ``names.get(key, key)`` reads each name as
+    itself then."""
+    try:
+        from lightgbm.basic import _ConfigAliases
 
-    return {alias: name for name, aliases in _ConfigAliases._get_all_param_aliases().items()
-            for alias in (name, *aliases)}
+        table = _ConfigAliases._get_all_param_aliases()
+    except (ImportError, AttributeError):
+        return {}
+    return {alias: name for name, aliases in table.items() for alias in (name, *aliases)}
+
+
+def linear_tree(params: dict[str, Any]) -> bool:
+    """Whether LightGBM ``params`` ask for a linear model in each leaf: ``linear_tree`` under any of its names in
+    LightGBM's table of aliases (``linear_trees``), true as LightGBM reads it (``True``, ``1``, ``"true"``).
+
+    >>> linear_tree({"linear_trees": "true"}), linear_tree({"num_leaves": 7})
+    (True, False)
+    """
+    names = lightgbm_names()  # empty without LightGBM's table of names: the parameter's own name only
+    return any(names.get(k, k) == "linear_tree" and (v.strip().lower() not in ("false", "0", "") if isinstance(v, str)
+                                                     else bool(v)) for k, v in params.items())
 
 
 def _from_lightgbm(lightgbm: dict[str, Any], given: dict[str, Any], params: dict | None,
@@ -67,9 +84,8 @@ def _from_lightgbm(lightgbm: dict[str, Any], given: dict[str, Any], params: dict
     (``random_state``, ``colsample_bytree``, ``num_boost_round``) is that argument, any other LightGBM parameter joins
     ``params`` under LightGBM's own name for it (``reg_alpha`` as ``lambda_l1``), so two spellings give one model and
     one file. ``given``: GBM's arguments given with them, which a name of the same thing must not contradict."""
-    try:
-        names = _lightgbm_names()
-    except (ImportError, AttributeError):  # a LightGBM without its table of names (it is read from LightGBM's own)
+    names = lightgbm_names()
+    if not names:  # a LightGBM without its table of names (it is read from LightGBM's own)
         raise ParameterError(f"GBM has no parameters {sorted(lightgbm)}; give LightGBM's parameters in params={{...}} "
                              f"(params={{'max_depth': 5}}); GBM's own are {param_names(GBM)}") from None
     own: dict[str, tuple[str, Any]] = {}
@@ -184,6 +200,12 @@ class GBM(Booster):
                                                 params_given="params" in given)}
         return super().set_params(**params)
 
+    @property
+    def learns_trees(self) -> bool:
+        """False where ``params`` ask LightGBM for a linear model in each leaf (:func:`linear_tree`), which reads the
+        values; True for its trees."""
+        return not linear_tree(self.params or {})
+
     def lgb_params(self) -> dict[str, Any]:
         """The LightGBM parameter dict this model trains with."""
         if self.task == "regression":
@@ -234,14 +256,11 @@ class GBM(Booster):
         one of -1, 0 or 1 per input. It is read under each of LightGBM's names for it (``monotone_constraint``,
         ``mc``) and in each form LightGBM takes (a list, a tuple, a 1-D array, its comma-separated text
         ``"0,1,0"``)."""
-        try:
-            names = _lightgbm_names()
-        except (ImportError, AttributeError):
-            names = {}
+        names = lightgbm_names()
         for key, value in params.items():
             if names.get(key, key) != "monotone_constraints":
                 continue
-            given = _monotone_values(key, value)
+            given = monotone_values(key, value)
             if not given:  # LightGBM reads an empty value as no constraints
                 continue
             if len(given) != len(self.feature_names_):
@@ -619,10 +638,16 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
 _MONOTONE_TEXT = re.compile(r"\s*[-+]?[0-9]+\s*")
 
 
-def _monotone_values(key: str, value: Any) -> list[int]:
+def monotone_values(key: str, value: Any) -> list[int]:
     """``monotone_constraints`` (given as ``key``) as the whole numbers LightGBM reads from it: a list, tuple or
     1-D array of -1, 0 or 1, or LightGBM's comma-separated text of them (``"0,1,-1"``); anything else is refused
-    with the reason, as LightGBM would end the process or read it as other numbers."""
+    with the reason, as LightGBM would end the process or read it as other numbers. ``fit`` reads a GBM's constraints
+    with it, and a file's ``params`` are held to it (:data:`pipekit.backends.booster_files.LIGHTGBM_FILE_PARAMS`), so
+    every form a GBM trains with is one its file holds.
+
+    >>> monotone_values("mc", "0,1,-1"), monotone_values("mc", np.array([1, 0]))
+    ([0, 1, -1], [1, 0])
+    """
     what = ("give -1, 0 or 1 per input, as a list ([0, 1, -1]), a 1-D array or LightGBM's comma-separated text "
             "('0,1,-1')")
     if isinstance(value, str):

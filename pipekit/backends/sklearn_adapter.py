@@ -170,6 +170,33 @@ def _bounded_threads(cls: type, params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def sklearn_learns_trees(estimator: Any) -> bool:
+    """Whether a scikit-learn (or LightGBM, XGBoost, CatBoost) estimator learns only trees, which split on the values
+    as they are: scikit-learn's trees, forests and tree boosting, AdaBoost or bagging of trees, a LightGBM estimator
+    without ``linear_tree``, XGBoost's tree boosters, CatBoost."""
+    from sklearn.ensemble import (AdaBoostClassifier, AdaBoostRegressor, BaggingClassifier, BaggingRegressor,
+                                  ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
+                                  GradientBoostingRegressor, HistGradientBoostingClassifier,
+                                  HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor)
+    from sklearn.tree import BaseDecisionTree
+
+    from pipekit.backends.gbm import linear_tree
+
+    if isinstance(estimator, (BaseDecisionTree, RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier,
+                              ExtraTreesRegressor, GradientBoostingClassifier, GradientBoostingRegressor,
+                              HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+        return True
+    if isinstance(estimator, (AdaBoostClassifier, AdaBoostRegressor, BaggingClassifier, BaggingRegressor)):
+        inner = getattr(estimator, "estimator", None)  # None: a decision tree
+        return inner is None or sklearn_learns_trees(inner)
+    library = type(estimator).__module__.split(".")[0]
+    if library == "lightgbm":
+        return not linear_tree(estimator.get_params())  # a linear model in each leaf reads the values
+    if library == "xgboost":
+        return estimator.get_params().get("booster") in (None, "gbtree", "dart")
+    return library == "catboost"
+
+
 class SklearnModel(Backend):
     """Any sklearn estimator with ``fit(X, y)`` and ``predict`` (plus ``predict_proba`` for classification).
     ``estimator`` is the estimator (never fitted in place: each fit clones it) or its stored form
@@ -181,6 +208,11 @@ class SklearnModel(Backend):
 
     param_constraints = {"estimator": Is(lambda e: isinstance(e, Estimator), "an estimator with fit and predict"),
                          "task": TASK, "name": NAME}
+
+    @property
+    def learns_trees(self) -> bool:
+        """Whether its estimator learns only trees (:func:`sklearn_learns_trees`)."""
+        return sklearn_learns_trees(self.estimator)
 
     def __init__(self, estimator: Any, task: str, name: str | None = None):
         self.estimator = estimator_from_data(estimator) if isinstance(estimator, dict) else estimator

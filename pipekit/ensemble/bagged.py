@@ -307,6 +307,11 @@ class BaggedModel(Backend):
         """``'classification'`` or ``'regression'``: the bagged model's task."""
         return self.model.task
 
+    @property
+    def learns_trees(self) -> bool:
+        """What its model learns: each fold's model is a copy of it."""
+        return isinstance(self.model, Model) and self.model.learns_trees
+
     def stops_early(self) -> bool:
         return False  # its fold models stop early on their own rows; a valid split given to it chooses nothing
 

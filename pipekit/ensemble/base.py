@@ -18,7 +18,7 @@ from pipekit.backends.data import RowForm, TabularData, as_data, check_rows, nor
 from pipekit.core.component import Component, param_names, to_data
 from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError, warn
 from pipekit.metrics import DEFAULT_METRIC, FuncMetric, Metric, check_metric, get_metric
-from pipekit.metrics.lookup import SKLEARN_ERROR_NAMES, is_scorer
+from pipekit.metrics.lookup import is_scorer, metric_name
 
 
 @runtime_checkable
@@ -155,7 +155,9 @@ def unsaved_metric(metric: Any, task: str, who: str) -> str:
     else:
         kind = "a function"
     known = None
-    for candidate in (name.removesuffix("_score"), name, SKLEARN_ERROR_NAMES.get(name)):
+    scoring = name.removesuffix("_score")  # scikit-learn's scoring name of a score function (roc_auc)
+    # else the pipekit metric of that function (mae for mean_absolute_error), else the name as it is
+    for candidate in (scoring if scoring != name else None, metric_name(name), name):
         try:
             if candidate:
                 get_metric(candidate, task)
@@ -260,6 +262,16 @@ class Ensemble(KeepsProcessor, Model):
         """The class labels, in the column order of ``predict``'s probabilities (the fitted members', which must
         agree)."""
         return check_members(self.fitted_members(), self.check_columns, fitted=True)[1]
+
+    @property
+    def learns_trees(self) -> bool:
+        """Whether every model that reads the inputs learns only trees: the members (see :meth:`input_readers`)."""
+        readers = self.input_readers()
+        return bool(readers) and all(isinstance(m, Model) and m.learns_trees for m in readers)
+
+    def input_readers(self) -> list:
+        """The models that read the ensemble's inputs: its members (a stack with ``passthrough`` adds its meta-model)."""
+        return list(self.members)
 
     def fitted_members(self) -> list:
         """The fitted models the ensemble predicts with."""

@@ -161,6 +161,11 @@ class StackingEnsemble(Ensemble):
                     cols.append(s.cast(pl.Float64).alias(f"m{j}"))
         return as_data(pl.DataFrame(cols), y=data.y, cat_names=cats)
 
+    def input_readers(self) -> list:
+        """The members, and with ``passthrough`` the meta-model, which reads the inputs too (None: its default, a
+        logistic or ridge regression, which learns no trees)."""
+        return [*self.members, self.meta] if self.passthrough else list(self.members)
+
     def fit(self, train: Any, valid: Any = None, order: Any = None) -> StackingEnsemble:
         """Fit on ``train``. Bagged members already fitted on ``train`` (``BaggedModel``) are kept as they are
         and their out-of-fold predictions feed the meta-model; other members are fitted here, fold by fold.

@@ -196,9 +196,6 @@ def metric_task(metric: Metric) -> str | None:
 _SKLEARN_ROC_AUC = {"roc_auc_ovr": {"multi_class": "ovr"}, "roc_auc_ovo": {"multi_class": "ovo"},
                     "roc_auc_ovr_weighted": {"multi_class": "ovr", "average": "weighted"},
                     "roc_auc_ovo_weighted": {"multi_class": "ovo", "average": "weighted"}}
-#: the pipekit metric of what scikit-learn's ``neg_*`` scorers negate
-SKLEARN_ERROR_NAMES = {"mean_absolute_error": "mae", "mean_squared_error": "mse",
-                       "root_mean_squared_error": "rmse", "log_loss": "log_loss"}
 
 
 def _negated_name(metric: str, by_name: dict[str, Any]) -> str:
@@ -208,7 +205,7 @@ def _negated_name(metric: str, by_name: dict[str, Any]) -> str:
     import sklearn.metrics
 
     loss = metric[len("neg_"):]
-    ours = SKLEARN_ERROR_NAMES.get(loss) or (loss if loss in by_name else None)
+    ours = by_name[loss]().name if loss in by_name else None  # a metric class's name, or its scikit-learn alias
     fn = next((f for f in (loss, f"{loss}_loss") if callable(getattr(sklearn.metrics, f, None))), None)
     use = (f"metric={ours!r}" if ours else f"metric=sklearn.metrics.{fn}" if fn else
            "the pipekit metric or the sklearn.metrics function of that loss")
@@ -216,8 +213,9 @@ def _negated_name(metric: str, by_name: dict[str, Any]) -> str:
             f"(positive) and know that smaller is better, so selection and reports need no minus sign: use {use}")
 
 
-#: the errors pipekit scores with the scikit-learn function of that name, by their short names and the function's
-#: own, each better smaller; and what to do where the function cannot score the values it is given
+#: the errors pipekit has no metric class of, scored with scikit-learn's function of that name, by their short names
+#: and the function's own, each better smaller (the errors a metric class scores are known by that class's
+#: ``aliases``: ``"mean_absolute_error"`` is MAE); and what to do where the function cannot score the values it is given
 _SKLEARN_ERRORS = {"rmsle": "root_mean_squared_log_error", "root_mean_squared_log_error": "root_mean_squared_log_error",
                    "mape": "mean_absolute_percentage_error",
                    "mean_absolute_percentage_error": "mean_absolute_percentage_error"}
@@ -313,6 +311,16 @@ def _metrics_by_name() -> dict[str, type[Metric]]:
     return by_name
 
 
+def metric_name(name: str) -> str | None:
+    """The name of the pipekit metric class known by ``name`` (its own or one of its aliases), None for any other.
+
+    >>> metric_name("mean_absolute_error"), metric_name("rmse"), metric_name("mape")
+    ('mae', 'rmse', None)
+    """
+    cls = _metrics_by_name().get(name)
+    return None if cls is None else cls().name
+
+
 def get_metric(metric: Any, task: str) -> Metric:
     """A metric for a backend's ``task``: a name (``"accuracy"``, ``"rmse"``, ``"roc_auc"``, ...), a Metric,
     a function ``fn(y_true, y_pred)`` (see :class:`FuncMetric`: its direction is read from its name), a scikit-learn
@@ -321,8 +329,10 @@ def get_metric(metric: Any, task: str) -> Metric:
     given a classifier's classes where its response method is ``predict`` and its probabilities (the positive
     class's column for two classes) otherwise, as scikit-learn's searches score; its sign is the direction
     (``greater_is_better=False``: better smaller), and the value is the function's, a loss positive. Regression
-    also takes scikit-learn's ``"root_mean_squared_error"`` (rmse), ``"rmsle"`` (its ``root_mean_squared_log_error``)
-    and ``"mape"`` (``mean_absolute_percentage_error``), better smaller. The label scores also take scikit-learn's scoring names with their average
+    also takes scikit-learn's function names ``"mean_absolute_error"`` (mae), ``"mean_squared_error"`` (mse) and
+    ``"root_mean_squared_error"`` (rmse), the aliases of those metrics (classification: ``"log_loss"``), and
+    ``"rmsle"`` (its ``root_mean_squared_log_error``) and ``"mape"`` (``mean_absolute_percentage_error``), better
+    smaller. The label scores also take scikit-learn's scoring names with their average
     (``"f1_macro"``, ``"precision_weighted"``, ``"recall_micro"``), and the ROC-AUC scikit-learn's ``"roc_auc_ovr"``,
     ``"roc_auc_ovo"`` and their ``_weighted`` forms. scikit-learn's ``neg_*`` scorer names are refused, naming the
     metric to use: a pipekit metric scores the loss itself, not minus it (``"mae"`` for

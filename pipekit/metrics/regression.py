@@ -19,6 +19,7 @@ class MAE(MeanMetric):
     """Mean absolute error."""
 
     greater_is_better, task, metric_name = False, "regression", "mae"
+    aliases = ("mean_absolute_error",)  # scikit-learn's function
     target_kinds = ("mse",)
 
     def per_item(self, pred: Any, targ: Any) -> Any:
@@ -29,6 +30,7 @@ class MSE(MeanMetric):
     """Mean squared error."""
 
     greater_is_better, task, metric_name = False, "regression", "mse"
+    aliases = ("mean_squared_error",)  # scikit-learn's function
     target_kinds = ("mse",)
 
     def per_item(self, pred: Any, targ: Any) -> Any:

@@ -25,15 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from pipekit.backends import GBM, RandomForest, SklearnModel
-from pipekit.backends.base import Backend, Booster, Model
+from pipekit.backends import GBM, RandomForest
+from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import TabularData, as_data, encode_y
-from pipekit.backends.gbm import _lightgbm_names
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, TorchTabular, WeightedEnsemble
+from pipekit.ensemble import BaggedModel, MeanEnsemble, TorchTabular, WeightedEnsemble
 from pipekit.ensemble.bagged import RareClassError, rare_class_error
-from pipekit.ensemble.base import Ensemble, align_classes
+from pipekit.ensemble.base import align_classes
 from pipekit.tabular.procs import DEFAULT_PROCS, Normalize
 
 #: the backends named by a string
@@ -68,56 +67,17 @@ def default_procs(model: Any) -> tuple[Any, ...]:
 
 
 def learns_trees(model: Any) -> bool:
-    """Whether ``model`` reads its inputs only through decision trees: a GBM, XGBoost or CatBoost booster, a
-    ``RandomForest`` or ``ExtraTrees``, a ``SklearnModel`` around a scikit-learn tree or tree ensemble (or a
-    LightGBM, XGBoost tree or CatBoost estimator), a ``BaggedModel`` of one, or an ensemble whose every member does
-    (a ``StackingEnsemble`` with ``passthrough`` also needs a meta-model that does)."""
-    if isinstance(model, (Booster, RandomForest)):
-        return not (isinstance(model, GBM) and _linear_tree(model.params or {}))
-    if isinstance(model, SklearnModel):
-        return _sklearn_tree(model.estimator)
-    if isinstance(model, BaggedModel):
-        return learns_trees(model.model)
-    if isinstance(model, Ensemble):
-        members = list(model.members)
-        if isinstance(model, StackingEnsemble) and model.passthrough:  # its meta-model reads the inputs too
-            members.append(model.meta)  # None: a logistic or ridge regression
-        return bool(members) and all(learns_trees(m) for m in members)
-    return False
+    """Whether ``model`` reads its inputs only through decision trees: its ``learns_trees`` (a GBM, XGBoost or
+    CatBoost booster, a ``RandomForest`` or ``ExtraTrees``, a ``SklearnModel`` around a scikit-learn tree or tree
+    ensemble (or a LightGBM, XGBoost tree or CatBoost estimator), a ``BaggedModel`` of one, or an ensemble whose every
+    member does; a ``StackingEnsemble`` with ``passthrough`` also needs a meta-model that does). False for anything
+    that is no pipekit model.
 
-
-def _linear_tree(params: dict[str, Any]) -> bool:
-    """Whether LightGBM ``params`` ask for a linear model in each leaf: ``linear_tree`` under any of its names in
-    LightGBM's table of aliases (``linear_trees``), true as LightGBM reads it (``True``, ``1``, ``"true"``)."""
-    try:
-        names = _lightgbm_names()
-    except (ImportError, AttributeError):  # a LightGBM without its table of names: the parameter's own name only
-        names = {}
-    return any(names.get(k, k) == "linear_tree" and (v.strip().lower() not in ("false", "0", "") if isinstance(v, str)
-                                                     else bool(v)) for k, v in params.items())
-
-
-def _sklearn_tree(estimator: Any) -> bool:
-    """Whether a scikit-learn (or LightGBM, XGBoost, CatBoost) estimator learns only trees."""
-    from sklearn.ensemble import (AdaBoostClassifier, AdaBoostRegressor, BaggingClassifier, BaggingRegressor,
-                                  ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
-                                  GradientBoostingRegressor, HistGradientBoostingClassifier,
-                                  HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor)
-    from sklearn.tree import BaseDecisionTree
-
-    if isinstance(estimator, (BaseDecisionTree, RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier,
-                              ExtraTreesRegressor, GradientBoostingClassifier, GradientBoostingRegressor,
-                              HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
-        return True
-    if isinstance(estimator, (AdaBoostClassifier, AdaBoostRegressor, BaggingClassifier, BaggingRegressor)):
-        inner = getattr(estimator, "estimator", None)  # None: a decision tree
-        return inner is None or _sklearn_tree(inner)
-    library = type(estimator).__module__.split(".")[0]
-    if library == "lightgbm":
-        return not _linear_tree(estimator.get_params())  # a linear model in each leaf reads the values
-    if library == "xgboost":
-        return estimator.get_params().get("booster") in (None, "gbtree", "dart")
-    return library == "catboost"
+    >>> from pipekit.backends import XGBoost
+    >>> learns_trees(XGBoost("regression")), learns_trees(XGBoost("regression", params={"booster": "gblinear"}))
+    (True, False)
+    """
+    return isinstance(model, Model) and model.learns_trees
 
 
 def seed_all(model: Any, seed: int) -> None:
