@@ -304,13 +304,18 @@ def test_a_checkpoints_parameter_index_written_as_a_list_is_refused(tab_learner,
 # -------------------------------------------------------------------------------------------- loss weights
 def test_loss_class_weights_read_from_a_file_must_fit_the_classes(tabular_export, adult, out):
     rows = adult.tail(64)
-    for name, weight, said in [("none", [], "holds 0 weights for 2 classes"),
-                               ("three", [1.0, 2.0, 3.0], "holds 3 weights for 2 classes"),
-                               ("nan", [math.nan, 1.0], "not finite"), ("inf", [1.0, math.inf], "not finite"),
-                               ("negative", [-1.0, 1.0], "a weight below zero")]:
+    # a weight out of the loss's own range is refused by the loss's check (field 'loss', the value and the range);
+    # weights in range but not one per class by the check against the data's classes
+    in_range = "is not accepted; expected None or one weight per class, each a number from 0 to 1e12 and not all 0"
+    for name, weight, where, said in [
+            ("none", [], "field 'loss'", f"weight=[] {in_range}"),
+            ("three", [1.0, 2.0, 3.0], "field 'loss.params.weight'", "holds 3 weights for 2 classes"),
+            ("nan", [math.nan, 1.0], "field 'loss'", f"weight=[nan, 1.0] {in_range}"),
+            ("inf", [1.0, math.inf], "field 'loss'", f"weight=[1.0, inf] {in_range}"),
+            ("negative", [-1.0, 1.0], "field 'loss'", f"weight=[-1.0, 1.0] {in_range}")]:
         path = edited_copy(tabular_export, lambda r, w=weight: r["loss"]["params"].__setitem__("weight", w),
                            out / f"loss_weight_{name}.pipekit")
-        refused_quickly(load_learner, path, named=("field 'loss.params.weight'", said))
+        refused_quickly(load_learner, path, named=(where, said))
     # weights that fit load, and the loss computed with them is a number
     path = edited_copy(tabular_export, lambda r: r["loss"]["params"].__setitem__("weight", [1.0, 3.0]),
                        out / "loss_weight_fits.pipekit")
