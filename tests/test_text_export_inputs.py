@@ -156,6 +156,9 @@ def test_a_text_column_named_path_holds_texts(reviews, named_file, tmp_path):
     for model in (learn, loaded):
         seen = _tokens(model, pl.DataFrame({"path": [str(named_file)]}))
         assert seen == _as_text(model, str(named_file)) and not {"movie", "worst", "film", "bad"} & set(seen)
+        table = tmp_path / "new_texts.csv"  # the same column saved as a CSV, given by its path: rows of texts
+        pl.DataFrame({"path": [str(named_file)]}).write_csv(table)
+        assert _tokens(model, table) == seen
         assert _tokens(model, pl.DataFrame({"path": ["great movie"]})) == _as_text(model, "great movie")
         entry = next(e for e in os.scandir(named_file.parent) if e.name == named_file.name)
         assert _tokens(model, [entry]) == _tokens(model, [named_file]) == _as_text(model, CONTENT)

@@ -676,17 +676,18 @@ def _first_non_utf8(path: Path, chunk: int = 1 << 20) -> str:
 def names_files(source: Any, items: pl.DataFrame) -> bool:
     """Whether ``items``, what :func:`to_items` made of ``source``, are files named as files: a path object
     (``pathlib.Path``, ``os.DirEntry``, any ``os.PathLike``) or any iterable of them (a list, ``get_image_files``'
-    L, ``Path.glob``, ``os.scandir``). A ``str``, and a table's column of them, is a value, whatever it spells or
-    its column is named.
+    L, ``Path.glob``, ``os.scandir``). A ``str``, and a table's column of them (a table given as a frame, or as the
+    path of a CSV/Parquet file), is a value, whatever it spells or its column is named.
 
     >>> names_files([Path("a.txt")], to_items([Path("a.txt")])), names_files("a.txt", to_items("a.txt"))
     (True, False)
     """
     if items.columns != ["path"]:
         return False
+    if isinstance(source, os.PathLike):  # one file, unless it is a table read as its rows (a CSV's path column)
+        return Path(source).suffix.lower() not in TABLE_SUFFIXES
     tables = (str, bytes, dict, pl.DataFrame, pl.LazyFrame, pa.Table)
-    return isinstance(source, os.PathLike) or not (isinstance(source, tables) or is_pandas(source)
-                                                   or type(source).__module__.startswith("datasets"))
+    return not (isinstance(source, tables) or is_pandas(source) or type(source).__module__.startswith("datasets"))
 
 
 def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
