@@ -21,7 +21,9 @@ threads of all three come from the model's ``n_jobs=`` argument: no file sets th
 """
 from __future__ import annotations
 
+import functools
 import json
+import numbers
 import math
 import re
 import struct
@@ -29,9 +31,68 @@ from typing import Any
 
 import numpy as np
 
-from pipekit.backends.gbm import MAX_DEPTH, MAX_LEAVES, lightgbm_names, monotone_values
 from pipekit.core.errors import ExportError, FieldError, ParameterError
 from pipekit.core.validate import Interval, Is, Options, finite_number, shown
+
+# ------------------------------------------------------------------------------------------- LightGBM's limits
+#: LightGBM's own ceiling on ``num_leaves`` (its parameter check refuses more): no model it trains is larger
+MAX_LEAVES = 131072
+#: deepest tree accepted: LightGBM's TreeSHAP (``contributions``) recurses once per level and allocates a path table
+#: of depth^2/2 entries for each tree and row (2048 levels: 67 MB), so a file's chain of leaves cannot exhaust the
+#: stack or memory. Trees LightGBM grows leaf-wise reach tens of levels (31 leaves: at most 30).
+MAX_DEPTH = 2048
+@functools.cache
+def lightgbm_names() -> dict[str, str]:
+    """Every name of a LightGBM parameter (its aliases too) -> the parameter's own name, from LightGBM's table of
+    them, read once; ``{}`` where LightGBM (or its table) is missing, so ``names.get(key, key)`` reads each name as
+    itself then."""
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        table = _ConfigAliases._get_all_param_aliases()
+    except (ImportError, AttributeError):
+        return {}
+    return {alias: name for name, aliases in table.items() for alias in (name, *aliases)}
+
+
+_MONOTONE_TEXT = re.compile(r"\s*[-+]?[0-9]+\s*")
+
+
+def monotone_values(key: str, value: Any) -> list[int]:
+    """``monotone_constraints`` (given as ``key``) as the whole numbers LightGBM reads from it: a list, tuple or
+    1-D array of -1, 0 or 1, or LightGBM's comma-separated text of them (``"0,1,-1"``); anything else is refused
+    with the reason, as LightGBM would end the process or read it as other numbers. ``fit`` reads a GBM's constraints
+    with it, and a file's ``params`` are held to it (:data:`pipekit.backends.booster_files.LIGHTGBM_FILE_PARAMS`), so
+    every form a GBM trains with is one its file holds.
+
+    >>> monotone_values("mc", "0,1,-1"), monotone_values("mc", np.array([1, 0]))
+    ([0, 1, -1], [1, 0])
+    """
+    what = ("give -1, 0 or 1 per input, as a list ([0, 1, -1]), a 1-D array or LightGBM's comma-separated text "
+            "('0,1,-1')")
+    if isinstance(value, str):
+        parts = value.split(",") if value.strip() else []
+        if not all(_MONOTONE_TEXT.fullmatch(p) for p in parts):
+            raise ParameterError(f"GBM: params {key}={value[:60]!r} is not LightGBM's comma-separated text of whole "
+                                 f"numbers; {what}")
+        items: list[Any] = [int(p) for p in parts]
+    elif isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise ParameterError(f"GBM: params {key}= is an array of shape {value.shape}; {what}")
+        items = value.tolist()
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ParameterError(f"GBM: params {key}= is a {type(value).__name__}, which LightGBM does not read as one "
+                             f"value per input; {what}")
+    out = []
+    for i, v in enumerate(items):
+        whole = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+        if not whole or int(v) not in (-1, 0, 1):
+            raise ParameterError(f"GBM: params {key}= has {v!r} at position {i}; {what}")
+        out.append(int(v))
+    return out
+
 
 #: XGBoost writes a root's parent as this (its invalid node id with the left-child bit)
 ROOT_PARENT = 2147483647

@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import numbers
@@ -31,6 +30,8 @@ import polars as pl
 
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions, kept_rounds,
                                    threads, feature_frame)
+from pipekit.backends.booster_files import (LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVES, check_lightgbm_file_params,
+                                            check_params_to_save, lightgbm_names, monotone_values)
 from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
 from pipekit.core.errors import ExportError, ParameterError
@@ -50,20 +51,6 @@ _SKLEARN_API_ONLY = {
     "class_weight": "weigh the rows instead, fit(..., sample_weight=sklearn.utils.class_weight."
                     "compute_sample_weight('balanced', y)), or for two classes give params={'is_unbalance': True}",
     "importance_type": "GBM.feature_importance(kind='gain') or kind='split' gives either importance"}
-
-
-@functools.cache
-def lightgbm_names() -> dict[str, str]:
-    """Every name of a LightGBM parameter (its aliases too) -> the parameter's own name, from LightGBM's table of
-    them, read once; ``{}`` where LightGBM (or its table) is missing, so ``names.get(key, key)`` reads each name as
-    itself then."""
-    try:
-        from lightgbm.basic import _ConfigAliases
-
-        table = _ConfigAliases._get_all_param_aliases()
-    except (ImportError, AttributeError):
-        return {}
-    return {alias: name for name, aliases in table.items() for alias in (name, *aliases)}
 
 
 def linear_tree(params: dict[str, Any]) -> bool:
@@ -337,7 +324,6 @@ class GBM(Booster):
         """The parameters a record keeps; its LightGBM ``params`` are first held to what a file may hold
         (:func:`pipekit.backends.booster_files.check_params_to_save`, the check loading runs), so a GBM whose file
         could not be loaded is refused when it is saved, naming the setting."""
-        from pipekit.backends.booster_files import LIGHTGBM_RULES, check_params_to_save
 
         check_params_to_save(type(self).__name__, self.params, LIGHTGBM_RULES)
         return super().params_to_data()
@@ -356,7 +342,6 @@ class GBM(Booster):
         parameters, passed to ``lgb.train`` by ``fit``) are checked here first: a file's must be LightGBM training
         parameters that are data, never a path, a network or a device setting (see
         :func:`pipekit.backends.booster_files.check_lightgbm_file_params`). A GBM built in code takes any."""
-        from pipekit.backends.booster_files import check_lightgbm_file_params
 
         check_lightgbm_file_params(self.params)
         super().state_from_data(state)
@@ -384,12 +369,6 @@ class GBM(Booster):
             raise ExportError(f"LightGBM refuses the stored model text: {str(e)[:200]}") from None
 
 
-#: LightGBM's own ceiling on ``num_leaves`` (its parameter check refuses more): no model it trains is larger
-MAX_LEAVES = 131072
-#: deepest tree accepted: LightGBM's TreeSHAP (``contributions``) recurses once per level and allocates a path table
-#: of depth^2/2 entries for each tree and row (2048 levels: 67 MB), so a file's chain of leaves cannot exhaust the
-#: stack or memory. Trees LightGBM grows leaf-wise reach tens of levels (31 leaves: at most 30).
-MAX_DEPTH = 2048
 #: the keys LightGBM writes in a tree block (and its reader takes at most this many lines per tree)
 TREE_KEYS = frozenset({
     "num_leaves", "num_cat", "split_feature", "split_gain", "threshold", "decision_type", "left_child", "right_child",
@@ -633,45 +612,6 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
         if any(not 0 <= f <= max_feature for f in _numbers(tree, "leaf_features", sum(counts), int, where)):
             raise ExportError(f"{where}: a linear leaf on a feature outside 0..{max_feature}")
         _numbers(tree, "leaf_coeff", sum(counts), float, where)
-
-
-_MONOTONE_TEXT = re.compile(r"\s*[-+]?[0-9]+\s*")
-
-
-def monotone_values(key: str, value: Any) -> list[int]:
-    """``monotone_constraints`` (given as ``key``) as the whole numbers LightGBM reads from it: a list, tuple or
-    1-D array of -1, 0 or 1, or LightGBM's comma-separated text of them (``"0,1,-1"``); anything else is refused
-    with the reason, as LightGBM would end the process or read it as other numbers. ``fit`` reads a GBM's constraints
-    with it, and a file's ``params`` are held to it (:data:`pipekit.backends.booster_files.LIGHTGBM_FILE_PARAMS`), so
-    every form a GBM trains with is one its file holds.
-
-    >>> monotone_values("mc", "0,1,-1"), monotone_values("mc", np.array([1, 0]))
-    ([0, 1, -1], [1, 0])
-    """
-    what = ("give -1, 0 or 1 per input, as a list ([0, 1, -1]), a 1-D array or LightGBM's comma-separated text "
-            "('0,1,-1')")
-    if isinstance(value, str):
-        parts = value.split(",") if value.strip() else []
-        if not all(_MONOTONE_TEXT.fullmatch(p) for p in parts):
-            raise ParameterError(f"GBM: params {key}={value[:60]!r} is not LightGBM's comma-separated text of whole "
-                                 f"numbers; {what}")
-        items: list[Any] = [int(p) for p in parts]
-    elif isinstance(value, np.ndarray):
-        if value.ndim != 1:
-            raise ParameterError(f"GBM: params {key}= is an array of shape {value.shape}; {what}")
-        items = value.tolist()
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        raise ParameterError(f"GBM: params {key}= is a {type(value).__name__}, which LightGBM does not read as one "
-                             f"value per input; {what}")
-    out = []
-    for i, v in enumerate(items):
-        whole = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-        if not whole or int(v) not in (-1, 0, 1):
-            raise ParameterError(f"GBM: params {key}= has {v!r} at position {i}; {what}")
-        out.append(int(v))
-    return out
 
 
 class _StopAt:
