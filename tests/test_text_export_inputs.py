@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
 import polars as pl
 import pytest
 import torch
@@ -164,5 +165,6 @@ def test_a_text_column_named_path_holds_texts(reviews, named_file, tmp_path):
         assert _tokens(model, [entry]) == _tokens(model, [named_file]) == _as_text(model, CONTENT)
         # any iterable of path objects names files: Path.glob, os.scandir
         assert _tokens(model, named_file.parent.glob(named_file.name)) == _as_text(model, CONTENT)
+        assert _tokens(model, pd.Series([named_file], name="file")) == _as_text(model, CONTENT)  # a column of Paths
         assert _tokens(model, (e for e in os.scandir(named_file.parent) if e.name == named_file.name)) == \
             _as_text(model, CONTENT)

@@ -686,8 +686,16 @@ def names_files(source: Any, items: pl.DataFrame) -> bool:
         return False
     if isinstance(source, os.PathLike):  # one file, unless it is a table read as its rows (a CSV's path column)
         return Path(source).suffix.lower() not in TABLE_SUFFIXES
+    if _series_of_paths(source):
+        return True
     tables = (str, bytes, dict, pl.DataFrame, pl.LazyFrame, pa.Table)
     return not (isinstance(source, tables) or is_pandas(source) or type(source).__module__.startswith("datasets"))
+
+
+def _series_of_paths(source: Any) -> bool:
+    """Whether ``source`` is a pandas Series of path objects (a column of ``Path`` values, e.g. ``df["file"]``)."""
+    return (is_pandas(source) and getattr(source, "ndim", 0) == 1 and source.dtype == object and len(source) > 0
+            and all(isinstance(v, os.PathLike) for v in source))
 
 
 def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
@@ -713,6 +721,8 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     elif isinstance(source, pa.Table):
         check_unique_columns(source.column_names, "Arrow table")
         df = pl.from_arrow(source)  # type: ignore[assignment]
+    elif _series_of_paths(source):  # a pandas Series of path objects: files, as a list of them is
+        df = pl.DataFrame({"path": [os.fspath(v) for v in source]})
     elif is_pandas(source):
         import pandas as pd
 
