@@ -170,3 +170,16 @@ def test_book_loss_values_load_and_fit(adult_dls, out):
     assert BCEWithLogitsLossFlat(pos_weight=[3.0, 0.0]).pos_weight is not None
     with pytest.raises(ParameterError, match="pos_weight"):
         BCEWithLogitsLossFlat(pos_weight=[1e308])
+
+
+def test_sigmoid_range_and_the_text_classifier_share_the_y_range_rule():
+    """A SigmoidRange layer built by hand (the book's chapter 8 writes sigmoid_range itself) and a text classifier's
+    y_range are held to the rule collab and tabular models use: finite in float32, low < high."""
+    from pipekit.learn.nets import SigmoidRange
+    from pipekit.text.models import AWD_LSTM, get_text_classifier
+
+    assert SigmoidRange(0, 5.5)(torch.zeros(1)).item() == 2.75
+    with pytest.raises(ParameterError, match=r"SigmoidRange: y_range=\(-1e\+308, 1e\+308\) is not accepted; .*float32"):
+        SigmoidRange(-1e308, 1e308)
+    with pytest.raises(ParameterError, match=r"y_range=\(0, 1e\+39\) is not accepted; .*float32"):
+        get_text_classifier(AWD_LSTM, 100, 1, y_range=(0, 1e39))

@@ -228,7 +228,7 @@ def test_learners_take_the_books_pretrained_backwards_and_y_range(dls_lm, imdb, 
                    get_x=ColReader("text"), get_y=ColReader("log_len"), splitter=ColSplitter("is_valid"))
     dls = db.dataloaders(reg, bs=32, seed=0, num_workers=0)
     for bad in [(5, 0), (3, 3), (1,), ("a", "b")]:
-        with pytest.raises(ParameterError, match=r"y_range=.* two numbers with low < high"):
+        with pytest.raises(ParameterError, match=r"y_range=.* a \(low, high\) pair of finite numbers with low < high"):
             text_classifier_learner(dls, AWD_LSTM, config=SMALL, y_range=bad)
     set_seed(0)
     learn = text_classifier_learner(dls, AWD_LSTM, config=SMALL, pretrained=False, y_range=(4, 9))

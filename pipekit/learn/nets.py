@@ -17,7 +17,7 @@ from torch import nn
 
 from pipekit.core.errors import FieldError, ParameterError
 from pipekit.core.registry import register
-from pipekit.core.validate import BOOL, POSITIVE_SIZES, Interval, Is, check
+from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
 __all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
@@ -406,6 +406,7 @@ class SigmoidRange(nn.Module):
 
     def __init__(self, low: float, high: float):
         super().__init__()
+        check("SigmoidRange", y_range=((low, high), Y_RANGE))  # finite in float32, as the layer computes
         self.low, self.high = float(low), float(high)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

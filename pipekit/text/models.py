@@ -12,7 +12,6 @@ weights, and dropout everywhere, plus the language-model decoder and the concat-
 """
 from __future__ import annotations
 
-import numbers
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,7 +22,7 @@ from torch import nn
 from torch.func import functional_call
 
 from pipekit.core.errors import DataError, FieldError, ParameterError
-from pipekit.core.validate import BOOL, POSITIVE_SIZES, Interval, Is, check
+from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, check
 from pipekit.learn.nets import SigmoidRange, check_stored_layers, linear_layers
 
 #: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all (not a classifier head's own ``ps``)
@@ -36,10 +35,6 @@ awd_lstm_lm_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir
                           hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2, tie_weights=True, out_bias=True)
 awd_lstm_clas_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.4,
                             hidden_p=0.3, input_p=0.4, embed_p=0.05, weight_p=0.5)
-#: a regression's output range: two numbers, low < high
-Y_RANGE = Is(lambda v: v is None or (len(v) == 2 and all(
-    isinstance(x, numbers.Real) and not isinstance(x, bool) for x in v) and float(v[0]) < float(v[1])),
-             "None or (low, high), two numbers with low < high")
 
 
 class RNNDropout(nn.Module):
