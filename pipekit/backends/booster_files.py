@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import json
-import numbers
 import math
+import numbers
 import re
 import struct
 from typing import Any
@@ -41,6 +41,8 @@ MAX_LEAVES = 131072
 #: of depth^2/2 entries for each tree and row (2048 levels: 67 MB), so a file's chain of leaves cannot exhaust the
 #: stack or memory. Trees LightGBM grows leaf-wise reach tens of levels (31 leaves: at most 30).
 MAX_DEPTH = 2048
+
+
 @functools.cache
 def lightgbm_names() -> dict[str, str]:
     """Every name of a LightGBM parameter (its aliases too) -> the parameter's own name, from LightGBM's table of

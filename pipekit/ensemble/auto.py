@@ -264,7 +264,6 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     # a name stays the ensembles' metric, so a file stores it and the loaded ensemble scores with it (the metric
     # object of "mape" or "rmsle" is a function of scikit-learn's, which a file cannot hold)
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose, ranks,
-                   label=metric if isinstance(metric, str) else m.scoring_name,
                    kept=metric if isinstance(metric, str) else m)
 
 
@@ -566,11 +565,13 @@ def _predict_valid(model: Any, valid: Any, made: dict[int, Any]) -> None:
 
 def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: Any, valid: Any,
             made: dict[int, Any], plan: Plan, n_folds: int, seed: int, n_jobs: int | None, verbose: bool,
-            ranks: np.ndarray | None = None, label: str | None = None, kept: Any = None) -> Any:
+            ranks: np.ndarray | None = None, kept: Any = None) -> Any:
     """The best of the weighted ensemble and the second layer, with the report of every candidate. ``m`` scores;
-    ``kept``: the metric as the ensembles keep it (the name it was given by, which a file stores; default ``m``)."""
+    ``kept``: the metric as the ensembles keep it (the name it was given by, which a file stores and the report's
+    columns are named by; default ``m``)."""
     bags = [b for _, b in fitted]
     kept = m if kept is None else kept
+    label = kept if isinstance(kept, str) else m.scoring_name
     t = time.perf_counter()
     weighted = _select(bags, m, train, plan, kept)
     y = bags[0].oof_targets_
@@ -605,11 +606,11 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
         if "model_obj" in r:
             r["status"] = "returned" if r is best else "fitted, not returned (worse out of fold)"
     ens = best["model_obj"]
-    ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, made, plan, label or m.name)
+    ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, made, plan, label)
     return ens
 
 
-def _select(bags: list, m: Any, train: Any, plan: Plan, kept: Any = None) -> WeightedEnsemble:
+def _select(bags: list, m: Any, train: Any, plan: Plan, kept: Any) -> WeightedEnsemble:
     """Caruana selection on the out-of-fold predictions, then again on the members it chose until every member
     has a weight: the ensemble holds only members it uses, and its weights are exactly what selection on
     their recorded out-of-fold predictions gives (on the chosen members the greedy walk repeats the steps
@@ -619,7 +620,7 @@ def _select(bags: list, m: Any, train: Any, plan: Plan, kept: Any = None) -> Wei
     members = list(bags)
     while True:
         left = None if plan.time_limit is None else max(plan.left(), 1e-3)
-        ens = WeightedEnsemble(members, metric=m if kept is None else kept, n_iter=100, time_limit=left).fit(train)
+        ens = WeightedEnsemble(members, metric=kept, n_iter=100, time_limit=left).fit(train)
         if (ens.weights_ > 0).all() or ens.stopped_on_time_:  # cut short: a second walk would have no time
             ens.time_limit = None  # the call's limit, not one for whoever refits the ensemble (set_params would
             return ens             # drop the fitted weights)
