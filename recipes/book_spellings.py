@@ -182,9 +182,18 @@ def tfmdlists_of_files() -> dict:
     def f(x: int):
         return x + 1
     tfm = Transform(f)
+
+    class Label(Transform):  # a subclass adding an encodes for another type keeps its parent's, as fastai's
+        def encodes(self, x: str):
+            return x.upper()
+
+    class Folder(Label):
+        def encodes(self, x: Path):
+            return parent_label(x)
     return {"vocab": tls.vocab, "train": len(tls.train), "valid": len(tls.valid), "first": tls.decode(tls[0]),
             "first_folder": files[0].parent.name, "hot": tls.vocab[torch.where(y == 1.)[0]],
-            "dsets_batch": tuple(xb.shape), "typed": (tfm(2), tfm(2.0))}
+            "dsets_batch": tuple(xb.shape), "typed": (tfm(2), tfm(2.0)),
+            "subclass": Folder()((files[0], "seven"))}
 
 
 class SiameseImage(fastuple):
@@ -348,7 +357,7 @@ def main(quick: bool = False) -> dict:
           f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
           f"ch9_rows={t['rows'][0]}+{t['rows'][1]} ch9_xs={t['xs_kind']} ch9_reloaded={'identical' if t['reloaded'] else 'DIFFERENT'} ch9_forest={t['forest']:.4f} ch9_tree_std={t['tree_std']:.4f} ch9_ensemble={t['ensemble']:.4f} ch10_vocab={k['vocab']} "
           f"ch11_vocab={'/'.join(s['vocab'])} ch11_items={s['train']}+{s['valid']} "
-          f"ch11_typed={s['typed'][0]},{s['typed'][1]} ch4_accuracy={out['scratch']['accuracy']:.4f} "
+          f"ch11_typed={s['typed'][0]},{s['typed'][1]} ch11_subclass={','.join(s['subclass'])} ch4_accuracy={out['scratch']['accuracy']:.4f} "
           f"ch4_range_batches={len(out['scratch']['range_batches'])}x5 ch13_image={'x'.join(map(str, out['scratch']['image']))} "
           f"ch4_threes={len(out['scratch']['threes'])} ch2_failed={out['scratch']['failed']} "
           f"ch8_one_hot_lookup={'same' if c['one_hot_lookup'] else 'DIFFERENT'} "

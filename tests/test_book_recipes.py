@@ -153,6 +153,8 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     assert len(ids) == 6 and isinstance(letters, tuple) and [string.ascii_lowercase[i] for i in ids] == list(letters)
     # chapter 11's Transform(f) of f(x:int), and chapter 13's image2tensor of a 200x200 photo under a 3x3 kernel
     assert s["typed"] == (3, 2.0) and isinstance(s["typed"][1], float) and "ch11_typed=3,2.0" in line
+    # a Transform subclass's encodes for a Path beside its parent's for a str: each value to its own
+    assert s["subclass"] == (s["first_folder"], "SEVEN") and f"ch11_subclass={s['first_folder']},SEVEN" in line
     assert z["image"] == (3, 200, 200) and z["edges"] == (1, 1, 198, 198) and "ch13_image=3x200x200" in line
     # chapter 4's L(learn.recorder.values).itemgot(2) and (path/'train'/'3').ls().sorted(); chapter 2's
     # verify_images then failed.map(Path.unlink), which finds nothing to remove in mnist_tiny
