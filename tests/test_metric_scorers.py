@@ -76,6 +76,21 @@ def test_a_scorer_scores_as_its_scoring_name_and_as_scikit_learn_scores_the_esti
     assert hard == pytest.approx(skm.roc_auc_score(codes, proba.argmax(1))) and hard < by_name
 
 
+def test_a_log_loss_scorer_scores_rows_that_lack_a_class_as_the_log_loss_metric_does(classifier):
+    """Folds of a small or unbalanced set may hold one class only: the log loss of a scorer is still scored over
+    every class of the model, as metric='log_loss' scores it (scikit-learn's function alone refuses one label)."""
+    clf, X, y = classifier
+    codes, proba = np.searchsorted(clf.classes_, y), clf.predict_proba(X)
+    only = codes == 0
+    by_name = get_metric("log_loss", "classification").score(codes[only], proba[only])
+    m = get_metric(get_scorer("neg_log_loss"), "classification")
+    assert m.score(codes[only], proba[only]) == pytest.approx(by_name)
+    assert m.score(codes[only], proba[only]) == pytest.approx(skm.log_loss(codes[only], proba[only], labels=[0, 1]))
+    three = np.column_stack([proba * 0.9, np.full(len(proba), 0.1)])  # a third class, never the truth here
+    assert m.score(codes, three) == pytest.approx(skm.log_loss(codes, three, labels=[0, 1, 2]))
+    assert m.score(codes, three) > m.score(codes, proba)
+
+
 def test_an_ensemble_fitted_on_a_scorer_reports_what_the_metric_name_reports(adult_tab):
     tab = adult_tab
     cands = [Candidate("gbm", GBM("classification", n_estimators=20, n_jobs=1), 1.0, 1.0)]

@@ -90,6 +90,31 @@ def scored_direction(perfect: float | None, worse: Sequence[float]) -> bool | No
     return None
 
 
+def sklearn_input(name: str, p: Any, take: str, bound: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """What scikit-learn's function ``name`` gets from a classifier's probabilities ``p`` (n, n_classes), and the
+    keyword arguments to add: with ``take`` 'labels' the classes (the arg-max), with 'proba' the probabilities, the
+    positive class's column for two classes where the function scores that column (``roc_auc_score``,
+    ``average_precision_score``, ``brier_score_loss``, or ``take`` 'positive', as a scorer asks). ``log_loss`` gets
+    rows renormalised (an ensemble's mix sums to 1 up to rounding, which it warns of); it and
+    ``top_k_accuracy_score`` get ``labels`` of every class (even one the scored rows lack) unless ``bound`` has them.
+    Anything else (a regression's values, one column) is returned as it is."""
+    if getattr(p, "ndim", 0) != 2 or p.shape[1] < 2:
+        return p, {}
+    p = np.asarray(p)
+    if take == "labels":
+        return p.argmax(1), {}
+    kw: dict[str, Any] = {}
+    if name in ("log_loss", "top_k_accuracy_score"):
+        if name == "log_loss":
+            p = np.asarray(p, dtype=np.float64)
+            p = p / p.sum(1, keepdims=True)
+        if "labels" not in bound:
+            kw = {"labels": np.arange(p.shape[1])}
+    if p.shape[1] == 2 and (take == "positive" or name in _SKLEARN_POSITIVE):
+        p = p[:, 1]
+    return p, kw
+
+
 class FuncMetric(MeanMetric):
     """A plain function as a metric. In a Learner ``fn(pred, targ)`` returns a batch mean (fastai's
     convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's).
@@ -183,22 +208,14 @@ class FuncMetric(MeanMetric):
     def score(self, y_true: Any, y_pred: Any) -> float:
         if not self.y_first:
             return super().score(y_true, y_pred)
-        fn, kw = self.fn, {}
+        fn = self.fn
         base = fn.func if isinstance(fn, functools.partial) else fn
         p = np.asarray(y_pred) if not hasattr(y_pred, "detach") else y_pred
-        if str(getattr(base, "__module__", "")).startswith("sklearn.metrics") and getattr(p, "ndim", 0) == 2 \
-                and p.shape[1] >= 2:  # a classifier's probabilities, turned into what the function takes
+        kw: dict[str, Any] = {}
+        if str(getattr(base, "__module__", "")).startswith("sklearn.metrics"):
             name = getattr(base, "__name__", "")
-            if name not in _SKLEARN_SCORES:
-                p = np.asarray(p).argmax(1)
-            elif name in _SKLEARN_POSITIVE and p.shape[1] == 2:
-                p = np.asarray(p)[:, 1]
-            elif name in ("log_loss", "top_k_accuracy_score"):
-                if name == "log_loss":  # rows of an ensemble's mix sum to 1 up to rounding, which it warns of
-                    p = np.asarray(p, dtype=np.float64)
-                    p = p / p.sum(1, keepdims=True)
-                if not (isinstance(fn, functools.partial) and "labels" in fn.keywords):
-                    kw = {"labels": np.arange(p.shape[1])}  # every class, even one the scored rows lack
+            bound = fn.keywords if isinstance(fn, functools.partial) else {}
+            p, kw = sklearn_input(name, p, "proba" if name in _SKLEARN_SCORES else "labels", bound)
         return float(fn(y_true, p, **kw))
 
 

@@ -17,7 +17,7 @@ from pipekit.core.registry import registered
 from pipekit.core.validate import Options, check
 from pipekit.metrics.base import SUGGESTED_METRICS, TARGET_KINDS, TASKS, Metric, describe_target, target_fix, target_kind, two_classes_as_labels
 from pipekit.metrics.classification import RocAuc, _LabelScore
-from pipekit.metrics.functions import FuncMetric, scored_direction
+from pipekit.metrics.functions import FuncMetric, scored_direction, sklearn_input
 
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
@@ -229,7 +229,8 @@ class _ScoreFunction:
     """A scikit-learn score function ``score_func(y_true, y_pred, **kwargs)`` called on what pipekit's models predict
     as scikit-learn's scorers call it on an estimator's responses: with ``response`` 'predict' a classifier's classes
     (the arg-max of its probabilities), with any other (``predict_proba``, ``decision_function``) its probabilities,
-    the positive class's column for two classes; None, or a regression's values, as they are. ``scorer``: read from a
+    the positive class's column for two classes (see :func:`~pipekit.metrics.functions.sklearn_input`: ``log_loss``
+    gets every class's label); None, or a regression's values, as they are. ``scorer``: read from a
     scorer (a message names make_scorer). A ValueError of the function (a value it cannot score) is a ParameterError
     naming it and ``fix`` where one is given."""
 
@@ -239,12 +240,12 @@ class _ScoreFunction:
         self.__name__ = str(getattr(score_func, "__name__", type(score_func).__name__))
 
     def __call__(self, y_true: Any, y_pred: Any) -> Any:
-        p = y_pred
-        if self.response is not None and getattr(p, "ndim", 0) == 2 and p.shape[1] >= 2:  # a classifier's probabilities
-            p = np.asarray(p)
-            p = p.argmax(1) if self.response == "predict" else p[:, 1] if p.shape[1] == 2 else p
+        p, kw = y_pred, dict[str, Any]()
+        if self.response is not None:  # a classifier's probabilities, as the scorer's response method gives them
+            p, kw = sklearn_input(self.__name__, y_pred, "labels" if self.response == "predict" else "positive",
+                                  self.kwargs)
         try:
-            return self.score_func(y_true, p, **self.kwargs)
+            return self.score_func(y_true, p, **self.kwargs, **kw)
         except ValueError as e:
             if not self.fix:
                 raise
