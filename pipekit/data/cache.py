@@ -218,6 +218,16 @@ PACK_ID = re.compile(r"[0-9a-f]{24}")
 #: build of a subset or an overlapping sample of it takes fewer, and the data set's own entry is kept for its next build
 #: (see :func:`pipekit.vision.cache._index_pack` and :func:`pipekit.text.store.save_cached`).
 SUPERSEDED_SHARE = 0.75
+
+
+def superseded(taken: int, listed: int) -> bool:
+    """Whether an entry listing ``listed`` items, ``taken`` of which a new build of the same settings takes over, is
+    superseded by it (:data:`SUPERSEDED_SHARE`): the one rule of the image packs and the token entries.
+
+    >>> superseded(3, 4), superseded(2, 4), superseded(0, 0)
+    (True, False, False)
+    """
+    return listed > 0 and taken >= SUPERSEDED_SHARE * listed
 #: What pipekit writes in the folder of each cache kind (by sub-folder name), so that measuring and clearing it touch
 #: nothing else: entry folders named by a fingerprint (16 hex digits: an image mode and size; 32: a text column and
 #: its settings) holding files of these names, and the temporary files of builds (:func:`temp_name`). Anything else

@@ -24,7 +24,7 @@ import pyarrow as pa
 import torch
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.data.cache import (CACHE_LAYOUTS, STREAM_RECORD, SUPERSEDED_SHARE, TEMP_SUFFIX, CacheEntryError,
+from pipekit.data.cache import (CACHE_LAYOUTS, STREAM_RECORD, superseded, TEMP_SUFFIX, CacheEntryError,
                                 ChecksumWriter, TempFile, atomic_write_json, cache_folder, clean_stale_temps,
                                 fingerprint, link_target, read_json, remove_cache_folder, open_verified, remove_link,
                                 warn_rebuild, warn_unwritable)
@@ -198,7 +198,7 @@ def _drop_superseded(folder: Path, meta: dict[str, Any]) -> None:
         except (OSError, CacheEntryError):  # not a folder, removed meanwhile, no keys, damaged: left as it is
             continue
         listed = {k for k in old["text_keys"] if isinstance(k, str)}
-        if old["settings"] != settings or not listed or len(listed & taken) < SUPERSEDED_SHARE * len(listed):
+        if old["settings"] != settings or not superseded(len(listed & taken), len(listed)):
             continue
         with contextlib.suppress(OSError):  # a file that cannot be removed: the entry stays, to be cleared
             for f in ("ids.arrow", "meta.json"):

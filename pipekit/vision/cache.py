@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from pipekit.core.errors import DataError
-from pipekit.data.cache import (PACK_ID, SUPERSEDED_SHARE, CacheEntryError, PackChecksum, TempFile, atomic_write_json,
+from pipekit.data.cache import (PACK_ID, superseded, CacheEntryError, PackChecksum, TempFile, atomic_write_json,
                                 cache_folder, clean_stale_temps, fingerprint, open_verified, read_json,
                                 remove_cache_folder, remove_link, warn_rebuild, warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
@@ -243,11 +243,10 @@ def _index_pack(cdir: Path, keys: list[str], pack_id: str) -> None:
     for slot, k in enumerate(keys):
         index[k] = [pack_id, slot]
     left = Counter(ref[0] for ref in index.values())
-    superseded = {pid for pid, n in listed.items()
-                  if pid != pack_id and n - left[pid] >= SUPERSEDED_SHARE * n}
+    gone = {pid for pid, n in listed.items() if pid != pack_id and superseded(n - left[pid], n)}
     on_disk = {f.stem for f in cdir.glob("*.npy") if PACK_ID.fullmatch(f.stem)}
     # entries of packs deleted by hand, and those of superseded packs
-    index = {k: ref for k, ref in index.items() if ref[0] in on_disk and ref[0] not in superseded}
+    index = {k: ref for k, ref in index.items() if ref[0] in on_disk and ref[0] not in gone}
     atomic_write_json(cdir / "index.json", index)
     # Packs no longer referenced by any key are garbage (a mapped file stays readable after unlink).
     for stem in on_disk - {ref[0] for ref in index.values()}:
