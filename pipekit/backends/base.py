@@ -449,6 +449,7 @@ class Backend(KeepsProcessor, Model):
         # new rows (and an ensemble's other members) are held to the procs this model was fitted after
         check_state(state, "checking new rows against the procs it was fitted after", procs_signature_=PROCS_SIGNATURE)
         super().state_from_data(state)
+        self._derive_row_form(state)
         if model is None:
             raise ExportError(f"{type(self).__name__}: the state holds no {self.model_attr}")
         try:
@@ -457,6 +458,43 @@ class Backend(KeepsProcessor, Model):
             raise ExportError(f"{type(self).__name__}: {e}") from None
         except STATE_ERRORS as e:
             raise ExportError(f"{type(self).__name__}: the stored model is malformed ({type(e).__name__}: {e})") from e
+
+    def _derive_row_form(self, state: dict[str, Any]) -> None:
+        """Set ``cat_levels_`` and ``norm_stats_`` of a model read from a file from its ``processor_``, the fitted
+        procs they were taken from at fit: ``row_form`` holds bare new frames to them, so the file's copies are not
+        trusted, and a copy that disagrees with its procs is refused, naming the field. A file without procs (fitted
+        on a bare frame, or written before models kept them) keeps its copies as they are, and one written before
+        a copy was kept still lacks it (what rows it holds new frames to is unchanged)."""
+        p = vars(self).get("processor_")
+        if p is None:
+            return
+        vocabs = p.classes_
+        levels = {c: len(vocabs[c]) for c in self.cat_features_ if c in vocabs}
+        scales = {c: [m, s] for c, (m, s) in normalised_stats(p).items() if c in self.feature_names_}
+        name = type(self).__name__
+        given_levels = state.get("cat_levels_")
+        if given_levels is not None:
+            for c in sorted(set(levels) | set(given_levels)):
+                if given_levels.get(c) != levels.get(c):
+                    raise ExportError(
+                        f"{name}: state field 'cat_levels_.{c}' is {given_levels.get(c, 'missing')}, but its procs "
+                        f"(processor_) give column {c!r} {levels[c] if c in levels else 'no'} codes ('#na#' and its "
+                        "classes); the file is damaged or was not written by pipekit.save")
+        given_scales = state.get("norm_stats_")
+        if given_scales is not None:
+            for c in sorted(set(scales) | set(given_scales)):
+                mine, theirs = scales.get(c), given_scales.get(c)
+                if mine is None or theirs is None or not np.allclose(theirs, mine, rtol=1e-6, atol=0.0):
+                    raise ExportError(
+                        f"{name}: state field 'norm_stats_.{c}' is {theirs if theirs is not None else 'missing'}, but "
+                        f"its procs (processor_) "
+                        + (f"normalise column {c!r} with mean and standard deviation {mine}" if mine is not None
+                           else f"do not normalise column {c!r}")
+                        + "; the file is damaged or was not written by pipekit.save")
+        if given_levels is not None:
+            self.cat_levels_ = levels
+        if given_scales is not None:
+            self.norm_stats_ = scales
 
 
 def kept_rounds(best: Any, held: int) -> int:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, ParameterError, PipelineStepError
+from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, PipelineStepError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import (Interval, argument_names, bs_or_batch_size, check, check_arguments,
                                    check_positive_int)
@@ -933,6 +933,11 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
     return train_dl, valid_dl
 
 
+#: the largest batch size an export records (``dls.bs`` of a loaded learner, the default batch of its ``test_dl``):
+#: a larger one is written as this, and a file recording more is refused
+MAX_RECORDED_BS = 2**20
+
+
 class DataLoaders:
     """The training and validation loaders (and how to make more for new data).
 
@@ -1082,7 +1087,10 @@ class DataLoaders:
     @property
     def bs(self) -> int:
         """The training loader's batch size (``dls.bs``, as the book reads it; ``dls.valid.bs`` is the validation
-        loader's)."""
+        loader's). Loaders rebuilt from an export (``learn.dls`` after ``load_learner``) hold no loader: theirs is the
+        batch size the export recorded, which their ``test_dl`` batches new items in unless given ``bs``."""
+        if not self.loaders:
+            return self._state_bs
         return self.train.bs
 
     @property
@@ -1322,7 +1330,7 @@ class DataLoaders:
         template = self.valid if len(self.loaders) > 1 else (self.loaders[0] if self.loaders else None)
         if template is not None:
             return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs, **kwargs)
-        return self.recipe.dl_type()(ds, bs=bs or 64, shuffle=False, device=self.device,
+        return self.recipe.dl_type()(ds, bs=bs or self._state_bs, shuffle=False, device=self.device,
                                      batch_tfms=self.recipe.batch_pipeline(), augment=False, allow_empty=True,
                                      **{k: v for k, v in kwargs.items() if k in ("num_workers",)})
 
@@ -1412,8 +1420,8 @@ class DataLoaders:
             self.refuse_foreign("export")
             raise ExportError("these DataLoaders have no exportable recipe; build them with a DataBlock or a "
                               "domain helper so new items can be encoded at inference time")
-        if self.loaders:
-            bs = (self.valid if len(self.loaders) > 1 else self.train).bs
+        if self.loaders:  # what a loaded learner's test_dl batches new items in: loading refuses more than the cap
+            bs = min((self.valid if len(self.loaders) > 1 else self.train).bs, MAX_RECORDED_BS)
         else:  # rebuilt from an export (no data): what that export recorded, so a loaded learner exports again
             bs = self._state_bs
         return {"recipe": self.recipe.to_record(arrays), "bs": bs, "n_inp": self.n_inp}
@@ -1421,12 +1429,22 @@ class DataLoaders:
     @classmethod
     def from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
                    device: str | torch.device = "cpu") -> DataLoaders:
-        """DataLoaders with no data, able to encode new items exactly as at training time."""
+        """DataLoaders with no data, able to encode new items exactly as at training time, in batches of the
+        recorded ``bs`` (``dls.bs``; 64 for a record without one). A malformed field is refused with a
+        :class:`~pipekit.core.errors.FieldError` naming it within this record (``bs``, ``recipe.state...``)."""
         if not isinstance(state, dict) or "recipe" not in state:
             raise ExportError("the data state of this export has no recipe")
-        dls = cls(recipe=Component.from_record(state["recipe"], arrays), device=device)
-        bs = state.get("bs")
-        dls._state_bs = bs if isinstance(bs, int) and not isinstance(bs, bool) and bs > 0 else 64
+        bs = state.get("bs", 64)
+        if not Interval(1, MAX_RECORDED_BS, integer=True).accepts(bs):
+            raise FieldError("bs", f"must be the batch size new items are read in (dls.bs, test_dl's default), a "
+                                   f"whole number from 1 to {MAX_RECORDED_BS:,}, got {type(bs).__name__} {bs!r:.60}; "
+                                   "the file is damaged or was not written by learn.export()")
+        try:
+            recipe = Component.from_record(state["recipe"], arrays)
+        except FieldError as e:
+            raise (FieldError("recipe", e.problem) if not e.field else e.within("recipe")) from None
+        dls = cls(recipe=recipe, device=device)
+        dls._state_bs = int(bs)
         return dls
 
     def __repr__(self) -> str:
