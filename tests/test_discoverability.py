@@ -18,7 +18,8 @@ import torch
 import pipekit.datasets as D
 from pipekit.vision.all import PILImage, Transform  # a transform's annotation names a class of its module
 
-STAR_MODULES = ["pipekit.vision.all", "pipekit.text.all", "pipekit.tabular.all", "pipekit.collab"]
+STAR_MODULES = ["pipekit", "pipekit.vision.all", "pipekit.text.all", "pipekit.tabular.all", "pipekit.collab",
+                "pipekit.ensemble"]
 
 
 def _mnist_files(n: int = 4) -> list:

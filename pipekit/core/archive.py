@@ -654,7 +654,16 @@ def load(path: str | os.PathLike, **kwargs: Any) -> Any:
     ensembles and fitted processing as themselves, encoders as modules. Loading never runs code from
     the file: every class it builds is looked up in pipekit's registry by name.
 
-    >>> # learn = pipekit.load("model.pipekit"); model = pipekit.load("gbm.pipekit")
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np, polars as pl, pipekit
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> xs = pl.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3})
+    >>> rf = RandomForest("regression", n_estimators=5, seed=0).fit(as_data(xs, y=2 * np.arange(40.0)))
+    >>> file = pipekit.save(rf, Path(tempfile.mkdtemp()) / "rf.pipekit")
+    >>> back = pipekit.load(file)                # a RandomForest again, with no import of its class
+    >>> back, bool(np.array_equal(back.predict(as_data(xs)), rf.predict(as_data(xs))))
+    (RandomForest(task='regression', n_estimators=5), True)
     """
     from pipekit.core.component import Component
     from pipekit.core.registry import lookup

@@ -625,7 +625,20 @@ class DataBlock(Component):
         """Collect, split and encode the items of ``source`` (transforms fitted on the training rows). ``seed``
         seeds a random splitter that has no seed of its own (else it draws from NumPy's global generator). Any other
         keyword is refused, naming the close ones; fastai's ``verbose=True`` is refused naming
-        :meth:`summary`, which walks the steps and says what each gives."""
+        :meth:`summary`, which walks the steps and says what each gives.
+
+        >>> import pipekit.datasets as D
+        >>> from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, RegressionBlock
+        >>> dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"),
+        ...                    get_y=ColReader("salary"), splitter=RandomSplitter(seed=42))
+        >>> dsets = dblock.datasets(D.path("adult_sample") / "adult.csv")
+        >>> len(dsets.train), len(dsets.valid), dsets.vocab
+        (26049, 6512, ['<50k', '>=50k'])
+        >>> dsets.train[0]                           # an item encoded: the age, the salary class's code
+        (tensor([49.]), tensor(1))
+        >>> dsets.decode(dsets.train[0])
+        (49.0, '>=50k')
+        """
         if "verbose" in kwargs:
             raise ParameterError(f"DataBlock.datasets: verbose={kwargs['verbose']!r} is fastai's switch for printing "
                                  "each step as the data is built, which pipekit's datasets does not take; "

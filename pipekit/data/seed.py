@@ -22,6 +22,7 @@ def set_seed(seed: int, deterministic: bool = True, reproducible: bool | None = 
     instead of failing. ``deterministic=False`` leaves torch's settings as they are. ``reproducible`` is fastai's
     name for it (``set_seed(42, reproducible=True)``); given, it decides.
 
+    >>> import torch
     >>> set_seed(42); a = torch.rand(2)
     >>> set_seed(42); bool((a == torch.rand(2)).all())
     True

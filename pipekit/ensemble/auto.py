@@ -71,6 +71,7 @@ class Candidate:
     expected ``value`` (how much such a member usually adds, 0..1) and its ``cost`` (time relative to the
     default GBM on the same rows, above 0).
 
+    >>> from pipekit.backends import GBM
     >>> Candidate("gbm", GBM("classification"), value=0.5, cost=0)
     Traceback (most recent call last):
     ...

@@ -337,6 +337,7 @@ class BaggedModel(Backend):
         model never trained on cannot be scored). A ``fold`` no row is in gives every row's split for a model
         fitted on all of them. ``StackingEnsemble`` splits its members' rows this way too.
 
+        >>> import numpy as np
         >>> from pipekit.backends import GBM
         >>> bag = BaggedModel(GBM("classification"), n_folds=2, stop_fraction=0.25)
         >>> [len(r) for r in bag.split_rows(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0)]

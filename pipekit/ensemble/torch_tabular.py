@@ -87,9 +87,22 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         vocabulary, several regression targets.
 
         Example:
-            >>> # learn = tabular_learner(tab.dataloaders(bs=256), layers=[200, 100]); learn.fit_one_cycle(3, 1e-2)
-            >>> # MeanEnsemble({"rf": RandomForest("classification").fit(tab.train),
-            >>> #               "net": TorchTabular.from_learner(learn)}).predict(tab.valid)
+            >>> import numpy as np, polars as pl
+            >>> from pipekit.backends import RandomForest
+            >>> from pipekit.ensemble import MeanEnsemble, TorchTabular
+            >>> from pipekit.tabular import Tabular, tabular_learner
+            >>> df = pl.DataFrame({"job": ["cook", "nurse", "cook", "clerk"] * 25,
+            ...                    "age": [20.0 + i % 37 for i in range(100)], "y": ["no", "yes", "no", "yes"] * 25})
+            >>> tab = Tabular(df, cat_names=["job"], cont_names=["age"], y_names="y",
+            ...               splits=(np.arange(80), np.arange(80, 100)))
+            >>> learn = tabular_learner(tab.dataloaders(bs=16, seed=0), layers=[8])
+            >>> learn.fit_one_cycle(1, 1e-2)
+            >>> net = TorchTabular.from_learner(learn)
+            >>> net, bool(np.allclose(net.predict_proba(tab.valid), learn.get_preds()[0].numpy(), atol=1e-6))
+            (TorchTabular(task='classification', layers=[8]), True)
+            >>> rf = RandomForest("classification", n_estimators=10, seed=0).fit(tab.train)
+            >>> MeanEnsemble({"rf": rf, "net": net}).predict(tab.valid).shape     # a probability per class
+            (20, 2)
         """
         from pipekit.tabular.core import TabularSplit
         from pipekit.tabular.loaders import TabularRecipe
@@ -443,8 +456,21 @@ def embeddings_as_features(net: Any, data: Any, columns: Sequence[str] | None = 
     the net's where they are known; ``columns`` may be one name.
 
     Example:
-        >>> # GBM("classification").fit(embeddings_as_features(net, tab.train), embeddings_as_features(net, tab.valid))
-        >>> # RandomForest("classification").fit(embeddings_as_features(learn, tab.train))
+        >>> import numpy as np, polars as pl
+        >>> from pipekit.backends import RandomForest
+        >>> from pipekit.ensemble import TorchTabular, embeddings_as_features
+        >>> from pipekit.tabular import Tabular
+        >>> df = pl.DataFrame({"job": ["cook", "nurse", "cook", "clerk"] * 25,
+        ...                    "age": [20.0 + i % 37 for i in range(100)], "y": [1.0, 2.0, 1.5, 3.0] * 25})
+        >>> tab = Tabular(df, cat_names=["job"], cont_names=["age"], y_names="y",
+        ...               splits=(np.arange(80), np.arange(80, 100)))
+        >>> net = TorchTabular("regression", layers=[8], epochs=1, seed=0).fit(tab.train)
+        >>> feats = embeddings_as_features(net, tab.train)     # 'job' (#na# + 3 jobs) becomes its 3 embedding columns
+        >>> feats.xs.columns
+        ['age', 'job_emb0', 'job_emb1', 'job_emb2']
+        >>> rf = RandomForest("regression", n_estimators=10, seed=0).fit(feats)
+        >>> rf.predict(embeddings_as_features(net, tab.valid)).shape
+        (20,)
     """
     d = as_data(data)
     embs = embedding_tables(net, d)

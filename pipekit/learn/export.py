@@ -761,7 +761,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
                           "learn.export()")
 
     dls = _rebuild(where, "field 'dls'", lambda: DataLoaders.from_state(rec["dls"], arrays, device=device),
-                   path="dls.recipe")
+                   path="dls")
     try:
         tensors = archive.tensors()
     except ExportError as e:
@@ -1215,6 +1215,17 @@ def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     exactly as the uninterrupted one: the epoch to resume at, the seed and epoch counter of every loader
     (shuffling and augmentation are drawn from them), the torch/CUDA/NumPy/Python random states (dropout,
     MixUp) and each callback's ``state_dict()`` (the smoothed loss, the best value of a tracker, ...).
+
+    >>> import tempfile, torch
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)), path=tempfile.mkdtemp())
+    >>> learn.fit(1, 1e-2)
+    >>> learn.save("stage1").relative_to(learn.path).as_posix()        # under learn.path / learn.model_dir
+    'models/stage1.pipekit'
     """
     path = checkpoint_path(learn, name)
     if not is_main_process():
@@ -1244,7 +1255,23 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     Every field is checked against this learner before anything is set: the weights against the model's names
     and shapes, the optimiser state against its parameter groups and parameters, the epoch, loader counters and
     random states against what they must be. A checkpoint that does not fit raises :class:`ExportError` naming the
-    file and the field, and leaves the learner as it was."""
+    file and the field, and leaves the learner as it was.
+
+    >>> import tempfile, torch
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)), path=tempfile.mkdtemp())
+    >>> learn.fit(1, 1e-2)
+    >>> _ = learn.save("stage1")
+    >>> fresh = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)), path=learn.path)
+    >>> fresh.load("stage1") is fresh, fresh.resume_epoch                # resume_epoch: the epochs done
+    (True, 1)
+    >>> all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(), learn.model.parameters()))
+    True
+    """
     path = checkpoint_path(learn, name)
     if not path.exists():
         raise FileNotFoundError(f"Learner.load: no checkpoint at {path} (saved with learn.save({Path(name).stem!r}) "

@@ -481,7 +481,23 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     augmented pass's targets are compared with the plain pass's, and when the augmentation moved them a
     :class:`ParameterError` says so (use ``get_preds``, or an augmentation that changes lighting only, such as
     ``aug_transforms(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0)`` on images already at their size).
-    A loader without targets cannot show whether they would move, so such learners are refused there."""
+    A loader without targets cannot show whether they would move, so such learners are refused there.
+
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders, aug_transforms
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0,
+    ...                                    batch_tfms=aug_transforms(size=28, do_flip=False))
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    >>> learn.fit(1, 1e-2)
+    >>> preds, targs = learn.tta(n=2)           # 2 augmented passes over the 699 validation images, blended
+    >>> tuple(preds.shape), tuple(targs.shape)
+    ((699, 2), (699,))
+    >>> (aug, plain), targs = learn.tta(n=2, beta=None)
+    >>> bool((plain == learn.get_preds()[0]).all())     # the plain pass is get_preds' own
+    True
+    """
     check_positive_int("tta", "n", n)
     check("tta", beta=(beta, Interval(0, 1, none_ok=True)))
     with learn._lock:  # every pass, one call at a time (see get_preds)
@@ -549,7 +565,21 @@ def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_
     The batch goes through the learner's callbacks as in ``get_preds`` (a recurrent model's state is reset and
     its ``(logits, raw_outputs, outputs)`` taken to the logits). A language model's batch is shown as fastai
     shows it: a row per window with the columns ``input``, ``target`` (the same tokens moved on by one) and
-    ``pred`` (the most likely next token at each position); ``nrows`` limits the rows, the columns are fixed."""
+    ``pred`` (the most likely next token at each position); ``nrows`` limits the rows, the columns are fixed.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    >>> learn.fit(1, 1e-2)
+    >>> png = learn.show_results(max_n=4, path=Path(tempfile.mkdtemp()) / "results.png")   # headless: a PNG
+    >>> png.name, png.exists()
+    ('results.png', True)
+    """
     check_positive_int("show_results", "max_n", max_n)
     check("show_results", shuffle=(shuffle, BOOL))
     dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "show_results")

@@ -508,11 +508,36 @@ class Learner:
         self.optimizer.clear_state()
 
     def freeze(self) -> None:
-        """Train only the last layer group (the head) and the normalisation layers."""
+        """Train only the last layer group (the head) and the normalisation layers.
+
+        >>> import pipekit.datasets as D
+        >>> from torch import nn
+        >>> from pipekit.learn import Learner
+        >>> from pipekit.vision import ImageDataLoaders
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), nn.ReLU(), nn.Linear(16, 2))
+        >>> learn = Learner(dls, model, splitter=lambda m: [list(m[1].parameters()), list(m[3].parameters())])
+        >>> learn.freeze()                                   # two layer groups: the body is frozen, the head trains
+        >>> [p.requires_grad for p in learn.model.parameters()]
+        [False, False, True, True]
+        """
         self.freeze_to(-1)
 
     def unfreeze(self) -> None:
-        """Train every layer group."""
+        """Train every layer group.
+
+        >>> import pipekit.datasets as D
+        >>> from torch import nn
+        >>> from pipekit.learn import Learner
+        >>> from pipekit.vision import ImageDataLoaders
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), nn.ReLU(), nn.Linear(16, 2))
+        >>> learn = Learner(dls, model, splitter=lambda m: [list(m[1].parameters()), list(m[3].parameters())])
+        >>> learn.freeze(); learn.fit(1, 1e-2)              # the head first
+        >>> learn.unfreeze()                                 # then every layer
+        >>> [p.requires_grad for p in learn.model.parameters()]
+        [True, True, True, True]
+        """
         self.freeze_to(0)
 
     # ------------------------------------------------------------------ the loop
@@ -522,6 +547,16 @@ class Learner:
 
         ``start_epoch`` skips the first epochs (to resume a run from a checkpoint, see ``load``); such a fit freezes
         the layer groups the checkpoint's fit had frozen, unless ``freeze_to`` was called after ``load``.
+
+        >>> import pipekit.datasets as D
+        >>> from torch import nn
+        >>> from pipekit.learn import Learner, accuracy
+        >>> from pipekit.vision import ImageDataLoaders
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+        >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)), metrics=accuracy)
+        >>> learn.fit(2, 1e-2)                               # two epochs at lr=0.01: a row of the recorder each
+        >>> learn.recorder.metric_names, len(learn.recorder.values)
+        (['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time'], 2)
         """
         n_epoch = check_positive_int("fit", "n_epoch", n_epoch)
         check("fit", start_epoch=(start_epoch, Interval(0, n_epoch, closed="left", integer=True)), lr=(lr, _LR_OR_NONE))
@@ -671,7 +706,22 @@ class Learner:
     def validate(self, ds_idx: int = 1, dl: Loader | None = None, cbs: Cbs = None) -> list[float | None]:
         """Loss and metrics over a whole set (default: validation) as ``[loss, *metrics]``; ``cbs``: callbacks
         present only for this pass (fastai's ``learn.validate(cbs=...)``). A callback cannot call it during a fit
-        or another pass: its pass would run every callback's events again, the caller's own included."""
+        or another pass: its pass would run every callback's events again, the caller's own included.
+
+        >>> import pipekit.datasets as D
+        >>> from torch import nn
+        >>> from pipekit.learn import Learner, accuracy
+        >>> from pipekit.vision import ImageDataLoaders
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+        >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)), metrics=accuracy)
+        >>> learn.fit(1, 1e-2)
+        >>> train_loss, valid_loss, _ = learn.recorder.values[-1]     # the fit's last epoch
+        >>> loss, acc = learn.validate()                     # the validation set again: [loss, accuracy]
+        >>> loss == valid_loss, acc > 0.9
+        (True, True)
+        >>> len(learn.validate(ds_idx=0))                    # the training set
+        2
+        """
         # this thread is inside a fit or a pass (threading.Condition asks an RLock the same)
         if self._lock._is_owned():  # type: ignore[attr-defined]
             raise ParameterError(

@@ -109,6 +109,18 @@ class CollabDataLoaders:
         are in the table. Users and items get a
         vocabulary from the training rows; index 0 (``#na#``) stands for a user or
         item never seen in training, so predictions for them fall back to the learned biases.
+
+        >>> import polars as pl
+        >>> from pipekit.datasets import path
+        >>> ratings = pl.read_csv(path("movie_lens_sample") / "ratings.csv")
+        >>> ratings.columns                          # user, item, rating: the first three are taken
+        ['userId', 'movieId', 'rating', 'timestamp']
+        >>> dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
+        >>> len(dls.train_ds), len(dls.valid_ds), list(dls.classes), dls.classes["userId"][0]
+        (4825, 1206, ['userId', 'movieId'], '#na#')
+        >>> x, y = dls.one_batch()
+        >>> tuple(x.shape), tuple(y.shape)
+        ((64, 2), (64,))
         """
         check_arguments("CollabDataLoaders.from_df", kwargs, argument_names(CollabDataLoaders.from_df))
         bs = bs_or_batch_size("CollabDataLoaders.from_df", bs, batch_size)

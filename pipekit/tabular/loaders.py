@@ -274,6 +274,18 @@ class TabularDataLoaders:
 
         Built as ``Tabular(df, procs, cat_names, cont_names, y_names, y_block, splits=IndexSplitter(valid_idx)
         or RandomSplitter(valid_pct, seed), skipinitialspace).dataloaders(bs, ...)``.
+
+        >>> import pandas as pd
+        >>> import pipekit.datasets as D
+        >>> df = pd.read_csv(D.path("adult_sample") / "adult.csv", skipinitialspace=True)
+        >>> dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education", "sex"],
+        ...                                  cont_names=["age", "fnlwgt"], valid_idx=list(range(800, 1000)), bs=64,
+        ...                                  seed=0)
+        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds), dls.tabular.procs
+        (['<50k', '>=50k'], 32361, 200, [FillMissing(), Categorify(), Normalize()])
+        >>> cats, conts, ys = dls.one_batch()       # category codes, normalised numbers, the target's codes
+        >>> tuple(cats.shape), tuple(conts.shape), tuple(ys.shape)
+        ((64, 3), (64, 2), (64,))
         """
         check_arguments("TabularDataLoaders.from_df", kwargs, argument_names(TabularDataLoaders.from_df))
         bs = bs_or_batch_size("TabularDataLoaders.from_df", bs, batch_size)
@@ -327,7 +339,17 @@ class TabularDataLoaders:
         """:meth:`from_df` on a CSV file, read as ``from_csv`` reads tables (the first line names the columns,
         "," between them); ``skipinitialspace`` drops the spaces after each comma in text values (adult.csv writes
         ``", Private"``), as the book's reading does, in this file and in the new files ``dls.test_dl``,
-        ``learn.predict`` and ``dls.tabular.new`` read."""
+        ``learn.predict`` and ``dls.tabular.new`` read.
+
+        >>> import pipekit.datasets as D
+        >>> dls = TabularDataLoaders.from_csv(D.path("adult_sample") / "adult.csv", y_names="salary",
+        ...                                   cat_names=["workclass", "sex"], cont_names=["age"], bs=64, seed=0)
+        >>> dls.vocab, dls.tabular.cat_names, dls.tabular.cont_names, len(dls.train_ds), len(dls.valid_ds)
+        (['<50k', '>=50k'], ['workclass', 'sex'], ['age'], 26049, 6512)
+        >>> cats, conts, ys = dls.one_batch()
+        >>> tuple(cats.shape), tuple(conts.shape), tuple(ys.shape)
+        ((64, 2), (64, 1), (64,))
+        """
         check_arguments("TabularDataLoaders.from_csv", kwargs, argument_names(
             TabularDataLoaders.from_csv, TabularDataLoaders.from_df, but=("df",)))
         return TabularDataLoaders.from_df(csv, skipinitialspace=skipinitialspace, **kwargs)

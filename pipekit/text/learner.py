@@ -187,7 +187,21 @@ class TextLearner(Learner):
     book's ``LMModel7`` do, trains on the logits with AR (``alpha``) and TAR (``beta``) added to the loss
     (``RNNRegularizer``). It saves and loads an AWD-LSTM encoder with vocabulary alignment.
 
-    >>> from pipekit.text import TextLearner
+    >>> import polars as pl, pipekit.datasets as D
+    >>> from pipekit.learn import CrossEntropyLossFlat, accuracy
+    >>> from pipekit.text import AWD_LSTM, TextDataLoaders, TextLearner, get_language_model
+    >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(10)
+    >>> dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, bs=8, seq_len=24, seed=0, cache_dir=False)
+    >>> model = get_language_model(AWD_LSTM(len(dls.vocab), emb_sz=16, n_hid=16, n_layers=1))
+    >>> learn = TextLearner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+    >>> [type(cb).__name__ for cb in learn.cbs][-2:]
+    ['ModelResetter', 'RNNRegularizer']
+    >>> loss, acc = learn.validate()             # scored on the logits of (logits, raw_outputs, outputs)
+    >>> learn.text_vocab[:2], 0 <= acc <= 1
+    (['xxunk', 'xxpad'], True)
+
+    The book's ``LMModel7`` (chapter 12) trains the same way:
+
     >>> # learn = TextLearner(dls, LMModel7(len(vocab), 64, 2, 0.5), loss_func=CrossEntropyLossFlat(),
     >>> #                     metrics=accuracy); learn.fit_one_cycle(15, 1e-2, wd=0.1)
     """

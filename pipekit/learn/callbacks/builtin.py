@@ -338,8 +338,16 @@ class TimeLimit(Callback):
     ``TorchTabular``, reports ``stopped_on_time_`` instead, as every backend does). A fit the limit
     shortens depends on the machine's speed, so it is not reproducible batch for batch.
 
-    >>> from pipekit.learn import TimeLimit
-    >>> # learn.fit_one_cycle(20, 1e-2, cbs=TimeLimit(60))  # as many of the 20 epochs as one minute holds
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner, TimeLimit
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    >>> limit = TimeLimit(60)                    # as many of the epochs as one minute holds
+    >>> learn.fit_one_cycle(2, 1e-2, cbs=limit)
+    >>> limit.planned_, limit.kept_, limit.stopped_on_time_     # 2 epochs of 11 batches: done well within it
+    (22, 22, False)
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
