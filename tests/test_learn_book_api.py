@@ -572,9 +572,11 @@ def test_validate_with_callbacks_of_its_own_and_ordered_cbs(dls):
     assert not any(isinstance(c, CountValid) for c in learn.cbs)  # only for that pass
     assert learn.validate() == [loss, acc] and sum(seen) == len(dls.valid_ds)
     names = [type(c).__name__ for c in learn.ordered_cbs("after_batch")]
-    assert names == ["TrainEvalCallback", "Recorder"]  # by order: -20, then 50
+    # by order: -20, 15 (stops a fit whose loss was NaN, after the user's callbacks saw the batch), then 50
+    assert names == ["TrainEvalCallback", "TerminateOnNaNCallback", "Recorder"]
     with learn.added_cbs(CountValid()):
-        assert [type(c).__name__ for c in learn.ordered_cbs("after_batch")] == ["TrainEvalCallback", "CountValid", "Recorder"]  # order 0
+        assert [type(c).__name__ for c in learn.ordered_cbs("after_batch")] == [
+            "TrainEvalCallback", "CountValid", "TerminateOnNaNCallback", "Recorder"]  # order 0
     assert [type(c).__name__ for c in learn.ordered_cbs("after_loss")] == ["TerminateOnNaNCallback"]
     with pytest.raises(ParameterError, match="'after_bach' is not an event"):
         learn.ordered_cbs("after_bach")

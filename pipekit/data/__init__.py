@@ -9,7 +9,7 @@ from pipekit.data.dataloaders import DataLoaders, Datasets, TfmdDatasets, TfmdLi
 from pipekit.data.getters import (ColReader, DataPath, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
                                   get_image_files, get_text_files, parent_label, using_attr)
 from pipekit.data.items import read_table, to_items
-from pipekit.data.lists import L, fastuple, store_attr
+from pipekit.data.lists import L, delegates, fastuple, store_attr
 from pipekit.data.loader import ArrayDataset, DataLoader, ItemsDataset, default_device, first, pad_input, range_of
 from pipekit.data.seed import set_seed
 from pipekit.data.show import show_at, show_items
@@ -26,6 +26,6 @@ __all__ = [
     "FileName", "FuncSplitter", "ItemsDataset", "TfmdDatasets", "pad_input", "show_at", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L", "MaskSplitter", "MultiCategorize", "MultiCategoryBlock",
     "Pipe", "Pipeline", "PipelineStepError", "RandTransform", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
-    "default_device", "fastuple", "first", "store_attr", "get_files", "get_image_files", "get_text_files", "parent_label", "range_of", "read_table",
+    "default_device", "delegates", "fastuple", "first", "store_attr", "get_files", "get_image_files", "get_text_files", "parent_label", "range_of", "read_table",
     "set_seed", "show_items", "to_items", "untar_data", "URLs", "UsingAttr", "using_attr",
 ]

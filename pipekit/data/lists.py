@@ -1,5 +1,6 @@
 """``L``: the book's list, a plain Python ``list`` with fastai's methods, ``fastuple`` (a tuple taking its items as
-arguments), ``coll_repr`` to show a collection and ``store_attr`` to keep a method's arguments on its object.
+arguments), ``coll_repr`` to show a collection, ``store_attr`` to keep a method's arguments on its object and
+``delegates`` to show the keyword arguments a function passes on through ``**kwargs`` in its signature.
 
 ``get_files``, ``get_image_files``, ``get_text_files``, ``verify_images`` and a data set folder's ``ls()`` give an
 ``L``, so the book's and Kaggle's spellings run as they are: ``get_image_files(path).sorted()``, chapter 2's
@@ -30,9 +31,9 @@ import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sized
 from functools import partial, reduce
-from typing import Any, SupportsIndex, TypeVar, overload
+from typing import Any, SupportsIndex, TypeVar, cast, overload
 
-__all__ = ["L", "coll_repr", "fastuple", "store_attr"]
+__all__ = ["L", "coll_repr", "delegates", "fastuple", "store_attr"]
 
 _T = TypeVar("_T")
 
@@ -76,6 +77,80 @@ def store_attr(names: str | None = None, self: Any = None, but: str | Iterable[s
             setattr(self, name, local[name])
     finally:
         del frame, caller
+
+
+def delegates(to: Callable[..., Any] | None = None, keep: bool = False,
+              but: str | Iterable[str] | None = None) -> Callable[[_T], _T]:
+    """Decorator, fastcore's (the book's chapter 15 and fastai's sources write ``@delegates(Learner.__init__)``): in the
+    signature of the function it decorates, ``**kwargs`` is replaced by the keyword parameters (those with a default)
+    of ``to`` that it does not have already, so ``inspect.signature``, ``help`` and tab completion show what can be
+    passed on. On a class, the class's ``__init__`` is changed, and ``to`` None means the base class's ``__init__``
+    (``@delegates()``). ``keep=True`` keeps ``**kwargs`` after them; ``but`` leaves names out (a list, or ``"a,b"``).
+    Only the signature changes: the function still receives those arguments in ``**kwargs``.
+
+    >>> import inspect
+    >>> def base(a, b=1, c=2): ...
+    >>> @delegates(base, but="c")
+    ... def f(x, **kwargs): return base(x, **kwargs)
+    >>> inspect.signature(f)
+    <Signature (x, *, b=1)>
+    >>> class Base:
+    ...     def __init__(self, size=64, pad=0): ...
+    >>> @delegates()
+    ... class Crop(Base):
+    ...     def __init__(self, mode="zeros", **kwargs): super().__init__(**kwargs)
+    >>> inspect.signature(Crop)
+    <Signature (mode='zeros', *, size=64, pad=0)>
+    """
+    if but is None:
+        skip: set[str] = set()
+    elif isinstance(but, str):
+        skip = {n for n in re.split(r"\s*,\s*", but.strip()) if n}
+    else:
+        skip = set(but)
+    if to is not None and not callable(to):
+        raise TypeError(f"delegates: to={to!r} is not a function or class; pass the callable whose keyword "
+                        "parameters **kwargs goes to (or nothing, on a class, for its base class's __init__)")
+
+    def decorate(f: _T) -> _T:
+        if to is None:
+            if not isinstance(f, type):
+                raise TypeError(f"delegates(): with no `to`, decorate a class (its base class's __init__ is the "
+                                f"target); for the function {getattr(f, '__name__', f)!r} pass to=, e.g. "
+                                "@delegates(other_function)")
+        target: Any = cast(Any, f).__base__ if to is None else to
+        to_f: Any = cast(Any, target).__init__ if isinstance(target, type) else target
+        from_f: Any = f
+        if isinstance(f, type):  # the class's own __init__ (not one it inherits, which other classes share)
+            from_f = f.__dict__.get("__init__")
+            if from_f is None:
+                raise TypeError(f"delegates: class {f.__name__} defines no __init__ of its own whose **kwargs "
+                                "could show the parameters it passes on")
+        to_f, from_f = getattr(to_f, "__func__", to_f), getattr(from_f, "__func__", from_f)
+        if hasattr(from_f, "__delwrap__"):  # already decorated
+            return f
+        sig = inspect.signature(from_f)
+        var_kw = [p for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+        if not var_kw:
+            raise TypeError(f"delegates: {getattr(from_f, '__qualname__', from_f)} has no **kwargs to show the "
+                            f"parameters of {getattr(to_f, '__qualname__', to_f)} in; add **kwargs to its "
+                            "signature (and pass them on)")
+        added = {n: p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+                 for n, p in inspect.signature(to_f).parameters.items()
+                 if p.default is not inspect.Parameter.empty and n not in sig.parameters and n not in skip}
+        params = [p for p in sig.parameters.values() if keep or p.kind is not inspect.Parameter.VAR_KEYWORD]
+        params += added.values()
+        from_f.__signature__ = sig.replace(parameters=sorted(params, key=lambda p: p.kind))
+        if not keep:
+            from_f.__delwrap__ = to_f
+        annotations = getattr(from_f, "__annotations__", None)
+        if isinstance(annotations, dict):
+            annotations.update({n: a for n, a in getattr(to_f, "__annotations__", {}).items() if n in added})
+        if not from_f.__doc__ and getattr(to_f, "__doc__", None):
+            from_f.__doc__ = to_f.__doc__
+        return f
+
+    return decorate
 
 
 def coll_repr(c: Iterable[Any], max_n: int = 250) -> str:

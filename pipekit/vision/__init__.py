@@ -22,7 +22,7 @@ from pipekit.vision.learner import (Dice, DiceMulti, ForegroundAcc, JaccardCoeff
                                     cnn_learner, create_cnn_model, create_vision_model)
 from pipekit.vision.models import (AdaptiveConcatPool2d, LayerGrouped, ResBlock, ResNet, ResNetBody, UNet, XResNet,
                                    XResNetBody, create_body,
-                                   create_head, resnet18, resnet34, resnet50, resnet101, resnet152, simple_cnn, unet,
+                                   create_head, model_meta, resnet18, resnet34, resnet50, resnet101, resnet152, simple_cnn, unet,
                                    vision_model, xresnet18, xresnet34, xresnet50)
 from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Dihedral, Flip, FlipVert, LightingSampler,
@@ -44,6 +44,6 @@ __all__ = [
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
     "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
     "IMAGENET_DOGS", "PILImage", "PILImageBW", "PILMask", "TensorImage", "TensorPoint", "TensorBBox", "XResNetBody", "LayerGrouped", "image2tensor",
-    "ResNet", "ResNetBody", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "ResNet", "ResNetBody", "model_meta", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "AdaptiveConcatPool2d", "create_vision_model", "create_cnn_model",
 ]

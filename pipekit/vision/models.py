@@ -15,7 +15,7 @@ import inspect
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, Union, cast, runtime_checkable
 
 import torch
@@ -33,7 +33,7 @@ __all__ = ["XResNet", "XResNetBody", "xresnet18", "xresnet34", "xresnet50", "Res
            "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "RESNET_ARCHS", "UNet", "unet",
            "simple_cnn", "create_head", "AdaptiveConcatPool2d",
            "create_body", "vision_model", "body_features", "default_cut", "vision_archs", "MultiScaleEncoder",
-           "LayerGrouped"]
+           "LayerGrouped", "ModelMeta", "model_meta"]
 
 #: ``cut=``: an index into the model's children (the body is the children before it) or a function model -> body
 Cut = Union[int, Callable[[nn.Module], nn.Module], None]
@@ -384,6 +384,85 @@ def vision_archs() -> list[str]:
     return sorted(n for n in registered_archs() if n in ours)
 
 
+def _int_cut(model: nn.Module) -> int:
+    """:func:`default_cut`'s body of ``model`` as an int ``cut=``: minus the number of children after it."""
+    body = default_cut(model)
+    inside = {id(body), *(id(m) for m in body.children())}
+    children = list(model.children())
+    kept = next((i for i, c in enumerate(children) if id(c) not in inside), len(children))
+    return kept - len(children)
+
+
+class ModelMeta(Mapping[Callable[..., nn.Module], dict[str, Any]]):
+    """fastai's ``model_meta`` (the book's chapter 15 reads ``model_meta[resnet50]``): for each architecture function
+    pipekit builds image models from (``resnet18`` ... ``resnet152``, ``xresnet18/34/50``, ``simple_cnn``,
+    ``efficientnet_lite0/1/2``; its registered name works too), what ``vision_learner`` does with it, as a dict:
+
+    - ``cut``: where ``create_body`` cuts its body by default, as the int ``cut=`` that takes the same children (``-2``
+      for a ResNet: everything before ``avgpool`` and ``fc``; ``-1`` for a model built as ``(body, head)``);
+    - ``split``: the splitter giving the layer groups of ``vision_learner``'s model (body groups, then the head);
+    - ``stats``: the ``(mean, std)`` its starting weights expect, which ``vision_learner`` normalises with:
+      ImageNet's for a ResNet (the statistics of torchvision's weights, for a weights file), EfficientNet-Lite's own
+      for those, ``None`` where there are no such weights (``vision_learner`` measures the training images).
+
+    An entry is worked out when first read (its model built on the meta device: no memory, no weights).
+
+    >>> model_meta[resnet50]["cut"], model_meta[resnet50]["stats"][0]
+    (-2, [0.485, 0.456, 0.406])
+    >>> model_meta["xresnet18"]["cut"], model_meta[xresnet18]["stats"]
+    (-1, None)
+    """
+
+    def __init__(self) -> None:
+        self._meta: dict[Callable[..., nn.Module], dict[str, Any]] | None = None
+
+    def _entries(self) -> dict[Callable[..., nn.Module], dict[str, Any]]:
+        if self._meta is None:
+            # imported here: these modules import this one
+            from pipekit.vision.efficientnet import (efficientnet_lite0, efficientnet_lite1, efficientnet_lite2,
+                                                     efficientnet_lite_stats)
+            from pipekit.vision.learner import _body_head
+            from pipekit.vision.transforms import imagenet_stats
+
+            archs: list[tuple[Callable[..., nn.Module], Any]] = [
+                *((fn, imagenet_stats) for fn in (resnet18, resnet34, resnet50, resnet101, resnet152)),
+                *((fn, None) for fn in (xresnet18, xresnet34, xresnet50, simple_cnn)),
+                *((fn, efficientnet_lite_stats) for fn in (efficientnet_lite0, efficientnet_lite1, efficientnet_lite2))]
+            # the cut is found when an entry is first read (None until then)
+            self._meta = {fn: {"cut": None, "split": _body_head, "stats": stats} for fn, stats in archs}
+        return self._meta
+
+    def __getitem__(self, arch: Callable[..., nn.Module] | str) -> dict[str, Any]:
+        entries = self._entries()
+        if isinstance(arch, str):
+            fn = next((f for f in entries if f.__name__ == arch), None)
+        else:
+            fn = arch if arch in entries else None
+        if fn is None:
+            names = ", ".join(f.__name__ for f in entries)
+            raise KeyError(f"model_meta: {getattr(arch, '__name__', arch)!r} is not one of pipekit's image "
+                           f"architectures ({names}); for another model, pass cut= (or let create_body find the "
+                           "body) and splitter= to vision_learner")
+        entry = entries[fn]
+        if entry["cut"] is None:
+            with torch.device("meta"):
+                entry["cut"] = _int_cut(_call_builder(fn, 3))
+        return dict(entry)  # a copy: changing it leaves what vision_learner does as it is
+
+    def __iter__(self) -> Iterator[Callable[..., nn.Module]]:
+        return iter(self._entries())
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+    def __repr__(self) -> str:
+        return f"model_meta({', '.join(f.__name__ for f in self._entries())})"
+
+
+#: the architectures' cut, splitter and normalisation statistics, by architecture function (see :class:`ModelMeta`)
+model_meta = ModelMeta()
+
+
 class AdaptiveConcatPool2d(ConcatPool2d):
     """fastai's layer (chapter 15's ``create_head``): adaptive max and average pooling to ``size`` (default 1), joined
     along the channels, max first: ``[bs, c, h, w] -> [bs, 2c, size, size]``, so a ``Flatten()`` follows it in a head.
@@ -500,6 +579,8 @@ def _cut(model: nn.Module, cut: Cut) -> nn.Module:
                                  f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}); cut=None (the default) "
                                  "takes its body, the part before the pooling and the head, which a book's cut=-2 "
                                  "takes from a torchvision ResNet")
+        if isinstance(model, ResNet) and len(kept) > 1:  # under torchvision's names, as the default cut keeps them
+            return ResNetBody(OrderedDict(list(model.named_children())[:cut]))
         return kept[0] if len(kept) == 1 else nn.Sequential(*kept)
     body = cut(model)
     if not isinstance(body, nn.Module):

@@ -51,7 +51,8 @@ order  callback                     why there
    5   FiniteInputsCheck            refuses NaN/inf inputs before the forward pass (get_preds only)
    8   GradientAccumulation         skips the step (and keeps the gradients) until enough items are seen
   10   MixedPrecision               autocast is closed and the loss unscaled before anyone reads them
-  15   TerminateOnNaNCallback       checks the unscaled loss before backward and the weights after step
+  15   TerminateOnNaNCallback       checks the unscaled loss before backward and the weights after step; stops the
+                                   fit in after_batch, after your own callbacks (order 0) had that batch
   20   GradientClip                 clips the gradients MixedPrecision has unscaled
   30   MixUp                        mixes the batch after the mode switches, before the forward pass
   31   CutMix                       pastes boxes between the batch's images, as MixUp mixes them

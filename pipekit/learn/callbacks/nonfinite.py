@@ -31,7 +31,7 @@ from pipekit.core.errors import DataError, PipekitError
 from pipekit.core.protocols import Block, Loader
 from pipekit.core.validate import Interval
 from pipekit.data.loader import DataLoader
-from pipekit.learn.callbacks.core import Callback, CancelFitException
+from pipekit.learn.callbacks.core import Callback, CancelBatchException, CancelFitException
 from pipekit.learn.callbacks.training import item_order
 
 if TYPE_CHECKING:
@@ -136,6 +136,11 @@ class TerminateOnNaNCallback(Callback):
     batch and about 1% of a small CNN's; ``check_every=8`` makes them eight times rarer, at the price of
     going back up to eight batches.
 
+    A batch it stops is cancelled where the problem is found (no backward pass or step from a NaN loss), and the
+    fit is stopped in that batch's ``after_batch``, after the callbacks ordered before this one (the default order 0
+    of your own): a callback of your own that checks the loss there (the book's chapter 17 ``TerminateOnNaNCallback``
+    raising ``CancelFitException``) acts first and ends the fit its way, quietly; the weights are already put back.
+
     Every Learner has one; ``Learner(..., terminate_on_nan=False)`` or
     ``learn.remove_cb(TerminateOnNaNCallback)`` trains on through NaN (the Recorder then only warns).
 
@@ -173,6 +178,7 @@ class TerminateOnNaNCallback(Callback):
         self._weights = [p.detach() for p in model.parameters() if p.is_floating_point() and p.numel()] + self._bufs
         self._snap = _Snapshot(model)
         self._snap_batches = 0  # training batches known good when the snapshot was taken
+        self._stop: NonFiniteError | None = None  # found in this batch: raised in its after_batch
 
     def after_loss(self) -> None:
         learn = self.learn
@@ -207,19 +213,25 @@ class TerminateOnNaNCallback(Callback):
         else:  # on an accelerator float64 costs nothing extra and the result stays on the device
             self._flag(torch.isfinite(_norm_sum(self._weights, exact=True)), 1)
 
+    def after_batch(self) -> None:
+        stop, self._stop = self.__dict__.get("_stop"), None
+        if stop is not None:  # the callbacks ordered before this one have seen the batch: stop the fit now
+            raise CancelFitException(error=stop)
+
     def after_train(self) -> None:
         if self._every > 1:
-            self._check()
+            self._check(in_batch=False)
 
     def after_fit(self) -> None:
         self.__dict__.pop("_snap", None)  # the copy of the weights is only needed while training
+        self._stop = None  # a callback before this one stopped the fit its way: nothing left to raise
 
     def _flag(self, finite: torch.Tensor, kind: int) -> None:
         """Remember on the device the first (batch, kind) that was not finite: no host sync."""
         code = self.learn.train_iter * 3 + kind
         self._first = torch.where((self._first < 0) & ~finite, code, self._first)
 
-    def _check(self) -> None:
+    def _check(self, in_batch: bool = True) -> None:
         first = self._first
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # every rank stops at the same check, or the others would wait for it in the next all-reduce
@@ -230,9 +242,11 @@ class TerminateOnNaNCallback(Callback):
         if code >= 0:
             n_iter = max(1, len(self.learn.dls.train))
             train_iter, kind = divmod(code, 3)
-            self._fail(kind, train_iter // n_iter, train_iter % n_iter)
+            self._fail(kind, train_iter // n_iter, train_iter % n_iter, in_batch)
 
-    def _fail(self, kind: int, epoch: int, batch: int) -> None:
+    def _fail(self, kind: int, epoch: int, batch: int, in_batch: bool = True) -> None:
+        """Put the last good weights back and stop: in a batch, cancel it (no backward pass or step) and stop the fit
+        in its ``after_batch``; at the end of a training phase, stop the fit now."""
         learn = self.learn
         reset = self._snap.restore(learn.opt)
         what = ("the training loss was NaN/inf", "the optimiser step left NaN/inf in the weights (the loss was "
@@ -247,7 +261,11 @@ class TerminateOnNaNCallback(Callback):
             f"Lower the learning rate{lr}, add GradientClip, or check the inputs for NaN/inf "
             "(in a table, FillMissing fills nulls, NaN and inf). To train on regardless, build the Learner with "
             "terminate_on_nan=False.")
-        raise CancelFitException(error=err)
+        if not in_batch:
+            raise CancelFitException(error=err)
+        self._stop = err
+        learn.model.zero_grad(set_to_none=True)  # a diverged step's gradients are not carried to a next batch
+        raise CancelBatchException()
 
 
 def _column_names(block: Block, n: int) -> list[str] | None:
