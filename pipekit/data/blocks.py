@@ -528,8 +528,10 @@ class Categorize(Transform):
                     f"; each of the {len(self.vocab_)} training items has a label of its own, so get_y gives "
                     "each item's name or id rather than its class: make it return the class (e.g. parent_label, "
                     "or a RegexLabeller on the file name)" if getattr(self, "_one_per_item", False) else
-                    "; add them to the training set or to the vocab (CategoryBlock(vocab=[...])), or build with "
-                    f"CategoryBlock(add_na=True), which gives a label the training set lacks the class {NA_TOKEN!r}")
+                    "; add them to the training set or to the vocab (CategoryBlock(vocab=[...]), or "
+                    "Categorize(vocab=[...]) in TfmdLists or Datasets), or build with CategoryBlock(add_na=True), "
+                    f"which gives a label the training set lacks the class {NA_TOKEN!r} (Categorize(add_na=True) in "
+                    "TfmdLists or Datasets)")
             error = DataError(f"label(s) {labels[:10]} at rows {rows[:10]} are not in {where} "
                               f"(vocab: {self.vocab_[:20]}{' ...' if len(self.vocab_) > 20 else ''}){hint}")
             # every such position among ``values``: the recipe encoding its items names them (a file per item)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 import io
 import operator
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -15,7 +16,7 @@ import pyarrow as pa
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, PipelineStepError
+from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, PipelineStepError, warn
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import (Interval, argument_names, bs_or_batch_size, check, check_arguments,
                                    check_positive_int)
@@ -384,13 +385,38 @@ def _item_type(items: Any, i: int) -> type | None:
         return None
 
 
+#: the start of what :func:`_left_out_of_splits` says
+_LEFT_OUT_SAID = r"{who}: \d+ of \d+ items are in neither the training nor the validation set"
+
+
+def _left_out_of_splits(items: Any, splits: Sequence[np.ndarray], who: str) -> tuple[np.ndarray | None,
+                                                                                      np.ndarray | None]:
+    """The positions of the items in a split, in order, and each item's position among them (-1 for one in neither),
+    saying how many are in neither, as :meth:`DataBlock.datasets <pipekit.data.DataBlock.datasets>` says it;
+    ``(None, None)`` when every item is in a split."""
+    n = len(items)
+    kept = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in splits]))
+    if len(kept) == n:
+        return None, None
+    left = np.setdiff1d(np.arange(n), kept)
+    warn(f"{who}: {len(left)} of {n} items are in neither the training nor the validation set and are left out "
+         f"of its train and valid subsets and their loaders (first: item {int(left[0])}, "
+         f"{_item(_one(items, int(left[0])))!r:.80})")
+    row = np.full(n, -1, dtype=np.int64)
+    row[kept] = np.arange(len(kept))
+    return kept, row
+
+
 class TfmdLists:
     """Items through a :class:`Pipeline` fitted on the training split: the book's mid-level ``TfmdLists``.
 
     ``tfms`` (transforms, Transform classes or functions) are set up on the training items only and encode
     all the items at once: like every pipekit transform they see the whole column (a list of items, an array,
     a Series), not one item at a time. ``splits`` is ``[train_idx, valid_idx]`` (default: every item is for
-    training); each is positions or a boolean mask with one value per item. ``tl[i]`` is encoded item ``i``
+    training); each is positions or a boolean mask with one value per item. Items in neither (the unlabelled
+    ``test/`` files under a ``GrandparentSplitter``) are left out of ``tl.train``, ``tl.valid`` and their loaders,
+    with a warning saying how many, as a DataBlock leaves them out; ``tl[i]`` encodes such an item only when it is
+    read, naming it if a step cannot (a label the training items lack). ``tl[i]`` is encoded item ``i``
     (``tl[:2]`` a list of them), ``tl.train``/``tl.valid`` the subsets (sharing the fitted pipeline; their items are
     of split 0 and 1, the whole list's of none, new items' of 1, so a ``RandTransform`` or a transform with a
     ``split_idx`` runs where fastai's does, see :func:`~pipekit.data.transform.call_item_tfm`),
@@ -435,9 +461,17 @@ class TfmdLists:
         self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
         #: the split of these items (0 training, 1 validation), None for the whole list: what ``decode`` undoes
         self.split_idx: int | None = None
+        # items in neither split (mnist_tiny's unlabelled test/ folder under a GrandparentSplitter) are left out of
+        # ``train``, ``valid`` and their loaders, as a DataBlock leaves them out; ``tl[i]`` still reads every item, as
+        # fastai's does, encoding such an item only when it is read (its label may be one no step was set up with)
+        self._kept, self._row = _left_out_of_splits(items, self.splits, "TfmdLists")
+        rows = self.splits if self._row is None else [self._row[s] for s in self.splits]
+        self._rows = rows  # each split's positions in ``encoded``
+        if self._kept is not None:
+            items = _take(items, self._kept)
         # the type of the first training item before each step and after the last, as fastai's ``types``: a new
         # item is read from the first step whose input it already is (see encode_new)
-        first = int(self.splits[0][0])
+        first = int(rows[0][0])
         self.types: list[type | None] = [_item_type(items, first)]
         # (k, the column before step k): the first step whose output may depend on the split (a RandTransform, a
         # transform of one split); the subsets are encoded from there with their own split, as fastai's are, the
@@ -451,12 +485,13 @@ class TfmdLists:
         column, train, last = items, None, len(self.pipeline) - 1
         for k, t in enumerate(self.pipeline):
             if self._before_split is None and depends_on_split(t):
-                self._before_split, train = (k, column), _take(column, self.splits[0])
-            Pipeline([t]).setup(_take(column, self.splits[0]) if train is None else train, encode_last=False)
+                self._before_split, train = (k, column), _take(column, rows[0])
+            Pipeline([t]).setup(_take(column, rows[0]) if train is None else train, encode_last=False)
             if train is not None and k < last:  # the last step encodes them when ``tl.train`` is first read
                 train = encode_items(t, train, 0)
             column = encode_items(t, column, None)
             self.types.append(_item_type(column, first))
+        #: the encoded items of the splits (every item, when each is in one), in the order of ``items``
         self.encoded = column
         #: the training items encoded with every step but the last, once a step depends on the split
         self._train_before_last = train
@@ -469,13 +504,14 @@ class TfmdLists:
         sub.split_idx = i if self.split_idx is None else self.split_idx  # a subset's subset: its items' split
         sub.types = self.types
         sub._before_split, sub._split_encoded, sub._train_before_last = None, {}, None
+        sub._kept, sub._row, sub._rows = None, None, sub.splits
         return sub
 
     def _encode_split(self, i: int) -> Any:
         """The items of split ``i`` (0 training, 1 validation) encoded as items of that split (see
         :func:`~pipekit.data.transform.call_item_tfm`), once: taken from the whole list's when no step depends on
         the split; the training items from where setting up the steps left them."""
-        idx = self.splits[i]
+        idx = self._rows[i]
         if self._before_split is None or not len(idx):
             return _take(self.encoded, idx)
         if i not in self._split_encoded:
@@ -531,7 +567,7 @@ class TfmdLists:
         return self._subset(1)
 
     def __len__(self) -> int:
-        return len(self.encoded)
+        return len(self.encoded) if self._row is None else len(self._row)
 
     def __getitem__(self, i: int | slice) -> Any:
         if isinstance(i, slice):  # ``tl[:2]``, ``tl.train[:]``: the encoded items, as a list
@@ -546,7 +582,28 @@ class TfmdLists:
                 from None
         if not -len(self) <= i < len(self):
             raise IndexError(f"TfmdLists: item {i} is outside the {len(self)} items")
-        return _item(self.encoded[i])
+        if self._row is None:
+            return _item(self.encoded[i])
+        i %= len(self)
+        return _item(self.encoded[int(self._row[i])]) if self._row[i] >= 0 else self._encode_left_out(i)
+
+    def _encode_left_out(self, i: int) -> Any:
+        """Item ``i``, in neither split, through the steps as an item of no split, read when it is asked for: a step
+        that cannot encode it (``Categorize`` given a label the training items lack) is named with the item and the
+        value it was given."""
+        column = _take(self.items, np.array([i]))
+        for k, t in enumerate(self.pipeline.tfms):
+            try:
+                out = encode_items(t, column, None)
+            except Exception as e:
+                why = str(e).split(";")[0][:160]  # what was wrong; the fix that follows is for items of a split
+                raise DataError(
+                    f"TfmdLists: item {i} ({_item(_one(self.items, i))!r:.80}) is in neither the training nor the "
+                    f"validation split, and step {k} ({t!r:.60}) cannot encode its value {_item(_one(column, 0))!r:.60}"
+                    f" ({type(e).__name__}: {why}); tl.train, tl.valid and their loaders leave it out: read the items "
+                    "of a split (tl.train[j], tl.valid[j]), or put it in one with splits=[train_idx, valid_idx]") from e
+            column = out
+        return _item(_one(column, 0))
 
     def __iter__(self) -> Iterator[Any]:
         return (self[i] for i in range(len(self)))
@@ -647,7 +704,11 @@ class TfmdDatasets:
             if not isinstance(parts, (list, tuple)) or not parts:
                 raise ParameterError(f"Datasets: tfms is one list of transforms per part of an item ([x_tfms, "
                                      f"y_tfms]), got {tfms!r:.80}")
-            tls = [TfmdLists(items, t, splits=splits) for t in parts]
+            with warnings.catch_warnings():  # items in neither split are said once, for the Datasets
+                warnings.filterwarnings("ignore", message=_LEFT_OUT_SAID.format(who="TfmdLists"))
+                tls = [TfmdLists(items, t, splits=splits) for t in parts]
+            if tls[0]._kept is not None:
+                _left_out_of_splits(items, tls[0].splits, "Datasets")
         self.tls = list(tls)
         check("Datasets", n_inp=(n_inp, Interval(1, len(self.tls), integer=True, none_ok=True)))
         self.n_inp = n_inp if n_inp is not None else max(1, len(self.tls) - 1)
