@@ -222,9 +222,12 @@ def test_the_chapter_9_table_as_written_shows_its_rows_and_items_on_adult(capsys
     to = TabularPandas(df, procs, cat, cont, y_names=dep_var, splits=splits)  # the book's call, positional
     assert isinstance(to, Tabular) and (len(to.train), len(to.valid)) == (int(cond.sum()), int((~cond).sum()))
     # items: the processed rows, codes and normalised numbers, every row in the table's order
-    assert to.items.height == len(df) and to.items["workclass"].dtype.is_integer()
-    assert abs(float(to.train.items["age"].mean())) < 1e-4 and to.valid.items.height == len(to.valid)
-    assert to.items["workclass"][0] == to.classes["workclass"].o2i[df["workclass"][0]]
+    # as a pandas frame labelled as df's rows, as fastai's (.iloc, .loc, .head work)
+    assert isinstance(to.items, pd.DataFrame) and len(to.items) == len(df)
+    assert to.items["workclass"].dtype.kind in "iu" and list(to.valid.items.index) == list(np.where(~cond)[0])
+    assert abs(float(to.train.items["age"].mean())) < 1e-4 and len(to.valid.items) == len(to.valid)
+    assert to.items["workclass"].iloc[0] == to.classes["workclass"].o2i[df["workclass"][0]]
+    assert to.items.loc[splits[1][0], "age"] == to.valid.items.iloc[0]["age"]
     capsys.readouterr()
     to.show(3)
     rows = _table_rows(capsys.readouterr().out)

@@ -7,7 +7,6 @@ from collections import defaultdict
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pytest
 import torch
 from torch import nn
@@ -146,7 +145,7 @@ def test_tabular_pandas_takes_fastais_inplace_reduce_memory_and_do_setup(adult):
         assert to.train_idx.tolist() == plain.train_idx.tolist()
     pd.testing.assert_frame_equal(adult, before)  # the user's frame is never changed
     # what reduce_memory asks for is what the processed table holds: codes in small integers, numbers as Float32
-    assert plain.items.schema["workclass"] == pl.Int8 and plain.items.schema["age"] == pl.Float32
+    assert plain.items.dtypes["workclass"] == np.int8 and plain.items.dtypes["age"] == np.float32
     with pytest.raises(ParameterError, match=r"do_setup=False .* to.new\(df\)"):
         adult_table(adult, do_setup=False)
     with pytest.raises(ParameterError, match=r"Tabular: inplace='yes' is not accepted; expected True or False"):

@@ -233,6 +233,10 @@ class Is:
 
 #: the largest finite float32, the dtype models compute in
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: beyond this magnitude float32 no longer holds every whole number (2**24 + 1 reads as 2**24): a continuous column
+#: with a training value past it is processed as Float64, and the tree backends read it as float64, so ids and large
+#: counts keep their distinct values
+FLOAT32_EXACT = 2 ** 24
 
 
 def _is_y_range(v: Any) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
-from pipekit.core.validate import BOOL, Is, check, check_positive_int, is_column, is_missing, is_pandas
+from pipekit.core.validate import BOOL, FLOAT32_EXACT, Is, check, check_positive_int, is_column, is_missing, is_pandas
 from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, check_table_nesting, csv_source, missing_markers_to_null,
                                 parquet_files, read_csv_table, read_packed_csv, refuse_repeated_headers,
                                 scan_csv_whole_lines, skip_blank_lines, strip_header_spaces, strip_initial_spaces,
@@ -33,7 +33,7 @@ from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import (DEFAULT_PROCS, Categorify, FillMissing, Normalize, Procs, TabularProc,
-                                   float32_overflow_error)
+                                   float32_overflow_error, schema_of)
 
 Splits = Splitter | Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]] | Sequence[Any] | None
 
@@ -50,7 +50,8 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     separated) are read whole, as ``read_table`` reads them, then queried; a folder of Parquet files or a pattern such
     as ``'data/*.parquet'`` is scanned as one table (its files sorted). Text ``cat_names`` and ``text_names`` are read as
     ``pl.Categorical`` and numeric ``cont_names`` as Float32, so 10M-row tables stay small (category codes are
-    never trusted: ``Categorify`` looks values up by value). Polars frames are used as they are; any other source
+    never trusted: ``Categorify`` looks values up by value); :func:`collect_table` reads again as Float64 those
+    holding values float32 cannot hold as whole units (ids, large counts). Polars frames are used as they are; any other source
     (pandas, Arrow, a Hugging Face dataset, rows as dicts) becomes a table the way ``pipekit.data.to_items``
     makes one, a pandas frame's text ``cat_names`` and ``text_names`` as ``pl.Categorical`` too.
 
@@ -121,7 +122,9 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
     ``TabularDataLoaders.from_csv`` reads them, each column's type from all its rows (``scan_table(all_rows=
     True)``), so the table's checks name the column, the value and its row; any other failure to read names the
     file. A CSV's continuous columns are read as float32: one that holds inf is read again as float64, to refuse
-    values beyond float32 by name rather than take them for missing ones."""
+    values beyond float32 by name rather than take them for missing ones, and one with values of 2**24 or more in
+    magnitude (where float32 merges neighbouring whole numbers: ids, large counts) is read again as float64, so its
+    values reach the processing as the file writes them."""
     p = Path(source) if isinstance(source, (str, os.PathLike)) else None
     csv = p is not None and TABLE_SUFFIXES.get(p.suffix.lower()) == "csv"
     try:
@@ -144,7 +147,31 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
         with naming_file(p):  # the file's own values are at fault
             if (err := csv_float32_error(p, out, cont_names)) is not None:
                 raise err
+            out = _reread_large(p, out, cont_names)
     return out
+
+
+def float32_rounded(frame: pl.DataFrame | pl.LazyFrame, cont_names: Sequence[str]) -> list[str]:
+    """The Float32 ``cont_names`` of ``frame`` (a CSV's, read as float32 by :func:`scan_table`) holding a value
+    beyond :data:`~pipekit.core.validate.FLOAT32_EXACT` in magnitude, which float32 rounds (1e12 + 1 reads as 1e12):
+    such columns are read from the file again as Float64. One aggregation (streaming on a lazy frame)."""
+    cols = [c for c in cont_names if schema_of(frame).get(c) == pl.Float32]
+    if not cols:
+        return []
+    query = frame.select((pl.col(c).is_finite() & (pl.col(c).abs() >= FLOAT32_EXACT)).any() for c in cols)
+    found = (query.collect(engine="streaming") if isinstance(query, pl.LazyFrame) else query).row(0)
+    return [c for c, big in zip(cols, found) if big]
+
+
+def _reread_large(path: Path, frame: pl.DataFrame, cont_names: Sequence[str]) -> pl.DataFrame:
+    """``frame`` (read from the CSV at ``path``) with its columns of :func:`float32_rounded` read again from the file
+    as Float64, by the same reader, so the rows line up; whether the processing keeps them Float64 is its choice,
+    made on the training rows' own values. Costs a second reading of the file only where such a column is there."""
+    large = float32_rounded(frame, cont_names) if len(frame) else []
+    if not large:
+        return frame
+    again = scan_table(path, cont_names=[c for c in cont_names if c not in large]).select(large)
+    return frame.with_columns(again.collect(engine="streaming"))
 
 
 def csv_float32_error(path: Path, frame: pl.DataFrame | pl.LazyFrame, cont_names: Sequence[str]) -> DataError | None:
@@ -745,9 +772,11 @@ class TabularSplit(_FittedNames):
         return self.processor.decode(self.frame.head(n))
 
     @property
-    def items(self) -> pl.DataFrame:
-        """This split's processed rows (fastai's ``to.train.items``): the frame ``xs`` and ``ys`` are columns of."""
-        return self.frame
+    def items(self) -> Any:
+        """This split's processed rows (fastai's ``to.train.items``): the frame ``xs`` and ``ys`` are columns of, in
+        the user's kind of frame as they are (pandas labelled as the source's rows for a pandas source, so
+        ``.iloc``/``.loc`` work). It holds the model's columns only; the source's other columns are in the source."""
+        return self._users(self.frame)
 
     def show(self, max_n: int = 10) -> None:
         """Show the first ``max_n`` rows as a person reads them (fastai's ``to.train.show(3)``); see
@@ -1002,7 +1031,8 @@ class Tabular(_FittedNames):
             never changes ``df`` (the processed rows are ``.items``), with either ``inplace`` (fastai 2.8 leaves
             ``df`` unchanged too when given ``splits``, or under pandas' copy-on-write). ``reduce_memory`` is what
             pipekit always does: the processed table keeps only the model's columns, category codes in the
-            smallest integer type and numbers as Float32 (``df`` itself is not shrunk, as in fastai). The procs are
+            smallest integer type and numbers as Float32 (but for columns with values float32 cannot hold as whole units, kept
+            as Float64 until ``Normalize`` scales them; ``df`` itself is not shrunk, as in fastai). The procs are
             fitted as the table is made: ``do_setup=False`` is refused (``.new(df)`` processes new rows with them).
 
     Example:
@@ -1115,10 +1145,12 @@ class Tabular(_FittedNames):
         return self._rows.y
 
     @property
-    def items(self) -> pl.DataFrame:
+    def items(self) -> Any:
         """Every processed row in the table's order (fastai's ``to.items``): categorical codes, filled and normalised
-        numbers, ``_na`` flags and the encoded target; ``.train.items`` and ``.valid.items`` are the splits'."""
-        return self.frame
+        numbers, ``_na`` flags and the encoded target, a pandas frame labelled as the source's rows for a pandas
+        source (as ``.xs``), a Polars one otherwise; the model's columns only (the source's others are in the
+        source). ``.train.items`` and ``.valid.items`` are the splits'."""
+        return self._rows.items
 
     def show(self, max_n: int = 10) -> None:
         """Show the first ``max_n`` rows as a person reads them (fastai's ``to.show(3)``): the input and target

@@ -29,7 +29,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
-from pipekit.core.validate import BOOL, Is, Options, check_state, names_shown, unknown_names
+from pipekit.core.validate import BOOL, FLOAT32_EXACT, Is, Options, check_state, names_shown, unknown_names
 from pipekit.data.blocks import (CategoryBlock, MultiCategoryBlock, RegressionBlock, number_classes_hint,
                                  warn_near_labels, warn_number_classes)
 from pipekit.data.transform import as_list
@@ -87,6 +87,26 @@ def text_not_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str])
         aggs += [bad.sum().alias(f"n{i}"), bad.arg_true().first().alias(f"r{i}"), text.filter(bad).first().alias(f"v{i}")]
     found = collect(frame.select(aggs)).row(0, named=True)
     return {c: (found[f"v{i}"], found[f"r{i}"], found[f"n{i}"]) for i, c in enumerate(columns) if found[f"n{i}"]}
+
+
+def _beyond_float32(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], train: pl.Expr) -> list[str]:
+    """The continuous ``columns`` with a finite value beyond :data:`FLOAT32_EXACT` in magnitude in the training rows
+    (text read as numbers, as ``_prepare`` reads it): as float32 their neighbouring whole numbers would merge (at
+    1e12 one float32 spans 65,536 of them), so they are processed as Float64. One aggregation, streaming on a lazy
+    scan; True/False and columns with no values are never such columns."""
+    schema = schema_of(frame)
+    numbers = {}
+    for c in columns:
+        dt = schema[c]
+        if _is_text(dt):
+            numbers[c] = pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+        elif dt.is_numeric():
+            numbers[c] = pl.col(c).cast(pl.Float64)
+    if not numbers:
+        return []
+    found = collect(frame.select((train & e.is_finite() & (e.abs() > FLOAT32_EXACT)).any().alias(c)
+                                 for c, e in numbers.items())).row(0, named=True)
+    return [c for c in numbers if found[c]]
 
 
 def _check_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> None:
@@ -179,6 +199,8 @@ _FITTED_STATE = {
     "cat_complete_": _DISTINCT_COLUMNS,
     # the continuous inputs that held True/False in the training rows (null: not known, a file written before it)
     "cont_bools_": Is(lambda v: v is None or _DISTINCT_COLUMNS.accepts(v), "a list of distinct column names or null"),
+    # the continuous inputs processed as Float64 (values float32 cannot hold as whole units in the training rows)
+    "cont_float64_": _DISTINCT_COLUMNS,
 }
 
 
@@ -195,7 +217,10 @@ class TabularProcessor(Component):
     to, by the target column's type: "str", "bool", "int" or "float"), ``c_``, ``cat_complete_`` (the categorical
     columns with no missing value in the training rows; none in files written before it), ``cont_bools_`` (the
     continuous inputs that held True/False in the training rows, so that True/False in new rows where numbers were
-    trained on is warned about; none in files written before it); ``classes_`` gathers the input
+    trained on is warned about; none in files written before it), ``cont_float64_`` (the continuous inputs with a
+    training value beyond 2**24 in magnitude, where float32 merges neighbouring whole numbers: they are processed as
+    Float64, ``Normalize`` scales them in float64 to Float32 values, and without it they stay Float64; every other
+    continuous input is Float32, and files written before it name none); ``classes_`` gathers the input
     vocabularies and ``y_classes_`` gives the target's classes in their own type (``[False, True]``).
     """
 
@@ -211,9 +236,10 @@ class TabularProcessor(Component):
     # decodes the target's classes as text, and the processing's fingerprint stays what format 2 files stored
     # cat_complete_ came later still: a record without it names no column as complete in training, so nothing
     # missing in new rows is news; and cont_bools_ after it: a record without it names no input as True/False in
-    # training, so True/False in a number column of new rows is warned about
+    # training, so True/False in a number column of new rows is warned about; and cont_float64_ after that: a
+    # record without it processes every continuous input as Float32, as pipekit did when it was written
     record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str", "state.cat_complete_": [],
-                       "state.cont_bools_": []}
+                       "state.cont_bools_": [], "state.cont_float64_": []}
     #: state fields that change how labels decode or what is warned about, not how inputs are encoded: outside
     #: ``procs_signature``, so a model saved before them still matches the same processing fitted now
     signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_complete_", "cont_bools_"})
@@ -225,6 +251,7 @@ class TabularProcessor(Component):
     c_: int
     cat_complete_: list[str]
     cont_bools_: list[str] | None
+    cont_float64_: list[str]
 
     def __init__(self, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
@@ -295,32 +322,34 @@ class TabularProcessor(Component):
                         f"{unknown_names(gone, list(columns))}." + "".join(f" Note: {h}." for h in hints))
 
     def _prepare(self, frame: F, check: bool = True) -> F:
-        """Cast continuous columns to Float32 (NaN -> null), failing early on text or dates; with ``check``, text
-        that is not a number and values beyond float32 are refused by row (on a lazy scan, one streaming pass over
-        the text columns and one over the float64 and text ones), as on an eager frame."""
+        """Cast continuous columns to Float32, those of ``cont_float64_`` to Float64 (NaN -> null), failing early on
+        text or dates; with ``check``, text that is not a number and values beyond float32 are refused by row (on a
+        lazy scan, one streaming pass over the text columns and one over the float64 and text ones), as on an eager
+        frame."""
         schema = schema_of(frame)
         if check:
             _check_numbers(frame, [c for c in self.cont_names if _is_text(schema[c])])
         exprs, wide = [], []
+        float64 = set(vars(self).get("cont_float64_") or ())
         for c in self.cont_names:
             dt = schema[c]
+            to = pl.Float64 if c in float64 else pl.Float32
             if dt in (pl.Date, pl.Duration, pl.Time) or isinstance(dt, (pl.Datetime, pl.Duration)):
                 raise DataError(f"continuous column {c!r} holds {dt} values; turn dates into numbers with "
                                 f"add_datepart(df, {c!r}) first.")
             if _is_text(dt):
                 wide.append(c)
                 exprs.append(pl.col(c).cast(pl.String).str.strip_chars().replace("", None)
-                             .cast(pl.Float32, strict=False).alias(c))
-            elif dt == pl.Float32 and isinstance(frame, pl.DataFrame) and not frame[c].is_nan().any():
-                continue  # already what the procs need
+                             .cast(to, strict=False).alias(c))
             elif dt.is_float():
                 if dt != pl.Float32:
                     wide.append(c)
-                exprs.append(pl.col(c).cast(pl.Float32).fill_nan(None).alias(c))
+                if dt != to or not isinstance(frame, pl.DataFrame) or frame[c].is_nan().any():
+                    exprs.append(pl.col(c).cast(to).fill_nan(None).alias(c))  # else already what the procs need
             elif dt.is_numeric() or dt == pl.Boolean:  # no NaN to look for
-                exprs.append(pl.col(c).cast(pl.Float32).alias(c))
+                exprs.append(pl.col(c).cast(to).alias(c))
             elif dt == pl.Null:
-                exprs.append(pl.col(c).cast(pl.Float32))
+                exprs.append(pl.col(c).cast(to))
             elif (err := nested_column_error(c, dt, "cont_names")) is not None:
                 raise err
             else:
@@ -451,6 +480,7 @@ class TabularProcessor(Component):
             if cats else None
         self.cat_complete_ = [c for c in cats if counts is not None and not counts[c][0]]
         self.cont_bools_ = [c for c in self.cont_names if schema[c] == pl.Boolean]
+        self.cont_float64_ = _beyond_float32(frame, self.cont_names, train)
         frame = self._apply(frame, train, names, text)
         self.cat_names_, self.cont_names_ = names.cat_names, names.cont_names
         self._fit_targets(frame, train)
@@ -635,10 +665,11 @@ class TabularProcessor(Component):
             except ValueError as e:
                 raise FieldError("state.y_vocab_", f"does not match y_type_={self.y_type_!r}: {e}") from None
         self._check_complete()
-        extra = [c for c in self.cont_bools_ or [] if c not in self.cont_names]
-        if extra:
-            raise FieldError("state.cont_bools_", f"must name only continuous inputs (cont_names="
-                                                  f"{list(self.cont_names)[:8]}), got {extra[:5]}; {_DAMAGED}")
+        for field in ("cont_bools_", "cont_float64_"):
+            extra = [c for c in vars(self)[field] or [] if c not in self.cont_names]
+            if extra:
+                raise FieldError(f"state.{field}", f"must name only continuous inputs (cont_names="
+                                                   f"{list(self.cont_names)[:8]}), got {extra[:5]}; {_DAMAGED}")
         self._check_categories()
         self._check_flags()
         self._check_scaled()

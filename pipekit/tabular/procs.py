@@ -860,6 +860,9 @@ class Normalize(TabularProc):
 
     def expressions(self, schema: Mapping[str, pl.DataType] | None = None, eager: bool = False) -> list[pl.Expr]:
         self.check_is_fitted()
+        # computed in the column's own type: a Float64 one (values float32 cannot hold as whole units, see
+        # TabularProcessor.cont_float64_) is centred in float64, and only then made Float32, where the centred
+        # values keep their distinct values
         return [((pl.col(c) - self.means_[c]) / self.stds_[c]).cast(pl.Float32).alias(c) for c in self.means_]
 
 

@@ -30,7 +30,7 @@ from pipekit.core.archive import save
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.items import table_error, without_polars_context
-from pipekit.tabular.core import VALID_COLUMN, csv_float32_error, naming_file, scan_table
+from pipekit.tabular.core import VALID_COLUMN, csv_float32_error, float32_rounded, naming_file, scan_table
 from pipekit.tabular.processor import TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs
 
@@ -97,6 +97,11 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
             with naming_file(source):
                 if (err := csv_float32_error(Path(source), lf, conts)) is not None:
                     raise err  # the continuous columns were staged as float32: a value beyond it would be inf
+                if large := float32_rounded(lf, conts):  # ids and counts float32 rounds: staged again as read
+                    again = with_split(scan_table(source, cats, ys, [c for c in conts if c not in large]))
+                    staged = Path(tmp) / "staged_wide.parquet"
+                    again.select(columns).sink_parquet(staged, engine="streaming")
+                    lf = pl.scan_parquet(staged, glob=False)
         with naming_file(source):  # the rows processed are the file's rows
             query = processor.fit_lazy(lf, ~pl.col(VALID_COLUMN), keep=[VALID_COLUMN])
             query.sink_parquet(out, engine="streaming")
