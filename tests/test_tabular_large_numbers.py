@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 import pipekit
-from pipekit.backends import GBM
+from pipekit.backends import GBM, RandomForest
 from pipekit.backends.data import as_data
 from pipekit.core.errors import FieldError
 from pipekit.datasets import path
@@ -151,6 +151,9 @@ def test_tree_backends_read_float64_only_where_a_column_needs_it(adult):
     wide = d.matrix(["age", "rid"])
     assert wide.dtype == np.float64 and len(np.unique(wide[:, 1])) == N_TRAIN
     assert d.matrix(["age", "rid"], dtype=np.float32).dtype == np.float32  # a backend may still ask
+    # scikit-learn's trees split on float32 whatever they get: the forest asks for it, with no float64 copy made
+    forest = RandomForest("classification", n_estimators=2).fit(d.select(["age", "rid"]))
+    assert forest.matrix(d.select(["age", "rid"])).dtype == np.float32
 
 
 def test_a_csv_processed_by_streaming_keeps_large_values(adult, tmp_path):

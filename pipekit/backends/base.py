@@ -404,8 +404,12 @@ class Backend(KeepsProcessor, Model):
                        {c: (n, dtypes.get(c)) for c, n in (state.get("cat_levels_") or {}).items()},
                        None if scales is None else {c: (m, s) for c, (m, s) in scales.items() if c in self.feature_names_})
 
+    #: the dtype this backend's library computes in (None: float32, float64 where a column needs it; see
+    #: :meth:`TabularData.matrix`)
+    matrix_dtype: Any = None
+
     def matrix(self, d: TabularData, order: Literal["C", "F"] = "C") -> np.ndarray:
-        return d.matrix(self.feature_names_, order=order)
+        return d.matrix(self.feature_names_, order=order, dtype=self.matrix_dtype)
 
     # -- files ----------------------------------------------------------------------------------------
     def model_to_data(self) -> Any:

@@ -80,6 +80,8 @@ class RandomForest(Backend):
         "oob_score": Options(True, False), "n_jobs": N_JOBS, "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True),
         "time_limit": TIME_LIMIT, "name": NAME, "max_depth": Interval(1, None, integer=True, none_ok=True)}
     unsaved = ("oob_predictions_",)
+    #: scikit-learn's trees split on float32 values whatever they are given: a float64 matrix would only be copied
+    matrix_dtype = np.float32
 
     @property
     def learns_trees(self) -> bool:
