@@ -277,6 +277,13 @@ def _check_fitted_tfms(block: Any, field: str) -> None:
                 raise FieldError(f"{field}.{name}[{j}].state.{missing[0]}",
                                  f"is missing: {type(t).__name__} encodes new items with what setup learned; the "
                                  "file is damaged or was not written by pipekit")
+            # what a transform learns by its settings (a subword Tokenizer's model), which only it can check
+            check_fitted = getattr(t, "check_fitted_state", None)
+            if callable(check_fitted):
+                try:
+                    check_fitted()
+                except FieldError as e:
+                    raise e.within(f"{field}.{name}[{j}]") from None
 
 
 def _as_column(values: Any, i: int, who: str) -> pl.Series:

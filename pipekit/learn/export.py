@@ -1024,6 +1024,12 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
         raise ExportError(f"{where}: record.json field 'dls.recipe.state.blocks_[0]' ({type(first).__name__}) holds a "
                           f"vocabulary of {len(in_vocab)} tokens, but the model embeds "
                           f"{embeddings[0].num_embeddings}")
+    pad_idx, model_pad = getattr(first, "pad_idx", None), embeddings[0].padding_idx if embeddings else None
+    if isinstance(in_vocab, list) and type(pad_idx) is int and model_pad is not None and model_pad != pad_idx:
+        # the encoder zeroes and skips its padding id: another token's would be read as padding without any error
+        raise ExportError(f"{where}: record.json field 'arch.config.pad_token' is {model_pad}, but the padding token "
+                          f"of the vocabulary of field 'dls.recipe.state.blocks_[0]' ({type(first).__name__}) has id "
+                          f"{pad_idx}; the file is damaged or was not written by learn.export()")
     heads = _layers(model, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
     # several targets: the outputs are laid out by the user's loss, which the data cannot check
     per_class = (CrossEntropyLossFlat, BCEWithLogitsLossFlat, nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss)

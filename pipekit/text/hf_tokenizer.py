@@ -416,13 +416,10 @@ class HFTokenizer(Tokenizer):
         self.check_params()
         self._tk: _Library | None = None
         self._vocab: list[str] = []
-        if _is_path_text(tokenizer):
-            # a path given as text is read when the tokenizer is first used: a record rebuilt from a file (which
-            # holds only text, never a Path) restores its state first, and is refused there before any reading
-            if not Path(tokenizer).is_file():
-                raise ParameterError(f"HFTokenizer: {tokenizer!r} is not a file; give the tokenizer.json that "
-                                     "tokenizer.save(path) wrote, its JSON text or a tokenizers.Tokenizer")
-        else:
+        # a path given as text is neither read nor tested until the tokenizer is first used (setup, encoding): a
+        # record rebuilt from a file (which holds only text, never a Path) restores its state first, and is refused
+        # there, with one message whether the path names a file on this machine or not
+        if not _is_path_text(tokenizer):
             self._library()
         self._memo: dict[str, list[str]] = {}
         self._sub = None
@@ -455,7 +452,9 @@ class HFTokenizer(Tokenizer):
 
     # -- tokenizing ----------------------------------------------------------------------------------------
     def setup(self, texts: Any) -> None:
-        """Nothing to learn: the tokenizer was trained before."""
+        """Nothing to learn: the tokenizer was trained before; a tokenizer given as a path is read (and checked) here,
+        so a path that is no tokenizer.json is named as the data is built."""
+        self._library()
 
     def encode_texts(self, texts: Any) -> TokenizedTexts:
         """Tokenize many texts (one call into the library, parallel in Rust)."""

@@ -459,6 +459,8 @@ class Tokenizer(Transform):
         subword = state.get("subword_")
         if subword is not None and not isinstance(subword, str):
             raise FieldError("state.subword_", f"must be the subword model's JSON text, got {type(subword).__name__}")
+        if state and not subword:  # a fitted record (an unfitted one's state is empty)
+            self._refuse_missing_model()
         if "units_" in state and state["units_"] not in _UNITS:
             raise FieldError("state.units_", f"must be one of {_UNITS} (what the subword model was trained on), got "
                                              f"{state['units_']!r:.40}")
@@ -469,6 +471,20 @@ class Tokenizer(Transform):
         super().state_from_data(state)
         self._sub = sub
         self._memo = {}
+
+    def _refuse_missing_model(self) -> None:
+        mode = getattr(self, "mode", "word")  # an HFTokenizer's model is its tokenizer, checked as it is read
+        if mode in ("bpe", "unigram"):
+            raise FieldError("state.subword_", f"is missing: Tokenizer(mode={mode!r}) splits texts with the subword "
+                                               "model that setup learned, which a fitted record holds; the file is "
+                                               "damaged or was not written by pipekit: save or export it again")
+
+    def check_fitted_state(self) -> None:
+        """Refuse, with a :class:`FieldError` naming ``state.subword_``, a tokenizer read from a file as the fitted one
+        (a fitted recipe's) whose mode needs a subword model it does not hold. An unfitted tokenizer's record has an
+        empty state, which :meth:`state_from_data` accepts: only the recipe holding it knows it must be fitted."""
+        if self._sub is None:
+            self._refuse_missing_model()
 
     # -- encoding --------------------------------------------------------------------------------------
     def _chunk_tokens(self, chunk: str) -> list[str]:
