@@ -41,7 +41,8 @@ from pipekit.core.errors import ExportError, FieldError, PipekitError
 
 __all__ = ["Archive", "ExportError", "FORMAT", "VERSION", "load", "read_pipekit", "save", "write_archive",
            "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
-           "MAX_WEIGHTS_BYTES", "building_from", "parse_json", "read_archive", "read_file", "read_folder", "read_npz"]
+           "MAX_WEIGHTS_BYTES", "building_from", "check_array_references", "parse_json", "read_archive", "read_file",
+           "read_folder", "read_npz"]
 
 
 MiB = 1 << 20
@@ -69,6 +70,11 @@ MAX_TOTAL_BYTES = 8 * GiB
 #: (a short run of spaces legitimately compresses far better); their size cap bounds them.
 MAX_RATIO = 100
 RATIO_FLOOR = 1 * MiB
+#: the bytes of arrays a record may refer to, counting each reference, over the bytes arrays.npz holds: pipekit
+#: writes each array for one field (1x); an edited file may refer to some twice, never build a member many times
+#: over the same arrays (see ``check_array_references``). Under REFERENCED_FLOOR of extra references is not checked.
+MAX_REFERENCED_RATIO = 2
+REFERENCED_FLOOR = 1 * MiB
 #: the central directory is parsed whole by zipfile, so its size is checked first (pipekit writes 3
 #: members per export and ~15 arrays per ensemble member).
 MAX_MEMBERS = 10_000
@@ -131,6 +137,60 @@ def json_depth(obj: Any, limit: int = MAX_JSON_DEPTH) -> int:
             return deepest
         stack.extend((c, d + 1) for c in children if isinstance(c, (dict, list)))
     return deepest
+
+
+def check_array_references(record: Any, arrays: Mapping[str, np.ndarray], where: str) -> None:
+    """Refuse a record whose references to the arrays of ``arrays.npz`` add up to far more than the arrays stored.
+
+    Each reference is rebuilt on its own (a forest's trees, a booster, a fold model), so a file listing one member
+    thousands of times over the same stored arrays would make loading allocate thousands of times what the file
+    holds. pipekit writes each array for the one field that holds it (``to_data`` gives every array a key of its own,
+    and a model, processor or member held in two places is written twice), so the bytes referenced, counting every
+    reference, are the bytes stored; a file may refer to at most ``MAX_REFERENCED_RATIO`` times them (plus
+    ``REFERENCED_FLOOR``), checked before anything is built. The error names ``where``, the array referenced most
+    and the first two fields that refer to it, e.g. ``params.members[0].state.classes_``.
+
+    >>> a = {"a0": np.zeros(2**18)}
+    >>> check_array_references({"params": {"m": [{"__array__": "a0"}] * 2}}, a, "m.pipekit")  # 2 MiB of 2: fine
+    >>> check_array_references({"params": {"m": [{"__array__": "a0"}] * 4}}, a, "m.pipekit")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ExportError: m.pipekit: record.json refers to 8,388,608 bytes of arrays where arrays.npz holds 2,097,152 bytes (at most 2x, plus 1,048,576 bytes, is accepted): array 'a0' (2,097,152 bytes) is referenced 4 times, from params.m[0], params.m[1] and 2 more fields. pipekit stores each array once for the one field that holds it, so this file was edited or crafted (each reference would be rebuilt on its own); load the file pipekit wrote, or save the model again with pipekit.save() / learn.export()
+    """
+    from pipekit.core.component import _ARRAY
+
+    fields: dict[str, list[str]] = {}  # array key -> its first two fields
+    counts: dict[str, int] = {}
+    stack: list[tuple[Any, str]] = [(record, "")]
+    while stack:  # document order, without recursion: the earlier fields are named first
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            key = node.get(_ARRAY)
+            if isinstance(key, str) and key in arrays:  # a key the file does not hold is refused when it is read
+                counts[key] = counts.get(key, 0) + 1
+                seen = fields.setdefault(key, [])
+                if len(seen) < 2:
+                    seen.append(path or "(the record itself)")
+                continue
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(node.items())
+                         if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((node[i], f"{path}[{i}]") for i in reversed(range(len(node)))
+                         if isinstance(node[i], (dict, list)))
+    stored = sum(int(a.nbytes) for a in arrays.values())
+    referenced = sum(int(arrays[k].nbytes) * n for k, n in counts.items())
+    if referenced <= MAX_REFERENCED_RATIO * stored + REFERENCED_FLOOR:
+        return
+    key = max(counts, key=lambda k: (int(arrays[k].nbytes) * (counts[k] - 1), -counts[k]))
+    more = counts[key] - 2
+    named = " and ".join(fields[key]) if more <= 0 else f"{', '.join(fields[key])} and {more} more field" + (
+        "s" if more > 1 else "")
+    raise ExportError(f"{where}: record.json refers to {_size(referenced)} of arrays where arrays.npz holds "
+                      f"{_size(stored)} (at most {MAX_REFERENCED_RATIO}x, plus {_size(REFERENCED_FLOOR)}, is "
+                      f"accepted): array {key!r} ({_size(int(arrays[key].nbytes))}) is referenced {counts[key]} times, "
+                      f"from {named}. pipekit stores each array once for the one field that holds it, so this file was "
+                      "edited or crafted (each reference would be rebuilt on its own); load the file pipekit wrote, or "
+                      "save the model again with pipekit.save() / learn.export()")
 
 
 # ------------------------------------------------------------------------------------------------- zips
@@ -568,6 +628,7 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
     held = sum(len(v) for v in files.values()) + (len(npz) if npz is not None else 0)
     arrays = read_npz(npz, f"{where}: arrays.npz", max_total=MAX_TOTAL_BYTES - held) if npz is not None else {}
     del npz
+    check_array_references(record, arrays, where)  # before any record is built from the arrays
     weights = files.pop("weights.safetensors", None)
     # safetensors reads bytes: the one copy is made after the other buffers are let go
     return Archive(kind, record, arrays, bytes(weights) if weights is not None else None, where)
