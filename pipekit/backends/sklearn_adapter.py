@@ -283,7 +283,13 @@ class SklearnModel(Backend):
         if self.task == "classification":
             # a fold may miss a class: place the columns the estimator knows at their class index
             out = np.zeros((len(d), len(self.classes_)))
-            out[:, np.asarray(self.model_.classes_, dtype=np.int64)] = self.model_.predict_proba(X)
+            proba = np.asarray(self.model_.predict_proba(X))
+            out[:, np.asarray(self.model_.classes_, dtype=np.int64)] = proba
+            if proba.dtype != np.float64:
+                # an estimator fitted on the float32 matrix computes in float32 (LogisticRegression): its rows miss 1
+                # by ~1e-7, which log_loss warns about; summed again in float64 they add up to 1
+                total = out.sum(axis=1, keepdims=True)
+                np.divide(out, total, out=out, where=total > 0)
             return out
         return np.asarray(self.model_.predict(X), dtype=np.float64).reshape(len(d))
 

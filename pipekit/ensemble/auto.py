@@ -40,11 +40,11 @@ import polars as pl
 
 from pipekit.backends import GBM, CatBoost, ExtraTrees, RandomForest, XGBoost, as_data, installed
 from pipekit.backends.base import Model
-from pipekit.core.errors import DataError, ParameterError, warn
+from pipekit.core.errors import DataError, ParameterError, PipekitError, warn
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.bagged import (FOLD_KINDS, TIME_COL, BaggedModel, out_of_fold, rare_class_error, time_ranks,
-                                     time_values)
+from pipekit.ensemble.bagged import (FOLD_KINDS, TIME_COL, BaggedModel, FoldFitError, failure, out_of_fold,
+                                     rare_class_error, time_ranks, time_values)
 from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular, target_range
@@ -149,6 +149,10 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     on (default: 8 without a ``time_limit``; with one, the first member is bagged on 5, and the ensemble moves
     to 8, bagging that member again, only when its time says that every candidate fits with 8; never more than
     the training rows of the rarest class).
+    A candidate whose model fails (its fit or predict raises) is left out with a warning naming it, the fold and
+    the error, and its report row says ``failed: fold k of n: <error>``; the others are fitted as if it had not
+    been given (the first of them always). When every candidate fails, :class:`CandidatesFailedError` names each
+    failure. Errors in what applies to every candidate (the Tabular, the metric, the folds) stop the call.
     ``stack``: try the second layer. ``folds``: ``"auto"`` (the default: ``"time"`` when ``time_col`` is given or
     the Tabular was split by time (see :func:`split_in_time`: split by a ``TimeSplitter``, whose column and
     training rows' times it records); else ``"shuffled"``), ``"time"`` (every member, and the second layer,
@@ -187,9 +191,11 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     task = {"category": "classification", "regression": "regression"}.get(tab.processor.y_kind_)
     if task is None or train.y is None:
         raise DataError("fit_ensemble needs a Tabular with one target (a category or a number)")
-    m = get_metric(metric, task)
+    # a scikit-learn scorer's or function's pos_label / labels are the target's labels, as scikit-learn reads them
+    classes = np.unique(np.asarray(train.y)) if task == "classification" else None
+    m = get_metric(metric, task, classes)
     # a plain function's direction was read from its name by get_metric: its scores decide it here
-    check_metric(m, task, len(np.unique(np.asarray(train.y))) if task == "classification" else None)
+    check_metric(m, task, None if classes is None else len(classes))
     cands = _candidates(candidates, task, n_jobs, seed, train)
     kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col, n_folds)
     # shuffled folds are stratified: each holds some rows of every class
@@ -206,6 +212,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     plan.fold_kind, plan.time_col = kind, time_col
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
+    failed: dict[str, FoldFitError] = {}  # each candidate whose fold models failed, with the failure
     # each member's fold models predict the validation rows for the report inside their share of the time,
     # and a booster's again when refitted
     made: dict[int, Any] = {}
@@ -223,9 +230,18 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         bag = BaggedModel(c.model, n_folds=n_folds, seed=seed, name=c.name, refit_stopped=False, folds=kind,
                           time_col=time_col)
         t = time.perf_counter()
-        ends = _budgeted(bag.fit_folds(train, time_limit=plan.budget(c), valid=valid, order=ranks), n_folds,
-                         bag.workers()[0],
-                         f"bagging {c.name}", plan, t, must_finish=not fitted)
+        try:
+            ends = _budgeted(bag.fit_folds(train, time_limit=plan.budget(c), valid=valid, order=ranks), n_folds,
+                             bag.workers()[0],
+                             f"bagging {c.name}", plan, t, must_finish=not fitted)
+        except FoldFitError as e:  # one model's failure: the others are fitted all the same
+            row["fit_s"] = time.perf_counter() - t
+            row["status"] = f"failed: {_failed_said(e)}"
+            failed[c.name] = e
+            warn(f"fit_ensemble: candidate {c.name!r} failed and is left out: {_failed_said(e)}", UserWarning)
+            if verbose:
+                print(f"{c.name}: failed ({_failed_said(e)}), left out", flush=True)
+            continue
         row["fit_s"] = time.perf_counter() - t
         if not bag.is_fitted:
             row["status"] = "stopped: over the time limit"
@@ -255,6 +271,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         if verbose:
             print(f"{c.name}: out-of-fold {m.name} {m.score(bag.oof_targets_, bag.oof_predictions_):.4f} "
                   f"({row['fit_s']:.1f} s)", flush=True)
+    if not fitted:  # the first candidate left is always fitted, so only failures leave none
+        raise CandidatesFailedError(failed) from list(failed.values())[-1]
     _refit(fitted, rows, train, valid, made, plan, n_folds, m, verbose)
     cut = [f"{c.name} ({bag.stopped_on_time_} of {n_folds})" for c, bag in fitted if bag.stopped_on_time_]
     if cut:
@@ -266,6 +284,22 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     # object of "mape" or "rmsle" is a function of scikit-learn's, which a file cannot hold)
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose, ranks,
                    kept=metric if isinstance(metric, str) else m)
+
+
+class CandidatesFailedError(PipekitError, RuntimeError):
+    """Every candidate of ``fit_ensemble`` failed to fit: ``failures`` holds each one's :class:`FoldFitError`,
+    and the message names each candidate, its fold and its error."""
+
+    def __init__(self, failures: dict[str, FoldFitError]):
+        self.failures = failures
+        said = "; ".join(f"{name!r}: {_failed_said(e)}" for name, e in failures.items())
+        super().__init__(f"fit_ensemble: every candidate failed, so there is no ensemble ({said}); the errors are the "
+                         "models' own: fix the rows or parameters they name, or give candidates that fit")
+
+
+def _failed_said(e: FoldFitError) -> str:
+    """Where and how a candidate failed, for its warning and its report row: ``fold 1 of 3: RuntimeError: ...``."""
+    return f"fold {e.fold}" + (f" (repeat {e.repeat})" if e.repeat else "") + f" of {e.n_folds}: {failure(e.error)}"
 
 
 def _fold_order(tab: Any, n: int, folds: str, time_col: str | None,
@@ -429,7 +463,11 @@ def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, valid: Any, mad
             continue
         t = time.perf_counter()
         steps = bag.refit_folds(train, plan.budget(c), valid=valid)
-        _budgeted(steps, n_folds, bag.workers()[0], f"refitting {c.name}", plan, t, must_finish=False)
+        try:
+            _budgeted(steps, n_folds, bag.workers()[0], f"refitting {c.name}", plan, t, must_finish=False)
+        except FoldFitError as e:  # refit_folds changes nothing until every fold model is refitted
+            warn(f"fit_ensemble: refitting candidate {c.name!r} on its stopping rows failed ({_failed_said(e)}); "
+                 "it keeps its fold models stopped on their own rows", UserWarning)
         if bag.refit_stopped:
             _keep_valid(bag, made)
         row["fit_s"] += time.perf_counter() - t

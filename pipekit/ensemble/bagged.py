@@ -40,7 +40,7 @@ import numpy as np
 from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, check_valid_split, cores
 from pipekit.backends.data import TabularData, as_data, row_hashes, rows_signature
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.errors import DataError, ExportError, ParameterError, PipekitError
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.progress import progress_bar
 from pipekit.data.splitters import text_times
@@ -55,6 +55,32 @@ TIME_COL = Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a 
 
 class _OutOfTime(Exception):
     """A refit fold model ran out of its time: the refit ends and the model stays as it was."""
+
+
+class FoldFitError(PipekitError, RuntimeError):
+    """A fold model of a ``BaggedModel`` failed to fit or predict: the message names the bag, the fold (and
+    repeat) and the model's own error (``error``, also chained as ``__cause__``), so ``fit_ensemble`` can drop
+    that one candidate and say why.
+
+    >>> e = FoldFitError("boom", fold=1, repeat=0, n_folds=3, rows=200, error=RuntimeError("no convergence"))
+    >>> print(e)
+    BaggedModel 'boom': the fold model of fold 1 (of n_folds=3), fitted on 200 rows, failed with RuntimeError: no convergence; the error is the model's own: change its parameters or the rows it is given
+    """
+
+    def __init__(self, name: str, fold: int, repeat: int, n_folds: int, rows: int, error: BaseException):
+        self.name, self.fold, self.repeat, self.n_folds, self.error = name, fold, repeat, n_folds, error
+        where = f"the fold model of fold {fold}" + (f", repeat {repeat}" if repeat else "") + f" (of n_folds={n_folds})"
+        super().__init__(f"BaggedModel {name!r}: {where}, fitted on {rows} rows, failed with {failure(error)}; "
+                         "the error is the model's own: change its parameters or the rows it is given")
+
+
+def failure(error: BaseException) -> str:
+    """``type: message`` of an error, for a message that names it.
+
+    >>> failure(ValueError("Input contains NaN"))
+    'ValueError: Input contains NaN'
+    """
+    return f"{type(error).__name__}: {error}"
 
 
 def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
@@ -504,21 +530,27 @@ class BaggedModel(Backend):
                 m.set_params(time_limit=share if own is None else min(own, share))
             return m
 
-        m = stopped if stopped is not None else fresh().fit(d.take(fit_idx),
-                                                            d.take(stop_idx) if len(stop_idx) else None)
-        if len(stop_idx) and (self.refit_stopped or stopped is not None):
-            # the rows it stopped on train it too, as long as it chose
-            rest = np.sort(np.concatenate([fit_idx, stop_idx]))
-            again = fresh().set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(d.take(rest))
-            if vars(again).get("stopped_on_time_"):
-                if stopped is not None:
-                    raise _OutOfTime  # a refit the time cuts short would be worse than the model it replaces
-            else:
-                m = again  # else the model stopped on its own rows stays
-        if "processor_" not in m.unsaved:  # the bag keeps the procs, once in its file; its fold models their
-            vars(m).pop("processor_", None)  # signature (the net builds its module from them, and writes them there)
-        t1 = time.perf_counter()
-        p, pv = m.predict(d.take(held)), None if valid is None else m.predict(valid)
+        try:
+            m = stopped if stopped is not None else fresh().fit(d.take(fit_idx),
+                                                                d.take(stop_idx) if len(stop_idx) else None)
+            if len(stop_idx) and (self.refit_stopped or stopped is not None):
+                # the rows it stopped on train it too, as long as it chose
+                rest = np.sort(np.concatenate([fit_idx, stop_idx]))
+                again = fresh().set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(d.take(rest))
+                if vars(again).get("stopped_on_time_"):
+                    if stopped is not None:
+                        raise _OutOfTime  # a refit the time cuts short would be worse than the model it replaces
+                else:
+                    m = again  # else the model stopped on its own rows stays
+            if "processor_" not in m.unsaved:  # the bag keeps the procs, once in its file; its fold models their
+                vars(m).pop("processor_", None)  # signature (the net builds its module from them, and writes them there)
+            t1 = time.perf_counter()
+            p, pv = m.predict(d.take(held)), None if valid is None else m.predict(valid)
+        except (_OutOfTime, MemoryError):
+            raise
+        except Exception as e:  # the traceback alone shows neither the bag nor the fold
+            raise FoldFitError(self.name or type(self.model).__name__, fold, repeat, self.n_folds,
+                               len(fit_idx) + len(stop_idx), e) from e
         return m, held, p, pv, (t1 - t0, time.perf_counter() - t1)
 
     def _run(self, d: TabularData, folds: np.ndarray, jobs: list[tuple[int, int]], stopped: list | None,
