@@ -41,7 +41,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
 from pipekit.core.validate import Interval, Is, Options, check_state, is_pandas
-from pipekit.metrics import get_metric
+from pipekit.metrics import Metric, get_metric
 
 #: constraints most backends share
 TASK = Options(*TASKS)
@@ -151,8 +151,14 @@ class Model(Component):
         """``metric`` (a name such as "accuracy", "log_loss", "rmse", "r2", or a Metric; default the model's
         ``metric``, else accuracy / rmse) of the predictions on a labelled split."""
         d = self._labelled(data, "score")
-        m = get_metric(self.metric if metric is None else metric, self.task)
-        return m.score(self.encode_y(d.y), self._predict(d))
+        return self.scoring_metric(metric).score(self.encode_y(d.y), self._predict(d))
+
+    def scoring_metric(self, metric: Any = None) -> Metric:
+        """``metric`` (default the model's ``metric``, else accuracy / rmse) as this fitted model is scored with it: a
+        scikit-learn scorer's or function's ``pos_label`` / ``labels`` name ``classes_`` by label, as scikit-learn
+        reads them (see :func:`~pipekit.metrics.lookup.with_classes`)."""
+        return get_metric(self.metric if metric is None else metric, self.task,
+                          self.classes_ if self.task == "classification" else None)
 
     def _labelled(self, data: Any, what: str) -> TabularData:
         """``data`` prepared for this model (``_prepare``), refused unless it holds targets: ``what`` (score, an

@@ -345,14 +345,15 @@ class Ensemble(KeepsProcessor, Model):
         check_members(self.members, self.check_columns, fitted=self.members_fitted)
         get_metric(self.metric, self.task)  # a bad metric fails here, not after fitting
 
-    def _fit_metric(self, n_classes: int | None = None) -> Metric:
+    def _fit_metric(self, classes: Any = None) -> Metric:
         """``metric`` for this task as fitting scores with it, checked once before anything is fitted or chosen on it
         (:func:`~pipekit.metrics.lookup.check_metric`, as ``fit_ensemble`` checks its metric): a function that fails
         on the task's predictions fails here, and a plain function's direction is read from its scores, its name
         deciding only where they do not tell (a ``cost`` whose scores are better smaller is minimised).
-        ``n_classes``: the number of classes of a classifier's targets."""
-        m = get_metric(self.metric, self.task)
-        check_metric(m, self.task, n_classes if self.task == "classification" else None)
+        ``classes``: a classifier's class labels, by which a scikit-learn scorer's ``pos_label`` names one."""
+        classify = self.task == "classification" and classes is not None
+        m = get_metric(self.metric, self.task, classes if classify else None)
+        check_metric(m, self.task, len(classes) if classify else None)
         return m
 
     def params_to_data(self) -> dict[str, Any]:
@@ -435,7 +436,7 @@ class Ensemble(KeepsProcessor, Model):
 
     def _scores(self, d: TabularData, metric: Any = None) -> pl.DataFrame:
         """Each member's and the ensemble's score on ``d``, with the member weights where there are some."""
-        m = get_metric(self.metric if metric is None else metric, self.task)
+        m = self.scoring_metric(metric)
         y = self.encode_y(d.y)
         preds = member_predictions(self.fitted_members(), d, self.task, self.classes_)
         return self._report_frame([m.score(y, p) for p in preds] + [m.score(y, self._combine(preds, d))], m.name)

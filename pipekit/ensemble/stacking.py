@@ -183,7 +183,7 @@ class StackingEnsemble(Ensemble):
             raise DataError("the training split has no targets (ys)")
         v = as_data(valid) if valid is not None else None
         # checked before any member is fitted; scores the validation rows (report_)
-        metric = self._fit_metric(len(np.unique(np.asarray(d.y))) if self.task == "classification" else None)
+        metric = self._fit_metric(np.unique(np.asarray(d.y)) if self.task == "classification" else None)
         self.reset_state()
         self.passthrough_columns_ = list(d.feature_names)
         self.passthrough_cats_ = [c for c in d.cat_names if c in self.passthrough_columns_]

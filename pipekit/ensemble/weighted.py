@@ -82,7 +82,7 @@ class WeightedEnsemble(Ensemble):
         k = None if classes is None else len(classes)
         P = np.stack([validate_prediction(p, len(y), member_name(m, i), self.task, k)
                       for i, (p, m) in enumerate(zip(preds, self.members))])
-        metric = self._fit_metric(k)  # once: its direction decides every step
+        metric = self._fit_metric(classes)  # once: its direction decides every step
         # ties on a coarse metric (accuracy) are broken by log-loss, which rewards the better-calibrated mix
         tie = self.task == "classification" and metric.name != "log_loss"
 

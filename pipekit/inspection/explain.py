@@ -56,7 +56,7 @@ def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats:
     if not isinstance(model, Model):
         return _estimator_importance(model, data, y, metric, n_repeats, seed, features)
     d = as_data(data, y=y)
-    m = get_metric(model.metric if metric is None else metric, model.task)
+    m = model.scoring_metric(metric)
     y_enc = model.encode_y(d.y)
     cols = _names(features) if features is not None else model.feature_names_ if isinstance(model, Backend) \
         else d.feature_names
@@ -172,7 +172,7 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
     y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y).reshape(-1)
     if len(y_arr) != len(X):
         raise DataError(f"permutation_importance: X has {len(X)} rows but y has {len(y_arr)}")
-    m = get_metric(metric, est.task)
+    m = get_metric(metric, est.task, est.classes)
     y_enc = encode_y(y_arr, est.task, est.classes)  # an unknown label is refused before any shuffling
 
     cols = _names(features) if features is not None else names

@@ -199,7 +199,7 @@ class _EstimatorRefits:
         self.fn = fn
         self.train = _labelled(train, fn, self.est.who)
         self.valid = None if valid is None else _labelled(valid, fn, self.est.who)
-        self.metric = get_metric(metric, self.est.task)
+        self.metric = get_metric(metric, self.est.task, self.est.classes)
         # targets encoded once per split: every refit learns the same classes from the same train targets
         self._encoded: dict[tuple, np.ndarray] = {}
 
@@ -354,7 +354,7 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
         m = sk.metric
     else:
         tr.check_columns(columns)
-        m = get_metric(model.metric if metric is None else metric, model.task)
+        m = model.scoring_metric(metric)
     sign = 1.0 if m.greater_is_better else -1.0
 
     def score_without(cols: list[str]) -> float:

@@ -90,28 +90,71 @@ def scored_direction(perfect: float | None, worse: Sequence[float]) -> bool | No
     return None
 
 
-def sklearn_input(name: str, p: Any, take: str, bound: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+#: scikit-learn's keyword arguments that name classes by their labels
+CLASS_ARGS = ("pos_label", "labels")
+
+
+def sklearn_take(name: str) -> str:
+    """What scikit-learn's function ``name`` takes of a classifier's probabilities (see :func:`sklearn_input`): the
+    probabilities for a score of them (``roc_auc_score``, ``log_loss``, ...), else the labels."""
+    return "proba" if name in _SKLEARN_SCORES else "labels"
+
+
+def class_positions(name: str, bound: dict[str, Any], classes: Any) -> dict[str, Any]:
+    """The keyword arguments of ``bound`` that name classes by label (``pos_label``, ``labels``; see
+    :data:`CLASS_ARGS`) as the positions in ``classes`` that pipekit scores: a classifier's targets are class
+    indices into its ``classes_``. A label that is none of ``classes`` is refused, naming it, the metric and the
+    classes.
+
+    >>> class_positions("f1_score", {"pos_label": "malignant", "beta": 2}, np.array(["benign", "malignant"]))
+    {'pos_label': 1}
+    """
+    known = np.asarray(classes).tolist()
+
+    def position(arg: str, label: Any) -> int:
+        value = label.item() if isinstance(label, np.generic) else label
+        if value in known:
+            return known.index(value)
+        raise ParameterError(f"metric {name!r}: {arg}={value!r} is not one of the classes {known}: pass one of "
+                             "them (a class label, as scikit-learn takes it)")
+
+    out: dict[str, Any] = {}
+    if bound.get("pos_label") is not None:
+        out["pos_label"] = position("pos_label", bound["pos_label"])
+    if bound.get("labels") is not None:
+        out["labels"] = np.array([position("labels", v) for v in list(bound["labels"])], dtype=np.int64)
+    return out
+
+
+def sklearn_input(name: str, p: Any, take: str, bound: dict[str, Any],
+                  classes: Any = None) -> tuple[Any, dict[str, Any]]:
     """What scikit-learn's function ``name`` gets from a classifier's probabilities ``p`` (n, n_classes), and the
     keyword arguments to add: with ``take`` 'labels' the classes (the arg-max), with 'proba' the probabilities, the
     positive class's column for two classes where the function scores that column (``roc_auc_score``,
-    ``average_precision_score``, ``brier_score_loss``, or ``take`` 'positive', as a scorer asks). ``log_loss`` gets
-    rows renormalised (an ensemble's mix sums to 1 up to rounding, which it warns of); it and
-    ``top_k_accuracy_score`` get ``labels`` of every class (even one the scored rows lack) unless ``bound`` has them.
-    Anything else (a regression's values, one column) is returned as it is."""
+    ``average_precision_score``, ``brier_score_loss``, or ``take`` 'positive', as a scorer asks): ``pos_label``'s
+    column where one is bound, else the second. ``log_loss`` gets rows renormalised (an ensemble's mix sums to 1 up
+    to rounding, which it warns of); it and ``top_k_accuracy_score`` get ``labels`` of every class (even one the
+    scored rows lack) unless ``bound`` has them. ``classes``: the classifier's class labels, where known; the
+    arguments of ``bound`` naming classes by label (``pos_label``, ``labels``) are then given as their positions,
+    as the targets are (see :func:`class_positions`). Anything else (a regression's values, one column) is returned
+    as it is."""
+    kw = {} if classes is None else class_positions(name, bound, classes)
     if getattr(p, "ndim", 0) != 2 or p.shape[1] < 2:
-        return p, {}
+        return p, kw
     p = np.asarray(p)
     if take == "labels":
-        return p.argmax(1), {}
-    kw: dict[str, Any] = {}
+        return p.argmax(1), kw
     if name in ("log_loss", "top_k_accuracy_score"):
         if name == "log_loss":
             p = np.asarray(p, dtype=np.float64)
             p = p / p.sum(1, keepdims=True)
         if "labels" not in bound:
-            kw = {"labels": np.arange(p.shape[1])}
+            kw["labels"] = np.arange(p.shape[1])
     if p.shape[1] == 2 and (take == "positive" or name in _SKLEARN_POSITIVE):
-        p = p[:, 1]
+        pos = kw.get("pos_label", bound.get("pos_label"))
+        # the positive class's column, as scikit-learn's scorers take it (a label not a position is left to the
+        # function to refuse)
+        p = p[:, pos if isinstance(pos, (int, np.integer)) and not isinstance(pos, bool) and 0 <= pos < 2 else 1]
     return p, kw
 
 
@@ -215,7 +258,7 @@ class FuncMetric(MeanMetric):
         if str(getattr(base, "__module__", "")).startswith("sklearn.metrics"):
             name = getattr(base, "__name__", "")
             bound = fn.keywords if isinstance(fn, functools.partial) else {}
-            p, kw = sklearn_input(name, p, "proba" if name in _SKLEARN_SCORES else "labels", bound)
+            p, kw = sklearn_input(name, p, sklearn_take(name), bound)
         return float(fn(y_true, p, **kw))
 
 

@@ -17,7 +17,7 @@ from pipekit.core.registry import registered
 from pipekit.core.validate import Options, check
 from pipekit.metrics.base import SUGGESTED_METRICS, TARGET_KINDS, TASKS, Metric, describe_target, target_fix, target_kind, two_classes_as_labels
 from pipekit.metrics.classification import RocAuc, _LabelScore
-from pipekit.metrics.functions import FuncMetric, scored_direction, sklearn_input
+from pipekit.metrics.functions import CLASS_ARGS, FuncMetric, class_positions, scored_direction, sklearn_input, sklearn_take
 
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
@@ -103,9 +103,26 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> Non
         perfect = metric.score(y_true, y_pred)
     except Exception as e:  # a user's function: whatever it raises is reported with what it was given
         raise ParameterError(f"metric {metric.name!r} fails on a {task}'s predictions (it gets {gets}): "
-                             f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+                             f"{type(e).__name__}: {str(e).splitlines()[0][:200]}{_labels_fix(metric)}") from e
     if isinstance(metric, FuncMetric):
         _check_direction(metric, perfect, [_quiet_score(metric, y_true, p) for p in worse])
+
+
+def _labels_fix(metric: Metric) -> str:
+    """What to pass where ``metric``'s keyword arguments name classes by label (``pos_label="malignant"``) and it is
+    checked without the classes: the position of the class in the classifier's ``classes_``."""
+    fn = getattr(metric, "fn", None)
+    kwargs = fn.kwargs if isinstance(fn, _ScoreFunction) else fn.keywords if isinstance(fn, functools.partial) else {}
+    if isinstance(fn, _ScoreFunction) and fn.classes is not None:
+        return ""
+    named = {k: kwargs[k] for k in CLASS_ARGS if kwargs.get(k) is not None}
+    if not named:
+        return ""
+    said = ", ".join(f"{k}={v!r}" for k, v in named.items())
+    return (f". {said} names a class by its label, and the classes are not known here, where the metric is given "
+            "class positions: pass each class's position in the classifier's classes_ (the sorted labels: "
+            "pos_label=list(model.classes_).index(label)), or score with fit_ensemble(metric=...) or "
+            "model.score(data, metric=...), which read labels")
 
 
 def _quiet_score(metric: Metric, y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
@@ -228,24 +245,28 @@ _RESPONSES = ("predict", "predict_proba", "decision_function")
 class _ScoreFunction:
     """A scikit-learn score function ``score_func(y_true, y_pred, **kwargs)`` called on what pipekit's models predict
     as scikit-learn's scorers call it on an estimator's responses: with ``response`` 'predict' a classifier's classes
-    (the arg-max of its probabilities), with any other (``predict_proba``, ``decision_function``) its probabilities,
+    (the arg-max of its probabilities), with 'proba' (``predict_proba``, ``decision_function``) its probabilities,
     the positive class's column for two classes (see :func:`~pipekit.metrics.functions.sklearn_input`: ``log_loss``
-    gets every class's label); None, or a regression's values, as they are. ``scorer``: read from a
-    scorer (a message names make_scorer). A ValueError of the function (a value it cannot score) is a ParameterError
-    naming it and ``fix`` where one is given."""
+    gets every class's label), with 'function' what :class:`FuncMetric` gives a function of ``sklearn.metrics``;
+    None, or a regression's values, as they are. ``classes``: the classifier's class labels, where known: the
+    keyword arguments naming classes by label (``pos_label="malignant"``, ``labels=[...]``) are then given as the
+    class positions the targets are (see :func:`~pipekit.metrics.functions.class_positions`), as scikit-learn's
+    scorers see labels. ``scorer``: read from a scorer (a message names make_scorer). A ValueError of the function
+    (a value it cannot score) is a ParameterError naming it and ``fix`` where one is given."""
 
     def __init__(self, score_func: Any, response: str | None = None, kwargs: dict[str, Any] | None = None,
-                 fix: str = "", scorer: bool = False):
+                 fix: str = "", scorer: bool = False, classes: Any = None):
         self.score_func, self.response, self.kwargs, self.fix, self.scorer = score_func, response, kwargs or {}, fix, scorer
+        self.classes = classes
         self.__name__ = str(getattr(score_func, "__name__", type(score_func).__name__))
 
     def __call__(self, y_true: Any, y_pred: Any) -> Any:
         p, kw = y_pred, dict[str, Any]()
         if self.response is not None:  # a classifier's probabilities, as the scorer's response method gives them
-            p, kw = sklearn_input(self.__name__, y_pred, "labels" if self.response == "predict" else "positive",
-                                  self.kwargs)
+            take = {"predict": "labels", "function": sklearn_take(self.__name__)}.get(self.response, "positive")
+            p, kw = sklearn_input(self.__name__, y_pred, take, self.kwargs, self.classes)
         try:
-            return self.score_func(y_true, p, **self.kwargs, **kw)
+            return self.score_func(y_true, p, **{**self.kwargs, **kw})
         except ValueError as e:
             if not self.fix:
                 raise
@@ -253,7 +274,41 @@ class _ScoreFunction:
 
     def __repr__(self) -> str:
         kw = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return f"{self.__name__}(response={self.response!r}{kw})" if self.scorer else self.__name__
+        if self.scorer:
+            return f"{self.__name__}(response={self.response!r}{kw})"
+        return f"{self.__name__}({kw.removeprefix(', ')})" if kw else self.__name__
+
+
+def with_classes(metric: Metric, classes: Any) -> Metric:
+    """``metric`` scoring a classifier of class labels ``classes`` (its ``classes_``): a scikit-learn scorer or a
+    function of ``sklearn.metrics`` with keyword arguments naming classes by label (``make_scorer(fbeta_score,
+    beta=2, pos_label="malignant")``, ``functools.partial(f1_score, pos_label="malignant")``, ``labels=[...]``) reads
+    them as scikit-learn does, as labels, given to the function as the positions of those classes, which pipekit's
+    targets are. A label that is none of ``classes`` is refused here, naming it and the classes. Any other metric is
+    returned as it is (pipekit's own metrics take positions: ``F1Score(pos_label=1)``).
+
+    >>> from sklearn.metrics import f1_score
+    >>> m = with_classes(get_metric(functools.partial(f1_score, pos_label="no"), "classification"),
+    ...                  np.array(["no", "yes"]))
+    >>> m.score(np.array([0, 0, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]))
+    0.6666666666666666
+    """
+    if not (isinstance(metric, FuncMetric) and metric.y_first):
+        return metric
+    fn = metric.fn
+    if isinstance(fn, _ScoreFunction) and fn.response is not None:
+        bound = _ScoreFunction(fn.score_func, fn.response, fn.kwargs, fn.fix, fn.scorer, classes)
+    elif isinstance(fn, functools.partial) and not fn.args and \
+            str(getattr(fn.func, "__module__", "")).startswith("sklearn.metrics"):
+        bound = _ScoreFunction(fn.func, "function", dict(fn.keywords), classes=classes)
+    else:
+        return metric
+    if not any(k in bound.kwargs for k in CLASS_ARGS):
+        return metric
+    class_positions(bound.__name__, bound.kwargs, classes)  # a label that is no class is refused now, not per score
+    out = FuncMetric(bound, greater_is_better=metric.greater_is_better, y_first=True)
+    out._direction_from_name = metric._direction_from_name
+    return out
 
 
 def is_scorer(m: Any) -> bool:
@@ -322,13 +377,17 @@ def metric_name(name: str) -> str | None:
     return None if cls is None else cls().name
 
 
-def get_metric(metric: Any, task: str) -> Metric:
+def get_metric(metric: Any, task: str, classes: Any = None) -> Metric:
     """A metric for a backend's ``task``: a name (``"accuracy"``, ``"rmse"``, ``"roc_auc"``, ...), a Metric,
     a function ``fn(y_true, y_pred)`` (see :class:`FuncMetric`: its direction is read from its name), a scikit-learn
     scorer, or None for the task's default. A scorer (``make_scorer(roc_auc_score, response_method="predict_proba")``,
     ``get_scorer("roc_auc")``) is the metric of its score function, named after it, with its keyword arguments,
-    given a classifier's classes where its response method is ``predict`` and its probabilities (the positive
-    class's column for two classes) otherwise, as scikit-learn's searches score; its sign is the direction
+    given a classifier's predicted classes where its response method is ``predict`` and its probabilities (the
+    positive class's column for two classes) otherwise, as scikit-learn's searches score. The classes it is given,
+    true and predicted, are the positions in the classifier's ``classes_`` (0 to n_classes - 1): with ``classes``
+    (the classifier's class labels) the keyword arguments of a scorer or of a function of ``sklearn.metrics`` that
+    name classes (``pos_label="malignant"``, ``labels=[...]``) are read as labels, as scikit-learn reads them, and
+    given as those positions (see :func:`with_classes`); without, they must be the positions. Its sign is the direction
     (``greater_is_better=False``: better smaller), and the value is the function's, a loss positive. Regression
     also takes scikit-learn's function names ``"mean_absolute_error"`` (mae), ``"mean_squared_error"`` (mse) and
     ``"root_mean_squared_error"`` (rmse), the aliases of those metrics (classification: ``"log_loss"``), and
@@ -349,6 +408,8 @@ def get_metric(metric: Any, task: str) -> Metric:
     False
     """
     check("get_metric", task=(task, Options(*TASKS)))
+    if classes is not None and task == "classification" and not isinstance(metric, str):
+        return with_classes(get_metric(metric, task), classes)
     if metric is None:
         metric = DEFAULT_METRIC[task]
     if isinstance(metric, str):
