@@ -122,5 +122,11 @@ def test_ensembles_fitted_directly_and_importances_read_pos_label_as_a_label(can
         want = skm.fbeta_score(y, labels, beta=2, pos_label="malignant")
         assert ens.score(cancer_tab.valid) == pytest.approx(want)
         assert ens.report(cancer_tab.valid)["fbeta_score"][-1] == pytest.approx(want)
+    from pipekit.ensemble import BaggedModel
+
+    bag = BaggedModel(GBM("classification", n_estimators=20, n_jobs=1), n_folds=3).fit(cancer_tab.train)
+    oof = bag.oof_predictions_.argmax(1)
+    assert bag.oof_score(F2_MALIGNANT) == pytest.approx(
+        skm.fbeta_score(bag.classes_[bag.oof_targets_], bag.classes_[oof], beta=2, pos_label="malignant"))
     imp = permutation_importance(members["gbm"], cancer_tab.valid, metric=F2_MALIGNANT, n_repeats=1, seed=0)
     assert len(imp) == len(cancer_tab.cont_names)

@@ -636,7 +636,8 @@ class BaggedModel(Backend):
     def oof_score(self, metric: Any = None) -> float:
         """``metric`` (default: the default metric) of the out-of-fold predictions on the training rows."""
         self.check_is_fitted()
-        return get_metric(metric, self.task).score(self.oof_targets_, self.oof_predictions_)
+        classes = self.classes_ if self.task == "classification" else None  # a scorer's pos_label is a class label
+        return get_metric(metric, self.task, classes).score(self.oof_targets_, self.oof_predictions_)
 
     def _predict(self, d: TabularData) -> np.ndarray:
         classes = self.classes_ if self.task == "classification" else None
