@@ -36,6 +36,7 @@ from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
 from pipekit.core.errors import ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options, check, check_state
+from pipekit.data.progress import ProgressMeter
 
 FRACTION = Interval(0, 1, closed="right")
 #: what GBM's own arguments set, by LightGBM's name for it: each of its names (``random_state``, ``colsample_bytree``,
@@ -233,8 +234,14 @@ class GBM(Booster):
             callbacks.append(_StopAt(deadline, self, best=valid is not None and bool(self.early_stopping_rounds)))
         params = self.lgb_params()
         self._check_monotone(params, cats)
-        self.booster_ = lgb.train(params, ds, num_boost_round=self.n_estimators, valid_sets=valid_sets,
-                                  valid_names=["valid"] if valid_sets else None, callbacks=callbacks)
+        progress = _Progress(ProgressMeter(self.n_estimators, f"boosting {self.name or type(self).__name__}"))
+        if progress.meter.shows:
+            callbacks.append(progress)
+        try:
+            self.booster_ = lgb.train(params, ds, num_boost_round=self.n_estimators, valid_sets=valid_sets,
+                                      valid_names=["valid"] if valid_sets else None, callbacks=callbacks)
+        finally:
+            progress.close()
         self.best_iteration_ = kept_rounds(self.booster_.best_iteration, self.booster_.current_iteration())
 
     def _check_monotone(self, params: dict[str, Any], cats: list[int]) -> None:
@@ -639,3 +646,29 @@ class _StopAt:
             if self.best and results:
                 raise lgb.callback.EarlyStopException(self.best_iter, self.best_list)
             raise lgb.callback.EarlyStopException(env.iteration, list(results))
+
+
+class _Progress:
+    """A LightGBM callback moving a :class:`ProgressMeter` over the boosting rounds: the round and the latest
+    validation score, redrawn at most every ``every`` seconds (a round costs one clock read), and the last round
+    reached when the fit ends (early stopping and ``time_limit`` included)."""
+
+    def __init__(self, meter: ProgressMeter, every: float = 0.2):
+        self.order = 10  # first, so the round early stopping ends on is counted too
+        self.meter, self.every = meter, every
+        self.round, self.results, self.next_draw = 0, None, time.perf_counter() + every  # type: tuple[int, Any, float]
+
+    def __call__(self, env: Any) -> None:
+        self.round, self.results = env.iteration + 1 - env.begin_iteration, env.evaluation_result_list
+        if time.perf_counter() >= self.next_draw:
+            self.draw()
+            self.next_draw = time.perf_counter() + self.every
+
+    def draw(self) -> None:
+        first = self.results[0] if self.results else None  # (valid name, metric, value, bigger is better, ...)
+        self.meter.update(self.round, f"{first[0]} {first[1]} {first[2]:.4g}" if first else "")
+
+    def close(self) -> None:
+        if self.meter.shows and self.round:
+            self.draw()
+        self.meter.close()

@@ -5,11 +5,26 @@ from __future__ import annotations
 import html
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_drawing = [0]  # bars drawing now, in every thread (a bagged model's fold models fit in worker threads)
+_drawing_lock = threading.Lock()
+
+
+def _count_drawing(n: int) -> None:
+    with _drawing_lock:
+        _drawing[0] += n
+
+
+def bar_drawing() -> bool:
+    """Whether a progress bar is drawing now, in any thread: work done inside it (a fold model fitted under a bagged
+    model's bar of folds) keeps its own bar quiet rather than draw a bar inside the bar."""
+    return _drawing[0] > 0
 
 
 def in_notebook() -> bool:
@@ -123,6 +138,15 @@ def progress_bar(iterable: Iterable[T], total: int | None = None, description: s
     if not progress_enabled():
         yield from iterable
         return
+    _count_drawing(1)
+    try:
+        yield from _drawn(iterable, total, description, leave, unit, slot)
+    finally:
+        _count_drawing(-1)
+
+
+def _drawn(iterable: Iterable[T], total: int | None, description: str, leave: bool, unit: str,
+           slot: Slot | None) -> Iterator[T]:
     if in_notebook():
         shown = NotebookBar(total, description, leave, unit, slot)
         try:
@@ -143,3 +167,63 @@ def progress_bar(iterable: Iterable[T], total: int | None = None, description: s
         for x in iterable:
             yield x
             bar.advance(task, len(x) if unit == "bytes" else 1)  # type: ignore[arg-type]
+
+
+class ProgressMeter:
+    """A progress bar its owner moves (a library's callback, where there is no loop to wrap in
+    :func:`progress_bar`): ``update(count, note)`` sets the count done and a note shown after the description
+    (a booster's round and latest validation score), ``close()`` takes the bar away. It draws where
+    ``progress_bar`` draws (rich on a terminal, HTML in a notebook) and is silent, every call doing nothing, where
+    that is silent or while another bar is drawing (``bar_drawing``).
+
+    >>> meter = ProgressMeter(10, "demo")
+    >>> meter.update(3, "loss 0.5"); meter.close()
+    >>> meter.count, meter.closed
+    (3, True)
+    """
+
+    def __init__(self, total: int | None, description: str = "", leave: bool = False):
+        self.total, self.description, self.leave = total, description, leave
+        self.count, self.note, self.closed = 0, "", False
+        self.shows = progress_enabled() and not bar_drawing()
+        self._notebook: NotebookBar | None = None
+        self._rich: Any = None
+        if not self.shows:
+            return
+        _count_drawing(1)
+        if in_notebook():
+            self._notebook = NotebookBar(total, description, leave)
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._rich = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), TextColumn("{task.fields[note]}"), transient=not leave)
+        self._task = self._rich.add_task(description, total=total, note="")
+        self._rich.start()
+
+    def update(self, count: int, note: str = "") -> None:
+        """Set the count done (not an increment) and the note after it."""
+        self.count, self.note = count, note
+        if self._rich is not None:
+            self._rich.update(self._task, completed=count, note=note)
+        elif self._notebook is not None:
+            self._notebook.count = count
+            self._notebook.description = f"{self.description} {note}".strip()
+            self._notebook.draw()
+
+    def close(self) -> None:
+        """Take the bar away (kept, at its last count, with ``leave``); closing twice does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        if not self.shows:
+            return
+        try:
+            if self._rich is not None:
+                self._rich.update(self._task, completed=self.count, note=self.note)
+                self._rich.stop()
+            elif self._notebook is not None:
+                self._notebook.draw(force=True)
+                self._notebook.close()
+        finally:
+            _count_drawing(-1)
