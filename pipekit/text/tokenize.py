@@ -948,6 +948,8 @@ def decode_words(tokens: Sequence[str]) -> str:
     'Sooo goood, a MUST MUST MUST see. Mmmm hmmm'
     >>> decode_words(['xxbos', 'xxfld', '1', 'xxmaj', 'great', 'xxfld', '2', 'loved', 'it'])  # two text columns
     'xxfld 1 Great xxfld 2 loved it'
+    >>> decode_words(['xxbos', 'hero', 'xxrep', 'at', 'xxwrep', 'yes'])  # markers of no run (a language model's)
+    'hero at yes'
 
     Decoding the tokens of a text gives the text back, except for what the tokenizer leaves out by design:
 
@@ -1009,6 +1011,8 @@ def decode_words(tokens: Sequence[str]) -> str:
             i += 2
             out.append(what * count)
             glue = False
+            continue
+        if t in (TK_REP, TK_WREP):  # a marker of no run (not before a count and what repeats: a sampled text's)
             continue
         # a contraction of an ALL-CAPS word is lower-cased without a marker of its own: YOU 've -> YOU'VE
         word = t.upper() if case is None and t in _CONTRACTIONS and out_up else _cased(t, case)
