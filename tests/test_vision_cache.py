@@ -83,6 +83,9 @@ def test_corrupt_empty_and_missing_files_are_named(dog_files, tmp_path):
     with pytest.raises(ImageDecodeError, match="nope2.jpg: file not found"):
         build_image_store(dog_files[:2] + [tmp_path / "nope2.jpg"], Resize(32), cache_dir=tmp_path / "cold")
     assert not list((tmp_path / "c").rglob("*.tmp.npy"))  # a failed build leaves no half-written pack
+    # a web address is no file: the message says so and how to pass the image instead (pipekit fetches nothing)
+    with pytest.raises(ImageDecodeError, match=r"https://example.com/grizzly.jpg: is a web address, not a file;.*bytes"):
+        decode_image("https://example.com/grizzly.jpg")
 
 
 def test_different_sizes_without_item_transform_say_what_to_do(tmp_path):

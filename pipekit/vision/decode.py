@@ -341,6 +341,10 @@ def read_image_file(path: str | os.PathLike) -> bytes:
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
+        if re.match(r"(?i)(https?|ftp)://", str(path)):  # an address, which pipekit never fetches on its own
+            raise ImageDecodeError(f"{path}: is a web address, not a file; pipekit reads images from files and "
+                                   "bytes: download it first (e.g. urllib.request.urlopen(url).read(), then pass "
+                                   "the bytes)") from None
         raise ImageDecodeError(f"{path}: file not found; check the path or the getter that produced it") from None
     except OSError as e:
         raise ImageDecodeError(f"{path}: cannot be read ({e.strerror or e})") from None
