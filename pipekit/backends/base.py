@@ -156,9 +156,10 @@ class Model(Component):
     def scoring_metric(self, metric: Any = None) -> Metric:
         """``metric`` (default the model's ``metric``, else accuracy / rmse) as this fitted model is scored with it: a
         scikit-learn scorer's or function's ``pos_label`` / ``labels`` name ``classes_`` by label, as scikit-learn
-        reads them (see :func:`~pipekit.metrics.lookup.with_classes`)."""
+        reads them (see :func:`~pipekit.metrics.lookup.with_classes`); an unfitted model's (a template refitted
+        later) knows no classes yet, so they must be its positions."""
         return get_metric(self.metric if metric is None else metric, self.task,
-                          self.classes_ if self.task == "classification" else None)
+                          self.classes_ if self.task == "classification" and self.is_fitted else None)
 
     def _labelled(self, data: Any, what: str) -> TabularData:
         """``data`` prepared for this model (``_prepare``), refused unless it holds targets: ``what`` (score, an
