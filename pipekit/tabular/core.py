@@ -116,7 +116,8 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     return skip_blank_lines(lf, p, sep)
 
 
-def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = ()) -> pl.DataFrame:
+def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = (),
+                  skipinitialspace: bool = False) -> pl.DataFrame:
     """A query from :func:`scan_table` (or a selection of its columns) collected, streaming. Where a CSV does not
     read as its first rows said (a '?' in a column of numbers, after row 10,000), its columns are read again as
     ``TabularDataLoaders.from_csv`` reads them, each column's type from all its rows (``scan_table(all_rows=
@@ -124,7 +125,8 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
     file. A CSV's continuous columns are read as float32: one that holds inf is read again as float64, to refuse
     values beyond float32 by name rather than take them for missing ones, and one with values of 2**24 or more in
     magnitude (where float32 merges neighbouring whole numbers: ids, large counts) is read again as float64, so its
-    values reach the processing as the file writes them."""
+    values reach the processing as the file writes them. With ``skipinitialspace`` the columns read again have the
+    spaces beginning their text values dropped, as ``frame`` has them dropped (:func:`read_csv_columns`)."""
     p = Path(source) if isinstance(source, (str, os.PathLike)) else None
     csv = p is not None and TABLE_SUFFIXES.get(p.suffix.lower()) == "csv"
     try:
@@ -138,7 +140,8 @@ def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = 
             raise table_error(p, e) from e
         names = frame.collect_schema().names()
         try:
-            return scan_table(p, all_rows=True).select(names).collect(engine="streaming")
+            again = scan_table(p, all_rows=True).select(names)
+            return (strip_initial_spaces(again) if skipinitialspace else again).collect(engine="streaming")
         except DataError as e2:
             raise without_polars_context(e2) from None
         except pl.exceptions.PolarsError as e2:
@@ -225,6 +228,46 @@ def read_frame(source: Any, cat_names: Sequence[str] = (), skipinitialspace: boo
     if skipinitialspace and isinstance(source, (str, os.PathLike)):  # a file read whole: its header's names too
         return strip_header_spaces(strip_initial_spaces(frame), Path(source))
     return strip_initial_spaces(frame) if skipinitialspace else frame
+
+
+def csv_header(path: str | os.PathLike, skipinitialspace: bool = False) -> dict[str, str]:
+    """The column names of the CSV file at ``path`` as a table read from it names them (with ``skipinitialspace``,
+    without the spaces that begin them, as :func:`~pipekit.data.items.strip_header_spaces` drops them), each mapped
+    to the name the file writes; only the header and the rows the types come from are read."""
+    p = Path(path)
+    written = scan_table(p).collect_schema().names()
+    if not skipinitialspace:
+        return dict(zip(written, written))
+    return dict(zip(strip_header_spaces(pl.DataFrame(schema=dict.fromkeys(written, pl.String)), p).columns, written))
+
+
+def read_csv_columns(path: str | os.PathLike, names: Sequence[str], cat_names: Sequence[str] = (),
+                     text_names: Sequence[str] = (), cont_names: Sequence[str] = (),
+                     skipinitialspace: bool = False) -> pl.DataFrame:
+    """The columns ``names`` of the CSV file at ``path``, and only those: the file is scanned (:func:`scan_table`,
+    ``cat_names``/``text_names`` as categories and ``cont_names`` as numbers there) and collected streaming
+    (:func:`collect_table`), so its other columns are never held in memory. With ``skipinitialspace`` the names are
+    the header's without the spaces that begin them and the spaces after each comma are dropped from the text values,
+    as :func:`read_frame` reads the whole file. A name the file does not hold is a DataError naming the file.
+
+    Example:
+        >>> from pipekit.datasets import path
+        >>> read_csv_columns(path("adult_sample") / "adult.csv", ["age", "workclass"], cat_names=["workclass"],
+        ...                  skipinitialspace=True).row(0)
+        (49, 'Private')
+    """
+    p = Path(path)
+    written = csv_header(p, skipinitialspace)
+    if absent := [c for c in names if c not in written]:
+        raise DataError(f"{p} has no column(s) {absent}; its columns are {list(written)}")
+
+    def in_file(cols: Sequence[str]) -> list[str]:
+        return [written[c] for c in cols if c in written]
+
+    frame = scan_table(p, in_file(cat_names), in_file(text_names), in_file(cont_names)).select(in_file(names))
+    out = collect_table(strip_initial_spaces(frame) if skipinitialspace else frame, p, in_file(cont_names),
+                        skipinitialspace)
+    return out.rename({w: c for c, w in written.items() if c != w and w in out.columns})
 
 
 def read_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
@@ -1064,8 +1107,10 @@ class Tabular(_FittedNames):
             splits.columns() if isinstance(splits, Splitter) else None  # a function may read any column
         wanted = None if reads is None else list(dict.fromkeys(p.cat_names + p.cont_names + p.y_names + reads))
         frame: pl.DataFrame | pl.LazyFrame
-        if skipinitialspace and is_csv_file(source):
-            frame = read_frame(source, skipinitialspace=True)
+        if skipinitialspace and is_csv_file(source):  # only the columns read (a name it lacks: read whole, named)
+            header = csv_header(source, skipinitialspace=True)
+            frame = read_csv_columns(source, wanted, p.cat_names, p.y_names, p.cont_names, True) \
+                if wanted is not None and all(c in header for c in wanted) else read_frame(source, skipinitialspace=True)
         else:  # a table in memory or another file: its text values as a CSV file read so gives them
             table = source
             if wanted is not None and is_pandas(source, "DataFrame") and all(c in source.columns for c in wanted):
