@@ -168,3 +168,25 @@ def test_a_csv_processed_by_streaming_keeps_large_values(adult, tmp_path):
     assert out["rid"].dtype == pl.Float64 and out["rid"].n_unique() == N
     assert (out["fnlwgt_1e12"] - 10 ** 12).sort().to_list() == adult["fnlwgt"].cast(pl.Float64).sort().to_list()
     assert out["age"].dtype == pl.Float32
+
+
+def test_a_large_column_with_a_decimal_after_the_rows_types_come_from_is_read(adult, tmp_path):
+    """The column read again as Float64 takes its type from the processing, not from the file's first rows: a
+    decimal after 10,000 whole numbers past 2**24 reads as a number, by every reader of a CSV."""
+    from pipekit.tabular import TabularDataLoaders, process_to_parquet
+
+    df = pl.concat([adult] * 4).with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + 10 ** 12).cast(pl.String)
+                                             .alias("rid"))
+    df = df.with_columns(pl.when(pl.int_range(pl.len()) == df.height - 1).then(pl.lit("1000000000000.5"))
+                         .otherwise(pl.col("rid")).alias("rid"))
+    csv = tmp_path / "late_decimal.csv"
+    df.write_csv(csv)
+    tab = Tabular(csv, procs=[Categorify, FillMissing], cat_names=CAT, cont_names=["age", "rid"], y_names="salary",
+                  splits=(list(range(10_000)), list(range(10_000, df.height))))
+    assert tab.processor.cont_float64_ == ["rid"] and tab.valid.items["rid"][-1] == 1_000_000_000_000.5
+    dls = TabularDataLoaders.from_csv(csv, y_names="salary", cat_names=CAT, cont_names=["age", "rid"], bs=64, seed=0)
+    assert dls.tabular.processor.cont_float64_ == ["rid"]
+    proc = process_to_parquet(csv, tmp_path / "out.parquet", procs=[Categorify, FillMissing], cat_names=CAT,
+                              cont_names=["age", "rid"], y_names="salary", valid_pct=0.2, seed=0)
+    out = pl.read_parquet(tmp_path / "out.parquet")
+    assert proc.cont_float64_ == ["rid"] and out["rid"].n_unique() == df.height

@@ -39,7 +39,7 @@ Splits = Splitter | Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]] | Se
 
 
 def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[str] = (),
-               cont_names: Sequence[str] = (), all_rows: bool = False) -> pl.LazyFrame:
+               cont_names: Sequence[str] = (), all_rows: bool = False, wide_names: Sequence[str] = ()) -> pl.LazyFrame:
     """A lazy query over a table; nothing is read until it is collected, and then only the columns selected.
 
     A CSV/TSV, Parquet or Arrow file is scanned. A CSV's columns have the types ``read_table`` gives them (from
@@ -53,7 +53,9 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     never trusted: ``Categorify`` looks values up by value); :func:`collect_table` reads again as Float64 those
     holding values float32 cannot hold as whole units (ids, large counts). Polars frames are used as they are; any other source
     (pandas, Arrow, a Hugging Face dataset, rows as dicts) becomes a table the way ``pipekit.data.to_items``
-    makes one, a pandas frame's text ``cat_names`` and ``text_names`` as ``pl.Categorical`` too.
+    makes one, a pandas frame's text ``cat_names`` and ``text_names`` as ``pl.Categorical`` too. A CSV's numeric
+    ``wide_names`` are read as Float64 (whatever type its first rows suggest: a decimal after 10,000 whole numbers
+    reads as one).
 
     Example:
         >>> from pipekit.datasets import path
@@ -109,6 +111,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     types: dict[str, pl.DataType] = {c: pl.Categorical() for c in [*cat_names, *text_names]
                                      if schema.get(c) == pl.String}
     types.update({c: pl.Float32() for c in cont_names if c in schema and schema[c].is_numeric()})
+    types.update({c: pl.Float64() for c in wide_names if c in schema and schema[c].is_numeric()})
     lf = scan_csv_whole_lines(source(), {**schema, **types}, p, sep, PANDAS_NA if markers else None)
     if not markers:
         lf = missing_markers_to_null(lf, [c for c, t in schema.items() if t == pl.String])
@@ -173,8 +176,11 @@ def _reread_large(path: Path, frame: pl.DataFrame, cont_names: Sequence[str]) ->
     large = float32_rounded(frame, cont_names) if len(frame) else []
     if not large:
         return frame
-    again = scan_table(path, cont_names=[c for c in cont_names if c not in large]).select(large)
-    return frame.with_columns(again.collect(engine="streaming"))
+    try:
+        again = scan_table(path, wide_names=large).select(large).collect(engine="streaming")
+    except pl.exceptions.PolarsError as e:
+        raise table_error(path, e) from e
+    return frame.with_columns(again)
 
 
 def csv_float32_error(path: Path, frame: pl.DataFrame | pl.LazyFrame, cont_names: Sequence[str]) -> DataError | None:

@@ -98,7 +98,8 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
                 if (err := csv_float32_error(Path(source), lf, conts)) is not None:
                     raise err  # the continuous columns were staged as float32: a value beyond it would be inf
                 if large := float32_rounded(lf, conts):  # ids and counts float32 rounds: staged again as read
-                    again = with_split(scan_table(source, cats, ys, [c for c in conts if c not in large]))
+                    again = with_split(scan_table(source, cats, ys, [c for c in conts if c not in large],
+                                                  wide_names=large))
                     staged = Path(tmp) / "staged_wide.parquet"
                     again.select(columns).sink_parquet(staged, engine="streaming")
                     lf = pl.scan_parquet(staged, glob=False)
