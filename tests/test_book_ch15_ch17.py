@@ -131,3 +131,13 @@ def test_without_a_callback_of_ones_own_the_guard_still_stops_with_an_error(dls)
         learn.fit(1, 1e4)
     assert all(bool(torch.isfinite(p).all()) for p in learn.model.parameters())
     assert isinstance(learn.terminate_on_nan, TerminateOnNaNCallback)
+
+
+def test_changing_what_model_meta_gives_changes_nothing_else():
+    from pipekit.vision.all import imagenet_stats, model_meta, resnet18, resnet50
+
+    before = [list(s) for s in imagenet_stats]
+    entry = model_meta[resnet50]
+    entry["stats"][0][0], entry["cut"] = 0.0, -5
+    assert [list(s) for s in imagenet_stats] == before
+    assert model_meta[resnet18]["stats"][0][0] == before[0][0] and model_meta[resnet50]["cut"] == -2

@@ -11,6 +11,7 @@ torch.Size([2, 10])
 from __future__ import annotations
 
 import functools
+import copy
 import inspect
 import os
 import re
@@ -447,7 +448,7 @@ class ModelMeta(Mapping[Callable[..., nn.Module], dict[str, Any]]):
         if entry["cut"] is None:
             with torch.device("meta"):
                 entry["cut"] = _int_cut(_call_builder(fn, 3))
-        return dict(entry)  # a copy: changing it leaves what vision_learner does as it is
+        return copy.deepcopy(entry)  # a copy, its stats too: changing it leaves what vision_learner does as it is
 
     def __iter__(self) -> Iterator[Callable[..., nn.Module]]:
         return iter(self._entries())
