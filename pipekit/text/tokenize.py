@@ -948,8 +948,8 @@ def decode_words(tokens: Sequence[str]) -> str:
     'Sooo goood, a MUST MUST MUST see. Mmmm hmmm'
     >>> decode_words(['xxbos', 'xxfld', '1', 'xxmaj', 'great', 'xxfld', '2', 'loved', 'it'])  # two text columns
     'xxfld 1 Great xxfld 2 loved it'
-    >>> decode_words(['xxbos', 'hero', 'xxrep', 'at', 'xxwrep', 'yes'])  # markers of no run (a language model's)
-    'hero at yes'
+    >>> decode_words(['xxbos', 'hero', 'xxrep', 'at', 'xxwrep', '²', 'yes'])  # markers of no run (a model's sample)
+    'hero at ² yes'
 
     Decoding the tokens of a text gives the text back, except for what the tokenizer leaves out by design:
 
@@ -982,12 +982,12 @@ def decode_words(tokens: Sequence[str]) -> str:
             i += 1
             continue
         if t == FLD:  # a field of a text of several columns, numbered: kept as the tokenized text wrote it
-            field = f"{FLD} {tokens[i + 1]}" if i + 1 < n and tokens[i + 1].isdigit() else FLD
+            field = f"{FLD} {tokens[i + 1]}" if i + 1 < n and tokens[i + 1].isdecimal() else FLD
             i += 1 + (field != FLD)
             out.append(field if glue else " " + field)
             case, glue = None, False
             continue
-        if t == TK_WREP and i + 2 < n and tokens[i + 1].isdigit():
+        if t == TK_WREP and i + 2 < n and tokens[i + 1].isdecimal():  # a count int() reads ('²' is a digit)
             count, i = int(tokens[i + 1]), i + 2
             if tokens[i] in (TK_MAJ, TK_UP) and i + 1 < n:  # the repeated word's own case marker
                 case, i = tokens[i], i + 1
@@ -1036,7 +1036,7 @@ _STANDALONE_BEFORE_RUN = _STANDALONE_SHORT - {"i", "do"}
 
 def _rep_at(tokens: Sequence[str], i: int) -> bool:
     """Whether ``tokens[i:i + 3]`` is ``xxrep n c``."""
-    return (i + 2 < len(tokens) and tokens[i] == TK_REP and tokens[i + 1].isdigit()
+    return (i + 2 < len(tokens) and tokens[i] == TK_REP and tokens[i + 1].isdecimal()
             and tokens[i + 2] not in SPECIAL_TOKENS)
 
 
