@@ -228,6 +228,10 @@ def test_the_chapter_9_table_as_written_shows_its_rows_and_items_on_adult(capsys
     assert abs(float(to.train.items["age"].mean())) < 1e-4 and len(to.valid.items) == len(to.valid)
     assert to.items["workclass"].iloc[0] == to.classes["workclass"].o2i[df["workclass"][0]]
     assert to.items.loc[splits[1][0], "age"] == to.valid.items.iloc[0]["age"]
+    shown = to.processor.decode(to.items.head(3), units=True)  # pandas in, pandas out, the rows' labels kept
+    assert isinstance(shown, pd.DataFrame) and list(shown.index) == list(to.items.index[:3])
+    assert shown["workclass"].tolist() == df["workclass"].head(3).tolist()
+    assert shown["age"].tolist() == pytest.approx(df["age"].head(3).tolist(), abs=1e-3)
     capsys.readouterr()
     to.show(3)
     rows = _table_rows(capsys.readouterr().out)

@@ -29,7 +29,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
-from pipekit.core.validate import BOOL, FLOAT32_EXACT, Is, Options, check_state, names_shown, unknown_names
+from pipekit.core.validate import BOOL, FLOAT32_EXACT, Is, Options, check_state, is_pandas, names_shown, unknown_names
 from pipekit.data.blocks import (CategoryBlock, MultiCategoryBlock, RegressionBlock, number_classes_hint,
                                  warn_near_labels, warn_number_classes)
 from pipekit.data.transform import as_list
@@ -603,9 +603,14 @@ class TabularProcessor(Component):
             return True
         return False
 
-    def decode(self, frame: pl.DataFrame, units: bool = False) -> pl.DataFrame:
+    def decode(self, frame: Any, units: bool = False) -> Any:
         """Categorical codes back to their values, and class targets to theirs in the target's own type; with
-        ``units``, normalised continuous columns back to the data's own units too (``Normalize`` undone)."""
+        ``units``, normalised continuous columns back to the data's own units too (``Normalize`` undone). A pandas
+        frame (a pandas table's ``to.items``) gives a pandas frame with its row labels; a Polars one a Polars one."""
+        if is_pandas(frame, "DataFrame"):
+            out = self.decode(pl.from_pandas(frame), units).to_pandas()
+            out.index = frame.index
+            return out
         if units:
             frame = frame.with_columns(pl.Series(c, denormalize(frame[c].to_numpy(), m, s))
                                        for c, (m, s) in self.cont_stats_.items() if c in frame.columns)
