@@ -23,7 +23,6 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
-from pipekit.core.validate import FLOAT32_EXACT
 
 TASKS = ("classification", "regression")
 
@@ -108,16 +107,14 @@ class TabularData:
     def matrix(self, columns: Sequence[str], order: Literal["C", "F"] = "C", dtype: Any = None) -> np.ndarray:
         """The inputs as one 2-D array in ``columns`` order, written column by column straight from the
         Arrow buffers into the layout the backend consumes (one copy, no intermediate frame). ``dtype`` None: float32,
-        or float64 where a Float64 column holds a value float32 cannot hold as a whole number (beyond
-        :data:`~pipekit.core.validate.FLOAT32_EXACT`: ids, large counts, which a Tabular keeps Float64 without
-        ``Normalize``), so a tree can split between neighbouring values."""
+        or float64 where one of ``columns`` is a column the processing keeps Float64 (its ``cont_float64_``: values
+        float32 cannot hold as whole numbers, ids and large counts), so a tree can split between neighbouring
+        values; the processing decides it once, so a model reads its training and its new rows alike."""
         self.check_columns(columns, "the model's input column(s)")
         self.check_numbers(columns)
         if dtype is None:
-            wide = [c for c in columns if self.xs.schema[c] == pl.Float64]
-            tops = self.xs.select(pl.col(c).filter(pl.col(c).is_finite()).abs().max() for c in wide).row(0) if wide \
-                else ()
-            dtype = np.float64 if any(t is not None and t > FLOAT32_EXACT for t in tops) else np.float32
+            wide = set(getattr(self.processor, "cont_float64_", None) or ())
+            dtype = np.float64 if any(c in wide for c in columns) else np.float32
         out = np.empty((self.xs.height, len(columns)), dtype=dtype, order=order)
         for j, c in enumerate(columns):
             out[:, j] = self.xs.get_column(c).to_numpy()  # nulls come out as NaN for floats
