@@ -3,7 +3,8 @@ same arrays (adult, all rows, 14 inputs). pipekit's time includes turning the Po
 array layout each library consumes; the target is a ratio <= 1.10.
 
 Run:  python benchmarks/backends_fit.py [--repeats N] [--rows N]
-Writes bench_results/backends_fit.json.
+       pipekit bench backends_fit --args --repeats N
+Writes bench_results/backends_fit.json in the checkout (wherever it is run from).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
 
+ROOT = Path(__file__).resolve().parents[1]
 CAT_NAMES = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",
              "native-country"]
 CONT_NAMES = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
@@ -90,8 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     rec = {"benchmark": "backends_fit", "rows": int(X.shape[0]), "inputs": int(X.shape[1]), "repeats": args.repeats,
            "times_s": times, "median_s": med, "rf_ratio": rf_ratio, "lgb_ratio": lgb_ratio,
            "machine": platform.platform(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = Path("bench_results")
-    out.mkdir(exist_ok=True)
+    out = ROOT / "bench_results"
+    out.mkdir(parents=True, exist_ok=True)
     (out / "backends_fit.json").write_text(json.dumps(rec, indent=1))
     return rec
 

@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         print(f"=== {name}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.perf_counter() - t0:.0f}s", flush=True)
         if rc:
             failed.append(name)
-    results = Path("bench_results")
+    results = HERE.parent / "bench_results"  # the checkout's, as each benchmark writes, wherever this runs from
     if results.exists():
         print("\nrecords:")
         for f in sorted(results.glob("*.json")):

@@ -34,7 +34,8 @@ from typing import Any
 
 import pipekit
 from pipekit.core.errors import ParameterError, WeightsNotInstalledError
-from pipekit.recipe_files import MODEL_SUFFIX, builtin_recipes, recipe_module, syntax_message, user_file
+from pipekit.recipe_files import (MODEL_SUFFIX, builtin_recipes, check_syntax, recipe_module, running_syntax_message,
+                                  user_file)
 
 #: the folder holding the ``pipekit`` package: a source checkout when it has a pyproject.toml
 CHECKOUT = Path(pipekit.__file__).resolve().parents[1]
@@ -51,14 +52,18 @@ def _run_main(path: Path, argv: list[str], own_folder: bool = True) -> int:
     if own_folder:
         sys.path.insert(0, folder)
     try:
+        check_syntax(path)  # the file itself: "not valid Python"; a SyntaxError raised later is not the file's
         runpy.run_path(str(path), run_name="__main__")
     except SystemExit as e:
         if isinstance(e.code, str):
             print(e.code, file=sys.stderr)
             return 1
         return int(e.code or 0)
-    except SyntaxError as e:
-        print(syntax_message(path, e), file=sys.stderr)
+    except SyntaxError as e:  # a module it imports (named), or the recipe's own eval/exec (its traceback)
+        said = running_syntax_message(path, e)
+        if said is None:
+            raise
+        print(said, file=sys.stderr)
         return 1
     except WeightsNotInstalledError as e:  # said in full by pipekit: no traceback to read through
         print(f"pipekit run: {e}", file=sys.stderr)
@@ -335,14 +340,15 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
     table."""
     from pipekit.backends.base import Model
     from pipekit.data.getters import IMAGE_EXTENSIONS
-    from pipekit.data.items import TABLE_SUFFIXES
+    from pipekit.data.items import table_kind
 
     if not path.is_file():
         raise FileNotFoundError("no such file" + ("" if path.is_absolute() else f" (looked in {Path.cwd()})"))
     suffix = path.suffix.lower()
     is_model = isinstance(learn, Model) or _is_estimator(learn)
     kind = _kind_of(learn)
-    given = "table" if suffix in TABLE_SUFFIXES else "text" if suffix == ".txt" else \
+    # a .txt file is lines of text here; .csv.gz and .zip are tables as the table readers read them
+    given = "text" if suffix == ".txt" else "table" if table_kind(path) is not None else \
         "image" if suffix in IMAGE_EXTENSIONS else None
     # a model whose items were rows of a table (a column of texts, a CSV of file names) reads a table's rows too
     rows = not is_model and \
@@ -352,14 +358,14 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
         also = f", or {KIND_FILES['table']}" if rows and kind != "table" else ""
         raise ValueError(f"this is {'an image' if kind == 'image' else 'a ' + kind} model; it takes "
                          f"{KIND_FILES[kind]}{also}, and {path.name!r} is {names[given]}")
-    if suffix in TABLE_SUFFIXES:
+    if given == "table":
         from pipekit.data.items import read_table
 
         if read_table(path, n_rows=1).height == 0:
             raise ValueError("the table has no rows (a header only): there is nothing to predict")
     if is_model:
         return _model_rows(learn, path)
-    if suffix in TABLE_SUFFIXES:
+    if given == "table":
         return _many(learn, path, f"{path} row", 0)
     if suffix == ".txt":
         try:
@@ -391,13 +397,18 @@ def folder_files(learn: Any, folder: Path) -> list[Path]:
     table model, .txt files for a text model; any file for a model of another kind), hidden ones left out, in
     order of their path."""
     from pipekit.data.getters import IMAGE_EXTENSIONS
-    from pipekit.data.items import TABLE_SUFFIXES
+    from pipekit.data.items import table_kind
 
     kind = _kind_of(learn)
-    suffixes = {"table": set(TABLE_SUFFIXES), "text": {".txt"}, "image": set(IMAGE_EXTENSIONS)}.get(kind or "")
+
+    def takes(p: Path) -> bool:
+        suffix = p.suffix.lower()
+        if kind == "table":  # a .txt file is text here, never a table
+            return suffix != ".txt" and table_kind(p) is not None
+        return {"text": suffix == ".txt", "image": suffix in IMAGE_EXTENSIONS}.get(kind or "", True)
+
     return sorted(p for p in folder.rglob("*") if p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-                  and (suffixes is None or p.suffix.lower() in suffixes))
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts) and takes(p))
 
 
 def _load_predictor(model: Path) -> Any:
@@ -453,6 +464,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pipekit.core.errors import PipekitError
 
     model = Path(args.model)
+    if model.is_dir():
+        raise SystemExit(printable(f"pipekit predict: {args.model!r} is a folder, not a model file: give the file "
+                                   f"learn.export wrote, or a model's or ensemble's export (a {MODEL_SUFFIX} file), "
+                                   "first, then the files to predict"))
     if not model.is_file():
         raise SystemExit(printable(f"pipekit predict: model file {args.model!r} not found (looked in {Path.cwd()}); "
                                    "give the file learn.export wrote, or a model's or ensemble's export (a "
@@ -518,6 +533,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise SystemExit("pipekit bench: no benchmarks to run. They compare pipekit with other libraries and live "
                          "in the benchmarks/ folder of a pipekit source checkout: run `pipekit bench` (or "
                          "`make bench`) there, or give the path of a benchmark file.")
+    stray = [a for a in args.args if a in available or (a.endswith(".py") and Path(a).is_file())]
+    if not args.names and stray:  # `--args` takes all that follows it: names after it would run every benchmark
+        raise SystemExit(f"pipekit bench: --args passes everything after it to the benchmarks, so {stray[0]!r} would "
+                         f"be passed on too and every benchmark would run; put the names first: pipekit bench "
+                         f"{' '.join(stray)} --args {' '.join(a for a in args.args if a not in stray)}")
     scripts = []
     for n in args.names or sorted(available):
         path = user_file(n, "benchmark") or available.get(n)
@@ -643,7 +663,8 @@ def _main(argv: list[str] | None = None) -> int:
     pr.add_argument("model", help=f"the exported model (learn.export's {MODEL_SUFFIX} file, or a saved model's or "
                                   "ensemble's export or a TabularClassifier saved by pipekit.save, which read rows "
                                   "of tables)")
-    pr.add_argument("files", nargs="+", help="images, tables (.csv, .tsv, .parquet) or text files (.txt, a text a line)")
+    pr.add_argument("files", nargs="+", help="images, tables (.csv, .tsv, .parquet, .csv.gz, .zip) or text files (.txt, a "
+                                         "text a line)")
     pr.set_defaults(fn=cmd_predict)
     b = sub.add_parser("bench", help="run benchmarks (all when none named; in a source checkout)",
                        description="Run the benchmarks in the benchmarks/ folder of a pipekit source checkout: each "
@@ -660,7 +681,9 @@ def _main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:  # as parse_args says it, and under run where a recipe's own options go
         after = (f"; a recipe's own options go after its name: pipekit run {args.recipe or 'RECIPE'} "
-                 f"{' '.join(extra)}") if args.cmd == "run" else ""
+                 f"{' '.join(extra)}") if args.cmd == "run" else \
+            (f"; a benchmark's own options go after --args, last: pipekit bench {' '.join(args.names) or 'NAME'} "
+             f"--args {' '.join([*extra, *args.args])}") if args.cmd == "bench" else ""
         parser.error(f"unrecognized arguments: {' '.join(extra)}{after}")
     if args.cmd is None:  # no command: what there is to run, as `git` and `pip` answer with nothing to do
         parser.print_help(sys.stderr)

@@ -64,9 +64,33 @@ def recipe_module(name: str, who: str = "run") -> str:
     return f"{RECIPES}.{name}"
 
 
+def _where(e: SyntaxError) -> str:
+    return f"line {e.lineno}" + (f", column {e.offset}" if e.offset else "")
+
+
 def syntax_message(path: Path | str, e: SyntaxError) -> str:
-    where = f"line {e.lineno}" + (f", column {e.offset}" if e.offset else "")
-    return f"pipekit: the recipe {str(path)!r} is not valid Python ({e.msg} at {where}): fix it and run again"
+    """The message for the recipe file ``path`` that does not compile (``e``, the error compiling it)."""
+    return f"pipekit: the recipe {str(path)!r} is not valid Python ({e.msg} at {_where(e)}): fix it and run again"
+
+
+def check_syntax(path: Path) -> None:
+    """Refuse, naming the file, line and column, the recipe file at ``path`` when it is not valid Python: it is
+    compiled on its own before it runs, so a SyntaxError raised later while it runs is never blamed on it."""
+    try:
+        compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise SystemExit(syntax_message(path, e)) from None
+
+
+def running_syntax_message(path: Path | str, e: SyntaxError) -> str | None:
+    """The message for a SyntaxError ``e`` raised while the (valid) recipe file ``path`` runs, when it comes from
+    another Python file (a module the recipe imports): that file and line are named. None when the recipe's own
+    code raised it (``eval``, ``exec`` or ``compile`` of a string, or ``raise SyntaxError``): it is an error the
+    recipe raised, shown with its traceback like any other."""
+    if not e.filename or not Path(e.filename).is_file() or Path(e.filename).resolve() == Path(path).resolve():
+        return None
+    return (f"pipekit: {e.filename!r} is not valid Python ({e.msg} at {_where(e)}); it was imported while the "
+            f"recipe {str(path)!r} ran: fix that file and run again")
 
 
 def load_module(name: str, who: str = "run") -> ModuleType:
@@ -83,10 +107,14 @@ def load_module(name: str, who: str = "run") -> ModuleType:
     folder = str(path.resolve().parent)
     if folder not in sys.path:  # as under `pipekit run`
         sys.path.insert(0, folder)
+    check_syntax(path)
     try:
         spec.loader.exec_module(mod)
     except SyntaxError as e:
-        raise SystemExit(syntax_message(path, e)) from None
+        said = running_syntax_message(path, e)
+        if said is None:
+            raise
+        raise SystemExit(said) from None
     return mod
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,8 +75,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
     ap.add_argument("--time-limit", type=float, default=120.0, dest="time_limit",
                     help="seconds for fit_ensemble (the honest ensemble)")
-    ap.add_argument("--out", default="out/adult_ensemble", help="where the exported ensemble is written")
+    ap.add_argument("--out", default=None, help="folder to keep the exported ensembles and result.json in "
+                                                "(default: a temporary folder, removed at the end)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        with tempfile.TemporaryDirectory(prefix="pipekit_adult_ensemble_") as tmp:
+            return fit_and_report(args, Path(tmp))
+    res = fit_and_report(args, Path(args.out))
+    print(f"exported ensembles and result.json written to {args.out}")
+    return res
+
+
+def fit_and_report(args: argparse.Namespace, out: Path) -> dict:
+    """The recipe's steps with the options ``args``, its exports and result record written in the folder ``out``."""
     set_seed(args.seed)
     t0 = time.perf_counter()
     tab = tabular(args.quick)
@@ -112,7 +124,6 @@ def main(argv: list[str] | None = None) -> dict:
     print("  members on half B: " + ", ".join(f"{k} {s:.4f}" for k, s in held.items()))
 
     # 3. export the whole ensemble with its procs, load it back and check it predicts the same
-    out = Path(args.out)
     file = ens.export(out / "adult_weighted.pipekit")
     back = load_model(file)
     assert np.allclose(back.predict(tab.valid), ens.predict(tab.valid), atol=1e-6)

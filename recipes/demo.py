@@ -6,9 +6,11 @@ labels from the file names, look at a batch, ask the pretrained network what it 
 without the training data (and without the weights package).
 
     make demo            # or: pipekit run demo
+    pipekit run demo --quick    # 20 train / 10 valid photos, one short epoch each phase (a quick check)
 """
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +25,8 @@ from pipekit.vision import ImageBlock, Resize, aug_transforms, imagenet_predict,
 # photos per class; training size in pixels: the weights' own 224 px (at 128 or 160 px their features tell
 # cats from dogs markedly worse, and more photos do not make up for it)
 N_TRAIN, N_VALID, SIZE = 150, 100, 224
+#: photos per class and training size with ``--quick``: a run of seconds that still exports and loads back
+QUICK_TRAIN, QUICK_VALID, QUICK_SIZE = 10, 5, 128
 
 
 def is_cat(path: str | Path) -> bool:
@@ -36,13 +40,21 @@ def some_photos(path: Path) -> list[Path]:
             for f in get_image_files(path / split / kind)[:n]]
 
 
-def datablock():
-    """The demo's DataBlock and the folder it reads (``pipekit summary demo`` walks them).
+def few_photos(path: Path) -> list[Path]:
+    """The first photos of each class in train/ and valid/ for ``--quick``."""
+    return [f for split, n in (("train", QUICK_TRAIN), ("valid", QUICK_VALID)) for kind in ("cats", "dogs")
+            for f in get_image_files(path / split / kind)[:n]]
+
+
+def datablock(quick: bool = False):
+    """The demo's DataBlock and the folder it reads (``pipekit summary demo`` walks them); ``quick``: a few
+    photos at a smaller size.
 
     No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=some_photos, get_y=is_cat,
-                       splitter=GrandparentSplitter(), item_tfms=[Resize(int(SIZE * 1.25))],
-                       batch_tfms=aug_transforms(size=SIZE, min_scale=0.75))
+    size = QUICK_SIZE if quick else SIZE
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=few_photos if quick else some_photos,
+                       get_y=is_cat, splitter=GrandparentSplitter(), item_tfms=[Resize(int(size * 1.25))],
+                       batch_tfms=aug_transforms(size=size, min_scale=0.75))
     return dblock, D.path("dogscats")
 
 
@@ -52,10 +64,12 @@ def batch_figure() -> Path:
     return plot_dir() / "demo_batch.png"
 
 
-def main() -> None:
+def main(quick: bool = False) -> None:
+    """The demo; ``quick``: a few photos at a smaller size, for a check in seconds (its accuracy means little)."""
     t0 = time.perf_counter()
     pipekit.set_seed(42)
-    dblock, path = datablock()
+    n_train, n_valid, size = (QUICK_TRAIN, QUICK_VALID, QUICK_SIZE) if quick else (N_TRAIN, N_VALID, SIZE)
+    dblock, path = datablock(quick)
     dls = dblock.dataloaders(path, bs=32, seed=42)
     print(dls)
     print("batch drawn to", dls.show_batch(max_n=9, path=batch_figure()))
@@ -79,7 +93,7 @@ def main() -> None:
     diff = float((p2 - p).abs().max())
     same = label2 == label and diff < tol
     roundtrip = ("identical" if diff < 1e-6 else f"same_to_{diff:.0e}_on_the_cpu") if same else "DIFFERENT"
-    print(f"result: dogscats is_cat efficientnet_lite0 fine_tune {SIZE}px ({2 * N_TRAIN} train / {2 * N_VALID} "
+    print(f"result: dogscats is_cat efficientnet_lite0 fine_tune {size}px ({2 * n_train} train / {2 * n_valid} "
           f"valid photos) accuracy={1 - err:.4f} error_rate={err:.4f} valid_loss={loss:.4f} "
           f"predict({photo.name})={label} export_roundtrip={roundtrip} "
           f"time={time.perf_counter() - t0:.1f}s")
@@ -88,4 +102,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a few photos at a smaller size (for a quick check)")
+    main(quick=p.parse_args().quick)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,11 +83,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
-    ap.add_argument("--out", default="out/rossmann_ensemble", help="folder for plots and the result record")
+    ap.add_argument("--out", default=None, help="folder to keep the plots and the result record in (default: a "
+                                                "temporary folder, removed at the end)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        with tempfile.TemporaryDirectory(prefix="pipekit_rossmann_ensemble_") as tmp:
+            return fit_and_explain(args, Path(tmp))
+    return fit_and_explain(args, Path(args.out), kept=True)
+
+
+def fit_and_explain(args: argparse.Namespace, out: Path, kept: bool = False) -> dict:
+    """The recipe's steps with the options ``args``, its plots and result record written in the folder ``out``
+    (named in the result line when ``kept``: a folder the user chose)."""
     set_seed(args.seed)
     t0 = time.perf_counter()
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     df = load(10 if args.quick else None)
     tab = tabular(df)
@@ -160,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"result: rossmann_sample valid RMSPE GBM {scores['gbm']:.4f}, RF {scores['rf']:.4f}, net {scores['net']:.4f}, "
           f"WeightedEnsemble {weighted:.4f} (weights {np.round(ens.weights_, 2).tolist()}); later-half check: "
           f"ensemble {late_ens:.4f} vs best member {min(late_members.values()):.4f}; out-of-domain AUC {ood.auc:.3f} "
-          f"({', '.join(ood.separating(3))}); {len(plots)} plots in {out} ({res['seconds']:.0f} s)")
+          f"({', '.join(ood.separating(3))}); {len(plots)} plots{f' in {out}' if kept else ''} ({res['seconds']:.0f} s)")
     return res
 
 
