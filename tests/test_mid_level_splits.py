@@ -125,3 +125,34 @@ def test_a_validation_label_outside_the_vocab_names_categorize_and_add_na(files)
             TfmdLists(items, [parent_label, Categorize()], splits=[train, valid])
         tls = TfmdLists(items, [parent_label, Categorize(add_na=True)], splits=[train, valid])
     assert tls.vocab == ["#na#", "3"] and tls.valid[len(valid) - 1] == 0
+
+
+def test_datasets_finds_the_items_in_no_split_once_for_all_its_parts_without_touching_warning_filters(
+        files, splits, monkeypatch):
+    """The items in neither split are worked out once and said once, as "Datasets: ...", and every part shares them;
+    the parts are built without changing the process's warning filters (another thread's warnings are left alone)."""
+    import pipekit.data.dataloaders as dl
+
+    calls = []
+    found = dl._left_out_of_splits
+
+    def spy(*args, **kwargs):
+        calls.append(args[-1])
+        return found(*args, **kwargs)
+
+    def no_filters(*args, **kwargs):
+        raise AssertionError("the process's warning filters were changed")
+
+    monkeypatch.setattr(dl, "_left_out_of_splits", spy)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        monkeypatch.setattr(warnings, "catch_warnings", no_filters)
+        dsets = Datasets(files, [[parent_label], [parent_label, Categorize()]], splits=splits)
+        monkeypatch.undo()
+    assert calls == ["Datasets"]
+    told = [str(w.message) for w in said if "neither" in str(w.message)]
+    assert len(told) == 1 and told[0].startswith(f"Datasets: 20 of {len(files)} {NEITHER}")
+    first, second = dsets.tls
+    assert first._row is second._row and first._kept is second._kept
+    assert (len(dsets.train), len(dsets.valid)) == (len(splits[0]), len(splits[1]))
+    assert dsets.valid[0] == (files[int(splits[1][0])].parent.name, ["3", "7"].index(files[int(splits[1][0])].parent.name))

@@ -88,5 +88,47 @@ def test_read_csv_columns_strips_values_and_header_names(tmp_path: Path) -> None
     assert frame["job"].cast(pl.String).to_list()[::2] == ["cook", "quoted, text"]
     whole = core.read_frame(path, skipinitialspace=True)  # the values the file read whole holds
     assert frame.with_columns(pl.col("job").cast(pl.String)).equals(whole.select("age", "job"))
-    with pytest.raises(DataError, match=r"spaced.csv has no column\(s\) \['salary'\]"):
+    with pytest.raises(DataError, match=r"spaced.csv: column\(s\) \['salary'\] are not in the file; the columns are "
+                                        r"\['age', 'job', 'notes'\]\.$"):
         read_csv_columns(path, ["salary"], skipinitialspace=True)
+
+
+def test_the_csv_header_is_read_not_the_whole_file_and_a_misspelt_column_is_named(
+        wide_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipekit.tabular import loaders
+
+    headers: list[Path] = []
+    header = core.csv_header
+
+    def counted(path: Any, *args: Any, **kwargs: Any) -> dict[str, str]:
+        headers.append(Path(path))
+        return header(path, *args, **kwargs)
+
+    def whole(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the whole CSV file was read")
+
+    monkeypatch.setattr(core, "csv_header", counted)
+    monkeypatch.setattr(loaders, "csv_header", counted)
+    monkeypatch.setattr(pl, "read_csv", whole)
+    dls = TabularDataLoaders.from_csv(wide_csv, y_names="salary", cat_names=CATS, bs=64, seed=0)  # cont_names found
+    # the header decides the numbers, then Tabular reads it for the columns: never the whole file
+    assert headers == [wide_csv] * 2 and dls.tabular.cont_names[:2] == CONTS
+    headers.clear()
+    Tabular(wide_csv, cat_names=CATS, cont_names=CONTS, y_names="salary", skipinitialspace=True)
+    assert headers == [wide_csv]
+    misspelt = (r"adult_wide.csv: Tabular: column\(s\) \['workclas'\] listed in cat_names; and \['Age'\] listed in cont_names "
+                r"are not in the data; did you mean 'workclass' \(for 'workclas'\) and 'age' \(for 'Age'\)\? The "
+                r"columns are \['age', 'workclass', ")
+    for make in (lambda: TabularDataLoaders.from_csv(wide_csv, y_names="salary", cat_names=["workclas"],
+                                                     cont_names=["Age"]),
+                 lambda: Tabular(wide_csv, cat_names=["workclas"], cont_names=["Age"], y_names="salary",
+                                 skipinitialspace=True)):
+        with pytest.raises(DataError, match=misspelt):
+            make()
+    headers.clear()
+    given = core.csv_header(ADULT, skipinitialspace=True)
+    assert read_csv_columns(ADULT, ["age"], skipinitialspace=True, header=given).columns == ["age"]
+    with pytest.raises(DataError, match=r"adult.csv: column\(s\) \['salary'\] are not in the file; the columns are "
+                                        r"\['age'\]\.$"):  # the header given is the one used
+        read_csv_columns(ADULT, ["salary"], skipinitialspace=True, header={"age": "age"})
+    assert headers == [ADULT]  # only the call above read it

@@ -280,6 +280,19 @@ def not_a_split(model: Any, value: Any, signature: str = "train, valid=None", gi
 PROCS_SIGNATURE = Is(lambda v: v is None or isinstance(v, str), "the signature of its procs (text) or null")
 
 
+def _row_form_of(processor: Any, cat_features: Sequence[str],
+                 feature_names: Sequence[str]) -> tuple[dict[str, int], dict[str, list[float]]]:
+    """What a model fitted after the procs ``processor`` holds new rows to (its ``cat_levels_`` and ``norm_stats_``):
+    the number of codes of each categorical input of ``cat_features`` (``'#na#'`` and its classes), and the raw mean
+    and standard deviation of each input of ``feature_names`` the procs normalise (a model fitted on a bare frame
+    has no procs: ``{}`` and None). A fit writes these and loading a file works them out again from its procs,
+    refusing a file whose copies differ: both come from here, so what a fit wrote always loads."""
+    vocabs = processor.classes_
+    levels = {c: len(vocabs[c]) for c in cat_features if c in vocabs}
+    scales = {c: [m, s] for c, (m, s) in normalised_stats(processor).items() if c in feature_names}
+    return levels, scales
+
+
 class Backend(KeepsProcessor, Model):
     """Shared behaviour of the backends. Subclasses implement ``_fit(d, valid)`` (setting the learned
     model in ``model_``, or the attribute named by ``model_attr``), ``_predict(d)``, and, when the learned
@@ -372,11 +385,10 @@ class Backend(KeepsProcessor, Model):
         self.train_rows_signature_ = rows_signature(train)  # an ensemble never chooses weights on these rows
         # nor, in this session, on them reordered or in part: a sample of them (bagged.fitted_on)
         self._train_row_hashes, self._train_rows = row_hashes(train)[:ROW_SAMPLE], len(train)
-        vocabs = train.processor.classes_ if train.processor is not None else {}
-        self.cat_levels_ = {c: len(vocabs[c]) for c in self.cat_features_ if c in vocabs}
+        form: tuple[dict[str, int], dict[str, list[float]] | None] = ({}, None) if train.processor is None else \
+            _row_form_of(train.processor, self.cat_features_, self.feature_names_)
+        self.cat_levels_, self.norm_stats_ = form
         self.cat_dtypes_ = {c: str(train.xs.schema[c]) for c in self.cat_levels_}
-        self.norm_stats_ = None if train.processor is None else {
-            c: list(v) for c, v in normalised_stats(train.processor).items() if c in self.feature_names_}
         kind = getattr(train.processor, "y_kind_", None) if train.processor is not None else None
         if kind in ("category", "regression") and (self.task == "classification") != (kind == "category"):
             raise DataError(f"{type(self).__name__}(task={self.task!r}) cannot fit a Tabular whose target is a "
@@ -479,9 +491,7 @@ class Backend(KeepsProcessor, Model):
         p = vars(self).get("processor_")
         if p is None:
             return
-        vocabs = p.classes_
-        levels = {c: len(vocabs[c]) for c in self.cat_features_ if c in vocabs}
-        scales = {c: [m, s] for c, (m, s) in normalised_stats(p).items() if c in self.feature_names_}
+        levels, scales = _row_form_of(p, self.cat_features_, self.feature_names_)
         name = type(self).__name__
         given_levels = state.get("cat_levels_")
         if given_levels is not None:

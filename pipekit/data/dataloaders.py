@@ -4,7 +4,6 @@ from __future__ import annotations
 import inspect
 import io
 import operator
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -385,8 +384,24 @@ def _item_type(items: Any, i: int) -> type | None:
         return None
 
 
-#: the start of what :func:`_left_out_of_splits` says
-_LEFT_OUT_SAID = r"{who}: \d+ of \d+ items are in neither the training nor the validation set"
+def _checked_splits(items: Any, splits: Sequence[Sequence[int]] | Sequence[np.ndarray] | None) -> list[np.ndarray]:
+    """``splits`` as :class:`TfmdLists` takes them (``[train_idx, valid_idx]``, positions or a boolean mask each;
+    None: every item is for training), checked against ``items``: the positions of each split."""
+    if isinstance(items, (str, bytes)) or not (hasattr(items, "__len__") and hasattr(items, "__getitem__")):
+        raise ParameterError(f"TfmdLists takes a list (or array, or Series) of items, got {type(items).__name__}")
+    n = len(items)
+    if splits is None:
+        splits = [range(n), []]
+    if isinstance(splits, (str, bytes)) or len(splits) != 2:
+        raise ParameterError("TfmdLists: splits must be [train_idx, valid_idx] (two lists of positions), got "
+                             f"{splits!r:.80}")
+    # positions or a boolean mask per item, checked as IndexSplitter checks them (floats refused, not truncated)
+    checked = [row_index(s if hasattr(s, "__array__") else list(s), n, f"TfmdLists: the {name}")
+               for name, s in zip(("train", "valid"), splits)]
+    if not len(checked[0]):
+        raise ParameterError("TfmdLists: the train split is empty; the transforms are set up on it")
+    check_disjoint(checked[0], checked[1], "TfmdLists: the split", lambda i: f"item {i}, {_item(_one(items, i))!r:.80}")
+    return checked
 
 
 def _left_out_of_splits(items: Any, splits: Sequence[np.ndarray], who: str) -> tuple[np.ndarray | None,
@@ -442,21 +457,11 @@ class TfmdLists:
     (-1.0, 8.0, 10.0, 3, 1)
     """
 
-    def __init__(self, items: Any, tfms: Any, splits: Sequence[Sequence[int]] | None = None):
-        if isinstance(items, (str, bytes)) or not (hasattr(items, "__len__") and hasattr(items, "__getitem__")):
-            raise ParameterError(f"TfmdLists takes a list (or array, or Series) of items, got {type(items).__name__}")
-        n = len(items)
-        if splits is None:
-            splits = [range(n), []]
-        if isinstance(splits, (str, bytes)) or len(splits) != 2:
-            raise ParameterError("TfmdLists: splits must be [train_idx, valid_idx] (two lists of positions), got "
-                                 f"{splits!r:.80}")
-        # positions or a boolean mask per item, checked as IndexSplitter checks them (floats refused, not truncated)
-        self.splits = [row_index(s if hasattr(s, "__array__") else list(s), n, f"TfmdLists: the {name}")
-                       for name, s in zip(("train", "valid"), splits)]
-        if not len(self.splits[0]):
-            raise ParameterError("TfmdLists: the train split is empty; the transforms are set up on it")
-        check_disjoint(self.splits[0], self.splits[1], "TfmdLists: the split", lambda i: f"item {i}, {_item(_one(items, i))!r:.80}")
+    def __init__(self, items: Any, tfms: Any, splits: Sequence[Sequence[int]] | Sequence[np.ndarray] | None = None, *,
+                 _left_out: tuple[np.ndarray | None, np.ndarray | None] | None = None):
+        # ``_left_out``: what :func:`_left_out_of_splits` gave for these items and splits, worked out (and said) once
+        # by a Datasets for all its parts; given, nothing is said here
+        self.splits = _checked_splits(items, splits)
         self.items = items
         self.pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
         #: the split of these items (0 training, 1 validation), None for the whole list: what ``decode`` undoes
@@ -464,7 +469,8 @@ class TfmdLists:
         # items in neither split (mnist_tiny's unlabelled test/ folder under a GrandparentSplitter) are left out of
         # ``train``, ``valid`` and their loaders, as a DataBlock leaves them out; ``tl[i]`` still reads every item, as
         # fastai's does, encoding such an item only when it is read (its label may be one no step was set up with)
-        self._kept, self._row = _left_out_of_splits(items, self.splits, "TfmdLists")
+        self._kept, self._row = _left_out_of_splits(items, self.splits, "TfmdLists") if _left_out is None \
+            else _left_out
         rows = self.splits if self._row is None else [self._row[s] for s in self.splits]
         self._rows = rows  # each split's positions in ``encoded``
         if self._kept is not None:
@@ -704,11 +710,9 @@ class TfmdDatasets:
             if not isinstance(parts, (list, tuple)) or not parts:
                 raise ParameterError(f"Datasets: tfms is one list of transforms per part of an item ([x_tfms, "
                                      f"y_tfms]), got {tfms!r:.80}")
-            with warnings.catch_warnings():  # items in neither split are said once, for the Datasets
-                warnings.filterwarnings("ignore", message=_LEFT_OUT_SAID.format(who="TfmdLists"))
-                tls = [TfmdLists(items, t, splits=splits) for t in parts]
-            if tls[0]._kept is not None:
-                _left_out_of_splits(items, tls[0].splits, "Datasets")
+            checked = _checked_splits(items, splits)  # items in neither split: found and said once, for the Datasets
+            left_out = _left_out_of_splits(items, checked, "Datasets")
+            tls = [TfmdLists(items, t, splits=checked, _left_out=left_out) for t in parts]
         self.tls = list(tls)
         check("Datasets", n_inp=(n_inp, Interval(1, len(self.tls), integer=True, none_ok=True)))
         self.n_inp = n_inp if n_inp is not None else max(1, len(self.tls) - 1)

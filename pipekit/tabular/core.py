@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -24,7 +24,8 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
-from pipekit.core.validate import BOOL, FLOAT32_EXACT, Is, check, check_positive_int, is_column, is_missing, is_pandas
+from pipekit.core.validate import (BOOL, FLOAT32_EXACT, Is, check, check_positive_int, is_column, is_missing, is_pandas,
+                                   unknown_names)
 from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, check_table_nesting, csv_source, missing_markers_to_null,
                                 parquet_files, read_csv_table, read_packed_csv, refuse_repeated_headers,
                                 scan_csv_whole_lines, skip_blank_lines, strip_header_spaces, strip_initial_spaces,
@@ -249,12 +250,17 @@ def csv_header(path: str | os.PathLike, skipinitialspace: bool = False) -> dict[
 
 def read_csv_columns(path: str | os.PathLike, names: Sequence[str], cat_names: Sequence[str] = (),
                      text_names: Sequence[str] = (), cont_names: Sequence[str] = (),
-                     skipinitialspace: bool = False) -> pl.DataFrame:
+                     skipinitialspace: bool = False, *, header: Mapping[str, str] | None = None) -> pl.DataFrame:
     """The columns ``names`` of the CSV file at ``path``, and only those: the file is scanned (:func:`scan_table`,
     ``cat_names``/``text_names`` as categories and ``cont_names`` as numbers there) and collected streaming
     (:func:`collect_table`), so its other columns are never held in memory. With ``skipinitialspace`` the names are
     the header's without the spaces that begin them and the spaces after each comma are dropped from the text values,
-    as :func:`read_frame` reads the whole file. A name the file does not hold is a DataError naming the file.
+    as :func:`read_frame` reads the whole file. ``header``: what :func:`csv_header` gives for the file, when the
+    caller has it already (it is not read again).
+
+    A name the file does not hold is a DataError naming the file, the close names it may have meant and the file's
+    columns (:func:`~pipekit.core.validate.unknown_names`); ``Tabular`` checks its names against the header first,
+    as :meth:`TabularProcessor.check_columns` checks a table's.
 
     Example:
         >>> from pipekit.datasets import path
@@ -263,9 +269,9 @@ def read_csv_columns(path: str | os.PathLike, names: Sequence[str], cat_names: S
         (49, 'Private')
     """
     p = Path(path)
-    written = csv_header(p, skipinitialspace)
+    written = csv_header(p, skipinitialspace) if header is None else header
     if absent := [c for c in names if c not in written]:
-        raise DataError(f"{p} has no column(s) {absent}; its columns are {list(written)}")
+        raise DataError(f"{p}: column(s) {absent} are not in the file; {unknown_names(absent, list(written))}.")
 
     def in_file(cols: Sequence[str]) -> list[str]:
         return [written[c] for c in cols if c in written]
@@ -1036,8 +1042,6 @@ def missing_split_column(who: str, col: str, columns: Sequence[str]) -> str:
     >>> missing_split_column("TimeSplitter", "Date", ["Store", "Year", "Elapsed"])[-82:]
     "parts (Year, Elapsed, ...); add_datepart(df, 'Date', drop=False) keeps the column."
     """
-    from pipekit.core.validate import unknown_names
-
     msg = f"{who}: column {col!r} is not in the table; {unknown_names([col], list(columns))}"
     pre = re.sub("[Dd]ate$", "", col)
     parts = [c for c in (f"{pre}Year", f"{pre}Elapsed") if c in columns]
@@ -1112,12 +1116,14 @@ class Tabular(_FittedNames):
         reads = [] if splits is None or isinstance(splits, (tuple, list)) else \
             splits.columns() if isinstance(splits, Splitter) else None  # a function may read any column
         wanted = None if reads is None else list(dict.fromkeys(p.cat_names + p.cont_names + p.y_names + reads))
-        frame: pl.DataFrame | pl.LazyFrame
-        if skipinitialspace and is_csv_file(source):  # only the columns read (a name it lacks: read whole, named)
-            header = csv_header(source, skipinitialspace=True)
-            frame = read_csv_columns(source, wanted, p.cat_names, p.y_names, p.cont_names, True) \
-                if wanted is not None and all(c in header for c in wanted) else read_frame(source, skipinitialspace=True)
-        else:  # a table in memory or another file: its text values as a CSV file read so gives them
+        frame: pl.DataFrame | pl.LazyFrame | None = None
+        # a CSV read with skipinitialspace: its header first, then only the columns read (a splitting function may
+        # read any column: the whole file)
+        header = csv_header(source, skipinitialspace=True) if skipinitialspace and is_csv_file(source) \
+            and wanted is not None else None
+        if header is None and skipinitialspace and is_csv_file(source):
+            frame = read_frame(source, skipinitialspace=True)
+        elif header is None:  # a table in memory or another file: its text values as a CSV file read so gives them
             table = source
             if wanted is not None and is_pandas(source, "DataFrame") and all(c in source.columns for c in wanted):
                 table = source[wanted]  # only the columns read become Polars
@@ -1125,10 +1131,14 @@ class Tabular(_FittedNames):
                                                                              p.cont_names)
             if skipinitialspace:
                 frame = strip_initial_spaces(frame)
-        have = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
-        p.check_columns(have, where="Tabular")
-        for c in [] if reads is None else [c for c in reads if c not in have]:
-            raise DataError(missing_split_column(type(splits).__name__, c, have))
+        have = list(header) if header is not None else frame.collect_schema().names() \
+            if isinstance(frame, pl.LazyFrame) else list(frame.columns) if frame is not None else []
+        with naming_file(source):  # a file's columns: the file is named
+            p.check_columns(have, where="Tabular")
+            for c in [] if reads is None else [c for c in reads if c not in have]:
+                raise DataError(missing_split_column(type(splits).__name__, c, have))
+        if frame is None:  # the names are checked: read them, and only them
+            frame = read_csv_columns(source, wanted or [], p.cat_names, p.y_names, p.cont_names, True, header=header)
         picked = frame if wanted is None else frame.select(wanted)  # never a copy
         items = collect_table(picked, source, p.cont_names) if isinstance(picked, pl.LazyFrame) else picked
         if len(items) == 0:  # nothing to fit the procs on: said here, not as a proc's or a splitter's failure

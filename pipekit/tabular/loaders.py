@@ -34,7 +34,7 @@ from pipekit.data.splitters import IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
 from pipekit.tabular.core import (Tabular, TabularSplit, csv_header, is_csv_file, naming_file, pandas_index_of,
-                                  process_new, read_csv_columns, read_frame, scan_table, show_rows)
+                                  process_new, read_frame, scan_table, show_rows)
 from pipekit.tabular.processor import CLASS_TYPES, TabularProcessor, column_names
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, denormalize
 
@@ -237,7 +237,7 @@ def _has_no_rows(source: Any) -> bool:
     if is_csv_file(source):
         try:
             return scan_table(source).head(1).collect().height == 0
-        except pl.exceptions.PolarsError:
+        except (pl.exceptions.PolarsError, DataError):  # a damaged line is named by the reading of the table
             return False
     return False
 
@@ -299,15 +299,15 @@ class TabularDataLoaders:
         # .txt), is read here, the spaces beginning its header's names dropped too, as pandas.read_csv drops them
         source: Any = df
         read_here = file is not None and (skipinitialspace and is_csv_file(file) or table_kind(file) == "packed")
-        # a CSV read with skipinitialspace: its header first, then only the model's columns, streaming
-        header = csv_header(file, skipinitialspace) if file is not None and read_here and is_csv_file(file) else None
-        if file is not None and read_here and header is None:
+        # a CSV read with skipinitialspace is given to Tabular as a path: it reads only the model's columns, streaming
+        streamed = file is not None and read_here and is_csv_file(file)
+        if file is not None and read_here and not streamed:
             source = read_frame(file, skipinitialspace=skipinitialspace)
         elif is_pandas(df, "DataFrame"):
             check_unique_columns(list(df.columns), "pandas DataFrame")  # which one would a name read?
         elif file is None and not isinstance(df, (pl.DataFrame, pl.LazyFrame)):
             source = read_frame(df)  # Arrow, a Hugging Face dataset, rows...: made a Polars frame once
-        if _has_no_rows(file if header is not None else source):
+        if _has_no_rows(file if streamed else source):
             raise DataError(f"{file} has a header but no rows; there is nothing to train on: check the file"
                             if file is not None else "TabularDataLoaders.from_df: the table has no rows; there is "
                             "nothing to train on")
@@ -317,8 +317,8 @@ class TabularDataLoaders:
 
                 numbers = [str(c) for c, t in source.dtypes.items() if pd.api.types.is_numeric_dtype(t)
                            and not pd.api.types.is_bool_dtype(t)]  # named as the columns of the table read
-            elif header is not None:  # the file's types, from all its rows; its names as the table is read
-                schema = scan_table(file, all_rows=True).collect_schema()
+            elif streamed:  # the file's types, from all its rows; its names as the table is read
+                header, schema = csv_header(df, skipinitialspace), scan_table(df, all_rows=True).collect_schema()
                 numbers = [c for c, w in header.items() if schema[w].is_numeric()]
             else:
                 schema = source.schema if isinstance(source, pl.DataFrame) else \
@@ -327,11 +327,7 @@ class TabularDataLoaders:
             cont_names = [c for c in numbers if c not in cats and c not in ys]
         conts = column_names(cont_names)
         wanted = list(dict.fromkeys(c for names in (cats, conts, ys) if isinstance(names, list) for c in names))
-        if file is not None and header is not None:  # a name it lacks: read whole, whose checks name the close ones
-            listed = [n if isinstance(n, list) else [] for n in (cats, ys, conts)]
-            source = read_csv_columns(file, wanted, listed[0], listed[1], listed[2], skipinitialspace) \
-                if all(c in header for c in wanted) else read_frame(file, skipinitialspace=skipinitialspace)
-        elif read_here and all(c in source.columns for c in wanted):
+        if read_here and not streamed and all(c in source.columns for c in wanted):
             source = source.select(wanted)  # the columns the model reads, no copy
         splits = IndexSplitter(valid_idx) if valid_idx is not None else RandomSplitter(valid_pct, seed=seed)
         with naming_file(file if read_here else None):  # its errors name the file, as Tabular's do
