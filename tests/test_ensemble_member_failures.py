@@ -1,9 +1,10 @@
 """A candidate whose model fails is left out of ``fit_ensemble`` (warned about, marked failed in the report) while
-the others are fitted; a bag's failing fold model is named; scikit-learn probabilities computed in float32 still
+the others are fitted; a bag's failing fold model raises its own error, with a note naming the fold; scikit-learn probabilities computed in float32 still
 sum to one, so log_loss scores them without complaint."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -13,11 +14,10 @@ from sklearn.linear_model import LogisticRegression
 from test_models_helpers import adult_tab
 
 from pipekit.backends import GBM, SklearnModel
-from pipekit.core import ParameterError
+from pipekit.core import DataError, ParameterError
 from pipekit.data.splitters import RandomSplitter
 from pipekit.ensemble import BaggedModel, Candidate, StackingEnsemble, WeightedEnsemble, fit_ensemble
 from pipekit.ensemble.auto import CandidatesFailedError
-from pipekit.ensemble.bagged import FoldFitError
 from pipekit.tabular import Tabular
 
 
@@ -97,7 +97,10 @@ def test_every_candidate_failing_names_each_failure(tab):
                                                         r"The 'C' parameter") as e:
             fit_ensemble(tab, metric="accuracy", n_folds=3, verbose=False, candidates=cands)
     assert set(e.value.failures) == {"boom", "bad_lr"}
-    assert isinstance(e.value.__cause__, FoldFitError)
+    boom, bad = e.value.failures["boom"], e.value.failures["bad_lr"]
+    assert type(boom) is RuntimeError and boom.pipekit_fold == (0, 0, 3)  # each fold model's own error
+    assert isinstance(bad, ValueError) and bad.pipekit_fold == (0, 0, 3)
+    assert e.value.__cause__ in (boom, bad)
 
 
 def test_the_users_own_arguments_still_stop_the_call(tab):
@@ -106,14 +109,54 @@ def test_the_users_own_arguments_still_stop_the_call(tab):
         fit_ensemble(tab, metric="rmse", n_folds=3, verbose=False, candidates={"gbm": gbm()})
 
 
-def test_a_bagged_models_failing_fold_is_named(tab):
+def test_a_bagged_models_failing_fold_raises_its_error_with_a_note_naming_the_fold(tab):
     bag = BaggedModel(SklearnModel(Boom(fail_on=2), task="classification"), n_folds=3, name="boom")
-    with pytest.raises(FoldFitError, match=r"BaggedModel 'boom': the fold model of fold 1 \(of n_folds=3\), fitted "
-                                           r"on \d+ rows, failed with RuntimeError: boom on fit") as e:
+    with pytest.raises(RuntimeError) as e:
         bag.fit(tab.train)
-    assert e.value.fold == 1 and e.value.repeat == 0
-    assert isinstance(e.value.__cause__, RuntimeError) and str(e.value.__cause__) == "boom on fit"
+    assert type(e.value) is RuntimeError and str(e.value) == "boom on fit"  # the model's own error, not a wrapper
+    assert e.value.pipekit_fold == (1, 0, 3) and e.value.pipekit_bag == "boom"
+    [note] = e.value.__notes__
+    assert re.fullmatch(r"\(raised in the fold model of fold 1 \(of n_folds=3\) of BaggedModel 'boom', fitted on \d+ "
+                        r"rows: the error is the model's own, change its parameters or the rows it is given\)", note)
     assert not bag.is_fitted  # no half-fitted bag is left behind
+
+
+class Refuses(Boom):
+    """A classifier whose every fit raises pipekit's DataError, as a model checking its rows does."""
+
+    def fit(self, X, y):
+        raise DataError(f"{len(X)} rows are too few for this model; give more rows")
+
+
+@pytest.mark.parametrize("model, caught", [(LogisticRegression(C=-1.0), ValueError), (Refuses(), DataError)])
+def test_a_fold_models_error_keeps_its_type_for_the_callers_except(tab, model, caught):
+    bag = BaggedModel(SklearnModel(model, task="classification"), n_folds=3, name="m")
+    try:
+        bag.fit(tab.train)
+    except caught as e:  # scikit-learn's ValueError and pipekit's DataError are still caught as such
+        assert e.pipekit_fold == (0, 0, 3)
+        assert any("fold model of fold 0 (of n_folds=3) of BaggedModel 'm'" in n for n in e.__notes__)
+        raised = type(e).__name__
+    else:
+        pytest.fail("the fold model's error was not raised")
+    # the same error in every candidate of fit_ensemble is each one's failure: none is left to ensemble
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(CandidatesFailedError, match=f"'m': fold 0 of 3: {raised}: ") as failed:
+            fit_ensemble(tab, metric="accuracy", n_folds=3, verbose=False,
+                         candidates={"m": SklearnModel(model, task="classification")})
+    assert isinstance(failed.value.failures["m"], caught)
+
+
+def test_a_fold_models_memory_error_is_not_one_candidates_failure(tab):
+    class Exhausted(Boom):
+        def fit(self, X, y):
+            raise MemoryError("no memory for the fold")
+
+    with pytest.raises(MemoryError, match="no memory for the fold") as e:
+        fit_ensemble(tab, metric="accuracy", n_folds=3, verbose=False,
+                     candidates={"gbm": gbm(), "big": SklearnModel(Exhausted(), task="classification")})
+    assert not hasattr(e.value, "pipekit_fold") and not getattr(e.value, "__notes__", None)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,11 @@
 """GBM's progress bar over boosting rounds on real adult rows: the rounds it reaches, early stopping closing it at
-the stopping round, silence under PIPEKIT_QUIET and inside a bagged model's bar, and predictions unchanged by it."""
+the stopping round, silence under PIPEKIT_QUIET and inside a bagged model's bar, and predictions unchanged by it;
+``progress_bar`` drawing through the same ProgressMeter, and a bar left mid-loop silencing no later bar."""
 
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -12,8 +14,9 @@ import rich.console
 from test_models_helpers import adult
 
 import pipekit.backends.gbm as gbm_module
+import pipekit.data.progress as progress_module
 from pipekit.backends import GBM
-from pipekit.data.progress import ProgressMeter, bar_drawing
+from pipekit.data.progress import ProgressMeter, bar_drawing, progress_bar
 from pipekit.ensemble import BaggedModel
 
 
@@ -114,3 +117,46 @@ def test_no_gbm_bar_inside_bagged_bar(meters, splits, n_jobs):
     assert len(meters) >= 3 and not any(m.shows or m.updates for m in meters)
     drawn = Recorded.out.getvalue()
     assert "bagging GBM" in drawn and "boosting" not in drawn
+
+
+@pytest.mark.parametrize("left", ["break", "error"])
+def test_a_bar_left_mid_loop_and_still_referenced_silences_no_later_bar(meters, splits, left):
+    train, _ = splits
+    held = []  # the abandoned generator, kept as a notebook keeps a failed cell's traceback and its frames
+
+    def read_rows():
+        rows = progress_bar(range(len(train)), description="reading rows")
+        held.append(rows)
+        for i in rows:
+            if i == 2:
+                if left == "error":
+                    raise ValueError("a row could not be read")
+                break
+
+    try:
+        if left == "error":
+            with pytest.raises(ValueError):
+                read_rows()
+        else:
+            read_rows()
+        assert not bar_drawing()
+        GBM("classification", n_estimators=50, n_jobs=1).fit(train)
+    finally:
+        held[0].close()
+    [meter] = meters
+    assert meter.shows and meter.count == 50 and meter.closed  # drawn, not kept quiet by the bar left behind
+
+
+def test_progress_bar_draws_through_progress_meter(meters, monkeypatch):
+    monkeypatch.setattr(progress_module, "ProgressMeter", Recorded)
+    path = os.path.join(os.environ["PIPEKIT_DATA"], "adult_sample", "adult.csv")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        chunks = iter(lambda: f.read(1 << 16), b"")
+        read = b"".join(progress_bar(chunks, total=size, description="adult.csv", leave=True, unit="bytes"))
+    assert len(read) == size
+    [meter] = meters
+    assert (meter.unit, meter.total, meter.count, meter.closed) == ("bytes", size, size, True)
+    assert len(meter.updates) == -(-size // (1 << 16))  # one update per chunk, counting its bytes
+    drawn = Recorded.out.getvalue()
+    assert "adult.csv" in drawn and f"{size / 1e6:.1f} MB" in drawn

@@ -8,23 +8,46 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_drawing = [0]  # bars drawing now, in every thread (a bagged model's fold models fit in worker threads)
-_drawing_lock = threading.Lock()
+# Work running now under a bar that already counts it (a bagged model's fold models, fitted in worker threads
+# too), in every thread. A bar started meanwhile keeps quiet rather than draw a bar inside the bar. The count is
+# held by ``under_bar`` blocks, each entered and left within one call, never by a bar's lifetime: a
+# ``progress_bar`` generator abandoned mid-loop and still referenced (a ``break``, or an exception whose traceback
+# a notebook keeps) never runs its ``finally``, so a count it held would silence every later bar.
+_under_bar = [0]
+_under_bar_lock = threading.Lock()
 
 
-def _count_drawing(n: int) -> None:
-    with _drawing_lock:
-        _drawing[0] += n
+@contextmanager
+def under_bar() -> Iterator[None]:
+    """Run the block as work a bar already counts (a bagged model fitting one fold model under its bar of folds):
+    every bar started meanwhile, in any thread, keeps quiet. Enter it around the work itself, not around a
+    ``yield``.
+
+    >>> with under_bar():
+    ...     bar_drawing(), ProgressMeter(10, "inside").shows
+    (True, False)
+    >>> bar_drawing()
+    False
+    """
+    with _under_bar_lock:
+        _under_bar[0] += 1
+    try:
+        yield
+    finally:
+        with _under_bar_lock:
+            _under_bar[0] -= 1
 
 
 def bar_drawing() -> bool:
-    """Whether a progress bar is drawing now, in any thread: work done inside it (a fold model fitted under a bagged
-    model's bar of folds) keeps its own bar quiet rather than draw a bar inside the bar."""
-    return _drawing[0] > 0
+    """Whether work a bar counts runs now, in any thread (see :func:`under_bar`): work done inside it (a fold
+    model fitted under a bagged model's bar of folds) keeps its own bar quiet rather than draw a bar inside the
+    bar."""
+    return _under_bar[0] > 0
 
 
 def in_notebook() -> bool:
@@ -138,43 +161,28 @@ def progress_bar(iterable: Iterable[T], total: int | None = None, description: s
     if not progress_enabled():
         yield from iterable
         return
-    _count_drawing(1)
-    try:
-        yield from _drawn(iterable, total, description, leave, unit, slot)
-    finally:
-        _count_drawing(-1)
+    yield from _drawn(iterable, total, description, leave, unit, slot)
 
 
 def _drawn(iterable: Iterable[T], total: int | None, description: str, leave: bool, unit: str,
            slot: Slot | None) -> Iterator[T]:
-    if in_notebook():
-        shown = NotebookBar(total, description, leave, unit, slot)
-        try:
-            for x in iterable:
-                yield x
-                shown.advance(len(x) if unit == "bytes" else 1)  # type: ignore[arg-type]
-        finally:
-            shown.close()
-        return
-    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
-
-    columns = [TextColumn("[bold]{task.description}"), BarColumn()] + (
-        [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes"
-        else [MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()])
-    with Progress(*columns, transient=not leave) as bar:
-        task = bar.add_task(description, total=total)
+    meter = ProgressMeter(total, description, leave, unit, slot, notes=False)
+    try:
         for x in iterable:
             yield x
-            bar.advance(task, len(x) if unit == "bytes" else 1)  # type: ignore[arg-type]
+            meter.update(meter.count + (len(x) if unit == "bytes" else 1))  # type: ignore[arg-type]
+    finally:
+        meter.close()
 
 
 class ProgressMeter:
-    """A progress bar its owner moves (a library's callback, where there is no loop to wrap in
-    :func:`progress_bar`): ``update(count, note)`` sets the count done and a note shown after the description
-    (a booster's round and latest validation score), ``close()`` takes the bar away. It draws where
-    ``progress_bar`` draws (rich on a terminal, HTML in a notebook) and is silent, every call doing nothing, where
-    that is silent or while another bar is drawing (``bar_drawing``).
+    """pipekit's one progress bar, which its owner moves (``progress_bar`` moves one over a loop; a library's
+    callback moves one where there is no loop to wrap): ``update(count, note)`` sets the count done and a note
+    shown after it (a booster's round and latest validation score), ``close()`` takes the bar away. It draws
+    rich on a terminal and HTML in a notebook (in ``slot``, or an output of its own), and is silent, every call
+    doing nothing, with PIPEKIT_QUIET=1, where output is neither, or under another bar's work (``bar_drawing``).
+    ``unit="bytes"``: the count is bytes, shown in MB with the transfer speed. ``notes=False``: no column for
+    notes (a bar that is given none).
 
     >>> meter = ProgressMeter(10, "demo")
     >>> meter.update(3, "loss 0.5"); meter.close()
@@ -182,24 +190,29 @@ class ProgressMeter:
     (3, True)
     """
 
-    def __init__(self, total: int | None, description: str = "", leave: bool = False):
-        self.total, self.description, self.leave = total, description, leave
+    def __init__(self, total: int | None, description: str = "", leave: bool = False, unit: str = "items",
+                 slot: Slot | None = None, notes: bool = True):
+        self.total, self.description, self.leave, self.unit = total, description, leave, unit
         self.count, self.note, self.closed = 0, "", False
         self.shows = progress_enabled() and not bar_drawing()
         self._notebook: NotebookBar | None = None
         self._rich: Any = None
         if not self.shows:
             return
-        _count_drawing(1)
         if in_notebook():
-            self._notebook = NotebookBar(total, description, leave)
+            self._notebook = NotebookBar(total, description, leave, unit, slot)
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
 
-        self._rich = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TimeElapsedColumn(), TextColumn("{task.fields[note]}"), transient=not leave)
-        self._task = self._rich.add_task(description, total=total, note="")
+        columns = [TextColumn("[bold]{task.description}"), BarColumn()] + (
+            [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes"
+            else [MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()])
+        if notes:  # an empty column would still pad the line
+            columns.append(TextColumn("{task.fields[note]}"))
+        self._rich = Progress(*columns, transient=not leave)
         self._rich.start()
+        self._task = self._rich.add_task(description, total=total, note="")
 
     def update(self, count: int, note: str = "") -> None:
         """Set the count done (not an increment) and the note after it."""
@@ -208,22 +221,16 @@ class ProgressMeter:
             self._rich.update(self._task, completed=count, note=note)
         elif self._notebook is not None:
             self._notebook.count = count
-            self._notebook.description = f"{self.description} {note}".strip()
-            self._notebook.draw()
+            self._notebook.description = f"{self.description} {note}" if note else self.description
+            self._notebook.draw(force=self.total is not None and count >= self.total)
 
     def close(self) -> None:
         """Take the bar away (kept, at its last count, with ``leave``); closing twice does nothing."""
         if self.closed:
             return
         self.closed = True
-        if not self.shows:
-            return
-        try:
-            if self._rich is not None:
-                self._rich.update(self._task, completed=self.count, note=self.note)
-                self._rich.stop()
-            elif self._notebook is not None:
-                self._notebook.draw(force=True)
-                self._notebook.close()
-        finally:
-            _count_drawing(-1)
+        if self._rich is not None:
+            self._rich.update(self._task, completed=self.count, note=self.note)
+            self._rich.stop()
+        elif self._notebook is not None:
+            self._notebook.close()  # its last count with leave, else nothing

@@ -43,7 +43,7 @@ from pipekit.backends.base import Model
 from pipekit.core.errors import DataError, ParameterError, PipekitError, warn
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.bagged import (FOLD_KINDS, TIME_COL, BaggedModel, FoldFitError, failure, out_of_fold,
+from pipekit.ensemble.bagged import (FOLD_KINDS, TIME_COL, BaggedModel, failure, out_of_fold,
                                      rare_class_error, time_ranks, time_values)
 from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
@@ -212,7 +212,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     plan.fold_kind, plan.time_col = kind, time_col
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Candidate, BaggedModel]] = []
-    failed: dict[str, FoldFitError] = {}  # each candidate whose fold models failed, with the failure
+    failed: dict[str, Exception] = {}  # each candidate whose fold models failed, with the fold model's own error
     # each member's fold models predict the validation rows for the report inside their share of the time,
     # and a booster's again when refitted
     made: dict[int, Any] = {}
@@ -234,7 +234,10 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
             ends = _budgeted(bag.fit_folds(train, time_limit=plan.budget(c), valid=valid, order=ranks), n_folds,
                              bag.workers()[0],
                              f"bagging {c.name}", plan, t, must_finish=not fitted)
-        except FoldFitError as e:  # one model's failure: the others are fitted all the same
+        except Exception as e:
+            if not hasattr(e, "pipekit_fold"):  # not raised by a fold model: the caller's, for every candidate
+                raise
+            # one model's failure: the others are fitted all the same
             row["fit_s"] = time.perf_counter() - t
             row["status"] = f"failed: {_failed_said(e)}"
             failed[c.name] = e
@@ -287,19 +290,21 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
 
 
 class CandidatesFailedError(PipekitError, RuntimeError):
-    """Every candidate of ``fit_ensemble`` failed to fit: ``failures`` holds each one's :class:`FoldFitError`,
-    and the message names each candidate, its fold and its error."""
+    """Every candidate of ``fit_ensemble`` failed to fit: ``failures`` holds each one's error, raised by one of its
+    fold models (its ``pipekit_fold`` says which), and the message names each candidate, its fold and its error."""
 
-    def __init__(self, failures: dict[str, FoldFitError]):
+    def __init__(self, failures: dict[str, Exception]):
         self.failures = failures
         said = "; ".join(f"{name!r}: {_failed_said(e)}" for name, e in failures.items())
         super().__init__(f"fit_ensemble: every candidate failed, so there is no ensemble ({said}); the errors are the "
                          "models' own: fix the rows or parameters they name, or give candidates that fit")
 
 
-def _failed_said(e: FoldFitError) -> str:
-    """Where and how a candidate failed, for its warning and its report row: ``fold 1 of 3: RuntimeError: ...``."""
-    return f"fold {e.fold}" + (f" (repeat {e.repeat})" if e.repeat else "") + f" of {e.n_folds}: {failure(e.error)}"
+def _failed_said(e: Exception) -> str:
+    """Where and how a candidate failed, for its warning and its report row: ``fold 1 of 3: RuntimeError: ...``
+    (``e.pipekit_fold``: the fold, repeat and number of folds of the fold model that raised it)."""
+    fold, repeat, n_folds = e.pipekit_fold  # type: ignore[attr-defined]
+    return f"fold {fold}" + (f" (repeat {repeat})" if repeat else "") + f" of {n_folds}: {failure(e)}"
 
 
 def _fold_order(tab: Any, n: int, folds: str, time_col: str | None,
@@ -465,7 +470,10 @@ def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, valid: Any, mad
         steps = bag.refit_folds(train, plan.budget(c), valid=valid)
         try:
             _budgeted(steps, n_folds, bag.workers()[0], f"refitting {c.name}", plan, t, must_finish=False)
-        except FoldFitError as e:  # refit_folds changes nothing until every fold model is refitted
+        except Exception as e:
+            if not hasattr(e, "pipekit_fold"):  # not raised by a fold model: the caller's
+                raise
+            # refit_folds changes nothing until every fold model is refitted
             warn(f"fit_ensemble: refitting candidate {c.name!r} on its stopping rows failed ({_failed_said(e)}); "
                  "it keeps its fold models stopped on their own rows", UserWarning)
         if bag.refit_stopped:

@@ -40,9 +40,9 @@ import numpy as np
 from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, check_valid_split, cores
 from pipekit.backends.data import TabularData, as_data, row_hashes, rows_signature
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ExportError, ParameterError, PipekitError
+from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options
-from pipekit.data.progress import progress_bar
+from pipekit.data.progress import progress_bar, under_bar
 from pipekit.data.splitters import text_times
 from pipekit.ensemble.base import align_classes, member_name
 from pipekit.metrics import get_metric
@@ -55,23 +55,6 @@ TIME_COL = Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a 
 
 class _OutOfTime(Exception):
     """A refit fold model ran out of its time: the refit ends and the model stays as it was."""
-
-
-class FoldFitError(PipekitError, RuntimeError):
-    """A fold model of a ``BaggedModel`` failed to fit or predict: the message names the bag, the fold (and
-    repeat) and the model's own error (``error``, also chained as ``__cause__``), so ``fit_ensemble`` can drop
-    that one candidate and say why.
-
-    >>> e = FoldFitError("boom", fold=1, repeat=0, n_folds=3, rows=200, error=RuntimeError("no convergence"))
-    >>> print(e)
-    BaggedModel 'boom': the fold model of fold 1 (of n_folds=3), fitted on 200 rows, failed with RuntimeError: no convergence; the error is the model's own: change its parameters or the rows it is given
-    """
-
-    def __init__(self, name: str, fold: int, repeat: int, n_folds: int, rows: int, error: BaseException):
-        self.name, self.fold, self.repeat, self.n_folds, self.error = name, fold, repeat, n_folds, error
-        where = f"the fold model of fold {fold}" + (f", repeat {repeat}" if repeat else "") + f" (of n_folds={n_folds})"
-        super().__init__(f"BaggedModel {name!r}: {where}, fitted on {rows} rows, failed with {failure(error)}; "
-                         "the error is the model's own: change its parameters or the rows it is given")
 
 
 def failure(error: BaseException) -> str:
@@ -415,7 +398,9 @@ class BaggedModel(Backend):
     # -- fitting -------------------------------------------------------------------------------------
     def fit(self, train: Any, valid: Any = None, order: Any = None) -> BaggedModel:
         """Fit the fold models on ``train`` (a progress bar per fold); ``valid`` is only scored. ``order``: each
-        training row's time, for time folds (see ``folds``)."""
+        training row's time, for time folds (see ``folds``). An error a fold model raises comes out as it is
+        (a scikit-learn ``ValueError`` stays one), with a note naming the bag and the fold and with
+        ``pipekit_fold``, its ``(fold, repeat, n_folds)``."""
         check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows
         for _ in progress_bar(self.fit_folds(train, self.time_limit, order=order), total=self.n_folds * self.n_repeats,
                               description=f"bagging {self.name or type(self.model).__name__}"):
@@ -531,26 +516,37 @@ class BaggedModel(Backend):
             return m
 
         try:
-            m = stopped if stopped is not None else fresh().fit(d.take(fit_idx),
-                                                                d.take(stop_idx) if len(stop_idx) else None)
-            if len(stop_idx) and (self.refit_stopped or stopped is not None):
-                # the rows it stopped on train it too, as long as it chose
-                rest = np.sort(np.concatenate([fit_idx, stop_idx]))
-                again = fresh().set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(d.take(rest))
-                if vars(again).get("stopped_on_time_"):
-                    if stopped is not None:
-                        raise _OutOfTime  # a refit the time cuts short would be worse than the model it replaces
-                else:
-                    m = again  # else the model stopped on its own rows stays
-            if "processor_" not in m.unsaved:  # the bag keeps the procs, once in its file; its fold models their
-                vars(m).pop("processor_", None)  # signature (the net builds its module from them, and writes them there)
-            t1 = time.perf_counter()
-            p, pv = m.predict(d.take(held)), None if valid is None else m.predict(valid)
+            with under_bar():  # this fold model's own bars keep quiet under the bag's bar of folds (any thread)
+                m = stopped if stopped is not None else fresh().fit(d.take(fit_idx),
+                                                                    d.take(stop_idx) if len(stop_idx) else None)
+                if len(stop_idx) and (self.refit_stopped or stopped is not None):
+                    # the rows it stopped on train it too, as long as it chose
+                    rest = np.sort(np.concatenate([fit_idx, stop_idx]))
+                    again = fresh().set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(d.take(rest))
+                    if vars(again).get("stopped_on_time_"):
+                        if stopped is not None:
+                            raise _OutOfTime  # a refit the time cuts short would be worse than the model it replaces
+                    else:
+                        m = again  # else the model stopped on its own rows stays
+                if "processor_" not in m.unsaved:  # the bag keeps the procs, once in its file; its fold models their
+                    vars(m).pop("processor_", None)  # signature (the net builds its module from them, and writes them there)
+                t1 = time.perf_counter()
+                p, pv = m.predict(d.take(held)), None if valid is None else m.predict(valid)
         except (_OutOfTime, MemoryError):
             raise
-        except Exception as e:  # the traceback alone shows neither the bag nor the fold
-            raise FoldFitError(self.name or type(self.model).__name__, fold, repeat, self.n_folds,
-                               len(fit_idx) + len(stop_idx), e) from e
+        except Exception as e:
+            # the traceback alone shows neither the bag nor the fold; the error keeps its type (a caller's
+            # ``except ValueError`` still catches it), fit_ensemble tells one fold model's failure by pipekit_fold
+            where = f"fold {fold}" + (f", repeat {repeat}" if repeat else "") + f" (of n_folds={self.n_folds})"
+            note = (f"(raised in the fold model of {where} of BaggedModel {self.name or type(self.model).__name__!r}, "
+                    f"fitted on {len(fit_idx) + len(stop_idx)} rows: the error is the model's own, change its "
+                    "parameters or the rows it is given)")
+            notes = getattr(e, "__notes__", None)
+            # BaseException.add_note is Python 3.11's; on 3.10 the note is the same list, set by hand
+            e.__notes__ = [*(notes or ()), note]
+            e.pipekit_fold = (fold, repeat, self.n_folds)  # type: ignore[attr-defined]
+            e.pipekit_bag = self.name or type(self.model).__name__  # type: ignore[attr-defined]
+            raise
         return m, held, p, pv, (t1 - t0, time.perf_counter() - t1)
 
     def _run(self, d: TabularData, folds: np.ndarray, jobs: list[tuple[int, int]], stopped: list | None,

@@ -26,7 +26,7 @@ from pipekit.backends.sklearn_adapter import SklearnModel
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, NotFittedError, ParameterError
 from pipekit.core.validate import Interval, Options
-from pipekit.data.progress import progress_bar
+from pipekit.data.progress import progress_bar, under_bar
 from pipekit.backends.data import rows_signature
 from pipekit.ensemble.bagged import (BaggedModel, make_folds, out_of_fold, target_name, time_ranks,
                                      training_predictions)
@@ -244,8 +244,9 @@ class StackingEnsemble(Ensemble):
         for i, f in progress_bar(jobs, total=len(jobs), description="stacking folds"):
             splitter = BaggedModel(self.members[i], n_folds=self.n_folds, seed=(self.seed or 0) % 2**31)
             fit_idx, stop_idx, va_idx = splitter.split_rows(fold_of, f, 0, strata)
-            m = self.members[i].clone().fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
-            p = np.asarray(m.predict(d.take(va_idx)), dtype=np.float64)
+            with under_bar():  # a member's own bar (a GBM's rounds) keeps quiet under this one
+                m = self.members[i].clone().fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
+                p = np.asarray(m.predict(d.take(va_idx)), dtype=np.float64)
             if classes is not None:
                 p = align_classes(p, m.classes_, classes)
             oof[i, va_idx] = validate_prediction(p, len(va_idx), member_name(m, i), self.task, k)
