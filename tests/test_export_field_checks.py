@@ -149,3 +149,20 @@ def test_a_file_written_before_the_copies_were_kept_still_loads(gbm_file, tmp_pa
     assert "cat_levels_" not in vars(loaded) and "norm_stats_" not in vars(loaded)
     np.testing.assert_allclose(loaded.predict(loaded.process(adult_raw.head(200))),
                                model.predict(model.process(adult_raw.head(200))))
+
+
+@pytest.mark.parametrize("field, value", [("cat_levels_", {"workclass": 1000}), ("norm_stats_", {"age": [500.0, 1e-3]})])
+def test_a_bags_fold_model_whose_row_form_disagrees_with_the_bag_is_refused(adult_raw, tmp_path, field, value):
+    from pipekit.data import RandomSplitter
+    from pipekit.ensemble import BaggedModel
+    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
+
+    tab = Tabular(adult_raw, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass"], cont_names=["age"],
+                  y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    bag = BaggedModel(GBM("classification", n_estimators=5, n_jobs=1), n_folds=2).fit(tab.train)
+    path = pipekit.save(bag, tmp_path / "bag.pipekit")
+    assert pipekit.load(path).models_[1].row_form() == bag.row_form()  # as written, the bag's own
+    crafted = edited_copy(path, lambda s: s["models_"][1]["state"].update({field: value}), tmp_path / "crafted.pipekit",
+                          part=_state)
+    said = refused_quickly(pipekit.load, crafted, named=(f"'models_[1].state.{field}'", "the bag's procs"))
+    assert "the file is damaged" in said

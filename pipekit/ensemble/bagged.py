@@ -706,6 +706,20 @@ class BaggedModel(Backend):
             if classification and not set(np.asarray(m.classes_).tolist()) <= labels:
                 raise ExportError(f"BaggedModel: fold model {i} (models_[{i}]) predicts classes "
                                   f"{np.asarray(m.classes_).tolist()[:5]} the bag's classes_ do not hold")
+            # a fold model's row form (what bare new frames are held to) is the bag's, which its procs give
+            for field in ("cat_levels_", "norm_stats_"):
+                theirs, ours = vars(m).get(field), vars(self).get(field)
+                if theirs is not None and ours is not None and not _same_form(theirs, ours):
+                    raise ExportError(f"BaggedModel: state field 'models_[{i}].state.{field}' is {theirs!r:.80}, "
+                                      f"but the bag's procs give {ours!r:.80}; the file is damaged or was not written "
+                                      "by pipekit.save")
+
+
+def _same_form(a: Any, b: Any) -> bool:
+    """Whether two row forms (column -> level count, or column -> ``[mean, std]``) agree, numbers to 1e-6."""
+    return isinstance(a, dict) and set(a) == set(b) and all(
+        np.allclose(np.asarray(a[c], dtype=np.float64), np.asarray(b[c], dtype=np.float64), rtol=1e-6, atol=0.0)
+        for c in b)
 
 
 #: the share of the rows an ensemble selects on that may be rows a member was fitted on (a table may repeat a
