@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from functools import partial
 import time
 from pathlib import Path
 
@@ -34,15 +35,9 @@ def is_cat(path: str | Path) -> bool:
     return Path(path).name.startswith("cat")
 
 
-def some_photos(path: Path) -> list[Path]:
+def some_photos(path: Path, n_train: int = N_TRAIN, n_valid: int = N_VALID) -> list[Path]:
     """The first photos of each class in train/ and valid/ (only these are decoded)."""
-    return [f for split, n in (("train", N_TRAIN), ("valid", N_VALID)) for kind in ("cats", "dogs")
-            for f in get_image_files(path / split / kind)[:n]]
-
-
-def few_photos(path: Path) -> list[Path]:
-    """The first photos of each class in train/ and valid/ for ``--quick``."""
-    return [f for split, n in (("train", QUICK_TRAIN), ("valid", QUICK_VALID)) for kind in ("cats", "dogs")
+    return [f for split, n in (("train", n_train), ("valid", n_valid)) for kind in ("cats", "dogs")
             for f in get_image_files(path / split / kind)[:n]]
 
 
@@ -52,7 +47,8 @@ def datablock(quick: bool = False):
 
     No Normalize: ``vision_learner`` adds the statistics its pretrained weights were trained with."""
     size = QUICK_SIZE if quick else SIZE
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=few_photos if quick else some_photos,
+    photos = partial(some_photos, n_train=QUICK_TRAIN, n_valid=QUICK_VALID) if quick else some_photos
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=photos,
                        get_y=is_cat, splitter=GrandparentSplitter(), item_tfms=[Resize(int(size * 1.25))],
                        batch_tfms=aug_transforms(size=size, min_scale=0.75))
     return dblock, D.path("dogscats")

@@ -190,3 +190,11 @@ def test_a_large_column_with_a_decimal_after_the_rows_types_come_from_is_read(ad
                               cont_names=["age", "rid"], y_names="salary", valid_pct=0.2, seed=0)
     out = pl.read_parquet(tmp_path / "out.parquet")
     assert proc.cont_float64_ == ["rid"] and out["rid"].n_unique() == df.height
+
+
+def test_a_bare_frame_of_large_ids_is_read_as_float64_by_a_tree(adult):
+    ids = (pl.int_range(400, dtype=pl.Int64, eager=True) + 2 ** 24 + 1).cast(pl.Float64)
+    d = as_data(pl.DataFrame({"id": ids, "age": adult["age"].head(400).cast(pl.Float64)}),
+                y=np.asarray(adult["salary"].head(400)))
+    assert d.matrix(["id"]).dtype == np.float64 and len(np.unique(d.matrix(["id"]))) == 400
+    assert d.matrix(["age"]).dtype == np.float32

@@ -23,6 +23,7 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
+from pipekit.core.validate import FLOAT32_EXACT
 
 TASKS = ("classification", "regression")
 
@@ -109,12 +110,19 @@ class TabularData:
         Arrow buffers into the layout the backend consumes (one copy, no intermediate frame). ``dtype`` None: float32,
         or float64 where one of ``columns`` is a column the processing keeps Float64 (its ``cont_float64_``: values
         float32 cannot hold as whole numbers, ids and large counts), so a tree can split between neighbouring
-        values; the processing decides it once, so a model reads its training and its new rows alike."""
+        values; the processing decides it once, so a model reads its training and its new rows alike. Data without
+        processing (a bare frame) is read as float64 where a Float64 column holds a value past
+        :data:`~pipekit.core.validate.FLOAT32_EXACT`."""
         self.check_columns(columns, "the model's input column(s)")
         self.check_numbers(columns)
-        if dtype is None:
+        if dtype is None and self.processor is not None:
             wide = set(getattr(self.processor, "cont_float64_", None) or ())
             dtype = np.float64 if any(c in wide for c in columns) else np.float32
+        elif dtype is None:
+            floats = [c for c in columns if self.xs.schema[c] == pl.Float64]
+            tops = self.xs.select(pl.col(c).filter(pl.col(c).is_finite()).abs().max() for c in floats).row(0) \
+                if floats else ()
+            dtype = np.float64 if any(t is not None and t > FLOAT32_EXACT for t in tops) else np.float32
         out = np.empty((self.xs.height, len(columns)), dtype=dtype, order=order)
         for j, c in enumerate(columns):
             out[:, j] = self.xs.get_column(c).to_numpy()  # nulls come out as NaN for floats

@@ -136,10 +136,6 @@ class NotebookBar:
             self.slot.show(self.shown())
             self.drawn = now
 
-    def advance(self, n: int = 1) -> None:
-        self.count += n
-        self.draw(force=self.total is not None and self.count >= self.total)
-
     def close(self) -> None:
         self.slot.show(self.shown() if self.leave else Shown("", ""))
 
@@ -148,7 +144,8 @@ def progress_bar(iterable: Iterable[T], total: int | None = None, description: s
                  leave: bool = False, unit: str = "items", slot: Slot | None = None) -> Iterator[T]:
     """Iterate over ``iterable`` while drawing a progress bar (rich on a terminal; in a notebook an HTML bar in
     ``slot``, or an output of its own); ``unit="bytes"`` counts the length of each chunk and shows the transfer
-    speed (downloads).
+    speed (downloads). Work in the loop that draws bars of its own (a GBM's rounds) draws them beside this one;
+    run it under :func:`under_bar` to keep them quiet, as a bagged model does for its fold models.
 
     >>> sum(progress_bar(range(3), description="demo"))
     3
