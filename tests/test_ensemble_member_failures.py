@@ -116,7 +116,7 @@ def test_a_bagged_models_failing_fold_raises_its_error_with_a_note_naming_the_fo
     assert type(e.value) is RuntimeError and str(e.value) == "boom on fit"  # the model's own error, not a wrapper
     assert e.value.pipekit_fold == (1, 0, 3) and e.value.pipekit_bag == "boom"
     [note] = e.value.__notes__
-    assert re.fullmatch(r"\(raised in the fold model of fold 1 \(of n_folds=3\) of BaggedModel 'boom', fitted on \d+ "
+    assert re.fullmatch(r"\(raised in the fold model of fold 1 of 3 of BaggedModel 'boom', fitted on \d+ "
                         r"rows: the error is the model's own, change its parameters or the rows it is given\)", note)
     assert not bag.is_fitted  # no half-fitted bag is left behind
 
@@ -135,7 +135,7 @@ def test_a_fold_models_error_keeps_its_type_for_the_callers_except(tab, model, c
         bag.fit(tab.train)
     except caught as e:  # scikit-learn's ValueError and pipekit's DataError are still caught as such
         assert e.pipekit_fold == (0, 0, 3)
-        assert any("fold model of fold 0 (of n_folds=3) of BaggedModel 'm'" in n for n in e.__notes__)
+        assert any("fold model of fold 0 of 3 of BaggedModel 'm'" in n for n in e.__notes__)
         raised = type(e).__name__
     else:
         pytest.fail("the fold model's error was not raised")

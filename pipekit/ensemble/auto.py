@@ -43,7 +43,7 @@ from pipekit.backends.base import Model
 from pipekit.core.errors import DataError, ParameterError, PipekitError, warn
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
-from pipekit.ensemble.bagged import (FOLD_KINDS, TIME_COL, BaggedModel, failure, out_of_fold,
+from pipekit.ensemble.bagged import (FOLD_KINDS, TIME_COL, BaggedModel, failure, fold_where, out_of_fold,
                                      rare_class_error, time_ranks, time_values)
 from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
@@ -303,8 +303,7 @@ class CandidatesFailedError(PipekitError, RuntimeError):
 def _failed_said(e: Exception) -> str:
     """Where and how a candidate failed, for its warning and its report row: ``fold 1 of 3: RuntimeError: ...``
     (``e.pipekit_fold``: the fold, repeat and number of folds of the fold model that raised it)."""
-    fold, repeat, n_folds = e.pipekit_fold  # type: ignore[attr-defined]
-    return f"fold {fold}" + (f" (repeat {repeat})" if repeat else "") + f" of {n_folds}: {failure(e)}"
+    return f"{fold_where(*e.pipekit_fold)}: {failure(e)}"  # type: ignore[attr-defined]
 
 
 def _fold_order(tab: Any, n: int, folds: str, time_col: str | None,

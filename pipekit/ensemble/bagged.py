@@ -537,7 +537,7 @@ class BaggedModel(Backend):
         except Exception as e:
             # the traceback alone shows neither the bag nor the fold; the error keeps its type (a caller's
             # ``except ValueError`` still catches it), fit_ensemble tells one fold model's failure by pipekit_fold
-            where = f"fold {fold}" + (f", repeat {repeat}" if repeat else "") + f" (of n_folds={self.n_folds})"
+            where = fold_where(fold, repeat, self.n_folds)
             note = (f"(raised in the fold model of {where} of BaggedModel {self.name or type(self.model).__name__!r}, "
                     f"fitted on {len(fit_idx) + len(stop_idx)} rows: the error is the model's own, change its "
                     "parameters or the rows it is given)")
@@ -713,6 +713,16 @@ class BaggedModel(Backend):
                     raise ExportError(f"BaggedModel: state field 'models_[{i}].state.{field}' is {theirs!r:.80}, "
                                       f"but the bag's procs give {ours!r:.80}; the file is damaged or was not written "
                                       "by pipekit.save")
+
+
+def fold_where(fold: int, repeat: int, n_folds: int) -> str:
+    """Which fold model: ``fold 1 of 3``, ``fold 1 (repeat 2) of 3`` (the words a failing fold's note and
+    ``fit_ensemble``'s report use).
+
+    >>> fold_where(1, 0, 3), fold_where(1, 2, 3)
+    ('fold 1 of 3', 'fold 1 (repeat 2) of 3')
+    """
+    return f"fold {fold}" + (f" (repeat {repeat})" if repeat else "") + f" of {n_folds}"
 
 
 def _same_form(a: Any, b: Any) -> bool:
