@@ -196,6 +196,46 @@ def tfmdlists_of_files() -> dict:
             "subclass": Folder()((files[0], "seven"))}
 
 
+def chapters_11_15_17() -> dict:
+    """Chapter 11's TfmdLists over every file of mnist_tiny (its unlabelled test/ folder in no split, left out with
+    a warning), chapter 15's ``model_meta`` and ``@delegates``, and chapter 17's own ``TerminateOnNaNCallback``
+    stopping a fit at lr=1e4 quietly."""
+    import inspect
+    import warnings
+
+    from pipekit.data import delegates
+    from pipekit.learn import Callback, CancelFitException, Recorder
+    from pipekit.vision import ImageDataLoaders, model_meta, resnet34
+
+    files = get_image_files(path("mnist_tiny"))  # the book's: every folder
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        tls = TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter(valid_name="valid")(files))
+
+    @delegates(Learner.__init__)
+    def make(dls, **kwargs):
+        nn = torch.nn
+        return Learner(dls, nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                          nn.Flatten(), nn.Linear(8, 2)), **kwargs)
+
+    class TerminateOnNaNCallback(Callback):  # the book's chapter 17 callback
+        run_before = Recorder
+
+        def after_batch(self):
+            if torch.isinf(self.loss) or torch.isnan(self.loss):
+                self.stopped_at.append(self.iter)
+                raise CancelFitException
+
+    nan_cb = TerminateOnNaNCallback()
+    nan_cb.stopped_at = []
+    dls = ImageDataLoaders.from_folder(path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+    pipekit.set_seed(0)
+    make(dls, cbs=nan_cb).fit(1, 1e4)
+    return {"items": (len(tls), len(tls.train), len(tls.valid)), "left_out": len(said),
+            "cut": model_meta[resnet34]["cut"], "delegated": "metrics" in inspect.signature(make).parameters,
+            "nan_stop": nan_cb.stopped_at}
+
+
 class SiameseImage(fastuple):
     """Chapter 11's pair of images and whether they show the same class."""
 
@@ -351,7 +391,7 @@ def main(quick: bool = False) -> dict:
            "tabular": tabular_ensemble(6000 if quick else 32561, 1 if quick else 4),
            "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files(), "siamese": siamese_pairs(),
            "scratch": linear_from_scratch(5 if quick else 10), "augment": augmentation_ch2(),
-           "cleaner": cleaner_ch2()}
+           "cleaner": cleaner_ch2(), "ch11_15_17": chapters_11_15_17()}
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
           f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
@@ -367,6 +407,9 @@ def main(quick: bool = False) -> dict:
           f"ch2_epochs={'differ' if out['augment']['epochs_differ'] else 'SAME'} "
           f"ch2_seeded={'same' if out['augment']['seeded'] else 'DIFFERENT'} "
           f"ch2_cleaned_valid={out['cleaner']['valid_cats']}cats+{out['cleaner']['valid_dogs']}dogs "
+          f"ch11_all_files={'+'.join(map(str, out['ch11_15_17']['items'][1:]))}/{out['ch11_15_17']['items'][0]} "
+          f"ch15_cut={out['ch11_15_17']['cut']} ch15_delegates={'metrics' if out['ch11_15_17']['delegated'] else 'NONE'} "
+          f"ch17_nan_stop={'quiet' if out['ch11_15_17']['nan_stop'] else 'NONE'} "
           f"time={time.perf_counter() - t0:.1f}s")
     return out
 

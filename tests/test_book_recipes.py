@@ -118,6 +118,12 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     cl = out["cleaner"]
     assert cl["shown"] == 8 and cl["sorted"] and (cl["valid_cats"], cl["valid_dogs"]) == (6, 9), line
     assert "ch2_cleaned_valid=6cats+9dogs" in line
+    # chapter 11 over every file (test/ in no split, said once), chapter 15's model_meta and @delegates, chapter
+    # 17's own NaN callback ending the fit at lr=1e4 without an error
+    m = out["ch11_15_17"]
+    assert m["items"] == (1428, 709, 699) and m["left_out"] == 1 and "ch11_all_files=709+699/1428" in line
+    assert m["cut"] == -2 and m["delegated"] and "ch15_cut=-2 ch15_delegates=metrics" in line
+    assert len(m["nan_stop"]) == 1 and "ch17_nan_stop=quiet" in line
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     # chapter 8: the model written from scratch learns (it would saturate from torch's N(0, 1) embeddings)
     assert c["mse"] < 0.9 * c["mean_rating_mse"], line
