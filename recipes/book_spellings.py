@@ -21,6 +21,9 @@
    Chapter 11's Siamese pairs: ``class SiameseImage(fastuple)``, the chapter's ``SiameseTransform`` written for one
    file, ``TfmdLists(files, tfm, splits=splits)`` and ``tls.dataloaders(after_item=[Resize(...), ToTensor],
    after_batch=[IntToFloatTensor, Normalize.from_stats(*imagenet_stats)])``; chapter 6's ``DataBlock().datasets(df)``.
+   The same TfmdLists over ``get_image_files(path)`` (test/ too, in no split: left out, said once); chapter 15's
+   ``model_meta[resnet34]['cut']`` and ``@delegates``; chapter 17's own ``TerminateOnNaNCallback`` ending a fit at
+   ``lr=1e4`` without an error.
 5. Chapter 4 from scratch on mnist_tiny's 3s and 7s: the pixels as ``tensor(Image.open(o))``,
    ``dset = list(zip(train_x, train_y))``,
    ``DataLoaders(DataLoader(dset, batch_size=256), DataLoader(valid_dset, batch_size=256))``, and
