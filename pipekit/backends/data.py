@@ -23,7 +23,7 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
-from pipekit.core.validate import FLOAT32_EXACT
+from pipekit.core.validate import past_float32
 
 TASKS = ("classification", "regression")
 
@@ -120,9 +120,8 @@ class TabularData:
             dtype = np.float64 if any(c in wide for c in columns) else np.float32
         elif dtype is None:
             floats = [c for c in columns if self.xs.schema[c] == pl.Float64]
-            tops = self.xs.select(pl.col(c).filter(pl.col(c).is_finite()).abs().max() for c in floats).row(0) \
-                if floats else ()
-            dtype = np.float64 if any(t is not None and t > FLOAT32_EXACT for t in tops) else np.float32
+            past = bool(floats) and any(self.xs.select(past_float32(pl.col(c)).any() for c in floats).row(0))
+            dtype = np.float64 if past else np.float32
         out = np.empty((self.xs.height, len(columns)), dtype=dtype, order=order)
         for j, c in enumerate(columns):
             out[:, j] = self.xs.get_column(c).to_numpy()  # nulls come out as NaN for floats

@@ -239,6 +239,15 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_EXACT = 2 ** 24
 
 
+def past_float32(e: Any, rounded: bool = False) -> Any:
+    """The Polars expression: ``e`` (a number column) is finite and past :data:`FLOAT32_EXACT` in magnitude, where
+    float32 merges whole numbers. ``rounded``: ``e`` was read as float32 already, where 2**24 + 1 reads as 2**24,
+    so 2**24 itself counts. The one test of the processing (``cont_float64_``), a CSV's re-reading and the tree
+    backends' matrix."""
+    big = e.abs() >= FLOAT32_EXACT if rounded else e.abs() > FLOAT32_EXACT
+    return e.is_finite() & big
+
+
 def _is_y_range(v: Any) -> bool:
     """Whether ``v`` is None or a ``(low, high)`` output range a float32 model can compute with: ``sigmoid_range``
     computes ``sigmoid(x) * (high - low) + low`` in float32, so both bounds and their difference must be finite there

@@ -24,8 +24,8 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
-from pipekit.core.validate import (BOOL, FLOAT32_EXACT, Is, check, check_positive_int, is_column, is_missing, is_pandas,
-                                   unknown_names)
+from pipekit.core.validate import (BOOL, Is, check, check_positive_int, is_column, is_missing, is_pandas,
+                                   past_float32, unknown_names)
 from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, check_table_nesting, csv_source, missing_markers_to_null,
                                 parquet_files, read_csv_table, read_packed_csv, refuse_repeated_headers,
                                 scan_csv_whole_lines, skip_blank_lines, strip_header_spaces, strip_initial_spaces,
@@ -165,7 +165,7 @@ def float32_rounded(frame: pl.DataFrame | pl.LazyFrame, cont_names: Sequence[str
     cols = [c for c in cont_names if schema_of(frame).get(c) == pl.Float32]
     if not cols:
         return []
-    query = frame.select((pl.col(c).is_finite() & (pl.col(c).abs() >= FLOAT32_EXACT)).any() for c in cols)
+    query = frame.select(past_float32(pl.col(c), rounded=True).any() for c in cols)
     found = (query.collect(engine="streaming") if isinstance(query, pl.LazyFrame) else query).row(0)
     return [c for c, big in zip(cols, found) if big]
 

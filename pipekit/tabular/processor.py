@@ -29,7 +29,8 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
-from pipekit.core.validate import BOOL, FLOAT32_EXACT, Is, Options, check_state, is_pandas, names_shown, unknown_names
+from pipekit.core.validate import (BOOL, Is, Options, check_state, is_pandas, names_shown, past_float32,
+                                   unknown_names)
 from pipekit.data.blocks import (CategoryBlock, MultiCategoryBlock, RegressionBlock, number_classes_hint,
                                  warn_near_labels, warn_number_classes)
 from pipekit.data.transform import as_list
@@ -90,7 +91,7 @@ def text_not_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str])
 
 
 def _beyond_float32(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], train: pl.Expr) -> list[str]:
-    """The continuous ``columns`` with a finite value beyond :data:`FLOAT32_EXACT` in magnitude in the training rows
+    """The continuous ``columns`` with a finite value beyond :data:`~pipekit.core.validate.FLOAT32_EXACT` in magnitude in the training rows
     (text read as numbers, as ``_prepare`` reads it): as float32 their neighbouring whole numbers would merge (at
     1e12 one float32 spans 65,536 of them), so they are processed as Float64. One aggregation, streaming on a lazy
     scan; True/False and columns with no values are never such columns."""
@@ -104,7 +105,7 @@ def _beyond_float32(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], 
             numbers[c] = pl.col(c).cast(pl.Float64)
     if not numbers:
         return []
-    found = collect(frame.select((train & e.is_finite() & (e.abs() > FLOAT32_EXACT)).any().alias(c)
+    found = collect(frame.select((train & past_float32(e)).any().alias(c)
                                  for c, e in numbers.items())).row(0, named=True)
     return [c for c in numbers if found[c]]
 
