@@ -29,7 +29,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -495,27 +495,43 @@ class Backend(KeepsProcessor, Model):
         name = type(self).__name__
         given_levels = state.get("cat_levels_")
         if given_levels is not None:
-            for c in sorted(set(levels) | set(given_levels)):
-                if given_levels.get(c) != levels.get(c):
-                    raise ExportError(
+            if (c := differing_column(given_levels, levels)) is not None:
+                raise ExportError(
                         f"{name}: state field 'cat_levels_.{c}' is {given_levels.get(c, 'missing')}, but its procs "
                         f"(processor_) give column {c!r} {levels[c] if c in levels else 'no'} codes ('#na#' and its "
                         "classes); the file is damaged or was not written by pipekit.save")
         given_scales = state.get("norm_stats_")
         if given_scales is not None:
-            for c in sorted(set(scales) | set(given_scales)):
+            if (c := differing_column(given_scales, scales)) is not None:
                 mine, theirs = scales.get(c), given_scales.get(c)
-                if mine is None or theirs is None or not np.allclose(theirs, mine, rtol=1e-6, atol=0.0):
-                    raise ExportError(
-                        f"{name}: state field 'norm_stats_.{c}' is {theirs if theirs is not None else 'missing'}, but "
-                        f"its procs (processor_) "
-                        + (f"normalise column {c!r} with mean and standard deviation {mine}" if mine is not None
-                           else f"do not normalise column {c!r}")
-                        + "; the file is damaged or was not written by pipekit.save")
+                raise ExportError(
+                    f"{name}: state field 'norm_stats_.{c}' is {theirs if theirs is not None else 'missing'}, but "
+                    f"its procs (processor_) "
+                    + (f"normalise column {c!r} with mean and standard deviation {mine}" if mine is not None
+                       else f"do not normalise column {c!r}")
+                    + "; the file is damaged or was not written by pipekit.save")
         if given_levels is not None:
             self.cat_levels_ = levels
         if given_scales is not None:
             self.norm_stats_ = scales
+
+
+def differing_column(given: Mapping[str, Any], derived: Mapping[str, Any]) -> str | None:
+    """The first column (in sorted order) on which two row forms disagree (column -> level count, or column ->
+    ``[mean, std]``, numbers to 1e-6; a column only one has disagrees), else None: a file's copy against what its
+    procs give, a fold model's against its bag's.
+
+    >>> differing_column({"age": [38.5, 13.6], "race": 6}, {"age": [38.5, 13.6], "race": 6}) is None
+    True
+    >>> differing_column({"age": [0.0, 1.0]}, {"age": [38.5, 13.6]})
+    'age'
+    """
+    for c in sorted(set(given) | set(derived)):
+        a, b = given.get(c), derived.get(c)
+        if a is None or b is None or not np.allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64),
+                                                     rtol=1e-6, atol=0.0):
+            return c
+    return None
 
 
 def kept_rounds(best: Any, held: int) -> int:

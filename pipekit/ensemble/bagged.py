@@ -37,7 +37,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipekit.backends.base import N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, check_valid_split, cores
+from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, check_valid_split, cores,
+                                   differing_column)
 from pipekit.backends.data import TabularData, as_data, row_hashes, rows_signature
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
@@ -709,7 +710,7 @@ class BaggedModel(Backend):
             # a fold model's row form (what bare new frames are held to) is the bag's, which its procs give
             for field in ("cat_levels_", "norm_stats_"):
                 theirs, ours = vars(m).get(field), vars(self).get(field)
-                if theirs is not None and ours is not None and not _same_form(theirs, ours):
+                if theirs is not None and ours is not None and differing_column(theirs, ours) is not None:
                     raise ExportError(f"BaggedModel: state field 'models_[{i}].state.{field}' is {theirs!r:.80}, "
                                       f"but the bag's procs give {ours!r:.80}; the file is damaged or was not written "
                                       "by pipekit.save")
@@ -723,13 +724,6 @@ def fold_where(fold: int, repeat: int, n_folds: int) -> str:
     ('fold 1 of 3', 'fold 1 (repeat 2) of 3')
     """
     return f"fold {fold}" + (f" (repeat {repeat})" if repeat else "") + f" of {n_folds}"
-
-
-def _same_form(a: Any, b: Any) -> bool:
-    """Whether two row forms (column -> level count, or column -> ``[mean, std]``) agree, numbers to 1e-6."""
-    return isinstance(a, dict) and set(a) == set(b) and all(
-        np.allclose(np.asarray(a[c], dtype=np.float64), np.asarray(b[c], dtype=np.float64), rtol=1e-6, atol=0.0)
-        for c in b)
 
 
 #: the share of the rows an ensemble selects on that may be rows a member was fitted on (a table may repeat a
