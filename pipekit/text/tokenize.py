@@ -66,6 +66,12 @@ _ASCII_TRIPLES = "|".join(ch * 3 for ch in "abcdefghijklmnopqrstuvwxyz")
 _CONTRACTIONS = {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
 _NO_SPACE_BEFORE = set(".,!?;:)]}%") | _CONTRACTIONS
 _NO_SPACE_AFTER = set("([{$#")
+#: the most characters that runs of a repeated character or word (``xxrep n c``, ``xxwrep n w``) may add to one
+#: decoded text, all its runs together: a text or a model's sample holding ``xxrep 1234567890 a`` would otherwise
+#: take 1.2 GB to decode (the longest runs of a review of imdb_sample add 69). A run that would pass it is written
+#: as its tokens (``xxrep 1234567890 a``). Read at each decode, so setting
+#: ``pipekit.text.tokenize.MAX_RUN_CHARS`` raises it for the process; None leaves no bound
+MAX_RUN_CHARS: int | None = 1_000_000
 
 
 class TokenizedTexts:
@@ -966,8 +972,14 @@ def decode_words(tokens: Sequence[str]) -> str:
       ``Asss ociated``), and so does a run after a word that was only a run (``aaaa bbbb``);
     - a contraction's case: ``'ll`` is lower-cased without a marker, and written in capitals only after an
       ALL-CAPS word (``YOU'VE``; ``I'LL`` comes back as ``I'll``).
+
+    Runs add at most :data:`MAX_RUN_CHARS` characters to one text; a run past that is written as its tokens:
+
+    >>> decode_words(['xxbos', 'hello', 'xxrep', '1234567890', 'a', 'world'])
+    'hello xxrep 1234567890 a world'
     """
     out: list[str] = []
+    budget = _RunBudget()
     case = None
     glue = True  # no space before the next word
     out_up = False  # the last word was marked ALL-CAPS
@@ -988,16 +1000,21 @@ def decode_words(tokens: Sequence[str]) -> str:
             case, glue = None, False
             continue
         if t == TK_WREP and i + 2 < n and tokens[i + 1].isdecimal():  # a count int() reads ('²' is a digit)
-            count, i = int(tokens[i + 1]), i + 2
+            count_text, i = tokens[i + 1], i + 2
             if tokens[i] in (TK_MAJ, TK_UP) and i + 1 < n:  # the repeated word's own case marker
                 case, i = tokens[i], i + 1
-            word, i = _word(tokens, i, case is not None)
-            if word is None:
+            word, i = _word(tokens, i, case is not None, budget)
+            if word is None and _rep_at(tokens, i):  # a run of a character past the budget, repeated: as written
+                word, i = " ".join(tokens[i:i + 3]), i + 3
+            elif word is None:
                 word, i = tokens[i], i + 1
-            out.append(("" if glue else " ") + " ".join([_cased(word, case)] * count))
+            word = _cased(word, case)
+            count = budget.take(count_text, len(word) + 1)
+            run = f"{TK_WREP} {count_text} {word}" if count is None else " ".join([word] * count)
+            out.append(("" if glue else " ") + run)
             case, glue = None, False
             continue
-        word, j = _word(tokens, i, case is not None)
+        word, j = _word(tokens, i, case is not None, budget)
         if word is not None:
             # the rules lower-case a lone "I" without a marker (one letter); English wants it back
             word = "I" if word == "i" and case is None else _cased(word, case)
@@ -1007,9 +1024,10 @@ def decode_words(tokens: Sequence[str]) -> str:
             continue
         i += 1
         if _rep_at(tokens, i - 1):  # a run of punctuation (alphanumeric runs are words above)
-            count, what = int(tokens[i]), tokens[i + 1]
+            count_text, what = tokens[i], tokens[i + 1]
+            count = budget.take(count_text, len(what))
             i += 2
-            out.append(what * count)
+            out.append(what * count if count is not None else ("" if glue else " ") + f"{TK_REP} {count_text} {what}")
             glue = False
             continue
         if t in (TK_REP, TK_WREP):  # a marker of no run (not before a count and what repeats: a sampled text's)
@@ -1034,6 +1052,25 @@ _STANDALONE_SHORT = {"a", "i", "an", "as", "at", "be", "by", "do", "go", "he", "
 _STANDALONE_BEFORE_RUN = _STANDALONE_SHORT - {"i", "do"}
 
 
+class _RunBudget:
+    """The characters that runs may still add to one decoded text (:data:`MAX_RUN_CHARS`, read when made)."""
+
+    def __init__(self) -> None:
+        self.left = MAX_RUN_CHARS
+
+    def take(self, count: str, unit: int) -> int | None:
+        """The run's count (a decimal string) when its ``count * unit`` characters fit in what is left, taken from
+        it; None when they do not (a count of more than 18 digits never does, and int() refuses 4,301 digits)."""
+        if len(count) > 18:
+            return None
+        n = int(count)
+        if self.left is not None:
+            if n * unit > self.left:
+                return None
+            self.left -= n * unit
+        return n
+
+
 def _rep_at(tokens: Sequence[str], i: int) -> bool:
     """Whether ``tokens[i:i + 3]`` is ``xxrep n c``."""
     return (i + 2 < len(tokens) and tokens[i] == TK_REP and tokens[i + 1].isdecimal()
@@ -1044,11 +1081,14 @@ def _is_piece(t: str) -> bool:
     return t not in SPECIAL_TOKENS and _RE_WORD.match(t) is not None
 
 
-def _word(tokens: Sequence[str], i: int, marked: bool = False) -> tuple[str | None, int]:
+def _word(tokens: Sequence[str], i: int, marked: bool = False,
+          budget: _RunBudget | None = None) -> tuple[str | None, int]:
     """The word starting at ``tokens[i]`` (letters, digits and runs of them: ``g xxrep 3 o d`` -> ``goood``) and
     the index after it; ``(None, i)`` when no word starts there. ``marked``: a case marker came before it (so it
     is one word of two letters or more: ``xxmaj a xxrep 3 s`` is ``Asss``). See :func:`decode_words` for how
-    the end of a word next to a run is told."""
+    the end of a word next to a run is told. ``budget``: what runs may still add (:data:`MAX_RUN_CHARS`); the
+    word ends before a run that would pass it."""
+    budget = _RunBudget() if budget is None else budget
     parts: list[str] = []
     starts_with_run = last_run = False
     n = len(tokens)
@@ -1058,9 +1098,12 @@ def _word(tokens: Sequence[str], i: int, marked: bool = False) -> tuple[str | No
                 break
             if parts == [tokens[i - 1]] and parts[0] in _STANDALONE_BEFORE_RUN and not marked:  # "at www"
                 break
+            count = budget.take(tokens[i + 1], len(tokens[i + 2]))
+            if count is None:  # written as its tokens by decode_words
+                break
             if not parts:
                 starts_with_run = True
-            parts.append(tokens[i + 2] * int(tokens[i + 1]))
+            parts.append(tokens[i + 2] * count)
             i, last_run = i + 3, True
             continue
         t = tokens[i]
