@@ -12,9 +12,11 @@ Image size: an image whose header declares more than :data:`MAX_PIXELS` pixels (
 ``Image.MAX_IMAGE_PIXELS``, so the bound fastai has) is refused before it is decoded, with an
 :class:`ImageTooLargeError` naming the file: a PNG of 746 KB can declare 16000x16000 pixels and take 1.5 GB and
 10 s to decode, a mask 19 bytes a pixel. The size is read from the header of PNG, JPEG, BMP, WebP, GIF, TIFF,
-PNM/PFM, Sun raster and Radiance HDR files (PIL's header reader where a JPEG's or TIFF's cannot be walked); every
-decoded image is held to the same bound, so an image of another format, or a header that under-reports, is refused
-once decoded. To read larger images you trust, raise the bound for the process (``None`` leaves only OpenCV's own limit)::
+PNM/PFM/PAM, Sun raster, Radiance HDR, JPEG 2000 (a JP2 file or a bare codestream) and AVIF/HEIF files, and by PIL's
+header reader for a file of another format PIL knows (or a JPEG, TIFF, JPEG 2000 or AVIF header the walk here cannot
+follow); every decoded image is held to the same bound, so an image whose header neither pipekit nor PIL reads, or
+a header that under-reports, is refused once decoded. To read larger images you trust, raise the bound for the
+process (``None`` leaves only OpenCV's own limit)::
 
     import pipekit.vision.decode
     pipekit.vision.decode.MAX_PIXELS = 400_000_000
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -217,9 +219,53 @@ def _too_large(buf: np.ndarray) -> str:
     return f"the image is too large to decode: {w}x{h}, over the limit of {MAX_IMAGE_SIDE:,} pixels a side"
 
 
+#: the brands of an ISO base media file (its ``ftyp`` box) that mark a HEIF image: AVIF (AV1) and HEIC (HEVC)
+_HEIF_BRANDS = frozenset({b"avif", b"avis", b"avio", b"mif1", b"mif2", b"msf1", b"miaf", b"heic", b"heix", b"heim",
+                          b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+#: the most boxes :func:`_boxes` walks in one container: real files have tens; a crafted one cannot make the walk long
+_MAX_BOXES = 1024
+
+
+def _boxes(data: bytes | memoryview, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """The boxes of an ISO base media file (JPEG 2000's JP2, HEIF/AVIF) laid end to end from byte ``start`` to
+    ``end``: (type, where its contents start, where it ends). Each box is at least its own header long and is cut at
+    ``end``, and at most :data:`_MAX_BOXES` are walked, so a crafted length can neither loop the walk nor send it
+    past its container."""
+    for _ in range(_MAX_BOXES):
+        if start + 8 > end:
+            return
+        size, body = int.from_bytes(data[start:start + 4], "big"), start + 8
+        if size == 1:  # a 64-bit length follows the type
+            if body + 8 > end:
+                return
+            size, body = int.from_bytes(data[body:body + 8], "big"), body + 8
+        elif size == 0:  # the last box, running to the end of its container
+            size = end - start
+        if size < body - start:
+            return
+        yield bytes(data[start + 4:start + 8]), body, min(start + size, end)
+        start += size
+
+
+def _find_box(data: bytes | memoryview, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    """(where its contents start, where it ends) of the first box of type ``kind`` from ``start`` to ``end``."""
+    return next(((body, stop) for k, body, stop in _boxes(data, start, end) if k == kind), None)
+
+
+def _j2k_size(data: bytes | memoryview, at: int, end: int) -> tuple[int, int] | None:
+    """(width, height) of the JPEG 2000 codestream at byte ``at``: its SIZ marker, which follows the start marker
+    (FF4F FF51), gives the reference grid's Xsiz and Ysiz and the image's offsets XOsiz and YOsiz on it."""
+    if end - at < 24 or bytes(data[at:at + 4]) != b"\xff\x4f\xff\x51":
+        return None
+    xsiz, ysiz, xo, yo = (int.from_bytes(data[at + k:at + k + 4], "big") for k in (8, 12, 16, 20))
+    return (xsiz - xo, ysiz - yo) if xo < xsiz and yo < ysiz else None
+
+
 def _header_size(data: bytes | memoryview) -> tuple[int, int] | None:
     """(width, height) declared by the header of an image file's bytes ``data``: PNG, JPEG (its first frame marker),
-    BMP, WebP, GIF, TIFF (its first image), PNM/PFM, Sun raster or Radiance HDR; else None. Nothing is decoded."""
+    BMP, WebP, GIF, TIFF (its first image), PNM/PFM/PAM, Sun raster, Radiance HDR, JPEG 2000 (a JP2 file's ``ihdr``
+    box and codestream, or a bare codestream) or AVIF/HEIF (its largest ``ispe`` property); else what PIL's header
+    reader gives, or None. Nothing is decoded."""
     head = bytes(data[:65536])
 
     def num(at: int, n: int, order: Literal["little", "big"] = "little", buf: bytes | memoryview = head) -> int:
@@ -291,25 +337,72 @@ def _header_size(data: bytes | memoryview) -> tuple[int, int] | None:
         if hdr:
             first, second = int(hdr[3]), int(hdr[6])
             return (second, first) if hdr[2] == b"Y" else (first, second)
-    return None
+    if head[:2] == b"P7" and head[2:3].isspace():  # PAM: "WIDTH w" and "HEIGHT h" lines before ENDHDR
+        fields = head[:head.find(b"ENDHDR")] if b"ENDHDR" in head else head
+        widths, heights = (re.findall(rb"(?im)^[ \t]*" + key + rb"[ \t]+0*(\d{1,10})(?!\d)", fields)
+                           for key in (b"WIDTH", b"HEIGHT"))
+        if widths and heights:  # a field given twice keeps its largest value: never an under-report
+            return max(map(int, widths)), max(map(int, heights))
+    if head[:12] == b"\0\0\0\x0cjP  \r\n\x87\n":  # a JP2 file: the header box's ihdr (height, width) and the codestream
+        sizes = []
+        jp2h = _find_box(data, 0, len(data), b"jp2h")
+        ihdr = _find_box(data, *jp2h, b"ihdr") if jp2h else None
+        if ihdr and ihdr[1] - ihdr[0] >= 8:
+            sizes.append((num(ihdr[0] + 4, 4, "big", data), num(ihdr[0], 4, "big", data)))
+        jp2c = _find_box(data, 0, len(data), b"jp2c")
+        code = _j2k_size(data, *jp2c) if jp2c else None
+        if code:
+            sizes.append(code)
+        if sizes:  # OpenJPEG decodes the codestream's size; the larger of the two is never an under-report
+            return max(w for w, _ in sizes), max(h for _, h in sizes)
+        return _pil_header_size(data, "JPEG2000")
+    if head[:4] == b"\xff\x4f\xff\x51":  # a bare JPEG 2000 codestream (.j2k, .j2c)
+        return _j2k_size(data, 0, len(data)) or _pil_header_size(data, "JPEG2000")
+    if head[4:8] == b"ftyp":  # an ISO base media file: HEIF/AVIF when its brands say so
+        ftyp = _find_box(head, 0, len(head), b"ftyp")
+        brands = {head[k:k + 4] for k in range(ftyp[0], ftyp[1] - 3, 4)} if ftyp else set()
+        if brands & _HEIF_BRANDS:
+            # the image spatial extents in meta/iprp/ipco: one per image item (the image, a grid's tiles, a
+            # thumbnail, an alpha plane); the largest is the one decoded
+            meta = _find_box(data, 0, len(data), b"meta")
+            # meta is a full box: its version and flags come before its boxes
+            iprp = _find_box(data, meta[0] + 4, meta[1], b"iprp") if meta else None
+            ipco = _find_box(data, *iprp, b"ipco") if iprp else None
+            extents = [(num(body + 4, 4, "big", data), num(body + 8, 4, "big", data))
+                       for box, body, stop in (_boxes(data, *ipco) if ipco else ()) if box == b"ispe"
+                       and stop - body >= 12]
+            if extents:
+                return max(extents, key=lambda wh: wh[0] * wh[1])
+    return _pil_header_size(data)
 
 
-def _pil_header_size(data: bytes | memoryview, kind: Literal["JPEG", "TIFF"]) -> tuple[int, int] | None:
-    """(width, height) of a JPEG or TIFF whose header the walk in :func:`_header_size` could not follow (thousands
-    of segments, an odd layout), as PIL's own parser reads it: only the header is read, and PIL's pixel bound is not
-    applied (pipekit's is, by the caller). None when PIL cannot read it either: the image is then decoded and
-    refused after, if too large."""
+def _pil_header_size(data: bytes | memoryview, kind: str | None = None) -> tuple[int, int] | None:
+    """(width, height) of an image as PIL's own parser reads its header: of PIL's format ``kind`` (``"JPEG"``,
+    ``"TIFF"``, ``"JPEG2000"``, ``"AVIF"``: a header the walk in :func:`_header_size` could not follow, thousands of
+    segments, an odd layout), or, with no ``kind``, of the first format PIL recognises by the file's first bytes, as
+    ``Image.open`` finds it (formats PIL only guesses at, with no signature, are left out). Only the header is read,
+    and PIL's pixel bound is not applied (pipekit's is, by the caller). None when PIL cannot read it either: the
+    image is then decoded and refused after, if too large."""
     from io import BytesIO
 
-    from PIL import JpegImagePlugin, TiffImagePlugin
+    from PIL import Image
 
-    opener = JpegImagePlugin.JpegImageFile if kind == "JPEG" else TiffImagePlugin.TiffImageFile
-    try:
-        with opener(BytesIO(bytes(data))) as im:
-            width, height = im.size
-            return int(width), int(height)
-    except Exception:  # whatever PIL raises on a header it cannot parse: OpenCV decides, the bound applies after
-        return None
+    Image.init()  # every format PIL has, registered once for the process
+    raw = bytes(data)
+    for fmt in [kind] if kind else list(Image.ID):
+        factory, accept = Image.OPEN.get(fmt, (None, None))
+        try:
+            # as Image.open: a prefix check answering a string (a warning) or a false value is no match
+            known = kind is not None or (accept is not None and not isinstance(match := accept(raw[:16]), str)
+                                         and bool(match))
+            if factory is None or not known:
+                continue
+            with factory(BytesIO(raw), "") as im:  # Image.open's own opener, less its bomb check
+                width, height = im.size
+                return int(width), int(height)
+        except Exception:  # whatever PIL raises on a header it cannot parse: OpenCV decides, the bound applies after
+            continue
+    return None
 
 
 def _wide_to_uint8(img: np.ndarray, mode: str, name: str) -> np.ndarray:
