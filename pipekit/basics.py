@@ -1,6 +1,9 @@
 """What every notebook of the book starts with, in one import, as fastai's star imports give it: the data and training
 layers of pipekit, with the names the book's code uses unqualified (``torch``, ``nn``, ``F``, ``np``, ``pd``, ``plt``,
-``partial``, ``attrgetter``, ``itemgetter``, ``Path``, ``Image``, ``math``, ``random``, ``Tensor``, ``to_device``), and
+``partial``, ``attrgetter``, ``itemgetter``, ``Path``, ``Image``, ``math``, ``random``, ``Tensor``, ``to_device``;
+chapter 4's ``array`` (NumPy's: ``array(im3)[4:10,4:10]``), ``string`` (``string.ascii_lowercase``), ``operator``,
+``trainable_params`` and the plotting helpers ``subplots`` and ``show_titled_image``
+(:mod:`pipekit.data.plotting`); ``re``, as chapters 5 and 11 label files with ``re.findall`` and ``re.match``), and
 chapter 19's helpers as fastcore and fastprogress give them: :class:`ProcessPoolExecutor` (whose ``map`` passes more
 arguments on to the function), :class:`GetAttr` and ``progress_bar`` (pipekit's bar,
 :func:`pipekit.data.progress.progress_bar`: ``for b in progress_bar(dl, leave=False)`` goes through a loader, with
@@ -25,11 +28,18 @@ True
 [0, 1, 2]
 >>> torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 0.0]]).pca(1).abs().flatten().tolist()
 [2.0, 0.0, 2.0]
+>>> array([[1, 2], [3, 4]])[1:, :1].tolist(), L(enumerate(string.ascii_lowercase))[2], operator.mul(3, 4)
+([[3]], (2, 'c'), 12)
+>>> re.findall(r"(.+)_\\d+.jpg$", "great_pyrenees_173.jpg")
+['great_pyrenees']
 """
 import concurrent.futures
 import math
+import operator
 import os
 import random
+import re
+import string
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from operator import attrgetter, itemgetter
@@ -42,12 +52,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from numpy import array
 from torch import Tensor, nn
 
 from pipekit.data import *  # noqa: F403
 from pipekit.data import __all__ as _data_names
 from pipekit.data.getters import DataPath
 from pipekit.data.loader import to_device
+from pipekit.data.plotting import show_titled_image, subplots
 from pipekit.data.progress import progress_bar
 from pipekit.learn import *  # noqa: F403
 from pipekit.learn import __all__ as _learn_names
@@ -133,4 +145,5 @@ if not hasattr(Image.Image, "to_thumb"):  # as fastai's star imports give it to 
     Image.Image.to_thumb = _to_thumb  # type: ignore[attr-defined]
 
 __all__ = ["math", "os", "random", "partial", "attrgetter", "itemgetter", "Path", "plt", "np", "pd", "torch", "F", "Image", "nn", "Tensor",
+           "array", "string", "operator", "re", "subplots", "show_titled_image",
            "ProcessPoolExecutor", "GetAttr", "progress_bar", "to_device", *_data_names, *_learn_names]

@@ -571,8 +571,9 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
         hint = ""
         if path.suffix == ".pkl":  # the book's load_learner(path/'export.pkl'): pipekit's export has its own name
             beside = [p for p in (path.with_suffix(".pipekit"), path.parent / "export.pipekit") if p.exists()]
-            hint = ("; pipekit's learn.export() writes export.pipekit (under learn.path), not a .pkl pickle: "
-                    + (f"load {beside[0]}" if beside else "load the .pipekit file it wrote"))
+            hint = ("; pipekit's learn.export() writes export.pipekit (under learn.path), or the name given to it "
+                    "whatever its suffix, and fastai's pickled exports are never read: "
+                    + (f"load {beside[0]}" if beside else "check the path, or load the file learn.export() wrote"))
         raise FileNotFoundError(f"no such file: {path}{hint}")
     elif not zipfile.is_zipfile(path):
         with open(path, "rb") as f:

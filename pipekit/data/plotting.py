@@ -93,14 +93,71 @@ def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str =
 
             display(fig)
     elif mode == "file":
-        previous = _KEPT[0]() if _KEPT else None
-        if previous is not None and previous is not fig:
-            plt.close(previous)
-        _KEPT[:] = [weakref.ref(fig)]
-        plt.figure(fig)
+        _keep_open(fig)
     else:
         plt.figure(fig)
     return out
+
+
+def _keep_open(fig: Any) -> None:
+    """Leave ``fig`` open and current, headless, closing the figure pipekit left open before (one at a time)."""
+    plt = get_pyplot()
+    previous = _KEPT[0]() if _KEPT else None
+    if previous is not None and previous is not fig:
+        plt.close(previous)
+    _KEPT[:] = [weakref.ref(fig)]
+    plt.figure(fig)
+
+
+#: the figures :func:`subplots` made: [the name of their PNG, the PNG once written (headless)]
+_GRIDS: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None = None, imsize: float = 3,
+             suptitle: str | None = None, name: str = "subplots", **kwargs: Any) -> tuple[Any, np.ndarray]:
+    """A figure and a grid of axes to draw images on, ``imsize`` inches each, as the book's ``subplots`` (fastai's):
+    ``fig, axs = subplots(1, 2)`` then ``show_image(im3, ax=axs[0])`` or ``show_titled_image((im7, '7'),
+    ax=axs[1])``. ``axs`` is a NumPy array of axes (one axes too: ``axs[0]``); ``figsize`` overrides ``imsize``,
+    ``suptitle`` is written above the grid, ``kwargs`` go to matplotlib's ``plt.subplots`` (``sharey=True``).
+
+    The figure goes where pipekit's figures go: a notebook shows it when the cell ends; headless, each
+    :func:`show_image` on one of its axes writes it again to ``plot_dir()/name.png`` (``name_2.png``, ... for the next
+    grid), so the file holds every image drawn so far, and it stays open and current for ``plt.savefig``; with a
+    window, ``plt.show()`` shows it, as any matplotlib figure.
+
+    >>> fig, axs = subplots(1, 2, imsize=2, name="doctest_subplots")
+    >>> axs.shape, fig.get_size_inches().tolist()
+    ((2,), [4.0, 2.0])
+    >>> show_titled_image((torch.rand(28, 28), 3), ax=axs[1]).get_title()
+    '3'
+    """
+    for arg, value in (("nrows", nrows), ("ncols", ncols)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ParameterError(f"subplots: {arg}={value!r}; give a whole number of at least 1")
+    if figsize is None:  # a title above short images needs room of its own
+        figsize = (ncols * imsize, nrows * imsize + (0.6 if suptitle is not None and imsize <= 2 else 0))
+    fig, axs = get_pyplot().subplots(nrows, ncols, figsize=figsize, **kwargs)
+    if suptitle is not None:
+        fig.suptitle(suptitle)
+    if not isinstance(axs, np.ndarray):  # one axes: still indexed as axs[0]
+        axs = np.array([axs])
+    _GRIDS[fig] = [name, None]
+    if plot_mode() == "file":
+        _keep_open(fig)
+    return fig, axs
+
+
+def _drawn_on(ax: Any) -> Path | None:
+    """After drawing on ``ax``: headless, write the :func:`subplots` figure it belongs to (to the same PNG each time);
+    other figures are shown by whoever made them. Returns the PNG written, if any."""
+    fig = ax.get_figure()
+    grid = _GRIDS.get(fig)
+    if grid is None or plot_mode() != "file":
+        return None
+    if grid[1] is None:
+        grid[1] = _next_png(grid[0])
+    fig.savefig(grid[1], dpi=100, bbox_inches="tight")
+    return grid[1]
 
 
 def image_array(value: Any) -> np.ndarray:
@@ -223,7 +280,24 @@ def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = No
     draw_image(ax, img, title, cmap, **imshow)
     if own:
         savefig_or_show(fig, name=name)
+    else:
+        _drawn_on(ax)
     return ax
+
+
+def show_titled_image(o: Any, **kwargs: Any) -> Any:
+    """Show an ``(image, title)`` pair as the book's ``show_titled_image`` (fastai's) does: the image as
+    :func:`show_image` shows it, with ``str(title)`` above it; ``kwargs`` go to :func:`show_image` (``ax=`` an axes
+    of :func:`subplots`, ``figsize=``, ``cmap=``). Returns the axes drawn on.
+
+    >>> show_titled_image((torch.rand(28, 28), "noise"), name="doctest_titled").get_title()
+    'noise'
+    """
+    if not isinstance(o, (tuple, list)) or len(o) != 2:
+        got = f"a {type(o).__name__} of {len(o)}" if isinstance(o, (tuple, list)) else f"a {type(o).__name__}"
+        raise ParameterError(f"show_titled_image: o is {got}; give one (image, title) pair, e.g. "
+                             "show_titled_image((img, 'a three'))")
+    return show_image(o[0], title=str(o[1]), **kwargs)
 
 
 def grid_shape(n: int, nrows: int | None, ncols: int | None) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from pipekit.learn.losses import (
 )
 from pipekit.learn.nets import (
     MLP, ConvBlock, ConvLayer, Embedding, Flatten, Lambda, Module, NormType, SigmoidRange, body_head_splitter, noop,
-    create_params, one_hot, params, sequential, sigmoid_range, simple_cnn, tensor, to_cpu, to_np,
+    create_params, one_hot, params, sequential, sigmoid_range, simple_cnn, tensor, to_cpu, to_np, trainable_params,
 )
 from pipekit.learn.optim import (
     LAMB, SGD, Adam, Lamb, Lookahead, Optimizer, OptimWrapper, QHAdam, RAdam, RMSProp, adam_step, average_grad,
@@ -60,7 +60,7 @@ __all__ = [
     "rmse", "rmspe", "exp_rmspe", "BalancedAccuracy", "CohenKappa", "MatthewsCorrCoef", "top_k_accuracy",
     "AccumMetric", "skm_to_fastai", "FBeta", "Jaccard", "HammingLoss", "APScoreBinary", "BrierScore", "FBetaMulti",
     "JaccardMulti", "HammingLossMulti", "APScoreMulti", "BrierScoreMulti", "MSLE", "msle", "ExplainedVariance",
-    "PearsonCorrCoef", "SpearmanCorrCoef", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "noop", "sequential", "body_head_splitter", "params", "simple_cnn",
+    "PearsonCorrCoef", "SpearmanCorrCoef", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "noop", "sequential", "body_head_splitter", "params", "trainable_params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp", "Optimizer", "adam_step", "average_grad", "average_sqr_grad", "l2_reg",
     "momentum_step", "rms_prop_step", "sgd_step", "step_stat", "weight_decay", "debias", "RAdam", "QHAdam", "Lamb", "LAMB",
     "Lookahead", "ranger", "radam_step", "qhadam_step", "lamb_step",

@@ -20,7 +20,7 @@ from pipekit.core.registry import register
 from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
-__all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "linear_layers",
+__all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "trainable_params", "linear_layers",
            "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu",
            "tensor", "one_hot"]
 
@@ -162,6 +162,17 @@ def to_cpu(x: Any) -> Any:
 def params(module: nn.Module) -> list[nn.Parameter]:
     """All parameters of ``module`` (a convenience for splitters)."""
     return list(module.parameters())
+
+
+def trainable_params(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters of ``module`` that training changes (``requires_grad``), as fastai's ``trainable_params``:
+    after ``freeze()``, or ``requires_grad_(False)`` on a layer, that layer's weights are left out.
+
+    >>> model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1)); _ = model[0].requires_grad_(False)
+    >>> [tuple(p.shape) for p in trainable_params(model)]
+    [(1, 3), (1,)]
+    """
+    return [p for p in module.parameters() if p.requires_grad]
 
 
 def body_head_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
